@@ -1,0 +1,74 @@
+// The keepip command line: one module per command under src/cli/, loaded on demand so that
+// `keepip pp decode` does not pay for the gateway's start-up.
+import { fileURLToPath } from 'node:url';
+
+export interface Command {
+  /** One line for the top-level help. */
+  summary: string;
+  /** Runs the command; resolves to the process exit code. */
+  run(argv: string[]): Promise<number>;
+}
+
+const commands: Record<string, { summary: string }> = {
+  demo: {
+    summary: "Walk through the seed's incident and its fix on loopback",
+    load: () => import('./demo.ts'),
+  },
+  up: {
+    summary: 'Run the chain a directory of manifests describes (lb, kube-proxy hop, gateway, backends)',
+    load: () => import('./up.ts'),
+  },
+  gateway: {
+    summary: 'The L7 ingress gateway for Ingress manifests (ingress-nginx compatible)',
+    load: () => import('./gateway.ts'),
+  },
+  lb: {
+    summary: 'An L4 TCP load balancer in the role of an AWS NLB, with PROXY protocol',
+    load: () => import('./lb.ts'),
+  },
+  doctor: {
+    summary: 'Explain, hop by hop, where the client IP is lost and how to fix it',
+    load: () => import('./doctor.ts'),
+  },
+  whoami: { summary: 'An echo backend that shows what it received' },
+  pp: { summary: 'Decode and encode PROXY protocol v1/v2 headers' },
+};
+
+function usage(): string {
+  const width = Math.max(...Object.keys(commands).map((name) => name.length));
+  const lines = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`);
+  return [
+    'keepip: keep the client IP from the edge to the backend, and decide access on it',
+    '',
+    'Usage: keepip <command> [options]   (keepip <command> --help for its options)',
+    '',
+    'Commands:',
+    ...lines,
+    '',
+  ].join('\n');
+}
+
+export async function runCli(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(usage());
+    return name === undefined ? 2 : 0;
+  }
+  if (name === '--version' || name === '-V') {
+    const pkg = await import('../../package.json', { with: { type: 'json' } });
+    process.stdout.write(`keepip ${pkg.default.version}\n`);
+    return 0;
+  }
+  const entry = commands[name];
+  if (entry === undefined) {
+    process.stderr.write(`keepip: unknown command "${name}"\n\n${usage()}`);
+    return 2;
+  }
+  // Each command lives in src/cli/<name>.ts and exports `command`.
+  const { command } = (await import(`./${name}.ts`)) as { command: Command };
+  return command.run(rest);
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  process.exitCode = await runCli(process.argv.slice(2));
+}

@@ -1,0 +1,235 @@
+// The one model every config source produces (manifest files today, the Kubernetes API later) and
+// every runtime consumes: `keepip up` instantiates all of it, `keepip gateway` and `keepip lb` their
+// part, and the doctor simulates it. Plain, readonly data: no sockets, no classes, JSON-serialisable.
+//
+// Addresses are strings in canonical form (IPv4 dotted quad, IPv6 RFC 5952, IPv4-mapped IPv6 folded
+// to IPv4). CIDRs are normalised ("10.0.0.0/8", host bits masked, bare IPs as /32 or /128).
+
+/** Where an object came from, so every error and warning can name the file, the document and the field. */
+export interface Origin {
+  file: string;
+  /** 1-based index of the YAML document in the file. */
+  document: number;
+  kind: string;
+  namespace: string;
+  name: string;
+}
+
+export interface ConfigIssue {
+  severity: 'error' | 'warning' | 'info';
+  /** Stable code, e.g. UNSUPPORTED_ANNOTATION, INVALID_SOURCE_RANGE, UNKNOWN_LB_ANNOTATION. */
+  code: string;
+  message: string;
+  origin?: Origin;
+  /** The field path inside the object, e.g. `metadata.annotations["nginx.ingress.kubernetes.io/app-root"]`. */
+  field?: string;
+}
+
+export interface ObjectRef {
+  namespace: string;
+  name: string;
+}
+
+/** A parsed allow or deny list. An invalid value fails closed: the location answers 503 to everyone. */
+export type SourceRangeModel =
+  | { valid: true; cidrs: readonly string[]; raw: string; from: 'annotation' | 'configmap' }
+  | { valid: false; raw: string; error: string; from: 'annotation' | 'configmap' };
+
+// ---------------------------------------------------------------------------------------------
+// Load balancer hop (a Service of type LoadBalancer and the cloud LB it asks for)
+
+export type LbProvider =
+  | 'aws-nlb'
+  | 'aws-elb'
+  | 'digitalocean'
+  | 'hetzner'
+  | 'linode'
+  | 'scaleway'
+  | 'openstack'
+  | 'oracle'
+  | 'azure'
+  | 'gke'
+  | 'metallb'
+  | 'generic';
+
+export type ProxyProtocolVersion = 'v1' | 'v2';
+
+export interface HealthCheckModel {
+  protocol: 'tcp' | 'http';
+  /** 'traffic-port' or a port number, as the AWS annotation allows. */
+  port: number | 'traffic-port';
+  path: string;
+  intervalMs: number;
+  timeoutMs: number;
+  healthyThreshold: number;
+  unhealthyThreshold: number;
+}
+
+export interface ServicePortModel {
+  name: string;
+  protocol: 'TCP' | 'UDP' | 'SCTP';
+  port: number;
+  /** A number, or a named container port resolved through the endpoints. */
+  targetPort: number | string;
+  nodePort: number | null;
+}
+
+export interface LoadBalancerModel {
+  id: string; // "namespace/name" of the Service
+  service: ObjectRef;
+  origin: Origin;
+  provider: LbProvider;
+  scheme: 'internal' | 'internet-facing';
+  /** instance: to NodePorts through kube-proxy; ip: straight to the pods. */
+  targetType: 'instance' | 'ip';
+  proxyProtocol: ProxyProtocolVersion | null;
+  /** Whether targets see the client's address (AWS preserve_client_ip.enabled and its defaults). */
+  preserveClientIp: boolean;
+  /** The address clients connect to (status.loadBalancer.ingress[0].ip, else a documented default). */
+  listenAddress: string;
+  /** The LB's own private address: what a target sees when the client IP is not preserved. */
+  sourceAddress: string;
+  ports: readonly ServicePortModel[];
+  externalTrafficPolicy: 'Cluster' | 'Local';
+  healthCheckNodePort: number | null;
+  healthCheck: HealthCheckModel;
+  loadBalancerSourceRanges: readonly string[];
+  /** PrivateLink emulation: when set, PROXY v2 headers carry the AWS VPC endpoint id TLV (0xEA). */
+  vpcEndpointId: string | null;
+  /** True when the status carries a hostname or ipMode: Proxy (in-cluster clients then go through the LB). */
+  statusHasHostnameOrProxyMode: boolean;
+  /** The selector of the Service: which pods (the gateway, usually) are behind it. */
+  selector: Readonly<Record<string, string>>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// kube-proxy hop
+
+export interface NodeModel {
+  name: string;
+  /** InternalIP, mapped to a loopback address for `keepip up`. */
+  address: string;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Backends
+
+export interface EndpointModel {
+  address: string;
+  port: number;
+  ready: boolean;
+  nodeName: string | null;
+}
+
+export interface ServiceModel {
+  ref: ObjectRef;
+  origin: Origin;
+  type: 'ClusterIP' | 'NodePort' | 'LoadBalancer' | 'ExternalName';
+  clusterIP: string | null;
+  ports: readonly ServicePortModel[];
+  selector: Readonly<Record<string, string>>;
+  /** Endpoints by service port name ('' for an unnamed port). */
+  endpoints: Readonly<Record<string, readonly EndpointModel[]>>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Gateway (the ingress controller): settings from the controller ConfigMap, routes from Ingresses
+
+export interface GatewaySettings {
+  configMap: ObjectRef | null;
+  useProxyProtocol: boolean;
+  proxyProtocolHeaderTimeoutMs: number;
+  /** proxy-real-ip-cidr: peers trusted to supply the client address. Default ["0.0.0.0/0"] (trusts everyone, warned). */
+  trustedCidrs: readonly string[];
+  /** True when trustedCidrs came from the default rather than the ConfigMap. */
+  trustedCidrsDefaulted: boolean;
+  useForwardedHeaders: boolean;
+  forwardedForHeader: string;
+  computeFullForwardedFor: boolean;
+  enableRealIp: boolean;
+  /** ConfigMap whitelist-source-range / denylist-source-range: defaults for locations without annotations. */
+  defaultAllow: SourceRangeModel | null;
+  defaultDeny: SourceRangeModel | null;
+  blockCidrs: SourceRangeModel | null;
+  sslRedirect: boolean;
+  httpRedirectCode: 301 | 302 | 307 | 308;
+  logFormatUpstream: string;
+  logFormatEscapeJson: boolean;
+  proxyBodySizeBytes: number;
+  proxyConnectTimeoutMs: number;
+  proxyReadTimeoutMs: number;
+  proxySendTimeoutMs: number;
+  upstreamKeepaliveConnections: number;
+  /** ConfigMap keys present but not implemented: reported at start-up and on reload. */
+  unsupportedKeys: readonly string[];
+}
+
+export type PathType = 'Exact' | 'Prefix' | 'ImplementationSpecific';
+
+export interface BackendRef {
+  service: ObjectRef;
+  /** Service port by number or name. */
+  port: number | string;
+  /** ingress-nginx's $proxy_upstream_name: `<namespace>-<service>-<port>`. */
+  upstreamName: string;
+}
+
+export interface LocationModel {
+  ingress: ObjectRef;
+  ingressOrigin: Origin;
+  /** Ingress creationTimestamp, ISO string or null: older Ingresses win merges. */
+  createdAt: string | null;
+  path: string;
+  pathType: PathType;
+  /** Set when use-regex (or a rewrite on the host) makes this path a case-insensitive regex anchored at the start. */
+  regex: string | null;
+  backend: BackendRef | null;
+  allow: SourceRangeModel | null;
+  deny: SourceRangeModel | null;
+  rewriteTarget: string | null;
+  appRoot: string | null;
+  sslRedirect: boolean;
+  forceSslRedirect: boolean;
+  serviceUpstream: boolean;
+  backendProtocol: 'HTTP' | 'HTTPS';
+  proxyBodySizeBytes: number;
+  proxyConnectTimeoutMs: number;
+  proxyReadTimeoutMs: number;
+  proxySendTimeoutMs: number;
+}
+
+export interface TlsCertificateModel {
+  secret: ObjectRef;
+  hosts: readonly string[];
+  certPem: string;
+  keyPem: string;
+}
+
+export interface VirtualHostModel {
+  /** Exact name, a single leading wildcard label (`*.example.com`), or '' for rules without a host. */
+  host: string;
+  tls: TlsCertificateModel | null;
+  /** Sorted in ingress-nginx priority order: Exact, then Prefix by length; regex paths in order. */
+  locations: readonly LocationModel[];
+}
+
+export interface GatewayModel {
+  ingressClass: string;
+  settings: GatewaySettings;
+  virtualHosts: readonly VirtualHostModel[];
+  /** spec.defaultBackend of an Ingress, if any; otherwise 404. */
+  defaultBackend: BackendRef | null;
+  /** The controller's own Service(s) (the LoadBalancer Service whose selector matches the controller). */
+  controllerServices: readonly ObjectRef[];
+}
+
+// ---------------------------------------------------------------------------------------------
+// The whole thing
+
+export interface Topology {
+  loadBalancers: readonly LoadBalancerModel[];
+  nodes: readonly NodeModel[];
+  services: readonly ServiceModel[];
+  gateway: GatewayModel;
+  issues: readonly ConfigIssue[];
+}
