@@ -12,23 +12,18 @@ export interface Command {
 const commands: Record<string, { summary: string }> = {
   demo: {
     summary: "Walk through the seed's incident and its fix on loopback",
-    load: () => import('./demo.ts'),
   },
   up: {
     summary: 'Run the chain a directory of manifests describes (lb, kube-proxy hop, gateway, backends)',
-    load: () => import('./up.ts'),
   },
   gateway: {
     summary: 'The L7 ingress gateway for Ingress manifests (ingress-nginx compatible)',
-    load: () => import('./gateway.ts'),
   },
   lb: {
     summary: 'An L4 TCP load balancer in the role of an AWS NLB, with PROXY protocol',
-    load: () => import('./lb.ts'),
   },
   doctor: {
     summary: 'Explain, hop by hop, where the client IP is lost and how to fix it',
-    load: () => import('./doctor.ts'),
   },
   whoami: { summary: 'An echo backend that shows what it received' },
   pp: { summary: 'Decode and encode PROXY protocol v1/v2 headers' },
