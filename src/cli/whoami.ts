@@ -1,0 +1,70 @@
+// `keepip whoami --listen ADDR:PORT`: the echo backend, in the role of the seed's Gitea pod.
+import { parseArgs } from 'node:util';
+import { startWhoami } from '../whoami/server.ts';
+import { formatHostPort, parseHostPort } from './address.ts';
+import type { Command } from './main.ts';
+
+const HELP = `Usage: keepip whoami [--listen ADDR:PORT] [--name NAME]
+
+An echo backend: every request is answered with what it received (remote address and port, method,
+host, path, headers, body size and SHA-256). JSON with "Accept: application/json" or ?format=json,
+text otherwise. GET /health answers 200; ?wait=250ms delays the answer (at most 30s). A request with
+"Upgrade: websocket" on any path becomes a WebSocket that echoes every text and binary message.
+
+Options:
+  --listen ADDR:PORT   where to listen (default 127.0.0.1:8080; port 0 picks a free port)
+  --name NAME          the "name" shown in every answer (default whoami)
+  -h, --help           this help
+`;
+
+export const command: Command = {
+  summary: 'An echo backend that shows what it received',
+  async run(argv) {
+    let values: { listen?: string; name?: string; help?: boolean };
+    try {
+      ({ values } = parseArgs({
+        args: argv,
+        options: {
+          listen: { type: 'string' },
+          name: { type: 'string' },
+          help: { type: 'boolean', short: 'h' },
+        },
+        strict: true,
+        allowPositionals: false,
+      }));
+    } catch (error) {
+      process.stderr.write(`keepip whoami: ${(error as Error).message}\n\n${HELP}`);
+      return 2;
+    }
+    if (values.help) {
+      process.stdout.write(HELP);
+      return 0;
+    }
+    const listen = parseHostPort(values.listen ?? '127.0.0.1:8080');
+    if (!listen.ok) {
+      process.stderr.write(`keepip whoami: --listen: ${listen.error}\n`);
+      return 2;
+    }
+    let running: Awaited<ReturnType<typeof startWhoami>>;
+    try {
+      running = await startWhoami({ ...listen.value, ...(values.name ? { name: values.name } : {}) });
+    } catch (error) {
+      const where = formatHostPort(listen.value.host, listen.value.port);
+      process.stderr.write(`keepip whoami: cannot listen on ${where}: ${(error as Error).message}\n`);
+      return 1;
+    }
+    const { address, port } = running.address;
+    process.stdout.write(`keepip whoami: listening on http://${formatHostPort(address, port)}\n`);
+    await new Promise<void>((resolve) => {
+      const stop = () => {
+        process.off('SIGINT', stop);
+        process.off('SIGTERM', stop);
+        resolve();
+      };
+      process.on('SIGINT', stop);
+      process.on('SIGTERM', stop);
+    });
+    await running.close();
+    return 0;
+  },
+};

@@ -1,0 +1,141 @@
+// The whoami backend's socket edge: an HTTP server that answers every request with what it received
+// (see echo.ts for the shape), GET /health, ?wait= delays, and a WebSocket echo on any path.
+import { createHash } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { hostname } from 'node:os';
+import { WebSocketServer } from 'ws';
+import { describeRequest, parseWait, renderText, type WhoamiBody, wantsJson } from './echo.ts';
+
+export interface WhoamiOptions {
+  host: string;
+  port: number;
+  /** Shown as "name" so tests can tell several backends apart; default "whoami". */
+  name?: string;
+}
+
+export interface RunningWhoami {
+  address: AddressInfo;
+  close(): Promise<void>;
+}
+
+function hasBody(req: http.IncomingMessage): boolean {
+  const length = req.headers['content-length'];
+  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+}
+
+export async function startWhoami(options: WhoamiOptions): Promise<RunningWhoami> {
+  const name = options.name ?? 'whoami';
+  const host = hostname();
+  const timers = new Set<NodeJS.Timeout>();
+
+  const answer = (req: http.IncomingMessage, res: http.ServerResponse, body: WhoamiBody | undefined) => {
+    const socket = req.socket;
+    const rawHeaders = req.rawHeaders;
+    const echo = describeRequest({
+      name,
+      hostname: host,
+      remoteAddress: socket.remoteAddress ?? '',
+      remotePort: socket.remotePort ?? 0,
+      localAddress: socket.localAddress ?? '',
+      localPort: socket.localPort ?? 0,
+      method: req.method ?? '',
+      url: req.url ?? '/',
+      httpVersion: req.httpVersion,
+      rawHeaders,
+      ...(body ? { body } : {}),
+    });
+    const json = wantsJson(echo.url, req.headers.accept);
+    const payload = json ? `${JSON.stringify(echo)}\n` : renderText(echo, rawHeaders);
+    res.writeHead(200, {
+      'content-type': json ? 'application/json' : 'text/plain; charset=utf-8',
+      'content-length': Buffer.byteLength(payload),
+    });
+    res.end(payload);
+  };
+
+  const server = http.createServer((req, res) => {
+    const url = req.url ?? '/';
+    const queryAt = url.indexOf('?');
+    const path = queryAt === -1 ? url : url.slice(0, queryAt);
+    if (path === '/health' && (req.method === 'GET' || req.method === 'HEAD')) {
+      req.resume();
+      res.writeHead(200, { 'content-type': 'text/plain', 'content-length': 3 }).end('ok\n');
+      return;
+    }
+    let delayMs = 0;
+    const wait = queryAt === -1 ? null : new URLSearchParams(url.slice(queryAt + 1)).get('wait');
+    if (wait !== null) {
+      const parsed = parseWait(wait);
+      if (!parsed.ok) {
+        req.resume();
+        const text = `${parsed.error.code}: ${parsed.error.message}\n`;
+        res.writeHead(400, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(text) });
+        res.end(text);
+        return;
+      }
+      delayMs = parsed.ms;
+    }
+    // The body is hashed as it streams, so large uploads cost no memory.
+    const withBody = hasBody(req);
+    const hash = withBody ? createHash('sha256') : null;
+    let bytes = 0;
+    req.on('data', (chunk: Buffer) => {
+      bytes += chunk.length;
+      hash?.update(chunk);
+    });
+    req.on('error', () => res.destroy());
+    req.on('end', () => {
+      const body = hash ? { bytes, sha256: hash.digest('hex') } : undefined;
+      if (delayMs === 0) return answer(req, res, body);
+      const timer = setTimeout(() => {
+        timers.delete(timer);
+        answer(req, res, body);
+      }, delayMs);
+      timers.add(timer);
+    });
+  });
+  server.on('clientError', (_error, socket: Socket) => {
+    if (socket.writable)
+      socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+    else socket.destroy();
+  });
+
+  // WebSocket echo on any path: text stays text, binary stays binary.
+  const wss = new WebSocketServer({ noServer: true });
+  server.on('upgrade', (req: http.IncomingMessage, socket: Socket, head: Buffer) => {
+    socket.on('error', () => socket.destroy());
+    if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket') {
+      socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+      return;
+    }
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      ws.on('error', () => ws.terminate());
+      ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary }));
+    });
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+
+  let closing: Promise<void> | null = null;
+  return {
+    address: server.address() as AddressInfo,
+    close() {
+      closing ??= new Promise<void>((resolve) => {
+        for (const timer of timers) clearTimeout(timer);
+        timers.clear();
+        for (const client of wss.clients) client.terminate();
+        wss.close();
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+      return closing;
+    },
+  };
+}
