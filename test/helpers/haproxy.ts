@@ -1,0 +1,159 @@
+// HAProxy for interop tests and benchmarks: a config in a fresh temp dir, HAProxy in the foreground
+// (`-db`, so `log stdout` works and the PID we hold is the one to stop), ready once every frontend
+// port listens, stopped by PID. Usage:
+//   const hap = await startHaproxy({ config: `frontend fe\n  bind 127.0.0.1:${port} accept-proxy\n ...`,
+//                                    waitFor: [{ host: '127.0.0.1', port }] });
+//   ...; await hap.waitForLog(/client=127\.0\.0\.77/); await hap.stop();
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type Running, requireBinary, start } from './process.ts';
+
+export interface HaproxyOptions {
+  /** Everything after the `global` and `defaults` sections (frontends, backends, listens), or a function of the temp dir. */
+  config: string | ((dir: string) => string);
+  /** host:port pairs that must be listening before the promise resolves (no connection is made to them). */
+  waitFor: { host: string; port: number }[];
+  /** Extra lines for the `global` section. `nbthread 1` is always set unless `nbthread` says otherwise. */
+  global?: string[];
+  /** Extra lines for the `defaults` section (timeouts and `log global` are set already). */
+  defaults?: string[];
+  nbthread?: number;
+  /** Default mode of the `defaults` section. */
+  mode?: 'tcp' | 'http';
+  timeoutMs?: number;
+}
+
+export interface RunningHaproxy {
+  dir: string;
+  configPath: string;
+  pid: number;
+  process: Running;
+  /** Everything HAProxy wrote to stdout/stderr so far: with `log stdout format raw`, the log lines. */
+  output(): string;
+  waitForLog(pattern: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
+  /** Stops HAProxy by its PID (SIGTERM, SIGKILL after 3 s) and removes the temp dir. */
+  stop(): Promise<void>;
+}
+
+export async function startHaproxy(options: HaproxyOptions): Promise<RunningHaproxy> {
+  const binary = requireBinary('haproxy');
+  const dir = mkdtempSync(join(tmpdir(), 'keepip-haproxy-'));
+  const body = typeof options.config === 'function' ? options.config(dir) : options.config;
+  const text = [
+    'global',
+    `  nbthread ${options.nbthread ?? 1}`,
+    '  log stdout format raw local0 info',
+    ...(options.global ?? []).map((line) => `  ${line}`),
+    '',
+    'defaults',
+    `  mode ${options.mode ?? 'tcp'}`,
+    '  log global',
+    '  timeout connect 5s',
+    '  timeout client 60s',
+    '  timeout server 60s',
+    ...(options.defaults ?? []).map((line) => `  ${line}`),
+    '',
+    body,
+    '',
+  ].join('\n');
+  const configPath = join(dir, 'haproxy.cfg');
+  writeFileSync(configPath, text);
+  const running = start(binary, ['-db', '-f', configPath]);
+  const stop = async () => {
+    await running.stop();
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    await waitForListening(options.waitFor, running, options.timeoutMs ?? 10_000);
+  } catch (error) {
+    await stop();
+    throw new Error(`HAProxy did not start: ${(error as Error).message}\nconfig:\n${text}`);
+  }
+  return {
+    dir,
+    configPath,
+    pid: running.child.pid!,
+    process: running,
+    output: running.output,
+    waitForLog: (pattern, timeoutMs) => running.waitFor(pattern, timeoutMs),
+    stop,
+  };
+}
+
+/**
+ * Resolves once every host:port is in LISTEN state, read from /proc/net/tcp{,6} so that waiting makes
+ * no connection (a probe would show up as noise such as `broken header` in a PROXY listener's log).
+ * Rejects when `process` exits first or after `timeoutMs`. Shared by the nginx launcher.
+ */
+export async function waitForListening(
+  endpoints: { host: string; port: number }[],
+  process: Running,
+  timeoutMs: number,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (process.child.exitCode !== null || process.child.signalCode !== null) {
+      throw new Error(`exited early; output:\n${process.output()}`);
+    }
+    const listening = listeningSockets();
+    const missing = endpoints.filter(({ host, port }) => {
+      const address = host.includes(':') ? normaliseV6(host) : host === 'localhost' ? '127.0.0.1' : host;
+      return !listening.has(`${address}:${port}`) && !listening.has(`${wildcardFor(host)}:${port}`);
+    });
+    if (missing.length === 0) return;
+    if (Date.now() > deadline) {
+      const names = missing.map(({ host, port }) => `${host}:${port}`).join(', ');
+      throw new Error(`nothing listens on ${names} after ${timeoutMs} ms; output:\n${process.output()}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
+function wildcardFor(host: string): string {
+  return host.includes(':') ? '::' : '0.0.0.0';
+}
+
+/** "addr:port" of every socket in LISTEN state (IPv4 and IPv6; IPv6 in the kernel's expanded form is normalised). */
+function listeningSockets(): Set<string> {
+  const result = new Set<string>();
+  for (const [file, v6] of [
+    ['/proc/net/tcp', false],
+    ['/proc/net/tcp6', true],
+  ] as const) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const line of text.split('\n').slice(1)) {
+      const fields = line.trim().split(/\s+/);
+      if (fields.length < 4 || fields[3] !== '0A') continue; // 0A = TCP_LISTEN
+      const [addrHex, portHex] = fields[1]!.split(':');
+      if (addrHex === undefined || portHex === undefined) continue;
+      const port = Number.parseInt(portHex, 16);
+      result.add(`${v6 ? decodeV6(addrHex) : decodeV4(addrHex)}:${port}`);
+    }
+  }
+  return result;
+}
+
+// The kernel prints addresses as host-order 32-bit words (little-endian on the machines we run on).
+function decodeV4(hex: string): string {
+  const bytes = Buffer.from(hex, 'hex').reverse();
+  return Array.from(bytes).join('.');
+}
+
+function decodeV6(hex: string): string {
+  const raw = Buffer.from(hex, 'hex');
+  for (let i = 0; i < 16; i += 4) raw.subarray(i, i + 4).reverse();
+  const groups: string[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push(raw.readUInt16BE(i).toString(16));
+  return normaliseV6(groups.join(':'));
+}
+
+/** RFC 5952 form via the URL parser, so "0:0:0:0:0:0:0:1" and "::1" compare equal. */
+function normaliseV6(address: string): string {
+  return new URL(`http://[${address}]/`).hostname.slice(1, -1);
+}

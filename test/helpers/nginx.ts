@@ -1,0 +1,119 @@
+// nginx for interop tests and benchmarks: a complete nginx.conf in a fresh temp dir (pid file, error
+// log, access log, temp paths all inside it), `daemon off` so the PID we hold is the master, ready once
+// every listen port is in LISTEN state, stopped by PID. Usage:
+//   const ngx = await startNginx({
+//     http: (dir) => `log_format ip '$remote_addr'; server { listen 127.0.0.1:${port} proxy_protocol;
+//                      access_log ${dir}/access.log ip; location / { return 200 "ok\n"; } }`,
+//     waitFor: [{ host: '127.0.0.1', port }],
+//   });
+//   ...; ngx.readFile('access.log'); await ngx.stop();
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { waitForListening } from './haproxy.ts';
+import { type Running, requireBinary, start } from './process.ts';
+
+export interface NginxOptions {
+  /** The body of the `http { }` block (servers, log formats…), or a function of the temp dir. */
+  http?: string | ((dir: string) => string);
+  /** The body of a `stream { }` block, if any (needs the stream module to be built in or loadable). */
+  stream?: string | ((dir: string) => string);
+  /** Extra main-context lines, e.g. `load_module …;`. */
+  main?: string[];
+  /** host:port pairs that must be listening before the promise resolves (no connection is made to them). */
+  waitFor: { host: string; port: number }[];
+  workerProcesses?: number;
+  timeoutMs?: number;
+}
+
+export interface RunningNginx {
+  dir: string;
+  configPath: string;
+  /** `${dir}/error.log`: nginx's error log (PROXY `broken header` lines land here). */
+  errorLogPath: string;
+  /** `${dir}/access.log`: the default access log of the http block (combined format) unless a server overrides it. */
+  accessLogPath: string;
+  pid: number;
+  process: Running;
+  /** Reads a file inside the temp dir ('' when it does not exist yet). */
+  readFile(name: string): string;
+  /** Polls a file inside the temp dir until its content matches `pattern`. */
+  waitForFile(name: string, pattern: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
+  /** Stops nginx by its PID (SIGTERM = fast shutdown, SIGKILL after 3 s) and removes the temp dir. */
+  stop(): Promise<void>;
+}
+
+export async function startNginx(options: NginxOptions): Promise<RunningNginx> {
+  const binary = requireBinary('nginx');
+  const dir = mkdtempSync(join(tmpdir(), 'keepip-nginx-'));
+  const temp = join(dir, 'temp');
+  mkdirSync(temp);
+  const resolve = (part: string | ((dir: string) => string) | undefined) =>
+    typeof part === 'function' ? part(dir) : (part ?? '');
+  const errorLogPath = join(dir, 'error.log');
+  const accessLogPath = join(dir, 'access.log');
+  // Workers run as the invoking user; as root nginx would switch them to `nobody`, who cannot write
+  // into our 0700 temp dir.
+  const user = process.getuid?.() === 0 ? ['user root;'] : [];
+  const text = [
+    ...user,
+    ...(options.main ?? []),
+    `worker_processes ${options.workerProcesses ?? 1};`,
+    'daemon off;',
+    'master_process on;',
+    `pid ${join(dir, 'nginx.pid')};`,
+    `error_log ${errorLogPath} info;`,
+    'events { worker_connections 4096; }',
+    'http {',
+    `  access_log ${accessLogPath};`,
+    `  client_body_temp_path ${join(temp, 'body')};`,
+    `  proxy_temp_path ${join(temp, 'proxy')};`,
+    `  fastcgi_temp_path ${join(temp, 'fastcgi')};`,
+    `  uwsgi_temp_path ${join(temp, 'uwsgi')};`,
+    `  scgi_temp_path ${join(temp, 'scgi')};`,
+    resolve(options.http),
+    '}',
+    ...(options.stream === undefined ? [] : ['stream {', resolve(options.stream), '}']),
+    '',
+  ].join('\n');
+  const configPath = join(dir, 'nginx.conf');
+  writeFileSync(configPath, text);
+  // -e: the error log before the config is read (the default path may not be writable); -p: prefix.
+  const running = start(binary, ['-p', dir, '-e', errorLogPath, '-c', configPath]);
+  const stop = async () => {
+    await running.stop();
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    await waitForListening(options.waitFor, running, options.timeoutMs ?? 10_000);
+  } catch (error) {
+    const log = existsSync(errorLogPath) ? readFileSync(errorLogPath, 'utf8') : '';
+    await stop();
+    throw new Error(`nginx did not start: ${(error as Error).message}\nerror.log:\n${log}\nconfig:\n${text}`);
+  }
+  const readFile = (name: string) => {
+    const path = join(dir, name);
+    return existsSync(path) ? readFileSync(path, 'utf8') : '';
+  };
+  return {
+    dir,
+    configPath,
+    errorLogPath,
+    accessLogPath,
+    pid: running.child.pid!,
+    process: running,
+    readFile,
+    async waitForFile(name, pattern, timeoutMs = 5_000) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const match = readFile(name).match(pattern);
+        if (match) return match;
+        if (Date.now() > deadline) {
+          throw new Error(`timed out waiting for ${pattern} in ${name}; content:\n${readFile(name)}`);
+        }
+        await new Promise((r) => setTimeout(r, 25));
+      }
+    },
+    stop,
+  };
+}
