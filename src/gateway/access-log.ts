@@ -1,0 +1,603 @@
+// The ingress-nginx access log and error log lines, byte for byte.
+//
+// A log format is compiled once per config snapshot into a list of (literal, variable getter)
+// segments; formatting a line is then one pass of string concatenation with no parsing and no
+// regex work for the common all-ASCII values. Escaping follows nginx's `log_format escape=`:
+//   default: `"`, `\`, bytes < 0x20 and bytes >= 0x7f become `\xHH` (upper-case hex);
+//   json:    `"` and `\` are backslash-escaped, \n \r \t \b \f by name, other bytes < 0x20 as \u00HH;
+//   none:    values are written as they are.
+// A variable that has no value is written as `-` (default, none) or as nothing (json), as nginx
+// does; a variable whose value is the empty string is written as nothing (`[]` for
+// $proxy_alternative_upstream_name in the seed's lines).
+//
+// Strings from Node's HTTP parser are byte strings (latin1: one char per byte), so chars
+// 0x80-0xFF are treated as bytes; chars above 0xFF are encoded as UTF-8 first.
+
+/** Header values as Node's IncomingHttpHeaders carries them (lower-case names). */
+export type HeaderBag = Readonly<Record<string, string | string[] | number | undefined>>;
+
+/**
+ * Everything a log line can refer to. RUNTIME fills one per request (start from
+ * `createAccessLogVars()` so every object has the same shape). `null` means "no value" (`-`).
+ */
+export interface AccessLogVars {
+  /** $remote_addr: the resolved client address. */
+  remoteAddr: string;
+  /** $remote_port: the socket peer's port. */
+  remotePort: number | null;
+  /** $realip_remote_addr: the socket peer address, before client-IP resolution. */
+  realipRemoteAddr: string | null;
+  /** $proxy_protocol_addr / $proxy_protocol_port: from an accepted PROXY header. */
+  proxyProtocolAddr: string | null;
+  proxyProtocolPort: number | null;
+  /** $remote_user (basic auth); keepip has none, so normally null. */
+  remoteUser: string | null;
+  /** When the request finished, ms since the epoch: $time_local, $time_iso8601, $msec. */
+  timeMs: number;
+  /** $request: the request line as received; null to build it from method, URI and protocol. */
+  request: string | null;
+  /** $request_method */
+  requestMethod: string;
+  /** $request_uri: the raw request-target as received, query included. */
+  requestUri: string;
+  /** $server_protocol, e.g. `HTTP/1.1`. */
+  serverProtocol: string;
+  /** $status */
+  status: number;
+  /** $body_bytes_sent */
+  bodyBytesSent: number;
+  /** $bytes_sent (status line and headers included) */
+  bytesSent: number;
+  /** $request_length (request line, headers and body) */
+  requestLength: number;
+  /** $request_time, in milliseconds (logged as seconds with 3 decimals). */
+  requestTimeMs: number;
+  /** Request headers for $http_<name>, $cookie_<name>. */
+  headers: HeaderBag;
+  /** Response headers for $sent_http_<name>; null when not kept. */
+  responseHeaders: HeaderBag | null;
+  /** $host: the normalised host name (lower case, no port). */
+  host: string;
+  /** $scheme: `http` or `https`. */
+  scheme: string;
+  /** $server_name */
+  serverName: string;
+  /** $server_addr / $server_port: the local end of the client connection. */
+  serverAddr: string | null;
+  serverPort: number | null;
+  /** $proxy_upstream_name, e.g. `gitea-gitea-http-3000` or `upstream-default-backend`. */
+  proxyUpstreamName: string | null;
+  /** $proxy_alternative_upstream_name: ingress-nginx sets it to "" (canary only). */
+  proxyAlternativeUpstreamName: string;
+  /** $upstream_addr: `ip:port`, or several joined by `, ` after retries. */
+  upstreamAddr: string | null;
+  /** $upstream_response_length: a number, or a `, `-joined list after retries. */
+  upstreamResponseLength: number | string | null;
+  /** $upstream_response_time: milliseconds (logged as seconds with 3 decimals), or a preformatted list. */
+  upstreamResponseTimeMs: number | string | null;
+  /** $upstream_status: a number, or a `, `-joined list after retries. */
+  upstreamStatus: number | string | null;
+  /** $req_id: the incoming X-Request-ID or the generated id. */
+  reqId: string;
+  /** $request_id: the id keepip generated (null: same as reqId). */
+  requestId: string | null;
+  /** $namespace, $ingress_name, $service_name, $service_port of the matched location. */
+  namespace: string | null;
+  ingressName: string | null;
+  serviceName: string | null;
+  servicePort: string | number | null;
+  /** $uri: the normalised path; null to use the path part of requestUri. */
+  uri: string | null;
+  /** $args: the query string; null to take it from requestUri. */
+  args: string | null;
+}
+
+/** A blank AccessLogVars with every field present (one hidden class for all requests). */
+export function createAccessLogVars(): AccessLogVars {
+  return {
+    remoteAddr: '',
+    remotePort: null,
+    realipRemoteAddr: null,
+    proxyProtocolAddr: null,
+    proxyProtocolPort: null,
+    remoteUser: null,
+    timeMs: 0,
+    request: null,
+    requestMethod: 'GET',
+    requestUri: '/',
+    serverProtocol: 'HTTP/1.1',
+    status: 0,
+    bodyBytesSent: 0,
+    bytesSent: 0,
+    requestLength: 0,
+    requestTimeMs: 0,
+    headers: {},
+    responseHeaders: null,
+    host: '',
+    scheme: 'http',
+    serverName: '_',
+    serverAddr: null,
+    serverPort: null,
+    proxyUpstreamName: null,
+    proxyAlternativeUpstreamName: '',
+    upstreamAddr: null,
+    upstreamResponseLength: null,
+    upstreamResponseTimeMs: null,
+    upstreamStatus: null,
+    reqId: '',
+    requestId: null,
+    namespace: null,
+    ingressName: null,
+    serviceName: null,
+    servicePort: null,
+    uri: null,
+    args: null,
+  };
+}
+
+/** ingress-nginx's default `log-format-upstream`, exactly. */
+export const DEFAULT_LOG_FORMAT_UPSTREAM =
+  '$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" ' +
+  '"$http_user_agent" $request_length $request_time [$proxy_upstream_name] [$proxy_alternative_upstream_name] ' +
+  '$upstream_addr $upstream_response_length $upstream_response_time $upstream_status $req_id';
+
+export type LogEscape = 'default' | 'json' | 'none';
+export type AccessLogFormatter = (vars: AccessLogVars) => string;
+
+// ---------------------------------------------------------------------------------------------
+// Escaping
+
+const HEX = '0123456789ABCDEF';
+const DEFAULT_ESCAPES: string[] = [];
+for (let b = 0; b < 256; b++) DEFAULT_ESCAPES.push(`\\x${HEX[b >> 4]}${HEX[b & 15]}`);
+
+const NEEDS_DEFAULT_ESCAPE = /["\\\x00-\x1f\x7f-\uffff]/;
+const NEEDS_JSON_ESCAPE = /["\\\x00-\x1f]/;
+const HAS_HIGH_BYTES = /[\x80-\xff]/;
+const HAS_WIDE_CHARS = /[\u0100-\uffff]/;
+
+/** UTF-8 bytes of the code point at s[i] (surrogate pairs joined, lone surrogates as U+FFFD). */
+function utf8Bytes(s: string, i: number): { bytes: number[]; width: number } {
+  let cp = s.charCodeAt(i);
+  let width = 1;
+  if (cp >= 0xd800 && cp <= 0xdbff && i + 1 < s.length) {
+    const lo = s.charCodeAt(i + 1);
+    if (lo >= 0xdc00 && lo <= 0xdfff) {
+      cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+      width = 2;
+    }
+  }
+  if (cp >= 0xd800 && cp <= 0xdfff) cp = 0xfffd;
+  if (cp < 0x800) return { bytes: [0xc0 | (cp >> 6), 0x80 | (cp & 63)], width };
+  if (cp < 0x10000) return { bytes: [0xe0 | (cp >> 12), 0x80 | ((cp >> 6) & 63), 0x80 | (cp & 63)], width };
+  return {
+    bytes: [0xf0 | (cp >> 18), 0x80 | ((cp >> 12) & 63), 0x80 | ((cp >> 6) & 63), 0x80 | (cp & 63)],
+    width,
+  };
+}
+
+/** nginx `escape=default`: `"`, `\`, < 0x20 and >= 0x7f as \xHH. */
+export function escapeLogDefault(s: string): string {
+  if (!NEEDS_DEFAULT_ESCAPE.test(s)) return s;
+  let out = '';
+  let start = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c === 0x22 || c === 0x5c || c < 0x20 || c >= 0x7f) {
+      out += s.slice(start, i);
+      if (c <= 0xff) {
+        out += DEFAULT_ESCAPES[c];
+      } else {
+        const { bytes, width } = utf8Bytes(s, i);
+        for (const b of bytes) out += DEFAULT_ESCAPES[b];
+        i += width - 1;
+      }
+      start = i + 1;
+    }
+  }
+  return out + s.slice(start);
+}
+
+/** A byte string (chars <= 0xFF) carrying UTF-8 becomes text; anything else is left alone. */
+function bytesToText(s: string): string {
+  if (!HAS_HIGH_BYTES.test(s) || HAS_WIDE_CHARS.test(s)) return s;
+  return Buffer.from(s, 'latin1').toString('utf8');
+}
+
+/** nginx `escape=json` (ngx_escape_json). Bytes >= 0x80 pass through (as UTF-8 text). */
+export function escapeLogJson(s: string): string {
+  s = bytesToText(s);
+  if (!NEEDS_JSON_ESCAPE.test(s)) return s;
+  let out = '';
+  let start = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c > 0x1f && c !== 0x22 && c !== 0x5c) continue;
+    out += s.slice(start, i);
+    start = i + 1;
+    switch (c) {
+      case 0x22:
+        out += '\\"';
+        break;
+      case 0x5c:
+        out += '\\\\';
+        break;
+      case 0x0a:
+        out += '\\n';
+        break;
+      case 0x0d:
+        out += '\\r';
+        break;
+      case 0x09:
+        out += '\\t';
+        break;
+      case 0x08:
+        out += '\\b';
+        break;
+      case 0x0c:
+        out += '\\f';
+        break;
+      default:
+        out += `\\u00${HEX[c >> 4]}${HEX[c & 15]}`;
+    }
+  }
+  return out + s.slice(start);
+}
+
+function escapeLogNone(s: string): string {
+  return bytesToText(s);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Time
+
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+
+function pad2(n: number): string {
+  return n < 10 ? `0${n}` : `${n}`;
+}
+
+function tzOffset(d: Date, withColon: boolean): string {
+  const off = -d.getTimezoneOffset();
+  const sign = off < 0 ? '-' : '+';
+  const abs = Math.abs(off);
+  return `${sign}${pad2(Math.floor(abs / 60))}${withColon ? ':' : ''}${pad2(abs % 60)}`;
+}
+
+function toDate(date: Date | number): Date {
+  return typeof date === 'number' ? new Date(date) : date;
+}
+
+/** nginx $time_local in the local time zone: `19/Mar/2025:11:00:37 +0000`. */
+export function formatTimeLocal(date: Date | number): string {
+  const d = toDate(date);
+  return (
+    `${pad2(d.getDate())}/${MONTHS[d.getMonth()]}/${d.getFullYear()}:` +
+    `${pad2(d.getHours())}:${pad2(d.getMinutes())}:${pad2(d.getSeconds())} ${tzOffset(d, false)}`
+  );
+}
+
+/** nginx $time_iso8601 in the local time zone: `2025-03-19T11:00:37+00:00`. */
+export function formatTimeIso8601(date: Date | number): string {
+  const d = toDate(date);
+  return (
+    `${d.getFullYear()}-${pad2(d.getMonth() + 1)}-${pad2(d.getDate())}T` +
+    `${pad2(d.getHours())}:${pad2(d.getMinutes())}:${pad2(d.getSeconds())}${tzOffset(d, true)}`
+  );
+}
+
+/** nginx's error log time: `2025/03/19 10:01:03`. */
+function formatErrorLogTime(d: Date): string {
+  return (
+    `${d.getFullYear()}/${pad2(d.getMonth() + 1)}/${pad2(d.getDate())} ` +
+    `${pad2(d.getHours())}:${pad2(d.getMinutes())}:${pad2(d.getSeconds())}`
+  );
+}
+
+// Formatting a date costs far more than a log line's other work; lines come in bursts within one
+// second, so each representation is cached per second.
+function perSecondCache(format: (ms: number) => string): (ms: number) => string {
+  let second = Number.NaN;
+  let text = '';
+  return (ms) => {
+    const s = Math.floor(ms / 1000);
+    if (s !== second) {
+      second = s;
+      text = format(s * 1000);
+    }
+    return text;
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Variables
+
+type Getter = (v: AccessLogVars) => string | null;
+interface VariableSpec {
+  get: Getter;
+  /** The value is known to need no escaping (numbers, times, generated ids). */
+  safe: boolean;
+}
+
+/** Seconds with 3 decimals from milliseconds, as nginx prints $request_time. */
+export function formatMsAsSeconds(ms: number): string {
+  const whole = ms > 0 ? Math.floor(ms) : 0;
+  const rest = whole % 1000;
+  return `${(whole - rest) / 1000}.${rest < 10 ? '00' : rest < 100 ? '0' : ''}${rest}`;
+}
+
+function numOrNull(n: number | null): string | null {
+  return n === null ? null : `${n}`;
+}
+
+function headerValue(bag: HeaderBag | null, name: string): string | null {
+  if (bag === null) return null;
+  const v = bag[name];
+  if (v === undefined) return null;
+  if (typeof v === 'string') return v;
+  if (typeof v === 'number') return `${v}`;
+  return v.join(', ');
+}
+
+function pathOf(requestUri: string): string {
+  const q = requestUri.indexOf('?');
+  return q < 0 ? requestUri : requestUri.slice(0, q);
+}
+
+function argsOf(v: AccessLogVars): string | null {
+  if (v.args !== null) return v.args;
+  const q = v.requestUri.indexOf('?');
+  return q < 0 ? null : v.requestUri.slice(q + 1);
+}
+
+/** The value of `name` in a `a=1&b=2` string (nginx $arg_<name>: case-insensitive name). */
+function findArg(args: string | null, name: string): string | null {
+  if (args === null) return null;
+  for (const pair of args.split('&')) {
+    const eq = pair.indexOf('=');
+    const key = eq < 0 ? pair : pair.slice(0, eq);
+    if (key.toLowerCase() === name) return eq < 0 ? '' : pair.slice(eq + 1);
+  }
+  return null;
+}
+
+/** The value of cookie `name` (nginx $cookie_<name>). */
+function findCookie(header: string | null, name: string): string | null {
+  if (header === null) return null;
+  for (const part of header.split(';')) {
+    const eq = part.indexOf('=');
+    if (eq < 0) continue;
+    if (part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
+  }
+  return null;
+}
+
+const timeLocal = perSecondCache(formatTimeLocal);
+const timeIso = perSecondCache(formatTimeIso8601);
+
+const VARIABLES: Readonly<Record<string, VariableSpec>> = {
+  remote_addr: { get: (v) => v.remoteAddr, safe: false },
+  // ingress-nginx's older templates call the resolved client address $the_real_ip.
+  the_real_ip: { get: (v) => v.remoteAddr, safe: false },
+  remote_port: { get: (v) => numOrNull(v.remotePort), safe: true },
+  realip_remote_addr: { get: (v) => v.realipRemoteAddr, safe: false },
+  proxy_protocol_addr: { get: (v) => v.proxyProtocolAddr, safe: false },
+  proxy_protocol_port: { get: (v) => numOrNull(v.proxyProtocolPort), safe: true },
+  remote_user: { get: (v) => v.remoteUser, safe: false },
+  time_local: { get: (v) => timeLocal(v.timeMs), safe: true },
+  time_iso8601: { get: (v) => timeIso(v.timeMs), safe: true },
+  msec: { get: (v) => formatMsAsSeconds(v.timeMs), safe: true },
+  request: {
+    get: (v) => v.request ?? `${v.requestMethod} ${v.requestUri} ${v.serverProtocol}`,
+    safe: false,
+  },
+  request_method: { get: (v) => v.requestMethod, safe: false },
+  request_uri: { get: (v) => v.requestUri, safe: false },
+  uri: { get: (v) => v.uri ?? pathOf(v.requestUri), safe: false },
+  document_uri: { get: (v) => v.uri ?? pathOf(v.requestUri), safe: false },
+  args: { get: argsOf, safe: false },
+  query_string: { get: argsOf, safe: false },
+  is_args: { get: (v) => (argsOf(v) === null ? '' : '?'), safe: true },
+  server_protocol: { get: (v) => v.serverProtocol, safe: false },
+  scheme: { get: (v) => v.scheme, safe: false },
+  https: { get: (v) => (v.scheme === 'https' ? 'on' : ''), safe: true },
+  status: { get: (v) => (v.status < 100 ? `${v.status}`.padStart(3, '0') : `${v.status}`), safe: true },
+  body_bytes_sent: { get: (v) => `${v.bodyBytesSent}`, safe: true },
+  bytes_sent: { get: (v) => `${v.bytesSent}`, safe: true },
+  request_length: { get: (v) => `${v.requestLength}`, safe: true },
+  request_time: { get: (v) => formatMsAsSeconds(v.requestTimeMs), safe: true },
+  host: { get: (v) => v.host, safe: false },
+  server_name: { get: (v) => v.serverName, safe: false },
+  server_addr: { get: (v) => v.serverAddr, safe: false },
+  server_port: { get: (v) => numOrNull(v.serverPort), safe: true },
+  proxy_upstream_name: { get: (v) => v.proxyUpstreamName, safe: false },
+  proxy_alternative_upstream_name: { get: (v) => v.proxyAlternativeUpstreamName, safe: false },
+  upstream_addr: { get: (v) => v.upstreamAddr, safe: false },
+  upstream_response_length: {
+    get: (v) => (v.upstreamResponseLength === null ? null : `${v.upstreamResponseLength}`),
+    safe: false,
+  },
+  upstream_response_time: {
+    get: (v) => {
+      const t = v.upstreamResponseTimeMs;
+      return t === null ? null : typeof t === 'number' ? formatMsAsSeconds(t) : t;
+    },
+    safe: false,
+  },
+  upstream_status: {
+    get: (v) => (v.upstreamStatus === null ? null : `${v.upstreamStatus}`),
+    safe: false,
+  },
+  req_id: { get: (v) => v.reqId, safe: false },
+  request_id: { get: (v) => v.requestId ?? v.reqId, safe: false },
+  namespace: { get: (v) => v.namespace, safe: false },
+  ingress_name: { get: (v) => v.ingressName, safe: false },
+  service_name: { get: (v) => v.serviceName, safe: false },
+  service_port: { get: (v) => (v.servicePort === null ? null : `${v.servicePort}`), safe: false },
+};
+
+const NAME_CHAR = /[A-Za-z0-9_]/;
+
+function lookupVariable(name: string): VariableSpec | null {
+  const fixed = VARIABLES[name];
+  if (fixed !== undefined) return fixed;
+  if (name.startsWith('http_') && name.length > 5) {
+    const header = name.slice(5).toLowerCase().replaceAll('_', '-');
+    return { get: (v) => headerValue(v.headers, header), safe: false };
+  }
+  if (name.startsWith('sent_http_') && name.length > 10) {
+    const header = name.slice(10).toLowerCase().replaceAll('_', '-');
+    return { get: (v) => headerValue(v.responseHeaders, header), safe: false };
+  }
+  if (name.startsWith('arg_') && name.length > 4) {
+    const arg = name.slice(4).toLowerCase();
+    return { get: (v) => findArg(argsOf(v), arg), safe: false };
+  }
+  if (name.startsWith('cookie_') && name.length > 7) {
+    const cookie = name.slice(7);
+    return { get: (v) => findCookie(headerValue(v.headers, 'cookie'), cookie), safe: false };
+  }
+  if (name === 'content_length' || name === 'content_type') {
+    const header = name.replace('_', '-');
+    return { get: (v) => headerValue(v.headers, header), safe: false };
+  }
+  return null;
+}
+
+type Token = { literal: string } | { variable: string };
+
+/** Splits a format into literals and variable names (`$name` or `${name}`, as nginx's script parser). */
+function tokenize(format: string): Token[] {
+  const tokens: Token[] = [];
+  let literal = '';
+  let i = 0;
+  while (i < format.length) {
+    const c = format[i];
+    if (c !== '$') {
+      literal += c;
+      i++;
+      continue;
+    }
+    let name = '';
+    let end = i + 1;
+    if (format[end] === '{') {
+      const close = format.indexOf('}', end + 1);
+      if (close > end + 1) {
+        name = format.slice(end + 1, close);
+        end = close + 1;
+      }
+    } else {
+      while (end < format.length && NAME_CHAR.test(format[end]!)) end++;
+      name = format.slice(i + 1, end);
+    }
+    if (name === '') {
+      // A lone `$` is kept as text (nginx would refuse the format).
+      literal += c;
+      i++;
+      continue;
+    }
+    if (literal !== '') tokens.push({ literal });
+    literal = '';
+    tokens.push({ variable: name });
+    i = end;
+  }
+  if (literal !== '') tokens.push({ literal });
+  return tokens;
+}
+
+/**
+ * The variables a format uses, and those keepip does not know. Unknown variables are logged as
+ * `-` (nothing in JSON mode) where nginx would refuse the format; RUNTIME reports them at start-up.
+ */
+export function describeLogFormat(format: string): { variables: string[]; unknown: string[] } {
+  const variables: string[] = [];
+  const unknown: string[] = [];
+  for (const t of tokenize(format)) {
+    if (!('variable' in t)) continue;
+    if (!variables.includes(t.variable)) variables.push(t.variable);
+    if (lookupVariable(t.variable) === null && !unknown.includes(t.variable)) unknown.push(t.variable);
+  }
+  return { variables, unknown };
+}
+
+const UNKNOWN_VARIABLE: VariableSpec = { get: () => null, safe: true };
+
+/** Compiles a log format once; the returned function formats one line (without the newline). */
+export function compileLogFormat(format: string, options: { escape: LogEscape }): AccessLogFormatter {
+  const escapeValue =
+    options.escape === 'json' ? escapeLogJson : options.escape === 'none' ? escapeLogNone : escapeLogDefault;
+  const missing = options.escape === 'json' ? '' : '-';
+  const prefixes: string[] = [];
+  const specs: VariableSpec[] = [];
+  let pending = '';
+  for (const t of tokenize(format)) {
+    if ('literal' in t) {
+      pending += t.literal;
+      continue;
+    }
+    prefixes.push(pending);
+    specs.push(lookupVariable(t.variable) ?? UNKNOWN_VARIABLE);
+    pending = '';
+  }
+  const tail = pending;
+  const n = specs.length;
+  const getters = specs.map((s) => s.get);
+  const safe = specs.map((s) => s.safe);
+  return (v) => {
+    let out = '';
+    for (let i = 0; i < n; i++) {
+      out += prefixes[i];
+      const value = getters[i]!(v);
+      out += value === null ? missing : safe[i] ? value : escapeValue(value);
+    }
+    return out + tail;
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Error log
+
+// nginx writes these fields unescaped; control bytes are still escaped so that a request cannot
+// forge extra log lines (Node's parser already refuses most of them).
+const CONTROL = /[\x00-\x1f\x7f]/;
+function errorLogText(s: string): string {
+  if (!CONTROL.test(s)) return s;
+  let out = '';
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    out += c < 0x20 || c === 0x7f ? DEFAULT_ESCAPES[c] : s[i];
+  }
+  return out;
+}
+
+/**
+ * The text nginx logs for a denied client:
+ * `access forbidden by rule, client: <ip>, server: <name>, request: "<line>", host: "<host>"`
+ * plus `, referrer: "<referrer>"` when the request had one.
+ */
+export function formatForbiddenLine(input: {
+  client: string;
+  server: string;
+  request: string;
+  host: string;
+  referrer?: string | null;
+}): string {
+  let line =
+    `access forbidden by rule, client: ${errorLogText(input.client)}, server: ${errorLogText(input.server)}, ` +
+    `request: "${errorLogText(input.request)}", host: "${errorLogText(input.host)}"`;
+  if (input.referrer !== undefined && input.referrer !== null && input.referrer !== '') {
+    line += `, referrer: "${errorLogText(input.referrer)}"`;
+  }
+  return line;
+}
+
+/** nginx's error log prefix: `2025/03/19 10:01:03 [error] 31#31: *1393 ` (no `*N ` without a connection). */
+export function formatErrorLogPrefix(
+  date: Date | number,
+  pid: number,
+  connectionId: number | null,
+  level: 'emerg' | 'alert' | 'crit' | 'error' | 'warn' | 'notice' | 'info' | 'debug' = 'error',
+): string {
+  const conn = connectionId === null ? '' : `*${connectionId} `;
+  return `${formatErrorLogTime(toDate(date))} [${level}] ${pid}#${pid}: ${conn}`;
+}
