@@ -1,0 +1,89 @@
+// The gateway's Prometheus metrics. Children are cached per label combination: prom-client hashes the
+// label values on every call otherwise, and these counters move on every request.
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+export interface GatewayMetrics {
+  registry: Registry;
+  /** One request answered (any status, proxied or not). `ingress` is "namespace/name" or "" when none matched. */
+  request(ingress: string, host: string, status: number): void;
+  /** An access decision that turned a client away: rule is block-cidrs, denylist, allowlist-miss, invalid-rules… */
+  denial(rule: string): void;
+  /** A PROXY header accepted (reason "ok") or rejected (untrusted, timeout, malformed, oversize, missing…). */
+  proxyHeader(result: 'accepted' | 'rejected' | 'unexpected', reason: string): void;
+  /** Seconds from dispatch to the end of the upstream response. */
+  upstreamDuration(upstream: string, seconds: number): void;
+  reload(result: 'applied' | 'rejected', version: number): void;
+}
+
+export function createGatewayMetrics(registry: Registry = new Registry()): GatewayMetrics {
+  const requests = new Counter({
+    name: 'keepip_gateway_requests_total',
+    help: 'Requests answered by the gateway, by Ingress, host and status',
+    labelNames: ['ingress', 'host', 'status'] as const,
+    registers: [registry],
+  });
+  const denials = new Counter({
+    name: 'keepip_gateway_denials_total',
+    help: 'Requests turned away by an access rule (403) or a fail-closed location (503), by rule',
+    labelNames: ['rule'] as const,
+    registers: [registry],
+  });
+  const proxyHeaders = new Counter({
+    name: 'keepip_gateway_proxy_headers_total',
+    help: 'PROXY protocol headers accepted or rejected, by reason',
+    labelNames: ['result', 'reason'] as const,
+    registers: [registry],
+  });
+  const upstream = new Histogram({
+    name: 'keepip_gateway_upstream_duration_seconds',
+    help: 'Time from sending a request upstream to the end of its response',
+    labelNames: ['upstream'] as const,
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+    registers: [registry],
+  });
+  const reloads = new Counter({
+    name: 'keepip_gateway_config_reloads_total',
+    help: 'Configuration changes applied or rejected',
+    labelNames: ['result'] as const,
+    registers: [registry],
+  });
+  const version = new Gauge({
+    name: 'keepip_gateway_config_version',
+    help: 'Version of the configuration snapshot being served',
+    registers: [registry],
+  });
+
+  const requestChildren = new Map<string, Counter.Internal>();
+  const upstreamChildren = new Map<string, Histogram.Internal<'upstream'>>();
+  return {
+    registry,
+    request(ingress, host, status) {
+      const key = `${ingress}\u0000${host}\u0000${status}`;
+      let child = requestChildren.get(key);
+      if (child === undefined) {
+        // Bounded by the configured hosts and ingresses: `host` is the matched server name, never raw input.
+        child = requests.labels(ingress, host, String(status));
+        requestChildren.set(key, child);
+      }
+      child.inc();
+    },
+    denial(rule) {
+      denials.labels(rule).inc();
+    },
+    proxyHeader(result, reason) {
+      proxyHeaders.labels(result, reason).inc();
+    },
+    upstreamDuration(name, seconds) {
+      let child = upstreamChildren.get(name);
+      if (child === undefined) {
+        child = upstream.labels(name);
+        upstreamChildren.set(name, child);
+      }
+      child.observe(seconds);
+    },
+    reload(result, applied) {
+      reloads.labels(result).inc();
+      if (result === 'applied') version.set(applied);
+    },
+  };
+}

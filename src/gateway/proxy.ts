@@ -1,0 +1,376 @@
+// Forwarding one request to a backend: round robin over its endpoints, the next endpoint when a
+// connection cannot be made (nginx's proxy_next_upstream error timeout), proxy-read/send timeouts,
+// the body size limit while the body streams, and backpressure in both directions. The outcome carries
+// what the access log and the error log need ($upstream_addr, $upstream_status, times, the failure).
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Readable } from 'node:stream';
+import type { Dispatcher } from 'undici';
+import { type BalancedUpstream, firstMember, type UpstreamMember } from './upstream.ts';
+
+export interface ProxyRequest {
+  upstream: BalancedUpstream;
+  method: string;
+  /** Request target sent upstream (after rewrite-target), query included. */
+  path: string;
+  headers: Record<string, string | string[]>;
+  readTimeoutMs: number;
+  sendTimeoutMs: number;
+  /** proxy-body-size in bytes; 0 means unlimited (as nginx's client_max_body_size 0). */
+  bodyLimitBytes: number;
+  /** Whether the client request has a body to stream (Content-Length > 0 or Transfer-Encoding). */
+  hasBody: boolean;
+}
+
+export interface UpstreamAttempt {
+  hostPort: string;
+  status: number | null;
+  seconds: number;
+}
+
+export type ProxyFailureCode =
+  | 'UPSTREAM_CONNECT_REFUSED'
+  | 'UPSTREAM_CONNECT_TIMEOUT'
+  | 'UPSTREAM_READ_TIMEOUT'
+  | 'UPSTREAM_SEND_TIMEOUT'
+  | 'UPSTREAM_CLOSED'
+  | 'UPSTREAM_ERROR'
+  | 'CLIENT_BODY_TOO_LARGE'
+  | 'CLIENT_CLOSED';
+
+export interface ProxyFailure {
+  code: ProxyFailureCode;
+  /** nginx's wording for the error log, e.g. `connect() failed (111: Connection refused) while connecting to upstream`. */
+  message: string;
+  /** `http://10.0.0.1:80/path` as nginx prints `upstream: "…"`. */
+  upstreamUrl: string | null;
+}
+
+export interface ProxyOutcome {
+  /** Status the client saw: the upstream's, the gateway's own (502, 504, 413), or 499 when the client left. */
+  status: number;
+  attempts: UpstreamAttempt[];
+  /** Body bytes received from the (last) upstream: $upstream_response_length. */
+  upstreamBytes: number;
+  /** Body bytes written to the client. */
+  bodyBytesSent: number;
+  /** Set when a request failed (even if a later endpoint then answered, the last failure is kept for the log). */
+  failures: ProxyFailure[];
+  /** True when the gateway must answer with its own error page (nothing was sent yet). */
+  answeredByGateway: boolean;
+}
+
+const hopByHopResponse = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'te',
+  'trailer',
+  'upgrade',
+]);
+
+class BodyTooLargeError extends Error {
+  readonly code = 'CLIENT_BODY_TOO_LARGE';
+}
+
+class SendTimeoutError extends Error {
+  readonly code = 'UPSTREAM_SEND_TIMEOUT';
+}
+
+/** Maps an undici/socket error to nginx's wording and the status the client gets. */
+export function classifyUpstreamError(
+  error: Error & { code?: string },
+  responseStarted: boolean,
+): { code: ProxyFailureCode; status: 502 | 504 | 413; message: string; retryable: boolean } {
+  const code = error.code ?? '';
+  const phase = responseStarted ? 'while reading upstream' : 'while reading response header from upstream';
+  switch (code) {
+    case 'ECONNREFUSED':
+      return {
+        code: 'UPSTREAM_CONNECT_REFUSED',
+        status: 502,
+        message: 'connect() failed (111: Connection refused) while connecting to upstream',
+        retryable: true,
+      };
+    case 'UND_ERR_CONNECT_TIMEOUT':
+      return {
+        code: 'UPSTREAM_CONNECT_TIMEOUT',
+        status: 504,
+        message: 'upstream timed out (110: Connection timed out) while connecting to upstream',
+        retryable: true,
+      };
+    case 'EHOSTUNREACH':
+    case 'ENETUNREACH':
+    case 'EADDRNOTAVAIL':
+      return {
+        code: 'UPSTREAM_CONNECT_REFUSED',
+        status: 502,
+        message: `connect() failed (${code}) while connecting to upstream`,
+        retryable: true,
+      };
+    case 'UND_ERR_HEADERS_TIMEOUT':
+    case 'UND_ERR_BODY_TIMEOUT':
+      return {
+        code: 'UPSTREAM_READ_TIMEOUT',
+        status: 504,
+        message: `upstream timed out (110: Connection timed out) ${phase}`,
+        retryable: false,
+      };
+    case 'UPSTREAM_SEND_TIMEOUT':
+      return {
+        code: 'UPSTREAM_SEND_TIMEOUT',
+        status: 504,
+        message: 'upstream timed out (110: Connection timed out) while sending request to upstream',
+        retryable: false,
+      };
+    case 'CLIENT_BODY_TOO_LARGE':
+      return { code: 'CLIENT_BODY_TOO_LARGE', status: 413, message: error.message, retryable: false };
+    case 'UND_ERR_SOCKET':
+    case 'ECONNRESET':
+    case 'EPIPE':
+      return {
+        code: 'UPSTREAM_CLOSED',
+        status: 502,
+        message: `upstream prematurely closed connection ${phase}`,
+        retryable: false,
+      };
+    default:
+      return {
+        code: 'UPSTREAM_ERROR',
+        status: 502,
+        message: `${code || error.name}: ${error.message} ${phase}`,
+        retryable: false,
+      };
+  }
+}
+
+/**
+ * Streams the client body to undici, counting bytes against the limit and timing each write that the
+ * upstream does not accept (proxy-send-timeout: the time between two successive writes).
+ */
+async function* streamBody(exchange: ProxyExchange, req: IncomingMessage): AsyncGenerator<Buffer> {
+  const limit = exchange.request.bodyLimitBytes;
+  let received = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    exchange.bodyStarted = true;
+    received += chunk.length;
+    if (limit > 0 && received > limit) {
+      throw new BodyTooLargeError(`client intended to send too large chunked body: ${received} bytes`);
+    }
+    exchange.armSendTimer();
+    yield chunk;
+    exchange.disarmSendTimer();
+  }
+}
+
+/** One client request on its way through one or more endpoints; also the undici dispatch handler. */
+class ProxyExchange implements Dispatcher.DispatchHandler {
+  readonly request: ProxyRequest;
+  readonly #req: IncomingMessage;
+  readonly #res: ServerResponse;
+  readonly #done: (outcome: ProxyOutcome) => void;
+  readonly #outcome: ProxyOutcome;
+  #controller: Dispatcher.DispatchController | null = null;
+  #member: UpstreamMember | null = null;
+  #tried = 0;
+  #next = -1;
+  #started = 0;
+  #responseStarted = false;
+  #finished = false;
+  #sendTimer: NodeJS.Timeout | null = null;
+  bodyStarted = false;
+
+  constructor(
+    req: IncomingMessage,
+    res: ServerResponse,
+    request: ProxyRequest,
+    done: (outcome: ProxyOutcome) => void,
+  ) {
+    this.#req = req;
+    this.#res = res;
+    this.request = request;
+    this.#done = done;
+    this.#outcome = {
+      status: 0,
+      attempts: [],
+      upstreamBytes: 0,
+      bodyBytesSent: 0,
+      failures: [],
+      answeredByGateway: false,
+    };
+  }
+
+  start(): void {
+    this.#next = firstMember(this.request.upstream);
+    this.#res.once('close', this.#onClientClose);
+    this.#attempt();
+  }
+
+  #attempt(): void {
+    const members = this.request.upstream.members;
+    const member = members[this.#next] as UpstreamMember;
+    this.#next = (this.#next + 1) % members.length;
+    this.#tried += 1;
+    this.#member = member;
+    this.#started = performance.now();
+    this.#outcome.attempts.push({ hostPort: member.hostPort, status: null, seconds: 0 });
+    const { request } = this;
+    member.pool.dispatch(
+      {
+        method: request.method,
+        path: request.path,
+        headers: request.headers,
+        // undici streams async iterables (its types only list Readable): the generator is what lets us
+        // count bytes against the limit and time each write.
+        body: request.hasBody ? (streamBody(this, this.#req) as unknown as Readable) : null,
+        headersTimeout: request.readTimeoutMs,
+        bodyTimeout: request.readTimeoutMs,
+      },
+      this,
+    );
+  }
+
+  armSendTimer(): void {
+    if (this.request.sendTimeoutMs <= 0) return;
+    this.#sendTimer = setTimeout(() => {
+      this.#sendTimer = null;
+      this.#controller?.abort(
+        Object.assign(new SendTimeoutError('send timeout'), { code: 'UPSTREAM_SEND_TIMEOUT' }),
+      );
+    }, this.request.sendTimeoutMs);
+  }
+
+  disarmSendTimer(): void {
+    if (this.#sendTimer !== null) {
+      clearTimeout(this.#sendTimer);
+      this.#sendTimer = null;
+    }
+  }
+
+  #onClientClose = (): void => {
+    if (this.#finished) return;
+    // The client went away before the response ended: stop the upstream request (nginx logs 499).
+    if (!this.#res.writableFinished) {
+      this.#controller?.abort(
+        Object.assign(new Error('client closed the connection'), { code: 'CLIENT_CLOSED' }),
+      );
+      this.#outcome.failures.push({
+        code: 'CLIENT_CLOSED',
+        message: 'client prematurely closed connection',
+        upstreamUrl: this.#upstreamUrl(),
+      });
+      this.#finish(499);
+    }
+  };
+
+  #upstreamUrl(): string | null {
+    return this.#member === null ? null : `${this.#member.url}${this.request.path}`;
+  }
+
+  #recordAttempt(status: number | null): void {
+    const attempt = this.#outcome.attempts[this.#outcome.attempts.length - 1];
+    if (attempt !== undefined) {
+      attempt.status = status;
+      attempt.seconds = (performance.now() - this.#started) / 1000;
+    }
+  }
+
+  #finish(status: number): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    this.disarmSendTimer();
+    this.#res.off('close', this.#onClientClose);
+    this.#outcome.status = status;
+    this.#done(this.#outcome);
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.#controller = controller;
+  }
+
+  onResponseStart(
+    controller: Dispatcher.DispatchController,
+    statusCode: number,
+    headers: Record<string, string | string[] | undefined>,
+    statusMessage?: string,
+  ): void {
+    if (this.#finished) {
+      controller.abort(new Error('client gone'));
+      return;
+    }
+    this.#responseStarted = true;
+    this.#recordAttempt(statusCode);
+    const res = this.#res;
+    const out: Record<string, string | string[]> = {};
+    for (const name in headers) {
+      const value = headers[name];
+      if (value === undefined || hopByHopResponse.has(name)) continue;
+      out[name] = value;
+    }
+    res.statusCode = statusCode;
+    if (statusMessage) res.statusMessage = statusMessage;
+    res.writeHead(statusCode, out);
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.#finished) return;
+    this.#outcome.upstreamBytes += chunk.length;
+    this.#outcome.bodyBytesSent += chunk.length;
+    if (!this.#res.write(chunk)) {
+      controller.pause();
+      this.#res.once('drain', () => controller.resume());
+    }
+  }
+
+  onResponseEnd(): void {
+    const attempt = this.#outcome.attempts[this.#outcome.attempts.length - 1];
+    if (attempt !== undefined) attempt.seconds = (performance.now() - this.#started) / 1000;
+    if (this.#finished) return;
+    this.#res.end();
+    this.#finish(this.#res.statusCode);
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, error: Error & { code?: string }): void {
+    this.disarmSendTimer();
+    if (this.#finished) return;
+    const verdict = classifyUpstreamError(error, this.#responseStarted);
+    if (!this.#responseStarted)
+      this.#recordAttempt(verdict.code === 'CLIENT_BODY_TOO_LARGE' ? null : verdict.status);
+    this.#outcome.failures.push({
+      code: verdict.code,
+      message: verdict.message,
+      upstreamUrl: this.#upstreamUrl(),
+    });
+    const canRetry =
+      verdict.retryable &&
+      !this.#responseStarted &&
+      !this.bodyStarted &&
+      this.#tried < this.request.upstream.members.length;
+    if (canRetry) {
+      this.#attempt();
+      return;
+    }
+    if (this.#responseStarted || this.#res.headersSent) {
+      // Part of the response is already with the client: all we can do is cut the connection, as nginx does.
+      this.#res.destroy();
+      this.#finish(this.#res.statusCode);
+      return;
+    }
+    this.#outcome.answeredByGateway = true;
+    this.#finish(verdict.status);
+  }
+}
+
+/**
+ * Sends `req` to one of `request.upstream`'s endpoints and streams the answer into `res`. When nothing
+ * could be sent to the client (connect failures, timeouts before the response, body too large), `done`
+ * gets `answeredByGateway: true` and the caller writes the error page for `status`.
+ */
+export function proxyRequest(
+  req: IncomingMessage,
+  res: ServerResponse,
+  request: ProxyRequest,
+  done: (outcome: ProxyOutcome) => void,
+): void {
+  new ProxyExchange(req, res, request, done).start();
+}

@@ -1,0 +1,72 @@
+// TLS for the HTTPS listener: one secure context per virtual host that has a certificate, looked up by
+// SNI (exact name, then a single leading wildcard label), and a generated self-signed default certificate
+// for everything else, as ingress-nginx's "Fake Certificate".
+import tls, { type SecureContext } from 'node:tls';
+import { generate } from 'selfsigned';
+import type { VirtualHostModel } from '../config/model.ts';
+
+export interface KeyPair {
+  key: string;
+  cert: string;
+}
+
+export const DEFAULT_CERTIFICATE_CN = 'keepip default certificate';
+
+/** Generates the default certificate (EC P-256: fast to make, fast to handshake). */
+export async function generateDefaultCertificate(): Promise<KeyPair> {
+  const result = await generate([{ name: 'commonName', value: DEFAULT_CERTIFICATE_CN }], {
+    keyType: 'ec',
+    curve: 'P-256',
+    algorithm: 'sha256',
+    notAfterDate: new Date(Date.now() + 365 * 24 * 3600 * 1000),
+  });
+  return { key: result.private, cert: result.cert };
+}
+
+export interface CertificateProblem {
+  host: string;
+  secret: string;
+  message: string;
+}
+
+export interface CertificateStore {
+  /** The context for `servername`, or undefined for the default certificate. */
+  lookup(servername: string): SecureContext | undefined;
+  /** Host names with their own certificate, for the start-up line. */
+  readonly hosts: readonly string[];
+  /** Certificates that could not be loaded (those hosts get the default certificate, as in ingress-nginx). */
+  readonly problems: readonly CertificateProblem[];
+}
+
+export function buildCertificateStore(virtualHosts: readonly VirtualHostModel[]): CertificateStore {
+  const byName = new Map<string, SecureContext>();
+  const problems: CertificateProblem[] = [];
+  // Secrets are often shared by several hosts: make each context once.
+  const bySecret = new Map<string, SecureContext | null>();
+  for (const vhost of virtualHosts) {
+    if (vhost.tls === null || vhost.host === '') continue;
+    const secretId = `${vhost.tls.secret.namespace}/${vhost.tls.secret.name}`;
+    let context = bySecret.get(secretId);
+    if (context === undefined) {
+      try {
+        context = tls.createSecureContext({ key: vhost.tls.keyPem, cert: vhost.tls.certPem });
+      } catch (error) {
+        context = null;
+        problems.push({ host: vhost.host, secret: secretId, message: (error as Error).message });
+      }
+      bySecret.set(secretId, context);
+    }
+    if (context !== null) byName.set(vhost.host.toLowerCase(), context);
+  }
+  return {
+    hosts: [...byName.keys()].sort(),
+    problems,
+    lookup(servername) {
+      const name = servername.toLowerCase();
+      const exact = byName.get(name);
+      if (exact !== undefined) return exact;
+      const dot = name.indexOf('.');
+      return dot > 0 ? byName.get(`*${name.slice(dot)}`) : undefined;
+    },
+  };
+}

@@ -1,0 +1,116 @@
+// Upstream pools. A backend (ingress-nginx's $proxy_upstream_name) is a list of endpoints taken in
+// round-robin order; each endpoint has one undici Pool of keep-alive connections. Pools live in a
+// registry shared by every config snapshot, reference-counted, so a reload that keeps an endpoint keeps
+// its warm connections, and a pool is closed (gracefully: queued requests finish) only when the last
+// snapshot that named it retires.
+import { Pool } from 'undici';
+import { formatHostPort } from '../cli/address.ts';
+
+export interface PoolSpec {
+  protocol: 'HTTP' | 'HTTPS';
+  address: string;
+  port: number;
+  connectTimeoutMs: number;
+}
+
+export interface UpstreamMember {
+  /** "address:port" as nginx prints it in $upstream_addr. */
+  readonly hostPort: string;
+  readonly address: string;
+  readonly port: number;
+  readonly protocol: 'HTTP' | 'HTTPS';
+  readonly connectTimeoutMs: number;
+  readonly pool: Pool;
+  /** For error log lines: `http://10.0.0.1:80`. */
+  readonly url: string;
+}
+
+/** One backend as a location sees it: members in round-robin order, sharing the cursor of their upstream name. */
+export interface BalancedUpstream {
+  readonly name: string;
+  readonly members: readonly UpstreamMember[];
+  readonly cursor: { value: number };
+}
+
+/** Index of the member to try first; advances the shared cursor (ingress-nginx's default round robin). */
+export function firstMember(upstream: BalancedUpstream): number {
+  const count = upstream.members.length;
+  if (count === 0) return -1;
+  const index = upstream.cursor.value % count;
+  upstream.cursor.value = index + 1;
+  return index;
+}
+
+function poolKey(spec: PoolSpec): string {
+  return `${spec.protocol}|${formatHostPort(spec.address, spec.port)}|${spec.connectTimeoutMs}`;
+}
+
+export class ConnectionRegistry {
+  readonly #pools = new Map<string, { pool: Pool; refs: number; member: UpstreamMember }>();
+
+  /** The member for `spec`, creating its pool on first use; pair every acquire with a release. */
+  acquire(spec: PoolSpec): UpstreamMember {
+    const key = poolKey(spec);
+    const existing = this.#pools.get(key);
+    if (existing !== undefined) {
+      existing.refs += 1;
+      return existing.member;
+    }
+    const hostPort = formatHostPort(spec.address, spec.port);
+    const scheme = spec.protocol === 'HTTPS' ? 'https' : 'http';
+    const pool = new Pool(`${scheme}://${hostPort}`, {
+      // Unlimited concurrent connections like nginx; keep-alive reuse comes from the pool's idle clients.
+      connections: null,
+      pipelining: 1,
+      keepAliveTimeout: 60_000,
+      keepAliveMaxTimeout: 600_000,
+      // Per-request headersTimeout/bodyTimeout (proxy-read-timeout) are given at dispatch time.
+      headersTimeout: 0,
+      bodyTimeout: 0,
+      connect: {
+        timeout: spec.connectTimeoutMs,
+        // ingress-nginx does not verify backend certificates (proxy_ssl_verify off) nor send SNI.
+        ...(spec.protocol === 'HTTPS' ? { rejectUnauthorized: false } : {}),
+      },
+    });
+    const member: UpstreamMember = {
+      hostPort,
+      address: spec.address,
+      port: spec.port,
+      protocol: spec.protocol,
+      connectTimeoutMs: spec.connectTimeoutMs,
+      pool,
+      url: `${scheme}://${hostPort}`,
+    };
+    this.#pools.set(key, { pool, refs: 1, member });
+    return member;
+  }
+
+  release(spec: PoolSpec): void {
+    const key = poolKey(spec);
+    const entry = this.#pools.get(key);
+    if (entry === undefined) return;
+    entry.refs -= 1;
+    if (entry.refs <= 0) {
+      this.#pools.delete(key);
+      entry.pool.close().catch(() => {});
+    }
+  }
+
+  get size(): number {
+    return this.#pools.size;
+  }
+
+  /** Closes every pool: graceful first, then destroyed after `graceMs`. */
+  async closeAll(graceMs = 1_000): Promise<void> {
+    const pools = [...this.#pools.values()].map((entry) => entry.pool);
+    this.#pools.clear();
+    await Promise.all(
+      pools.map(async (pool) => {
+        const timer = setTimeout(() => pool.destroy().catch(() => {}), graceMs);
+        await pool.close().catch(() => {});
+        clearTimeout(timer);
+      }),
+    );
+  }
+}
