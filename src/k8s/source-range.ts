@@ -1,0 +1,154 @@
+// ingress-nginx source-range values: the allowlist/whitelist/denylist annotations and the ConfigMap
+// lists (whitelist-source-range, denylist-source-range, block-cidrs), with ingress-nginx's semantics:
+// comma-separated, each entry trimmed, CIDRs or bare IPs, IPv4 and IPv6, host bits masked, duplicates
+// dropped, output sorted as strings (Go's sort.Strings) with bare IPs kept bare, exactly as
+// ingress-nginx's net.ParseCIDRs prints them. Any bad or empty entry rejects the whole value; the
+// location then fails closed (503) rather than falling back to something more permissive.
+import type { SourceRangeModel } from '../config/model.ts';
+import { formatCidr, parseCidr } from '../net/cidr.ts';
+import { formatIp } from '../net/ip.ts';
+
+export const ANNOTATION_PREFIX = 'nginx.ingress.kubernetes.io/';
+
+export type SourceRangeResult =
+  | { ok: true; cidrs: string[] }
+  | { ok: false; error: { code: 'INVALID_SOURCE_RANGE'; message: string } };
+
+// Go's unicode.IsSpace, which strings.TrimSpace uses: ASCII space, \t \n \v \f \r, NEL, NBSP and the
+// Unicode space separators. (JavaScript's trim() also strips U+FEFF, which Go keeps.)
+function isGoSpace(c: number): boolean {
+  if (c <= 0x20) return c === 0x20 || (c >= 0x09 && c <= 0x0d);
+  if (c < 0x85) return false;
+  return (
+    c === 0x85 ||
+    c === 0xa0 ||
+    c === 0x1680 ||
+    (c >= 0x2000 && c <= 0x200a) ||
+    c === 0x2028 ||
+    c === 0x2029 ||
+    c === 0x202f ||
+    c === 0x205f ||
+    c === 0x3000
+  );
+}
+
+export function trimGoSpace(text: string): string {
+  let start = 0;
+  let end = text.length;
+  while (start < end && isGoSpace(text.charCodeAt(start))) start++;
+  while (end > start && isGoSpace(text.charCodeAt(end - 1))) end--;
+  return start === 0 && end === text.length ? text : text.slice(start, end);
+}
+
+function invalid(message: string): SourceRangeResult {
+  return { ok: false, error: { code: 'INVALID_SOURCE_RANGE', message } };
+}
+
+function show(text: string): string {
+  return JSON.stringify(text.length > 80 ? `${text.slice(0, 77)}...` : text);
+}
+
+/** Normalises one trimmed entry the way Go prints it: a CIDR as network/len, a bare IP as the IP. */
+function normaliseEntry(entry: string): string | null {
+  const parsed = parseCidr(entry);
+  if (!parsed.ok) return null;
+  return entry.includes('/') ? formatCidr(parsed.cidr) : formatIp(parsed.cidr.address);
+}
+
+/**
+ * Parses an annotation value. `10.0.0.0/24` -> ["10.0.0.0/24"]; `192.0.0.1, 192.0.1.0/24` ->
+ * ["192.0.0.1","192.0.1.0/24"]; an empty value, an empty entry or any bad entry -> INVALID_SOURCE_RANGE.
+ */
+export function parseSourceRange(value: string): SourceRangeResult {
+  if (trimGoSpace(value) === '') return invalid('the value is empty: it must list at least one CIDR or IP');
+  const seen = new Set<string>();
+  const parts = value.split(',');
+  for (let i = 0; i < parts.length; i++) {
+    const entry = trimGoSpace(parts[i]!);
+    if (entry === '') return invalid(`entry ${i + 1} of ${parts.length} is empty`);
+    const normalised = normaliseEntry(entry);
+    if (normalised === null) return invalid(`${show(entry)} is not a valid IP address or network`);
+    seen.add(normalised);
+  }
+  return { ok: true, cidrs: [...seen].sort(compareStrings) };
+}
+
+function compareStrings(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** The model form: every entry as a CIDR (bare IPs become /32 or /128), duplicates dropped, order kept. */
+function toModelCidrs(cidrs: readonly string[]): string[] {
+  const out = new Set<string>();
+  for (const entry of cidrs) {
+    const parsed = parseCidr(entry);
+    // parseSourceRange produced these entries, so they always parse.
+    if (parsed.ok) out.add(formatCidr(parsed.cidr));
+  }
+  return [...out];
+}
+
+/** Turns one annotation or ConfigMap value into a SourceRangeModel (valid, or invalid and failing closed). */
+export function sourceRangeModel(raw: string, from: 'annotation' | 'configmap'): SourceRangeModel {
+  const parsed = parseSourceRange(raw);
+  if (!parsed.ok) return { valid: false, raw, error: parsed.error.message, from };
+  return { valid: true, cidrs: toModelCidrs(parsed.cidrs), raw, from };
+}
+
+/**
+ * A ConfigMap list (whitelist-source-range, denylist-source-range, block-cidrs). Absent or blank means
+ * "no list" (null), and empty entries are skipped, as ingress-nginx splits ConfigMap lists; a bad entry
+ * makes the list invalid (fail closed), where nginx would have refused to load its configuration.
+ */
+export function parseConfigMapSourceRange(value: string | undefined): SourceRangeModel | null {
+  if (value === undefined || trimGoSpace(value) === '') return null;
+  const entries = value
+    .split(',')
+    .map(trimGoSpace)
+    .filter((entry) => entry !== '');
+  const model = sourceRangeModel(entries.join(','), 'configmap');
+  return model.valid ? model : { ...model, raw: value };
+}
+
+export interface AccessRules {
+  allow: SourceRangeModel | null;
+  deny: SourceRangeModel | null;
+}
+
+/**
+ * Per-location allow/deny lists from an Ingress's annotations over the ConfigMap defaults:
+ * - allowlist-source-range wins over whitelist-source-range; the legacy name is read only when the
+ *   allowlist annotation is absent or blank;
+ * - an annotation replaces the ConfigMap default (no merge); without one the default applies;
+ * - a present but blank annotation (with no non-blank alias) is an invalid value: fail closed.
+ */
+export function resolveAccessRules(
+  annotations: Readonly<Record<string, string>>,
+  configMapDefaults: AccessRules,
+  prefix: string = ANNOTATION_PREFIX,
+): AccessRules {
+  return {
+    allow: pick(
+      annotations,
+      [`${prefix}allowlist-source-range`, `${prefix}whitelist-source-range`],
+      configMapDefaults.allow,
+    ),
+    deny: pick(annotations, [`${prefix}denylist-source-range`], configMapDefaults.deny),
+  };
+}
+
+function pick(
+  annotations: Readonly<Record<string, string>>,
+  names: readonly string[],
+  fallback: SourceRangeModel | null,
+): SourceRangeModel | null {
+  let blank: string | undefined;
+  for (const name of names) {
+    if (!Object.hasOwn(annotations, name)) continue;
+    const value = annotations[name];
+    if (typeof value !== 'string') continue;
+    if (trimGoSpace(value) !== '') return sourceRangeModel(value, 'annotation');
+    blank ??= value;
+  }
+  return blank === undefined ? fallback : sourceRangeModel(blank, 'annotation');
+}
