@@ -1,0 +1,28 @@
+// The two redirects ingress-nginx answers itself, before any access check:
+// - app-root: a server-level `if ($uri = /) { return 302 $scheme://$http_host<app-root>; }`,
+//   evaluated before the location is chosen (so before ssl-redirect);
+// - ssl-redirect / force-ssl-redirect: lua_ingress.rewrite() in the location, answering
+//   `http-redirect-code` (308) with `https://<host without port><request_uri>`, the trailing `/`
+//   of request_uri dropped (preserve-trailing-slash is off by default).
+
+import type { LocationModel, VirtualHostModel } from '../config/model.ts';
+import { hostWithoutPort } from './host.ts';
+
+/**
+ * Whether a location redirects plain HTTP to HTTPS: force-ssl-redirect always, ssl-redirect only
+ * when a certificate is configured for the host (lua: `certificate_configured_for_current_request`).
+ */
+export function redirectsToHttps(location: LocationModel, vhost: VirtualHostModel): boolean {
+  return location.forceSslRedirect || (location.sslRedirect && vhost.tls !== null);
+}
+
+/** The Location of an https redirect: `https://<host>` + request_uri without a final `/`. */
+export function httpsRedirectLocation(rawHost: string, requestUri: string): string {
+  const uri = requestUri.charCodeAt(requestUri.length - 1) === 0x2f ? requestUri.slice(0, -1) : requestUri;
+  return `https://${hostWithoutPort(rawHost)}${uri}`;
+}
+
+/** The Location of an app-root redirect: `$scheme://$http_host<app-root>` (port kept). */
+export function appRootLocation(scheme: string, rawHost: string, appRoot: string): string {
+  return `${scheme}://${rawHost}${appRoot}`;
+}

@@ -1,0 +1,348 @@
+// Host and path routing with ingress-nginx 1.12 priority, compiled once per config snapshot.
+//
+// Hosts: an exact name first, then a wildcard `*.<suffix>` matching exactly one leading label
+// (ingress-nginx renders it as `~^(?<subdomain>[\w-]+)\.<suffix>$`), then the default server `_`
+// (the rules without a host), else the default backend (404 unless one is configured).
+// Paths, with nginx's location algorithm over the normalised $uri:
+//   1. an Exact path equal to $uri wins;
+//   2. the longest element-wise Prefix match is remembered (Prefix and ImplementationSpecific
+//      without regex: `/foo` matches `/foo`, `/foo/`, `/foo/bar`, not `/foobar`);
+//   3. regex locations (use-regex, or a rewrite on the host) are tried in model order,
+//      case-insensitive and anchored at the start; the first match wins;
+//   4. else the remembered prefix; else the host's catch-all, which is the default backend.
+// Redirects come before access checks: app-root (server level, $uri = /), then
+// ssl-redirect / force-ssl-redirect (location level).
+
+import type {
+  BackendRef,
+  ConfigIssue,
+  GatewayModel,
+  LocationModel,
+  SourceRangeModel,
+  VirtualHostModel,
+} from '../config/model.ts';
+import { type AccessPolicy, compileAccessPolicy } from '../net/access-policy.ts';
+import { normalizeHost, wildcardSuffix } from './host.ts';
+import { appRootLocation, httpsRedirectLocation, redirectsToHttps } from './redirects.ts';
+import { parseRequestTarget } from './request-target.ts';
+import { applyRewrite, type CompiledRewrite, compileIngressRegex, compileRewrite } from './rewrite.ts';
+
+/** ingress-nginx's $proxy_upstream_name for the default backend and the 404 server. */
+export const DEFAULT_UPSTREAM_NAME = 'upstream-default-backend';
+/** nginx's $server_name of the default server (rules without a host). */
+export const DEFAULT_SERVER_NAME = '_';
+
+export interface MatchedRoute {
+  /** The virtual host's name (`*.example.com` for wildcards), `_` for the default server. */
+  serverName: string;
+  vhost: VirtualHostModel;
+  location: LocationModel;
+  /** block-cidrs from the settings, then the location's deny and allow lists. */
+  policy: AccessPolicy;
+  /** $proxy_upstream_name: `<namespace>-<service>-<port>`, or `upstream-default-backend`. */
+  upstreamName: string;
+  /** Which rule matched, for the decision trace. */
+  matchedBy: 'exact' | 'prefix' | 'regex';
+}
+
+export type RouteDecision =
+  | { kind: 'redirect'; status: number; location: string; serverName: string; route: MatchedRoute }
+  | { kind: 'proxy'; route: MatchedRoute; upstreamPath: string }
+  | { kind: 'not-found'; serverName: string; backend: BackendRef | null };
+
+export interface RouteRequest {
+  /** The Host header as received (or the authority of an absolute-form target). */
+  host: string;
+  /** The raw request-target, query included. */
+  path: string;
+  /**
+   * The scheme the client used: the connection's, or ingress-nginx's $pass_access_scheme when
+   * forwarded headers from a trusted peer or a PROXY header to port 443 say https
+   * (see `forwardedView` in upstream-headers.ts).
+   */
+  scheme: 'http' | 'https';
+}
+
+interface CompiledLocation {
+  readonly model: LocationModel;
+  readonly route: MatchedRoute;
+  /** For prefix matching: the path without a trailing `/` ('' for `/`). */
+  readonly prefix: string;
+  readonly regex: RegExp | null;
+  readonly rewrite: CompiledRewrite | null;
+  readonly httpsRedirect: boolean;
+}
+
+interface CompiledVirtualHost {
+  readonly serverName: string;
+  readonly model: VirtualHostModel;
+  readonly exact: ReadonlyMap<string, CompiledLocation>;
+  /** Prefix locations, longest first (stable: the first of equal paths wins). */
+  readonly prefixes: readonly CompiledLocation[];
+  /** Regex locations in model order. */
+  readonly regexes: readonly CompiledLocation[];
+  /** The first location carrying app-root (ingress-nginx emits one server-level `if` per location; the first returns). */
+  readonly appRoot: { readonly path: string; readonly location: CompiledLocation } | null;
+  readonly notFound: RouteDecision;
+}
+
+export interface CompiledRoutes {
+  readonly exactHosts: ReadonlyMap<string, CompiledVirtualHost>;
+  /** Keyed by the suffix after `*.`. */
+  readonly wildcardHosts: ReadonlyMap<string, CompiledVirtualHost>;
+  /** The default server `_`: the rules without a host. */
+  readonly defaultServer: CompiledVirtualHost | null;
+  readonly defaultBackend: BackendRef | null;
+  readonly redirectCode: number;
+  readonly notFound: RouteDecision;
+  /** Problems found while compiling (invalid regexes are errors: such a snapshot should not serve). */
+  readonly issues: readonly ConfigIssue[];
+}
+
+function issueFor(
+  severity: ConfigIssue['severity'],
+  code: string,
+  message: string,
+  location: LocationModel | null,
+  field?: string,
+): ConfigIssue {
+  const issue: ConfigIssue = { severity, code, message };
+  if (location !== null) issue.origin = location.ingressOrigin;
+  if (field !== undefined) issue.field = field;
+  return issue;
+}
+
+const ANNOTATION = 'metadata.annotations["nginx.ingress.kubernetes.io/';
+
+/** A list that denies everyone: used for a location whose path regex cannot be compiled. */
+function failClosed(raw: string, error: string): SourceRangeModel {
+  return { valid: false, raw, error, from: 'annotation' };
+}
+
+function escapeRegex(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+}
+
+function compileLocation(
+  model: GatewayModel,
+  vhost: VirtualHostModel,
+  serverName: string,
+  location: LocationModel,
+  issues: ConfigIssue[],
+): CompiledLocation {
+  const settings = model.settings;
+  let allow = location.allow ?? settings.defaultAllow;
+  const deny = location.deny ?? settings.defaultDeny;
+  let regex: RegExp | null = null;
+  if (location.regex !== null) {
+    const compiled = compileIngressRegex(location.regex, true);
+    if (compiled.ok) {
+      regex = compiled.regex;
+    } else {
+      // Fail closed: the location still claims its literal path, and answers 503 to everyone.
+      issues.push(
+        issueFor(
+          'error',
+          compiled.error.code,
+          compiled.error.message,
+          location,
+          'spec.rules[].http.paths[].path',
+        ),
+      );
+      regex = new RegExp(`^${escapeRegex(location.regex)}`, 'i');
+      allow = failClosed(location.regex, compiled.error.message);
+    }
+  }
+  let rewrite: CompiledRewrite | null = null;
+  const rw = compileRewrite(location.regex ?? location.path, location.rewriteTarget);
+  if (rw.ok) {
+    rewrite = rw.rewrite;
+  } else {
+    issues.push(
+      issueFor('warning', rw.error.code, rw.error.message, location, `${ANNOTATION}rewrite-target"]`),
+    );
+  }
+  const policy = compileAccessPolicy({ block: settings.blockCidrs, deny, allow });
+  const route: MatchedRoute = {
+    serverName,
+    vhost,
+    location,
+    policy,
+    upstreamName: location.backend?.upstreamName ?? DEFAULT_UPSTREAM_NAME,
+    matchedBy: regex !== null ? 'regex' : location.pathType === 'Exact' ? 'exact' : 'prefix',
+  };
+  const path = location.path;
+  return {
+    model: location,
+    route,
+    prefix: path.length > 1 && path.endsWith('/') ? path.replace(/\/+$/, '') : path === '/' ? '' : path,
+    regex,
+    rewrite,
+    httpsRedirect: redirectsToHttps(location, vhost),
+  };
+}
+
+function compileVirtualHost(
+  model: GatewayModel,
+  vhost: VirtualHostModel,
+  serverName: string,
+  issues: ConfigIssue[],
+): CompiledVirtualHost {
+  const exact = new Map<string, CompiledLocation>();
+  const prefixes: CompiledLocation[] = [];
+  const regexes: CompiledLocation[] = [];
+  let appRoot: CompiledVirtualHost['appRoot'] = null;
+  for (const location of vhost.locations) {
+    const compiled = compileLocation(model, vhost, serverName, location, issues);
+    if (compiled.regex !== null) {
+      regexes.push(compiled);
+    } else if (location.pathType === 'Exact') {
+      if (!exact.has(location.path)) exact.set(location.path, compiled);
+    } else {
+      prefixes.push(compiled);
+    }
+    if (appRoot === null && location.appRoot !== null && location.appRoot !== '') {
+      appRoot = { path: location.appRoot, location: compiled };
+    }
+  }
+  // Longest first; Array.prototype.sort is stable, so among equal paths the model's order holds.
+  prefixes.sort((a, b) => b.prefix.length - a.prefix.length);
+  return {
+    serverName,
+    model: vhost,
+    exact,
+    prefixes,
+    regexes,
+    appRoot,
+    notFound: Object.freeze({ kind: 'not-found', serverName, backend: model.defaultBackend }),
+  };
+}
+
+/** Compiles the gateway model's routes: once per config snapshot. */
+export function compileRoutes(model: GatewayModel): CompiledRoutes {
+  const issues: ConfigIssue[] = [];
+  const exactHosts = new Map<string, CompiledVirtualHost>();
+  const wildcardHosts = new Map<string, CompiledVirtualHost>();
+  let defaultServer: CompiledVirtualHost | null = null;
+  for (const vhost of model.virtualHosts) {
+    if (vhost.host === '') {
+      if (defaultServer === null)
+        defaultServer = compileVirtualHost(model, vhost, DEFAULT_SERVER_NAME, issues);
+      continue;
+    }
+    const wildcard = vhost.host.startsWith('*.');
+    const name = normalizeHost(wildcard ? vhost.host.slice(2) : vhost.host);
+    if (name === null || name === '' || name.includes('*')) {
+      issues.push(
+        issueFor(
+          'warning',
+          'ROUTE_INVALID_HOST',
+          `host ${JSON.stringify(vhost.host)} can never match a request; ignored`,
+          vhost.locations[0] ?? null,
+          'spec.rules[].host',
+        ),
+      );
+      continue;
+    }
+    const table = wildcard ? wildcardHosts : exactHosts;
+    if (table.has(name)) {
+      issues.push(
+        issueFor(
+          'warning',
+          'ROUTE_DUPLICATE_HOST',
+          `host ${JSON.stringify(vhost.host)} appears twice; the first is used`,
+          vhost.locations[0] ?? null,
+          'spec.rules[].host',
+        ),
+      );
+      continue;
+    }
+    table.set(name, compileVirtualHost(model, vhost, wildcard ? `*.${name}` : name, issues));
+  }
+  return {
+    exactHosts,
+    wildcardHosts,
+    defaultServer,
+    defaultBackend: model.defaultBackend,
+    redirectCode: model.settings.httpRedirectCode,
+    notFound: Object.freeze({
+      kind: 'not-found',
+      serverName: DEFAULT_SERVER_NAME,
+      backend: model.defaultBackend,
+    }),
+    issues,
+  };
+}
+
+function findVirtualHost(routes: CompiledRoutes, host: string | null): CompiledVirtualHost | null {
+  if (host !== null && host !== '') {
+    const exact = routes.exactHosts.get(host);
+    if (exact !== undefined) return exact;
+    if (routes.wildcardHosts.size > 0) {
+      const suffix = wildcardSuffix(host);
+      if (suffix !== null) {
+        const wildcard = routes.wildcardHosts.get(suffix);
+        if (wildcard !== undefined) return wildcard;
+      }
+    }
+  }
+  return routes.defaultServer;
+}
+
+function findLocation(vhost: CompiledVirtualHost, uri: string): CompiledLocation | null {
+  if (uri.charCodeAt(0) !== 0x2f) return null;
+  if (vhost.exact.size > 0) {
+    const exact = vhost.exact.get(uri);
+    if (exact !== undefined) return exact;
+  }
+  let prefix: CompiledLocation | null = null;
+  for (const loc of vhost.prefixes) {
+    const p = loc.prefix;
+    if (p === '' || (uri.startsWith(p) && (uri.length === p.length || uri.charCodeAt(p.length) === 0x2f))) {
+      prefix = loc;
+      break;
+    }
+  }
+  for (const loc of vhost.regexes) {
+    if (loc.regex!.test(uri)) return loc;
+  }
+  return prefix;
+}
+
+/** Routes one request. Never throws; allocates only the proxy/redirect decision. */
+export function routeRequest(routes: CompiledRoutes, request: RouteRequest): RouteDecision {
+  const target = parseRequestTarget(request.path);
+  const hostKey = normalizeHost(target.authority ?? request.host);
+  // An invalid Host never reaches a Location header.
+  const rawHost = hostKey === null ? '' : (target.authority ?? request.host);
+  const vhost = findVirtualHost(routes, hostKey);
+  if (vhost === null) return routes.notFound;
+  const uri = target.uri;
+  if (vhost.appRoot !== null && uri === '/') {
+    const loc = findLocation(vhost, uri) ?? vhost.appRoot.location;
+    return {
+      kind: 'redirect',
+      status: 302,
+      location: appRootLocation(request.scheme, rawHost, vhost.appRoot.path),
+      serverName: vhost.serverName,
+      route: loc.route,
+    };
+  }
+  const loc = findLocation(vhost, uri);
+  if (loc === null) return vhost.notFound;
+  if (loc.httpsRedirect && request.scheme === 'http') {
+    return {
+      kind: 'redirect',
+      status: routes.redirectCode,
+      location: httpsRedirectLocation(rawHost, target.raw),
+      serverName: vhost.serverName,
+      route: loc.route,
+    };
+  }
+  let upstreamPath = target.raw;
+  if (loc.rewrite !== null) {
+    const rewritten = applyRewrite(loc.rewrite, uri, target.args);
+    if (rewritten !== null) upstreamPath = rewritten;
+  }
+  return { kind: 'proxy', route: loc.route, upstreamPath };
+}

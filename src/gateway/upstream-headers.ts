@@ -1,0 +1,162 @@
+// The request headers the backend receives, as ingress-nginx's template sets them:
+//   Host                     $best_http_host
+//   X-Request-ID             $req_id (the incoming X-Request-ID if any)
+//   X-Real-IP                $remote_addr (the resolved client)
+//   X-Forwarded-For          $remote_addr, or with use-forwarded-headers + compute-full-forwarded-for
+//                            "<incoming X-Forwarded-For>, <peer or PROXY address>" ($full_x_forwarded_for)
+//   X-Forwarded-Host         $best_http_host
+//   X-Forwarded-Port         $pass_port
+//   X-Forwarded-Proto, X-Forwarded-Scheme, X-Scheme   $pass_access_scheme
+//   X-Original-Forwarded-For the incoming `forwarded-for-header` value (absent when there was none)
+//   Proxy                    removed (httpoxy)
+// Hop-by-hop headers (Connection and the names it lists, Keep-Alive, Proxy-Connection, TE,
+// Trailer, Transfer-Encoding, Upgrade) are not copied: the proxy sets its own framing, and
+// RUNTIME adds Upgrade/Connection back for WebSocket.
+// Better than ingress-nginx: X-Forwarded-Proto/Host/Port are believed only from a trusted peer
+// (ingress-nginx takes them from anyone once use-forwarded-headers is on).
+
+import type { GatewaySettings } from '../config/model.ts';
+
+export type IncomingHeaders = Readonly<Record<string, string | string[] | undefined>>;
+
+/** What ingress-nginx calls $pass_access_scheme, $best_http_host and $pass_port. */
+export interface ForwardedView {
+  /** $pass_access_scheme: the scheme the client used, as far as we can trust it. */
+  scheme: string;
+  /** The scheme for routing decisions (ssl-redirect fires only for exactly `http`). */
+  routeScheme: 'http' | 'https';
+  /** $best_http_host: the Host header (or the trusted X-Forwarded-Host), port kept. */
+  host: string;
+  /** $pass_port */
+  port: string;
+}
+
+export interface ForwardedInput {
+  incoming: IncomingHeaders;
+  peerTrusted: boolean;
+  settings: GatewaySettings;
+  /** The scheme of the client connection to the gateway. */
+  scheme: 'http' | 'https';
+  /** The gateway listener's port. */
+  serverPort: number;
+  /** The Host header as received ('' when absent). */
+  host: string;
+  /** The destination port of an accepted PROXY header (its source is the client). */
+  proxyDestinationPort?: number | null;
+}
+
+function single(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v[0] : v;
+}
+
+/** $pass_access_scheme, $best_http_host and $pass_port for one request (lua_ingress.rewrite). */
+export function forwardedView(input: ForwardedInput): ForwardedView {
+  const { settings, incoming } = input;
+  let scheme: string = input.scheme;
+  let host = input.host;
+  let port =
+    settings.useProxyProtocol && input.proxyDestinationPort != null
+      ? `${input.proxyDestinationPort}`
+      : `${input.serverPort}`;
+  if (settings.useForwardedHeaders && input.peerTrusted) {
+    const proto = single(incoming['x-forwarded-proto']);
+    if (proto !== undefined && proto !== '') scheme = proto;
+    const fport = single(incoming['x-forwarded-port']);
+    if (fport !== undefined && fport !== '') port = fport;
+    const fhost = single(incoming['x-forwarded-host']);
+    if (fhost !== undefined && fhost !== '') {
+      const comma = fhost.indexOf(',');
+      host = comma < 0 ? fhost : fhost.slice(0, comma);
+    }
+  }
+  if (settings.useProxyProtocol && input.proxyDestinationPort === 443) scheme = 'https';
+  return { scheme, routeScheme: scheme === 'http' ? 'http' : 'https', host, port };
+}
+
+// Not copied from the client: hop-by-hop, httpoxy, and every header the gateway sets itself.
+const NOT_COPIED = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'http2-settings',
+  'proxy',
+  'host',
+  'x-request-id',
+  'x-real-ip',
+  'x-forwarded-for',
+  'x-forwarded-host',
+  'x-forwarded-port',
+  'x-forwarded-proto',
+  'x-forwarded-scheme',
+  'x-scheme',
+  'x-original-forwarded-for',
+]);
+
+/** Lower-case header names listed in a Connection header (`close` and `keep-alive` included). */
+function connectionTokens(value: string | string[] | undefined): string[] | null {
+  if (value === undefined) return null;
+  const text = Array.isArray(value) ? value.join(',') : value;
+  const tokens: string[] = [];
+  for (const t of text.split(',')) {
+    const name = t.trim().toLowerCase();
+    if (name !== '') tokens.push(name);
+  }
+  return tokens.length === 0 ? null : tokens;
+}
+
+export interface UpstreamHeadersInput extends ForwardedInput {
+  /** The resolved client address ($remote_addr). */
+  clientAddress: string;
+  /** $req_id: see requestIdFor() in request-id.ts. */
+  requestId: string;
+  /** The socket peer ($realip_remote_addr), appended by compute-full-forwarded-for. */
+  peerAddress?: string;
+  /** The source of an accepted PROXY header ($proxy_protocol_addr). */
+  proxyProtocolAddress?: string | null;
+}
+
+/**
+ * The headers to send upstream (lower-case names). The client's own headers are copied except
+ * the ones listed above; the gateway's X-Real-IP / X-Forwarded-* always replace the client's.
+ */
+export function buildUpstreamHeaders(input: UpstreamHeadersInput): Record<string, string | string[]> {
+  const { incoming, settings } = input;
+  const out: Record<string, string | string[]> = {};
+  const dropped = connectionTokens(incoming.connection);
+  for (const name in incoming) {
+    if (NOT_COPIED.has(name)) continue;
+    if (dropped?.includes(name)) continue;
+    const value = incoming[name];
+    if (value !== undefined) out[name] = value;
+  }
+  const view = forwardedView(input);
+  out.host = view.host;
+  out['x-request-id'] = input.requestId;
+  out['x-real-ip'] = input.clientAddress;
+  if (settings.useForwardedHeaders && settings.computeFullForwardedFor) {
+    // $full_x_forwarded_for: the incoming chain plus the address that connected to us.
+    const appended =
+      (settings.useProxyProtocol ? input.proxyProtocolAddress : undefined) ??
+      input.peerAddress ??
+      input.clientAddress;
+    const chain = incoming['x-forwarded-for'];
+    const text = Array.isArray(chain) ? chain.join(', ') : chain;
+    out['x-forwarded-for'] = text === undefined || text === '' ? appended : `${text}, ${appended}`;
+  } else {
+    out['x-forwarded-for'] = input.clientAddress;
+  }
+  out['x-forwarded-host'] = view.host;
+  out['x-forwarded-port'] = view.port;
+  out['x-forwarded-proto'] = view.scheme;
+  out['x-forwarded-scheme'] = view.scheme;
+  out['x-scheme'] = view.scheme;
+  const original = incoming[settings.forwardedForHeader.toLowerCase()];
+  if (original !== undefined && original !== '') {
+    out['x-original-forwarded-for'] = Array.isArray(original) ? original.join(', ') : original;
+  }
+  return out;
+}
