@@ -100,6 +100,10 @@ export interface LoadBalancerModel {
   statusHasHostnameOrProxyMode: boolean;
   /** The selector of the Service: which pods (the gateway, usually) are behind it. */
   selector: Readonly<Record<string, string>>;
+  /** Annotation keepip.dev/client-path: how clients reach this LB (the doctor's default for --via); null or absent when not set. */
+  clientPath?: 'direct' | 'vpn' | 'transit-gateway' | 'privatelink' | 'in-cluster' | null;
+  /** The Service's annotations as written, for consumers that need a provider detail the model does not carry. */
+  annotations?: Readonly<Record<string, string>>;
 }
 
 // ---------------------------------------------------------------------------------------------

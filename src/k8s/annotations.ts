@@ -1,0 +1,428 @@
+// The ingress-nginx annotations and controller ConfigMap keys keepip implements, with their value
+// syntax and defaults (ingress-nginx 1.12). Anything else under the ingress-nginx prefix, or any other
+// ConfigMap key, is reported by name: never silently ignored.
+import type { ConfigIssue, GatewaySettings, ObjectRef, Origin, SourceRangeModel } from '../config/model.ts';
+import { annotationField, formatFieldPath } from './field-path.ts';
+import { describeOrigin } from './reader.ts';
+import { parseConfigMapSourceRange, resolveAccessRules } from './source-range.ts';
+import { isHeaderName, parseGoBool, parseGoDurationMs, parseNginxSize, parseUint } from './values.ts';
+
+export const NGINX_ANNOTATION_PREFIX = 'nginx.ingress.kubernetes.io/';
+
+/** Annotation names (without the prefix) keepip implements. */
+export const SUPPORTED_ANNOTATIONS: readonly string[] = [
+  'allowlist-source-range',
+  'whitelist-source-range',
+  'denylist-source-range',
+  'rewrite-target',
+  'use-regex',
+  'ssl-redirect',
+  'force-ssl-redirect',
+  'app-root',
+  'service-upstream',
+  'backend-protocol',
+  'proxy-body-size',
+  'proxy-connect-timeout',
+  'proxy-read-timeout',
+  'proxy-send-timeout',
+];
+
+/** Controller ConfigMap keys keepip implements. */
+export const SUPPORTED_CONFIGMAP_KEYS: readonly string[] = [
+  'use-proxy-protocol',
+  'proxy-protocol-header-timeout',
+  'proxy-real-ip-cidr',
+  'use-forwarded-headers',
+  'forwarded-for-header',
+  'compute-full-forwarded-for',
+  'enable-real-ip',
+  'whitelist-source-range',
+  'denylist-source-range',
+  'block-cidrs',
+  'ssl-redirect',
+  'http-redirect-code',
+  'log-format-upstream',
+  'log-format-escape-json',
+  'proxy-body-size',
+  'proxy-connect-timeout',
+  'proxy-read-timeout',
+  'proxy-send-timeout',
+  'upstream-keepalive-connections',
+  // keepip never runs snippets, so "false" is exactly its behaviour; "true" is reported.
+  'allow-snippet-annotations',
+];
+
+/** ingress-nginx's default log-format-upstream. */
+export const DEFAULT_LOG_FORMAT_UPSTREAM =
+  '$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent" $request_length $request_time [$proxy_upstream_name] [$proxy_alternative_upstream_name] $upstream_addr $upstream_response_length $upstream_response_time $upstream_status $req_id';
+
+/** ingress-nginx 1.12 defaults, before any ConfigMap. */
+export function defaultGatewaySettings(configMap: ObjectRef | null = null): GatewaySettings {
+  return {
+    configMap,
+    useProxyProtocol: false,
+    proxyProtocolHeaderTimeoutMs: 5_000,
+    trustedCidrs: ['0.0.0.0/0'],
+    trustedCidrsDefaulted: true,
+    useForwardedHeaders: false,
+    forwardedForHeader: 'X-Forwarded-For',
+    computeFullForwardedFor: false,
+    enableRealIp: false,
+    defaultAllow: null,
+    defaultDeny: null,
+    blockCidrs: null,
+    sslRedirect: true,
+    httpRedirectCode: 308,
+    logFormatUpstream: DEFAULT_LOG_FORMAT_UPSTREAM,
+    logFormatEscapeJson: false,
+    proxyBodySizeBytes: 1024 * 1024,
+    proxyConnectTimeoutMs: 5_000,
+    proxyReadTimeoutMs: 60_000,
+    proxySendTimeoutMs: 60_000,
+    upstreamKeepaliveConnections: 320,
+    unsupportedKeys: [],
+  };
+}
+
+/** Timeouts are whole seconds in ingress-nginx; a day is far beyond any sane proxy timeout. */
+const MAX_TIMEOUT_SECONDS = 86_400;
+
+interface Sink {
+  origin: Origin | null;
+  issues: ConfigIssue[];
+}
+
+function push(
+  sink: Sink,
+  severity: ConfigIssue['severity'],
+  code: string,
+  field: string,
+  message: string,
+): void {
+  const where = sink.origin ? `${describeOrigin(sink.origin)} ${field}` : field;
+  sink.issues.push({
+    severity,
+    code,
+    message: `${where}: ${message}`,
+    ...(sink.origin ? { origin: sink.origin } : {}),
+    field,
+  });
+}
+
+/**
+ * The controller ConfigMap's `data` → gateway settings. `configMap` null means none was found: the
+ * defaults apply. Bad values are reported and keep the default, except the address lists, which fail
+ * closed (an invalid proxy-real-ip-cidr trusts nobody; an invalid block/allow/deny list answers 503).
+ */
+export function parseControllerConfigMap(
+  data: Readonly<Record<string, string>>,
+  configMap: ObjectRef | null,
+  origin: Origin | null,
+  issues: ConfigIssue[],
+): GatewaySettings {
+  const s = defaultGatewaySettings(configMap);
+  const sink: Sink = { origin, issues };
+  const unsupported: string[] = [];
+  const field = (key: string) => formatFieldPath(['data', key]);
+  const invalid = (key: string, value: string, expected: string, kept: string) =>
+    push(
+      sink,
+      'warning',
+      'INVALID_CONFIGMAP_VALUE',
+      field(key),
+      `${JSON.stringify(value)} is not ${expected}; using the default ${kept}`,
+    );
+  const bool = (key: string, fallback: boolean): boolean => {
+    const v = data[key];
+    if (v === undefined) return fallback;
+    const b = parseGoBool(v);
+    if (b === null) {
+      invalid(key, v, 'a boolean', String(fallback));
+      return fallback;
+    }
+    return b;
+  };
+  const seconds = (key: string, fallbackMs: number): number => {
+    const v = data[key];
+    if (v === undefined) return fallbackMs;
+    const n = parseUint(v, MAX_TIMEOUT_SECONDS);
+    if (n === null) {
+      invalid(key, v, `a whole number of seconds (0-${MAX_TIMEOUT_SECONDS})`, `${fallbackMs / 1000}`);
+      return fallbackMs;
+    }
+    return n * 1000;
+  };
+  const list = (key: string): SourceRangeModel | null => {
+    const model = parseConfigMapSourceRange(data[key]);
+    if (model !== null && !model.valid) {
+      push(
+        sink,
+        'error',
+        'INVALID_SOURCE_RANGE',
+        field(key),
+        `${model.error}; fails closed: every location it applies to answers 503`,
+      );
+    }
+    return model;
+  };
+
+  for (const key of Object.keys(data)) {
+    if (!SUPPORTED_CONFIGMAP_KEYS.includes(key)) {
+      unsupported.push(key);
+      push(
+        sink,
+        'warning',
+        'UNSUPPORTED_CONFIGMAP_KEY',
+        field(key),
+        `ConfigMap key "${key}" is not implemented by keepip and has no effect`,
+      );
+    }
+  }
+  const snippets = data['allow-snippet-annotations'];
+  if (snippets !== undefined && parseGoBool(snippets) !== false) {
+    unsupported.push('allow-snippet-annotations');
+    push(
+      sink,
+      'warning',
+      'UNSUPPORTED_CONFIGMAP_KEY',
+      field('allow-snippet-annotations'),
+      'keepip never runs configuration snippets; only "false" is supported',
+    );
+  }
+
+  s.useProxyProtocol = bool('use-proxy-protocol', s.useProxyProtocol);
+  const headerTimeout = data['proxy-protocol-header-timeout'];
+  if (headerTimeout !== undefined) {
+    const ms = parseGoDurationMs(headerTimeout);
+    if (ms === null || ms === 0 || ms > MAX_TIMEOUT_SECONDS * 1000)
+      invalid('proxy-protocol-header-timeout', headerTimeout, 'a positive duration such as "5s"', '5s');
+    else s.proxyProtocolHeaderTimeoutMs = ms;
+  }
+  const realIp = data['proxy-real-ip-cidr'];
+  if (realIp !== undefined && realIp.trim() !== '') {
+    const parsed = parseConfigMapSourceRange(realIp);
+    s.trustedCidrsDefaulted = false;
+    if (parsed?.valid) s.trustedCidrs = parsed.cidrs;
+    else {
+      s.trustedCidrs = [];
+      const why = parsed && !parsed.valid ? parsed.error : 'invalid value';
+      push(
+        sink,
+        'error',
+        'INVALID_TRUSTED_CIDR',
+        field('proxy-real-ip-cidr'),
+        `${why}; keepip trusts no peer (PROXY headers and forwarded headers are refused)`,
+      );
+    }
+  }
+  s.useForwardedHeaders = bool('use-forwarded-headers', s.useForwardedHeaders);
+  const header = data['forwarded-for-header'];
+  if (header !== undefined) {
+    if (isHeaderName(header.trim())) s.forwardedForHeader = header.trim();
+    else invalid('forwarded-for-header', header, 'an HTTP header name', s.forwardedForHeader);
+  }
+  s.computeFullForwardedFor = bool('compute-full-forwarded-for', s.computeFullForwardedFor);
+  s.enableRealIp = bool('enable-real-ip', s.enableRealIp);
+  s.defaultAllow = list('whitelist-source-range');
+  s.defaultDeny = list('denylist-source-range');
+  s.blockCidrs = list('block-cidrs');
+  s.sslRedirect = bool('ssl-redirect', s.sslRedirect);
+  const code = data['http-redirect-code'];
+  if (code !== undefined) {
+    const n = parseUint(code, 999);
+    if (n === 301 || n === 302 || n === 307 || n === 308) s.httpRedirectCode = n;
+    else invalid('http-redirect-code', code, 'one of 301, 302, 307, 308', '308');
+  }
+  if (data['log-format-upstream'] !== undefined && data['log-format-upstream'].trim() !== '') {
+    s.logFormatUpstream = data['log-format-upstream'];
+  }
+  s.logFormatEscapeJson = bool('log-format-escape-json', s.logFormatEscapeJson);
+  const body = data['proxy-body-size'];
+  if (body !== undefined) {
+    const n = parseNginxSize(body);
+    if (n === null)
+      invalid('proxy-body-size', body, 'a size such as "8m" (digits and an optional b, k, m or g)', '1m');
+    else s.proxyBodySizeBytes = n;
+  }
+  s.proxyConnectTimeoutMs = seconds('proxy-connect-timeout', s.proxyConnectTimeoutMs);
+  s.proxyReadTimeoutMs = seconds('proxy-read-timeout', s.proxyReadTimeoutMs);
+  s.proxySendTimeoutMs = seconds('proxy-send-timeout', s.proxySendTimeoutMs);
+  const keepalive = data['upstream-keepalive-connections'];
+  if (keepalive !== undefined) {
+    const n = parseUint(keepalive, 1_000_000);
+    if (n === null) invalid('upstream-keepalive-connections', keepalive, 'a whole number', '320');
+    else s.upstreamKeepaliveConnections = n;
+  }
+  s.unsupportedKeys = unsupported;
+  if (s.trustedCidrsDefaulted && (s.useProxyProtocol || s.useForwardedHeaders || s.enableRealIp)) {
+    push(
+      sink,
+      'warning',
+      'TRUSTS_EVERYONE',
+      field('proxy-real-ip-cidr'),
+      "proxy-real-ip-cidr is not set, so the default 0.0.0.0/0 trusts every peer to supply the client address; anyone who reaches the gateway directly can forge it. Set it to the load balancer's addresses",
+    );
+  }
+  return s;
+}
+
+/** What one Ingress's annotations say for its locations. Null fields were not set (defaults apply). */
+export interface IngressAnnotations {
+  allow: SourceRangeModel | null;
+  deny: SourceRangeModel | null;
+  rewriteTarget: string | null;
+  useRegex: boolean;
+  appRoot: string | null;
+  sslRedirect: boolean | null;
+  forceSslRedirect: boolean;
+  serviceUpstream: boolean;
+  backendProtocol: 'HTTP' | 'HTTPS';
+  /** A backend-protocol keepip cannot speak (GRPC, FCGI…): the locations get no backend (503). */
+  backendRefused: boolean;
+  proxyBodySizeBytes: number;
+  proxyConnectTimeoutMs: number;
+  proxyReadTimeoutMs: number;
+  proxySendTimeoutMs: number;
+}
+
+const REWRITE_TARGET = /^\/?[-._~a-zA-Z0-9/:$]*$/;
+const APP_ROOT = /^\/[-._~a-zA-Z0-9/]*$/;
+
+/** Parses the ingress-nginx annotations of one Ingress; reports unsupported and invalid ones. */
+export function parseIngressAnnotations(
+  annotations: Readonly<Record<string, string>>,
+  settings: GatewaySettings,
+  origin: Origin,
+  issues: ConfigIssue[],
+): IngressAnnotations {
+  const sink: Sink = { origin, issues };
+  const get = (name: string): string | undefined => annotations[NGINX_ANNOTATION_PREFIX + name];
+  const invalid = (name: string, value: string, expected: string, kept: string) =>
+    push(
+      sink,
+      'warning',
+      'INVALID_ANNOTATION_VALUE',
+      annotationField(NGINX_ANNOTATION_PREFIX + name),
+      `${JSON.stringify(value)} is not ${expected}; ignored, ${kept} applies`,
+    );
+
+  for (const key of Object.keys(annotations)) {
+    if (!key.startsWith(NGINX_ANNOTATION_PREFIX)) continue;
+    const name = key.slice(NGINX_ANNOTATION_PREFIX.length);
+    if (!SUPPORTED_ANNOTATIONS.includes(name)) {
+      push(
+        sink,
+        'warning',
+        'UNSUPPORTED_ANNOTATION',
+        annotationField(key),
+        `annotation "${key}" is not implemented by keepip and has no effect`,
+      );
+    }
+  }
+
+  const bool = (name: string, fallback: boolean | null): boolean | null => {
+    const v = get(name);
+    if (v === undefined) return fallback;
+    const b = parseGoBool(v);
+    if (b === null) {
+      invalid(name, v, 'a boolean ("true" or "false")', fallback === null ? 'the default' : `${fallback}`);
+      return fallback;
+    }
+    return b;
+  };
+  const seconds = (name: string, fallbackMs: number): number => {
+    const v = get(name);
+    if (v === undefined) return fallbackMs;
+    const n = parseUint(v, MAX_TIMEOUT_SECONDS);
+    if (n === null) {
+      invalid(name, v, `a whole number of seconds (0-${MAX_TIMEOUT_SECONDS})`, `${fallbackMs / 1000}s`);
+      return fallbackMs;
+    }
+    return n * 1000;
+  };
+
+  const access = resolveAccessRules(
+    { ...annotations },
+    { allow: settings.defaultAllow, deny: settings.defaultDeny },
+  );
+  for (const [which, model] of [
+    ['allow', access.allow],
+    ['deny', access.deny],
+  ] as const) {
+    if (model && !model.valid && model.from === 'annotation') {
+      const key =
+        which === 'deny'
+          ? 'denylist-source-range'
+          : get('allowlist-source-range') !== undefined && get('allowlist-source-range')!.trim() !== ''
+            ? 'allowlist-source-range'
+            : 'whitelist-source-range';
+      push(
+        sink,
+        'error',
+        'INVALID_SOURCE_RANGE',
+        annotationField(NGINX_ANNOTATION_PREFIX + key),
+        `${model.error}; the Ingress is served but its locations fail closed: 503 for everyone`,
+      );
+    }
+  }
+
+  let rewriteTarget: string | null = null;
+  const rt = get('rewrite-target');
+  if (rt !== undefined) {
+    if (REWRITE_TARGET.test(rt)) rewriteTarget = rt;
+    else invalid('rewrite-target', rt, 'a safe rewrite target (^/?[-._~a-zA-Z0-9/:$]*$)', 'no rewrite');
+  }
+  let appRoot: string | null = null;
+  const ar = get('app-root');
+  if (ar !== undefined) {
+    if (APP_ROOT.test(ar)) appRoot = ar;
+    else invalid('app-root', ar, 'an absolute path made of [-._~a-zA-Z0-9/]', 'no app-root redirect');
+  }
+  let backendProtocol: 'HTTP' | 'HTTPS' = 'HTTP';
+  let backendRefused = false;
+  const bp = get('backend-protocol');
+  if (bp !== undefined) {
+    const upper = bp.trim().toUpperCase();
+    if (upper === 'HTTP' || upper === 'HTTPS') backendProtocol = upper;
+    else if (['GRPC', 'GRPCS', 'FCGI', 'AUTO_HTTP'].includes(upper)) {
+      backendRefused = true;
+      push(
+        sink,
+        'error',
+        'UNSUPPORTED_BACKEND_PROTOCOL',
+        annotationField(`${NGINX_ANNOTATION_PREFIX}backend-protocol`),
+        `backend protocol ${upper} is not supported by keepip (HTTP or HTTPS only); this Ingress's locations answer 503 instead of speaking the wrong protocol`,
+      );
+    } else invalid('backend-protocol', bp, 'HTTP or HTTPS', 'HTTP');
+  }
+  let proxyBodySizeBytes = settings.proxyBodySizeBytes;
+  const body = get('proxy-body-size');
+  if (body !== undefined) {
+    const n = parseNginxSize(body);
+    if (n === null)
+      invalid(
+        'proxy-body-size',
+        body,
+        'a size such as "8m" (digits and an optional b, k, m or g)',
+        'the ConfigMap value',
+      );
+    else proxyBodySizeBytes = n;
+  }
+
+  return {
+    allow: access.allow,
+    deny: access.deny,
+    rewriteTarget,
+    useRegex: bool('use-regex', false) ?? false,
+    appRoot,
+    sslRedirect: bool('ssl-redirect', null),
+    forceSslRedirect: bool('force-ssl-redirect', false) ?? false,
+    serviceUpstream: bool('service-upstream', false) ?? false,
+    backendProtocol,
+    backendRefused,
+    proxyBodySizeBytes,
+    proxyConnectTimeoutMs: seconds('proxy-connect-timeout', settings.proxyConnectTimeoutMs),
+    proxyReadTimeoutMs: seconds('proxy-read-timeout', settings.proxyReadTimeoutMs),
+    proxySendTimeoutMs: seconds('proxy-send-timeout', settings.proxySendTimeoutMs),
+  };
+}

@@ -1,0 +1,516 @@
+// The gateway part of the topology: controller settings from the ConfigMap, virtual hosts and
+// locations from the Ingresses of the served class, TLS certificates from Secrets.
+import type {
+  BackendRef,
+  ConfigIssue,
+  GatewayModel,
+  GatewaySettings,
+  LocationModel,
+  ObjectRef,
+  Origin,
+  PathType,
+  TlsCertificateModel,
+  VirtualHostModel,
+} from '../config/model.ts';
+import { type IngressAnnotations, parseControllerConfigMap, parseIngressAnnotations } from './annotations.ts';
+import { annotationField } from './field-path.ts';
+import type {
+  ConfigMapView,
+  IngressBackendView,
+  IngressClassView,
+  IngressView,
+  SecretView,
+  ServiceView,
+} from './objects.ts';
+import { describeOrigin } from './reader.ts';
+import { compare } from './translate-services.ts';
+
+export const INGRESS_NGINX_CONTROLLER = 'k8s.io/ingress-nginx';
+export const DEFAULT_INGRESS_CLASS = 'nginx';
+export const DEFAULT_CONFIGMAP = 'ingress-nginx/ingress-nginx-controller';
+const LEGACY_CLASS_ANNOTATION = 'kubernetes.io/ingress.class';
+
+export interface GatewayInput {
+  ingresses: readonly IngressView[];
+  ingressClasses: readonly IngressClassView[];
+  services: readonly ServiceView[];
+  secrets: readonly SecretView[];
+  configMaps: readonly ConfigMapView[];
+}
+
+export interface GatewayOptions {
+  ingressClass?: string;
+  configMap?: string;
+}
+
+function issue(
+  issues: ConfigIssue[],
+  severity: ConfigIssue['severity'],
+  code: string,
+  origin: Origin | null,
+  field: string | null,
+  message: string,
+): void {
+  const where = origin ? `${describeOrigin(origin)}${field ? ` ${field}` : ''}: ` : '';
+  issues.push({
+    severity,
+    code,
+    message: `${where}${message}`,
+    ...(origin ? { origin } : {}),
+    ...(field ? { field } : {}),
+  });
+}
+
+/** Parses `namespace/name`; null when malformed. */
+export function parseObjectRef(text: string): ObjectRef | null {
+  const m = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?)\/([a-z0-9]([-.a-z0-9]*[a-z0-9])?)$/.exec(text);
+  return m ? { namespace: m[1]!, name: m[3]! } : null;
+}
+
+export function translateGatewaySettings(
+  input: GatewayInput,
+  configMapOption: string | undefined,
+  issues: ConfigIssue[],
+): GatewaySettings {
+  let ref = parseObjectRef(configMapOption ?? DEFAULT_CONFIGMAP);
+  if (ref === null) {
+    issue(
+      issues,
+      'error',
+      'INVALID_CONFIGMAP_OPTION',
+      null,
+      null,
+      `--configmap ${JSON.stringify(configMapOption)} is not "namespace/name"; using ${DEFAULT_CONFIGMAP}`,
+    );
+    ref = parseObjectRef(DEFAULT_CONFIGMAP)!;
+  }
+  const cm = input.configMaps.find((c) => c.meta.namespace === ref.namespace && c.meta.name === ref.name);
+  if (!cm) {
+    issue(
+      issues,
+      'info',
+      'CONFIGMAP_NOT_FOUND',
+      null,
+      null,
+      `controller ConfigMap ${ref.namespace}/${ref.name} not found in the manifests; ingress-nginx defaults apply`,
+    );
+    return parseControllerConfigMap({}, null, null, issues);
+  }
+  return parseControllerConfigMap(cm.data, ref, cm.origin, issues);
+}
+
+/** Which Ingresses the gateway serves: those whose class resolves to the requested class name. */
+export function selectIngresses(
+  input: GatewayInput,
+  ingressClass: string,
+  issues: ConfigIssue[],
+): IngressView[] {
+  const requested = input.ingressClasses.find((c) => c.meta.name === ingressClass);
+  if (requested && requested.controller !== INGRESS_NGINX_CONTROLLER) {
+    issue(
+      issues,
+      'warning',
+      'INGRESS_CLASS_OTHER_CONTROLLER',
+      requested.origin,
+      'spec.controller',
+      `IngressClass "${ingressClass}" names controller ${JSON.stringify(requested.controller)}, not ${INGRESS_NGINX_CONTROLLER}; keepip serves its Ingresses because it was asked to`,
+    );
+  }
+  const defaults = input.ingressClasses
+    .filter((c) => c.isDefault && c.controller === INGRESS_NGINX_CONTROLLER)
+    .sort((a, b) => compare(a.meta.name, b.meta.name));
+  if (defaults.length > 1) {
+    issue(
+      issues,
+      'warning',
+      'MULTIPLE_DEFAULT_INGRESS_CLASSES',
+      defaults[1]!.origin,
+      annotationField('ingressclass.kubernetes.io/is-default-class'),
+      `more than one default IngressClass for ${INGRESS_NGINX_CONTROLLER}; using "${defaults[0]!.meta.name}"`,
+    );
+  }
+  const fallback = defaults[0]?.meta.name ?? null;
+  const served: IngressView[] = [];
+  for (const ing of input.ingresses) {
+    const legacy = ing.meta.annotations[LEGACY_CLASS_ANNOTATION] ?? null;
+    if (ing.ingressClassName !== null && legacy !== null && legacy !== ing.ingressClassName) {
+      issue(
+        issues,
+        'warning',
+        'CONFLICTING_INGRESS_CLASS',
+        ing.origin,
+        annotationField(LEGACY_CLASS_ANNOTATION),
+        `differs from spec.ingressClassName "${ing.ingressClassName}", which wins`,
+      );
+    }
+    const cls = ing.ingressClassName ?? legacy ?? fallback;
+    if (cls === ingressClass) served.push(ing);
+    else {
+      issue(
+        issues,
+        'info',
+        'INGRESS_NOT_SERVED',
+        ing.origin,
+        null,
+        cls === null
+          ? `no ingress class and no default IngressClass; not served by class "${ingressClass}"`
+          : `class "${cls}" is not "${ingressClass}"; not served`,
+      );
+    }
+  }
+  // Older Ingresses win merges; objects without a timestamp are the newest (not yet created).
+  return served.sort((a, b) => {
+    const ta = a.meta.creationTimestamp;
+    const tb = b.meta.creationTimestamp;
+    if (ta !== tb) {
+      if (ta === null) return 1;
+      if (tb === null) return -1;
+      const d = Date.parse(ta) - Date.parse(tb);
+      if (d !== 0) return d;
+    }
+    return compare(`${a.meta.namespace}/${a.meta.name}`, `${b.meta.namespace}/${b.meta.name}`);
+  });
+}
+
+const HOST = /^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+/** Exact and Prefix paths as ingress-nginx 1.12 accepts them (strict-validate-path-type is on). */
+const STRICT_PATH = /^\/[A-Za-z0-9\-._~/]*$/;
+
+function tlsCovers(tlsHost: string, host: string): boolean {
+  if (tlsHost === host) return true;
+  if (tlsHost.startsWith('*.') && host !== '' && !host.startsWith('*.')) {
+    const dot = host.indexOf('.');
+    return dot > 0 && host.slice(dot + 1) === tlsHost.slice(2);
+  }
+  return false;
+}
+
+interface HostBuild {
+  host: string;
+  locations: LocationModel[];
+  keys: Map<string, Origin>;
+  creator: IngressView;
+}
+
+export function translateGateway(
+  input: GatewayInput,
+  options: GatewayOptions,
+  issues: ConfigIssue[],
+): GatewayModel {
+  const ingressClass = options.ingressClass ?? DEFAULT_INGRESS_CLASS;
+  const settings = translateGatewaySettings(input, options.configMap, issues);
+  const served = selectIngresses(input, ingressClass, issues);
+  const annotations = new Map<IngressView, IngressAnnotations>();
+  for (const ing of served)
+    annotations.set(ing, parseIngressAnnotations(ing.meta.annotations, settings, ing.origin, issues));
+
+  const serviceIndex = new Map(input.services.map((s) => [`${s.meta.namespace}/${s.meta.name}`, s]));
+  const backendRef = (ing: IngressView, b: IngressBackendView | null): BackendRef | null => {
+    if (b === null || b.service === null) return null;
+    const { name, port } = b.service;
+    const svc = serviceIndex.get(`${ing.meta.namespace}/${name}`);
+    if (!svc) {
+      issue(
+        issues,
+        'warning',
+        'SERVICE_NOT_FOUND',
+        ing.origin,
+        `${b.field}.service.name`,
+        `Service ${ing.meta.namespace}/${name} is not in the manifests; requests answer 503 until it exists`,
+      );
+    } else if (!svc.ports.some((p) => (typeof port === 'number' ? p.port === port : p.name === port))) {
+      issue(
+        issues,
+        'warning',
+        'SERVICE_PORT_NOT_FOUND',
+        ing.origin,
+        `${b.field}.service.port`,
+        `Service ${ing.meta.namespace}/${name} has no port ${JSON.stringify(port)}; requests answer 503`,
+      );
+    }
+    return {
+      service: { namespace: ing.meta.namespace, name },
+      port,
+      upstreamName: `${ing.meta.namespace}-${name}-${port}`,
+    };
+  };
+
+  // A host's paths all become regexes when any Ingress of that host asks for use-regex or a rewrite.
+  const regexHosts = new Set<string>();
+  const tlsHosts = new Set<string>();
+  for (const ing of served) {
+    const a = annotations.get(ing)!;
+    // ingress-nginx's needsRewrite: a target equal to the path is no rewrite at all (the seed's
+    // `rewrite-target: /` on path `/`), so it neither rewrites nor turns the host into regexes.
+    for (const rule of ing.rules) {
+      if (
+        a.useRegex ||
+        rule.paths.some((p) => a.rewriteTarget !== null && a.rewriteTarget !== (p.path || '/'))
+      ) {
+        regexHosts.add(rule.host);
+      }
+    }
+    for (const t of ing.tls) for (const h of t.hosts) tlsHosts.add(h);
+  }
+  const hasTls = (host: string) => [...tlsHosts].some((t) => tlsCovers(t, host));
+
+  const hosts = new Map<string, HostBuild>();
+  let defaultBackend: BackendRef | null = null;
+  let defaultBackendOrigin: Origin | null = null;
+
+  const location = (
+    ing: IngressView,
+    path: string,
+    pathType: PathType,
+    regex: string | null,
+    backend: BackendRef | null,
+    host: string,
+  ): LocationModel => {
+    const a = annotations.get(ing)!;
+    return {
+      ingress: { namespace: ing.meta.namespace, name: ing.meta.name },
+      ingressOrigin: ing.origin,
+      createdAt: ing.meta.creationTimestamp,
+      path,
+      pathType,
+      regex,
+      backend: a.backendRefused ? null : backend,
+      allow: a.allow,
+      deny: a.deny,
+      rewriteTarget: a.rewriteTarget === path ? null : a.rewriteTarget,
+      appRoot: a.appRoot,
+      sslRedirect: (a.sslRedirect ?? settings.sslRedirect) && hasTls(host),
+      forceSslRedirect: a.forceSslRedirect,
+      serviceUpstream: a.serviceUpstream,
+      backendProtocol: a.backendProtocol,
+      proxyBodySizeBytes: a.proxyBodySizeBytes,
+      proxyConnectTimeoutMs: a.proxyConnectTimeoutMs,
+      proxyReadTimeoutMs: a.proxyReadTimeoutMs,
+      proxySendTimeoutMs: a.proxySendTimeoutMs,
+    };
+  };
+
+  for (const ing of served) {
+    if (ing.defaultBackend !== null && ing.rules.length === 0) {
+      if (defaultBackend === null) {
+        defaultBackend = backendRef(ing, ing.defaultBackend);
+        defaultBackendOrigin = ing.origin;
+      } else {
+        issue(
+          issues,
+          'warning',
+          'DUPLICATE_DEFAULT_BACKEND',
+          ing.origin,
+          'spec.defaultBackend',
+          `the default backend is already set by ${defaultBackendOrigin ? describeOrigin(defaultBackendOrigin) : 'an older Ingress'}; ignored`,
+        );
+      }
+    }
+    for (const rule of ing.rules) {
+      if (rule.host !== '' && !HOST.test(rule.host)) {
+        issue(
+          issues,
+          'error',
+          'INVALID_HOST',
+          ing.origin,
+          `${rule.field}.host`,
+          `${JSON.stringify(rule.host)} is not a host name or a single leading wildcard (*.example.com); rule ignored`,
+        );
+        continue;
+      }
+      let build = hosts.get(rule.host);
+      if (!build) {
+        build = { host: rule.host, locations: [], keys: new Map(), creator: ing };
+        hosts.set(rule.host, build);
+      }
+      const regexHost = regexHosts.has(rule.host);
+      for (const p of rule.paths) {
+        const path = p.path === '' ? '/' : p.path;
+        if (p.pathType !== 'ImplementationSpecific' && !STRICT_PATH.test(path)) {
+          issue(
+            issues,
+            'error',
+            'INVALID_PATH',
+            ing.origin,
+            `${p.field}.path`,
+            `${JSON.stringify(path)} is not a valid ${p.pathType} path (only /[A-Za-z0-9-._~/]*, as ingress-nginx validates it); path ignored. Use pathType ImplementationSpecific for a regex`,
+          );
+          continue;
+        }
+        if (!path.startsWith('/')) {
+          issue(
+            issues,
+            'error',
+            'INVALID_PATH',
+            ing.origin,
+            `${p.field}.path`,
+            `${JSON.stringify(path)} must start with "/"; path ignored`,
+          );
+          continue;
+        }
+        let regex: string | null = null;
+        if (regexHost) {
+          try {
+            new RegExp(path, 'i');
+            regex = path;
+          } catch (err) {
+            issue(
+              issues,
+              'error',
+              'INVALID_PATH_REGEX',
+              ing.origin,
+              `${p.field}.path`,
+              `${JSON.stringify(path)} is not a valid regular expression (${(err as Error).message}); path ignored`,
+            );
+            continue;
+          }
+        }
+        const key = `${path}\u0000${p.pathType}`;
+        const first = build.keys.get(key);
+        if (first) {
+          issue(
+            issues,
+            'warning',
+            'DUPLICATE_PATH',
+            ing.origin,
+            p.field,
+            `host ${JSON.stringify(rule.host)} path ${JSON.stringify(path)} (${p.pathType}) is already defined by ${describeOrigin(first)}, which is older and wins`,
+          );
+          continue;
+        }
+        build.keys.set(key, ing.origin);
+        build.locations.push(location(ing, path, p.pathType, regex, backendRef(ing, p.backend), rule.host));
+      }
+    }
+  }
+
+  // As in ingress-nginx, a host's root falls back to the spec.defaultBackend of the Ingress that
+  // created the host, when no rule covers "/".
+  for (const build of hosts.values()) {
+    const creator = build.creator;
+    if (creator.defaultBackend === null) continue;
+    if (build.locations.some((l) => l.path === '/' && l.pathType !== 'Exact')) continue;
+    const regex = regexHosts.has(build.host) ? '/' : null;
+    build.locations.push(
+      location(creator, '/', 'Prefix', regex, backendRef(creator, creator.defaultBackend), build.host),
+    );
+  }
+
+  const secrets = new Map(input.secrets.map((s) => [`${s.meta.namespace}/${s.meta.name}`, s]));
+  const certFor = (host: string): TlsCertificateModel | null => {
+    for (const ing of served) {
+      for (const t of ing.tls) {
+        if (!t.hosts.some((h) => tlsCovers(h, host))) continue;
+        if (t.secretName === null || t.secretName === '') continue;
+        const cert = readTlsSecret(
+          secrets.get(`${ing.meta.namespace}/${t.secretName}`),
+          ing,
+          t.field,
+          t.secretName,
+          t.hosts,
+          issues,
+        );
+        if (cert) return cert;
+      }
+    }
+    return null;
+  };
+
+  const virtualHosts: VirtualHostModel[] = [...hosts.values()]
+    .sort((a, b) => compare(a.host, b.host))
+    .map((b) => ({
+      host: b.host,
+      tls: hasTls(b.host) ? certFor(b.host) : null,
+      locations: sortLocations(b.locations, regexHosts.has(b.host)),
+    }));
+
+  return {
+    ingressClass,
+    settings,
+    virtualHosts,
+    defaultBackend,
+    controllerServices: controllerServices(
+      input.services,
+      settings.configMap?.namespace ??
+        parseObjectRef(options.configMap ?? DEFAULT_CONFIGMAP)?.namespace ??
+        'ingress-nginx',
+    ),
+  };
+}
+
+/**
+ * ingress-nginx priority. Plain hosts: Exact first, then longer paths first (nginx picks the longest
+ * prefix anyway). Regex hosts: every path is a regex tried in order, sorted by path length, longest
+ * first, as ingress-nginx writes them. Stable, so equal lengths keep merge order (oldest first).
+ */
+export function sortLocations(locations: readonly LocationModel[], regexHost: boolean): LocationModel[] {
+  const rank = (l: LocationModel) => (regexHost || l.pathType !== 'Exact' ? 1 : 0);
+  return [...locations].sort((a, b) => rank(a) - rank(b) || b.path.length - a.path.length);
+}
+
+function readTlsSecret(
+  secret: SecretView | undefined,
+  ing: IngressView,
+  field: string,
+  secretName: string,
+  hosts: readonly string[],
+  issues: ConfigIssue[],
+): TlsCertificateModel | null {
+  if (!secret) {
+    issue(
+      issues,
+      'warning',
+      'TLS_SECRET_NOT_FOUND',
+      ing.origin,
+      `${field}.secretName`,
+      `Secret ${ing.meta.namespace}/${secretName} is not in the manifests; these hosts use the default certificate`,
+    );
+    return null;
+  }
+  const problem =
+    secret.type !== 'kubernetes.io/tls'
+      ? `has type ${JSON.stringify(secret.type)}, not kubernetes.io/tls`
+      : !isPem(secret.data['tls.crt'], 'CERTIFICATE')
+        ? 'has no PEM certificate in tls.crt'
+        : !isPem(secret.data['tls.key'], 'PRIVATE KEY')
+          ? 'has no PEM private key in tls.key'
+          : null;
+  if (problem) {
+    issue(
+      issues,
+      'warning',
+      'TLS_SECRET_INVALID',
+      secret.origin,
+      null,
+      `${problem}; the hosts of ${describeOrigin(ing.origin)} use the default certificate`,
+    );
+    return null;
+  }
+  return {
+    secret: { namespace: secret.meta.namespace, name: secret.meta.name },
+    hosts,
+    certPem: secret.data['tls.crt']!,
+    keyPem: secret.data['tls.key']!,
+  };
+}
+
+function isPem(text: string | undefined, label: string): boolean {
+  return text !== undefined && new RegExp(`-----BEGIN [A-Z ]*${label}-----`).test(text);
+}
+
+/**
+ * The controller's own Services: LoadBalancer or NodePort Services in the ConfigMap's namespace, or
+ * anywhere when their selector picks the ingress-nginx controller pods.
+ */
+export function controllerServices(services: readonly ServiceView[], namespace: string): ObjectRef[] {
+  return services
+    .filter(
+      (s) =>
+        (s.type === 'LoadBalancer' || s.type === 'NodePort') &&
+        (s.meta.namespace === namespace ||
+          (s.selector['app.kubernetes.io/name'] === 'ingress-nginx' &&
+            s.selector['app.kubernetes.io/component'] === 'controller')),
+    )
+    .map((s) => ({ namespace: s.meta.namespace, name: s.meta.name }))
+    .sort((a, b) => compare(`${a.namespace}/${a.name}`, `${b.namespace}/${b.name}`));
+}

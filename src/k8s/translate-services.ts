@@ -1,0 +1,148 @@
+// Services with their endpoints (Endpoints or EndpointSlices), and Nodes.
+import type { ConfigIssue, EndpointModel, NodeModel, ServiceModel } from '../config/model.ts';
+import { canonicalIp } from '../net/ip.ts';
+import type { EndpointSliceView, EndpointsView, NodeView, ServiceView } from './objects.ts';
+import { describeOrigin } from './reader.ts';
+
+/** The one node `keepip up` runs when the manifests name none. */
+export const DEFAULT_NODE: NodeModel = { name: 'node-1', address: '127.0.1.1' };
+
+export function translateNodes(nodes: readonly NodeView[], issues: ConfigIssue[]): NodeModel[] {
+  const out: NodeModel[] = [];
+  for (const node of [...nodes].sort((a, b) => compare(a.meta.name, b.meta.name))) {
+    const address = node.internalIp === null ? null : canonicalIp(node.internalIp);
+    if (address === null) {
+      issues.push({
+        severity: 'warning',
+        code: 'NODE_WITHOUT_ADDRESS',
+        message: `${describeOrigin(node.origin)} status.addresses: no valid InternalIP${node.internalIp === null ? '' : ` (${JSON.stringify(node.internalIp)})`}; node ignored`,
+        origin: node.origin,
+        field: 'status.addresses',
+      });
+      continue;
+    }
+    out.push({ name: node.meta.name, address });
+  }
+  return out.length > 0 || nodes.length > 0 ? out : [{ ...DEFAULT_NODE }];
+}
+
+export function translateServices(
+  services: readonly ServiceView[],
+  endpoints: readonly EndpointsView[],
+  slices: readonly EndpointSliceView[],
+  issues: ConfigIssue[],
+): ServiceModel[] {
+  const out: ServiceModel[] = [];
+  for (const svc of [...services].sort((a, b) => compare(key(a), key(b)))) {
+    let clusterIP: string | null = null;
+    if (svc.clusterIP !== null && svc.clusterIP !== '' && svc.clusterIP !== 'None') {
+      clusterIP = canonicalIp(svc.clusterIP);
+      if (clusterIP === null) {
+        issues.push({
+          severity: 'error',
+          code: 'MANIFEST_INVALID_FIELD',
+          message: `${describeOrigin(svc.origin)} spec.clusterIP: ${JSON.stringify(svc.clusterIP)} is not an IP address`,
+          origin: svc.origin,
+          field: 'spec.clusterIP',
+        });
+      }
+    }
+    const mine = slices.filter(
+      (s) => s.meta.namespace === svc.meta.namespace && s.serviceName === svc.meta.name,
+    );
+    const legacy = endpoints.filter(
+      (e) => e.meta.namespace === svc.meta.namespace && e.meta.name === svc.meta.name,
+    );
+    // EndpointSlices are what kube-proxy reads today; Endpoints only when a Service has no slice.
+    const byPort = mine.length > 0 ? fromSlices(mine, issues) : fromEndpoints(legacy, issues);
+    out.push({
+      ref: { namespace: svc.meta.namespace, name: svc.meta.name },
+      origin: svc.origin,
+      type: svc.type,
+      clusterIP,
+      ports: svc.ports,
+      selector: svc.selector,
+      endpoints: byPort,
+    });
+  }
+  return out;
+}
+
+function fromEndpoints(
+  list: readonly EndpointsView[],
+  issues: ConfigIssue[],
+): Record<string, EndpointModel[]> {
+  const out: Record<string, EndpointModel[]> = {};
+  for (const ep of list) {
+    for (const subset of ep.subsets) {
+      for (const port of subset.ports) {
+        for (const a of subset.addresses) {
+          const address = endpointAddress(a.address, ep, a.field, issues);
+          if (address === null) continue;
+          add(out, port.name, { address, port: port.port, ready: a.ready, nodeName: a.nodeName });
+        }
+      }
+    }
+  }
+  return out;
+}
+
+function fromSlices(
+  list: readonly EndpointSliceView[],
+  issues: ConfigIssue[],
+): Record<string, EndpointModel[]> {
+  const out: Record<string, EndpointModel[]> = {};
+  for (const slice of [...list].sort((a, b) => compare(a.meta.name, b.meta.name))) {
+    if (slice.addressType === 'FQDN') {
+      issues.push({
+        severity: 'warning',
+        code: 'UNSUPPORTED_ADDRESS_TYPE',
+        message: `${describeOrigin(slice.origin)} addressType: FQDN endpoints are not supported; slice ignored`,
+        origin: slice.origin,
+        field: 'addressType',
+      });
+      continue;
+    }
+    for (const port of slice.ports) {
+      for (const e of slice.endpoints) {
+        const address = endpointAddress(e.address, slice, e.field, issues);
+        if (address === null) continue;
+        add(out, port.name, { address, port: port.port, ready: e.ready, nodeName: e.nodeName });
+      }
+    }
+  }
+  return out;
+}
+
+function endpointAddress(
+  text: string,
+  view: EndpointsView | EndpointSliceView,
+  field: string,
+  issues: ConfigIssue[],
+): string | null {
+  const address = canonicalIp(text);
+  if (address === null) {
+    issues.push({
+      severity: 'error',
+      code: 'MANIFEST_INVALID_FIELD',
+      message: `${describeOrigin(view.origin)} ${field}: ${JSON.stringify(text)} is not an IP address; endpoint ignored`,
+      origin: view.origin,
+      field,
+    });
+  }
+  return address;
+}
+
+function add(out: Record<string, EndpointModel[]>, port: string, endpoint: EndpointModel): void {
+  const list = out[port] ?? [];
+  if (!list.some((e) => e.address === endpoint.address && e.port === endpoint.port)) list.push(endpoint);
+  out[port] = list;
+}
+
+function key(s: ServiceView): string {
+  return `${s.meta.namespace}/${s.meta.name}`;
+}
+
+export function compare(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}

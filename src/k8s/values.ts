@@ -1,0 +1,71 @@
+// Value syntaxes ingress-nginx accepts in annotations and ConfigMap keys (Go's strconv and time
+// parsers), re-implemented strictly. Every function returns null for a value it does not accept.
+
+/** Go's strconv.ParseBool, which ingress-nginx uses for annotations and (weakly typed) ConfigMap keys. */
+export function parseGoBool(text: string): boolean | null {
+  switch (text.trim()) {
+    case '1':
+    case 't':
+    case 'T':
+    case 'true':
+    case 'TRUE':
+    case 'True':
+      return true;
+    case '0':
+    case 'f':
+    case 'F':
+    case 'false':
+    case 'FALSE':
+    case 'False':
+      return false;
+    default:
+      return null;
+  }
+}
+
+/** A non-negative decimal integer no larger than max (no sign, no exponent, no fraction). */
+export function parseUint(text: string, max = Number.MAX_SAFE_INTEGER): number | null {
+  const t = text.trim();
+  if (!/^[0-9]{1,15}$/.test(t)) return null;
+  const n = Number(t);
+  return n <= max ? n : null;
+}
+
+const DURATION_UNITS_MS: Readonly<Record<string, number>> = {
+  ns: 1e-6,
+  us: 1e-3,
+  µs: 1e-3,
+  ms: 1,
+  s: 1000,
+  m: 60_000,
+  h: 3_600_000,
+};
+
+/** Go's time.ParseDuration ("5s", "1m30s", "500ms"), non-negative only, in milliseconds (rounded). */
+export function parseGoDurationMs(text: string): number | null {
+  const t = text.trim();
+  if (t === '0') return 0;
+  const re = /([0-9]+(?:\.[0-9]+)?|\.[0-9]+)(ns|us|µs|ms|s|m|h)/gy;
+  let total = 0;
+  let consumed = 0;
+  for (let match = re.exec(t); match !== null; match = re.exec(t)) {
+    total += Number(match[1]) * (DURATION_UNITS_MS[match[2]!] ?? 0);
+    consumed = re.lastIndex;
+  }
+  if (consumed === 0 || consumed !== t.length) return null;
+  return Math.round(total);
+}
+
+/** nginx size syntax as ingress-nginx validates proxy-body-size: ^\d+[bkmg]?$, case-insensitive. */
+export function parseNginxSize(text: string): number | null {
+  const m = /^([0-9]{1,12})([bkmg]?)$/i.exec(text.trim());
+  if (!m) return null;
+  const scale: Record<string, number> = { '': 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 };
+  const bytes = Number(m[1]) * (scale[m[2]!.toLowerCase()] ?? 1);
+  return Number.isSafeInteger(bytes) ? bytes : null;
+}
+
+/** An HTTP header field name (RFC 9110 token). */
+export function isHeaderName(text: string): boolean {
+  return /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(text);
+}

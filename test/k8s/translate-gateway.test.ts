@@ -1,0 +1,353 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { codes, configMap, find, ingress, service, topologyOf } from './helpers.ts';
+
+const P = 'nginx.ingress.kubernetes.io/';
+
+test('class filter: spec.ingressClassName, then the legacy annotation, then the default IngressClass', () => {
+  const yaml = [
+    ingress({ name: 'by-spec', host: 'a.test' }),
+    ingress({ name: 'other-class', host: 'b.test', className: 'traefik' }),
+    ingress({
+      name: 'by-annotation',
+      host: 'c.test',
+      className: null,
+      annotations: { 'kubernetes.io/ingress.class': 'nginx' },
+    }),
+    ingress({ name: 'no-class', host: 'd.test', className: null }),
+  ].join('');
+  const withoutDefault = topologyOf(yaml);
+  assert.deepEqual(
+    withoutDefault.gateway.virtualHosts.map((v) => v.host),
+    ['a.test', 'c.test'],
+  );
+  assert.equal(codes(withoutDefault.issues).filter((c) => c === 'INGRESS_NOT_SERVED').length, 2);
+
+  const defaultClass =
+    'apiVersion: networking.k8s.io/v1\nkind: IngressClass\nmetadata:\n  name: nginx\n  annotations: {ingressclass.kubernetes.io/is-default-class: "true"}\nspec: {controller: k8s.io/ingress-nginx}\n---\n';
+  const withDefault = topologyOf(defaultClass + yaml);
+  assert.deepEqual(
+    withDefault.gateway.virtualHosts.map((v) => v.host),
+    ['a.test', 'c.test', 'd.test'],
+  );
+
+  const other = topologyOf(yaml, { ingressClass: 'traefik' });
+  assert.equal(other.gateway.ingressClass, 'traefik');
+  assert.deepEqual(
+    other.gateway.virtualHosts.map((v) => v.host),
+    ['b.test'],
+  );
+});
+
+test('an IngressClass of another controller is not a default for ingress-nginx', () => {
+  const yaml =
+    'apiVersion: networking.k8s.io/v1\nkind: IngressClass\nmetadata:\n  name: nginx\n  annotations: {ingressclass.kubernetes.io/is-default-class: "true"}\nspec: {controller: example.com/other}\n---\n' +
+    ingress({ name: 'no-class', className: null });
+  const t = topologyOf(yaml);
+  assert.deepEqual(t.gateway.virtualHosts, []);
+});
+
+test('merge per host: oldest Ingress first, a duplicate path keeps the first and warns', () => {
+  const yaml = [
+    ingress({ name: 'newer', created: '2025-02-01T00:00:00Z', paths: [{ path: '/app', service: 'new' }] }),
+    ingress({
+      name: 'older',
+      created: '2025-01-01T00:00:00Z',
+      paths: [{ path: '/app', service: 'old' }, { path: '/old' }],
+    }),
+    ingress({ name: 'undated', paths: [{ path: '/undated' }] }),
+  ].join('');
+  const t = topologyOf(yaml);
+  const [vhost] = t.gateway.virtualHosts;
+  const app = vhost!.locations.find((l) => l.path === '/app')!;
+  assert.equal(app.ingress.name, 'older');
+  assert.equal(app.backend!.service.name, 'old');
+  const dup = find(t.issues, 'DUPLICATE_PATH');
+  assert.equal(dup.origin!.name, 'newer');
+  assert.equal(dup.field, 'spec.rules[0].http.paths[0]');
+  assert.match(dup.message, /test\.yaml, document 2 \(Ingress default\/older\)/);
+});
+
+test('priority: Exact before Prefix, longer paths first, ImplementationSpecific as Prefix', () => {
+  const yaml = ingress({
+    name: 'x',
+    paths: [
+      { path: '/' },
+      { path: '/api', pathType: 'ImplementationSpecific' },
+      { path: '/api/v1' },
+      { path: '/api', pathType: 'Exact' },
+      { path: '/z', pathType: 'Exact' },
+    ],
+  });
+  const t = topologyOf(yaml);
+  assert.deepEqual(
+    t.gateway.virtualHosts[0]!.locations.map((l) => `${l.pathType}:${l.path}`),
+    ['Exact:/api', 'Exact:/z', 'Prefix:/api/v1', 'ImplementationSpecific:/api', 'Prefix:/'],
+  );
+  assert.ok(t.gateway.virtualHosts[0]!.locations.every((l) => l.regex === null));
+});
+
+test('use-regex on one Ingress makes every path of the host a regex, ordered by length', () => {
+  const yaml = [
+    ingress({
+      name: 'a',
+      created: '2025-01-01T00:00:00Z',
+      paths: [
+        { path: '/', pathType: 'Prefix' },
+        { path: '/x', pathType: 'Exact' },
+      ],
+    }),
+    ingress({
+      name: 'b',
+      created: '2025-01-02T00:00:00Z',
+      annotations: { [`${P}use-regex`]: 'true' },
+      paths: [{ path: '/api/v[0-9]+/.*', pathType: 'ImplementationSpecific' }],
+    }),
+    ingress({ name: 'c', host: 'plain.test', paths: [{ path: '/p' }] }),
+  ].join('');
+  const t = topologyOf(yaml);
+  const regexHost = t.gateway.virtualHosts.find((v) => v.host === 'example.com')!;
+  assert.deepEqual(
+    regexHost.locations.map((l) => l.regex),
+    ['/api/v[0-9]+/.*', '/x', '/'],
+  );
+  const plain = t.gateway.virtualHosts.find((v) => v.host === 'plain.test')!;
+  assert.equal(plain.locations[0]!.regex, null);
+});
+
+test('a rewrite-target different from the path turns the host into regexes; one equal to the path is no rewrite', () => {
+  const rewrite = topologyOf(
+    ingress({
+      name: 'r',
+      annotations: { [`${P}rewrite-target`]: '/$2' },
+      paths: [{ path: '/something(/|$)(.*)', pathType: 'ImplementationSpecific' }],
+    }),
+  );
+  const loc = rewrite.gateway.virtualHosts[0]!.locations[0]!;
+  assert.equal(loc.regex, '/something(/|$)(.*)');
+  assert.equal(loc.rewriteTarget, '/$2');
+
+  const same = topologyOf(
+    ingress({ name: 's', annotations: { [`${P}rewrite-target`]: '/' }, paths: [{ path: '/' }] }),
+  );
+  const root = same.gateway.virtualHosts[0]!.locations[0]!;
+  assert.equal(root.regex, null);
+  assert.equal(root.rewriteTarget, null);
+});
+
+test('invalid paths: a regex in a Prefix path and a broken regex are refused with errors naming the field', () => {
+  const t = topologyOf(
+    ingress({
+      name: 'bad',
+      annotations: { [`${P}use-regex`]: 'true' },
+      paths: [
+        { path: '/a(.*)', pathType: 'Prefix' },
+        { path: '/b(', pathType: 'ImplementationSpecific' },
+        { path: '/ok' },
+      ],
+    }),
+  );
+  assert.deepEqual(
+    t.gateway.virtualHosts[0]!.locations.map((l) => l.path),
+    ['/ok'],
+  );
+  assert.equal(find(t.issues, 'INVALID_PATH').field, 'spec.rules[0].http.paths[0].path');
+  assert.equal(find(t.issues, 'INVALID_PATH_REGEX').field, 'spec.rules[0].http.paths[1].path');
+});
+
+test('backends: upstream name <namespace>-<service>-<port>, by number or by name; missing Service warns', () => {
+  const yaml =
+    ingress({
+      name: 'x',
+      namespace: 'shop',
+      paths: [
+        { path: '/a', service: 'web', port: 8080 },
+        { path: '/b', service: 'web', port: 'http' },
+        { path: '/c', service: 'ghost' },
+      ],
+    }) + service('web', 'shop', '[{name: http, port: 8080}]');
+  const t = topologyOf(yaml);
+  const byPath = Object.fromEntries(t.gateway.virtualHosts[0]!.locations.map((l) => [l.path, l.backend]));
+  assert.deepEqual(byPath['/a'], {
+    service: { namespace: 'shop', name: 'web' },
+    port: 8080,
+    upstreamName: 'shop-web-8080',
+  });
+  assert.deepEqual(byPath['/b'], {
+    service: { namespace: 'shop', name: 'web' },
+    port: 'http',
+    upstreamName: 'shop-web-http',
+  });
+  assert.equal(byPath['/c']!.upstreamName, 'shop-ghost-80');
+  assert.equal(find(t.issues, 'SERVICE_NOT_FOUND').field, 'spec.rules[0].http.paths[2].backend.service.name');
+});
+
+test('spec.defaultBackend: an Ingress without rules sets the catch-all; with rules it backs the root of its hosts', () => {
+  const catchAll =
+    'apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: fallback}\nspec:\n  ingressClassName: nginx\n  defaultBackend:\n    service: {name: errors, port: {number: 8080}}\n---\n';
+  const t = topologyOf(catchAll);
+  assert.deepEqual(t.gateway.defaultBackend, {
+    service: { namespace: 'default', name: 'errors' },
+    port: 8080,
+    upstreamName: 'default-errors-8080',
+  });
+
+  const withRules =
+    'apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: site}\nspec:\n  ingressClassName: nginx\n  defaultBackend:\n    service: {name: home, port: {number: 80}}\n  rules:\n    - host: site.test\n      http:\n        paths:\n          - path: /api\n            pathType: Prefix\n            backend: {service: {name: api, port: {number: 80}}}\n';
+  const r = topologyOf(withRules);
+  assert.equal(r.gateway.defaultBackend, null);
+  assert.deepEqual(
+    r.gateway.virtualHosts[0]!.locations.map((l) => `${l.path}->${l.backend?.service.name}`),
+    ['/api->api', '/->home'],
+  );
+});
+
+test('TLS: the Secret is looked up in the Ingress namespace; ssl-redirect defaults on only for TLS hosts', () => {
+  const cert = Buffer.from('-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n').toString(
+    'base64',
+  );
+  const secret = `apiVersion: v1\nkind: Secret\ntype: kubernetes.io/tls\nmetadata: {name: site-tls, namespace: web}\ndata:\n  tls.crt: ${cert}\nstringData:\n  tls.key: "-----BEGIN PRIVATE KEY-----\\nMIIE\\n-----END PRIVATE KEY-----\\n"\n---\n`;
+  const yaml =
+    secret +
+    ingress({
+      name: 'secure',
+      namespace: 'web',
+      host: 'secure.test',
+      tls: [{ hosts: ['secure.test'], secretName: 'site-tls' }],
+    }) +
+    ingress({ name: 'plain', namespace: 'web', host: 'plain.test' }) +
+    ingress({
+      name: 'lost',
+      namespace: 'web',
+      host: 'lost.test',
+      tls: [{ hosts: ['lost.test'], secretName: 'missing' }],
+    });
+  const t = topologyOf(yaml);
+  const host = (h: string) => t.gateway.virtualHosts.find((v) => v.host === h)!;
+  assert.equal(host('secure.test').tls!.secret.name, 'site-tls');
+  assert.match(host('secure.test').tls!.certPem, /BEGIN CERTIFICATE/);
+  assert.match(host('secure.test').tls!.keyPem, /BEGIN PRIVATE KEY/);
+  assert.equal(host('secure.test').locations[0]!.sslRedirect, true);
+  assert.equal(host('plain.test').tls, null);
+  assert.equal(host('plain.test').locations[0]!.sslRedirect, false);
+  // The Secret is missing: default certificate, but the host is still a TLS host for ssl-redirect.
+  assert.equal(host('lost.test').tls, null);
+  assert.equal(host('lost.test').locations[0]!.sslRedirect, true);
+  const w = find(t.issues, 'TLS_SECRET_NOT_FOUND');
+  assert.equal(w.severity, 'warning');
+  assert.equal(w.field, 'spec.tls[0].secretName');
+});
+
+test('TLS: a Secret of the wrong type or without PEM data is reported and not used', () => {
+  const yaml =
+    'apiVersion: v1\nkind: Secret\ntype: Opaque\nmetadata: {name: s}\nstringData: {tls.crt: x, tls.key: y}\n---\n' +
+    ingress({ name: 'i', tls: [{ hosts: ['example.com'], secretName: 's' }] });
+  const t = topologyOf(yaml);
+  assert.equal(t.gateway.virtualHosts[0]!.tls, null);
+  assert.match(find(t.issues, 'TLS_SECRET_INVALID').message, /not kubernetes\.io\/tls/);
+});
+
+test('per-location annotations come from the Ingress that defines the path, ConfigMap defaults elsewhere', () => {
+  const yaml =
+    configMap({
+      'proxy-body-size': '8m',
+      'proxy-read-timeout': '120',
+      'whitelist-source-range': '10.0.0.0/8',
+    }) +
+    ingress({
+      name: 'a',
+      created: '2025-01-01T00:00:00Z',
+      paths: [{ path: '/a' }],
+      annotations: { [`${P}proxy-body-size`]: '1g', [`${P}allowlist-source-range`]: '192.0.2.1' },
+    }) +
+    ingress({ name: 'b', created: '2025-01-02T00:00:00Z', paths: [{ path: '/b' }] });
+  const t = topologyOf(yaml);
+  const loc = (p: string) => t.gateway.virtualHosts[0]!.locations.find((l) => l.path === p)!;
+  assert.equal(loc('/a').proxyBodySizeBytes, 1024 ** 3);
+  assert.deepEqual(loc('/a').allow, {
+    valid: true,
+    cidrs: ['192.0.2.1/32'],
+    raw: '192.0.2.1',
+    from: 'annotation',
+  });
+  assert.equal(loc('/b').proxyBodySizeBytes, 8 * 1024 ** 2);
+  assert.equal(loc('/b').proxyReadTimeoutMs, 120_000);
+  assert.equal(loc('/b').allow!.from, 'configmap');
+});
+
+test('an invalid allowlist keeps the Ingress served, fails closed and is an error naming the annotation', () => {
+  const t = topologyOf(
+    ingress({ name: 'g', annotations: { [`${P}whitelist-source-range`]: '10.0.0.0/8, ww' } }),
+  );
+  const loc = t.gateway.virtualHosts[0]!.locations[0]!;
+  assert.equal(loc.allow!.valid, false);
+  assert.ok(loc.backend);
+  const e = find(t.issues, 'INVALID_SOURCE_RANGE');
+  assert.equal(e.severity, 'error');
+  assert.equal(e.field, `metadata.annotations["${P}whitelist-source-range"]`);
+});
+
+test('backend-protocol GRPC is refused: an error, and the locations get no backend (503), not HTTP', () => {
+  const t = topologyOf(ingress({ name: 'g', annotations: { [`${P}backend-protocol`]: 'GRPC' } }));
+  assert.equal(t.gateway.virtualHosts[0]!.locations[0]!.backend, null);
+  assert.equal(find(t.issues, 'UNSUPPORTED_BACKEND_PROTOCOL').severity, 'error');
+});
+
+test('controllerServices: LoadBalancer/NodePort Services in the ConfigMap namespace or selecting the controller', () => {
+  const svc = (name: string, ns: string, type: string, selector: string) =>
+    `apiVersion: v1\nkind: Service\nmetadata: {name: ${name}, namespace: ${ns}}\nspec:\n  type: ${type}\n  selector: ${selector}\n  ports: [{port: 80}]\n---\n`;
+  const yaml =
+    svc(
+      'ingress-nginx-controller',
+      'ingress-nginx',
+      'LoadBalancer',
+      '{app.kubernetes.io/name: ingress-nginx}',
+    ) +
+    svc(
+      'ingress-nginx-controller-admission',
+      'ingress-nginx',
+      'ClusterIP',
+      '{app.kubernetes.io/name: ingress-nginx}',
+    ) +
+    svc(
+      'edge',
+      'edge',
+      'NodePort',
+      '{app.kubernetes.io/name: ingress-nginx, app.kubernetes.io/component: controller}',
+    ) +
+    svc('shop', 'shop', 'LoadBalancer', '{app: shop}');
+  const t = topologyOf(yaml);
+  assert.deepEqual(t.gateway.controllerServices, [
+    { namespace: 'edge', name: 'edge' },
+    { namespace: 'ingress-nginx', name: 'ingress-nginx-controller' },
+  ]);
+});
+
+test('the snapshot is deeply immutable', () => {
+  const t = topologyOf(ingress({ name: 'x' }));
+  assert.ok(Object.isFrozen(t));
+  assert.ok(Object.isFrozen(t.gateway.virtualHosts[0]!.locations[0]!));
+  assert.throws(() => {
+    (t.gateway.settings as { useProxyProtocol: boolean }).useProxyProtocol = true;
+  }, TypeError);
+});
+
+test('wrong types in an Ingress are issues naming the field, never a crash', () => {
+  const yaml =
+    'apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: weird\n  annotations: {nginx.ingress.kubernetes.io/ssl-redirect: false}\nspec:\n  ingressClassName: nginx\n  rules:\n    - host: example.com\n      http:\n        paths: {not: a list}\n    - host: [x]\n    - http:\n        paths:\n          - path: /\n            pathType: Sideways\n            backend: {service: {name: svc, port: {number: 99999}}}\n';
+  const t = topologyOf(yaml);
+  const fields = t.issues.map((i) => i.field);
+  assert.ok(fields.includes('spec.rules[0].http.paths'));
+  assert.ok(fields.includes('spec.rules[1].host'));
+  assert.ok(fields.includes('spec.rules[2].http.paths[0].pathType'));
+  assert.ok(fields.includes('spec.rules[2].http.paths[0].backend.service.port.number'));
+  assert.ok(fields.includes('metadata.annotations["nginx.ingress.kubernetes.io/ssl-redirect"]'));
+});
+
+test('unknown kinds are an info issue; Ingress of an old apiVersion is a warning', () => {
+  const t = topologyOf(
+    'apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\n---\napiVersion: extensions/v1beta1\nkind: Ingress\nmetadata: {name: old}\nspec: {}\n',
+  );
+  assert.equal(find(t.issues, 'UNSUPPORTED_KIND').severity, 'info');
+  assert.equal(find(t.issues, 'UNSUPPORTED_API_VERSION').severity, 'warning');
+});
