@@ -8,6 +8,8 @@ import { cpuModelFrom, type MachineInfo } from '../../bench/lib/machine.ts';
 import { ingressLikeProxy } from '../../bench/lib/nginx.ts';
 import { formatValue, measurementTable, renderMarkdown } from '../../bench/lib/report.ts';
 import { selectSuites } from '../../bench/run.ts';
+import { buildTopology, parseManifestText } from '../../src/k8s/index.ts';
+import { allowList } from '../../bench/lib/acl-list.ts';
 
 const machine: MachineInfo = {
   cpuModel: 'AMD EPYC',
@@ -141,4 +143,38 @@ test('nginx and HAProxy configs: allow lines in order then deny all; PROXY v2 fr
   assert.match(hap, /server target 127\.0\.0\.1:8000 send-proxy-v2 source 127\.0\.0\.6/);
   assert.equal(Buffer.byteLength(BACKEND_BODY), 100);
   assert.match(backendServerBlock('127.0.0.1', 9000), /return 200 "keepip bench backend: .*\\n";/);
+});
+
+test('the bench manifests translate into the model keepip gateway serves: allowlist, endpoint, PROXY settings', () => {
+  const allow = allowList(10_000, '127.0.0.1/32');
+  const loaded = parseManifestText(
+    gatewayManifests({
+      host: 'bench.keepip.test',
+      allow,
+      backend: { host: '127.0.0.1', port: 41000 },
+      useProxyProtocol: true,
+      trustedCidrs: ['127.0.0.0/8'],
+    }),
+    'bench.yaml',
+  );
+  assert.deepEqual(loaded.issues, []);
+  const topology = buildTopology(loaded.objects, {});
+  assert.deepEqual(
+    topology.issues.filter((issue) => issue.severity === 'error'),
+    [],
+  );
+  assert.equal(topology.gateway.settings.useProxyProtocol, true);
+  assert.deepEqual(topology.gateway.settings.trustedCidrs, ['127.0.0.0/8']);
+  const [vhost] = topology.gateway.virtualHosts;
+  assert.equal(vhost?.host, 'bench.keepip.test');
+  const location = vhost?.locations[0];
+  assert.equal(location?.backend?.upstreamName, BENCH_UPSTREAM);
+  assert.ok(location?.allow?.valid);
+  if (location?.allow?.valid) assert.equal(location.allow.cidrs.length, 10_000);
+  const service = topology.services.find((s) => s.ref.name === 'bench-backend');
+  const endpoints = Object.values(service?.endpoints ?? {}).flat();
+  assert.deepEqual(
+    endpoints.map((e) => `${e.address}:${e.port}`),
+    ['127.0.0.1:41000'],
+  );
 });
