@@ -1,0 +1,127 @@
+// One doctor run: build the chain, simulate the client (or audit every access list), run every rule,
+// and decide the verdict and exit code. Pure: the CLI does the reading and the printing.
+import type { Topology } from '../config/model.ts';
+import { auditAccess } from './audit.ts';
+import { buildChain, type ChainOptions } from './chain.ts';
+import { configMapRef } from './plans.ts';
+import { RULES } from './rules/index.ts';
+import { hasAccessLists } from './rules/common.ts';
+import { type SimulateRequest, simulateOnChain } from './simulate.ts';
+import type { DoctorReport, Finding, Severity } from './types.ts';
+
+export interface DiagnoseOptions extends Omit<ChainOptions, 'via'>, Partial<Omit<SimulateRequest, 'client'>> {
+  /** Simulate this client; without it, audit every allow/deny list. */
+  client?: string;
+}
+
+export type DiagnoseResult =
+  | { ok: true; report: DoctorReport }
+  | { ok: false; error: { code: string; message: string } };
+
+const RANK: Record<Severity, number> = { error: 0, warning: 1, info: 2 };
+
+export function diagnose(topology: Topology, options: DiagnoseOptions = {}): DiagnoseResult {
+  const built = buildChain(topology, options);
+  if (!built.ok) return built;
+  const chain = built.chain;
+  const simulation =
+    options.client === undefined
+      ? null
+      : simulateOnChain(chain, {
+          client: options.client,
+          ...(options.host !== undefined ? { host: options.host } : {}),
+          ...(options.path !== undefined ? { path: options.path } : {}),
+          ...(options.scheme !== undefined ? { scheme: options.scheme } : {}),
+          ...(options.forwardedFor !== undefined ? { forwardedFor: options.forwardedFor } : {}),
+        });
+  const context = {
+    chain,
+    simulation,
+    lbAnnotations: chain.lb?.annotations ?? {},
+    hasAccessLists: hasAccessLists(topology),
+    configMap: configMapRef(topology),
+  };
+  const findings: Finding[] = RULES.flatMap((rule) => rule.check(topology, context));
+  findings.sort((a, b) => RANK[a.severity] - RANK[b.severity]);
+  const audit = simulation === null ? auditAccess(chain) : [];
+  const errors = findings.filter((f) => f.severity === 'error').length;
+  const configIssues = topology.issues
+    .filter((i) => i.severity !== 'info')
+    .map((i) => ({ severity: i.severity, code: i.code, message: i.message }));
+
+  if (simulation !== null) {
+    const passes = simulation.outcome === 'allowed' || simulation.outcome === 'redirected';
+    return {
+      ok: true,
+      report: {
+        mode: 'client',
+        verdict: simulation.outcome,
+        summary: summarise(
+          simulation.outcome,
+          simulation.status,
+          simulation.decidedBy,
+          simulation.gatewayLogsAddress,
+        ),
+        status: simulation.status,
+        decidedBy: simulation.decidedBy,
+        via: chain.via,
+        loadBalancer: chain.lb?.id ?? null,
+        hops: simulation.hops,
+        simulation,
+        audit,
+        findings,
+        configIssues,
+        exitCode: passes ? 0 : 1,
+      },
+    };
+  }
+  const warnings = findings.filter((f) => f.severity === 'warning').length;
+  const unrecognised = audit.filter((a) => !a.recognised).length;
+  const parts = [
+    `${errors} error${errors === 1 ? '' : 's'}`,
+    `${warnings} warning${warnings === 1 ? '' : 's'}`,
+    audit.length > 0
+      ? `${audit.length - unrecognised} of ${audit.length} access lists recognise their clients`
+      : 'no access lists',
+  ];
+  return {
+    ok: true,
+    report: {
+      mode: 'audit',
+      verdict: errors > 0 ? 'problems' : 'ok',
+      summary: parts.join(', '),
+      status: null,
+      decidedBy: null,
+      via: chain.via,
+      loadBalancer: chain.lb?.id ?? null,
+      hops: [],
+      simulation: null,
+      audit,
+      findings,
+      configIssues,
+      exitCode: errors > 0 ? 1 : 0,
+    },
+  };
+}
+
+function summarise(outcome: string, status: number | null, decidedBy: string, logs: string | null): string {
+  const seen = logs === null ? '' : `, the gateway sees ${logs}`;
+  switch (outcome) {
+    case 'allowed':
+      return `${status} OK: allowed (${decidedBy})${seen}`;
+    case 'redirected':
+      return `${status} redirect (${decidedBy})${seen}`;
+    case 'denied-403':
+      return `403 Forbidden: denied by ${decidedBy}${seen}`;
+    case 'fail-closed-503':
+      return `503: the access list is invalid and fails closed (${decidedBy})`;
+    case 'rejected-400':
+      return `400 Bad Request for every request (${decidedBy})${seen}`;
+    case 'not-found-404':
+      return `404: no Ingress rule matches (${decidedBy})`;
+    case 'connection-closed':
+      return `connection closed without a response (${decidedBy})`;
+    default:
+      return `unreachable (${decidedBy})`;
+  }
+}

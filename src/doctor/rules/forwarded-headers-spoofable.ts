@@ -1,0 +1,47 @@
+// FORWARDED_HEADERS_SPOOFABLE: use-forwarded-headers (or enable-real-ip) behind an L4 load balancer
+// with a peer the gateway trusts: the client writes its own X-Forwarded-For (G6). Decided by asking the
+// gateway's own resolver whether a forged header from an outside client wins.
+import { simulateOnChain } from '../simulate.ts';
+import { accessSeverity, configMapSubject } from './common.ts';
+import { patchConfigMap } from '../fix.ts';
+import type { Rule } from './types.ts';
+
+/** Documentation addresses (RFC 5737): an outside client and the address it pretends to be. */
+const OUTSIDER = '203.0.113.45';
+const FORGED = '198.51.100.23';
+
+export const rule: Rule = {
+  id: 'FORWARDED_HEADERS_SPOOFABLE',
+  severity: 'error',
+  check(topology, context) {
+    const settings = topology.gateway.settings;
+    if (!settings.useForwardedHeaders && !settings.enableRealIp) return [];
+    const { chain } = context;
+    const outside = { ...chain, via: chain.via === 'in-cluster' ? ('direct' as const) : chain.via };
+    const probe = simulateOnChain(outside, { client: OUTSIDER, forwardedFor: FORGED });
+    if (probe.gatewayLogsAddress !== FORGED) return [];
+    const peer = probe.hops.find((h) => h.name === 'gateway')?.sees ?? 'the peer';
+    const keys = [
+      settings.useForwardedHeaders ? 'use-forwarded-headers' : null,
+      settings.enableRealIp ? 'enable-real-ip' : null,
+    ].filter((k): k is string => k !== null);
+    const data: Record<string, string> = {};
+    for (const k of keys) data[k] = 'false';
+    return [
+      {
+        id: 'FORWARDED_HEADERS_SPOOFABLE',
+        severity: accessSeverity(context),
+        hops: ['gateway', 'client-ip'],
+        message:
+          `The gateway takes the client address from ${settings.forwardedForHeader} (${keys.join(', ')}) when the peer is trusted, and the peer it sees, ${peer}, is inside proxy-real-ip-cidr ${settings.trustedCidrs.join(',')}. ` +
+          `The load balancer in front works at layer 4 and writes no ${settings.forwardedForHeader}, so the header is whatever the client sent: a client at ${OUTSIDER} sending "${settings.forwardedForHeader}: ${FORGED}" is logged and checked as ${FORGED} (G6)${context.hasAccessLists ? ', which walks past allow and deny lists' : ''}. ` +
+          'Behind an L4 load balancer use PROXY protocol for the client address; trust forwarded headers only from an L7 proxy you run, by its own addresses.',
+        fix: {
+          summary: `Stop taking the client address from ${settings.forwardedForHeader}.`,
+          patches: [patchConfigMap(context.configMap, data)],
+        },
+        ...configMapSubject(context),
+      },
+    ];
+  },
+};
