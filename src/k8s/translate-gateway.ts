@@ -348,23 +348,9 @@ export function translateGateway(
           );
           continue;
         }
-        let regex: string | null = null;
-        if (regexHost) {
-          try {
-            new RegExp(path, 'i');
-            regex = path;
-          } catch (err) {
-            issue(
-              issues,
-              'error',
-              'INVALID_PATH_REGEX',
-              ing.origin,
-              `${p.field}.path`,
-              `${JSON.stringify(path)} is not a valid regular expression (${(err as Error).message}); path ignored`,
-            );
-            continue;
-          }
-        }
+        // Compiling the regex (nginx PCRE → JavaScript) is the router's job: it fails an
+        // uncompilable location closed, and the doctor uses the same router.
+        const regex = regexHost ? path : null;
         const key = `${path}\u0000${p.pathType}`;
         const first = build.keys.get(key);
         if (first) {

@@ -1,0 +1,337 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { ConfigIssue } from '../../src/config/model.ts';
+import {
+  DEFAULT_LOG_FORMAT_UPSTREAM,
+  defaultGatewaySettings,
+  parseControllerConfigMap,
+  parseIngressAnnotations,
+} from '../../src/k8s/annotations.ts';
+import { parseGoBool, parseGoDurationMs, parseNginxSize } from '../../src/k8s/values.ts';
+import { codes, configMap, find, ingress, topologyOf } from './helpers.ts';
+
+const P = 'nginx.ingress.kubernetes.io/';
+const ORIGIN = { file: 'f.yaml', document: 1, kind: 'Ingress', namespace: 'ns', name: 'ing' };
+
+function annotations(values: Record<string, string>) {
+  const issues: ConfigIssue[] = [];
+  const prefixed = Object.fromEntries(Object.entries(values).map(([k, v]) => [P + k, v]));
+  return { parsed: parseIngressAnnotations(prefixed, defaultGatewaySettings(), ORIGIN, issues), issues };
+}
+
+function settings(data: Record<string, string>) {
+  const issues: ConfigIssue[] = [];
+  return {
+    s: parseControllerConfigMap(data, { namespace: 'ingress-nginx', name: 'c' }, null, issues),
+    issues,
+  };
+}
+
+test('value syntaxes: Go booleans, Go durations, nginx sizes', () => {
+  for (const t of ['1', 't', 'T', 'true', 'TRUE', 'True']) assert.equal(parseGoBool(t), true);
+  for (const f of ['0', 'f', 'F', 'false', 'FALSE', 'False']) assert.equal(parseGoBool(f), false);
+  for (const bad of ['yes', 'on', '', 'tRuE']) assert.equal(parseGoBool(bad), null);
+  assert.equal(parseGoDurationMs('5s'), 5000);
+  assert.equal(parseGoDurationMs('1m30s'), 90_000);
+  assert.equal(parseGoDurationMs('250ms'), 250);
+  assert.equal(parseGoDurationMs('1.5s'), 1500);
+  for (const bad of ['5', 's', '5 s', '-5s', '5x']) assert.equal(parseGoDurationMs(bad), null);
+  assert.equal(parseNginxSize('0'), 0);
+  assert.equal(parseNginxSize('100'), 100);
+  assert.equal(parseNginxSize('8k'), 8192);
+  assert.equal(parseNginxSize('8K'), 8192);
+  assert.equal(parseNginxSize('1m'), 1024 ** 2);
+  assert.equal(parseNginxSize('2G'), 2 * 1024 ** 3);
+  for (const bad of ['1.5m', '1mb', 'm', '', '-1', '1 m']) assert.equal(parseNginxSize(bad), null);
+});
+
+test('ConfigMap defaults are ingress-nginx 1.12 defaults', () => {
+  const s = defaultGatewaySettings();
+  assert.equal(s.useProxyProtocol, false);
+  assert.equal(s.proxyProtocolHeaderTimeoutMs, 5000);
+  assert.deepEqual(s.trustedCidrs, ['0.0.0.0/0']);
+  assert.equal(s.trustedCidrsDefaulted, true);
+  assert.equal(s.forwardedForHeader, 'X-Forwarded-For');
+  assert.equal(s.sslRedirect, true);
+  assert.equal(s.httpRedirectCode, 308);
+  assert.equal(s.logFormatUpstream, DEFAULT_LOG_FORMAT_UPSTREAM);
+  assert.match(
+    s.logFormatUpstream,
+    /^\$remote_addr - \$remote_user \[\$time_local\] "\$request" .* \$req_id$/,
+  );
+  assert.equal(s.proxyBodySizeBytes, 1024 * 1024);
+  assert.deepEqual(
+    [s.proxyConnectTimeoutMs, s.proxyReadTimeoutMs, s.proxySendTimeoutMs],
+    [5000, 60_000, 60_000],
+  );
+  assert.equal(s.upstreamKeepaliveConnections, 320);
+});
+
+test('every supported ConfigMap key is read', () => {
+  const { s, issues } = settings({
+    'use-proxy-protocol': 'true',
+    'proxy-protocol-header-timeout': '2s',
+    'proxy-real-ip-cidr': '10.0.0.0/16, 192.0.2.7',
+    'use-forwarded-headers': 'true',
+    'forwarded-for-header': 'X-Real-Client',
+    'compute-full-forwarded-for': 'true',
+    'enable-real-ip': 'true',
+    'whitelist-source-range': '10.1.0.0/16',
+    'denylist-source-range': '10.1.2.0/24',
+    'block-cidrs': '203.0.113.0/24,,198.51.100.1',
+    'ssl-redirect': 'false',
+    'http-redirect-code': '301',
+    'log-format-upstream': '$remote_addr $status',
+    'log-format-escape-json': 'true',
+    'proxy-body-size': '16m',
+    'proxy-connect-timeout': '3',
+    'proxy-read-timeout': '30',
+    'proxy-send-timeout': '40',
+    'upstream-keepalive-connections': '0',
+    'allow-snippet-annotations': 'false',
+  });
+  assert.deepEqual(issues, []);
+  assert.equal(s.useProxyProtocol, true);
+  assert.equal(s.proxyProtocolHeaderTimeoutMs, 2000);
+  assert.deepEqual(s.trustedCidrs, ['10.0.0.0/16', '192.0.2.7/32']);
+  assert.equal(s.trustedCidrsDefaulted, false);
+  assert.equal(s.useForwardedHeaders, true);
+  assert.equal(s.forwardedForHeader, 'X-Real-Client');
+  assert.equal(s.computeFullForwardedFor, true);
+  assert.equal(s.enableRealIp, true);
+  assert.deepEqual(s.defaultAllow, {
+    valid: true,
+    cidrs: ['10.1.0.0/16'],
+    raw: '10.1.0.0/16',
+    from: 'configmap',
+  });
+  assert.deepEqual(s.defaultDeny?.valid && s.defaultDeny.cidrs, ['10.1.2.0/24']);
+  // ConfigMap lists skip empty entries, as ingress-nginx splits them.
+  assert.deepEqual(s.blockCidrs?.valid && s.blockCidrs.cidrs, ['198.51.100.1/32', '203.0.113.0/24']);
+  assert.equal(s.sslRedirect, false);
+  assert.equal(s.httpRedirectCode, 301);
+  assert.equal(s.logFormatUpstream, '$remote_addr $status');
+  assert.equal(s.logFormatEscapeJson, true);
+  assert.equal(s.proxyBodySizeBytes, 16 * 1024 ** 2);
+  assert.deepEqual(
+    [s.proxyConnectTimeoutMs, s.proxyReadTimeoutMs, s.proxySendTimeoutMs],
+    [3000, 30_000, 40_000],
+  );
+  assert.equal(s.upstreamKeepaliveConnections, 0);
+  assert.deepEqual(s.unsupportedKeys, []);
+});
+
+test('bad ConfigMap values warn by key and keep the default', () => {
+  const { s, issues } = settings({
+    'use-proxy-protocol': 'yes',
+    'proxy-protocol-header-timeout': '5',
+    'forwarded-for-header': 'X Bad',
+    'http-redirect-code': '303',
+    'proxy-body-size': '1.5m',
+    'proxy-read-timeout': '60s',
+    'upstream-keepalive-connections': '-1',
+  });
+  assert.equal(s.useProxyProtocol, false);
+  assert.equal(s.proxyProtocolHeaderTimeoutMs, 5000);
+  assert.equal(s.forwardedForHeader, 'X-Forwarded-For');
+  assert.equal(s.httpRedirectCode, 308);
+  assert.equal(s.proxyBodySizeBytes, 1024 ** 2);
+  assert.equal(s.proxyReadTimeoutMs, 60_000);
+  assert.equal(s.upstreamKeepaliveConnections, 320);
+  assert.deepEqual(
+    issues.map((i) => [i.code, i.severity, i.field]),
+    [
+      ['INVALID_CONFIGMAP_VALUE', 'warning', 'data["use-proxy-protocol"]'],
+      ['INVALID_CONFIGMAP_VALUE', 'warning', 'data["proxy-protocol-header-timeout"]'],
+      ['INVALID_CONFIGMAP_VALUE', 'warning', 'data["forwarded-for-header"]'],
+      ['INVALID_CONFIGMAP_VALUE', 'warning', 'data["http-redirect-code"]'],
+      ['INVALID_CONFIGMAP_VALUE', 'warning', 'data["proxy-body-size"]'],
+      ['INVALID_CONFIGMAP_VALUE', 'warning', 'data["proxy-read-timeout"]'],
+      ['INVALID_CONFIGMAP_VALUE', 'warning', 'data["upstream-keepalive-connections"]'],
+    ],
+  );
+});
+
+test('bad address lists fail closed: invalid proxy-real-ip-cidr trusts nobody, invalid block-cidrs stays invalid', () => {
+  const { s, issues } = settings({ 'proxy-real-ip-cidr': '10.0.0.0/8,nope', 'block-cidrs': '1.2.3.4/33' });
+  assert.deepEqual(s.trustedCidrs, []);
+  assert.equal(s.trustedCidrsDefaulted, false);
+  assert.equal(s.blockCidrs?.valid, false);
+  assert.deepEqual(codes(issues, 'error'), ['INVALID_TRUSTED_CIDR', 'INVALID_SOURCE_RANGE']);
+});
+
+test('PROXY or forwarded headers with the default proxy-real-ip-cidr are warned about', () => {
+  assert.deepEqual(codes(settings({ 'use-proxy-protocol': 'true' }).issues), ['TRUSTS_EVERYONE']);
+  assert.deepEqual(codes(settings({ 'use-forwarded-headers': 'true' }).issues), ['TRUSTS_EVERYONE']);
+  assert.deepEqual(
+    codes(settings({ 'use-proxy-protocol': 'true', 'proxy-real-ip-cidr': '10.0.0.0/8' }).issues),
+    [],
+  );
+});
+
+test('unsupported ConfigMap keys are reported by name and listed in the settings', () => {
+  const t = topologyOf(
+    configMap({
+      'use-gzip': 'true',
+      'enable-modsecurity': 'true',
+      'allow-snippet-annotations': 'true',
+      'ssl-redirect': 'false',
+    }),
+  );
+  assert.deepEqual(t.gateway.settings.unsupportedKeys, [
+    'use-gzip',
+    'enable-modsecurity',
+    'allow-snippet-annotations',
+  ]);
+  const gzip = t.issues.find(
+    (i) => i.code === 'UNSUPPORTED_CONFIGMAP_KEY' && i.field === 'data["use-gzip"]',
+  )!;
+  assert.equal(gzip.severity, 'warning');
+  assert.equal(gzip.origin!.kind, 'ConfigMap');
+  assert.match(
+    gzip.message,
+    /test\.yaml, document 1 \(ConfigMap ingress-nginx\/ingress-nginx-controller\) data\["use-gzip"\]/,
+  );
+});
+
+test('--configmap picks another ConfigMap; a missing one is an info and defaults apply', () => {
+  const yaml = configMap(
+    { 'use-proxy-protocol': 'true', 'proxy-real-ip-cidr': '10.0.0.0/8' },
+    'edge/gw-config',
+  );
+  assert.equal(topologyOf(yaml).gateway.settings.useProxyProtocol, false);
+  assert.equal(find(topologyOf(yaml).issues, 'CONFIGMAP_NOT_FOUND').severity, 'info');
+  const picked = topologyOf(yaml, { configMap: 'edge/gw-config' });
+  assert.equal(picked.gateway.settings.useProxyProtocol, true);
+  assert.deepEqual(picked.gateway.settings.configMap, { namespace: 'edge', name: 'gw-config' });
+  assert.equal(
+    find(topologyOf(yaml, { configMap: 'nonsense' }).issues, 'INVALID_CONFIGMAP_OPTION').severity,
+    'error',
+  );
+});
+
+test('every supported annotation is read', () => {
+  const { parsed, issues } = annotations({
+    'allowlist-source-range': '10.0.0.0/24',
+    'whitelist-source-range': '192.0.2.0/24',
+    'denylist-source-range': '10.0.0.7',
+    'rewrite-target': '/$2',
+    'use-regex': 'true',
+    'ssl-redirect': 'false',
+    'force-ssl-redirect': 'true',
+    'app-root': '/app1',
+    'service-upstream': 'true',
+    'backend-protocol': 'HTTPS',
+    'proxy-body-size': '0',
+    'proxy-connect-timeout': '1',
+    'proxy-read-timeout': '2',
+    'proxy-send-timeout': '3',
+  });
+  assert.deepEqual(issues, []);
+  // allowlist wins over the legacy whitelist name
+  assert.deepEqual(parsed.allow?.valid && parsed.allow.cidrs, ['10.0.0.0/24']);
+  assert.deepEqual(parsed.deny?.valid && parsed.deny.cidrs, ['10.0.0.7/32']);
+  assert.equal(parsed.rewriteTarget, '/$2');
+  assert.equal(parsed.useRegex, true);
+  assert.equal(parsed.sslRedirect, false);
+  assert.equal(parsed.forceSslRedirect, true);
+  assert.equal(parsed.appRoot, '/app1');
+  assert.equal(parsed.serviceUpstream, true);
+  assert.equal(parsed.backendProtocol, 'HTTPS');
+  assert.equal(parsed.backendRefused, false);
+  assert.equal(parsed.proxyBodySizeBytes, 0);
+  assert.deepEqual(
+    [parsed.proxyConnectTimeoutMs, parsed.proxyReadTimeoutMs, parsed.proxySendTimeoutMs],
+    [1000, 2000, 3000],
+  );
+});
+
+test('annotation defaults: nothing set means ConfigMap values and no rules', () => {
+  const { parsed, issues } = annotations({});
+  assert.deepEqual(issues, []);
+  assert.equal(parsed.allow, null);
+  assert.equal(parsed.deny, null);
+  assert.equal(parsed.rewriteTarget, null);
+  assert.equal(parsed.useRegex, false);
+  assert.equal(parsed.sslRedirect, null);
+  assert.equal(parsed.forceSslRedirect, false);
+  assert.equal(parsed.serviceUpstream, false);
+  assert.equal(parsed.backendProtocol, 'HTTP');
+  assert.equal(parsed.proxyBodySizeBytes, 1024 ** 2);
+  assert.equal(parsed.proxyConnectTimeoutMs, 5000);
+});
+
+test('bad annotation values are ignored with a warning naming the annotation', () => {
+  const { parsed, issues } = annotations({
+    'rewrite-target': '/$1;return 200 pwned',
+    'app-root': 'app1',
+    'use-regex': 'maybe',
+    'proxy-body-size': '10mb',
+    'proxy-read-timeout': '30s',
+    'backend-protocol': 'SMTP',
+  });
+  assert.equal(parsed.rewriteTarget, null);
+  assert.equal(parsed.appRoot, null);
+  assert.equal(parsed.useRegex, false);
+  assert.equal(parsed.proxyBodySizeBytes, 1024 ** 2);
+  assert.equal(parsed.proxyReadTimeoutMs, 60_000);
+  assert.equal(parsed.backendProtocol, 'HTTP');
+  assert.equal(issues.length, 6);
+  assert.ok(issues.every((i) => i.code === 'INVALID_ANNOTATION_VALUE' && i.severity === 'warning'));
+  assert.deepEqual(
+    issues.map((i) => i.field),
+    [
+      `metadata.annotations["${P}rewrite-target"]`,
+      `metadata.annotations["${P}app-root"]`,
+      `metadata.annotations["${P}backend-protocol"]`,
+      `metadata.annotations["${P}proxy-body-size"]`,
+      `metadata.annotations["${P}use-regex"]`,
+      `metadata.annotations["${P}proxy-read-timeout"]`,
+    ],
+  );
+});
+
+test('GRPC, GRPCS, FCGI and AUTO_HTTP backends are refused with an error', () => {
+  for (const proto of ['GRPC', 'grpcs', 'FCGI', 'AUTO_HTTP']) {
+    const { parsed, issues } = annotations({ 'backend-protocol': proto });
+    assert.equal(parsed.backendRefused, true, proto);
+    assert.deepEqual(codes(issues, 'error'), ['UNSUPPORTED_BACKEND_PROTOCOL']);
+  }
+});
+
+test('an empty allowlist annotation is invalid (fail closed); a blank allowlist falls back to the whitelist name', () => {
+  assert.equal(annotations({ 'allowlist-source-range': '' }).parsed.allow?.valid, false);
+  const fallback = annotations({ 'allowlist-source-range': ' ', 'whitelist-source-range': '10.0.0.0/8' });
+  assert.deepEqual(fallback.parsed.allow?.valid && fallback.parsed.allow.cidrs, ['10.0.0.0/8']);
+  const bad = annotations({ 'denylist-source-range': '10.0.0.0/8"rm /tmp",11.0.0.0/8' });
+  assert.equal(bad.parsed.deny?.valid, false);
+  assert.equal(
+    find(bad.issues, 'INVALID_SOURCE_RANGE').field,
+    `metadata.annotations["${P}denylist-source-range"]`,
+  );
+});
+
+test('unsupported nginx annotations are reported by name on served Ingresses only; other prefixes are left alone', () => {
+  const t = topologyOf(
+    ingress({
+      name: 'x',
+      annotations: {
+        [`${P}configuration-snippet`]: 'more_set_headers "X: y";',
+        [`${P}enable-cors`]: 'true',
+        'example.com/whatever': 'x',
+      },
+    }) +
+      ingress({
+        name: 'y',
+        className: 'other',
+        host: 'other.test',
+        annotations: { [`${P}auth-url`]: 'http://auth' },
+      }),
+  );
+  const unsupported = t.issues.filter((i) => i.code === 'UNSUPPORTED_ANNOTATION');
+  assert.deepEqual(
+    unsupported.map((i) => i.field),
+    [`metadata.annotations["${P}configuration-snippet"]`, `metadata.annotations["${P}enable-cors"]`],
+  );
+  assert.ok(unsupported.every((i) => i.severity === 'warning' && i.origin?.name === 'x'));
+});

@@ -1,0 +1,125 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { find, topologyOf } from './helpers.ts';
+
+const SERVICE = `apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: shop}
+spec:
+  clusterIP: 10.96.0.10
+  selector: {app: web}
+  ports:
+    - {name: http, port: 80, targetPort: 8080}
+    - {name: metrics, port: 9100, targetPort: metrics, protocol: TCP}
+---
+`;
+
+const ENDPOINTS = `apiVersion: v1
+kind: Endpoints
+metadata: {name: web, namespace: shop}
+subsets:
+  - addresses:
+      - {ip: 10.1.0.1, nodeName: n1}
+    notReadyAddresses:
+      - {ip: 10.1.0.2}
+    ports:
+      - {name: http, port: 8080}
+      - {name: metrics, port: 9100}
+---
+`;
+
+const SLICE = `apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: web-abc
+  namespace: shop
+  labels: {kubernetes.io/service-name: web}
+addressType: IPv4
+ports:
+  - {name: http, port: 8080}
+endpoints:
+  - addresses: ["10.2.0.1"]
+    conditions: {ready: true}
+    nodeName: n2
+  - addresses: ["10.2.0.2"]
+    conditions: {ready: false}
+  - addresses: ["10.2.0.3"]
+---
+`;
+
+test('Services: type, clusterIP, ports (targetPort kept, number or name), selector', () => {
+  const t = topologyOf(SERVICE);
+  const svc = t.services[0]!;
+  assert.deepEqual(svc.ref, { namespace: 'shop', name: 'web' });
+  assert.equal(svc.type, 'ClusterIP');
+  assert.equal(svc.clusterIP, '10.96.0.10');
+  assert.deepEqual(svc.selector, { app: 'web' });
+  assert.deepEqual(svc.ports, [
+    { name: 'http', protocol: 'TCP', port: 80, targetPort: 8080, nodePort: null },
+    { name: 'metrics', protocol: 'TCP', port: 9100, targetPort: 'metrics', nodePort: null },
+  ]);
+  assert.deepEqual(svc.endpoints, {});
+});
+
+test('Endpoints: ready and not-ready addresses keyed by service port name', () => {
+  const t = topologyOf(SERVICE + ENDPOINTS);
+  assert.deepEqual(t.services[0]!.endpoints, {
+    http: [
+      { address: '10.1.0.1', port: 8080, ready: true, nodeName: 'n1' },
+      { address: '10.1.0.2', port: 8080, ready: false, nodeName: null },
+    ],
+    metrics: [
+      { address: '10.1.0.1', port: 9100, ready: true, nodeName: 'n1' },
+      { address: '10.1.0.2', port: 9100, ready: false, nodeName: null },
+    ],
+  });
+});
+
+test('EndpointSlices win over Endpoints; a missing ready condition counts as ready', () => {
+  const t = topologyOf(SERVICE + ENDPOINTS + SLICE);
+  assert.deepEqual(t.services[0]!.endpoints, {
+    http: [
+      { address: '10.2.0.1', port: 8080, ready: true, nodeName: 'n2' },
+      { address: '10.2.0.2', port: 8080, ready: false, nodeName: null },
+      { address: '10.2.0.3', port: 8080, ready: true, nodeName: null },
+    ],
+  });
+});
+
+test('endpoint addresses are canonical; a bad one is an error naming the field and is skipped', () => {
+  const slice = SLICE.replace('"10.2.0.3"', '"::ffff:10.2.0.3", "010.2.0.4"');
+  const t = topologyOf(SERVICE + slice);
+  assert.deepEqual(
+    t.services[0]!.endpoints.http!.map((e) => e.address),
+    ['10.2.0.1', '10.2.0.2', '10.2.0.3'],
+  );
+  const e = find(t.issues, 'MANIFEST_INVALID_FIELD');
+  assert.equal(e.field, 'endpoints[2].addresses[1]');
+  assert.equal(e.origin!.kind, 'EndpointSlice');
+});
+
+test('an unnamed port is keyed by the empty string', () => {
+  const t = topologyOf(
+    'apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {ports: [{port: 80}]}\n---\napiVersion: v1\nkind: Endpoints\nmetadata: {name: s}\nsubsets: [{addresses: [{ip: 10.0.0.1}], ports: [{port: 80}]}]\n',
+  );
+  assert.deepEqual(Object.keys(t.services[0]!.endpoints), ['']);
+});
+
+test('Nodes: InternalIP of each Node; one default node-1 at 127.0.1.1 when there is none', () => {
+  assert.deepEqual(topologyOf(SERVICE).nodes, [{ name: 'node-1', address: '127.0.1.1' }]);
+  const nodes = topologyOf(
+    'apiVersion: v1\nkind: Node\nmetadata: {name: b}\nstatus: {addresses: [{type: Hostname, address: b}, {type: InternalIP, address: 127.0.1.2}]}\n---\napiVersion: v1\nkind: Node\nmetadata: {name: a}\nstatus: {addresses: [{type: InternalIP, address: 127.0.1.1}]}\n---\napiVersion: v1\nkind: Node\nmetadata: {name: c}\nstatus: {addresses: [{type: ExternalIP, address: 1.2.3.4}]}\n',
+  );
+  assert.deepEqual(nodes.nodes, [
+    { name: 'a', address: '127.0.1.1' },
+    { name: 'b', address: '127.0.1.2' },
+  ]);
+  assert.equal(find(nodes.issues, 'NODE_WITHOUT_ADDRESS').origin!.name, 'c');
+});
+
+test('the same object twice: the later one wins, with a warning', () => {
+  const t = topologyOf(SERVICE + SERVICE.replace('10.96.0.10', '10.96.0.11'));
+  assert.equal(t.services.length, 1);
+  assert.equal(t.services[0]!.clusterIP, '10.96.0.11');
+  assert.equal(find(t.issues, 'DUPLICATE_OBJECT').origin!.document, 2);
+});
