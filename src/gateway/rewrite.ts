@@ -3,6 +3,7 @@
 // matches $uri (decoded, normalised), the whole URI is replaced by the target with `$1`..`$9`
 // substituted (nginx rewrite semantics: `rewrite-target: /` sends every request to `/`). The
 // query string is kept. A target outside `^/?[-._~a-zA-Z0-9/:$]*$` is refused (CVE-2026-3288).
+// A target starting with `http://` or `https://` makes nginx answer a 302 redirect instead.
 
 /** ingress-nginx's validation of rewrite-target values. */
 export const REWRITE_TARGET_PATTERN = /^\/?[-._~a-zA-Z0-9/:$]*$/;
@@ -18,6 +19,8 @@ export interface CompiledRewrite {
   readonly pattern: RegExp;
   readonly parts: readonly TargetPart[];
   readonly target: string;
+  /** The target is an absolute URL: nginx answers 302 with it instead of proxying. */
+  readonly redirect: boolean;
 }
 
 export interface RouteError {
@@ -102,7 +105,8 @@ export function compileRewrite(
   if (!parsed.ok) return parsed;
   const regex = compileIngressRegex(pathPattern, false);
   if (!regex.ok) return regex;
-  return { ok: true, rewrite: { pattern: regex.regex, parts: parsed.parts, target } };
+  const redirect = target.startsWith('http://') || target.startsWith('https://');
+  return { ok: true, rewrite: { pattern: regex.regex, parts: parsed.parts, target, redirect } };
 }
 
 // Bytes that cannot stand unescaped in a request-target (RFC 3986) once the URI has been decoded.
@@ -131,8 +135,9 @@ export function escapePath(path: string): string {
 }
 
 /**
- * The upstream request-target after the rewrite, or null when the pattern does not match $uri
- * (the request then goes upstream unchanged). `args` is the query without `?`.
+ * The upstream request-target after the rewrite (for a redirect rewrite: the Location), or null
+ * when the pattern does not match $uri (the request then goes upstream unchanged). `args` is the
+ * query without `?`; nginx appends it in both cases.
  */
 export function applyRewrite(rewrite: CompiledRewrite, uri: string, args: string | null): string | null {
   const m = rewrite.pattern.exec(uri);
@@ -140,7 +145,7 @@ export function applyRewrite(rewrite: CompiledRewrite, uri: string, args: string
   let path = '';
   for (const part of rewrite.parts) path += typeof part === 'string' ? part : (m[part] ?? '');
   // nginx would send a target without a leading `/` as it is; no backend can use that.
-  if (path.charCodeAt(0) !== 0x2f) path = `/${path}`;
+  if (!rewrite.redirect && path.charCodeAt(0) !== 0x2f) path = `/${path}`;
   path = escapePath(path);
   return args === null || args === '' ? path : `${path}?${args}`;
 }

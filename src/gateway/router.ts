@@ -10,8 +10,8 @@
 //   3. regex locations (use-regex, or a rewrite on the host) are tried in model order,
 //      case-insensitive and anchored at the start; the first match wins;
 //   4. else the remembered prefix; else the host's catch-all, which is the default backend.
-// Redirects come before access checks: app-root (server level, $uri = /), then
-// ssl-redirect / force-ssl-redirect (location level).
+// Redirects come before access checks, in nginx's order: app-root (server level, $uri = /), a
+// rewrite-target that is an absolute URL (302), then ssl-redirect / force-ssl-redirect.
 
 import type {
   BackendRef,
@@ -330,6 +330,13 @@ export function routeRequest(routes: CompiledRoutes, request: RouteRequest): Rou
   }
   const loc = findLocation(vhost, uri);
   if (loc === null) return vhost.notFound;
+  // nginx's rewrite directives run before lua's ssl-redirect; an absolute target is a 302.
+  if (loc.rewrite?.redirect) {
+    const location = applyRewrite(loc.rewrite, uri, target.args);
+    if (location !== null) {
+      return { kind: 'redirect', status: 302, location, serverName: vhost.serverName, route: loc.route };
+    }
+  }
   if (loc.httpsRedirect && request.scheme === 'http') {
     return {
       kind: 'redirect',
@@ -340,7 +347,7 @@ export function routeRequest(routes: CompiledRoutes, request: RouteRequest): Rou
     };
   }
   let upstreamPath = target.raw;
-  if (loc.rewrite !== null) {
+  if (loc.rewrite !== null && !loc.rewrite.redirect) {
     const rewritten = applyRewrite(loc.rewrite, uri, target.args);
     if (rewritten !== null) upstreamPath = rewritten;
   }

@@ -1,0 +1,258 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { GatewaySettings } from '../../src/config/model.ts';
+import { newRequestId, requestIdFor } from '../../src/gateway/request-id.ts';
+import {
+  buildUpstreamHeaders,
+  forwardedView,
+  type IncomingHeaders,
+  type UpstreamHeadersInput,
+} from '../../src/gateway/upstream-headers.ts';
+
+function settings(over: Partial<GatewaySettings> = {}): GatewaySettings {
+  return {
+    configMap: null,
+    useProxyProtocol: false,
+    proxyProtocolHeaderTimeoutMs: 5000,
+    trustedCidrs: ['127.0.0.0/8'],
+    trustedCidrsDefaulted: false,
+    useForwardedHeaders: false,
+    forwardedForHeader: 'X-Forwarded-For',
+    computeFullForwardedFor: false,
+    enableRealIp: false,
+    defaultAllow: null,
+    defaultDeny: null,
+    blockCidrs: null,
+    sslRedirect: true,
+    httpRedirectCode: 308,
+    logFormatUpstream: '',
+    logFormatEscapeJson: false,
+    proxyBodySizeBytes: 1048576,
+    proxyConnectTimeoutMs: 5000,
+    proxyReadTimeoutMs: 60000,
+    proxySendTimeoutMs: 60000,
+    upstreamKeepaliveConnections: 320,
+    unsupportedKeys: [],
+    ...over,
+  };
+}
+
+const CLIENT_HEADERS: IncomingHeaders = {
+  host: 'gitea.example.com',
+  'user-agent': 'curl/8',
+  accept: '*/*',
+  'x-forwarded-for': '203.0.113.9, 10.0.0.5',
+  'x-forwarded-proto': 'https',
+  'x-forwarded-host': 'public.example.com, inner',
+  'x-forwarded-port': '443',
+  'x-real-ip': '6.6.6.6',
+  'x-scheme': 'forged',
+  'x-original-forwarded-for': 'forged',
+  proxy: 'http://evil:8080',
+  connection: 'keep-alive, X-Secret',
+  'x-secret': 'hop',
+  'keep-alive': 'timeout=5',
+  te: 'trailers',
+  trailer: 'x-t',
+  'transfer-encoding': 'chunked',
+  upgrade: 'websocket',
+  'proxy-connection': 'keep-alive',
+  cookie: 'a=1',
+  'set-cookie': ['x=1', 'y=2'],
+};
+
+function input(
+  over: Partial<UpstreamHeadersInput> = {},
+  s: Partial<GatewaySettings> = {},
+): UpstreamHeadersInput {
+  return {
+    incoming: CLIENT_HEADERS,
+    clientAddress: '203.0.113.9',
+    peerTrusted: true,
+    settings: settings(s),
+    scheme: 'http',
+    serverPort: 8080,
+    host: 'gitea.example.com',
+    requestId: '0123456789abcdef0123456789abcdef',
+    peerAddress: '127.0.0.5',
+    proxyProtocolAddress: null,
+    ...over,
+  };
+}
+
+describe('upstream headers', () => {
+  it('copies end-to-end headers and drops hop-by-hop ones, Proxy and what Connection lists', () => {
+    const h = buildUpstreamHeaders(input());
+    for (const name of [
+      'connection',
+      'keep-alive',
+      'te',
+      'trailer',
+      'transfer-encoding',
+      'upgrade',
+      'proxy-connection',
+      'proxy',
+      'x-secret',
+    ]) {
+      assert.equal(h[name], undefined, name);
+    }
+    assert.equal(h['user-agent'], 'curl/8');
+    assert.equal(h.accept, '*/*');
+    assert.equal(h.cookie, 'a=1');
+    assert.deepEqual(h['set-cookie'], ['x=1', 'y=2']);
+  });
+
+  it('never lets the client set X-Real-IP, X-Scheme or X-Original-Forwarded-For itself', () => {
+    const h = buildUpstreamHeaders(input({ peerTrusted: false }));
+    assert.equal(h['x-real-ip'], '203.0.113.9');
+    assert.equal(h['x-scheme'], 'http');
+    assert.equal(h['x-original-forwarded-for'], '203.0.113.9, 10.0.0.5');
+  });
+
+  // Each ConfigMap combination: [name, settings, peer trusted, expected headers]
+  const combos: Array<
+    [
+      string,
+      Partial<GatewaySettings>,
+      boolean,
+      Partial<UpstreamHeadersInput>,
+      Record<string, string | undefined>,
+    ]
+  > = [
+    [
+      'defaults: X-Forwarded-For replaced by the client, forwarded headers ignored',
+      {},
+      true,
+      {},
+      {
+        host: 'gitea.example.com',
+        'x-forwarded-for': '203.0.113.9',
+        'x-forwarded-host': 'gitea.example.com',
+        'x-forwarded-port': '8080',
+        'x-forwarded-proto': 'http',
+        'x-forwarded-scheme': 'http',
+      },
+    ],
+    [
+      'use-forwarded-headers, trusted peer: proto, host (first entry) and port passed on',
+      { useForwardedHeaders: true },
+      true,
+      {},
+      {
+        host: 'public.example.com',
+        'x-forwarded-for': '203.0.113.9',
+        'x-forwarded-host': 'public.example.com',
+        'x-forwarded-port': '443',
+        'x-forwarded-proto': 'https',
+        'x-forwarded-scheme': 'https',
+        'x-scheme': 'https',
+      },
+    ],
+    [
+      'use-forwarded-headers, untrusted peer: nothing believed',
+      { useForwardedHeaders: true },
+      false,
+      { clientAddress: '10.9.9.9', peerAddress: '10.9.9.9' },
+      {
+        host: 'gitea.example.com',
+        'x-real-ip': '10.9.9.9',
+        'x-forwarded-for': '10.9.9.9',
+        'x-forwarded-host': 'gitea.example.com',
+        'x-forwarded-port': '8080',
+        'x-forwarded-proto': 'http',
+      },
+    ],
+    [
+      'compute-full-forwarded-for without use-forwarded-headers: replaced (as ingress-nginx)',
+      { computeFullForwardedFor: true },
+      true,
+      {},
+      { 'x-forwarded-for': '203.0.113.9' },
+    ],
+    [
+      'compute-full-forwarded-for with use-forwarded-headers: appends the peer',
+      { computeFullForwardedFor: true, useForwardedHeaders: true },
+      true,
+      {},
+      { 'x-forwarded-for': '203.0.113.9, 10.0.0.5, 127.0.0.5', 'x-real-ip': '203.0.113.9' },
+    ],
+    [
+      'compute-full-forwarded-for with PROXY protocol: appends the PROXY address',
+      { computeFullForwardedFor: true, useForwardedHeaders: true, useProxyProtocol: true },
+      true,
+      { proxyProtocolAddress: '198.51.100.1', proxyDestinationPort: 80 },
+      { 'x-forwarded-for': '203.0.113.9, 10.0.0.5, 198.51.100.1', 'x-forwarded-port': '443' },
+    ],
+    [
+      'compute-full-forwarded-for with no incoming chain',
+      { computeFullForwardedFor: true, useForwardedHeaders: true },
+      true,
+      { incoming: { host: 'h' } },
+      { 'x-forwarded-for': '127.0.0.5', 'x-original-forwarded-for': undefined },
+    ],
+    [
+      'PROXY header to port 443: https, port from the header',
+      { useProxyProtocol: true },
+      true,
+      { proxyDestinationPort: 443 },
+      { 'x-forwarded-proto': 'https', 'x-forwarded-port': '443' },
+    ],
+    [
+      'TLS listener',
+      {},
+      true,
+      { scheme: 'https', serverPort: 8443 },
+      { 'x-forwarded-proto': 'https', 'x-forwarded-port': '8443', 'x-scheme': 'https' },
+    ],
+    [
+      'a custom forwarded-for-header feeds X-Original-Forwarded-For',
+      { forwardedForHeader: 'CF-Connecting-IP' },
+      true,
+      { incoming: { host: 'h', 'cf-connecting-ip': '192.0.2.44' } },
+      { 'x-original-forwarded-for': '192.0.2.44', 'cf-connecting-ip': '192.0.2.44' },
+    ],
+  ];
+  for (const [name, s, trusted, over, expected] of combos) {
+    it(name, () => {
+      const h = buildUpstreamHeaders(input({ peerTrusted: trusted, ...over }, s));
+      for (const [key, value] of Object.entries(expected)) assert.equal(h[key], value, key);
+    });
+  }
+
+  it('sets X-Request-ID to $req_id', () => {
+    assert.equal(buildUpstreamHeaders(input())['x-request-id'], '0123456789abcdef0123456789abcdef');
+  });
+
+  it('gives routing the scheme ssl-redirect decides on', () => {
+    const view = (headers: IncomingHeaders, trusted: boolean) =>
+      forwardedView({
+        incoming: headers,
+        peerTrusted: trusted,
+        settings: settings({ useForwardedHeaders: true }),
+        scheme: 'http',
+        serverPort: 80,
+        host: 'h',
+      }).routeScheme;
+    assert.equal(view({ 'x-forwarded-proto': 'https' }, true), 'https');
+    assert.equal(view({ 'x-forwarded-proto': 'https' }, false), 'http');
+    assert.equal(view({}, true), 'http');
+  });
+});
+
+describe('request ids', () => {
+  it('are 32 lower-case hex digits and do not repeat', () => {
+    const seen = new Set<string>();
+    for (let i = 0; i < 2000; i++) {
+      const id = newRequestId();
+      assert.match(id, /^[0-9a-f]{32}$/);
+      seen.add(id);
+    }
+    assert.equal(seen.size, 2000);
+  });
+
+  it('keep an incoming X-Request-ID ($req_id), else generate one', () => {
+    assert.equal(requestIdFor({ 'x-request-id': 'abc-123' }), 'abc-123');
+    assert.match(requestIdFor({}), /^[0-9a-f]{32}$/);
+    assert.match(requestIdFor({ 'x-request-id': '' }), /^[0-9a-f]{32}$/);
+  });
+});
