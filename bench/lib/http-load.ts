@@ -67,14 +67,16 @@ export async function measureOnce(target: HttpTarget, plan: LoadPlan, seconds: n
   });
   const before = dead(target);
   if (before.length > 0) return failed(before);
-  const wrong = await probe({
-    host: target.host,
-    port: target.port,
-    path: target.path,
-    hostHeader: target.hostHeader,
-    expectBody: target.expectBody,
-  });
-  if (wrong !== null) return failed([`probe: ${wrong}`]);
+  const check = () =>
+    probe({
+      host: target.host,
+      port: target.port,
+      path: target.path,
+      hostHeader: target.hostHeader,
+      expectBody: target.expectBody,
+    });
+  const wrong = await check();
+  if (wrong !== null) return failed([`probe before the load: ${wrong}`]);
   const pids = target.measured.flatMap((managed) => managed.pids());
   const cpuBefore = cpuSeconds(pids);
   const run = await runWrk({
@@ -88,7 +90,13 @@ export async function measureOnce(target: HttpTarget, plan: LoadPlan, seconds: n
   const cpuAfter = cpuSeconds(pids);
   const rss = rssBytes(target.measured.flatMap((managed) => managed.pids()));
   if (!run.ok) return failed([run.error, ...dead(target)]);
-  const errors = [...wrkErrors(run.report), ...dead(target)];
+  // wrk counts 3xx as success: the body is checked again after the load.
+  const wrongAfter = await check();
+  const errors = [
+    ...wrkErrors(run.report),
+    ...(wrongAfter === null ? [] : [`probe after the load: ${wrongAfter}`]),
+    ...dead(target),
+  ];
   const { report } = run;
   return {
     requestsPerSecond: report.requestsPerSecond,
