@@ -1,0 +1,288 @@
+// `keepip gateway`: the L7 ingress gateway for Ingress manifests. Reads -f files/directories, serves
+// them, reloads on change or SIGHUP, drains on SIGTERM/SIGINT. Start-up and reload lines go to
+// stderr (stdout carries the access log unless --access-log names a file).
+import { parseArgs } from 'node:util';
+import type { Topology } from '../config/model.ts';
+import {
+  describeConfig,
+  describeIssue,
+  type GatewayEvent,
+  GatewayStartError,
+  listenerEvents,
+  type RunningGateway,
+  snapshotEvents,
+  startGateway,
+} from '../gateway/gateway.ts';
+import { createFileLineSink, type LineSink } from '../gateway/line-sink.ts';
+import { watchConfig } from '../gateway/reload.ts';
+import { loadTopology } from '../k8s/index.ts';
+import { parseCidr } from '../net/cidr.ts';
+import { type HostPort, parseHostPort } from './address.ts';
+import type { Command } from './main.ts';
+
+export { type GatewayOptions, type RunningGateway, startGateway } from '../gateway/gateway.ts';
+
+const USAGE = `Usage: keepip gateway -f <file|dir>... [options]
+
+The L7 ingress gateway (ingress-nginx compatible) for the Ingress objects in the manifests.
+
+Options:
+  -f, --filename <path>      manifest file or directory (repeatable; directories are read recursively)
+      --http <ADDR:PORT>     plain HTTP listener (default 127.0.0.1:8080 when neither --http nor --https)
+      --https <ADDR:PORT>    TLS listener, certificates from the Ingress TLS Secrets by SNI
+                             (default 127.0.0.1:8443 when neither --http nor --https)
+      --configmap <ns/name>  the controller ConfigMap (default ingress-nginx/ingress-nginx-controller)
+      --ingress-class <name> serve Ingresses of this class (default nginx)
+      --trusted-proxies <CIDR,...>
+                             peers trusted to send PROXY and forwarded headers (overrides proxy-real-ip-cidr)
+      --access-log <FILE>    append the access log to FILE (default stdout)
+      --log-format <text|json>
+                             text: the ConfigMap's log-format-upstream (default); json: one JSON object per line
+      --metrics <ADDR:PORT>  serve Prometheus /metrics and /healthz
+      --drain-timeout <s>    on SIGTERM/SIGINT, wait at most this long for in-flight requests (default 10)
+      --json                 start-up and reload lines as JSON objects (stderr)
+  -h, --help                 this help
+
+Signals: SIGHUP reloads the manifests (they are also watched); SIGTERM/SIGINT stop accepting, drain, exit 0.
+Exit codes: 0 stopped cleanly, 1 the configuration cannot be served or a listener cannot bind, 2 usage error.
+`;
+
+interface CliOptions {
+  paths: string[];
+  http: HostPort | null;
+  https: HostPort | null;
+  configMap: string | undefined;
+  ingressClass: string;
+  trustedProxies: string[] | null;
+  accessLog: string | null;
+  logFormat: 'text' | 'json';
+  metrics: HostPort | null;
+  drainTimeoutMs: number;
+  json: boolean;
+}
+
+type Parsed = { ok: true; options: CliOptions } | { ok: false; error: string } | { ok: 'help' };
+
+function parseCli(argv: string[]): Parsed {
+  let values: Record<string, string | string[] | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      allowPositionals: false,
+      options: {
+        filename: { type: 'string', short: 'f', multiple: true },
+        http: { type: 'string' },
+        https: { type: 'string' },
+        configmap: { type: 'string' },
+        'ingress-class': { type: 'string' },
+        'trusted-proxies': { type: 'string' },
+        'access-log': { type: 'string' },
+        'log-format': { type: 'string' },
+        metrics: { type: 'string' },
+        'drain-timeout': { type: 'string' },
+        json: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }));
+  } catch (error) {
+    return { ok: false, error: (error as Error).message };
+  }
+  if (values.help) return { ok: 'help' };
+  const paths = (values.filename as string[] | undefined) ?? [];
+  if (paths.length === 0) return { ok: false, error: 'give at least one manifest with -f <file|dir>' };
+  const address = (flag: string): HostPort | null | string => {
+    const text = values[flag] as string | undefined;
+    if (text === undefined) return null;
+    const parsed = parseHostPort(text);
+    return parsed.ok ? parsed.value : `--${flag}: ${parsed.error}`;
+  };
+  let http = address('http');
+  let https = address('https');
+  const metrics = address('metrics');
+  for (const value of [http, https, metrics])
+    if (typeof value === 'string') return { ok: false, error: value };
+  if (http === null && https === null) {
+    http = { host: '127.0.0.1', port: 8080 };
+    https = { host: '127.0.0.1', port: 8443 };
+  }
+  let trustedProxies: string[] | null = null;
+  const trustedText = values['trusted-proxies'] as string | undefined;
+  if (trustedText !== undefined) {
+    trustedProxies = trustedText
+      .split(',')
+      .map((entry) => entry.trim())
+      .filter((entry) => entry !== '');
+    for (const entry of trustedProxies) {
+      const parsed = parseCidr(entry);
+      if (!parsed.ok) return { ok: false, error: `--trusted-proxies: "${entry}": ${parsed.error.message}` };
+    }
+  }
+  const logFormat = (values['log-format'] as string | undefined) ?? 'text';
+  if (logFormat !== 'text' && logFormat !== 'json')
+    return { ok: false, error: '--log-format must be text or json' };
+  const drainText = (values['drain-timeout'] as string | undefined) ?? '10';
+  const drainSeconds = Number(drainText);
+  if (!/^\d+(\.\d+)?$/.test(drainText) || !Number.isFinite(drainSeconds)) {
+    return { ok: false, error: `--drain-timeout: "${drainText}" is not a number of seconds` };
+  }
+  const configMap = values.configmap as string | undefined;
+  if (configMap !== undefined && !/^[^/\s]+\/[^/\s]+$/.test(configMap)) {
+    return { ok: false, error: `--configmap: "${configMap}" is not namespace/name` };
+  }
+  return {
+    ok: true,
+    options: {
+      paths,
+      http: http as HostPort | null,
+      https: https as HostPort | null,
+      configMap,
+      ingressClass: (values['ingress-class'] as string | undefined) ?? 'nginx',
+      trustedProxies,
+      accessLog: (values['access-log'] as string | undefined) ?? null,
+      logFormat,
+      metrics: metrics as HostPort | null,
+      drainTimeoutMs: drainSeconds * 1000,
+      json: values.json === true,
+    },
+  };
+}
+
+function createReporter(json: boolean): (event: GatewayEvent) => void {
+  return (event) => {
+    if (json) {
+      process.stderr.write(`${JSON.stringify({ source: 'keepip gateway', ...event })}\n`);
+      return;
+    }
+    const level = event.level === 'info' ? '' : `${event.level}: `;
+    process.stderr.write(`keepip gateway: ${level}${event.message}\n`);
+  };
+}
+
+async function readTopology(options: CliOptions): Promise<Topology> {
+  return loadTopology(options.paths, {
+    ingressClass: options.ingressClass,
+    ...(options.configMap !== undefined ? { configMap: options.configMap } : {}),
+  });
+}
+
+export const command: Command = {
+  summary: 'The L7 ingress gateway for Ingress manifests (ingress-nginx compatible)',
+  async run(argv) {
+    const parsed = parseCli(argv);
+    if (parsed.ok === 'help') {
+      process.stdout.write(USAGE);
+      return 0;
+    }
+    if (!parsed.ok) {
+      process.stderr.write(`keepip gateway: ${parsed.error}\n\n${USAGE}`);
+      return 2;
+    }
+    const options = parsed.options;
+    const report = createReporter(options.json);
+    const sources = options.paths.join(', ');
+
+    let accessLog: LineSink | undefined;
+    if (options.accessLog !== null) accessLog = createFileLineSink(options.accessLog);
+
+    let running: RunningGateway;
+    try {
+      running = await startGateway({
+        topology: await readTopology(options),
+        http: options.http,
+        https: options.https,
+        trustedProxies: options.trustedProxies,
+        logFormat: options.logFormat,
+        ...(accessLog ? { accessLog } : {}),
+        metricsListen: options.metrics,
+        drainTimeoutMs: options.drainTimeoutMs,
+      });
+    } catch (error) {
+      if (error instanceof GatewayStartError) {
+        report({
+          level: 'error',
+          event: 'config-rejected',
+          message: `cannot serve ${sources}: ${error.message}`,
+          code: error.code,
+        });
+        for (const issue of error.issues) {
+          report({ level: 'error', event: 'config-issue', message: describeIssue(issue), code: issue.code });
+        }
+      } else {
+        report({ level: 'error', event: 'start-failed', message: (error as Error).message });
+      }
+      await accessLog?.close();
+      return 1;
+    }
+
+    const snap = running.snapshot();
+    report({
+      level: 'info',
+      event: 'config',
+      message: `config v${snap.version} from ${sources}: ${describeConfig(snap)}`,
+      version: snap.version,
+    });
+    for (const event of listenerEvents(running)) report(event);
+    report({
+      level: 'info',
+      event: 'access-log',
+      message: `access log to ${options.accessLog ?? 'stdout'} (${options.logFormat === 'json' ? 'JSON' : snap.settings.logFormatEscapeJson ? 'log-format-upstream, JSON escaping' : 'log-format-upstream'})`,
+    });
+    for (const event of snapshotEvents(snap)) report(event);
+
+    const reload = async () => {
+      const topology = await readTopology(options);
+      const result = running.reload(topology);
+      if (result.ok) {
+        report({
+          level: 'info',
+          event: 'reloaded',
+          message: `reloaded: config v${result.version} from ${sources}: ${describeConfig(result.snapshot)}`,
+          version: result.version,
+        });
+        for (const event of snapshotEvents(result.snapshot)) report(event);
+      } else {
+        report({
+          level: 'error',
+          event: 'reload-rejected',
+          message: `reload rejected (${result.error.message}); still serving config v${result.version}`,
+          code: result.error.code,
+          version: result.version,
+        });
+        for (const issue of result.error.issues) {
+          report({ level: 'error', event: 'config-issue', message: describeIssue(issue), code: issue.code });
+        }
+      }
+    };
+    const watcher = await watchConfig(options.paths, reload, {
+      onError: (error) =>
+        report({ level: 'error', event: 'reload-failed', message: (error as Error).message }),
+    });
+
+    return new Promise<number>((resolve) => {
+      const onHangup = () => watcher.trigger();
+      const stop = (signal: string) => {
+        process.off('SIGHUP', onHangup);
+        process.off('SIGTERM', onTerm);
+        process.off('SIGINT', onInt);
+        watcher.close();
+        report({
+          level: 'info',
+          event: 'draining',
+          message: `${signal}: stopped accepting, draining in-flight requests`,
+        });
+        void running
+          .close()
+          .then(() => accessLog?.close())
+          .then(() => {
+            report({ level: 'info', event: 'stopped', message: 'stopped' });
+            resolve(0);
+          });
+      };
+      const onTerm = () => stop('SIGTERM');
+      const onInt = () => stop('SIGINT');
+      process.on('SIGHUP', onHangup);
+      process.on('SIGTERM', onTerm);
+      process.on('SIGINT', onInt);
+    });
+  },
+};

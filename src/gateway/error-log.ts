@@ -1,0 +1,62 @@
+// The gateway's error log: nginx's error log line shape (`2025/03/19 10:01:03 [error] 31#31: *1393 …`)
+// so that existing log searches keep working, written through a buffered sink (stderr by default).
+import { formatErrorLogPrefix } from './access-log.ts';
+import type { LineSink } from './line-sink.ts';
+
+export type ErrorLevel = 'error' | 'warn' | 'notice' | 'info';
+
+export interface ErrorLog {
+  /** One line: the nginx prefix for `connectionId`, then `message`. */
+  write(level: ErrorLevel, connectionId: number | null, message: string): void;
+}
+
+export function createErrorLog(sink: LineSink, pid = process.pid): ErrorLog {
+  return {
+    write(level, connectionId, message) {
+      sink.write(formatErrorLogPrefix(Date.now(), pid, connectionId, level) + message);
+    },
+  };
+}
+
+const CONTROL = /[\x00-\x1f\x7f]/;
+
+/** Control bytes as \xHH so a request cannot write extra log lines. */
+export function logSafe(text: string): string {
+  if (!CONTROL.test(text)) return text;
+  let out = '';
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    out += code < 0x20 || code === 0x7f ? `\\x${code.toString(16).toUpperCase().padStart(2, '0')}` : text[i];
+  }
+  return out;
+}
+
+/** nginx's request context suffix: `, client: …, server: …, request: "…", upstream: "…", host: "…"`. */
+export function requestContext(input: {
+  client: string;
+  server: string;
+  request: string;
+  upstream?: string | null;
+  host: string;
+  referrer?: string | null;
+}): string {
+  let text = `, client: ${logSafe(input.client)}, server: ${logSafe(input.server)}, request: "${logSafe(input.request)}"`;
+  if (input.upstream) text += `, upstream: "${logSafe(input.upstream)}"`;
+  if (input.host !== '') text += `, host: "${logSafe(input.host)}"`;
+  if (input.referrer) text += `, referrer: "${logSafe(input.referrer)}"`;
+  return text;
+}
+
+/** First bytes of a rejected PROXY header as nginx shows them: printable ASCII kept, the rest \xHH. */
+export function brokenHeaderText(bytes: Uint8Array, max = 64): string {
+  let out = '';
+  const end = Math.min(bytes.length, max);
+  for (let i = 0; i < end; i++) {
+    const b = bytes[i] as number;
+    out +=
+      b >= 0x20 && b < 0x7f && b !== 0x22 && b !== 0x5c
+        ? String.fromCharCode(b)
+        : `\\x${b.toString(16).toUpperCase().padStart(2, '0')}`;
+  }
+  return out;
+}

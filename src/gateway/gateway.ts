@@ -1,0 +1,360 @@
+// The gateway as a library: `startGateway(options)` binds the listeners, serves the topology it is
+// given, swaps in new topologies with `reload()` (atomically; a bad one is refused and the old one keeps
+// serving), and drains on `close()`. `keepip gateway` wraps it with files, signals and start-up lines;
+// `keepip up` runs it in-process.
+import type { AddressInfo } from 'node:net';
+import type { HostPort } from '../cli/address.ts';
+import { formatHostPort } from '../cli/address.ts';
+import type { ConfigIssue, Topology } from '../config/model.ts';
+import { describeOrigin } from '../k8s/reader.ts';
+import { type MetricsServer, startMetricsServer } from '../observability/metrics-server.ts';
+import { createErrorLog, type ErrorLog } from './error-log.ts';
+import { createRequestHandler } from './handler.ts';
+import { createLineSink, type LineSink } from './line-sink.ts';
+import { createGatewayMetrics, type GatewayMetrics } from './metrics.ts';
+import { type RunningListeners, startListeners } from './server.ts';
+import { buildSnapshot, type GatewaySnapshot, type SnapshotError } from './snapshot.ts';
+import { generateDefaultCertificate, type KeyPair } from './tls.ts';
+import { ConnectionRegistry } from './upstream.ts';
+
+export interface GatewayOptions {
+  topology: Topology;
+  /** Where to listen; at least one of http and https. Port 0 picks a free port. */
+  http?: HostPort | null;
+  https?: HostPort | null;
+  /** Overrides proxy-real-ip-cidr: the peers trusted to send PROXY and forwarded headers. */
+  trustedProxies?: readonly string[] | null;
+  /** `text`: the ConfigMap's log-format-upstream (default); `json`: keepip's JSON line. */
+  logFormat?: 'text' | 'json';
+  /** Access log destination; default stdout. */
+  accessLog?: LineSink;
+  /** Error log destination (nginx error log lines); default stderr. */
+  errorLog?: LineSink;
+  /** Metrics to count into (share one registry with other runtimes); default a fresh registry. */
+  metrics?: GatewayMetrics;
+  /** Serve /metrics and /healthz here. */
+  metricsListen?: HostPort | null;
+  /** The certificate for TLS clients without a matching SNI name; default a generated self-signed one. */
+  defaultCertificate?: KeyPair;
+  /** nginx client_header_timeout; default 60 s. */
+  clientHeaderTimeoutMs?: number;
+  /** nginx keepalive_timeout as ingress-nginx sets it; default 75 s. */
+  keepAliveTimeoutMs?: number;
+  /** How long close() waits for in-flight requests; default 10 s. */
+  drainTimeoutMs?: number;
+}
+
+export type ReloadResult =
+  | { ok: true; version: number; snapshot: GatewaySnapshot }
+  | { ok: false; version: number; error: SnapshotError };
+
+export interface RunningGateway {
+  readonly httpAddress: AddressInfo | null;
+  readonly httpsAddress: AddressInfo | null;
+  readonly metricsAddress: AddressInfo | null;
+  readonly metrics: GatewayMetrics;
+  /** The snapshot new requests start on. */
+  snapshot(): GatewaySnapshot;
+  /** Builds a snapshot from `topology` and swaps it in; on error the current one keeps serving. */
+  reload(topology: Topology): ReloadResult;
+  /** Stops accepting, lets in-flight requests finish (bounded by drainTimeoutMs), then closes everything. */
+  close(): Promise<void>;
+}
+
+/** Thrown by startGateway when the initial configuration cannot be served; carries the issues. */
+export class GatewayStartError extends Error {
+  readonly code: SnapshotError['code'];
+  readonly issues: readonly ConfigIssue[];
+  constructor(error: SnapshotError) {
+    super(error.message);
+    this.code = error.code;
+    this.issues = error.issues;
+  }
+}
+
+export async function startGateway(options: GatewayOptions): Promise<RunningGateway> {
+  if (!options.http && !options.https) throw new TypeError('startGateway: give http and/or https');
+  const connections = new ConnectionRegistry();
+  const logFormat = options.logFormat ?? 'text';
+  const trustedProxies = options.trustedProxies ?? null;
+  let version = 1;
+  const first = buildSnapshot(options.topology, { version, trustedProxies, logFormat, connections });
+  if (!first.ok) throw new GatewayStartError(first.error);
+  let current = first.snapshot;
+
+  const metrics = options.metrics ?? createGatewayMetrics();
+  metrics.reload('applied', version);
+  const accessLog = options.accessLog ?? createLineSink(process.stdout);
+  const errorSink = options.errorLog ?? createLineSink(process.stderr);
+  const errorLog: ErrorLog = createErrorLog(errorSink);
+  const active = { count: 0 };
+  let draining = false;
+
+  const handler = createRequestHandler({
+    current: () => current,
+    metrics,
+    accessLog,
+    errorLog,
+    isDraining: () => draining,
+    active,
+  });
+  const specs = [
+    ...(options.http ? [{ kind: 'http' as const, host: options.http.host, port: options.http.port }] : []),
+    ...(options.https
+      ? [{ kind: 'https' as const, host: options.https.host, port: options.https.port }]
+      : []),
+  ];
+  let listeners: RunningListeners;
+  try {
+    listeners = await startListeners(specs, {
+      current: () => current,
+      handler,
+      metrics,
+      errorLog,
+      defaultCertificate: options.defaultCertificate ?? (await generateDefaultCertificate()),
+      clientHeaderTimeoutMs: options.clientHeaderTimeoutMs ?? 60_000,
+      keepAliveTimeoutMs: options.keepAliveTimeoutMs ?? 75_000,
+    });
+  } catch (error) {
+    current.retire();
+    await connections.closeAll(0);
+    throw error;
+  }
+  let metricsServer: MetricsServer | null = null;
+  if (options.metricsListen) {
+    try {
+      metricsServer = await startMetricsServer({
+        host: options.metricsListen.host,
+        port: options.metricsListen.port,
+        registry: metrics.registry,
+        healthy: () => !draining,
+      });
+    } catch (error) {
+      listeners.destroyAll();
+      await listeners.stopAccepting();
+      current.retire();
+      await connections.closeAll(0);
+      throw error;
+    }
+  }
+
+  let closing: Promise<void> | null = null;
+  return {
+    httpAddress: listeners.addresses.http,
+    httpsAddress: listeners.addresses.https,
+    metricsAddress: metricsServer?.address ?? null,
+    metrics,
+    snapshot: () => current,
+    reload(topology) {
+      const next = buildSnapshot(topology, { version: version + 1, trustedProxies, logFormat, connections });
+      if (!next.ok) {
+        metrics.reload('rejected', version);
+        return { ok: false, version, error: next.error };
+      }
+      version += 1;
+      const previous = current;
+      current = next.snapshot;
+      previous.retire();
+      metrics.reload('applied', version);
+      return { ok: true, version, snapshot: current };
+    },
+    close() {
+      closing ??= (async () => {
+        draining = true;
+        await listeners.stopAccepting();
+        const deadline = Date.now() + (options.drainTimeoutMs ?? 10_000);
+        while (active.count > 0 && Date.now() < deadline) {
+          listeners.closeIdle();
+          await new Promise((resolve) => setTimeout(resolve, 25));
+        }
+        listeners.destroyAll();
+        current.retire();
+        await connections.closeAll(500);
+        await metricsServer?.close();
+        await accessLog.flush();
+        await errorSink.flush();
+      })();
+      return closing;
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// What to tell the operator: start-up and reload lines, shared by `keepip gateway` and `keepip up`.
+
+export interface GatewayEvent {
+  level: 'info' | 'warning' | 'error';
+  event: string;
+  message: string;
+  [field: string]: unknown;
+}
+
+export function describeIssue(issue: ConfigIssue): string {
+  const where = issue.origin ? describeOrigin(issue.origin) : '';
+  const field = issue.field ? ` ${issue.field}` : '';
+  const prefix = where === '' && field === '' ? '' : `${where}${field}: `;
+  return `${prefix}${issue.message} [${issue.code}]`;
+}
+
+function trustsEveryone(cidrs: readonly string[]): boolean {
+  return cidrs.some((cidr) => cidr.endsWith('/0'));
+}
+
+function trustText(snap: GatewaySnapshot): string {
+  const list = snap.trustedCidrs.length === 0 ? 'nobody' : snap.trustedCidrs.join(',');
+  const source =
+    snap.trustSource === 'flag'
+      ? '--trusted-proxies'
+      : snap.trustSource === 'configmap'
+        ? 'proxy-real-ip-cidr'
+        : 'proxy-real-ip-cidr default';
+  return `${list} (${source})`;
+}
+
+/** Counts for the config line. */
+export function describeConfig(snap: GatewaySnapshot): string {
+  const { gateway } = snap.topology;
+  const ingresses = new Set<string>();
+  let locations = 0;
+  for (const vhost of gateway.virtualHosts) {
+    for (const location of vhost.locations) {
+      locations += 1;
+      ingresses.add(`${location.ingress.namespace}/${location.ingress.name}`);
+    }
+  }
+  const hosts = gateway.virtualHosts.length;
+  const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
+  const ingressText = `${ingresses.size} Ingress${ingresses.size === 1 ? '' : 'es'}`;
+  return `${ingressText}, ${plural(hosts, 'host')}, ${plural(locations, 'location')}, ingress class ${gateway.ingressClass}`;
+}
+
+/** The issues and warnings of a snapshot worth a line: unsupported names, trust-everyone, contained errors. */
+export function snapshotEvents(snap: GatewaySnapshot): GatewayEvent[] {
+  const events: GatewayEvent[] = [];
+  const { settings } = snap;
+  const unsupportedAnnotations = new Set<string>();
+  const unsupportedKeys = new Set<string>();
+  for (const issue of snap.topology.issues) {
+    if (issue.code === 'UNSUPPORTED_ANNOTATION') {
+      const name = /"([^"]+)"/.exec(issue.message)?.[1] ?? issue.field ?? issue.message;
+      const object = issue.origin
+        ? ` (${issue.origin.kind} ${issue.origin.namespace}/${issue.origin.name})`
+        : '';
+      unsupportedAnnotations.add(`${name}${object}`);
+    } else if (issue.code === 'UNSUPPORTED_CONFIGMAP_KEY') {
+      unsupportedKeys.add(/"([^"]+)"/.exec(issue.message)?.[1] ?? issue.field ?? issue.message);
+    } else if (issue.severity !== 'info') {
+      events.push({
+        level: issue.severity,
+        event: 'config-issue',
+        message: describeIssue(issue),
+        code: issue.code,
+      });
+    }
+  }
+  if (unsupportedAnnotations.size > 0) {
+    events.push({
+      level: 'warning',
+      event: 'unsupported-annotations',
+      message: `unsupported annotations (not implemented, no effect): ${[...unsupportedAnnotations].join(', ')}`,
+      names: [...unsupportedAnnotations],
+    });
+  }
+  if (unsupportedKeys.size > 0) {
+    events.push({
+      level: 'warning',
+      event: 'unsupported-configmap-keys',
+      message: `unsupported ConfigMap keys (not implemented, no effect): ${[...unsupportedKeys].join(', ')}`,
+      names: [...unsupportedKeys],
+    });
+  }
+  if (trustsEveryone(snap.trustedCidrs)) {
+    if (settings.useProxyProtocol) {
+      events.push({
+        level: 'warning',
+        event: 'trust-everyone',
+        message:
+          `PROXY headers are accepted from every peer (trusted: ${trustText(snap)}): anything that reaches the ` +
+          'listener can claim any client address and pass the allow lists; set proxy-real-ip-cidr or --trusted-proxies to your load balancers',
+      });
+    }
+    if (settings.useForwardedHeaders || settings.enableRealIp) {
+      events.push({
+        level: 'warning',
+        event: 'trust-everyone',
+        message:
+          `${settings.forwardedForHeader} is believed from every peer (trusted: ${trustText(snap)}): any client can write ` +
+          'its own address and pass the allow lists; set proxy-real-ip-cidr or --trusted-proxies to your proxies',
+      });
+    }
+  }
+  for (const name of snap.emptyUpstreams) {
+    events.push({
+      level: 'warning',
+      event: 'no-endpoints',
+      message: `upstream ${name} has no ready endpoint: its locations answer 503`,
+      upstream: name,
+    });
+  }
+  for (const problem of snap.certificates.problems) {
+    events.push({
+      level: 'warning',
+      event: 'certificate',
+      message: `certificate of Secret ${problem.secret} for ${problem.host} cannot be used (${problem.message}): the default certificate is served`,
+    });
+  }
+  for (const variable of snap.unknownLogVariables) {
+    events.push({
+      level: 'warning',
+      event: 'log-format',
+      message: `log format variable $${variable} is unknown to keepip and logs as "-"`,
+    });
+  }
+  return events;
+}
+
+/** One line per listener, stable for scripts: `listening http 127.0.0.1:43123 (…)`. */
+export function listenerEvents(running: RunningGateway): GatewayEvent[] {
+  const snap = running.snapshot();
+  const { settings } = snap;
+  const proxyText = settings.useProxyProtocol
+    ? `PROXY protocol v1/v2 required from ${snap.trustedCidrs.join(',') || 'nobody'}`
+    : 'no PROXY protocol';
+  const events: GatewayEvent[] = [];
+  const line = (kind: 'http' | 'https', address: AddressInfo, detail: string) => {
+    events.push({
+      level: 'info',
+      event: 'listening',
+      message: `listening ${kind} ${formatHostPort(address.address, address.port)} (${detail})`,
+      listener: kind,
+      address: address.address,
+      port: address.port,
+      proxyProtocol: settings.useProxyProtocol,
+    });
+  };
+  if (running.httpAddress) line('http', running.httpAddress, proxyText);
+  if (running.httpsAddress) {
+    const hosts = snap.certificates.hosts.length;
+    line(
+      'https',
+      running.httpsAddress,
+      `${proxyText}; TLS with ${hosts} SNI certificate${hosts === 1 ? '' : 's'} and a self-signed default`,
+    );
+  }
+  const strategies = ['socket', ...(settings.useProxyProtocol ? ['PROXY header'] : [])];
+  if (settings.useForwardedHeaders || settings.enableRealIp) strategies.push(settings.forwardedForHeader);
+  events.push({
+    level: 'info',
+    event: 'client-address',
+    message: `client address from ${strategies.join(' -> ')}; trusted peers ${trustText(snap)}`,
+  });
+  if (running.metricsAddress) {
+    const where = formatHostPort(running.metricsAddress.address, running.metricsAddress.port);
+    events.push({
+      level: 'info',
+      event: 'metrics',
+      message: `metrics http://${where}/metrics, health http://${where}/healthz`,
+    });
+  }
+  return events;
+}

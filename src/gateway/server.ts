@@ -1,0 +1,232 @@
+// The listeners. Each --http/--https address is a net.Server of ours; every accepted connection goes
+// through the same steps before node:http sees it:
+//   PROXY header (only when use-proxy-protocol is on, only from trusted peers; never guessed)
+//   -> for the HTTPS listener: TLS with SNI (or nginx's 400 when the first bytes are plain HTTP)
+//   -> one shared http.Server (request parsing, keep-alive, header timeout) -> the request pipeline.
+// The PROXY mode, the trusted peers and the certificates are read from the current snapshot for
+// each new connection, so a reload changes them without re-binding.
+import http from 'node:http';
+import net, { type AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import tls from 'node:tls';
+import { formatHostPort } from '../cli/address.ts';
+import { canonicalIp } from '../net/ip.ts';
+import { type ReadOutcome, readProxyHeader } from '../proxy-protocol/reader.ts';
+import { attachConnection, type ConnectionInfo } from './connection.ts';
+import type { ErrorLog } from './error-log.ts';
+import type { RequestHandler } from './handler.ts';
+import type { GatewayMetrics } from './metrics.ts';
+import type { GatewaySnapshot } from './snapshot.ts';
+import type { KeyPair } from './tls.ts';
+
+export type ListenerKind = 'http' | 'https';
+
+export interface ListenerSpec {
+  kind: ListenerKind;
+  host: string;
+  port: number;
+}
+
+export interface ListenerContext {
+  current(): GatewaySnapshot;
+  handler: RequestHandler;
+  metrics: GatewayMetrics;
+  errorLog: ErrorLog;
+  defaultCertificate: KeyPair;
+  /** nginx client_header_timeout (default 60 s): a request head must arrive within this time. */
+  clientHeaderTimeoutMs: number;
+  /** nginx keepalive_timeout as ingress-nginx sets it (75 s). */
+  keepAliveTimeoutMs: number;
+}
+
+export interface RunningListeners {
+  readonly addresses: Readonly<Record<ListenerKind, AddressInfo | null>>;
+  /** Stops accepting new connections (open ones continue). */
+  stopAccepting(): Promise<void>;
+  /** Closes keep-alive connections that are between requests. */
+  closeIdle(): void;
+  /** Destroys every connection. */
+  destroyAll(): void;
+}
+
+/** First byte of a TLS record carrying a handshake (0x16), or of an SSLv2-style hello (0x80). */
+function looksLikeTls(byte: number): boolean {
+  return byte === 0x16 || byte === 0x80;
+}
+
+export async function startListeners(
+  specs: readonly ListenerSpec[],
+  ctx: ListenerContext,
+): Promise<RunningListeners> {
+  const { handler, metrics, errorLog } = ctx;
+  const options: http.ServerOptions = {
+    requestTimeout: 0,
+    headersTimeout: ctx.clientHeaderTimeoutMs,
+    keepAliveTimeout: ctx.keepAliveTimeoutMs,
+    connectionsCheckingInterval: Math.min(1_000, ctx.clientHeaderTimeoutMs),
+    noDelay: true,
+  };
+  const httpServer = http.createServer(options, handler.onRequest);
+  httpServer.keepAliveTimeout = ctx.keepAliveTimeoutMs;
+  httpServer.on('upgrade', handler.onUpgrade);
+  httpServer.on('clientError', handler.onClientError);
+  // This server never listens itself (our listeners hand it connections); the 'listening' event is what
+  // starts node's connection tracking, which enforces headersTimeout and lets us close idle connections.
+  httpServer.emit('listening');
+
+  // A plain HTTP request on the HTTPS port gets nginx's 400 from a server of its own.
+  const plainOnHttps = http.createServer({ ...options, keepAliveTimeout: 0 }, handler.onPlainHttpOnHttps);
+  plainOnHttps.on('clientError', handler.onClientError);
+  plainOnHttps.emit('listening');
+
+  const defaultContext = tls.createSecureContext({
+    key: ctx.defaultCertificate.key,
+    cert: ctx.defaultCertificate.cert,
+  });
+  const sniCallback = (
+    servername: string,
+    callback: (error: Error | null, context?: tls.SecureContext) => void,
+  ) => {
+    callback(null, ctx.current().certificates.lookup(servername) ?? defaultContext);
+  };
+
+  let nextConnectionId = 0;
+  const sockets = new Set<net.Socket>();
+
+  const handOn = (kind: ListenerKind, socket: net.Socket, info: ConnectionInfo) => {
+    if (kind === 'http') {
+      attachConnection(socket, info);
+      httpServer.emit('connection', socket);
+      socket.resume();
+      return;
+    }
+    // Peek at the first byte: a TLS handshake goes to TLS, anything else is plain HTTP sent to the HTTPS port.
+    const onReadable = () => {
+      const chunk = socket.read() as Buffer | null;
+      if (chunk === null) return;
+      clearTimeout(timer);
+      socket.off('readable', onReadable);
+      socket.off('end', onGone);
+      socket.unshift(chunk);
+      if (looksLikeTls(chunk[0] as number)) {
+        const secure = new tls.TLSSocket(socket, {
+          isServer: true,
+          secureContext: defaultContext,
+          SNICallback: sniCallback,
+          ALPNProtocols: ['http/1.1'],
+        });
+        secure.on('error', () => secure.destroy());
+        attachConnection(secure, { ...info, scheme: 'https' });
+        httpServer.emit('connection', secure);
+      } else {
+        attachConnection(socket, { ...info, scheme: 'http' });
+        plainOnHttps.emit('connection', socket);
+        socket.resume();
+      }
+    };
+    const onGone = () => socket.destroy();
+    // A client that connects and says nothing is dropped after the header timeout, as node:http would.
+    const timer = setTimeout(onGone, ctx.clientHeaderTimeoutMs);
+    socket.once('close', () => clearTimeout(timer));
+    socket.on('readable', onReadable);
+    socket.once('end', onGone);
+  };
+
+  const onConnection = (kind: ListenerKind, socket: net.Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+    socket.on('error', () => socket.destroy());
+    const snap = ctx.current();
+    const id = ++nextConnectionId;
+    const peerAddress = canonicalIp(socket.remoteAddress ?? '') ?? socket.remoteAddress ?? '';
+    const localAddress = canonicalIp(socket.localAddress ?? '') ?? socket.localAddress ?? '';
+    const info: ConnectionInfo = {
+      id,
+      peerAddress,
+      peerPort: socket.remotePort ?? 0,
+      proxySource: null,
+      proxyPort: null,
+      proxyDestinationPort: null,
+      serverAddress: localAddress,
+      serverPort: socket.localPort ?? 0,
+      scheme: kind,
+    };
+    if (!snap.settings.useProxyProtocol) {
+      handOn(kind, socket, info);
+      return;
+    }
+    const server = formatHostPort(localAddress, info.serverPort);
+    void readProxyHeader(socket, {
+      isTrusted: (peer) => snap.trusted.has(peer),
+      timeoutMs: snap.settings.proxyProtocolHeaderTimeoutMs,
+      onReject: (event) => {
+        metrics.proxyHeader('rejected', event.reason);
+        const what =
+          event.reason === 'untrusted'
+            ? `PROXY protocol peer ${event.peer} is not a trusted proxy (proxy-real-ip-cidr), connection closed`
+            : event.reason === 'timeout'
+              ? `broken header: "" while reading PROXY protocol (${event.detail})`
+              : `broken header while reading PROXY protocol (${event.reason}: ${event.detail})`;
+        errorLog.write('error', id, `${what}, client: ${peerAddress}, server: ${server}`);
+      },
+    }).then((outcome: ReadOutcome) => {
+      if (!outcome.ok) return;
+      metrics.proxyHeader(
+        'accepted',
+        outcome.info.fromHeader ? 'ok' : `local-${outcome.info.header.protocol.toLowerCase()}`,
+      );
+      if (outcome.info.fromHeader) {
+        info.proxySource = canonicalIp(outcome.info.clientAddress) ?? outcome.info.clientAddress;
+        info.proxyPort = outcome.info.clientPort;
+        info.proxyDestinationPort = outcome.info.destinationPort;
+      }
+      handOn(kind, socket, info);
+    });
+  };
+
+  const servers: { kind: ListenerKind; server: net.Server }[] = [];
+  const addresses: Record<ListenerKind, AddressInfo | null> = { http: null, https: null };
+  try {
+    for (const spec of specs) {
+      const server = net.createServer(
+        { pauseOnConnect: true, allowHalfOpen: true, noDelay: true },
+        (socket) => onConnection(spec.kind, socket),
+      );
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen({ host: spec.host, port: spec.port, backlog: 4096 }, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      });
+      servers.push({ kind: spec.kind, server });
+      addresses[spec.kind] = server.address() as AddressInfo;
+    }
+  } catch (error) {
+    for (const { server } of servers) server.close();
+    throw error;
+  }
+
+  return {
+    addresses,
+    async stopAccepting() {
+      await Promise.all(
+        servers.map(({ server }) => new Promise<void>((resolve) => server.close(() => resolve()))),
+      );
+    },
+    closeIdle() {
+      httpServer.closeIdleConnections();
+      plainOnHttps.closeIdleConnections();
+    },
+    destroyAll() {
+      for (const socket of sockets) socket.destroy();
+      httpServer.closeAllConnections();
+      plainOnHttps.closeAllConnections();
+      // Stops node's connection-checking interval (the servers never listened, so close() reports that; ignored).
+      httpServer.close(() => {});
+      plainOnHttps.close(() => {});
+    },
+  };
+}
+
+export type { Duplex };

@@ -1,0 +1,269 @@
+// A runtime snapshot: everything the gateway needs to answer requests, compiled once from a Topology
+// and never changed afterwards. A reload builds a new one and swaps it in; a request keeps the
+// snapshot it started with until it ends. A topology that cannot be served safely is rejected here,
+// with the issue that made it so, and the previous snapshot keeps serving.
+import type {
+  BackendRef,
+  ConfigIssue,
+  GatewaySettings,
+  LocationModel,
+  ServiceModel,
+  Topology,
+} from '../config/model.ts';
+import { CidrSet } from '../net/cidr-set.ts';
+import { createClientIpResolver } from '../net/client-ip.ts';
+import { type AccessLogFormatter, compileLogFormat, describeLogFormat } from './access-log.ts';
+import { type CompiledRoutes, compileRoutes } from './router.ts';
+import { buildCertificateStore, type CertificateStore } from './tls.ts';
+import type { BalancedUpstream, ConnectionRegistry, PoolSpec, UpstreamMember } from './upstream.ts';
+
+/** Error codes that ingress-nginx also tolerates: the object or location is served in a safe degraded way. */
+const CONTAINED_ERRORS = new Set([
+  // Invalid allow/deny lists fail closed: that location answers 503 to everyone.
+  'INVALID_SOURCE_RANGE',
+  // GRPC/FCGI backends: the location has no backend and answers 503.
+  'UNSUPPORTED_BACKEND_PROTOCOL',
+  // A rule or path that cannot be routed is skipped; its requests get 404 like any unknown path.
+  'INVALID_HOST',
+  'INVALID_PATH',
+  'INVALID_PATH_REGEX',
+]);
+
+export type SnapshotErrorCode =
+  | 'GATEWAY_CONFIG_INVALID'
+  | 'GATEWAY_TRUSTED_CIDRS_INVALID'
+  | 'GATEWAY_ROUTES_FAILED';
+
+export interface SnapshotError {
+  code: SnapshotErrorCode;
+  message: string;
+  /** The issues that made the config unusable, each naming file, document and field. */
+  issues: readonly ConfigIssue[];
+}
+
+export type ClientIpResolution = ReturnType<ReturnType<typeof createClientIpResolver>['resolve']>;
+
+export interface GatewaySnapshot {
+  readonly version: number;
+  readonly topology: Topology;
+  readonly settings: GatewaySettings;
+  readonly routes: CompiledRoutes;
+  /** Peers trusted to send PROXY headers and forwarded headers. */
+  readonly trusted: CidrSet;
+  readonly trustedCidrs: readonly string[];
+  /** Where the trusted list came from: --trusted-proxies, the ConfigMap, or the (trust-everyone) default. */
+  readonly trustSource: 'flag' | 'configmap' | 'default';
+  readonly resolveClientIp: (input: {
+    peerAddress: string;
+    proxySource: string | null;
+    headers: Record<string, string | string[] | undefined>;
+  }) => ClientIpResolution;
+  readonly formatAccessLine: AccessLogFormatter;
+  readonly unknownLogVariables: readonly string[];
+  readonly certificates: CertificateStore;
+  /** Upstream for a location (or the default backend), by identity; absent means "no backend": 503. */
+  upstreamFor(location: LocationModel): BalancedUpstream | undefined;
+  readonly defaultUpstream: BalancedUpstream | null;
+  /** Upstream names with no ready endpoint, for the start-up line. */
+  readonly emptyUpstreams: readonly string[];
+  /** Requests currently being served on this snapshot. */
+  inflight: number;
+  /** Releases the pooled connections this snapshot holds once it is retired and idle. */
+  retire(): void;
+  readonly retired: boolean;
+}
+
+export interface SnapshotOptions {
+  version: number;
+  /** --trusted-proxies: overrides proxy-real-ip-cidr when given. */
+  trustedProxies: readonly string[] | null;
+  /** `text`: the ConfigMap's log-format-upstream; `json`: keepip's JSON line. */
+  logFormat: 'text' | 'json';
+  connections: ConnectionRegistry;
+}
+
+/** keepip's JSON access log line (--log-format json): every value a string except the three numbers. */
+export const JSON_LOG_FORMAT =
+  '{"time":"$time_iso8601","remote_addr":"$remote_addr","realip_remote_addr":"$realip_remote_addr",' +
+  '"proxy_protocol_addr":"$proxy_protocol_addr","request":"$request","status":$status,' +
+  '"body_bytes_sent":$body_bytes_sent,"request_time":$request_time,"host":"$host",' +
+  '"http_referer":"$http_referer","http_user_agent":"$http_user_agent",' +
+  '"namespace":"$namespace","ingress_name":"$ingress_name","service_name":"$service_name",' +
+  '"proxy_upstream_name":"$proxy_upstream_name","upstream_addr":"$upstream_addr",' +
+  '"upstream_status":"$upstream_status","upstream_response_time":"$upstream_response_time",' +
+  '"req_id":"$req_id"}';
+
+/** The issues that make a topology unservable (see CONTAINED_ERRORS for those that do not). */
+export function blockingIssues(issues: readonly ConfigIssue[]): ConfigIssue[] {
+  return issues.filter((issue) => issue.severity === 'error' && !CONTAINED_ERRORS.has(issue.code));
+}
+
+function findService(services: readonly ServiceModel[], backend: BackendRef): ServiceModel | undefined {
+  return services.find(
+    (service) =>
+      service.ref.namespace === backend.service.namespace && service.ref.name === backend.service.name,
+  );
+}
+
+/** Where a backend's traffic goes: ready endpoints of the Service port, or its ClusterIP with service-upstream. */
+export function resolveBackendTargets(
+  services: readonly ServiceModel[],
+  backend: BackendRef,
+  serviceUpstream: boolean,
+): { address: string; port: number }[] {
+  const service = findService(services, backend);
+  if (service === undefined) return [];
+  const servicePort = service.ports.find((p) =>
+    typeof backend.port === 'number' ? p.port === backend.port : p.name === backend.port,
+  );
+  if (servicePort === undefined) return [];
+  if (serviceUpstream) {
+    if (service.clusterIP === null || service.clusterIP === 'None' || service.clusterIP === '') return [];
+    return [{ address: service.clusterIP, port: servicePort.port }];
+  }
+  const endpoints = service.endpoints[servicePort.name] ?? [];
+  return endpoints.filter((e) => e.ready).map((e) => ({ address: e.address, port: e.port }));
+}
+
+export function buildSnapshot(
+  topology: Topology,
+  options: SnapshotOptions,
+): { ok: true; snapshot: GatewaySnapshot } | { ok: false; error: SnapshotError } {
+  const blocking = blockingIssues(topology.issues);
+  if (blocking.length > 0) {
+    return {
+      ok: false,
+      error: {
+        code: 'GATEWAY_CONFIG_INVALID',
+        message: `${blocking.length} error${blocking.length === 1 ? '' : 's'} in the configuration`,
+        issues: blocking,
+      },
+    };
+  }
+  const settings = topology.gateway.settings;
+  const trustedCidrs = options.trustedProxies ?? settings.trustedCidrs;
+  const trustSource =
+    options.trustedProxies !== null ? 'flag' : settings.trustedCidrsDefaulted ? 'default' : 'configmap';
+  const built = CidrSet.build(trustedCidrs);
+  if (!built.ok) {
+    return {
+      ok: false,
+      error: {
+        code: 'GATEWAY_TRUSTED_CIDRS_INVALID',
+        message: `trusted proxies (${trustSource === 'flag' ? '--trusted-proxies' : 'proxy-real-ip-cidr'}): ${built.error.message}`,
+        issues: [],
+      },
+    };
+  }
+  const trusted = built.set;
+
+  let routes: CompiledRoutes;
+  try {
+    routes = compileRoutes(topology.gateway);
+  } catch (error) {
+    return {
+      ok: false,
+      error: { code: 'GATEWAY_ROUTES_FAILED', message: `routes: ${(error as Error).message}`, issues: [] },
+    };
+  }
+
+  const resolver = createClientIpResolver({
+    useProxyProtocol: settings.useProxyProtocol,
+    trusted,
+    useForwardedHeaders: settings.useForwardedHeaders,
+    enableRealIp: settings.enableRealIp,
+    forwardedForHeader: settings.forwardedForHeader,
+  });
+
+  const format = options.logFormat === 'json' ? JSON_LOG_FORMAT : settings.logFormatUpstream;
+  const escaping = options.logFormat === 'json' || settings.logFormatEscapeJson ? 'json' : 'default';
+  const formatAccessLine = compileLogFormat(format, { escape: escaping });
+  const unknownLogVariables = describeLogFormat(format).unknown;
+
+  // Upstreams: one per (upstream name, protocol, connect timeout), members from the shared registry.
+  const acquired: PoolSpec[] = [];
+  const cursors = new Map<string, { value: number }>();
+  const balanced = new Map<string, BalancedUpstream>();
+  const byLocation = new Map<LocationModel, BalancedUpstream>();
+  const empty = new Set<string>();
+  const upstreamOf = (
+    backend: BackendRef,
+    protocol: 'HTTP' | 'HTTPS',
+    connectTimeoutMs: number,
+    serviceUpstream: boolean,
+  ): BalancedUpstream => {
+    const key = `${backend.upstreamName}|${protocol}|${connectTimeoutMs}|${serviceUpstream}`;
+    const existing = balanced.get(key);
+    if (existing !== undefined) return existing;
+    let cursor = cursors.get(backend.upstreamName);
+    if (cursor === undefined) {
+      cursor = { value: 0 };
+      cursors.set(backend.upstreamName, cursor);
+    }
+    const members: UpstreamMember[] = [];
+    for (const target of resolveBackendTargets(topology.services, backend, serviceUpstream)) {
+      const spec: PoolSpec = { protocol, address: target.address, port: target.port, connectTimeoutMs };
+      acquired.push(spec);
+      members.push(options.connections.acquire(spec));
+    }
+    if (members.length === 0) empty.add(backend.upstreamName);
+    const upstream: BalancedUpstream = { name: backend.upstreamName, members, cursor };
+    balanced.set(key, upstream);
+    return upstream;
+  };
+  for (const vhost of topology.gateway.virtualHosts) {
+    for (const location of vhost.locations) {
+      if (location.backend === null) continue;
+      byLocation.set(
+        location,
+        upstreamOf(
+          location.backend,
+          location.backendProtocol,
+          location.proxyConnectTimeoutMs,
+          location.serviceUpstream,
+        ),
+      );
+    }
+  }
+  const defaultBackend = topology.gateway.defaultBackend;
+  const defaultUpstream =
+    defaultBackend === null
+      ? null
+      : upstreamOf(defaultBackend, 'HTTP', settings.proxyConnectTimeoutMs, false);
+
+  let retired = false;
+  let released = false;
+  const snapshot: GatewaySnapshot = {
+    version: options.version,
+    topology,
+    settings,
+    routes,
+    trusted,
+    trustedCidrs,
+    trustSource,
+    resolveClientIp: (input) => resolver.resolve(input),
+    formatAccessLine,
+    unknownLogVariables,
+    certificates: buildCertificateStore(topology.gateway.virtualHosts),
+    upstreamFor: (location) => byLocation.get(location),
+    defaultUpstream,
+    emptyUpstreams: [...empty].sort(),
+    inflight: 0,
+    get retired() {
+      return retired;
+    },
+    retire() {
+      retired = true;
+      if (released || snapshot.inflight > 0) return;
+      released = true;
+      for (const spec of acquired) options.connections.release(spec);
+    },
+  };
+  return { ok: true, snapshot };
+}
+
+/** Called when a request on `snapshot` ends: the last request on a retired snapshot releases its pools. */
+export function requestEnded(snapshot: GatewaySnapshot): void {
+  snapshot.inflight -= 1;
+  if (snapshot.retired && snapshot.inflight === 0) snapshot.retire();
+}
