@@ -88,6 +88,23 @@ describe('default log-format-upstream', () => {
     assert.ok(line.includes('"x\\x0Ay" "a\\x22b\\x5Cc\\x1B\\x7F\\xC3\\xA9"'), line);
   });
 
+  it('escapes every line on its own when values change and repeat', () => {
+    const format = compileLogFormat('"$http_user_agent"', { escape: 'default' });
+    const v = createAccessLogVars();
+    const agents = ['plain agent 1.0', 'quoted "agent" 2.0', 'plain agent 1.0', 'quoted "agent" 2.0', 'x"y'];
+    const lines = agents.map((ua) => {
+      v.headers = { 'user-agent': ua };
+      return format(v);
+    });
+    assert.deepEqual(lines, [
+      '"plain agent 1.0"',
+      '"quoted \\x22agent\\x22 2.0"',
+      '"plain agent 1.0"',
+      '"quoted \\x22agent\\x22 2.0"',
+      '"x\\x22y"',
+    ]);
+  });
+
   it('keeps a PROXY v2 signature sent to a plain listener readable, as nginx logs it', () => {
     const format = compileLogFormat('"$request"', { escape: 'default' });
     const v = createAccessLogVars();
