@@ -1,7 +1,8 @@
 // HEALTH_CHECK_CANNOT_SPEAK_PROXY: with PROXY on, the LB's health checks carry a header too (A6). With
 // instance targets and externalTrafficPolicy: Local they go to kube-proxy's healthCheckNodePort, which
 // cannot parse it (A7); an HTTP check on another port only works if that port speaks PROXY.
-import { annotate, patchService } from '../fix.ts';
+import { annotate } from '../fix.ts';
+import { proxyProtocolPlan } from '../plans.ts';
 import type { FixPatch } from '../types.ts';
 import { describeLbStart, lbSubject } from './common.ts';
 import type { Rule } from './types.ts';
@@ -24,10 +25,8 @@ export const rule: Rule = {
           `${describeLbStart(lb)} sends PROXY ${lb.proxyProtocol} and the Service has externalTrafficPolicy: Local, so the LB health-checks kube-proxy's healthCheckNodePort${lb.healthCheckNodePort ? ` ${lb.healthCheckNodePort}` : ''}. ` +
           'Health checks carry a PROXY header as well (A6) and kube-proxy cannot parse it, so targets turn unhealthy and traffic depends on the LB failing open (A7). ' +
           'With externalTrafficPolicy: Cluster the checks go to the traffic port, where the gateway reads the header; PROXY protocol carries the client address, so Cluster loses nothing.',
-        fix: {
-          summary: 'Use externalTrafficPolicy: Cluster (the PROXY header keeps the client address).',
-          patches: [patchService(lb.service, { spec: { externalTrafficPolicy: 'Cluster' } })],
-        },
+        // Cluster moves the peer to the node addresses: the plan also widens proxy-real-ip-cidr to them.
+        fix: proxyProtocolPlan(context.chain, { lbAnnotations: context.lbAnnotations }),
         ...lbSubject(lb),
       });
     }
