@@ -350,6 +350,8 @@ describe('use-regex', () => {
         rx('/api', 'api'),
         rx('/api/v1/users/special', 'never-reached'),
         rx('/(?P<name>img|css)/.*', 'static'),
+        // With use-regex an Exact path is rendered `~* "^/exact"` too: a prefix regex.
+        loc('/exact', 'Exact', 'exact', { regex: '/exact' }),
         rx('/', 'root'),
       ]),
     ]),
@@ -363,6 +365,7 @@ describe('use-regex', () => {
       [req('example.com', '/x/api'), 'proxy default-root-80 /x/api'],
       [req('example.com', '/css/a.css'), 'proxy default-static-80 /css/a.css'],
       [req('example.com', '/%61pi'), 'proxy default-api-80 /%61pi'],
+      [req('example.com', '/exact/more'), 'proxy default-exact-80 /exact/more'],
     ],
   );
 
