@@ -383,10 +383,6 @@ export function createRequestHandler(ctx: HandlerContext): RequestHandler {
     if (ctx.isDraining()) res.shouldKeepAlive = false;
 
     const hasBody = hasRequestBody(req);
-    if (hasBody)
-      req.on('data', (chunk: Buffer) => {
-        ex.bodyBytes += chunk.length;
-      });
     proxyRequest(
       req,
       res,
@@ -403,6 +399,7 @@ export function createRequestHandler(ctx: HandlerContext): RequestHandler {
       (outcome: ProxyOutcome) => {
         ex.attempts = outcome.attempts;
         ex.upstreamBytes = outcome.upstreamBytes;
+        ex.bodyBytes = outcome.requestBodyBytes;
         const failure = outcome.failures[outcome.failures.length - 1];
         for (const f of outcome.failures) if (f.code !== 'CLIENT_CLOSED') logUpstreamFailure(ex, f);
         if (outcome.answeredByGateway) {

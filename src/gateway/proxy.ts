@@ -53,6 +53,8 @@ export interface ProxyOutcome {
   upstreamBytes: number;
   /** Body bytes written to the client. */
   bodyBytesSent: number;
+  /** Request body bytes read from the client (for $request_length). */
+  requestBodyBytes: number;
   /** Set when a request failed (even if a later endpoint then answered, the last failure is kept for the log). */
   failures: ProxyFailure[];
   /** True when the gateway must answer with its own error page (nothing was sent yet). */
@@ -154,6 +156,7 @@ async function* streamBody(exchange: ProxyExchange, req: IncomingMessage): Async
   for await (const chunk of req as AsyncIterable<Buffer>) {
     exchange.bodyStarted = true;
     received += chunk.length;
+    exchange.countBody(chunk.length);
     if (limit > 0 && received > limit) {
       throw new BodyTooLargeError(`client intended to send too large chunked body: ${received} bytes`);
     }
@@ -195,6 +198,7 @@ class ProxyExchange implements Dispatcher.DispatchHandler {
       attempts: [],
       upstreamBytes: 0,
       bodyBytesSent: 0,
+      requestBodyBytes: 0,
       failures: [],
       answeredByGateway: false,
     };
@@ -228,6 +232,10 @@ class ProxyExchange implements Dispatcher.DispatchHandler {
       },
       this,
     );
+  }
+
+  countBody(bytes: number): void {
+    this.#outcome.requestBodyBytes += bytes;
   }
 
   armSendTimer(): void {
