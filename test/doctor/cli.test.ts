@@ -1,0 +1,124 @@
+// `keepip doctor` end to end through bin/keepip: verdict first, JSON schema, exit codes, usage errors.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { runKeepip } from '../helpers/process.ts';
+
+const before = 'examples/seed/before';
+const after = 'examples/seed/after';
+
+test('the seed: the text starts with the verdict and shows the address at each hop; exit 1', async () => {
+  const { code, stdout } = await runKeepip([
+    'doctor',
+    '-f',
+    before,
+    '--client',
+    '127.0.20.10',
+    '--host',
+    'gitea.example.com',
+  ]);
+  assert.equal(code, 1);
+  const lines = stdout.split('\n');
+  assert.match(
+    lines[0]!,
+    /^keepip doctor: 403 Forbidden: denied by allowlist-miss, the gateway sees 127\.0\.10\.1$/,
+  );
+  assert.match(stdout, /^ {2}load-balancer +127\.0\.20\.10 /m);
+  assert.match(stdout, /^ {2}gateway +127\.0\.10\.1 /m);
+  assert.match(stdout, /x ERROR CLIENT_IP_LOST_AT_LB/);
+  assert.match(stdout, /x ERROR CLIENT_VIA_TRANSIT_GATEWAY/);
+  assert.match(stdout, /\$ kubectl -n ingress-nginx patch configmap ingress-nginx-controller --type merge/);
+});
+
+test('--json follows the documented schema; the fixed seed passes with exit 0', async () => {
+  const { code, stdout } = await runKeepip(['doctor', '-f', after, '--client', '127.0.20.10', '--json']);
+  assert.equal(code, 0);
+  const report = JSON.parse(stdout);
+  assert.equal(report.schema, 'keepip.doctor/v1');
+  assert.equal(report.verdict, 'allowed');
+  assert.equal(report.status, 200);
+  assert.equal(report.request.host, 'gitea.example.com', 'the host with an access list is the default');
+  assert.equal(report.gatewayLogsAddress, '127.0.20.10');
+  assert.deepEqual(
+    report.hops.map((h: { name: string; sees: string | null }) => [h.name, h.sees]),
+    [
+      ['client', '127.0.20.10'],
+      ['network', '127.0.20.10'],
+      ['load-balancer', '127.0.20.10'],
+      ['gateway', '127.0.10.1'],
+      ['client-ip', '127.0.20.10'],
+      ['route', '127.0.20.10'],
+      ['policy', '127.0.20.10'],
+      ['backend', '127.0.20.10'],
+    ],
+  );
+  assert.deepEqual(report.findings, []);
+  for (const key of [
+    'mode',
+    'summary',
+    'decidedBy',
+    'via',
+    'loadBalancer',
+    'audit',
+    'configIssues',
+    'exitCode',
+  ]) {
+    assert.ok(key in report, key);
+  }
+});
+
+test('without --client: audit JSON and exit 1 while an error finding stands', async () => {
+  const { code, stdout } = await runKeepip(['doctor', '-f', before, '--json']);
+  assert.equal(code, 1);
+  const report = JSON.parse(stdout);
+  assert.equal(report.mode, 'audit');
+  assert.equal(report.verdict, 'problems');
+  assert.equal(report.audit[0].recognised, false);
+  const finding = report.findings.find((f: { id: string }) => f.id === 'CLIENT_IP_LOST_AT_LB');
+  assert.equal(finding.severity, 'error');
+  assert.ok(
+    finding.fix.patches.every(
+      (p: { yaml: string; kubectl: string }) => p.yaml && p.kubectl.startsWith('kubectl '),
+    ),
+  );
+});
+
+test('--via overrides the annotation', async () => {
+  const { stdout } = await runKeepip([
+    'doctor',
+    '-f',
+    before,
+    '--client',
+    '127.0.20.10',
+    '--via',
+    'direct',
+    '--json',
+  ]);
+  const report = JSON.parse(stdout);
+  assert.equal(report.via, 'direct');
+  assert.ok(!report.findings.some((f: { id: string }) => f.id === 'CLIENT_VIA_TRANSIT_GATEWAY'));
+  assert.ok(report.findings.some((f: { id: string }) => f.id === 'CLIENT_IP_LOST_AT_LB'));
+});
+
+test('usage errors exit 2 with a message; --help exits 0', async () => {
+  for (const [args, message] of [
+    [['doctor'], /give manifests/],
+    [['doctor', '-f', before, '--client', '010.0.0.1'], /not an IP address/],
+    [['doctor', '-f', before, '--via', 'carrier-pigeon'], /--via must be one of/],
+    [['doctor', '-f', before, '--from', '127.0.0.1'], /--from only applies to --probe/],
+    [['doctor', '--probe', 'ftp://x'], /not an http\(s\) URL/],
+    [['doctor', '--bogus'], /Unknown option/],
+  ] as const) {
+    const { code, stderr } = await runKeepip([...args]);
+    assert.equal(code, 2, args.join(' '));
+    assert.match(stderr, message);
+  }
+  const help = await runKeepip(['doctor', '--help']);
+  assert.equal(help.code, 0);
+  assert.match(help.stdout, /--probe URL/);
+});
+
+test('unreadable manifests: exit 1 naming the file', async () => {
+  const { code, stderr } = await runKeepip(['doctor', '-f', 'test/fixtures/doctor/does-not-exist']);
+  assert.equal(code, 1);
+  assert.match(stderr, /does-not-exist/);
+});

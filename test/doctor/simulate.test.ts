@@ -1,0 +1,130 @@
+// simulate() on variations of the fixtures' models: the hops that the table test does not reach.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import type { LoadBalancerModel, Topology } from '../../src/config/model.ts';
+import { buildChain, gatewayPeers } from '../../src/doctor/chain.ts';
+import { diagnose } from '../../src/doctor/diagnose.ts';
+import { proxySwitch } from '../../src/doctor/plans.ts';
+import { defaultHost, simulate } from '../../src/doctor/simulate.ts';
+import { loadTopology } from '../../src/k8s/index.ts';
+
+const fixture = (name: string) => fileURLToPath(new URL(`../fixtures/doctor/${name}`, import.meta.url));
+const host = 'app.example.com';
+
+function withLb(topology: Topology, change: Partial<LoadBalancerModel>): Topology {
+  return { ...topology, loadBalancers: topology.loadBalancers.map((lb) => ({ ...lb, ...change })) };
+}
+
+test('loadBalancerSourceRanges: a client outside them never reaches the gateway', async () => {
+  const topology = withLb(await loadTopology([fixture('clean')]), {
+    loadBalancerSourceRanges: ['127.0.20.0/24'],
+  });
+  const inside = simulate(topology, { client: '127.0.20.10', host });
+  assert.equal(inside.outcome, 'allowed');
+  const outside = simulate(topology, { client: '127.0.21.1', host });
+  assert.equal(outside.outcome, 'unreachable');
+  assert.equal(outside.status, null);
+  assert.equal(outside.decidedBy, 'loadBalancerSourceRanges');
+  assert.equal(outside.gatewayLogsAddress, null);
+  assert.deepEqual(
+    outside.hops.map((h) => h.name),
+    ['client', 'load-balancer'],
+  );
+});
+
+test('an unknown host is a 404 from the gateway, logged with the resolved client', async () => {
+  const topology = await loadTopology([fixture('clean')]);
+  const sim = simulate(topology, { client: '127.0.20.10', host: 'nobody.example.com' });
+  assert.equal(sim.outcome, 'not-found-404');
+  assert.equal(sim.status, 404);
+  assert.equal(sim.gatewayLogsAddress, '127.0.20.10');
+});
+
+test('A4: an IPv6 client of an IPv4 NLB is translated and loses its address even with preservation', async () => {
+  const topology = withLb(await loadTopology([fixture('client-ip-lost-at-kube-proxy')]), {
+    externalTrafficPolicy: 'Local',
+  });
+  const v4 = simulate(topology, { client: '127.0.20.10', host });
+  assert.equal(v4.gatewayLogsAddress, '127.0.20.10', 'Local + preservation keeps an IPv4 client');
+  const v6 = simulate(topology, { client: '2001:db8::5', host });
+  assert.equal(v6.gatewayLogsAddress, '127.0.10.1');
+  assert.match(v6.hops.find((h) => h.name === 'load-balancer')!.detail, /A4/);
+  assert.equal(
+    simulate(topology, { client: '::ffff:127.0.20.10', host }).client,
+    '127.0.20.10',
+    'mapped folds',
+  );
+});
+
+test('--via privatelink is the default when the LB emulates a VPC endpoint; --via wins over it', async () => {
+  const topology = withLb(await loadTopology([fixture('client-ip-lost-at-lb')]), {
+    vpcEndpointId: 'vpce-0abc',
+  });
+  const chain = buildChain(topology);
+  assert.ok(chain.ok);
+  assert.equal(chain.chain.via, 'privatelink');
+  assert.equal(chain.chain.viaSource, 'vpc-endpoint');
+  const report = diagnose(topology, {});
+  assert.ok(report.ok);
+  assert.ok(
+    report.report.findings.some((f) => f.id === 'CLIENT_VIA_TRANSIT_GATEWAY' && /A10/.test(f.message)),
+  );
+  const direct = buildChain(topology, { via: 'direct' });
+  assert.ok(direct.ok);
+  assert.equal(direct.chain.via, 'direct');
+});
+
+test('gateway peers: node addresses under Cluster, the LB address for ip targets, the client with Local + preservation', async () => {
+  const kube = buildChain(await loadTopology([fixture('client-ip-lost-at-kube-proxy')]));
+  assert.ok(kube.ok);
+  assert.deepEqual(gatewayPeers(kube.chain), {
+    kind: 'fixed',
+    addresses: ['127.0.1.1'],
+    why: 'kube-proxy SNATs to a node address (K1)',
+  });
+  const ip = buildChain(await loadTopology([fixture('clean')]));
+  assert.ok(ip.ok);
+  const peers = gatewayPeers(ip.chain);
+  assert.equal(peers.kind, 'fixed');
+  assert.deepEqual(peers.kind === 'fixed' ? peers.addresses : null, ['127.0.10.1']);
+  const local = buildChain(
+    withLb(await loadTopology([fixture('client-ip-lost-at-kube-proxy')]), { externalTrafficPolicy: 'Local' }),
+  );
+  assert.ok(local.ok);
+  assert.equal(gatewayPeers(local.chain).kind, 'client');
+});
+
+test('an unknown --lb is an error value naming the known ones', async () => {
+  const topology = await loadTopology([fixture('clean')]);
+  const result = diagnose(topology, { loadBalancer: 'nope/nope' });
+  assert.ok(!result.ok);
+  assert.equal(result.error.code, 'DOCTOR_UNKNOWN_LB');
+  assert.match(result.error.message, /ingress-nginx\/ingress-nginx-controller/);
+});
+
+test("fixes use each provider's own PROXY switch; pass-through LBs have none", () => {
+  assert.deepEqual(proxySwitch('hetzner')?.annotations, {
+    'load-balancer.hetzner.cloud/uses-proxyprotocol': 'true',
+  });
+  assert.equal(proxySwitch('aws-elb')?.version, 'v1');
+  assert.equal(proxySwitch('metallb'), null);
+  assert.equal(proxySwitch('gke'), null);
+});
+
+test('the default host is the first one with an access list', async () => {
+  const topology = await loadTopology([fixture('clean')]);
+  assert.equal(defaultHost(topology), host);
+});
+
+test('INVALID_SOURCE_RANGE: the fix keeps the valid entries of the same annotation', async () => {
+  const topology = await loadTopology([fixture('invalid-source-range')]);
+  const result = diagnose(topology, {});
+  assert.ok(result.ok);
+  const finding = result.report.findings.find((f) => f.id === 'INVALID_SOURCE_RANGE')!;
+  assert.match(finding.message, /"ww"/);
+  assert.deepEqual(finding.fix!.patches[0]!.patch, {
+    metadata: { annotations: { 'nginx.ingress.kubernetes.io/allowlist-source-range': '127.0.20.10/32' } },
+  });
+  assert.equal(result.report.audit[0]!.valid, false);
+});
