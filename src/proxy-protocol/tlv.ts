@@ -62,8 +62,11 @@ export function decodeUtf8(bytes: Uint8Array): string | null {
   }
 }
 
+/** A plain Uint8Array copy, whether the input is a Buffer or not (so results compare equal). */
 function copy(bytes: Uint8Array, start: number, end: number): Uint8Array {
-  return Uint8Array.prototype.slice.call(bytes, start, end);
+  const out = new Uint8Array(end - start);
+  out.set(bytes.subarray(start, end));
+  return out;
 }
 
 type Fields = Omit<ProxyHeader, 'version' | 'command' | 'protocol' | 'source' | 'destination'>;
