@@ -94,13 +94,17 @@ export interface RequestHandler {
   onPlainHttpOnHttps(req: IncomingMessage, res: ServerResponse): void;
 }
 
-/** The first line of what the client sent, as nginx logs an unparsable request ("PROXY TCP4 …", "\x0D\x0A…"). */
+/**
+ * The request line of an unparsable request as nginx logs it: leading empty lines skipped (HTTP
+ * allows them), then up to the next CR or LF — "PROXY TCP4 …" for v1, "\x00" for a v2 signature.
+ */
 function firstLine(raw: Buffer | undefined): string {
-  if (raw === undefined || raw.length === 0) return '';
-  const end = raw.indexOf(0x0a);
-  const line = raw.subarray(0, end === -1 ? Math.min(raw.length, 256) : Math.min(end, 256));
-  const text = line.toString('latin1');
-  return text.endsWith('\r') ? text.slice(0, -1) : text;
+  if (raw === undefined) return '';
+  let start = 0;
+  while (start < raw.length && (raw[start] === 0x0d || raw[start] === 0x0a)) start += 1;
+  let end = start;
+  while (end < raw.length && end - start < 256 && raw[end] !== 0x0d && raw[end] !== 0x0a) end += 1;
+  return raw.toString('latin1', start, end);
 }
 
 export function createRequestHandler(ctx: HandlerContext): RequestHandler {
