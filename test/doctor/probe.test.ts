@@ -59,18 +59,19 @@ async function startRelay(target: { host: string; port: number }, proxy: boolean
   };
 }
 
-const quietSink = (): LineSink & { lines: string[] } => {
+/** A sink that keeps lines in memory (the gateway would otherwise write to stdout/stderr). */
+function quietSink(): LineSink & { lines: string[] } {
   const lines: string[] = [];
   return {
     lines,
-    write: (line) => void lines.push(line),
+    write: (line: string) => {
+      lines.push(line);
+    },
     flush: async () => {},
     close: async () => {},
-    dropped: () => 0,
-  } as LineSink & {
-    lines: string[];
+    dropped: 0,
   };
-};
+}
 
 interface Chain {
   dir: string;
