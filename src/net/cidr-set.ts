@@ -46,7 +46,7 @@ class NodePool {
   }
 
   /** Appends a node whose key is `key` masked to `length` bits; returns its offset in `nodes`. */
-  private node(key: Uint32Array, length: number, value: number): number {
+  private node(key: Int32Array, length: number, value: number): number {
     if ((this.count + 1) * this.stride > this.nodes.length) {
       const next = new Int32Array(this.nodes.length * 2);
       next.set(this.nodes);
@@ -64,7 +64,7 @@ class NodePool {
   }
 
   /** Number of leading bits `key` shares with the node at `at`. */
-  private common(key: Uint32Array, at: number): number {
+  private common(key: Int32Array, at: number): number {
     const n = this.nodes;
     for (let i = 0; i < this.words; i++) {
       const x = key[i]! ^ n[at + i]!;
@@ -74,7 +74,7 @@ class NodePool {
   }
 
   /** Inserts a prefix below `root` (NONE for an empty trie); returns the possibly new root. */
-  insert(root: number, key: Uint32Array, length: number, value: number): number {
+  insert(root: number, key: Int32Array, length: number, value: number): number {
     if (root === NONE) return this.node(key, length, value);
     const w = this.words;
     let parentSlot = NONE; // offset of the child field in the parent that points at `current`
@@ -135,7 +135,7 @@ class FamilyIndex {
 
   constructor(words: number, cidrs: readonly Cidr[], members: readonly number[]) {
     this.pool = new NodePool(words, members.length * 2);
-    const key = new Uint32Array(4);
+    const key = new Int32Array(4);
     const load = (index: number): number => {
       const { address, prefix } = cidrs[index]!;
       key[0] = address.w0;

@@ -17,19 +17,19 @@ export type CidrResult =
   | { ok: true; cidr: Cidr }
   | { ok: false; error: { code: CidrErrorCode; message: string } };
 
-/** The mask for the word that holds bits [32*wordIndex, 32*wordIndex+32) of a prefix of `prefix` bits. */
+/** The mask (signed 32-bit, like the words) for word `wordIndex` of a prefix of `prefix` bits. */
 export function wordMask(prefix: number, wordIndex: number): number {
   const bits = prefix - wordIndex * 32;
   if (bits <= 0) return 0;
-  if (bits >= 32) return 0xffffffff;
-  return (0xffffffff << (32 - bits)) >>> 0;
+  if (bits >= 32) return -1;
+  return -1 << (32 - bits);
 }
 
 /** Builds a normalised CIDR: host bits masked, mapped IPv6 prefixes >= /96 folded to IPv4. */
 export function makeCidr(address: IpAddress, prefix: number): Cidr {
   if (address.family === 4) {
     return {
-      address: { family: 4, w0: (address.w0 & wordMask(prefix, 0)) >>> 0, w1: 0, w2: 0, w3: 0 },
+      address: { family: 4, w0: address.w0 & wordMask(prefix, 0), w1: 0, w2: 0, w3: 0 },
       prefix,
     };
   }
@@ -39,10 +39,10 @@ export function makeCidr(address: IpAddress, prefix: number): Cidr {
   return {
     address: {
       family: 6,
-      w0: (address.w0 & wordMask(prefix, 0)) >>> 0,
-      w1: (address.w1 & wordMask(prefix, 1)) >>> 0,
-      w2: (address.w2 & wordMask(prefix, 2)) >>> 0,
-      w3: (address.w3 & wordMask(prefix, 3)) >>> 0,
+      w0: address.w0 & wordMask(prefix, 0),
+      w1: address.w1 & wordMask(prefix, 1),
+      w2: address.w2 & wordMask(prefix, 2),
+      w3: address.w3 & wordMask(prefix, 3),
     },
     prefix,
   };

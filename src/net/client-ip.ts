@@ -210,7 +210,10 @@ export function forwardedForStrategy(headerName: string): ClientIpStrategy {
         address: '',
         provenance: { kind: 'forwarded-header', header: headerName, index: 0 },
         peerTrusted: current.peerTrusted,
-        error: { code: 'CLIENT_IP_MALFORMED_ENTRY', message: `${headerName} header has no entries: ${quote(value)}` },
+        error: {
+          code: 'CLIENT_IP_MALFORMED_ENTRY',
+          message: `${headerName} header has no entries: ${quote(value)}`,
+        },
       };
     }
     return {

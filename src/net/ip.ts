@@ -8,9 +8,10 @@
 // cannot dodge an IPv4 rule by writing its address in IPv6 form.
 
 /**
- * An IP address as plain words. IPv4: `w0` is the address as an unsigned 32-bit integer, w1..w3 are 0.
- * IPv6: w0..w3 are the four 32-bit words, most significant first. One object shape for both keeps
- * V8's property access monomorphic on the hot path.
+ * An IP address as plain words. IPv4: `w0` holds the address, w1..w3 are 0. IPv6: w0..w3 are the four
+ * 32-bit words, most significant first. Words are stored as SIGNED 32-bit integers (`x | 0`: the same
+ * bits; use `x >>> 0` for the unsigned value): they stay small integers in V8, so building and reading
+ * an address does not box doubles. One object shape for both families keeps property access monomorphic.
  */
 export interface IpAddress {
   readonly family: 4 | 6;
@@ -24,13 +25,13 @@ export interface IpAddress {
 const MAX_TEXT_LENGTH = 45;
 
 export function ipv4(value: number): IpAddress {
-  return { family: 4, w0: value >>> 0, w1: 0, w2: 0, w3: 0 };
+  return { family: 4, w0: value | 0, w1: 0, w2: 0, w3: 0 };
 }
 
 /** Builds an IPv6 address from its words; an IPv4-mapped address folds to IPv4. */
 export function ipv6(w0: number, w1: number, w2: number, w3: number): IpAddress {
   if (w0 === 0 && w1 === 0 && w2 >>> 0 === 0xffff) return ipv4(w3);
-  return { family: 6, w0: w0 >>> 0, w1: w1 >>> 0, w2: w2 >>> 0, w3: w3 >>> 0 };
+  return { family: 6, w0: w0 | 0, w1: w1 | 0, w2: w2 | 0, w3: w3 | 0 };
 }
 
 export function isIpv4(ip: IpAddress): boolean {
@@ -62,11 +63,10 @@ export function parseIp(text: string): IpAddress | null {
 export function parseIpUnfolded(text: string): IpAddress | null {
   const length = text.length;
   if (length === 0 || length > MAX_TEXT_LENGTH) return null;
-  for (let i = 0; i < length; i++) {
-    if (text.charCodeAt(i) === 58 /* : */) return parseIpv6(text, length);
-  }
+  // IPv4 first: it fails within a few characters on IPv6 text, and IPv4 is the common case.
   const value = parseIpv4Value(text, 0, length);
-  return value < 0 ? null : ipv4(value);
+  if (value >= 0) return ipv4(value);
+  return text.includes(':') ? parseIpv6(text, length) : null;
 }
 
 /** Parse and format in one call, e.g. a socket's "::ffff:127.0.0.1" becomes "127.0.0.1". */
@@ -85,7 +85,7 @@ export function formatIpv4(value: number): string {
 }
 
 /**
- * Parses a dotted quad between start and end; returns the unsigned value or -1. Exported for the
+ * Parses a dotted quad between start and end; returns the unsigned value (0 to 2^32-1) or -1. Exported for the
  * IPv6 parser's embedded IPv4 and for callers that scan a larger string without slicing it.
  */
 export function parseIpv4Value(text: string, start: number, end: number): number {
@@ -115,9 +115,9 @@ export function parseIpv4Value(text: string, start: number, end: number): number
         }
       }
     }
-    value = value * 256 + octet;
+    value = (value << 8) | octet;
     parts++;
-    if (parts === 4) return i === end ? value : -1;
+    if (parts === 4) return i === end ? value >>> 0 : -1;
     if (i >= end || text.charCodeAt(i) !== 46 /* . */) return -1;
     i++;
   }
@@ -190,10 +190,10 @@ function parseIpv6(text: string, end: number): IpAddress | null {
   }
   return {
     family: 6,
-    w0: ((groups[0]! << 16) | groups[1]!) >>> 0,
-    w1: ((groups[2]! << 16) | groups[3]!) >>> 0,
-    w2: ((groups[4]! << 16) | groups[5]!) >>> 0,
-    w3: ((groups[6]! << 16) | groups[7]!) >>> 0,
+    w0: (groups[0]! << 16) | groups[1]!,
+    w1: (groups[2]! << 16) | groups[3]!,
+    w2: (groups[4]! << 16) | groups[5]!,
+    w3: (groups[6]! << 16) | groups[7]!,
   };
 }
 
