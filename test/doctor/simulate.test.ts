@@ -128,3 +128,20 @@ test('INVALID_SOURCE_RANGE: the fix keeps the valid entries of the same annotati
   });
   assert.equal(result.report.audit[0]!.valid, false);
 });
+
+test('FORWARDED_HEADERS_SPOOFABLE is found with a client the LB lets in, and not once the header is off', async () => {
+  const base = await loadTopology([fixture('forwarded-headers-spoofable')]);
+  const ranged = withLb(base, { loadBalancerSourceRanges: ['127.0.20.0/24'] });
+  const found = diagnose(ranged, {});
+  assert.ok(found.ok);
+  const finding = found.report.findings.find((f) => f.id === 'FORWARDED_HEADERS_SPOOFABLE');
+  assert.ok(finding, 'found');
+  assert.match(finding.message, /a client at 127\.0\.20\.0 sending/);
+  const off: Topology = {
+    ...base,
+    gateway: { ...base.gateway, settings: { ...base.gateway.settings, useForwardedHeaders: false } },
+  };
+  const clean = diagnose(off, {});
+  assert.ok(clean.ok);
+  assert.ok(!clean.report.findings.some((f) => f.id === 'FORWARDED_HEADERS_SPOOFABLE'));
+});

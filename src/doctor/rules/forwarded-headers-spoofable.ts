@@ -18,7 +18,10 @@ export const rule: Rule = {
     if (!settings.useForwardedHeaders && !settings.enableRealIp) return [];
     const { chain } = context;
     const outside = { ...chain, via: chain.via === 'in-cluster' ? ('direct' as const) : chain.via };
-    const probe = simulateOnChain(outside, { client: OUTSIDER, forwardedFor: FORGED });
+    // A client the LB lets in: inside loadBalancerSourceRanges when the LB has them.
+    const range = chain.lb?.loadBalancerSourceRanges[0];
+    const client = range === undefined ? OUTSIDER : range.slice(0, range.lastIndexOf('/'));
+    const probe = simulateOnChain(outside, { client, forwardedFor: FORGED });
     if (probe.gatewayLogsAddress !== FORGED) return [];
     const peer = probe.hops.find((h) => h.name === 'gateway')?.sees ?? 'the peer';
     const keys = [
@@ -34,7 +37,7 @@ export const rule: Rule = {
         hops: ['gateway', 'client-ip'],
         message:
           `The gateway takes the client address from ${settings.forwardedForHeader} (${keys.join(', ')}) when the peer is trusted, and the peer it sees, ${peer}, is inside proxy-real-ip-cidr ${settings.trustedCidrs.join(',')}. ` +
-          `The load balancer in front works at layer 4 and writes no ${settings.forwardedForHeader}, so the header is whatever the client sent: a client at ${OUTSIDER} sending "${settings.forwardedForHeader}: ${FORGED}" is logged and checked as ${FORGED} (G6)${context.hasAccessLists ? ', which walks past allow and deny lists' : ''}. ` +
+          `The load balancer in front works at layer 4 and writes no ${settings.forwardedForHeader}, so the header is whatever the client sent: a client at ${client} sending "${settings.forwardedForHeader}: ${FORGED}" is logged and checked as ${FORGED} (G6)${context.hasAccessLists ? ', which walks past allow and deny lists' : ''}. ` +
           'Behind an L4 load balancer use PROXY protocol for the client address; trust forwarded headers only from an L7 proxy you run, by its own addresses.',
         fix: {
           summary: `Stop taking the client address from ${settings.forwardedForHeader}.`,
