@@ -5,9 +5,13 @@ import {
   type ClientIpInput,
   type ClientIpSettings,
   createClientIpResolver,
+  forwardedForStrategy,
+  forwardedRfc7239Strategy,
   parseForwardedEntry,
   parseForwardedHeader,
   parseForwardedNode,
+  proxyProtocolStrategy,
+  socketStrategy,
 } from '../../src/net/client-ip.ts';
 import { formatIp } from '../../src/net/ip.ts';
 
@@ -194,4 +198,26 @@ test('RFC 7239 Forwarded: for= walked right to left, quoted IPv6 and ports, stri
   assert.equal(parseForwardedNode('198.51.100.9:0'), null);
   assert.equal(parseForwardedEntry('198.51.100.9:65536'), null);
   assert.equal(formatIp(parseForwardedEntry('198.51.100.9:65535')!), '198.51.100.9');
+});
+
+test('strategies compose by hand: socket, then PROXY, then an RFC 7239 walk under another header name', () => {
+  const trusted = set('172.16.0.0/12');
+  const chain = [
+    proxyProtocolStrategy,
+    forwardedRfc7239Strategy('X-Forwarded'),
+    forwardedForStrategy('X-Client'),
+  ];
+  const input: ClientIpInput = {
+    peerAddress: '172.16.0.1',
+    proxySource: '172.16.0.2',
+    headers: { 'x-forwarded': 'for=198.51.100.1, for=172.16.0.3', 'x-client': '10.0.0.1' },
+  };
+  let result = socketStrategy(input, trusted);
+  for (const step of chain) result = step(input, result, trusted);
+  // The RFC 7239 step settles on an untrusted address, so the last step has nothing to say.
+  assert.deepEqual(result, {
+    address: '198.51.100.1',
+    provenance: { kind: 'forwarded-rfc7239', index: 0 },
+    peerTrusted: true,
+  });
 });
