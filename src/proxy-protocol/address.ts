@@ -3,6 +3,8 @@
 
 /** Decimal strings for 0-255, so formatting an IPv4 address is four lookups. */
 export const DEC: readonly string[] = Array.from({ length: 256 }, (_, i) => String(i));
+/** The same with the dot that follows the first three octets: three concatenations per address. */
+export const DEC_DOT: readonly string[] = DEC.map((d) => `${d}.`);
 
 /** Dotted decimal, exactly four octets, no leading zeros, each 0-255. Returns the 4 bytes or null. */
 export function parseIPv4(text: string): Uint8Array | null {
@@ -103,7 +105,12 @@ function expand(groups: number[], gap: number): Uint8Array | null {
 
 /** IPv4 text of bytes[offset..offset+4). */
 export function formatIPv4(bytes: Uint8Array, offset: number): string {
-  return `${DEC[bytes[offset]!]}.${DEC[bytes[offset + 1]!]}.${DEC[bytes[offset + 2]!]}.${DEC[bytes[offset + 3]!]}`;
+  return (
+    DEC_DOT[bytes[offset]!]! +
+    DEC_DOT[bytes[offset + 1]!]! +
+    DEC_DOT[bytes[offset + 2]!]! +
+    DEC[bytes[offset + 3]!]!
+  );
 }
 
 /**

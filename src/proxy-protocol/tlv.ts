@@ -1,5 +1,6 @@
 // v2 TLVs: bounds, CRC32C, the known types decoded into header fields. Pure; reads nothing outside
 // [start, end) of the header, so a TLV can never reach into the application's bytes.
+import { isUtf8 } from 'node:buffer';
 import { headerCrc32c } from './crc32c.ts';
 import { type PpError, ppError } from './errors.ts';
 import type { ProxyHeader, SslInfo, Tlv } from './types.ts';
@@ -51,33 +52,54 @@ export const TLV_NAMES: Readonly<Record<number, string>> = {
 
 export const UNIQUE_ID_MAX = 128;
 
-const utf8 = new TextDecoder('utf-8', { fatal: true });
+/** UTF-8 text of bytes[start, end), or null when they are not valid UTF-8. */
+function utf8Text(bytes: Uint8Array, start: number, end: number): string | null {
+  let ascii = true;
+  for (let i = start; i < end; i++) {
+    if (bytes[i]! > 0x7f) {
+      ascii = false;
+      break;
+    }
+  }
+  if (ascii) {
+    let out = '';
+    for (let i = start; i < end; i++) out += String.fromCharCode(bytes[i]!);
+    return out;
+  }
+  const view = Buffer.from(bytes.buffer, bytes.byteOffset + start, end - start);
+  return isUtf8(view) ? view.toString('utf8') : null;
+}
 
 /** UTF-8 text or null when the bytes are not valid UTF-8. */
 export function decodeUtf8(bytes: Uint8Array): string | null {
-  try {
-    return utf8.decode(bytes);
-  } catch {
-    return null;
-  }
+  return utf8Text(bytes, 0, bytes.length);
 }
 
 /** A plain Uint8Array copy, whether the input is a Buffer or not (so results compare equal). */
 function copy(bytes: Uint8Array, start: number, end: number): Uint8Array {
-  const out = new Uint8Array(end - start);
-  out.set(bytes.subarray(start, end));
+  const length = end - start;
+  const out = new Uint8Array(length);
+  if (length <= 64) {
+    for (let i = 0; i < length; i++) out[i] = bytes[start + i]!;
+  } else {
+    out.set(bytes.subarray(start, end));
+  }
   return out;
 }
 
-type Fields = Omit<ProxyHeader, 'version' | 'command' | 'protocol' | 'source' | 'destination'>;
-
 /**
  * Parses the TLVs in header[start, end) where `end` is the end of the whole header (they must fill
- * it exactly), verifies CRC32C over header[0, end) and decodes the known types.
+ * it exactly), verifies CRC32C over header[0, end) and sets `fields.tlvs` and the decoded fields.
+ * Returns null, or the error (then `fields` is half filled and must be dropped).
  */
-export function parseTlvs(header: Uint8Array, start: number, end: number): Fields | PpError {
+export function parseTlvs(
+  header: Uint8Array,
+  start: number,
+  end: number,
+  fields: ProxyHeader,
+): PpError | null {
   const tlvs: Tlv[] = [];
-  const fields: Fields = { tlvs };
+  fields.tlvs = tlvs;
   let crcOffset = -1;
   let p = start;
   while (p < end) {
@@ -95,7 +117,7 @@ export function parseTlvs(header: Uint8Array, start: number, end: number): Field
         fields.alpn ??= value;
         break;
       case TLV.AUTHORITY: {
-        const text = decodeUtf8(value);
+        const text = utf8Text(header, v, v + length);
         if (text === null) return ppError('PP_V2_BAD_AUTHORITY');
         fields.authority ??= text;
         break;
@@ -111,12 +133,12 @@ export function parseTlvs(header: Uint8Array, start: number, end: number): Field
         break;
       case TLV.SSL: {
         const ssl = parseSsl(value);
-        if ('code' in ssl) return ssl;
+        if (!('tlvs' in ssl)) return ssl;
         fields.ssl ??= ssl;
         break;
       }
       case TLV.NETNS: {
-        const text = decodeUtf8(value);
+        const text = utf8Text(header, v, v + length);
         if (text === null) return ppError('PP_V2_BAD_NETNS');
         fields.netns ??= text;
         break;
@@ -135,7 +157,7 @@ export function parseTlvs(header: Uint8Array, start: number, end: number): Field
           fields.awsVpcEndpointId === undefined &&
           isPrintable(value, 1)
         ) {
-          fields.awsVpcEndpointId = String.fromCharCode.apply(null, Array.from(value.subarray(1)));
+          fields.awsVpcEndpointId = utf8Text(value, 1, length) ?? '';
         }
         break;
       case TLV.AZURE:
@@ -157,7 +179,7 @@ export function parseTlvs(header: Uint8Array, start: number, end: number): Field
     }
     fields.crc32c = stored;
   }
-  return fields;
+  return null;
 }
 
 const SSL_TEXT_FIELDS: Readonly<Record<number, keyof SslInfo>> = {

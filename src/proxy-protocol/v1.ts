@@ -1,5 +1,5 @@
 // PROXY protocol v1: "PROXY SP proto SP src SP dst SP sport SP dport CRLF", at most 107 bytes.
-import { formatIPv6, parseIPv4, parseIPv6 } from './address.ts';
+import { DEC, DEC_DOT, formatIPv6, parseIPv4, parseIPv6 } from './address.ts';
 import { type PpError, ppError } from './errors.ts';
 import type { ParseResult, ProxyHeader } from './types.ts';
 
@@ -37,8 +37,7 @@ export function parseV1(input: Uint8Array): ParseResult {
     const partial = checkPartialLine(latin1(input, 6, len));
     return partial === null ? INCOMPLETE : fail(partial);
   }
-  const line = latin1(input, 6, cr);
-  const parsed = parseLine(line);
+  const parsed = parseTcp4Fast(input, 6, cr) ?? parseLine(latin1(input, 6, cr));
   if ('code' in parsed) return fail(parsed);
   if (cr + 1 >= len) return INCOMPLETE;
   if (input[cr + 1] !== LF)
@@ -52,6 +51,77 @@ function fail(error: PpError): ParseResult {
 
 function latin1(bytes: Uint8Array, start: number, end: number): string {
   return String.fromCharCode.apply(null, bytes.subarray(start, end) as unknown as number[]);
+}
+
+let scanEnd = 0;
+
+/** A strict dotted quad at input[i..end); its text, with scanEnd just after it, or null. */
+function scanIPv4(input: Uint8Array, i: number, end: number): string | null {
+  let out = '';
+  for (let octet = 0; octet < 4; octet++) {
+    let value = 0;
+    let digits = 0;
+    while (i < end) {
+      const c = input[i]!;
+      if (c < 0x30 || c > 0x39) break;
+      if (digits > 0 && value === 0) return null;
+      value = value * 10 + (c - 0x30);
+      if (++digits > 3) return null;
+      i++;
+    }
+    if (digits === 0 || value > 255) return null;
+    if (octet < 3) {
+      if (input[i] !== 0x2e) return null;
+      i++;
+      out += DEC_DOT[value]!;
+    } else {
+      out += DEC[value]!;
+    }
+  }
+  scanEnd = i;
+  return out;
+}
+
+/** A port at input[i..end) as parsePort accepts it, with scanEnd just after it, or -1. */
+function scanPort(input: Uint8Array, i: number, end: number): number {
+  const start = i;
+  let value = 0;
+  while (i < end) {
+    const c = input[i]!;
+    if (c < 0x30 || c > 0x39) break;
+    value = value * 10 + (c - 0x30);
+    i++;
+  }
+  const digits = i - start;
+  if (digits === 0 || digits > 5 || value > 65535 || (digits > 1 && input[start] === 0x30)) return -1;
+  scanEnd = i;
+  return value;
+}
+
+/**
+ * The common case, "TCP4 a.b.c.d e.f.g.h p q", straight from the bytes. Returns null for anything
+ * else, and the string parser below (the reference) then decides, errors included.
+ */
+function parseTcp4Fast(input: Uint8Array, start: number, end: number): ProxyHeader | null {
+  if (end - start < 20) return null;
+  if (input[start] !== 0x54 || input[start + 1] !== 0x43 || input[start + 2] !== 0x50) return null;
+  if (input[start + 3] !== 0x34 || input[start + 4] !== 0x20) return null;
+  const source = scanIPv4(input, start + 5, end);
+  if (source === null || input[scanEnd] !== 0x20) return null;
+  const destination = scanIPv4(input, scanEnd + 1, end);
+  if (destination === null || input[scanEnd] !== 0x20) return null;
+  const sourcePort = scanPort(input, scanEnd + 1, end);
+  if (sourcePort < 0 || input[scanEnd] !== 0x20) return null;
+  const destinationPort = scanPort(input, scanEnd + 1, end);
+  if (destinationPort < 0 || scanEnd !== end) return null;
+  return {
+    version: 1,
+    command: 'PROXY',
+    protocol: 'TCP4',
+    source: { address: source, port: sourcePort },
+    destination: { address: destination, port: destinationPort },
+    tlvs: [],
+  };
 }
 
 /** The fields after "PROXY " up to (not including) CR. */

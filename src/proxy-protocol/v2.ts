@@ -1,6 +1,6 @@
 // PROXY protocol v2: 12-byte signature, version/command, family/transport, 16-bit length, address
 // block, TLVs. Never reads past 16 + length, whatever follows in the buffer.
-import { DEC, formatIPv6 } from './address.ts';
+import { DEC, DEC_DOT, formatIPv6 } from './address.ts';
 import { type PpError, ppError } from './errors.ts';
 import { parseTlvs } from './tlv.ts';
 import type { Endpoint, ParseResult, ProxyHeader, ProxyTransportProtocol } from './types.ts';
@@ -24,6 +24,28 @@ export const V2_PROTOCOL_BY_BYTE: Readonly<Record<number, ProxyTransportProtocol
   50: 'UNIX_DGRAM',
 };
 
+/** A switch, not a lookup table: monomorphic and inlined on the hot path. */
+function protocolOf(familyByte: number): ProxyTransportProtocol | undefined {
+  switch (familyByte) {
+    case 0x11:
+      return 'TCP4';
+    case 0x21:
+      return 'TCP6';
+    case 0x12:
+      return 'UDP4';
+    case 0x22:
+      return 'UDP6';
+    case 0x31:
+      return 'UNIX_STREAM';
+    case 0x32:
+      return 'UNIX_DGRAM';
+    case 0x00:
+      return 'UNSPEC';
+    default:
+      return undefined;
+  }
+}
+
 const INCOMPLETE: ParseResult = Object.freeze({ kind: 'incomplete' });
 
 function fail(error: PpError): ParseResult {
@@ -33,9 +55,27 @@ function fail(error: PpError): ParseResult {
 /** Parses a v2 header at the start of `input`; `input[0]` is known to be 0x0D. */
 export function parseV2(input: Uint8Array): ParseResult {
   const len = input.length;
-  const n = Math.min(len, 12);
-  for (let i = 0; i < n; i++) {
-    if (input[i] !== V2_SIGNATURE[i]) return fail(ppError('PP_NOT_PROXY_PROTOCOL'));
+  if (len >= 12) {
+    // Unrolled: this is the hot path of every accepted connection.
+    if (
+      input[1] !== 0x0a ||
+      input[2] !== 0x0d ||
+      input[3] !== 0x0a ||
+      input[4] !== 0x00 ||
+      input[5] !== 0x0d ||
+      input[6] !== 0x0a ||
+      input[7] !== 0x51 ||
+      input[8] !== 0x55 ||
+      input[9] !== 0x49 ||
+      input[10] !== 0x54 ||
+      input[11] !== 0x0a
+    ) {
+      return fail(ppError('PP_NOT_PROXY_PROTOCOL'));
+    }
+  } else {
+    for (let i = 0; i < len; i++) {
+      if (input[i] !== V2_SIGNATURE[i]) return fail(ppError('PP_NOT_PROXY_PROTOCOL'));
+    }
   }
   if (len < 13) return INCOMPLETE;
   const versionCommand = input[12]!;
@@ -49,7 +89,7 @@ export function parseV2(input: Uint8Array): ParseResult {
   if (family > 3 || (familyByte & 0x0f) > 2) {
     return fail(ppError('PP_V2_BAD_FAMILY', `0x${familyByte.toString(16).padStart(2, '0')}`));
   }
-  const named = V2_PROTOCOL_BY_BYTE[familyByte];
+  const named = protocolOf(familyByte);
   // PROXY needs one of the seven defined combinations; for LOCAL the family is ignored (spec), as
   // long as both nibbles are in range.
   if (command === 1 && named === undefined) {
@@ -57,7 +97,7 @@ export function parseV2(input: Uint8Array): ParseResult {
   }
   if (len < 16) return INCOMPLETE;
   const length = (input[14]! << 8) | input[15]!;
-  const addressLength = V2_ADDRESS_LENGTH[family]!;
+  const addressLength = family === 1 ? 12 : family === 2 ? 36 : family === 3 ? 216 : 0;
   if (command === 1 && length < addressLength) {
     return fail(ppError('PP_V2_LENGTH_TOO_SMALL', `length ${length}, family needs ${addressLength}`));
   }
@@ -71,11 +111,11 @@ export function parseV2(input: Uint8Array): ParseResult {
   let destination: Endpoint | null = null;
   if (family === 1) {
     source = {
-      address: `${DEC[input[16]!]}.${DEC[input[17]!]}.${DEC[input[18]!]}.${DEC[input[19]!]}`,
+      address: DEC_DOT[input[16]!]! + DEC_DOT[input[17]!]! + DEC_DOT[input[18]!]! + DEC[input[19]!]!,
       port: (input[24]! << 8) | input[25]!,
     };
     destination = {
-      address: `${DEC[input[20]!]}.${DEC[input[21]!]}.${DEC[input[22]!]}.${DEC[input[23]!]}`,
+      address: DEC_DOT[input[20]!]! + DEC_DOT[input[21]!]! + DEC_DOT[input[22]!]! + DEC[input[23]!]!,
       port: (input[26]! << 8) | input[27]!,
     };
   } else if (family === 2) {
@@ -93,9 +133,9 @@ export function parseV2(input: Uint8Array): ParseResult {
       consumed: total,
     };
   }
-  const fields = parseTlvs(input, tlvStart, total);
-  if ('code' in fields) return fail(fields);
-  const header: ProxyHeader = { version: 2, command: 'PROXY', protocol, source, destination, ...fields };
+  const header: ProxyHeader = { version: 2, command: 'PROXY', protocol, source, destination, tlvs: [] };
+  const error = parseTlvs(input, tlvStart, total, header);
+  if (error !== null) return fail(error);
   return { kind: 'header', header, consumed: total };
 }
 
@@ -111,20 +151,24 @@ function parseLocal(
   length: number,
   total: number,
 ): ParseResult {
-  let fields = parseTlvs(input, V2_FIXED_LENGTH, total);
-  if ('code' in fields && addressLength > 0 && length >= addressLength) {
-    const afterAddresses = parseTlvs(input, V2_FIXED_LENGTH + addressLength, total);
-    if (!('code' in afterAddresses)) fields = afterAddresses;
-  }
-  if ('code' in fields) return fail(fields);
-  const header: ProxyHeader = {
+  const local = (): ProxyHeader => ({
     version: 2,
     command: 'LOCAL',
     protocol,
     source: null,
     destination: null,
-    ...fields,
-  };
+    tlvs: [],
+  });
+  let header = local();
+  let error = parseTlvs(input, V2_FIXED_LENGTH, total, header);
+  if (error !== null && addressLength > 0 && length >= addressLength) {
+    const second = local();
+    if (parseTlvs(input, V2_FIXED_LENGTH + addressLength, total, second) === null) {
+      header = second;
+      error = null;
+    }
+  }
+  if (error !== null) return fail(error);
   return { kind: 'header', header, consumed: total };
 }
 
