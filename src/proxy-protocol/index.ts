@@ -1,5 +1,5 @@
-// The PROXY protocol module's public surface. The codec is pure; reader.ts is the one socket edge
-// and is exported from './reader.ts' (import it from there, so pure callers do not load node:net).
+// The PROXY protocol module's public surface. Everything but reader.ts is pure; reader.ts is the
+// one socket edge (pure modules that must not touch node:net can import the codec files directly).
 export { DEC, formatIPv4, formatIPv6, parseIPv4, parseIPv6 } from './address.ts';
 export { crc32c, headerCrc32c } from './crc32c.ts';
 export {
@@ -32,5 +32,22 @@ export type {
   Tlv,
   UnixEndpoint,
 } from './types.ts';
+export {
+  type AcceptEvent,
+  acceptProxyProtocol,
+  createProxyReaderStats,
+  DEFAULT_MAX_HEADER_BYTES,
+  foldMappedIPv4,
+  getProxyInfo,
+  type ProxyInfo,
+  type ProxyReaderOptions,
+  type ProxyReaderStats,
+  type ProxyServer,
+  REJECT_REASONS,
+  type ReadOutcome,
+  type RejectEvent,
+  type RejectReason,
+  readProxyHeader,
+} from './reader.ts';
 export { V1_MAX_LENGTH } from './v1.ts';
 export { V2_ADDRESS_LENGTH, V2_FIXED_LENGTH, V2_PROTOCOL_BY_BYTE, V2_SIGNATURE } from './v2.ts';
