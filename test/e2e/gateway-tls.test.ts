@@ -1,0 +1,153 @@
+// The HTTPS listener: certificates from the Ingress TLS Secrets chosen by SNI, the self-signed default
+// for other names, ssl-redirect for TLS hosts, X-Forwarded-Proto https, nginx's 400 for plain HTTP
+// on the HTTPS port (G8), and HTTPS backends (backend-protocol: HTTPS, not verified, as ingress-nginx).
+import assert from 'node:assert/strict';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { after, before, describe, test } from 'node:test';
+import tls from 'node:tls';
+import { generate } from 'selfsigned';
+import { DEFAULT_CERTIFICATE_CN } from '../../src/gateway/tls.ts';
+import { type RunningWhoami, startWhoami } from '../../src/whoami/server.ts';
+import { echoOf, request, startTestGateway, type TestGateway } from '../fixtures/gateway/harness.ts';
+import { ingress, serviceWithEndpoints, tlsSecret, topologyOf } from '../fixtures/gateway/manifests.ts';
+import { rawExchange } from '../helpers/net.ts';
+import { requireBinary, runCommand } from '../helpers/process.ts';
+
+async function certificateFor(name: string): Promise<{ cert: string; key: string }> {
+  const made = await generate([{ name: 'commonName', value: name }], {
+    keyType: 'ec',
+    curve: 'P-256',
+    algorithm: 'sha256',
+    extensions: [{ name: 'subjectAltName', altNames: [{ type: 2, value: name }] }],
+  });
+  return { cert: made.cert, key: made.private };
+}
+
+/** The CN of the certificate the gateway presents for `servername` (undefined: no SNI). */
+function servedCommonName(port: number, servername: string | undefined): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = tls.connect(
+      { host: '127.0.0.1', port, rejectUnauthorized: false, ...(servername ? { servername } : {}) },
+      () => {
+        const cn = socket.getPeerCertificate().subject?.CN;
+        socket.destroy();
+        resolve(Array.isArray(cn) ? cn.join(',') : (cn ?? ''));
+      },
+    );
+    socket.on('error', reject);
+  });
+}
+
+describe('gateway TLS', () => {
+  let backend: RunningWhoami;
+  let secureBackend: https.Server;
+  let gw: TestGateway;
+
+  before(async () => {
+    backend = await startWhoami({ host: '127.0.0.1', port: 0 });
+    const a = await certificateFor('a.example.com');
+    const b = await certificateFor('b.example.com');
+    const backendCert = await certificateFor('backend.internal');
+    // An HTTPS backend that tells what it received; its certificate is self-signed (not verified upstream).
+    secureBackend = https.createServer({ cert: backendCert.cert, key: backendCert.key }, (req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(
+        JSON.stringify({
+          name: 'tls-backend',
+          remoteAddress: req.socket.remoteAddress,
+          url: req.url,
+          headers: req.headers,
+        }),
+      );
+    });
+    await new Promise<void>((resolve) => secureBackend.listen(0, '127.0.0.1', resolve));
+    const securePort = (secureBackend.address() as AddressInfo).port;
+    gw = await startTestGateway(
+      topologyOf([
+        ...serviceWithEndpoints({ name: 'web', ports: [backend.address.port] }),
+        ...serviceWithEndpoints({ name: 'secure', ports: [securePort], servicePort: 443 }),
+        tlsSecret('a-tls', a.cert, a.key),
+        tlsSecret('b-tls', b.cert, b.key),
+        ingress({
+          name: 'a',
+          host: 'a.example.com',
+          tlsSecret: 'a-tls',
+          paths: [{ path: '/', service: 'web', port: 80 }],
+        }),
+        ingress({
+          name: 'b',
+          host: 'b.example.com',
+          tlsSecret: 'b-tls',
+          paths: [{ path: '/', service: 'web', port: 80 }],
+        }),
+        ingress({
+          name: 'tls-backend',
+          host: 'c.example.com',
+          paths: [{ path: '/', service: 'secure', port: 443 }],
+          annotations: { 'backend-protocol': 'HTTPS' },
+        }),
+      ]),
+    );
+  });
+
+  after(async () => {
+    await gw.close();
+    await backend.close();
+    secureBackend.closeAllConnections();
+    await new Promise((resolve) => secureBackend.close(resolve));
+  });
+
+  test('SNI picks the certificate of each host; other names get the self-signed default', async () => {
+    assert.equal(await servedCommonName(gw.httpsPort, 'a.example.com'), 'a.example.com');
+    assert.equal(await servedCommonName(gw.httpsPort, 'b.example.com'), 'b.example.com');
+    assert.equal(await servedCommonName(gw.httpsPort, 'other.example.com'), DEFAULT_CERTIFICATE_CN);
+    assert.equal(await servedCommonName(gw.httpsPort, undefined), DEFAULT_CERTIFICATE_CN);
+  });
+
+  test('curl --resolve over TLS reaches the backend, which sees X-Forwarded-Proto https and the client', async () => {
+    const curl = requireBinary('curl');
+    const result = await runCommand(curl, [
+      '-sk',
+      '--interface',
+      '127.0.0.21',
+      '--resolve',
+      `a.example.com:${gw.httpsPort}:127.0.0.1`,
+      '-H',
+      'accept: application/json',
+      `https://a.example.com:${gw.httpsPort}/tls`,
+    ]);
+    assert.equal(result.code, 0, result.stderr);
+    const echo = JSON.parse(result.stdout) as { url: string; headers: Record<string, string> };
+    assert.equal(echo.url, '/tls');
+    assert.equal(echo.headers['x-forwarded-proto'], 'https');
+    assert.equal(echo.headers['x-real-ip'], '127.0.0.21');
+  });
+
+  test('plain HTTP to a TLS host is redirected to https with 308 (ssl-redirect defaults on with TLS)', async () => {
+    const reply = await request(gw.httpPort, { host: 'a.example.com', path: '/x?y=1' });
+    assert.equal(reply.status, 308);
+    assert.equal(reply.headers.location, 'https://a.example.com/x?y=1');
+  });
+
+  test("plain HTTP sent to the HTTPS port gets nginx's 400 page (G8)", async () => {
+    const reply = await rawExchange({
+      host: '127.0.0.1',
+      port: gw.httpsPort,
+      payload: 'GET / HTTP/1.1\r\nHost: a.example.com\r\n\r\n',
+    });
+    const text = reply.received.toString('latin1');
+    assert.match(text, /^HTTP\/1\.1 400 /);
+    assert.match(text, /The plain HTTP request was sent to HTTPS port/);
+    assert.equal(reply.closedByServer, true);
+  });
+
+  test('backend-protocol HTTPS: the gateway speaks TLS to the backend without verifying it', async () => {
+    const reply = await request(gw.httpPort, { host: 'c.example.com', path: '/over-tls' });
+    assert.equal(reply.status, 200);
+    const echo = echoOf(reply);
+    assert.equal(echo.name, 'tls-backend');
+    assert.equal(echo.url, '/over-tls');
+    assert.equal(echo.headers['x-real-ip'], '127.0.0.1');
+  });
+});
