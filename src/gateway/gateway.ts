@@ -13,7 +13,7 @@ import { createRequestHandler } from './handler.ts';
 import { createLineSink, type LineSink } from './line-sink.ts';
 import { createGatewayMetrics, type GatewayMetrics } from './metrics.ts';
 import { type RunningListeners, startListeners } from './server.ts';
-import { buildSnapshot, type GatewaySnapshot, type SnapshotError } from './snapshot.ts';
+import { buildSnapshot, type GatewaySnapshot, type SnapshotError, type SnapshotOptions } from './snapshot.ts';
 import { generateDefaultCertificate, type KeyPair } from './tls.ts';
 import { ConnectionRegistry } from './upstream.ts';
 
@@ -42,6 +42,8 @@ export interface GatewayOptions {
   keepAliveTimeoutMs?: number;
   /** How long close() waits for in-flight requests; default 10 s. */
   drainTimeoutMs?: number;
+  /** Where to connect for an endpoint the manifests name (see SnapshotOptions.upstreamAddress). */
+  upstreamAddress?: SnapshotOptions['upstreamAddress'];
 }
 
 export type ReloadResult =
@@ -78,7 +80,13 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
   const logFormat = options.logFormat ?? 'text';
   const trustedProxies = options.trustedProxies ?? null;
   let version = 1;
-  const first = buildSnapshot(options.topology, { version, trustedProxies, logFormat, connections });
+  const first = buildSnapshot(options.topology, {
+    version,
+    trustedProxies,
+    logFormat,
+    connections,
+    upstreamAddress: options.upstreamAddress,
+  });
   if (!first.ok) throw new GatewayStartError(first.error);
   let current = first.snapshot;
 
@@ -146,7 +154,13 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     metrics,
     snapshot: () => current,
     reload(topology) {
-      const next = buildSnapshot(topology, { version: version + 1, trustedProxies, logFormat, connections });
+      const next = buildSnapshot(topology, {
+        version: version + 1,
+        trustedProxies,
+        logFormat,
+        connections,
+        upstreamAddress: options.upstreamAddress,
+      });
       if (!next.ok) {
         metrics.reload('rejected', version);
         return { ok: false, version, error: next.error };
@@ -192,7 +206,11 @@ export interface GatewayEvent {
 export function describeIssue(issue: ConfigIssue): string {
   const where = issue.origin ? describeOrigin(issue.origin) : '';
   const field = issue.field ? ` ${issue.field}` : '';
-  const prefix = where === '' && field === '' ? '' : `${where}${field}: `;
+  // Loader messages already start with the file and document; do not say it twice.
+  const prefix =
+    (where === '' && field === '') || (where !== '' && issue.message.startsWith(where))
+      ? ''
+      : `${where}${field}: `;
   return `${prefix}${issue.message} [${issue.code}]`;
 }
 

@@ -1,9 +1,12 @@
-// Live reload for `keepip gateway -f`: watch the manifest files and directories (fs.watch on the
+// Live reload for `keepip gateway -f`: watch the manifest files and directories (fs.watch on each
 // directory, so editors that save by rename are seen), debounce bursts of events, and run one reload
 // at a time (a change during a reload schedules exactly one more). SIGHUP asks for the same reload.
-import { type FSWatcher, watch } from 'node:fs';
-import { stat } from 'node:fs/promises';
-import { basename, dirname, resolve } from 'node:path';
+import { type Dirent, type FSWatcher, watch } from 'node:fs';
+import { readdir, stat } from 'node:fs/promises';
+import { basename, dirname, extname, join, resolve } from 'node:path';
+
+/** The files the manifest loader reads; other files in a watched directory (logs…) are not config. */
+const MANIFEST_EXTENSIONS = new Set(['.yaml', '.yml', '.json']);
 
 export interface ConfigWatcher {
   /** Runs a reload now (e.g. on SIGHUP), coalesced with any pending one. */
@@ -21,7 +24,9 @@ export async function watchConfig(
   options: { debounceMs?: number; onError?: (error: unknown) => void } = {},
 ): Promise<ConfigWatcher> {
   const debounceMs = options.debounceMs ?? 150;
-  const watchers: FSWatcher[] = [];
+  // A steady stream of events must not postpone the reload forever.
+  const maxWaitMs = Math.max(debounceMs, 1_000);
+  let firstEventAt = 0;
   let timer: NodeJS.Timeout | null = null;
   let running = false;
   let again = false;
@@ -48,11 +53,51 @@ export async function watchConfig(
   };
   const schedule = () => {
     if (closed) return;
+    const now = Date.now();
     if (timer !== null) clearTimeout(timer);
+    else firstEventAt = now;
+    const wait = Math.max(0, Math.min(debounceMs, firstEventAt + maxWaitMs - now));
     timer = setTimeout(() => {
       timer = null;
       void run();
-    }, debounceMs);
+    }, wait);
+  };
+
+  // One non-recursive watcher per directory: inotify on a directory sees entries created, changed and
+  // replaced by rename, whereas node's recursive mode on Linux loses files that editors replace.
+  const watched = new Map<string, FSWatcher>();
+  const watchDirectory = (directory: string, only: string | null) => {
+    const key = `${directory}\u0000${only ?? ''}`;
+    if (watched.has(key)) return;
+    try {
+      const watcher = watch(directory, { persistent: false }, (_event, file) => {
+        if (only !== null) {
+          if (file === null || file === only) schedule();
+          return;
+        }
+        if (file === null || MANIFEST_EXTENSIONS.has(extname(file))) schedule();
+        // A new subdirectory may hold manifests too.
+        if (file !== null && extname(file) === '') void addTree(join(directory, file));
+      });
+      watcher.on('error', () => {
+        watcher.close();
+        watched.delete(key);
+      });
+      watched.set(key, watcher);
+    } catch (error) {
+      options.onError?.(error);
+    }
+  };
+  const addTree = async (directory: string): Promise<void> => {
+    if (closed) return;
+    let entries: Dirent[];
+    try {
+      entries = await readdir(directory, { withFileTypes: true });
+    } catch {
+      return; // not a directory (or gone)
+    }
+    watchDirectory(directory, null);
+    for (const entry of entries) if (entry.isDirectory()) await addTree(join(directory, entry.name));
   };
 
   for (const path of paths) {
@@ -63,17 +108,8 @@ export async function watchConfig(
     } catch {
       // A missing path may appear later; watch its directory for it.
     }
-    const target = isDirectory ? absolute : dirname(absolute);
-    const name = isDirectory ? null : basename(absolute);
-    try {
-      const watcher = watch(target, { recursive: isDirectory, persistent: false }, (_event, file) => {
-        if (name === null || file === null || file === name) schedule();
-      });
-      watcher.on('error', (error) => options.onError?.(error));
-      watchers.push(watcher);
-    } catch (error) {
-      options.onError?.(error);
-    }
+    if (isDirectory) await addTree(absolute);
+    else watchDirectory(dirname(absolute), basename(absolute));
   }
 
   return {
@@ -81,7 +117,8 @@ export async function watchConfig(
     close() {
       closed = true;
       if (timer !== null) clearTimeout(timer);
-      for (const watcher of watchers) watcher.close();
+      for (const watcher of watched.values()) watcher.close();
+      watched.clear();
     },
   };
 }
