@@ -1,0 +1,154 @@
+// The load balancer's runtime configuration: what `keepip lb` flags, `keepip lb -f` manifests and
+// `keepip up` all produce, validated before anything listens. Pure: no sockets.
+import type { Registry } from 'prom-client';
+import type { HealthCheckModel, LoadBalancerModel, ServicePortModel } from '../config/model.ts';
+import { canonicalIp } from '../net/ip.ts';
+
+export interface TargetAddress {
+  host: string;
+  port: number;
+}
+
+export type LbAlgorithm = 'flow-hash' | 'round-robin' | 'least-conn';
+export const LB_ALGORITHMS: readonly LbAlgorithm[] = ['flow-hash', 'round-robin', 'least-conn'];
+
+export interface LbTlvOptions {
+  /** UNIQUE_ID (0x05): a random 16-byte id per connection. */
+  uniqueId?: boolean;
+  /** CRC32C (0x03) over the whole header. */
+  crc32c?: boolean;
+  /** AWS (0xEA) subtype 0x01: emulates an NLB reached through PrivateLink. */
+  awsVpcEndpointId?: string;
+}
+
+export interface LbRuntimeConfig {
+  listen: { host: string; port: number };
+  targets: TargetAddress[];
+  /** PROXY header towards every target of the group, or none. */
+  proxyProtocol: 'v1' | 'v2' | null;
+  /** v2 only. */
+  tlvs?: LbTlvOptions;
+  /** The NLB's own address: connections to targets come from here (null: let the kernel choose). */
+  sourceAddress: string | null;
+  /** Connect from the client's own address when that address is local to this machine. */
+  preserveClientIp: boolean;
+  algorithm: LbAlgorithm;
+  /** null: no active checks, every target stays in rotation. */
+  healthCheck: HealthCheckModel | null;
+  /** A flow with no bytes either way for this long is reset (NLB: 350 s). */
+  idleTimeoutMs?: number;
+  /** How long a removed target keeps its existing flows before they are closed (NLB default: 300 s). */
+  deregistrationDelayMs?: number;
+  /** Metrics go here; a private registry when absent. */
+  registry?: Registry;
+  /** Operational log lines (start-up, health transitions, preservation fallbacks). */
+  log?: (line: string) => void;
+  /** The `lb` label of every metric and the prefix of log lines. Default: the listen address. */
+  name?: string;
+}
+
+export const DEFAULT_IDLE_TIMEOUT_MS = 350_000;
+export const DEFAULT_DEREGISTRATION_DELAY_MS = 300_000;
+
+export interface LbConfigError {
+  code:
+    | 'LB_BAD_LISTEN_ADDRESS'
+    | 'LB_BAD_TARGET'
+    | 'LB_BAD_SOURCE_ADDRESS'
+    | 'LB_BAD_ALGORITHM'
+    | 'LB_BAD_PROXY_PROTOCOL'
+    | 'LB_TLVS_NEED_V2'
+    | 'LB_BAD_VPC_ENDPOINT_ID'
+    | 'LB_BAD_HEALTH_CHECK'
+    | 'LB_BAD_TIMEOUT';
+  message: string;
+}
+
+export type LbConfigResult = { ok: true; value: LbRuntimeConfig } | { ok: false; errors: LbConfigError[] };
+
+const isPort = (port: number, allowZero: boolean) =>
+  Number.isInteger(port) && port <= 65535 && (allowZero ? port >= 0 : port >= 1);
+
+/** Checks a config before start-up; every problem is reported, not just the first. */
+export function validateLbConfig(config: LbRuntimeConfig): LbConfigResult {
+  const errors: LbConfigError[] = [];
+  const add = (code: LbConfigError['code'], message: string) => errors.push({ code, message });
+  if (!isHost(config.listen.host) || !isPort(config.listen.port, true)) {
+    add('LB_BAD_LISTEN_ADDRESS', `listen address ${config.listen.host}:${config.listen.port} is not IP:PORT`);
+  }
+  config.targets.forEach((t, i) => {
+    if (!isHost(t.host) || !isPort(t.port, false)) {
+      add('LB_BAD_TARGET', `target ${i + 1} (${t.host}:${t.port}) is not IP:PORT with a port 1-65535`);
+    }
+  });
+  if (config.sourceAddress !== null && canonicalIp(config.sourceAddress) === null) {
+    add('LB_BAD_SOURCE_ADDRESS', `source address "${config.sourceAddress}" is not an IP address`);
+  }
+  if (!LB_ALGORITHMS.includes(config.algorithm)) {
+    add('LB_BAD_ALGORITHM', `algorithm "${config.algorithm}" is not one of ${LB_ALGORITHMS.join(', ')}`);
+  }
+  if (config.proxyProtocol !== null && config.proxyProtocol !== 'v1' && config.proxyProtocol !== 'v2') {
+    add('LB_BAD_PROXY_PROTOCOL', `PROXY protocol "${String(config.proxyProtocol)}" is not v1 or v2`);
+  }
+  const tlvs = config.tlvs ?? {};
+  const wantsTlvs = tlvs.uniqueId === true || tlvs.crc32c === true || tlvs.awsVpcEndpointId !== undefined;
+  if (wantsTlvs && config.proxyProtocol !== 'v2') {
+    add('LB_TLVS_NEED_V2', 'TLVs (unique id, CRC32C, VPC endpoint id) need --proxy-protocol v2');
+  }
+  if (tlvs.awsVpcEndpointId !== undefined && !/^[\x21-\x7e]{1,255}$/.test(tlvs.awsVpcEndpointId)) {
+    add('LB_BAD_VPC_ENDPOINT_ID', `VPC endpoint id "${tlvs.awsVpcEndpointId}" must be 1-255 printable ASCII`);
+  }
+  const hc = config.healthCheck;
+  if (hc !== null) {
+    const problems: string[] = [];
+    if (hc.protocol !== 'tcp' && hc.protocol !== 'http') problems.push(`protocol "${String(hc.protocol)}"`);
+    if (hc.port !== 'traffic-port' && !isPort(hc.port, false)) problems.push(`port ${String(hc.port)}`);
+    if (hc.protocol === 'http' && !hc.path.startsWith('/')) problems.push(`path "${hc.path}"`);
+    if (!(hc.intervalMs > 0) || !(hc.timeoutMs > 0)) problems.push('interval and timeout must be > 0');
+    if (!Number.isInteger(hc.healthyThreshold) || hc.healthyThreshold < 1) problems.push('healthy threshold');
+    if (!Number.isInteger(hc.unhealthyThreshold) || hc.unhealthyThreshold < 1)
+      problems.push('unhealthy threshold');
+    if (problems.length > 0) add('LB_BAD_HEALTH_CHECK', `health check: ${problems.join(', ')}`);
+  }
+  for (const [name, value] of [
+    ['idle timeout', config.idleTimeoutMs],
+    ['deregistration delay', config.deregistrationDelayMs],
+  ] as const) {
+    if (value !== undefined && !(Number.isFinite(value) && value >= 0)) {
+      add('LB_BAD_TIMEOUT', `${name} ${String(value)} must be a number of milliseconds >= 0`);
+    }
+  }
+  return errors.length === 0 ? { ok: true, value: config } : { ok: false, errors };
+}
+
+function isHost(host: string): boolean {
+  return host === 'localhost' || canonicalIp(host) !== null;
+}
+
+/**
+ * The runtime config of one listener of a modelled load balancer (an NLB listens on every Service
+ * port; pick one with `port`, default the first). Targets are given by the caller: node addresses +
+ * nodePort for instance targets, endpoints for ip targets (see `targetsFromTopology`).
+ */
+export function lbConfigFromModel(
+  model: LoadBalancerModel,
+  targets: TargetAddress[],
+  port: ServicePortModel | undefined = model.ports[0],
+): LbRuntimeConfig {
+  return {
+    listen: { host: model.listenAddress, port: port?.port ?? 0 },
+    targets,
+    proxyProtocol: model.proxyProtocol,
+    tlvs:
+      model.vpcEndpointId !== null && model.proxyProtocol === 'v2'
+        ? { awsVpcEndpointId: model.vpcEndpointId }
+        : {},
+    sourceAddress: model.sourceAddress,
+    preserveClientIp: model.preserveClientIp,
+    algorithm: 'flow-hash',
+    healthCheck: model.healthCheck,
+    idleTimeoutMs: DEFAULT_IDLE_TIMEOUT_MS,
+    deregistrationDelayMs: DEFAULT_DEREGISTRATION_DELAY_MS,
+    name: port === undefined || model.ports.length <= 1 ? model.id : `${model.id}:${port.name || port.port}`,
+  };
+}
