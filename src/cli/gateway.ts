@@ -14,7 +14,7 @@ import {
   startGateway,
 } from '../gateway/gateway.ts';
 import { createFileLineSink, type LineSink } from '../gateway/line-sink.ts';
-import { watchConfig } from '../gateway/reload.ts';
+import { type ConfigWatcher, watchConfig } from '../gateway/reload.ts';
 import { loadTopology } from '../k8s/index.ts';
 import { parseCidr } from '../net/cidr.ts';
 import { type HostPort, parseHostPort } from './address.ts';
@@ -214,6 +214,43 @@ export const command: Command = {
       return 1;
     }
 
+    // Signals first: a SIGTERM that arrives while the start-up lines are printed must still drain.
+    let watcher: ConfigWatcher | null = null;
+    let hangupPending = false;
+    let finish: (code: number) => void = () => {};
+    const finished = new Promise<number>((resolve) => {
+      finish = resolve;
+    });
+    const onHangup = () => {
+      if (watcher === null) hangupPending = true;
+      else watcher.trigger();
+    };
+    let stopped = false;
+    const stop = (signal: string) => {
+      stopped = true;
+      process.off('SIGHUP', onHangup);
+      process.off('SIGTERM', onTerm);
+      process.off('SIGINT', onInt);
+      watcher?.close();
+      report({
+        level: 'info',
+        event: 'draining',
+        message: `${signal}: stopped accepting, draining in-flight requests`,
+      });
+      void running
+        .close()
+        .then(() => accessLog?.close())
+        .then(() => {
+          report({ level: 'info', event: 'stopped', message: 'stopped' });
+          finish(0);
+        });
+    };
+    const onTerm = () => stop('SIGTERM');
+    const onInt = () => stop('SIGINT');
+    process.on('SIGHUP', onHangup);
+    process.on('SIGTERM', onTerm);
+    process.on('SIGINT', onInt);
+
     const snap = running.snapshot();
     report({
       level: 'info',
@@ -253,36 +290,12 @@ export const command: Command = {
         }
       }
     };
-    const watcher = await watchConfig(options.paths, reload, {
+    watcher = await watchConfig(options.paths, reload, {
       onError: (error) =>
         report({ level: 'error', event: 'reload-failed', message: (error as Error).message }),
     });
-
-    return new Promise<number>((resolve) => {
-      const onHangup = () => watcher.trigger();
-      const stop = (signal: string) => {
-        process.off('SIGHUP', onHangup);
-        process.off('SIGTERM', onTerm);
-        process.off('SIGINT', onInt);
-        watcher.close();
-        report({
-          level: 'info',
-          event: 'draining',
-          message: `${signal}: stopped accepting, draining in-flight requests`,
-        });
-        void running
-          .close()
-          .then(() => accessLog?.close())
-          .then(() => {
-            report({ level: 'info', event: 'stopped', message: 'stopped' });
-            resolve(0);
-          });
-      };
-      const onTerm = () => stop('SIGTERM');
-      const onInt = () => stop('SIGINT');
-      process.on('SIGHUP', onHangup);
-      process.on('SIGTERM', onTerm);
-      process.on('SIGINT', onInt);
-    });
+    if (stopped) watcher.close();
+    else if (hangupPending) watcher.trigger();
+    return finished;
   },
 };
