@@ -1,0 +1,435 @@
+// `keepip lb`: the L4 load balancer in an AWS NLB's role, configured by flags or by a Service of type
+// LoadBalancer in manifests (-f). Start-up lines say what listens where with which settings; SIGHUP
+// re-reads the manifests and re-registers targets (removed ones drain); SIGINT/SIGTERM stop cleanly.
+import { parseArgs } from 'node:util';
+import { Registry } from 'prom-client';
+import type { ConfigIssue, HealthCheckModel, Topology } from '../config/model.ts';
+import { loadTopology } from '../k8s/index.ts';
+import { describeOrigin } from '../k8s/reader.ts';
+import {
+  DEFAULT_DEREGISTRATION_DELAY_MS,
+  DEFAULT_IDLE_TIMEOUT_MS,
+  LB_ALGORITHMS,
+  type LbAlgorithm,
+  type LbRuntimeConfig,
+  validateLbConfig,
+} from '../lb/config.ts';
+import { type RunningLb, startLoadBalancer } from '../lb/balancer.ts';
+import { type LbListenerPlan, planFromTopology, targetsForPort } from '../lb/manifest.ts';
+import { startMetricsServer } from '../observability/metrics-server.ts';
+import { formatHostPort, type HostPort, parseHostPort } from './address.ts';
+import type { Command } from './main.ts';
+
+const HELP = `Usage: keepip lb --listen ADDR:PORT --target ADDR:PORT... [options]
+       keepip lb -f <file|dir>... [--service NS/NAME] [options]
+
+An L4 TCP load balancer in the role of an AWS Network Load Balancer: one upstream connection per
+client connection, optional PROXY protocol v1/v2 towards the targets, a source address of its own
+(or the client's, when preserved), health checks, and fail-open when no target is healthy.
+
+Flags mode:
+      --listen ADDR:PORT         where clients connect (port 0 picks a free port)
+      --target ADDR:PORT         a target (repeatable)
+Manifest mode (a Service of type LoadBalancer and what it points at):
+  -f, --filename PATH            manifest file or directory (repeatable)
+      --service NS/NAME          run only this Service (default: every LoadBalancer Service)
+      --listen / --target        override the address from the manifests (status.loadBalancer.ingress,
+                                 keepip defaults) and the targets (nodes + nodePort, or endpoints)
+Options (in manifest mode they override what the annotations say):
+      --proxy-protocol v1|v2|none   PROXY header on every upstream connection (default none)
+      --unique-id                UNIQUE_ID TLV: a random 16-byte id per connection (v2)
+      --crc32c                   CRC32C TLV over the header (v2)
+      --vpc-endpoint-id ID       AWS TLV 0xEA with this VPC endpoint id: PrivateLink emulation (v2)
+      --source-address IP        connect to targets from this address: the NLB's own (default: kernel's choice)
+      --preserve-client-ip       connect from the client's own address when it is local to this machine
+                                 (127.x, ::1); other clients fall back to --source-address, logged
+      --no-preserve-client-ip    turn preservation off (manifest mode)
+      --algorithm A              flow-hash (default, NLB), round-robin, least-conn
+      --health-check C           tcp, http:/PATH, or none (default none in flags mode)
+      --health-port N            check this port instead of the traffic port
+      --health-interval D        default 10s
+      --health-timeout D         default 10s (tcp), 6s (http)
+      --healthy-threshold N      default 3
+      --unhealthy-threshold N    default 3
+      --idle-timeout D           reset flows idle this long (default 350s, as an NLB)
+      --deregistration-delay D   removed targets keep their flows this long (default 300s)
+      --metrics ADDR:PORT        serve Prometheus /metrics and /healthz
+  -h, --help                     this help
+Durations: 500ms, 10s, 5m, or plain seconds.
+Signals: SIGHUP re-reads the manifests and re-registers targets; SIGINT/SIGTERM stop and exit 0.
+Exit codes: 0 stopped cleanly, 1 configuration or listen error, 2 usage error.
+`;
+
+const OPTIONS = {
+  filename: { type: 'string', short: 'f', multiple: true },
+  service: { type: 'string' },
+  listen: { type: 'string' },
+  target: { type: 'string', multiple: true },
+  'proxy-protocol': { type: 'string' },
+  'unique-id': { type: 'boolean' },
+  crc32c: { type: 'boolean' },
+  'vpc-endpoint-id': { type: 'string' },
+  'source-address': { type: 'string' },
+  'preserve-client-ip': { type: 'boolean' },
+  algorithm: { type: 'string' },
+  'health-check': { type: 'string' },
+  'health-port': { type: 'string' },
+  'health-interval': { type: 'string' },
+  'health-timeout': { type: 'string' },
+  'healthy-threshold': { type: 'string' },
+  'unhealthy-threshold': { type: 'string' },
+  'idle-timeout': { type: 'string' },
+  'deregistration-delay': { type: 'string' },
+  metrics: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowNegative: true }>>['values'];
+
+class UsageError extends Error {}
+
+const out = (line: string) => process.stdout.write(`keepip lb: ${line}\n`);
+const err = (line: string) => process.stderr.write(`keepip lb: ${line}\n`);
+
+export const command: Command = {
+  summary: 'An L4 TCP load balancer in the role of an AWS NLB, with PROXY protocol',
+  async run(argv) {
+    let values: Values;
+    try {
+      ({ values } = parseArgs({ args: argv, options: OPTIONS, strict: true, allowNegative: true }));
+    } catch (error) {
+      process.stderr.write(`keepip lb: ${(error as Error).message}\n\n${HELP}`);
+      return 2;
+    }
+    if (values.help) {
+      process.stdout.write(HELP);
+      return 0;
+    }
+    let plans: LbListenerPlan[] | null = null;
+    let configs: LbRuntimeConfig[];
+    try {
+      if (values.filename !== undefined) {
+        const loaded = await configsFromManifests(values);
+        if (loaded === null) return 1;
+        plans = loaded;
+        configs = loaded.map((p) => p.config);
+      } else {
+        configs = [configFromFlags(values)];
+      }
+    } catch (error) {
+      if (error instanceof UsageError) {
+        err(error.message);
+        return 2;
+      }
+      throw error;
+    }
+    for (const config of configs) {
+      const checked = validateLbConfig(config);
+      if (!checked.ok) {
+        for (const e of checked.errors) err(`${e.message} [${e.code}]`);
+        return values.filename === undefined ? 2 : 1;
+      }
+    }
+
+    const registry = new Registry();
+    const running: RunningLb[] = [];
+    const stopAll = () => Promise.all(running.map((lb) => lb.close()));
+    for (const [i, config] of configs.entries()) {
+      try {
+        running.push(await startLoadBalancer({ ...config, registry, log: out }));
+      } catch (error) {
+        err(
+          `cannot listen on ${formatHostPort(config.listen.host, config.listen.port)}: ${(error as Error).message}`,
+        );
+        await stopAll();
+        return 1;
+      }
+      describe(running[i]!, config, plans?.[i]);
+    }
+    let metrics: Awaited<ReturnType<typeof startMetricsServer>> | null = null;
+    if (values.metrics !== undefined) {
+      const at = parseHostPort(values.metrics);
+      if (!at.ok) {
+        err(`--metrics: ${at.error}`);
+        await stopAll();
+        return 2;
+      }
+      try {
+        metrics = await startMetricsServer({ ...at.value, registry });
+      } catch (error) {
+        err(`cannot serve metrics on ${values.metrics}: ${(error as Error).message}`);
+        await stopAll();
+        return 1;
+      }
+      out(`metrics on http://${formatHostPort(metrics.address.address, metrics.address.port)}/metrics`);
+    }
+
+    const reload = async () => {
+      if (plans === null || values.filename === undefined) {
+        out('SIGHUP: nothing to reload in flags mode');
+        return;
+      }
+      const topology = await readTopology(values.filename, values.service);
+      if (topology === null) {
+        err('reload: the manifests have errors; keeping the running targets');
+        return;
+      }
+      for (const [i, plan] of plans.entries()) {
+        const model = topology.loadBalancers.find((m) => m.id === plan.model.id);
+        const port = model?.ports.find((p) => p.port === plan.port.port && p.protocol === 'TCP');
+        if (model === undefined || port === undefined) {
+          err(
+            `reload: ${plan.model.id} port ${plan.port.port} is gone from the manifests; restart keepip lb to remove it`,
+          );
+          continue;
+        }
+        if (values.target !== undefined) continue; // --target pins the targets
+        const found = targetsForPort(topology, model, port);
+        if (found.targets.length === 0) {
+          err(`reload: ${model.id} port ${port.port}: ${found.from}; keeping the running targets`);
+          continue;
+        }
+        running[i]!.setTargets(found.targets);
+        out(
+          `reload: ${running[i]!.name} targets ${found.targets.map((t) => formatHostPort(t.host, t.port)).join(', ')}`,
+        );
+      }
+    };
+
+    await new Promise<void>((resolve) => {
+      const onHup = () => {
+        void reload().catch((error: Error) => err(`reload failed: ${error.message}`));
+      };
+      const stop = () => {
+        process.off('SIGINT', stop);
+        process.off('SIGTERM', stop);
+        process.off('SIGHUP', onHup);
+        resolve();
+      };
+      process.on('SIGINT', stop);
+      process.on('SIGTERM', stop);
+      process.on('SIGHUP', onHup);
+    });
+    await stopAll();
+    await metrics?.close();
+    out('stopped');
+    return 0;
+  },
+};
+
+function describe(lb: RunningLb, config: LbRuntimeConfig, plan: LbListenerPlan | undefined): void {
+  const where = formatHostPort(lb.address.address, lb.address.port);
+  out(`listening on ${where} (${lb.name})`);
+  const targets = config.targets.map((t) => formatHostPort(t.host, t.port)).join(', ');
+  out(`  targets: ${targets}${plan === undefined ? '' : ` (${plan.targetsFrom})`}`);
+  const tlvs = config.tlvs ?? {};
+  const tlvNames = [
+    tlvs.uniqueId ? 'UNIQUE_ID' : '',
+    tlvs.crc32c ? 'CRC32C' : '',
+    tlvs.awsVpcEndpointId ? `AWS VPC endpoint ${tlvs.awsVpcEndpointId}` : '',
+  ].filter(Boolean);
+  out(
+    `  PROXY protocol: ${config.proxyProtocol ?? 'off'}${tlvNames.length > 0 ? ` with TLVs ${tlvNames.join(', ')}` : ''}`,
+  );
+  const source = config.sourceAddress ?? "the kernel's choice";
+  out(
+    `  source address: ${source}; client IP preservation: ${
+      config.preserveClientIp
+        ? 'on (clients local to this machine connect from their own address; others fall back to the source address, logged and counted)'
+        : 'off (targets see the source address)'
+    }`,
+  );
+  const hc = config.healthCheck;
+  out(
+    hc === null
+      ? '  health check: none (every target stays in rotation)'
+      : `  health check: ${hc.protocol}${hc.protocol === 'http' ? ` ${hc.path}` : ''} on ${
+          hc.port === 'traffic-port' ? 'the traffic port' : `port ${hc.port}`
+        } every ${hc.intervalMs} ms, timeout ${hc.timeoutMs} ms, healthy after ${hc.healthyThreshold}, unhealthy after ${hc.unhealthyThreshold}${
+          config.proxyProtocol === null ? '' : ', each opened with a PROXY LOCAL header'
+        }; all unhealthy = fail open`,
+  );
+  out(
+    `  algorithm: ${config.algorithm}; idle timeout ${config.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS} ms; deregistration delay ${config.deregistrationDelayMs ?? DEFAULT_DEREGISTRATION_DELAY_MS} ms`,
+  );
+}
+
+function configFromFlags(values: Values): LbRuntimeConfig {
+  if (values.listen === undefined) throw new UsageError('--listen ADDR:PORT is required (or -f manifests)');
+  if (values.target === undefined || values.target.length === 0) {
+    throw new UsageError('at least one --target ADDR:PORT is required (or -f manifests)');
+  }
+  if (values.service !== undefined) throw new UsageError('--service needs -f manifests');
+  const base: LbRuntimeConfig = {
+    listen: hostPort('--listen', values.listen),
+    targets: values.target.map((t) => hostPort('--target', t)),
+    proxyProtocol: null,
+    sourceAddress: null,
+    preserveClientIp: false,
+    algorithm: 'flow-hash',
+    healthCheck: null,
+    idleTimeoutMs: DEFAULT_IDLE_TIMEOUT_MS,
+    deregistrationDelayMs: DEFAULT_DEREGISTRATION_DELAY_MS,
+  };
+  return applyOverrides(base, values);
+}
+
+/** Flags that override a config, whether it came from flags defaults or from a manifest. */
+function applyOverrides(config: LbRuntimeConfig, values: Values): LbRuntimeConfig {
+  const next: LbRuntimeConfig = { ...config, tlvs: { ...config.tlvs } };
+  const pp = values['proxy-protocol'];
+  if (pp !== undefined) {
+    if (pp !== 'v1' && pp !== 'v2' && pp !== 'none') {
+      throw new UsageError(`--proxy-protocol "${pp}" is not v1, v2 or none`);
+    }
+    next.proxyProtocol = pp === 'none' ? null : pp;
+  }
+  if (values['unique-id']) next.tlvs = { ...next.tlvs, uniqueId: true };
+  if (values.crc32c) next.tlvs = { ...next.tlvs, crc32c: true };
+  if (values['vpc-endpoint-id'] !== undefined) {
+    next.tlvs = { ...next.tlvs, awsVpcEndpointId: values['vpc-endpoint-id'] };
+  }
+  if (next.proxyProtocol !== 'v2' && next.tlvs?.awsVpcEndpointId !== undefined && pp !== undefined) {
+    // A manifest's endpoint id with PROXY turned down to v1/none by flag: drop it rather than fail.
+    if (values['vpc-endpoint-id'] === undefined) delete next.tlvs.awsVpcEndpointId;
+  }
+  if (values['source-address'] !== undefined) next.sourceAddress = values['source-address'];
+  if (values['preserve-client-ip'] !== undefined) next.preserveClientIp = values['preserve-client-ip'];
+  if (values.algorithm !== undefined) {
+    if (!LB_ALGORITHMS.includes(values.algorithm as LbAlgorithm)) {
+      throw new UsageError(`--algorithm "${values.algorithm}" is not one of ${LB_ALGORITHMS.join(', ')}`);
+    }
+    next.algorithm = values.algorithm as LbAlgorithm;
+  }
+  next.healthCheck = healthCheckFrom(config.healthCheck, values);
+  if (values['idle-timeout'] !== undefined)
+    next.idleTimeoutMs = duration('--idle-timeout', values['idle-timeout']);
+  if (values['deregistration-delay'] !== undefined) {
+    next.deregistrationDelayMs = duration('--deregistration-delay', values['deregistration-delay']);
+  }
+  if (values.target !== undefined) next.targets = values.target.map((t) => hostPort('--target', t));
+  return next;
+}
+
+function healthCheckFrom(current: HealthCheckModel | null, values: Values): HealthCheckModel | null {
+  const kind = values['health-check'];
+  let check = current;
+  if (kind !== undefined) {
+    if (kind === 'none') return null;
+    if (kind === 'tcp') {
+      check = { ...(current ?? defaultCheck('tcp')), protocol: 'tcp' };
+    } else if (kind.startsWith('http:/')) {
+      check = { ...(current ?? defaultCheck('http')), protocol: 'http', path: kind.slice('http:'.length) };
+      if (current?.protocol === 'tcp' && values['health-timeout'] === undefined) check.timeoutMs = 6_000;
+    } else {
+      throw new UsageError(`--health-check "${kind}" is not tcp, http:/PATH or none`);
+    }
+  }
+  const tuning = [
+    'health-port',
+    'health-interval',
+    'health-timeout',
+    'healthy-threshold',
+    'unhealthy-threshold',
+  ] as const;
+  if (check === null) {
+    const given = tuning.filter((name) => values[name] !== undefined);
+    if (given.length > 0) throw new UsageError(`--${given[0]} needs --health-check tcp|http:/PATH`);
+    return null;
+  }
+  const next = { ...check };
+  if (values['health-port'] !== undefined)
+    next.port = integer('--health-port', values['health-port'], 1, 65535);
+  if (values['health-interval'] !== undefined)
+    next.intervalMs = duration('--health-interval', values['health-interval']);
+  if (values['health-timeout'] !== undefined)
+    next.timeoutMs = duration('--health-timeout', values['health-timeout']);
+  if (values['healthy-threshold'] !== undefined) {
+    next.healthyThreshold = integer('--healthy-threshold', values['healthy-threshold'], 1, 100);
+  }
+  if (values['unhealthy-threshold'] !== undefined) {
+    next.unhealthyThreshold = integer('--unhealthy-threshold', values['unhealthy-threshold'], 1, 100);
+  }
+  return next;
+}
+
+/** AWS target-group defaults: interval 10 s, timeout 10 s (TCP) / 6 s (HTTP), thresholds 3 and 3. */
+function defaultCheck(protocol: 'tcp' | 'http'): HealthCheckModel {
+  return {
+    protocol,
+    port: 'traffic-port',
+    path: '/',
+    intervalMs: 10_000,
+    timeoutMs: protocol === 'tcp' ? 10_000 : 6_000,
+    healthyThreshold: 3,
+    unhealthyThreshold: 3,
+  };
+}
+
+async function configsFromManifests(values: Values): Promise<LbListenerPlan[] | null> {
+  const topology = await readTopology(values.filename ?? [], values.service);
+  if (topology === null) return null;
+  const planned = planFromTopology(topology, {
+    ...(values.service === undefined ? {} : { service: values.service }),
+    ...(values.listen === undefined ? {} : { listen: hostPort('--listen', values.listen) }),
+    ...(values.target === undefined ? {} : { targets: values.target.map((t) => hostPort('--target', t)) }),
+  });
+  if (!planned.ok) {
+    for (const e of planned.errors) err(`error: ${e.message} [${e.code}]`);
+    return null;
+  }
+  for (const w of planned.warnings) err(`warning: ${w.message} [${w.code}]`);
+  return planned.plans.map((plan) => {
+    const listen = plan.config.listen;
+    const config = applyOverrides(plan.config, { ...values, target: undefined });
+    return { ...plan, config: { ...config, listen } };
+  });
+}
+
+/** Kinds whose errors concern the load balancer; errors elsewhere (an Ingress) are reported, not fatal. */
+const LB_KINDS = new Set(['Service', 'Endpoints', 'EndpointSlice', 'Node']);
+
+async function readTopology(paths: string[], service: string | undefined): Promise<Topology | null> {
+  const topology = await loadTopology(paths);
+  let fatal = false;
+  for (const issue of topology.issues) {
+    if (issue.severity === 'info') continue;
+    const relevant = issue.origin === undefined || LB_KINDS.has(issue.origin.kind);
+    const mine =
+      service === undefined ||
+      issue.origin === undefined ||
+      `${issue.origin.namespace}/${issue.origin.name}` === service ||
+      issue.origin.kind !== 'Service';
+    if (issue.severity === 'error' && relevant && mine) fatal = true;
+    err(`${issue.severity}: ${describeIssue(issue)}`);
+  }
+  return fatal ? null : topology;
+}
+
+function describeIssue(issue: ConfigIssue): string {
+  const where = issue.origin === undefined ? '' : describeOrigin(issue.origin);
+  const field = issue.field === undefined ? '' : ` ${issue.field}`;
+  const prefix = where === '' || issue.message.startsWith(where) ? '' : `${where}${field}: `;
+  return `${prefix}${issue.message} [${issue.code}]`;
+}
+
+function hostPort(flag: string, text: string): HostPort {
+  const parsed = parseHostPort(text);
+  if (!parsed.ok) throw new UsageError(`${flag}: ${parsed.error}`);
+  return parsed.value;
+}
+
+function integer(flag: string, text: string, min: number, max: number): number {
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || n < min || n > max)
+    throw new UsageError(`${flag} "${text}" is not an integer ${min}-${max}`);
+  return n;
+}
+
+/** "500ms", "10s", "5m", "1h", or plain seconds. */
+export function duration(flag: string, text: string): number {
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
+  if (match === null) throw new UsageError(`${flag} "${text}" is not a duration (500ms, 10s, 5m)`);
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[match[2] ?? 's'] ?? 1000;
+  return Math.round(Number(match[1]) * unit);
+}
