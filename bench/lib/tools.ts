@@ -6,6 +6,8 @@ import { existsSync } from 'node:fs';
 export const REQUIRED_TOOLS = ['nginx', 'haproxy', 'wrk'] as const;
 export type Tool = (typeof REQUIRED_TOOLS)[number];
 
+const DISPLAY_NAMES: Record<Tool, string> = { nginx: 'nginx', haproxy: 'HAProxy', wrk: 'wrk' };
+
 const SEARCH_PATH = ['/usr/sbin', '/usr/bin', '/usr/local/sbin', '/usr/local/bin', '/sbin', '/bin'];
 
 export function findTool(name: string): string | null {
@@ -95,7 +97,7 @@ export function toolVersions(): Record<Tool, string> {
   for (const tool of REQUIRED_TOOLS) {
     const path = findTool(tool);
     if (path === null) {
-      versions[tool] = `${tool} not installed`;
+      versions[tool] = `${DISPLAY_NAMES[tool]} not installed`;
       continue;
     }
     const line = firstLine(path, ['-v']);
@@ -103,7 +105,7 @@ export function toolVersions(): Record<Tool, string> {
       /nginx\/(\S+)/.exec(line)?.[1] ??
       /HAProxy version (\S+)/.exec(line)?.[1] ??
       /wrk (?:debian\/)?(\S+)/.exec(line)?.[1];
-    versions[tool] = `${tool} ${version ?? line}`;
+    versions[tool] = `${DISPLAY_NAMES[tool]} ${version ?? line}`;
   }
   return versions;
 }
