@@ -80,6 +80,11 @@ export interface SnapshotOptions {
   /** `text`: the ConfigMap's log-format-upstream; `json`: keepip's JSON line. */
   logFormat: 'text' | 'json';
   connections: ConnectionRegistry;
+  /**
+   * Where to connect for an endpoint the manifests name; default: the endpoint itself. `keepip up`
+   * uses it when its hops listen on free ports instead of the manifests' ones.
+   */
+  upstreamAddress?: ((address: string, port: number) => { address: string; port: number }) | undefined;
 }
 
 /** keepip's JSON access log line (--log-format json): every value a string except the three numbers. */
@@ -201,7 +206,8 @@ export function buildSnapshot(
       cursors.set(backend.upstreamName, cursor);
     }
     const members: UpstreamMember[] = [];
-    for (const target of resolveBackendTargets(topology.services, backend, serviceUpstream)) {
+    for (const named of resolveBackendTargets(topology.services, backend, serviceUpstream)) {
+      const target = options.upstreamAddress?.(named.address, named.port) ?? named;
       const spec: PoolSpec = { protocol, address: target.address, port: target.port, connectTimeoutMs };
       acquired.push(spec);
       members.push(options.connections.acquire(spec));
