@@ -1,0 +1,153 @@
+// Shared pieces of the load balancer tests: targets that record what reached them, an LB with test
+// defaults, and bounded waiting.
+import { createHash } from 'node:crypto';
+import net from 'node:net';
+import { type LbRuntimeConfig, type RunningLb, startLoadBalancer } from '../../src/lb/balancer.ts';
+import { parseProxyHeader } from '../../src/proxy-protocol/index.ts';
+import type { ProxyHeader } from '../../src/proxy-protocol/types.ts';
+
+export interface Accepted {
+  remoteAddress: string;
+  remotePort: number;
+  /** Set when the target expects PROXY headers and one arrived. */
+  header: ProxyHeader | null;
+  /** Bytes after the header (collected only by `recordingTarget`). */
+  data(): Buffer;
+  socket: net.Socket;
+  closed: Promise<void>;
+}
+
+export interface TestTarget {
+  host: string;
+  port: number;
+  accepted: Accepted[];
+  close(): Promise<void>;
+}
+
+/**
+ * A target that parses a PROXY header first when `proxy` is set, then hands the socket to `behave`
+ * with the bytes after the header already consumed (and passed as `rest`).
+ */
+export async function startTarget(options: {
+  host?: string;
+  proxy?: boolean;
+  behave?: (socket: net.Socket, rest: Buffer, accepted: Accepted) => void;
+  record?: boolean;
+}): Promise<TestTarget> {
+  const host = options.host ?? '127.0.0.1';
+  const accepted: Accepted[] = [];
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer({ allowHalfOpen: true }, (socket) => {
+    sockets.add(socket);
+    socket.on('error', () => {});
+    const chunks: Buffer[] = [];
+    const entry: Accepted = {
+      remoteAddress: socket.remoteAddress ?? '',
+      remotePort: socket.remotePort ?? 0,
+      header: null,
+      data: () => Buffer.concat(chunks),
+      socket,
+      closed: new Promise((resolve) => socket.once('close', () => resolve())),
+    };
+    accepted.push(entry);
+    socket.once('close', () => sockets.delete(socket));
+    const start = (rest: Buffer) => {
+      if (options.record) {
+        if (rest.length > 0) chunks.push(rest);
+        socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+      }
+      options.behave?.(socket, rest, entry);
+    };
+    if (!options.proxy) {
+      start(Buffer.alloc(0));
+      return;
+    }
+    let pending = Buffer.alloc(0);
+    const onData = (chunk: Buffer) => {
+      pending = Buffer.concat([pending, chunk]);
+      const parsed = parseProxyHeader(pending);
+      if (parsed.kind === 'incomplete') return;
+      socket.off('data', onData);
+      if (parsed.kind === 'error') {
+        socket.destroy();
+        return;
+      }
+      entry.header = parsed.header;
+      start(pending.subarray(parsed.consumed));
+    };
+    socket.on('data', onData);
+  });
+  await new Promise<void>((resolve) => server.listen(0, host, resolve));
+  return {
+    host,
+    port: (server.address() as net.AddressInfo).port,
+    accepted,
+    close: () =>
+      new Promise((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** Echoes every byte back and passes the half-close on. */
+export function echo(socket: net.Socket, rest: Buffer): void {
+  if (rest.length > 0) socket.write(rest);
+  socket.pipe(socket);
+}
+
+export function lbConfig(
+  overrides: Partial<LbRuntimeConfig> & Pick<LbRuntimeConfig, 'targets'>,
+): LbRuntimeConfig {
+  return {
+    listen: { host: '127.0.0.1', port: 0 },
+    proxyProtocol: null,
+    sourceAddress: null,
+    preserveClientIp: false,
+    algorithm: 'round-robin',
+    healthCheck: null,
+    ...overrides,
+  };
+}
+
+export function startTestLb(
+  overrides: Partial<LbRuntimeConfig> & Pick<LbRuntimeConfig, 'targets'>,
+): Promise<RunningLb> {
+  return startLoadBalancer(lbConfig(overrides));
+}
+
+/** Connects (from `localAddress`), sends `payload`, half-closes, and returns everything received. */
+export function exchange(
+  port: number,
+  payload: Buffer | string,
+  options: { localAddress?: string; host?: string } = {},
+): Promise<{ received: Buffer; localPort: number }> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    const socket = net.connect({
+      host: options.host ?? '127.0.0.1',
+      port,
+      allowHalfOpen: true,
+      ...(options.localAddress ? { localAddress: options.localAddress } : {}),
+    });
+    socket.on('connect', () => socket.end(payload));
+    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+    socket.on('error', reject);
+    socket.on('close', () => resolve({ received: Buffer.concat(chunks), localPort: socket.localPort ?? 0 }));
+  });
+}
+
+export function sha256(data: Buffer | Buffer[]): string {
+  const hash = createHash('sha256');
+  for (const part of Array.isArray(data) ? data : [data]) hash.update(part);
+  return hash.digest('hex');
+}
+
+/** Polls `condition` every 10 ms; fails with `what` after `timeoutMs`. */
+export async function until(condition: () => boolean, what: string, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
