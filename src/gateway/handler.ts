@@ -378,12 +378,9 @@ export function createRequestHandler(ctx: HandlerContext): RequestHandler {
       proxyProtocolAddress: conn.proxySource,
       proxyDestinationPort: conn.proxyDestinationPort,
     });
-    // undici refuses these; the body framing is its job and 100-continue was answered by node:http.
-    delete headers.expect;
-    delete headers['transfer-encoding'];
-    delete headers.connection;
-    delete headers['keep-alive'];
-    delete headers.upgrade;
+    // undici refuses Expect (node:http already answered 100-continue); hop-by-hop headers are never
+    // copied by buildUpstreamHeaders. Deleting only when present keeps the object in fast mode.
+    if (headers.expect !== undefined) delete headers.expect;
     if (ctx.isDraining()) res.shouldKeepAlive = false;
 
     const hasBody = hasRequestBody(req);
