@@ -130,10 +130,14 @@ export function exchange(
       allowHalfOpen: true,
       ...(options.localAddress ? { localAddress: options.localAddress } : {}),
     });
-    socket.on('connect', () => socket.end(payload));
+    let localPort = 0;
+    socket.on('connect', () => {
+      localPort = socket.localPort ?? 0; // a closed socket no longer reports it
+      socket.end(payload);
+    });
     socket.on('data', (chunk: Buffer) => chunks.push(chunk));
     socket.on('error', reject);
-    socket.on('close', () => resolve({ received: Buffer.concat(chunks), localPort: socket.localPort ?? 0 }));
+    socket.on('close', () => resolve({ received: Buffer.concat(chunks), localPort }));
   });
 }
 
