@@ -1,0 +1,63 @@
+// `keepip demo` (npm start): the seed's incident and its fix, live on loopback, step by step.
+import { createInterface } from 'node:readline/promises';
+import { parseArgs } from 'node:util';
+import { runSeedDemo } from '../demo/seed-demo.ts';
+import type { Command } from './main.ts';
+
+const USAGE = `Usage: keepip demo [--no-pause] [--json]
+
+Runs the seed's scenario (examples/seed) on 127.0.0.0/8 with keepip up and walks through it: the
+allowlisted client refused with 403 because the gateway sees the load balancer's address, the
+doctor's explanation, the fix applied to the manifests and reloaded live, the same request passing
+with the client's own address in the access log and at the backend, a client that is not allowlisted
+still refused, and a forged PROXY header sent straight to the gateway pod dropped. Every step prints
+the curl command that repeats it by hand.
+
+Uses the manifests' ports (80) when it may bind them, free ports otherwise.
+
+Options:
+      --no-pause   do not wait for Enter between steps (the default when stdin is not a terminal)
+      --json       print the steps' results as one JSON object at the end
+  -h, --help       this help
+
+Exit codes: 0 every step behaved as expected, 1 a step did not, 2 usage error.
+`;
+
+export const command: Command = {
+  summary: "Walk through the seed's incident and its fix on loopback",
+  async run(argv) {
+    let values: { 'no-pause'?: boolean; json?: boolean; help?: boolean };
+    try {
+      ({ values } = parseArgs({
+        args: argv,
+        options: {
+          'no-pause': { type: 'boolean' },
+          json: { type: 'boolean' },
+          help: { type: 'boolean', short: 'h' },
+        },
+        strict: true,
+      }));
+    } catch (error) {
+      process.stderr.write(`keepip demo: ${(error as Error).message}\n\n${USAGE}`);
+      return 2;
+    }
+    if (values.help) {
+      process.stdout.write(USAGE);
+      return 0;
+    }
+    const interactive = process.stdin.isTTY === true && !values['no-pause'];
+    const prompt = interactive ? createInterface({ input: process.stdin, output: process.stdout }) : null;
+    try {
+      const result = await runSeedDemo({
+        print: (text) => process.stdout.write(text),
+        pause: async () => {
+          if (prompt) await prompt.question('[press Enter to continue] ');
+        },
+      });
+      if (values.json) process.stdout.write(`${JSON.stringify(result)}\n`);
+      return result.ok ? 0 : 1;
+    } finally {
+      prompt?.close();
+    }
+  },
+};

@@ -1,0 +1,108 @@
+// `keepip up`: run the chain a directory of manifests describes on this machine — an lb per
+// LoadBalancer Service, kube-proxy's NodePort hop, the gateway for the Ingresses, whoami for backends
+// nothing else serves — as one log stream, prefixed per component. Ctrl-C stops everything.
+import { parseArgs } from 'node:util';
+import { startChain, UpError } from '../up/run.ts';
+import type { Command } from './main.ts';
+
+const USAGE = `Usage: keepip up -f <file|dir>... [options]
+
+Runs the chain the manifests describe on 127.0.0.0/8: a load balancer for each Service of type
+LoadBalancer (PROXY protocol, source address and client-IP preservation from its annotations), the
+kube-proxy NodePort hop for instance targets (SNAT to the node under externalTrafficPolicy: Cluster),
+the gateway for the Ingress objects on the controller pod's address, ClusterIP hops, and keepip whoami
+on every backend endpoint. Addresses come from the manifests (status.loadBalancer, Node objects,
+Endpoints/EndpointSlices, keepip.dev/* annotations; see docs/up.md for the defaults).
+
+Options:
+  -f, --filename <path>      manifest file or directory (repeatable)
+      --ephemeral-ports      listen on free ports instead of the manifests' ports (printed at start-up);
+                             use it when ports below 1024 need root or another chain is running
+      --configmap <ns/name>  the controller ConfigMap (default ingress-nginx/ingress-nginx-controller)
+      --ingress-class <name> serve Ingresses of this class (default nginx)
+      --no-watch             do not reload when the manifests change
+  -h, --help                 this help
+
+The manifests are watched: a valid change is applied live (the gateway reloads in place, changed
+hops restart on the same address); an invalid one is reported and the chain keeps running.
+Exit codes: 0 stopped by Ctrl-C/SIGTERM, 1 the chain cannot start, 2 usage error.
+`;
+
+/** `component | line`, components aligned, one stream for the whole chain. */
+export function createPrefixedLog(write: (text: string) => void): (component: string, line: string) => void {
+  let width = 8;
+  return (component, line) => {
+    width = Math.max(width, Math.min(component.length, 32));
+    write(`${component.padEnd(width)} | ${line}\n`);
+  };
+}
+
+export const command: Command = {
+  summary: 'Run the chain a directory of manifests describes (lb, kube-proxy hop, gateway, backends)',
+  async run(argv) {
+    let values: {
+      filename?: string[];
+      'ephemeral-ports'?: boolean;
+      configmap?: string;
+      'ingress-class'?: string;
+      'no-watch'?: boolean;
+      help?: boolean;
+    };
+    try {
+      ({ values } = parseArgs({
+        args: argv,
+        options: {
+          filename: { type: 'string', short: 'f', multiple: true },
+          'ephemeral-ports': { type: 'boolean' },
+          configmap: { type: 'string' },
+          'ingress-class': { type: 'string' },
+          'no-watch': { type: 'boolean' },
+          help: { type: 'boolean', short: 'h' },
+        },
+        strict: true,
+      }));
+    } catch (error) {
+      process.stderr.write(`keepip up: ${(error as Error).message}\n\n${USAGE}`);
+      return 2;
+    }
+    if (values.help) {
+      process.stdout.write(USAGE);
+      return 0;
+    }
+    if (!values.filename || values.filename.length === 0) {
+      process.stderr.write(`keepip up: give the manifests with -f <file|dir>\n\n${USAGE}`);
+      return 2;
+    }
+    const log = createPrefixedLog((text) => process.stdout.write(text));
+    let chain: Awaited<ReturnType<typeof startChain>>;
+    try {
+      chain = await startChain({
+        paths: values.filename,
+        ports: values['ephemeral-ports'] ? 'ephemeral' : 'exact',
+        log,
+        watch: !values['no-watch'],
+        ...(values.configmap !== undefined ? { configMap: values.configmap } : {}),
+        ...(values['ingress-class'] !== undefined ? { ingressClass: values['ingress-class'] } : {}),
+      });
+    } catch (error) {
+      const code = error instanceof UpError ? ` [${error.code}]` : '';
+      process.stderr.write(`keepip up: ${(error as Error).message}${code}\n`);
+      return 1;
+    }
+    log('up', `the chain is running (${chain.plan.components.length} components); Ctrl-C stops it`);
+    await new Promise<void>((resolve) => {
+      const stop = () => {
+        process.off('SIGINT', stop);
+        process.off('SIGTERM', stop);
+        resolve();
+      };
+      process.on('SIGINT', stop);
+      process.on('SIGTERM', stop);
+      process.on('SIGHUP', () => void chain.reload());
+    });
+    log('up', 'stopping');
+    await chain.close();
+    log('up', 'stopped');
+    return 0;
+  },
+};
