@@ -1,11 +1,10 @@
 // `keepip lb`: the L4 load balancer in an AWS NLB's role, configured by flags or by a Service of type
 // LoadBalancer in manifests (-f). Start-up lines say what listens where with which settings; SIGHUP
 // re-reads the manifests and re-registers targets (removed ones drain); SIGINT/SIGTERM stop cleanly.
+// Only the argument parsing is loaded up front; the engine, the manifest reader and prom-client are
+// imported once the arguments are known to be good, so usage errors and --help answer quickly.
 import { parseArgs } from 'node:util';
-import { Registry } from 'prom-client';
 import type { ConfigIssue, HealthCheckModel, Topology } from '../config/model.ts';
-import { loadTopology } from '../k8s/index.ts';
-import { describeOrigin } from '../k8s/reader.ts';
 import {
   DEFAULT_DEREGISTRATION_DELAY_MS,
   DEFAULT_IDLE_TIMEOUT_MS,
@@ -14,9 +13,8 @@ import {
   type LbRuntimeConfig,
   validateLbConfig,
 } from '../lb/config.ts';
-import { type RunningLb, startLoadBalancer } from '../lb/balancer.ts';
-import { type LbListenerPlan, planFromTopology, targetsForPort } from '../lb/manifest.ts';
-import { startMetricsServer } from '../observability/metrics-server.ts';
+import type { RunningLb } from '../lb/balancer.ts';
+import type { LbListenerPlan } from '../lb/manifest.ts';
 import { formatHostPort, type HostPort, parseHostPort } from './address.ts';
 import type { Command } from './main.ts';
 
@@ -131,6 +129,13 @@ export const command: Command = {
       }
     }
 
+    const [{ Registry }, { startLoadBalancer }, { startMetricsServer }, { targetsForPort }] =
+      await Promise.all([
+        import('prom-client'),
+        import('../lb/balancer.ts'),
+        import('../observability/metrics-server.ts'),
+        import('../lb/manifest.ts'),
+      ]);
     const registry = new Registry();
     const running: RunningLb[] = [];
     const stopAll = () => Promise.all(running.map((lb) => lb.close()));
@@ -369,6 +374,7 @@ function defaultCheck(protocol: 'tcp' | 'http'): HealthCheckModel {
 async function configsFromManifests(values: Values): Promise<LbListenerPlan[] | null> {
   const topology = await readTopology(values.filename ?? [], values.service);
   if (topology === null) return null;
+  const { planFromTopology } = await import('../lb/manifest.ts');
   const planned = planFromTopology(topology, {
     ...(values.service === undefined ? {} : { service: values.service }),
     ...(values.listen === undefined ? {} : { listen: hostPort('--listen', values.listen) }),
@@ -390,6 +396,10 @@ async function configsFromManifests(values: Values): Promise<LbListenerPlan[] | 
 const LB_KINDS = new Set(['Service', 'Endpoints', 'EndpointSlice', 'Node']);
 
 async function readTopology(paths: string[], service: string | undefined): Promise<Topology | null> {
+  const [{ loadTopology }, { describeOrigin }] = await Promise.all([
+    import('../k8s/index.ts'),
+    import('../k8s/reader.ts'),
+  ]);
   const topology = await loadTopology(paths);
   let fatal = false;
   for (const issue of topology.issues) {
@@ -401,12 +411,15 @@ async function readTopology(paths: string[], service: string | undefined): Promi
       `${issue.origin.namespace}/${issue.origin.name}` === service ||
       issue.origin.kind !== 'Service';
     if (issue.severity === 'error' && relevant && mine) fatal = true;
-    err(`${issue.severity}: ${describeIssue(issue)}`);
+    err(`${issue.severity}: ${describeIssue(issue, describeOrigin)}`);
   }
   return fatal ? null : topology;
 }
 
-function describeIssue(issue: ConfigIssue): string {
+function describeIssue(
+  issue: ConfigIssue,
+  describeOrigin: (origin: NonNullable<ConfigIssue['origin']>) => string,
+): string {
   const where = issue.origin === undefined ? '' : describeOrigin(issue.origin);
   const field = issue.field === undefined ? '' : ` ${issue.field}`;
   const prefix = where === '' || issue.message.startsWith(where) ? '' : `${where}${field}: `;

@@ -33,7 +33,7 @@ export type PlanResult =
 export interface PlanOptions {
   /** "namespace/name" of the one Service to run; default every LoadBalancer Service. */
   service?: string;
-  /** Overrides the listen address (and port, unless 0 keeps the Service port); needs exactly one listener. */
+  /** Overrides the listen address and port (0: any free port); needs exactly one listener. */
   listen?: { host: string; port: number };
   /** Overrides the targets of every listener. */
   targets?: TargetAddress[];
@@ -106,11 +106,7 @@ export function planFromTopology(topology: Topology, options: PlanOptions = {}):
         message: `--listen names one address but the manifests ask for ${plans.length} listeners (${plans.map((p) => `${p.model.id}:${p.port.port}`).join(', ')}); choose one with --service (and a single-port Service)`,
       });
     } else if (plans[0] !== undefined) {
-      const plan = plans[0];
-      plan.config.listen = {
-        host: options.listen.host,
-        port: options.listen.port === 0 ? plan.port.port : options.listen.port,
-      };
+      plans[0].config.listen = { host: options.listen.host, port: options.listen.port };
     }
   }
   return errors.length > 0 ? { ok: false, errors } : { ok: true, plans, warnings };

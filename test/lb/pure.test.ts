@@ -251,11 +251,11 @@ test('manifest: instance targets are every node on the nodePort; --listen and --
   ]);
   assert.equal(plan.plans[0]!.config.preserveClientIp, true, 'instance targets: preservation on (A1)');
   const pinned = planFromTopology(topology, {
-    listen: { host: '127.0.0.5', port: 0 },
+    listen: { host: '127.0.0.5', port: 8080 },
     targets: [{ host: '127.0.0.9', port: 9000 }],
   });
   assert.ok(pinned.ok);
-  assert.deepEqual(pinned.plans[0]!.config.listen, { host: '127.0.0.5', port: 80 });
+  assert.deepEqual(pinned.plans[0]!.config.listen, { host: '127.0.0.5', port: 8080 });
   assert.deepEqual(pinned.plans[0]!.config.targets, [{ host: '127.0.0.9', port: 9000 }]);
   const missing = planFromTopology(topology, { service: 'web/other' });
   assert.equal(missing.ok, false);
