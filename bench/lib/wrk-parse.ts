@@ -34,7 +34,7 @@ export function parseWrkOutput(text: string): WrkParseResult {
   const rps = /^Requests\/sec:\s+([\d.]+)/m.exec(text);
   if (!rps) return fail('no "Requests/sec" line');
   const percentile = (p: string): number | null => {
-    const match = new RegExp(`^\\s*${p}%\\s+(\\S+)$`, 'm').exec(text);
+    const match = new RegExp(`^\\s*${p}%\\s+(\\S+)\\s*$`, 'm').exec(text);
     return match ? parseWrkTime(match[1]!) : null;
   };
   const p50 = percentile('50');

@@ -17,6 +17,8 @@ import {
 import type { BenchRatio, BenchSuite, SuiteResult } from '../types.ts';
 
 const CLIENT_RULE = `${LOOPBACK}/32`;
+/** nginx's req/s with N rules relative to 1 rule in shared/reference/performance.md. */
+const REFERENCE_FLATNESS: Record<number, string> = { 10000: '0.51', 100000: '0.09' };
 
 export const suite: BenchSuite = {
   name: 'acl-nginx',
@@ -78,7 +80,7 @@ export const suite: BenchSuite = {
         const nginxFlat = ratioOf(rps(pair.nginx), rps(one.nginx));
         if (nginxFlat !== null)
           ratios.push({
-            label: `nginx req/s, ${label} rules / 1 rule (reference 0.51 at 10k)`,
+            label: `nginx req/s, ${label} rules / 1 rule${REFERENCE_FLATNESS[count] ? ` (reference ${REFERENCE_FLATNESS[count]})` : ''}`,
             value: nginxFlat,
           });
         const keepipFlat = ratioOf(rps(pair.keepip), rps(one.keepip));
