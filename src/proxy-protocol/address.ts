@@ -8,28 +8,36 @@ export const DEC_DOT: readonly string[] = DEC.map((d) => `${d}.`);
 
 /** Dotted decimal, exactly four octets, no leading zeros, each 0-255. Returns the 4 bytes or null. */
 export function parseIPv4(text: string): Uint8Array | null {
-  const len = text.length;
-  if (len < 7 || len > 15) return null;
   const out = new Uint8Array(4);
+  return parseIPv4Into(text, out, 0) ? out : null;
+}
+
+/**
+ * parseIPv4 without the allocation: writes the 4 bytes to out[offset..offset+4) and returns true,
+ * or returns false (out may then hold part of an address). For the encoder's hot path.
+ */
+export function parseIPv4Into(text: string, out: Uint8Array, offset: number): boolean {
+  const len = text.length;
+  if (len < 7 || len > 15) return false;
   let octet = 0;
   let value = 0;
   let digits = 0;
   for (let i = 0; i <= len; i++) {
     const c = i < len ? text.charCodeAt(i) : 0x2e;
     if (c === 0x2e) {
-      if (digits === 0 || octet > 3) return null;
-      out[octet++] = value;
+      if (digits === 0 || octet > 3) return false;
+      out[offset + octet++] = value;
       value = 0;
       digits = 0;
     } else if (c >= 0x30 && c <= 0x39) {
-      if (digits > 0 && value === 0) return null; // leading zero
+      if (digits > 0 && value === 0) return false; // leading zero
       value = value * 10 + (c - 0x30);
-      if (++digits > 3 || value > 255) return null;
+      if (++digits > 3 || value > 255) return false;
     } else {
-      return null;
+      return false;
     }
   }
-  return octet === 4 ? out : null;
+  return octet === 4;
 }
 
 function hexValue(c: number): number {

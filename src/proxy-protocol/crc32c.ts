@@ -45,11 +45,12 @@ export function crc32c(bytes: Uint8Array, start = 0, end = bytes.length, crc = 0
   return ~c >>> 0;
 }
 
-const ZEROS = new Uint8Array(4);
-
 /** The checksum of a v2 header whose 4-byte CRC32C value sits at `fieldOffset`, taken as zero. */
 export function headerCrc32c(header: Uint8Array, end: number, fieldOffset: number): number {
-  let c = crc32c(header, 0, fieldOffset, 0);
-  c = crc32c(ZEROS, 0, 4, c);
-  return crc32c(header, fieldOffset + 4, end, c);
+  // The zeroed field is fed byte-wise rather than from a constant array, so that crc32c only ever
+  // sees one array type per call site (it stays monomorphic when headers are Buffers).
+  const t = TABLES;
+  let c = ~crc32c(header, 0, fieldOffset, 0);
+  for (let k = 0; k < 4; k++) c = t[c & 0xff]! ^ (c >>> 8);
+  return crc32c(header, fieldOffset + 4, end, ~c >>> 0);
 }

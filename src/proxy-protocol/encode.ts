@@ -1,12 +1,12 @@
 // Building headers for the load balancer's upstream connections and for test tools. The encoder
 // refuses anything the parser would refuse, so keepip never emits a header a receiver must drop.
-import { formatIPv6, parseIPv4, parseIPv6 } from './address.ts';
+import { formatIPv6, parseIPv4Into, parseIPv6 } from './address.ts';
 import { headerCrc32c } from './crc32c.ts';
 import { type PpError, ProxyProtocolError, ppError } from './errors.ts';
 import { parseProxyHeader } from './parse.ts';
 import { TLV, UNIQUE_ID_MAX } from './tlv.ts';
 import type { EncodeSpec, Endpoint, ProxyTransportProtocol, Tlv } from './types.ts';
-import { UNIX_PATH_LENGTH, V2_FIXED_LENGTH, V2_SIGNATURE } from './v2.ts';
+import { UNIX_PATH_LENGTH, V2_FIXED_LENGTH } from './v2.ts';
 
 export type EncodeResult = { ok: true; value: Buffer } | { ok: false; error: PpError };
 
@@ -46,29 +46,45 @@ export function tryEncodeProxyHeader(spec: EncodeSpec): EncodeResult {
   return spec.version === 1 ? encodeV1(spec, command, protocol) : encodeV2(spec, command, protocol);
 }
 
+// The address block is built here first (checked before the output's size is known, so the error
+// order stays: spec, address, length), then copied into the output. Module scratch, not an
+// allocation per header; encoding is synchronous, so no two calls share it at once.
+const BLOCK = new Uint8Array(2 * UNIX_PATH_LENGTH);
+
 function inferProtocol(command: string, source: Endpoint | undefined): ProxyTransportProtocol | null {
   if (command === 'LOCAL') return 'UNSPEC';
   if (source === undefined) return null;
   if ('path' in source) return 'UNIX_STREAM';
-  if (parseIPv4(source.address) !== null) return 'TCP4';
+  if (parseIPv4Into(source.address, BLOCK, 0)) return 'TCP4';
   if (parseIPv6(source.address) !== null) return 'TCP6';
   return null;
 }
 
-type Inet = { bytes: Uint8Array; port: number };
-
-function inetEndpoint(endpoint: Endpoint | undefined, v6: boolean, role: string): Inet | PpError {
+/** Writes an endpoint's address to BLOCK at `offset` (4 or 16 bytes); returns its port or the error. */
+function inetInto(
+  endpoint: Endpoint | undefined,
+  v6: boolean,
+  role: string,
+  offset: number,
+): number | PpError {
   if (endpoint === undefined || !('address' in endpoint))
     return ppError('PP_ENCODE_BAD_ADDRESS', `${role} missing`);
-  const bytes = v6 ? parseIPv6(endpoint.address) : parseIPv4(endpoint.address);
-  if (bytes === null) {
+  let ok: boolean;
+  if (v6) {
+    const bytes = parseIPv6(endpoint.address);
+    ok = bytes !== null;
+    if (bytes !== null) BLOCK.set(bytes, offset);
+  } else {
+    ok = parseIPv4Into(endpoint.address, BLOCK, offset);
+  }
+  if (!ok) {
     return ppError('PP_ENCODE_BAD_ADDRESS', `${role} "${endpoint.address}" is not IPv${v6 ? 6 : 4}`);
   }
   const port = endpoint.port;
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
     return ppError('PP_ENCODE_BAD_PORT', `${role} port ${String(port)}`);
   }
-  return { bytes, port };
+  return port;
 }
 
 function encodeV1(spec: EncodeSpec, command: string, protocol: ProxyTransportProtocol): EncodeResult {
@@ -82,30 +98,36 @@ function encodeV1(spec: EncodeSpec, command: string, protocol: ProxyTransportPro
     return { ok: false, error: ppError('PP_ENCODE_UNSUPPORTED', `${protocol} with v1`) };
   }
   const v6 = protocol === 'TCP6';
-  const source = inetEndpoint(spec.source, v6, 'source');
-  if ('code' in source) return { ok: false, error: source };
-  const destination = inetEndpoint(spec.destination, v6, 'destination');
-  if ('code' in destination) return { ok: false, error: destination };
-  const text = (b: Uint8Array) => (v6 ? formatIPv6(b, 0) : b.join('.'));
-  const line = `PROXY ${protocol} ${text(source.bytes)} ${text(destination.bytes)} ${source.port} ${destination.port}\r\n`;
+  const sourcePort = inetInto(spec.source, v6, 'source', 0);
+  if (typeof sourcePort !== 'number') return { ok: false, error: sourcePort };
+  const destinationPort = inetInto(spec.destination, v6, 'destination', 16);
+  if (typeof destinationPort !== 'number') return { ok: false, error: destinationPort };
+  // IPv4 text that passed the strict parse is already canonical; IPv6 is re-spelled per RFC 5952.
+  const source = v6 ? formatIPv6(BLOCK, 0) : (spec.source as { address: string }).address;
+  const destination = v6 ? formatIPv6(BLOCK, 16) : (spec.destination as { address: string }).address;
+  const line = `PROXY ${protocol} ${source} ${destination} ${sourcePort} ${destinationPort}\r\n`;
   return { ok: true, value: Buffer.from(line, 'latin1') };
 }
 
-function unixPathBytes(endpoint: Endpoint | undefined, role: string): Uint8Array | PpError {
+/** Writes a NUL-padded 108-byte path to BLOCK at `offset`, or returns the error. */
+function unixPathInto(endpoint: Endpoint | undefined, role: string, offset: number): PpError | null {
   if (endpoint === undefined || !('path' in endpoint))
     return ppError('PP_ENCODE_BAD_ADDRESS', `${role} path missing`);
   const bytes = Buffer.from(endpoint.path, 'utf8');
   if (bytes.length > UNIX_PATH_LENGTH || bytes.includes(0)) {
     return ppError('PP_ENCODE_BAD_ADDRESS', `${role} path must be at most 108 bytes without NUL`);
   }
-  return bytes;
+  BLOCK.fill(0, offset, offset + UNIX_PATH_LENGTH);
+  BLOCK.set(bytes, offset);
+  return null;
 }
 
 function encodeV2(spec: EncodeSpec, command: string, protocol: ProxyTransportProtocol): EncodeResult {
   const tlvs = spec.tlvs ?? [];
   const withCrc = spec.crc32c === true;
   let tlvLength = withCrc ? 7 : 0;
-  for (const tlv of tlvs) {
+  for (let i = 0; i < tlvs.length; i++) {
+    const tlv = tlvs[i]!;
     if (!Number.isInteger(tlv.type) || tlv.type < 0 || tlv.type > 255) {
       return { ok: false, error: ppError('PP_ENCODE_BAD_TLV', `type ${String(tlv.type)}`) };
     }
@@ -123,23 +145,39 @@ function encodeV2(spec: EncodeSpec, command: string, protocol: ProxyTransportPro
 
   // LOCAL carries no address block (as an AWS NLB health check), whatever the family byte says.
   const familyByte = FAMILY_BYTE[protocol];
-  let address: Uint8Array = new Uint8Array(0);
+  let addressLength = 0;
   if (command === 'PROXY' && (familyByte & 0xf0) !== 0) {
     const block = addressBlock(spec, protocol);
-    if ('code' in block) return { ok: false, error: block };
-    address = block;
+    if (typeof block !== 'number') return { ok: false, error: block };
+    addressLength = block;
   }
-  const length = address.length + tlvLength;
+  const length = addressLength + tlvLength;
   if (length > 65535) return { ok: false, error: ppError('PP_ENCODE_TOO_LONG', `${length} bytes`) };
 
   const out = Buffer.allocUnsafe(V2_FIXED_LENGTH + length);
-  for (let i = 0; i < 12; i++) out[i] = V2_SIGNATURE[i]!;
+  out[0] = 0x0d;
+  out[1] = 0x0a;
+  out[2] = 0x0d;
+  out[3] = 0x0a;
+  out[4] = 0x00;
+  out[5] = 0x0d;
+  out[6] = 0x0a;
+  out[7] = 0x51;
+  out[8] = 0x55;
+  out[9] = 0x49;
+  out[10] = 0x54;
+  out[11] = 0x0a;
   out[12] = command === 'LOCAL' ? 0x20 : 0x21;
   out[13] = familyByte;
   out[14] = length >> 8;
   out[15] = length & 0xff;
-  out.set(address, V2_FIXED_LENGTH);
-  let p = V2_FIXED_LENGTH + address.length;
+  let p = V2_FIXED_LENGTH;
+  if (addressLength > 64) {
+    out.set(BLOCK.subarray(0, addressLength), p);
+  } else {
+    for (let i = 0; i < addressLength; i++) out[p + i] = BLOCK[i]!;
+  }
+  p += addressLength;
   let crcOffset = -1;
   if (withCrc) {
     out[p] = TLV.CRC32C;
@@ -149,7 +187,8 @@ function encodeV2(spec: EncodeSpec, command: string, protocol: ProxyTransportPro
     out.fill(0, crcOffset, crcOffset + 4);
     p += 7;
   }
-  for (const tlv of tlvs) {
+  for (let i = 0; i < tlvs.length; i++) {
+    const tlv = tlvs[i]!;
     out[p] = tlv.type;
     out[p + 1] = tlv.value.length >> 8;
     out[p + 2] = tlv.value.length & 0xff;
@@ -169,31 +208,26 @@ function encodeV2(spec: EncodeSpec, command: string, protocol: ProxyTransportPro
   return { ok: true, value: out };
 }
 
-function addressBlock(spec: EncodeSpec, protocol: ProxyTransportProtocol): Uint8Array | PpError {
+/** Fills BLOCK with the address block (addresses, then ports); returns its length or the error. */
+function addressBlock(spec: EncodeSpec, protocol: ProxyTransportProtocol): number | PpError {
   if (protocol === 'UNIX_STREAM' || protocol === 'UNIX_DGRAM') {
-    const source = unixPathBytes(spec.source, 'source');
-    if ('code' in source) return source;
-    const destination = unixPathBytes(spec.destination, 'destination');
-    if ('code' in destination) return destination;
-    const block = new Uint8Array(2 * UNIX_PATH_LENGTH); // zero-filled: NUL padding
-    block.set(source, 0);
-    block.set(destination, UNIX_PATH_LENGTH);
-    return block;
+    const source = unixPathInto(spec.source, 'source', 0);
+    if (source !== null) return source;
+    const destination = unixPathInto(spec.destination, 'destination', UNIX_PATH_LENGTH);
+    if (destination !== null) return destination;
+    return 2 * UNIX_PATH_LENGTH;
   }
   const v6 = protocol === 'TCP6' || protocol === 'UDP6';
-  const source = inetEndpoint(spec.source, v6, 'source');
-  if ('code' in source) return source;
-  const destination = inetEndpoint(spec.destination, v6, 'destination');
-  if ('code' in destination) return destination;
   const size = v6 ? 16 : 4;
-  const block = new Uint8Array(2 * size + 4); // 2 addresses, 2 ports
-  block.set(source.bytes, 0);
-  block.set(destination.bytes, size);
-  block[2 * size] = source.port >> 8;
-  block[2 * size + 1] = source.port & 0xff;
-  block[2 * size + 2] = destination.port >> 8;
-  block[2 * size + 3] = destination.port & 0xff;
-  return block;
+  const sourcePort = inetInto(spec.source, v6, 'source', 0);
+  if (typeof sourcePort !== 'number') return sourcePort;
+  const destinationPort = inetInto(spec.destination, v6, 'destination', size);
+  if (typeof destinationPort !== 'number') return destinationPort;
+  BLOCK[2 * size] = sourcePort >> 8;
+  BLOCK[2 * size + 1] = sourcePort & 0xff;
+  BLOCK[2 * size + 2] = destinationPort >> 8;
+  BLOCK[2 * size + 3] = destinationPort & 0xff;
+  return 2 * size + 4;
 }
 
 // Helpers for the TLVs senders commonly add.

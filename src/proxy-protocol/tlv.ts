@@ -62,6 +62,8 @@ function utf8Text(bytes: Uint8Array, start: number, end: number): string | null 
     }
   }
   if (ascii) {
+    // Node's latin1 slice is one native call; the loop is for plain Uint8Arrays.
+    if (Buffer.isBuffer(bytes)) return bytes.toString('latin1', start, end);
     let out = '';
     for (let i = start; i < end; i++) out += String.fromCharCode(bytes[i]!);
     return out;
@@ -157,7 +159,7 @@ export function parseTlvs(
           fields.awsVpcEndpointId === undefined &&
           isPrintable(value, 1)
         ) {
-          fields.awsVpcEndpointId = utf8Text(value, 1, length) ?? '';
+          fields.awsVpcEndpointId = utf8Text(header, v + 1, v + length) ?? '';
         }
         break;
       case TLV.AZURE:

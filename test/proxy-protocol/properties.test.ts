@@ -155,11 +155,18 @@ test('encode -> parse returns the same header, and re-encoding gives the same by
       assert.deepEqual(h.uniqueId, first(TLV.UNIQUE_ID)?.value);
       const ssl = first(TLV.SSL);
       assert.equal(h.ssl?.client, ssl?.value[0]);
-      const aws = first(TLV.AWS);
+      // The cloud types sit in the custom range: only a value with the cloud's layout is decoded
+      // (the first such one); any other value under the same type stays a plain TLV.
+      const firstFitting = (type: number, fits: (v: Uint8Array) => boolean) =>
+        given.find((t) => t.type === type && fits(t.value));
+      const aws = firstFitting(
+        TLV.AWS,
+        (v) => v.length > 1 && v[0] === 0x01 && v.subarray(1).every((c) => c >= 0x21 && c <= 0x7e),
+      );
       assert.equal(h.awsVpcEndpointId, aws && Buffer.from(aws.value.subarray(1)).toString('latin1'));
-      const gcp = first(TLV.GCP);
+      const gcp = firstFitting(TLV.GCP, (v) => v.length === 8);
       assert.equal(h.gcpConnectionId, gcp && Buffer.from(gcp.value).readBigUInt64BE(0));
-      const azure = first(TLV.AZURE);
+      const azure = firstFitting(TLV.AZURE, (v) => v.length === 5 && v[0] === 0x01);
       assert.equal(h.azureLinkId, azure && Buffer.from(azure.value).readUInt32LE(1));
 
       // The fuzz law of go-proxyproto: what is accepted re-encodes to the same bytes.
