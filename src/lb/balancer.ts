@@ -205,6 +205,7 @@ export async function startLoadBalancer(input: LbRuntimeConfig): Promise<Running
       idleTimeoutMs,
       connectTimeoutMs: CONNECT_TIMEOUT_MS,
       counters: stats,
+      clientReads: config.clientReads ?? 'own',
       onConnected() {
         if (header !== null) stats.proxyHeadersSent[header.version === 1 ? 'v1' : 'v2']++;
       },
@@ -222,11 +223,13 @@ export async function startLoadBalancer(input: LbRuntimeConfig): Promise<Running
         group.flowEnded(entry, ended);
       },
     });
+    stats.clientReads[flow.clientReads]++;
     flows.add(flow);
     group.flowStarted(entry, flow);
   };
 
-  const server = net.createServer({ allowHalfOpen: true, noDelay: true }, onConnection);
+  // Paused on accept: the flow adopts the socket (see flow.ts) before anything is read.
+  const server = net.createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true }, onConnection);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.listen.port, config.listen.host, () => resolve());

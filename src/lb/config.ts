@@ -39,6 +39,12 @@ export interface LbRuntimeConfig {
   idleTimeoutMs?: number;
   /** How long a removed target keeps its existing flows before they are closed (NLB default: 300 s). */
   deregistrationDelayMs?: number;
+  /**
+   * How client bytes are read: 'own' (default) into the flow's own buffer, 'node' with Node's fresh
+   * buffer per read. 'own' falls back to 'node' by itself where Node does not allow it; the choice
+   * exists for measuring and diagnosing, not for tuning.
+   */
+  clientReads?: 'own' | 'node';
   /** Metrics go here; a private registry when absent. */
   registry?: Registry;
   /** Operational log lines (start-up, health transitions, preservation fallbacks). */

@@ -3,12 +3,13 @@
 // both directions with backpressure, half-closes are passed on, resets are passed on as resets, and a
 // flow idle in both directions for idleTimeoutMs is reset, as an NLB does.
 //
-// Memory per flow is bounded: upstream -> client reads into one buffer owned by the flow (8 KiB,
-// growing once to 64 KiB when a read fills it) and stops reading while a write still holds it;
-// client -> upstream pauses the client as soon as the upstream's write buffer is full.
-// Measured on loopback (docs/lb.md): reading into the flow's own buffer costs ~40% less CPU per byte
-// than Node's per-read allocations, so the direction we can control uses it. Accepted sockets cannot
-// take `onread`, so client -> upstream uses ordinary 'data' events.
+// Reads go into buffers the flow owns (Node's `onread`): 8 KiB per direction, growing once to 64 KiB
+// when a read fills it, and no read while a write still holds the buffer. That bounds memory per flow
+// (2 x 64 KiB plus the sockets' write buffers) and, measured on loopback (docs/lb.md), costs about a
+// third less CPU per byte than Node's fresh buffer per read, which is what lets one Node process keep
+// up with HAProxy. Accepted sockets cannot be given `onread`, so the client side adopts the accepted
+// socket's handle into a new Socket that has it (see adoptWithOwnBuffer); when that is not possible
+// the client side falls back to ordinary 'data' events, with the same backpressure.
 import net from 'node:net';
 
 export interface FlowCounters {
@@ -24,7 +25,11 @@ export type FlowEndReason =
   | 'idle'
   | 'aborted';
 
+/** own: read client bytes into the flow's buffer (default); node: Node's per-read buffers ('data' events). */
+export type ClientReadMode = 'own' | 'node';
+
 export interface FlowSpec {
+  /** The accepted socket, still paused (the server uses pauseOnConnect). */
   client: net.Socket;
   target: { host: string; port: number };
   localAddress: string | undefined;
@@ -33,6 +38,7 @@ export interface FlowSpec {
   idleTimeoutMs: number;
   connectTimeoutMs: number;
   counters: FlowCounters;
+  clientReads: ClientReadMode;
   onConnected(flow: Flow): void;
   onConnectError(flow: Flow, error: NodeJS.ErrnoException): void;
   onEnd(flow: Flow, reason: FlowEndReason): void;
@@ -42,6 +48,8 @@ export interface Flow {
   readonly target: { host: string; port: number };
   readonly client: net.Socket;
   readonly upstream: net.Socket;
+  /** Which read path the client side uses (own buffer, or Node's when adoption was impossible). */
+  readonly clientReads: ClientReadMode;
   /** Resets both sides (deregistration delay expired, shutdown). */
   abort(): void;
 }
@@ -49,56 +57,128 @@ export interface Flow {
 const SMALL_READ = 8 * 1024;
 const LARGE_READ = 64 * 1024;
 
-export function startFlow(spec: FlowSpec): Flow {
-  const { client, counters } = spec;
-  let readBuffer = Buffer.allocUnsafe(SMALL_READ);
+interface OnRead {
+  buffer: () => Buffer;
+  callback: (nread: number, buf: Uint8Array) => boolean;
+}
+
+/**
+ * The read half of one direction: reads land in a buffer this pump owns and are written to `to()`.
+ * When the write cannot complete at once, reading stops (the callback returns false) until that write
+ * is done, because the pending write still points into the buffer.
+ */
+function ownBufferPump(to: () => net.Socket, count: (n: number) => void, from: () => net.Socket): OnRead {
+  let buffer = Buffer.allocUnsafe(SMALL_READ);
   let large = false;
-  let waitingForClientWrite = false;
+  let waiting = false;
+  const afterWrite = () => {
+    if (waiting) {
+      waiting = false;
+      from().resume();
+    }
+  };
+  return {
+    // Asked after every read: the buffer the next read goes into.
+    buffer: () => buffer,
+    callback(nread, buf) {
+      count(nread);
+      const out = to();
+      out.write(buf.subarray(0, nread), afterWrite);
+      if (nread === buf.length && !large) {
+        large = true;
+        // The old buffer may still be held by that write; the next read goes into a new one.
+        buffer = Buffer.allocUnsafe(LARGE_READ);
+      }
+      // Written synchronously: the buffer is free again. Otherwise the pending write holds it.
+      if (out.writableLength === 0) return true;
+      waiting = true;
+      return false;
+    },
+  };
+}
+
+/**
+ * Moves an accepted, paused socket's handle into a new Socket created with `onread`. This uses the
+ * Socket constructor's `handle` option and the `_handle` field, which Node uses itself (cluster,
+ * child_process handle passing) but does not document; if either is missing or the constructor
+ * refuses, null is returned and the caller keeps the accepted socket.
+ */
+function adoptWithOwnBuffer(accepted: net.Socket, onread: OnRead): net.Socket | null {
+  const holder = accepted as unknown as { _handle?: { readStart?: unknown } | null };
+  const handle = holder._handle;
+  if (handle == null || typeof handle.readStart !== 'function' || accepted.readableFlowing === true)
+    return null;
+  let adopted: net.Socket;
+  try {
+    const SocketWithHandle = net.Socket as unknown as new (options: object) => net.Socket;
+    adopted = new SocketWithHandle({ handle, allowHalfOpen: true, readable: true, writable: true, onread });
+  } catch {
+    return null;
+  }
+  holder._handle = null; // the accepted socket lets go; destroying it now leaves the connection alone
+  accepted.destroy();
+  return adopted;
+}
+
+export function startFlow(spec: FlowSpec): Flow {
+  const { counters } = spec;
   let ended = false;
   let endReason: FlowEndReason = 'closed';
   let clientClosed = false;
   let upstreamClosed = false;
+  let client: net.Socket = spec.client;
+  let upstream: net.Socket | null = null;
+  const up = () => upstream!;
 
-  const afterClientWrite = () => {
-    if (waitingForClientWrite) {
-      waitingForClientWrite = false;
-      upstream.resume();
-    }
-  };
-
-  const upstream = net.connect({
+  const downstream = ownBufferPump(
+    () => client,
+    (n) => {
+      counters.bytesToClient += n;
+    },
+    up,
+  );
+  upstream = net.connect({
     host: spec.target.host,
     port: spec.target.port,
     ...(spec.localAddress === undefined ? {} : { localAddress: spec.localAddress }),
     allowHalfOpen: true,
     noDelay: true,
-    onread: {
-      // Called after every read: the buffer the next read goes into.
-      buffer: () => readBuffer,
-      callback(nread: number, buf: Uint8Array): boolean {
-        counters.bytesToClient += nread;
-        client.write(buf.subarray(0, nread), afterClientWrite);
-        if (nread === buf.length && !large) {
-          large = true;
-          // The old buffer may still be held by that write; the next read goes into a new one.
-          readBuffer = Buffer.allocUnsafe(LARGE_READ);
-        }
-        // Written synchronously: the buffer is free again. Otherwise the pending write holds it.
-        if (client.writableLength === 0) return true;
-        waitingForClientWrite = true;
-        return false;
-      },
-    },
+    onread: downstream,
   });
+  const target = upstream;
+
+  let clientReads: ClientReadMode = 'node';
+  if (spec.clientReads === 'own') {
+    const upstreamPump = ownBufferPump(
+      up,
+      (n) => {
+        counters.bytesToTarget += n;
+      },
+      () => client,
+    );
+    const adopted = adoptWithOwnBuffer(spec.client, upstreamPump);
+    if (adopted !== null) {
+      client = adopted;
+      clientReads = 'own';
+    }
+  }
+  if (clientReads === 'node') {
+    client.on('data', (chunk: Buffer) => {
+      counters.bytesToTarget += chunk.length;
+      if (!target.write(chunk)) client.pause();
+    });
+    target.on('drain', () => client.resume());
+  }
 
   const flow: Flow = {
     target: spec.target,
     client,
-    upstream,
+    upstream: target,
+    clientReads,
     abort() {
       finish('aborted');
       reset(client);
-      reset(upstream);
+      reset(target);
     },
   };
 
@@ -115,45 +195,40 @@ export function startFlow(spec: FlowSpec): Flow {
   // The header goes out as soon as the upstream connects (server-speaks-first protocols work), and
   // client bytes that arrived meanwhile ride in the same writev.
   if (spec.header !== null) {
-    upstream.cork();
-    upstream.write(spec.header);
+    target.cork();
+    target.write(spec.header);
   }
   const connectTimer = setTimeout(() => {
     finish('connect-failed');
     spec.onConnectError(flow, Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' }));
     reset(client);
-    upstream.destroy();
+    target.destroy();
   }, spec.connectTimeoutMs);
-  upstream.once('connect', () => {
+  target.once('connect', () => {
     clearTimeout(connectTimer);
-    if (spec.header !== null) upstream.uncork();
-    upstream.setTimeout(spec.idleTimeoutMs);
+    if (spec.header !== null) target.uncork();
+    target.setTimeout(spec.idleTimeoutMs);
     spec.onConnected(flow);
   });
 
-  client.on('data', (chunk: Buffer) => {
-    counters.bytesToTarget += chunk.length;
-    if (!upstream.write(chunk)) client.pause();
-  });
-  upstream.on('drain', () => client.resume());
-  client.on('end', () => upstream.end());
-  upstream.on('end', () => client.end());
+  client.on('end', () => target.end());
+  target.on('end', () => client.end());
 
   const onIdle = () => {
     finish('idle');
     reset(client);
-    reset(upstream);
+    reset(target);
   };
   client.setTimeout(spec.idleTimeoutMs);
   client.on('timeout', onIdle);
-  upstream.on('timeout', onIdle);
+  target.on('timeout', onIdle);
 
   client.on('error', () => {
     finish('client-reset');
-    reset(upstream);
+    reset(target);
   });
-  upstream.on('error', (error: NodeJS.ErrnoException) => {
-    if (upstream.connecting || error.syscall === 'connect') {
+  target.on('error', (error: NodeJS.ErrnoException) => {
+    if (target.connecting || error.syscall === 'connect') {
       clearTimeout(connectTimer);
       finish('connect-failed');
       spec.onConnectError(flow, error);
@@ -165,15 +240,16 @@ export function startFlow(spec: FlowSpec): Flow {
   client.on('close', () => {
     clientClosed = true;
     // A client gone without a graceful half-close leaves nobody to read the target's answer.
-    if (!upstream.destroyed && client.readableEnded === false) reset(upstream);
+    if (!target.destroyed && client.readableEnded === false) reset(target);
     maybeEnd();
   });
-  upstream.on('close', () => {
+  target.on('close', () => {
     clearTimeout(connectTimer);
     upstreamClosed = true;
-    if (!client.destroyed && upstream.readableEnded === false) reset(client);
+    if (!client.destroyed && target.readableEnded === false) reset(client);
     maybeEnd();
   });
+  client.resume(); // accepted paused: read only once every handler is in place
   return flow;
 }
 

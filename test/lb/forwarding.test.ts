@@ -52,42 +52,49 @@ function writeStream(socket: net.Socket, total: number, hash: ReturnType<typeof 
   pump();
 }
 
-test('256 MiB client -> target through PROXY v2 arrive byte-exact after exactly one header', async () => {
-  const received = createHash('sha256');
-  let receivedBytes = 0;
-  let targetDone: () => void = () => {};
-  const done = new Promise<void>((resolve) => {
-    targetDone = resolve;
+for (const clientReads of ['own', 'node'] as const) {
+  test(`256 MiB client -> target through PROXY v2 arrive byte-exact after exactly one header (${clientReads} reads)`, async () => {
+    const received = createHash('sha256');
+    let receivedBytes = 0;
+    let targetDone: () => void = () => {};
+    const done = new Promise<void>((resolve) => {
+      targetDone = resolve;
+    });
+    const t = await target({
+      proxy: true,
+      behave(socket, rest) {
+        received.update(rest);
+        receivedBytes += rest.length;
+        socket.on('data', (chunk: Buffer) => {
+          received.update(chunk);
+          receivedBytes += chunk.length;
+        });
+        socket.on('end', () => {
+          socket.end();
+          targetDone();
+        });
+      },
+    });
+    const balancer = await lb({ targets: [t], proxyProtocol: 'v2', clientReads });
+    const sent = createHash('sha256');
+    const client = net.connect({
+      host: '127.0.0.1',
+      port: balancer.address.port,
+      localAddress: '127.0.0.21',
+    });
+    client.on('connect', () => writeStream(client, BULK_BYTES, sent));
+    client.resume();
+    await done;
+    await new Promise((r) => client.once('close', r));
+    assert.equal(receivedBytes, BULK_BYTES);
+    assert.equal(received.digest('hex'), sent.digest('hex'));
+    assert.equal(t.accepted.length, 1);
+    const source = t.accepted[0]!.header?.source;
+    assert.ok(source && 'address' in source && source.address === '127.0.0.21');
+    assert.equal(balancer.stats().bytesToTarget, BULK_BYTES);
+    assert.deepEqual(balancer.stats().clientReads, { own: 0, node: 0, [clientReads]: 1 });
   });
-  const t = await target({
-    proxy: true,
-    behave(socket, rest) {
-      received.update(rest);
-      receivedBytes += rest.length;
-      socket.on('data', (chunk: Buffer) => {
-        received.update(chunk);
-        receivedBytes += chunk.length;
-      });
-      socket.on('end', () => {
-        socket.end();
-        targetDone();
-      });
-    },
-  });
-  const balancer = await lb({ targets: [t], proxyProtocol: 'v2' });
-  const sent = createHash('sha256');
-  const client = net.connect({ host: '127.0.0.1', port: balancer.address.port, localAddress: '127.0.0.21' });
-  client.on('connect', () => writeStream(client, BULK_BYTES, sent));
-  client.resume();
-  await done;
-  await new Promise((r) => client.once('close', r));
-  assert.equal(receivedBytes, BULK_BYTES);
-  assert.equal(received.digest('hex'), sent.digest('hex'));
-  assert.equal(t.accepted.length, 1);
-  const source = t.accepted[0]!.header?.source;
-  assert.ok(source && 'address' in source && source.address === '127.0.0.21');
-  assert.equal(balancer.stats().bytesToTarget, BULK_BYTES);
-});
+}
 
 test('256 MiB target -> client arrive byte-exact (the onread path), and the flow ends cleanly', async () => {
   const sent = createHash('sha256');
@@ -110,63 +117,66 @@ test('256 MiB target -> client arrive byte-exact (the onread path), and the flow
   assert.deepEqual(balancer.stats().flowsEnded, { closed: 1 });
 });
 
-test('1,000 concurrent connections each get their own upstream connection and header, byte-exact', async () => {
-  const t = await target({ proxy: true, behave: echo });
-  const balancer = await lb({ targets: [t], proxyProtocol: 'v2', tlvs: { uniqueId: true } });
-  const N = 1000;
-  const payloads = Array.from({ length: N }, (_, i) => randomBytes(1024 + ((i * 37) % 4096)));
-  // All connect first, then all send: the flows are open at the same time.
-  const endpoints = new Map<net.Socket, string>();
-  const sockets = await Promise.all(
-    payloads.map(
-      (_, i) =>
-        new Promise<net.Socket>((resolve, reject) => {
-          const s = net.connect({
-            host: '127.0.0.1',
-            port: balancer.address.port,
-            localAddress: `127.0.${1 + (i % 200)}.${10 + Math.floor(i / 200)}`,
-            allowHalfOpen: true,
-          });
-          s.once('connect', () => {
-            // Remember the client's own endpoint now: a closed socket no longer reports it.
-            s.setNoDelay(true);
-            endpoints.set(s, `${s.localAddress}:${s.localPort}`);
-            resolve(s);
-          });
-          s.once('error', reject);
-        }),
-    ),
-  );
-  await until(() => balancer.stats().flowsActive === N, `${N} flows are active`, 20_000);
-  const results = await Promise.all(
-    sockets.map(
-      (s, i) =>
-        new Promise<{ hash: string; endpoint: string }>((resolve, reject) => {
-          const chunks: Buffer[] = [];
-          s.on('data', (c: Buffer) => chunks.push(c));
-          s.on('error', reject);
-          s.on('close', () => resolve({ hash: sha256(chunks), endpoint: endpoints.get(s)! }));
-          s.end(payloads[i]!);
-        }),
-    ),
-  );
-  for (const [i, r] of results.entries()) {
-    assert.equal(r.hash, sha256(payloads[i]!), `connection ${i} echoed byte-exact`);
-  }
-  // Invariant 6: one upstream connection per client connection, each opened by that client's own header.
-  assert.equal(t.accepted.length, N);
-  const headerSources = new Set(
-    t.accepted.map((a) => {
-      const src = a.header?.source;
-      return src && 'address' in src ? `${src.address}:${src.port}` : 'none';
-    }),
-  );
-  assert.equal(headerSources.size, N);
-  for (const r of results) assert.ok(headerSources.has(r.endpoint), `a header names ${r.endpoint}`);
-  const ids = new Set(t.accepted.map((a) => Buffer.from(a.header?.uniqueId ?? []).toString('hex')));
-  assert.equal(ids.size, N, 'every header carries its own UNIQUE_ID');
-  assert.equal(balancer.stats().proxyHeadersSent.v2, N);
-});
+for (const clientReads of ['own', 'node'] as const) {
+  test(`1,000 concurrent connections each get their own upstream connection and header, byte-exact (${clientReads} reads)`, async () => {
+    const t = await target({ proxy: true, behave: echo });
+    const balancer = await lb({ targets: [t], proxyProtocol: 'v2', tlvs: { uniqueId: true }, clientReads });
+    const N = 1000;
+    const payloads = Array.from({ length: N }, (_, i) => randomBytes(1024 + ((i * 37) % 4096)));
+    // All connect first, then all send: the flows are open at the same time.
+    const endpoints = new Map<net.Socket, string>();
+    const sockets = await Promise.all(
+      payloads.map(
+        (_, i) =>
+          new Promise<net.Socket>((resolve, reject) => {
+            const s = net.connect({
+              host: '127.0.0.1',
+              port: balancer.address.port,
+              localAddress: `127.0.${1 + (i % 200)}.${10 + Math.floor(i / 200)}`,
+              allowHalfOpen: true,
+            });
+            s.once('connect', () => {
+              // Remember the client's own endpoint now: a closed socket no longer reports it.
+              s.setNoDelay(true);
+              endpoints.set(s, `${s.localAddress}:${s.localPort}`);
+              resolve(s);
+            });
+            s.once('error', reject);
+          }),
+      ),
+    );
+    await until(() => balancer.stats().flowsActive === N, `${N} flows are active`, 20_000);
+    const results = await Promise.all(
+      sockets.map(
+        (s, i) =>
+          new Promise<{ hash: string; endpoint: string }>((resolve, reject) => {
+            const chunks: Buffer[] = [];
+            s.on('data', (c: Buffer) => chunks.push(c));
+            s.on('error', reject);
+            s.on('close', () => resolve({ hash: sha256(chunks), endpoint: endpoints.get(s)! }));
+            s.end(payloads[i]!);
+          }),
+      ),
+    );
+    for (const [i, r] of results.entries()) {
+      assert.equal(r.hash, sha256(payloads[i]!), `connection ${i} echoed byte-exact`);
+    }
+    // Invariant 6: one upstream connection per client connection, each opened by that client's own header.
+    assert.equal(t.accepted.length, N);
+    const headerSources = new Set(
+      t.accepted.map((a) => {
+        const src = a.header?.source;
+        return src && 'address' in src ? `${src.address}:${src.port}` : 'none';
+      }),
+    );
+    assert.equal(headerSources.size, N);
+    for (const r of results) assert.ok(headerSources.has(r.endpoint), `a header names ${r.endpoint}`);
+    const ids = new Set(t.accepted.map((a) => Buffer.from(a.header?.uniqueId ?? []).toString('hex')));
+    assert.equal(ids.size, N, 'every header carries its own UNIQUE_ID');
+    assert.equal(balancer.stats().proxyHeadersSent.v2, N);
+    assert.equal(balancer.stats().clientReads[clientReads], N);
+  });
+}
 
 test('half-close: the target answers after the client has finished sending, and vice versa', async () => {
   const t = await target({
@@ -224,80 +234,85 @@ test('server-speaks-first: the PROXY header goes out on connect, without waiting
   assert.equal(t.accepted[0]?.header?.version, 1);
 });
 
-test('client bytes sent before the upstream connects follow the header in order', async () => {
-  // A target that accepts only after a delay: the client writes into the LB while it is still connecting.
-  let release: () => void = () => {};
-  const gate = new Promise<void>((resolve) => {
-    release = resolve;
-  });
-  const t = await target({ proxy: true, record: true, behave: (socket) => socket.end() });
-  const proxy = net.createServer((inbound) => {
-    inbound.pause();
-    void gate.then(() => {
-      const out = net.connect({ host: t.host, port: t.port });
-      inbound.pipe(out);
-      out.pipe(inbound);
-      inbound.resume();
+for (const clientReads of ['own', 'node'] as const) {
+  test(`client bytes sent before the upstream connects follow the header in order (${clientReads} reads)`, async () => {
+    // A target that accepts only after a delay: the client writes into the LB while it is still connecting.
+    let release: () => void = () => {};
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
     });
-  });
-  await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
-  cleanup.push(() => new Promise((r) => proxy.close(r)));
-  const balancer = await lb({
-    targets: [{ host: '127.0.0.1', port: (proxy.address() as net.AddressInfo).port }],
-    proxyProtocol: 'v2',
-  });
-  const s = net.connect({ host: '127.0.0.1', port: balancer.address.port });
-  s.on('connect', () => {
-    s.write('first ');
-    s.write('second');
-    setTimeout(release, 50);
-  });
-  s.resume();
-  await until(
-    () => t.accepted[0]?.data().toString() === 'first second',
-    'the early bytes arrive after the header',
-  );
-  s.destroy();
-});
-
-test('backpressure: a target that stops reading stalls the client instead of filling the LB', async () => {
-  let targetSocket: net.Socket | null = null;
-  const got = createHash('sha256');
-  let gotBytes = 0;
-  const t = await target({
-    behave(socket) {
-      targetSocket = socket;
-      socket.pause();
-      socket.on('data', (c: Buffer) => {
-        got.update(c);
-        gotBytes += c.length;
+    const t = await target({ proxy: true, record: true, behave: (socket) => socket.end() });
+    const proxy = net.createServer((inbound) => {
+      inbound.pause();
+      void gate.then(() => {
+        const out = net.connect({ host: t.host, port: t.port });
+        inbound.pipe(out);
+        out.pipe(inbound);
+        inbound.resume();
       });
-    },
+    });
+    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+    cleanup.push(() => new Promise((r) => proxy.close(r)));
+    const balancer = await lb({
+      targets: [{ host: '127.0.0.1', port: (proxy.address() as net.AddressInfo).port }],
+      proxyProtocol: 'v2',
+      clientReads,
+    });
+    const s = net.connect({ host: '127.0.0.1', port: balancer.address.port });
+    s.on('connect', () => {
+      s.write('first ');
+      s.write('second');
+      setTimeout(release, 50);
+    });
+    s.resume();
+    await until(
+      () => t.accepted[0]?.data().toString() === 'first second',
+      'the early bytes arrive after the header',
+    );
+    s.destroy();
   });
-  const balancer = await lb({ targets: [t] });
-  const total = 128 * MIB;
-  const sent = createHash('sha256');
-  const client = net.connect({ host: '127.0.0.1', port: balancer.address.port });
-  client.on('error', () => {});
-  client.on('connect', () => writeStream(client, total, sent));
-  await until(() => targetSocket !== null, 'the target is connected');
-  // Let the writer run into the stall (the LB stops taking bytes in), then check how much it took.
-  let last = -1;
-  let stable = 0;
-  await until(() => {
-    const now = balancer.stats().bytesToTarget;
-    stable = now > 0 && now === last ? stable + 1 : 0;
-    last = now;
-    return stable >= 10;
-  }, 'the client stalls');
-  const inFlight = balancer.stats().bytesToTarget;
-  assert.ok(inFlight < 32 * MIB, `the LB read ${inFlight} bytes while the target read none`);
-  assert.ok(client.writableLength > 0, 'the client holds the rest');
-  targetSocket!.resume();
-  await until(() => gotBytes === total, 'everything arrives once the target reads', 30_000);
-  assert.equal(got.digest('hex'), sent.digest('hex'));
-  client.destroy();
-});
+}
+
+for (const clientReads of ['own', 'node'] as const) {
+  test(`backpressure: a target that stops reading stalls the client instead of filling the LB (${clientReads} reads)`, async () => {
+    let targetSocket: net.Socket | null = null;
+    const got = createHash('sha256');
+    let gotBytes = 0;
+    const t = await target({
+      behave(socket) {
+        targetSocket = socket;
+        socket.pause();
+        socket.on('data', (c: Buffer) => {
+          got.update(c);
+          gotBytes += c.length;
+        });
+      },
+    });
+    const balancer = await lb({ targets: [t], clientReads });
+    const total = 128 * MIB;
+    const sent = createHash('sha256');
+    const client = net.connect({ host: '127.0.0.1', port: balancer.address.port });
+    client.on('error', () => {});
+    client.on('connect', () => writeStream(client, total, sent));
+    await until(() => targetSocket !== null, 'the target is connected');
+    // Let the writer run into the stall (the LB stops taking bytes in), then check how much it took.
+    let last = -1;
+    let stable = 0;
+    await until(() => {
+      const now = balancer.stats().bytesToTarget;
+      stable = now > 0 && now === last ? stable + 1 : 0;
+      last = now;
+      return stable >= 10;
+    }, 'the client stalls');
+    const inFlight = balancer.stats().bytesToTarget;
+    assert.ok(inFlight < 32 * MIB, `the LB read ${inFlight} bytes while the target read none`);
+    assert.ok(client.writableLength > 0, 'the client holds the rest');
+    targetSocket!.resume();
+    await until(() => gotBytes === total, 'everything arrives once the target reads', 30_000);
+    assert.equal(got.digest('hex'), sent.digest('hex'));
+    client.destroy();
+  });
+}
 
 test('idle flows are reset after idleTimeoutMs, in both directions', async () => {
   const t = await target({ behave: () => {} });
