@@ -36,12 +36,15 @@ const fastCheck = (over: Partial<HealthCheckModel> = {}): HealthCheckModel => ({
   ...over,
 });
 
-/** Which target (by port) served each of `n` sequential connections. */
+/** Which target (by port) served each of `n` sequential connections (each flow ends before the next). */
 async function servedBy(balancer: RunningLb, targets: TestTarget[], n: number, localAddress?: string) {
   const ports: number[] = [];
   for (let i = 0; i < n; i++) {
     const before = targets.map((t) => t.accepted.length);
+    const active = balancer.stats().flowsActive;
     await exchange(balancer.address.port, 'x', localAddress ? { localAddress } : {});
+    // least-conn counts active flows: let the LB see this one end before the next starts.
+    await until(() => balancer.stats().flowsActive === active, 'the flow has ended');
     const which = targets.findIndex((t, k) => t.accepted.length > before[k]!);
     ports.push(targets[which]!.port);
   }
@@ -126,6 +129,8 @@ test('HTTP checks pass on 200-399; with PROXY on, every check opens with a LOCAL
   });
   await until(() => balancer.targetHealth()[0]!.checks >= 3, 'three checks ran');
   assert.equal(balancer.targetHealth()[0]!.status, 'healthy');
+  await balancer.close(); // no check in flight while we look at what arrived
+  await Promise.all(t.accepted.map((a) => a.closed));
   assert.ok(paths.length >= 3 && paths.every((p) => p === '/ready'));
   const checks = t.accepted.filter((a) => a.header?.command === 'LOCAL');
   assert.ok(checks.length >= 3, 'checks carried LOCAL headers');
@@ -240,7 +245,7 @@ test('hairpin: a preserved client whose address is the target address is reporte
 test('deregistration: a removed target gets no new flows; its open flow may finish, then is closed at the delay', async () => {
   const a = await target();
   const b = await target();
-  const balancer = await lb({ targets: [a, b], algorithm: 'round-robin', deregistrationDelayMs: 400 });
+  const balancer = await lb({ targets: [a, b], algorithm: 'round-robin', deregistrationDelayMs: 1_000 });
   // One long-lived flow on a (round-robin starts at a), with a request/answer in the middle of draining.
   const s = net.connect({ host: '127.0.0.1', port: balancer.address.port });
   s.on('error', () => {});
@@ -248,13 +253,13 @@ test('deregistration: a removed target gets no new flows; its open flow may fini
   await until(() => a.accepted.length === 1, 'a has the flow');
   balancer.setTargets([{ host: '127.0.0.1', port: b.port }]);
   assert.equal(balancer.targetHealth().find((t) => t.port === a.port)?.status, 'draining');
-  const served = await servedBy(balancer, [a, b], 3);
-  assert.deepEqual(served, [b.port, b.port, b.port]);
   const answer = await new Promise<string>((resolve) => {
     s.once('data', (c: Buffer) => resolve(c.toString()));
     s.write('still here');
   });
-  assert.equal(answer, 'still here');
+  assert.equal(answer, 'still here', 'the draining flow still works');
+  const served = await servedBy(balancer, [a, b], 3);
+  assert.deepEqual(served, [b.port, b.port, b.port]);
   await new Promise((r) => s.once('close', r));
   await until(() => balancer.targetHealth().every((t) => t.port !== a.port), 'a is gone after the delay');
   await until(() => balancer.stats().flowsEnded.aborted === 1, 'the flow is counted as aborted');
@@ -303,4 +308,15 @@ test('metrics: flows, bytes, PROXY headers and target health in Prometheus text'
   assert.equal(value(`keepip_lb_target_healthy{lb="edge",target="127.0.0.1:${t.port}"}`), 1);
   // A second scrape does not count the same bytes twice.
   assert.match(await registry.metrics(), /keepip_lb_flows_total\{lb="edge"\} 2\n/);
+});
+
+test('IPv6: a client on [::1] through an IPv6 listener; the v2 header says TCP6', async () => {
+  const t = await target({ proxy: true, behave: echo });
+  const balancer = await lb({ listen: { host: '::1', port: 0 }, targets: [t], proxyProtocol: 'v2' });
+  const { received, localPort } = await exchange(balancer.address.port, 'six', { host: '::1' });
+  assert.equal(received.toString(), 'six');
+  const header = t.accepted[0]!.header!;
+  assert.equal(header.protocol, 'TCP6');
+  assert.deepEqual(header.source, { address: '::1', port: localPort });
+  assert.deepEqual(header.destination, { address: '::1', port: balancer.address.port });
 });
