@@ -43,7 +43,7 @@ Options (in manifest mode they override what the annotations say):
                                  (127.x, ::1); other clients fall back to --source-address, logged
       --no-preserve-client-ip    turn preservation off (manifest mode)
       --algorithm A              flow-hash (default, NLB), round-robin, least-conn
-      --health-check C           tcp, http:/PATH, or none (default none in flags mode)
+      --health-check C           tcp, http:PATH (e.g. http:/healthz), or none (default none in flags mode)
       --health-port N            check this port instead of the traffic port
       --health-interval D        default 10s
       --health-timeout D         default 10s (tcp), 6s (http)
@@ -323,11 +323,13 @@ function healthCheckFrom(current: HealthCheckModel | null, values: Values): Heal
     if (kind === 'none') return null;
     if (kind === 'tcp') {
       check = { ...(current ?? defaultCheck('tcp')), protocol: 'tcp' };
-    } else if (kind.startsWith('http:/')) {
-      check = { ...(current ?? defaultCheck('http')), protocol: 'http', path: kind.slice('http:'.length) };
+    } else if (kind === 'http' || kind.startsWith('http:')) {
+      const given = kind.slice('http:'.length);
+      const path = given.startsWith('/') ? given : `/${given}`;
+      check = { ...(current ?? defaultCheck('http')), protocol: 'http', path };
       if (current?.protocol === 'tcp' && values['health-timeout'] === undefined) check.timeoutMs = 6_000;
     } else {
-      throw new UsageError(`--health-check "${kind}" is not tcp, http:/PATH or none`);
+      throw new UsageError(`--health-check "${kind}" is not tcp, http:PATH or none`);
     }
   }
   const tuning = [
@@ -339,7 +341,7 @@ function healthCheckFrom(current: HealthCheckModel | null, values: Values): Heal
   ] as const;
   if (check === null) {
     const given = tuning.filter((name) => values[name] !== undefined);
-    if (given.length > 0) throw new UsageError(`--${given[0]} needs --health-check tcp|http:/PATH`);
+    if (given.length > 0) throw new UsageError(`--${given[0]} needs --health-check tcp|http:PATH`);
     return null;
   }
   const next = { ...check };
