@@ -3,8 +3,7 @@
 // the body size limit while the body streams, and backpressure in both directions. The outcome carries
 // what the access log and the error log need ($upstream_addr, $upstream_status, times, the failure).
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Readable } from 'node:stream';
-import type { Dispatcher } from 'undici';
+import type { UpstreamController, UpstreamHandler } from './h1-client.ts';
 import { type BalancedUpstream, firstMember, type UpstreamMember } from './upstream.ts';
 
 export interface ProxyRequest {
@@ -79,7 +78,7 @@ class SendTimeoutError extends Error {
   readonly code = 'UPSTREAM_SEND_TIMEOUT';
 }
 
-/** Maps an undici/socket error to nginx's wording and the status the client gets. */
+/** Maps an upstream client (keepip's, undici's) or socket error to nginx's wording and the status the client gets. */
 export function classifyUpstreamError(
   error: Error & { code?: string },
   responseStarted: boolean,
@@ -95,6 +94,7 @@ export function classifyUpstreamError(
         retryable: true,
       };
     case 'UND_ERR_CONNECT_TIMEOUT':
+    case 'UPSTREAM_CONNECT_TIMEOUT':
       return {
         code: 'UPSTREAM_CONNECT_TIMEOUT',
         status: 504,
@@ -112,6 +112,7 @@ export function classifyUpstreamError(
       };
     case 'UND_ERR_HEADERS_TIMEOUT':
     case 'UND_ERR_BODY_TIMEOUT':
+    case 'UPSTREAM_READ_TIMEOUT':
       return {
         code: 'UPSTREAM_READ_TIMEOUT',
         status: 504,
@@ -128,6 +129,7 @@ export function classifyUpstreamError(
     case 'CLIENT_BODY_TOO_LARGE':
       return { code: 'CLIENT_BODY_TOO_LARGE', status: 413, message: error.message, retryable: false };
     case 'UND_ERR_SOCKET':
+    case 'UPSTREAM_CLOSED':
     case 'ECONNRESET':
     case 'EPIPE':
       return {
@@ -136,6 +138,9 @@ export function classifyUpstreamError(
         message: `upstream prematurely closed connection ${phase}`,
         retryable: false,
       };
+    case 'UPSTREAM_ERROR':
+      // keepip's HTTP/1.1 client: a response it refuses to frame ("upstream sent invalid header"…).
+      return { code: 'UPSTREAM_ERROR', status: 502, message: `${error.message} ${phase}`, retryable: false };
     default:
       return {
         code: 'UPSTREAM_ERROR',
@@ -147,7 +152,7 @@ export function classifyUpstreamError(
 }
 
 /**
- * Streams the client body to undici, counting bytes against the limit and timing each write that the
+ * Streams the client body upstream, counting bytes against the limit and timing each write that the
  * upstream does not accept (proxy-send-timeout: the time between two successive writes).
  */
 async function* streamBody(exchange: ProxyExchange, req: IncomingMessage): AsyncGenerator<Buffer> {
@@ -166,14 +171,14 @@ async function* streamBody(exchange: ProxyExchange, req: IncomingMessage): Async
   }
 }
 
-/** One client request on its way through one or more endpoints; also the undici dispatch handler. */
-class ProxyExchange implements Dispatcher.DispatchHandler {
+/** One client request on its way through one or more endpoints; also the upstream client's handler. */
+class ProxyExchange implements UpstreamHandler {
   readonly request: ProxyRequest;
   readonly #req: IncomingMessage;
   readonly #res: ServerResponse;
   readonly #done: (outcome: ProxyOutcome) => void;
   readonly #outcome: ProxyOutcome;
-  #controller: Dispatcher.DispatchController | null = null;
+  #controller: UpstreamController | null = null;
   #member: UpstreamMember | null = null;
   #tried = 0;
   #next = -1;
@@ -224,9 +229,8 @@ class ProxyExchange implements Dispatcher.DispatchHandler {
         method: request.method,
         path: request.path,
         headers: request.headers,
-        // undici streams async iterables (its types only list Readable): the generator is what lets us
-        // count bytes against the limit and time each write.
-        body: request.hasBody ? (streamBody(this, this.#req) as unknown as Readable) : null,
+        // The generator is what lets us count bytes against the limit and time each write.
+        body: request.hasBody ? streamBody(this, this.#req) : null,
         headersTimeout: request.readTimeoutMs,
         bodyTimeout: request.readTimeoutMs,
       },
@@ -292,12 +296,12 @@ class ProxyExchange implements Dispatcher.DispatchHandler {
     this.#done(this.#outcome);
   }
 
-  onRequestStart(controller: Dispatcher.DispatchController): void {
+  onRequestStart(controller: UpstreamController): void {
     this.#controller = controller;
   }
 
   onResponseStart(
-    controller: Dispatcher.DispatchController,
+    controller: UpstreamController,
     statusCode: number,
     headers: Record<string, string | string[] | undefined>,
     statusMessage?: string,
@@ -320,7 +324,7 @@ class ProxyExchange implements Dispatcher.DispatchHandler {
     res.writeHead(statusCode, out);
   }
 
-  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+  onResponseData(controller: UpstreamController, chunk: Buffer): void {
     if (this.#finished) return;
     this.#outcome.upstreamBytes += chunk.length;
     this.#outcome.bodyBytesSent += chunk.length;
@@ -338,7 +342,7 @@ class ProxyExchange implements Dispatcher.DispatchHandler {
     this.#finish(this.#res.statusCode);
   }
 
-  onResponseError(_controller: Dispatcher.DispatchController, error: Error & { code?: string }): void {
+  onResponseError(_controller: UpstreamController, error: Error & { code?: string }): void {
     this.disarmSendTimer();
     if (this.#finished) return;
     const verdict = classifyUpstreamError(error, this.#responseStarted);

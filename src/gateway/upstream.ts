@@ -1,10 +1,13 @@
 // Upstream pools. A backend (ingress-nginx's $proxy_upstream_name) is a list of endpoints taken in
-// round-robin order; each endpoint has one undici Pool of keep-alive connections. Pools live in a
+// round-robin order; each endpoint has one pool of keep-alive connections: keepip's lean HTTP/1.1
+// client for plain HTTP (h1-client.ts), an undici Pool for HTTPS backends. Pools live in a
 // registry shared by every config snapshot, reference-counted, so a reload that keeps an endpoint keeps
 // its warm connections, and a pool is closed (gracefully: queued requests finish) only when the last
 // snapshot that named it retires.
-import { Pool } from 'undici';
+import type { Readable } from 'node:stream';
+import { type Dispatcher, Pool } from 'undici';
 import { formatHostPort } from '../cli/address.ts';
+import { H1Pool, type UpstreamDispatcher } from './h1-client.ts';
 
 export interface PoolSpec {
   protocol: 'HTTP' | 'HTTPS';
@@ -20,7 +23,7 @@ export interface UpstreamMember {
   readonly port: number;
   readonly protocol: 'HTTP' | 'HTTPS';
   readonly connectTimeoutMs: number;
-  readonly pool: Pool;
+  readonly pool: UpstreamDispatcher;
   /** For error log lines: `http://10.0.0.1:80`. */
   readonly url: string;
 }
@@ -45,8 +48,40 @@ function poolKey(spec: PoolSpec): string {
   return `${spec.protocol}|${formatHostPort(spec.address, spec.port)}|${spec.connectTimeoutMs}`;
 }
 
+/** undici's Pool behind the dispatcher interface (HTTPS backends). */
+function undiciDispatcher(pool: Pool): UpstreamDispatcher {
+  return {
+    dispatch(options, handler) {
+      // undici streams async iterables (its types only list Readable).
+      pool.dispatch(
+        { ...options, body: options.body as unknown as Readable | null },
+        handler as unknown as Dispatcher.DispatchHandler,
+      );
+    },
+    close: () => pool.close(),
+    destroy: () => pool.destroy(),
+  };
+}
+
+function httpsPool(scheme: string, hostPort: string, connectTimeoutMs: number): UpstreamDispatcher {
+  return undiciDispatcher(
+    new Pool(`${scheme}://${hostPort}`, {
+      // Unlimited concurrent connections like nginx; keep-alive reuse comes from the pool's idle clients.
+      connections: null,
+      pipelining: 1,
+      keepAliveTimeout: 60_000,
+      keepAliveMaxTimeout: 600_000,
+      // Per-request headersTimeout/bodyTimeout (proxy-read-timeout) are given at dispatch time.
+      headersTimeout: 0,
+      bodyTimeout: 0,
+      // ingress-nginx does not verify backend certificates (proxy_ssl_verify off) nor send SNI.
+      connect: { timeout: connectTimeoutMs, rejectUnauthorized: false },
+    }),
+  );
+}
+
 export class ConnectionRegistry {
-  readonly #pools = new Map<string, { pool: Pool; refs: number; member: UpstreamMember }>();
+  readonly #pools = new Map<string, { pool: UpstreamDispatcher; refs: number; member: UpstreamMember }>();
 
   /** The member for `spec`, creating its pool on first use; pair every acquire with a release. */
   acquire(spec: PoolSpec): UpstreamMember {
@@ -58,21 +93,10 @@ export class ConnectionRegistry {
     }
     const hostPort = formatHostPort(spec.address, spec.port);
     const scheme = spec.protocol === 'HTTPS' ? 'https' : 'http';
-    const pool = new Pool(`${scheme}://${hostPort}`, {
-      // Unlimited concurrent connections like nginx; keep-alive reuse comes from the pool's idle clients.
-      connections: null,
-      pipelining: 1,
-      keepAliveTimeout: 60_000,
-      keepAliveMaxTimeout: 600_000,
-      // Per-request headersTimeout/bodyTimeout (proxy-read-timeout) are given at dispatch time.
-      headersTimeout: 0,
-      bodyTimeout: 0,
-      connect: {
-        timeout: spec.connectTimeoutMs,
-        // ingress-nginx does not verify backend certificates (proxy_ssl_verify off) nor send SNI.
-        ...(spec.protocol === 'HTTPS' ? { rejectUnauthorized: false } : {}),
-      },
-    });
+    const pool =
+      spec.protocol === 'HTTPS'
+        ? httpsPool(scheme, hostPort, spec.connectTimeoutMs)
+        : new H1Pool({ address: spec.address, port: spec.port, connectTimeoutMs: spec.connectTimeoutMs });
     const member: UpstreamMember = {
       hostPort,
       address: spec.address,

@@ -1,0 +1,564 @@
+// A lean HTTP/1.1 keep-alive client for plain-HTTP upstreams: one request at a time per connection
+// (no pipelining), idle connections kept per endpoint and reused last-in first-out. It speaks the same
+// handler protocol as undici's dispatcher (onRequestStart, onResponseStart, onResponseData,
+// onResponseEnd, onResponseError with a controller to abort, pause and resume), so the proxy step works
+// with either. It exists because undici's generality costs about as much CPU per request as the whole
+// rest of the gateway hop (docs/gateway.md, performance).
+//
+// A connection is reused only when its last response was framed unambiguously and read to its exact
+// end (h1-response.ts); anything else (extra bytes, a close-delimited body, an error, an abort)
+// destroys it. Bytes arriving while a connection is idle destroy it too.
+import { maxHeaderSize } from 'node:http';
+import net from 'node:net';
+import { type BodyFraming, ChunkedDecoder, parseResponseHead } from './h1-response.ts';
+
+export interface UpstreamController {
+  abort(reason: Error): void;
+  pause(): void;
+  resume(): void;
+}
+
+/** The subset of undici's DispatchHandler the proxy implements. */
+export interface UpstreamHandler {
+  onRequestStart?(controller: UpstreamController, context: unknown): void;
+  onResponseStart?(
+    controller: UpstreamController,
+    statusCode: number,
+    headers: Record<string, string | string[] | undefined>,
+    statusMessage?: string,
+  ): void;
+  onResponseData?(controller: UpstreamController, chunk: Buffer): void;
+  onResponseEnd?(
+    controller: UpstreamController,
+    trailers: Record<string, string | string[] | undefined>,
+  ): void;
+  onResponseError?(controller: UpstreamController, error: Error): void;
+}
+
+export interface UpstreamDispatchOptions {
+  method: string;
+  /** Request target, query included. */
+  path: string;
+  /** Lower-case names; `host` and `content-length` are taken out and written first/last as undici does. */
+  headers: Record<string, string | string[]>;
+  body: AsyncIterable<Buffer> | null;
+  /** Time allowed for the response head, then between two reads of the body (0: none). */
+  headersTimeout: number;
+  bodyTimeout: number;
+}
+
+/** What a pool of upstream connections offers the proxy step (undici's Pool fits it through an adapter). */
+export interface UpstreamDispatcher {
+  dispatch(options: UpstreamDispatchOptions, handler: UpstreamHandler): void;
+  /** Lets in-flight requests finish, then closes every connection. */
+  close(): Promise<void>;
+  destroy(): Promise<void>;
+}
+
+export interface H1PoolOptions {
+  address: string;
+  port: number;
+  connectTimeoutMs: number;
+  /** How long an idle connection is kept (default 60 s, as the undici pool it replaces). */
+  idleTimeoutMs?: number;
+}
+
+type ErrorWithCode = Error & { code?: string };
+
+function codedError(code: string, message: string): ErrorWithCode {
+  return Object.assign(new Error(message), { code });
+}
+
+const EMPTY_TRAILERS: Record<string, string> = Object.freeze({}) as Record<string, string>;
+const HEAD_END = Buffer.from('\r\n\r\n', 'latin1');
+const INVALID_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
+const INVALID_TARGET = /[^\u0021-\u00ff]/;
+
+/** Methods whose requests carry a body by meaning: a missing one is sent as `content-length: 0`. */
+function expectsPayload(method: string): boolean {
+  return (
+    method === 'POST' ||
+    method === 'PUT' ||
+    method === 'PATCH' ||
+    method === 'QUERY' ||
+    method === 'PROPFIND' ||
+    method === 'PROPPATCH'
+  );
+}
+
+/** Request head up to (not including) the framing header and the final CRLF; null when a value is unsafe. */
+function requestHead(options: UpstreamDispatchOptions, keepAlive: boolean): string | null {
+  const { method, path, headers } = options;
+  if (path === '' || INVALID_TARGET.test(path)) return null;
+  const host = headers.host;
+  if (typeof host !== 'string' || INVALID_VALUE.test(host)) return null;
+  let head = `${method} ${path} HTTP/1.1\r\nhost: ${host}\r\nconnection: ${keepAlive ? 'keep-alive' : 'close'}\r\n`;
+  for (const name in headers) {
+    if (name === 'host' || name === 'content-length') continue;
+    const value = headers[name] as string | string[];
+    if (typeof value === 'string') {
+      if (INVALID_VALUE.test(value)) return null;
+      head += `${name}: ${value}\r\n`;
+    } else {
+      for (const item of value) {
+        if (INVALID_VALUE.test(item)) return null;
+        head += `${name}: ${item}\r\n`;
+      }
+    }
+  }
+  return head;
+}
+
+/** One request on one connection; also its controller. */
+class H1Request implements UpstreamController {
+  readonly options: UpstreamDispatchOptions;
+  readonly handler: UpstreamHandler;
+  /** Sent on a connection that had served a request before (a stale one may fail before answering). */
+  reused = false;
+  settled = false;
+  responseStarted = false;
+  #conn: H1Connection | null = null;
+
+  constructor(options: UpstreamDispatchOptions, handler: UpstreamHandler) {
+    this.options = options;
+    this.handler = handler;
+  }
+
+  attach(conn: H1Connection): void {
+    this.#conn = conn;
+  }
+
+  abort(reason: Error): void {
+    if (this.settled) return;
+    this.#conn?.abortRequest(this, reason);
+  }
+
+  pause(): void {
+    this.#conn?.pauseReading(this);
+  }
+
+  resume(): void {
+    this.#conn?.resumeReading(this);
+  }
+}
+
+class H1Connection {
+  readonly #pool: H1Pool;
+  readonly socket: net.Socket;
+  #connected = false;
+  #request: H1Request | null = null;
+  /** Bytes of a response head not complete yet. */
+  #pending: Buffer | null = null;
+  #framing: BodyFraming | null = null;
+  #remaining = 0;
+  #chunked: ChunkedDecoder | null = null;
+  #keepAlive = false;
+  #timeoutMs = -1;
+  #served = 0;
+  #dead = false;
+  /** A request body is still going out: the connection cannot be reused before it is all sent. */
+  #sending = false;
+
+  constructor(pool: H1Pool, options: H1PoolOptions) {
+    this.#pool = pool;
+    const socket = net.connect({ host: options.address, port: options.port, noDelay: true });
+    this.socket = socket;
+    this.#setTimeout(options.connectTimeoutMs);
+    socket.once('connect', () => {
+      this.#connected = true;
+      const request = this.#request;
+      this.#setTimeout(request === null ? pool.idleTimeoutMs : request.options.headersTimeout);
+    });
+    socket.on('data', (chunk: Buffer) => this.#onData(chunk));
+    socket.on('end', () => this.#onEnd());
+    socket.on('error', (error: ErrorWithCode) => this.#fail(error));
+    socket.on('close', () => this.#fail(codedError('UPSTREAM_CLOSED', 'upstream closed the connection')));
+    socket.on('timeout', () => this.#onTimeout());
+  }
+
+  get served(): number {
+    return this.#served;
+  }
+
+  #setTimeout(ms: number): void {
+    if (ms === this.#timeoutMs) return;
+    this.#timeoutMs = ms;
+    this.socket.setTimeout(Math.max(ms, 0));
+  }
+
+  get usable(): boolean {
+    return !this.#dead && !this.socket.destroyed;
+  }
+
+  send(request: H1Request): void {
+    this.#request = request;
+    this.#sending = false;
+    request.reused = this.#served > 0;
+    request.attach(this);
+    const { options } = request;
+    this.#keepAlive = options.method !== 'HEAD';
+    const head = requestHead(options, this.#keepAlive);
+    if (this.#connected) this.#setTimeout(options.headersTimeout);
+    request.handler.onRequestStart?.(request, null);
+    if (request.settled) return;
+    if (head === null) {
+      this.#failRequest(
+        request,
+        codedError('UPSTREAM_ERROR', 'invalid request target or header value'),
+        true,
+      );
+      return;
+    }
+    const contentLength = options.headers['content-length'];
+    if (options.body === null) {
+      const framing = expectsPayload(options.method) ? 'content-length: 0\r\n\r\n' : '\r\n';
+      this.socket.write(head + framing, 'latin1');
+      return;
+    }
+    // Sending a body with a method that does not expect one: the connection is not reused afterwards.
+    if (!expectsPayload(options.method)) this.#keepAlive = false;
+    void this.#sendBody(
+      request,
+      options.body,
+      head,
+      typeof contentLength === 'string' ? Number(contentLength) : null,
+    );
+  }
+
+  async #sendBody(
+    request: H1Request,
+    body: AsyncIterable<Buffer>,
+    head: string,
+    contentLength: number | null,
+  ): Promise<void> {
+    const socket = this.socket;
+    let written = 0;
+    this.#sending = true;
+    try {
+      for await (const chunk of body) {
+        if (request.settled || this.#request !== request) return;
+        if (chunk.length === 0) continue;
+        if (contentLength !== null && written + chunk.length > contentLength) {
+          throw codedError('UPSTREAM_ERROR', 'request body longer than its Content-Length');
+        }
+        socket.cork();
+        if (written === 0) {
+          socket.write(
+            contentLength === null
+              ? `${head}transfer-encoding: chunked\r\n`
+              : `${head}content-length: ${contentLength}\r\n\r\n`,
+            'latin1',
+          );
+        }
+        if (contentLength === null) socket.write(`\r\n${chunk.length.toString(16)}\r\n`, 'latin1');
+        written += chunk.length;
+        const flowing = socket.write(chunk);
+        socket.uncork();
+        if (!flowing) await this.#drained();
+      }
+      if (request.settled || this.#request !== request) return;
+      if (written === 0) {
+        socket.write(
+          expectsPayload(request.options.method) ? `${head}content-length: 0\r\n\r\n` : `${head}\r\n`,
+          'latin1',
+        );
+      } else if (contentLength === null) {
+        socket.write('\r\n0\r\n\r\n', 'latin1');
+      } else if (written !== contentLength) {
+        throw codedError('UPSTREAM_ERROR', 'request body shorter than its Content-Length');
+      }
+      this.#sending = false;
+    } catch (error) {
+      if (!request.settled && this.#request === request) this.abortRequest(request, error as Error);
+    }
+  }
+
+  #drained(): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        this.socket.off('drain', done);
+        this.socket.off('close', done);
+        resolve();
+      };
+      this.socket.on('drain', done);
+      this.socket.on('close', done);
+    });
+  }
+
+  pauseReading(request: H1Request): void {
+    if (this.#request !== request || request.settled) return;
+    this.socket.pause();
+    // A client slow to read is not the upstream being slow: the read timeout waits.
+    this.#setTimeout(0);
+  }
+
+  resumeReading(request: H1Request): void {
+    if (this.#request !== request || request.settled) return;
+    this.#setTimeout(request.options.bodyTimeout);
+    this.socket.resume();
+  }
+
+  abortRequest(request: H1Request, reason: Error): void {
+    if (this.#request !== request || request.settled) return;
+    this.#failRequest(request, reason, true);
+  }
+
+  #onTimeout(): void {
+    const request = this.#request;
+    if (request === null) {
+      this.#destroy();
+      return;
+    }
+    const error = this.#connected
+      ? codedError('UPSTREAM_READ_TIMEOUT', 'upstream timed out')
+      : codedError('UPSTREAM_CONNECT_TIMEOUT', 'connect timed out');
+    this.#failRequest(request, error, true);
+  }
+
+  #onData(chunk: Buffer): void {
+    const request = this.#request;
+    if (request === null) {
+      // Nothing was asked: whatever this is, the connection can no longer be trusted.
+      this.#destroy();
+      return;
+    }
+    let buf = chunk;
+    let start = 0;
+    if (this.#framing === null) {
+      buf = this.#pending === null ? chunk : Buffer.concat([this.#pending, chunk]);
+      this.#pending = null;
+      for (;;) {
+        const end = buf.indexOf(HEAD_END, start);
+        if (end < 0) {
+          if (buf.length - start > maxHeaderSize) {
+            this.#failRequest(request, codedError('UPSTREAM_ERROR', 'upstream sent too big header'), true);
+            return;
+          }
+          this.#pending = start === 0 ? buf : buf.subarray(start);
+          return;
+        }
+        if (end - start > maxHeaderSize) {
+          this.#failRequest(request, codedError('UPSTREAM_ERROR', 'upstream sent too big header'), true);
+          return;
+        }
+        const parsed = parseResponseHead(buf.toString('latin1', start, end), request.options.method);
+        start = end + 4;
+        if (!parsed.ok) {
+          this.#failRequest(request, codedError('UPSTREAM_ERROR', parsed.error.message), true);
+          return;
+        }
+        const { head } = parsed;
+        if (head.interim) continue;
+        request.responseStarted = true;
+        this.#framing = head.framing;
+        if (!head.keepAlive) this.#keepAlive = false;
+        if (head.framing.kind === 'length') this.#remaining = head.framing.length;
+        else if (head.framing.kind === 'chunked') this.#chunked = new ChunkedDecoder();
+        this.#setTimeout(request.options.bodyTimeout);
+        request.handler.onResponseStart?.(request, head.status, head.headers, head.statusMessage);
+        if (request.settled || this.#request !== request) return;
+        break;
+      }
+    }
+    this.#body(request, buf, start);
+  }
+
+  #body(request: H1Request, buf: Buffer, start: number): void {
+    const framing = this.#framing as BodyFraming;
+    const handler = request.handler;
+    switch (framing.kind) {
+      case 'none':
+        this.#complete(request, buf.length - start);
+        return;
+      case 'length': {
+        const available = buf.length - start;
+        if (available === 0 && this.#remaining > 0) return;
+        const take = Math.min(this.#remaining, available);
+        if (take > 0) {
+          this.#remaining -= take;
+          handler.onResponseData?.(
+            request,
+            start === 0 && take === buf.length ? buf : buf.subarray(start, start + take),
+          );
+          if (request.settled || this.#request !== request) return;
+        }
+        if (this.#remaining === 0) this.#complete(request, available - take);
+        return;
+      }
+      case 'chunked': {
+        const decoder = this.#chunked as ChunkedDecoder;
+        const result = decoder.feed(buf, start, (data) => {
+          if (!request.settled && this.#request === request) handler.onResponseData?.(request, data);
+        });
+        if (request.settled || this.#request !== request) return;
+        if (!result.ok) {
+          this.#failRequest(request, codedError('UPSTREAM_ERROR', result.error.message), true);
+        } else if (result.done) {
+          this.#complete(request, buf.length - result.rest);
+        }
+        return;
+      }
+      case 'close':
+        if (buf.length > start) handler.onResponseData?.(request, start === 0 ? buf : buf.subarray(start));
+        return;
+    }
+  }
+
+  /** The response ended; `extra` bytes followed it (a misbehaving upstream: never reuse the connection). */
+  #complete(request: H1Request, extra: number): void {
+    request.settled = true;
+    this.#request = null;
+    this.#framing = null;
+    this.#chunked = null;
+    this.#served += 1;
+    const reusable = this.#keepAlive && !this.#sending && extra === 0 && !this.#pool.closing && this.usable;
+    if (reusable) this.#setTimeout(this.#pool.idleTimeoutMs);
+    else this.#destroy();
+    request.handler.onResponseEnd?.(request, EMPTY_TRAILERS);
+    if (reusable && this.usable) this.#pool.release(this);
+  }
+
+  #onEnd(): void {
+    const request = this.#request;
+    if (request !== null && this.#framing?.kind === 'close') {
+      this.#keepAlive = false;
+      this.#complete(request, 0);
+      return;
+    }
+    this.#fail(codedError('UPSTREAM_CLOSED', 'upstream closed the connection'));
+  }
+
+  #fail(error: ErrorWithCode): void {
+    const request = this.#request;
+    if (request === null) {
+      this.#destroy();
+      return;
+    }
+    // A kept-alive connection the upstream closed just as the request went out: try once more on a
+    // fresh one when nothing can have been processed twice (no body, safe method, no answer yet).
+    const stale =
+      request.reused &&
+      !request.responseStarted &&
+      this.#pending === null &&
+      request.options.body === null &&
+      (request.options.method === 'GET' ||
+        request.options.method === 'HEAD' ||
+        request.options.method === 'OPTIONS') &&
+      (error.code === 'ECONNRESET' || error.code === 'EPIPE' || error.code === 'UPSTREAM_CLOSED');
+    if (stale) {
+      this.#request = null;
+      this.#destroy();
+      this.#pool.redispatch(request);
+      return;
+    }
+    this.#failRequest(request, error, true);
+  }
+
+  #failRequest(request: H1Request, error: Error, destroy: boolean): void {
+    if (request.settled) return;
+    request.settled = true;
+    if (this.#request === request) this.#request = null;
+    if (destroy) this.#destroy();
+    request.handler.onResponseError?.(request, error);
+  }
+
+  #destroy(): void {
+    if (this.#dead) return;
+    this.#dead = true;
+    this.#pool.forget(this);
+    this.socket.destroy();
+  }
+
+  /** Closes the connection if no request is on it; true when it did. */
+  closeIfIdle(): boolean {
+    if (this.#request !== null) return false;
+    this.#destroy();
+    return true;
+  }
+
+  destroyNow(): void {
+    const request = this.#request;
+    if (request !== null)
+      this.#failRequest(request, codedError('UPSTREAM_CLOSED', 'upstream pool destroyed'), true);
+    this.#destroy();
+  }
+}
+
+export class H1Pool implements UpstreamDispatcher {
+  readonly #options: H1PoolOptions;
+  readonly #idle: H1Connection[] = [];
+  readonly #all = new Set<H1Connection>();
+  readonly idleTimeoutMs: number;
+  closing = false;
+  #closed: (() => void) | null = null;
+
+  constructor(options: H1PoolOptions) {
+    this.#options = options;
+    this.idleTimeoutMs = options.idleTimeoutMs ?? 60_000;
+  }
+
+  /** Connections open (idle or busy). */
+  get connections(): number {
+    return this.#all.size;
+  }
+
+  dispatch(options: UpstreamDispatchOptions, handler: UpstreamHandler): void {
+    const request = new H1Request(options, handler);
+    if (this.closing) {
+      queueMicrotask(() => {
+        request.settled = true;
+        handler.onResponseError?.(request, codedError('UPSTREAM_CLOSED', 'upstream pool closed'));
+      });
+      return;
+    }
+    let conn = this.#idle.pop();
+    while (conn !== undefined && !conn.usable) conn = this.#idle.pop();
+    this.#send(conn ?? this.#open(), request);
+  }
+
+  /** A request that met a stale kept-alive connection goes out once more, on a new connection. */
+  redispatch(request: H1Request): void {
+    request.responseStarted = false;
+    this.#send(this.#open(), request);
+  }
+
+  #open(): H1Connection {
+    const conn = new H1Connection(this, this.#options);
+    this.#all.add(conn);
+    return conn;
+  }
+
+  #send(conn: H1Connection, request: H1Request): void {
+    conn.send(request);
+  }
+
+  release(conn: H1Connection): void {
+    if (this.closing) {
+      conn.closeIfIdle();
+      return;
+    }
+    this.#idle.push(conn);
+  }
+
+  forget(conn: H1Connection): void {
+    this.#all.delete(conn);
+    const at = this.#idle.indexOf(conn);
+    if (at >= 0) this.#idle.splice(at, 1);
+    if (this.closing && this.#all.size === 0) this.#closed?.();
+  }
+
+  close(): Promise<void> {
+    this.closing = true;
+    return new Promise((resolve) => {
+      this.#closed = resolve;
+      for (const conn of [...this.#all]) conn.closeIfIdle();
+      if (this.#all.size === 0) resolve();
+    });
+  }
+
+  async destroy(): Promise<void> {
+    this.closing = true;
+    for (const conn of [...this.#all]) conn.destroyNow();
+    this.#closed?.();
+  }
+}
