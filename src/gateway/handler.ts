@@ -56,6 +56,20 @@ interface Exchange {
 
 const NO_ATTEMPTS: UpstreamAttempt[] = [];
 
+/**
+ * An unknown client (resolved to '') is not an address: the backend gets no X-Real-IP rather than an
+ * empty one, and no empty X-Forwarded-For (a computed full chain is kept).
+ */
+function withoutEmptyClient(headers: Record<string, string | string[]>): void {
+  if (headers['x-real-ip'] === '') delete headers['x-real-ip'];
+  if (headers['x-forwarded-for'] === '') delete headers['x-forwarded-for'];
+}
+
+/** The client as logs show it: '' (unknown, e.g. after a malformed forwarded header) is `-`. */
+function shownClient(client: string): string {
+  return client === '' ? '-' : client;
+}
+
 function requestLineOf(req: IncomingMessage): string {
   return `${req.method ?? ''} ${req.url ?? ''} HTTP/${req.httpVersion}`;
 }
@@ -135,7 +149,7 @@ export function createRequestHandler(ctx: HandlerContext): RequestHandler {
   const complete = (ex: Exchange, req: IncomingMessage, status: number, bodyBytesSent: number): void => {
     const { snap, conn, route } = ex;
     const vars: AccessLogVars = createAccessLogVars();
-    vars.remoteAddr = ex.client;
+    vars.remoteAddr = shownClient(ex.client);
     vars.remotePort = conn.proxyPort ?? conn.peerPort;
     vars.realipRemoteAddr = conn.peerAddress;
     vars.proxyProtocolAddr = conn.proxySource;
@@ -217,7 +231,7 @@ export function createRequestHandler(ctx: HandlerContext): RequestHandler {
       ex.conn.id,
       failure.message +
         requestContext({
-          client: ex.client,
+          client: shownClient(ex.client),
           server: ex.serverName,
           request: ex.requestLine,
           upstream: failure.upstreamUrl,
@@ -295,7 +309,7 @@ export function createRequestHandler(ctx: HandlerContext): RequestHandler {
           'error',
           conn.id,
           formatForbiddenLine({
-            client: ex.client,
+            client: shownClient(ex.client),
             server: ex.serverName,
             request: ex.requestLine,
             host: rawHost,
@@ -309,7 +323,7 @@ export function createRequestHandler(ctx: HandlerContext): RequestHandler {
           conn.id,
           `access rules of this location are invalid (${verdict.detail}): failing closed` +
             requestContext({
-              client: ex.client,
+              client: shownClient(ex.client),
               server: ex.serverName,
               request: ex.requestLine,
               host: rawHost,
@@ -350,7 +364,7 @@ export function createRequestHandler(ctx: HandlerContext): RequestHandler {
         conn.id,
         `client intended to send too large body: ${declared} bytes` +
           requestContext({
-            client: ex.client,
+            client: shownClient(ex.client),
             server: ex.serverName,
             request: ex.requestLine,
             host: ex.rawHost,
@@ -378,9 +392,10 @@ export function createRequestHandler(ctx: HandlerContext): RequestHandler {
       proxyProtocolAddress: conn.proxySource,
       proxyDestinationPort: conn.proxyDestinationPort,
     });
-    // undici refuses Expect (node:http already answered 100-continue); hop-by-hop headers are never
+    // node:http already answered 100-continue (and undici refuses Expect); hop-by-hop headers are never
     // copied by buildUpstreamHeaders. Deleting only when present keeps the object in fast mode.
     if (headers.expect !== undefined) delete headers.expect;
+    if (ex.client === '') withoutEmptyClient(headers);
     if (ctx.isDraining()) res.shouldKeepAlive = false;
 
     const hasBody = hasRequestBody(req);
@@ -460,6 +475,7 @@ export function createRequestHandler(ctx: HandlerContext): RequestHandler {
     const upgrade = req.headers.upgrade;
     if (upgrade !== undefined) headers.upgrade = upgrade;
     headers.connection = 'upgrade';
+    if (ex.client === '') withoutEmptyClient(headers);
     if (req.headers.host !== undefined) headers.host = req.headers.host;
     proxyUpgrade(
       socket,
