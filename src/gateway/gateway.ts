@@ -270,6 +270,17 @@ export function snapshotEvents(snap: GatewaySnapshot): GatewayEvent[] {
       });
     }
   }
+  // What compiling the routes found (ROUTE_INVALID_REGEX: that location answers 503; duplicate or
+  // unmatchable hosts; unusable rewrite targets), by code like the manifests' own issues.
+  for (const issue of snap.routes.issues) {
+    if (issue.severity === 'info') continue;
+    events.push({
+      level: issue.severity,
+      event: 'config-issue',
+      message: describeIssue(issue),
+      code: issue.code,
+    });
+  }
   if (unsupportedAnnotations.size > 0) {
     events.push({
       level: 'warning',

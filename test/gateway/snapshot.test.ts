@@ -193,3 +193,25 @@ describe('reload while a request is in flight', () => {
     }
   });
 });
+
+describe('start-up and reload lines name what compiling the routes found', () => {
+  test('an invalid path regex is reported by code (ROUTE_INVALID_REGEX) and its location fails closed', () => {
+    const built = build([
+      ...serviceWithEndpoints({ name: 'web', ports: [8080] }),
+      ingress({
+        name: 'web',
+        host: 'web.example.com',
+        paths: [{ path: '/bad(', pathType: 'ImplementationSpecific', service: 'web', port: 80 }],
+        annotations: { 'use-regex': 'true' },
+      }),
+    ]);
+    assert.ok(built.ok);
+    const events = snapshotEvents(built.snapshot).filter((event) => event.event === 'config-issue');
+    assert.deepEqual(
+      events.map((event) => [event.level, event.code]),
+      [['error', 'ROUTE_INVALID_REGEX']],
+    );
+    assert.match(events[0]?.message ?? '', /Ingress default\/web.*"\/bad\(".*\[ROUTE_INVALID_REGEX\]$/);
+    built.snapshot.retire();
+  });
+});
