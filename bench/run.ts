@@ -103,7 +103,11 @@ async function runSuite(name: string, quick: boolean): Promise<SuiteRecord> {
       );
     });
     const result: SuiteResult = await Promise.race([
-      suite.run({ quick, tmpDir, log: (line) => log(`[${name}] ${line}`) }),
+      suite.run({
+        quick,
+        tmpDir,
+        log: (line) => log(`[${name} +${((performance.now() - started) / 1000).toFixed(1)}s] ${line}`),
+      }),
       timeout,
     ]);
     record.result = result;

@@ -33,10 +33,10 @@ export interface LoadPlan {
   connections: number;
 }
 
-/** The loads of gateway-style suites: wrk -t2 -c64; quick: 1 round of 2 s, full: median of 3 × 10 s. */
+/** The loads of gateway-style suites: wrk -t2 -c64; quick: 1 round of 1 s (a smoke check), full: median of 3 × 10 s. */
 export function httpPlan(quick: boolean, full: Partial<LoadPlan> = {}): LoadPlan {
   return quick
-    ? { warmupSeconds: 1, rounds: 1, durationSeconds: 2, threads: 2, connections: 64 }
+    ? { warmupSeconds: 1, rounds: 1, durationSeconds: 1, threads: 2, connections: 64 }
     : { warmupSeconds: 2, rounds: 3, durationSeconds: 10, threads: 2, connections: 64, ...full };
 }
 

@@ -17,6 +17,8 @@ export interface MachineInfo {
   haproxy: string;
   wrk: string;
   keepip: string;
+  /** 1-minute load average when the run started: other work on a shared machine depresses every number. */
+  loadAverage: number;
 }
 
 /** The "model name" of the first CPU in /proc/cpuinfo text. */
@@ -58,12 +60,14 @@ export function describeMachine(): MachineInfo {
     haproxy: versions.haproxy,
     wrk: versions.wrk,
     keepip: keepipVersion(),
+    loadAverage: Number(os.loadavg()[0]!.toFixed(2)),
   };
 }
 
 export function machineLine(machine: MachineInfo): string {
   return (
     `${machine.cpuModel}, ${machine.cores} cores, ${machine.memoryGiB} GiB RAM, ${machine.os}, ${machine.kernel}; ` +
-    `${machine.node}, ${machine.nginx}, ${machine.haproxy}, ${machine.wrk}; ${machine.keepip}`
+    `${machine.node}, ${machine.nginx}, ${machine.haproxy}, ${machine.wrk}; ${machine.keepip}; ` +
+    `load average ${machine.loadAverage} at start`
   );
 }

@@ -184,3 +184,19 @@ export function ratioOf(a: number | undefined, b: number | undefined): number | 
     return null;
   return a / b;
 }
+
+/**
+ * Starts independent systems concurrently (start-up is a good part of a quick run). Unlike
+ * Promise.all it waits for every start to settle before throwing the first failure, so nothing is
+ * still starting when the suite stops what it started.
+ */
+export async function startTogether<T extends readonly unknown[]>(
+  starts: {
+    [K in keyof T]: Promise<T[K]>;
+  },
+): Promise<T> {
+  const settled = await Promise.allSettled(starts as readonly Promise<unknown>[]);
+  const failure = settled.find((result) => result.status === 'rejected');
+  if (failure) throw failure.reason;
+  return settled.map((result) => (result as PromiseFulfilledResult<unknown>).value) as unknown as T;
+}

@@ -11,6 +11,7 @@ import {
   startBackend,
   startGatewayOrRecord,
   startNginxProxy,
+  startTogether,
   target,
   versionOf,
 } from '../lib/systems.ts';
@@ -33,29 +34,37 @@ export const suite: BenchSuite = {
       const nginxName = `${versionOf('nginx')} L7 proxy (1 worker)`;
       const targets: HttpTarget[] = [];
       const byCount = new Map<number, { nginx: HttpTarget; keepip: HttpTarget | null }>();
-      for (const count of counts) {
-        const allow = allowList(count, CLIENT_RULE);
-        const scenario = `${count.toLocaleString('en-US')} allow rule${count === 1 ? '' : 's'}, client rule last`;
-        const nginx = await startNginxProxy(started, {
-          name: `nginx (${count} rules)`,
-          dir: join(ctx.tmpDir, `nginx-${count}`),
-          allow,
-          upstream: backend.at,
-        });
-        const keepip = await startGatewayOrRecord(started, errors, {
-          name: `keepip gateway (${count} rules)`,
-          dir: join(ctx.tmpDir, `keepip-${count}`),
-          allow,
-          backend: backend.at,
-          timeoutMs: 60_000,
-        });
-        const pair = {
-          nginx: target(nginxName, nginx.at, [nginx.managed], [backend.managed], scenario),
-          keepip: keepip
-            ? target('keepip gateway', keepip.at, [keepip.managed], [backend.managed], scenario)
-            : null,
-        };
-        byCount.set(count, pair);
+      // Every configuration starts at once: a 100,000-line config takes a while to load.
+      const pairs = await startTogether(
+        counts.map(async (count) => {
+          const allow = allowList(count, CLIENT_RULE);
+          const scenario = `${count.toLocaleString('en-US')} allow rule${count === 1 ? '' : 's'}, client rule last`;
+          const [nginx, keepip] = await startTogether([
+            startNginxProxy(started, {
+              name: `nginx (${count} rules)`,
+              dir: join(ctx.tmpDir, `nginx-${count}`),
+              allow,
+              upstream: backend.at,
+            }),
+            startGatewayOrRecord(started, errors, {
+              name: `keepip gateway (${count} rules)`,
+              dir: join(ctx.tmpDir, `keepip-${count}`),
+              allow,
+              backend: backend.at,
+              timeoutMs: 60_000,
+            }),
+          ] as const);
+          return {
+            count,
+            nginx: target(nginxName, nginx.at, [nginx.managed], [backend.managed], scenario),
+            keepip: keepip
+              ? target('keepip gateway', keepip.at, [keepip.managed], [backend.managed], scenario)
+              : null,
+          };
+        }),
+      );
+      for (const pair of pairs) {
+        byCount.set(pair.count, pair);
         targets.push(pair.nginx, ...(pair.keepip ? [pair.keepip] : []));
       }
       const plan = httpPlan(ctx.quick, { durationSeconds: 5 });

@@ -11,6 +11,7 @@ import {
   startGatewayOrRecord,
   startNaive,
   startNginxProxy,
+  startTogether,
   target,
   versionOf,
 } from '../lib/systems.ts';
@@ -26,18 +27,20 @@ export const suite: BenchSuite = {
     try {
       const backend = await startBackend(started, ctx.tmpDir);
       const allow = [...OFFICE_ALLOWLIST];
-      const nginx = await startNginxProxy(started, {
-        name: 'nginx L7 proxy',
-        dir: join(ctx.tmpDir, 'nginx-proxy'),
-        allow,
-        upstream: backend.at,
-      });
-      const naive = await startNaive(started, { dir: ctx.tmpDir, allow, upstream: backend.at });
-      const keepip = await startGatewayOrRecord(started, errors, {
-        dir: join(ctx.tmpDir, 'keepip'),
-        allow,
-        backend: backend.at,
-      });
+      const [nginx, naive, keepip] = await startTogether([
+        startNginxProxy(started, {
+          name: 'nginx L7 proxy',
+          dir: join(ctx.tmpDir, 'nginx-proxy'),
+          allow,
+          upstream: backend.at,
+        }),
+        startNaive(started, { dir: ctx.tmpDir, allow, upstream: backend.at }),
+        startGatewayOrRecord(started, errors, {
+          dir: join(ctx.tmpDir, 'keepip'),
+          allow,
+          backend: backend.at,
+        }),
+      ] as const);
       const nginxName = `${versionOf('nginx')} L7 proxy (1 worker)`;
       const targets: HttpTarget[] = [
         target(`backend direct (${versionOf('nginx')} return 200)`, backend.at, [backend.managed], []),

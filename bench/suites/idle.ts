@@ -16,6 +16,7 @@ import {
   startBackend,
   startGatewayOrRecord,
   startNginxProxy,
+  startTogether,
   versionOf,
 } from '../lib/systems.ts';
 import type { BenchMeasurement, BenchRatio, BenchSuite, SuiteResult } from '../types.ts';
@@ -129,20 +130,22 @@ export const suite: BenchSuite = {
       const backend = await startBackend(started, ctx.tmpDir);
       const allow = [...OFFICE_ALLOWLIST, ...SOURCES.map((source) => `${source}/32`)];
       const systems: { name: string; managed: Managed; at: Endpoint }[] = [];
-      const keepip = await startGatewayOrRecord(started, errors, {
-        dir: join(ctx.tmpDir, 'keepip'),
-        allow,
-        backend: backend.at,
-        openFiles: CONNECTIONS * 2 + 1024,
-      });
+      const [keepip, nginx] = await startTogether([
+        startGatewayOrRecord(started, errors, {
+          dir: join(ctx.tmpDir, 'keepip'),
+          allow,
+          backend: backend.at,
+          openFiles: CONNECTIONS * 2 + 1024,
+        }),
+        startNginxProxy(started, {
+          name: 'nginx L7 proxy',
+          dir: join(ctx.tmpDir, 'nginx-proxy'),
+          allow,
+          upstream: backend.at,
+          workerConnections: CONNECTIONS + 2_000,
+        }),
+      ] as const);
       if (keepip) systems.push({ name: 'keepip gateway', ...keepip });
-      const nginx = await startNginxProxy(started, {
-        name: 'nginx L7 proxy',
-        dir: join(ctx.tmpDir, 'nginx-proxy'),
-        allow,
-        upstream: backend.at,
-        workerConnections: CONNECTIONS + 2_000,
-      });
       systems.push({ name: `${versionOf('nginx')} L7 proxy (1 worker)`, ...nginx });
       for (const system of systems) {
         ctx.log(`opening ${CONNECTIONS} idle connections to ${system.name}`);

@@ -22,6 +22,7 @@ const machine: MachineInfo = {
   haproxy: 'haproxy 2.6.12',
   wrk: 'wrk 4.1.0',
   keepip: 'keepip 0.1.0 (abc)',
+  loadAverage: 0.5,
 };
 
 test('suite selection: groups expand, canonical order, unknown names refused, absent suites listed', () => {
@@ -85,7 +86,7 @@ test('the markdown names the machine, marks unmet targets and lists errors of a 
     ],
   });
   assert.match(markdown, /\*\*FAILED\*\*/);
-  assert.match(markdown, /Machine: AMD EPYC, 2 cores, 23\.5 GiB RAM/);
+  assert.match(markdown, /Machine: AMD EPYC, 2 cores, 23\.5 GiB RAM.*load average 0\.5 at start/);
   assert.match(markdown, /\| keepip \/ nginx req\/s \| 0\.3 \| >= 0\.5 \| \*\*no\*\* \|/);
   assert.match(markdown, /- keepip round 1: 12 responses/);
   assert.match(markdown, /### chain: chain \(1 s\)\n\n\*\*FAILED:\*\* HAProxy did not start/);
