@@ -37,11 +37,16 @@ function read(path: string): string {
 function keepipVersion(): string {
   const root = fileURLToPath(new URL('../../', import.meta.url));
   const pkg = JSON.parse(read(`${root}package.json`) || '{}') as { version?: string };
-  let commit = 'unknown commit';
+  let commit = 'not a git checkout';
   try {
     commit = execFileSync('git', ['-C', root, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
+    // Numbers from a working tree with edits belong to no commit: say so.
+    const dirty = execFileSync('git', ['-C', root, 'status', '--porcelain', '--', 'src', 'bin'], {
+      encoding: 'utf8',
+    }).trim();
+    if (dirty !== '') commit += ' + uncommitted changes in src/';
   } catch {
-    // not a git checkout
+    // not a git checkout (e.g. an exported tree): the version alone identifies it
   }
   return `keepip ${pkg.version ?? '?'} (${commit})`;
 }
