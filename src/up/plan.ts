@@ -211,6 +211,18 @@ export function planUp(topology: Topology): UpPlan {
           });
         }
       }
+      // A4: across a VPN, a transit gateway or PrivateLink the targets see the LB's own address
+      // whatever the preservation attribute says. On loopback the client is local, so say it here.
+      const viaTranslation =
+        lb.clientPath === 'vpn' ||
+        lb.clientPath === 'transit-gateway' ||
+        lb.clientPath === 'privatelink' ||
+        lb.vpcEndpointId !== null;
+      if (viaTranslation && lb.preserveClientIp) {
+        notes.push(
+          `${lb.id}: clients arrive via ${lb.clientPath ?? 'privatelink'}, where the LB cannot keep their address (A4): it connects from ${lb.sourceAddress}`,
+        );
+      }
       loadBalancers.push({
         kind: 'load-balancer',
         name: `lb/${lb.service.name}:${port.port}`,
@@ -218,9 +230,9 @@ export function planUp(topology: Topology): UpPlan {
         listen: { host: lb.listenAddress, port: port.port },
         targets,
         sourceAddress: lb.sourceAddress,
-        preserveClientIp: lb.preserveClientIp,
+        preserveClientIp: lb.preserveClientIp && !viaTranslation,
         proxyProtocol: lb.proxyProtocol,
-        model: lb,
+        model: viaTranslation ? { ...lb, preserveClientIp: false } : lb,
       });
     }
   }
