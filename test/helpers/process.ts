@@ -7,6 +7,16 @@ import { fileURLToPath } from 'node:url';
 export const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 export const keepipBin = fileURLToPath(new URL('../../bin/keepip', import.meta.url));
 
+/**
+ * The environment for a child process: ours without NODE_TEST_CONTEXT, which node:test sets in test
+ * files and which makes a child `node` behave as a test-runner child (its signal handling included).
+ */
+export function childEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  const env = { ...process.env, ...extra };
+  delete env.NODE_TEST_CONTEXT;
+  return env;
+}
+
 export interface Running {
   child: ChildProcess;
   /** stdout and stderr so far, interleaved as received. */
@@ -24,7 +34,7 @@ export function start(
 ): Running {
   const child = spawn(command, args, {
     cwd: options.cwd ?? repoRoot,
-    env: { ...process.env, ...options.env },
+    env: childEnv(options.env),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let text = '';
@@ -103,7 +113,13 @@ export function runCommand(
     const child = execFile(
       command,
       args,
-      { cwd: repoRoot, timeout: options.timeoutMs ?? 30_000, maxBuffer: 64 * 1024 * 1024, encoding: 'utf8' },
+      {
+        cwd: repoRoot,
+        env: childEnv(),
+        timeout: options.timeoutMs ?? 30_000,
+        maxBuffer: 64 * 1024 * 1024,
+        encoding: 'utf8',
+      },
       (error, stdout, stderr) => {
         const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
         resolve({ code, stdout, stderr });
