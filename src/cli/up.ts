@@ -74,6 +74,23 @@ export const command: Command = {
       return 2;
     }
     const log = createPrefixedLog((text) => process.stdout.write(text));
+    // Signals are handled from the start: a test (or a user) reacts to the start-up lines at once, and
+    // a signal that arrived before its handler would kill the process without closing anything.
+    let stopRequested: () => void = () => {};
+    const stopped = new Promise<void>((resolve) => {
+      stopRequested = resolve;
+    });
+    let signals = 0;
+    const onSignal = () => {
+      signals += 1;
+      if (signals === 1) stopRequested();
+      else {
+        log('up', 'second signal: exiting without waiting');
+        process.exit(130);
+      }
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
     let chain: Awaited<ReturnType<typeof startChain>>;
     try {
       chain = await startChain({
@@ -87,21 +104,19 @@ export const command: Command = {
     } catch (error) {
       const code = error instanceof UpError ? ` [${error.code}]` : '';
       process.stderr.write(`keepip up: ${(error as Error).message}${code}\n`);
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
       return 1;
     }
+    const onHangup = () => void chain.reload();
+    process.on('SIGHUP', onHangup);
     log('up', `the chain is running (${chain.plan.components.length} components); Ctrl-C stops it`);
-    await new Promise<void>((resolve) => {
-      const stop = () => {
-        process.off('SIGINT', stop);
-        process.off('SIGTERM', stop);
-        resolve();
-      };
-      process.on('SIGINT', stop);
-      process.on('SIGTERM', stop);
-      process.on('SIGHUP', () => void chain.reload());
-    });
+    await stopped;
     log('up', 'stopping');
     await chain.close();
+    process.off('SIGHUP', onHangup);
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
     log('up', 'stopped');
     return 0;
   },
