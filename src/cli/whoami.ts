@@ -54,8 +54,8 @@ export const command: Command = {
       return 1;
     }
     const { address, port } = running.address;
-    process.stdout.write(`keepip whoami: listening on http://${formatHostPort(address, port)}\n`);
-    await new Promise<void>((resolve) => {
+    // Handlers first: whoever reads the start-up line may signal at once.
+    const stopped = new Promise<void>((resolve) => {
       const stop = () => {
         process.off('SIGINT', stop);
         process.off('SIGTERM', stop);
@@ -64,6 +64,8 @@ export const command: Command = {
       process.on('SIGINT', stop);
       process.on('SIGTERM', stop);
     });
+    process.stdout.write(`keepip whoami: listening on http://${formatHostPort(address, port)}\n`);
+    await stopped;
     await running.close();
     return 0;
   },
