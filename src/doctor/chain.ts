@@ -78,13 +78,7 @@ export function buildChain(topology: Topology, options: ChainOptions = {}): Chai
     };
   }
   const trusted = built.set;
-  const resolver = createClientIpResolver({
-    useProxyProtocol: settings.useProxyProtocol,
-    trusted,
-    useForwardedHeaders: settings.useForwardedHeaders,
-    enableRealIp: settings.enableRealIp,
-    forwardedForHeader: settings.forwardedForHeader,
-  });
+  const resolver = createClientIpResolver({ ...settings, trusted }); // the ConfigMap's switches, by name
 
   let via: ClientPath = 'direct';
   let viaSource: ViaSource = 'default';

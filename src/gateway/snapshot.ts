@@ -172,13 +172,7 @@ export function buildSnapshot(
     };
   }
 
-  const resolver = createClientIpResolver({
-    useProxyProtocol: settings.useProxyProtocol,
-    trusted,
-    useForwardedHeaders: settings.useForwardedHeaders,
-    enableRealIp: settings.enableRealIp,
-    forwardedForHeader: settings.forwardedForHeader,
-  });
+  const resolver = createClientIpResolver({ ...settings, trusted }); // the ConfigMap's switches, by name
 
   const format = options.logFormat === 'json' ? JSON_LOG_FORMAT : settings.logFormatUpstream;
   const escaping = options.logFormat === 'json' || settings.logFormatEscapeJson ? 'json' : 'default';
