@@ -2,7 +2,6 @@
 // redirects -> access policy (block-cidrs, deny, allow; fail closed 503) -> body size -> upstream,
 // then one access log line, the metrics and, for denials and upstream failures, an nginx-style error
 // log line. Each request runs on the snapshot that was current when it arrived.
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { LocationModel } from '../config/model.ts';
 import { type AccessLogVars, createAccessLogVars, formatForbiddenLine } from './access-log.ts';
@@ -15,6 +14,7 @@ import type { LineSink } from './line-sink.ts';
 import type { GatewayMetrics } from './metrics.ts';
 import { type ProxyFailure, type ProxyOutcome, type UpstreamAttempt, proxyRequest } from './proxy.ts';
 import { type MatchedRoute, routeRequest } from './router.ts';
+import type { GatewayRequest, GatewayResponse } from './h1-server.ts';
 import { type GatewaySnapshot, requestEnded } from './snapshot.ts';
 import { newRequestId, requestIdFor } from './request-id.ts';
 import { buildUpstreamHeaders, forwardedView } from './upstream-headers.ts';
@@ -70,12 +70,12 @@ function shownClient(client: string): string {
   return client === '' ? '-' : client;
 }
 
-function requestLineOf(req: IncomingMessage): string {
+function requestLineOf(req: GatewayRequest): string {
   return `${req.method ?? ''} ${req.url ?? ''} HTTP/${req.httpVersion}`;
 }
 
 /** Bytes of the request line and headers as received (nginx's $request_length without the body). */
-function headerLength(req: IncomingMessage): number {
+function headerLength(req: GatewayRequest): number {
   let length = (req.method?.length ?? 0) + (req.url?.length ?? 0) + 12; // spaces, HTTP/x.y, CRLF
   const raw = req.rawHeaders;
   for (let i = 0; i < raw.length; i += 2) length += (raw[i]?.length ?? 0) + (raw[i + 1]?.length ?? 0) + 4;
@@ -88,7 +88,7 @@ function hostVariable(rawHost: string, serverName: string): string {
   return normal === null || normal === '' ? serverName : normal;
 }
 
-function hasRequestBody(req: IncomingMessage): boolean {
+function hasRequestBody(req: GatewayRequest): boolean {
   const length = req.headers['content-length'];
   return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
 }
@@ -100,12 +100,15 @@ function upstreamList(attempts: UpstreamAttempt[], pick: (a: UpstreamAttempt) =>
 }
 
 export interface RequestHandler {
-  onRequest(req: IncomingMessage, res: ServerResponse): void;
-  onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void;
+  onRequest(req: GatewayRequest, res: GatewayResponse): void;
+  onUpgrade(req: GatewayRequest, socket: Duplex, head: Buffer): void;
   /** node:http could not parse a request (e.g. a PROXY header on a listener not configured for one: 400). */
-  onClientError(error: Error & { code?: string; rawPacket?: Buffer }, socket: Duplex): void;
+  onClientError(
+    error: Error & { code?: string; rawPacket?: Buffer; statusCode?: number },
+    socket: Duplex,
+  ): void;
   /** A plain HTTP request on the HTTPS listener: nginx's 400 "The plain HTTP request was sent to HTTPS port". */
-  onPlainHttpOnHttps(req: IncomingMessage, res: ServerResponse): void;
+  onPlainHttpOnHttps(req: GatewayRequest, res: GatewayResponse): void;
 }
 
 /**
@@ -124,7 +127,7 @@ function firstLine(raw: Buffer | undefined): string {
 export function createRequestHandler(ctx: HandlerContext): RequestHandler {
   const { metrics, errorLog } = ctx;
 
-  const begin = (req: IncomingMessage, snap: GatewaySnapshot, conn: ConnectionInfo): Exchange => {
+  const begin = (req: GatewayRequest, snap: GatewaySnapshot, conn: ConnectionInfo): Exchange => {
     snap.inflight += 1;
     ctx.active.count += 1;
     return {
@@ -146,7 +149,7 @@ export function createRequestHandler(ctx: HandlerContext): RequestHandler {
     };
   };
 
-  const complete = (ex: Exchange, req: IncomingMessage, status: number, bodyBytesSent: number): void => {
+  const complete = (ex: Exchange, req: GatewayRequest, status: number, bodyBytesSent: number): void => {
     const { snap, conn, route } = ex;
     const vars: AccessLogVars = createAccessLogVars();
     vars.remoteAddr = shownClient(ex.client);
@@ -205,8 +208,8 @@ export function createRequestHandler(ctx: HandlerContext): RequestHandler {
   /** The gateway's own answer (error page or redirect), then the log line. */
   const answer = (
     ex: Exchange,
-    req: IncomingMessage,
-    res: ServerResponse,
+    req: GatewayRequest,
+    res: GatewayResponse,
     status: number,
     extraHeaders: Record<string, string> | null,
     closeConnection = false,
@@ -246,7 +249,7 @@ export function createRequestHandler(ctx: HandlerContext): RequestHandler {
    */
   const admit = (
     ex: Exchange,
-    req: IncomingMessage,
+    req: GatewayRequest,
     respond: (status: number, headers: Record<string, string> | null) => void,
   ): {
     location: LocationModel | null;
@@ -343,7 +346,7 @@ export function createRequestHandler(ctx: HandlerContext): RequestHandler {
     };
   };
 
-  const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
+  const onRequest = (req: GatewayRequest, res: GatewayResponse): void => {
     const conn = connectionOf(req.socket);
     if (conn === undefined) {
       // Only sockets our listeners accepted reach this server; anything else is a programming error.
@@ -430,7 +433,7 @@ export function createRequestHandler(ctx: HandlerContext): RequestHandler {
   /** Writes a complete HTTP/1.1 response straight to an upgrade socket (nothing was sent on it yet). */
   const answerRaw = (
     ex: Exchange,
-    req: IncomingMessage,
+    req: GatewayRequest,
     socket: Duplex,
     status: number,
     headers: Record<string, string> | null,
@@ -442,7 +445,7 @@ export function createRequestHandler(ctx: HandlerContext): RequestHandler {
     complete(ex, req, status, body.length);
   };
 
-  const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+  const onUpgrade = (req: GatewayRequest, socket: Duplex, head: Buffer): void => {
     const conn = connectionOf(req.socket);
     socket.on('error', () => socket.destroy());
     if (conn === undefined) {
@@ -531,15 +534,20 @@ export function createRequestHandler(ctx: HandlerContext): RequestHandler {
     metrics.request('', '_', status);
   };
 
-  const onClientError = (error: Error & { code?: string; rawPacket?: Buffer }, socket: Duplex): void => {
+  const onClientError = (
+    error: Error & { code?: string; rawPacket?: Buffer; statusCode?: number },
+    socket: Duplex,
+  ): void => {
     const conn = connectionOf(socket);
     const tlsFailure = typeof error.code === 'string' && error.code.startsWith('ERR_SSL');
     if (conn === undefined || !socket.writable || error.code === 'ECONNRESET' || tlsFailure) {
       socket.destroy();
       return;
     }
+    // keepip's parser (h1-request.ts) says which status; node:http's errors are mapped here.
     const status =
-      error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : error.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
+      error.statusCode ??
+      (error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : error.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400);
     const body = errorPageBody(status);
     socket.end(
       Buffer.concat([
@@ -553,7 +561,7 @@ export function createRequestHandler(ctx: HandlerContext): RequestHandler {
     if (status !== 408) logBare(conn, firstLine(error.rawPacket), status, body.length, {});
   };
 
-  const onPlainHttpOnHttps = (req: IncomingMessage, res: ServerResponse): void => {
+  const onPlainHttpOnHttps = (req: GatewayRequest, res: GatewayResponse): void => {
     const conn = connectionOf(req.socket);
     const body = PLAIN_HTTP_ON_HTTPS_BODY;
     res.writeHead(400, reasonPhrase(400), {

@@ -2,8 +2,8 @@
 // connection cannot be made (nginx's proxy_next_upstream error timeout), proxy-read/send timeouts,
 // the body size limit while the body streams, and backpressure in both directions. The outcome carries
 // what the access log and the error log need ($upstream_addr, $upstream_status, times, the failure).
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { UpstreamController, UpstreamHandler } from './h1-client.ts';
+import type { GatewayRequest, GatewayResponse } from './h1-server.ts';
 import { type BalancedUpstream, firstMember, type UpstreamMember } from './upstream.ts';
 
 export interface ProxyRequest {
@@ -155,7 +155,7 @@ export function classifyUpstreamError(
  * Streams the client body upstream, counting bytes against the limit and timing each write that the
  * upstream does not accept (proxy-send-timeout: the time between two successive writes).
  */
-async function* streamBody(exchange: ProxyExchange, req: IncomingMessage): AsyncGenerator<Buffer> {
+async function* streamBody(exchange: ProxyExchange, req: GatewayRequest): AsyncGenerator<Buffer> {
   const limit = exchange.request.bodyLimitBytes;
   let received = 0;
   for await (const chunk of req as AsyncIterable<Buffer>) {
@@ -174,8 +174,8 @@ async function* streamBody(exchange: ProxyExchange, req: IncomingMessage): Async
 /** One client request on its way through one or more endpoints; also the upstream client's handler. */
 class ProxyExchange implements UpstreamHandler {
   readonly request: ProxyRequest;
-  readonly #req: IncomingMessage;
-  readonly #res: ServerResponse;
+  readonly #req: GatewayRequest;
+  readonly #res: GatewayResponse;
   readonly #done: (outcome: ProxyOutcome) => void;
   readonly #outcome: ProxyOutcome;
   #controller: UpstreamController | null = null;
@@ -189,8 +189,8 @@ class ProxyExchange implements UpstreamHandler {
   bodyStarted = false;
 
   constructor(
-    req: IncomingMessage,
-    res: ServerResponse,
+    req: GatewayRequest,
+    res: GatewayResponse,
     request: ProxyRequest,
     done: (outcome: ProxyOutcome) => void,
   ) {
@@ -379,8 +379,8 @@ class ProxyExchange implements UpstreamHandler {
  * gets `answeredByGateway: true` and the caller writes the error page for `status`.
  */
 export function proxyRequest(
-  req: IncomingMessage,
-  res: ServerResponse,
+  req: GatewayRequest,
+  res: GatewayResponse,
   request: ProxyRequest,
   done: (outcome: ProxyOutcome) => void,
 ): void {

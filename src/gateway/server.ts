@@ -2,7 +2,8 @@
 // through the same steps before node:http sees it:
 //   PROXY header (only when use-proxy-protocol is on, only from trusted peers; never guessed)
 //   -> for the HTTPS listener: TLS with SNI (or nginx's 400 when the first bytes are plain HTTP)
-//   -> one shared http.Server (request parsing, keep-alive, header timeout) -> the request pipeline.
+//   -> the HTTP/1.1 server side (request parsing, keep-alive, header timeout) -> the request pipeline:
+//      keepip's own (h1-server.ts, httpEngine 'keepip') or one shared node:http Server ('node').
 // The PROXY mode, the trusted peers and the certificates are read from the current snapshot for
 // each new connection, so a reload changes them without re-binding.
 import http from 'node:http';
@@ -14,6 +15,7 @@ import { canonicalIp } from '../net/ip.ts';
 import { type ReadOutcome, readProxyHeader } from '../proxy-protocol/reader.ts';
 import { attachConnection, type ConnectionInfo } from './connection.ts';
 import type { ErrorLog } from './error-log.ts';
+import { createH1Server, type H1Server } from './h1-server.ts';
 import type { RequestHandler } from './handler.ts';
 import type { GatewayMetrics } from './metrics.ts';
 import type { GatewaySnapshot } from './snapshot.ts';
@@ -37,7 +39,12 @@ export interface ListenerContext {
   clientHeaderTimeoutMs: number;
   /** nginx keepalive_timeout as ingress-nginx sets it (75 s). */
   keepAliveTimeoutMs: number;
+  /** Which HTTP/1.1 server side parses client requests. */
+  httpEngine: HttpEngine;
 }
+
+/** 'keepip': the strict, lean server of h1-server.ts; 'node': node:http's server. */
+export type HttpEngine = 'keepip' | 'node';
 
 export interface RunningListeners {
   readonly addresses: Readonly<Record<ListenerKind, AddressInfo | null>>;
@@ -79,6 +86,32 @@ export async function startListeners(
   plainOnHttps.on('clientError', handler.onClientError);
   plainOnHttps.emit('listening');
 
+  // keepip's engine: the same handler, the same timeouts and head size cap as node:http had.
+  const h1: H1Server | null =
+    ctx.httpEngine === 'keepip'
+      ? createH1Server(handler, {
+          clientHeaderTimeoutMs: ctx.clientHeaderTimeoutMs,
+          keepAliveTimeoutMs: ctx.keepAliveTimeoutMs,
+          maxHeaderBytes: http.maxHeaderSize,
+        })
+      : null;
+  const plainH1: H1Server | null =
+    ctx.httpEngine === 'keepip'
+      ? createH1Server(
+          {
+            onRequest: handler.onPlainHttpOnHttps,
+            onUpgrade: (_req, socket) => socket.destroy(),
+            onClientError: handler.onClientError,
+          },
+          {
+            clientHeaderTimeoutMs: ctx.clientHeaderTimeoutMs,
+            keepAliveTimeoutMs: 0,
+            maxHeaderBytes: http.maxHeaderSize,
+            closeAfterResponse: true,
+          },
+        )
+      : null;
+
   const defaultContext = tls.createSecureContext({
     key: ctx.defaultCertificate.key,
     cert: ctx.defaultCertificate.cert,
@@ -96,6 +129,10 @@ export async function startListeners(
   const handOn = (kind: ListenerKind, socket: net.Socket, info: ConnectionInfo) => {
     if (kind === 'http') {
       attachConnection(socket, info);
+      if (h1 !== null) {
+        h1.serve(socket);
+        return;
+      }
       httpServer.emit('connection', socket);
       socket.resume();
       return;
@@ -117,9 +154,14 @@ export async function startListeners(
         });
         secure.on('error', () => secure.destroy());
         attachConnection(secure, { ...info, scheme: 'https' });
-        httpServer.emit('connection', secure);
+        if (h1 !== null) h1.serve(secure);
+        else httpServer.emit('connection', secure);
       } else {
         attachConnection(socket, { ...info, scheme: 'http' });
+        if (plainH1 !== null) {
+          plainH1.serve(socket);
+          return;
+        }
         plainOnHttps.emit('connection', socket);
         socket.resume();
       }
@@ -215,11 +257,15 @@ export async function startListeners(
       );
     },
     closeIdle() {
+      h1?.closeIdle();
+      plainH1?.closeIdle();
       httpServer.closeIdleConnections();
       plainOnHttps.closeIdleConnections();
     },
     destroyAll() {
       for (const socket of sockets) socket.destroy();
+      h1?.destroyAll();
+      plainH1?.destroyAll();
       httpServer.closeAllConnections();
       plainOnHttps.closeAllConnections();
       // Stops node's connection-checking interval (the servers never listened, so close() reports that; ignored).

@@ -1,0 +1,542 @@
+// A strict, incremental HTTP/1.1 request parser for the gateway's client side (h1-server.ts). Pure:
+// bytes in, steps out; no sockets, no timers. It is deliberately stricter than llhttp wherever the
+// two could disagree, because the edge is where request smuggling starts: anything ambiguous is an
+// error with the status the client gets, and the connection is then closed.
+//   - request line `METHOD SP target SP HTTP/1.x CRLF`, token methods, no CTL/space in the target;
+//   - every line ends in CRLF (a bare LF or a bare CR is an error), no obs-fold, no space before ':';
+//   - Content-Length digits only, repeated only with the same value, never with Transfer-Encoding;
+//   - Transfer-Encoding exactly `chunked` (anything else 501), strict chunk sizes, bounded extensions,
+//     trailers validated as headers and dropped (keepip re-frames every body it sends upstream).
+// One head (request line + headers, or trailers) may take at most `maxHeaderBytes` (node:http's
+// maxHeaderSize, 16 KiB, as the gateway had with node:http): beyond it, 431.
+
+export type RequestParseErrorCode =
+  | 'H1_BAD_REQUEST_LINE'
+  | 'H1_BAD_METHOD'
+  | 'H1_BAD_TARGET'
+  | 'H1_BAD_VERSION'
+  | 'H1_UNSUPPORTED_VERSION'
+  | 'H1_BARE_LF'
+  | 'H1_BARE_CR'
+  | 'H1_BAD_HEADER'
+  | 'H1_OBS_FOLD'
+  | 'H1_HEADER_TOO_LARGE'
+  | 'H1_BAD_CONTENT_LENGTH'
+  | 'H1_DUPLICATE_CONTENT_LENGTH'
+  | 'H1_CONTENT_LENGTH_WITH_TRANSFER_ENCODING'
+  | 'H1_UNSUPPORTED_TRANSFER_ENCODING'
+  | 'H1_DUPLICATE_HOST'
+  | 'H1_BAD_CHUNK';
+
+export interface RequestParseError {
+  code: RequestParseErrorCode;
+  /** What the client gets before the connection closes. */
+  status: 400 | 431 | 501 | 505;
+  message: string;
+}
+
+export interface RequestHead {
+  method: string;
+  /** The request target as received (origin-form, absolute-form, or `*` for OPTIONS). */
+  url: string;
+  /** '1.1' or '1.0'. */
+  httpVersion: string;
+  /** Lower-case names, combined as node:http combines them (so the pipeline sees the same values). */
+  headers: Record<string, string | string[]>;
+  /** Names and values as received, alternating. */
+  rawHeaders: string[];
+  /** Bytes of the head on the wire, leading empty lines and the final CRLF included. */
+  headBytes: number;
+  /** Body framing: 'none', 'length' (contentLength bytes) or 'chunked'. */
+  framing: 'none' | 'length' | 'chunked';
+  contentLength: number;
+  /** Whether the connection may carry another request after this one (HTTP/1.0 keep-alive, Connection: close). */
+  keepAlive: boolean;
+  /** Connection: upgrade with an Upgrade header (a WebSocket handshake): the rest of the bytes are a tunnel. */
+  upgrade: boolean;
+  /** Expect: 100-continue. */
+  expectContinue: boolean;
+  /** An Expect header other than 100-continue (answered 417, as node:http does). */
+  expectUnsupported: boolean;
+}
+
+export type ParseStep =
+  | { kind: 'more' }
+  | { kind: 'head'; head: RequestHead }
+  | { kind: 'body'; chunk: Buffer }
+  | { kind: 'end' }
+  | { kind: 'error'; error: RequestParseError };
+
+export interface RequestParserOptions {
+  /** Cap on one head (request line and headers) and on the trailer section. */
+  maxHeaderBytes: number;
+}
+
+const MORE: ParseStep = Object.freeze({ kind: 'more' }) as ParseStep;
+const END: ParseStep = Object.freeze({ kind: 'end' }) as ParseStep;
+
+const CR = 0x0d;
+const LF = 0x0a;
+/** Longest chunk-size line accepted (size, extensions, CRLF). */
+const MAX_CHUNK_LINE = 4096;
+/** 2^53 - 1 fits in 13 hex digits; more digits are refused rather than rounded. */
+const MAX_CHUNK_SIZE_DIGITS = 13;
+
+// RFC 9110 tchar.
+const TOKEN = new Uint8Array(256);
+for (const c of "!#$%&'*+-.^_`|~") TOKEN[c.charCodeAt(0)] = 1;
+for (let c = 0x30; c <= 0x39; c++) TOKEN[c] = 1;
+for (let c = 0x41; c <= 0x5a; c++) TOKEN[c] = 1;
+for (let c = 0x61; c <= 0x7a; c++) TOKEN[c] = 1;
+// Field value octets: HTAB, visible ASCII, SP, obs-text. No CTL, no DEL.
+const VALUE = new Uint8Array(256);
+VALUE[0x09] = 1;
+for (let c = 0x20; c <= 0x7e; c++) VALUE[c] = 1;
+for (let c = 0x80; c <= 0xff; c++) VALUE[c] = 1;
+// Request-target octets: visible ASCII and obs-text (as node and nginx accept raw UTF-8); no CTL, SP, DEL.
+const TARGET = new Uint8Array(256);
+for (let c = 0x21; c <= 0x7e; c++) TARGET[c] = 1;
+for (let c = 0x80; c <= 0xff; c++) TARGET[c] = 1;
+const HEX = new Int8Array(256).fill(-1);
+for (let c = 0; c < 10; c++) HEX[0x30 + c] = c;
+for (let c = 0; c < 6; c++) {
+  HEX[0x41 + c] = 10 + c;
+  HEX[0x61 + c] = 10 + c;
+}
+
+/** Headers node:http keeps only the first of (IncomingMessage#_addHeaderLine); host is refused instead. */
+const FIRST_WINS = new Set([
+  'content-type',
+  'content-length',
+  'user-agent',
+  'referer',
+  'authorization',
+  'proxy-authorization',
+  'if-modified-since',
+  'if-unmodified-since',
+  'from',
+  'location',
+  'max-forwards',
+  'retry-after',
+  'etag',
+  'last-modified',
+  'server',
+  'age',
+  'expires',
+]);
+
+function fail(code: RequestParseErrorCode, status: RequestParseError['status'], message: string): ParseStep {
+  return { kind: 'error', error: { code, status, message } };
+}
+
+function hasToken(list: string, token: string): boolean {
+  for (const part of list.split(',')) if (part.trim().toLowerCase() === token) return true;
+  return false;
+}
+
+function isDigits(value: string): boolean {
+  if (value.length === 0 || value.length > 15) return false;
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charCodeAt(i);
+    if (c < 0x30 || c > 0x39) return false;
+  }
+  return true;
+}
+
+/** Validates one header line [start, end) (CRLF excluded); returns [name, value] or an error step. */
+function headerLine(buf: Buffer, start: number, end: number): [string, string] | ParseStep {
+  const first = buf[start] as number;
+  if (first === 0x20 || first === 0x09) return fail('H1_OBS_FOLD', 400, 'obsolete line folding');
+  let colon = start;
+  while (colon < end && TOKEN[buf[colon] as number] === 1) colon++;
+  if (colon === start || colon === end || buf[colon] !== 0x3a) {
+    return fail('H1_BAD_HEADER', 400, 'invalid header field name');
+  }
+  let valueStart = colon + 1;
+  while (valueStart < end && (buf[valueStart] === 0x20 || buf[valueStart] === 0x09)) valueStart++;
+  let valueEnd = end;
+  while (valueEnd > valueStart && (buf[valueEnd - 1] === 0x20 || buf[valueEnd - 1] === 0x09)) valueEnd--;
+  for (let i = valueStart; i < valueEnd; i++) {
+    const c = buf[i] as number;
+    if (VALUE[c] !== 1) return fail(c === CR ? 'H1_BARE_CR' : 'H1_BAD_HEADER', 400, 'invalid header value');
+  }
+  return [buf.toString('latin1', start, colon), buf.toString('latin1', valueStart, valueEnd)];
+}
+
+/**
+ * Finds the end of a head starting at `start`: the index just past the empty line, -1 when more bytes
+ * are needed, or an error step (bare LF). A bare CR is caught when the lines are validated.
+ */
+function findHeadEnd(buf: Buffer, start: number): number | ParseStep {
+  let lineStart = start;
+  for (;;) {
+    const lf = buf.indexOf(LF, lineStart);
+    if (lf === -1) return -1;
+    if (lf === start || buf[lf - 1] !== CR) return fail('H1_BARE_LF', 400, 'line ends in a bare LF');
+    if (lf - 1 === lineStart) return lf + 1;
+    lineStart = lf + 1;
+  }
+}
+
+/** Parses a complete head [start, end) (end just past the final CRLF). */
+function parseHead(buf: Buffer, start: number, end: number, headBytes: number): ParseStep {
+  const lineEnd = buf.indexOf(LF, start) - 1;
+  // Request line: METHOD SP target SP HTTP/1.x
+  let i = start;
+  while (i < lineEnd && TOKEN[buf[i] as number] === 1) i++;
+  if (i === start) return fail('H1_BAD_METHOD', 400, 'invalid method');
+  if (buf[i] !== 0x20) {
+    return fail(buf[i] === CR ? 'H1_BARE_CR' : 'H1_BAD_METHOD', 400, 'invalid method');
+  }
+  const method = buf.toString('latin1', start, i);
+  const targetStart = ++i;
+  while (i < lineEnd && TARGET[buf[i] as number] === 1) i++;
+  if (i === targetStart || buf[i] !== 0x20) {
+    return fail(buf[i] === CR ? 'H1_BARE_CR' : 'H1_BAD_TARGET', 400, 'invalid request target');
+  }
+  const url = buf.toString('latin1', targetStart, i);
+  i++;
+  if (
+    lineEnd - i !== 8 ||
+    buf[i] !== 0x48 ||
+    buf[i + 1] !== 0x54 ||
+    buf[i + 2] !== 0x54 ||
+    buf[i + 3] !== 0x50 ||
+    buf[i + 4] !== 0x2f ||
+    buf[i + 6] !== 0x2e
+  ) {
+    return fail('H1_BAD_VERSION', 400, 'invalid HTTP version');
+  }
+  const major = (buf[i + 5] as number) - 0x30;
+  const minor = (buf[i + 7] as number) - 0x30;
+  if (major < 0 || major > 9 || minor < 0 || minor > 9)
+    return fail('H1_BAD_VERSION', 400, 'invalid HTTP version');
+  if (major !== 1 || minor > 1) return fail('H1_UNSUPPORTED_VERSION', 505, 'HTTP version not supported');
+  const httpVersion = minor === 1 ? '1.1' : '1.0';
+  const c0 = url.charCodeAt(0);
+  if (c0 !== 0x2f) {
+    // absolute-form as nginx takes it (http/https scheme only); `*` only for OPTIONS; no authority-form.
+    const lower = url.slice(0, 8).toLowerCase();
+    const absolute = lower.startsWith('http://') || lower.startsWith('https://');
+    if (!absolute && !(url === '*' && method === 'OPTIONS')) {
+      return fail('H1_BAD_TARGET', 400, 'invalid request target');
+    }
+  }
+  if (method === 'CONNECT') return fail('H1_BAD_METHOD', 400, 'CONNECT is not served');
+
+  const headers: Record<string, string | string[]> = {};
+  const rawHeaders: string[] = [];
+  let contentLength = -1;
+  let transferEncoding: string | null = null;
+  let connection = '';
+  let upgradeHeader = false;
+  let expect: string | null = null;
+  let lineStart = lineEnd + 2;
+  while (lineStart < end - 2) {
+    const lf = buf.indexOf(LF, lineStart);
+    const parsed = headerLine(buf, lineStart, lf - 1);
+    lineStart = lf + 1;
+    if (!Array.isArray(parsed)) return parsed;
+    const [rawName, value] = parsed;
+    rawHeaders.push(rawName, value);
+    const name = rawName.toLowerCase();
+    switch (name) {
+      case 'content-length':
+        if (!isDigits(value)) return fail('H1_BAD_CONTENT_LENGTH', 400, 'invalid Content-Length');
+        if (contentLength !== -1 && contentLength !== Number(value)) {
+          return fail('H1_DUPLICATE_CONTENT_LENGTH', 400, 'conflicting Content-Length headers');
+        }
+        contentLength = Number(value);
+        break;
+      case 'transfer-encoding':
+        if (transferEncoding !== null) {
+          return fail('H1_UNSUPPORTED_TRANSFER_ENCODING', 400, 'repeated Transfer-Encoding');
+        }
+        transferEncoding = value.toLowerCase();
+        break;
+      case 'host':
+        if (headers.host !== undefined) return fail('H1_DUPLICATE_HOST', 400, 'duplicate Host header');
+        break;
+      case 'connection':
+        connection = connection === '' ? value : `${connection}, ${value}`;
+        break;
+      case 'upgrade':
+        upgradeHeader = true;
+        break;
+      case 'expect':
+        expect = value.toLowerCase();
+        break;
+    }
+    const previous = headers[name];
+    if (previous === undefined) {
+      headers[name] = name === 'set-cookie' ? [value] : value;
+    } else if (name === 'set-cookie') {
+      (previous as string[]).push(value);
+    } else if (!FIRST_WINS.has(name)) {
+      headers[name] = `${previous}${name === 'cookie' ? '; ' : ', '}${value}`;
+    }
+  }
+
+  let framing: RequestHead['framing'] = 'none';
+  if (transferEncoding !== null) {
+    if (contentLength !== -1) {
+      return fail('H1_CONTENT_LENGTH_WITH_TRANSFER_ENCODING', 400, 'Content-Length with Transfer-Encoding');
+    }
+    if (httpVersion === '1.0') {
+      return fail('H1_UNSUPPORTED_TRANSFER_ENCODING', 400, 'Transfer-Encoding in an HTTP/1.0 request');
+    }
+    if (transferEncoding !== 'chunked') {
+      return fail('H1_UNSUPPORTED_TRANSFER_ENCODING', 501, 'unknown Transfer-Encoding');
+    }
+    framing = 'chunked';
+  } else if (contentLength > 0) {
+    framing = 'length';
+  }
+  const keepAlive =
+    httpVersion === '1.1' ? !hasToken(connection, 'close') : hasToken(connection, 'keep-alive');
+  return {
+    kind: 'head',
+    head: {
+      method,
+      url,
+      httpVersion,
+      headers,
+      rawHeaders,
+      headBytes,
+      framing,
+      contentLength: contentLength === -1 ? 0 : contentLength,
+      keepAlive,
+      upgrade: upgradeHeader && connection !== '' && hasToken(connection, 'upgrade'),
+      expectContinue: expect === '100-continue',
+      expectUnsupported: expect !== null && expect !== '100-continue',
+    },
+  };
+}
+
+const enum_HEAD = 0;
+const enum_LENGTH = 1;
+const enum_CHUNK_SIZE = 2;
+const enum_CHUNK_DATA = 3;
+const enum_CHUNK_CRLF = 4;
+const enum_TRAILERS = 5;
+const enum_FAILED = 6;
+/** The message ended with bytes already consumed: the next execute() reports 'end' without input. */
+const enum_END = 7;
+
+/**
+ * Feeds bytes, takes steps. `execute(buf, offset)` looks at buf from offset and returns one step plus
+ * how many bytes it consumed (`consumed`); the caller calls again with the rest until it gets 'more'.
+ * Bytes that cannot be decided yet (a partial head, chunk-size line or CRLF) are kept inside the
+ * parser and count as consumed. After 'end' the parser expects the next request's head.
+ */
+export class RequestParser {
+  /** Bytes consumed by the last execute() call. */
+  consumed = 0;
+  readonly #maxHeaderBytes: number;
+  #state = enum_HEAD;
+  /** Partial head / chunk line / trailers carried between execute() calls; null when none. */
+  #pending: Buffer | null = null;
+  #remaining = 0;
+
+  constructor(options: RequestParserOptions) {
+    this.#maxHeaderBytes = options.maxHeaderBytes;
+  }
+
+  /** True while part of a head, chunk line or trailer section is held between calls. */
+  get holdsPartial(): boolean {
+    return this.#pending !== null;
+  }
+
+  /** True between requests (the next byte starts a request line). */
+  get betweenRequests(): boolean {
+    return this.#state === enum_HEAD && this.#pending === null;
+  }
+
+  execute(input: Buffer, offset: number): ParseStep {
+    this.consumed = 0;
+    if (this.#state === enum_END) {
+      this.#state = enum_HEAD;
+      return END;
+    }
+    if (offset >= input.length) return MORE;
+    switch (this.#state) {
+      case enum_HEAD:
+        return this.#head(input, offset);
+      case enum_LENGTH: {
+        const take = Math.min(this.#remaining, input.length - offset);
+        this.#remaining -= take;
+        this.consumed = take;
+        if (this.#remaining === 0) this.#state = enum_END;
+        return { kind: 'body', chunk: input.subarray(offset, offset + take) };
+      }
+      case enum_CHUNK_SIZE:
+        return this.#chunkSize(input, offset);
+      case enum_CHUNK_DATA: {
+        const take = Math.min(this.#remaining, input.length - offset);
+        this.#remaining -= take;
+        this.consumed = take;
+        if (this.#remaining === 0) this.#state = enum_CHUNK_CRLF;
+        return { kind: 'body', chunk: input.subarray(offset, offset + take) };
+      }
+      case enum_CHUNK_CRLF:
+        return this.#chunkCrlf(input, offset);
+      case enum_TRAILERS:
+        return this.#trailers(input, offset);
+      default:
+        return fail('H1_BAD_REQUEST_LINE', 400, 'parser failed earlier');
+    }
+  }
+
+  #error(step: ParseStep): ParseStep {
+    this.#state = enum_FAILED;
+    this.#pending = null;
+    return step;
+  }
+
+  /** Joins held bytes with new ones; returns the buffer to scan and where the new bytes start in it. */
+  #join(input: Buffer, offset: number): Buffer {
+    const pending = this.#pending;
+    if (pending === null) return offset === 0 ? input : input.subarray(offset);
+    return Buffer.concat([pending, input.subarray(offset)]);
+  }
+
+  #head(input: Buffer, offset: number): ParseStep {
+    const held = this.#pending === null ? 0 : this.#pending.length;
+    const buf = this.#join(input, offset);
+    // Leading empty lines before a request line are skipped (RFC 9112 2.2), within the size cap.
+    let start = 0;
+    while (start + 1 < buf.length && buf[start] === CR && buf[start + 1] === LF) start += 2;
+    if (start < buf.length && buf[start] === LF) return this.#error(fail('H1_BARE_LF', 400, 'bare LF'));
+    const found = findHeadEnd(buf, start);
+    if (typeof found !== 'number') return this.#error(found);
+    if (found === -1) {
+      if (buf.length > this.#maxHeaderBytes) {
+        return this.#error(fail('H1_HEADER_TOO_LARGE', 431, 'request header too large'));
+      }
+      this.#pending = Buffer.from(buf);
+      this.consumed = input.length - offset;
+      return MORE;
+    }
+    if (found > this.#maxHeaderBytes) {
+      return this.#error(fail('H1_HEADER_TOO_LARGE', 431, 'request header too large'));
+    }
+    this.#pending = null;
+    this.consumed = found - held;
+    const step = parseHead(buf, start, found, found);
+    if (step.kind !== 'head') return this.#error(step);
+    const head = step.head;
+    if (head.upgrade) {
+      // The rest of the connection is a tunnel (or more requests, if the upstream refuses): not ours to parse.
+      this.#state = enum_FAILED;
+    } else if (head.framing === 'length') {
+      this.#state = enum_LENGTH;
+      this.#remaining = head.contentLength;
+    } else if (head.framing === 'chunked') {
+      this.#state = enum_CHUNK_SIZE;
+    } else {
+      this.#state = enum_END;
+    }
+    return step;
+  }
+
+  #chunkSize(input: Buffer, offset: number): ParseStep {
+    const held = this.#pending === null ? 0 : this.#pending.length;
+    const buf = this.#join(input, offset);
+    const lf = buf.indexOf(LF);
+    if (lf === -1) {
+      if (buf.length > MAX_CHUNK_LINE) return this.#error(fail('H1_BAD_CHUNK', 400, 'chunk line too long'));
+      this.#pending = Buffer.from(buf);
+      this.consumed = input.length - offset;
+      return MORE;
+    }
+    if (lf + 1 > MAX_CHUNK_LINE) return this.#error(fail('H1_BAD_CHUNK', 400, 'chunk line too long'));
+    if (lf === 0 || buf[lf - 1] !== CR) return this.#error(fail('H1_BARE_LF', 400, 'bare LF in chunk line'));
+    const lineEnd = lf - 1;
+    let i = 0;
+    let size = 0;
+    while (i < lineEnd && HEX[buf[i] as number] !== -1) {
+      size = size * 16 + (HEX[buf[i] as number] as number);
+      i++;
+    }
+    if (i === 0 || i > MAX_CHUNK_SIZE_DIGITS)
+      return this.#error(fail('H1_BAD_CHUNK', 400, 'invalid chunk size'));
+    if (i < lineEnd) {
+      // Chunk extensions: `;` right after the size, then field-value octets only (no CR, no LF).
+      if (buf[i] !== 0x3b) return this.#error(fail('H1_BAD_CHUNK', 400, 'invalid chunk size'));
+      for (let j = i + 1; j < lineEnd; j++) {
+        if (VALUE[buf[j] as number] !== 1)
+          return this.#error(fail('H1_BAD_CHUNK', 400, 'invalid chunk extension'));
+      }
+    }
+    this.#pending = null;
+    this.consumed = lf + 1 - held;
+    if (size === 0) {
+      this.#state = enum_TRAILERS;
+      return this.#continue(input, offset);
+    }
+    this.#state = enum_CHUNK_DATA;
+    this.#remaining = size;
+    return this.#continue(input, offset);
+  }
+
+  /** Continues with the bytes after what this call consumed so far, adding up `consumed`. */
+  #continue(input: Buffer, offset: number): ParseStep {
+    const used = this.consumed;
+    const step = this.execute(input, offset + used);
+    this.consumed += used;
+    return step;
+  }
+
+  #chunkCrlf(input: Buffer, offset: number): ParseStep {
+    const held = this.#pending === null ? 0 : this.#pending.length;
+    const buf = this.#join(input, offset);
+    if (buf.length < 2) {
+      if (buf[0] !== CR) return this.#error(fail('H1_BAD_CHUNK', 400, 'chunk data not followed by CRLF'));
+      this.#pending = Buffer.from(buf);
+      this.consumed = input.length - offset;
+      return MORE;
+    }
+    if (buf[0] !== CR || buf[1] !== LF) {
+      return this.#error(fail('H1_BAD_CHUNK', 400, 'chunk data not followed by CRLF'));
+    }
+    this.#pending = null;
+    this.consumed = 2 - held;
+    this.#state = enum_CHUNK_SIZE;
+    return this.#continue(input, offset);
+  }
+
+  #trailers(input: Buffer, offset: number): ParseStep {
+    const held = this.#pending === null ? 0 : this.#pending.length;
+    const buf = this.#join(input, offset);
+    let end: number;
+    if (buf.length >= 2 && buf[0] === CR && buf[1] === LF) {
+      end = 2;
+    } else {
+      if (buf[0] === LF) return this.#error(fail('H1_BARE_LF', 400, 'bare LF in trailers'));
+      const found = findHeadEnd(buf, 0);
+      if (typeof found !== 'number') return this.#error(found);
+      end = found;
+      if (found === -1) {
+        if (buf.length > this.#maxHeaderBytes) {
+          return this.#error(fail('H1_HEADER_TOO_LARGE', 431, 'trailers too large'));
+        }
+        this.#pending = Buffer.from(buf);
+        this.consumed = input.length - offset;
+        return MORE;
+      }
+      if (found > this.#maxHeaderBytes)
+        return this.#error(fail('H1_HEADER_TOO_LARGE', 431, 'trailers too large'));
+      let lineStart = 0;
+      while (lineStart < found - 2) {
+        const lf = buf.indexOf(LF, lineStart);
+        const parsed = headerLine(buf, lineStart, lf - 1);
+        if (!Array.isArray(parsed)) return this.#error(parsed);
+        lineStart = lf + 1;
+      }
+    }
+    this.#pending = null;
+    this.consumed = end - held;
+    this.#state = enum_HEAD;
+    return END;
+  }
+}
