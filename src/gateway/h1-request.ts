@@ -191,6 +191,7 @@ function parseHead(buf: Buffer, start: number, end: number, headBytes: number): 
   const method = buf.toString('latin1', start, i);
   const targetStart = ++i;
   while (i < lineEnd && TARGET[buf[i] as number] === 1) i++;
+  if (i === lineEnd) return fail('H1_BAD_REQUEST_LINE', 400, 'request line without an HTTP version');
   if (i === targetStart || buf[i] !== 0x20) {
     return fail(buf[i] === CR ? 'H1_BARE_CR' : 'H1_BAD_TARGET', 400, 'invalid request target');
   }
