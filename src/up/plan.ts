@@ -11,6 +11,7 @@
 //   whoami on every backend endpoint that nothing else serves
 import type {
   EndpointModel,
+  LbProvider,
   LoadBalancerModel,
   ObjectRef,
   ServiceModel,
@@ -62,6 +63,8 @@ export interface UpPlan {
 
 /** Where the gateway runs when no controller Service names its pods (documented in docs/up.md). */
 export const DEFAULT_GATEWAY_ADDRESS = '127.0.30.1';
+/** The providers rule A4 (preservation lost across a VPN, transit gateway or PrivateLink) is about. */
+const AWS_PROVIDERS: ReadonlySet<LbProvider> = new Set<LbProvider>(['aws-nlb', 'aws-elb']);
 /** NodePorts for LoadBalancer Service ports that do not give one. */
 const FIRST_DEFAULT_NODE_PORT = 30000;
 
@@ -211,16 +214,16 @@ export function planUp(topology: Topology): UpPlan {
           });
         }
       }
-      // A4: across a VPN, a transit gateway or PrivateLink the targets see the LB's own address
-      // whatever the preservation attribute says. On loopback the client is local, so say it here.
+      // A4, an AWS rule: across a VPN, a transit gateway or PrivateLink the targets see the LB's own
+      // address whatever the preservation attribute says. On loopback the client is local, so say it
+      // here. The path is the doctor's: the annotation, else PrivateLink for a VPC endpoint.
+      const clientPath = lb.clientPath ?? (lb.vpcEndpointId !== null ? 'privatelink' : 'direct');
       const viaTranslation =
-        lb.clientPath === 'vpn' ||
-        lb.clientPath === 'transit-gateway' ||
-        lb.clientPath === 'privatelink' ||
-        lb.vpcEndpointId !== null;
+        AWS_PROVIDERS.has(lb.provider) &&
+        (clientPath === 'vpn' || clientPath === 'transit-gateway' || clientPath === 'privatelink');
       if (viaTranslation && lb.preserveClientIp) {
         notes.push(
-          `${lb.id}: clients arrive via ${lb.clientPath ?? 'privatelink'}, where the LB cannot keep their address (A4): it connects from ${lb.sourceAddress}`,
+          `${lb.id}: clients arrive via ${clientPath}, where the LB cannot keep their address (A4): it connects from ${lb.sourceAddress}`,
         );
       }
       loadBalancers.push({
