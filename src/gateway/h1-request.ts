@@ -268,7 +268,8 @@ function parseHead(buf: Buffer, start: number, end: number, headBytes: number): 
         expect = value.toLowerCase();
         break;
     }
-    const previous = headers[name];
+    // Own properties only: a `Constructor` or `__proto__` header must not meet Object.prototype.
+    const previous = Object.hasOwn(headers, name) ? headers[name] : undefined;
     if (previous === undefined) {
       headers[name] = name === 'set-cookie' ? [value] : value;
     } else if (name === 'set-cookie') {

@@ -5,7 +5,7 @@
 // (client header timeout while a head arrives, keep-alive timeout between requests, a short linger
 // after the last response). Requests on a connection are handled one at a time, in order: pipelined
 // bytes wait (bounded) until the response before them is complete.
-import type { IncomingHttpHeaders } from 'node:http';
+import { type IncomingHttpHeaders, STATUS_CODES } from 'node:http';
 import type net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { type RequestHead, type RequestParseError, RequestParser } from './h1-request.ts';
@@ -206,7 +206,8 @@ class H1Request implements GatewayRequest {
 /** A response written straight to the socket: the head goes out with the first body bytes. */
 class H1Response implements GatewayResponse {
   statusCode = 200;
-  statusMessage = 'OK';
+  /** '' until set: the standard reason phrase for the status is used then. */
+  statusMessage = '';
   shouldKeepAlive: boolean;
   headersSent = false;
   writableFinished = false;
@@ -234,6 +235,7 @@ class H1Response implements GatewayResponse {
     const headers = typeof messageOrHeaders === 'string' ? maybeHeaders : messageOrHeaders;
     if (typeof messageOrHeaders === 'string') this.statusMessage = messageOrHeaders;
     this.statusCode = statusCode;
+    if (this.statusMessage === '') this.statusMessage = STATUS_CODES[statusCode] ?? 'unknown';
     let out = `HTTP/1.1 ${statusCode} ${this.statusMessage.replace(UNSAFE_VALUE, ' ')}\r\n`;
     let hasLength = false;
     let hasDate = false;

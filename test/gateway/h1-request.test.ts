@@ -242,6 +242,14 @@ describe('h1-request: valid requests', () => {
     assert.deepEqual(events[1], { kind: 'end' });
   });
 
+  it('header names that are Object.prototype properties are plain headers', () => {
+    const [event] = one('GET / HTTP/1.1\r\nConstructor: a\r\nToString: b\r\n__proto__: c\r\n\r\n');
+    const head = (event as { head: RequestHead }).head;
+    assert.equal(head.headers.constructor, 'a');
+    assert.equal(head.headers.tostring, 'b');
+    assert.equal(Object.getPrototypeOf(head.headers), Object.prototype);
+  });
+
   it('OPTIONS *, leading empty lines, HTTP/1.0 keep-alive and Connection: close', () => {
     assert.deepEqual(summary(one('\r\n\r\nOPTIONS * HTTP/1.1\r\nConnection: close\r\n\r\n')), [
       'head OPTIONS * 1.1 {"connection":"close"} none:0 ka=false',
