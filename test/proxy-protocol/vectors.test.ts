@@ -15,8 +15,10 @@ interface Vector {
   origin: string;
 }
 
+// A copy of the reference vectors (shared/reference/proxy-protocol-vectors.json), kept in the
+// repository so a clean checkout tests against them without the workspace around it.
 const vectors = JSON.parse(
-  readFileSync(new URL('../../../shared/reference/proxy-protocol-vectors.json', import.meta.url), 'utf8'),
+  readFileSync(new URL('../fixtures/proxy-protocol/vectors.json', import.meta.url), 'utf8'),
 ) as Vector[];
 
 function endpointText(e: Endpoint | null): string {
