@@ -795,6 +795,13 @@ const OTHER_ENTRIES = [
     fix: 'pass a non-negative duration',
   },
   {
+    code: 'LB_BAD_SOURCE_RANGE',
+    module: 'lb',
+    kind: 'error',
+    summary: 'an allowed source range (loadBalancerSourceRanges) is not a CIDR or IP address',
+    fix: 'correct the range the message names',
+  },
+  {
     code: 'LB_CONFIG_INVALID',
     module: 'lb',
     kind: 'thrown',

@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import net, { type AddressInfo } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { Registry } from 'prom-client';
+import { CidrSet } from '../net/cidr-set.ts';
 import { canonicalIp } from '../net/ip.ts';
 import {
   DEFAULT_DEREGISTRATION_DELAY_MS,
@@ -130,6 +131,11 @@ export async function startLoadBalancer(input: LbRuntimeConfig): Promise<Running
               },
             }),
   });
+  // loadBalancerSourceRanges (validated above): the security group in front of an NLB.
+  const allowedSources =
+    config.allowedSources !== undefined && config.allowedSources.length > 0
+      ? (CidrSet.build(config.allowedSources) as { ok: true; set: CidrSet }).set
+      : null;
   const policy = createSelectionPolicy(config.algorithm);
   const flows = new Set<Flow>();
   const bump = (record: Record<string, number>, key: string) => {
@@ -144,6 +150,15 @@ export async function startLoadBalancer(input: LbRuntimeConfig): Promise<Running
       return;
     }
     client.on('error', () => {}); // until the flow takes over; a reset here is not our failure
+    if (allowedSources !== null && !allowedSources.has(clientAddress)) {
+      bump(stats.flowsRejected, 'source-range');
+      logRepeated(
+        'source-range',
+        `client ${clientAddress} is outside the allowed source ranges: connection reset`,
+      );
+      client.resetAndDestroy();
+      return;
+    }
     const flowKey: FlowKey = {
       sourceAddress: clientAddress,
       sourcePort: client.remotePort ?? 0,

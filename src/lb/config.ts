@@ -2,6 +2,7 @@
 // `keepip up` all produce, validated before anything listens. Pure: no sockets.
 import type { Registry } from 'prom-client';
 import type { HealthCheckModel, LoadBalancerModel, ServicePortModel } from '../config/model.ts';
+import { CidrSet } from '../net/cidr-set.ts';
 import { canonicalIp } from '../net/ip.ts';
 
 export interface TargetAddress {
@@ -35,6 +36,11 @@ export interface LbRuntimeConfig {
   algorithm: LbAlgorithm;
   /** null: no active checks, every target stays in rotation. */
   healthCheck: HealthCheckModel | null;
+  /**
+   * spec.loadBalancerSourceRanges: only clients inside these CIDRs may connect; others are reset at
+   * once and counted (flows rejected, reason source-range). Absent or empty: everyone.
+   */
+  allowedSources?: readonly string[];
   /** A flow with no bytes either way for this long is reset (NLB: 350 s). */
   idleTimeoutMs?: number;
   /** How long a removed target keeps its existing flows before they are closed (NLB default: 300 s). */
@@ -66,7 +72,8 @@ export interface LbConfigError {
     | 'LB_TLVS_NEED_V2'
     | 'LB_BAD_VPC_ENDPOINT_ID'
     | 'LB_BAD_HEALTH_CHECK'
-    | 'LB_BAD_TIMEOUT';
+    | 'LB_BAD_TIMEOUT'
+    | 'LB_BAD_SOURCE_RANGE';
   message: string;
 }
 
@@ -103,6 +110,10 @@ export function validateLbConfig(config: LbRuntimeConfig): LbConfigResult {
   }
   if (tlvs.awsVpcEndpointId !== undefined && !/^[\x21-\x7e]{1,255}$/.test(tlvs.awsVpcEndpointId)) {
     add('LB_BAD_VPC_ENDPOINT_ID', `VPC endpoint id "${tlvs.awsVpcEndpointId}" must be 1-255 printable ASCII`);
+  }
+  if (config.allowedSources !== undefined && config.allowedSources.length > 0) {
+    const built = CidrSet.build(config.allowedSources);
+    if (!built.ok) add('LB_BAD_SOURCE_RANGE', `allowed source range: ${built.error.message}`);
   }
   const hc = config.healthCheck;
   if (hc !== null) {
@@ -151,6 +162,7 @@ export function lbConfigFromModel(
         : {},
     sourceAddress: model.sourceAddress,
     preserveClientIp: model.preserveClientIp,
+    allowedSources: model.loadBalancerSourceRanges,
     algorithm: 'flow-hash',
     healthCheck: model.healthCheck,
     idleTimeoutMs: DEFAULT_IDLE_TIMEOUT_MS,
