@@ -95,7 +95,7 @@ describe('gateway (keepip HTTP/1.1 engine): client-side protocol', () => {
     const reply = await send('GET /stream HTTP/1.1\r\nHost: e.example\r\nConnection: close\r\n\r\n');
     assert.match(
       reply.received.toString('latin1'),
-      /transfer-encoding: chunked\r\n[^]*\r\n\r\n6\r\npart1-\r\n5\r\npart2\r\n0\r\n\r\n$/,
+      /transfer-encoding: chunked\r\n[\s\S]*\r\n\r\n6\r\npart1-\r\n5\r\npart2\r\n0\r\n\r\n$/,
     );
   });
 
