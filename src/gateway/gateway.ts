@@ -42,7 +42,7 @@ export interface GatewayOptions {
   keepAliveTimeoutMs?: number;
   /**
    * The HTTP/1.1 server side: 'keepip' (h1-server.ts: strict parsing, less CPU and memory per
-   * connection) or 'node' (node:http). Default: KEEPIP_HTTP_ENGINE from the environment, else 'node'.
+   * connection) or 'node' (node:http). Default: KEEPIP_HTTP_ENGINE from the environment, else 'keepip'.
    */
   httpEngine?: HttpEngine;
   /** How long close() waits for in-flight requests; default 10 s. */
@@ -397,5 +397,5 @@ export function listenerEvents(running: RunningGateway): GatewayEvent[] {
 /** The engine when GatewayOptions.httpEngine is not given: KEEPIP_HTTP_ENGINE (lets a whole test run pick one). */
 export function defaultHttpEngine(): HttpEngine {
   const fromEnv = process.env.KEEPIP_HTTP_ENGINE;
-  return fromEnv === 'keepip' || fromEnv === 'node' ? fromEnv : 'node';
+  return fromEnv === 'keepip' || fromEnv === 'node' ? fromEnv : 'keepip';
 }
