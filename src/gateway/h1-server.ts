@@ -80,6 +80,8 @@ const LINGER_MS = 2_000;
 const PIPELINE_HOLD_BYTES = 64 * 1024;
 const CONTINUE = Buffer.from('HTTP/1.1 100 Continue\r\n\r\n', 'latin1');
 const UNSAFE_VALUE = /[\r\n\0]/;
+/** A first body piece up to this size goes out in one buffer with the response head. */
+const COALESCE_BYTES = 16 * 1024;
 
 let cachedDate = '';
 let cachedDateSecond = 0;
@@ -293,6 +295,15 @@ class H1Response implements GatewayResponse {
     if (this.#noBody || chunk.length === 0) {
       this.#flushHead();
       return !socket.writableNeedDrain;
+    }
+    const head = this.#pendingHead;
+    if (head !== null && !this.#chunked && chunk.length <= COALESCE_BYTES) {
+      // Head and a small first body piece in one buffer: one plain write instead of a corked writev.
+      this.#pendingHead = null;
+      const out = Buffer.allocUnsafe(head.length + chunk.length);
+      out.write(head, 0, 'latin1');
+      chunk.copy(out, head.length);
+      return socket.write(out);
     }
     socket.cork();
     this.#flushHead();
