@@ -107,8 +107,9 @@ export function proxyUpgrade(
       }
       socket.setNoDelay(true);
       socket.setTimeout(request.readTimeoutMs);
+      // Bytes the client sent after its request head are held until the backend switches protocols:
+      // if it refuses (anything but 101), they would be a request the gateway never routed or checked.
       socket.write(headText);
-      if (head.length > 0) socket.write(head);
       socket.once('data', (first: Buffer) => {
         const status = parseStatusLine(first) ?? 502;
         record.status = status;
@@ -120,7 +121,23 @@ export function proxyUpgrade(
           outcome.bytesToClient += chunk.length;
         });
         socket.pipe(client);
-        client.pipe(socket);
+        if (status === 101) {
+          if (head.length > 0) socket.write(head);
+          client.pipe(socket);
+          return;
+        }
+        // Not switched: the backend's answer reaches the client, but nothing more goes upstream on this
+        // connection; a client that sends more bytes is closed (one answer, then close, as for errors).
+        const refuse = () => {
+          socket.unpipe(client);
+          socket.destroy();
+          client.end();
+        };
+        if (head.length > 0) refuse();
+        else {
+          client.once('data', refuse);
+          client.resume();
+        }
       });
     });
     socket.on('timeout', () => {
