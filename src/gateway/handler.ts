@@ -65,6 +65,30 @@ function withoutEmptyClient(headers: Record<string, string | string[]>): void {
   if (headers['x-forwarded-for'] === '') delete headers['x-forwarded-for'];
 }
 
+/** What the backend receives for the request of `ex` (both the proxied and the upgraded path). */
+function upstreamHeaders(
+  req: GatewayRequest,
+  ex: Exchange,
+  peerTrusted: boolean,
+): Record<string, string | string[]> {
+  const { conn } = ex;
+  const headers = buildUpstreamHeaders({
+    incoming: req.headers,
+    clientAddress: ex.client,
+    peerTrusted,
+    settings: ex.snap.settings,
+    scheme: conn.scheme,
+    serverPort: conn.serverPort,
+    host: ex.rawHost,
+    requestId: ex.reqId,
+    peerAddress: conn.peerAddress,
+    proxyProtocolAddress: conn.proxySource,
+    proxyDestinationPort: conn.proxyDestinationPort,
+  });
+  if (ex.client === '') withoutEmptyClient(headers);
+  return headers;
+}
+
 /** The client as logs show it: '' (unknown, e.g. after a malformed forwarded header) is `-`. */
 function shownClient(client: string): string {
   return client === '' ? '-' : client;
@@ -382,23 +406,10 @@ export function createRequestHandler(ctx: HandlerContext): RequestHandler {
       return;
     }
 
-    const headers = buildUpstreamHeaders({
-      incoming: req.headers,
-      clientAddress: ex.client,
-      peerTrusted: admitted.peerTrusted,
-      settings: snap.settings,
-      scheme: conn.scheme,
-      serverPort: conn.serverPort,
-      host: ex.rawHost,
-      requestId: ex.reqId,
-      peerAddress: conn.peerAddress,
-      proxyProtocolAddress: conn.proxySource,
-      proxyDestinationPort: conn.proxyDestinationPort,
-    });
+    const headers = upstreamHeaders(req, ex, admitted.peerTrusted);
     // node:http already answered 100-continue (and undici refuses Expect); hop-by-hop headers are never
     // copied by buildUpstreamHeaders. Deleting only when present keeps the object in fast mode.
     if (headers.expect !== undefined) delete headers.expect;
-    if (ex.client === '') withoutEmptyClient(headers);
     if (ctx.isDraining()) res.shouldKeepAlive = false;
 
     const hasBody = hasRequestBody(req);
@@ -461,24 +472,11 @@ export function createRequestHandler(ctx: HandlerContext): RequestHandler {
       answerRaw(ex, req, socket, 503, null);
       return;
     }
-    const headers = buildUpstreamHeaders({
-      incoming: req.headers,
-      clientAddress: ex.client,
-      peerTrusted: admitted.peerTrusted,
-      settings: snap.settings,
-      scheme: conn.scheme,
-      serverPort: conn.serverPort,
-      host: ex.rawHost,
-      requestId: ex.reqId,
-      peerAddress: conn.peerAddress,
-      proxyProtocolAddress: conn.proxySource,
-      proxyDestinationPort: conn.proxyDestinationPort,
-    });
+    const headers = upstreamHeaders(req, ex, admitted.peerTrusted);
     // As ingress-nginx: `Upgrade $http_upgrade` and `Connection $connection_upgrade`.
     const upgrade = req.headers.upgrade;
     if (upgrade !== undefined) headers.upgrade = upgrade;
     headers.connection = 'upgrade';
-    if (ex.client === '') withoutEmptyClient(headers);
     if (req.headers.host !== undefined) headers.host = req.headers.host;
     proxyUpgrade(
       socket,
