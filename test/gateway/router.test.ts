@@ -12,6 +12,7 @@ import type {
 } from '../../src/config/model.ts';
 import { hostWithoutPort, normalizeHost, wildcardSuffix } from '../../src/gateway/host.ts';
 import { normalizePath, parseRequestTarget } from '../../src/gateway/request-target.ts';
+import { defaultGatewaySettings } from '../../src/k8s/annotations.ts';
 import {
   compileRoutes,
   DEFAULT_UPSTREAM_NAME,
@@ -24,31 +25,7 @@ import {
 // Hand-built models (the manifest translator is a colleague's; these follow src/config/model.ts)
 
 function settings(over: Partial<GatewaySettings> = {}): GatewaySettings {
-  return {
-    configMap: null,
-    useProxyProtocol: false,
-    proxyProtocolHeaderTimeoutMs: 5000,
-    trustedCidrs: ['0.0.0.0/0'],
-    trustedCidrsDefaulted: true,
-    useForwardedHeaders: false,
-    forwardedForHeader: 'X-Forwarded-For',
-    computeFullForwardedFor: false,
-    enableRealIp: false,
-    defaultAllow: null,
-    defaultDeny: null,
-    blockCidrs: null,
-    sslRedirect: true,
-    httpRedirectCode: 308,
-    logFormatUpstream: '',
-    logFormatEscapeJson: false,
-    proxyBodySizeBytes: 1024 * 1024,
-    proxyConnectTimeoutMs: 5000,
-    proxyReadTimeoutMs: 60000,
-    proxySendTimeoutMs: 60000,
-    upstreamKeepaliveConnections: 320,
-    unsupportedKeys: [],
-    ...over,
-  };
+  return { ...defaultGatewaySettings(), logFormatUpstream: '', ...over };
 }
 
 function backend(service: string, port: number | string = 80, namespace = 'default'): BackendRef {

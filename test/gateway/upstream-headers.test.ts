@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { GatewaySettings } from '../../src/config/model.ts';
 import { newRequestId, requestIdFor } from '../../src/gateway/request-id.ts';
+import { defaultGatewaySettings } from '../../src/k8s/annotations.ts';
 import {
   buildUpstreamHeaders,
   forwardedView,
@@ -11,28 +12,10 @@ import {
 
 function settings(over: Partial<GatewaySettings> = {}): GatewaySettings {
   return {
-    configMap: null,
-    useProxyProtocol: false,
-    proxyProtocolHeaderTimeoutMs: 5000,
+    ...defaultGatewaySettings(),
     trustedCidrs: ['127.0.0.0/8'],
     trustedCidrsDefaulted: false,
-    useForwardedHeaders: false,
-    forwardedForHeader: 'X-Forwarded-For',
-    computeFullForwardedFor: false,
-    enableRealIp: false,
-    defaultAllow: null,
-    defaultDeny: null,
-    blockCidrs: null,
-    sslRedirect: true,
-    httpRedirectCode: 308,
     logFormatUpstream: '',
-    logFormatEscapeJson: false,
-    proxyBodySizeBytes: 1048576,
-    proxyConnectTimeoutMs: 5000,
-    proxyReadTimeoutMs: 60000,
-    proxySendTimeoutMs: 60000,
-    upstreamKeepaliveConnections: 320,
-    unsupportedKeys: [],
     ...over,
   };
 }
