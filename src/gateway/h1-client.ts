@@ -74,12 +74,6 @@ const HEAD_END = Buffer.from('\r\n\r\n', 'latin1');
 const INVALID_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
 const INVALID_TARGET = /[^\u0021-\u00ff]/;
 
-/**
- * One read buffer for every upstream socket (net.connect's `onread`): reads are handled synchronously,
- * so nothing is allocated per read; whatever outlives the callback (a partial head, body bytes) is copied.
- */
-const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
-
 /** Methods whose requests carry a body by meaning: a missing one is sent as `content-length: 0`. */
 function expectsPayload(method: string): boolean {
   return (
@@ -167,19 +161,7 @@ class H1Connection {
 
   constructor(pool: H1Pool, options: H1PoolOptions) {
     this.#pool = pool;
-    const socket = net.connect({
-      host: options.address,
-      port: options.port,
-      noDelay: true,
-      onread: {
-        buffer: READ_BUFFER,
-        // Pausing is explicit (pauseReading), so the return value never stops reading by itself.
-        callback: (length: number, buffer: Uint8Array): boolean => {
-          this.#onData(buffer as Buffer, length);
-          return true;
-        },
-      },
-    });
+    const socket = net.connect({ host: options.address, port: options.port, noDelay: true });
     this.socket = socket;
     this.#setTimeout(options.connectTimeoutMs);
     socket.once('connect', () => {
@@ -187,6 +169,7 @@ class H1Connection {
       const request = this.#request;
       this.#setTimeout(request === null ? pool.idleTimeoutMs : request.options.headersTimeout);
     });
+    socket.on('data', (chunk: Buffer) => this.#onData(chunk));
     socket.on('end', () => this.#onEnd());
     socket.on('error', (error: ErrorWithCode) => this.#fail(error));
     socket.on('close', () => this.#fail(codedError('UPSTREAM_CLOSED', 'upstream closed the connection')));
@@ -332,15 +315,13 @@ class H1Connection {
     this.#failRequest(request, error, true);
   }
 
-  /** `shared[0, length)` was read; `shared` is reused after this returns. */
-  #onData(shared: Buffer, length: number): void {
+  #onData(chunk: Buffer): void {
     const request = this.#request;
     if (request === null) {
       // Nothing was asked: whatever this is, the connection can no longer be trusted.
       this.#destroy();
       return;
     }
-    const chunk = shared.subarray(0, length);
     let buf = chunk;
     let start = 0;
     if (this.#framing === null) {
@@ -353,8 +334,7 @@ class H1Connection {
             this.#failRequest(request, codedError('UPSTREAM_ERROR', 'upstream sent too big header'), true);
             return;
           }
-          // Kept past this read: a copy (a concatenation is one already).
-          this.#pending = buf === chunk ? Buffer.from(buf.subarray(start)) : buf.subarray(start);
+          this.#pending = start === 0 ? buf : buf.subarray(start);
           return;
         }
         if (end - start > maxHeaderSize) {
@@ -396,7 +376,10 @@ class H1Connection {
         const take = Math.min(this.#remaining, available);
         if (take > 0) {
           this.#remaining -= take;
-          handler.onResponseData?.(request, Buffer.from(buf.subarray(start, start + take)));
+          handler.onResponseData?.(
+            request,
+            start === 0 && take === buf.length ? buf : buf.subarray(start, start + take),
+          );
           if (request.settled || this.#request !== request) return;
         }
         if (this.#remaining === 0) this.#complete(request, available - take);
@@ -405,8 +388,7 @@ class H1Connection {
       case 'chunked': {
         const decoder = this.#chunked as ChunkedDecoder;
         const result = decoder.feed(buf, start, (data) => {
-          if (!request.settled && this.#request === request)
-            handler.onResponseData?.(request, Buffer.from(data));
+          if (!request.settled && this.#request === request) handler.onResponseData?.(request, data);
         });
         if (request.settled || this.#request !== request) return;
         if (!result.ok) {
@@ -417,7 +399,7 @@ class H1Connection {
         return;
       }
       case 'close':
-        if (buf.length > start) handler.onResponseData?.(request, Buffer.from(buf.subarray(start)));
+        if (buf.length > start) handler.onResponseData?.(request, start === 0 ? buf : buf.subarray(start));
         return;
     }
   }

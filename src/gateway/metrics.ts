@@ -1,6 +1,5 @@
-// The gateway's Prometheus metrics. The per-request counter is counted in plain numbers and handed to
-// prom-client when it collects (a scrape): prom-client hashes the label values on every inc() otherwise.
-// Histogram children are cached per label combination for the same reason.
+// The gateway's Prometheus metrics. Children are cached per label combination: prom-client hashes the
+// label values on every call otherwise, and these counters move on every request.
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 export interface GatewayMetrics {
@@ -17,25 +16,11 @@ export interface GatewayMetrics {
 }
 
 export function createGatewayMetrics(registry: Registry = new Registry()): GatewayMetrics {
-  // ingress -> host -> status -> requests not yet handed to prom-client.
-  const pendingRequests = new Map<string, Map<string, Map<number, { count: number }>>>();
-  // Registered in `registry`; its values come from collect().
-  new Counter({
+  const requests = new Counter({
     name: 'keepip_gateway_requests_total',
     help: 'Requests answered by the gateway, by Ingress, host and status',
     labelNames: ['ingress', 'host', 'status'] as const,
     registers: [registry],
-    collect() {
-      for (const [ingress, hosts] of pendingRequests) {
-        for (const [host, statuses] of hosts) {
-          for (const [status, pending] of statuses) {
-            if (pending.count === 0) continue;
-            this.labels(ingress, host, String(status)).inc(pending.count);
-            pending.count = 0;
-          }
-        }
-      }
-    },
   });
   const denials = new Counter({
     name: 'keepip_gateway_denials_total',
@@ -68,24 +53,19 @@ export function createGatewayMetrics(registry: Registry = new Registry()): Gatew
     registers: [registry],
   });
 
+  const requestChildren = new Map<string, Counter.Internal>();
   const upstreamChildren = new Map<string, Histogram.Internal<'upstream'>>();
   return {
     registry,
     request(ingress, host, status) {
-      // Bounded by the configured hosts and ingresses: `host` is the matched server name, never raw input.
-      let hosts = pendingRequests.get(ingress);
-      if (hosts === undefined) {
-        hosts = new Map();
-        pendingRequests.set(ingress, hosts);
+      const key = `${ingress}\u0000${host}\u0000${status}`;
+      let child = requestChildren.get(key);
+      if (child === undefined) {
+        // Bounded by the configured hosts and ingresses: `host` is the matched server name, never raw input.
+        child = requests.labels(ingress, host, String(status));
+        requestChildren.set(key, child);
       }
-      let statuses = hosts.get(host);
-      if (statuses === undefined) {
-        statuses = new Map();
-        hosts.set(host, statuses);
-      }
-      const pending = statuses.get(status);
-      if (pending === undefined) statuses.set(status, { count: 1 });
-      else pending.count += 1;
+      child.inc();
     },
     denial(rule) {
       denials.labels(rule).inc();
