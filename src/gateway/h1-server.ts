@@ -8,6 +8,7 @@
 import { type IncomingHttpHeaders, STATUS_CODES } from 'node:http';
 import type net from 'node:net';
 import type { Duplex } from 'node:stream';
+import type { RequestHandler } from './handler.ts';
 import { type RequestHead, type RequestParseError, RequestParser } from './h1-request.ts';
 
 /** What the pipeline reads from a request (node's IncomingMessage satisfies it too). */
@@ -44,15 +45,8 @@ export interface GatewayResponse {
   off(event: 'close', listener: () => void): unknown;
 }
 
-/** The pipeline's entry points (RequestHandler in handler.ts). */
-export interface H1Handler {
-  onRequest(req: GatewayRequest, res: GatewayResponse): void;
-  onUpgrade(req: GatewayRequest, socket: Duplex, head: Buffer): void;
-  onClientError(
-    error: Error & { code?: string; rawPacket?: Buffer; statusCode?: number },
-    socket: Duplex,
-  ): void;
-}
+/** The pipeline's entry points this engine calls (the plain-HTTP-on-HTTPS one is node:http's case). */
+export type H1Handler = Pick<RequestHandler, 'onRequest' | 'onUpgrade' | 'onClientError'>;
 
 export interface H1ServerOptions {
   /** nginx client_header_timeout: a request head must arrive within this time. */
