@@ -2,7 +2,6 @@
 // and the ways the two ends of PROXY protocol can disagree.
 import assert from 'node:assert/strict';
 import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -10,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { send } from '../../src/demo/client.ts';
 import { encodeProxyHeader } from '../../src/proxy-protocol/index.ts';
 import { type RunningChain, startChain } from '../../src/up/run.ts';
+import { rawExchange } from '../helpers/net.ts';
 
 const seed = (variant: string) => fileURLToPath(new URL(`../../examples/seed/${variant}`, import.meta.url));
 const fixture = (name: string) => fileURLToPath(new URL(`../fixtures/up/${name}`, import.meta.url));
@@ -121,25 +121,21 @@ describe('the seed after the fix', () => {
   test('a PROXY header forged by a client that connects to the gateway directly is rejected', async () => {
     const pod = h.chain.actual(POD);
     const mark = h.lines.length;
-    const reply = await new Promise<string>((resolve) => {
-      const socket = net.connect({ host: pod.host, port: pod.port, localAddress: OTHER });
-      let text = '';
-      socket.on('connect', () => {
-        const header = encodeProxyHeader({
-          version: 2,
-          command: 'PROXY',
-          protocol: 'TCP4',
-          source: { address: ALLOWED, port: 50000 },
-          destination: { address: pod.host, port: pod.port },
-        });
-        socket.write(Buffer.concat([header, Buffer.from(`GET / HTTP/1.1\r\nHost: ${HOST}\r\n\r\n`)]));
-      });
-      socket.on('data', (chunk) => {
-        text += chunk.toString('latin1');
-      });
-      socket.on('error', () => {});
-      socket.on('close', () => resolve(text));
+    const header = encodeProxyHeader({
+      version: 2,
+      command: 'PROXY',
+      protocol: 'TCP4',
+      source: { address: ALLOWED, port: 50000 },
+      destination: { address: pod.host, port: pod.port },
     });
+    const { received, closedByServer } = await rawExchange({
+      host: pod.host,
+      port: pod.port,
+      localAddress: OTHER,
+      payload: Buffer.concat([header, Buffer.from(`GET / HTTP/1.1\r\nHost: ${HOST}\r\n\r\n`)]),
+    });
+    const reply = received.toString('latin1');
+    assert.ok(closedByServer, 'the gateway closed the connection');
     assert.equal(reply, '', 'closed without a response');
     assert.ok(
       await logLine(h, mark, new RegExp(`peer ${OTHER.replaceAll('.', '\\.')} is not a trusted proxy`)),
