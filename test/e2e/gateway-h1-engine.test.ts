@@ -7,7 +7,7 @@ import type net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { startTestGateway, type TestGateway } from '../fixtures/gateway/harness.ts';
 import { ingress, serviceWithEndpoints, topologyOf } from '../fixtures/gateway/manifests.ts';
-import { rawExchange } from '../helpers/net.ts';
+import { decodeChunked, rawExchange, splitResponse } from '../helpers/net.ts';
 
 interface Seen {
   method: string;
@@ -93,10 +93,11 @@ describe('gateway (keepip HTTP/1.1 engine): client-side protocol', () => {
 
   it('an upstream body without length reaches an HTTP/1.1 client chunked', async () => {
     const reply = await send('GET /stream HTTP/1.1\r\nHost: e.example\r\nConnection: close\r\n\r\n');
-    assert.match(
-      reply.received.toString('latin1'),
-      /transfer-encoding: chunked\r\n[\s\S]*\r\n\r\n6\r\npart1-\r\n5\r\npart2\r\n0\r\n\r\n$/,
-    );
+    // The chunk layout depends on how the upstream's writes arrive; the decoded body does not.
+    const { head, body } = splitResponse(reply.received);
+    assert.match(head, /\r\ntransfer-encoding: chunked(\r\n|$)/);
+    assert.doesNotMatch(head, /\r\ncontent-length:/i);
+    assert.equal(decodeChunked(body).data.toString('latin1'), 'part1-part2');
   });
 
   it('a chunked upload is streamed upstream re-framed, trailers dropped', async () => {

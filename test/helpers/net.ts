@@ -74,3 +74,38 @@ export async function rawExchange(options: {
     });
   });
 }
+
+/**
+ * Decodes a complete chunked message body (RFC 9112 §7.1), strictly: any framing error throws. Tests
+ * compare the decoded bytes, never the chunk layout, which depends on how TCP segments arrive.
+ */
+export function decodeChunked(body: Buffer): { data: Buffer; trailers: string } {
+  const parts: Buffer[] = [];
+  let at = 0;
+  for (;;) {
+    const lineEnd = body.indexOf('\r\n', at);
+    if (lineEnd < 0) throw new Error(`chunk size line not terminated at ${at}`);
+    const sizeText = body.subarray(at, lineEnd).toString('latin1').split(';')[0] ?? '';
+    if (!/^[0-9a-fA-F]+$/.test(sizeText)) throw new Error(`bad chunk size ${JSON.stringify(sizeText)}`);
+    const size = Number.parseInt(sizeText, 16);
+    at = lineEnd + 2;
+    if (size === 0) {
+      const end = body.indexOf('\r\n\r\n', at - 2);
+      if (end < 0) throw new Error('chunked body has no final CRLF');
+      if (end + 4 !== body.length) throw new Error(`${body.length - end - 4} bytes after the chunked body`);
+      return { data: Buffer.concat(parts), trailers: body.subarray(at, end + 2).toString('latin1') };
+    }
+    if (at + size + 2 > body.length) throw new Error('chunk data truncated');
+    parts.push(body.subarray(at, at + size));
+    if (body.subarray(at + size, at + size + 2).toString('latin1') !== '\r\n')
+      throw new Error('chunk not followed by CRLF');
+    at += size + 2;
+  }
+}
+
+/** Splits a raw HTTP/1.1 response into its head (text) and body (bytes). */
+export function splitResponse(raw: Buffer): { head: string; body: Buffer } {
+  const end = raw.indexOf('\r\n\r\n');
+  if (end < 0) throw new Error('response head not terminated');
+  return { head: raw.subarray(0, end).toString('latin1'), body: raw.subarray(end + 4) };
+}
