@@ -12,7 +12,7 @@ import { createErrorLog, type ErrorLog } from './error-log.ts';
 import { createRequestHandler } from './handler.ts';
 import { createLineSink, type LineSink } from './line-sink.ts';
 import { createGatewayMetrics, type GatewayMetrics } from './metrics.ts';
-import { type HttpEngine, type RunningListeners, startListeners } from './server.ts';
+import { type RunningListeners, startListeners } from './server.ts';
 import { buildSnapshot, type GatewaySnapshot, type SnapshotError, type SnapshotOptions } from './snapshot.ts';
 import { generateDefaultCertificate, type KeyPair } from './tls.ts';
 import { ConnectionRegistry } from './upstream.ts';
@@ -40,11 +40,6 @@ export interface GatewayOptions {
   clientHeaderTimeoutMs?: number;
   /** nginx keepalive_timeout as ingress-nginx sets it; default 75 s. */
   keepAliveTimeoutMs?: number;
-  /**
-   * The HTTP/1.1 server side: 'keepip' (h1-server.ts: strict parsing, less CPU and memory per
-   * connection) or 'node' (node:http). Default: KEEPIP_HTTP_ENGINE from the environment, else 'keepip'.
-   */
-  httpEngine?: HttpEngine;
   /** How long close() waits for in-flight requests; default 10 s. */
   drainTimeoutMs?: number;
   /** Where to connect for an endpoint the manifests name (see SnapshotOptions.upstreamAddress). */
@@ -127,7 +122,6 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
       defaultCertificate: options.defaultCertificate ?? (await generateDefaultCertificate()),
       clientHeaderTimeoutMs: options.clientHeaderTimeoutMs ?? 60_000,
       keepAliveTimeoutMs: options.keepAliveTimeoutMs ?? 75_000,
-      httpEngine: options.httpEngine ?? defaultHttpEngine(),
     });
   } catch (error) {
     current.retire();
@@ -392,10 +386,4 @@ export function listenerEvents(running: RunningGateway): GatewayEvent[] {
     });
   }
   return events;
-}
-
-/** The engine when GatewayOptions.httpEngine is not given: KEEPIP_HTTP_ENGINE (lets a whole test run pick one). */
-export function defaultHttpEngine(): HttpEngine {
-  const fromEnv = process.env.KEEPIP_HTTP_ENGINE;
-  return fromEnv === 'keepip' || fromEnv === 'node' ? fromEnv : 'keepip';
 }

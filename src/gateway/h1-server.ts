@@ -1,17 +1,17 @@
-// keepip's own HTTP/1.1 server side (GatewayOptions.httpEngine 'keepip'): the strict parser of
-// h1-request.ts over the sockets the listeners accept, feeding the same request pipeline node:http
-// feeds. Per connection: one small object, the parser, and a parse buffer only while bytes are
-// pending. There is no timer per connection: one sweep per server checks each connection's deadline
-// (client header timeout while a head arrives, keep-alive timeout between requests, a short linger
-// after the last response). Requests on a connection are handled one at a time, in order: pipelined
-// bytes wait (bounded) until the response before them is complete.
+// keepip's HTTP/1.1 server side (the gateway's only one): the strict parser of h1-request.ts over
+// the sockets the listeners accept, feeding the request pipeline (handler.ts). Per connection: one
+// small object, the parser, and a parse buffer only while bytes are pending. There is no timer per
+// connection: one sweep per server checks each connection's deadline (client header timeout while a
+// head arrives, keep-alive timeout between requests, a short linger after the last response).
+// Requests on a connection are handled one at a time, in order: pipelined bytes wait (bounded) until
+// the response before them is complete.
 import { type IncomingHttpHeaders, STATUS_CODES } from 'node:http';
 import type net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { RequestHandler } from './handler.ts';
 import { type RequestHead, type RequestParseError, RequestParser } from './h1-request.ts';
 
-/** What the pipeline reads from a request (node's IncomingMessage satisfies it too). */
+/** What the pipeline reads from a request. */
 export interface GatewayRequest {
   readonly method?: string | undefined;
   readonly url?: string | undefined;
@@ -25,7 +25,7 @@ export interface GatewayRequest {
   [Symbol.asyncIterator](): AsyncIterator<Buffer>;
 }
 
-/** What the pipeline does with a response (node's ServerResponse satisfies it too). */
+/** What the pipeline does with a response. */
 export interface GatewayResponse {
   statusCode: number;
   statusMessage: string;
@@ -45,7 +45,7 @@ export interface GatewayResponse {
   off(event: 'close', listener: () => void): unknown;
 }
 
-/** The pipeline's entry points this engine calls (the plain-HTTP-on-HTTPS one is node:http's case). */
+/** The pipeline's entry points this server side calls (the plain-HTTP-on-HTTPS server gives its own onRequest). */
 export type H1Handler = Pick<RequestHandler, 'onRequest' | 'onUpgrade' | 'onClientError'>;
 
 export interface H1ServerOptions {

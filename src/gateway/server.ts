@@ -1,14 +1,13 @@
 // The listeners. Each --http/--https address is a net.Server of ours; every accepted connection goes
-// through the same steps before node:http sees it:
+// through the same steps before a request is parsed:
 //   PROXY header (only when use-proxy-protocol is on, only from trusted peers; never guessed)
 //   -> for the HTTPS listener: TLS with SNI (or nginx's 400 when the first bytes are plain HTTP)
-//   -> the HTTP/1.1 server side (request parsing, keep-alive, header timeout) -> the request pipeline:
-//      keepip's own (h1-server.ts, httpEngine 'keepip') or one shared node:http Server ('node').
+//   -> keepip's HTTP/1.1 server side (h1-server.ts: request parsing, keep-alive, the client-side
+//      deadlines) -> the request pipeline (handler.ts).
 // The PROXY mode, the trusted peers and the certificates are read from the current snapshot for
 // each new connection, so a reload changes them without re-binding.
-import http from 'node:http';
+import { maxHeaderSize } from 'node:http';
 import net, { type AddressInfo } from 'node:net';
-import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import { formatHostPort } from '../cli/address.ts';
 import { canonicalIp } from '../net/ip.ts';
@@ -39,12 +38,7 @@ export interface ListenerContext {
   clientHeaderTimeoutMs: number;
   /** nginx keepalive_timeout as ingress-nginx sets it (75 s). */
   keepAliveTimeoutMs: number;
-  /** Which HTTP/1.1 server side parses client requests. */
-  httpEngine: HttpEngine;
 }
-
-/** 'keepip': the strict, lean server of h1-server.ts; 'node': node:http's server. */
-export type HttpEngine = 'keepip' | 'node';
 
 export interface RunningListeners {
   readonly addresses: Readonly<Record<ListenerKind, AddressInfo | null>>;
@@ -66,51 +60,26 @@ export async function startListeners(
   ctx: ListenerContext,
 ): Promise<RunningListeners> {
   const { handler, metrics, errorLog } = ctx;
-  const options: http.ServerOptions = {
-    requestTimeout: 0,
-    headersTimeout: ctx.clientHeaderTimeoutMs,
-    keepAliveTimeout: ctx.keepAliveTimeoutMs,
-    connectionsCheckingInterval: Math.min(1_000, ctx.clientHeaderTimeoutMs),
-    noDelay: true,
-  };
-  const httpServer = http.createServer(options, handler.onRequest);
-  httpServer.keepAliveTimeout = ctx.keepAliveTimeoutMs;
-  httpServer.on('upgrade', handler.onUpgrade);
-  httpServer.on('clientError', handler.onClientError);
-  // This server never listens itself (our listeners hand it connections); the 'listening' event is what
-  // starts node's connection tracking, which enforces headersTimeout and lets us close idle connections.
-  httpServer.emit('listening');
-
-  // A plain HTTP request on the HTTPS port gets nginx's 400 from a server of its own.
-  const plainOnHttps = http.createServer({ ...options, keepAliveTimeout: 0 }, handler.onPlainHttpOnHttps);
-  plainOnHttps.on('clientError', handler.onClientError);
-  plainOnHttps.emit('listening');
-
-  // keepip's engine: the same handler, the same timeouts and head size cap as node:http had.
-  const h1: H1Server | null =
-    ctx.httpEngine === 'keepip'
-      ? createH1Server(handler, {
-          clientHeaderTimeoutMs: ctx.clientHeaderTimeoutMs,
-          keepAliveTimeoutMs: ctx.keepAliveTimeoutMs,
-          maxHeaderBytes: http.maxHeaderSize,
-        })
-      : null;
-  const plainH1: H1Server | null =
-    ctx.httpEngine === 'keepip'
-      ? createH1Server(
-          {
-            onRequest: handler.onPlainHttpOnHttps,
-            onUpgrade: (_req, socket) => socket.destroy(),
-            onClientError: handler.onClientError,
-          },
-          {
-            clientHeaderTimeoutMs: ctx.clientHeaderTimeoutMs,
-            keepAliveTimeoutMs: 0,
-            maxHeaderBytes: http.maxHeaderSize,
-            closeAfterResponse: true,
-          },
-        )
-      : null;
+  // Requests go to the pipeline; a plain HTTP request on the HTTPS port gets nginx's 400 from a
+  // server side of its own that closes after its one answer.
+  const h1: H1Server = createH1Server(handler, {
+    clientHeaderTimeoutMs: ctx.clientHeaderTimeoutMs,
+    keepAliveTimeoutMs: ctx.keepAliveTimeoutMs,
+    maxHeaderBytes: maxHeaderSize,
+  });
+  const plainH1: H1Server = createH1Server(
+    {
+      onRequest: handler.onPlainHttpOnHttps,
+      onUpgrade: (_req, socket) => socket.destroy(),
+      onClientError: handler.onClientError,
+    },
+    {
+      clientHeaderTimeoutMs: ctx.clientHeaderTimeoutMs,
+      keepAliveTimeoutMs: 0,
+      maxHeaderBytes: maxHeaderSize,
+      closeAfterResponse: true,
+    },
+  );
 
   const defaultContext = tls.createSecureContext({
     key: ctx.defaultCertificate.key,
@@ -129,12 +98,7 @@ export async function startListeners(
   const handOn = (kind: ListenerKind, socket: net.Socket, info: ConnectionInfo) => {
     if (kind === 'http') {
       attachConnection(socket, info);
-      if (h1 !== null) {
-        h1.serve(socket);
-        return;
-      }
-      httpServer.emit('connection', socket);
-      socket.resume();
+      h1.serve(socket);
       return;
     }
     // Peek at the first byte: a TLS handshake goes to TLS, anything else is plain HTTP sent to the HTTPS port.
@@ -154,20 +118,14 @@ export async function startListeners(
         });
         secure.on('error', () => secure.destroy());
         attachConnection(secure, { ...info, scheme: 'https' });
-        if (h1 !== null) h1.serve(secure);
-        else httpServer.emit('connection', secure);
+        h1.serve(secure);
       } else {
         attachConnection(socket, { ...info, scheme: 'http' });
-        if (plainH1 !== null) {
-          plainH1.serve(socket);
-          return;
-        }
-        plainOnHttps.emit('connection', socket);
-        socket.resume();
+        plainH1.serve(socket);
       }
     };
     const onGone = () => socket.destroy();
-    // A client that connects and says nothing is dropped after the header timeout, as node:http would.
+    // A client that connects and says nothing is dropped after the header timeout.
     const timer = setTimeout(onGone, ctx.clientHeaderTimeoutMs);
     socket.once('close', () => clearTimeout(timer));
     socket.on('readable', onReadable);
@@ -257,22 +215,13 @@ export async function startListeners(
       );
     },
     closeIdle() {
-      h1?.closeIdle();
-      plainH1?.closeIdle();
-      httpServer.closeIdleConnections();
-      plainOnHttps.closeIdleConnections();
+      h1.closeIdle();
+      plainH1.closeIdle();
     },
     destroyAll() {
       for (const socket of sockets) socket.destroy();
-      h1?.destroyAll();
-      plainH1?.destroyAll();
-      httpServer.closeAllConnections();
-      plainOnHttps.closeAllConnections();
-      // Stops node's connection-checking interval (the servers never listened, so close() reports that; ignored).
-      httpServer.close(() => {});
-      plainOnHttps.close(() => {});
+      h1.destroyAll();
+      plainH1.destroyAll();
     },
   };
 }
-
-export type { Duplex };

@@ -54,7 +54,7 @@ describe('gateway (keepip HTTP/1.1 engine): client-side protocol', () => {
           annotations: { 'proxy-body-size': '1k' },
         }),
       ]),
-      { httpEngine: 'keepip', clientHeaderTimeoutMs: 300, keepAliveTimeoutMs: 400 },
+      { clientHeaderTimeoutMs: 300, keepAliveTimeoutMs: 400 },
     );
   });
 

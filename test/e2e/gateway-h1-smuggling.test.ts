@@ -59,7 +59,6 @@ describe('gateway (keepip HTTP/1.1 engine): request smuggling never reaches the 
         ...serviceWithEndpoints({ name: 'svc', ports: [port] }),
         ingress({ name: 'web', host: 's.example', paths: [{ path: '/', service: 'svc', port: 80 }] }),
       ]),
-      { httpEngine: 'keepip' },
     );
   });
 
@@ -177,7 +176,7 @@ describe('gateway (keepip HTTP/1.1 engine): request smuggling never reaches the 
   });
 });
 
-describe('gateway: a refused upgrade is never a tunnel (either engine)', () => {
+describe('gateway: a refused upgrade is never a tunnel', () => {
   // The backend answers an upgrade with 200 and keeps the connection; every request line it reads is recorded.
   const lines: string[] = [];
   const backend = net.createServer((socket) => {
@@ -191,67 +190,58 @@ describe('gateway: a refused upgrade is never a tunnel (either engine)', () => {
       }
     });
   });
-  const gateways: TestGateway[] = [];
+  let gw: TestGateway;
 
   before(async () => {
     await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
     const port = (backend.address() as net.AddressInfo).port;
-    for (const httpEngine of ['keepip', 'node'] as const) {
-      gateways.push(
-        await startTestGateway(
-          topologyOf([
-            ...serviceWithEndpoints({ name: 'svc', ports: [port] }),
-            ingress({
-              name: 'ws',
-              host: 'w.example',
-              paths: [{ path: '/ws', pathType: 'Exact', service: 'svc', port: 80 }],
-            }),
-          ]),
-          { httpEngine },
-        ),
-      );
-    }
+    gw = await startTestGateway(
+      topologyOf([
+        ...serviceWithEndpoints({ name: 'svc', ports: [port] }),
+        ingress({
+          name: 'ws',
+          host: 'w.example',
+          paths: [{ path: '/ws', pathType: 'Exact', service: 'svc', port: 80 }],
+        }),
+      ]),
+    );
   });
 
   after(async () => {
-    for (const gw of gateways) await gw.close();
+    await gw.close();
     await new Promise<void>((resolve) => backend.close(() => resolve()));
   });
 
   const upgrade = 'GET /ws HTTP/1.1\r\nHost: w.example\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n';
   const hidden = 'GET /admin HTTP/1.1\r\nHost: w.example\r\n\r\n';
 
-  for (const [index, engine] of ['keepip', 'node'].entries()) {
-    it(`${engine}: bytes after the upgrade request are not sent upstream when the backend refuses`, async () => {
-      const gw = gateways[index] as TestGateway;
-      const before = lines.length;
-      const reply = await rawExchange({
-        host: '127.0.0.1',
-        port: gw.httpPort,
-        payload: upgrade + hidden,
-        timeoutMs: 2_000,
-      });
-      assert.equal(reply.closedByServer, true);
-      assert.deepEqual(lines.slice(before), ['GET /ws HTTP/1.1']);
+  it('bytes after the upgrade request are not sent upstream when the backend refuses', async () => {
+    const before = lines.length;
+    const reply = await rawExchange({
+      host: '127.0.0.1',
+      port: gw.httpPort,
+      payload: upgrade + hidden,
+      timeoutMs: 2_000,
     });
+    assert.equal(reply.closedByServer, true);
+    assert.deepEqual(lines.slice(before), ['GET /ws HTTP/1.1']);
+  });
 
-    it(`${engine}: a request sent after the refusal does not reach the backend`, async () => {
-      const gw = gateways[index] as TestGateway;
-      const before = lines.length;
-      const client = net.connect({ host: '127.0.0.1', port: gw.httpPort });
-      const received: Buffer[] = [];
-      client.on('data', (chunk: Buffer) => {
-        received.push(chunk);
-        if (Buffer.concat(received).toString('latin1').endsWith('no')) client.write(hidden);
-      });
-      const closed = new Promise<void>((resolve) => client.once('close', () => resolve()));
-      client.on('error', () => client.destroy());
-      client.write(upgrade);
-      const timer = setTimeout(() => client.destroy(), 2_000);
-      await closed;
-      clearTimeout(timer);
-      assert.match(Buffer.concat(received).toString('latin1'), /^HTTP\/1\.1 200 OK/);
-      assert.deepEqual(lines.slice(before), ['GET /ws HTTP/1.1']);
+  it('a request sent after the refusal does not reach the backend', async () => {
+    const before = lines.length;
+    const client = net.connect({ host: '127.0.0.1', port: gw.httpPort });
+    const received: Buffer[] = [];
+    client.on('data', (chunk: Buffer) => {
+      received.push(chunk);
+      if (Buffer.concat(received).toString('latin1').endsWith('no')) client.write(hidden);
     });
-  }
+    const closed = new Promise<void>((resolve) => client.once('close', () => resolve()));
+    client.on('error', () => client.destroy());
+    client.write(upgrade);
+    const timer = setTimeout(() => client.destroy(), 2_000);
+    await closed;
+    clearTimeout(timer);
+    assert.match(Buffer.concat(received).toString('latin1'), /^HTTP\/1\.1 200 OK/);
+    assert.deepEqual(lines.slice(before), ['GET /ws HTTP/1.1']);
+  });
 });
