@@ -2,7 +2,7 @@
 // gateway part calls the gateway's own resolver, router and access policy, so the prediction is the
 // gateway's decision, not a copy of it.
 import type { Topology } from '../config/model.ts';
-import { routeRequest } from '../gateway/router.ts';
+import { decideAccess, routeRequest } from '../gateway/router.ts';
 import { CidrSet } from '../net/cidr-set.ts';
 import { canonicalIp } from '../net/ip.ts';
 import {
@@ -226,6 +226,10 @@ export function simulateOnChain(chain: Chain, request: SimulateRequest): Simulat
     hops.push({ name: 'route', sees: address, detail: `no Ingress rule matches ${host}${path}: 404` });
     return end('not-found-404', 404, 'no-route', address);
   }
+  if (decision.kind === 'bad-request') {
+    hops.push({ name: 'route', sees: address, detail: `${decision.code}: ${decision.message}: 400` });
+    return end('rejected-400', 400, decision.code, address);
+  }
   const route = decision.route;
   const where = `${route.location.ingress.namespace}/${route.location.ingress.name} ${route.serverName || '*'}${route.location.path}`;
   if (decision.kind === 'redirect') {
@@ -237,7 +241,15 @@ export function simulateOnChain(chain: Chain, request: SimulateRequest): Simulat
     return end('redirected', decision.status, `redirect ${decision.status}`, address);
   }
   hops.push({ name: 'route', sees: address, detail: `${where} -> ${route.upstreamName}` });
-  const verdict = route.policy.decide(address);
+  const { verdict, decidedBy } = decideAccess(route, decision.guards, address);
+  if (decidedBy !== route) {
+    const other = `${decidedBy.location.ingress.namespace}/${decidedBy.location.ingress.name} ${decidedBy.serverName || '*'}${decidedBy.location.path}`;
+    hops.push({
+      name: 'policy',
+      sees: address,
+      detail: `a backend may read ${path} as ${other}: its rules apply too`,
+    });
+  }
   const rule = verdict.entry ? `${verdict.rule} ${verdict.entry}` : verdict.rule;
   hops.push({ name: 'policy', sees: address, detail: `${verdict.outcome}: ${verdict.detail}` });
   if (verdict.outcome === 'deny') return end('denied-403', 403, rule, address);

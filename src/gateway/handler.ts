@@ -13,7 +13,9 @@ import { errorPageBody, HTML_CONTENT_TYPE, PLAIN_HTTP_ON_HTTPS_BODY, reasonPhras
 import type { LineSink } from './line-sink.ts';
 import type { GatewayMetrics } from './metrics.ts';
 import { type ProxyFailure, type ProxyOutcome, type UpstreamAttempt, proxyRequest } from './proxy.ts';
-import { type MatchedRoute, routeRequest } from './router.ts';
+import { decideAccess, type MatchedRoute, routeTarget, routingHost } from './router.ts';
+import { parseRequestTarget } from './request-target.ts';
+import type { AccessDecision } from '../net/access-policy.ts';
 import type { GatewayRequest, GatewayResponse } from './h1-server.ts';
 import { type GatewaySnapshot, requestEnded } from './snapshot.ts';
 import { newRequestId, requestIdFor } from './request-id.ts';
@@ -69,13 +71,13 @@ function withoutEmptyClient(headers: Record<string, string | string[]>): void {
 function upstreamHeaders(
   req: GatewayRequest,
   ex: Exchange,
-  peerTrusted: boolean,
+  headersTrusted: boolean,
 ): Record<string, string | string[]> {
   const { conn } = ex;
   const headers = buildUpstreamHeaders({
     incoming: req.headers,
     clientAddress: ex.client,
-    peerTrusted,
+    headersTrusted,
     settings: ex.snap.settings,
     scheme: conn.scheme,
     serverPort: conn.serverPort,
@@ -267,6 +269,35 @@ export function createRequestHandler(ctx: HandlerContext): RequestHandler {
     );
   };
 
+  /** The 403 / 503 of an access rule, with its error log line (nginx's wording for 403). */
+  const refuse = (
+    ex: Exchange,
+    req: GatewayRequest,
+    verdict: AccessDecision,
+    respond: (status: number, headers: Record<string, string> | null) => void,
+  ): void => {
+    metrics.denial(verdict.rule);
+    const context = {
+      client: shownClient(ex.client),
+      server: ex.serverName,
+      request: ex.requestLine,
+      host: ex.rawHost,
+    };
+    if (verdict.outcome === 'deny') {
+      const referrer = typeof req.headers.referer === 'string' ? req.headers.referer : null;
+      errorLog.write('error', ex.conn.id, formatForbiddenLine({ ...context, referrer }));
+      respond(403, null);
+      return;
+    }
+    errorLog.write(
+      'error',
+      ex.conn.id,
+      `access rules of this location are invalid (${verdict.detail}): failing closed` +
+        requestContext(context),
+    );
+    respond(503, null);
+  };
+
   /**
    * Steps shared by plain requests and upgrades: resolve the client, route, redirect, decide access.
    * Returns the route and upstream to use, or null when the gateway already answered.
@@ -280,7 +311,7 @@ export function createRequestHandler(ctx: HandlerContext): RequestHandler {
     upstream: BalancedUpstream | null;
     upstreamPath: string;
     scheme: 'http' | 'https';
-    peerTrusted: boolean;
+    headersTrusted: boolean;
   } | null => {
     const { snap, conn } = ex;
     const resolved = snap.resolveClientIp({
@@ -290,11 +321,14 @@ export function createRequestHandler(ctx: HandlerContext): RequestHandler {
     });
     ex.client = resolved.address;
     ex.requestLine = requestLineOf(req);
-    const rawHost = req.headers.host ?? '';
+    const target = parseRequestTarget(req.url ?? '/');
+    // One host for routing, the access decision, the logs and what the backend receives.
+    const rawHost = routingHost(target, req.headers.host ?? '');
     ex.rawHost = rawHost;
+    const headersTrusted = resolved.headersTrusted;
     const scheme = forwardedView({
       incoming: req.headers,
-      peerTrusted: resolved.peerTrusted,
+      headersTrusted,
       settings: snap.settings,
       scheme: conn.scheme,
       serverPort: conn.serverPort,
@@ -302,7 +336,18 @@ export function createRequestHandler(ctx: HandlerContext): RequestHandler {
       proxyDestinationPort: conn.proxyDestinationPort,
     }).routeScheme;
     ex.reqId = requestIdFor(req.headers);
-    const decision = routeRequest(snap.routes, { host: rawHost, path: req.url ?? '/', scheme });
+    const decision = routeTarget(snap.routes, { host: rawHost, target, scheme });
+    if (decision.kind === 'bad-request') {
+      ex.host = hostVariable('', '_');
+      errorLog.write(
+        'info',
+        conn.id,
+        `client sent invalid request (${decision.code}: ${decision.message})` +
+          requestContext({ client: shownClient(ex.client), server: '_', request: ex.requestLine, host: '' }),
+      );
+      respond(400, null);
+      return null;
+    }
     if (decision.kind === 'not-found') {
       ex.serverName = decision.serverName;
       ex.host = hostVariable(rawHost, decision.serverName);
@@ -314,9 +359,9 @@ export function createRequestHandler(ctx: HandlerContext): RequestHandler {
       return {
         location: null,
         upstream: snap.defaultUpstream,
-        upstreamPath: req.url ?? '/',
+        upstreamPath: target.raw,
         scheme,
-        peerTrusted: resolved.peerTrusted,
+        headersTrusted,
       };
     }
     const route = decision.route;
@@ -328,36 +373,9 @@ export function createRequestHandler(ctx: HandlerContext): RequestHandler {
       respond(decision.status, { location: decision.location });
       return null;
     }
-    const verdict = route.policy.decide(ex.client);
+    const { verdict } = decideAccess(route, decision.guards, ex.client);
     if (verdict.outcome !== 'allow') {
-      metrics.denial(verdict.rule);
-      if (verdict.outcome === 'deny') {
-        errorLog.write(
-          'error',
-          conn.id,
-          formatForbiddenLine({
-            client: shownClient(ex.client),
-            server: ex.serverName,
-            request: ex.requestLine,
-            host: rawHost,
-            referrer: typeof req.headers.referer === 'string' ? req.headers.referer : null,
-          }),
-        );
-        respond(403, null);
-      } else {
-        errorLog.write(
-          'error',
-          conn.id,
-          `access rules of this location are invalid (${verdict.detail}): failing closed` +
-            requestContext({
-              client: shownClient(ex.client),
-              server: ex.serverName,
-              request: ex.requestLine,
-              host: rawHost,
-            }),
-        );
-        respond(503, null);
-      }
+      refuse(ex, req, verdict, respond);
       return null;
     }
     const upstream = snap.upstreamFor(route.location) ?? null;
@@ -366,7 +384,7 @@ export function createRequestHandler(ctx: HandlerContext): RequestHandler {
       upstream,
       upstreamPath: decision.upstreamPath,
       scheme,
-      peerTrusted: resolved.peerTrusted,
+      headersTrusted,
     };
   };
 
@@ -406,7 +424,7 @@ export function createRequestHandler(ctx: HandlerContext): RequestHandler {
       return;
     }
 
-    const headers = upstreamHeaders(req, ex, admitted.peerTrusted);
+    const headers = upstreamHeaders(req, ex, admitted.headersTrusted);
     // node:http already answered 100-continue (and undici refuses Expect); hop-by-hop headers are never
     // copied by buildUpstreamHeaders. Deleting only when present keeps the object in fast mode.
     if (headers.expect !== undefined) delete headers.expect;
@@ -472,12 +490,11 @@ export function createRequestHandler(ctx: HandlerContext): RequestHandler {
       answerRaw(ex, req, socket, 503, null);
       return;
     }
-    const headers = upstreamHeaders(req, ex, admitted.peerTrusted);
+    const headers = upstreamHeaders(req, ex, admitted.headersTrusted);
     // As ingress-nginx: `Upgrade $http_upgrade` and `Connection $connection_upgrade`.
     const upgrade = req.headers.upgrade;
     if (upgrade !== undefined) headers.upgrade = upgrade;
     headers.connection = 'upgrade';
-    if (req.headers.host !== undefined) headers.host = req.headers.host;
     proxyUpgrade(
       socket,
       head,

@@ -21,10 +21,15 @@ import type {
   SourceRangeModel,
   VirtualHostModel,
 } from '../config/model.ts';
-import { type AccessPolicy, compileAccessPolicy } from '../net/access-policy.ts';
+import { type AccessDecision, type AccessPolicy, compileAccessPolicy } from '../net/access-policy.ts';
 import { normalizeHost, wildcardSuffix } from './host.ts';
 import { appRootLocation, httpsRedirectLocation, redirectsToHttps } from './redirects.ts';
-import { parseRequestTarget } from './request-target.ts';
+import {
+  normalizePath,
+  parseRequestTarget,
+  type RequestTarget,
+  type RequestTargetErrorCode,
+} from './request-target.ts';
 import { applyRewrite, type CompiledRewrite, compileIngressRegex, compileRewrite } from './rewrite.ts';
 
 /** ingress-nginx's $proxy_upstream_name for the default backend and the 404 server. */
@@ -47,8 +52,21 @@ export interface MatchedRoute {
 
 export type RouteDecision =
   | { kind: 'redirect'; status: number; location: string; serverName: string; route: MatchedRoute }
-  | { kind: 'proxy'; route: MatchedRoute; upstreamPath: string }
-  | { kind: 'not-found'; serverName: string; backend: BackendRef | null };
+  | {
+      kind: 'proxy';
+      route: MatchedRoute;
+      upstreamPath: string;
+      /**
+       * Other locations of the same host that a backend could take this path for (another case, `;`
+       * parameters dropped, `\` read as `/`). Their access rules must allow the client too: the
+       * router follows nginx, but the backend, not nginx, decides what a path means.
+       */
+      guards: readonly MatchedRoute[];
+    }
+  | { kind: 'not-found'; serverName: string; backend: BackendRef | null }
+  | { kind: 'bad-request'; code: RequestTargetErrorCode | 'HOST_INVALID'; message: string };
+
+const NO_GUARDS: readonly MatchedRoute[] = Object.freeze([]);
 
 export interface RouteRequest {
   /** The Host header as received (or the authority of an absolute-form target). */
@@ -75,6 +93,11 @@ interface CompiledLocation {
 
 interface CompiledVirtualHost {
   readonly serverName: string;
+  /** Some location has access rules: other readings of a path are checked against them. */
+  readonly guarded: boolean;
+  /** Exact and prefix locations keyed case-folded, for the readings of a case-insensitive backend. */
+  readonly foldedExact: ReadonlyMap<string, CompiledLocation>;
+  readonly foldedPrefixes: readonly { readonly prefix: string; readonly location: CompiledLocation }[];
   readonly model: VirtualHostModel;
   readonly exact: ReadonlyMap<string, CompiledLocation>;
   /** Prefix locations, longest first (stable: the first of equal paths wins). */
@@ -207,8 +230,15 @@ function compileVirtualHost(
   }
   // Longest first; Array.prototype.sort is stable, so among equal paths the model's order holds.
   prefixes.sort((a, b) => b.prefix.length - a.prefix.length);
+  const foldedExact = new Map<string, CompiledLocation>();
+  for (const [path, loc] of exact)
+    if (!foldedExact.has(path.toLowerCase())) foldedExact.set(path.toLowerCase(), loc);
+  const all = [...exact.values(), ...prefixes, ...regexes];
   return {
     serverName,
+    guarded: all.some((loc) => loc.route.policy.hasRules || loc.route.policy.failClosed),
+    foldedExact,
+    foldedPrefixes: prefixes.map((location) => ({ prefix: location.prefix.toLowerCase(), location })),
     model: vhost,
     exact,
     prefixes,
@@ -289,6 +319,55 @@ function findVirtualHost(routes: CompiledRoutes, host: string | null): CompiledV
   return routes.defaultServer;
 }
 
+/** findLocation for a case-insensitive backend: `uri` is already lower case. */
+function findLocationFolded(vhost: CompiledVirtualHost, uri: string): CompiledLocation | null {
+  const exact = vhost.foldedExact.get(uri);
+  if (exact !== undefined) return exact;
+  for (const loc of vhost.regexes) if (loc.regex!.test(uri)) return loc;
+  for (const { prefix, location } of vhost.foldedPrefixes) {
+    if (
+      prefix === '' ||
+      (uri.startsWith(prefix) && (uri.length === prefix.length || uri.charCodeAt(prefix.length) === 0x2f))
+    ) {
+      return location;
+    }
+  }
+  return null;
+}
+
+/**
+ * The path as a lenient backend may read it: `\` as `/` (WHATWG URL, Windows servers) and path
+ * parameters dropped (`/admin;x/y` is `/admin/y` to Tomcat and Spring). Null when it is the same path.
+ */
+function lenientReading(uri: string): string | null {
+  if (!uri.includes('\\') && !uri.includes(';')) return null;
+  const slashed = normalizePath(uri.replaceAll('\\', '/'));
+  if (slashed === null) return null;
+  const stripped = slashed.replace(/;[^/]*/g, '');
+  const reading = normalizePath(stripped === '' ? '/' : stripped);
+  return reading === null || reading === uri ? null : reading;
+}
+
+/** The locations other than `primary` that another reading of `uri` lands on (see RouteDecision.guards). */
+function guardsFor(
+  vhost: CompiledVirtualHost,
+  uri: string,
+  primary: CompiledLocation,
+): readonly MatchedRoute[] {
+  if (!vhost.guarded) return NO_GUARDS;
+  const found: MatchedRoute[] = [];
+  const add = (loc: CompiledLocation | null) => {
+    if (loc !== null && loc !== primary && !found.includes(loc.route)) found.push(loc.route);
+  };
+  const lenient = lenientReading(uri);
+  for (const reading of lenient === null ? [uri] : [uri, lenient]) {
+    if (reading !== uri) add(findLocation(vhost, reading));
+    const folded = reading.toLowerCase();
+    if (folded !== reading || reading !== uri) add(findLocationFolded(vhost, folded));
+  }
+  return found.length === 0 ? NO_GUARDS : found;
+}
+
 function findLocation(vhost: CompiledVirtualHost, uri: string): CompiledLocation | null {
   if (uri.charCodeAt(0) !== 0x2f) return null;
   if (vhost.exact.size > 0) {
@@ -309,12 +388,46 @@ function findLocation(vhost: CompiledVirtualHost, uri: string): CompiledLocation
   return prefix;
 }
 
-/** Routes one request. Never throws; allocates only the proxy/redirect decision. */
+/** Routes one request (the raw target as received). Never throws. */
 export function routeRequest(routes: CompiledRoutes, request: RouteRequest): RouteDecision {
-  const target = parseRequestTarget(request.path);
-  const hostKey = normalizeHost(target.authority ?? request.host);
-  // An invalid Host never reaches a Location header.
-  const rawHost = hostKey === null ? '' : (target.authority ?? request.host);
+  return routeTarget(routes, {
+    host: request.host,
+    target: parseRequestTarget(request.path),
+    scheme: request.scheme,
+  });
+}
+
+export interface RouteTargetRequest {
+  /**
+   * The Host header as received. An absolute-form target's authority takes its place (RFC 9112
+   * §3.2.2): the caller must forward by the same host (see `routingHost`).
+   */
+  host: string;
+  target: RequestTarget;
+  scheme: 'http' | 'https';
+}
+
+/** The host a request is routed and forwarded by: the absolute-form authority, else the Host header. */
+export function routingHost(target: RequestTarget, hostHeader: string): string {
+  return target.authority ?? hostHeader;
+}
+
+/** Routes one parsed request target. Allocates only the proxy/redirect decision. */
+export function routeTarget(routes: CompiledRoutes, request: RouteTargetRequest): RouteDecision {
+  const target = request.target;
+  if (target.error !== null)
+    return { kind: 'bad-request', code: target.error.code, message: target.error.message };
+  const rawHost = routingHost(target, request.host);
+  const hostKey = normalizeHost(rawHost);
+  if (hostKey === null) {
+    return target.authority === null
+      ? { kind: 'bad-request', code: 'HOST_INVALID', message: 'client sent invalid host header' }
+      : {
+          kind: 'bad-request',
+          code: 'TARGET_BAD_AUTHORITY',
+          message: 'the absolute-form target has no valid authority',
+        };
+  }
   const vhost = findVirtualHost(routes, hostKey);
   if (vhost === null) return routes.notFound;
   const uri = target.uri;
@@ -351,5 +464,23 @@ export function routeRequest(routes: CompiledRoutes, request: RouteRequest): Rou
     const rewritten = applyRewrite(loc.rewrite, uri, target.args);
     if (rewritten !== null) upstreamPath = rewritten;
   }
-  return { kind: 'proxy', route: loc.route, upstreamPath };
+  return { kind: 'proxy', route: loc.route, upstreamPath, guards: guardsFor(vhost, uri, loc) };
+}
+
+/**
+ * The access decision for a routed request: the route's own rules, then every guard's (the first
+ * refusal wins, and names the location whose rules refused).
+ */
+export function decideAccess(
+  route: MatchedRoute,
+  guards: readonly MatchedRoute[],
+  client: string,
+): { verdict: AccessDecision; decidedBy: MatchedRoute } {
+  const verdict = route.policy.decide(client);
+  if (verdict.outcome !== 'allow' || guards.length === 0) return { verdict, decidedBy: route };
+  for (const guard of guards) {
+    const other = guard.policy.decide(client);
+    if (other.outcome !== 'allow') return { verdict: other, decidedBy: guard };
+  }
+  return { verdict, decidedBy: route };
 }

@@ -12,8 +12,9 @@
 // Hop-by-hop headers (Connection and the names it lists, Keep-Alive, Proxy-Connection, TE,
 // Trailer, Transfer-Encoding, Upgrade) are not copied: the proxy sets its own framing, and
 // RUNTIME adds Upgrade/Connection back for WebSocket.
-// Better than ingress-nginx: X-Forwarded-Proto/Host/Port are believed only from a trusted peer
-// (ingress-nginx takes them from anyone once use-forwarded-headers is on).
+// Better than ingress-nginx: X-Forwarded-Proto/Host/Port are believed only from a trusted hop, the
+// same hop whose X-Forwarded-For is believed (ingress-nginx takes them from anyone once
+// use-forwarded-headers is on). Behind a PROXY load balancer that hop is the PROXY header's client.
 
 import type { GatewaySettings } from '../config/model.ts';
 
@@ -33,7 +34,11 @@ export interface ForwardedView {
 
 export interface ForwardedInput {
   incoming: IncomingHeaders;
-  peerTrusted: boolean;
+  /**
+   * Whether the hop that sent the request's headers is trusted (ClientIp.headersTrusted: the PROXY
+   * header's client behind a PROXY load balancer, else the TCP peer).
+   */
+  headersTrusted: boolean;
   settings: GatewaySettings;
   /** The scheme of the client connection to the gateway. */
   scheme: 'http' | 'https';
@@ -58,7 +63,7 @@ export function forwardedView(input: ForwardedInput): ForwardedView {
     settings.useProxyProtocol && input.proxyDestinationPort != null
       ? `${input.proxyDestinationPort}`
       : `${input.serverPort}`;
-  if (settings.useForwardedHeaders && input.peerTrusted) {
+  if (settings.useForwardedHeaders && input.headersTrusted) {
     const proto = single(incoming['x-forwarded-proto']);
     if (proto !== undefined && proto !== '') scheme = proto;
     const fport = single(incoming['x-forwarded-port']);

@@ -35,6 +35,13 @@ export interface ClientIp {
   provenance: ClientIpProvenance;
   /** Whether the TCP peer itself is in the trusted set (proxy-real-ip-cidr). */
   peerTrusted: boolean;
+  /**
+   * Whether the hop that sent this request's HTTP headers is trusted: the PROXY header's client when
+   * one was accepted (the load balancer only relays bytes), else the TCP peer. Decided once per
+   * request; every forwarded header (X-Forwarded-For, -Host, -Proto, -Port, Forwarded) is believed
+   * only when this is true.
+   */
+  headersTrusted: boolean;
   error?: { code: ClientIpErrorCode; message: string };
 }
 
@@ -74,17 +81,19 @@ export function socketStrategy(input: ClientIpInput, trusted: CidrSet): ClientIp
       address: '',
       provenance: { kind: 'socket' },
       peerTrusted: false,
+      headersTrusted: false,
       error: {
         code: 'CLIENT_IP_BAD_PEER',
         message: `peer address ${quote(input.peerAddress)} is not an IP address`,
       },
     };
   }
-  return { address: formatIp(ip), provenance: { kind: 'socket' }, peerTrusted: trusted.has(ip) };
+  const peerTrusted = trusted.has(ip);
+  return { address: formatIp(ip), provenance: { kind: 'socket' }, peerTrusted, headersTrusted: peerTrusted };
 }
 
 /** The PROXY header's source, when the peer that sent it is trusted. */
-export const proxyProtocolStrategy: ClientIpStrategy = (input, current) => {
+export const proxyProtocolStrategy: ClientIpStrategy = (input, current, trusted) => {
   if (!current.peerTrusted || current.provenance.kind !== 'socket' || input.proxySource === null)
     return current;
   const address = canonicalIp(input.proxySource);
@@ -93,13 +102,19 @@ export const proxyProtocolStrategy: ClientIpStrategy = (input, current) => {
       address: '',
       provenance: { kind: 'proxy-protocol' },
       peerTrusted: current.peerTrusted,
+      headersTrusted: false,
       error: {
         code: 'CLIENT_IP_BAD_PROXY_SOURCE',
         message: `PROXY source ${quote(input.proxySource)} is not an IP address`,
       },
     };
   }
-  return { address, provenance: { kind: 'proxy-protocol' }, peerTrusted: current.peerTrusted };
+  return {
+    address,
+    provenance: { kind: 'proxy-protocol' },
+    peerTrusted: current.peerTrusted,
+    headersTrusted: trusted.has(address),
+  };
 };
 
 function headerValue(headers: RequestHeaders, lowerName: string): string | undefined {
@@ -186,6 +201,7 @@ export function forwardedForStrategy(headerName: string): ClientIpStrategy {
           address: '',
           provenance: { kind: 'forwarded-header', header: headerName, index },
           peerTrusted: current.peerTrusted,
+          headersTrusted: current.headersTrusted,
           error: {
             code: 'CLIENT_IP_MALFORMED_ENTRY',
             message: `${headerName} entry ${index} (${quote(token)}) is not an IP address`,
@@ -197,6 +213,7 @@ export function forwardedForStrategy(headerName: string): ClientIpStrategy {
           address: formatIp(ip),
           provenance: { kind: 'forwarded-header', header: headerName, index: entriesBefore(value, start) },
           peerTrusted: current.peerTrusted,
+          headersTrusted: current.headersTrusted,
         };
       }
       lastTrusted = ip;
@@ -210,6 +227,7 @@ export function forwardedForStrategy(headerName: string): ClientIpStrategy {
         address: '',
         provenance: { kind: 'forwarded-header', header: headerName, index: 0 },
         peerTrusted: current.peerTrusted,
+        headersTrusted: current.headersTrusted,
         error: {
           code: 'CLIENT_IP_MALFORMED_ENTRY',
           message: `${headerName} header has no entries: ${quote(value)}`,
@@ -220,6 +238,7 @@ export function forwardedForStrategy(headerName: string): ClientIpStrategy {
       address: formatIp(lastTrusted),
       provenance: { kind: 'forwarded-header', header: headerName, index: entriesBefore(value, lastStart) },
       peerTrusted: current.peerTrusted,
+      headersTrusted: current.headersTrusted,
     };
   };
 }
@@ -361,6 +380,7 @@ export function forwardedRfc7239Strategy(headerName = 'Forwarded'): ClientIpStra
         address: '',
         provenance: { kind: 'forwarded-rfc7239', index: 0 },
         peerTrusted: current.peerTrusted,
+        headersTrusted: current.headersTrusted,
         error: {
           code: 'CLIENT_IP_MALFORMED_FORWARDED',
           message: `${headerName} header is malformed: ${quote(value)}`,
@@ -378,6 +398,7 @@ export function forwardedRfc7239Strategy(headerName = 'Forwarded'): ClientIpStra
           address: '',
           provenance: { kind: 'forwarded-rfc7239', index },
           peerTrusted: current.peerTrusted,
+          headersTrusted: current.headersTrusted,
           error: {
             code: 'CLIENT_IP_MALFORMED_ENTRY',
             message: `${headerName} element ${index} has ${node === undefined ? 'no for= parameter' : `for=${quote(node)}, not an IP address`}`,
@@ -389,6 +410,7 @@ export function forwardedRfc7239Strategy(headerName = 'Forwarded'): ClientIpStra
           address: formatIp(ip),
           provenance: { kind: 'forwarded-rfc7239', index },
           peerTrusted: current.peerTrusted,
+          headersTrusted: current.headersTrusted,
         };
       }
       lastTrusted = ip;
@@ -398,6 +420,7 @@ export function forwardedRfc7239Strategy(headerName = 'Forwarded'): ClientIpStra
       address: formatIp(lastTrusted!),
       provenance: { kind: 'forwarded-rfc7239', index: lastIndex },
       peerTrusted: current.peerTrusted,
+      headersTrusted: current.headersTrusted,
     };
   };
 }

@@ -87,6 +87,8 @@ function summary(d: RouteDecision): string {
       return `redirect ${d.status} ${d.location}`;
     case 'not-found':
       return `404 ${d.serverName} ${d.backend?.upstreamName ?? '-'}`;
+    case 'bad-request':
+      return `400 ${d.code}`;
   }
 }
 

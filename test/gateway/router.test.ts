@@ -107,6 +107,8 @@ function summary(d: RouteDecision): string {
       return `redirect ${d.status} ${d.location}`;
     case 'not-found':
       return `404 ${d.serverName} ${d.backend?.upstreamName ?? '-'}`;
+    case 'bad-request':
+      return `400 ${d.code}`;
   }
 }
 
@@ -178,8 +180,8 @@ describe('paths are matched on the normalised $uri (no allowlist bypass by encod
     [req('example.com', '//admin'), 'proxy default-admin-80 //admin'],
     [req('example.com', '/x/../admin'), 'proxy default-admin-80 /x/../admin'],
     [req('example.com', '/./admin/'), 'proxy default-admin-80 /./admin/'],
-    [req('example.com', '/../../admin'), 'proxy default-admin-80 /../../admin'],
-    [req('example.com', '/%2e%2e/admin'), 'proxy default-admin-80 /%2e%2e/admin'],
+    [req('example.com', '/../../admin'), '400 TARGET_ABOVE_ROOT'],
+    [req('example.com', '/%2e%2e/admin'), '400 TARGET_ABOVE_ROOT'],
     [req('example.com', '/admin%2Fx'), 'proxy default-admin-80 /admin%2Fx'],
     [req('example.com', '/adm%69n?q=/admin'), 'proxy default-admin-80 /adm%69n?q=/admin'],
     [req('example.com', '/public/%2e%2e/admin'), 'proxy default-admin-80 /public/%2e%2e/admin'],
@@ -187,14 +189,15 @@ describe('paths are matched on the normalised $uri (no allowlist bypass by encod
     [req('example.com', '/%zzadmin'), 'proxy default-public-80 /%zzadmin'],
   ]);
 
-  const vectors: Array<[string, string]> = [
+  const vectors: Array<[string, string | null]> = [
     ['/', '/'],
     ['/a/b', '/a/b'],
     ['/a//b///c', '/a/b/c'],
     ['/a/./b/.', '/a/b/'],
     ['/a/b/..', '/a/'],
     ['/a/b/../..', '/'],
-    ['/..', '/'],
+    ['/..', null],
+    ['/a/%00', null],
     ['/a%20b', '/a b'],
     ['/%25', '/%'],
     ['/%252e', '/%2e'],
@@ -212,18 +215,21 @@ describe('paths are matched on the normalised $uri (no allowlist bypass by encod
       authority: 'Example.com:8080',
       uri: '/b',
       args: 'x=1',
+      error: null,
     });
     assert.deepEqual(parseRequestTarget('http://example.com'), {
       raw: '/',
       authority: 'example.com',
       uri: '/',
       args: null,
+      error: null,
     });
     assert.deepEqual(parseRequestTarget('http://example.com?a'), {
       raw: '/?a',
       authority: 'example.com',
       uri: '/',
       args: 'a',
+      error: null,
     });
     assert.equal(parseRequestTarget('*').uri, '*');
     assert.equal(parseRequestTarget('/p?').args, '');
@@ -254,13 +260,13 @@ describe('hosts', () => {
     [req('x.b.example.com', '/'), 'proxy default-wildcard-b-80 /'],
     [req('x.y.b.example.com', '/'), 'proxy default-no-host-80 /'],
     [req('a.c.example.com', '/'), 'proxy default-no-host-80 /'],
-    [req('.example.com', '/'), 'proxy default-no-host-80 /'],
+    [req('.example.com', '/'), '400 HOST_INVALID'],
     [req('upper.example.org', '/'), 'proxy default-upper-80 /'],
     // Rules without a host form the default server `_`.
     [req('unknown.test', '/'), 'proxy default-no-host-80 /'],
     [req('', '/'), 'proxy default-no-host-80 /'],
-    [req('bad/host', '/'), 'proxy default-no-host-80 /'],
-    [req('ex..ample.com', '/'), 'proxy default-no-host-80 /'],
+    [req('bad/host', '/'), '400 HOST_INVALID'],
+    [req('ex..ample.com', '/'), '400 HOST_INVALID'],
     // Host matched, no path matched: that host's catch-all is the default backend.
     [req('only-foo.example.net', '/bar'), '404 only-foo.example.net ingress-nginx-fallback-8080'],
     // The authority of an absolute-form request-target wins over the Host header (nginx).
@@ -607,7 +613,8 @@ describe('robustness', () => {
         fc.constantFrom('http' as const, 'https' as const),
         (host, path, scheme) => {
           const d = routeRequest(routes, { host, path, scheme });
-          assert.ok(d.kind === 'proxy' || d.kind === 'redirect' || d.kind === 'not-found');
+          assert.ok(['proxy', 'redirect', 'not-found', 'bad-request'].includes(d.kind));
+          if (d.kind === 'bad-request') assert.match(d.code, /^(TARGET_|HOST_INVALID$)/);
           if (d.kind === 'proxy') {
             assert.equal(typeof d.upstreamPath, 'string');
             assert.equal(typeof d.route.upstreamName, 'string');
@@ -623,7 +630,9 @@ describe('robustness', () => {
     fc.assert(
       fc.property(fc.string({ unit: 'binary' }), (tail) => {
         const d = routeRequest(routes, req('example.com', `/something/${encodeURIComponent(tail)}`, 'https'));
-        assert.equal(d.kind, 'proxy');
+        // A decoded NUL or `..` above the root is refused (400) as nginx does; anything else is proxied.
+        if (d.kind === 'bad-request') assert.ok(['TARGET_NUL', 'TARGET_ABOVE_ROOT'].includes(d.code), d.code);
+        else assert.equal(d.kind, 'proxy');
         if (d.kind === 'proxy') assert.match(d.upstreamPath, /^\/[\x21-\x7e]*$/);
       }),
       { numRuns: 1000 },

@@ -51,7 +51,7 @@ function input(
   return {
     incoming: CLIENT_HEADERS,
     clientAddress: '203.0.113.9',
-    peerTrusted: true,
+    headersTrusted: true,
     settings: settings(s),
     scheme: 'http',
     serverPort: 8080,
@@ -86,7 +86,7 @@ describe('upstream headers', () => {
   });
 
   it('never lets the client set X-Real-IP, X-Scheme or X-Original-Forwarded-For itself', () => {
-    const h = buildUpstreamHeaders(input({ peerTrusted: false }));
+    const h = buildUpstreamHeaders(input({ headersTrusted: false }));
     assert.equal(h['x-real-ip'], '203.0.113.9');
     assert.equal(h['x-scheme'], 'http');
     assert.equal(h['x-original-forwarded-for'], '203.0.113.9, 10.0.0.5');
@@ -197,7 +197,7 @@ describe('upstream headers', () => {
   ];
   for (const [name, s, trusted, over, expected] of combos) {
     it(name, () => {
-      const h = buildUpstreamHeaders(input({ peerTrusted: trusted, ...over }, s));
+      const h = buildUpstreamHeaders(input({ headersTrusted: trusted, ...over }, s));
       for (const [key, value] of Object.entries(expected)) assert.equal(h[key], value, key);
     });
   }
@@ -210,7 +210,7 @@ describe('upstream headers', () => {
     const view = (headers: IncomingHeaders, trusted: boolean) =>
       forwardedView({
         incoming: headers,
-        peerTrusted: trusted,
+        headersTrusted: trusted,
         settings: settings({ useForwardedHeaders: true }),
         scheme: 'http',
         serverPort: 80,

@@ -40,7 +40,12 @@ function resolve(settings: Partial<ClientIpSettings>, input: Partial<ClientIpInp
 
 test('socket only: the peer, canonical, and headers ignored', () => {
   const r = resolve({}, { peerAddress: '::ffff:172.16.0.1', headers: { 'x-forwarded-for': '10.0.0.1' } });
-  assert.deepEqual(r, { address: '172.16.0.1', provenance: { kind: 'socket' }, peerTrusted: true });
+  assert.deepEqual(r, {
+    address: '172.16.0.1',
+    provenance: { kind: 'socket' },
+    peerTrusted: true,
+    headersTrusted: true,
+  });
   const bad = resolve({}, { peerAddress: 'fe80::1%eth0' });
   assert.equal(bad.address, '');
   assert.equal(bad.error?.code, 'CLIENT_IP_BAD_PEER');
@@ -54,11 +59,14 @@ test('PROXY header: used from trusted peers only; LOCAL (null source) keeps the 
     address: '198.51.100.9',
     provenance: { kind: 'proxy-protocol' },
     peerTrusted: true,
+    // The headers come from the PROXY header's client, which is not trusted.
+    headersTrusted: false,
   });
   assert.deepEqual(resolve(on, { peerAddress: '203.0.113.7', proxySource: '10.0.0.1' }), {
     address: '203.0.113.7',
     provenance: { kind: 'socket' },
     peerTrusted: false,
+    headersTrusted: false,
   });
   assert.equal(resolve(on, { peerAddress: '172.16.0.1', proxySource: null }).address, '172.16.0.1');
   assert.equal(
@@ -90,6 +98,7 @@ test('X-Forwarded-For walk: right to left past trusted hops, first untrusted win
         address,
         provenance: { kind: 'forwarded-header', header: 'X-Forwarded-For', index },
         peerTrusted: true,
+        headersTrusted: true,
       },
       xff,
     );
@@ -137,6 +146,7 @@ test('v1.13 rule: with PROXY and forwarded headers on, the header counts only wh
     address: '203.0.113.50',
     provenance: { kind: 'proxy-protocol' },
     peerTrusted: true,
+    headersTrusted: false,
   });
   assert.equal(
     resolve(both, { peerAddress: '172.16.0.1', proxySource: '172.16.8.8', headers }).address,
@@ -168,7 +178,7 @@ test('RFC 7239 Forwarded: for= walked right to left, quoted IPv6 and ports, stri
   for (const [value, address, index] of cases) {
     assert.deepEqual(
       resolve(on, { peerAddress: peer, headers: { forwarded: value } }),
-      { address, provenance: { kind: 'forwarded-rfc7239', index }, peerTrusted: true },
+      { address, provenance: { kind: 'forwarded-rfc7239', index }, peerTrusted: true, headersTrusted: true },
       value,
     );
   }
@@ -219,5 +229,6 @@ test('strategies compose by hand: socket, then PROXY, then an RFC 7239 walk unde
     address: '198.51.100.1',
     provenance: { kind: 'forwarded-rfc7239', index: 0 },
     peerTrusted: true,
+    headersTrusted: true,
   });
 });
