@@ -17,7 +17,7 @@ import { createFileLineSink, type LineSink } from '../gateway/line-sink.ts';
 import { type ConfigWatcher, watchConfig } from '../gateway/reload.ts';
 import { loadTopology } from '../k8s/index.ts';
 import { parseCidr } from '../net/cidr.ts';
-import { type HostPort, parseHostPort } from './address.ts';
+import { type HostPort, parseHostPort } from '../net/host-port.ts';
 import type { Command } from './main.ts';
 
 export { type GatewayOptions, type RunningGateway, startGateway } from '../gateway/gateway.ts';

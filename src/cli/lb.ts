@@ -15,7 +15,7 @@ import {
 } from '../lb/config.ts';
 import type { RunningLb } from '../lb/balancer.ts';
 import type { LbListenerPlan } from '../lb/manifest.ts';
-import { formatHostPort, type HostPort, parseHostPort } from './address.ts';
+import { formatHostPort, type HostPort, parseHostPort } from '../net/host-port.ts';
 import type { Command } from './main.ts';
 
 const HELP = `Usage: keepip lb --listen ADDR:PORT --target ADDR:PORT... [options]

@@ -17,7 +17,7 @@ import {
   tryEncodeProxyHeader,
   uniqueIdTlv,
 } from '../proxy-protocol/index.ts';
-import { parseHostPort } from './address.ts';
+import { parseHostPort } from '../net/host-port.ts';
 import type { Command } from './main.ts';
 
 const HELP = `Usage: keepip pp decode <HEX | ->

@@ -1,7 +1,7 @@
 // `keepip whoami --listen ADDR:PORT`: the echo backend, in the role of the seed's Gitea pod.
 import { parseArgs } from 'node:util';
 import { startWhoami } from '../whoami/server.ts';
-import { formatHostPort, parseHostPort } from './address.ts';
+import { formatHostPort, parseHostPort } from '../net/host-port.ts';
 import type { Command } from './main.ts';
 
 const HELP = `Usage: keepip whoami [--listen ADDR:PORT] [--name NAME]

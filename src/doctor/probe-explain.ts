@@ -1,7 +1,6 @@
 // Joins a live probe with the doctor's prediction for the same source address: does the chain behave
 // as the manifests say, and which finding explains a difference between source and backend view?
-import type { Simulation, Finding } from './types.ts';
-import type { ProbeResult } from './probe.ts';
+import type { Finding, ProbeResult, Simulation } from './types.ts';
 
 export interface ProbeExplanation {
   predicted: {

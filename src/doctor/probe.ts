@@ -4,6 +4,10 @@ import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { canonicalIp } from '../net/ip.ts';
+import type { ProbeResult } from './types.ts';
+
+// Plain data, so it lives with the doctor's types (probe-explain.ts is pure); re-exported for callers.
+export type { ProbeResult } from './types.ts';
 
 export interface ProbeOptions {
   url: string;
@@ -12,19 +16,6 @@ export interface ProbeOptions {
   /** Host header to send instead of the URL's. */
   host?: string;
   timeoutMs?: number;
-}
-
-export interface ProbeResult {
-  /** The local address the request left from. */
-  from: string | null;
-  status: number | null;
-  /** Connection-level failure (reset, closed without a response, timeout), as a code. */
-  error: string | null;
-  /** The client address the backend received: X-Real-IP, else X-Forwarded-For's last entry, else its TCP peer. */
-  backendSaw: string | null;
-  source: 'x-real-ip' | 'x-forwarded-for' | 'remote-address' | null;
-  /** True when the backend saw the source address; null when the request did not reach the backend. */
-  matches: boolean | null;
 }
 
 interface WhoamiEcho {

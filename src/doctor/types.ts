@@ -135,3 +135,17 @@ export interface DoctorReport {
   configIssues: { severity: Severity; code: string; message: string }[];
   exitCode: 0 | 1;
 }
+
+/** What one `doctor --probe` request saw (src/doctor/probe.ts sends it). */
+export interface ProbeResult {
+  /** The local address the request left from. */
+  from: string | null;
+  status: number | null;
+  /** Connection-level failure (reset, closed without a response, timeout), as a code. */
+  error: string | null;
+  /** The client address the backend received: X-Real-IP, else X-Forwarded-For's last entry, else its TCP peer. */
+  backendSaw: string | null;
+  source: 'x-real-ip' | 'x-forwarded-for' | 'remote-address' | null;
+  /** True when the backend saw the source address; null when the request did not reach the backend. */
+  matches: boolean | null;
+}

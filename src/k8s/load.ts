@@ -6,15 +6,11 @@ import { extname, join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import type { ConfigIssue, Origin } from '../config/model.ts';
 import { formatFieldPath, type PathSegment } from './field-path.ts';
+import type { ManifestObject } from './objects.ts';
 import { isRecord } from './reader.ts';
 
-/** One Kubernetes object as read from a manifest, with its origin. `raw` is untrusted input. */
-export interface ManifestObject {
-  apiVersion: string;
-  kind: string;
-  origin: Origin;
-  raw: Readonly<Record<string, unknown>>;
-}
+// The object type lives with the views (pure modules use it); re-exported for loadManifests' callers.
+export type { ManifestObject } from './objects.ts';
 
 export interface LoadResult {
   objects: ManifestObject[];

@@ -3,8 +3,15 @@
 // default instead.
 import type { ConfigIssue, Origin, PathType, ServicePortModel } from '../config/model.ts';
 import { formatFieldPath, type PathSegment } from './field-path.ts';
-import type { ManifestObject } from './load.ts';
 import { createReader, type FieldReader, isRecord } from './reader.ts';
+
+/** One Kubernetes object as read from a manifest, with its origin. `raw` is untrusted input. */
+export interface ManifestObject {
+  apiVersion: string;
+  kind: string;
+  origin: Origin;
+  raw: Readonly<Record<string, unknown>>;
+}
 
 export interface ObjectMeta {
   namespace: string;

@@ -1,13 +1,13 @@
 // Objects → the one Topology every runtime consumes. Pure: the same objects always give the same,
 // deeply frozen snapshot, with every problem in `issues` naming file, document and field.
 import type { ConfigIssue, Topology } from '../config/model.ts';
-import type { ManifestObject } from './load.ts';
 import {
   type ConfigMapView,
   type EndpointSliceView,
   type EndpointsView,
   type IngressClassView,
   type IngressView,
+  type ManifestObject,
   type NodeView,
   readConfigMap,
   readEndpointSlice,
