@@ -101,6 +101,23 @@ const NOT_COPIED = new Set([
   'x-original-forwarded-for',
 ]);
 
+// Headers that tell a backend which URL, host or scheme the client "really" asked for. A backend that
+// believes them (IIS and Symfony route by X-Original-URL, Spring and others read Forwarded, Rails
+// X-Forwarded-Ssl) would serve a path or scheme the router never checked, so they are passed on only
+// from a trusted hop, like X-Forwarded-Host.
+const FROM_TRUSTED_HOPS_ONLY = new Set([
+  'forwarded',
+  'x-original-url',
+  'x-rewrite-url',
+  'x-forwarded-uri',
+  'x-forwarded-prefix',
+  'x-forwarded-path',
+  'x-forwarded-server',
+  'x-forwarded-ssl',
+  'x-url-scheme',
+  'front-end-https',
+]);
+
 /** Lower-case header names listed in a Connection header (`close` and `keep-alive` included). */
 function connectionTokens(value: string | string[] | undefined): string[] | null {
   if (value === undefined) return null;
@@ -132,9 +149,11 @@ export function buildUpstreamHeaders(input: UpstreamHeadersInput): Record<string
   const { incoming, settings } = input;
   const out: Record<string, string | string[]> = {};
   const dropped = connectionTokens(incoming.connection);
+  const trustedHop = input.headersTrusted && settings.useForwardedHeaders;
   for (const name in incoming) {
     if (NOT_COPIED.has(name)) continue;
     if (dropped?.includes(name)) continue;
+    if (!trustedHop && FROM_TRUSTED_HOPS_ONLY.has(name)) continue;
     const value = incoming[name];
     if (value !== undefined) out[name] = value;
   }

@@ -300,6 +300,35 @@ describe('forwarded headers behind a PROXY load balancer are trusted from the cl
     assert.equal(seen.headers['x-real-ip'], '203.0.113.9');
   });
 
+  const urlOverrides =
+    'X-Original-URL: /admin\r\nX-Rewrite-URL: /admin\r\nX-Forwarded-Uri: /admin\r\nX-Forwarded-Prefix: /admin\r\n' +
+    'Forwarded: for=10.0.0.1;host=admin.example;proto=https\r\nX-Forwarded-Ssl: on\r\nFront-End-Https: on\r\n';
+  const overrideNames = [
+    'x-original-url',
+    'x-rewrite-url',
+    'x-forwarded-uri',
+    'x-forwarded-prefix',
+    'forwarded',
+    'x-forwarded-ssl',
+    'front-end-https',
+  ];
+
+  it('headers that name another URL, host or scheme reach the backend only from a trusted hop', async () => {
+    const before = backends.seen.length;
+    assert.equal(
+      (await viaLb('203.0.113.9', `GET /p HTTP/1.1\r\nHost: public.example\r\n${urlOverrides}`)).status,
+      200,
+    );
+    const untrusted = backends.seen[before] as Seen;
+    for (const name of overrideNames) assert.equal(untrusted.headers[name], undefined, name);
+    assert.equal(
+      (await viaLb(INNER_PROXY, `GET /p HTTP/1.1\r\nHost: public.example\r\n${urlOverrides}`)).status,
+      200,
+    );
+    const trusted = backends.seen[before + 1] as Seen;
+    for (const name of overrideNames) assert.notEqual(trusted.headers[name], undefined, name);
+  });
+
   it('a forged X-Forwarded-Proto does not skip force-ssl-redirect', async () => {
     const reply = await viaLb('203.0.113.9', `GET /login HTTP/1.1\r\nHost: secure.example\r\n${forged}`);
     assert.equal(reply.status, 308);
