@@ -651,6 +651,13 @@ const OTHER_ENTRIES = [
     fix: 'the client (or a proxy in front) sends a malformed or ambiguous request; fix the client — keepip never guesses',
   },
   {
+    code: 'HOST_MISSING',
+    module: 'gateway',
+    kind: 'error',
+    summary: 'an HTTP/1.1 request without a Host header (400, as nginx and RFC 9112 §3.2)',
+    fix: 'the client (or a proxy in front) sends a malformed or ambiguous request; fix the client — keepip never guesses',
+  },
+  {
     code: 'HOST_INVALID',
     module: 'gateway',
     kind: 'error',

@@ -13,7 +13,7 @@ import { errorPageBody, HTML_CONTENT_TYPE, PLAIN_HTTP_ON_HTTPS_BODY, reasonPhras
 import type { LineSink } from './line-sink.ts';
 import type { GatewayMetrics } from './metrics.ts';
 import { type ProxyFailure, type ProxyOutcome, type UpstreamAttempt, proxyRequest } from './proxy.ts';
-import { decideAccess, type MatchedRoute, routeTarget, routingHost } from './router.ts';
+import { decideAccess, hostHeaderRefusal, type MatchedRoute, routeTarget, routingHost } from './router.ts';
 import { parseRequestTarget } from './request-target.ts';
 import type { AccessDecision } from '../net/access-policy.ts';
 import type { GatewayRequest, GatewayResponse } from './h1-server.ts';
@@ -336,7 +336,9 @@ export function createRequestHandler(ctx: HandlerContext): RequestHandler {
       proxyDestinationPort: conn.proxyDestinationPort,
     }).routeScheme;
     ex.reqId = requestIdFor(req.headers);
-    const decision = routeTarget(snap.routes, { host: rawHost, target, scheme });
+    const decision =
+      hostHeaderRefusal(req.headers.host, req.httpVersion) ??
+      routeTarget(snap.routes, { host: rawHost, target, scheme });
     if (decision.kind === 'bad-request') {
       ex.host = hostVariable('', '_');
       errorLog.write(

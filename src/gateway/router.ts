@@ -64,7 +64,7 @@ export type RouteDecision =
       guards: readonly MatchedRoute[];
     }
   | { kind: 'not-found'; serverName: string; backend: BackendRef | null }
-  | { kind: 'bad-request'; code: RequestTargetErrorCode | 'HOST_INVALID'; message: string };
+  | { kind: 'bad-request'; code: RequestTargetErrorCode | 'HOST_INVALID' | 'HOST_MISSING'; message: string };
 
 const NO_GUARDS: readonly MatchedRoute[] = Object.freeze([]);
 
@@ -410,6 +410,25 @@ export interface RouteTargetRequest {
 /** The host a request is routed and forwarded by: the absolute-form authority, else the Host header. */
 export function routingHost(target: RequestTarget, hostHeader: string): string {
   return target.authority ?? hostHeader;
+}
+
+/**
+ * nginx's checks of the Host header itself: an HTTP/1.1 request must carry one (RFC 9112 §3.2), and an
+ * empty one is invalid. Null when the header is fine (its value is checked by routeTarget).
+ */
+export function hostHeaderRefusal(host: string | undefined, httpVersion: string): RouteDecision | null {
+  if (host === undefined) {
+    return httpVersion === '1.0'
+      ? null
+      : {
+          kind: 'bad-request',
+          code: 'HOST_MISSING',
+          message: 'client sent HTTP/1.1 request without "Host" header',
+        };
+  }
+  return host === ''
+    ? { kind: 'bad-request', code: 'HOST_INVALID', message: 'client sent invalid host header' }
+    : null;
 }
 
 /** Routes one parsed request target. Allocates only the proxy/redirect decision. */

@@ -205,6 +205,9 @@ describe('request targets and hosts: the router and the backend read the same re
       'GET http:///admin HTTP/1.1\r\nHost: admin.example\r\n',
       'GET ftp://admin.example/ HTTP/1.1\r\nHost: admin.example\r\n',
       'GET admin HTTP/1.1\r\nHost: admin.example\r\n',
+      'GET / HTTP/1.1\r\nHost: \r\n',
+      'GET / HTTP/1.1\r\n',
+      'GET http://admin.example/ HTTP/1.1\r\n',
     ]) {
       assert.equal((await send(gw.httpPort, STRANGER, head)).status, 400, head);
     }
