@@ -1,19 +1,25 @@
 // HAProxy for interop tests and benchmarks: a config in a fresh temp dir, HAProxy in the foreground
 // (`-db`, so `log stdout` works and the PID we hold is the one to stop), ready once every frontend
-// port listens, stopped by PID. Usage:
-//   const hap = await startHaproxy({ config: `frontend fe\n  bind 127.0.0.1:${port} accept-proxy\n ...`,
-//                                    waitFor: [{ host: '127.0.0.1', port }] });
-//   ...; await hap.waitForLog(/client=127\.0\.0\.77/); await hap.stop();
+// port listens, stopped by PID. HAProxy cannot listen on port 0: ask for `freePorts` and the config gets
+// them; a start that fails because another program took one meanwhile is retried on new ports. Usage:
+//   const hap = await startHaproxy({ freePorts: 1,
+//     config: (dir, [port]) => `frontend fe\n  bind 127.0.0.1:${port} accept-proxy\n ...`,
+//     waitFor: ([port]) => [{ host: '127.0.0.1', port: port! }] });
+//   ...; hap.ports[0]; await hap.waitForLog(/client=127\.0\.0\.77/); await hap.stop();
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { withFreePorts } from './net.ts';
 import { type Running, requireBinary, start } from './process.ts';
 
 export interface HaproxyOptions {
-  /** Everything after the `global` and `defaults` sections (frontends, backends, listens), or a function of the temp dir. */
-  config: string | ((dir: string) => string);
+  /** Everything after the `global` and `defaults` sections (frontends, backends, listens), or a function of the temp dir and the ports. */
+  config: string | ((dir: string, ports: number[]) => string);
   /** host:port pairs that must be listening before the promise resolves (no connection is made to them). */
-  waitFor: { host: string; port: number }[];
+  waitFor: Endpoint[] | ((ports: number[]) => Endpoint[]);
+  /** How many free ports (on `portHost`, default 127.0.0.1) to pick for `config` and `waitFor`. */
+  freePorts?: number;
+  portHost?: string;
   /** Extra lines for the `global` section. `nbthread 1` is always set unless `nbthread` says otherwise. */
   global?: string[];
   /** Extra lines for the `defaults` section (timeouts and `log global` are set already). */
@@ -24,8 +30,12 @@ export interface HaproxyOptions {
   timeoutMs?: number;
 }
 
+type Endpoint = { host: string; port: number };
+
 export interface RunningHaproxy {
   dir: string;
+  /** The ports picked for `freePorts` (empty without). */
+  ports: number[];
   configPath: string;
   pid: number;
   process: Running;
@@ -36,10 +46,17 @@ export interface RunningHaproxy {
   stop(): Promise<void>;
 }
 
-export async function startHaproxy(options: HaproxyOptions): Promise<RunningHaproxy> {
+export function startHaproxy(options: HaproxyOptions): Promise<RunningHaproxy> {
+  if (!options.freePorts) return startOnce(options, []);
+  return withFreePorts(options.freePorts, options.portHost ?? '127.0.0.1', (ports) =>
+    startOnce(options, ports),
+  );
+}
+
+async function startOnce(options: HaproxyOptions, ports: number[]): Promise<RunningHaproxy> {
   const binary = requireBinary('haproxy');
   const dir = mkdtempSync(join(tmpdir(), 'keepip-haproxy-'));
-  const body = typeof options.config === 'function' ? options.config(dir) : options.config;
+  const body = typeof options.config === 'function' ? options.config(dir, ports) : options.config;
   const text = [
     'global',
     `  nbthread ${options.nbthread ?? 1}`,
@@ -65,13 +82,15 @@ export async function startHaproxy(options: HaproxyOptions): Promise<RunningHapr
     rmSync(dir, { recursive: true, force: true });
   };
   try {
-    await waitForListening(options.waitFor, running, options.timeoutMs ?? 10_000);
+    const endpoints = typeof options.waitFor === 'function' ? options.waitFor(ports) : options.waitFor;
+    await waitForListening(endpoints, running, options.timeoutMs ?? 30_000);
   } catch (error) {
     await stop();
     throw new Error(`HAProxy did not start: ${(error as Error).message}\nconfig:\n${text}`);
   }
   return {
     dir,
+    ports,
     configPath,
     pid: running.child.pid!,
     process: running,

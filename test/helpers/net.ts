@@ -1,16 +1,70 @@
 // Socket helpers for tests: free ports, waiting for listeners, raw exchanges from a chosen source address.
+import { readFileSync } from 'node:fs';
 import net from 'node:net';
 
-/** Asks the kernel for a free port on `host` (for programs such as HAProxy that cannot listen on port 0). */
+/**
+ * A port nothing listens on at `host` right now, for programs that cannot listen on port 0 (HAProxy,
+ * nginx) and for "connection refused" targets. It is taken below the kernel's ephemeral range, so no
+ * port-0 listener and no outgoing connection can grab it between this check and its use; only another
+ * freePort() caller can, and the launchers retry on a new port when that happens (withFreePorts).
+ */
 export async function freePort(host = '127.0.0.1'): Promise<number> {
-  return new Promise((resolve, reject) => {
+  const [low, high] = belowEphemeralRange();
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = low + Math.floor(Math.random() * (high - low + 1));
+    if (await canListen(host, port)) return port;
+  }
+  throw new Error(`no free port on ${host} between ${low} and ${high} after 50 tries`);
+}
+
+/** The ports below the kernel's ephemeral range (ip_local_port_range), from 10000 up. */
+function belowEphemeralRange(): [number, number] {
+  let ephemeralLow = 32_768;
+  try {
+    const text = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8');
+    ephemeralLow = Number(text.trim().split(/\s+/)[0]) || ephemeralLow;
+  } catch {
+    // Not Linux: keep the IANA default.
+  }
+  return ephemeralLow > 12_000 ? [10_000, ephemeralLow - 1] : [1_024, 9_999];
+}
+
+function canListen(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, host, () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
+    server.once('error', () => resolve(false));
+    server.listen({ port, host, exclusive: true }, () => server.close(() => resolve(true)));
   });
+}
+
+/** Whether a start failed because a port it was given is taken ("Address already in use"). */
+export function isPortClash(error: unknown): boolean {
+  const text = error instanceof Error ? error.message : String(error);
+  return /EADDRINUSE|Address already in use|cannot bind socket/i.test(text);
+}
+
+/**
+ * Runs `start` with `count` ports from freePort(); when it fails because one of them was taken
+ * meanwhile, runs it again with new ports (up to `attempts` times). Any other failure is thrown as is.
+ */
+export async function withFreePorts<T>(
+  count: number,
+  host: string,
+  start: (ports: number[]) => Promise<T>,
+  attempts = 5,
+): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    const ports: number[] = [];
+    while (ports.length < count) {
+      const port = await freePort(host);
+      if (!ports.includes(port)) ports.push(port);
+    }
+    try {
+      return await start(ports);
+    } catch (error) {
+      if (attempt >= attempts || !isPortClash(error)) throw error;
+    }
+  }
 }
 
 /** Resolves once something accepts TCP connections on host:port, or rejects after `timeoutMs`. */
@@ -40,7 +94,8 @@ export interface RawExchange {
 
 /**
  * Connects from `localAddress`, writes `payload`, half-closes when `endAfterWrite`, and collects the
- * reply until the server closes or `timeoutMs` passes.
+ * reply until the server closes or `timeoutMs` passes (a bound for a broken server, generous so that a
+ * busy machine never hits it).
  */
 export async function rawExchange(options: {
   host: string;
@@ -50,7 +105,7 @@ export async function rawExchange(options: {
   endAfterWrite?: boolean;
   timeoutMs?: number;
 }): Promise<RawExchange> {
-  const { host, port, payload, localAddress, endAfterWrite = false, timeoutMs = 5_000 } = options;
+  const { host, port, payload, localAddress, endAfterWrite = false, timeoutMs = 15_000 } = options;
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     const socket = net.connect({ host, port, ...(localAddress ? { localAddress } : {}) });
@@ -73,6 +128,112 @@ export async function rawExchange(options: {
       reject(error);
     });
   });
+}
+
+export interface RawConnection {
+  socket: net.Socket;
+  /** Everything the server sent so far. */
+  received(): Buffer;
+  /** True once the server closed (or reset) the connection. */
+  closed(): boolean;
+  /**
+   * Resolves with the bytes received so far once `done` accepts them (e.g. a whole response); rejects
+   * when the server closes first or after `timeoutMs` (a generous bound: a signal, never a window).
+   */
+  until(done: (received: Buffer) => boolean, timeoutMs?: number): Promise<Buffer>;
+  /** Resolves once the server has closed the connection; rejects after `timeoutMs`. */
+  whenClosed(timeoutMs?: number): Promise<void>;
+  destroy(): void;
+}
+
+/** A connection from `localAddress` kept open, for exchanges of several steps on one connection. */
+export async function openRaw(options: {
+  host: string;
+  port: number;
+  localAddress?: string;
+}): Promise<RawConnection> {
+  const { host, port, localAddress } = options;
+  const socket = net.connect({ host, port, ...(localAddress ? { localAddress } : {}) });
+  const chunks: Buffer[] = [];
+  let isClosed = false;
+  const waiters = new Set<() => void>();
+  const notify = () => {
+    for (const waiter of [...waiters]) waiter();
+  };
+  socket.on('data', (chunk: Buffer) => {
+    chunks.push(chunk);
+    notify();
+  });
+  socket.on('error', () => {}); // a reset is a close; 'close' follows
+  socket.on('close', () => {
+    isClosed = true;
+    notify();
+  });
+  await new Promise<void>((resolve, reject) => {
+    socket.once('connect', resolve);
+    socket.once('error', reject);
+  });
+  const received = () => Buffer.concat(chunks);
+  const wait = (what: string, ready: () => boolean, failed: () => boolean, timeoutMs: number) =>
+    new Promise<void>((resolve, reject) => {
+      const check = () => {
+        if (ready()) finish(null);
+        else if (failed()) finish(new Error(`the server closed the connection before ${what}`));
+      };
+      const timer = setTimeout(() => finish(new Error(`no ${what} within ${timeoutMs} ms`)), timeoutMs);
+      const finish = (error: Error | null) => {
+        clearTimeout(timer);
+        waiters.delete(check);
+        if (error) reject(new Error(`${error.message}; received:\n${received().toString('latin1')}`));
+        else resolve();
+      };
+      waiters.add(check);
+      check();
+    });
+  return {
+    socket,
+    received,
+    closed: () => isClosed,
+    async until(done, timeoutMs = 15_000) {
+      await wait(
+        'the expected bytes',
+        () => done(received()),
+        () => isClosed,
+        timeoutMs,
+      );
+      return received();
+    },
+    whenClosed: (timeoutMs = 15_000) =>
+      wait(
+        'close',
+        () => isClosed,
+        () => false,
+        timeoutMs,
+      ),
+    destroy: () => socket.destroy(),
+  };
+}
+
+/**
+ * How many complete HTTP/1.1 responses `raw` holds, read in order: heads, then Content-Length bodies
+ * (1xx, 204 and 304 have none; not for answers to HEAD). Stops at the first incomplete or chunked one.
+ */
+export function completeResponses(raw: Buffer): number {
+  let at = 0;
+  let count = 0;
+  for (;;) {
+    const end = raw.indexOf('\r\n\r\n', at);
+    if (end < 0) return count;
+    const head = raw.subarray(at, end).toString('latin1');
+    const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(head)?.[1] ?? Number.NaN);
+    const length = /\r\ncontent-length: *(\d+)/i.exec(head);
+    const bodyless = status < 200 || status === 204 || status === 304;
+    if (Number.isNaN(status) || (!bodyless && length === null)) return count;
+    const next = end + 4 + (bodyless ? 0 : Number(length?.[1]));
+    if (next > raw.length) return count;
+    at = next;
+    count += 1;
+  }
 }
 
 /**

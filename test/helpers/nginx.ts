@@ -1,33 +1,44 @@
 // nginx for interop tests and benchmarks: a complete nginx.conf in a fresh temp dir (pid file, error
 // log, access log, temp paths all inside it), `daemon off` so the PID we hold is the master, ready once
-// every listen port is in LISTEN state, stopped by PID. Usage:
+// every listen port is in LISTEN state, stopped by PID. nginx cannot listen on port 0: ask for
+// `freePorts` and the config gets them; a start that fails because another program took one meanwhile
+// is retried on new ports. Usage:
 //   const ngx = await startNginx({
-//     http: (dir) => `log_format ip '$remote_addr'; server { listen 127.0.0.1:${port} proxy_protocol;
+//     freePorts: 1,
+//     http: (dir, [port]) => `log_format ip '$remote_addr'; server { listen 127.0.0.1:${port} proxy_protocol;
 //                      access_log ${dir}/access.log ip; location / { return 200 "ok\n"; } }`,
-//     waitFor: [{ host: '127.0.0.1', port }],
+//     waitFor: ([port]) => [{ host: '127.0.0.1', port: port! }],
 //   });
-//   ...; ngx.readFile('access.log'); await ngx.stop();
+//   ...; ngx.ports[0]; ngx.readFile('access.log'); await ngx.stop();
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { waitForListening } from './haproxy.ts';
+import { withFreePorts } from './net.ts';
 import { type Running, requireBinary, start } from './process.ts';
 
 export interface NginxOptions {
-  /** The body of the `http { }` block (servers, log formats…), or a function of the temp dir. */
-  http?: string | ((dir: string) => string);
+  /** The body of the `http { }` block (servers, log formats…), or a function of the temp dir and the ports. */
+  http?: string | ((dir: string, ports: number[]) => string);
   /** The body of a `stream { }` block, if any (needs the stream module to be built in or loadable). */
-  stream?: string | ((dir: string) => string);
+  stream?: string | ((dir: string, ports: number[]) => string);
   /** Extra main-context lines, e.g. `load_module …;`. */
   main?: string[];
   /** host:port pairs that must be listening before the promise resolves (no connection is made to them). */
-  waitFor: { host: string; port: number }[];
+  waitFor: Endpoint[] | ((ports: number[]) => Endpoint[]);
+  /** How many free ports (on `portHost`, default 127.0.0.1) to pick for the config and `waitFor`. */
+  freePorts?: number;
+  portHost?: string;
   workerProcesses?: number;
   timeoutMs?: number;
 }
 
+type Endpoint = { host: string; port: number };
+
 export interface RunningNginx {
   dir: string;
+  /** The ports picked for `freePorts` (empty without). */
+  ports: number[];
   configPath: string;
   /** `${dir}/error.log`: nginx's error log (PROXY `broken header` lines land here). */
   errorLogPath: string;
@@ -43,13 +54,20 @@ export interface RunningNginx {
   stop(): Promise<void>;
 }
 
-export async function startNginx(options: NginxOptions): Promise<RunningNginx> {
+export function startNginx(options: NginxOptions): Promise<RunningNginx> {
+  if (!options.freePorts) return startOnce(options, []);
+  return withFreePorts(options.freePorts, options.portHost ?? '127.0.0.1', (ports) =>
+    startOnce(options, ports),
+  );
+}
+
+async function startOnce(options: NginxOptions, ports: number[]): Promise<RunningNginx> {
   const binary = requireBinary('nginx');
   const dir = mkdtempSync(join(tmpdir(), 'keepip-nginx-'));
   const temp = join(dir, 'temp');
   mkdirSync(temp);
-  const resolve = (part: string | ((dir: string) => string) | undefined) =>
-    typeof part === 'function' ? part(dir) : (part ?? '');
+  const resolve = (part: string | ((dir: string, ports: number[]) => string) | undefined) =>
+    typeof part === 'function' ? part(dir, ports) : (part ?? '');
   const errorLogPath = join(dir, 'error.log');
   const accessLogPath = join(dir, 'access.log');
   // Workers run as the invoking user; as root nginx would switch them to `nobody`, who cannot write
@@ -85,7 +103,8 @@ export async function startNginx(options: NginxOptions): Promise<RunningNginx> {
     rmSync(dir, { recursive: true, force: true });
   };
   try {
-    await waitForListening(options.waitFor, running, options.timeoutMs ?? 10_000);
+    const endpoints = typeof options.waitFor === 'function' ? options.waitFor(ports) : options.waitFor;
+    await waitForListening(endpoints, running, options.timeoutMs ?? 30_000);
   } catch (error) {
     const log = existsSync(errorLogPath) ? readFileSync(errorLogPath, 'utf8') : '';
     await stop();
@@ -97,13 +116,14 @@ export async function startNginx(options: NginxOptions): Promise<RunningNginx> {
   };
   return {
     dir,
+    ports,
     configPath,
     errorLogPath,
     accessLogPath,
     pid: running.child.pid!,
     process: running,
     readFile,
-    async waitForFile(name, pattern, timeoutMs = 5_000) {
+    async waitForFile(name, pattern, timeoutMs = 15_000) {
       const deadline = Date.now() + timeoutMs;
       for (;;) {
         const match = readFile(name).match(pattern);

@@ -51,7 +51,7 @@ export function start(
   return {
     child,
     output: () => text,
-    waitFor(pattern, timeoutMs = 10_000) {
+    waitFor(pattern, timeoutMs = 30_000) {
       return new Promise((resolve, reject) => {
         const check = () => {
           const match = text.match(pattern);
@@ -116,7 +116,7 @@ export function runCommand(
       {
         cwd: repoRoot,
         env: childEnv(),
-        timeout: options.timeoutMs ?? 30_000,
+        timeout: options.timeoutMs ?? 60_000,
         maxBuffer: 64 * 1024 * 1024,
         encoding: 'utf8',
       },
