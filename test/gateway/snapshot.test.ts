@@ -7,7 +7,6 @@ import { after, before, describe, test } from 'node:test';
 import { snapshotEvents } from '../../src/gateway/gateway.ts';
 import { buildSnapshot, requestEnded, resolveBackendTargets } from '../../src/gateway/snapshot.ts';
 import { ConnectionRegistry } from '../../src/gateway/upstream.ts';
-import { type RunningWhoami, startWhoami } from '../../src/whoami/server.ts';
 import { request, startTestGateway } from '../fixtures/gateway/harness.ts';
 import {
   controllerConfigMap,
@@ -16,6 +15,7 @@ import {
   serviceWithEndpoints,
   topologyOf,
 } from '../fixtures/gateway/manifests.ts';
+import { type HeldBackend, startHeldBackend } from '../helpers/held-backend.ts';
 
 const registry = new ConnectionRegistry();
 after(() => registry.closeAll(0));
@@ -168,26 +168,28 @@ test('a retired snapshot releases its pooled connections only after its last req
 });
 
 describe('reload while a request is in flight', () => {
-  let backend: RunningWhoami;
+  let backend: HeldBackend;
   before(async () => {
-    backend = await startWhoami({ host: '127.0.0.1', port: 0 });
+    backend = await startHeldBackend({ hold: (url) => url.includes('hold') });
   });
   after(() => backend.close());
 
   test('the request finishes on the snapshot it started with; the next one sees the new config', async () => {
     const gw = await startTestGateway(
-      topologyOf([...serviceWithEndpoints({ name: 'web', ports: [backend.address.port] }), web()]),
+      topologyOf([...serviceWithEndpoints({ name: 'web', ports: [backend.port] }), web()]),
     );
     try {
-      const slow = request(gw.httpPort, { host: 'web.example.com', path: '/?wait=400ms' });
-      await new Promise((resolve) => setTimeout(resolve, 100));
+      const slow = request(gw.httpPort, { host: 'web.example.com', path: '/?hold' });
+      // In flight: the backend holds it until the reload is done.
+      await backend.arrived(/hold/);
       // The new config drops the route entirely.
       const reloaded = gw.gateway.reload(
-        topologyOf([...serviceWithEndpoints({ name: 'web', ports: [backend.address.port] })]),
+        topologyOf([...serviceWithEndpoints({ name: 'web', ports: [backend.port] })]),
       );
       assert.equal(reloaded.ok, true);
-      assert.equal((await slow).status, 200);
       assert.equal((await request(gw.httpPort, { host: 'web.example.com' })).status, 404);
+      backend.release();
+      assert.equal((await slow).status, 200);
     } finally {
       await gw.close();
     }
