@@ -30,7 +30,8 @@ const fastCheck = (over: Partial<HealthCheckModel> = {}): HealthCheckModel => ({
   port: 'traffic-port',
   path: '/',
   intervalMs: 30,
-  timeoutMs: 500,
+  // Generous: a dead target fails at once (refused), so only a stalled machine could reach it.
+  timeoutMs: 5_000,
   healthyThreshold: 2,
   unhealthyThreshold: 2,
   ...over,
@@ -53,7 +54,8 @@ async function servedBy(balancer: RunningLb, targets: TestTarget[], n: number, l
 
 test('a dead target leaves rotation after unhealthyThreshold failures and returns after healthyThreshold passes', async () => {
   const a = await target();
-  const b = await target();
+  // b on an address no other test listens on, so that its port is still free when b comes back.
+  const b = await target({ host: '127.0.0.62', behave: echo });
   const bPort = b.port;
   const balancer = await lb({ targets: [a, b], algorithm: 'round-robin', healthCheck: fastCheck() });
   await until(() => balancer.targetHealth().every((t) => t.checks >= 1), 'first checks ran');
@@ -67,12 +69,10 @@ test('a dead target leaves rotation after unhealthyThreshold failures and return
   assert.equal(balancer.failingOpen(), false);
 
   // b comes back on the same port.
-  const back = await startTarget({ behave: echo });
-  cleanup.push(() => back.close());
   const revived = net.createServer((s) => s.pipe(s));
   await new Promise<void>((resolve, reject) => {
     revived.once('error', reject);
-    revived.listen(bPort, '127.0.0.1', resolve);
+    revived.listen(bPort, '127.0.0.62', resolve);
   });
   cleanup.push(() => new Promise((r) => revived.close(r)));
   await until(
@@ -242,10 +242,11 @@ test('hairpin: a preserved client whose address is the target address is reporte
   assert.ok(lines.some((l) => l.includes('hairpin')));
 });
 
-test('deregistration: a removed target gets no new flows; its open flow may finish, then is closed at the delay', async () => {
+test('deregistration: a removed target gets no new flows; its open flow keeps working while it drains', async () => {
   const a = await target();
   const b = await target();
-  const balancer = await lb({ targets: [a, b], algorithm: 'round-robin', deregistrationDelayMs: 1_000 });
+  // A delay no test run reaches: the flow is still open at every step below, however busy the machine.
+  const balancer = await lb({ targets: [a, b], algorithm: 'round-robin', deregistrationDelayMs: 600_000 });
   // One long-lived flow on a (round-robin starts at a), with a request/answer in the middle of draining.
   const s = net.connect({ host: '127.0.0.1', port: balancer.address.port });
   s.on('error', () => {});
@@ -260,7 +261,21 @@ test('deregistration: a removed target gets no new flows; its open flow may fini
   assert.equal(answer, 'still here', 'the draining flow still works');
   const served = await servedBy(balancer, [a, b], 3);
   assert.deepEqual(served, [b.port, b.port, b.port]);
-  await new Promise((r) => s.once('close', r));
+  assert.equal(balancer.targetHealth().find((t) => t.port === a.port)?.status, 'draining');
+  s.destroy();
+});
+
+test('deregistration: an open flow on a removed target is closed at the delay, counted as aborted', async () => {
+  const a = await target();
+  const balancer = await lb({ targets: [a], deregistrationDelayMs: 200 });
+  const s = net.connect({ host: '127.0.0.1', port: balancer.address.port });
+  s.on('error', () => {});
+  const closed = new Promise((r) => s.once('close', r));
+  await new Promise((r) => s.once('connect', r));
+  await until(() => a.accepted.length === 1, 'a has the flow');
+  balancer.setTargets([]);
+  // Eventually, within the generous bound of until(): the delay is a deadline, not a window.
+  await closed;
   await until(() => balancer.targetHealth().every((t) => t.port !== a.port), 'a is gone after the delay');
   await until(() => balancer.stats().flowsEnded.aborted === 1, 'the flow is counted as aborted');
 });

@@ -147,8 +147,8 @@ export function sha256(data: Buffer | Buffer[]): string {
   return hash.digest('hex');
 }
 
-/** Polls `condition` every 10 ms; fails with `what` after `timeoutMs`. */
-export async function until(condition: () => boolean, what: string, timeoutMs = 5_000): Promise<void> {
+/** Polls `condition` every 10 ms; fails with `what` after `timeoutMs` (a generous bound for a busy machine). */
+export async function until(condition: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!condition()) {
     if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
