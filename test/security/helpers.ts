@@ -164,7 +164,7 @@ export async function exchange(
   header: Buffer | string = Buffer.alloc(0),
 ): Promise<RawReply> {
   const payload = Buffer.concat([Buffer.from(header), Buffer.from(request)]);
-  const reply = await rawExchange({ host: '127.0.0.1', port, payload, localAddress: from, timeoutMs: 3_000 });
+  const reply = await rawExchange({ host: '127.0.0.1', port, payload, localAddress: from });
   const text = reply.received.toString('utf8');
   const status = /^HTTP\/1\.1 (\d{3})/.exec(text);
   const body = text.slice(text.indexOf('\r\n\r\n') + 4);

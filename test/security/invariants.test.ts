@@ -11,6 +11,7 @@ import { type RunningLb, startLoadBalancer } from '../../src/lb/balancer.ts';
 import { encodeProxyHeader, parseProxyHeader, V2_SIGNATURE } from '../../src/proxy-protocol/index.ts';
 import { type RunningWhoami, startWhoami } from '../../src/whoami/server.ts';
 import { echoOf, request } from '../fixtures/gateway/harness.ts';
+import { startHeldBackend } from '../helpers/held-backend.ts';
 import {
   configMapYaml,
   counterValue,
@@ -62,8 +63,6 @@ async function closeAgent(agent: http.Agent): Promise<void> {
   agent.destroy();
   await Promise.all(closed);
 }
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** A whoami backend behind a tap; closes both. */
 async function tappedBackend(
@@ -592,10 +591,19 @@ ${ingressYaml('app', '/', 'app', { 'rewrite-target': `/v${n}` })}`);
         await closeAgent(agent);
       }
     };
+    /** Waits until a request has been answered on version `n` (the load ran on it), bounded generously. */
+    const answeredOn = async (n: number) => {
+      const deadline = Date.now() + 20_000;
+      while (!seen.has(n) && problems.length === 0) {
+        assert.ok(Date.now() < deadline, `no request answered on version ${n}; seen ${[...seen]}`);
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+    };
     try {
       const load = Promise.all(['127.0.0.41', '127.0.0.42', '127.0.0.43', '127.0.0.44'].map(client));
+      // Each reload happens while the load runs, and each version serves before the next one.
+      await answeredOn(0);
       for (let n = 1; n <= 12; n++) {
-        await sleep(30);
         const applied = gw.gateway.reload(versioned(n));
         assert.equal(applied.ok, true);
         if (n % 3 === 0) {
@@ -603,13 +611,17 @@ ${ingressYaml('app', '/', 'app', { 'rewrite-target': `/v${n}` })}`);
           assert.equal(refused.ok, false);
           if (!refused.ok) assert.equal(refused.error.code, 'GATEWAY_CONFIG_INVALID');
         }
+        await answeredOn(n);
       }
-      await sleep(30);
       stop = true;
       await load;
       assert.deepEqual(problems, []);
       assert.ok(answered > 0);
-      assert.ok(seen.size >= 3, `versions seen under load: ${[...seen]}`);
+      assert.deepEqual(
+        [...seen].sort((a, b) => a - b),
+        Array.from({ length: 13 }, (_, n) => n),
+        'every version served',
+      );
       const last = await jsonRequest(gw.port, { path: '/x' });
       assert.equal(echoOf(last).url, '/v12');
     } finally {
@@ -619,21 +631,25 @@ ${ingressYaml('app', '/', 'app', { 'rewrite-target': `/v${n}` })}`);
   });
 
   test('an in-flight request finishes on the snapshot it started with', async () => {
-    const before = `${configMapYaml({})}\n${serviceYaml('app', alpha.tap.port)}\n${ingressYaml('app', '/', 'app')}`;
+    // A backend that holds the request until the reload is done: in flight for certain, with no delay.
+    const held = await startHeldBackend({ name: 'alpha', hold: (url) => url.startsWith('/slow') });
+    const before = `${configMapYaml({})}\n${serviceYaml('app', held.port)}\n${ingressYaml('app', '/', 'app')}`;
     // The new config routes elsewhere and denies every loopback client.
     const afterward = `${configMapYaml({})}\n${serviceYaml('app', beta.tap.port)}\n${ingressYaml('app', '/', 'app', { 'allowlist-source-range': '192.0.2.1/32' })}`;
     const gw = await startSecurityGateway(topologyFromYaml(before));
     try {
-      const slow = jsonRequest(gw.port, { from: '127.0.0.45', path: '/slow?wait=400ms' });
-      for (let i = 0; i < 100 && !alpha.tap.saw('/slow?wait=400ms'); i++) await sleep(10);
-      assert.equal(alpha.tap.saw('/slow?wait=400ms'), true);
+      const slow = jsonRequest(gw.port, { from: '127.0.0.45', path: '/slow' });
+      await held.arrived(/^\/slow$/);
       assert.equal(gw.gateway.reload(topologyFromYaml(afterward)).ok, true);
       assert.equal((await jsonRequest(gw.port, { from: '127.0.0.45', path: '/after' })).status, 403);
+      held.release();
       const reply = await slow;
       assert.equal(reply.status, 200);
       assert.equal(echoOf(reply).name, 'alpha');
+      assert.equal(beta.tap.saw('/after'), false, 'the denied request never reached the new backend');
     } finally {
       await gw.close();
+      await held.close();
     }
   });
 });
