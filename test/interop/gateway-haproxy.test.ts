@@ -12,7 +12,6 @@ import {
   topologyOf,
 } from '../fixtures/gateway/manifests.ts';
 import { type RunningHaproxy, startHaproxy } from '../helpers/haproxy.ts';
-import { freePort } from '../helpers/net.ts';
 import { requireBinary, runCommand } from '../helpers/process.ts';
 
 describe('HAProxy (mode tcp, send-proxy / send-proxy-v2) in front of keepip gateway', () => {
@@ -36,26 +35,24 @@ describe('HAProxy (mode tcp, send-proxy / send-proxy-v2) in front of keepip gate
         }),
       ]),
     );
-    ports.v1 = await freePort();
-    ports.v2 = await freePort();
     haproxy = await startHaproxy({
-      config: [
-        'frontend fe_v2',
-        `  bind 127.0.0.1:${ports.v2}`,
-        '  default_backend be_v2',
-        'backend be_v2',
-        `  server gateway 127.0.0.1:${gw.httpPort} send-proxy-v2`,
-        'frontend fe_v1',
-        `  bind 127.0.0.1:${ports.v1}`,
-        '  default_backend be_v1',
-        'backend be_v1',
-        `  server gateway 127.0.0.1:${gw.httpPort} send-proxy`,
-      ].join('\n'),
-      waitFor: [
-        { host: '127.0.0.1', port: ports.v1 },
-        { host: '127.0.0.1', port: ports.v2 },
-      ],
+      freePorts: 2,
+      config: (_dir, [v1, v2]) =>
+        [
+          'frontend fe_v2',
+          `  bind 127.0.0.1:${v2}`,
+          '  default_backend be_v2',
+          'backend be_v2',
+          `  server gateway 127.0.0.1:${gw.httpPort} send-proxy-v2`,
+          'frontend fe_v1',
+          `  bind 127.0.0.1:${v1}`,
+          '  default_backend be_v1',
+          'backend be_v1',
+          `  server gateway 127.0.0.1:${gw.httpPort} send-proxy`,
+        ].join('\n'),
+      waitFor: (picked) => picked.map((port) => ({ host: '127.0.0.1', port })),
     });
+    [ports.v1, ports.v2] = haproxy.ports as [number, number];
   });
 
   after(async () => {

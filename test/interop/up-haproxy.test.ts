@@ -12,7 +12,6 @@ import { fileURLToPath } from 'node:url';
 import { type DemoResponse, send } from '../../src/demo/client.ts';
 import { type RunningChain, startChain } from '../../src/up/run.ts';
 import { type RunningHaproxy, startHaproxy } from '../helpers/haproxy.ts';
-import { freePort } from '../helpers/net.ts';
 
 const seed = (variant: string) => fileURLToPath(new URL(`../../examples/seed/${variant}`, import.meta.url));
 
@@ -48,16 +47,17 @@ async function up(variant: 'before' | 'after'): Promise<Harness> {
   });
   try {
     const pod = chain.actual(POD);
-    const port = await freePort(HAPROXY_ADDRESS);
     const proxy = variant === 'after' ? ' send-proxy-v2' : '';
     const haproxy = await startHaproxy({
       mode: 'tcp',
-      config: `listen nlb
+      freePorts: 1,
+      portHost: HAPROXY_ADDRESS,
+      config: (_dir, [port]) => `listen nlb
   bind ${HAPROXY_ADDRESS}:${port}
   server gw ${pod.host}:${pod.port}${proxy} source ${NLB_ADDRESS}`,
-      waitFor: [{ host: HAPROXY_ADDRESS, port }],
+      waitFor: ([port]) => [{ host: HAPROXY_ADDRESS, port: port! }],
     });
-    return { chain, haproxy, listener: { host: HAPROXY_ADDRESS, port }, lines, dir };
+    return { chain, haproxy, listener: { host: HAPROXY_ADDRESS, port: haproxy.ports[0]! }, lines, dir };
   } catch (error) {
     await chain.close();
     await rm(dir, { recursive: true, force: true });
@@ -92,9 +92,10 @@ async function request(h: Harness, target: { host: string; port: number }, from:
     path: `/?${marker}`,
   });
   const ours = () => h.lines.slice(mark).filter((l) => l.includes(marker));
-  // The access line comes last (after the forbidden line for a 403); bounded wait.
-  for (let i = 0; i < 50 && !ours().some((l) => /" \d{3} /.test(l)); i++) {
-    await new Promise((resolve) => setTimeout(resolve, 20));
+  // The access line comes last (after the forbidden line for a 403): wait for it, bounded generously.
+  const deadline = Date.now() + 15_000;
+  while (!ours().some((l) => /" \d{3} /.test(l)) && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 10));
   }
   return { response, lines: ours() };
 }
