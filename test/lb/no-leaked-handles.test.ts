@@ -18,8 +18,8 @@ const HOPS = 5;
 
 const openTcpSockets = () => process.getActiveResourcesInfo().filter((r) => r === 'TCPSocketWrap').length;
 
-/** Polls until `condition` holds or `timeoutMs` passes; returns whether it held. */
-async function settle(condition: () => boolean, timeoutMs = 1_000): Promise<boolean> {
+/** Polls until `condition` holds or `timeoutMs` passes (generous: a leaked handle never closes, so waiting longer never hides one); returns whether it held. */
+async function settle(condition: () => boolean, timeoutMs = 15_000): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   while (!condition()) {
     if (Date.now() > deadline) return false;
