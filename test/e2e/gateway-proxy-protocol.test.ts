@@ -176,7 +176,6 @@ describe('gateway with use-proxy-protocol', () => {
       port: gw.httpPort,
       localAddress: LB,
       payload: '',
-      timeoutMs: 4_000,
     });
     assert.equal(reply.closedByServer, true);
     await gw.errors.waitFor(/broken header: "" while reading PROXY protocol/);

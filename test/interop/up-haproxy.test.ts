@@ -84,13 +84,16 @@ let sequence = 0;
 async function request(h: Harness, target: { host: string; port: number }, from: string): Promise<Result> {
   const marker = `interop=${++sequence}`;
   const mark = h.lines.length;
-  const response = await send({
-    host: target.host,
-    port: target.port,
-    from,
-    hostHeader: HOST,
-    path: `/?${marker}`,
-  });
+  const response = await send(
+    {
+      host: target.host,
+      port: target.port,
+      from,
+      hostHeader: HOST,
+      path: `/?${marker}`,
+    },
+    30_000,
+  );
   const ours = () => h.lines.slice(mark).filter((l) => l.includes(marker));
   // The access line comes last (after the forbidden line for a 403): wait for it, bounded generously.
   const deadline = Date.now() + 15_000;
