@@ -2,7 +2,7 @@
 // bytes in, steps out; no sockets, no timers. It is deliberately stricter than llhttp wherever the
 // two could disagree, because the edge is where request smuggling starts: anything ambiguous is an
 // error with the status the client gets, and the connection is then closed.
-//   - request line `METHOD SP target SP HTTP/1.x CRLF`, token methods, no CTL/space in the target;
+//   - request line `METHOD SP target SP HTTP/1.x CRLF`, the methods llhttp knows, no CTL/space in the target;
 //   - every line ends in CRLF (a bare LF or a bare CR is an error), no obs-fold, no space before ':';
 //   - Content-Length digits only, repeated only with the same value, never with Transfer-Encoding;
 //   - Transfer-Encoding exactly `chunked` (anything else 501), strict chunk sizes, bounded extensions,
@@ -97,6 +97,46 @@ for (let c = 0x80; c <= 0xff; c++) VALUE[c] = 1;
 const TARGET = new Uint8Array(256);
 for (let c = 0x21; c <= 0x7e; c++) TARGET[c] = 1;
 for (let c = 0x80; c <= 0xff; c++) TARGET[c] = 1;
+// The request methods llhttp parses (node:http's METHODS). nginx takes any upper-case token, but the
+// edge must not pass what node:http refuses (test/gateway/h1-parser-differential.test.ts); CONNECT is
+// refused further down.
+const METHODS = new Set([
+  'ACL',
+  'BIND',
+  'CHECKOUT',
+  'CONNECT',
+  'COPY',
+  'DELETE',
+  'GET',
+  'HEAD',
+  'LINK',
+  'LOCK',
+  'M-SEARCH',
+  'MERGE',
+  'MKACTIVITY',
+  'MKCALENDAR',
+  'MKCOL',
+  'MOVE',
+  'NOTIFY',
+  'OPTIONS',
+  'PATCH',
+  'POST',
+  'PROPFIND',
+  'PROPPATCH',
+  'PURGE',
+  'PUT',
+  'QUERY',
+  'REBIND',
+  'REPORT',
+  'SEARCH',
+  'SOURCE',
+  'SUBSCRIBE',
+  'TRACE',
+  'UNBIND',
+  'UNLINK',
+  'UNLOCK',
+  'UNSUBSCRIBE',
+]);
 const HEX = new Int8Array(256).fill(-1);
 for (let c = 0; c < 10; c++) HEX[0x30 + c] = c;
 for (let c = 0; c < 6; c++) {
@@ -189,6 +229,7 @@ function parseHead(buf: Buffer, start: number, end: number, headBytes: number): 
     return fail(buf[i] === CR ? 'H1_BARE_CR' : 'H1_BAD_METHOD', 400, 'invalid method');
   }
   const method = buf.toString('latin1', start, i);
+  if (!METHODS.has(method)) return fail('H1_BAD_METHOD', 400, 'unknown method');
   const targetStart = ++i;
   while (i < lineEnd && TARGET[buf[i] as number] === 1) i++;
   if (i === lineEnd) return fail('H1_BAD_REQUEST_LINE', 400, 'request line without an HTTP version');

@@ -71,6 +71,10 @@ describe('h1-request: rejections and the status the client gets', () => {
     ['HTTP/2.0', 'GET / HTTP/2.0\r\n\r\n', 'H1_UNSUPPORTED_VERSION', 505],
     ['HTTP/1.2', 'GET / HTTP/1.2\r\n\r\n', 'H1_UNSUPPORTED_VERSION', 505],
     ['method with a slash', 'GE/T / HTTP/1.1\r\n\r\n', 'H1_BAD_METHOD', 400],
+    // Methods llhttp refuses (found by the llhttp differential test): keepip must not pass them either.
+    ['unknown method', 'FOO / HTTP/1.1\r\n\r\n', 'H1_BAD_METHOD', 400],
+    ['lower-case method', 'get / HTTP/1.1\r\n\r\n', 'H1_BAD_METHOD', 400],
+    ['RTSP method', 'DESCRIBE / HTTP/1.1\r\n\r\n', 'H1_BAD_METHOD', 400],
     ['two spaces after the method', 'GET  / HTTP/1.1\r\n\r\n', 'H1_BAD_TARGET', 400],
     ['space inside the target', 'GET /a b HTTP/1.1\r\n\r\n', 'H1_BAD_VERSION', 400],
     ['tab inside the target', 'GET /a\tb HTTP/1.1\r\n\r\n', 'H1_BAD_TARGET', 400],
