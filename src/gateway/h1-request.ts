@@ -93,10 +93,17 @@ const VALUE = new Uint8Array(256);
 VALUE[0x09] = 1;
 for (let c = 0x20; c <= 0x7e; c++) VALUE[c] = 1;
 for (let c = 0x80; c <= 0xff; c++) VALUE[c] = 1;
-// Request-target octets: visible ASCII and obs-text (as node and nginx accept raw UTF-8); no CTL, SP, DEL.
+// Request-target octets: visible ASCII only; no CTL, SP, DEL, and no raw UTF-8 (llhttp refuses it, so
+// node:http answered 400; nginx would take it).
 const TARGET = new Uint8Array(256);
 for (let c = 0x21; c <= 0x7e; c++) TARGET[c] = 1;
-for (let c = 0x80; c <= 0xff; c++) TARGET[c] = 1;
+// The authority of an absolute-form target (RFC 3986: unreserved, sub-delims, ':', '@', '[', ']', '%'),
+// the octets llhttp takes there; `#`, `"`, `<`, `{` and the like are refused.
+const AUTHORITY = new Uint8Array(256);
+for (const c of "-._~!$&'()*+,;=:@[]%") AUTHORITY[c.charCodeAt(0)] = 1;
+for (let c = 0x30; c <= 0x39; c++) AUTHORITY[c] = 1;
+for (let c = 0x41; c <= 0x5a; c++) AUTHORITY[c] = 1;
+for (let c = 0x61; c <= 0x7a; c++) AUTHORITY[c] = 1;
 // The request methods llhttp parses (node:http's METHODS). nginx takes any upper-case token, but the
 // edge must not pass what node:http refuses (test/gateway/h1-parser-differential.test.ts); CONNECT is
 // refused further down.
@@ -218,6 +225,16 @@ function findHeadEnd(buf: Buffer, start: number): number | ParseStep {
   }
 }
 
+/** The authority from `start` up to the path or query: AUTHORITY octets only. */
+function validAuthority(url: string, start: number): boolean {
+  for (let i = start; i < url.length; i++) {
+    const c = url.charCodeAt(i);
+    if (c === 0x2f || c === 0x3f) return true;
+    if (AUTHORITY[c] !== 1) return false;
+  }
+  return true;
+}
+
 /** Parses a complete head [start, end) (end just past the final CRLF). */
 function parseHead(buf: Buffer, start: number, end: number, headBytes: number): ParseStep {
   const lineEnd = buf.indexOf(LF, start) - 1;
@@ -259,9 +276,12 @@ function parseHead(buf: Buffer, start: number, end: number, headBytes: number): 
   if (c0 !== 0x2f) {
     // absolute-form as nginx takes it (http/https scheme only); `*` only for OPTIONS; no authority-form.
     const lower = url.slice(0, 8).toLowerCase();
-    const absolute = lower.startsWith('http://') || lower.startsWith('https://');
-    if (!absolute && !(url === '*' && method === 'OPTIONS')) {
+    const authority = lower.startsWith('http://') ? 7 : lower.startsWith('https://') ? 8 : -1;
+    if (authority === -1 && !(url === '*' && method === 'OPTIONS')) {
       return fail('H1_BAD_TARGET', 400, 'invalid request target');
+    }
+    if (authority !== -1 && !validAuthority(url, authority)) {
+      return fail('H1_BAD_TARGET', 400, 'invalid authority in the request target');
     }
   }
   if (method === 'CONNECT') return fail('H1_BAD_METHOD', 400, 'CONNECT is not served');

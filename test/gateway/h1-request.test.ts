@@ -85,6 +85,12 @@ describe('h1-request: rejections and the status the client gets', () => {
     ['CONNECT with a path', 'CONNECT / HTTP/1.1\r\n\r\n', 'H1_BAD_METHOD', 400],
     ['asterisk-form for GET', 'GET * HTTP/1.1\r\n\r\n', 'H1_BAD_TARGET', 400],
     ['ftp absolute-form', 'GET ftp://x/ HTTP/1.1\r\n\r\n', 'H1_BAD_TARGET', 400],
+    // Targets llhttp refuses (found by the llhttp differential test): raw UTF-8, bad authority octets.
+    ['raw UTF-8 in the path', 'GET /caf\xc3\xa9 HTTP/1.1\r\n\r\n', 'H1_BAD_TARGET', 400],
+    ['raw UTF-8 in the query', 'GET /?q=\xe9 HTTP/1.1\r\n\r\n', 'H1_BAD_TARGET', 400],
+    ['fragment right after the authority', 'GET http://h:80#x HTTP/1.1\r\n\r\n', 'H1_BAD_TARGET', 400],
+    ['quote in the authority', 'GET http://h"/ HTTP/1.1\r\n\r\n', 'H1_BAD_TARGET', 400],
+    ['brace in the authority', 'GET https://h{/ HTTP/1.1\r\n\r\n', 'H1_BAD_TARGET', 400],
     ['bare LF after the request line', 'GET / HTTP/1.1\nHost: a\r\n\r\n', 'H1_BARE_LF', 400],
     ['bare LF after a header', 'GET / HTTP/1.1\r\nHost: a\n\r\n', 'H1_BARE_LF', 400],
     ['head ending in LF LF', 'GET / HTTP/1.1\r\nHost: a\n\n', 'H1_BARE_LF', 400],
