@@ -225,6 +225,35 @@ function findHeadEnd(buf: Buffer, start: number): number | ParseStep {
   }
 }
 
+/**
+ * Chunk extensions [i, end), strictly RFC 9112 7.1.1 without whitespace (llhttp refuses BWS too):
+ * *( ";" token [ "=" ( token / quoted-string ) ] ). An empty value after "=" passes, as llhttp lets it.
+ */
+function validChunkExtensions(buf: Buffer, i: number, end: number): boolean {
+  while (i < end) {
+    if (buf[i] !== 0x3b) return false;
+    const nameStart = ++i;
+    while (i < end && TOKEN[buf[i] as number] === 1) i++;
+    if (i === nameStart) return false;
+    if (i === end || buf[i] !== 0x3d) continue;
+    i++;
+    if (buf[i] !== 0x22) {
+      while (i < end && TOKEN[buf[i] as number] === 1) i++;
+      continue;
+    }
+    // quoted-string: qdtext (VALUE without DQUOTE and backslash) or a quoted-pair (backslash + VALUE).
+    for (i++; ; i++) {
+      if (i >= end) return false;
+      const c = buf[i] as number;
+      if (c === 0x22) break;
+      if (c === 0x5c) i++;
+      if (i >= end || VALUE[buf[i] as number] !== 1) return false;
+    }
+    i++;
+  }
+  return true;
+}
+
 /** The authority from `start` up to the path or query: AUTHORITY octets only. */
 function validAuthority(url: string, start: number): boolean {
   for (let i = start; i < url.length; i++) {
@@ -524,12 +553,9 @@ export class RequestParser {
     if (i === 0 || i > MAX_CHUNK_SIZE_DIGITS)
       return this.#error(fail('H1_BAD_CHUNK', 400, 'invalid chunk size'));
     if (i < lineEnd) {
-      // Chunk extensions: `;` right after the size, then field-value octets only (no CR, no LF).
       if (buf[i] !== 0x3b) return this.#error(fail('H1_BAD_CHUNK', 400, 'invalid chunk size'));
-      for (let j = i + 1; j < lineEnd; j++) {
-        if (VALUE[buf[j] as number] !== 1)
-          return this.#error(fail('H1_BAD_CHUNK', 400, 'invalid chunk extension'));
-      }
+      if (!validChunkExtensions(buf, i, lineEnd))
+        return this.#error(fail('H1_BAD_CHUNK', 400, 'invalid chunk extension'));
     }
     this.#pending = null;
     this.consumed = lf + 1 - held;

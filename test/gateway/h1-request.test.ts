@@ -208,6 +208,27 @@ describe('h1-request: rejections and the status the client gets', () => {
       'H1_BAD_CHUNK',
       400,
     ],
+    // Extensions llhttp refuses (found by the llhttp differential test): whitespace, empty or bad names,
+    // bad values, unterminated or trailing quotes.
+    ...[
+      ';',
+      '; a=b',
+      ';a b',
+      ';a =b',
+      ';a= b',
+      ';a=b ',
+      ';a=b=c',
+      ';a=\xe9',
+      ';a=b;',
+      ';a="x"y',
+      ';a="x',
+      ';"x"',
+    ].map((ext): [string, string, string, number] => [
+      `chunk extension ${JSON.stringify(ext)}`,
+      `POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2${ext}\r\nab\r\n`,
+      'H1_BAD_CHUNK',
+      400,
+    ]),
     [
       'trailer with obs-fold',
       'POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nT: a\r\n b\r\n\r\n',
