@@ -1,4 +1,4 @@
-// The request pipeline (ARCHITECTURE.md, data path): client-IP resolution -> router (host, path) ->
+// The request pipeline (docs/architecture.md, data path): client-IP resolution -> router (host, path) ->
 // redirects -> access policy (block-cidrs, deny, allow; fail closed 503) -> body size -> upstream,
 // then one access log line, the metrics and, for denials and upstream failures, an nginx-style error
 // log line. Each request runs on the snapshot that was current when it arrived.
