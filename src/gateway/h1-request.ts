@@ -4,7 +4,7 @@
 // error with the status the client gets, and the connection is then closed.
 //   - request line `METHOD SP target SP HTTP/1.x CRLF`, the methods llhttp knows, no CTL/space in the target;
 //   - every line ends in CRLF (a bare LF or a bare CR is an error), no obs-fold, no space before ':';
-//   - Content-Length digits only, repeated only with the same value, never with Transfer-Encoding;
+//   - Content-Length digits only, once, never with Transfer-Encoding;
 //   - Transfer-Encoding exactly `chunked` (anything else 501), strict chunk sizes, bounded extensions,
 //     trailers validated as headers and dropped (keepip re-frames every body it sends upstream).
 // One head (request line + headers, or trailers) may take at most `maxHeaderBytes` (node:http's
@@ -334,9 +334,8 @@ function parseHead(buf: Buffer, start: number, end: number, headBytes: number): 
     switch (name) {
       case 'content-length':
         if (!isDigits(value)) return fail('H1_BAD_CONTENT_LENGTH', 400, 'invalid Content-Length');
-        if (contentLength !== -1 && contentLength !== Number(value)) {
-          return fail('H1_DUPLICATE_CONTENT_LENGTH', 400, 'conflicting Content-Length headers');
-        }
+        // Repeated even with the same value: llhttp (and nginx) refuse that too.
+        if (contentLength !== -1) return fail('H1_DUPLICATE_CONTENT_LENGTH', 400, 'repeated Content-Length');
         contentLength = Number(value);
         break;
       case 'transfer-encoding':
