@@ -226,6 +226,20 @@ function findHeadEnd(buf: Buffer, start: number): number | ParseStep {
 }
 
 /**
+ * Trailer fields that would change the framing or the connection: llhttp refuses Content-Length and
+ * Transfer-Encoding there and closes on a Connection: close trailer. keepip drops trailers, so it
+ * refuses all three rather than read a next request llhttp would not.
+ */
+function framingTrailer(name: string): ParseStep | null {
+  if (name === 'content-length')
+    return fail('H1_CONTENT_LENGTH_WITH_TRANSFER_ENCODING', 400, 'Content-Length in the trailers');
+  if (name === 'transfer-encoding')
+    return fail('H1_UNSUPPORTED_TRANSFER_ENCODING', 400, 'Transfer-Encoding in the trailers');
+  if (name === 'connection') return fail('H1_BAD_HEADER', 400, 'Connection in the trailers');
+  return null;
+}
+
+/**
  * Chunk extensions [i, end), strictly RFC 9112 7.1.1 without whitespace (llhttp refuses BWS too):
  * *( ";" token [ "=" ( token / quoted-string ) ] ). An empty value after "=" passes, as llhttp lets it.
  */
@@ -619,6 +633,8 @@ export class RequestParser {
         const lf = buf.indexOf(LF, lineStart);
         const parsed = headerLine(buf, lineStart, lf - 1);
         if (!Array.isArray(parsed)) return this.#error(parsed);
+        const refused = framingTrailer(parsed[0].toLowerCase());
+        if (refused !== null) return this.#error(refused);
         lineStart = lf + 1;
       }
     }

@@ -235,6 +235,26 @@ describe('h1-request: rejections and the status the client gets', () => {
       'H1_BAD_CHUNK',
       400,
     ]),
+    // Framing fields in the trailers (found by the llhttp differential test: llhttp refuses the first
+    // two and closes after the third, where keepip read on).
+    [
+      'Content-Length in the trailers',
+      'POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nContent-Length: 5\r\n\r\n',
+      'H1_CONTENT_LENGTH_WITH_TRANSFER_ENCODING',
+      400,
+    ],
+    [
+      'Transfer-Encoding in the trailers',
+      'POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\ntransfer-encoding: chunked\r\n\r\n',
+      'H1_UNSUPPORTED_TRANSFER_ENCODING',
+      400,
+    ],
+    [
+      'Connection: close in the trailers',
+      'POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nConnection: close\r\n\r\nGET /next HTTP/1.1\r\n\r\n',
+      'H1_BAD_HEADER',
+      400,
+    ],
     [
       'trailer with obs-fold',
       'POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nT: a\r\n b\r\n\r\n',
