@@ -16,7 +16,7 @@ import type { Fix, FixPatch } from './types.ts';
 const AWS_PROXY = 'service.beta.kubernetes.io/aws-load-balancer-proxy-protocol';
 export const AWS_TG_ATTRIBUTES = 'service.beta.kubernetes.io/aws-load-balancer-target-group-attributes';
 
-/** Each provider's PROXY protocol switch (client-ip-rules.md, "Other load balancers"); null: it has none. */
+/** Each provider's PROXY protocol switch (docs/manifests.md, "Other providers"); null: it has none. */
 export function proxySwitch(
   provider: LbProvider,
 ): { annotations: Record<string, string>; version: ProxyProtocolVersion } | null {

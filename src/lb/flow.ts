@@ -1,4 +1,4 @@
-// One client connection and its own upstream connection (never shared: invariant 6, a PROXY header
+// One client connection and its own upstream connection (never shared: invariant I6, a PROXY header
 // is never sent on a connection that carries more than one client). Bytes are copied unchanged in
 // both directions with backpressure, half-closes are passed on, resets are passed on as resets, and a
 // flow idle in both directions for idleTimeoutMs is reset, as an NLB does.

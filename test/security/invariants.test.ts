@@ -1,4 +1,4 @@
-// The seven security invariants of docs/../ARCHITECTURE.md, one `describe` each, end to end on real
+// The seven security invariants of docs/architecture.md (I1-I7), one `describe` each, end to end on real
 // sockets on 127.0.0.0/8: gateways started in-process from inline manifests, whoami backends behind a
 // tap that records every byte the gateway sends upstream, and keepip lb in front for invariant 6.
 // Client addresses are played by binding to distinct 127.x addresses, or carried in PROXY headers and

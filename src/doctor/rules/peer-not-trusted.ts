@@ -1,6 +1,6 @@
 // PEER_NOT_TRUSTED: PROXY on both ends, but the address the header arrives from is outside
 // proxy-real-ip-cidr (e.g. narrowed to the NLB subnets while kube-proxy SNATs to node IPs, G5).
-// keepip closes such connections (invariant 2); ingress-nginx ignores the header and answers 403 (G1).
+// keepip closes such connections (invariant I2); ingress-nginx ignores the header and answers 403 (G1).
 import { gatewayPeers, passesLoadBalancer } from '../chain.ts';
 import { proxyProtocolPlan, trustsEveryone } from '../plans.ts';
 import { configMapSubject } from './common.ts';
