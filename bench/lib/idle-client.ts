@@ -8,7 +8,7 @@ import net from 'node:net';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { parseHostPort } from '../../src/cli/address.ts';
+import { parseHostPort } from '../../src/net/host-port.ts';
 
 export interface IdleOptions {
   target: { host: string; port: number };

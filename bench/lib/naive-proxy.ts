@@ -7,7 +7,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { parseHostPort } from '../../src/cli/address.ts';
+import { parseHostPort } from '../../src/net/host-port.ts';
 
 /** A BlockList holding every CIDR or address of the list (one per line or comma-separated). */
 export function buildAllowList(

@@ -3,8 +3,8 @@
 // serving), and drains on `close()`. `keepip gateway` wraps it with files, signals and start-up lines;
 // `keepip up` runs it in-process.
 import type { AddressInfo } from 'node:net';
-import type { HostPort } from '../cli/address.ts';
-import { formatHostPort } from '../cli/address.ts';
+import type { HostPort } from '../net/host-port.ts';
+import { formatHostPort } from '../net/host-port.ts';
 import type { ConfigIssue, Topology } from '../config/model.ts';
 import { describeOrigin } from '../k8s/reader.ts';
 import { type MetricsServer, startMetricsServer } from '../observability/metrics-server.ts';

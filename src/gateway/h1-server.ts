@@ -7,46 +7,8 @@
 // the response before them is complete.
 import { type IncomingHttpHeaders, STATUS_CODES } from 'node:http';
 import type net from 'node:net';
-import type { Duplex } from 'node:stream';
-import type { RequestHandler } from './handler.ts';
+import type { GatewayRequest, GatewayResponse, H1Handler } from './exchange.ts';
 import { type RequestHead, type RequestParseError, RequestParser } from './h1-request.ts';
-
-/** What the pipeline reads from a request. */
-export interface GatewayRequest {
-  readonly method?: string | undefined;
-  readonly url?: string | undefined;
-  readonly httpVersion: string;
-  readonly headers: IncomingHttpHeaders;
-  readonly rawHeaders: string[];
-  readonly socket: Duplex & { readonly bytesWritten: number };
-  readonly complete: boolean;
-  /** Discards the rest of the body. */
-  resume(): unknown;
-  [Symbol.asyncIterator](): AsyncIterator<Buffer>;
-}
-
-/** What the pipeline does with a response. */
-export interface GatewayResponse {
-  statusCode: number;
-  statusMessage: string;
-  shouldKeepAlive: boolean;
-  readonly headersSent: boolean;
-  readonly writableFinished: boolean;
-  writeHead(
-    statusCode: number,
-    statusMessage: string,
-    headers: Record<string, string | number | string[]>,
-  ): this;
-  writeHead(statusCode: number, headers?: Record<string, string | number | string[]>): this;
-  write(chunk: Buffer): boolean;
-  end(chunk?: Buffer): unknown;
-  destroy(): unknown;
-  once(event: 'close' | 'drain', listener: () => void): unknown;
-  off(event: 'close', listener: () => void): unknown;
-}
-
-/** The pipeline's entry points this server side calls (the plain-HTTP-on-HTTPS server gives its own onRequest). */
-export type H1Handler = Pick<RequestHandler, 'onRequest' | 'onUpgrade' | 'onClientError'>;
 
 export interface H1ServerOptions {
   /** nginx client_header_timeout: a request head must arrive within this time. */

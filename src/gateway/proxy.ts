@@ -3,7 +3,7 @@
 // the body size limit while the body streams, and backpressure in both directions. The outcome carries
 // what the access log and the error log need ($upstream_addr, $upstream_status, times, the failure).
 import type { UpstreamController, UpstreamHandler } from './h1-client.ts';
-import type { GatewayRequest, GatewayResponse } from './h1-server.ts';
+import type { GatewayRequest, GatewayResponse, UpstreamAttempt } from './exchange.ts';
 import { type BalancedUpstream, firstMember, type UpstreamMember } from './upstream.ts';
 
 export interface ProxyRequest {
@@ -20,11 +20,7 @@ export interface ProxyRequest {
   hasBody: boolean;
 }
 
-export interface UpstreamAttempt {
-  hostPort: string;
-  status: number | null;
-  seconds: number;
-}
+export type { UpstreamAttempt };
 
 export type ProxyFailureCode =
   | 'UPSTREAM_CONNECT_REFUSED'

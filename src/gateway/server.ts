@@ -9,7 +9,7 @@
 import { maxHeaderSize } from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import tls from 'node:tls';
-import { formatHostPort } from '../cli/address.ts';
+import { formatHostPort } from '../net/host-port.ts';
 import { canonicalIp } from '../net/ip.ts';
 import { type ReadOutcome, readProxyHeader } from '../proxy-protocol/reader.ts';
 import { attachConnection, type ConnectionInfo } from './connection.ts';

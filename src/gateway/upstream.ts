@@ -6,7 +6,7 @@
 // snapshot that named it retires.
 import type { Readable } from 'node:stream';
 import { type Dispatcher, Pool } from 'undici';
-import { formatHostPort } from '../cli/address.ts';
+import { formatHostPort } from '../net/host-port.ts';
 import { H1Pool, type UpstreamDispatcher } from './h1-client.ts';
 
 export interface PoolSpec {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { parseHostPort } from '../../src/cli/address.ts';
+import { parseHostPort } from '../../src/net/host-port.ts';
 import { runKeepip } from '../helpers/process.ts';
 
 test('keepip --help lists every command and exits 0', async () => {

@@ -1,0 +1,131 @@
+// The shapes the request pipeline works on, apart from any one engine or stage: what it reads from a
+// request, what it does with a response, the entry points an HTTP server side calls, and the exchange
+// that one request carries from its start to its access log line.
+import type { IncomingHttpHeaders } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { ConnectionInfo } from './connection.ts';
+import type { ErrorLog } from './error-log.ts';
+import type { LineSink } from './line-sink.ts';
+import type { GatewayMetrics } from './metrics.ts';
+import type { MatchedRoute } from './router.ts';
+import type { GatewaySnapshot } from './snapshot.ts';
+
+/** What the pipeline reads from a request. */
+export interface GatewayRequest {
+  readonly method?: string | undefined;
+  readonly url?: string | undefined;
+  readonly httpVersion: string;
+  readonly headers: IncomingHttpHeaders;
+  readonly rawHeaders: string[];
+  readonly socket: Duplex & { readonly bytesWritten: number };
+  readonly complete: boolean;
+  /** Discards the rest of the body. */
+  resume(): unknown;
+  [Symbol.asyncIterator](): AsyncIterator<Buffer>;
+}
+
+/** What the pipeline does with a response. */
+export interface GatewayResponse {
+  statusCode: number;
+  statusMessage: string;
+  shouldKeepAlive: boolean;
+  readonly headersSent: boolean;
+  readonly writableFinished: boolean;
+  writeHead(
+    statusCode: number,
+    statusMessage: string,
+    headers: Record<string, string | number | string[]>,
+  ): this;
+  writeHead(statusCode: number, headers?: Record<string, string | number | string[]>): this;
+  write(chunk: Buffer): boolean;
+  end(chunk?: Buffer): unknown;
+  destroy(): unknown;
+  once(event: 'close' | 'drain', listener: () => void): unknown;
+  off(event: 'close', listener: () => void): unknown;
+}
+
+/** A request the HTTP/1.1 parser refused, with the status to answer and the bytes it saw. */
+export type ClientError = Error & { code?: string; rawPacket?: Buffer; statusCode?: number };
+
+/** The pipeline's entry points, called by an HTTP server side. */
+export interface RequestHandler {
+  onRequest(req: GatewayRequest, res: GatewayResponse): void;
+  onUpgrade(req: GatewayRequest, socket: Duplex, head: Buffer): void;
+  /** The server side could not parse a request (a PROXY header on a listener not configured for one: 400). */
+  onClientError(error: ClientError, socket: Duplex): void;
+  /** A plain HTTP request on the HTTPS listener: nginx's 400 "The plain HTTP request was sent to HTTPS port". */
+  onPlainHttpOnHttps(req: GatewayRequest, res: GatewayResponse): void;
+}
+
+/** The entry points an HTTP/1.1 server side calls (the plain-HTTP-on-HTTPS server gives its own onRequest). */
+export type H1Handler = Pick<RequestHandler, 'onRequest' | 'onUpgrade' | 'onClientError'>;
+
+export interface HandlerContext {
+  /** The snapshot new requests start on. */
+  current(): GatewaySnapshot;
+  metrics: GatewayMetrics;
+  accessLog: LineSink;
+  errorLog: ErrorLog;
+  /** While draining, every response closes its connection. */
+  isDraining(): boolean;
+  /** Requests being served, across snapshots (drain waits for 0). */
+  active: { count: number };
+}
+
+/** One try of one upstream endpoint: $upstream_addr, $upstream_status, $upstream_response_time. */
+export interface UpstreamAttempt {
+  hostPort: string;
+  status: number | null;
+  seconds: number;
+}
+
+/** What one request carries from its start to its access log line. */
+export interface Exchange {
+  snap: GatewaySnapshot;
+  conn: ConnectionInfo;
+  startedAt: number;
+  bytesBefore: number;
+  client: string;
+  requestLine: string;
+  /** The host the request is routed and forwarded by, as received (Host header or absolute-form authority). */
+  rawHost: string;
+  /** $host: normalised host name. */
+  host: string;
+  serverName: string;
+  reqId: string;
+  route: MatchedRoute | null;
+  upstreamName: string | null;
+  attempts: UpstreamAttempt[];
+  upstreamBytes: number | null;
+  bodyBytes: number;
+}
+
+const NO_ATTEMPTS: UpstreamAttempt[] = [];
+
+/** Starts an exchange on `snap`: counted in flight until completeExchange() (request-log.ts). */
+export function beginExchange(
+  ctx: HandlerContext,
+  req: GatewayRequest,
+  snap: GatewaySnapshot,
+  conn: ConnectionInfo,
+): Exchange {
+  snap.inflight += 1;
+  ctx.active.count += 1;
+  return {
+    snap,
+    conn,
+    startedAt: performance.now(),
+    bytesBefore: req.socket.bytesWritten,
+    client: conn.peerAddress,
+    requestLine: '',
+    rawHost: '',
+    host: '',
+    serverName: '_',
+    reqId: '',
+    route: null,
+    upstreamName: null,
+    attempts: NO_ATTEMPTS,
+    upstreamBytes: null,
+    bodyBytes: 0,
+  };
+}

@@ -1,0 +1,145 @@
+// The end of every request: one access log line in the snapshot's format, the request metrics, and
+// the in-flight counters released. Also the lines for what never became a request (a refused head,
+// plain HTTP on the HTTPS port) and the error log line of an upstream failure.
+import { type AccessLogVars, createAccessLogVars } from './access-log.ts';
+import type { ConnectionInfo } from './connection.ts';
+import { requestContext } from './error-log.ts';
+import type { Exchange, GatewayRequest, HandlerContext, UpstreamAttempt } from './exchange.ts';
+import type { ProxyFailure } from './proxy.ts';
+import { newRequestId } from './request-id.ts';
+import { requestEnded } from './snapshot.ts';
+
+/** The client as logs show it: '' (unknown, e.g. after a malformed forwarded header) is `-`. */
+export function shownClient(client: string): string {
+  return client === '' ? '-' : client;
+}
+
+export function requestLineOf(req: GatewayRequest): string {
+  return `${req.method ?? ''} ${req.url ?? ''} HTTP/${req.httpVersion}`;
+}
+
+/** Bytes of the request line and headers as received (nginx's $request_length without the body). */
+function headerLength(req: GatewayRequest): number {
+  let length = (req.method?.length ?? 0) + (req.url?.length ?? 0) + 12; // spaces, HTTP/x.y, CRLF
+  const raw = req.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) length += (raw[i]?.length ?? 0) + (raw[i + 1]?.length ?? 0) + 4;
+  return length + 2;
+}
+
+function upstreamList(attempts: UpstreamAttempt[], pick: (a: UpstreamAttempt) => string): string | null {
+  if (attempts.length === 0) return null;
+  if (attempts.length === 1) return pick(attempts[0] as UpstreamAttempt);
+  return attempts.map(pick).join(', ');
+}
+
+/** $upstream_addr, $upstream_status, $upstream_response_time and _length, and the upstream metric. */
+function setUpstreamVars(ctx: HandlerContext, ex: Exchange, vars: AccessLogVars): void {
+  const attempts = ex.attempts;
+  if (attempts.length === 0) return;
+  vars.upstreamAddr = upstreamList(attempts, (a) => a.hostPort);
+  vars.upstreamStatus = upstreamList(attempts, (a) => (a.status === null ? '-' : String(a.status)));
+  vars.upstreamResponseTimeMs =
+    attempts.length === 1
+      ? (attempts[0] as UpstreamAttempt).seconds * 1000
+      : attempts.map((a) => a.seconds.toFixed(3)).join(', ');
+  vars.upstreamResponseLength = ex.upstreamBytes;
+  for (const attempt of attempts) ctx.metrics.upstreamDuration(ex.upstreamName ?? '', attempt.seconds);
+}
+
+/** The connection's part of a log line: who connected, through which PROXY header, to which listener. */
+function setConnectionVars(vars: AccessLogVars, conn: ConnectionInfo): void {
+  vars.remotePort = conn.proxyPort ?? conn.peerPort;
+  vars.realipRemoteAddr = conn.peerAddress;
+  vars.proxyProtocolAddr = conn.proxySource;
+  vars.proxyProtocolPort = conn.proxyPort;
+  vars.scheme = conn.scheme;
+  vars.serverAddr = conn.serverAddress;
+  vars.serverPort = conn.serverPort;
+}
+
+/** Ends an exchange: the access log line, the metrics, and the in-flight counters released. */
+export function completeExchange(
+  ctx: HandlerContext,
+  ex: Exchange,
+  req: GatewayRequest,
+  status: number,
+  bodyBytesSent: number,
+): void {
+  const { snap, conn, route } = ex;
+  const vars = createAccessLogVars();
+  setConnectionVars(vars, conn);
+  vars.remoteAddr = shownClient(ex.client);
+  vars.timeMs = Date.now();
+  vars.request = ex.requestLine;
+  vars.requestMethod = req.method ?? '';
+  vars.requestUri = req.url ?? '';
+  vars.serverProtocol = `HTTP/${req.httpVersion}`;
+  vars.status = status;
+  vars.bodyBytesSent = bodyBytesSent;
+  vars.bytesSent = Math.max(bodyBytesSent, req.socket.bytesWritten - ex.bytesBefore);
+  vars.requestLength = headerLength(req) + ex.bodyBytes;
+  vars.requestTimeMs = performance.now() - ex.startedAt;
+  vars.headers = req.headers;
+  vars.host = ex.host;
+  vars.serverName = ex.serverName;
+  vars.proxyUpstreamName = ex.upstreamName;
+  vars.reqId = ex.reqId;
+  setUpstreamVars(ctx, ex, vars);
+  if (route !== null) {
+    const location = route.location;
+    vars.namespace = location.ingress.namespace;
+    vars.ingressName = location.ingress.name;
+    if (location.backend !== null) {
+      vars.serviceName = location.backend.service.name;
+      vars.servicePort = location.backend.port;
+    }
+  }
+  ctx.accessLog.write(snap.formatAccessLine(vars));
+  ctx.metrics.request(
+    route === null ? '' : `${route.location.ingress.namespace}/${route.location.ingress.name}`,
+    route === null ? '_' : ex.serverName,
+    status,
+  );
+  ctx.active.count -= 1;
+  requestEnded(snap);
+}
+
+/** The access log line and metrics for a request that never reached the pipeline. */
+export function logBareRequest(
+  ctx: HandlerContext,
+  conn: ConnectionInfo,
+  request: string,
+  status: number,
+  bodyBytes: number,
+  headers: Record<string, string | string[] | undefined>,
+): void {
+  const vars = createAccessLogVars();
+  setConnectionVars(vars, conn);
+  vars.remoteAddr = conn.proxySource ?? conn.peerAddress;
+  vars.timeMs = Date.now();
+  vars.request = request;
+  vars.status = status;
+  vars.bodyBytesSent = bodyBytes;
+  vars.bytesSent = bodyBytes;
+  vars.requestLength = request.length;
+  vars.headers = headers;
+  vars.reqId = newRequestId();
+  ctx.accessLog.write(ctx.current().formatAccessLine(vars));
+  ctx.metrics.request('', '_', status);
+}
+
+/** nginx's error log line for a failed upstream attempt. */
+export function logUpstreamFailure(ctx: HandlerContext, ex: Exchange, failure: ProxyFailure): void {
+  ctx.errorLog.write(
+    'error',
+    ex.conn.id,
+    failure.message +
+      requestContext({
+        client: shownClient(ex.client),
+        server: ex.serverName,
+        request: ex.requestLine,
+        upstream: failure.upstreamUrl,
+        host: ex.rawHost,
+      }),
+  );
+}
