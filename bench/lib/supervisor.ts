@@ -185,8 +185,23 @@ export async function startProcess(options: StartOptions): Promise<Managed> {
     }
   } catch (error) {
     await managed.stop();
+    await outputEnded(child, 2_000); // 'exit' can come before the last bytes of stderr: the reason why
     const output = tail.trim().split('\n').slice(-30).join('\n');
     throw new Error(`${options.name} did not start: ${(error as Error).message}\n--- output ---\n${output}`);
   }
   return managed;
+}
+
+/**
+ * Resolves once the child's stdout and stderr are closed (all their bytes read), or after `ms` when a
+ * process it left behind still holds them.
+ */
+function outputEnded(child: ChildProcess, ms: number): Promise<void> {
+  const open = [child.stdout, child.stderr].filter((stream) => stream !== null && !stream.closed);
+  const closed = Promise.all(open.map((stream) => new Promise((resolve) => stream!.once('close', resolve))));
+  let timer: NodeJS.Timeout | undefined;
+  const bound = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, ms);
+  });
+  return Promise.race([closed.then(() => undefined), bound]).finally(() => clearTimeout(timer));
 }
