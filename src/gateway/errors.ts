@@ -1,0 +1,217 @@
+// The codes src/gateway/ reports: route issues, configuration snapshots, malformed requests and
+// upstream outcomes. src/errors.ts merges this table into the registry behind docs/errors.md;
+// test/errors.test.ts holds the gateway's own code unions (RequestParseErrorCode, RequestTargetErrorCode,
+// ProxyFailureCode, SnapshotErrorCode, RouteError…) equal to their part of the table.
+import type { CodesOfKind, CodeTable } from '../error-table.ts';
+
+const CLIENT_REQUEST_FIX =
+  'the client (or a proxy in front) sends a malformed or ambiguous request; fix the client — keepip never guesses';
+
+export const GATEWAY_CODES = {
+  ROUTE_INVALID_REGEX: {
+    kind: 'issue',
+    summary:
+      'a regex path (use-regex or rewrite-target) is not a valid regular expression; the location fails closed with 503',
+    fix: 'correct the regular expression in the path',
+  },
+  ROUTE_INVALID_REWRITE_TARGET: {
+    kind: 'issue',
+    summary: 'rewrite-target does not have the form ingress-nginx accepts; the rewrite is ignored',
+    fix: 'write a path target such as /$2 (captures $0-$9 allowed)',
+  },
+  ROUTE_REWRITE_VARIABLE: {
+    kind: 'issue',
+    summary:
+      'rewrite-target uses an nginx variable or a bare $; only $0-$9 captures are supported; the rewrite is ignored',
+    fix: 'replace variables with captures of the path regex',
+  },
+  ROUTE_INVALID_HOST: {
+    kind: 'issue',
+    summary: 'a virtual host name can never match a request; it is ignored',
+    fix: 'correct the host of the Ingress rule',
+  },
+  ROUTE_DUPLICATE_HOST: {
+    kind: 'issue',
+    summary: 'the same host is defined twice after normalisation; the first is used',
+    fix: 'merge the rules into one host',
+  },
+  GATEWAY_CONFIG_INVALID: {
+    kind: 'error',
+    summary:
+      'the configuration has errors the gateway cannot contain; it does not start, and a reload keeps the running config',
+    fix: 'fix the issues listed with the error (each names file, object and field)',
+  },
+  GATEWAY_TRUSTED_CIDRS_INVALID: {
+    kind: 'error',
+    summary: '--trusted-proxies or proxy-real-ip-cidr is not a valid CIDR list; the config is refused',
+    fix: 'pass valid CIDRs',
+  },
+  GATEWAY_ROUTES_FAILED: {
+    kind: 'error',
+    summary: 'the routing table could not be compiled; the config is refused',
+    fix: 'report it with the manifests; the message names the cause',
+  },
+  UPSTREAM_CONNECT_REFUSED: {
+    kind: 'outcome',
+    summary: 'the backend refused the connection (502, or the next endpoint is tried)',
+    fix: 'check that the pod listens on the Service targetPort',
+  },
+  UPSTREAM_CONNECT_TIMEOUT: {
+    kind: 'outcome',
+    summary: 'connecting to the backend timed out (504)',
+    fix: 'check the network path to the endpoint, or raise proxy-connect-timeout',
+  },
+  UPSTREAM_READ_TIMEOUT: {
+    kind: 'outcome',
+    summary: 'the backend did not answer in time (504)',
+    fix: 'speed up the backend or raise proxy-read-timeout',
+  },
+  UPSTREAM_SEND_TIMEOUT: {
+    kind: 'outcome',
+    summary: 'the backend did not accept the request body in time (504)',
+    fix: 'check the backend, or raise proxy-send-timeout',
+  },
+  H1_BAD_REQUEST_LINE: {
+    kind: 'error',
+    summary: 'the request line is not `METHOD SP target SP HTTP/1.x` (400)',
+    fix: CLIENT_REQUEST_FIX,
+  },
+  H1_BAD_METHOD: {
+    kind: 'error',
+    summary: 'the method is not a token, or is CONNECT (400)',
+    fix: CLIENT_REQUEST_FIX,
+  },
+  H1_BAD_TARGET: {
+    kind: 'error',
+    summary:
+      'the request target has control characters or spaces, or is not origin-, absolute- (http/https) or `*` (OPTIONS) form (400)',
+    fix: CLIENT_REQUEST_FIX,
+  },
+  H1_BAD_VERSION: {
+    kind: 'error',
+    summary: 'the HTTP version is malformed (400)',
+    fix: CLIENT_REQUEST_FIX,
+  },
+  TARGET_FRAGMENT: {
+    kind: 'error',
+    summary: 'the request target carries a fragment (`#`), which a backend would cut the path at (400)',
+    fix: CLIENT_REQUEST_FIX,
+  },
+  TARGET_NUL: {
+    kind: 'error',
+    summary: 'the path holds a NUL once percent-decoded (`%00`) (400, as nginx)',
+    fix: CLIENT_REQUEST_FIX,
+  },
+  TARGET_ABOVE_ROOT: {
+    kind: 'error',
+    summary: 'the path climbs above the root with `..` (raw or encoded) (400, as nginx)',
+    fix: CLIENT_REQUEST_FIX,
+  },
+  TARGET_BAD_FORM: {
+    kind: 'error',
+    summary: 'the target is neither origin-form, absolute-form with http/https, nor `*` (400)',
+    fix: CLIENT_REQUEST_FIX,
+  },
+  TARGET_BAD_AUTHORITY: {
+    kind: 'error',
+    summary: 'an absolute-form target with an empty, userinfo-carrying (`user@`) or invalid authority (400)',
+    fix: CLIENT_REQUEST_FIX,
+  },
+  HOST_MISSING: {
+    kind: 'error',
+    summary: 'an HTTP/1.1 request without a Host header (400, as nginx and RFC 9112 §3.2)',
+    fix: CLIENT_REQUEST_FIX,
+  },
+  HOST_INVALID: {
+    kind: 'error',
+    summary: 'the Host header is not a valid host name (`/`, `..`, a leading dot, spaces…) (400, as nginx)',
+    fix: CLIENT_REQUEST_FIX,
+  },
+  H1_UNSUPPORTED_VERSION: {
+    kind: 'error',
+    summary: 'an HTTP version other than 1.0 and 1.1 (505)',
+    fix: CLIENT_REQUEST_FIX,
+  },
+  H1_BARE_LF: {
+    kind: 'error',
+    summary: 'a line of the request ends in LF without CR (400)',
+    fix: CLIENT_REQUEST_FIX,
+  },
+  H1_BARE_CR: {
+    kind: 'error',
+    summary: 'a CR inside a request line or header line (400)',
+    fix: CLIENT_REQUEST_FIX,
+  },
+  H1_BAD_HEADER: {
+    kind: 'error',
+    summary:
+      'a header field name that is not a token, whitespace before the colon, or a control character in a value (400)',
+    fix: CLIENT_REQUEST_FIX,
+  },
+  H1_OBS_FOLD: {
+    kind: 'error',
+    summary: 'a header line continued on the next line (obsolete line folding) (400)',
+    fix: CLIENT_REQUEST_FIX,
+  },
+  H1_HEADER_TOO_LARGE: {
+    kind: 'error',
+    summary: 'the request head (or the trailers) is larger than the header size limit (431)',
+    fix: CLIENT_REQUEST_FIX,
+  },
+  H1_BAD_CONTENT_LENGTH: {
+    kind: 'error',
+    summary: 'a Content-Length that is not plain digits (400)',
+    fix: CLIENT_REQUEST_FIX,
+  },
+  H1_DUPLICATE_CONTENT_LENGTH: {
+    kind: 'error',
+    summary: 'two Content-Length headers with different values (400)',
+    fix: CLIENT_REQUEST_FIX,
+  },
+  H1_CONTENT_LENGTH_WITH_TRANSFER_ENCODING: {
+    kind: 'error',
+    summary: 'Content-Length and Transfer-Encoding in one request (400)',
+    fix: CLIENT_REQUEST_FIX,
+  },
+  H1_UNSUPPORTED_TRANSFER_ENCODING: {
+    kind: 'error',
+    summary: 'a Transfer-Encoding other than exactly `chunked` (501), repeated, or in HTTP/1.0 (400)',
+    fix: CLIENT_REQUEST_FIX,
+  },
+  H1_DUPLICATE_HOST: {
+    kind: 'error',
+    summary: 'two Host headers (400)',
+    fix: CLIENT_REQUEST_FIX,
+  },
+  H1_BAD_CHUNK: {
+    kind: 'error',
+    summary:
+      'a chunk size that is not hex, too long, with bad extensions, or chunk data not followed by CRLF (400)',
+    fix: CLIENT_REQUEST_FIX,
+  },
+  UPSTREAM_CLOSED: {
+    kind: 'outcome',
+    summary: 'the backend closed the connection before a complete response (502)',
+    fix: 'check the backend logs',
+  },
+  UPSTREAM_ERROR: {
+    kind: 'outcome',
+    summary: 'another error talking to the backend (502); the error log has the details',
+    fix: 'read the error log line for the request',
+  },
+  CLIENT_BODY_TOO_LARGE: {
+    kind: 'outcome',
+    summary: 'the request body exceeds proxy-body-size (413)',
+    fix: 'send a smaller body or raise proxy-body-size for the location',
+  },
+  CLIENT_CLOSED: {
+    kind: 'outcome',
+    summary: 'the client closed the connection before the response (logged as 499)',
+    fix: 'nothing on the gateway; check client timeouts if frequent',
+  },
+} as const satisfies CodeTable;
+
+export type GatewayCode = keyof typeof GATEWAY_CODES;
+
+/** The codes a ConfigIssue from the gateway's router carries. */
+export type GatewayIssueCode = CodesOfKind<typeof GATEWAY_CODES, 'issue'>;

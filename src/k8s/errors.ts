@@ -1,0 +1,245 @@
+// The codes src/k8s/ reports while loading manifests and translating them into the Topology: every one
+// is a configuration issue (ConfigIssue), so ConfigIssue.code (src/config/model.ts) is typed by this
+// table and the gateway's. src/errors.ts merges it into the registry behind docs/errors.md.
+import type { CodesOfKind, CodeTable } from '../error-table.ts';
+
+export const K8S_CODES = {
+  MANIFEST_READ_ERROR: {
+    kind: 'issue',
+    summary: 'a manifest file or directory cannot be read',
+    fix: 'check the path and its permissions',
+  },
+  MANIFEST_TOO_LARGE: {
+    kind: 'issue',
+    summary: 'a manifest file is larger than keepip reads',
+    fix: 'split it into several files',
+  },
+  MANIFEST_YAML_ERROR: {
+    kind: 'issue',
+    summary: 'a manifest document is not valid YAML or JSON',
+    fix: 'fix the syntax at the line given in the message',
+  },
+  MANIFEST_NOT_AN_OBJECT: {
+    kind: 'issue',
+    summary: 'a document (or a List item) is not a mapping, so it is not a Kubernetes object',
+    fix: 'remove the document or make it an object with apiVersion and kind',
+  },
+  MANIFEST_LIST_TOO_DEEP: {
+    kind: 'issue',
+    summary: 'Lists are nested deeper than keepip follows',
+    fix: 'flatten the nested List objects',
+  },
+  MANIFEST_MISSING_FIELD: {
+    kind: 'issue',
+    summary: 'a required field of an object is missing',
+    fix: 'add the field named in the message',
+  },
+  MANIFEST_INVALID_FIELD: {
+    kind: 'issue',
+    summary: 'a field has the wrong type or an invalid value',
+    fix: 'correct the field named in the message as the Kubernetes API defines it',
+  },
+  MANIFEST_FIELD_NOT_STRING: {
+    kind: 'issue',
+    summary: 'a string field holds a number or boolean (Kubernetes would reject it); keepip reads its text',
+    fix: 'quote the value, e.g. "true"',
+  },
+  UNSUPPORTED_KIND: {
+    kind: 'issue',
+    summary: 'an object of a kind keepip does not read; it is ignored',
+    fix: 'nothing to do if the object is unrelated to ingress; otherwise see docs/manifests.md for the kinds read',
+  },
+  UNSUPPORTED_API_VERSION: {
+    kind: 'issue',
+    summary: 'a known kind with an apiVersion keepip does not read; it is ignored',
+    fix: 'use the current apiVersion (e.g. networking.k8s.io/v1 for Ingress)',
+  },
+  DUPLICATE_OBJECT: {
+    kind: 'issue',
+    summary: 'the same kind/namespace/name appears twice; the later one is ignored',
+    fix: 'remove the duplicate',
+  },
+  INGRESS_NOT_SERVED: {
+    kind: 'issue',
+    summary:
+      'an Ingress belongs to another ingress class (or has none and no default applies); keepip does not serve it',
+    fix: 'set spec.ingressClassName to the class keepip serves, if it should be served',
+  },
+  INGRESS_CLASS_OTHER_CONTROLLER: {
+    kind: 'issue',
+    summary: 'the IngressClass keepip was asked to serve names another controller; keepip serves it anyway',
+    fix: 'set spec.controller to k8s.io/ingress-nginx, or pick the right class with --ingress-class',
+  },
+  MULTIPLE_DEFAULT_INGRESS_CLASSES: {
+    kind: 'issue',
+    summary: 'more than one IngressClass is marked default; the first is used',
+    fix: 'keep ingressclass.kubernetes.io/is-default-class on one class only',
+  },
+  CONFLICTING_INGRESS_CLASS: {
+    kind: 'issue',
+    summary:
+      'the legacy kubernetes.io/ingress.class annotation differs from spec.ingressClassName, which wins',
+    fix: 'remove the annotation',
+  },
+  INVALID_HOST: {
+    kind: 'issue',
+    summary: 'an Ingress rule host is not a host name or a single leading wildcard; the rule is ignored',
+    fix: 'write a DNS name or *.example.com',
+  },
+  INVALID_PATH: {
+    kind: 'issue',
+    summary: 'an Ingress path is not valid for its pathType; the path is ignored',
+    fix: 'start paths with "/" and use only /[A-Za-z0-9-._~/]*, or pathType ImplementationSpecific for a regex',
+  },
+  INVALID_PATH_REGEX: {
+    kind: 'issue',
+    summary:
+      'a path regex cannot be compiled; the gateway contains it (that path is not routed) instead of refusing the config',
+    fix: 'correct the regular expression',
+  },
+  DUPLICATE_PATH: {
+    kind: 'issue',
+    summary: 'the same host, path and pathType is defined twice; the older Ingress wins',
+    fix: 'remove one of the two paths',
+  },
+  DUPLICATE_DEFAULT_BACKEND: {
+    kind: 'issue',
+    summary: 'several Ingresses set spec.defaultBackend; the older one wins',
+    fix: 'keep one default backend',
+  },
+  SERVICE_NOT_FOUND: {
+    kind: 'issue',
+    summary: 'an Ingress backend names a Service that is not in the manifests; its requests get 503',
+    fix: 'add the Service or correct the name',
+  },
+  SERVICE_PORT_NOT_FOUND: {
+    kind: 'issue',
+    summary: 'an Ingress backend names a port the Service does not have; its requests get 503',
+    fix: 'use a port number or name the Service defines',
+  },
+  UNSUPPORTED_BACKEND: {
+    kind: 'issue',
+    summary: 'a resource backend (not a Service) is not supported; its requests get 503',
+    fix: 'point the path at a Service',
+  },
+  TLS_SECRET_NOT_FOUND: {
+    kind: 'issue',
+    summary: 'an Ingress TLS secret is not in the manifests; its hosts use the default certificate',
+    fix: 'add the kubernetes.io/tls Secret or correct secretName',
+  },
+  TLS_SECRET_INVALID: {
+    kind: 'issue',
+    summary: 'an Ingress TLS secret has no usable tls.crt/tls.key; its hosts use the default certificate',
+    fix: 'put a PEM certificate and its matching key in the Secret',
+  },
+  CONFIGMAP_NOT_FOUND: {
+    kind: 'issue',
+    summary: "the controller ConfigMap is not in the manifests; ingress-nginx's defaults apply",
+    fix: 'add the ConfigMap, or pass --configmap namespace/name if it has another name',
+  },
+  INVALID_CONFIGMAP_OPTION: {
+    kind: 'issue',
+    summary: '--configmap is not "namespace/name"; the default name is used',
+    fix: 'pass --configmap namespace/name',
+  },
+  UNSUPPORTED_ANNOTATION: {
+    kind: 'issue',
+    summary: 'an ingress-nginx annotation keepip does not implement; it has no effect',
+    fix: 'remove it, or see docs/ingress-nginx-compat.md for what keepip supports instead',
+  },
+  UNSUPPORTED_CONFIGMAP_KEY: {
+    kind: 'issue',
+    summary:
+      'a ConfigMap key keepip does not implement (or allow-snippet-annotations other than "false"); it has no effect',
+    fix: 'remove the key; keepip never runs snippets',
+  },
+  INVALID_ANNOTATION_VALUE: {
+    kind: 'issue',
+    summary: 'a supported annotation has a value of the wrong form; it is ignored and the default applies',
+    fix: 'use the form the message names (e.g. "true", a number, a duration)',
+  },
+  INVALID_CONFIGMAP_VALUE: {
+    kind: 'issue',
+    summary: 'a supported ConfigMap key has a value of the wrong form; the default applies',
+    fix: 'use the form the message names',
+  },
+  INVALID_SOURCE_RANGE: {
+    kind: 'issue',
+    summary:
+      'an allow/deny annotation or ConfigMap list has a bad entry: it fails closed, 503 for everyone on the locations it covers (also a doctor finding id)',
+    fix: 'keep only valid CIDRs or bare IPs, comma-separated, in the annotation or ConfigMap key (no zone ids, no leading zeros)',
+  },
+  INVALID_TRUSTED_CIDR: {
+    kind: 'issue',
+    summary:
+      'proxy-real-ip-cidr has a bad entry; keepip trusts no peer, so PROXY and forwarded headers are refused',
+    fix: "set proxy-real-ip-cidr to valid CIDRs of the load balancer's addresses",
+  },
+  TRUSTS_EVERYONE: {
+    kind: 'issue',
+    summary: 'proxy-real-ip-cidr is unset, so the default 0.0.0.0/0 lets any peer supply the client address',
+    fix: "set proxy-real-ip-cidr to the load balancer's (or nodes') addresses",
+  },
+  UNSUPPORTED_BACKEND_PROTOCOL: {
+    kind: 'issue',
+    summary: 'backend-protocol GRPC, GRPCS, FCGI or AUTO_HTTP is not supported; the locations answer 503',
+    fix: 'use HTTP or HTTPS backends',
+  },
+  UNKNOWN_LB_ANNOTATION: {
+    kind: 'issue',
+    summary: 'a Service annotation in the AWS load balancer namespace that no AWS controller reads (a typo?)',
+    fix: 'correct the annotation name',
+  },
+  CONFLICTING_LB_ANNOTATIONS: {
+    kind: 'issue',
+    summary:
+      'load balancer annotations contradict each other or the LB type; the message says which one wins',
+    fix: 'remove the losing annotation so the manifest says what runs',
+  },
+  INVALID_LB_ANNOTATION: {
+    kind: 'issue',
+    summary: 'a load balancer annotation has a value of the wrong form; it is ignored',
+    fix: 'use key=value lists and true/false as the AWS controller documents',
+  },
+  INVALID_LB_SOURCE_RANGE: {
+    kind: 'issue',
+    summary:
+      'loadBalancerSourceRanges (or its annotation) has an entry that is not a CIDR; it is dropped, and with none left the LB is open',
+    fix: 'keep only valid CIDRs',
+  },
+  LB_HEALTHCHECK_HTTPS_AS_HTTP: {
+    kind: 'issue',
+    summary: 'an HTTPS health check is modelled as HTTP (keepip lb does not check certificates)',
+    fix: 'nothing to do; informational',
+  },
+  INVALID_KEEPIP_ANNOTATION: {
+    kind: 'issue',
+    summary: 'a keepip.dev/ annotation has an invalid value; it is ignored or the default applies',
+    fix: 'use the values the message lists',
+  },
+  UNKNOWN_KEEPIP_ANNOTATION: {
+    kind: 'issue',
+    summary: 'a keepip.dev/ annotation keepip does not know (a typo?)',
+    fix: 'correct it to one of the names the message lists',
+  },
+  TOO_MANY_LOAD_BALANCERS: {
+    kind: 'issue',
+    summary: 'more LoadBalancer Services than default loopback addresses for them',
+    fix: 'set each Service status.loadBalancer.ingress[0].ip, or run fewer load balancers',
+  },
+  NODE_WITHOUT_ADDRESS: {
+    kind: 'issue',
+    summary: 'a Node has no valid InternalIP address; it cannot be a target',
+    fix: 'add an InternalIP to status.addresses of the Node',
+  },
+  UNSUPPORTED_ADDRESS_TYPE: {
+    kind: 'issue',
+    summary: 'an EndpointSlice of addressType FQDN; it is ignored',
+    fix: 'use IPv4 or IPv6 EndpointSlices',
+  },
+} as const satisfies CodeTable;
+
+export type K8sCode = keyof typeof K8S_CODES;
+
+/** The codes a ConfigIssue from src/k8s/ carries. */
+export type K8sIssueCode = CodesOfKind<typeof K8S_CODES, 'issue'>;
