@@ -95,7 +95,7 @@ interface Sink {
 function push(
   sink: Sink,
   severity: ConfigIssue['severity'],
-  code: string,
+  code: ConfigIssue['code'],
   field: string,
   message: string,
 ): void {

@@ -234,7 +234,7 @@ function missing(origin: Origin, path: PathSegment[], expected: string): ConfigI
   };
 }
 
-function fileIssue(code: string, file: string, message: string): ConfigIssue {
+function fileIssue(code: ConfigIssue['code'], file: string, message: string): ConfigIssue {
   return { severity: 'error', code, message, origin: anonymousOrigin(file, 0) };
 }
 

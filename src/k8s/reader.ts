@@ -22,7 +22,7 @@ export interface FieldReader {
   /** Adds an issue for a field of this object. */
   report(
     severity: ConfigIssue['severity'],
-    code: string,
+    code: ConfigIssue['code'],
     path: readonly PathSegment[] | string,
     message: string,
   ): void;

@@ -46,7 +46,7 @@ export interface GatewayOptions {
 function issue(
   issues: ConfigIssue[],
   severity: ConfigIssue['severity'],
-  code: string,
+  code: ConfigIssue['code'],
   origin: Origin | null,
   field: string | null,
   message: string,

@@ -114,7 +114,7 @@ interface Ctx {
 
 function warn(
   ctx: Ctx,
-  code: string,
+  code: ConfigIssue['code'],
   key: string | null,
   message: string,
   severity: ConfigIssue['severity'] = 'warning',
