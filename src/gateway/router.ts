@@ -124,7 +124,7 @@ export interface CompiledRoutes {
 
 function issueFor(
   severity: ConfigIssue['severity'],
-  code: string,
+  code: ConfigIssue['code'],
   message: string,
   location: LocationModel | null,
   field?: string,
