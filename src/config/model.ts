@@ -5,6 +5,9 @@
 // Addresses are strings in canonical form (IPv4 dotted quad, IPv6 RFC 5952, IPv4-mapped IPv6 folded
 // to IPv4). CIDRs are normalised ("10.0.0.0/8", host bits masked, bare IPs as /32 or /128).
 
+import type { GatewayIssueCode } from '../gateway/errors.ts';
+import type { K8sIssueCode } from '../k8s/errors.ts';
+
 /** Where an object came from, so every error and warning can name the file, the document and the field. */
 export interface Origin {
   file: string;
@@ -15,10 +18,16 @@ export interface Origin {
   name: string;
 }
 
+/**
+ * Every code a ConfigIssue can carry: the issue codes of the modules that report issues, each from its
+ * own table (src/k8s/errors.ts, src/gateway/errors.ts), so an issue code cannot go unregistered.
+ */
+export type ConfigIssueCode = K8sIssueCode | GatewayIssueCode;
+
 export interface ConfigIssue {
   severity: 'error' | 'warning' | 'info';
   /** Stable code, e.g. UNSUPPORTED_ANNOTATION, INVALID_SOURCE_RANGE, UNKNOWN_LB_ANNOTATION. */
-  code: string;
+  code: ConfigIssueCode;
   message: string;
   origin?: Origin;
   /** The field path inside the object, e.g. `metadata.annotations["nginx.ingress.kubernetes.io/app-root"]`. */
