@@ -28,6 +28,12 @@ const EDGES_IN_PURE_FOLDERS = [
 /** Pure modules inside edge folders. */
 const PURE_FILES = [
   'src/errors.ts',
+  'src/error-table.ts',
+  // Each module's table of codes (src/config/model.ts names the k8s and gateway issue codes).
+  'src/gateway/errors.ts',
+  'src/lb/errors.ts',
+  'src/up/errors.ts',
+  'src/whoami/errors.ts',
   'src/gateway/router.ts',
   'src/gateway/rewrite.ts',
   'src/gateway/redirects.ts',
