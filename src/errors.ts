@@ -2,14 +2,14 @@
 // Each module keeps its codes beside the code that emits them, in its own errors.ts (a table
 // `{ CODE: { kind, summary, fix } }` and the union of its codes); this file only merges those tables,
 // module by module, so that docs/errors.md and the tests (test/errors.test.ts) hold the whole product
-// to one list. The PROXY protocol codes come from the codec's own table (PP_ERROR_MESSAGES).
+// to one list. The PROXY protocol codes come from the codec's own two tables (messages and fixes).
 import { DOCTOR_CODES, type DoctorCode } from './doctor/errors.ts';
-import type { CodeInfo, CodeTable, ErrorKind } from './error-table.ts';
+import type { CodeInfo, CodeTable } from './error-table.ts';
 import { GATEWAY_CODES, type GatewayCode } from './gateway/errors.ts';
 import { K8S_CODES, type K8sCode } from './k8s/errors.ts';
 import { LB_CODES, type LbCode } from './lb/errors.ts';
 import { NET_CODES, type NetCode } from './net/errors.ts';
-import { PP_ERROR_MESSAGES, type PpErrorCode } from './proxy-protocol/errors.ts';
+import { PP_ERROR_FIXES, PP_ERROR_MESSAGES, type PpErrorCode } from './proxy-protocol/errors.ts';
 import { UP_CODES, type UpCode } from './up/errors.ts';
 import { WHOAMI_CODES, type WhoamiCode } from './whoami/errors.ts';
 
@@ -47,69 +47,13 @@ export type ErrorCode =
 
 type RegistryEntry = ErrorEntry & { readonly code: ErrorCode };
 
-interface PpFix {
-  readonly kind: ErrorKind;
-  readonly fix: string;
-}
-
-const PEER_FIX =
-  "a broken sender: check the load balancer's PROXY settings, and that nothing else reaches a PROXY listener";
-const ENCODE_FIX = 'fix the header spec passed to encodeProxyHeader or `keepip pp encode`';
-
-// Keyed by PpErrorCode, so the type checker demands a fix for every code the codec defines.
-const PP_FIXES: { readonly [C in PpErrorCode]: PpFix } = {
-  PP_INCOMPLETE: {
-    kind: 'error',
-    fix: 'pass the whole header (keepip pp decode reads complete input); on a socket the reader waits for more bytes',
-  },
-  PP_NOT_PROXY_PROTOCOL: {
-    kind: 'error',
-    fix: 'the peer sent no PROXY header: enable PROXY protocol on the load balancer, or set use-proxy-protocol: "false"',
-  },
-  PP_V1_BAD_SIGNATURE: { kind: 'error', fix: PEER_FIX },
-  PP_V1_TOO_LONG: { kind: 'error', fix: PEER_FIX },
-  PP_V1_BAD_LINE_END: { kind: 'error', fix: PEER_FIX },
-  PP_V1_BAD_PROTOCOL: { kind: 'error', fix: PEER_FIX },
-  PP_V1_BAD_FIELD_COUNT: { kind: 'error', fix: PEER_FIX },
-  PP_V1_BAD_ADDRESS: { kind: 'error', fix: PEER_FIX },
-  PP_V1_BAD_PORT: { kind: 'error', fix: PEER_FIX },
-  PP_V2_BAD_VERSION: { kind: 'error', fix: PEER_FIX },
-  PP_V2_BAD_COMMAND: { kind: 'error', fix: PEER_FIX },
-  PP_V2_BAD_FAMILY: { kind: 'error', fix: PEER_FIX },
-  PP_V2_LENGTH_TOO_SMALL: { kind: 'error', fix: PEER_FIX },
-  PP_V2_TLV_TRUNCATED: { kind: 'error', fix: PEER_FIX },
-  PP_V2_TLV_OVERFLOW: { kind: 'error', fix: PEER_FIX },
-  PP_V2_CRC32C_BAD_LENGTH: { kind: 'error', fix: PEER_FIX },
-  PP_V2_CRC32C_MISMATCH: {
-    kind: 'error',
-    fix: 'the header was altered on the way or the sender computes CRC32C wrongly: check the hop that sends it',
-  },
-  PP_V2_CRC32C_DUPLICATE: { kind: 'error', fix: PEER_FIX },
-  PP_V2_BAD_AUTHORITY: { kind: 'error', fix: PEER_FIX },
-  PP_V2_BAD_NETNS: { kind: 'error', fix: PEER_FIX },
-  PP_V2_UNIQUE_ID_TOO_LONG: { kind: 'error', fix: PEER_FIX },
-  PP_V2_SSL_TRUNCATED: { kind: 'error', fix: PEER_FIX },
-  PP_V2_SSL_TLV_TRUNCATED: { kind: 'error', fix: PEER_FIX },
-  PP_V2_SSL_TLV_OVERFLOW: { kind: 'error', fix: PEER_FIX },
-  PP_V2_SSL_BAD_TEXT: { kind: 'error', fix: PEER_FIX },
-  PP_ENCODE_BAD_SPEC: {
-    kind: 'thrown',
-    fix: `${ENCODE_FIX}: version 1 or 2, command PROXY or LOCAL, a known protocol`,
-  },
-  PP_ENCODE_BAD_ADDRESS: { kind: 'thrown', fix: `${ENCODE_FIX}: addresses of the protocol's family` },
-  PP_ENCODE_BAD_PORT: { kind: 'thrown', fix: `${ENCODE_FIX}: ports 0-65535` },
-  PP_ENCODE_BAD_TLV: { kind: 'thrown', fix: `${ENCODE_FIX}: TLV types 0-255 with values the parser accepts` },
-  PP_ENCODE_TOO_LONG: { kind: 'thrown', fix: `${ENCODE_FIX}: fewer or shorter TLVs` },
-  PP_ENCODE_UNSUPPORTED: { kind: 'thrown', fix: 'use version 2 for UDP, UNIX sockets, TLVs or CRC32C' },
-};
-
+/** The codec's two tables, its messages and its fixes, as registry entries. */
 function ppEntries(): RegistryEntry[] {
-  return (Object.keys(PP_FIXES) as PpErrorCode[]).map((code) => ({
+  return (Object.keys(PP_ERROR_MESSAGES) as PpErrorCode[]).map((code) => ({
     code,
     module: 'proxy-protocol',
-    kind: PP_FIXES[code].kind,
     summary: PP_ERROR_MESSAGES[code],
-    fix: PP_FIXES[code].fix,
+    ...PP_ERROR_FIXES[code],
   }));
 }
 

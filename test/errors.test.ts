@@ -15,7 +15,6 @@ import {
   describeErrorCode,
   ERROR_MODULES,
   ERROR_REGISTRY,
-  type ErrorCode,
   type ErrorEntry,
   isErrorCode,
 } from '../src/errors.ts';

@@ -37,6 +37,63 @@ export const PP_ERROR_MESSAGES = {
 
 export type PpErrorCode = keyof typeof PP_ERROR_MESSAGES;
 
+const PEER_FIX =
+  "a broken sender: check the load balancer's PROXY settings, and that nothing else reaches a PROXY listener";
+const ENCODE_FIX = 'fix the header spec passed to encodeProxyHeader or `keepip pp encode`';
+
+/**
+ * How each code reaches the user (an error value from the parser, or thrown by the encoder) and what
+ * they do about it. src/errors.ts joins it with the messages above into the registry behind
+ * docs/errors.md. Keyed by PpErrorCode, so the type checker demands a fix for every code.
+ */
+export const PP_ERROR_FIXES: {
+  readonly [C in PpErrorCode]: { readonly kind: 'error' | 'thrown'; readonly fix: string };
+} = {
+  PP_INCOMPLETE: {
+    kind: 'error',
+    fix: 'pass the whole header (keepip pp decode reads complete input); on a socket the reader waits for more bytes',
+  },
+  PP_NOT_PROXY_PROTOCOL: {
+    kind: 'error',
+    fix: 'the peer sent no PROXY header: enable PROXY protocol on the load balancer, or set use-proxy-protocol: "false"',
+  },
+  PP_V1_BAD_SIGNATURE: { kind: 'error', fix: PEER_FIX },
+  PP_V1_TOO_LONG: { kind: 'error', fix: PEER_FIX },
+  PP_V1_BAD_LINE_END: { kind: 'error', fix: PEER_FIX },
+  PP_V1_BAD_PROTOCOL: { kind: 'error', fix: PEER_FIX },
+  PP_V1_BAD_FIELD_COUNT: { kind: 'error', fix: PEER_FIX },
+  PP_V1_BAD_ADDRESS: { kind: 'error', fix: PEER_FIX },
+  PP_V1_BAD_PORT: { kind: 'error', fix: PEER_FIX },
+  PP_V2_BAD_VERSION: { kind: 'error', fix: PEER_FIX },
+  PP_V2_BAD_COMMAND: { kind: 'error', fix: PEER_FIX },
+  PP_V2_BAD_FAMILY: { kind: 'error', fix: PEER_FIX },
+  PP_V2_LENGTH_TOO_SMALL: { kind: 'error', fix: PEER_FIX },
+  PP_V2_TLV_TRUNCATED: { kind: 'error', fix: PEER_FIX },
+  PP_V2_TLV_OVERFLOW: { kind: 'error', fix: PEER_FIX },
+  PP_V2_CRC32C_BAD_LENGTH: { kind: 'error', fix: PEER_FIX },
+  PP_V2_CRC32C_MISMATCH: {
+    kind: 'error',
+    fix: 'the header was altered on the way or the sender computes CRC32C wrongly: check the hop that sends it',
+  },
+  PP_V2_CRC32C_DUPLICATE: { kind: 'error', fix: PEER_FIX },
+  PP_V2_BAD_AUTHORITY: { kind: 'error', fix: PEER_FIX },
+  PP_V2_BAD_NETNS: { kind: 'error', fix: PEER_FIX },
+  PP_V2_UNIQUE_ID_TOO_LONG: { kind: 'error', fix: PEER_FIX },
+  PP_V2_SSL_TRUNCATED: { kind: 'error', fix: PEER_FIX },
+  PP_V2_SSL_TLV_TRUNCATED: { kind: 'error', fix: PEER_FIX },
+  PP_V2_SSL_TLV_OVERFLOW: { kind: 'error', fix: PEER_FIX },
+  PP_V2_SSL_BAD_TEXT: { kind: 'error', fix: PEER_FIX },
+  PP_ENCODE_BAD_SPEC: {
+    kind: 'thrown',
+    fix: `${ENCODE_FIX}: version 1 or 2, command PROXY or LOCAL, a known protocol`,
+  },
+  PP_ENCODE_BAD_ADDRESS: { kind: 'thrown', fix: `${ENCODE_FIX}: addresses of the protocol's family` },
+  PP_ENCODE_BAD_PORT: { kind: 'thrown', fix: `${ENCODE_FIX}: ports 0-65535` },
+  PP_ENCODE_BAD_TLV: { kind: 'thrown', fix: `${ENCODE_FIX}: TLV types 0-255 with values the parser accepts` },
+  PP_ENCODE_TOO_LONG: { kind: 'thrown', fix: `${ENCODE_FIX}: fewer or shorter TLVs` },
+  PP_ENCODE_UNSUPPORTED: { kind: 'thrown', fix: 'use version 2 for UDP, UNIX sockets, TLVs or CRC32C' },
+};
+
 export interface PpError {
   code: PpErrorCode;
   message: string;
