@@ -19,6 +19,9 @@ const commands: Record<string, { summary: string }> = {
   gateway: {
     summary: 'The L7 ingress gateway for Ingress manifests (ingress-nginx compatible)',
   },
+  controller: {
+    summary: 'A drop-in for the ingress-nginx controller: watch the cluster, serve its Ingresses',
+  },
   lb: {
     summary: 'An L4 TCP load balancer in the role of an AWS NLB, with PROXY protocol',
   },

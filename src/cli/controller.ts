@@ -1,0 +1,75 @@
+// `keepip controller`: a drop-in for the ingress-nginx controller. Takes its flags (same names and
+// defaults), watches the API server, serves through the gateway, elects a leader with a Lease, writes
+// Ingress status and Events, answers admission reviews. Lines go to stderr; SIGTERM/SIGINT shut down.
+import { FLAGS, parseControllerFlags } from '../controller/flags.ts';
+import type { Command } from './main.ts';
+
+function usage(): string {
+  const implemented = FLAGS.filter((f) => f.implemented);
+  const width = Math.max(...implemented.map((f) => f.name.length)) + 2;
+  const lines = implemented.map(
+    (f) => `  --${f.name.padEnd(width)}${f.note}${f.default !== '' ? ` (default ${f.default})` : ''}`,
+  );
+  const ignored = FLAGS.filter((f) => !f.implemented).map((f) => `--${f.name}`);
+  return [
+    'Usage: keepip controller [flags]   (ingress-nginx controller flags; --flag=value or --flag value)',
+    '',
+    'Watches Ingress, IngressClass, Service, EndpointSlice, Secret and ConfigMap objects and serves them',
+    'like ingress-nginx, keeping the client IP. $(POD_NAMESPACE) and $POD_NAME are read as ingress-nginx does.',
+    '',
+    'Flags:',
+    ...lines,
+    '',
+    `Accepted with a warning, no effect (see docs/controller.md): ${ignored.join(' ')}`,
+    '',
+    'Exit codes: 0 stopped cleanly, 1 cannot start (kubeconfig, listeners), 2 usage error.',
+    '',
+  ].join('\n');
+}
+
+export const command: Command = {
+  summary: 'A drop-in for the ingress-nginx controller: watch the cluster, serve its Ingresses',
+  async run(argv) {
+    const parsed = parseControllerFlags(argv, process.env);
+    if (parsed.ok === 'help') {
+      process.stdout.write(usage());
+      return 0;
+    }
+    if (parsed.ok === 'version') {
+      const pkg = await import('../../package.json', { with: { type: 'json' } });
+      process.stdout.write(`keepip ${pkg.default.version} (controller)\n`);
+      return 0;
+    }
+    if (!parsed.ok) {
+      process.stderr.write(`keepip controller: ${parsed.error}\n\n${usage()}`);
+      return 2;
+    }
+    const log = (line: string) => process.stderr.write(`keepip controller: ${line}\n`);
+    for (const warning of parsed.warnings) log(`warning: ${warning}`);
+    // Loaded here: the Kubernetes client is large and only this command needs it.
+    const { startController } = await import('../controller/controller.ts');
+    let running: Awaited<ReturnType<typeof startController>>;
+    try {
+      running = await startController(parsed.options, { env: process.env, log });
+    } catch (error) {
+      log(`error: ${(error as Error).message}`);
+      return 1;
+    }
+    return new Promise<number>((resolve) => {
+      let stopping = false;
+      const stop = (signal: string) => {
+        if (stopping) return;
+        stopping = true;
+        log(`${signal}: stopping`);
+        void running.close().then(() => resolve(0));
+      };
+      process.on('SIGTERM', () => stop('SIGTERM'));
+      process.on('SIGINT', () => stop('SIGINT'));
+      void running.failed.then(() => {
+        if (stopping) return;
+        stopping = true;
+        void running.close().then(() => resolve(1));
+      });
+    });
+  },
+};

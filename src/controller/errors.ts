@@ -1,0 +1,44 @@
+// The codes src/controller/ reports: talking to the Kubernetes API server (ApiError, src/controller/
+// reflector.ts), reviewing admissions (ReviewOutcome, src/controller/admission.ts) and reading the
+// TCP/UDP services ConfigMaps (TcpServiceProblem, src/controller/tcp-services.ts). src/errors.ts merges
+// this table into the registry behind docs/errors.md; test/errors.test.ts holds those unions equal to it.
+import type { CodeTable } from '../error-table.ts';
+
+const RETRIED = 'the controller retries with backoff and keeps the last objects it read';
+
+export const CONTROLLER_CODES = {
+  KUBE_API_UNREACHABLE: {
+    kind: 'error',
+    summary: `a request to the Kubernetes API server got no answer (refused, DNS, TLS, a dropped connection); ${RETRIED}`,
+    fix: 'check the API server address (--kubeconfig, $KUBECONFIG, --apiserver-host or the in-cluster service account) and the network path to it',
+  },
+  KUBE_API_STATUS: {
+    kind: 'error',
+    summary: `the Kubernetes API server answered with an error status (the message gives it); ${RETRIED}`,
+    fix: "401/403: the service account's credentials or RBAC (list and watch on every resource the controller reads); 404: a resource the cluster does not serve",
+  },
+  KUBE_API_BAD_RESPONSE: {
+    kind: 'error',
+    summary: `the Kubernetes API server answered with something other than the expected JSON (not JSON, a list without items, watches that close without events); ${RETRIED}`,
+    fix: 'check what sits between the controller and the API server (a proxy answering in its place)',
+  },
+  ADMISSION_BAD_REVIEW: {
+    kind: 'error',
+    summary:
+      'the admission webhook was sent a body that is not an AdmissionReview with request.uid; nothing is reviewed',
+    fix: 'register the webhook with admissionReviewVersions ["v1"], and let only the API server call it',
+  },
+  TCP_SERVICE_INVALID: {
+    kind: 'error',
+    summary:
+      'an entry of the TCP services ConfigMap is not "port": "namespace/service:port[:PROXY][:PROXY]", takes one of the controller\'s own ports, or names a Service port that does not exist; that entry is not served',
+    fix: 'correct the entry the message names (data["port"])',
+  },
+  UDP_SERVICE_UNSUPPORTED: {
+    kind: 'error',
+    summary: 'an entry of the UDP services ConfigMap: keepip has no UDP proxy, so it is not served',
+    fix: 'remove the entry, and serve UDP with another proxy',
+  },
+} as const satisfies CodeTable;
+
+export type ControllerCode = keyof typeof CONTROLLER_CODES;

@@ -1,0 +1,124 @@
+// The reflectors the controller runs, one per resource and scope, and the cluster view they give:
+// Ingresses, IngressClasses, Services, EndpointSlices, Secrets (kubernetes.io/tls only, by field
+// selector), the two ConfigMaps by name, and Namespaces when --watch-namespace-selector is set.
+import type { BackoffPolicy, Scheduler } from './backoff.ts';
+import type { ControllerOptions } from './flags.ts';
+import type { KubeClient } from './kube-client.ts';
+import { createReflector, type Reflector, type ReflectorStatus } from './reflector.ts';
+import { type KubeObject, RESOURCES, type ResourceType, resourcePath } from './resources.ts';
+import type { ClusterObjects } from './snapshot.ts';
+
+export interface Informers {
+  start(): void;
+  stop(): void;
+  /** Every reflector has stored its first complete list. */
+  synced(): boolean;
+  /** Every reflector's last list or watch worked. */
+  connected(): boolean;
+  objects(): ClusterObjects;
+  statuses(): Record<string, ReflectorStatus>;
+}
+
+interface Spec {
+  name: string;
+  type: ResourceType;
+  namespace: string;
+  query: Record<string, string>;
+}
+
+function specs(o: ControllerOptions): Spec[] {
+  const ns = o.watchNamespace;
+  const list: Spec[] = [
+    { name: 'ingresses', type: RESOURCES.ingress, namespace: ns, query: {} },
+    { name: 'ingressclasses', type: RESOURCES.ingressClass, namespace: '', query: {} },
+    { name: 'services', type: RESOURCES.service, namespace: ns, query: {} },
+    { name: 'endpointslices', type: RESOURCES.endpointSlice, namespace: ns, query: {} },
+    // Only TLS Secrets: the translation reads no other type, and it keeps e.g. Helm releases out.
+    {
+      name: 'secrets',
+      type: RESOURCES.secret,
+      namespace: ns,
+      query: { fieldSelector: 'type=kubernetes.io/tls' },
+    },
+  ];
+  for (const [name, ref] of [
+    ['configmap', o.configMap],
+    ['tcp-services', o.tcpServicesConfigMap],
+    ['udp-services', o.udpServicesConfigMap],
+  ] as const) {
+    if (ref === null) continue;
+    const [namespace, object] = ref.split('/') as [string, string];
+    list.push({
+      name,
+      type: RESOURCES.configMap,
+      namespace,
+      query: { fieldSelector: `metadata.name=${object}` },
+    });
+  }
+  if (o.defaultSslCertificate !== null && ns !== '' && !o.defaultSslCertificate.startsWith(`${ns}/`)) {
+    const [namespace, object] = o.defaultSslCertificate.split('/') as [string, string];
+    list.push({
+      name: 'default-ssl-certificate',
+      type: RESOURCES.secret,
+      namespace,
+      query: { fieldSelector: `metadata.name=${object}` },
+    });
+  }
+  if (o.watchNamespaceSelector !== '') {
+    list.push({
+      name: 'namespaces',
+      type: RESOURCES.namespace,
+      namespace: '',
+      query: { labelSelector: o.watchNamespaceSelector },
+    });
+  }
+  return list;
+}
+
+export function createInformers(deps: {
+  client: KubeClient;
+  options: ControllerOptions;
+  scheduler: Scheduler;
+  backoff: BackoffPolicy;
+  onChange: () => void;
+  log: (line: string) => void;
+}): Informers {
+  const reflectors = new Map<string, Reflector>();
+  for (const spec of specs(deps.options)) {
+    reflectors.set(
+      spec.name,
+      createReflector({
+        name: spec.name,
+        transport: deps.client.listWatcher(resourcePath(spec.type, spec.namespace), spec.query),
+        scheduler: deps.scheduler,
+        backoff: deps.backoff,
+        onChange: deps.onChange,
+        log: deps.log,
+      }),
+    );
+  }
+  const items = (name: string): KubeObject[] => reflectors.get(name)?.items() ?? [];
+  const all = [...reflectors.values()];
+  return {
+    start: () => {
+      for (const r of all) r.start();
+    },
+    stop: () => {
+      for (const r of all) r.stop();
+    },
+    synced: () => all.every((r) => r.status().synced),
+    connected: () => all.every((r) => r.status().connected),
+    objects: () => ({
+      ingresses: items('ingresses'),
+      ingressClasses: items('ingressclasses'),
+      services: items('services'),
+      endpointSlices: items('endpointslices'),
+      secrets: [...items('secrets'), ...items('default-ssl-certificate')],
+      configMaps: [...items('configmap'), ...items('tcp-services'), ...items('udp-services')],
+      namespaces: reflectors.has('namespaces')
+        ? new Set(items('namespaces').map((n) => n.metadata?.name ?? ''))
+        : null,
+    }),
+    statuses: () => Object.fromEntries([...reflectors].map(([name, r]) => [name, r.status()])),
+  };
+}

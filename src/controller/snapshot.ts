@@ -1,0 +1,164 @@
+// The cluster's objects as the controller sees them → the same Topology the manifest files produce
+// (buildTopology), so the gateway, the doctor and the admission webhook all see one thing. Which
+// Ingresses are this controller's follows ingress-nginx's class rules; Secrets are kept to the ones
+// served Ingresses (or --default-ssl-certificate) reference. Pure.
+import type { Topology } from '../config/model.ts';
+import type { ManifestObject } from '../k8s/objects.ts';
+import { buildTopology } from '../k8s/translate.ts';
+import type { KubeObject, ResourceType } from './resources.ts';
+import { RESOURCES } from './resources.ts';
+
+/** What the origin of an object from the API says instead of a file name. */
+export const CLUSTER_ORIGIN = 'cluster';
+const LEGACY_CLASS = 'kubernetes.io/ingress.class';
+
+export interface ClassOptions {
+  ingressClass: string;
+  controllerClass: string;
+  watchIngressWithoutClass: boolean;
+  ingressClassByName: boolean;
+}
+
+export interface ClusterObjects {
+  ingresses: readonly KubeObject[];
+  ingressClasses: readonly KubeObject[];
+  services: readonly KubeObject[];
+  endpointSlices: readonly KubeObject[];
+  secrets: readonly KubeObject[];
+  configMaps: readonly KubeObject[];
+  /** Namespaces allowed by --watch-namespace-selector; null when there is no selector. */
+  namespaces: ReadonlySet<string> | null;
+}
+
+export interface SnapshotOptions extends ClassOptions {
+  configMap: string | null;
+  defaultSslCertificate: string | null;
+  defaultBackendService: string | null;
+}
+
+const str = (v: unknown): string | null => (typeof v === 'string' ? v : null);
+const rec = (v: unknown): Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
+
+/** ingress-nginx's rule: does this controller serve the Ingress? */
+export function isOurIngress(ing: KubeObject, classes: readonly KubeObject[], o: ClassOptions): boolean {
+  const className = str(rec(ing.spec).ingressClassName);
+  if (className !== null) {
+    const cls = classes.find((c) => c.metadata?.name === className);
+    if (cls && str(rec(cls.spec).controller) === o.controllerClass) return true;
+    return o.ingressClassByName && className === o.ingressClass;
+  }
+  const legacy = ing.metadata?.annotations?.[LEGACY_CLASS];
+  if (typeof legacy === 'string' && legacy !== '') return legacy === o.ingressClass;
+  return o.watchIngressWithoutClass;
+}
+
+export function toManifestObject(type: ResourceType, raw: KubeObject): ManifestObject {
+  const meta = raw.metadata ?? {};
+  return {
+    apiVersion: type.apiVersion,
+    kind: type.kind,
+    origin: {
+      file: CLUSTER_ORIGIN,
+      document: 0,
+      kind: type.kind,
+      namespace: type.namespaced ? (meta.namespace ?? 'default') : '',
+      name: meta.name ?? '',
+    },
+    raw: { ...raw, apiVersion: type.apiVersion, kind: type.kind },
+  };
+}
+
+/** Our Ingresses, with the class made explicit so the translation serves exactly these. */
+export function servedIngresses(objects: ClusterObjects, o: ClassOptions): KubeObject[] {
+  return objects.ingresses
+    .filter((ing) => inScope(objects, ing) && isOurIngress(ing, objects.ingressClasses, o))
+    .map((ing) => {
+      const annotations = { ...(ing.metadata?.annotations ?? {}) };
+      delete annotations[LEGACY_CLASS];
+      return {
+        ...ing,
+        metadata: { ...ing.metadata, annotations },
+        spec: { ...rec(ing.spec), ingressClassName: o.ingressClass },
+      };
+    });
+}
+
+function inScope(objects: ClusterObjects, object: KubeObject): boolean {
+  return objects.namespaces === null || objects.namespaces.has(object.metadata?.namespace ?? '');
+}
+
+function referencedSecrets(ingresses: readonly KubeObject[], o: SnapshotOptions): Set<string> {
+  const keys = new Set<string>();
+  if (o.defaultSslCertificate) keys.add(o.defaultSslCertificate);
+  for (const ing of ingresses) {
+    const tls = rec(ing.spec).tls;
+    if (!Array.isArray(tls)) continue;
+    for (const t of tls) {
+      const name = str(rec(t).secretName);
+      if (name) keys.add(`${ing.metadata?.namespace ?? 'default'}/${name}`);
+    }
+  }
+  return keys;
+}
+
+/** --default-backend-service as ingress-nginx uses it: the catch-all when no Ingress sets one. */
+function defaultBackendIngress(
+  objects: ClusterObjects,
+  ingresses: readonly KubeObject[],
+  o: SnapshotOptions,
+): KubeObject | null {
+  if (!o.defaultBackendService) return null;
+  const hasCatchAll = ingresses.some((ing) => {
+    const spec = rec(ing.spec);
+    return spec.defaultBackend !== undefined && (!Array.isArray(spec.rules) || spec.rules.length === 0);
+  });
+  if (hasCatchAll) return null;
+  const [namespace, name] = o.defaultBackendService.split('/') as [string, string];
+  const svc = objects.services.find((s) => s.metadata?.namespace === namespace && s.metadata?.name === name);
+  const ports = rec(svc?.spec).ports;
+  const first = Array.isArray(ports) ? rec(ports[0]) : {};
+  const port = typeof first.port === 'number' ? { number: first.port } : { number: 80 };
+  return {
+    metadata: { namespace, name: `${name}-default-backend`, creationTimestamp: '9999-12-31T00:00:00Z' },
+    spec: { ingressClassName: o.ingressClass, defaultBackend: { service: { name, port } } },
+  };
+}
+
+/** Every object the translation reads, in a stable order (namespace/name within each kind). */
+export function snapshotObjects(objects: ClusterObjects, o: SnapshotOptions): ManifestObject[] {
+  const ingresses = servedIngresses(objects, o);
+  const fallback = defaultBackendIngress(objects, ingresses, o);
+  if (fallback) ingresses.push(fallback);
+  const secrets = referencedSecrets(ingresses, o);
+  const byKey = (a: KubeObject, b: KubeObject) => {
+    const ka = `${a.metadata?.namespace ?? ''}/${a.metadata?.name ?? ''}`;
+    const kb = `${b.metadata?.namespace ?? ''}/${b.metadata?.name ?? ''}`;
+    return ka < kb ? -1 : ka > kb ? 1 : 0;
+  };
+  const of = (type: ResourceType, list: readonly KubeObject[]) =>
+    [...list].sort(byKey).map((raw) => toManifestObject(type, raw));
+  return [
+    ...of(RESOURCES.configMap, objects.configMaps),
+    ...of(
+      RESOURCES.service,
+      objects.services.filter((s) => inScope(objects, s)),
+    ),
+    ...of(
+      RESOURCES.endpointSlice,
+      objects.endpointSlices.filter((s) => inScope(objects, s)),
+    ),
+    ...of(
+      RESOURCES.secret,
+      objects.secrets.filter((s) => secrets.has(`${s.metadata?.namespace ?? ''}/${s.metadata?.name ?? ''}`)),
+    ),
+    ...of(RESOURCES.ingress, ingresses),
+  ];
+}
+
+export function buildClusterTopology(objects: ClusterObjects, o: SnapshotOptions): Topology {
+  return buildTopology(snapshotObjects(objects, o), {
+    ingressClass: o.ingressClass,
+    ...(o.configMap ? { configMap: o.configMap } : {}),
+  });
+}

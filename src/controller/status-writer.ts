@@ -1,0 +1,129 @@
+// Writes status.loadBalancer.ingress of the served Ingresses (the leader only calls it), reading the
+// sources desiredStatus needs: the --publish-service, or the controller's own pods and their nodes.
+// Writes go to the status subresource with the resourceVersion read; a 409 is retried next round.
+import type { ControllerOptions } from './flags.ts';
+import type { KubeClient } from './kube-client.ts';
+import { type KubeObject, RESOURCES, resourcePath } from './resources.ts';
+import {
+  currentStatus,
+  desiredStatus,
+  isPodReady,
+  type LbIngressEntry,
+  nodeAddress,
+  sameStatus,
+  withStatus,
+} from './status.ts';
+
+export interface StatusWriter {
+  /** Brings every given Ingress to the desired status; resolves with the number written. */
+  sync(ingresses: readonly KubeObject[]): Promise<number>;
+  /** Empties the status of the given Ingresses, unless other controller pods still run. */
+  clear(ingresses: readonly KubeObject[]): Promise<number>;
+}
+
+export function createStatusWriter(deps: {
+  client: KubeClient;
+  options: ControllerOptions;
+  log: (line: string) => void;
+}): StatusWriter {
+  const { client, options } = deps;
+
+  /** Ready pods with the labels of our own pod (ingress-nginx's way of finding its replicas). */
+  const controllerPods = async (): Promise<KubeObject[] | null> => {
+    if (options.podName === null) return [];
+    const self = await client.request(
+      'GET',
+      resourcePath(RESOURCES.pod, options.podNamespace, options.podName),
+    );
+    if (!self.ok) return null;
+    const labels = self.value.metadata?.labels ?? {};
+    const selector = Object.entries(labels)
+      .filter(([k]) => k !== 'pod-template-hash' && k !== 'controller-revision-hash')
+      .map(([k, v]) => `${k}=${v}`)
+      .join(',');
+    if (selector === '') return [self.value].filter(isPodReady);
+    const pods = await client.request(
+      'GET',
+      `${resourcePath(RESOURCES.pod, options.podNamespace)}?${new URLSearchParams({ labelSelector: selector })}`,
+    );
+    if (!pods.ok) return null;
+    const items = Array.isArray(pods.value.items) ? (pods.value.items as KubeObject[]) : [];
+    return items.filter(isPodReady);
+  };
+
+  const desired = async (): Promise<LbIngressEntry[] | null> => {
+    if (options.publishStatusAddress.length > 0) {
+      return desiredStatus({
+        publishStatusAddress: options.publishStatusAddress,
+        publishService: undefined,
+        nodeAddresses: [],
+      });
+    }
+    if (options.publishService !== null) {
+      const [ns, name] = options.publishService.split('/') as [string, string];
+      const svc = await client.request('GET', resourcePath(RESOURCES.service, ns, name));
+      if (!svc.ok && svc.error.status !== 404) return null;
+      return desiredStatus({
+        publishStatusAddress: [],
+        publishService: svc.ok ? svc.value : null,
+        nodeAddresses: [],
+      });
+    }
+    const pods = await controllerPods();
+    if (pods === null) return null;
+    const addresses: string[] = [];
+    for (const nodeName of new Set(
+      pods.map((p) => (p.spec as { nodeName?: string } | undefined)?.nodeName),
+    )) {
+      if (!nodeName) continue;
+      const node = await client.request('GET', resourcePath(RESOURCES.node, '', nodeName));
+      const address = node.ok ? nodeAddress(node.value, options.reportNodeInternalIp) : null;
+      if (address) addresses.push(address);
+    }
+    return desiredStatus({ publishStatusAddress: [], publishService: undefined, nodeAddresses: addresses });
+  };
+
+  const write = async (ingresses: readonly KubeObject[], entries: LbIngressEntry[]): Promise<number> => {
+    let written = 0;
+    for (const ing of ingresses) {
+      if (sameStatus(currentStatus(ing), entries)) continue;
+      const ns = ing.metadata?.namespace ?? 'default';
+      const name = ing.metadata?.name ?? '';
+      const result = await client.request(
+        'PUT',
+        resourcePath(RESOURCES.ingress, ns, name, 'status'),
+        withStatus({ ...ing, apiVersion: 'networking.k8s.io/v1', kind: 'Ingress' }, entries),
+      );
+      if (result.ok) {
+        written++;
+        const shown = entries.map((e) => e.ip ?? e.hostname).join(',') || '(empty)';
+        deps.log(`status of Ingress ${ns}/${name}: ${shown}`);
+      } else {
+        deps.log(
+          `status of Ingress ${ns}/${name} not written (${result.error.message}); retrying on the next sync`,
+        );
+      }
+    }
+    return written;
+  };
+
+  return {
+    async sync(ingresses) {
+      const entries = await desired();
+      if (entries === null) {
+        deps.log('cannot read the status sources (API unreachable); status left as it is');
+        return 0;
+      }
+      return write(ingresses, entries);
+    },
+    async clear(ingresses) {
+      const pods = await controllerPods();
+      const others = (pods ?? []).filter((p) => p.metadata?.name !== options.podName);
+      if (pods === null || others.length > 0) {
+        deps.log('other controller pods are running: status kept on shutdown');
+        return 0;
+      }
+      return write(ingresses, []);
+    },
+  };
+}

@@ -1,0 +1,89 @@
+// Ingress status as ingress-nginx computes it: status.loadBalancer.ingress from
+// --publish-status-address, else the --publish-service's address, else the nodes of the ready
+// controller pods; the same list on every served Ingress. Pure: the caller reads the API.
+import { canonicalIp } from '../net/ip.ts';
+import type { KubeObject } from './resources.ts';
+
+export interface LbIngressEntry {
+  ip?: string;
+  hostname?: string;
+}
+
+const rec = (v: unknown): Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
+const list = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
+
+function entry(address: string): LbIngressEntry {
+  const ip = canonicalIp(address);
+  return ip !== null ? { ip } : { hostname: address };
+}
+
+function sortEntries(entries: LbIngressEntry[]): LbIngressEntry[] {
+  const seen = new Set<string>();
+  const key = (e: LbIngressEntry) => e.ip ?? e.hostname ?? '';
+  return entries
+    .filter((e) => key(e) !== '' && !seen.has(key(e)) && seen.add(key(e)))
+    .sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
+}
+
+/** The publish-service's addresses: LoadBalancer status entries and spec.externalIPs, or an ExternalName. */
+export function serviceAddresses(service: KubeObject): LbIngressEntry[] {
+  const spec = rec(service.spec);
+  if (spec.type === 'ExternalName' && typeof spec.externalName === 'string')
+    return [{ hostname: spec.externalName }];
+  const out: LbIngressEntry[] = [];
+  for (const item of list(rec(rec(service.status).loadBalancer).ingress)) {
+    const r = rec(item);
+    if (typeof r.ip === 'string') out.push({ ip: canonicalIp(r.ip) ?? r.ip });
+    else if (typeof r.hostname === 'string') out.push({ hostname: r.hostname });
+  }
+  for (const ip of list(spec.externalIPs)) if (typeof ip === 'string') out.push(entry(ip));
+  return sortEntries(out);
+}
+
+/** A node's address for the status: ExternalIP, else InternalIP (InternalIP only, with the flag). */
+export function nodeAddress(node: KubeObject, internalOnly: boolean): string | null {
+  const addresses = list(rec(node.status).addresses).map(rec);
+  const find = (type: string) =>
+    addresses.find((a) => a.type === type && typeof a.address === 'string')?.address as string | undefined;
+  return (internalOnly ? find('InternalIP') : (find('ExternalIP') ?? find('InternalIP'))) ?? null;
+}
+
+export function isPodReady(pod: KubeObject): boolean {
+  const conditions = list(rec(pod.status).conditions).map(rec);
+  return conditions.some((c) => c.type === 'Ready' && c.status === 'True');
+}
+
+export interface StatusSources {
+  publishStatusAddress: readonly string[];
+  /** The --publish-service object, when the flag is set (null: set but not found). */
+  publishService: KubeObject | null | undefined;
+  /** Addresses of the nodes running ready controller pods (the fallback). */
+  nodeAddresses: readonly string[];
+}
+
+export function desiredStatus(sources: StatusSources): LbIngressEntry[] {
+  if (sources.publishStatusAddress.length > 0) return sortEntries(sources.publishStatusAddress.map(entry));
+  if (sources.publishService !== undefined)
+    return sources.publishService ? serviceAddresses(sources.publishService) : [];
+  return sortEntries(sources.nodeAddresses.map(entry));
+}
+
+export function currentStatus(ingress: KubeObject): LbIngressEntry[] {
+  const out: LbIngressEntry[] = [];
+  for (const item of list(rec(rec(ingress.status).loadBalancer).ingress)) {
+    const r = rec(item);
+    if (typeof r.ip === 'string') out.push({ ip: r.ip });
+    else if (typeof r.hostname === 'string') out.push({ hostname: r.hostname });
+  }
+  return sortEntries(out);
+}
+
+export function sameStatus(a: readonly LbIngressEntry[], b: readonly LbIngressEntry[]): boolean {
+  return JSON.stringify(sortEntries([...a])) === JSON.stringify(sortEntries([...b]));
+}
+
+/** The Ingress with its status replaced, ready for PUT …/status (carries the resourceVersion read). */
+export function withStatus(ingress: KubeObject, entries: readonly LbIngressEntry[]): KubeObject {
+  return { ...ingress, status: { loadBalancer: { ingress: entries.map((e) => ({ ...e })) } } };
+}

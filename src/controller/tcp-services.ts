@@ -1,0 +1,87 @@
+// --tcp-services-configmap entries as ingress-nginx reads them — `"22": "gitea/gitea-ssh:22"`, with
+// `:PROXY` (expect a PROXY header from the client) and `::PROXY` (send one to the backend) — turned
+// into L4 listeners with their current targets from the topology's endpoints. Pure.
+import type { Topology } from '../config/model.ts';
+import type { KubeObject } from './resources.ts';
+
+export interface TcpServicePlan {
+  port: number;
+  service: { namespace: string; name: string };
+  servicePort: string;
+  /** `:PROXY`: clients send a PROXY header first. */
+  decode: boolean;
+  /** `::PROXY`: a PROXY header (v1, as nginx's stream module) goes to the backend. */
+  encode: boolean;
+  targets: { host: string; port: number }[];
+}
+
+export interface TcpServiceProblem {
+  code: 'TCP_SERVICE_INVALID' | 'UDP_SERVICE_UNSUPPORTED';
+  message: string;
+}
+
+const ENTRY =
+  /^([a-z0-9]([-a-z0-9]*[a-z0-9])?)\/([a-z0-9]([-.a-z0-9]*[a-z0-9])?):([A-Za-z0-9-]+)(?::(PROXY)?(?::(PROXY))?)?$/;
+
+function targetsFor(topology: Topology, namespace: string, name: string, port: string) {
+  const svc = topology.services.find((s) => s.ref.namespace === namespace && s.ref.name === name);
+  if (!svc) return null;
+  const spec = svc.ports.find((p) => String(p.port) === port || p.name === port);
+  if (!spec) return null;
+  return (svc.endpoints[spec.name] ?? [])
+    .filter((e) => e.ready)
+    .map((e) => ({ host: e.address, port: e.port }));
+}
+
+export function planTcpServices(
+  configMap: KubeObject | undefined,
+  topology: Topology,
+  reserved: readonly number[],
+): { plans: TcpServicePlan[]; problems: TcpServiceProblem[] } {
+  const plans: TcpServicePlan[] = [];
+  const problems: TcpServiceProblem[] = [];
+  const data = (configMap?.data ?? {}) as Record<string, unknown>;
+  const where = `ConfigMap ${configMap?.metadata?.namespace ?? ''}/${configMap?.metadata?.name ?? ''}`;
+  for (const [key, value] of Object.entries(data).sort(([a], [b]) => Number(a) - Number(b))) {
+    const port = Number(key);
+    const invalid = (why: string) =>
+      problems.push({ code: 'TCP_SERVICE_INVALID', message: `${where} data["${key}"]: ${why}; not served` });
+    if (!/^\d{1,5}$/.test(key) || port < 1 || port > 65535) {
+      invalid('the key must be a port number 1-65535');
+      continue;
+    }
+    if (reserved.includes(port)) {
+      invalid(`port ${port} is the controller's own HTTP/HTTPS/health port`);
+      continue;
+    }
+    const m = typeof value === 'string' ? ENTRY.exec(value.trim()) : null;
+    if (!m) {
+      invalid(`${JSON.stringify(value)} is not "namespace/service:port[:PROXY][:PROXY]"`);
+      continue;
+    }
+    const [namespace, name, servicePort] = [m[1]!, m[3]!, m[5]!];
+    const targets = targetsFor(topology, namespace, name, servicePort);
+    if (targets === null) {
+      invalid(`Service ${namespace}/${name} with port ${servicePort} does not exist`);
+      continue;
+    }
+    plans.push({
+      port,
+      service: { namespace, name },
+      servicePort,
+      decode: m[6] === 'PROXY',
+      encode: m[7] === 'PROXY',
+      targets,
+    });
+  }
+  return { plans, problems };
+}
+
+/** Every UDP entry is reported by name: keepip has no UDP proxy. */
+export function udpProblems(configMap: KubeObject | undefined): TcpServiceProblem[] {
+  const data = (configMap?.data ?? {}) as Record<string, unknown>;
+  return Object.entries(data).map(([key, value]) => ({
+    code: 'UDP_SERVICE_UNSUPPORTED',
+    message: `UDP service ${key} -> ${String(value)} (ConfigMap ${configMap?.metadata?.namespace}/${configMap?.metadata?.name}) is not served: keepip has no UDP proxy`,
+  }));
+}

@@ -1,0 +1,210 @@
+// Shared pieces of the controller tests: a backend that counts requests, cluster objects for the fake
+// API server, an in-process controller whose log lines can be waited on, and plain HTTP(S) requests.
+import http from 'node:http';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { Writable } from 'node:stream';
+import tls from 'node:tls';
+import { type RunningController, startController } from '../../src/controller/controller.ts';
+import { parseControllerFlags } from '../../src/controller/flags.ts';
+import { createLineSink } from '../../src/gateway/line-sink.ts';
+import type { FakeApiServer, Obj } from '../fixtures/fake-apiserver.ts';
+
+export interface Backend {
+  port: number;
+  hits: number;
+  close(): Promise<void>;
+}
+
+export async function startBackend(name: string, host = '127.0.0.1'): Promise<Backend> {
+  const backend = { port: 0, hits: 0, close: async () => {} };
+  const server = http.createServer((req, res) => {
+    backend.hits++;
+    res.writeHead(200, { 'content-type': 'text/plain' }).end(`${name} ${req.url}\n`);
+  });
+  await new Promise<void>((resolve) => server.listen(0, host, resolve));
+  backend.port = (server.address() as AddressInfo).port;
+  backend.close = () =>
+    new Promise((resolve) => {
+      server.closeAllConnections();
+      server.close(() => resolve());
+    });
+  return backend;
+}
+
+export function ingressClass(): Obj {
+  return { kind: 'IngressClass', metadata: { name: 'nginx' }, spec: { controller: 'k8s.io/ingress-nginx' } };
+}
+
+export function service(name: string, ns = 'default'): Obj {
+  return {
+    kind: 'Service',
+    metadata: { namespace: ns, name },
+    spec: { type: 'ClusterIP', ports: [{ name: 'http', port: 80, targetPort: 8080, protocol: 'TCP' }] },
+  };
+}
+
+export function endpointSlice(serviceName: string, address: string, port: number, ns = 'default'): Obj {
+  return {
+    kind: 'EndpointSlice',
+    metadata: {
+      namespace: ns,
+      name: `${serviceName}-abc`,
+      labels: { 'kubernetes.io/service-name': serviceName },
+    },
+    addressType: 'IPv4',
+    endpoints: [{ addresses: [address], conditions: { ready: true } }],
+    ports: [{ name: 'http', port, protocol: 'TCP' }],
+  };
+}
+
+export function ingress(name: string, host: string, serviceName: string, extra: Obj = {}): Obj {
+  return {
+    kind: 'Ingress',
+    metadata: { namespace: 'default', name, annotations: extra.annotations ?? {} },
+    spec: {
+      ingressClassName: 'nginx',
+      ...(extra.tls ? { tls: extra.tls } : {}),
+      rules: [
+        {
+          host,
+          http: {
+            paths: [
+              {
+                path: '/',
+                pathType: 'Prefix',
+                backend: { service: { name: serviceName, port: { number: 80 } } },
+              },
+            ],
+          },
+        },
+      ],
+    },
+  };
+}
+
+/** One Ingress web.example.com → Service web → the backend on 127.0.0.1. */
+export function seedWeb(api: FakeApiServer, backendPort: number): void {
+  api.apply(ingressClass());
+  api.apply(service('web'));
+  api.apply(endpointSlice('web', '127.0.0.1', backendPort));
+  api.apply(ingress('web', 'web.example.com', 'web'));
+}
+
+export interface TestController {
+  running: RunningController;
+  lines: string[];
+  waitForLine(pattern: RegExp, timeoutMs?: number): Promise<string>;
+  /** Lines that arrived after `mark`. */
+  mark(): number;
+  close(): Promise<void>;
+}
+
+export async function startTestController(
+  api: FakeApiServer,
+  args: string[] = [],
+  env: Record<string, string> = {},
+): Promise<TestController> {
+  const parsed = parseControllerFlags(
+    [
+      `--kubeconfig=${api.kubeconfig}`,
+      '--bind-address',
+      '127.0.0.1',
+      '--http-port=0',
+      '--https-port=0',
+      '--healthz-port=0',
+      '--post-shutdown-grace-period=1',
+      ...args,
+    ],
+    { POD_NAMESPACE: 'ingress-nginx', ...env },
+  );
+  if (parsed.ok !== true) throw new Error(`flags: ${JSON.stringify(parsed)}`);
+  const lines: string[] = [];
+  const waiters = new Set<() => void>();
+  const log = (line: string) => {
+    lines.push(line);
+    for (const w of [...waiters]) w();
+  };
+  const quiet = createLineSink(new Writable({ write: (_c, _e, cb) => cb() }));
+  const running = await startController(parsed.options, {
+    env: {},
+    log,
+    backoff: { initialMs: 20, maxMs: 200 },
+    debounce: { quietMs: 20, maxDelayMs: 200 },
+    accessLog: quiet,
+    errorLog: quiet,
+  });
+  let from = 0;
+  return {
+    running,
+    lines,
+    mark: () => {
+      from = lines.length;
+      return from;
+    },
+    waitForLine(pattern, timeoutMs = 20_000) {
+      const start = from;
+      return new Promise((resolve, reject) => {
+        const check = () => {
+          const hit = lines.slice(start).find((l) => pattern.test(l));
+          if (hit !== undefined) {
+            waiters.delete(check);
+            clearTimeout(timer);
+            resolve(hit);
+          }
+        };
+        const timer = setTimeout(() => {
+          waiters.delete(check);
+          reject(new Error(`no log line ${pattern} within ${timeoutMs} ms; lines:\n${lines.join('\n')}`));
+        }, timeoutMs);
+        waiters.add(check);
+        check();
+      });
+    },
+    close: () => running.close(),
+  };
+}
+
+export interface Answer {
+  status: number;
+  body: string;
+}
+
+export function get(port: number, host: string, path = '/', tls = false): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const request = (tls ? https : http).request(
+      {
+        host: '127.0.0.1',
+        port,
+        path,
+        headers: { host },
+        agent: false,
+        ...(tls ? { servername: host, rejectUnauthorized: false } : {}),
+      },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (body += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      },
+    );
+    request.on('error', reject);
+    request.end();
+  });
+}
+
+/** The certificate a TLS listener presents for `servername`. */
+export function peerCertificate(port: number, servername: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = tls.connect({ host: '127.0.0.1', port, servername, rejectUnauthorized: false }, () => {
+      const cert = socket.getPeerCertificate();
+      socket.destroy();
+      resolve(cert.subject?.CN ?? '');
+    });
+    socket.on('error', reject);
+  });
+}
+
+export function healthz(port: number): Promise<Answer> {
+  return get(port, 'localhost', '/healthz');
+}

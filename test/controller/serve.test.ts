@@ -1,0 +1,76 @@
+// keepip controller against the fake API server, end to end: a request through the controller's
+// HTTP port reaches a backend on 127.0.0.1 found through EndpointSlices; /healthz turns ready only
+// after the first complete sync; changes are applied.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { type FakeApiServer, startFakeApiServer } from '../fixtures/fake-apiserver.ts';
+import {
+  type Backend,
+  endpointSlice,
+  get,
+  healthz,
+  ingress,
+  seedWeb,
+  service,
+  startBackend,
+  startTestController,
+  type TestController,
+} from './harness.ts';
+
+describe('keepip controller serves the cluster', () => {
+  let api: FakeApiServer;
+  let web: Backend;
+  let other: Backend;
+  let ctl: TestController;
+  let httpPort: number;
+
+  before(async () => {
+    api = await startFakeApiServer();
+    web = await startBackend('web');
+    other = await startBackend('other');
+    seedWeb(api, web.port);
+    ctl = await startTestController(api, ['--publish-status-address=10.0.0.1']);
+    const gateway = await ctl.running.serving();
+    httpPort = gateway.httpAddress!.port;
+  });
+  after(async () => {
+    await ctl?.close();
+    await api?.close();
+    await web?.close();
+    await other?.close();
+  });
+
+  it('routes a request by Host to the EndpointSlice backend', async () => {
+    const before = web.hits;
+    const answer = await get(httpPort, 'web.example.com', '/hello');
+    assert.equal(answer.status, 200);
+    assert.equal(answer.body, 'web /hello\n');
+    assert.equal(web.hits, before + 1);
+    assert.equal((await get(httpPort, 'unknown.example.com')).status, 404);
+  });
+
+  it('/healthz is ready once serving', async () => {
+    const answer = await healthz(ctl.running.healthzAddress!.port);
+    assert.equal(answer.status, 200);
+  });
+
+  it('applies a new Ingress, then its removal', async () => {
+    ctl.mark();
+    api.apply(service('other'));
+    api.apply(endpointSlice('other', '127.0.0.1', other.port));
+    api.apply(ingress('other', 'other.example.com', 'other'));
+    await ctl.waitForLine(/reloaded: .*2 Ingresses/);
+    assert.equal((await get(httpPort, 'other.example.com', '/x')).body, 'other /x\n');
+    ctl.mark();
+    api.remove('Ingress', 'default', 'other');
+    await ctl.waitForLine(/reloaded: .*1 Ingress,/);
+    assert.equal((await get(httpPort, 'other.example.com', '/x')).status, 404);
+  });
+
+  it('follows endpoint changes', async () => {
+    ctl.mark();
+    api.apply(endpointSlice('web', '127.0.0.1', other.port));
+    await ctl.waitForLine(/reloaded/);
+    assert.equal((await get(httpPort, 'web.example.com', '/y')).body, 'other /y\n');
+  });
+});
