@@ -199,16 +199,18 @@ test('close() ends idle keep-alive connections and WebSockets so nothing lingers
   const agent = new http.Agent({ keepAlive: true });
   // The response has ended (the connection is idle in the agent) before close() is called: a signal,
   // not a sleep.
-  const socketClosed = await new Promise<Promise<void>>((resolve, reject) => {
+  // (Wrapped in an object: resolving with the close promise itself would wait for the close.)
+  const { socketClosed } = await new Promise<{ socketClosed: Promise<void> }>((resolve, reject) => {
     const req = http.get({ host: '127.0.0.1', port: other.address.port, path: '/', agent }, (res) => {
       res.resume();
       res.on('end', () => {
         const socket = req.socket;
-        resolve(
-          socket && !socket.closed
-            ? new Promise((closed) => socket.once('close', () => closed()))
-            : Promise.resolve(),
-        );
+        resolve({
+          socketClosed:
+            socket && !socket.closed
+              ? new Promise((closed) => socket.once('close', () => closed()))
+              : Promise.resolve(),
+        });
       });
     });
     req.on('error', reject);
