@@ -7,6 +7,7 @@ import type { EndpointModel, LoadBalancerModel, NodeModel, ServiceModel, Topolog
 import { type CompiledRoutes, compileRoutes } from '../gateway/router.ts';
 import { CidrSet } from '../net/cidr-set.ts';
 import { createClientIpResolver } from '../net/client-ip.ts';
+import { addressFamily } from '../net/ip.ts';
 import type { ClientPath } from './types.ts';
 
 export interface ChainOptions {
@@ -141,10 +142,6 @@ export function passesLoadBalancer(chain: Chain): boolean {
 
 const AWS_PROVIDERS = new Set(['aws-nlb', 'aws-elb']);
 
-function family(address: string): 4 | 6 {
-  return address.includes(':') ? 6 : 4;
-}
-
 /**
  * Whether the LB's targets see the client's own address at the TCP level, and if not, which rule says
  * so. A3: preservation off; A4: a transit gateway, VPN, PrivateLink or IPv4<->IPv6 translation on an
@@ -171,7 +168,7 @@ export function lbPreservation(
         why: `the client arrives through ${describeVia(chain.via)}, where AWS cannot preserve its address`,
       };
     }
-    if (client !== null && family(client) !== family(lb.sourceAddress)) {
+    if (client !== null && addressFamily(client) !== addressFamily(lb.sourceAddress)) {
       return {
         preserved: false,
         rule: 'A4',
@@ -218,5 +215,5 @@ export function gatewayPeers(chain: Chain, client: string | null = null): Gatewa
 
 /** Host CIDR of an address: /32 for IPv4, /128 for IPv6. */
 export function hostCidr(address: string): string {
-  return `${address}/${family(address) === 4 ? 32 : 128}`;
+  return `${address}/${addressFamily(address) === 4 ? 32 : 128}`;
 }

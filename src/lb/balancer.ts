@@ -7,7 +7,7 @@ import net, { type AddressInfo } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { Registry } from 'prom-client';
 import { CidrSet } from '../net/cidr-set.ts';
-import { canonicalIp } from '../net/ip.ts';
+import { addressFamily, canonicalIp, isLoopbackAddress } from '../net/ip.ts';
 import {
   DEFAULT_DEREGISTRATION_DELAY_MS,
   DEFAULT_IDLE_TIMEOUT_MS,
@@ -22,7 +22,7 @@ import type { HealthStatus } from './health-state.ts';
 import { emptyLbStats, type LbStats, registerLbMetrics } from './metrics.ts';
 import { createHeaderBuilder, UNIQUE_ID_BYTES } from './proxy-header.ts';
 import { createSelectionPolicy, type FlowKey } from './selection.ts';
-import { chooseSourceAddress, familyOf, isLoopbackAddress } from './source-address.ts';
+import { chooseSourceAddress } from './source-address.ts';
 import { createTargetGroup, type TargetEntry, targetKey } from './target-group.ts';
 
 export {
@@ -99,7 +99,9 @@ export async function startLoadBalancer(input: LbRuntimeConfig): Promise<Running
   const localAddresses = machineAddresses();
   const isLocalAddress = (address: string) => isLoopbackAddress(address) || localAddresses.has(address);
   const sourceFor = (host: string) =>
-    sourceAddress !== null && familyOf(sourceAddress) === familyOf(host) ? sourceAddress : undefined;
+    sourceAddress !== null && addressFamily(sourceAddress) === addressFamily(host)
+      ? sourceAddress
+      : undefined;
   const lastLogged = new Map<string, number>();
   const logRepeated = (kind: string, line: string) => {
     const now = Date.now();

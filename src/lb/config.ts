@@ -3,6 +3,7 @@
 import type { Registry } from 'prom-client';
 import type { HealthCheckModel, LoadBalancerModel, ServicePortModel } from '../config/model.ts';
 import { CidrSet } from '../net/cidr-set.ts';
+import { formatHostPort } from '../net/host-port.ts';
 import { canonicalIp } from '../net/ip.ts';
 
 export interface TargetAddress {
@@ -87,11 +88,17 @@ export function validateLbConfig(config: LbRuntimeConfig): LbConfigResult {
   const errors: LbConfigError[] = [];
   const add = (code: LbConfigError['code'], message: string) => errors.push({ code, message });
   if (!isHost(config.listen.host) || !isPort(config.listen.port, true)) {
-    add('LB_BAD_LISTEN_ADDRESS', `listen address ${config.listen.host}:${config.listen.port} is not IP:PORT`);
+    add(
+      'LB_BAD_LISTEN_ADDRESS',
+      `listen address ${formatHostPort(config.listen.host, config.listen.port)} is not IP:PORT`,
+    );
   }
   config.targets.forEach((t, i) => {
     if (!isHost(t.host) || !isPort(t.port, false)) {
-      add('LB_BAD_TARGET', `target ${i + 1} (${t.host}:${t.port}) is not IP:PORT with a port 1-65535`);
+      add(
+        'LB_BAD_TARGET',
+        `target ${i + 1} (${formatHostPort(t.host, t.port)}) is not IP:PORT with a port 1-65535`,
+      );
     }
   });
   if (config.sourceAddress !== null && canonicalIp(config.sourceAddress) === null) {

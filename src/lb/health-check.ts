@@ -5,6 +5,7 @@
 // its private addresses.
 import net from 'node:net';
 import type { HealthCheckModel } from '../config/model.ts';
+import { formatHostPort } from '../net/host-port.ts';
 import type { CheckResult } from './health-state.ts';
 
 export interface ProbeSpec {
@@ -56,9 +57,7 @@ export function probe(spec: ProbeSpec): Promise<CheckResult> {
         done({ ok: true }, true);
         return;
       }
-      const hostHeader = spec.host.includes(':')
-        ? `[${spec.host}]:${spec.port}`
-        : `${spec.host}:${spec.port}`;
+      const hostHeader = formatHostPort(spec.host, spec.port);
       const request = Buffer.from(
         `GET ${spec.path} HTTP/1.1\r\nHost: ${hostHeader}\r\nUser-Agent: keepip-lb-health-check\r\nConnection: close\r\n\r\n`,
         'latin1',

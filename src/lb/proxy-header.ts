@@ -2,10 +2,10 @@
 // the listener address it reached) and one per health check (LOCAL, as an NLB's checks do, rule A6).
 // Encoding is the codec's (src/proxy-protocol); this module only decides what goes in. Pure.
 import { awsVpcEndpointIdTlv, tryEncodeProxyHeader, uniqueIdTlv } from '../proxy-protocol/encode.ts';
+import { addressFamily } from '../net/ip.ts';
 import type { PpError } from '../proxy-protocol/errors.ts';
 import type { EncodeSpec, Tlv } from '../proxy-protocol/types.ts';
 import type { LbTlvOptions } from './config.ts';
-import { familyOf } from './source-address.ts';
 
 export interface FlowEndpoints {
   client: { address: string; port: number };
@@ -44,8 +44,8 @@ export function createHeaderBuilder(
       const spec: EncodeSpec = { version: v, command: 'PROXY', crc32c };
       // A dual-stack listener can see an IPv4 client on an IPv6 socket address (or the reverse);
       // one header carries one family, so write both in IPv6 then.
-      if (familyOf(client.address) === familyOf(listener.address)) {
-        spec.protocol = familyOf(client.address) === 6 ? 'TCP6' : 'TCP4';
+      if (addressFamily(client.address) === addressFamily(listener.address)) {
+        spec.protocol = addressFamily(client.address) === 6 ? 'TCP6' : 'TCP4';
         spec.source = client;
         spec.destination = listener;
       } else {
@@ -62,5 +62,5 @@ export function createHeaderBuilder(
 }
 
 function asIpv6(address: string): string {
-  return familyOf(address) === 6 ? address : `::ffff:${address}`;
+  return addressFamily(address) === 6 ? address : `::ffff:${address}`;
 }

@@ -4,6 +4,10 @@
 // lets us bind to those. For any other client, binding would need IP_TRANSPARENT and routing tricks,
 // so keepip falls back to the source address and says so (`preservationFallback`) instead of pretending.
 // Pure: the caller supplies what is local.
+import { addressFamily } from '../net/ip.ts';
+
+// The loopback test is the first half of what counts as local (balancer.ts adds the interfaces).
+export { isLoopbackAddress } from '../net/ip.ts';
 
 export type PreservationFallback = 'client-not-local' | 'family-mismatch';
 
@@ -30,10 +34,10 @@ export interface SourceInputs {
 
 export function chooseSourceAddress(inputs: SourceInputs): SourceChoice {
   const { clientAddress, targetAddress, sourceAddress } = inputs;
-  const targetFamily = familyOf(targetAddress);
+  const targetFamily = addressFamily(targetAddress);
   let preservationFallback: PreservationFallback | null = null;
   if (inputs.preserveClientIp) {
-    if (familyOf(clientAddress) !== targetFamily) {
+    if (addressFamily(clientAddress) !== targetFamily) {
       preservationFallback = 'family-mismatch';
     } else if (!inputs.isLocalAddress(clientAddress)) {
       preservationFallback = 'client-not-local';
@@ -46,20 +50,11 @@ export function chooseSourceAddress(inputs: SourceInputs): SourceChoice {
       };
     }
   }
-  const usable = sourceAddress !== null && familyOf(sourceAddress) === targetFamily;
+  const usable = sourceAddress !== null && addressFamily(sourceAddress) === targetFamily;
   return {
     localAddress: usable ? sourceAddress : undefined,
     preserved: false,
     preservationFallback,
     hairpin: false,
   };
-}
-
-export function familyOf(address: string): 4 | 6 {
-  return address.includes(':') ? 6 : 4;
-}
-
-/** Loopback: any 127.x.y.z, and ::1 (IPv6 loopback is that one address only). */
-export function isLoopbackAddress(address: string): boolean {
-  return address === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(address);
 }

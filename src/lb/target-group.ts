@@ -2,6 +2,7 @@
 // Offers the selection policy its candidates: the healthy targets, or, when none is healthy, all of
 // them (an NLB fails open, and so does keepip: a broken health check must not take the service down).
 // No sockets here: health checks are started through `startChecks`, flows are opaque.
+import { formatHostPort } from '../net/host-port.ts';
 import {
   type CheckResult,
   type HealthState,
@@ -48,8 +49,9 @@ export interface TargetGroup {
   close(): void;
 }
 
+/** A target's identity in the group, metrics and logs: its ADDR:PORT text. */
 export function targetKey(target: { host: string; port: number }): string {
-  return target.host.includes(':') ? `[${target.host}]:${target.port}` : `${target.host}:${target.port}`;
+  return formatHostPort(target.host, target.port);
 }
 
 export function createTargetGroup(options: TargetGroupOptions): TargetGroup {

@@ -75,6 +75,32 @@ export function canonicalIp(text: string): string | null {
   return ip === null ? null : formatIp(ip);
 }
 
+/**
+ * A socket address with an IPv4-mapped IPv6 form (`::ffff:10.0.0.1`, as a dual-stack listener reports
+ * an IPv4 peer) folded to the IPv4 address; any other text is returned as it is, unchecked.
+ */
+export function foldMappedIpv4(text: string): string {
+  if (!text.includes(':')) return text;
+  const ip = parseIp(text);
+  return ip !== null && ip.family === 4 ? formatIpv4(ip.w0) : text;
+}
+
+/**
+ * The family of an address already in canonical text (IPv4-mapped folded): only IPv6 text has a colon.
+ * Not a validator (a host name counts as 4): untrusted text goes through parseIp.
+ */
+export function addressFamily(text: string): 4 | 6 {
+  return text.includes(':') ? 6 : 4;
+}
+
+/** Loopback: any 127.0.0.0/8 address, and ::1 (IPv6 loopback is that one address only); strict text. */
+export function isLoopbackAddress(text: string): boolean {
+  const ip = parseIp(text);
+  if (ip === null) return false;
+  if (ip.family === 4) return ip.w0 >>> 24 === 127;
+  return ip.w0 === 0 && ip.w1 === 0 && ip.w2 === 0 && ip.w3 === 1;
+}
+
 /** IPv4 as a dotted quad; IPv6 in RFC 5952 form (lowercase, shortest, first longest zero run as "::"). */
 export function formatIp(ip: IpAddress): string {
   return ip.family === 4 ? formatIpv4(ip.w0) : formatIpv6(ip.w0, ip.w1, ip.w2, ip.w3);

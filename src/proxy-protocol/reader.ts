@@ -3,9 +3,13 @@
 import type { Server as HttpServer } from 'node:http';
 import net from 'node:net';
 import type { Server as TlsServer, TLSSocket } from 'node:tls';
+import { foldMappedIpv4 } from '../net/ip.ts';
 import type { PpError } from './errors.ts';
 import { parseProxyHeader } from './parse.ts';
 import type { ProxyHeader } from './types.ts';
+
+/** The codec's name for net/ip.ts's folder of IPv4-mapped socket addresses. */
+export { foldMappedIpv4 as foldMappedIPv4 };
 
 export type RejectReason = 'untrusted' | 'timeout' | 'oversize' | 'malformed' | 'closed';
 
@@ -74,11 +78,6 @@ export function createProxyReaderStats(): ProxyReaderStats {
   return { accepted: 0, closed: { untrusted: 0, timeout: 0, oversize: 0, malformed: 0, closed: 0 } };
 }
 
-/** ::ffff:a.b.c.d -> a.b.c.d; any other address unchanged. */
-export function foldMappedIPv4(address: string): string {
-  return /^::ffff:\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}$/i.test(address) ? address.slice(7) : address;
-}
-
 const infoBySocket = new WeakMap<object, ProxyInfo>();
 
 /**
@@ -118,7 +117,7 @@ function infoFor(header: ProxyHeader, socket: net.Socket, peerAddress: string): 
     header,
     clientAddress: peerAddress,
     clientPort: peerPort,
-    destinationAddress: foldMappedIPv4(socket.localAddress ?? ''),
+    destinationAddress: foldMappedIpv4(socket.localAddress ?? ''),
     destinationPort: socket.localPort ?? 0,
     fromHeader: false,
     peerAddress,
@@ -134,7 +133,7 @@ function infoFor(header: ProxyHeader, socket: net.Socket, peerAddress: string): 
  */
 export function readProxyHeader(socket: net.Socket, options: ProxyReaderOptions): Promise<ReadOutcome> {
   const maxHeaderBytes = options.maxHeaderBytes ?? DEFAULT_MAX_HEADER_BYTES;
-  const peer = foldMappedIPv4(socket.remoteAddress ?? '');
+  const peer = foldMappedIpv4(socket.remoteAddress ?? '');
 
   const reject = (reason: RejectReason, detail: string, error?: PpError): ReadOutcome => {
     socket.destroy();

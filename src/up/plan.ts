@@ -18,6 +18,8 @@ import type {
   ServicePortModel,
   Topology,
 } from '../config/model.ts';
+import { formatHostPort } from '../net/host-port.ts';
+import { isLoopbackAddress } from '../net/ip.ts';
 
 export interface Endpoint {
   host: string;
@@ -69,7 +71,7 @@ const AWS_PROVIDERS: ReadonlySet<LbProvider> = new Set<LbProvider>(['aws-nlb', '
 const FIRST_DEFAULT_NODE_PORT = 30000;
 
 const refName = (ref: ObjectRef): string => `${ref.namespace}/${ref.name}`;
-const endpointKey = (e: Endpoint): string => `${e.host}:${e.port}`;
+const endpointKey = (e: Endpoint): string => formatHostPort(e.host, e.port);
 
 function findService(topology: Topology, ref: ObjectRef): ServiceModel | undefined {
   return topology.services.find((s) => s.ref.namespace === ref.namespace && s.ref.name === ref.name);
@@ -77,10 +79,6 @@ function findService(topology: Topology, ref: ObjectRef): ServiceModel | undefin
 
 function readyEndpoints(service: ServiceModel, port: ServicePortModel): EndpointModel[] {
   return (service.endpoints[port.name] ?? []).filter((e) => e.ready);
-}
-
-function isLoopback(address: string): boolean {
-  return address.startsWith('127.') || address === '::1';
 }
 
 /** A Service port's pod port when no endpoint tells it: a numeric targetPort, else the port itself. */
@@ -154,7 +152,8 @@ export function planUp(topology: Topology): UpPlan {
   // ClusterIP hops: kube-proxy's DNAT for in-cluster traffic keeps the caller's address.
   for (const ref of backendRefs.values()) {
     const service = findService(topology, ref);
-    if (service === undefined || service.clusterIP === null || !isLoopback(service.clusterIP)) continue;
+    if (service === undefined || service.clusterIP === null || !isLoopbackAddress(service.clusterIP))
+      continue;
     for (const port of service.ports) {
       const targets = readyEndpoints(service, port).map((e) => ({ host: e.address, port: e.port }));
       if (targets.length === 0) continue;
@@ -243,7 +242,7 @@ export function planUp(topology: Topology): UpPlan {
 
   for (const component of components) {
     if (
-      !isLoopback(
+      !isLoopbackAddress(
         component.kind === 'gateway' ? (component.http ?? component.https)!.host : component.listen.host,
       )
     ) {

@@ -1,6 +1,10 @@
 // What the whoami backend tells a client about its request: the JSON record (a contract: the doctor's
 // --probe and the end-to-end tests parse it) and a traefik/whoami-style text rendering. Pure: the
 // server fills in the socket facts, this module only shapes them.
+import { formatHostPort } from '../net/host-port.ts';
+import { foldMappedIpv4 } from '../net/ip.ts';
+
+export { foldMappedIpv4 };
 
 export interface WhoamiBody {
   bytes: number;
@@ -43,14 +47,6 @@ export interface RequestFacts {
   body?: WhoamiBody;
 }
 
-const V4_MAPPED = /^::ffff:(\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3})$/i;
-
-/** Folds an IPv4-mapped IPv6 address to its IPv4 form; anything else is returned unchanged. */
-export function foldMappedIpv4(address: string): string {
-  const match = V4_MAPPED.exec(address);
-  return match ? match[1]! : address;
-}
-
 /** Joins repeated headers with ", " under their lower-case name, keeping arrival order. */
 export function collectHeaders(rawHeaders: readonly string[]): Record<string, string> {
   // A null-prototype object: a header named __proto__ must be echoed, not reach Object.prototype.
@@ -85,17 +81,13 @@ export function describeRequest(facts: RequestFacts): WhoamiEcho {
   return echo;
 }
 
-function formatAddress(address: string, port: number): string {
-  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
-}
-
 /** The text form, like traefik/whoami: who answered, who asked, then the request as received. */
 export function renderText(echo: WhoamiEcho, rawHeaders: readonly string[]): string {
   const lines = [
     `Name: ${echo.name}`,
     `Hostname: ${echo.hostname}`,
     `IP: ${echo.localAddress}`,
-    `RemoteAddr: ${formatAddress(echo.remoteAddress, echo.remotePort)}`,
+    `RemoteAddr: ${formatHostPort(echo.remoteAddress, echo.remotePort)}`,
     `${echo.method} ${echo.url} ${echo.protocol}`,
   ];
   for (let i = 0; i + 1 < rawHeaders.length; i += 2) lines.push(`${rawHeaders[i]}: ${rawHeaders[i + 1]}`);

@@ -1,6 +1,6 @@
 // PROXY_PROTOCOL_TRUSTS_EVERYONE: use-proxy-protocol with proxy-real-ip-cidr 0.0.0.0/0 (the default):
 // anything that reaches the pod or a NodePort directly can write its own header (G7).
-import { type GatewayPeers, gatewayPeers } from '../chain.ts';
+import { type GatewayPeers, gatewayPeers, hostCidr } from '../chain.ts';
 import { patchConfigMap } from '../fix.ts';
 import { proxyProtocolPlan, trustsEveryone } from '../plans.ts';
 import { accessSeverity, configMapSubject } from './common.ts';
@@ -29,9 +29,7 @@ export const rule: Rule = {
         summary: `Accept PROXY headers only from ${peers.addresses.join(', ')}.`,
         patches: [
           patchConfigMap(context.configMap, {
-            'proxy-real-ip-cidr': peers.addresses
-              .map((a) => (a.includes(':') ? `${a}/128` : `${a}/32`))
-              .join(','),
+            'proxy-real-ip-cidr': peers.addresses.map(hostCidr).join(','),
           }),
         ],
       };
