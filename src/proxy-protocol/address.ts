@@ -1,5 +1,9 @@
-// Strict IP text parsing and RFC 5952 formatting for the codec. Strict on purpose: a v1 header
-// with "01.2.3.4" or "fe80::1%eth0" is refused, never "repaired".
+// The codec's address text: strict parsing is src/net/ip.ts's, the one parser every part of keepip
+// uses (a v1 header with "01.2.3.4" or "fe80::1%eth0" is refused, never "repaired"); this module turns
+// its words into the bytes a v2 header carries, and formats bytes back to text. The formatting stays
+// here: it reads straight from a header's bytes, and keeps an IPv4-mapped address in its mapped form
+// (::ffff:a.b.c.d), because a header reports what was sent; folding is the reader's business.
+import { parseIpUnfolded, parseIpv4Value } from '../net/ip.ts';
 
 /** Decimal strings for 0-255, so formatting an IPv4 address is four lookups. */
 export const DEC: readonly string[] = Array.from({ length: 256 }, (_, i) => String(i));
@@ -14,37 +18,13 @@ export function parseIPv4(text: string): Uint8Array | null {
 
 /**
  * parseIPv4 without the allocation: writes the 4 bytes to out[offset..offset+4) and returns true,
- * or returns false (out may then hold part of an address). For the encoder's hot path.
+ * or returns false and leaves out alone. For the encoder's hot path.
  */
 export function parseIPv4Into(text: string, out: Uint8Array, offset: number): boolean {
-  const len = text.length;
-  if (len < 7 || len > 15) return false;
-  let octet = 0;
-  let value = 0;
-  let digits = 0;
-  for (let i = 0; i <= len; i++) {
-    const c = i < len ? text.charCodeAt(i) : 0x2e;
-    if (c === 0x2e) {
-      if (digits === 0 || octet > 3) return false;
-      out[offset + octet++] = value;
-      value = 0;
-      digits = 0;
-    } else if (c >= 0x30 && c <= 0x39) {
-      if (digits > 0 && value === 0) return false; // leading zero
-      value = value * 10 + (c - 0x30);
-      if (++digits > 3 || value > 255) return false;
-    } else {
-      return false;
-    }
-  }
-  return octet === 4;
-}
-
-function hexValue(c: number): number {
-  if (c >= 0x30 && c <= 0x39) return c - 0x30;
-  if (c >= 0x61 && c <= 0x66) return c - 0x57;
-  if (c >= 0x41 && c <= 0x46) return c - 0x37;
-  return -1;
+  const value = parseIpv4Value(text, 0, text.length);
+  if (value < 0) return false;
+  writeWord(out, offset, value);
+  return true;
 }
 
 /**
@@ -52,63 +32,21 @@ function hexValue(c: number): number {
  * No zone id, no brackets, no prefix length. Returns the 16 bytes or null.
  */
 export function parseIPv6(text: string): Uint8Array | null {
-  const len = text.length;
-  if (len < 2 || len > 45) return null;
-  const groups: number[] = [];
-  let gap = -1; // index in `groups` where "::" stands
-  let i = 0;
-  if (text.charCodeAt(0) === 0x3a) {
-    if (text.charCodeAt(1) !== 0x3a) return null;
-    gap = 0;
-    i = 2;
-    if (i === len) return expand(groups, gap);
-  }
-  for (;;) {
-    // One group (or the IPv4 tail) starts at i.
-    let j = i;
-    let value = 0;
-    while (j < len && j - i < 5) {
-      const h = hexValue(text.charCodeAt(j));
-      if (h < 0) break;
-      value = value * 16 + h;
-      j++;
-    }
-    if (j < len && text.charCodeAt(j) === 0x2e) {
-      // Dotted IPv4 in the last 32 bits.
-      const v4 = parseIPv4(text.slice(i));
-      if (v4 === null || groups.length > 6) return null;
-      groups.push((v4[0]! << 8) | v4[1]!, (v4[2]! << 8) | v4[3]!);
-      break;
-    }
-    if (j === i || j - i > 4) return null;
-    groups.push(value);
-    if (groups.length > 8) return null;
-    if (j === len) break;
-    if (text.charCodeAt(j) !== 0x3a) return null;
-    j++;
-    if (j < len && text.charCodeAt(j) === 0x3a) {
-      if (gap >= 0) return null; // a second "::"
-      gap = groups.length;
-      j++;
-      if (j === len) break;
-    } else if (j === len) {
-      return null; // trailing single ":"
-    }
-    i = j;
-  }
-  return expand(groups, gap);
+  const ip = parseIpUnfolded(text);
+  if (ip === null || ip.family !== 6) return null;
+  const out = new Uint8Array(16);
+  writeWord(out, 0, ip.w0);
+  writeWord(out, 4, ip.w1);
+  writeWord(out, 8, ip.w2);
+  writeWord(out, 12, ip.w3);
+  return out;
 }
 
-function expand(groups: number[], gap: number): Uint8Array | null {
-  if (gap < 0 ? groups.length !== 8 : groups.length > 7) return null;
-  const out = new Uint8Array(16);
-  const tail = gap < 0 ? 0 : groups.length - gap;
-  for (let g = 0; g < groups.length; g++) {
-    const slot = gap >= 0 && g >= gap ? 8 - tail + (g - gap) : g;
-    out[slot * 2] = groups[g]! >> 8;
-    out[slot * 2 + 1] = groups[g]! & 0xff;
-  }
-  return out;
+function writeWord(out: Uint8Array, offset: number, word: number): void {
+  out[offset] = word >>> 24;
+  out[offset + 1] = (word >>> 16) & 0xff;
+  out[offset + 2] = (word >>> 8) & 0xff;
+  out[offset + 3] = word & 0xff;
 }
 
 /** IPv4 text of bytes[offset..offset+4). */
