@@ -187,7 +187,10 @@ function parseLine(line: string): ProxyHeader | PpError {
   };
 }
 
-/** The address in canonical form, or null. IPv4 text that passes the strict parse is canonical. */
+/**
+ * The address in canonical form, or null: the spec's grammar is net/ip.ts's strict one (no leading
+ * zeros, no zone). IPv4 text that passes the strict parse is canonical; IPv6 keeps a mapped form.
+ */
 function parseAddress(protocol: 'TCP4' | 'TCP6', text: string): string | null {
   if (protocol === 'TCP4') return parseIPv4(text) === null ? null : text;
   const bytes = parseIPv6(text);
@@ -238,6 +241,10 @@ function checkPartialLine(partial: string): PpError | null {
   return null;
 }
 
+/**
+ * Whether more bytes could still make `text` an address: a prefix test on a field still being
+ * received, not a parse (a complete field goes through parseAddress, i.e. net/ip.ts's parser).
+ */
 function viableAddress(protocol: 'TCP4' | 'TCP6', text: string): boolean {
   const pattern = protocol === 'TCP4' ? /^[0-9.]{0,15}$/ : /^[0-9A-Fa-f:.]{0,45}$/;
   return pattern.test(text);
