@@ -135,10 +135,11 @@ export function createReflector(options: ReflectorOptions): Reflector {
     failures = 0;
     recovered();
     options.onChange();
-    watch();
+    watch(true);
   };
 
-  const watch = () => {
+  /** `fromList`: the stream starts at a list's resourceVersion (a 410 then is no reason to hurry). */
+  const watch = (fromList = false) => {
     const mine = ++generation;
     let received = false;
     let expired = false;
@@ -173,16 +174,19 @@ export function createReflector(options: ReflectorOptions): Reflector {
       stream = null;
       if (expired || (end.kind === 'error' && isGone(end.error))) {
         log(`${name}: resourceVersion ${resourceVersion} is too old (410 Gone); relisting`);
-        void list();
+        // Gone right after a fresh list: the server is in trouble; relist with backoff, not in a loop.
+        if (fromList && !received)
+          retry(list, { code: 'KUBE_API_STATUS', status: 410, message: 'a fresh list is already too old' });
+        else void list();
       } else if (end.kind === 'error') {
-        retry(watch, end.error);
+        retry(() => watch(), end.error);
       } else if (end.kind === 'timeout' || received || emptyCloses === 0) {
         if (!received) emptyCloses++;
         watch(); // resume from the last resourceVersion at once
       } else {
         // Closed again without a single event: do not spin against a server that hangs up at once.
         emptyCloses++;
-        retry(watch, {
+        retry(() => watch(), {
           code: 'KUBE_API_BAD_RESPONSE',
           status: null,
           message: 'watch streams close without events',

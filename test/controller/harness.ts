@@ -199,7 +199,7 @@ export function peerCertificate(port: number, servername: string): Promise<strin
     const socket = tls.connect({ host: '127.0.0.1', port, servername, rejectUnauthorized: false }, () => {
       const cert = socket.getPeerCertificate();
       socket.destroy();
-      resolve(cert.subject?.CN ?? '');
+      resolve(String(cert.subject?.CN ?? ''));
     });
     socket.on('error', reject);
   });

@@ -1,0 +1,132 @@
+// What the API server does to a watcher, and what the controller does about it: dropped streams
+// resume from the last resourceVersion (no relist), bookmarks move that version on, 410 Gone (as an
+// ERROR event or an HTTP status) relists, and an outage keeps the last good snapshot serving while
+// /healthz stays honest, until the API comes back.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { type FakeApiServer, startFakeApiServer } from '../fixtures/fake-apiserver.ts';
+import {
+  type Backend,
+  endpointSlice,
+  get,
+  healthz,
+  ingress,
+  seedWeb,
+  service,
+  startBackend,
+  startTestController,
+  type TestController,
+} from './harness.ts';
+
+const lists = (api: FakeApiServer, plural: string) =>
+  api.requests.filter((r) => r.method === 'GET' && r.path.endsWith(`/${plural}`) && !r.query.has('watch'))
+    .length;
+const watchesFrom = (api: FakeApiServer, plural: string) =>
+  api.requests
+    .filter((r) => r.path.endsWith(`/${plural}`) && r.query.get('watch') !== null)
+    .map((r) => r.query.get('resourceVersion'));
+
+describe('keepip controller survives the API server', () => {
+  let api: FakeApiServer;
+  let web: Backend;
+  let ctl: TestController;
+  let httpPort: number;
+
+  before(async () => {
+    api = await startFakeApiServer();
+    web = await startBackend('web');
+    seedWeb(api, web.port);
+    ctl = await startTestController(api, ['--disable-leader-election', '--update-status=false']);
+    httpPort = (await ctl.running.serving()).httpAddress!.port;
+  });
+  after(async () => {
+    await ctl?.close();
+    await api?.close();
+    await web?.close();
+  });
+
+  it('asks for bookmarks and resumes a dropped watch from the last resourceVersion, without relisting', async () => {
+    await api.waitUntil(() => api.openWatches('Ingress') === 1);
+    assert.equal(
+      api.requests.find((r) => r.query.get('watch') !== null)?.query.get('allowWatchBookmarks'),
+      'true',
+    );
+    api.apply(ingress('web', 'web.example.com', 'web', { annotations: { 'example.com/touch': '1' } }));
+    const lastRv = api.get('Ingress', 'default', 'web')!.metadata.resourceVersion;
+    const listsBefore = lists(api, 'ingresses');
+    assert.equal(api.dropWatches('Ingress'), 1);
+    await api.waitForRequest(
+      (r) =>
+        r.path.endsWith('/ingresses') && r.query.get('resourceVersion') === lastRv && r.query.has('watch'),
+    );
+    await api.waitUntil(() => api.openWatches('Ingress') === 1);
+    assert.equal(lists(api, 'ingresses'), listsBefore);
+    // A change made while the stream was down still arrives.
+    ctl.mark();
+    api.dropWatches('Ingress');
+    api.apply(ingress('web', 'web2.example.com', 'web'));
+    await ctl.waitForLine(/reloaded/);
+    assert.equal((await get(httpPort, 'web2.example.com', '/')).status, 200);
+  });
+
+  it('a bookmark moves the resume point on', async () => {
+    await api.waitUntil(() => api.openWatches('Service') === 1);
+    api.apply({ kind: 'ConfigMap', metadata: { namespace: 'x', name: 'unrelated' }, data: {} });
+    assert.equal(api.bookmark('Service'), 1);
+    const bookmarkRv = api.get('ConfigMap', 'x', 'unrelated')!.metadata.resourceVersion;
+    // The bookmark precedes the end of the stream, so the resume must name its version.
+    api.dropWatches('Service');
+    const resumed = await api.waitForRequest(
+      (r) =>
+        r.path.endsWith('/services') &&
+        r.query.has('watch') &&
+        Number(r.query.get('resourceVersion')) >= Number(bookmarkRv),
+    );
+    assert.equal(resumed.query.get('resourceVersion'), bookmarkRv);
+  });
+
+  it('relists on 410 Gone (ERROR event) and serves what changed meanwhile', async () => {
+    const listsBefore = lists(api, 'ingresses');
+    ctl.mark();
+    api.compact();
+    api.expireWatches('Ingress');
+    await ctl.waitForLine(/ingresses: resourceVersion \d+ is too old \(410 Gone\); relisting/);
+    await api.waitUntil(() => lists(api, 'ingresses') > listsBefore);
+    await api.waitUntil(() => api.openWatches('Ingress') === 1);
+  });
+
+  it('relists when a resumed watch is answered with HTTP 410', async () => {
+    api.goneAsHttp = true;
+    try {
+      const listsBefore = lists(api, 'services');
+      ctl.mark();
+      api.dropWatches('Service');
+      api.apply(service('late'));
+      api.compact();
+      await ctl.waitForLine(/services: resourceVersion \d+ is too old \(410 Gone\); relisting/);
+      await api.waitUntil(() => lists(api, 'services') > listsBefore);
+    } finally {
+      api.goneAsHttp = false;
+    }
+  });
+
+  it('keeps serving the last good snapshot through an outage, says so, and catches up after it', async () => {
+    ctl.mark();
+    api.setDown(true);
+    await ctl.waitForLine(/keeping the last good objects, retrying with backoff/);
+    assert.equal((await get(httpPort, 'web2.example.com', '/during')).status, 200);
+    const health = await healthz(ctl.running.healthzAddress!.port);
+    assert.equal(health.status, 200);
+    assert.match(health.body, /API server unreachable: serving the last good snapshot/);
+    ctl.mark();
+    api.apply(endpointSlice('web', '127.0.0.2', web.port));
+    api.setDown(false);
+    await ctl.waitForLine(/connected again/);
+    await ctl.waitForLine(/reloaded/);
+    await api.waitUntil(() => api.openWatches() >= 5);
+    const after = await healthz(ctl.running.healthzAddress!.port);
+    assert.equal(after.body, 'ok\n');
+    const retries = watchesFrom(api, 'endpointslices').length;
+    assert.ok(retries >= 2, `watch retried (${retries})`);
+  });
+});
