@@ -22,6 +22,7 @@ import type { HealthStatus } from './health-state.ts';
 import { emptyLbStats, type LbStats, registerLbMetrics } from './metrics.ts';
 import { createHeaderBuilder, UNIQUE_ID_BYTES } from './proxy-header.ts';
 import { createSelectionPolicy, type FlowKey } from './selection.ts';
+import { resetSocket } from './socket-reset.ts';
 import { chooseSourceAddress } from './source-address.ts';
 import { createTargetGroup, type TargetEntry, targetKey } from './target-group.ts';
 
@@ -158,7 +159,7 @@ export async function startLoadBalancer(input: LbRuntimeConfig): Promise<Running
         'source-range',
         `client ${clientAddress} is outside the allowed source ranges: connection reset`,
       );
-      client.resetAndDestroy();
+      resetSocket(client);
       return;
     }
     const flowKey: FlowKey = {
@@ -171,7 +172,7 @@ export async function startLoadBalancer(input: LbRuntimeConfig): Promise<Running
     if (entry === undefined) {
       bump(stats.flowsRejected, 'no-target');
       logRepeated('no-target', 'no target registered: connection reset');
-      reset(client);
+      resetSocket(client);
       return;
     }
     const source = chooseSourceAddress({
@@ -207,7 +208,7 @@ export async function startLoadBalancer(input: LbRuntimeConfig): Promise<Running
           'header',
           `PROXY header cannot be encoded: ${encoded.error.code} ${encoded.error.message}`,
         );
-        reset(client);
+        resetSocket(client);
         return;
       }
       headerBytes = encoded.value;
@@ -320,12 +321,4 @@ function machineAddresses(): Set<string> {
     }
   }
   return result;
-}
-
-function reset(socket: net.Socket): void {
-  try {
-    socket.resetAndDestroy();
-  } catch {
-    socket.destroy();
-  }
 }

@@ -11,6 +11,7 @@
 // socket's handle into a new Socket that has it (see adoptWithOwnBuffer); when that is not possible
 // the client side falls back to ordinary 'data' events, with the same backpressure.
 import net from 'node:net';
+import { resetSocket } from './socket-reset.ts';
 
 export interface FlowCounters {
   bytesToTarget: number;
@@ -177,8 +178,8 @@ export function startFlow(spec: FlowSpec): Flow {
     clientReads,
     abort() {
       finish('aborted');
-      reset(client);
-      reset(target);
+      resetSocket(client);
+      resetSocket(target);
     },
   };
 
@@ -201,7 +202,7 @@ export function startFlow(spec: FlowSpec): Flow {
   const connectTimer = setTimeout(() => {
     finish('connect-failed');
     spec.onConnectError(flow, Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' }));
-    reset(client);
+    resetSocket(client);
     target.destroy();
   }, spec.connectTimeoutMs);
   target.once('connect', () => {
@@ -216,8 +217,8 @@ export function startFlow(spec: FlowSpec): Flow {
 
   const onIdle = () => {
     finish('idle');
-    reset(client);
-    reset(target);
+    resetSocket(client);
+    resetSocket(target);
   };
   client.setTimeout(spec.idleTimeoutMs);
   client.on('timeout', onIdle);
@@ -225,7 +226,7 @@ export function startFlow(spec: FlowSpec): Flow {
 
   client.on('error', () => {
     finish('client-reset');
-    reset(target);
+    resetSocket(target);
   });
   target.on('error', (error: NodeJS.ErrnoException) => {
     if (target.connecting || error.syscall === 'connect') {
@@ -235,37 +236,20 @@ export function startFlow(spec: FlowSpec): Flow {
     } else {
       finish('target-reset');
     }
-    reset(client);
+    resetSocket(client);
   });
   client.on('close', () => {
     clientClosed = true;
     // A client gone without a graceful half-close leaves nobody to read the target's answer.
-    if (!target.destroyed && client.readableEnded === false) reset(target);
+    if (!target.destroyed && client.readableEnded === false) resetSocket(target);
     maybeEnd();
   });
   target.on('close', () => {
     clearTimeout(connectTimer);
     upstreamClosed = true;
-    if (!client.destroyed && target.readableEnded === false) reset(client);
+    if (!client.destroyed && target.readableEnded === false) resetSocket(client);
     maybeEnd();
   });
   client.resume(); // accepted paused: read only once every handler is in place
   return flow;
-}
-
-/** Close with RST (as an NLB does on resets and idle timeouts); plain destroy where that is impossible. */
-function reset(socket: net.Socket): void {
-  if (socket.destroyed) return;
-  // libuv refuses to reset a socket whose write side is already shut down (uv_tcp_close_reset:
-  // EINVAL), and Node then never closes the handle: it stays active and its reads spin. After our
-  // own end() the peer has had its FIN anyway, so close those plainly.
-  if (socket.writableEnded) {
-    socket.destroy();
-    return;
-  }
-  try {
-    socket.resetAndDestroy();
-  } catch {
-    socket.destroy();
-  }
 }
