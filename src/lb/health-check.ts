@@ -6,6 +6,7 @@
 import net from 'node:net';
 import type { HealthCheckModel } from '../config/model.ts';
 import { formatHostPort } from '../net/host-port.ts';
+import { parseStatusLine } from '../net/http-status-line.ts';
 import type { CheckResult } from './health-state.ts';
 
 export interface ProbeSpec {
@@ -71,12 +72,12 @@ export function probe(spec: ProbeSpec): Promise<CheckResult> {
           if (received.length > MAX_STATUS_BYTES) done({ ok: false, reason: 'no HTTP status line' }, false);
           return;
         }
-        const match = /^HTTP\/1\.[01] (\d{3})(?: |$)/.exec(received.slice(0, lineEnd));
-        if (match === null) {
+        const line = parseStatusLine(received.slice(0, lineEnd));
+        if (line === null) {
           done({ ok: false, reason: 'not an HTTP response' }, false);
           return;
         }
-        const status = Number(match[1]);
+        const { status } = line;
         done(status >= 200 && status <= 399 ? { ok: true } : { ok: false, reason: `HTTP ${status}` }, false);
       });
     });
