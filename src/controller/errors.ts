@@ -4,7 +4,8 @@
 // this table into the registry behind docs/errors.md; test/errors.test.ts holds those unions equal to it.
 import type { CodeTable } from '../error-table.ts';
 
-const RETRIED = 'the controller retries with backoff and keeps the last objects it read';
+const RETRIED =
+  'lists and watches retry with backoff and the last objects read stay served; a failed status or event write is logged';
 
 export const CONTROLLER_CODES = {
   KUBE_API_UNREACHABLE: {
@@ -15,7 +16,7 @@ export const CONTROLLER_CODES = {
   KUBE_API_STATUS: {
     kind: 'error',
     summary: `the Kubernetes API server answered with an error status (the message gives it); ${RETRIED}`,
-    fix: "401/403: the service account's credentials or RBAC (list and watch on every resource the controller reads); 404: a resource the cluster does not serve",
+    fix: "401/403: the service account's token or RBAC (list and watch what the controller reads, Ingress status, events); 404: a resource the cluster does not serve",
   },
   KUBE_API_BAD_RESPONSE: {
     kind: 'error',

@@ -119,7 +119,11 @@ export function createStatusWriter(deps: {
     async clear(ingresses) {
       const pods = await controllerPods();
       const others = (pods ?? []).filter((p) => p.metadata?.name !== options.podName);
-      if (pods === null || others.length > 0) {
+      if (pods === null) {
+        deps.log('cannot list the controller pods: status kept on shutdown');
+        return 0;
+      }
+      if (others.length > 0) {
         deps.log('other controller pods are running: status kept on shutdown');
         return 0;
       }
