@@ -3,6 +3,7 @@
 // `{ CODE: { kind, summary, fix } }` and the union of its codes); this file only merges those tables,
 // module by module, so that docs/errors.md and the tests (test/errors.test.ts) hold the whole product
 // to one list. The PROXY protocol codes come from the codec's own two tables (messages and fixes).
+import { CONTROLLER_CODES, type ControllerCode } from './controller/errors.ts';
 import { DOCTOR_CODES, type DoctorCode } from './doctor/errors.ts';
 import type { CodeInfo, CodeTable } from './error-table.ts';
 import { GATEWAY_CODES, type GatewayCode } from './gateway/errors.ts';
@@ -15,13 +16,24 @@ import { WHOAMI_CODES, type WhoamiCode } from './whoami/errors.ts';
 
 export type { ErrorKind } from './error-table.ts';
 
-export type ErrorModule = 'proxy-protocol' | 'net' | 'k8s' | 'gateway' | 'lb' | 'doctor' | 'up' | 'whoami';
+export type ErrorModule =
+  | 'proxy-protocol'
+  | 'net'
+  | 'k8s'
+  | 'controller'
+  | 'gateway'
+  | 'lb'
+  | 'doctor'
+  | 'up'
+  | 'whoami';
 
 /** Each module's heading in docs/errors.md, in the order the registry lists the modules. */
 export const ERROR_MODULES: { readonly [M in ErrorModule]: string } = {
   'proxy-protocol': 'PROXY protocol codec (`src/proxy-protocol/`, `keepip pp`, every PROXY-aware listener)',
   net: 'Addresses, CIDR sets and client-IP resolution (`src/net/`)',
   k8s: 'Manifests and their translation (`src/k8s/`): configuration issues',
+  controller:
+    'Kubernetes controller (`src/controller/`, `keepip controller`): the API server, the admission webhook, TCP/UDP services',
   gateway: 'Gateway (`src/gateway/`, `keepip gateway`): routes, configuration snapshots, upstream outcomes',
   lb: 'Load balancer (`src/lb/`, `keepip lb`)',
   doctor: 'Doctor (`src/doctor/`, `keepip doctor`): errors, probe outcomes and finding ids',
@@ -39,6 +51,7 @@ export type ErrorCode =
   | PpErrorCode
   | NetCode
   | K8sCode
+  | ControllerCode
   | GatewayCode
   | LbCode
   | DoctorCode
@@ -68,6 +81,7 @@ export const ERROR_REGISTRY: readonly RegistryEntry[] = [
   ...ppEntries(),
   ...entries('net', NET_CODES),
   ...entries('k8s', K8S_CODES),
+  ...entries('controller', CONTROLLER_CODES),
   ...entries('gateway', GATEWAY_CODES),
   ...entries('lb', LB_CODES),
   ...entries('doctor', DOCTOR_CODES),

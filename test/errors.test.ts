@@ -8,6 +8,10 @@ import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { describe, it } from 'node:test';
 import type { ConfigIssueCode } from '../src/config/model.ts';
+import type { ReviewOutcome } from '../src/controller/admission.ts';
+import type { ControllerCode } from '../src/controller/errors.ts';
+import type { ApiError } from '../src/controller/reflector.ts';
+import type { TcpServiceProblem } from '../src/controller/tcp-services.ts';
 import type { applyPatches } from '../src/doctor/fix.ts';
 import type { DoctorCode } from '../src/doctor/errors.ts';
 import { RULES } from '../src/doctor/rules/index.ts';
@@ -48,11 +52,13 @@ type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 type Within<A, B> = [A] extends [B] ? true : false;
 type Holds<T extends true> = T;
 type FailureCode<R> = R extends { ok: false; error: { code: infer C } } ? C : never;
+type RefusalCode<R> = R extends { ok: false; code: infer C } ? C : never;
 type BadRequestCode = Extract<RouteDecision, { kind: 'bad-request' }>['code'];
 export type ModuleUnionsMatchTheirTables = [
   Holds<Same<PpErrorCode, keyof typeof PP_ERROR_MESSAGES>>,
   Holds<Same<NetCode, CidrErrorCode | FailureCode<CidrSetBuildResult> | ClientIpErrorCode>>,
   Holds<Same<K8sCode | GatewayIssueCode, ConfigIssueCode>>,
+  Holds<Same<ControllerCode, ApiError['code'] | RefusalCode<ReviewOutcome> | TcpServiceProblem['code']>>,
   Holds<
     Same<
       GatewayCode,
