@@ -2,11 +2,11 @@
 // `--probe` confirms it against a running chain whose backend is keepip whoami.
 import { parseArgs } from 'node:util';
 import type { Topology } from '../config/model.ts';
+import { CLIENT_PATHS, isClientPath } from '../config/client-path.ts';
 import { diagnose, type DiagnoseOptions } from '../doctor/diagnose.ts';
 import { type ProbeResult, runProbes } from '../doctor/probe.ts';
 import { explainProbe, type ProbeExplanation } from '../doctor/probe-explain.ts';
 import { renderJson, renderText } from '../doctor/report.ts';
-import { CLIENT_PATHS, isClientPath } from '../doctor/types.ts';
 import { buildTopology, loadManifests } from '../k8s/index.ts';
 import { canonicalIp } from '../net/ip.ts';
 import type { Command } from './main.ts';

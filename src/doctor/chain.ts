@@ -3,6 +3,7 @@
 // -> backend. Built once per doctor run; simulate.ts walks it for one client and the rules read it.
 // Pure: the gateway's own modules (CidrSet, client-IP resolver, router) decide, so the doctor and the
 // running gateway cannot disagree.
+import { isRoutedPath } from '../config/client-path.ts';
 import type { EndpointModel, LoadBalancerModel, NodeModel, ServiceModel, Topology } from '../config/model.ts';
 import { type CompiledRoutes, compileRoutes } from '../gateway/router.ts';
 import { CidrSet } from '../net/cidr-set.ts';
@@ -161,7 +162,7 @@ export function lbPreservation(
     return { preserved: false, rule: 'A3', why };
   }
   if (AWS_PROVIDERS.has(lb.provider)) {
-    if (chain.via === 'vpn' || chain.via === 'transit-gateway' || chain.via === 'privatelink') {
+    if (isRoutedPath(chain.via)) {
       return {
         preserved: false,
         rule: 'A4',

@@ -1,6 +1,7 @@
 // Walks the chain for one client: which address each hop sees, and where the request ends. The
 // gateway part calls the gateway's own resolver, router and access policy, so the prediction is the
 // gateway's decision, not a copy of it.
+import { isRoutedPath } from '../config/client-path.ts';
 import type { Topology } from '../config/model.ts';
 import { decideAccess, routeRequest } from '../gateway/router.ts';
 import { CidrSet } from '../net/cidr-set.ts';
@@ -84,7 +85,7 @@ export function simulateOnChain(chain: Chain, request: SimulateRequest): Simulat
   });
 
   hops.push({ name: 'client', sees: client, detail: `connects over ${describeVia(via)}` });
-  if (via === 'vpn' || via === 'transit-gateway' || via === 'privatelink') {
+  if (isRoutedPath(via)) {
     hops.push({
       name: 'network',
       sees: client,

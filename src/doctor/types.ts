@@ -1,24 +1,9 @@
 // The doctor's vocabulary: the client's network path, the hops a request crosses, the outcome of one
 // simulated request, and the findings with their fixes. Plain data, JSON-serialisable.
+import type { ClientPath } from '../config/client-path.ts';
 import type { ObjectRef, Origin } from '../config/model.ts';
 
-/**
- * How the client reaches the load balancer. Not in the manifests: `--via`, else the LB Service's
- * `keepip.dev/client-path` annotation (LoadBalancerModel.clientPath), else `privatelink` when the LB emulates a VPC endpoint, else direct.
- */
-export type ClientPath = 'direct' | 'vpn' | 'transit-gateway' | 'privatelink' | 'in-cluster';
-
-export const CLIENT_PATHS: readonly ClientPath[] = [
-  'direct',
-  'vpn',
-  'transit-gateway',
-  'privatelink',
-  'in-cluster',
-];
-
-export function isClientPath(text: string): text is ClientPath {
-  return (CLIENT_PATHS as readonly string[]).includes(text);
-}
+export type { ClientPath } from '../config/client-path.ts';
 
 export type HopName =
   | 'client'

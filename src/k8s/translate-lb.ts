@@ -7,6 +7,7 @@ import type {
   LoadBalancerModel,
   ProxyProtocolVersion,
 } from '../config/model.ts';
+import { CLIENT_PATHS, type ClientPath } from '../config/client-path.ts';
 import { canonicalIp } from '../net/ip.ts';
 import { annotationField } from './field-path.ts';
 import type { ServiceView } from './objects.ts';
@@ -22,8 +23,6 @@ export const LB_SOURCE_ADDRESS_ANNOTATION = 'keepip.dev/lb-source-address';
 export const VPC_ENDPOINT_ID_ANNOTATION = 'keepip.dev/vpc-endpoint-id';
 export const CLIENT_PATH_ANNOTATION = 'keepip.dev/client-path';
 const KEEPIP_ANNOTATIONS = [LB_SOURCE_ADDRESS_ANNOTATION, VPC_ENDPOINT_ID_ANNOTATION, CLIENT_PATH_ANNOTATION];
-export const CLIENT_PATHS = ['direct', 'vpn', 'transit-gateway', 'privatelink', 'in-cluster'] as const;
-export type ClientPath = (typeof CLIENT_PATHS)[number];
 
 /**
  * Annotation suffixes after `service.beta.kubernetes.io/aws-load-balancer-` that the AWS Load Balancer

@@ -18,6 +18,7 @@ import type {
   ServicePortModel,
   Topology,
 } from '../config/model.ts';
+import { isRoutedPath } from '../config/client-path.ts';
 import { formatHostPort } from '../net/host-port.ts';
 import { isLoopbackAddress } from '../net/ip.ts';
 
@@ -217,9 +218,7 @@ export function planUp(topology: Topology): UpPlan {
       // address whatever the preservation attribute says. On loopback the client is local, so say it
       // here. The path is the doctor's: the annotation, else PrivateLink for a VPC endpoint.
       const clientPath = lb.clientPath ?? (lb.vpcEndpointId !== null ? 'privatelink' : 'direct');
-      const viaTranslation =
-        AWS_PROVIDERS.has(lb.provider) &&
-        (clientPath === 'vpn' || clientPath === 'transit-gateway' || clientPath === 'privatelink');
+      const viaTranslation = AWS_PROVIDERS.has(lb.provider) && isRoutedPath(clientPath);
       if (viaTranslation && lb.preserveClientIp) {
         notes.push(
           `${lb.id}: clients arrive via ${clientPath}, where the LB cannot keep their address (A4): it connects from ${lb.sourceAddress}`,

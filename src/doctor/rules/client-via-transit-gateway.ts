@@ -1,6 +1,7 @@
 // CLIENT_VIA_TRANSIT_GATEWAY: the client reaches an AWS LB through a transit gateway, a VPN or
 // PrivateLink (A4), where client-IP preservation cannot work whatever the target-group attribute says:
 // only PROXY protocol carries the address (the seed's client came over VPN + transit gateway).
+import { isRoutedPath } from '../../config/client-path.ts';
 import { describeVia, passesLoadBalancer } from '../chain.ts';
 import { proxyProtocolPlan } from '../plans.ts';
 import { accessConsequence, accessSeverity, describeLb, lbSubject } from './common.ts';
@@ -14,7 +15,7 @@ export const rule: Rule = {
     const lb = chain.lb;
     if (lb === null || !passesLoadBalancer(chain) || lb.proxyProtocol !== null) return [];
     if (lb.provider !== 'aws-nlb' && lb.provider !== 'aws-elb') return [];
-    if (chain.via !== 'vpn' && chain.via !== 'transit-gateway' && chain.via !== 'privatelink') return [];
+    if (!isRoutedPath(chain.via)) return [];
     const source = {
       option: 'as --via says',
       annotation: 'as the keepip.dev/client-path annotation says',
