@@ -22,7 +22,7 @@ import { type BackoffPolicy, DEFAULT_BACKOFF, realScheduler, type Scheduler } fr
 import { createDebouncer } from './debounce.ts';
 import { createElection, type Election } from './election.ts';
 import { createEventRecorder } from './event-recorder.ts';
-import { ingressEvents, newVersions } from './events.ts';
+import { ingressEvents, ingressFingerprint, newVersions } from './events.ts';
 import type { ControllerOptions } from './flags.ts';
 import { createInformers } from './informers.ts';
 import { createKubeClient, type KubeClient, loadKubeConfig } from './kube-client.ts';
@@ -150,10 +150,7 @@ async function runController(
       statusRunning = statusRunning.then(() => statusWriter.sync(ingresses)).catch(() => {});
     const topology = gateway.snapshot().topology;
     for (const ing of newVersions(ingresses, emitted)) {
-      emitted.set(
-        `${ing.metadata?.namespace ?? ''}/${ing.metadata?.name ?? ''}`,
-        ing.metadata?.resourceVersion ?? '',
-      );
+      emitted.set(`${ing.metadata?.namespace ?? ''}/${ing.metadata?.name ?? ''}`, ingressFingerprint(ing));
       for (const e of ingressEvents(ing, topology.issues, !o.disableSyncEvents)) recorder.emit(e);
     }
   };

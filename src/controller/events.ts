@@ -90,13 +90,18 @@ export function eventBody(e: EventSpec, nowMs: number, host: string): KubeObject
   };
 }
 
-/** Which Ingress versions have had their events: the same version never emits twice. */
+/** What an Ingress's events depend on: its spec and annotations, not its status (which we write). */
+export function ingressFingerprint(ing: KubeObject): string {
+  return JSON.stringify([ing.spec ?? null, ing.metadata?.annotations ?? {}]);
+}
+
+/** Ingresses whose spec or annotations changed since their events were last emitted. */
 export function newVersions(
   ingresses: readonly KubeObject[],
   emitted: ReadonlyMap<string, string>,
 ): KubeObject[] {
   return ingresses.filter((ing) => {
     const key = `${ing.metadata?.namespace ?? ''}/${ing.metadata?.name ?? ''}`;
-    return emitted.get(key) !== (ing.metadata?.resourceVersion ?? '');
+    return emitted.get(key) !== ingressFingerprint(ing);
   });
 }

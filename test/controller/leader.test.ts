@@ -10,15 +10,26 @@ import { type Backend, seedWeb, startBackend, startTestController, type TestCont
 function pod(name: string, node: string): Obj {
   return {
     kind: 'Pod',
-    metadata: { namespace: 'ingress-nginx', name, labels: { 'app.kubernetes.io/name': 'ingress-nginx', 'pod-template-hash': name } },
+    metadata: {
+      namespace: 'ingress-nginx',
+      name,
+      labels: { 'app.kubernetes.io/name': 'ingress-nginx', 'pod-template-hash': name },
+    },
     spec: { nodeName: node },
     status: { conditions: [{ type: 'Ready', status: 'True' }] },
   };
 }
 
 const leasePuts = (api: FakeApiServer, holder: string) =>
-  api.requests.filter((r) => r.path.endsWith('/leases/ingress-nginx-leader') && r.method === 'PUT' && r.status === 200 && r.body?.spec?.holderIdentity === holder).length;
-const statusPuts = (api: FakeApiServer) => api.requests.filter((r) => r.path.endsWith('/status') && r.method === 'PUT');
+  api.requests.filter(
+    (r) =>
+      r.path.endsWith('/leases/ingress-nginx-leader') &&
+      r.method === 'PUT' &&
+      r.status === 200 &&
+      r.body?.spec?.holderIdentity === holder,
+  ).length;
+const statusPuts = (api: FakeApiServer) =>
+  api.requests.filter((r) => r.path.endsWith('/status') && r.method === 'PUT');
 
 describe('leader election and Ingress status', () => {
   let api: FakeApiServer;
@@ -31,8 +42,21 @@ describe('leader election and Ingress status', () => {
     seedWeb(api, web.port);
     api.apply(pod('ctl-a', 'node-a'));
     api.apply(pod('ctl-b', 'node-b'));
-    api.apply({ kind: 'Node', metadata: { name: 'node-a' }, status: { addresses: [{ type: 'InternalIP', address: '10.1.0.1' }] } });
-    api.apply({ kind: 'Node', metadata: { name: 'node-b' }, status: { addresses: [{ type: 'InternalIP', address: '10.1.0.2' }, { type: 'ExternalIP', address: '203.0.113.2' }] } });
+    api.apply({
+      kind: 'Node',
+      metadata: { name: 'node-a' },
+      status: { addresses: [{ type: 'InternalIP', address: '10.1.0.1' }] },
+    });
+    api.apply({
+      kind: 'Node',
+      metadata: { name: 'node-b' },
+      status: {
+        addresses: [
+          { type: 'InternalIP', address: '10.1.0.2' },
+          { type: 'ExternalIP', address: '203.0.113.2' },
+        ],
+      },
+    });
     const flags = ['--election-ttl=2s', '--election-id=ingress-nginx-leader'];
     const [a, b] = await Promise.all([
       startTestController(api, flags, { POD_NAME: 'ctl-a' }),
@@ -86,6 +110,9 @@ describe('leader election and Ingress status', () => {
     const lease = api.get('Lease', 'ingress-nginx', 'ingress-nginx-leader')!.spec;
     assert.equal(lease.holderIdentity, followerName);
     assert.equal(lease.leaseTransitions, 1);
-    assert.deepEqual(api.get('Ingress', 'default', 'web')!.status.loadBalancer.ingress, [{ ip: '10.1.0.1' }, { ip: '203.0.113.2' }]);
+    assert.deepEqual(api.get('Ingress', 'default', 'web')!.status.loadBalancer.ingress, [
+      { ip: '10.1.0.1' },
+      { ip: '203.0.113.2' },
+    ]);
   });
 });

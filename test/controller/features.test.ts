@@ -1,0 +1,215 @@
+// TLS from Secrets (and --default-ssl-certificate), a fail-closed source range (503 and a Warning
+// Event naming the annotation), deduplicated Events, the validating webhook (AdmissionReview v1 over
+// TLS with the doctor's message), and the status cleared on shutdown with --update-status-on-shutdown.
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import https from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { generate } from 'selfsigned';
+import { type FakeApiServer, type Obj, startFakeApiServer } from '../fixtures/fake-apiserver.ts';
+import {
+  type Backend,
+  get,
+  ingress,
+  peerCertificate,
+  seedWeb,
+  startBackend,
+  startTestController,
+  type TestController,
+} from './harness.ts';
+
+async function keyPair(cn: string) {
+  const result = await generate([{ name: 'commonName', value: cn }], {
+    keyType: 'ec',
+    curve: 'P-256',
+    algorithm: 'sha256',
+  });
+  return { cert: result.cert, key: result.private };
+}
+
+async function tlsSecret(name: string, cn: string): Promise<Obj> {
+  const pair = await keyPair(cn);
+  return {
+    kind: 'Secret',
+    type: 'kubernetes.io/tls',
+    metadata: { namespace: 'default', name },
+    data: {
+      'tls.crt': Buffer.from(pair.cert).toString('base64'),
+      'tls.key': Buffer.from(pair.key).toString('base64'),
+    },
+  };
+}
+
+function review(object: Obj, uid = 'uid-1'): Obj {
+  return {
+    apiVersion: 'admission.k8s.io/v1',
+    kind: 'AdmissionReview',
+    request: {
+      uid,
+      kind: { group: 'networking.k8s.io', version: 'v1', kind: 'Ingress' },
+      operation: 'CREATE',
+      namespace: 'default',
+      name: object.metadata.name,
+      object,
+    },
+  };
+}
+
+function postReview(port: number, body: Obj): Promise<Obj> {
+  return new Promise((resolve, reject) => {
+    const req = https.request(
+      {
+        host: '127.0.0.1',
+        port,
+        method: 'POST',
+        path: '/networking/v1/ingresses',
+        rejectUnauthorized: false,
+        headers: { 'content-type': 'application/json' },
+      },
+      (res) => {
+        let text = '';
+        res.on('data', (c) => (text += c));
+        res.on('end', () => resolve(JSON.parse(text)));
+      },
+    );
+    req.on('error', reject);
+    req.end(JSON.stringify(body));
+  });
+}
+
+describe('TLS, fail-closed ranges, events, admission, status on shutdown', () => {
+  let api: FakeApiServer;
+  let web: Backend;
+  let ctl: TestController;
+  let httpPort: number;
+  let httpsPort: number;
+
+  before(async () => {
+    api = await startFakeApiServer();
+    web = await startBackend('web');
+    seedWeb(api, web.port);
+    api.apply(await tlsSecret('web-tls', 'web.example.com'));
+    api.apply(await tlsSecret('fallback', 'keepip-test-default'));
+    api.apply(
+      ingress('web', 'web.example.com', 'web', {
+        tls: [{ hosts: ['web.example.com'], secretName: 'web-tls' }],
+      }),
+    );
+    const dir = mkdtempSync(join(tmpdir(), 'keepip-webhook-'));
+    const pair = await keyPair('webhook');
+    writeFileSync(join(dir, 'tls.crt'), pair.cert);
+    writeFileSync(join(dir, 'tls.key'), pair.key);
+    ctl = await startTestController(api, [
+      '--election-ttl=2s',
+      '--publish-status-address=192.0.2.10,lb.example.com',
+      '--default-ssl-certificate=default/fallback',
+      '--validating-webhook=127.0.0.1:0',
+      `--validating-webhook-certificate=${join(dir, 'tls.crt')}`,
+      `--validating-webhook-key=${join(dir, 'tls.key')}`,
+    ]);
+    const gateway = await ctl.running.serving();
+    httpPort = gateway.httpAddress!.port;
+    httpsPort = gateway.httpsAddress!.port;
+  });
+  after(async () => {
+    await ctl?.close();
+    await api?.close();
+    await web?.close();
+  });
+
+  it('serves the certificate of the Ingress TLS Secret, and the default one for other names', async () => {
+    assert.equal(await peerCertificate(httpsPort, 'web.example.com'), 'web.example.com');
+    assert.equal(await peerCertificate(httpsPort, 'other.example.com'), 'keepip-test-default');
+    assert.equal((await get(httpsPort, 'web.example.com', '/s', true)).body, 'web /s\n');
+  });
+
+  it('picks up a rotated Secret', async () => {
+    ctl.mark();
+    api.apply(await tlsSecret('web-tls', 'web-rotated.example.com'));
+    await ctl.waitForLine(/reloaded/);
+    assert.equal(await peerCertificate(httpsPort, 'web.example.com'), 'web-rotated.example.com');
+  });
+
+  it('an invalid allowlist fails closed with 503 and a Warning Event naming the annotation', async () => {
+    ctl.mark();
+    api.apply(
+      ingress('locked', 'locked.example.com', 'web', {
+        annotations: { 'nginx.ingress.kubernetes.io/whitelist-source-range': '10.0.0.0/8, not-an-ip' },
+      }),
+    );
+    await ctl.waitForLine(/reloaded/);
+    assert.equal((await get(httpPort, 'locked.example.com')).status, 503);
+    const event = await api.waitUntil(() =>
+      api.list('Event').find((e) => e.involvedObject.name === 'locked' && e.type === 'Warning'),
+    );
+    assert.equal(event.reason, 'AnnotationParsingFailed');
+    assert.match(event.message, /whitelist-source-range/);
+    assert.match(event.message, /INVALID_SOURCE_RANGE/);
+  });
+
+  it('writes one Sync Event per Ingress and raises its count on the next change', async () => {
+    const sync = await api.waitUntil(() =>
+      api.list('Event').find((e) => e.involvedObject.name === 'web' && e.reason === 'Sync'),
+    );
+    assert.equal(sync.count, 1);
+    assert.equal(sync.message, 'Scheduled for sync');
+    const web = api.get('Ingress', 'default', 'web')!;
+    api.apply({ ...web, metadata: { ...web.metadata, annotations: { 'example.com/touched': 'yes' } } });
+    const bumped = await api.waitUntil(() => {
+      const e = api.get('Event', 'default', sync.metadata.name);
+      return e && e.count === 2 ? e : undefined;
+    });
+    assert.equal(bumped.count, 2);
+    assert.equal(
+      api.list('Event').filter((e) => e.involvedObject.name === 'web' && e.reason === 'Sync').length,
+      1,
+    );
+  });
+
+  it('writes the publish-status-address status', async () => {
+    await api.waitUntil(
+      () => api.get('Ingress', 'default', 'web')?.status?.loadBalancer?.ingress?.length === 2,
+    );
+    assert.deepEqual(api.get('Ingress', 'default', 'web')!.status.loadBalancer.ingress, [
+      { ip: '192.0.2.10' },
+      { hostname: 'lb.example.com' },
+    ]);
+  });
+
+  it('the webhook refuses what would fail closed, with the doctor message, and allows the rest', async () => {
+    const port = ctl.running.webhookAddress!.port;
+    const bad = ingress('bad', 'bad.example.com', 'web', {
+      annotations: { 'nginx.ingress.kubernetes.io/allowlist-source-range': '300.1.1.1/8' },
+    });
+    const refused = await postReview(port, review(bad, 'u-bad'));
+    assert.equal(refused.kind, 'AdmissionReview');
+    assert.equal(refused.response.uid, 'u-bad');
+    assert.equal(refused.response.allowed, false);
+    assert.match(
+      refused.response.status.message,
+      /^error INVALID_SOURCE_RANGE: cluster \(Ingress default\/bad\) metadata\.annotations\["nginx\.ingress\.kubernetes\.io\/allowlist-source-range"\]/,
+    );
+    const rewrite = ingress('rw', 'rw.example.com', 'web', {
+      annotations: { 'nginx.ingress.kubernetes.io/rewrite-target': '/$1;evil' },
+    });
+    const refusedRewrite = await postReview(port, review(rewrite, 'u-rw'));
+    assert.equal(refusedRewrite.response.allowed, false);
+    assert.match(refusedRewrite.response.status.message, /rewrite-target/);
+    const good = ingress('good', 'good.example.com', 'web', {
+      annotations: { 'nginx.ingress.kubernetes.io/proxy-buffer-size': '8k' },
+    });
+    const allowed = await postReview(port, review(good, 'u-good'));
+    assert.equal(allowed.response.allowed, true);
+    assert.match(allowed.response.warnings[0], /UNSUPPORTED_ANNOTATION/);
+    const otherClass = { ...bad, spec: { ...bad.spec, ingressClassName: 'other' } };
+    assert.equal((await postReview(port, review(otherClass, 'u-other'))).response.allowed, true);
+  });
+
+  it('clears the status on shutdown when it is the only controller (--update-status-on-shutdown)', async () => {
+    await ctl.close();
+    assert.ok(ctl.lines.includes('released the Lease'));
+    assert.deepEqual(api.get('Ingress', 'default', 'web')!.status.loadBalancer.ingress, []);
+  });
+});
