@@ -4,6 +4,7 @@
 // Pure: the gateway's own modules (CidrSet, client-IP resolver, router) decide, so the doctor and the
 // running gateway cannot disagree.
 import { isRoutedPath } from '../config/client-path.ts';
+import { findService, sameRef } from '../config/lookup.ts';
 import type { EndpointModel, LoadBalancerModel, NodeModel, ServiceModel, Topology } from '../config/model.ts';
 import { type CompiledRoutes, compileRoutes } from '../gateway/router.ts';
 import { CidrSet } from '../net/cidr-set.ts';
@@ -49,9 +50,7 @@ export function selectLoadBalancer(
 ): LoadBalancerModel | null | undefined {
   if (wanted !== undefined) return topology.loadBalancers.find((lb) => lb.id === wanted);
   const controller = topology.loadBalancers.find((lb) =>
-    topology.gateway.controllerServices.some(
-      (ref) => ref.namespace === lb.service.namespace && ref.name === lb.service.name,
-    ),
+    topology.gateway.controllerServices.some((ref) => sameRef(ref, lb.service)),
   );
   return controller ?? topology.loadBalancers[0] ?? null;
 }
@@ -96,11 +95,7 @@ export function buildChain(topology: Topology, options: ChainOptions = {}): Chai
     viaSource = 'vpc-endpoint';
   }
 
-  const gatewayService = lb
-    ? (topology.services.find(
-        (s) => s.ref.namespace === lb.service.namespace && s.ref.name === lb.service.name,
-      ) ?? null)
-    : null;
+  const gatewayService = lb ? (findService(topology.services, lb.service) ?? null) : null;
   const gatewayEndpoints = gatewayService
     ? Object.values(gatewayService.endpoints)
         .flat()

@@ -5,6 +5,7 @@
 //   targets = --target, else by target type: instance -> every node address + the port's nodePort
 //             (kube-proxy's hop); ip -> the ready endpoints of the Service port (straight to the pods).
 // Pure: no sockets, no files.
+import { findService, readyEndpoints } from '../config/lookup.ts';
 import type { LoadBalancerModel, ServicePortModel, Topology } from '../config/model.ts';
 import { type LbRuntimeConfig, lbConfigFromModel, type TargetAddress } from './config.ts';
 
@@ -132,10 +133,8 @@ export function targetsForPort(
       from: `${topology.nodes.length} node(s) (${topology.nodes.map((n) => n.name).join(', ')}) on nodePort ${nodePort}`,
     };
   }
-  const service = topology.services.find(
-    (s) => s.ref.namespace === model.service.namespace && s.ref.name === model.service.name,
-  );
-  const endpoints = (service?.endpoints[port.name] ?? []).filter((e) => e.ready);
+  const service = findService(topology.services, model.service);
+  const endpoints = service === undefined ? [] : readyEndpoints(service, port);
   if (endpoints.length === 0) {
     return { targets: [], from: `ip targets: no ready endpoints for port ${portName} (give --target)` };
   }

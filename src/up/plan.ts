@@ -10,7 +10,6 @@
 //   ClusterIP hops (clusterIP:port -> endpoints, address kept), for `service-upstream` and in-cluster calls
 //   whoami on every backend endpoint that nothing else serves
 import type {
-  EndpointModel,
   LbProvider,
   LoadBalancerModel,
   ObjectRef,
@@ -19,6 +18,7 @@ import type {
   Topology,
 } from '../config/model.ts';
 import { isRoutedPath } from '../config/client-path.ts';
+import { findService, readyEndpoints } from '../config/lookup.ts';
 import { formatHostPort } from '../net/host-port.ts';
 import { isLoopbackAddress } from '../net/ip.ts';
 
@@ -74,14 +74,6 @@ const FIRST_DEFAULT_NODE_PORT = 30000;
 const refName = (ref: ObjectRef): string => `${ref.namespace}/${ref.name}`;
 const endpointKey = (e: Endpoint): string => formatHostPort(e.host, e.port);
 
-function findService(topology: Topology, ref: ObjectRef): ServiceModel | undefined {
-  return topology.services.find((s) => s.ref.namespace === ref.namespace && s.ref.name === ref.name);
-}
-
-function readyEndpoints(service: ServiceModel, port: ServicePortModel): EndpointModel[] {
-  return (service.endpoints[port.name] ?? []).filter((e) => e.ready);
-}
-
 /** A Service port's pod port when no endpoint tells it: a numeric targetPort, else the port itself. */
 function fallbackTargetPort(port: ServicePortModel): number {
   return typeof port.targetPort === 'number' ? port.targetPort : port.port;
@@ -98,7 +90,7 @@ export function planUp(topology: Topology): UpPlan {
 
   // The gateway: the pods behind the controller Service(s).
   const controllerServices = topology.gateway.controllerServices
-    .map((ref) => findService(topology, ref))
+    .map((ref) => findService(topology.services, ref))
     .filter((s): s is ServiceModel => s !== undefined);
   let http: Endpoint | null = null;
   let https: Endpoint | null = null;
@@ -135,7 +127,7 @@ export function planUp(topology: Topology): UpPlan {
   const defaultBackend = topology.gateway.defaultBackend;
   if (defaultBackend) backendRefs.set(refName(defaultBackend.service), defaultBackend.service);
   for (const ref of backendRefs.values()) {
-    const service = findService(topology, ref);
+    const service = findService(topology.services, ref);
     if (service === undefined) {
       notes.push(`Service ${refName(ref)} is not in the manifests: requests for it get 503`);
       continue;
@@ -152,7 +144,7 @@ export function planUp(topology: Topology): UpPlan {
 
   // ClusterIP hops: kube-proxy's DNAT for in-cluster traffic keeps the caller's address.
   for (const ref of backendRefs.values()) {
-    const service = findService(topology, ref);
+    const service = findService(topology.services, ref);
     if (service === undefined || service.clusterIP === null || !isLoopbackAddress(service.clusterIP))
       continue;
     for (const port of service.ports) {
@@ -178,7 +170,7 @@ export function planUp(topology: Topology): UpPlan {
   let nextNodePort = FIRST_DEFAULT_NODE_PORT;
   const loadBalancers: L4Component[] = [];
   for (const lb of topology.loadBalancers) {
-    const service = findService(topology, lb.service);
+    const service = findService(topology.services, lb.service);
     for (const port of lb.ports) {
       if (port.protocol !== 'TCP') {
         notes.push(`${lb.id} port ${port.port}/${port.protocol}: keepip up runs TCP only`);

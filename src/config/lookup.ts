@@ -1,0 +1,17 @@
+// Finding objects of the model by their reference: one rule (same namespace, same name) for every
+// runtime and the doctor.
+import type { EndpointModel, ObjectRef, ServiceModel } from './model.ts';
+
+export function sameRef(a: ObjectRef, b: ObjectRef): boolean {
+  return a.namespace === b.namespace && a.name === b.name;
+}
+
+/** The Service a reference names, or undefined when the manifests do not have it. */
+export function findService(services: readonly ServiceModel[], ref: ObjectRef): ServiceModel | undefined {
+  return services.find((service) => sameRef(service.ref, ref));
+}
+
+/** The ready endpoints of one port of a Service (by the port's name, as EndpointSlices key them). */
+export function readyEndpoints(service: ServiceModel, port: { name: string }): EndpointModel[] {
+  return (service.endpoints[port.name] ?? []).filter((e) => e.ready);
+}
