@@ -4,6 +4,7 @@
 // module by module, so that docs/errors.md and the tests (test/errors.test.ts) hold the whole product
 // to one list. The PROXY protocol codes come from the codec's own two tables (messages and fixes).
 import { CONTROLLER_CODES, type ControllerCode } from './controller/errors.ts';
+import { DEPLOY_CODES, type DeployCode } from './deploy/errors.ts';
 import { DOCTOR_CODES, type DoctorCode } from './doctor/errors.ts';
 import type { CodeInfo, CodeTable } from './error-table.ts';
 import { GATEWAY_CODES, type GatewayCode } from './gateway/errors.ts';
@@ -25,7 +26,8 @@ export type ErrorModule =
   | 'lb'
   | 'doctor'
   | 'up'
-  | 'whoami';
+  | 'whoami'
+  | 'deploy';
 
 /** Each module's heading in docs/errors.md, in the order the registry lists the modules. */
 export const ERROR_MODULES: { readonly [M in ErrorModule]: string } = {
@@ -39,6 +41,7 @@ export const ERROR_MODULES: { readonly [M in ErrorModule]: string } = {
   doctor: 'Doctor (`src/doctor/`, `keepip doctor`): errors, probe outcomes and finding ids',
   up: 'The whole chain (`src/up/`, `keepip up`)',
   whoami: 'Echo backend (`src/whoami/`, `keepip whoami`)',
+  deploy: 'Install manifests (`src/deploy/`, `keepip manifests`): reading ingress-nginx Helm values',
 };
 
 /** A registry row: a module's table entry with its code and module. */
@@ -56,7 +59,8 @@ export type ErrorCode =
   | LbCode
   | DoctorCode
   | UpCode
-  | WhoamiCode;
+  | WhoamiCode
+  | DeployCode;
 
 type RegistryEntry = ErrorEntry & { readonly code: ErrorCode };
 
@@ -87,6 +91,7 @@ export const ERROR_REGISTRY: readonly RegistryEntry[] = [
   ...entries('doctor', DOCTOR_CODES),
   ...entries('up', UP_CODES),
   ...entries('whoami', WHOAMI_CODES),
+  ...entries('deploy', DEPLOY_CODES),
 ];
 
 const BY_CODE = new Map<string, RegistryEntry>(ERROR_REGISTRY.map((e) => [e.code, e]));

@@ -28,6 +28,7 @@ const commands: Record<string, { summary: string }> = {
   doctor: {
     summary: 'Explain, hop by hop, where the client IP is lost and how to fix it',
   },
+  manifests: { summary: 'Print the manifests that install keepip, from ingress-nginx Helm values' },
   whoami: { summary: 'An echo backend that shows what it received' },
   pp: { summary: 'Decode and encode PROXY protocol v1/v2 headers' },
 };

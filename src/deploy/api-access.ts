@@ -1,0 +1,93 @@
+// Every call `keepip controller` makes to the API server, as (resource, verbs, where): the one list the
+// rendered RBAC is made from (rbac.ts), and that test/deploy/rbac.test.ts holds the controller to by
+// running it against a fake API server and mapping every request it sends onto this list. A call the
+// controller starts making without a line here fails that test; a line nothing uses fails it too.
+import { RESOURCES, type ResourceType } from '../controller/resources.ts';
+
+export type Verb = 'get' | 'list' | 'watch' | 'create' | 'update' | 'patch';
+
+/**
+ * - `watched`: in every namespace the controller watches (all, or `--watch-namespace`);
+ * - `own`: in the controller's own namespace (its pods, its Lease);
+ * - `cluster`: a cluster-scoped resource.
+ */
+export type AccessScope = 'watched' | 'own' | 'cluster';
+
+export interface ApiAccess {
+  resource: ResourceType;
+  subresource?: 'status';
+  verbs: readonly Verb[];
+  scope: AccessScope;
+  /** Only the Lease named by --election-id (plus `create`, which cannot be limited by name). */
+  onlyElectionLease?: true;
+  why: string;
+}
+
+export const API_ACCESS: readonly ApiAccess[] = [
+  { resource: RESOURCES.ingress, verbs: ['list', 'watch'], scope: 'watched', why: 'the Ingresses it serves' },
+  {
+    resource: RESOURCES.ingress,
+    subresource: 'status',
+    verbs: ['update'],
+    scope: 'watched',
+    why: 'status.loadBalancer of served Ingresses (leader only)',
+  },
+  {
+    resource: RESOURCES.ingressClass,
+    verbs: ['list', 'watch'],
+    scope: 'cluster',
+    why: 'which classes it serves',
+  },
+  {
+    resource: RESOURCES.service,
+    verbs: ['get', 'list', 'watch'],
+    scope: 'watched',
+    why: 'backends, and --publish-service for the status',
+  },
+  { resource: RESOURCES.endpointSlice, verbs: ['list', 'watch'], scope: 'watched', why: 'backend endpoints' },
+  {
+    resource: RESOURCES.secret,
+    verbs: ['list', 'watch'],
+    scope: 'watched',
+    why: 'TLS certificates (type kubernetes.io/tls only)',
+  },
+  {
+    resource: RESOURCES.configMap,
+    verbs: ['list', 'watch'],
+    scope: 'watched',
+    why: '--configmap and --tcp-services-configmap, each by name',
+  },
+  {
+    resource: RESOURCES.namespace,
+    verbs: ['list', 'watch'],
+    scope: 'cluster',
+    why: '--watch-namespace-selector',
+  },
+  {
+    resource: RESOURCES.pod,
+    verbs: ['get', 'list'],
+    scope: 'own',
+    why: 'its own pod and its peers, for the status from node addresses',
+  },
+  { resource: RESOURCES.node, verbs: ['get'], scope: 'cluster', why: 'node addresses for the status' },
+  {
+    resource: RESOURCES.lease,
+    verbs: ['get', 'update'],
+    scope: 'own',
+    onlyElectionLease: true,
+    why: 'leader election (--election-id)',
+  },
+  { resource: RESOURCES.lease, verbs: ['create'], scope: 'own', why: 'creating the election Lease' },
+  {
+    resource: RESOURCES.event,
+    verbs: ['get', 'create', 'patch'],
+    scope: 'watched',
+    why: 'Events on Ingresses (deduplicated by patching the count)',
+  },
+];
+
+/** The API group of a resource type ('' for the core group). */
+export function apiGroup(resource: ResourceType): string {
+  const slash = resource.apiVersion.indexOf('/');
+  return slash === -1 ? '' : resource.apiVersion.slice(0, slash);
+}

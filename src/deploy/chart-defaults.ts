@@ -1,0 +1,397 @@
+// The ingress-nginx Helm chart's default values (chart 4.15.x, controller v1.15), as the chart's
+// values.yaml sets them: the values a user's file is merged onto, as `helm install -f` does. Only data;
+// which keys keepip renders, and how, is in values-keys.ts. Keys the chart reads but leaves unset
+// (nameOverride, controller.startupProbe, controller.maxUnavailable, …) are listed there, not here.
+
+export type Values = { [key: string]: unknown };
+
+function jobSecurityContext() {
+  return {
+    runAsNonRoot: true,
+    runAsUser: 65532,
+    runAsGroup: 65532,
+    allowPrivilegeEscalation: false,
+    seccompProfile: { type: 'RuntimeDefault' },
+    capabilities: { drop: ['ALL'] },
+    readOnlyRootFilesystem: true,
+  };
+}
+
+function probe(failureThreshold: number) {
+  return {
+    httpGet: { path: '/healthz', port: 10254, scheme: 'HTTP' },
+    initialDelaySeconds: 10,
+    periodSeconds: 10,
+    timeoutSeconds: 1,
+    successThreshold: 1,
+    failureThreshold,
+  };
+}
+
+function serviceDefaults() {
+  return {
+    enabled: true,
+    external: { enabled: true, labels: {} },
+    annotations: {},
+    labels: {},
+    type: 'LoadBalancer',
+    clusterIP: '',
+    clusterIPs: [],
+    externalIPs: [],
+    loadBalancerIP: '',
+    loadBalancerSourceRanges: [],
+    loadBalancerClass: '',
+    externalTrafficPolicy: '',
+    sessionAffinity: '',
+    trafficDistribution: '',
+    ipFamilyPolicy: 'SingleStack',
+    ipFamilies: ['IPv4'],
+    enableHttp: true,
+    enableHttps: true,
+    ports: { http: 80, https: 443 },
+    targetPorts: { http: 'http', https: 'https' },
+    appProtocol: true,
+    nodePorts: { http: '', https: '', tcp: {}, udp: {} },
+    internal: {
+      enabled: false,
+      labels: {},
+      annotations: {},
+      type: '',
+      clusterIP: '',
+      clusterIPs: [],
+      externalIPs: [],
+      loadBalancerIP: '',
+      loadBalancerSourceRanges: [],
+      loadBalancerClass: '',
+      externalTrafficPolicy: '',
+      sessionAffinity: '',
+      trafficDistribution: '',
+      ipFamilyPolicy: 'SingleStack',
+      ipFamilies: ['IPv4'],
+      ports: {},
+      targetPorts: {},
+      appProtocol: true,
+      nodePorts: { http: '', https: '', tcp: {}, udp: {} },
+    },
+  };
+}
+
+function admissionWebhooksDefaults() {
+  const job = (name: string) => ({
+    name,
+    activeDeadlineSeconds: 0,
+    securityContext: jobSecurityContext(),
+    resources: {},
+    volumeMounts: [],
+    volumes: [],
+  });
+  return {
+    name: 'admission',
+    annotations: {},
+    enabled: true,
+    extraEnvs: [],
+    failurePolicy: 'Fail',
+    port: 8443,
+    certificate: '/usr/local/certificates/cert',
+    key: '/usr/local/certificates/key',
+    namespaceSelector: {},
+    objectSelector: {},
+    labels: {},
+    service: {
+      annotations: {},
+      externalIPs: [],
+      loadBalancerSourceRanges: [],
+      servicePort: 443,
+      type: 'ClusterIP',
+    },
+    createSecretJob: job('create'),
+    patchWebhookJob: job('patch'),
+    patch: {
+      enabled: true,
+      image: {
+        image: 'ingress-nginx/kube-webhook-certgen',
+        tag: 'v1.6.9',
+        digest: 'sha256:01038e7de14b78d702d2849c3aad72fd25903c4765af63cf16aa3398f5d5f2dd',
+        pullPolicy: 'IfNotPresent',
+      },
+      priorityClassName: '',
+      runtimeClassName: '',
+      podAnnotations: {},
+      networkPolicy: { enabled: false },
+      nodeSelector: { 'kubernetes.io/os': 'linux' },
+      tolerations: [],
+      labels: {},
+      securityContext: {},
+      rbac: { create: true },
+      serviceAccount: { create: true, name: '', automountServiceAccountToken: true },
+    },
+    certManager: {
+      enabled: false,
+      rootCert: { duration: '', revisionHistoryLimit: 0 },
+      admissionCert: { duration: '', revisionHistoryLimit: 0 },
+    },
+  };
+}
+
+function metricsDefaults() {
+  return {
+    port: 10254,
+    portName: 'metrics',
+    enabled: false,
+    service: {
+      enabled: true,
+      annotations: {},
+      labels: {},
+      externalIPs: [],
+      loadBalancerSourceRanges: [],
+      servicePort: 10254,
+      type: 'ClusterIP',
+    },
+    serviceMonitor: {
+      enabled: false,
+      additionalLabels: {},
+      annotations: {},
+      namespace: '',
+      namespaceSelector: {},
+      scrapeInterval: '30s',
+      scrapeTimeout: '',
+      targetLabels: [],
+      relabelings: [],
+      metricRelabelings: [],
+      labelLimit: 0,
+      labelNameLengthLimit: 0,
+      labelValueLengthLimit: 0,
+      sampleLimit: 0,
+      targetLimit: 0,
+    },
+    prometheusRule: { enabled: false, additionalLabels: {}, annotations: {}, rules: [] },
+  };
+}
+
+function scalingDefaults() {
+  return {
+    autoscaling: {
+      enabled: false,
+      annotations: {},
+      minReplicas: 1,
+      maxReplicas: 11,
+      targetCPUUtilizationPercentage: 50,
+      targetMemoryUtilizationPercentage: 50,
+      behavior: {},
+    },
+    autoscalingTemplate: [],
+    keda: {
+      apiVersion: 'keda.sh/v1alpha1',
+      enabled: false,
+      minReplicas: 1,
+      maxReplicas: 11,
+      pollingInterval: 30,
+      cooldownPeriod: 300,
+      restoreToOriginalReplicaCount: false,
+      scaledObject: { annotations: {} },
+      triggers: [],
+      behavior: {},
+    },
+  };
+}
+
+function podDefaults() {
+  return {
+    dnsConfig: {},
+    hostAliases: [],
+    hostname: {},
+    dnsPolicy: 'ClusterFirst',
+    runtimeClassName: '',
+    hostNetwork: false,
+    hostPort: { enabled: false, ports: { http: 80, https: 443 } },
+    podLabels: {},
+    podSecurityContext: {},
+    sysctls: {},
+    containerSecurityContext: {},
+    extraEnvs: [],
+    kind: 'Deployment',
+    annotations: {},
+    labels: {},
+    updateStrategy: {},
+    progressDeadlineSeconds: 0,
+    minReadySeconds: 0,
+    tolerations: [],
+    affinity: {},
+    topologySpreadConstraints: [],
+    terminationGracePeriodSeconds: 300,
+    nodeSelector: { 'kubernetes.io/os': 'linux' },
+    livenessProbe: probe(5),
+    readinessProbe: probe(3),
+    healthCheckPath: '/healthz',
+    healthCheckHost: '',
+    podAnnotations: {},
+    replicaCount: 1,
+    minAvailable: 1,
+    unhealthyPodEvictionPolicy: '',
+    resources: { requests: { cpu: '100m', memory: '90Mi' } },
+    resizePolicy: [],
+    shareProcessNamespace: false,
+    extraContainers: [],
+    extraVolumeMounts: [],
+    extraVolumes: [],
+    extraInitContainers: [],
+    extraModules: [],
+    lifecycle: { preStop: { exec: { command: ['/wait-shutdown'] } } },
+    priorityClassName: '',
+  };
+}
+
+function controllerDefaults() {
+  return {
+    name: 'controller',
+    enableAnnotationValidations: true,
+    image: {
+      chroot: false,
+      image: 'ingress-nginx/controller',
+      tag: 'v1.15.1',
+      digest: 'sha256:594ceea76b01c592858f803f9ff4d2cb40542cae2060410b2c95f75907d659e1',
+      digestChroot: 'sha256:af31d00c9d82c612896b380a9003bd36843b7647b98e4588251c66325317bc72',
+      pullPolicy: 'IfNotPresent',
+      runAsNonRoot: true,
+      runAsUser: 101,
+      runAsGroup: 82,
+      allowPrivilegeEscalation: false,
+      seccompProfile: { type: 'RuntimeDefault' },
+      readOnlyRootFilesystem: false,
+    },
+    containerName: 'controller',
+    containerPort: { http: 80, https: 443 },
+    config: {},
+    configAnnotations: {},
+    proxySetHeaders: {},
+    addHeaders: {},
+    reportNodeInternalIp: false,
+    watchIngressWithoutClass: false,
+    ingressClassByName: false,
+    enableTopologyAwareRouting: false,
+    disableLeaderElection: false,
+    electionTTL: '',
+    allowSnippetAnnotations: false,
+    networkPolicy: { enabled: false },
+    electionID: '',
+    ingressClassResource: {
+      name: 'nginx',
+      enabled: true,
+      default: false,
+      annotations: {},
+      controllerValue: 'k8s.io/ingress-nginx',
+      aliases: [],
+      parameters: {},
+    },
+    ingressClass: 'nginx',
+    publishService: { enabled: true, pathOverride: '' },
+    scope: { enabled: false, namespace: '', namespaceSelector: '' },
+    configMapNamespace: '',
+    tcp: { configMapNamespace: '', annotations: {} },
+    udp: { configMapNamespace: '', annotations: {} },
+    maxmindLicenseKey: '',
+    extraArgs: {},
+    ...podDefaults(),
+    ...scalingDefaults(),
+    enableMimalloc: true,
+    customTemplate: { configMapName: '', configMapKey: '' },
+    service: serviceDefaults(),
+    admissionWebhooks: admissionWebhooksDefaults(),
+    metrics: metricsDefaults(),
+  };
+}
+
+function defaultBackendDefaults() {
+  return {
+    enabled: false,
+    name: 'defaultbackend',
+    image: {
+      image: 'defaultbackend-amd64',
+      tag: '1.5',
+      pullPolicy: 'IfNotPresent',
+      runAsNonRoot: true,
+      runAsUser: 65534,
+      runAsGroup: 65534,
+      allowPrivilegeEscalation: false,
+      seccompProfile: { type: 'RuntimeDefault' },
+      readOnlyRootFilesystem: true,
+    },
+    extraArgs: {},
+    serviceAccount: { create: true, name: '', automountServiceAccountToken: true },
+    extraEnvs: [],
+    port: 8080,
+    livenessProbe: {
+      failureThreshold: 3,
+      initialDelaySeconds: 30,
+      periodSeconds: 10,
+      successThreshold: 1,
+      timeoutSeconds: 5,
+    },
+    readinessProbe: {
+      failureThreshold: 6,
+      initialDelaySeconds: 0,
+      periodSeconds: 5,
+      successThreshold: 1,
+      timeoutSeconds: 5,
+    },
+    updateStrategy: {},
+    minReadySeconds: 0,
+    tolerations: [],
+    affinity: {},
+    topologySpreadConstraints: [],
+    podSecurityContext: {},
+    containerSecurityContext: {},
+    podLabels: {},
+    nodeSelector: { 'kubernetes.io/os': 'linux' },
+    podAnnotations: {},
+    replicaCount: 1,
+    minAvailable: 1,
+    unhealthyPodEvictionPolicy: '',
+    resources: {},
+    extraVolumeMounts: [],
+    extraVolumes: [],
+    extraConfigMaps: [],
+    autoscaling: {
+      annotations: {},
+      enabled: false,
+      minReplicas: 1,
+      maxReplicas: 2,
+      targetCPUUtilizationPercentage: 50,
+      targetMemoryUtilizationPercentage: 50,
+    },
+    networkPolicy: { enabled: false },
+    service: {
+      annotations: {},
+      clusterIPs: [],
+      externalIPs: [],
+      loadBalancerSourceRanges: [],
+      servicePort: 80,
+      type: 'ClusterIP',
+    },
+    priorityClassName: '',
+    runtimeClassName: '',
+    labels: {},
+  };
+}
+
+/** A fresh copy of the chart's defaults (callers may mutate it). */
+export function chartDefaults(): Values {
+  return {
+    global: { image: { registry: 'registry.k8s.io' } },
+    namespaceOverride: '',
+    commonLabels: {},
+    controller: controllerDefaults(),
+    revisionHistoryLimit: 10,
+    defaultBackend: defaultBackendDefaults(),
+    rbac: { create: true, scope: false },
+    serviceAccount: { create: true, name: '', automountServiceAccountToken: true, annotations: {} },
+    imagePullSecrets: [],
+    tcp: {},
+    udp: {},
+    portNamePrefix: '',
+    dhParam: '',
+  };
+}
+
+/** The chart version these defaults and the rendering follow. */
+export const CHART_VERSION = '4.15.1';

@@ -1,0 +1,46 @@
+// The Prometheus Operator ServiceMonitor for the metrics Service (controller.metrics.serviceMonitor).
+// Pure.
+import { controllerSelector, type K8sObject, meta, type RenderContext, setIf } from './context.ts';
+
+export function renderServiceMonitor(ctx: RenderContext): K8sObject[] {
+  const { v, names } = ctx;
+  const prefix = 'controller.metrics.serviceMonitor';
+  if (!v.bool('controller.metrics.enabled') || !v.bool(`${prefix}.enabled`)) return [];
+  const endpoint: Record<string, unknown> = {
+    port: v.str('controller.metrics.portName'),
+    interval: v.str(`${prefix}.scrapeInterval`),
+  };
+  setIf(endpoint, {
+    scrapeTimeout: v.str(`${prefix}.scrapeTimeout`),
+    honorLabels: v.bool(`${prefix}.honorLabels`),
+    relabelings: v.list(`${prefix}.relabelings`),
+    metricRelabelings: v.list(`${prefix}.metricRelabelings`),
+  });
+  const namespaceSelector = v.map(`${prefix}.namespaceSelector`);
+  const spec: Record<string, unknown> = {
+    namespaceSelector:
+      Object.keys(namespaceSelector).length > 0 ? namespaceSelector : { matchNames: [names.namespace] },
+    selector: { matchLabels: controllerSelector(ctx) },
+    endpoints: [endpoint],
+  };
+  setIf(spec, {
+    jobLabel: v.str(`${prefix}.jobLabel`),
+    targetLabels: v.list(`${prefix}.targetLabels`),
+  });
+  for (const limit of [
+    'labelLimit',
+    'labelNameLengthLimit',
+    'labelValueLengthLimit',
+    'sampleLimit',
+    'targetLimit',
+  ]) {
+    const value = v.int(`${prefix}.${limit}`);
+    if (value > 0) spec[limit] = value;
+  }
+  const metadata = meta(ctx, names.controller, {
+    labels: { 'app.kubernetes.io/component': 'controller', ...v.strings(`${prefix}.additionalLabels`) },
+    annotations: v.strings(`${prefix}.annotations`),
+  });
+  metadata.namespace = v.str(`${prefix}.namespace`) || names.namespace;
+  return [{ apiVersion: 'monitoring.coreos.com/v1', kind: 'ServiceMonitor', metadata, spec }];
+}
