@@ -1,0 +1,147 @@
+// --tcp-services-configmap on keepip's L4 engine: an entry with `::PROXY` sends a PROXY header with
+// the client's own address to the backend (Gitea's SSH keeps the client IP); UDP entries and
+// unusable entries are reported by name. Also: /healthz stays 503 until the first complete sync.
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import { type FakeApiServer, type Obj, startFakeApiServer } from '../fixtures/fake-apiserver.ts';
+import { freePort } from '../helpers/net.ts';
+import {
+  type Backend,
+  healthz,
+  seedWeb,
+  startBackend,
+  startTestController,
+  type TestController,
+} from './harness.ts';
+
+function sshService(port: number): Obj[] {
+  return [
+    {
+      kind: 'Service',
+      metadata: { namespace: 'gitea', name: 'gitea-ssh' },
+      spec: { ports: [{ name: 'ssh', port: 22, targetPort: 2222 }] },
+    },
+    {
+      kind: 'EndpointSlice',
+      metadata: {
+        namespace: 'gitea',
+        name: 'gitea-ssh-1',
+        labels: { 'kubernetes.io/service-name': 'gitea-ssh' },
+      },
+      addressType: 'IPv4',
+      endpoints: [{ addresses: ['127.0.0.1'], conditions: { ready: true } }],
+      ports: [{ name: 'ssh', port }],
+    },
+  ];
+}
+
+/** A TCP server that records the first bytes of each connection and answers "SSH-2.0-fake". */
+async function startSshBackend(): Promise<{ port: number; received: Buffer[]; close(): Promise<void> }> {
+  const received: Buffer[] = [];
+  const server = net.createServer((socket) => {
+    const chunks: Buffer[] = [];
+    socket.on('data', (c) => {
+      chunks.push(c);
+      const all = Buffer.concat(chunks);
+      if (all.includes('hello\n')) {
+        received.push(all);
+        socket.end('SSH-2.0-fake\r\n');
+      }
+    });
+    socket.on('error', () => {});
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    received,
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  };
+}
+
+function exchange(port: number, from: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host: '127.0.0.1', port, localAddress: from });
+    let text = '';
+    socket.on('connect', () => socket.write('hello\n'));
+    socket.on('data', (c) => (text += c));
+    socket.on('end', () => resolve(text));
+    socket.on('error', reject);
+  });
+}
+
+describe('tcp-services and readiness', () => {
+  let api: FakeApiServer;
+  let web: Backend;
+  let ssh: Awaited<ReturnType<typeof startSshBackend>>;
+  let ctl: TestController;
+  let tcpPort: number;
+
+  before(async () => {
+    api = await startFakeApiServer();
+    web = await startBackend('web');
+    ssh = await startSshBackend();
+    seedWeb(api, web.port);
+    for (const o of sshService(ssh.port)) api.apply(o);
+    tcpPort = await freePort();
+    api.apply({
+      kind: 'ConfigMap',
+      metadata: { namespace: 'ingress-nginx', name: 'tcp-services' },
+      data: {
+        [String(tcpPort)]: 'gitea/gitea-ssh:22::PROXY',
+        '2200': 'gitea/gitea-ssh:ssh:PROXY',
+        '23': 'gitea/nope:22',
+      },
+    });
+    api.apply({
+      kind: 'ConfigMap',
+      metadata: { namespace: 'ingress-nginx', name: 'udp-services' },
+      data: { '53': 'kube-system/dns:53' },
+    });
+    api.setDown(true);
+    ctl = await startTestController(api, [
+      '--disable-leader-election',
+      '--update-status=false',
+      '--tcp-services-configmap=ingress-nginx/tcp-services',
+      '--udp-services-configmap=ingress-nginx/udp-services',
+    ]);
+  });
+  after(async () => {
+    await ctl?.close();
+    await api?.close();
+    await web?.close();
+    await ssh?.close();
+  });
+
+  it('/healthz is 503 until the first complete sync, then 200', async () => {
+    await api.waitForRequest((r) => r.status === 503);
+    const before = await healthz(ctl.running.healthzAddress!.port);
+    assert.equal(before.status, 503);
+    assert.match(before.body, /waiting for the first complete sync/);
+    assert.equal(ctl.running.gateway(), null);
+    api.setDown(false);
+    await ctl.running.serving();
+    assert.equal((await healthz(ctl.running.healthzAddress!.port)).status, 200);
+  });
+
+  it('serves a ::PROXY entry with the client address in a PROXY v1 header', async () => {
+    await ctl.waitForLine(new RegExp(`tcp-services ${tcpPort}: listening`));
+    const answer = await exchange(tcpPort, '127.0.0.7');
+    assert.equal(answer, 'SSH-2.0-fake\r\n');
+    const first = ssh.received[0]!.toString('latin1');
+    assert.match(
+      first,
+      new RegExp(`^PROXY TCP4 127\\.0\\.0\\.7 127\\.0\\.0\\.1 \\d+ ${tcpPort}\\r\\nhello\\n$`),
+    );
+  });
+
+  it('reports UDP entries and unusable entries by name', async () => {
+    await ctl.waitForLine(
+      /UDP service 53 -> kube-system\/dns:53 .* is not served: keepip has no UDP proxy \[UDP_SERVICE_UNSUPPORTED\]/,
+    );
+    await ctl.waitForLine(
+      /data\["23"\]: Service gitea\/nope with port 22 does not exist; not served \[TCP_SERVICE_INVALID\]/,
+    );
+    await ctl.waitForLine(/tcp-services 2200: decoding a PROXY header from clients/);
+  });
+});
