@@ -2,10 +2,10 @@
 // them, reloads on change or SIGHUP, drains on SIGTERM/SIGINT. Start-up and reload lines go to
 // stderr (stdout carries the access log unless --access-log names a file).
 import { parseArgs } from 'node:util';
+import { describeIssue } from '../config/issue-text.ts';
 import type { Topology } from '../config/model.ts';
 import {
   describeConfig,
-  describeIssue,
   type GatewayEvent,
   GatewayStartError,
   listenerEvents,

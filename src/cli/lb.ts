@@ -4,7 +4,8 @@
 // Only the argument parsing is loaded up front; the engine, the manifest reader and prom-client are
 // imported once the arguments are known to be good, so usage errors and --help answer quickly.
 import { parseArgs } from 'node:util';
-import type { ConfigIssue, HealthCheckModel, Topology } from '../config/model.ts';
+import { describeIssue } from '../config/issue-text.ts';
+import type { HealthCheckModel, Topology } from '../config/model.ts';
 import {
   DEFAULT_DEREGISTRATION_DELAY_MS,
   DEFAULT_IDLE_TIMEOUT_MS,
@@ -398,10 +399,7 @@ async function configsFromManifests(values: Values): Promise<LbListenerPlan[] | 
 const LB_KINDS = new Set(['Service', 'Endpoints', 'EndpointSlice', 'Node']);
 
 async function readTopology(paths: string[], service: string | undefined): Promise<Topology | null> {
-  const [{ loadTopology }, { describeOrigin }] = await Promise.all([
-    import('../k8s/index.ts'),
-    import('../k8s/reader.ts'),
-  ]);
+  const { loadTopology } = await import('../k8s/index.ts');
   const topology = await loadTopology(paths);
   let fatal = false;
   for (const issue of topology.issues) {
@@ -413,19 +411,9 @@ async function readTopology(paths: string[], service: string | undefined): Promi
       `${issue.origin.namespace}/${issue.origin.name}` === service ||
       issue.origin.kind !== 'Service';
     if (issue.severity === 'error' && relevant && mine) fatal = true;
-    err(`${issue.severity}: ${describeIssue(issue, describeOrigin)}`);
+    err(`${issue.severity}: ${describeIssue(issue)}`);
   }
   return fatal ? null : topology;
-}
-
-function describeIssue(
-  issue: ConfigIssue,
-  describeOrigin: (origin: NonNullable<ConfigIssue['origin']>) => string,
-): string {
-  const where = issue.origin === undefined ? '' : describeOrigin(issue.origin);
-  const field = issue.field === undefined ? '' : ` ${issue.field}`;
-  const prefix = where === '' || issue.message.startsWith(where) ? '' : `${where}${field}: `;
-  return `${prefix}${issue.message} [${issue.code}]`;
 }
 
 function hostPort(flag: string, text: string): HostPort {

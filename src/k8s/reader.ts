@@ -1,5 +1,6 @@
 // Safe field access on untrusted objects: a wrong type becomes a ConfigIssue naming the field, never a
 // crash. Each reader is bound to one object's origin and an issue sink.
+import { describeOrigin } from '../config/issue-text.ts';
 import type { ConfigIssue, Origin } from '../config/model.ts';
 import { formatFieldPath, type PathSegment } from './field-path.ts';
 
@@ -28,11 +29,7 @@ export interface FieldReader {
   ): void;
 }
 
-export function describeOrigin(origin: Origin): string {
-  const doc = origin.document > 0 ? `, document ${origin.document}` : '';
-  const obj = origin.kind ? ` (${origin.kind} ${origin.namespace}/${origin.name})` : '';
-  return `${origin.file}${doc}${obj}`;
-}
+export { describeOrigin };
 
 export function createReader(root: unknown, origin: Origin, issues: ConfigIssue[]): FieldReader {
   const report: FieldReader['report'] = (severity, code, path, message) => {

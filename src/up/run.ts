@@ -3,8 +3,9 @@
 // so several chains (tests, a demo beside a running one) never collide; with 'exact' the manifests'
 // ports are used as written.
 import type { AddressInfo } from 'node:net';
+import { describeIssue } from '../config/issue-text.ts';
 import type { Topology } from '../config/model.ts';
-import { describeIssue, type RunningGateway, snapshotEvents, startGateway } from '../gateway/gateway.ts';
+import { type RunningGateway, snapshotEvents, startGateway } from '../gateway/gateway.ts';
 import type { LineSink } from '../gateway/line-sink.ts';
 import { watchConfig } from '../gateway/reload.ts';
 import { blockingIssues } from '../gateway/snapshot.ts';
