@@ -2,6 +2,7 @@
 // them, reloads on change or SIGHUP, drains on SIGTERM/SIGINT. Start-up and reload lines go to
 // stderr (stdout carries the access log unless --access-log names a file).
 import { parseArgs } from 'node:util';
+import { parseDurationMs } from '../config/duration.ts';
 import { describeIssue } from '../config/issue-text.ts';
 import type { Topology } from '../config/model.ts';
 import {
@@ -39,7 +40,8 @@ Options:
       --log-format <text|json>
                              text: the ConfigMap's log-format-upstream (default); json: one JSON object per line
       --metrics <ADDR:PORT>  serve Prometheus /metrics and /healthz
-      --drain-timeout <s>    on SIGTERM/SIGINT, wait at most this long for in-flight requests (default 10)
+      --drain-timeout <D>    on SIGTERM/SIGINT, wait at most this long for in-flight requests (default 10s;
+                             10s, 500ms, or a plain number of seconds)
       --json                 start-up and reload lines as JSON objects (stderr)
   -h, --help                 this help
 
@@ -121,9 +123,9 @@ function parseCli(argv: string[]): Parsed {
   if (logFormat !== 'text' && logFormat !== 'json')
     return { ok: false, error: '--log-format must be text or json' };
   const drainText = (values['drain-timeout'] as string | undefined) ?? '10';
-  const drainSeconds = Number(drainText);
-  if (!/^\d+(\.\d+)?$/.test(drainText) || !Number.isFinite(drainSeconds)) {
-    return { ok: false, error: `--drain-timeout: "${drainText}" is not a number of seconds` };
+  const drainTimeoutMs = parseDurationMs(drainText);
+  if (drainTimeoutMs === null) {
+    return { ok: false, error: `--drain-timeout: "${drainText}" is not a duration (10, 10s, 500ms)` };
   }
   const configMap = values.configmap as string | undefined;
   if (configMap !== undefined && !/^[^/\s]+\/[^/\s]+$/.test(configMap)) {
@@ -141,7 +143,7 @@ function parseCli(argv: string[]): Parsed {
       accessLog: (values['access-log'] as string | undefined) ?? null,
       logFormat,
       metrics: metrics as HostPort | null,
-      drainTimeoutMs: drainSeconds * 1000,
+      drainTimeoutMs,
       json: values.json === true,
     },
   };

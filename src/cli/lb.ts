@@ -4,6 +4,7 @@
 // Only the argument parsing is loaded up front; the engine, the manifest reader and prom-client are
 // imported once the arguments are known to be good, so usage errors and --help answer quickly.
 import { parseArgs } from 'node:util';
+import { parseDurationMs } from '../config/duration.ts';
 import { describeIssue } from '../config/issue-text.ts';
 import type { HealthCheckModel, Topology } from '../config/model.ts';
 import {
@@ -429,10 +430,8 @@ function integer(flag: string, text: string, min: number, max: number): number {
   return n;
 }
 
-/** "500ms", "10s", "5m", "1h", or plain seconds. */
-export function duration(flag: string, text: string): number {
-  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
-  if (match === null) throw new UsageError(`${flag} "${text}" is not a duration (500ms, 10s, 5m)`);
-  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[match[2] ?? 's'] ?? 1000;
-  return Math.round(Number(match[1]) * unit);
+function duration(flag: string, text: string): number {
+  const ms = parseDurationMs(text);
+  if (ms === null) throw new UsageError(`${flag} "${text}" is not a duration (500ms, 10s, 5m)`);
+  return ms;
 }

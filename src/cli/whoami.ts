@@ -8,7 +8,8 @@ const HELP = `Usage: keepip whoami [--listen ADDR:PORT] [--name NAME]
 
 An echo backend: every request is answered with what it received (remote address and port, method,
 host, path, headers, body size and SHA-256). JSON with "Accept: application/json" or ?format=json,
-text otherwise. GET /health answers 200; ?wait=250ms delays the answer (at most 30s). A request with
+text otherwise. GET /health answers 200; ?wait=250ms delays the answer (at most 30s; 2s, or a plain
+number of seconds). A request with
 "Upgrade: websocket" on any path becomes a WebSocket that echoes every text and binary message.
 
 Options:

@@ -1,6 +1,7 @@
 // What the whoami backend tells a client about its request: the JSON record (a contract: the doctor's
 // --probe and the end-to-end tests parse it) and a traefik/whoami-style text rendering. Pure: the
 // server fills in the socket facts, this module only shapes them.
+import { parseDurationMs } from '../config/duration.ts';
 import { formatHostPort } from '../net/host-port.ts';
 import { foldMappedIpv4 } from '../net/ip.ts';
 
@@ -111,21 +112,20 @@ export type WaitResult = { ok: true; ms: number } | { ok: false; error: { code: 
 /** Upper bound of ?wait=, so a test cannot park a connection for ever. */
 export const MAX_WAIT_MS = 30_000;
 
-/** Parses ?wait= values: "250", "250ms", "1.5s" (bounded by MAX_WAIT_MS). */
+/** Parses ?wait= values: "250ms", "1.5s", "2" (seconds, as every duration in keepip), at most MAX_WAIT_MS. */
 export function parseWait(value: string): WaitResult {
-  const match = /^(\d+(?:\.\d+)?)(ms|s)?$/.exec(value.trim());
-  if (!match) {
+  const ms = parseDurationMs(value);
+  if (ms === null) {
     return {
       ok: false,
       error: { code: 'WHOAMI_BAD_WAIT', message: `wait "${value}" is not a duration (e.g. 250ms, 2s)` },
     };
   }
-  const ms = Number(match[1]) * (match[2] === 's' ? 1000 : 1);
   if (ms > MAX_WAIT_MS) {
     return {
       ok: false,
       error: { code: 'WHOAMI_WAIT_TOO_LONG', message: `wait ${value} exceeds ${MAX_WAIT_MS} ms` },
     };
   }
-  return { ok: true, ms: Math.round(ms) };
+  return { ok: true, ms };
 }

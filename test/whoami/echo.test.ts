@@ -85,7 +85,9 @@ test('JSON is chosen by Accept or ?format=json; ?format=text wins over Accept', 
 });
 
 test('?wait= accepts ms and s, bounded, and rejects junk with a code', () => {
-  assert.deepEqual(parseWait('250'), { ok: true, ms: 250 });
+  // A plain number is seconds, as every duration keepip reads (src/config/duration.ts).
+  assert.deepEqual(parseWait('2'), { ok: true, ms: 2000 });
+  assert.equal(parseWait('250').ok, false);
   assert.deepEqual(parseWait('250ms'), { ok: true, ms: 250 });
   assert.deepEqual(parseWait('1.5s'), { ok: true, ms: 1500 });
   const junk = parseWait('soon');
