@@ -7,16 +7,6 @@ import type { ConfigIssue } from '../config/model.ts';
 import { type ClusterObjects, isOurIngress, type SnapshotOptions, buildClusterTopology } from './snapshot.ts';
 import type { KubeObject } from './resources.ts';
 
-/** Issue codes that make an Ingress unservable or fail closed: the webhook refuses them. */
-export const REFUSED_CODES: ReadonlySet<string> = new Set([
-  'INVALID_SOURCE_RANGE',
-  'INVALID_PATH',
-  'INVALID_HOST',
-  'UNSUPPORTED_BACKEND_PROTOCOL',
-  'MANIFEST_INVALID_FIELD',
-  'MANIFEST_MISSING_FIELD',
-]);
-
 /** Annotations a refused value of which is refused at admission (their fallback would change routing). */
 const REFUSED_INVALID_ANNOTATIONS = ['rewrite-target', 'app-root'];
 /** keepip never runs snippets: an Ingress asking for one is refused, as ingress-nginx does with allow-snippet-annotations off. */
@@ -30,12 +20,19 @@ export interface AdmissionVerdict {
   warnings: string[];
 }
 
+/**
+ * Every error about the Ingress is something the gateway fails closed on (503) or drops (a bad path
+ * or host, an invalid list, a refused backend protocol or access configuration); a refused rewrite or
+ * app-root would route differently than asked; a snippet is never run.
+ */
 function refuses(issue: ConfigIssue): boolean {
-  if (issue.severity === 'error' && REFUSED_CODES.has(issue.code)) return true;
+  if (issue.severity === 'error') return true;
   const field = issue.field ?? '';
-  if (issue.code === 'INVALID_ANNOTATION_VALUE')
-    return REFUSED_INVALID_ANNOTATIONS.some((a) => field.includes(`nginx.ingress.kubernetes.io/${a}"`));
-  return issue.code === 'UNSUPPORTED_ANNOTATION' && SNIPPET.test(field);
+  if (SNIPPET.test(field)) return true;
+  return (
+    issue.code === 'INVALID_ANNOTATION_VALUE' &&
+    REFUSED_INVALID_ANNOTATIONS.some((a) => field.includes(`nginx.ingress.kubernetes.io/${a}"`))
+  );
 }
 
 /** The doctor prints configuration issues as `severity CODE: message`. */

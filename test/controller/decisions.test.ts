@@ -1,0 +1,335 @@
+// The controller's pure decisions: flags as ingress-nginx takes them, which Ingresses are ours,
+// the status addresses, events, the admission verdict and the tcp-services plan.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { reviewAdmission, verdictFor } from '../../src/controller/admission.ts';
+import { eventName, ingressEvents } from '../../src/controller/events.ts';
+import { expandEnv, FLAGS, parseControllerFlags, parseGoDuration } from '../../src/controller/flags.ts';
+import { type ClusterObjects, isOurIngress, type SnapshotOptions } from '../../src/controller/snapshot.ts';
+import { desiredStatus, nodeAddress, serviceAddresses } from '../../src/controller/status.ts';
+import { planTcpServices } from '../../src/controller/tcp-services.ts';
+import { buildClusterTopology } from '../../src/controller/snapshot.ts';
+
+const classOptions = {
+  ingressClass: 'nginx',
+  controllerClass: 'k8s.io/ingress-nginx',
+  watchIngressWithoutClass: false,
+  ingressClassByName: false,
+};
+const options: SnapshotOptions = {
+  ...classOptions,
+  configMap: null,
+  defaultSslCertificate: null,
+  defaultBackendService: null,
+};
+const nginxClass = { metadata: { name: 'nginx' }, spec: { controller: 'k8s.io/ingress-nginx' } };
+const empty: ClusterObjects = {
+  ingresses: [],
+  ingressClasses: [nginxClass],
+  services: [],
+  endpointSlices: [],
+  secrets: [],
+  configMaps: [],
+  namespaces: null,
+};
+
+function ing(name: string, annotations: Record<string, string> = {}, spec: Record<string, unknown> = {}) {
+  return {
+    metadata: { namespace: 'default', name, annotations, uid: `uid-${name}`, resourceVersion: '1' },
+    spec: {
+      ingressClassName: 'nginx',
+      rules: [
+        {
+          host: `${name}.example.com`,
+          http: {
+            paths: [
+              { path: '/', pathType: 'Prefix', backend: { service: { name: 'web', port: { number: 80 } } } },
+            ],
+          },
+        },
+      ],
+      ...spec,
+    },
+  };
+}
+
+describe('flags', () => {
+  it('takes --flag=value and --flag value, booleans bare or with a value, last one wins', () => {
+    const p = parseControllerFlags(
+      [
+        '--http-port',
+        '8080',
+        '--https-port=8443',
+        '--update-status',
+        'false',
+        '--watch-ingress-without-class',
+        '--http-port=81',
+      ],
+      {},
+    );
+    assert.equal(p.ok, true);
+    if (p.ok !== true) return;
+    assert.equal(p.options.httpPort, 81);
+    assert.equal(p.options.httpsPort, 8443);
+    assert.equal(p.options.updateStatus, false);
+    assert.equal(p.options.watchIngressWithoutClass, true);
+  });
+
+  it("has ingress-nginx's defaults", () => {
+    const p = parseControllerFlags([], {});
+    assert.ok(p.ok === true);
+    const o = p.options;
+    assert.deepEqual(
+      [
+        o.ingressClass,
+        o.controllerClass,
+        o.electionId,
+        o.httpPort,
+        o.httpsPort,
+        o.healthzPort,
+        o.updateStatus,
+        o.updateStatusOnShutdown,
+        o.enableMetrics,
+        o.bindAddress,
+      ],
+      ['nginx', 'k8s.io/ingress-nginx', 'ingress-nginx-leader', 80, 443, 10254, true, true, true, '0.0.0.0'],
+    );
+    assert.equal(o.podNamespace, 'default');
+  });
+
+  it('expands $(POD_NAMESPACE) and $POD_NAME, reads them from the environment', () => {
+    const env = { POD_NAMESPACE: 'edge', POD_NAME: 'ctl-1' };
+    assert.equal(
+      expandEnv('$(POD_NAMESPACE)/ingress-nginx-controller', env),
+      'edge/ingress-nginx-controller',
+    );
+    const p = parseControllerFlags(['--publish-service=$(POD_NAMESPACE)/ingress-nginx-controller'], env);
+    assert.ok(p.ok === true);
+    assert.equal(p.options.publishService, 'edge/ingress-nginx-controller');
+    assert.equal(p.options.podNamespace, 'edge');
+    assert.equal(p.options.podName, 'ctl-1');
+  });
+
+  it('warns about each unimplemented ingress-nginx flag by name, and refuses unknown flags and bad values', () => {
+    const p = parseControllerFlags(
+      ['--enable-ssl-passthrough', '--sync-period=10m', '--maxmind-license-key', 'x'],
+      {},
+    );
+    assert.ok(p.ok === true);
+    assert.equal(p.warnings.length, 3);
+    assert.match(p.warnings[0]!, /--enable-ssl-passthrough .*SSL passthrough is not implemented/);
+    assert.equal(parseControllerFlags(['--bogus'], {}).ok, false);
+    assert.equal(parseControllerFlags(['positional'], {}).ok, false);
+    assert.equal(parseControllerFlags(['--http-port=x'], {}).ok, false);
+    assert.equal(parseControllerFlags(['--configmap=noslash'], {}).ok, false);
+    assert.equal(
+      parseControllerFlags(['--validating-webhook=:8443'], {}).ok,
+      false,
+      'needs certificate and key',
+    );
+    assert.equal(parseControllerFlags(['--sync-period=soon'], {}).ok, false);
+  });
+
+  it('names every flag once', () => {
+    assert.equal(new Set(FLAGS.map((f) => f.name)).size, FLAGS.length);
+    assert.equal(parseGoDuration('1m30s'), 90_000);
+    assert.equal(parseGoDuration('500ms'), 500);
+    assert.equal(parseGoDuration('5'), null);
+  });
+});
+
+describe('which Ingresses are ours (ingress-nginx class rules)', () => {
+  const other = { metadata: { name: 'other' }, spec: { controller: 'example.com/other' } };
+  it('by IngressClass controller, by name with --ingress-class-by-name, by legacy annotation, without class only when asked', () => {
+    assert.equal(isOurIngress(ing('a'), [nginxClass], classOptions), true);
+    assert.equal(
+      isOurIngress(ing('a', {}, { ingressClassName: 'other' }), [nginxClass, other], classOptions),
+      false,
+    );
+    assert.equal(isOurIngress(ing('a', {}, { ingressClassName: 'nginx' }), [], classOptions), false);
+    assert.equal(
+      isOurIngress(ing('a', {}, { ingressClassName: 'nginx' }), [], {
+        ...classOptions,
+        ingressClassByName: true,
+      }),
+      true,
+    );
+    const legacy = {
+      metadata: { name: 'l', annotations: { 'kubernetes.io/ingress.class': 'nginx' } },
+      spec: {},
+    };
+    assert.equal(isOurIngress(legacy, [], classOptions), true);
+    const none = { metadata: { name: 'n' }, spec: {} };
+    assert.equal(isOurIngress(none, [nginxClass], classOptions), false);
+    assert.equal(isOurIngress(none, [nginxClass], { ...classOptions, watchIngressWithoutClass: true }), true);
+  });
+
+  it('the topology holds only our Ingresses, and only the Secrets they reference', () => {
+    const secret = (name: string) => ({
+      type: 'kubernetes.io/tls',
+      metadata: { namespace: 'default', name },
+      data: {},
+    });
+    const topology = buildClusterTopology(
+      {
+        ...empty,
+        ingresses: [
+          ing('mine', {}, { tls: [{ hosts: ['mine.example.com'], secretName: 'used' }] }),
+          ing('theirs', {}, { ingressClassName: 'other' }),
+        ],
+        secrets: [secret('used'), secret('unused')],
+      },
+      options,
+    );
+    assert.deepEqual(
+      topology.gateway.virtualHosts.map((v) => v.host),
+      ['mine.example.com'],
+    );
+    assert.ok(!topology.issues.some((i) => i.message.includes('unused')));
+    assert.ok(topology.issues.some((i) => i.code === 'TLS_SECRET_INVALID' && i.origin?.name === 'used'));
+  });
+});
+
+describe('status addresses', () => {
+  it('publish-status-address first (IPs and hostnames), else the publish-service, else the nodes', () => {
+    assert.deepEqual(
+      desiredStatus({
+        publishStatusAddress: ['lb.example.com', '10.0.0.2', '10.0.0.2'],
+        publishService: undefined,
+        nodeAddresses: ['1.1.1.1'],
+      }),
+      [{ ip: '10.0.0.2' }, { hostname: 'lb.example.com' }],
+    );
+    const svc = {
+      spec: { type: 'LoadBalancer', externalIPs: ['192.0.2.9'] },
+      status: { loadBalancer: { ingress: [{ hostname: 'abc.elb.amazonaws.com' }] } },
+    };
+    assert.deepEqual(serviceAddresses(svc), [{ ip: '192.0.2.9' }, { hostname: 'abc.elb.amazonaws.com' }]);
+    assert.deepEqual(
+      desiredStatus({ publishStatusAddress: [], publishService: null, nodeAddresses: ['1.1.1.1'] }),
+      [],
+    );
+    assert.deepEqual(
+      desiredStatus({ publishStatusAddress: [], publishService: undefined, nodeAddresses: ['10.0.0.3'] }),
+      [{ ip: '10.0.0.3' }],
+    );
+    const node = {
+      status: {
+        addresses: [
+          { type: 'InternalIP', address: '10.0.0.3' },
+          { type: 'ExternalIP', address: '203.0.113.3' },
+        ],
+      },
+    };
+    assert.equal(nodeAddress(node, false), '203.0.113.3');
+    assert.equal(nodeAddress(node, true), '10.0.0.3');
+  });
+});
+
+describe('events', () => {
+  it('Sync plus a Warning naming the annotation; names are stable per (object, reason, message)', () => {
+    const bad = ing('bad', { 'nginx.ingress.kubernetes.io/denylist-source-range': 'nope' });
+    const topology = buildClusterTopology({ ...empty, ingresses: [bad] }, options);
+    const events = ingressEvents(bad, topology.issues, true);
+    assert.deepEqual(
+      events.map((e) => [e.type, e.reason]),
+      [
+        ['Normal', 'Sync'],
+        ['Warning', 'AnnotationParsingFailed'],
+      ],
+    );
+    assert.match(events[1]!.message, /denylist-source-range/);
+    assert.equal(eventName(events[0]!), eventName({ ...events[0]! }));
+    assert.notEqual(eventName(events[0]!), eventName(events[1]!));
+    assert.deepEqual(ingressEvents(bad, [], false), []);
+  });
+});
+
+describe('admission verdict', () => {
+  it('refuses bad ranges, bad paths, refused backend protocols and snippets with the doctor lines; warns the rest', () => {
+    const refused = (i: ReturnType<typeof ing>) => verdictFor(i, empty, options);
+    assert.equal(refused(ing('ok')).allowed, true);
+    const range = refused(ing('r', { 'nginx.ingress.kubernetes.io/whitelist-source-range': '1.2.3.4/33' }));
+    assert.equal(range.allowed, false);
+    assert.match(range.message, /^error INVALID_SOURCE_RANGE: cluster \(Ingress default\/r\)/);
+    const path = ing('p');
+    (path.spec.rules[0]!.http.paths[0] as { path: string }).path = '/a b';
+    assert.match(refused(path).message, /INVALID_PATH/);
+    assert.match(
+      refused(ing('g', { 'nginx.ingress.kubernetes.io/backend-protocol': 'GRPC' })).message,
+      /UNSUPPORTED_BACKEND_PROTOCOL/,
+    );
+    assert.match(
+      refused(ing('s', { 'nginx.ingress.kubernetes.io/configuration-snippet': 'deny all;' })).message,
+      /configuration-snippet/,
+    );
+    const warned = refused(ing('w', { 'nginx.ingress.kubernetes.io/ssl-redirect': 'yes' }));
+    assert.equal(warned.allowed, true);
+    assert.match(warned.warnings[0]!, /^warning INVALID_ANNOTATION_VALUE/);
+  });
+
+  it('answers AdmissionReview v1, and refuses what is not one', () => {
+    const out = reviewAdmission(
+      {
+        apiVersion: 'admission.k8s.io/v1',
+        kind: 'AdmissionReview',
+        request: { uid: 'u1', kind: { kind: 'Ingress' }, operation: 'DELETE', object: null },
+      },
+      empty,
+      options,
+    );
+    assert.ok(out.ok);
+    assert.deepEqual(out.response.response, { uid: 'u1', allowed: true });
+    const bad = reviewAdmission({ kind: 'Nope' }, empty, options);
+    assert.equal(bad.ok, false);
+    assert.equal(!bad.ok && bad.code, 'ADMISSION_BAD_REVIEW');
+  });
+});
+
+describe('tcp-services plan', () => {
+  it('reads port: ns/svc:port[:PROXY][:PROXY], resolves ready endpoints, refuses the rest by name', () => {
+    const topology = buildClusterTopology(
+      {
+        ...empty,
+        services: [
+          {
+            metadata: { namespace: 'g', name: 'ssh' },
+            spec: { ports: [{ name: 'ssh', port: 22, targetPort: 2222 }] },
+          },
+        ],
+        endpointSlices: [
+          {
+            metadata: { namespace: 'g', name: 'ssh-1', labels: { 'kubernetes.io/service-name': 'ssh' } },
+            addressType: 'IPv4',
+            endpoints: [
+              { addresses: ['10.1.1.1'] },
+              { addresses: ['10.1.1.2'], conditions: { ready: false } },
+            ],
+            ports: [{ name: 'ssh', port: 2222 }],
+          },
+        ],
+      },
+      options,
+    );
+    const cm = {
+      metadata: { namespace: 'i', name: 'tcp' },
+      data: {
+        '22': 'g/ssh:22:PROXY:PROXY',
+        '2222': 'g/ssh:ssh',
+        '80': 'g/ssh:22',
+        '99': 'bad',
+        x: 'g/ssh:22',
+      },
+    };
+    const { plans, problems } = planTcpServices(cm, topology, [80, 443, 10254]);
+    assert.deepEqual(
+      plans.map((p) => [p.port, p.decode, p.encode, p.targets]),
+      [
+        [22, true, true, [{ host: '10.1.1.1', port: 2222 }]],
+        [2222, false, false, [{ host: '10.1.1.1', port: 2222 }]],
+      ],
+    );
+    assert.equal(problems.length, 3);
+    assert.ok(problems.every((p) => p.code === 'TCP_SERVICE_INVALID'));
+  });
+});

@@ -1,0 +1,234 @@
+// The reflector's decisions with a scripted transport and a manual clock: list then watch from the
+// list's version, resume after a close, relist on 410, back off with growing, jittered delays while
+// failures last, and keep the stored objects meanwhile.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { backoffDelay, type Scheduler } from '../../src/controller/backoff.ts';
+import { createDebouncer } from '../../src/controller/debounce.ts';
+import {
+  type ApiResult,
+  createReflector,
+  type ListPage,
+  type ListWatcher,
+  type WatchHandlers,
+} from '../../src/controller/reflector.ts';
+
+function manualScheduler(random = 0.5) {
+  let now = 0;
+  const timers: { at: number; fn: () => void; id: number }[] = [];
+  let next = 1;
+  const scheduler: Scheduler = {
+    setTimeout: (fn, ms) => {
+      const id = next++;
+      timers.push({ at: now + ms, fn, id });
+      return id;
+    },
+    clearTimeout: (id) => {
+      const i = timers.findIndex((t) => t.id === id);
+      if (i >= 0) timers.splice(i, 1);
+    },
+    random: () => random,
+    now: () => now,
+  };
+  return {
+    scheduler,
+    delays: () => timers.map((t) => t.at - now),
+    /** Moves the clock without running timers (none may be due). */
+    advance(ms: number) {
+      assert.ok(
+        timers.every((t) => t.at > now + ms),
+        'no timer due',
+      );
+      now += ms;
+    },
+    /** Runs the earliest timer, moving the clock to it. */
+    fire() {
+      timers.sort((a, b) => a.at - b.at);
+      const t = timers.shift();
+      assert.ok(t, 'a timer is pending');
+      now = t.at;
+      t.fn();
+    },
+  };
+}
+
+function scriptedTransport() {
+  const lists: ((r: ApiResult<ListPage>) => void)[] = [];
+  const watches: { rv: string; handlers: WatchHandlers; stopped: boolean }[] = [];
+  const transport: ListWatcher = {
+    list: () => new Promise((resolve) => lists.push(resolve)),
+    watch(rv, handlers) {
+      const w = { rv, handlers, stopped: false };
+      watches.push(w);
+      return { stop: () => (w.stopped = true) };
+    },
+  };
+  return { transport, lists, watches };
+}
+
+const tick = () => new Promise((resolve) => setImmediate(resolve));
+const obj = (name: string, rv: string) => ({ metadata: { namespace: 'ns', name, resourceVersion: rv } });
+const listOk = (rv: string, ...items: ReturnType<typeof obj>[]): ApiResult<ListPage> => ({
+  ok: true,
+  value: { items, resourceVersion: rv, continue: null },
+});
+const down: ApiResult<ListPage> = {
+  ok: false,
+  error: { code: 'KUBE_API_UNREACHABLE', status: null, message: 'ECONNREFUSED' },
+};
+
+describe('reflector', () => {
+  it('lists, watches from the list version, applies events, resumes from the last version after a close', async () => {
+    const clock = manualScheduler();
+    const t = scriptedTransport();
+    let changes = 0;
+    const r = createReflector({
+      name: 'x',
+      transport: t.transport,
+      scheduler: clock.scheduler,
+      backoff: { initialMs: 100, maxMs: 1000 },
+      onChange: () => changes++,
+    });
+    r.start();
+    t.lists[0]!(listOk('10', obj('a', '9')));
+    await tick();
+    assert.equal(r.status().synced, true);
+    assert.equal(t.watches[0]!.rv, '10');
+    t.watches[0]!.handlers.event({ type: 'ADDED', object: obj('b', '11') });
+    t.watches[0]!.handlers.event({ type: 'DELETED', object: obj('a', '12') });
+    t.watches[0]!.handlers.event({ type: 'BOOKMARK', object: { metadata: { resourceVersion: '15' } } });
+    assert.deepEqual(
+      r.items().map((o) => o.metadata?.name),
+      ['b'],
+    );
+    assert.equal(changes, 3);
+    t.watches[0]!.handlers.end({ kind: 'closed' });
+    assert.equal(t.watches[1]!.rv, '15', 'resumed from the bookmark, no relist');
+    assert.equal(t.lists.length, 1);
+  });
+
+  it('relists on a 410 ERROR event and replaces the store', async () => {
+    const clock = manualScheduler();
+    const t = scriptedTransport();
+    const r = createReflector({
+      name: 'x',
+      transport: t.transport,
+      scheduler: clock.scheduler,
+      backoff: { initialMs: 100, maxMs: 1000 },
+      onChange: () => {},
+    });
+    r.start();
+    t.lists[0]!(listOk('10', obj('a', '9')));
+    await tick();
+    t.watches[0]!.handlers.event({ type: 'ADDED', object: obj('b', '11') });
+    t.watches[0]!.handlers.event({ type: 'ERROR', object: { kind: 'Status', code: 410 } });
+    t.watches[0]!.handlers.end({ kind: 'closed' });
+    assert.equal(t.lists.length, 2);
+    t.lists[1]!(listOk('20', obj('c', '19')));
+    await tick();
+    assert.deepEqual(
+      r.items().map((o) => o.metadata?.name),
+      ['c'],
+    );
+    assert.equal(t.watches[1]!.rv, '20');
+  });
+
+  it('backs off with growing jittered delays during an outage and keeps the objects', async () => {
+    const clock = manualScheduler(0.5);
+    const t = scriptedTransport();
+    const r = createReflector({
+      name: 'x',
+      transport: t.transport,
+      scheduler: clock.scheduler,
+      backoff: { initialMs: 100, maxMs: 400 },
+      onChange: () => {},
+    });
+    r.start();
+    t.lists[0]!(listOk('10', obj('a', '9')));
+    await tick();
+    const failure = {
+      kind: 'error' as const,
+      error: { code: 'KUBE_API_UNREACHABLE' as const, status: null, message: 'ECONNREFUSED' },
+    };
+    const seen: number[] = [];
+    for (let i = 0; i < 4; i++) {
+      t.watches[i]!.handlers.end(failure);
+      seen.push(clock.delays()[0]!);
+      clock.fire();
+    }
+    assert.deepEqual(seen, [150, 300, 600, 600]);
+    assert.equal(r.status().connected, false);
+    assert.deepEqual(
+      r.items().map((o) => o.metadata?.name),
+      ['a'],
+    );
+    t.watches[4]!.handlers.open();
+    assert.equal(r.status().connected, true);
+    assert.equal(t.watches[4]!.rv, '10');
+  });
+
+  it('retries a failed first list with backoff; not synced until it works', async () => {
+    const clock = manualScheduler(0);
+    const t = scriptedTransport();
+    const r = createReflector({
+      name: 'x',
+      transport: t.transport,
+      scheduler: clock.scheduler,
+      backoff: { initialMs: 100, maxMs: 400 },
+      onChange: () => {},
+    });
+    r.start();
+    t.lists[0]!(down);
+    await tick();
+    assert.equal(r.status().synced, false);
+    assert.deepEqual(clock.delays(), [100]);
+    clock.fire();
+    t.lists[1]!(listOk('5'));
+    await tick();
+    assert.equal(r.status().synced, true);
+  });
+
+  it('backoffDelay is min(max, initial * 2^n) times [1, 2)', () => {
+    const policy = { initialMs: 800, maxMs: 30_000 };
+    assert.equal(
+      backoffDelay(policy, 0, () => 0),
+      800,
+    );
+    assert.equal(
+      backoffDelay(policy, 3, () => 0.999),
+      Math.round(6400 * 1.999),
+    );
+    assert.equal(
+      backoffDelay(policy, 10, () => 0),
+      30_000,
+    );
+  });
+});
+
+describe('debouncer', () => {
+  it('turns a burst into one flush after the quiet period, and caps the wait', () => {
+    const clock = manualScheduler();
+    let flushes = 0;
+    const d = createDebouncer({
+      quietMs: 100,
+      maxDelayMs: 250,
+      scheduler: clock.scheduler,
+      flush: () => flushes++,
+    });
+    d.trigger();
+    d.trigger();
+    assert.deepEqual(clock.delays(), [100]);
+    clock.fire();
+    assert.equal(flushes, 1);
+    // A steady trickle: every 90 ms a new event; the flush still comes 250 ms after the first.
+    d.trigger();
+    clock.advance(90);
+    d.trigger();
+    clock.advance(90);
+    d.trigger();
+    assert.deepEqual(clock.delays(), [70]);
+    assert.equal(flushes, 1);
+    clock.fire();
+    assert.equal(flushes, 2);
+  });
+});
