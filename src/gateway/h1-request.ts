@@ -279,25 +279,14 @@ function validAuthority(url: string, start: number): boolean {
 }
 
 /** Parses a complete head [start, end) (end just past the final CRLF). */
-function parseHead(buf: Buffer, start: number, end: number, headBytes: number): ParseStep {
-  const lineEnd = buf.indexOf(LF, start) - 1;
-  // Request line: METHOD SP target SP HTTP/1.x
-  let i = start;
-  while (i < lineEnd && TOKEN[buf[i] as number] === 1) i++;
-  if (i === start) return fail('H1_BAD_METHOD', 400, 'invalid method');
-  if (buf[i] !== 0x20) {
-    return fail(buf[i] === CR ? 'H1_BARE_CR' : 'H1_BAD_METHOD', 400, 'invalid method');
-  }
-  const method = buf.toString('latin1', start, i);
-  if (!METHODS.has(method)) return fail('H1_BAD_METHOD', 400, 'unknown method');
-  const targetStart = ++i;
-  while (i < lineEnd && TARGET[buf[i] as number] === 1) i++;
-  if (i === lineEnd) return fail('H1_BAD_REQUEST_LINE', 400, 'request line without an HTTP version');
-  if (i === targetStart || buf[i] !== 0x20) {
-    return fail(buf[i] === CR ? 'H1_BARE_CR' : 'H1_BAD_TARGET', 400, 'invalid request target');
-  }
-  const url = buf.toString('latin1', targetStart, i);
-  i++;
+type Failure = ParseStep & { kind: 'error' };
+
+function isFailure(value: object): value is Failure {
+  return (value as { kind?: unknown }).kind === 'error';
+}
+
+/** `HTTP/1.x` at `i`, ending at `lineEnd`: the version, or a 400 / 505. */
+function parseVersion(buf: Buffer, i: number, lineEnd: number): '1.0' | '1.1' | Failure {
   if (
     lineEnd - i !== 8 ||
     buf[i] !== 0x48 ||
@@ -307,111 +296,195 @@ function parseHead(buf: Buffer, start: number, end: number, headBytes: number): 
     buf[i + 4] !== 0x2f ||
     buf[i + 6] !== 0x2e
   ) {
-    return fail('H1_BAD_VERSION', 400, 'invalid HTTP version');
+    return fail('H1_BAD_VERSION', 400, 'invalid HTTP version') as Failure;
   }
   const major = (buf[i + 5] as number) - 0x30;
   const minor = (buf[i + 7] as number) - 0x30;
-  if (major < 0 || major > 9 || minor < 0 || minor > 9)
-    return fail('H1_BAD_VERSION', 400, 'invalid HTTP version');
-  if (major !== 1 || minor > 1) return fail('H1_UNSUPPORTED_VERSION', 505, 'HTTP version not supported');
-  const httpVersion = minor === 1 ? '1.1' : '1.0';
-  const c0 = url.charCodeAt(0);
-  if (c0 !== 0x2f) {
-    // absolute-form as nginx takes it (http/https scheme only); `*` only for OPTIONS; no authority-form.
+  if (major < 0 || major > 9 || minor < 0 || minor > 9) {
+    return fail('H1_BAD_VERSION', 400, 'invalid HTTP version') as Failure;
+  }
+  if (major !== 1 || minor > 1)
+    return fail('H1_UNSUPPORTED_VERSION', 505, 'HTTP version not supported') as Failure;
+  return minor === 1 ? '1.1' : '1.0';
+}
+
+/** absolute-form as nginx takes it (http/https scheme only); `*` only for OPTIONS; no authority-form. */
+function targetFormError(url: string, method: string): Failure | null {
+  if (url.charCodeAt(0) !== 0x2f) {
     const lower = url.slice(0, 8).toLowerCase();
     const authority = lower.startsWith('http://') ? 7 : lower.startsWith('https://') ? 8 : -1;
     if (authority === -1 && !(url === '*' && method === 'OPTIONS')) {
-      return fail('H1_BAD_TARGET', 400, 'invalid request target');
+      return fail('H1_BAD_TARGET', 400, 'invalid request target') as Failure;
     }
     if (authority !== -1 && !validAuthority(url, authority)) {
-      return fail('H1_BAD_TARGET', 400, 'invalid authority in the request target');
+      return fail('H1_BAD_TARGET', 400, 'invalid authority in the request target') as Failure;
     }
   }
-  if (method === 'CONNECT') return fail('H1_BAD_METHOD', 400, 'CONNECT is not served');
+  if (method === 'CONNECT') return fail('H1_BAD_METHOD', 400, 'CONNECT is not served') as Failure;
+  return null;
+}
 
-  const headers: Record<string, string | string[]> = {};
-  const rawHeaders: string[] = [];
-  let contentLength = -1;
-  let transferEncoding: string | null = null;
-  let connection = '';
-  let upgradeHeader = false;
-  let expect: string | null = null;
-  let lineStart = lineEnd + 2;
+interface RequestLine {
+  method: string;
+  url: string;
+  httpVersion: '1.0' | '1.1';
+  /** Index of the CR that ends the line. */
+  lineEnd: number;
+}
+
+/** Request line: METHOD SP target SP HTTP/1.x */
+function parseRequestLine(buf: Buffer, start: number): RequestLine | Failure {
+  const lineEnd = buf.indexOf(LF, start) - 1;
+  let i = start;
+  while (i < lineEnd && TOKEN[buf[i] as number] === 1) i++;
+  if (i === start) return fail('H1_BAD_METHOD', 400, 'invalid method') as Failure;
+  if (buf[i] !== 0x20) {
+    return fail(buf[i] === CR ? 'H1_BARE_CR' : 'H1_BAD_METHOD', 400, 'invalid method') as Failure;
+  }
+  const method = buf.toString('latin1', start, i);
+  if (!METHODS.has(method)) return fail('H1_BAD_METHOD', 400, 'unknown method') as Failure;
+  const targetStart = ++i;
+  while (i < lineEnd && TARGET[buf[i] as number] === 1) i++;
+  if (i === lineEnd)
+    return fail('H1_BAD_REQUEST_LINE', 400, 'request line without an HTTP version') as Failure;
+  if (i === targetStart || buf[i] !== 0x20) {
+    return fail(buf[i] === CR ? 'H1_BARE_CR' : 'H1_BAD_TARGET', 400, 'invalid request target') as Failure;
+  }
+  const url = buf.toString('latin1', targetStart, i);
+  const httpVersion = parseVersion(buf, i + 1, lineEnd);
+  if (typeof httpVersion !== 'string') return httpVersion;
+  return targetFormError(url, method) ?? { method, url, httpVersion, lineEnd };
+}
+
+/** What the header section says, for framing and the connection. */
+interface HeaderFields {
+  headers: Record<string, string | string[]>;
+  rawHeaders: string[];
+  contentLength: number;
+  transferEncoding: string | null;
+  connection: string;
+  upgrade: boolean;
+  expect: string | null;
+}
+
+/** Notes a field that framing or the connection depends on; a failure for a repeated or invalid one. */
+function noteField(fields: HeaderFields, name: string, value: string): Failure | null {
+  switch (name) {
+    case 'content-length':
+      if (!isDigits(value)) return fail('H1_BAD_CONTENT_LENGTH', 400, 'invalid Content-Length') as Failure;
+      // Repeated even with the same value: llhttp (and nginx) refuse that too.
+      if (fields.contentLength !== -1) {
+        return fail('H1_DUPLICATE_CONTENT_LENGTH', 400, 'repeated Content-Length') as Failure;
+      }
+      fields.contentLength = Number(value);
+      break;
+    case 'transfer-encoding':
+      if (fields.transferEncoding !== null) {
+        return fail('H1_UNSUPPORTED_TRANSFER_ENCODING', 400, 'repeated Transfer-Encoding') as Failure;
+      }
+      fields.transferEncoding = value.toLowerCase();
+      break;
+    case 'host':
+      if (fields.headers.host !== undefined)
+        return fail('H1_DUPLICATE_HOST', 400, 'duplicate Host header') as Failure;
+      break;
+    case 'connection':
+      fields.connection = fields.connection === '' ? value : `${fields.connection}, ${value}`;
+      break;
+    case 'upgrade':
+      fields.upgrade = true;
+      break;
+    case 'expect':
+      fields.expect = value.toLowerCase();
+      break;
+  }
+  return null;
+}
+
+/** Adds a field as node:http does: own properties only (a `__proto__` header meets no prototype). */
+function addField(headers: Record<string, string | string[]>, name: string, value: string): void {
+  const previous = Object.hasOwn(headers, name) ? headers[name] : undefined;
+  if (previous === undefined) {
+    headers[name] = name === 'set-cookie' ? [value] : value;
+  } else if (name === 'set-cookie') {
+    (previous as string[]).push(value);
+  } else if (!FIRST_WINS.has(name)) {
+    headers[name] = `${previous}${name === 'cookie' ? '; ' : ', '}${value}`;
+  }
+}
+
+/** The header lines from `lineStart` up to the blank line before `end`. */
+function parseHeaderLines(buf: Buffer, lineStart: number, end: number): HeaderFields | Failure {
+  const fields: HeaderFields = {
+    headers: {},
+    rawHeaders: [],
+    contentLength: -1,
+    transferEncoding: null,
+    connection: '',
+    upgrade: false,
+    expect: null,
+  };
   while (lineStart < end - 2) {
     const lf = buf.indexOf(LF, lineStart);
     const parsed = headerLine(buf, lineStart, lf - 1);
     lineStart = lf + 1;
-    if (!Array.isArray(parsed)) return parsed;
+    if (!Array.isArray(parsed)) return parsed as Failure;
     const [rawName, value] = parsed;
-    rawHeaders.push(rawName, value);
+    fields.rawHeaders.push(rawName, value);
     const name = rawName.toLowerCase();
-    switch (name) {
-      case 'content-length':
-        if (!isDigits(value)) return fail('H1_BAD_CONTENT_LENGTH', 400, 'invalid Content-Length');
-        // Repeated even with the same value: llhttp (and nginx) refuse that too.
-        if (contentLength !== -1) return fail('H1_DUPLICATE_CONTENT_LENGTH', 400, 'repeated Content-Length');
-        contentLength = Number(value);
-        break;
-      case 'transfer-encoding':
-        if (transferEncoding !== null) {
-          return fail('H1_UNSUPPORTED_TRANSFER_ENCODING', 400, 'repeated Transfer-Encoding');
-        }
-        transferEncoding = value.toLowerCase();
-        break;
-      case 'host':
-        if (headers.host !== undefined) return fail('H1_DUPLICATE_HOST', 400, 'duplicate Host header');
-        break;
-      case 'connection':
-        connection = connection === '' ? value : `${connection}, ${value}`;
-        break;
-      case 'upgrade':
-        upgradeHeader = true;
-        break;
-      case 'expect':
-        expect = value.toLowerCase();
-        break;
-    }
-    // Own properties only: a `Constructor` or `__proto__` header must not meet Object.prototype.
-    const previous = Object.hasOwn(headers, name) ? headers[name] : undefined;
-    if (previous === undefined) {
-      headers[name] = name === 'set-cookie' ? [value] : value;
-    } else if (name === 'set-cookie') {
-      (previous as string[]).push(value);
-    } else if (!FIRST_WINS.has(name)) {
-      headers[name] = `${previous}${name === 'cookie' ? '; ' : ', '}${value}`;
-    }
+    const refused = noteField(fields, name, value);
+    if (refused !== null) return refused;
+    addField(fields.headers, name, value);
   }
+  return fields;
+}
 
-  let framing: RequestHead['framing'] = 'none';
-  if (transferEncoding !== null) {
-    if (contentLength !== -1) {
-      return fail('H1_CONTENT_LENGTH_WITH_TRANSFER_ENCODING', 400, 'Content-Length with Transfer-Encoding');
-    }
-    if (httpVersion === '1.0') {
-      return fail('H1_UNSUPPORTED_TRANSFER_ENCODING', 400, 'Transfer-Encoding in an HTTP/1.0 request');
-    }
-    if (transferEncoding !== 'chunked') {
-      return fail('H1_UNSUPPORTED_TRANSFER_ENCODING', 501, 'unknown Transfer-Encoding');
-    }
-    framing = 'chunked';
-  } else if (contentLength > 0) {
-    framing = 'length';
+/** How the body is framed: Transfer-Encoding chunked (HTTP/1.1 only, never with Content-Length), a length, or none. */
+function framingOf(fields: HeaderFields, httpVersion: '1.0' | '1.1'): RequestHead['framing'] | Failure {
+  if (fields.transferEncoding === null) return fields.contentLength > 0 ? 'length' : 'none';
+  if (fields.contentLength !== -1) {
+    return fail(
+      'H1_CONTENT_LENGTH_WITH_TRANSFER_ENCODING',
+      400,
+      'Content-Length with Transfer-Encoding',
+    ) as Failure;
   }
+  if (httpVersion === '1.0') {
+    return fail(
+      'H1_UNSUPPORTED_TRANSFER_ENCODING',
+      400,
+      'Transfer-Encoding in an HTTP/1.0 request',
+    ) as Failure;
+  }
+  if (fields.transferEncoding !== 'chunked') {
+    return fail('H1_UNSUPPORTED_TRANSFER_ENCODING', 501, 'unknown Transfer-Encoding') as Failure;
+  }
+  return 'chunked';
+}
+
+function parseHead(buf: Buffer, start: number, end: number, headBytes: number): ParseStep {
+  const line = parseRequestLine(buf, start);
+  if (isFailure(line)) return line;
+  const fields = parseHeaderLines(buf, line.lineEnd + 2, end);
+  if (isFailure(fields)) return fields;
+  const framing = framingOf(fields, line.httpVersion);
+  if (typeof framing !== 'string') return framing;
+  const { connection, expect } = fields;
   const keepAlive =
-    httpVersion === '1.1' ? !hasToken(connection, 'close') : hasToken(connection, 'keep-alive');
+    line.httpVersion === '1.1' ? !hasToken(connection, 'close') : hasToken(connection, 'keep-alive');
   return {
     kind: 'head',
     head: {
-      method,
-      url,
-      httpVersion,
-      headers,
-      rawHeaders,
+      method: line.method,
+      url: line.url,
+      httpVersion: line.httpVersion,
+      headers: fields.headers,
+      rawHeaders: fields.rawHeaders,
       headBytes,
       framing,
-      contentLength: contentLength === -1 ? 0 : contentLength,
+      contentLength: fields.contentLength === -1 ? 0 : fields.contentLength,
       keepAlive,
-      upgrade: upgradeHeader && connection !== '' && hasToken(connection, 'upgrade'),
+      upgrade: fields.upgrade && connection !== '' && hasToken(connection, 'upgrade'),
       expectContinue: expect === '100-continue',
       expectUnsupported: expect !== null && expect !== '100-continue',
     },
