@@ -42,6 +42,7 @@ function resolveClient(ex: Exchange, req: GatewayRequest) {
     headers: req.headers,
   });
   ex.client = resolved.address;
+  ex.clientIp = resolved;
   ex.requestLine = requestLineOf(req);
   ex.reqId = requestIdFor(req.headers);
   const target = parseRequestTarget(req.url ?? '/');
@@ -155,7 +156,9 @@ export function admit(
     respond(decision.status, { location: decision.location });
     return null;
   }
-  const { verdict } = decideAccess(matched, decision.guards, ex.client);
+  const { verdict, decidedBy } = decideAccess(matched, decision.guards, ex.client);
+  ex.verdict = verdict;
+  ex.decidedBy = decidedBy;
   if (verdict.outcome !== 'allow') {
     refuseAccess(ctx, ex, req, verdict, respond);
     return null;

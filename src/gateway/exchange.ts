@@ -3,6 +3,7 @@
 // that one request carries from its start to its access log line.
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Duplex } from 'node:stream';
+import type { ClientIp } from '../net/client-ip.ts';
 import type { ConnectionInfo } from './connection.ts';
 import type { ErrorLog } from './error-log.ts';
 import type { LineSink } from './line-sink.ts';
@@ -70,6 +71,27 @@ export interface HandlerContext {
   isDraining(): boolean;
   /** Requests being served, across snapshots (drain waits for 0). */
   active: { count: number };
+  /** Sees every request that ends (the dashboard); absent by default, which costs one check per request. */
+  decisions?: DecisionSink | undefined;
+}
+
+/**
+ * An observer of finished requests. It runs on the data path: record() must be O(1), never throw and
+ * never wait (copy what it needs, sample under load, do any I/O later).
+ */
+export interface DecisionSink {
+  record(ex: Exchange, req: GatewayRequest, status: number): void;
+}
+
+/**
+ * The verdict of the stage that admitted or refused a request. An AccessDecision (the source lists,
+ * src/net/access-policy.ts) is one; a later stage (auth, rate limits) may set its own rule name.
+ */
+export interface ExchangeVerdict {
+  readonly outcome: string;
+  readonly rule: string;
+  readonly entry: string | null;
+  readonly detail: string;
 }
 
 /** One try of one upstream endpoint: $upstream_addr, $upstream_status, $upstream_response_time. */
@@ -98,6 +120,11 @@ export interface Exchange {
   attempts: UpstreamAttempt[];
   upstreamBytes: number | null;
   bodyBytes: number;
+  /** How the client address was found (socket, PROXY header, a forwarded header's entry); null before admission. */
+  clientIp: ClientIp | null;
+  /** The access verdict, and the route whose rules gave it (a guard's when a guard refused); null when none ran. */
+  verdict: ExchangeVerdict | null;
+  decidedBy: MatchedRoute | null;
 }
 
 const NO_ATTEMPTS: UpstreamAttempt[] = [];
@@ -127,5 +154,8 @@ export function beginExchange(
     attempts: NO_ATTEMPTS,
     upstreamBytes: null,
     bodyBytes: 0,
+    clientIp: null,
+    verdict: null,
+    decidedBy: null,
   };
 }

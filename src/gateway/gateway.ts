@@ -9,6 +9,7 @@ import type { ConfigIssue, Topology } from '../config/model.ts';
 import { describeOrigin } from '../k8s/reader.ts';
 import { type MetricsServer, startMetricsServer } from '../observability/metrics-server.ts';
 import { createErrorLog, type ErrorLog } from './error-log.ts';
+import type { DecisionSink } from './exchange.ts';
 import { createRequestHandler } from './handler.ts';
 import { createLineSink, type LineSink } from './line-sink.ts';
 import { createGatewayMetrics, type GatewayMetrics } from './metrics.ts';
@@ -44,6 +45,8 @@ export interface GatewayOptions {
   drainTimeoutMs?: number;
   /** Where to connect for an endpoint the manifests name (see SnapshotOptions.upstreamAddress). */
   upstreamAddress?: SnapshotOptions['upstreamAddress'];
+  /** Sees every finished request (the dashboard's decision log); default none. */
+  decisions?: DecisionSink;
 }
 
 export type ReloadResult =
@@ -105,6 +108,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     errorLog,
     isDraining: () => draining,
     active,
+    decisions: options.decisions,
   });
   const specs = [
     ...(options.http ? [{ kind: 'http' as const, host: options.http.host, port: options.http.port }] : []),

@@ -100,6 +100,8 @@ export function completeExchange(
     route === null ? '_' : ex.serverName,
     status,
   );
+  const decisions = ctx.decisions;
+  if (decisions !== undefined) decisions.record(ex, req, status);
   ctx.active.count -= 1;
   requestEnded(snap);
 }
