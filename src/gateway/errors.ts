@@ -78,13 +78,14 @@ export const GATEWAY_CODES = {
   },
   H1_BAD_METHOD: {
     kind: 'error',
-    summary: 'the method is not a token, or is CONNECT (400)',
+    summary:
+      'the method is not a token, not one llhttp knows (custom methods are refused), or is CONNECT (400)',
     fix: CLIENT_REQUEST_FIX,
   },
   H1_BAD_TARGET: {
     kind: 'error',
     summary:
-      'the request target has control characters or spaces, or is not origin-, absolute- (http/https) or `*` (OPTIONS) form (400)',
+      'the request target has control characters, spaces or non-ASCII bytes, an absolute-form host with characters outside RFC 3986, or is not origin-, absolute- (http/https) or `*` (OPTIONS) form (400)',
     fix: CLIENT_REQUEST_FIX,
   },
   H1_BAD_VERSION: {
@@ -145,7 +146,7 @@ export const GATEWAY_CODES = {
   H1_BAD_HEADER: {
     kind: 'error',
     summary:
-      'a header field name that is not a token, whitespace before the colon, or a control character in a value (400)',
+      'a header field name that is not a token, whitespace before the colon, a control character in a value, or Connection in the trailers (400)',
     fix: CLIENT_REQUEST_FIX,
   },
   H1_OBS_FOLD: {
@@ -165,17 +166,18 @@ export const GATEWAY_CODES = {
   },
   H1_DUPLICATE_CONTENT_LENGTH: {
     kind: 'error',
-    summary: 'two Content-Length headers with different values (400)',
+    summary: 'two Content-Length headers, even with the same value, as llhttp and nginx (400)',
     fix: CLIENT_REQUEST_FIX,
   },
   H1_CONTENT_LENGTH_WITH_TRANSFER_ENCODING: {
     kind: 'error',
-    summary: 'Content-Length and Transfer-Encoding in one request (400)',
+    summary: 'Content-Length and Transfer-Encoding in one request, or Content-Length in the trailers (400)',
     fix: CLIENT_REQUEST_FIX,
   },
   H1_UNSUPPORTED_TRANSFER_ENCODING: {
     kind: 'error',
-    summary: 'a Transfer-Encoding other than exactly `chunked` (501), repeated, or in HTTP/1.0 (400)',
+    summary:
+      'a Transfer-Encoding other than exactly `chunked` (501), repeated, in HTTP/1.0 or in the trailers (400)',
     fix: CLIENT_REQUEST_FIX,
   },
   H1_DUPLICATE_HOST: {
@@ -186,7 +188,7 @@ export const GATEWAY_CODES = {
   H1_BAD_CHUNK: {
     kind: 'error',
     summary:
-      'a chunk size that is not hex, too long, with bad extensions, or chunk data not followed by CRLF (400)',
+      'a chunk size that is not hex, too long, with extensions outside RFC 9112 grammar (no whitespace), or chunk data not followed by CRLF (400)',
     fix: CLIENT_REQUEST_FIX,
   },
   UPSTREAM_CLOSED: {
