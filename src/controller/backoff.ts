@@ -1,6 +1,6 @@
 // Exponential backoff with jitter, as client-go's wait.Backoff with Jitter 1.0: attempt n waits
-// min(max, initial * 2^n) plus up to the same again at random, so replicas that lost the API server
-// together do not come back in lockstep. Pure: the random source is passed in.
+// initial * 2^n plus up to the same again at random (so replicas that lost the API server together do
+// not come back in lockstep), never more than max. Pure: the random source is passed in.
 
 export interface BackoffPolicy {
   initialMs: number;
@@ -12,7 +12,7 @@ export const DEFAULT_BACKOFF: BackoffPolicy = { initialMs: 800, maxMs: 30_000 };
 
 export function backoffDelay(policy: BackoffPolicy, attempt: number, random: () => number): number {
   const base = Math.min(policy.maxMs, policy.initialMs * 2 ** Math.min(attempt, 30));
-  return Math.round(base * (1 + random()));
+  return Math.min(policy.maxMs, Math.round(base * (1 + random())));
 }
 
 /** Timers and randomness, injected so the decisions can be tested without waiting. */

@@ -146,6 +146,7 @@ export function createReflector(options: ReflectorOptions): Reflector {
     watches++;
     const onOpen = () => {
       if (stopped || mine !== generation) return;
+      failures = 0;
       recovered();
     };
     const onEvent = (event: WatchEvent) => {

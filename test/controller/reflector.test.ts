@@ -156,7 +156,7 @@ describe('reflector', () => {
       seen.push(clock.delays()[0]!);
       clock.fire();
     }
-    assert.deepEqual(seen, [150, 300, 600, 600]);
+    assert.deepEqual(seen, [150, 300, 400, 400]);
     assert.equal(r.status().connected, false);
     assert.deepEqual(
       r.items().map((o) => o.metadata?.name),
@@ -188,7 +188,7 @@ describe('reflector', () => {
     assert.equal(r.status().synced, true);
   });
 
-  it('backoffDelay is min(max, initial * 2^n) times [1, 2)', () => {
+  it('backoffDelay is initial * 2^n times [1, 2), at most max', () => {
     const policy = { initialMs: 800, maxMs: 30_000 };
     assert.equal(
       backoffDelay(policy, 0, () => 0),
