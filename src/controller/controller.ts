@@ -170,7 +170,11 @@ async function runController(
       .configMaps.find((c) => `${c.metadata?.namespace}/${c.metadata?.name}` === o.udpServicesConfigMap);
     const plan = planTcpServices(tcpMap, topology, [o.httpPort, o.httpsPort, o.healthzPort]);
     for (const p of [...plan.problems, ...udpProblems(udpMap)]) log(`warning: ${p.message} [${p.code}]`);
-    void tcp.apply(plan.plans);
+    const { settings } = topology.gateway;
+    void tcp.apply(plan.plans, {
+      trustedCidrs: settings.trustedCidrs,
+      headerTimeoutMs: settings.proxyProtocolHeaderTimeoutMs,
+    });
   };
 
   const startServing = async (topology: Topology) => {

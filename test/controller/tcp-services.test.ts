@@ -1,6 +1,7 @@
 // --tcp-services-configmap on keepip's L4 engine: an entry with `::PROXY` sends a PROXY header with
-// the client's own address to the backend (Gitea's SSH keeps the client IP); UDP entries and
-// unusable entries are reported by name. Also: /healthz stays 503 until the first complete sync.
+// the client's own address to the backend (Gitea's SSH keeps the client IP); `:PROXY:PROXY` reads the
+// load balancer's header and passes the client it names on; UDP entries and unusable entries are
+// reported by name. Also: /healthz stays 503 until the first complete sync.
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
@@ -59,11 +60,11 @@ async function startSshBackend(): Promise<{ port: number; received: Buffer[]; cl
   };
 }
 
-function exchange(port: number, from: string): Promise<string> {
+function exchange(port: number, from: string, prefix = ''): Promise<string> {
   return new Promise((resolve, reject) => {
     const socket = net.connect({ host: '127.0.0.1', port, localAddress: from });
     let text = '';
-    socket.on('connect', () => socket.write('hello\n'));
+    socket.on('connect', () => socket.write(`${prefix}hello\n`));
     socket.on('data', (c) => (text += c));
     socket.on('end', () => resolve(text));
     socket.on('error', reject);
@@ -76,6 +77,7 @@ describe('tcp-services and readiness', () => {
   let ssh: Awaited<ReturnType<typeof startSshBackend>>;
   let ctl: TestController;
   let tcpPort: number;
+  let decodePort: number;
 
   before(async () => {
     api = await startFakeApiServer();
@@ -142,6 +144,25 @@ describe('tcp-services and readiness', () => {
     await ctl.waitForLine(
       /data\["23"\]: Service gitea\/nope with port 22 does not exist; not served \[TCP_SERVICE_INVALID\]/,
     );
-    await ctl.waitForLine(/tcp-services 2200: decoding a PROXY header from clients/);
+  });
+
+  it('a :PROXY:PROXY entry reads the header the load balancer sends and passes its client on', async () => {
+    await ctl.waitForLine(
+      new RegExp(`tcp-services ${decodePort}: listening .*reads PROXY from clients, sends PROXY v1`),
+    );
+    const before = ssh.received.length;
+    const answer = await exchange(decodePort, '127.0.0.8', `PROXY TCP4 198.51.100.9 10.0.0.1 5555 22\r\n`);
+    assert.equal(answer, 'SSH-2.0-fake\r\n');
+    assert.equal(
+      ssh.received[before]!.toString('latin1'),
+      'PROXY TCP4 198.51.100.9 10.0.0.1 5555 22\r\nhello\n',
+    );
+    // Without a header the connection is closed and nothing reaches the backend.
+    ctl.mark();
+    await exchange(decodePort, '127.0.0.8').catch(() => '');
+    await ctl.waitForLine(
+      new RegExp(`tcp-services ${decodePort}: PROXY header refused from 127\\.0\\.0\\.8`),
+    );
+    assert.equal(ssh.received.length, before + 1);
   });
 });
