@@ -77,7 +77,7 @@ describe('tcp-services and readiness', () => {
   let ssh: Awaited<ReturnType<typeof startSshBackend>>;
   let ctl: TestController;
   let tcpPort: number;
-  let decodePort: number;
+  let decodePort = 0;
 
   before(async () => {
     api = await startFakeApiServer();
