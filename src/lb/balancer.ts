@@ -16,15 +16,13 @@ import {
   type TargetAddress,
   validateLbConfig,
 } from './config.ts';
-import { type Flow, type FlowEndReason, startFlow } from './flow.ts';
+import { acceptConnection, type ListenerContext } from './accept.ts';
 import { startHealthChecks } from './health-check.ts';
 import type { HealthStatus } from './health-state.ts';
 import { emptyLbStats, type LbStats, registerLbMetrics } from './metrics.ts';
-import { createHeaderBuilder, UNIQUE_ID_BYTES } from './proxy-header.ts';
-import { createSelectionPolicy, type FlowKey } from './selection.ts';
-import { resetSocket } from './socket-reset.ts';
-import { chooseSourceAddress } from './source-address.ts';
-import { createTargetGroup, type TargetEntry, targetKey } from './target-group.ts';
+import { createHeaderBuilder, type HeaderBuilder, UNIQUE_ID_BYTES } from './proxy-header.ts';
+import { createSelectionPolicy } from './selection.ts';
+import { createTargetGroup, type TargetEntry, type TargetGroup, targetKey } from './target-group.ts';
 
 export {
   DEFAULT_DEREGISTRATION_DELAY_MS,
@@ -81,36 +79,86 @@ const CONNECT_TIMEOUT_MS = 10_000;
 /** Repeated per-flow problems (connect failures, fallbacks) are logged at most this often per kind. */
 const LOG_REPEAT_MS = 10_000;
 
+/** A validated config with its addresses normalised and its defaults filled in. */
+interface Provisioned {
+  config: LbRuntimeConfig;
+  /** Canonical, or null. */
+  sourceAddress: string | null;
+  idleTimeoutMs: number;
+  deregistrationDelayMs: number;
+}
+
 export async function startLoadBalancer(input: LbRuntimeConfig): Promise<RunningLb> {
-  const checked = validateLbConfig(input);
-  if (!checked.ok) throw new LbConfigInvalid(checked.errors);
-  const config = { ...input, listen: { ...input.listen, host: normaliseHost(input.listen.host) } };
-  const sourceAddress = config.sourceAddress === null ? null : canonicalIp(config.sourceAddress);
-  const idleTimeoutMs = config.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
-  const deregistrationDelayMs = config.deregistrationDelayMs ?? DEFAULT_DEREGISTRATION_DELAY_MS;
+  const provisioned = provision(input);
+  const { config } = provisioned;
   // Default name: the listen address, with the real port once listening.
   let name = config.name ?? targetKey(config.listen);
   const log = (line: string) => config.log?.(`${name}: ${line}`);
-  const registry = config.registry ?? new Registry();
   const stats = emptyLbStats();
   const header =
     config.proxyProtocol === null
       ? null
       : createHeaderBuilder(config.proxyProtocol, config.tlvs, () => randomBytes(UNIQUE_ID_BYTES));
-  const localAddresses = machineAddresses();
-  const isLocalAddress = (address: string) => isLoopbackAddress(address) || localAddresses.has(address);
-  const sourceFor = (host: string) =>
-    sourceAddress !== null && addressFamily(sourceAddress) === addressFamily(host)
-      ? sourceAddress
-      : undefined;
-  const lastLogged = new Map<string, number>();
-  const logRepeated = (kind: string, line: string) => {
-    const now = Date.now();
-    if (now - (lastLogged.get(kind) ?? 0) < LOG_REPEAT_MS) return;
-    lastLogged.set(kind, now);
-    log(line);
-  };
+  const group = createCheckedGroup(provisioned, stats, header, log);
+  const ctx = listenerContext(provisioned, { stats, group, header, log });
+  // Paused on accept: the flow adopts the socket (see flow.ts) before anything is read.
+  const server = net.createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true }, (client) =>
+    acceptConnection(ctx, client),
+  );
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.listen.port, config.listen.host, () => resolve());
+  });
+  server.on('error', (error) => log(`listener error: ${error.message}`));
+  const address = server.address() as AddressInfo;
+  if (config.name === undefined) name = targetKey({ host: config.listen.host, port: address.port });
+  group.setTargets(config.targets.map((t) => ({ host: normaliseHost(t.host), port: t.port })));
+  const registry = config.registry ?? new Registry();
+  const unregister = registerLbMetrics(registry, {
+    name,
+    stats,
+    targets: () =>
+      group
+        .entries()
+        .filter((e) => !e.draining)
+        .map((e) => ({ key: e.key, healthy: e.health.status === 'healthy' })),
+  });
+  const close = () =>
+    new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      group.close();
+      for (const flow of ctx.flows) flow.abort();
+      unregister();
+    });
+  return runningLb({ address, name, registry, config, group, stats, close });
+}
 
+/** Validates (throws LbConfigInvalid), normalises the listen host and the source address, fills defaults. */
+function provision(input: LbRuntimeConfig): Provisioned {
+  const checked = validateLbConfig(input);
+  if (!checked.ok) throw new LbConfigInvalid(checked.errors);
+  return {
+    config: { ...input, listen: { ...input.listen, host: normaliseHost(input.listen.host) } },
+    sourceAddress: input.sourceAddress === null ? null : canonicalIp(input.sourceAddress),
+    idleTimeoutMs: input.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
+    deregistrationDelayMs: input.deregistrationDelayMs ?? DEFAULT_DEREGISTRATION_DELAY_MS,
+  };
+}
+
+/** The source address for connections to `host`, when its family fits; else the kernel chooses. */
+function sourceFor(sourceAddress: string | null, host: string): string | undefined {
+  return sourceAddress !== null && addressFamily(sourceAddress) === addressFamily(host)
+    ? sourceAddress
+    : undefined;
+}
+
+/** The target group, with health checks (when configured) that count their results and feed it. */
+function createCheckedGroup(
+  { config, sourceAddress, deregistrationDelayMs }: Provisioned,
+  stats: LbStats,
+  header: HeaderBuilder | null,
+  log: (line: string) => void,
+): TargetGroup {
   const healthCheck = config.healthCheck;
   const group = createTargetGroup({
     thresholds: healthCheck ?? { healthyThreshold: 1, unhealthyThreshold: 1 },
@@ -123,7 +171,7 @@ export async function startLoadBalancer(input: LbRuntimeConfig): Promise<Running
             startHealthChecks({
               check: healthCheck,
               target: entry,
-              localAddress: sourceFor(entry.host),
+              localAddress: sourceFor(sourceAddress, entry.host),
               header: header?.local() ?? null,
               onResult(result) {
                 const counts = stats.healthChecks[entry.key] ?? { passed: 0, failed: 0 };
@@ -134,143 +182,55 @@ export async function startLoadBalancer(input: LbRuntimeConfig): Promise<Running
               },
             }),
   });
-  // loadBalancerSourceRanges (validated above): the security group in front of an NLB.
-  const allowedSources =
-    config.allowedSources !== undefined && config.allowedSources.length > 0
-      ? (CidrSet.build(config.allowedSources) as { ok: true; set: CidrSet }).set
-      : null;
-  const policy = createSelectionPolicy(config.algorithm);
-  const flows = new Set<Flow>();
-  const bump = (record: Record<string, number>, key: string) => {
-    record[key] = (record[key] ?? 0) + 1;
+  return group;
+}
+
+function listenerContext(
+  { config, sourceAddress, idleTimeoutMs }: Provisioned,
+  parts: { stats: LbStats; group: TargetGroup; header: HeaderBuilder | null; log: (line: string) => void },
+): ListenerContext {
+  const localAddresses = machineAddresses();
+  const lastLogged = new Map<string, number>();
+  return {
+    ...parts,
+    policy: createSelectionPolicy(config.algorithm),
+    // Validated above, so the build cannot fail.
+    allowedSources:
+      config.allowedSources !== undefined && config.allowedSources.length > 0
+        ? (CidrSet.build(config.allowedSources) as { ok: true; set: CidrSet }).set
+        : null,
+    sourceAddress,
+    preserveClientIp: config.preserveClientIp,
+    isLocalAddress: (address) => isLoopbackAddress(address) || localAddresses.has(address),
+    idleTimeoutMs,
+    connectTimeoutMs: CONNECT_TIMEOUT_MS,
+    clientReads: config.clientReads ?? 'own',
+    flows: new Set(),
+    logRepeated(kind, line) {
+      const now = Date.now();
+      if (now - (lastLogged.get(kind) ?? 0) < LOG_REPEAT_MS) return;
+      lastLogged.set(kind, now);
+      parts.log(line);
+    },
   };
+}
 
-  const onConnection = (client: net.Socket) => {
-    const clientAddress = canonicalIp(client.remoteAddress ?? '');
-    const listenerAddress = canonicalIp(client.localAddress ?? '');
-    if (clientAddress === null || listenerAddress === null) {
-      client.destroy(); // gone before we looked at it
-      return;
-    }
-    client.on('error', () => {}); // until the flow takes over; a reset here is not our failure
-    if (allowedSources !== null && !allowedSources.has(clientAddress)) {
-      bump(stats.flowsRejected, 'source-range');
-      logRepeated(
-        'source-range',
-        `client ${clientAddress} is outside the allowed source ranges: connection reset`,
-      );
-      resetSocket(client);
-      return;
-    }
-    const flowKey: FlowKey = {
-      sourceAddress: clientAddress,
-      sourcePort: client.remotePort ?? 0,
-      destinationAddress: listenerAddress,
-      destinationPort: client.localPort ?? 0,
-    };
-    const entry = policy.pick(group.candidates(), flowKey);
-    if (entry === undefined) {
-      bump(stats.flowsRejected, 'no-target');
-      logRepeated('no-target', 'no target registered: connection reset');
-      resetSocket(client);
-      return;
-    }
-    const source = chooseSourceAddress({
-      clientAddress,
-      targetAddress: entry.host,
-      sourceAddress,
-      preserveClientIp: config.preserveClientIp,
-      isLocalAddress,
-    });
-    if (source.preservationFallback !== null) {
-      bump(stats.preservationFallbacks, source.preservationFallback);
-      logRepeated(
-        `fallback:${source.preservationFallback}`,
-        `client ${clientAddress} cannot be preserved (${source.preservationFallback === 'client-not-local' ? 'not an address of this machine' : 'address family differs from the target'}): connecting from ${source.localAddress ?? 'the kernel-chosen address'} instead`,
-      );
-    }
-    if (source.hairpin) {
-      stats.hairpinFlows++;
-      logRepeated(
-        `hairpin:${entry.key}`,
-        `hairpin: client ${clientAddress} is target ${entry.key} itself (an NLB with preservation times such connections out, rule A8)`,
-      );
-    }
-    let headerBytes: Buffer | null = null;
-    if (header !== null) {
-      const encoded = header.forFlow({
-        client: { address: clientAddress, port: flowKey.sourcePort },
-        listener: { address: listenerAddress, port: flowKey.destinationPort },
-      });
-      if (!encoded.ok) {
-        bump(stats.flowsRejected, 'header');
-        logRepeated(
-          'header',
-          `PROXY header cannot be encoded: ${encoded.error.code} ${encoded.error.message}`,
-        );
-        resetSocket(client);
-        return;
-      }
-      headerBytes = encoded.value;
-    }
-    stats.flowsActive++;
-    stats.flowsTotal++;
-    const flow = startFlow({
-      client,
-      target: { host: entry.host, port: entry.port },
-      localAddress: source.localAddress,
-      header: headerBytes,
-      idleTimeoutMs,
-      connectTimeoutMs: CONNECT_TIMEOUT_MS,
-      counters: stats,
-      clientReads: config.clientReads ?? 'own',
-      onConnected() {
-        if (header !== null) stats.proxyHeadersSent[header.version === 1 ? 'v1' : 'v2']++;
-      },
-      onConnectError(_flow, error) {
-        bump(stats.flowsRejected, 'connect-failed');
-        logRepeated(
-          `connect:${entry.key}`,
-          `target ${entry.key}: connect from ${source.localAddress ?? 'default address'} failed (${error.code ?? error.message}); client reset`,
-        );
-      },
-      onEnd(ended: Flow, reason: FlowEndReason) {
-        flows.delete(ended);
-        stats.flowsActive--;
-        bump(stats.flowsEnded, reason);
-        group.flowEnded(entry, ended);
-      },
-    });
-    stats.clientReads[flow.clientReads]++;
-    flows.add(flow);
-    group.flowStarted(entry, flow);
-  };
-
-  // Paused on accept: the flow adopts the socket (see flow.ts) before anything is read.
-  const server = net.createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true }, onConnection);
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(config.listen.port, config.listen.host, () => resolve());
-  });
-  server.on('error', (error) => log(`listener error: ${error.message}`));
-  const address = server.address() as AddressInfo;
-  if (config.name === undefined) name = targetKey({ host: config.listen.host, port: address.port });
-  group.setTargets(config.targets.map((t) => ({ host: normaliseHost(t.host), port: t.port })));
-  const unregister = registerLbMetrics(registry, {
-    name,
-    stats,
-    targets: () =>
-      group
-        .entries()
-        .filter((e) => !e.draining)
-        .map((e) => ({ key: e.key, healthy: e.health.status === 'healthy' })),
-  });
-
+/** The handle `startLoadBalancer` returns. */
+function runningLb(parts: {
+  address: AddressInfo;
+  name: string;
+  registry: Registry;
+  config: LbRuntimeConfig;
+  group: TargetGroup;
+  stats: LbStats;
+  close(): Promise<void>;
+}): RunningLb {
+  const { config, group, stats } = parts;
   let closing: Promise<void> | null = null;
   return {
-    address,
-    name,
-    registry,
+    address: parts.address,
+    name: parts.name,
+    registry: parts.registry,
     setTargets(targets) {
       const normalised = targets.map((t) => ({ host: normaliseHost(t.host), port: t.port }));
       const errors = validateLbConfig({ ...config, targets: normalised });
@@ -293,12 +253,7 @@ export async function startLoadBalancer(input: LbRuntimeConfig): Promise<Running
     failingOpen: () => group.failingOpen(),
     stats: () => structuredClone(stats),
     close() {
-      closing ??= new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        group.close();
-        for (const flow of flows) flow.abort();
-        unregister();
-      });
+      closing ??= parts.close();
       return closing;
     },
   };
