@@ -126,9 +126,18 @@ describe('TLS, fail-closed ranges, events, admission, status on shutdown', () =>
   });
 
   it('picks up a rotated Secret', async () => {
-    ctl.mark();
-    api.apply(await tlsSecret('web-tls', 'web-rotated.example.com'));
-    await ctl.waitForLine(/reloaded/);
+    const rotated = await tlsSecret('web-tls', 'web-rotated.example.com');
+    const certPem = Buffer.from(rotated.data['tls.crt'], 'base64').toString('utf8');
+    api.apply(rotated);
+    // The snapshot being served carries the new certificate once the watch event has been applied.
+    await ctl.waitFor(
+      () =>
+        ctl.running
+          .gateway()
+          ?.snapshot()
+          .topology.gateway.virtualHosts.some((v) => v.tls?.certPem === certPem) === true,
+      'the rotated certificate is served',
+    );
     assert.equal(await peerCertificate(httpsPort, 'web.example.com'), 'web-rotated.example.com');
   });
 

@@ -95,6 +95,8 @@ export interface TestController {
   running: RunningController;
   lines: string[];
   waitForLine(pattern: RegExp, timeoutMs?: number): Promise<string>;
+  /** Resolves when `check()` holds, checked now and after every log line (reloads log one). */
+  waitFor(check: () => boolean, what: string, timeoutMs?: number): Promise<void>;
   /** Lines that arrived after `mark`. */
   mark(): number;
   close(): Promise<void>;
@@ -141,6 +143,22 @@ export async function startTestController(
     mark: () => {
       from = lines.length;
       return from;
+    },
+    waitFor(check, what, timeoutMs = 20_000) {
+      return new Promise((resolve, reject) => {
+        const attempt = () => {
+          if (!check()) return;
+          waiters.delete(attempt);
+          clearTimeout(timer);
+          resolve();
+        };
+        const timer = setTimeout(() => {
+          waiters.delete(attempt);
+          reject(new Error(`${what}: not within ${timeoutMs} ms; lines:\n${lines.join('\n')}`));
+        }, timeoutMs);
+        waiters.add(attempt);
+        attempt();
+      });
     },
     waitForLine(pattern, timeoutMs = 20_000) {
       const start = from;

@@ -86,12 +86,13 @@ describe('tcp-services and readiness', () => {
     seedWeb(api, web.port);
     for (const o of sshService(ssh.port)) api.apply(o);
     tcpPort = await freePort();
+    decodePort = await freePort();
     api.apply({
       kind: 'ConfigMap',
       metadata: { namespace: 'ingress-nginx', name: 'tcp-services' },
       data: {
         [String(tcpPort)]: 'gitea/gitea-ssh:22::PROXY',
-        '2200': 'gitea/gitea-ssh:ssh:PROXY',
+        [String(decodePort)]: 'gitea/gitea-ssh:ssh:PROXY:PROXY',
         '23': 'gitea/nope:22',
       },
     });
