@@ -2,6 +2,13 @@
 // LoadBalancer Service, kube-proxy's NodePort hop, the gateway for the Ingresses, whoami for backends
 // nothing else serves — as one log stream, prefixed per component. Ctrl-C stops everything.
 import { parseArgs } from 'node:util';
+import { upSources } from '../dashboard/attach.ts';
+import {
+  DASHBOARD_FLAG_OPTIONS,
+  DASHBOARD_USAGE,
+  launchDashboard,
+  prepareDashboard,
+} from '../dashboard/flag.ts';
 import { startChain, UpError } from '../up/run.ts';
 import type { Command } from './main.ts';
 
@@ -21,7 +28,7 @@ Options:
       --configmap <ns/name>  the controller ConfigMap (default ingress-nginx/ingress-nginx-controller)
       --ingress-class <name> serve Ingresses of this class (default nginx)
       --no-watch             do not reload when the manifests change
-  -h, --help                 this help
+${DASHBOARD_USAGE}  -h, --help                 this help
 
 The manifests are watched: a valid change is applied live (the gateway reloads in place, changed
 hops restart on the same address); an invalid one is reported and the chain keeps running.
@@ -46,6 +53,8 @@ export const command: Command = {
       configmap?: string;
       'ingress-class'?: string;
       'no-watch'?: boolean;
+      dashboard?: string;
+      'dashboard-token-file'?: string;
       help?: boolean;
     };
     try {
@@ -57,6 +66,7 @@ export const command: Command = {
           configmap: { type: 'string' },
           'ingress-class': { type: 'string' },
           'no-watch': { type: 'boolean' },
+          ...DASHBOARD_FLAG_OPTIONS,
           help: { type: 'boolean', short: 'h' },
         },
         strict: true,
@@ -71,6 +81,11 @@ export const command: Command = {
     }
     if (!values.filename || values.filename.length === 0) {
       process.stderr.write(`keepip up: give the manifests with -f <file|dir>\n\n${USAGE}`);
+      return 2;
+    }
+    const dashboard = await prepareDashboard(values, process.env);
+    if (!dashboard.ok) {
+      process.stderr.write(`keepip up: ${dashboard.error}\n\n${USAGE}`);
       return 2;
     }
     const log = createPrefixedLog((text) => process.stdout.write(text));
@@ -98,6 +113,7 @@ export const command: Command = {
         ports: values['ephemeral-ports'] ? 'ephemeral' : 'exact',
         log,
         watch: !values['no-watch'],
+        ...(dashboard.plan ? { decisions: dashboard.plan.log.sink } : {}),
         ...(values.configmap !== undefined ? { configMap: values.configmap } : {}),
         ...(values['ingress-class'] !== undefined ? { ingressClass: values['ingress-class'] } : {}),
       });
@@ -108,11 +124,28 @@ export const command: Command = {
       process.off('SIGTERM', onSignal);
       return 1;
     }
+    let board: Awaited<ReturnType<typeof launchDashboard>>['running'] | null = null;
+    if (dashboard.plan) {
+      try {
+        const launched = await launchDashboard(dashboard.plan, upSources(chain));
+        board = launched.running;
+        for (const line of launched.lines)
+          log('dashboard', `${line.level === 'warning' ? 'warning: ' : ''}${line.message}`);
+      } catch (error) {
+        process.stderr.write(`keepip up: the dashboard cannot listen: ${(error as Error).message}\n`);
+        await chain.close();
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+        return 1;
+      }
+    }
     const onHangup = () => void chain.reload();
     process.on('SIGHUP', onHangup);
     log('up', `the chain is running (${chain.plan.components.length} components); Ctrl-C stops it`);
     await stopped;
     log('up', 'stopping');
+    await board?.close();
+    dashboard.plan?.log.close();
     await chain.close();
     process.off('SIGHUP', onHangup);
     process.off('SIGINT', onSignal);

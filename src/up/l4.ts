@@ -1,11 +1,13 @@
 // The L4 hops of `keepip up` (the cloud LB, kube-proxy's NodePort and ClusterIP hops), all on the lb
 // engine: what differs between them is only the source address, preservation and PROXY emission.
 import type { AddressInfo } from 'node:net';
-import { lbConfigFromModel, startLoadBalancer } from '../lb/balancer.ts';
+import { lbConfigFromModel, type RunningLb, startLoadBalancer } from '../lb/balancer.ts';
 import type { Endpoint, L4Component } from './plan.ts';
 
 export interface RunningL4 {
   address: AddressInfo;
+  /** The engine itself: targets' health, flows, stats (the dashboard's Load balancer page). */
+  lb: RunningLb;
   close(): Promise<void>;
 }
 
@@ -39,5 +41,5 @@ export async function startL4(
           name: component.name,
         };
   const running = await startLoadBalancer(config);
-  return { address: running.address, close: () => running.close() };
+  return { address: running.address, lb: running, close: () => running.close() };
 }

@@ -5,6 +5,7 @@
 import type { AddressInfo } from 'node:net';
 import { describeIssue } from '../config/issue-text.ts';
 import type { Topology } from '../config/model.ts';
+import type { DecisionSink } from '../gateway/exchange.ts';
 import { type RunningGateway, snapshotEvents, startGateway } from '../gateway/gateway.ts';
 import type { LineSink } from '../gateway/line-sink.ts';
 import { watchConfig } from '../gateway/reload.ts';
@@ -21,6 +22,8 @@ export interface UpOptions extends TopologyOptions {
   log: (component: string, line: string) => void;
   /** Reload when the manifests change (default true). */
   watch?: boolean;
+  /** Told of every request the gateway finishes (the dashboard's decision log). */
+  decisions?: DecisionSink;
 }
 
 export interface ReloadOutcome {
@@ -38,6 +41,10 @@ export interface RunningChain {
   reload(): Promise<ReloadOutcome>;
   /** Resolves with the outcome of the next reload, however it was triggered (file change or reload()). */
   nextReload(): Promise<ReloadOutcome>;
+  /** The gateway, once started (the dashboard's Routes page). */
+  gateway(): RunningGateway | null;
+  /** The L4 hops running now, in start order (the dashboard's Load balancer page). */
+  loadBalancers(): { component: L4Component; running: RunningL4 }[];
   close(): Promise<void>;
 }
 
@@ -65,6 +72,7 @@ interface Instance {
   component: Component;
   /** JSON of the component as planned: a different one after a reload means restart it. */
   signature: string;
+  l4?: RunningL4;
   close(): Promise<void>;
 }
 
@@ -123,6 +131,7 @@ export async function startChain(options: UpOptions): Promise<RunningChain> {
           https: component.https ? { host: component.https.host, port: bindPort(component.https) } : null,
           accessLog: componentSink(options.log, 'gateway'),
           errorLog: componentSink(options.log, 'gateway'),
+          ...(options.decisions ? { decisions: options.decisions } : {}),
           upstreamAddress: (address, port) => {
             const mapped = actual({ host: address, port });
             return { address: mapped.host, port: mapped.port };
@@ -147,7 +156,7 @@ export async function startChain(options: UpOptions): Promise<RunningChain> {
     });
     remember(component.listen, l4.address);
     options.log(component.name, describeL4(component, actual));
-    return { component, signature, close: () => l4.close() };
+    return { component, signature, l4, close: () => l4.close() };
   };
 
   const startAll = async (components: readonly Component[]) => {
@@ -251,6 +260,13 @@ export async function startChain(options: UpOptions): Promise<RunningChain> {
     actual,
     reload,
     nextReload: () => new Promise((resolve) => waiters.push(resolve)),
+    gateway: () => gateway,
+    loadBalancers: () =>
+      [...instances.values()].flatMap((i) =>
+        i.l4 !== undefined && i.component.kind !== 'gateway' && i.component.kind !== 'whoami'
+          ? [{ component: i.component, running: i.l4 }]
+          : [],
+      ),
     async close() {
       watcher?.close();
       await closeAll();

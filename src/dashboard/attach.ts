@@ -1,0 +1,51 @@
+// The dashboard's data sources for each command that serves it: a gateway alone, the chain of
+// `keepip up`, and the controller (whose model is the cluster's). The command creates the decision log,
+// hands its sink to the gateway, then starts the dashboard with these sources.
+import type { RunningGateway } from '../gateway/gateway.ts';
+import { formatHostPort } from '../net/host-port.ts';
+import type { RunningChain } from '../up/run.ts';
+import type { DashboardSources, LoadBalancerView } from './sources.ts';
+
+export function gatewaySources(running: RunningGateway): DashboardSources {
+  return { mode: 'gateway', snapshot: () => running.snapshot() };
+}
+
+/** The L4 hops of a chain (the cloud LB, kube-proxy's NodePort and ClusterIP hops). */
+export function chainLoadBalancers(chain: RunningChain): LoadBalancerView[] {
+  // Outside in: the cloud LB first, as a request meets them.
+  return chain
+    .loadBalancers()
+    .reverse()
+    .map(({ component, running }) => ({
+      name: component.name,
+      listen: formatHostPort(running.address.address, running.address.port),
+      logicalListen: formatHostPort(component.listen.host, component.listen.port),
+      proxyProtocol: component.proxyProtocol,
+      preserveClientIp: component.preserveClientIp,
+      sourceAddress: component.sourceAddress,
+      failingOpen: running.lb.failingOpen(),
+      targets: running.lb.targetHealth(),
+      stats: running.lb.stats(),
+    }));
+}
+
+export function upSources(chain: RunningChain): DashboardSources {
+  return {
+    mode: 'up',
+    snapshot: () => chain.gateway()?.snapshot() ?? null,
+    topology: () => chain.topology,
+    loadBalancers: () => chainLoadBalancers(chain),
+  };
+}
+
+/**
+ * The controller's sources: its gateway (null until the first complete sync) and, for the Chain page,
+ * the model the gateway serves (the cluster's objects, translated).
+ */
+export function controllerSources(gateway: () => RunningGateway | null): DashboardSources {
+  return {
+    mode: 'controller',
+    snapshot: () => gateway()?.snapshot() ?? null,
+    topology: () => gateway()?.snapshot().topology ?? null,
+  };
+}

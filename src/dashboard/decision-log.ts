@@ -1,0 +1,289 @@
+// The dashboard's memory of recent requests: a DecisionSink (src/gateway/exchange.ts) the gateway
+// calls at the end of every request. record() runs on the data path, so it only copies a few
+// references into a fixed ring, bumps per-second counters and returns: it never allocates more than
+// one small object, never throws, never waits. Under load it samples (a budget of kept records per
+// second, apart for allowed requests and denials, so a flood of one never hides the other); the
+// counters behind the charts stay exact. Subscribers (the SSE streams) are fed from a timer, off the
+// request path.
+import type { LocationModel } from '../config/model.ts';
+import type { Exchange, ExchangeVerdict, GatewayRequest } from '../gateway/exchange.ts';
+import type { ClientIp } from '../net/client-ip.ts';
+
+/** One finished request as the dashboard keeps it: copies and references to frozen config, no headers but one. */
+export interface DecisionRecord {
+  readonly id: number;
+  readonly time: number;
+  readonly connection: number;
+  readonly peer: string;
+  readonly peerPort: number;
+  readonly proxySource: string | null;
+  readonly proxyPort: number | null;
+  readonly listener: { readonly address: string; readonly port: number; readonly scheme: 'http' | 'https' };
+  /** The resolved client ('' when it cannot be known). */
+  readonly client: string;
+  readonly clientIp: ClientIp | null;
+  /** The forwarded-for header's value as received (only the header the resolver reads), cut to 512 chars. */
+  readonly forwardedFor: string | null;
+  readonly forwardedForHeader: string;
+  readonly trustedCidrs: readonly string[];
+  readonly trustSource: string;
+  readonly useProxyProtocol: boolean;
+  readonly method: string;
+  readonly target: string;
+  readonly host: string;
+  readonly serverName: string;
+  readonly location: LocationModel | null;
+  readonly matchedBy: string | null;
+  /** The location whose rules gave the verdict, when it is not the routed one (a guard, see router.ts). */
+  readonly decidedBy: LocationModel | null;
+  readonly blockCidrs: LocationModel['allow'];
+  readonly upstream: string | null;
+  readonly upstreamAddr: string | null;
+  readonly verdict: ExchangeVerdict | null;
+  readonly status: number;
+  readonly denied: boolean;
+  readonly durationMs: number;
+  readonly reqId: string;
+  readonly configVersion: number;
+}
+
+export interface DecisionLogOptions {
+  /** Records kept (default 1000). */
+  capacity?: number;
+  /** Allowed requests kept per second at most (default 100); the rest are counted, not kept. */
+  keepPerSecond?: number;
+  /** Denied requests kept per second at most (default 100). */
+  keepDeniedPerSecond?: number;
+  /** How often subscribers are fed (default 200 ms). */
+  flushMs?: number;
+  /** Seconds of per-route counters kept for the charts (default 60). */
+  seconds?: number;
+  /** Distinct denied addresses counted (default 10,000); later ones go to `otherDenied`. */
+  maxDeniedAddresses?: number;
+  /** The clock (tests). */
+  now?: () => number;
+}
+
+export interface SecondBucket {
+  second: number;
+  /** Route key ("namespace/ingress path", or "_" for no route) -> counts. */
+  routes: Map<string, { requests: number; denials: number }>;
+}
+
+export interface DecisionLog {
+  /** The sink to hand to the gateway (GatewayOptions.decisions). */
+  readonly sink: { record(ex: Exchange, req: GatewayRequest, status: number): void };
+  /** The records kept, oldest first. */
+  records(): DecisionRecord[];
+  find(id: number): DecisionRecord | undefined;
+  /** Per-second counters, oldest first (only seconds that saw a request). */
+  seconds(): SecondBucket[];
+  topDenied(limit: number): { address: string; count: number; last: number }[];
+  readonly counters: {
+    seen: number;
+    kept: number;
+    sampledOut: number;
+    denied: number;
+    otherDenied: number;
+    failures: number;
+  };
+  readonly capacity: number;
+  /** Called with each batch of new records (from a timer); returns the unsubscribe function. */
+  subscribe(listener: (batch: DecisionRecord[]) => void): () => void;
+  close(): void;
+}
+
+/** The key the charts group a request by: its Ingress and path, or "_" when no rule matched. */
+export function routeKey(location: LocationModel | null): string {
+  return location === null ? '_' : `${location.ingress.namespace}/${location.ingress.name} ${location.path}`;
+}
+
+function headerValue(req: GatewayRequest, name: string): string | null {
+  const value = req.headers[name];
+  if (value === undefined) return null;
+  const text = Array.isArray(value) ? value.join(', ') : value;
+  return text.length > 512 ? `${text.slice(0, 512)}…` : text;
+}
+
+function toRecord(
+  id: number,
+  time: number,
+  ex: Exchange,
+  req: GatewayRequest,
+  status: number,
+): DecisionRecord {
+  const { conn, snap, route } = ex;
+  const verdict = ex.verdict;
+  const forwardedForHeader = snap.settings.forwardedForHeader;
+  const last = ex.attempts.length === 0 ? null : ex.attempts[ex.attempts.length - 1];
+  return {
+    id,
+    time,
+    connection: conn.id,
+    peer: conn.peerAddress,
+    peerPort: conn.peerPort,
+    proxySource: conn.proxySource,
+    proxyPort: conn.proxyPort,
+    listener: { address: conn.serverAddress, port: conn.serverPort, scheme: conn.scheme },
+    client: ex.client,
+    clientIp: ex.clientIp,
+    forwardedFor: headerValue(req, forwardedForHeader.toLowerCase()),
+    forwardedForHeader,
+    trustedCidrs: snap.trustedCidrs,
+    trustSource: snap.trustSource,
+    useProxyProtocol: snap.settings.useProxyProtocol,
+    method: req.method ?? '',
+    target: (req.url ?? '').slice(0, 2048),
+    host: ex.host,
+    serverName: ex.serverName,
+    location: route?.location ?? null,
+    matchedBy: route?.matchedBy ?? null,
+    decidedBy:
+      ex.decidedBy !== null && route !== null && ex.decidedBy.location !== route.location
+        ? ex.decidedBy.location
+        : null,
+    blockCidrs: snap.settings.blockCidrs,
+    upstream: ex.upstreamName,
+    upstreamAddr: last?.hostPort ?? null,
+    verdict,
+    status,
+    denied: verdict !== null && verdict.outcome !== 'allow',
+    durationMs: performance.now() - ex.startedAt,
+    reqId: ex.reqId,
+    configVersion: snap.version,
+  };
+}
+
+export function createDecisionLog(options: DecisionLogOptions = {}): DecisionLog {
+  const capacity = Math.max(1, options.capacity ?? 1000);
+  const keepPerSecond = options.keepPerSecond ?? 100;
+  const keepDeniedPerSecond = options.keepDeniedPerSecond ?? 100;
+  const flushMs = options.flushMs ?? 200;
+  const secondsKept = options.seconds ?? 60;
+  const maxDenied = options.maxDeniedAddresses ?? 10_000;
+  const now = options.now ?? Date.now;
+
+  const ring: (DecisionRecord | undefined)[] = new Array(capacity);
+  let nextId = 1;
+  const counters = { seen: 0, kept: 0, sampledOut: 0, denied: 0, otherDenied: 0, failures: 0 };
+  const buckets: SecondBucket[] = [];
+  let bucket: SecondBucket | null = null;
+  let keptThisSecond = 0;
+  let deniedKeptThisSecond = 0;
+  const denied = new Map<string, { count: number; last: number }>();
+
+  const count = (time: number, key: string, isDenial: boolean) => {
+    const second = Math.floor(time / 1000);
+    if (bucket === null || bucket.second !== second) {
+      bucket = { second, routes: new Map() };
+      buckets.push(bucket);
+      if (buckets.length > secondsKept) buckets.shift();
+      keptThisSecond = 0;
+      deniedKeptThisSecond = 0;
+    }
+    let counts = bucket.routes.get(key);
+    if (counts === undefined) {
+      counts = { requests: 0, denials: 0 };
+      bucket.routes.set(key, counts);
+    }
+    counts.requests += 1;
+    if (isDenial) counts.denials += 1;
+  };
+
+  const countDenied = (address: string, time: number) => {
+    counters.denied += 1;
+    const entry = denied.get(address);
+    if (entry !== undefined) {
+      entry.count += 1;
+      entry.last = time;
+    } else if (denied.size < maxDenied) denied.set(address, { count: 1, last: time });
+    else counters.otherDenied += 1;
+  };
+
+  const sink = {
+    record(ex: Exchange, req: GatewayRequest, status: number): void {
+      try {
+        counters.seen += 1;
+        const time = now();
+        const isDenial = ex.verdict !== null && ex.verdict.outcome !== 'allow';
+        count(time, routeKey(ex.route?.location ?? null), isDenial);
+        if (isDenial) countDenied(ex.client === '' ? '-' : ex.client, time);
+        if (isDenial ? deniedKeptThisSecond >= keepDeniedPerSecond : keptThisSecond >= keepPerSecond) {
+          counters.sampledOut += 1;
+          return;
+        }
+        if (isDenial) deniedKeptThisSecond += 1;
+        else keptThisSecond += 1;
+        const id = nextId++;
+        ring[id % capacity] = toRecord(id, time, ex, req, status);
+        counters.kept += 1;
+      } catch {
+        counters.failures += 1;
+      }
+    },
+  };
+
+  const records = (afterId = 0): DecisionRecord[] => {
+    const out: DecisionRecord[] = [];
+    const first = Math.max(afterId + 1, nextId - capacity);
+    for (let id = first; id < nextId; id += 1) {
+      const record = ring[id % capacity];
+      if (record !== undefined && record.id === id) out.push(record);
+    }
+    return out;
+  };
+
+  const listeners = new Set<(batch: DecisionRecord[]) => void>();
+  let lastSent = 0;
+  let timer: NodeJS.Timeout | null = null;
+  const flush = () => {
+    const batch = records(lastSent);
+    if (batch.length === 0) return;
+    lastSent = batch[batch.length - 1]!.id;
+    for (const listener of listeners) {
+      try {
+        listener(batch);
+      } catch {
+        counters.failures += 1;
+      }
+    }
+  };
+
+  return {
+    sink,
+    records: () => records(0),
+    find(id) {
+      const record = ring[id % capacity];
+      return record !== undefined && record.id === id ? record : undefined;
+    },
+    seconds: () => buckets.slice(),
+    topDenied(limit) {
+      return [...denied.entries()]
+        .map(([address, e]) => ({ address, count: e.count, last: e.last }))
+        .sort((a, b) => b.count - a.count || b.last - a.last)
+        .slice(0, limit);
+    },
+    counters,
+    capacity,
+    subscribe(listener) {
+      if (listeners.size === 0) {
+        lastSent = nextId - 1;
+        timer = setInterval(flush, flushMs);
+        timer.unref();
+      }
+      listeners.add(listener);
+      return () => {
+        listeners.delete(listener);
+        if (listeners.size === 0 && timer !== null) {
+          clearInterval(timer);
+          timer = null;
+        }
+      };
+    },
+    close() {
+      listeners.clear();
+      if (timer !== null) clearInterval(timer);
+      timer = null;
+    },
+  };
+}

@@ -1,0 +1,232 @@
+// The dashboard's HTTP server: the static pages (plain HTML/CSS/JS from ./assets, read once at start,
+// no build step, no CDN) under a strict Content-Security-Policy, the JSON API, and the live stream of
+// decisions (Server-Sent Events, fed by the decision log's timer, never by a request). Read-only:
+// GET and HEAD only. With a token, every /api request needs `Authorization: Bearer <token>`; without
+// one, only requests whose Host is an IP address or localhost are answered (no DNS rebinding).
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { extname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { type HostPort, formatHostPort, parseHostPort } from '../net/host-port.ts';
+import { canonicalIp } from '../net/ip.ts';
+import { type ApiAnswer, answerApi, apiError, matches, parseFilter, type DecisionFilter } from './api.ts';
+import type { DecisionLog, DecisionRecord } from './decision-log.ts';
+import { summarize } from './decision-view.ts';
+import type { DashboardSources } from './sources.ts';
+
+export interface DashboardOptions {
+  listen: HostPort;
+  /** Bearer token for /api; null or absent: none (then only IP-literal or localhost Host headers). */
+  token?: string | null;
+  decisions: DecisionLog;
+  sources: DashboardSources;
+  /** Live streams served at once (default 16). */
+  maxStreams?: number;
+}
+
+export interface RunningDashboard {
+  readonly address: AddressInfo;
+  /** http://ADDR:PORT/ */
+  readonly url: string;
+  close(): Promise<void>;
+}
+
+export const CONTENT_SECURITY_POLICY =
+  "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
+  "base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+const SECURITY_HEADERS = {
+  'content-security-policy': CONTENT_SECURITY_POLICY,
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'no-referrer',
+  'x-frame-options': 'DENY',
+  'cross-origin-opener-policy': 'same-origin',
+  'cross-origin-resource-policy': 'same-origin',
+};
+
+const TYPES: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+};
+
+/** The pages by URL path, each a file in ./assets. */
+const PAGES: Record<string, string> = {
+  '/': 'decisions.html',
+  '/decisions': 'decisions.html',
+  '/routes': 'routes.html',
+  '/chain': 'chain.html',
+  '/lb': 'lb.html',
+};
+
+interface Asset {
+  body: Buffer;
+  type: string;
+}
+
+function loadAssets(): Map<string, Asset> {
+  const dir = fileURLToPath(new URL('./assets/', import.meta.url));
+  const assets = new Map<string, Asset>();
+  for (const name of readdirSync(dir)) {
+    const type = TYPES[extname(name)];
+    if (type !== undefined) assets.set(name, { body: readFileSync(`${dir}${name}`), type });
+  }
+  return assets;
+}
+
+function tokenMatcher(token: string | null): (header: string | undefined) => boolean {
+  if (token === null) return () => true;
+  const expected = createHash('sha256').update(token).digest();
+  return (header) => {
+    const match = /^Bearer[ ]+(\S+)\s*$/i.exec(header ?? '');
+    if (!match) return false;
+    return timingSafeEqual(createHash('sha256').update(match[1]!).digest(), expected);
+  };
+}
+
+/** Host is an IP literal (with or without port) or localhost: no name a rebinding attacker controls. */
+export function hostIsAddress(host: string | undefined): boolean {
+  if (host === undefined) return false;
+  const parsed = parseHostPort(host);
+  const name = parsed.ok ? parsed.value.host : host.replace(/^\[(.*)\]$/, '$1');
+  return name.toLowerCase() === 'localhost' || canonicalIp(name) !== null;
+}
+
+function send(res: ServerResponse, status: number, type: string, body: Buffer | string, head: boolean): void {
+  const bytes = typeof body === 'string' ? Buffer.from(body) : body;
+  res.writeHead(status, {
+    ...SECURITY_HEADERS,
+    'content-type': type,
+    'content-length': bytes.length,
+    'cache-control': 'no-store',
+  });
+  res.end(head ? undefined : bytes);
+}
+
+function sendJson(res: ServerResponse, answer: ApiAnswer, head: boolean): void {
+  send(
+    res,
+    answer.status,
+    'application/json; charset=utf-8',
+    `${JSON.stringify(answer.body, null, 1)}\n`,
+    head,
+  );
+}
+
+export async function startDashboard(options: DashboardOptions): Promise<RunningDashboard> {
+  const assets = loadAssets();
+  const { decisions: log, sources } = options;
+  const authorized = tokenMatcher(options.token ?? null);
+  const hasToken = (options.token ?? null) !== null;
+  const maxStreams = options.maxStreams ?? 16;
+  const streams = new Set<ServerResponse>();
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+    version: string;
+  };
+
+  const stream = (req: IncomingMessage, res: ServerResponse, query: URLSearchParams) => {
+    const filter = parseFilter(query);
+    if ('body' in filter) return sendJson(res, filter, false);
+    if (streams.size >= maxStreams)
+      return sendJson(res, apiError(503, 'DASHBOARD_TOO_MANY_STREAMS', 'too many live streams'), false);
+    res.writeHead(200, {
+      ...SECURITY_HEADERS,
+      'content-type': 'text/event-stream',
+      'cache-control': 'no-store',
+    });
+    streams.add(res);
+    let lagging = false;
+    const write = (records: DecisionRecord[]) => {
+      const shown = records.filter((r) => matches(r, filter as DecisionFilter));
+      if (shown.length === 0 || lagging) return;
+      const text = shown
+        .map((r) => `id: ${r.id}\nevent: decision\ndata: ${JSON.stringify(summarize(r))}\n\n`)
+        .join('');
+      // A slow reader loses batches rather than making the process buffer without bound.
+      if (!res.write(text)) {
+        lagging = true;
+        res.once('drain', () => {
+          lagging = false;
+        });
+      }
+    };
+    res.write('retry: 2000\n\n');
+    write(log.records().slice(-200));
+    const unsubscribe = log.subscribe(write);
+    const heartbeat = setInterval(() => res.write(': keep-alive\n\n'), 15_000);
+    heartbeat.unref();
+    const end = () => {
+      clearInterval(heartbeat);
+      unsubscribe();
+      streams.delete(res);
+    };
+    req.on('close', end);
+    res.on('close', end);
+  };
+
+  const handle = (req: IncomingMessage, res: ServerResponse) => {
+    const head = req.method === 'HEAD';
+    if (req.method !== 'GET' && !head) {
+      res.setHeader('allow', 'GET, HEAD');
+      return sendJson(res, apiError(405, 'DASHBOARD_METHOD_NOT_ALLOWED', 'the dashboard is read-only'), head);
+    }
+    if (!hasToken && !hostIsAddress(req.headers.host))
+      return sendJson(
+        res,
+        apiError(421, 'DASHBOARD_HOST_REFUSED', 'open the dashboard by IP address or localhost'),
+        head,
+      );
+    const url = new URL(req.url ?? '/', 'http://dashboard.invalid');
+    const path = url.pathname;
+    if (path === '/api' || path.startsWith('/api/')) {
+      if (!authorized(req.headers.authorization)) {
+        res.setHeader('www-authenticate', 'Bearer realm="keepip dashboard"');
+        return sendJson(
+          res,
+          apiError(401, 'DASHBOARD_UNAUTHORIZED', 'this dashboard needs its bearer token'),
+          head,
+        );
+      }
+      if (path === '/api/decisions/stream' && !head) return stream(req, res, url.searchParams);
+      return sendJson(res, answerApi(path, url.searchParams, log, sources, pkg.version), head);
+    }
+    const name = PAGES[path] ?? (path.startsWith('/assets/') ? path.slice('/assets/'.length) : null);
+    const asset = name === null ? undefined : assets.get(name);
+    if (asset === undefined) return sendJson(res, apiError(404, 'DASHBOARD_NOT_FOUND', 'no such page'), head);
+    send(res, 200, asset.type, asset.body, head);
+  };
+
+  const server = createServer({ requestTimeout: 30_000, headersTimeout: 10_000 }, (req, res) => {
+    try {
+      handle(req, res);
+    } catch (error) {
+      if (!res.headersSent) send(res, 500, 'text/plain; charset=utf-8', 'internal error\n', false);
+      else res.destroy(error as Error);
+    }
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.listen.port, options.listen.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const address = server.address() as AddressInfo;
+  let closing: Promise<void> | null = null;
+  return {
+    address,
+    url: `http://${formatHostPort(address.address, address.port)}/`,
+    close() {
+      closing ??= new Promise<void>((resolve) => {
+        for (const res of streams) res.end();
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+      return closing;
+    },
+  };
+}
