@@ -122,15 +122,39 @@ function adoptWithOwnBuffer(accepted: net.Socket, onread: OnRead): net.Socket | 
 }
 
 export function startFlow(spec: FlowSpec): Flow {
-  const { counters } = spec;
-  let ended = false;
+  const { client, target, clientReads } = openSides(spec);
   let endReason: FlowEndReason = 'closed';
-  let clientClosed = false;
-  let upstreamClosed = false;
+  // The first reason wins: the resets that follow an idle timeout or an abort do not rename it.
+  const finish = (reason: FlowEndReason) => {
+    if (endReason === 'closed') endReason = reason;
+  };
+  const flow: Flow = {
+    target: spec.target,
+    client,
+    upstream: target,
+    clientReads,
+    abort() {
+      finish('aborted');
+      resetSocket(client);
+      resetSocket(target);
+    },
+  };
+  const connectTimer = connectWithHeader(spec, flow, finish);
+  passOnEndsAndResets(spec, flow, finish);
+  passOnCloses(spec, flow, connectTimer, () => endReason);
+  client.resume(); // accepted paused: read only once every handler is in place
+  return flow;
+}
+
+/**
+ * Dials the target, reading its bytes into the flow's own buffer, and sets up the client's read path:
+ * its own buffer when the accepted socket can be adopted, else Node's 'data' events.
+ */
+function openSides(spec: FlowSpec): { client: net.Socket; target: net.Socket; clientReads: ClientReadMode } {
+  const { counters } = spec;
   let client: net.Socket = spec.client;
   let upstream: net.Socket | null = null;
   const up = () => upstream!;
-
   const downstream = ownBufferPump(
     () => client,
     (n) => {
@@ -170,31 +194,20 @@ export function startFlow(spec: FlowSpec): Flow {
     });
     target.on('drain', () => client.resume());
   }
+  return { client, target, clientReads };
+}
 
-  const flow: Flow = {
-    target: spec.target,
-    client,
-    upstream: target,
-    clientReads,
-    abort() {
-      finish('aborted');
-      resetSocket(client);
-      resetSocket(target);
-    },
-  };
-
-  const finish = (reason: FlowEndReason) => {
-    if (endReason === 'closed') endReason = reason;
-  };
-  const maybeEnd = () => {
-    if (clientClosed && upstreamClosed && !ended) {
-      ended = true;
-      spec.onEnd(flow, endReason);
-    }
-  };
-
-  // The header goes out as soon as the upstream connects (server-speaks-first protocols work), and
-  // client bytes that arrived meanwhile ride in the same writev.
+/**
+ * The header goes out as soon as the upstream connects (server-speaks-first protocols work), and
+ * client bytes that arrived meanwhile ride in the same writev. A connect that takes too long resets
+ * the client. Returns the connect timer, which the target's error and close clear.
+ */
+function connectWithHeader(
+  spec: FlowSpec,
+  flow: Flow,
+  finish: (reason: FlowEndReason) => void,
+): NodeJS.Timeout {
+  const { client, upstream: target } = flow;
   if (spec.header !== null) {
     target.cork();
     target.write(spec.header);
@@ -211,23 +224,6 @@ export function startFlow(spec: FlowSpec): Flow {
     target.setTimeout(spec.idleTimeoutMs);
     spec.onConnected(flow);
   });
-
-  client.on('end', () => target.end());
-  target.on('end', () => client.end());
-
-  const onIdle = () => {
-    finish('idle');
-    resetSocket(client);
-    resetSocket(target);
-  };
-  client.setTimeout(spec.idleTimeoutMs);
-  client.on('timeout', onIdle);
-  target.on('timeout', onIdle);
-
-  client.on('error', () => {
-    finish('client-reset');
-    resetSocket(target);
-  });
   target.on('error', (error: NodeJS.ErrnoException) => {
     if (target.connecting || error.syscall === 'connect') {
       clearTimeout(connectTimer);
@@ -238,6 +234,45 @@ export function startFlow(spec: FlowSpec): Flow {
     }
     resetSocket(client);
   });
+  return connectTimer;
+}
+
+/** Half-closes pass on as half-closes, resets as resets; a flow idle in both directions is reset. */
+function passOnEndsAndResets(spec: FlowSpec, flow: Flow, finish: (reason: FlowEndReason) => void): void {
+  const { client, upstream: target } = flow;
+  client.on('end', () => target.end());
+  target.on('end', () => client.end());
+  const onIdle = () => {
+    finish('idle');
+    resetSocket(client);
+    resetSocket(target);
+  };
+  client.setTimeout(spec.idleTimeoutMs);
+  client.on('timeout', onIdle);
+  target.on('timeout', onIdle);
+  client.on('error', () => {
+    finish('client-reset');
+    resetSocket(target);
+  });
+}
+
+/** The flow ends once both sides have closed; a side gone without a half-close takes the other down. */
+function passOnCloses(
+  spec: FlowSpec,
+  flow: Flow,
+  connectTimer: NodeJS.Timeout,
+  endReason: () => FlowEndReason,
+): void {
+  const { client, upstream: target } = flow;
+  let clientClosed = false;
+  let upstreamClosed = false;
+  let ended = false;
+  const maybeEnd = () => {
+    if (clientClosed && upstreamClosed && !ended) {
+      ended = true;
+      spec.onEnd(flow, endReason());
+    }
+  };
   client.on('close', () => {
     clientClosed = true;
     // A client gone without a graceful half-close leaves nobody to read the target's answer.
@@ -250,6 +285,4 @@ export function startFlow(spec: FlowSpec): Flow {
     if (!client.destroyed && target.readableEnded === false) resetSocket(client);
     maybeEnd();
   });
-  client.resume(); // accepted paused: read only once every handler is in place
-  return flow;
 }
