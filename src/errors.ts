@@ -4,6 +4,7 @@
 // module by module, so that docs/errors.md and the tests (test/errors.test.ts) hold the whole product
 // to one list. The PROXY protocol codes come from the codec's own two tables (messages and fixes).
 import { CONTROLLER_CODES, type ControllerCode } from './controller/errors.ts';
+import { DASHBOARD_CODES, type DashboardCode } from './dashboard/errors.ts';
 import { DEPLOY_CODES, type DeployCode } from './deploy/errors.ts';
 import { DOCTOR_CODES, type DoctorCode } from './doctor/errors.ts';
 import type { CodeInfo, CodeTable } from './error-table.ts';
@@ -27,7 +28,8 @@ export type ErrorModule =
   | 'doctor'
   | 'up'
   | 'whoami'
-  | 'deploy';
+  | 'deploy'
+  | 'dashboard';
 
 /** Each module's heading in docs/errors.md, in the order the registry lists the modules. */
 export const ERROR_MODULES: { readonly [M in ErrorModule]: string } = {
@@ -42,6 +44,7 @@ export const ERROR_MODULES: { readonly [M in ErrorModule]: string } = {
   up: 'The whole chain (`src/up/`, `keepip up`)',
   whoami: 'Echo backend (`src/whoami/`, `keepip whoami`)',
   deploy: 'Install manifests (`src/deploy/`, `keepip manifests`): reading ingress-nginx Helm values',
+  dashboard: 'Dashboard (`src/dashboard/`, `--dashboard`): its JSON API',
 };
 
 /** A registry row: a module's table entry with its code and module. */
@@ -60,7 +63,8 @@ export type ErrorCode =
   | DoctorCode
   | UpCode
   | WhoamiCode
-  | DeployCode;
+  | DeployCode
+  | DashboardCode;
 
 type RegistryEntry = ErrorEntry & { readonly code: ErrorCode };
 
@@ -92,6 +96,7 @@ export const ERROR_REGISTRY: readonly RegistryEntry[] = [
   ...entries('up', UP_CODES),
   ...entries('whoami', WHOAMI_CODES),
   ...entries('deploy', DEPLOY_CODES),
+  ...entries('dashboard', DASHBOARD_CODES),
 ];
 
 const BY_CODE = new Map<string, RegistryEntry>(ERROR_REGISTRY.map((e) => [e.code, e]));
