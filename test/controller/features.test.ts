@@ -18,6 +18,7 @@ import {
   startBackend,
   startTestController,
   type TestController,
+  waitForHost,
 } from './harness.ts';
 
 async function keyPair(cn: string) {
@@ -148,7 +149,7 @@ describe('TLS, fail-closed ranges, events, admission, status on shutdown', () =>
         annotations: { 'nginx.ingress.kubernetes.io/whitelist-source-range': '10.0.0.0/8, not-an-ip' },
       }),
     );
-    await ctl.waitForLine(/reloaded/);
+    await waitForHost(ctl, 'locked.example.com');
     assert.equal((await get(httpPort, 'locked.example.com')).status, 503);
     const event = await api.waitUntil(() =>
       api.list('Event').find((e) => e.involvedObject.name === 'locked' && e.type === 'Warning'),

@@ -183,6 +183,41 @@ export async function startTestController(
   };
 }
 
+/** The served snapshot has a virtual host `host` (or, with `present` false, no longer has it). */
+export function waitForHost(ctl: TestController, host: string, present = true): Promise<void> {
+  return ctl.waitFor(
+    () =>
+      (ctl.running
+        .gateway()
+        ?.snapshot()
+        .topology.gateway.virtualHosts.some((v) => v.host === host) ?? false) === present,
+    `host ${host} ${present ? 'served' : 'gone'}`,
+  );
+}
+
+/** The served snapshot sends Service `name` (namespace default) to an endpoint on `port`. */
+export function waitForEndpoint(
+  ctl: TestController,
+  name: string,
+  address: string,
+  port: number,
+): Promise<void> {
+  return ctl.waitFor(
+    () =>
+      ctl.running
+        .gateway()
+        ?.snapshot()
+        .topology.services.some(
+          (s) =>
+            s.ref.name === name &&
+            Object.values(s.endpoints).some((list) =>
+              list.some((e) => e.address === address && e.port === port),
+            ),
+        ) === true,
+    `endpoint ${address}:${port} of ${name} served`,
+  );
+}
+
 export interface Answer {
   status: number;
   body: string;

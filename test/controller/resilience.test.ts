@@ -16,6 +16,8 @@ import {
   startBackend,
   startTestController,
   type TestController,
+  waitForEndpoint,
+  waitForHost,
 } from './harness.ts';
 
 const lists = (api: FakeApiServer, plural: string) =>
@@ -65,7 +67,7 @@ describe('keepip controller survives the API server', () => {
     ctl.mark();
     api.dropWatches('Ingress');
     api.apply(ingress('web', 'web2.example.com', 'web'));
-    await ctl.waitForLine(/reloaded/);
+    await waitForHost(ctl, 'web2.example.com');
     assert.equal((await get(httpPort, 'web2.example.com', '/')).status, 200);
   });
 
@@ -122,7 +124,7 @@ describe('keepip controller survives the API server', () => {
     api.apply(endpointSlice('web', '127.0.0.2', web.port));
     api.setDown(false);
     await ctl.waitForLine(/connected again/);
-    await ctl.waitForLine(/reloaded/);
+    await waitForEndpoint(ctl, 'web', '127.0.0.2', web.port);
     await api.waitUntil(() => api.openWatches() >= 5);
     const after = await healthz(ctl.running.healthzAddress!.port);
     assert.equal(after.body, 'ok\n');

@@ -15,6 +15,8 @@ import {
   startBackend,
   startTestController,
   type TestController,
+  waitForEndpoint,
+  waitForHost,
 } from './harness.ts';
 
 describe('keepip controller serves the cluster', () => {
@@ -59,18 +61,18 @@ describe('keepip controller serves the cluster', () => {
     api.apply(service('other'));
     api.apply(endpointSlice('other', '127.0.0.1', other.port));
     api.apply(ingress('other', 'other.example.com', 'other'));
-    await ctl.waitForLine(/reloaded: .*2 Ingresses/);
+    await waitForHost(ctl, 'other.example.com');
     assert.equal((await get(httpPort, 'other.example.com', '/x')).body, 'other /x\n');
     ctl.mark();
     api.remove('Ingress', 'default', 'other');
-    await ctl.waitForLine(/reloaded: .*1 Ingress,/);
+    await waitForHost(ctl, 'other.example.com', false);
     assert.equal((await get(httpPort, 'other.example.com', '/x')).status, 404);
   });
 
   it('follows endpoint changes', async () => {
     ctl.mark();
     api.apply(endpointSlice('web', '127.0.0.1', other.port));
-    await ctl.waitForLine(/reloaded/);
+    await waitForEndpoint(ctl, 'web', '127.0.0.1', other.port);
     assert.equal((await get(httpPort, 'web.example.com', '/y')).body, 'other /y\n');
   });
 });
