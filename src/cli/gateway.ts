@@ -5,6 +5,15 @@ import { parseArgs } from 'node:util';
 import { parseDurationMs } from '../config/duration.ts';
 import { describeIssue } from '../config/issue-text.ts';
 import type { Topology } from '../config/model.ts';
+import { gatewaySources } from '../dashboard/attach.ts';
+import {
+  DASHBOARD_FLAG_OPTIONS,
+  DASHBOARD_USAGE,
+  type DashboardPlan,
+  launchDashboard,
+  prepareDashboard,
+} from '../dashboard/flag.ts';
+import type { RunningDashboard } from '../dashboard/server.ts';
 import {
   describeConfig,
   type GatewayEvent,
@@ -43,7 +52,7 @@ Options:
       --drain-timeout <D>    on SIGTERM/SIGINT, wait at most this long for in-flight requests (default 10s;
                              10s, 500ms, or a plain number of seconds)
       --json                 start-up and reload lines as JSON objects (stderr)
-  -h, --help                 this help
+${DASHBOARD_USAGE}  -h, --help                 this help
 
 Signals: SIGHUP reloads the manifests (they are also watched); SIGTERM/SIGINT stop accepting, drain, exit 0.
 Exit codes: 0 stopped cleanly, 1 the configuration cannot be served or a listener cannot bind, 2 usage error.
@@ -61,6 +70,7 @@ interface CliOptions {
   metrics: HostPort | null;
   drainTimeoutMs: number;
   json: boolean;
+  dashboard: { dashboard?: string; 'dashboard-token-file'?: string };
 }
 
 type Parsed = { ok: true; options: CliOptions } | { ok: false; error: string } | { ok: 'help' };
@@ -82,6 +92,7 @@ function parseCli(argv: string[]): Parsed {
         'log-format': { type: 'string' },
         metrics: { type: 'string' },
         'drain-timeout': { type: 'string' },
+        ...DASHBOARD_FLAG_OPTIONS,
         json: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -145,8 +156,28 @@ function parseCli(argv: string[]): Parsed {
       metrics: metrics as HostPort | null,
       drainTimeoutMs,
       json: values.json === true,
+      dashboard: {
+        dashboard: values.dashboard as string | undefined,
+        'dashboard-token-file': values['dashboard-token-file'] as string | undefined,
+      },
     },
   };
+}
+
+/** --dashboard: serves it once the gateway runs; null (and an error line) when it cannot listen. */
+async function serveDashboard(
+  plan: DashboardPlan,
+  running: RunningGateway,
+  report: (event: GatewayEvent) => void,
+): Promise<RunningDashboard | null> {
+  try {
+    const { running: board, lines } = await launchDashboard(plan, gatewaySources(running));
+    for (const line of lines) report({ ...line, event: 'dashboard' });
+    return board;
+  } catch (error) {
+    report({ level: 'error', event: 'start-failed', message: `dashboard: ${(error as Error).message}` });
+    return null;
+  }
 }
 
 function createReporter(json: boolean): (event: GatewayEvent) => void {
@@ -180,6 +211,11 @@ export const command: Command = {
       return 2;
     }
     const options = parsed.options;
+    const dashboard = await prepareDashboard(options.dashboard, process.env);
+    if (!dashboard.ok) {
+      process.stderr.write(`keepip gateway: ${dashboard.error}\n\n${USAGE}`);
+      return 2;
+    }
     const report = createReporter(options.json);
     const sources = options.paths.join(', ');
 
@@ -197,6 +233,7 @@ export const command: Command = {
         ...(accessLog ? { accessLog } : {}),
         metricsListen: options.metrics,
         drainTimeoutMs: options.drainTimeoutMs,
+        ...(dashboard.plan ? { decisions: dashboard.plan.log.sink } : {}),
       });
     } catch (error) {
       if (error instanceof GatewayStartError) {
@@ -212,6 +249,13 @@ export const command: Command = {
       } else {
         report({ level: 'error', event: 'start-failed', message: (error as Error).message });
       }
+      await accessLog?.close();
+      return 1;
+    }
+
+    const board = dashboard.plan ? await serveDashboard(dashboard.plan, running, report) : null;
+    if (dashboard.plan && board === null) {
+      await running.close();
       await accessLog?.close();
       return 1;
     }
@@ -241,6 +285,7 @@ export const command: Command = {
       });
       void running
         .close()
+        .then(() => board?.close())
         .then(() => accessLog?.close())
         .then(() => {
           report({ level: 'info', event: 'stopped', message: 'stopped' });
