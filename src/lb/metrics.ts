@@ -65,43 +65,83 @@ export function registerLbMetrics(registry: Registry, source: LbMetricSource): (
   };
 }
 
+/** A counter read from plain stats at scrape time. */
+interface CounterDefinition {
+  name: string;
+  help: string;
+  /** Besides `lb`. */
+  labelNames: string[];
+  read(stats: LbStats): Series[];
+}
+
+const byKey = (record: Record<string, number>, label: string): Series[] =>
+  Object.entries(record).map(([k, v]) => [{ [label]: k }, v]);
+
+const COUNTERS: readonly CounterDefinition[] = [
+  {
+    name: 'keepip_lb_flows_total',
+    help: 'Client connections forwarded to a target',
+    labelNames: [],
+    read: (s) => [[{}, s.flowsTotal]],
+  },
+  {
+    name: 'keepip_lb_bytes_total',
+    help: 'Bytes forwarded, by direction',
+    labelNames: ['direction'],
+    read: (s) => [
+      [{ direction: 'to_target' }, s.bytesToTarget],
+      [{ direction: 'to_client' }, s.bytesToClient],
+    ],
+  },
+  {
+    name: 'keepip_lb_proxy_headers_sent_total',
+    help: 'PROXY protocol headers sent at the start of upstream connections',
+    labelNames: ['version'],
+    read: (s) => [
+      [{ version: 'v1' }, s.proxyHeadersSent.v1],
+      [{ version: 'v2' }, s.proxyHeadersSent.v2],
+    ],
+  },
+  {
+    name: 'keepip_lb_flows_rejected_total',
+    help: 'Client connections closed without reaching a target',
+    labelNames: ['reason'],
+    read: (s) => byKey(s.flowsRejected, 'reason'),
+  },
+  {
+    name: 'keepip_lb_flows_ended_total',
+    help: 'Flows ended, by how they ended',
+    labelNames: ['reason'],
+    read: (s) => byKey(s.flowsEnded, 'reason'),
+  },
+  {
+    name: 'keepip_lb_preservation_fallbacks_total',
+    help: 'Flows that could not keep the client address (client not local to this machine) and used the source address',
+    labelNames: ['reason'],
+    read: (s) => byKey(s.preservationFallbacks, 'reason'),
+  },
+  {
+    name: 'keepip_lb_hairpin_flows_total',
+    help: 'Flows whose preserved client address equals the target address (an NLB times these out)',
+    labelNames: [],
+    read: (s) => [[{}, s.hairpinFlows]],
+  },
+  {
+    name: 'keepip_lb_health_checks_total',
+    help: 'Health checks by target and result',
+    labelNames: ['target', 'result'],
+    read: (s) =>
+      Object.entries(s.healthChecks).flatMap(([target, r]): Series[] => [
+        [{ target, result: 'passed' }, r.passed],
+        [{ target, result: 'failed' }, r.failed],
+      ]),
+  },
+];
+
 function createMetrics(registry: Registry): SharedMetrics {
   const sources = new Set<LbMetricSource>();
   // Counters grow by what each source added since the last scrape.
   const reported = new WeakMap<LbMetricSource, Map<string, number>>();
-  const counter = (
-    name: string,
-    help: string,
-    labelNames: string[],
-    read: (stats: LbStats) => Series[],
-  ): void => {
-    new Counter({
-      name,
-      help,
-      labelNames: ['lb', ...labelNames],
-      registers: [registry],
-      collect() {
-        for (const source of sources) {
-          let seen = reported.get(source);
-          if (seen === undefined) {
-            seen = new Map();
-            reported.set(source, seen);
-          }
-          for (const [labels, value] of read(source.stats)) {
-            const key = `${name}${JSON.stringify(labels)}`;
-            const delta = value - (seen.get(key) ?? 0);
-            const all = { lb: source.name, ...labels };
-            if (delta > 0) this.inc(all, delta);
-            else if (!seen.has(key)) this.inc(all, 0); // show the series from the start
-            seen.set(key, value);
-          }
-        }
-      },
-    });
-  };
-  const byKey = (record: Record<string, number>, label: string): Series[] =>
-    Object.entries(record).map(([k, v]) => [{ [label]: k }, v]);
-
   new Gauge({
     name: 'keepip_lb_flows_active',
     help: 'Client connections currently forwarded to a target',
@@ -112,49 +152,7 @@ function createMetrics(registry: Registry): SharedMetrics {
       for (const source of sources) this.set({ lb: source.name }, source.stats.flowsActive);
     },
   });
-  counter('keepip_lb_flows_total', 'Client connections forwarded to a target', [], (s) => [
-    [{}, s.flowsTotal],
-  ]);
-  counter('keepip_lb_bytes_total', 'Bytes forwarded, by direction', ['direction'], (s) => [
-    [{ direction: 'to_target' }, s.bytesToTarget],
-    [{ direction: 'to_client' }, s.bytesToClient],
-  ]);
-  counter(
-    'keepip_lb_proxy_headers_sent_total',
-    'PROXY protocol headers sent at the start of upstream connections',
-    ['version'],
-    (s) => [
-      [{ version: 'v1' }, s.proxyHeadersSent.v1],
-      [{ version: 'v2' }, s.proxyHeadersSent.v2],
-    ],
-  );
-  counter(
-    'keepip_lb_flows_rejected_total',
-    'Client connections closed without reaching a target',
-    ['reason'],
-    (s) => byKey(s.flowsRejected, 'reason'),
-  );
-  counter('keepip_lb_flows_ended_total', 'Flows ended, by how they ended', ['reason'], (s) =>
-    byKey(s.flowsEnded, 'reason'),
-  );
-  counter(
-    'keepip_lb_preservation_fallbacks_total',
-    'Flows that could not keep the client address (client not local to this machine) and used the source address',
-    ['reason'],
-    (s) => byKey(s.preservationFallbacks, 'reason'),
-  );
-  counter(
-    'keepip_lb_hairpin_flows_total',
-    'Flows whose preserved client address equals the target address (an NLB times these out)',
-    [],
-    (s) => [[{}, s.hairpinFlows]],
-  );
-  counter('keepip_lb_health_checks_total', 'Health checks by target and result', ['target', 'result'], (s) =>
-    Object.entries(s.healthChecks).flatMap(([target, r]): Series[] => [
-      [{ target, result: 'passed' }, r.passed],
-      [{ target, result: 'failed' }, r.failed],
-    ]),
-  );
+  for (const definition of COUNTERS) registerCounter(registry, sources, reported, definition);
   new Gauge({
     name: 'keepip_lb_target_healthy',
     help: '1 when the target is in rotation by its health checks, 0 when not',
@@ -168,4 +166,35 @@ function createMetrics(registry: Registry): SharedMetrics {
     },
   });
   return { sources };
+}
+
+function registerCounter(
+  registry: Registry,
+  sources: ReadonlySet<LbMetricSource>,
+  reported: WeakMap<LbMetricSource, Map<string, number>>,
+  { name, help, labelNames, read }: CounterDefinition,
+): void {
+  new Counter({
+    name,
+    help,
+    labelNames: ['lb', ...labelNames],
+    registers: [registry],
+    collect() {
+      for (const source of sources) {
+        let seen = reported.get(source);
+        if (seen === undefined) {
+          seen = new Map();
+          reported.set(source, seen);
+        }
+        for (const [labels, value] of read(source.stats)) {
+          const key = `${name}${JSON.stringify(labels)}`;
+          const delta = value - (seen.get(key) ?? 0);
+          const all = { lb: source.name, ...labels };
+          if (delta > 0) this.inc(all, delta);
+          else if (!seen.has(key)) this.inc(all, 0); // show the series from the start
+          seen.set(key, value);
+        }
+      }
+    },
+  });
 }

@@ -54,106 +54,42 @@ export function targetKey(target: { host: string; port: number }): string {
   return formatHostPort(target.host, target.port);
 }
 
+/** A group's registered targets and what it offers the selection policy. */
+interface GroupState {
+  readonly options: TargetGroupOptions;
+  readonly byKey: Map<string, TargetEntry>;
+  /** The candidates: the healthy targets, or all registered ones while failing open. */
+  offered: TargetEntry[];
+  open: boolean;
+}
+
 export function createTargetGroup(options: TargetGroupOptions): TargetGroup {
-  const byKey = new Map<string, TargetEntry>();
-  let offered: TargetEntry[] = [];
-  let open = false;
-
-  const refresh = () => {
-    const registered = [...byKey.values()].filter((e) => !e.draining);
-    const healthy = registered.filter((e) => e.health.status === 'healthy');
-    const nowOpen = registered.length > 0 && healthy.length === 0;
-    if (nowOpen && !open) {
-      options.log(`all ${registered.length} target(s) unhealthy: failing open, traffic goes to all of them`);
-    } else if (!nowOpen && open) {
-      options.log('a target is healthy again: fail-open ends');
-    }
-    open = nowOpen;
-    offered = nowOpen ? registered : healthy;
-  };
-
-  const removeNow = (entry: TargetEntry) => {
-    if (entry.drainTimer !== null) clearTimeout(entry.drainTimer);
-    entry.drainTimer = null;
-    byKey.delete(entry.key);
-  };
-
-  const startChecking = (entry: TargetEntry) => {
-    if (options.startChecks !== null) entry.stopChecks = options.startChecks(entry);
-  };
-  const stopChecking = (entry: TargetEntry) => {
-    entry.stopChecks?.();
-    entry.stopChecks = null;
-  };
-
-  const group: TargetGroup = {
-    candidates: () => offered,
+  const state: GroupState = { options, byKey: new Map(), offered: [], open: false };
+  const { byKey } = state;
+  return {
+    candidates: () => state.offered,
     entries: () => [...byKey.values()],
-    failingOpen: () => open,
+    failingOpen: () => state.open,
     setTargets(targets) {
       const wanted = new Map(targets.map((t) => [targetKey(t), t]));
       for (const entry of byKey.values()) {
-        if (wanted.has(entry.key) || entry.draining) continue;
-        entry.draining = true;
-        stopChecking(entry);
-        if (entry.activeFlows === 0) {
-          removeNow(entry);
-          options.log(`target ${entry.key} deregistered`);
-          continue;
-        }
-        options.log(
-          `target ${entry.key} deregistering: ${entry.activeFlows} flow(s) may finish within ${options.deregistrationDelayMs} ms`,
-        );
-        entry.drainTimer = setTimeout(() => {
-          entry.drainTimer = null;
-          options.log(`target ${entry.key}: deregistration delay over, closing ${entry.activeFlows} flow(s)`);
-          for (const flow of [...entry.flows]) flow.abort();
-          if (byKey.get(entry.key) === entry && entry.draining) removeNow(entry);
-        }, options.deregistrationDelayMs);
-        entry.drainTimer.unref();
+        if (!wanted.has(entry.key) && !entry.draining) deregister(state, entry);
       }
-      for (const [key, target] of wanted) {
-        const existing = byKey.get(key);
-        if (existing !== undefined) {
-          if (existing.draining) {
-            // Registered again before its delay ran out: back in service, flows untouched.
-            existing.draining = false;
-            if (existing.drainTimer !== null) clearTimeout(existing.drainTimer);
-            existing.drainTimer = null;
-            existing.health = initialHealth();
-            startChecking(existing);
-            options.log(`target ${key} registered again`);
-          }
-          continue;
-        }
-        const entry: TargetEntry = {
-          key,
-          host: target.host,
-          port: target.port,
-          activeFlows: 0,
-          health: initialHealth(),
-          draining: false,
-          flows: new Set(),
-          drainTimer: null,
-          stopChecks: null,
-        };
-        byKey.set(key, entry);
-        startChecking(entry);
-      }
-      refresh();
+      for (const [key, target] of wanted) register(state, key, target);
+      refresh(state);
     },
     recordHealth(entry, result) {
       if (entry.draining || byKey.get(entry.key) !== entry) return;
       const next = recordCheck(entry.health, result, options.thresholds);
       entry.health = next.state;
-      if (next.changed) {
-        options.log(
-          next.state.status === 'healthy'
-            ? `target ${entry.key} healthy after ${options.thresholds.healthyThreshold} passed check(s)`
-            : `target ${entry.key} unhealthy after ${options.thresholds.unhealthyThreshold} failed check(s): ${next.state.lastError}`,
-        );
-        refresh();
-      }
+      if (!next.changed) return;
+      const { thresholds } = options;
+      options.log(
+        next.state.status === 'healthy'
+          ? `target ${entry.key} healthy after ${thresholds.healthyThreshold} passed check(s)`
+          : `target ${entry.key} unhealthy after ${thresholds.unhealthyThreshold} failed check(s): ${next.state.lastError}`,
+      );
+      refresh(state);
     },
     flowStarted(entry, flow) {
       entry.activeFlows++;
@@ -163,17 +99,100 @@ export function createTargetGroup(options: TargetGroupOptions): TargetGroup {
       if (!entry.flows.delete(flow)) return;
       entry.activeFlows--;
       if (entry.draining && entry.activeFlows === 0 && byKey.get(entry.key) === entry) {
-        removeNow(entry);
+        removeNow(state, entry);
         options.log(`target ${entry.key} deregistered (its last flow ended)`);
       }
     },
     close() {
       for (const entry of byKey.values()) {
         stopChecking(entry);
-        if (entry.drainTimer !== null) clearTimeout(entry.drainTimer);
-        entry.drainTimer = null;
+        clearDrainTimer(entry);
       }
     },
   };
-  return group;
+}
+
+/** Offers the healthy targets; when none is healthy, all of them (fail open), saying when that starts and ends. */
+function refresh(state: GroupState): void {
+  const registered = [...state.byKey.values()].filter((e) => !e.draining);
+  const healthy = registered.filter((e) => e.health.status === 'healthy');
+  const nowOpen = registered.length > 0 && healthy.length === 0;
+  if (nowOpen && !state.open) {
+    state.options.log(
+      `all ${registered.length} target(s) unhealthy: failing open, traffic goes to all of them`,
+    );
+  } else if (!nowOpen && state.open) {
+    state.options.log('a target is healthy again: fail-open ends');
+  }
+  state.open = nowOpen;
+  state.offered = nowOpen ? registered : healthy;
+}
+
+/** Adds a target, or takes a draining one back into service (its flows untouched, its health anew). */
+function register(state: GroupState, key: string, target: { host: string; port: number }): void {
+  const existing = state.byKey.get(key);
+  if (existing !== undefined) {
+    if (!existing.draining) return;
+    // Registered again before its delay ran out: back in service, flows untouched.
+    existing.draining = false;
+    clearDrainTimer(existing);
+    existing.health = initialHealth();
+    startChecking(state, existing);
+    state.options.log(`target ${key} registered again`);
+    return;
+  }
+  const entry: TargetEntry = {
+    key,
+    host: target.host,
+    port: target.port,
+    activeFlows: 0,
+    health: initialHealth(),
+    draining: false,
+    flows: new Set(),
+    drainTimer: null,
+    stopChecks: null,
+  };
+  state.byKey.set(key, entry);
+  startChecking(state, entry);
+}
+
+/** No new flows; the open ones may finish within the deregistration delay, then they are aborted. */
+function deregister(state: GroupState, entry: TargetEntry): void {
+  const { options } = state;
+  entry.draining = true;
+  stopChecking(entry);
+  if (entry.activeFlows === 0) {
+    removeNow(state, entry);
+    options.log(`target ${entry.key} deregistered`);
+    return;
+  }
+  options.log(
+    `target ${entry.key} deregistering: ${entry.activeFlows} flow(s) may finish within ${options.deregistrationDelayMs} ms`,
+  );
+  entry.drainTimer = setTimeout(() => {
+    entry.drainTimer = null;
+    options.log(`target ${entry.key}: deregistration delay over, closing ${entry.activeFlows} flow(s)`);
+    for (const flow of [...entry.flows]) flow.abort();
+    if (state.byKey.get(entry.key) === entry && entry.draining) removeNow(state, entry);
+  }, options.deregistrationDelayMs);
+  entry.drainTimer.unref();
+}
+
+function removeNow(state: GroupState, entry: TargetEntry): void {
+  clearDrainTimer(entry);
+  state.byKey.delete(entry.key);
+}
+
+function clearDrainTimer(entry: TargetEntry): void {
+  if (entry.drainTimer !== null) clearTimeout(entry.drainTimer);
+  entry.drainTimer = null;
+}
+
+function startChecking(state: GroupState, entry: TargetEntry): void {
+  if (state.options.startChecks !== null) entry.stopChecks = state.options.startChecks(entry);
+}
+
+function stopChecking(entry: TargetEntry): void {
+  entry.stopChecks?.();
+  entry.stopChecks = null;
 }
