@@ -83,12 +83,18 @@ export function createStatusWriter(deps: {
     return desiredStatus({ publishStatusAddress: [], publishService: undefined, nodeAddresses: addresses });
   };
 
+  /** Per Ingress, the version we last wrote over: the watch may not have brought our write back yet. */
+  const wroteOver = new Map<string, { rv: string; entries: string }>();
+
   const write = async (ingresses: readonly KubeObject[], entries: LbIngressEntry[]): Promise<number> => {
     let written = 0;
     for (const ing of ingresses) {
       if (sameStatus(currentStatus(ing), entries)) continue;
       const ns = ing.metadata?.namespace ?? 'default';
       const name = ing.metadata?.name ?? '';
+      const last = wroteOver.get(`${ns}/${name}`);
+      if (last && last.rv === ing.metadata?.resourceVersion && last.entries === JSON.stringify(entries))
+        continue;
       const result = await client.request(
         'PUT',
         resourcePath(RESOURCES.ingress, ns, name, 'status'),
@@ -96,6 +102,10 @@ export function createStatusWriter(deps: {
       );
       if (result.ok) {
         written++;
+        wroteOver.set(`${ns}/${name}`, {
+          rv: ing.metadata?.resourceVersion ?? '',
+          entries: JSON.stringify(entries),
+        });
         const shown = entries.map((e) => e.ip ?? e.hostname).join(',') || '(empty)';
         deps.log(`status of Ingress ${ns}/${name}: ${shown}`);
       } else {
