@@ -173,6 +173,13 @@ export interface GatewaySettings {
   proxyReadTimeoutMs: number;
   proxySendTimeoutMs: number;
   upstreamKeepaliveConnections: number;
+  /** limit-req-status-code / limit-conn-status-code (503 by default): the answer of a rate or connection limit. */
+  limitReqStatusCode?: number;
+  limitConnStatusCode?: number;
+  /** global-auth-*: external auth for every location without its own auth-url (enable-global-auth, no-auth-locations). */
+  globalAuth?: ExternalAuthModel | null;
+  /** no-auth-locations: path prefixes exempt from basic and external auth (default "/.well-known/acme-challenge"). */
+  noAuthLocations?: string;
   /** ConfigMap keys present but not implemented: reported at start-up and on reload. */
   unsupportedKeys: readonly string[];
 }
@@ -209,6 +216,84 @@ export interface LocationModel {
   proxyConnectTimeoutMs: number;
   proxyReadTimeoutMs: number;
   proxySendTimeoutMs: number;
+  /** Rate limits, basic and external auth, satisfy (src/k8s/access-annotations.ts); absent: none. */
+  access?: LocationAccessModel;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Who may reach a location beyond its source ranges: rate and connection limits, basic auth,
+// external auth, `satisfy`, client certificates (ingress-nginx's access-control annotations).
+
+/** limit-rps / limit-rpm / limit-connections of one Ingress. */
+export interface RateLimitModel {
+  /** Counted per Ingress (namespace/name) and client address, shared by its locations, as ingress-nginx's zones. */
+  zone: string;
+  rps: number;
+  rpm: number;
+  connections: number;
+  /** limit-burst-multiplier (default 5): burst = limit × multiplier. */
+  burstMultiplier: number;
+  /** limit-allowlist (alias limit-whitelist): clients never limited. */
+  exempt: SourceRangeModel | null;
+}
+
+/** One user of an htpasswd file (auth-file) or an auth-map Secret: the hash as written. */
+export interface HtpasswdEntry {
+  user: string;
+  hash: string;
+}
+
+export interface BasicAuthModel {
+  realm: string;
+  /** The Secret, "namespace/name". */
+  secret: string;
+  secretType: 'auth-file' | 'auth-map';
+  users: readonly HtpasswdEntry[];
+}
+
+/** auth-url and its companions, or the ConfigMap's global-auth-* keys. URLs may hold nginx variables. */
+export interface ExternalAuthModel {
+  url: string;
+  method: string | null;
+  signin: string | null;
+  signinRedirectParam: string | null;
+  responseHeaders: readonly string[];
+  requestRedirect: string | null;
+  cacheKey: string | null;
+  /** auth-cache-duration entries, e.g. "200 202 401 5m". */
+  cacheDurations: readonly string[];
+  /** auth-proxy-set-headers: headers (from a ConfigMap) sent to the auth service. */
+  proxySetHeaders: Readonly<Record<string, string>>;
+  alwaysSetCookie: boolean;
+  /** True when it comes from the ConfigMap's global-auth-url. */
+  global: boolean;
+}
+
+export interface LocationAccessModel {
+  rateLimit: RateLimitModel | null;
+  basicAuth: BasicAuthModel | null;
+  externalAuth: ExternalAuthModel | null;
+  /** satisfy: with `any`, an allowlist match or a passed auth is enough. */
+  satisfy: 'all' | 'any';
+  /** Why the location fails closed (503), as ingress-nginx denies a location whose auth cannot be configured. */
+  denied: { annotation: string; reason: string } | null;
+}
+
+/** auth-tls-* of a host (server level in ingress-nginx: the first Ingress of the host that sets it). */
+export interface ClientCertificateModel {
+  ingress: ObjectRef;
+  /** The CA Secret, "namespace/name". */
+  secret: string;
+  /** PEM of ca.crt; null with `error` set. */
+  caPem: string | null;
+  verifyClient: 'on' | 'off' | 'optional' | 'optional_no_ca';
+  verifyDepth: number;
+  errorPage: string | null;
+  passCertificate: boolean;
+  /** auth-tls-match-cn: a regex ("CN=…") matched against the subject DN. */
+  matchCn: string | null;
+  /** The Secret cannot be used: every request to the host answers 403 (ingress-nginx's AuthTLSError). */
+  error: string | null;
 }
 
 export interface TlsCertificateModel {
@@ -224,6 +309,8 @@ export interface VirtualHostModel {
   tls: TlsCertificateModel | null;
   /** Sorted in ingress-nginx priority order: Exact, then Prefix by length; regex paths in order. */
   locations: readonly LocationModel[];
+  /** auth-tls-*: client certificates asked for on this host (by SNI). */
+  clientCertificate?: ClientCertificateModel | null;
 }
 
 export interface GatewayModel {

@@ -3,6 +3,10 @@
 // Each stage either fills in the exchange or answers through `respond` and stops the request.
 import type { LocationModel } from '../config/model.ts';
 import type { AccessDecision } from '../net/access-policy.ts';
+import { parseBasicCredentials } from './access/basic-auth.ts';
+import { checkClientCertificate, clientCertificateView } from './access/client-cert.ts';
+import type { RequestVars } from './access/nginx-vars.ts';
+import { enforceAccess } from './access/stage.ts';
 import { formatForbiddenLine } from './access-log.ts';
 import { requestContext } from './error-log.ts';
 import type { Exchange, GatewayRequest, HandlerContext } from './exchange.ts';
@@ -15,7 +19,10 @@ import { forwardedView } from './upstream-headers.ts';
 import type { BalancedUpstream } from './upstream.ts';
 
 /** Answers the request with the gateway's own status (and headers, e.g. a redirect's Location). */
-export type Respond = (status: number, headers: Record<string, string> | null) => void;
+export type Respond = (status: number, headers: Record<string, string | string[]> | null) => void;
+
+/** admit's answer when the access stage continues asynchronously: it calls `resume` or `respond` later. */
+export const PENDING = 'pending';
 
 /** A request the stages let through: where it goes, and how its headers are to be believed. */
 export interface Admitted {
@@ -26,6 +33,38 @@ export interface Admitted {
   /** Whether the hop that sent the request's headers is trusted (ClientIp.headersTrusted). */
   headersTrusted: boolean;
 }
+
+/** ssl-client-* headers of a host with auth-tls-*, or its refusal (400/403, or a 302 to auth-tls-error-page). */
+function clientCertificateStage(
+  ctx: HandlerContext,
+  ex: Exchange,
+  req: GatewayRequest,
+  vhost: MatchedRouteVhost,
+  respond: Respond,
+): Record<string, string> | null | false {
+  const model = vhost.clientCertificate ?? null;
+  if (model === null) return null;
+  const view = clientCertificateView(req.socket, model);
+  const check = checkClientCertificate(model, view, ex.conn.scheme === 'https');
+  if (check.ok) return check.headers;
+  ctx.metrics.denial('auth-tls');
+  ctx.errorLog.write(
+    'info',
+    ex.conn.id,
+    `${check.reason} (nginx.ingress.kubernetes.io/auth-tls-*)` +
+      requestContext({
+        client: shownClient(ex.client),
+        server: ex.serverName,
+        request: ex.requestLine,
+        host: ex.rawHost,
+      }),
+  );
+  if (check.location !== null) respond(302, { location: check.location });
+  else respond(check.status, null);
+  return false;
+}
+
+type MatchedRouteVhost = NonNullable<Exchange['route']>['vhost'];
 
 /** nginx's $host: the normalised Host header, else the server name. */
 function hostVariable(rawHost: string, serverName: string): string {
@@ -113,16 +152,93 @@ function refuseAccess(
   respond(503, null);
 }
 
+/** The nginx variables auth-url, auth-signin and the cache key may use. */
+function requestVars(ex: Exchange, req: GatewayRequest, scheme: 'http' | 'https'): RequestVars {
+  const credentials = parseBasicCredentials(req.headers.authorization);
+  return {
+    scheme: ex.conn.scheme,
+    passAccessScheme: scheme,
+    httpHost: ex.rawHost,
+    host: ex.host,
+    requestUri: req.url ?? '/',
+    method: req.method ?? 'GET',
+    remoteAddr: ex.client,
+    remoteUser: credentials?.user ?? '',
+    serverName: ex.serverName,
+    headers: req.headers,
+  };
+}
+
+/** X-Forwarded-For for the auth service: $remote_addr, or $full_x_forwarded_for as for backends. */
+function authForwardedFor(ex: Exchange, req: GatewayRequest): string {
+  const settings = ex.snap.settings;
+  if (!(settings.useForwardedHeaders && settings.computeFullForwardedFor)) return ex.client;
+  const chain = req.headers['x-forwarded-for'];
+  const text = Array.isArray(chain) ? chain.join(', ') : chain;
+  const appended = (settings.useProxyProtocol ? ex.conn.proxySource : null) ?? ex.conn.peerAddress;
+  return text === undefined || text === '' ? appended : `${text}, ${appended}`;
+}
+
+/** Stage 4 for a location with limits or auth (access/stage.ts); see admit for the result. */
+function accessStage(
+  ctx: HandlerContext,
+  ex: Exchange,
+  req: GatewayRequest,
+  verdict: AccessDecision,
+  admitted: Admitted,
+  respond: Respond,
+  proceed: (admitted: Admitted) => void,
+): Admitted | null | typeof PENDING {
+  const location = admitted.location!;
+  const model = location.access;
+  if (model === undefined) {
+    if (verdict.outcome === 'allow') return admitted;
+    refuseAccess(ctx, ex, req, verdict, respond);
+    return null;
+  }
+  const result = enforceAccess({
+    ctx,
+    ex,
+    req,
+    model,
+    verdict,
+    vars: requestVars(ex, req, admitted.scheme),
+    forwardedFor: authForwardedFor(ex, req),
+    trustedHop: admitted.headersTrusted && ex.snap.settings.useForwardedHeaders,
+    clientCertHeaders: ex.access?.upstreamHeaders ?? null,
+    timeouts: { connectMs: location.proxyConnectTimeoutMs, readMs: location.proxyReadTimeoutMs },
+    refuseByVerdict: (v) => refuseAccess(ctx, ex, req, v, respond),
+    respond,
+    resume: () => proceed(admitted),
+  });
+  return result === true ? admitted : result === false ? null : PENDING;
+}
+
+/** Keeps the ssl-client-* headers for the upstream request ('' removes a header the client sent). */
+function keepClientCertHeaders(ex: Exchange, headers: Record<string, string>): void {
+  const edits: Record<string, string> = {
+    'ssl-client-cert': '',
+    'ssl-client-verify': '',
+    'ssl-client-subject-dn': '',
+    'ssl-client-issuer-dn': '',
+    ...headers,
+  };
+  ex.access = { user: null, release: null, upstreamHeaders: edits, cookies: null, alwaysSetCookie: false };
+}
+
 /**
- * Runs the stages for one request. Returns where it goes, or null when the gateway already answered
- * (400, 404, a redirect, 403, 503).
+ * Runs the stages for one request. Returns where it goes, null when the gateway already answered
+ * (400, 404, a redirect, 403, 503, a limit, a refused auth), or PENDING when the access stage waits for
+ * a password check or an auth subrequest: it then calls `proceed` or `respond` itself. Locations
+ * without limits or auth never wait and allocate nothing for it.
  */
 export function admit(
   ctx: HandlerContext,
   ex: Exchange,
   req: GatewayRequest,
   respond: Respond,
-): Admitted | null {
+  proceed: (admitted: Admitted) => void,
+): Admitted | null | typeof PENDING {
   const client = resolveClient(ex, req);
   const { scheme, headersTrusted } = client;
   const decision = route(ex, req, client);
@@ -152,23 +268,28 @@ export function admit(
   ex.serverName = matched.serverName;
   ex.host = hostVariable(ex.rawHost, matched.serverName);
   ex.upstreamName = matched.upstreamName;
+  // nginx verifies client certificates before any location runs (and before redirects).
+  if (matched.vhost.clientCertificate) {
+    const headers = clientCertificateStage(ctx, ex, req, matched.vhost, respond);
+    if (headers === false) return null;
+    if (headers !== null) keepClientCertHeaders(ex, headers);
+  }
   if (decision.kind === 'redirect') {
     respond(decision.status, { location: decision.location });
     return null;
   }
-  const { verdict, decidedBy } = decideAccess(matched, decision.guards, ex.client);
-  ex.verdict = verdict;
-  ex.decidedBy = decidedBy;
-  if (verdict.outcome !== 'allow') {
-    refuseAccess(ctx, ex, req, verdict, respond);
-    return null;
-  }
-  const upstream = snap.upstreamFor(matched.location) ?? null;
-  return {
+  const { verdict } = decideAccess(matched, decision.guards, ex.client);
+  const admitted: Admitted = {
     location: matched.location,
-    upstream,
+    upstream: snap.upstreamFor(matched.location) ?? null,
     upstreamPath: decision.upstreamPath,
     scheme,
     headersTrusted,
   };
+  if (matched.location.access === undefined) {
+    if (verdict.outcome === 'allow') return admitted;
+    refuseAccess(ctx, ex, req, verdict, respond);
+    return null;
+  }
+  return accessStage(ctx, ex, req, verdict, admitted, respond, proceed);
 }

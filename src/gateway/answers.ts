@@ -12,11 +12,11 @@ export function answer(
   req: GatewayRequest,
   res: GatewayResponse,
   status: number,
-  extraHeaders: Record<string, string> | null,
+  extraHeaders: Record<string, string | string[]> | null,
   closeConnection = false,
 ): void {
   const body = errorPageBody(status);
-  const headers: Record<string, string | number> = {
+  const headers: Record<string, string | number | string[]> = {
     'content-type': HTML_CONTENT_TYPE,
     'content-length': body.length,
     ...extraHeaders,
@@ -30,10 +30,14 @@ export function answer(
 }
 
 /** A complete HTTP/1.1 error response (`connection: close`) as bytes, for a socket nothing was sent on. */
-export function rawErrorResponse(status: number, headers: Record<string, string> | null = null): Buffer {
+export function rawErrorResponse(
+  status: number,
+  headers: Record<string, string | string[]> | null = null,
+): Buffer {
   const body = errorPageBody(status);
   let head = `HTTP/1.1 ${status} ${reasonPhrase(status)}\r\ncontent-type: ${HTML_CONTENT_TYPE}\r\ncontent-length: ${body.length}\r\nconnection: close\r\n`;
-  if (headers !== null) for (const name in headers) head += `${name}: ${headers[name]}\r\n`;
+  if (headers !== null)
+    for (const name in headers) for (const value of [headers[name]!].flat()) head += `${name}: ${value}\r\n`;
   return Buffer.concat([Buffer.from(`${head}\r\n`, 'latin1'), body]);
 }
 
@@ -44,7 +48,7 @@ export function answerRaw(
   req: GatewayRequest,
   socket: Duplex,
   status: number,
-  headers: Record<string, string> | null,
+  headers: Record<string, string | string[]> | null,
 ): void {
   socket.end(rawErrorResponse(status, headers));
   completeExchange(ctx, ex, req, status, errorPageBody(status).length);

@@ -9,11 +9,13 @@ const reasons: Readonly<Record<number, string>> = {
   307: 'Temporary Redirect',
   308: 'Permanent Redirect',
   400: 'Bad Request',
+  401: 'Unauthorized',
   403: 'Forbidden',
   404: 'Not Found',
   405: 'Not Allowed',
   408: 'Request Time-out',
   413: 'Request Entity Too Large',
+  429: 'Too Many Requests',
   414: 'Request-URI Too Large',
   431: 'Request Header Fields Too Large',
   494: 'Request Header Or Cookie Too Large',
@@ -48,7 +50,8 @@ const cache = new Map<number, Buffer>();
 export function errorPageBody(status: number): Buffer {
   let body = cache.get(status);
   if (body === undefined) {
-    body = render(`${status} ${reasonPhrase(status)}`, null);
+    // nginx's page for 401 says "Authorization Required" (its status line says Unauthorized).
+    body = render(`${status} ${status === 401 ? 'Authorization Required' : reasonPhrase(status)}`, null);
     cache.set(status, body);
   }
   return body;

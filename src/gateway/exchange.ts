@@ -3,6 +3,7 @@
 // that one request carries from its start to its access log line.
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Duplex } from 'node:stream';
+import type { AccessState } from './access/state.ts';
 import type { ClientIp } from '../net/client-ip.ts';
 import type { ConnectionInfo } from './connection.ts';
 import type { ErrorLog } from './error-log.ts';
@@ -125,6 +126,8 @@ export interface Exchange {
   /** The access verdict, and the route whose rules gave it (a guard's when a guard refused); null when none ran. */
   verdict: ExchangeVerdict | null;
   decidedBy: MatchedRoute | null;
+  /** Set by the access stage of a location with limits or auth (access/stage.ts). */
+  access: AccessState | null;
 }
 
 const NO_ATTEMPTS: UpstreamAttempt[] = [];
@@ -157,5 +160,6 @@ export function beginExchange(
     clientIp: null,
     verdict: null,
     decidedBy: null,
+    access: null,
   };
 }

@@ -5,7 +5,8 @@
 // Denials and upstream failures also get an nginx-style error log line. Each request runs on the
 // snapshot that was current when it arrived.
 import type { Duplex } from 'node:stream';
-import { type Admitted, admit } from './admission.ts';
+import { COOKIE_STATUSES } from './access/state.ts';
+import { type Admitted, admit, PENDING } from './admission.ts';
 import { answer, answerRaw, rawErrorResponse } from './answers.ts';
 import { connectionOf } from './connection.ts';
 import { requestContext } from './error-log.ts';
@@ -60,7 +61,41 @@ function upstreamHeaders(
     if (headers['x-real-ip'] === '') delete headers['x-real-ip'];
     if (headers['x-forwarded-for'] === '') delete headers['x-forwarded-for'];
   }
+  // The access stage's edits: auth-response-headers, ssl-client-*, basic auth's Authorization removed.
+  const edits = ex.access?.upstreamHeaders;
+  if (edits != null) {
+    for (const name in edits) {
+      const value = edits[name]!;
+      if (value === '') delete headers[name];
+      else headers[name] = value;
+    }
+  }
   return headers;
+}
+
+/**
+ * The auth service's Set-Cookie on the backend's response: for the statuses nginx's add_header covers,
+ * or all with auth-always-set-cookie. The response's writeHead is wrapped for this one request.
+ */
+function addAuthCookies(ex: Exchange, res: GatewayResponse): void {
+  const access = ex.access;
+  if (access === null || access.cookies === null) return;
+  const { cookies, alwaysSetCookie } = access;
+  const writeHead = res.writeHead.bind(res) as (
+    status: number,
+    headers: Record<string, string | number | string[]>,
+  ) => GatewayResponse;
+  (res as { writeHead: unknown }).writeHead = (status: number, a?: unknown, b?: unknown) => {
+    const headers = (typeof a === 'string' ? b : a) as Record<string, string | number | string[]> | undefined;
+    const out = { ...headers };
+    if (alwaysSetCookie || COOKIE_STATUSES.has(status)) {
+      const existing = out['set-cookie'];
+      const list = existing === undefined ? [] : Array.isArray(existing) ? existing : [String(existing)];
+      out['set-cookie'] = [...list, ...cookies];
+    }
+    if (typeof a === 'string') res.statusMessage = a;
+    return writeHead(status, out);
+  };
 }
 
 function hasRequestBody(req: GatewayRequest): boolean {
@@ -184,13 +219,24 @@ export function createRequestHandler(ctx: HandlerContext): RequestHandler {
       return;
     }
     const ex = beginExchange(ctx, req, ctx.current(), conn);
-    const admitted = admit(ctx, ex, req, (status, headers) => answer(ctx, ex, req, res, status, headers));
-    if (admitted === null) return;
-    const limit = admitted.location?.proxyBodySizeBytes ?? ex.snap.settings.proxyBodySizeBytes;
-    if (bodyTooLarge(ctx, ex, req, limit)) answer(ctx, ex, req, res, 413, null, true);
-    // ingress-nginx answers 503 for a backend without endpoints (or without a Service).
-    else if (!hasEndpoints(admitted)) answer(ctx, ex, req, res, 503, null);
-    else forward(ctx, ex, req, res, admitted, limit);
+    const proceed = (admitted: Admitted): void => {
+      const limit = admitted.location?.proxyBodySizeBytes ?? ex.snap.settings.proxyBodySizeBytes;
+      if (bodyTooLarge(ctx, ex, req, limit)) answer(ctx, ex, req, res, 413, null, true);
+      // ingress-nginx answers 503 for a backend without endpoints (or without a Service).
+      else if (!hasEndpoints(admitted)) answer(ctx, ex, req, res, 503, null);
+      else {
+        addAuthCookies(ex, res);
+        forward(ctx, ex, req, res, admitted, limit);
+      }
+    };
+    const admitted = admit(
+      ctx,
+      ex,
+      req,
+      (status, headers) => answer(ctx, ex, req, res, status, headers),
+      proceed,
+    );
+    if (admitted !== null && admitted !== PENDING) proceed(admitted);
   };
 
   const onUpgrade = (req: GatewayRequest, socket: Duplex, head: Buffer): void => {
@@ -201,12 +247,18 @@ export function createRequestHandler(ctx: HandlerContext): RequestHandler {
       return;
     }
     const ex = beginExchange(ctx, req, ctx.current(), conn);
-    const admitted = admit(ctx, ex, req, (status, headers) =>
-      answerRaw(ctx, ex, req, socket, status, headers),
+    const proceed = (admitted: Admitted): void => {
+      if (!hasEndpoints(admitted)) answerRaw(ctx, ex, req, socket, 503, null);
+      else tunnel(ctx, ex, req, socket, head, admitted);
+    };
+    const admitted = admit(
+      ctx,
+      ex,
+      req,
+      (status, headers) => answerRaw(ctx, ex, req, socket, status, headers),
+      proceed,
     );
-    if (admitted === null) return;
-    if (!hasEndpoints(admitted)) answerRaw(ctx, ex, req, socket, 503, null);
-    else tunnel(ctx, ex, req, socket, head, admitted);
+    if (admitted !== null && admitted !== PENDING) proceed(admitted);
   };
 
   const onClientError = (error: ClientError, socket: Duplex): void => {

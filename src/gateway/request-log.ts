@@ -71,6 +71,12 @@ export function completeExchange(
   vars.remoteAddr = shownClient(ex.client);
   vars.timeMs = Date.now();
   vars.request = ex.requestLine;
+  if (ex.access !== null) {
+    vars.remoteUser = ex.access.user;
+    // The limit-connections slot is held until the request ends, as nginx's limit_conn.
+    ex.access.release?.();
+    ex.access.release = null;
+  }
   vars.requestMethod = req.method ?? '';
   vars.requestUri = req.url ?? '';
   vars.serverProtocol = `HTTP/${req.httpVersion}`;

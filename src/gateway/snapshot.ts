@@ -21,6 +21,8 @@ import type { BalancedUpstream, ConnectionRegistry, PoolSpec, UpstreamMember } f
 const CONTAINED_ERRORS = new Set([
   // Invalid allow/deny lists fail closed: that location answers 503 to everyone.
   'INVALID_SOURCE_RANGE',
+  // Unusable auth or limit annotations fail closed: 503 (auth-tls: 403) for that location or host.
+  'ACCESS_CONFIG_DENIED',
   // GRPC/FCGI backends: the location has no backend and answers 503.
   'UNSUPPORTED_BACKEND_PROTOCOL',
   // A rule or path that cannot be routed is skipped; its requests get 404 like any unknown path.

@@ -2,6 +2,12 @@
 // syntax and defaults (ingress-nginx 1.12). Anything else under the ingress-nginx prefix, or any other
 // ConfigMap key, is reported by name: never silently ignored.
 import type { ConfigIssue, GatewaySettings, ObjectRef, Origin, SourceRangeModel } from '../config/model.ts';
+import {
+  ACCESS_ANNOTATIONS,
+  ACCESS_CONFIGMAP_KEYS,
+  applyAccessSettings,
+  SNIPPET_ANNOTATIONS,
+} from './access-annotations.ts';
 import { annotationField, formatFieldPath } from './field-path.ts';
 import { describeOrigin } from './reader.ts';
 import { parseConfigMapSourceRange, resolveAccessRules } from './source-range.ts';
@@ -25,6 +31,8 @@ export const SUPPORTED_ANNOTATIONS: readonly string[] = [
   'proxy-connect-timeout',
   'proxy-read-timeout',
   'proxy-send-timeout',
+  // Rate limits, basic and external auth, satisfy, client certificates: src/k8s/access-annotations.ts.
+  ...ACCESS_ANNOTATIONS,
 ];
 
 /** Controller ConfigMap keys keepip implements. */
@@ -50,6 +58,7 @@ export const SUPPORTED_CONFIGMAP_KEYS: readonly string[] = [
   'upstream-keepalive-connections',
   // keepip never runs snippets, so "false" is exactly its behaviour; "true" is reported.
   'allow-snippet-annotations',
+  ...ACCESS_CONFIGMAP_KEYS,
 ];
 
 /** ingress-nginx's default log-format-upstream. */
@@ -253,6 +262,10 @@ export function parseControllerConfigMap(
     if (n === null) invalid('upstream-keepalive-connections', keepalive, 'a whole number', '320');
     else s.upstreamKeepaliveConnections = n;
   }
+  applyAccessSettings(data, s, {
+    invalid,
+    error: (key, message) => push(sink, 'error', 'ACCESS_CONFIG_DENIED', field(key), message),
+  });
   s.unsupportedKeys = unsupported;
   if (s.trustedCidrsDefaulted && (s.useProxyProtocol || s.useForwardedHeaders || s.enableRealIp)) {
     push(
@@ -309,7 +322,8 @@ export function parseIngressAnnotations(
   for (const key of Object.keys(annotations)) {
     if (!key.startsWith(NGINX_ANNOTATION_PREFIX)) continue;
     const name = key.slice(NGINX_ANNOTATION_PREFIX.length);
-    if (!SUPPORTED_ANNOTATIONS.includes(name)) {
+    // Snippets are refused by name, with the reason, in access-annotations.ts.
+    if (!SUPPORTED_ANNOTATIONS.includes(name) && !SNIPPET_ANNOTATIONS.includes(name)) {
       push(
         sink,
         'warning',

@@ -232,6 +232,24 @@ export const K8S_CODES = {
     summary: 'a Node has no valid InternalIP address; it cannot be a target',
     fix: 'add an InternalIP to status.addresses of the Node',
   },
+  ACCESS_CONFIG_DENIED: {
+    kind: 'issue',
+    summary:
+      'an access annotation (basic or external auth, limit-allowlist, auth-tls-secret, global-auth-url) cannot be used: its locations answer 503 (auth-tls: its host answers 403), as ingress-nginx denies them',
+    fix: 'correct the annotation or create the Secret / ConfigMap it names (same namespace as the Ingress)',
+  },
+  AUTH_HASH_UNSUPPORTED: {
+    kind: 'issue',
+    summary:
+      'a basic-auth user has a password hash keepip does not verify (DES crypt, SHA-crypt or unknown); that user cannot log in',
+    fix: 'hash the password with bcrypt (htpasswd -B) or apr1 (htpasswd -m)',
+  },
+  SNIPPET_REFUSED: {
+    kind: 'issue',
+    summary:
+      'a snippet annotation (auth-snippet, configuration-snippet, server-snippet…): nginx configuration text, which keepip never runs; it has no effect',
+    fix: 'express it with supported annotations, or remove it',
+  },
   UNSUPPORTED_ADDRESS_TYPE: {
     kind: 'issue',
     summary: 'an EndpointSlice of addressType FQDN; it is ignored',

@@ -12,6 +12,7 @@ import type {
   TlsCertificateModel,
   VirtualHostModel,
 } from '../config/model.ts';
+import { type IngressAccess, locationAccess, parseAccessAnnotations } from './access-annotations.ts';
 import { type IngressAnnotations, parseControllerConfigMap, parseIngressAnnotations } from './annotations.ts';
 import { annotationField } from './field-path.ts';
 import type {
@@ -203,6 +204,7 @@ export function translateGateway(
   const annotations = new Map<IngressView, IngressAnnotations>();
   for (const ing of served)
     annotations.set(ing, parseIngressAnnotations(ing.meta.annotations, settings, ing.origin, issues));
+  const accessOf = readAccess(input, served, settings, issues);
 
   const serviceIndex = new Map(input.services.map((s) => [`${s.meta.namespace}/${s.meta.name}`, s]));
   const backendRef = (ing: IngressView, b: IngressBackendView | null): BackendRef | null => {
@@ -267,7 +269,9 @@ export function translateGateway(
     host: string,
   ): LocationModel => {
     const a = annotations.get(ing)!;
+    const access = locationAccess(accessOf.get(ing)!, path, settings);
     return {
+      ...(access ? { access } : {}),
       ingress: { namespace: ing.meta.namespace, name: ing.meta.name },
       ingressOrigin: ing.origin,
       createdAt: ing.meta.creationTimestamp,
@@ -408,6 +412,7 @@ export function translateGateway(
       host: b.host,
       tls: hasTls(b.host) ? certFor(b.host) : null,
       locations: sortLocations(b.locations, regexHosts.has(b.host)),
+      ...clientCertificateOf(b.host, served, accessOf),
     }));
 
   return {
@@ -422,6 +427,49 @@ export function translateGateway(
         'ingress-nginx',
     ),
   };
+}
+
+/** The access annotations of each served Ingress (src/k8s/access-annotations.ts). */
+function readAccess(
+  input: GatewayInput,
+  served: readonly IngressView[],
+  settings: GatewaySettings,
+  issues: ConfigIssue[],
+): Map<IngressView, IngressAccess> {
+  const secrets = new Map(input.secrets.map((s) => [`${s.meta.namespace}/${s.meta.name}`, s]));
+  const configMaps = new Map(input.configMaps.map((c) => [`${c.meta.namespace}/${c.meta.name}`, c]));
+  const out = new Map<IngressView, IngressAccess>();
+  for (const ing of served) {
+    const ingress = { namespace: ing.meta.namespace, name: ing.meta.name };
+    const annotations = ing.meta.annotations;
+    out.set(
+      ing,
+      parseAccessAnnotations({
+        annotations,
+        ingress,
+        origin: ing.origin,
+        secrets,
+        configMaps,
+        settings,
+        issues,
+      }),
+    );
+  }
+  return out;
+}
+
+/** auth-tls-* is per host in ingress-nginx: the first Ingress (merge order) of the host that sets it. */
+function clientCertificateOf(
+  host: string,
+  served: readonly IngressView[],
+  accessOf: ReadonlyMap<IngressView, IngressAccess>,
+): Pick<VirtualHostModel, 'clientCertificate'> | Record<string, never> {
+  if (host === '') return {};
+  for (const ing of served) {
+    const cert = accessOf.get(ing)?.clientCertificate ?? null;
+    if (cert !== null && ing.rules.some((r) => r.host === host)) return { clientCertificate: cert };
+  }
+  return {};
 }
 
 /**

@@ -331,7 +331,14 @@ test('unsupported nginx annotations are reported by name on served Ingresses onl
   const unsupported = t.issues.filter((i) => i.code === 'UNSUPPORTED_ANNOTATION');
   assert.deepEqual(
     unsupported.map((i) => i.field),
-    [`metadata.annotations["${P}configuration-snippet"]`, `metadata.annotations["${P}enable-cors"]`],
+    [`metadata.annotations["${P}enable-cors"]`],
   );
   assert.ok(unsupported.every((i) => i.severity === 'warning' && i.origin?.name === 'x'));
+  // Snippets are refused by name, with the reason (issue 17).
+  const snippets = t.issues.filter((i) => i.code === 'SNIPPET_REFUSED');
+  assert.deepEqual(
+    snippets.map((i) => i.field),
+    [`metadata.annotations["${P}configuration-snippet"]`],
+  );
+  assert.match(snippets[0]!.message, /never runs nginx configuration snippets/);
 });

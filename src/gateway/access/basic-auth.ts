@@ -1,0 +1,75 @@
+// auth-type: basic, as nginx's auth_basic checks it: the Authorization header's Basic credentials,
+// the first entry of the user file with that name, its hash checked (password-verifier.ts). Missing
+// or wrong credentials are 401 with `WWW-Authenticate: Basic realm="<auth-realm>"`.
+import type { BasicAuthModel } from '../../config/model.ts';
+import type { VerifyResult } from './password-verifier.ts';
+
+export interface Credentials {
+  user: string;
+  password: Buffer;
+}
+
+/** The Basic credentials of an Authorization header; null when absent or malformed. */
+export function parseBasicCredentials(header: string | string[] | undefined): Credentials | null {
+  const value = Array.isArray(header) ? header[0] : header;
+  if (value === undefined) return null;
+  const m = /^[Bb][Aa][Ss][Ii][Cc] +([A-Za-z0-9+/]+=*) *$/.exec(value);
+  if (m === null) return null;
+  const decoded = Buffer.from(m[1]!, 'base64');
+  const colon = decoded.indexOf(0x3a);
+  if (colon < 0) return null;
+  return { user: decoded.subarray(0, colon).toString('latin1'), password: decoded.subarray(colon + 1) };
+}
+
+/** nginx's challenge: the realm quoted as written (auth-realm admits no quote). */
+export function basicChallenge(realm: string): string {
+  return `Basic realm="${realm}"`;
+}
+
+export type BasicAuthOutcome =
+  | { ok: true; user: string }
+  | { ok: false; status: 401 | 503; user: string | null; reason: string };
+
+export interface Verifier {
+  verify(user: string, password: Buffer, hash: string, done: (result: VerifyResult) => void): void;
+}
+
+/** Checks the request's credentials; `done` may be called synchronously (cache hit, cheap hash). */
+export function checkBasicAuth(
+  model: BasicAuthModel,
+  authorization: string | string[] | undefined,
+  verifier: Verifier,
+  done: (outcome: BasicAuthOutcome) => void,
+): void {
+  const credentials = parseBasicCredentials(authorization);
+  if (credentials === null) {
+    done({
+      ok: false,
+      status: 401,
+      user: null,
+      reason: 'no user/password was provided for basic authentication',
+    });
+    return;
+  }
+  const { user, password } = credentials;
+  const entry = model.users.find((e) => e.user === user);
+  if (entry === undefined) {
+    done({ ok: false, status: 401, user, reason: `user "${user}" was not found in Secret ${model.secret}` });
+    return;
+  }
+  if (entry.hash === '') {
+    done({
+      ok: false,
+      status: 401,
+      user,
+      reason: `user "${user}" has an empty password hash in Secret ${model.secret}`,
+    });
+    return;
+  }
+  verifier.verify(user, password, entry.hash, (result) => {
+    if (result === true) done({ ok: true, user });
+    else if (result === 'busy')
+      done({ ok: false, status: 503, user, reason: 'too many password checks in progress (basic auth)' });
+    else done({ ok: false, status: 401, user, reason: `user "${user}": password mismatch` });
+  });
+}

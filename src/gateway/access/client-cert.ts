@@ -1,0 +1,179 @@
+// auth-tls-*: client certificates, per host as nginx's ssl_verify_client is per server block.
+// - In the TLS handshake (server.ts's SNI callback): a host with auth-tls-secret and verify-client other
+//   than "off" asks the client for a certificate, with its CA as the trust store; the handshake never
+//   fails on the certificate (nginx completes it and answers per request). Other hosts and clients
+//   without SNI are not asked.
+// - Per request (admission.ts): verify "on" without a certificate is 400 (nginx's 496), a certificate
+//   that does not verify is 400 (495) except with optional_no_ca, both a 302 to auth-tls-error-page when
+//   set; auth-tls-match-cn refuses a subject DN it does not match with 403; an unusable CA Secret makes
+//   every request to the host 403. The backend (and the auth service) get ssl-client-verify,
+//   ssl-client-subject-dn, ssl-client-issuer-dn and, with auth-tls-pass-certificate-to-upstream,
+//   ssl-client-cert (the PEM, URL-escaped).
+// Node has no public per-SNI verify mode: the TLS wrap's setVerifyMode and verifyError are used.
+import type { X509Certificate } from 'node:crypto';
+import tls from 'node:tls';
+import type { ClientCertificateModel, VirtualHostModel } from '../../config/model.ts';
+import { escapeUriComponent } from './nginx-vars.ts';
+
+interface TlsHandle {
+  setVerifyMode?(requestCert: boolean, rejectUnauthorized: boolean): void;
+  verifyError?(): (Error & { code?: string }) | null;
+}
+
+type TlsSocketInternals = tls.TLSSocket & { _handle?: TlsHandle | null };
+
+const contexts = new WeakMap<ClientCertificateModel, tls.SecureContext | null>();
+
+/** The secure context of a host with a CA: its certificate (or the default one) and the CA to verify against. */
+function contextFor(
+  model: ClientCertificateModel,
+  keyPair: { key: string; cert: string },
+): tls.SecureContext | null {
+  if (contexts.has(model)) return contexts.get(model) ?? null;
+  let context: tls.SecureContext | null = null;
+  try {
+    context = tls.createSecureContext({ key: keyPair.key, cert: keyPair.cert, ca: model.caPem ?? undefined });
+  } catch {
+    context = null;
+  }
+  contexts.set(model, context);
+  return context;
+}
+
+/** Which host's auth-tls applies to a server name (exact, then one wildcard label), as SNI lookup does. */
+export function clientCertificateFor(
+  hosts: readonly VirtualHostModel[],
+  servername: string,
+): { vhost: VirtualHostModel; model: ClientCertificateModel } | null {
+  let index = hostIndexes.get(hosts);
+  if (index === undefined) {
+    index = new Map();
+    for (const v of hosts) if (v.clientCertificate) index.set(v.host, v);
+    hostIndexes.set(hosts, index);
+  }
+  if (index.size === 0) return null;
+  const name = servername.toLowerCase();
+  const dot = name.indexOf('.');
+  const match = index.get(name) ?? (dot > 0 ? index.get(`*${name.slice(dot)}`) : undefined);
+  const model = match?.clientCertificate ?? null;
+  return match !== undefined && model !== null ? { vhost: match, model } : null;
+}
+
+const hostIndexes = new WeakMap<readonly VirtualHostModel[], Map<string, VirtualHostModel>>();
+
+/**
+ * In the SNI callback: when `servername`'s host verifies client certificates, asks for one and returns
+ * the context that trusts its CA; otherwise returns null (the caller's context applies).
+ */
+export function requestClientCertificate(
+  socket: tls.TLSSocket,
+  hosts: readonly VirtualHostModel[],
+  servername: string,
+  defaultKeyPair: { key: string; cert: string },
+): tls.SecureContext | null {
+  const found = clientCertificateFor(hosts, servername);
+  if (found === null || found.model.caPem === null || found.model.verifyClient === 'off') return null;
+  const handle = (socket as TlsSocketInternals)._handle;
+  const own = found.vhost.tls;
+  const context = contextFor(found.model, own ? { key: own.keyPem, cert: own.certPem } : defaultKeyPair);
+  if (context === null || typeof handle?.setVerifyMode !== 'function') return null;
+  handle.setVerifyMode(true, false);
+  return context;
+}
+
+/** nginx's $ssl_client_s_dn form (RFC 2253): most specific first, comma-separated, specials escaped. */
+export function rfc2253(name: string): string {
+  return name
+    .split('\n')
+    .filter((part) => part !== '')
+    .reverse()
+    .map((part) => {
+      const eq = part.indexOf('=');
+      const value = part.slice(eq + 1).replace(/([,+"\\<>;])/g, '\\$1');
+      return `${part.slice(0, eq)}=${value}`;
+    })
+    .join(',');
+}
+
+export interface ClientCertificateView {
+  /** $ssl_client_verify: SUCCESS, NONE or FAILED:<reason>. */
+  verify: string;
+  subjectDn: string;
+  issuerDn: string;
+  pem: string | null;
+  present: boolean;
+}
+
+/** Certificates in the verified chain (leaf included), to check auth-tls-verify-depth. */
+function chainLength(socket: tls.TLSSocket): number {
+  let cert = socket.getPeerCertificate(true) as tls.DetailedPeerCertificate;
+  const seen = new Set<string>();
+  while (cert !== undefined && cert.fingerprint256 !== undefined && !seen.has(cert.fingerprint256)) {
+    seen.add(cert.fingerprint256);
+    cert = cert.issuerCertificate;
+  }
+  return seen.size;
+}
+
+/** What the connection's client certificate is, for the checks and the ssl-client-* headers. */
+export function clientCertificateView(socket: unknown, model: ClientCertificateModel): ClientCertificateView {
+  const none = { verify: 'NONE', subjectDn: '', issuerDn: '', pem: null, present: false };
+  if (!(socket instanceof tls.TLSSocket)) return none;
+  let x509: X509Certificate | undefined;
+  try {
+    x509 = socket.getPeerX509Certificate();
+  } catch {
+    x509 = undefined;
+  }
+  if (x509 === undefined) return none;
+  const error = (socket as TlsSocketInternals)._handle?.verifyError?.() ?? null;
+  let verify = error === null ? 'SUCCESS' : `FAILED:${error.code ?? error.message}`;
+  if (error === null && chainLength(socket) - 1 > model.verifyDepth)
+    verify = 'FAILED:certificate chain too long';
+  return {
+    verify,
+    subjectDn: rfc2253(x509.subject),
+    issuerDn: rfc2253(x509.issuer),
+    pem: x509.toString(),
+    present: true,
+  };
+}
+
+export type ClientCertificateCheck =
+  | { ok: true; headers: Record<string, string> }
+  | { ok: false; status: 400 | 403; reason: string; location: string | null };
+
+/** The per-request decision (see the module comment). `https` false: plain HTTP, where nginx verifies nothing. */
+export function checkClientCertificate(
+  model: ClientCertificateModel,
+  view: ClientCertificateView,
+  https: boolean,
+): ClientCertificateCheck {
+  if (model.error !== null) return { ok: false, status: 403, reason: model.error, location: null };
+  if (https && model.verifyClient !== 'off') {
+    const page = model.errorPage;
+    if (model.verifyClient === 'on' && !view.present)
+      return { ok: false, status: 400, reason: 'client sent no required SSL certificate', location: page };
+    if (view.present && view.verify !== 'SUCCESS' && model.verifyClient !== 'optional_no_ca')
+      return {
+        ok: false,
+        status: 400,
+        reason: `client SSL certificate verify error: (${view.verify})`,
+        location: page,
+      };
+  }
+  if (model.matchCn !== null && !new RegExp(model.matchCn).test(view.subjectDn))
+    return {
+      ok: false,
+      status: 403,
+      reason: 'client certificate unauthorized (auth-tls-match-cn)',
+      location: null,
+    };
+  const headers: Record<string, string> = {
+    'ssl-client-verify': view.verify,
+    'ssl-client-subject-dn': view.subjectDn,
+    'ssl-client-issuer-dn': view.issuerDn,
+  };
+  if (model.passCertificate && view.pem !== null) headers['ssl-client-cert'] = escapeUriComponent(view.pem);
+  return { ok: true, headers };
+}

@@ -1,0 +1,282 @@
+// auth-url (and the ConfigMap's global-auth-url): nginx's auth_request subrequest as ingress-nginx
+// configures it. The auth service gets the client's headers (no body, no Content-Length) with:
+//   Host <auth-url host>, X-Original-URL $scheme://$http_host$request_uri, X-Original-Method,
+//   X-Sent-From nginx-ingress-controller, X-Real-IP and X-Forwarded-For $remote_addr,
+//   X-Auth-Request-Redirect (auth-request-redirect, else $request_uri), X-Request-ID,
+//   with auth-method also X-Original-URI and X-Scheme, and the auth-proxy-set-headers.
+// Its answer: 2xx admits (auth-response-headers are copied to the upstream request, Set-Cookie to the
+// client), 401 and 403 refuse with that status (401 with its WWW-Authenticate), anything else, a
+// refused connection or a timeout is 500 (nginx: "auth request unexpected status").
+// auth-cache-key caches answers per (server, location, key) for the statuses and times of
+// auth-cache-duration, as proxy_cache_valid would (answers with Set-Cookie or Cache-Control
+// no-store/no-cache/private are not cached, as nginx's proxy cache does not store them).
+import http from 'node:http';
+import https from 'node:https';
+import type { ExternalAuthModel } from '../../config/model.ts';
+import { expandVariables, type RequestVars } from './nginx-vars.ts';
+
+export interface AuthAnswer {
+  status: number;
+  /** Lower-case names; Set-Cookie as a list. */
+  headers: Record<string, string | string[] | undefined>;
+  /** Why the subrequest failed (connection refused, timeout…), for the error log. */
+  failure: string | null;
+}
+
+export type ExternalAuthOutcome =
+  | { kind: 'allow'; upstreamHeaders: Record<string, string>; cookies: string[] }
+  | { kind: 'deny'; status: 401 | 403; wwwAuthenticate: string[]; cookies: string[] }
+  | { kind: 'error'; status: 500; detail: string; cookies: string[] };
+
+const NOT_PASSED = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'expect',
+  'content-length',
+  'host',
+  'x-forwarded-proto',
+  'proxy',
+]);
+
+// As for backends (upstream-headers.ts): headers that tell another URL or host are passed to the auth
+// service only from a trusted hop, so a client cannot steer what an auth service (oauth2-proxy's
+// skip-auth routes read X-Forwarded-Uri) believes it asked for.
+const FROM_TRUSTED_HOPS_ONLY = new Set([
+  'forwarded',
+  'x-original-url',
+  'x-original-uri',
+  'x-original-method',
+  'x-rewrite-url',
+  'x-forwarded-uri',
+  'x-forwarded-prefix',
+  'x-forwarded-path',
+  'x-forwarded-host',
+  'x-forwarded-port',
+  'x-forwarded-server',
+  'x-forwarded-ssl',
+  'x-url-scheme',
+  'front-end-https',
+  'x-auth-request-redirect',
+  'x-sent-from',
+]);
+
+export interface SubrequestInput {
+  model: ExternalAuthModel;
+  vars: RequestVars;
+  /** X-Forwarded-For as ingress-nginx sends it ($remote_addr, or $full_x_forwarded_for). */
+  forwardedFor: string;
+  requestId: string;
+  trustedHop: boolean;
+  /** ssl-client-* headers of the connection, when the host asks for client certificates. */
+  clientCertHeaders: Readonly<Record<string, string>> | null;
+}
+
+/** The method, URL and headers of the auth subrequest. */
+export function buildSubrequest(input: SubrequestInput): {
+  method: string;
+  url: URL | null;
+  headers: Record<string, string | string[]>;
+} {
+  const { model, vars } = input;
+  const headers: Record<string, string | string[]> = {};
+  for (const name in vars.headers) {
+    const value = vars.headers[name];
+    if (value === undefined || NOT_PASSED.has(name)) continue;
+    if (!input.trustedHop && FROM_TRUSTED_HOPS_ONLY.has(name)) continue;
+    headers[name] = value;
+  }
+  let url: URL | null = null;
+  try {
+    url = new URL(expandVariables(model.url, vars));
+  } catch {
+    url = null;
+  }
+  headers.host = url?.hostname ?? '';
+  headers['x-request-id'] = input.requestId;
+  if (model.method !== null) {
+    headers['x-original-uri'] = vars.requestUri;
+    headers['x-scheme'] = vars.passAccessScheme;
+  }
+  headers['x-original-url'] = `${vars.scheme}://${vars.httpHost}${vars.requestUri}`;
+  headers['x-original-method'] = vars.method;
+  headers['x-sent-from'] = 'nginx-ingress-controller';
+  headers['x-real-ip'] = vars.remoteAddr;
+  headers['x-forwarded-for'] = input.forwardedFor;
+  headers['x-auth-request-redirect'] =
+    model.requestRedirect !== null ? expandVariables(model.requestRedirect, vars) : vars.requestUri;
+  if (input.clientCertHeaders !== null) Object.assign(headers, input.clientCertHeaders);
+  for (const [name, value] of Object.entries(model.proxySetHeaders)) {
+    const expanded = expandVariables(value, vars);
+    if (expanded === '') delete headers[name.toLowerCase()];
+    else headers[name.toLowerCase()] = expanded;
+  }
+  return { method: model.method ?? 'GET', url, headers };
+}
+
+const agents = {
+  http: new http.Agent({ keepAlive: true, maxFreeSockets: 64 }),
+  // nginx's proxy_ssl_verify is off by default, for auth-url as for backends.
+  https: new https.Agent({ keepAlive: true, maxFreeSockets: 64, rejectUnauthorized: false }),
+};
+
+const MAX_AUTH_BODY = 64 * 1024;
+
+/** Sends the subrequest; `done` gets the answer, or status 0 with `failure` when none came. */
+export function sendSubrequest(
+  request: { method: string; url: URL | null; headers: Record<string, string | string[]> },
+  timeoutMs: number,
+  done: (answer: AuthAnswer) => void,
+): void {
+  const { url } = request;
+  if (url === null || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
+    done({ status: 0, headers: {}, failure: 'auth-url does not expand to an http(s) URL' });
+    return;
+  }
+  let finished = false;
+  const finish = (answer: AuthAnswer) => {
+    if (finished) return;
+    finished = true;
+    done(answer);
+  };
+  const client = url.protocol === 'https:' ? https : http;
+  const req = client.request(url, {
+    method: request.method,
+    headers: request.headers,
+    agent: url.protocol === 'https:' ? agents.https : agents.http,
+    timeout: timeoutMs,
+  });
+  req.on('response', (res) => {
+    let size = 0;
+    res.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > MAX_AUTH_BODY) res.destroy();
+    });
+    const answer = { status: res.statusCode ?? 0, headers: res.headers, failure: null };
+    res.on('end', () => finish(answer));
+    res.on('close', () => finish(answer));
+    res.on('error', () => finish(answer));
+  });
+  req.on('timeout', () => req.destroy(new Error(`auth request timed out after ${timeoutMs} ms`)));
+  req.on('error', (error) => finish({ status: 0, headers: {}, failure: error.message }));
+  req.end();
+}
+
+function list(value: string | string[] | undefined): string[] {
+  return value === undefined ? [] : Array.isArray(value) ? value : [value];
+}
+
+/** nginx auth_request's reading of the answer. */
+export function interpretAnswer(model: ExternalAuthModel, answer: AuthAnswer): ExternalAuthOutcome {
+  const cookies = list(answer.headers['set-cookie']);
+  if (answer.status >= 200 && answer.status < 300) {
+    const upstreamHeaders: Record<string, string> = {};
+    for (const name of model.responseHeaders) {
+      const value = answer.headers[name.toLowerCase()];
+      upstreamHeaders[name.toLowerCase()] = Array.isArray(value) ? value.join(', ') : (value ?? '');
+    }
+    return { kind: 'allow', upstreamHeaders, cookies };
+  }
+  if (answer.status === 401 || answer.status === 403) {
+    return {
+      kind: 'deny',
+      status: answer.status,
+      wwwAuthenticate: list(answer.headers['www-authenticate']),
+      cookies,
+    };
+  }
+  const detail =
+    answer.failure !== null
+      ? `auth request failed: ${answer.failure}`
+      : `auth request unexpected status: ${answer.status}`;
+  return { kind: 'error', status: 500, detail, cookies };
+}
+
+/** ingress-nginx's buildAuthSignURL with the request's variables: the redirect of a 401. */
+export function signinLocation(model: ExternalAuthModel, vars: RequestVars): string | null {
+  if (model.signin === null) return null;
+  const param = model.signinRedirectParam ?? 'rd';
+  const base = expandVariables(model.signin, vars);
+  const q = model.signin.indexOf('?');
+  const query = q < 0 ? '' : model.signin.slice(q + 1);
+  if (query === '')
+    return `${base}?${param}=${vars.passAccessScheme}://${vars.httpHost}${escapeRequestUri(vars)}`;
+  const present = query.split('&').some((p) => {
+    const eq = p.indexOf('=');
+    return eq > 0 && p.slice(0, eq) === param && p.slice(eq + 1) !== '';
+  });
+  if (present) return base;
+  return `${base}&${param}=${vars.passAccessScheme}://${vars.httpHost}${escapeRequestUri(vars)}`;
+}
+
+function escapeRequestUri(vars: RequestVars): string {
+  return expandVariables('$escaped_request_uri', vars);
+}
+
+// ---------------------------------------------------------------------------------------------
+// auth-cache-key / auth-cache-duration
+
+const UNIT_MS: Readonly<Record<string, number>> = {
+  ms: 1,
+  s: 1000,
+  m: 60_000,
+  h: 3_600_000,
+  d: 86_400_000,
+  w: 604_800_000,
+  M: 2_592_000_000,
+  y: 31_536_000_000,
+};
+
+/** proxy_cache_valid lines → time to keep an answer of each status (nginx: time alone means 200 301 302). */
+export function cacheTimes(durations: readonly string[]): Map<number, number> {
+  const out = new Map<number, number>();
+  for (const entry of durations) {
+    const parts = entry.split(' ').filter((p) => p !== '');
+    const time = parts[parts.length - 1] ?? '';
+    const m = /^(\d+)(ms|s|m|h|d|w|M|y)$/.exec(time);
+    if (m === null) continue;
+    const ms = Number(m[1]) * (UNIT_MS[m[2]!] ?? 0);
+    const codes = parts.slice(0, -1).map(Number);
+    for (const code of codes.length === 0 ? [200, 301, 302] : codes) if (!out.has(code)) out.set(code, ms);
+  }
+  return out;
+}
+
+/** Whether nginx's proxy cache would store this answer at all. */
+export function cacheable(answer: AuthAnswer): boolean {
+  if (answer.failure !== null || answer.headers['set-cookie'] !== undefined) return false;
+  const control = list(answer.headers['cache-control']).join(',').toLowerCase();
+  return !/no-store|no-cache|private|max-age=0\b/.test(control);
+}
+
+/** A bounded cache of auth answers. */
+export class AuthAnswerCache {
+  readonly #entries = new Map<string, { answer: AuthAnswer; expires: number }>();
+  readonly maxEntries: number;
+  constructor(maxEntries = 10_000) {
+    this.maxEntries = maxEntries;
+  }
+
+  get(key: string, nowMs: number): AuthAnswer | null {
+    const hit = this.#entries.get(key);
+    if (hit === undefined) return null;
+    if (hit.expires <= nowMs) {
+      this.#entries.delete(key);
+      return null;
+    }
+    return hit.answer;
+  }
+
+  put(key: string, answer: AuthAnswer, ttlMs: number, nowMs: number): void {
+    this.#entries.delete(key);
+    this.#entries.set(key, { answer, expires: nowMs + ttlMs });
+    if (this.#entries.size > this.maxEntries) {
+      const oldest = this.#entries.keys().next().value;
+      if (oldest !== undefined) this.#entries.delete(oldest);
+    }
+  }
+}

@@ -1,0 +1,112 @@
+// The nginx variables ingress-nginx lets auth-url, auth-signin, auth-cache-key and
+// auth-proxy-set-headers values use ($host, $request_uri, $escaped_request_uri, $http_<name>…),
+// expanded per request. A variable keepip does not know expands to "" (nginx would refuse to load).
+// Pure.
+
+/** What a request offers to the variables. */
+export interface RequestVars {
+  /** $scheme: the connection's scheme. */
+  scheme: string;
+  /** $pass_access_scheme: the scheme the client used as far as it can be trusted. */
+  passAccessScheme: string;
+  /** $http_host: the Host header as received. */
+  httpHost: string;
+  /** $host: the normalised host. */
+  host: string;
+  /** $request_uri: the target as received. */
+  requestUri: string;
+  method: string;
+  remoteAddr: string;
+  remoteUser: string;
+  serverName: string;
+  headers: Readonly<Record<string, string | string[] | undefined>>;
+}
+
+/** nginx's ngx_escape_uri(NGX_ESCAPE_URI_COMPONENT) / set_escape_uri: all but [A-Za-z0-9-._~] as %XX. */
+export function escapeUriComponent(text: string): string {
+  const bytes = Buffer.from(text, 'utf8');
+  let out = '';
+  for (const byte of bytes) {
+    const unreserved =
+      (byte >= 0x30 && byte <= 0x39) ||
+      (byte >= 0x41 && byte <= 0x5a) ||
+      (byte >= 0x61 && byte <= 0x7a) ||
+      byte === 0x2d ||
+      byte === 0x2e ||
+      byte === 0x5f ||
+      byte === 0x7e;
+    out += unreserved ? String.fromCharCode(byte) : `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
+  }
+  return out;
+}
+
+function header(vars: RequestVars, name: string): string {
+  const value = vars.headers[name.toLowerCase().replaceAll('_', '-')];
+  return Array.isArray(value) ? value.join(', ') : (value ?? '');
+}
+
+function cookie(vars: RequestVars, name: string): string {
+  for (const part of header(vars, 'cookie').split(';')) {
+    const eq = part.indexOf('=');
+    if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
+  }
+  return '';
+}
+
+function arg(vars: RequestVars, name: string): string {
+  const q = vars.requestUri.indexOf('?');
+  if (q < 0) return '';
+  for (const part of vars.requestUri.slice(q + 1).split('&')) {
+    const eq = part.indexOf('=');
+    if ((eq < 0 ? part : part.slice(0, eq)) === name) return eq < 0 ? '' : part.slice(eq + 1);
+  }
+  return '';
+}
+
+/** The value of one variable (name without `$`). */
+export function variable(vars: RequestVars, name: string): string {
+  const q = vars.requestUri.indexOf('?');
+  switch (name) {
+    case 'scheme':
+      return vars.scheme;
+    case 'pass_access_scheme':
+      return vars.passAccessScheme;
+    case 'http_host':
+    case 'best_http_host':
+      return vars.httpHost;
+    case 'host':
+      return vars.host;
+    case 'request_uri':
+      return vars.requestUri;
+    case 'escaped_request_uri':
+      return escapeUriComponent(vars.requestUri);
+    case 'uri':
+      return q < 0 ? vars.requestUri : vars.requestUri.slice(0, q);
+    case 'args':
+    case 'query_string':
+      return q < 0 ? '' : vars.requestUri.slice(q + 1);
+    case 'is_args':
+      return q < 0 ? '' : '?';
+    case 'request_method':
+      return vars.method;
+    case 'remote_addr':
+      return vars.remoteAddr;
+    case 'remote_user':
+      return vars.remoteUser;
+    case 'server_name':
+      return vars.serverName;
+  }
+  if (name.startsWith('http_')) return header(vars, name.slice(5));
+  if (name.startsWith('cookie_')) return cookie(vars, name.slice(7));
+  if (name.startsWith('arg_')) return arg(vars, name.slice(4));
+  return '';
+}
+
+/** Expands `$name` and `${name}` in `template`. */
+export function expandVariables(template: string, vars: RequestVars): string {
+  if (!template.includes('$')) return template;
+  return template.replace(
+    /\$(?:\{([A-Za-z0-9_]+)\}|([A-Za-z0-9_]+))/g,
+    (_m, braced: string | undefined, bare: string | undefined) => variable(vars, braced ?? bare ?? ''),
+  );
+}

@@ -1,0 +1,130 @@
+// limit-rps / limit-rpm / limit-connections as nginx's limit_req and limit_conn count them, keyed by the
+// resolved client address in a zone per Ingress:
+//   limit_req: a leaky bucket per key in milli-requests (`rate` per second, `burst` = limit × multiplier,
+//   nodelay): a request is refused when the bucket, after leaking since the last accepted request,
+//   would hold more than `burst`; an accepted request adds 1000. So burst + 1 requests pass at once.
+//   limit_conn: requests in progress per key; the request that would make it exceed the limit is refused.
+// The state sits behind LimiterStore so that several worker processes can later share one (today it
+// is per process: each gateway replica, like each ingress-nginx pod, counts on its own). The memory
+// store is bounded: at most `maxKeysPerZone` buckets per zone, least recently used evicted first (a
+// spray of distinct addresses resets old buckets rather than growing memory, as nginx's zones do).
+
+/** The limit_req of one zone: requests per second (rpm / 60 for limit-rpm) and the burst allowed. */
+export interface RequestLimit {
+  /** Zone name, e.g. "default/web rps". */
+  zone: string;
+  perSecond: number;
+  burst: number;
+}
+
+export interface LimiterStore {
+  /** Counts one request against every limit; true when all admit it (none is charged otherwise). */
+  takeRequest(limits: readonly RequestLimit[], key: string, nowMs: number): boolean;
+  /** Takes one in-progress slot; false (nothing taken) when `limit` are already taken. */
+  acquireConnection(zone: string, key: string, limit: number): boolean;
+  releaseConnection(zone: string, key: string): void;
+}
+
+interface Bucket {
+  /** Milli-requests in the bucket after the last accepted request. */
+  excess: number;
+  lastMs: number;
+}
+
+export const DEFAULT_MAX_KEYS_PER_ZONE = 65_536;
+
+/** nginx's ngx_http_limit_req_lookup for one bucket: the new excess, or -1 when over the burst. */
+export function leak(bucket: Bucket | undefined, limit: RequestLimit, nowMs: number): number {
+  if (bucket === undefined) return 0;
+  const elapsed = Math.abs(nowMs - bucket.lastMs);
+  const excess = Math.max(0, bucket.excess - limit.perSecond * elapsed + 1000);
+  return excess > limit.burst * 1000 ? -1 : excess;
+}
+
+class Zone {
+  readonly buckets = new Map<string, Bucket>();
+  readonly maxKeys: number;
+  constructor(maxKeys: number) {
+    this.maxKeys = maxKeys;
+  }
+
+  get(key: string): Bucket | undefined {
+    return this.buckets.get(key);
+  }
+
+  /** Stores the bucket as the most recently used, evicting the least recently used past the cap. */
+  put(key: string, excess: number, nowMs: number): void {
+    const existing = this.buckets.get(key);
+    if (existing !== undefined) this.buckets.delete(key);
+    this.buckets.set(key, { excess, lastMs: nowMs });
+    if (this.buckets.size > this.maxKeys) {
+      const oldest = this.buckets.keys().next().value;
+      if (oldest !== undefined) this.buckets.delete(oldest);
+    }
+  }
+}
+
+/** The in-process store: one gateway process, all its requests. */
+export class MemoryLimiterStore implements LimiterStore {
+  readonly #zones = new Map<string, Zone>();
+  readonly #connections = new Map<string, number>();
+  readonly #maxKeys: number;
+
+  constructor(maxKeysPerZone = DEFAULT_MAX_KEYS_PER_ZONE) {
+    this.#maxKeys = maxKeysPerZone;
+  }
+
+  #zone(name: string): Zone {
+    let zone = this.#zones.get(name);
+    if (zone === undefined) {
+      zone = new Zone(this.#maxKeys);
+      this.#zones.set(name, zone);
+    }
+    return zone;
+  }
+
+  takeRequest(limits: readonly RequestLimit[], key: string, nowMs: number): boolean {
+    // Two passes, so a request refused by one zone is charged to none (nginx undoes the others too).
+    let first = -1;
+    let second = -1;
+    for (let i = 0; i < limits.length; i += 1) {
+      const limit = limits[i]!;
+      const excess = leak(this.#zone(limit.zone).get(key), limit, nowMs);
+      if (excess < 0) return false;
+      if (i === 0) first = excess;
+      else if (i === 1) second = excess;
+    }
+    for (let i = 0; i < limits.length; i += 1) {
+      const limit = limits[i]!;
+      const zone = this.#zone(limit.zone);
+      const excess = i === 0 ? first : i === 1 ? second : leak(zone.get(key), limit, nowMs);
+      zone.put(key, excess, nowMs);
+    }
+    return true;
+  }
+
+  acquireConnection(zone: string, key: string, limit: number): boolean {
+    const id = `${zone}\u0000${key}`;
+    const count = this.#connections.get(id) ?? 0;
+    if (count >= limit) return false;
+    this.#connections.set(id, count + 1);
+    return true;
+  }
+
+  releaseConnection(zone: string, key: string): void {
+    const id = `${zone}\u0000${key}`;
+    const count = this.#connections.get(id) ?? 0;
+    if (count <= 1) this.#connections.delete(id);
+    else this.#connections.set(id, count - 1);
+  }
+
+  /** Buckets held in a zone (for tests and metrics). */
+  zoneSize(zone: string): number {
+    return this.#zones.get(zone)?.buckets.size ?? 0;
+  }
+
+  /** Keys with requests in progress. */
+  get connectionKeys(): number {
+    return this.#connections.size;
+  }
+}

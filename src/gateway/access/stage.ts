@@ -1,0 +1,346 @@
+// The access stage of a location with rate limits or auth, in nginx's phase order:
+//   a location ingress-nginx would deny (unusable auth config): 503;
+//   preaccess: limit_req (limit-rps, limit-rpm), then limit_conn (limit-connections), keyed by the
+//     resolved client address, limit-allowlist exempt: limit-req-status-code / limit-conn-status-code;
+//   access: the source-range verdict, basic auth, external auth, combined by `satisfy`:
+//     all: the first refusal answers (403, 401, the auth service's 401/403, 500);
+//     any: an allowlist match or a passed auth admits; otherwise 401 if any check said 401, else 403.
+//     block-cidrs and denylist matches always refuse (keepip: deny beats satisfy any, too).
+//   A final 401 with auth-signin becomes a 302 to the sign-in URL (nginx's error_page 401).
+// The caller gets true (admitted now), false (answered), or 'pending' (basic auth's hash or the auth
+// subrequest is running): then it is resumed through `resume` or answered through `respond`.
+import type { LocationAccessModel } from '../../config/model.ts';
+import type { AccessDecision } from '../../net/access-policy.ts';
+import { CidrSet } from '../../net/cidr-set.ts';
+import { requestContext } from '../error-log.ts';
+import type { Exchange, GatewayRequest, HandlerContext } from '../exchange.ts';
+import { shownClient } from '../request-log.ts';
+import { basicChallenge, checkBasicAuth } from './basic-auth.ts';
+import {
+  AuthAnswerCache,
+  buildSubrequest,
+  cacheable,
+  cacheTimes,
+  type ExternalAuthOutcome,
+  interpretAnswer,
+  sendSubrequest,
+  signinLocation,
+} from './external-auth.ts';
+import { expandVariables, type RequestVars } from './nginx-vars.ts';
+import { type PasswordVerifier, sharedPasswordVerifier } from './password-verifier.ts';
+import { type LimiterStore, MemoryLimiterStore, type RequestLimit } from './rate-limit.ts';
+import type { AccessState } from './state.ts';
+
+/** State that outlives snapshots: limiter buckets, the password pool, cached auth answers. */
+export interface AccessRuntime {
+  limiter: LimiterStore;
+  verifier: PasswordVerifier;
+  authCache: AuthAnswerCache;
+}
+
+const runtimes = new WeakMap<object, AccessRuntime>();
+
+/** The runtime of one gateway (keyed by its handler context, which lives as long as the gateway). */
+export function accessRuntime(ctx: object): AccessRuntime {
+  let runtime = runtimes.get(ctx);
+  if (runtime === undefined) {
+    runtime = {
+      limiter: new MemoryLimiterStore(),
+      verifier: sharedPasswordVerifier(),
+      authCache: new AuthAnswerCache(),
+    };
+    runtimes.set(ctx, runtime);
+  }
+  return runtime;
+}
+
+interface CompiledAccess {
+  limits: RequestLimit[];
+  exempt: CidrSet | null;
+  cacheTimes: Map<number, number> | null;
+}
+
+const compiled = new WeakMap<LocationAccessModel, CompiledAccess>();
+
+function compile(model: LocationAccessModel): CompiledAccess {
+  let c = compiled.get(model);
+  if (c !== undefined) return c;
+  const limits: RequestLimit[] = [];
+  const rl = model.rateLimit;
+  if (rl !== null && rl.rps > 0)
+    limits.push({ zone: `${rl.zone} rps`, perSecond: rl.rps * 1000, burst: rl.rps * rl.burstMultiplier });
+  if (rl !== null && rl.rpm > 0)
+    limits.push({
+      zone: `${rl.zone} rpm`,
+      perSecond: (rl.rpm * 1000) / 60,
+      burst: rl.rpm * rl.burstMultiplier,
+    });
+  let exempt: CidrSet | null = null;
+  if (rl?.exempt?.valid && rl.exempt.cidrs.length > 0) {
+    const built = CidrSet.build(rl.exempt.cidrs);
+    if (built.ok) exempt = built.set;
+  }
+  const ext = model.externalAuth;
+  c = { limits, exempt, cacheTimes: ext?.cacheKey ? cacheTimes(ext.cacheDurations) : null };
+  compiled.set(model, c);
+  return c;
+}
+
+export interface AccessCall {
+  ctx: HandlerContext;
+  ex: Exchange;
+  req: GatewayRequest;
+  model: LocationAccessModel;
+  verdict: AccessDecision;
+  vars: RequestVars;
+  /** X-Forwarded-For for the auth service. */
+  forwardedFor: string;
+  trustedHop: boolean;
+  clientCertHeaders: Readonly<Record<string, string>> | null;
+  timeouts: { connectMs: number; readMs: number };
+  /** The 403/503 of a source-range verdict, with its log line (admission.ts). */
+  refuseByVerdict(verdict: AccessDecision): void;
+  respond(status: number, headers: Record<string, string | string[]> | null): void;
+  resume(): void;
+}
+
+interface Failure {
+  status: number;
+  rule: string;
+  log: string | null;
+  wwwAuthenticate: string[];
+  cookies: string[];
+}
+
+function logLine(call: AccessCall, level: 'error' | 'info', message: string): void {
+  const { ex } = call;
+  const context = {
+    client: shownClient(ex.client),
+    server: ex.serverName,
+    request: ex.requestLine,
+    host: ex.rawHost,
+  };
+  call.ctx.errorLog.write(level, ex.conn.id, message + requestContext(context));
+}
+
+function stateOf(ex: Exchange): AccessState {
+  ex.access ??= { user: null, release: null, upstreamHeaders: null, cookies: null, alwaysSetCookie: false };
+  return ex.access;
+}
+
+/** Preaccess: the request and connection limits. False when the request was answered. */
+function enforceLimits(call: AccessCall, runtime: AccessRuntime, c: CompiledAccess): boolean {
+  const rl = call.model.rateLimit;
+  if (rl === null) return true;
+  const key = call.ex.client === '' ? '-' : call.ex.client;
+  if (c.exempt !== null && call.ex.client !== '' && c.exempt.has(call.ex.client)) return true;
+  const settings = call.ex.snap.settings;
+  if (c.limits.length > 0 && !runtime.limiter.takeRequest(c.limits, key, performance.now())) {
+    const which = rl.rps > 0 ? 'limit-rps' : 'limit-rpm';
+    call.ctx.metrics.denial(which);
+    logLine(call, 'error', `limiting requests by zone "${rl.zone}" (nginx.ingress.kubernetes.io/${which})`);
+    call.respond(settings.limitReqStatusCode ?? 503, null);
+    return false;
+  }
+  if (rl.connections > 0) {
+    if (!runtime.limiter.acquireConnection(rl.zone, key, rl.connections)) {
+      call.ctx.metrics.denial('limit-connections');
+      logLine(
+        call,
+        'error',
+        `limiting connections by zone "${rl.zone}" (nginx.ingress.kubernetes.io/limit-connections)`,
+      );
+      call.respond(settings.limitConnStatusCode ?? 503, null);
+      return false;
+    }
+    const limiter = runtime.limiter;
+    stateOf(call.ex).release = () => limiter.releaseConnection(rl.zone, key);
+  }
+  return true;
+}
+
+/** The final refusal: a 401 with auth-signin is a 302 to it (nginx's error_page 401 = @signin). */
+function refuse(call: AccessCall, failure: Failure): void {
+  const { model, ex } = call;
+  call.ctx.metrics.denial(failure.rule);
+  if (failure.log !== null) logLine(call, failure.status === 401 ? 'info' : 'error', failure.log);
+  const ext = model.externalAuth;
+  const signin = failure.status === 401 && ext !== null ? signinLocation(ext, call.vars) : null;
+  const headers: Record<string, string | string[]> = {};
+  if (signin !== null) {
+    headers.location = signin;
+    if (failure.cookies.length > 0) headers['set-cookie'] = failure.cookies;
+    call.respond(302, headers);
+    return;
+  }
+  if (failure.wwwAuthenticate.length > 0) headers['www-authenticate'] = failure.wwwAuthenticate;
+  if (ext?.alwaysSetCookie && failure.cookies.length > 0) headers['set-cookie'] = failure.cookies;
+  void ex;
+  call.respond(failure.status, Object.keys(headers).length > 0 ? headers : null);
+}
+
+function runBasic(call: AccessCall, runtime: AccessRuntime, next: (failure: Failure | null) => void): void {
+  const basic = call.model.basicAuth;
+  if (basic === null) {
+    next(null);
+    return;
+  }
+  checkBasicAuth(basic, call.req.headers.authorization, runtime.verifier, (outcome) => {
+    if (outcome.ok) {
+      const state = stateOf(call.ex);
+      state.user = outcome.user;
+      // As ingress-nginx: the credentials are not passed on (proxy_set_header Authorization "").
+      state.upstreamHeaders = { ...state.upstreamHeaders, authorization: '' };
+      next(null);
+      return;
+    }
+    const challenge = outcome.status === 401 ? [basicChallenge(basic.realm)] : [];
+    next({
+      status: outcome.status,
+      rule: 'auth-basic',
+      log: outcome.user === null ? null : `${outcome.reason} (nginx.ingress.kubernetes.io/auth-type basic)`,
+      wwwAuthenticate: challenge,
+      cookies: [],
+    });
+  });
+}
+
+function authCacheKey(call: AccessCall): string | null {
+  const ext = call.model.externalAuth!;
+  if (ext.cacheKey === null) return null;
+  const loc = call.ex.route?.location;
+  return `${call.ex.serverName}\u0000${loc?.path ?? ''}\u0000${loc?.pathType ?? ''}\u0000${expandVariables(ext.cacheKey, call.vars)}`;
+}
+
+function runExternal(
+  call: AccessCall,
+  runtime: AccessRuntime,
+  c: CompiledAccess,
+  next: (failure: Failure | null) => void,
+): void {
+  const ext = call.model.externalAuth;
+  if (ext === null) {
+    next(null);
+    return;
+  }
+  const onOutcome = (outcome: ExternalAuthOutcome) => {
+    const annotation = ext.global ? 'ConfigMap global-auth-url' : 'nginx.ingress.kubernetes.io/auth-url';
+    if (outcome.kind === 'allow') {
+      const state = stateOf(call.ex);
+      state.upstreamHeaders = { ...state.upstreamHeaders, ...outcome.upstreamHeaders };
+      state.cookies = outcome.cookies.length > 0 ? outcome.cookies : null;
+      state.alwaysSetCookie = ext.alwaysSetCookie;
+      next(null);
+      return;
+    }
+    const failure: Failure = {
+      status: outcome.status,
+      rule: 'auth-url',
+      log: outcome.kind === 'error' ? `${outcome.detail} (${annotation})` : null,
+      wwwAuthenticate: outcome.kind === 'deny' ? outcome.wwwAuthenticate : [],
+      cookies: outcome.cookies,
+    };
+    next(failure);
+  };
+  const key = authCacheKey(call);
+  const now = Date.now();
+  const cached = key === null ? null : runtime.authCache.get(key, now);
+  if (cached !== null) {
+    onOutcome(interpretAnswer(ext, cached));
+    return;
+  }
+  const sub = buildSubrequest({
+    model: ext,
+    vars: call.vars,
+    forwardedFor: call.forwardedFor,
+    requestId: call.ex.reqId,
+    trustedHop: call.trustedHop,
+    clientCertHeaders: call.clientCertHeaders,
+  });
+  sendSubrequest(sub, call.timeouts.connectMs + call.timeouts.readMs, (answer) => {
+    const ttl = c.cacheTimes?.get(answer.status);
+    if (key !== null && ttl !== undefined && ttl > 0 && cacheable(answer))
+      runtime.authCache.put(key, answer, ttl, Date.now());
+    onOutcome(interpretAnswer(ext, answer));
+  });
+}
+
+/** Runs the stage; see the module comment for what the result means. */
+export function enforceAccess(call: AccessCall): boolean | 'pending' {
+  const { model, verdict } = call;
+  if (model.denied !== null) {
+    call.ctx.metrics.denial('access-denied');
+    logLine(
+      call,
+      'error',
+      `location denied by its annotations (${model.denied.annotation}: ${model.denied.reason}): failing closed`,
+    );
+    call.respond(503, null);
+    return false;
+  }
+  const runtime = accessRuntime(call.ctx);
+  const c = compile(model);
+  if (!enforceLimits(call, runtime, c)) return false;
+  const any = model.satisfy === 'any';
+  const hasAuth = model.basicAuth !== null || model.externalAuth !== null;
+  if (
+    verdict.outcome === 'fail-closed' ||
+    (verdict.outcome === 'deny' && (!any || !hasAuth || verdict.rule !== 'allowlist-miss'))
+  ) {
+    call.refuseByVerdict(verdict);
+    return false;
+  }
+  if (any && verdict.outcome === 'allow' && verdict.rule === 'allowlist') return true;
+  if (!hasAuth) return true;
+  return runAuth(call, runtime, c, any && verdict.outcome === 'deny');
+}
+
+function runAuth(
+  call: AccessCall,
+  runtime: AccessRuntime,
+  c: CompiledAccess,
+  ipRefused: boolean,
+): boolean | 'pending' {
+  const any = call.model.satisfy === 'any';
+  let inCall = true;
+  let result: boolean | 'pending' = 'pending';
+  const finish = (admitted: boolean) => {
+    if (inCall) result = admitted;
+    else if (admitted) call.resume();
+  };
+  let recorded: Failure | null = ipRefused
+    ? { status: 403, rule: 'allowlist-miss', log: null, wwwAuthenticate: [], cookies: [] }
+    : null;
+  const fail = (failure: Failure) => {
+    refuse(call, failure);
+    finish(false);
+  };
+  // satisfy any: 401 sticks once seen (nginx's r->access_code); other statuses (500, 503) end at once.
+  const record = (failure: Failure) => {
+    if (recorded === null || recorded.status !== 401) recorded = failure;
+    else
+      recorded = {
+        ...recorded,
+        wwwAuthenticate: [...recorded.wwwAuthenticate, ...failure.wwwAuthenticate],
+        cookies: failure.cookies,
+      };
+  };
+  const afterExternal = (failure: Failure | null) => {
+    if (failure === null) return finish(true);
+    if (!any || (failure.status !== 401 && failure.status !== 403)) return fail(failure);
+    record(failure);
+    fail(recorded!);
+  };
+  runBasic(call, runtime, (failure) => {
+    if (failure === null) {
+      if (any && call.model.basicAuth !== null) return finish(true);
+      return runExternal(call, runtime, c, afterExternal);
+    }
+    if (!any || failure.status !== 401) return fail(failure);
+    record(failure);
+    if (call.model.externalAuth === null) return fail(recorded!);
+    runExternal(call, runtime, c, afterExternal);
+  });
+  inCall = false;
+  return result;
+}

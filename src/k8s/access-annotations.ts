@@ -1,0 +1,634 @@
+// ingress-nginx's access-control annotations beyond source ranges, read per Ingress: rate and
+// connection limits (limit-*), basic auth (auth-type, auth-secret, auth-secret-type, auth-realm),
+// external auth (auth-url and companions, enable-global-auth), satisfy, and client certificates
+// (auth-tls-*). Values are validated as ingress-nginx 1.12-1.15 validates them. Where ingress-nginx
+// denies the location (a missing Secret, an invalid auth-url…), keepip does too: the location answers
+// 503 (ACCESS_CONFIG_DENIED), never serving unprotected what was meant to be protected.
+import type {
+  BasicAuthModel,
+  ClientCertificateModel,
+  ConfigIssue,
+  ExternalAuthModel,
+  GatewaySettings,
+  HtpasswdEntry,
+  LocationAccessModel,
+  ObjectRef,
+  Origin,
+  RateLimitModel,
+} from '../config/model.ts';
+import { annotationField } from './field-path.ts';
+import { hashScheme, parseAuthMap, parseHtpasswd } from './htpasswd.ts';
+import type { ConfigMapView, SecretView } from './objects.ts';
+import { describeOrigin } from './reader.ts';
+import { sourceRangeModel, trimGoSpace } from './source-range.ts';
+import { parseGoBool, parseUint } from './values.ts';
+
+const PREFIX = 'nginx.ingress.kubernetes.io/';
+
+/** The annotations this module reads (without the prefix). */
+export const ACCESS_ANNOTATIONS: readonly string[] = [
+  'limit-rps',
+  'limit-rpm',
+  'limit-connections',
+  'limit-burst-multiplier',
+  'limit-whitelist',
+  'limit-allowlist',
+  'auth-type',
+  'auth-secret',
+  'auth-secret-type',
+  'auth-realm',
+  'auth-url',
+  'auth-method',
+  'auth-signin',
+  'auth-signin-redirect-param',
+  'auth-response-headers',
+  'auth-request-redirect',
+  'auth-cache-key',
+  'auth-cache-duration',
+  'auth-proxy-set-headers',
+  'auth-always-set-cookie',
+  // auth-keepalive*: accepted (keepip keeps connections to the auth service alive anyway).
+  'auth-keepalive',
+  'auth-keepalive-share-vars',
+  'auth-keepalive-requests',
+  'auth-keepalive-timeout',
+  'enable-global-auth',
+  'satisfy',
+  'auth-tls-secret',
+  'auth-tls-verify-client',
+  'auth-tls-verify-depth',
+  'auth-tls-error-page',
+  'auth-tls-pass-certificate-to-upstream',
+  'auth-tls-match-cn',
+];
+
+/** Snippet annotations: nginx configuration text, which keepip never runs. Refused by name. */
+export const SNIPPET_ANNOTATIONS: readonly string[] = [
+  'auth-snippet',
+  'configuration-snippet',
+  'server-snippet',
+  'stream-snippet',
+  'modsecurity-snippet',
+];
+
+/** The ConfigMap keys this module reads. */
+export const ACCESS_CONFIGMAP_KEYS: readonly string[] = [
+  'limit-req-status-code',
+  'limit-conn-status-code',
+  'global-auth-url',
+  'global-auth-method',
+  'global-auth-signin',
+  'global-auth-signin-redirect-param',
+  'global-auth-response-headers',
+  'global-auth-request-redirect',
+  'global-auth-cache-key',
+  'global-auth-cache-duration',
+  'global-auth-always-set-cookie',
+  'no-auth-locations',
+];
+
+export const DEFAULT_AUTH_CACHE_DURATION = '200 202 401 5m';
+export const DEFAULT_NO_AUTH_LOCATIONS = '/.well-known/acme-challenge';
+const DEFAULT_BURST_MULTIPLIER = 5;
+
+// ingress-nginx's validators (internal/ingress/annotations/parser/validators.go).
+const ALNUM = String.raw`\-.\_~a-zA-Z0-9/:`;
+const URL_WITH_VARIABLES = new RegExp(`^[${ALNUM}, ,:?&=$]*$`);
+const URL_IS_VALID = new RegExp(`^[${ALNUM},:?&=]*$`);
+const BASIC_CHARS = new RegExp(`^[/${ALNUM}]*$`);
+const CHARS_WITH_SPACE = new RegExp(`^[/${ALNUM} ]*$`);
+const NGINX_VARIABLE = /^[A-Za-z0-9\-_${}]*$/;
+const HEADER_NAME = /^[a-zA-Z\d\-_]+$/;
+const METHODS = /^(GET|HEAD|POST|PUT|PATCH|DELETE|CONNECT|OPTIONS|TRACE)$/;
+const CACHE_STATUS = /^\d{3}$/;
+const CACHE_TIME = /^\d+(ms|s|m|h|d|w|M|y)$/;
+const TLS_ERROR_PAGE = /^(@[A-Za-z0-9_-]+|((https?:\/\/)?[A-Za-z0-9\-.]+(:\d+)?)?(\/[A-Za-z0-9\-_.]+)*\/?)$/;
+
+export interface AccessInput {
+  annotations: Readonly<Record<string, string>>;
+  ingress: ObjectRef;
+  origin: Origin;
+  /** Secrets and ConfigMaps by "namespace/name". */
+  secrets: ReadonlyMap<string, SecretView>;
+  configMaps: ReadonlyMap<string, ConfigMapView>;
+  settings: GatewaySettings;
+  issues: ConfigIssue[];
+}
+
+/** What one Ingress's access annotations say, before the path is known (global auth depends on it). */
+export interface IngressAccess {
+  rateLimit: RateLimitModel | null;
+  basicAuth: BasicAuthModel | null;
+  externalAuth: ExternalAuthModel | null;
+  enableGlobalAuth: boolean;
+  satisfy: 'all' | 'any';
+  denied: { annotation: string; reason: string } | null;
+  clientCertificate: ClientCertificateModel | null;
+}
+
+interface Reader {
+  input: AccessInput;
+  get(name: string): string | undefined;
+  warn(name: string, message: string): void;
+  deny(name: string, reason: string): null;
+  denied: { annotation: string; reason: string } | null;
+}
+
+function issue(
+  input: AccessInput,
+  severity: ConfigIssue['severity'],
+  code: ConfigIssue['code'],
+  name: string,
+  message: string,
+): void {
+  const field = annotationField(PREFIX + name);
+  input.issues.push({
+    severity,
+    code,
+    message: `${describeOrigin(input.origin)} ${field}: ${message}`,
+    origin: input.origin,
+    field,
+  });
+}
+
+function reader(input: AccessInput): Reader {
+  const r: Reader = {
+    input,
+    denied: null,
+    get: (name) => input.annotations[PREFIX + name],
+    warn: (name, message) => issue(input, 'warning', 'INVALID_ANNOTATION_VALUE', name, message),
+    deny(name, reason) {
+      if (r.denied === null) r.denied = { annotation: PREFIX + name, reason };
+      issue(
+        input,
+        'error',
+        'ACCESS_CONFIG_DENIED',
+        name,
+        `${reason}; the locations of this Ingress answer 503, as ingress-nginx denies them`,
+      );
+      return null;
+    },
+  };
+  return r;
+}
+
+/** A whole number from an annotation (ingress-nginx's GetIntAnnotation): null when absent or invalid. */
+function int(r: Reader, name: string): number | null {
+  const v = r.get(name);
+  if (v === undefined) return null;
+  const n = parseUint(v, 1_000_000_000);
+  if (n === null) r.warn(name, `${JSON.stringify(v)} is not a whole number; ignored`);
+  return n;
+}
+
+function bool(r: Reader, name: string, fallback: boolean): boolean {
+  const v = r.get(name);
+  if (v === undefined) return fallback;
+  const b = parseGoBool(v);
+  if (b === null) r.warn(name, `${JSON.stringify(v)} is not a boolean; ${fallback} applies`);
+  return b ?? fallback;
+}
+
+/** `name` or `namespace/name`; another namespace is refused, as ingress-nginx does by default. */
+function sameNamespaceRef(r: Reader, name: string, value: string): string | null {
+  const parts = value.split('/');
+  if (parts.length > 2 || parts.some((p) => p === '') || !BASIC_CHARS.test(value))
+    return r.deny(name, `${JSON.stringify(value)} is not "name" or "namespace/name"`);
+  const namespace = parts.length === 2 ? parts[0]! : r.input.ingress.namespace;
+  if (namespace !== r.input.ingress.namespace)
+    return r.deny(
+      name,
+      `${JSON.stringify(value)} is in another namespace (cross-namespace references are not allowed)`,
+    );
+  return `${namespace}/${parts[parts.length - 1]}`;
+}
+
+function readRateLimit(r: Reader): RateLimitModel | null {
+  const rps = int(r, 'limit-rps') ?? 0;
+  const rpm = int(r, 'limit-rpm') ?? 0;
+  const connections = int(r, 'limit-connections') ?? 0;
+  const multiplier = int(r, 'limit-burst-multiplier');
+  const exemptRaw = r.get('limit-allowlist') ?? r.get('limit-whitelist');
+  let exempt = null;
+  if (exemptRaw !== undefined && trimGoSpace(exemptRaw) !== '') {
+    exempt = sourceRangeModel(exemptRaw, 'annotation');
+    if (!exempt.valid) {
+      const which = r.get('limit-allowlist') !== undefined ? 'limit-allowlist' : 'limit-whitelist';
+      r.deny(which, exempt.error);
+    }
+  }
+  if (rps === 0 && rpm === 0 && connections === 0) return null;
+  const { namespace, name } = r.input.ingress;
+  return {
+    zone: `${namespace}/${name}`,
+    rps,
+    rpm,
+    connections,
+    burstMultiplier: multiplier === null || multiplier === 0 ? DEFAULT_BURST_MULTIPLIER : multiplier,
+    exempt,
+  };
+}
+
+function readBasicAuth(r: Reader): BasicAuthModel | null {
+  const type = r.get('auth-type');
+  if (type === undefined) return null;
+  // ingress-nginx matches `basic|digest` unanchored; digest is not implemented by keepip.
+  if (!/basic|digest/.test(type)) return r.deny('auth-type', `${JSON.stringify(type)} is not "basic"`);
+  if (!/basic/.test(type)) return r.deny('auth-type', 'digest authentication is not supported by keepip');
+  const secretType = r.get('auth-secret-type') ?? 'auth-file';
+  if (secretType !== 'auth-file' && secretType !== 'auth-map')
+    return r.deny('auth-secret-type', `${JSON.stringify(secretType)} is not "auth-file" or "auth-map"`);
+  const secretName = r.get('auth-secret');
+  if (secretName === undefined || secretName === '')
+    return r.deny('auth-secret', 'auth-type basic needs auth-secret');
+  const ref = sameNamespaceRef(r, 'auth-secret', secretName);
+  if (ref === null) return null;
+  const secret = r.input.secrets.get(ref);
+  if (secret === undefined) return r.deny('auth-secret', `Secret ${ref} is not in the manifests`);
+  let users: HtpasswdEntry[];
+  if (secretType === 'auth-map') users = parseAuthMap(secret.data);
+  else if (secret.data.auth === undefined) return r.deny('auth-secret', `Secret ${ref} has no key "auth"`);
+  else users = parseHtpasswd(secret.data.auth);
+  let realm = r.get('auth-realm') ?? '';
+  if (!CHARS_WITH_SPACE.test(realm)) {
+    r.warn(
+      'auth-realm',
+      `${JSON.stringify(realm)} has characters ingress-nginx does not accept; the realm is ""`,
+    );
+    realm = '';
+  }
+  for (const entry of users) {
+    const scheme = hashScheme(entry.hash);
+    if (scheme === 'des-crypt' || scheme === 'sha-crypt' || (scheme === null && entry.hash !== ''))
+      issue(
+        r.input,
+        'warning',
+        'AUTH_HASH_UNSUPPORTED',
+        'auth-secret',
+        `user ${JSON.stringify(entry.user)} in Secret ${ref} has a ${scheme ?? 'unknown'} hash, which keepip does not verify (use bcrypt: htpasswd -B); this user cannot log in`,
+      );
+  }
+  return { realm, secret: ref, secretType, users };
+}
+
+/** auth-cache-duration as ingress-nginx's ParseStringToCacheDurations: comma-separated "codes… time". */
+export function parseCacheDurations(text: string | undefined): string[] | null {
+  if (text === undefined || text.trim() === '') return [DEFAULT_AUTH_CACHE_DURATION];
+  const out: string[] = [];
+  for (const raw of text.split(',')) {
+    const entry = raw.trim();
+    if (entry === '') continue;
+    let seenTime = false;
+    for (const part of entry.split(' ')) {
+      if (part === '') continue;
+      if (CACHE_STATUS.test(part)) {
+        if (seenTime) return null;
+      } else if (CACHE_TIME.test(part)) seenTime = true;
+    }
+    if (!seenTime) return null;
+    out.push(entry);
+  }
+  return out.length === 0 ? [DEFAULT_AUTH_CACHE_DURATION] : out;
+}
+
+/** ingress-nginx's StringToURL: a scheme, a host, no ".." in the host. Null when fine, else why not. */
+export function authUrlProblem(url: string): string | null {
+  const m = /^([a-zA-Z][a-zA-Z0-9+.-]*):\/\/([^/?#]*)/.exec(url);
+  if (m === null) return /^[a-zA-Z][a-zA-Z0-9+.-]*:/.test(url) ? 'url host is empty' : 'url scheme is empty';
+  if (m[2] === '') return 'url host is empty';
+  if (m[2]!.includes('..')) return 'invalid url host';
+  if (!/^https?$/i.test(m[1]!)) return `scheme ${m[1]} is not http or https`;
+  return null;
+}
+
+function headerList(text: string | undefined): string[] | null {
+  const out: string[] = [];
+  for (const raw of (text ?? '').split(',')) {
+    const h = raw.trim();
+    if (h === '') continue;
+    if (!HEADER_NAME.test(h)) return null;
+    out.push(h);
+  }
+  return out;
+}
+
+/** The parts of external auth both the annotations and the ConfigMap's global-auth-* keys set. */
+export interface ExternalAuthFields {
+  url: string;
+  method?: string | undefined;
+  signin?: string | undefined;
+  signinRedirectParam?: string | undefined;
+  responseHeaders?: string | undefined;
+  requestRedirect?: string | undefined;
+  cacheKey?: string | undefined;
+  cacheDuration?: string | undefined;
+  alwaysSetCookie: boolean;
+}
+
+/** Validates external auth fields; `fail(key, reason)` reports a problem that denies. */
+export function buildExternalAuth(
+  f: ExternalAuthFields,
+  fail: (key: string, reason: string) => null,
+  warn: (key: string, message: string) => void,
+  global: boolean,
+): ExternalAuthModel | null {
+  if (!URL_WITH_VARIABLES.test(f.url))
+    return fail('url', `${JSON.stringify(f.url)} has characters ingress-nginx does not accept`);
+  const problem = authUrlProblem(f.url);
+  if (problem !== null) return fail('url', `could not parse auth-url: ${problem}`);
+  if (f.method !== undefined && !METHODS.test(f.method))
+    return fail('method', `${JSON.stringify(f.method)} is not an HTTP method`);
+  let signin = f.signin ?? null;
+  if (signin !== null && (!URL_WITH_VARIABLES.test(signin) || signin === '')) {
+    warn(
+      'signin',
+      `${JSON.stringify(signin)} has characters ingress-nginx does not accept; no sign-in redirect`,
+    );
+    signin = null;
+  }
+  let param = f.signinRedirectParam ?? null;
+  if (param !== null && !URL_IS_VALID.test(param)) {
+    warn('signin-redirect-param', `${JSON.stringify(param)} is not valid; "rd" applies`);
+    param = null;
+  }
+  const responseHeaders = headerList(f.responseHeaders);
+  if (responseHeaders === null) return fail('response-headers', 'invalid headers list');
+  let cacheKey = f.cacheKey ?? null;
+  if (cacheKey !== null && !NGINX_VARIABLE.test(cacheKey)) {
+    warn('cache-key', `${JSON.stringify(cacheKey)} is not valid; auth responses are not cached`);
+    cacheKey = null;
+  }
+  const cacheDurations = parseCacheDurations(f.cacheDuration);
+  if (cacheDurations === null)
+    return fail('cache-duration', `invalid cache duration ${JSON.stringify(f.cacheDuration)}`);
+  const requestRedirect = f.requestRedirect ?? null;
+  if (requestRedirect !== null && !URL_IS_VALID.test(requestRedirect))
+    return fail('request-redirect', `${JSON.stringify(requestRedirect)} is not valid`);
+  return {
+    url: f.url,
+    method: f.method ?? null,
+    signin: signin === '' ? null : signin,
+    signinRedirectParam: param === '' ? null : param,
+    responseHeaders,
+    requestRedirect: requestRedirect === '' ? null : requestRedirect,
+    cacheKey: cacheKey === '' ? null : cacheKey,
+    cacheDurations,
+    proxySetHeaders: {},
+    alwaysSetCookie: f.alwaysSetCookie,
+    global,
+  };
+}
+
+function readExternalAuth(r: Reader): ExternalAuthModel | null {
+  const url = r.get('auth-url');
+  if (url === undefined) return null;
+  const model = buildExternalAuth(
+    {
+      url,
+      method: r.get('auth-method'),
+      signin: r.get('auth-signin'),
+      signinRedirectParam: r.get('auth-signin-redirect-param'),
+      responseHeaders: r.get('auth-response-headers'),
+      requestRedirect: r.get('auth-request-redirect'),
+      cacheKey: r.get('auth-cache-key'),
+      cacheDuration: r.get('auth-cache-duration'),
+      alwaysSetCookie: bool(r, 'auth-always-set-cookie', false),
+    },
+    (key, reason) => r.deny(`auth-${key}`, reason),
+    (key, message) => r.warn(`auth-${key}`, message),
+    false,
+  );
+  if (model === null) return null;
+  const mapName = r.get('auth-proxy-set-headers');
+  if (mapName === undefined || mapName === '') return model;
+  const ref = sameNamespaceRef(r, 'auth-proxy-set-headers', mapName);
+  if (ref === null) return null;
+  const map = r.input.configMaps.get(ref);
+  if (map === undefined) return r.deny('auth-proxy-set-headers', `unable to find ConfigMap ${ref}`);
+  for (const header of Object.keys(map.data))
+    if (!HEADER_NAME.test(header))
+      return r.deny(
+        'auth-proxy-set-headers',
+        `invalid header name ${JSON.stringify(header)} in ConfigMap ${ref}`,
+      );
+  return { ...model, proxySetHeaders: { ...map.data } };
+}
+
+function readClientCertificate(r: Reader): ClientCertificateModel | null {
+  const secretName = r.get('auth-tls-secret');
+  if (secretName === undefined) return null;
+  const base: ClientCertificateModel = {
+    ingress: r.input.ingress,
+    secret: secretName,
+    caPem: null,
+    verifyClient: 'on',
+    verifyDepth: 1,
+    errorPage: null,
+    passCertificate: bool(r, 'auth-tls-pass-certificate-to-upstream', false),
+    matchCn: null,
+    error: null,
+  };
+  const verify = r.get('auth-tls-verify-client');
+  if (verify === 'on' || verify === 'off' || verify === 'optional' || verify === 'optional_no_ca')
+    base.verifyClient = verify;
+  else if (verify !== undefined)
+    r.warn(
+      'auth-tls-verify-client',
+      `${JSON.stringify(verify)} is not on, off, optional or optional_no_ca; "on" applies`,
+    );
+  const depth = int(r, 'auth-tls-verify-depth');
+  if (depth !== null && depth > 0) base.verifyDepth = depth;
+  const page = r.get('auth-tls-error-page');
+  if (page !== undefined && page !== '') {
+    if (TLS_ERROR_PAGE.test(page) && !page.startsWith('@')) base.errorPage = page;
+    else
+      r.warn(
+        'auth-tls-error-page',
+        `${JSON.stringify(page)} is not a URL or path keepip can redirect to; the 400 page applies`,
+      );
+  }
+  const cn = r.get('auth-tls-match-cn');
+  if (cn !== undefined) base.matchCn = matchCnOrError(r, cn, base);
+  const fail = (why: string): ClientCertificateModel => {
+    issue(
+      r.input,
+      'error',
+      'ACCESS_CONFIG_DENIED',
+      'auth-tls-secret',
+      `${why}; every request to this host answers 403, as ingress-nginx does`,
+    );
+    return { ...base, error: why };
+  };
+  const parts = secretName.split('/');
+  if (parts.length > 2 || parts.some((p) => p === '') || !BASIC_CHARS.test(secretName))
+    return fail(`${JSON.stringify(secretName)} is not "name" or "namespace/name"`);
+  const namespace = parts.length === 2 ? parts[0]! : r.input.ingress.namespace;
+  if (namespace !== r.input.ingress.namespace) return fail('cross namespace secrets are not supported');
+  const ref = `${namespace}/${parts[parts.length - 1]}`;
+  const secret = r.input.secrets.get(ref);
+  if (secret === undefined) return fail(`error obtaining certificate: Secret ${ref} is not in the manifests`);
+  const ca = secret.data['ca.crt'];
+  if (ca === undefined || !/-----BEGIN CERTIFICATE-----/.test(ca))
+    return fail(`Secret ${ref} has no PEM certificate in ca.crt`);
+  return { ...base, secret: ref, caPem: ca };
+}
+
+function matchCnOrError(r: Reader, cn: string, base: ClientCertificateModel): string | null {
+  if (!cn.startsWith('CN=')) {
+    r.warn(
+      'auth-tls-match-cn',
+      `${JSON.stringify(cn)} does not start with "CN="; every client certificate is refused`,
+    );
+    base.error = 'auth-tls-match-cn is invalid';
+    return null;
+  }
+  try {
+    new RegExp(cn);
+    return cn;
+  } catch {
+    r.warn(
+      'auth-tls-match-cn',
+      `${JSON.stringify(cn)} is not a valid regex; every client certificate is refused`,
+    );
+    base.error = 'auth-tls-match-cn is invalid';
+    return null;
+  }
+}
+
+/** Reads the access annotations of one Ingress. */
+export function parseAccessAnnotations(input: AccessInput): IngressAccess {
+  const r = reader(input);
+  for (const name of SNIPPET_ANNOTATIONS) {
+    if (input.annotations[PREFIX + name] !== undefined)
+      issue(
+        input,
+        'warning',
+        'SNIPPET_REFUSED',
+        name,
+        `refused: keepip never runs nginx configuration snippets (text that would run inside the proxy, CVE-2021-25742, CVE-2025-1974); express it with supported annotations`,
+      );
+  }
+  const rateLimit = readRateLimit(r);
+  const basicAuth = readBasicAuth(r);
+  const externalAuth = readExternalAuth(r);
+  const satisfyRaw = r.get('satisfy');
+  let satisfy: 'all' | 'any' = 'all';
+  if (satisfyRaw !== undefined) {
+    const s = satisfyRaw.trim().toLowerCase();
+    if (s === 'any' || s === 'all') satisfy = s;
+    else r.warn('satisfy', `${JSON.stringify(satisfyRaw)} is not "any" or "all"; "all" applies`);
+  }
+  return {
+    rateLimit,
+    basicAuth,
+    externalAuth,
+    enableGlobalAuth: bool(r, 'enable-global-auth', true),
+    satisfy,
+    denied: r.denied,
+    clientCertificate: readClientCertificate(r),
+  };
+}
+
+/** ingress-nginx's isLocationInLocationList: a prefix of the path in the comma-separated list. */
+function inNoAuthLocations(path: string, list: string): boolean {
+  return list.split(',').some((item) => {
+    const entry = item.trim();
+    return entry !== '' && path.startsWith(entry);
+  });
+}
+
+/** The access model of one location of the Ingress, with global auth applied; undefined when it has none. */
+export function locationAccess(
+  access: IngressAccess,
+  path: string,
+  settings: GatewaySettings,
+): LocationAccessModel | undefined {
+  const noAuthLocations = settings.noAuthLocations ?? DEFAULT_NO_AUTH_LOCATIONS;
+  const global = settings.globalAuth ?? null;
+  const exempt = inNoAuthLocations(path, noAuthLocations);
+  let externalAuth = exempt ? null : access.externalAuth;
+  if (externalAuth === null && !exempt && global !== null && access.enableGlobalAuth) externalAuth = global;
+  const basicAuth = exempt ? null : access.basicAuth;
+  let denied = access.denied;
+  if (externalAuth !== null && externalAuth.url === '') {
+    denied ??= { annotation: 'global-auth-url', reason: 'the ConfigMap global-auth-url cannot be used' };
+    externalAuth = null;
+  }
+  if (
+    access.rateLimit === null &&
+    basicAuth === null &&
+    externalAuth === null &&
+    denied === null &&
+    access.satisfy === 'all'
+  )
+    return undefined;
+  return { rateLimit: access.rateLimit, basicAuth, externalAuth, satisfy: access.satisfy, denied };
+}
+
+/** How the ConfigMap part reports: a bad value keeps the default (warning); a bad global auth denies it. */
+export interface SettingsSink {
+  invalid(key: string, value: string, expected: string, kept: string): void;
+  error(key: string, message: string): void;
+}
+
+function statusCode(data: Readonly<Record<string, string>>, key: string, sink: SettingsSink): number {
+  const v = data[key];
+  if (v === undefined) return 503;
+  const n = parseUint(v, 599);
+  if (n !== null && n >= 400) return n;
+  sink.invalid(key, v, 'an HTTP status code from 400 to 599', '503');
+  return 503;
+}
+
+/** limit-*-status-code, global-auth-* and no-auth-locations into `settings`. */
+export function applyAccessSettings(
+  data: Readonly<Record<string, string>>,
+  settings: GatewaySettings,
+  sink: SettingsSink,
+): void {
+  settings.limitReqStatusCode = statusCode(data, 'limit-req-status-code', sink);
+  settings.limitConnStatusCode = statusCode(data, 'limit-conn-status-code', sink);
+  settings.noAuthLocations = data['no-auth-locations'] ?? DEFAULT_NO_AUTH_LOCATIONS;
+  settings.globalAuth = null;
+  const url = data['global-auth-url'];
+  if (url === undefined || url.trim() === '') return;
+  const always = parseGoBool(data['global-auth-always-set-cookie'] ?? 'false');
+  let failed = false;
+  const model = buildExternalAuth(
+    {
+      url: url.trim(),
+      method: data['global-auth-method'] || undefined,
+      signin: data['global-auth-signin'] || undefined,
+      signinRedirectParam: data['global-auth-signin-redirect-param'] || undefined,
+      responseHeaders: data['global-auth-response-headers'],
+      requestRedirect: data['global-auth-request-redirect'] || undefined,
+      cacheKey: data['global-auth-cache-key'] || undefined,
+      cacheDuration: data['global-auth-cache-duration'],
+      alwaysSetCookie: always ?? false,
+    },
+    (key, reason) => {
+      failed = true;
+      sink.error(`global-auth-${key}`, `${reason}; every location global auth covers answers 503`);
+      return null;
+    },
+    (key, message) => sink.invalid(`global-auth-${key}`, data[`global-auth-${key}`] ?? '', 'valid', message),
+    true,
+  );
+  // An unusable global auth fails closed (ingress-nginx would drop it and serve unprotected).
+  settings.globalAuth = failed ? { ...UNUSABLE_GLOBAL_AUTH } : model;
+}
+
+/** Stands for a global-auth-url that cannot be used: locations it covers are denied. */
+const UNUSABLE_GLOBAL_AUTH: ExternalAuthModel = {
+  url: '',
+  method: null,
+  signin: null,
+  signinRedirectParam: null,
+  responseHeaders: [],
+  requestRedirect: null,
+  cacheKey: null,
+  cacheDurations: [],
+  proxySetHeaders: {},
+  alwaysSetCookie: false,
+  global: true,
+};
