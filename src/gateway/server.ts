@@ -12,6 +12,7 @@ import tls from 'node:tls';
 import { formatHostPort } from '../net/host-port.ts';
 import { canonicalIp } from '../net/ip.ts';
 import { type ReadOutcome, readProxyHeader } from '../proxy-protocol/reader.ts';
+import { requestClientCertificate } from './access/client-cert.ts';
 import { attachConnection, type ConnectionInfo } from './connection.ts';
 import type { ErrorLog } from './error-log.ts';
 import { createH1Server, type H1Server } from './h1-server.ts';
@@ -85,11 +86,16 @@ export async function startListeners(
     key: ctx.defaultCertificate.key,
     cert: ctx.defaultCertificate.cert,
   });
-  const sniCallback = (
+  // `this` is the TLS socket: a host with auth-tls-* asks it for a client certificate (access/client-cert.ts).
+  const sniCallback = function (
+    this: tls.TLSSocket,
     servername: string,
     callback: (error: Error | null, context?: tls.SecureContext) => void,
-  ) => {
-    callback(null, ctx.current().certificates.lookup(servername) ?? defaultContext);
+  ) {
+    const snap = ctx.current();
+    const hosts = snap.topology.gateway.virtualHosts;
+    const withCa = requestClientCertificate(this, hosts, servername, ctx.defaultCertificate);
+    callback(null, withCa ?? snap.certificates.lookup(servername) ?? defaultContext);
   };
 
   let nextConnectionId = 0;
