@@ -85,27 +85,58 @@ function isHttpsPort(port: ServicePortModel): boolean {
 
 export function planUp(topology: Topology): UpPlan {
   const notes: string[] = [];
-  const components: Component[] = [];
+  const gateway = planGateway(topology, notes);
   const served = new Set<string>();
+  for (const e of [gateway.http, gateway.https]) if (e) served.add(endpointKey(e));
+  const backends = backendRefs(topology);
+  const components: Component[] = [
+    ...planWhoamis(topology, backends, served, notes),
+    ...planClusterIps(topology, backends),
+    gateway,
+  ];
+  const loadBalancers: L4Component[] = [];
+  const nodePorts = { next: FIRST_DEFAULT_NODE_PORT };
+  for (const lb of topology.loadBalancers) {
+    const service = findService(topology.services, lb.service);
+    for (const port of lb.ports) {
+      if (port.protocol !== 'TCP') {
+        notes.push(`${lb.id} port ${port.port}/${port.protocol}: keepip up runs TCP only`);
+        continue;
+      }
+      const planned = planLbPort(topology, lb, service, port, nodePorts, notes);
+      components.push(...planned.nodePorts);
+      loadBalancers.push(planned.lb);
+    }
+  }
+  components.push(...loadBalancers);
+  for (const component of components) {
+    const host =
+      component.kind === 'gateway' ? (component.http ?? component.https)!.host : component.listen.host;
+    if (!isLoopbackAddress(host)) {
+      notes.push(`${component.name} listens on a non-loopback address; map the manifests onto 127.0.0.0/8`);
+    }
+  }
+  return { components, notes };
+}
 
-  // The gateway: the pods behind the controller Service(s).
-  const controllerServices = topology.gateway.controllerServices
-    .map((ref) => findService(topology.services, ref))
-    .filter((s): s is ServiceModel => s !== undefined);
+/** The gateway: the pods behind the controller Service(s), else DEFAULT_GATEWAY_ADDRESS:80. */
+function planGateway(topology: Topology, notes: string[]): GatewayComponent {
   let http: Endpoint | null = null;
   let https: Endpoint | null = null;
-  for (const service of controllerServices) {
+  for (const ref of topology.gateway.controllerServices) {
+    const service = findService(topology.services, ref);
+    if (service === undefined) continue;
     for (const port of service.ports) {
       const endpoints = readyEndpoints(service, port);
       const first = endpoints[0];
       if (first === undefined) continue;
+      const endpoint = { host: first.address, port: first.port };
       if (endpoints.length > 1) {
         notes.push(
-          `${refName(service.ref)} port ${port.name || port.port} has ${endpoints.length} controller pods; ` +
-            `one gateway runs at ${endpointKey({ host: first.address, port: first.port })}`,
+          `${refName(ref)} port ${port.name || port.port} has ${endpoints.length} controller pods; ` +
+            `one gateway runs at ${endpointKey(endpoint)}`,
         );
       }
-      const endpoint = { host: first.address, port: first.port };
       if (isHttpsPort(port)) https ??= endpoint;
       else http ??= endpoint;
     }
@@ -114,19 +145,31 @@ export function planUp(topology: Topology): UpPlan {
     http = { host: DEFAULT_GATEWAY_ADDRESS, port: 80 };
     notes.push(`no controller Service with ready endpoints: the gateway listens on ${endpointKey(http)}`);
   }
-  const gateway: GatewayComponent = { kind: 'gateway', name: 'gateway', http, https };
-  for (const e of [http, https]) if (e) served.add(endpointKey(e));
+  return { kind: 'gateway', name: 'gateway', http, https };
+}
 
-  // Backends: whoami on each endpoint of every Service an Ingress sends traffic to.
-  const backendRefs = new Map<string, ObjectRef>();
+/** Every Service an Ingress (or the default backend) sends traffic to, once each. */
+function backendRefs(topology: Topology): ObjectRef[] {
+  const refs = new Map<string, ObjectRef>();
   for (const vhost of topology.gateway.virtualHosts) {
     for (const location of vhost.locations) {
-      if (location.backend) backendRefs.set(refName(location.backend.service), location.backend.service);
+      if (location.backend) refs.set(refName(location.backend.service), location.backend.service);
     }
   }
   const defaultBackend = topology.gateway.defaultBackend;
-  if (defaultBackend) backendRefs.set(refName(defaultBackend.service), defaultBackend.service);
-  for (const ref of backendRefs.values()) {
+  if (defaultBackend) refs.set(refName(defaultBackend.service), defaultBackend.service);
+  return [...refs.values()];
+}
+
+/** whoami on each ready endpoint of the backends that nothing else listens on. */
+function planWhoamis(
+  topology: Topology,
+  backends: readonly ObjectRef[],
+  served: Set<string>,
+  notes: string[],
+): WhoamiComponent[] {
+  const whoamis: WhoamiComponent[] = [];
+  for (const ref of backends) {
     const service = findService(topology.services, ref);
     if (service === undefined) {
       notes.push(`Service ${refName(ref)} is not in the manifests: requests for it get 503`);
@@ -137,20 +180,24 @@ export function planUp(topology: Topology): UpPlan {
         const listen = { host: endpoint.address, port: endpoint.port };
         if (served.has(endpointKey(listen))) continue;
         served.add(endpointKey(listen));
-        components.push({ kind: 'whoami', name: `whoami/${service.ref.name}`, service: service.ref, listen });
+        whoamis.push({ kind: 'whoami', name: `whoami/${service.ref.name}`, service: service.ref, listen });
       }
     }
   }
+  return whoamis;
+}
 
-  // ClusterIP hops: kube-proxy's DNAT for in-cluster traffic keeps the caller's address.
-  for (const ref of backendRefs.values()) {
+/** ClusterIP hops: kube-proxy's DNAT for in-cluster traffic keeps the caller's address. */
+function planClusterIps(topology: Topology, backends: readonly ObjectRef[]): L4Component[] {
+  const hops: L4Component[] = [];
+  for (const ref of backends) {
     const service = findService(topology.services, ref);
     if (service === undefined || service.clusterIP === null || !isLoopbackAddress(service.clusterIP))
       continue;
     for (const port of service.ports) {
       const targets = readyEndpoints(service, port).map((e) => ({ host: e.address, port: e.port }));
       if (targets.length === 0) continue;
-      components.push({
+      hops.push({
         kind: 'cluster-ip',
         name: `cluster-ip/${service.ref.name}:${port.port}`,
         service: service.ref,
@@ -163,82 +210,68 @@ export function planUp(topology: Topology): UpPlan {
       });
     }
   }
+  return hops;
+}
 
-  components.push(gateway);
-
-  // Load balancers, each with the NodePort hop its instance targets go through.
-  let nextNodePort = FIRST_DEFAULT_NODE_PORT;
-  const loadBalancers: L4Component[] = [];
-  for (const lb of topology.loadBalancers) {
-    const service = findService(topology.services, lb.service);
-    for (const port of lb.ports) {
-      if (port.protocol !== 'TCP') {
-        notes.push(`${lb.id} port ${port.port}/${port.protocol}: keepip up runs TCP only`);
-        continue;
-      }
-      const pods = service
-        ? readyEndpoints(service, port).map((e) => ({ host: e.address, port: e.port }))
-        : [];
-      if (pods.length === 0) {
-        notes.push(`${lb.id} port ${port.port}: no ready endpoints; the LB has no healthy target`);
-      }
-      let targets: Endpoint[];
-      if (lb.targetType === 'ip') {
-        targets = pods;
-      } else {
-        const nodePort = port.nodePort ?? nextNodePort++;
-        targets = [];
-        for (const node of topology.nodes) {
-          const listen = { host: node.address, port: nodePort };
-          targets.push(listen);
-          const local = lb.externalTrafficPolicy === 'Local';
-          components.push({
-            kind: 'node-port',
-            name: `kube-proxy/${node.name}:${nodePort}`,
-            service: lb.service,
-            listen,
-            targets:
-              pods.length > 0 ? pods : [{ host: DEFAULT_GATEWAY_ADDRESS, port: fallbackTargetPort(port) }],
-            sourceAddress: local ? null : node.address,
-            preserveClientIp: local,
-            proxyProtocol: null,
-            model: null,
-          });
-        }
-      }
-      // A4, an AWS rule: across a VPN, a transit gateway or PrivateLink the targets see the LB's own
-      // address whatever the preservation attribute says. On loopback the client is local, so say it
-      // here. The path is the doctor's: the annotation, else PrivateLink for a VPC endpoint.
-      const clientPath = lb.clientPath ?? (lb.vpcEndpointId !== null ? 'privatelink' : 'direct');
-      const viaTranslation = AWS_PROVIDERS.has(lb.provider) && isRoutedPath(clientPath);
-      if (viaTranslation && lb.preserveClientIp) {
-        notes.push(
-          `${lb.id}: clients arrive via ${clientPath}, where the LB cannot keep their address (A4): it connects from ${lb.sourceAddress}`,
-        );
-      }
-      loadBalancers.push({
-        kind: 'load-balancer',
-        name: `lb/${lb.service.name}:${port.port}`,
-        service: lb.service,
-        listen: { host: lb.listenAddress, port: port.port },
-        targets,
-        sourceAddress: lb.sourceAddress,
-        preserveClientIp: lb.preserveClientIp && !viaTranslation,
-        proxyProtocol: lb.proxyProtocol,
-        model: viaTranslation ? { ...lb, preserveClientIp: false } : lb,
-      });
-    }
+/** One TCP port of a load balancer, with the NodePort hops its instance targets go through. */
+function planLbPort(
+  topology: Topology,
+  lb: LoadBalancerModel,
+  service: ServiceModel | undefined,
+  port: ServicePortModel,
+  nodePorts: { next: number },
+  notes: string[],
+): { lb: L4Component; nodePorts: L4Component[] } {
+  const pods = service ? readyEndpoints(service, port).map((e) => ({ host: e.address, port: e.port })) : [];
+  if (pods.length === 0) {
+    notes.push(`${lb.id} port ${port.port}: no ready endpoints; the LB has no healthy target`);
   }
-  components.push(...loadBalancers);
-
-  for (const component of components) {
-    if (
-      !isLoopbackAddress(
-        component.kind === 'gateway' ? (component.http ?? component.https)!.host : component.listen.host,
-      )
-    ) {
-      notes.push(`${component.name} listens on a non-loopback address; map the manifests onto 127.0.0.0/8`);
-    }
+  const hops =
+    lb.targetType === 'ip' ? [] : planNodePorts(topology, lb, port, pods, port.nodePort ?? nodePorts.next++);
+  // A4, an AWS rule: across a VPN, a transit gateway or PrivateLink the targets see the LB's own
+  // address whatever the preservation attribute says. On loopback the client is local, so say it
+  // here. The path is the doctor's: the annotation, else PrivateLink for a VPC endpoint.
+  const clientPath = lb.clientPath ?? (lb.vpcEndpointId !== null ? 'privatelink' : 'direct');
+  const viaTranslation = AWS_PROVIDERS.has(lb.provider) && isRoutedPath(clientPath);
+  if (viaTranslation && lb.preserveClientIp) {
+    notes.push(
+      `${lb.id}: clients arrive via ${clientPath}, where the LB cannot keep their address (A4): it connects from ${lb.sourceAddress}`,
+    );
   }
-  return { components, notes };
+  return {
+    nodePorts: hops,
+    lb: {
+      kind: 'load-balancer',
+      name: `lb/${lb.service.name}:${port.port}`,
+      service: lb.service,
+      listen: { host: lb.listenAddress, port: port.port },
+      targets: lb.targetType === 'ip' ? pods : hops.map((hop) => hop.listen),
+      sourceAddress: lb.sourceAddress,
+      preserveClientIp: lb.preserveClientIp && !viaTranslation,
+      proxyProtocol: lb.proxyProtocol,
+      model: viaTranslation ? { ...lb, preserveClientIp: false } : lb,
+    },
+  };
+}
+
+/** kube-proxy on every node's NodePort: SNAT to the node under Cluster, the client kept under Local. */
+function planNodePorts(
+  topology: Topology,
+  lb: LoadBalancerModel,
+  port: ServicePortModel,
+  pods: Endpoint[],
+  nodePort: number,
+): L4Component[] {
+  const local = lb.externalTrafficPolicy === 'Local';
+  return topology.nodes.map((node) => ({
+    kind: 'node-port',
+    name: `kube-proxy/${node.name}:${nodePort}`,
+    service: lb.service,
+    listen: { host: node.address, port: nodePort },
+    targets: pods.length > 0 ? pods : [{ host: DEFAULT_GATEWAY_ADDRESS, port: fallbackTargetPort(port) }],
+    sourceAddress: local ? null : node.address,
+    preserveClientIp: local,
+    proxyProtocol: null,
+    model: null,
+  }));
 }
