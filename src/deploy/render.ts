@@ -100,8 +100,6 @@ export async function renderManifests(user: Values, options: RenderOptions): Pro
   const ctx: RenderContext = { v, user, names: deriveNames(v, options), options: { ...options } };
   const problems = [...checkValueKeys(user, defaults), ...structuralProblems(ctx), ...checkExtraArgs(ctx)];
   problems.push(...(await webhookCertificate(ctx)));
-  if (problems.some((p) => p.severity === 'error'))
-    return { objects: [], problems: [...problems, ...v.problems] };
   const configMaps = renderConfigMaps(ctx);
   const objects = [
     ...identity(ctx),

@@ -38,7 +38,8 @@ function hpa(ctx: RenderContext): K8sObject[] {
     ['memory', 'targetMemoryUtilizationPercentage'],
     ['cpu', 'targetCPUUtilizationPercentage'],
   ] as const) {
-    const target = v.int(`controller.autoscaling.${key}`);
+    // The chart's `with`: '' or 0 turns a target off.
+    const target = v.truthy(`controller.autoscaling.${key}`) ? v.int(`controller.autoscaling.${key}`) : 0;
     if (target)
       metrics.push({
         type: 'Resource',

@@ -108,7 +108,7 @@ const IMAGE_KEYS: Record<string, KeyInfo> = {
   'controller.image.allowPrivilegeEscalation': r('container securityContext'),
   'controller.image.seccompProfile': rm('container securityContext'),
   'controller.image.readOnlyRootFilesystem': r(
-    'container securityContext (keepip’s image works read-only; true is recommended)',
+    'always true: keepip writes nothing to its root (the chart’s false is nginx’s); containerSecurityContext replaces it',
   ),
 };
 

@@ -53,13 +53,19 @@ export function checkValueKeys(user: Values, defaults: Values = chartDefaults())
         if (info.status === 'ignored') problems.push(ignoredKey(dotted, info.note));
         continue;
       }
-      if (info.status === 'ignored' && !isDeepStrictEqual(value, defaultAt(defaults, here))) {
+      if (info.status === 'ignored' && changesDefault(value, defaultAt(defaults, here))) {
         problems.push(ignoredKey(dotted, info.note));
       }
     }
   };
   walk(user, []);
   return problems;
+}
+
+/** Whether a user's value, merged onto the default as Helm merges, changes it. */
+function changesDefault(value: unknown, fallback: unknown): boolean {
+  const effective = isMap(value) && isMap(fallback) ? mergeValues(fallback, value) : value;
+  return !isDeepStrictEqual(effective, fallback);
 }
 
 function unknownKey(key: string): DeployProblem {

@@ -12,7 +12,6 @@ import {
 } from './context.ts';
 import { scalarText } from './read.ts';
 import { tcpPorts } from './services.ts';
-import { isMap } from './values.ts';
 
 /** The only capability keepip's container keeps, and why. */
 export const CAPABILITIES_ADDED = {
@@ -37,13 +36,9 @@ function securityContext(ctx: RenderContext): Record<string, unknown> {
   const seccomp = v.map('controller.image.seccompProfile');
   if (Object.keys(seccomp).length > 0) out.seccompProfile = seccomp;
   out.capabilities = { drop: ['ALL'], add: Object.keys(CAPABILITIES_ADDED) };
-  // keepip writes nothing to its root filesystem: read-only unless the values ask otherwise.
-  const userSet =
-    isMap(ctx.user.controller) && isMap(ctx.user.controller.image)
-      ? ctx.user.controller.image.readOnlyRootFilesystem
-      : undefined;
-  out.readOnlyRootFilesystem =
-    userSet === undefined ? true : v.bool('controller.image.readOnlyRootFilesystem');
+  // keepip writes nothing to its root filesystem: read-only whatever controller.image says (the chart's
+  // false is for nginx); controller.containerSecurityContext replaces all of this when a user must.
+  out.readOnlyRootFilesystem = true;
   return out;
 }
 

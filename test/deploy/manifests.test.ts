@@ -1,0 +1,486 @@
+// keepip manifests: chart values in, Kubernetes objects out. Every rendered object validates against
+// the Kubernetes OpenAPI schemas (kubernetes-models); the seed's values give a chain the doctor finds
+// healthy (PROXY protocol on both ends), the chart's defaults one where kube-proxy loses the client;
+// the controller arguments, ports, annotations and ConfigMap data are the chart's; every values key
+// keepip does not render is a warning naming it.
+import assert from 'node:assert/strict';
+import { X509Certificate } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { parse, parseAllDocuments } from 'yaml';
+import type { Values } from '../../src/deploy/chart-defaults.ts';
+import type { K8sObject } from '../../src/deploy/context.ts';
+import { renderManifests } from '../../src/deploy/render.ts';
+import { repoRoot, runKeepip } from '../helpers/process.ts';
+import { schemaViolation } from './schema.ts';
+
+const EXAMPLES = join(repoRoot, 'examples/helm-values');
+const FIXTURES = join(repoRoot, 'test/fixtures/helm-values');
+const GITEA = join(repoRoot, 'examples/seed/after/gitea.yaml');
+const OPTIONS = {
+  release: 'ingress-nginx',
+  namespace: 'ingress-nginx',
+  image: 'keepip:test',
+  version: '0.0.0-test',
+};
+
+const VALUES_FILES = [
+  join(EXAMPLES, 'seed.yaml'),
+  join(EXAMPLES, 'chart-defaults.yaml'),
+  join(FIXTURES, 'seed-writeup.yaml'),
+  join(FIXTURES, 'kitchen-sink.yaml'),
+  join(FIXTURES, 'daemonset-scoped.yaml'),
+  join(FIXTURES, 'cert-manager.yaml'),
+];
+
+// biome-ignore lint/suspicious/noExplicitAny: rendered objects are read as plain JSON in the assertions
+type Json = any;
+
+const readValues = (file: string): Values => (parse(readFileSync(file, 'utf8')) as Values | null) ?? {};
+
+async function render(values: Values) {
+  const result = await renderManifests(values, { ...OPTIONS });
+  const errors = result.problems.filter((p) => p.severity === 'error');
+  assert.deepEqual(errors, [], 'no values errors');
+  return result;
+}
+
+function find(objects: readonly K8sObject[], kind: string, name?: string): K8sObject {
+  const found = objects.find((o) => o.kind === kind && (name === undefined || o.metadata.name === name));
+  assert.ok(found, `no ${kind} ${name ?? ''}`);
+  return found;
+}
+
+type Container = { args: string[]; ports: { name: string; containerPort: number; hostPort?: number }[] };
+const container = (objects: readonly K8sObject[]): Container =>
+  (find(objects, objects.some((o) => o.kind === 'DaemonSet') ? 'DaemonSet' : 'Deployment').spec as Json)
+    .template.spec.containers[0];
+
+/** Renders with the CLI into a directory beside the seed's Gitea Ingress, and runs the doctor on both. */
+async function doctorOn(valuesFile: string, extra: string[] = []) {
+  const dir = mkdtempSync(join(tmpdir(), 'keepip-manifests-'));
+  try {
+    const rendered = await runKeepip(['manifests', '--values', valuesFile]);
+    assert.equal(rendered.code, 0, rendered.stderr);
+    writeFileSync(join(dir, 'keepip.yaml'), rendered.stdout);
+    return await runKeepip(['doctor', '-f', join(dir, 'keepip.yaml'), '-f', GITEA, ...extra]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+describe('keepip manifests: valid Kubernetes objects', () => {
+  for (const file of VALUES_FILES) {
+    it(`${file.slice(repoRoot.length)}: every object validates against the Kubernetes schemas`, async () => {
+      const { objects } = await render(readValues(file));
+      assert.ok(objects.length >= 10, `only ${objects.length} objects`);
+      const violations = objects
+        .map((o) => [`${o.kind} ${o.metadata.name}`, schemaViolation(o)])
+        .filter(([, v]) => v);
+      assert.deepEqual(violations, []);
+    });
+  }
+
+  it('the validation itself refuses a broken object (a string replica count, a port name for a port)', () => {
+    assert.match(
+      schemaViolation({
+        apiVersion: 'apps/v1',
+        kind: 'Deployment',
+        metadata: { name: 'x' },
+        spec: { replicas: '3' },
+      }),
+      /replicas must be integer/,
+    );
+    assert.match(
+      schemaViolation({
+        apiVersion: 'v1',
+        kind: 'Service',
+        metadata: { name: 's' },
+        spec: { ports: [{ port: 'http' }] },
+      }),
+      /port must be integer/,
+    );
+    assert.match(schemaViolation({ apiVersion: 'v9', kind: 'Nope' }), /no schema/);
+  });
+
+  it('prints multi-document YAML that parses back to the rendered objects, warnings on stderr only', async () => {
+    const file = join(FIXTURES, 'kitchen-sink.yaml');
+    const out = await runKeepip([
+      'manifests',
+      '--values',
+      file,
+      '--namespace',
+      'edge',
+      '--image',
+      'registry.example/keepip:1',
+    ]);
+    assert.equal(out.code, 0, out.stderr);
+    const docs = parseAllDocuments(out.stdout)
+      .map((d) => d.toJS() as K8sObject)
+      .filter((d) => d !== null);
+    assert.deepEqual(
+      docs.map((d) => d.kind),
+      (await renderManifests(readValues(file), { ...OPTIONS, namespace: 'edge' })).objects.map((o) => o.kind),
+    );
+    assert.equal(container(docs).args[0], 'controller');
+    assert.equal(
+      (find(docs, 'Deployment').spec as Json).template.spec.containers[0].image,
+      'registry.example/keepip:1',
+    );
+    assert.ok(
+      docs
+        .filter(
+          (d) =>
+            d.kind !== 'Namespace' &&
+            d.kind !== 'IngressClass' &&
+            d.kind !== 'ClusterRole' &&
+            d.kind !== 'ClusterRoleBinding' &&
+            d.kind !== 'ValidatingWebhookConfiguration',
+        )
+        .every((d) => d.metadata.namespace === 'edge'),
+    );
+    assert.doesNotMatch(out.stdout, /keepip manifests: warning/);
+  });
+});
+
+describe("keepip manifests: the seed's values", () => {
+  it('keep the NLB annotations and the PROXY protocol configuration as written', async () => {
+    const values = readValues(join(EXAMPLES, 'seed.yaml')) as Json;
+    const { objects } = await render(values);
+    const service = find(objects, 'Service', 'ingress-nginx-controller');
+    assert.deepEqual(service.metadata.annotations, values.controller.service.annotations);
+    assert.equal((service.spec as Json).type, 'LoadBalancer');
+    assert.deepEqual(find(objects, 'ConfigMap', 'ingress-nginx-controller').data, values.controller.config);
+  });
+
+  it('give a chain the doctor finds healthy: the NLB sends PROXY v2, the gateway expects it from the NLB only', async () => {
+    const audit = await doctorOn(join(EXAMPLES, 'seed.yaml'), ['--json']);
+    assert.equal(audit.code, 0, audit.stdout + audit.stderr);
+    const report = JSON.parse(audit.stdout);
+    assert.deepEqual(
+      report.findings.filter((f: Json) => f.severity !== 'info'),
+      [],
+    );
+    const laptop = await doctorOn(join(EXAMPLES, 'seed.yaml'), [
+      '--client',
+      '127.0.20.10',
+      '--host',
+      'gitea.example.com',
+    ]);
+    assert.equal(laptop.code, 0, laptop.stdout);
+    assert.match(laptop.stdout, /^keepip doctor: 200 /);
+    assert.match(laptop.stdout, /adds a PROXY v2 header with source 127\.0\.20\.10/);
+    assert.match(laptop.stdout, /accepts the PROXY v2 header from trusted 127\.0\.10\.1/);
+    const other = await doctorOn(join(EXAMPLES, 'seed.yaml'), [
+      '--client',
+      '127.0.20.66',
+      '--host',
+      'gitea.example.com',
+    ]);
+    assert.equal(other.code, 1);
+    assert.match(other.stdout, /403/);
+  });
+
+  it('as the write-up set them (use-proxy-protocol alone) trust every peer: a warning here, an error from the doctor', async () => {
+    const file = join(FIXTURES, 'seed-writeup.yaml');
+    const rendered = await runKeepip(['manifests', '--values', file]);
+    assert.equal(rendered.code, 0);
+    assert.match(
+      rendered.stderr,
+      /warning DEPLOY_CONFIG_WARNING: controller\.config\.proxy-real-ip-cidr: TRUSTS_EVERYONE/,
+    );
+    const audit = await doctorOn(file);
+    assert.equal(audit.code, 1);
+    assert.match(audit.stdout, /PROXY_PROTOCOL_TRUSTS_EVERYONE/);
+  });
+
+  it("the chart's defaults lose the client at kube-proxy (externalTrafficPolicy Cluster), as the doctor says", async () => {
+    const audit = await doctorOn(join(EXAMPLES, 'chart-defaults.yaml'));
+    assert.equal(audit.code, 1);
+    assert.match(audit.stdout, /CLIENT_IP_LOST_AT_KUBE_PROXY/);
+    const none = await runKeepip(['manifests']);
+    const file = await runKeepip(['manifests', '--values', join(EXAMPLES, 'chart-defaults.yaml')]);
+    const strip = (text: string) =>
+      text
+        .split('\n')
+        .filter((l) => !/^#|caBundle:|^ {2}(ca|cert|key): /.test(l))
+        .join('\n');
+    assert.equal(strip(file.stdout), strip(none.stdout), 'the defaults file renders as no file at all');
+  });
+});
+
+describe('keepip manifests: what the chart would render', () => {
+  it("the controller's arguments for the chart's defaults, flag for flag", async () => {
+    const { objects } = await render({});
+    assert.deepEqual(container(objects).args, [
+      'controller',
+      '--publish-service=$(POD_NAMESPACE)/ingress-nginx-controller',
+      '--election-id=ingress-nginx-leader',
+      '--controller-class=k8s.io/ingress-nginx',
+      '--ingress-class=nginx',
+      '--configmap=$(POD_NAMESPACE)/ingress-nginx-controller',
+      '--validating-webhook=:8443',
+      '--validating-webhook-certificate=/usr/local/certificates/cert',
+      '--validating-webhook-key=/usr/local/certificates/key',
+    ]);
+  });
+
+  it('arguments, ports, names and objects follow the values of a production install', async () => {
+    const { objects } = await render(readValues(join(FIXTURES, 'kitchen-sink.yaml')));
+    const c = container(objects);
+    assert.deepEqual(c.args, [
+      'controller',
+      '--publish-service=$(POD_NAMESPACE)/edge-controller',
+      '--election-id=edge-leader',
+      '--controller-class=k8s.io/edge',
+      '--ingress-class=edge',
+      '--configmap=$(POD_NAMESPACE)/edge-controller',
+      '--tcp-services-configmap=$(POD_NAMESPACE)/edge-tcp',
+      '--validating-webhook=:8443',
+      '--validating-webhook-certificate=/usr/local/certificates/cert',
+      '--validating-webhook-key=/usr/local/certificates/key',
+      '--watch-ingress-without-class=true',
+      '--enable-metrics=true',
+      '--default-ssl-certificate=edge/wildcard-tls',
+      '--sync-period=10m',
+      '--update-status-on-shutdown=false',
+    ]);
+    assert.deepEqual(
+      c.ports.map((p) => `${p.name}:${p.containerPort}`),
+      ['http:80', 'https:443', 'metrics:10254', 'webhook:8443', '22-tcp:22', '5432-tcp:5432'],
+    );
+    const service = find(objects, 'Service', 'edge-controller').spec as Json;
+    assert.deepEqual(
+      service.ports.map((p: Json) => [p.name, p.port, p.targetPort, p.nodePort]),
+      [
+        ['http', 80, 'http', undefined],
+        ['https', 443, 'https', undefined],
+        ['22-tcp', 22, '22-tcp', 30022],
+        ['5432-tcp', 5432, '5432-tcp', undefined],
+      ],
+    );
+    assert.equal(service.externalTrafficPolicy, 'Local');
+    assert.equal(service.loadBalancerClass, 'service.k8s.aws/nlb');
+    assert.deepEqual(service.loadBalancerSourceRanges, ['10.0.0.0/8', '192.168.0.0/16']);
+    assert.equal(
+      (find(objects, 'Service', 'edge-controller-internal').metadata.annotations as Json)?.[
+        'service.beta.kubernetes.io/aws-load-balancer-scheme'
+      ],
+      'internal',
+    );
+    assert.deepEqual(find(objects, 'ConfigMap', 'edge-tcp').data, {
+      '22': 'gitea/gitea-ssh:22::PROXY',
+      '5432': 'db/postgres:5432',
+    });
+    assert.deepEqual(find(objects, 'ConfigMap', 'edge-controller').data, {
+      'proxy-body-size': '16m',
+      'proxy-real-ip-cidr': '10.0.0.0/16',
+      'use-gzip': 'true',
+      'use-proxy-protocol': 'true',
+    });
+    const deployment = find(objects, 'Deployment', 'edge-controller').spec as Json;
+    assert.equal(deployment.replicas, undefined, 'the HPA owns the replica count');
+    assert.equal(deployment.template.metadata.annotations['prometheus.io/port'], '10254');
+    assert.equal(deployment.template.spec.serviceAccountName, 'edge');
+    assert.deepEqual(deployment.template.spec.securityContext, {
+      fsGroup: 101,
+      sysctls: [{ name: 'net.ipv4.ip_local_port_range', value: '1024 65000' }],
+    });
+    assert.equal(
+      deployment.template.spec.containers[0].securityContext.readOnlyRootFilesystem,
+      true,
+      'keepip needs no writable root',
+    );
+    assert.deepEqual((find(objects, 'PodDisruptionBudget').spec as Json).minAvailable, 2);
+    assert.deepEqual(
+      (find(objects, 'HorizontalPodAutoscaler').spec as Json).metrics.map((m: Json) => m.resource.name),
+      ['cpu'],
+    );
+    assert.deepEqual(
+      objects
+        .filter((o) => o.kind === 'IngressClass')
+        .map((o) => [o.metadata.name, (o.spec as Json).controller]),
+      [
+        ['edge', 'k8s.io/edge'],
+        ['edge-internal', 'k8s.io/edge'],
+      ],
+    );
+    assert.equal(
+      (find(objects, 'IngressClass', 'edge').metadata.annotations as Json)?.[
+        'ingressclass.kubernetes.io/is-default-class'
+      ],
+      'true',
+    );
+    const webhook = (find(objects, 'ValidatingWebhookConfiguration').webhooks as Json[])[0];
+    assert.equal(webhook.failurePolicy, 'Ignore');
+    assert.equal(webhook.timeoutSeconds, 5);
+    assert.equal((find(objects, 'ServiceMonitor').metadata.labels as Json).release, 'prometheus');
+    assert.equal(
+      (find(objects, 'ServiceAccount').metadata.annotations as Json)?.['eks.amazonaws.com/role-arn'],
+      'arn:aws:iam::111122223333:role/edge',
+    );
+  });
+
+  it('a DaemonSet on host ports watching one namespace: namespaced RBAC, no PDB, no webhook', async () => {
+    const { objects } = await render(readValues(join(FIXTURES, 'daemonset-scoped.yaml')));
+    assert.ok(
+      objects.every(
+        (o) =>
+          o.kind !== 'Deployment' &&
+          o.kind !== 'PodDisruptionBudget' &&
+          o.kind !== 'ValidatingWebhookConfiguration',
+      ),
+    );
+    const c = container(objects);
+    assert.deepEqual(
+      c.ports.map((p) => [p.name, p.hostPort]),
+      [
+        ['http', 80],
+        ['https', 443],
+        ['metrics', undefined],
+      ],
+    );
+    assert.deepEqual(c.args, [
+      'controller',
+      '--election-id=ingress-nginx-leader',
+      '--controller-class=k8s.io/ingress-nginx',
+      '--ingress-class=nginx',
+      '--configmap=$(POD_NAMESPACE)/ingress-nginx-controller',
+      '--watch-namespace=$(POD_NAMESPACE)',
+      '--report-node-internal-ip-address=true',
+      '--enable-metrics=true',
+      '--publish-status-address=203.0.113.10',
+    ]);
+    const clusterRole = find(objects, 'ClusterRole').rules as Json[];
+    assert.deepEqual(
+      clusterRole.map((r) => r.resources[0]).sort(),
+      ['ingressclasses', 'nodes'],
+      'only cluster-scoped resources cluster-wide',
+    );
+    const role = find(objects, 'Role').rules as Json[];
+    assert.ok(role.some((r) => r.resources[0] === 'ingresses'));
+    assert.deepEqual(
+      (find(objects, 'Service').spec as Json).ports.map((p: Json) => p.nodePort),
+      [30080, 30443],
+    );
+  });
+
+  it('cert-manager makes the webhook certificate and injects its CA; names follow nameOverride', async () => {
+    const { objects } = await render(readValues(join(FIXTURES, 'cert-manager.yaml')));
+    assert.ok(
+      objects.every((o) => o.kind !== 'Secret'),
+      'no certificate rendered here',
+    );
+    const webhook = find(objects, 'ValidatingWebhookConfiguration', 'ingress-nginx-edge-admission');
+    assert.equal(
+      (webhook.metadata.annotations as Json)?.['cert-manager.io/inject-ca-from'],
+      'edge-system/ingress-nginx-edge-admission',
+    );
+    const cert = find(objects, 'Certificate', 'ingress-nginx-edge-admission').spec as Json;
+    assert.equal(cert.duration, '2160h0m0s');
+    assert.ok(cert.dnsNames.includes('ingress-nginx-edge-controller-admission.edge-system.svc'));
+    assert.equal(find(objects, 'Namespace').metadata.name, 'edge-system');
+  });
+});
+
+describe('keepip manifests: the webhook certificate', () => {
+  it('is signed by the CA in the caBundle and names the webhook Service', async () => {
+    const { objects } = await render({});
+    const data = find(objects, 'Secret', 'ingress-nginx-admission').data as Record<string, string>;
+    const pem = (key: string) => Buffer.from(data[key]!, 'base64').toString('utf8');
+    const bundle = (find(objects, 'ValidatingWebhookConfiguration').webhooks as Json[])[0].clientConfig
+      .caBundle;
+    assert.equal(Buffer.from(bundle, 'base64').toString('utf8'), pem('ca'));
+    const ca = new X509Certificate(pem('ca'));
+    const cert = new X509Certificate(pem('cert'));
+    assert.ok(cert.verify(ca.publicKey));
+    assert.ok(ca.ca && !cert.ca);
+    assert.equal(
+      cert.checkHost('ingress-nginx-controller-admission.ingress-nginx.svc'),
+      'ingress-nginx-controller-admission.ingress-nginx.svc',
+    );
+    assert.equal(cert.checkHost('evil.example.com'), undefined);
+  });
+
+  it('--webhook-certs keeps it: written on the first run, the same on the next, a foreign one refused', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'keepip-webhook-certs-'));
+    try {
+      const caBundle = (stdout: string) => /caBundle: (\S+)/.exec(stdout)?.[1];
+      const first = await runKeepip(['manifests', '--webhook-certs', dir]);
+      const second = await runKeepip(['manifests', '--webhook-certs', dir]);
+      assert.equal(first.code, 0, first.stderr);
+      assert.ok(caBundle(first.stdout));
+      assert.equal(caBundle(second.stdout), caBundle(first.stdout));
+      const other = await runKeepip(['manifests', '--webhook-certs', dir, '--namespace', 'elsewhere']);
+      assert.equal(other.code, 1);
+      assert.match(
+        other.stderr,
+        /DEPLOY_WEBHOOK_CERT_ERROR: the certificate does not name ingress-nginx-controller-admission\.elsewhere\.svc/,
+      );
+      assert.equal(other.stdout, '');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('keepip manifests: nothing dropped silently', () => {
+  it('names every key it ignores or does not know, and nothing the chart default already says', async () => {
+    const out = await runKeepip(['manifests', '--values', join(FIXTURES, 'kitchen-sink.yaml')]);
+    assert.equal(out.code, 0, out.stderr);
+    const warned = [...out.stderr.matchAll(/^keepip manifests: warning (\S+): (\S+):/gm)].map(
+      (m) => `${m[1]} ${m[2]}`,
+    );
+    assert.deepEqual(warned.sort(), [
+      'DEPLOY_CONFIG_WARNING controller.config.use-gzip',
+      'DEPLOY_UNSUPPORTED_FLAG controller.extraArgs.sync-period',
+      'DEPLOY_VALUES_IGNORED controller.allowSnippetAnnotations',
+      'DEPLOY_VALUES_IGNORED controller.enableMimalloc',
+      'DEPLOY_VALUES_IGNORED controller.image.chroot',
+      'DEPLOY_VALUES_IGNORED controller.metrics.prometheusRule',
+      'DEPLOY_VALUES_IGNORED udp',
+      'DEPLOY_VALUES_UNKNOWN_KEY controller.somethingNew',
+    ]);
+  });
+
+  it('a value of the wrong type or an unknown controller flag: named, and nothing to apply for the former', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'keepip-values-'));
+    try {
+      const bad = join(dir, 'bad.yaml');
+      writeFileSync(
+        bad,
+        'controller:\n  replicaCount: two\n  kind: Both\n  service:\n    annotations: [a]\n',
+      );
+      const out = await runKeepip(['manifests', '--values', bad]);
+      assert.equal(out.code, 1);
+      assert.equal(out.stdout, '');
+      assert.match(
+        out.stderr,
+        /error DEPLOY_VALUES_INVALID: controller\.replicaCount: "two" is not an integer/,
+      );
+      assert.match(out.stderr, /error DEPLOY_VALUES_INVALID: controller\.kind: "Both"/);
+      assert.match(
+        out.stderr,
+        /error DEPLOY_VALUES_INVALID: controller\.service\.annotations: \["a"\] is not a map/,
+      );
+      const flag = join(dir, 'flag.yaml');
+      writeFileSync(flag, 'controller:\n  extraArgs:\n    no-such-flag: "1"\n');
+      const warned = await runKeepip(['manifests', '--values', flag]);
+      assert.equal(warned.code, 0);
+      assert.match(
+        warned.stderr,
+        /warning DEPLOY_UNSUPPORTED_FLAG: controller\.extraArgs\.no-such-flag: keepip controller has no --no-such-flag/,
+      );
+      writeFileSync(bad, 'controller: [\n');
+      const yaml = await runKeepip(['manifests', '--values', bad]);
+      assert.equal(yaml.code, 1);
+      assert.match(yaml.stderr, /error DEPLOY_VALUES_YAML_ERROR: .*bad\.yaml \(line \d+, column \d+\)/);
+      const usage = await runKeepip(['manifests', '--nope']);
+      assert.equal(usage.code, 2);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
