@@ -3,20 +3,10 @@
 // tcp-services on the L4 engine. /healthz turns ready only once the first complete list of every
 // resource is being served; during an API outage the last good snapshot keeps serving.
 import { hostname } from 'node:os';
-import { Gauge } from 'prom-client';
-import type { Topology } from '../config/model.ts';
-import {
-  describeConfig,
-  describeIssue,
-  GatewayStartError,
-  listenerEvents,
-  type RunningGateway,
-  snapshotEvents,
-  startGateway,
-} from '../gateway/gateway.ts';
+import { Gauge, type Registry } from 'prom-client';
+import type { RunningGateway } from '../gateway/gateway.ts';
 import type { LineSink } from '../gateway/line-sink.ts';
 import { createGatewayMetrics } from '../gateway/metrics.ts';
-import type { KeyPair } from '../gateway/tls.ts';
 import { reviewAdmission } from './admission.ts';
 import { type BackoffPolicy, DEFAULT_BACKOFF, realScheduler, type Scheduler } from './backoff.ts';
 import { createDebouncer } from './debounce.ts';
@@ -24,14 +14,13 @@ import { createElection, type Election } from './election.ts';
 import { createEventRecorder } from './event-recorder.ts';
 import { ingressEvents, ingressFingerprint, newVersions } from './events.ts';
 import type { ControllerOptions } from './flags.ts';
-import { createInformers } from './informers.ts';
+import { createInformers, type Informers } from './informers.ts';
 import { createKubeClient, type KubeClient, loadKubeConfig } from './kube-client.ts';
-import type { KubeObject } from './resources.ts';
 import { type SmallServer, startHealthServer, startWebhookServer } from './servers.ts';
-import { buildClusterTopology, servedIngresses, type SnapshotOptions } from './snapshot.ts';
+import { createServing, type Serving } from './serving.ts';
+import { servedIngresses, type SnapshotOptions } from './snapshot.ts';
 import { createStatusWriter } from './status-writer.ts';
 import { createTcpRunner } from './tcp-runner.ts';
-import { planTcpServices, udpProblems } from './tcp-services.ts';
 
 export interface ControllerDeps {
   env: NodeJS.ProcessEnv;
@@ -71,18 +60,7 @@ export function snapshotOptions(o: ControllerOptions): SnapshotOptions {
   };
 }
 
-function defaultCertificate(o: ControllerOptions, secrets: readonly KubeObject[]): KeyPair | undefined {
-  if (!o.defaultSslCertificate) return undefined;
-  const [ns, name] = o.defaultSslCertificate.split('/');
-  const secret = secrets.find((s) => s.metadata?.namespace === ns && s.metadata?.name === name);
-  const data = (secret?.data ?? {}) as Record<string, string>;
-  const decode = (v: string | undefined) => (v ? Buffer.from(v, 'base64').toString('utf8') : '');
-  const cert = decode(data['tls.crt']);
-  const key = decode(data['tls.key']);
-  return cert.includes('CERTIFICATE') && key.includes('PRIVATE KEY') ? { cert, key } : undefined;
-}
-
-function controllerMetrics(registry: import('prom-client').Registry) {
+function controllerGauges(registry: Registry) {
   const gauge = (name: string, help: string) => new Gauge({ name, help, registers: [registry] });
   return {
     synced: gauge('keepip_controller_synced', '1 once the first complete list of every resource is served'),
@@ -99,154 +77,65 @@ export async function startController(
   return runController(options, deps, client);
 }
 
-async function runController(
+/** The leader's writes: status of the served Ingresses, then Events for Ingresses that changed. */
+function createLeaderDuties(
   o: ControllerOptions,
-  deps: ControllerDeps,
   client: KubeClient,
-): Promise<RunningController> {
-  const scheduler = deps.scheduler ?? realScheduler;
-  const log = deps.log;
-  const metrics = createGatewayMetrics();
-  const gauges = controllerMetrics(metrics.registry);
-  const identity = o.podName ?? `${hostname()}-${process.pid}`;
-  const snapOptions = snapshotOptions(o);
-  let gateway: RunningGateway | null = null;
-  let starting = false;
-  let shuttingDown = false;
-  let election: Election | null = null;
-  let leader = o.disableLeaderElection;
-  let resolveServing: (g: RunningGateway) => void = () => {};
-  const servingPromise = new Promise<RunningGateway>((resolve) => {
-    resolveServing = resolve;
-  });
-  let fail: (e: Error) => void = () => {};
-  const failed = new Promise<Error>((resolve) => {
-    fail = resolve;
-  });
+  identity: string,
+  scheduler: Scheduler,
+  log: (line: string) => void,
+) {
   const emitted = new Map<string, string>();
   const recorder = createEventRecorder({ client, host: identity, now: scheduler.now, log });
   const statusWriter = createStatusWriter({ client, options: o, log });
-  const tcp = createTcpRunner({ host: o.bindAddress, registry: metrics.registry, log });
   let statusRunning: Promise<unknown> = Promise.resolve();
-
-  const informers = createInformers({
-    client,
-    options: o,
-    scheduler,
-    backoff: deps.backoff ?? DEFAULT_BACKOFF,
-    onChange: () => {
-      gauges.connected.set(informers.connected() ? 1 : 0);
-      if (informers.synced()) debouncer.trigger();
-    },
-    log,
-  });
-  const served = () => servedIngresses(informers.objects(), snapOptions);
-
-  /** Leader duties after a snapshot or on taking the lead: status, then events for new Ingress versions. */
-  const leaderDuties = () => {
-    if (!leader || shuttingDown || gateway === null) return;
-    const ingresses = served();
-    if (o.updateStatus)
-      statusRunning = statusRunning.then(() => statusWriter.sync(ingresses)).catch(() => {});
-    const topology = gateway.snapshot().topology;
-    for (const ing of newVersions(ingresses, emitted)) {
-      emitted.set(`${ing.metadata?.namespace ?? ''}/${ing.metadata?.name ?? ''}`, ingressFingerprint(ing));
-      for (const e of ingressEvents(ing, topology.issues, !o.disableSyncEvents)) recorder.emit(e);
-    }
-  };
-
-  const report = (topology: Topology, first: boolean) => {
-    const snap = gateway!.snapshot();
-    log(
-      `${first ? 'serving' : 'reloaded'}: config v${snap.version} from the API server: ${describeConfig(snap)}`,
-    );
-    if (first) for (const e of listenerEvents(gateway!)) log(e.message);
-    for (const e of snapshotEvents(snap)) log(`${e.level}: ${e.message}`);
-    const tcpMap = informers
-      .objects()
-      .configMaps.find((c) => `${c.metadata?.namespace}/${c.metadata?.name}` === o.tcpServicesConfigMap);
-    const udpMap = informers
-      .objects()
-      .configMaps.find((c) => `${c.metadata?.namespace}/${c.metadata?.name}` === o.udpServicesConfigMap);
-    const plan = planTcpServices(tcpMap, topology, [o.httpPort, o.httpsPort, o.healthzPort]);
-    for (const p of [...plan.problems, ...udpProblems(udpMap)]) log(`warning: ${p.message} [${p.code}]`);
-    const { settings } = topology.gateway;
-    void tcp.apply(plan.plans, {
-      trustedCidrs: settings.trustedCidrs,
-      headerTimeoutMs: settings.proxyProtocolHeaderTimeoutMs,
-    });
-  };
-
-  const startServing = async (topology: Topology) => {
-    starting = true;
-    const certificate = defaultCertificate(o, informers.objects().secrets);
-    try {
-      gateway = await startGateway({
-        topology,
-        http: { host: o.bindAddress, port: o.httpPort },
-        https: { host: o.bindAddress, port: o.httpsPort },
-        metrics,
-        drainTimeoutMs: o.postShutdownGracePeriodMs,
-        ...(deps.accessLog ? { accessLog: deps.accessLog } : {}),
-        ...(deps.errorLog ? { errorLog: deps.errorLog } : {}),
-        ...(certificate ? { defaultCertificate: certificate } : {}),
-      });
-    } catch (error) {
-      starting = false;
-      if (error instanceof GatewayStartError) {
-        log(`error: cannot serve the cluster's configuration yet (${error.message}); waiting for a change`);
-        for (const issue of error.issues) log(`error: ${describeIssue(issue)}`);
-        return;
+  return {
+    run(informers: Informers, serving: Serving, snapOptions: SnapshotOptions) {
+      const gateway = serving.gateway();
+      if (gateway === null) return;
+      const ingresses = servedIngresses(informers.objects(), snapOptions);
+      if (o.updateStatus)
+        statusRunning = statusRunning.then(() => statusWriter.sync(ingresses)).catch(() => {});
+      const { issues } = gateway.snapshot().topology;
+      for (const ing of newVersions(ingresses, emitted)) {
+        emitted.set(`${ing.metadata?.namespace ?? ''}/${ing.metadata?.name ?? ''}`, ingressFingerprint(ing));
+        for (const e of ingressEvents(ing, issues, !o.disableSyncEvents)) recorder.emit(e);
       }
-      log(`error: ${(error as Error).message}`);
-      fail(error as Error);
-      return;
-    }
-    gauges.synced.set(1);
-    report(topology, true);
-    resolveServing(gateway);
-    leaderDuties();
+    },
+    /** Waits for writes in flight; clears the status when asked (the caller checks leadership). */
+    async finish(informers: Informers, snapOptions: SnapshotOptions, clearStatus: boolean) {
+      await statusRunning;
+      if (clearStatus) await statusWriter.clear(servedIngresses(informers.objects(), snapOptions));
+      await recorder.idle();
+    },
   };
+}
 
-  const flush = () => {
-    if (shuttingDown) return;
-    const topology = buildClusterTopology(informers.objects(), snapOptions);
-    if (gateway === null) {
-      if (!starting) void startServing(topology);
-      return;
-    }
-    const result = gateway.reload(topology);
-    if (!result.ok) {
-      log(`error: reload rejected (${result.error.message}); still serving config v${result.version}`);
-      return;
-    }
-    report(topology, false);
-    leaderDuties();
-  };
-  const debouncer = createDebouncer({
-    quietMs: deps.debounce?.quietMs ?? 100,
-    maxDelayMs: deps.debounce?.maxDelayMs ?? 1000,
-    scheduler,
-    flush,
-  });
-
+async function startEdges(
+  o: ControllerOptions,
+  informers: Informers,
+  serving: Serving,
+  registry: Registry,
+  snapOptions: SnapshotOptions,
+  isShuttingDown: () => boolean,
+  log: (line: string) => void,
+) {
   const health = await startHealthServer({
     host: o.healthzHost ?? o.bindAddress,
     port: o.healthzPort,
     healthPath: o.healthCheckPath,
     unhealthy: () =>
-      shuttingDown
+      isShuttingDown()
         ? 'shutting down'
-        : gateway === null
+        : serving.gateway() === null
           ? 'not ready: waiting for the first complete sync'
           : null,
     note: () => (informers.connected() ? null : 'API server unreachable: serving the last good snapshot'),
-    registry: o.enableMetrics ? metrics.registry : null,
+    registry: o.enableMetrics ? registry : null,
   });
   log(
     `health http://${health.address.address}:${health.address.port}${o.healthCheckPath}${o.enableMetrics ? ', metrics /metrics' : ''}`,
   );
-
   let webhook: SmallServer | null = null;
   if (o.validatingWebhook) {
     webhook = await startWebhookServer({
@@ -262,68 +151,165 @@ async function runController(
     });
     log(`validating webhook https://${webhook.address.address}:${webhook.address.port}`);
   }
+  return { health, webhook };
+}
 
+/** The Lease loop, unless --disable-leader-election; `changed` hears each start and stop of leading. */
+function startElection(
+  o: ControllerOptions,
+  client: KubeClient,
+  identity: string,
+  scheduler: Scheduler,
+  log: (line: string) => void,
+  changed: (leading: boolean) => void,
+): Election | null {
+  if (o.disableLeaderElection) return null;
+  const election = createElection({
+    client,
+    namespace: o.podNamespace,
+    name: o.electionId,
+    identity,
+    timings: o.lease,
+    scheduler,
+    onStartedLeading: () => changed(true),
+    onStoppedLeading: () => changed(false),
+    log,
+  });
+  election.start();
+  return election;
+}
+
+/** Reflectors → debounce → snapshot → gateway, wired together. */
+function wireCore(
+  o: ControllerOptions,
+  deps: ControllerDeps,
+  client: KubeClient,
+  parts: {
+    scheduler: Scheduler;
+    metrics: ReturnType<typeof createGatewayMetrics>;
+    tcp: ReturnType<typeof createTcpRunner>;
+    snapOptions: SnapshotOptions;
+    onServed: () => void;
+    onChange: (connected: boolean) => void;
+  },
+) {
+  const serving: Serving = createServing({
+    options: o,
+    snapshotOptions: parts.snapOptions,
+    objects: () => informers.objects(),
+    metrics: parts.metrics,
+    tcp: parts.tcp,
+    log: deps.log,
+    accessLog: deps.accessLog,
+    errorLog: deps.errorLog,
+    onServed: parts.onServed,
+  });
+  const debounce = deps.debounce ?? { quietMs: 100, maxDelayMs: 1000 };
+  const debouncer = createDebouncer({
+    ...debounce,
+    scheduler: parts.scheduler,
+    flush: () => serving.flush(),
+  });
+  const informers: Informers = createInformers({
+    client,
+    options: o,
+    scheduler: parts.scheduler,
+    backoff: deps.backoff ?? DEFAULT_BACKOFF,
+    onChange: () => {
+      parts.onChange(informers.connected());
+      if (informers.synced()) debouncer.trigger();
+    },
+    log: deps.log,
+  });
+  return { serving, informers, debouncer };
+}
+
+async function runController(
+  o: ControllerOptions,
+  deps: ControllerDeps,
+  client: KubeClient,
+): Promise<RunningController> {
+  const scheduler = deps.scheduler ?? realScheduler;
+  const log = deps.log;
+  const metrics = createGatewayMetrics();
+  const gauges = controllerGauges(metrics.registry);
+  const identity = o.podName ?? `${hostname()}-${process.pid}`;
+  const snapOptions = snapshotOptions(o);
+  const tcp = createTcpRunner({ host: o.bindAddress, registry: metrics.registry, log });
+  const duties = createLeaderDuties(o, client, identity, scheduler, log);
+  let shuttingDown = false;
+  let leader = o.disableLeaderElection;
+  const leaderDuties = () => {
+    if (leader && !shuttingDown) duties.run(informers, serving, snapOptions);
+  };
+  const { serving, informers, debouncer } = wireCore(o, deps, client, {
+    scheduler,
+    metrics,
+    tcp,
+    snapOptions,
+    onServed: () => {
+      gauges.synced.set(1);
+      leaderDuties();
+    },
+    onChange: (connected) => gauges.connected.set(connected ? 1 : 0),
+  });
+  const edges = await startEdges(
+    o,
+    informers,
+    serving,
+    metrics.registry,
+    snapOptions,
+    () => shuttingDown,
+    log,
+  );
   log(
     `watching the API server ${client.server}${o.watchNamespace ? ` (namespace ${o.watchNamespace})` : ''}`,
   );
   informers.start();
 
-  if (!o.disableLeaderElection) {
-    election = createElection({
-      client,
-      namespace: o.podNamespace,
-      name: o.electionId,
-      identity,
-      timings: o.lease,
-      scheduler,
-      onStartedLeading: () => {
-        leader = true;
-        gauges.leader.set(1);
-        leaderDuties();
-      },
-      onStoppedLeading: () => {
-        leader = false;
-        gauges.leader.set(0);
-      },
-      log,
-    });
-    election.start();
-  } else gauges.leader.set(1);
+  const election = startElection(o, client, identity, scheduler, log, (leading) => {
+    leader = leading;
+    gauges.leader.set(leading ? 1 : 0);
+    if (leading) leaderDuties();
+  });
+  if (election === null) gauges.leader.set(1);
 
+  // Nodes and the publish-service change without touching an Ingress: re-check the status regularly.
   const periodic = () => {
     leaderDuties();
     statusTimer = scheduler.setTimeout(periodic, o.statusUpdateIntervalMs);
   };
   let statusTimer = scheduler.setTimeout(periodic, o.statusUpdateIntervalMs);
 
-  let closing: Promise<void> | null = null;
   const close = async () => {
     shuttingDown = true;
     log('shutting down: /healthz answers 503');
     if (o.shutdownGracePeriodMs > 0) await new Promise((r) => setTimeout(r, o.shutdownGracePeriodMs));
     scheduler.clearTimeout(statusTimer);
     debouncer.cancel();
-    await statusRunning;
-    if (leader && o.updateStatus && o.updateStatusOnShutdown && gateway !== null)
-      await statusWriter.clear(served());
-    await recorder.idle();
+    serving.stop();
+    const clear = leader && o.updateStatus && o.updateStatusOnShutdown && serving.gateway() !== null;
+    await duties.finish(informers, snapOptions, clear);
     informers.stop();
     await election?.stop();
     await tcp.close();
-    await gateway?.close();
-    await webhook?.close();
-    await health.close();
+    await serving.gateway()?.close();
+    await edges.webhook?.close();
+    await edges.health.close();
     log('stopped');
   };
-
+  let closing: Promise<void> | null = null;
   return {
-    healthzAddress: health.address,
-    webhookAddress: webhook?.address ?? null,
-    serving: () => servingPromise,
-    gateway: () => gateway,
+    healthzAddress: edges.health.address,
+    webhookAddress: edges.webhook?.address ?? null,
+    serving: () => serving.ready,
+    gateway: () => serving.gateway(),
     leading: () => leader,
     tcpListeners: () => tcp.listeners(),
-    close: () => (closing ??= close()),
-    failed,
+    close: () => {
+      closing ??= close();
+      return closing;
+    },
+    failed: serving.failed,
   };
 }

@@ -1,0 +1,154 @@
+// From cluster view to traffic: the first complete sync starts the gateway (listeners open only then),
+// every later debounced change becomes one atomic snapshot swap, and each snapshot's tcp-services plan
+// is applied. What it serves and why goes to the log, as `keepip gateway` prints it.
+import type { Topology } from '../config/model.ts';
+import {
+  describeConfig,
+  describeIssue,
+  GatewayStartError,
+  listenerEvents,
+  type RunningGateway,
+  snapshotEvents,
+  startGateway,
+} from '../gateway/gateway.ts';
+import type { LineSink } from '../gateway/line-sink.ts';
+import type { GatewayMetrics } from '../gateway/metrics.ts';
+import type { KeyPair } from '../gateway/tls.ts';
+import type { ControllerOptions } from './flags.ts';
+import type { KubeObject } from './resources.ts';
+import { buildClusterTopology, type ClusterObjects, type SnapshotOptions } from './snapshot.ts';
+import type { TcpRunner } from './tcp-runner.ts';
+import { planTcpServices, udpProblems } from './tcp-services.ts';
+
+export interface Serving {
+  /** Builds a snapshot from the current objects and serves it (starting the gateway the first time). */
+  flush(): void;
+  gateway(): RunningGateway | null;
+  /** Resolves once the first snapshot is served. */
+  readonly ready: Promise<RunningGateway>;
+  /** Resolves when a listener cannot bind (the process should exit 1). */
+  readonly failed: Promise<Error>;
+  /** Stops taking snapshots (shutdown). */
+  stop(): void;
+}
+
+export interface ServingDeps {
+  options: ControllerOptions;
+  snapshotOptions: SnapshotOptions;
+  objects: () => ClusterObjects;
+  metrics: GatewayMetrics;
+  tcp: TcpRunner;
+  log: (line: string) => void;
+  accessLog?: LineSink | undefined;
+  errorLog?: LineSink | undefined;
+  /** After each snapshot is served (the first included). */
+  onServed: (first: boolean) => void;
+}
+
+/** --default-ssl-certificate's Secret as a key pair, when it holds PEM certificate and key. */
+export function defaultCertificate(ref: string | null, secrets: readonly KubeObject[]): KeyPair | undefined {
+  if (!ref) return undefined;
+  const [ns, name] = ref.split('/');
+  const secret = secrets.find((s) => s.metadata?.namespace === ns && s.metadata?.name === name);
+  const data = (secret?.data ?? {}) as Record<string, string>;
+  const decode = (v: string | undefined) => (v ? Buffer.from(v, 'base64').toString('utf8') : '');
+  const cert = decode(data['tls.crt']);
+  const key = decode(data['tls.key']);
+  return cert.includes('CERTIFICATE') && key.includes('PRIVATE KEY') ? { cert, key } : undefined;
+}
+
+function configMapNamed(objects: ClusterObjects, ref: string | null): KubeObject | undefined {
+  return objects.configMaps.find((c) => `${c.metadata?.namespace}/${c.metadata?.name}` === ref);
+}
+
+export function createServing(deps: ServingDeps): Serving {
+  const { options: o, log } = deps;
+  let gateway: RunningGateway | null = null;
+  let starting = false;
+  let stopped = false;
+  let resolveReady: (g: RunningGateway) => void = () => {};
+  const ready = new Promise<RunningGateway>((resolve) => {
+    resolveReady = resolve;
+  });
+  let fail: (e: Error) => void = () => {};
+  const failed = new Promise<Error>((resolve) => {
+    fail = resolve;
+  });
+
+  const report = (topology: Topology, first: boolean) => {
+    const running = gateway!;
+    const snap = running.snapshot();
+    log(
+      `${first ? 'serving' : 'reloaded'}: config v${snap.version} from the API server: ${describeConfig(snap)}`,
+    );
+    if (first) for (const e of listenerEvents(running)) log(e.message);
+    for (const e of snapshotEvents(snap)) log(`${e.level}: ${e.message}`);
+    const objects = deps.objects();
+    const plan = planTcpServices(configMapNamed(objects, o.tcpServicesConfigMap), topology, [
+      o.httpPort,
+      o.httpsPort,
+      o.healthzPort,
+    ]);
+    for (const p of [...plan.problems, ...udpProblems(configMapNamed(objects, o.udpServicesConfigMap))])
+      log(`warning: ${p.message} [${p.code}]`);
+    const { settings } = topology.gateway;
+    void deps.tcp.apply(plan.plans, {
+      trustedCidrs: settings.trustedCidrs,
+      headerTimeoutMs: settings.proxyProtocolHeaderTimeoutMs,
+    });
+  };
+
+  const start = async (topology: Topology) => {
+    starting = true;
+    const certificate = defaultCertificate(o.defaultSslCertificate, deps.objects().secrets);
+    try {
+      gateway = await startGateway({
+        topology,
+        http: { host: o.bindAddress, port: o.httpPort },
+        https: { host: o.bindAddress, port: o.httpsPort },
+        metrics: deps.metrics,
+        drainTimeoutMs: o.postShutdownGracePeriodMs,
+        ...(deps.accessLog ? { accessLog: deps.accessLog } : {}),
+        ...(deps.errorLog ? { errorLog: deps.errorLog } : {}),
+        ...(certificate ? { defaultCertificate: certificate } : {}),
+      });
+    } catch (error) {
+      starting = false;
+      if (!(error instanceof GatewayStartError)) {
+        log(`error: ${(error as Error).message}`);
+        fail(error as Error);
+        return;
+      }
+      log(`error: cannot serve the cluster's configuration yet (${error.message}); waiting for a change`);
+      for (const issue of error.issues) log(`error: ${describeIssue(issue)}`);
+      return;
+    }
+    report(topology, true);
+    resolveReady(gateway);
+    deps.onServed(true);
+  };
+
+  return {
+    flush() {
+      if (stopped) return;
+      const topology = buildClusterTopology(deps.objects(), deps.snapshotOptions);
+      if (gateway === null) {
+        if (!starting) void start(topology);
+        return;
+      }
+      const result = gateway.reload(topology);
+      if (!result.ok) {
+        log(`error: reload rejected (${result.error.message}); still serving config v${result.version}`);
+        return;
+      }
+      report(topology, false);
+      deps.onServed(false);
+    },
+    gateway: () => gateway,
+    ready,
+    failed,
+    stop() {
+      stopped = true;
+    },
+  };
+}
