@@ -1,7 +1,7 @@
 // Every call `keepip controller` makes to the API server, as (resource, verbs, where): the one list the
-// rendered RBAC is made from (rbac.ts), and that test/deploy/rbac.test.ts holds the controller to by
-// running it against a fake API server and mapping every request it sends onto this list. A call the
-// controller starts making without a line here fails that test; a line nothing uses fails it too.
+// rendered RBAC is made from (rbac.ts). test/deploy/rbac.test.ts runs the controller against a fake API
+// server and checks every request it sends against the rules rendered from this list, so a call the
+// controller starts making without a line here fails that test.
 import { RESOURCES, type ResourceType } from '../controller/resources.ts';
 
 export type Verb = 'get' | 'list' | 'watch' | 'create' | 'update' | 'patch';

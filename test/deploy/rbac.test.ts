@@ -1,0 +1,154 @@
+// The RBAC keepip manifests renders, against what keepip controller really asks of the API server: the
+// controller runs against the fake API server (leader election, status from its pod's node, events,
+// a ConfigMap by name), and every request it sends must be allowed by the rendered ClusterRole or the
+// Role of its namespace. The rules themselves come from API_ACCESS, one rule per line.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { API_ACCESS, apiGroup } from '../../src/deploy/api-access.ts';
+import type { K8sObject } from '../../src/deploy/context.ts';
+import { renderManifests } from '../../src/deploy/render.ts';
+import { type FakeApiServer, type SeenRequest, startFakeApiServer } from '../fixtures/fake-apiserver.ts';
+import {
+  type Backend,
+  seedWeb,
+  startBackend,
+  startTestController,
+  type TestController,
+} from '../controller/harness.ts';
+
+interface Rule {
+  apiGroups: string[];
+  resources: string[];
+  verbs: string[];
+  resourceNames?: string[];
+}
+
+interface ApiCall {
+  group: string;
+  resource: string;
+  namespace: string;
+  name: string;
+  verb: string;
+}
+
+/** A request as RBAC sees it: API group, resource[/subresource], namespace, name and verb. */
+function apiCall(r: SeenRequest): ApiCall {
+  const m =
+    /^\/(?:api\/v1|apis\/([a-z0-9.-]+)\/v1)(?:\/namespaces\/([^/]+))?\/([a-z]+)(?:\/([^/]+))?(?:\/(status))?$/.exec(
+      r.path,
+    );
+  assert.ok(m, `not an API path: ${r.path}`);
+  const [, group = '', namespace = '', plural, name = '', sub] = m;
+  const watch = r.query.get('watch') === '1' || r.query.get('watch') === 'true';
+  const verbs: Record<string, string> = { POST: 'create', PUT: 'update', PATCH: 'patch', DELETE: 'delete' };
+  const verb = r.method === 'GET' ? (name ? 'get' : watch ? 'watch' : 'list') : (verbs[r.method] ?? r.method);
+  return { group, resource: sub ? `${plural}/${sub}` : plural!, namespace, name, verb };
+}
+
+function allows(rules: readonly Rule[], call: ApiCall): boolean {
+  return rules.some(
+    (rule) =>
+      rule.apiGroups.includes(call.group) &&
+      rule.resources.includes(call.resource) &&
+      rule.verbs.includes(call.verb) &&
+      (rule.resourceNames === undefined || rule.resourceNames.includes(call.name)),
+  );
+}
+
+describe('RBAC: the rendered rules against the running controller', () => {
+  let api: FakeApiServer;
+  let web: Backend;
+  let controller: TestController | null = null;
+  let objects: K8sObject[] = [];
+
+  before(async () => {
+    ({ objects } = await renderManifests(
+      {},
+      { release: 'ingress-nginx', namespace: 'ingress-nginx', image: 'x', version: '0' },
+    ));
+    api = await startFakeApiServer();
+    web = await startBackend('web');
+    seedWeb(api, web.port);
+    api.apply({
+      kind: 'Pod',
+      metadata: {
+        namespace: 'ingress-nginx',
+        name: 'ctl-0',
+        labels: { 'app.kubernetes.io/name': 'ingress-nginx' },
+      },
+      spec: { nodeName: 'node-0' },
+      status: { phase: 'Running', conditions: [{ type: 'Ready', status: 'True' }] },
+    });
+    api.apply({
+      kind: 'Node',
+      metadata: { name: 'node-0' },
+      status: { addresses: [{ type: 'InternalIP', address: '10.9.0.1' }] },
+    });
+    api.apply({
+      kind: 'ConfigMap',
+      metadata: { namespace: 'ingress-nginx', name: 'ingress-nginx-controller' },
+      data: {},
+    });
+    controller = await startTestController(
+      api,
+      ['--election-id=ingress-nginx-leader', '--configmap=ingress-nginx/ingress-nginx-controller'],
+      { POD_NAME: 'ctl-0' },
+    );
+    // Leader, then the status from the pod's node: the Lease, the pod, the node and the status PUT.
+    await api.waitUntil(
+      () => api.get('Ingress', 'default', 'web')?.status?.loadBalancer?.ingress?.length === 1,
+      20_000,
+    );
+  });
+
+  after(async () => {
+    await controller?.close();
+    await api?.close();
+    await web?.close();
+  });
+
+  it('allows every request the controller sent, in the namespace it sent it to', () => {
+    const clusterRules = find(objects, 'ClusterRole').rules as Rule[];
+    const roleRules = find(objects, 'Role').rules as Rule[];
+    const ownNamespace = find(objects, 'Role').metadata.namespace;
+    const calls = api.requests.map(apiCall);
+    assert.ok(
+      calls.some((c) => c.resource === 'leases' && c.verb === 'create'),
+      'the controller took the Lease',
+    );
+    assert.ok(
+      calls.some((c) => c.resource === 'ingresses/status' && c.verb === 'update'),
+      'it wrote the status',
+    );
+    const denied = calls.filter(
+      (c) => !allows(clusterRules, c) && !(c.namespace === ownNamespace && allows(roleRules, c)),
+    );
+    assert.deepEqual(
+      [...new Set(denied.map((c) => `${c.verb} ${c.group}/${c.resource} ${c.namespace}/${c.name}`))],
+      [],
+    );
+  });
+
+  it('renders exactly one rule per API_ACCESS line, with its verbs', () => {
+    const rules = [
+      ...(find(objects, 'ClusterRole').rules as Rule[]),
+      ...(find(objects, 'Role').rules as Rule[]),
+    ];
+    const expected = API_ACCESS.filter((a) => a.resource.plural !== 'namespaces').map((a) => ({
+      apiGroups: [apiGroup(a.resource)],
+      resources: [a.subresource ? `${a.resource.plural}/${a.subresource}` : a.resource.plural],
+      verbs: [...a.verbs],
+      ...(a.onlyElectionLease ? { resourceNames: ['ingress-nginx-leader'] } : {}),
+    }));
+    assert.deepEqual(
+      rules.map((r) => JSON.stringify(r)).sort(),
+      expected.map((r) => JSON.stringify(r)).sort(),
+    );
+  });
+});
+
+function find(objects: readonly K8sObject[], kind: string): K8sObject {
+  const found = objects.find((o) => o.kind === kind);
+  assert.ok(found, `no ${kind}`);
+  return found;
+}
