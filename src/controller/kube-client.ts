@@ -77,14 +77,13 @@ function statusError(method: string, path: string, status: number, body: unknown
   };
 }
 
-export function createKubeClient(kc: KubeConfig, requestTimeoutMs = 30_000): KubeClient {
-  const cluster = kc.getCurrentCluster();
-  if (!cluster) throw new Error('the kubeconfig has no current cluster');
-  const server = cluster.server.replace(/\/+$/, '');
+type Request = KubeClient['request'];
+
+/** Requests with client-node's authentication (tokens are re-read as they rotate) over one pool. */
+function createRequester(kc: KubeConfig, server: string, requestTimeoutMs: number): Request {
   // One dispatcher (connection pool) for all requests; client-node builds a new one per call.
   let dispatcher: Dispatcher | undefined;
   let dispatcherReady = false;
-
   const authenticate = async (url: string, method: keyof typeof METHODS) => {
     const ctx = new RequestContext(url, METHODS[method]);
     await kc.applySecurityAuthentication(ctx);
@@ -94,8 +93,7 @@ export function createKubeClient(kc: KubeConfig, requestTimeoutMs = 30_000): Kub
     }
     return ctx.getHeaders() as unknown as Record<string, string>;
   };
-
-  const request: KubeClient['request'] = async (method, path, body, contentType) => {
+  return async (method, path, body, contentType) => {
     const url = `${server}${path}`;
     let response: Awaited<ReturnType<typeof fetch>>;
     let text: string;
@@ -115,101 +113,121 @@ export function createKubeClient(kc: KubeConfig, requestTimeoutMs = 30_000): Kub
       text = await response.text();
     } catch (error) {
       const cause = (error as { cause?: { code?: string; message?: string } }).cause;
+      const why = cause?.code ?? cause?.message ?? (error as Error).message;
       return {
         ok: false,
-        error: {
-          code: 'KUBE_API_UNREACHABLE',
-          status: null,
-          message: `${method} ${path}: ${cause?.code ?? cause?.message ?? (error as Error).message}`,
-        },
+        error: { code: 'KUBE_API_UNREACHABLE', status: null, message: `${method} ${path}: ${why}` },
       };
     }
-    let parsed: unknown = null;
-    try {
-      parsed = text === '' ? {} : JSON.parse(text);
-    } catch {
-      parsed = null;
-    }
-    if (response.status < 200 || response.status > 299) {
-      return { ok: false, error: statusError(method, path, response.status, parsed) };
-    }
-    if (parsed === null || typeof parsed !== 'object') {
-      return {
-        ok: false,
-        error: {
-          code: 'KUBE_API_BAD_RESPONSE',
-          status: response.status,
-          message: `${method} ${path}: not JSON`,
-        },
-      };
-    }
-    return { ok: true, value: parsed as KubeObject };
+    return decodeResponse(method, path, response.status, text);
   };
+}
 
+function decodeResponse(method: string, path: string, status: number, text: string): ApiResult<KubeObject> {
+  let parsed: unknown = null;
+  try {
+    parsed = text === '' ? {} : JSON.parse(text);
+  } catch {
+    parsed = null;
+  }
+  if (status < 200 || status > 299) return { ok: false, error: statusError(method, path, status, parsed) };
+  if (parsed === null || typeof parsed !== 'object') {
+    return {
+      ok: false,
+      error: { code: 'KUBE_API_BAD_RESPONSE', status, message: `${method} ${path}: not JSON` },
+    };
+  }
+  return { ok: true, value: parsed as KubeObject };
+}
+
+async function listPage(
+  request: Request,
+  path: string,
+  query: Record<string, string>,
+  continueToken: string | null,
+): Promise<ApiResult<ListPage>> {
+  const params = new URLSearchParams({ ...query, limit: '500' });
+  if (continueToken) params.set('continue', continueToken);
+  const result = await request('GET', `${path}?${params}`);
+  if (!result.ok) return result;
+  const body = result.value as {
+    items?: unknown;
+    metadata?: { resourceVersion?: unknown; continue?: unknown };
+  };
+  if (!Array.isArray(body.items)) {
+    return {
+      ok: false,
+      error: { code: 'KUBE_API_BAD_RESPONSE', status: 200, message: `GET ${path}: no items` },
+    };
+  }
+  const meta = body.metadata ?? {};
+  return {
+    ok: true,
+    value: {
+      items: body.items.filter((i): i is KubeObject => typeof i === 'object' && i !== null),
+      resourceVersion: typeof meta.resourceVersion === 'string' ? meta.resourceVersion : '',
+      continue: typeof meta.continue === 'string' ? meta.continue : null,
+    },
+  };
+}
+
+/** One watch stream through client-node's Watch, its outcomes as WatchHandlers calls. */
+function watchStream(
+  watcher: Watch,
+  path: string,
+  query: Record<string, string>,
+  resourceVersion: string,
+  handlers: WatchHandlers,
+): { stop(): void } {
+  let controller: AbortController | null = null;
+  let ended = false;
+  let stopped = false;
+  const end = (outcome: WatchEnd) => {
+    if (ended) return;
+    ended = true;
+    if (!stopped) handlers.end(outcome);
+  };
+  // client-go asks the server to end each watch after 5-10 minutes, so they spread out.
+  const timeoutSeconds = String(300 + Math.floor(Math.random() * 300));
+  watcher
+    .watch(
+      path,
+      // watch=1 as the API conventions write it (Watch itself would send watch=true; both are valid).
+      { ...query, watch: 1, resourceVersion, allowWatchBookmarks: true, timeoutSeconds },
+      (type: string, object: unknown) => {
+        if (!stopped && typeof object === 'object' && object !== null)
+          handlers.event({ type, object: object as KubeObject });
+      },
+      (error: unknown) => end(watchEnd(path, error)),
+    )
+    .then((c) => {
+      controller = c;
+      if (stopped) c.abort();
+      else if (!ended) handlers.open();
+    })
+    .catch((error: unknown) => end(watchEnd(path, error)));
+  return {
+    stop() {
+      stopped = true;
+      controller?.abort();
+    },
+  };
+}
+
+export function createKubeClient(kc: KubeConfig, requestTimeoutMs = 30_000): KubeClient {
+  const cluster = kc.getCurrentCluster();
+  if (!cluster) throw new Error('the kubeconfig has no current cluster');
+  const server = cluster.server.replace(/\/+$/, '');
+  const request = createRequester(kc, server, requestTimeoutMs);
   const watcher = new Watch(kc);
-  const listWatcher = (path: string, query: Record<string, string>): ListWatcher => ({
-    async list(continueToken): Promise<ApiResult<ListPage>> {
-      const params = new URLSearchParams({ ...query, limit: '500' });
-      if (continueToken) params.set('continue', continueToken);
-      const result = await request('GET', `${path}?${params}`);
-      if (!result.ok) return result;
-      const body = result.value as {
-        items?: unknown;
-        metadata?: { resourceVersion?: unknown; continue?: unknown };
-      };
-      if (!Array.isArray(body.items)) {
-        return {
-          ok: false,
-          error: { code: 'KUBE_API_BAD_RESPONSE', status: 200, message: `GET ${path}: no items` },
-        };
-      }
-      return {
-        ok: true,
-        value: {
-          items: body.items.filter((i): i is KubeObject => typeof i === 'object' && i !== null),
-          resourceVersion:
-            typeof body.metadata?.resourceVersion === 'string' ? body.metadata.resourceVersion : '',
-          continue: typeof body.metadata?.continue === 'string' ? body.metadata.continue : null,
-        },
-      };
-    },
-    watch(resourceVersion, handlers: WatchHandlers) {
-      let controller: AbortController | null = null;
-      let ended = false;
-      let stopped = false;
-      const end = (outcome: WatchEnd) => {
-        if (ended) return;
-        ended = true;
-        if (!stopped) handlers.end(outcome);
-      };
-      // client-go asks the server to end each watch after 5-10 minutes, so they spread out.
-      const timeoutSeconds = String(300 + Math.floor(Math.random() * 300));
-      watcher
-        .watch(
-          path,
-          { ...query, resourceVersion, allowWatchBookmarks: true, timeoutSeconds },
-          (type: string, object: unknown) => {
-            if (!stopped && typeof object === 'object' && object !== null)
-              handlers.event({ type, object: object as KubeObject });
-          },
-          (error: unknown) => end(watchEnd(path, error)),
-        )
-        .then((c) => {
-          controller = c;
-          if (stopped) c.abort();
-          else if (!ended) handlers.open();
-        })
-        .catch((error: unknown) => end(watchEnd(path, error)));
-      return {
-        stop() {
-          stopped = true;
-          controller?.abort();
-        },
-      };
-    },
-  });
-
-  return { server, request, listWatcher };
+  return {
+    server,
+    request,
+    listWatcher: (path, query) => ({
+      list: (continueToken) => listPage(request, path, query, continueToken),
+      watch: (resourceVersion, handlers) => watchStream(watcher, path, query, resourceVersion, handlers),
+    }),
+  };
 }
 
 function watchEnd(path: string, error: unknown): WatchEnd {
