@@ -72,147 +72,186 @@ export interface ReflectorOptions {
   log?: (line: string) => void;
 }
 
-const isGone = (error: ApiError) => error.status === 410;
+/** A reflector's mutable state, shared by the list and watch steps below. */
+interface State {
+  options: ReflectorOptions;
+  log: (line: string) => void;
+  store: Map<string, KubeObject>;
+  resourceVersion: string;
+  synced: boolean;
+  connected: boolean;
+  stopped: boolean;
+  failures: number;
+  /** Bumped by every list, watch and stop: callbacks of an older step are ignored. */
+  generation: number;
+  timer: unknown;
+  stream: { stop(): void } | null;
+  lastError: ApiError | null;
+  lists: number;
+  watches: number;
+  /** Streams in a row that ended without delivering an event. */
+  emptyCloses: number;
+}
+
+function retry(s: State, what: () => void, error: ApiError): void {
+  if (s.connected || s.lastError === null)
+    s.log(`${s.options.name}: ${error.message}; keeping the last good objects, retrying with backoff`);
+  s.connected = false;
+  s.lastError = error;
+  const delay = backoffDelay(s.options.backoff, s.failures, s.options.scheduler.random);
+  s.failures++;
+  s.timer = s.options.scheduler.setTimeout(() => {
+    s.timer = null;
+    what();
+  }, delay);
+}
+
+function recovered(s: State): void {
+  if (!s.connected && s.lastError !== null)
+    s.log(`${s.options.name}: connected again at resourceVersion ${s.resourceVersion}`);
+  s.connected = true;
+  s.lastError = null;
+  s.failures = 0;
+}
+
+async function runList(s: State): Promise<void> {
+  const mine = ++s.generation;
+  const items: KubeObject[] = [];
+  let token: string | null = null;
+  let page: ListPage;
+  do {
+    const result = await s.options.transport.list(token);
+    if (s.stopped || mine !== s.generation) return;
+    if (!result.ok) {
+      retry(s, () => void runList(s), result.error);
+      return;
+    }
+    page = result.value;
+    items.push(...page.items);
+    token = page.continue;
+  } while (token !== null && token !== '');
+  s.lists++;
+  s.store = new Map(items.map((item) => [objectKey(item), item]));
+  s.resourceVersion = page.resourceVersion;
+  s.synced = true;
+  recovered(s);
+  s.options.onChange();
+  runWatch(s, true);
+}
+
+/** One stream's own facts: whether it delivered anything, whether the server said 410. */
+interface StreamFacts {
+  received: boolean;
+  expired: boolean;
+}
+
+function applyEvent(s: State, event: WatchEvent, facts: StreamFacts): void {
+  const object = event.object;
+  if (event.type === 'ERROR') {
+    if (object.code === 410) facts.expired = true;
+    return; // the stream ends next; streamEnded decides
+  }
+  const rv = resourceVersionOf(object);
+  if (event.type === 'ADDED' || event.type === 'MODIFIED') s.store.set(objectKey(object), object);
+  else if (event.type === 'DELETED') s.store.delete(objectKey(object));
+  else if (event.type !== 'BOOKMARK') return;
+  if (rv !== '') s.resourceVersion = rv;
+  if (!facts.received) {
+    facts.received = true;
+    s.emptyCloses = 0;
+    recovered(s);
+  }
+  if (event.type !== 'BOOKMARK') s.options.onChange();
+}
+
+function streamEnded(s: State, end: WatchEnd, facts: StreamFacts, fromList: boolean): void {
+  s.stream = null;
+  if (facts.expired || (end.kind === 'error' && end.error.status === 410)) {
+    s.log(`${s.options.name}: resourceVersion ${s.resourceVersion} is too old (410 Gone); relisting`);
+    // Gone right after a fresh list: the server is in trouble; relist with backoff, not in a loop.
+    if (fromList && !facts.received)
+      retry(s, () => void runList(s), {
+        code: 'KUBE_API_STATUS',
+        status: 410,
+        message: 'a fresh list is already too old',
+      });
+    else void runList(s);
+  } else if (end.kind === 'error') {
+    retry(s, () => runWatch(s), end.error);
+  } else if (end.kind === 'timeout' || facts.received || s.emptyCloses === 0) {
+    if (!facts.received) s.emptyCloses++;
+    runWatch(s); // resume from the last resourceVersion at once
+  } else {
+    // Closed again without a single event: do not spin against a server that hangs up at once.
+    s.emptyCloses++;
+    retry(s, () => runWatch(s), {
+      code: 'KUBE_API_BAD_RESPONSE',
+      status: null,
+      message: 'watch streams close without events',
+    });
+  }
+}
+
+/** `fromList`: the stream starts at a list's resourceVersion (a 410 then is no reason to hurry). */
+function runWatch(s: State, fromList = false): void {
+  const mine = ++s.generation;
+  const facts: StreamFacts = { received: false, expired: false };
+  const current = () => !s.stopped && mine === s.generation;
+  s.watches++;
+  s.stream = s.options.transport.watch(s.resourceVersion, {
+    open: () => {
+      if (current()) recovered(s);
+    },
+    event: (event) => {
+      if (current()) applyEvent(s, event, facts);
+    },
+    end: (end) => {
+      if (current()) streamEnded(s, end, facts, fromList);
+    },
+  });
+}
 
 export function createReflector(options: ReflectorOptions): Reflector {
-  const { transport, scheduler, name } = options;
-  const log = options.log ?? (() => {});
-  let store = new Map<string, KubeObject>();
-  let resourceVersion = '';
-  let synced = false;
-  let connected = false;
-  let stopped = true;
-  let failures = 0;
-  let generation = 0;
-  let timer: unknown = null;
-  let stream: { stop(): void } | null = null;
-  let lastError: ApiError | null = null;
-  let lists = 0;
-  let watches = 0;
-  /** Streams in a row that ended without delivering an event. */
-  let emptyCloses = 0;
-
-  const retry = (what: () => void, error: ApiError) => {
-    if (connected || lastError === null)
-      log(`${name}: ${error.message}; keeping the last good objects, retrying with backoff`);
-    connected = false;
-    lastError = error;
-    const delay = backoffDelay(options.backoff, failures, scheduler.random);
-    failures++;
-    timer = scheduler.setTimeout(() => {
-      timer = null;
-      what();
-    }, delay);
+  const s: State = {
+    options,
+    log: options.log ?? (() => {}),
+    store: new Map(),
+    resourceVersion: '',
+    synced: false,
+    connected: false,
+    stopped: true,
+    failures: 0,
+    generation: 0,
+    timer: null,
+    stream: null,
+    lastError: null,
+    lists: 0,
+    watches: 0,
+    emptyCloses: 0,
   };
-
-  const recovered = () => {
-    if (!connected && lastError !== null)
-      log(`${name}: connected again at resourceVersion ${resourceVersion}`);
-    connected = true;
-    lastError = null;
-  };
-
-  const list = async () => {
-    const mine = ++generation;
-    const items: KubeObject[] = [];
-    let token: string | null = null;
-    let page: ListPage;
-    do {
-      const result = await transport.list(token);
-      if (stopped || mine !== generation) return;
-      if (!result.ok) {
-        retry(list, result.error);
-        return;
-      }
-      page = result.value;
-      items.push(...page.items);
-      token = page.continue;
-    } while (token !== null && token !== '');
-    lists++;
-    store = new Map(items.map((item) => [objectKey(item), item]));
-    resourceVersion = page.resourceVersion;
-    synced = true;
-    failures = 0;
-    recovered();
-    options.onChange();
-    watch(true);
-  };
-
-  /** `fromList`: the stream starts at a list's resourceVersion (a 410 then is no reason to hurry). */
-  const watch = (fromList = false) => {
-    const mine = ++generation;
-    let received = false;
-    let expired = false;
-    watches++;
-    const onOpen = () => {
-      if (stopped || mine !== generation) return;
-      failures = 0;
-      recovered();
-    };
-    const onEvent = (event: WatchEvent) => {
-      if (stopped || mine !== generation) return;
-      const object = event.object;
-      if (event.type === 'ERROR') {
-        const code = typeof object.code === 'number' ? object.code : null;
-        if (code === 410) expired = true;
-        return; // the stream ends next; onEnd decides
-      }
-      const rv = resourceVersionOf(object);
-      if (event.type === 'ADDED' || event.type === 'MODIFIED') store.set(objectKey(object), object);
-      else if (event.type === 'DELETED') store.delete(objectKey(object));
-      else if (event.type !== 'BOOKMARK') return;
-      if (rv !== '') resourceVersion = rv;
-      if (!received) {
-        received = true;
-        failures = 0;
-        emptyCloses = 0;
-        recovered();
-      }
-      if (event.type !== 'BOOKMARK') options.onChange();
-    };
-    const onEnd = (end: WatchEnd) => {
-      if (stopped || mine !== generation) return;
-      stream = null;
-      if (expired || (end.kind === 'error' && isGone(end.error))) {
-        log(`${name}: resourceVersion ${resourceVersion} is too old (410 Gone); relisting`);
-        // Gone right after a fresh list: the server is in trouble; relist with backoff, not in a loop.
-        if (fromList && !received)
-          retry(list, { code: 'KUBE_API_STATUS', status: 410, message: 'a fresh list is already too old' });
-        else void list();
-      } else if (end.kind === 'error') {
-        retry(() => watch(), end.error);
-      } else if (end.kind === 'timeout' || received || emptyCloses === 0) {
-        if (!received) emptyCloses++;
-        watch(); // resume from the last resourceVersion at once
-      } else {
-        // Closed again without a single event: do not spin against a server that hangs up at once.
-        emptyCloses++;
-        retry(() => watch(), {
-          code: 'KUBE_API_BAD_RESPONSE',
-          status: null,
-          message: 'watch streams close without events',
-        });
-      }
-    };
-    stream = transport.watch(resourceVersion, { open: onOpen, event: onEvent, end: onEnd });
-  };
-
   return {
     start() {
-      if (!stopped) return;
-      stopped = false;
-      void list();
+      if (!s.stopped) return;
+      s.stopped = false;
+      void runList(s);
     },
     stop() {
-      stopped = true;
-      generation++;
-      if (timer !== null) scheduler.clearTimeout(timer);
-      timer = null;
-      stream?.stop();
-      stream = null;
+      s.stopped = true;
+      s.generation++;
+      if (s.timer !== null) options.scheduler.clearTimeout(s.timer);
+      s.timer = null;
+      s.stream?.stop();
+      s.stream = null;
     },
-    items: () => [...store.values()],
-    get: (key) => store.get(key),
-    status: () => ({ synced, connected, resourceVersion, lists, watches, lastError }),
+    items: () => [...s.store.values()],
+    get: (key) => s.store.get(key),
+    status: () => ({
+      synced: s.synced,
+      connected: s.connected,
+      resourceVersion: s.resourceVersion,
+      lists: s.lists,
+      watches: s.watches,
+      lastError: s.lastError,
+    }),
   };
 }
