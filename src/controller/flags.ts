@@ -321,6 +321,58 @@ export function expandEnv(text: string, env: Readonly<Record<string, string | un
 
 const REF = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?\/[a-z0-9]([-.a-z0-9]*[a-z0-9])?$/;
 
+/** Typed reads of the raw flag values; problems collect in `errors`. */
+function valueReader(
+  raw: ReadonlyMap<string, string>,
+  env: Readonly<Record<string, string | undefined>>,
+  errors: string[],
+) {
+  const text = (name: string): string => expandEnv(raw.get(name) ?? BY_NAME.get(name)!.default, env);
+  const optional = (name: string): string | null => (text(name) === '' ? null : text(name));
+  return {
+    text,
+    optional,
+    bool(name: string): boolean {
+      const value = BOOL_TEXT[text(name)];
+      if (value === undefined) errors.push(`--${name}: "${text(name)}" is not a boolean`);
+      return value ?? false;
+    },
+    int(name: string, min: number, max: number): number {
+      const t = text(name);
+      const n = Number(t);
+      if (!/^-?\d+$/.test(t) || n < min || n > max)
+        errors.push(`--${name}: "${t}" is not an integer ${min}-${max}`);
+      return n;
+    },
+    ref(name: string): string | null {
+      const value = optional(name);
+      if (value !== null && !REF.test(value)) errors.push(`--${name}: "${value}" is not namespace/name`);
+      return value;
+    },
+  };
+}
+
+type ValueReader = ReturnType<typeof valueReader>;
+
+/** --election-ttl: unset keeps client-go's timings; given, ingress-nginx's split (ttl, ttl/2, ttl/4). */
+function leaseTimings(v: ValueReader, errors: string[]): ControllerOptions['lease'] {
+  const ttlText = v.optional('election-ttl');
+  if (ttlText === null) return CLIENT_GO_LEASE;
+  const ttl = parseGoDuration(ttlText);
+  if (ttl !== null && ttl > 0) return { durationMs: ttl, renewDeadlineMs: ttl / 2, retryPeriodMs: ttl / 4 };
+  errors.push(`--election-ttl: "${ttlText}" is not a positive duration`);
+  return CLIENT_GO_LEASE;
+}
+
+function webhookAddress(v: ValueReader, errors: string[]): ControllerOptions['validatingWebhook'] {
+  const text = v.optional('validating-webhook');
+  if (text === null) return null;
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(text);
+  if (m && Number(m[3]) <= 65535) return { host: m[1] ?? (m[2] || '0.0.0.0'), port: Number(m[3]) };
+  errors.push(`--validating-webhook: "${text}" is not [host]:port`);
+  return null;
+}
+
 export function parseControllerFlags(
   argv: readonly string[],
   env: Readonly<Record<string, string | undefined>>,
@@ -331,54 +383,33 @@ export function parseControllerFlags(
   if (raw.has('help')) return { ok: 'help' };
   const errors: string[] = [];
   const warnings: string[] = [];
+  const v = valueReader(raw, env, errors);
+  // Ignored flags are warned about by name; their values are still checked, so a typo is caught.
   for (const name of raw.keys()) {
     const spec = BY_NAME.get(name)!;
-    if (!spec.implemented) warnings.push(`flag --${name} is accepted but has no effect: ${spec.note}`);
-  }
-  const text = (name: string): string => expandEnv(raw.get(name) ?? BY_NAME.get(name)!.default, env);
-  const optional = (name: string): string | null => (text(name) === '' ? null : text(name));
-  const bool = (name: string): boolean => {
-    const value = BOOL_TEXT[text(name)];
-    if (value === undefined) errors.push(`--${name}: "${text(name)}" is not a boolean`);
-    return value ?? false;
-  };
-  const int = (name: string, min: number, max: number): number => {
-    const t = text(name);
-    const n = Number(t);
-    if (!/^-?\d+$/.test(t) || n < min || n > max)
-      errors.push(`--${name}: "${t}" is not an integer ${min}-${max}`);
-    return n;
-  };
-  const ref = (name: string): string | null => {
-    const value = optional(name);
-    if (value !== null && !REF.test(value)) errors.push(`--${name}: "${value}" is not namespace/name`);
-    return value;
-  };
-  // Values of ignored flags are still checked for their type, so a typo is caught either way.
-  for (const [name] of raw) {
-    const spec = BY_NAME.get(name)!;
     if (spec.implemented) continue;
-    if (spec.kind === 'bool') bool(name);
-    else if (spec.kind === 'duration' && parseGoDuration(text(name)) === null)
-      errors.push(`--${name}: "${text(name)}" is not a duration`);
+    warnings.push(`flag --${name} is accepted but has no effect: ${spec.note}`);
+    if (spec.kind === 'bool') v.bool(name);
+    else if (spec.kind === 'duration' && parseGoDuration(v.text(name)) === null)
+      errors.push(`--${name}: "${v.text(name)}" is not a duration`);
   }
-  if (bool('version')) return { ok: 'version' };
+  if (v.bool('version')) return { ok: 'version' };
+  const options = buildOptions(v, env, errors);
+  if (options.validatingWebhook && (!options.validatingWebhookCertificate || !options.validatingWebhookKey))
+    errors.push('--validating-webhook needs --validating-webhook-certificate and --validating-webhook-key');
+  if (errors.length > 0) return { ok: false, error: errors.join('; ') };
+  return { ok: true, options, warnings };
+}
 
+function buildOptions(
+  v: ValueReader,
+  env: Readonly<Record<string, string | undefined>>,
+  errors: string[],
+): ControllerOptions {
+  const { text, optional, bool, int, ref } = v;
   const podNamespace = env.POD_NAMESPACE ?? 'default';
-  const ttlText = optional('election-ttl');
-  let lease = CLIENT_GO_LEASE;
-  if (ttlText !== null) {
-    const ttl = parseGoDuration(ttlText);
-    if (ttl === null || ttl <= 0) errors.push(`--election-ttl: "${ttlText}" is not a positive duration`);
-    else lease = { durationMs: ttl, renewDeadlineMs: ttl / 2, retryPeriodMs: ttl / 4 };
-  }
-  const webhookText = optional('validating-webhook');
-  let validatingWebhook: ControllerOptions['validatingWebhook'] = null;
-  if (webhookText !== null) {
-    const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(webhookText);
-    if (!m || Number(m[3]) > 65535) errors.push(`--validating-webhook: "${webhookText}" is not [host]:port`);
-    else validatingWebhook = { host: m[1] ?? (m[2] || '0.0.0.0'), port: Number(m[3]) };
-  }
+  const lease = leaseTimings(v, errors);
+  const validatingWebhook = webhookAddress(v, errors);
   const options: ControllerOptions = {
     kubeconfig: optional('kubeconfig'),
     apiserverHost: optional('apiserver-host'),
@@ -422,8 +453,5 @@ export function parseControllerFlags(
     podNamespace,
     podName: env.POD_NAME ?? null,
   };
-  if (validatingWebhook && (!options.validatingWebhookCertificate || !options.validatingWebhookKey))
-    errors.push('--validating-webhook needs --validating-webhook-certificate and --validating-webhook-key');
-  if (errors.length > 0) return { ok: false, error: errors.join('; ') };
-  return { ok: true, options, warnings };
+  return options;
 }
