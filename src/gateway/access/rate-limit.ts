@@ -9,10 +9,11 @@
 // store is bounded: at most `maxKeysPerZone` buckets per zone, least recently used evicted first (a
 // spray of distinct addresses resets old buckets rather than growing memory, as nginx's zones do).
 
-/** The limit_req of one zone: requests per second (rpm / 60 for limit-rpm) and the burst allowed. */
+/** The limit_req of one zone: its rate and the burst allowed. */
 export interface RequestLimit {
   /** Zone name, e.g. "default/web rps". */
   zone: string;
+  /** Milli-requests per second, as nginx keeps it: limit-rps × 1000, limit-rpm × 1000 / 60. */
   perSecond: number;
   burst: number;
 }
@@ -37,34 +38,63 @@ export const DEFAULT_MAX_KEYS_PER_ZONE = 65_536;
 export function leak(bucket: Bucket | undefined, limit: RequestLimit, nowMs: number): number {
   if (bucket === undefined) return 0;
   const elapsed = Math.abs(nowMs - bucket.lastMs);
-  const excess = Math.max(0, bucket.excess - limit.perSecond * elapsed + 1000);
+  // perSecond is in milli-requests (nginx's rate × 1000), elapsed in ms.
+  const excess = Math.max(0, bucket.excess - (limit.perSecond * elapsed) / 1000 + 1000);
   return excess > limit.burst * 1000 ? -1 : excess;
 }
 
+/**
+ * Buckets of one zone, approximately least-recently-used with O(1) steps: two generations of at most
+ * maxKeys / 2 each; a key used is moved to the current one, and when it is full the older generation
+ * is dropped whole. (Deleting the oldest entry of one big Map one at a time is slow in V8: its head
+ * fills with deleted slots that every "oldest" lookup walks.)
+ */
 class Zone {
-  readonly buckets = new Map<string, Bucket>();
-  readonly maxKeys: number;
+  #current = new Map<string, Bucket>();
+  #previous = new Map<string, Bucket>();
+  readonly #half: number;
+
   constructor(maxKeys: number) {
-    this.maxKeys = maxKeys;
+    this.#half = Math.max(1, Math.floor(maxKeys / 2));
   }
 
+  get size(): number {
+    return this.#current.size + this.#previous.size;
+  }
+
+  /** The bucket of `key`, now the most recently used. */
   get(key: string): Bucket | undefined {
-    return this.buckets.get(key);
+    const bucket = this.#current.get(key);
+    if (bucket !== undefined) return bucket;
+    const old = this.#previous.get(key);
+    if (old !== undefined) {
+      this.#previous.delete(key);
+      this.#set(key, old);
+    }
+    return old;
   }
 
-  /** Stores the bucket as the most recently used, evicting the least recently used past the cap. */
   put(key: string, excess: number, nowMs: number): void {
-    const existing = this.buckets.get(key);
-    if (existing !== undefined) this.buckets.delete(key);
-    this.buckets.set(key, { excess, lastMs: nowMs });
-    if (this.buckets.size > this.maxKeys) {
-      const oldest = this.buckets.keys().next().value;
-      if (oldest !== undefined) this.buckets.delete(oldest);
+    const bucket = this.#current.get(key);
+    if (bucket !== undefined) {
+      bucket.excess = excess;
+      bucket.lastMs = nowMs;
+      return;
     }
+    this.#previous.delete(key);
+    this.#set(key, { excess, lastMs: nowMs });
+  }
+
+  #set(key: string, bucket: Bucket): void {
+    if (this.#current.size >= this.#half) {
+      this.#previous = this.#current;
+      this.#current = new Map();
+    }
+    this.#current.set(key, bucket);
   }
 }
 
-/** The in-process store: one gateway process, all its requests. */
+/** The in-process store: one gateway process, all its requests. A zone holds at most maxKeysPerZone buckets. */
 export class MemoryLimiterStore implements LimiterStore {
   readonly #zones = new Map<string, Zone>();
   readonly #connections = new Map<string, number>();
@@ -120,7 +150,7 @@ export class MemoryLimiterStore implements LimiterStore {
 
   /** Buckets held in a zone (for tests and metrics). */
   zoneSize(zone: string): number {
-    return this.#zones.get(zone)?.buckets.size ?? 0;
+    return this.#zones.get(zone)?.size ?? 0;
   }
 
   /** Keys with requests in progress. */
