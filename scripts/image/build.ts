@@ -107,6 +107,14 @@ export function build(options: { tags: string[]; log: (line: string) => void }):
       log(`image ${ref}: cached (inputs ${inputs.slice(0, 16)})`);
       return { ref, cached: true };
     }
+    const previous = capture('buildah', [
+      'inspect',
+      '--type',
+      'image',
+      '--format',
+      '{{.FromImageID}}',
+      ref,
+    ])?.trim();
     const ctr = capture('buildah', ['from', '--pull-never', base])?.trim();
     if (!ctr) throw new Error(`buildah from ${base} failed`);
     run('buildah', ['copy', '--quiet', '--chown', '0:0', ctr, `${stage}/`, '/']);
@@ -123,6 +131,10 @@ export function build(options: { tags: string[]; log: (line: string) => void }):
       ref,
     ]);
     for (const tag of options.tags) run('buildah', ['tag', ref, tag]);
+    // The image this one replaces is left without a name: remove it, unless something still uses it.
+    const dangling =
+      capture('buildah', ['images', '--no-trunc', '--quiet', '--filter', 'dangling=true']) ?? '';
+    if (previous && dangling.includes(previous)) capture('buildah', ['rmi', previous]);
     log(`image ${ref}: built (inputs ${inputs.slice(0, 16)})`);
     return { ref, cached: false };
   } finally {

@@ -80,7 +80,9 @@ const TOP: Record<string, KeyInfo> = {
   commonLabels: rm('labels on every object'),
   revisionHistoryLimit: r('Deployment spec.revisionHistoryLimit'),
   'rbac.create': r('ServiceAccount RBAC: ClusterRole, Role and their bindings'),
-  'rbac.scope': r('no ClusterRole when true (needs controller.scope.enabled)'),
+  'rbac.scope': r(
+    'watched resources in Roles only (needs controller.scope.enabled); the ClusterRole keeps IngressClasses and Nodes',
+  ),
   'serviceAccount.create': r('the ServiceAccount'),
   'serviceAccount.name': r('its name'),
   'serviceAccount.automountServiceAccountToken': r('automountServiceAccountToken'),
