@@ -61,6 +61,35 @@ function configMapNamed(objects: ClusterObjects, ref: string | null): KubeObject
   return objects.configMaps.find((c) => `${c.metadata?.namespace}/${c.metadata?.name}` === ref);
 }
 
+/** The config line, listeners, warnings, and the tcp-services plan of a snapshot just served. */
+function reportSnapshot(
+  deps: ServingDeps,
+  running: RunningGateway,
+  topology: Topology,
+  first: boolean,
+): void {
+  const { options: o, log } = deps;
+  const snap = running.snapshot();
+  log(
+    `${first ? 'serving' : 'reloaded'}: config v${snap.version} from the API server: ${describeConfig(snap)}`,
+  );
+  if (first) for (const e of listenerEvents(running)) log(e.message);
+  for (const e of snapshotEvents(snap)) log(`${e.level}: ${e.message}`);
+  const objects = deps.objects();
+  const plan = planTcpServices(configMapNamed(objects, o.tcpServicesConfigMap), topology, [
+    o.httpPort,
+    o.httpsPort,
+    o.healthzPort,
+  ]);
+  for (const p of [...plan.problems, ...udpProblems(configMapNamed(objects, o.udpServicesConfigMap))])
+    log(`warning: ${p.message} [${p.code}]`);
+  const { settings } = topology.gateway;
+  void deps.tcp.apply(plan.plans, {
+    trustedCidrs: settings.trustedCidrs,
+    headerTimeoutMs: settings.proxyProtocolHeaderTimeoutMs,
+  });
+}
+
 export function createServing(deps: ServingDeps): Serving {
   const { options: o, log } = deps;
   let gateway: RunningGateway | null = null;
@@ -74,29 +103,6 @@ export function createServing(deps: ServingDeps): Serving {
   const failed = new Promise<Error>((resolve) => {
     fail = resolve;
   });
-
-  const report = (topology: Topology, first: boolean) => {
-    const running = gateway!;
-    const snap = running.snapshot();
-    log(
-      `${first ? 'serving' : 'reloaded'}: config v${snap.version} from the API server: ${describeConfig(snap)}`,
-    );
-    if (first) for (const e of listenerEvents(running)) log(e.message);
-    for (const e of snapshotEvents(snap)) log(`${e.level}: ${e.message}`);
-    const objects = deps.objects();
-    const plan = planTcpServices(configMapNamed(objects, o.tcpServicesConfigMap), topology, [
-      o.httpPort,
-      o.httpsPort,
-      o.healthzPort,
-    ]);
-    for (const p of [...plan.problems, ...udpProblems(configMapNamed(objects, o.udpServicesConfigMap))])
-      log(`warning: ${p.message} [${p.code}]`);
-    const { settings } = topology.gateway;
-    void deps.tcp.apply(plan.plans, {
-      trustedCidrs: settings.trustedCidrs,
-      headerTimeoutMs: settings.proxyProtocolHeaderTimeoutMs,
-    });
-  };
 
   const start = async (topology: Topology) => {
     starting = true;
@@ -123,7 +129,7 @@ export function createServing(deps: ServingDeps): Serving {
       for (const issue of error.issues) log(`error: ${describeIssue(issue)}`);
       return;
     }
-    report(topology, true);
+    reportSnapshot(deps, gateway, topology, true);
     resolveReady(gateway);
     deps.onServed(true);
   };
@@ -141,7 +147,7 @@ export function createServing(deps: ServingDeps): Serving {
         log(`error: reload rejected (${result.error.message}); still serving config v${result.version}`);
         return;
       }
-      report(topology, false);
+      reportSnapshot(deps, gateway, topology, false);
       deps.onServed(false);
     },
     gateway: () => gateway,
