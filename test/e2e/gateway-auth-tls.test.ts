@@ -1,0 +1,257 @@
+// Client certificates end to end (auth-tls-secret, -verify-client, -verify-depth, -error-page,
+// -pass-certificate-to-upstream, -match-cn), as ingress-nginx's e2e tests for auth-tls-* assert them:
+// per host, chosen by SNI, over real TLS. Certificates are made by openssl for the test: a CA, a client
+// certificate it signed (CN=authtls), and one from another CA.
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import https from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { type RunningWhoami, startWhoami } from '../../src/whoami/server.ts';
+import { startTestGateway, type TestGateway } from '../fixtures/gateway/harness.ts';
+import { ingress, type K8sObject, serviceWithEndpoints, topologyOf } from '../fixtures/gateway/manifests.ts';
+import { requireBinary, runCommand } from '../helpers/process.ts';
+
+interface Pki {
+  ca: string;
+  serverKey: string;
+  serverCert: string;
+  clientKey: string;
+  clientCert: string;
+  strangerKey: string;
+  strangerCert: string;
+}
+
+async function makePki(): Promise<Pki> {
+  const openssl = requireBinary('openssl');
+  const dir = mkdtempSync(join(tmpdir(), 'keepip-authtls-'));
+  const run = async (...args: string[]) => {
+    const out = await runCommand(openssl, args);
+    assert.equal(out.code, 0, out.stderr);
+  };
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'];
+  try {
+    for (const ca of ['ca', 'other-ca'])
+      await run(
+        'req',
+        '-x509',
+        ...ec,
+        '-keyout',
+        `${dir}/${ca}.key`,
+        '-out',
+        `${dir}/${ca}.crt`,
+        '-subj',
+        `/CN=${ca}`,
+        '-days',
+        '2',
+      );
+    const sign = async (name: string, subject: string, ca: string) => {
+      await run(
+        'req',
+        ...ec,
+        '-keyout',
+        `${dir}/${name}.key`,
+        '-out',
+        `${dir}/${name}.csr`,
+        '-subj',
+        subject,
+      );
+      await run(
+        'x509',
+        '-req',
+        '-in',
+        `${dir}/${name}.csr`,
+        '-CA',
+        `${dir}/${ca}.crt`,
+        '-CAkey',
+        `${dir}/${ca}.key`,
+        '-CAcreateserial',
+        '-out',
+        `${dir}/${name}.crt`,
+        '-days',
+        '2',
+      );
+    };
+    await sign('server', '/CN=authtls.foo.com', 'ca');
+    await sign('client', '/O=Acme Co/CN=authtls', 'ca');
+    await sign('stranger', '/CN=authtls', 'other-ca');
+    const read = (file: string) => readFileSync(join(dir, file), 'utf8');
+    return {
+      ca: read('ca.crt'),
+      serverKey: read('server.key'),
+      serverCert: read('server.crt'),
+      clientKey: read('client.key'),
+      clientCert: read('client.crt'),
+      strangerKey: read('stranger.key'),
+      strangerCert: read('stranger.crt'),
+    };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+interface Reply {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: string;
+}
+
+function get(
+  port: number,
+  host: string,
+  cert: { key: string; cert: string } | null,
+  sni = host,
+): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const req = https.request(
+      {
+        host: '127.0.0.1',
+        port,
+        path: '/',
+        servername: sni,
+        headers: { host, accept: 'application/json', ...extra },
+        rejectUnauthorized: false,
+        agent: false,
+        ...(cert ?? {}),
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            headers: res.headers,
+            body: Buffer.concat(chunks).toString(),
+          }),
+        );
+      },
+    );
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+describe('client certificates (auth-tls-*)', () => {
+  let backend: RunningWhoami;
+  let gw: TestGateway;
+  let pki: Pki;
+  let client: { key: string; cert: string };
+  let stranger: { key: string; cert: string };
+
+  before(async () => {
+    pki = await makePki();
+    client = { key: pki.clientKey, cert: pki.clientCert };
+    stranger = { key: pki.strangerKey, cert: pki.strangerCert };
+    backend = await startWhoami({ host: '127.0.0.1', port: 0, name: 'echo' });
+    const secret: K8sObject = {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'authtls', namespace: 'default' },
+      type: 'kubernetes.io/tls',
+      data: Object.fromEntries(
+        Object.entries({ 'tls.crt': pki.serverCert, 'tls.key': pki.serverKey, 'ca.crt': pki.ca }).map(
+          ([k, v]) => [k, Buffer.from(v).toString('base64')],
+        ),
+      ),
+    };
+    const host = (name: string, annotations: Record<string, string>) =>
+      ingress({
+        name,
+        host: `${name}.foo.com`,
+        tlsSecret: 'authtls',
+        paths: [{ path: '/', service: 'echo', port: 80 }],
+        annotations,
+      });
+    const tls = { 'auth-tls-secret': 'default/authtls' };
+    gw = await startTestGateway(
+      topologyOf([
+        ...serviceWithEndpoints({ name: 'echo', ports: [backend.address.port] }),
+        secret,
+        host('plain', {}),
+        host('on', tls),
+        host('off', { ...tls, 'auth-tls-verify-client': 'off', 'auth-tls-verify-depth': '2' }),
+        host('errorpage', { ...tls, 'auth-tls-error-page': 'http://example.com/error' }),
+        host('pass', { ...tls, 'auth-tls-pass-certificate-to-upstream': 'true' }),
+        host('nomatch', { ...tls, 'auth-tls-match-cn': 'CN=notgonnamatch' }),
+        host('match', { ...tls, 'auth-tls-match-cn': 'CN=(itwillmatch|withthenextoption|authtls)' }),
+        host('optional', { ...tls, 'auth-tls-verify-client': 'optional' }),
+        host('noca', { ...tls, 'auth-tls-verify-client': 'optional_no_ca' }),
+        host('missing', { 'auth-tls-secret': 'default/nope' }),
+      ]),
+    );
+  });
+
+  after(async () => {
+    await gw?.close();
+    await backend?.close();
+  });
+
+  const echoHeaders = (reply: Reply) =>
+    (JSON.parse(reply.body) as { headers: Record<string, string> }).headers;
+
+  test('auth-tls-secret (verify on): 400 without a client certificate, 200 with one the CA signed', async () => {
+    assert.equal((await get(gw.httpsPort, 'on.foo.com', null)).status, 400);
+    const ok = await get(gw.httpsPort, 'on.foo.com', client);
+    assert.equal(ok.status, 200);
+    const headers = echoHeaders(ok);
+    assert.equal(headers['ssl-client-verify'], 'SUCCESS');
+    assert.equal(headers['ssl-client-subject-dn'], 'CN=authtls,O=Acme Co');
+    assert.equal(headers['ssl-client-issuer-dn'], 'CN=ca');
+    assert.equal(headers['ssl-client-cert'], undefined);
+  });
+
+  test('a certificate from another CA: 400 (on); optional_no_ca passes it with FAILED', async () => {
+    assert.equal((await get(gw.httpsPort, 'on.foo.com', stranger)).status, 400);
+    const reply = await get(gw.httpsPort, 'noca.foo.com', stranger);
+    assert.equal(reply.status, 200);
+    assert.match(echoHeaders(reply)['ssl-client-verify']!, /^FAILED:/);
+  });
+
+  test('verify-client off: no certificate asked, 200', async () => {
+    assert.equal((await get(gw.httpsPort, 'off.foo.com', null)).status, 200);
+  });
+
+  test('optional: 200 without a certificate (NONE), 200 with one (SUCCESS)', async () => {
+    assert.equal(echoHeaders(await get(gw.httpsPort, 'optional.foo.com', null))['ssl-client-verify'], 'NONE');
+    assert.equal(
+      echoHeaders(await get(gw.httpsPort, 'optional.foo.com', client))['ssl-client-verify'],
+      'SUCCESS',
+    );
+  });
+
+  test('auth-tls-error-page: 302 to it instead of 400; 200 with a certificate', async () => {
+    const reply = await get(gw.httpsPort, 'errorpage.foo.com', null);
+    assert.equal(reply.status, 302);
+    assert.equal(reply.headers.location, 'http://example.com/error');
+    assert.equal((await get(gw.httpsPort, 'errorpage.foo.com', client)).status, 200);
+  });
+
+  test('auth-tls-pass-certificate-to-upstream: the URL-escaped PEM in ssl-client-cert', async () => {
+    assert.equal((await get(gw.httpsPort, 'pass.foo.com', null)).status, 400);
+    const reply = await get(gw.httpsPort, 'pass.foo.com', client);
+    assert.equal(reply.status, 200);
+    assert.ok(echoHeaders(reply)['ssl-client-cert']!.startsWith('-----BEGIN%20CERTIFICATE-----%0A'));
+  });
+
+  test('auth-tls-match-cn: 403 when the subject does not match, 200 when one option does', async () => {
+    assert.equal((await get(gw.httpsPort, 'nomatch.foo.com', client)).status, 403);
+    assert.equal((await get(gw.httpsPort, 'match.foo.com', client)).status, 200);
+  });
+
+  test('per host by SNI: a host without auth-tls is served without a certificate; spoofed ssl-client-* headers are dropped', async () => {
+    assert.equal((await get(gw.httpsPort, 'plain.foo.com', null)).status, 200);
+    // Without SNI no certificate is asked for: a host that requires one answers 400 (nginx likewise).
+    assert.equal((await get(gw.httpsPort, 'on.foo.com', client, '')).status, 400);
+    const spoofed = await get(gw.httpsPort, 'optional.foo.com', null, 'optional.foo.com', {
+      'ssl-client-subject-dn': 'CN=admin',
+      'ssl-client-verify': 'SUCCESS',
+    });
+    assert.equal(echoHeaders(spoofed)['ssl-client-subject-dn'], undefined);
+    assert.equal(echoHeaders(spoofed)['ssl-client-verify'], 'NONE');
+  });
+
+  test('an auth-tls-secret that does not exist: 403 for every request to the host', async () => {
+    assert.equal((await get(gw.httpsPort, 'missing.foo.com', client)).status, 403);
+  });
+});
