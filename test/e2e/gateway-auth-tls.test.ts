@@ -102,6 +102,7 @@ function get(
   host: string,
   cert: { key: string; cert: string } | null,
   sni = host,
+  extra: Record<string, string> = {},
 ): Promise<Reply> {
   return new Promise((resolve, reject) => {
     const req = https.request(
