@@ -8,7 +8,7 @@ import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import { parse, parseAllDocuments } from 'yaml';
 import type { Values } from '../../src/deploy/chart-defaults.ts';
 import type { K8sObject } from '../../src/deploy/context.ts';
@@ -58,17 +58,28 @@ const container = (objects: readonly K8sObject[]): Container =>
   (find(objects, objects.some((o) => o.kind === 'DaemonSet') ? 'DaemonSet' : 'Deployment').spec as Json)
     .template.spec.containers[0];
 
-/** Renders with the CLI into a directory beside the seed's Gitea Ingress, and runs the doctor on both. */
-async function doctorOn(valuesFile: string, extra: string[] = []) {
-  const dir = mkdtempSync(join(tmpdir(), 'keepip-manifests-'));
-  try {
-    const rendered = await runKeepip(['manifests', '--values', valuesFile]);
-    assert.equal(rendered.code, 0, rendered.stderr);
-    writeFileSync(join(dir, 'keepip.yaml'), rendered.stdout);
-    return await runKeepip(['doctor', '-f', join(dir, 'keepip.yaml'), '-f', GITEA, ...extra]);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
+/** The CLI's output for a values file, rendered once per file into a directory the tests share. */
+const renderDir = mkdtempSync(join(tmpdir(), 'keepip-manifests-'));
+after(() => rmSync(renderDir, { recursive: true, force: true }));
+const rendered = new Map<string, Promise<string>>();
+
+function renderedFile(valuesFile: string): Promise<string> {
+  let file = rendered.get(valuesFile);
+  if (file === undefined) {
+    const path = join(renderDir, `${rendered.size}.yaml`);
+    file = runKeepip(['manifests', '--values', valuesFile]).then((out) => {
+      assert.equal(out.code, 0, out.stderr);
+      writeFileSync(path, out.stdout);
+      return path;
+    });
+    rendered.set(valuesFile, file);
   }
+  return file;
+}
+
+/** The doctor on a values file's rendered objects and the seed's Gitea Ingress. */
+async function doctorOn(valuesFile: string, extra: string[] = []) {
+  return runKeepip(['doctor', '-f', await renderedFile(valuesFile), '-f', GITEA, ...extra]);
 }
 
 describe('keepip manifests: valid Kubernetes objects', () => {
