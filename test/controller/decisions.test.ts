@@ -164,6 +164,26 @@ describe('which Ingresses are ours (ingress-nginx class rules)', () => {
     assert.equal(isOurIngress(none, [nginxClass], { ...classOptions, watchIngressWithoutClass: true }), true);
   });
 
+  it('--watch-namespace-selector keeps only objects of the selected namespaces; --default-backend-service is the catch-all', () => {
+    const other = { ...ing('elsewhere'), metadata: { ...ing('elsewhere').metadata, namespace: 'other' } };
+    const topology = buildClusterTopology(
+      {
+        ...empty,
+        ingresses: [ing('mine'), other],
+        services: [
+          { metadata: { namespace: 'default', name: 'fallback' }, spec: { ports: [{ port: 8080 }] } },
+        ],
+        namespaces: new Set(['default']),
+      },
+      { ...options, defaultBackendService: 'default/fallback' },
+    );
+    assert.deepEqual(
+      topology.gateway.virtualHosts.map((v) => v.host),
+      ['mine.example.com'],
+    );
+    assert.equal(topology.gateway.defaultBackend?.upstreamName, 'default-fallback-8080');
+  });
+
   it('the topology holds only our Ingresses, and only the Secrets they reference', () => {
     const secret = (name: string) => ({
       type: 'kubernetes.io/tls',
