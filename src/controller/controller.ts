@@ -18,7 +18,7 @@ import { createInformers, type Informers } from './informers.ts';
 import { createKubeClient, type KubeClient, loadKubeConfig } from './kube-client.ts';
 import { type SmallServer, startHealthServer, startWebhookServer } from './servers.ts';
 import { createServing, type Serving } from './serving.ts';
-import { servedIngresses, type SnapshotOptions } from './snapshot.ts';
+import { ourIngresses, type SnapshotOptions } from './snapshot.ts';
 import { createStatusWriter } from './status-writer.ts';
 import { createTcpRunner } from './tcp-runner.ts';
 
@@ -93,7 +93,7 @@ function createLeaderDuties(
     run(informers: Informers, serving: Serving, snapOptions: SnapshotOptions) {
       const gateway = serving.gateway();
       if (gateway === null) return;
-      const ingresses = servedIngresses(informers.objects(), snapOptions);
+      const ingresses = ourIngresses(informers.objects(), snapOptions);
       if (o.updateStatus)
         statusRunning = statusRunning.then(() => statusWriter.sync(ingresses)).catch(() => {});
       const { issues } = gateway.snapshot().topology;
@@ -105,7 +105,7 @@ function createLeaderDuties(
     /** Waits for writes in flight; clears the status when asked (the caller checks leadership). */
     async finish(informers: Informers, snapOptions: SnapshotOptions, clearStatus: boolean) {
       await statusRunning;
-      if (clearStatus) await statusWriter.clear(servedIngresses(informers.objects(), snapOptions));
+      if (clearStatus) await statusWriter.clear(ourIngresses(informers.objects(), snapOptions));
       await recorder.idle();
     },
   };

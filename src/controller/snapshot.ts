@@ -69,19 +69,24 @@ export function toManifestObject(type: ResourceType, raw: KubeObject): ManifestO
   };
 }
 
+/** Our Ingresses as the API has them (what status and events are written against). */
+export function ourIngresses(objects: ClusterObjects, o: ClassOptions): KubeObject[] {
+  return objects.ingresses.filter(
+    (ing) => inScope(objects, ing) && isOurIngress(ing, objects.ingressClasses, o),
+  );
+}
+
 /** Our Ingresses, with the class made explicit so the translation serves exactly these. */
 export function servedIngresses(objects: ClusterObjects, o: ClassOptions): KubeObject[] {
-  return objects.ingresses
-    .filter((ing) => inScope(objects, ing) && isOurIngress(ing, objects.ingressClasses, o))
-    .map((ing) => {
-      const annotations = { ...(ing.metadata?.annotations ?? {}) };
-      delete annotations[LEGACY_CLASS];
-      return {
-        ...ing,
-        metadata: { ...ing.metadata, annotations },
-        spec: { ...rec(ing.spec), ingressClassName: o.ingressClass },
-      };
-    });
+  return ourIngresses(objects, o).map((ing) => {
+    const annotations = { ...(ing.metadata?.annotations ?? {}) };
+    delete annotations[LEGACY_CLASS];
+    return {
+      ...ing,
+      metadata: { ...ing.metadata, annotations },
+      spec: { ...rec(ing.spec), ingressClassName: o.ingressClass },
+    };
+  });
 }
 
 function inScope(objects: ClusterObjects, object: KubeObject): boolean {
