@@ -29,6 +29,12 @@ export const DOCTOR_CODES = {
     summary: 'the load balancer connects from its own address and sends no PROXY header: backends see the LB',
     fix: 'PROXY protocol end to end (LB annotation + use-proxy-protocol + proxy-real-ip-cidr)',
   },
+  ACCESS_KEYED_ON_SHARED_ADDRESS: {
+    kind: 'finding',
+    summary:
+      "rate or connection limits (or satisfy any, limit-whitelist, the auth service's X-Real-IP) key on an address that is the load balancer's or a node's: every client shares one bucket",
+    fix: 'PROXY protocol end to end (LB annotation + use-proxy-protocol + proxy-real-ip-cidr), so limits key on each client',
+  },
   CLIENT_VIA_TRANSIT_GATEWAY: {
     kind: 'finding',
     summary:

@@ -4,6 +4,7 @@
 import { isRoutedPath } from '../config/client-path.ts';
 import type { Topology } from '../config/model.ts';
 import { decideAccess, routeRequest } from '../gateway/router.ts';
+import { traceAccess } from './access-trace.ts';
 import { CidrSet } from '../net/cidr-set.ts';
 import { canonicalIp } from '../net/ip.ts';
 import {
@@ -253,6 +254,10 @@ export function simulateOnChain(chain: Chain, request: SimulateRequest): Simulat
   }
   const rule = verdict.entry ? `${verdict.rule} ${verdict.entry}` : verdict.rule;
   hops.push({ name: 'policy', sees: address, detail: `${verdict.outcome}: ${verdict.detail}` });
+  // Limits and auth (access-trace.ts), each named by its annotation.
+  const access = traceAccess(route.location, verdict, address);
+  for (const detail of access.details) hops.push({ name: 'policy', sees: address, detail });
+  if (access.end !== null) return end(access.end.outcome, access.end.status, access.end.decidedBy, address);
   if (verdict.outcome === 'deny') return end('denied-403', 403, rule, address);
   if (verdict.outcome === 'fail-closed') return end('fail-closed-503', 503, rule, address);
   hops.push({
@@ -260,7 +265,7 @@ export function simulateOnChain(chain: Chain, request: SimulateRequest): Simulat
     sees: address,
     detail: `${route.upstreamName}: X-Real-IP and X-Forwarded-For ${address}`,
   });
-  return end('allowed', 200, rule, address);
+  return end('allowed', 200, access.then === null ? rule : `${rule}; then ${access.then}`, address);
 }
 
 function describeProvenance(

@@ -108,6 +108,18 @@ const cases: Case[] = [
     fixed: 'allowed',
   },
   {
+    // Limits key on the NLB's address: every client shares one bucket (issue 17).
+    fixture: 'access-keyed-on-shared-address',
+    request: { client: laptop, host },
+    outcome: 'allowed',
+    status: 200,
+    decidedBy:
+      /^no-rules; then nginx\.ingress\.kubernetes\.io\/limit-rps, nginx\.ingress\.kubernetes\.io\/limit-connections$/,
+    hops: { client: laptop, gateway: '127.0.10.1', 'client-ip': '127.0.10.1', policy: '127.0.10.1' },
+    findings: ['ACCESS_KEYED_ON_SHARED_ADDRESS:error', 'CLIENT_IP_LOST_AT_LB:warning'],
+    fixed: 'allowed',
+  },
+  {
     fixture: 'client-via-transit-gateway',
     request: { client: laptop, host },
     outcome: 'denied-403',

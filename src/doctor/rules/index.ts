@@ -1,4 +1,5 @@
 // Every rule the doctor runs, in the order findings are listed (within one severity).
+import { rule as accessKeyedOnSharedAddress } from './access-keyed-on-shared-address.ts';
 import { rule as clientIpLostAtKubeProxy } from './client-ip-lost-at-kube-proxy.ts';
 import { rule as clientIpLostAtLb } from './client-ip-lost-at-lb.ts';
 import { rule as clientViaTransitGateway } from './client-via-transit-gateway.ts';
@@ -26,6 +27,7 @@ export const RULES: readonly Rule[] = [
   forwardedHeadersSpoofable,
   healthCheckCannotSpeakProxy,
   invalidSourceRange,
+  accessKeyedOnSharedAddress,
   inClusterBypass,
   hairpinTimeout,
 ];
