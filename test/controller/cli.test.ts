@@ -26,6 +26,16 @@ describe('keepip controller (process)', () => {
     const bad = await runKeepip(['controller', '--no-such-flag=1']);
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /unknown flag --no-such-flag/);
+    // Neither a kubeconfig nor a cluster around it: exit 1 at once rather than retrying forever.
+    const nowhere = startKeepip(['controller', '--http-port=0'], {
+      env: { KUBECONFIG: '', KUBERNETES_SERVICE_HOST: '', HOME: '/nonexistent' },
+    });
+    const exitCode = await new Promise((resolve) => {
+      if (nowhere.child.exitCode !== null) resolve(nowhere.child.exitCode);
+      else nowhere.child.once('exit', (code) => resolve(code));
+    });
+    assert.equal(exitCode, 1);
+    assert.match(nowhere.output(), /no API server: give --kubeconfig/);
     const help = await runKeepip(['controller', '--help']);
     assert.equal(help.code, 0);
     assert.match(help.stdout, /--publish-status-address/);
