@@ -4,7 +4,7 @@
 import type { LocationModel } from '../config/model.ts';
 import type { AccessDecision } from '../net/access-policy.ts';
 import { parseBasicCredentials } from './access/basic-auth.ts';
-import { checkClientCertificate, clientCertificateView } from './access/client-cert.ts';
+import { checkClientCertificate, clientCertificateView, misdirected } from './access/client-cert.ts';
 import type { RequestVars } from './access/nginx-vars.ts';
 import { enforceAccess } from './access/stage.ts';
 import { formatForbiddenLine } from './access-log.ts';
@@ -45,7 +45,15 @@ function clientCertificateStage(
   const model = vhost.clientCertificate ?? null;
   if (model === null) return null;
   const view = clientCertificateView(req.socket, model);
-  const check = checkClientCertificate(model, view, ex.conn.scheme === 'https');
+  const hosts = ex.snap.topology.gateway.virtualHosts;
+  const check = misdirected(req.socket, hosts, model)
+    ? ({
+        ok: false,
+        status: 421,
+        reason: 'client attempted to request the server name different from the one that was negotiated',
+        location: null,
+      } as const)
+    : checkClientCertificate(model, view, ex.conn.scheme === 'https');
   if (check.ok) return check.headers;
   ctx.metrics.denial('auth-tls');
   ctx.errorLog.write(

@@ -17,6 +17,7 @@ const reasons: Readonly<Record<number, string>> = {
   413: 'Request Entity Too Large',
   429: 'Too Many Requests',
   414: 'Request-URI Too Large',
+  421: 'Misdirected Request',
   431: 'Request Header Fields Too Large',
   494: 'Request Header Or Cookie Too Large',
   500: 'Internal Server Error',

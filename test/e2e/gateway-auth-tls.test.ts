@@ -252,6 +252,11 @@ describe('client certificates (auth-tls-*)', () => {
     assert.equal(echoHeaders(spoofed)['ssl-client-verify'], 'NONE');
   });
 
+  test('a certificate verified for one host (SNI) does not open another (Host): 421', async () => {
+    const reply = await get(gw.httpsPort, 'match.foo.com', client, 'optional.foo.com');
+    assert.equal(reply.status, 421);
+  });
+
   test('an auth-tls-secret that does not exist: 403 for every request to the host', async () => {
     assert.equal((await get(gw.httpsPort, 'missing.foo.com', client)).status, 403);
   });

@@ -141,7 +141,24 @@ export function clientCertificateView(socket: unknown, model: ClientCertificateM
 
 export type ClientCertificateCheck =
   | { ok: true; headers: Record<string, string> }
-  | { ok: false; status: 400 | 403; reason: string; location: string | null };
+  | { ok: false; status: 400 | 403 | 421; reason: string; location: string | null };
+
+/**
+ * Whether the certificate was verified for another host than the request's: the TLS handshake chose
+ * the CA by SNI, the request chose the host by Host. nginx answers 421 then; so does keepip, or a
+ * certificate from one host's CA would open another host.
+ */
+export function misdirected(
+  socket: unknown,
+  hosts: readonly VirtualHostModel[],
+  model: ClientCertificateModel,
+): boolean {
+  if (!(socket instanceof tls.TLSSocket)) return false;
+  const servername = (socket as tls.TLSSocket & { servername?: string | false }).servername;
+  const negotiated =
+    typeof servername === 'string' ? (clientCertificateFor(hosts, servername)?.model ?? null) : null;
+  return negotiated !== null && negotiated !== model;
+}
 
 /** The per-request decision (see the module comment). `https` false: plain HTTP, where nginx verifies nothing. */
 export function checkClientCertificate(
