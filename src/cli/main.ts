@@ -33,6 +33,16 @@ const commands: Record<string, { summary: string }> = {
   pp: { summary: 'Decode and encode PROXY protocol v1/v2 headers' },
 };
 
+/**
+ * Other names for a command. The ingress-nginx Helm chart starts its controller with the argument
+ * `/nginx-ingress-controller` (the image's entrypoint runs it); with keepip's image, whose entrypoint
+ * is `keepip`, the same Deployment arguments then start `keepip controller`: swap the image, keep the args.
+ */
+const ALIASES: Readonly<Record<string, string>> = {
+  '/nginx-ingress-controller': 'controller',
+  'nginx-ingress-controller': 'controller',
+};
+
 function usage(): string {
   const width = Math.max(...Object.keys(commands).map((name) => name.length));
   const lines = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`);
@@ -58,13 +68,14 @@ export async function runCli(argv: string[]): Promise<number> {
     process.stdout.write(`keepip ${pkg.default.version}\n`);
     return 0;
   }
-  const entry = commands[name];
+  const commandName = ALIASES[name] ?? name;
+  const entry = Object.hasOwn(commands, commandName) ? commands[commandName] : undefined;
   if (entry === undefined) {
     process.stderr.write(`keepip: unknown command "${name}"\n\n${usage()}`);
     return 2;
   }
   // Each command lives in src/cli/<name>.ts and exports `command`.
-  const { command } = (await import(`./${name}.ts`)) as { command: Command };
+  const { command } = (await import(`./${commandName}.ts`)) as { command: Command };
   return command.run(rest);
 }
 
