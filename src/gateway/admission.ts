@@ -286,7 +286,10 @@ export function admit(
     respond(decision.status, { location: decision.location });
     return null;
   }
-  const { verdict } = decideAccess(matched, decision.guards, ex.client);
+  const { verdict, decidedBy } = decideAccess(matched, decision.guards, ex.client);
+  // For a decision observer (the dashboard): two stores, no allocation.
+  ex.verdict = verdict;
+  ex.decidedBy = decidedBy;
   const admitted: Admitted = {
     location: matched.location,
     upstream: snap.upstreamFor(matched.location) ?? null,
