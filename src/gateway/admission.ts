@@ -1,7 +1,7 @@
 // The stages every request passes before it may reach a backend, plain or upgrade alike:
 //   resolve the client -> route (host, path; bad targets 400) -> redirects -> access rules.
 // Each stage either fills in the exchange or answers through `respond` and stops the request.
-import type { LocationModel } from '../config/model.ts';
+import type { LocationAccessModel, LocationModel } from '../config/model.ts';
 import type { AccessDecision } from '../net/access-policy.ts';
 import { parseBasicCredentials } from './access/basic-auth.ts';
 import { checkClientCertificate, clientCertificateView, misdirected } from './access/client-cert.ts';
@@ -14,7 +14,14 @@ import { normalizeHost } from './host.ts';
 import { requestIdFor } from './request-id.ts';
 import { requestLineOf, shownClient } from './request-log.ts';
 import { parseRequestTarget } from './request-target.ts';
-import { decideAccess, hostHeaderRefusal, type RouteDecision, routeTarget, routingHost } from './router.ts';
+import {
+  decideAccess,
+  hostHeaderRefusal,
+  type MatchedRoute,
+  type RouteDecision,
+  routeTarget,
+  routingHost,
+} from './router.ts';
 import { forwardedView } from './upstream-headers.ts';
 import type { BalancedUpstream } from './upstream.ts';
 
@@ -187,6 +194,12 @@ function authForwardedFor(ex: Exchange, req: GatewayRequest): string {
   return text === undefined || text === '' ? appended : `${text}, ${appended}`;
 }
 
+/** The limits and auth of the first guard location that has some (RouteDecision.guards). */
+function guardAccess(guards: readonly MatchedRoute[]): LocationAccessModel | undefined {
+  for (const guard of guards) if (guard.location.access !== undefined) return guard.location.access;
+  return undefined;
+}
+
 /** Stage 4 for a location with limits or auth (access/stage.ts); see admit for the result. */
 function accessStage(
   ctx: HandlerContext,
@@ -194,16 +207,11 @@ function accessStage(
   req: GatewayRequest,
   verdict: AccessDecision,
   admitted: Admitted,
+  model: LocationAccessModel,
   respond: Respond,
   proceed: (admitted: Admitted) => void,
 ): Admitted | null | typeof PENDING {
   const location = admitted.location!;
-  const model = location.access;
-  if (model === undefined) {
-    if (verdict.outcome === 'allow') return admitted;
-    refuseAccess(ctx, ex, req, verdict, respond);
-    return null;
-  }
   const result = enforceAccess({
     ctx,
     ex,
@@ -297,10 +305,12 @@ export function admit(
     scheme,
     headersTrusted,
   };
-  if (matched.location.access === undefined) {
+  // Limits and auth of the location, or of another location a lenient backend could read this path as.
+  const access = matched.location.access ?? guardAccess(decision.guards);
+  if (access === undefined) {
     if (verdict.outcome === 'allow') return admitted;
     refuseAccess(ctx, ex, req, verdict, respond);
     return null;
   }
-  return accessStage(ctx, ex, req, verdict, admitted, respond, proceed);
+  return accessStage(ctx, ex, req, verdict, admitted, access, respond, proceed);
 }

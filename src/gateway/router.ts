@@ -236,7 +236,10 @@ function compileVirtualHost(
   const all = [...exact.values(), ...prefixes, ...regexes];
   return {
     serverName,
-    guarded: all.some((loc) => loc.route.policy.hasRules || loc.route.policy.failClosed),
+    // Limits and auth (LocationModel.access) guard a path as much as source ranges do.
+    guarded: all.some(
+      (loc) => loc.route.policy.hasRules || loc.route.policy.failClosed || loc.model.access !== undefined,
+    ),
     foldedExact,
     foldedPrefixes: prefixes.map((location) => ({ prefix: location.prefix.toLowerCase(), location })),
     model: vhost,

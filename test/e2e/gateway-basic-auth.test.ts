@@ -49,6 +49,13 @@ describe('basic auth (auth-type basic)', () => {
       secret('htpasswd', { auth: `${bcryptLine}\n${apr1Line}\n${shaLine}\n` }),
       secret('map', { mapuser: bcryptMap }),
       secret('broken', { auth: 'foo:' }),
+      ingress({ name: 'site', host: 'guarded.example', paths: [{ path: '/', service: 'echo', port: 80 }] }),
+      ingress({
+        name: 'admin',
+        host: 'guarded.example',
+        paths: [{ path: '/admin', service: 'echo', port: 80 }],
+        annotations: auth('htpasswd'),
+      }),
       ingress({ name: 'open', host: 'open.example', paths: [{ path: '/', service: 'echo', port: 80 }] }),
       ingress({
         name: 'file',
@@ -142,5 +149,23 @@ describe('basic auth (auth-type basic)', () => {
   test('an entry without a hash ("foo:"): 401', async () => {
     const reply = await request(gw.httpPort, { host: 'broken.example', headers: basic('foo', 'bar') });
     assert.equal(reply.status, 401);
+  });
+
+  test('other readings of a protected path (case, ;params, backslash) need the credentials too', async () => {
+    assert.equal((await request(gw.httpPort, { host: 'guarded.example', path: '/' })).status, 200);
+    for (const path of ['/admin', '/ADMIN', '/admin;x/users', '/public\\..\\admin']) {
+      const reply = await request(gw.httpPort, { host: 'guarded.example', path });
+      assert.equal(reply.status, 401, path);
+    }
+    assert.equal(
+      (
+        await request(gw.httpPort, {
+          host: 'guarded.example',
+          path: '/ADMIN',
+          headers: basic('bob', 'hunter2'),
+        })
+      ).status,
+      200,
+    );
   });
 });
