@@ -109,7 +109,13 @@ export function buildSubrequest(input: SubrequestInput): {
   headers['x-forwarded-for'] = input.forwardedFor;
   headers['x-auth-request-redirect'] =
     model.requestRedirect !== null ? expandVariables(model.requestRedirect, vars) : vars.requestUri;
-  if (input.clientCertHeaders !== null) Object.assign(headers, input.clientCertHeaders);
+  if (input.clientCertHeaders !== null) {
+    // '' marks a header to drop (a client's own ssl-client-*), as nginx drops an empty proxy_set_header.
+    for (const [name, value] of Object.entries(input.clientCertHeaders)) {
+      if (value === '') delete headers[name];
+      else headers[name] = value;
+    }
+  }
   for (const [name, value] of Object.entries(model.proxySetHeaders)) {
     const expanded = expandVariables(value, vars);
     if (expanded === '') delete headers[name.toLowerCase()];
