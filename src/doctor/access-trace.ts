@@ -11,24 +11,24 @@ export interface AccessTrace {
   /** When the location ends the request by itself (a denied location): outcome and what decided. */
   end: { outcome: 'fail-closed-503'; status: 503; decidedBy: string } | null;
   /** Appended to the decision ("; then auth-type basic"), or null when nothing follows the verdict. */
-  then: string | null;
+  following: string | null;
 }
 
 /** What `location`'s access annotations do for a client resolved to `address`. */
 export function traceAccess(location: LocationModel, verdict: AccessDecision, address: string): AccessTrace {
   const access = location.access;
-  if (access === undefined) return { details: [], end: null, then: null };
+  if (access === undefined) return { details: [], end: null, following: null };
   if (access.denied !== null) {
     return {
       details: [
         `the location is denied by ${access.denied.annotation}: ${access.denied.reason} (503 for everyone)`,
       ],
       end: { outcome: 'fail-closed-503', status: 503, decidedBy: access.denied.annotation },
-      then: null,
+      following: null,
     };
   }
   const details: string[] = [];
-  const then: string[] = [];
+  const following: string[] = [];
   const rl = access.rateLimit;
   if (rl !== null) {
     const parts = [
@@ -39,19 +39,19 @@ export function traceAccess(location: LocationModel, verdict: AccessDecision, ad
     details.push(
       `${parts.join(', ')} in zone ${rl.zone}, keyed by ${address}${rl.exempt?.valid ? ` (limit-whitelist ${rl.exempt.raw} exempt)` : ''}`,
     );
-    then.push(parts.map((p) => `${P}${p.split(' ')[0]}`).join(', '));
+    following.push(parts.map((p) => `${P}${p.split(' ')[0]}`).join(', '));
   }
   const any = access.satisfy === 'any';
   if (any && verdict.outcome === 'allow' && verdict.rule === 'allowlist') {
     details.push(`${P}satisfy any: the allowlist admits ${address}; basic and external auth are skipped`);
-    then.push(`${P}satisfy any`);
-    return { details, end: null, then: then.join('; ') };
+    following.push(`${P}satisfy any`);
+    return { details, end: null, following: following.join('; ') };
   }
   if (access.basicAuth !== null) {
     details.push(
       `${P}auth-type basic (Secret ${access.basicAuth.secret}, realm "${access.basicAuth.realm}"): 401 without valid credentials`,
     );
-    then.push(`${P}auth-type basic`);
+    following.push(`${P}auth-type basic`);
   }
   const ext = access.externalAuth;
   if (ext !== null) {
@@ -59,9 +59,9 @@ export function traceAccess(location: LocationModel, verdict: AccessDecision, ad
     details.push(
       `${name} ${ext.url}: the auth service decides (it sees X-Real-IP ${address})${ext.signin ? `; 401 becomes a 302 to ${ext.signin}` : ''}`,
     );
-    then.push(name);
+    following.push(name);
   }
-  if (any && verdict.outcome === 'deny' && verdict.rule === 'allowlist-miss' && then.length > 0)
+  if (any && verdict.outcome === 'deny' && verdict.rule === 'allowlist-miss' && following.length > 0)
     details.push(`${P}satisfy any: valid credentials would admit ${address} despite the allowlist`);
-  return { details, end: null, then: then.length === 0 ? null : then.join('; ') };
+  return { details, end: null, following: following.length === 0 ? null : following.join('; ') };
 }

@@ -265,7 +265,7 @@ export function simulateOnChain(chain: Chain, request: SimulateRequest): Simulat
     sees: address,
     detail: `${route.upstreamName}: X-Real-IP and X-Forwarded-For ${address}`,
   });
-  return end('allowed', 200, access.then === null ? rule : `${rule}; then ${access.then}`, address);
+  return end('allowed', 200, access.following === null ? rule : `${rule}; then ${access.following}`, address);
 }
 
 function describeProvenance(
