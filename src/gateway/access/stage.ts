@@ -161,7 +161,7 @@ function enforceLimits(call: AccessCall, runtime: AccessRuntime, c: CompiledAcce
 
 /** The final refusal: a 401 with auth-signin is a 302 to it (nginx's error_page 401 = @signin). */
 function refuse(call: AccessCall, failure: Failure): void {
-  const { model, ex } = call;
+  const { model } = call;
   call.ctx.metrics.denial(failure.rule);
   if (failure.log !== null) logLine(call, failure.status === 401 ? 'info' : 'error', failure.log);
   const ext = model.externalAuth;
@@ -175,7 +175,6 @@ function refuse(call: AccessCall, failure: Failure): void {
   }
   if (failure.wwwAuthenticate.length > 0) headers['www-authenticate'] = failure.wwwAuthenticate;
   if (ext?.alwaysSetCookie && failure.cookies.length > 0) headers['set-cookie'] = failure.cookies;
-  void ex;
   call.respond(failure.status, Object.keys(headers).length > 0 ? headers : null);
 }
 
