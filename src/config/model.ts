@@ -176,6 +176,9 @@ export interface GatewaySettings {
   /** limit-req-status-code / limit-conn-status-code (503 by default): the answer of a rate or connection limit. */
   limitReqStatusCode?: number;
   limitConnStatusCode?: number;
+  /** limit-rate / limit-rate-after (KB): defaults of the annotations. */
+  limitRateKb?: number;
+  limitRateAfterKb?: number;
   /** global-auth-*: external auth for every location without its own auth-url (enable-global-auth, no-auth-locations). */
   globalAuth?: ExternalAuthModel | null;
   /** no-auth-locations: path prefixes exempt from basic and external auth (default "/.well-known/acme-challenge"). */
@@ -277,6 +280,8 @@ export interface LocationAccessModel {
   satisfy: 'all' | 'any';
   /** Why the location fails closed (503), as ingress-nginx denies a location whose auth cannot be configured. */
   denied: { annotation: string; reason: string } | null;
+  /** limit-rate / limit-rate-after (KB in the annotations): response bandwidth per request. */
+  bandwidth?: { rateBytes: number; afterBytes: number } | null;
 }
 
 /** auth-tls-* of a host (server level in ingress-nginx: the first Ingress of the host that sets it). */

@@ -5,6 +5,7 @@
 // Denials and upstream failures also get an nginx-style error log line. Each request runs on the
 // snapshot that was current when it arrived.
 import type { Duplex } from 'node:stream';
+import { throttleResponse } from './access/bandwidth.ts';
 import { COOKIE_STATUSES } from './access/state.ts';
 import { type Admitted, admit, PENDING } from './admission.ts';
 import { answer, answerRaw, rawErrorResponse } from './answers.ts';
@@ -226,6 +227,9 @@ export function createRequestHandler(ctx: HandlerContext): RequestHandler {
       else if (!hasEndpoints(admitted)) answer(ctx, ex, req, res, 503, null);
       else {
         addAuthCookies(ex, res);
+        // limit-rate / limit-rate-after: the response to this client, per request (access/bandwidth.ts).
+        const bandwidth = admitted.location?.access?.bandwidth;
+        if (bandwidth) throttleResponse(res, bandwidth);
         forward(ctx, ex, req, res, admitted, limit);
       }
     };

@@ -27,6 +27,8 @@ const PREFIX = 'nginx.ingress.kubernetes.io/';
 
 /** The annotations this module reads (without the prefix). */
 export const ACCESS_ANNOTATIONS: readonly string[] = [
+  'limit-rate',
+  'limit-rate-after',
   'limit-rps',
   'limit-rpm',
   'limit-connections',
@@ -62,17 +64,10 @@ export const ACCESS_ANNOTATIONS: readonly string[] = [
   'auth-tls-match-cn',
 ];
 
-/** Snippet annotations: nginx configuration text, which keepip never runs. Refused by name. */
-export const SNIPPET_ANNOTATIONS: readonly string[] = [
-  'auth-snippet',
-  'configuration-snippet',
-  'server-snippet',
-  'stream-snippet',
-  'modsecurity-snippet',
-];
-
 /** The ConfigMap keys this module reads. */
 export const ACCESS_CONFIGMAP_KEYS: readonly string[] = [
+  'limit-rate',
+  'limit-rate-after',
   'limit-req-status-code',
   'limit-conn-status-code',
   'global-auth-url',
@@ -118,6 +113,7 @@ export interface AccessInput {
 /** What one Ingress's access annotations say, before the path is known (global auth depends on it). */
 export interface IngressAccess {
   rateLimit: RateLimitModel | null;
+  bandwidth: { rateBytes: number; afterBytes: number } | null;
   basicAuth: BasicAuthModel | null;
   externalAuth: ExternalAuthModel | null;
   enableGlobalAuth: boolean;
@@ -498,16 +494,7 @@ function matchCnOrError(r: Reader, cn: string, base: ClientCertificateModel): st
 /** Reads the access annotations of one Ingress. */
 export function parseAccessAnnotations(input: AccessInput): IngressAccess {
   const r = reader(input);
-  for (const name of SNIPPET_ANNOTATIONS) {
-    if (input.annotations[PREFIX + name] !== undefined)
-      issue(
-        input,
-        'warning',
-        'SNIPPET_REFUSED',
-        name,
-        `refused: keepip never runs nginx configuration snippets (text that would run inside the proxy, CVE-2021-25742, CVE-2025-1974); express it with supported annotations`,
-      );
-  }
+  // Snippets are refused by name with the other catalogued names (annotations.ts, ANNOTATION_REFUSED).
   const rateLimit = readRateLimit(r);
   const basicAuth = readBasicAuth(r);
   const externalAuth = readExternalAuth(r);
@@ -518,8 +505,11 @@ export function parseAccessAnnotations(input: AccessInput): IngressAccess {
     if (s === 'any' || s === 'all') satisfy = s;
     else r.warn('satisfy', `${JSON.stringify(satisfyRaw)} is not "any" or "all"; "all" applies`);
   }
+  const rateKb = int(r, 'limit-rate') ?? input.settings.limitRateKb ?? 0;
+  const afterKb = int(r, 'limit-rate-after') ?? input.settings.limitRateAfterKb ?? 0;
   return {
     rateLimit,
+    bandwidth: rateKb > 0 ? { rateBytes: rateKb * 1024, afterBytes: afterKb * 1024 } : null,
     basicAuth,
     externalAuth,
     enableGlobalAuth: bool(r, 'enable-global-auth', true),
@@ -554,15 +544,24 @@ export function locationAccess(
     denied ??= { annotation: 'global-auth-url', reason: 'the ConfigMap global-auth-url cannot be used' };
     externalAuth = null;
   }
+  const { rateLimit, bandwidth, satisfy } = access;
   if (
-    access.rateLimit === null &&
+    rateLimit === null &&
+    bandwidth === null &&
     basicAuth === null &&
     externalAuth === null &&
     denied === null &&
-    access.satisfy === 'all'
+    satisfy === 'all'
   )
     return undefined;
-  return { rateLimit: access.rateLimit, basicAuth, externalAuth, satisfy: access.satisfy, denied };
+  return {
+    rateLimit,
+    basicAuth,
+    externalAuth,
+    satisfy,
+    denied,
+    ...(bandwidth !== null ? { bandwidth } : {}),
+  };
 }
 
 /** How the ConfigMap part reports: a bad value keeps the default (warning); a bad global auth denies it. */
@@ -589,6 +588,16 @@ export function applyAccessSettings(
   settings.limitReqStatusCode = statusCode(data, 'limit-req-status-code', sink);
   settings.limitConnStatusCode = statusCode(data, 'limit-conn-status-code', sink);
   settings.noAuthLocations = data['no-auth-locations'] ?? DEFAULT_NO_AUTH_LOCATIONS;
+  for (const [key, field] of [
+    ['limit-rate', 'limitRateKb'],
+    ['limit-rate-after', 'limitRateAfterKb'],
+  ] as const) {
+    const v = data[key];
+    if (v === undefined) continue;
+    const n = parseUint(v, 1_000_000_000);
+    if (n === null) sink.invalid(key, v, 'a whole number of KB', '0 (no limit)');
+    else settings[field] = n;
+  }
   settings.globalAuth = null;
   const url = data['global-auth-url'];
   if (url === undefined || url.trim() === '') return;

@@ -5,6 +5,8 @@
 // limits key on the resolved client address. Deterministic: the held backend keeps requests in flight
 // until released; the request limit uses limit-rpm, whose bucket leaks one request a minute.
 import assert from 'node:assert/strict';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { request, startTestGateway, type TestGateway } from '../fixtures/gateway/harness.ts';
 import {
@@ -18,14 +20,19 @@ import { until } from '../lb/helpers.ts';
 
 describe('rate and connection limits', () => {
   let backend: HeldBackend;
+  let big: http.Server;
   let gw: TestGateway;
 
   before(async () => {
     backend = await startHeldBackend({ hold: (url) => url.startsWith('/sleep') });
+    // 64 KiB in one response, for limit-rate.
+    big = http.createServer((_req, res) => res.end(Buffer.alloc(64 * 1024, 'x')));
+    await new Promise<void>((resolve) => big.listen(0, '127.0.0.1', resolve));
     const route = (name: string, annotations: Record<string, string>) =>
       ingress({ name, host: name, paths: [{ path: '/', service: 'slow', port: 80 }], annotations });
     const objects = [
       ...serviceWithEndpoints({ name: 'slow', ports: [backend.port] }),
+      ...serviceWithEndpoints({ name: 'big', ports: [(big.address() as AddressInfo).port] }),
       controllerConfigMap({ 'limit-req-status-code': '429' }),
       route('limit-connections', { 'limit-connections': '8' }),
       route('limit-rpm', { 'limit-rpm': '2', 'limit-burst-multiplier': '1' }),
@@ -35,6 +42,12 @@ describe('rate and connection limits', () => {
         'limit-whitelist': '127.0.9.9/32',
       }),
       route('bad-exempt', { 'limit-rpm': '1', 'limit-whitelist': '10.0.0.0/33' }),
+      ingress({
+        name: 'limit-rate',
+        host: 'limit-rate',
+        paths: [{ path: '/', service: 'big', port: 80 }],
+        annotations: { 'limit-rate': '16', 'limit-rate-after': '16' },
+      }),
     ];
     gw = await startTestGateway(topologyOf(objects));
   });
@@ -43,6 +56,7 @@ describe('rate and connection limits', () => {
     backend?.release();
     await gw?.close();
     await backend?.close();
+    big?.close();
   });
 
   test('limit-connections 8: of 20 requests in flight at once, 8 pass and 12 get 503', async () => {
@@ -92,5 +106,19 @@ describe('rate and connection limits', () => {
 
   test('an invalid limit-whitelist fails closed: 503', async () => {
     assert.equal((await request(gw.httpPort, { from: '127.0.8.4', host: 'bad-exempt' })).status, 503);
+  });
+
+  test('limit-rate 16 KB/s after 16 KB: a 64 KiB body takes at least 3 s', async () => {
+    const started = Date.now();
+    const reply = await request(gw.httpPort, {
+      from: '127.0.8.5',
+      host: 'limit-rate',
+      path: '/big',
+    });
+    assert.equal(reply.status, 200);
+    assert.equal(reply.body.length, 64 * 1024);
+    // A lower bound only: the throttle guarantees it, a slow machine only adds to it.
+    const elapsed = Date.now() - started;
+    assert.ok(elapsed >= 2_900, `took ${elapsed} ms`);
   });
 });

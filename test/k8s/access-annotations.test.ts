@@ -256,3 +256,14 @@ test('auth-tls-*: per host, defaults on / depth 1; a missing Secret is the host 
   assert.equal(err.verifyClient, 'on');
   assert.ok(codes(missing.t).includes('warning:INVALID_ANNOTATION_VALUE'));
 });
+
+test('limit-rate / limit-rate-after: KB per request, defaults from the ConfigMap', () => {
+  assert.deepEqual(build({ 'limit-rate': '100', 'limit-rate-after': '10' }).loc.access?.bandwidth, {
+    rateBytes: 100 * 1024,
+    afterBytes: 10 * 1024,
+  });
+  assert.equal(build({ 'limit-rate-after': '10' }).loc.access, undefined, 'no rate: no limit');
+  const cm = controllerConfigMap({ 'limit-rate': '5' });
+  assert.deepEqual(build({}, [cm]).loc.access?.bandwidth, { rateBytes: 5 * 1024, afterBytes: 0 });
+  assert.equal(build({ 'limit-rate': '0' }, [cm]).loc.access, undefined, 'the annotation wins');
+});
