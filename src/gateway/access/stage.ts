@@ -186,10 +186,7 @@ function runBasic(call: AccessCall, runtime: AccessRuntime, next: (failure: Fail
   }
   checkBasicAuth(basic, call.req.headers.authorization, runtime.verifier, (outcome) => {
     if (outcome.ok) {
-      const state = stateOf(call.ex);
-      state.user = outcome.user;
-      // As ingress-nginx: the credentials are not passed on (proxy_set_header Authorization "").
-      state.upstreamHeaders = { ...state.upstreamHeaders, authorization: '' };
+      stateOf(call.ex).user = outcome.user;
       next(null);
       return;
     }
@@ -280,6 +277,12 @@ export function enforceAccess(call: AccessCall): boolean | 'pending' {
   const runtime = accessRuntime(call.ctx);
   const c = compile(model);
   if (!enforceLimits(call, runtime, c)) return false;
+  // As ingress-nginx's `proxy_set_header Authorization ""`: with basic auth the credentials never
+  // reach the backend, also when satisfy any lets the allowlist decide.
+  if (model.basicAuth !== null) {
+    const state = stateOf(call.ex);
+    state.upstreamHeaders = { ...state.upstreamHeaders, authorization: '' };
+  }
   const any = model.satisfy === 'any';
   const hasAuth = model.basicAuth !== null || model.externalAuth !== null;
   if (
