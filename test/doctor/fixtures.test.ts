@@ -111,12 +111,11 @@ const cases: Case[] = [
     // Limits key on the NLB's address: every client shares one bucket (issue 17).
     fixture: 'access-keyed-on-shared-address',
     request: { client: laptop, host },
-    outcome: 'allowed',
-    status: 200,
-    decidedBy:
-      /^no-rules; then nginx\.ingress\.kubernetes\.io\/limit-rps, nginx\.ingress\.kubernetes\.io\/limit-connections$/,
+    outcome: 'denied-403',
+    status: 403,
+    decidedBy: /^allowlist-miss/,
     hops: { client: laptop, gateway: '127.0.10.1', 'client-ip': '127.0.10.1', policy: '127.0.10.1' },
-    findings: ['ACCESS_KEYED_ON_SHARED_ADDRESS:error', 'CLIENT_IP_LOST_AT_LB:warning'],
+    findings: ['ACCESS_KEYED_ON_SHARED_ADDRESS:error', 'CLIENT_IP_LOST_AT_LB:error'],
     fixed: 'allowed',
   },
   {
