@@ -5,6 +5,7 @@ import { canonicalIp } from '../net/ip.ts';
 import type { DecisionLog, DecisionRecord } from './decision-log.ts';
 import { summarize, traceOf } from './decision-view.ts';
 import type { DashboardCode } from './errors.ts';
+import { redactDeep, secretValues } from './redact.ts';
 import { routesView } from './routes-view.ts';
 import { chainReport, type DashboardSources } from './sources.ts';
 
@@ -113,7 +114,7 @@ function chain(sources: DashboardSources, query: URLSearchParams): ApiAnswer {
     ...(via !== '' && isClientPath(via) ? { via } : {}),
   });
   if (!result.ok) return apiError(422, 'DASHBOARD_CHAIN_FAILED', `${result.code}: ${result.message}`);
-  return { status: 200, body: result.report };
+  return { status: 200, body: redactDeep(result.report, secretValues(topology)) };
 }
 
 /** Answers GET /api/<path> (the stream is the server's). */
@@ -148,13 +149,17 @@ export function answerApi(
     const record = log.find(Number(one[1]));
     if (record === undefined)
       return apiError(404, 'DASHBOARD_NOT_FOUND', 'no such decision (it may have left the ring buffer)');
-    return { status: 200, body: traceOf(record) };
+    const snap = sources.snapshot();
+    return {
+      status: 200,
+      body: redactDeep(traceOf(record), snap === null ? [] : secretValues(snap.topology)),
+    };
   }
   if (path === '/api/stats') return stats(log);
   if (path === '/api/routes') {
     const snap = sources.snapshot();
     if (snap === null) return apiError(503, 'DASHBOARD_UNAVAILABLE', 'no configuration is being served yet');
-    return { status: 200, body: routesView(snap) };
+    return { status: 200, body: redactDeep(routesView(snap), secretValues(snap.topology)) };
   }
   if (path === '/api/chain') return chain(sources, query);
   if (path === '/api/lb') {

@@ -1,0 +1,58 @@
+// A safety net under the views' field picking: the values the model holds from Secrets (TLS keys and
+// certificates, CA bundles, htpasswd users and hashes, credentials in auth URLs) are blanked out of
+// any text the dashboard sends, such as an issue message that quotes an htpasswd user.
+import type { Topology } from '../config/model.ts';
+
+const REDACTED = '[redacted]';
+
+/** Strings from Secrets in `topology`, longest first; PEMs by their base64 lines. */
+export function secretValues(topology: Topology): string[] {
+  const found = new Set<string>();
+  const pem = (text: string | null | undefined) => {
+    for (const line of (text ?? '').split('\n'))
+      if (line.length >= 16 && !line.startsWith('-----')) found.add(line.trim());
+  };
+  const add = (text: unknown) => {
+    if (typeof text === 'string' && text.length >= 3) found.add(text);
+  };
+  for (const vhost of topology.gateway.virtualHosts) {
+    pem(vhost.tls?.certPem);
+    pem(vhost.tls?.keyPem);
+    pem(vhost.clientCertificate?.caPem);
+    for (const location of vhost.locations) {
+      const access = (location as { access?: Record<string, unknown> }).access;
+      const basic = access?.basicAuth as { users?: { user?: unknown; hash?: unknown }[] } | null | undefined;
+      for (const entry of basic?.users ?? []) {
+        add(entry.user);
+        add(entry.hash);
+      }
+      for (const key of ['externalAuth'] as const) {
+        const url = (access?.[key] as { url?: unknown } | null | undefined)?.url;
+        const userinfo =
+          typeof url === 'string' ? /^[a-z][a-z0-9+.-]*:\/\/([^/@]*)@/i.exec(url)?.[1] : undefined;
+        if (userinfo) for (const part of [userinfo, ...userinfo.split(':')]) add(part);
+      }
+    }
+  }
+  return [...found].sort((a, b) => b.length - a.length);
+}
+
+/** user:password@ in any URL, wherever it is quoted (an issue about an invalid auth-url quotes it). */
+const USERINFO = /\b([a-z][a-z0-9+.-]*:\/\/)[^/@\s"'\\]+@/gi;
+
+function redactText(text: string, secrets: readonly string[]): string {
+  let out = text.includes('@') ? text.replace(USERINFO, `$1${REDACTED}@`) : text;
+  for (const secret of secrets) if (out.includes(secret)) out = out.split(secret).join(REDACTED);
+  return out;
+}
+
+/** A copy of a JSON value with every secret blanked out of its strings (keys included). */
+export function redactDeep(value: unknown, secrets: readonly string[]): unknown {
+  if (typeof value === 'string') return redactText(value, secrets);
+  if (Array.isArray(value)) return value.map((v) => redactDeep(v, secrets));
+  if (value !== null && typeof value === 'object')
+    return Object.fromEntries(
+      Object.entries(value).map(([k, v]) => [redactText(k, secrets), redactDeep(v, secrets)]),
+    );
+  return value;
+}
