@@ -11,9 +11,17 @@ import type { LineSink } from '../gateway/line-sink.ts';
 import { watchConfig } from '../gateway/reload.ts';
 import { blockingIssues } from '../gateway/snapshot.ts';
 import { loadTopology, type TopologyOptions } from '../k8s/index.ts';
+import { formatHostPort } from '../net/host-port.ts';
 import { type RunningWhoami, startWhoami } from '../whoami/server.ts';
 import { type RunningL4, startL4 } from './l4.ts';
-import { type Component, type Endpoint, type L4Component, planUp, type UpPlan } from './plan.ts';
+import {
+  type Component,
+  type Endpoint,
+  type GatewayComponent,
+  type L4Component,
+  planUp,
+  type UpPlan,
+} from './plan.ts';
 
 export interface UpOptions extends TopologyOptions {
   paths: string[];
@@ -56,7 +64,7 @@ export class UpError extends Error {
   }
 }
 
-const key = (e: Endpoint): string => `${e.host}:${e.port}`;
+const key = (e: Endpoint): string => formatHostPort(e.host, e.port);
 
 /** A LineSink that hands each line to the chain's log with the component's name. */
 function componentSink(log: UpOptions['log'], component: string): LineSink {
@@ -76,202 +84,247 @@ interface Instance {
   close(): Promise<void>;
 }
 
+/** Logical listener -> actual port. Fixed for the life of the chain so reloads keep addresses. */
+interface PortMap {
+  /** The port to bind: the logical one ('exact'), the one it got before, or 0 for a free one. */
+  bindPort(logical: Endpoint): number;
+  remember(logical: Endpoint, address: AddressInfo): void;
+  actual(logical: Endpoint): Endpoint;
+}
+
+/** What a running chain is: the model, its plan, where things listen, and what runs. */
+interface ChainState {
+  readonly options: UpOptions;
+  readonly topologyOptions: TopologyOptions;
+  topology: Topology;
+  plan: UpPlan;
+  readonly ports: PortMap;
+  /** By component name, in start order. */
+  readonly instances: Map<string, Instance>;
+  gateway: RunningGateway | null;
+}
+
 export async function startChain(options: UpOptions): Promise<RunningChain> {
   const topologyOptions: TopologyOptions = {
     ...(options.ingressClass !== undefined ? { ingressClass: options.ingressClass } : {}),
     ...(options.configMap !== undefined ? { configMap: options.configMap } : {}),
   };
-  const load = async (): Promise<{ topology: Topology } | { error: string[] }> => {
-    const topology = await loadTopology(options.paths, topologyOptions);
-    // The gateway's own rule: errors it contains (an invalid allowlist answers 503) do not stop the chain.
-    const blocking = blockingIssues(topology.issues);
-    if (blocking.length > 0) return { error: blocking.map(describeIssue) };
-    return { topology };
-  };
-
-  const first = await load();
+  const first = await loadRunnable(options.paths, topologyOptions);
   if ('error' in first)
     throw new UpError('UP_CONFIG_INVALID', `the manifests cannot run:\n  ${first.error.join('\n  ')}`);
-  let topology = first.topology;
-  let plan = planUp(topology);
-
-  // Logical listener -> actual port. Fixed for the life of the chain so reloads keep addresses.
-  const ports = new Map<string, number>();
-  const bindPort = (logical: Endpoint): number =>
-    options.ports === 'exact' ? logical.port : (ports.get(key(logical)) ?? 0);
-  const remember = (logical: Endpoint, address: AddressInfo) => ports.set(key(logical), address.port);
-  const actual = (logical: Endpoint): Endpoint => {
-    const port = ports.get(key(logical));
-    return port === undefined ? logical : { host: logical.host, port };
+  const state: ChainState = {
+    options,
+    topologyOptions,
+    topology: first.topology,
+    plan: planUp(first.topology),
+    ports: createPortMap(options.ports),
+    instances: new Map(),
+    gateway: null,
   };
-
-  const instances = new Map<string, Instance>();
-  let gateway: RunningGateway | null = null;
-
-  for (const issue of topology.issues) options.log('config', describeIssue(issue));
-  for (const note of plan.notes) options.log('up', note);
-
-  const startComponent = async (component: Component): Promise<Instance> => {
-    const signature = JSON.stringify(component);
-    if (component.kind === 'whoami') {
-      const running: RunningWhoami = await startWhoami({
-        host: component.listen.host,
-        port: bindPort(component.listen),
-        name: component.name,
-      });
-      remember(component.listen, running.address);
-      options.log(component.name, `listening on http://${key(actual(component.listen))}`);
-      return { component, signature, close: () => running.close() };
-    }
-    if (component.kind === 'gateway') {
-      if (gateway === null) {
-        gateway = await startGateway({
-          topology,
-          http: component.http ? { host: component.http.host, port: bindPort(component.http) } : null,
-          https: component.https ? { host: component.https.host, port: bindPort(component.https) } : null,
-          accessLog: componentSink(options.log, 'gateway'),
-          errorLog: componentSink(options.log, 'gateway'),
-          ...(options.decisions ? { decisions: options.decisions } : {}),
-          upstreamAddress: (address, port) => {
-            const mapped = actual({ host: address, port });
-            return { address: mapped.host, port: mapped.port };
-          },
-        });
-        if (component.http && gateway.httpAddress) remember(component.http, gateway.httpAddress);
-        if (component.https && gateway.httpsAddress) remember(component.https, gateway.httpsAddress);
-        for (const event of snapshotEvents(gateway.snapshot())) options.log('gateway', event.message);
-        const listening = [
-          component.http ? `http ${key(actual(component.http))}` : null,
-          component.https ? `https ${key(actual(component.https))}` : null,
-        ].filter((x) => x !== null);
-        options.log('gateway', `listening ${listening.join(', ')}`);
-      }
-      const running = gateway;
-      return { component, signature, close: () => running.close() };
-    }
-    const l4: RunningL4 = await startL4(component, {
-      port: bindPort(component.listen),
-      targets: component.targets.map(actual),
-      log: (line) => options.log(component.name, line),
-    });
-    remember(component.listen, l4.address);
-    options.log(component.name, describeL4(component, actual));
-    return { component, signature, l4, close: () => l4.close() };
-  };
-
-  const startAll = async (components: readonly Component[]) => {
-    for (const component of components) {
-      if (instances.has(component.name)) continue;
-      instances.set(component.name, await startComponent(component));
-    }
-  };
-
-  const closeAll = async () => {
-    // Outside in: the LBs first, so nothing new enters while the inner hops close.
-    for (const instance of [...instances.values()].reverse()) await instance.close();
-    instances.clear();
-  };
-
-  try {
-    await startAll(plan.components);
-  } catch (error) {
-    await closeAll();
-    const err = error as NodeJS.ErrnoException;
-    if (err.code === 'EACCES' || err.code === 'EADDRINUSE' || err.code === 'EADDRNOTAVAIL') {
-      throw new UpError(
-        'UP_LISTEN_FAILED',
-        `${err.message}${options.ports === 'exact' ? ' (try --ephemeral-ports: every listener on a free port)' : ''}`,
-      );
-    }
-    throw error;
-  }
-
-  const waiters: Array<(outcome: ReloadOutcome) => void> = [];
-  let reloading: Promise<ReloadOutcome> | null = null;
-
-  const applyReload = async (): Promise<ReloadOutcome> => {
-    const next = await load();
-    if ('error' in next) {
-      for (const line of next.error) options.log('config', line);
-      return {
-        ok: false,
-        messages: ['the change is invalid; the running chain keeps its configuration', ...next.error],
-      };
-    }
-    const messages: string[] = [];
-    const nextPlan = planUp(next.topology);
-    const wanted = new Map(nextPlan.components.map((c) => [c.name, c]));
-    // Stop what is gone or changed (outside in), then start what is new or changed (inside out).
-    for (const [name, instance] of [...instances.entries()].reverse()) {
-      const component = wanted.get(name);
-      if (component !== undefined && JSON.stringify(component) === instance.signature) continue;
-      if (instance.component.kind === 'gateway' && component !== undefined) continue; // reloads in place
-      await instance.close();
-      instances.delete(name);
-      messages.push(component === undefined ? `stopped ${name}` : `restarted ${name}`);
-    }
-    const previousGateway = gateway;
-    if (previousGateway !== null) {
-      const result = previousGateway.reload(next.topology);
-      if (!result.ok) {
-        messages.push(`gateway kept its configuration: ${result.error.message}`);
-        return { ok: false, messages };
-      }
-      messages.push(`gateway reloaded (configuration version ${result.version})`);
-      for (const event of snapshotEvents(result.snapshot)) options.log('gateway', event.message);
-    }
-    await startAll(nextPlan.components);
-    for (const note of nextPlan.notes) options.log('up', note);
-    topology = next.topology;
-    plan = nextPlan;
-    return { ok: true, messages };
-  };
-
-  const reload = (): Promise<ReloadOutcome> => {
-    if (reloading === null) {
-      reloading = applyReload()
-        .catch(
-          (error: Error): ReloadOutcome => ({ ok: false, messages: [`reload failed: ${error.message}`] }),
-        )
-        .then((outcome) => {
-          reloading = null;
-          for (const line of outcome.messages) options.log('up', line);
-          for (const resolve of waiters.splice(0)) resolve(outcome);
-          return outcome;
-        });
-    }
-    return reloading;
-  };
-
+  for (const issue of state.topology.issues) options.log('config', describeIssue(issue));
+  for (const note of state.plan.notes) options.log('up', note);
+  await startFirst(state);
+  const reloads = createReloader(state);
   const watcher =
     options.watch === false
       ? null
-      : await watchConfig(options.paths, async () => void (await reload()), {
+      : await watchConfig(options.paths, async () => void (await reloads.reload()), {
           onError: (error) => options.log('up', `watching the manifests: ${(error as Error).message}`),
         });
-
   return {
     get plan() {
-      return plan;
+      return state.plan;
     },
     get topology() {
-      return topology;
+      return state.topology;
     },
-    actual,
-    reload,
-    nextReload: () => new Promise((resolve) => waiters.push(resolve)),
-    gateway: () => gateway,
+    actual: state.ports.actual,
+    reload: reloads.reload,
+    nextReload: reloads.nextReload,
+    gateway: () => state.gateway,
     loadBalancers: () =>
-      [...instances.values()].flatMap((i) =>
+      [...state.instances.values()].flatMap((i) =>
         i.l4 !== undefined && i.component.kind !== 'gateway' && i.component.kind !== 'whoami'
           ? [{ component: i.component, running: i.l4 }]
           : [],
       ),
     async close() {
       watcher?.close();
-      await closeAll();
+      await closeAll(state);
     },
   };
+}
+
+/** The topology, unless it has errors the gateway would refuse (those it contains, such as an invalid allowlist answering 503, do not stop the chain). */
+async function loadRunnable(
+  paths: string[],
+  topologyOptions: TopologyOptions,
+): Promise<{ topology: Topology } | { error: string[] }> {
+  const topology = await loadTopology(paths, topologyOptions);
+  const blocking = blockingIssues(topology.issues);
+  if (blocking.length > 0) return { error: blocking.map(describeIssue) };
+  return { topology };
+}
+
+function createPortMap(mode: UpOptions['ports']): PortMap {
+  const ports = new Map<string, number>();
+  return {
+    bindPort: (logical) => (mode === 'exact' ? logical.port : (ports.get(key(logical)) ?? 0)),
+    remember: (logical, address) => void ports.set(key(logical), address.port),
+    actual: (logical) => {
+      const port = ports.get(key(logical));
+      return port === undefined ? logical : { host: logical.host, port };
+    },
+  };
+}
+
+/** Starts the plan; on failure stops what did start, and names a listen failure UP_LISTEN_FAILED. */
+async function startFirst(state: ChainState): Promise<void> {
+  try {
+    await startAll(state, state.plan.components);
+  } catch (error) {
+    await closeAll(state);
+    const err = error as NodeJS.ErrnoException;
+    if (err.code === 'EACCES' || err.code === 'EADDRINUSE' || err.code === 'EADDRNOTAVAIL') {
+      const hint =
+        state.options.ports === 'exact' ? ' (try --ephemeral-ports: every listener on a free port)' : '';
+      throw new UpError('UP_LISTEN_FAILED', `${err.message}${hint}`);
+    }
+    throw error;
+  }
+}
+
+/** Starts, in plan order, the components not running yet. */
+async function startAll(state: ChainState, components: readonly Component[]): Promise<void> {
+  for (const component of components) {
+    if (state.instances.has(component.name)) continue;
+    state.instances.set(component.name, await startComponent(state, component));
+  }
+}
+
+async function closeAll(state: ChainState): Promise<void> {
+  // Outside in: the LBs first, so nothing new enters while the inner hops close.
+  for (const instance of [...state.instances.values()].reverse()) await instance.close();
+  state.instances.clear();
+}
+
+async function startComponent(state: ChainState, component: Component): Promise<Instance> {
+  const signature = JSON.stringify(component);
+  const { options, ports } = state;
+  if (component.kind === 'whoami') {
+    const running: RunningWhoami = await startWhoami({
+      host: component.listen.host,
+      port: ports.bindPort(component.listen),
+      name: component.name,
+    });
+    ports.remember(component.listen, running.address);
+    options.log(component.name, `listening on http://${key(ports.actual(component.listen))}`);
+    return { component, signature, close: () => running.close() };
+  }
+  if (component.kind === 'gateway') {
+    const running = state.gateway ?? (await startGatewayComponent(state, component));
+    return { component, signature, close: () => running.close() };
+  }
+  const l4: RunningL4 = await startL4(component, {
+    port: ports.bindPort(component.listen),
+    targets: component.targets.map(ports.actual),
+    log: (line) => options.log(component.name, line),
+  });
+  ports.remember(component.listen, l4.address);
+  options.log(component.name, describeL4(component, ports.actual));
+  return { component, signature, l4, close: () => l4.close() };
+}
+
+/** The one gateway: it sends to the backends where they actually listen, and logs through the chain. */
+async function startGatewayComponent(
+  state: ChainState,
+  component: GatewayComponent,
+): Promise<RunningGateway> {
+  const { options, ports } = state;
+  const gateway = await startGateway({
+    topology: state.topology,
+    http: component.http ? { host: component.http.host, port: ports.bindPort(component.http) } : null,
+    https: component.https ? { host: component.https.host, port: ports.bindPort(component.https) } : null,
+    accessLog: componentSink(options.log, 'gateway'),
+    errorLog: componentSink(options.log, 'gateway'),
+    ...(options.decisions ? { decisions: options.decisions } : {}),
+    upstreamAddress: (address, port) => {
+      const mapped = ports.actual({ host: address, port });
+      return { address: mapped.host, port: mapped.port };
+    },
+  });
+  state.gateway = gateway;
+  if (component.http && gateway.httpAddress) ports.remember(component.http, gateway.httpAddress);
+  if (component.https && gateway.httpsAddress) ports.remember(component.https, gateway.httpsAddress);
+  for (const event of snapshotEvents(gateway.snapshot())) options.log('gateway', event.message);
+  const listening = [
+    component.http ? `http ${key(ports.actual(component.http))}` : null,
+    component.https ? `https ${key(ports.actual(component.https))}` : null,
+  ].filter((x) => x !== null);
+  options.log('gateway', `listening ${listening.join(', ')}`);
+  return gateway;
+}
+
+/** One reload at a time; every caller of a reload in flight, and every nextReload() waiter, gets its outcome. */
+function createReloader(state: ChainState): Pick<RunningChain, 'reload' | 'nextReload'> {
+  const waiters: Array<(outcome: ReloadOutcome) => void> = [];
+  let reloading: Promise<ReloadOutcome> | null = null;
+  const reload = (): Promise<ReloadOutcome> => {
+    reloading ??= applyReload(state)
+      .catch((error: Error): ReloadOutcome => ({ ok: false, messages: [`reload failed: ${error.message}`] }))
+      .then((outcome) => {
+        reloading = null;
+        for (const line of outcome.messages) state.options.log('up', line);
+        for (const resolve of waiters.splice(0)) resolve(outcome);
+        return outcome;
+      });
+    return reloading;
+  };
+  return { reload, nextReload: () => new Promise((resolve) => waiters.push(resolve)) };
+}
+
+/** Reads the manifests again and applies the difference; a bad change keeps the running chain. */
+async function applyReload(state: ChainState): Promise<ReloadOutcome> {
+  const { options } = state;
+  const next = await loadRunnable(options.paths, state.topologyOptions);
+  if ('error' in next) {
+    for (const line of next.error) options.log('config', line);
+    return {
+      ok: false,
+      messages: ['the change is invalid; the running chain keeps its configuration', ...next.error],
+    };
+  }
+  const nextPlan = planUp(next.topology);
+  const messages = await stopChanged(state, nextPlan);
+  if (state.gateway !== null) {
+    const result = state.gateway.reload(next.topology);
+    if (!result.ok) {
+      messages.push(`gateway kept its configuration: ${result.error.message}`);
+      return { ok: false, messages };
+    }
+    messages.push(`gateway reloaded (configuration version ${result.version})`);
+    for (const event of snapshotEvents(result.snapshot)) options.log('gateway', event.message);
+  }
+  await startAll(state, nextPlan.components);
+  for (const note of nextPlan.notes) options.log('up', note);
+  state.topology = next.topology;
+  state.plan = nextPlan;
+  return { ok: true, messages };
+}
+
+/** Stops, outside in, what the next plan drops or changes (the gateway reloads in place instead). */
+async function stopChanged(state: ChainState, nextPlan: UpPlan): Promise<string[]> {
+  const messages: string[] = [];
+  const wanted = new Map(nextPlan.components.map((c) => [c.name, c]));
+  for (const [name, instance] of [...state.instances.entries()].reverse()) {
+    const component = wanted.get(name);
+    if (component !== undefined && JSON.stringify(component) === instance.signature) continue;
+    if (instance.component.kind === 'gateway' && component !== undefined) continue; // reloads in place
+    await instance.close();
+    state.instances.delete(name);
+    messages.push(component === undefined ? `stopped ${name}` : `restarted ${name}`);
+  }
+  return messages;
 }
 
 function describeL4(component: L4Component, actual: (e: Endpoint) => Endpoint): string {
