@@ -24,97 +24,23 @@ function hasBody(req: http.IncomingMessage): boolean {
   return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
 }
 
+/** Who answers: the "name" and "hostname" of every echo. */
+interface Identity {
+  name: string;
+  hostname: string;
+}
+
+const BAD_REQUEST = 'HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n';
+
 export async function startWhoami(options: WhoamiOptions): Promise<RunningWhoami> {
-  const name = options.name ?? 'whoami';
-  const host = hostname();
+  const identity: Identity = { name: options.name ?? 'whoami', hostname: hostname() };
   const timers = new Set<NodeJS.Timeout>();
-
-  const answer = (req: http.IncomingMessage, res: http.ServerResponse, body: WhoamiBody | undefined) => {
-    const socket = req.socket;
-    const rawHeaders = req.rawHeaders;
-    const echo = describeRequest({
-      name,
-      hostname: host,
-      remoteAddress: socket.remoteAddress ?? '',
-      remotePort: socket.remotePort ?? 0,
-      localAddress: socket.localAddress ?? '',
-      localPort: socket.localPort ?? 0,
-      method: req.method ?? '',
-      url: req.url ?? '/',
-      httpVersion: req.httpVersion,
-      rawHeaders,
-      ...(body ? { body } : {}),
-    });
-    const json = wantsJson(echo.url, req.headers.accept);
-    const payload = json ? `${JSON.stringify(echo)}\n` : renderText(echo, rawHeaders);
-    res.writeHead(200, {
-      'content-type': json ? 'application/json' : 'text/plain; charset=utf-8',
-      'content-length': Buffer.byteLength(payload),
-    });
-    res.end(payload);
-  };
-
-  const server = http.createServer((req, res) => {
-    const url = req.url ?? '/';
-    const queryAt = url.indexOf('?');
-    const path = queryAt === -1 ? url : url.slice(0, queryAt);
-    if (path === '/health' && (req.method === 'GET' || req.method === 'HEAD')) {
-      req.resume();
-      res.writeHead(200, { 'content-type': 'text/plain', 'content-length': 3 }).end('ok\n');
-      return;
-    }
-    let delayMs = 0;
-    const wait = queryAt === -1 ? null : new URLSearchParams(url.slice(queryAt + 1)).get('wait');
-    if (wait !== null) {
-      const parsed = parseWait(wait);
-      if (!parsed.ok) {
-        req.resume();
-        const text = `${parsed.error.code}: ${parsed.error.message}\n`;
-        res.writeHead(400, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(text) });
-        res.end(text);
-        return;
-      }
-      delayMs = parsed.ms;
-    }
-    // The body is hashed as it streams, so large uploads cost no memory.
-    const withBody = hasBody(req);
-    const hash = withBody ? createHash('sha256') : null;
-    let bytes = 0;
-    req.on('data', (chunk: Buffer) => {
-      bytes += chunk.length;
-      hash?.update(chunk);
-    });
-    req.on('error', () => res.destroy());
-    req.on('end', () => {
-      const body = hash ? { bytes, sha256: hash.digest('hex') } : undefined;
-      if (delayMs === 0) return answer(req, res, body);
-      const timer = setTimeout(() => {
-        timers.delete(timer);
-        answer(req, res, body);
-      }, delayMs);
-      timers.add(timer);
-    });
-  });
+  const server = http.createServer((req, res) => handleRequest(identity, timers, req, res));
   server.on('clientError', (_error, socket: Socket) => {
-    if (socket.writable)
-      socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+    if (socket.writable) socket.end(BAD_REQUEST);
     else socket.destroy();
   });
-
-  // WebSocket echo on any path: text stays text, binary stays binary.
-  const wss = new WebSocketServer({ noServer: true });
-  server.on('upgrade', (req: http.IncomingMessage, socket: Socket, head: Buffer) => {
-    socket.on('error', () => socket.destroy());
-    if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket') {
-      socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
-      return;
-    }
-    wss.handleUpgrade(req, socket, head, (ws) => {
-      ws.on('error', () => ws.terminate());
-      ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary }));
-    });
-  });
-
+  const wss = echoWebSockets(server);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port, options.host, () => {
@@ -138,4 +64,104 @@ export async function startWhoami(options: WhoamiOptions): Promise<RunningWhoami
       return closing;
     },
   };
+}
+
+/** GET /health; a bad ?wait= is a 400 naming its code; anything else is echoed, after the wait. */
+function handleRequest(
+  identity: Identity,
+  timers: Set<NodeJS.Timeout>,
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+): void {
+  const url = req.url ?? '/';
+  const queryAt = url.indexOf('?');
+  const path = queryAt === -1 ? url : url.slice(0, queryAt);
+  if (path === '/health' && (req.method === 'GET' || req.method === 'HEAD')) {
+    req.resume();
+    res.writeHead(200, { 'content-type': 'text/plain', 'content-length': 3 }).end('ok\n');
+    return;
+  }
+  let delayMs = 0;
+  const wait = queryAt === -1 ? null : new URLSearchParams(url.slice(queryAt + 1)).get('wait');
+  if (wait !== null) {
+    const parsed = parseWait(wait);
+    if (!parsed.ok) {
+      req.resume();
+      const text = `${parsed.error.code}: ${parsed.error.message}\n`;
+      res.writeHead(400, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(text) });
+      res.end(text);
+      return;
+    }
+    delayMs = parsed.ms;
+  }
+  readBody(req, res, (body) => {
+    if (delayMs === 0) return answer(identity, req, res, body);
+    const timer = setTimeout(() => {
+      timers.delete(timer);
+      answer(identity, req, res, body);
+    }, delayMs);
+    timers.add(timer);
+  });
+}
+
+/** Reads the body to its end, hashing it as it streams, so large uploads cost no memory. */
+function readBody(
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  done: (body: WhoamiBody | undefined) => void,
+): void {
+  const hash = hasBody(req) ? createHash('sha256') : null;
+  let bytes = 0;
+  req.on('data', (chunk: Buffer) => {
+    bytes += chunk.length;
+    hash?.update(chunk);
+  });
+  req.on('error', () => res.destroy());
+  req.on('end', () => done(hash ? { bytes, sha256: hash.digest('hex') } : undefined));
+}
+
+function answer(
+  identity: Identity,
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  body: WhoamiBody | undefined,
+): void {
+  const socket = req.socket;
+  const rawHeaders = req.rawHeaders;
+  const echo = describeRequest({
+    ...identity,
+    remoteAddress: socket.remoteAddress ?? '',
+    remotePort: socket.remotePort ?? 0,
+    localAddress: socket.localAddress ?? '',
+    localPort: socket.localPort ?? 0,
+    method: req.method ?? '',
+    url: req.url ?? '/',
+    httpVersion: req.httpVersion,
+    rawHeaders,
+    ...(body ? { body } : {}),
+  });
+  const json = wantsJson(echo.url, req.headers.accept);
+  const payload = json ? `${JSON.stringify(echo)}\n` : renderText(echo, rawHeaders);
+  res.writeHead(200, {
+    'content-type': json ? 'application/json' : 'text/plain; charset=utf-8',
+    'content-length': Buffer.byteLength(payload),
+  });
+  res.end(payload);
+}
+
+/** WebSocket echo on any path: text stays text, binary stays binary. */
+function echoWebSockets(server: http.Server): WebSocketServer {
+  const wss = new WebSocketServer({ noServer: true });
+  server.on('upgrade', (req: http.IncomingMessage, socket: Socket, head: Buffer) => {
+    socket.on('error', () => socket.destroy());
+    if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket') {
+      socket.end(BAD_REQUEST);
+      return;
+    }
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      ws.on('error', () => ws.terminate());
+      ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary }));
+    });
+  });
+  return wss;
 }
