@@ -40,7 +40,10 @@ export function loadKubeConfig(source: KubeConfigSource, env: NodeJS.ProcessEnv)
       { name: 'apiserver-host' },
     );
   } else if (env.KUBERNETES_SERVICE_HOST && env.KUBERNETES_SERVICE_PORT) kc.loadFromCluster();
-  else throw new Error('no API server: give --kubeconfig or --apiserver-host, set $KUBECONFIG, or run in a cluster');
+  else
+    throw new Error(
+      'no API server: give --kubeconfig or --apiserver-host, set $KUBECONFIG, or run in a cluster',
+    );
   if (source.apiserverHost !== null && (source.kubeconfig !== null || env.KUBECONFIG)) {
     kc.loadFromOptions({
       clusters: kc.clusters.map((c) => ({ ...c, server: source.apiserverHost! })),

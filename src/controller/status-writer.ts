@@ -3,6 +3,7 @@
 // Writes go to the status subresource with the resourceVersion read; a 409 is retried next round.
 import type { ControllerOptions } from './flags.ts';
 import type { KubeClient } from './kube-client.ts';
+import type { ApiResult } from './reflector.ts';
 import { type KubeObject, RESOURCES, resourcePath } from './resources.ts';
 import {
   currentStatus,
@@ -86,20 +87,44 @@ export function createStatusWriter(deps: {
   /** Per Ingress, the version we last wrote over: the watch may not have brought our write back yet. */
   const wroteOver = new Map<string, { rv: string; entries: string }>();
 
-  const write = async (ingresses: readonly KubeObject[], entries: LbIngressEntry[]): Promise<number> => {
+  /** PUT …/status over `ing`; on 409 (our copy was stale) once more over a fresh read. */
+  const putStatus = async (
+    ing: KubeObject,
+    entries: LbIngressEntry[],
+    fresh: boolean,
+  ): Promise<ApiResult<KubeObject>> => {
+    const ns = ing.metadata?.namespace ?? 'default';
+    const name = ing.metadata?.name ?? '';
+    const path = resourcePath(RESOURCES.ingress, ns, name, 'status');
+    const body = withStatus({ ...ing, apiVersion: 'networking.k8s.io/v1', kind: 'Ingress' }, entries);
+    const result = await client.request('PUT', path, body);
+    if (result.ok || fresh || result.error.status !== 409) return result;
+    const latest = await client.request('GET', resourcePath(RESOURCES.ingress, ns, name));
+    if (!latest.ok) return result;
+    if (sameStatus(currentStatus(latest.value), entries)) return latest;
+    return putStatus(latest.value, entries, true);
+  };
+
+  /** `fresh`: the caller read these objects just now (shutdown), so the cache's view is not consulted. */
+  const write = async (
+    ingresses: readonly KubeObject[],
+    entries: LbIngressEntry[],
+    fresh = false,
+  ): Promise<number> => {
     let written = 0;
     for (const ing of ingresses) {
       if (sameStatus(currentStatus(ing), entries)) continue;
       const ns = ing.metadata?.namespace ?? 'default';
       const name = ing.metadata?.name ?? '';
       const last = wroteOver.get(`${ns}/${name}`);
-      if (last && last.rv === ing.metadata?.resourceVersion && last.entries === JSON.stringify(entries))
+      if (
+        !fresh &&
+        last &&
+        last.rv === ing.metadata?.resourceVersion &&
+        last.entries === JSON.stringify(entries)
+      )
         continue;
-      const result = await client.request(
-        'PUT',
-        resourcePath(RESOURCES.ingress, ns, name, 'status'),
-        withStatus({ ...ing, apiVersion: 'networking.k8s.io/v1', kind: 'Ingress' }, entries),
-      );
+      const result = await putStatus(ing, entries, fresh);
       if (result.ok) {
         written++;
         wroteOver.set(`${ns}/${name}`, {
@@ -115,6 +140,19 @@ export function createStatusWriter(deps: {
       }
     }
     return written;
+  };
+
+  /** The Ingresses as the API has them now (the watch may not have brought our own writes back yet). */
+  const reread = async (ingresses: readonly KubeObject[]): Promise<KubeObject[]> => {
+    const out: KubeObject[] = [];
+    for (const ing of ingresses) {
+      const got = await client.request(
+        'GET',
+        resourcePath(RESOURCES.ingress, ing.metadata?.namespace ?? 'default', ing.metadata?.name ?? ''),
+      );
+      if (got.ok) out.push(got.value);
+    }
+    return out;
   };
 
   return {
@@ -137,7 +175,7 @@ export function createStatusWriter(deps: {
         deps.log('other controller pods are running: status kept on shutdown');
         return 0;
       }
-      return write(ingresses, []);
+      return write(await reread(ingresses), [], true);
     },
   };
 }

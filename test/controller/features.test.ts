@@ -208,11 +208,11 @@ describe('TLS, fail-closed ranges, events, admission, status on shutdown', () =>
     assert.equal(refusedRewrite.response.allowed, false);
     assert.match(refusedRewrite.response.status.message, /rewrite-target/);
     const good = ingress('good', 'good.example.com', 'web', {
-      annotations: { 'nginx.ingress.kubernetes.io/proxy-buffer-size': '8k' },
+      annotations: { 'nginx.ingress.kubernetes.io/ssl-redirect': 'yes' },
     });
     const allowed = await postReview(port, review(good, 'u-good'));
     assert.equal(allowed.response.allowed, true);
-    assert.match(allowed.response.warnings[0], /UNSUPPORTED_ANNOTATION/);
+    assert.match(allowed.response.warnings[0], /^warning INVALID_ANNOTATION_VALUE: .*ssl-redirect/);
     const otherClass = { ...bad, spec: { ...bad.spec, ingressClassName: 'other' } };
     assert.equal((await postReview(port, review(otherClass, 'u-other'))).response.allowed, true);
   });
