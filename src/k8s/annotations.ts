@@ -2,12 +2,14 @@
 // syntax and defaults (ingress-nginx 1.12). Anything else under the ingress-nginx prefix, or any other
 // ConfigMap key, is reported by name: never silently ignored.
 import type { ConfigIssue, GatewaySettings, ObjectRef, Origin, SourceRangeModel } from '../config/model.ts';
+import { ACCESS_ANNOTATIONS, ACCESS_CONFIGMAP_KEYS, applyAccessSettings } from './access-annotations.ts';
 import {
-  ACCESS_ANNOTATIONS,
-  ACCESS_CONFIGMAP_KEYS,
-  applyAccessSettings,
-  SNIPPET_ANNOTATIONS,
-} from './access-annotations.ts';
+  ANNOTATION_INDEX,
+  CONFIGMAP_INDEX,
+  type CatalogIndex,
+  catalogMessage,
+  nearestName,
+} from './annotation-catalog.ts';
 import { annotationField, formatFieldPath } from './field-path.ts';
 import { describeOrigin } from './reader.ts';
 import { parseConfigMapSourceRange, resolveAccessRules } from './source-range.ts';
@@ -118,6 +120,46 @@ function push(
   });
 }
 
+const ANNOTATION_CODES = {
+  noEffect: 'ANNOTATION_NO_EFFECT',
+  refused: 'ANNOTATION_REFUSED',
+  unknown: 'UNSUPPORTED_ANNOTATION',
+} as const;
+const CONFIGMAP_CODES = {
+  noEffect: 'CONFIGMAP_KEY_NO_EFFECT',
+  refused: 'CONFIGMAP_KEY_REFUSED',
+  unknown: 'UNSUPPORTED_CONFIGMAP_KEY',
+} as const;
+
+/**
+ * Reports a name keepip does not read, by its classification (src/k8s/annotation-catalog.ts): an info
+ * when it has no observable effect, a warning with the reason when it is refused, and a warning with
+ * the nearest known name when ingress-nginx has no such name either (a typo).
+ */
+function reportName(
+  sink: Sink,
+  field: string,
+  what: string,
+  name: string,
+  index: CatalogIndex,
+  codes: typeof ANNOTATION_CODES | typeof CONFIGMAP_CODES,
+): 'no-effect' | 'refused' | 'unknown' {
+  const entry = index.get(name);
+  if (entry === undefined) {
+    const near = nearestName(name, index);
+    const hint = near === null ? '' : `; did you mean "${near}"?`;
+    push(sink, 'warning', codes.unknown, field, `${what} is not an ingress-nginx name; ignored${hint}`);
+    return 'unknown';
+  }
+  if (entry.status === 'no-effect') {
+    push(sink, 'info', codes.noEffect, field, `${what} ${catalogMessage(entry)}`);
+    return 'no-effect';
+  }
+  // 'implemented' names are read by the parsers; the catalog test keeps both lists equal.
+  push(sink, 'warning', codes.refused, field, `${what} ${catalogMessage(entry)}`);
+  return 'refused';
+}
+
 /**
  * The controller ConfigMap's `data` → gateway settings. `configMap` null means none was found: the
  * defaults apply. Bad values are reported and keep the default, except the address lists, which fail
@@ -176,16 +218,16 @@ export function parseControllerConfigMap(
   };
 
   for (const key of Object.keys(data)) {
-    if (!SUPPORTED_CONFIGMAP_KEYS.includes(key)) {
-      unsupported.push(key);
-      push(
-        sink,
-        'warning',
-        'UNSUPPORTED_CONFIGMAP_KEY',
-        field(key),
-        `ConfigMap key "${key}" is not implemented by keepip and has no effect`,
-      );
-    }
+    if (SUPPORTED_CONFIGMAP_KEYS.includes(key)) continue;
+    const status = reportName(
+      sink,
+      field(key),
+      `ConfigMap key "${key}"`,
+      key,
+      CONFIGMAP_INDEX,
+      CONFIGMAP_CODES,
+    );
+    if (status !== 'no-effect') unsupported.push(key);
   }
   const snippets = data['allow-snippet-annotations'];
   if (snippets !== undefined && parseGoBool(snippets) !== false) {
@@ -193,9 +235,9 @@ export function parseControllerConfigMap(
     push(
       sink,
       'warning',
-      'UNSUPPORTED_CONFIGMAP_KEY',
+      'CONFIGMAP_KEY_REFUSED',
       field('allow-snippet-annotations'),
-      'keepip never runs configuration snippets; only "false" is supported',
+      'ConfigMap key "allow-snippet-annotations" refused: keepip never runs configuration snippets; only "false" is accepted',
     );
   }
 
@@ -322,16 +364,8 @@ export function parseIngressAnnotations(
   for (const key of Object.keys(annotations)) {
     if (!key.startsWith(NGINX_ANNOTATION_PREFIX)) continue;
     const name = key.slice(NGINX_ANNOTATION_PREFIX.length);
-    // Snippets are refused by name, with the reason, in access-annotations.ts.
-    if (!SUPPORTED_ANNOTATIONS.includes(name) && !SNIPPET_ANNOTATIONS.includes(name)) {
-      push(
-        sink,
-        'warning',
-        'UNSUPPORTED_ANNOTATION',
-        annotationField(key),
-        `annotation "${key}" is not implemented by keepip and has no effect`,
-      );
-    }
+    if (SUPPORTED_ANNOTATIONS.includes(name)) continue;
+    reportName(sink, annotationField(key), `annotation "${key}"`, name, ANNOTATION_INDEX, ANNOTATION_CODES);
   }
 
   const bool = (name: string, fallback: boolean | null): boolean | null => {

@@ -144,14 +144,38 @@ export const K8S_CODES = {
   },
   UNSUPPORTED_ANNOTATION: {
     kind: 'issue',
-    summary: 'an ingress-nginx annotation keepip does not implement; it has no effect',
-    fix: 'remove it, or see docs/ingress-nginx-compat.md for what keepip supports instead',
+    summary:
+      "an annotation under nginx.ingress.kubernetes.io/ that ingress-nginx does not have either (a typo, or another controller's); it has no effect",
+    fix: 'correct the name (the message suggests the nearest ingress-nginx name) or remove it',
+  },
+  ANNOTATION_NO_EFFECT: {
+    kind: 'issue',
+    summary:
+      'an ingress-nginx annotation that tunes an nginx internal (buffers, HTTP/2 push…): accepted, and nothing a client or backend observes changes; the message says why',
+    fix: 'nothing to do; remove it once the Ingress no longer serves ingress-nginx',
+  },
+  ANNOTATION_REFUSED: {
+    kind: 'issue',
+    summary:
+      'an ingress-nginx annotation keepip does not honour (snippets, ModSecurity, OpenTelemetry, mirroring, or not implemented yet); the Ingress is served without it',
+    fix: 'follow "the keepip way" in the message where there is one; see docs/ingress-nginx-compat.md',
   },
   UNSUPPORTED_CONFIGMAP_KEY: {
     kind: 'issue',
+    summary: 'a controller ConfigMap key ingress-nginx does not have either (a typo); it has no effect',
+    fix: 'correct the key (the message suggests the nearest ingress-nginx key) or remove it',
+  },
+  CONFIGMAP_KEY_NO_EFFECT: {
+    kind: 'issue',
     summary:
-      'a ConfigMap key keepip does not implement (or allow-snippet-annotations other than "false"); it has no effect',
-    fix: 'remove the key; keepip never runs snippets',
+      'an ingress-nginx ConfigMap key that tunes an nginx internal (workers, buffers, hash sizes…): accepted, and nothing a client or backend observes changes; the message says why',
+    fix: 'nothing to do',
+  },
+  CONFIGMAP_KEY_REFUSED: {
+    kind: 'issue',
+    summary:
+      'an ingress-nginx ConfigMap key keepip does not honour (snippets, ModSecurity, tracing, allow-snippet-annotations other than "false", or not implemented yet)',
+    fix: 'follow "the keepip way" in the message where there is one; see docs/ingress-nginx-compat.md',
   },
   INVALID_ANNOTATION_VALUE: {
     kind: 'issue',
@@ -243,12 +267,6 @@ export const K8S_CODES = {
     summary:
       'a basic-auth user has a password hash keepip does not verify (DES crypt, SHA-crypt or unknown); that user cannot log in',
     fix: 'hash the password with bcrypt (htpasswd -B) or apr1 (htpasswd -m)',
-  },
-  SNIPPET_REFUSED: {
-    kind: 'issue',
-    summary:
-      'a snippet annotation (auth-snippet, configuration-snippet, server-snippet…): nginx configuration text, which keepip never runs; it has no effect',
-    fix: 'express it with supported annotations, or remove it',
   },
   UNSUPPORTED_ADDRESS_TYPE: {
     kind: 'issue',

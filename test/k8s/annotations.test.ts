@@ -169,29 +169,33 @@ test('PROXY or forwarded headers with the default proxy-real-ip-cidr are warned 
   );
 });
 
-test('unsupported ConfigMap keys are reported by name and listed in the settings', () => {
+test('refused and unknown ConfigMap keys are reported by name and listed in the settings', () => {
   const t = topologyOf(
     configMap({
       'use-gzip': 'true',
       'enable-modsecurity': 'true',
       'allow-snippet-annotations': 'true',
+      'worker-processes': '4',
+      'use-gzipp': 'true',
       'ssl-redirect': 'false',
     }),
   );
+  // worker-processes has no observable effect (info only), so it is not "unsupported".
   assert.deepEqual(t.gateway.settings.unsupportedKeys, [
     'use-gzip',
     'enable-modsecurity',
+    'use-gzipp',
     'allow-snippet-annotations',
   ]);
-  const gzip = t.issues.find(
-    (i) => i.code === 'UNSUPPORTED_CONFIGMAP_KEY' && i.field === 'data["use-gzip"]',
-  )!;
+  const gzip = t.issues.find((i) => i.code === 'CONFIGMAP_KEY_REFUSED' && i.field === 'data["use-gzip"]')!;
   assert.equal(gzip.severity, 'warning');
   assert.equal(gzip.origin!.kind, 'ConfigMap');
   assert.match(
     gzip.message,
     /test\.yaml, document 1 \(ConfigMap ingress-nginx\/ingress-nginx-controller\) data\["use-gzip"\]/,
   );
+  assert.equal(find(t.issues, 'CONFIGMAP_KEY_NO_EFFECT').severity, 'info');
+  assert.match(find(t.issues, 'UNSUPPORTED_CONFIGMAP_KEY').message, /did you mean "use-gzip"\?/);
 });
 
 test('--configmap picks another ConfigMap; a missing one is an info and defaults apply', () => {
@@ -317,7 +321,7 @@ test('unsupported nginx annotations are reported by name on served Ingresses onl
       name: 'x',
       annotations: {
         [`${P}configuration-snippet`]: 'more_set_headers "X: y";',
-        [`${P}enable-cors`]: 'true',
+        [`${P}mirror-target`]: 'http://copy',
         'example.com/whatever': 'x',
       },
     }) +
@@ -328,17 +332,16 @@ test('unsupported nginx annotations are reported by name on served Ingresses onl
         annotations: { [`${P}auth-url`]: 'http://auth' },
       }),
   );
-  const unsupported = t.issues.filter((i) => i.code === 'UNSUPPORTED_ANNOTATION');
+  const refused = t.issues.filter((i) => i.code === 'ANNOTATION_REFUSED');
   assert.deepEqual(
-    unsupported.map((i) => i.field),
-    [`metadata.annotations["${P}enable-cors"]`],
+    refused.map((i) => i.field),
+    [`metadata.annotations["${P}configuration-snippet"]`, `metadata.annotations["${P}mirror-target"]`],
   );
-  assert.ok(unsupported.every((i) => i.severity === 'warning' && i.origin?.name === 'x'));
-  // Snippets are refused by name, with the reason (issue 17).
-  const snippets = t.issues.filter((i) => i.code === 'SNIPPET_REFUSED');
+  assert.ok(refused.every((i) => i.severity === 'warning' && i.origin?.name === 'x'));
   assert.deepEqual(
-    snippets.map((i) => i.field),
-    [`metadata.annotations["${P}configuration-snippet"]`],
+    codes(t.issues).filter((c) => c === 'UNSUPPORTED_ANNOTATION'),
+    [],
   );
-  assert.match(snippets[0]!.message, /never runs nginx configuration snippets/);
+  // Snippets are refused by name, with the reason (issue 17, issue 20).
+  assert.match(refused[0]!.message, /keepip never runs nginx configuration text/);
 });

@@ -1,0 +1,1068 @@
+// Every annotation and controller ConfigMap key ingress-nginx has (1.12-1.15: its annotations and
+// ConfigMap documentation, and the names its annotation parsers read), each classified as
+//   implemented  read and honoured by keepip (docs/ingress-nginx-compat.md says how);
+//   no-effect    accepted; it tunes an nginx internal that changes nothing a client or backend
+//                observes in keepip (an info ANNOTATION_NO_EFFECT / CONFIGMAP_KEY_NO_EFFECT says why);
+//   refused      not honoured: a warning ANNOTATION_REFUSED / CONFIGMAP_KEY_REFUSED names the reason
+//                and, where one exists, the keepip way to the same result.
+// A name in neither table is not ingress-nginx's (UNSUPPORTED_ANNOTATION / UNSUPPORTED_CONFIGMAP_KEY,
+// with the nearest known name). This is the one source: docs/ingress-nginx-compat.md renders it
+// (test/k8s/annotation-catalog.test.ts fails when the page drifts), and annotations.ts checks that
+// the implemented names are exactly the ones it reads.
+
+export type CatalogStatus = 'implemented' | 'no-effect' | 'refused';
+
+export interface CatalogEntry {
+  /** Names without the `nginx.ingress.kubernetes.io/` prefix (annotations) or ConfigMap keys. */
+  readonly names: readonly string[];
+  readonly status: CatalogStatus;
+  /** Accepted values (annotations) or the default (ConfigMap keys), for implemented entries. */
+  readonly values?: string;
+  /** implemented: what keepip does; no-effect: why nothing observable changes; refused: why. */
+  readonly note: string;
+  /** refused: how to get the same result with keepip, where there is a way. */
+  readonly instead?: string;
+}
+
+const NOT_YET = 'not implemented by keepip; the Ingress is served without it';
+
+// Annotations ingress-nginx reads but does not list in its annotations table: documented in the text
+// only (†) or read by its parsers without documentation (‡). The rest are the 117 of its table.
+export const ANNOTATIONS_IN_TEXT_ONLY: readonly string[] = [
+  'auth-always-set-cookie',
+  'auth-method',
+  'auth-request-redirect',
+  'auth-response-headers',
+  'auth-signin',
+  'auth-signin-redirect-param',
+  'limit-burst-multiplier',
+  'limit-rate',
+  'limit-rate-after',
+  'limit-rpm',
+  'limit-whitelist',
+  'upstream-hash-by-subset',
+  'upstream-hash-by-subset-size',
+];
+export const ANNOTATIONS_IN_CODE_ONLY: readonly string[] = [
+  'allowlist-source-range',
+  'disable-proxy-intercept-errors',
+  'fastcgi-index',
+  'fastcgi-params-configmap',
+  'limit-allowlist',
+  'opentelemetry-operation-name',
+  'relative-redirects',
+  'use-port-in-redirects',
+];
+
+const SNIPPET_REASON =
+  'keepip never runs nginx configuration text (snippets run inside the proxy with its privileges: CVE-2021-25742, CVE-2025-1974)';
+
+/** ingress-nginx's annotations (prefix `nginx.ingress.kubernetes.io/`), in the order the docs show them. */
+export const ANNOTATION_CATALOG: readonly CatalogEntry[] = [
+  // --- Implemented: access by address, routing, redirects, backends, sizes and timeouts.
+  {
+    names: ['allowlist-source-range'],
+    status: 'implemented',
+    values: 'comma-separated CIDRs or IPs',
+    note: 'allow only these clients. Wins over `whitelist-source-range`',
+  },
+  {
+    names: ['whitelist-source-range'],
+    status: 'implemented',
+    values: 'same',
+    note: 'legacy alias, read only when `allowlist-source-range` is absent or blank',
+  },
+  {
+    names: ['denylist-source-range'],
+    status: 'implemented',
+    values: 'same',
+    note: 'deny these clients; checked before the allowlist (deny beats allow)',
+  },
+  {
+    names: ['rewrite-target'],
+    status: 'implemented',
+    values: 'must match `^/?[-._~a-zA-Z0-9/:$]*$`',
+    note: "`$1`, `$2`… from the path regex. Anything else is ignored with a warning (CVE-2026-3288 came from not validating it). A target equal to the path is no rewrite at all (ingress-nginx's `needsRewrite`): the seed's `rewrite-target: /` on path `/` neither rewrites nor makes the host regex",
+  },
+  {
+    names: ['use-regex'],
+    status: 'implemented',
+    values: 'Go boolean',
+    note: 'every path of the host becomes a regex (see Routing)',
+  },
+  {
+    names: ['ssl-redirect'],
+    status: 'implemented',
+    values: 'Go boolean',
+    note: "default: ConfigMap `ssl-redirect` (true), effective only on hosts listed in some Ingress's `spec.tls`",
+  },
+  {
+    names: ['force-ssl-redirect'],
+    status: 'implemented',
+    values: 'Go boolean',
+    note: 'redirect even without TLS on the host. Default false',
+  },
+  {
+    names: ['app-root'],
+    status: 'implemented',
+    values: 'absolute path of `[-._~a-zA-Z0-9/]`',
+    note: '`/` answers 302 to it',
+  },
+  {
+    names: ['service-upstream'],
+    status: 'implemented',
+    values: 'Go boolean',
+    note: "send to the Service's ClusterIP:port instead of the endpoints",
+  },
+  {
+    names: ['backend-protocol'],
+    status: 'implemented',
+    values: '`HTTP` (default), `HTTPS`',
+    note: "`GRPC`, `GRPCS`, `FCGI`, `AUTO_HTTP` are refused: error `UNSUPPORTED_BACKEND_PROTOCOL`, and that Ingress's locations get no backend (503) rather than speaking the wrong protocol. Other values: warning, HTTP",
+  },
+  {
+    names: ['proxy-body-size'],
+    status: 'implemented',
+    values: '`^\\d+[bkmg]?$`, case-insensitive',
+    note: "request body limit (413); `0` means no limit. Default: the ConfigMap's, 1m",
+  },
+  {
+    names: ['proxy-connect-timeout', 'proxy-read-timeout', 'proxy-send-timeout'],
+    status: 'implemented',
+    values: 'whole seconds',
+    note: 'defaults: the ConfigMap\'s, 5s / 60s / 60s. `"30s"` is not accepted (ingress-nginx reads an integer)',
+  },
+  // --- Implemented: limits, basic and external auth, satisfy, client certificates (access-annotations.ts).
+  {
+    names: ['limit-rps', 'limit-rpm'],
+    status: 'implemented',
+    values: 'whole numbers',
+    note: "nginx's `limit_req` with `nodelay`: a leaky bucket per client address, rate N per second (per minute), burst N × `limit-burst-multiplier`, so burst + 1 requests pass at once. Both may be set (both apply). Refused: ConfigMap `limit-req-status-code` (503)",
+  },
+  {
+    names: ['limit-connections'],
+    status: 'implemented',
+    values: 'whole number',
+    note: "nginx's `limit_conn`: requests in progress per client address; one more is refused with `limit-conn-status-code` (503). Held until the response ends",
+  },
+  {
+    names: ['limit-rate', 'limit-rate-after'],
+    status: 'implemented',
+    values: 'whole numbers of KB',
+    note: "nginx's `limit_rate` / `limit_rate_after` on the response, per request: after `limit-rate-after` KB, at most `limit-rate` KB a second (by backpressure on the backend; nothing is buffered). Defaults: the ConfigMap keys of the same names",
+  },
+  {
+    names: ['limit-burst-multiplier'],
+    status: 'implemented',
+    values: 'whole number',
+    note: 'default 5 (0 or invalid: 5)',
+  },
+  {
+    names: ['limit-whitelist', 'limit-allowlist'],
+    status: 'implemented',
+    values: 'CIDRs',
+    note: 'clients never limited. An invalid list denies the locations (503, `ACCESS_CONFIG_DENIED`)',
+  },
+  {
+    names: ['auth-type'],
+    status: 'implemented',
+    values: '`basic`',
+    note: '`digest` (and anything else) denies the locations: 503',
+  },
+  {
+    names: ['auth-secret', 'auth-secret-type'],
+    status: 'implemented',
+    values:
+      '`name` or `namespace/name` (same namespace); `auth-file` (default: htpasswd in key `auth`) or `auth-map` (each key a user, each value a hash)',
+    note: 'a missing Secret or key, another namespace, a bad type: 503 (`ACCESS_CONFIG_DENIED`). Hashes: bcrypt (`$2a$`/`$2b$`/`$2y$`), `$apr1$`, `$1$` (MD5-crypt), `{SHA}`, `{SSHA}`, `{PLAIN}`; DES crypt and SHA-crypt are not verified (`AUTH_HASH_UNSUPPORTED`, that user cannot log in). 401 with `WWW-Authenticate: Basic realm="…"` and nginx\'s "401 Authorization Required" page; the Authorization header is not passed to the backend; `$remote_user` is logged',
+  },
+  {
+    names: ['auth-realm'],
+    status: 'implemented',
+    values: 'letters, digits, `-._~/: `',
+    note: 'the realm of the challenge',
+  },
+  {
+    names: ['auth-url'],
+    status: 'implemented',
+    values:
+      'http(s) URL, nginx variables allowed (`$host`, `$request_uri`, `$escaped_request_uri`, `$http_*`, `$cookie_*`, `$arg_*`…)',
+    note: "nginx's `auth_request`: a GET (or `auth-method`) with the client's headers and no body, plus Host (the URL's host), X-Original-URL, X-Original-Method, X-Sent-From, X-Real-IP, X-Forwarded-For, X-Auth-Request-Redirect, X-Request-ID (and X-Original-URI, X-Scheme with `auth-method`). 2xx admits; 401 (with the service's WWW-Authenticate) and 403 are passed on; any other status, a refused connection or a timeout (the location's connect + read timeouts) is 500. A URL that is not http(s) with a host, or has `..` in the host, denies the location (503)",
+  },
+  {
+    names: ['auth-method'],
+    status: 'implemented',
+    values: 'GET, HEAD, POST, PUT, PATCH, DELETE, CONNECT, OPTIONS, TRACE',
+    note: "the subrequest's method",
+  },
+  {
+    names: ['auth-signin', 'auth-signin-redirect-param'],
+    status: 'implemented',
+    values: 'URL with variables; parameter name (default `rd`)',
+    note: "a final 401 is a 302 to `auth-signin?rd=$pass_access_scheme://$http_host$escaped_request_uri` (kept as written when the URL already carries the parameter), with the auth service's Set-Cookie",
+  },
+  {
+    names: ['auth-response-headers'],
+    status: 'implemented',
+    values: 'comma-separated header names',
+    note: "copied from the auth answer to the upstream request, replacing the client's (absent in the answer: removed)",
+  },
+  {
+    names: ['auth-request-redirect'],
+    status: 'implemented',
+    values: 'URL',
+    note: 'X-Auth-Request-Redirect (default `$request_uri`)',
+  },
+  {
+    names: ['auth-cache-key', 'auth-cache-duration'],
+    status: 'implemented',
+    values: 'variables; `"200 202 401 5m"` (default), comma-separated',
+    note: 'answers cached per host, location and key, for the listed statuses and times (a time alone: 200 301 302). Answers with Set-Cookie or Cache-Control no-store/no-cache/private are not cached. At most 10,000 entries per gateway',
+  },
+  {
+    names: ['auth-proxy-set-headers'],
+    status: 'implemented',
+    values: 'ConfigMap `name` (same namespace)',
+    note: 'its keys and values (variables allowed) are sent to the auth service; a missing ConfigMap denies the location',
+  },
+  {
+    names: ['auth-always-set-cookie'],
+    status: 'implemented',
+    values: 'Go boolean',
+    note: "the auth service's Set-Cookie on every response; by default only on 200, 201, 204, 206, 301, 302, 303, 304, 307, 308 (nginx's add_header)",
+  },
+  {
+    names: [
+      'auth-keepalive',
+      'auth-keepalive-share-vars',
+      'auth-keepalive-requests',
+      'auth-keepalive-timeout',
+    ],
+    status: 'implemented',
+    values: 'accepted',
+    note: 'connections to the auth service are always kept alive',
+  },
+  {
+    names: ['enable-global-auth'],
+    status: 'implemented',
+    values: 'Go boolean, default true',
+    note: "`false`: the ConfigMap's `global-auth-url` does not apply to this Ingress",
+  },
+  {
+    names: ['satisfy'],
+    status: 'implemented',
+    values: '`all` (default), `any`',
+    note: '`any`: an allowlist match admits without auth, and valid basic credentials admit without the auth subrequest; otherwise 401 if any check said 401, else 403. A denylist or block-cidrs match refuses whatever `satisfy` says (difference 8)',
+  },
+  {
+    names: ['auth-tls-secret'],
+    status: 'implemented',
+    values: '`namespace/name` (same namespace) with PEM `ca.crt`',
+    note: "per host (the first Ingress of the host that sets it): clients that send the host's name by SNI are asked for a certificate verified against the CA; an unusable Secret: 403 for every request to the host",
+  },
+  {
+    names: ['auth-tls-verify-client'],
+    status: 'implemented',
+    values: '`on` (default), `off`, `optional`, `optional_no_ca`',
+    note: '`on`: no certificate 400, one that does not verify 400; `optional`: none passes (ssl-client-verify NONE); `optional_no_ca`: an unverified one passes (FAILED:…); `off`: none is asked for',
+  },
+  {
+    names: ['auth-tls-verify-depth'],
+    status: 'implemented',
+    values: 'whole number, default 1',
+    note: 'longest chain from the client certificate to the CA',
+  },
+  {
+    names: ['auth-tls-error-page'],
+    status: 'implemented',
+    values: 'URL or path',
+    note: 'a 302 to it instead of the 400',
+  },
+  {
+    names: ['auth-tls-pass-certificate-to-upstream'],
+    status: 'implemented',
+    values: 'Go boolean',
+    note: '`ssl-client-cert`: the PEM URL-escaped, as `$ssl_client_escaped_cert`',
+  },
+  {
+    names: ['auth-tls-match-cn'],
+    status: 'implemented',
+    values: '`CN=` + regex',
+    note: "matched (unanchored) against the subject DN in RFC 2253 form (`CN=x,O=y`): no match is 403. The backend and auth service always get `ssl-client-verify`, `ssl-client-subject-dn`, `ssl-client-issuer-dn` on such a host (the client's own are removed)",
+  },
+  // --- Traffic: canaries, affinity, balancing, retries, default backends and error pages.
+  {
+    names: [
+      'canary',
+      'canary-by-header',
+      'canary-by-header-value',
+      'canary-by-header-pattern',
+      'canary-by-cookie',
+      'canary-weight',
+      'canary-weight-total',
+    ],
+    status: 'refused',
+    note: `${NOT_YET}: a canary Ingress's paths are duplicates of the main Ingress's, and the older Ingress serves them all`,
+    instead: 'a separate host for the canary',
+  },
+  {
+    names: [
+      'affinity',
+      'affinity-mode',
+      'affinity-canary-behavior',
+      'session-cookie-name',
+      'session-cookie-path',
+      'session-cookie-domain',
+      'session-cookie-expires',
+      'session-cookie-max-age',
+      'session-cookie-samesite',
+      'session-cookie-secure',
+      'session-cookie-conditional-samesite-none',
+      'session-cookie-change-on-failure',
+    ],
+    status: 'refused',
+    note: `${NOT_YET}: requests are balanced round robin, without sticky sessions`,
+  },
+  {
+    names: ['upstream-hash-by', 'upstream-hash-by-subset', 'upstream-hash-by-subset-size'],
+    status: 'refused',
+    note: `${NOT_YET}: requests are balanced round robin`,
+  },
+  {
+    names: ['load-balance'],
+    status: 'refused',
+    note: `${NOT_YET}: requests are balanced round robin`,
+  },
+  {
+    names: ['proxy-next-upstream', 'proxy-next-upstream-tries', 'proxy-next-upstream-timeout'],
+    status: 'refused',
+    note: `${NOT_YET}: the next endpoint is tried only when a connection cannot be made (nginx's default \`error timeout\` for connecting)`,
+  },
+  {
+    names: ['default-backend'],
+    status: 'refused',
+    note: `${NOT_YET}: a location without endpoints answers 503`,
+    instead: '`spec.defaultBackend` of an Ingress without rules',
+  },
+  {
+    names: ['custom-http-errors', 'disable-proxy-intercept-errors'],
+    status: 'refused',
+    note: `${NOT_YET}: the backend's error responses reach the client as they are`,
+  },
+  // --- Requests and responses.
+  {
+    names: [
+      'enable-cors',
+      'cors-allow-origin',
+      'cors-allow-methods',
+      'cors-allow-headers',
+      'cors-allow-credentials',
+      'cors-max-age',
+      'cors-expose-headers',
+    ],
+    status: 'refused',
+    note: `${NOT_YET}: preflight requests reach the backend`,
+    instead: 'answer CORS in the backend',
+  },
+  {
+    names: ['permanent-redirect', 'permanent-redirect-code', 'temporal-redirect', 'temporal-redirect-code'],
+    status: 'refused',
+    note: `${NOT_YET}: requests reach the backend instead of being redirected`,
+  },
+  {
+    names: ['from-to-www-redirect'],
+    status: 'refused',
+    note: `${NOT_YET}: the other name (with or without \`www.\`) is not served`,
+  },
+  {
+    names: ['preserve-trailing-slash'],
+    status: 'refused',
+    note: `${NOT_YET}: the ssl-redirect Location drops a trailing \`/\``,
+  },
+  {
+    names: ['server-alias'],
+    status: 'refused',
+    note: `${NOT_YET}: the alias names are not served`,
+    instead: 'one more rule with the alias as its host',
+  },
+  {
+    names: ['upstream-vhost'],
+    status: 'refused',
+    note: `${NOT_YET}: the backend receives the client's Host`,
+  },
+  {
+    names: ['x-forwarded-prefix'],
+    status: 'refused',
+    note: `${NOT_YET}: no X-Forwarded-Prefix is sent`,
+  },
+  {
+    names: ['custom-headers'],
+    status: 'refused',
+    note: `${NOT_YET}: the response headers of the ConfigMap are not added`,
+  },
+  {
+    names: ['proxy-redirect-from', 'proxy-redirect-to'],
+    status: 'refused',
+    note: `${NOT_YET}: the backend's Location and Refresh headers reach the client as they are`,
+  },
+  {
+    names: ['proxy-cookie-domain', 'proxy-cookie-path'],
+    status: 'refused',
+    note: `${NOT_YET}: the backend's Set-Cookie reaches the client as it is`,
+  },
+  {
+    names: ['enable-access-log'],
+    status: 'refused',
+    note: `${NOT_YET}: every request is logged`,
+  },
+  {
+    names: ['connection-proxy-header'],
+    status: 'refused',
+    note: `${NOT_YET}: the backend gets keep-alive framing of keepip's own`,
+  },
+  {
+    names: ['proxy-http-version'],
+    status: 'refused',
+    note: `${NOT_YET}: backends are spoken to in HTTP/1.1`,
+  },
+  {
+    names: ['ssl-passthrough'],
+    status: 'refused',
+    note: `${NOT_YET}: keepip terminates TLS for the host`,
+  },
+  {
+    names: ['ssl-ciphers'],
+    status: 'refused',
+    note: `${NOT_YET}: the host offers the ciphers of Node's TLS defaults`,
+  },
+  {
+    names: [
+      'proxy-ssl-secret',
+      'proxy-ssl-verify',
+      'proxy-ssl-verify-depth',
+      'proxy-ssl-name',
+      'proxy-ssl-server-name',
+      'proxy-ssl-protocols',
+      'proxy-ssl-ciphers',
+    ],
+    status: 'refused',
+    note: `${NOT_YET}: HTTPS backends are not verified and get no client certificate nor SNI (nginx's defaults)`,
+  },
+  {
+    names: ['proxy-request-buffering'],
+    status: 'refused',
+    note: `${NOT_YET}: request bodies are always streamed to the backend as they arrive (nginx's \`off\`)`,
+  },
+  // --- nginx internals: nothing a client or backend observes changes.
+  {
+    names: [
+      'proxy-buffering',
+      'proxy-buffer-size',
+      'proxy-buffers-number',
+      'proxy-busy-buffers-size',
+      'proxy-max-temp-file-size',
+    ],
+    status: 'no-effect',
+    note: "nginx's response buffers and temporary files: keepip streams every response to the client as it arrives, with backpressure, and never spools one to disk; response heads up to Node's header limit are accepted",
+  },
+  {
+    names: ['client-body-buffer-size'],
+    status: 'no-effect',
+    note: 'where nginx keeps a request body (memory or a temporary file): keepip streams bodies and never writes them to disk',
+  },
+  {
+    names: ['http2-push-preload'],
+    status: 'no-effect',
+    note: 'HTTP/2 server push: keepip serves HTTP/1.1 to clients, and browsers no longer accept pushes',
+  },
+  {
+    names: ['ssl-prefer-server-ciphers'],
+    status: 'no-effect',
+    note: "which side's cipher order wins among suites both accept: keepip offers only the modern suites of Node's TLS defaults, all of them acceptable",
+  },
+  {
+    names: ['enable-rewrite-log'],
+    status: 'no-effect',
+    note: "nginx's debugging of rewrite directives in its error log: keepip has no rewrite directives to trace (`keepip doctor` explains the route a request takes)",
+  },
+  {
+    names: ['use-port-in-redirects', 'relative-redirects'],
+    status: 'no-effect',
+    note: "nginx's `port_in_redirect` / `absolute_redirect` for the redirects nginx itself makes up (a directory's trailing slash): keepip makes none; its redirects are built as ingress-nginx builds them",
+  },
+  // --- Refused by design.
+  {
+    names: [
+      'configuration-snippet',
+      'server-snippet',
+      'auth-snippet',
+      'stream-snippet',
+      'modsecurity-snippet',
+    ],
+    status: 'refused',
+    note: SNIPPET_REASON,
+    instead: 'express it with the annotations keepip implements',
+  },
+  {
+    names: ['enable-modsecurity', 'enable-owasp-core-rules', 'modsecurity-transaction-id'],
+    status: 'refused',
+    note: 'keepip has no web application firewall (ModSecurity, the OWASP core rule set): requests are NOT inspected',
+    instead: 'a WAF in front of the load balancer or beside the backend',
+  },
+  {
+    names: ['enable-opentelemetry', 'opentelemetry-trust-incoming-span', 'opentelemetry-operation-name'],
+    status: 'refused',
+    note: 'keepip emits no OpenTelemetry spans',
+    instead:
+      'the backend continues the trace: `traceparent`/`tracestate` pass through unchanged, and X-Request-ID ties the access log line to it',
+  },
+  {
+    names: ['mirror-target', 'mirror-host', 'mirror-request-body'],
+    status: 'refused',
+    note: 'keepip does not copy requests to a second backend',
+  },
+  {
+    names: ['fastcgi-index', 'fastcgi-params-configmap'],
+    status: 'refused',
+    note: 'FastCGI backends are refused (`backend-protocol: FCGI`)',
+    instead: 'put an HTTP server (php-fpm behind nginx or Caddy) in front of the FastCGI application',
+  },
+];
+
+const NGINX_INTERNAL = 'an nginx process, buffer or memory setting';
+
+/** ingress-nginx's controller ConfigMap keys: its ConfigMap documentation, and the keys its configuration reads. */
+export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
+  // --- Implemented.
+  {
+    names: ['use-proxy-protocol'],
+    status: 'implemented',
+    values: 'false',
+    note: 'every listener expects a PROXY header (v1 or v2)',
+  },
+  {
+    names: ['proxy-protocol-header-timeout'],
+    status: 'implemented',
+    values: '5s',
+    note: 'Go duration (`5s`, `500ms`, `1m`)',
+  },
+  {
+    names: ['proxy-real-ip-cidr'],
+    status: 'implemented',
+    values: '0.0.0.0/0',
+    note: 'peers trusted for the PROXY header and forwarded headers. Invalid value: error `INVALID_TRUSTED_CIDR` and **nobody** is trusted',
+  },
+  {
+    names: ['use-forwarded-headers'],
+    status: 'implemented',
+    values: 'false',
+    note: 'client from `forwarded-for-header`, walked right to left past trusted peers',
+  },
+  {
+    names: ['forwarded-for-header'],
+    status: 'implemented',
+    values: 'X-Forwarded-For',
+    note: 'must be an HTTP header name',
+  },
+  {
+    names: ['compute-full-forwarded-for'],
+    status: 'implemented',
+    values: 'false',
+    note: 'append to the incoming X-Forwarded-For',
+  },
+  { names: ['enable-real-ip'], status: 'implemented', values: 'false', note: 'real IP from the header only' },
+  {
+    names: ['whitelist-source-range', 'denylist-source-range'],
+    status: 'implemented',
+    values: 'none',
+    note: 'defaults for locations without the annotation. Empty entries are skipped (ingress-nginx splits ConfigMap lists); a bad entry fails closed',
+  },
+  {
+    names: ['block-cidrs'],
+    status: 'implemented',
+    values: 'none',
+    note: 'denied everywhere; a bad entry fails closed',
+  },
+  { names: ['ssl-redirect'], status: 'implemented', values: 'true', note: 'see the annotation' },
+  {
+    names: ['http-redirect-code'],
+    status: 'implemented',
+    values: '308',
+    note: '301, 302, 307 or 308; anything else: warning, 308',
+  },
+  {
+    names: ['log-format-upstream'],
+    status: 'implemented',
+    values: "ingress-nginx's default line (below)",
+    note: 'access log format',
+  },
+  {
+    names: ['log-format-escape-json'],
+    status: 'implemented',
+    values: 'false',
+    note: 'JSON escaping in the access log',
+  },
+  { names: ['proxy-body-size'], status: 'implemented', values: '1m', note: 'as the annotation' },
+  {
+    names: ['proxy-connect-timeout', 'proxy-read-timeout', 'proxy-send-timeout'],
+    status: 'implemented',
+    values: '5, 60, 60',
+    note: 'whole seconds',
+  },
+  {
+    names: ['upstream-keepalive-connections'],
+    status: 'implemented',
+    values: '320',
+    note: 'idle upstream connections kept',
+  },
+  {
+    names: ['limit-rate', 'limit-rate-after'],
+    status: 'implemented',
+    values: '0',
+    note: 'defaults of the annotations (KB)',
+  },
+  {
+    names: ['limit-req-status-code', 'limit-conn-status-code'],
+    status: 'implemented',
+    values: '503',
+    note: 'the status of a refused request (400-599)',
+  },
+  {
+    names: [
+      'global-auth-url',
+      'global-auth-method',
+      'global-auth-signin',
+      'global-auth-signin-redirect-param',
+      'global-auth-response-headers',
+      'global-auth-request-redirect',
+      'global-auth-cache-key',
+      'global-auth-cache-duration',
+      'global-auth-always-set-cookie',
+    ],
+    status: 'implemented',
+    values: 'none',
+    note: 'external auth for every location without its own `auth-url` (unless `enable-global-auth: "false"`), as the annotations. An unusable `global-auth-url` fails closed: 503 on the locations it covers',
+  },
+  {
+    names: ['no-auth-locations'],
+    status: 'implemented',
+    values: '`/.well-known/acme-challenge`',
+    note: 'comma-separated path prefixes where basic and external auth do not apply',
+  },
+  {
+    names: ['allow-snippet-annotations'],
+    status: 'implemented',
+    values: 'false',
+    note: 'keepip never runs snippets; `"false"` is accepted silently, anything else is refused (`CONFIGMAP_KEY_REFUSED`)',
+  },
+  // --- Not implemented yet: observable behaviour keepip does not have.
+  {
+    names: ['service-upstream'],
+    status: 'refused',
+    note: `${NOT_YET}: the annotation works`,
+    instead: 'the `service-upstream` annotation on each Ingress',
+  },
+  {
+    names: ['enable-access-log-for-default-backend'],
+    status: 'refused',
+    note: `${NOT_YET}: requests the default backend serves are logged`,
+  },
+  {
+    names: ['add-headers', 'proxy-set-headers'],
+    status: 'refused',
+    note: `${NOT_YET}: no headers are added to responses or backend requests`,
+  },
+  {
+    names: ['load-balance', 'upstream-hash-by', 'upstream-hash-by-subset', 'upstream-hash-by-subset-size'],
+    status: 'refused',
+    note: `${NOT_YET}: requests are balanced round robin`,
+  },
+  {
+    names: [
+      'proxy-next-upstream',
+      'proxy-next-upstream-tries',
+      'proxy-next-upstream-timeout',
+      'retry-non-idempotent',
+    ],
+    status: 'refused',
+    note: `${NOT_YET}: the next endpoint is tried only when a connection cannot be made`,
+  },
+  {
+    names: ['custom-http-errors', 'disable-proxy-intercept-errors'],
+    status: 'refused',
+    note: `${NOT_YET}: the backend's error responses reach the client as they are`,
+  },
+  {
+    names: ['proxy-redirect-from', 'proxy-redirect-to', 'proxy-cookie-domain', 'proxy-cookie-path'],
+    status: 'refused',
+    note: `${NOT_YET}: the backend's Location, Refresh and Set-Cookie reach the client as they are`,
+  },
+  {
+    names: ['proxy-http-version'],
+    status: 'refused',
+    note: `${NOT_YET}: backends are spoken to in HTTP/1.1`,
+  },
+  {
+    names: ['preserve-trailing-slash'],
+    status: 'refused',
+    note: `${NOT_YET}: the ssl-redirect Location drops a trailing \`/\``,
+  },
+  {
+    names: ['force-ssl-redirect'],
+    status: 'refused',
+    note: `${NOT_YET}: only the annotation forces the redirect`,
+    instead: 'the `force-ssl-redirect` annotation',
+  },
+  {
+    names: ['no-tls-redirect-locations'],
+    status: 'refused',
+    note: `${NOT_YET}: ssl-redirect applies to every path of a TLS host`,
+  },
+  {
+    names: ['forwarded-host-header'],
+    status: 'refused',
+    note: `${NOT_YET}: X-Forwarded-Host is the header read`,
+  },
+  {
+    names: ['proxy-add-original-uri-header'],
+    status: 'refused',
+    note: `${NOT_YET}: no X-Original-URI is sent to backends`,
+  },
+  {
+    names: ['generate-request-id'],
+    status: 'refused',
+    note: `${NOT_YET}: an X-Request-ID is always made up when the client sent none (nginx's default \`true\`)`,
+  },
+  {
+    names: ['hide-headers', 'allow-backend-server-header'],
+    status: 'refused',
+    note: `${NOT_YET}: the backend's response headers reach the client as they are`,
+  },
+  {
+    names: ['server-tokens'],
+    status: 'refused',
+    note: `${NOT_YET}: keepip's responses carry no version (nginx's default \`false\`)`,
+  },
+  {
+    names: ['block-user-agents', 'block-referers'],
+    status: 'refused',
+    note: `${NOT_YET}: no request is refused by its User-Agent or Referer`,
+  },
+  {
+    names: ['skip-access-log-urls', 'disable-access-log', 'disable-http-access-log', 'access-log-params'],
+    status: 'refused',
+    note: `${NOT_YET}: every request is logged`,
+    instead: '`--access-log FILE` (or stdout) for where the lines go',
+  },
+  {
+    names: ['log-format-escape-none'],
+    status: 'refused',
+    note: `${NOT_YET}: values are escaped as nginx's default escaping`,
+  },
+  {
+    names: ['limit-conn-zone-variable'],
+    status: 'refused',
+    note: `${NOT_YET}: connection limits are keyed on the client address`,
+  },
+  {
+    names: ['proxy-request-buffering'],
+    status: 'refused',
+    note: `${NOT_YET}: request bodies are streamed as they arrive`,
+  },
+  {
+    names: [
+      'use-gzip',
+      'gzip-level',
+      'gzip-min-length',
+      'gzip-types',
+      'gzip-disable',
+      'enable-brotli',
+      'brotli-level',
+      'brotli-min-length',
+      'brotli-types',
+    ],
+    status: 'refused',
+    note: `${NOT_YET}: responses are passed as the backend compressed them (or not)`,
+    instead: 'compress in the backend',
+  },
+  {
+    names: ['hsts', 'hsts-include-subdomains', 'hsts-max-age', 'hsts-preload'],
+    status: 'refused',
+    note: `${NOT_YET}: no Strict-Transport-Security header is added`,
+    instead: 'set the header in the backend',
+  },
+  {
+    names: [
+      'ssl-protocols',
+      'ssl-ciphers',
+      'ssl-ecdh-curve',
+      'ssl-dh-param',
+      'ssl-early-data',
+      'ssl-reject-handshake',
+    ],
+    status: 'refused',
+    note: `${NOT_YET}: TLS uses Node's defaults (TLS 1.2 and 1.3, modern suites), and unknown names get the default certificate`,
+  },
+  {
+    names: ['enable-ocsp'],
+    status: 'refused',
+    note: `${NOT_YET}: no OCSP response is stapled`,
+  },
+  {
+    names: [
+      'use-http2',
+      'http2-max-concurrent-streams',
+      'http2-max-field-size',
+      'http2-max-header-size',
+      'http2-max-requests',
+    ],
+    status: 'refused',
+    note: 'keepip serves HTTP/1.1 to clients, not HTTP/2',
+  },
+  {
+    names: ['enable-underscores-in-headers', 'ignore-invalid-headers'],
+    status: 'refused',
+    note: `${NOT_YET}: header names are checked by keepip's strict parser (RFC 9110 tokens; underscores pass)`,
+  },
+  {
+    names: ['use-geoip', 'use-geoip2', 'geoip2-autoreload-in-minutes'],
+    status: 'refused',
+    note: 'keepip has no GeoIP databases or variables',
+  },
+  {
+    names: ['nginx-status-ipv4-whitelist', 'nginx-status-ipv6-whitelist'],
+    status: 'refused',
+    note: 'keepip has no nginx status page',
+    instead: '`--metrics` (Prometheus `/metrics` and `/healthz`)',
+  },
+  {
+    names: ['enable-syslog', 'syslog-host', 'syslog-port'],
+    status: 'refused',
+    note: 'keepip does not write to syslog',
+    instead: 'the access log on stdout, collected by the cluster',
+  },
+  {
+    names: ['allow-cross-namespace-resources'],
+    status: 'refused',
+    note: 'annotations name Secrets and ConfigMaps of their own namespace only (the default `false`)',
+  },
+  {
+    names: ['annotations-risk-level', 'annotation-value-word-blocklist'],
+    status: 'refused',
+    note: 'keepip validates every annotation value by its own syntax and never writes one into a configuration file, so there is no risk level to lower or word to block',
+  },
+  // --- nginx internals: nothing a client or backend observes changes.
+  {
+    names: [
+      'worker-processes',
+      'worker-cpu-affinity',
+      'worker-shutdown-timeout',
+      'max-worker-connections',
+      'max-worker-open-files',
+      'enable-multi-accept',
+      'reuse-port',
+      'enable-aio-write',
+      'enable-serial-reloads',
+      'lua-shared-dicts',
+      'debug-connections',
+      'map-hash-bucket-size',
+      'server-name-hash-bucket-size',
+      'server-name-hash-max-size',
+      'proxy-headers-hash-bucket-size',
+      'proxy-headers-hash-max-size',
+      'variables-hash-bucket-size',
+      'variables-hash-max-size',
+      'grpc-buffer-size-kb',
+      'proxy-buffering',
+      'proxy-buffer-size',
+      'proxy-buffers-number',
+      'proxy-busy-buffers-size',
+      'proxy-max-temp-file-size',
+      'client-body-buffer-size',
+      'client-header-buffer-size',
+      'large-client-header-buffers',
+      'ssl-buffer-size',
+      'ssl-session-cache',
+      'ssl-session-cache-size',
+      'ssl-session-tickets',
+      'ssl-session-ticket-key',
+      'ssl-session-timeout',
+      'proxy-ssl-location-only',
+      'default-type',
+    ],
+    status: 'no-effect',
+    note: `${NGINX_INTERNAL}: keepip is one Node process per pod that streams requests and responses and keeps no nginx tables`,
+  },
+  {
+    names: ['client-header-timeout', 'client-body-timeout', 'keep-alive', 'keep-alive-requests'],
+    status: 'no-effect',
+    note: "keepip has its own client deadlines (request head 60 s, idle keep-alive 75 s: nginx's defaults); see docs/gateway.md",
+  },
+  {
+    names: ['upstream-keepalive-requests', 'upstream-keepalive-time', 'upstream-keepalive-timeout'],
+    status: 'no-effect',
+    note: 'how long nginx reuses a backend connection: keepip keeps idle backend connections 60 s and reuses one only after a cleanly framed response',
+  },
+  {
+    names: ['bind-address', 'bind-address-ipv4', 'bind-address-ipv6', 'disable-ipv6', 'disable-ipv6-dns'],
+    status: 'no-effect',
+    note: 'where nginx listens and resolves: keepip listens where `--http` / `--https` say',
+  },
+  {
+    names: ['access-log-path', 'http-access-log-path', 'error-log-path', 'error-log-level'],
+    status: 'no-effect',
+    note: 'where nginx writes its logs: keepip writes the access log where `--access-log` says and the error log to stderr',
+  },
+  {
+    names: [
+      'log-format-stream',
+      'stream-access-log-path',
+      'disable-stream-access-log',
+      'proxy-stream-next-upstream',
+      'proxy-stream-next-upstream-timeout',
+      'proxy-stream-next-upstream-tries',
+      'proxy-stream-responses',
+      'proxy-stream-timeout',
+    ],
+    status: 'no-effect',
+    note: "nginx's stream (TCP/UDP services) module: keepip's tcp-services forwarding has its own settings (docs/controller.md)",
+  },
+  {
+    names: ['enable-auth-access-log'],
+    status: 'no-effect',
+    note: 'auth subrequests are not requests of their own in keepip: they are never access-logged (the default `false`)',
+  },
+  {
+    names: ['forwarded-for-proxy-protocol-header'],
+    status: 'no-effect',
+    note: 'the name of an internal header nginx uses between its own listeners; keepip has none',
+  },
+  {
+    names: ['strict-validate-path-type'],
+    status: 'no-effect',
+    note: 'keepip always validates Exact and Prefix paths strictly (the default `true`); see Routing',
+  },
+  {
+    names: ['use-port-in-redirects', 'relative-redirects', 'app-root'],
+    status: 'no-effect',
+    note: "settings of nginx's own redirects: keepip makes none beyond ingress-nginx's (app-root is an annotation)",
+  },
+  // --- Refused by design.
+  {
+    names: [
+      'http-snippet',
+      'main-snippet',
+      'server-snippet',
+      'location-snippet',
+      'stream-snippet',
+      'global-auth-snippet',
+      'modsecurity-snippet',
+    ],
+    status: 'refused',
+    note: SNIPPET_REASON,
+    instead: 'express it with the keys and annotations keepip implements',
+  },
+  {
+    names: ['enable-modsecurity', 'enable-owasp-modsecurity-crs'],
+    status: 'refused',
+    note: 'keepip has no web application firewall: requests are NOT inspected',
+    instead: 'a WAF in front of the load balancer or beside the backend',
+  },
+  {
+    names: [
+      'enable-opentelemetry',
+      'opentelemetry-config',
+      'opentelemetry-operation-name',
+      'opentelemetry-trust-incoming-span',
+      'otlp-collector-host',
+      'otlp-collector-port',
+      'otel-service-name',
+      'otel-sampler',
+      'otel-sampler-parent-based',
+      'otel-sampler-ratio',
+      'otel-max-queuesize',
+      'otel-schedule-delay-millis',
+      'otel-max-export-batch-size',
+      'jaeger-collector-host',
+      'jaeger-collector-port',
+      'jaeger-endpoint',
+      'jaeger-service-name',
+      'jaeger-propagation-format',
+      'jaeger-sampler-type',
+      'jaeger-sampler-param',
+      'jaeger-sampler-host',
+      'jaeger-sampler-port',
+      'jaeger-trace-context-header-name',
+      'jaeger-debug-header',
+      'jaeger-baggage-header',
+      'jaeger-trace-baggage-header-prefix',
+      'jaeger-tracer-baggage-header-prefix',
+    ],
+    status: 'refused',
+    note: 'keepip emits no traces (OpenTelemetry, Jaeger)',
+    instead:
+      'the backend continues the trace: `traceparent`/`tracestate` pass through unchanged, and X-Request-ID ties the access log line to it',
+  },
+  {
+    names: ['global-allowed-response-headers'],
+    status: 'refused',
+    note: `${NOT_YET}: custom-headers is not implemented`,
+  },
+];
+
+/** One name's entry, by name. */
+export type CatalogIndex = ReadonlyMap<string, CatalogEntry>;
+
+function indexOf(catalog: readonly CatalogEntry[]): CatalogIndex {
+  const index = new Map<string, CatalogEntry>();
+  for (const entry of catalog) for (const name of entry.names) index.set(name, entry);
+  return index;
+}
+
+export const ANNOTATION_INDEX: CatalogIndex = indexOf(ANNOTATION_CATALOG);
+export const CONFIGMAP_INDEX: CatalogIndex = indexOf(CONFIGMAP_CATALOG);
+
+/** The names of a catalog with a status. */
+export function namesWithStatus(catalog: readonly CatalogEntry[], status: CatalogStatus): string[] {
+  return catalog.filter((e) => e.status === status).flatMap((e) => e.names);
+}
+
+/** Levenshtein distance, bounded: stops counting past `max` (returns max + 1). */
+export function editDistance(a: string, b: string, max: number): number {
+  if (Math.abs(a.length - b.length) > max) return max + 1;
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i += 1) {
+    const current = [i];
+    let best = i;
+    for (let j = 1; j <= b.length; j += 1) {
+      const cost = a.charCodeAt(i - 1) === b.charCodeAt(j - 1) ? 0 : 1;
+      const value = Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + cost);
+      current.push(value);
+      if (value < best) best = value;
+    }
+    if (best > max) return max + 1;
+    previous = current;
+  }
+  return previous[b.length]!;
+}
+
+/** The known name nearest to an unknown one (a typo), or null when none is close. */
+export function nearestName(name: string, index: CatalogIndex): string | null {
+  const max = Math.max(2, Math.floor(name.length / 4));
+  let best: string | null = null;
+  let bestDistance = max + 1;
+  for (const known of index.keys()) {
+    const d = editDistance(name, known, max);
+    if (d < bestDistance) {
+      best = known;
+      bestDistance = d;
+    }
+  }
+  return best;
+}
+
+/** The text of the issue for a catalogued name that is not implemented. */
+export function catalogMessage(entry: CatalogEntry): string {
+  if (entry.status === 'no-effect') return `accepted, no effect: ${entry.note}`;
+  return `refused: ${entry.note}${entry.instead ? `. The keepip way: ${entry.instead}` : ''}`;
+}
