@@ -250,21 +250,42 @@ export function describeConfig(snap: GatewaySnapshot): string {
   return `${ingressText}, ${plural(hosts, 'host')}, ${plural(locations, 'location')}, ingress class ${gateway.ingressClass}`;
 }
 
+/**
+ * ingress-nginx names keepip does not read, one line per kind (src/k8s/annotation-catalog.ts): the
+ * event, its level and the words before the list.
+ */
+const NAME_LINES: Readonly<Record<string, readonly [string, GatewayEvent['level'], string]>> = {
+  UNSUPPORTED_ANNOTATION: [
+    'unsupported-annotations',
+    'warning',
+    'unsupported annotations (not ingress-nginx names, no effect)',
+  ],
+  ANNOTATION_REFUSED: ['refused-annotations', 'warning', 'refused annotations (not honoured)'],
+  ANNOTATION_NO_EFFECT: ['no-effect-annotations', 'info', 'annotations with no effect in keepip'],
+  UNSUPPORTED_CONFIGMAP_KEY: [
+    'unsupported-configmap-keys',
+    'warning',
+    'unsupported ConfigMap keys (not ingress-nginx names, no effect)',
+  ],
+  CONFIGMAP_KEY_REFUSED: ['refused-configmap-keys', 'warning', 'refused ConfigMap keys (not honoured)'],
+  CONFIGMAP_KEY_NO_EFFECT: ['no-effect-configmap-keys', 'info', 'ConfigMap keys with no effect in keepip'],
+};
+
 /** The issues and warnings of a snapshot worth a line: unsupported names, trust-everyone, contained errors. */
 export function snapshotEvents(snap: GatewaySnapshot): GatewayEvent[] {
   const events: GatewayEvent[] = [];
   const { settings } = snap;
-  const unsupportedAnnotations = new Set<string>();
-  const unsupportedKeys = new Set<string>();
+  const named = new Map<string, Set<string>>();
   for (const issue of snap.topology.issues) {
-    if (issue.code === 'UNSUPPORTED_ANNOTATION') {
+    if (NAME_LINES[issue.code] !== undefined) {
       const name = /"([^"]+)"/.exec(issue.message)?.[1] ?? issue.field ?? issue.message;
-      const object = issue.origin
-        ? ` (${issue.origin.kind} ${issue.origin.namespace}/${issue.origin.name})`
-        : '';
-      unsupportedAnnotations.add(`${name}${object}`);
-    } else if (issue.code === 'UNSUPPORTED_CONFIGMAP_KEY') {
-      unsupportedKeys.add(/"([^"]+)"/.exec(issue.message)?.[1] ?? issue.field ?? issue.message);
+      const object =
+        issue.origin && issue.origin.kind !== 'ConfigMap'
+          ? ` (${issue.origin.kind} ${issue.origin.namespace}/${issue.origin.name})`
+          : '';
+      const names = named.get(issue.code) ?? new Set<string>();
+      names.add(`${name}${object}`);
+      named.set(issue.code, names);
     } else if (issue.severity !== 'info') {
       events.push({
         level: issue.severity,
@@ -285,21 +306,10 @@ export function snapshotEvents(snap: GatewaySnapshot): GatewayEvent[] {
       code: issue.code,
     });
   }
-  if (unsupportedAnnotations.size > 0) {
-    events.push({
-      level: 'warning',
-      event: 'unsupported-annotations',
-      message: `unsupported annotations (not implemented, no effect): ${[...unsupportedAnnotations].join(', ')}`,
-      names: [...unsupportedAnnotations],
-    });
-  }
-  if (unsupportedKeys.size > 0) {
-    events.push({
-      level: 'warning',
-      event: 'unsupported-configmap-keys',
-      message: `unsupported ConfigMap keys (not implemented, no effect): ${[...unsupportedKeys].join(', ')}`,
-      names: [...unsupportedKeys],
-    });
+  for (const [code, [event, level, words]] of Object.entries(NAME_LINES)) {
+    const names = named.get(code);
+    if (names !== undefined)
+      events.push({ level, event, message: `${words}: ${[...names].join(', ')}`, names: [...names] });
   }
   if (trustsEveryone(snap.trustedCidrs)) {
     if (settings.useProxyProtocol) {

@@ -92,9 +92,9 @@ describe('keepip gateway command line', () => {
       await gateway.waitFor(/warning: PROXY headers are accepted from every peer/);
       await gateway.waitFor(/warning: X-Forwarded-For is believed from every peer/);
       await gateway.waitFor(
-        /unsupported annotations .*nginx\.ingress\.kubernetes\.io\/configuration-snippet \(Ingress default\/web\)/,
+        /warning: refused annotations \(not honoured\): nginx\.ingress\.kubernetes\.io\/configuration-snippet \(Ingress default\/web\)/,
       );
-      await gateway.waitFor(/unsupported ConfigMap keys .*worker-processes/);
+      await gateway.waitFor(/keepip gateway: ConfigMap keys with no effect in keepip: worker-processes/);
     } finally {
       assert.equal(await gateway.stop(), 0);
     }
