@@ -3,7 +3,7 @@
 // gateway's decision, not a copy of it.
 import { isRoutedPath } from '../config/client-path.ts';
 import type { Topology } from '../config/model.ts';
-import { decideAccess, routeRequest } from '../gateway/router.ts';
+import { decideAccess, type MatchedRoute, type RouteDecision, routeRequest } from '../gateway/router.ts';
 import { traceAccess } from './access-trace.ts';
 import { CidrSet } from '../net/cidr-set.ts';
 import { canonicalIp } from '../net/ip.ts';
@@ -58,159 +58,226 @@ function inList(entries: readonly string[], address: string): boolean {
   return built.ok && built.set.has(address);
 }
 
+/**
+ * One request on its way: the hops so far and what the gateway will see. Each stage below adds its
+ * hops and either ends the request (returns the Simulation) or lets it go on (returns null).
+ */
+interface Walk {
+  readonly chain: Chain;
+  readonly request: SimulateRequest;
+  readonly client: string;
+  readonly host: string;
+  readonly path: string;
+  readonly scheme: 'http' | 'https';
+  readonly hops: Hop[];
+  /** The TCP peer the gateway sees. */
+  peer: string;
+  /** The client a PROXY header names, when the LB sends one. */
+  proxySource: string | null;
+  sentHeader: 'v1' | 'v2' | null;
+}
+
 export function simulateOnChain(chain: Chain, request: SimulateRequest): Simulation {
   const client = canonicalIp(request.client);
   if (client === null) throw new Error(`DOCTOR_BAD_CLIENT: "${request.client}" is not an IP address`);
-  const host = request.host ?? defaultHost(chain.topology);
-  const path = request.path ?? '/';
-  const scheme = request.scheme ?? 'http';
-  const via = chain.via;
-  const hops: Hop[] = [];
-  const settings = chain.topology.gateway.settings;
-  const end = (
-    outcome: Outcome,
-    status: number | null,
-    decidedBy: string,
-    logs: string | null,
-  ): Simulation => ({
+  const walk: Walk = {
+    chain,
+    request,
     client,
-    host,
-    path,
-    scheme,
-    via,
-    hops,
-    outcome,
-    status,
-    decidedBy,
-    gatewayLogsAddress: logs,
-  });
-
-  hops.push({ name: 'client', sees: client, detail: `connects over ${describeVia(via)}` });
+    host: request.host ?? defaultHost(chain.topology),
+    path: request.path ?? '/',
+    scheme: request.scheme ?? 'http',
+    hops: [],
+    peer: client,
+    proxySource: null,
+    sentHeader: null,
+  };
+  const via = chain.via;
+  walk.hops.push({ name: 'client', sees: client, detail: `connects over ${describeVia(via)}` });
   if (isRoutedPath(via)) {
-    hops.push({
+    walk.hops.push({
       name: 'network',
       sees: client,
       detail: `${describeVia(via)} routes the packets to the LB with the client's address`,
     });
   }
+  return (
+    throughLoadBalancer(walk) ?? toGatewayEndpoint(walk) ?? throughProxyReader(walk) ?? throughGateway(walk)
+  );
+}
 
-  // Load balancer and kube-proxy: the TCP peer the gateway will see, and the PROXY header (if any).
-  let peer = client;
-  let proxySource: string | null = null;
-  let sentHeader: string | null = null;
+function end(
+  walk: Walk,
+  outcome: Outcome,
+  status: number | null,
+  decidedBy: string,
+  logs: string | null,
+): Simulation {
+  const { client, host, path, scheme, hops } = walk;
+  return {
+    client,
+    host,
+    path,
+    scheme,
+    via: walk.chain.via,
+    hops,
+    outcome,
+    status,
+    decidedBy,
+    gatewayLogsAddress: logs,
+  };
+}
+
+/** The LB (when the path passes it) and the kube-proxy hop of instance targets: the peer, the header. */
+function throughLoadBalancer(walk: Walk): Simulation | null {
+  const { chain, client, hops } = walk;
   const lb = chain.lb;
-  if (lb !== null && !passesLoadBalancer(chain)) {
+  if (lb === null) return null;
+  if (!passesLoadBalancer(chain)) {
     hops.push({
       name: 'load-balancer',
       sees: null,
       detail: `skipped: kube-proxy sends in-cluster traffic for the LB address ${lb.listenAddress} straight to the endpoints, so no PROXY header is added (K3)`,
     });
-  } else if (lb !== null) {
-    if (!inList(lb.loadBalancerSourceRanges, client)) {
-      hops.push({
-        name: 'load-balancer',
-        sees: client,
-        detail: `drops the connection: ${client} is outside loadBalancerSourceRanges ${lb.loadBalancerSourceRanges.join(', ')}`,
-      });
-      return end('unreachable', null, 'loadBalancerSourceRanges', null);
-    }
-    const preservation = lbPreservation(chain, client);
-    const targetSide = preservation.preserved ? client : lb.sourceAddress;
-    const targets =
-      lb.targetType === 'instance'
-        ? chain.topology.nodes.map((n) => n.address)
-        : chain.gatewayEndpoints.map((e) => e.address);
-    const pp = lb.proxyProtocol
-      ? `adds a PROXY ${lb.proxyProtocol} header with source ${client}`
-      : 'sends no PROXY header';
-    const what = `${lb.provider} ${lb.scheme}, ${lb.targetType} targets${lb.targetType === 'ip' ? ' (straight to the pods, K4)' : ''}`;
+    return null;
+  }
+  if (!inList(lb.loadBalancerSourceRanges, client)) {
     hops.push({
       name: 'load-balancer',
       sees: client,
-      detail: `${what}: ${preservation.why} (${preservation.rule}), so it connects from ${targetSide}; ${pp}`,
+      detail: `drops the connection: ${client} is outside loadBalancerSourceRanges ${lb.loadBalancerSourceRanges.join(', ')}`,
     });
-    if (
-      lb.provider === 'aws-nlb' &&
-      lb.scheme === 'internal' &&
-      preservation.preserved &&
-      targets.includes(client)
-    ) {
-      return end('unreachable', null, 'A8 hairpin', null);
-    }
-    if (lb.proxyProtocol) {
-      sentHeader = lb.proxyProtocol;
-      proxySource = client;
-    }
-    peer = targetSide;
-    if (chain.kubeProxy !== null) {
-      const node = chain.kubeProxy.nodes[0];
-      if (chain.kubeProxy.policy === 'Cluster' && node !== undefined) {
-        hops.push({
-          name: 'kube-proxy',
-          sees: targetSide,
-          detail: `NodePort with externalTrafficPolicy: Cluster: SNAT to the node address ${node.address}${chain.kubeProxy.nodes.length > 1 ? ' (or another node)' : ''} (K1)`,
-        });
-        peer = node.address;
-      } else {
-        hops.push({
-          name: 'kube-proxy',
-          sees: targetSide,
-          detail: 'NodePort with externalTrafficPolicy: Local: the address passes unchanged (K2)',
-        });
-      }
-    }
+    return end(walk, 'unreachable', null, 'loadBalancerSourceRanges', null);
   }
-  if (chain.gatewayService !== null) {
-    const listed = Object.values(chain.gatewayService.endpoints).flat();
-    if (listed.length > 0 && chain.gatewayEndpoints.length === 0) {
-      hops.push({ name: 'gateway', sees: null, detail: 'no ready gateway endpoint behind the Service' });
-      return end('unreachable', null, 'no-ready-endpoint', null);
-    }
+  const preservation = lbPreservation(chain, client);
+  const targetSide = preservation.preserved ? client : lb.sourceAddress;
+  const targets =
+    lb.targetType === 'instance'
+      ? chain.topology.nodes.map((n) => n.address)
+      : chain.gatewayEndpoints.map((e) => e.address);
+  const pp = lb.proxyProtocol
+    ? `adds a PROXY ${lb.proxyProtocol} header with source ${client}`
+    : 'sends no PROXY header';
+  const what = `${lb.provider} ${lb.scheme}, ${lb.targetType} targets${lb.targetType === 'ip' ? ' (straight to the pods, K4)' : ''}`;
+  hops.push({
+    name: 'load-balancer',
+    sees: client,
+    detail: `${what}: ${preservation.why} (${preservation.rule}), so it connects from ${targetSide}; ${pp}`,
+  });
+  const hairpin =
+    lb.provider === 'aws-nlb' &&
+    lb.scheme === 'internal' &&
+    preservation.preserved &&
+    targets.includes(client);
+  if (hairpin) return end(walk, 'unreachable', null, 'A8 hairpin', null);
+  if (lb.proxyProtocol) {
+    walk.sentHeader = lb.proxyProtocol;
+    walk.proxySource = client;
   }
+  walk.peer = throughKubeProxy(walk, targetSide);
+  return null;
+}
 
-  // Gateway: the PROXY reader and its trust check.
-  if (settings.useProxyProtocol) {
-    if (sentHeader === null) {
-      hops.push({
-        name: 'gateway',
-        sees: peer,
-        detail:
-          'expects a PROXY header (use-proxy-protocol) but the request starts without one: closed without a response (G3)',
-      });
-      return end('connection-closed', null, via === 'in-cluster' && lb !== null ? 'K3' : 'G3', null);
-    }
-    if (!chain.trusted.has(peer)) {
-      hops.push({
-        name: 'gateway',
-        sees: peer,
-        detail: `reads a PROXY ${sentHeader} header from ${peer}, which is outside proxy-real-ip-cidr ${settings.trustedCidrs.join(', ')}: connection closed (keepip; ingress-nginx would ignore the header, G5)`,
-      });
-      return end('connection-closed', null, 'G5 untrusted peer', null);
-    }
+/** NodePort hop of instance targets: SNAT to a node under Cluster (K1), unchanged under Local (K2). */
+function throughKubeProxy({ chain, hops }: Walk, targetSide: string): string {
+  const kubeProxy = chain.kubeProxy;
+  if (kubeProxy === null) return targetSide;
+  const node = kubeProxy.nodes[0];
+  if (kubeProxy.policy === 'Cluster' && node !== undefined) {
     hops.push({
-      name: 'gateway',
-      sees: peer,
-      detail: `accepts the PROXY ${sentHeader} header from trusted ${peer}: client ${proxySource}`,
+      name: 'kube-proxy',
+      sees: targetSide,
+      detail: `NodePort with externalTrafficPolicy: Cluster: SNAT to the node address ${node.address}${kubeProxy.nodes.length > 1 ? ' (or another node)' : ''} (K1)`,
     });
-  } else if (sentHeader !== null) {
+    return node.address;
+  }
+  hops.push({
+    name: 'kube-proxy',
+    sees: targetSide,
+    detail: 'NodePort with externalTrafficPolicy: Local: the address passes unchanged (K2)',
+  });
+  return targetSide;
+}
+
+/** A gateway Service whose endpoints are all listed as not ready gets nothing through. */
+function toGatewayEndpoint(walk: Walk): Simulation | null {
+  const { chain } = walk;
+  if (chain.gatewayService === null) return null;
+  const listed = Object.values(chain.gatewayService.endpoints).flat();
+  if (listed.length === 0 || chain.gatewayEndpoints.length > 0) return null;
+  walk.hops.push({ name: 'gateway', sees: null, detail: 'no ready gateway endpoint behind the Service' });
+  return end(walk, 'unreachable', null, 'no-ready-endpoint', null);
+}
+
+/** The gateway's PROXY reader and its trust check (G2, G3, G5). */
+function throughProxyReader(walk: Walk): Simulation | null {
+  const { chain, hops, peer, sentHeader } = walk;
+  const settings = chain.topology.gateway.settings;
+  if (!settings.useProxyProtocol) {
+    if (sentHeader === null) {
+      hops.push({ name: 'gateway', sees: peer, detail: 'no PROXY protocol on either side: the TCP peer' });
+      return null;
+    }
     hops.push({
       name: 'gateway',
       sees: peer,
       detail: `receives a PROXY ${sentHeader} header it does not expect (use-proxy-protocol is off): 400 for every request (G2)`,
     });
-    return end('rejected-400', 400, 'G2', peer);
-  } else {
-    hops.push({ name: 'gateway', sees: peer, detail: 'no PROXY protocol on either side: the TCP peer' });
+    return end(walk, 'rejected-400', 400, 'G2', peer);
   }
+  if (sentHeader === null) {
+    hops.push({
+      name: 'gateway',
+      sees: peer,
+      detail:
+        'expects a PROXY header (use-proxy-protocol) but the request starts without one: closed without a response (G3)',
+    });
+    return end(
+      walk,
+      'connection-closed',
+      null,
+      chain.via === 'in-cluster' && chain.lb !== null ? 'K3' : 'G3',
+      null,
+    );
+  }
+  if (!chain.trusted.has(peer)) {
+    hops.push({
+      name: 'gateway',
+      sees: peer,
+      detail: `reads a PROXY ${sentHeader} header from ${peer}, which is outside proxy-real-ip-cidr ${settings.trustedCidrs.join(', ')}: connection closed (keepip; ingress-nginx would ignore the header, G5)`,
+    });
+    return end(walk, 'connection-closed', null, 'G5 untrusted peer', null);
+  }
+  hops.push({
+    name: 'gateway',
+    sees: peer,
+    detail: `accepts the PROXY ${sentHeader} header from trusted ${peer}: client ${walk.proxySource}`,
+  });
+  return null;
+}
 
+/** Inside the gateway: the client address it settles on, the route, then the access rules. */
+function throughGateway(walk: Walk): Simulation {
+  const { chain, request, hops, peer } = walk;
+  const settings = chain.topology.gateway.settings;
   const headers: Record<string, string> = {};
   if (request.forwardedFor !== undefined)
     headers[settings.forwardedForHeader.toLowerCase()] = request.forwardedFor;
-  const resolved = chain.resolver.resolve({ peerAddress: peer, proxySource, headers });
+  const resolved = chain.resolver.resolve({ peerAddress: peer, proxySource: walk.proxySource, headers });
   const address = resolved.address;
   hops.push({ name: 'client-ip', sees: address, detail: describeProvenance(resolved.provenance, peer) });
+  const decision = routeRequest(chain.routes, { host: walk.host, path: walk.path, scheme: walk.scheme });
+  if (decision.kind !== 'proxy') return endWithoutProxy(walk, decision, address);
+  return throughPolicy(walk, decision, address);
+}
 
-  const decision = routeRequest(chain.routes, { host, path, scheme });
+/** Routing ended the request: a default backend, a 404, a 400 or a redirect. */
+function endWithoutProxy(
+  walk: Walk,
+  decision: Exclude<RouteDecision, { kind: 'proxy' }>,
+  address: string,
+): Simulation {
+  const { hops, host, path } = walk;
   if (decision.kind === 'not-found') {
     if (decision.backend !== null) {
       hops.push({
@@ -223,33 +290,38 @@ export function simulateOnChain(chain: Chain, request: SimulateRequest): Simulat
         sees: address,
         detail: `${decision.backend.upstreamName} (X-Real-IP ${address})`,
       });
-      return end('allowed', 200, 'default-backend', address);
+      return end(walk, 'allowed', 200, 'default-backend', address);
     }
     hops.push({ name: 'route', sees: address, detail: `no Ingress rule matches ${host}${path}: 404` });
-    return end('not-found-404', 404, 'no-route', address);
+    return end(walk, 'not-found-404', 404, 'no-route', address);
   }
   if (decision.kind === 'bad-request') {
     hops.push({ name: 'route', sees: address, detail: `${decision.code}: ${decision.message}: 400` });
-    return end('rejected-400', 400, decision.code, address);
+    return end(walk, 'rejected-400', 400, decision.code, address);
   }
+  hops.push({
+    name: 'route',
+    sees: address,
+    detail: `${describeRoute(decision.route)}: redirect ${decision.status} to ${decision.location}`,
+  });
+  return end(walk, 'redirected', decision.status, `redirect ${decision.status}`, address);
+}
+
+/** The route's access rules (and those of the other readings of the path), limits and auth, then the backend. */
+function throughPolicy(
+  walk: Walk,
+  decision: Extract<RouteDecision, { kind: 'proxy' }>,
+  address: string,
+): Simulation {
+  const { hops } = walk;
   const route = decision.route;
-  const where = `${route.location.ingress.namespace}/${route.location.ingress.name} ${route.serverName || '*'}${route.location.path}`;
-  if (decision.kind === 'redirect') {
-    hops.push({
-      name: 'route',
-      sees: address,
-      detail: `${where}: redirect ${decision.status} to ${decision.location}`,
-    });
-    return end('redirected', decision.status, `redirect ${decision.status}`, address);
-  }
-  hops.push({ name: 'route', sees: address, detail: `${where} -> ${route.upstreamName}` });
+  hops.push({ name: 'route', sees: address, detail: `${describeRoute(route)} -> ${route.upstreamName}` });
   const { verdict, decidedBy } = decideAccess(route, decision.guards, address);
   if (decidedBy !== route) {
-    const other = `${decidedBy.location.ingress.namespace}/${decidedBy.location.ingress.name} ${decidedBy.serverName || '*'}${decidedBy.location.path}`;
     hops.push({
       name: 'policy',
       sees: address,
-      detail: `a backend may read ${path} as ${other}: its rules apply too`,
+      detail: `a backend may read ${walk.path} as ${describeRoute(decidedBy)}: its rules apply too`,
     });
   }
   const rule = verdict.entry ? `${verdict.rule} ${verdict.entry}` : verdict.rule;
@@ -257,15 +329,22 @@ export function simulateOnChain(chain: Chain, request: SimulateRequest): Simulat
   // Limits and auth (access-trace.ts), each named by its annotation.
   const access = traceAccess(route.location, verdict, address);
   for (const detail of access.details) hops.push({ name: 'policy', sees: address, detail });
-  if (access.end !== null) return end(access.end.outcome, access.end.status, access.end.decidedBy, address);
-  if (verdict.outcome === 'deny') return end('denied-403', 403, rule, address);
-  if (verdict.outcome === 'fail-closed') return end('fail-closed-503', 503, rule, address);
+  if (access.end !== null)
+    return end(walk, access.end.outcome, access.end.status, access.end.decidedBy, address);
+  if (verdict.outcome === 'deny') return end(walk, 'denied-403', 403, rule, address);
+  if (verdict.outcome === 'fail-closed') return end(walk, 'fail-closed-503', 503, rule, address);
   hops.push({
     name: 'backend',
     sees: address,
     detail: `${route.upstreamName}: X-Real-IP and X-Forwarded-For ${address}`,
   });
-  return end('allowed', 200, access.following === null ? rule : `${rule}; then ${access.following}`, address);
+  const decided = access.following === null ? rule : `${rule}; then ${access.following}`;
+  return end(walk, 'allowed', 200, decided, address);
+}
+
+/** "namespace/ingress host/path" of a matched route. */
+function describeRoute(route: MatchedRoute): string {
+  return `${route.location.ingress.namespace}/${route.location.ingress.name} ${route.serverName || '*'}${route.location.path}`;
 }
 
 function describeProvenance(
