@@ -196,8 +196,9 @@ function watchStream(
   watcher
     .watch(
       path,
-      // watch=1 as the API conventions write it (Watch itself would send watch=true; both are valid).
-      { ...query, watch: 1, resourceVersion, allowWatchBookmarks: true, timeoutSeconds },
+      // watch=true as client-go sends it (the API server also takes watch=1; servers written against
+      // client-go's traffic may take only this spelling).
+      { ...query, watch: 'true', resourceVersion, allowWatchBookmarks: 'true', timeoutSeconds },
       (type: string, object: unknown) => {
         if (!stopped && typeof object === 'object' && object !== null)
           handlers.event({ type, object: object as KubeObject });
