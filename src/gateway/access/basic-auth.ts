@@ -54,7 +54,24 @@ export function checkBasicAuth(
   const { user, password } = credentials;
   const entry = model.users.find((e) => e.user === user);
   if (entry === undefined) {
-    done({ ok: false, status: 401, user, reason: `user "${user}" was not found in Secret ${model.secret}` });
+    const refused: BasicAuthOutcome = {
+      ok: false,
+      status: 401,
+      user,
+      reason: `user "${user}" was not found in Secret ${model.secret}`,
+    };
+    // The same hash work as a known user with a wrong password, so response times do not tell which
+    // user names exist: the password is checked against another user's hash and the answer ignored.
+    const decoy = model.users.find((e) => e.hash !== '');
+    if (decoy === undefined) done(refused);
+    else
+      verifier.verify(user, password, decoy.hash, (result) =>
+        done(
+          result === 'busy'
+            ? { ...refused, status: 503, reason: 'too many password checks in progress (basic auth)' }
+            : refused,
+        ),
+      );
     return;
   }
   if (entry.hash === '') {
