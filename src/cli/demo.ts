@@ -1,10 +1,11 @@
 // `keepip demo` (npm start): the seed's incident and its fix, live on loopback, step by step.
 import { createInterface } from 'node:readline/promises';
 import { parseArgs } from 'node:util';
+import { DASHBOARD_FLAG_OPTIONS, DASHBOARD_USAGE, prepareDashboard } from '../dashboard/flag.ts';
 import { runSeedDemo } from '../demo/seed-demo.ts';
 import type { Command } from './main.ts';
 
-const USAGE = `Usage: keepip demo [--no-pause] [--json]
+const USAGE = `Usage: keepip demo [--no-pause] [--json] [--dashboard ADDR:PORT]
 
 Runs the seed's scenario (examples/seed) on 127.0.0.0/8 with keepip up and walks through it: the
 allowlisted client refused with 403 because the gateway sees the load balancer's address, the
@@ -18,7 +19,7 @@ Uses the manifests' ports (80) when it may bind them, free ports otherwise.
 Options:
       --no-pause   do not wait for Enter between steps (the default when stdin is not a terminal)
       --json       print the steps' results as one JSON object at the end
-  -h, --help       this help
+${DASHBOARD_USAGE}  -h, --help       this help
 
 Exit codes: 0 every step behaved as expected, 1 a step did not, 2 usage error.
 `;
@@ -26,13 +27,20 @@ Exit codes: 0 every step behaved as expected, 1 a step did not, 2 usage error.
 export const command: Command = {
   summary: "Walk through the seed's incident and its fix on loopback",
   async run(argv) {
-    let values: { 'no-pause'?: boolean; json?: boolean; help?: boolean };
+    let values: {
+      'no-pause'?: boolean;
+      json?: boolean;
+      dashboard?: string;
+      'dashboard-token-file'?: string;
+      help?: boolean;
+    };
     try {
       ({ values } = parseArgs({
         args: argv,
         options: {
           'no-pause': { type: 'boolean' },
           json: { type: 'boolean' },
+          ...DASHBOARD_FLAG_OPTIONS,
           help: { type: 'boolean', short: 'h' },
         },
         strict: true,
@@ -45,15 +53,23 @@ export const command: Command = {
       process.stdout.write(USAGE);
       return 0;
     }
+    const dashboard = await prepareDashboard(values, process.env);
+    if (!dashboard.ok) {
+      process.stderr.write(`keepip demo: ${dashboard.error}\n\n${USAGE}`);
+      return 2;
+    }
     const interactive = process.stdin.isTTY === true && !values['no-pause'];
     const prompt = interactive ? createInterface({ input: process.stdin, output: process.stdout }) : null;
     try {
-      const result = await runSeedDemo({
-        print: (text) => process.stdout.write(text),
-        pause: async () => {
-          if (prompt) await prompt.question('[press Enter to continue] ');
+      const result = await runSeedDemo(
+        {
+          print: (text) => process.stdout.write(text),
+          pause: async () => {
+            if (prompt) await prompt.question('[press Enter to continue] ');
+          },
         },
-      });
+        dashboard.plan ? { dashboard: dashboard.plan } : {},
+      );
       if (values.json) process.stdout.write(`${JSON.stringify(result)}\n`);
       return result.ok ? 0 : 1;
     } finally {

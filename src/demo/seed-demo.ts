@@ -10,6 +10,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { diagnose } from '../doctor/diagnose.ts';
 import { encodeProxyHeader } from '../proxy-protocol/index.ts';
+import { upSources } from '../dashboard/attach.ts';
+import { type DashboardPlan, launchDashboard } from '../dashboard/flag.ts';
+import type { RunningDashboard } from '../dashboard/server.ts';
 import { type RunningChain, startChain, UpError } from '../up/run.ts';
 import { curlCommand, type DemoRequest, type DemoResponse, send } from './client.ts';
 
@@ -94,7 +97,11 @@ function forgedProxyRequest(
   });
 }
 
-export async function runSeedDemo(io: DemoIo): Promise<DemoResult> {
+/** `dashboard`: serve the dashboard beside the chain (keepip demo --dashboard) and say where. */
+export async function runSeedDemo(
+  io: DemoIo,
+  options: { dashboard?: DashboardPlan } = {},
+): Promise<DemoResult> {
   const steps: DemoStep[] = [];
   const record = (title: string, expected: string, observed: string, ok: boolean) => {
     steps.push({ title, expected, observed, ok });
@@ -120,18 +127,22 @@ export async function runSeedDemo(io: DemoIo): Promise<DemoResult> {
   );
 
   let chain: RunningChain;
+  let closeBoard: () => Promise<void> = async () => {};
+  const decisions = options.dashboard ? { decisions: options.dashboard.log.sink } : {};
   try {
-    chain = await startChain({ paths: [manifests], ports: 'exact', log });
+    chain = await startChain({ paths: [manifests], ports: 'exact', log, ...decisions });
   } catch (error) {
     if (!(error instanceof UpError) || error.code !== 'UP_LISTEN_FAILED') throw error;
     io.print(
       `(the manifests' ports are not available here: ${error.message.split('\n')[0]}; using free ports)\n\n`,
     );
     captured.lines.length = 0;
-    chain = await startChain({ paths: [manifests], ports: 'ephemeral', log });
+    chain = await startChain({ paths: [manifests], ports: 'ephemeral', log, ...decisions });
   }
 
   try {
+    const board = options.dashboard ? await startDemoDashboard(io, options.dashboard, chain) : null;
+    closeBoard = () => board?.close() ?? Promise.resolve();
     io.print('The chain (keepip up):\n');
     for (const line of captured.lines) io.print(`  ${line}\n`);
     io.print('\n');
@@ -271,6 +282,7 @@ export async function runSeedDemo(io: DemoIo): Promise<DemoResult> {
     );
     io.print('\n');
   } finally {
+    await closeBoard();
     await chain.close();
     await rm(workDir, { recursive: true, force: true });
   }
@@ -282,4 +294,15 @@ export async function runSeedDemo(io: DemoIo): Promise<DemoResult> {
       : `${steps.filter((s) => !s.ok).length} step(s) did not behave as expected (see ✘ above).\n`,
   );
   return { ok, steps };
+}
+
+async function startDemoDashboard(
+  io: DemoIo,
+  plan: DashboardPlan,
+  chain: RunningChain,
+): Promise<RunningDashboard> {
+  const { running, lines } = await launchDashboard(plan, upSources(chain));
+  for (const line of lines) io.print(`${line.level === 'warning' ? 'warning: ' : ''}${line.message}\n`);
+  io.print(`Open ${running.url} to watch each step's requests, who was let in or turned away, and why.\n\n`);
+  return running;
 }
