@@ -217,132 +217,169 @@ export const command: Command = {
       return 2;
     }
     const report = createReporter(options.json);
-    const sources = options.paths.join(', ');
-
-    let accessLog: LineSink | undefined;
-    if (options.accessLog !== null) accessLog = createFileLineSink(options.accessLog);
-
-    let running: RunningGateway;
-    try {
-      running = await startGateway({
-        topology: await readTopology(options),
-        http: options.http,
-        https: options.https,
-        trustedProxies: options.trustedProxies,
-        logFormat: options.logFormat,
-        ...(accessLog ? { accessLog } : {}),
-        metricsListen: options.metrics,
-        drainTimeoutMs: options.drainTimeoutMs,
-        ...(dashboard.plan ? { decisions: dashboard.plan.log.sink } : {}),
-      });
-    } catch (error) {
-      if (error instanceof GatewayStartError) {
-        report({
-          level: 'error',
-          event: 'config-rejected',
-          message: `cannot serve ${sources}: ${error.message}`,
-          code: error.code,
-        });
-        for (const issue of error.issues) {
-          report({ level: 'error', event: 'config-issue', message: describeIssue(issue), code: issue.code });
-        }
-      } else {
-        report({ level: 'error', event: 'start-failed', message: (error as Error).message });
-      }
+    const accessLog = options.accessLog === null ? undefined : createFileLineSink(options.accessLog);
+    const running = await startServing(options, dashboard.plan, accessLog, report);
+    if (running === null) {
       await accessLog?.close();
       return 1;
     }
-
     const board = dashboard.plan ? await serveDashboard(dashboard.plan, running, report) : null;
     if (dashboard.plan && board === null) {
       await running.close();
       await accessLog?.close();
       return 1;
     }
-
     // Signals first: a SIGTERM that arrives while the start-up lines are printed must still drain.
-    let watcher: ConfigWatcher | null = null;
-    let hangupPending = false;
-    let finish: (code: number) => void = () => {};
-    const finished = new Promise<number>((resolve) => {
-      finish = resolve;
+    const lifetime = handleSignals(report, async () => {
+      await running.close();
+      await board?.close();
+      await accessLog?.close();
     });
-    const onHangup = () => {
-      if (watcher === null) hangupPending = true;
-      else watcher.trigger();
-    };
-    let stopped = false;
-    const stop = (signal: string) => {
-      stopped = true;
-      process.off('SIGHUP', onHangup);
-      process.off('SIGTERM', onTerm);
-      process.off('SIGINT', onInt);
-      watcher?.close();
-      report({
-        level: 'info',
-        event: 'draining',
-        message: `${signal}: stopped accepting, draining in-flight requests`,
-      });
-      void running
-        .close()
-        .then(() => board?.close())
-        .then(() => accessLog?.close())
-        .then(() => {
-          report({ level: 'info', event: 'stopped', message: 'stopped' });
-          finish(0);
-        });
-    };
-    const onTerm = () => stop('SIGTERM');
-    const onInt = () => stop('SIGINT');
-    process.on('SIGHUP', onHangup);
-    process.on('SIGTERM', onTerm);
-    process.on('SIGINT', onInt);
-
-    const snap = running.snapshot();
-    report({
-      level: 'info',
-      event: 'config',
-      message: `config v${snap.version} from ${sources}: ${describeConfig(snap)}`,
-      version: snap.version,
-    });
-    for (const event of listenerEvents(running)) report(event);
-    report({
-      level: 'info',
-      event: 'access-log',
-      message: `access log to ${options.accessLog ?? 'stdout'} (${options.logFormat === 'json' ? 'JSON' : snap.settings.logFormatEscapeJson ? 'log-format-upstream, JSON escaping' : 'log-format-upstream'})`,
-    });
-    for (const event of snapshotEvents(snap)) report(event);
-
-    const reload = async () => {
-      const topology = await readTopology(options);
-      const result = running.reload(topology);
-      if (result.ok) {
-        report({
-          level: 'info',
-          event: 'reloaded',
-          message: `reloaded: config v${result.version} from ${sources}: ${describeConfig(result.snapshot)}`,
-          version: result.version,
-        });
-        for (const event of snapshotEvents(result.snapshot)) report(event);
-      } else {
-        report({
-          level: 'error',
-          event: 'reload-rejected',
-          message: `reload rejected (${result.error.message}); still serving config v${result.version}`,
-          code: result.error.code,
-          version: result.version,
-        });
-        for (const issue of result.error.issues) {
-          report({ level: 'error', event: 'config-issue', message: describeIssue(issue), code: issue.code });
-        }
-      }
-    };
-    watcher = await watchConfig(options.paths, reload, {
+    reportStartup(options, running, report);
+    const watcher = await watchConfig(options.paths, () => reload(options, running, report), {
       onError: (error) =>
         report({ level: 'error', event: 'reload-failed', message: (error as Error).message }),
     });
-    if (stopped) watcher.close();
-    else if (hangupPending) watcher.trigger();
-    return finished;
+    lifetime.watching(watcher);
+    return lifetime.finished;
   },
 };
+
+/** The gateway on the manifests, or null when it cannot serve them (every reason reported). */
+async function startServing(
+  options: CliOptions,
+  dashboard: DashboardPlan | null,
+  accessLog: LineSink | undefined,
+  report: (event: GatewayEvent) => void,
+): Promise<RunningGateway | null> {
+  try {
+    return await startGateway({
+      topology: await readTopology(options),
+      http: options.http,
+      https: options.https,
+      trustedProxies: options.trustedProxies,
+      logFormat: options.logFormat,
+      ...(accessLog ? { accessLog } : {}),
+      metricsListen: options.metrics,
+      drainTimeoutMs: options.drainTimeoutMs,
+      ...(dashboard ? { decisions: dashboard.log.sink } : {}),
+    });
+  } catch (error) {
+    if (!(error instanceof GatewayStartError)) {
+      report({ level: 'error', event: 'start-failed', message: (error as Error).message });
+      return null;
+    }
+    report({
+      level: 'error',
+      event: 'config-rejected',
+      message: `cannot serve ${options.paths.join(', ')}: ${error.message}`,
+      code: error.code,
+    });
+    for (const issue of error.issues) {
+      report({ level: 'error', event: 'config-issue', message: describeIssue(issue), code: issue.code });
+    }
+    return null;
+  }
+}
+
+/**
+ * SIGHUP reloads (once the watcher exists: a hangup before that is kept for it); SIGTERM and SIGINT
+ * stop accepting and drain, then `finished` resolves with exit code 0.
+ */
+function handleSignals(
+  report: (event: GatewayEvent) => void,
+  drain: () => Promise<void>,
+): { finished: Promise<number>; watching(watcher: ConfigWatcher): void } {
+  let watcher: ConfigWatcher | null = null;
+  let hangupPending = false;
+  let stopped = false;
+  let finish: (code: number) => void = () => {};
+  const finished = new Promise<number>((resolve) => {
+    finish = resolve;
+  });
+  const onHangup = () => {
+    if (watcher === null) hangupPending = true;
+    else watcher.trigger();
+  };
+  const stop = (signal: string) => {
+    stopped = true;
+    process.off('SIGHUP', onHangup);
+    process.off('SIGTERM', onTerm);
+    process.off('SIGINT', onInt);
+    watcher?.close();
+    report({
+      level: 'info',
+      event: 'draining',
+      message: `${signal}: stopped accepting, draining in-flight requests`,
+    });
+    void drain().then(() => {
+      report({ level: 'info', event: 'stopped', message: 'stopped' });
+      finish(0);
+    });
+  };
+  const onTerm = () => stop('SIGTERM');
+  const onInt = () => stop('SIGINT');
+  process.on('SIGHUP', onHangup);
+  process.on('SIGTERM', onTerm);
+  process.on('SIGINT', onInt);
+  return {
+    finished,
+    watching(next) {
+      watcher = next;
+      if (stopped) next.close();
+      else if (hangupPending) next.trigger();
+    },
+  };
+}
+
+/** The start-up lines: the configuration, the listeners, the access log, the snapshot's warnings. */
+function reportStartup(
+  options: CliOptions,
+  running: RunningGateway,
+  report: (event: GatewayEvent) => void,
+): void {
+  const snap = running.snapshot();
+  report({
+    level: 'info',
+    event: 'config',
+    message: `config v${snap.version} from ${options.paths.join(', ')}: ${describeConfig(snap)}`,
+    version: snap.version,
+  });
+  for (const event of listenerEvents(running)) report(event);
+  report({
+    level: 'info',
+    event: 'access-log',
+    message: `access log to ${options.accessLog ?? 'stdout'} (${options.logFormat === 'json' ? 'JSON' : snap.settings.logFormatEscapeJson ? 'log-format-upstream, JSON escaping' : 'log-format-upstream'})`,
+  });
+  for (const event of snapshotEvents(snap)) report(event);
+}
+
+/** Reads the manifests again; a rejected change keeps the running configuration, and says why. */
+async function reload(
+  options: CliOptions,
+  running: RunningGateway,
+  report: (event: GatewayEvent) => void,
+): Promise<void> {
+  const sources = options.paths.join(', ');
+  const result = running.reload(await readTopology(options));
+  if (result.ok) {
+    report({
+      level: 'info',
+      event: 'reloaded',
+      message: `reloaded: config v${result.version} from ${sources}: ${describeConfig(result.snapshot)}`,
+      version: result.version,
+    });
+    for (const event of snapshotEvents(result.snapshot)) report(event);
+    return;
+  }
+  report({
+    level: 'error',
+    event: 'reload-rejected',
+    message: `reload rejected (${result.error.message}); still serving config v${result.version}`,
+    code: result.error.code,
+    version: result.version,
+  });
+  for (const issue of result.error.issues) {
+    report({ level: 'error', event: 'config-issue', message: describeIssue(issue), code: issue.code });
+  }
+}
