@@ -3,6 +3,7 @@
 // re-reads the manifests and re-registers targets (removed ones drain); SIGINT/SIGTERM stop cleanly.
 // Only the argument parsing is loaded up front; the engine, the manifest reader and prom-client are
 // imported once the arguments are known to be good, so usage errors and --help answer quickly.
+import type { AddressInfo } from 'node:net';
 import { parseArgs } from 'node:util';
 import { parseDurationMs } from '../config/duration.ts';
 import { describeIssue } from '../config/issue-text.ts';
@@ -91,57 +92,35 @@ class UsageError extends Error {}
 const out = (line: string) => process.stdout.write(`keepip lb: ${line}\n`);
 const err = (line: string) => process.stderr.write(`keepip lb: ${line}\n`);
 
+/** A step that ends the command with this exit code. */
+interface Exit {
+  exit: number;
+}
+
+const isExit = (value: object): value is Exit => 'exit' in value;
+
+/** The listeners to run: one config each, and in manifest mode the plan it came from. */
+interface Planned {
+  configs: LbRuntimeConfig[];
+  plans: LbListenerPlan[] | null;
+}
+
 export const command: Command = {
   summary: 'An L4 TCP load balancer in the role of an AWS NLB, with PROXY protocol',
   async run(argv) {
-    let values: Values;
-    try {
-      ({ values } = parseArgs({ args: argv, options: OPTIONS, strict: true, allowNegative: true }));
-    } catch (error) {
-      process.stderr.write(`keepip lb: ${(error as Error).message}\n\n${HELP}`);
-      return 2;
-    }
-    if (values.help) {
-      process.stdout.write(HELP);
-      return 0;
-    }
-    let plans: LbListenerPlan[] | null = null;
-    let configs: LbRuntimeConfig[];
-    try {
-      if (values.filename !== undefined) {
-        const loaded = await configsFromManifests(values);
-        if (loaded === null) return 1;
-        plans = loaded;
-        configs = loaded.map((p) => p.config);
-      } else {
-        configs = [configFromFlags(values)];
-      }
-    } catch (error) {
-      if (error instanceof UsageError) {
-        err(error.message);
-        return 2;
-      }
-      throw error;
-    }
-    for (const config of configs) {
-      const checked = validateLbConfig(config);
-      if (!checked.ok) {
-        for (const e of checked.errors) err(`${e.message} [${e.code}]`);
-        return values.filename === undefined ? 2 : 1;
-      }
-    }
-
-    const [{ Registry }, { startLoadBalancer }, { startMetricsServer }, { targetsForPort }] =
-      await Promise.all([
-        import('prom-client'),
-        import('../lb/balancer.ts'),
-        import('../observability/metrics-server.ts'),
-        import('../lb/manifest.ts'),
-      ]);
+    const values = parseValues(argv);
+    if (isExit(values)) return values.exit;
+    const planned = await planListeners(values);
+    if (isExit(planned)) return planned.exit;
+    const [{ Registry }, { startLoadBalancer }, { startMetricsServer }] = await Promise.all([
+      import('prom-client'),
+      import('../lb/balancer.ts'),
+      import('../observability/metrics-server.ts'),
+    ]);
     const registry = new Registry();
     const running: RunningLb[] = [];
     const stopAll = () => Promise.all(running.map((lb) => lb.close()));
-    for (const [i, config] of configs.entries()) {
+    for (const [i, config] of planned.configs.entries()) {
       try {
         running.push(await startLoadBalancer({ ...config, registry, log: out }));
       } catch (error) {
@@ -151,78 +130,138 @@ export const command: Command = {
         await stopAll();
         return 1;
       }
-      describe(running[i]!, config, plans?.[i]);
+      describe(running[i]!, config, planned.plans?.[i]);
     }
-    let metrics: Awaited<ReturnType<typeof startMetricsServer>> | null = null;
-    if (values.metrics !== undefined) {
-      const at = parseHostPort(values.metrics);
-      if (!at.ok) {
-        err(`--metrics: ${at.error}`);
-        await stopAll();
-        return 2;
-      }
-      try {
-        metrics = await startMetricsServer({ ...at.value, registry });
-      } catch (error) {
-        err(`cannot serve metrics on ${values.metrics}: ${(error as Error).message}`);
-        await stopAll();
-        return 1;
-      }
-      out(`metrics on http://${formatHostPort(metrics.address.address, metrics.address.port)}/metrics`);
+    const metrics = await serveMetrics(values.metrics, (at) => startMetricsServer({ ...at, registry }));
+    if (metrics !== null && isExit(metrics)) {
+      await stopAll();
+      return metrics.exit;
     }
-
-    const reload = async () => {
-      if (plans === null || values.filename === undefined) {
-        out('SIGHUP: nothing to reload in flags mode');
-        return;
-      }
-      const topology = await readTopology(values.filename, values.service);
-      if (topology === null) {
-        err('reload: the manifests have errors; keeping the running targets');
-        return;
-      }
-      for (const [i, plan] of plans.entries()) {
-        const model = topology.loadBalancers.find((m) => m.id === plan.model.id);
-        const port = model?.ports.find((p) => p.port === plan.port.port && p.protocol === 'TCP');
-        if (model === undefined || port === undefined) {
-          err(
-            `reload: ${plan.model.id} port ${plan.port.port} is gone from the manifests; restart keepip lb to remove it`,
-          );
-          continue;
-        }
-        if (values.target !== undefined) continue; // --target pins the targets
-        const found = targetsForPort(topology, model, port);
-        if (found.targets.length === 0) {
-          err(`reload: ${model.id} port ${port.port}: ${found.from}; keeping the running targets`);
-          continue;
-        }
-        running[i]!.setTargets(found.targets);
-        out(
-          `reload: ${running[i]!.name} targets ${found.targets.map((t) => formatHostPort(t.host, t.port)).join(', ')}`,
-        );
-      }
-    };
-
-    await new Promise<void>((resolve) => {
-      const onHup = () => {
-        void reload().catch((error: Error) => err(`reload failed: ${error.message}`));
-      };
-      const stop = () => {
-        process.off('SIGINT', stop);
-        process.off('SIGTERM', stop);
-        process.off('SIGHUP', onHup);
-        resolve();
-      };
-      process.on('SIGINT', stop);
-      process.on('SIGTERM', stop);
-      process.on('SIGHUP', onHup);
-    });
+    await untilStopped(() => reloadTargets(values, planned.plans, running));
     await stopAll();
     await metrics?.close();
     out('stopped');
     return 0;
   },
 };
+
+function parseValues(argv: string[]): Values | Exit {
+  let values: Values;
+  try {
+    ({ values } = parseArgs({ args: argv, options: OPTIONS, strict: true, allowNegative: true }));
+  } catch (error) {
+    process.stderr.write(`keepip lb: ${(error as Error).message}\n\n${HELP}`);
+    return { exit: 2 };
+  }
+  if (values.help) {
+    process.stdout.write(HELP);
+    return { exit: 0 };
+  }
+  return values;
+}
+
+/** The configs from the manifests (-f) or the flags, each validated. */
+async function planListeners(values: Values): Promise<Planned | Exit> {
+  let planned: Planned;
+  try {
+    if (values.filename !== undefined) {
+      const plans = await configsFromManifests(values);
+      if (plans === null) return { exit: 1 };
+      planned = { plans, configs: plans.map((p) => p.config) };
+    } else {
+      planned = { plans: null, configs: [configFromFlags(values)] };
+    }
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    err(error.message);
+    return { exit: 2 };
+  }
+  for (const config of planned.configs) {
+    const checked = validateLbConfig(config);
+    if (!checked.ok) {
+      for (const e of checked.errors) err(`${e.message} [${e.code}]`);
+      return { exit: values.filename === undefined ? 2 : 1 };
+    }
+  }
+  return planned;
+}
+
+/** --metrics: null when not asked for. */
+async function serveMetrics<T extends { address: AddressInfo }>(
+  text: string | undefined,
+  start: (at: HostPort) => Promise<T>,
+): Promise<T | Exit | null> {
+  if (text === undefined) return null;
+  const at = parseHostPort(text);
+  if (!at.ok) {
+    err(`--metrics: ${at.error}`);
+    return { exit: 2 };
+  }
+  try {
+    const metrics = await start(at.value);
+    out(`metrics on http://${formatHostPort(metrics.address.address, metrics.address.port)}/metrics`);
+    return metrics;
+  } catch (error) {
+    err(`cannot serve metrics on ${text}: ${(error as Error).message}`);
+    return { exit: 1 };
+  }
+}
+
+/** Resolves on SIGINT or SIGTERM; each SIGHUP runs `reload` (a failure is reported, not fatal). */
+function untilStopped(reload: () => Promise<void>): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const onHup = () => {
+      void reload().catch((error: Error) => err(`reload failed: ${error.message}`));
+    };
+    const stop = () => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      process.off('SIGHUP', onHup);
+      resolve();
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+    process.on('SIGHUP', onHup);
+  });
+}
+
+/** SIGHUP in manifest mode: each listener's targets read again (removed ones drain); --target pins them. */
+async function reloadTargets(
+  values: Values,
+  plans: LbListenerPlan[] | null,
+  running: RunningLb[],
+): Promise<void> {
+  if (plans === null || values.filename === undefined) {
+    out('SIGHUP: nothing to reload in flags mode');
+    return;
+  }
+  const topology = await readTopology(values.filename, values.service);
+  if (topology === null) {
+    err('reload: the manifests have errors; keeping the running targets');
+    return;
+  }
+  const { targetsForPort } = await import('../lb/manifest.ts');
+  for (const [i, plan] of plans.entries()) {
+    const model = topology.loadBalancers.find((m) => m.id === plan.model.id);
+    const port = model?.ports.find((p) => p.port === plan.port.port && p.protocol === 'TCP');
+    if (model === undefined || port === undefined) {
+      err(
+        `reload: ${plan.model.id} port ${plan.port.port} is gone from the manifests; restart keepip lb to remove it`,
+      );
+      continue;
+    }
+    if (values.target !== undefined) continue; // --target pins the targets
+    const found = targetsForPort(topology, model, port);
+    if (found.targets.length === 0) {
+      err(`reload: ${model.id} port ${port.port}: ${found.from}; keeping the running targets`);
+      continue;
+    }
+    running[i]!.setTargets(found.targets);
+    out(
+      `reload: ${running[i]!.name} targets ${found.targets.map((t) => formatHostPort(t.host, t.port)).join(', ')}`,
+    );
+  }
+}
 
 function describe(lb: RunningLb, config: LbRuntimeConfig, plan: LbListenerPlan | undefined): void {
   const where = formatHostPort(lb.address.address, lb.address.port);
