@@ -154,51 +154,104 @@ function toRecord(
   };
 }
 
+type Counters = DecisionLog['counters'];
+
+/** The exact counts behind the charts: per second and route, and denied addresses. */
+function createTallies(secondsKept: number, maxDenied: number, counters: Counters) {
+  const buckets: SecondBucket[] = [];
+  let bucket: SecondBucket | null = null;
+  const denied = new Map<string, { count: number; last: number }>();
+  return {
+    buckets,
+    denied,
+    /** Counts one request; true when it starts a new second (the sampling budgets reset). */
+    count(time: number, key: string, isDenial: boolean): boolean {
+      const second = Math.floor(time / 1000);
+      let fresh = false;
+      if (bucket === null || bucket.second !== second) {
+        bucket = { second, routes: new Map() };
+        buckets.push(bucket);
+        if (buckets.length > secondsKept) buckets.shift();
+        fresh = true;
+      }
+      let counts = bucket.routes.get(key);
+      if (counts === undefined) {
+        counts = { requests: 0, denials: 0 };
+        bucket.routes.set(key, counts);
+      }
+      counts.requests += 1;
+      if (isDenial) counts.denials += 1;
+      return fresh;
+    },
+    countDenied(address: string, time: number): void {
+      counters.denied += 1;
+      const entry = denied.get(address);
+      if (entry !== undefined) {
+        entry.count += 1;
+        entry.last = time;
+      } else if (denied.size < maxDenied) denied.set(address, { count: 1, last: time });
+      else counters.otherDenied += 1;
+    },
+  };
+}
+
+/** Feeds subscribers the records kept since the last batch, from a timer that runs only while someone listens. */
+function createFanOut(
+  after: (id: number) => DecisionRecord[],
+  lastId: () => number,
+  flushMs: number,
+  counters: Counters,
+) {
+  const listeners = new Set<(batch: DecisionRecord[]) => void>();
+  let lastSent = 0;
+  let timer: NodeJS.Timeout | null = null;
+  const flush = () => {
+    const batch = after(lastSent);
+    if (batch.length === 0) return;
+    lastSent = batch[batch.length - 1]!.id;
+    for (const listener of listeners) {
+      try {
+        listener(batch);
+      } catch {
+        counters.failures += 1;
+      }
+    }
+  };
+  const stop = () => {
+    if (timer !== null) clearInterval(timer);
+    timer = null;
+  };
+  return {
+    subscribe(listener: (batch: DecisionRecord[]) => void): () => void {
+      if (listeners.size === 0) {
+        lastSent = lastId();
+        timer = setInterval(flush, flushMs);
+        timer.unref();
+      }
+      listeners.add(listener);
+      return () => {
+        listeners.delete(listener);
+        if (listeners.size === 0) stop();
+      };
+    },
+    close(): void {
+      listeners.clear();
+      stop();
+    },
+  };
+}
+
 export function createDecisionLog(options: DecisionLogOptions = {}): DecisionLog {
   const capacity = Math.max(1, options.capacity ?? 1000);
   const keepPerSecond = options.keepPerSecond ?? 100;
   const keepDeniedPerSecond = options.keepDeniedPerSecond ?? 100;
-  const flushMs = options.flushMs ?? 200;
-  const secondsKept = options.seconds ?? 60;
-  const maxDenied = options.maxDeniedAddresses ?? 10_000;
   const now = options.now ?? Date.now;
-
   const ring: (DecisionRecord | undefined)[] = new Array(capacity);
   let nextId = 1;
-  const counters = { seen: 0, kept: 0, sampledOut: 0, denied: 0, otherDenied: 0, failures: 0 };
-  const buckets: SecondBucket[] = [];
-  let bucket: SecondBucket | null = null;
+  const counters: Counters = { seen: 0, kept: 0, sampledOut: 0, denied: 0, otherDenied: 0, failures: 0 };
+  const tallies = createTallies(options.seconds ?? 60, options.maxDeniedAddresses ?? 10_000, counters);
   let keptThisSecond = 0;
   let deniedKeptThisSecond = 0;
-  const denied = new Map<string, { count: number; last: number }>();
-
-  const count = (time: number, key: string, isDenial: boolean) => {
-    const second = Math.floor(time / 1000);
-    if (bucket === null || bucket.second !== second) {
-      bucket = { second, routes: new Map() };
-      buckets.push(bucket);
-      if (buckets.length > secondsKept) buckets.shift();
-      keptThisSecond = 0;
-      deniedKeptThisSecond = 0;
-    }
-    let counts = bucket.routes.get(key);
-    if (counts === undefined) {
-      counts = { requests: 0, denials: 0 };
-      bucket.routes.set(key, counts);
-    }
-    counts.requests += 1;
-    if (isDenial) counts.denials += 1;
-  };
-
-  const countDenied = (address: string, time: number) => {
-    counters.denied += 1;
-    const entry = denied.get(address);
-    if (entry !== undefined) {
-      entry.count += 1;
-      entry.last = time;
-    } else if (denied.size < maxDenied) denied.set(address, { count: 1, last: time });
-    else counters.otherDenied += 1;
-  };
 
   const sink = {
     record(ex: Exchange, req: GatewayRequest, status: number): void {
@@ -206,8 +259,11 @@ export function createDecisionLog(options: DecisionLogOptions = {}): DecisionLog
         counters.seen += 1;
         const time = now();
         const isDenial = ex.verdict !== null && ex.verdict.outcome !== 'allow';
-        count(time, routeKey(ex.route?.location ?? null), isDenial);
-        if (isDenial) countDenied(ex.client === '' ? '-' : ex.client, time);
+        if (tallies.count(time, routeKey(ex.route?.location ?? null), isDenial)) {
+          keptThisSecond = 0;
+          deniedKeptThisSecond = 0;
+        }
+        if (isDenial) tallies.countDenied(ex.client === '' ? '-' : ex.client, time);
         if (isDenial ? deniedKeptThisSecond >= keepDeniedPerSecond : keptThisSecond >= keepPerSecond) {
           counters.sampledOut += 1;
           return;
@@ -225,29 +281,13 @@ export function createDecisionLog(options: DecisionLogOptions = {}): DecisionLog
 
   const records = (afterId = 0): DecisionRecord[] => {
     const out: DecisionRecord[] = [];
-    const first = Math.max(afterId + 1, nextId - capacity);
-    for (let id = first; id < nextId; id += 1) {
+    for (let id = Math.max(afterId + 1, nextId - capacity); id < nextId; id += 1) {
       const record = ring[id % capacity];
       if (record !== undefined && record.id === id) out.push(record);
     }
     return out;
   };
-
-  const listeners = new Set<(batch: DecisionRecord[]) => void>();
-  let lastSent = 0;
-  let timer: NodeJS.Timeout | null = null;
-  const flush = () => {
-    const batch = records(lastSent);
-    if (batch.length === 0) return;
-    lastSent = batch[batch.length - 1]!.id;
-    for (const listener of listeners) {
-      try {
-        listener(batch);
-      } catch {
-        counters.failures += 1;
-      }
-    }
-  };
+  const fanOut = createFanOut(records, () => nextId - 1, options.flushMs ?? 200, counters);
 
   return {
     sink,
@@ -256,34 +296,16 @@ export function createDecisionLog(options: DecisionLogOptions = {}): DecisionLog
       const record = ring[id % capacity];
       return record !== undefined && record.id === id ? record : undefined;
     },
-    seconds: () => buckets.slice(),
+    seconds: () => tallies.buckets.slice(),
     topDenied(limit) {
-      return [...denied.entries()]
+      return [...tallies.denied.entries()]
         .map(([address, e]) => ({ address, count: e.count, last: e.last }))
         .sort((a, b) => b.count - a.count || b.last - a.last)
         .slice(0, limit);
     },
     counters,
     capacity,
-    subscribe(listener) {
-      if (listeners.size === 0) {
-        lastSent = nextId - 1;
-        timer = setInterval(flush, flushMs);
-        timer.unref();
-      }
-      listeners.add(listener);
-      return () => {
-        listeners.delete(listener);
-        if (listeners.size === 0 && timer !== null) {
-          clearInterval(timer);
-          timer = null;
-        }
-      };
-    },
-    close() {
-      listeners.clear();
-      if (timer !== null) clearInterval(timer);
-      timer = null;
-    },
+    subscribe: fanOut.subscribe,
+    close: fanOut.close,
   };
 }

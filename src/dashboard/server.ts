@@ -117,92 +117,110 @@ function sendJson(res: ServerResponse, answer: ApiAnswer, head: boolean): void {
   );
 }
 
+interface Context {
+  log: DecisionLog;
+  sources: DashboardSources;
+  authorized: (header: string | undefined) => boolean;
+  hasToken: boolean;
+  maxStreams: number;
+  streams: Set<ServerResponse>;
+  assets: Map<string, Asset>;
+  version: string;
+}
+
+/** GET /api/decisions/stream: the kept records that match, then each new batch from the log's timer. */
+function serveStream(ctx: Context, req: IncomingMessage, res: ServerResponse, query: URLSearchParams): void {
+  const { log, streams } = ctx;
+  const filter = parseFilter(query);
+  if ('body' in filter) return sendJson(res, filter, false);
+  if (streams.size >= ctx.maxStreams)
+    return sendJson(res, apiError(503, 'DASHBOARD_TOO_MANY_STREAMS', 'too many live streams'), false);
+  res.writeHead(200, {
+    ...SECURITY_HEADERS,
+    'content-type': 'text/event-stream',
+    'cache-control': 'no-store',
+  });
+  streams.add(res);
+  let lagging = false;
+  const write = (records: DecisionRecord[]) => {
+    const shown = records.filter((r) => matches(r, filter as DecisionFilter));
+    if (shown.length === 0 || lagging) return;
+    const text = shown
+      .map((r) => `id: ${r.id}\nevent: decision\ndata: ${JSON.stringify(summarize(r))}\n\n`)
+      .join('');
+    // A slow reader loses batches rather than making the process buffer without bound.
+    if (!res.write(text)) {
+      lagging = true;
+      res.once('drain', () => {
+        lagging = false;
+      });
+    }
+  };
+  res.write('retry: 2000\n\n');
+  write(log.records().slice(-200));
+  const unsubscribe = log.subscribe(write);
+  const heartbeat = setInterval(() => res.write(': keep-alive\n\n'), 15_000);
+  heartbeat.unref();
+  const end = () => {
+    clearInterval(heartbeat);
+    unsubscribe();
+    streams.delete(res);
+  };
+  req.on('close', end);
+  res.on('close', end);
+}
+
+/** One request: method and Host checks, then the API (token first) or a static page. */
+function handle(ctx: Context, req: IncomingMessage, res: ServerResponse): void {
+  const head = req.method === 'HEAD';
+  if (req.method !== 'GET' && !head) {
+    res.setHeader('allow', 'GET, HEAD');
+    return sendJson(res, apiError(405, 'DASHBOARD_METHOD_NOT_ALLOWED', 'the dashboard is read-only'), head);
+  }
+  if (!ctx.hasToken && !hostIsAddress(req.headers.host))
+    return sendJson(
+      res,
+      apiError(421, 'DASHBOARD_HOST_REFUSED', 'open the dashboard by IP address or localhost'),
+      head,
+    );
+  const url = new URL(req.url ?? '/', 'http://dashboard.invalid');
+  const path = url.pathname;
+  if (path === '/api' || path.startsWith('/api/')) {
+    if (!ctx.authorized(req.headers.authorization)) {
+      res.setHeader('www-authenticate', 'Bearer realm="keepip dashboard"');
+      return sendJson(
+        res,
+        apiError(401, 'DASHBOARD_UNAUTHORIZED', 'this dashboard needs its bearer token'),
+        head,
+      );
+    }
+    if (path === '/api/decisions/stream' && !head) return serveStream(ctx, req, res, url.searchParams);
+    return sendJson(res, answerApi(path, url.searchParams, ctx.log, ctx.sources, ctx.version), head);
+  }
+  const name = PAGES[path] ?? (path.startsWith('/assets/') ? path.slice('/assets/'.length) : null);
+  const asset = name === null ? undefined : ctx.assets.get(name);
+  if (asset === undefined) return sendJson(res, apiError(404, 'DASHBOARD_NOT_FOUND', 'no such page'), head);
+  send(res, 200, asset.type, asset.body, head);
+}
+
 export async function startDashboard(options: DashboardOptions): Promise<RunningDashboard> {
-  const assets = loadAssets();
-  const { decisions: log, sources } = options;
-  const authorized = tokenMatcher(options.token ?? null);
-  const hasToken = (options.token ?? null) !== null;
-  const maxStreams = options.maxStreams ?? 16;
-  const streams = new Set<ServerResponse>();
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
     version: string;
   };
-
-  const stream = (req: IncomingMessage, res: ServerResponse, query: URLSearchParams) => {
-    const filter = parseFilter(query);
-    if ('body' in filter) return sendJson(res, filter, false);
-    if (streams.size >= maxStreams)
-      return sendJson(res, apiError(503, 'DASHBOARD_TOO_MANY_STREAMS', 'too many live streams'), false);
-    res.writeHead(200, {
-      ...SECURITY_HEADERS,
-      'content-type': 'text/event-stream',
-      'cache-control': 'no-store',
-    });
-    streams.add(res);
-    let lagging = false;
-    const write = (records: DecisionRecord[]) => {
-      const shown = records.filter((r) => matches(r, filter as DecisionFilter));
-      if (shown.length === 0 || lagging) return;
-      const text = shown
-        .map((r) => `id: ${r.id}\nevent: decision\ndata: ${JSON.stringify(summarize(r))}\n\n`)
-        .join('');
-      // A slow reader loses batches rather than making the process buffer without bound.
-      if (!res.write(text)) {
-        lagging = true;
-        res.once('drain', () => {
-          lagging = false;
-        });
-      }
-    };
-    res.write('retry: 2000\n\n');
-    write(log.records().slice(-200));
-    const unsubscribe = log.subscribe(write);
-    const heartbeat = setInterval(() => res.write(': keep-alive\n\n'), 15_000);
-    heartbeat.unref();
-    const end = () => {
-      clearInterval(heartbeat);
-      unsubscribe();
-      streams.delete(res);
-    };
-    req.on('close', end);
-    res.on('close', end);
+  const ctx: Context = {
+    log: options.decisions,
+    sources: options.sources,
+    authorized: tokenMatcher(options.token ?? null),
+    hasToken: (options.token ?? null) !== null,
+    maxStreams: options.maxStreams ?? 16,
+    streams: new Set<ServerResponse>(),
+    assets: loadAssets(),
+    version: pkg.version,
   };
-
-  const handle = (req: IncomingMessage, res: ServerResponse) => {
-    const head = req.method === 'HEAD';
-    if (req.method !== 'GET' && !head) {
-      res.setHeader('allow', 'GET, HEAD');
-      return sendJson(res, apiError(405, 'DASHBOARD_METHOD_NOT_ALLOWED', 'the dashboard is read-only'), head);
-    }
-    if (!hasToken && !hostIsAddress(req.headers.host))
-      return sendJson(
-        res,
-        apiError(421, 'DASHBOARD_HOST_REFUSED', 'open the dashboard by IP address or localhost'),
-        head,
-      );
-    const url = new URL(req.url ?? '/', 'http://dashboard.invalid');
-    const path = url.pathname;
-    if (path === '/api' || path.startsWith('/api/')) {
-      if (!authorized(req.headers.authorization)) {
-        res.setHeader('www-authenticate', 'Bearer realm="keepip dashboard"');
-        return sendJson(
-          res,
-          apiError(401, 'DASHBOARD_UNAUTHORIZED', 'this dashboard needs its bearer token'),
-          head,
-        );
-      }
-      if (path === '/api/decisions/stream' && !head) return stream(req, res, url.searchParams);
-      return sendJson(res, answerApi(path, url.searchParams, log, sources, pkg.version), head);
-    }
-    const name = PAGES[path] ?? (path.startsWith('/assets/') ? path.slice('/assets/'.length) : null);
-    const asset = name === null ? undefined : assets.get(name);
-    if (asset === undefined) return sendJson(res, apiError(404, 'DASHBOARD_NOT_FOUND', 'no such page'), head);
-    send(res, 200, asset.type, asset.body, head);
-  };
-
+  const { streams } = ctx;
   const server = createServer({ requestTimeout: 30_000, headersTimeout: 10_000 }, (req, res) => {
     try {
-      handle(req, res);
+      handle(ctx, req, res);
     } catch (error) {
       if (!res.headersSent) send(res, 500, 'text/plain; charset=utf-8', 'internal error\n', false);
       else res.destroy(error as Error);
