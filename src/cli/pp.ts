@@ -149,36 +149,35 @@ function endpoint(
   return { address: parsed.value.host, port: parsed.value.port };
 }
 
+const ENCODE_OPTIONS = {
+  version: { type: 'string' },
+  command: { type: 'string' },
+  protocol: { type: 'string' },
+  source: { type: 'string' },
+  destination: { type: 'string' },
+  'source-path': { type: 'string' },
+  'destination-path': { type: 'string' },
+  authority: { type: 'string' },
+  alpn: { type: 'string' },
+  'unique-id': { type: 'string' },
+  netns: { type: 'string' },
+  'aws-vpce': { type: 'string' },
+  'azure-link-id': { type: 'string' },
+  'gcp-connection-id': { type: 'string' },
+  noop: { type: 'string' },
+  tlv: { type: 'string', multiple: true },
+  crc32c: { type: 'boolean' },
+  unchecked: { type: 'boolean' },
+  raw: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+type EncodeValues = Record<string, string | boolean | string[] | undefined>;
+
 async function encode(argv: string[]): Promise<number> {
-  let values: Record<string, string | boolean | string[] | undefined>;
+  let values: EncodeValues;
   try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
-        version: { type: 'string' },
-        command: { type: 'string' },
-        protocol: { type: 'string' },
-        source: { type: 'string' },
-        destination: { type: 'string' },
-        'source-path': { type: 'string' },
-        'destination-path': { type: 'string' },
-        authority: { type: 'string' },
-        alpn: { type: 'string' },
-        'unique-id': { type: 'string' },
-        netns: { type: 'string' },
-        'aws-vpce': { type: 'string' },
-        'azure-link-id': { type: 'string' },
-        'gcp-connection-id': { type: 'string' },
-        noop: { type: 'string' },
-        tlv: { type: 'string', multiple: true },
-        crc32c: { type: 'boolean' },
-        unchecked: { type: 'boolean' },
-        raw: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-      strict: true,
-      allowPositionals: false,
-    }));
+    ({ values } = parseArgs({ args: argv, options: ENCODE_OPTIONS, strict: true, allowPositionals: false }));
   } catch (error) {
     return usageError((error as Error).message);
   }
@@ -186,56 +185,35 @@ async function encode(argv: string[]): Promise<number> {
     process.stdout.write(HELP);
     return 0;
   }
+  const spec = specFrom(values);
+  if (typeof spec === 'string') return usageError(spec);
+  const result = tryEncodeProxyHeader(spec);
+  if (!result.ok) {
+    process.stderr.write(`keepip pp encode: ${result.error.code}: ${result.error.message}\n`);
+    return 2;
+  }
+  process.stdout.write(values.raw ? result.value : `${result.value.toString('hex')}\n`);
+  return 0;
+}
+
+/** The header the options describe, or what is wrong with them. */
+function specFrom(values: EncodeValues): EncodeSpec | string {
   const str = (name: string) => values[name] as string | undefined;
   const version = str('version') ?? '2';
-  if (version !== '1' && version !== '2') return usageError(`--version must be 1 or 2, not "${version}"`);
+  if (version !== '1' && version !== '2') return `--version must be 1 or 2, not "${version}"`;
   const commandName = (str('command') ?? 'PROXY').toUpperCase();
-  if (commandName !== 'PROXY' && commandName !== 'LOCAL')
-    return usageError('--command must be PROXY or LOCAL');
+  if (commandName !== 'PROXY' && commandName !== 'LOCAL') return '--command must be PROXY or LOCAL';
   const protocolName = str('protocol')?.toUpperCase();
   if (protocolName !== undefined && !PROTOCOLS.includes(protocolName as ProxyTransportProtocol)) {
-    return usageError(`--protocol must be one of ${PROTOCOLS.join(' ')}`);
+    return `--protocol must be one of ${PROTOCOLS.join(' ')}`;
   }
   const source = endpoint(str('source'), str('source-path'), 'source');
-  if (typeof source === 'string') return usageError(source);
+  if (typeof source === 'string') return source;
   const destination = endpoint(str('destination'), str('destination-path'), 'destination');
-  if (typeof destination === 'string') return usageError(destination);
-
-  const tlvs: Tlv[] = [];
-  try {
-    if (str('alpn') !== undefined) tlvs.push(alpnTlv(str('alpn')!));
-    if (str('authority') !== undefined) tlvs.push(authorityTlv(str('authority')!));
-    if (str('unique-id') !== undefined) tlvs.push(uniqueIdTlv(str('unique-id')!));
-    if (str('netns') !== undefined) tlvs.push(netnsTlv(str('netns')!));
-    if (str('aws-vpce') !== undefined) tlvs.push(awsVpcEndpointIdTlv(str('aws-vpce')!));
-  } catch (error) {
-    return usageError((error as Error).message);
-  }
-  if (str('azure-link-id') !== undefined) {
-    const id = parseInteger(str('azure-link-id')!, 0xffffffffn);
-    if (id === null) return usageError('--azure-link-id must be an integer 0-4294967295');
-    tlvs.push(azureLinkIdTlv(Number(id)));
-  }
-  if (str('gcp-connection-id') !== undefined) {
-    const id = parseInteger(str('gcp-connection-id')!, 0xffffffffffffffffn);
-    if (id === null) return usageError('--gcp-connection-id must be an unsigned 64-bit integer');
-    tlvs.push(gcpConnectionIdTlv(id));
-  }
-  if (str('noop') !== undefined) {
-    const n = parseInteger(str('noop')!, 65535n);
-    if (n === null) return usageError('--noop must be a byte count 0-65535');
-    tlvs.push(noopTlv(Number(n)));
-  }
-  for (const text of (values.tlv as string[] | undefined) ?? []) {
-    const match = /^(0x[0-9a-fA-F]{1,2}|\d{1,3}):([0-9a-fA-F]*)$/.exec(text);
-    const type = match ? Number(match[1]) : Number.NaN;
-    if (!match || type > 255 || match[2]!.length % 2 !== 0) {
-      return usageError(`--tlv "${text}" is not TYPE:HEX with TYPE 0-255, e.g. 0xe3:cafe`);
-    }
-    tlvs.push({ type, value: Buffer.from(match[2]!, 'hex') });
-  }
-
-  const spec: EncodeSpec = {
+  if (typeof destination === 'string') return destination;
+  const tlvs = tlvsFrom(values);
+  if (typeof tlvs === 'string') return tlvs;
+  return {
     version: version === '1' ? 1 : 2,
     command: commandName,
     ...(protocolName !== undefined ? { protocol: protocolName as ProxyTransportProtocol } : {}),
@@ -245,13 +223,45 @@ async function encode(argv: string[]): Promise<number> {
     ...(values.crc32c ? { crc32c: true } : {}),
     ...(values.unchecked ? { validate: false } : {}),
   };
-  const result = tryEncodeProxyHeader(spec);
-  if (!result.ok) {
-    process.stderr.write(`keepip pp encode: ${result.error.code}: ${result.error.message}\n`);
-    return 2;
+}
+
+/** The TLVs in the order they are written: the named ones, then every --tlv as given. */
+function tlvsFrom(values: EncodeValues): Tlv[] | string {
+  const str = (name: string) => values[name] as string | undefined;
+  const tlvs: Tlv[] = [];
+  try {
+    if (str('alpn') !== undefined) tlvs.push(alpnTlv(str('alpn')!));
+    if (str('authority') !== undefined) tlvs.push(authorityTlv(str('authority')!));
+    if (str('unique-id') !== undefined) tlvs.push(uniqueIdTlv(str('unique-id')!));
+    if (str('netns') !== undefined) tlvs.push(netnsTlv(str('netns')!));
+    if (str('aws-vpce') !== undefined) tlvs.push(awsVpcEndpointIdTlv(str('aws-vpce')!));
+  } catch (error) {
+    return (error as Error).message;
   }
-  process.stdout.write(values.raw ? result.value : `${result.value.toString('hex')}\n`);
-  return 0;
+  if (str('azure-link-id') !== undefined) {
+    const id = parseInteger(str('azure-link-id')!, 0xffffffffn);
+    if (id === null) return '--azure-link-id must be an integer 0-4294967295';
+    tlvs.push(azureLinkIdTlv(Number(id)));
+  }
+  if (str('gcp-connection-id') !== undefined) {
+    const id = parseInteger(str('gcp-connection-id')!, 0xffffffffffffffffn);
+    if (id === null) return '--gcp-connection-id must be an unsigned 64-bit integer';
+    tlvs.push(gcpConnectionIdTlv(id));
+  }
+  if (str('noop') !== undefined) {
+    const n = parseInteger(str('noop')!, 65535n);
+    if (n === null) return '--noop must be a byte count 0-65535';
+    tlvs.push(noopTlv(Number(n)));
+  }
+  for (const text of (values.tlv as string[] | undefined) ?? []) {
+    const match = /^(0x[0-9a-fA-F]{1,2}|\d{1,3}):([0-9a-fA-F]*)$/.exec(text);
+    const type = match ? Number(match[1]) : Number.NaN;
+    if (!match || type > 255 || match[2]!.length % 2 !== 0) {
+      return `--tlv "${text}" is not TYPE:HEX with TYPE 0-255, e.g. 0xe3:cafe`;
+    }
+    tlvs.push({ type, value: Buffer.from(match[2]!, 'hex') });
+  }
+  return tlvs;
 }
 
 export const command: Command = {
