@@ -29,7 +29,7 @@ export interface Seeded {
   get(
     path: string,
     headers?: Record<string, string>,
-  // biome-ignore lint/suspicious/noExplicitAny: a test reads the JSON it just asserted the shape of
+    // biome-ignore lint/suspicious/noExplicitAny: a test reads the JSON it just asserted the shape of
   ): Promise<{ status: number; headers: Headers; body: any; text: string }>;
   close(): Promise<void>;
 }
