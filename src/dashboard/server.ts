@@ -129,7 +129,7 @@ interface Context {
 }
 
 /** GET /api/decisions/stream: the kept records that match, then each new batch from the log's timer. */
-function serveStream(ctx: Context, req: IncomingMessage, res: ServerResponse, query: URLSearchParams): void {
+function serveStream(ctx: Context, req: IncomingMessage, res: ServerResponse, query: URLSearchParams) {
   const { log, streams } = ctx;
   const filter = parseFilter(query);
   if ('body' in filter) return sendJson(res, filter, false);
@@ -171,7 +171,7 @@ function serveStream(ctx: Context, req: IncomingMessage, res: ServerResponse, qu
 }
 
 /** One request: method and Host checks, then the API (token first) or a static page. */
-function handle(ctx: Context, req: IncomingMessage, res: ServerResponse): void {
+function handle(ctx: Context, req: IncomingMessage, res: ServerResponse) {
   const head = req.method === 'HEAD';
   if (req.method !== 'GET' && !head) {
     res.setHeader('allow', 'GET, HEAD');
