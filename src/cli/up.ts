@@ -6,10 +6,12 @@ import { upSources } from '../dashboard/attach.ts';
 import {
   DASHBOARD_FLAG_OPTIONS,
   DASHBOARD_USAGE,
+  type DashboardPlan,
   launchDashboard,
   prepareDashboard,
 } from '../dashboard/flag.ts';
-import { startChain, UpError } from '../up/run.ts';
+import type { RunningDashboard } from '../dashboard/server.ts';
+import { type RunningChain, startChain, UpError } from '../up/run.ts';
 import type { Command } from './main.ts';
 
 const USAGE = `Usage: keepip up -f <file|dir>... [options]
@@ -44,45 +46,22 @@ export function createPrefixedLog(write: (text: string) => void): (component: st
   };
 }
 
+type UpValues = {
+  filename?: string[];
+  'ephemeral-ports'?: boolean;
+  configmap?: string;
+  'ingress-class'?: string;
+  'no-watch'?: boolean;
+  dashboard?: string;
+  'dashboard-token-file'?: string;
+  help?: boolean;
+};
+
 export const command: Command = {
   summary: 'Run the chain a directory of manifests describes (lb, kube-proxy hop, gateway, backends)',
   async run(argv) {
-    let values: {
-      filename?: string[];
-      'ephemeral-ports'?: boolean;
-      configmap?: string;
-      'ingress-class'?: string;
-      'no-watch'?: boolean;
-      dashboard?: string;
-      'dashboard-token-file'?: string;
-      help?: boolean;
-    };
-    try {
-      ({ values } = parseArgs({
-        args: argv,
-        options: {
-          filename: { type: 'string', short: 'f', multiple: true },
-          'ephemeral-ports': { type: 'boolean' },
-          configmap: { type: 'string' },
-          'ingress-class': { type: 'string' },
-          'no-watch': { type: 'boolean' },
-          ...DASHBOARD_FLAG_OPTIONS,
-          help: { type: 'boolean', short: 'h' },
-        },
-        strict: true,
-      }));
-    } catch (error) {
-      process.stderr.write(`keepip up: ${(error as Error).message}\n\n${USAGE}`);
-      return 2;
-    }
-    if (values.help) {
-      process.stdout.write(USAGE);
-      return 0;
-    }
-    if (!values.filename || values.filename.length === 0) {
-      process.stderr.write(`keepip up: give the manifests with -f <file|dir>\n\n${USAGE}`);
-      return 2;
-    }
+    const values = parseValues(argv);
+    if (typeof values === 'number') return values;
     const dashboard = await prepareDashboard(values, process.env);
     if (!dashboard.ok) {
       process.stderr.write(`keepip up: ${dashboard.error}\n\n${USAGE}`);
@@ -91,25 +70,11 @@ export const command: Command = {
     const log = createPrefixedLog((text) => process.stdout.write(text));
     // Signals are handled from the start: a test (or a user) reacts to the start-up lines at once, and
     // a signal that arrived before its handler would kill the process without closing anything.
-    let stopRequested: () => void = () => {};
-    const stopped = new Promise<void>((resolve) => {
-      stopRequested = resolve;
-    });
-    let signals = 0;
-    const onSignal = () => {
-      signals += 1;
-      if (signals === 1) stopRequested();
-      else {
-        log('up', 'second signal: exiting without waiting');
-        process.exit(130);
-      }
-    };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
-    let chain: Awaited<ReturnType<typeof startChain>>;
+    const signals = watchStopSignals(log);
+    let chain: RunningChain;
     try {
       chain = await startChain({
-        paths: values.filename,
+        paths: values.filename!,
         ports: values['ephemeral-ports'] ? 'ephemeral' : 'exact',
         log,
         watch: !values['no-watch'],
@@ -120,37 +85,104 @@ export const command: Command = {
     } catch (error) {
       const code = error instanceof UpError ? ` [${error.code}]` : '';
       process.stderr.write(`keepip up: ${(error as Error).message}${code}\n`);
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
+      signals.release();
       return 1;
     }
-    let board: Awaited<ReturnType<typeof launchDashboard>>['running'] | null = null;
-    if (dashboard.plan) {
-      try {
-        const launched = await launchDashboard(dashboard.plan, upSources(chain));
-        board = launched.running;
-        for (const line of launched.lines)
-          log('dashboard', `${line.level === 'warning' ? 'warning: ' : ''}${line.message}`);
-      } catch (error) {
-        process.stderr.write(`keepip up: the dashboard cannot listen: ${(error as Error).message}\n`);
-        await chain.close();
-        process.off('SIGINT', onSignal);
-        process.off('SIGTERM', onSignal);
-        return 1;
-      }
+    const board = dashboard.plan ? await serveDashboard(dashboard.plan, chain, log) : null;
+    if (board === undefined) {
+      await chain.close();
+      signals.release();
+      return 1;
     }
     const onHangup = () => void chain.reload();
     process.on('SIGHUP', onHangup);
     log('up', `the chain is running (${chain.plan.components.length} components); Ctrl-C stops it`);
-    await stopped;
+    await signals.stopped;
     log('up', 'stopping');
     await board?.close();
     dashboard.plan?.log.close();
     await chain.close();
     process.off('SIGHUP', onHangup);
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    signals.release();
     log('up', 'stopped');
     return 0;
   },
 };
+
+/** The options, or the exit code when they are help or wrong. */
+function parseValues(argv: string[]): UpValues | number {
+  let values: UpValues;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        filename: { type: 'string', short: 'f', multiple: true },
+        'ephemeral-ports': { type: 'boolean' },
+        configmap: { type: 'string' },
+        'ingress-class': { type: 'string' },
+        'no-watch': { type: 'boolean' },
+        ...DASHBOARD_FLAG_OPTIONS,
+        help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+    }));
+  } catch (error) {
+    process.stderr.write(`keepip up: ${(error as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  if (!values.filename || values.filename.length === 0) {
+    process.stderr.write(`keepip up: give the manifests with -f <file|dir>\n\n${USAGE}`);
+    return 2;
+  }
+  return values;
+}
+
+/** The first SIGINT/SIGTERM resolves `stopped`; a second one exits at once (130). */
+function watchStopSignals(log: (component: string, line: string) => void): {
+  stopped: Promise<void>;
+  release(): void;
+} {
+  let stopRequested: () => void = () => {};
+  const stopped = new Promise<void>((resolve) => {
+    stopRequested = resolve;
+  });
+  let signals = 0;
+  const onSignal = () => {
+    signals += 1;
+    if (signals === 1) stopRequested();
+    else {
+      log('up', 'second signal: exiting without waiting');
+      process.exit(130);
+    }
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  return {
+    stopped,
+    release() {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    },
+  };
+}
+
+/** --dashboard beside the chain; undefined (and an error line) when it cannot listen. */
+async function serveDashboard(
+  plan: DashboardPlan,
+  chain: RunningChain,
+  log: (component: string, line: string) => void,
+): Promise<RunningDashboard | undefined> {
+  try {
+    const launched = await launchDashboard(plan, upSources(chain));
+    for (const line of launched.lines)
+      log('dashboard', `${line.level === 'warning' ? 'warning: ' : ''}${line.message}`);
+    return launched.running;
+  } catch (error) {
+    process.stderr.write(`keepip up: the dashboard cannot listen: ${(error as Error).message}\n`);
+    return undefined;
+  }
+}
