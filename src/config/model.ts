@@ -172,6 +172,12 @@ export interface GatewaySettings {
   proxyConnectTimeoutMs: number;
   proxyReadTimeoutMs: number;
   proxySendTimeoutMs: number;
+  /** client-header-timeout (nginx client_header_timeout): a request head must arrive within it. Default 60 s. */
+  clientHeaderTimeoutMs: number;
+  /** client-body-timeout (nginx client_body_timeout): the longest wait between two reads of a request body. Default 60 s. */
+  clientBodyTimeoutMs: number;
+  /** keep-alive (nginx keepalive_timeout): idle time allowed between two requests; 0 disables keep-alive. Default 75 s. */
+  keepAliveTimeoutMs: number;
   upstreamKeepaliveConnections: number;
   /** limit-req-status-code / limit-conn-status-code (503 by default): the answer of a rate or connection limit. */
   limitReqStatusCode?: number;

@@ -206,6 +206,11 @@ export const GATEWAY_CODES = {
     summary: 'the request body exceeds proxy-body-size (413)',
     fix: 'send a smaller body or raise proxy-body-size for the location',
   },
+  CLIENT_BODY_TIMEOUT: {
+    kind: 'outcome',
+    summary: 'the client sent nothing of its request body for client-body-timeout (408, connection closed)',
+    fix: 'nothing on the gateway for a stalled client; raise client-body-timeout for slow uploaders',
+  },
   CLIENT_CLOSED: {
     kind: 'outcome',
     summary: 'the client closed the connection before the response (logged as 499)',

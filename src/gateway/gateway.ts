@@ -8,6 +8,7 @@ import { formatHostPort } from '../net/host-port.ts';
 import type { ConfigIssue, Topology } from '../config/model.ts';
 import { describeOrigin } from '../k8s/reader.ts';
 import { type MetricsServer, startMetricsServer } from '../observability/metrics-server.ts';
+import type { ClientTimeouts } from './client-timeouts.ts';
 import { createErrorLog, type ErrorLog } from './error-log.ts';
 import type { DecisionSink } from './exchange.ts';
 import { createRequestHandler } from './handler.ts';
@@ -37,10 +38,19 @@ export interface GatewayOptions {
   metricsListen?: HostPort | null;
   /** The certificate for TLS clients without a matching SNI name; default a generated self-signed one. */
   defaultCertificate?: KeyPair;
-  /** nginx client_header_timeout; default 60 s. */
+  // Client deadlines (client-timeouts.ts): each one given overrides the ConfigMap for every snapshot.
+  /** nginx client_header_timeout; default the ConfigMap's client-header-timeout (60 s). */
   clientHeaderTimeoutMs?: number;
-  /** nginx keepalive_timeout as ingress-nginx sets it; default 75 s. */
+  /** nginx client_body_timeout; default the ConfigMap's client-body-timeout (60 s). */
+  clientBodyTimeoutMs?: number;
+  /** nginx keepalive_timeout; default the ConfigMap's keep-alive (75 s); 0 disables keep-alive. */
   keepAliveTimeoutMs?: number;
+  /** nginx send_timeout; default 60 s. */
+  sendTimeoutMs?: number;
+  /** nginx lingering_time; default 30 s. */
+  lingeringTimeMs?: number;
+  /** nginx lingering_timeout; default 5 s. */
+  lingeringTimeoutMs?: number;
   /** How long close() waits for in-flight requests; default 10 s. */
   drainTimeoutMs?: number;
   /** Where to connect for an endpoint the manifests name (see SnapshotOptions.upstreamAddress). */
@@ -77,8 +87,21 @@ export class GatewayStartError extends Error {
   }
 }
 
+/** The client deadlines GatewayOptions sets, as snapshot overrides (only those given). */
+function clientTimeoutOverrides(options: GatewayOptions): Partial<ClientTimeouts> {
+  const overrides: Partial<ClientTimeouts> = {};
+  if (options.clientHeaderTimeoutMs !== undefined) overrides.headerMs = options.clientHeaderTimeoutMs;
+  if (options.clientBodyTimeoutMs !== undefined) overrides.bodyMs = options.clientBodyTimeoutMs;
+  if (options.keepAliveTimeoutMs !== undefined) overrides.keepAliveMs = options.keepAliveTimeoutMs;
+  if (options.sendTimeoutMs !== undefined) overrides.sendMs = options.sendTimeoutMs;
+  if (options.lingeringTimeMs !== undefined) overrides.lingeringTimeMs = options.lingeringTimeMs;
+  if (options.lingeringTimeoutMs !== undefined) overrides.lingeringTimeoutMs = options.lingeringTimeoutMs;
+  return overrides;
+}
+
 export async function startGateway(options: GatewayOptions): Promise<RunningGateway> {
   if (!options.http && !options.https) throw new TypeError('startGateway: give http and/or https');
+  const clientTimeouts = clientTimeoutOverrides(options);
   const connections = new ConnectionRegistry();
   const logFormat = options.logFormat ?? 'text';
   const trustedProxies = options.trustedProxies ?? null;
@@ -89,6 +112,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     logFormat,
     connections,
     upstreamAddress: options.upstreamAddress,
+    clientTimeouts,
   });
   if (!first.ok) throw new GatewayStartError(first.error);
   let current = first.snapshot;
@@ -124,8 +148,6 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
       metrics,
       errorLog,
       defaultCertificate: options.defaultCertificate ?? (await generateDefaultCertificate()),
-      clientHeaderTimeoutMs: options.clientHeaderTimeoutMs ?? 60_000,
-      keepAliveTimeoutMs: options.keepAliveTimeoutMs ?? 75_000,
     });
   } catch (error) {
     current.retire();
@@ -164,6 +186,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
         logFormat,
         connections,
         upstreamAddress: options.upstreamAddress,
+        clientTimeouts,
       });
       if (!next.ok) {
         metrics.reload('rejected', version);

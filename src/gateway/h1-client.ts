@@ -167,7 +167,7 @@ class H1Connection {
     socket.once('connect', () => {
       this.#connected = true;
       const request = this.#request;
-      this.#setTimeout(request === null ? pool.idleTimeoutMs : request.options.headersTimeout);
+      this.#setTimeout(request === null ? pool.idleTimeoutMs : this.#readTimeout(request));
     });
     socket.on('data', (chunk: Buffer) => this.#onData(chunk));
     socket.on('end', () => this.#onEnd());
@@ -178,6 +178,15 @@ class H1Connection {
 
   get served(): number {
     return this.#served;
+  }
+
+  /**
+   * The upstream read timeout for a request that has no response yet: as nginx's proxy_read_timeout,
+   * it starts once the request is sent; while the body is still going out, proxy-send-timeout and the
+   * client's client_body_timeout bound the wait instead (proxy.ts, h1-server.ts).
+   */
+  #readTimeout(request: H1Request): number {
+    return this.#sending ? 0 : request.options.headersTimeout;
   }
 
   #setTimeout(ms: number): void {
@@ -198,7 +207,7 @@ class H1Connection {
     const { options } = request;
     this.#keepAlive = options.method !== 'HEAD';
     const head = requestHead(options, this.#keepAlive);
-    if (this.#connected) this.#setTimeout(options.headersTimeout);
+    if (this.#connected) this.#setTimeout(options.body === null ? options.headersTimeout : 0);
     request.handler.onRequestStart?.(request, null);
     if (request.settled) return;
     if (head === null) {
@@ -268,6 +277,7 @@ class H1Connection {
         throw codedError('UPSTREAM_ERROR', 'request body shorter than its Content-Length');
       }
       this.#sending = false;
+      if (this.#connected && !request.responseStarted) this.#setTimeout(request.options.headersTimeout);
     } catch (error) {
       if (!request.settled && this.#request === request) this.abortRequest(request, error as Error);
     }
@@ -288,7 +298,8 @@ class H1Connection {
   pauseReading(request: H1Request): void {
     if (this.#request !== request || request.settled) return;
     this.socket.pause();
-    // A client slow to read is not the upstream being slow: the read timeout waits.
+    // A client slow to read is not the upstream being slow: the read timeout waits. The wait is bounded
+    // by the client's send timeout (h1-server.ts), which closes the client and so aborts this request.
     this.#setTimeout(0);
   }
 

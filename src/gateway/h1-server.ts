@@ -1,37 +1,34 @@
 // keepip's HTTP/1.1 server side (the gateway's only one): the strict parser of h1-request.ts over
 // the sockets the listeners accept, feeding the request pipeline (handler.ts). Per connection: one
 // small object, the parser, and a parse buffer only while bytes are pending. There is no timer per
-// connection: one sweep per server checks each connection's deadline (client header timeout while a
-// head arrives, keep-alive timeout between requests, a short linger after the last response).
-// Requests on a connection are handled one at a time, in order: pipelined bytes wait (bounded) until
-// the response before them is complete.
+// connection or request: one sweep per server compares each connection's deadlines with the clock
+// (client-timeouts.ts: header, body, keep-alive, send, lingering). Requests on a connection are handled
+// one at a time, in order: pipelined bytes wait (bounded) until the response before them is complete
+// and taken by the client.
 import { type IncomingHttpHeaders, STATUS_CODES } from 'node:http';
 import type net from 'node:net';
+import { type ClientTimeouts, type ConnectionCloseReason, sweepPeriodMs } from './client-timeouts.ts';
 import type { GatewayRequest, GatewayResponse, H1Handler } from './exchange.ts';
 import { type RequestHead, type RequestParseError, RequestParser } from './h1-request.ts';
 
 export interface H1ServerOptions {
-  /** nginx client_header_timeout: a request head must arrive within this time. */
-  clientHeaderTimeoutMs: number;
-  /** Idle time allowed between two requests. */
-  keepAliveTimeoutMs: number;
   /** Cap on a request head (node:http's maxHeaderSize, 16 KiB). */
   maxHeaderBytes: number;
   /** Every response closes its connection (the plain-HTTP-on-HTTPS server). */
   closeAfterResponse?: boolean;
+  /** A deadline closed a connection (counted in keepip_gateway_connections_closed_total). */
+  onDeadline?: (reason: ConnectionCloseReason) => void;
 }
 
 export interface H1Server {
-  /** Serves HTTP/1.1 on an accepted (and, for HTTPS, TLS-wrapped) socket. */
-  serve(socket: net.Socket): void;
+  /** Serves HTTP/1.1 on an accepted (and, for HTTPS, TLS-wrapped) socket, with these deadlines. */
+  serve(socket: net.Socket, timeouts: ClientTimeouts): void;
   /** Closes connections that are between requests. */
   closeIdle(): void;
   /** Destroys every connection and stops the sweep. */
   destroyAll(): void;
 }
 
-/** How long a connection lingers after its last response, reading and discarding, before it is cut. */
-const LINGER_MS = 2_000;
 /** Pipelined bytes held while a response is in progress before reading from the socket pauses. */
 const PIPELINE_HOLD_BYTES = 64 * 1024;
 const CONTINUE = Buffer.from('HTTP/1.1 100 Continue\r\n\r\n', 'latin1');
@@ -122,6 +119,17 @@ class H1Request implements GatewayRequest {
       this.#failer = null;
       failer(error);
     }
+  }
+
+  /** The pipeline waits for body bytes the client has not sent yet (client_body_timeout runs). */
+  get awaitingBody(): boolean {
+    return (
+      !this.complete &&
+      !this.discarding &&
+      !this.#continueDue &&
+      this.#error === null &&
+      this.#queue.length === 0
+    );
   }
 
   resume(): this {
@@ -318,14 +326,52 @@ class H1Response implements GatewayResponse {
   }
 }
 
-const PHASE_IDLE = 0; // between requests (keep-alive deadline)
-const PHASE_HEAD = 1; // a head is arriving (header deadline)
-const PHASE_ACTIVE = 2; // a request is being served (no deadline)
-const PHASE_LINGER = 3; // the last response was sent; discarding until the client closes
-const PHASE_DONE = 4; // handed to the upgrade path or closed
+const PHASE_IDLE = 0; // between requests: keep-alive deadline
+const PHASE_HEAD = 1; // a head is arriving: header deadline
+const PHASE_ACTIVE = 2; // a request is being served: body deadline while its body is awaited
+const PHASE_DISCARD = 3; // answered and kept alive; the rest of the body is read and dropped: lingering deadlines
+const PHASE_LINGER = 4; // closing: the last response is flushed, then reading and dropping: lingering deadlines
+const PHASE_UPGRADED = 5; // handed to the upgrade path: lingering deadlines once the gateway has ended its side
+const PHASE_DONE = 6; // closed
 
+/** Upgrade sockets that switched protocols (101): their end is a tunnel's end, not a refusal. */
+const switchedSockets = new WeakSet<object>();
+
+/** The upgrade path tells the server side that a socket it was handed now carries a tunnel. */
+export function markUpgradeSwitched(socket: object): void {
+  switchedSockets.add(socket);
+}
+
+type CodedError = Error & { code: string };
+
+function coded(code: string, message: string): CodedError {
+  return Object.assign(new Error(message), { code });
+}
+
+/**
+ * Closes with RST. Plainly where Node cannot: a TLS socket, and a socket whose write side is already
+ * shut down (libuv refuses the reset and Node would keep the handle, see src/lb/socket-reset.ts).
+ */
+function resetOrDestroy(socket: net.Socket): void {
+  if (socket.destroyed) return;
+  if ((socket as { encrypted?: boolean }).encrypted === true || socket.writableEnded) {
+    socket.destroy();
+    return;
+  }
+  try {
+    socket.resetAndDestroy();
+  } catch {
+    socket.destroy();
+  }
+}
+
+/**
+ * One client connection. Deadlines are plain numbers (performance.now() milliseconds) that the
+ * server's sweep compares (check()); reads only raise a flag, so the hot path sets no timer.
+ */
 class H1Connection {
   readonly socket: net.Socket;
+  readonly timeouts: ClientTimeouts;
   readonly #server: ServerState;
   readonly #parser: RequestParser;
   /** Bytes read but not parsed yet (pipelined requests waiting for the response before them). */
@@ -333,42 +379,60 @@ class H1Connection {
   #request: H1Request | null = null;
   #response: H1Response | null = null;
   #parsing = false;
-  phase = PHASE_IDLE;
+  /** The next response closes the connection (after a body timeout). */
+  #mustClose = false;
+  /** Bytes came from the client since the last sweep: body and lingering deadlines run between reads. */
+  #read = false;
+  phase = PHASE_HEAD;
+  /** Header or keep-alive deadline, or the backstop after a body timeout; 0: none. */
   deadline: number;
+  /** Deadline between two reads (request body, lingering); 0: not running. */
+  #readDeadline = 0;
+  /** lingering_time: when reading and dropping ends at the latest; 0: not lingering (yet). */
+  #lingerEnd = 0;
+  #lingerReason: ConnectionCloseReason = 'lingering_close';
+  /** Response bytes the client has not taken, and until when they may stay so (send timeout). */
+  #unsent = 0;
+  #sendDeadline = 0;
 
-  constructor(socket: net.Socket, server: ServerState) {
+  constructor(socket: net.Socket, server: ServerState, timeouts: ClientTimeouts) {
     this.socket = socket;
+    this.timeouts = timeouts;
     this.#server = server;
     this.#parser = new RequestParser({ maxHeaderBytes: server.options.maxHeaderBytes });
-    this.deadline = performance.now() + server.options.clientHeaderTimeoutMs;
-    this.phase = PHASE_HEAD;
+    this.deadline = performance.now() + timeouts.headerMs;
     socket.on('data', this.#onData);
     socket.on('end', this.#onEnd);
     socket.once('close', this.#onClose);
   }
 
   closing(): boolean {
-    return this.#server.options.closeAfterResponse === true;
+    return (
+      this.#mustClose || this.timeouts.keepAliveMs <= 0 || this.#server.options.closeAfterResponse === true
+    );
   }
 
   keepAliveSeconds(): number {
-    return this.#server.options.keepAliveTimeoutMs / 1000;
+    return this.timeouts.keepAliveMs / 1000;
   }
 
   #onData = (chunk: Buffer): void => {
-    if (this.phase === PHASE_LINGER || this.phase === PHASE_DONE) return;
-    if (this.#parsing || this.#request?.complete === true) {
-      // A response is still on its way: hold what follows (bounded), in order.
+    this.#read = true;
+    if (this.phase >= PHASE_LINGER) return;
+    if (this.#held !== null || this.#parsing || this.#request?.complete === true) {
+      // A response is still on its way (or the client is not reading it): hold what follows, bounded, in order.
       this.#held = this.#held === null ? chunk : Buffer.concat([this.#held, chunk]);
       if (this.#held.length > PIPELINE_HOLD_BYTES) this.socket.pause();
       return;
     }
-    if (this.phase === PHASE_IDLE) {
-      this.phase = PHASE_HEAD;
-      this.deadline = performance.now() + this.#server.options.clientHeaderTimeoutMs;
-    }
+    if (this.phase === PHASE_IDLE) this.#expectHead();
     this.#parse(chunk);
   };
+
+  #expectHead(): void {
+    this.phase = PHASE_HEAD;
+    this.deadline = performance.now() + this.timeouts.headerMs;
+  }
 
   #parse(input: Buffer): void {
     const parser = this.#parser;
@@ -390,20 +454,8 @@ class H1Connection {
         continue;
       }
       if (step.kind === 'end') {
-        const request = this.#request;
-        if (request !== null) request.finish();
-        if (this.#response !== null && !this.#response.writableFinished) {
-          // Wait for the response; keep the rest for after it.
-          if (offset < input.length) this.#held = input.subarray(offset);
-          break;
-        }
-        this.#next();
-        if (this.phase !== PHASE_IDLE) break;
-        if (offset < input.length) {
-          this.phase = PHASE_HEAD;
-          this.deadline = performance.now() + this.#server.options.clientHeaderTimeoutMs;
-        }
-        continue;
+        if (this.#ended(input, offset)) continue;
+        break;
       }
       // A request that cannot be parsed: answer (if nothing is being answered) and close.
       const raw = this.#request === null ? input : undefined;
@@ -413,34 +465,82 @@ class H1Connection {
     this.#parsing = false;
   }
 
+  /** A request's body ended at `offset`; true when parsing goes on with the next request in `input`. */
+  #ended(input: Buffer, offset: number): boolean {
+    this.#request?.finish();
+    if (this.#response !== null && !this.#response.writableFinished) {
+      // Wait for the response; keep the rest for after it.
+      if (offset < input.length) this.#held = input.subarray(offset);
+      return false;
+    }
+    this.#next();
+    if (this.phase !== PHASE_IDLE) return false;
+    if (offset >= input.length) return true;
+    if (this.socket.writableNeedDrain) {
+      // The client does not take its answers: read no further requests until it does.
+      this.#held = input.subarray(offset);
+      this.#awaitDrain();
+      return false;
+    }
+    this.#expectHead();
+    return true;
+  }
+
   /** Returns true when the connection left HTTP (upgrade) or closed. */
   #startRequest(head: RequestHead, input: Buffer, offset: number): boolean {
     this.phase = PHASE_ACTIVE;
     this.deadline = 0;
+    this.#readDeadline = 0;
     const request = new H1Request(this, head);
-    const server = this.#server;
     if (head.upgrade) {
-      this.phase = PHASE_DONE;
-      this.socket.off('data', this.#onData);
-      this.socket.off('end', this.#onEnd);
-      this.socket.off('close', this.#onClose);
-      server.connections.delete(this);
-      this.socket.pause();
-      const rest = Buffer.from(input.subarray(offset));
-      request.complete = true;
-      server.handler.onUpgrade(request, this.socket, rest);
+      this.#upgrade(request, Buffer.from(input.subarray(offset)));
       return true;
     }
     if (head.expectUnsupported) {
       this.#fail({ code: 'H1_BAD_HEADER', status: 400, message: 'unsupported expectation' }, undefined, 417);
       return true;
     }
-    const response = new H1Response(this, head, server.options.closeAfterResponse === true);
+    const response = new H1Response(this, head, this.closing());
     this.#request = request;
     this.#response = response;
-    server.handler.onRequest(request, response);
+    this.#server.handler.onRequest(request, response);
     return false;
   }
+
+  /** The socket leaves HTTP: the upgrade path owns its bytes; this server keeps its deadlines. */
+  #upgrade(request: H1Request, rest: Buffer): void {
+    this.phase = PHASE_UPGRADED;
+    this.socket.off('data', this.#onData);
+    this.socket.off('end', this.#onEnd);
+    this.socket.pause();
+    this.socket.once('finish', this.#upgradeEnded);
+    request.complete = true;
+    this.#server.handler.onUpgrade(request, this.socket, rest);
+  }
+
+  /** The gateway ended its side of an upgraded socket (a refusal, or the tunnel's end). */
+  #upgradeEnded = (): void => {
+    if (this.phase !== PHASE_UPGRADED) return;
+    if (this.socket.readableEnded) {
+      this.socket.destroy();
+      return;
+    }
+    // The client gets the lingering deadlines to close its side: never a half-open socket for good.
+    this.phase = PHASE_LINGER;
+    this.#lingerReason = switchedSockets.has(this.socket) ? 'lingering_close' : 'upgrade_refused';
+    this.socket.on('data', this.#onLingerData);
+    this.socket.once('end', this.#destroy);
+    this.#startLingering();
+    this.socket.resume();
+  };
+
+  #onLingerData = (): void => {
+    this.#read = true;
+  };
+
+  #destroy = (): void => {
+    this.socket.destroy();
+  };
 
   /** Called by the response when it has been written completely. */
   responseDone(response: H1Response): void {
@@ -451,21 +551,41 @@ class H1Connection {
       return;
     }
     if (request !== null && !request.complete) {
-      // The body is not ours to forward any more; read past it, then the next request.
+      // The body is not ours to forward any more: read past it (within nginx's lingering deadlines),
+      // then the next request.
+      this.phase = PHASE_DISCARD;
+      this.#lingerReason = 'lingering_close';
+      this.#startLingering();
       request.resume();
       return;
     }
     if (this.#parsing) return; // #parse continues with the next request itself
     this.#next();
-    const held = this.#held;
-    if (held !== null) {
-      this.#held = null;
-      this.socket.resume();
-      this.phase = PHASE_HEAD;
-      this.deadline = performance.now() + this.#server.options.clientHeaderTimeoutMs;
-      this.#parse(held);
-    }
+    this.#continueHeld();
   }
+
+  /** Parses the bytes held back, once the client has taken the responses before them. */
+  #continueHeld(): void {
+    if (this.#held === null || this.phase !== PHASE_IDLE) return;
+    if (this.socket.writableNeedDrain) {
+      this.#awaitDrain();
+      return;
+    }
+    const held = this.#held;
+    this.#held = null;
+    this.socket.resume();
+    this.#expectHead();
+    this.#parse(held);
+  }
+
+  #awaitDrain(): void {
+    this.socket.pause();
+    this.socket.once('drain', this.#onDrain);
+  }
+
+  #onDrain = (): void => {
+    if (this.phase === PHASE_IDLE && !this.#parsing) this.#continueHeld();
+  };
 
   /** The request and its response are done: back to waiting for the next one. */
   #next(): void {
@@ -477,48 +597,155 @@ class H1Connection {
     }
     this.#request = null;
     this.#response = null;
+    this.#lingerEnd = 0;
+    this.#readDeadline = 0;
     this.phase = PHASE_IDLE;
-    this.deadline = performance.now() + this.#server.options.keepAliveTimeoutMs;
+    this.deadline = performance.now() + this.timeouts.keepAliveMs;
   }
 
+  /**
+   * Closes after the last response. As nginx's lingering close: when the client may still be sending
+   * (a body left unread, pipelined bytes), read and drop until it closes, within lingering_time and
+   * lingering_timeout; otherwise close as soon as the response is out.
+   */
   #linger(): void {
     if (this.phase === PHASE_LINGER || this.phase === PHASE_DONE) return;
-    this.phase = PHASE_LINGER;
-    this.#held = null;
-    this.#request?.fail(Object.assign(new Error('connection closing'), { code: 'ECONNRESET' }));
-    this.deadline = performance.now() + LINGER_MS;
+    const request = this.#request;
+    const quiet = (request === null || request.complete) && this.#held === null && !this.#parser.holdsPartial;
+    this.#enterLinger();
+    request?.fail(coded('ECONNRESET', 'connection closing'));
+    this.socket.once('finish', quiet ? this.#destroy : this.#startLingering);
     this.socket.end();
     this.socket.resume();
   }
+
+  #enterLinger(): void {
+    this.phase = PHASE_LINGER;
+    this.#lingerReason = 'lingering_close';
+    this.#held = null;
+    this.deadline = 0;
+    this.#lingerEnd = 0;
+  }
+
+  /** Starts lingering_time and lingering_timeout (once the last response is out). */
+  #startLingering = (): void => {
+    if (this.phase === PHASE_DONE) return;
+    const now = performance.now();
+    this.#lingerEnd = now + this.timeouts.lingeringTimeMs;
+    this.#readDeadline = now + this.timeouts.lingeringTimeoutMs;
+    this.#read = false;
+  };
 
   #fail(error: RequestParseError, raw: Buffer | undefined, status: number = error.status): void {
     const response = this.#response;
     if (response !== null && !response.writableFinished) {
       // Part of a body was bad after the pipeline started answering: all we can do is cut.
-      this.#request?.fail(Object.assign(new Error(error.message), { code: error.code }));
+      this.#request?.fail(coded(error.code, error.message));
       this.socket.destroy();
       return;
     }
-    this.phase = PHASE_LINGER;
-    this.deadline = performance.now() + LINGER_MS;
-    this.#server.handler.onClientError(
-      Object.assign(clientError(error, raw), { statusCode: status }),
-      this.socket,
-    );
-  }
-
-  /** The deadline passed. */
-  expire(): void {
-    if (this.phase === PHASE_HEAD && this.#parser.holdsPartial) {
-      this.phase = PHASE_LINGER;
-      this.deadline = performance.now() + LINGER_MS;
-      this.#server.handler.onClientError(
-        Object.assign(new Error('client header timeout'), { code: 'ERR_HTTP_REQUEST_TIMEOUT' }),
-        this.socket,
-      );
+    if (this.phase === PHASE_DISCARD) {
+      // A body being dropped after its answer is bad: no second answer, just the closing.
+      this.#linger();
       return;
     }
-    this.socket.destroy();
+    this.#answerAndLinger(Object.assign(clientError(error, raw), { statusCode: status }));
+  }
+
+  /** The pipeline answers an error and ends the socket; what the client still sends is read and dropped. */
+  #answerAndLinger(error: Error & { code: string }): void {
+    this.#enterLinger();
+    this.socket.once('finish', this.#startLingering);
+    this.#server.handler.onClientError(error, this.socket);
+    if (!this.socket.destroyed) this.socket.resume();
+  }
+
+  /** The sweep: compares this connection's deadlines with `now`. */
+  check(now: number): void {
+    if (this.phase === PHASE_DONE || !this.#checkSend(now)) return;
+    switch (this.phase) {
+      case PHASE_ACTIVE:
+        this.#checkBody(now);
+        return;
+      case PHASE_DISCARD:
+      case PHASE_LINGER:
+        this.#checkLinger(now);
+        return;
+      case PHASE_UPGRADED:
+        return;
+      default:
+        if (this.deadline !== 0 && now >= this.deadline) this.#expire();
+    }
+  }
+
+  /** send_timeout: output the client leaves untaken. False when that closed the connection. */
+  #checkSend(now: number): boolean {
+    const unsent = this.socket.writableLength;
+    if (unsent === 0) {
+      this.#sendDeadline = 0;
+      this.#unsent = 0;
+      return true;
+    }
+    // Progress is output leaving the buffer; output added to it is not.
+    if (this.#sendDeadline === 0 || unsent < this.#unsent) this.#sendDeadline = now + this.timeouts.sendMs;
+    this.#unsent = unsent;
+    if (now < this.#sendDeadline) return true;
+    // As ingress-nginx (reset_timedout_connection on): a reset frees what the kernel still holds for it.
+    this.#shut('send_timeout', true);
+    return false;
+  }
+
+  /** A deadline passed: counted once, closed (reset when `reset`); the sweep looks at it no more. */
+  #shut(reason: ConnectionCloseReason | null, reset: boolean): void {
+    if (reason !== null) this.#server.closed(reason);
+    this.phase = PHASE_DONE;
+    if (reset) resetOrDestroy(this.socket);
+    else this.socket.destroy();
+  }
+
+  /** client_body_timeout: between two reads of a body the pipeline is waiting for. */
+  #checkBody(now: number): void {
+    if (this.deadline !== 0 && now >= this.deadline) {
+      this.#shut(null, false); // the pipeline did not answer the body timeout in time (counted then)
+      return;
+    }
+    const request = this.#request;
+    if (request === null || !request.awaitingBody) {
+      this.#readDeadline = 0;
+      return;
+    }
+    if (this.#read || this.#readDeadline === 0) {
+      this.#read = false;
+      this.#readDeadline = now + this.timeouts.bodyMs;
+    } else if (now >= this.#readDeadline) {
+      this.#server.closed('client_body_timeout');
+      this.#mustClose = true;
+      this.#readDeadline = 0;
+      // The pipeline answers 408 (or cuts a response already under way); the backstop closes otherwise.
+      this.deadline = now + this.timeouts.lingeringTimeoutMs;
+      request.fail(coded('CLIENT_BODY_TIMEOUT', 'client timed out while reading client request body'));
+    }
+  }
+
+  /** lingering_timeout between two reads, lingering_time in all. */
+  #checkLinger(now: number): void {
+    if (this.#lingerEnd === 0) return; // the last response is still going out (the send timeout applies)
+    if (this.#read) {
+      this.#read = false;
+      this.#readDeadline = now + this.timeouts.lingeringTimeoutMs;
+    }
+    if (now < this.#readDeadline && now < this.#lingerEnd) return;
+    this.#shut(this.#lingerReason, false);
+  }
+
+  /** The header or keep-alive deadline passed. */
+  #expire(): void {
+    if (this.phase === PHASE_HEAD && this.#parser.holdsPartial) {
+      this.#server.closed('header_timeout');
+      this.#answerAndLinger(coded('ERR_HTTP_REQUEST_TIMEOUT', 'client header timeout'));
+      return;
+    }
+    this.#shut(this.phase === PHASE_IDLE ? 'keepalive_timeout' : 'header_timeout', false);
   }
 
   isIdle(): boolean {
@@ -526,13 +753,13 @@ class H1Connection {
   }
 
   #onEnd = (): void => {
-    // As node:http (httpAllowHalfOpen off): a client that half-closes abandons what is in flight.
+    // A client that half-closes abandons what is in flight.
     if (this.#response !== null && !this.#response.writableFinished) {
-      this.#request?.fail(Object.assign(new Error('aborted'), { code: 'ECONNRESET' }));
+      this.#request?.fail(coded('ECONNRESET', 'aborted'));
       this.socket.destroy();
       return;
     }
-    if (this.phase === PHASE_LINGER) this.socket.destroy();
+    if (this.phase === PHASE_LINGER || this.phase === PHASE_DISCARD) this.socket.destroy();
     else this.socket.end();
   };
 
@@ -540,7 +767,7 @@ class H1Connection {
     this.phase = PHASE_DONE;
     this.#server.connections.delete(this);
     this.#held = null;
-    this.#request?.fail(Object.assign(new Error('aborted'), { code: 'ECONNRESET' }));
+    this.#request?.fail(coded('ECONNRESET', 'aborted'));
     const response = this.#response;
     if (response !== null && !response.writableFinished) response.closed();
   };
@@ -550,31 +777,35 @@ interface ServerState {
   readonly options: H1ServerOptions;
   readonly handler: H1Handler;
   readonly connections: Set<H1Connection>;
+  /** A deadline closed a connection. */
+  closed(reason: ConnectionCloseReason): void;
 }
 
 export function createH1Server(handler: H1Handler, options: H1ServerOptions): H1Server {
-  const state: ServerState = { options, handler, connections: new Set() };
+  const state: ServerState = {
+    options,
+    handler,
+    connections: new Set(),
+    closed: options.onDeadline ?? (() => {}),
+  };
   let sweep: NodeJS.Timeout | null = null;
-  const period = Math.max(
-    50,
-    Math.min(
-      1_000,
-      options.clientHeaderTimeoutMs,
-      options.keepAliveTimeoutMs > 0 ? options.keepAliveTimeoutMs : 1_000,
-    ),
-  );
+  let period = 0;
   const check = () => {
     const now = performance.now();
-    for (const conn of state.connections) if (conn.deadline !== 0 && now >= conn.deadline) conn.expire();
+    for (const conn of state.connections) conn.check(now);
     if (state.connections.size === 0 && sweep !== null) {
       clearInterval(sweep);
       sweep = null;
     }
   };
   return {
-    serve(socket) {
-      state.connections.add(new H1Connection(socket, state));
-      if (sweep === null) {
+    serve(socket, timeouts) {
+      state.connections.add(new H1Connection(socket, state, timeouts));
+      // One sweep for all connections, as often as the shortest deadline in use needs.
+      const wanted = sweepPeriodMs(timeouts);
+      if (sweep === null || wanted < period) {
+        if (sweep !== null) clearInterval(sweep);
+        period = wanted;
         sweep = setInterval(check, period);
         sweep.unref();
       }

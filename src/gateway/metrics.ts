@@ -1,6 +1,7 @@
 // The gateway's Prometheus metrics. Children are cached per label combination: prom-client hashes the
 // label values on every call otherwise, and these counters move on every request.
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { CONNECTION_CLOSE_REASONS, type ConnectionCloseReason } from './client-timeouts.ts';
 
 export interface GatewayMetrics {
   registry: Registry;
@@ -13,6 +14,8 @@ export interface GatewayMetrics {
   /** Seconds from dispatch to the end of the upstream response. */
   upstreamDuration(upstream: string, seconds: number): void;
   reload(result: 'applied' | 'rejected', version: number): void;
+  /** A deadline made the gateway close a client connection (client-timeouts.ts). */
+  connectionClosed(reason: ConnectionCloseReason): void;
 }
 
 export function createGatewayMetrics(registry: Registry = new Registry()): GatewayMetrics {
@@ -53,6 +56,20 @@ export function createGatewayMetrics(registry: Registry = new Registry()): Gatew
     registers: [registry],
   });
 
+  const closes = new Counter({
+    name: 'keepip_gateway_connections_closed_total',
+    help: 'Client connections the gateway closed because a deadline passed, by reason',
+    labelNames: ['reason'] as const,
+    registers: [registry],
+  });
+  // Every reason is exported from the start (as 0), so a rate() never misses the first close.
+  const closeChildren = new Map<ConnectionCloseReason, Counter.Internal>();
+  for (const reason of CONNECTION_CLOSE_REASONS) {
+    const child = closes.labels(reason);
+    child.inc(0);
+    closeChildren.set(reason, child);
+  }
+
   const requestChildren = new Map<string, Counter.Internal>();
   const upstreamChildren = new Map<string, Histogram.Internal<'upstream'>>();
   return {
@@ -84,6 +101,9 @@ export function createGatewayMetrics(registry: Registry = new Registry()): Gatew
     reload(result, applied) {
       reloads.labels(result).inc();
       if (result === 'applied') version.set(applied);
+    },
+    connectionClosed(reason) {
+      closeChildren.get(reason)?.inc();
     },
   };
 }

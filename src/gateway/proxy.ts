@@ -30,6 +30,7 @@ export type ProxyFailureCode =
   | 'UPSTREAM_CLOSED'
   | 'UPSTREAM_ERROR'
   | 'CLIENT_BODY_TOO_LARGE'
+  | 'CLIENT_BODY_TIMEOUT'
   | 'CLIENT_CLOSED';
 
 export interface ProxyFailure {
@@ -78,7 +79,7 @@ class SendTimeoutError extends Error {
 export function classifyUpstreamError(
   error: Error & { code?: string },
   responseStarted: boolean,
-): { code: ProxyFailureCode; status: 502 | 504 | 413; message: string; retryable: boolean } {
+): { code: ProxyFailureCode; status: 502 | 504 | 413 | 408; message: string; retryable: boolean } {
   const code = error.code ?? '';
   const phase = responseStarted ? 'while reading upstream' : 'while reading response header from upstream';
   switch (code) {
@@ -124,6 +125,14 @@ export function classifyUpstreamError(
       };
     case 'CLIENT_BODY_TOO_LARGE':
       return { code: 'CLIENT_BODY_TOO_LARGE', status: 413, message: error.message, retryable: false };
+    case 'CLIENT_BODY_TIMEOUT':
+      // client_body_timeout passed while the body was streaming upstream (h1-server.ts): 408, as nginx.
+      return {
+        code: 'CLIENT_BODY_TIMEOUT',
+        status: 408,
+        message: 'client timed out (110: Connection timed out) while reading client request body',
+        retryable: false,
+      };
     case 'UND_ERR_SOCKET':
     case 'UPSTREAM_CLOSED':
     case 'ECONNRESET':
@@ -148,21 +157,27 @@ export function classifyUpstreamError(
 }
 
 /**
- * Streams the client body upstream, counting bytes against the limit and timing each write that the
- * upstream does not accept (proxy-send-timeout: the time between two successive writes).
+ * Streams the client body upstream, counting bytes against the limit. proxy-send-timeout is the time
+ * between two successive writes upstream, whether the upstream is slow to take a piece or the client
+ * slow to send the next one (nginx's request_body_blocked); the client side also has
+ * client_body_timeout (h1-server.ts), and whichever passes first answers (504 or 408).
  */
 async function* streamBody(exchange: ProxyExchange, req: GatewayRequest): AsyncGenerator<Buffer> {
   const limit = exchange.request.bodyLimitBytes;
   let received = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    exchange.bodyStarted = true;
-    received += chunk.length;
-    exchange.countBody(chunk.length);
-    if (limit > 0 && received > limit) {
-      throw new BodyTooLargeError(`client intended to send too large chunked body: ${received} bytes`);
+  exchange.armSendTimer();
+  try {
+    for await (const chunk of req as AsyncIterable<Buffer>) {
+      exchange.bodyStarted = true;
+      received += chunk.length;
+      exchange.countBody(chunk.length);
+      if (limit > 0 && received > limit) {
+        throw new BodyTooLargeError(`client intended to send too large chunked body: ${received} bytes`);
+      }
+      yield chunk;
+      exchange.armSendTimer(); // the piece was taken: a new interval starts
     }
-    exchange.armSendTimer();
-    yield chunk;
+  } finally {
     exchange.disarmSendTimer();
   }
 }
@@ -238,15 +253,22 @@ class ProxyExchange implements UpstreamHandler {
     this.#outcome.requestBodyBytes += bytes;
   }
 
+  /** Starts (or restarts) the proxy-send-timeout interval; one timer per request, refreshed per piece. */
   armSendTimer(): void {
-    if (this.request.sendTimeoutMs <= 0) return;
-    this.#sendTimer = setTimeout(() => {
-      this.#sendTimer = null;
-      this.#controller?.abort(
-        Object.assign(new SendTimeoutError('send timeout'), { code: 'UPSTREAM_SEND_TIMEOUT' }),
-      );
-    }, this.request.sendTimeoutMs);
+    if (this.request.sendTimeoutMs <= 0 || this.#finished) return;
+    if (this.#sendTimer !== null) {
+      this.#sendTimer.refresh();
+      return;
+    }
+    this.#sendTimer = setTimeout(this.#onSendTimeout, this.request.sendTimeoutMs);
   }
+
+  #onSendTimeout = (): void => {
+    this.#sendTimer = null;
+    this.#controller?.abort(
+      Object.assign(new SendTimeoutError('send timeout'), { code: 'UPSTREAM_SEND_TIMEOUT' }),
+    );
+  };
 
   disarmSendTimer(): void {
     if (this.#sendTimer !== null) {
@@ -342,8 +364,9 @@ class ProxyExchange implements UpstreamHandler {
     this.disarmSendTimer();
     if (this.#finished) return;
     const verdict = classifyUpstreamError(error, this.#responseStarted);
-    if (!this.#responseStarted)
-      this.#recordAttempt(verdict.code === 'CLIENT_BODY_TOO_LARGE' ? null : verdict.status);
+    // The client's own failures are not the upstream's status ($upstream_status "-").
+    const clientSide = verdict.code === 'CLIENT_BODY_TOO_LARGE' || verdict.code === 'CLIENT_BODY_TIMEOUT';
+    if (!this.#responseStarted) this.#recordAttempt(clientSide ? null : verdict.status);
     this.#outcome.failures.push({
       code: verdict.code,
       message: verdict.message,

@@ -4,8 +4,8 @@
 //   -> for the HTTPS listener: TLS with SNI (or nginx's 400 when the first bytes are plain HTTP)
 //   -> keepip's HTTP/1.1 server side (h1-server.ts: request parsing, keep-alive, the client-side
 //      deadlines) -> the request pipeline (handler.ts).
-// The PROXY mode, the trusted peers and the certificates are read from the current snapshot for
-// each new connection, so a reload changes them without re-binding.
+// The PROXY mode, the trusted peers, the certificates and the client deadlines are read from the
+// current snapshot for each new connection, so a reload changes them without re-binding.
 import { maxHeaderSize } from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import tls from 'node:tls';
@@ -13,6 +13,7 @@ import { formatHostPort } from '../net/host-port.ts';
 import { canonicalIp } from '../net/ip.ts';
 import { type ReadOutcome, readProxyHeader } from '../proxy-protocol/reader.ts';
 import { requestClientCertificate } from './access/client-cert.ts';
+import type { ClientTimeouts, ConnectionCloseReason } from './client-timeouts.ts';
 import { attachConnection, type ConnectionInfo } from './connection.ts';
 import type { ErrorLog } from './error-log.ts';
 import { createH1Server, type H1Server } from './h1-server.ts';
@@ -35,10 +36,6 @@ export interface ListenerContext {
   metrics: GatewayMetrics;
   errorLog: ErrorLog;
   defaultCertificate: KeyPair;
-  /** nginx client_header_timeout (default 60 s): a request head must arrive within this time. */
-  clientHeaderTimeoutMs: number;
-  /** nginx keepalive_timeout as ingress-nginx sets it (75 s). */
-  keepAliveTimeoutMs: number;
 }
 
 export interface RunningListeners {
@@ -63,23 +60,15 @@ export async function startListeners(
   const { handler, metrics, errorLog } = ctx;
   // Requests go to the pipeline; a plain HTTP request on the HTTPS port gets nginx's 400 from a
   // server side of its own that closes after its one answer.
-  const h1: H1Server = createH1Server(handler, {
-    clientHeaderTimeoutMs: ctx.clientHeaderTimeoutMs,
-    keepAliveTimeoutMs: ctx.keepAliveTimeoutMs,
-    maxHeaderBytes: maxHeaderSize,
-  });
+  const onDeadline = (reason: ConnectionCloseReason) => metrics.connectionClosed(reason);
+  const h1: H1Server = createH1Server(handler, { maxHeaderBytes: maxHeaderSize, onDeadline });
   const plainH1: H1Server = createH1Server(
     {
       onRequest: handler.onPlainHttpOnHttps,
       onUpgrade: (_req, socket) => socket.destroy(),
       onClientError: handler.onClientError,
     },
-    {
-      clientHeaderTimeoutMs: ctx.clientHeaderTimeoutMs,
-      keepAliveTimeoutMs: 0,
-      maxHeaderBytes: maxHeaderSize,
-      closeAfterResponse: true,
-    },
+    { maxHeaderBytes: maxHeaderSize, closeAfterResponse: true, onDeadline },
   );
 
   const defaultContext = tls.createSecureContext({
@@ -101,10 +90,10 @@ export async function startListeners(
   let nextConnectionId = 0;
   const sockets = new Set<net.Socket>();
 
-  const handOn = (kind: ListenerKind, socket: net.Socket, info: ConnectionInfo) => {
+  const handOn = (kind: ListenerKind, socket: net.Socket, info: ConnectionInfo, timeouts: ClientTimeouts) => {
     if (kind === 'http') {
       attachConnection(socket, info);
-      h1.serve(socket);
+      h1.serve(socket, timeouts);
       return;
     }
     // Peek at the first byte: a TLS handshake goes to TLS, anything else is plain HTTP sent to the HTTPS port.
@@ -124,15 +113,18 @@ export async function startListeners(
         });
         secure.on('error', () => secure.destroy());
         attachConnection(secure, { ...info, scheme: 'https' });
-        h1.serve(secure);
+        h1.serve(secure, timeouts);
       } else {
         attachConnection(socket, { ...info, scheme: 'http' });
-        plainH1.serve(socket);
+        plainH1.serve(socket, timeouts);
       }
     };
     const onGone = () => socket.destroy();
     // A client that connects and says nothing is dropped after the header timeout.
-    const timer = setTimeout(onGone, ctx.clientHeaderTimeoutMs);
+    const timer = setTimeout(() => {
+      metrics.connectionClosed('header_timeout');
+      onGone();
+    }, timeouts.headerMs);
     socket.once('close', () => clearTimeout(timer));
     socket.on('readable', onReadable);
     socket.once('end', onGone);
@@ -158,7 +150,7 @@ export async function startListeners(
       scheme: kind,
     };
     if (!snap.settings.useProxyProtocol) {
-      handOn(kind, socket, info);
+      handOn(kind, socket, info, snap.clientTimeouts);
       return;
     }
     const server = formatHostPort(localAddress, info.serverPort);
@@ -186,7 +178,7 @@ export async function startListeners(
         info.proxyPort = outcome.info.clientPort;
         info.proxyDestinationPort = outcome.info.destinationPort;
       }
-      handOn(kind, socket, info);
+      handOn(kind, socket, info, snap.clientTimeouts);
     });
   };
 

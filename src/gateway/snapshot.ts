@@ -13,6 +13,7 @@ import type {
 import { CidrSet } from '../net/cidr-set.ts';
 import { createClientIpResolver } from '../net/client-ip.ts';
 import { type AccessLogFormatter, compileLogFormat, describeLogFormat } from './access-log.ts';
+import { type ClientTimeouts, clientTimeoutsOf } from './client-timeouts.ts';
 import { type CompiledRoutes, compileRoutes } from './router.ts';
 import { buildCertificateStore, type CertificateStore } from './tls.ts';
 import type { BalancedUpstream, ConnectionRegistry, PoolSpec, UpstreamMember } from './upstream.ts';
@@ -63,6 +64,8 @@ export interface GatewaySnapshot {
   readonly formatAccessLine: AccessLogFormatter;
   readonly unknownLogVariables: readonly string[];
   readonly certificates: CertificateStore;
+  /** The deadlines of new client connections: the ConfigMap's, with SnapshotOptions.clientTimeouts over them. */
+  readonly clientTimeouts: ClientTimeouts;
   /** Upstream for a location (or the default backend), by identity; absent means "no backend": 503. */
   upstreamFor(location: LocationModel): BalancedUpstream | undefined;
   readonly defaultUpstream: BalancedUpstream | null;
@@ -87,6 +90,8 @@ export interface SnapshotOptions {
    * uses it when its hops listen on free ports instead of the manifests' ones.
    */
   upstreamAddress?: ((address: string, port: number) => { address: string; port: number }) | undefined;
+  /** Client deadlines that override the ConfigMap's (GatewayOptions; tests use short ones). */
+  clientTimeouts?: Partial<ClientTimeouts> | undefined;
 }
 
 /** keepip's JSON access log line (--log-format json): every value a string except the three numbers. */
@@ -247,6 +252,7 @@ export function buildSnapshot(
     formatAccessLine,
     unknownLogVariables,
     certificates: buildCertificateStore(topology.gateway.virtualHosts),
+    clientTimeouts: clientTimeoutsOf(settings, options.clientTimeouts),
     upstreamFor: (location) => byLocation.get(location),
     defaultUpstream,
     emptyUpstreams: [...empty].sort(),

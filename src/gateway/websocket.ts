@@ -1,11 +1,16 @@
 // WebSocket (and any HTTP/1.1 Upgrade) through the gateway: connect to an endpoint (the next one when a
-// connection cannot be made), send the request head, then pipe raw bytes both ways. The backend's
-// answer (101 or anything else) reaches the client untouched; proxy-read-timeout bounds idle tunnels,
-// as nginx's proxy_read_timeout does.
+// connection cannot be made), send the request head, then read the backend's answer (upgrade-answer.ts).
+// 101: raw bytes flow both ways untouched, and proxy-read-timeout bounds an idle tunnel, as nginx's
+// proxy_read_timeout does. Anything else is a refusal: that answer reaches the client as the backend
+// framed it, then both connections close (the client side within the lingering deadlines of
+// h1-server.ts), so a refused upgrade never leaves a socket half-open.
+import { maxHeaderSize } from 'node:http';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
+import { markUpgradeSwitched } from './h1-server.ts';
 import { classifyUpstreamError, type ProxyFailure, type UpstreamAttempt } from './proxy.ts';
+import { parseStatusLine, UpgradeAnswer } from './upgrade-answer.ts';
 import { type BalancedUpstream, firstMember, type UpstreamMember } from './upstream.ts';
 
 export interface UpgradeRequest {
@@ -41,12 +46,7 @@ function requestHead(request: UpgradeRequest): string {
   return `${head}${CRLF}`;
 }
 
-/** Reads the status code from the first bytes of an HTTP/1.x response ("HTTP/1.1 101 …"), or null. */
-export function parseStatusLine(chunk: Buffer): number | null {
-  if (chunk.length < 12 || chunk.toString('latin1', 0, 5) !== 'HTTP/') return null;
-  const status = Number(chunk.toString('latin1', 9, 12));
-  return Number.isInteger(status) && status >= 100 && status <= 999 ? status : null;
-}
+export { parseStatusLine };
 
 export function proxyUpgrade(
   client: Duplex,
@@ -54,136 +54,227 @@ export function proxyUpgrade(
   request: UpgradeRequest,
   done: (outcome: UpgradeOutcome) => void,
 ): void {
-  const outcome: UpgradeOutcome = {
+  new UpgradeExchange(client, head, request, done).start();
+}
+
+/** One endpoint tried for an upgrade. */
+interface Attempt {
+  member: UpstreamMember;
+  socket: net.Socket;
+  record: UpstreamAttempt;
+  started: number;
+  connected: boolean;
+  connectTimer: NodeJS.Timeout;
+}
+
+/** One upgrade request on its way through one or more endpoints. */
+class UpgradeExchange {
+  readonly #client: Duplex;
+  readonly #head: Buffer;
+  readonly #request: UpgradeRequest;
+  readonly #done: (outcome: UpgradeOutcome) => void;
+  readonly #headText: string;
+  readonly #outcome: UpgradeOutcome = {
     status: 0,
     attempts: [],
     failures: [],
     answeredByGateway: false,
     bytesToClient: 0,
   };
-  const members = request.upstream.members;
-  let next = firstMember(request.upstream);
-  let tried = 0;
-  let finished = false;
-  let upstream: net.Socket | null = null;
-  const headText = requestHead(request);
+  #next = -1;
+  #tried = 0;
+  #finished = false;
+  #upstream: net.Socket | null = null;
 
-  const finish = (status: number) => {
-    if (finished) return;
-    finished = true;
-    outcome.status = status;
-    done(outcome);
-  };
-  const onClientGone = () => {
-    if (upstream !== null) upstream.destroy();
-    if (outcome.status === 0 && !finished && outcome.bytesToClient === 0) finish(499);
-  };
-  client.on('error', () => client.destroy());
-  client.once('close', onClientGone);
+  constructor(
+    client: Duplex,
+    head: Buffer,
+    request: UpgradeRequest,
+    done: (outcome: UpgradeOutcome) => void,
+  ) {
+    this.#client = client;
+    this.#head = head;
+    this.#request = request;
+    this.#done = done;
+    this.#headText = requestHead(request);
+  }
 
-  const attempt = () => {
-    const member = members[next] as UpstreamMember;
-    next = (next + 1) % members.length;
-    tried += 1;
-    const started = performance.now();
+  start(): void {
+    this.#next = firstMember(this.#request.upstream);
+    this.#client.on('error', () => this.#client.destroy());
+    this.#client.once('close', this.#onClientGone);
+    this.#attempt();
+  }
+
+  #finish(status: number): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    this.#outcome.status = status;
+    this.#done(this.#outcome);
+  }
+
+  #onClientGone = (): void => {
+    this.#upstream?.destroy();
+    if (this.#outcome.status === 0 && !this.#finished && this.#outcome.bytesToClient === 0) this.#finish(499);
+  };
+
+  #attempt(): void {
+    const members = this.#request.upstream.members;
+    const member = members[this.#next] as UpstreamMember;
+    this.#next = (this.#next + 1) % members.length;
+    this.#tried += 1;
     const record: UpstreamAttempt = { hostPort: member.hostPort, status: null, seconds: 0 };
-    outcome.attempts.push(record);
+    this.#outcome.attempts.push(record);
     const socket =
       member.protocol === 'HTTPS'
         ? tls.connect({ host: member.address, port: member.port, rejectUnauthorized: false })
         : net.connect({ host: member.address, port: member.port });
-    upstream = socket;
-    let connected = false;
-    const connectTimer = setTimeout(() => {
-      socket.destroy(Object.assign(new Error('connect timeout'), { code: 'UND_ERR_CONNECT_TIMEOUT' }));
-    }, member.connectTimeoutMs);
-
-    socket.once(member.protocol === 'HTTPS' ? 'secureConnect' : 'connect', () => {
-      connected = true;
-      clearTimeout(connectTimer);
-      if (finished || client.destroyed) {
-        socket.destroy();
-        return;
-      }
-      socket.setNoDelay(true);
-      socket.setTimeout(request.readTimeoutMs);
-      // Bytes the client sent after its request head are held until the backend switches protocols:
-      // if it refuses (anything but 101), they would be a request the gateway never routed or checked.
-      socket.write(headText);
-      socket.once('data', (first: Buffer) => {
-        const status = parseStatusLine(first) ?? 502;
-        record.status = status;
-        record.seconds = (performance.now() - started) / 1000;
-        outcome.status = status;
-        outcome.bytesToClient += first.length;
-        client.write(first);
-        socket.on('data', (chunk: Buffer) => {
-          outcome.bytesToClient += chunk.length;
-        });
-        socket.pipe(client);
-        if (status === 101) {
-          if (head.length > 0) socket.write(head);
-          client.pipe(socket);
-          return;
-        }
-        // Not switched: the backend's answer reaches the client, but nothing more goes upstream on this
-        // connection; a client that sends more bytes is closed (one answer, then close, as for errors).
-        const refuse = () => {
-          socket.unpipe(client);
-          socket.destroy();
-          client.end();
-        };
-        if (head.length > 0) refuse();
-        else {
-          client.once('data', refuse);
-          client.resume();
-        }
-      });
-    });
+    this.#upstream = socket;
+    const attempt: Attempt = {
+      member,
+      socket,
+      record,
+      started: performance.now(),
+      connected: false,
+      connectTimer: setTimeout(() => {
+        socket.destroy(Object.assign(new Error('connect timeout'), { code: 'UND_ERR_CONNECT_TIMEOUT' }));
+      }, member.connectTimeoutMs),
+    };
+    socket.once(member.protocol === 'HTTPS' ? 'secureConnect' : 'connect', () => this.#onConnect(attempt));
     socket.on('timeout', () => {
       socket.destroy(Object.assign(new Error('read timeout'), { code: 'UND_ERR_HEADERS_TIMEOUT' }));
     });
-    socket.once('error', (error: Error & { code?: string }) => {
-      clearTimeout(connectTimer);
-      if (finished) return;
-      const responded = outcome.bytesToClient > 0;
-      const verdict = classifyUpstreamError(error, responded);
-      outcome.failures.push({
-        code: verdict.code,
-        message: verdict.message,
-        upstreamUrl: `${member.url}${request.path}`,
-      });
-      if (!responded) record.status = verdict.status;
-      record.seconds = (performance.now() - started) / 1000;
-      if (!connected && verdict.retryable && tried < members.length && !client.destroyed) {
-        attempt();
-        return;
-      }
-      if (!responded) {
-        outcome.answeredByGateway = true;
-        client.off('close', onClientGone);
-        finish(verdict.status);
-      }
-    });
-    socket.once('close', () => {
-      clearTimeout(connectTimer);
-      if (upstream !== socket) return;
-      if (outcome.bytesToClient > 0) {
-        client.end();
-        finish(outcome.status);
-      } else if (!finished && connected && outcome.failures.length === 0) {
-        // Closed without a byte of response: nginx's "upstream prematurely closed connection".
-        outcome.failures.push({
-          code: 'UPSTREAM_CLOSED',
-          message: 'upstream prematurely closed connection while reading response header from upstream',
-          upstreamUrl: `${member.url}${request.path}`,
-        });
-        record.status = 502;
-        outcome.answeredByGateway = true;
-        client.off('close', onClientGone);
-        finish(502);
-      }
-    });
+    socket.once('error', (error: Error & { code?: string }) => this.#onError(attempt, error));
+    socket.once('close', () => this.#onClose(attempt));
+  }
+
+  #onConnect(attempt: Attempt): void {
+    const { socket } = attempt;
+    attempt.connected = true;
+    clearTimeout(attempt.connectTimer);
+    if (this.#finished || this.#client.destroyed) {
+      socket.destroy();
+      return;
+    }
+    socket.setNoDelay(true);
+    socket.setTimeout(this.#request.readTimeoutMs);
+    // Bytes the client sent after its request head are held until the backend switches protocols:
+    // if it refuses (anything but 101), they would be a request the gateway never routed or checked.
+    socket.write(this.#headText);
+    const answer = new UpgradeAnswer(this.#request.method, maxHeaderSize);
+    const onData = (chunk: Buffer) => {
+      const step = answer.feed(chunk, this.#toClient);
+      if (step.kind === 'more') return;
+      socket.off('data', onData);
+      if (step.kind === 'switched') this.#tunnel(attempt);
+      else if (step.kind === 'done') this.#refused(attempt, answer.status);
+      else this.#badAnswer(attempt, step.message);
+    };
+    socket.on('data', onData);
+  }
+
+  /** Writes backend bytes to the client, with backpressure on the backend. */
+  #toClient = (bytes: Buffer): void => {
+    const upstream = this.#upstream;
+    this.#outcome.bytesToClient += bytes.length;
+    if (!this.#client.write(bytes) && upstream !== null) {
+      upstream.pause();
+      this.#client.once('drain', () => upstream.resume());
+    }
   };
-  attempt();
+
+  #recordStatus(attempt: Attempt, status: number): void {
+    attempt.record.status = status;
+    attempt.record.seconds = (performance.now() - attempt.started) / 1000;
+    this.#outcome.status = status;
+  }
+
+  /** 101: the client's held bytes go up, then bytes flow both ways untouched. */
+  #tunnel(attempt: Attempt): void {
+    const { socket } = attempt;
+    const client = this.#client;
+    this.#recordStatus(attempt, 101);
+    markUpgradeSwitched(client);
+    socket.on('data', (chunk: Buffer) => {
+      this.#outcome.bytesToClient += chunk.length;
+    });
+    socket.pipe(client);
+    if (this.#head.length > 0) socket.write(this.#head);
+    client.pipe(socket);
+    socket.resume();
+  }
+
+  /**
+   * Not switched, and the backend's answer is complete: it reached the client, nothing more goes
+   * upstream on this connection, and both ends close (the client gets the lingering deadlines).
+   */
+  #refused(attempt: Attempt, status: number): void {
+    this.#recordStatus(attempt, status);
+    attempt.socket.destroy(); // #onClose ends the client and finishes
+  }
+
+  /** An answer the gateway cannot frame: 502 when none of it reached the client, else a cut. */
+  #badAnswer(attempt: Attempt, message: string): void {
+    const { member } = attempt;
+    this.#outcome.failures.push({
+      code: 'UPSTREAM_ERROR',
+      message: `${message} while reading response header from upstream`,
+      upstreamUrl: `${member.url}${this.#request.path}`,
+    });
+    this.#recordStatus(attempt, 502);
+    if (this.#outcome.bytesToClient === 0) {
+      this.#outcome.answeredByGateway = true;
+      this.#client.off('close', this.#onClientGone);
+      this.#finish(502);
+      attempt.socket.destroy();
+      return;
+    }
+    attempt.socket.destroy();
+    this.#client.destroy();
+  }
+
+  #onError(attempt: Attempt, error: Error & { code?: string }): void {
+    const { member, record } = attempt;
+    clearTimeout(attempt.connectTimer);
+    if (this.#finished) return;
+    const responded = this.#outcome.bytesToClient > 0;
+    const verdict = classifyUpstreamError(error, responded);
+    this.#outcome.failures.push({
+      code: verdict.code,
+      message: verdict.message,
+      upstreamUrl: `${member.url}${this.#request.path}`,
+    });
+    if (!responded) record.status = verdict.status;
+    record.seconds = (performance.now() - attempt.started) / 1000;
+    const members = this.#request.upstream.members;
+    if (!attempt.connected && verdict.retryable && this.#tried < members.length && !this.#client.destroyed) {
+      this.#attempt();
+      return;
+    }
+    if (!responded) {
+      this.#outcome.answeredByGateway = true;
+      this.#client.off('close', this.#onClientGone);
+      this.#finish(verdict.status);
+    }
+  }
+
+  #onClose(attempt: Attempt): void {
+    clearTimeout(attempt.connectTimer);
+    if (this.#upstream !== attempt.socket) return;
+    if (this.#outcome.bytesToClient > 0) {
+      this.#client.end();
+      this.#finish(this.#outcome.status);
+    } else if (!this.#finished && attempt.connected && this.#outcome.failures.length === 0) {
+      // Closed without a byte of response: nginx's "upstream prematurely closed connection".
+      this.#outcome.failures.push({
+        code: 'UPSTREAM_CLOSED',
+        message: 'upstream prematurely closed connection while reading response header from upstream',
+        upstreamUrl: `${attempt.member.url}${this.#request.path}`,
+      });
+      attempt.record.status = 502;
+      this.#outcome.answeredByGateway = true;
+      this.#client.off('close', this.#onClientGone);
+      this.#finish(502);
+    }
+  }
 }

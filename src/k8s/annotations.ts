@@ -57,6 +57,9 @@ export const SUPPORTED_CONFIGMAP_KEYS: readonly string[] = [
   'proxy-connect-timeout',
   'proxy-read-timeout',
   'proxy-send-timeout',
+  'client-header-timeout',
+  'client-body-timeout',
+  'keep-alive',
   'upstream-keepalive-connections',
   // keepip never runs snippets, so "false" is exactly its behaviour; "true" is reported.
   'allow-snippet-annotations',
@@ -90,6 +93,9 @@ export function defaultGatewaySettings(configMap: ObjectRef | null = null): Gate
     proxyConnectTimeoutMs: 5_000,
     proxyReadTimeoutMs: 60_000,
     proxySendTimeoutMs: 60_000,
+    clientHeaderTimeoutMs: 60_000,
+    clientBodyTimeoutMs: 60_000,
+    keepAliveTimeoutMs: 75_000,
     upstreamKeepaliveConnections: 320,
     unsupportedKeys: [],
   };
@@ -193,12 +199,12 @@ export function parseControllerConfigMap(
     }
     return b;
   };
-  const seconds = (key: string, fallbackMs: number): number => {
+  const seconds = (key: string, fallbackMs: number, min = 0): number => {
     const v = data[key];
     if (v === undefined) return fallbackMs;
     const n = parseUint(v, MAX_TIMEOUT_SECONDS);
-    if (n === null) {
-      invalid(key, v, `a whole number of seconds (0-${MAX_TIMEOUT_SECONDS})`, `${fallbackMs / 1000}`);
+    if (n === null || n < min) {
+      invalid(key, v, `a whole number of seconds (${min}-${MAX_TIMEOUT_SECONDS})`, `${fallbackMs / 1000}`);
       return fallbackMs;
     }
     return n * 1000;
@@ -298,6 +304,11 @@ export function parseControllerConfigMap(
   s.proxyConnectTimeoutMs = seconds('proxy-connect-timeout', s.proxyConnectTimeoutMs);
   s.proxyReadTimeoutMs = seconds('proxy-read-timeout', s.proxyReadTimeoutMs);
   s.proxySendTimeoutMs = seconds('proxy-send-timeout', s.proxySendTimeoutMs);
+  // Client-side deadlines: never 0 (a state without a deadline is a connection that never ends);
+  // keep-alive 0 is nginx's "no keep-alive".
+  s.clientHeaderTimeoutMs = seconds('client-header-timeout', s.clientHeaderTimeoutMs, 1);
+  s.clientBodyTimeoutMs = seconds('client-body-timeout', s.clientBodyTimeoutMs, 1);
+  s.keepAliveTimeoutMs = seconds('keep-alive', s.keepAliveTimeoutMs);
   const keepalive = data['upstream-keepalive-connections'];
   if (keepalive !== undefined) {
     const n = parseUint(keepalive, 1_000_000);

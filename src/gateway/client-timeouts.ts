@@ -1,0 +1,69 @@
+// The deadlines of every state in which the gateway waits on a client, under nginx's names and with
+// the values ingress-nginx gives them: client_header_timeout, client_body_timeout and
+// keepalive_timeout come from the ConfigMap (client-header-timeout, client-body-timeout, keep-alive);
+// send_timeout, lingering_time and lingering_timeout are nginx's defaults, which ingress-nginx does
+// not expose. GatewayOptions can override each (tests use a few hundred milliseconds).
+import type { GatewaySettings } from '../config/model.ts';
+
+export interface ClientTimeouts {
+  /** client_header_timeout: a request head must arrive within this time. */
+  headerMs: number;
+  /** client_body_timeout: the longest wait between two reads of a request body (then 408 and close). */
+  bodyMs: number;
+  /** keepalive_timeout: idle time allowed between two requests; 0 disables keep-alive. */
+  keepAliveMs: number;
+  /** send_timeout: the longest a client may leave buffered response bytes untaken (then the connection is reset). */
+  sendMs: number;
+  /** lingering_time: the longest the gateway reads and discards what a client still sends after its answer. */
+  lingeringTimeMs: number;
+  /** lingering_timeout: the longest wait between two reads while lingering. */
+  lingeringTimeoutMs: number;
+}
+
+/** nginx's defaults for what ingress-nginx leaves alone; the ConfigMap defaults are in annotations.ts. */
+export const SEND_TIMEOUT_MS = 60_000;
+export const LINGERING_TIME_MS = 30_000;
+export const LINGERING_TIMEOUT_MS = 5_000;
+
+/** Why the gateway closed a connection on its own (keepip_gateway_connections_closed_total{reason}). */
+export type ConnectionCloseReason =
+  | 'header_timeout'
+  | 'client_body_timeout'
+  | 'keepalive_timeout'
+  | 'send_timeout'
+  | 'lingering_close'
+  | 'upgrade_refused';
+
+export const CONNECTION_CLOSE_REASONS: readonly ConnectionCloseReason[] = [
+  'header_timeout',
+  'client_body_timeout',
+  'keepalive_timeout',
+  'send_timeout',
+  'lingering_close',
+  'upgrade_refused',
+];
+
+/** The deadlines a snapshot's new connections get: the settings, then any override that is given. */
+export function clientTimeoutsOf(
+  settings: GatewaySettings,
+  overrides: Partial<ClientTimeouts> = {},
+): ClientTimeouts {
+  return {
+    headerMs: overrides.headerMs ?? settings.clientHeaderTimeoutMs,
+    bodyMs: overrides.bodyMs ?? settings.clientBodyTimeoutMs,
+    keepAliveMs: overrides.keepAliveMs ?? settings.keepAliveTimeoutMs,
+    sendMs: overrides.sendMs ?? SEND_TIMEOUT_MS,
+    lingeringTimeMs: overrides.lingeringTimeMs ?? LINGERING_TIME_MS,
+    lingeringTimeoutMs: overrides.lingeringTimeoutMs ?? LINGERING_TIMEOUT_MS,
+  };
+}
+
+/**
+ * How often one sweep checks every connection's deadlines: a quarter of the shortest one, between
+ * 10 ms and 1 s. A deadline is then met within a quarter of its length (at most 1 s late).
+ */
+export function sweepPeriodMs(t: ClientTimeouts): number {
+  const keepAlive = t.keepAliveMs > 0 ? t.keepAliveMs : Number.POSITIVE_INFINITY;
+  const shortest = Math.min(t.headerMs, t.bodyMs, keepAlive, t.sendMs, t.lingeringTimeoutMs);
+  return Math.max(10, Math.min(1_000, Math.floor(shortest / 4)));
+}

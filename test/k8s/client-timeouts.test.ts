@@ -1,0 +1,59 @@
+// The ConfigMap keys for the client-side deadlines (client-header-timeout, client-body-timeout,
+// keep-alive): ingress-nginx's defaults, whole seconds, and invalid values reported with the default kept.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { ConfigIssue } from '../../src/config/model.ts';
+import { defaultGatewaySettings, parseControllerConfigMap } from '../../src/k8s/annotations.ts';
+
+function parse(data: Record<string, string>) {
+  const issues: ConfigIssue[] = [];
+  const s = parseControllerConfigMap(data, { namespace: 'ingress-nginx', name: 'c' }, null, issues);
+  return { s, issues };
+}
+
+test('defaults are ingress-nginx 1.12 ones: 60 s head, 60 s between body reads, 75 s keep-alive', () => {
+  const s = defaultGatewaySettings();
+  assert.equal(s.clientHeaderTimeoutMs, 60_000);
+  assert.equal(s.clientBodyTimeoutMs, 60_000);
+  assert.equal(s.keepAliveTimeoutMs, 75_000);
+});
+
+test('the keys are read in whole seconds and are not reported as unsupported', () => {
+  const { s, issues } = parse({
+    'client-header-timeout': '10',
+    'client-body-timeout': ' 20 ',
+    'keep-alive': '0',
+  });
+  assert.equal(s.clientHeaderTimeoutMs, 10_000);
+  assert.equal(s.clientBodyTimeoutMs, 20_000);
+  assert.equal(s.keepAliveTimeoutMs, 0, 'keep-alive "0" disables keep-alive, as nginx');
+  assert.deepEqual(issues, []);
+  assert.deepEqual(s.unsupportedKeys, []);
+});
+
+test('an invalid value keeps the default and says so; a client deadline is never 0', () => {
+  for (const [key, value, kept] of [
+    ['client-header-timeout', '0', 60_000],
+    ['client-header-timeout', '10s', 60_000],
+    ['client-body-timeout', '0', 60_000],
+    ['client-body-timeout', '-1', 60_000],
+    ['client-body-timeout', '86401', 60_000],
+    ['keep-alive', 'forever', 75_000],
+    ['keep-alive', '1.5', 75_000],
+  ] as const) {
+    const { s, issues } = parse({ [key]: value });
+    const field =
+      key === 'client-header-timeout'
+        ? s.clientHeaderTimeoutMs
+        : key === 'client-body-timeout'
+          ? s.clientBodyTimeoutMs
+          : s.keepAliveTimeoutMs;
+    assert.equal(field, kept, `${key}: ${value}`);
+    assert.equal(issues.length, 1, `${key}: ${value}`);
+    const issue = issues[0] as ConfigIssue;
+    assert.equal(issue.code, 'INVALID_CONFIGMAP_VALUE');
+    assert.equal(issue.severity, 'warning');
+    assert.equal(issue.field, `data["${key}"]`);
+    assert.match(issue.message, new RegExp(`using the default ${kept / 1000}$`));
+  }
+});
