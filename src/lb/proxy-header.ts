@@ -4,6 +4,7 @@
 import { awsVpcEndpointIdTlv, tryEncodeProxyHeader, uniqueIdTlv } from '../proxy-protocol/encode.ts';
 import { addressFamily } from '../net/ip.ts';
 import type { PpError } from '../proxy-protocol/errors.ts';
+import type { Result } from '../result.ts';
 import type { EncodeSpec, Tlv } from '../proxy-protocol/types.ts';
 import type { LbTlvOptions } from './config.ts';
 
@@ -13,7 +14,7 @@ export interface FlowEndpoints {
   listener: { address: string; port: number };
 }
 
-export type HeaderResult = { ok: true; value: Buffer } | { ok: false; error: PpError };
+export type HeaderResult = Result<Buffer, PpError>;
 
 export interface HeaderBuilder {
   readonly version: 1 | 2;

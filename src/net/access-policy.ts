@@ -6,6 +6,7 @@
 //   rule exists, never allowed;
 // - every decision names the list and the entry that decided.
 import type { SourceRangeModel } from '../config/model.ts';
+import { fail, ok, type Result } from '../result.ts';
 import { CidrSet } from './cidr-set.ts';
 import { type IpAddress, parseIp } from './ip.ts';
 
@@ -46,25 +47,26 @@ export interface AccessPolicy {
   readonly hasRules: boolean;
 }
 
-type Compiled = { ok: true; set: CidrSet | null } | { ok: false; error: string };
+/** A list's set (null: no restriction), or why the list is invalid. */
+type Compiled = Result<CidrSet | null, string>;
 
 // Models are immutable values shared by many locations (block-cidrs and ConfigMap defaults above all):
 // compile each one once, so a 100k-entry list costs one CidrSet however many locations use it.
 const compiledModels = new WeakMap<SourceRangeModel, Compiled>();
 
 function compileList(model: SourceRangeModel | null): Compiled {
-  if (model === null) return { ok: true, set: null };
+  if (model === null) return ok(null);
   const cached = compiledModels.get(model);
   if (cached !== undefined) return cached;
   let compiled: Compiled;
   if (!model.valid) {
-    compiled = { ok: false, error: model.error };
+    compiled = fail(model.error);
   } else if (model.cidrs.length === 0) {
     // An empty list renders no nginx allow/deny lines: no restriction.
-    compiled = { ok: true, set: null };
+    compiled = ok(null);
   } else {
     const built = CidrSet.build(model.cidrs);
-    compiled = built.ok ? { ok: true, set: built.set } : { ok: false, error: built.error.message };
+    compiled = built.ok ? ok(built.set) : fail(built.error.message);
   }
   compiledModels.set(model, compiled);
   return compiled;
@@ -84,7 +86,7 @@ export function compileAccessPolicy(rules: AccessRules): AccessPolicy {
   const sets: (CidrSet | null)[] = [];
   for (const { name, model } of lists) {
     const compiled = compileList(model);
-    if (compiled.ok) sets.push(compiled.set);
+    if (compiled.ok) sets.push(compiled.value);
     else {
       problems.push(`invalid ${name} (${describe(model)}): ${compiled.error}`);
       sets.push(null);

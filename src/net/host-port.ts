@@ -1,6 +1,7 @@
 // ADDR:PORT text as users type it (`--listen 127.0.0.1:8080`, `--target [::1]:80`, `:8080`) and as
 // start-up lines and logs print it. Address checks use the strict parser of ip.ts; a listen address
 // may also carry an IPv6 zone (`[fe80::1%eth0]:80`), which the socket layer accepts.
+import type { Result } from '../result.ts';
 import { parseIpUnfolded, parseIpv4Value } from './ip.ts';
 
 export interface HostPort {
@@ -8,7 +9,8 @@ export interface HostPort {
   port: number;
 }
 
-export type HostPortResult = { ok: true; value: HostPort } | { ok: false; error: string };
+/** The error is the message alone: every caller is a command line that prints it after the flag. */
+export type HostPortResult = Result<HostPort, string>;
 
 /** Parses `host:port`, `[v6]:port` or `:port` (host defaults to `defaultHost`). Port 0 means "any free port". */
 export function parseHostPort(text: string, defaultHost = '127.0.0.1'): HostPortResult {

@@ -1,5 +1,6 @@
 // Building headers for the load balancer's upstream connections and for test tools. The encoder
 // refuses anything the parser would refuse, so keepip never emits a header a receiver must drop.
+import type { Result } from '../result.ts';
 import { formatIPv6, parseIPv4Into, parseIPv6 } from './address.ts';
 import { headerCrc32c } from './crc32c.ts';
 import { type PpError, ProxyProtocolError, ppError } from './errors.ts';
@@ -8,7 +9,7 @@ import { TLV, UNIQUE_ID_MAX } from './tlv.ts';
 import type { EncodeSpec, Endpoint, ProxyTransportProtocol, Tlv } from './types.ts';
 import { UNIX_PATH_LENGTH, V2_FIXED_LENGTH } from './v2.ts';
 
-export type EncodeResult = { ok: true; value: Buffer } | { ok: false; error: PpError };
+export type EncodeResult = Result<Buffer, PpError>;
 
 const FAMILY_BYTE: Readonly<Record<ProxyTransportProtocol, number>> = {
   UNSPEC: 0x00,
