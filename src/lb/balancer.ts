@@ -17,6 +17,7 @@ import {
   validateLbConfig,
 } from './config.ts';
 import { acceptConnection, type ListenerContext } from './accept.ts';
+import type { Flow } from './flow.ts';
 import { startHealthChecks } from './health-check.ts';
 import type { HealthStatus } from './health-state.ts';
 import { emptyLbStats, type LbStats, registerLbMetrics } from './metrics.ts';
@@ -59,6 +60,11 @@ export interface RunningLb {
   targetHealth(): TargetHealthView[];
   /** True while no target is healthy and all of them get traffic anyway. */
   failingOpen(): boolean;
+  /**
+   * The client of the open flow whose connection to a target leaves from `address:port`, or null.
+   * O(open flows), for tools (the dashboard of keepip up), never called on the data path.
+   */
+  clientBehind(address: string, port: number): { address: string; port: number } | null;
   stats(): LbStats;
   /** Stops listening and health checks and resets the flows still open. */
   close(): Promise<void>;
@@ -130,7 +136,7 @@ export async function startLoadBalancer(input: LbRuntimeConfig): Promise<Running
       for (const flow of ctx.flows) flow.abort();
       unregister();
     });
-  return runningLb({ address, name, registry, config, group, stats, close });
+  return runningLb({ address, name, registry, config, group, stats, flows: ctx.flows, close });
 }
 
 /** Validates (throws LbConfigInvalid), normalises the listen host and the source address, fills defaults. */
@@ -223,6 +229,7 @@ function runningLb(parts: {
   config: LbRuntimeConfig;
   group: TargetGroup;
   stats: LbStats;
+  flows: ReadonlySet<Flow>;
   close(): Promise<void>;
 }): RunningLb {
   const { config, group, stats } = parts;
@@ -251,6 +258,15 @@ function runningLb(parts: {
       }));
     },
     failingOpen: () => group.failingOpen(),
+    clientBehind(address, port) {
+      for (const flow of parts.flows) {
+        const out = flow.upstream;
+        if (out.localPort !== port || canonicalIp(out.localAddress ?? '') !== address) continue;
+        const client = canonicalIp(flow.client.remoteAddress ?? '');
+        return client === null ? null : { address: client, port: flow.client.remotePort ?? 0 };
+      }
+      return null;
+    },
     stats: () => structuredClone(stats),
     close() {
       closing ??= parts.close();
