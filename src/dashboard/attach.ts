@@ -4,6 +4,7 @@
 import type { RunningGateway } from '../gateway/gateway.ts';
 import { formatHostPort } from '../net/host-port.ts';
 import type { RunningChain } from '../up/run.ts';
+import type { BehindHop, BehindLookup } from './decision-log.ts';
 import type { DashboardSources, LoadBalancerView } from './sources.ts';
 
 export function gatewaySources(running: RunningGateway): DashboardSources {
@@ -29,12 +30,38 @@ export function chainLoadBalancers(chain: RunningChain): LoadBalancerView[] {
     }));
 }
 
+/**
+ * Who a connection to the gateway carries, asked of the chain's L4 hops, hop after hop outwards (a
+ * kube-proxy hop's client may be the cloud LB's connection): the address lost at the LB, found again.
+ */
+export function chainBehind(chain: RunningChain): BehindLookup {
+  return (address, port) => {
+    const hops: BehindHop[] = [];
+    let at = { address, port };
+    for (let depth = 0; depth < 4; depth += 1) {
+      let found: BehindHop | null = null;
+      for (const { component, running } of chain.loadBalancers()) {
+        const client = running.lb.clientBehind(at.address, at.port);
+        if (client !== null) {
+          found = { via: component.name, client: client.address, port: client.port };
+          break;
+        }
+      }
+      if (found === null) break;
+      hops.push(found);
+      at = { address: found.client, port: found.port };
+    }
+    return hops.length === 0 ? null : hops;
+  };
+}
+
 export function upSources(chain: RunningChain): DashboardSources {
   return {
     mode: 'up',
     snapshot: () => chain.gateway()?.snapshot() ?? null,
     topology: () => chain.topology,
     loadBalancers: () => chainLoadBalancers(chain),
+    behind: chainBehind(chain),
   };
 }
 

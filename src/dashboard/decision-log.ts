@@ -45,7 +45,19 @@ export interface DecisionRecord {
   readonly durationMs: number;
   readonly reqId: string;
   readonly configVersion: number;
+  /** keepip up: who the L4 hops in front say this connection carries, outermost last (null: unknown). */
+  readonly behind: readonly BehindHop[] | null;
 }
+
+/** One L4 hop of keepip up and the client of the flow that carried the connection. */
+export interface BehindHop {
+  readonly via: string;
+  readonly client: string;
+  readonly port: number;
+}
+
+/** Who is behind a connection from `address:port`, asked of the L4 hops that run in this process. */
+export type BehindLookup = (address: string, port: number) => readonly BehindHop[] | null;
 
 export interface DecisionLogOptions {
   /** Records kept (default 1000). */
@@ -90,6 +102,8 @@ export interface DecisionLog {
   readonly capacity: number;
   /** Called with each batch of new records (from a timer); returns the unsubscribe function. */
   subscribe(listener: (batch: DecisionRecord[]) => void): () => void;
+  /** keepip up: ask its L4 hops who a kept request's connection carries (O(open flows), kept records only). */
+  setBehind(lookup: BehindLookup | null): void;
   close(): void;
 }
 
@@ -111,6 +125,7 @@ function toRecord(
   ex: Exchange,
   req: GatewayRequest,
   status: number,
+  behind: BehindLookup | null,
 ): DecisionRecord {
   const { conn, snap, route } = ex;
   const verdict = ex.verdict;
@@ -151,6 +166,7 @@ function toRecord(
     durationMs: performance.now() - ex.startedAt,
     reqId: ex.reqId,
     configVersion: snap.version,
+    behind: behind === null ? null : behind(conn.peerAddress, conn.peerPort),
   };
 }
 
@@ -252,6 +268,7 @@ export function createDecisionLog(options: DecisionLogOptions = {}): DecisionLog
   const tallies = createTallies(options.seconds ?? 60, options.maxDeniedAddresses ?? 10_000, counters);
   let keptThisSecond = 0;
   let deniedKeptThisSecond = 0;
+  let behind: BehindLookup | null = null;
 
   const sink = {
     record(ex: Exchange, req: GatewayRequest, status: number): void {
@@ -271,7 +288,7 @@ export function createDecisionLog(options: DecisionLogOptions = {}): DecisionLog
         if (isDenial) deniedKeptThisSecond += 1;
         else keptThisSecond += 1;
         const id = nextId++;
-        ring[id % capacity] = toRecord(id, time, ex, req, status);
+        ring[id % capacity] = toRecord(id, time, ex, req, status, behind);
         counters.kept += 1;
       } catch {
         counters.failures += 1;
@@ -306,6 +323,9 @@ export function createDecisionLog(options: DecisionLogOptions = {}): DecisionLog
     counters,
     capacity,
     subscribe: fanOut.subscribe,
+    setBehind(lookup) {
+      behind = lookup;
+    },
     close: fanOut.close,
   };
 }

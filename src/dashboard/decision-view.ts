@@ -73,6 +73,13 @@ export interface DecisionSummary {
   status: number;
   denied: boolean;
   durationMs: number;
+  /** keepip up: the client the outermost L4 hop saw for this connection, when it is not `client`. */
+  behind: { client: string; via: string } | null;
+}
+
+function outermost(record: DecisionRecord): { client: string; via: string } | null {
+  const hop = record.behind?.[record.behind.length - 1];
+  return hop === undefined || hop.client === record.client ? null : { client: hop.client, via: hop.via };
 }
 
 /** The rule column when no access stage spoke: what the router decided. */
@@ -113,6 +120,7 @@ export function summarize(record: DecisionRecord): DecisionSummary {
     status: record.status,
     denied: record.denied,
     durationMs: Math.round(record.durationMs * 1000) / 1000,
+    behind: outermost(record),
   };
 }
 
@@ -203,7 +211,11 @@ export function traceOf(record: DecisionRecord): { summary: DecisionSummary; tra
     {
       step: 'connection',
       sees: record.peer,
-      detail: `TCP peer ${formatHostPort(record.peer, record.peerPort)} on ${record.listener.scheme} listener ${formatHostPort(record.listener.address, record.listener.port)} (connection *${record.connection})`,
+      detail:
+        `TCP peer ${formatHostPort(record.peer, record.peerPort)} on ${record.listener.scheme} listener ${formatHostPort(record.listener.address, record.listener.port)} (connection *${record.connection})` +
+        (record.behind ?? [])
+          .map((hop) => `; ${hop.via} carried it for client ${formatHostPort(hop.client, hop.port)}`)
+          .join(''),
     },
     proxyStep(record),
     clientStep(record),

@@ -218,6 +218,7 @@ export async function startDashboard(options: DashboardOptions): Promise<Running
     version: pkg.version,
   };
   const { streams } = ctx;
+  options.decisions.setBehind(options.sources.behind ?? null);
   const server = createServer({ requestTimeout: 30_000, headersTimeout: 10_000 }, (req, res) => {
     try {
       handle(ctx, req, res);

@@ -7,6 +7,7 @@ import { renderJson } from '../doctor/report.ts';
 import type { ClientPath } from '../doctor/types.ts';
 import type { GatewaySnapshot } from '../gateway/snapshot.ts';
 import type { LbStats, TargetHealthView } from '../lb/balancer.ts';
+import type { BehindLookup } from './decision-log.ts';
 
 /** One L4 hop as the Load balancer page shows it. */
 export interface LoadBalancerView {
@@ -31,6 +32,8 @@ export interface DashboardSources {
   topology?: () => Topology | null;
   /** The load balancers this process runs; absent: no Load balancer page. */
   loadBalancers?: () => LoadBalancerView[];
+  /** keepip up: who a connection to the gateway carries, from the L4 hops in front (see attach.ts). */
+  behind?: BehindLookup;
 }
 
 export interface ChainQuery {

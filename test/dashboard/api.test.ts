@@ -34,6 +34,9 @@ describe('dashboard API on the seed before the fix', () => {
     assert.equal(denied.lists.allow.raw, '127.0.20.10/32');
     assert.deepEqual(denied.route, { ingress: 'gitea/gitea', path: '/', pathType: 'Prefix' });
     assert.equal(denied.host, 'gitea.example.com');
+    // keepip up runs the NLB too: it says whom the connection carried, the address the gateway lost.
+    assert.deepEqual(denied.behind, { client: OTHER, via: 'lb/ingress-nginx-controller:80' });
+    assert.equal(allowed.behind, null);
   });
 
   test('filters: denied only, by status, by address, by host', async () => {
@@ -60,6 +63,10 @@ describe('dashboard API on the seed before the fix', () => {
     assert.match(access.detail, /deny by allowlist-miss/);
     assert.match(access.detail, /allowlist \(annotation\): 127\.0\.20\.10\/32/);
     assert.match(body.trace[0].detail, /^TCP peer 127\.0\.10\.1:\d+ on http listener 127\.0\.30\.1:\d+/);
+    assert.match(
+      body.trace[0].detail,
+      /lb\/ingress-nginx-controller:80 carried it for client 127\.0\.20\.66:\d+/,
+    );
     const missing = await s.get('/api/decisions/999999');
     assert.equal(missing.status, 404);
     assert.equal(missing.body.error.code, 'DASHBOARD_NOT_FOUND');

@@ -94,6 +94,7 @@ describe('the dashboard in headless chromium (keepip up on the seed before the f
     await row.waitFor({ timeout: 30_000 });
     const text = await shown(row);
     assert.match(text, /127\.0\.10\.1/, 'the denied client address (the NLB, as the gateway sees it)');
+    assert.match(text, /behind it: 127\.0\.20\.66/, 'and the client the NLB carried');
     assert.match(text, /127\.0\.20\.10\/32/, "the route's allowlist");
     assert.match(text, /403/);
     assert.match(await shown(page.locator('#decisions tbody')), new RegExp(ALLOWED.replaceAll('.', '\\.')));

@@ -40,7 +40,14 @@ function addRow(d) {
     'tr',
     { class: d.denied ? 'denied' : null, data: { id: d.id, client: d.client, status: d.status } },
     el('td', { class: 'mono' }, time),
-    el('td', { class: 'mono client' }, d.client),
+    el(
+      'td',
+      { class: 'mono client' },
+      d.client,
+      d.behind
+        ? el('div', { class: 'muted behind' }, `behind it: ${d.behind.client} (${d.behind.via})`)
+        : null,
+    ),
     el('td', {}, d.from.label),
     el('td', { class: 'mono' }, `${d.host || '-'} ${d.target}`),
     el('td', {}, route),
