@@ -174,14 +174,16 @@ type Counters = DecisionLog['counters'];
 
 /** The exact counts behind the charts: per second and route, and denied addresses. */
 function createTallies(secondsKept: number, maxDenied: number, counters: Counters) {
-  const buckets: SecondBucket[] = [];
-  let bucket: SecondBucket | null = null;
+  // Keyed by the location object: no string is built per request (seconds() names them).
+  type Bucket = { second: number; routes: Map<LocationModel | null, { requests: number; denials: number }> };
+  const buckets: Bucket[] = [];
+  let bucket: Bucket | null = null;
   const denied = new Map<string, { count: number; last: number }>();
   return {
     buckets,
     denied,
     /** Counts one request; true when it starts a new second (the sampling budgets reset). */
-    count(time: number, key: string, isDenial: boolean): boolean {
+    count(time: number, key: LocationModel | null, isDenial: boolean): boolean {
       const second = Math.floor(time / 1000);
       let fresh = false;
       if (bucket === null || bucket.second !== second) {
@@ -276,7 +278,7 @@ export function createDecisionLog(options: DecisionLogOptions = {}): DecisionLog
         counters.seen += 1;
         const time = now();
         const isDenial = ex.verdict !== null && ex.verdict.outcome !== 'allow';
-        if (tallies.count(time, routeKey(ex.route?.location ?? null), isDenial)) {
+        if (tallies.count(time, ex.route?.location ?? null, isDenial)) {
           keptThisSecond = 0;
           deniedKeptThisSecond = 0;
         }
@@ -313,7 +315,19 @@ export function createDecisionLog(options: DecisionLogOptions = {}): DecisionLog
       const record = ring[id % capacity];
       return record !== undefined && record.id === id ? record : undefined;
     },
-    seconds: () => tallies.buckets.slice(),
+    seconds: () =>
+      tallies.buckets.map((b) => {
+        const routes = new Map<string, { requests: number; denials: number }>();
+        for (const [location, counts] of b.routes) {
+          const key = routeKey(location);
+          const sum = routes.get(key) ?? { requests: 0, denials: 0 };
+          routes.set(key, {
+            requests: sum.requests + counts.requests,
+            denials: sum.denials + counts.denials,
+          });
+        }
+        return { second: b.second, routes };
+      }),
     topDenied(limit) {
       return [...tallies.denied.entries()]
         .map(([address, e]) => ({ address, count: e.count, last: e.last }))
