@@ -2,6 +2,8 @@
 // defaults), watches the API server, serves through the gateway, elects a leader with a Lease, writes
 // Ingress status and Events, answers admission reviews. Lines go to stderr; SIGTERM/SIGINT shut down.
 import { FLAGS, parseControllerFlags } from '../controller/flags.ts';
+import { controllerSources } from '../dashboard/attach.ts';
+import { launchDashboard, prepareDashboard } from '../dashboard/flag.ts';
 import type { Command } from './main.ts';
 
 function usage(): string {
@@ -44,16 +46,45 @@ export const command: Command = {
       process.stderr.write(`keepip controller: ${parsed.error}\n\n${usage()}`);
       return 2;
     }
+    // keepip's own --dashboard (the token from KEEPIP_DASHBOARD_TOKEN: the flag table is ingress-nginx's).
+    const dashboard = await prepareDashboard(
+      { dashboard: parsed.options.dashboard ?? undefined },
+      process.env,
+    );
+    if (!dashboard.ok) {
+      process.stderr.write(`keepip controller: ${dashboard.error}\n\n${usage()}`);
+      return 2;
+    }
     const log = (line: string) => process.stderr.write(`keepip controller: ${line}\n`);
     for (const warning of parsed.warnings) log(`warning: ${warning}`);
     // Loaded here: the Kubernetes client is large and only this command needs it.
     const { startController } = await import('../controller/controller.ts');
     let running: Awaited<ReturnType<typeof startController>>;
     try {
-      running = await startController(parsed.options, { env: process.env, log });
+      running = await startController(parsed.options, {
+        env: process.env,
+        log,
+        ...(dashboard.plan ? { decisions: dashboard.plan.log.sink } : {}),
+      });
     } catch (error) {
       log(`error: ${(error as Error).message}`);
       return 1;
+    }
+    let board: Awaited<ReturnType<typeof launchDashboard>>['running'] | null = null;
+    if (dashboard.plan) {
+      try {
+        const launched = await launchDashboard(
+          dashboard.plan,
+          controllerSources(() => running.gateway()),
+        );
+        board = launched.running;
+        for (const line of launched.lines)
+          log(`${line.level === 'warning' ? 'warning: ' : ''}${line.message}`);
+      } catch (error) {
+        log(`error: the dashboard cannot listen: ${(error as Error).message}`);
+        await running.close();
+        return 1;
+      }
     }
     return new Promise<number>((resolve) => {
       let stopping = false;
@@ -61,14 +92,20 @@ export const command: Command = {
         if (stopping) return;
         stopping = true;
         log(`${signal}: stopping`);
-        void running.close().then(() => resolve(0));
+        void running
+          .close()
+          .then(() => board?.close())
+          .then(() => resolve(0));
       };
       process.on('SIGTERM', () => stop('SIGTERM'));
       process.on('SIGINT', () => stop('SIGINT'));
       void running.failed.then(() => {
         if (stopping) return;
         stopping = true;
-        void running.close().then(() => resolve(1));
+        void running
+          .close()
+          .then(() => board?.close())
+          .then(() => resolve(1));
       });
     });
   },

@@ -5,6 +5,7 @@
 import { hostname } from 'node:os';
 import { Gauge, type Registry } from 'prom-client';
 import type { RunningGateway } from '../gateway/gateway.ts';
+import type { DecisionSink } from '../gateway/exchange.ts';
 import type { LineSink } from '../gateway/line-sink.ts';
 import { createGatewayMetrics } from '../gateway/metrics.ts';
 import { reviewAdmission } from './admission.ts';
@@ -32,6 +33,8 @@ export interface ControllerDeps {
   debounce?: { quietMs: number; maxDelayMs: number };
   accessLog?: LineSink;
   errorLog?: LineSink;
+  /** Told of every finished request (--dashboard's decision log). */
+  decisions?: DecisionSink;
 }
 
 export interface RunningController {
@@ -202,6 +205,7 @@ function wireCore(
     log: deps.log,
     accessLog: deps.accessLog,
     errorLog: deps.errorLog,
+    decisions: deps.decisions,
     onServed: parts.onServed,
   });
   const debounce = deps.debounce ?? { quietMs: 100, maxDelayMs: 1000 };

@@ -110,6 +110,12 @@ export const FLAGS: readonly FlagSpec[] = [
   impl('validating-webhook-key', 'string', '', 'PEM key file of the webhook'),
   impl('enable-metrics', 'bool', 'true', 'serve /metrics on --healthz-port'),
   impl(
+    'dashboard',
+    'string',
+    '',
+    "keepip's own: serve the read-only dashboard at ADDR:PORT (docs/dashboard.md)",
+  ),
+  impl(
     'shutdown-grace-period',
     'int',
     '0',
@@ -222,6 +228,8 @@ export interface ControllerOptions {
   validatingWebhookCertificate: string | null;
   validatingWebhookKey: string | null;
   enableMetrics: boolean;
+  /** keepip's own --dashboard ADDR:PORT (not an ingress-nginx flag); null: off. */
+  dashboard: string | null;
   shutdownGracePeriodMs: number;
   postShutdownGracePeriodMs: number;
   disableSyncEvents: boolean;
@@ -446,6 +454,7 @@ function buildOptions(
     validatingWebhookCertificate: optional('validating-webhook-certificate'),
     validatingWebhookKey: optional('validating-webhook-key'),
     enableMetrics: bool('enable-metrics'),
+    dashboard: optional('dashboard'),
     shutdownGracePeriodMs: int('shutdown-grace-period', 0, 86_400) * 1000,
     postShutdownGracePeriodMs: int('post-shutdown-grace-period', 0, 86_400) * 1000,
     disableSyncEvents: bool('disable-sync-events'),

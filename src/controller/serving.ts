@@ -11,6 +11,7 @@ import {
   snapshotEvents,
   startGateway,
 } from '../gateway/gateway.ts';
+import type { DecisionSink } from '../gateway/exchange.ts';
 import type { LineSink } from '../gateway/line-sink.ts';
 import type { GatewayMetrics } from '../gateway/metrics.ts';
 import type { KeyPair } from '../gateway/tls.ts';
@@ -41,6 +42,8 @@ export interface ServingDeps {
   log: (line: string) => void;
   accessLog?: LineSink | undefined;
   errorLog?: LineSink | undefined;
+  /** Told of every finished request (the dashboard's decision log). */
+  decisions?: DecisionSink | undefined;
   /** After each snapshot is served (the first included). */
   onServed: (first: boolean) => void;
 }
@@ -116,6 +119,7 @@ export function createServing(deps: ServingDeps): Serving {
         drainTimeoutMs: o.postShutdownGracePeriodMs,
         ...(deps.accessLog ? { accessLog: deps.accessLog } : {}),
         ...(deps.errorLog ? { errorLog: deps.errorLog } : {}),
+        ...(deps.decisions ? { decisions: deps.decisions } : {}),
         ...(certificate ? { defaultCertificate: certificate } : {}),
       });
     } catch (error) {
