@@ -7,6 +7,7 @@
 
 import type { GatewayIssueCode } from '../gateway/errors.ts';
 import type { K8sIssueCode } from '../k8s/errors.ts';
+import type { Http2Settings } from './http2.ts';
 
 /** Where an object came from, so every error and warning can name the file, the document and the field. */
 export interface Origin {
@@ -189,6 +190,14 @@ export interface GatewaySettings {
   globalAuth?: ExternalAuthModel | null;
   /** no-auth-locations: path prefixes exempt from basic and external auth (default "/.well-known/acme-challenge"). */
   noAuthLocations?: string;
+  /** use-http2, http2-max-*, keep-alive-requests (src/k8s/http2-settings.ts); absent: the defaults of src/config/http2.ts. */
+  http2?: Http2Settings;
+  /** service-upstream: the default of the annotation (false). */
+  serviceUpstream?: boolean;
+  /** enable-access-log-for-default-backend: log what the controller's own default backend answers (false). */
+  enableAccessLogForDefaultBackend?: boolean;
+  /** forwarded-host-header: the header X-Original-Forwarded-Host copies (X-Forwarded-Host). */
+  forwardedHostHeader?: string;
   /** ConfigMap keys present but not implemented: reported at start-up and on reload. */
   unsupportedKeys: readonly string[];
 }

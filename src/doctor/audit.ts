@@ -58,7 +58,7 @@ export function auditAccess(chain: Chain): AccessAudit[] {
     const host = concreteHost(vhost.host);
     const path = samplePath(location);
     // Ask over https when the host redirects http, so the request reaches the policy.
-    const scheme = vhost.tls !== null || location.forceSslRedirect ? ('https' as const) : ('http' as const);
+    const scheme = location.sslRedirect || location.forceSslRedirect ? ('https' as const) : ('http' as const);
     const listedEntry = allow?.[0] ?? deny?.[0] ?? null;
     const listedClient = listedEntry === null ? null : member(listedEntry);
     const lists = [...(allow ?? []), ...(deny ?? [])];

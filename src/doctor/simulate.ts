@@ -3,7 +3,13 @@
 // gateway's decision, not a copy of it.
 import { isRoutedPath } from '../config/client-path.ts';
 import type { Topology } from '../config/model.ts';
-import { decideAccess, type MatchedRoute, type RouteDecision, routeRequest } from '../gateway/router.ts';
+import {
+  DEFAULT_SERVER_NAME,
+  decideAccess,
+  type MatchedRoute,
+  type RouteDecision,
+  routeRequest,
+} from '../gateway/router.ts';
 import { traceAccess } from './access-trace.ts';
 import { CidrSet } from '../net/cidr-set.ts';
 import { canonicalIp } from '../net/ip.ts';
@@ -292,8 +298,17 @@ function endWithoutProxy(
       });
       return end(walk, 'allowed', 200, 'default-backend', address);
     }
-    hops.push({ name: 'route', sees: address, detail: `no Ingress rule matches ${host}${path}: 404` });
-    return end(walk, 'not-found-404', 404, 'no-route', address);
+    // ingress-nginx's own default backend (the `_` server) is access-logged only when asked to.
+    const logged =
+      decision.serverName !== DEFAULT_SERVER_NAME ||
+      walk.chain.topology.gateway.settings.enableAccessLogForDefaultBackend === true;
+    const unlogged = logged ? '' : ' (not access-logged: enable-access-log-for-default-backend is off)';
+    hops.push({
+      name: 'route',
+      sees: address,
+      detail: `no Ingress rule matches ${host}${path}: 404${unlogged}`,
+    });
+    return end(walk, 'not-found-404', 404, 'no-route', logged ? address : null);
   }
   if (decision.kind === 'bad-request') {
     hops.push({ name: 'route', sees: address, detail: `${decision.code}: ${decision.message}: 400` });

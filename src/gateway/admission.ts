@@ -15,6 +15,7 @@ import { requestIdFor } from './request-id.ts';
 import { requestLineOf, shownClient } from './request-log.ts';
 import { parseRequestTarget } from './request-target.ts';
 import {
+  DEFAULT_SERVER_NAME,
   decideAccess,
   hostHeaderRefusal,
   type MatchedRoute,
@@ -267,6 +268,12 @@ export function admit(
     ex.serverName = decision.serverName;
     ex.host = hostVariable(ex.rawHost, decision.serverName);
     if (snap.defaultUpstream === null || decision.backend === null) {
+      // ingress-nginx's own default backend (the `_` server's `/`) logs only when asked to.
+      if (
+        decision.serverName === DEFAULT_SERVER_NAME &&
+        snap.settings.enableAccessLogForDefaultBackend !== true
+      )
+        ex.accessLog = false;
       respond(404, null);
       return null;
     }

@@ -57,6 +57,8 @@ export interface RequestHandler {
   onClientError(error: ClientError, socket: Duplex): void;
   /** A plain HTTP request on the HTTPS listener: nginx's 400 "The plain HTTP request was sent to HTTPS port". */
   onPlainHttpOnHttps(req: GatewayRequest, res: GatewayResponse): void;
+  /** An HTTP/2 stream refused before the pipeline (431: headers over http2-max-*, 400: CONNECT): its answer and log lines. */
+  onRefusedRequest(req: GatewayRequest, res: GatewayResponse, status: number, reason: string): void;
 }
 
 /** The entry points an HTTP/1.1 server side calls (the plain-HTTP-on-HTTPS server gives its own onRequest). */
@@ -128,6 +130,8 @@ export interface Exchange {
   decidedBy: MatchedRoute | null;
   /** Set by the access stage of a location with limits or auth (access/stage.ts). */
   access: AccessState | null;
+  /** False when this request gets no access log line (enable-access-log-for-default-backend, enable-access-log). */
+  accessLog: boolean;
 }
 
 const NO_ATTEMPTS: UpstreamAttempt[] = [];
@@ -161,5 +165,6 @@ export function beginExchange(
     verdict: null,
     decidedBy: null,
     access: null,
+    accessLog: true,
   };
 }

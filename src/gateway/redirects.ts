@@ -9,11 +9,13 @@ import type { LocationModel, VirtualHostModel } from '../config/model.ts';
 import { hostWithoutPort } from './host.ts';
 
 /**
- * Whether a location redirects plain HTTP to HTTPS: force-ssl-redirect always, ssl-redirect only
- * when a certificate is configured for the host (lua: `certificate_configured_for_current_request`).
+ * Whether a location redirects plain HTTP to HTTPS: force-ssl-redirect always, ssl-redirect on a
+ * host some Ingress lists under spec.tls (the model's sslRedirect is already limited to those). A
+ * missing or unusable Secret does not stop it: ingress-nginx then serves the default certificate and
+ * still redirects (its e2e test "should redirect from HTTP to HTTPS when secret is missing").
  */
-export function redirectsToHttps(location: LocationModel, vhost: VirtualHostModel): boolean {
-  return location.forceSslRedirect || (location.sslRedirect && vhost.tls !== null);
+export function redirectsToHttps(location: LocationModel, _vhost: VirtualHostModel): boolean {
+  return location.forceSslRedirect || location.sslRedirect;
 }
 
 /** The Location of an https redirect: `https://<host>` + request_uri without a final `/`. */

@@ -100,11 +100,12 @@ export function completeExchange(
       vars.servicePort = location.backend.port;
     }
   }
-  ctx.accessLog.write(snap.formatAccessLine(vars));
+  if (ex.accessLog) ctx.accessLog.write(snap.formatAccessLine(vars));
   ctx.metrics.request(
     route === null ? '' : `${route.location.ingress.namespace}/${route.location.ingress.name}`,
     route === null ? '_' : ex.serverName,
     status,
+    req.httpVersion === '2.0' ? 'HTTP/2.0' : req.httpVersion === '1.0' ? 'HTTP/1.0' : 'HTTP/1.1',
   );
   const decisions = ctx.decisions;
   if (decisions !== undefined) decisions.record(ex, req, status);
@@ -133,7 +134,7 @@ export function logBareRequest(
   vars.headers = headers;
   vars.reqId = newRequestId();
   ctx.accessLog.write(ctx.current().formatAccessLine(vars));
-  ctx.metrics.request('', '_', status);
+  ctx.metrics.request('', '_', status, / HTTP\/(1\.0|1\.1|2\.0)$/.exec(request)?.[0].slice(1) ?? '');
 }
 
 /** nginx's error log line for a failed upstream attempt. */

@@ -8,6 +8,8 @@
 //   X-Forwarded-Port         $pass_port
 //   X-Forwarded-Proto, X-Forwarded-Scheme, X-Scheme   $pass_access_scheme
 //   X-Original-Forwarded-For the incoming `forwarded-for-header` value (absent when there was none)
+//   X-Original-Forwarded-Host the incoming `forwarded-host-header` value, X-Forwarded-Host by default
+//                            (ingress-nginx >= 1.13; absent when there was none)
 //   Proxy                    removed (httpoxy)
 // Hop-by-hop headers (Connection and the names it lists, Keep-Alive, Proxy-Connection, TE,
 // Trailer, Transfer-Encoding, Upgrade) are not copied: the proxy sets its own framing, and
@@ -99,6 +101,7 @@ const NOT_COPIED = new Set([
   'x-forwarded-scheme',
   'x-scheme',
   'x-original-forwarded-for',
+  'x-original-forwarded-host',
 ]);
 
 // Headers that tell a backend which URL, host or scheme the client "really" asked for. A backend that
@@ -181,6 +184,10 @@ export function buildUpstreamHeaders(input: UpstreamHeadersInput): Record<string
   const original = incoming[settings.forwardedForHeader.toLowerCase()];
   if (original !== undefined && original !== '') {
     out['x-original-forwarded-for'] = Array.isArray(original) ? original.join(', ') : original;
+  }
+  const originalHost = incoming[settings.forwardedHostHeader?.toLowerCase() ?? 'x-forwarded-host'];
+  if (originalHost !== undefined && originalHost !== '') {
+    out['x-original-forwarded-host'] = Array.isArray(originalHost) ? originalHost.join(', ') : originalHost;
   }
   return out;
 }

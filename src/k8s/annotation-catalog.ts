@@ -650,23 +650,30 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
     note: 'comma-separated path prefixes where basic and external auth do not apply',
   },
   {
+    names: ['service-upstream'],
+    status: 'implemented',
+    values: 'false',
+    note: 'the default of the `service-upstream` annotation',
+  },
+  {
+    names: ['enable-access-log-for-default-backend'],
+    status: 'implemented',
+    values: 'false',
+    note: 'requests the controller\'s own default backend answers (an unknown host, or a path no rule of the default server `_` covers: 404) are access-logged only when `"true"`. A default backend an Ingress without rules names is logged, as ingress-nginx applies that Ingress\'s annotations to it',
+  },
+  {
+    names: ['forwarded-host-header'],
+    status: 'implemented',
+    values: 'X-Forwarded-Host',
+    note: 'the request header X-Original-Forwarded-Host copies (must be an HTTP header name)',
+  },
+  {
     names: ['allow-snippet-annotations'],
     status: 'implemented',
     values: 'false',
     note: 'keepip never runs snippets; `"false"` is accepted silently, anything else is refused (`CONFIGMAP_KEY_REFUSED`)',
   },
   // --- Not implemented yet: observable behaviour keepip does not have.
-  {
-    names: ['service-upstream'],
-    status: 'refused',
-    note: `${NOT_YET}: the annotation works`,
-    instead: 'the `service-upstream` annotation on each Ingress',
-  },
-  {
-    names: ['enable-access-log-for-default-backend'],
-    status: 'refused',
-    note: `${NOT_YET}: requests the default backend serves are logged`,
-  },
   {
     names: ['add-headers', 'proxy-set-headers'],
     status: 'refused',
@@ -717,11 +724,6 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
     names: ['no-tls-redirect-locations'],
     status: 'refused',
     note: `${NOT_YET}: ssl-redirect applies to every path of a TLS host`,
-  },
-  {
-    names: ['forwarded-host-header'],
-    status: 'refused',
-    note: `${NOT_YET}: X-Forwarded-Host is the header read`,
   },
   {
     names: ['proxy-add-original-uri-header'],

@@ -63,6 +63,9 @@ export const SUPPORTED_CONFIGMAP_KEYS: readonly string[] = [
   'upstream-keepalive-connections',
   // keepip never runs snippets, so "false" is exactly its behaviour; "true" is reported.
   'allow-snippet-annotations',
+  'service-upstream',
+  'enable-access-log-for-default-backend',
+  'forwarded-host-header',
   ...ACCESS_CONFIGMAP_KEYS,
 ];
 
@@ -294,6 +297,13 @@ export function parseControllerConfigMap(
     s.logFormatUpstream = data['log-format-upstream'];
   }
   s.logFormatEscapeJson = bool('log-format-escape-json', s.logFormatEscapeJson);
+  s.serviceUpstream = bool('service-upstream', false);
+  s.enableAccessLogForDefaultBackend = bool('enable-access-log-for-default-backend', false);
+  const hostHeader = data['forwarded-host-header'];
+  if (hostHeader !== undefined) {
+    if (isHeaderName(hostHeader.trim())) s.forwardedHostHeader = hostHeader.trim();
+    else invalid('forwarded-host-header', hostHeader, 'an HTTP header name', 'X-Forwarded-Host');
+  }
   const body = data['proxy-body-size'];
   if (body !== undefined) {
     const n = parseNginxSize(body);
@@ -476,7 +486,7 @@ export function parseIngressAnnotations(
     appRoot,
     sslRedirect: bool('ssl-redirect', null),
     forceSslRedirect: bool('force-ssl-redirect', false) ?? false,
-    serviceUpstream: bool('service-upstream', false) ?? false,
+    serviceUpstream: bool('service-upstream', settings.serviceUpstream ?? false) ?? false,
     backendProtocol,
     backendRefused,
     proxyBodySizeBytes,

@@ -33,12 +33,22 @@ test('loadBalancerSourceRanges: a client outside them never reaches the gateway'
   );
 });
 
-test('an unknown host is a 404 from the gateway, logged with the resolved client', async () => {
+test('an unknown host is a 404 from the gateway, not access-logged (enable-access-log-for-default-backend off)', async () => {
   const topology = await loadTopology([fixture('clean')]);
   const sim = simulate(topology, { client: '127.0.20.10', host: 'nobody.example.com' });
   assert.equal(sim.outcome, 'not-found-404');
   assert.equal(sim.status, 404);
-  assert.equal(sim.gatewayLogsAddress, '127.0.20.10');
+  assert.equal(sim.gatewayLogsAddress, null);
+  assert.match(sim.hops.at(-1)!.detail, /not access-logged: enable-access-log-for-default-backend is off/);
+  const on = {
+    ...topology,
+    gateway: {
+      ...topology.gateway,
+      settings: { ...topology.gateway.settings, enableAccessLogForDefaultBackend: true },
+    },
+  };
+  const logged = simulate(on, { client: '127.0.20.10', host: 'nobody.example.com' });
+  assert.equal(logged.gatewayLogsAddress, '127.0.20.10');
 });
 
 test('A4: an IPv6 client of an IPv4 NLB is translated and loses its address even with preservation', async () => {

@@ -235,7 +235,9 @@ async function markerLogged(
   const status = await send(
     chain.actual(component.http),
     MARKER_CLIENT,
-    'marker.invalid',
+    // An invalid Host: a 400, always logged (the 404 of an unknown host is not, as in ingress-nginx,
+    // unless enable-access-log-for-default-backend is on).
+    'marker..invalid',
     `/?${marker}`,
     undefined,
   );

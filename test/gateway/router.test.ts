@@ -464,8 +464,9 @@ describe('redirects', () => {
     [req('Secure.Example.com', '/p'), 'redirect 308 https://Secure.Example.com/p'],
     [req('secure.example.com', '/p', 'https'), 'proxy default-secure-80 /p'],
     [req('optout.example.com', '/p'), 'proxy default-optout-80 /p'],
-    // ssl-redirect needs a certificate for the host; force-ssl-redirect does not.
-    [req('plain.example.com', '/p'), 'proxy default-plain-80 /p'],
+    // The model's sslRedirect is already limited to spec.tls hosts (translate-gateway.ts); a TLS host
+    // whose Secret is missing (tls null) still redirects, as ingress-nginx does.
+    [req('plain.example.com', '/p'), 'redirect 308 https://plain.example.com/p'],
     [req('forced.example.com', '/p'), 'redirect 308 https://forced.example.com/p'],
     [req('forced.example.com', '/p', 'https'), 'proxy default-forced-80 /p'],
     // app-root: only `/`, 302, scheme and Host (with port) kept, before ssl-redirect.

@@ -92,6 +92,27 @@ describe('upstream headers', () => {
     assert.equal(h['x-original-forwarded-for'], '203.0.113.9, 10.0.0.5');
   });
 
+  // ingress-nginx >= 1.13 (test/e2e/settings/forwarded_headers.go): the incoming X-Forwarded-Host as
+  // it came, from anyone, whether or not it is believed; a client's own X-Original-Forwarded-Host never passes.
+  it("X-Original-Forwarded-Host is the incoming X-Forwarded-Host (forwarded-host-header), never the client's own", () => {
+    const untrusted = buildUpstreamHeaders(
+      input({
+        headersTrusted: false,
+        incoming: { ...CLIENT_HEADERS, 'x-original-forwarded-host': 'forged' },
+      }),
+    );
+    assert.equal(untrusted['x-original-forwarded-host'], 'public.example.com, inner');
+    assert.equal(untrusted['x-forwarded-host'], 'gitea.example.com');
+    const none = buildUpstreamHeaders(
+      input({ incoming: { host: 'a.example', 'x-original-forwarded-host': 'forged' } }),
+    );
+    assert.equal(none['x-original-forwarded-host'], undefined);
+    const other = buildUpstreamHeaders(
+      input({ incoming: { ...CLIENT_HEADERS, 'x-host': 'edge.example' } }, { forwardedHostHeader: 'X-Host' }),
+    );
+    assert.equal(other['x-original-forwarded-host'], 'edge.example');
+  });
+
   // Each ConfigMap combination: [name, settings, peer trusted, expected headers]
   const combos: Array<
     [
