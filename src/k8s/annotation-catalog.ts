@@ -610,6 +610,24 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
     note: 'whole seconds',
   },
   {
+    names: ['client-header-timeout'],
+    status: 'implemented',
+    values: '60',
+    note: 'whole seconds (1–86400): a request head must arrive within it, else 408 and close (nginx `client_header_timeout`). `0` is refused with a warning (the default applies): a state without a deadline is a connection that never ends',
+  },
+  {
+    names: ['client-body-timeout'],
+    status: 'implemented',
+    values: '60',
+    note: 'whole seconds (1–86400): the longest wait between two reads of a request body, else 408 and close (nginx `client_body_timeout`); `0` refused as above',
+  },
+  {
+    names: ['keep-alive'],
+    status: 'implemented',
+    values: '75',
+    note: 'whole seconds (0–86400) a connection may idle between requests (nginx `keepalive_timeout`); `0` disables keep-alive (every response closes its connection)',
+  },
+  {
     names: ['upstream-keepalive-connections'],
     status: 'implemented',
     values: '320',
@@ -896,9 +914,9 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
     note: `${NGINX_INTERNAL}: keepip is one Node process per pod that streams requests and responses and keeps no nginx tables`,
   },
   {
-    names: ['client-header-timeout', 'client-body-timeout', 'keep-alive', 'keep-alive-requests'],
+    names: ['keep-alive-requests'],
     status: 'no-effect',
-    note: "keepip has its own client deadlines (request head 60 s, idle keep-alive 75 s: nginx's defaults); see docs/gateway.md",
+    note: 'how many requests nginx serves on one client connection before closing it (1000): keepip closes an idle connection after `keep-alive` instead, and a client reconnecting after N requests sees no other difference',
   },
   {
     names: ['upstream-keepalive-requests', 'upstream-keepalive-time', 'upstream-keepalive-timeout'],
