@@ -3,6 +3,7 @@
 // kept-alive connection, so every ambiguous case is an error (the connection is then closed, never
 // reused): Content-Length together with Transfer-Encoding, duplicate or malformed Content-Length, any
 // transfer coding other than exactly "chunked", obs-fold, whitespace before a colon, bare CR or LF.
+import { parseStatusLine } from '../net/http-status-line.ts';
 
 /** Why a response was refused; code is always UPSTREAM_ERROR (502), reason tells the cases apart. */
 export interface ResponseError {
@@ -53,7 +54,6 @@ const fail = (reason: ResponseError['reason'], message: string): { ok: false; er
 const INVALID_HEAD_CHAR = /[^\t\r\n\x20-\x7e\x80-\xff]/;
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const DIGITS = /^[0-9]+$/;
-const STATUS_LINE = /^HTTP\/1\.([01]) ([0-9]{3})(?: ([^\r\n]*))?$/;
 
 function trimOws(value: string): string {
   let start = 0;
@@ -71,16 +71,15 @@ function hasToken(value: string | string[], token: string): boolean {
 
 /**
  * Parses a response head: `text` is the head in latin1 without its final empty line (everything
- * before the first CRLF CRLF). `method` is the request's (a HEAD response has no body).
+ * before the first CRLF CRLF). `method` is the request's (a HEAD response has no body). A 101 is an
+ * error unless the request asked for an upgrade (`upgrade`); then it is an interim head without body.
  */
-export function parseResponseHead(text: string, method: string): HeadResult {
+export function parseResponseHead(text: string, method: string, upgrade = false): HeadResult {
   if (INVALID_HEAD_CHAR.test(text)) return fail('header-syntax', 'upstream sent invalid header');
   const lines = text.split('\r\n');
-  const statusLine = STATUS_LINE.exec(lines[0] as string);
+  const statusLine = parseStatusLine(lines[0] as string);
   if (statusLine === null) return fail('status-line', 'upstream sent no valid HTTP/1.0 header');
-  const minor = statusLine[1] === '1' ? 1 : 0;
-  const status = Number(statusLine[2]);
-  if (status < 100) return fail('status-line', 'upstream sent no valid HTTP/1.0 header');
+  const { minor, status } = statusLine;
   const headers: Record<string, string | string[]> = {};
   let contentLength: string | null = null;
   let transferEncoding: string | null = null;
@@ -122,8 +121,8 @@ export function parseResponseHead(text: string, method: string): HeadResult {
     else if (Array.isArray(existing)) existing.push(value);
     else headers[name] = [existing, value];
   }
-  const statusMessage = statusLine[3] ?? '';
-  if (status === 101) {
+  const statusMessage = statusLine.reason;
+  if (status === 101 && !upgrade) {
     return fail(
       'switching-protocols',
       'upstream sent "101 Switching Protocols" to a request that asked for no upgrade',

@@ -18,13 +18,6 @@ const HEAD_END = Buffer.from('\r\n\r\n', 'latin1');
 const MORE: AnswerStep = { kind: 'more' };
 const DONE: AnswerStep = { kind: 'done' };
 
-/** Reads the status code from the first bytes of an HTTP/1.x response ("HTTP/1.1 101 …"), or null. */
-export function parseStatusLine(chunk: Buffer): number | null {
-  if (chunk.length < 12 || chunk.toString('latin1', 0, 5) !== 'HTTP/') return null;
-  const status = Number(chunk.toString('latin1', 9, 12));
-  return Number.isInteger(status) && status >= 100 && status <= 999 ? status : null;
-}
-
 export class UpgradeAnswer {
   /** The final status once its head is read (0 before). */
   status = 0;
@@ -54,14 +47,15 @@ export class UpgradeAnswer {
         return MORE;
       }
       if (end > this.#maxHeadBytes) return { kind: 'error', message: 'upstream sent too big header' };
-      const status = parseStatusLine(buf);
-      if (status === 101) {
+      // One strict reading of the head (status line included, net/http-status-line.ts), 101 too: a
+      // malformed switch is an error like any malformed answer, never a tunnel.
+      const parsed = parseResponseHead(buf.toString('latin1', 0, end), this.#method, true);
+      if (!parsed.ok) return { kind: 'error', message: parsed.error.message };
+      if (parsed.head.status === 101) {
         this.status = 101;
         forward(buf);
         return { kind: 'switched' };
       }
-      const parsed = parseResponseHead(buf.toString('latin1', 0, end), this.#method);
-      if (!parsed.ok) return { kind: 'error', message: parsed.error.message };
       forward(buf.subarray(0, end + 4));
       buf = buf.subarray(end + 4);
       if (parsed.head.interim) continue; // 1xx other than 101: the final answer follows

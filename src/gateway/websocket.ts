@@ -10,7 +10,7 @@ import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import { markUpgradeSwitched } from './h1-server.ts';
 import { classifyUpstreamError, type ProxyFailure, type UpstreamAttempt } from './proxy.ts';
-import { parseStatusLine, UpgradeAnswer } from './upgrade-answer.ts';
+import { UpgradeAnswer } from './upgrade-answer.ts';
 import { type BalancedUpstream, firstMember, type UpstreamMember } from './upstream.ts';
 
 export interface UpgradeRequest {
@@ -45,8 +45,6 @@ function requestHead(request: UpgradeRequest): string {
   }
   return `${head}${CRLF}`;
 }
-
-export { parseStatusLine };
 
 export function proxyUpgrade(
   client: Duplex,

@@ -3,7 +3,7 @@
 // the client; heads that cannot be framed are errors before anything of them is forwarded.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { type AnswerStep, parseStatusLine, UpgradeAnswer } from '../../src/gateway/upgrade-answer.ts';
+import { type AnswerStep, UpgradeAnswer } from '../../src/gateway/upgrade-answer.ts';
 
 /** Feeds `pieces` one by one; returns every step and what was forwarded. */
 function feed(
@@ -84,8 +84,17 @@ test('heads that cannot be framed are errors and nothing of them is forwarded', 
   }
 });
 
-test('parseStatusLine reads the status of a response start', () => {
-  assert.equal(parseStatusLine(Buffer.from('HTTP/1.1 101 Switching Protocols\r\n')), 101);
-  assert.equal(parseStatusLine(Buffer.from('HTTP/1.1 4')), null);
-  assert.equal(parseStatusLine(Buffer.from('SSH-2.0-OpenSSH_9.6\r\n')), null);
+test('a 101 is read as strictly as any answer: a malformed switch is an error, never a tunnel', () => {
+  for (const bad of [
+    'HTTP/2.5 101 Switching Protocols\r\n\r\n\x81\x02hi',
+    'HTTP/1.1 1010 Switching\r\n\r\n',
+    'HTTX/1.1 101 Switching Protocols\r\n\r\n',
+    'HTTP/1.1 101 Switching Protocols\r\nUp grade: websocket\r\n\r\n',
+    'HTTP/1.1 101 Switching Protocols\r\n folded: line\r\n\r\n',
+  ]) {
+    const result = feed([bad]);
+    assert.deepEqual(result.steps, ['error'], JSON.stringify(bad));
+    assert.equal(result.out, '');
+    assert.equal(result.status, 0);
+  }
 });
