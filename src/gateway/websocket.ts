@@ -135,12 +135,12 @@ class UpgradeExchange {
       started: performance.now(),
       connected: false,
       connectTimer: setTimeout(() => {
-        socket.destroy(Object.assign(new Error('connect timeout'), { code: 'UND_ERR_CONNECT_TIMEOUT' }));
+        socket.destroy(Object.assign(new Error('connect timeout'), { code: 'UPSTREAM_CONNECT_TIMEOUT' }));
       }, member.connectTimeoutMs),
     };
     socket.once(member.protocol === 'HTTPS' ? 'secureConnect' : 'connect', () => this.#onConnect(attempt));
     socket.on('timeout', () => {
-      socket.destroy(Object.assign(new Error('read timeout'), { code: 'UND_ERR_HEADERS_TIMEOUT' }));
+      socket.destroy(Object.assign(new Error('read timeout'), { code: 'UPSTREAM_READ_TIMEOUT' }));
     });
     socket.once('error', (error: Error & { code?: string }) => this.#onError(attempt, error));
     socket.once('close', () => this.#onClose(attempt));
