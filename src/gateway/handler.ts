@@ -293,5 +293,26 @@ export function createRequestHandler(ctx: HandlerContext): RequestHandler {
     if (conn !== undefined) logBareRequest(ctx, conn, requestLineOf(req), 400, body.length, req.headers);
   };
 
-  return { onRequest, onUpgrade, onClientError, onPlainHttpOnHttps };
+  const onRefusedRequest = (
+    req: GatewayRequest,
+    res: GatewayResponse,
+    status: number,
+    reason: string,
+  ): void => {
+    const conn = connectionOf(req.socket);
+    const body = errorPageBody(status);
+    res.writeHead(status, reasonPhrase(status), {
+      'content-type': HTML_CONTENT_TYPE,
+      'content-length': body.length,
+    });
+    res.end(req.method === 'HEAD' ? undefined : body);
+    if (conn === undefined) return;
+    const request = requestLineOf(req);
+    const host = typeof req.headers.host === 'string' ? req.headers.host : '';
+    const client = conn.proxySource ?? conn.peerAddress;
+    ctx.errorLog.write('info', conn.id, reason + requestContext({ client, server: '_', request, host }));
+    logBareRequest(ctx, conn, request, status, body.length, req.headers);
+  };
+
+  return { onRequest, onUpgrade, onClientError, onPlainHttpOnHttps, onRefusedRequest };
 }

@@ -5,8 +5,11 @@ import { CONNECTION_CLOSE_REASONS, type ConnectionCloseReason } from './client-t
 
 export interface GatewayMetrics {
   registry: Registry;
-  /** One request answered (any status, proxied or not). `ingress` is "namespace/name" or "" when none matched. */
-  request(ingress: string, host: string, status: number): void;
+  /**
+   * One request answered (any status, proxied or not). `ingress` is "namespace/name" or "" when none
+   * matched; `protocol` (`HTTP/1.1`, `HTTP/2.0`…; '' when unknown) also counts it by protocol.
+   */
+  request(ingress: string, host: string, status: number, protocol?: string): void;
   /** An access decision that turned a client away: rule is block-cidrs, denylist, allowlist-miss, invalid-rules… */
   denial(rule: string): void;
   /** A PROXY header accepted (reason "ok") or rejected (untrusted, timeout, malformed, oversize, missing…). */
@@ -23,6 +26,12 @@ export function createGatewayMetrics(registry: Registry = new Registry()): Gatew
     name: 'keepip_gateway_requests_total',
     help: 'Requests answered by the gateway, by Ingress, host and status',
     labelNames: ['ingress', 'host', 'status'] as const,
+    registers: [registry],
+  });
+  const byProtocol = new Counter({
+    name: 'keepip_gateway_requests_by_protocol_total',
+    help: 'Requests answered by the gateway, by the protocol the client spoke (HTTP/1.0, HTTP/1.1, HTTP/2.0)',
+    labelNames: ['protocol'] as const,
     registers: [registry],
   });
   const denials = new Counter({
@@ -71,10 +80,20 @@ export function createGatewayMetrics(registry: Registry = new Registry()): Gatew
   }
 
   const requestChildren = new Map<string, Counter.Internal>();
+  const protocolChildren = new Map<string, Counter.Internal>();
   const upstreamChildren = new Map<string, Histogram.Internal<'upstream'>>();
   return {
     registry,
-    request(ingress, host, status) {
+    request(ingress, host, status, protocol = '') {
+      if (protocol !== '') {
+        let counted = protocolChildren.get(protocol);
+        if (counted === undefined) {
+          // Bounded: the engines only produce HTTP/1.0, HTTP/1.1 and HTTP/2.0.
+          counted = byProtocol.labels(protocol);
+          protocolChildren.set(protocol, counted);
+        }
+        counted.inc();
+      }
       const key = `${ingress}\u0000${host}\u0000${status}`;
       let child = requestChildren.get(key);
       if (child === undefined) {

@@ -1,7 +1,8 @@
 // The listeners. Each --http/--https address is a net.Server of ours; every accepted connection goes
 // through the same steps before a request is parsed:
 //   PROXY header (only when use-proxy-protocol is on, only from trusted peers; never guessed)
-//   -> for the HTTPS listener: TLS with SNI (or nginx's 400 when the first bytes are plain HTTP)
+//   -> for the HTTPS listener: TLS with SNI (or nginx's 400 when the first bytes are plain HTTP);
+//      ALPN `h2` (use-http2) goes to the HTTP/2 side (h2-server.ts), the same pipeline per stream
 //   -> keepip's HTTP/1.1 server side (h1-server.ts: request parsing, keep-alive, the client-side
 //      deadlines) -> the request pipeline (handler.ts).
 // The PROXY mode, the trusted peers, the certificates and the client deadlines are read from the
@@ -9,6 +10,7 @@
 import { maxHeaderSize } from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import tls from 'node:tls';
+import { http2SettingsOf } from '../config/http2.ts';
 import { formatHostPort } from '../net/host-port.ts';
 import { canonicalIp } from '../net/ip.ts';
 import { type ReadOutcome, readProxyHeader } from '../proxy-protocol/reader.ts';
@@ -17,6 +19,7 @@ import type { ClientTimeouts, ConnectionCloseReason } from './client-timeouts.ts
 import { attachConnection, type ConnectionInfo } from './connection.ts';
 import type { ErrorLog } from './error-log.ts';
 import { createH1Server, type H1Server } from './h1-server.ts';
+import { createH2Server, type H2Server, serveByAlpn } from './h2-server.ts';
 import type { RequestHandler } from './handler.ts';
 import type { GatewayMetrics } from './metrics.ts';
 import type { GatewaySnapshot } from './snapshot.ts';
@@ -70,6 +73,7 @@ export async function startListeners(
     },
     { maxHeaderBytes: maxHeaderSize, closeAfterResponse: true, onDeadline },
   );
+  const h2: H2Server = createH2Server(handler, { onDeadline, errorLog, registry: metrics.registry });
 
   const defaultContext = tls.createSecureContext({
     key: ctx.defaultCertificate.key,
@@ -105,15 +109,24 @@ export async function startListeners(
       socket.off('end', onGone);
       socket.unshift(chunk);
       if (looksLikeTls(chunk[0] as number)) {
+        const http2 = http2SettingsOf(ctx.current().settings);
         const secure = new tls.TLSSocket(socket, {
           isServer: true,
           secureContext: defaultContext,
           SNICallback: sniCallback,
-          ALPNProtocols: ['http/1.1'],
+          ALPNProtocols: http2.enabled ? ['h2', 'http/1.1'] : ['http/1.1'],
         });
         secure.on('error', () => secure.destroy());
         attachConnection(secure, { ...info, scheme: 'https' });
-        h1.serve(secure, timeouts);
+        if (!http2.enabled) h1.serve(secure, timeouts);
+        else
+          serveByAlpn(
+            secure,
+            timeouts.headerMs,
+            (protocol) =>
+              protocol === 'h2' ? h2.serve(secure, http2, timeouts) : h1.serve(secure, timeouts),
+            () => onDeadline('header_timeout'),
+          );
       } else {
         attachConnection(socket, { ...info, scheme: 'http' });
         plainH1.serve(socket, timeouts);
@@ -215,11 +228,13 @@ export async function startListeners(
     closeIdle() {
       h1.closeIdle();
       plainH1.closeIdle();
+      h2.closeIdle();
     },
     destroyAll() {
       for (const socket of sockets) socket.destroy();
       h1.destroyAll();
       plainH1.destroyAll();
+      h2.destroyAll();
     },
   };
 }

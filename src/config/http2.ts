@@ -1,0 +1,50 @@
+// HTTP/2 on the TLS listener: what the controller ConfigMap says (use-http2, http2-max-*,
+// keep-alive-requests; parsed in src/k8s/http2-settings.ts) and the limits keepip adds against abuse.
+// The idle timeout is the listener's keep-alive timeout, as nginx's keepalive_timeout covers both.
+// The defaults are ingress-nginx 1.12's, and nginx's where ingress-nginx leaves nginx's in place.
+
+export interface Http2Settings {
+  /** use-http2: offer `h2` in ALPN on the TLS listener (default true). */
+  enabled: boolean;
+  /** http2-max-concurrent-streams: SETTINGS_MAX_CONCURRENT_STREAMS (default 128). */
+  maxConcurrentStreams: number;
+  /** http2-max-field-size: one header field, name and value, decoded (default 8 KiB: large-client-header-buffers' 8k). */
+  maxFieldSize: number;
+  /** http2-max-header-size: the whole decoded header list (default 32 KiB: 4 × 8k). */
+  maxHeaderListSize: number;
+  /** keep-alive-requests (or the deprecated http2-max-requests when set): streams per connection, then GOAWAY (default 1000). */
+  maxRequests: number;
+}
+
+/** Limits against floods that ingress-nginx has no key for (nginx hard-codes its own; see docs/gateway.md). */
+export interface Http2AbuseLimits {
+  /**
+   * Streams the client resets before their response ended (CVE-2023-44487, rapid reset): once a
+   * connection has this many, and they are at least half of its streams, it is closed with GOAWAY
+   * ENHANCE_YOUR_CALM.
+   */
+  prematureResets: number;
+  /** PING and SETTINGS frames from the client: a bucket of this many... */
+  controlFrameBurst: number;
+  /** ...refilled at this rate per second; an empty bucket closes the connection (ENHANCE_YOUR_CALM). */
+  controlFramesPerSecond: number;
+}
+
+export const DEFAULT_HTTP2_SETTINGS: Readonly<Http2Settings> = Object.freeze({
+  enabled: true,
+  maxConcurrentStreams: 128,
+  maxFieldSize: 8 * 1024,
+  maxHeaderListSize: 32 * 1024,
+  maxRequests: 1000,
+});
+
+export const DEFAULT_HTTP2_ABUSE_LIMITS: Readonly<Http2AbuseLimits> = Object.freeze({
+  prematureResets: 100,
+  controlFrameBurst: 200,
+  controlFramesPerSecond: 20,
+});
+
+/** The HTTP/2 settings of a gateway configuration (absent: the defaults). */
+export function http2SettingsOf(settings: { http2?: Http2Settings | undefined }): Http2Settings {
+  return settings.http2 ?? DEFAULT_HTTP2_SETTINGS;
+}

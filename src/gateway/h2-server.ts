@@ -1,0 +1,356 @@
+// keepip's HTTP/2 server side, for TLS connections that chose `h2` in ALPN (use-http2). node:http2
+// (nghttp2) does the framing, HPACK and flow control; every stream is adapted to the pipeline's
+// GatewayRequest/GatewayResponse (h2-stream.ts) and runs through the same handler as an HTTP/1.1
+// request. The connection's PROXY header and TLS facts (connection.ts) apply to each of its streams.
+//
+// Against abuse (docs/gateway.md, "HTTP/2 limits"): nghttp2 already closes a connection on
+// CONTINUATION floods, invalid frames, refused streams beyond SETTINGS_MAX_CONCURRENT_STREAMS and
+// unread PING/SETTINGS acknowledgements; on top of it, per connection (h2-guard.ts):
+//   - new streams are handed to the pipeline after the read that brought them, so a stream the
+//     client resets in the same read (rapid reset, CVE-2023-44487) costs no routing and no backend;
+//     streams reset before their response are counted and a connection made of them is closed;
+//   - PING and SETTINGS frames draw from a bucket; an empty bucket closes the connection;
+//   - the header list and each field are checked against http2-max-header-size / -field-size (431),
+//     also before the client acknowledged our SETTINGS (nghttp2 enforces them only after);
+//   - keep-alive-requests streams per connection, then GOAWAY; the header and keep-alive deadlines
+//     per connection, client_body_timeout and send_timeout per stream.
+// Abuse closes are a GOAWAY ENHANCE_YOUR_CALM, an error log line and
+// keepip_gateway_http2_connections_closed_total{reason}; graceful ones a GOAWAY NO_ERROR.
+import http2, { type Http2Server, type Http2Session, type ServerHttp2Stream } from 'node:http2';
+import type net from 'node:net';
+import type tls from 'node:tls';
+import { Counter, type Registry } from 'prom-client';
+import { DEFAULT_HTTP2_ABUSE_LIMITS, type Http2AbuseLimits, type Http2Settings } from '../config/http2.ts';
+import { type ClientTimeouts, type ConnectionCloseReason, sweepPeriodMs } from './client-timeouts.ts';
+import { type ConnectionInfo, connectionOf } from './connection.ts';
+import type { ErrorLog } from './error-log.ts';
+import type { GatewayRequest, GatewayResponse } from './exchange.ts';
+import { type Http2AbuseKind, Http2Guard } from './h2-guard.ts';
+import { H2Request, H2Response } from './h2-stream.ts';
+
+const { NGHTTP2_ENHANCE_YOUR_CALM, NGHTTP2_CANCEL } = http2.constants;
+
+/** The pipeline's entry points an HTTP/2 server side calls. */
+export interface H2Handler {
+  onRequest(req: GatewayRequest, res: GatewayResponse): void;
+  /** A stream refused before the pipeline (431, CONNECT): the answer, its access and error log lines. */
+  onRefusedRequest(req: GatewayRequest, res: GatewayResponse, status: number, reason: string): void;
+}
+
+export interface H2ServerOptions {
+  abuse?: Http2AbuseLimits;
+  /** A deadline closed a stream or a connection (keepip_gateway_connections_closed_total). */
+  onDeadline(reason: ConnectionCloseReason): void;
+  errorLog: ErrorLog;
+  /** Where keepip_gateway_http2_connections_closed_total is registered. */
+  registry: Registry;
+}
+
+export interface H2Server {
+  /**
+   * Serves HTTP/2 on a TLS socket whose handshake chose `h2`. The deadlines: header (first stream),
+   * keep-alive (idle between streams), body and send per stream, as for HTTP/1.1.
+   */
+  serve(socket: tls.TLSSocket, settings: Http2Settings, timeouts: ClientTimeouts): void;
+  /** Sends GOAWAY on every connection: streams in flight finish, no new ones start (drain). */
+  closeIdle(): void;
+  destroyAll(): void;
+}
+
+type CloseReason = Http2AbuseKind | 'max-requests' | 'idle' | 'protocol-error' | 'drain';
+
+interface PendingStream {
+  stream: ServerHttp2Stream;
+  headers: http2.IncomingHttpHeaders;
+  raw: string[];
+}
+
+interface Conn {
+  readonly session: Http2Session;
+  readonly socket: tls.TLSSocket;
+  readonly info: ConnectionInfo;
+  readonly settings: Http2Settings;
+  readonly timeouts: ClientTimeouts;
+  readonly guard: Http2Guard;
+  /** Streams handed to the pipeline and not closed yet: their body and send deadlines. */
+  readonly live: Set<H2Response>;
+  /** Streams received in the current read, handed to the pipeline once the read is processed. */
+  pending: PendingStream[];
+  /** Streams not closed yet (handed over or not). */
+  active: number;
+  /** The header or keep-alive deadline; 0 while streams are open. */
+  deadline: number;
+  closing: boolean;
+}
+
+const closedCounters = new WeakMap<Registry, Counter<'reason'>>();
+
+function closedCounter(registry: Registry): Counter<'reason'> {
+  let counter = closedCounters.get(registry);
+  if (counter === undefined) {
+    counter = new Counter({
+      name: 'keepip_gateway_http2_connections_closed_total',
+      help: 'HTTP/2 connections closed by the gateway, by reason (abuse limits, keep-alive-requests, idle, drain)',
+      labelNames: ['reason'] as const,
+      registers: [registry],
+    });
+    closedCounters.set(registry, counter);
+  }
+  return counter;
+}
+
+/** Why a stream is refused before the pipeline, or null: CONNECT, a field or header list over the limits. */
+function refusal(req: H2Request, settings: Http2Settings): { status: number; reason: string } | null {
+  if (req.method === 'CONNECT') return { status: 400, reason: 'client sent CONNECT over HTTP/2' };
+  const raw = req.rawHeaders;
+  // RFC 9113 §6.5.2: each field counts its name, its value and 32 octets (pseudo-headers included).
+  let total = req.method.length + req.url.length + 7 + 32 * 3;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const field = (raw[i] as string).length + (raw[i + 1] as string).length;
+    if (field > settings.maxFieldSize)
+      return { status: 431, reason: 'client sent too large header field (http2-max-field-size)' };
+    total += field + 32;
+  }
+  if (total > settings.maxHeaderListSize)
+    return { status: 431, reason: 'client sent too large request headers (http2-max-header-size)' };
+  return null;
+}
+
+function codedError(code: string, message: string): Error & { code: string } {
+  return Object.assign(new Error(message), { code });
+}
+
+class H2ServerState implements H2Server {
+  readonly #handler: H2Handler;
+  readonly #options: H2ServerOptions;
+  readonly #limits: Http2AbuseLimits;
+  readonly #closed: Counter<'reason'>;
+  readonly #conns = new Set<Conn>();
+  readonly #responses = new WeakMap<ServerHttp2Stream, H2Response>();
+  #server: { key: string; server: Http2Server } | null = null;
+  #incoming: { socket: tls.TLSSocket; settings: Http2Settings; timeouts: ClientTimeouts } | null = null;
+  #sweep: { timer: NodeJS.Timeout; period: number } | null = null;
+
+  constructor(handler: H2Handler, options: H2ServerOptions) {
+    this.#handler = handler;
+    this.#options = options;
+    this.#limits = options.abuse ?? DEFAULT_HTTP2_ABUSE_LIMITS;
+    this.#closed = closedCounter(options.registry);
+  }
+
+  serve(socket: tls.TLSSocket, settings: Http2Settings, timeouts: ClientTimeouts): void {
+    // node:http2 sets a session up once the socket says its handshake is over; a TLSSocket made by
+    // hand (server.ts) never says so itself (tls.Server does this very step).
+    (socket as tls.TLSSocket & { secureConnecting: boolean }).secureConnecting = false;
+    this.#incoming = { socket, settings, timeouts };
+    this.#serverFor(settings).emit('connection', socket as net.Socket);
+    this.#incoming = null;
+  }
+
+  closeIdle(): void {
+    for (const conn of this.#conns) this.#close(conn, 'drain', null);
+  }
+
+  destroyAll(): void {
+    for (const conn of this.#conns) conn.session.destroy();
+    this.#conns.clear();
+    if (this.#sweep !== null) clearInterval(this.#sweep.timer);
+    this.#sweep = null;
+  }
+
+  /** One node:http2 server per SETTINGS the ConfigMap asks for (a reload may change them). */
+  #serverFor(settings: Http2Settings): Http2Server {
+    const key = `${settings.maxConcurrentStreams}|${settings.maxHeaderListSize}`;
+    if (this.#server !== null && this.#server.key === key) return this.#server.server;
+    const server = http2.createServer({
+      settings: {
+        maxConcurrentStreams: settings.maxConcurrentStreams,
+        maxHeaderListSize: settings.maxHeaderListSize,
+        enablePush: false,
+      },
+      // Cookies arrive one crumb per field in HTTP/2: the list size, not the count, is the limit.
+      maxHeaderListPairs: Math.ceil(settings.maxHeaderListSize / 32) + 8,
+    });
+    server.on('session', (session: Http2Session) => {
+      const taken = this.#incoming;
+      this.#incoming = null;
+      if (taken === null) session.destroy();
+      else this.#adopt(session, taken.socket, taken.settings, taken.timeouts);
+    });
+    this.#server = { key, server };
+    return server;
+  }
+
+  #adopt(
+    session: Http2Session,
+    socket: tls.TLSSocket,
+    settings: Http2Settings,
+    timeouts: ClientTimeouts,
+  ): void {
+    const info = connectionOf(socket);
+    if (info === undefined) {
+      session.destroy();
+      return;
+    }
+    const now = performance.now();
+    const conn: Conn = {
+      session,
+      socket,
+      info,
+      settings,
+      timeouts,
+      guard: new Http2Guard(this.#limits, settings.maxRequests, now),
+      live: new Set(),
+      pending: [],
+      active: 0,
+      deadline: now + timeouts.headerMs,
+      closing: false,
+    };
+    this.#conns.add(conn);
+    const onControl = () => {
+      if (!conn.closing && conn.guard.controlFrame(performance.now()))
+        this.#close(conn, 'control-flood', 'client sent too many PING/SETTINGS frames');
+    };
+    session.on('ping', onControl);
+    session.on('remoteSettings', onControl);
+    session.on('stream', (stream, headers, _flags, raw) => this.#onStream(conn, stream, headers, raw));
+    session.on('error', (error: Error & { code?: string }) => {
+      // nghttp2's own limits (CONTINUATION flood, invalid frames, refused streams) end here.
+      this.#close(conn, 'protocol-error', `HTTP/2 protocol error (${error.code ?? error.message})`);
+    });
+    session.once('close', () => this.#conns.delete(conn));
+    // The listeners allow half-open sockets (for HTTP/1.1); an HTTP/2 client that sends FIN is gone.
+    socket.once('end', () => session.destroy());
+    this.#startSweep(sweepPeriodMs(timeouts));
+  }
+
+  #onStream(conn: Conn, stream: ServerHttp2Stream, headers: http2.IncomingHttpHeaders, raw: string[]): void {
+    conn.active += 1;
+    conn.deadline = 0;
+    stream.on('error', () => {});
+    stream.once('close', () => this.#onStreamClose(conn, stream));
+    if (conn.guard.streamOpened()) this.#close(conn, 'max-requests', null);
+    conn.pending.push({ stream, headers, raw });
+    if (conn.pending.length === 1) setImmediate(() => this.#dispatch(conn));
+  }
+
+  /** Hands the streams of one read to the pipeline; those the client reset meanwhile cost nothing more. */
+  #dispatch(conn: Conn): void {
+    const batch = conn.pending;
+    conn.pending = [];
+    for (const { stream, headers, raw } of batch) {
+      if (stream.destroyed || stream.closed) continue;
+      const req = new H2Request(stream, headers, raw, conn.socket);
+      const res = new H2Response(stream, req);
+      this.#responses.set(stream, res);
+      conn.live.add(res);
+      const refused = refusal(req, conn.settings);
+      if (refused !== null) this.#handler.onRefusedRequest(req, res, refused.status, refused.reason);
+      else this.#handler.onRequest(req, res);
+    }
+  }
+
+  #onStreamClose(conn: Conn, stream: ServerHttp2Stream): void {
+    conn.active -= 1;
+    if (conn.active === 0) conn.deadline = performance.now() + conn.timeouts.keepAliveMs;
+    const res = this.#responses.get(stream);
+    if (res !== undefined) conn.live.delete(res);
+    const premature = res === undefined || (!res.writableFinished && !res.resetByGateway);
+    if (!premature || conn.closing || conn.session.destroyed || !conn.guard.streamReset()) return;
+    const { prematureResets, streams } = conn.guard;
+    this.#close(
+      conn,
+      'rapid-reset',
+      `client reset ${prematureResets} of ${streams} streams before their response (rapid reset, CVE-2023-44487)`,
+    );
+  }
+
+  #close(conn: Conn, reason: CloseReason, detail: string | null): void {
+    if (conn.closing) return;
+    conn.closing = true;
+    this.#closed.labels(reason).inc();
+    const { info } = conn;
+    if (detail !== null)
+      this.#options.errorLog.write(
+        'info',
+        info.id,
+        `${detail}, closing HTTP/2 connection, client: ${info.proxySource ?? info.peerAddress}, server: ${info.serverAddress}:${info.serverPort}`,
+      );
+    if (reason === 'rapid-reset' || reason === 'control-flood') {
+      conn.session.destroy(undefined, NGHTTP2_ENHANCE_YOUR_CALM);
+      return;
+    }
+    // Graceful: GOAWAY with the last stream taken; the streams in flight finish (each bounded by its
+    // body and send deadlines), then the session closes itself.
+    conn.session.close();
+  }
+
+  #startSweep(period: number): void {
+    if (this.#sweep !== null && this.#sweep.period <= period) return;
+    if (this.#sweep !== null) clearInterval(this.#sweep.timer);
+    const timer = setInterval(() => this.#check(), period);
+    timer.unref();
+    this.#sweep = { timer, period };
+  }
+
+  #check(): void {
+    const now = performance.now();
+    for (const conn of this.#conns) {
+      if (conn.active === 0 && conn.deadline !== 0 && now >= conn.deadline) {
+        this.#options.onDeadline(conn.guard.streams === 0 ? 'header_timeout' : 'keepalive_timeout');
+        this.#close(conn, 'idle', null);
+      }
+      for (const res of conn.live) this.#checkStream(conn, res, now);
+    }
+    if (this.#conns.size === 0 && this.#sweep !== null) {
+      clearInterval(this.#sweep.timer);
+      this.#sweep = null;
+    }
+  }
+
+  /** send_timeout: response bytes the client leaves untaken; client_body_timeout: a body that stalls. */
+  #checkStream(conn: Conn, res: H2Response, now: number): void {
+    const { timeouts } = conn;
+    if (res.blockedSince !== 0 && now - res.blockedSince >= timeouts.sendMs) {
+      conn.live.delete(res);
+      this.#options.onDeadline('send_timeout');
+      res.destroy();
+      return;
+    }
+    const req = res.request;
+    if (req.awaitingSince !== 0 && now - req.awaitingSince >= timeouts.bodyMs) {
+      this.#options.onDeadline('client_body_timeout');
+      // The pipeline answers 408 (or cuts a response under way); the stream is reset if it does not.
+      req.fail(codedError('CLIENT_BODY_TIMEOUT', 'client timed out while reading client request body'));
+      const stream = req.stream;
+      setTimeout(() => {
+        if (!stream.closed) stream.close(NGHTTP2_CANCEL);
+      }, timeouts.lingeringTimeoutMs).unref();
+    }
+  }
+}
+
+export function createH2Server(handler: H2Handler, options: H2ServerOptions): H2Server {
+  return new H2ServerState(handler, options);
+}
+
+/**
+ * After the TLS handshake: `h2` to the HTTP/2 side, anything else to HTTP/1.1. A handshake that does
+ * not finish within `timeoutMs` closes the connection.
+ */
+export function serveByAlpn(
+  secure: tls.TLSSocket,
+  timeoutMs: number,
+  serve: (protocol: 'h2' | 'http/1.1') => void,
+  onTimeout: () => void,
+): void {
+  const timer = setTimeout(() => {
+    onTimeout();
+    secure.destroy();
+  }, timeoutMs);
+  secure.once('close', () => clearTimeout(timer));
+  secure.once('secure', () => {
+    clearTimeout(timer);
+    serve(secure.alpnProtocol === 'h2' ? 'h2' : 'http/1.1');
+  });
+}

@@ -1,0 +1,309 @@
+// One HTTP/2 stream as the request pipeline sees a request and its response (exchange.ts), so that
+// every stream runs through the same stages as an HTTP/1.1 request: GatewayRequest over the stream's
+// headers and body, GatewayResponse over stream.respond / write / end, with trailers for gRPC.
+// The pseudo-headers become the request line (`GET /x HTTP/2.0`, as nginx logs it) and `:authority`
+// becomes the one Host the request is routed, logged and forwarded by.
+import http2, { type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
+import type tls from 'node:tls';
+import type { GatewayRequest, GatewayResponse } from './exchange.ts';
+
+const { NGHTTP2_NO_ERROR, NGHTTP2_INTERNAL_ERROR } = http2.constants;
+
+type Headers = Record<string, string | number | string[]>;
+
+/** Response headers that are connection-specific in HTTP/2 (RFC 9113 §8.2.2); node:http2 refuses them. */
+const CONNECTION_SPECIFIC = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'upgrade',
+  'te',
+  'host',
+]);
+
+/** The client's socket as one stream sees it: the TLS socket (certificates, SNI, connection info), with this stream's bytes. */
+export type StreamSocket = tls.TLSSocket & { bytesWritten: number };
+
+function streamSocket(socket: tls.TLSSocket): StreamSocket {
+  // A view of the connection's socket: everything is read through to it, except bytesWritten,
+  // which counts this stream's bytes ($bytes_sent) rather than the whole connection's.
+  const view = Object.create(socket) as StreamSocket;
+  Object.defineProperty(view, 'bytesWritten', { value: 0, writable: true });
+  return view;
+}
+
+/** The request of one stream: headers without pseudo-headers, `host` from `:authority`, the body as the stream's data. */
+export class H2Request implements GatewayRequest {
+  readonly method: string;
+  readonly url: string;
+  readonly httpVersion = '2.0';
+  readonly headers: IncomingHttpHeaders;
+  readonly rawHeaders: string[];
+  readonly socket: StreamSocket;
+  readonly stream: ServerHttp2Stream;
+  /** When the pipeline started waiting for the next body chunk (0: not waiting): client_body_timeout. */
+  awaitingSince = 0;
+  #ended: boolean;
+  #failure: Error | null = null;
+  #failWaiter: ((error: Error) => void) | null = null;
+
+  constructor(
+    stream: ServerHttp2Stream,
+    incoming: IncomingHttpHeaders,
+    rawHeaders: readonly string[],
+    socket: tls.TLSSocket,
+  ) {
+    this.stream = stream;
+    this.socket = streamSocket(socket);
+    this.method = String(incoming[':method'] ?? 'GET');
+    this.url = String(incoming[':path'] ?? '');
+    const headers: IncomingHttpHeaders = {};
+    const raw: string[] = [];
+    for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
+      const name = rawHeaders[i] as string;
+      if (name.charCodeAt(0) === 0x3a /* : */ || name === 'host') continue;
+      raw.push(name, rawHeaders[i + 1] as string);
+    }
+    for (const name in incoming) {
+      if (name.charCodeAt(0) === 0x3a || name === 'host') continue;
+      headers[name] = incoming[name] as string | string[];
+    }
+    // RFC 9113 §8.3.1: :authority wins over Host; route, log and forward by that one value.
+    const authority = incoming[':authority'] ?? incoming.host;
+    if (authority !== undefined) {
+      headers.host = String(authority);
+      raw.push('host', String(authority));
+    }
+    this.#ended = stream.endAfterHeaders;
+    // A body without Content-Length is streamed to the backend chunked (the pipeline's marker for "has a body").
+    if (!this.#ended && headers['content-length'] === undefined) headers['transfer-encoding'] = 'chunked';
+    this.headers = headers;
+    this.rawHeaders = raw;
+    if (!this.#ended) stream.once('end', () => (this.#ended = true));
+  }
+
+  get complete(): boolean {
+    return this.#ended;
+  }
+
+  resume(): this {
+    this.stream.resume();
+    return this;
+  }
+
+  /** Ends the body with an error (client_body_timeout): the pipeline's read rejects with it. */
+  fail(error: Error): void {
+    if (this.#ended || this.#failure !== null) return;
+    this.#failure = error;
+    this.awaitingSince = 0;
+    const waiter = this.#failWaiter;
+    this.#failWaiter = null;
+    waiter?.(error);
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<Buffer> {
+    // destroyOnReturn: false — a consumer that stops early (413) must not reset the stream it answers on.
+    const inner = this.stream.iterator({ destroyOnReturn: false }) as AsyncIterator<Buffer>;
+    return {
+      next: () => {
+        if (this.#failure !== null) return Promise.reject(this.#failure);
+        this.awaitingSince = performance.now();
+        return new Promise<IteratorResult<Buffer>>((resolve, reject) => {
+          this.#failWaiter = reject;
+          inner.next().then(
+            (result) => {
+              this.awaitingSince = 0;
+              this.#failWaiter = null;
+              resolve(result);
+            },
+            (error: unknown) => {
+              this.awaitingSince = 0;
+              this.#failWaiter = null;
+              reject(error);
+            },
+          );
+        });
+      },
+      return: () => {
+        this.awaitingSince = 0;
+        this.#failWaiter = null;
+        return inner.return?.() ?? Promise.resolve({ value: undefined, done: true });
+      },
+    };
+  }
+}
+
+/** The response of one stream. The head goes out with the first body bytes, or alone with END_STREAM. */
+export class H2Response implements GatewayResponse {
+  statusCode = 200;
+  statusMessage = '';
+  /** Meaningless per stream: the connection's lifetime is the session's business. */
+  shouldKeepAlive = true;
+  headersSent = false;
+  writableFinished = false;
+  readonly #stream: ServerHttp2Stream;
+  readonly #request: H2Request;
+  #pending: Headers | null = null;
+  #noBody = false;
+  #trailers: Record<string, string | string[]> | null = null;
+  #waitForTrailers = false;
+  /** The head went out with waitForTrailers: the stream ends when the trailers are sent. */
+  #trailersDue = false;
+  /** The gateway reset the stream itself (destroy()); a reset from the client is something else. */
+  resetByGateway = false;
+  /** When a write was last refused for want of window (0: not blocked): send_timeout. */
+  blockedSince = 0;
+
+  constructor(stream: ServerHttp2Stream, request: H2Request) {
+    this.#stream = stream;
+    this.#request = request;
+    this.#noBody = request.method === 'HEAD';
+  }
+
+  get request(): H2Request {
+    return this.#request;
+  }
+
+  /** The response will end with trailers (gRPC): must be called before the head is sent. */
+  expectTrailers(): void {
+    this.#waitForTrailers = true;
+  }
+
+  /** Trailers to send when the body ends (after expectTrailers). */
+  setTrailers(trailers: Record<string, string | string[]>): void {
+    this.#trailers = trailers;
+  }
+
+  writeHead(statusCode: number, messageOrHeaders?: string | Headers, maybeHeaders?: Headers): this {
+    if (this.headersSent) return this;
+    const headers = typeof messageOrHeaders === 'string' ? maybeHeaders : messageOrHeaders;
+    if (typeof messageOrHeaders === 'string') this.statusMessage = messageOrHeaders;
+    this.statusCode = statusCode;
+    const out: Headers = { ':status': statusCode };
+    if (headers !== undefined) {
+      for (const name in headers) {
+        const value = headers[name];
+        if (value === undefined) continue;
+        const lower = name.toLowerCase();
+        if (CONNECTION_SPECIFIC.has(lower)) continue;
+        out[lower] = value;
+      }
+    }
+    if (statusCode === 204 || statusCode === 304) this.#noBody = true;
+    this.#pending = out;
+    this.headersSent = true;
+    return this;
+  }
+
+  #flush(endStream: boolean): void {
+    if (!this.headersSent) this.writeHead(this.statusCode, {});
+    const head = this.#pending;
+    if (head === null) return;
+    this.#pending = null;
+    const stream = this.#stream;
+    if (stream.destroyed || stream.closed) return;
+    const waitForTrailers = this.#waitForTrailers && !endStream;
+    if (waitForTrailers) {
+      this.#trailersDue = true;
+      stream.once('wantTrailers', this.#sendTrailers);
+    }
+    this.#request.socket.bytesWritten += 9 + estimateHeaderBytes(head);
+    try {
+      stream.respond(head, { endStream, waitForTrailers });
+    } catch {
+      // A header node:http2 refuses (a value with a bad character, a repeated single-value field):
+      // what the backend sent cannot be relayed, so the stream is reset rather than half-answered.
+      this.destroy();
+    }
+  }
+
+  #sendTrailers = (): void => {
+    const stream = this.#stream;
+    if (stream.destroyed) return;
+    const trailers = this.#trailers;
+    if (trailers === null) stream.close(NGHTTP2_NO_ERROR);
+    else {
+      this.#request.socket.bytesWritten += 9 + estimateHeaderBytes(trailers);
+      try {
+        stream.sendTrailers(trailers);
+      } catch {
+        this.destroy();
+        return;
+      }
+    }
+    this.#refuseRestOfBody();
+  };
+
+  /** The answer is complete; a body the client is still sending is not wanted (RFC 9113 §8.1). */
+  #refuseRestOfBody(): void {
+    if (!this.#request.complete && !this.#stream.destroyed) this.#stream.close(NGHTTP2_NO_ERROR);
+  }
+
+  write(chunk: Buffer): boolean {
+    if (this.writableFinished || this.#stream.destroyed) return true;
+    this.#flush(false);
+    if (this.#noBody || chunk.length === 0) return true;
+    this.#request.socket.bytesWritten += chunk.length + 9;
+    const ok = this.#stream.write(chunk);
+    if (!ok && this.blockedSince === 0) {
+      this.blockedSince = performance.now();
+      this.#stream.once('drain', this.#unblocked);
+    }
+    return ok;
+  }
+
+  #unblocked = (): void => {
+    this.blockedSince = 0;
+  };
+
+  end(chunk?: Buffer): this {
+    if (this.writableFinished) return this;
+    this.writableFinished = true;
+    const stream = this.#stream;
+    const hasBody = chunk !== undefined && chunk.length > 0 && !this.#noBody;
+    const trailing = this.#waitForTrailers && this.#trailers !== null;
+    if (this.#pending !== null && !hasBody && !trailing) {
+      this.#flush(true);
+    } else {
+      this.#flush(false);
+      if (!stream.destroyed) {
+        if (hasBody) this.#request.socket.bytesWritten += chunk.length + 9;
+        stream.end(hasBody ? chunk : undefined);
+      }
+    }
+    // With trailers to come, the rest of the request body is refused after they are sent.
+    if (!this.#trailersDue) this.#refuseRestOfBody();
+    return this;
+  }
+
+  destroy(): this {
+    this.resetByGateway = true;
+    if (!this.#stream.destroyed) this.#stream.close(NGHTTP2_INTERNAL_ERROR);
+    return this;
+  }
+
+  once(event: 'close' | 'drain', listener: () => void): this {
+    // A stream the client already reset has emitted 'close' before the pipeline listened.
+    if (event === 'close' && this.#stream.closed) process.nextTick(listener);
+    else this.#stream.once(event, listener);
+    return this;
+  }
+
+  off(event: 'close', listener: () => void): this {
+    this.#stream.off(event, listener);
+    return this;
+  }
+}
+
+/** Bytes of a header block before compression, for $bytes_sent (HPACK makes the wire smaller). */
+function estimateHeaderBytes(headers: Record<string, unknown>): number {
+  let bytes = 0;
+  for (const name in headers) bytes += name.length + String(headers[name]).length + 2;
+  return bytes;
+}
+
+/** The response of an HTTP/2 stream (trailers possible), or null for an HTTP/1.1 response. */
+export function h2Response(res: GatewayResponse): H2Response | null {
+  return res instanceof H2Response ? res : null;
+}
