@@ -10,6 +10,7 @@ import type {
   ServiceModel,
   Topology,
 } from '../config/model.ts';
+import { findService } from '../config/lookup.ts';
 import { CidrSet } from '../net/cidr-set.ts';
 import { createClientIpResolver } from '../net/client-ip.ts';
 import { type AccessLogFormatter, compileLogFormat, describeLogFormat } from './access-log.ts';
@@ -110,20 +111,13 @@ export function blockingIssues(issues: readonly ConfigIssue[]): ConfigIssue[] {
   return issues.filter((issue) => issue.severity === 'error' && !CONTAINED_ERRORS.has(issue.code));
 }
 
-function findService(services: readonly ServiceModel[], backend: BackendRef): ServiceModel | undefined {
-  return services.find(
-    (service) =>
-      service.ref.namespace === backend.service.namespace && service.ref.name === backend.service.name,
-  );
-}
-
 /** Where a backend's traffic goes: ready endpoints of the Service port, or its ClusterIP with service-upstream. */
 export function resolveBackendTargets(
   services: readonly ServiceModel[],
   backend: BackendRef,
   serviceUpstream: boolean,
 ): { address: string; port: number }[] {
-  const service = findService(services, backend);
+  const service = findService(services, backend.service);
   if (service === undefined) return [];
   const servicePort = service.ports.find((p) =>
     typeof backend.port === 'number' ? p.port === backend.port : p.name === backend.port,
