@@ -5,6 +5,7 @@
 // running gateway cannot disagree.
 import { isRoutedPath } from '../config/client-path.ts';
 import { findService, sameRef } from '../config/lookup.ts';
+import { isAwsProvider } from '../config/providers.ts';
 import type { EndpointModel, LoadBalancerModel, NodeModel, ServiceModel, Topology } from '../config/model.ts';
 import { type CompiledRoutes, compileRoutes } from '../gateway/router.ts';
 import { CidrSet } from '../net/cidr-set.ts';
@@ -126,7 +127,7 @@ export function buildChain(topology: Topology, options: ChainOptions = {}): Chai
  * ipMode: Proxy. AWS load balancers always do: the AWS controllers publish the LB's DNS name.
  */
 export function inClusterGoesThroughLb(lb: LoadBalancerModel): boolean {
-  return lb.statusHasHostnameOrProxyMode || lb.provider === 'aws-nlb' || lb.provider === 'aws-elb';
+  return lb.statusHasHostnameOrProxyMode || isAwsProvider(lb.provider);
 }
 
 /** True when traffic from this client path goes through the LB (K3: in-cluster callers may skip it). */
@@ -135,8 +136,6 @@ export function passesLoadBalancer(chain: Chain): boolean {
   if (chain.via !== 'in-cluster') return true;
   return inClusterGoesThroughLb(chain.lb);
 }
-
-const AWS_PROVIDERS = new Set(['aws-nlb', 'aws-elb']);
 
 /**
  * Whether the LB's targets see the client's own address at the TCP level, and if not, which rule says
@@ -156,7 +155,7 @@ export function lbPreservation(
         : `the ${lb.provider} load balancer connects from its own address`;
     return { preserved: false, rule: 'A3', why };
   }
-  if (AWS_PROVIDERS.has(lb.provider)) {
+  if (isAwsProvider(lb.provider)) {
     if (isRoutedPath(chain.via)) {
       return {
         preserved: false,

@@ -10,7 +10,6 @@
 //   ClusterIP hops (clusterIP:port -> endpoints, address kept), for `service-upstream` and in-cluster calls
 //   whoami on every backend endpoint that nothing else serves
 import type {
-  LbProvider,
   LoadBalancerModel,
   ObjectRef,
   ServiceModel,
@@ -19,6 +18,7 @@ import type {
 } from '../config/model.ts';
 import { isRoutedPath } from '../config/client-path.ts';
 import { findService, readyEndpoints } from '../config/lookup.ts';
+import { isAwsProvider } from '../config/providers.ts';
 import { formatHostPort } from '../net/host-port.ts';
 import { isLoopbackAddress } from '../net/ip.ts';
 
@@ -66,8 +66,6 @@ export interface UpPlan {
 
 /** Where the gateway runs when no controller Service names its pods (documented in docs/up.md). */
 export const DEFAULT_GATEWAY_ADDRESS = '127.0.30.1';
-/** The providers rule A4 (preservation lost across a VPN, transit gateway or PrivateLink) is about. */
-const AWS_PROVIDERS: ReadonlySet<LbProvider> = new Set<LbProvider>(['aws-nlb', 'aws-elb']);
 /** NodePorts for LoadBalancer Service ports that do not give one. */
 const FIRST_DEFAULT_NODE_PORT = 30000;
 
@@ -232,7 +230,7 @@ function planLbPort(
   // address whatever the preservation attribute says. On loopback the client is local, so say it
   // here. The path is the doctor's: the annotation, else PrivateLink for a VPC endpoint.
   const clientPath = lb.clientPath ?? (lb.vpcEndpointId !== null ? 'privatelink' : 'direct');
-  const viaTranslation = AWS_PROVIDERS.has(lb.provider) && isRoutedPath(clientPath);
+  const viaTranslation = isAwsProvider(lb.provider) && isRoutedPath(clientPath);
   if (viaTranslation && lb.preserveClientIp) {
     notes.push(
       `${lb.id}: clients arrive via ${clientPath}, where the LB cannot keep their address (A4): it connects from ${lb.sourceAddress}`,

@@ -2,6 +2,7 @@
 // PrivateLink (A4), where client-IP preservation cannot work whatever the target-group attribute says:
 // only PROXY protocol carries the address (the seed's client came over VPN + transit gateway).
 import { isRoutedPath } from '../../config/client-path.ts';
+import { isAwsProvider } from '../../config/providers.ts';
 import { describeVia, passesLoadBalancer } from '../chain.ts';
 import { proxyProtocolPlan } from '../plans.ts';
 import { accessConsequence, accessSeverity, describeLb, lbSubject } from './common.ts';
@@ -14,7 +15,7 @@ export const rule: Rule = {
     const { chain } = context;
     const lb = chain.lb;
     if (lb === null || !passesLoadBalancer(chain) || lb.proxyProtocol !== null) return [];
-    if (lb.provider !== 'aws-nlb' && lb.provider !== 'aws-elb') return [];
+    if (!isAwsProvider(lb.provider)) return [];
     if (!isRoutedPath(chain.via)) return [];
     const source = {
       option: 'as --via says',

@@ -1,6 +1,7 @@
 // HEALTH_CHECK_CANNOT_SPEAK_PROXY: with PROXY on, the LB's health checks carry a header too (A6). With
 // instance targets and externalTrafficPolicy: Local they go to kube-proxy's healthCheckNodePort, which
 // cannot parse it (A7); an HTTP check on another port only works if that port speaks PROXY.
+import { isAwsProvider } from '../../config/providers.ts';
 import { annotate } from '../fix.ts';
 import { proxyProtocolPlan } from '../plans.ts';
 import type { FixPatch } from '../types.ts';
@@ -39,16 +40,15 @@ export const rule: Rule = {
     // The Local case (checks to healthCheckNodePort) is the A7 finding above.
     const localCheck = lb.externalTrafficPolicy === 'Local' && hc.port === lb.healthCheckNodePort;
     if (hc.protocol === 'http' && hc.port !== 'traffic-port' && !trafficPorts.has(hc.port) && !localCheck) {
-      const patches: FixPatch[] =
-        lb.provider === 'aws-nlb' || lb.provider === 'aws-elb'
-          ? [
-              annotate('Service', lb.service, {
-                [`${AWS_HC}protocol`]: 'tcp',
-                [`${AWS_HC}port`]: 'traffic-port',
-                [`${AWS_HC}path`]: null,
-              }),
-            ]
-          : [];
+      const patches: FixPatch[] = isAwsProvider(lb.provider)
+        ? [
+            annotate('Service', lb.service, {
+              [`${AWS_HC}protocol`]: 'tcp',
+              [`${AWS_HC}port`]: 'traffic-port',
+              [`${AWS_HC}path`]: null,
+            }),
+          ]
+        : [];
       findings.push({
         id: 'HEALTH_CHECK_CANNOT_SPEAK_PROXY',
         severity: 'error' as const,
