@@ -57,10 +57,28 @@ export interface GatewayOptions {
   upstreamAddress?: SnapshotOptions['upstreamAddress'];
   /** Sees every finished request (the dashboard's decision log); default none. */
   decisions?: DecisionSink;
+  /** The first snapshot's version (default 1): a worker restarted by src/workers/ joins at the pod's. */
+  version?: number;
+  /** Bind with SO_REUSEPORT, so that worker processes share the ports (src/workers/). */
+  reusePort?: boolean;
 }
 
 export type ReloadResult =
   | { ok: true; version: number; snapshot: GatewaySnapshot }
+  | { ok: false; version: number; error: SnapshotError };
+
+/** A snapshot built and checked but not serving yet: the first phase of a reload across workers. */
+export interface PreparedReload {
+  readonly version: number;
+  readonly snapshot: GatewaySnapshot;
+  /** Swaps it in (new requests start on it); a no-op after abort or a later prepare's commit. */
+  commit(): void;
+  /** Drops it; the running snapshot keeps serving. */
+  abort(): void;
+}
+
+export type PrepareResult =
+  | { ok: true; prepared: PreparedReload }
   | { ok: false; version: number; error: SnapshotError };
 
 export interface RunningGateway {
@@ -72,6 +90,8 @@ export interface RunningGateway {
   snapshot(): GatewaySnapshot;
   /** Builds a snapshot from `topology` and swaps it in; on error the current one keeps serving. */
   reload(topology: Topology): ReloadResult;
+  /** reload() in two phases: build and check now (`version` default: the next), swap on commit(). */
+  prepare(topology: Topology, version?: number): PrepareResult;
   /** Stops accepting, lets in-flight requests finish (bounded by drainTimeoutMs), then closes everything. */
   close(): Promise<void>;
 }
@@ -105,7 +125,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
   const connections = new ConnectionRegistry();
   const logFormat = options.logFormat ?? 'text';
   const trustedProxies = options.trustedProxies ?? null;
-  let version = 1;
+  let version = options.version ?? 1;
   const first = buildSnapshot(options.topology, {
     version,
     trustedProxies,
@@ -134,10 +154,13 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     active,
     decisions: options.decisions,
   });
+  const reusePort = options.reusePort === true;
   const specs = [
-    ...(options.http ? [{ kind: 'http' as const, host: options.http.host, port: options.http.port }] : []),
+    ...(options.http
+      ? [{ kind: 'http' as const, host: options.http.host, port: options.http.port, reusePort }]
+      : []),
     ...(options.https
-      ? [{ kind: 'https' as const, host: options.https.host, port: options.https.port }]
+      ? [{ kind: 'https' as const, host: options.https.host, port: options.https.port, reusePort }]
       : []),
   ];
   let listeners: RunningListeners;
@@ -172,6 +195,29 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     }
   }
 
+  const prepare = (topology: Topology, nextVersion = version + 1): PrepareResult => {
+    const next = buildSnapshot(topology, {
+      version: nextVersion,
+      trustedProxies,
+      logFormat,
+      connections,
+      upstreamAddress: options.upstreamAddress,
+      clientTimeouts,
+    });
+    if (!next.ok) {
+      metrics.reload('rejected', version);
+      return { ok: false, version, error: next.error };
+    }
+    const swap = () => {
+      version = nextVersion;
+      const previous = current;
+      current = next.snapshot;
+      previous.retire();
+      metrics.reload('applied', version);
+    };
+    return { ok: true, prepared: preparedReload(next.snapshot, swap) };
+  };
+
   let closing: Promise<void> | null = null;
   return {
     httpAddress: listeners.addresses.http,
@@ -180,25 +226,12 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     metrics,
     snapshot: () => current,
     reload(topology) {
-      const next = buildSnapshot(topology, {
-        version: version + 1,
-        trustedProxies,
-        logFormat,
-        connections,
-        upstreamAddress: options.upstreamAddress,
-        clientTimeouts,
-      });
-      if (!next.ok) {
-        metrics.reload('rejected', version);
-        return { ok: false, version, error: next.error };
-      }
-      version += 1;
-      const previous = current;
-      current = next.snapshot;
-      previous.retire();
-      metrics.reload('applied', version);
+      const next = prepare(topology);
+      if (!next.ok) return next;
+      next.prepared.commit();
       return { ok: true, version, snapshot: current };
     },
+    prepare,
     close() {
       closing ??= (async () => {
         draining = true;
@@ -216,6 +249,25 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
         await errorSink.flush();
       })();
       return closing;
+    },
+  };
+}
+
+/** The second phase of a reload: `swap` on commit, or the snapshot retired on abort; once either way. */
+function preparedReload(snapshot: GatewaySnapshot, swap: () => void): PreparedReload {
+  let settled = false;
+  return {
+    version: snapshot.version,
+    snapshot,
+    commit() {
+      if (settled) return;
+      settled = true;
+      swap();
+    },
+    abort() {
+      if (settled) return;
+      settled = true;
+      snapshot.retire();
     },
   };
 }

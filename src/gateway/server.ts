@@ -31,6 +31,8 @@ export interface ListenerSpec {
   kind: ListenerKind;
   host: string;
   port: number;
+  /** Share the port with other processes (SO_REUSEPORT): the workers of src/workers/. */
+  reusePort?: boolean;
 }
 
 export interface ListenerContext {
@@ -205,10 +207,13 @@ export async function startListeners(
       );
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
-        server.listen({ host: spec.host, port: spec.port, backlog: 4096 }, () => {
-          server.off('error', reject);
-          resolve();
-        });
+        server.listen(
+          { host: spec.host, port: spec.port, backlog: 4096, reusePort: spec.reusePort === true },
+          () => {
+            server.off('error', reject);
+            resolve();
+          },
+        );
       });
       servers.push({ kind: spec.kind, server });
       addresses[spec.kind] = server.address() as AddressInfo;

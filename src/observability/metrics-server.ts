@@ -11,7 +11,8 @@ export interface MetricsServer {
 export async function startMetricsServer(options: {
   host: string;
   port: number;
-  registry: Registry;
+  /** A prom-client Registry, or anything that renders one (src/workers/ sums its workers' registries). */
+  registry: Pick<Registry, 'metrics' | 'contentType'>;
   /** /healthz answers 200 while this returns true, 503 otherwise (e.g. while draining). */
   healthy?: () => boolean;
 }): Promise<MetricsServer> {
