@@ -57,6 +57,9 @@ export interface H2Server {
   destroyAll(): void;
 }
 
+/** How long a connection closed for abuse lingers after its GOAWAY (see #close). */
+const ABUSE_LINGER_MS = 1_000;
+
 type CloseReason = Http2AbuseKind | 'max-requests' | 'idle' | 'protocol-error' | 'drain';
 
 interface PendingStream {
@@ -277,7 +280,12 @@ class H2ServerState implements H2Server {
         `${detail}, closing HTTP/2 connection, client: ${info.proxySource ?? info.peerAddress}, server: ${info.serverAddress}:${info.serverPort}`,
       );
     if (reason === 'rapid-reset' || reason === 'control-flood') {
-      conn.session.destroy(undefined, NGHTTP2_ENHANCE_YOUR_CALM);
+      // GOAWAY, then a short linger before the close: closing a socket with the flood still unread
+      // sends a TCP reset, which makes the client's kernel drop the GOAWAY unread. Meanwhile nghttp2
+      // opens no new stream (GOAWAY sent) and nothing reaches the pipeline.
+      const { session } = conn;
+      session.goaway(NGHTTP2_ENHANCE_YOUR_CALM);
+      setTimeout(() => session.destroy(), ABUSE_LINGER_MS).unref();
       return;
     }
     // Graceful: GOAWAY with the last stream taken; the streams in flight finish (each bounded by its
