@@ -236,6 +236,15 @@ export interface LocationModel {
   proxySendTimeoutMs: number;
   /** Rate limits, basic and external auth, satisfy (src/k8s/access-annotations.ts); absent: none. */
   access?: LocationAccessModel;
+  /** permanent-redirect / temporal-redirect: answered before anything else of the location; absent: none. */
+  redirect?: RedirectModel;
+}
+
+/** A redirect a location answers instead of proxying (nginx's `return <code> <url>`). */
+export interface RedirectModel {
+  url: string;
+  /** 300-308 (permanent-redirect-code, default 301) or 300-307 (temporal-redirect-code, default 302). */
+  code: number;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -331,6 +340,10 @@ export interface VirtualHostModel {
   locations: readonly LocationModel[];
   /** auth-tls-*: client certificates asked for on this host (by SNI). */
   clientCertificate?: ClientCertificateModel | null;
+  /** server-alias: more names served by this host (exact, `*.suffix` or `~regex`); absent: none. */
+  aliases?: readonly string[];
+  /** from-to-www-redirect: the other name (with or without `www.`), answered by a redirect to this host. */
+  redirectFrom?: string;
 }
 
 export interface GatewayModel {

@@ -314,6 +314,14 @@ function endWithoutProxy(
     hops.push({ name: 'route', sees: address, detail: `${decision.code}: ${decision.message}: 400` });
     return end(walk, 'rejected-400', 400, decision.code, address);
   }
+  if (decision.kind === 'host-redirect') {
+    hops.push({
+      name: 'route',
+      sees: address,
+      detail: `${host} is the www twin of a host with from-to-www-redirect: redirect ${decision.status} to ${decision.location}`,
+    });
+    return end(walk, 'redirected', decision.status, `redirect ${decision.status}`, address);
+  }
   hops.push({
     name: 'route',
     sees: address,
@@ -330,7 +338,11 @@ function throughPolicy(
 ): Simulation {
   const { hops } = walk;
   const route = decision.route;
-  hops.push({ name: 'route', sees: address, detail: `${describeRoute(route)} -> ${route.upstreamName}` });
+  hops.push({
+    name: 'route',
+    sees: address,
+    detail: `${describeRoute(route)}${aliasNote(walk.host, route)} -> ${route.upstreamName}`,
+  });
   const { verdict, decidedBy } = decideAccess(route, decision.guards, address);
   if (decidedBy !== route) {
     hops.push({
@@ -358,6 +370,14 @@ function throughPolicy(
 }
 
 /** "namespace/ingress host/path" of a matched route. */
+/** How a host reached a server it is not the name of: one of its server-alias names. */
+function aliasNote(host: string, route: MatchedRoute): string {
+  const aliases = route.vhost.aliases;
+  if (aliases === undefined || aliases.length === 0) return '';
+  const name = host.replace(/:\d+$/, '').toLowerCase();
+  return name === route.serverName ? '' : ` (${name} is a server-alias of ${route.serverName})`;
+}
+
 function describeRoute(route: MatchedRoute): string {
   return `${route.location.ingress.namespace}/${route.location.ingress.name} ${route.serverName || '*'}${route.location.path}`;
 }

@@ -102,7 +102,7 @@ function resolveClient(ex: Exchange, req: GatewayRequest) {
   ex.reqId = requestIdFor(req.headers);
   const target = parseRequestTarget(req.url ?? '/');
   ex.rawHost = routingHost(target, req.headers.host ?? '');
-  const scheme = forwardedView({
+  const view = forwardedView({
     incoming: req.headers,
     headersTrusted: resolved.headersTrusted,
     settings: snap.settings,
@@ -110,15 +110,20 @@ function resolveClient(ex: Exchange, req: GatewayRequest) {
     serverPort: conn.serverPort,
     host: ex.rawHost,
     proxyDestinationPort: conn.proxyDestinationPort,
-  }).routeScheme;
-  return { target, scheme, headersTrusted: resolved.headersTrusted };
+  });
+  return { target, scheme: view.routeScheme, port: view.port, headersTrusted: resolved.headersTrusted };
 }
 
 /** Stage 2: the route, from the Host header's checks and the parsed target. */
 function route(ex: Exchange, req: GatewayRequest, client: ReturnType<typeof resolveClient>): RouteDecision {
   return (
     hostHeaderRefusal(req.headers.host, req.httpVersion) ??
-    routeTarget(ex.snap.routes, { host: ex.rawHost, target: client.target, scheme: client.scheme })
+    routeTarget(ex.snap.routes, {
+      host: ex.rawHost,
+      target: client.target,
+      scheme: client.scheme,
+      port: client.port,
+    })
   );
 }
 
@@ -264,6 +269,13 @@ export function admit(
     return null;
   }
   const { snap } = ex;
+  if (decision.kind === 'host-redirect') {
+    // from-to-www-redirect: a server of its own that only redirects (no location, no access rules).
+    ex.serverName = decision.serverName;
+    ex.host = hostVariable(ex.rawHost, decision.serverName);
+    respond(decision.status, { location: decision.location });
+    return null;
+  }
   if (decision.kind === 'not-found') {
     ex.serverName = decision.serverName;
     ex.host = hostVariable(ex.rawHost, decision.serverName);

@@ -10,8 +10,10 @@
 //   3. regex locations (use-regex, or a rewrite on the host) are tried in model order,
 //      case-insensitive and anchored at the start; the first match wins;
 //   4. else the remembered prefix; else the host's catch-all, which is the default backend.
-// Redirects come before access checks, in nginx's order: app-root (server level, $uri = /), a
-// rewrite-target that is an absolute URL (302), then ssl-redirect / force-ssl-redirect.
+// Redirects come before access checks, in nginx's order: app-root (server level, $uri = /),
+// permanent-/temporal-redirect (the location's `return`), a rewrite-target that is an absolute URL
+// (302), then ssl-redirect / force-ssl-redirect. server-alias names are more names of a host;
+// from-to-www-redirect's other name is a server of its own that only redirects.
 
 import type {
   BackendRef,
@@ -64,6 +66,8 @@ export type RouteDecision =
       guards: readonly MatchedRoute[];
     }
   | { kind: 'not-found'; serverName: string; backend: BackendRef | null }
+  /** from-to-www-redirect: the other name's server answers a redirect to the host (no location). */
+  | { kind: 'host-redirect'; status: number; location: string; serverName: string }
   | { kind: 'bad-request'; code: RequestTargetErrorCode | 'HOST_INVALID' | 'HOST_MISSING'; message: string };
 
 const NO_GUARDS: readonly MatchedRoute[] = Object.freeze([]);
@@ -79,6 +83,8 @@ export interface RouteRequest {
    * (see `forwardedView` in upstream-headers.ts).
    */
   scheme: 'http' | 'https';
+  /** The port the client used ($pass_port): from-to-www-redirect keeps it. Default: the scheme's. */
+  port?: string;
 }
 
 interface CompiledLocation {
@@ -89,6 +95,8 @@ interface CompiledLocation {
   readonly regex: RegExp | null;
   readonly rewrite: CompiledRewrite | null;
   readonly httpsRedirect: boolean;
+  /** permanent-/temporal-redirect, decided once per snapshot. */
+  readonly redirect: RouteDecision | null;
 }
 
 interface CompiledVirtualHost {
@@ -113,6 +121,10 @@ export interface CompiledRoutes {
   readonly exactHosts: ReadonlyMap<string, CompiledVirtualHost>;
   /** Keyed by the suffix after `*.`. */
   readonly wildcardHosts: ReadonlyMap<string, CompiledVirtualHost>;
+  /** server-alias `~regex` names, tried after exact and wildcard names. */
+  readonly regexHosts: readonly { readonly regex: RegExp; readonly vhost: CompiledVirtualHost }[];
+  /** from-to-www-redirect: the other name -> the host it redirects to. */
+  readonly hostRedirects: ReadonlyMap<string, string>;
   /** The default server `_`: the rules without a host. */
   readonly defaultServer: CompiledVirtualHost | null;
   readonly defaultBackend: BackendRef | null;
@@ -195,6 +207,16 @@ function compileLocation(
     matchedBy: regex !== null ? 'regex' : location.pathType === 'Exact' ? 'exact' : 'prefix',
   };
   const path = location.path;
+  const redirect: RouteDecision | null =
+    location.redirect === undefined
+      ? null
+      : Object.freeze({
+          kind: 'redirect',
+          status: location.redirect.code,
+          location: location.redirect.url,
+          serverName,
+          route,
+        });
   return {
     model: location,
     route,
@@ -202,6 +224,7 @@ function compileLocation(
     regex,
     rewrite,
     httpsRedirect: redirectsToHttps(location, vhost),
+    redirect,
   };
 }
 
@@ -292,9 +315,11 @@ export function compileRoutes(model: GatewayModel): CompiledRoutes {
     }
     table.set(name, compileVirtualHost(model, vhost, wildcard ? `*.${name}` : name, issues));
   }
+  const names = compileHostNames(model, { exactHosts, wildcardHosts, defaultServer }, issues);
   return {
     exactHosts,
     wildcardHosts,
+    ...names,
     defaultServer,
     defaultBackend: model.defaultBackend,
     redirectCode: model.settings.httpRedirectCode,
@@ -305,6 +330,61 @@ export function compileRoutes(model: GatewayModel): CompiledRoutes {
     }),
     issues,
   };
+}
+
+/**
+ * server-alias names into the host tables (exact and `*.` names beside the hosts, never over one;
+ * `~regex` ones in a list of their own) and from-to-www-redirect's other names.
+ */
+function compileHostNames(
+  model: GatewayModel,
+  tables: {
+    exactHosts: Map<string, CompiledVirtualHost>;
+    wildcardHosts: Map<string, CompiledVirtualHost>;
+    defaultServer: CompiledVirtualHost | null;
+  },
+  issues: ConfigIssue[],
+): Pick<CompiledRoutes, 'regexHosts' | 'hostRedirects'> {
+  const regexHosts: { regex: RegExp; vhost: CompiledVirtualHost }[] = [];
+  const hostRedirects = new Map<string, string>();
+  const compiledOf = (host: string): CompiledVirtualHost | null => {
+    if (host === '') return tables.defaultServer;
+    const wildcard = host.startsWith('*.');
+    const name = normalizeHost(wildcard ? host.slice(2) : host);
+    if (name === null) return null;
+    return (wildcard ? tables.wildcardHosts : tables.exactHosts).get(name) ?? null;
+  };
+  for (const vhost of model.virtualHosts) {
+    const compiled = compiledOf(vhost.host);
+    if (compiled === null || compiled.model !== vhost) continue;
+    for (const alias of vhost.aliases ?? []) {
+      if (alias.startsWith('~')) {
+        try {
+          regexHosts.push({ regex: new RegExp(alias.slice(1), 'i'), vhost: compiled });
+        } catch {
+          issues.push(
+            issueFor(
+              'warning',
+              'ROUTE_INVALID_HOST',
+              `server-alias ${JSON.stringify(alias)} is not a regex; ignored`,
+              vhost.locations[0] ?? null,
+              `${ANNOTATION}server-alias"]`,
+            ),
+          );
+        }
+        continue;
+      }
+      const wildcard = alias.startsWith('*.');
+      const name = normalizeHost(wildcard ? alias.slice(2) : alias);
+      const table = wildcard ? tables.wildcardHosts : tables.exactHosts;
+      if (name !== null && name !== '' && !name.includes('*') && !table.has(name)) table.set(name, compiled);
+    }
+    if (vhost.redirectFrom !== undefined) {
+      const from = normalizeHost(vhost.redirectFrom);
+      if (from !== null && !hostRedirects.has(from)) hostRedirects.set(from, vhost.host);
+    }
+  }
+  return { regexHosts, hostRedirects };
 }
 
 function findVirtualHost(routes: CompiledRoutes, host: string | null): CompiledVirtualHost | null {
@@ -318,8 +398,27 @@ function findVirtualHost(routes: CompiledRoutes, host: string | null): CompiledV
         if (wildcard !== undefined) return wildcard;
       }
     }
+    for (const { regex, vhost } of routes.regexHosts) if (regex.test(host)) return vhost;
   }
   return routes.defaultServer;
+}
+
+/** from-to-www-redirect: `<scheme>://<host>:<port><request_uri>`, one trailing `/` dropped (ngx_srv_redirect.lua). */
+function hostRedirect(
+  routes: CompiledRoutes,
+  from: string,
+  to: string,
+  request: RouteTargetRequest,
+): RouteDecision {
+  const raw = request.target.raw;
+  const uri = raw.charCodeAt(raw.length - 1) === 0x2f ? raw.slice(0, -1) : raw;
+  const port = request.port ?? (request.scheme === 'https' ? '443' : '80');
+  return {
+    kind: 'host-redirect',
+    status: routes.redirectCode,
+    location: `${request.scheme}://${to}:${port}${uri}`,
+    serverName: from,
+  };
 }
 
 /** findLocation for a case-insensitive backend: `uri` is already lower case. */
@@ -397,6 +496,7 @@ export function routeRequest(routes: CompiledRoutes, request: RouteRequest): Rou
     host: request.host,
     target: parseRequestTarget(request.path),
     scheme: request.scheme,
+    ...(request.port !== undefined ? { port: request.port } : {}),
   });
 }
 
@@ -408,6 +508,8 @@ export interface RouteTargetRequest {
   host: string;
   target: RequestTarget;
   scheme: 'http' | 'https';
+  /** $pass_port, for from-to-www-redirect (default: the scheme's port). */
+  port?: string;
 }
 
 /** The host a request is routed and forwarded by: the absolute-form authority, else the Host header. */
@@ -450,6 +552,10 @@ export function routeTarget(routes: CompiledRoutes, request: RouteTargetRequest)
           message: 'the absolute-form target has no valid authority',
         };
   }
+  if (routes.hostRedirects.size > 0) {
+    const to = routes.hostRedirects.get(hostKey);
+    if (to !== undefined) return hostRedirect(routes, hostKey, to, request);
+  }
   const vhost = findVirtualHost(routes, hostKey);
   if (vhost === null) return routes.notFound;
   const uri = target.uri;
@@ -465,6 +571,7 @@ export function routeTarget(routes: CompiledRoutes, request: RouteTargetRequest)
   }
   const loc = findLocation(vhost, uri);
   if (loc === null) return vhost.notFound;
+  if (loc.redirect !== null) return loc.redirect;
   // nginx's rewrite directives run before lua's ssl-redirect; an absolute target is a 302.
   if (loc.rewrite?.redirect) {
     const location = applyRewrite(loc.rewrite, uri, target.args);

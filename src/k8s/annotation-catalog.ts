@@ -132,6 +132,31 @@ export const ANNOTATION_CATALOG: readonly CatalogEntry[] = [
     values: 'whole seconds',
     note: 'defaults: the ConfigMap\'s, 5s / 60s / 60s. `"30s"` is not accepted (ingress-nginx reads an integer)',
   },
+  // --- Implemented: redirects and names (route-annotations.ts).
+  {
+    names: ['permanent-redirect', 'permanent-redirect-code'],
+    status: 'implemented',
+    values: 'an http(s) URL of `[-._~a-zA-Z0-9/:,?&=]`; a code 300-308 (default 301)',
+    note: "every request to the Ingress's locations is answered `<code>` with `Location: <url>` as written, before ssl-redirect and any access check (nginx's `return` in the rewrite phase). A code out of range is 301; a code that is not a number drops the redirect (ingress-nginx's parse error), with a warning",
+  },
+  {
+    names: ['temporal-redirect', 'temporal-redirect-code'],
+    status: 'implemented',
+    values: 'same; a code 300-307 (default 302)',
+    note: 'as `permanent-redirect`, and wins over it when both are set',
+  },
+  {
+    names: ['from-to-www-redirect'],
+    status: 'implemented',
+    values: 'Go boolean',
+    note: "the other name of the host (`www.` added or removed) answers `http-redirect-code` (308) to `<scheme>://<host>:<port><request_uri>` (one trailing `/` dropped; scheme and port the client used, or X-Forwarded-Proto/-Port from a trusted hop with use-forwarded-headers), unless an Ingress serves that name. HTTPS needs a certificate for it (the Secret's hosts)",
+  },
+  {
+    names: ['server-alias'],
+    status: 'implemented',
+    values: 'comma-separated names: exact, `*.suffix`, or `~regex`',
+    note: "more names of the host's server: the same locations, `$server_name` the host's. Per host, the first Ingress (merge order) that sets some wins; a name another Ingress serves as its host is dropped. Exact aliases are matched with exact hosts, `*.` ones with wildcard hosts, regexes (case-insensitive) after both",
+  },
   // --- Implemented: limits, basic and external auth, satisfy, client certificates (access-annotations.ts).
   {
     names: ['limit-rps', 'limit-rpm'],
@@ -365,25 +390,9 @@ export const ANNOTATION_CATALOG: readonly CatalogEntry[] = [
     instead: 'answer CORS in the backend',
   },
   {
-    names: ['permanent-redirect', 'permanent-redirect-code', 'temporal-redirect', 'temporal-redirect-code'],
-    status: 'refused',
-    note: `${NOT_YET}: requests reach the backend instead of being redirected`,
-  },
-  {
-    names: ['from-to-www-redirect'],
-    status: 'refused',
-    note: `${NOT_YET}: the other name (with or without \`www.\`) is not served`,
-  },
-  {
     names: ['preserve-trailing-slash'],
     status: 'refused',
     note: `${NOT_YET}: the ssl-redirect Location drops a trailing \`/\``,
-  },
-  {
-    names: ['server-alias'],
-    status: 'refused',
-    note: `${NOT_YET}: the alias names are not served`,
-    instead: 'one more rule with the alias as its host',
   },
   {
     names: ['upstream-vhost'],

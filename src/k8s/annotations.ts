@@ -12,6 +12,7 @@ import {
 } from './annotation-catalog.ts';
 import { annotationField, formatFieldPath } from './field-path.ts';
 import { describeOrigin } from './reader.ts';
+import { ROUTE_ANNOTATIONS } from './route-annotations.ts';
 import { parseConfigMapSourceRange, resolveAccessRules } from './source-range.ts';
 import { isHeaderName, parseGoBool, parseGoDurationMs, parseNginxSize, parseUint } from './values.ts';
 
@@ -35,6 +36,8 @@ export const SUPPORTED_ANNOTATIONS: readonly string[] = [
   'proxy-send-timeout',
   // Rate limits, basic and external auth, satisfy, client certificates: src/k8s/access-annotations.ts.
   ...ACCESS_ANNOTATIONS,
+  // Redirects, aliases and what requests and responses carry: src/k8s/route-annotations.ts.
+  ...ROUTE_ANNOTATIONS,
 ];
 
 /** Controller ConfigMap keys keepip implements. */

@@ -15,6 +15,7 @@ import type {
 import { type IngressAccess, locationAccess, parseAccessAnnotations } from './access-annotations.ts';
 import { type IngressAnnotations, parseControllerConfigMap, parseIngressAnnotations } from './annotations.ts';
 import { annotationField } from './field-path.ts';
+import { parseRouteAnnotations, type RouteAnnotations } from './route-annotations.ts';
 import type {
   ConfigMapView,
   IngressBackendView,
@@ -205,6 +206,12 @@ export function translateGateway(
   for (const ing of served)
     annotations.set(ing, parseIngressAnnotations(ing.meta.annotations, settings, ing.origin, issues));
   const accessOf = readAccess(input, served, settings, issues);
+  const routeOf = new Map<IngressView, RouteAnnotations>();
+  for (const ing of served)
+    routeOf.set(
+      ing,
+      parseRouteAnnotations({ annotations: ing.meta.annotations, origin: ing.origin, issues }),
+    );
 
   const serviceIndex = new Map(input.services.map((s) => [`${s.meta.namespace}/${s.meta.name}`, s]));
   const backendRef = (ing: IngressView, b: IngressBackendView | null): BackendRef | null => {
@@ -270,8 +277,10 @@ export function translateGateway(
   ): LocationModel => {
     const a = annotations.get(ing)!;
     const access = locationAccess(accessOf.get(ing)!, path, settings);
+    const redirect = routeOf.get(ing)!.redirect;
     return {
       ...(access ? { access } : {}),
+      ...(redirect !== null ? { redirect } : {}),
       ingress: { namespace: ing.meta.namespace, name: ing.meta.name },
       ingressOrigin: ing.origin,
       createdAt: ing.meta.creationTimestamp,
@@ -413,6 +422,7 @@ export function translateGateway(
       tls: hasTls(b.host) ? certFor(b.host) : null,
       locations: sortLocations(b.locations, regexHosts.has(b.host)),
       ...clientCertificateOf(b.host, served, accessOf),
+      ...hostNames(b.host, hosts, served, routeOf),
     }));
 
   return {
@@ -454,6 +464,29 @@ function readAccess(
         issues,
       }),
     );
+  }
+  return out;
+}
+
+/**
+ * server-alias and from-to-www-redirect, per host as ingress-nginx keeps them: the aliases of the first
+ * Ingress (merge order) of the host that sets some, without the host itself or another Ingress's host;
+ * the www twin when any Ingress of the host asks for it and no Ingress serves that name.
+ */
+function hostNames(
+  host: string,
+  hosts: ReadonlyMap<string, unknown>,
+  served: readonly IngressView[],
+  routeOf: ReadonlyMap<IngressView, RouteAnnotations>,
+): Pick<VirtualHostModel, 'aliases' | 'redirectFrom'> {
+  const out: Pick<VirtualHostModel, 'aliases' | 'redirectFrom'> = {};
+  const own = served.filter((ing) => ing.rules.some((r) => r.host === host));
+  const first = own.find((ing) => routeOf.get(ing)!.aliases.length > 0);
+  const aliases = first ? routeOf.get(first)!.aliases.filter((a) => a !== host && !hosts.has(a)) : [];
+  if (aliases.length > 0) out.aliases = aliases;
+  if (host !== '' && !host.startsWith('*.') && own.some((ing) => routeOf.get(ing)!.fromToWwwRedirect)) {
+    const from = host.startsWith('www.') ? host.slice(4) : `www.${host}`;
+    if (!hosts.has(from)) out.redirectFrom = from;
   }
   return out;
 }

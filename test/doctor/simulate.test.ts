@@ -8,6 +8,8 @@ import { diagnose } from '../../src/doctor/diagnose.ts';
 import { proxySwitch } from '../../src/doctor/plans.ts';
 import { defaultHost, simulate } from '../../src/doctor/simulate.ts';
 import { loadTopology } from '../../src/k8s/index.ts';
+import { parseManifestText } from '../../src/k8s/load.ts';
+import { buildTopology } from '../../src/k8s/translate.ts';
 
 const fixture = (name: string) => fileURLToPath(new URL(`../fixtures/doctor/${name}`, import.meta.url));
 const host = 'app.example.com';
@@ -154,4 +156,33 @@ test('FORWARDED_HEADERS_SPOOFABLE is found with a client the LB lets in, and not
   const clean = diagnose(off, {});
   assert.ok(clean.ok);
   assert.ok(!clean.report.findings.some((f) => f.id === 'FORWARDED_HEADERS_SPOOFABLE'));
+});
+
+test('issue 20: a server-alias, a permanent-redirect and a www twin in the hop-by-hop explanation', () => {
+  const P = 'nginx.ingress.kubernetes.io/';
+  const yaml = [
+    'apiVersion: v1\nkind: Service\nmetadata: {name: svc, namespace: default}\nspec: {ports: [{name: http, port: 80}]}',
+    ...[
+      ['main', 'main.example', `${P}server-alias: alias.example\n    ${P}from-to-www-redirect: "true"`],
+      ['moved', 'moved.example', `${P}permanent-redirect: https://new.example/`],
+    ].map(
+      ([name, host, annotations]) =>
+        `apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: ${name}\n  namespace: default\n  annotations:\n    ${annotations}\nspec:\n  ingressClassName: nginx\n  rules:\n    - host: ${host}\n      http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: svc, port: {number: 80}}}}]}`,
+    ),
+  ].join('\n---\n');
+  const topology = buildTopology(parseManifestText(yaml, 'issue20.yaml').objects);
+  const alias = simulate(topology, { client: '127.0.20.10', host: 'alias.example' });
+  assert.match(
+    alias.hops.find((h) => h.name === 'route')!.detail,
+    /\(alias\.example is a server-alias of main\.example\) -> default-svc-80/,
+  );
+  const moved = simulate(topology, { client: '127.0.20.10', host: 'moved.example', path: '/x' });
+  assert.equal(moved.status, 301);
+  assert.match(moved.hops.at(-1)!.detail, /redirect 301 to https:\/\/new\.example\//);
+  const www = simulate(topology, { client: '127.0.20.10', host: 'www.main.example' });
+  assert.equal(www.status, 308);
+  assert.match(
+    www.hops.at(-1)!.detail,
+    /www twin of a host with from-to-www-redirect: redirect 308 to http:\/\/main\.example:80/,
+  );
 });

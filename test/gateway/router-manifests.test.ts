@@ -84,6 +84,7 @@ function summary(d: RouteDecision): string {
     case 'proxy':
       return `proxy ${d.route.upstreamName} ${d.upstreamPath}`;
     case 'redirect':
+    case 'host-redirect':
       return `redirect ${d.status} ${d.location}`;
     case 'not-found':
       return `404 ${d.serverName} ${d.backend?.upstreamName ?? '-'}`;

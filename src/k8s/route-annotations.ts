@@ -1,0 +1,116 @@
+// ingress-nginx's annotations that change where a request goes or what it carries, read per Ingress:
+// permanent-redirect / temporal-redirect (+ -code), from-to-www-redirect, server-alias. Values are
+// validated as ingress-nginx 1.15 validates them (internal/ingress/annotations/redirect, alias); a
+// value it refuses drops that annotation's effect, with an INVALID_ANNOTATION_VALUE warning.
+import type { ConfigIssue, Origin, RedirectModel } from '../config/model.ts';
+import { annotationField } from './field-path.ts';
+import { describeOrigin } from './reader.ts';
+import { parseGoBool } from './values.ts';
+
+const PREFIX = 'nginx.ingress.kubernetes.io/';
+
+/** The annotations this module reads (without the prefix). */
+export const ROUTE_ANNOTATIONS: readonly string[] = [
+  'permanent-redirect',
+  'permanent-redirect-code',
+  'temporal-redirect',
+  'temporal-redirect-code',
+  'from-to-www-redirect',
+  'server-alias',
+];
+
+/** What one Ingress's route annotations say. */
+export interface RouteAnnotations {
+  /** permanent-redirect or temporal-redirect (temporal wins, as in ingress-nginx). */
+  redirect: RedirectModel | null;
+  fromToWwwRedirect: boolean;
+  /** server-alias: names (exact, `*.suffix`, or `~regex`), sorted and without duplicates. */
+  aliases: readonly string[];
+}
+
+export interface RouteInput {
+  annotations: Readonly<Record<string, string>>;
+  origin: Origin;
+  issues: ConfigIssue[];
+}
+
+// ingress-nginx's validators (internal/ingress/annotations/parser/validators.go).
+const ALNUM = String.raw`\-._~a-zA-Z0-9/:`;
+const URL_IS_VALID = new RegExp(`^[${ALNUM},:?&=]*$`);
+const SERVER_NAME = new RegExp(String.raw`^[/${ALNUM}\^$\[\]\(\)\{\}*+?|&=\\]*$`);
+
+function warn(input: RouteInput, name: string, message: string): void {
+  const field = annotationField(PREFIX + name);
+  input.issues.push({
+    severity: 'warning',
+    code: 'INVALID_ANNOTATION_VALUE',
+    message: `${describeOrigin(input.origin)} ${field}: ${message}`,
+    origin: input.origin,
+    field,
+  });
+}
+
+/** Go's strconv.Atoi; undefined when absent, null when not an integer. */
+function int(input: RouteInput, name: string): number | null | undefined {
+  const v = input.annotations[PREFIX + name];
+  if (v === undefined) return undefined;
+  return /^[+-]?[0-9]{1,9}$/.test(v) ? Number(v) : null;
+}
+
+/** An http(s) URL made of the characters ingress-nginx allows (URLIsValidRegex), as Go's url.Parse reads it. */
+function redirectUrl(input: RouteInput, name: string): string | null | undefined {
+  const v = input.annotations[PREFIX + name];
+  if (v === undefined || v === '') return undefined;
+  const scheme = /^([a-zA-Z][a-zA-Z0-9+.-]*):/.exec(v)?.[1] ?? '';
+  if (!URL_IS_VALID.test(v) || !scheme.startsWith('http')) {
+    warn(input, name, `${JSON.stringify(v)} is not an http(s) URL of [-._~a-zA-Z0-9/:,?&=]; no redirect`);
+    return null;
+  }
+  return v;
+}
+
+/** One of permanent-redirect / temporal-redirect with its code: out of range is the default code. */
+function readRedirect(
+  input: RouteInput,
+  kind: 'permanent' | 'temporal',
+  fallback: number,
+  max: number,
+): RedirectModel | null | undefined {
+  const url = redirectUrl(input, `${kind}-redirect`);
+  if (url === undefined || url === null) return url;
+  const code = int(input, `${kind}-redirect-code`);
+  if (code === null) {
+    // ingress-nginx returns the parse error: the Ingress gets no redirect at all.
+    warn(input, `${kind}-redirect-code`, 'is not a whole number; no redirect');
+    return null;
+  }
+  const status = code === undefined || code < 300 || code > max ? fallback : code;
+  return { url, code: status };
+}
+
+function readAliases(input: RouteInput): string[] {
+  const v = input.annotations[`${PREFIX}server-alias`];
+  if (v === undefined) return [];
+  const names = v
+    .split(',')
+    .map((n) => n.trim())
+    .filter((n) => n !== '');
+  const bad = names.find((n) => !SERVER_NAME.test(n));
+  if (bad !== undefined) {
+    warn(input, 'server-alias', `${JSON.stringify(bad)} is not a server name; no alias applies`);
+    return [];
+  }
+  return [...new Set(names.map((n) => n.toLowerCase()))].sort();
+}
+
+/** Reads the route annotations of one Ingress. */
+export function parseRouteAnnotations(input: RouteInput): RouteAnnotations {
+  const fromToWww = input.annotations[`${PREFIX}from-to-www-redirect`];
+  const www = fromToWww === undefined ? false : parseGoBool(fromToWww);
+  if (www === null)
+    warn(input, 'from-to-www-redirect', `${JSON.stringify(fromToWww)} is not a boolean; false applies`);
+  // Temporal first: ingress-nginx returns it without looking at permanent-redirect.
+  const temporal = readRedirect(input, 'temporal', 302, 307);
+  const redirect = temporal !== undefined ? temporal : (readRedirect(input, 'permanent', 301, 308) ?? null);
+  return { redirect, fromToWwwRedirect: www ?? false, aliases: readAliases(input) };
+}
