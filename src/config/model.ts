@@ -7,6 +7,7 @@
 
 import type { GatewayIssueCode } from '../gateway/errors.ts';
 import type { K8sIssueCode } from '../k8s/errors.ts';
+import type { ClientPath } from './client-path.ts';
 import type { Http2Settings } from './http2.ts';
 
 /** Where an object came from, so every error and warning can name the file, the document and the field. */
@@ -111,7 +112,7 @@ export interface LoadBalancerModel {
   /** The selector of the Service: which pods (the gateway, usually) are behind it. */
   selector: Readonly<Record<string, string>>;
   /** Annotation keepip.dev/client-path: how clients reach this LB (the doctor's default for --via); null or absent when not set. */
-  clientPath?: 'direct' | 'vpn' | 'transit-gateway' | 'privatelink' | 'in-cluster' | null;
+  clientPath?: ClientPath | null;
   /** The Service's annotations as written, for consumers that need a provider detail the model does not carry. */
   annotations?: Readonly<Record<string, string>>;
 }
