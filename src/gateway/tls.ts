@@ -1,6 +1,7 @@
 // TLS for the HTTPS listener: one secure context per virtual host that has a certificate, looked up by
 // SNI (exact name, then a single leading wildcard label), and a generated self-signed default certificate
 // for everything else, as ingress-nginx's "Fake Certificate".
+import { X509Certificate } from 'node:crypto';
 import tls, { type SecureContext } from 'node:tls';
 import { generate } from 'selfsigned';
 import type { VirtualHostModel } from '../config/model.ts';
@@ -38,6 +39,21 @@ export interface CertificateStore {
   readonly problems: readonly CertificateProblem[];
 }
 
+/** server-alias exact names and the from-to-www-redirect twin of a host: served with its certificate. */
+function otherNames(vhost: VirtualHostModel): string[] {
+  const names = (vhost.aliases ?? []).filter((a) => !a.startsWith('~') && !a.startsWith('*.'));
+  if (vhost.redirectFrom !== undefined) names.push(vhost.redirectFrom);
+  return names.map((n) => n.toLowerCase());
+}
+
+function coversName(certPem: string, name: string): boolean {
+  try {
+    return new X509Certificate(certPem).checkHost(name) !== undefined;
+  } catch {
+    return false;
+  }
+}
+
 export function buildCertificateStore(virtualHosts: readonly VirtualHostModel[]): CertificateStore {
   const byName = new Map<string, SecureContext>();
   const problems: CertificateProblem[] = [];
@@ -56,7 +72,12 @@ export function buildCertificateStore(virtualHosts: readonly VirtualHostModel[])
       }
       bySecret.set(secretId, context);
     }
-    if (context !== null) byName.set(vhost.host.toLowerCase(), context);
+    if (context === null) continue;
+    byName.set(vhost.host.toLowerCase(), context);
+    for (const name of otherNames(vhost)) {
+      // As ingress-nginx: an alias or www twin gets the host's certificate only when it covers the name.
+      if (!byName.has(name) && coversName(vhost.tls.certPem, name)) byName.set(name, context);
+    }
   }
   return {
     hosts: [...byName.keys()].sort(),

@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import https from 'node:https';
 import { after, before, describe, test } from 'node:test';
+import tls from 'node:tls';
 import { generate } from 'selfsigned';
 import { type RunningWhoami, startWhoami } from '../../src/whoami/server.ts';
 import {
@@ -67,6 +68,18 @@ function httpsRequest(
     );
     req.on('error', reject);
     req.end();
+  });
+}
+
+/** The CN of the certificate the gateway presents for `servername`. */
+function servedCommonName(port: number, servername: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false, servername }, () => {
+      const cn = socket.getPeerCertificate().subject?.CN;
+      socket.destroy();
+      resolve(Array.isArray(cn) ? cn.join(',') : (cn ?? ''));
+    });
+    socket.on('error', reject);
   });
 }
 
@@ -182,6 +195,8 @@ describe('issue 20 annotations over sockets', () => {
     });
 
     test('should redirect from www HTTPS to HTTPS', async () => {
+      // The host's certificate names both, so the www twin is served with it (not the default one).
+      assert.equal(await servedCommonName(gw.httpsPort, `www.${wwwHost}`), wwwHost);
       const reply = await httpsRequest(gw.httpsPort, `www.${wwwHost}`);
       assert.equal(reply.status, 308);
       assert.equal(reply.headers.location, `https://${wwwHost}:${gw.httpsPort}`);
