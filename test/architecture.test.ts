@@ -29,6 +29,7 @@ const EDGES_IN_PURE_FOLDERS = [
 const PURE_FILES = [
   'src/errors.ts',
   'src/error-table.ts',
+  'src/result.ts', // the one result shape of a fallible pure function
   // Each module's table of codes (src/config/model.ts names the k8s and gateway issue codes).
   'src/gateway/errors.ts',
   'src/lb/errors.ts',
