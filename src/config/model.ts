@@ -230,7 +230,8 @@ export interface LocationModel {
   sslRedirect: boolean;
   forceSslRedirect: boolean;
   serviceUpstream: boolean;
-  backendProtocol: 'HTTP' | 'HTTPS';
+  /** GRPC / GRPCS: HTTP/2 to the backend, cleartext or TLS (src/gateway/grpc-proxy.ts). */
+  backendProtocol: 'HTTP' | 'HTTPS' | 'GRPC' | 'GRPCS';
   proxyBodySizeBytes: number;
   proxyConnectTimeoutMs: number;
   proxyReadTimeoutMs: number;

@@ -3,7 +3,10 @@
 import type { Duplex } from 'node:stream';
 import { errorPageBody, HTML_CONTENT_TYPE, reasonPhrase } from './error-pages.ts';
 import type { Exchange, GatewayRequest, GatewayResponse, HandlerContext } from './exchange.ts';
+import { grpcAnswerHeaders, grpcStatusForHttp, isGrpcRequest } from './grpc-status.ts';
 import { completeExchange } from './request-log.ts';
+
+const NO_BODY = Buffer.alloc(0);
 
 /** The error page (or redirect) of `status` on `res`, then the log line. */
 export function answer(
@@ -15,11 +18,19 @@ export function answer(
   extraHeaders: Record<string, string | string[]> | null,
   closeConnection = false,
 ): void {
-  const body = errorPageBody(status);
+  if (isGrpcRequest(req.headers)) {
+    grpcAnswer(res, status, extraHeaders);
+    if (!req.complete) req.resume();
+    completeExchange(ctx, ex, req, status, 0);
+    return;
+  }
+  // A 204 (a CORS preflight) has no body.
+  const body = status === 204 ? NO_BODY : errorPageBody(status);
   const headers: Record<string, string | number | string[]> = {
     'content-type': HTML_CONTENT_TYPE,
     'content-length': body.length,
     ...extraHeaders,
+    ...ex.responseHeaders,
   };
   if (closeConnection || ctx.isDraining()) headers.connection = 'close';
   res.writeHead(status, reasonPhrase(status), headers);
@@ -27,6 +38,20 @@ export function answer(
   // Whatever body the client still sends is not ours to forward.
   if (!req.complete) req.resume();
   completeExchange(ctx, ex, req, status, req.method === 'HEAD' ? 0 : body.length);
+}
+
+/**
+ * The gateway's answer `status` as a gRPC client reads it: a trailers-only response whose grpc-status
+ * says the same (403: PERMISSION_DENIED, 502/503: UNAVAILABLE…; grpc-status.ts).
+ */
+export function grpcAnswer(
+  res: GatewayResponse,
+  status: number,
+  extraHeaders: Record<string, string | string[]> | null,
+): void {
+  const message = `HTTP ${status} ${reasonPhrase(status)} from the gateway`;
+  res.writeHead(200, grpcAnswerHeaders(grpcStatusForHttp(status), message, extraHeaders));
+  res.end();
 }
 
 /** A complete HTTP/1.1 error response (`connection: close`) as bytes, for a socket nothing was sent on. */

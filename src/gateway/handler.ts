@@ -8,7 +8,7 @@ import type { Duplex } from 'node:stream';
 import { throttleResponse } from './access/bandwidth.ts';
 import { COOKIE_STATUSES } from './access/state.ts';
 import { type Admitted, admit, PENDING } from './admission.ts';
-import { answer, answerRaw, rawErrorResponse } from './answers.ts';
+import { answer, answerRaw, grpcAnswer, rawErrorResponse } from './answers.ts';
 import { connectionOf } from './connection.ts';
 import { requestContext } from './error-log.ts';
 import { errorPageBody, HTML_CONTENT_TYPE, PLAIN_HTTP_ON_HTTPS_BODY, reasonPhrase } from './error-pages.ts';
@@ -21,6 +21,8 @@ import {
   type HandlerContext,
   type RequestHandler,
 } from './exchange.ts';
+import { proxyGrpc } from './grpc-proxy.ts';
+import { isGrpcRequest } from './grpc-status.ts';
 import { type ProxyOutcome, proxyRequest } from './proxy.ts';
 import {
   completeExchange,
@@ -30,6 +32,7 @@ import {
   shownClient,
 } from './request-log.ts';
 import { buildUpstreamHeaders } from './upstream-headers.ts';
+import { addResponseHeaders } from './response-headers.ts';
 import { proxyUpgrade, type UpgradeOutcome } from './websocket.ts';
 
 export type { HandlerContext, RequestHandler } from './exchange.ts';
@@ -161,7 +164,10 @@ function forward(
     bodyLimitBytes: limit,
     hasBody: hasRequestBody(req),
   };
-  proxyRequest(req, res, request, (outcome: ProxyOutcome) => {
+  // gRPC backends over HTTP/2, with trailers, deadlines and gRPC statuses (grpc-proxy.ts).
+  const protocol = admitted.upstream?.members[0]?.protocol;
+  const proxy = protocol === 'GRPC' || protocol === 'GRPCS' ? proxyGrpc : proxyRequest;
+  proxy(req, res, request, (outcome: ProxyOutcome) => {
     ex.attempts = outcome.attempts;
     ex.upstreamBytes = outcome.upstreamBytes;
     ex.bodyBytes = outcome.requestBodyBytes;
@@ -227,6 +233,7 @@ export function createRequestHandler(ctx: HandlerContext): RequestHandler {
       else if (!hasEndpoints(admitted)) answer(ctx, ex, req, res, 503, null);
       else {
         addAuthCookies(ex, res);
+        if (ex.responseHeaders !== null) addResponseHeaders(ex.responseHeaders, res);
         // limit-rate / limit-rate-after: the response to this client, per request (access/bandwidth.ts).
         const bandwidth = admitted.location?.access?.bandwidth;
         if (bandwidth) throttleResponse(res, bandwidth);
@@ -305,7 +312,8 @@ export function createRequestHandler(ctx: HandlerContext): RequestHandler {
       'content-type': HTML_CONTENT_TYPE,
       'content-length': body.length,
     });
-    res.end(req.method === 'HEAD' ? undefined : body);
+    if (isGrpcRequest(req.headers)) grpcAnswer(res, status, null);
+    else res.end(req.method === 'HEAD' ? undefined : body);
     if (conn === undefined) return;
     const request = requestLineOf(req);
     const host = typeof req.headers.host === 'string' ? req.headers.host : '';

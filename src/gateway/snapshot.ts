@@ -188,7 +188,7 @@ export function buildSnapshot(
   const empty = new Set<string>();
   const upstreamOf = (
     backend: BackendRef,
-    protocol: 'HTTP' | 'HTTPS',
+    protocol: LocationModel['backendProtocol'],
     connectTimeoutMs: number,
     serviceUpstream: boolean,
   ): BalancedUpstream => {

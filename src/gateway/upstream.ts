@@ -6,11 +6,13 @@
 // snapshot that named it retires.
 import type { Readable } from 'node:stream';
 import { type Dispatcher, Pool } from 'undici';
+import type { LocationModel } from '../config/model.ts';
 import { formatHostPort } from '../net/host-port.ts';
 import { H1Pool, type UpstreamDispatcher } from './h1-client.ts';
+import { H2Pool } from './h2-client.ts';
 
 export interface PoolSpec {
-  protocol: 'HTTP' | 'HTTPS';
+  protocol: LocationModel['backendProtocol'];
   address: string;
   port: number;
   connectTimeoutMs: number;
@@ -21,7 +23,7 @@ export interface UpstreamMember {
   readonly hostPort: string;
   readonly address: string;
   readonly port: number;
-  readonly protocol: 'HTTP' | 'HTTPS';
+  readonly protocol: LocationModel['backendProtocol'];
   readonly connectTimeoutMs: number;
   readonly pool: UpstreamDispatcher;
   /** For error log lines: `http://10.0.0.1:80`. */
@@ -92,11 +94,15 @@ export class ConnectionRegistry {
       return existing.member;
     }
     const hostPort = formatHostPort(spec.address, spec.port);
-    const scheme = spec.protocol === 'HTTPS' ? 'https' : 'http';
+    const scheme = spec.protocol.toLowerCase();
+    const { address, port, connectTimeoutMs } = spec;
+    // gRPC backends: HTTP/2 sessions, multiplexed (h2-client.ts); error log lines say grpc:// as nginx's.
     const pool =
       spec.protocol === 'HTTPS'
-        ? httpsPool(scheme, hostPort, spec.connectTimeoutMs)
-        : new H1Pool({ address: spec.address, port: spec.port, connectTimeoutMs: spec.connectTimeoutMs });
+        ? httpsPool(scheme, hostPort, connectTimeoutMs)
+        : spec.protocol === 'GRPC' || spec.protocol === 'GRPCS'
+          ? new H2Pool({ address, port, tls: spec.protocol === 'GRPCS', connectTimeoutMs })
+          : new H1Pool({ address, port, connectTimeoutMs });
     const member: UpstreamMember = {
       hostPort,
       address: spec.address,

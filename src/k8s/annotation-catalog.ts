@@ -117,8 +117,8 @@ export const ANNOTATION_CATALOG: readonly CatalogEntry[] = [
   {
     names: ['backend-protocol'],
     status: 'implemented',
-    values: '`HTTP` (default), `HTTPS`',
-    note: "`GRPC`, `GRPCS`, `FCGI`, `AUTO_HTTP` are refused: error `UNSUPPORTED_BACKEND_PROTOCOL`, and that Ingress's locations get no backend (503) rather than speaking the wrong protocol. Other values: warning, HTTP",
+    values: '`HTTP` (default), `HTTPS`, `GRPC`, `GRPCS`',
+    note: "`GRPC`/`GRPCS`: HTTP/2 to the backend (cleartext / TLS, not verified), multiplexed keep-alive sessions, trailers relayed, `grpc-timeout` enforced, the gateway's own answers as gRPC statuses (403: PERMISSION_DENIED, 502/503: UNAVAILABLE). `FCGI`, `AUTO_HTTP` are refused: error `UNSUPPORTED_BACKEND_PROTOCOL`, and that Ingress's locations get no backend (503) rather than speaking the wrong protocol. Other values: warning, HTTP",
   },
   {
     names: ['proxy-body-size'],
@@ -637,6 +637,30 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
     note: 'whole seconds (0–86400) a connection may idle between requests (nginx `keepalive_timeout`); `0` disables keep-alive (every response closes its connection)',
   },
   {
+    names: ['use-http2'],
+    status: 'implemented',
+    values: 'true',
+    note: 'ALPN `h2` (then `http/1.1`) on the TLS listener; every stream runs through the same pipeline as an HTTP/1.1 request (docs/gateway.md, HTTP/2)',
+  },
+  {
+    names: ['http2-max-concurrent-streams'],
+    status: 'implemented',
+    values: '128',
+    note: 'SETTINGS_MAX_CONCURRENT_STREAMS: a stream over it is refused (REFUSED_STREAM) before the client acknowledged it, a connection error (GOAWAY PROTOCOL_ERROR) after',
+  },
+  {
+    names: ['http2-max-field-size', 'http2-max-header-size'],
+    status: 'implemented',
+    values: '8k, 32k',
+    note: 'one decoded header field / the whole decoded header list over it: 431 (nginx: `large-client-header-buffers` 4 8k); the list size is also SETTINGS_MAX_HEADER_LIST_SIZE',
+  },
+  {
+    names: ['keep-alive-requests', 'http2-max-requests'],
+    status: 'implemented',
+    values: '1000, 0 (keep-alive-requests applies)',
+    note: 'streams per HTTP/2 connection, then GOAWAY (the streams in flight finish); HTTP/1.1 connections are not counted',
+  },
+  {
     names: ['upstream-keepalive-connections'],
     status: 'implemented',
     values: '320',
@@ -838,17 +862,6 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
     note: `${NOT_YET}: no OCSP response is stapled`,
   },
   {
-    names: [
-      'use-http2',
-      'http2-max-concurrent-streams',
-      'http2-max-field-size',
-      'http2-max-header-size',
-      'http2-max-requests',
-    ],
-    status: 'refused',
-    note: 'keepip serves HTTP/1.1 to clients, not HTTP/2',
-  },
-  {
     names: ['enable-underscores-in-headers', 'ignore-invalid-headers'],
     status: 'refused',
     note: `${NOT_YET}: header names are checked by keepip's strict parser (RFC 9110 tokens; underscores pass)`,
@@ -921,11 +934,6 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
     ],
     status: 'no-effect',
     note: `${NGINX_INTERNAL}: keepip is one Node process per pod that streams requests and responses and keeps no nginx tables`,
-  },
-  {
-    names: ['keep-alive-requests'],
-    status: 'no-effect',
-    note: 'how many requests nginx serves on one client connection before closing it (1000): keepip closes an idle connection after `keep-alive` instead, and a client reconnecting after N requests sees no other difference',
   },
   {
     names: ['upstream-keepalive-requests', 'upstream-keepalive-time', 'upstream-keepalive-timeout'],

@@ -1,7 +1,14 @@
 // The ingress-nginx annotations and controller ConfigMap keys keepip implements, with their value
 // syntax and defaults (ingress-nginx 1.12). Anything else under the ingress-nginx prefix, or any other
 // ConfigMap key, is reported by name: never silently ignored.
-import type { ConfigIssue, GatewaySettings, ObjectRef, Origin, SourceRangeModel } from '../config/model.ts';
+import type {
+  ConfigIssue,
+  GatewaySettings,
+  LocationModel,
+  ObjectRef,
+  Origin,
+  SourceRangeModel,
+} from '../config/model.ts';
 import { ACCESS_ANNOTATIONS, ACCESS_CONFIGMAP_KEYS, applyAccessSettings } from './access-annotations.ts';
 import {
   ANNOTATION_INDEX,
@@ -11,6 +18,7 @@ import {
   nearestName,
 } from './annotation-catalog.ts';
 import { annotationField, formatFieldPath } from './field-path.ts';
+import { applyHttp2Settings, HTTP2_CONFIGMAP_KEYS } from './http2-settings.ts';
 import { describeOrigin } from './reader.ts';
 import { ROUTE_ANNOTATIONS } from './route-annotations.ts';
 import { parseConfigMapSourceRange, resolveAccessRules } from './source-range.ts';
@@ -70,6 +78,8 @@ export const SUPPORTED_CONFIGMAP_KEYS: readonly string[] = [
   'enable-access-log-for-default-backend',
   'forwarded-host-header',
   ...ACCESS_CONFIGMAP_KEYS,
+  // HTTP/2 to clients: src/k8s/http2-settings.ts.
+  ...HTTP2_CONFIGMAP_KEYS,
 ];
 
 /** ingress-nginx's default log-format-upstream. */
@@ -332,6 +342,7 @@ export function parseControllerConfigMap(
     invalid,
     error: (key, message) => push(sink, 'error', 'ACCESS_CONFIG_DENIED', field(key), message),
   });
+  applyHttp2Settings(data, s, { invalid });
   s.unsupportedKeys = unsupported;
   if (s.trustedCidrsDefaulted && (s.useProxyProtocol || s.useForwardedHeaders || s.enableRealIp)) {
     push(
@@ -355,8 +366,8 @@ export interface IngressAnnotations {
   sslRedirect: boolean | null;
   forceSslRedirect: boolean;
   serviceUpstream: boolean;
-  backendProtocol: 'HTTP' | 'HTTPS';
-  /** A backend-protocol keepip cannot speak (GRPC, FCGI…): the locations get no backend (503). */
+  backendProtocol: LocationModel['backendProtocol'];
+  /** A backend-protocol keepip cannot speak (FCGI, AUTO_HTTP): the locations get no backend (503). */
   backendRefused: boolean;
   proxyBodySizeBytes: number;
   proxyConnectTimeoutMs: number;
@@ -450,22 +461,23 @@ export function parseIngressAnnotations(
     if (APP_ROOT.test(ar)) appRoot = ar;
     else invalid('app-root', ar, 'an absolute path made of [-._~a-zA-Z0-9/]', 'no app-root redirect');
   }
-  let backendProtocol: 'HTTP' | 'HTTPS' = 'HTTP';
+  let backendProtocol: LocationModel['backendProtocol'] = 'HTTP';
   let backendRefused = false;
   const bp = get('backend-protocol');
   if (bp !== undefined) {
     const upper = bp.trim().toUpperCase();
-    if (upper === 'HTTP' || upper === 'HTTPS') backendProtocol = upper;
-    else if (['GRPC', 'GRPCS', 'FCGI', 'AUTO_HTTP'].includes(upper)) {
+    if (upper === 'HTTP' || upper === 'HTTPS' || upper === 'GRPC' || upper === 'GRPCS')
+      backendProtocol = upper;
+    else if (['FCGI', 'AUTO_HTTP'].includes(upper)) {
       backendRefused = true;
       push(
         sink,
         'error',
         'UNSUPPORTED_BACKEND_PROTOCOL',
         annotationField(`${NGINX_ANNOTATION_PREFIX}backend-protocol`),
-        `backend protocol ${upper} is not supported by keepip (HTTP or HTTPS only); this Ingress's locations answer 503 instead of speaking the wrong protocol`,
+        `backend protocol ${upper} is not supported by keepip (HTTP, HTTPS, GRPC or GRPCS); this Ingress's locations answer 503 instead of speaking the wrong protocol`,
       );
-    } else invalid('backend-protocol', bp, 'HTTP or HTTPS', 'HTTP');
+    } else invalid('backend-protocol', bp, 'HTTP, HTTPS, GRPC or GRPCS', 'HTTP');
   }
   let proxyBodySizeBytes = settings.proxyBodySizeBytes;
   const body = get('proxy-body-size');

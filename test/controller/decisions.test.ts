@@ -276,7 +276,7 @@ describe('admission verdict', () => {
     (path.spec.rules[0]!.http.paths[0] as { path: string }).path = '/a b';
     assert.match(refused(path).message, /INVALID_PATH/);
     assert.match(
-      refused(ing('g', { 'nginx.ingress.kubernetes.io/backend-protocol': 'GRPC' })).message,
+      refused(ing('g', { 'nginx.ingress.kubernetes.io/backend-protocol': 'FCGI' })).message,
       /UNSUPPORTED_BACKEND_PROTOCOL/,
     );
     assert.match(

@@ -295,8 +295,20 @@ test('bad annotation values are ignored with a warning naming the annotation', (
   );
 });
 
-test('GRPC, GRPCS, FCGI and AUTO_HTTP backends are refused with an error', () => {
-  for (const proto of ['GRPC', 'grpcs', 'FCGI', 'AUTO_HTTP']) {
+test('GRPC and GRPCS backends are accepted (any case)', () => {
+  for (const [value, protocol] of [
+    ['GRPC', 'GRPC'],
+    ['grpcs', 'GRPCS'],
+  ] as const) {
+    const { parsed, issues } = annotations({ 'backend-protocol': value });
+    assert.equal(parsed.backendRefused, false);
+    assert.equal(parsed.backendProtocol, protocol);
+    assert.deepEqual(issues, []);
+  }
+});
+
+test('FCGI and AUTO_HTTP backends are refused with an error', () => {
+  for (const proto of ['FCGI', 'fcgi', 'AUTO_HTTP']) {
     const { parsed, issues } = annotations({ 'backend-protocol': proto });
     assert.equal(parsed.backendRefused, true, proto);
     assert.deepEqual(codes(issues, 'error'), ['UNSUPPORTED_BACKEND_PROTOCOL']);

@@ -286,10 +286,20 @@ test('an invalid allowlist keeps the Ingress served, fails closed and is an erro
   assert.equal(e.field, `metadata.annotations["${P}whitelist-source-range"]`);
 });
 
-test('backend-protocol GRPC is refused: an error, and the locations get no backend (503), not HTTP', () => {
-  const t = topologyOf(ingress({ name: 'g', annotations: { [`${P}backend-protocol`]: 'GRPC' } }));
+test('backend-protocol FCGI is refused: an error, and the locations get no backend (503), not HTTP', () => {
+  const t = topologyOf(ingress({ name: 'g', annotations: { [`${P}backend-protocol`]: 'FCGI' } }));
   assert.equal(t.gateway.virtualHosts[0]!.locations[0]!.backend, null);
   assert.equal(find(t.issues, 'UNSUPPORTED_BACKEND_PROTOCOL').severity, 'error');
+});
+
+test('backend-protocol GRPC and GRPCS keep their backend and say so on the location', () => {
+  for (const protocol of ['GRPC', 'GRPCS'] as const) {
+    const t = topologyOf(ingress({ name: 'g', annotations: { [`${P}backend-protocol`]: protocol } }));
+    const location = t.gateway.virtualHosts[0]!.locations[0]!;
+    assert.notEqual(location.backend, null);
+    assert.equal(location.backendProtocol, protocol);
+    assert.equal(t.issues.filter((i) => i.severity === 'error').length, 0);
+  }
 });
 
 test('controllerServices: LoadBalancer/NodePort Services in the ConfigMap namespace or selecting the controller', () => {

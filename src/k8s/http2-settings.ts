@@ -1,0 +1,88 @@
+// The controller ConfigMap keys for HTTP/2 to clients: use-http2, http2-max-concurrent-streams,
+// http2-max-field-size, http2-max-header-size, http2-max-requests (the last three deprecated in
+// ingress-nginx but still read by it) and keep-alive-requests, which nginx ≥ 1.19.7 applies to HTTP/2
+// connections as well. Bad values keep the default with a warning, as every other key.
+import { DEFAULT_HTTP2_SETTINGS, type Http2Settings } from '../config/http2.ts';
+import type { GatewaySettings } from '../config/model.ts';
+import { parseGoBool, parseNginxSize, parseUint } from './values.ts';
+
+export const HTTP2_CONFIGMAP_KEYS: readonly string[] = [
+  'use-http2',
+  'http2-max-concurrent-streams',
+  'http2-max-field-size',
+  'http2-max-header-size',
+  'http2-max-requests',
+  'keep-alive-requests',
+];
+
+export interface Http2SettingsSink {
+  invalid(key: string, value: string, expected: string, kept: string): void;
+}
+
+/** HPACK and node:http2 carry header lists up to 2^24; more than 1 MiB is a mistake, not a setting. */
+const MAX_HEADER_BYTES = 1024 * 1024;
+
+function whole(
+  data: Readonly<Record<string, string>>,
+  key: string,
+  fallback: number,
+  range: readonly [number, number],
+  sink: Http2SettingsSink,
+): number {
+  const v = data[key];
+  if (v === undefined || v.trim() === '') return fallback;
+  const n = parseUint(v.trim(), range[1]);
+  if (n !== null && n >= range[0]) return n;
+  sink.invalid(key, v, `a whole number from ${range[0]} to ${range[1]}`, String(fallback));
+  return fallback;
+}
+
+function size(
+  data: Readonly<Record<string, string>>,
+  key: string,
+  fallback: number,
+  sink: Http2SettingsSink,
+): number {
+  const v = data[key];
+  if (v === undefined || v.trim() === '') return fallback;
+  const n = parseNginxSize(v);
+  if (n !== null && n >= 1024 && n <= MAX_HEADER_BYTES) return n;
+  sink.invalid(key, v, 'a size from 1k to 1m such as "16k"', `${fallback / 1024}k`);
+  return fallback;
+}
+
+/** Reads the HTTP/2 keys of the controller ConfigMap into `settings.http2`. */
+export function applyHttp2Settings(
+  data: Readonly<Record<string, string>>,
+  settings: GatewaySettings,
+  sink: Http2SettingsSink,
+): void {
+  const d = DEFAULT_HTTP2_SETTINGS;
+  let enabled = d.enabled;
+  const use = data['use-http2'];
+  if (use !== undefined) {
+    const b = parseGoBool(use);
+    if (b === null) sink.invalid('use-http2', use, 'a boolean', 'true');
+    else enabled = b;
+  }
+  // nginx's keepalive_requests covers HTTP/2 since 1.19.7; the older http2_max_requests wins when set.
+  const keepAliveRequests = whole(data, 'keep-alive-requests', d.maxRequests, [1, 1_000_000], sink);
+  const http2Settings: Http2Settings = {
+    enabled,
+    maxConcurrentStreams: whole(
+      data,
+      'http2-max-concurrent-streams',
+      d.maxConcurrentStreams,
+      [1, 65_535],
+      sink,
+    ),
+    maxFieldSize: size(data, 'http2-max-field-size', d.maxFieldSize, sink),
+    maxHeaderListSize: size(data, 'http2-max-header-size', d.maxHeaderListSize, sink),
+    // "0" is ingress-nginx's default for http2-max-requests: not set.
+    maxRequests:
+      data['http2-max-requests']?.trim() === '0'
+        ? keepAliveRequests
+        : whole(data, 'http2-max-requests', keepAliveRequests, [1, 1_000_000], sink),
+  };
+  settings.http2 = http2Settings;
+}
