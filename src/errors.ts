@@ -15,6 +15,7 @@ import { NET_CODES, type NetCode } from './net/errors.ts';
 import { PP_ERROR_FIXES, PP_ERROR_MESSAGES, type PpErrorCode } from './proxy-protocol/errors.ts';
 import { UP_CODES, type UpCode } from './up/errors.ts';
 import { WHOAMI_CODES, type WhoamiCode } from './whoami/errors.ts';
+import { WORKERS_CODES, type WorkersCode } from './workers/errors.ts';
 
 export type { ErrorKind } from './error-table.ts';
 
@@ -29,7 +30,8 @@ export type ErrorModule =
   | 'up'
   | 'whoami'
   | 'deploy'
-  | 'dashboard';
+  | 'dashboard'
+  | 'workers';
 
 /** Each module's heading in docs/errors.md, in the order the registry lists the modules. */
 export const ERROR_MODULES: { readonly [M in ErrorModule]: string } = {
@@ -45,6 +47,8 @@ export const ERROR_MODULES: { readonly [M in ErrorModule]: string } = {
   whoami: 'Echo backend (`src/whoami/`, `keepip whoami`)',
   deploy: 'Install manifests (`src/deploy/`, `keepip manifests`): reading ingress-nginx Helm values',
   dashboard: 'Dashboard (`src/dashboard/`, `--dashboard`): its JSON API',
+  workers:
+    'Worker processes (`src/workers/`, `--workers` of `keepip gateway`, `keepip lb`, `keepip controller`)',
 };
 
 /** A registry row: a module's table entry with its code and module. */
@@ -64,7 +68,8 @@ export type ErrorCode =
   | UpCode
   | WhoamiCode
   | DeployCode
-  | DashboardCode;
+  | DashboardCode
+  | WorkersCode;
 
 type RegistryEntry = ErrorEntry & { readonly code: ErrorCode };
 
@@ -97,6 +102,7 @@ export const ERROR_REGISTRY: readonly RegistryEntry[] = [
   ...entries('whoami', WHOAMI_CODES),
   ...entries('deploy', DEPLOY_CODES),
   ...entries('dashboard', DASHBOARD_CODES),
+  ...entries('workers', WORKERS_CODES),
 ];
 
 const BY_CODE = new Map<string, RegistryEntry>(ERROR_REGISTRY.map((e) => [e.code, e]));

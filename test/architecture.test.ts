@@ -50,6 +50,9 @@ const PURE_FILES = [
   'src/lb/proxy-header.ts',
   'src/up/plan.ts',
   'src/whoami/echo.ts',
+  'src/workers/count.ts',
+  'src/workers/errors.ts',
+  'src/workers/protocol.ts',
 ];
 /** Node modules that open sockets, touch files or the host, or start processes; `node:` or not. */
 const IO_BUILTINS = new Set([

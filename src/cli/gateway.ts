@@ -1,6 +1,7 @@
 // `keepip gateway`: the L7 ingress gateway for Ingress manifests. Reads -f files/directories, serves
 // them, reloads on change or SIGHUP, drains on SIGTERM/SIGINT. Start-up and reload lines go to
 // stderr (stdout carries the access log unless --access-log names a file).
+import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 import { parseDurationMs } from '../config/duration.ts';
 import { describeIssue } from '../config/issue-text.ts';
@@ -28,6 +29,8 @@ import { type ConfigWatcher, watchConfig } from '../gateway/reload.ts';
 import { loadTopology } from '../k8s/index.ts';
 import { parseCidr } from '../net/cidr.ts';
 import { type HostPort, parseHostPort } from '../net/host-port.ts';
+import { parseWorkerCount } from '../workers/count.ts';
+import { startGatewayWorkers, type WorkerGateway } from '../workers/gateway-primary.ts';
 import type { Command } from './main.ts';
 
 export { type GatewayOptions, type RunningGateway, startGateway } from '../gateway/gateway.ts';
@@ -52,6 +55,7 @@ Options:
       --drain-timeout <D>    on SIGTERM/SIGINT, wait at most this long for in-flight requests (default 10s;
                              10s, 500ms, or a plain number of seconds)
       --json                 start-up and reload lines as JSON objects (stderr)
+      --workers <N|auto>     serving processes sharing the ports (default 1; auto: one per available core)
 ${DASHBOARD_USAGE}  -h, --help                 this help
 
 Signals: SIGHUP reloads the manifests (they are also watched); SIGTERM/SIGINT stop accepting, drain, exit 0.
@@ -71,7 +75,11 @@ interface CliOptions {
   drainTimeoutMs: number;
   json: boolean;
   dashboard: { dashboard?: string; 'dashboard-token-file'?: string };
+  workers: number;
 }
+
+/** One process (startGateway) or a primary with worker processes (src/workers/). */
+type Served = RunningGateway | WorkerGateway;
 
 type Parsed = { ok: true; options: CliOptions } | { ok: false; error: string } | { ok: 'help' };
 
@@ -94,6 +102,7 @@ function parseCli(argv: string[]): Parsed {
         'drain-timeout': { type: 'string' },
         ...DASHBOARD_FLAG_OPTIONS,
         json: { type: 'boolean' },
+        workers: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     }));
@@ -138,6 +147,11 @@ function parseCli(argv: string[]): Parsed {
   if (drainTimeoutMs === null) {
     return { ok: false, error: `--drain-timeout: "${drainText}" is not a duration (10, 10s, 500ms)` };
   }
+  const workers = parseWorkerCount((values.workers as string | undefined) ?? '1', availableParallelism());
+  if (!workers.ok) return { ok: false, error: `--workers: ${workers.error} [${workers.code}]` };
+  if (workers.value > 1 && values.dashboard !== undefined) {
+    return { ok: false, error: '--dashboard needs --workers 1: the decision log lives in one process' };
+  }
   const configMap = values.configmap as string | undefined;
   if (configMap !== undefined && !/^[^/\s]+\/[^/\s]+$/.test(configMap)) {
     return { ok: false, error: `--configmap: "${configMap}" is not namespace/name` };
@@ -160,6 +174,7 @@ function parseCli(argv: string[]): Parsed {
         dashboard: values.dashboard as string | undefined,
         'dashboard-token-file': values['dashboard-token-file'] as string | undefined,
       },
+      workers: workers.value,
     },
   };
 }
@@ -217,13 +232,18 @@ export const command: Command = {
       return 2;
     }
     const report = createReporter(options.json);
-    const accessLog = options.accessLog === null ? undefined : createFileLineSink(options.accessLog);
+    // Workers open the access log themselves (each appends whole lines).
+    const accessLog =
+      options.accessLog === null || options.workers > 1 ? undefined : createFileLineSink(options.accessLog);
     const running = await startServing(options, dashboard.plan, accessLog, report);
     if (running === null) {
       await accessLog?.close();
       return 1;
     }
-    const board = dashboard.plan ? await serveDashboard(dashboard.plan, running, report) : null;
+    // --dashboard implies one process (parseCli).
+    const board = dashboard.plan
+      ? await serveDashboard(dashboard.plan, running as RunningGateway, report)
+      : null;
     if (dashboard.plan && board === null) {
       await running.close();
       await accessLog?.close();
@@ -251,10 +271,12 @@ async function startServing(
   dashboard: DashboardPlan | null,
   accessLog: LineSink | undefined,
   report: (event: GatewayEvent) => void,
-): Promise<RunningGateway | null> {
+): Promise<Served | null> {
   try {
+    const topology = await readTopology(options);
+    if (options.workers > 1) return await startWorkers(options, topology, report);
     return await startGateway({
-      topology: await readTopology(options),
+      topology,
       http: options.http,
       https: options.https,
       trustedProxies: options.trustedProxies,
@@ -280,6 +302,26 @@ async function startServing(
     }
     return null;
   }
+}
+
+/** The primary and its workers; the same options as one process, the access log opened by each worker. */
+function startWorkers(
+  options: CliOptions,
+  topology: Topology,
+  report: (event: GatewayEvent) => void,
+): Promise<WorkerGateway> {
+  return startGatewayWorkers({
+    workers: options.workers,
+    topology,
+    http: options.http,
+    https: options.https,
+    trustedProxies: options.trustedProxies,
+    logFormat: options.logFormat,
+    accessLogPath: options.accessLog,
+    metricsListen: options.metrics,
+    drainTimeoutMs: options.drainTimeoutMs,
+    log: report,
+  });
 }
 
 /**
@@ -333,11 +375,7 @@ function handleSignals(
 }
 
 /** The start-up lines: the configuration, the listeners, the access log, the snapshot's warnings. */
-function reportStartup(
-  options: CliOptions,
-  running: RunningGateway,
-  report: (event: GatewayEvent) => void,
-): void {
+function reportStartup(options: CliOptions, running: Served, report: (event: GatewayEvent) => void): void {
   const snap = running.snapshot();
   report({
     level: 'info',
@@ -346,6 +384,7 @@ function reportStartup(
     version: snap.version,
   });
   for (const event of listenerEvents(running)) report(event);
+  if ('pids' in running) report(workersEvent(running));
   report({
     level: 'info',
     event: 'access-log',
@@ -357,11 +396,11 @@ function reportStartup(
 /** Reads the manifests again; a rejected change keeps the running configuration, and says why. */
 async function reload(
   options: CliOptions,
-  running: RunningGateway,
+  running: Served,
   report: (event: GatewayEvent) => void,
 ): Promise<void> {
   const sources = options.paths.join(', ');
-  const result = running.reload(await readTopology(options));
+  const result = await running.reload(await readTopology(options));
   if (result.ok) {
     report({
       level: 'info',
@@ -382,4 +421,16 @@ async function reload(
   for (const issue of result.error.issues) {
     report({ level: 'error', event: 'config-issue', message: describeIssue(issue), code: issue.code });
   }
+}
+
+/** `workers: 2 processes (pids 41, 42) share the listening ports (SO_REUSEPORT)`. */
+function workersEvent(running: WorkerGateway): GatewayEvent {
+  const pids = running.pids();
+  return {
+    level: 'info',
+    event: 'workers',
+    message: `workers: ${running.workers} processes (pids ${pids.join(', ')}) share the listening ports (SO_REUSEPORT)`,
+    workers: running.workers,
+    pids,
+  };
 }

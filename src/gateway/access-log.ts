@@ -383,6 +383,9 @@ function findCookie(header: string | null, name: string): string | null {
 const timeLocal = perSecondCache(formatTimeLocal);
 const timeIso = perSecondCache(formatTimeIso8601);
 
+/** nginx $pid: the worker process that served the request (with --workers, one of several). */
+const PID = String(process.pid);
+
 const VARIABLES: Readonly<Record<string, VariableSpec>> = {
   remote_addr: { get: (v) => v.remoteAddr, safe: false },
   // ingress-nginx's older templates call the resolved client address $the_real_ip.
@@ -437,6 +440,7 @@ const VARIABLES: Readonly<Record<string, VariableSpec>> = {
     safe: false,
   },
   req_id: { get: (v) => v.reqId, safe: false },
+  pid: { get: () => PID, safe: true },
   request_id: { get: (v) => v.requestId ?? v.reqId, safe: false },
   namespace: { get: (v) => v.namespace, safe: false },
   ingress_name: { get: (v) => v.ingressName, safe: false },

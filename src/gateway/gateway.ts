@@ -432,7 +432,9 @@ export function snapshotEvents(snap: GatewaySnapshot): GatewayEvent[] {
 }
 
 /** One line per listener, stable for scripts: `listening http 127.0.0.1:43123 (…)`. */
-export function listenerEvents(running: RunningGateway): GatewayEvent[] {
+export function listenerEvents(
+  running: Pick<RunningGateway, 'snapshot' | 'httpAddress' | 'httpsAddress' | 'metricsAddress'>,
+): GatewayEvent[] {
   const snap = running.snapshot();
   const { settings } = snap;
   const proxyText = settings.useProxyProtocol

@@ -1,0 +1,25 @@
+// `--workers N|auto` and the ConfigMap's `worker-processes`: how many serving processes to run.
+// `auto` is the cores this process may use (os.availableParallelism(), given by the caller), as
+// nginx's `worker_processes auto` is the CPUs it may run on.
+
+import type { WorkersCode } from './errors.ts';
+
+/** More workers than this is a typo, not a machine. */
+export const MAX_WORKERS = 1024;
+
+export type WorkerCount = { ok: true; value: number } | { ok: false; code: WorkersCode; error: string };
+
+const INVALID: WorkersCode = 'WORKER_COUNT_INVALID';
+
+export function parseWorkerCount(text: string, available: number): WorkerCount {
+  const trimmed = text.trim();
+  if (trimmed === 'auto') return { ok: true, value: Math.max(1, Math.floor(available)) };
+  if (!/^\d+$/.test(trimmed)) {
+    return { ok: false, code: INVALID, error: `"${text}" is not a number of workers or auto` };
+  }
+  const value = Number(trimmed);
+  if (value < 1 || value > MAX_WORKERS) {
+    return { ok: false, code: INVALID, error: `"${text}" is not between 1 and ${MAX_WORKERS} (or auto)` };
+  }
+  return { ok: true, value };
+}

@@ -1,0 +1,30 @@
+// The codes src/workers/ reports: the worker processes behind `--workers` (gateway, lb, controller).
+// src/errors.ts merges this table into the registry behind docs/errors.md.
+import type { CodeTable } from '../error-table.ts';
+
+export const WORKERS_CODES = {
+  WORKER_COUNT_INVALID: {
+    kind: 'error',
+    summary: '--workers (or the ConfigMap key worker-processes) is not a number from 1 to 1024 or auto',
+    fix: 'write a whole number of processes, or auto for one per available core',
+  },
+  WORKER_START_FAILED: {
+    kind: 'error',
+    summary:
+      'a worker process could not start serving (a listener could not bind, the configuration was refused)',
+    fix: 'read the reason in the line; the same start with --workers 1 shows it without the pool',
+  },
+  WORKER_EXITED: {
+    kind: 'outcome',
+    summary:
+      'a worker process exited while serving (a crash or a kill); the primary starts another in its place',
+    fix: 'the connections it held were reset; look for its last error lines, and for a crash loop in keepip_worker_restarts_total',
+  },
+  WORKER_RELOAD_ABORTED: {
+    kind: 'error',
+    summary: 'a worker could not prepare a new configuration, so no worker switched to it',
+    fix: 'read the worker error in the line; every worker keeps serving the previous version',
+  },
+} as const satisfies CodeTable;
+
+export type WorkersCode = keyof typeof WORKERS_CODES;

@@ -1,0 +1,194 @@
+// `keepip gateway --workers N` (and `keepip controller`): the primary's side. The configuration is
+// loaded and checked once, here (the same buildSnapshot the workers run), then handed to every
+// worker (a structured clone of the Topology over IPC). A reload is atomic across workers in two
+// phases: every worker builds the new snapshot (prepare), and only when all could does each swap it
+// in (commit); an invalid configuration is refused here before any worker sees it, and a worker that
+// cannot prepare aborts the reload everywhere. The workers share the listening ports (SO_REUSEPORT),
+// the primary serves one /metrics with their sum and owns the signals; it serves no traffic itself.
+import type { AddressInfo } from 'node:net';
+import type { ConfigIssue, Topology } from '../config/model.ts';
+import {
+  type GatewayOptions,
+  GatewayStartError,
+  type ReloadResult,
+  type RunningGateway,
+} from '../gateway/gateway.ts';
+import { createGatewayMetrics } from '../gateway/metrics.ts';
+import { buildSnapshot, type GatewaySnapshot } from '../gateway/snapshot.ts';
+import { generateDefaultCertificate } from '../gateway/tls.ts';
+import { ConnectionRegistry } from '../gateway/upstream.ts';
+import { type MetricsServer, startMetricsServer } from '../observability/metrics-server.ts';
+import type { GatewayWorkerInit, PrepareCall } from './gateway-worker.ts';
+import { aggregatedMetrics, registerPoolMetrics } from './metrics.ts';
+import { createWorkerPool, type PoolEvent, type WorkerPool } from './pool.ts';
+import { type ReservedPort, reservePort } from './ports.ts';
+
+export interface WorkerGatewayOptions
+  extends Omit<
+    GatewayOptions,
+    'accessLog' | 'errorLog' | 'upstreamAddress' | 'decisions' | 'reusePort' | 'version'
+  > {
+  workers: number;
+  /** --access-log FILE (each worker appends to it), or null for stdout (inherited). */
+  accessLogPath: string | null;
+  /** Worker exits and restarts. */
+  log(event: PoolEvent): void;
+}
+
+export type WorkerReloadResult =
+  | ReloadResult
+  | {
+      ok: false;
+      version: number;
+      error: { code: 'WORKER_RELOAD_ABORTED'; message: string; issues: readonly ConfigIssue[] };
+    };
+
+export interface WorkerGateway extends Omit<RunningGateway, 'reload' | 'prepare'> {
+  readonly workers: number;
+  /** The workers' process ids, by slot. */
+  pids(): number[];
+  /** Resolves once every worker serves the new version (or none does). */
+  reload(topology: Topology): Promise<WorkerReloadResult>;
+}
+
+/** Metrics counted once per pod by the primary; the workers' copies are left out of the sum. */
+const PRIMARY_OWNED = new Set(['keepip_gateway_config_reloads_total', 'keepip_gateway_config_version']);
+
+export async function startGatewayWorkers(options: WorkerGatewayOptions): Promise<WorkerGateway> {
+  if (!options.http && !options.https) throw new TypeError('startGatewayWorkers: give http and/or https');
+  const { workers: size, accessLogPath, log, metricsListen, ...shared } = options;
+  const connections = new ConnectionRegistry();
+  const check = (topology: Topology, version: number) =>
+    buildSnapshot(topology, {
+      version,
+      trustedProxies: options.trustedProxies ?? null,
+      logFormat: options.logFormat ?? 'text',
+      connections,
+    });
+  let version = 1;
+  const first = check(options.topology, version);
+  if (!first.ok) throw new GatewayStartError(first.error);
+  let current: GatewaySnapshot = first.snapshot;
+  let topology = options.topology;
+  const metrics = options.metrics ?? createGatewayMetrics();
+  metrics.reload('applied', version);
+  const defaultCertificate = options.defaultCertificate ?? (await generateDefaultCertificate());
+
+  const reserved = await reserveListeners(options);
+  const listen = { http: reserved.http?.address ?? null, https: reserved.https?.address ?? null };
+  const pool = createWorkerPool({
+    role: 'gateway',
+    size,
+    drainBoundMs: (options.drainTimeoutMs ?? 10_000) + 5_000,
+    log,
+    init: (): GatewayWorkerInit => ({
+      options: { ...withoutLocal(shared), topology, version, defaultCertificate, ...listen },
+      accessLogPath,
+    }),
+  });
+  let started: Awaited<ReturnType<WorkerPool['start']>>;
+  try {
+    started = await pool.start();
+  } catch (error) {
+    current.retire();
+    throw new Error(`workers could not start: ${(error as Error).message}`);
+  } finally {
+    await Promise.all([reserved.http?.reservation.release(), reserved.https?.reservation.release()]);
+  }
+  const info = started[0]?.info as { http: AddressInfo | null; https: AddressInfo | null };
+  registerPoolMetrics(metrics.registry, pool, size);
+  let draining = false;
+  let metricsServer: MetricsServer | null = null;
+  if (metricsListen) {
+    try {
+      metricsServer = await startMetricsServer({
+        ...metricsListen,
+        registry: aggregatedMetrics(metrics.registry, pool, { primaryOwned: PRIMARY_OWNED }),
+        healthy: () => !draining && pool.serving() > 0,
+      });
+    } catch (error) {
+      await pool.stop();
+      throw error;
+    }
+  }
+
+  /** Both phases, one reload at a time; a worker restarted meanwhile starts on the latest commit. */
+  const reload = async (next: Topology): Promise<WorkerReloadResult> => {
+    const checked = check(next, version + 1);
+    if (!checked.ok) {
+      metrics.reload('rejected', version);
+      return { ok: false, version, error: checked.error };
+    }
+    const call: PrepareCall = { topology: next, version: version + 1 };
+    const answers = await pool.broadcast('prepare', call);
+    const refused = answers.find((a) => (!a.ok && !a.gone) || (a.ok && !(a.value as { ok: boolean }).ok));
+    if (refused !== undefined) {
+      await pool.broadcast('abort', { version: call.version });
+      checked.snapshot.retire();
+      metrics.reload('rejected', version);
+      const why = refused.ok ? (refused.value as { message: string }).message : refused.message;
+      const message = `worker ${refused.slot} (pid ${refused.pid}) could not prepare it: ${why}`;
+      return { ok: false, version, error: { code: 'WORKER_RELOAD_ABORTED', message, issues: [] } };
+    }
+    await pool.broadcast('commit', { version: call.version });
+    version = call.version;
+    topology = next;
+    current.retire();
+    current = checked.snapshot;
+    metrics.reload('applied', version);
+    return { ok: true, version, snapshot: current };
+  };
+
+  let closing: Promise<void> | null = null;
+  return {
+    httpAddress: info.http,
+    httpsAddress: info.https,
+    metricsAddress: metricsServer?.address ?? null,
+    metrics,
+    workers: size,
+    pids: () => pool.pids(),
+    snapshot: () => current,
+    reload: (next) => pool.exclusive(() => reload(next)),
+    close() {
+      closing ??= (async () => {
+        draining = true;
+        await pool.stop();
+        await metricsServer?.close();
+        current.retire();
+        await connections.closeAll(0);
+      })();
+      return closing;
+    },
+  };
+}
+
+/** The options a worker can be handed (plain data only). */
+function withoutLocal(
+  options: Omit<WorkerGatewayOptions, 'workers' | 'accessLogPath' | 'log' | 'metricsListen'>,
+) {
+  const { metrics: _metrics, ...rest } = options;
+  return rest;
+}
+
+interface ReservedListener {
+  address: { host: string; port: number };
+  reservation: ReservedPort;
+}
+
+/** Each listener's port, picked by the primary when it is 0 so that every worker binds the same one. */
+async function reserveListeners(
+  options: WorkerGatewayOptions,
+): Promise<{ http: ReservedListener | null; https: ReservedListener | null }> {
+  const one = async (at: GatewayOptions['http']): Promise<ReservedListener | null> => {
+    if (!at) return null;
+    const reservation = await reservePort(at.host, at.port);
+    return { address: { host: at.host, port: reservation.port }, reservation };
+  };
+  const http = await one(options.http);
+  try {
+    return { http, https: await one(options.https) };
+  } catch (error) {
+    await http?.reservation.release();
+    throw error;
+  }
+}

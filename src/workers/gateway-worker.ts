@@ -1,0 +1,68 @@
+// A gateway worker: serves the snapshot its primary handed it, on ports it shares with the other
+// workers (SO_REUSEPORT), and takes part in reloads in two phases: `prepare` builds and checks the
+// new snapshot, `commit` swaps it in, `abort` drops it. Its metrics are read by the primary, which
+// serves their sum; its access and error log lines go out whole (shared-line-sink.ts).
+import type { Topology } from '../config/model.ts';
+import { type GatewayOptions, type PreparedReload, startGateway } from '../gateway/gateway.ts';
+import { createGatewayMetrics } from '../gateway/metrics.ts';
+import { deepFreeze } from '../k8s/translate.ts';
+import type { ServedRole } from './protocol.ts';
+import { createSharedLineSink } from './shared-line-sink.ts';
+
+/** What a worker cannot be handed over IPC: sinks, registries, functions, the primary's own listeners. */
+type LocalOnly = 'accessLog' | 'errorLog' | 'metrics' | 'metricsListen' | 'upstreamAddress' | 'decisions';
+
+export interface GatewayWorkerInit {
+  options: Omit<GatewayOptions, LocalOnly>;
+  /** --access-log FILE, or null for stdout. */
+  accessLogPath: string | null;
+}
+
+export interface PrepareCall {
+  topology: Topology;
+  version: number;
+}
+
+export async function serve(init: GatewayWorkerInit, _slot: number): Promise<ServedRole> {
+  const accessLog = createSharedLineSink(
+    init.accessLogPath === null ? { fd: 1 } : { path: init.accessLogPath },
+  );
+  const errorLog = createSharedLineSink({ fd: 2 });
+  const metrics = createGatewayMetrics();
+  const running = await startGateway({
+    ...init.options,
+    // Cloned over IPC, so no longer frozen: the snapshot's promise of an immutable model holds again.
+    topology: deepFreeze(init.options.topology),
+    accessLog,
+    errorLog,
+    metrics,
+    reusePort: true,
+  });
+  const prepared = new Map<number, PreparedReload>();
+  const settle = (version: number, how: 'commit' | 'abort'): boolean => {
+    const entry = prepared.get(version);
+    prepared.delete(version);
+    entry?.[how]();
+    return entry !== undefined;
+  };
+  return {
+    info: { http: running.httpAddress, https: running.httpsAddress, pid: process.pid },
+    methods: {
+      prepare(arg) {
+        const { topology, version } = arg as PrepareCall;
+        const result = running.prepare(deepFreeze(topology), version);
+        if (!result.ok) return { ok: false, code: result.error.code, message: result.error.message };
+        prepared.set(version, result.prepared);
+        return { ok: true };
+      },
+      commit: (arg) => settle((arg as { version: number }).version, 'commit'),
+      abort: (arg) => settle((arg as { version: number }).version, 'abort'),
+      metrics: () => metrics.registry.getMetricsAsJSON(),
+    },
+    async drain() {
+      await running.close();
+      await accessLog.close();
+      await errorLog.close();
+    },
+  };
+}

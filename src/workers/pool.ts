@@ -1,0 +1,266 @@
+// A pool of worker processes (the primary's side of `--workers N`): forks them, hands each its
+// configuration, asks them things over IPC, restarts one that exits while serving (with a growing
+// delay when it keeps dying), runs reloads and restarts one at a time, and drains them all on stop.
+// What a worker does is its role's business (gateway-worker.ts, lb-worker.ts); the pool only carries
+// messages. Workers inherit stdout and stderr, so their log lines go where the primary's go.
+import { type ChildProcess, fork } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import type { WorkersCode } from './errors.ts';
+import {
+  type CallMessage,
+  type FromWorker,
+  isFromWorker,
+  type ToWorker,
+  type WorkerRole,
+} from './protocol.ts';
+
+export interface PoolEvent {
+  level: 'info' | 'warning' | 'error';
+  event: string;
+  message: string;
+  code?: WorkersCode;
+  [field: string]: unknown;
+}
+
+export interface PoolOptions {
+  role: WorkerRole;
+  size: number;
+  /** The configuration a worker starting in `slot` serves, read when it is forked (the latest committed). */
+  init(slot: number): unknown;
+  log(event: PoolEvent): void;
+  /** How long stop() waits for a worker to drain before it is killed. */
+  drainBoundMs: number;
+}
+
+export type CallResult =
+  | { slot: number; pid: number; ok: true; value: unknown }
+  | { slot: number; pid: number; ok: false; message: string; gone: boolean };
+
+export interface WorkerPool {
+  /** Forks every worker and waits until all serve; rejects (and stops them) when one cannot start. */
+  start(): Promise<Array<{ slot: number; pid: number; info: unknown }>>;
+  /** Asks every serving worker; a worker that exits meanwhile answers `gone`. */
+  broadcast(method: string, arg?: unknown): Promise<CallResult[]>;
+  /** Runs `task` after every earlier one (reloads and restarts never overlap). */
+  exclusive<T>(task: () => Promise<T>): Promise<T>;
+  /** Workers serving now. */
+  serving(): number;
+  pids(): number[];
+  /** Restarts so far, by slot (1-based). */
+  restarts(): ReadonlyMap<number, number>;
+  /** Drains every worker (in parallel) and waits for them to exit. */
+  stop(): Promise<void>;
+}
+
+interface Member {
+  slot: number;
+  child: ChildProcess;
+  pid: number;
+  serving: boolean;
+  startedAt: number;
+  pending: Map<number, (result: CallResult) => void>;
+  exited: Promise<void>;
+}
+
+const ENTRY = fileURLToPath(new URL('./worker-main.ts', import.meta.url));
+/** A worker that dies sooner than this after starting counts towards a crash loop. */
+const STABLE_MS = 1_000;
+const MAX_RESTART_DELAY_MS = 10_000;
+
+export function restartDelayMs(failuresInARow: number): number {
+  return failuresInARow <= 0 ? 0 : Math.min(100 * 2 ** (failuresInARow - 1), MAX_RESTART_DELAY_MS);
+}
+
+export function createWorkerPool(options: PoolOptions): WorkerPool {
+  const members = new Map<number, Member>();
+  const failures = new Map<number, number>();
+  const restarts = new Map<number, number>();
+  const timers = new Set<NodeJS.Timeout>();
+  let nextCall = 0;
+  let stopping = false;
+  let queue: Promise<unknown> = Promise.resolve();
+
+  const exclusive = <T>(task: () => Promise<T>): Promise<T> => {
+    const run = queue.then(task, task);
+    queue = run.catch(() => {});
+    return run;
+  };
+
+  const call = (member: Member, method: string, arg: unknown): Promise<CallResult> =>
+    new Promise((resolve) => {
+      const id = ++nextCall;
+      member.pending.set(id, resolve);
+      const message: CallMessage = { kind: 'call', id, method, arg };
+      send(member, message);
+    });
+
+  const send = (member: Member, message: ToWorker): void => {
+    try {
+      member.child.send(message);
+    } catch {
+      // The channel is closing: the exit handler answers the pending calls.
+    }
+  };
+
+  /** Forks a worker into `slot`; resolves once it serves, rejects when it cannot. */
+  const launch = (slot: number): Promise<{ member: Member; info: unknown }> => {
+    const child = fork(ENTRY, [], {
+      execArgv: process.execArgv,
+      serialization: 'advanced',
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    const member: Member = {
+      slot,
+      child,
+      pid: child.pid ?? 0,
+      serving: false,
+      startedAt: Date.now(),
+      pending: new Map(),
+      exited: new Promise((resolve) => child.once('exit', () => resolve())),
+    };
+    child.on('error', () => {}); // a send to a worker that just died; 'exit' follows
+    return new Promise((resolve, reject) => {
+      const onMessage = (message: unknown) => {
+        if (!isFromWorker(message)) return;
+        if (message.kind === 'ready') {
+          child.off('exit', onEarlyExit);
+          member.serving = true;
+          resolve({ member, info: message.info });
+        } else if (message.kind === 'init-failed') {
+          child.off('exit', onEarlyExit);
+          reject(new Error(message.message));
+        } else answer(member, message);
+      };
+      const onEarlyExit = (code: number | null, signal: string | null) =>
+        reject(new Error(`worker ${slot} exited before serving (${exitText(code, signal)})`));
+      child.on('message', onMessage);
+      child.once('exit', onEarlyExit);
+      child.once('exit', (code, signal) => onExit(member, code, signal));
+      send(member, { kind: 'init', role: options.role, slot, payload: options.init(slot) });
+    });
+  };
+
+  const answer = (member: Member, message: FromWorker): void => {
+    if (message.kind !== 'reply') return;
+    const resolve = member.pending.get(message.id);
+    if (resolve === undefined) return;
+    member.pending.delete(message.id);
+    resolve(
+      message.ok
+        ? { slot: member.slot, pid: member.pid, ok: true, value: message.value }
+        : { slot: member.slot, pid: member.pid, ok: false, message: message.message, gone: false },
+    );
+  };
+
+  const onExit = (member: Member, code: number | null, signal: string | null): void => {
+    const wasServing = member.serving;
+    member.serving = false;
+    for (const resolve of member.pending.values()) {
+      resolve({ slot: member.slot, pid: member.pid, ok: false, message: 'the worker exited', gone: true });
+    }
+    member.pending.clear();
+    if (stopping || members.get(member.slot) !== member || !wasServing) return;
+    members.delete(member.slot);
+    options.log({
+      level: 'error',
+      event: 'worker-exited',
+      code: 'WORKER_EXITED',
+      message: `worker ${member.slot} (pid ${member.pid}) exited (${exitText(code, signal)}); starting another [WORKER_EXITED]`,
+      slot: member.slot,
+      pid: member.pid,
+    });
+    scheduleRestart(member.slot, Date.now() - member.startedAt);
+  };
+
+  const scheduleRestart = (slot: number, livedMs: number): void => {
+    const inARow = livedMs < STABLE_MS ? (failures.get(slot) ?? 0) + 1 : 0;
+    failures.set(slot, inARow);
+    const timer = setTimeout(() => {
+      timers.delete(timer);
+      void exclusive(() => restart(slot));
+    }, restartDelayMs(inARow));
+    timers.add(timer);
+  };
+
+  const restart = async (slot: number): Promise<void> => {
+    if (stopping) return;
+    try {
+      const { member } = await launch(slot);
+      if (stopping) {
+        await drainOne(member);
+        return;
+      }
+      members.set(slot, member);
+      restarts.set(slot, (restarts.get(slot) ?? 0) + 1);
+      options.log({
+        level: 'info',
+        event: 'worker-restarted',
+        message: `worker ${slot} serving again (pid ${member.pid})`,
+        slot,
+        pid: member.pid,
+      });
+    } catch (error) {
+      options.log({
+        level: 'error',
+        event: 'worker-start-failed',
+        code: 'WORKER_START_FAILED',
+        message: `worker ${slot} could not start: ${(error as Error).message}; trying again [WORKER_START_FAILED]`,
+        slot,
+      });
+      scheduleRestart(slot, 0);
+    }
+  };
+
+  const drainOne = async (member: Member): Promise<void> => {
+    const timer = setTimeout(() => member.child.kill('SIGKILL'), options.drainBoundMs);
+    if (member.child.exitCode === null && member.child.signalCode === null) {
+      await call(member, 'drain', null);
+    }
+    await member.exited;
+    clearTimeout(timer);
+  };
+
+  return {
+    async start() {
+      const started = await Promise.allSettled(
+        Array.from({ length: options.size }, (_, i) =>
+          launch(i + 1).then((launched) => {
+            members.set(launched.member.slot, launched.member);
+            return launched;
+          }),
+        ),
+      );
+      const failed = started.find((r) => r.status === 'rejected');
+      if (failed !== undefined) {
+        stopping = true;
+        await Promise.all([...members.values()].map(drainOne));
+        throw (failed as PromiseRejectedResult).reason;
+      }
+      return started.flatMap((r) =>
+        r.status === 'fulfilled'
+          ? [{ slot: r.value.member.slot, pid: r.value.member.pid, info: r.value.info }]
+          : [],
+      );
+    },
+    broadcast(method, arg = null) {
+      const serving = [...members.values()].filter((m) => m.serving);
+      return Promise.all(serving.map((member) => call(member, method, arg)));
+    },
+    exclusive,
+    serving: () => [...members.values()].filter((m) => m.serving).length,
+    pids: () => [...members.values()].sort((a, b) => a.slot - b.slot).map((m) => m.pid),
+    restarts: () => restarts,
+    async stop() {
+      stopping = true;
+      for (const timer of timers) clearTimeout(timer);
+      timers.clear();
+      // A restart in progress finishes first, then drains (restart() checks `stopping`).
+      await exclusive(async () => {});
+      await Promise.all([...members.values()].map(drainOne));
+    },
+  };
+}
+
+function exitText(code: number | null, signal: string | null): string {
+  return signal !== null ? `signal ${signal}` : `exit code ${code ?? '?'}`;
+}

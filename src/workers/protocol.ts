@@ -1,0 +1,44 @@
+// The messages between a primary and its workers (child processes with an IPC channel, serialized
+// with the structured clone algorithm). The primary starts a worker with `init` (its role and the
+// configuration it serves), then asks it things with `call` (prepare, commit, metrics, drain…); the
+// worker answers `ready` or `init-failed` once, then one `reply` per call.
+
+export type WorkerRole = 'gateway' | 'lb';
+
+export interface InitMessage {
+  kind: 'init';
+  role: WorkerRole;
+  /** 1-based place of this worker in the pool; a restarted worker keeps its slot. */
+  slot: number;
+  payload: unknown;
+}
+
+export interface CallMessage {
+  kind: 'call';
+  id: number;
+  method: string;
+  arg: unknown;
+}
+
+export type ToWorker = InitMessage | CallMessage;
+
+export type FromWorker =
+  | { kind: 'ready'; info: unknown }
+  | { kind: 'init-failed'; message: string }
+  | { kind: 'reply'; id: number; ok: true; value: unknown }
+  | { kind: 'reply'; id: number; ok: false; message: string };
+
+/** What a worker's role module gives the entry point once it serves. */
+export interface ServedRole {
+  /** Sent to the primary with `ready` (e.g. the addresses it listens on). */
+  info: unknown;
+  /** The calls it answers, by method name. */
+  methods: Readonly<Record<string, (arg: unknown) => unknown>>;
+  /** Stops accepting, finishes what is in flight, flushes its logs. */
+  drain(): Promise<void>;
+}
+
+export function isFromWorker(message: unknown): message is FromWorker {
+  const kind = (message as { kind?: unknown } | null)?.kind;
+  return kind === 'ready' || kind === 'init-failed' || kind === 'reply';
+}

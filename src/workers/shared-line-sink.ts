@@ -1,0 +1,116 @@
+// The access and error log of a worker: many processes append to one destination, and no line may be
+// cut into another's. Each batch of whole lines (those of one event-loop turn) leaves in as few
+// write(2) calls as atomicity allows:
+//   - a regular file takes a write whole: opened with O_APPEND (--access-log), the kernel appends each
+//     write at the end under the file's lock; inherited (stdout redirected to a file), the shared
+//     offset is updated under the same lock. One write per batch.
+//   - a pipe (stdout read by a collector) takes a write whole only up to PIPE_BUF (4096 bytes on
+//     Linux), so batches are cut at line ends into chunks of at most that size. A single line longer
+//     than PIPE_BUF is written alone and may interleave on a pipe (never on a file).
+// Writes go through the thread pool (fs.write), one at a time, never blocking the event loop.
+import { closeSync, fstatSync, openSync, write } from 'node:fs';
+import type { LineSink } from '../gateway/line-sink.ts';
+
+/** POSIX PIPE_BUF on Linux: writes up to this size to a pipe are never interleaved with others. */
+export const PIPE_BUF = 4096;
+const MAX_PENDING_CHARS = 16 * 1024 * 1024;
+const NEWLINE = 0x0a;
+
+export type SharedTarget = { path: string } | { fd: number };
+
+export function createSharedLineSink(target: SharedTarget): LineSink {
+  const ownsFd = 'path' in target;
+  const fd = 'path' in target ? openSync(target.path, 'a') : target.fd;
+  const whole = fstatSync(fd).isFile();
+  let pending: string[] = [];
+  let pendingChars = 0;
+  let scheduled = false;
+  let writing = false;
+  let broken = false;
+  let closed = false;
+  let dropped = 0;
+  let idle: (() => void)[] = [];
+
+  const settle = (): void => {
+    const waiting = idle;
+    idle = [];
+    for (const resolve of waiting) resolve();
+  };
+
+  const pump = (): void => {
+    scheduled = false;
+    if (writing) return;
+    if (pending.length === 0 || broken) {
+      settle();
+      return;
+    }
+    const bytes = Buffer.from(`${pending.join('\n')}\n`, 'utf8');
+    pending = [];
+    pendingChars = 0;
+    writing = true;
+    writeFrom(bytes, 0);
+  };
+
+  /** Writes bytes[offset..] in chunks that keep lines whole, then pumps again. */
+  const writeFrom = (bytes: Buffer, offset: number): void => {
+    if (offset >= bytes.length || broken) {
+      writing = false;
+      pump();
+      return;
+    }
+    const end = whole ? bytes.length : chunkEnd(bytes, offset);
+    write(fd, bytes, offset, end - offset, null, (error, written) => {
+      if (error) {
+        // A full non-blocking pipe: try the same chunk again shortly. Anything else: the destination
+        // is gone, and a broken log must not take the worker down; lines are counted as dropped.
+        if ((error as NodeJS.ErrnoException).code === 'EAGAIN') {
+          setTimeout(() => writeFrom(bytes, offset), 2);
+          return;
+        }
+        broken = true;
+        writeFrom(bytes, bytes.length);
+        return;
+      }
+      writeFrom(bytes, offset + written);
+    });
+  };
+
+  return {
+    write(line) {
+      if (closed || broken || pendingChars > MAX_PENDING_CHARS) {
+        dropped += 1;
+        return;
+      }
+      pending.push(line);
+      pendingChars += line.length + 1;
+      if (!scheduled) {
+        scheduled = true;
+        setImmediate(pump);
+      }
+    },
+    flush() {
+      return new Promise<void>((resolve) => {
+        idle.push(resolve);
+        if (!writing) pump();
+      });
+    },
+    async close() {
+      await this.flush();
+      closed = true;
+      if (ownsFd) closeSync(fd);
+    },
+    get dropped() {
+      return dropped;
+    },
+  };
+}
+
+/** Where the chunk starting at `offset` ends: after the last line end within PIPE_BUF bytes. */
+export function chunkEnd(bytes: Buffer, offset: number): number {
+  if (bytes.length - offset <= PIPE_BUF) return bytes.length;
+  const cut = bytes.lastIndexOf(NEWLINE, offset + PIPE_BUF - 1);
+  if (cut >= offset) return cut + 1;
+  // One line longer than PIPE_BUF: it goes alone, as one write.
+  const next = bytes.indexOf(NEWLINE, offset);
+  return next < 0 ? bytes.length : next + 1;
+}

@@ -1,0 +1,59 @@
+// The entry point of a worker process (forked by pool.ts). It serves what the primary hands it in
+// `init` (gateway-worker.ts or lb-worker.ts), answers the primary's calls, and leaves the signals to
+// the primary: a Ctrl-C reaches the whole process group, but only the primary decides to drain, so a
+// worker never dies half-way through its requests. When the primary is gone (its IPC channel
+// closes) the worker drains and exits on its own.
+import type { CallMessage, FromWorker, InitMessage, ServedRole, ToWorker } from './protocol.ts';
+
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => {});
+
+let served: ServedRole | null = null;
+let draining: Promise<void> | null = null;
+
+function send(message: FromWorker, then?: () => void): void {
+  if (!process.connected || process.send === undefined) {
+    then?.();
+    return;
+  }
+  process.send(message, undefined, {}, () => then?.());
+}
+
+function drain(): Promise<void> {
+  draining ??= (served?.drain() ?? Promise.resolve()).catch(() => {});
+  return draining;
+}
+
+async function init(message: InitMessage): Promise<void> {
+  try {
+    const role =
+      message.role === 'gateway' ? await import('./gateway-worker.ts') : await import('./lb-worker.ts');
+    served = await role.serve(message.payload as never, message.slot);
+    send({ kind: 'ready', info: served.info });
+  } catch (error) {
+    send({ kind: 'init-failed', message: (error as Error).message }, () => process.exit(1));
+  }
+}
+
+async function answer(message: CallMessage): Promise<void> {
+  if (message.method === 'drain') {
+    await drain();
+    send({ kind: 'reply', id: message.id, ok: true, value: null }, () => process.exit(0));
+    return;
+  }
+  const method = served?.methods[message.method];
+  try {
+    if (method === undefined) throw new Error(`unknown call ${message.method}`);
+    const value = await method(message.arg);
+    send({ kind: 'reply', id: message.id, ok: true, value });
+  } catch (error) {
+    send({ kind: 'reply', id: message.id, ok: false, message: (error as Error).message });
+  }
+}
+
+process.on('message', (message: ToWorker) => {
+  if (message.kind === 'init') void init(message);
+  else void answer(message);
+});
+process.on('disconnect', () => {
+  void drain().then(() => process.exit(0));
+});

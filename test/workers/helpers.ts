@@ -1,0 +1,123 @@
+// keepip gateway with --workers as a user runs it, for the worker tests: start-up lines read for the
+// ports and the workers' pids, the access log (stdout, kept apart from stderr) parsed into lines, and
+// requests sent on fresh connections until every worker has served (each new connection lands on a
+// worker chosen by the kernel's SO_REUSEPORT hash, so a few tries reach them all).
+import { request } from '../fixtures/gateway/harness.ts';
+import { type Running, startKeepip } from '../helpers/process.ts';
+
+export interface WorkersGateway {
+  running: Running;
+  port: number;
+  metricsPort: number;
+  pids: number[];
+  /** Complete stdout lines so far (the access log when no --access-log is given). */
+  stdoutLines(): string[];
+  /** Resolves once stdout has `count` lines matching `pattern`. */
+  waitForLines(pattern: RegExp, count: number, timeoutMs?: number): Promise<string[]>;
+}
+
+export async function startWorkersGateway(file: string, extra: string[] = []): Promise<WorkersGateway> {
+  const running = startKeepip([
+    'gateway',
+    '-f',
+    file,
+    '--http',
+    '127.0.0.1:0',
+    '--metrics',
+    '127.0.0.1:0',
+    ...extra,
+  ]);
+  let stdout = '';
+  const waiters = new Set<() => void>();
+  running.child.stdout?.on('data', (chunk: Buffer) => {
+    stdout += chunk.toString('utf8');
+    for (const waiter of [...waiters]) waiter();
+  });
+  const lines = () => stdout.split('\n').slice(0, -1);
+  try {
+    const port = Number((await running.waitFor(/listening http 127\.0\.0\.1:(\d+)/))[1]);
+    const metricsPort = Number((await running.waitFor(/metrics http:\/\/127\.0\.0\.1:(\d+)\/metrics/))[1]);
+    const pidText = (await running.waitFor(/workers: \d+ processes \(pids ([\d, ]+)\)/))[1] ?? '';
+    const pids = pidText.split(', ').map(Number);
+    return {
+      running,
+      port,
+      metricsPort,
+      pids,
+      stdoutLines: lines,
+      waitForLines(pattern, count, timeoutMs = 30_000) {
+        return new Promise((resolve, reject) => {
+          const check = () => {
+            const found = lines().filter((line) => pattern.test(line));
+            if (found.length < count) return;
+            done();
+            resolve(found);
+          };
+          const timer = setTimeout(() => {
+            done();
+            reject(
+              new Error(`timed out waiting for ${count} lines ${pattern}; stdout:\n${stdout.slice(-4000)}`),
+            );
+          }, timeoutMs);
+          const done = () => {
+            clearTimeout(timer);
+            waiters.delete(check);
+          };
+          waiters.add(check);
+          check();
+        });
+      },
+    };
+  } catch (error) {
+    await running.stop();
+    throw error;
+  }
+}
+
+/** An access log line of the format WORKER_LOG_FORMAT: pid, status, the config marker, the path. */
+export interface ServedLine {
+  pid: number;
+  status: number;
+  marker: string;
+  path: string;
+}
+
+/** log-format-upstream for these tests: who served (nginx's $pid), what it answered, on which config. */
+export function workerLogFormat(marker: string): string {
+  return `$pid $status ${marker} "$request"`;
+}
+
+export function parseServed(line: string): ServedLine | null {
+  const match = /^(\d+) (\d{3}) (\S+) "GET (\S+) HTTP\/1\.1"$/.exec(line);
+  if (match === null) return null;
+  return { pid: Number(match[1]), status: Number(match[2]), marker: match[3]!, path: match[4]! };
+}
+
+/**
+ * Sends GETs on fresh connections, `batch` at a time, until every pid in `pids` has served one of
+ * them (at most `maxBatches` batches); returns the lines of every request sent.
+ */
+export async function untilEveryWorkerServed(
+  gateway: WorkersGateway,
+  pids: readonly number[],
+  tag: string,
+  options: { host?: string; batch?: number; maxBatches?: number } = {},
+): Promise<ServedLine[]> {
+  const batch = options.batch ?? 10;
+  const served: ServedLine[] = [];
+  for (let round = 0; round < (options.maxBatches ?? 30); round++) {
+    const paths = Array.from({ length: batch }, (_, i) => `/${tag}-${round}-${i}`);
+    await Promise.all(
+      paths.map((path) => request(gateway.port, { host: options.host ?? 'web.example.com', path })),
+    );
+    for (const path of paths) {
+      const escaped = path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+      const [line] = await gateway.waitForLines(new RegExp(` "GET ${escaped} HTTP`), 1);
+      const parsed = parseServed(line ?? '');
+      if (parsed !== null) served.push(parsed);
+    }
+    const seen = new Set(served.map((s) => s.pid));
+    if (pids.every((pid) => seen.has(pid))) return served;
+  }
+  throw new Error(`not every worker of ${pids.join(', ')} served; lines:\n${JSON.stringify(served)}`);
+}

@@ -1,0 +1,81 @@
+// The pure parts of the worker pool: --workers parsing, the restart back-off, where a pipe write is
+// cut, and the shared log sink on a file (whole lines, in order, flushed on close).
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { MAX_WORKERS, parseWorkerCount } from '../../src/workers/count.ts';
+import { restartDelayMs } from '../../src/workers/pool.ts';
+import { chunkEnd, createSharedLineSink, PIPE_BUF } from '../../src/workers/shared-line-sink.ts';
+
+describe('parseWorkerCount', () => {
+  test('auto is the available cores; numbers from 1 to MAX_WORKERS', () => {
+    assert.deepEqual(parseWorkerCount('auto', 8), { ok: true, value: 8 });
+    assert.deepEqual(parseWorkerCount('auto', 0), { ok: true, value: 1 });
+    assert.deepEqual(parseWorkerCount('1', 8), { ok: true, value: 1 });
+    assert.deepEqual(parseWorkerCount(' 3 ', 8), { ok: true, value: 3 });
+    assert.deepEqual(parseWorkerCount(String(MAX_WORKERS), 8), { ok: true, value: MAX_WORKERS });
+  });
+  test('anything else is WORKER_COUNT_INVALID', () => {
+    for (const text of ['0', String(MAX_WORKERS + 1), 'two', '-1', '1.5', '', 'AUTO']) {
+      const result = parseWorkerCount(text, 8);
+      assert.equal(result.ok, false, text);
+      assert.equal(!result.ok && result.code, 'WORKER_COUNT_INVALID');
+    }
+  });
+});
+
+test('restartDelayMs: at once after a worker that ran a while, then doubling from 100 ms to 10 s', () => {
+  assert.deepEqual([0, 1, 2, 3, 7, 8, 20].map(restartDelayMs), [0, 100, 200, 400, 6_400, 10_000, 10_000]);
+});
+
+describe('chunkEnd: a pipe write ends at a line end within PIPE_BUF bytes', () => {
+  const lines = (sizes: number[]) => Buffer.from(sizes.map((n) => `${'a'.repeat(n - 1)}\n`).join(''));
+  test('a batch within PIPE_BUF goes whole', () => {
+    const bytes = lines([100, 200]);
+    assert.equal(chunkEnd(bytes, 0), bytes.length);
+  });
+  test('a larger batch is cut after the last whole line that fits', () => {
+    const bytes = lines([3000, 1000, 500]);
+    assert.equal(chunkEnd(bytes, 0), 4000);
+    assert.equal(chunkEnd(bytes, 4000), 4500);
+    const exact = lines([PIPE_BUF, 10]);
+    assert.equal(chunkEnd(exact, 0), PIPE_BUF);
+  });
+  test('a line longer than PIPE_BUF goes alone', () => {
+    const bytes = lines([10, PIPE_BUF * 2, 10]);
+    assert.equal(chunkEnd(bytes, 0), 10);
+    assert.equal(chunkEnd(bytes, 10), 10 + PIPE_BUF * 2);
+  });
+});
+
+test('createSharedLineSink: two sinks appending to one file keep every line whole and in its order', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'keepip-sink-'));
+  try {
+    const path = join(dir, 'access.log');
+    const a = createSharedLineSink({ path });
+    const b = createSharedLineSink({ path });
+    for (let i = 0; i < 2_000; i++) {
+      a.write(`a ${i} ${'x'.repeat(i % 300)}`);
+      b.write(`b ${i} ${'y'.repeat(i % 500)}`);
+    }
+    await Promise.all([a.close(), b.close()]);
+    const written = readFileSync(path, 'utf8').split('\n').slice(0, -1);
+    assert.equal(written.length, 4_000);
+    for (const who of ['a', 'b']) {
+      const mine = written.filter((line) => line.startsWith(`${who} `));
+      const pad = who === 'a' ? 'x' : 'y';
+      const mod = who === 'a' ? 300 : 500;
+      assert.deepEqual(
+        mine,
+        Array.from({ length: 2_000 }, (_, i) => `${who} ${i} ${pad.repeat(i % mod)}`),
+      );
+    }
+    assert.equal(a.dropped + b.dropped, 0);
+    a.write('after close');
+    assert.equal(a.dropped, 1);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
