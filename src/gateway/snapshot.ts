@@ -131,56 +131,59 @@ export function resolveBackendTargets(
   return endpoints.filter((e) => e.ready).map((e) => ({ address: e.address, port: e.port }));
 }
 
-export function buildSnapshot(
-  topology: Topology,
+type SnapshotStep<T> = { ok: true; value: T } | { ok: false; error: SnapshotError };
+
+function refused(
+  code: SnapshotError['code'],
+  message: string,
+  issues: ConfigIssue[] = [],
+): { ok: false; error: SnapshotError } {
+  return { ok: false, error: { code, message, issues } };
+}
+
+/** Who may hand over a client address: --trusted-proxies, else proxy-real-ip-cidr (or its default). */
+function trustOf(
+  settings: GatewaySettings,
   options: SnapshotOptions,
-): { ok: true; snapshot: GatewaySnapshot } | { ok: false; error: SnapshotError } {
-  const blocking = blockingIssues(topology.issues);
-  if (blocking.length > 0) {
-    return {
-      ok: false,
-      error: {
-        code: 'GATEWAY_CONFIG_INVALID',
-        message: `${blocking.length} error${blocking.length === 1 ? '' : 's'} in the configuration`,
-        issues: blocking,
-      },
-    };
-  }
-  const settings = topology.gateway.settings;
+): SnapshotStep<{
+  trusted: CidrSet;
+  trustedCidrs: readonly string[];
+  trustSource: GatewaySnapshot['trustSource'];
+}> {
   const trustedCidrs = options.trustedProxies ?? settings.trustedCidrs;
   const trustSource =
     options.trustedProxies !== null ? 'flag' : settings.trustedCidrsDefaulted ? 'default' : 'configmap';
   const built = CidrSet.build(trustedCidrs);
   if (!built.ok) {
-    return {
-      ok: false,
-      error: {
-        code: 'GATEWAY_TRUSTED_CIDRS_INVALID',
-        message: `trusted proxies (${trustSource === 'flag' ? '--trusted-proxies' : 'proxy-real-ip-cidr'}): ${built.error.message}`,
-        issues: [],
-      },
-    };
+    const what = trustSource === 'flag' ? '--trusted-proxies' : 'proxy-real-ip-cidr';
+    return refused('GATEWAY_TRUSTED_CIDRS_INVALID', `trusted proxies (${what}): ${built.error.message}`);
   }
-  const trusted = built.set;
+  return { ok: true, value: { trusted: built.set, trustedCidrs, trustSource } };
+}
 
-  let routes: CompiledRoutes;
+function routesOf(topology: Topology): SnapshotStep<CompiledRoutes> {
   try {
-    routes = compileRoutes(topology.gateway);
+    return { ok: true, value: compileRoutes(topology.gateway) };
   } catch (error) {
-    return {
-      ok: false,
-      error: { code: 'GATEWAY_ROUTES_FAILED', message: `routes: ${(error as Error).message}`, issues: [] },
-    };
+    return refused('GATEWAY_ROUTES_FAILED', `routes: ${(error as Error).message}`);
   }
+}
 
-  const resolver = createClientIpResolver({ ...settings, trusted }); // the ConfigMap's switches, by name
-
+/** The access log line: the ConfigMap's log-format-upstream (or keepip's JSON line), compiled once. */
+function accessLogOf(settings: GatewaySettings, options: SnapshotOptions) {
   const format = options.logFormat === 'json' ? JSON_LOG_FORMAT : settings.logFormatUpstream;
   const escaping = options.logFormat === 'json' || settings.logFormatEscapeJson ? 'json' : 'default';
-  const formatAccessLine = compileLogFormat(format, { escape: escaping });
-  const unknownLogVariables = describeLogFormat(format).unknown;
+  return {
+    formatAccessLine: compileLogFormat(format, { escape: escaping }),
+    unknownLogVariables: describeLogFormat(format).unknown,
+  };
+}
 
-  // Upstreams: one per (upstream name, protocol, connect timeout), members from the shared registry.
+/**
+ * The snapshot's upstreams: one per (upstream name, protocol, connect timeout, service-upstream), their
+ * members acquired from the shared connection registry (and listed in `acquired`, to release on retire).
+ */
+function upstreamsOf(topology: Topology, options: SnapshotOptions) {
   const acquired: PoolSpec[] = [];
   const cursors = new Map<string, { value: number }>();
   const balanced = new Map<string, BalancedUpstream>();
@@ -213,43 +216,53 @@ export function buildSnapshot(
     return upstream;
   };
   for (const vhost of topology.gateway.virtualHosts) {
-    for (const location of vhost.locations) {
-      if (location.backend === null) continue;
-      byLocation.set(
-        location,
-        upstreamOf(
-          location.backend,
-          location.backendProtocol,
-          location.proxyConnectTimeoutMs,
-          location.serviceUpstream,
-        ),
-      );
+    for (const l of vhost.locations) {
+      if (l.backend === null) continue;
+      byLocation.set(l, upstreamOf(l.backend, l.backendProtocol, l.proxyConnectTimeoutMs, l.serviceUpstream));
     }
   }
   const defaultBackend = topology.gateway.defaultBackend;
   const defaultUpstream =
     defaultBackend === null
       ? null
-      : upstreamOf(defaultBackend, 'HTTP', settings.proxyConnectTimeoutMs, false);
+      : upstreamOf(defaultBackend, 'HTTP', topology.gateway.settings.proxyConnectTimeoutMs, false);
+  return { acquired, byLocation, defaultUpstream, emptyUpstreams: [...empty].sort() };
+}
 
+export function buildSnapshot(
+  topology: Topology,
+  options: SnapshotOptions,
+): { ok: true; snapshot: GatewaySnapshot } | { ok: false; error: SnapshotError } {
+  const blocking = blockingIssues(topology.issues);
+  if (blocking.length > 0) {
+    const count = `${blocking.length} error${blocking.length === 1 ? '' : 's'}`;
+    return refused('GATEWAY_CONFIG_INVALID', `${count} in the configuration`, blocking);
+  }
+  const settings = topology.gateway.settings;
+  const trust = trustOf(settings, options);
+  if (!trust.ok) return trust;
+  const routes = routesOf(topology);
+  if (!routes.ok) return routes;
+  const { trusted, trustedCidrs, trustSource } = trust.value;
+  const resolver = createClientIpResolver({ ...settings, trusted }); // the ConfigMap's switches, by name
+  const upstreams = upstreamsOf(topology, options);
   let retired = false;
   let released = false;
   const snapshot: GatewaySnapshot = {
     version: options.version,
     topology,
     settings,
-    routes,
+    routes: routes.value,
     trusted,
     trustedCidrs,
     trustSource,
     resolveClientIp: (input) => resolver.resolve(input),
-    formatAccessLine,
-    unknownLogVariables,
+    ...accessLogOf(settings, options),
     certificates: buildCertificateStore(topology.gateway.virtualHosts),
     clientTimeouts: clientTimeoutsOf(settings, options.clientTimeouts),
-    upstreamFor: (location) => byLocation.get(location),
-    defaultUpstream,
-    emptyUpstreams: [...empty].sort(),
+    upstreamFor: (location) => upstreams.byLocation.get(location),
+    defaultUpstream: upstreams.defaultUpstream,
+    emptyUpstreams: upstreams.emptyUpstreams,
     inflight: 0,
     get retired() {
       return retired;
@@ -258,7 +271,7 @@ export function buildSnapshot(
       retired = true;
       if (released || snapshot.inflight > 0) return;
       released = true;
-      for (const spec of acquired) options.connections.release(spec);
+      for (const spec of upstreams.acquired) options.connections.release(spec);
     },
   };
   return { ok: true, snapshot };
