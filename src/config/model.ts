@@ -240,6 +240,20 @@ export interface LocationModel {
   access?: LocationAccessModel;
   /** permanent-redirect / temporal-redirect: answered before anything else of the location; absent: none. */
   redirect?: RedirectModel;
+  /** enable-cors and cors-*: absent when CORS is off. */
+  cors?: CorsModel;
+}
+
+/** enable-cors with its cors-* values, defaults applied (ingress-nginx's cors parser). */
+export interface CorsModel {
+  /** `['*']`: every origin; otherwise origins (`scheme://host[:port]`, one `*.` label wildcard, or `null`). */
+  allowOrigin: readonly string[];
+  allowMethods: string;
+  allowHeaders: string;
+  allowCredentials: boolean;
+  /** '' when not set. */
+  exposeHeaders: string;
+  maxAge: number;
 }
 
 /** A redirect a location answers instead of proxying (nginx's `return <code> <url>`). */

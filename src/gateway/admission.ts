@@ -8,6 +8,7 @@ import { checkClientCertificate, clientCertificateView, misdirected } from './ac
 import type { RequestVars } from './access/nginx-vars.ts';
 import { enforceAccess } from './access/stage.ts';
 import { formatForbiddenLine } from './access-log.ts';
+import { type CompiledCors, corsAnswer, PREFLIGHT_HEADERS } from './cors.ts';
 import { requestContext } from './error-log.ts';
 import type { Exchange, GatewayRequest, HandlerContext } from './exchange.ts';
 import { normalizeHost } from './host.ts';
@@ -236,6 +237,16 @@ function accessStage(
   return result === true ? admitted : result === false ? null : PENDING;
 }
 
+/** enable-cors: the headers of this request's responses; true when it was a preflight, answered 204. */
+function corsStage(cors: CompiledCors, ex: Exchange, req: GatewayRequest, respond: Respond): boolean {
+  const answer = corsAnswer(cors, req.method, req.headers.origin);
+  if (answer === null) return false;
+  ex.responseHeaders = answer.headers;
+  if (!answer.preflight) return false;
+  respond(204, PREFLIGHT_HEADERS);
+  return true;
+}
+
 /** Keeps the ssl-client-* headers for the upstream request ('' removes a header the client sent). */
 function keepClientCertHeaders(ex: Exchange, headers: Record<string, string>): void {
   const edits: Record<string, string> = {
@@ -309,6 +320,8 @@ export function admit(
     if (headers === false) return null;
     if (headers !== null) keepClientCertHeaders(ex, headers);
   }
+  // enable-cors runs in nginx's rewrite phase: before the location's redirects and access rules.
+  if (matched.cors !== null && corsStage(matched.cors, ex, req, respond)) return null;
   if (decision.kind === 'redirect') {
     respond(decision.status, { location: decision.location });
     return null;

@@ -132,6 +132,8 @@ export interface Exchange {
   access: AccessState | null;
   /** False when this request gets no access log line (enable-access-log-for-default-backend, enable-access-log). */
   accessLog: boolean;
+  /** Headers every response to this request carries, replacing the backend's (enable-cors); null: none. */
+  responseHeaders: Record<string, string> | null;
 }
 
 const NO_ATTEMPTS: UpstreamAttempt[] = [];
@@ -166,5 +168,6 @@ export function beginExchange(
     decidedBy: null,
     access: null,
     accessLog: true,
+    responseHeaders: null,
   };
 }

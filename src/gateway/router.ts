@@ -24,6 +24,7 @@ import type {
   VirtualHostModel,
 } from '../config/model.ts';
 import { type AccessDecision, type AccessPolicy, compileAccessPolicy } from '../net/access-policy.ts';
+import { type CompiledCors, compileCors } from './cors.ts';
 import { normalizeHost, wildcardSuffix } from './host.ts';
 import { appRootLocation, httpsRedirectLocation, redirectsToHttps } from './redirects.ts';
 import {
@@ -50,6 +51,8 @@ export interface MatchedRoute {
   upstreamName: string;
   /** Which rule matched, for the decision trace. */
   matchedBy: 'exact' | 'prefix' | 'regex';
+  /** enable-cors, compiled; null when off. */
+  cors: CompiledCors | null;
 }
 
 export type RouteDecision =
@@ -205,6 +208,7 @@ function compileLocation(
     policy,
     upstreamName: location.backend?.upstreamName ?? DEFAULT_UPSTREAM_NAME,
     matchedBy: regex !== null ? 'regex' : location.pathType === 'Exact' ? 'exact' : 'prefix',
+    cors: location.cors === undefined ? null : compileCors(location.cors),
   };
   const path = location.path;
   const redirect: RouteDecision | null =

@@ -157,6 +157,30 @@ export const ANNOTATION_CATALOG: readonly CatalogEntry[] = [
     values: 'comma-separated names: exact, `*.suffix`, or `~regex`',
     note: "more names of the host's server: the same locations, `$server_name` the host's. Per host, the first Ingress (merge order) that sets some wins; a name another Ingress serves as its host is dropped. Exact aliases are matched with exact hosts, `*.` ones with wildcard hosts, regexes (case-insensitive) after both",
   },
+  {
+    names: ['enable-cors'],
+    status: 'implemented',
+    values: 'Go boolean',
+    note: "CORS on every location of the Ingress, as ingress-nginx's template: a request whose Origin is allowed gets Access-Control-Allow-Origin (the Origin, or `*`), -Allow-Credentials, -Allow-Methods, -Allow-Headers, -Expose-Headers and -Max-Age on its response, the gateway's own answers included, replacing the backend's; such a preflight (OPTIONS) is answered 204 by the gateway, before redirects and access rules (nginx's rewrite phase). Other requests, and preflights from other origins, go on unchanged",
+  },
+  {
+    names: ['cors-allow-origin'],
+    status: 'implemented',
+    values: '`*` (default), or comma-separated `scheme://host[:port]` (one `*.` label wildcard) or `null`',
+    note: 'matched case-insensitively and whole (ingress-nginx anchors only the end: difference 15); entries it would skip are skipped, with a warning; empty: `*`',
+  },
+  {
+    names: ['cors-allow-methods', 'cors-allow-headers', 'cors-expose-headers'],
+    status: 'implemented',
+    values: 'comma-separated methods (letters) / header names / header names or `*`',
+    note: 'defaults `GET, PUT, POST, DELETE, PATCH, OPTIONS` / `DNT,Keep-Alive,User-Agent,X-Requested-With,If-Modified-Since,Cache-Control,Content-Type,Range,Authorization` / none; an invalid value takes the default, with a warning',
+  },
+  {
+    names: ['cors-allow-credentials', 'cors-max-age'],
+    status: 'implemented',
+    values: 'Go boolean (default true); seconds (default 1728000)',
+    note: 'Access-Control-Allow-Credentials `true` (absent when false) and Access-Control-Max-Age',
+  },
   // --- Implemented: limits, basic and external auth, satisfy, client certificates (access-annotations.ts).
   {
     names: ['limit-rps', 'limit-rpm'],
@@ -375,20 +399,6 @@ export const ANNOTATION_CATALOG: readonly CatalogEntry[] = [
     note: `${NOT_YET}: the backend's error responses reach the client as they are`,
   },
   // --- Requests and responses.
-  {
-    names: [
-      'enable-cors',
-      'cors-allow-origin',
-      'cors-allow-methods',
-      'cors-allow-headers',
-      'cors-allow-credentials',
-      'cors-max-age',
-      'cors-expose-headers',
-    ],
-    status: 'refused',
-    note: `${NOT_YET}: preflight requests reach the backend`,
-    instead: 'answer CORS in the backend',
-  },
   {
     names: ['preserve-trailing-slash'],
     status: 'refused',

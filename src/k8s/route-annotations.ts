@@ -1,8 +1,9 @@
 // ingress-nginx's annotations that change where a request goes or what it carries, read per Ingress:
-// permanent-redirect / temporal-redirect (+ -code), from-to-www-redirect, server-alias. Values are
-// validated as ingress-nginx 1.15 validates them (internal/ingress/annotations/redirect, alias); a
-// value it refuses drops that annotation's effect, with an INVALID_ANNOTATION_VALUE warning.
-import type { ConfigIssue, Origin, RedirectModel } from '../config/model.ts';
+// permanent-redirect / temporal-redirect (+ -code), from-to-www-redirect, server-alias, enable-cors
+// and cors-*. Values are validated as ingress-nginx 1.15 validates them (internal/ingress/annotations/
+// redirect, alias, cors); a value it refuses drops that annotation's effect (or takes its default),
+// with an INVALID_ANNOTATION_VALUE warning.
+import type { ConfigIssue, CorsModel, Origin, RedirectModel } from '../config/model.ts';
 import { annotationField } from './field-path.ts';
 import { describeOrigin } from './reader.ts';
 import { parseGoBool } from './values.ts';
@@ -17,6 +18,13 @@ export const ROUTE_ANNOTATIONS: readonly string[] = [
   'temporal-redirect-code',
   'from-to-www-redirect',
   'server-alias',
+  'enable-cors',
+  'cors-allow-origin',
+  'cors-allow-methods',
+  'cors-allow-headers',
+  'cors-allow-credentials',
+  'cors-expose-headers',
+  'cors-max-age',
 ];
 
 /** What one Ingress's route annotations say. */
@@ -26,6 +34,7 @@ export interface RouteAnnotations {
   fromToWwwRedirect: boolean;
   /** server-alias: names (exact, `*.suffix`, or `~regex`), sorted and without duplicates. */
   aliases: readonly string[];
+  cors: CorsModel | null;
 }
 
 export interface RouteInput {
@@ -103,6 +112,65 @@ function readAliases(input: RouteInput): string[] {
   return [...new Set(names.map((n) => n.toLowerCase()))].sort();
 }
 
+const CORS_DEFAULT_METHODS = 'GET, PUT, POST, DELETE, PATCH, OPTIONS';
+const CORS_DEFAULT_HEADERS =
+  'DNT,Keep-Alive,User-Agent,X-Requested-With,If-Modified-Since,Cache-Control,Content-Type,Range,Authorization';
+const CORS_DEFAULT_MAX_AGE = 1_728_000;
+const CORS_ORIGIN = /^([a-z]+:\/\/(\*\.)?[A-Za-z0-9\-.]*(:\d+)?|\*|null)?$/;
+const CORS_METHODS = /^([A-Za-z]+,?\s?)+$/;
+const CORS_HEADERS = /^[A-Za-z0-9-_, ]*$/;
+const CORS_EXPOSE = /^(([A-Za-z0-9\-_]+|\*),?\s?)+$/;
+
+/** cors-allow-origin: `*` alone wins; entries ingress-nginx does not accept are skipped (warned). */
+function corsOrigins(input: RouteInput): string[] {
+  const v = input.annotations[`${PREFIX}cors-allow-origin`];
+  if (v === undefined || v.trim() === '') return ['*'];
+  const origins: string[] = [];
+  for (const entry of v.split(',')) {
+    const origin = entry.trim();
+    if (origin === '') continue;
+    if (origin === '*') return ['*'];
+    if (CORS_ORIGIN.test(origin)) origins.push(origin);
+    else
+      warn(
+        input,
+        'cors-allow-origin',
+        `${JSON.stringify(origin)} is not scheme://host[:port], null or *; skipped`,
+      );
+  }
+  return origins;
+}
+
+/** A cors-* string with its validator: absent or invalid is the default (invalid is warned). */
+function corsString(input: RouteInput, name: string, valid: RegExp, fallback: string): string {
+  const v = input.annotations[PREFIX + name];
+  if (v === undefined) return fallback;
+  if (valid.test(v)) return v;
+  warn(input, name, `${JSON.stringify(v)} is not accepted; ${JSON.stringify(fallback)} applies`);
+  return fallback;
+}
+
+function readCors(input: RouteInput): CorsModel | null {
+  const enabled = input.annotations[`${PREFIX}enable-cors`];
+  if (enabled === undefined) return null;
+  const on = parseGoBool(enabled);
+  if (on === null) warn(input, 'enable-cors', `${JSON.stringify(enabled)} is not a boolean; CORS is off`);
+  if (on !== true) return null;
+  const credentials = input.annotations[`${PREFIX}cors-allow-credentials`];
+  const allowCredentials = credentials === undefined ? true : parseGoBool(credentials);
+  if (allowCredentials === null) warn(input, 'cors-allow-credentials', 'is not a boolean; true applies');
+  const age = int(input, 'cors-max-age');
+  if (age === null) warn(input, 'cors-max-age', `is not a whole number; ${CORS_DEFAULT_MAX_AGE} applies`);
+  return {
+    allowOrigin: corsOrigins(input),
+    allowMethods: corsString(input, 'cors-allow-methods', CORS_METHODS, CORS_DEFAULT_METHODS),
+    allowHeaders: corsString(input, 'cors-allow-headers', CORS_HEADERS, CORS_DEFAULT_HEADERS),
+    allowCredentials: allowCredentials ?? true,
+    exposeHeaders: corsString(input, 'cors-expose-headers', CORS_EXPOSE, ''),
+    maxAge: age ?? CORS_DEFAULT_MAX_AGE,
+  };
+}
+
 /** Reads the route annotations of one Ingress. */
 export function parseRouteAnnotations(input: RouteInput): RouteAnnotations {
   const fromToWww = input.annotations[`${PREFIX}from-to-www-redirect`];
@@ -112,5 +180,5 @@ export function parseRouteAnnotations(input: RouteInput): RouteAnnotations {
   // Temporal first: ingress-nginx returns it without looking at permanent-redirect.
   const temporal = readRedirect(input, 'temporal', 302, 307);
   const redirect = temporal !== undefined ? temporal : (readRedirect(input, 'permanent', 301, 308) ?? null);
-  return { redirect, fromToWwwRedirect: www ?? false, aliases: readAliases(input) };
+  return { redirect, fromToWwwRedirect: www ?? false, aliases: readAliases(input), cors: readCors(input) };
 }

@@ -277,10 +277,11 @@ export function translateGateway(
   ): LocationModel => {
     const a = annotations.get(ing)!;
     const access = locationAccess(accessOf.get(ing)!, path, settings);
-    const redirect = routeOf.get(ing)!.redirect;
+    const { redirect, cors } = routeOf.get(ing)!;
     return {
       ...(access ? { access } : {}),
       ...(redirect !== null ? { redirect } : {}),
+      ...(cors !== null ? { cors } : {}),
       ingress: { namespace: ing.meta.namespace, name: ing.meta.name },
       ingressOrigin: ing.origin,
       createdAt: ing.meta.creationTimestamp,

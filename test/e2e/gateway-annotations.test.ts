@@ -83,6 +83,28 @@ function servedCommonName(port: number, servername: string): Promise<string> {
   });
 }
 
+/** CORS Ingresses of cors.go, one host each: [host, cors-* annotations]. */
+const CORS_CASES: Array<[string, Record<string, string>]> = [
+  ['cors-default', {}],
+  ['cors-methods', { 'cors-allow-methods': 'POST, GET' }],
+  ['cors-max-age', { 'cors-max-age': '200' }],
+  ['cors-no-credentials', { 'cors-allow-credentials': 'false' }],
+  ['cors-origin', { 'cors-allow-origin': 'https://origin.cors.com:8080' }],
+  ['cors-headers', { 'cors-allow-headers': 'DNT, User-Agent' }],
+  ['cors-expose', { 'cors-expose-headers': 'X-CustomResponseHeader, X-CustomSecondHeader' }],
+  [
+    'cors-multi',
+    { 'cors-allow-origin': 'origin.cors.com:8080, https://origin2.cors.com, https://origin.com' },
+  ],
+  [
+    'cors-trailing',
+    { 'cors-allow-origin': 'https://origin-123.cors.com:8080,   ,https://origin-321.cors.com:8080,' },
+  ],
+  ['cors-wildcard', { 'cors-allow-origin': 'http://*.origin.cors.com, http://*.origin.com:8080' }],
+  ['cors-protocols', { 'cors-allow-origin': 'test://localhost, tauri://localhost:3000' }],
+  ['cors-spaces', { 'cors-allow-origin': '      ' }],
+];
+
 describe('issue 20 annotations over sockets', () => {
   let backend: RunningWhoami;
   let gw: TestGateway;
@@ -140,6 +162,11 @@ describe('issue 20 annotations over sockets', () => {
         },
       },
       echo('alias', 'foo', { 'server-alias': 'bar' }),
+      ...CORS_CASES.map(([host, annotations]) => echo(host, host, { 'enable-cors': 'true', ...annotations })),
+      echo('cors-private', 'cors-private', {
+        'enable-cors': 'true',
+        'allowlist-source-range': '127.0.0.2/32',
+      }),
       echo('app-a', 'two.example', {}, '/app-a'),
       echo('app-b', 'two.example', { 'server-alias': 'alias-of-two.example' }, '/app-b'),
     ];
@@ -204,6 +231,111 @@ describe('issue 20 annotations over sockets', () => {
       const direct = await httpsRequest(gw.httpsPort, wwwHost, '/', json);
       assert.equal(direct.status, 200);
       assert.equal(echoOf(direct).headers.host, wwwHost);
+    });
+  });
+
+  describe('enable-cors cors-* (cors.go)', () => {
+    const get = (host: string, origin?: string, method = 'GET') =>
+      request(gw.httpPort, { host, method, headers: origin === undefined ? {} : { origin } });
+    const allowed = async (host: string, origin: string) =>
+      (await get(host, origin)).headers['access-control-allow-origin'];
+
+    test('should enable cors: every response carries the default CORS headers', async () => {
+      const reply = await get('cors-default');
+      assert.equal(reply.status, 200);
+      assert.equal(reply.headers['access-control-allow-origin'], '*');
+      assert.equal(reply.headers['access-control-allow-methods'], 'GET, PUT, POST, DELETE, PATCH, OPTIONS');
+      assert.equal(
+        reply.headers['access-control-allow-headers'],
+        'DNT,Keep-Alive,User-Agent,X-Requested-With,If-Modified-Since,Cache-Control,Content-Type,Range,Authorization',
+      );
+      assert.equal(reply.headers['access-control-max-age'], '1728000');
+      assert.equal(reply.headers['access-control-allow-credentials'], 'true');
+      assert.equal(reply.headers['access-control-expose-headers'], undefined);
+    });
+
+    test('a preflight is answered 204 by the gateway; the backend never sees it', async () => {
+      const reply = await get('cors-default', 'https://any.example', 'OPTIONS');
+      assert.equal(reply.status, 204);
+      assert.equal(reply.body, '');
+      assert.equal(reply.headers['content-type'], 'text/plain charset=UTF-8');
+      assert.equal(reply.headers['content-length'], '0');
+      assert.equal(reply.headers['access-control-allow-origin'], '*');
+      const line = await gw.access.waitFor(/"OPTIONS \/ HTTP\/1\.1" 204 /);
+      assert.match(line, /\[default-echo-80\] \[\] - - - - /);
+    });
+
+    test('should set cors methods, max-age, credentials, allowed and exposed headers', async () => {
+      assert.equal((await get('cors-methods')).headers['access-control-allow-methods'], 'POST, GET');
+      assert.equal((await get('cors-max-age')).headers['access-control-max-age'], '200');
+      assert.equal((await get('cors-no-credentials')).headers['access-control-allow-credentials'], undefined);
+      assert.equal((await get('cors-headers')).headers['access-control-allow-headers'], 'DNT, User-Agent');
+      assert.equal(
+        (await get('cors-expose')).headers['access-control-expose-headers'],
+        'X-CustomResponseHeader, X-CustomSecondHeader',
+      );
+    });
+
+    test('should allow origin for cors, and only the listed ones', async () => {
+      assert.equal(
+        await allowed('cors-origin', 'https://origin.cors.com:8080'),
+        'https://origin.cors.com:8080',
+      );
+      // single origin with port: the same origin without it is not allowed, nor another port.
+      assert.equal(await allowed('cors-origin', 'https://origin.cors.com'), undefined);
+      assert.equal(await allowed('cors-origin', 'https://origin.cors.com:8081'), undefined);
+      assert.equal((await get('cors-origin')).headers['access-control-allow-origin'], undefined);
+      // an origin that is not allowed still gets its answer (the browser blocks it), and a preflight goes on.
+      const other = await get('cors-origin', 'http://no.origin.com', 'OPTIONS');
+      assert.equal(other.status, 200);
+      assert.equal(other.headers['access-control-allow-origin'], undefined);
+    });
+
+    test('should allow correct origins - single origin for multiple cors values', async () => {
+      assert.equal(await allowed('cors-multi', 'origin.cors.com:8080'), undefined);
+      assert.equal(await allowed('cors-multi', 'https://origin2.cors.com'), 'https://origin2.cors.com');
+      assert.equal(await allowed('cors-multi', 'https://origin.com'), 'https://origin.com');
+      assert.equal(await allowed('cors-multi', 'https://ORIGIN.com'), 'https://ORIGIN.com');
+    });
+
+    test('trailing comma and empty entries; missing origins allow all', async () => {
+      assert.equal(
+        await allowed('cors-trailing', 'https://origin-321.cors.com:8080'),
+        'https://origin-321.cors.com:8080',
+      );
+      assert.equal(await allowed('cors-trailing', 'http://origin-321.cors.com:8080'), undefined);
+      assert.equal(await allowed('cors-spaces', 'http://origin.com'), '*');
+    });
+
+    test('wildcard origins match one label; origins with non-http[s] protocols', async () => {
+      assert.equal(
+        await allowed('cors-wildcard', 'http://foo.origin.cors.com'),
+        'http://foo.origin.cors.com',
+      );
+      assert.equal(
+        await allowed('cors-wildcard', 'http://bar-foo.origin.cors.com'),
+        'http://bar-foo.origin.cors.com',
+      );
+      assert.equal(await allowed('cors-wildcard', 'http://bar.foo.origin.cors.com'), undefined);
+      assert.equal(
+        await allowed('cors-wildcard', 'http://abc.origin.com:8080'),
+        'http://abc.origin.com:8080',
+      );
+      assert.equal(await allowed('cors-wildcard', 'http://abc.origin.com'), undefined);
+      assert.equal(await allowed('cors-protocols', 'test://localhost'), 'test://localhost');
+      assert.equal(await allowed('cors-protocols', 'tauri://localhost:3000'), 'tauri://localhost:3000');
+    });
+
+    test('as nginx: the preflight comes before the allowlist, and a refusal carries the headers too', async () => {
+      const preflight = await request(gw.httpPort, {
+        from: '127.0.0.3',
+        host: 'cors-private',
+        method: 'OPTIONS',
+      });
+      assert.equal(preflight.status, 204);
+      const denied = await request(gw.httpPort, { from: '127.0.0.3', host: 'cors-private' });
+      assert.equal(denied.status, 403);
+      assert.equal(denied.headers['access-control-allow-origin'], '*');
     });
   });
 

@@ -1,0 +1,55 @@
+// Reading the route annotations (src/k8s/route-annotations.ts): values, defaults and refusals as
+// ingress-nginx 1.15's parsers have them.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { ConfigIssue, Origin } from '../../src/config/model.ts';
+import { parseRouteAnnotations } from '../../src/k8s/route-annotations.ts';
+
+const P = 'nginx.ingress.kubernetes.io/';
+const ORIGIN: Origin = { file: 'x.yaml', document: 1, kind: 'Ingress', namespace: 'default', name: 'x' };
+
+function parse(annotations: Record<string, string>) {
+  const issues: ConfigIssue[] = [];
+  const prefixed = Object.fromEntries(Object.entries(annotations).map(([k, v]) => [P + k, v]));
+  return { parsed: parseRouteAnnotations({ annotations: prefixed, origin: ORIGIN, issues }), issues };
+}
+
+test('enable-cors: ingress-nginx defaults; off unless a Go boolean true', () => {
+  assert.equal(parse({}).parsed.cors, null);
+  assert.equal(parse({ 'enable-cors': 'false' }).parsed.cors, null);
+  const bad = parse({ 'enable-cors': 'yes' });
+  assert.equal(bad.parsed.cors, null);
+  assert.equal(bad.issues[0]?.code, 'INVALID_ANNOTATION_VALUE');
+  assert.deepEqual(parse({ 'enable-cors': 'true' }).parsed.cors, {
+    allowOrigin: ['*'],
+    allowMethods: 'GET, PUT, POST, DELETE, PATCH, OPTIONS',
+    allowHeaders:
+      'DNT,Keep-Alive,User-Agent,X-Requested-With,If-Modified-Since,Cache-Control,Content-Type,Range,Authorization',
+    allowCredentials: true,
+    exposeHeaders: '',
+    maxAge: 1728000,
+  });
+});
+
+test('cors-*: invalid values take the default (warned); invalid origins are skipped; * wins', () => {
+  const { parsed, issues } = parse({
+    'enable-cors': 'true',
+    'cors-allow-origin': 'https://a.example, bad origin, null, https://*.b.example:8443',
+    'cors-allow-methods': 'GET;DELETE',
+    'cors-allow-headers': 'X-A, X_B',
+    'cors-allow-credentials': 'nope',
+    'cors-expose-headers': '*, X-C',
+    'cors-max-age': '-1x',
+  });
+  assert.deepEqual(parsed.cors?.allowOrigin, ['https://a.example', 'null', 'https://*.b.example:8443']);
+  assert.equal(parsed.cors?.allowMethods, 'GET, PUT, POST, DELETE, PATCH, OPTIONS');
+  assert.equal(parsed.cors?.allowHeaders, 'X-A, X_B');
+  assert.equal(parsed.cors?.allowCredentials, true);
+  assert.equal(parsed.cors?.exposeHeaders, '*, X-C');
+  assert.equal(parsed.cors?.maxAge, 1728000);
+  assert.equal(issues.length, 4);
+  assert.deepEqual(
+    parse({ 'enable-cors': 'true', 'cors-allow-origin': 'https://a.example, *' }).parsed.cors?.allowOrigin,
+    ['*'],
+  );
+});
