@@ -22,151 +22,29 @@ export interface StatusWriter {
   clear(ingresses: readonly KubeObject[]): Promise<number>;
 }
 
-export function createStatusWriter(deps: {
+interface StatusDeps {
   client: KubeClient;
   options: ControllerOptions;
   log: (line: string) => void;
-}): StatusWriter {
-  const { client, options } = deps;
+}
 
-  /** Ready pods with the labels of our own pod (ingress-nginx's way of finding its replicas). */
-  const controllerPods = async (): Promise<KubeObject[] | null> => {
-    if (options.podName === null) return [];
-    const self = await client.request(
-      'GET',
-      resourcePath(RESOURCES.pod, options.podNamespace, options.podName),
-    );
-    if (!self.ok) return null;
-    const labels = self.value.metadata?.labels ?? {};
-    const selector = Object.entries(labels)
-      .filter(([k]) => k !== 'pod-template-hash' && k !== 'controller-revision-hash')
-      .map(([k, v]) => `${k}=${v}`)
-      .join(',');
-    if (selector === '') return [self.value].filter(isPodReady);
-    const pods = await client.request(
-      'GET',
-      `${resourcePath(RESOURCES.pod, options.podNamespace)}?${new URLSearchParams({ labelSelector: selector })}`,
-    );
-    if (!pods.ok) return null;
-    const items = Array.isArray(pods.value.items) ? (pods.value.items as KubeObject[]) : [];
-    return items.filter(isPodReady);
-  };
+/** Per Ingress, the version we last wrote over: the watch may not have brought our write back yet. */
+type WroteOver = Map<string, { rv: string; entries: string }>;
 
-  const desired = async (): Promise<LbIngressEntry[] | null> => {
-    if (options.publishStatusAddress.length > 0) {
-      return desiredStatus({
-        publishStatusAddress: options.publishStatusAddress,
-        publishService: undefined,
-        nodeAddresses: [],
-      });
-    }
-    if (options.publishService !== null) {
-      const [ns, name] = options.publishService.split('/') as [string, string];
-      const svc = await client.request('GET', resourcePath(RESOURCES.service, ns, name));
-      if (!svc.ok && svc.error.status !== 404) return null;
-      return desiredStatus({
-        publishStatusAddress: [],
-        publishService: svc.ok ? svc.value : null,
-        nodeAddresses: [],
-      });
-    }
-    const pods = await controllerPods();
-    if (pods === null) return null;
-    const addresses: string[] = [];
-    for (const nodeName of new Set(
-      pods.map((p) => (p.spec as { nodeName?: string } | undefined)?.nodeName),
-    )) {
-      if (!nodeName) continue;
-      const node = await client.request('GET', resourcePath(RESOURCES.node, '', nodeName));
-      const address = node.ok ? nodeAddress(node.value, options.reportNodeInternalIp) : null;
-      if (address) addresses.push(address);
-    }
-    return desiredStatus({ publishStatusAddress: [], publishService: undefined, nodeAddresses: addresses });
-  };
-
-  /** Per Ingress, the version we last wrote over: the watch may not have brought our write back yet. */
-  const wroteOver = new Map<string, { rv: string; entries: string }>();
-
-  /** PUT …/status over `ing`; on 409 (our copy was stale) once more over a fresh read. */
-  const putStatus = async (
-    ing: KubeObject,
-    entries: LbIngressEntry[],
-    fresh: boolean,
-  ): Promise<ApiResult<KubeObject>> => {
-    const ns = ing.metadata?.namespace ?? 'default';
-    const name = ing.metadata?.name ?? '';
-    const path = resourcePath(RESOURCES.ingress, ns, name, 'status');
-    const body = withStatus({ ...ing, apiVersion: 'networking.k8s.io/v1', kind: 'Ingress' }, entries);
-    const result = await client.request('PUT', path, body);
-    if (result.ok || fresh || result.error.status !== 409) return result;
-    const latest = await client.request('GET', resourcePath(RESOURCES.ingress, ns, name));
-    if (!latest.ok) return result;
-    if (sameStatus(currentStatus(latest.value), entries)) return latest;
-    return putStatus(latest.value, entries, true);
-  };
-
-  /** `fresh`: the caller read these objects just now (shutdown), so the cache's view is not consulted. */
-  const write = async (
-    ingresses: readonly KubeObject[],
-    entries: LbIngressEntry[],
-    fresh = false,
-  ): Promise<number> => {
-    let written = 0;
-    for (const ing of ingresses) {
-      if (sameStatus(currentStatus(ing), entries)) continue;
-      const ns = ing.metadata?.namespace ?? 'default';
-      const name = ing.metadata?.name ?? '';
-      const last = wroteOver.get(`${ns}/${name}`);
-      if (
-        !fresh &&
-        last &&
-        last.rv === ing.metadata?.resourceVersion &&
-        last.entries === JSON.stringify(entries)
-      )
-        continue;
-      const result = await putStatus(ing, entries, fresh);
-      if (result.ok) {
-        written++;
-        wroteOver.set(`${ns}/${name}`, {
-          rv: ing.metadata?.resourceVersion ?? '',
-          entries: JSON.stringify(entries),
-        });
-        const shown = entries.map((e) => e.ip ?? e.hostname).join(',') || '(empty)';
-        deps.log(`status of Ingress ${ns}/${name}: ${shown}`);
-      } else {
-        deps.log(
-          `status of Ingress ${ns}/${name} not written (${result.error.message}); retrying on the next sync`,
-        );
-      }
-    }
-    return written;
-  };
-
-  /** The Ingresses as the API has them now (the watch may not have brought our own writes back yet). */
-  const reread = async (ingresses: readonly KubeObject[]): Promise<KubeObject[]> => {
-    const out: KubeObject[] = [];
-    for (const ing of ingresses) {
-      const got = await client.request(
-        'GET',
-        resourcePath(RESOURCES.ingress, ing.metadata?.namespace ?? 'default', ing.metadata?.name ?? ''),
-      );
-      if (got.ok) out.push(got.value);
-    }
-    return out;
-  };
-
+export function createStatusWriter(deps: StatusDeps): StatusWriter {
+  const wroteOver: WroteOver = new Map();
   return {
     async sync(ingresses) {
-      const entries = await desired();
+      const entries = await desiredEntries(deps);
       if (entries === null) {
         deps.log('cannot read the status sources (API unreachable); status left as it is');
         return 0;
       }
-      return write(ingresses, entries);
+      return writeStatuses(deps, wroteOver, ingresses, entries);
     },
     async clear(ingresses) {
-      const pods = await controllerPods();
-      const others = (pods ?? []).filter((p) => p.metadata?.name !== options.podName);
+      const pods = await controllerPods(deps);
+      const others = (pods ?? []).filter((p) => p.metadata?.name !== deps.options.podName);
       if (pods === null) {
         deps.log('cannot list the controller pods: status kept on shutdown');
         return 0;
@@ -175,7 +53,134 @@ export function createStatusWriter(deps: {
         deps.log('other controller pods are running: status kept on shutdown');
         return 0;
       }
-      return write(await reread(ingresses), [], true);
+      return writeStatuses(deps, wroteOver, await reread(deps, ingresses), [], true);
     },
   };
+}
+
+/** The status the options ask for: --publish-status-address, the --publish-service's, or our nodes'. */
+async function desiredEntries(deps: StatusDeps): Promise<LbIngressEntry[] | null> {
+  const { client, options } = deps;
+  if (options.publishStatusAddress.length > 0) {
+    return desiredStatus({
+      publishStatusAddress: options.publishStatusAddress,
+      publishService: undefined,
+      nodeAddresses: [],
+    });
+  }
+  if (options.publishService !== null) {
+    const [ns, name] = options.publishService.split('/') as [string, string];
+    const svc = await client.request('GET', resourcePath(RESOURCES.service, ns, name));
+    if (!svc.ok && svc.error.status !== 404) return null;
+    return desiredStatus({
+      publishStatusAddress: [],
+      publishService: svc.ok ? svc.value : null,
+      nodeAddresses: [],
+    });
+  }
+  const addresses = await controllerNodeAddresses(deps);
+  if (addresses === null) return null;
+  return desiredStatus({ publishStatusAddress: [], publishService: undefined, nodeAddresses: addresses });
+}
+
+/** The addresses of the nodes our ready replicas run on (null: the pods could not be read). */
+async function controllerNodeAddresses(deps: StatusDeps): Promise<string[] | null> {
+  const pods = await controllerPods(deps);
+  if (pods === null) return null;
+  const addresses: string[] = [];
+  for (const nodeName of new Set(pods.map((p) => (p.spec as { nodeName?: string } | undefined)?.nodeName))) {
+    if (!nodeName) continue;
+    const node = await deps.client.request('GET', resourcePath(RESOURCES.node, '', nodeName));
+    const address = node.ok ? nodeAddress(node.value, deps.options.reportNodeInternalIp) : null;
+    if (address) addresses.push(address);
+  }
+  return addresses;
+}
+
+/** Ready pods with the labels of our own pod (ingress-nginx's way of finding its replicas). */
+async function controllerPods({ client, options }: StatusDeps): Promise<KubeObject[] | null> {
+  if (options.podName === null) return [];
+  const self = await client.request(
+    'GET',
+    resourcePath(RESOURCES.pod, options.podNamespace, options.podName),
+  );
+  if (!self.ok) return null;
+  const labels = self.value.metadata?.labels ?? {};
+  const selector = Object.entries(labels)
+    .filter(([k]) => k !== 'pod-template-hash' && k !== 'controller-revision-hash')
+    .map(([k, v]) => `${k}=${v}`)
+    .join(',');
+  if (selector === '') return [self.value].filter(isPodReady);
+  const pods = await client.request(
+    'GET',
+    `${resourcePath(RESOURCES.pod, options.podNamespace)}?${new URLSearchParams({ labelSelector: selector })}`,
+  );
+  if (!pods.ok) return null;
+  const items = Array.isArray(pods.value.items) ? (pods.value.items as KubeObject[]) : [];
+  return items.filter(isPodReady);
+}
+
+/** `fresh`: the caller read these objects just now (shutdown), so the cache's view is not consulted. */
+async function writeStatuses(
+  deps: StatusDeps,
+  wroteOver: WroteOver,
+  ingresses: readonly KubeObject[],
+  entries: LbIngressEntry[],
+  fresh = false,
+): Promise<number> {
+  let written = 0;
+  for (const ing of ingresses) {
+    if (sameStatus(currentStatus(ing), entries)) continue;
+    const key = `${ing.metadata?.namespace ?? 'default'}/${ing.metadata?.name ?? ''}`;
+    const last = wroteOver.get(key);
+    if (
+      !fresh &&
+      last &&
+      last.rv === ing.metadata?.resourceVersion &&
+      last.entries === JSON.stringify(entries)
+    )
+      continue;
+    const result = await putStatus(deps.client, ing, entries, fresh);
+    if (result.ok) {
+      written++;
+      wroteOver.set(key, { rv: ing.metadata?.resourceVersion ?? '', entries: JSON.stringify(entries) });
+      const shown = entries.map((e) => e.ip ?? e.hostname).join(',') || '(empty)';
+      deps.log(`status of Ingress ${key}: ${shown}`);
+    } else {
+      deps.log(`status of Ingress ${key} not written (${result.error.message}); retrying on the next sync`);
+    }
+  }
+  return written;
+}
+
+/** PUT …/status over `ing`; on 409 (our copy was stale) once more over a fresh read. */
+async function putStatus(
+  client: KubeClient,
+  ing: KubeObject,
+  entries: LbIngressEntry[],
+  fresh: boolean,
+): Promise<ApiResult<KubeObject>> {
+  const ns = ing.metadata?.namespace ?? 'default';
+  const name = ing.metadata?.name ?? '';
+  const path = resourcePath(RESOURCES.ingress, ns, name, 'status');
+  const body = withStatus({ ...ing, apiVersion: 'networking.k8s.io/v1', kind: 'Ingress' }, entries);
+  const result = await client.request('PUT', path, body);
+  if (result.ok || fresh || result.error.status !== 409) return result;
+  const latest = await client.request('GET', resourcePath(RESOURCES.ingress, ns, name));
+  if (!latest.ok) return result;
+  if (sameStatus(currentStatus(latest.value), entries)) return latest;
+  return putStatus(client, latest.value, entries, true);
+}
+
+/** The Ingresses as the API has them now (the watch may not have brought our own writes back yet). */
+async function reread({ client }: StatusDeps, ingresses: readonly KubeObject[]): Promise<KubeObject[]> {
+  const out: KubeObject[] = [];
+  for (const ing of ingresses) {
+    const got = await client.request(
+      'GET',
+      resourcePath(RESOURCES.ingress, ing.metadata?.namespace ?? 'default', ing.metadata?.name ?? ''),
+    );
+    if (got.ok) out.push(got.value);
+  }
+  return out;
 }
