@@ -6,6 +6,7 @@ import type { KubeClient } from './kube-client.ts';
 import {
   decideElection,
   type ElectionState,
+  type ElectionStep,
   failedAttempt,
   INITIAL_ELECTION,
   type LeaseRead,
@@ -25,7 +26,7 @@ export interface Election {
   stop(): Promise<void>;
 }
 
-export function createElection(deps: {
+interface ElectionDeps {
   client: KubeClient;
   namespace: string;
   name: string;
@@ -35,134 +36,178 @@ export function createElection(deps: {
   onStartedLeading: () => void;
   onStoppedLeading: () => void;
   log: (line: string) => void;
-}): Election {
-  const { client, scheduler, timings } = deps;
-  const path = resourcePath(RESOURCES.lease, deps.namespace, deps.name);
-  let state: ElectionState = INITIAL_ELECTION;
-  let lastRead: { spec: LeaseSpec; resourceVersion: string } | null = null;
-  let timer: unknown = null;
-  let watchdog: unknown = null;
-  let stopped = true;
-  let lastHolder = '';
-  let running: Promise<void> = Promise.resolve();
+}
 
-  // What the controller has been told; `state.leading` is what the decisions say.
-  let announced = false;
-  const announce = () => {
-    if (state.leading === announced) return;
-    announced = state.leading;
-    if (announced) {
-      deps.log(`became the leader (Lease ${deps.namespace}/${deps.name}, identity ${deps.identity})`);
-      deps.onStartedLeading();
-    } else {
-      deps.log(`stopped leading (Lease ${deps.namespace}/${deps.name})`);
-      deps.onStoppedLeading();
-    }
+/** One election's state between attempts, shared by the steps below. */
+interface Run {
+  deps: ElectionDeps;
+  /** The Lease's path in the API. */
+  path: string;
+  /** What the decisions say, `state.leading` included. */
+  state: ElectionState;
+  /** The Lease as last read or written: what a release writes over. */
+  lastRead: { spec: LeaseSpec; resourceVersion: string } | null;
+  timer: unknown;
+  watchdog: unknown;
+  stopped: boolean;
+  lastHolder: string;
+  /** The attempt under way; stop waits for it. */
+  running: Promise<void>;
+  /** What the controller has been told. */
+  announced: boolean;
+}
+
+export function createElection(deps: ElectionDeps): Election {
+  const run: Run = {
+    deps,
+    path: resourcePath(RESOURCES.lease, deps.namespace, deps.name),
+    state: INITIAL_ELECTION,
+    lastRead: null,
+    timer: null,
+    watchdog: null,
+    stopped: true,
+    lastHolder: '',
+    running: Promise.resolve(),
+    announced: false,
   };
-
-  const armWatchdog = () => {
-    if (watchdog !== null) scheduler.clearTimeout(watchdog);
-    watchdog = scheduler.setTimeout(() => {
-      watchdog = null;
-      if (!stopped && state.leading) {
-        deps.log(`could not renew the Lease within ${timings.renewDeadlineMs} ms`);
-        state = { ...state, leading: false };
-        announce();
-      }
-    }, timings.renewDeadlineMs);
-  };
-
-  const read = async (): Promise<LeaseRead | null> => {
-    const got = await client.request('GET', path);
-    if (!got.ok) return got.error.status === 404 ? { exists: false } : null;
-    const rv = got.value.metadata?.resourceVersion ?? '';
-    lastRead = { spec: readLeaseSpec(got.value.spec), resourceVersion: rv };
-    return { exists: true, ...lastRead };
-  };
-
-  const attempt = async () => {
-    const now = scheduler.now();
-    const current = await read();
-    if (stopped) return;
-    if (current === null) {
-      state = failedAttempt(state, timings, scheduler.now());
-      announce();
-      return;
-    }
-    const step = decideElection(state, current, deps.identity, timings, now);
-    if (step.action === 'wait') {
-      state = step.state;
-      if (step.holder !== lastHolder) deps.log(`the leader is ${step.holder}`);
-      lastHolder = step.holder;
-      announce();
-      return;
-    }
-    const body = {
-      apiVersion: 'coordination.k8s.io/v1',
-      kind: 'Lease',
-      metadata: {
-        name: deps.name,
-        namespace: deps.namespace,
-        ...(step.action === 'update' ? { resourceVersion: step.resourceVersion } : {}),
-      },
-      spec: step.spec,
-    };
-    const wrote =
-      step.action === 'create'
-        ? await client.request('POST', resourcePath(RESOURCES.lease, deps.namespace), body)
-        : await client.request('PUT', path, body);
-    if (stopped) return;
-    if (!wrote.ok) {
-      state = failedAttempt(step.state, timings, scheduler.now());
-      announce();
-      return;
-    }
-    lastRead = { spec: step.spec, resourceVersion: wrote.value.metadata?.resourceVersion ?? '' };
-    state = wroteLease(step.spec, scheduler.now());
-    lastHolder = deps.identity;
-    armWatchdog();
-    announce();
-  };
-
-  const loop = () => {
-    if (stopped) return;
-    running = attempt()
-      .catch((error: unknown) => deps.log(`leader election: ${(error as Error).message}`))
-      .finally(() => {
-        if (stopped) return;
-        // A leader renews every retry period; candidates spread their attempts with jitter.
-        const delay = state.leading ? timings.retryPeriodMs : retryDelay(timings, scheduler.random);
-        timer = scheduler.setTimeout(loop, delay);
-      });
-  };
-
   return {
     start() {
-      if (!stopped) return;
-      stopped = false;
-      loop();
+      if (!run.stopped) return;
+      run.stopped = false;
+      loop(run);
     },
-    leading: () => announced,
-    async stop() {
-      if (stopped) return;
-      stopped = true;
-      if (timer !== null) scheduler.clearTimeout(timer);
-      if (watchdog !== null) scheduler.clearTimeout(watchdog);
-      await running;
-      if (!announced) return;
-      if (lastRead !== null && lastRead.spec.holderIdentity === deps.identity) {
-        const released = await client.request('PUT', path, {
-          apiVersion: 'coordination.k8s.io/v1',
-          kind: 'Lease',
-          metadata: { name: deps.name, namespace: deps.namespace, resourceVersion: lastRead.resourceVersion },
-          spec: releasedLease(lastRead.spec, scheduler.now()),
-        });
-        deps.log(
-          released.ok ? 'released the Lease' : `could not release the Lease: ${released.error.message}`,
-        );
-      }
-      state = { ...state, leading: false };
-      announce();
-    },
+    leading: () => run.announced,
+    stop: () => stopElection(run),
   };
+}
+
+/** One attempt, then the next after the retry period (a leader) or a jittered delay (a candidate). */
+function loop(run: Run): void {
+  if (run.stopped) return;
+  const { scheduler, timings } = run.deps;
+  run.running = attempt(run)
+    .catch((error: unknown) => run.deps.log(`leader election: ${(error as Error).message}`))
+    .finally(() => {
+      if (run.stopped) return;
+      // A leader renews every retry period; candidates spread their attempts with jitter.
+      const delay = run.state.leading ? timings.retryPeriodMs : retryDelay(timings, scheduler.random);
+      run.timer = scheduler.setTimeout(() => loop(run), delay);
+    });
+}
+
+/** Read the Lease, let decideElection say what to do, and wait, create or renew. */
+async function attempt(run: Run): Promise<void> {
+  const { deps } = run;
+  const now = deps.scheduler.now();
+  const current = await readLease(run);
+  if (run.stopped) return;
+  if (current === null) {
+    run.state = failedAttempt(run.state, deps.timings, deps.scheduler.now());
+    announce(run);
+    return;
+  }
+  const step = decideElection(run.state, current, deps.identity, deps.timings, now);
+  if (step.action === 'wait') {
+    run.state = step.state;
+    if (step.holder !== run.lastHolder) deps.log(`the leader is ${step.holder}`);
+    run.lastHolder = step.holder;
+    announce(run);
+    return;
+  }
+  await writeLease(run, step);
+}
+
+async function readLease(run: Run): Promise<LeaseRead | null> {
+  const got = await run.deps.client.request('GET', run.path);
+  if (!got.ok) return got.error.status === 404 ? { exists: false } : null;
+  const rv = got.value.metadata?.resourceVersion ?? '';
+  run.lastRead = { spec: readLeaseSpec(got.value.spec), resourceVersion: rv };
+  return { exists: true, ...run.lastRead };
+}
+
+/** Create or update the Lease with the resourceVersion read; a failure (409: someone else won) is a failed attempt. */
+async function writeLease(run: Run, step: Exclude<ElectionStep, { action: 'wait' }>): Promise<void> {
+  const { deps } = run;
+  const wrote =
+    step.action === 'create'
+      ? await deps.client.request(
+          'POST',
+          resourcePath(RESOURCES.lease, deps.namespace),
+          leaseObject(deps, step.spec, null),
+        )
+      : await deps.client.request('PUT', run.path, leaseObject(deps, step.spec, step.resourceVersion));
+  if (run.stopped) return;
+  if (!wrote.ok) {
+    run.state = failedAttempt(step.state, deps.timings, deps.scheduler.now());
+    announce(run);
+    return;
+  }
+  run.lastRead = { spec: step.spec, resourceVersion: wrote.value.metadata?.resourceVersion ?? '' };
+  run.state = wroteLease(step.spec, deps.scheduler.now());
+  run.lastHolder = deps.identity;
+  armWatchdog(run);
+  announce(run);
+}
+
+function leaseObject(deps: ElectionDeps, spec: LeaseSpec, resourceVersion: string | null): object {
+  return {
+    apiVersion: 'coordination.k8s.io/v1',
+    kind: 'Lease',
+    metadata: {
+      name: deps.name,
+      namespace: deps.namespace,
+      ...(resourceVersion !== null ? { resourceVersion } : {}),
+    },
+    spec,
+  };
+}
+
+/** A leader that cannot renew within the renew deadline steps down. */
+function armWatchdog(run: Run): void {
+  const { scheduler, timings } = run.deps;
+  if (run.watchdog !== null) scheduler.clearTimeout(run.watchdog);
+  run.watchdog = scheduler.setTimeout(() => {
+    run.watchdog = null;
+    if (!run.stopped && run.state.leading) {
+      run.deps.log(`could not renew the Lease within ${timings.renewDeadlineMs} ms`);
+      run.state = { ...run.state, leading: false };
+      announce(run);
+    }
+  }, timings.renewDeadlineMs);
+}
+
+/** Tells the controller when leadership starts and stops (once per change). */
+function announce(run: Run): void {
+  const { deps } = run;
+  if (run.state.leading === run.announced) return;
+  run.announced = run.state.leading;
+  if (run.announced) {
+    deps.log(`became the leader (Lease ${deps.namespace}/${deps.name}, identity ${deps.identity})`);
+    deps.onStartedLeading();
+  } else {
+    deps.log(`stopped leading (Lease ${deps.namespace}/${deps.name})`);
+    deps.onStoppedLeading();
+  }
+}
+
+/** Stops the loop; a leader that still holds the Lease releases it, then says it stopped leading. */
+async function stopElection(run: Run): Promise<void> {
+  const { deps } = run;
+  if (run.stopped) return;
+  run.stopped = true;
+  if (run.timer !== null) deps.scheduler.clearTimeout(run.timer);
+  if (run.watchdog !== null) deps.scheduler.clearTimeout(run.watchdog);
+  await run.running;
+  if (!run.announced) return;
+  const held = run.lastRead;
+  if (held !== null && held.spec.holderIdentity === deps.identity) {
+    const released = await deps.client.request(
+      'PUT',
+      run.path,
+      leaseObject(deps, releasedLease(held.spec, deps.scheduler.now()), held.resourceVersion),
+    );
+    deps.log(released.ok ? 'released the Lease' : `could not release the Lease: ${released.error.message}`);
+  }
+  run.state = { ...run.state, leading: false };
+  announce(run);
 }
