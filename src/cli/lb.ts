@@ -4,6 +4,7 @@
 // Only the argument parsing is loaded up front; the engine, the manifest reader and prom-client are
 // imported once the arguments are known to be good, so usage errors and --help answer quickly.
 import type { AddressInfo } from 'node:net';
+import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 import { parseDurationMs } from '../config/duration.ts';
 import { describeIssue } from '../config/issue-text.ts';
@@ -14,11 +15,13 @@ import {
   LB_ALGORITHMS,
   type LbAlgorithm,
   type LbRuntimeConfig,
+  type TargetAddress,
   validateLbConfig,
 } from '../lb/config.ts';
 import type { RunningLb } from '../lb/balancer.ts';
 import type { LbListenerPlan } from '../lb/manifest.ts';
 import { formatHostPort, type HostPort, parseHostPort } from '../net/host-port.ts';
+import { parseWorkerCount } from '../workers/count.ts';
 import type { Command } from './main.ts';
 
 const HELP = `Usage: keepip lb --listen ADDR:PORT --target ADDR:PORT... [options]
@@ -55,6 +58,7 @@ Options (in manifest mode they override what the annotations say):
       --idle-timeout D           reset flows idle this long (default 350s, as an NLB)
       --deregistration-delay D   removed targets keep their flows this long (default 300s)
       --metrics ADDR:PORT        serve Prometheus /metrics and /healthz
+      --workers N|auto           processes sharing the listening ports (default 1; auto: one per core)
   -h, --help                     this help
 Durations: 500ms, 10s, 5m, or plain seconds.
 Signals: SIGHUP re-reads the manifests and re-registers targets; SIGINT/SIGTERM stop and exit 0.
@@ -82,6 +86,7 @@ const OPTIONS = {
   'idle-timeout': { type: 'string' },
   'deregistration-delay': { type: 'string' },
   metrics: { type: 'string' },
+  workers: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -110,8 +115,14 @@ export const command: Command = {
   async run(argv) {
     const values = parseValues(argv);
     if (isExit(values)) return values.exit;
+    const workers = parseWorkerCount(values.workers ?? '1', availableParallelism());
+    if (!workers.ok) {
+      process.stderr.write(`keepip lb: --workers: ${workers.error} [${workers.code}]\n\n${HELP}`);
+      return 2;
+    }
     const planned = await planListeners(values);
     if (isExit(planned)) return planned.exit;
+    if (workers.value > 1) return runWorkers(values, planned, workers.value);
     const [{ Registry }, { startLoadBalancer }, { startMetricsServer }] = await Promise.all([
       import('prom-client'),
       import('../lb/balancer.ts'),
@@ -207,6 +218,46 @@ async function serveMetrics<T extends { address: AddressInfo }>(
   }
 }
 
+/** --workers N: the listeners in N processes (src/workers/lb-primary.ts); this process plans and signals. */
+async function runWorkers(values: Values, planned: Planned, workers: number): Promise<number> {
+  const [{ Registry }, { startLbWorkers }, { startMetricsServer }] = await Promise.all([
+    import('prom-client'),
+    import('../workers/lb-primary.ts'),
+    import('../observability/metrics-server.ts'),
+  ]);
+  let pool: Awaited<ReturnType<typeof startLbWorkers>>;
+  try {
+    pool = await startLbWorkers({
+      workers,
+      configs: planned.configs,
+      log: (event) =>
+        (event.level === 'info' ? out : err)(
+          `${event.level === 'info' ? '' : `${event.level}: `}${event.message}`,
+        ),
+    });
+  } catch (error) {
+    err(`cannot start the workers: ${(error as Error).message}`);
+    return 1;
+  }
+  for (const [i, config] of planned.configs.entries())
+    describe(pool.listeners[i]!, config, planned.plans?.[i]);
+  out(
+    `workers: ${workers} processes (pids ${pool.pids().join(', ')}) share the listening ports (SO_REUSEPORT)`,
+  );
+  const registry = new Registry();
+  const source = pool.metrics(registry);
+  const metrics = await serveMetrics(values.metrics, (at) => startMetricsServer({ ...at, registry: source }));
+  if (metrics !== null && isExit(metrics)) {
+    await pool.close();
+    return metrics.exit;
+  }
+  await untilStopped(() => reloadTargets(values, planned.plans, pool.listeners));
+  await pool.close();
+  await metrics?.close();
+  out('stopped');
+  return 0;
+}
+
 /** Resolves on SIGINT or SIGTERM; each SIGHUP runs `reload` (a failure is reported, not fatal). */
 function untilStopped(reload: () => Promise<void>): Promise<void> {
   return new Promise<void>((resolve) => {
@@ -229,7 +280,7 @@ function untilStopped(reload: () => Promise<void>): Promise<void> {
 async function reloadTargets(
   values: Values,
   plans: LbListenerPlan[] | null,
-  running: RunningLb[],
+  running: { name: string; setTargets(targets: TargetAddress[]): void | Promise<void> }[],
 ): Promise<void> {
   if (plans === null || values.filename === undefined) {
     out('SIGHUP: nothing to reload in flags mode');
@@ -256,14 +307,18 @@ async function reloadTargets(
       err(`reload: ${model.id} port ${port.port}: ${found.from}; keeping the running targets`);
       continue;
     }
-    running[i]!.setTargets(found.targets);
+    await running[i]!.setTargets(found.targets);
     out(
       `reload: ${running[i]!.name} targets ${found.targets.map((t) => formatHostPort(t.host, t.port)).join(', ')}`,
     );
   }
 }
 
-function describe(lb: RunningLb, config: LbRuntimeConfig, plan: LbListenerPlan | undefined): void {
+function describe(
+  lb: Pick<RunningLb, 'address' | 'name'>,
+  config: LbRuntimeConfig,
+  plan: LbListenerPlan | undefined,
+): void {
   const where = formatHostPort(lb.address.address, lb.address.port);
   out(`listening on ${where} (${lb.name})`);
   const targets = config.targets.map((t) => formatHostPort(t.host, t.port)).join(', ');

@@ -113,7 +113,8 @@ export async function startLoadBalancer(input: LbRuntimeConfig): Promise<Running
   );
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(config.listen.port, config.listen.host, () => resolve());
+    const { host, port } = config.listen;
+    server.listen({ host, port, reusePort: config.reusePort === true }, () => resolve());
   });
   server.on('error', (error) => log(`listener error: ${error.message}`));
   const address = server.address() as AddressInfo;

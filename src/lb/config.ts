@@ -58,6 +58,8 @@ export interface LbRuntimeConfig {
   log?: (line: string) => void;
   /** The `lb` label of every metric and the prefix of log lines. Default: the listen address. */
   name?: string;
+  /** Bind with SO_REUSEPORT, so that worker processes share the port (src/workers/). */
+  reusePort?: boolean;
 }
 
 export const DEFAULT_IDLE_TIMEOUT_MS = 350_000;

@@ -1,0 +1,92 @@
+// `keepip lb --workers N`: the primary's side. The listeners' configs are planned and checked once,
+// here, and handed to every worker; each worker listens on every port (SO_REUSEPORT, the port picked
+// here when it is 0) and forwards the flows it accepts. SIGHUP's new targets go to every worker (and
+// to a worker restarted later); one /metrics sums the workers, a target counting as healthy only
+// while every worker finds it so.
+import type { AddressInfo } from 'node:net';
+import type { Registry } from 'prom-client';
+import { type TargetAddress, validateLbConfig } from '../lb/balancer.ts';
+import type { LbListenerConfig, LbWorkerInit, SetTargetsCall } from './lb-worker.ts';
+import { aggregatedMetrics, type MetricsSource, registerPoolMetrics } from './metrics.ts';
+import { createWorkerPool, type PoolEvent } from './pool.ts';
+import { type ReservedPort, reservePort } from './ports.ts';
+
+export interface LbWorkersOptions {
+  workers: number;
+  /** Validated configs (validateLbConfig), one per listener. */
+  configs: LbListenerConfig[];
+  /** Worker exits and restarts. */
+  log(event: PoolEvent): void;
+}
+
+/** One listener as the command shows and drives it. */
+export interface LbWorkerListener {
+  address: AddressInfo;
+  name: string;
+  /** Every worker's targets for this listener (removed ones drain in each); resolves once all took them. */
+  setTargets(targets: TargetAddress[]): Promise<void>;
+}
+
+export interface LbWorkers {
+  readonly workers: number;
+  readonly listeners: LbWorkerListener[];
+  pids(): number[];
+  /** The sum over workers plus `own` (the pool's gauges are registered there). */
+  metrics(own: Registry): MetricsSource;
+  /** Stops every worker's listeners and checks and resets their flows, as `keepip lb` does on SIGTERM. */
+  close(): Promise<void>;
+}
+
+/** A target is healthy for the pod while it is healthy for every worker. */
+const AGGREGATORS = { keepip_lb_target_healthy: 'min' } as const;
+
+export async function startLbWorkers(options: LbWorkersOptions): Promise<LbWorkers> {
+  const reservations: ReservedPort[] = [];
+  const configs: LbListenerConfig[] = [];
+  try {
+    for (const config of options.configs) {
+      const reserved = await reservePort(config.listen.host, config.listen.port);
+      reservations.push(reserved);
+      configs.push({ ...config, listen: { ...config.listen, port: reserved.port } });
+    }
+  } catch (error) {
+    await Promise.all(reservations.map((r) => r.release()));
+    throw error;
+  }
+  const pool = createWorkerPool({
+    role: 'lb',
+    size: options.workers,
+    drainBoundMs: 10_000,
+    log: options.log,
+    init: (): LbWorkerInit => ({ configs }),
+  });
+  let started: Awaited<ReturnType<typeof pool.start>>;
+  try {
+    started = await pool.start();
+  } finally {
+    await Promise.all(reservations.map((r) => r.release()));
+  }
+  const infos = (started[0]?.info ?? []) as { address: AddressInfo; name: string }[];
+  const listeners = infos.map(({ address, name }, index) => ({
+    address,
+    name,
+    async setTargets(targets: TargetAddress[]) {
+      const checked = validateLbConfig({ ...configs[index]!, targets });
+      if (!checked.ok) throw new Error(checked.errors.map((e) => `${e.message} [${e.code}]`).join('; '));
+      // Workers restarted later start with these targets.
+      configs[index] = { ...configs[index]!, targets };
+      const call: SetTargetsCall = { index, targets };
+      await pool.exclusive(() => pool.broadcast('setTargets', call));
+    },
+  }));
+  return {
+    workers: options.workers,
+    listeners,
+    pids: () => pool.pids(),
+    metrics(own) {
+      registerPoolMetrics(own, pool, options.workers);
+      return aggregatedMetrics(own, pool, { primaryOwned: new Set(), aggregators: AGGREGATORS });
+    },
+    close: () => pool.stop(),
+  };
+}
