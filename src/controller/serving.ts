@@ -1,10 +1,10 @@
 // From cluster view to traffic: the first complete sync starts the gateway (listeners open only then),
 // every later debounced change becomes one atomic snapshot swap, and each snapshot's tcp-services plan
 // is applied. What it serves and why goes to the log, as `keepip gateway` prints it.
+import { describeIssue } from '../config/issue-text.ts';
 import type { Topology } from '../config/model.ts';
 import {
   describeConfig,
-  describeIssue,
   GatewayStartError,
   listenerEvents,
   type RunningGateway,

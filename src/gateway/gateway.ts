@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
 import type { HostPort } from '../net/host-port.ts';
 import { formatHostPort } from '../net/host-port.ts';
 import type { ConfigIssue, Topology } from '../config/model.ts';
-import { describeOrigin } from '../k8s/reader.ts';
+import { describeIssue } from '../config/issue-text.ts';
 import { type MetricsServer, startMetricsServer } from '../observability/metrics-server.ts';
 import type { ClientTimeouts } from './client-timeouts.ts';
 import { createErrorLog, type ErrorLog } from './error-log.ts';
@@ -280,17 +280,6 @@ export interface GatewayEvent {
   event: string;
   message: string;
   [field: string]: unknown;
-}
-
-export function describeIssue(issue: ConfigIssue): string {
-  const where = issue.origin ? describeOrigin(issue.origin) : '';
-  const field = issue.field ? ` ${issue.field}` : '';
-  // Loader messages already start with the file and document; do not say it twice.
-  const prefix =
-    (where === '' && field === '') || (where !== '' && issue.message.startsWith(where))
-      ? ''
-      : `${where}${field}: `;
-  return `${prefix}${issue.message} [${issue.code}]`;
 }
 
 function trustsEveryone(cidrs: readonly string[]): boolean {
