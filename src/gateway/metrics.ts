@@ -21,105 +21,103 @@ export interface GatewayMetrics {
   connectionClosed(reason: ConnectionCloseReason): void;
 }
 
-export function createGatewayMetrics(registry: Registry = new Registry()): GatewayMetrics {
-  const requests = new Counter({
-    name: 'keepip_gateway_requests_total',
-    help: 'Requests answered by the gateway, by Ingress, host and status',
-    labelNames: ['ingress', 'host', 'status'] as const,
-    registers: [registry],
-  });
-  const byProtocol = new Counter({
-    name: 'keepip_gateway_requests_by_protocol_total',
-    help: 'Requests answered by the gateway, by the protocol the client spoke (HTTP/1.0, HTTP/1.1, HTTP/2.0)',
-    labelNames: ['protocol'] as const,
-    registers: [registry],
-  });
-  const denials = new Counter({
-    name: 'keepip_gateway_denials_total',
-    help: 'Requests turned away by an access rule (403) or a fail-closed location (503), by rule',
-    labelNames: ['rule'] as const,
-    registers: [registry],
-  });
-  const proxyHeaders = new Counter({
-    name: 'keepip_gateway_proxy_headers_total',
-    help: 'PROXY protocol headers accepted or rejected, by reason',
-    labelNames: ['result', 'reason'] as const,
-    registers: [registry],
-  });
-  const upstream = new Histogram({
-    name: 'keepip_gateway_upstream_duration_seconds',
-    help: 'Time from sending a request upstream to the end of its response',
-    labelNames: ['upstream'] as const,
-    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
-    registers: [registry],
-  });
-  const reloads = new Counter({
-    name: 'keepip_gateway_config_reloads_total',
-    help: 'Configuration changes applied or rejected',
-    labelNames: ['result'] as const,
-    registers: [registry],
-  });
-  const version = new Gauge({
-    name: 'keepip_gateway_config_version',
-    help: 'Version of the configuration snapshot being served',
-    registers: [registry],
-  });
+/** The gateway's metric families, registered in `registry`. */
+function defineMetrics(registry: Registry) {
+  return {
+    requests: new Counter({
+      name: 'keepip_gateway_requests_total',
+      help: 'Requests answered by the gateway, by Ingress, host and status',
+      labelNames: ['ingress', 'host', 'status'] as const,
+      registers: [registry],
+    }),
+    byProtocol: new Counter({
+      name: 'keepip_gateway_requests_by_protocol_total',
+      help: 'Requests answered by the gateway, by the protocol the client spoke (HTTP/1.0, HTTP/1.1, HTTP/2.0)',
+      labelNames: ['protocol'] as const,
+      registers: [registry],
+    }),
+    denials: new Counter({
+      name: 'keepip_gateway_denials_total',
+      help: 'Requests turned away by an access rule (403) or a fail-closed location (503), by rule',
+      labelNames: ['rule'] as const,
+      registers: [registry],
+    }),
+    proxyHeaders: new Counter({
+      name: 'keepip_gateway_proxy_headers_total',
+      help: 'PROXY protocol headers accepted or rejected, by reason',
+      labelNames: ['result', 'reason'] as const,
+      registers: [registry],
+    }),
+    upstream: new Histogram({
+      name: 'keepip_gateway_upstream_duration_seconds',
+      help: 'Time from sending a request upstream to the end of its response',
+      labelNames: ['upstream'] as const,
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+      registers: [registry],
+    }),
+    reloads: new Counter({
+      name: 'keepip_gateway_config_reloads_total',
+      help: 'Configuration changes applied or rejected',
+      labelNames: ['result'] as const,
+      registers: [registry],
+    }),
+    version: new Gauge({
+      name: 'keepip_gateway_config_version',
+      help: 'Version of the configuration snapshot being served',
+      registers: [registry],
+    }),
+    closes: new Counter({
+      name: 'keepip_gateway_connections_closed_total',
+      help: 'Client connections the gateway closed because a deadline passed, by reason',
+      labelNames: ['reason'] as const,
+      registers: [registry],
+    }),
+  };
+}
 
-  const closes = new Counter({
-    name: 'keepip_gateway_connections_closed_total',
-    help: 'Client connections the gateway closed because a deadline passed, by reason',
-    labelNames: ['reason'] as const,
-    registers: [registry],
-  });
-  // Every reason is exported from the start (as 0), so a rate() never misses the first close.
+/** The child of `key`, made once: prom-client would hash the label values on every call otherwise. */
+function cached<K, C>(children: Map<K, C>, key: K, make: () => C): C {
+  let child = children.get(key);
+  if (child === undefined) {
+    child = make();
+    children.set(key, child);
+  }
+  return child;
+}
+
+export function createGatewayMetrics(registry: Registry = new Registry()): GatewayMetrics {
+  const m = defineMetrics(registry);
+  // Every close reason is exported from the start (as 0), so a rate() never misses the first close.
   const closeChildren = new Map<ConnectionCloseReason, Counter.Internal>();
   for (const reason of CONNECTION_CLOSE_REASONS) {
-    const child = closes.labels(reason);
+    const child = m.closes.labels(reason);
     child.inc(0);
     closeChildren.set(reason, child);
   }
-
   const requestChildren = new Map<string, Counter.Internal>();
   const protocolChildren = new Map<string, Counter.Internal>();
   const upstreamChildren = new Map<string, Histogram.Internal<'upstream'>>();
   return {
     registry,
     request(ingress, host, status, protocol = '') {
-      if (protocol !== '') {
-        let counted = protocolChildren.get(protocol);
-        if (counted === undefined) {
-          // Bounded: the engines only produce HTTP/1.0, HTTP/1.1 and HTTP/2.0.
-          counted = byProtocol.labels(protocol);
-          protocolChildren.set(protocol, counted);
-        }
-        counted.inc();
-      }
+      // Bounded: the engines only produce HTTP/1.0, HTTP/1.1 and HTTP/2.0.
+      if (protocol !== '') cached(protocolChildren, protocol, () => m.byProtocol.labels(protocol)).inc();
+      // Bounded by the configured hosts and ingresses: `host` is the matched server name, never raw input.
       const key = `${ingress}\u0000${host}\u0000${status}`;
-      let child = requestChildren.get(key);
-      if (child === undefined) {
-        // Bounded by the configured hosts and ingresses: `host` is the matched server name, never raw input.
-        child = requests.labels(ingress, host, String(status));
-        requestChildren.set(key, child);
-      }
-      child.inc();
+      cached(requestChildren, key, () => m.requests.labels(ingress, host, String(status))).inc();
     },
     denial(rule) {
-      denials.labels(rule).inc();
+      m.denials.labels(rule).inc();
     },
     proxyHeader(result, reason) {
-      proxyHeaders.labels(result, reason).inc();
+      m.proxyHeaders.labels(result, reason).inc();
     },
     upstreamDuration(name, seconds) {
-      let child = upstreamChildren.get(name);
-      if (child === undefined) {
-        child = upstream.labels(name);
-        upstreamChildren.set(name, child);
-      }
-      child.observe(seconds);
+      cached(upstreamChildren, name, () => m.upstream.labels(name)).observe(seconds);
     },
     reload(result, applied) {
-      reloads.labels(result).inc();
-      if (result === 'applied') version.set(applied);
+      m.reloads.labels(result).inc();
+      if (result === 'applied') m.version.set(applied);
     },
     connectionClosed(reason) {
       closeChildren.get(reason)?.inc();
