@@ -32,7 +32,26 @@ export interface FieldReader {
 export { describeOrigin };
 
 export function createReader(root: unknown, origin: Origin, issues: ConfigIssue[]): FieldReader {
-  const report: FieldReader['report'] = (severity, code, path, message) => {
+  const r: Access = { get: (path) => valueAt(root, path), report: issueReporter(origin, issues) };
+  return {
+    origin,
+    issues,
+    get: r.get,
+    report: r.report,
+    string: (path) => readString(r, path),
+    integer: (path, min, max) => readInteger(r, path, min, max),
+    intOrString: (path) => readIntOrString(r, path),
+    boolean: (path) => readBoolean(r, path),
+    list: (path) => readList(r, path),
+    stringMap: (path) => readStringMap(r, path),
+  };
+}
+
+/** What each typed read needs: the raw value at a path, and where its issues go. */
+type Access = Pick<FieldReader, 'get' | 'report'>;
+
+function issueReporter(origin: Origin, issues: ConfigIssue[]): FieldReader['report'] {
+  return (severity, code, path, message) => {
     const field = typeof path === 'string' ? path : formatFieldPath(path);
     issues.push({
       severity,
@@ -42,109 +61,105 @@ export function createReader(root: unknown, origin: Origin, issues: ConfigIssue[
       ...(field ? { field } : {}),
     });
   };
+}
 
-  const get = (path: readonly PathSegment[]): unknown => {
-    let current: unknown = root;
-    for (const segment of path) {
-      if (typeof segment === 'number') {
-        if (!Array.isArray(current)) return undefined;
-        current = current[segment];
-      } else {
-        if (!isRecord(current) || !Object.hasOwn(current, segment)) return undefined;
-        current = current[segment];
-      }
+/** Own properties only: `__proto__` or `constructor` in a manifest is data, never the prototype. */
+function valueAt(root: unknown, path: readonly PathSegment[]): unknown {
+  let current: unknown = root;
+  for (const segment of path) {
+    if (typeof segment === 'number') {
+      if (!Array.isArray(current)) return undefined;
+      current = current[segment];
+    } else {
+      if (!isRecord(current) || !Object.hasOwn(current, segment)) return undefined;
+      current = current[segment];
     }
-    return current;
-  };
+  }
+  return current;
+}
 
-  const wrongType = (path: readonly PathSegment[], expected: string, value: unknown): void => {
-    report('error', 'MANIFEST_INVALID_FIELD', path, `expected ${expected}, found ${describeValue(value)}`);
-  };
+function wrongType(r: Access, path: readonly PathSegment[], expected: string, value: unknown): void {
+  r.report('error', 'MANIFEST_INVALID_FIELD', path, `expected ${expected}, found ${describeValue(value)}`);
+}
 
-  return {
-    origin,
-    issues,
-    get,
-    report,
-    string(path) {
-      const value = get(path);
-      if (value === undefined || value === null) return null;
-      if (typeof value === 'string') return value;
-      if (typeof value === 'number' || typeof value === 'boolean') {
-        // Kubernetes would reject an unquoted scalar here; accept its text but say so.
-        report(
-          'warning',
-          'MANIFEST_FIELD_NOT_STRING',
-          path,
-          `expected a string, found ${describeValue(value)}; quote it (read as "${String(value)}")`,
-        );
-        return String(value);
-      }
-      wrongType(path, 'a string', value);
-      return null;
-    },
-    integer(path, min, max) {
-      const value = get(path);
-      if (value === undefined || value === null) return null;
-      if (typeof value === 'number' && Number.isInteger(value) && value >= min && value <= max) return value;
-      wrongType(path, `an integer from ${min} to ${max}`, value);
-      return null;
-    },
-    intOrString(path) {
-      const value = get(path);
-      if (value === undefined || value === null) return null;
-      if (typeof value === 'number' && Number.isInteger(value) && value >= 1 && value <= 65535) return value;
-      if (
-        typeof value === 'string' &&
-        /^[a-z0-9]([a-z0-9-]{0,13}[a-z0-9])?$/.test(value) &&
-        /[a-z]/.test(value)
-      ) {
-        return value;
-      }
-      if (typeof value === 'string' && /^[0-9]+$/.test(value)) {
-        const n = Number(value);
-        if (n >= 1 && n <= 65535) return n;
-      }
-      wrongType(path, 'a port number (1-65535) or a port name', value);
-      return null;
-    },
-    boolean(path) {
-      const value = get(path);
-      if (value === undefined || value === null) return null;
-      if (typeof value === 'boolean') return value;
-      wrongType(path, 'true or false', value);
-      return null;
-    },
-    list(path) {
-      const value = get(path);
-      if (value === undefined || value === null) return [];
-      if (Array.isArray(value)) return value;
-      wrongType(path, 'a list', value);
-      return [];
-    },
-    stringMap(path) {
-      const value = get(path);
-      const out: Record<string, string> = {};
-      if (value === undefined || value === null) return out;
-      if (!isRecord(value)) {
-        wrongType(path, 'a mapping of strings', value);
-        return out;
-      }
-      for (const [key, entry] of Object.entries(value)) {
-        if (typeof entry === 'string') out[key] = entry;
-        else if (typeof entry === 'number' || typeof entry === 'boolean') {
-          report(
-            'warning',
-            'MANIFEST_FIELD_NOT_STRING',
-            [...path, key],
-            `expected a string, found ${describeValue(entry)}; quote it (read as "${String(entry)}")`,
-          );
-          out[key] = String(entry);
-        } else wrongType([...path, key], 'a string', entry);
-      }
-      return out;
-    },
-  };
+/** Kubernetes would reject an unquoted scalar where a string belongs; accept its text but say so. */
+function scalarAsString(r: Access, path: readonly PathSegment[], value: number | boolean): string {
+  r.report(
+    'warning',
+    'MANIFEST_FIELD_NOT_STRING',
+    path,
+    `expected a string, found ${describeValue(value)}; quote it (read as "${String(value)}")`,
+  );
+  return String(value);
+}
+
+function readString(r: Access, path: readonly PathSegment[]): string | null {
+  const value = r.get(path);
+  if (value === undefined || value === null) return null;
+  if (typeof value === 'string') return value;
+  if (typeof value === 'number' || typeof value === 'boolean') return scalarAsString(r, path, value);
+  wrongType(r, path, 'a string', value);
+  return null;
+}
+
+function readInteger(r: Access, path: readonly PathSegment[], min: number, max: number): number | null {
+  const value = r.get(path);
+  if (value === undefined || value === null) return null;
+  if (typeof value === 'number' && Number.isInteger(value) && value >= min && value <= max) return value;
+  wrongType(r, path, `an integer from ${min} to ${max}`, value);
+  return null;
+}
+
+function readIntOrString(r: Access, path: readonly PathSegment[]): number | string | null {
+  const value = r.get(path);
+  if (value === undefined || value === null) return null;
+  if (typeof value === 'number' && Number.isInteger(value) && value >= 1 && value <= 65535) return value;
+  if (
+    typeof value === 'string' &&
+    /^[a-z0-9]([a-z0-9-]{0,13}[a-z0-9])?$/.test(value) &&
+    /[a-z]/.test(value)
+  ) {
+    return value;
+  }
+  if (typeof value === 'string' && /^[0-9]+$/.test(value)) {
+    const n = Number(value);
+    if (n >= 1 && n <= 65535) return n;
+  }
+  wrongType(r, path, 'a port number (1-65535) or a port name', value);
+  return null;
+}
+
+function readBoolean(r: Access, path: readonly PathSegment[]): boolean | null {
+  const value = r.get(path);
+  if (value === undefined || value === null) return null;
+  if (typeof value === 'boolean') return value;
+  wrongType(r, path, 'true or false', value);
+  return null;
+}
+
+function readList(r: Access, path: readonly PathSegment[]): unknown[] {
+  const value = r.get(path);
+  if (value === undefined || value === null) return [];
+  if (Array.isArray(value)) return value;
+  wrongType(r, path, 'a list', value);
+  return [];
+}
+
+function readStringMap(r: Access, path: readonly PathSegment[]): Record<string, string> {
+  const value = r.get(path);
+  const out: Record<string, string> = {};
+  if (value === undefined || value === null) return out;
+  if (!isRecord(value)) {
+    wrongType(r, path, 'a mapping of strings', value);
+    return out;
+  }
+  for (const [key, entry] of Object.entries(value)) {
+    if (typeof entry === 'string') out[key] = entry;
+    else if (typeof entry === 'number' || typeof entry === 'boolean')
+      out[key] = scalarAsString(r, [...path, key], entry);
+    else wrongType(r, [...path, key], 'a string', entry);
+  }
+  return out;
 }
 
 function describeValue(value: unknown): string {
