@@ -322,3 +322,71 @@ describe('gateway HTTP/2 behind a PROXY load balancer', () => {
     );
   });
 });
+
+describe('gateway HTTP/2 settings from the ConfigMap', () => {
+  let backend: RunningWhoami;
+
+  before(async () => {
+    backend = await startWhoami({ host: '127.0.0.1', port: 0 });
+  });
+
+  after(async () => {
+    await backend.close();
+  });
+
+  const topology = (data: Record<string, string>) =>
+    topologyOf([
+      controllerConfigMap(data),
+      ...serviceWithEndpoints({ name: 'web', ports: [backend.address.port] }),
+      ingress({ name: 'web', host: 'web.example.com', paths: [{ path: '/', service: 'web', port: 80 }] }),
+    ]);
+
+  test('use-http2: "false" offers only http/1.1 in ALPN', async () => {
+    const gw = await startTestGateway(topology({ 'use-http2': 'false' }));
+    try {
+      const curl = requireBinary('curl');
+      const result = await runCommand(curl, [
+        '-sk',
+        '--http2',
+        '--resolve',
+        `web.example.com:${gw.httpsPort}:127.0.0.1`,
+        '-o',
+        '/dev/null',
+        '-w',
+        '%{http_version} %{http_code}',
+        `https://web.example.com:${gw.httpsPort}/`,
+      ]);
+      assert.equal(result.stdout, '1.1 200');
+      // A client that offers h2 alone is refused in the handshake (RFC 7301 no_application_protocol).
+      await assert.rejects(connectRawH2({ port: gw.httpsPort }), /no application protocol/);
+    } finally {
+      await gw.close();
+    }
+  });
+
+  test('keep-alive-requests: after that many streams the connection gets GOAWAY; the streams taken finish', async () => {
+    const gw = await startTestGateway(
+      topology({ 'keep-alive-requests': '3', 'http2-max-concurrent-streams': '16' }),
+    );
+    try {
+      const conn = await connectH2({ port: gw.httpsPort, from: '127.0.0.31', host: 'web.example.com' });
+      const goaway = new Promise<number>((resolve) => conn.session.once('goaway', (code) => resolve(code)));
+      const replies = await Promise.all(['/1', '/2', '/3'].map((path) => conn.request(path)));
+      assert.deepEqual(
+        replies.map((r) => r.status),
+        [200, 200, 200],
+      );
+      assert.equal(await goaway, 0);
+      await conn.close();
+      const raw = await connectRawH2({ port: gw.httpsPort, from: '127.0.0.31' });
+      const settings = await raw.waitFrame((f) => f.type === FRAME.SETTINGS && (f.flags & FLAG.ACK) === 0);
+      assert.ok(
+        settings.payload.includes(Buffer.from([0x00, 0x03, 0x00, 0x00, 0x00, 0x10])),
+        'MAX_CONCURRENT_STREAMS 16',
+      );
+      raw.close();
+    } finally {
+      await gw.close();
+    }
+  });
+});
