@@ -242,6 +242,10 @@ export interface LocationModel {
   redirect?: RedirectModel;
   /** enable-cors and cors-*: absent when CORS is off. */
   cors?: CorsModel;
+  /** upstream-vhost: the Host header sent to the backend instead of the client's. */
+  upstreamVhost?: string;
+  /** x-forwarded-prefix: sent as X-Forwarded-Prefix when the location rewrites (`$N` are its captures). */
+  xForwardedPrefix?: string;
 }
 
 /** enable-cors with its cors-* values, defaults applied (ingress-nginx's cors parser). */

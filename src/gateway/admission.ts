@@ -41,6 +41,8 @@ export interface Admitted {
   scheme: 'http' | 'https';
   /** Whether the hop that sent the request's headers is trusted (ClientIp.headersTrusted). */
   headersTrusted: boolean;
+  /** x-forwarded-prefix of a rewriting location (RouteDecision); absent: none. */
+  forwardedPrefix?: string | null;
 }
 
 /** ssl-client-* headers of a host with auth-tls-*, or its refusal (400/403, or a 302 to auth-tls-error-page). */
@@ -336,6 +338,7 @@ export function admit(
     upstreamPath: decision.upstreamPath,
     scheme,
     headersTrusted,
+    forwardedPrefix: decision.forwardedPrefix,
   };
   // Limits and auth of the location, or of another location a lenient backend could read this path as.
   const access = matched.location.access ?? guardAccess(decision.guards);

@@ -31,7 +31,7 @@ import {
   requestLineOf,
   shownClient,
 } from './request-log.ts';
-import { buildUpstreamHeaders } from './upstream-headers.ts';
+import { applyLocationHeaders, buildUpstreamHeaders } from './upstream-headers.ts';
 import { addResponseHeaders } from './response-headers.ts';
 import { proxyUpgrade, type UpgradeOutcome } from './websocket.ts';
 
@@ -61,6 +61,7 @@ function upstreamHeaders(
     proxyProtocolAddress: conn.proxySource,
     proxyDestinationPort: conn.proxyDestinationPort,
   });
+  applyLocationHeaders(headers, admitted.location, admitted.forwardedPrefix);
   if (ex.client === '') {
     if (headers['x-real-ip'] === '') delete headers['x-real-ip'];
     if (headers['x-forwarded-for'] === '') delete headers['x-forwarded-for'];

@@ -67,6 +67,8 @@ export type RouteDecision =
        * router follows nginx, but the backend, not nginx, decides what a path means.
        */
       guards: readonly MatchedRoute[];
+      /** x-forwarded-prefix of a location that rewrites, its `$N` filled in; null: none. */
+      forwardedPrefix: string | null;
     }
   | { kind: 'not-found'; serverName: string; backend: BackendRef | null }
   /** from-to-www-redirect: the other name's server answers a redirect to the host (no location). */
@@ -100,6 +102,8 @@ interface CompiledLocation {
   readonly httpsRedirect: boolean;
   /** permanent-/temporal-redirect, decided once per snapshot. */
   readonly redirect: RouteDecision | null;
+  /** x-forwarded-prefix (only with a rewrite, as ingress-nginx): literal parts and capture numbers. */
+  readonly forwardedPrefix: readonly (string | number)[] | null;
 }
 
 interface CompiledVirtualHost {
@@ -229,7 +233,27 @@ function compileLocation(
     rewrite,
     httpsRedirect: redirectsToHttps(location, vhost),
     redirect,
+    forwardedPrefix:
+      rewrite !== null && !rewrite.redirect && location.xForwardedPrefix !== undefined
+        ? prefixParts(location.xForwardedPrefix)
+        : null,
   };
+}
+
+/** `/a/$1/b` -> ['/a/', 1, '/b']: ingress-nginx's x-forwarded-prefix may name the rewrite's captures. */
+function prefixParts(value: string): (string | number)[] {
+  return value.split(/\$(\d)/).map((part, i) => (i % 2 === 1 ? Number(part) : part));
+}
+
+/** The X-Forwarded-Prefix of a request to `loc`, captures from the rewrite's match of `uri`. */
+function forwardedPrefixOf(loc: CompiledLocation, uri: string): string | null {
+  const parts = loc.forwardedPrefix;
+  if (parts === null) return null;
+  if (parts.length === 1) return parts[0] as string;
+  const m = loc.rewrite!.pattern.exec(uri);
+  let out = '';
+  for (const part of parts) out += typeof part === 'string' ? part : (m?.[part] ?? '');
+  return out;
 }
 
 function compileVirtualHost(
@@ -597,7 +621,13 @@ export function routeTarget(routes: CompiledRoutes, request: RouteTargetRequest)
     const rewritten = applyRewrite(loc.rewrite, uri, target.args);
     if (rewritten !== null) upstreamPath = rewritten;
   }
-  return { kind: 'proxy', route: loc.route, upstreamPath, guards: guardsFor(vhost, uri, loc) };
+  return {
+    kind: 'proxy',
+    route: loc.route,
+    upstreamPath,
+    guards: guardsFor(vhost, uri, loc),
+    forwardedPrefix: forwardedPrefixOf(loc, uri),
+  };
 }
 
 /**

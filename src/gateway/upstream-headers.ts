@@ -18,7 +18,7 @@
 // same hop whose X-Forwarded-For is believed (ingress-nginx takes them from anyone once
 // use-forwarded-headers is on). Behind a PROXY load balancer that hop is the PROXY header's client.
 
-import type { GatewaySettings } from '../config/model.ts';
+import type { GatewaySettings, LocationModel } from '../config/model.ts';
 
 export type IncomingHeaders = Readonly<Record<string, string | string[] | undefined>>;
 
@@ -142,6 +142,19 @@ export interface UpstreamHeadersInput extends ForwardedInput {
   peerAddress?: string;
   /** The source of an accepted PROXY header ($proxy_protocol_addr). */
   proxyProtocolAddress?: string | null;
+}
+
+/**
+ * What a location sets on the upstream request beyond the defaults: upstream-vhost (Host) and
+ * x-forwarded-prefix (already resolved by the router). Touches nothing for a location with neither.
+ */
+export function applyLocationHeaders(
+  headers: Record<string, string | string[]>,
+  location: LocationModel | null,
+  forwardedPrefix: string | null | undefined,
+): void {
+  if (location?.upstreamVhost !== undefined) headers.host = location.upstreamVhost;
+  if (forwardedPrefix != null) headers['x-forwarded-prefix'] = forwardedPrefix;
 }
 
 /**

@@ -181,6 +181,18 @@ export const ANNOTATION_CATALOG: readonly CatalogEntry[] = [
     values: 'Go boolean (default true); seconds (default 1728000)',
     note: 'Access-Control-Allow-Credentials `true` (absent when false) and Access-Control-Max-Age',
   },
+  {
+    names: ['upstream-vhost'],
+    status: 'implemented',
+    values: 'a host name, optional `:port` (no variables)',
+    note: "the Host header the backend gets instead of the client's (X-Forwarded-Host stays the client's). nginx would expand variables in it; a value with `$` is refused with a warning",
+  },
+  {
+    names: ['x-forwarded-prefix'],
+    status: 'implemented',
+    values: "a path of `[-._~a-zA-Z0-9/:$]`, `$1`… the rewrite's captures",
+    note: "X-Forwarded-Prefix to the backend, on locations that rewrite (a `rewrite-target` that differs from the path), as ingress-nginx sets it only beside its rewrite; empty: none. A client's own X-Forwarded-Prefix passes only from a trusted hop with use-forwarded-headers",
+  },
   // --- Implemented: limits, basic and external auth, satisfy, client certificates (access-annotations.ts).
   {
     names: ['limit-rps', 'limit-rpm'],
@@ -403,16 +415,6 @@ export const ANNOTATION_CATALOG: readonly CatalogEntry[] = [
     names: ['preserve-trailing-slash'],
     status: 'refused',
     note: `${NOT_YET}: the ssl-redirect Location drops a trailing \`/\``,
-  },
-  {
-    names: ['upstream-vhost'],
-    status: 'refused',
-    note: `${NOT_YET}: the backend receives the client's Host`,
-  },
-  {
-    names: ['x-forwarded-prefix'],
-    status: 'refused',
-    note: `${NOT_YET}: no X-Forwarded-Prefix is sent`,
   },
   {
     names: ['custom-headers'],

@@ -25,6 +25,8 @@ export const ROUTE_ANNOTATIONS: readonly string[] = [
   'cors-allow-credentials',
   'cors-expose-headers',
   'cors-max-age',
+  'upstream-vhost',
+  'x-forwarded-prefix',
 ];
 
 /** What one Ingress's route annotations say. */
@@ -35,6 +37,10 @@ export interface RouteAnnotations {
   /** server-alias: names (exact, `*.suffix`, or `~regex`), sorted and without duplicates. */
   aliases: readonly string[];
   cors: CorsModel | null;
+  /** upstream-vhost: the Host sent to the backend. */
+  upstreamVhost: string | null;
+  /** x-forwarded-prefix (only sent where the location rewrites). */
+  xForwardedPrefix: string | null;
 }
 
 export interface RouteInput {
@@ -171,6 +177,17 @@ function readCors(input: RouteInput): CorsModel | null {
   };
 }
 
+const PREFIX_WITH_CAPTURES = new RegExp(`^/?[${ALNUM}/$]*$`);
+
+/** A string annotation with ingress-nginx's validator; '' or absent is none, invalid is none (warned). */
+function checked(input: RouteInput, name: string, valid: RegExp, what: string): string | null {
+  const v = input.annotations[PREFIX + name];
+  if (v === undefined || v === '') return null;
+  if (valid.test(v)) return v;
+  warn(input, name, `${JSON.stringify(v)} is not ${what}; ignored`);
+  return null;
+}
+
 /** Reads the route annotations of one Ingress. */
 export function parseRouteAnnotations(input: RouteInput): RouteAnnotations {
   const fromToWww = input.annotations[`${PREFIX}from-to-www-redirect`];
@@ -180,5 +197,23 @@ export function parseRouteAnnotations(input: RouteInput): RouteAnnotations {
   // Temporal first: ingress-nginx returns it without looking at permanent-redirect.
   const temporal = readRedirect(input, 'temporal', 302, 307);
   const redirect = temporal !== undefined ? temporal : (readRedirect(input, 'permanent', 301, 308) ?? null);
-  return { redirect, fromToWwwRedirect: www ?? false, aliases: readAliases(input), cors: readCors(input) };
+  return {
+    redirect,
+    fromToWwwRedirect: www ?? false,
+    aliases: readAliases(input),
+    cors: readCors(input),
+    // nginx would expand variables in it; keepip sends it as written, so `$` is refused.
+    upstreamVhost: checked(
+      input,
+      'upstream-vhost',
+      /^[-._~a-zA-Z0-9:]+$/,
+      'a host name (with an optional port)',
+    ),
+    xForwardedPrefix: checked(
+      input,
+      'x-forwarded-prefix',
+      PREFIX_WITH_CAPTURES,
+      'a path of [-._~a-zA-Z0-9/:$]',
+    ),
+  };
 }

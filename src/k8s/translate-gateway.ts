@@ -277,11 +277,13 @@ export function translateGateway(
   ): LocationModel => {
     const a = annotations.get(ing)!;
     const access = locationAccess(accessOf.get(ing)!, path, settings);
-    const { redirect, cors } = routeOf.get(ing)!;
+    const { redirect, cors, upstreamVhost, xForwardedPrefix } = routeOf.get(ing)!;
     return {
       ...(access ? { access } : {}),
       ...(redirect !== null ? { redirect } : {}),
       ...(cors !== null ? { cors } : {}),
+      ...(upstreamVhost !== null ? { upstreamVhost } : {}),
+      ...(xForwardedPrefix !== null ? { xForwardedPrefix } : {}),
       ingress: { namespace: ing.meta.namespace, name: ing.meta.name },
       ingressOrigin: ing.origin,
       createdAt: ing.meta.creationTimestamp,

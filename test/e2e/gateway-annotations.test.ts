@@ -167,6 +167,10 @@ describe('issue 20 annotations over sockets', () => {
         'enable-cors': 'true',
         'allowlist-source-range': '127.0.0.2/32',
       }),
+      echo('upstreamvhost', 'upstreamvhost.foo.com', { 'upstream-vhost': 'upstreamvhost.bar.com' }),
+      echo('xfp', 'xfp.baz.com', { 'x-forwarded-prefix': '/test/value', 'rewrite-target': '/foo' }),
+      echo('noxfp', 'noxfp.baz.com', { 'x-forwarded-prefix': '', 'rewrite-target': '/foo' }),
+      echo('xfp-plain', 'xfp-plain.baz.com', { 'x-forwarded-prefix': '/test/value' }),
       echo('app-a', 'two.example', {}, '/app-a'),
       echo('app-b', 'two.example', { 'server-alias': 'alias-of-two.example' }, '/app-b'),
     ];
@@ -336,6 +340,31 @@ describe('issue 20 annotations over sockets', () => {
       const denied = await request(gw.httpPort, { from: '127.0.0.3', host: 'cors-private' });
       assert.equal(denied.status, 403);
       assert.equal(denied.headers['access-control-allow-origin'], '*');
+    });
+  });
+
+  describe('upstream-vhost (upstreamvhost.go), x-forwarded-prefix (xforwardedprefix.go)', () => {
+    test("upstream-vhost: the backend gets that Host; X-Forwarded-Host stays the client's", async () => {
+      const echo = echoOf(await request(gw.httpPort, { host: 'upstreamvhost.foo.com', headers: json }));
+      assert.equal(echo.headers.host, 'upstreamvhost.bar.com');
+      assert.equal(echo.headers['x-forwarded-host'], 'upstreamvhost.foo.com');
+    });
+
+    test('should set the X-Forwarded-Prefix to the annotation value', async () => {
+      const reply = await request(gw.httpPort, {
+        host: 'xfp.baz.com',
+        headers: { ...json, 'x-forwarded-prefix': '/forged' },
+      });
+      assert.equal(reply.status, 200);
+      assert.equal(echoOf(reply).headers['x-forwarded-prefix'], '/test/value');
+      assert.equal(echoOf(reply).url, '/foo');
+    });
+
+    test('should not add X-Forwarded-Prefix if the annotation value is empty, nor without a rewrite', async () => {
+      for (const host of ['noxfp.baz.com', 'xfp-plain.baz.com']) {
+        const echo = echoOf(await request(gw.httpPort, { host, headers: json }));
+        assert.equal(echo.headers['x-forwarded-prefix'], undefined, host);
+      }
     });
   });
 

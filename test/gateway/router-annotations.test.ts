@@ -171,6 +171,41 @@ describe('from-to-www-redirect', () => {
   });
 });
 
+describe('x-forwarded-prefix', () => {
+  const prefix = (annotations: Record<string, string>, path: string) => {
+    const t = topologyOf(
+      ingress({
+        name: 'x',
+        annotations,
+        paths: [{ path: '/app(/|$)(.*)', pathType: 'ImplementationSpecific' }],
+      }) + service('svc'),
+    );
+    const d = routeRequest(compileRoutes(t.gateway), { host: 'example.com', path, scheme: 'http' });
+    return d.kind === 'proxy' ? [d.upstreamPath, d.forwardedPrefix] : [summary(d)];
+  };
+  it("only where the location rewrites; $N are the rewrite's captures", () => {
+    const rw = { [`${P}rewrite-target`]: '/$2', [`${P}use-regex`]: 'true' };
+    assert.deepEqual(prefix({ ...rw, [`${P}x-forwarded-prefix`]: '/app' }, '/app/x/y'), ['/x/y', '/app']);
+    assert.deepEqual(prefix({ ...rw, [`${P}x-forwarded-prefix`]: '/p$1$2' }, '/app/x'), ['/x', '/p/x']);
+    assert.deepEqual(prefix({ [`${P}use-regex`]: 'true', [`${P}x-forwarded-prefix`]: '/app' }, '/app/x'), [
+      '/app/x',
+      null,
+    ]);
+  });
+  it('refuses what ingress-nginx refuses', () => {
+    const t = topologyOf(
+      ingress({
+        name: 'x',
+        annotations: { [`${P}x-forwarded-prefix`]: '/a b', [`${P}upstream-vhost`]: '$host' },
+      }) + service('svc'),
+    );
+    const loc = t.gateway.virtualHosts[0]!.locations[0]!;
+    assert.equal(loc.xForwardedPrefix, undefined);
+    assert.equal(loc.upstreamVhost, undefined);
+    assert.equal(codes(t.issues).filter((c) => c === 'INVALID_ANNOTATION_VALUE').length, 2);
+  });
+});
+
 describe('server-alias', () => {
   it("serves the alias with the host's locations and server name (e2e: 200 for 'foo' and 'bar')", () => {
     const y = ingress({ name: 'foo', host: 'foo', annotations: { [`${P}server-alias`]: 'bar' } });
