@@ -58,146 +58,181 @@ function looksLikeTls(byte: number): boolean {
   return byte === 0x16 || byte === 0x80;
 }
 
-export async function startListeners(
-  specs: readonly ListenerSpec[],
-  ctx: ListenerContext,
-): Promise<RunningListeners> {
-  const { handler, metrics, errorLog } = ctx;
-  // Requests go to the pipeline; a plain HTTP request on the HTTPS port gets nginx's 400 from a
-  // server side of its own that closes after its one answer.
-  const onDeadline = (reason: ConnectionCloseReason) => metrics.connectionClosed(reason);
-  const h1: H1Server = createH1Server(handler, { maxHeaderBytes: maxHeaderSize, onDeadline });
-  const plainH1: H1Server = createH1Server(
-    {
-      onRequest: handler.onPlainHttpOnHttps,
-      onUpgrade: (_req, socket) => socket.destroy(),
-      onClientError: handler.onClientError,
-    },
-    { maxHeaderBytes: maxHeaderSize, closeAfterResponse: true, onDeadline },
-  );
-  const h2: H2Server = createH2Server(handler, { onDeadline, errorLog, registry: metrics.registry });
+/** The server sides a connection can end up on, and what they share. */
+interface ServerSides {
+  h1: H1Server;
+  /** A plain HTTP request on the HTTPS port gets nginx's 400 from a side that closes after one answer. */
+  plainH1: H1Server;
+  h2: H2Server;
+  onDeadline(reason: ConnectionCloseReason): void;
+  defaultContext: tls.SecureContext;
+  sniCallback(
+    this: tls.TLSSocket,
+    servername: string,
+    callback: (error: Error | null, context?: tls.SecureContext) => void,
+  ): void;
+}
 
+function createServerSides(ctx: ListenerContext): ServerSides {
+  const { handler, metrics, errorLog } = ctx;
+  const onDeadline = (reason: ConnectionCloseReason) => metrics.connectionClosed(reason);
+  const plainHandler = {
+    onRequest: handler.onPlainHttpOnHttps,
+    onUpgrade: (_req: unknown, socket: { destroy(): unknown }) => socket.destroy(),
+    onClientError: handler.onClientError,
+  };
   const defaultContext = tls.createSecureContext({
     key: ctx.defaultCertificate.key,
     cert: ctx.defaultCertificate.cert,
   });
-  // `this` is the TLS socket: a host with auth-tls-* asks it for a client certificate (access/client-cert.ts).
-  const sniCallback = function (
-    this: tls.TLSSocket,
-    servername: string,
-    callback: (error: Error | null, context?: tls.SecureContext) => void,
-  ) {
-    const snap = ctx.current();
-    const hosts = snap.topology.gateway.virtualHosts;
-    const withCa = requestClientCertificate(this, hosts, servername, ctx.defaultCertificate);
-    callback(null, withCa ?? snap.certificates.lookup(servername) ?? defaultContext);
+  return {
+    h1: createH1Server(handler, { maxHeaderBytes: maxHeaderSize, onDeadline }),
+    plainH1: createH1Server(plainHandler, {
+      maxHeaderBytes: maxHeaderSize,
+      closeAfterResponse: true,
+      onDeadline,
+    }),
+    h2: createH2Server(handler, { onDeadline, errorLog, registry: metrics.registry }),
+    onDeadline,
+    defaultContext,
+    // `this` is the TLS socket: a host with auth-tls-* asks it for a client certificate (access/client-cert.ts).
+    sniCallback(servername, callback) {
+      const snap = ctx.current();
+      const hosts = snap.topology.gateway.virtualHosts;
+      const withCa = requestClientCertificate(this, hosts, servername, ctx.defaultCertificate);
+      callback(null, withCa ?? snap.certificates.lookup(servername) ?? defaultContext);
+    },
   };
+}
 
-  let nextConnectionId = 0;
-  const sockets = new Set<net.Socket>();
+/** TLS on the HTTPS listener, then HTTP/1.1 or, by ALPN (use-http2), HTTP/2. */
+function serveTls(
+  ctx: ListenerContext,
+  sides: ServerSides,
+  socket: net.Socket,
+  info: ConnectionInfo,
+  timeouts: ClientTimeouts,
+): void {
+  const http2 = http2SettingsOf(ctx.current().settings);
+  const secure = new tls.TLSSocket(socket, {
+    isServer: true,
+    secureContext: sides.defaultContext,
+    SNICallback: sides.sniCallback,
+    ALPNProtocols: http2.enabled ? ['h2', 'http/1.1'] : ['http/1.1'],
+  });
+  secure.on('error', () => secure.destroy());
+  attachConnection(secure, { ...info, scheme: 'https' });
+  if (!http2.enabled) {
+    sides.h1.serve(secure, timeouts);
+    return;
+  }
+  serveByAlpn(
+    secure,
+    timeouts.headerMs,
+    (protocol) =>
+      protocol === 'h2' ? sides.h2.serve(secure, http2, timeouts) : sides.h1.serve(secure, timeouts),
+    () => sides.onDeadline('header_timeout'),
+  );
+}
 
-  const handOn = (kind: ListenerKind, socket: net.Socket, info: ConnectionInfo, timeouts: ClientTimeouts) => {
-    if (kind === 'http') {
-      attachConnection(socket, info);
-      h1.serve(socket, timeouts);
+/**
+ * The HTTPS listener peeks at the first byte: a TLS handshake goes to TLS, anything else is plain HTTP
+ * sent to the HTTPS port. A client that connects and says nothing is dropped after the header timeout.
+ */
+function serveHttpsListener(
+  ctx: ListenerContext,
+  sides: ServerSides,
+  socket: net.Socket,
+  info: ConnectionInfo,
+  timeouts: ClientTimeouts,
+): void {
+  const onReadable = () => {
+    const chunk = socket.read() as Buffer | null;
+    if (chunk === null) return;
+    clearTimeout(timer);
+    socket.off('readable', onReadable);
+    socket.off('end', onGone);
+    socket.unshift(chunk);
+    if (looksLikeTls(chunk[0] as number)) {
+      serveTls(ctx, sides, socket, info, timeouts);
       return;
     }
-    // Peek at the first byte: a TLS handshake goes to TLS, anything else is plain HTTP sent to the HTTPS port.
-    const onReadable = () => {
-      const chunk = socket.read() as Buffer | null;
-      if (chunk === null) return;
-      clearTimeout(timer);
-      socket.off('readable', onReadable);
-      socket.off('end', onGone);
-      socket.unshift(chunk);
-      if (looksLikeTls(chunk[0] as number)) {
-        const http2 = http2SettingsOf(ctx.current().settings);
-        const secure = new tls.TLSSocket(socket, {
-          isServer: true,
-          secureContext: defaultContext,
-          SNICallback: sniCallback,
-          ALPNProtocols: http2.enabled ? ['h2', 'http/1.1'] : ['http/1.1'],
-        });
-        secure.on('error', () => secure.destroy());
-        attachConnection(secure, { ...info, scheme: 'https' });
-        if (!http2.enabled) h1.serve(secure, timeouts);
-        else
-          serveByAlpn(
-            secure,
-            timeouts.headerMs,
-            (protocol) =>
-              protocol === 'h2' ? h2.serve(secure, http2, timeouts) : h1.serve(secure, timeouts),
-            () => onDeadline('header_timeout'),
-          );
-      } else {
-        attachConnection(socket, { ...info, scheme: 'http' });
-        plainH1.serve(socket, timeouts);
-      }
-    };
-    const onGone = () => socket.destroy();
-    // A client that connects and says nothing is dropped after the header timeout.
-    const timer = setTimeout(() => {
-      metrics.connectionClosed('header_timeout');
-      onGone();
-    }, timeouts.headerMs);
-    socket.once('close', () => clearTimeout(timer));
-    socket.on('readable', onReadable);
-    socket.once('end', onGone);
+    attachConnection(socket, { ...info, scheme: 'http' });
+    sides.plainH1.serve(socket, timeouts);
   };
+  const onGone = () => socket.destroy();
+  const timer = setTimeout(() => {
+    sides.onDeadline('header_timeout');
+    onGone();
+  }, timeouts.headerMs);
+  socket.once('close', () => clearTimeout(timer));
+  socket.on('readable', onReadable);
+  socket.once('end', onGone);
+}
 
-  const onConnection = (kind: ListenerKind, socket: net.Socket) => {
-    sockets.add(socket);
-    socket.once('close', () => sockets.delete(socket));
-    socket.on('error', () => socket.destroy());
-    const snap = ctx.current();
-    const id = ++nextConnectionId;
-    const peerAddress = canonicalIp(socket.remoteAddress ?? '') ?? socket.remoteAddress ?? '';
-    const localAddress = canonicalIp(socket.localAddress ?? '') ?? socket.localAddress ?? '';
-    const info: ConnectionInfo = {
-      id,
-      peerAddress,
-      peerPort: socket.remotePort ?? 0,
-      proxySource: null,
-      proxyPort: null,
-      proxyDestinationPort: null,
-      serverAddress: localAddress,
-      serverPort: socket.localPort ?? 0,
-      scheme: kind,
-    };
-    if (!snap.settings.useProxyProtocol) {
-      handOn(kind, socket, info, snap.clientTimeouts);
-      return;
-    }
-    const server = formatHostPort(localAddress, info.serverPort);
-    void readProxyHeader(socket, {
-      isTrusted: (peer) => snap.trusted.has(peer),
-      timeoutMs: snap.settings.proxyProtocolHeaderTimeoutMs,
-      onReject: (event) => {
-        metrics.proxyHeader('rejected', event.reason);
-        const what =
-          event.reason === 'untrusted'
-            ? `PROXY protocol peer ${event.peer} is not a trusted proxy (proxy-real-ip-cidr), connection closed`
-            : event.reason === 'timeout'
-              ? `broken header: "" while reading PROXY protocol (${event.detail})`
-              : `broken header while reading PROXY protocol (${event.reason}: ${event.detail})`;
-        errorLog.write('error', id, `${what}, client: ${peerAddress}, server: ${server}`);
-      },
-    }).then((outcome: ReadOutcome) => {
-      if (!outcome.ok) return;
-      metrics.proxyHeader(
-        'accepted',
-        outcome.info.fromHeader ? 'ok' : `local-${outcome.info.header.protocol.toLowerCase()}`,
+function connectionInfoOf(kind: ListenerKind, socket: net.Socket, id: number): ConnectionInfo {
+  return {
+    id,
+    peerAddress: canonicalIp(socket.remoteAddress ?? '') ?? socket.remoteAddress ?? '',
+    peerPort: socket.remotePort ?? 0,
+    proxySource: null,
+    proxyPort: null,
+    proxyDestinationPort: null,
+    serverAddress: canonicalIp(socket.localAddress ?? '') ?? socket.localAddress ?? '',
+    serverPort: socket.localPort ?? 0,
+    scheme: kind,
+  };
+}
+
+/** nginx's error log line for a refused PROXY header. */
+function proxyRejectText(event: { reason: string; peer: string; detail: string }): string {
+  if (event.reason === 'untrusted') {
+    return `PROXY protocol peer ${event.peer} is not a trusted proxy (proxy-real-ip-cidr), connection closed`;
+  }
+  if (event.reason === 'timeout') return `broken header: "" while reading PROXY protocol (${event.detail})`;
+  return `broken header while reading PROXY protocol (${event.reason}: ${event.detail})`;
+}
+
+/** use-proxy-protocol: the PROXY header first (only from trusted peers), its client onto `info`, then `next`. */
+function readProxyThen(
+  ctx: ListenerContext,
+  snap: GatewaySnapshot,
+  socket: net.Socket,
+  info: ConnectionInfo,
+  next: () => void,
+): void {
+  const { metrics, errorLog } = ctx;
+  const server = formatHostPort(info.serverAddress, info.serverPort);
+  void readProxyHeader(socket, {
+    isTrusted: (peer) => snap.trusted.has(peer),
+    timeoutMs: snap.settings.proxyProtocolHeaderTimeoutMs,
+    onReject: (event) => {
+      metrics.proxyHeader('rejected', event.reason);
+      errorLog.write(
+        'error',
+        info.id,
+        `${proxyRejectText(event)}, client: ${info.peerAddress}, server: ${server}`,
       );
-      if (outcome.info.fromHeader) {
-        info.proxySource = canonicalIp(outcome.info.clientAddress) ?? outcome.info.clientAddress;
-        info.proxyPort = outcome.info.clientPort;
-        info.proxyDestinationPort = outcome.info.destinationPort;
-      }
-      handOn(kind, socket, info, snap.clientTimeouts);
-    });
-  };
+    },
+  }).then((outcome: ReadOutcome) => {
+    if (!outcome.ok) return;
+    const { fromHeader, header, clientAddress } = outcome.info;
+    metrics.proxyHeader('accepted', fromHeader ? 'ok' : `local-${header.protocol.toLowerCase()}`);
+    if (fromHeader) {
+      info.proxySource = canonicalIp(clientAddress) ?? clientAddress;
+      info.proxyPort = outcome.info.clientPort;
+      info.proxyDestinationPort = outcome.info.destinationPort;
+    }
+    next();
+  });
+}
 
-  const servers: { kind: ListenerKind; server: net.Server }[] = [];
+/** Binds every listener, or none (a failure closes the ones already bound). */
+async function listenAll(
+  specs: readonly ListenerSpec[],
+  onConnection: (kind: ListenerKind, socket: net.Socket) => void,
+): Promise<{ servers: net.Server[]; addresses: Record<ListenerKind, AddressInfo | null> }> {
+  const servers: net.Server[] = [];
   const addresses: Record<ListenerKind, AddressInfo | null> = { http: null, https: null };
   try {
     for (const spec of specs) {
@@ -215,19 +250,48 @@ export async function startListeners(
           },
         );
       });
-      servers.push({ kind: spec.kind, server });
+      servers.push(server);
       addresses[spec.kind] = server.address() as AddressInfo;
     }
   } catch (error) {
-    for (const { server } of servers) server.close();
+    for (const server of servers) server.close();
     throw error;
   }
+  return { servers, addresses };
+}
 
+export async function startListeners(
+  specs: readonly ListenerSpec[],
+  ctx: ListenerContext,
+): Promise<RunningListeners> {
+  const sides = createServerSides(ctx);
+  const sockets = new Set<net.Socket>();
+  let nextConnectionId = 0;
+  const handOn = (kind: ListenerKind, socket: net.Socket, info: ConnectionInfo, timeouts: ClientTimeouts) => {
+    if (kind === 'https') {
+      serveHttpsListener(ctx, sides, socket, info, timeouts);
+      return;
+    }
+    attachConnection(socket, info);
+    sides.h1.serve(socket, timeouts);
+  };
+  const onConnection = (kind: ListenerKind, socket: net.Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+    socket.on('error', () => socket.destroy());
+    const snap = ctx.current();
+    const info = connectionInfoOf(kind, socket, ++nextConnectionId);
+    const next = () => handOn(kind, socket, info, snap.clientTimeouts);
+    if (snap.settings.useProxyProtocol) readProxyThen(ctx, snap, socket, info, next);
+    else next();
+  };
+  const { servers, addresses } = await listenAll(specs, onConnection);
+  const { h1, plainH1, h2 } = sides;
   return {
     addresses,
     async stopAccepting() {
       await Promise.all(
-        servers.map(({ server }) => new Promise<void>((resolve) => server.close(() => resolve()))),
+        servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))),
       );
     },
     closeIdle() {
