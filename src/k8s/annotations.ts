@@ -18,6 +18,7 @@ import {
   nearestName,
 } from './annotation-catalog.ts';
 import { annotationField, formatFieldPath } from './field-path.ts';
+import { HEADER_CONFIGMAP_KEYS } from './header-settings.ts';
 import { applyHttp2Settings, HTTP2_CONFIGMAP_KEYS } from './http2-settings.ts';
 import { describeOrigin } from './reader.ts';
 import { ROUTE_ANNOTATIONS } from './route-annotations.ts';
@@ -78,6 +79,8 @@ export const SUPPORTED_CONFIGMAP_KEYS: readonly string[] = [
   'enable-access-log-for-default-backend',
   'forwarded-host-header',
   ...ACCESS_CONFIGMAP_KEYS,
+  // add-headers, proxy-set-headers, global-allowed-response-headers: src/k8s/header-settings.ts.
+  ...HEADER_CONFIGMAP_KEYS,
   // HTTP/2 to clients: src/k8s/http2-settings.ts.
   ...HTTP2_CONFIGMAP_KEYS,
 ];
@@ -194,8 +197,49 @@ export function parseControllerConfigMap(
   issues: ConfigIssue[],
 ): GatewaySettings {
   const s = defaultGatewaySettings(configMap);
-  const sink: Sink = { origin, issues };
-  const unsupported: string[] = [];
+  const v = configMapReader(data, { origin, issues });
+  const unsupported = reportUnreadKeys(v);
+  readClientAddressKeys(v, s);
+  s.defaultAllow = v.list('whitelist-source-range');
+  s.defaultDeny = v.list('denylist-source-range');
+  s.blockCidrs = v.list('block-cidrs');
+  s.sslRedirect = v.bool('ssl-redirect', s.sslRedirect);
+  readRedirectCode(v, s);
+  if (data['log-format-upstream'] !== undefined && data['log-format-upstream'].trim() !== '') {
+    s.logFormatUpstream = data['log-format-upstream'];
+  }
+  s.logFormatEscapeJson = v.bool('log-format-escape-json', s.logFormatEscapeJson);
+  s.serviceUpstream = v.bool('service-upstream', false);
+  s.enableAccessLogForDefaultBackend = v.bool('enable-access-log-for-default-backend', false);
+  const hostHeader = v.headerName('forwarded-host-header', 'X-Forwarded-Host');
+  if (hostHeader !== null) s.forwardedHostHeader = hostHeader;
+  readProxyLimitKeys(v, s);
+  applyAccessSettings(data, s, {
+    invalid: v.invalid,
+    error: (key, message) => push(v.sink, 'error', 'ACCESS_CONFIG_DENIED', v.field(key), message),
+  });
+  applyHttp2Settings(data, s, { invalid: v.invalid });
+  s.unsupportedKeys = unsupported;
+  warnIfTrustingEveryone(v, s);
+  return s;
+}
+
+/** The ConfigMap's values with the parsers every key shares; a bad value is a warning naming the key. */
+interface ConfigMapReader {
+  data: Readonly<Record<string, string>>;
+  sink: Sink;
+  field(key: string): string;
+  invalid(key: string, value: string, expected: string, kept: string): void;
+  bool(key: string, fallback: boolean): boolean;
+  /** Whole seconds in [min, MAX_TIMEOUT_SECONDS], as milliseconds. */
+  seconds(key: string, fallbackMs: number, min?: number): number;
+  /** A CIDR list; an invalid one is an error and fails closed (the model says so). */
+  list(key: string): SourceRangeModel | null;
+  /** A header name, trimmed; null when absent or invalid. */
+  headerName(key: string, kept: string): string | null;
+}
+
+function configMapReader(data: Readonly<Record<string, string>>, sink: Sink): ConfigMapReader {
   const field = (key: string) => formatFieldPath(['data', key]);
   const invalid = (key: string, value: string, expected: string, kept: string) =>
     push(
@@ -205,155 +249,149 @@ export function parseControllerConfigMap(
       field(key),
       `${JSON.stringify(value)} is not ${expected}; using the default ${kept}`,
     );
-  const bool = (key: string, fallback: boolean): boolean => {
-    const v = data[key];
-    if (v === undefined) return fallback;
-    const b = parseGoBool(v);
-    if (b === null) {
+  return {
+    data,
+    sink,
+    field,
+    invalid,
+    bool(key, fallback) {
+      const v = data[key];
+      if (v === undefined) return fallback;
+      const b = parseGoBool(v);
+      if (b !== null) return b;
       invalid(key, v, 'a boolean', String(fallback));
       return fallback;
-    }
-    return b;
-  };
-  const seconds = (key: string, fallbackMs: number, min = 0): number => {
-    const v = data[key];
-    if (v === undefined) return fallbackMs;
-    const n = parseUint(v, MAX_TIMEOUT_SECONDS);
-    if (n === null || n < min) {
+    },
+    seconds(key, fallbackMs, min = 0) {
+      const v = data[key];
+      if (v === undefined) return fallbackMs;
+      const n = parseUint(v, MAX_TIMEOUT_SECONDS);
+      if (n !== null && n >= min) return n * 1000;
       invalid(key, v, `a whole number of seconds (${min}-${MAX_TIMEOUT_SECONDS})`, `${fallbackMs / 1000}`);
       return fallbackMs;
-    }
-    return n * 1000;
+    },
+    list(key) {
+      const model = parseConfigMapSourceRange(data[key]);
+      if (model !== null && !model.valid) {
+        const message = `${model.error}; fails closed: every location it applies to answers 503`;
+        push(sink, 'error', 'INVALID_SOURCE_RANGE', field(key), message);
+      }
+      return model;
+    },
+    headerName(key, kept) {
+      const v = data[key];
+      if (v === undefined) return null;
+      if (isHeaderName(v.trim())) return v.trim();
+      invalid(key, v, 'an HTTP header name', kept);
+      return null;
+    },
   };
-  const list = (key: string): SourceRangeModel | null => {
-    const model = parseConfigMapSourceRange(data[key]);
-    if (model !== null && !model.valid) {
-      push(
-        sink,
-        'error',
-        'INVALID_SOURCE_RANGE',
-        field(key),
-        `${model.error}; fails closed: every location it applies to answers 503`,
-      );
-    }
-    return model;
-  };
+}
 
-  for (const key of Object.keys(data)) {
+/** Keys keepip does not read, reported by their classification; returns those that matter. */
+function reportUnreadKeys(v: ConfigMapReader): string[] {
+  const unsupported: string[] = [];
+  for (const key of Object.keys(v.data)) {
     if (SUPPORTED_CONFIGMAP_KEYS.includes(key)) continue;
-    const status = reportName(
-      sink,
-      field(key),
-      `ConfigMap key "${key}"`,
-      key,
-      CONFIGMAP_INDEX,
-      CONFIGMAP_CODES,
-    );
+    const what = `ConfigMap key "${key}"`;
+    const status = reportName(v.sink, v.field(key), what, key, CONFIGMAP_INDEX, CONFIGMAP_CODES);
     if (status !== 'no-effect') unsupported.push(key);
   }
-  const snippets = data['allow-snippet-annotations'];
+  const snippets = v.data['allow-snippet-annotations'];
   if (snippets !== undefined && parseGoBool(snippets) !== false) {
     unsupported.push('allow-snippet-annotations');
     push(
-      sink,
+      v.sink,
       'warning',
       'CONFIGMAP_KEY_REFUSED',
-      field('allow-snippet-annotations'),
+      v.field('allow-snippet-annotations'),
       'ConfigMap key "allow-snippet-annotations" refused: keepip never runs configuration snippets; only "false" is accepted',
     );
   }
+  return unsupported;
+}
 
-  s.useProxyProtocol = bool('use-proxy-protocol', s.useProxyProtocol);
-  const headerTimeout = data['proxy-protocol-header-timeout'];
+/** Who may tell the gateway the client's address: PROXY protocol, trusted peers, forwarded headers. */
+function readClientAddressKeys(v: ConfigMapReader, s: GatewaySettings): void {
+  s.useProxyProtocol = v.bool('use-proxy-protocol', s.useProxyProtocol);
+  const headerTimeout = v.data['proxy-protocol-header-timeout'];
   if (headerTimeout !== undefined) {
     const ms = parseGoDurationMs(headerTimeout);
     if (ms === null || ms === 0 || ms > MAX_TIMEOUT_SECONDS * 1000)
-      invalid('proxy-protocol-header-timeout', headerTimeout, 'a positive duration such as "5s"', '5s');
+      v.invalid('proxy-protocol-header-timeout', headerTimeout, 'a positive duration such as "5s"', '5s');
     else s.proxyProtocolHeaderTimeoutMs = ms;
   }
-  const realIp = data['proxy-real-ip-cidr'];
-  if (realIp !== undefined && realIp.trim() !== '') {
-    const parsed = parseConfigMapSourceRange(realIp);
-    s.trustedCidrsDefaulted = false;
-    if (parsed?.valid) s.trustedCidrs = parsed.cidrs;
-    else {
-      s.trustedCidrs = [];
-      const why = parsed && !parsed.valid ? parsed.error : 'invalid value';
-      push(
-        sink,
-        'error',
-        'INVALID_TRUSTED_CIDR',
-        field('proxy-real-ip-cidr'),
-        `${why}; keepip trusts no peer (PROXY headers and forwarded headers are refused)`,
-      );
-    }
+  readTrustedCidrs(v, s);
+  s.useForwardedHeaders = v.bool('use-forwarded-headers', s.useForwardedHeaders);
+  s.forwardedForHeader = v.headerName('forwarded-for-header', s.forwardedForHeader) ?? s.forwardedForHeader;
+  s.computeFullForwardedFor = v.bool('compute-full-forwarded-for', s.computeFullForwardedFor);
+  s.enableRealIp = v.bool('enable-real-ip', s.enableRealIp);
+}
+
+/** proxy-real-ip-cidr; an invalid list fails closed: no peer is trusted. */
+function readTrustedCidrs(v: ConfigMapReader, s: GatewaySettings): void {
+  const realIp = v.data['proxy-real-ip-cidr'];
+  if (realIp === undefined || realIp.trim() === '') return;
+  const parsed = parseConfigMapSourceRange(realIp);
+  s.trustedCidrsDefaulted = false;
+  if (parsed?.valid) {
+    s.trustedCidrs = parsed.cidrs;
+    return;
   }
-  s.useForwardedHeaders = bool('use-forwarded-headers', s.useForwardedHeaders);
-  const header = data['forwarded-for-header'];
-  if (header !== undefined) {
-    if (isHeaderName(header.trim())) s.forwardedForHeader = header.trim();
-    else invalid('forwarded-for-header', header, 'an HTTP header name', s.forwardedForHeader);
-  }
-  s.computeFullForwardedFor = bool('compute-full-forwarded-for', s.computeFullForwardedFor);
-  s.enableRealIp = bool('enable-real-ip', s.enableRealIp);
-  s.defaultAllow = list('whitelist-source-range');
-  s.defaultDeny = list('denylist-source-range');
-  s.blockCidrs = list('block-cidrs');
-  s.sslRedirect = bool('ssl-redirect', s.sslRedirect);
-  const code = data['http-redirect-code'];
-  if (code !== undefined) {
-    const n = parseUint(code, 999);
-    if (n === 301 || n === 302 || n === 307 || n === 308) s.httpRedirectCode = n;
-    else invalid('http-redirect-code', code, 'one of 301, 302, 307, 308', '308');
-  }
-  if (data['log-format-upstream'] !== undefined && data['log-format-upstream'].trim() !== '') {
-    s.logFormatUpstream = data['log-format-upstream'];
-  }
-  s.logFormatEscapeJson = bool('log-format-escape-json', s.logFormatEscapeJson);
-  s.serviceUpstream = bool('service-upstream', false);
-  s.enableAccessLogForDefaultBackend = bool('enable-access-log-for-default-backend', false);
-  const hostHeader = data['forwarded-host-header'];
-  if (hostHeader !== undefined) {
-    if (isHeaderName(hostHeader.trim())) s.forwardedHostHeader = hostHeader.trim();
-    else invalid('forwarded-host-header', hostHeader, 'an HTTP header name', 'X-Forwarded-Host');
-  }
-  const body = data['proxy-body-size'];
+  s.trustedCidrs = [];
+  const why = parsed && !parsed.valid ? parsed.error : 'invalid value';
+  push(
+    v.sink,
+    'error',
+    'INVALID_TRUSTED_CIDR',
+    v.field('proxy-real-ip-cidr'),
+    `${why}; keepip trusts no peer (PROXY headers and forwarded headers are refused)`,
+  );
+}
+
+function readRedirectCode(v: ConfigMapReader, s: GatewaySettings): void {
+  const code = v.data['http-redirect-code'];
+  if (code === undefined) return;
+  const n = parseUint(code, 999);
+  if (n === 301 || n === 302 || n === 307 || n === 308) s.httpRedirectCode = n;
+  else v.invalid('http-redirect-code', code, 'one of 301, 302, 307, 308', '308');
+}
+
+/** Request body size, the upstream and client deadlines, and the upstream keep-alive pool. */
+function readProxyLimitKeys(v: ConfigMapReader, s: GatewaySettings): void {
+  const body = v.data['proxy-body-size'];
   if (body !== undefined) {
     const n = parseNginxSize(body);
     if (n === null)
-      invalid('proxy-body-size', body, 'a size such as "8m" (digits and an optional b, k, m or g)', '1m');
+      v.invalid('proxy-body-size', body, 'a size such as "8m" (digits and an optional b, k, m or g)', '1m');
     else s.proxyBodySizeBytes = n;
   }
-  s.proxyConnectTimeoutMs = seconds('proxy-connect-timeout', s.proxyConnectTimeoutMs);
-  s.proxyReadTimeoutMs = seconds('proxy-read-timeout', s.proxyReadTimeoutMs);
-  s.proxySendTimeoutMs = seconds('proxy-send-timeout', s.proxySendTimeoutMs);
+  s.proxyConnectTimeoutMs = v.seconds('proxy-connect-timeout', s.proxyConnectTimeoutMs);
+  s.proxyReadTimeoutMs = v.seconds('proxy-read-timeout', s.proxyReadTimeoutMs);
+  s.proxySendTimeoutMs = v.seconds('proxy-send-timeout', s.proxySendTimeoutMs);
   // Client-side deadlines: never 0 (a state without a deadline is a connection that never ends);
   // keep-alive 0 is nginx's "no keep-alive".
-  s.clientHeaderTimeoutMs = seconds('client-header-timeout', s.clientHeaderTimeoutMs, 1);
-  s.clientBodyTimeoutMs = seconds('client-body-timeout', s.clientBodyTimeoutMs, 1);
-  s.keepAliveTimeoutMs = seconds('keep-alive', s.keepAliveTimeoutMs);
-  const keepalive = data['upstream-keepalive-connections'];
+  s.clientHeaderTimeoutMs = v.seconds('client-header-timeout', s.clientHeaderTimeoutMs, 1);
+  s.clientBodyTimeoutMs = v.seconds('client-body-timeout', s.clientBodyTimeoutMs, 1);
+  s.keepAliveTimeoutMs = v.seconds('keep-alive', s.keepAliveTimeoutMs);
+  const keepalive = v.data['upstream-keepalive-connections'];
   if (keepalive !== undefined) {
     const n = parseUint(keepalive, 1_000_000);
-    if (n === null) invalid('upstream-keepalive-connections', keepalive, 'a whole number', '320');
+    if (n === null) v.invalid('upstream-keepalive-connections', keepalive, 'a whole number', '320');
     else s.upstreamKeepaliveConnections = n;
   }
-  applyAccessSettings(data, s, {
-    invalid,
-    error: (key, message) => push(sink, 'error', 'ACCESS_CONFIG_DENIED', field(key), message),
-  });
-  applyHttp2Settings(data, s, { invalid });
-  s.unsupportedKeys = unsupported;
-  if (s.trustedCidrsDefaulted && (s.useProxyProtocol || s.useForwardedHeaders || s.enableRealIp)) {
-    push(
-      sink,
-      'warning',
-      'TRUSTS_EVERYONE',
-      field('proxy-real-ip-cidr'),
-      "proxy-real-ip-cidr is not set, so the default 0.0.0.0/0 trusts every peer to supply the client address; anyone who reaches the gateway directly can forge it. Set it to the load balancer's addresses",
-    );
-  }
-  return s;
+}
+
+/** The default proxy-real-ip-cidr (0.0.0.0/0) with anything that reads a client address from a peer. */
+function warnIfTrustingEveryone(v: ConfigMapReader, s: GatewaySettings): void {
+  if (!s.trustedCidrsDefaulted || !(s.useProxyProtocol || s.useForwardedHeaders || s.enableRealIp)) return;
+  push(
+    v.sink,
+    'warning',
+    'TRUSTS_EVERYONE',
+    v.field('proxy-real-ip-cidr'),
+    "proxy-real-ip-cidr is not set, so the default 0.0.0.0/0 trusts every peer to supply the client address; anyone who reaches the gateway directly can forge it. Set it to the load balancer's addresses",
+  );
 }
 
 /** What one Ingress's annotations say for its locations. Null fields were not set (defaults apply). */
@@ -385,7 +423,47 @@ export function parseIngressAnnotations(
   origin: Origin,
   issues: ConfigIssue[],
 ): IngressAnnotations {
-  const sink: Sink = { origin, issues };
+  const a = annotationReader(annotations, { origin, issues });
+  reportUnreadAnnotations(a);
+  const access = accessRules(a, settings);
+  const rewriteTarget = a.matching('rewrite-target', REWRITE_TARGET, REWRITE_TARGET_TEXT, 'no rewrite');
+  const appRoot = a.matching('app-root', APP_ROOT, APP_ROOT_TEXT, 'no app-root redirect');
+  const backend = backendProtocol(a);
+  const proxyBodySizeBytes = proxyBodySize(a, settings.proxyBodySizeBytes);
+  return {
+    allow: access.allow,
+    deny: access.deny,
+    rewriteTarget,
+    useRegex: a.bool('use-regex', false) ?? false,
+    appRoot,
+    sslRedirect: a.bool('ssl-redirect', null),
+    forceSslRedirect: a.bool('force-ssl-redirect', false) ?? false,
+    serviceUpstream: a.bool('service-upstream', settings.serviceUpstream ?? false) ?? false,
+    backendProtocol: backend.protocol,
+    backendRefused: backend.refused,
+    proxyBodySizeBytes,
+    proxyConnectTimeoutMs: a.seconds('proxy-connect-timeout', settings.proxyConnectTimeoutMs),
+    proxyReadTimeoutMs: a.seconds('proxy-read-timeout', settings.proxyReadTimeoutMs),
+    proxySendTimeoutMs: a.seconds('proxy-send-timeout', settings.proxySendTimeoutMs),
+  };
+}
+
+const REWRITE_TARGET_TEXT = 'a safe rewrite target (^/?[-._~a-zA-Z0-9/:$]*$)';
+const APP_ROOT_TEXT = 'an absolute path made of [-._~a-zA-Z0-9/]';
+
+/** One Ingress's ingress-nginx annotations by short name, with the parsers they share. */
+interface AnnotationReader {
+  annotations: Readonly<Record<string, string>>;
+  sink: Sink;
+  get(name: string): string | undefined;
+  invalid(name: string, value: string, expected: string, kept: string): void;
+  bool(name: string, fallback: boolean | null): boolean | null;
+  seconds(name: string, fallbackMs: number): number;
+  /** The value when it matches `pattern`, else null (an issue naming `expected` and what applies). */
+  matching(name: string, pattern: RegExp, expected: string, kept: string): string | null;
+}
+
+function annotationReader(annotations: Readonly<Record<string, string>>, sink: Sink): AnnotationReader {
   const get = (name: string): string | undefined => annotations[NGINX_ANNOTATION_PREFIX + name];
   const invalid = (name: string, value: string, expected: string, kept: string) =>
     push(
@@ -395,37 +473,50 @@ export function parseIngressAnnotations(
       annotationField(NGINX_ANNOTATION_PREFIX + name),
       `${JSON.stringify(value)} is not ${expected}; ignored, ${kept} applies`,
     );
+  return {
+    annotations,
+    sink,
+    get,
+    invalid,
+    bool(name, fallback) {
+      const v = get(name);
+      if (v === undefined) return fallback;
+      const b = parseGoBool(v);
+      if (b !== null) return b;
+      invalid(name, v, 'a boolean ("true" or "false")', fallback === null ? 'the default' : `${fallback}`);
+      return fallback;
+    },
+    seconds(name, fallbackMs) {
+      const v = get(name);
+      if (v === undefined) return fallbackMs;
+      const n = parseUint(v, MAX_TIMEOUT_SECONDS);
+      if (n !== null) return n * 1000;
+      invalid(name, v, `a whole number of seconds (0-${MAX_TIMEOUT_SECONDS})`, `${fallbackMs / 1000}s`);
+      return fallbackMs;
+    },
+    matching(name, pattern, expected, kept) {
+      const v = get(name);
+      if (v === undefined) return null;
+      if (pattern.test(v)) return v;
+      invalid(name, v, expected, kept);
+      return null;
+    },
+  };
+}
 
-  for (const key of Object.keys(annotations)) {
+function reportUnreadAnnotations(a: AnnotationReader): void {
+  for (const key of Object.keys(a.annotations)) {
     if (!key.startsWith(NGINX_ANNOTATION_PREFIX)) continue;
     const name = key.slice(NGINX_ANNOTATION_PREFIX.length);
     if (SUPPORTED_ANNOTATIONS.includes(name)) continue;
-    reportName(sink, annotationField(key), `annotation "${key}"`, name, ANNOTATION_INDEX, ANNOTATION_CODES);
+    reportName(a.sink, annotationField(key), `annotation "${key}"`, name, ANNOTATION_INDEX, ANNOTATION_CODES);
   }
+}
 
-  const bool = (name: string, fallback: boolean | null): boolean | null => {
-    const v = get(name);
-    if (v === undefined) return fallback;
-    const b = parseGoBool(v);
-    if (b === null) {
-      invalid(name, v, 'a boolean ("true" or "false")', fallback === null ? 'the default' : `${fallback}`);
-      return fallback;
-    }
-    return b;
-  };
-  const seconds = (name: string, fallbackMs: number): number => {
-    const v = get(name);
-    if (v === undefined) return fallbackMs;
-    const n = parseUint(v, MAX_TIMEOUT_SECONDS);
-    if (n === null) {
-      invalid(name, v, `a whole number of seconds (0-${MAX_TIMEOUT_SECONDS})`, `${fallbackMs / 1000}s`);
-      return fallbackMs;
-    }
-    return n * 1000;
-  };
-
+/** The allow and deny lists (annotation, else ConfigMap); an invalid annotation fails closed: 503. */
+function accessRules(a: AnnotationReader, settings: GatewaySettings): ReturnType<typeof resolveAccessRules> {
   const access = resolveAccessRules(
-    { ...annotations },
+    { ...a.annotations },
     { allow: settings.defaultAllow, deny: settings.defaultDeny },
   );
   for (const [which, model] of [
@@ -436,11 +527,11 @@ export function parseIngressAnnotations(
       const key =
         which === 'deny'
           ? 'denylist-source-range'
-          : get('allowlist-source-range') !== undefined && get('allowlist-source-range')!.trim() !== ''
+          : a.get('allowlist-source-range') !== undefined && a.get('allowlist-source-range')!.trim() !== ''
             ? 'allowlist-source-range'
             : 'whitelist-source-range';
       push(
-        sink,
+        a.sink,
         'error',
         'INVALID_SOURCE_RANGE',
         annotationField(NGINX_ANNOTATION_PREFIX + key),
@@ -448,65 +539,43 @@ export function parseIngressAnnotations(
       );
     }
   }
+  return access;
+}
 
-  let rewriteTarget: string | null = null;
-  const rt = get('rewrite-target');
-  if (rt !== undefined) {
-    if (REWRITE_TARGET.test(rt)) rewriteTarget = rt;
-    else invalid('rewrite-target', rt, 'a safe rewrite target (^/?[-._~a-zA-Z0-9/:$]*$)', 'no rewrite');
+/** backend-protocol; one keepip cannot speak (FCGI, AUTO_HTTP) leaves the locations without a backend. */
+function backendProtocol(a: AnnotationReader): {
+  protocol: LocationModel['backendProtocol'];
+  refused: boolean;
+} {
+  const bp = a.get('backend-protocol');
+  if (bp === undefined) return { protocol: 'HTTP', refused: false };
+  const upper = bp.trim().toUpperCase();
+  if (upper === 'HTTP' || upper === 'HTTPS' || upper === 'GRPC' || upper === 'GRPCS')
+    return { protocol: upper, refused: false };
+  if (['FCGI', 'AUTO_HTTP'].includes(upper)) {
+    push(
+      a.sink,
+      'error',
+      'UNSUPPORTED_BACKEND_PROTOCOL',
+      annotationField(`${NGINX_ANNOTATION_PREFIX}backend-protocol`),
+      `backend protocol ${upper} is not supported by keepip (HTTP, HTTPS, GRPC or GRPCS); this Ingress's locations answer 503 instead of speaking the wrong protocol`,
+    );
+    return { protocol: 'HTTP', refused: true };
   }
-  let appRoot: string | null = null;
-  const ar = get('app-root');
-  if (ar !== undefined) {
-    if (APP_ROOT.test(ar)) appRoot = ar;
-    else invalid('app-root', ar, 'an absolute path made of [-._~a-zA-Z0-9/]', 'no app-root redirect');
-  }
-  let backendProtocol: LocationModel['backendProtocol'] = 'HTTP';
-  let backendRefused = false;
-  const bp = get('backend-protocol');
-  if (bp !== undefined) {
-    const upper = bp.trim().toUpperCase();
-    if (upper === 'HTTP' || upper === 'HTTPS' || upper === 'GRPC' || upper === 'GRPCS')
-      backendProtocol = upper;
-    else if (['FCGI', 'AUTO_HTTP'].includes(upper)) {
-      backendRefused = true;
-      push(
-        sink,
-        'error',
-        'UNSUPPORTED_BACKEND_PROTOCOL',
-        annotationField(`${NGINX_ANNOTATION_PREFIX}backend-protocol`),
-        `backend protocol ${upper} is not supported by keepip (HTTP, HTTPS, GRPC or GRPCS); this Ingress's locations answer 503 instead of speaking the wrong protocol`,
-      );
-    } else invalid('backend-protocol', bp, 'HTTP, HTTPS, GRPC or GRPCS', 'HTTP');
-  }
-  let proxyBodySizeBytes = settings.proxyBodySizeBytes;
-  const body = get('proxy-body-size');
-  if (body !== undefined) {
-    const n = parseNginxSize(body);
-    if (n === null)
-      invalid(
-        'proxy-body-size',
-        body,
-        'a size such as "8m" (digits and an optional b, k, m or g)',
-        'the ConfigMap value',
-      );
-    else proxyBodySizeBytes = n;
-  }
+  a.invalid('backend-protocol', bp, 'HTTP, HTTPS, GRPC or GRPCS', 'HTTP');
+  return { protocol: 'HTTP', refused: false };
+}
 
-  return {
-    allow: access.allow,
-    deny: access.deny,
-    rewriteTarget,
-    useRegex: bool('use-regex', false) ?? false,
-    appRoot,
-    sslRedirect: bool('ssl-redirect', null),
-    forceSslRedirect: bool('force-ssl-redirect', false) ?? false,
-    serviceUpstream: bool('service-upstream', settings.serviceUpstream ?? false) ?? false,
-    backendProtocol,
-    backendRefused,
-    proxyBodySizeBytes,
-    proxyConnectTimeoutMs: seconds('proxy-connect-timeout', settings.proxyConnectTimeoutMs),
-    proxyReadTimeoutMs: seconds('proxy-read-timeout', settings.proxyReadTimeoutMs),
-    proxySendTimeoutMs: seconds('proxy-send-timeout', settings.proxySendTimeoutMs),
-  };
+function proxyBodySize(a: AnnotationReader, fallback: number): number {
+  const body = a.get('proxy-body-size');
+  if (body === undefined) return fallback;
+  const n = parseNginxSize(body);
+  if (n !== null) return n;
+  a.invalid(
+    'proxy-body-size',
+    body,
+    'a size such as "8m" (digits and an optional b, k, m or g)',
+    'the ConfigMap value',
+  );
+  return fallback;
 }
