@@ -4,6 +4,7 @@
 import { FLAGS, parseControllerFlags } from '../controller/flags.ts';
 import { controllerSources } from '../dashboard/attach.ts';
 import { launchDashboard, prepareDashboard } from '../dashboard/flag.ts';
+import type { RunningGateway } from '../gateway/gateway.ts';
 import type { Command } from './main.ts';
 
 function usage(): string {
@@ -75,7 +76,8 @@ export const command: Command = {
       try {
         const launched = await launchDashboard(
           dashboard.plan,
-          controllerSources(() => running.gateway()),
+          // With --dashboard the gateway is one process (an in-process decision log; src/controller/serving.ts).
+          controllerSources(() => running.gateway() as RunningGateway | null),
         );
         board = launched.running;
         for (const line of launched.lines)

@@ -4,10 +4,10 @@
 // resource is being served; during an API outage the last good snapshot keeps serving.
 import { hostname } from 'node:os';
 import { Gauge, type Registry } from 'prom-client';
-import type { RunningGateway } from '../gateway/gateway.ts';
 import type { DecisionSink } from '../gateway/exchange.ts';
 import type { LineSink } from '../gateway/line-sink.ts';
 import { createGatewayMetrics } from '../gateway/metrics.ts';
+import { type ServedGateway, servedMetrics } from '../workers/gateway-primary.ts';
 import { reviewAdmission } from './admission.ts';
 import { type BackoffPolicy, DEFAULT_BACKOFF, realScheduler, type Scheduler } from './backoff.ts';
 import { createDebouncer } from './debounce.ts';
@@ -41,8 +41,8 @@ export interface RunningController {
   readonly healthzAddress: SmallServer['address'] | null;
   readonly webhookAddress: SmallServer['address'] | null;
   /** Resolves once the gateway serves the first complete sync. */
-  serving(): Promise<RunningGateway>;
-  gateway(): RunningGateway | null;
+  serving(): Promise<ServedGateway>;
+  gateway(): ServedGateway | null;
   leading(): boolean;
   tcpListeners(): { port: number; address: string; actualPort: number }[];
   /** SIGTERM: healthz 503, grace period, status cleared (leader, --update-status-on-shutdown), Lease released, drain. */
@@ -134,7 +134,8 @@ async function startEdges(
           ? 'not ready: waiting for the first complete sync'
           : null,
     note: () => (informers.connected() ? null : 'API server unreachable: serving the last good snapshot'),
-    registry: o.enableMetrics ? registry : null,
+    // With workers, /metrics sums them (src/workers/metrics.ts).
+    registry: o.enableMetrics ? servedMetrics(() => serving.gateway(), registry) : null,
   });
   log(
     `health http://${health.address.address}:${health.address.port}${o.healthCheckPath}${o.enableMetrics ? ', metrics /metrics' : ''}`,

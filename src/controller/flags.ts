@@ -2,6 +2,7 @@
 // `--flag=value` and `--flag value`, so a Deployment keeps its container args when the image changes.
 // Flags keepip does not implement are accepted and reported by name with the reason; anything else is
 // a usage error. Pure: argv and the environment in, options and warnings out.
+import { parseWorkerCount } from '../workers/count.ts';
 
 export type FlagKind = 'string' | 'bool' | 'int' | 'duration' | 'float' | 'list';
 
@@ -114,6 +115,12 @@ export const FLAGS: readonly FlagSpec[] = [
     'string',
     '',
     "keepip's own: serve the read-only dashboard at ADDR:PORT (docs/dashboard.md)",
+  ),
+  impl(
+    'workers',
+    'string',
+    '',
+    "keepip's own: serving processes sharing the ports, N or auto (default: the ConfigMap's worker-processes, else auto)",
   ),
   impl(
     'shutdown-grace-period',
@@ -230,6 +237,8 @@ export interface ControllerOptions {
   enableMetrics: boolean;
   /** keepip's own --dashboard ADDR:PORT (not an ingress-nginx flag); null: off. */
   dashboard: string | null;
+  /** keepip's own --workers N|auto; null: the ConfigMap's worker-processes, else auto (src/workers/count.ts). */
+  workers: number | 'auto' | null;
   shutdownGracePeriodMs: number;
   postShutdownGracePeriodMs: number;
   disableSyncEvents: boolean;
@@ -455,6 +464,7 @@ function buildOptions(
     validatingWebhookKey: optional('validating-webhook-key'),
     enableMetrics: bool('enable-metrics'),
     dashboard: optional('dashboard'),
+    workers: workersFlag(optional('workers'), errors),
     shutdownGracePeriodMs: int('shutdown-grace-period', 0, 86_400) * 1000,
     postShutdownGracePeriodMs: int('post-shutdown-grace-period', 0, 86_400) * 1000,
     disableSyncEvents: bool('disable-sync-events'),
@@ -463,4 +473,14 @@ function buildOptions(
     podName: env.POD_NAME ?? null,
   };
   return options;
+}
+
+/** --workers: a count or auto; null when not given. */
+function workersFlag(text: string | null, errors: string[]): number | 'auto' | null {
+  if (text === null) return null;
+  if (text.trim() === 'auto') return 'auto';
+  const parsed = parseWorkerCount(text, 1);
+  if (parsed.ok) return parsed.value;
+  errors.push(`--workers: ${parsed.error} [${parsed.code}]`);
+  return null;
 }

@@ -35,7 +35,7 @@ export function startHealthServer(options: {
   unhealthy: () => string | null;
   /** A note on a healthy answer (e.g. serving the last good snapshot during an API outage). */
   note: () => string | null;
-  registry: Registry | null;
+  registry: Pick<Registry, 'metrics' | 'contentType'> | null;
 }): Promise<SmallServer> {
   const server = http.createServer(async (req, res) => {
     const path = (req.url ?? '/').split('?')[0];

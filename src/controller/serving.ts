@@ -1,13 +1,14 @@
 // From cluster view to traffic: the first complete sync starts the gateway (listeners open only then),
 // every later debounced change becomes one atomic snapshot swap, and each snapshot's tcp-services plan
 // is applied. What it serves and why goes to the log, as `keepip gateway` prints it.
+import { availableParallelism } from 'node:os';
 import { describeIssue } from '../config/issue-text.ts';
 import type { Topology } from '../config/model.ts';
 import {
   describeConfig,
   GatewayStartError,
   listenerEvents,
-  type RunningGateway,
+  type ReloadResult,
   snapshotEvents,
   startGateway,
 } from '../gateway/gateway.ts';
@@ -15,6 +16,12 @@ import type { DecisionSink } from '../gateway/exchange.ts';
 import type { LineSink } from '../gateway/line-sink.ts';
 import type { GatewayMetrics } from '../gateway/metrics.ts';
 import type { KeyPair } from '../gateway/tls.ts';
+import { chooseWorkerCount } from '../workers/count.ts';
+import {
+  type ServedGateway,
+  startGatewayWorkers,
+  type WorkerReloadResult,
+} from '../workers/gateway-primary.ts';
 import type { ControllerOptions } from './flags.ts';
 import type { KubeObject } from './resources.ts';
 import { buildClusterTopology, type ClusterObjects, type SnapshotOptions } from './snapshot.ts';
@@ -24,9 +31,9 @@ import { planTcpServices, udpProblems } from './tcp-services.ts';
 export interface Serving {
   /** Builds a snapshot from the current objects and serves it (starting the gateway the first time). */
   flush(): void;
-  gateway(): RunningGateway | null;
+  gateway(): ServedGateway | null;
   /** Resolves once the first snapshot is served. */
-  readonly ready: Promise<RunningGateway>;
+  readonly ready: Promise<ServedGateway>;
   /** Resolves when a listener cannot bind (the process should exit 1). */
   readonly failed: Promise<Error>;
   /** Stops taking snapshots (shutdown). */
@@ -65,12 +72,7 @@ function configMapNamed(objects: ClusterObjects, ref: string | null): KubeObject
 }
 
 /** The config line, listeners, warnings, and the tcp-services plan of a snapshot just served. */
-function reportSnapshot(
-  deps: ServingDeps,
-  running: RunningGateway,
-  topology: Topology,
-  first: boolean,
-): void {
+function reportSnapshot(deps: ServingDeps, running: ServedGateway, topology: Topology, first: boolean): void {
   const { options: o, log } = deps;
   const snap = running.snapshot();
   log(
@@ -93,13 +95,65 @@ function reportSnapshot(
   });
 }
 
+/**
+ * One process, or a primary and workers: --workers, else the ConfigMap's worker-processes, else auto
+ * (ingress-nginx's worker_processes). Sinks handed over in-process (tests, --dashboard) need one process.
+ */
+async function startServed(
+  deps: ServingDeps,
+  topology: Topology,
+  certificate: KeyPair | undefined,
+): Promise<ServedGateway> {
+  const { options: o, log } = deps;
+  const common = {
+    topology,
+    http: { host: o.bindAddress, port: o.httpPort },
+    https: { host: o.bindAddress, port: o.httpsPort },
+    metrics: deps.metrics,
+    drainTimeoutMs: o.postShutdownGracePeriodMs,
+    ...(certificate ? { defaultCertificate: certificate } : {}),
+  };
+  const data = configMapNamed(deps.objects(), o.configMap)?.data as Record<string, string> | undefined;
+  const chosen = chooseWorkerCount({
+    flag: o.workers,
+    configMap: data?.['worker-processes'],
+    available: availableParallelism(),
+  });
+  if (chosen.warning !== null) log(`warning: ${chosen.warning}`);
+  const inProcess =
+    deps.accessLog !== undefined || deps.errorLog !== undefined || deps.decisions !== undefined;
+  if (chosen.value <= 1 || inProcess) {
+    if (chosen.value > 1)
+      log(
+        `workers: 1, not ${chosen.value} (${chosen.from}): an in-process log or dashboard needs one process`,
+      );
+    return startGateway({
+      ...common,
+      ...(deps.accessLog ? { accessLog: deps.accessLog } : {}),
+      ...(deps.errorLog ? { errorLog: deps.errorLog } : {}),
+      ...(deps.decisions ? { decisions: deps.decisions } : {}),
+    });
+  }
+  const served = await startGatewayWorkers({
+    ...common,
+    workers: chosen.value,
+    accessLogPath: null,
+    metricsListen: null,
+    log: (event) => log(`${event.level === 'info' ? '' : `${event.level}: `}${event.message}`),
+  });
+  log(
+    `workers: ${served.workers} processes (pids ${served.pids().join(', ')}) share the listening ports (SO_REUSEPORT; ${chosen.from})`,
+  );
+  return served;
+}
+
 export function createServing(deps: ServingDeps): Serving {
   const { options: o, log } = deps;
-  let gateway: RunningGateway | null = null;
+  let gateway: ServedGateway | null = null;
   let starting = false;
   let stopped = false;
-  let resolveReady: (g: RunningGateway) => void = () => {};
-  const ready = new Promise<RunningGateway>((resolve) => {
+  let resolveReady: (g: ServedGateway) => void = () => {};
+  const ready = new Promise<ServedGateway>((resolve) => {
     resolveReady = resolve;
   });
   let fail: (e: Error) => void = () => {};
@@ -111,17 +165,7 @@ export function createServing(deps: ServingDeps): Serving {
     starting = true;
     const certificate = defaultCertificate(o.defaultSslCertificate, deps.objects().secrets);
     try {
-      gateway = await startGateway({
-        topology,
-        http: { host: o.bindAddress, port: o.httpPort },
-        https: { host: o.bindAddress, port: o.httpsPort },
-        metrics: deps.metrics,
-        drainTimeoutMs: o.postShutdownGracePeriodMs,
-        ...(deps.accessLog ? { accessLog: deps.accessLog } : {}),
-        ...(deps.errorLog ? { errorLog: deps.errorLog } : {}),
-        ...(deps.decisions ? { decisions: deps.decisions } : {}),
-        ...(certificate ? { defaultCertificate: certificate } : {}),
-      });
+      gateway = await startServed(deps, topology, certificate);
     } catch (error) {
       starting = false;
       if (!(error instanceof GatewayStartError)) {
@@ -138,6 +182,16 @@ export function createServing(deps: ServingDeps): Serving {
     deps.onServed(true);
   };
 
+  const applied = (result: ReloadResult | WorkerReloadResult, topology: Topology) => {
+    if (!result.ok) {
+      log(`error: reload rejected (${result.error.message}); still serving config v${result.version}`);
+      return;
+    }
+    if (gateway === null) return;
+    reportSnapshot(deps, gateway, topology, false);
+    deps.onServed(false);
+  };
+
   return {
     flush() {
       if (stopped) return;
@@ -146,13 +200,10 @@ export function createServing(deps: ServingDeps): Serving {
         if (!starting) void start(topology);
         return;
       }
-      const result = gateway.reload(topology);
-      if (!result.ok) {
-        log(`error: reload rejected (${result.error.message}); still serving config v${result.version}`);
-        return;
-      }
-      reportSnapshot(deps, gateway, topology, false);
-      deps.onServed(false);
+      // With workers a reload resolves once every worker swapped (src/workers/gateway-primary.ts).
+      const reloaded = gateway.reload(topology);
+      if (reloaded instanceof Promise) void reloaded.then((result) => applied(result, topology));
+      else applied(reloaded, topology);
     },
     gateway: () => gateway,
     ready,

@@ -23,3 +23,36 @@ export function parseWorkerCount(text: string, available: number): WorkerCount {
   }
   return { ok: true, value };
 }
+
+export interface ChosenWorkers {
+  value: number;
+  /** Where the number came from, for the start-up line. */
+  from: string;
+  /** A ConfigMap value that could not be read (the fallback applies). */
+  warning: string | null;
+}
+
+/**
+ * keepip controller's worker count, as ingress-nginx chooses its `worker_processes`: the flag when
+ * given, else the ConfigMap's `worker-processes`, else auto (the available cores).
+ */
+export function chooseWorkerCount(input: {
+  flag: number | 'auto' | null;
+  configMap: string | undefined;
+  available: number;
+}): ChosenWorkers {
+  const auto = Math.max(1, Math.floor(input.available));
+  if (input.flag !== null) {
+    return { value: input.flag === 'auto' ? auto : input.flag, from: '--workers', warning: null };
+  }
+  if (input.configMap !== undefined) {
+    const parsed = parseWorkerCount(input.configMap, input.available);
+    if (parsed.ok) return { value: parsed.value, from: 'ConfigMap worker-processes', warning: null };
+    return {
+      value: auto,
+      from: 'auto',
+      warning: `ConfigMap worker-processes: ${parsed.error}; using auto (${auto}) [${parsed.code}]`,
+    };
+  }
+  return { value: auto, from: 'auto', warning: null };
+}

@@ -6,6 +6,7 @@
 // cannot prepare aborts the reload everywhere. The workers share the listening ports (SO_REUSEPORT),
 // the primary serves one /metrics with their sum and owns the signals; it serves no traffic itself.
 import type { AddressInfo } from 'node:net';
+import type { Registry } from 'prom-client';
 import type { ConfigIssue, Topology } from '../config/model.ts';
 import {
   type GatewayOptions,
@@ -19,7 +20,7 @@ import { generateDefaultCertificate } from '../gateway/tls.ts';
 import { ConnectionRegistry } from '../gateway/upstream.ts';
 import { type MetricsServer, startMetricsServer } from '../observability/metrics-server.ts';
 import type { GatewayWorkerInit, PrepareCall } from './gateway-worker.ts';
-import { aggregatedMetrics, registerPoolMetrics } from './metrics.ts';
+import { aggregatedMetrics, type MetricsSource, registerPoolMetrics } from './metrics.ts';
 import { createWorkerPool, type PoolEvent, type WorkerPool } from './pool.ts';
 import { type ReservedPort, reservePort } from './ports.ts';
 
@@ -45,10 +46,26 @@ export type WorkerReloadResult =
 
 export interface WorkerGateway extends Omit<RunningGateway, 'reload' | 'prepare'> {
   readonly workers: number;
+  /** The workers' metrics summed, with the primary's registry (what `/metrics` serves). */
+  readonly metricsSource: MetricsSource;
   /** The workers' process ids, by slot. */
   pids(): number[];
   /** Resolves once every worker serves the new version (or none does). */
   reload(topology: Topology): Promise<WorkerReloadResult>;
+}
+
+/** One process or a primary with workers: what keepip controller serves through. */
+export type ServedGateway = RunningGateway | WorkerGateway;
+
+/** `own` rendered alone, or with the workers' metrics summed once a primary with workers serves. */
+export function servedMetrics(gateway: () => ServedGateway | null, own: Registry): MetricsSource {
+  return {
+    contentType: own.contentType,
+    metrics() {
+      const served = gateway();
+      return served !== null && 'metricsSource' in served ? served.metricsSource.metrics() : own.metrics();
+    },
+  };
 }
 
 /** Metrics counted once per pod by the primary; the workers' copies are left out of the sum. */
@@ -97,13 +114,14 @@ export async function startGatewayWorkers(options: WorkerGatewayOptions): Promis
   }
   const info = started[0]?.info as { http: AddressInfo | null; https: AddressInfo | null };
   registerPoolMetrics(metrics.registry, pool, size);
+  const metricsSource = aggregatedMetrics(metrics.registry, pool, { primaryOwned: PRIMARY_OWNED });
   let draining = false;
   let metricsServer: MetricsServer | null = null;
   if (metricsListen) {
     try {
       metricsServer = await startMetricsServer({
         ...metricsListen,
-        registry: aggregatedMetrics(metrics.registry, pool, { primaryOwned: PRIMARY_OWNED }),
+        registry: metricsSource,
         healthy: () => !draining && pool.serving() > 0,
       });
     } catch (error) {
@@ -145,6 +163,7 @@ export async function startGatewayWorkers(options: WorkerGatewayOptions): Promis
     httpsAddress: info.https,
     metricsAddress: metricsServer?.address ?? null,
     metrics,
+    metricsSource,
     workers: size,
     pids: () => pool.pids(),
     snapshot: () => current,

@@ -5,15 +5,60 @@
 import { request } from '../fixtures/gateway/harness.ts';
 import { type Running, startKeepip } from '../helpers/process.ts';
 
-export interface WorkersGateway {
-  running: Running;
-  port: number;
-  metricsPort: number;
-  pids: number[];
+export interface StdoutLines {
   /** Complete stdout lines so far (the access log when no --access-log is given). */
   stdoutLines(): string[];
   /** Resolves once stdout has `count` lines matching `pattern`. */
   waitForLines(pattern: RegExp, count: number, timeoutMs?: number): Promise<string[]>;
+}
+
+export interface WorkersGateway extends StdoutLines {
+  running: Running;
+  port: number;
+  metricsPort: number;
+  pids: number[];
+}
+
+/** A process's stdout kept apart from its stderr, as lines. */
+export function stdoutOf(running: Running): StdoutLines {
+  let stdout = '';
+  const waiters = new Set<() => void>();
+  running.child.stdout?.on('data', (chunk: Buffer) => {
+    stdout += chunk.toString('utf8');
+    for (const waiter of [...waiters]) waiter();
+  });
+  const lines = () => stdout.split('\n').slice(0, -1);
+  return {
+    stdoutLines: lines,
+    waitForLines(pattern, count, timeoutMs = 30_000) {
+      return new Promise((resolve, reject) => {
+        const check = () => {
+          const found = lines().filter((line) => pattern.test(line));
+          if (found.length < count) return;
+          done();
+          resolve(found);
+        };
+        const timer = setTimeout(() => {
+          done();
+          reject(
+            new Error(`timed out waiting for ${count} lines ${pattern}; stdout:\n${stdout.slice(-4000)}`),
+          );
+        }, timeoutMs);
+        const done = () => {
+          clearTimeout(timer);
+          waiters.delete(check);
+        };
+        waiters.add(check);
+        check();
+      });
+    },
+  };
+}
+
+/** The worker pids of a `workers: N processes (pids …)` start-up line. */
+export async function workerPids(running: Running): Promise<number[]> {
+  const text = (await running.waitFor(/workers: \d+ processes \(pids ([\d, ]+)\)/))[1] ?? '';
+  return text.split(', ').map(Number);
 }
 
 export async function startWorkersGateway(file: string, extra: string[] = []): Promise<WorkersGateway> {
@@ -27,47 +72,11 @@ export async function startWorkersGateway(file: string, extra: string[] = []): P
     '127.0.0.1:0',
     ...extra,
   ]);
-  let stdout = '';
-  const waiters = new Set<() => void>();
-  running.child.stdout?.on('data', (chunk: Buffer) => {
-    stdout += chunk.toString('utf8');
-    for (const waiter of [...waiters]) waiter();
-  });
-  const lines = () => stdout.split('\n').slice(0, -1);
+  const stdout = stdoutOf(running);
   try {
     const port = Number((await running.waitFor(/listening http 127\.0\.0\.1:(\d+)/))[1]);
     const metricsPort = Number((await running.waitFor(/metrics http:\/\/127\.0\.0\.1:(\d+)\/metrics/))[1]);
-    const pidText = (await running.waitFor(/workers: \d+ processes \(pids ([\d, ]+)\)/))[1] ?? '';
-    const pids = pidText.split(', ').map(Number);
-    return {
-      running,
-      port,
-      metricsPort,
-      pids,
-      stdoutLines: lines,
-      waitForLines(pattern, count, timeoutMs = 30_000) {
-        return new Promise((resolve, reject) => {
-          const check = () => {
-            const found = lines().filter((line) => pattern.test(line));
-            if (found.length < count) return;
-            done();
-            resolve(found);
-          };
-          const timer = setTimeout(() => {
-            done();
-            reject(
-              new Error(`timed out waiting for ${count} lines ${pattern}; stdout:\n${stdout.slice(-4000)}`),
-            );
-          }, timeoutMs);
-          const done = () => {
-            clearTimeout(timer);
-            waiters.delete(check);
-          };
-          waiters.add(check);
-          check();
-        });
-      },
-    };
+    return { running, port, metricsPort, pids: await workerPids(running), ...stdout };
   } catch (error) {
     await running.stop();
     throw error;
@@ -98,7 +107,7 @@ export function parseServed(line: string): ServedLine | null {
  * them (at most `maxBatches` batches); returns the lines of every request sent.
  */
 export async function untilEveryWorkerServed(
-  gateway: WorkersGateway,
+  gateway: StdoutLines & { port: number },
   pids: readonly number[],
   tag: string,
   options: { host?: string; batch?: number; maxBatches?: number } = {},
