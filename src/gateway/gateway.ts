@@ -14,7 +14,7 @@ import type { DecisionSink } from './exchange.ts';
 import { createRequestHandler } from './handler.ts';
 import { createLineSink, type LineSink } from './line-sink.ts';
 import { createGatewayMetrics, type GatewayMetrics } from './metrics.ts';
-import { type RunningListeners, startListeners } from './server.ts';
+import { type ListenerSpec, type RunningListeners, startListeners } from './server.ts';
 import { buildSnapshot, type GatewaySnapshot, type SnapshotError, type SnapshotOptions } from './snapshot.ts';
 import { generateDefaultCertificate, type KeyPair } from './tls.ts';
 import { ConnectionRegistry } from './upstream.ts';
@@ -119,34 +119,103 @@ function clientTimeoutOverrides(options: GatewayOptions): Partial<ClientTimeouts
   return overrides;
 }
 
+function listenerSpecs(options: GatewayOptions): ListenerSpec[] {
+  const reusePort = options.reusePort === true;
+  const specs: ListenerSpec[] = [];
+  if (options.http) specs.push({ kind: 'http', host: options.http.host, port: options.http.port, reusePort });
+  if (options.https)
+    specs.push({ kind: 'https', host: options.https.host, port: options.https.port, reusePort });
+  return specs;
+}
+
+interface SnapshotSlot {
+  current: GatewaySnapshot;
+  prepare(topology: Topology, nextVersion?: number): PrepareResult;
+}
+
+/** The snapshot being served and its version; reloads build the next one and swap it in. */
+function snapshotSlot(
+  options: GatewayOptions,
+  connections: ConnectionRegistry,
+  metrics: GatewayMetrics,
+): SnapshotSlot {
+  const clientTimeouts = clientTimeoutOverrides(options);
+  const build = (version: number, topology: Topology) =>
+    buildSnapshot(topology, {
+      version,
+      trustedProxies: options.trustedProxies ?? null,
+      logFormat: options.logFormat ?? 'text',
+      connections,
+      upstreamAddress: options.upstreamAddress,
+      clientTimeouts,
+    });
+  const first = build(options.version ?? 1, options.topology);
+  if (!first.ok) throw new GatewayStartError(first.error);
+  metrics.reload('applied', first.snapshot.version);
+  const slot: SnapshotSlot = {
+    current: first.snapshot,
+    prepare(topology: Topology, nextVersion = slot.current.version + 1): PrepareResult {
+      const next = build(nextVersion, topology);
+      if (!next.ok) {
+        metrics.reload('rejected', slot.current.version);
+        return { ok: false, version: slot.current.version, error: next.error };
+      }
+      const swap = () => {
+        const previous = slot.current;
+        slot.current = next.snapshot;
+        previous.retire();
+        metrics.reload('applied', nextVersion);
+      };
+      return { ok: true, prepared: preparedReload(next.snapshot, swap) };
+    },
+  };
+  return slot;
+}
+
+/** /metrics and /healthz when asked for; on failure the listeners already bound are undone. */
+async function startMetricsOrUndo(
+  options: GatewayOptions,
+  metrics: GatewayMetrics,
+  healthy: () => boolean,
+  undo: () => Promise<void>,
+): Promise<MetricsServer | null> {
+  if (!options.metricsListen) return null;
+  try {
+    const { host, port } = options.metricsListen;
+    return await startMetricsServer({ host, port, registry: metrics.registry, healthy });
+  } catch (error) {
+    await undo();
+    throw error;
+  }
+}
+
+/** Waits (bounded) for requests in flight to end, closing connections as they fall idle. */
+async function drain(
+  listeners: RunningListeners,
+  active: { count: number },
+  timeoutMs: number,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (active.count > 0 && Date.now() < deadline) {
+    listeners.closeIdle();
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  listeners.destroyAll();
+}
+
 export async function startGateway(options: GatewayOptions): Promise<RunningGateway> {
   if (!options.http && !options.https) throw new TypeError('startGateway: give http and/or https');
-  const clientTimeouts = clientTimeoutOverrides(options);
   const connections = new ConnectionRegistry();
-  const logFormat = options.logFormat ?? 'text';
-  const trustedProxies = options.trustedProxies ?? null;
-  let version = options.version ?? 1;
-  const first = buildSnapshot(options.topology, {
-    version,
-    trustedProxies,
-    logFormat,
-    connections,
-    upstreamAddress: options.upstreamAddress,
-    clientTimeouts,
-  });
-  if (!first.ok) throw new GatewayStartError(first.error);
-  let current = first.snapshot;
-
   const metrics = options.metrics ?? createGatewayMetrics();
-  metrics.reload('applied', version);
+  const slot = snapshotSlot(options, connections, metrics);
   const accessLog = options.accessLog ?? createLineSink(process.stdout);
   const errorSink = options.errorLog ?? createLineSink(process.stderr);
   const errorLog: ErrorLog = createErrorLog(errorSink);
   const active = { count: 0 };
   let draining = false;
-
+  const current = () => slot.current;
   const handler = createRequestHandler({
-    current: () => current,
+    current,
     metrics,
     accessLog,
     errorLog,
@@ -154,95 +223,52 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     active,
     decisions: options.decisions,
   });
-  const reusePort = options.reusePort === true;
-  const specs = [
-    ...(options.http
-      ? [{ kind: 'http' as const, host: options.http.host, port: options.http.port, reusePort }]
-      : []),
-    ...(options.https
-      ? [{ kind: 'https' as const, host: options.https.host, port: options.https.port, reusePort }]
-      : []),
-  ];
   let listeners: RunningListeners;
   try {
-    listeners = await startListeners(specs, {
-      current: () => current,
+    const defaultCertificate = options.defaultCertificate ?? (await generateDefaultCertificate());
+    listeners = await startListeners(listenerSpecs(options), {
+      current,
       handler,
       metrics,
       errorLog,
-      defaultCertificate: options.defaultCertificate ?? (await generateDefaultCertificate()),
+      defaultCertificate,
     });
   } catch (error) {
-    current.retire();
+    slot.current.retire();
     await connections.closeAll(0);
     throw error;
   }
-  let metricsServer: MetricsServer | null = null;
-  if (options.metricsListen) {
-    try {
-      metricsServer = await startMetricsServer({
-        host: options.metricsListen.host,
-        port: options.metricsListen.port,
-        registry: metrics.registry,
-        healthy: () => !draining,
-      });
-    } catch (error) {
+  const metricsServer = await startMetricsOrUndo(
+    options,
+    metrics,
+    () => !draining,
+    async () => {
       listeners.destroyAll();
       await listeners.stopAccepting();
-      current.retire();
+      slot.current.retire();
       await connections.closeAll(0);
-      throw error;
-    }
-  }
-
-  const prepare = (topology: Topology, nextVersion = version + 1): PrepareResult => {
-    const next = buildSnapshot(topology, {
-      version: nextVersion,
-      trustedProxies,
-      logFormat,
-      connections,
-      upstreamAddress: options.upstreamAddress,
-      clientTimeouts,
-    });
-    if (!next.ok) {
-      metrics.reload('rejected', version);
-      return { ok: false, version, error: next.error };
-    }
-    const swap = () => {
-      version = nextVersion;
-      const previous = current;
-      current = next.snapshot;
-      previous.retire();
-      metrics.reload('applied', version);
-    };
-    return { ok: true, prepared: preparedReload(next.snapshot, swap) };
-  };
-
+    },
+  );
   let closing: Promise<void> | null = null;
   return {
     httpAddress: listeners.addresses.http,
     httpsAddress: listeners.addresses.https,
     metricsAddress: metricsServer?.address ?? null,
     metrics,
-    snapshot: () => current,
+    snapshot: current,
     reload(topology) {
-      const next = prepare(topology);
+      const next = slot.prepare(topology);
       if (!next.ok) return next;
       next.prepared.commit();
-      return { ok: true, version, snapshot: current };
+      return { ok: true, version: slot.current.version, snapshot: slot.current };
     },
-    prepare,
+    prepare: (topology, nextVersion) => slot.prepare(topology, nextVersion),
     close() {
       closing ??= (async () => {
         draining = true;
         await listeners.stopAccepting();
-        const deadline = Date.now() + (options.drainTimeoutMs ?? 10_000);
-        while (active.count > 0 && Date.now() < deadline) {
-          listeners.closeIdle();
-          await new Promise((resolve) => setTimeout(resolve, 25));
-        }
-        listeners.destroyAll();
-        current.retire();
+        await drain(listeners, active, options.drainTimeoutMs ?? 10_000);
+        slot.current.retire();
         await connections.closeAll(500);
         await metricsServer?.close();
         await accessLog.flush();
