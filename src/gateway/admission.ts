@@ -243,7 +243,8 @@ function accessStage(
 function corsStage(cors: CompiledCors, ex: Exchange, req: GatewayRequest, respond: Respond): boolean {
   const answer = corsAnswer(cors, req.method, req.headers.origin);
   if (answer === null) return false;
-  ex.responseHeaders = answer.headers;
+  ex.responseHeaders =
+    ex.responseHeaders === null ? answer.headers : { ...ex.responseHeaders, ...answer.headers };
   if (!answer.preflight) return false;
   respond(204, PREFLIGHT_HEADERS);
   return true;
@@ -276,6 +277,8 @@ export function admit(
 ): Admitted | null | typeof PENDING {
   const client = resolveClient(ex, req);
   const { scheme, headersTrusted } = client;
+  // add-headers (http level in nginx): every response, the gateway's own included.
+  ex.responseHeaders = ex.snap.routes.addHeaders;
   const decision = route(ex, req, client);
   if (decision.kind === 'bad-request') {
     refuseBadRequest(ctx, ex, decision, respond);
@@ -316,6 +319,7 @@ export function admit(
   ex.serverName = matched.serverName;
   ex.host = hostVariable(ex.rawHost, matched.serverName);
   ex.upstreamName = matched.upstreamName;
+  ex.responseHeaders = matched.responseHeaders;
   // nginx verifies client certificates before any location runs (and before redirects).
   if (matched.vhost.clientCertificate) {
     const headers = clientCertificateStage(ctx, ex, req, matched.vhost, respond);

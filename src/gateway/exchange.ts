@@ -132,8 +132,8 @@ export interface Exchange {
   access: AccessState | null;
   /** False when this request gets no access log line (enable-access-log-for-default-backend, enable-access-log). */
   accessLog: boolean;
-  /** Headers every response to this request carries, replacing the backend's (enable-cors); null: none. */
-  responseHeaders: Record<string, string> | null;
+  /** Headers every response to this request carries, replacing the backend's (add-headers, custom-headers, enable-cors); null: none. */
+  responseHeaders: Readonly<Record<string, string>> | null;
 }
 
 const NO_ATTEMPTS: UpstreamAttempt[] = [];

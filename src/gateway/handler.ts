@@ -60,6 +60,9 @@ function upstreamHeaders(
     peerAddress: conn.peerAddress,
     proxyProtocolAddress: conn.proxySource,
     proxyDestinationPort: conn.proxyDestinationPort,
+    requestUri: req.url ?? '',
+    method: req.method ?? '',
+    serverName: ex.serverName,
   });
   applyLocationHeaders(headers, admitted.location, admitted.forwardedPrefix);
   if (ex.client === '') {

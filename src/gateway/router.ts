@@ -53,6 +53,8 @@ export interface MatchedRoute {
   matchedBy: 'exact' | 'prefix' | 'regex';
   /** enable-cors, compiled; null when off. */
   cors: CompiledCors | null;
+  /** add-headers then custom-headers, merged once per snapshot; null when neither. */
+  responseHeaders: Readonly<Record<string, string>> | null;
 }
 
 export type RouteDecision =
@@ -132,6 +134,8 @@ export interface CompiledRoutes {
   readonly regexHosts: readonly { readonly regex: RegExp; readonly vhost: CompiledVirtualHost }[];
   /** from-to-www-redirect: the other name -> the host it redirects to. */
   readonly hostRedirects: ReadonlyMap<string, string>;
+  /** add-headers: on every response, the gateway's own included; null when none. */
+  readonly addHeaders: Readonly<Record<string, string>> | null;
   /** The default server `_`: the rules without a host. */
   readonly defaultServer: CompiledVirtualHost | null;
   readonly defaultBackend: BackendRef | null;
@@ -213,6 +217,10 @@ function compileLocation(
     upstreamName: location.backend?.upstreamName ?? DEFAULT_UPSTREAM_NAME,
     matchedBy: regex !== null ? 'regex' : location.pathType === 'Exact' ? 'exact' : 'prefix',
     cors: location.cors === undefined ? null : compileCors(location.cors),
+    responseHeaders:
+      location.customHeaders === undefined
+        ? (settings.addHeaders ?? null)
+        : Object.freeze({ ...settings.addHeaders, ...location.customHeaders }),
   };
   const path = location.path;
   const redirect: RouteDecision | null =
@@ -348,6 +356,7 @@ export function compileRoutes(model: GatewayModel): CompiledRoutes {
     exactHosts,
     wildcardHosts,
     ...names,
+    addHeaders: model.settings.addHeaders ?? null,
     defaultServer,
     defaultBackend: model.defaultBackend,
     redirectCode: model.settings.httpRedirectCode,

@@ -19,6 +19,7 @@
 // use-forwarded-headers is on). Behind a PROXY load balancer that hop is the PROXY header's client.
 
 import type { GatewaySettings, LocationModel } from '../config/model.ts';
+import { expandVariables, type RequestVars } from './access/nginx-vars.ts';
 
 export type IncomingHeaders = Readonly<Record<string, string | string[] | undefined>>;
 
@@ -142,6 +143,43 @@ export interface UpstreamHeadersInput extends ForwardedInput {
   peerAddress?: string;
   /** The source of an accepted PROXY header ($proxy_protocol_addr). */
   proxyProtocolAddress?: string | null;
+  /** $request_uri, $request_method and $server_name, for variables in proxy-set-headers values. */
+  requestUri?: string;
+  method?: string;
+  serverName?: string;
+}
+
+/**
+ * proxy-set-headers (ingress-nginx's "custom headers to proxied server", after its own): each value
+ * with its nginx variables expanded; an empty result sends no such header, as nginx does.
+ */
+function setConfiguredHeaders(
+  out: Record<string, string | string[]>,
+  headers: Readonly<Record<string, string>>,
+  input: UpstreamHeadersInput,
+  view: ForwardedView,
+): void {
+  let vars: RequestVars | null = null;
+  for (const name in headers) {
+    const template = headers[name]!;
+    if (template.includes('$')) {
+      vars ??= {
+        scheme: input.scheme,
+        passAccessScheme: view.scheme,
+        httpHost: input.host,
+        host: input.host.replace(/:\d+$/, '').toLowerCase(),
+        requestUri: input.requestUri ?? '',
+        method: input.method ?? '',
+        remoteAddr: input.clientAddress,
+        remoteUser: '',
+        serverName: input.serverName ?? '',
+        headers: input.incoming,
+      };
+    }
+    const value = vars === null || !template.includes('$') ? template : expandVariables(template, vars);
+    if (value === '') delete out[name];
+    else out[name] = value;
+  }
 }
 
 /**
@@ -202,5 +240,7 @@ export function buildUpstreamHeaders(input: UpstreamHeadersInput): Record<string
   if (originalHost !== undefined && originalHost !== '') {
     out['x-original-forwarded-host'] = Array.isArray(originalHost) ? originalHost.join(', ') : originalHost;
   }
+  if (settings.proxySetHeaders !== undefined)
+    setConfiguredHeaders(out, settings.proxySetHeaders, input, view);
   return out;
 }

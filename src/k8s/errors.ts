@@ -259,7 +259,7 @@ export const K8S_CODES = {
   ACCESS_CONFIG_DENIED: {
     kind: 'issue',
     summary:
-      'an access annotation (basic or external auth, limit-allowlist, auth-tls-secret, global-auth-url) cannot be used: its locations answer 503 (auth-tls: its host answers 403), as ingress-nginx denies them',
+      'an access annotation (basic or external auth, limit-allowlist, auth-tls-secret, global-auth-url) or custom-headers cannot be used: its locations answer 503 (auth-tls: its host answers 403), as ingress-nginx denies them',
     fix: 'correct the annotation or create the Secret / ConfigMap it names (same namespace as the Ingress)',
   },
   AUTH_HASH_UNSUPPORTED: {

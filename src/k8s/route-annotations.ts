@@ -27,6 +27,8 @@ export const ROUTE_ANNOTATIONS: readonly string[] = [
   'cors-max-age',
   'upstream-vhost',
   'x-forwarded-prefix',
+  // Read with the ConfigMap it names: src/k8s/header-settings.ts.
+  'custom-headers',
 ];
 
 /** What one Ingress's route annotations say. */

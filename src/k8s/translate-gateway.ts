@@ -5,6 +5,7 @@ import type {
   ConfigIssue,
   GatewayModel,
   GatewaySettings,
+  LocationAccessModel,
   LocationModel,
   ObjectRef,
   Origin,
@@ -15,6 +16,7 @@ import type {
 import { type IngressAccess, locationAccess, parseAccessAnnotations } from './access-annotations.ts';
 import { type IngressAnnotations, parseControllerConfigMap, parseIngressAnnotations } from './annotations.ts';
 import { annotationField } from './field-path.ts';
+import { applyHeaderSettings, type ConfigMapLookup, readCustomHeaders } from './header-settings.ts';
 import { parseRouteAnnotations, type RouteAnnotations } from './route-annotations.ts';
 import type {
   ConfigMapView,
@@ -98,7 +100,14 @@ export function translateGatewaySettings(
     );
     return parseControllerConfigMap({}, null, null, issues);
   }
-  return parseControllerConfigMap(cm.data, ref, cm.origin, issues);
+  const settings = parseControllerConfigMap(cm.data, ref, cm.origin, issues);
+  applyHeaderSettings(cm.data, settings, configMapLookup(input), cm.origin, issues);
+  return settings;
+}
+
+function configMapLookup(input: GatewayInput): ConfigMapLookup {
+  const byRef = new Map(input.configMaps.map((c) => [`${c.meta.namespace}/${c.meta.name}`, c]));
+  return (namespace, name) => byRef.get(`${namespace}/${name}`);
 }
 
 /** Which Ingresses the gateway serves: those whose class resolves to the requested class name. */
@@ -207,11 +216,16 @@ export function translateGateway(
     annotations.set(ing, parseIngressAnnotations(ing.meta.annotations, settings, ing.origin, issues));
   const accessOf = readAccess(input, served, settings, issues);
   const routeOf = new Map<IngressView, RouteAnnotations>();
-  for (const ing of served)
+  const headersOf = new Map<IngressView, ReturnType<typeof readCustomHeaders>>();
+  const lookup = configMapLookup(input);
+  for (const ing of served) {
     routeOf.set(
       ing,
       parseRouteAnnotations({ annotations: ing.meta.annotations, origin: ing.origin, issues }),
     );
+    const ref = { namespace: ing.meta.namespace, name: ing.meta.name };
+    headersOf.set(ing, readCustomHeaders(ing.meta.annotations, ref, ing.origin, settings, lookup, issues));
+  }
 
   const serviceIndex = new Map(input.services.map((s) => [`${s.meta.namespace}/${s.meta.name}`, s]));
   const backendRef = (ing: IngressView, b: IngressBackendView | null): BackendRef | null => {
@@ -276,7 +290,8 @@ export function translateGateway(
     host: string,
   ): LocationModel => {
     const a = annotations.get(ing)!;
-    const access = locationAccess(accessOf.get(ing)!, path, settings);
+    const custom = headersOf.get(ing) ?? null;
+    const access = withDenial(locationAccess(accessOf.get(ing)!, path, settings), custom);
     const { redirect, cors, upstreamVhost, xForwardedPrefix } = routeOf.get(ing)!;
     return {
       ...(access ? { access } : {}),
@@ -284,6 +299,7 @@ export function translateGateway(
       ...(cors !== null ? { cors } : {}),
       ...(upstreamVhost !== null ? { upstreamVhost } : {}),
       ...(xForwardedPrefix !== null ? { xForwardedPrefix } : {}),
+      ...(custom !== null && 'headers' in custom ? { customHeaders: custom.headers } : {}),
       ingress: { namespace: ing.meta.namespace, name: ing.meta.name },
       ingressOrigin: ing.origin,
       createdAt: ing.meta.creationTimestamp,
@@ -440,6 +456,16 @@ export function translateGateway(
         'ingress-nginx',
     ),
   };
+}
+
+/** A custom-headers ConfigMap that cannot be used denies the location (503), as ingress-nginx does. */
+function withDenial(
+  access: LocationAccessModel | undefined,
+  custom: ReturnType<typeof readCustomHeaders>,
+): LocationAccessModel | undefined {
+  if (custom === null || !('denied' in custom) || access?.denied) return access;
+  const denied = { annotation: 'nginx.ingress.kubernetes.io/custom-headers', reason: custom.denied };
+  return { rateLimit: null, basicAuth: null, externalAuth: null, satisfy: 'all', ...access, denied };
 }
 
 /** The access annotations of each served Ingress (src/k8s/access-annotations.ts). */

@@ -15,6 +15,7 @@ import {
   type TestGateway,
 } from '../fixtures/gateway/harness.ts';
 import {
+  controllerConfigMap,
   ingress,
   type K8sObject,
   serviceWithEndpoints,
@@ -387,5 +388,92 @@ describe('issue 20 annotations over sockets', () => {
       // Logged under the host's upstream, as any request of the host.
       await gw.access.waitFor(/"GET \/app-a HTTP\/1\.1" 200 .*\[default-echo-80\]/);
     });
+  });
+});
+
+describe('custom-headers (customheaders.go), add-headers and proxy-set-headers (settings/custom_header.go)', () => {
+  let backend: RunningWhoami;
+  let gw: TestGateway;
+
+  const configMap = (name: string, data: Record<string, string>, namespace = 'default'): K8sObject => ({
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    metadata: { name, namespace },
+    data,
+  });
+
+  before(async () => {
+    backend = await startWhoami({ host: '127.0.0.1', port: 0, name: 'echo' });
+    const echo = (name: string, annotations: Record<string, string> = {}): K8sObject =>
+      ingress({ name, host: name, annotations, paths: [{ path: '/', service: 'echo', port: 80 }] });
+    gw = await startTestGateway(
+      topologyOf([
+        ...serviceWithEndpoints({ name: 'echo', ports: [backend.address.port] }),
+        controllerConfigMap({
+          'global-allowed-response-headers': 'My-Custom-Header,My-Custom-Header-Dollar',
+          'add-headers': 'ingress-nginx/add-headers-configmap',
+          'proxy-set-headers': 'ingress-nginx/proxy-headers',
+        }),
+        configMap(
+          'add-headers-configmap',
+          { 'X-First': 'Prepare for trouble!', 'X-Second': 'And make it double!' },
+          'ingress-nginx',
+        ),
+        configMap(
+          'proxy-headers',
+          { 'X-Custom': 'from-the-gateway', 'X-Client': '$remote_addr $request_method' },
+          'ingress-nginx',
+        ),
+        configMap('custom-headers', { 'My-Custom-Header': '42', 'My-Custom-Header-Dollar': '$remote_addr' }),
+        configMap('not-allowed', { 'X-Not-Listed': '1' }),
+        echo('custom-headers-none'),
+        echo('custom-headers-missing', { 'custom-headers': 'default/nothing-here' }),
+        echo('custom-headers', { 'custom-headers': 'default/custom-headers' }),
+        echo('custom-headers-not-allowed', { 'custom-headers': 'default/not-allowed' }),
+      ]),
+    );
+  });
+
+  after(async () => {
+    await gw.close();
+    await backend.close();
+  });
+
+  test('should return status code 200 when no custom-headers is configured', async () => {
+    const reply = await request(gw.httpPort, { host: 'custom-headers-none' });
+    assert.equal(reply.status, 200);
+    assert.equal(reply.headers['my-custom-header'], undefined);
+  });
+
+  test('should return status code 503 when custom-headers is configured with an invalid secret', async () => {
+    const reply = await request(gw.httpPort, { host: 'custom-headers-missing' });
+    assert.equal(reply.status, 503);
+    assert.match(reply.body, /503 Service Temporarily Unavailable/);
+    // A header global-allowed-response-headers does not list denies the location too.
+    assert.equal((await request(gw.httpPort, { host: 'custom-headers-not-allowed' })).status, 503);
+  });
+
+  test("should set \"more_set_headers 'My-Custom-Header' '42';\" when custom-headers are set", async () => {
+    const reply = await request(gw.httpPort, { host: 'custom-headers' });
+    assert.equal(reply.status, 200);
+    assert.equal(reply.headers['my-custom-header'], '42');
+    // Sent as written: not an nginx variable.
+    assert.equal(reply.headers['my-custom-header-dollar'], '$remote_addr');
+  });
+
+  test("add-headers: multiple custom headers on every response, the gateway's own 404 included", async () => {
+    for (const host of ['custom-headers-none', 'nobody.example']) {
+      const reply = await request(gw.httpPort, { host });
+      assert.equal(reply.headers['x-first'], 'Prepare for trouble!', host);
+      assert.equal(reply.headers['x-second'], 'And make it double!', host);
+    }
+  });
+
+  test('proxy-set-headers: request headers to the backend, nginx variables expanded', async () => {
+    const echo = echoOf(
+      await request(gw.httpPort, { from: '127.0.0.7', host: 'custom-headers-none', headers: json }),
+    );
+    assert.equal(echo.headers['x-custom'], 'from-the-gateway');
+    assert.equal(echo.headers['x-client'], '127.0.0.7 GET');
   });
 });

@@ -1,0 +1,150 @@
+// Headers from ConfigMaps, as ingress-nginx 1.15 reads them: the controller ConfigMap's add-headers
+// (response headers on every response) and proxy-set-headers (request headers to every backend), each
+// naming another ConfigMap; and the custom-headers annotation (response headers of one Ingress's
+// locations), allowed only for the names global-allowed-response-headers lists.
+import type { ConfigIssue, GatewaySettings, ObjectRef, Origin } from '../config/model.ts';
+import { annotationField, formatFieldPath } from './field-path.ts';
+import type { ConfigMapView } from './objects.ts';
+import { describeOrigin } from './reader.ts';
+
+/** The controller ConfigMap keys this module reads. */
+export const HEADER_CONFIGMAP_KEYS: readonly string[] = [
+  'add-headers',
+  'proxy-set-headers',
+  'global-allowed-response-headers',
+];
+
+// ingress-nginx's customheaders validators.
+const HEADER_NAME = /^[a-zA-Z\d\-_]+$/;
+const HEADER_VALUE = /^[a-zA-Z\d_ :;.,\\/"'?!(){}[\]@<>=\-+*#$&`|~^%]+$/;
+
+export type ConfigMapLookup = (namespace: string, name: string) => ConfigMapView | undefined;
+
+function push(
+  issues: ConfigIssue[],
+  origin: Origin | null,
+  field: string,
+  severity: ConfigIssue['severity'],
+  code: ConfigIssue['code'],
+  message: string,
+): void {
+  issues.push({
+    severity,
+    code,
+    message: `${origin ? `${describeOrigin(origin)} ` : ''}${field}: ${message}`,
+    ...(origin ? { origin } : {}),
+    field,
+  });
+}
+
+/** `namespace/name` (or `name` in `namespace`). */
+function refOf(text: string, namespace: string): ObjectRef | null {
+  const parts = text.trim().split('/');
+  if (parts.length === 1 && parts[0] !== '') return { namespace, name: parts[0]! };
+  if (parts.length === 2 && parts[0] !== '' && parts[1] !== '')
+    return { namespace: parts[0]!, name: parts[1]! };
+  return null;
+}
+
+/** A header map from a ConfigMap, names lower-cased; null when the names or values are not headers. */
+function headerMap(data: Readonly<Record<string, string>>): Record<string, string> | null {
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(data)) {
+    if (!HEADER_NAME.test(name) || /[\r\n]/.test(value)) return null;
+    out[name.toLowerCase()] = value;
+  }
+  return out;
+}
+
+/**
+ * add-headers, proxy-set-headers and global-allowed-response-headers into `settings`. A ConfigMap that
+ * is missing or holds something that is not a header is a warning and adds nothing (ingress-nginx
+ * logs it and goes on without).
+ */
+export function applyHeaderSettings(
+  data: Readonly<Record<string, string>>,
+  settings: GatewaySettings,
+  lookup: ConfigMapLookup,
+  origin: Origin | null,
+  issues: ConfigIssue[],
+): void {
+  const namespace = settings.configMap?.namespace ?? 'ingress-nginx';
+  for (const [key, target] of [
+    ['add-headers', 'addHeaders'],
+    ['proxy-set-headers', 'proxySetHeaders'],
+  ] as const) {
+    const value = data[key];
+    if (value === undefined || value.trim() === '') continue;
+    const field = formatFieldPath(['data', key]);
+    const ref = refOf(value, namespace);
+    const cm = ref === null ? undefined : lookup(ref.namespace, ref.name);
+    const headers = cm === undefined ? null : headerMap(cm.data);
+    if (headers === null) {
+      const why =
+        cm === undefined ? 'names no ConfigMap in the manifests' : 'holds a key that is not a header name';
+      push(
+        issues,
+        origin,
+        field,
+        'warning',
+        'INVALID_CONFIGMAP_VALUE',
+        `${JSON.stringify(value)} ${why}; no headers are added`,
+      );
+      continue;
+    }
+    if (Object.keys(headers).length > 0) settings[target] = Object.freeze(headers);
+  }
+  const allowed = data['global-allowed-response-headers'];
+  if (allowed !== undefined)
+    settings.allowedResponseHeaders = allowed
+      .split(',')
+      .map((h) => h.trim())
+      .filter((h) => h !== '');
+}
+
+/**
+ * custom-headers of one Ingress: the ConfigMap's headers, or why its locations are denied (503), as
+ * ingress-nginx denies them: a missing ConfigMap, another namespace, a name or value it does not
+ * accept, a name global-allowed-response-headers does not list.
+ */
+export function readCustomHeaders(
+  annotations: Readonly<Record<string, string>>,
+  ingress: ObjectRef,
+  origin: Origin,
+  settings: GatewaySettings,
+  lookup: ConfigMapLookup,
+  issues: ConfigIssue[],
+): { headers: Readonly<Record<string, string>> } | { denied: string } | null {
+  const key = 'nginx.ingress.kubernetes.io/custom-headers';
+  const value = annotations[key];
+  if (value === undefined || value.trim() === '') return null;
+  const deny = (reason: string) => {
+    push(
+      issues,
+      origin,
+      annotationField(key),
+      'error',
+      'ACCESS_CONFIG_DENIED',
+      `${reason}; the locations of this Ingress answer 503, as ingress-nginx denies them`,
+    );
+    return { denied: `custom-headers: ${reason}` };
+  };
+  const ref = refOf(value, ingress.namespace);
+  if (ref === null) return deny(`${JSON.stringify(value)} is not "namespace/name"`);
+  if (ref.namespace !== ingress.namespace)
+    return deny(`ConfigMap ${ref.namespace}/${ref.name} is in another namespace`);
+  const cm = lookup(ref.namespace, ref.name);
+  if (cm === undefined) return deny(`unable to find ConfigMap ${ref.namespace}/${ref.name}`);
+  const allowed = settings.allowedResponseHeaders ?? [];
+  const headers: Record<string, string> = {};
+  for (const [name, v] of Object.entries(cm.data)) {
+    if (!HEADER_NAME.test(name)) return deny(`invalid header name ${JSON.stringify(name)} in the ConfigMap`);
+    if (!HEADER_VALUE.test(v)) return deny(`invalid header value for ${name} in the ConfigMap`);
+    if (!allowed.includes(name))
+      return deny(
+        `header ${name} is not allowed: list it in the ConfigMap key global-allowed-response-headers`,
+      );
+    headers[name.toLowerCase()] = v;
+  }
+  return { headers: Object.freeze(headers) };
+}
