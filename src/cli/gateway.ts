@@ -29,7 +29,7 @@ import { type ConfigWatcher, watchConfig } from '../gateway/reload.ts';
 import { loadTopology } from '../k8s/index.ts';
 import { parseCidr } from '../net/cidr.ts';
 import { type HostPort, parseHostPort } from '../net/host-port.ts';
-import { parseWorkerCount } from '../workers/count.ts';
+import { chooseWorkerCount, parseWorkerCount } from '../workers/count.ts';
 import { startGatewayWorkers, type WorkerGateway } from '../workers/gateway-primary.ts';
 import type { Command } from './main.ts';
 
@@ -55,7 +55,8 @@ Options:
       --drain-timeout <D>    on SIGTERM/SIGINT, wait at most this long for in-flight requests (default 10s;
                              10s, 500ms, or a plain number of seconds)
       --json                 start-up and reload lines as JSON objects (stderr)
-      --workers <N|auto>     serving processes sharing the ports (default 1; auto: one per available core)
+      --workers <N|auto>     serving processes sharing the ports (default: the ConfigMap's worker-processes,
+                             else 1; auto: one per available core)
 ${DASHBOARD_USAGE}  -h, --help                 this help
 
 Signals: SIGHUP reloads the manifests (they are also watched); SIGTERM/SIGINT stop accepting, drain, exit 0.
@@ -75,7 +76,8 @@ interface CliOptions {
   drainTimeoutMs: number;
   json: boolean;
   dashboard: { dashboard?: string; 'dashboard-token-file'?: string };
-  workers: number;
+  /** --workers, null when not given (then the ConfigMap's worker-processes, else 1). */
+  workers: number | null;
 }
 
 /** One process (startGateway) or a primary with worker processes (src/workers/). */
@@ -147,7 +149,8 @@ function parseCli(argv: string[]): Parsed {
   if (drainTimeoutMs === null) {
     return { ok: false, error: `--drain-timeout: "${drainText}" is not a duration (10, 10s, 500ms)` };
   }
-  const workers = parseWorkerCount((values.workers as string | undefined) ?? '1', availableParallelism());
+  const workersText = values.workers as string | undefined;
+  const workers = parseWorkerCount(workersText ?? '1', availableParallelism());
   if (!workers.ok) return { ok: false, error: `--workers: ${workers.error} [${workers.code}]` };
   if (workers.value > 1 && values.dashboard !== undefined) {
     return { ok: false, error: '--dashboard needs --workers 1: the decision log lives in one process' };
@@ -174,7 +177,7 @@ function parseCli(argv: string[]): Parsed {
         dashboard: values.dashboard as string | undefined,
         'dashboard-token-file': values['dashboard-token-file'] as string | undefined,
       },
-      workers: workers.value,
+      workers: workersText === undefined ? null : workers.value,
     },
   };
 }
@@ -232,9 +235,7 @@ export const command: Command = {
       return 2;
     }
     const report = createReporter(options.json);
-    // Workers open the access log themselves (each appends whole lines).
-    const accessLog =
-      options.accessLog === null || options.workers > 1 ? undefined : createFileLineSink(options.accessLog);
+    const accessLog = options.accessLog === null ? undefined : createFileLineSink(options.accessLog);
     const running = await startServing(options, dashboard.plan, accessLog, report);
     if (running === null) {
       await accessLog?.close();
@@ -274,7 +275,9 @@ async function startServing(
 ): Promise<Served | null> {
   try {
     const topology = await readTopology(options);
-    if (options.workers > 1) return await startWorkers(options, topology, report);
+    const workers = workerCount(options, topology, dashboard !== null, report);
+    // Workers open the access log themselves (each appends whole lines); this process's sink stays unused.
+    if (workers > 1) return await startWorkers(options, workers, topology, report);
     return await startGateway({
       topology,
       http: options.http,
@@ -304,14 +307,37 @@ async function startServing(
   }
 }
 
+/** --workers, else the ConfigMap's worker-processes, else 1; --dashboard keeps one process. */
+function workerCount(
+  options: CliOptions,
+  topology: Topology,
+  dashboard: boolean,
+  report: (event: GatewayEvent) => void,
+): number {
+  const chosen = chooseWorkerCount({
+    flag: options.workers,
+    configMap: topology.gateway.settings.workerProcesses,
+    fallback: 1,
+    available: availableParallelism(),
+  });
+  if (!dashboard || chosen.value <= 1) return chosen.value;
+  report({
+    level: 'info',
+    event: 'workers',
+    message: `workers: 1, not ${chosen.value} (${chosen.from}): --dashboard needs one process`,
+  });
+  return 1;
+}
+
 /** The primary and its workers; the same options as one process, the access log opened by each worker. */
 function startWorkers(
   options: CliOptions,
+  workers: number,
   topology: Topology,
   report: (event: GatewayEvent) => void,
 ): Promise<WorkerGateway> {
   return startGatewayWorkers({
-    workers: options.workers,
+    workers,
     topology,
     http: options.http,
     https: options.https,

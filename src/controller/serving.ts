@@ -113,13 +113,12 @@ async function startServed(
     drainTimeoutMs: o.postShutdownGracePeriodMs,
     ...(certificate ? { defaultCertificate: certificate } : {}),
   };
-  const data = configMapNamed(deps.objects(), o.configMap)?.data as Record<string, string> | undefined;
   const chosen = chooseWorkerCount({
     flag: o.workers,
-    configMap: data?.['worker-processes'],
+    configMap: topology.gateway.settings.workerProcesses,
+    fallback: 'auto',
     available: availableParallelism(),
   });
-  if (chosen.warning !== null) log(`warning: ${chosen.warning}`);
   const inProcess =
     deps.accessLog !== undefined || deps.errorLog !== undefined || deps.decisions !== undefined;
   if (chosen.value <= 1 || inProcess) {

@@ -18,7 +18,6 @@ import {
   nearestName,
 } from './annotation-catalog.ts';
 import { annotationField, formatFieldPath } from './field-path.ts';
-import { HEADER_CONFIGMAP_KEYS } from './header-settings.ts';
 import { applyHttp2Settings, HTTP2_CONFIGMAP_KEYS } from './http2-settings.ts';
 import { describeOrigin } from './reader.ts';
 import { ROUTE_ANNOTATIONS } from './route-annotations.ts';
@@ -78,9 +77,8 @@ export const SUPPORTED_CONFIGMAP_KEYS: readonly string[] = [
   'service-upstream',
   'enable-access-log-for-default-backend',
   'forwarded-host-header',
+  'worker-processes',
   ...ACCESS_CONFIGMAP_KEYS,
-  // add-headers, proxy-set-headers, global-allowed-response-headers: src/k8s/header-settings.ts.
-  ...HEADER_CONFIGMAP_KEYS,
   // HTTP/2 to clients: src/k8s/http2-settings.ts.
   ...HTTP2_CONFIGMAP_KEYS,
 ];
@@ -214,6 +212,7 @@ export function parseControllerConfigMap(
   const hostHeader = v.headerName('forwarded-host-header', 'X-Forwarded-Host');
   if (hostHeader !== null) s.forwardedHostHeader = hostHeader;
   readProxyLimitKeys(v, s);
+  readWorkerProcesses(v, s);
   applyAccessSettings(data, s, {
     invalid: v.invalid,
     error: (key, message) => push(v.sink, 'error', 'ACCESS_CONFIG_DENIED', v.field(key), message),
@@ -222,6 +221,20 @@ export function parseControllerConfigMap(
   s.unsupportedKeys = unsupported;
   warnIfTrustingEveryone(v, s);
   return s;
+}
+
+/** worker-processes: `auto` or 1-1024 processes (src/workers/ runs them); a bad value leaves it unset. */
+function readWorkerProcesses(v: ConfigMapReader, s: GatewaySettings): void {
+  const text = v.data['worker-processes'];
+  if (text === undefined) return;
+  if (text.trim() === 'auto') {
+    s.workerProcesses = 'auto';
+    return;
+  }
+  const n = parseUint(text, 1024);
+  if (n === null || n < 1)
+    v.invalid('worker-processes', text, 'auto or a number of processes (1-1024)', 'auto');
+  else s.workerProcesses = n;
 }
 
 /** The ConfigMap's values with the parsers every key shares; a bad value is a warning naming the key. */

@@ -28,31 +28,23 @@ export interface ChosenWorkers {
   value: number;
   /** Where the number came from, for the start-up line. */
   from: string;
-  /** A ConfigMap value that could not be read (the fallback applies). */
-  warning: string | null;
 }
 
 /**
- * keepip controller's worker count, as ingress-nginx chooses its `worker_processes`: the flag when
- * given, else the ConfigMap's `worker-processes`, else auto (the available cores).
+ * How many workers serve, as ingress-nginx chooses its `worker_processes`: the flag when given, else
+ * the ConfigMap's `worker-processes` (GatewaySettings.workerProcesses), else the command's default
+ * (`auto` for keepip controller, 1 for keepip gateway).
  */
 export function chooseWorkerCount(input: {
   flag: number | 'auto' | null;
-  configMap: string | undefined;
+  configMap: number | 'auto' | undefined;
+  fallback: number | 'auto';
   available: number;
 }): ChosenWorkers {
-  const auto = Math.max(1, Math.floor(input.available));
-  if (input.flag !== null) {
-    return { value: input.flag === 'auto' ? auto : input.flag, from: '--workers', warning: null };
-  }
-  if (input.configMap !== undefined) {
-    const parsed = parseWorkerCount(input.configMap, input.available);
-    if (parsed.ok) return { value: parsed.value, from: 'ConfigMap worker-processes', warning: null };
-    return {
-      value: auto,
-      from: 'auto',
-      warning: `ConfigMap worker-processes: ${parsed.error}; using auto (${auto}) [${parsed.code}]`,
-    };
-  }
-  return { value: auto, from: 'auto', warning: null };
+  const count = (value: number | 'auto') =>
+    value === 'auto' ? Math.max(1, Math.floor(input.available)) : value;
+  if (input.flag !== null) return { value: count(input.flag), from: '--workers' };
+  if (input.configMap !== undefined)
+    return { value: count(input.configMap), from: 'ConfigMap worker-processes' };
+  return { value: count(input.fallback), from: input.fallback === 'auto' ? 'auto' : 'the default' };
 }

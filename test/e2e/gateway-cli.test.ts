@@ -78,7 +78,7 @@ describe('keepip gateway command line', () => {
     const file = dir.write(
       'warn.yaml',
       manifests(
-        { 'use-proxy-protocol': 'true', 'use-forwarded-headers': 'true', 'worker-processes': '4' },
+        { 'use-proxy-protocol': 'true', 'use-forwarded-headers': 'true', 'worker-cpu-affinity': 'auto' },
         { 'configuration-snippet': 'return 200;', 'allowlist-source-range': '10.0.0.0/8' },
       ),
     );
@@ -94,7 +94,7 @@ describe('keepip gateway command line', () => {
       await gateway.waitFor(
         /warning: refused annotations \(not honoured\): nginx\.ingress\.kubernetes\.io\/configuration-snippet \(Ingress default\/web\)/,
       );
-      await gateway.waitFor(/keepip gateway: ConfigMap keys with no effect in keepip: worker-processes/);
+      await gateway.waitFor(/keepip gateway: ConfigMap keys with no effect in keepip: worker-cpu-affinity/);
     } finally {
       assert.equal(await gateway.stop(), 0);
     }

@@ -175,12 +175,12 @@ test('refused and unknown ConfigMap keys are reported by name and listed in the 
       'use-gzip': 'true',
       'enable-modsecurity': 'true',
       'allow-snippet-annotations': 'true',
-      'worker-processes': '4',
+      'worker-cpu-affinity': 'auto',
       'use-gzipp': 'true',
       'ssl-redirect': 'false',
     }),
   );
-  // worker-processes has no observable effect (info only), so it is not "unsupported".
+  // worker-cpu-affinity has no observable effect (info only), so it is not "unsupported".
   assert.deepEqual(t.gateway.settings.unsupportedKeys, [
     'use-gzip',
     'enable-modsecurity',

@@ -137,6 +137,26 @@ describe('keepip gateway --workers', () => {
     });
   });
 
+  test("without --workers, the ConfigMap's worker-processes sets the count", async () => {
+    const file = dir.write(
+      'configmap-count.yaml',
+      toYaml([
+        controllerConfigMap({ 'worker-processes': '2', 'log-format-upstream': workerLogFormat('cm') }),
+        ...serviceWithEndpoints({ name: 'web', ports: [backend.address.port] }),
+        ingress({ name: 'web', host: 'web.example.com', paths: [{ path: '/', service: 'web', port: 80 }] }),
+      ]),
+    );
+    const gw = await startWorkersGateway(file);
+    try {
+      assert.equal(gw.pids.length, 2);
+      const served = await untilEveryWorkerServed(gw, gw.pids, 'cm');
+      assert.ok(served.every((s) => s.marker === 'cm'));
+      assert.doesNotMatch(gw.running.output(), /no effect in keepip: worker-processes/);
+    } finally {
+      assert.equal(await gw.running.stop(), 0);
+    }
+  });
+
   test('SIGTERM drains every worker: a request in flight completes, then all processes exit 0', async () => {
     const held = await startHeldBackend({ hold: (url) => url.includes('hold') });
     const file = dir.write('drain.yaml', manifests('d', held.port));

@@ -5,7 +5,8 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { MAX_WORKERS, parseWorkerCount } from '../../src/workers/count.ts';
+import { chooseWorkerCount, MAX_WORKERS, parseWorkerCount } from '../../src/workers/count.ts';
+import { controllerConfigMap, topologyOf } from '../fixtures/gateway/manifests.ts';
 import { restartDelayMs } from '../../src/workers/pool.ts';
 import { chunkEnd, createSharedLineSink, PIPE_BUF } from '../../src/workers/shared-line-sink.ts';
 
@@ -24,6 +25,40 @@ describe('parseWorkerCount', () => {
       assert.equal(!result.ok && result.code, 'WORKER_COUNT_INVALID');
     }
   });
+});
+
+test('chooseWorkerCount: the flag, else the ConfigMap, else the command default', () => {
+  const base = { available: 4, fallback: 'auto' as const };
+  assert.deepEqual(chooseWorkerCount({ ...base, flag: 2, configMap: 3 }), { value: 2, from: '--workers' });
+  assert.deepEqual(chooseWorkerCount({ ...base, flag: null, configMap: 'auto' }), {
+    value: 4,
+    from: 'ConfigMap worker-processes',
+  });
+  assert.deepEqual(chooseWorkerCount({ ...base, flag: null, configMap: undefined }), {
+    value: 4,
+    from: 'auto',
+  });
+  assert.deepEqual(chooseWorkerCount({ ...base, fallback: 1, flag: null, configMap: undefined }), {
+    value: 1,
+    from: 'the default',
+  });
+});
+
+test('worker-processes in the ConfigMap: auto or 1-1024, anything else a warning and unset', () => {
+  const settings = (value: string) => topologyOf([controllerConfigMap({ 'worker-processes': value })]);
+  assert.equal(settings('auto').gateway.settings.workerProcesses, 'auto');
+  assert.equal(settings('3').gateway.settings.workerProcesses, 3);
+  for (const bad of ['0', 'many', '2000']) {
+    const t = settings(bad);
+    assert.equal(t.gateway.settings.workerProcesses, undefined, bad);
+    assert.ok(
+      t.issues.some((i) => i.code === 'INVALID_CONFIGMAP_VALUE' && i.field === 'data["worker-processes"]'),
+    );
+  }
+  assert.ok(
+    !settings('2').issues.some((i) => i.field === 'data["worker-processes"]'),
+    'implemented: no issue',
+  );
 });
 
 test('restartDelayMs: at once after a worker that ran a while, then doubling from 100 ms to 10 s', () => {
