@@ -199,6 +199,12 @@ export interface GatewaySettings {
   enableAccessLogForDefaultBackend?: boolean;
   /** forwarded-host-header: the header X-Original-Forwarded-Host copies (X-Forwarded-Host). */
   forwardedHostHeader?: string;
+  /** add-headers: response headers on every response (from the ConfigMap it names; lower-case names). */
+  addHeaders?: Readonly<Record<string, string>>;
+  /** proxy-set-headers: request headers to every backend (nginx variables in values are expanded). */
+  proxySetHeaders?: Readonly<Record<string, string>>;
+  /** global-allowed-response-headers: the names a custom-headers ConfigMap may set. */
+  allowedResponseHeaders?: readonly string[];
   /** worker-processes: `auto` or a count of serving processes; absent when the ConfigMap does not say (src/workers/). */
   workerProcesses?: number | 'auto';
   /** ConfigMap keys present but not implemented: reported at start-up and on reload. */
@@ -248,6 +254,8 @@ export interface LocationModel {
   upstreamVhost?: string;
   /** x-forwarded-prefix: sent as X-Forwarded-Prefix when the location rewrites (`$N` are its captures). */
   xForwardedPrefix?: string;
+  /** custom-headers: response headers of this location (lower-case names), replacing the backend's. */
+  customHeaders?: Readonly<Record<string, string>>;
 }
 
 /** enable-cors with its cors-* values, defaults applied (ingress-nginx's cors parser). */

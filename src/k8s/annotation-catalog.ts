@@ -193,6 +193,12 @@ export const ANNOTATION_CATALOG: readonly CatalogEntry[] = [
     values: "a path of `[-._~a-zA-Z0-9/:$]`, `$1`… the rewrite's captures",
     note: "X-Forwarded-Prefix to the backend, on locations that rewrite (a `rewrite-target` that differs from the path), as ingress-nginx sets it only beside its rewrite; empty: none. A client's own X-Forwarded-Prefix passes only from a trusted hop with use-forwarded-headers",
   },
+  {
+    names: ['custom-headers'],
+    status: 'implemented',
+    values: 'ConfigMap `name` or `namespace/name` (same namespace)',
+    note: "its keys and values are response headers of the Ingress's locations, on every response (the gateway's own included), replacing the backend's; values are sent as written. Only names the ConfigMap key `global-allowed-response-headers` lists are allowed: another name, a missing ConfigMap or an invalid name or value denies the locations (503, `ACCESS_CONFIG_DENIED`), as ingress-nginx does",
+  },
   // --- Implemented: limits, basic and external auth, satisfy, client certificates (access-annotations.ts).
   {
     names: ['limit-rps', 'limit-rpm'],
@@ -415,11 +421,6 @@ export const ANNOTATION_CATALOG: readonly CatalogEntry[] = [
     names: ['preserve-trailing-slash'],
     status: 'refused',
     note: `${NOT_YET}: the ssl-redirect Location drops a trailing \`/\``,
-  },
-  {
-    names: ['custom-headers'],
-    status: 'refused',
-    note: `${NOT_YET}: the response headers of the ConfigMap are not added`,
   },
   {
     names: ['proxy-redirect-from', 'proxy-redirect-to'],
@@ -737,17 +738,30 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
     note: 'the request header X-Original-Forwarded-Host copies (must be an HTTP header name)',
   },
   {
+    names: ['add-headers'],
+    status: 'implemented',
+    values: 'none',
+    note: "`namespace/name` (or `name` in the controller's namespace) of a ConfigMap whose keys and values are headers on every response, the gateway's own included (before custom-headers and CORS, which win); values as written. A missing ConfigMap or a key that is not a header name: warning, none",
+  },
+  {
+    names: ['proxy-set-headers'],
+    status: 'implemented',
+    values: 'none',
+    note: "a ConfigMap as for add-headers whose headers are sent to every backend after keepip's own (they win); nginx variables in values (`$remote_addr`, `$http_*`, `$request_uri`…) are expanded, an empty result sends none",
+  },
+  {
+    names: ['global-allowed-response-headers'],
+    status: 'implemented',
+    values: 'none',
+    note: 'comma-separated header names a `custom-headers` ConfigMap may set (see the annotation)',
+  },
+  {
     names: ['allow-snippet-annotations'],
     status: 'implemented',
     values: 'false',
     note: 'keepip never runs snippets; `"false"` is accepted silently, anything else is refused (`CONFIGMAP_KEY_REFUSED`)',
   },
   // --- Not implemented yet: observable behaviour keepip does not have.
-  {
-    names: ['add-headers', 'proxy-set-headers'],
-    status: 'refused',
-    note: `${NOT_YET}: no headers are added to responses or backend requests`,
-  },
   {
     names: ['load-balance', 'upstream-hash-by', 'upstream-hash-by-subset', 'upstream-hash-by-subset-size'],
     status: 'refused',
@@ -1056,11 +1070,6 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
     note: 'keepip emits no traces (OpenTelemetry, Jaeger)',
     instead:
       'the backend continues the trace: `traceparent`/`tracestate` pass through unchanged, and X-Request-ID ties the access log line to it',
-  },
-  {
-    names: ['global-allowed-response-headers'],
-    status: 'refused',
-    note: `${NOT_YET}: custom-headers is not implemented`,
   },
 ];
 

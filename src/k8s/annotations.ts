@@ -18,6 +18,7 @@ import {
   nearestName,
 } from './annotation-catalog.ts';
 import { annotationField, formatFieldPath } from './field-path.ts';
+import { HEADER_CONFIGMAP_KEYS } from './header-settings.ts';
 import { applyHttp2Settings, HTTP2_CONFIGMAP_KEYS } from './http2-settings.ts';
 import { describeOrigin } from './reader.ts';
 import { ROUTE_ANNOTATIONS } from './route-annotations.ts';
@@ -79,6 +80,8 @@ export const SUPPORTED_CONFIGMAP_KEYS: readonly string[] = [
   'forwarded-host-header',
   'worker-processes',
   ...ACCESS_CONFIGMAP_KEYS,
+  // add-headers, proxy-set-headers, global-allowed-response-headers: src/k8s/header-settings.ts.
+  ...HEADER_CONFIGMAP_KEYS,
   // HTTP/2 to clients: src/k8s/http2-settings.ts.
   ...HTTP2_CONFIGMAP_KEYS,
 ];
