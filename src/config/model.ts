@@ -205,6 +205,8 @@ export interface GatewaySettings {
   proxySetHeaders?: Readonly<Record<string, string>>;
   /** global-allowed-response-headers: the names a custom-headers ConfigMap may set. */
   allowedResponseHeaders?: readonly string[];
+  /** disable-access-log / disable-http-access-log: no access log line at all. */
+  disableAccessLog?: boolean;
   /** worker-processes: `auto` or a count of serving processes; absent when the ConfigMap does not say (src/workers/). */
   workerProcesses?: number | 'auto';
   /** ConfigMap keys present but not implemented: reported at start-up and on reload. */
@@ -256,6 +258,8 @@ export interface LocationModel {
   xForwardedPrefix?: string;
   /** custom-headers: response headers of this location (lower-case names), replacing the backend's. */
   customHeaders?: Readonly<Record<string, string>>;
+  /** enable-access-log: "false" (only then set): this location's requests get no access log line. */
+  accessLog?: false;
 }
 
 /** enable-cors with its cors-* values, defaults applied (ingress-nginx's cors parser). */

@@ -100,7 +100,9 @@ export function completeExchange(
       vars.servicePort = location.backend.port;
     }
   }
-  if (ex.accessLog) ctx.accessLog.write(snap.formatAccessLine(vars));
+  // enable-access-log "false" on the location, disable-access-log in the ConfigMap: no line.
+  if (ex.accessLog && route?.location.accessLog !== false && snap.settings.disableAccessLog !== true)
+    ctx.accessLog.write(snap.formatAccessLine(vars));
   ctx.metrics.request(
     route === null ? '' : `${route.location.ingress.namespace}/${route.location.ingress.name}`,
     route === null ? '_' : ex.serverName,
@@ -133,7 +135,8 @@ export function logBareRequest(
   vars.requestLength = request.length;
   vars.headers = headers;
   vars.reqId = newRequestId();
-  ctx.accessLog.write(ctx.current().formatAccessLine(vars));
+  const snap = ctx.current();
+  if (snap.settings.disableAccessLog !== true) ctx.accessLog.write(snap.formatAccessLine(vars));
   ctx.metrics.request('', '_', status, / HTTP\/(1\.0|1\.1|2\.0)$/.exec(request)?.[0].slice(1) ?? '');
 }
 

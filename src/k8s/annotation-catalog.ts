@@ -199,6 +199,12 @@ export const ANNOTATION_CATALOG: readonly CatalogEntry[] = [
     values: 'ConfigMap `name` or `namespace/name` (same namespace)',
     note: "its keys and values are response headers of the Ingress's locations, on every response (the gateway's own included), replacing the backend's; values are sent as written. Only names the ConfigMap key `global-allowed-response-headers` lists are allowed: another name, a missing ConfigMap or an invalid name or value denies the locations (503, `ACCESS_CONFIG_DENIED`), as ingress-nginx does",
   },
+  {
+    names: ['enable-access-log'],
+    status: 'implemented',
+    values: 'Go boolean, default true',
+    note: "`false`: requests to the Ingress's locations get no access log line (metrics still count them)",
+  },
   // --- Implemented: limits, basic and external auth, satisfy, client certificates (access-annotations.ts).
   {
     names: ['limit-rps', 'limit-rpm'],
@@ -431,11 +437,6 @@ export const ANNOTATION_CATALOG: readonly CatalogEntry[] = [
     names: ['proxy-cookie-domain', 'proxy-cookie-path'],
     status: 'refused',
     note: `${NOT_YET}: the backend's Set-Cookie reaches the client as it is`,
-  },
-  {
-    names: ['enable-access-log'],
-    status: 'refused',
-    note: `${NOT_YET}: every request is logged`,
   },
   {
     names: ['connection-proxy-header'],
@@ -756,6 +757,12 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
     note: 'comma-separated header names a `custom-headers` ConfigMap may set (see the annotation)',
   },
   {
+    names: ['disable-access-log', 'disable-http-access-log'],
+    status: 'implemented',
+    values: 'false',
+    note: '`"true"`: no access log line at all (metrics still count the requests)',
+  },
+  {
     names: ['allow-snippet-annotations'],
     status: 'implemented',
     values: 'false',
@@ -834,7 +841,7 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
     note: `${NOT_YET}: no request is refused by its User-Agent or Referer`,
   },
   {
-    names: ['skip-access-log-urls', 'disable-access-log', 'disable-http-access-log', 'access-log-params'],
+    names: ['skip-access-log-urls', 'access-log-params'],
     status: 'refused',
     note: `${NOT_YET}: every request is logged`,
     instead: '`--access-log FILE` (or stdout) for where the lines go',

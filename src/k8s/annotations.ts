@@ -21,7 +21,7 @@ import { annotationField, formatFieldPath } from './field-path.ts';
 import { HEADER_CONFIGMAP_KEYS } from './header-settings.ts';
 import { applyHttp2Settings, HTTP2_CONFIGMAP_KEYS } from './http2-settings.ts';
 import { describeOrigin } from './reader.ts';
-import { ROUTE_ANNOTATIONS } from './route-annotations.ts';
+import { ROUTE_ANNOTATIONS, ROUTE_CONFIGMAP_KEYS } from './route-annotations.ts';
 import { parseConfigMapSourceRange, resolveAccessRules } from './source-range.ts';
 import { isHeaderName, parseGoBool, parseGoDurationMs, parseNginxSize, parseUint } from './values.ts';
 
@@ -82,6 +82,8 @@ export const SUPPORTED_CONFIGMAP_KEYS: readonly string[] = [
   ...ACCESS_CONFIGMAP_KEYS,
   // add-headers, proxy-set-headers, global-allowed-response-headers: src/k8s/header-settings.ts.
   ...HEADER_CONFIGMAP_KEYS,
+  // disable-access-log, disable-http-access-log: src/k8s/route-annotations.ts.
+  ...ROUTE_CONFIGMAP_KEYS,
   // HTTP/2 to clients: src/k8s/http2-settings.ts.
   ...HTTP2_CONFIGMAP_KEYS,
 ];

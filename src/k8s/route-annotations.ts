@@ -29,7 +29,26 @@ export const ROUTE_ANNOTATIONS: readonly string[] = [
   'x-forwarded-prefix',
   // Read with the ConfigMap it names: src/k8s/header-settings.ts.
   'custom-headers',
+  'enable-access-log',
 ];
+
+/** The controller ConfigMap keys this module reads. */
+export const ROUTE_CONFIGMAP_KEYS: readonly string[] = ['disable-access-log', 'disable-http-access-log'];
+
+/** disable-access-log / disable-http-access-log: no access log line at all (ingress-nginx's `access_log off`). */
+export function applyLogSettings(
+  data: Readonly<Record<string, string>>,
+  settings: { disableAccessLog?: boolean },
+  invalid: (key: string, value: string) => void,
+): void {
+  for (const key of ROUTE_CONFIGMAP_KEYS) {
+    const v = data[key];
+    if (v === undefined) continue;
+    const b = parseGoBool(v);
+    if (b === null) invalid(key, v);
+    else if (b) settings.disableAccessLog = true;
+  }
+}
 
 /** What one Ingress's route annotations say. */
 export interface RouteAnnotations {
@@ -43,6 +62,8 @@ export interface RouteAnnotations {
   upstreamVhost: string | null;
   /** x-forwarded-prefix (only sent where the location rewrites). */
   xForwardedPrefix: string | null;
+  /** enable-access-log: false turns the access log off for the Ingress's locations. */
+  accessLog: boolean;
 }
 
 export interface RouteInput {
@@ -190,6 +211,14 @@ function checked(input: RouteInput, name: string, valid: RegExp, what: string): 
   return null;
 }
 
+function readAccessLog(input: RouteInput): boolean {
+  const v = input.annotations[`${PREFIX}enable-access-log`];
+  if (v === undefined) return true;
+  const b = parseGoBool(v);
+  if (b === null) warn(input, 'enable-access-log', `${JSON.stringify(v)} is not a boolean; true applies`);
+  return b ?? true;
+}
+
 /** Reads the route annotations of one Ingress. */
 export function parseRouteAnnotations(input: RouteInput): RouteAnnotations {
   const fromToWww = input.annotations[`${PREFIX}from-to-www-redirect`];
@@ -217,5 +246,6 @@ export function parseRouteAnnotations(input: RouteInput): RouteAnnotations {
       PREFIX_WITH_CAPTURES,
       'a path of [-._~a-zA-Z0-9/:$]',
     ),
+    accessLog: readAccessLog(input),
   };
 }

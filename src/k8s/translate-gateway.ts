@@ -15,13 +15,15 @@ import type {
 } from '../config/model.ts';
 import { type IngressAccess, locationAccess, parseAccessAnnotations } from './access-annotations.ts';
 import { type IngressAnnotations, parseControllerConfigMap, parseIngressAnnotations } from './annotations.ts';
-import { annotationField } from './field-path.ts';
+import { annotationField, formatFieldPath } from './field-path.ts';
 import { applyHeaderSettings, type ConfigMapLookup, readCustomHeaders } from './header-settings.ts';
-import { parseRouteAnnotations, type RouteAnnotations } from './route-annotations.ts';
+import { applyLogSettings, parseRouteAnnotations, type RouteAnnotations } from './route-annotations.ts';
 import type {
   ConfigMapView,
   IngressBackendView,
   IngressClassView,
+  IngressPathView,
+  IngressRuleView,
   IngressView,
   SecretView,
   ServiceView,
@@ -102,6 +104,16 @@ export function translateGatewaySettings(
   }
   const settings = parseControllerConfigMap(cm.data, ref, cm.origin, issues);
   applyHeaderSettings(cm.data, settings, configMapLookup(input), cm.origin, issues);
+  applyLogSettings(cm.data, settings, (key, value) =>
+    issue(
+      issues,
+      'warning',
+      'INVALID_CONFIGMAP_VALUE',
+      cm.origin,
+      formatFieldPath(['data', key]),
+      `${JSON.stringify(value)} is not a boolean; false applies`,
+    ),
+  );
   return settings;
 }
 
@@ -196,11 +208,37 @@ function tlsCovers(tlsHost: string, host: string): boolean {
   return false;
 }
 
+/** What a custom-headers annotation gives a location: headers, a denial, or nothing. */
+type CustomHeaders = ReturnType<typeof readCustomHeaders>;
+
+/** What each served Ingress's annotations say, read once per Ingress. */
+interface IngressReadings {
+  annotations: Map<IngressView, IngressAnnotations>;
+  accessOf: Map<IngressView, IngressAccess>;
+  routeOf: Map<IngressView, RouteAnnotations>;
+  headersOf: Map<IngressView, CustomHeaders>;
+}
+
 interface HostBuild {
   host: string;
   locations: LocationModel[];
   keys: Map<string, Origin>;
   creator: IngressView;
+}
+
+/** One translation under way: the served Ingresses, what they say, and the hosts built so far. */
+interface GatewayBuild extends IngressReadings {
+  input: GatewayInput;
+  settings: GatewaySettings;
+  served: readonly IngressView[];
+  issues: ConfigIssue[];
+  services: Map<string, ServiceView>;
+  /** A host's paths all become regexes when any Ingress of that host asks for use-regex or a rewrite. */
+  regexHosts: Set<string>;
+  tlsHosts: Set<string>;
+  hosts: Map<string, HostBuild>;
+  defaultBackend: BackendRef | null;
+  defaultBackendOrigin: Origin | null;
 }
 
 export function translateGateway(
@@ -211,12 +249,48 @@ export function translateGateway(
   const ingressClass = options.ingressClass ?? DEFAULT_INGRESS_CLASS;
   const settings = translateGatewaySettings(input, options.configMap, issues);
   const served = selectIngresses(input, ingressClass, issues);
+  const readings = readIngresses(input, served, settings, issues);
+  const b: GatewayBuild = {
+    ...readings,
+    input,
+    settings,
+    served,
+    issues,
+    services: new Map(input.services.map((s) => [`${s.meta.namespace}/${s.meta.name}`, s])),
+    ...regexAndTlsHosts(served, readings.annotations),
+    hosts: new Map(),
+    defaultBackend: null,
+    defaultBackendOrigin: null,
+  };
+  for (const ing of served) addIngress(b, ing);
+  addRootFallbacks(b);
+  return {
+    ingressClass,
+    settings,
+    virtualHosts: virtualHosts(b),
+    defaultBackend: b.defaultBackend,
+    controllerServices: controllerServices(
+      input.services,
+      settings.configMap?.namespace ??
+        parseObjectRef(options.configMap ?? DEFAULT_CONFIGMAP)?.namespace ??
+        'ingress-nginx',
+    ),
+  };
+}
+
+/** The annotations of every served Ingress: ingress-nginx's, access, route, custom headers. */
+function readIngresses(
+  input: GatewayInput,
+  served: readonly IngressView[],
+  settings: GatewaySettings,
+  issues: ConfigIssue[],
+): IngressReadings {
   const annotations = new Map<IngressView, IngressAnnotations>();
   for (const ing of served)
     annotations.set(ing, parseIngressAnnotations(ing.meta.annotations, settings, ing.origin, issues));
   const accessOf = readAccess(input, served, settings, issues);
   const routeOf = new Map<IngressView, RouteAnnotations>();
-  const headersOf = new Map<IngressView, ReturnType<typeof readCustomHeaders>>();
+  const headersOf = new Map<IngressView, CustomHeaders>();
   const lookup = configMapLookup(input);
   for (const ing of served) {
     routeOf.set(
@@ -226,39 +300,14 @@ export function translateGateway(
     const ref = { namespace: ing.meta.namespace, name: ing.meta.name };
     headersOf.set(ing, readCustomHeaders(ing.meta.annotations, ref, ing.origin, settings, lookup, issues));
   }
+  return { annotations, accessOf, routeOf, headersOf };
+}
 
-  const serviceIndex = new Map(input.services.map((s) => [`${s.meta.namespace}/${s.meta.name}`, s]));
-  const backendRef = (ing: IngressView, b: IngressBackendView | null): BackendRef | null => {
-    if (b === null || b.service === null) return null;
-    const { name, port } = b.service;
-    const svc = serviceIndex.get(`${ing.meta.namespace}/${name}`);
-    if (!svc) {
-      issue(
-        issues,
-        'warning',
-        'SERVICE_NOT_FOUND',
-        ing.origin,
-        `${b.field}.service.name`,
-        `Service ${ing.meta.namespace}/${name} is not in the manifests; requests answer 503 until it exists`,
-      );
-    } else if (!svc.ports.some((p) => (typeof port === 'number' ? p.port === port : p.name === port))) {
-      issue(
-        issues,
-        'warning',
-        'SERVICE_PORT_NOT_FOUND',
-        ing.origin,
-        `${b.field}.service.port`,
-        `Service ${ing.meta.namespace}/${name} has no port ${JSON.stringify(port)}; requests answer 503`,
-      );
-    }
-    return {
-      service: { namespace: ing.meta.namespace, name },
-      port,
-      upstreamName: `${ing.meta.namespace}-${name}-${port}`,
-    };
-  };
-
-  // A host's paths all become regexes when any Ingress of that host asks for use-regex or a rewrite.
+/** The hosts whose paths are regexes, and the hosts named under spec.tls. */
+function regexAndTlsHosts(
+  served: readonly IngressView[],
+  annotations: ReadonlyMap<IngressView, IngressAnnotations>,
+): { regexHosts: Set<string>; tlsHosts: Set<string> } {
   const regexHosts = new Set<string>();
   const tlsHosts = new Set<string>();
   for (const ing of served) {
@@ -275,187 +324,228 @@ export function translateGateway(
     }
     for (const t of ing.tls) for (const h of t.hosts) tlsHosts.add(h);
   }
-  const hasTls = (host: string) => [...tlsHosts].some((t) => tlsCovers(t, host));
+  return { regexHosts, tlsHosts };
+}
 
-  const hosts = new Map<string, HostBuild>();
-  let defaultBackend: BackendRef | null = null;
-  let defaultBackendOrigin: Origin | null = null;
+function hasTls(b: GatewayBuild, host: string): boolean {
+  return [...b.tlsHosts].some((t) => tlsCovers(t, host));
+}
 
-  const location = (
-    ing: IngressView,
-    path: string,
-    pathType: PathType,
-    regex: string | null,
-    backend: BackendRef | null,
-    host: string,
-  ): LocationModel => {
-    const a = annotations.get(ing)!;
-    const custom = headersOf.get(ing) ?? null;
-    const access = withDenial(locationAccess(accessOf.get(ing)!, path, settings), custom);
-    const { redirect, cors, upstreamVhost, xForwardedPrefix } = routeOf.get(ing)!;
-    return {
-      ...(access ? { access } : {}),
-      ...(redirect !== null ? { redirect } : {}),
-      ...(cors !== null ? { cors } : {}),
-      ...(upstreamVhost !== null ? { upstreamVhost } : {}),
-      ...(xForwardedPrefix !== null ? { xForwardedPrefix } : {}),
-      ...(custom !== null && 'headers' in custom ? { customHeaders: custom.headers } : {}),
-      ingress: { namespace: ing.meta.namespace, name: ing.meta.name },
-      ingressOrigin: ing.origin,
-      createdAt: ing.meta.creationTimestamp,
-      path,
-      pathType,
-      regex,
-      backend: a.backendRefused ? null : backend,
-      allow: a.allow,
-      deny: a.deny,
-      rewriteTarget: a.rewriteTarget === path ? null : a.rewriteTarget,
-      appRoot: a.appRoot,
-      sslRedirect: (a.sslRedirect ?? settings.sslRedirect) && hasTls(host),
-      forceSslRedirect: a.forceSslRedirect,
-      serviceUpstream: a.serviceUpstream,
-      backendProtocol: a.backendProtocol,
-      proxyBodySizeBytes: a.proxyBodySizeBytes,
-      proxyConnectTimeoutMs: a.proxyConnectTimeoutMs,
-      proxyReadTimeoutMs: a.proxyReadTimeoutMs,
-      proxySendTimeoutMs: a.proxySendTimeoutMs,
-    };
+/** A Service reference of an Ingress; a missing Service or port is a warning (503 until it exists). */
+function backendRef(
+  b: GatewayBuild,
+  ing: IngressView,
+  backend: IngressBackendView | null,
+): BackendRef | null {
+  if (backend === null || backend.service === null) return null;
+  const { name, port } = backend.service;
+  const svc = b.services.get(`${ing.meta.namespace}/${name}`);
+  if (!svc) {
+    issue(
+      b.issues,
+      'warning',
+      'SERVICE_NOT_FOUND',
+      ing.origin,
+      `${backend.field}.service.name`,
+      `Service ${ing.meta.namespace}/${name} is not in the manifests; requests answer 503 until it exists`,
+    );
+  } else if (!svc.ports.some((p) => (typeof port === 'number' ? p.port === port : p.name === port))) {
+    issue(
+      b.issues,
+      'warning',
+      'SERVICE_PORT_NOT_FOUND',
+      ing.origin,
+      `${backend.field}.service.port`,
+      `Service ${ing.meta.namespace}/${name} has no port ${JSON.stringify(port)}; requests answer 503`,
+    );
+  }
+  return {
+    service: { namespace: ing.meta.namespace, name },
+    port,
+    upstreamName: `${ing.meta.namespace}-${name}-${port}`,
   };
+}
 
-  for (const ing of served) {
-    if (ing.defaultBackend !== null && ing.rules.length === 0) {
-      if (defaultBackend === null) {
-        defaultBackend = backendRef(ing, ing.defaultBackend);
-        defaultBackendOrigin = ing.origin;
-      } else {
-        issue(
-          issues,
-          'warning',
-          'DUPLICATE_DEFAULT_BACKEND',
-          ing.origin,
-          'spec.defaultBackend',
-          `the default backend is already set by ${defaultBackendOrigin ? describeOrigin(defaultBackendOrigin) : 'an older Ingress'}; ignored`,
-        );
-      }
-    }
-    for (const rule of ing.rules) {
-      if (rule.host !== '' && !HOST.test(rule.host)) {
-        issue(
-          issues,
-          'error',
-          'INVALID_HOST',
-          ing.origin,
-          `${rule.field}.host`,
-          `${JSON.stringify(rule.host)} is not a host name or a single leading wildcard (*.example.com); rule ignored`,
-        );
-        continue;
-      }
-      let build = hosts.get(rule.host);
-      if (!build) {
-        build = { host: rule.host, locations: [], keys: new Map(), creator: ing };
-        hosts.set(rule.host, build);
-      }
-      const regexHost = regexHosts.has(rule.host);
-      for (const p of rule.paths) {
-        const path = p.path === '' ? '/' : p.path;
-        if (p.pathType !== 'ImplementationSpecific' && !STRICT_PATH.test(path)) {
-          issue(
-            issues,
-            'error',
-            'INVALID_PATH',
-            ing.origin,
-            `${p.field}.path`,
-            `${JSON.stringify(path)} is not a valid ${p.pathType} path (only /[A-Za-z0-9-._~/]*, as ingress-nginx validates it); path ignored. Use pathType ImplementationSpecific for a regex`,
-          );
-          continue;
-        }
-        if (!path.startsWith('/')) {
-          issue(
-            issues,
-            'error',
-            'INVALID_PATH',
-            ing.origin,
-            `${p.field}.path`,
-            `${JSON.stringify(path)} must start with "/"; path ignored`,
-          );
-          continue;
-        }
-        // Compiling the regex (nginx PCRE → JavaScript) is the router's job: it fails an
-        // uncompilable location closed, and the doctor uses the same router.
-        const regex = regexHost ? path : null;
-        const key = `${path}\u0000${p.pathType}`;
-        const first = build.keys.get(key);
-        if (first) {
-          issue(
-            issues,
-            'warning',
-            'DUPLICATE_PATH',
-            ing.origin,
-            p.field,
-            `host ${JSON.stringify(rule.host)} path ${JSON.stringify(path)} (${p.pathType}) is already defined by ${describeOrigin(first)}, which is older and wins`,
-          );
-          continue;
-        }
-        build.keys.set(key, ing.origin);
-        build.locations.push(location(ing, path, p.pathType, regex, backendRef(ing, p.backend), rule.host));
-      }
+/** An Ingress's default backend (the first one wins) and its rules. */
+function addIngress(b: GatewayBuild, ing: IngressView): void {
+  if (ing.defaultBackend !== null && ing.rules.length === 0) {
+    if (b.defaultBackend === null) {
+      b.defaultBackend = backendRef(b, ing, ing.defaultBackend);
+      b.defaultBackendOrigin = ing.origin;
+    } else {
+      issue(
+        b.issues,
+        'warning',
+        'DUPLICATE_DEFAULT_BACKEND',
+        ing.origin,
+        'spec.defaultBackend',
+        `the default backend is already set by ${b.defaultBackendOrigin ? describeOrigin(b.defaultBackendOrigin) : 'an older Ingress'}; ignored`,
+      );
     }
   }
+  for (const rule of ing.rules) addRule(b, ing, rule);
+}
 
-  // As in ingress-nginx, a host's root falls back to the spec.defaultBackend of the Ingress that
-  // created the host, when no rule covers "/".
-  for (const build of hosts.values()) {
+function addRule(b: GatewayBuild, ing: IngressView, rule: IngressRuleView): void {
+  if (rule.host !== '' && !HOST.test(rule.host)) {
+    issue(
+      b.issues,
+      'error',
+      'INVALID_HOST',
+      ing.origin,
+      `${rule.field}.host`,
+      `${JSON.stringify(rule.host)} is not a host name or a single leading wildcard (*.example.com); rule ignored`,
+    );
+    return;
+  }
+  let build = b.hosts.get(rule.host);
+  if (!build) {
+    build = { host: rule.host, locations: [], keys: new Map(), creator: ing };
+    b.hosts.set(rule.host, build);
+  }
+  for (const p of rule.paths) addPath(b, ing, build, p);
+}
+
+/** One path of a rule as a location of its host, unless it is invalid or an older Ingress has it. */
+function addPath(b: GatewayBuild, ing: IngressView, build: HostBuild, p: IngressPathView): void {
+  const path = p.path === '' ? '/' : p.path;
+  if (!isValidPath(b, ing, p, path)) return;
+  // Compiling the regex (nginx PCRE → JavaScript) is the router's job: it fails an
+  // uncompilable location closed, and the doctor uses the same router.
+  const regex = b.regexHosts.has(build.host) ? path : null;
+  const key = `${path}\u0000${p.pathType}`;
+  const first = build.keys.get(key);
+  if (first) {
+    issue(
+      b.issues,
+      'warning',
+      'DUPLICATE_PATH',
+      ing.origin,
+      p.field,
+      `host ${JSON.stringify(build.host)} path ${JSON.stringify(path)} (${p.pathType}) is already defined by ${describeOrigin(first)}, which is older and wins`,
+    );
+    return;
+  }
+  build.keys.set(key, ing.origin);
+  build.locations.push(location(b, ing, path, p.pathType, regex, backendRef(b, ing, p.backend), build.host));
+}
+
+function isValidPath(b: GatewayBuild, ing: IngressView, p: IngressPathView, path: string): boolean {
+  if (p.pathType !== 'ImplementationSpecific' && !STRICT_PATH.test(path)) {
+    issue(
+      b.issues,
+      'error',
+      'INVALID_PATH',
+      ing.origin,
+      `${p.field}.path`,
+      `${JSON.stringify(path)} is not a valid ${p.pathType} path (only /[A-Za-z0-9-._~/]*, as ingress-nginx validates it); path ignored. Use pathType ImplementationSpecific for a regex`,
+    );
+    return false;
+  }
+  if (!path.startsWith('/')) {
+    issue(
+      b.issues,
+      'error',
+      'INVALID_PATH',
+      ing.origin,
+      `${p.field}.path`,
+      `${JSON.stringify(path)} must start with "/"; path ignored`,
+    );
+    return false;
+  }
+  return true;
+}
+
+/** A location: the path and its backend with everything the Ingress's annotations say for it. */
+function location(
+  b: GatewayBuild,
+  ing: IngressView,
+  path: string,
+  pathType: PathType,
+  regex: string | null,
+  backend: BackendRef | null,
+  host: string,
+): LocationModel {
+  const a = b.annotations.get(ing)!;
+  const custom = b.headersOf.get(ing) ?? null;
+  const access = withDenial(locationAccess(b.accessOf.get(ing)!, path, b.settings), custom);
+  const { redirect, cors, upstreamVhost, xForwardedPrefix, accessLog } = b.routeOf.get(ing)!;
+  return {
+    ...(access ? { access } : {}),
+    ...(redirect !== null ? { redirect } : {}),
+    ...(cors !== null ? { cors } : {}),
+    ...(upstreamVhost !== null ? { upstreamVhost } : {}),
+    ...(xForwardedPrefix !== null ? { xForwardedPrefix } : {}),
+    ...(custom !== null && 'headers' in custom ? { customHeaders: custom.headers } : {}),
+    ...(accessLog ? {} : { accessLog: false as const }),
+    ingress: { namespace: ing.meta.namespace, name: ing.meta.name },
+    ingressOrigin: ing.origin,
+    createdAt: ing.meta.creationTimestamp,
+    path,
+    pathType,
+    regex,
+    backend: a.backendRefused ? null : backend,
+    allow: a.allow,
+    deny: a.deny,
+    rewriteTarget: a.rewriteTarget === path ? null : a.rewriteTarget,
+    appRoot: a.appRoot,
+    sslRedirect: (a.sslRedirect ?? b.settings.sslRedirect) && hasTls(b, host),
+    forceSslRedirect: a.forceSslRedirect,
+    serviceUpstream: a.serviceUpstream,
+    backendProtocol: a.backendProtocol,
+    proxyBodySizeBytes: a.proxyBodySizeBytes,
+    proxyConnectTimeoutMs: a.proxyConnectTimeoutMs,
+    proxyReadTimeoutMs: a.proxyReadTimeoutMs,
+    proxySendTimeoutMs: a.proxySendTimeoutMs,
+  };
+}
+
+/**
+ * As in ingress-nginx, a host's root falls back to the spec.defaultBackend of the Ingress that
+ * created the host, when no rule covers "/".
+ */
+function addRootFallbacks(b: GatewayBuild): void {
+  for (const build of b.hosts.values()) {
     const creator = build.creator;
     if (creator.defaultBackend === null) continue;
     if (build.locations.some((l) => l.path === '/' && l.pathType !== 'Exact')) continue;
-    const regex = regexHosts.has(build.host) ? '/' : null;
+    const regex = b.regexHosts.has(build.host) ? '/' : null;
     build.locations.push(
-      location(creator, '/', 'Prefix', regex, backendRef(creator, creator.defaultBackend), build.host),
+      location(b, creator, '/', 'Prefix', regex, backendRef(b, creator, creator.defaultBackend), build.host),
     );
   }
+}
 
-  const secrets = new Map(input.secrets.map((s) => [`${s.meta.namespace}/${s.meta.name}`, s]));
-  const certFor = (host: string): TlsCertificateModel | null => {
-    for (const ing of served) {
-      for (const t of ing.tls) {
-        if (!t.hosts.some((h) => tlsCovers(h, host))) continue;
-        if (t.secretName === null || t.secretName === '') continue;
-        const cert = readTlsSecret(
-          secrets.get(`${ing.meta.namespace}/${t.secretName}`),
-          ing,
-          t.field,
-          t.secretName,
-          t.hosts,
-          issues,
-        );
-        if (cert) return cert;
-      }
-    }
-    return null;
-  };
-
-  const virtualHosts: VirtualHostModel[] = [...hosts.values()]
-    .sort((a, b) => compare(a.host, b.host))
-    .map((b) => ({
-      host: b.host,
-      tls: hasTls(b.host) ? certFor(b.host) : null,
-      locations: sortLocations(b.locations, regexHosts.has(b.host)),
-      ...clientCertificateOf(b.host, served, accessOf),
-      ...hostNames(b.host, hosts, served, routeOf),
+/** The hosts in name order, each with its certificate, sorted locations, client certificate and names. */
+function virtualHosts(b: GatewayBuild): VirtualHostModel[] {
+  const secrets = new Map(b.input.secrets.map((s) => [`${s.meta.namespace}/${s.meta.name}`, s]));
+  return [...b.hosts.values()]
+    .sort((x, y) => compare(x.host, y.host))
+    .map((h) => ({
+      host: h.host,
+      tls: hasTls(b, h.host) ? certificateFor(b, secrets, h.host) : null,
+      locations: sortLocations(h.locations, b.regexHosts.has(h.host)),
+      ...clientCertificateOf(h.host, b.served, b.accessOf),
+      ...hostNames(h.host, b.hosts, b.served, b.routeOf),
     }));
+}
 
-  return {
-    ingressClass,
-    settings,
-    virtualHosts,
-    defaultBackend,
-    controllerServices: controllerServices(
-      input.services,
-      settings.configMap?.namespace ??
-        parseObjectRef(options.configMap ?? DEFAULT_CONFIGMAP)?.namespace ??
-        'ingress-nginx',
-    ),
-  };
+/** The first usable Secret (merge order) of a spec.tls entry that covers the host. */
+function certificateFor(
+  b: GatewayBuild,
+  secrets: ReadonlyMap<string, SecretView>,
+  host: string,
+): TlsCertificateModel | null {
+  for (const ing of b.served) {
+    for (const t of ing.tls) {
+      if (!t.hosts.some((h) => tlsCovers(h, host))) continue;
+      if (t.secretName === null || t.secretName === '') continue;
+      const secret = secrets.get(`${ing.meta.namespace}/${t.secretName}`);
+      const cert = readTlsSecret(secret, ing, t.field, t.secretName, t.hosts, b.issues);
+      if (cert) return cert;
+    }
+  }
+  return null;
 }
 
 /** A custom-headers ConfigMap that cannot be used denies the location (503), as ingress-nginx does. */

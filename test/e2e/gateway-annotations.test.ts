@@ -7,6 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import tls from 'node:tls';
 import { generate } from 'selfsigned';
 import { type RunningWhoami, startWhoami } from '../../src/whoami/server.ts';
+import { metricSum } from '../helpers/metrics.ts';
 import {
   echoOf,
   type Reply,
@@ -172,6 +173,7 @@ describe('issue 20 annotations over sockets', () => {
       echo('xfp', 'xfp.baz.com', { 'x-forwarded-prefix': '/test/value', 'rewrite-target': '/foo' }),
       echo('noxfp', 'noxfp.baz.com', { 'x-forwarded-prefix': '', 'rewrite-target': '/foo' }),
       echo('xfp-plain', 'xfp-plain.baz.com', { 'x-forwarded-prefix': '/test/value' }),
+      echo('nolog', 'nolog.example', { 'enable-access-log': 'false' }),
       echo('app-a', 'two.example', {}, '/app-a'),
       echo('app-b', 'two.example', { 'server-alias': 'alias-of-two.example' }, '/app-b'),
     ];
@@ -369,6 +371,22 @@ describe('issue 20 annotations over sockets', () => {
     });
   });
 
+  describe('enable-access-log (log.go)', () => {
+    test("set access_log off: the location's requests get no access log line", async () => {
+      assert.equal(
+        (await request(gw.httpPort, { host: 'nolog.example', path: '/not-logged-here' })).status,
+        200,
+      );
+      // A later request that is logged proves the first had its chance to be.
+      assert.equal((await request(gw.httpPort, { host: 'foo', path: '/logged-marker' })).status, 200);
+      await gw.access.waitFor(/GET \/logged-marker /);
+      assert.deepEqual(
+        gw.access.lines.filter((l) => l.includes('/not-logged-here')),
+        [],
+      );
+    });
+  });
+
   describe('server-alias (alias.go)', () => {
     test("should return status code 200 for host 'foo' and 'bar'", async () => {
       for (const host of ['foo', 'bar']) {
@@ -413,6 +431,7 @@ describe('custom-headers (customheaders.go), add-headers and proxy-set-headers (
           'global-allowed-response-headers': 'My-Custom-Header,My-Custom-Header-Dollar',
           'add-headers': 'ingress-nginx/add-headers-configmap',
           'proxy-set-headers': 'ingress-nginx/proxy-headers',
+          'disable-access-log': 'true',
         }),
         configMap(
           'add-headers-configmap',
@@ -467,6 +486,21 @@ describe('custom-headers (customheaders.go), add-headers and proxy-set-headers (
       assert.equal(reply.headers['x-first'], 'Prepare for trouble!', host);
       assert.equal(reply.headers['x-second'], 'And make it double!', host);
     }
+  });
+
+  test('disable-access-log (settings/access_log.go): no access log line at all', async () => {
+    assert.equal(
+      (await request(gw.httpPort, { host: 'custom-headers-none', path: '/unlogged' })).status,
+      200,
+    );
+    const counted = async () =>
+      metricSum(await gw.gateway.metrics.registry.metrics(), 'keepip_gateway_requests_total', {
+        host: 'custom-headers-none',
+      });
+    // The request is counted when it ends, in the same step as its log line would be written.
+    for (let i = 0; i < 1500 && (await counted()) < 1; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.ok((await counted()) >= 1, 'the request was counted');
+    assert.deepEqual(gw.access.lines, []);
   });
 
   test('proxy-set-headers: request headers to the backend, nginx variables expanded', async () => {
