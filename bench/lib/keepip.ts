@@ -102,6 +102,8 @@ export async function startKeepipGateway(options: {
   manifests: GatewayManifestOptions;
   timeoutMs?: number;
   openFiles?: number;
+  /** --workers (default: one process). */
+  workers?: number;
 }): Promise<Managed> {
   mkdirSync(options.dir, { recursive: true });
   const manifestDir = join(options.dir, 'manifests');
@@ -116,6 +118,7 @@ export async function startKeepipGateway(options: {
     `${options.listen.host}:${options.listen.port}`,
     '--access-log',
     join(options.dir, 'access.log'),
+    ...(options.workers ? ['--workers', String(options.workers)] : []),
   ];
   try {
     return await startProcess({

@@ -14,6 +14,8 @@ export interface NginxInstance {
   http: string;
   listening: readonly Endpoint[];
   workerConnections?: number;
+  /** worker_processes (default 1). */
+  workerProcesses?: number;
 }
 
 export function nginxConfig(instance: NginxInstance): string {
@@ -22,7 +24,7 @@ export function nginxConfig(instance: NginxInstance): string {
   return [
     // As root nginx would switch workers to `nobody`, who cannot write into a 0700 scratch dir.
     ...(process.getuid?.() === 0 ? ['user root;'] : []),
-    'worker_processes 1;',
+    `worker_processes ${instance.workerProcesses ?? 1};`,
     // Never ask for more than the hard limit: without CAP_SYS_RESOURCE setrlimit would fail.
     `worker_rlimit_nofile ${Math.min(connections * 2 + 64, hardOpenFilesLimit())};`,
     'daemon off;',
@@ -74,6 +76,8 @@ export interface IngressLikeProxy {
   upstream: Endpoint;
   upstreamName: string;
   accessLogPath: string;
+  /** `listen … reuseport`, as ingress-nginx renders it (its reuse-port defaults to true). */
+  reusePort?: boolean;
 }
 
 /**
@@ -82,7 +86,7 @@ export interface IngressLikeProxy {
  * access log in the controller's format (unbuffered, as ingress-nginx writes it by default).
  */
 export function ingressLikeProxy(proxy: IngressLikeProxy): string {
-  const listen = `${proxy.listen.host}:${proxy.listen.port}${proxy.proxyProtocolFrom ? ' proxy_protocol' : ''}`;
+  const listen = `${proxy.listen.host}:${proxy.listen.port}${proxy.proxyProtocolFrom ? ' proxy_protocol' : ''}${proxy.reusePort ? ' reuseport' : ''}`;
   return [
     `log_format upstreaminfo '${INGRESS_NGINX_LOG_FORMAT}';`,
     `upstream ${proxy.upstreamName} {`,

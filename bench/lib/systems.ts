@@ -63,6 +63,8 @@ export async function startNginxProxy(
     upstream: Endpoint;
     proxyProtocolFrom?: string;
     workerConnections?: number;
+    /** worker_processes, with `listen … reuseport` as ingress-nginx renders it. */
+    workerProcesses?: number;
   },
 ): Promise<{ managed: Managed; at: Endpoint }> {
   const at = await endpoint();
@@ -78,9 +80,11 @@ export async function startNginxProxy(
         upstreamName: BENCH_UPSTREAM,
         accessLogPath: join(options.dir, 'access.log'),
         ...(options.proxyProtocolFrom ? { proxyProtocolFrom: options.proxyProtocolFrom } : {}),
+        ...(options.workerProcesses ? { reusePort: true } : {}),
       }),
       listening: [at],
       ...(options.workerConnections ? { workerConnections: options.workerConnections } : {}),
+      ...(options.workerProcesses ? { workerProcesses: options.workerProcesses } : {}),
     }),
   );
   return { managed, at };
@@ -130,6 +134,8 @@ export async function startGatewayOrRecord(
     trustedCidrs?: readonly string[];
     timeoutMs?: number;
     openFiles?: number;
+    /** --workers (default: one process). */
+    workers?: number;
   },
 ): Promise<{ managed: Managed; at: Endpoint } | null> {
   const at = await endpoint();
@@ -148,6 +154,7 @@ export async function startGatewayOrRecord(
         },
         ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {}),
         ...(options.openFiles ? { openFiles: options.openFiles } : {}),
+        ...(options.workers ? { workers: options.workers } : {}),
       }),
     );
     return { managed, at };
