@@ -154,6 +154,10 @@ export class H2Response implements GatewayResponse {
   resetByGateway = false;
   /** When a write was last refused for want of window (0: not blocked): send_timeout. */
   blockedSince = 0;
+  /** Body bytes still due by Content-Length (-1: unknown): the last piece ends the stream with it. */
+  #remaining = -1;
+  /** The stream was ended with the last piece of a Content-Length body; end() has nothing left to send. */
+  #bodyDone = false;
 
   constructor(stream: ServerHttp2Stream, request: H2Request) {
     this.#stream = stream;
@@ -191,6 +195,8 @@ export class H2Response implements GatewayResponse {
       }
     }
     if (statusCode === 204 || statusCode === 304) this.#noBody = true;
+    const length = out['content-length'];
+    this.#remaining = length === undefined || this.#noBody ? -1 : Number(length);
     this.#pending = out;
     this.headersSent = true;
     return this;
@@ -241,10 +247,17 @@ export class H2Response implements GatewayResponse {
   }
 
   write(chunk: Buffer): boolean {
-    if (this.writableFinished || this.#stream.destroyed) return true;
+    if (this.writableFinished || this.#bodyDone || this.#stream.destroyed) return true;
     this.#flush(false);
     if (this.#noBody || chunk.length === 0) return true;
     this.#request.socket.bytesWritten += chunk.length + 9;
+    if (chunk.length === this.#remaining && !this.#waitForTrailers) {
+      // The last piece of a body of known length: DATA with END_STREAM at once, no empty frame after.
+      this.#bodyDone = true;
+      this.#stream.end(chunk);
+      return true;
+    }
+    if (this.#remaining > 0) this.#remaining = Math.max(0, this.#remaining - chunk.length);
     const ok = this.#stream.write(chunk);
     if (!ok && this.blockedSince === 0) {
       this.blockedSince = performance.now();
@@ -265,7 +278,7 @@ export class H2Response implements GatewayResponse {
     const trailing = this.#waitForTrailers && this.#trailers !== null;
     if (this.#pending !== null && !hasBody && !trailing) {
       this.#flush(true);
-    } else {
+    } else if (!this.#bodyDone) {
       this.#flush(false);
       if (!stream.destroyed) {
         if (hasBody) this.#request.socket.bytesWritten += chunk.length + 9;
@@ -299,7 +312,10 @@ export class H2Response implements GatewayResponse {
 /** Bytes of a header block before compression, for $bytes_sent (HPACK makes the wire smaller). */
 function estimateHeaderBytes(headers: Record<string, unknown>): number {
   let bytes = 0;
-  for (const name in headers) bytes += name.length + String(headers[name]).length + 2;
+  for (const name in headers) {
+    const value = headers[name];
+    bytes += name.length + (typeof value === 'string' ? value.length : 8) + 2;
+  }
   return bytes;
 }
 
