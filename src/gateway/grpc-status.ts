@@ -3,7 +3,7 @@
 // a gRPC status in a "trailers-only" response (HTTP 200, content-type application/grpc, the status in
 // the one HEADERS frame), as Envoy and grpc-gateway do: a 403 from the allowlist is PERMISSION_DENIED
 // (7), an unreachable backend UNAVAILABLE (14). The mapping of other statuses follows gRPC's
-// "HTTP to gRPC Status Code Mapping" (doc/http-grpc-status-mapping.md) where it has one.
+// "HTTP to gRPC Status Code Mapping" (https://github.com/grpc/grpc/blob/master/doc/http-grpc-status-mapping.md) where it has one.
 
 export const GRPC_STATUS = {
   OK: 0,
