@@ -1,6 +1,7 @@
 // Idle keep-alive connections: RSS of keepip gateway before and after a separate load process opens
 // 10,000 connections (from several 127.x source addresses), completes one request on each and leaves
-// them open; nginx (ingress-nginx style, same allowlist) alongside. Target: ≤ 100 MB extra for keepip.
+// them open; nginx (ingress-nginx style, same allowlist) alongside. Target: ≤ 100 MB extra for keepip,
+// one process or --workers 2 (all three processes counted).
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BENCH_HOST } from '../lib/backend.ts';
@@ -26,6 +27,7 @@ const CONNECTIONS = 10_000;
 /** Several source addresses, so no single one comes near the ephemeral port range. */
 const SOURCES = ['127.0.1.1', '127.0.1.2', '127.0.1.3', '127.0.1.4'];
 const BUDGET_MB = 100;
+const WORKERS = 2;
 
 interface IdleOutcome {
   rssBeforeMb: number;
@@ -130,12 +132,20 @@ export const suite: BenchSuite = {
       const backend = await startBackend(started, ctx.tmpDir);
       const allow = [...OFFICE_ALLOWLIST, ...SOURCES.map((source) => `${source}/32`)];
       const systems: { name: string; managed: Managed; at: Endpoint }[] = [];
-      const [keepip, nginx] = await startTogether([
+      const [keepip, keepip2, nginx] = await startTogether([
         startGatewayOrRecord(started, errors, {
           dir: join(ctx.tmpDir, 'keepip'),
           allow,
           backend: backend.at,
           openFiles: CONNECTIONS * 2 + 1024,
+        }),
+        startGatewayOrRecord(started, errors, {
+          name: `keepip gateway --workers ${WORKERS}`,
+          dir: join(ctx.tmpDir, 'keepip-workers'),
+          allow,
+          backend: backend.at,
+          openFiles: CONNECTIONS * 2 + 1024,
+          workers: WORKERS,
         }),
         startNginxProxy(started, {
           name: 'nginx L7 proxy',
@@ -146,6 +156,8 @@ export const suite: BenchSuite = {
         }),
       ] as const);
       if (keepip) systems.push({ name: 'keepip gateway', ...keepip });
+      // Every process of it: the primary and both workers, each holding its share of the connections.
+      if (keepip2) systems.push({ name: `keepip gateway --workers ${WORKERS}`, ...keepip2 });
       systems.push({ name: `${versionOf('nginx')} L7 proxy (1 worker)`, ...nginx });
       for (const system of systems) {
         ctx.log(`opening ${CONNECTIONS} idle connections to ${system.name}`);
@@ -172,6 +184,15 @@ export const suite: BenchSuite = {
           value: budget,
           target: '<= 1',
           met: budget <= 1,
+        });
+      }
+      const workersBudget = ratioOf(extra.get(`keepip gateway --workers ${WORKERS}`), BUDGET_MB);
+      if (workersBudget !== null) {
+        ratios.push({
+          label: `keepip --workers ${WORKERS} extra RSS (all processes) / ${BUDGET_MB} MB budget`,
+          value: workersBudget,
+          target: '<= 1',
+          met: workersBudget <= 1,
         });
       }
       const vsNginx = ratioOf(keepipExtra, extra.get(`${versionOf('nginx')} L7 proxy (1 worker)`));
