@@ -260,6 +260,8 @@ export interface LocationModel {
   customHeaders?: Readonly<Record<string, string>>;
   /** enable-access-log: "false" (only then set): this location's requests get no access log line. */
   accessLog?: false;
+  /** A canary Ingress's backend for the same host and path (src/k8s/traffic-annotations.ts); absent: none. */
+  canary?: CanaryModel;
 }
 
 /** enable-cors with its cors-* values, defaults applied (ingress-nginx's cors parser). */
@@ -272,6 +274,22 @@ export interface CorsModel {
   /** '' when not set. */
   exposeHeaders: string;
   maxAge: number;
+}
+
+/** canary and canary-*: the alternative backend of a location and when a request goes there. */
+export interface CanaryModel {
+  /** The canary Ingress. */
+  ingress: ObjectRef;
+  backend: BackendRef;
+  /** canary-by-header: `always` / `never`, or canary-by-header-value / -pattern. */
+  header: string | null;
+  headerValue: string | null;
+  headerPattern: string | null;
+  /** canary-by-cookie: `always` / `never`. */
+  cookie: string | null;
+  /** canary-weight out of canary-weight-total (100 unless more). */
+  weight: number;
+  weightTotal: number;
 }
 
 /** A redirect a location answers instead of proxying (nginx's `return <code> <url>`). */

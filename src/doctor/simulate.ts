@@ -363,13 +363,30 @@ function throughPolicy(
   hops.push({
     name: 'backend',
     sees: address,
-    detail: `${route.upstreamName}: X-Real-IP and X-Forwarded-For ${address}`,
+    detail: `${route.upstreamName}: X-Real-IP and X-Forwarded-For ${address}${canaryNote(route)}`,
   });
   const decided = access.following === null ? rule : `${rule}; then ${access.following}`;
   return end(walk, 'allowed', 200, decided, address);
 }
 
 /** "namespace/ingress host/path" of a matched route. */
+/** A canary shares the location: which requests go to it instead, and the address it sees (the same). */
+function canaryNote(route: MatchedRoute): string {
+  const canary = route.location.canary;
+  if (canary === undefined) return '';
+  const when: string[] = [];
+  if (canary.header !== null) {
+    const value =
+      canary.headerValue ?? (canary.headerPattern !== null ? `~ ${canary.headerPattern}` : 'always');
+    when.push(`header ${canary.header}: ${value}`);
+  }
+  if (canary.cookie !== null) when.push(`cookie ${canary.cookie}=always`);
+  const total = canary.weightTotal > 100 ? canary.weightTotal : 100;
+  if (canary.weight > 0) when.push(`${canary.weight} of ${total} others by weight`);
+  const who = `${canary.ingress.namespace}/${canary.ingress.name}`;
+  return `; canary ${who} -> ${canary.backend.upstreamName} takes ${when.length > 0 ? when.join(', ') : 'no request'} (same addresses)`;
+}
+
 /** How a host reached a server it is not the name of: one of its server-alias names. */
 function aliasNote(host: string, route: MatchedRoute): string {
   const aliases = route.vhost.aliases;

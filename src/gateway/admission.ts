@@ -8,6 +8,7 @@ import { checkClientCertificate, clientCertificateView, misdirected } from './ac
 import type { RequestVars } from './access/nginx-vars.ts';
 import { enforceAccess } from './access/stage.ts';
 import { formatForbiddenLine } from './access-log.ts';
+import { routeToCanary } from './canary.ts';
 import { type CompiledCors, corsAnswer, PREFLIGHT_HEADERS } from './cors.ts';
 import { requestContext } from './error-log.ts';
 import type { Exchange, GatewayRequest, HandlerContext } from './exchange.ts';
@@ -250,6 +251,16 @@ function corsStage(cors: CompiledCors, ex: Exchange, req: GatewayRequest, respon
   return true;
 }
 
+/** canary: the alternative upstream when the request goes there ($proxy_alternative_upstream_name), else the main one. */
+function canaryOrMain(ex: Exchange, req: GatewayRequest, matched: MatchedRoute): BalancedUpstream | null {
+  const main = ex.snap.upstreamFor(matched.location) ?? null;
+  if (matched.canary === null || routeToCanary(matched.canary, req.headers) === null) return main;
+  const alternative = ex.snap.canaryUpstreamFor(matched.location);
+  if (alternative === undefined) return main;
+  ex.alternativeUpstreamName = alternative.name;
+  return alternative;
+}
+
 /** Keeps the ssl-client-* headers for the upstream request ('' removes a header the client sent). */
 function keepClientCertHeaders(ex: Exchange, headers: Record<string, string>): void {
   const edits: Record<string, string> = {
@@ -338,7 +349,8 @@ export function admit(
   ex.decidedBy = decidedBy;
   const admitted: Admitted = {
     location: matched.location,
-    upstream: snap.upstreamFor(matched.location) ?? null,
+    upstream:
+      matched.canary === null ? (snap.upstreamFor(matched.location) ?? null) : canaryOrMain(ex, req, matched),
     upstreamPath: decision.upstreamPath,
     scheme,
     headersTrusted,

@@ -132,6 +132,8 @@ export interface Exchange {
   access: AccessState | null;
   /** False when this request gets no access log line (enable-access-log-for-default-backend, enable-access-log). */
   accessLog: boolean;
+  /** $proxy_alternative_upstream_name: the canary's upstream when the request went there; null otherwise. */
+  alternativeUpstreamName: string | null;
   /** Headers every response to this request carries, replacing the backend's (add-headers, custom-headers, enable-cors); null: none. */
   responseHeaders: Readonly<Record<string, string>> | null;
 }
@@ -168,6 +170,7 @@ export function beginExchange(
     decidedBy: null,
     access: null,
     accessLog: true,
+    alternativeUpstreamName: null,
     responseHeaders: null,
   };
 }

@@ -89,6 +89,7 @@ export function completeExchange(
   vars.host = ex.host;
   vars.serverName = ex.serverName;
   vars.proxyUpstreamName = ex.upstreamName;
+  if (ex.alternativeUpstreamName !== null) vars.proxyAlternativeUpstreamName = ex.alternativeUpstreamName;
   vars.reqId = ex.reqId;
   setUpstreamVars(ctx, ex, vars);
   if (route !== null) {

@@ -24,6 +24,7 @@ import type {
   VirtualHostModel,
 } from '../config/model.ts';
 import { type AccessDecision, type AccessPolicy, compileAccessPolicy } from '../net/access-policy.ts';
+import { type CompiledCanary, compileCanary } from './canary.ts';
 import { type CompiledCors, compileCors } from './cors.ts';
 import { normalizeHost, wildcardSuffix } from './host.ts';
 import { appRootLocation, httpsRedirectLocation, redirectsToHttps } from './redirects.ts';
@@ -55,6 +56,8 @@ export interface MatchedRoute {
   cors: CompiledCors | null;
   /** add-headers then custom-headers, merged once per snapshot; null when neither. */
   responseHeaders: Readonly<Record<string, string>> | null;
+  /** The canary of the location's backend, compiled; null when none. */
+  canary: CompiledCanary | null;
 }
 
 export type RouteDecision =
@@ -217,6 +220,7 @@ function compileLocation(
     upstreamName: location.backend?.upstreamName ?? DEFAULT_UPSTREAM_NAME,
     matchedBy: regex !== null ? 'regex' : location.pathType === 'Exact' ? 'exact' : 'prefix',
     cors: location.cors === undefined ? null : compileCors(location.cors),
+    canary: location.canary === undefined ? null : compileCanary(location.canary),
     responseHeaders:
       location.customHeaders === undefined
         ? (settings.addHeaders ?? null)

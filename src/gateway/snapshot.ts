@@ -69,6 +69,8 @@ export interface GatewaySnapshot {
   readonly clientTimeouts: ClientTimeouts;
   /** Upstream for a location (or the default backend), by identity; absent means "no backend": 503. */
   upstreamFor(location: LocationModel): BalancedUpstream | undefined;
+  /** The canary's upstream of a location that has one (LocationModel.canary). */
+  canaryUpstreamFor(location: LocationModel): BalancedUpstream | undefined;
   readonly defaultUpstream: BalancedUpstream | null;
   /** Upstream names with no ready endpoint, for the start-up line. */
   readonly emptyUpstreams: readonly string[];
@@ -188,6 +190,7 @@ function upstreamsOf(topology: Topology, options: SnapshotOptions) {
   const cursors = new Map<string, { value: number }>();
   const balanced = new Map<string, BalancedUpstream>();
   const byLocation = new Map<LocationModel, BalancedUpstream>();
+  const byCanary = new Map<LocationModel, BalancedUpstream>();
   const empty = new Set<string>();
   const upstreamOf = (
     backend: BackendRef,
@@ -219,6 +222,12 @@ function upstreamsOf(topology: Topology, options: SnapshotOptions) {
     for (const l of vhost.locations) {
       if (l.backend === null) continue;
       byLocation.set(l, upstreamOf(l.backend, l.backendProtocol, l.proxyConnectTimeoutMs, l.serviceUpstream));
+      // canary: the alternative backend, spoken to as the main one (src/gateway/canary.ts).
+      if (l.canary !== undefined)
+        byCanary.set(
+          l,
+          upstreamOf(l.canary.backend, l.backendProtocol, l.proxyConnectTimeoutMs, l.serviceUpstream),
+        );
     }
   }
   const defaultBackend = topology.gateway.defaultBackend;
@@ -226,7 +235,7 @@ function upstreamsOf(topology: Topology, options: SnapshotOptions) {
     defaultBackend === null
       ? null
       : upstreamOf(defaultBackend, 'HTTP', topology.gateway.settings.proxyConnectTimeoutMs, false);
-  return { acquired, byLocation, defaultUpstream, emptyUpstreams: [...empty].sort() };
+  return { acquired, byLocation, byCanary, defaultUpstream, emptyUpstreams: [...empty].sort() };
 }
 
 export function buildSnapshot(
@@ -261,6 +270,7 @@ export function buildSnapshot(
     certificates: buildCertificateStore(topology.gateway.virtualHosts),
     clientTimeouts: clientTimeoutsOf(settings, options.clientTimeouts),
     upstreamFor: (location) => upstreams.byLocation.get(location),
+    canaryUpstreamFor: (location) => upstreams.byCanary.get(location),
     defaultUpstream: upstreams.defaultUpstream,
     emptyUpstreams: upstreams.emptyUpstreams,
     inflight: 0,

@@ -205,6 +205,31 @@ export const ANNOTATION_CATALOG: readonly CatalogEntry[] = [
     values: 'Go boolean, default true',
     note: "`false`: requests to the Ingress's locations get no access log line (metrics still count them)",
   },
+  // --- Implemented: canaries (traffic-annotations.ts, gateway/canary.ts).
+  {
+    names: ['canary'],
+    status: 'implemented',
+    values: 'Go boolean',
+    note: "`true`: the Ingress makes no locations of its own; each of its paths lends its backend to the main Ingress's location with the same host, path and pathType and another Service (else `CANARY_NOT_MERGED`, not served). As in ingress-nginx the canary belongs to the main upstream: every location proxying to that Service has it, and the first canary of an upstream wins. The access log's `$proxy_alternative_upstream_name` names the canary when it served the request",
+  },
+  {
+    names: ['canary-by-header', 'canary-by-header-value', 'canary-by-header-pattern'],
+    status: 'implemented',
+    values: 'a header name; a value; a regex',
+    note: 'decided first: with a value, that exact value goes to the canary; else with a pattern, a match does (a pattern that does not compile: the main backend); else `always` goes to the canary and `never` to the main backend. Anything else falls through to the cookie and the weight',
+  },
+  {
+    names: ['canary-by-cookie'],
+    status: 'implemented',
+    values: 'a cookie name',
+    note: '`always` / `never` in that cookie, after the header',
+  },
+  {
+    names: ['canary-weight', 'canary-weight-total'],
+    status: 'implemented',
+    values: 'whole numbers; total default 100 (only a larger total counts)',
+    note: 'the rest of the requests go to the canary with probability weight / total. canary-* without `canary: "true"` is a warning and has no effect',
+  },
   // --- Implemented: limits, basic and external auth, satisfy, client certificates (access-annotations.ts).
   {
     names: ['limit-rps', 'limit-rpm'],
@@ -364,20 +389,6 @@ export const ANNOTATION_CATALOG: readonly CatalogEntry[] = [
     note: "matched (unanchored) against the subject DN in RFC 2253 form (`CN=x,O=y`): no match is 403. The backend and auth service always get `ssl-client-verify`, `ssl-client-subject-dn`, `ssl-client-issuer-dn` on such a host (the client's own are removed)",
   },
   // --- Traffic: canaries, affinity, balancing, retries, default backends and error pages.
-  {
-    names: [
-      'canary',
-      'canary-by-header',
-      'canary-by-header-value',
-      'canary-by-header-pattern',
-      'canary-by-cookie',
-      'canary-weight',
-      'canary-weight-total',
-    ],
-    status: 'refused',
-    note: `${NOT_YET}: a canary Ingress's paths are duplicates of the main Ingress's, and the older Ingress serves them all`,
-    instead: 'a separate host for the canary',
-  },
   {
     names: [
       'affinity',

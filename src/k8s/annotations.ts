@@ -22,6 +22,7 @@ import { HEADER_CONFIGMAP_KEYS } from './header-settings.ts';
 import { applyHttp2Settings, HTTP2_CONFIGMAP_KEYS } from './http2-settings.ts';
 import { describeOrigin } from './reader.ts';
 import { ROUTE_ANNOTATIONS, ROUTE_CONFIGMAP_KEYS } from './route-annotations.ts';
+import { TRAFFIC_ANNOTATIONS } from './traffic-annotations.ts';
 import { parseConfigMapSourceRange, resolveAccessRules } from './source-range.ts';
 import { isHeaderName, parseGoBool, parseGoDurationMs, parseNginxSize, parseUint } from './values.ts';
 
@@ -47,6 +48,8 @@ export const SUPPORTED_ANNOTATIONS: readonly string[] = [
   ...ACCESS_ANNOTATIONS,
   // Redirects, aliases and what requests and responses carry: src/k8s/route-annotations.ts.
   ...ROUTE_ANNOTATIONS,
+  // Canaries: src/k8s/traffic-annotations.ts.
+  ...TRAFFIC_ANNOTATIONS,
 ];
 
 /** Controller ConfigMap keys keepip implements. */

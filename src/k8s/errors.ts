@@ -148,6 +148,12 @@ export const K8S_CODES = {
       "an annotation under nginx.ingress.kubernetes.io/ that ingress-nginx does not have either (a typo, or another controller's); it has no effect",
     fix: 'correct the name (the message suggests the nearest ingress-nginx name) or remove it',
   },
+  CANARY_NOT_MERGED: {
+    kind: 'issue',
+    summary:
+      'a path of a canary Ingress (canary: "true") has no main Ingress with the same host, path and pathType and another Service; that canary path is not served',
+    fix: 'give the canary the host, path and pathType of the main Ingress it shadows, and a Service of its own',
+  },
   ANNOTATION_NO_EFFECT: {
     kind: 'issue',
     summary:

@@ -18,6 +18,7 @@ import { type IngressAnnotations, parseControllerConfigMap, parseIngressAnnotati
 import { annotationField, formatFieldPath } from './field-path.ts';
 import { applyHeaderSettings, type ConfigMapLookup, readCustomHeaders } from './header-settings.ts';
 import { applyLogSettings, parseRouteAnnotations, type RouteAnnotations } from './route-annotations.ts';
+import { type CanaryPolicy, mergeCanaries, parseCanary } from './traffic-annotations.ts';
 import type {
   ConfigMapView,
   IngressBackendView,
@@ -217,6 +218,8 @@ interface IngressReadings {
   accessOf: Map<IngressView, IngressAccess>;
   routeOf: Map<IngressView, RouteAnnotations>;
   headersOf: Map<IngressView, CustomHeaders>;
+  /** Ingresses with canary: "true": they make no locations of their own (mergeCanaries). */
+  canaryOf: Map<IngressView, CanaryPolicy>;
 }
 
 interface HostBuild {
@@ -250,20 +253,28 @@ export function translateGateway(
   const settings = translateGatewaySettings(input, options.configMap, issues);
   const served = selectIngresses(input, ingressClass, issues);
   const readings = readIngresses(input, served, settings, issues);
+  // Canary Ingresses only lend their backends to the main ones (as ingress-nginx: "marked as Canary, ignoring").
+  const mains = served.filter((ing) => !readings.canaryOf.has(ing));
   const b: GatewayBuild = {
     ...readings,
     input,
     settings,
-    served,
+    served: mains,
     issues,
     services: new Map(input.services.map((s) => [`${s.meta.namespace}/${s.meta.name}`, s])),
-    ...regexAndTlsHosts(served, readings.annotations),
+    ...regexAndTlsHosts(mains, readings.annotations),
     hosts: new Map(),
     defaultBackend: null,
     defaultBackendOrigin: null,
   };
-  for (const ing of served) addIngress(b, ing);
+  for (const ing of mains) addIngress(b, ing);
   addRootFallbacks(b);
+  mergeCanaries({
+    canaries: readings.canaryOf,
+    hosts: b.hosts,
+    backendRef: (ing, p) => backendRef(b, ing, p.backend),
+    issues,
+  });
   return {
     ingressClass,
     settings,
@@ -291,8 +302,11 @@ function readIngresses(
   const accessOf = readAccess(input, served, settings, issues);
   const routeOf = new Map<IngressView, RouteAnnotations>();
   const headersOf = new Map<IngressView, CustomHeaders>();
+  const canaryOf = new Map<IngressView, CanaryPolicy>();
   const lookup = configMapLookup(input);
   for (const ing of served) {
+    const canary = parseCanary(ing.meta.annotations, ing.origin, issues);
+    if (canary !== null) canaryOf.set(ing, canary);
     routeOf.set(
       ing,
       parseRouteAnnotations({ annotations: ing.meta.annotations, origin: ing.origin, issues }),
@@ -300,7 +314,7 @@ function readIngresses(
     const ref = { namespace: ing.meta.namespace, name: ing.meta.name };
     headersOf.set(ing, readCustomHeaders(ing.meta.annotations, ref, ing.origin, settings, lookup, issues));
   }
-  return { annotations, accessOf, routeOf, headersOf };
+  return { annotations, accessOf, routeOf, headersOf, canaryOf };
 }
 
 /** The hosts whose paths are regexes, and the hosts named under spec.tls. */

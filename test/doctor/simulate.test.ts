@@ -186,3 +186,27 @@ test('issue 20: a server-alias, a permanent-redirect and a www twin in the hop-b
     /www twin of a host with from-to-www-redirect: redirect 308 to http:\/\/main\.example:80/,
   );
 });
+
+test('issue 20: a canary in the backend hop', () => {
+  const P = 'nginx.ingress.kubernetes.io/';
+  const svc = (name: string) =>
+    `apiVersion: v1\nkind: Service\nmetadata: {name: ${name}, namespace: default}\nspec: {ports: [{name: http, port: 80}]}`;
+  const ing = (name: string, service: string, annotations: string) =>
+    `apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: ${name}\n  namespace: default\n  annotations: {${annotations}}\nspec:\n  ingressClassName: nginx\n  rules:\n    - host: shop.example\n      http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: ${service}, port: {number: 80}}}}]}`;
+  const yaml = [
+    svc('web'),
+    svc('web-next'),
+    ing('web', 'web', ''),
+    ing(
+      'web-next',
+      'web-next',
+      `"${P}canary": "true", "${P}canary-by-header": X-Canary, "${P}canary-weight": "10"`,
+    ),
+  ].join('\n---\n');
+  const topology = buildTopology(parseManifestText(yaml, 'canary.yaml').objects);
+  const sim = simulate(topology, { client: '127.0.20.10', host: 'shop.example' });
+  assert.match(
+    sim.hops.at(-1)!.detail,
+    /default-web-80: .*; canary default\/web-next -> default-web-next-80 takes header X-Canary: always, 10 of 100 others by weight/,
+  );
+});

@@ -1,0 +1,157 @@
+// ingress-nginx's traffic annotations, read per Ingress: the canary family (canary, canary-by-header,
+// -by-header-value, -by-header-pattern, -by-cookie, canary-weight, -weight-total). A canary Ingress
+// makes no locations of its own: its backend becomes the alternative of the main Ingress's backend for
+// the same host, path and pathType (mergeCanaries), as ingress-nginx merges alternative backends.
+// Values are validated as ingress-nginx 1.15's canary parser does: an invalid one takes its default.
+import type {
+  BackendRef,
+  CanaryModel,
+  ConfigIssue,
+  LocationModel,
+  ObjectRef,
+  Origin,
+} from '../config/model.ts';
+import { annotationField } from './field-path.ts';
+import type { IngressPathView, IngressView } from './objects.ts';
+import { describeOrigin } from './reader.ts';
+import { parseGoBool } from './values.ts';
+
+const PREFIX = 'nginx.ingress.kubernetes.io/';
+
+/** The annotations this module reads (without the prefix). */
+export const TRAFFIC_ANNOTATIONS: readonly string[] = [
+  'canary',
+  'canary-by-header',
+  'canary-by-header-value',
+  'canary-by-header-pattern',
+  'canary-by-cookie',
+  'canary-weight',
+  'canary-weight-total',
+];
+
+/** A canary Ingress's traffic policy (its backend comes from each of its paths). */
+export type CanaryPolicy = Omit<CanaryModel, 'backend' | 'ingress'>;
+
+// ingress-nginx's validators: BasicCharsRegex for names and values, IsValidRegex for the pattern.
+const BASIC_CHARS = /^[/\-._~a-zA-Z0-9/:]*$/;
+const REGEX_CHARS = /^[/\-._~a-zA-Z0-9/:^$[\](){}*+?|&=\\]*$/;
+
+function warn(ing: { origin: Origin; issues: ConfigIssue[] }, name: string, message: string): void {
+  const field = annotationField(PREFIX + name);
+  ing.issues.push({
+    severity: 'warning',
+    code: 'INVALID_ANNOTATION_VALUE',
+    message: `${describeOrigin(ing.origin)} ${field}: ${message}`,
+    origin: ing.origin,
+    field,
+  });
+}
+
+/**
+ * The canary policy of an Ingress with `canary: "true"`; null for any other Ingress. canary-* without
+ * `canary: "true"` is ingress-nginx's "configured but not enabled": warned, and the Ingress is a
+ * normal one.
+ */
+export function parseCanary(
+  annotations: Readonly<Record<string, string>>,
+  origin: Origin,
+  issues: ConfigIssue[],
+): CanaryPolicy | null {
+  const sink = { origin, issues };
+  const get = (name: string) => annotations[PREFIX + name];
+  const text = (name: string, valid: RegExp): string | null => {
+    const v = get(name);
+    if (v === undefined || v === '') return null;
+    if (valid.test(v.replaceAll(' ', ''))) return v;
+    warn(sink, name, `${JSON.stringify(v)} is not accepted; ignored`);
+    return null;
+  };
+  const int = (name: string, fallback: number): number => {
+    const v = get(name);
+    if (v === undefined) return fallback;
+    if (/^[+-]?[0-9]{1,9}$/.test(v.trim())) return Number(v.trim());
+    warn(sink, name, `${JSON.stringify(v)} is not a whole number; ${fallback} applies`);
+    return fallback;
+  };
+  const enabledText = get('canary');
+  const enabled = enabledText === undefined ? false : parseGoBool(enabledText);
+  if (enabled === null)
+    warn(sink, 'canary', `${JSON.stringify(enabledText)} is not a boolean; false applies`);
+  const policy: CanaryPolicy = {
+    header: text('canary-by-header', BASIC_CHARS),
+    headerValue: text('canary-by-header-value', BASIC_CHARS),
+    headerPattern: text('canary-by-header-pattern', REGEX_CHARS),
+    cookie: text('canary-by-cookie', BASIC_CHARS),
+    weight: int('canary-weight', 0),
+    weightTotal: int('canary-weight-total', 100),
+  };
+  if (enabled === true) return policy;
+  const configured =
+    policy.weight > 0 ||
+    policy.header !== null ||
+    policy.headerValue !== null ||
+    policy.cookie !== null ||
+    policy.headerPattern !== null;
+  if (configured)
+    warn(sink, 'canary', 'canary-* annotations are configured but canary is not "true"; they have no effect');
+  return null;
+}
+
+export interface CanaryMerge {
+  canaries: ReadonlyMap<IngressView, CanaryPolicy>;
+  /** Every location built from the main Ingresses, by host. */
+  hosts: ReadonlyMap<string, { locations: LocationModel[] }>;
+  backendRef(ing: IngressView, p: IngressPathView): BackendRef | null;
+  issues: ConfigIssue[];
+}
+
+/**
+ * Each canary path's backend becomes the alternative of the main backend of the same host, path and
+ * pathType. As in ingress-nginx the alternative belongs to the main upstream, so every location that
+ * proxies to it (whatever its host) has the canary; the first canary of an upstream wins. A canary
+ * path with no such main location is not served (a warning).
+ */
+export function mergeCanaries(m: CanaryMerge): void {
+  const byUpstream = new Map<string, CanaryModel>();
+  for (const [ing, policy] of m.canaries) {
+    const ingress: ObjectRef = { namespace: ing.meta.namespace, name: ing.meta.name };
+    for (const rule of ing.rules) {
+      for (const p of rule.paths) {
+        const path = p.path === '' ? '/' : p.path;
+        const main = m.hosts
+          .get(rule.host)
+          ?.locations.find((l) => l.path === path && l.pathType === p.pathType && l.backend !== null);
+        const backend = main === undefined ? null : m.backendRef(ing, p);
+        if (main === undefined || backend === null || backend.upstreamName === main.backend!.upstreamName) {
+          notMerged(m.issues, ing, p, rule.host, path);
+          continue;
+        }
+        if (!byUpstream.has(main.backend!.upstreamName))
+          byUpstream.set(main.backend!.upstreamName, { ...policy, ingress, backend });
+      }
+    }
+  }
+  if (byUpstream.size === 0) return;
+  for (const build of m.hosts.values()) {
+    for (const l of build.locations) {
+      const canary = l.backend === null ? undefined : byUpstream.get(l.backend.upstreamName);
+      if (canary !== undefined) l.canary = canary;
+    }
+  }
+}
+
+function notMerged(
+  issues: ConfigIssue[],
+  ing: IngressView,
+  p: IngressPathView,
+  host: string,
+  path: string,
+): void {
+  issues.push({
+    severity: 'warning',
+    code: 'CANARY_NOT_MERGED',
+    message: `${describeOrigin(ing.origin)} ${p.field}: no main Ingress serves host ${JSON.stringify(host)} path ${JSON.stringify(path)} (${p.pathType}) with another Service; this canary path is not served`,
+    origin: ing.origin,
+    field: p.field,
+  });
+}

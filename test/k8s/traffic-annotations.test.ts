@@ -1,0 +1,77 @@
+// canary and canary-* read and merged (src/k8s/traffic-annotations.ts), as ingress-nginx 1.15 does.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { codes, ingress, service, topologyOf } from './helpers.ts';
+
+const P = 'nginx.ingress.kubernetes.io/';
+
+test('a canary Ingress makes no location; its backend is the alternative of the main one', () => {
+  const t = topologyOf(
+    ingress({
+      name: 'main',
+      paths: [
+        { path: '/', service: 'web' },
+        { path: '/api', service: 'web' },
+      ],
+    }) +
+      ingress({
+        name: 'next',
+        annotations: { [`${P}canary`]: 'true', [`${P}canary-weight`]: '20', [`${P}canary-by-cookie`]: 'c' },
+        paths: [{ path: '/', service: 'web-next' }],
+      }) +
+      service('web') +
+      service('web-next'),
+  );
+  const locations = t.gateway.virtualHosts[0]!.locations;
+  assert.equal(locations.length, 2);
+  // The alternative belongs to the main upstream: every location proxying to it has the canary.
+  for (const l of locations) {
+    assert.equal(l.ingress.name, 'main');
+    assert.equal(l.canary?.backend.upstreamName, 'default-web-next-80');
+    assert.equal(l.canary?.weight, 20);
+    assert.equal(l.canary?.cookie, 'c');
+    assert.deepEqual(l.canary?.ingress, { namespace: 'default', name: 'next' });
+  }
+});
+
+test('no main for the host and path, or the same Service: CANARY_NOT_MERGED, nothing served', () => {
+  const t = topologyOf(
+    ingress({ name: 'main', paths: [{ path: '/a', service: 'web' }] }) +
+      ingress({
+        name: 'other-path',
+        annotations: { [`${P}canary`]: 'true' },
+        paths: [{ path: '/b', service: 'web-next' }],
+      }) +
+      ingress({
+        name: 'same-svc',
+        annotations: { [`${P}canary`]: 'true' },
+        paths: [{ path: '/a', service: 'web' }],
+      }) +
+      service('web') +
+      service('web-next'),
+  );
+  assert.equal(codes(t.issues).filter((c) => c === 'CANARY_NOT_MERGED').length, 2);
+  assert.equal(t.gateway.virtualHosts[0]!.locations.length, 1);
+  assert.equal(t.gateway.virtualHosts[0]!.locations[0]!.canary, undefined);
+});
+
+test('canary-* without canary: "true" is a normal Ingress, warned; invalid values take their defaults', () => {
+  const t = topologyOf(
+    ingress({ name: 'a', host: 'a.test', annotations: { [`${P}canary-weight`]: '10' } }) +
+      ingress({
+        name: 'b',
+        host: 'a.test',
+        paths: [{ path: '/x', service: 'svc' }],
+        annotations: {
+          [`${P}canary`]: 'true',
+          [`${P}canary-weight`]: 'ten',
+          [`${P}canary-by-header`]: 'bad header!',
+        },
+      }) +
+      service('svc'),
+  );
+  const warnings = t.issues.filter((i) => i.code === 'INVALID_ANNOTATION_VALUE').map((i) => i.message);
+  assert.equal(warnings.length, 3);
+  assert.match(warnings.join('\n'), /configured but canary is not "true"/);
+  assert.equal(t.gateway.virtualHosts[0]!.locations.length, 1);
+});
