@@ -3,6 +3,7 @@
 import type { Topology } from '../config/model.ts';
 import { auditAccess } from './audit.ts';
 import { buildChain, type ChainOptions } from './chain.ts';
+import { clientAnswer } from './client-answer.ts';
 import { configMapRef } from './plans.ts';
 import { RULES } from './rules/index.ts';
 import { hasAccessLists } from './rules/common.ts';
@@ -51,17 +52,23 @@ export function diagnose(topology: Topology, options: DiagnoseOptions = {}): Dia
 
   if (simulation !== null) {
     const passes = simulation.outcome === 'allowed' || simulation.outcome === 'redirected';
+    const answer = clientAnswer(chain, simulation);
+    const grpc =
+      answer.grpc?.code == null
+        ? ''
+        : `; a gRPC client sees grpc-status ${answer.grpc.code} ${answer.grpc.name}`;
     return {
       ok: true,
       report: {
         mode: 'client',
         verdict: simulation.outcome,
-        summary: summarise(
-          simulation.outcome,
-          simulation.status,
-          simulation.decidedBy,
-          simulation.gatewayLogsAddress,
-        ),
+        summary:
+          summarise(
+            simulation.outcome,
+            simulation.status,
+            simulation.decidedBy,
+            simulation.gatewayLogsAddress,
+          ) + grpc,
         status: simulation.status,
         decidedBy: simulation.decidedBy,
         via: chain.via,
@@ -71,6 +78,7 @@ export function diagnose(topology: Topology, options: DiagnoseOptions = {}): Dia
         audit,
         findings,
         configIssues,
+        clientAnswer: answer,
         exitCode: passes ? 0 : 1,
       },
     };

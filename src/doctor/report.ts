@@ -28,6 +28,7 @@ export function renderJson(report: DoctorReport): string {
       fix: f.fix,
     })),
     configIssues: report.configIssues,
+    clientAnswer: report.clientAnswer ?? null,
     exitCode: report.exitCode,
   };
   return `${JSON.stringify(body, null, 2)}\n`;
@@ -85,6 +86,14 @@ export function renderText(report: DoctorReport): string {
       out.push(`${head}${wrap(hop.detail, 110, ' '.repeat(head.length)).trimStart()}`);
     });
     out.push(`  ${' '.repeat(width)}  => ${sim.status ?? 'no response'} (${sim.outcome})`);
+    const answer = report.clientAnswer;
+    if (answer) {
+      out.push(
+        `  ${' '.repeat(width)}     offered: ${answer.protocols.join(', ')} (ALPN${sim.scheme === 'https' ? ', use-http2' : ''})`,
+      );
+      if (answer.grpc !== null)
+        out.push(wrap(`gRPC: ${answer.grpc.text}`, 110, `  ${' '.repeat(width)}     `));
+    }
   } else {
     out.push(`keepip doctor: ${report.verdict === 'ok' ? 'OK' : 'PROBLEMS'}: ${report.summary}`);
     out.push(

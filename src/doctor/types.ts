@@ -103,6 +103,22 @@ export interface AccessAudit {
   note: string;
 }
 
+/** On a gRPC route (backend-protocol GRPC / GRPCS): what a gRPC client reads of the answer. */
+export interface GrpcAnswer {
+  backendProtocol: 'GRPC' | 'GRPCS';
+  /** The gRPC status a gRPC client gets; null when the backend's own status reaches it (allowed). */
+  code: number | null;
+  name: string | null;
+  text: string;
+}
+
+/** What the client sees beyond the HTTP status (client-answer.ts). */
+export interface ClientAnswer {
+  /** ALPN the listener the request arrives at offers, preferred first. */
+  protocols: readonly string[];
+  grpc: GrpcAnswer | null;
+}
+
 export interface DoctorReport {
   mode: 'client' | 'audit';
   /** client mode: the outcome; audit mode: "ok" or "problems". */
@@ -118,6 +134,8 @@ export interface DoctorReport {
   findings: Finding[];
   /** Configuration problems the manifest reader reported (errors and warnings). */
   configIssues: { severity: Severity; code: string; message: string }[];
+  /** client mode: the protocols offered and, for a gRPC route, the gRPC status the client reads (client-answer.ts). */
+  clientAnswer?: ClientAnswer | null;
   exitCode: 0 | 1;
 }
 
