@@ -38,9 +38,9 @@ const T = {
   lingeringTimeoutMs: 300,
 };
 /** What a busy 2-core machine may add to a deadline (the sweep, the event loop, the scheduler). */
-const SLACK_MS = 4_000;
+const SLACK_MS = 8_000;
 /** Time allowed for what has no deadline of its own to wait for (an answer, a connect). */
-const PROMPT_MS = 5_000;
+const PROMPT_MS = 15_000;
 const CLOSES = 'keepip_gateway_connections_closed_total';
 const HOST = 'd.example';
 const DECLARED = 'Content-Length: 100000\r\n';
@@ -450,7 +450,7 @@ describe('gateway deadlines: 500 stalled connections at once', () => {
       await waitForCount(
         () => peers.big.heads.length,
         (n) => n >= SLOW_READERS,
-        PROMPT_MS,
+        2 * PROMPT_MS, // 40 answers of 16 MiB start behind 460 held connections: generous on a busy machine
         'slow readers',
       );
       const held = acceptedOn(gw.httpPort);
