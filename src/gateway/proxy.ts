@@ -18,6 +18,10 @@ export interface ProxyRequest {
   bodyLimitBytes: number;
   /** Whether the client request has a body to stream (Content-Length > 0 or Transfer-Encoding). */
   hasBody: boolean;
+  /** The member to try first (a sticky session); default: the next in round robin. */
+  firstMember?: number;
+  /** Told each member index tried, in order (session-cookie-change-on-failure follows a retry). */
+  onAttempt?: (index: number) => void;
 }
 
 export type { UpstreamAttempt };
@@ -221,7 +225,7 @@ class ProxyExchange implements UpstreamHandler {
   }
 
   start(): void {
-    this.#next = firstMember(this.request.upstream);
+    this.#next = this.request.firstMember ?? firstMember(this.request.upstream);
     this.#res.once('close', this.#onClientClose);
     this.#attempt();
   }
@@ -229,6 +233,7 @@ class ProxyExchange implements UpstreamHandler {
   #attempt(): void {
     const members = this.request.upstream.members;
     const member = members[this.#next] as UpstreamMember;
+    this.request.onAttempt?.(this.#next);
     this.#next = (this.#next + 1) % members.length;
     this.#tried += 1;
     this.#member = member;
