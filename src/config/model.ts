@@ -262,6 +262,10 @@ export interface LocationModel {
   accessLog?: false;
   /** A canary Ingress's backend for the same host and path (src/k8s/traffic-annotations.ts); absent: none. */
   canary?: CanaryModel;
+  /** Sticky sessions of the location's upstream (the Ingresses that proxy to it with affinity: cookie). */
+  affinity?: AffinityModel;
+  /** This location's Ingress asked for the affinity: it sets the cookie (others only honour it). */
+  setsAffinityCookie?: true;
 }
 
 /** enable-cors with its cors-* values, defaults applied (ingress-nginx's cors parser). */
@@ -290,6 +294,26 @@ export interface CanaryModel {
   /** canary-weight out of canary-weight-total (100 unless more). */
   weight: number;
   weightTotal: number;
+  /** The canary Ingress's affinity-canary-behavior is legacy: the canary is not sticky. */
+  legacyAffinity?: true;
+}
+
+/** affinity: cookie and session-cookie-*: sticky sessions on the location's upstream. */
+export interface AffinityModel {
+  /** balanced (default) or persistent. */
+  mode: 'balanced' | 'persistent';
+  cookieName: string;
+  /** session-cookie-expires / -max-age: seconds; null when not set. */
+  expires: number | null;
+  maxAge: number | null;
+  /** session-cookie-path: null means the location's path. */
+  path: string | null;
+  domain: string | null;
+  /** session-cookie-secure: true always; false only on plain HTTP (HTTPS requests get Secure anyway). */
+  secure: boolean;
+  sameSite: string | null;
+  conditionalSameSiteNone: boolean;
+  changeOnFailure: boolean;
 }
 
 /** A redirect a location answers instead of proxying (nginx's `return <code> <url>`). */

@@ -8,6 +8,7 @@ import { checkClientCertificate, clientCertificateView, misdirected } from './ac
 import type { RequestVars } from './access/nginx-vars.ts';
 import { enforceAccess } from './access/stage.ts';
 import { formatForbiddenLine } from './access-log.ts';
+import { affinitizedTo, affinityCookie, memberKey, stickyChoice } from './affinity.ts';
 import { routeToCanary } from './canary.ts';
 import { type CompiledCors, corsAnswer, PREFLIGHT_HEADERS } from './cors.ts';
 import { requestContext } from './error-log.ts';
@@ -44,6 +45,10 @@ export interface Admitted {
   headersTrusted: boolean;
   /** x-forwarded-prefix of a rewriting location (RouteDecision); absent: none. */
   forwardedPrefix?: string | null;
+  /** affinity: the session's member of `upstream`, tried first; absent: round robin. */
+  firstMember?: number;
+  /** affinity with session-cookie-change-on-failure: told each member tried. */
+  onAttempt?: (index: number) => void;
 }
 
 /** ssl-client-* headers of a host with auth-tls-*, or its refusal (400/403, or a 302 to auth-tls-error-page). */
@@ -251,14 +256,60 @@ function corsStage(cors: CompiledCors, ex: Exchange, req: GatewayRequest, respon
   return true;
 }
 
-/** canary: the alternative upstream when the request goes there ($proxy_alternative_upstream_name), else the main one. */
+/**
+ * canary: the alternative upstream when the request goes there ($proxy_alternative_upstream_name),
+ * else the main one. A request with a sticky session on either stays there (affinity-canary-behavior
+ * sticky, the default), as ingress-nginx's balancer checks affinity before the traffic shaping.
+ */
 function canaryOrMain(ex: Exchange, req: GatewayRequest, matched: MatchedRoute): BalancedUpstream | null {
   const main = ex.snap.upstreamFor(matched.location) ?? null;
-  if (matched.canary === null || routeToCanary(matched.canary, req.headers) === null) return main;
   const alternative = ex.snap.canaryUpstreamFor(matched.location);
-  if (alternative === undefined) return main;
+  if (matched.canary === null || alternative === undefined) return main;
+  const affinity = matched.location.affinity;
+  const sticky = affinity !== undefined && matched.canary.model.legacyAffinity !== true;
+  let toCanary: boolean;
+  if (affinity !== undefined && main !== null && affinitizedTo(affinity, main, req.headers.cookie))
+    toCanary = false;
+  else if (sticky && affinitizedTo(affinity, alternative, req.headers.cookie)) toCanary = true;
+  else toCanary = routeToCanary(matched.canary, req.headers) !== null;
+  if (!toCanary) return main;
   ex.alternativeUpstreamName = alternative.name;
   return alternative;
+}
+
+/**
+ * affinity: the member the session cookie names, or a new one (its Set-Cookie on the locations whose
+ * Ingress asked for affinity). A legacy canary is not sticky.
+ */
+function stickySession(
+  ex: Exchange,
+  req: GatewayRequest,
+  admitted: Admitted,
+  canary: MatchedRoute['canary'],
+): void {
+  const location = admitted.location!;
+  const affinity = location.affinity!;
+  const upstream = admitted.upstream;
+  if (upstream === null) return;
+  if (ex.alternativeUpstreamName !== null && canary?.model.legacyAffinity === true) return;
+  const choice = stickyChoice(affinity, upstream, req.headers.cookie);
+  if (choice === null) return;
+  admitted.firstMember = choice.index;
+  if (location.setsAffinityCookie !== true) return;
+  const cookieFor = (key: string) =>
+    affinityCookie(affinity, {
+      upstream,
+      key,
+      locationPath: location.path,
+      https: ex.conn.scheme === 'https',
+      userAgent: typeof req.headers['user-agent'] === 'string' ? req.headers['user-agent'] : undefined,
+      nowMs: Date.now(),
+    });
+  if (choice.newKey !== null) ex.setCookie = cookieFor(choice.newKey);
+  if (affinity.changeOnFailure)
+    admitted.onAttempt = (index) => {
+      if (index !== choice.index) ex.setCookie = cookieFor(memberKey(upstream, index));
+    };
 }
 
 /** Keeps the ssl-client-* headers for the upstream request ('' removes a header the client sent). */
@@ -356,6 +407,7 @@ export function admit(
     headersTrusted,
     forwardedPrefix: decision.forwardedPrefix,
   };
+  if (matched.location.affinity !== undefined) stickySession(ex, req, admitted, matched.canary);
   // Limits and auth of the location, or of another location a lenient backend could read this path as.
   const access = matched.location.access ?? guardAccess(decision.guards);
   if (access === undefined) {

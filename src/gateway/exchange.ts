@@ -134,6 +134,8 @@ export interface Exchange {
   accessLog: boolean;
   /** $proxy_alternative_upstream_name: the canary's upstream when the request went there; null otherwise. */
   alternativeUpstreamName: string | null;
+  /** affinity: the Set-Cookie of a sticky session picked for this request; null when none. */
+  setCookie: string | null;
   /** Headers every response to this request carries, replacing the backend's (add-headers, custom-headers, enable-cors); null: none. */
   responseHeaders: Readonly<Record<string, string>> | null;
 }
@@ -171,6 +173,7 @@ export function beginExchange(
     access: null,
     accessLog: true,
     alternativeUpstreamName: null,
+    setCookie: null,
     responseHeaders: null,
   };
 }

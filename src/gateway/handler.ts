@@ -167,6 +167,9 @@ function forward(
     sendTimeoutMs: location?.proxySendTimeoutMs ?? settings.proxySendTimeoutMs,
     bodyLimitBytes: limit,
     hasBody: hasRequestBody(req),
+    // affinity: the session's endpoint first, and a cookie that can follow a retry.
+    firstMember: admitted.firstMember,
+    onAttempt: admitted.onAttempt,
   };
   // gRPC backends over HTTP/2, with trailers, deadlines and gRPC statuses (grpc-proxy.ts).
   const protocol = admitted.upstream?.members[0]?.protocol;
@@ -237,7 +240,7 @@ export function createRequestHandler(ctx: HandlerContext): RequestHandler {
       else if (!hasEndpoints(admitted)) answer(ctx, ex, req, res, 503, null);
       else {
         addAuthCookies(ex, res);
-        if (ex.responseHeaders !== null) addResponseHeaders(ex.responseHeaders, res);
+        if (ex.responseHeaders !== null || ex.setCookie !== null) addResponseHeaders(ex, res);
         // limit-rate / limit-rate-after: the response to this client, per request (access/bandwidth.ts).
         const bandwidth = admitted.location?.access?.bandwidth;
         if (bandwidth) throttleResponse(res, bandwidth);

@@ -1,11 +1,13 @@
 // Headers a location adds to every response it gives, replacing the backend's own of the same name
-// (nginx's more_set_headers): enable-cors. Only requests that have some pay for the wrapper.
-import type { GatewayResponse } from './exchange.ts';
+// (nginx's more_set_headers: add-headers, custom-headers, enable-cors), and a sticky session's
+// Set-Cookie beside the backend's. Only requests that have some pay for the wrapper.
+import type { Exchange, GatewayResponse } from './exchange.ts';
 
 type Headers = Record<string, string | number | string[]>;
 
-/** Wraps `res.writeHead` for this one response so that `extra` is set on whatever head is written. */
-export function addResponseHeaders(extra: Readonly<Record<string, string>>, res: GatewayResponse): void {
+/** Wraps `res.writeHead` for this one response so that `ex`'s headers are set on whatever head is written. */
+export function addResponseHeaders(ex: Exchange, res: GatewayResponse): void {
+  const extra = ex.responseHeaders ?? {};
   const writeHead = res.writeHead.bind(res) as (
     status: number,
     message: string,
@@ -17,6 +19,12 @@ export function addResponseHeaders(extra: Readonly<Record<string, string>>, res:
     const out: Headers = {};
     for (const name in headers) if (extra[name.toLowerCase()] === undefined) out[name] = headers[name]!;
     Object.assign(out, extra);
+    // Read when the head is written: a retry may have moved the session (change-on-failure).
+    if (ex.setCookie !== null) {
+      const existing = out['set-cookie'];
+      const list = existing === undefined ? [] : Array.isArray(existing) ? existing : [String(existing)];
+      out['set-cookie'] = [...list, ex.setCookie];
+    }
     return typeof a === 'string' ? writeHead(status, a, out) : writeHeadPlain(status, out);
   };
 }

@@ -230,6 +230,43 @@ export const ANNOTATION_CATALOG: readonly CatalogEntry[] = [
     values: 'whole numbers; total default 100 (only a larger total counts)',
     note: 'the rest of the requests go to the canary with probability weight / total. canary-* without `canary: "true"` is a warning and has no effect',
   },
+  // --- Implemented: sticky sessions (traffic-annotations.ts, gateway/affinity.ts).
+  {
+    names: ['affinity', 'affinity-mode'],
+    status: 'implemented',
+    values: '`cookie`; `balanced` (default) or `persistent`',
+    note: "sticky sessions on the Service, as ingress-nginx keeps them per upstream: a request whose cookie names an endpoint of it goes there first; one without (or naming an endpoint that is gone) gets a random endpoint and, on the locations of the Ingresses that asked for affinity, a Set-Cookie `<name>=<md5(upstream + address:port)>|<md5(md5(upstream) + upstream)>` (ingress-nginx's persistent form: its cookies keep working). Both modes keep a session on its endpoint while it exists (ingress-nginx's balanced mode may move some when endpoints are added: difference 17). Per Service, the last Ingress (merge order) with affinity gives the cookie's settings, the first the mode",
+  },
+  {
+    names: ['affinity-canary-behavior'],
+    status: 'implemented',
+    values: '`sticky` (default), `legacy` (on the canary Ingress)',
+    note: 'sticky: a session on the main backend or on the canary stays there whatever the canary rules say, and the canary sets its own cookie; legacy: the canary is not sticky',
+  },
+  {
+    names: [
+      'session-cookie-name',
+      'session-cookie-path',
+      'session-cookie-domain',
+      'session-cookie-expires',
+      'session-cookie-max-age',
+    ],
+    status: 'implemented',
+    values: "name (default `INGRESSCOOKIE`); path (default: the location's path); domain; seconds; seconds",
+    note: "the cookie's name, Path, Domain, Expires (now + seconds, nginx's date form) and Max-Age; invalid values are ignored with a warning",
+  },
+  {
+    names: ['session-cookie-secure', 'session-cookie-samesite', 'session-cookie-conditional-samesite-none'],
+    status: 'implemented',
+    values: 'Go boolean; `None`, `Lax` or `Strict`; Go boolean',
+    note: 'Secure when `true` or when the request came over TLS; SameSite as written, left out for `None` on the clients ingress-nginx lists as mishandling it (Chrome 4x-6x, iOS 12, macOS 10.14 Safari) when conditional',
+  },
+  {
+    names: ['session-cookie-change-on-failure'],
+    status: 'implemented',
+    values: 'Go boolean',
+    note: "when the session's endpoint fails and another answers, the cookie names the one that answered. Without it keepip still tries the next endpoint on a connect failure (nginx retries the same one) but keeps the cookie",
+  },
   // --- Implemented: limits, basic and external auth, satisfy, client certificates (access-annotations.ts).
   {
     names: ['limit-rps', 'limit-rpm'],
@@ -389,24 +426,6 @@ export const ANNOTATION_CATALOG: readonly CatalogEntry[] = [
     note: "matched (unanchored) against the subject DN in RFC 2253 form (`CN=x,O=y`): no match is 403. The backend and auth service always get `ssl-client-verify`, `ssl-client-subject-dn`, `ssl-client-issuer-dn` on such a host (the client's own are removed)",
   },
   // --- Traffic: canaries, affinity, balancing, retries, default backends and error pages.
-  {
-    names: [
-      'affinity',
-      'affinity-mode',
-      'affinity-canary-behavior',
-      'session-cookie-name',
-      'session-cookie-path',
-      'session-cookie-domain',
-      'session-cookie-expires',
-      'session-cookie-max-age',
-      'session-cookie-samesite',
-      'session-cookie-secure',
-      'session-cookie-conditional-samesite-none',
-      'session-cookie-change-on-failure',
-    ],
-    status: 'refused',
-    note: `${NOT_YET}: requests are balanced round robin, without sticky sessions`,
-  },
   {
     names: ['upstream-hash-by', 'upstream-hash-by-subset', 'upstream-hash-by-subset-size'],
     status: 'refused',

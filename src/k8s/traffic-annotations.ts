@@ -1,9 +1,11 @@
 // ingress-nginx's traffic annotations, read per Ingress: the canary family (canary, canary-by-header,
-// -by-header-value, -by-header-pattern, -by-cookie, canary-weight, -weight-total). A canary Ingress
+// -by-header-value, -by-header-pattern, -by-cookie, canary-weight, -weight-total) and sticky sessions
+// (affinity: cookie, affinity-mode, affinity-canary-behavior, session-cookie-*). A canary Ingress
 // makes no locations of its own: its backend becomes the alternative of the main Ingress's backend for
 // the same host, path and pathType (mergeCanaries), as ingress-nginx merges alternative backends.
 // Values are validated as ingress-nginx 1.15's canary parser does: an invalid one takes its default.
 import type {
+  AffinityModel,
   BackendRef,
   CanaryModel,
   ConfigIssue,
@@ -27,6 +29,18 @@ export const TRAFFIC_ANNOTATIONS: readonly string[] = [
   'canary-by-cookie',
   'canary-weight',
   'canary-weight-total',
+  'affinity',
+  'affinity-mode',
+  'affinity-canary-behavior',
+  'session-cookie-name',
+  'session-cookie-path',
+  'session-cookie-domain',
+  'session-cookie-expires',
+  'session-cookie-max-age',
+  'session-cookie-samesite',
+  'session-cookie-secure',
+  'session-cookie-conditional-samesite-none',
+  'session-cookie-change-on-failure',
 ];
 
 /** A canary Ingress's traffic policy (its backend comes from each of its paths). */
@@ -85,7 +99,10 @@ export function parseCanary(
     weight: int('canary-weight', 0),
     weightTotal: int('canary-weight-total', 100),
   };
-  if (enabled === true) return policy;
+  if (enabled === true) {
+    const behavior = get('affinity-canary-behavior');
+    return behavior?.trim().toLowerCase() === 'legacy' ? { ...policy, legacyAffinity: true } : policy;
+  }
   const configured =
     policy.weight > 0 ||
     policy.header !== null ||
@@ -95,6 +112,90 @@ export function parseCanary(
   if (configured)
     warn(sink, 'canary', 'canary-* annotations are configured but canary is not "true"; they have no effect');
   return null;
+}
+
+const URL_CHARS = /^[-._~a-zA-Z0-9/:,?&=]*$/;
+const SECONDS = /^(0|-?[1-9]\d*)$/;
+
+/**
+ * affinity: cookie with its session-cookie-* (ingress-nginx's sessionaffinity parser); null without
+ * `affinity: cookie`. An invalid value takes its default, with a warning.
+ */
+export function parseAffinity(
+  annotations: Readonly<Record<string, string>>,
+  origin: Origin,
+  issues: ConfigIssue[],
+): AffinityModel | null {
+  const sink = { origin, issues };
+  const get = (name: string) => annotations[PREFIX + name];
+  const type = get('affinity');
+  if (type === undefined) return null;
+  if (type.trim().toLowerCase() !== 'cookie') {
+    warn(sink, 'affinity', `${JSON.stringify(type)} is not "cookie"; no affinity`);
+    return null;
+  }
+  const text = (name: string, valid: RegExp): string | null => {
+    const v = get(name);
+    if (v === undefined || v === '') return null;
+    if (valid.test(v)) return v;
+    warn(sink, name, `${JSON.stringify(v)} is not accepted; ignored`);
+    return null;
+  };
+  const bool = (name: string): boolean => {
+    const v = get(name);
+    if (v === undefined) return false;
+    const b = parseGoBool(v);
+    if (b === null) warn(sink, name, `${JSON.stringify(v)} is not a boolean; false applies`);
+    return b ?? false;
+  };
+  const seconds = (name: string): number | null => {
+    const v = text(name, SECONDS);
+    return v === null ? null : Number(v);
+  };
+  const mode = get('affinity-mode')?.trim().toLowerCase();
+  if (mode !== undefined && mode !== '' && mode !== 'balanced' && mode !== 'persistent')
+    warn(sink, 'affinity-mode', `${JSON.stringify(mode)} is not balanced or persistent; balanced applies`);
+  const sameSite = get('session-cookie-samesite');
+  const validSameSite = sameSite !== undefined && ['none', 'lax', 'strict'].includes(sameSite.toLowerCase());
+  if (sameSite !== undefined && sameSite !== '' && !validSameSite)
+    warn(sink, 'session-cookie-samesite', `${JSON.stringify(sameSite)} is not None, Lax or Strict; ignored`);
+  return {
+    mode: mode === 'persistent' ? 'persistent' : 'balanced',
+    cookieName: text('session-cookie-name', BASIC_CHARS) ?? 'INGRESSCOOKIE',
+    expires: seconds('session-cookie-expires'),
+    maxAge: seconds('session-cookie-max-age'),
+    path: text('session-cookie-path', URL_CHARS),
+    domain: text('session-cookie-domain', BASIC_CHARS),
+    secure: bool('session-cookie-secure'),
+    sameSite: validSameSite ? sameSite! : null,
+    conditionalSameSiteNone: bool('session-cookie-conditional-samesite-none'),
+    changeOnFailure: bool('session-cookie-change-on-failure'),
+  };
+}
+
+/**
+ * Sticky sessions belong to the upstream, as in ingress-nginx: every location proxying to a Service
+ * that some Ingress asks affinity for honours the cookie; the locations of those Ingresses set it. The
+ * last such Ingress (merge order) gives the cookie's settings, the first one the mode.
+ */
+export function mergeAffinity(
+  hosts: ReadonlyMap<string, { locations: LocationModel[] }>,
+  affinityOf: (location: LocationModel) => AffinityModel | null,
+): void {
+  const byUpstream = new Map<string, AffinityModel>();
+  const all = [...hosts.values()].flatMap((h) => h.locations);
+  for (const l of all) {
+    const own = l.backend === null ? null : affinityOf(l);
+    if (own === null) continue;
+    const first = byUpstream.get(l.backend!.upstreamName);
+    byUpstream.set(l.backend!.upstreamName, first === undefined ? own : { ...own, mode: first.mode });
+    l.setsAffinityCookie = true;
+  }
+  if (byUpstream.size === 0) return;
+  for (const l of all) {
+    const affinity = l.backend === null ? undefined : byUpstream.get(l.backend.upstreamName);
+    if (affinity !== undefined) l.affinity = affinity;
+  }
 }
 
 export interface CanaryMerge {

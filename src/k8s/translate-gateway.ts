@@ -1,6 +1,7 @@
 // The gateway part of the topology: controller settings from the ConfigMap, virtual hosts and
 // locations from the Ingresses of the served class, TLS certificates from Secrets.
 import type {
+  AffinityModel,
   BackendRef,
   ConfigIssue,
   GatewayModel,
@@ -18,7 +19,13 @@ import { type IngressAnnotations, parseControllerConfigMap, parseIngressAnnotati
 import { annotationField, formatFieldPath } from './field-path.ts';
 import { applyHeaderSettings, type ConfigMapLookup, readCustomHeaders } from './header-settings.ts';
 import { applyLogSettings, parseRouteAnnotations, type RouteAnnotations } from './route-annotations.ts';
-import { type CanaryPolicy, mergeCanaries, parseCanary } from './traffic-annotations.ts';
+import {
+  type CanaryPolicy,
+  mergeAffinity,
+  mergeCanaries,
+  parseAffinity,
+  parseCanary,
+} from './traffic-annotations.ts';
 import type {
   ConfigMapView,
   IngressBackendView,
@@ -220,6 +227,8 @@ interface IngressReadings {
   headersOf: Map<IngressView, CustomHeaders>;
   /** Ingresses with canary: "true": they make no locations of their own (mergeCanaries). */
   canaryOf: Map<IngressView, CanaryPolicy>;
+  /** affinity: cookie, by "namespace/name" of the Ingress (mergeAffinity). */
+  affinityOf: Map<string, AffinityModel>;
 }
 
 interface HostBuild {
@@ -275,6 +284,7 @@ export function translateGateway(
     backendRef: (ing, p) => backendRef(b, ing, p.backend),
     issues,
   });
+  mergeAffinity(b.hosts, (l) => readings.affinityOf.get(`${l.ingress.namespace}/${l.ingress.name}`) ?? null);
   return {
     ingressClass,
     settings,
@@ -303,8 +313,11 @@ function readIngresses(
   const routeOf = new Map<IngressView, RouteAnnotations>();
   const headersOf = new Map<IngressView, CustomHeaders>();
   const canaryOf = new Map<IngressView, CanaryPolicy>();
+  const affinityOf = new Map<string, AffinityModel>();
   const lookup = configMapLookup(input);
   for (const ing of served) {
+    const affinity = parseAffinity(ing.meta.annotations, ing.origin, issues);
+    if (affinity !== null) affinityOf.set(`${ing.meta.namespace}/${ing.meta.name}`, affinity);
     const canary = parseCanary(ing.meta.annotations, ing.origin, issues);
     if (canary !== null) canaryOf.set(ing, canary);
     routeOf.set(
@@ -314,7 +327,7 @@ function readIngresses(
     const ref = { namespace: ing.meta.namespace, name: ing.meta.name };
     headersOf.set(ing, readCustomHeaders(ing.meta.annotations, ref, ing.origin, settings, lookup, issues));
   }
-  return { annotations, accessOf, routeOf, headersOf, canaryOf };
+  return { annotations, accessOf, routeOf, headersOf, canaryOf, affinityOf };
 }
 
 /** The hosts whose paths are regexes, and the hosts named under spec.tls. */

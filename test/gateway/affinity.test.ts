@@ -1,0 +1,67 @@
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { test } from 'node:test';
+import type { AffinityModel } from '../../src/config/model.ts';
+import { affinitizedTo, affinityCookie, stickyChoice } from '../../src/gateway/affinity.ts';
+import type { BalancedUpstream, UpstreamMember } from '../../src/gateway/upstream.ts';
+
+const md5 = (t: string) => createHash('md5').update(t).digest('hex');
+const member = (hostPort: string) => ({ hostPort }) as UpstreamMember;
+const upstream: BalancedUpstream = {
+  name: 'default-web-80',
+  members: [member('10.0.0.1:8080'), member('10.0.0.2:8080')],
+  cursor: { value: 0 },
+};
+const affinity: AffinityModel = {
+  mode: 'persistent',
+  cookieName: 'route',
+  expires: null,
+  maxAge: null,
+  path: null,
+  domain: null,
+  secure: false,
+  sameSite: null,
+  conditionalSameSiteNone: false,
+  changeOnFailure: false,
+};
+
+test("ingress-nginx's keys: md5(name + address:port) | md5(md5(name) + name)", () => {
+  const backend = md5(md5('default-web-80') + 'default-web-80');
+  const second = md5('default-web-8010.0.0.2:8080');
+  assert.deepEqual(stickyChoice(affinity, upstream, `a=1; route=${second}|${backend}`), {
+    index: 1,
+    newKey: null,
+  });
+  assert.equal(affinitizedTo(affinity, upstream, `route=${second}|${backend}`), true);
+  assert.equal(affinitizedTo(affinity, upstream, `route=${second}|other`), false);
+  // Unknown or missing: a random member, and its key for the cookie.
+  assert.deepEqual(
+    stickyChoice(affinity, upstream, 'route=nope', () => 0.6),
+    { index: 1, newKey: second },
+  );
+  assert.deepEqual(
+    stickyChoice(affinity, upstream, undefined, () => 0),
+    {
+      index: 0,
+      newKey: md5('default-web-8010.0.0.1:8080'),
+    },
+  );
+});
+
+test("the cookie's attributes in lua-resty-cookie's order; SameSite=None left out for clients that mishandle it", () => {
+  const c = (model: Partial<AffinityModel>, https = false, userAgent?: string) =>
+    affinityCookie(
+      { ...affinity, ...model },
+      { upstream, key: 'K', locationPath: '/app', https, userAgent, nowMs: Date.UTC(2026, 0, 2, 3, 4, 5) },
+    );
+  const bk = md5(md5('default-web-80') + 'default-web-80');
+  assert.equal(c({}), `route=K|${bk}; Path=/app; HttpOnly`);
+  assert.equal(
+    c({ expires: 60, maxAge: 120, domain: 'x.example', path: '/', sameSite: 'Lax' }, true),
+    `route=K|${bk}; Expires=Fri, 02-Jan-26 03:05:05 GMT; Max-Age=120; Domain=x.example; Path=/; Secure; HttpOnly; SameSite=Lax`,
+  );
+  const none = { sameSite: 'None', conditionalSameSiteNone: true };
+  assert.match(c(none, false, 'Mozilla/5.0 Chrome/120.0'), /; SameSite=None$/);
+  assert.doesNotMatch(c(none, false, 'Mozilla/5.0 Chrome/59.0'), /SameSite/);
+  assert.doesNotMatch(c(none, false, 'Mozilla/5.0 (iPhone; CPU iPhone OS 12_0 like Mac OS X)'), /SameSite/);
+});
