@@ -57,7 +57,8 @@ export class H2Request implements GatewayRequest {
     this.stream = stream;
     this.socket = streamSocket(socket);
     this.method = String(incoming[':method'] ?? 'GET');
-    this.url = String(incoming[':path'] ?? '');
+    // CONNECT has no :path; its target is the authority, as an HTTP/1.1 CONNECT line carries it.
+    this.url = String(incoming[':path'] ?? incoming[':authority'] ?? '');
     const headers: IncomingHttpHeaders = {};
     const raw: string[] = [];
     for (let i = 0; i + 1 < rawHeaders.length; i += 2) {

@@ -217,6 +217,26 @@ describe('gateway HTTP/2 on the TLS listener', () => {
     assert.ok(h1 !== null && Number(h1[1]) >= 1, text);
   });
 
+  test('CONNECT over HTTP/2 (and so WebSocket over HTTP/2) is refused with 400, logged', async () => {
+    const raw = await connectRawH2({
+      port: gw.httpsPort,
+      from: '127.0.0.28',
+      firstFlight: frame(
+        FRAME.HEADERS,
+        FLAG.END_HEADERS,
+        1,
+        headerBlock([
+          [':method', 'CONNECT'],
+          [':authority', 'web.example.com:443'],
+        ]),
+      ),
+    });
+    await raw.waitFrame((f) => f.type === FRAME.HEADERS && f.streamId === 1);
+    raw.close();
+    await gw.access.waitFor(/^127\.0\.0\.28 .*"CONNECT web\.example\.com:443 HTTP\/2\.0" 400 /);
+    await gw.errors.waitFor(/client sent CONNECT over HTTP\/2, client: 127\.0\.0\.28/);
+  });
+
   test('a header field over http2-max-field-size (8 KiB) or a list over http2-max-header-size (32 KiB) is 431, logged', async () => {
     const field = await connectRawH2({
       port: gw.httpsPort,
