@@ -94,7 +94,8 @@ function requestHead(options: UpstreamDispatchOptions, keepAlive: boolean): stri
   if (typeof host !== 'string' || INVALID_VALUE.test(host)) return null;
   let head = `${method} ${path} HTTP/1.1\r\nhost: ${host}\r\nconnection: ${keepAlive ? 'keep-alive' : 'close'}\r\n`;
   for (const name in headers) {
-    if (name === 'host' || name === 'content-length') continue;
+    // connection: only its keep-alive or close (connection-proxy-header), written above.
+    if (name === 'host' || name === 'content-length' || name === 'connection') continue;
     const value = headers[name] as string | string[];
     if (typeof value === 'string') {
       if (INVALID_VALUE.test(value)) return null;
@@ -205,7 +206,7 @@ class H1Connection {
     request.reused = this.#served > 0;
     request.attach(this);
     const { options } = request;
-    this.#keepAlive = options.method !== 'HEAD';
+    this.#keepAlive = options.method !== 'HEAD' && options.headers.connection !== 'close';
     const head = requestHead(options, this.#keepAlive);
     if (this.#connected) this.#setTimeout(options.body === null ? options.headersTimeout : 0);
     request.handler.onRequestStart?.(request, null);
