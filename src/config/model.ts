@@ -207,6 +207,9 @@ export interface GatewaySettings {
   allowedResponseHeaders?: readonly string[];
   /** disable-access-log / disable-http-access-log: no access log line at all. */
   disableAccessLog?: boolean;
+  /** preserve-trailing-slash / use-port-in-redirects: defaults of the annotations. */
+  preserveTrailingSlash?: boolean;
+  usePortInRedirects?: boolean;
   /** worker-processes: `auto` or a count of serving processes; absent when the ConfigMap does not say (src/workers/). */
   workerProcesses?: number | 'auto';
   /** ConfigMap keys present but not implemented: reported at start-up and on reload. */
@@ -266,6 +269,12 @@ export interface LocationModel {
   affinity?: AffinityModel;
   /** This location's Ingress asked for the affinity: it sets the cookie (others only honour it). */
   setsAffinityCookie?: true;
+  /** preserve-trailing-slash: the ssl-redirect Location keeps a final `/`. */
+  preserveTrailingSlash?: true;
+  /** use-port-in-redirects: the ssl-redirect Location names the HTTPS port (443). */
+  usePortInRedirects?: true;
+  /** connection-proxy-header: the Connection header sent to the backend (`close` or `keep-alive`). */
+  connectionHeader?: 'close' | 'keep-alive';
 }
 
 /** enable-cors with its cors-* values, defaults applied (ingress-nginx's cors parser). */

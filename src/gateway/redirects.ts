@@ -18,10 +18,20 @@ export function redirectsToHttps(location: LocationModel, _vhost: VirtualHostMod
   return location.forceSslRedirect || location.sslRedirect;
 }
 
-/** The Location of an https redirect: `https://<host>` + request_uri without a final `/`. */
-export function httpsRedirectLocation(rawHost: string, requestUri: string): string {
-  const uri = requestUri.charCodeAt(requestUri.length - 1) === 0x2f ? requestUri.slice(0, -1) : requestUri;
-  return `https://${hostWithoutPort(rawHost)}${uri}`;
+/**
+ * The Location of an https redirect: `https://<host>` + request_uri without a final `/` (kept with
+ * preserve-trailing-slash); with use-port-in-redirects, ingress-nginx's HTTPS port (443) is named.
+ */
+export function httpsRedirectLocation(
+  rawHost: string,
+  requestUri: string,
+  options: Pick<LocationModel, 'preserveTrailingSlash' | 'usePortInRedirects'> = {},
+): string {
+  const drop =
+    options.preserveTrailingSlash !== true && requestUri.charCodeAt(requestUri.length - 1) === 0x2f;
+  const uri = drop ? requestUri.slice(0, -1) : requestUri;
+  const port = options.usePortInRedirects === true ? ':443' : '';
+  return `https://${hostWithoutPort(rawHost)}${port}${uri}`;
 }
 
 /** The Location of an app-root redirect: `$scheme://$http_host<app-root>` (port kept). */

@@ -624,7 +624,7 @@ export function routeTarget(routes: CompiledRoutes, request: RouteTargetRequest)
     return {
       kind: 'redirect',
       status: routes.redirectCode,
-      location: httpsRedirectLocation(rawHost, target.raw),
+      location: httpsRedirectLocation(rawHost, target.raw, loc.model),
       serverName: vhost.serverName,
       route: loc.route,
     };

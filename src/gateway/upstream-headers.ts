@@ -191,7 +191,10 @@ export function applyLocationHeaders(
   location: LocationModel | null,
   forwardedPrefix: string | null | undefined,
 ): void {
-  if (location?.upstreamVhost !== undefined) headers.host = location.upstreamVhost;
+  if (location === null) return;
+  if (location.upstreamVhost !== undefined) headers.host = location.upstreamVhost;
+  // connection-proxy-header: the upstream client writes this value instead of its own keep-alive.
+  if (location.connectionHeader !== undefined) headers.connection = location.connectionHeader;
   if (forwardedPrefix != null) headers['x-forwarded-prefix'] = forwardedPrefix;
 }
 

@@ -267,6 +267,24 @@ export const ANNOTATION_CATALOG: readonly CatalogEntry[] = [
     values: 'Go boolean',
     note: "when the session's endpoint fails and another answers, the cookie names the one that answered. Without it keepip still tries the next endpoint on a connect failure (nginx retries the same one) but keeps the cookie",
   },
+  {
+    names: ['preserve-trailing-slash'],
+    status: 'implemented',
+    values: 'Go boolean (default: the ConfigMap key, false)',
+    note: 'the ssl-redirect / force-ssl-redirect Location keeps a final `/` of the request URI',
+  },
+  {
+    names: ['use-port-in-redirects'],
+    status: 'implemented',
+    values: 'Go boolean (default: the ConfigMap key, false)',
+    note: "the ssl-redirect / force-ssl-redirect Location names ingress-nginx's HTTPS port, `https://<host>:443<uri>`",
+  },
+  {
+    names: ['connection-proxy-header'],
+    status: 'implemented',
+    values: '`close` or `keep-alive`',
+    note: 'the Connection header the backend gets (`close` also ends that upstream connection after the response; WebSocket upgrades still send `upgrade`). keepip sends `keep-alive` by default',
+  },
   // --- Implemented: limits, basic and external auth, satisfy, client certificates (access-annotations.ts).
   {
     names: ['limit-rps', 'limit-rpm'],
@@ -454,11 +472,6 @@ export const ANNOTATION_CATALOG: readonly CatalogEntry[] = [
   },
   // --- Requests and responses.
   {
-    names: ['preserve-trailing-slash'],
-    status: 'refused',
-    note: `${NOT_YET}: the ssl-redirect Location drops a trailing \`/\``,
-  },
-  {
     names: ['proxy-redirect-from', 'proxy-redirect-to'],
     status: 'refused',
     note: `${NOT_YET}: the backend's Location and Refresh headers reach the client as they are`,
@@ -467,11 +480,6 @@ export const ANNOTATION_CATALOG: readonly CatalogEntry[] = [
     names: ['proxy-cookie-domain', 'proxy-cookie-path'],
     status: 'refused',
     note: `${NOT_YET}: the backend's Set-Cookie reaches the client as it is`,
-  },
-  {
-    names: ['connection-proxy-header'],
-    status: 'refused',
-    note: `${NOT_YET}: the backend gets keep-alive framing of keepip's own`,
   },
   {
     names: ['proxy-http-version'],
@@ -539,7 +547,7 @@ export const ANNOTATION_CATALOG: readonly CatalogEntry[] = [
     note: "nginx's debugging of rewrite directives in its error log: keepip has no rewrite directives to trace (`keepip doctor` explains the route a request takes)",
   },
   {
-    names: ['use-port-in-redirects', 'relative-redirects'],
+    names: ['relative-redirects'],
     status: 'no-effect',
     note: "nginx's `port_in_redirect` / `absolute_redirect` for the redirects nginx itself makes up (a directory's trailing slash): keepip makes none; its redirects are built as ingress-nginx builds them",
   },
@@ -793,6 +801,12 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
     note: '`"true"`: no access log line at all (metrics still count the requests)',
   },
   {
+    names: ['preserve-trailing-slash', 'use-port-in-redirects'],
+    status: 'implemented',
+    values: 'false',
+    note: 'defaults of the annotations',
+  },
+  {
     names: ['allow-snippet-annotations'],
     status: 'implemented',
     values: 'false',
@@ -828,11 +842,6 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
     names: ['proxy-http-version'],
     status: 'refused',
     note: `${NOT_YET}: backends are spoken to in HTTP/1.1`,
-  },
-  {
-    names: ['preserve-trailing-slash'],
-    status: 'refused',
-    note: `${NOT_YET}: the ssl-redirect Location drops a trailing \`/\``,
   },
   {
     names: ['force-ssl-redirect'],
@@ -1048,7 +1057,7 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
     note: 'keepip always validates Exact and Prefix paths strictly (the default `true`); see Routing',
   },
   {
-    names: ['use-port-in-redirects', 'relative-redirects', 'app-root'],
+    names: ['relative-redirects', 'app-root'],
     status: 'no-effect',
     note: "settings of nginx's own redirects: keepip makes none beyond ingress-nginx's (app-root is an annotation)",
   },

@@ -30,15 +30,26 @@ export const ROUTE_ANNOTATIONS: readonly string[] = [
   // Read with the ConfigMap it names: src/k8s/header-settings.ts.
   'custom-headers',
   'enable-access-log',
+  'preserve-trailing-slash',
+  'use-port-in-redirects',
+  'connection-proxy-header',
 ];
 
 /** The controller ConfigMap keys this module reads. */
-export const ROUTE_CONFIGMAP_KEYS: readonly string[] = ['disable-access-log', 'disable-http-access-log'];
+export const ROUTE_CONFIGMAP_KEYS: readonly string[] = [
+  'disable-access-log',
+  'disable-http-access-log',
+  'preserve-trailing-slash',
+  'use-port-in-redirects',
+];
 
-/** disable-access-log / disable-http-access-log: no access log line at all (ingress-nginx's `access_log off`). */
+/**
+ * disable-access-log / disable-http-access-log (no access log line at all: ingress-nginx's
+ * `access_log off`), preserve-trailing-slash and use-port-in-redirects (defaults of the annotations).
+ */
 export function applyLogSettings(
   data: Readonly<Record<string, string>>,
-  settings: { disableAccessLog?: boolean },
+  settings: { disableAccessLog?: boolean; preserveTrailingSlash?: boolean; usePortInRedirects?: boolean },
   invalid: (key: string, value: string) => void,
 ): void {
   for (const key of ROUTE_CONFIGMAP_KEYS) {
@@ -46,6 +57,8 @@ export function applyLogSettings(
     if (v === undefined) continue;
     const b = parseGoBool(v);
     if (b === null) invalid(key, v);
+    else if (key === 'preserve-trailing-slash') settings.preserveTrailingSlash = b;
+    else if (key === 'use-port-in-redirects') settings.usePortInRedirects = b;
     else if (b) settings.disableAccessLog = true;
   }
 }
@@ -64,6 +77,10 @@ export interface RouteAnnotations {
   xForwardedPrefix: string | null;
   /** enable-access-log: false turns the access log off for the Ingress's locations. */
   accessLog: boolean;
+  /** preserve-trailing-slash / use-port-in-redirects; null: the ConfigMap's. */
+  preserveTrailingSlash: boolean | null;
+  usePortInRedirects: boolean | null;
+  connectionHeader: 'close' | 'keep-alive' | null;
 }
 
 export interface RouteInput {
@@ -211,6 +228,14 @@ function checked(input: RouteInput, name: string, valid: RegExp, what: string): 
   return null;
 }
 
+function optionalBool(input: RouteInput, name: string): boolean | null {
+  const v = input.annotations[PREFIX + name];
+  if (v === undefined) return null;
+  const b = parseGoBool(v);
+  if (b === null) warn(input, name, `${JSON.stringify(v)} is not a boolean; the default applies`);
+  return b;
+}
+
 function readAccessLog(input: RouteInput): boolean {
   const v = input.annotations[`${PREFIX}enable-access-log`];
   if (v === undefined) return true;
@@ -247,5 +272,13 @@ export function parseRouteAnnotations(input: RouteInput): RouteAnnotations {
       'a path of [-._~a-zA-Z0-9/:$]',
     ),
     accessLog: readAccessLog(input),
+    preserveTrailingSlash: optionalBool(input, 'preserve-trailing-slash'),
+    usePortInRedirects: optionalBool(input, 'use-port-in-redirects'),
+    connectionHeader: checked(
+      input,
+      'connection-proxy-header',
+      /^(close|keep-alive)$/,
+      'close or keep-alive',
+    ) as 'close' | 'keep-alive' | null,
   };
 }

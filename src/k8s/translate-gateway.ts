@@ -496,7 +496,8 @@ function location(
   const a = b.annotations.get(ing)!;
   const custom = b.headersOf.get(ing) ?? null;
   const access = withDenial(locationAccess(b.accessOf.get(ing)!, path, b.settings), custom);
-  const { redirect, cors, upstreamVhost, xForwardedPrefix, accessLog } = b.routeOf.get(ing)!;
+  const route = b.routeOf.get(ing)!;
+  const { redirect, cors, upstreamVhost, xForwardedPrefix, accessLog } = route;
   return {
     ...(access ? { access } : {}),
     ...(redirect !== null ? { redirect } : {}),
@@ -505,6 +506,7 @@ function location(
     ...(xForwardedPrefix !== null ? { xForwardedPrefix } : {}),
     ...(custom !== null && 'headers' in custom ? { customHeaders: custom.headers } : {}),
     ...(accessLog ? {} : { accessLog: false as const }),
+    ...redirectOptions(route, b.settings),
     ingress: { namespace: ing.meta.namespace, name: ing.meta.name },
     ingressOrigin: ing.origin,
     createdAt: ing.meta.creationTimestamp,
@@ -573,6 +575,18 @@ function certificateFor(
     }
   }
   return null;
+}
+
+/** preserve-trailing-slash, use-port-in-redirects (the annotation, else the ConfigMap) and connection-proxy-header. */
+function redirectOptions(
+  route: RouteAnnotations,
+  settings: GatewaySettings,
+): Pick<LocationModel, 'preserveTrailingSlash' | 'usePortInRedirects' | 'connectionHeader'> {
+  const out: Pick<LocationModel, 'preserveTrailingSlash' | 'usePortInRedirects' | 'connectionHeader'> = {};
+  if (route.preserveTrailingSlash ?? settings.preserveTrailingSlash) out.preserveTrailingSlash = true;
+  if (route.usePortInRedirects ?? settings.usePortInRedirects) out.usePortInRedirects = true;
+  if (route.connectionHeader !== null) out.connectionHeader = route.connectionHeader;
+  return out;
 }
 
 /** A custom-headers ConfigMap that cannot be used denies the location (503), as ingress-nginx does. */

@@ -174,6 +174,16 @@ describe('issue 20 annotations over sockets', () => {
       echo('noxfp', 'noxfp.baz.com', { 'x-forwarded-prefix': '', 'rewrite-target': '/foo' }),
       echo('xfp-plain', 'xfp-plain.baz.com', { 'x-forwarded-prefix': '/test/value' }),
       echo('nolog', 'nolog.example', { 'enable-access-log': 'false' }),
+      echo('forcesslredirect.bar.com', 'forcesslredirect.bar.com', {
+        'force-ssl-redirect': 'true',
+        'preserve-trailing-slash': 'true',
+      }),
+      echo('port-in-redirect', 'port-in-redirect.bar.com', {
+        'force-ssl-redirect': 'true',
+        'use-port-in-redirects': 'true',
+      }),
+      echo('connection.foo.com', 'connection.foo.com', { 'connection-proxy-header': 'keep-alive' }),
+      echo('connection-close', 'connection-close.foo.com', { 'connection-proxy-header': 'close' }),
       echo('app-a', 'two.example', {}, '/app-a'),
       echo('app-b', 'two.example', { 'server-alias': 'alias-of-two.example' }, '/app-b'),
     ];
@@ -384,6 +394,26 @@ describe('issue 20 annotations over sockets', () => {
         gw.access.lines.filter((l) => l.includes('/not-logged-here')),
         [],
       );
+    });
+  });
+
+  describe('preserve-trailing-slash (preservetrailingslash.go), use-port-in-redirects, connection-proxy-header (connection.go)', () => {
+    test('should allow preservation of trailing slashes', async () => {
+      const reply = await request(gw.httpPort, { host: 'forcesslredirect.bar.com', path: '/' });
+      assert.equal(reply.status, 308);
+      assert.equal(reply.headers.location, 'https://forcesslredirect.bar.com/');
+      // Without it, one trailing slash is dropped.
+      assert.equal(
+        (await request(gw.httpPort, { host: 'port-in-redirect.bar.com', path: '/a/' })).headers.location,
+        'https://port-in-redirect.bar.com:443/a',
+      );
+    });
+
+    test('set connection header to keep-alive, or close', async () => {
+      const keep = echoOf(await request(gw.httpPort, { host: 'connection.foo.com', headers: json }));
+      assert.equal(keep.headers.connection, 'keep-alive');
+      const close = echoOf(await request(gw.httpPort, { host: 'connection-close.foo.com', headers: json }));
+      assert.equal(close.headers.connection, 'close');
     });
   });
 
