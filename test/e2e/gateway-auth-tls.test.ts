@@ -4,6 +4,7 @@
 // certificate it signed (CN=authtls), and one from another CA.
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import http2 from 'node:http2';
 import https from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -200,6 +201,42 @@ describe('client certificates (auth-tls-*)', () => {
     assert.equal(headers['ssl-client-subject-dn'], 'CN=authtls,O=Acme Co');
     assert.equal(headers['ssl-client-issuer-dn'], 'CN=ca');
     assert.equal(headers['ssl-client-cert'], undefined);
+  });
+
+  test('over HTTP/2 too: each stream is checked against the certificate of its connection', async () => {
+    const h2get = (cert: { key: string; cert: string } | null) =>
+      new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const session = http2.connect(`https://127.0.0.1:${gw.httpsPort}`, {
+          servername: 'on.foo.com',
+          rejectUnauthorized: false,
+          ...(cert ?? {}),
+        });
+        session.on('error', reject);
+        const stream = session.request({
+          ':path': '/',
+          ':authority': 'on.foo.com',
+          accept: 'application/json',
+        });
+        let status = 0;
+        const chunks: Buffer[] = [];
+        stream.on('response', (h) => {
+          status = Number(h[':status']);
+        });
+        stream.on('data', (c: Buffer) => chunks.push(c));
+        stream.on('end', () => {
+          session.close();
+          resolve({ status, body: Buffer.concat(chunks).toString() });
+        });
+        stream.on('error', reject);
+      });
+    assert.equal((await h2get(null)).status, 400);
+    const ok = await h2get(client);
+    assert.equal(ok.status, 200);
+    assert.equal(
+      (JSON.parse(ok.body) as { headers: Record<string, string> }).headers['ssl-client-verify'],
+      'SUCCESS',
+    );
+    await gw.access.waitFor(/"GET \/ HTTP\/2\.0" 400 /);
   });
 
   test('a certificate from another CA: 400 (on); optional_no_ca passes it with FAILED', async () => {
