@@ -216,6 +216,40 @@ export const GATEWAY_CODES = {
     summary: 'the client closed the connection before the response (logged as 499)',
     fix: 'nothing on the gateway; check client timeouts if frequent',
   },
+  H2_HEADER_FIELD_TOO_LARGE: {
+    kind: 'outcome',
+    summary:
+      'an HTTP/2 request header field (name and value, decoded) is larger than http2-max-field-size (431)',
+    fix: 'send smaller headers (large cookies, tokens) or raise http2-max-field-size',
+  },
+  H2_HEADER_LIST_TOO_LARGE: {
+    kind: 'outcome',
+    summary: 'an HTTP/2 request header list (decoded) is larger than http2-max-header-size (431)',
+    fix: 'send fewer or smaller headers or raise http2-max-header-size',
+  },
+  H2_CONNECT: {
+    kind: 'outcome',
+    summary: 'a CONNECT request (or WebSocket over HTTP/2, RFC 8441) on an HTTP/2 connection: refused (400)',
+    fix: 'use WebSocket over HTTP/1.1 (the TLS listener offers http/1.1 in ALPN)',
+  },
+  H2_RAPID_RESET: {
+    kind: 'outcome',
+    summary:
+      'an HTTP/2 client reset 100 or more streams before their response, at least half of its streams (CVE-2023-44487): GOAWAY ENHANCE_YOUR_CALM, connection closed',
+    fix: 'nothing on the gateway for an attack; a client that cancels this much should reuse fewer, longer streams',
+  },
+  H2_CONTROL_FLOOD: {
+    kind: 'outcome',
+    summary:
+      'an HTTP/2 client sent PING/SETTINGS frames faster than 20 a second beyond a burst of 200: GOAWAY ENHANCE_YOUR_CALM, connection closed',
+    fix: 'nothing on the gateway for an attack; lower the client keepalive ping rate (gRPC: keepalive_time ≥ 10 s)',
+  },
+  H2_PROTOCOL_ERROR: {
+    kind: 'outcome',
+    summary:
+      "nghttp2 ended an HTTP/2 connection: a protocol violation or one of its limits (CONTINUATION flood, invalid frames, streams past the client's acknowledged maximum)",
+    fix: 'nothing on the gateway for an attack; for a real client, its HTTP/2 stack is at fault',
+  },
 } as const satisfies CodeTable;
 
 export type GatewayCode = keyof typeof GATEWAY_CODES;

@@ -24,6 +24,7 @@ import { DEFAULT_HTTP2_ABUSE_LIMITS, type Http2AbuseLimits, type Http2Settings }
 import { type ClientTimeouts, type ConnectionCloseReason, sweepPeriodMs } from './client-timeouts.ts';
 import { type ConnectionInfo, connectionOf } from './connection.ts';
 import type { ErrorLog } from './error-log.ts';
+import type { GatewayCode } from './errors.ts';
 import type { GatewayRequest, GatewayResponse } from './exchange.ts';
 import { type Http2AbuseKind, Http2Guard } from './h2-guard.ts';
 import { H2Request, H2Response } from './h2-stream.ts';
@@ -102,20 +103,42 @@ function closedCounter(registry: Registry): Counter<'reason'> {
   return counter;
 }
 
+/** An error log text with its stable code (src/gateway/errors.ts): `what (CODE: detail)`. */
+function coded(code: H2Code, what: string, detail: string): string {
+  return `${what} (${code}${detail === '' ? '' : `: ${detail}`})`;
+}
+
+type H2Code = Extract<GatewayCode, `H2_${string}`>;
+
 /** Why a stream is refused before the pipeline, or null: CONNECT, a field or header list over the limits. */
 function refusal(req: H2Request, settings: Http2Settings): { status: number; reason: string } | null {
-  if (req.method === 'CONNECT') return { status: 400, reason: 'client sent CONNECT over HTTP/2' };
+  if (req.method === 'CONNECT')
+    return { status: 400, reason: coded('H2_CONNECT', 'client sent CONNECT over HTTP/2', '') };
   const raw = req.rawHeaders;
   // RFC 9113 §6.5.2: each field counts its name, its value and 32 octets (pseudo-headers included).
   let total = req.method.length + req.url.length + 7 + 32 * 3;
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const field = (raw[i] as string).length + (raw[i + 1] as string).length;
     if (field > settings.maxFieldSize)
-      return { status: 431, reason: 'client sent too large header field (http2-max-field-size)' };
+      return {
+        status: 431,
+        reason: coded(
+          'H2_HEADER_FIELD_TOO_LARGE',
+          'client sent too large header field',
+          'http2-max-field-size',
+        ),
+      };
     total += field + 32;
   }
   if (total > settings.maxHeaderListSize)
-    return { status: 431, reason: 'client sent too large request headers (http2-max-header-size)' };
+    return {
+      status: 431,
+      reason: coded(
+        'H2_HEADER_LIST_TOO_LARGE',
+        'client sent too large request headers',
+        'http2-max-header-size',
+      ),
+    };
   return null;
 }
 
@@ -212,14 +235,22 @@ class H2ServerState implements H2Server {
     this.#conns.add(conn);
     const onControl = () => {
       if (!conn.closing && conn.guard.controlFrame(performance.now()))
-        this.#close(conn, 'control-flood', 'client sent too many PING/SETTINGS frames');
+        this.#close(
+          conn,
+          'control-flood',
+          coded('H2_CONTROL_FLOOD', 'client sent too many PING/SETTINGS frames', ''),
+        );
     };
     session.on('ping', onControl);
     session.on('remoteSettings', onControl);
     session.on('stream', (stream, headers, _flags, raw) => this.#onStream(conn, stream, headers, raw));
     session.on('error', (error: Error & { code?: string }) => {
       // nghttp2's own limits (CONTINUATION flood, invalid frames, refused streams) end here.
-      this.#close(conn, 'protocol-error', `HTTP/2 protocol error (${error.code ?? error.message})`);
+      this.#close(
+        conn,
+        'protocol-error',
+        coded('H2_PROTOCOL_ERROR', 'HTTP/2 protocol error', error.code ?? error.message),
+      );
     });
     session.once('close', () => this.#conns.delete(conn));
     // The listeners allow half-open sockets (for HTTP/1.1); an HTTP/2 client that sends FIN is gone.
@@ -264,7 +295,11 @@ class H2ServerState implements H2Server {
     this.#close(
       conn,
       'rapid-reset',
-      `client reset ${prematureResets} of ${streams} streams before their response (rapid reset, CVE-2023-44487)`,
+      coded(
+        'H2_RAPID_RESET',
+        `client reset ${prematureResets} of ${streams} streams before their response`,
+        'CVE-2023-44487',
+      ),
     );
   }
 
@@ -356,9 +391,14 @@ export function serveByAlpn(
     onTimeout();
     secure.destroy();
   }, timeoutMs);
+  // A client that leaves before the handshake completes (it may never send its Finished) is gone:
+  // without this the socket would wait out the whole header timeout.
+  const gone = () => secure.destroy();
+  secure.once('end', gone);
   secure.once('close', () => clearTimeout(timer));
   secure.once('secure', () => {
     clearTimeout(timer);
+    secure.off('end', gone);
     serve(secure.alpnProtocol === 'h2' ? 'h2' : 'http/1.1');
   });
 }

@@ -112,7 +112,7 @@ describe('gateway HTTP/2 abuse', () => {
     assert.ok(reached < 100, `${reached} reset streams reached the backend`);
     t.diagnostic(`${sent} HEADERS+RST_STREAM pairs sent before the GOAWAY; ${reached} reached the backend`);
     await gw.errors.waitFor(
-      /streams before their response \(rapid reset, CVE-2023-44487\), closing HTTP\/2 connection, client: 127\.0\.0\.41/,
+      /streams before their response \(H2_RAPID_RESET: CVE-2023-44487\), closing HTTP\/2 connection, client: 127\.0\.0\.41/,
     );
     assert.equal(metricValue(await gw.gateway.metrics.registry.metrics(), 'rapid-reset'), 1);
     await servedMeanwhile(gw, '127.0.0.42');
@@ -128,7 +128,7 @@ describe('gateway HTTP/2 abuse', () => {
     await raw.waitClosed();
     assert.ok(sent < 200_000, `closed before the flood ended (${sent} CONTINUATION frames)`);
     await gw.errors.waitFor(
-      /HTTP\/2 protocol error \([^)]+\), closing HTTP\/2 connection, client: 127\.0\.0\.43/,
+      /HTTP\/2 protocol error \(H2_PROTOCOL_ERROR: [^)]+\), closing HTTP\/2 connection, client: 127\.0\.0\.43/,
     );
     await servedMeanwhile(gw, '127.0.0.44');
   });
@@ -147,7 +147,7 @@ describe('gateway HTTP/2 abuse', () => {
       assert.ok((await attack) < 100_000, 'closed before the flood ended');
       await gw.errors.waitFor(
         new RegExp(
-          `client sent too many PING/SETTINGS frames, closing HTTP/2 connection, client: ${from.replaceAll('.', '\\.')}`,
+          `client sent too many PING/SETTINGS frames \\(H2_CONTROL_FLOOD\\), closing HTTP/2 connection, client: ${from.replaceAll('.', '\\.')}`,
         ),
       );
     });

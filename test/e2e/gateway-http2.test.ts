@@ -234,7 +234,7 @@ describe('gateway HTTP/2 on the TLS listener', () => {
     await raw.waitFrame((f) => f.type === FRAME.HEADERS && f.streamId === 1);
     raw.close();
     await gw.access.waitFor(/^127\.0\.0\.28 .*"CONNECT web\.example\.com:443 HTTP\/2\.0" 400 /);
-    await gw.errors.waitFor(/client sent CONNECT over HTTP\/2, client: 127\.0\.0\.28/);
+    await gw.errors.waitFor(/client sent CONNECT over HTTP\/2 \(H2_CONNECT\), client: 127\.0\.0\.28/);
   });
 
   test('a header field over http2-max-field-size (8 KiB) or a list over http2-max-header-size (32 KiB) is 431, logged', async () => {
@@ -252,7 +252,7 @@ describe('gateway HTTP/2 on the TLS listener', () => {
     field.close();
     await gw.access.waitFor(/^127\.0\.0\.26 .*"GET \/field HTTP\/2\.0" 431 /);
     await gw.errors.waitFor(
-      /client sent too large header field \(http2-max-field-size\), client: 127\.0\.0\.26/,
+      /client sent too large header field \(H2_HEADER_FIELD_TOO_LARGE: http2-max-field-size\), client: 127\.0\.0\.26/,
     );
     // Ten 4 KB fields: each within the field limit, 40 KB in all. Sent before our SETTINGS are
     // acknowledged, when nghttp2 does not enforce the list size yet: the gateway does.
