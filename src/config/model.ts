@@ -207,6 +207,9 @@ export interface GatewaySettings {
   allowedResponseHeaders?: readonly string[];
   /** disable-access-log / disable-http-access-log: no access log line at all. */
   disableAccessLog?: boolean;
+  /** load-balance, upstream-hash-by (+ -subset, -subset-size): defaults of the annotations. */
+  loadBalance?: 'round_robin' | 'ewma';
+  upstreamHashBy?: UpstreamHashByModel;
   /** preserve-trailing-slash / use-port-in-redirects: defaults of the annotations. */
   preserveTrailingSlash?: boolean;
   usePortInRedirects?: boolean;
@@ -275,6 +278,10 @@ export interface LocationModel {
   usePortInRedirects?: true;
   /** connection-proxy-header: the Connection header sent to the backend (`close` or `keep-alive`). */
   connectionHeader?: 'close' | 'keep-alive';
+  /** upstream-hash-by (+ -subset, -subset-size), or the ConfigMap's: consistent hashing on a request value. */
+  upstreamHashBy?: UpstreamHashByModel;
+  /** load-balance (or the ConfigMap's): ewma; absent is round robin. */
+  loadBalance?: 'ewma';
 }
 
 /** enable-cors with its cors-* values, defaults applied (ingress-nginx's cors parser). */
@@ -323,6 +330,14 @@ export interface AffinityModel {
   sameSite: string | null;
   conditionalSameSiteNone: boolean;
   changeOnFailure: boolean;
+}
+
+/** upstream-hash-by: nginx variables whose value picks the endpoint; with a subset, a group of them. */
+export interface UpstreamHashByModel {
+  /** e.g. `$request_uri`, `$remote_addr$http_x_user`. */
+  by: string;
+  /** upstream-hash-by-subset-size (default 3) when upstream-hash-by-subset is true; null otherwise. */
+  subsetSize: number | null;
 }
 
 /** A redirect a location answers instead of proxying (nginx's `return <code> <url>`). */

@@ -5,10 +5,11 @@ import type { LocationAccessModel, LocationModel } from '../config/model.ts';
 import type { AccessDecision } from '../net/access-policy.ts';
 import { parseBasicCredentials } from './access/basic-auth.ts';
 import { checkClientCertificate, clientCertificateView, misdirected } from './access/client-cert.ts';
-import type { RequestVars } from './access/nginx-vars.ts';
+import { expandVariables, type RequestVars } from './access/nginx-vars.ts';
 import { enforceAccess } from './access/stage.ts';
 import { formatForbiddenLine } from './access-log.ts';
 import { affinitizedTo, affinityCookie, memberKey, stickyChoice } from './affinity.ts';
+import { ewmaChoice, hashChoice } from './balance.ts';
 import { routeToCanary } from './canary.ts';
 import { type CompiledCors, corsAnswer, PREFLIGHT_HEADERS } from './cors.ts';
 import { requestContext } from './error-log.ts';
@@ -278,6 +279,23 @@ function canaryOrMain(ex: Exchange, req: GatewayRequest, matched: MatchedRoute):
 }
 
 /**
+ * upstream-hash-by (the request value picks the endpoint), else load-balance ewma (the faster of two
+ * at random, its response times recorded when the request ends). After affinity, as in ingress-nginx.
+ */
+function balance(ex: Exchange, req: GatewayRequest, admitted: Admitted): void {
+  const upstream = admitted.upstream;
+  const location = admitted.location!;
+  if (upstream === null || upstream.members.length === 0) return;
+  if (location.upstreamHashBy !== undefined) {
+    const key = expandVariables(location.upstreamHashBy.by, requestVars(ex, req, admitted.scheme));
+    admitted.firstMember = hashChoice(upstream, location.upstreamHashBy, key);
+    return;
+  }
+  admitted.firstMember = ewmaChoice(upstream, performance.now());
+  ex.ewmaUpstream = upstream;
+}
+
+/**
  * affinity: the member the session cookie names, or a new one (its Set-Cookie on the locations whose
  * Ingress asked for affinity). A legacy canary is not sticky.
  */
@@ -408,6 +426,8 @@ export function admit(
     forwardedPrefix: decision.forwardedPrefix,
   };
   if (matched.location.affinity !== undefined) stickySession(ex, req, admitted, matched.canary);
+  else if (matched.location.upstreamHashBy !== undefined || matched.location.loadBalance !== undefined)
+    balance(ex, req, admitted);
   // Limits and auth of the location, or of another location a lenient backend could read this path as.
   const access = matched.location.access ?? guardAccess(decision.guards);
   if (access === undefined) {

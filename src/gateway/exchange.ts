@@ -11,6 +11,7 @@ import type { LineSink } from './line-sink.ts';
 import type { GatewayMetrics } from './metrics.ts';
 import type { MatchedRoute } from './router.ts';
 import type { GatewaySnapshot } from './snapshot.ts';
+import type { BalancedUpstream } from './upstream.ts';
 
 /** What the pipeline reads from a request. */
 export interface GatewayRequest {
@@ -134,6 +135,8 @@ export interface Exchange {
   accessLog: boolean;
   /** $proxy_alternative_upstream_name: the canary's upstream when the request went there; null otherwise. */
   alternativeUpstreamName: string | null;
+  /** load-balance ewma: the upstream whose response times this request's attempts feed; null otherwise. */
+  ewmaUpstream: BalancedUpstream | null;
   /** affinity: the Set-Cookie of a sticky session picked for this request; null when none. */
   setCookie: string | null;
   /** Headers every response to this request carries, replacing the backend's (add-headers, custom-headers, enable-cors); null: none. */
@@ -174,6 +177,7 @@ export function beginExchange(
     accessLog: true,
     alternativeUpstreamName: null,
     setCookie: null,
+    ewmaUpstream: null,
     responseHeaders: null,
   };
 }

@@ -6,6 +6,7 @@ import type { ConnectionInfo } from './connection.ts';
 import { requestContext } from './error-log.ts';
 import type { Exchange, GatewayRequest, HandlerContext, UpstreamAttempt } from './exchange.ts';
 import type { ProxyFailure } from './proxy.ts';
+import { recordResponseTime } from './balance.ts';
 import { newRequestId } from './request-id.ts';
 import { requestEnded } from './snapshot.ts';
 
@@ -44,6 +45,13 @@ function setUpstreamVars(ctx: HandlerContext, ex: Exchange, vars: AccessLogVars)
       : attempts.map((a) => a.seconds.toFixed(3)).join(', ');
   vars.upstreamResponseLength = ex.upstreamBytes;
   for (const attempt of attempts) ctx.metrics.upstreamDuration(ex.upstreamName ?? '', attempt.seconds);
+  // load-balance ewma: the attempts that got an answer feed their endpoint's average.
+  const ewma = ex.ewmaUpstream;
+  if (ewma !== null) {
+    const now = performance.now();
+    for (const a of attempts)
+      if (a.status !== null) recordResponseTime(ewma, a.hostPort, a.seconds * 1000, now);
+  }
 }
 
 /** The connection's part of a log line: who connected, through which PROXY header, to which listener. */

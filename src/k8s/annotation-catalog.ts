@@ -285,6 +285,19 @@ export const ANNOTATION_CATALOG: readonly CatalogEntry[] = [
     values: '`close` or `keep-alive`',
     note: 'the Connection header the backend gets (`close` also ends that upstream connection after the response; WebSocket upgrades still send `upgrade`). keepip sends `keep-alive` by default',
   },
+  {
+    names: ['upstream-hash-by', 'upstream-hash-by-subset', 'upstream-hash-by-subset-size'],
+    status: 'implemented',
+    values:
+      'nginx variables and text (`$request_uri`, `$remote_addr`, `$http_x_user`…); Go boolean; whole number (default 3)',
+    note: "the value picks the endpoint, the same one for the same value while it exists (rendezvous hashing: when an endpoint goes, only its values move; ingress-nginx's consistent hash moves a few more). With the subset, the value picks a group of subset-size endpoints (ingress-nginx's layout) and a random one of it answers. Default: the ConfigMap keys of the same names. Sticky sessions (affinity) come first",
+  },
+  {
+    names: ['load-balance'],
+    status: 'implemented',
+    values: '`round_robin` (default), `ewma`',
+    note: 'ewma: of two endpoints drawn at random, the one with the lower decaying average of its response times (10 s, as ingress-nginx). The other values ingress-nginx lists (chash, sticky_*) are what upstream-hash-by and affinity select: round robin, with a warning. Default: the ConfigMap key',
+  },
   // --- Implemented: limits, basic and external auth, satisfy, client certificates (access-annotations.ts).
   {
     names: ['limit-rps', 'limit-rpm'],
@@ -444,16 +457,6 @@ export const ANNOTATION_CATALOG: readonly CatalogEntry[] = [
     note: "matched (unanchored) against the subject DN in RFC 2253 form (`CN=x,O=y`): no match is 403. The backend and auth service always get `ssl-client-verify`, `ssl-client-subject-dn`, `ssl-client-issuer-dn` on such a host (the client's own are removed)",
   },
   // --- Traffic: canaries, affinity, balancing, retries, default backends and error pages.
-  {
-    names: ['upstream-hash-by', 'upstream-hash-by-subset', 'upstream-hash-by-subset-size'],
-    status: 'refused',
-    note: `${NOT_YET}: requests are balanced round robin`,
-  },
-  {
-    names: ['load-balance'],
-    status: 'refused',
-    note: `${NOT_YET}: requests are balanced round robin`,
-  },
   {
     names: ['proxy-next-upstream', 'proxy-next-upstream-tries', 'proxy-next-upstream-timeout'],
     status: 'refused',
@@ -807,17 +810,18 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
     note: 'defaults of the annotations',
   },
   {
+    names: ['load-balance', 'upstream-hash-by', 'upstream-hash-by-subset', 'upstream-hash-by-subset-size'],
+    status: 'implemented',
+    values: 'round_robin; none; false; 3',
+    note: 'defaults of the annotations, for every location without its own',
+  },
+  {
     names: ['allow-snippet-annotations'],
     status: 'implemented',
     values: 'false',
     note: 'keepip never runs snippets; `"false"` is accepted silently, anything else is refused (`CONFIGMAP_KEY_REFUSED`)',
   },
   // --- Not implemented yet: observable behaviour keepip does not have.
-  {
-    names: ['load-balance', 'upstream-hash-by', 'upstream-hash-by-subset', 'upstream-hash-by-subset-size'],
-    status: 'refused',
-    note: `${NOT_YET}: requests are balanced round robin`,
-  },
   {
     names: [
       'proxy-next-upstream',

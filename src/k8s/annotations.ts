@@ -22,7 +22,7 @@ import { HEADER_CONFIGMAP_KEYS } from './header-settings.ts';
 import { applyHttp2Settings, HTTP2_CONFIGMAP_KEYS } from './http2-settings.ts';
 import { describeOrigin } from './reader.ts';
 import { ROUTE_ANNOTATIONS, ROUTE_CONFIGMAP_KEYS } from './route-annotations.ts';
-import { TRAFFIC_ANNOTATIONS } from './traffic-annotations.ts';
+import { TRAFFIC_ANNOTATIONS, TRAFFIC_CONFIGMAP_KEYS } from './traffic-annotations.ts';
 import { parseConfigMapSourceRange, resolveAccessRules } from './source-range.ts';
 import { isHeaderName, parseGoBool, parseGoDurationMs, parseNginxSize, parseUint } from './values.ts';
 
@@ -87,6 +87,8 @@ export const SUPPORTED_CONFIGMAP_KEYS: readonly string[] = [
   ...HEADER_CONFIGMAP_KEYS,
   // disable-access-log, disable-http-access-log: src/k8s/route-annotations.ts.
   ...ROUTE_CONFIGMAP_KEYS,
+  // load-balance, upstream-hash-by (+ -subset, -subset-size): src/k8s/traffic-annotations.ts.
+  ...TRAFFIC_CONFIGMAP_KEYS,
   // HTTP/2 to clients: src/k8s/http2-settings.ts.
   ...HTTP2_CONFIGMAP_KEYS,
 ];

@@ -12,6 +12,7 @@ import type {
   LocationModel,
   ObjectRef,
   Origin,
+  UpstreamHashByModel,
 } from '../config/model.ts';
 import { annotationField } from './field-path.ts';
 import type { IngressPathView, IngressView } from './objects.ts';
@@ -41,7 +42,84 @@ export const TRAFFIC_ANNOTATIONS: readonly string[] = [
   'session-cookie-secure',
   'session-cookie-conditional-samesite-none',
   'session-cookie-change-on-failure',
+  'upstream-hash-by',
+  'upstream-hash-by-subset',
+  'upstream-hash-by-subset-size',
+  'load-balance',
 ];
+
+/** The controller ConfigMap keys this module reads. */
+export const TRAFFIC_CONFIGMAP_KEYS: readonly string[] = [
+  'load-balance',
+  'upstream-hash-by',
+  'upstream-hash-by-subset',
+  'upstream-hash-by-subset-size',
+];
+
+const HASH_BY = /^[A-Za-z0-9\-_${}]*$/;
+const ALGORITHMS = ['round_robin', 'chash', 'chashsubset', 'sticky_balanced', 'sticky_persistent', 'ewma'];
+
+/** What ingress-nginx's upstreamhashby and loadbalancing parsers read, from annotations or ConfigMap data. */
+export interface Balancing {
+  hashBy: UpstreamHashByModel | null;
+  /** null: not set here. */
+  loadBalance: 'round_robin' | 'ewma' | null;
+}
+
+/**
+ * upstream-hash-by (+ -subset, -subset-size) and load-balance from `get` (an Ingress's annotations or
+ * the ConfigMap's data). ingress-nginx's other algorithms (chash, sticky_*) are what affinity and
+ * upstream-hash-by select; as a load-balance value they are round robin here, with a warning.
+ */
+export function readBalancing(
+  get: (name: string) => string | undefined,
+  warnAbout: (name: string, message: string) => void,
+): Balancing {
+  let hashBy: UpstreamHashByModel | null = null;
+  const by = get('upstream-hash-by');
+  if (by !== undefined && by.trim() !== '') {
+    if (!HASH_BY.test(by.trim()))
+      warnAbout(
+        'upstream-hash-by',
+        `${JSON.stringify(by)} is not nginx variables and text of [A-Za-z0-9-_]; ignored`,
+      );
+    else {
+      const subset = parseGoBool(get('upstream-hash-by-subset') ?? 'false') ?? false;
+      const sizeText = get('upstream-hash-by-subset-size');
+      const size =
+        sizeText !== undefined && /^[0-9]{1,6}$/.test(sizeText.trim()) ? Number(sizeText.trim()) : 0;
+      hashBy = { by: by.trim(), subsetSize: subset ? (size > 0 ? size : 3) : null };
+    }
+  }
+  let loadBalance: Balancing['loadBalance'] = null;
+  const lb = get('load-balance');
+  if (lb !== undefined && lb.trim() !== '') {
+    const v = lb.trim().toLowerCase();
+    if (v === 'ewma' || v === 'round_robin') loadBalance = v;
+    else {
+      warnAbout(
+        'load-balance',
+        ALGORITHMS.includes(v)
+          ? `${v} is chosen by affinity or upstream-hash-by, not load-balance; round_robin applies`
+          : `${JSON.stringify(lb)} is not round_robin or ewma; round_robin applies`,
+      );
+      loadBalance = 'round_robin';
+    }
+  }
+  return { hashBy, loadBalance };
+}
+
+/** An Ingress's balancing annotations. */
+export function parseBalancing(
+  annotations: Readonly<Record<string, string>>,
+  origin: Origin,
+  issues: ConfigIssue[],
+): Balancing {
+  return readBalancing(
+    (name) => annotations[PREFIX + name],
+    (name, message) => warn({ origin, issues }, name, message),
+  );
+}
 
 /** A canary Ingress's traffic policy (its backend comes from each of its paths). */
 export type CanaryPolicy = Omit<CanaryModel, 'backend' | 'ingress'>;

@@ -20,11 +20,14 @@ import { annotationField, formatFieldPath } from './field-path.ts';
 import { applyHeaderSettings, type ConfigMapLookup, readCustomHeaders } from './header-settings.ts';
 import { applyLogSettings, parseRouteAnnotations, type RouteAnnotations } from './route-annotations.ts';
 import {
+  type Balancing,
   type CanaryPolicy,
   mergeAffinity,
   mergeCanaries,
   parseAffinity,
+  parseBalancing,
   parseCanary,
+  readBalancing,
 } from './traffic-annotations.ts';
 import type {
   ConfigMapView,
@@ -112,6 +115,13 @@ export function translateGatewaySettings(
   }
   const settings = parseControllerConfigMap(cm.data, ref, cm.origin, issues);
   applyHeaderSettings(cm.data, settings, configMapLookup(input), cm.origin, issues);
+  const balancing = readBalancing(
+    (key) => cm.data[key],
+    (key, message) =>
+      issue(issues, 'warning', 'INVALID_CONFIGMAP_VALUE', cm.origin, formatFieldPath(['data', key]), message),
+  );
+  if (balancing.hashBy !== null) settings.upstreamHashBy = balancing.hashBy;
+  if (balancing.loadBalance !== null) settings.loadBalance = balancing.loadBalance;
   applyLogSettings(cm.data, settings, (key, value) =>
     issue(
       issues,
@@ -229,6 +239,8 @@ interface IngressReadings {
   canaryOf: Map<IngressView, CanaryPolicy>;
   /** affinity: cookie, by "namespace/name" of the Ingress (mergeAffinity). */
   affinityOf: Map<string, AffinityModel>;
+  /** upstream-hash-by and load-balance of each Ingress. */
+  balancingOf: Map<IngressView, Balancing>;
 }
 
 interface HostBuild {
@@ -314,8 +326,10 @@ function readIngresses(
   const headersOf = new Map<IngressView, CustomHeaders>();
   const canaryOf = new Map<IngressView, CanaryPolicy>();
   const affinityOf = new Map<string, AffinityModel>();
+  const balancingOf = new Map<IngressView, Balancing>();
   const lookup = configMapLookup(input);
   for (const ing of served) {
+    balancingOf.set(ing, parseBalancing(ing.meta.annotations, ing.origin, issues));
     const affinity = parseAffinity(ing.meta.annotations, ing.origin, issues);
     if (affinity !== null) affinityOf.set(`${ing.meta.namespace}/${ing.meta.name}`, affinity);
     const canary = parseCanary(ing.meta.annotations, ing.origin, issues);
@@ -327,7 +341,7 @@ function readIngresses(
     const ref = { namespace: ing.meta.namespace, name: ing.meta.name };
     headersOf.set(ing, readCustomHeaders(ing.meta.annotations, ref, ing.origin, settings, lookup, issues));
   }
-  return { annotations, accessOf, routeOf, headersOf, canaryOf, affinityOf };
+  return { annotations, accessOf, routeOf, headersOf, canaryOf, affinityOf, balancingOf };
 }
 
 /** The hosts whose paths are regexes, and the hosts named under spec.tls. */
@@ -507,6 +521,7 @@ function location(
     ...(custom !== null && 'headers' in custom ? { customHeaders: custom.headers } : {}),
     ...(accessLog ? {} : { accessLog: false as const }),
     ...redirectOptions(route, b.settings),
+    ...balancingFor(b.balancingOf.get(ing) ?? null, b.settings),
     ingress: { namespace: ing.meta.namespace, name: ing.meta.name },
     ingressOrigin: ing.origin,
     createdAt: ing.meta.creationTimestamp,
@@ -575,6 +590,18 @@ function certificateFor(
     }
   }
   return null;
+}
+
+/** upstream-hash-by and load-balance: the Ingress's, else the ConfigMap's. */
+function balancingFor(
+  own: Balancing | null,
+  settings: GatewaySettings,
+): Pick<LocationModel, 'upstreamHashBy' | 'loadBalance'> {
+  const out: Pick<LocationModel, 'upstreamHashBy' | 'loadBalance'> = {};
+  const hashBy = own?.hashBy ?? settings.upstreamHashBy;
+  if (hashBy !== undefined) out.upstreamHashBy = hashBy;
+  if ((own?.loadBalance ?? settings.loadBalance) === 'ewma') out.loadBalance = 'ewma';
+  return out;
 }
 
 /** preserve-trailing-slash, use-port-in-redirects (the annotation, else the ConfigMap) and connection-proxy-header. */
