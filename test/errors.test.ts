@@ -24,6 +24,7 @@ import {
 } from '../src/errors.ts';
 import type { GatewayCode, GatewayIssueCode } from '../src/gateway/errors.ts';
 import type { RequestParseErrorCode } from '../src/gateway/h1-request.ts';
+import type { H2Code } from '../src/gateway/h2-server.ts';
 import type { ProxyFailureCode } from '../src/gateway/proxy.ts';
 import type { RequestTargetErrorCode } from '../src/gateway/request-target.ts';
 import type { RouteError } from '../src/gateway/rewrite.ts';
@@ -69,6 +70,7 @@ export type ModuleUnionsMatchTheirTables = [
       | RequestParseErrorCode
       | RequestTargetErrorCode
       | BadRequestCode
+      | H2Code
     >
   >,
   Holds<Same<LbCode, LbConfigError['code'] | PlanProblem['code'] | LbConfigInvalid['code']>>,

@@ -24,7 +24,6 @@ import { DEFAULT_HTTP2_ABUSE_LIMITS, type Http2AbuseLimits, type Http2Settings }
 import { type ClientTimeouts, type ConnectionCloseReason, sweepPeriodMs } from './client-timeouts.ts';
 import { type ConnectionInfo, connectionOf } from './connection.ts';
 import type { ErrorLog } from './error-log.ts';
-import type { GatewayCode } from './errors.ts';
 import type { GatewayRequest, GatewayResponse } from './exchange.ts';
 import { type Http2AbuseKind, Http2Guard } from './h2-guard.ts';
 import { H2Request, H2Response } from './h2-stream.ts';
@@ -108,7 +107,14 @@ function coded(code: H2Code, what: string, detail: string): string {
   return `${what} (${code}${detail === '' ? '' : `: ${detail}`})`;
 }
 
-type H2Code = Extract<GatewayCode, `H2_${string}`>;
+/** The codes the HTTP/2 side reports (registered in src/gateway/errors.ts). */
+export type H2Code =
+  | 'H2_HEADER_FIELD_TOO_LARGE'
+  | 'H2_HEADER_LIST_TOO_LARGE'
+  | 'H2_CONNECT'
+  | 'H2_RAPID_RESET'
+  | 'H2_CONTROL_FLOOD'
+  | 'H2_PROTOCOL_ERROR';
 
 /** Why a stream is refused before the pipeline, or null: CONNECT, a field or header list over the limits. */
 function refusal(req: H2Request, settings: Http2Settings): { status: number; reason: string } | null {
