@@ -45,7 +45,7 @@ export interface ListenerContext {
 
 export interface RunningListeners {
   readonly addresses: Readonly<Record<ListenerKind, AddressInfo | null>>;
-  /** Stops accepting new connections (open ones continue). */
+  /** Stops accepting new connections at once (open ones continue, for the drain to end). */
   stopAccepting(): Promise<void>;
   /** Closes keep-alive connections that are between requests. */
   closeIdle(): void;
@@ -289,10 +289,10 @@ export async function startListeners(
   const { h1, plainH1, h2 } = sides;
   return {
     addresses,
+    // Stops listening at once; open connections are the drain's to end (server.close's callback would
+    // wait for every one of them, so a single stalled client would hold up the drain deadline).
     async stopAccepting() {
-      await Promise.all(
-        servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))),
-      );
+      for (const server of servers) server.close();
     },
     closeIdle() {
       h1.closeIdle();

@@ -3,7 +3,7 @@
 // on the HTTPS port (G8), and HTTPS backends (backend-protocol: HTTPS, not verified, as ingress-nginx).
 import assert from 'node:assert/strict';
 import https from 'node:https';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import tls from 'node:tls';
 import { generate } from 'selfsigned';
@@ -13,6 +13,7 @@ import { echoOf, request, startTestGateway, type TestGateway } from '../fixtures
 import { ingress, serviceWithEndpoints, tlsSecret, topologyOf } from '../fixtures/gateway/manifests.ts';
 import { rawExchange } from '../helpers/net.ts';
 import { requireBinary, runCommand } from '../helpers/process.ts';
+import { acceptedOn, waitForCount } from '../helpers/descriptors.ts';
 
 async function certificateFor(name: string): Promise<{ cert: string; key: string }> {
   const made = await generate([{ name: 'commonName', value: name }], {
@@ -105,6 +106,32 @@ describe('gateway TLS', () => {
     assert.equal(await servedCommonName(gw.httpsPort, undefined), DEFAULT_CERTIFICATE_CN);
   });
 
+  test('a client that leaves during the handshake is let go at once, not after the header timeout', async () => {
+    // The client destroys its socket as soon as it has the server's Finished: its own Finished may never
+    // leave, so the gateway sees the end of the stream before its handshake completes.
+    for (const alpn of [undefined, ['h2', 'http/1.1']]) {
+      for (let i = 0; i < 3; i += 1) {
+        await new Promise<void>((resolve, reject) => {
+          const socket = tls.connect(
+            { host: '127.0.0.1', port: gw.httpsPort, rejectUnauthorized: false, ALPNProtocols: alpn },
+            () => {
+              socket.destroy();
+              resolve();
+            },
+          );
+          socket.on('error', reject);
+        });
+      }
+    }
+    // The header timeout is 60 s here; the connections must be gone long before it.
+    await waitForCount(
+      () => acceptedOn(gw.httpsPort),
+      (n) => n === 0,
+      15_000,
+      'TLS connections left mid-handshake',
+    );
+  });
+
   test('curl --resolve over TLS reaches the backend, which sees X-Forwarded-Proto https and the client', async () => {
     const curl = requireBinary('curl');
     const result = await runCommand(curl, [
@@ -149,5 +176,30 @@ describe('gateway TLS', () => {
     assert.equal(echo.name, 'tls-backend');
     assert.equal(echo.url, '/over-tls');
     assert.equal(echo.headers['x-real-ip'], '127.0.0.1');
+  });
+});
+
+describe('gateway close with a handshake that never finishes', () => {
+  test('close() ends every connection within the drain timeout, however stalled the client', async () => {
+    const stalled = await startTestGateway(
+      topologyOf([ingress({ name: 'x', paths: [{ path: '/', service: 'none', port: 80 }] })]),
+    );
+    // The first bytes of a TLS record: the listener hands the socket to TLS, whose handshake then waits.
+    const socket = net.connect({ host: '127.0.0.1', port: stalled.httpsPort });
+    await new Promise<void>((resolve) => socket.once('connect', resolve));
+    socket.write(Buffer.from([0x16, 0x03, 0x01, 0x00, 0xff, 0x01]));
+    await waitForCount(
+      () => acceptedOn(stalled.httpsPort),
+      (n) => n === 1,
+      15_000,
+      'the stalled connection',
+    );
+    const gone = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    socket.on('error', () => {});
+    // The harness drains for 2 s; the header timeout is 60 s. close() must not wait for the client.
+    const started = performance.now();
+    await stalled.close();
+    await gone;
+    assert.ok(performance.now() - started < 30_000, 'close() waited for the client instead of draining');
   });
 });
