@@ -1,7 +1,6 @@
 // `keepip gateway`: the L7 ingress gateway for Ingress manifests. Reads -f files/directories, serves
 // them, reloads on change or SIGHUP, drains on SIGTERM/SIGINT. Start-up and reload lines go to
 // stderr (stdout carries the access log unless --access-log names a file).
-import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 import { parseDurationMs } from '../config/duration.ts';
 import { describeIssue } from '../config/issue-text.ts';
@@ -29,6 +28,7 @@ import { type ConfigWatcher, watchConfig } from '../gateway/reload.ts';
 import { loadTopology } from '../k8s/index.ts';
 import { parseCidr } from '../net/cidr.ts';
 import { type HostPort, parseHostPort } from '../net/host-port.ts';
+import { availableCores } from '../workers/cores.ts';
 import { chooseWorkerCount, parseWorkerCount } from '../workers/count.ts';
 import { startGatewayWorkers, type WorkerGateway } from '../workers/gateway-primary.ts';
 import type { Command } from './main.ts';
@@ -150,7 +150,7 @@ function parseCli(argv: string[]): Parsed {
     return { ok: false, error: `--drain-timeout: "${drainText}" is not a duration (10, 10s, 500ms)` };
   }
   const workersText = values.workers as string | undefined;
-  const workers = parseWorkerCount(workersText ?? '1', availableParallelism());
+  const workers = parseWorkerCount(workersText ?? '1', availableCores());
   if (!workers.ok) return { ok: false, error: `--workers: ${workers.error} [${workers.code}]` };
   if (workers.value > 1 && values.dashboard !== undefined) {
     return { ok: false, error: '--dashboard needs --workers 1: the decision log lives in one process' };
@@ -318,7 +318,7 @@ function workerCount(
     flag: options.workers,
     configMap: topology.gateway.settings.workerProcesses,
     fallback: 1,
-    available: availableParallelism(),
+    available: availableCores(),
   });
   if (!dashboard || chosen.value <= 1) return chosen.value;
   report({

@@ -4,7 +4,6 @@
 // Only the argument parsing is loaded up front; the engine, the manifest reader and prom-client are
 // imported once the arguments are known to be good, so usage errors and --help answer quickly.
 import type { AddressInfo } from 'node:net';
-import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 import { parseDurationMs } from '../config/duration.ts';
 import { describeIssue } from '../config/issue-text.ts';
@@ -21,6 +20,7 @@ import {
 import type { RunningLb } from '../lb/balancer.ts';
 import type { LbListenerPlan } from '../lb/manifest.ts';
 import { formatHostPort, type HostPort, parseHostPort } from '../net/host-port.ts';
+import { availableCores } from '../workers/cores.ts';
 import { parseWorkerCount } from '../workers/count.ts';
 import type { Command } from './main.ts';
 
@@ -115,7 +115,7 @@ export const command: Command = {
   async run(argv) {
     const values = parseValues(argv);
     if (isExit(values)) return values.exit;
-    const workers = parseWorkerCount(values.workers ?? '1', availableParallelism());
+    const workers = parseWorkerCount(values.workers ?? '1', availableCores());
     if (!workers.ok) {
       process.stderr.write(`keepip lb: --workers: ${workers.error} [${workers.code}]\n\n${HELP}`);
       return 2;

@@ -1,7 +1,6 @@
 // From cluster view to traffic: the first complete sync starts the gateway (listeners open only then),
 // every later debounced change becomes one atomic snapshot swap, and each snapshot's tcp-services plan
 // is applied. What it serves and why goes to the log, as `keepip gateway` prints it.
-import { availableParallelism } from 'node:os';
 import { describeIssue } from '../config/issue-text.ts';
 import type { Topology } from '../config/model.ts';
 import {
@@ -16,6 +15,7 @@ import type { DecisionSink } from '../gateway/exchange.ts';
 import type { LineSink } from '../gateway/line-sink.ts';
 import type { GatewayMetrics } from '../gateway/metrics.ts';
 import type { KeyPair } from '../gateway/tls.ts';
+import { availableCores } from '../workers/cores.ts';
 import { chooseWorkerCount } from '../workers/count.ts';
 import {
   type ServedGateway,
@@ -117,7 +117,7 @@ async function startServed(
     flag: o.workers,
     configMap: topology.gateway.settings.workerProcesses,
     fallback: 'auto',
-    available: availableParallelism(),
+    available: availableCores(),
   });
   const inProcess =
     deps.accessLog !== undefined || deps.errorLog !== undefined || deps.decisions !== undefined;

@@ -48,3 +48,25 @@ export function chooseWorkerCount(input: {
     return { value: count(input.configMap), from: 'ConfigMap worker-processes' };
   return { value: count(input.fallback), from: input.fallback === 'auto' ? 'auto' : 'the default' };
 }
+
+/**
+ * The CPUs a cgroup's quota allows, rounded up: cgroup v2's `cpu.max` ("150000 100000" is 1.5 CPUs,
+ * so 2; "max 100000" is no limit) or cgroup v1's cfs quota and period (-1: no limit). A pod with a CPU
+ * limit gets as many workers as it may use, not one per core of the node. Null: no limit, or unreadable.
+ */
+export function cgroupCpuLimit(
+  v2CpuMax: string | null,
+  v1: { quota: string; period: string } | null,
+): number | null {
+  const cores = (quota: number, period: number) =>
+    Number.isFinite(quota) && Number.isFinite(period) && quota > 0 && period > 0
+      ? Math.ceil(quota / period)
+      : null;
+  if (v2CpuMax !== null) {
+    const [quota, period] = v2CpuMax.trim().split(/\s+/);
+    if (quota === 'max') return null;
+    return cores(Number(quota), Number(period ?? '100000'));
+  }
+  if (v1 !== null) return cores(Number(v1.quota.trim()), Number(v1.period.trim()));
+  return null;
+}

@@ -5,7 +5,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { chooseWorkerCount, MAX_WORKERS, parseWorkerCount } from '../../src/workers/count.ts';
+import { cgroupCpuLimit, chooseWorkerCount, MAX_WORKERS, parseWorkerCount } from '../../src/workers/count.ts';
 import { controllerConfigMap, topologyOf } from '../fixtures/gateway/manifests.ts';
 import { restartDelayMs } from '../../src/workers/pool.ts';
 import { chunkEnd, createSharedLineSink, PIPE_BUF } from '../../src/workers/shared-line-sink.ts';
@@ -59,6 +59,17 @@ test('worker-processes in the ConfigMap: auto or 1-1024, anything else a warning
     !settings('2').issues.some((i) => i.field === 'data["worker-processes"]'),
     'implemented: no issue',
   );
+});
+
+test('cgroupCpuLimit: a CPU quota rounds up to whole workers; no quota is no limit', () => {
+  assert.equal(cgroupCpuLimit('max 100000\n', null), null);
+  assert.equal(cgroupCpuLimit('150000 100000\n', null), 2);
+  assert.equal(cgroupCpuLimit('50000 100000', null), 1);
+  assert.equal(cgroupCpuLimit('400000 100000', null), 4);
+  assert.equal(cgroupCpuLimit(null, { quota: '-1\n', period: '100000\n' }), null);
+  assert.equal(cgroupCpuLimit(null, { quota: '250000\n', period: '100000\n' }), 3);
+  assert.equal(cgroupCpuLimit(null, null), null);
+  assert.equal(cgroupCpuLimit('garbage', null), null);
 });
 
 test('restartDelayMs: at once after a worker that ran a while, then doubling from 100 ms to 10 s', () => {
