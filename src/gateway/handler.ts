@@ -170,6 +170,7 @@ function forward(
     // affinity: the session's endpoint first, and a cookie that can follow a retry.
     firstMember: admitted.firstMember,
     onAttempt: admitted.onAttempt,
+    nextUpstream: location?.nextUpstream,
   };
   // gRPC backends over HTTP/2, with trailers, deadlines and gRPC statuses (grpc-proxy.ts).
   const protocol = admitted.upstream?.members[0]?.protocol;
@@ -224,110 +225,123 @@ function hasEndpoints(admitted: Admitted): boolean {
   return admitted.upstream !== null && admitted.upstream.members.length > 0;
 }
 
+/** A request: admission, then the body size and upstream stages (possibly after an async access stage). */
+function handleRequest(ctx: HandlerContext, req: GatewayRequest, res: GatewayResponse): void {
+  const conn = connectionOf(req.socket);
+  if (conn === undefined) {
+    // Only sockets our listeners accepted reach this server; anything else is a programming error.
+    res.writeHead(500).end();
+    return;
+  }
+  const ex = beginExchange(ctx, req, ctx.current(), conn);
+  const proceed = (admitted: Admitted): void => {
+    const limit = admitted.location?.proxyBodySizeBytes ?? ex.snap.settings.proxyBodySizeBytes;
+    if (bodyTooLarge(ctx, ex, req, limit)) answer(ctx, ex, req, res, 413, null, true);
+    // ingress-nginx answers 503 for a backend without endpoints (or without a Service).
+    else if (!hasEndpoints(admitted)) answer(ctx, ex, req, res, 503, null);
+    else {
+      addAuthCookies(ex, res);
+      if (ex.responseHeaders !== null || ex.setCookie !== null) addResponseHeaders(ex, res);
+      // limit-rate / limit-rate-after: the response to this client, per request (access/bandwidth.ts).
+      const bandwidth = admitted.location?.access?.bandwidth;
+      if (bandwidth) throttleResponse(res, bandwidth);
+      forward(ctx, ex, req, res, admitted, limit);
+    }
+  };
+  const admitted = admit(
+    ctx,
+    ex,
+    req,
+    (status, headers) => answer(ctx, ex, req, res, status, headers),
+    proceed,
+  );
+  if (admitted !== null && admitted !== PENDING) proceed(admitted);
+}
+
+/** An upgrade request: admission, then the tunnel. */
+function handleUpgrade(ctx: HandlerContext, req: GatewayRequest, socket: Duplex, head: Buffer): void {
+  const conn = connectionOf(req.socket);
+  socket.on('error', () => socket.destroy());
+  if (conn === undefined) {
+    socket.destroy();
+    return;
+  }
+  const ex = beginExchange(ctx, req, ctx.current(), conn);
+  const proceed = (admitted: Admitted): void => {
+    if (!hasEndpoints(admitted)) answerRaw(ctx, ex, req, socket, 503, null);
+    else tunnel(ctx, ex, req, socket, head, admitted);
+  };
+  const admitted = admit(
+    ctx,
+    ex,
+    req,
+    (status, headers) => answerRaw(ctx, ex, req, socket, status, headers),
+    proceed,
+  );
+  if (admitted !== null && admitted !== PENDING) proceed(admitted);
+}
+
+/** A head the parser refused: its status (keepip's parser says which), straight to the socket, and a log line. */
+function handleClientError(ctx: HandlerContext, error: ClientError, socket: Duplex): void {
+  const conn = connectionOf(socket);
+  const tlsFailure = typeof error.code === 'string' && error.code.startsWith('ERR_SSL');
+  if (conn === undefined || !socket.writable || error.code === 'ECONNRESET' || tlsFailure) {
+    socket.destroy();
+    return;
+  }
+  // keepip's parser (h1-request.ts) says which status.
+  const status =
+    error.statusCode ??
+    (error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : error.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400);
+  socket.end(rawErrorResponse(status));
+  if (status !== 408)
+    logBareRequest(ctx, conn, firstLine(error.rawPacket), status, errorPageBody(status).length, {});
+}
+
+/** A plain HTTP request on the HTTPS listener: nginx's 400 "The plain HTTP request was sent to HTTPS port". */
+function answerPlainHttpOnHttps(ctx: HandlerContext, req: GatewayRequest, res: GatewayResponse): void {
+  const conn = connectionOf(req.socket);
+  const body = PLAIN_HTTP_ON_HTTPS_BODY;
+  res.writeHead(400, reasonPhrase(400), {
+    'content-type': HTML_CONTENT_TYPE,
+    'content-length': body.length,
+    connection: 'close',
+  });
+  res.end(req.method === 'HEAD' ? undefined : body);
+  if (conn !== undefined) logBareRequest(ctx, conn, requestLineOf(req), 400, body.length, req.headers);
+}
+
+/** A request an engine refused before the pipeline (e.g. an HTTP/2 CONNECT): its status and the log lines. */
+function answerRefusedRequest(
+  ctx: HandlerContext,
+
+  req: GatewayRequest,
+  res: GatewayResponse,
+  status: number,
+  reason: string,
+): void {
+  const conn = connectionOf(req.socket);
+  const body = errorPageBody(status);
+  res.writeHead(status, reasonPhrase(status), {
+    'content-type': HTML_CONTENT_TYPE,
+    'content-length': body.length,
+  });
+  if (isGrpcRequest(req.headers)) grpcAnswer(res, status, null);
+  else res.end(req.method === 'HEAD' ? undefined : body);
+  if (conn === undefined) return;
+  const request = requestLineOf(req);
+  const host = typeof req.headers.host === 'string' ? req.headers.host : '';
+  const client = conn.proxySource ?? conn.peerAddress;
+  ctx.errorLog.write('info', conn.id, reason + requestContext({ client, server: '_', request, host }));
+  logBareRequest(ctx, conn, request, status, body.length, req.headers);
+}
+
 export function createRequestHandler(ctx: HandlerContext): RequestHandler {
-  const onRequest = (req: GatewayRequest, res: GatewayResponse): void => {
-    const conn = connectionOf(req.socket);
-    if (conn === undefined) {
-      // Only sockets our listeners accepted reach this server; anything else is a programming error.
-      res.writeHead(500).end();
-      return;
-    }
-    const ex = beginExchange(ctx, req, ctx.current(), conn);
-    const proceed = (admitted: Admitted): void => {
-      const limit = admitted.location?.proxyBodySizeBytes ?? ex.snap.settings.proxyBodySizeBytes;
-      if (bodyTooLarge(ctx, ex, req, limit)) answer(ctx, ex, req, res, 413, null, true);
-      // ingress-nginx answers 503 for a backend without endpoints (or without a Service).
-      else if (!hasEndpoints(admitted)) answer(ctx, ex, req, res, 503, null);
-      else {
-        addAuthCookies(ex, res);
-        if (ex.responseHeaders !== null || ex.setCookie !== null) addResponseHeaders(ex, res);
-        // limit-rate / limit-rate-after: the response to this client, per request (access/bandwidth.ts).
-        const bandwidth = admitted.location?.access?.bandwidth;
-        if (bandwidth) throttleResponse(res, bandwidth);
-        forward(ctx, ex, req, res, admitted, limit);
-      }
-    };
-    const admitted = admit(
-      ctx,
-      ex,
-      req,
-      (status, headers) => answer(ctx, ex, req, res, status, headers),
-      proceed,
-    );
-    if (admitted !== null && admitted !== PENDING) proceed(admitted);
+  return {
+    onRequest: (req, res) => handleRequest(ctx, req, res),
+    onUpgrade: (req, socket, head) => handleUpgrade(ctx, req, socket, head),
+    onClientError: (error, socket) => handleClientError(ctx, error, socket),
+    onPlainHttpOnHttps: (req, res) => answerPlainHttpOnHttps(ctx, req, res),
+    onRefusedRequest: (req, res, status, reason) => answerRefusedRequest(ctx, req, res, status, reason),
   };
-
-  const onUpgrade = (req: GatewayRequest, socket: Duplex, head: Buffer): void => {
-    const conn = connectionOf(req.socket);
-    socket.on('error', () => socket.destroy());
-    if (conn === undefined) {
-      socket.destroy();
-      return;
-    }
-    const ex = beginExchange(ctx, req, ctx.current(), conn);
-    const proceed = (admitted: Admitted): void => {
-      if (!hasEndpoints(admitted)) answerRaw(ctx, ex, req, socket, 503, null);
-      else tunnel(ctx, ex, req, socket, head, admitted);
-    };
-    const admitted = admit(
-      ctx,
-      ex,
-      req,
-      (status, headers) => answerRaw(ctx, ex, req, socket, status, headers),
-      proceed,
-    );
-    if (admitted !== null && admitted !== PENDING) proceed(admitted);
-  };
-
-  const onClientError = (error: ClientError, socket: Duplex): void => {
-    const conn = connectionOf(socket);
-    const tlsFailure = typeof error.code === 'string' && error.code.startsWith('ERR_SSL');
-    if (conn === undefined || !socket.writable || error.code === 'ECONNRESET' || tlsFailure) {
-      socket.destroy();
-      return;
-    }
-    // keepip's parser (h1-request.ts) says which status.
-    const status =
-      error.statusCode ??
-      (error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : error.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400);
-    socket.end(rawErrorResponse(status));
-    if (status !== 408)
-      logBareRequest(ctx, conn, firstLine(error.rawPacket), status, errorPageBody(status).length, {});
-  };
-
-  const onPlainHttpOnHttps = (req: GatewayRequest, res: GatewayResponse): void => {
-    const conn = connectionOf(req.socket);
-    const body = PLAIN_HTTP_ON_HTTPS_BODY;
-    res.writeHead(400, reasonPhrase(400), {
-      'content-type': HTML_CONTENT_TYPE,
-      'content-length': body.length,
-      connection: 'close',
-    });
-    res.end(req.method === 'HEAD' ? undefined : body);
-    if (conn !== undefined) logBareRequest(ctx, conn, requestLineOf(req), 400, body.length, req.headers);
-  };
-
-  const onRefusedRequest = (
-    req: GatewayRequest,
-    res: GatewayResponse,
-    status: number,
-    reason: string,
-  ): void => {
-    const conn = connectionOf(req.socket);
-    const body = errorPageBody(status);
-    res.writeHead(status, reasonPhrase(status), {
-      'content-type': HTML_CONTENT_TYPE,
-      'content-length': body.length,
-    });
-    if (isGrpcRequest(req.headers)) grpcAnswer(res, status, null);
-    else res.end(req.method === 'HEAD' ? undefined : body);
-    if (conn === undefined) return;
-    const request = requestLineOf(req);
-    const host = typeof req.headers.host === 'string' ? req.headers.host : '';
-    const client = conn.proxySource ?? conn.peerAddress;
-    ctx.errorLog.write('info', conn.id, reason + requestContext({ client, server: '_', request, host }));
-    logBareRequest(ctx, conn, request, status, body.length, req.headers);
-  };
-
-  return { onRequest, onUpgrade, onClientError, onPlainHttpOnHttps, onRefusedRequest };
 }
