@@ -4,6 +4,8 @@
 // what the access log and the error log need ($upstream_addr, $upstream_status, times, the failure).
 import type { UpstreamController, UpstreamHandler } from './h1-client.ts';
 import type { GatewayRequest, GatewayResponse, UpstreamAttempt } from './exchange.ts';
+import type { NextUpstreamModel } from '../config/model.ts';
+import { DEFAULT_NEXT_UPSTREAM, maxTries, retryOnFailure, retryOnStatus } from './next-upstream.ts';
 import { type BalancedUpstream, firstMember, type UpstreamMember } from './upstream.ts';
 
 export interface ProxyRequest {
@@ -22,6 +24,8 @@ export interface ProxyRequest {
   firstMember?: number;
   /** Told each member index tried, in order (session-cookie-change-on-failure follows a retry). */
   onAttempt?: (index: number) => void;
+  /** proxy-next-upstream, -tries, -timeout (next-upstream.ts); default: ingress-nginx's. */
+  nextUpstream?: NextUpstreamModel;
 }
 
 export type { UpstreamAttempt };
@@ -201,6 +205,9 @@ class ProxyExchange implements UpstreamHandler {
   #responseStarted = false;
   #finished = false;
   #sendTimer: NodeJS.Timeout | null = null;
+  #firstAt = 0;
+  /** Responses skipped for proxy-next-upstream http_*: their remaining events are ignored. */
+  #skipped: WeakSet<UpstreamController> | null = null;
   bodyStarted = false;
 
   constructor(
@@ -227,6 +234,7 @@ class ProxyExchange implements UpstreamHandler {
   start(): void {
     this.#next = this.request.firstMember ?? firstMember(this.request.upstream);
     this.#res.once('close', this.#onClientClose);
+    this.#firstAt = performance.now();
     this.#attempt();
   }
 
@@ -251,6 +259,21 @@ class ProxyExchange implements UpstreamHandler {
         bodyTimeout: request.readTimeoutMs,
       },
       this,
+    );
+  }
+
+  get #policy(): NextUpstreamModel {
+    return this.request.nextUpstream ?? DEFAULT_NEXT_UPSTREAM;
+  }
+
+  /** Nothing went to the client or left with the body yet, tries and time remain (proxy_next_upstream_*). */
+  #mayTryNext(): boolean {
+    const policy = this.#policy;
+    return (
+      !this.#responseStarted &&
+      !this.bodyStarted &&
+      this.#tried < maxTries(policy, this.request.upstream.members.length) &&
+      (policy.timeoutMs === 0 || performance.now() - this.#firstAt < policy.timeoutMs)
     );
   }
 
@@ -333,6 +356,14 @@ class ProxyExchange implements UpstreamHandler {
       controller.abort(new Error('client gone'));
       return;
     }
+    if (this.#mayTryNext() && retryOnStatus(this.#policy, statusCode, this.request.method)) {
+      // proxy-next-upstream http_<status>: this answer is dropped and the next endpoint asked.
+      this.#recordAttempt(statusCode);
+      (this.#skipped ??= new WeakSet()).add(controller);
+      controller.abort(new Error('answer skipped for the next upstream'));
+      this.#attempt();
+      return;
+    }
     this.#responseStarted = true;
     this.#recordAttempt(statusCode);
     const res = this.#res;
@@ -348,7 +379,7 @@ class ProxyExchange implements UpstreamHandler {
   }
 
   onResponseData(controller: UpstreamController, chunk: Buffer): void {
-    if (this.#finished) return;
+    if (this.#finished || this.#skipped?.has(controller)) return;
     this.#outcome.upstreamBytes += chunk.length;
     this.#outcome.bodyBytesSent += chunk.length;
     if (!this.#res.write(chunk)) {
@@ -357,7 +388,8 @@ class ProxyExchange implements UpstreamHandler {
     }
   }
 
-  onResponseEnd(): void {
+  onResponseEnd(controller: UpstreamController): void {
+    if (this.#skipped?.has(controller)) return;
     const attempt = this.#outcome.attempts[this.#outcome.attempts.length - 1];
     if (attempt !== undefined) attempt.seconds = (performance.now() - this.#started) / 1000;
     if (this.#finished) return;
@@ -365,7 +397,8 @@ class ProxyExchange implements UpstreamHandler {
     this.#finish(this.#res.statusCode);
   }
 
-  onResponseError(_controller: UpstreamController, error: Error & { code?: string }): void {
+  onResponseError(controller: UpstreamController, error: Error & { code?: string }): void {
+    if (this.#skipped?.has(controller)) return;
     this.disarmSendTimer();
     if (this.#finished) return;
     const verdict = classifyUpstreamError(error, this.#responseStarted);
@@ -377,11 +410,8 @@ class ProxyExchange implements UpstreamHandler {
       message: verdict.message,
       upstreamUrl: this.#upstreamUrl(),
     });
-    const canRetry =
-      verdict.retryable &&
-      !this.#responseStarted &&
-      !this.bodyStarted &&
-      this.#tried < this.request.upstream.members.length;
+    // Which failures go on to the next endpoint is proxy-next-upstream's (next-upstream.ts).
+    const canRetry = this.#mayTryNext() && retryOnFailure(this.#policy, verdict.code, this.request.method);
     if (canRetry) {
       this.#attempt();
       return;
