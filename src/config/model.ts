@@ -207,6 +207,8 @@ export interface GatewaySettings {
   allowedResponseHeaders?: readonly string[];
   /** disable-access-log / disable-http-access-log: no access log line at all. */
   disableAccessLog?: boolean;
+  /** proxy-next-upstream, -tries, -timeout and retry-non-idempotent: defaults of the annotations. */
+  nextUpstream?: NextUpstreamModel;
   /** load-balance, upstream-hash-by (+ -subset, -subset-size): defaults of the annotations. */
   loadBalance?: 'round_robin' | 'ewma';
   upstreamHashBy?: UpstreamHashByModel;
@@ -282,6 +284,8 @@ export interface LocationModel {
   upstreamHashBy?: UpstreamHashByModel;
   /** load-balance (or the ConfigMap's): ewma; absent is round robin. */
   loadBalance?: 'ewma';
+  /** proxy-next-upstream, -tries, -timeout (or the ConfigMap's); absent: ingress-nginx's defaults. */
+  nextUpstream?: NextUpstreamModel;
 }
 
 /** enable-cors with its cors-* values, defaults applied (ingress-nginx's cors parser). */
@@ -330,6 +334,16 @@ export interface AffinityModel {
   sameSite: string | null;
   conditionalSameSiteNone: boolean;
   changeOnFailure: boolean;
+}
+
+/** proxy-next-upstream, -tries, -timeout: when a request goes on to the next endpoint. */
+export interface NextUpstreamModel {
+  /** nginx's conditions: error, timeout, invalid_header, http_500…, non_idempotent, off. */
+  conditions: readonly string[];
+  /** Endpoints tried in all, the first included; 0: no limit. */
+  tries: number;
+  /** No further try once this long has passed since the first (0: no limit). */
+  timeoutMs: number;
 }
 
 /** upstream-hash-by: nginx variables whose value picks the endpoint; with a subset, a group of them. */

@@ -298,6 +298,13 @@ export const ANNOTATION_CATALOG: readonly CatalogEntry[] = [
     values: '`round_robin` (default), `ewma`',
     note: 'ewma: of two endpoints drawn at random, the one with the lower decaying average of its response times (10 s, as ingress-nginx). The other values ingress-nginx lists (chash, sticky_*) are what upstream-hash-by and affinity select: round robin, with a warning. Default: the ConfigMap key',
   },
+  {
+    names: ['proxy-next-upstream', 'proxy-next-upstream-tries', 'proxy-next-upstream-timeout'],
+    status: 'implemented',
+    values:
+      "nginx's conditions (`error timeout` default, `invalid_header`, `http_500`… `http_429`, `non_idempotent`, `off`); whole number (default 3, 0: all); seconds (default 0: none)",
+    note: 'when a request goes on to the next endpoint, each tried once; `$upstream_addr` / `$upstream_status` list every try. keepip streams request bodies, so a request whose body has started to go out is not tried again (nginx buffers bodies); POST, LOCK and PATCH are tried again only when they never reached a backend, unless `non_idempotent`. Defaults: the ConfigMap keys',
+  },
   // --- Implemented: limits, basic and external auth, satisfy, client certificates (access-annotations.ts).
   {
     names: ['limit-rps', 'limit-rpm'],
@@ -457,11 +464,6 @@ export const ANNOTATION_CATALOG: readonly CatalogEntry[] = [
     note: "matched (unanchored) against the subject DN in RFC 2253 form (`CN=x,O=y`): no match is 403. The backend and auth service always get `ssl-client-verify`, `ssl-client-subject-dn`, `ssl-client-issuer-dn` on such a host (the client's own are removed)",
   },
   // --- Traffic: canaries, affinity, balancing, retries, default backends and error pages.
-  {
-    names: ['proxy-next-upstream', 'proxy-next-upstream-tries', 'proxy-next-upstream-timeout'],
-    status: 'refused',
-    note: `${NOT_YET}: the next endpoint is tried only when a connection cannot be made (nginx's default \`error timeout\` for connecting)`,
-  },
   {
     names: ['default-backend'],
     status: 'refused',
@@ -816,22 +818,23 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
     note: 'defaults of the annotations, for every location without its own',
   },
   {
-    names: ['allow-snippet-annotations'],
-    status: 'implemented',
-    values: 'false',
-    note: 'keepip never runs snippets; `"false"` is accepted silently, anything else is refused (`CONFIGMAP_KEY_REFUSED`)',
-  },
-  // --- Not implemented yet: observable behaviour keepip does not have.
-  {
     names: [
       'proxy-next-upstream',
       'proxy-next-upstream-tries',
       'proxy-next-upstream-timeout',
       'retry-non-idempotent',
     ],
-    status: 'refused',
-    note: `${NOT_YET}: the next endpoint is tried only when a connection cannot be made`,
+    status: 'implemented',
+    values: 'error timeout; 3; 0; false',
+    note: 'defaults of the annotations; `retry-non-idempotent: "true"` adds `non_idempotent`',
   },
+  {
+    names: ['allow-snippet-annotations'],
+    status: 'implemented',
+    values: 'false',
+    note: 'keepip never runs snippets; `"false"` is accepted silently, anything else is refused (`CONFIGMAP_KEY_REFUSED`)',
+  },
+  // --- Not implemented yet: observable behaviour keepip does not have.
   {
     names: ['custom-http-errors', 'disable-proxy-intercept-errors'],
     status: 'refused',

@@ -11,6 +11,7 @@ import type {
   ConfigIssue,
   LocationModel,
   ObjectRef,
+  NextUpstreamModel,
   Origin,
   UpstreamHashByModel,
 } from '../config/model.ts';
@@ -46,6 +47,9 @@ export const TRAFFIC_ANNOTATIONS: readonly string[] = [
   'upstream-hash-by-subset',
   'upstream-hash-by-subset-size',
   'load-balance',
+  'proxy-next-upstream',
+  'proxy-next-upstream-tries',
+  'proxy-next-upstream-timeout',
 ];
 
 /** The controller ConfigMap keys this module reads. */
@@ -54,7 +58,49 @@ export const TRAFFIC_CONFIGMAP_KEYS: readonly string[] = [
   'upstream-hash-by',
   'upstream-hash-by-subset',
   'upstream-hash-by-subset-size',
+  'proxy-next-upstream',
+  'proxy-next-upstream-tries',
+  'proxy-next-upstream-timeout',
+  'retry-non-idempotent',
 ];
+
+const NEXT_UPSTREAM =
+  /^((error|timeout|invalid_header|http_500|http_502|http_503|http_504|http_403|http_404|http_429|non_idempotent|off)\s?)+$/;
+
+/**
+ * proxy-next-upstream (+ -tries, -timeout) from `get`, over `base` (ingress-nginx's defaults, or the
+ * ConfigMap's for an Ingress); null when none of them is set. An invalid value keeps the base's.
+ */
+export function readNextUpstream(
+  get: (name: string) => string | undefined,
+  base: NextUpstreamModel,
+  warnAbout: (name: string, message: string) => void,
+): NextUpstreamModel | null {
+  const conditionsText = get('proxy-next-upstream');
+  const triesText = get('proxy-next-upstream-tries');
+  const timeoutText = get('proxy-next-upstream-timeout');
+  if (conditionsText === undefined && triesText === undefined && timeoutText === undefined) return null;
+  let conditions = base.conditions;
+  if (conditionsText !== undefined) {
+    if (NEXT_UPSTREAM.test(conditionsText.trim())) conditions = conditionsText.trim().split(/\s+/);
+    else
+      warnAbout(
+        'proxy-next-upstream',
+        `${JSON.stringify(conditionsText)} is not nginx's proxy_next_upstream conditions; ${base.conditions.join(' ')} applies`,
+      );
+  }
+  const whole = (name: string, text: string | undefined, fallback: number): number => {
+    if (text === undefined) return fallback;
+    if (/^[0-9]{1,9}$/.test(text.trim())) return Number(text.trim());
+    warnAbout(name, `${JSON.stringify(text)} is not a whole number; ${fallback} applies`);
+    return fallback;
+  };
+  return {
+    conditions,
+    tries: whole('proxy-next-upstream-tries', triesText, base.tries),
+    timeoutMs: whole('proxy-next-upstream-timeout', timeoutText, base.timeoutMs / 1000) * 1000,
+  };
+}
 
 const HASH_BY = /^[A-Za-z0-9\-_${}]*$/;
 const ALGORITHMS = ['round_robin', 'chash', 'chashsubset', 'sticky_balanced', 'sticky_persistent', 'ewma'];
@@ -64,6 +110,8 @@ export interface Balancing {
   hashBy: UpstreamHashByModel | null;
   /** null: not set here. */
   loadBalance: 'round_robin' | 'ewma' | null;
+  /** proxy-next-upstream (+ -tries, -timeout) of an Ingress, over the ConfigMap's; undefined: not set here. */
+  nextUpstream?: NextUpstreamModel;
 }
 
 /**
@@ -109,16 +157,18 @@ export function readBalancing(
   return { hashBy, loadBalance };
 }
 
-/** An Ingress's balancing annotations. */
+/** An Ingress's balancing annotations; proxy-next-upstream* over `nextUpstreamBase` (the ConfigMap's). */
 export function parseBalancing(
   annotations: Readonly<Record<string, string>>,
   origin: Origin,
   issues: ConfigIssue[],
+  nextUpstreamBase: NextUpstreamModel,
 ): Balancing {
-  return readBalancing(
-    (name) => annotations[PREFIX + name],
-    (name, message) => warn({ origin, issues }, name, message),
-  );
+  const get = (name: string) => annotations[PREFIX + name];
+  const warnAbout = (name: string, message: string) => warn({ origin, issues }, name, message);
+  const balancing = readBalancing(get, warnAbout);
+  const nextUpstream = readNextUpstream(get, nextUpstreamBase, warnAbout);
+  return nextUpstream === null ? balancing : { ...balancing, nextUpstream };
 }
 
 /** A canary Ingress's traffic policy (its backend comes from each of its paths). */

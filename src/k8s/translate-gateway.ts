@@ -9,6 +9,7 @@ import type {
   LocationAccessModel,
   LocationModel,
   ObjectRef,
+  NextUpstreamModel,
   Origin,
   PathType,
   TlsCertificateModel,
@@ -28,6 +29,7 @@ import {
   parseBalancing,
   parseCanary,
   readBalancing,
+  readNextUpstream,
 } from './traffic-annotations.ts';
 import type {
   ConfigMapView,
@@ -41,6 +43,7 @@ import type {
 } from './objects.ts';
 import { describeOrigin } from './reader.ts';
 import { compare } from './translate-services.ts';
+import { parseGoBool } from './values.ts';
 
 export const INGRESS_NGINX_CONTROLLER = 'k8s.io/ingress-nginx';
 export const DEFAULT_INGRESS_CLASS = 'nginx';
@@ -121,6 +124,9 @@ export function translateGatewaySettings(
       issue(issues, 'warning', 'INVALID_CONFIGMAP_VALUE', cm.origin, formatFieldPath(['data', key]), message),
   );
   if (balancing.hashBy !== null) settings.upstreamHashBy = balancing.hashBy;
+  readNextUpstreamSettings(cm.data, settings, (key, message) =>
+    issue(issues, 'warning', 'INVALID_CONFIGMAP_VALUE', cm.origin, formatFieldPath(['data', key]), message),
+  );
   if (balancing.loadBalance !== null) settings.loadBalance = balancing.loadBalance;
   applyLogSettings(cm.data, settings, (key, value) =>
     issue(
@@ -134,6 +140,29 @@ export function translateGatewaySettings(
   );
   return settings;
 }
+
+/** The ConfigMap's proxy-next-upstream (+ -tries, -timeout) and retry-non-idempotent, over ingress-nginx's defaults. */
+function readNextUpstreamSettings(
+  data: Readonly<Record<string, string>>,
+  settings: GatewaySettings,
+  warnAbout: (key: string, message: string) => void,
+): void {
+  let policy = readNextUpstream((k) => data[k], DEFAULT_NEXT_UPSTREAM_POLICY, warnAbout);
+  const retry = data['retry-non-idempotent'];
+  if (retry !== undefined && parseGoBool(retry) === true) {
+    const base = policy ?? DEFAULT_NEXT_UPSTREAM_POLICY;
+    policy = { ...base, conditions: [...base.conditions, 'non_idempotent'] };
+  } else if (retry !== undefined && parseGoBool(retry) === null)
+    warnAbout('retry-non-idempotent', `${JSON.stringify(retry)} is not a boolean; false applies`);
+  if (policy !== null) settings.nextUpstream = policy;
+}
+
+/** ingress-nginx's defaults: proxy-next-upstream "error timeout", tries 3, no time limit. */
+const DEFAULT_NEXT_UPSTREAM_POLICY: NextUpstreamModel = {
+  conditions: ['error', 'timeout'],
+  tries: 3,
+  timeoutMs: 0,
+};
 
 function configMapLookup(input: GatewayInput): ConfigMapLookup {
   const byRef = new Map(input.configMaps.map((c) => [`${c.meta.namespace}/${c.meta.name}`, c]));
@@ -329,7 +358,8 @@ function readIngresses(
   const balancingOf = new Map<IngressView, Balancing>();
   const lookup = configMapLookup(input);
   for (const ing of served) {
-    balancingOf.set(ing, parseBalancing(ing.meta.annotations, ing.origin, issues));
+    const nextUpstreamBase = settings.nextUpstream ?? DEFAULT_NEXT_UPSTREAM_POLICY;
+    balancingOf.set(ing, parseBalancing(ing.meta.annotations, ing.origin, issues, nextUpstreamBase));
     const affinity = parseAffinity(ing.meta.annotations, ing.origin, issues);
     if (affinity !== null) affinityOf.set(`${ing.meta.namespace}/${ing.meta.name}`, affinity);
     const canary = parseCanary(ing.meta.annotations, ing.origin, issues);
@@ -596,8 +626,11 @@ function certificateFor(
 function balancingFor(
   own: Balancing | null,
   settings: GatewaySettings,
-): Pick<LocationModel, 'upstreamHashBy' | 'loadBalance'> {
-  const out: Pick<LocationModel, 'upstreamHashBy' | 'loadBalance'> = {};
+): Pick<LocationModel, 'upstreamHashBy' | 'loadBalance' | 'nextUpstream'> {
+  const out: Pick<LocationModel, 'upstreamHashBy' | 'loadBalance' | 'nextUpstream'> = {};
+  // proxy-next-upstream: the Ingress's over the ConfigMap's.
+  const nextUpstream = own?.nextUpstream ?? settings.nextUpstream;
+  if (nextUpstream !== undefined) out.nextUpstream = nextUpstream;
   const hashBy = own?.hashBy ?? settings.upstreamHashBy;
   if (hashBy !== undefined) out.upstreamHashBy = hashBy;
   if ((own?.loadBalance ?? settings.loadBalance) === 'ewma') out.loadBalance = 'ewma';
