@@ -21,20 +21,30 @@ export type DiagnoseResult =
 
 const RANK: Record<Severity, number> = { error: 0, warning: 1, info: 2 };
 
-export function diagnose(topology: Topology, options: DiagnoseOptions = {}): DiagnoseResult {
-  const built = buildChain(topology, options);
-  if (!built.ok) return built;
-  const chain = built.chain;
-  const simulation =
-    options.client === undefined
-      ? null
-      : simulateOnChain(chain, {
-          client: options.client,
-          ...(options.host !== undefined ? { host: options.host } : {}),
-          ...(options.path !== undefined ? { path: options.path } : {}),
-          ...(options.scheme !== undefined ? { scheme: options.scheme } : {}),
-          ...(options.forwardedFor !== undefined ? { forwardedFor: options.forwardedFor } : {}),
-        });
+type Chain = Extract<ReturnType<typeof buildChain>, { ok: true }>['chain'];
+type Simulated = ReturnType<typeof simulateOnChain>;
+/** What both modes report besides their verdict. */
+interface Common {
+  via: DoctorReport['via'];
+  loadBalancer: string | null;
+  audit: DoctorReport['audit'];
+  findings: Finding[];
+  configIssues: DoctorReport['configIssues'];
+}
+
+function simulate(chain: Chain, options: DiagnoseOptions): Simulated | null {
+  if (options.client === undefined) return null;
+  return simulateOnChain(chain, {
+    client: options.client,
+    ...(options.host !== undefined ? { host: options.host } : {}),
+    ...(options.path !== undefined ? { path: options.path } : {}),
+    ...(options.scheme !== undefined ? { scheme: options.scheme } : {}),
+    ...(options.forwardedFor !== undefined ? { forwardedFor: options.forwardedFor } : {}),
+  });
+}
+
+/** Every rule's findings, errors first. */
+function findingsOf(topology: Topology, chain: Chain, simulation: Simulated | null): Finding[] {
   const context = {
     chain,
     simulation,
@@ -43,46 +53,36 @@ export function diagnose(topology: Topology, options: DiagnoseOptions = {}): Dia
     configMap: configMapRef(topology),
   };
   const findings: Finding[] = RULES.flatMap((rule) => rule.check(topology, context));
-  findings.sort((a, b) => RANK[a.severity] - RANK[b.severity]);
-  const audit = simulation === null ? auditAccess(chain) : [];
-  const errors = findings.filter((f) => f.severity === 'error').length;
-  const configIssues = topology.issues
-    .filter((i) => i.severity !== 'info')
-    .map((i) => ({ severity: i.severity, code: i.code, message: i.message }));
+  return findings.sort((a, b) => RANK[a.severity] - RANK[b.severity]);
+}
 
-  if (simulation !== null) {
-    const passes = simulation.outcome === 'allowed' || simulation.outcome === 'redirected';
-    const answer = clientAnswer(chain, simulation);
-    const grpc =
-      answer.grpc?.code == null
-        ? ''
-        : `; a gRPC client sees grpc-status ${answer.grpc.code} ${answer.grpc.name}`;
-    return {
-      ok: true,
-      report: {
-        mode: 'client',
-        verdict: simulation.outcome,
-        summary:
-          summarise(
-            simulation.outcome,
-            simulation.status,
-            simulation.decidedBy,
-            simulation.gatewayLogsAddress,
-          ) + grpc,
-        status: simulation.status,
-        decidedBy: simulation.decidedBy,
-        via: chain.via,
-        loadBalancer: chain.lb?.id ?? null,
-        hops: simulation.hops,
-        simulation,
-        audit,
-        findings,
-        configIssues,
-        clientAnswer: answer,
-        exitCode: passes ? 0 : 1,
-      },
-    };
-  }
+/** Client mode: the simulated client's outcome decides the verdict and the exit code. */
+function clientReport(chain: Chain, simulation: Simulated, common: Common): DoctorReport {
+  const passes = simulation.outcome === 'allowed' || simulation.outcome === 'redirected';
+  const answer = clientAnswer(chain, simulation);
+  const grpc =
+    answer.grpc?.code == null
+      ? ''
+      : `; a gRPC client sees grpc-status ${answer.grpc.code} ${answer.grpc.name}`;
+  const { outcome, status, decidedBy, gatewayLogsAddress } = simulation;
+  return {
+    mode: 'client',
+    verdict: outcome,
+    summary: summarise(outcome, status, decidedBy, gatewayLogsAddress) + grpc,
+    status,
+    decidedBy,
+    hops: simulation.hops,
+    simulation,
+    clientAnswer: answer,
+    exitCode: passes ? 0 : 1,
+    ...common,
+  };
+}
+
+/** Audit mode: every access list, and the findings' errors decide. */
+function auditReport(common: Common): DoctorReport {
+  const { findings, audit } = common;
+  const errors = findings.filter((f) => f.severity === 'error').length;
   const warnings = findings.filter((f) => f.severity === 'warning').length;
   const unrecognised = audit.filter((a) => !a.recognised).length;
   const parts = [
@@ -93,22 +93,35 @@ export function diagnose(topology: Topology, options: DiagnoseOptions = {}): Dia
       : 'no access lists',
   ];
   return {
+    mode: 'audit',
+    verdict: errors > 0 ? 'problems' : 'ok',
+    summary: parts.join(', '),
+    status: null,
+    decidedBy: null,
+    hops: [],
+    simulation: null,
+    exitCode: errors > 0 ? 1 : 0,
+    ...common,
+  };
+}
+
+export function diagnose(topology: Topology, options: DiagnoseOptions = {}): DiagnoseResult {
+  const built = buildChain(topology, options);
+  if (!built.ok) return built;
+  const chain = built.chain;
+  const simulation = simulate(chain, options);
+  const common: Common = {
+    via: chain.via,
+    loadBalancer: chain.lb?.id ?? null,
+    audit: simulation === null ? auditAccess(chain) : [],
+    findings: findingsOf(topology, chain, simulation),
+    configIssues: topology.issues
+      .filter((i) => i.severity !== 'info')
+      .map((i) => ({ severity: i.severity, code: i.code, message: i.message })),
+  };
+  return {
     ok: true,
-    report: {
-      mode: 'audit',
-      verdict: errors > 0 ? 'problems' : 'ok',
-      summary: parts.join(', '),
-      status: null,
-      decidedBy: null,
-      via: chain.via,
-      loadBalancer: chain.lb?.id ?? null,
-      hops: [],
-      simulation: null,
-      audit,
-      findings,
-      configIssues,
-      exitCode: errors > 0 ? 1 : 0,
-    },
+    report: simulation === null ? auditReport(common) : clientReport(chain, simulation, common),
   };
 }
 
