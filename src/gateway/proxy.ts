@@ -359,7 +359,8 @@ class ProxyExchange implements UpstreamHandler {
     if (this.#mayTryNext() && retryOnStatus(this.#policy, statusCode, this.request.method)) {
       // proxy-next-upstream http_<status>: this answer is dropped and the next endpoint asked.
       this.#recordAttempt(statusCode);
-      (this.#skipped ??= new WeakSet()).add(controller);
+      this.#skipped ??= new WeakSet();
+      this.#skipped.add(controller);
       controller.abort(new Error('answer skipped for the next upstream'));
       this.#attempt();
       return;
