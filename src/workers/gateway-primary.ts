@@ -71,6 +71,7 @@ export function servedMetrics(gateway: () => ServedGateway | null, own: Registry
 /** Metrics counted once per pod by the primary; the workers' copies are left out of the sum. */
 const PRIMARY_OWNED = new Set(['keepip_gateway_config_reloads_total', 'keepip_gateway_config_version']);
 
+// biome-ignore lint/complexity/noExcessiveLinesPerFunction: the primary's composition (check, pool, two-phase reload, metrics, close) over shared state; listed in docs/development.md to be split
 export async function startGatewayWorkers(options: WorkerGatewayOptions): Promise<WorkerGateway> {
   if (!options.http && !options.https) throw new TypeError('startGatewayWorkers: give http and/or https');
   const { workers: size, accessLogPath, log, metricsListen, ...shared } = options;

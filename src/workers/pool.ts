@@ -71,6 +71,7 @@ export function restartDelayMs(failuresInARow: number): number {
   return failuresInARow <= 0 ? 0 : Math.min(100 * 2 ** (failuresInARow - 1), MAX_RESTART_DELAY_MS);
 }
 
+// biome-ignore lint/complexity/noExcessiveLinesPerFunction: one closure over the pool's state (members, failures, timers) shared by spawn, restart, broadcast and stop; listed in docs/development.md to be split
 export function createWorkerPool(options: PoolOptions): WorkerPool {
   const members = new Map<number, Member>();
   const failures = new Map<number, number>();
