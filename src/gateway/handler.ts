@@ -170,6 +170,7 @@ function forward(
     // affinity: the session's endpoint first, and a cookie that can follow a retry.
     firstMember: admitted.firstMember,
     onAttempt: admitted.onAttempt,
+    nextUpstream: location?.nextUpstream,
   };
   // gRPC backends over HTTP/2, with trailers, deadlines and gRPC statuses (grpc-proxy.ts).
   const protocol = admitted.upstream?.members[0]?.protocol;
