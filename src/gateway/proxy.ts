@@ -26,6 +26,8 @@ export interface ProxyRequest {
   onAttempt?: (index: number) => void;
   /** proxy-next-upstream, -tries, -timeout (next-upstream.ts); default: ingress-nginx's. */
   nextUpstream?: NextUpstreamModel;
+  /** custom-http-errors: answers with these statuses are not streamed but handed back (custom-errors.ts). */
+  interceptStatuses?: readonly number[];
 }
 
 export type { UpstreamAttempt };
@@ -63,6 +65,8 @@ export interface ProxyOutcome {
   failures: ProxyFailure[];
   /** True when the gateway must answer with its own error page (nothing was sent yet). */
   answeredByGateway: boolean;
+  /** A status of `interceptStatuses` the backend answered: nothing was sent, the caller answers. */
+  intercepted?: number;
 }
 
 const hopByHopResponse = new Set([
@@ -363,6 +367,15 @@ class ProxyExchange implements UpstreamHandler {
       this.#skipped.add(controller);
       controller.abort(new Error('answer skipped for the next upstream'));
       this.#attempt();
+      return;
+    }
+    if (this.request.interceptStatuses?.includes(statusCode)) {
+      // proxy_intercept_errors: the error backend answers instead (custom-errors.ts).
+      this.#recordAttempt(statusCode);
+      (this.#skipped ??= new WeakSet()).add(controller);
+      controller.abort(new Error('answer intercepted for custom-http-errors'));
+      this.#outcome.intercepted = statusCode;
+      this.#finish(statusCode);
       return;
     }
     this.#responseStarted = true;
