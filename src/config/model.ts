@@ -207,6 +207,9 @@ export interface GatewaySettings {
   allowedResponseHeaders?: readonly string[];
   /** disable-access-log / disable-http-access-log: no access log line at all. */
   disableAccessLog?: boolean;
+  /** custom-http-errors / disable-proxy-intercept-errors: defaults of the annotations. */
+  customHttpErrors?: readonly number[];
+  disableProxyInterceptErrors?: boolean;
   /** proxy-next-upstream, -tries, -timeout and retry-non-idempotent: defaults of the annotations. */
   nextUpstream?: NextUpstreamModel;
   /** load-balance, upstream-hash-by (+ -subset, -subset-size): defaults of the annotations. */
@@ -286,6 +289,12 @@ export interface LocationModel {
   loadBalance?: 'ewma';
   /** proxy-next-upstream, -tries, -timeout (or the ConfigMap's); absent: ingress-nginx's defaults. */
   nextUpstream?: NextUpstreamModel;
+  /** default-backend: answers when the location has no endpoint, and the custom-http-errors. */
+  defaultBackend?: BackendRef;
+  /** custom-http-errors (or the ConfigMap's): these statuses are answered by the error backend. */
+  customHttpErrors?: readonly number[];
+  /** disable-proxy-intercept-errors: only the gateway's own errors go to the error backend. */
+  disableProxyInterceptErrors?: true;
 }
 
 /** enable-cors with its cors-* values, defaults applied (ingress-nginx's cors parser). */

@@ -50,6 +50,8 @@ export interface Admitted {
   firstMember?: number;
   /** affinity with session-cookie-change-on-failure: told each member tried. */
   onAttempt?: (index: number) => void;
+  /** Headers for the upstream request beyond the usual (default-backend's X-Code 503…). */
+  extraHeaders?: Record<string, string>;
 }
 
 /** ssl-client-* headers of a host with auth-tls-*, or its refusal (400/403, or a 302 to auth-tls-error-page). */

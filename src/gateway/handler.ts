@@ -32,6 +32,12 @@ import {
   shownClient,
 } from './request-log.ts';
 import { applyLocationHeaders, buildUpstreamHeaders } from './upstream-headers.ts';
+import {
+  errorBackendHeaders,
+  interceptedStatuses,
+  replacesOwnAnswer,
+  serveFromErrorBackend,
+} from './custom-errors.ts';
 import { addResponseHeaders } from './response-headers.ts';
 import { proxyUpgrade, type UpgradeOutcome } from './websocket.ts';
 
@@ -65,6 +71,7 @@ function upstreamHeaders(
     serverName: ex.serverName,
   });
   applyLocationHeaders(headers, admitted.location, admitted.forwardedPrefix);
+  if (admitted.extraHeaders !== undefined) Object.assign(headers, admitted.extraHeaders);
   if (ex.client === '') {
     if (headers['x-real-ip'] === '') delete headers['x-real-ip'];
     if (headers['x-forwarded-for'] === '') delete headers['x-forwarded-for'];
@@ -171,6 +178,7 @@ function forward(
     firstMember: admitted.firstMember,
     onAttempt: admitted.onAttempt,
     nextUpstream: location?.nextUpstream,
+    interceptStatuses: interceptedStatuses(ex, location),
   };
   // gRPC backends over HTTP/2, with trailers, deadlines and gRPC statuses (grpc-proxy.ts).
   const protocol = admitted.upstream?.members[0]?.protocol;
@@ -181,6 +189,11 @@ function forward(
     ex.bodyBytes = outcome.requestBodyBytes;
     const failure = outcome.failures[outcome.failures.length - 1];
     for (const f of outcome.failures) if (f.code !== 'CLIENT_CLOSED') logUpstreamFailure(ctx, ex, f);
+    // custom-http-errors: the backend's listed status, or the gateway's own, from the error backend.
+    const replaced = outcome.intercepted ?? (outcome.answeredByGateway ? outcome.status : 0);
+    if (replaced !== 0 && (outcome.intercepted !== undefined || replacesOwnAnswer(ex, location, replaced))) {
+      if (serveFromErrorBackend(ctx, ex, req, res, headers, replaced)) return;
+    }
     if (outcome.answeredByGateway) {
       answer(ctx, ex, req, res, outcome.status, null, failure?.code === 'CLIENT_BODY_TOO_LARGE');
       return;
@@ -221,6 +234,28 @@ function tunnel(
   });
 }
 
+/** A location whose backend has no endpoint: its default-backend, the error backend for 503, or 503. */
+function withoutEndpoints(
+  ctx: HandlerContext,
+  ex: Exchange,
+  req: GatewayRequest,
+  res: GatewayResponse,
+  admitted: Admitted,
+  limit: number,
+): void {
+  const location = admitted.location;
+  const own = location === null ? undefined : ex.snap.errorUpstreamFor(location);
+  if (own !== undefined && own.members.length > 0) {
+    ex.upstreamName = own.name;
+    const extraHeaders = errorBackendHeaders(ex, req, 503, false);
+    forward(ctx, ex, req, res, { ...admitted, upstream: own, extraHeaders }, limit);
+  } else if (
+    !replacesOwnAnswer(ex, location, 503) ||
+    !serveFromErrorBackend(ctx, ex, req, res, upstreamHeaders(req, ex, admitted), 503)
+  )
+    answer(ctx, ex, req, res, 503, null);
+}
+
 function hasEndpoints(admitted: Admitted): boolean {
   return admitted.upstream !== null && admitted.upstream.members.length > 0;
 }
@@ -237,8 +272,9 @@ function handleRequest(ctx: HandlerContext, req: GatewayRequest, res: GatewayRes
   const proceed = (admitted: Admitted): void => {
     const limit = admitted.location?.proxyBodySizeBytes ?? ex.snap.settings.proxyBodySizeBytes;
     if (bodyTooLarge(ctx, ex, req, limit)) answer(ctx, ex, req, res, 413, null, true);
-    // ingress-nginx answers 503 for a backend without endpoints (or without a Service).
-    else if (!hasEndpoints(admitted)) answer(ctx, ex, req, res, 503, null);
+    // ingress-nginx answers 503 for a backend without endpoints (or without a Service), unless the
+    // location names a default-backend, or lists 503 in custom-http-errors (custom-errors.ts).
+    else if (!hasEndpoints(admitted)) withoutEndpoints(ctx, ex, req, res, admitted, limit);
     else {
       addAuthCookies(ex, res);
       if (ex.responseHeaders !== null || ex.setCookie !== null) addResponseHeaders(ex, res);

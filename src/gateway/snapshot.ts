@@ -71,6 +71,8 @@ export interface GatewaySnapshot {
   upstreamFor(location: LocationModel): BalancedUpstream | undefined;
   /** The canary's upstream of a location that has one (LocationModel.canary). */
   canaryUpstreamFor(location: LocationModel): BalancedUpstream | undefined;
+  /** The default-backend annotation's upstream of a location that has one (custom-errors.ts). */
+  errorUpstreamFor(location: LocationModel): BalancedUpstream | undefined;
   readonly defaultUpstream: BalancedUpstream | null;
   /** Upstream names with no ready endpoint, for the start-up line. */
   readonly emptyUpstreams: readonly string[];
@@ -191,6 +193,7 @@ function upstreamsOf(topology: Topology, options: SnapshotOptions) {
   const balanced = new Map<string, BalancedUpstream>();
   const byLocation = new Map<LocationModel, BalancedUpstream>();
   const byCanary = new Map<LocationModel, BalancedUpstream>();
+  const byDefaultBackend = new Map<LocationModel, BalancedUpstream>();
   const empty = new Set<string>();
   const upstreamOf = (
     backend: BackendRef,
@@ -222,6 +225,9 @@ function upstreamsOf(topology: Topology, options: SnapshotOptions) {
     for (const l of vhost.locations) {
       if (l.backend === null) continue;
       byLocation.set(l, upstreamOf(l.backend, l.backendProtocol, l.proxyConnectTimeoutMs, l.serviceUpstream));
+      // default-backend: spoken to in plain HTTP, as ingress-nginx's custom default backend.
+      if (l.defaultBackend !== undefined)
+        byDefaultBackend.set(l, upstreamOf(l.defaultBackend, 'HTTP', l.proxyConnectTimeoutMs, false));
       // canary: the alternative backend, spoken to as the main one (src/gateway/canary.ts).
       if (l.canary !== undefined)
         byCanary.set(
@@ -235,7 +241,14 @@ function upstreamsOf(topology: Topology, options: SnapshotOptions) {
     defaultBackend === null
       ? null
       : upstreamOf(defaultBackend, 'HTTP', topology.gateway.settings.proxyConnectTimeoutMs, false);
-  return { acquired, byLocation, byCanary, defaultUpstream, emptyUpstreams: [...empty].sort() };
+  return {
+    acquired,
+    byLocation,
+    byCanary,
+    byDefaultBackend,
+    defaultUpstream,
+    emptyUpstreams: [...empty].sort(),
+  };
 }
 
 export function buildSnapshot(
@@ -271,6 +284,7 @@ export function buildSnapshot(
     clientTimeouts: clientTimeoutsOf(settings, options.clientTimeouts),
     upstreamFor: (location) => upstreams.byLocation.get(location),
     canaryUpstreamFor: (location) => upstreams.byCanary.get(location),
+    errorUpstreamFor: (location) => upstreams.byDefaultBackend.get(location),
     defaultUpstream: upstreams.defaultUpstream,
     emptyUpstreams: upstreams.emptyUpstreams,
     inflight: 0,

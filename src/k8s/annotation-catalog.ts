@@ -305,6 +305,18 @@ export const ANNOTATION_CATALOG: readonly CatalogEntry[] = [
       "nginx's conditions (`error timeout` default, `invalid_header`, `http_500`… `http_429`, `non_idempotent`, `off`); whole number (default 3, 0: all); seconds (default 0: none)",
     note: 'when a request goes on to the next endpoint, each tried once; `$upstream_addr` / `$upstream_status` list every try. keepip streams request bodies, so a request whose body has started to go out is not tried again (nginx buffers bodies); POST, LOCK and PATCH are tried again only when they never reached a backend, unless `non_idempotent`. Defaults: the ConfigMap keys',
   },
+  {
+    names: ['default-backend'],
+    status: 'implemented',
+    values: "a Service of the Ingress's namespace (its first port)",
+    note: 'serves the requests of a location whose backend has no endpoint (the request as it is, plus X-Code 503, X-Format, X-Namespace, X-Ingress-Name, X-Service-Name, X-Service-Port, X-Request-ID; `$proxy_upstream_name` `custom-default-backend-<ns>-<name>`), and answers the `custom-http-errors`',
+  },
+  {
+    names: ['custom-http-errors', 'disable-proxy-intercept-errors'],
+    status: 'implemented',
+    values: 'comma-separated 4xx/5xx codes (default: the ConfigMap key); Go boolean',
+    note: "an answer with a listed status (the backend's, unless disable-proxy-intercept-errors, or the gateway's own 502/503/504) is replaced by the error backend's answer to `/` (the method kept) with X-Code, X-Format, X-Original-URI, X-Namespace, X-Ingress-Name, X-Service-Name, X-Service-Port, X-Request-ID: the client gets the error backend's status. The error backend is `default-backend`, else the catch-all default backend; without either the original answer stands (ingress-nginx would send its own 404)",
+  },
   // --- Implemented: limits, basic and external auth, satisfy, client certificates (access-annotations.ts).
   {
     names: ['limit-rps', 'limit-rpm'],
@@ -464,17 +476,6 @@ export const ANNOTATION_CATALOG: readonly CatalogEntry[] = [
     note: "matched (unanchored) against the subject DN in RFC 2253 form (`CN=x,O=y`): no match is 403. The backend and auth service always get `ssl-client-verify`, `ssl-client-subject-dn`, `ssl-client-issuer-dn` on such a host (the client's own are removed)",
   },
   // --- Traffic: canaries, affinity, balancing, retries, default backends and error pages.
-  {
-    names: ['default-backend'],
-    status: 'refused',
-    note: `${NOT_YET}: a location without endpoints answers 503`,
-    instead: '`spec.defaultBackend` of an Ingress without rules',
-  },
-  {
-    names: ['custom-http-errors', 'disable-proxy-intercept-errors'],
-    status: 'refused',
-    note: `${NOT_YET}: the backend's error responses reach the client as they are`,
-  },
   // --- Requests and responses.
   {
     names: ['proxy-redirect-from', 'proxy-redirect-to'],
@@ -829,17 +830,18 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
     note: 'defaults of the annotations; `retry-non-idempotent: "true"` adds `non_idempotent`',
   },
   {
+    names: ['custom-http-errors', 'disable-proxy-intercept-errors'],
+    status: 'implemented',
+    values: 'none; false',
+    note: 'defaults of the annotations',
+  },
+  {
     names: ['allow-snippet-annotations'],
     status: 'implemented',
     values: 'false',
     note: 'keepip never runs snippets; `"false"` is accepted silently, anything else is refused (`CONFIGMAP_KEY_REFUSED`)',
   },
   // --- Not implemented yet: observable behaviour keepip does not have.
-  {
-    names: ['custom-http-errors', 'disable-proxy-intercept-errors'],
-    status: 'refused',
-    note: `${NOT_YET}: the backend's error responses reach the client as they are`,
-  },
   {
     names: ['proxy-redirect-from', 'proxy-redirect-to', 'proxy-cookie-domain', 'proxy-cookie-path'],
     status: 'refused',

@@ -33,6 +33,9 @@ export const ROUTE_ANNOTATIONS: readonly string[] = [
   'preserve-trailing-slash',
   'use-port-in-redirects',
   'connection-proxy-header',
+  'default-backend',
+  'custom-http-errors',
+  'disable-proxy-intercept-errors',
 ];
 
 /** The controller ConfigMap keys this module reads. */
@@ -41,7 +44,25 @@ export const ROUTE_CONFIGMAP_KEYS: readonly string[] = [
   'disable-http-access-log',
   'preserve-trailing-slash',
   'use-port-in-redirects',
+  'custom-http-errors',
+  'disable-proxy-intercept-errors',
 ];
+
+const HTTP_ERRORS = /^(?:[45]\d{2},?)*$/;
+
+/** custom-http-errors: "404,503" (ingress-nginx's arrayOfHTTPErrors); null when not a list of 4xx/5xx codes. */
+export function parseHttpErrors(value: string): number[] | null {
+  const compact = value.replaceAll(' ', '');
+  if (!HTTP_ERRORS.test(compact)) return null;
+  return [
+    ...new Set(
+      compact
+        .split(',')
+        .filter((c) => c !== '')
+        .map(Number),
+    ),
+  ];
+}
 
 /**
  * disable-access-log / disable-http-access-log (no access log line at all: ingress-nginx's
@@ -49,16 +70,29 @@ export const ROUTE_CONFIGMAP_KEYS: readonly string[] = [
  */
 export function applyLogSettings(
   data: Readonly<Record<string, string>>,
-  settings: { disableAccessLog?: boolean; preserveTrailingSlash?: boolean; usePortInRedirects?: boolean },
+  settings: {
+    disableAccessLog?: boolean;
+    preserveTrailingSlash?: boolean;
+    usePortInRedirects?: boolean;
+    customHttpErrors?: readonly number[];
+    disableProxyInterceptErrors?: boolean;
+  },
   invalid: (key: string, value: string) => void,
 ): void {
   for (const key of ROUTE_CONFIGMAP_KEYS) {
     const v = data[key];
     if (v === undefined) continue;
+    if (key === 'custom-http-errors') {
+      const codes = parseHttpErrors(v);
+      if (codes === null) invalid(key, v);
+      else if (codes.length > 0) settings.customHttpErrors = codes;
+      continue;
+    }
     const b = parseGoBool(v);
     if (b === null) invalid(key, v);
     else if (key === 'preserve-trailing-slash') settings.preserveTrailingSlash = b;
     else if (key === 'use-port-in-redirects') settings.usePortInRedirects = b;
+    else if (key === 'disable-proxy-intercept-errors') settings.disableProxyInterceptErrors = b;
     else if (b) settings.disableAccessLog = true;
   }
 }
@@ -81,6 +115,11 @@ export interface RouteAnnotations {
   preserveTrailingSlash: boolean | null;
   usePortInRedirects: boolean | null;
   connectionHeader: 'close' | 'keep-alive' | null;
+  /** default-backend: a Service of the Ingress's namespace, by name. */
+  defaultBackend: string | null;
+  /** custom-http-errors; null: the ConfigMap's. */
+  customHttpErrors: readonly number[] | null;
+  disableProxyInterceptErrors: boolean | null;
 }
 
 export interface RouteInput {
@@ -236,6 +275,15 @@ function optionalBool(input: RouteInput, name: string): boolean | null {
   return b;
 }
 
+function readHttpErrors(input: RouteInput): readonly number[] | null {
+  const v = input.annotations[`${PREFIX}custom-http-errors`];
+  if (v === undefined) return null;
+  const codes = parseHttpErrors(v);
+  if (codes === null)
+    warn(input, 'custom-http-errors', `${JSON.stringify(v)} is not a list of 4xx and 5xx codes; ignored`);
+  return codes;
+}
+
 function readAccessLog(input: RouteInput): boolean {
   const v = input.annotations[`${PREFIX}enable-access-log`];
   if (v === undefined) return true;
@@ -273,6 +321,9 @@ export function parseRouteAnnotations(input: RouteInput): RouteAnnotations {
     ),
     accessLog: readAccessLog(input),
     preserveTrailingSlash: optionalBool(input, 'preserve-trailing-slash'),
+    defaultBackend: checked(input, 'default-backend', /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'a Service name'),
+    customHttpErrors: readHttpErrors(input),
+    disableProxyInterceptErrors: optionalBool(input, 'disable-proxy-intercept-errors'),
     usePortInRedirects: optionalBool(input, 'use-port-in-redirects'),
     connectionHeader: checked(
       input,

@@ -552,6 +552,7 @@ function location(
     ...(accessLog ? {} : { accessLog: false as const }),
     ...redirectOptions(route, b.settings),
     ...balancingFor(b.balancingOf.get(ing) ?? null, b.settings),
+    ...errorPages(b, ing, route),
     ingress: { namespace: ing.meta.namespace, name: ing.meta.name },
     ingressOrigin: ing.origin,
     createdAt: ing.meta.creationTimestamp,
@@ -620,6 +621,43 @@ function certificateFor(
     }
   }
   return null;
+}
+
+/**
+ * default-backend (the Service's first port, upstream `custom-default-backend-<ns>-<name>`, as
+ * ingress-nginx names it), custom-http-errors and disable-proxy-intercept-errors (else the ConfigMap's).
+ */
+function errorPages(
+  b: GatewayBuild,
+  ing: IngressView,
+  route: RouteAnnotations,
+): Pick<LocationModel, 'defaultBackend' | 'customHttpErrors' | 'disableProxyInterceptErrors'> {
+  const out: Pick<LocationModel, 'defaultBackend' | 'customHttpErrors' | 'disableProxyInterceptErrors'> = {};
+  const name = route.defaultBackend;
+  if (name !== null) {
+    const svc = b.services.get(`${ing.meta.namespace}/${name}`);
+    const port = svc?.ports[0];
+    if (port === undefined)
+      issue(
+        b.issues,
+        'warning',
+        'SERVICE_NOT_FOUND',
+        ing.origin,
+        annotationField('nginx.ingress.kubernetes.io/default-backend'),
+        `Service ${ing.meta.namespace}/${name} (with a port) is not in the manifests; no default backend`,
+      );
+    else
+      out.defaultBackend = {
+        service: { namespace: ing.meta.namespace, name },
+        port: port.port,
+        upstreamName: `custom-default-backend-${ing.meta.namespace}-${name}`,
+      };
+  }
+  const codes = route.customHttpErrors ?? b.settings.customHttpErrors;
+  if (codes !== undefined && codes.length > 0) out.customHttpErrors = codes;
+  if (route.disableProxyInterceptErrors ?? b.settings.disableProxyInterceptErrors)
+    out.disableProxyInterceptErrors = true;
+  return out;
 }
 
 /** upstream-hash-by and load-balance: the Ingress's, else the ConfigMap's. */

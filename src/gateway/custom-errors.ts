@@ -1,0 +1,109 @@
+// default-backend and custom-http-errors, as ingress-nginx's template wires them:
+// - a location whose backend has no endpoint is served by its default-backend Service instead (the
+//   request as it is, plus X-Code 503, X-Format, X-Namespace, X-Ingress-Name, X-Service-Name,
+//   X-Service-Port, X-Request-ID);
+// - an answer whose status custom-http-errors lists (the backend's, unless
+//   disable-proxy-intercept-errors, or the gateway's own 502/503/504) is replaced by the error
+//   backend's answer to `GET /` (the method kept) with X-Code <status>, X-Format, X-Original-URI and
+//   the same names; the client gets the error backend's status, as nginx's `error_page <code> = @…`.
+// The error backend is the location's default-backend, else the catch-all default backend; without
+// either the original answer stands (ingress-nginx would send its own 404).
+import type { LocationModel } from '../config/model.ts';
+import { answer } from './answers.ts';
+import type { Exchange, GatewayRequest, GatewayResponse, HandlerContext } from './exchange.ts';
+import { type ProxyOutcome, proxyRequest } from './proxy.ts';
+import { completeExchange, logUpstreamFailure } from './request-log.ts';
+import type { BalancedUpstream } from './upstream.ts';
+
+/** The error backend of a location: its default-backend, else the catch-all one; null without endpoints. */
+export function errorUpstreamOf(ex: Exchange, location: LocationModel | null): BalancedUpstream | null {
+  const own = location === null ? undefined : ex.snap.errorUpstreamFor(location);
+  const upstream = own ?? ex.snap.defaultUpstream;
+  return upstream !== null && upstream.members.length > 0 ? upstream : null;
+}
+
+/** The statuses the proxy hands back instead of streaming (proxy_intercept_errors); undefined: none. */
+export function interceptedStatuses(
+  ex: Exchange,
+  location: LocationModel | null,
+): readonly number[] | undefined {
+  if (location?.customHttpErrors === undefined || location.disableProxyInterceptErrors === true)
+    return undefined;
+  return errorUpstreamOf(ex, location) === null ? undefined : location.customHttpErrors;
+}
+
+/** Whether the gateway's own answer `status` (502, 503, 504…) goes to the error backend. */
+export function replacesOwnAnswer(ex: Exchange, location: LocationModel | null, status: number): boolean {
+  return location?.customHttpErrors?.includes(status) === true && errorUpstreamOf(ex, location) !== null;
+}
+
+function single(value: string | string[] | undefined): string {
+  return value === undefined ? '' : Array.isArray(value) ? value.join(', ') : value;
+}
+
+/** The headers ingress-nginx sets towards an error backend (its CUSTOM_ERRORS locations). */
+export function errorBackendHeaders(
+  ex: Exchange,
+  req: GatewayRequest,
+  code: number,
+  intercepted: boolean,
+): Record<string, string> {
+  const location = ex.route?.location ?? null;
+  const backend = location?.backend ?? null;
+  const headers: Record<string, string> = {
+    'x-code': String(code),
+    'x-format': single(req.headers.accept),
+    'x-namespace': location?.ingress.namespace ?? '',
+    'x-ingress-name': location?.ingress.name ?? '',
+    'x-service-name': backend?.service.name ?? '',
+    'x-service-port': backend === null ? '' : String(backend.port),
+    'x-request-id': ex.reqId,
+  };
+  if (intercepted) {
+    headers['x-original-uri'] = req.url ?? '/';
+    headers['x-forwarded-for'] = ex.client;
+  }
+  return headers;
+}
+
+/**
+ * The error backend's answer to the request instead of `code` (nothing was sent to the client yet):
+ * `/` with the method kept and no body, the headers `base` plus the X-Code set. False without one.
+ */
+export function serveFromErrorBackend(
+  ctx: HandlerContext,
+  ex: Exchange,
+  req: GatewayRequest,
+  res: GatewayResponse,
+  base: Record<string, string | string[]>,
+  code: number,
+): boolean {
+  const location = ex.route?.location ?? null;
+  const upstream = errorUpstreamOf(ex, location);
+  if (upstream === null) return false;
+  const settings = ex.snap.settings;
+  const earlier = ex.attempts;
+  ex.upstreamName = upstream.name;
+  const headers = { ...base, ...errorBackendHeaders(ex, req, code, true) };
+  delete headers['content-length'];
+  delete headers['transfer-encoding'];
+  const request = {
+    upstream,
+    method: req.method ?? 'GET',
+    path: '/',
+    headers,
+    readTimeoutMs: location?.proxyReadTimeoutMs ?? settings.proxyReadTimeoutMs,
+    sendTimeoutMs: location?.proxySendTimeoutMs ?? settings.proxySendTimeoutMs,
+    bodyLimitBytes: 0,
+    hasBody: false,
+  };
+  if (!req.complete) req.resume();
+  proxyRequest(req, res, request, (outcome: ProxyOutcome) => {
+    ex.attempts = [...earlier, ...outcome.attempts];
+    ex.upstreamBytes = outcome.upstreamBytes;
+    for (const f of outcome.failures) if (f.code !== 'CLIENT_CLOSED') logUpstreamFailure(ctx, ex, f);
+    if (outcome.answeredByGateway) answer(ctx, ex, req, res, outcome.status, null);
+    else completeExchange(ctx, ex, req, outcome.status, outcome.bodyBytesSent);
+  });
+  return true;
+}

@@ -1,0 +1,126 @@
+// default-backend and custom-http-errors (+ disable-proxy-intercept-errors) over real sockets, drawn
+// from ingress-nginx's e2e tests test/e2e/annotations/default_backend.go, customhttperrors.go and
+// disableproxyintercepterrors.go (release 1.15): an error backend that echoes what it got.
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, before, describe, test } from 'node:test';
+import { type RunningWhoami, startWhoami } from '../../src/whoami/server.ts';
+import { echoOf, request, startTestGateway, type TestGateway } from '../fixtures/gateway/harness.ts';
+import {
+  controllerConfigMap,
+  ingress,
+  type K8sObject,
+  serviceWithEndpoints,
+  topologyOf,
+} from '../fixtures/gateway/manifests.ts';
+import { freePort } from '../helpers/net.ts';
+
+describe('default-backend, custom-http-errors', () => {
+  let errors: RunningWhoami;
+  let catchAll: RunningWhoami;
+  let statusBackend: http.Server;
+  let gw: TestGateway;
+
+  before(async () => {
+    errors = await startWhoami({ host: '127.0.0.1', port: 0, name: 'error-backend' });
+    catchAll = await startWhoami({ host: '127.0.0.1', port: 0, name: 'catch-all' });
+    // /status/<n> answers n, as httpbin does.
+    statusBackend = http.createServer((req, res) => {
+      const code = Number(/^\/status\/(\d{3})/.exec(req.url ?? '')?.[1] ?? 200);
+      res.writeHead(code, { 'content-type': 'text/plain' }).end(code === 404 ? '' : `status ${code}`);
+    });
+    await new Promise<void>((resolve) => statusBackend.listen(0, '127.0.0.1', resolve));
+    const statusPort = (statusBackend.address() as AddressInfo).port;
+    const refused = await freePort();
+    const ing = (name: string, service: string, annotations: Record<string, string>): K8sObject =>
+      ingress({ name, host: name, annotations, paths: [{ path: '/', service, port: 80 }] });
+    gw = await startTestGateway(
+      topologyOf([
+        ...serviceWithEndpoints({ name: 'echo', ports: [errors.address.port] }),
+        ...serviceWithEndpoints({ name: 'catch-all', ports: [catchAll.address.port] }),
+        ...serviceWithEndpoints({ name: 'invalid', ports: [] }),
+        ...serviceWithEndpoints({ name: 'httpbin', ports: [statusPort] }),
+        ...serviceWithEndpoints({ name: 'dead', ports: [refused] }),
+        // The catch-all default backend (an Ingress without rules).
+        {
+          apiVersion: 'networking.k8s.io/v1',
+          kind: 'Ingress',
+          metadata: { name: 'catch-all', namespace: 'default' },
+          spec: {
+            ingressClassName: 'nginx',
+            defaultBackend: { service: { name: 'catch-all', port: { number: 80 } } },
+          },
+        },
+        controllerConfigMap({ 'custom-http-errors': '418' }),
+        ing('default-backend', 'invalid', { 'default-backend': 'echo' }),
+        ing('intercept', 'httpbin', { 'custom-http-errors': '404,503', 'default-backend': 'echo' }),
+        ing('no-intercept', 'httpbin', {
+          'custom-http-errors': '404',
+          'default-backend': 'echo',
+          'disable-proxy-intercept-errors': 'true',
+        }),
+        ing('own-502', 'dead', { 'custom-http-errors': '502' }),
+        ing('global', 'httpbin', {}),
+      ]),
+    );
+  });
+
+  after(async () => {
+    await gw.close();
+    await errors.close();
+    await catchAll.close();
+    await new Promise<void>((resolve) => statusBackend.close(() => resolve()));
+  });
+
+  const get = (host: string, path = '/', headers: Record<string, string> = {}) =>
+    request(gw.httpPort, { host, path, headers: { accept: 'application/json', ...headers } });
+
+  test('should use a custom default backend as upstream (no endpoints)', async () => {
+    const reply = await get('default-backend', '/', { 'x-request-id': 'abcdef0123456789abcdef0123456789' });
+    assert.equal(reply.status, 200);
+    const echo = echoOf(reply);
+    assert.equal(echo.name, 'error-backend');
+    assert.equal(echo.headers['x-code'], '503');
+    assert.equal(echo.headers['x-ingress-name'], 'default-backend');
+    assert.equal(echo.headers['x-service-name'], 'invalid');
+    assert.equal(echo.headers['x-request-id'], 'abcdef0123456789abcdef0123456789');
+    await gw.access.waitFor(/\[custom-default-backend-default-echo\]/);
+  });
+
+  test('custom-http-errors: a listed status from the backend is answered by the error backend', async () => {
+    const reply = await get('intercept', '/status/404?x=1');
+    assert.equal(reply.status, 200);
+    const echo = echoOf(reply);
+    assert.equal(echo.url, '/');
+    assert.equal(echo.headers['x-code'], '404');
+    assert.equal(echo.headers['x-original-uri'], '/status/404?x=1');
+    assert.equal(echo.headers['x-service-name'], 'httpbin');
+    assert.equal(echo.headers['x-format'], 'application/json');
+    // Not listed: as the backend answered.
+    const teapot = await get('intercept', '/status/500');
+    assert.equal(teapot.status, 500);
+    assert.equal(teapot.body, 'status 500');
+    const line = await gw.access.waitFor(/"GET \/status\/404\?x=1 HTTP\/1\.1" 200 /);
+    assert.match(line, / 404, 200 /);
+  });
+
+  test("disable-proxy-intercept-errors: the backend's own 404 reaches the client", async () => {
+    const reply = await get('no-intercept', '/status/404');
+    assert.equal(reply.status, 404);
+    assert.equal(reply.body, '');
+  });
+
+  test("the gateway's own 502 listed in custom-http-errors goes to the catch-all default backend", async () => {
+    const reply = await get('own-502');
+    assert.equal(reply.status, 200);
+    assert.equal(echoOf(reply).name, 'catch-all');
+    assert.equal(echoOf(reply).headers['x-code'], '502');
+  });
+
+  test('the ConfigMap custom-http-errors applies where the Ingress says nothing', async () => {
+    const reply = await get('global', '/status/418');
+    assert.equal(echoOf(reply).name, 'catch-all');
+    assert.equal(echoOf(reply).headers['x-code'], '418');
+  });
+});
