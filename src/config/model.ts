@@ -207,6 +207,10 @@ export interface GatewaySettings {
   allowedResponseHeaders?: readonly string[];
   /** disable-access-log / disable-http-access-log: no access log line at all. */
   disableAccessLog?: boolean;
+  /** proxy-redirect-from / -to, proxy-cookie-domain / -path: defaults of the annotations ("off" absent). */
+  proxyRedirect?: { from: string; to: string };
+  proxyCookieDomain?: { from: string; to: string };
+  proxyCookiePath?: { from: string; to: string };
   /** custom-http-errors / disable-proxy-intercept-errors: defaults of the annotations. */
   customHttpErrors?: readonly number[];
   disableProxyInterceptErrors?: boolean;
@@ -295,6 +299,11 @@ export interface LocationModel {
   customHttpErrors?: readonly number[];
   /** disable-proxy-intercept-errors: only the gateway's own errors go to the error backend. */
   disableProxyInterceptErrors?: true;
+  /** proxy-redirect-from / -to: the backend's Location and Refresh URLs starting with `from` start with `to`. */
+  proxyRedirect?: { from: string; to: string };
+  /** proxy-cookie-domain / proxy-cookie-path: the backend's Set-Cookie Domain equal to / Path starting with `from`. */
+  proxyCookieDomain?: { from: string; to: string };
+  proxyCookiePath?: { from: string; to: string };
 }
 
 /** enable-cors with its cors-* values, defaults applied (ingress-nginx's cors parser). */

@@ -38,7 +38,7 @@ import {
   replacesOwnAnswer,
   serveFromErrorBackend,
 } from './custom-errors.ts';
-import { addResponseHeaders } from './response-headers.ts';
+import { addResponseHeaders, needsResponseWrapper } from './response-headers.ts';
 import { proxyUpgrade, type UpgradeOutcome } from './websocket.ts';
 
 export type { HandlerContext, RequestHandler } from './exchange.ts';
@@ -277,7 +277,7 @@ function handleRequest(ctx: HandlerContext, req: GatewayRequest, res: GatewayRes
     else if (!hasEndpoints(admitted)) withoutEndpoints(ctx, ex, req, res, admitted, limit);
     else {
       addAuthCookies(ex, res);
-      if (ex.responseHeaders !== null || ex.setCookie !== null) addResponseHeaders(ex, res);
+      if (needsResponseWrapper(ex)) addResponseHeaders(ex, res);
       // limit-rate / limit-rate-after: the response to this client, per request (access/bandwidth.ts).
       const bandwidth = admitted.location?.access?.bandwidth;
       if (bandwidth) throttleResponse(res, bandwidth);

@@ -2,12 +2,23 @@
 // (nginx's more_set_headers: add-headers, custom-headers, enable-cors), and a sticky session's
 // Set-Cookie beside the backend's. Only requests that have some pay for the wrapper.
 import type { Exchange, GatewayResponse } from './exchange.ts';
+import { rewriteResponseHeaders } from './response-rewrite.ts';
 
 type Headers = Record<string, string | number | string[]>;
+
+/** Whether the response to `ex` needs the wrapper (most do not). */
+export function needsResponseWrapper(ex: Exchange): boolean {
+  return (
+    ex.responseHeaders !== null ||
+    ex.setCookie !== null ||
+    (ex.route !== null && ex.route.responseRewrite !== null)
+  );
+}
 
 /** Wraps `res.writeHead` for this one response so that `ex`'s headers are set on whatever head is written. */
 export function addResponseHeaders(ex: Exchange, res: GatewayResponse): void {
   const extra = ex.responseHeaders ?? {};
+  const rewrite = ex.route?.responseRewrite ?? null;
   const writeHead = res.writeHead.bind(res) as (
     status: number,
     message: string,
@@ -18,6 +29,8 @@ export function addResponseHeaders(ex: Exchange, res: GatewayResponse): void {
     const headers = ((typeof a === 'string' ? b : a) ?? {}) as Headers;
     const out: Headers = {};
     for (const name in headers) if (extra[name.toLowerCase()] === undefined) out[name] = headers[name]!;
+    // proxy-redirect-* / proxy-cookie-*: the backend's own Location, Refresh and Set-Cookie.
+    if (rewrite !== null) rewriteResponseHeaders(rewrite, out);
     Object.assign(out, extra);
     // Read when the head is written: a retry may have moved the session (change-on-failure).
     if (ex.setCookie !== null) {

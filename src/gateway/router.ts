@@ -34,6 +34,7 @@ import {
   type RequestTarget,
   type RequestTargetErrorCode,
 } from './request-target.ts';
+import { type CompiledResponseRewrite, compileResponseRewrite } from './response-rewrite.ts';
 import { applyRewrite, type CompiledRewrite, compileIngressRegex, compileRewrite } from './rewrite.ts';
 
 /** ingress-nginx's $proxy_upstream_name for the default backend and the 404 server. */
@@ -58,6 +59,8 @@ export interface MatchedRoute {
   responseHeaders: Readonly<Record<string, string>> | null;
   /** The canary of the location's backend, compiled; null when none. */
   canary: CompiledCanary | null;
+  /** proxy-redirect-* / proxy-cookie-*: what changes in the backend's response head; null when none. */
+  responseRewrite: CompiledResponseRewrite | null;
 }
 
 export type RouteDecision =
@@ -221,6 +224,7 @@ function compileLocation(
     matchedBy: regex !== null ? 'regex' : location.pathType === 'Exact' ? 'exact' : 'prefix',
     cors: location.cors === undefined ? null : compileCors(location.cors),
     canary: location.canary === undefined ? null : compileCanary(location.canary),
+    responseRewrite: compileResponseRewrite(location),
     responseHeaders:
       location.customHeaders === undefined
         ? (settings.addHeaders ?? null)

@@ -317,6 +317,18 @@ export const ANNOTATION_CATALOG: readonly CatalogEntry[] = [
     values: 'comma-separated 4xx/5xx codes (default: the ConfigMap key); Go boolean',
     note: "an answer with a listed status (the backend's, unless disable-proxy-intercept-errors, or the gateway's own 502/503/504) is replaced by the error backend's answer to `/` (the method kept) with X-Code, X-Format, X-Original-URI, X-Namespace, X-Ingress-Name, X-Service-Name, X-Service-Port, X-Request-ID: the client gets the error backend's status. The error backend is `default-backend`, else the catch-all default backend; without either the original answer stands (ingress-nginx would send its own 404)",
   },
+  {
+    names: ['proxy-redirect-from', 'proxy-redirect-to'],
+    status: 'implemented',
+    values: 'URLs of `[-._~a-zA-Z0-9/:,?&=]`; `off` (default) or `default`',
+    note: "nginx's `proxy_redirect from to`: the backend's Location (and Refresh) URL starting with `from` starts with `to` instead. `default` rewrites what nginx's own upstream name would carry, which no keepip backend sends: nothing. Default: the ConfigMap keys",
+  },
+  {
+    names: ['proxy-cookie-domain', 'proxy-cookie-path'],
+    status: 'implemented',
+    values: '`off` (default) or `<from> <to>`',
+    note: "nginx's `proxy_cookie_domain` / `proxy_cookie_path`: in the backend's Set-Cookie, a Domain equal to `from` (case-insensitive, a leading dot kept) becomes `to`; a Path starting with `from` starts with `to`. Default: the ConfigMap keys",
+  },
   // --- Implemented: limits, basic and external auth, satisfy, client certificates (access-annotations.ts).
   {
     names: ['limit-rps', 'limit-rpm'],
@@ -477,16 +489,6 @@ export const ANNOTATION_CATALOG: readonly CatalogEntry[] = [
   },
   // --- Traffic: canaries, affinity, balancing, retries, default backends and error pages.
   // --- Requests and responses.
-  {
-    names: ['proxy-redirect-from', 'proxy-redirect-to'],
-    status: 'refused',
-    note: `${NOT_YET}: the backend's Location and Refresh headers reach the client as they are`,
-  },
-  {
-    names: ['proxy-cookie-domain', 'proxy-cookie-path'],
-    status: 'refused',
-    note: `${NOT_YET}: the backend's Set-Cookie reaches the client as it is`,
-  },
   {
     names: ['proxy-http-version'],
     status: 'refused',
@@ -836,17 +838,18 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
     note: 'defaults of the annotations',
   },
   {
+    names: ['proxy-redirect-from', 'proxy-redirect-to', 'proxy-cookie-domain', 'proxy-cookie-path'],
+    status: 'implemented',
+    values: 'off',
+    note: 'defaults of the annotations',
+  },
+  {
     names: ['allow-snippet-annotations'],
     status: 'implemented',
     values: 'false',
     note: 'keepip never runs snippets; `"false"` is accepted silently, anything else is refused (`CONFIGMAP_KEY_REFUSED`)',
   },
   // --- Not implemented yet: observable behaviour keepip does not have.
-  {
-    names: ['proxy-redirect-from', 'proxy-redirect-to', 'proxy-cookie-domain', 'proxy-cookie-path'],
-    status: 'refused',
-    note: `${NOT_YET}: the backend's Location, Refresh and Set-Cookie reach the client as they are`,
-  },
   {
     names: ['proxy-http-version'],
     status: 'refused',

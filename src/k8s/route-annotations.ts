@@ -36,6 +36,10 @@ export const ROUTE_ANNOTATIONS: readonly string[] = [
   'default-backend',
   'custom-http-errors',
   'disable-proxy-intercept-errors',
+  'proxy-redirect-from',
+  'proxy-redirect-to',
+  'proxy-cookie-domain',
+  'proxy-cookie-path',
 ];
 
 /** The controller ConfigMap keys this module reads. */
@@ -46,7 +50,59 @@ export const ROUTE_CONFIGMAP_KEYS: readonly string[] = [
   'use-port-in-redirects',
   'custom-http-errors',
   'disable-proxy-intercept-errors',
+  'proxy-redirect-from',
+  'proxy-redirect-to',
+  'proxy-cookie-domain',
+  'proxy-cookie-path',
 ];
+
+type Rewrite = { from: string; to: string };
+const URL_VALUE = /^[-._~a-zA-Z0-9/:,?&=]+$/;
+
+/**
+ * proxy-redirect-from/-to and proxy-cookie-domain/-path from `get` (annotations or ConfigMap data):
+ * `off` (or `default` for the redirect, which changes nothing keepip's backends send) is none; an
+ * invalid value is none, warned.
+ */
+export function readProxyRewrites(
+  get: (name: string) => string | undefined,
+  warnAbout: (name: string, message: string) => void,
+): { proxyRedirect?: Rewrite | null; proxyCookieDomain?: Rewrite | null; proxyCookiePath?: Rewrite | null } {
+  const out: {
+    proxyRedirect?: Rewrite | null;
+    proxyCookieDomain?: Rewrite | null;
+    proxyCookiePath?: Rewrite | null;
+  } = {};
+  const from = get('proxy-redirect-from');
+  if (from !== undefined) {
+    const to = get('proxy-redirect-to') ?? 'off';
+    if (from === 'off' || from === 'default' || to === 'off') out.proxyRedirect = null;
+    else if (URL_VALUE.test(from) && URL_VALUE.test(to)) out.proxyRedirect = { from, to };
+    else {
+      warnAbout(
+        'proxy-redirect-from',
+        `${JSON.stringify(`${from} ${to}`)} is not two URLs of [-._~a-zA-Z0-9/:,?&=]; off applies`,
+      );
+      out.proxyRedirect = null;
+    }
+  }
+  for (const [key, field] of [
+    ['proxy-cookie-domain', 'proxyCookieDomain'],
+    ['proxy-cookie-path', 'proxyCookiePath'],
+  ] as const) {
+    const v = get(key);
+    if (v === undefined) continue;
+    const parts = v.trim().split(/\s+/);
+    if (v.trim() === 'off') out[field] = null;
+    else if (parts.length === 2 && parts.every((p) => URL_VALUE.test(p)))
+      out[field] = { from: parts[0]!, to: parts[1]! };
+    else {
+      warnAbout(key, `${JSON.stringify(v)} is not "off" or "<from> <to>"; off applies`);
+      out[field] = null;
+    }
+  }
+  return out;
+}
 
 const HTTP_ERRORS = /^(?:[45]\d{2},?)*$/;
 
@@ -79,7 +135,15 @@ export function applyLogSettings(
   },
   invalid: (key: string, value: string) => void,
 ): void {
-  for (const key of ROUTE_CONFIGMAP_KEYS) {
+  const keys = [
+    'disable-access-log',
+    'disable-http-access-log',
+    'preserve-trailing-slash',
+    'use-port-in-redirects',
+    'custom-http-errors',
+    'disable-proxy-intercept-errors',
+  ];
+  for (const key of keys) {
     const v = data[key];
     if (v === undefined) continue;
     if (key === 'custom-http-errors') {
@@ -120,6 +184,8 @@ export interface RouteAnnotations {
   /** custom-http-errors; null: the ConfigMap's. */
   customHttpErrors: readonly number[] | null;
   disableProxyInterceptErrors: boolean | null;
+  /** proxy-redirect-* / proxy-cookie-*: undefined when not set (the ConfigMap's), null when off. */
+  rewrites: ReturnType<typeof readProxyRewrites>;
 }
 
 export interface RouteInput {
@@ -324,6 +390,10 @@ export function parseRouteAnnotations(input: RouteInput): RouteAnnotations {
     defaultBackend: checked(input, 'default-backend', /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'a Service name'),
     customHttpErrors: readHttpErrors(input),
     disableProxyInterceptErrors: optionalBool(input, 'disable-proxy-intercept-errors'),
+    rewrites: readProxyRewrites(
+      (name) => input.annotations[PREFIX + name],
+      (name, message) => warn(input, name, message),
+    ),
     usePortInRedirects: optionalBool(input, 'use-port-in-redirects'),
     connectionHeader: checked(
       input,

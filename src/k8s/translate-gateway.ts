@@ -19,7 +19,12 @@ import { type IngressAccess, locationAccess, parseAccessAnnotations } from './ac
 import { type IngressAnnotations, parseControllerConfigMap, parseIngressAnnotations } from './annotations.ts';
 import { annotationField, formatFieldPath } from './field-path.ts';
 import { applyHeaderSettings, type ConfigMapLookup, readCustomHeaders } from './header-settings.ts';
-import { applyLogSettings, parseRouteAnnotations, type RouteAnnotations } from './route-annotations.ts';
+import {
+  applyLogSettings,
+  parseRouteAnnotations,
+  type RouteAnnotations,
+  readProxyRewrites,
+} from './route-annotations.ts';
 import {
   type Balancing,
   type CanaryPolicy,
@@ -128,6 +133,15 @@ export function translateGatewaySettings(
     issue(issues, 'warning', 'INVALID_CONFIGMAP_VALUE', cm.origin, formatFieldPath(['data', key]), message),
   );
   if (balancing.loadBalance !== null) settings.loadBalance = balancing.loadBalance;
+  const rewrites = readProxyRewrites(
+    (key) => cm.data[key],
+    (key, message) =>
+      issue(issues, 'warning', 'INVALID_CONFIGMAP_VALUE', cm.origin, formatFieldPath(['data', key]), message),
+  );
+  for (const field of ['proxyRedirect', 'proxyCookieDomain', 'proxyCookiePath'] as const) {
+    const value = rewrites[field];
+    if (value != null) settings[field] = value;
+  }
   applyLogSettings(cm.data, settings, (key, value) =>
     issue(
       issues,
@@ -553,6 +567,7 @@ function location(
     ...redirectOptions(route, b.settings),
     ...balancingFor(b.balancingOf.get(ing) ?? null, b.settings),
     ...errorPages(b, ing, route),
+    ...proxyRewrites(route, b.settings),
     ingress: { namespace: ing.meta.namespace, name: ing.meta.name },
     ingressOrigin: ing.origin,
     createdAt: ing.meta.creationTimestamp,
@@ -657,6 +672,20 @@ function errorPages(
   if (codes !== undefined && codes.length > 0) out.customHttpErrors = codes;
   if (route.disableProxyInterceptErrors ?? b.settings.disableProxyInterceptErrors)
     out.disableProxyInterceptErrors = true;
+  return out;
+}
+
+/** proxy-redirect-* and proxy-cookie-*: the Ingress's (off included), else the ConfigMap's. */
+function proxyRewrites(
+  route: RouteAnnotations,
+  settings: GatewaySettings,
+): Pick<LocationModel, 'proxyRedirect' | 'proxyCookieDomain' | 'proxyCookiePath'> {
+  const out: Pick<LocationModel, 'proxyRedirect' | 'proxyCookieDomain' | 'proxyCookiePath'> = {};
+  for (const field of ['proxyRedirect', 'proxyCookieDomain', 'proxyCookiePath'] as const) {
+    const own = route.rewrites[field];
+    const value = own === undefined ? settings[field] : own;
+    if (value != null) out[field] = value;
+  }
   return out;
 }
 
