@@ -45,6 +45,8 @@ export interface UpstreamDispatchOptions {
   /** Time allowed for the response head, then between two reads of the body (0: none). */
   headersTimeout: number;
   bodyTimeout: number;
+  /** proxy-http-version 1.0: an HTTP/1.0 request, not kept alive; default 1.1. */
+  httpVersion?: '1.0' | '1.1';
 }
 
 /** What a pool of upstream connections offers the proxy step (undici's Pool fits it through an adapter). */
@@ -92,7 +94,7 @@ function requestHead(options: UpstreamDispatchOptions, keepAlive: boolean): stri
   if (path === '' || INVALID_TARGET.test(path)) return null;
   const host = headers.host;
   if (typeof host !== 'string' || INVALID_VALUE.test(host)) return null;
-  let head = `${method} ${path} HTTP/1.1\r\nhost: ${host}\r\nconnection: ${keepAlive ? 'keep-alive' : 'close'}\r\n`;
+  let head = `${method} ${path} HTTP/${options.httpVersion ?? '1.1'}\r\nhost: ${host}\r\nconnection: ${keepAlive ? 'keep-alive' : 'close'}\r\n`;
   for (const name in headers) {
     // connection: only its keep-alive or close (connection-proxy-header), written above.
     if (name === 'host' || name === 'content-length' || name === 'connection') continue;
@@ -206,7 +208,8 @@ class H1Connection {
     request.reused = this.#served > 0;
     request.attach(this);
     const { options } = request;
-    this.#keepAlive = options.method !== 'HEAD' && options.headers.connection !== 'close';
+    this.#keepAlive =
+      options.method !== 'HEAD' && options.headers.connection !== 'close' && options.httpVersion !== '1.0';
     const head = requestHead(options, this.#keepAlive);
     if (this.#connected) this.#setTimeout(options.body === null ? options.headersTimeout : 0);
     request.handler.onRequestStart?.(request, null);
@@ -227,11 +230,35 @@ class H1Connection {
     }
     // Sending a body with a method that does not expect one: the connection is not reused afterwards.
     if (!expectsPayload(options.method)) this.#keepAlive = false;
+    // HTTP/1.0 has no chunked framing: a body of unknown length is read whole first, as nginx buffers it.
+    if (options.httpVersion === '1.0' && typeof contentLength !== 'string') {
+      void this.#sendWhole(request, options.body, head);
+      return;
+    }
     void this.#sendBody(
       request,
       options.body,
       head,
       typeof contentLength === 'string' ? Number(contentLength) : null,
+    );
+  }
+
+  async #sendWhole(request: H1Request, body: AsyncIterable<Buffer>, head: string): Promise<void> {
+    const chunks: Buffer[] = [];
+    try {
+      for await (const chunk of body) chunks.push(chunk);
+    } catch (error) {
+      if (!request.settled && this.#request === request) this.abortRequest(request, error as Error);
+      return;
+    }
+    const whole = Buffer.concat(chunks);
+    await this.#sendBody(
+      request,
+      (async function* () {
+        yield whole;
+      })(),
+      head,
+      whole.length,
     );
   }
 
