@@ -28,6 +28,8 @@ export interface ProxyRequest {
   nextUpstream?: NextUpstreamModel;
   /** custom-http-errors: answers with these statuses are not streamed but handed back (custom-errors.ts). */
   interceptStatuses?: readonly number[];
+  /** proxy-http-version 1.0 (plain HTTP backends). */
+  httpVersion?: '1.0';
 }
 
 export type { UpstreamAttempt };
@@ -261,6 +263,7 @@ class ProxyExchange implements UpstreamHandler {
         body: request.hasBody ? streamBody(this, this.#req) : null,
         headersTimeout: request.readTimeoutMs,
         bodyTimeout: request.readTimeoutMs,
+        ...(request.httpVersion !== undefined ? { httpVersion: request.httpVersion } : {}),
       },
       this,
     );
