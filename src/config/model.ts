@@ -211,6 +211,8 @@ export interface GatewaySettings {
   proxyRedirect?: { from: string; to: string };
   proxyCookieDomain?: { from: string; to: string };
   proxyCookiePath?: { from: string; to: string };
+  /** proxy-http-version: the default of the annotation. */
+  proxyHttpVersion?: '1.0' | '1.1';
   /** custom-http-errors / disable-proxy-intercept-errors: defaults of the annotations. */
   customHttpErrors?: readonly number[];
   disableProxyInterceptErrors?: boolean;
@@ -304,6 +306,8 @@ export interface LocationModel {
   /** proxy-cookie-domain / proxy-cookie-path: the backend's Set-Cookie Domain equal to / Path starting with `from`. */
   proxyCookieDomain?: { from: string; to: string };
   proxyCookiePath?: { from: string; to: string };
+  /** proxy-http-version "1.0" (or the ConfigMap's): HTTP/1.0 to plain-HTTP backends; absent is 1.1. */
+  proxyHttpVersion?: '1.0';
 }
 
 /** enable-cors with its cors-* values, defaults applied (ingress-nginx's cors parser). */

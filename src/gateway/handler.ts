@@ -179,6 +179,7 @@ function forward(
     onAttempt: admitted.onAttempt,
     nextUpstream: location?.nextUpstream,
     interceptStatuses: interceptedStatuses(ex, location),
+    httpVersion: location?.proxyHttpVersion,
   };
   // gRPC backends over HTTP/2, with trailers, deadlines and gRPC statuses (grpc-proxy.ts).
   const protocol = admitted.upstream?.members[0]?.protocol;

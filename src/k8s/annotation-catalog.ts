@@ -329,6 +329,12 @@ export const ANNOTATION_CATALOG: readonly CatalogEntry[] = [
     values: '`off` (default) or `<from> <to>`',
     note: "nginx's `proxy_cookie_domain` / `proxy_cookie_path`: in the backend's Set-Cookie, a Domain equal to `from` (case-insensitive, a leading dot kept) becomes `to`; a Path starting with `from` starts with `to`. Default: the ConfigMap keys",
   },
+  {
+    names: ['proxy-http-version'],
+    status: 'implemented',
+    values: '`1.1` (default), `1.0`',
+    note: '1.0: plain-HTTP backends get HTTP/1.0 requests with `Connection: close`, and a body of unknown length is read whole first and sent with its Content-Length (nginx buffers it too). HTTPS backends are spoken to in HTTP/1.1. Default: the ConfigMap key',
+  },
   // --- Implemented: limits, basic and external auth, satisfy, client certificates (access-annotations.ts).
   {
     names: ['limit-rps', 'limit-rpm'],
@@ -489,11 +495,6 @@ export const ANNOTATION_CATALOG: readonly CatalogEntry[] = [
   },
   // --- Traffic: canaries, affinity, balancing, retries, default backends and error pages.
   // --- Requests and responses.
-  {
-    names: ['proxy-http-version'],
-    status: 'refused',
-    note: `${NOT_YET}: backends are spoken to in HTTP/1.1`,
-  },
   {
     names: ['ssl-passthrough'],
     status: 'refused',
@@ -844,17 +845,18 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
     note: 'defaults of the annotations',
   },
   {
+    names: ['proxy-http-version'],
+    status: 'implemented',
+    values: '1.1',
+    note: 'the default of the annotation',
+  },
+  {
     names: ['allow-snippet-annotations'],
     status: 'implemented',
     values: 'false',
     note: 'keepip never runs snippets; `"false"` is accepted silently, anything else is refused (`CONFIGMAP_KEY_REFUSED`)',
   },
   // --- Not implemented yet: observable behaviour keepip does not have.
-  {
-    names: ['proxy-http-version'],
-    status: 'refused',
-    note: `${NOT_YET}: backends are spoken to in HTTP/1.1`,
-  },
   {
     names: ['force-ssl-redirect'],
     status: 'refused',

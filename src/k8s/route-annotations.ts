@@ -40,6 +40,7 @@ export const ROUTE_ANNOTATIONS: readonly string[] = [
   'proxy-redirect-to',
   'proxy-cookie-domain',
   'proxy-cookie-path',
+  'proxy-http-version',
 ];
 
 /** The controller ConfigMap keys this module reads. */
@@ -54,6 +55,7 @@ export const ROUTE_CONFIGMAP_KEYS: readonly string[] = [
   'proxy-redirect-to',
   'proxy-cookie-domain',
   'proxy-cookie-path',
+  'proxy-http-version',
 ];
 
 type Rewrite = { from: string; to: string };
@@ -184,6 +186,8 @@ export interface RouteAnnotations {
   /** custom-http-errors; null: the ConfigMap's. */
   customHttpErrors: readonly number[] | null;
   disableProxyInterceptErrors: boolean | null;
+  /** proxy-http-version; null: the ConfigMap's. */
+  proxyHttpVersion: '1.0' | '1.1' | null;
   /** proxy-redirect-* / proxy-cookie-*: undefined when not set (the ConfigMap's), null when off. */
   rewrites: ReturnType<typeof readProxyRewrites>;
 }
@@ -390,6 +394,7 @@ export function parseRouteAnnotations(input: RouteInput): RouteAnnotations {
     defaultBackend: checked(input, 'default-backend', /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'a Service name'),
     customHttpErrors: readHttpErrors(input),
     disableProxyInterceptErrors: optionalBool(input, 'disable-proxy-intercept-errors'),
+    proxyHttpVersion: checked(input, 'proxy-http-version', /^1\.[01]$/, '1.0 or 1.1') as '1.0' | '1.1' | null,
     rewrites: readProxyRewrites(
       (name) => input.annotations[PREFIX + name],
       (name, message) => warn(input, name, message),

@@ -142,6 +142,17 @@ export function translateGatewaySettings(
     const value = rewrites[field];
     if (value != null) settings[field] = value;
   }
+  const version = cm.data['proxy-http-version'];
+  if (version === '1.0' || version === '1.1') settings.proxyHttpVersion = version;
+  else if (version !== undefined)
+    issue(
+      issues,
+      'warning',
+      'INVALID_CONFIGMAP_VALUE',
+      cm.origin,
+      formatFieldPath(['data', 'proxy-http-version']),
+      `${JSON.stringify(version)} is not 1.0 or 1.1; 1.1 applies`,
+    );
   applyLogSettings(cm.data, settings, (key, value) =>
     issue(
       issues,
@@ -679,13 +690,17 @@ function errorPages(
 function proxyRewrites(
   route: RouteAnnotations,
   settings: GatewaySettings,
-): Pick<LocationModel, 'proxyRedirect' | 'proxyCookieDomain' | 'proxyCookiePath'> {
-  const out: Pick<LocationModel, 'proxyRedirect' | 'proxyCookieDomain' | 'proxyCookiePath'> = {};
+): Pick<LocationModel, 'proxyRedirect' | 'proxyCookieDomain' | 'proxyCookiePath' | 'proxyHttpVersion'> {
+  const out: Pick<
+    LocationModel,
+    'proxyRedirect' | 'proxyCookieDomain' | 'proxyCookiePath' | 'proxyHttpVersion'
+  > = {};
   for (const field of ['proxyRedirect', 'proxyCookieDomain', 'proxyCookiePath'] as const) {
     const own = route.rewrites[field];
     const value = own === undefined ? settings[field] : own;
     if (value != null) out[field] = value;
   }
+  if ((route.proxyHttpVersion ?? settings.proxyHttpVersion) === '1.0') out.proxyHttpVersion = '1.0';
   return out;
 }
 
