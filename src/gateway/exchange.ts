@@ -98,6 +98,18 @@ export interface ExchangeVerdict {
   readonly detail: string;
 }
 
+/** Why forwarding a request failed (the gateway's error codes for upstream outcomes). */
+export type ProxyFailureCode =
+  | 'UPSTREAM_CONNECT_REFUSED'
+  | 'UPSTREAM_CONNECT_TIMEOUT'
+  | 'UPSTREAM_READ_TIMEOUT'
+  | 'UPSTREAM_SEND_TIMEOUT'
+  | 'UPSTREAM_CLOSED'
+  | 'UPSTREAM_ERROR'
+  | 'CLIENT_BODY_TOO_LARGE'
+  | 'CLIENT_BODY_TIMEOUT'
+  | 'CLIENT_CLOSED';
+
 /** One try of one upstream endpoint: $upstream_addr, $upstream_status, $upstream_response_time. */
 export interface UpstreamAttempt {
   hostPort: string;

@@ -4,7 +4,7 @@
 // a non-idempotent request (POST, LOCK, PATCH) is tried again only when it never reached a backend,
 // unless `non_idempotent` is listed (the ConfigMap's retry-non-idempotent adds it).
 import type { NextUpstreamModel } from '../config/model.ts';
-import type { ProxyFailureCode } from './proxy.ts';
+import type { ProxyFailureCode } from './exchange.ts';
 
 export const DEFAULT_NEXT_UPSTREAM: NextUpstreamModel = Object.freeze({
   conditions: Object.freeze(['error', 'timeout']),

@@ -3,7 +3,7 @@
 // the body size limit while the body streams, and backpressure in both directions. The outcome carries
 // what the access log and the error log need ($upstream_addr, $upstream_status, times, the failure).
 import type { UpstreamController, UpstreamHandler } from './h1-client.ts';
-import type { GatewayRequest, GatewayResponse, UpstreamAttempt } from './exchange.ts';
+import type { GatewayRequest, GatewayResponse, ProxyFailureCode, UpstreamAttempt } from './exchange.ts';
 import type { NextUpstreamModel } from '../config/model.ts';
 import { DEFAULT_NEXT_UPSTREAM, maxTries, retryOnFailure, retryOnStatus } from './next-upstream.ts';
 import { type BalancedUpstream, firstMember, type UpstreamMember } from './upstream.ts';
@@ -34,16 +34,7 @@ export interface ProxyRequest {
 
 export type { UpstreamAttempt };
 
-export type ProxyFailureCode =
-  | 'UPSTREAM_CONNECT_REFUSED'
-  | 'UPSTREAM_CONNECT_TIMEOUT'
-  | 'UPSTREAM_READ_TIMEOUT'
-  | 'UPSTREAM_SEND_TIMEOUT'
-  | 'UPSTREAM_CLOSED'
-  | 'UPSTREAM_ERROR'
-  | 'CLIENT_BODY_TOO_LARGE'
-  | 'CLIENT_BODY_TIMEOUT'
-  | 'CLIENT_CLOSED';
+export type { ProxyFailureCode };
 
 export interface ProxyFailure {
   code: ProxyFailureCode;
@@ -375,7 +366,8 @@ class ProxyExchange implements UpstreamHandler {
     if (this.request.interceptStatuses?.includes(statusCode)) {
       // proxy_intercept_errors: the error backend answers instead (custom-errors.ts).
       this.#recordAttempt(statusCode);
-      (this.#skipped ??= new WeakSet()).add(controller);
+      this.#skipped ??= new WeakSet();
+      this.#skipped.add(controller);
       controller.abort(new Error('answer intercepted for custom-http-errors'));
       this.#outcome.intercepted = statusCode;
       this.#finish(statusCode);
