@@ -308,6 +308,30 @@ export interface LocationModel {
   proxyCookiePath?: { from: string; to: string };
   /** proxy-http-version "1.0" (or the ConfigMap's): HTTP/1.0 to plain-HTTP backends; absent is 1.1. */
   proxyHttpVersion?: '1.0';
+  /** proxy-ssl-*: TLS towards an HTTPS backend (client certificate, verification, SNI, versions). */
+  proxySsl?: ProxySslModel;
+}
+
+/** proxy-ssl-secret and its companions (src/k8s/proxy-ssl.ts). */
+export interface ProxySslModel {
+  /** "namespace/name" of the Secret. */
+  secret: string;
+  /** ca.crt: the CAs a verified backend certificate must chain to. */
+  caPem: string;
+  /** tls.crt / tls.key: the client certificate, when the Secret has both. */
+  certPem: string | null;
+  keyPem: string | null;
+  /** proxy-ssl-verify on. */
+  verify: boolean;
+  verifyDepth: number;
+  /** proxy-ssl-name: the name verified (and sent by SNI); null: nginx's $proxy_host (upstream_balancer). */
+  name: string | null;
+  /** proxy-ssl-server-name on: send SNI. */
+  serverName: boolean;
+  /** TLSv1.2, TLSv1.3. */
+  protocols: readonly string[];
+  /** OpenSSL cipher list (DEFAULT). */
+  ciphers: string;
 }
 
 /** enable-cors with its cors-* values, defaults applied (ingress-nginx's cors parser). */

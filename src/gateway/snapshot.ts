@@ -7,6 +7,7 @@ import type {
   ConfigIssue,
   GatewaySettings,
   LocationModel,
+  ProxySslModel,
   ServiceModel,
   Topology,
 } from '../config/model.ts';
@@ -200,8 +201,11 @@ function upstreamsOf(topology: Topology, options: SnapshotOptions) {
     protocol: LocationModel['backendProtocol'],
     connectTimeoutMs: number,
     serviceUpstream: boolean,
+    tls?: ProxySslModel,
   ): BalancedUpstream => {
-    const key = `${backend.upstreamName}|${protocol}|${connectTimeoutMs}|${serviceUpstream}`;
+    // proxy-ssl-*: only HTTPS backends speak TLS with these settings; other settings, other pools.
+    const withTls = protocol === 'HTTPS' ? tls : undefined;
+    const key = `${backend.upstreamName}|${protocol}|${connectTimeoutMs}|${serviceUpstream}|${withTls === undefined ? '' : JSON.stringify([withTls.secret, withTls.verify, withTls.name, withTls.serverName, withTls.protocols, withTls.ciphers])}`;
     const existing = balanced.get(key);
     if (existing !== undefined) return existing;
     let cursor = cursors.get(backend.upstreamName);
@@ -213,6 +217,7 @@ function upstreamsOf(topology: Topology, options: SnapshotOptions) {
     for (const named of resolveBackendTargets(topology.services, backend, serviceUpstream)) {
       const target = options.upstreamAddress?.(named.address, named.port) ?? named;
       const spec: PoolSpec = { protocol, address: target.address, port: target.port, connectTimeoutMs };
+      if (withTls !== undefined) spec.tls = withTls;
       acquired.push(spec);
       members.push(options.connections.acquire(spec));
     }
@@ -224,7 +229,10 @@ function upstreamsOf(topology: Topology, options: SnapshotOptions) {
   for (const vhost of topology.gateway.virtualHosts) {
     for (const l of vhost.locations) {
       if (l.backend === null) continue;
-      byLocation.set(l, upstreamOf(l.backend, l.backendProtocol, l.proxyConnectTimeoutMs, l.serviceUpstream));
+      byLocation.set(
+        l,
+        upstreamOf(l.backend, l.backendProtocol, l.proxyConnectTimeoutMs, l.serviceUpstream, l.proxySsl),
+      );
       // default-backend: spoken to in plain HTTP, as ingress-nginx's custom default backend.
       if (l.defaultBackend !== undefined)
         byDefaultBackend.set(l, upstreamOf(l.defaultBackend, 'HTTP', l.proxyConnectTimeoutMs, false));

@@ -4,9 +4,11 @@
 // registry shared by every config snapshot, reference-counted, so a reload that keeps an endpoint keeps
 // its warm connections, and a pool is closed (gracefully: queued requests finish) only when the last
 // snapshot that named it retires.
+import { createHash } from 'node:crypto';
+import { checkServerIdentity, type PeerCertificate } from 'node:tls';
 import type { Readable } from 'node:stream';
-import { type Dispatcher, Pool } from 'undici';
-import type { LocationModel } from '../config/model.ts';
+import { buildConnector, type Dispatcher, Pool } from 'undici';
+import type { LocationModel, ProxySslModel } from '../config/model.ts';
 import { formatHostPort } from '../net/host-port.ts';
 import { H1Pool, type UpstreamDispatcher } from './h1-client.ts';
 import { H2Pool } from './h2-client.ts';
@@ -16,6 +18,8 @@ export interface PoolSpec {
   address: string;
   port: number;
   connectTimeoutMs: number;
+  /** proxy-ssl-* of an HTTPS backend; absent: ingress-nginx's defaults (no verification, no SNI). */
+  tls?: ProxySslModel;
 }
 
 export interface UpstreamMember {
@@ -47,7 +51,44 @@ export function firstMember(upstream: BalancedUpstream): number {
 }
 
 function poolKey(spec: PoolSpec): string {
-  return `${spec.protocol}|${formatHostPort(spec.address, spec.port)}|${spec.connectTimeoutMs}`;
+  const tls = spec.tls === undefined ? '' : `|${tlsKey(spec.tls)}`;
+  return `${spec.protocol}|${formatHostPort(spec.address, spec.port)}|${spec.connectTimeoutMs}${tls}`;
+}
+
+/** Pools with other TLS settings (proxy-ssl-*) are other pools. */
+function tlsKey(tls: ProxySslModel): string {
+  const digest = createHash('sha256');
+  for (const part of [
+    tls.caPem,
+    tls.certPem ?? '',
+    tls.keyPem ?? '',
+    tls.name ?? '',
+    tls.ciphers,
+    ...tls.protocols,
+  ])
+    digest.update(part).update('\0');
+  return `${tls.verify}|${tls.serverName}|${digest.digest('hex').slice(0, 16)}`;
+}
+
+/**
+ * proxy-ssl-* as connect options: the CA to verify against (proxy-ssl-verify on, the name
+ * proxy-ssl-name or nginx's default `upstream_balancer`), the client certificate, SNI only with
+ * proxy-ssl-server-name on, the TLS versions and ciphers.
+ */
+function tlsConnectOptions(tls: ProxySslModel | undefined): Record<string, unknown> {
+  // ingress-nginx's default: no verification (proxy_ssl_verify off) and no SNI.
+  if (tls === undefined) return { rejectUnauthorized: false };
+  const name = tls.name ?? 'upstream_balancer';
+  const versions = [...tls.protocols].sort();
+  return {
+    rejectUnauthorized: tls.verify,
+    ca: tls.caPem,
+    ...(tls.certPem !== null && tls.keyPem !== null ? { cert: tls.certPem, key: tls.keyPem } : {}),
+    checkServerIdentity: (_host: string, cert: PeerCertificate) => checkServerIdentity(name, cert),
+    minVersion: versions[0],
+    maxVersion: versions[versions.length - 1],
+    ciphers: tls.ciphers,
+  };
 }
 
 /** undici's Pool behind the dispatcher interface (HTTPS backends). */
@@ -65,7 +106,24 @@ function undiciDispatcher(pool: Pool): UpstreamDispatcher {
   };
 }
 
-function httpsPool(scheme: string, hostPort: string, connectTimeoutMs: number): UpstreamDispatcher {
+/**
+ * SNI as nginx's proxy_ssl_server_name: none by default (undici would send the request's Host), the
+ * proxy-ssl-name (else `upstream_balancer`) with proxy-ssl-server-name on.
+ */
+function withSni(
+  connector: buildConnector.connector,
+  tls: ProxySslModel | undefined,
+): buildConnector.connector {
+  const servername = tls?.serverName === true ? (tls.name ?? 'upstream_balancer') : null;
+  return (options, callback) => connector({ ...options, servername: servername as string }, callback);
+}
+
+function httpsPool(
+  scheme: string,
+  hostPort: string,
+  connectTimeoutMs: number,
+  tls: ProxySslModel | undefined,
+): UpstreamDispatcher {
   return undiciDispatcher(
     new Pool(`${scheme}://${hostPort}`, {
       // Unlimited concurrent connections like nginx; keep-alive reuse comes from the pool's idle clients.
@@ -76,8 +134,7 @@ function httpsPool(scheme: string, hostPort: string, connectTimeoutMs: number): 
       // Per-request headersTimeout/bodyTimeout (proxy-read-timeout) are given at dispatch time.
       headersTimeout: 0,
       bodyTimeout: 0,
-      // ingress-nginx does not verify backend certificates (proxy_ssl_verify off) nor send SNI.
-      connect: { timeout: connectTimeoutMs, rejectUnauthorized: false },
+      connect: withSni(buildConnector({ timeout: connectTimeoutMs, ...tlsConnectOptions(tls) }), tls),
     }),
   );
 }
@@ -99,7 +156,7 @@ export class ConnectionRegistry {
     // gRPC backends: HTTP/2 sessions, multiplexed (h2-client.ts); error log lines say grpc:// as nginx's.
     const pool =
       spec.protocol === 'HTTPS'
-        ? httpsPool(scheme, hostPort, connectTimeoutMs)
+        ? httpsPool(scheme, hostPort, connectTimeoutMs, spec.tls)
         : spec.protocol === 'GRPC' || spec.protocol === 'GRPCS'
           ? new H2Pool({ address, port, tls: spec.protocol === 'GRPCS', connectTimeoutMs })
           : new H1Pool({ address, port, connectTimeoutMs });

@@ -335,6 +335,31 @@ export const ANNOTATION_CATALOG: readonly CatalogEntry[] = [
     values: '`1.1` (default), `1.0`',
     note: '1.0: plain-HTTP backends get HTTP/1.0 requests with `Connection: close`, and a body of unknown length is read whole first and sent with its Content-Length (nginx buffers it too). HTTPS backends are spoken to in HTTP/1.1. Default: the ConfigMap key',
   },
+  {
+    names: ['proxy-ssl-secret'],
+    status: 'implemented',
+    values:
+      '`namespace/name` (same namespace) with PEM `ca.crt`, and `tls.crt` / `tls.key` for a client certificate',
+    note: "TLS towards an HTTPS backend (`backend-protocol: HTTPS`): the client certificate is presented, and with `proxy-ssl-verify: on` the backend's certificate must chain to ca.crt and name proxy-ssl-name. Nothing else of proxy-ssl-* applies without it; a Secret that is missing, in another namespace or without ca.crt denies the locations (503, `ACCESS_CONFIG_DENIED`)",
+  },
+  {
+    names: ['proxy-ssl-verify', 'proxy-ssl-verify-depth'],
+    status: 'implemented',
+    values: '`on` / `off` (default); whole number (default 1)',
+    note: "verify the backend's certificate (a failure is 502). The depth is accepted; Node verifies the whole chain to the CA whatever its length",
+  },
+  {
+    names: ['proxy-ssl-name', 'proxy-ssl-server-name'],
+    status: 'implemented',
+    values: "a server name (default nginx's `upstream_balancer`); `on` / `off` (default)",
+    note: "the name the backend's certificate is verified against, and sent by SNI only with proxy-ssl-server-name on (by default no SNI, as nginx)",
+  },
+  {
+    names: ['proxy-ssl-protocols', 'proxy-ssl-ciphers'],
+    status: 'implemented',
+    values: '`TLSv1.2` (default), `TLSv1.3`, or both; an OpenSSL cipher list (default `DEFAULT`)',
+    note: 'the TLS versions and ciphers offered to the backend',
+  },
   // --- Implemented: limits, basic and external auth, satisfy, client certificates (access-annotations.ts).
   {
     names: ['limit-rps', 'limit-rpm'],
@@ -504,19 +529,6 @@ export const ANNOTATION_CATALOG: readonly CatalogEntry[] = [
     names: ['ssl-ciphers'],
     status: 'refused',
     note: `${NOT_YET}: the host offers the ciphers of Node's TLS defaults`,
-  },
-  {
-    names: [
-      'proxy-ssl-secret',
-      'proxy-ssl-verify',
-      'proxy-ssl-verify-depth',
-      'proxy-ssl-name',
-      'proxy-ssl-server-name',
-      'proxy-ssl-protocols',
-      'proxy-ssl-ciphers',
-    ],
-    status: 'refused',
-    note: `${NOT_YET}: HTTPS backends are not verified and get no client certificate nor SNI (nginx's defaults)`,
   },
   {
     names: ['proxy-request-buffering'],

@@ -21,6 +21,7 @@ import { annotationField, formatFieldPath } from './field-path.ts';
 import { HEADER_CONFIGMAP_KEYS } from './header-settings.ts';
 import { applyHttp2Settings, HTTP2_CONFIGMAP_KEYS } from './http2-settings.ts';
 import { describeOrigin } from './reader.ts';
+import { PROXY_SSL_ANNOTATIONS } from './proxy-ssl.ts';
 import { ROUTE_ANNOTATIONS, ROUTE_CONFIGMAP_KEYS } from './route-annotations.ts';
 import { TRAFFIC_ANNOTATIONS, TRAFFIC_CONFIGMAP_KEYS } from './traffic-annotations.ts';
 import { parseConfigMapSourceRange, resolveAccessRules } from './source-range.ts';
@@ -50,6 +51,8 @@ export const SUPPORTED_ANNOTATIONS: readonly string[] = [
   ...ROUTE_ANNOTATIONS,
   // Canaries: src/k8s/traffic-annotations.ts.
   ...TRAFFIC_ANNOTATIONS,
+  // TLS towards HTTPS backends: src/k8s/proxy-ssl.ts.
+  ...PROXY_SSL_ANNOTATIONS,
 ];
 
 /** Controller ConfigMap keys keepip implements. */

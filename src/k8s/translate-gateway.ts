@@ -19,6 +19,7 @@ import { type IngressAccess, locationAccess, parseAccessAnnotations } from './ac
 import { type IngressAnnotations, parseControllerConfigMap, parseIngressAnnotations } from './annotations.ts';
 import { annotationField, formatFieldPath } from './field-path.ts';
 import { applyHeaderSettings, type ConfigMapLookup, readCustomHeaders } from './header-settings.ts';
+import { readProxySsl } from './proxy-ssl.ts';
 import {
   applyLogSettings,
   parseRouteAnnotations,
@@ -295,6 +296,8 @@ interface IngressReadings {
   affinityOf: Map<string, AffinityModel>;
   /** upstream-hash-by and load-balance of each Ingress. */
   balancingOf: Map<IngressView, Balancing>;
+  /** proxy-ssl-* of each Ingress (src/k8s/proxy-ssl.ts). */
+  proxySslOf: Map<IngressView, ReturnType<typeof readProxySsl>>;
 }
 
 interface HostBuild {
@@ -381,8 +384,12 @@ function readIngresses(
   const canaryOf = new Map<IngressView, CanaryPolicy>();
   const affinityOf = new Map<string, AffinityModel>();
   const balancingOf = new Map<IngressView, Balancing>();
+  const proxySslOf = new Map<IngressView, ReturnType<typeof readProxySsl>>();
+  const secrets = new Map(input.secrets.map((s) => [`${s.meta.namespace}/${s.meta.name}`, s]));
   const lookup = configMapLookup(input);
   for (const ing of served) {
+    const self = { namespace: ing.meta.namespace, name: ing.meta.name };
+    proxySslOf.set(ing, readProxySsl(ing.meta.annotations, self, ing.origin, secrets, issues));
     const nextUpstreamBase = settings.nextUpstream ?? DEFAULT_NEXT_UPSTREAM_POLICY;
     balancingOf.set(ing, parseBalancing(ing.meta.annotations, ing.origin, issues, nextUpstreamBase));
     const affinity = parseAffinity(ing.meta.annotations, ing.origin, issues);
@@ -396,7 +403,7 @@ function readIngresses(
     const ref = { namespace: ing.meta.namespace, name: ing.meta.name };
     headersOf.set(ing, readCustomHeaders(ing.meta.annotations, ref, ing.origin, settings, lookup, issues));
   }
-  return { annotations, accessOf, routeOf, headersOf, canaryOf, affinityOf, balancingOf };
+  return { annotations, accessOf, routeOf, headersOf, canaryOf, affinityOf, balancingOf, proxySslOf };
 }
 
 /** The hosts whose paths are regexes, and the hosts named under spec.tls. */
@@ -564,7 +571,12 @@ function location(
 ): LocationModel {
   const a = b.annotations.get(ing)!;
   const custom = b.headersOf.get(ing) ?? null;
-  const access = withDenial(locationAccess(b.accessOf.get(ing)!, path, b.settings), custom);
+  const ssl = b.proxySslOf.get(ing) ?? null;
+  const access = withDenial(
+    withDenial(locationAccess(b.accessOf.get(ing)!, path, b.settings), custom, 'custom-headers'),
+    ssl,
+    'proxy-ssl-secret',
+  );
   const route = b.routeOf.get(ing)!;
   const { redirect, cors, upstreamVhost, xForwardedPrefix, accessLog } = route;
   return {
@@ -579,6 +591,7 @@ function location(
     ...balancingFor(b.balancingOf.get(ing) ?? null, b.settings),
     ...errorPages(b, ing, route),
     ...proxyRewrites(route, b.settings),
+    ...(ssl !== null && 'ssl' in ssl ? { proxySsl: ssl.ssl } : {}),
     ingress: { namespace: ing.meta.namespace, name: ing.meta.name },
     ingressOrigin: ing.origin,
     createdAt: ing.meta.creationTimestamp,
@@ -734,10 +747,11 @@ function redirectOptions(
 /** A custom-headers ConfigMap that cannot be used denies the location (503), as ingress-nginx does. */
 function withDenial(
   access: LocationAccessModel | undefined,
-  custom: ReturnType<typeof readCustomHeaders>,
+  reading: object | null,
+  name: string,
 ): LocationAccessModel | undefined {
-  if (custom === null || !('denied' in custom) || access?.denied) return access;
-  const denied = { annotation: 'nginx.ingress.kubernetes.io/custom-headers', reason: custom.denied };
+  if (reading === null || !('denied' in reading) || access?.denied) return access;
+  const denied = { annotation: `nginx.ingress.kubernetes.io/${name}`, reason: String(reading.denied) };
   return { rateLimit: null, basicAuth: null, externalAuth: null, satisfy: 'all', ...access, denied };
 }
 

@@ -1,0 +1,117 @@
+// proxy-ssl-*: TLS towards HTTPS backends, as ingress-nginx 1.15's proxyssl parser reads it. Nothing
+// applies without proxy-ssl-secret (a Secret of the Ingress's namespace with ca.crt, and tls.crt /
+// tls.key for a client certificate); a Secret that cannot be used denies the locations (503), as
+// ingress-nginx does. Defaults: verify off, depth 1, no SNI, TLSv1.2, ciphers DEFAULT.
+import type { ConfigIssue, ObjectRef, Origin, ProxySslModel } from '../config/model.ts';
+import { annotationField } from './field-path.ts';
+import type { SecretView } from './objects.ts';
+import { describeOrigin } from './reader.ts';
+
+const PREFIX = 'nginx.ingress.kubernetes.io/';
+
+/** The annotations this module reads (without the prefix). */
+export const PROXY_SSL_ANNOTATIONS: readonly string[] = [
+  'proxy-ssl-secret',
+  'proxy-ssl-verify',
+  'proxy-ssl-verify-depth',
+  'proxy-ssl-name',
+  'proxy-ssl-server-name',
+  'proxy-ssl-protocols',
+  'proxy-ssl-ciphers',
+];
+
+const ON_OFF = /^(on|off)$/;
+const PROTOCOLS = /^(TLSv1\.2|TLSv1\.3| )*$/;
+const CIPHERS = /^[A-Za-z0-9+:_\-!]*$/;
+const SERVER_NAME = /^[/\-._~a-zA-Z0-9:^$[\](){}*+?|&=\\]*$/;
+
+function push(
+  origin: Origin,
+  issues: ConfigIssue[],
+  severity: ConfigIssue['severity'],
+  code: ConfigIssue['code'],
+  name: string,
+  message: string,
+): void {
+  const field = annotationField(PREFIX + name);
+  issues.push({ severity, code, message: `${describeOrigin(origin)} ${field}: ${message}`, origin, field });
+}
+
+function isPem(text: string | undefined, label: string): text is string {
+  return text !== undefined && new RegExp(`-----BEGIN [A-Z ]*${label}-----`).test(text);
+}
+
+/**
+ * The proxy-ssl-* of one Ingress: the model, a denial (the reason), or null without proxy-ssl-secret.
+ */
+export function readProxySsl(
+  annotations: Readonly<Record<string, string>>,
+  ingress: ObjectRef,
+  origin: Origin,
+  secrets: ReadonlyMap<string, SecretView>,
+  issues: ConfigIssue[],
+): { ssl: ProxySslModel } | { denied: string } | null {
+  const get = (name: string) => annotations[PREFIX + name];
+  const ref = get('proxy-ssl-secret');
+  if (ref === undefined || ref.trim() === '') return null;
+  const deny = (reason: string) => {
+    push(
+      origin,
+      issues,
+      'error',
+      'ACCESS_CONFIG_DENIED',
+      'proxy-ssl-secret',
+      `${reason}; the locations of this Ingress answer 503, as ingress-nginx denies them`,
+    );
+    return { denied: `proxy-ssl-secret: ${reason}` };
+  };
+  const parts = ref.trim().split('/');
+  if (parts.length !== 2 || parts.some((p) => p === ''))
+    return deny(`${JSON.stringify(ref)} is not "namespace/name"`);
+  if (parts[0] !== ingress.namespace) return deny('cross namespace secrets are not supported');
+  const secret = secrets.get(ref.trim());
+  if (secret === undefined) return deny(`Secret ${ref.trim()} is not in the manifests`);
+  const ca = secret.data['ca.crt'];
+  if (!isPem(ca, 'CERTIFICATE')) return deny(`Secret ${ref.trim()} has no PEM ca.crt`);
+  const cert = secret.data['tls.crt'];
+  const key = secret.data['tls.key'];
+  const warn = (name: string, v: string, kept: string) =>
+    push(
+      origin,
+      issues,
+      'warning',
+      'INVALID_ANNOTATION_VALUE',
+      name,
+      `${JSON.stringify(v)} is not accepted; ${kept} applies`,
+    );
+  const pick = (name: string, valid: RegExp, fallback: string): string => {
+    const v = get(name);
+    if (v === undefined || v === '') return fallback;
+    if (valid.test(v)) return v;
+    warn(name, v, fallback);
+    return fallback;
+  };
+  const depthText = get('proxy-ssl-verify-depth');
+  const depth =
+    depthText !== undefined && /^[0-9]{1,3}$/.test(depthText.trim()) ? Number(depthText.trim()) : 1;
+  if (depthText !== undefined && depth === 1 && depthText.trim() !== '1')
+    warn('proxy-ssl-verify-depth', depthText, '1');
+  const protocols = pick('proxy-ssl-protocols', PROTOCOLS, 'TLSv1.2')
+    .split(' ')
+    .filter((p) => p !== '');
+  const name = pick('proxy-ssl-name', SERVER_NAME, '');
+  return {
+    ssl: {
+      secret: ref.trim(),
+      caPem: ca,
+      certPem: isPem(cert, 'CERTIFICATE') && isPem(key, 'PRIVATE KEY') ? cert : null,
+      keyPem: isPem(cert, 'CERTIFICATE') && isPem(key, 'PRIVATE KEY') ? key : null,
+      verify: pick('proxy-ssl-verify', ON_OFF, 'off') === 'on',
+      verifyDepth: depth,
+      name: name === '' ? null : name,
+      serverName: pick('proxy-ssl-server-name', ON_OFF, 'off') === 'on',
+      protocols: protocols.length > 0 ? protocols : ['TLSv1.2'],
+      ciphers: pick('proxy-ssl-ciphers', CIPHERS, 'DEFAULT'),
+    },
+  };
+}
