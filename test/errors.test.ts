@@ -93,8 +93,7 @@ const NOT_CODES: Readonly<Record<string, string>> = {
   UNIQUE_ID: 'PROXY v2 TLV name',
   UNIX_STREAM: 'PROXY v2 transport name',
   UNIX_DGRAM: 'PROXY v2 transport name',
-  AUTO_HTTP:
-    'an ingress-nginx backend-protocol value keepip refuses (reported as UNSUPPORTED_BACKEND_PROTOCOL)',
+  AUTO_HTTP: "an ingress-nginx backend-protocol value (the client's scheme towards the backend)",
   QUOTE_DOUBLE: "the yaml package's string style option",
   ERR_HTTP_REQUEST_TIMEOUT: "Node's HTTP server error code (answered 408)",
   ERR_SSL: "prefix of Node's TLS error codes",

@@ -310,6 +310,8 @@ export interface LocationModel {
   proxyHttpVersion?: '1.0';
   /** proxy-ssl-*: TLS towards an HTTPS backend (client certificate, verification, SNI, versions). */
   proxySsl?: ProxySslModel;
+  /** backend-protocol AUTO_HTTP (backendProtocol HTTP): requests that came over TLS go to the backend in HTTPS. */
+  autoHttp?: true;
 }
 
 /** proxy-ssl-secret and its companions (src/k8s/proxy-ssl.ts). */

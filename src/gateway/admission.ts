@@ -259,13 +259,20 @@ function corsStage(cors: CompiledCors, ex: Exchange, req: GatewayRequest, respon
   return true;
 }
 
+/** The location's upstream; with backend-protocol AUTO_HTTP, in HTTPS for a request that came over TLS. */
+function mainUpstream(ex: Exchange, location: LocationModel): BalancedUpstream | null {
+  if (location.autoHttp === true && ex.conn.scheme === 'https')
+    return ex.snap.httpsUpstreamFor(location) ?? null;
+  return ex.snap.upstreamFor(location) ?? null;
+}
+
 /**
  * canary: the alternative upstream when the request goes there ($proxy_alternative_upstream_name),
  * else the main one. A request with a sticky session on either stays there (affinity-canary-behavior
  * sticky, the default), as ingress-nginx's balancer checks affinity before the traffic shaping.
  */
 function canaryOrMain(ex: Exchange, req: GatewayRequest, matched: MatchedRoute): BalancedUpstream | null {
-  const main = ex.snap.upstreamFor(matched.location) ?? null;
+  const main = mainUpstream(ex, matched.location);
   const alternative = ex.snap.canaryUpstreamFor(matched.location);
   if (matched.canary === null || alternative === undefined) return main;
   const affinity = matched.location.affinity;
@@ -420,8 +427,7 @@ export function admit(
   ex.decidedBy = decidedBy;
   const admitted: Admitted = {
     location: matched.location,
-    upstream:
-      matched.canary === null ? (snap.upstreamFor(matched.location) ?? null) : canaryOrMain(ex, req, matched),
+    upstream: matched.canary === null ? mainUpstream(ex, matched.location) : canaryOrMain(ex, req, matched),
     upstreamPath: decision.upstreamPath,
     scheme,
     headersTrusted,

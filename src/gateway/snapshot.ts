@@ -74,6 +74,8 @@ export interface GatewaySnapshot {
   canaryUpstreamFor(location: LocationModel): BalancedUpstream | undefined;
   /** The default-backend annotation's upstream of a location that has one (custom-errors.ts). */
   errorUpstreamFor(location: LocationModel): BalancedUpstream | undefined;
+  /** backend-protocol AUTO_HTTP: the HTTPS upstream of the location, for requests that came over TLS. */
+  httpsUpstreamFor(location: LocationModel): BalancedUpstream | undefined;
   readonly defaultUpstream: BalancedUpstream | null;
   /** Upstream names with no ready endpoint, for the start-up line. */
   readonly emptyUpstreams: readonly string[];
@@ -195,6 +197,7 @@ function upstreamsOf(topology: Topology, options: SnapshotOptions) {
   const byLocation = new Map<LocationModel, BalancedUpstream>();
   const byCanary = new Map<LocationModel, BalancedUpstream>();
   const byDefaultBackend = new Map<LocationModel, BalancedUpstream>();
+  const byAutoHttps = new Map<LocationModel, BalancedUpstream>();
   const empty = new Set<string>();
   const upstreamOf = (
     backend: BackendRef,
@@ -233,6 +236,12 @@ function upstreamsOf(topology: Topology, options: SnapshotOptions) {
         l,
         upstreamOf(l.backend, l.backendProtocol, l.proxyConnectTimeoutMs, l.serviceUpstream, l.proxySsl),
       );
+      // AUTO_HTTP: the same backend in HTTPS too, for requests that came over TLS.
+      if (l.autoHttp === true)
+        byAutoHttps.set(
+          l,
+          upstreamOf(l.backend, 'HTTPS', l.proxyConnectTimeoutMs, l.serviceUpstream, l.proxySsl),
+        );
       // default-backend: spoken to in plain HTTP, as ingress-nginx's custom default backend.
       if (l.defaultBackend !== undefined)
         byDefaultBackend.set(l, upstreamOf(l.defaultBackend, 'HTTP', l.proxyConnectTimeoutMs, false));
@@ -254,6 +263,7 @@ function upstreamsOf(topology: Topology, options: SnapshotOptions) {
     byLocation,
     byCanary,
     byDefaultBackend,
+    byAutoHttps,
     defaultUpstream,
     emptyUpstreams: [...empty].sort(),
   };
@@ -293,6 +303,7 @@ export function buildSnapshot(
     upstreamFor: (location) => upstreams.byLocation.get(location),
     canaryUpstreamFor: (location) => upstreams.byCanary.get(location),
     errorUpstreamFor: (location) => upstreams.byDefaultBackend.get(location),
+    httpsUpstreamFor: (location) => upstreams.byAutoHttps.get(location),
     defaultUpstream: upstreams.defaultUpstream,
     emptyUpstreams: upstreams.emptyUpstreams,
     inflight: 0,

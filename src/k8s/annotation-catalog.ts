@@ -117,8 +117,8 @@ export const ANNOTATION_CATALOG: readonly CatalogEntry[] = [
   {
     names: ['backend-protocol'],
     status: 'implemented',
-    values: '`HTTP` (default), `HTTPS`, `GRPC`, `GRPCS`',
-    note: "`GRPC`/`GRPCS`: HTTP/2 to the backend (cleartext / TLS, not verified), multiplexed keep-alive sessions, trailers relayed, `grpc-timeout` enforced, the gateway's own answers as gRPC statuses (403: PERMISSION_DENIED, 502/503: UNAVAILABLE). `FCGI`, `AUTO_HTTP` are refused: error `UNSUPPORTED_BACKEND_PROTOCOL`, and that Ingress's locations get no backend (503) rather than speaking the wrong protocol. Other values: warning, HTTP",
+    values: '`HTTP` (default), `HTTPS`, `AUTO_HTTP`, `GRPC`, `GRPCS`',
+    note: "`GRPC`/`GRPCS`: HTTP/2 to the backend (cleartext / TLS, not verified), multiplexed keep-alive sessions, trailers relayed, `grpc-timeout` enforced, the gateway's own answers as gRPC statuses (403: PERMISSION_DENIED, 502/503: UNAVAILABLE). `AUTO_HTTP`: the client's scheme towards the backend (HTTPS for a request that came over TLS, as ingress-nginx's `$scheme://`). `FCGI` is refused: error `UNSUPPORTED_BACKEND_PROTOCOL`, and that Ingress's locations get no backend (503) rather than speaking the wrong protocol. Other values: warning, HTTP",
   },
   {
     names: ['proxy-body-size'],

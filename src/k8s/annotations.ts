@@ -431,8 +431,10 @@ export interface IngressAnnotations {
   forceSslRedirect: boolean;
   serviceUpstream: boolean;
   backendProtocol: LocationModel['backendProtocol'];
-  /** A backend-protocol keepip cannot speak (FCGI, AUTO_HTTP): the locations get no backend (503). */
+  /** A backend-protocol keepip cannot speak (FCGI): the locations get no backend (503). */
   backendRefused: boolean;
+  /** backend-protocol AUTO_HTTP: the client's scheme towards the backend. */
+  autoHttp?: true;
   proxyBodySizeBytes: number;
   proxyConnectTimeoutMs: number;
   proxyReadTimeoutMs: number;
@@ -467,6 +469,7 @@ export function parseIngressAnnotations(
     serviceUpstream: a.bool('service-upstream', settings.serviceUpstream ?? false) ?? false,
     backendProtocol: backend.protocol,
     backendRefused: backend.refused,
+    ...(backend.autoHttp ? { autoHttp: true as const } : {}),
     proxyBodySizeBytes,
     proxyConnectTimeoutMs: a.seconds('proxy-connect-timeout', settings.proxyConnectTimeoutMs),
     proxyReadTimeoutMs: a.seconds('proxy-read-timeout', settings.proxyReadTimeoutMs),
@@ -568,27 +571,32 @@ function accessRules(a: AnnotationReader, settings: GatewaySettings): ReturnType
   return access;
 }
 
-/** backend-protocol; one keepip cannot speak (FCGI, AUTO_HTTP) leaves the locations without a backend. */
+/**
+ * backend-protocol; AUTO_HTTP is HTTP with `autoHttp` (HTTPS for requests that came over TLS, as
+ * ingress-nginx's `$scheme://`); FCGI, which keepip cannot speak, leaves the locations without a backend.
+ */
 function backendProtocol(a: AnnotationReader): {
   protocol: LocationModel['backendProtocol'];
   refused: boolean;
+  autoHttp?: true;
 } {
   const bp = a.get('backend-protocol');
   if (bp === undefined) return { protocol: 'HTTP', refused: false };
   const upper = bp.trim().toUpperCase();
   if (upper === 'HTTP' || upper === 'HTTPS' || upper === 'GRPC' || upper === 'GRPCS')
     return { protocol: upper, refused: false };
-  if (['FCGI', 'AUTO_HTTP'].includes(upper)) {
+  if (upper === 'AUTO_HTTP') return { protocol: 'HTTP', refused: false, autoHttp: true };
+  if (upper === 'FCGI') {
     push(
       a.sink,
       'error',
       'UNSUPPORTED_BACKEND_PROTOCOL',
       annotationField(`${NGINX_ANNOTATION_PREFIX}backend-protocol`),
-      `backend protocol ${upper} is not supported by keepip (HTTP, HTTPS, GRPC or GRPCS); this Ingress's locations answer 503 instead of speaking the wrong protocol`,
+      `backend protocol ${upper} is not supported by keepip (HTTP, HTTPS, AUTO_HTTP, GRPC or GRPCS); this Ingress's locations answer 503 instead of speaking the wrong protocol`,
     );
     return { protocol: 'HTTP', refused: true };
   }
-  a.invalid('backend-protocol', bp, 'HTTP, HTTPS, GRPC or GRPCS', 'HTTP');
+  a.invalid('backend-protocol', bp, 'HTTP, HTTPS, AUTO_HTTP, GRPC or GRPCS', 'HTTP');
   return { protocol: 'HTTP', refused: false };
 }
 

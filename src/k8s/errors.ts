@@ -212,7 +212,7 @@ export const K8S_CODES = {
   },
   UNSUPPORTED_BACKEND_PROTOCOL: {
     kind: 'issue',
-    summary: 'backend-protocol GRPC, GRPCS, FCGI or AUTO_HTTP is not supported; the locations answer 503',
+    summary: 'backend-protocol FCGI is not supported; the locations answer 503',
     fix: 'use HTTP or HTTPS backends',
   },
   UNKNOWN_LB_ANNOTATION: {

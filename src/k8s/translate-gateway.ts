@@ -592,6 +592,7 @@ function location(
     ...errorPages(b, ing, route),
     ...proxyRewrites(route, b.settings),
     ...(ssl !== null && 'ssl' in ssl ? { proxySsl: ssl.ssl } : {}),
+    ...(a.autoHttp ? { autoHttp: true as const } : {}),
     ingress: { namespace: ing.meta.namespace, name: ing.meta.name },
     ingressOrigin: ing.origin,
     createdAt: ing.meta.creationTimestamp,

@@ -307,12 +307,17 @@ test('GRPC and GRPCS backends are accepted (any case)', () => {
   }
 });
 
-test('FCGI and AUTO_HTTP backends are refused with an error', () => {
-  for (const proto of ['FCGI', 'fcgi', 'AUTO_HTTP']) {
+test("FCGI backends are refused with an error; AUTO_HTTP is HTTP with the client's scheme (issue 20)", () => {
+  for (const proto of ['FCGI', 'fcgi']) {
     const { parsed, issues } = annotations({ 'backend-protocol': proto });
     assert.equal(parsed.backendRefused, true, proto);
     assert.deepEqual(codes(issues, 'error'), ['UNSUPPORTED_BACKEND_PROTOCOL']);
   }
+  const auto = annotations({ 'backend-protocol': 'auto_http' });
+  assert.equal(auto.parsed.backendRefused, false);
+  assert.equal(auto.parsed.backendProtocol, 'HTTP');
+  assert.equal(auto.parsed.autoHttp, true);
+  assert.deepEqual(auto.issues, []);
 });
 
 test('an empty allowlist annotation is invalid (fail closed); a blank allowlist falls back to the whitelist name', () => {
