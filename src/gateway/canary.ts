@@ -34,7 +34,7 @@ export function compileCanary(model: CanaryModel): CompiledCanary {
     cookie: model.cookie,
     weight: model.weight,
     // ingress-nginx reads a weight total only above 100.
-    weightTotal: model.weightTotal > 100 ? model.weightTotal : 100,
+    weightTotal: Math.max(model.weightTotal, 100),
   };
 }
 
