@@ -136,13 +136,15 @@ async function writeLease(run: Run, step: Exclude<ElectionStep, { action: 'wait'
           leaseObject(deps, step.spec, null),
         )
       : await deps.client.request('PUT', run.path, leaseObject(deps, step.spec, step.resourceVersion));
+  // Kept even when stopping meanwhile: the release that follows must carry this write's version.
+  if (wrote.ok)
+    run.lastRead = { spec: step.spec, resourceVersion: wrote.value.metadata?.resourceVersion ?? '' };
   if (run.stopped) return;
   if (!wrote.ok) {
     run.state = failedAttempt(step.state, deps.timings, deps.scheduler.now());
     announce(run);
     return;
   }
-  run.lastRead = { spec: step.spec, resourceVersion: wrote.value.metadata?.resourceVersion ?? '' };
   run.state = wroteLease(step.spec, deps.scheduler.now());
   run.lastHolder = deps.identity;
   armWatchdog(run);
@@ -191,6 +193,26 @@ function announce(run: Run): void {
 }
 
 /** Stops the loop; a leader that still holds the Lease releases it, then says it stopped leading. */
+/** Gives the Lease back if we hold it; a conflict (our own write crossed it) is retried once over a fresh read. */
+async function releaseLease(run: Run): Promise<void> {
+  const { deps } = run;
+  for (let attempt = 0; attempt < 2; attempt += 1) {
+    if (attempt > 0 && (await readLease(run))?.exists !== true) return;
+    const held = run.lastRead;
+    if (held === null || held.spec.holderIdentity !== deps.identity) return;
+    const lease = leaseObject(deps, releasedLease(held.spec, deps.scheduler.now()), held.resourceVersion);
+    const released = await deps.client.request('PUT', run.path, lease);
+    if (released.ok) {
+      deps.log('released the Lease');
+      return;
+    }
+    if (released.error.status !== 409 || attempt === 1) {
+      deps.log(`could not release the Lease: ${released.error.message}`);
+      return;
+    }
+  }
+}
+
 async function stopElection(run: Run): Promise<void> {
   const { deps } = run;
   if (run.stopped) return;
@@ -199,15 +221,7 @@ async function stopElection(run: Run): Promise<void> {
   if (run.watchdog !== null) deps.scheduler.clearTimeout(run.watchdog);
   await run.running;
   if (!run.announced) return;
-  const held = run.lastRead;
-  if (held !== null && held.spec.holderIdentity === deps.identity) {
-    const released = await deps.client.request(
-      'PUT',
-      run.path,
-      leaseObject(deps, releasedLease(held.spec, deps.scheduler.now()), held.resourceVersion),
-    );
-    deps.log(released.ok ? 'released the Lease' : `could not release the Lease: ${released.error.message}`);
-  }
+  await releaseLease(run);
   run.state = { ...run.state, leading: false };
   announce(run);
 }
