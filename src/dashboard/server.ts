@@ -1,6 +1,7 @@
-// The dashboard's HTTP server: the static pages (plain HTML/CSS/JS from ./assets, read once at start,
-// no build step, no CDN) under a strict Content-Security-Policy, the JSON API, and the live stream of
-// decisions (Server-Sent Events, fed by the decision log's timer, never by a request). Read-only:
+// The dashboard's HTTP server: the pages (one shared shell, page.html, around each page's body;
+// plain HTML/CSS/JS from ./assets, read once at start, no build step, no CDN) under a strict
+// Content-Security-Policy, the JSON API, and the live stream of decisions (Server-Sent Events, fed
+// by the decision log's timer, never by a request). Read-only:
 // GET and HEAD only. With a token, every /api request needs `Authorization: Bearer <token>`; without
 // one, only requests whose Host is an IP address or localhost are answered (no DNS rebinding).
 import { createHash, timingSafeEqual } from 'node:crypto';
@@ -54,28 +55,49 @@ const TYPES: Record<string, string> = {
   '.png': 'image/png',
 };
 
-/** The pages by URL path, each a file in ./assets. */
-const PAGES: Record<string, string> = {
-  '/': 'decisions.html',
-  '/decisions': 'decisions.html',
-  '/routes': 'routes.html',
-  '/chain': 'chain.html',
-  '/lb': 'lb.html',
+/** The pages: their title and the name of their script (`<name>.js`) and body (`<name>.main.html`). */
+const PAGES: Record<string, { name: string; title: string }> = {
+  '/decisions': { name: 'decisions', title: 'Decisions' },
+  '/routes': { name: 'routes', title: 'Routes' },
+  '/chain': { name: 'chain', title: 'Chain' },
+  '/lb': { name: 'lb', title: 'Load balancer' },
 };
+const HOME = '/decisions';
 
 interface Asset {
   body: Buffer;
   type: string;
 }
 
-function loadAssets(): Map<string, Asset> {
+interface Assets {
+  /** Scripts, styles and images under /assets/. */
+  files: Map<string, Asset>;
+  /** Whole pages by URL path: the shared shell (page.html) around each page's own body. */
+  pages: Map<string, Asset>;
+}
+
+function renderPage(shell: string, page: { name: string; title: string }, main: string): Asset {
+  const fields: Record<string, string> = { title: page.title, page: page.name, main };
+  const html = shell.replace(/\{\{(title|page|main)\}\}/g, (_all, key: string) => fields[key] as string);
+  return { body: Buffer.from(html), type: TYPES['.html'] as string };
+}
+
+function loadAssets(): Assets {
   const dir = fileURLToPath(new URL('./assets/', import.meta.url));
-  const assets = new Map<string, Asset>();
+  const files = new Map<string, Asset>();
   for (const name of readdirSync(dir)) {
     const type = TYPES[extname(name)];
-    if (type !== undefined) assets.set(name, { body: readFileSync(`${dir}${name}`), type });
+    if (type !== undefined && !name.endsWith('.html')) {
+      files.set(name, { body: readFileSync(`${dir}${name}`), type });
+    }
   }
-  return assets;
+  const shell = readFileSync(`${dir}page.html`, 'utf8');
+  const pages = new Map<string, Asset>();
+  for (const [path, page] of Object.entries(PAGES)) {
+    pages.set(path, renderPage(shell, page, readFileSync(`${dir}${page.name}.main.html`, 'utf8')));
+  }
+  pages.set('/', pages.get(HOME) as Asset);
+  return { files, pages };
 }
 
 function tokenMatcher(token: string | null): (header: string | undefined) => boolean {
@@ -124,7 +146,7 @@ interface Context {
   hasToken: boolean;
   maxStreams: number;
   streams: Set<ServerResponse>;
-  assets: Map<string, Asset>;
+  assets: Assets;
   version: string;
 }
 
@@ -197,8 +219,9 @@ function handle(ctx: Context, req: IncomingMessage, res: ServerResponse) {
     if (path === '/api/decisions/stream' && !head) return serveStream(ctx, req, res, url.searchParams);
     return sendJson(res, answerApi(path, url.searchParams, ctx.log, ctx.sources, ctx.version), head);
   }
-  const name = PAGES[path] ?? (path.startsWith('/assets/') ? path.slice('/assets/'.length) : null);
-  const asset = name === null ? undefined : ctx.assets.get(name);
+  const asset = path.startsWith('/assets/')
+    ? ctx.assets.files.get(path.slice('/assets/'.length))
+    : ctx.assets.pages.get(path);
   if (asset === undefined) return sendJson(res, apiError(404, 'DASHBOARD_NOT_FOUND', 'no such page'), head);
   send(res, 200, asset.type, asset.body, head);
 }

@@ -158,6 +158,27 @@ describe('dashboard API on the seed before the fix', () => {
     controller.abort();
   });
 
+  test('each page is the shared shell around its own title, script and body', async () => {
+    const pages = [
+      ['/', 'Decisions', 'decisions', 'id="decisions"'],
+      ['/routes', 'Routes', 'routes', 'id="routes"'],
+      ['/chain', 'Chain', 'chain', 'id="chain-form"'],
+      ['/lb', 'Load balancer', 'lb', 'id="lb"'],
+    ] as const;
+    for (const [path, title, name, marker] of pages) {
+      const page = await s.get(path);
+      assert.equal(page.headers.get('content-type'), 'text/html; charset=utf-8', path);
+      assert.match(page.text, new RegExp(`<title>keepip · ${title}</title>`), path);
+      assert.match(page.text, new RegExp(`<script type="module" src="/assets/${name}.js">`), path);
+      assert.match(page.text, new RegExp(`<body data-page="${name}">`), path);
+      assert.ok(page.text.includes(marker), `${path} has its own body`);
+      assert.doesNotMatch(page.text, /\{\{/, `${path}: no placeholder left`);
+    }
+    // The shell and the page bodies are not served as files of their own.
+    assert.equal((await s.get('/assets/page.html')).status, 404);
+    assert.equal((await s.get('/assets/lb.main.html')).status, 404);
+  });
+
   test('read-only, strict CSP, Host check, unknown paths', async () => {
     assert.match(CONTENT_SECURITY_POLICY, /script-src 'self';/);
     for (const path of ['/', '/routes', '/chain', '/lb', '/assets/decisions.js', '/assets/common.js']) {
