@@ -381,7 +381,7 @@ function canaryNote(route: MatchedRoute): string {
     when.push(`header ${canary.header}: ${value}`);
   }
   if (canary.cookie !== null) when.push(`cookie ${canary.cookie}=always`);
-  const total = canary.weightTotal > 100 ? canary.weightTotal : 100;
+  const total = Math.max(canary.weightTotal, 100);
   if (canary.weight > 0) when.push(`${canary.weight} of ${total} others by weight`);
   const who = `${canary.ingress.namespace}/${canary.ingress.name}`;
   return `; canary ${who} -> ${canary.backend.upstreamName} takes ${when.length > 0 ? when.join(', ') : 'no request'} (same addresses)`;

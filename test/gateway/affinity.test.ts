@@ -26,7 +26,7 @@ const affinity: AffinityModel = {
 };
 
 test("ingress-nginx's keys: md5(name + address:port) | md5(md5(name) + name)", () => {
-  const backend = md5(md5('default-web-80') + 'default-web-80');
+  const backend = md5(`${md5('default-web-80')}default-web-80`);
   const second = md5('default-web-8010.0.0.2:8080');
   assert.deepEqual(stickyChoice(affinity, upstream, `a=1; route=${second}|${backend}`), {
     index: 1,
@@ -54,7 +54,7 @@ test("the cookie's attributes in lua-resty-cookie's order; SameSite=None left ou
       { ...affinity, ...model },
       { upstream, key: 'K', locationPath: '/app', https, userAgent, nowMs: Date.UTC(2026, 0, 2, 3, 4, 5) },
     );
-  const bk = md5(md5('default-web-80') + 'default-web-80');
+  const bk = md5(`${md5('default-web-80')}default-web-80`);
   assert.equal(c({}), `route=K|${bk}; Path=/app; HttpOnly`);
   assert.equal(
     c({ expires: 60, maxAge: 120, domain: 'x.example', path: '/', sameSite: 'Lax' }, true),
