@@ -42,6 +42,7 @@ const PURE_FILES = [
   'src/gateway/request-target.ts',
   'src/gateway/upstream-headers.ts',
   'src/gateway/error-pages.ts',
+  'src/gateway/client-hello.ts',
   'src/lb/config.ts',
   'src/lb/manifest.ts',
   'src/lb/selection.ts',

@@ -37,6 +37,7 @@ import type { LbCode } from '../src/lb/errors.ts';
 import type { PlanProblem } from '../src/lb/manifest.ts';
 import type { CidrErrorCode } from '../src/net/cidr.ts';
 import type { CidrSetBuildResult } from '../src/net/cidr-set.ts';
+import type { ClientHelloErrorCode } from '../src/gateway/client-hello.ts';
 import type { ClientIpErrorCode } from '../src/net/client-ip.ts';
 import type { NetCode } from '../src/net/errors.ts';
 import { PP_ERROR_MESSAGES, type PpErrorCode } from '../src/proxy-protocol/errors.ts';
@@ -71,6 +72,7 @@ export type ModuleUnionsMatchTheirTables = [
       | RequestTargetErrorCode
       | BadRequestCode
       | H2Code
+      | ClientHelloErrorCode
     >
   >,
   Holds<Same<LbCode, LbConfigError['code'] | PlanProblem['code'] | LbConfigInvalid['code']>>,

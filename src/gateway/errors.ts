@@ -250,6 +250,24 @@ export const GATEWAY_CODES = {
       "nghttp2 ended an HTTP/2 connection: a protocol violation or one of its limits (CONTINUATION flood, invalid frames, streams past the client's acknowledged maximum)",
     fix: 'nothing on the gateway for an attack; for a real client, its HTTP/2 stack is at fault',
   },
+  TLS_HELLO_NOT_HANDSHAKE: {
+    kind: 'outcome',
+    summary:
+      'a connection to the HTTPS listener that starts like TLS but is not a TLS handshake record carrying a ClientHello: closed without an answer',
+    fix: 'nothing on the gateway; the client speaks something else than TLS to the HTTPS port',
+  },
+  TLS_HELLO_MALFORMED: {
+    kind: 'outcome',
+    summary:
+      'a TLS ClientHello whose lengths or fields are inconsistent (a bad record, session id, cipher list, extension, server_name or ALPN): closed without an answer',
+    fix: 'nothing on the gateway for a hostile or broken client; for a real one, its TLS stack is at fault',
+  },
+  TLS_HELLO_TOO_BIG: {
+    kind: 'outcome',
+    summary:
+      'a TLS ClientHello larger than 16 KiB or spread over more than 64 records: closed without reading more',
+    fix: 'nothing on the gateway; real clients send hellos of a few KiB in one record',
+  },
 } as const satisfies CodeTable;
 
 export type GatewayCode = keyof typeof GATEWAY_CODES;
