@@ -60,6 +60,7 @@ export function snapshotOptions(o: ControllerOptions): SnapshotOptions {
     configMap: o.configMap,
     defaultSslCertificate: o.defaultSslCertificate,
     defaultBackendService: o.defaultBackendService,
+    annotationsPrefix: o.annotationsPrefix,
   };
 }
 

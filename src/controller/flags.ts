@@ -2,6 +2,7 @@
 // `--flag=value` and `--flag value`, so a Deployment keeps its container args when the image changes.
 // Flags keepip does not implement are accepted and reported by name with the reason; anything else is
 // a usage error. Pure: argv and the environment in, options and warnings out.
+import { annotationsPrefixProblem, DEFAULT_ANNOTATIONS_PREFIX } from '../k8s/annotation-prefix.ts';
 import { parseWorkerCount } from '../workers/count.ts';
 
 export type FlagKind = 'string' | 'bool' | 'int' | 'duration' | 'float' | 'list';
@@ -146,11 +147,11 @@ export const FLAGS: readonly FlagSpec[] = [
     'false',
     'ExternalName Services have no endpoints in keepip (503)',
   ),
-  ignored(
+  impl(
     'annotations-prefix',
     'string',
-    'nginx.ingress.kubernetes.io',
-    'keepip reads nginx.ingress.kubernetes.io only',
+    DEFAULT_ANNOTATIONS_PREFIX,
+    'Ingress annotations are read under `<prefix>/` (and those under nginx.ingress.kubernetes.io/ then ignored)',
   ),
   ignored('enable-annotation-validation', 'bool', 'true', 'keepip always validates annotations'),
   ignored('enable-ssl-chain-completion', 'bool', 'false', 'certificates are served as the Secret holds them'),
@@ -226,6 +227,8 @@ export interface ControllerOptions {
   disableLeaderElection: boolean;
   defaultSslCertificate: string | null;
   defaultBackendService: string | null;
+  /** --annotations-prefix, checked to be a DNS subdomain. */
+  annotationsPrefix: string;
   httpPort: number;
   httpsPort: number;
   healthzPort: number;
@@ -418,6 +421,12 @@ export function parseControllerFlags(
   return { ok: true, options, warnings };
 }
 
+function annotationsPrefixFlag(prefix: string, errors: string[]): string {
+  const problem = annotationsPrefixProblem(prefix);
+  if (problem !== null) errors.push(`--annotations-prefix: ${problem}`);
+  return prefix;
+}
+
 function buildOptions(
   v: ValueReader,
   env: Readonly<Record<string, string | undefined>>,
@@ -454,6 +463,7 @@ function buildOptions(
     disableLeaderElection: bool('disable-leader-election'),
     defaultSslCertificate: ref('default-ssl-certificate'),
     defaultBackendService: ref('default-backend-service'),
+    annotationsPrefix: annotationsPrefixFlag(text('annotations-prefix'), errors),
     httpPort: int('http-port', 0, 65535),
     httpsPort: int('https-port', 0, 65535),
     healthzPort: int('healthz-port', 0, 65535),

@@ -34,6 +34,8 @@ export interface SnapshotOptions extends ClassOptions {
   configMap: string | null;
   defaultSslCertificate: string | null;
   defaultBackendService: string | null;
+  /** --annotations-prefix (src/k8s/annotation-prefix.ts). */
+  annotationsPrefix: string;
 }
 
 const str = (v: unknown): string | null => (typeof v === 'string' ? v : null);
@@ -164,6 +166,7 @@ export function snapshotObjects(objects: ClusterObjects, o: SnapshotOptions): Ma
 export function buildClusterTopology(objects: ClusterObjects, o: SnapshotOptions): Topology {
   return buildTopology(snapshotObjects(objects, o), {
     ingressClass: o.ingressClass,
+    annotationsPrefix: o.annotationsPrefix,
     ...(o.configMap ? { configMap: o.configMap } : {}),
   });
 }

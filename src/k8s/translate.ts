@@ -20,6 +20,7 @@ import {
   type SecretView,
   type ServiceView,
 } from './objects.ts';
+import { withAnnotationsPrefix } from './annotation-prefix.ts';
 import { describeOrigin } from './reader.ts';
 import { type GatewayOptions, translateGateway } from './translate-gateway.ts';
 import { translateLoadBalancers } from './translate-lb.ts';
@@ -30,6 +31,8 @@ export interface TopologyOptions extends GatewayOptions {
   ingressClass?: string;
   /** The controller ConfigMap as "namespace/name"; default "ingress-nginx/ingress-nginx-controller". */
   configMap?: string;
+  /** --annotations-prefix: where this controller's Ingress annotations live; default nginx.ingress.kubernetes.io. */
+  annotationsPrefix?: string;
 }
 
 /** apiVersion + kind pairs keepip reads; everything else is kept by the loader but ignored here. */
@@ -101,7 +104,7 @@ export function buildTopology(objects: readonly ManifestObject[], options: Topol
     seen.set(id, object);
     switch (object.kind) {
       case 'Ingress':
-        ingresses.push(readIngress(object, issues));
+        ingresses.push(withAnnotationsPrefix(readIngress(object, issues), options.annotationsPrefix));
         break;
       case 'IngressClass':
         ingressClasses.push(readIngressClass(object, issues));

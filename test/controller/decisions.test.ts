@@ -21,6 +21,7 @@ const options: SnapshotOptions = {
   configMap: null,
   defaultSslCertificate: null,
   defaultBackendService: null,
+  annotationsPrefix: 'nginx.ingress.kubernetes.io',
 };
 const nginxClass = { metadata: { name: 'nginx' }, spec: { controller: 'k8s.io/ingress-nginx' } };
 const empty: ClusterObjects = {
@@ -73,6 +74,19 @@ describe('flags', () => {
     assert.equal(p.options.httpsPort, 8443);
     assert.equal(p.options.updateStatus, false);
     assert.equal(p.options.watchIngressWithoutClass, true);
+  });
+
+  it('--annotations-prefix: the default, a custom DNS subdomain, anything else a usage error', () => {
+    const def = parseControllerFlags([], {});
+    assert.ok(def.ok === true);
+    assert.equal(def.options.annotationsPrefix, 'nginx.ingress.kubernetes.io');
+    const custom = parseControllerFlags(['--annotations-prefix=custom.example.com'], {});
+    assert.ok(custom.ok === true);
+    assert.equal(custom.options.annotationsPrefix, 'custom.example.com');
+    assert.ok(!custom.warnings.some((w) => w.includes('annotations-prefix')), 'no "no effect" warning');
+    const bad = parseControllerFlags(['--annotations-prefix', 'Not/A Prefix'], {});
+    assert.ok(bad.ok === false);
+    assert.match(bad.error, /--annotations-prefix: .* is not a DNS subdomain/);
   });
 
   it("has ingress-nginx's defaults", () => {
