@@ -21,6 +21,9 @@ const WARNING_REASONS: Readonly<Record<string, string>> = {
   INVALID_SOURCE_RANGE: 'AnnotationParsingFailed',
   INVALID_ANNOTATION_VALUE: 'AnnotationParsingFailed',
   UNSUPPORTED_ANNOTATION: 'UnsupportedAnnotation',
+  // An ingress-nginx annotation keepip does not honour (a snippet, ModSecurity, …): the Ingress's owner
+  // sees it where they look, not only in the controller's log.
+  ANNOTATION_REFUSED: 'AnnotationRefused',
   UNSUPPORTED_BACKEND_PROTOCOL: 'UnsupportedAnnotation',
   INVALID_PATH: 'InvalidPath',
   INVALID_HOST: 'InvalidHost',

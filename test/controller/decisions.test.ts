@@ -277,6 +277,17 @@ describe('events', () => {
     assert.notEqual(eventName(events[0]!), eventName(events[1]!));
     assert.deepEqual(ingressEvents(bad, [], false), []);
   });
+
+  it('a refused annotation (a snippet) is a Warning naming it and the reason', () => {
+    const snippet = ing('snip', { 'nginx.ingress.kubernetes.io/configuration-snippet': 'deny all;' });
+    const topology = buildClusterTopology({ ...empty, ingresses: [snippet] }, options);
+    const warnings = ingressEvents(snippet, topology.issues, false);
+    assert.deepEqual(
+      warnings.map((e) => [e.type, e.reason]),
+      [['Warning', 'AnnotationRefused']],
+    );
+    assert.match(warnings[0]!.message, /configuration-snippet.*\[ANNOTATION_REFUSED\]/);
+  });
 });
 
 describe('admission verdict', () => {
