@@ -555,7 +555,7 @@ export const ANNOTATION_CATALOG: readonly CatalogEntry[] = [
   {
     names: ['http2-push-preload'],
     status: 'no-effect',
-    note: 'HTTP/2 server push: keepip serves HTTP/1.1 to clients, and browsers no longer accept pushes',
+    note: "HTTP/2 server push: keepip never pushes (its HTTP/2 side answers each stream the client opens); Chromium and Firefox dropped push support and nginx 1.25.1 removed http2_push_preload, so `Link: rel=preload` headers reach the browser as the backend sent them, as hints",
   },
   {
     names: ['ssl-prefer-server-ciphers'],
