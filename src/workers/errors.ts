@@ -25,6 +25,12 @@ export const WORKERS_CODES = {
     summary: 'a worker could not prepare a new configuration, so no worker switched to it',
     fix: 'read the worker error in the line; every worker keeps serving the previous version',
   },
+  WORKER_LIMITER_UNAVAILABLE: {
+    kind: 'outcome',
+    summary:
+      'a gateway worker got no answer from the primary, which counts limit-rps, limit-rpm and limit-connections for all workers, within its deadline (1 s), or the channel to it closed: the request was refused with 503 (fail closed)',
+    fix: 'the primary is stalled or gone (CPU starvation, a huge reload, a crash); look at its load and its last lines; locations without limits are not affected',
+  },
 } as const satisfies CodeTable;
 
 export type WorkersCode = keyof typeof WORKERS_CODES;

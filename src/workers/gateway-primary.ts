@@ -20,6 +20,8 @@ import { generateDefaultCertificate } from '../gateway/tls.ts';
 import { ConnectionRegistry } from '../gateway/upstream.ts';
 import { type MetricsServer, startMetricsServer } from '../observability/metrics-server.ts';
 import type { GatewayWorkerInit, PrepareCall } from './gateway-worker.ts';
+import { createLimiterHost } from './limiter-host.ts';
+import { DEFAULT_LIMITER_DEADLINE_MS } from './limiter-client.ts';
 import { aggregatedMetrics, type MetricsSource, registerPoolMetrics } from './metrics.ts';
 import { createWorkerPool, type PoolEvent, type WorkerPool } from './pool.ts';
 import { type ReservedPort, reservePort } from './ports.ts';
@@ -34,6 +36,8 @@ export interface WorkerGatewayOptions
   accessLogPath: string | null;
   /** Worker exits and restarts. */
   log(event: PoolEvent): void;
+  /** How long a worker waits for the primary's limiter (limiter-client.ts); default 1 s. */
+  limiterDeadlineMs?: number;
 }
 
 export type WorkerReloadResult =
@@ -74,7 +78,7 @@ const PRIMARY_OWNED = new Set(['keepip_gateway_config_reloads_total', 'keepip_ga
 // biome-ignore lint/complexity/noExcessiveLinesPerFunction: the primary's composition (check, pool, two-phase reload, metrics, close) over shared state; listed in docs/development.md to be split
 export async function startGatewayWorkers(options: WorkerGatewayOptions): Promise<WorkerGateway> {
   if (!options.http && !options.https) throw new TypeError('startGatewayWorkers: give http and/or https');
-  const { workers: size, accessLogPath, log, metricsListen, ...shared } = options;
+  const { workers: size, accessLogPath, log, metricsListen, limiterDeadlineMs, ...shared } = options;
   const connections = new ConnectionRegistry();
   const check = (topology: Topology, version: number) =>
     buildSnapshot(topology, {
@@ -94,14 +98,17 @@ export async function startGatewayWorkers(options: WorkerGatewayOptions): Promis
 
   const reserved = await reserveListeners(options);
   const listen = { http: reserved.http?.address ?? null, https: reserved.https?.address ?? null };
+  const limiter = createLimiterHost();
   const pool = createWorkerPool({
     role: 'gateway',
     size,
     drainBoundMs: (options.drainTimeoutMs ?? 10_000) + 5_000,
     log,
+    channel: (_slot, channel) => limiter.attach(channel),
     init: (): GatewayWorkerInit => ({
       options: { ...withoutLocal(shared), topology, version, defaultCertificate, ...listen },
       accessLogPath,
+      limiter: { deadlineMs: limiterDeadlineMs ?? DEFAULT_LIMITER_DEADLINE_MS },
     }),
   });
   let started: Awaited<ReturnType<WorkerPool['start']>>;
@@ -184,7 +191,10 @@ export async function startGatewayWorkers(options: WorkerGatewayOptions): Promis
 
 /** The options a worker can be handed (plain data only). */
 function withoutLocal(
-  options: Omit<WorkerGatewayOptions, 'workers' | 'accessLogPath' | 'log' | 'metricsListen'>,
+  options: Omit<
+    WorkerGatewayOptions,
+    'workers' | 'accessLogPath' | 'log' | 'metricsListen' | 'limiterDeadlineMs'
+  >,
 ) {
   const { metrics: _metrics, ...rest } = options;
   return rest;

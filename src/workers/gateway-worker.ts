@@ -1,12 +1,16 @@
 // A gateway worker: serves the snapshot its primary handed it, on ports it shares with the other
 // workers (SO_REUSEPORT), and takes part in reloads in two phases: `prepare` builds and checks the
 // new snapshot, `commit` swaps it in, `abort` drops it. Its metrics are read by the primary, which
-// serves their sum; its access and error log lines go out whole (shared-line-sink.ts).
+// serves their sum; its access and error log lines go out whole (shared-line-sink.ts). Its rate and
+// connection limits are counted by the primary (limiter-client.ts), so that the pod counts once.
+import net from 'node:net';
 import type { Topology } from '../config/model.ts';
+import { useSharedLimiter } from '../gateway/access/stage.ts';
 import { type GatewayOptions, type PreparedReload, startGateway } from '../gateway/gateway.ts';
 import { createGatewayMetrics } from '../gateway/metrics.ts';
 import { deepFreeze } from '../k8s/translate.ts';
-import type { ServedRole } from './protocol.ts';
+import { createLimiterClient } from './limiter-client.ts';
+import { CHANNEL_FD, type ServedRole } from './protocol.ts';
 import { createSharedLineSink } from './shared-line-sink.ts';
 
 /** What a worker cannot be handed over IPC: sinks, registries, functions, the primary's own listeners. */
@@ -16,6 +20,8 @@ export interface GatewayWorkerInit {
   options: Omit<GatewayOptions, LocalOnly>;
   /** --access-log FILE, or null for stdout. */
   accessLogPath: string | null;
+  /** The primary's limiter on CHANNEL_FD, and how long to wait for its verdicts. */
+  limiter: { deadlineMs: number };
 }
 
 export interface PrepareCall {
@@ -29,6 +35,9 @@ export async function serve(init: GatewayWorkerInit, _slot: number): Promise<Ser
   );
   const errorLog = createSharedLineSink({ fd: 2 });
   const metrics = createGatewayMetrics();
+  const channel = new net.Socket({ fd: CHANNEL_FD, readable: true, writable: true });
+  const limiter = createLimiterClient(channel, init.limiter);
+  useSharedLimiter(limiter);
   const running = await startGateway({
     ...init.options,
     // Cloned over IPC, so no longer frozen: the snapshot's promise of an immutable model holds again.
@@ -61,6 +70,7 @@ export async function serve(init: GatewayWorkerInit, _slot: number): Promise<Ser
     },
     async drain() {
       await running.close();
+      limiter.close();
       await accessLog.close();
       await errorLog.close();
     },

@@ -4,10 +4,12 @@
 // What a worker does is its role's business (gateway-worker.ts, lb-worker.ts); the pool only carries
 // messages. Workers inherit stdout and stderr, so their log lines go where the primary's go.
 import { type ChildProcess, fork } from 'node:child_process';
+import type { Duplex } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import type { WorkersCode } from './errors.ts';
 import {
   type CallMessage,
+  CHANNEL_FD,
   type FromWorker,
   isFromWorker,
   type ToWorker,
@@ -30,6 +32,11 @@ export interface PoolOptions {
   log(event: PoolEvent): void;
   /** How long stop() waits for a worker to drain before it is killed. */
   drainBoundMs: number;
+  /**
+   * When given, each worker gets a second channel (a socketpair at CHANNEL_FD in the worker), handed
+   * here as it is forked; it closes when the worker exits.
+   */
+  channel?(slot: number, channel: Duplex): void;
 }
 
 export type CallResult =
@@ -108,8 +115,12 @@ export function createWorkerPool(options: PoolOptions): WorkerPool {
     const child = fork(ENTRY, [], {
       execArgv: process.execArgv,
       serialization: 'advanced',
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      stdio: options.channel
+        ? ['ignore', 'inherit', 'inherit', 'ipc', 'pipe']
+        : ['ignore', 'inherit', 'inherit', 'ipc'],
     });
+    const channel = child.stdio[CHANNEL_FD];
+    if (options.channel && channel) options.channel(slot, channel as Duplex);
     const member: Member = {
       slot,
       child,

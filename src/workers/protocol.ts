@@ -5,6 +5,12 @@
 
 export type WorkerRole = 'gateway' | 'lb';
 
+/**
+ * The file descriptor of a worker's second channel to its primary (a socketpair beside the IPC
+ * channel at fd 3), when the pool opens one: the shared limiter's checks travel there.
+ */
+export const CHANNEL_FD = 4;
+
 export interface InitMessage {
   kind: 'init';
   role: WorkerRole;

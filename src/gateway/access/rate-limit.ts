@@ -4,8 +4,10 @@
 //   nodelay): a request is refused when the bucket, after leaking since the last accepted request,
 //   would hold more than `burst`; an accepted request adds 1000. So burst + 1 requests pass at once.
 //   limit_conn: requests in progress per key; the request that would make it exceed the limit is refused.
-// The state sits behind LimiterStore so that several worker processes can later share one (today it
-// is per process: each gateway replica, like each ingress-nginx pod, counts on its own). The memory
+// The state sits behind LimiterStore. One process counts in its own MemoryLimiterStore; with
+// `--workers N` the primary keeps the one store of the pod (as nginx keeps its zones in shared memory
+// for all workers) and each worker asks it through a SharedLimiter (src/workers/limiter-*.ts), which
+// answers later. Each gateway replica, like each ingress-nginx pod, counts on its own. The memory
 // store is bounded: at most `maxKeysPerZone` buckets per zone, least recently used evicted first (a
 // spray of distinct addresses resets old buckets rather than growing memory, as nginx's zones do).
 
@@ -24,6 +26,48 @@ export interface LimiterStore {
   /** Takes one in-progress slot; false (nothing taken) when `limit` are already taken. */
   acquireConnection(zone: string, key: string, limit: number): boolean;
   releaseConnection(zone: string, key: string): void;
+}
+
+/** limit-connections of a location: its zone and how many requests per key may be in progress. */
+export interface ConnectionLimit {
+  zone: string;
+  limit: number;
+}
+
+/** How a request fared against its limits: a refusal names the limit that refused it. */
+export type LimitVerdict = 'admitted' | 'requests' | 'connections';
+
+/** A SharedLimiter that could not answer in time: the request is refused (fail closed), never let through. */
+export interface LimiterFailure {
+  code: string;
+  message: string;
+}
+
+/**
+ * A store in another process (a worker asking its primary): the answer comes later through `done`,
+ * with the function that frees the connection slot when one was taken (null otherwise).
+ */
+export interface SharedLimiter {
+  check(
+    limits: readonly RequestLimit[],
+    connection: ConnectionLimit | null,
+    key: string,
+    done: (verdict: LimitVerdict | LimiterFailure, release: (() => void) | null) => void,
+  ): void;
+}
+
+/** One request against a store, in nginx's order: limit_req (charged even if limit_conn then refuses), limit_conn. */
+export function checkLimits(
+  store: LimiterStore,
+  limits: readonly RequestLimit[],
+  connection: ConnectionLimit | null,
+  key: string,
+  nowMs: number,
+): LimitVerdict {
+  if (limits.length > 0 && !store.takeRequest(limits, key, nowMs)) return 'requests';
+  if (connection !== null && !store.acquireConnection(connection.zone, key, connection.limit))
+    return 'connections';
+  return 'admitted';
 }
 
 interface Bucket {

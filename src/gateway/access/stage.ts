@@ -28,17 +28,37 @@ import {
 } from './external-auth.ts';
 import { expandVariables, type RequestVars } from './nginx-vars.ts';
 import { type PasswordVerifier, sharedPasswordVerifier } from './password-verifier.ts';
-import { type LimiterStore, MemoryLimiterStore, type RequestLimit } from './rate-limit.ts';
+import {
+  type ConnectionLimit,
+  checkLimits,
+  type LimiterFailure,
+  type LimiterStore,
+  type LimitVerdict,
+  MemoryLimiterStore,
+  type RequestLimit,
+  type SharedLimiter,
+} from './rate-limit.ts';
 import type { AccessState } from './state.ts';
 
 /** State that outlives snapshots: limiter buckets, the password pool, cached auth answers. */
 export interface AccessRuntime {
   limiter: LimiterStore;
+  /** The primary's store when this process is a worker of `--workers N`: asked instead of `limiter`. */
+  shared: SharedLimiter | null;
   verifier: PasswordVerifier;
   authCache: AuthAnswerCache;
 }
 
 const runtimes = new WeakMap<object, AccessRuntime>();
+let processLimiter: SharedLimiter | null = null;
+
+/**
+ * Makes every gateway of this process count its limits in `limiter` (a worker process of
+ * `--workers N` asks its primary; src/workers/gateway-worker.ts calls this before it serves).
+ */
+export function useSharedLimiter(limiter: SharedLimiter | null): void {
+  processLimiter = limiter;
+}
 
 /** The runtime of one gateway (keyed by its handler context, which lives as long as the gateway). */
 export function accessRuntime(ctx: object): AccessRuntime {
@@ -46,6 +66,7 @@ export function accessRuntime(ctx: object): AccessRuntime {
   if (runtime === undefined) {
     runtime = {
       limiter: new MemoryLimiterStore(),
+      shared: processLimiter,
       verifier: sharedPasswordVerifier(),
       authCache: new AuthAnswerCache(),
     };
@@ -56,6 +77,7 @@ export function accessRuntime(ctx: object): AccessRuntime {
 
 interface CompiledAccess {
   limits: RequestLimit[];
+  connection: ConnectionLimit | null;
   exempt: CidrSet | null;
   cacheTimes: Map<number, number> | null;
 }
@@ -81,7 +103,8 @@ function compile(model: LocationAccessModel): CompiledAccess {
     if (built.ok) exempt = built.set;
   }
   const ext = model.externalAuth;
-  c = { limits, exempt, cacheTimes: ext?.cacheKey ? cacheTimes(ext.cacheDurations) : null };
+  const connection = rl !== null && rl.connections > 0 ? { zone: rl.zone, limit: rl.connections } : null;
+  c = { limits, connection, exempt, cacheTimes: ext?.cacheKey ? cacheTimes(ext.cacheDurations) : null };
   compiled.set(model, c);
   return c;
 }
@@ -128,35 +151,64 @@ function stateOf(ex: Exchange): AccessState {
   return ex.access;
 }
 
-/** Preaccess: the request and connection limits. False when the request was answered. */
-function enforceLimits(call: AccessCall, runtime: AccessRuntime, c: CompiledAccess): boolean {
-  const rl = call.model.rateLimit;
-  if (rl === null) return true;
+/**
+ * Preaccess: the request and connection limits. False when the request was answered; 'pending'
+ * when a shared limiter (the primary of `--workers N`) answers later: then the stage goes on from
+ * `afterLimits`, resuming or answering the request itself.
+ */
+function enforceLimits(call: AccessCall, runtime: AccessRuntime, c: CompiledAccess): boolean | 'pending' {
+  if (call.model.rateLimit === null || (c.limits.length === 0 && c.connection === null)) return true;
   const key = call.ex.client === '' ? '-' : call.ex.client;
   if (c.exempt !== null && call.ex.client !== '' && c.exempt.has(call.ex.client)) return true;
+  const shared = runtime.shared;
+  if (shared === null) {
+    const verdict = checkLimits(runtime.limiter, c.limits, c.connection, key, performance.now());
+    const slot = verdict === 'admitted' ? c.connection : null;
+    return limitAnswer(call, verdict, slot === null ? null : releaseOf(runtime.limiter, slot.zone, key));
+  }
+  shared.check(c.limits, c.connection, key, (verdict, release) => {
+    if (!limitAnswer(call, verdict, release)) return;
+    if (afterLimits(call, runtime, c) === true) call.resume();
+  });
+  return 'pending';
+}
+
+function releaseOf(limiter: LimiterStore, zone: string, key: string): () => void {
+  return () => limiter.releaseConnection(zone, key);
+}
+
+/** Applies a limiter's verdict: true when admitted (the slot's release kept for the request's end). */
+function limitAnswer(
+  call: AccessCall,
+  verdict: LimitVerdict | LimiterFailure,
+  release: (() => void) | null,
+): boolean {
+  const rl = call.model.rateLimit!;
   const settings = call.ex.snap.settings;
-  if (c.limits.length > 0 && !runtime.limiter.takeRequest(c.limits, key, performance.now())) {
+  if (verdict === 'admitted') {
+    if (release !== null) stateOf(call.ex).release = release;
+    return true;
+  }
+  if (verdict === 'requests') {
     const which = rl.rps > 0 ? 'limit-rps' : 'limit-rpm';
     call.ctx.metrics.denial(which);
     logLine(call, 'error', `limiting requests by zone "${rl.zone}" (nginx.ingress.kubernetes.io/${which})`);
     call.respond(settings.limitReqStatusCode ?? 503, null);
-    return false;
+  } else if (verdict === 'connections') {
+    call.ctx.metrics.denial('limit-connections');
+    logLine(
+      call,
+      'error',
+      `limiting connections by zone "${rl.zone}" (nginx.ingress.kubernetes.io/limit-connections)`,
+    );
+    call.respond(settings.limitConnStatusCode ?? 503, null);
+  } else {
+    // No answer from the shared store: refused, never let through unlimited.
+    call.ctx.metrics.denial('limiter-unavailable');
+    logLine(call, 'error', `limits of zone "${rl.zone}" not checked: ${verdict.message} [${verdict.code}]`);
+    call.respond(503, null);
   }
-  if (rl.connections > 0) {
-    if (!runtime.limiter.acquireConnection(rl.zone, key, rl.connections)) {
-      call.ctx.metrics.denial('limit-connections');
-      logLine(
-        call,
-        'error',
-        `limiting connections by zone "${rl.zone}" (nginx.ingress.kubernetes.io/limit-connections)`,
-      );
-      call.respond(settings.limitConnStatusCode ?? 503, null);
-      return false;
-    }
-    const limiter = runtime.limiter;
-    stateOf(call.ex).release = () => limiter.releaseConnection(rl.zone, key);
-  }
-  return true;
+  return false;
 }
 
 /** The final refusal: a 401 with auth-signin is a 302 to it (nginx's error_page 401 = @signin). */
@@ -263,7 +315,7 @@ function runExternal(
 
 /** Runs the stage; see the module comment for what the result means. */
 export function enforceAccess(call: AccessCall): boolean | 'pending' {
-  const { model, verdict } = call;
+  const { model } = call;
   if (model.denied !== null) {
     call.ctx.metrics.denial('access-denied');
     logLine(
@@ -276,7 +328,14 @@ export function enforceAccess(call: AccessCall): boolean | 'pending' {
   }
   const runtime = accessRuntime(call.ctx);
   const c = compile(model);
-  if (!enforceLimits(call, runtime, c)) return false;
+  const limited = enforceLimits(call, runtime, c);
+  if (limited !== true) return limited;
+  return afterLimits(call, runtime, c);
+}
+
+/** The access phase, after the limits admitted the request. */
+function afterLimits(call: AccessCall, runtime: AccessRuntime, c: CompiledAccess): boolean | 'pending' {
+  const { model, verdict } = call;
   // As ingress-nginx's `proxy_set_header Authorization ""`: with basic auth the credentials never
   // reach the backend, also when satisfy any lets the allowlist decide.
   if (model.basicAuth !== null) {
