@@ -5,6 +5,7 @@ import { FLAGS, parseControllerFlags } from '../controller/flags.ts';
 import { controllerSources } from '../dashboard/attach.ts';
 import { launchDashboard, prepareDashboard } from '../dashboard/flag.ts';
 import type { RunningGateway } from '../gateway/gateway.ts';
+import { usageError } from './args.ts';
 import type { Command } from './main.ts';
 
 function usage(): string {
@@ -30,12 +31,14 @@ function usage(): string {
   ].join('\n');
 }
 
+const USAGE = { command: 'controller', help: usage() };
+
 export const command: Command = {
   summary: 'A drop-in for the ingress-nginx controller: watch the cluster, serve its Ingresses',
   async run(argv) {
     const parsed = parseControllerFlags(argv, process.env);
     if (parsed.ok === 'help') {
-      process.stdout.write(usage());
+      process.stdout.write(USAGE.help);
       return 0;
     }
     if (parsed.ok === 'version') {
@@ -43,19 +46,13 @@ export const command: Command = {
       process.stdout.write(`keepip ${pkg.default.version} (controller)\n`);
       return 0;
     }
-    if (!parsed.ok) {
-      process.stderr.write(`keepip controller: ${parsed.error}\n\n${usage()}`);
-      return 2;
-    }
+    if (!parsed.ok) return usageError(USAGE, parsed.error);
     // keepip's own --dashboard (the token from KEEPIP_DASHBOARD_TOKEN: the flag table is ingress-nginx's).
     const dashboard = await prepareDashboard(
       { dashboard: parsed.options.dashboard ?? undefined },
       process.env,
     );
-    if (!dashboard.ok) {
-      process.stderr.write(`keepip controller: ${dashboard.error}\n\n${usage()}`);
-      return 2;
-    }
+    if (!dashboard.ok) return usageError(USAGE, dashboard.error);
     const log = (line: string) => process.stderr.write(`keepip controller: ${line}\n`);
     for (const warning of parsed.warnings) log(`warning: ${warning}`);
     // Loaded here: the Kubernetes client is large and only this command needs it.

@@ -1,11 +1,11 @@
 // `keepip demo` (npm start): the seed's incident and its fix, live on loopback, step by step.
 import { createInterface } from 'node:readline/promises';
-import { parseArgs } from 'node:util';
 import { DASHBOARD_FLAG_OPTIONS, DASHBOARD_USAGE, prepareDashboard } from '../dashboard/flag.ts';
 import { runSeedDemo } from '../demo/seed-demo.ts';
+import { parseCommandArgs, usageError } from './args.ts';
 import type { Command } from './main.ts';
 
-const USAGE = `Usage: keepip demo [--no-pause] [--json] [--dashboard ADDR:PORT]
+const HELP = `Usage: keepip demo [--no-pause] [--json] [--dashboard ADDR:PORT]
 
 Runs the seed's scenario (examples/seed) on 127.0.0.0/8 with keepip up and walks through it: the
 allowlisted client refused with 403 because the gateway sees the load balancer's address, the
@@ -24,40 +24,25 @@ ${DASHBOARD_USAGE}  -h, --help       this help
 Exit codes: 0 every step behaved as expected, 1 a step did not, 2 usage error.
 `;
 
+const USAGE = { command: 'demo', help: HELP };
+
 export const command: Command = {
   summary: "Walk through the seed's incident and its fix on loopback",
   async run(argv) {
-    let values: {
-      'no-pause'?: boolean;
-      json?: boolean;
-      dashboard?: string;
-      'dashboard-token-file'?: string;
-      help?: boolean;
-    };
-    try {
-      ({ values } = parseArgs({
-        args: argv,
-        options: {
-          'no-pause': { type: 'boolean' },
-          json: { type: 'boolean' },
-          ...DASHBOARD_FLAG_OPTIONS,
-          help: { type: 'boolean', short: 'h' },
-        },
-        strict: true,
-      }));
-    } catch (error) {
-      process.stderr.write(`keepip demo: ${(error as Error).message}\n\n${USAGE}`);
-      return 2;
-    }
-    if (values.help) {
-      process.stdout.write(USAGE);
-      return 0;
-    }
+    const parsed = parseCommandArgs(USAGE, {
+      args: argv,
+      options: {
+        'no-pause': { type: 'boolean' },
+        json: { type: 'boolean' },
+        ...DASHBOARD_FLAG_OPTIONS,
+        help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+    });
+    if (typeof parsed === 'number') return parsed;
+    const { values } = parsed;
     const dashboard = await prepareDashboard(values, process.env);
-    if (!dashboard.ok) {
-      process.stderr.write(`keepip demo: ${dashboard.error}\n\n${USAGE}`);
-      return 2;
-    }
+    if (!dashboard.ok) return usageError(USAGE, dashboard.error);
     const interactive = process.stdin.isTTY === true && !values['no-pause'];
     const prompt = interactive ? createInterface({ input: process.stdin, output: process.stdout }) : null;
     try {

@@ -1,6 +1,5 @@
 // `keepip doctor`: explain, hop by hop, where the client IP is lost and which manifest change fixes it;
 // `--probe` confirms it against a running chain whose backend is keepip whoami.
-import { parseArgs } from 'node:util';
 import type { Topology } from '../config/model.ts';
 import { CLIENT_PATHS, isClientPath } from '../config/client-path.ts';
 import { diagnose, type DiagnoseOptions } from '../doctor/diagnose.ts';
@@ -9,6 +8,7 @@ import { explainProbe, type ProbeExplanation } from '../doctor/probe-explain.ts'
 import { renderJson, renderText } from '../doctor/report.ts';
 import { buildTopology, loadManifests } from '../k8s/index.ts';
 import { canonicalIp } from '../net/ip.ts';
+import { parseCommandArgs, usageError } from './args.ts';
 import type { Command } from './main.ts';
 
 const HELP = `Usage: keepip doctor -f <file|dir>... [--client IP] [--host H] [--path P] [options]
@@ -40,10 +40,7 @@ Exit codes: 0 the client passes (with --client) / no error findings (without) / 
 the backend with its own address; 1 otherwise; 2 usage error.
 `;
 
-function usageError(message: string): number {
-  process.stderr.write(`keepip doctor: ${message}\n\n${HELP}`);
-  return 2;
-}
+const USAGE = { command: 'doctor', help: HELP };
 
 async function loadTopology(
   files: readonly string[],
@@ -57,7 +54,7 @@ async function loadTopology(
 }
 
 function parse(args: string[]) {
-  return parseArgs({
+  return parseCommandArgs(USAGE, {
     args,
     strict: true,
     allowPositionals: false,
@@ -83,35 +80,28 @@ function parse(args: string[]) {
 export const command: Command = {
   summary: 'Explain, hop by hop, where the client IP is lost and how to fix it',
   async run(argv) {
-    let values: ReturnType<typeof parse>['values'];
-    try {
-      values = parse(argv).values;
-    } catch (err) {
-      return usageError((err as Error).message);
-    }
-    if (values.help) {
-      process.stdout.write(HELP);
-      return 0;
-    }
+    const parsed = parse(argv);
+    if (typeof parsed === 'number') return parsed;
+    const { values } = parsed;
     const files = values.file ?? [];
     if (values.probe === undefined && files.length === 0)
-      return usageError('give manifests with -f, or --probe URL');
+      return usageError(USAGE, 'give manifests with -f, or --probe URL');
     if (values.via !== undefined && !isClientPath(values.via)) {
-      return usageError(`--via must be one of ${CLIENT_PATHS.join(', ')}`);
+      return usageError(USAGE, `--via must be one of ${CLIENT_PATHS.join(', ')}`);
     }
     if (values.scheme !== undefined && values.scheme !== 'http' && values.scheme !== 'https') {
-      return usageError('--scheme must be http or https');
+      return usageError(USAGE, '--scheme must be http or https');
     }
     let client: string | undefined;
     if (values.client !== undefined) {
       const canonical = canonicalIp(values.client);
-      if (canonical === null) return usageError(`--client "${values.client}" is not an IP address`);
+      if (canonical === null) return usageError(USAGE, `--client "${values.client}" is not an IP address`);
       client = canonical;
     }
     const from: string[] = [];
     for (const f of values.from ?? []) {
       const canonical = canonicalIp(f);
-      if (canonical === null) return usageError(`--from "${f}" is not an IP address`);
+      if (canonical === null) return usageError(USAGE, `--from "${f}" is not an IP address`);
       from.push(canonical);
     }
     if (values.probe !== undefined) {
@@ -119,10 +109,10 @@ export const command: Command = {
         const url = new URL(values.probe);
         if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error('not http(s)');
       } catch {
-        return usageError(`--probe "${values.probe}" is not an http(s) URL`);
+        return usageError(USAGE, `--probe "${values.probe}" is not an http(s) URL`);
       }
     } else if (from.length > 0) {
-      return usageError('--from only applies to --probe');
+      return usageError(USAGE, '--from only applies to --probe');
     }
 
     let loaded: Awaited<ReturnType<typeof loadTopology>> | null = null;
@@ -155,7 +145,7 @@ export const command: Command = {
         base,
       );
     }
-    if (!loaded?.ok) return usageError('give manifests with -f');
+    if (!loaded?.ok) return usageError(USAGE, 'give manifests with -f');
     const result = diagnose(loaded.topology, { ...base, ...(client !== undefined ? { client } : {}) });
     if (!result.ok) {
       process.stderr.write(`keepip doctor: ${result.error.code}: ${result.error.message}\n`);

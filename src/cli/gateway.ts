@@ -1,7 +1,6 @@
 // `keepip gateway`: the L7 ingress gateway for Ingress manifests. Reads -f files/directories, serves
 // them, reloads on change or SIGHUP, drains on SIGTERM/SIGINT. Start-up and reload lines go to
 // stderr (stdout carries the access log unless --access-log names a file).
-import { parseArgs } from 'node:util';
 import { parseDurationMs } from '../config/duration.ts';
 import { describeIssue } from '../config/issue-text.ts';
 import type { Topology } from '../config/model.ts';
@@ -31,11 +30,12 @@ import { type HostPort, parseHostPort } from '../net/host-port.ts';
 import { availableCores } from '../workers/cores.ts';
 import { chooseWorkerCount, parseWorkerCount } from '../workers/count.ts';
 import { startGatewayWorkers, type WorkerGateway } from '../workers/gateway-primary.ts';
+import { parseCommandArgs, usageError } from './args.ts';
 import type { Command } from './main.ts';
 
 export { type GatewayOptions, type RunningGateway, startGateway } from '../gateway/gateway.ts';
 
-const USAGE = `Usage: keepip gateway -f <file|dir>... [options]
+const HELP = `Usage: keepip gateway -f <file|dir>... [options]
 
 The L7 ingress gateway (ingress-nginx compatible) for the Ingress objects in the manifests.
 
@@ -63,6 +63,8 @@ Signals: SIGHUP reloads the manifests (they are also watched); SIGTERM/SIGINT st
 Exit codes: 0 stopped cleanly, 1 the configuration cannot be served or a listener cannot bind, 2 usage error.
 `;
 
+const USAGE = { command: 'gateway', help: HELP };
+
 interface CliOptions {
   paths: string[];
   http: HostPort | null;
@@ -83,35 +85,32 @@ interface CliOptions {
 /** One process (startGateway) or a primary with worker processes (src/workers/). */
 type Served = RunningGateway | WorkerGateway;
 
-type Parsed = { ok: true; options: CliOptions } | { ok: false; error: string } | { ok: 'help' };
+type Parsed = { ok: true; options: CliOptions } | { ok: false; error: string };
 
-function parseCli(argv: string[]): Parsed {
-  let values: Record<string, string | string[] | boolean | undefined>;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      allowPositionals: false,
-      options: {
-        filename: { type: 'string', short: 'f', multiple: true },
-        http: { type: 'string' },
-        https: { type: 'string' },
-        configmap: { type: 'string' },
-        'ingress-class': { type: 'string' },
-        'trusted-proxies': { type: 'string' },
-        'access-log': { type: 'string' },
-        'log-format': { type: 'string' },
-        metrics: { type: 'string' },
-        'drain-timeout': { type: 'string' },
-        ...DASHBOARD_FLAG_OPTIONS,
-        json: { type: 'boolean' },
-        workers: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    }));
-  } catch (error) {
-    return { ok: false, error: (error as Error).message };
-  }
-  if (values.help) return { ok: 'help' };
+/** The options, what is wrong with them, or the exit code after --help or a parse error. */
+function parseCli(argv: string[]): Parsed | number {
+  const parsed = parseCommandArgs(USAGE, {
+    args: argv,
+    allowPositionals: false,
+    options: {
+      filename: { type: 'string', short: 'f', multiple: true },
+      http: { type: 'string' },
+      https: { type: 'string' },
+      configmap: { type: 'string' },
+      'ingress-class': { type: 'string' },
+      'trusted-proxies': { type: 'string' },
+      'access-log': { type: 'string' },
+      'log-format': { type: 'string' },
+      metrics: { type: 'string' },
+      'drain-timeout': { type: 'string' },
+      ...DASHBOARD_FLAG_OPTIONS,
+      json: { type: 'boolean' },
+      workers: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (typeof parsed === 'number') return parsed;
+  const values: Readonly<Record<string, string | string[] | boolean | undefined>> = parsed.values;
   const paths = (values.filename as string[] | undefined) ?? [];
   if (paths.length === 0) return { ok: false, error: 'give at least one manifest with -f <file|dir>' };
   const address = (flag: string): HostPort | null | string => {
@@ -220,20 +219,11 @@ export const command: Command = {
   summary: 'The L7 ingress gateway for Ingress manifests (ingress-nginx compatible)',
   async run(argv) {
     const parsed = parseCli(argv);
-    if (parsed.ok === 'help') {
-      process.stdout.write(USAGE);
-      return 0;
-    }
-    if (!parsed.ok) {
-      process.stderr.write(`keepip gateway: ${parsed.error}\n\n${USAGE}`);
-      return 2;
-    }
+    if (typeof parsed === 'number') return parsed;
+    if (!parsed.ok) return usageError(USAGE, parsed.error);
     const options = parsed.options;
     const dashboard = await prepareDashboard(options.dashboard, process.env);
-    if (!dashboard.ok) {
-      process.stderr.write(`keepip gateway: ${dashboard.error}\n\n${USAGE}`);
-      return 2;
-    }
+    if (!dashboard.ok) return usageError(USAGE, dashboard.error);
     const report = createReporter(options.json);
     const accessLog = options.accessLog === null ? undefined : createFileLineSink(options.accessLog);
     const running = await startServing(options, dashboard.plan, accessLog, report);

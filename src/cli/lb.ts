@@ -4,7 +4,6 @@
 // Only the argument parsing is loaded up front; the engine, the manifest reader and prom-client are
 // imported once the arguments are known to be good, so usage errors and --help answer quickly.
 import type { AddressInfo } from 'node:net';
-import { parseArgs } from 'node:util';
 import { parseDurationMs } from '../config/duration.ts';
 import { describeIssue } from '../config/issue-text.ts';
 import type { HealthCheckModel, Topology } from '../config/model.ts';
@@ -22,6 +21,7 @@ import type { LbListenerPlan } from '../lb/manifest.ts';
 import { formatHostPort, type HostPort, parseHostPort } from '../net/host-port.ts';
 import { availableCores } from '../workers/cores.ts';
 import { parseWorkerCount } from '../workers/count.ts';
+import { type ParsedArgs, parseCommandArgs, usageError } from './args.ts';
 import type { Command } from './main.ts';
 
 const HELP = `Usage: keepip lb --listen ADDR:PORT --target ADDR:PORT... [options]
@@ -65,6 +65,8 @@ Signals: SIGHUP re-reads the manifests and re-registers targets; SIGINT/SIGTERM 
 Exit codes: 0 stopped cleanly, 1 configuration or listen error, 2 usage error.
 `;
 
+const USAGE = { command: 'lb', help: HELP };
+
 const OPTIONS = {
   filename: { type: 'string', short: 'f', multiple: true },
   service: { type: 'string' },
@@ -90,7 +92,7 @@ const OPTIONS = {
   help: { type: 'boolean', short: 'h' },
 } as const;
 
-type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowNegative: true }>>['values'];
+type Values = ParsedArgs<{ options: typeof OPTIONS; allowNegative: true }>['values'];
 
 class UsageError extends Error {}
 
@@ -116,10 +118,7 @@ export const command: Command = {
     const values = parseValues(argv);
     if (isExit(values)) return values.exit;
     const workers = parseWorkerCount(values.workers ?? '1', availableCores());
-    if (!workers.ok) {
-      process.stderr.write(`keepip lb: --workers: ${workers.error} [${workers.code}]\n\n${HELP}`);
-      return 2;
-    }
+    if (!workers.ok) return usageError(USAGE, `--workers: ${workers.error} [${workers.code}]`);
     const planned = await planListeners(values);
     if (isExit(planned)) return planned.exit;
     if (workers.value > 1) return runWorkers(values, planned, workers.value);
@@ -157,18 +156,8 @@ export const command: Command = {
 };
 
 function parseValues(argv: string[]): Values | Exit {
-  let values: Values;
-  try {
-    ({ values } = parseArgs({ args: argv, options: OPTIONS, strict: true, allowNegative: true }));
-  } catch (error) {
-    process.stderr.write(`keepip lb: ${(error as Error).message}\n\n${HELP}`);
-    return { exit: 2 };
-  }
-  if (values.help) {
-    process.stdout.write(HELP);
-    return { exit: 0 };
-  }
-  return values;
+  const parsed = parseCommandArgs(USAGE, { args: argv, options: OPTIONS, strict: true, allowNegative: true });
+  return typeof parsed === 'number' ? { exit: parsed } : parsed.values;
 }
 
 /** The configs from the manifests (-f) or the flags, each validated. */

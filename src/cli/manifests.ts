@@ -3,7 +3,6 @@
 // does not render; errors (a value of the wrong type) print nothing to apply.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { stringify } from 'yaml';
 import pkg from '../../package.json' with { type: 'json' };
 import { CHART_VERSION } from '../deploy/chart-defaults.ts';
@@ -11,6 +10,7 @@ import type { WebhookCertificate } from '../deploy/context.ts';
 import type { DeployProblem } from '../deploy/errors.ts';
 import { renderManifests } from '../deploy/render.ts';
 import { readValuesFile } from '../deploy/values-file.ts';
+import { parseCommandArgs } from './args.ts';
 import type { Command } from './main.ts';
 
 const HELP = `Usage: keepip manifests [--values FILE] [--namespace NS] [--release NAME] [--image REF]
@@ -38,13 +38,10 @@ The output holds the webhook's private key (a Secret): treat it as a secret. App
 Exit codes: 0 rendered (warnings on stderr), 1 a values error (nothing printed), 2 usage error.
 `;
 
-function usageError(message: string): number {
-  process.stderr.write(`keepip manifests: ${message}\n\n${HELP}`);
-  return 2;
-}
+const USAGE = { command: 'manifests', help: HELP };
 
 function parse(args: string[]) {
-  return parseArgs({
+  return parseCommandArgs(USAGE, {
     args,
     strict: true,
     allowPositionals: false,
@@ -97,16 +94,9 @@ function header(valuesFile: string | undefined): string {
 export const command: Command = {
   summary: 'Print the manifests that install keepip, from ingress-nginx Helm values',
   async run(argv) {
-    let values: ReturnType<typeof parse>['values'];
-    try {
-      values = parse(argv).values;
-    } catch (err) {
-      return usageError((err as Error).message);
-    }
-    if (values.help) {
-      process.stdout.write(HELP);
-      return 0;
-    }
+    const parsed = parse(argv);
+    if (typeof parsed === 'number') return parsed;
+    const { values } = parsed;
     const read =
       values.values === undefined ? { ok: true as const, values: {} } : readValuesFile(values.values);
     if (!read.ok) {

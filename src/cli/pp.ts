@@ -1,5 +1,4 @@
 // `keepip pp decode|encode`: look inside PROXY protocol headers and craft them for tests.
-import { parseArgs } from 'node:util';
 import {
   alpnTlv,
   authorityTlv,
@@ -18,6 +17,7 @@ import {
   uniqueIdTlv,
 } from '../proxy-protocol/index.ts';
 import { parseHostPort } from '../net/host-port.ts';
+import { parseCommandArgs, usageError } from './args.ts';
 import type { Command } from './main.ts';
 
 const HELP = `Usage: keepip pp decode <HEX | ->
@@ -59,10 +59,7 @@ Examples:
   printf 'PROXY TCP4 1.2.3.4 5.6.7.8 1 2\\r\\n' | keepip pp decode -
 `;
 
-function usageError(message: string): number {
-  process.stderr.write(`keepip pp: ${message}\n\n${HELP}`);
-  return 2;
-}
+const USAGE = { command: 'pp', help: HELP };
 
 /** Hex text (whitespace and a leading 0x allowed) as bytes, or null when it is not hex. */
 function fromHex(text: string): Buffer | null {
@@ -78,25 +75,15 @@ async function readStdin(): Promise<Buffer> {
 }
 
 async function decode(argv: string[]): Promise<number> {
-  let positionals: string[];
-  let help: boolean | undefined;
-  try {
-    const parsed = parseArgs({
-      args: argv,
-      options: { help: { type: 'boolean', short: 'h' } },
-      strict: true,
-      allowPositionals: true,
-    });
-    positionals = parsed.positionals;
-    help = parsed.values.help;
-  } catch (error) {
-    return usageError((error as Error).message);
-  }
-  if (help) {
-    process.stdout.write(HELP);
-    return 0;
-  }
-  if (positionals.length !== 1) return usageError('decode takes exactly one argument: HEX or "-"');
+  const parsed = parseCommandArgs(USAGE, {
+    args: argv,
+    options: { help: { type: 'boolean', short: 'h' } },
+    strict: true,
+    allowPositionals: true,
+  });
+  if (typeof parsed === 'number') return parsed;
+  const { positionals } = parsed;
+  if (positionals.length !== 1) return usageError(USAGE, 'decode takes exactly one argument: HEX or "-"');
   let input: Buffer;
   if (positionals[0] === '-') {
     const raw = await readStdin();
@@ -106,7 +93,7 @@ async function decode(argv: string[]): Promise<number> {
   } else {
     const bytes = fromHex(positionals[0]!);
     if (bytes === null)
-      return usageError(`"${positionals[0]}" is not hex (use "-" to read raw bytes from stdin)`);
+      return usageError(USAGE, `"${positionals[0]}" is not hex (use "-" to read raw bytes from stdin)`);
     input = bytes;
   }
   const result = parseCompleteProxyHeader(input);
@@ -175,18 +162,16 @@ const ENCODE_OPTIONS = {
 type EncodeValues = Record<string, string | boolean | string[] | undefined>;
 
 async function encode(argv: string[]): Promise<number> {
-  let values: EncodeValues;
-  try {
-    ({ values } = parseArgs({ args: argv, options: ENCODE_OPTIONS, strict: true, allowPositionals: false }));
-  } catch (error) {
-    return usageError((error as Error).message);
-  }
-  if (values.help) {
-    process.stdout.write(HELP);
-    return 0;
-  }
+  const parsed = parseCommandArgs(USAGE, {
+    args: argv,
+    options: ENCODE_OPTIONS,
+    strict: true,
+    allowPositionals: false,
+  });
+  if (typeof parsed === 'number') return parsed;
+  const values: EncodeValues = parsed.values;
   const spec = specFrom(values);
-  if (typeof spec === 'string') return usageError(spec);
+  if (typeof spec === 'string') return usageError(USAGE, spec);
   const result = tryEncodeProxyHeader(spec);
   if (!result.ok) {
     process.stderr.write(`keepip pp encode: ${result.error.code}: ${result.error.message}\n`);
@@ -275,6 +260,7 @@ export const command: Command = {
     if (sub === 'decode') return decode(rest);
     if (sub === 'encode') return encode(rest);
     return usageError(
+      USAGE,
       sub === undefined ? 'missing subcommand: decode or encode' : `unknown subcommand "${sub}"`,
     );
   },

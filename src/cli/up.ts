@@ -1,7 +1,6 @@
 // `keepip up`: run the chain a directory of manifests describes on this machine — an lb per
 // LoadBalancer Service, kube-proxy's NodePort hop, the gateway for the Ingresses, whoami for backends
 // nothing else serves — as one log stream, prefixed per component. Ctrl-C stops everything.
-import { parseArgs } from 'node:util';
 import { upSources } from '../dashboard/attach.ts';
 import {
   DASHBOARD_FLAG_OPTIONS,
@@ -12,9 +11,10 @@ import {
 } from '../dashboard/flag.ts';
 import type { RunningDashboard } from '../dashboard/server.ts';
 import { type RunningChain, startChain, UpError } from '../up/run.ts';
+import { parseCommandArgs, usageError } from './args.ts';
 import type { Command } from './main.ts';
 
-const USAGE = `Usage: keepip up -f <file|dir>... [options]
+const HELP = `Usage: keepip up -f <file|dir>... [options]
 
 Runs the chain the manifests describe on 127.0.0.0/8: a load balancer for each Service of type
 LoadBalancer (PROXY protocol, source address and client-IP preservation from its annotations), the
@@ -37,6 +37,8 @@ hops restart on the same address); an invalid one is reported and the chain keep
 Exit codes: 0 stopped by Ctrl-C/SIGTERM, 1 the chain cannot start, 2 usage error.
 `;
 
+const USAGE = { command: 'up', help: HELP };
+
 /** `component | line`, components aligned, one stream for the whole chain. */
 export function createPrefixedLog(write: (text: string) => void): (component: string, line: string) => void {
   let width = 8;
@@ -46,27 +48,13 @@ export function createPrefixedLog(write: (text: string) => void): (component: st
   };
 }
 
-type UpValues = {
-  filename?: string[];
-  'ephemeral-ports'?: boolean;
-  configmap?: string;
-  'ingress-class'?: string;
-  'no-watch'?: boolean;
-  dashboard?: string;
-  'dashboard-token-file'?: string;
-  help?: boolean;
-};
-
 export const command: Command = {
   summary: 'Run the chain a directory of manifests describes (lb, kube-proxy hop, gateway, backends)',
   async run(argv) {
     const values = parseValues(argv);
     if (typeof values === 'number') return values;
     const dashboard = await prepareDashboard(values, process.env);
-    if (!dashboard.ok) {
-      process.stderr.write(`keepip up: ${dashboard.error}\n\n${USAGE}`);
-      return 2;
-    }
+    if (!dashboard.ok) return usageError(USAGE, dashboard.error);
     const log = createPrefixedLog((text) => process.stdout.write(text));
     // Signals are handled from the start: a test (or a user) reacts to the start-up lines at once, and
     // a signal that arrived before its handler would kill the process without closing anything.
@@ -74,7 +62,7 @@ export const command: Command = {
     let chain: RunningChain;
     try {
       chain = await startChain({
-        paths: values.filename!,
+        paths: values.filename,
         ports: values['ephemeral-ports'] ? 'ephemeral' : 'exact',
         log,
         watch: !values['no-watch'],
@@ -110,35 +98,25 @@ export const command: Command = {
 };
 
 /** The options, or the exit code when they are help or wrong. */
-function parseValues(argv: string[]): UpValues | number {
-  let values: UpValues;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
-        filename: { type: 'string', short: 'f', multiple: true },
-        'ephemeral-ports': { type: 'boolean' },
-        configmap: { type: 'string' },
-        'ingress-class': { type: 'string' },
-        'no-watch': { type: 'boolean' },
-        ...DASHBOARD_FLAG_OPTIONS,
-        help: { type: 'boolean', short: 'h' },
-      },
-      strict: true,
-    }));
-  } catch (error) {
-    process.stderr.write(`keepip up: ${(error as Error).message}\n\n${USAGE}`);
-    return 2;
-  }
-  if (values.help) {
-    process.stdout.write(USAGE);
-    return 0;
-  }
-  if (!values.filename || values.filename.length === 0) {
-    process.stderr.write(`keepip up: give the manifests with -f <file|dir>\n\n${USAGE}`);
-    return 2;
-  }
-  return values;
+function parseValues(argv: string[]) {
+  const parsed = parseCommandArgs(USAGE, {
+    args: argv,
+    options: {
+      filename: { type: 'string', short: 'f', multiple: true },
+      'ephemeral-ports': { type: 'boolean' },
+      configmap: { type: 'string' },
+      'ingress-class': { type: 'string' },
+      'no-watch': { type: 'boolean' },
+      ...DASHBOARD_FLAG_OPTIONS,
+      help: { type: 'boolean', short: 'h' },
+    },
+    strict: true,
+  });
+  if (typeof parsed === 'number') return parsed;
+  const { values } = parsed;
+  if (!values.filename || values.filename.length === 0)
+    return usageError(USAGE, 'give the manifests with -f <file|dir>');
+  return { ...values, filename: values.filename };
 }
 
 /** The first SIGINT/SIGTERM resolves `stopped`; a second one exits at once (130). */

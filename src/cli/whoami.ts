@@ -1,7 +1,7 @@
 // `keepip whoami --listen ADDR:PORT`: the echo backend, in the role of the seed's Gitea pod.
-import { parseArgs } from 'node:util';
 import { startWhoami } from '../whoami/server.ts';
 import { formatHostPort, parseHostPort } from '../net/host-port.ts';
+import { parseCommandArgs } from './args.ts';
 import type { Command } from './main.ts';
 
 const HELP = `Usage: keepip whoami [--listen ADDR:PORT] [--name NAME]
@@ -18,29 +18,23 @@ Options:
   -h, --help           this help
 `;
 
+const USAGE = { command: 'whoami', help: HELP };
+
 export const command: Command = {
   summary: 'An echo backend that shows what it received',
   async run(argv) {
-    let values: { listen?: string; name?: string; help?: boolean };
-    try {
-      ({ values } = parseArgs({
-        args: argv,
-        options: {
-          listen: { type: 'string' },
-          name: { type: 'string' },
-          help: { type: 'boolean', short: 'h' },
-        },
-        strict: true,
-        allowPositionals: false,
-      }));
-    } catch (error) {
-      process.stderr.write(`keepip whoami: ${(error as Error).message}\n\n${HELP}`);
-      return 2;
-    }
-    if (values.help) {
-      process.stdout.write(HELP);
-      return 0;
-    }
+    const parsed = parseCommandArgs(USAGE, {
+      args: argv,
+      options: {
+        listen: { type: 'string' },
+        name: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+      allowPositionals: false,
+    });
+    if (typeof parsed === 'number') return parsed;
+    const { values } = parsed;
     const listen = parseHostPort(values.listen ?? '127.0.0.1:8080');
     if (!listen.ok) {
       process.stderr.write(`keepip whoami: --listen: ${listen.error}\n`);
