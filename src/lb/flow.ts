@@ -4,13 +4,16 @@
 // flow idle in both directions for idleTimeoutMs is reset, as an NLB does.
 //
 // Reads go into buffers the flow owns (Node's `onread`): 8 KiB per direction, growing once to 64 KiB
-// when a read fills it, and no read while a write still holds the buffer. That bounds memory per flow
+// when a read fills it, and no read while a write still holds the buffer. The 8 KiB buffers come from
+// a bounded spare list and go back to it when the flow has closed (two fresh external buffers per
+// connection made V8 run a full GC every few hundred connections). That bounds memory per flow
 // (2 x 64 KiB plus the sockets' write buffers) and, measured on loopback (docs/lb.md), costs about a
 // third less CPU per byte than Node's fresh buffer per read, which is what lets one Node process keep
 // up with HAProxy. Accepted sockets cannot be given `onread`, so the client side adopts the accepted
 // socket's handle into a new Socket that has it (see adoptWithOwnBuffer); when that is not possible
 // the client side falls back to ordinary 'data' events, with the same backpressure.
 import net from 'node:net';
+import { type Deadline, deadlineWheel } from './deadlines.ts';
 import { resetSocket } from './socket-reset.ts';
 
 export interface FlowCounters {
@@ -57,20 +60,33 @@ export interface Flow {
 
 const SMALL_READ = 8 * 1024;
 const LARGE_READ = 64 * 1024;
+/** 8 KiB buffers of closed flows kept for the next ones: at most 2 MiB. */
+const SPARE_MAX = 256;
+const spare: Buffer[] = [];
 
 interface OnRead {
   buffer: () => Buffer;
   callback: (nread: number, buf: Uint8Array) => boolean;
 }
 
+/** A pump: the read half of one direction, and the hand-back of its small buffer once the flow has closed. */
+interface Pump extends OnRead {
+  release(): void;
+}
+
 /**
  * The read half of one direction: reads land in a buffer this pump owns and are written to `to()`.
  * When the write cannot complete at once, reading stops (the callback returns false) until that write
- * is done, because the pending write still points into the buffer.
+ * is done, because the pending write still points into the buffer. Each read marks the flow active.
  */
-function ownBufferPump(to: () => net.Socket, count: (n: number) => void, from: () => net.Socket): OnRead {
-  let buffer = Buffer.allocUnsafe(SMALL_READ);
-  let large = false;
+function ownBufferPump(
+  to: () => net.Socket,
+  count: (n: number) => void,
+  from: () => net.Socket,
+  idle: Deadline,
+): Pump {
+  const small = spare.pop() ?? Buffer.allocUnsafe(SMALL_READ);
+  let buffer = small;
   let waiting = false;
   const afterWrite = () => {
     if (waiting) {
@@ -82,11 +98,11 @@ function ownBufferPump(to: () => net.Socket, count: (n: number) => void, from: (
     // Asked after every read: the buffer the next read goes into.
     buffer: () => buffer,
     callback(nread, buf) {
+      idle.active = true;
       count(nread);
       const out = to();
       out.write(buf.subarray(0, nread), afterWrite);
-      if (nread === buf.length && !large) {
-        large = true;
+      if (nread === buf.length && buffer === small) {
         // The old buffer may still be held by that write; the next read goes into a new one.
         buffer = Buffer.allocUnsafe(LARGE_READ);
       }
@@ -94,6 +110,10 @@ function ownBufferPump(to: () => net.Socket, count: (n: number) => void, from: (
       if (out.writableLength === 0) return true;
       waiting = true;
       return false;
+    },
+    // Both sockets have closed: no read is in progress and every write is done or dropped.
+    release() {
+      if (spare.length < SPARE_MAX) spare.push(small);
     },
   };
 }
@@ -122,7 +142,8 @@ function adoptWithOwnBuffer(accepted: net.Socket, onread: OnRead): net.Socket | 
 }
 
 export function startFlow(spec: FlowSpec): Flow {
-  const { client, target, clientReads } = openSides(spec);
+  const idle: Deadline = { active: false, since: 0, expire: () => {} };
+  const { client, target, clientReads, pumps } = openSides(spec, idle);
   let endReason: FlowEndReason = 'closed';
   // The first reason wins: the resets that follow an idle timeout or an abort do not rename it.
   const finish = (reason: FlowEndReason) => {
@@ -139,18 +160,42 @@ export function startFlow(spec: FlowSpec): Flow {
       resetSocket(target);
     },
   };
-  const connectTimer = connectWithHeader(spec, flow, finish);
-  passOnEndsAndResets(spec, flow, finish);
-  passOnCloses(spec, flow, connectTimer, () => endReason);
+  // Idle in both directions for idleTimeoutMs (no read on either side): reset, as an NLB does.
+  idle.expire = () => {
+    finish('idle');
+    resetSocket(client);
+    resetSocket(target);
+  };
+  const idleWheel = deadlineWheel(spec.idleTimeoutMs);
+  idleWheel.add(idle);
+  const connecting = connectWithHeader(spec, flow, finish);
+  passOnEndsAndResets(flow, finish);
+  passOnCloses(
+    spec,
+    flow,
+    () => endReason,
+    () => {
+      idleWheel.delete(idle);
+      connecting.stop();
+      for (const pump of pumps) pump.release();
+    },
+  );
   client.resume(); // accepted paused: read only once every handler is in place
   return flow;
+}
+
+interface Sides {
+  client: net.Socket;
+  target: net.Socket;
+  clientReads: ClientReadMode;
+  pumps: Pump[];
 }
 
 /**
  * Dials the target, reading its bytes into the flow's own buffer, and sets up the client's read path:
  * its own buffer when the accepted socket can be adopted, else Node's 'data' events.
  */
-function openSides(spec: FlowSpec): { client: net.Socket; target: net.Socket; clientReads: ClientReadMode } {
+function openSides(spec: FlowSpec, idle: Deadline): Sides {
   const { counters } = spec;
   let client: net.Socket = spec.client;
   let upstream: net.Socket | null = null;
@@ -161,7 +206,9 @@ function openSides(spec: FlowSpec): { client: net.Socket; target: net.Socket; cl
       counters.bytesToClient += n;
     },
     up,
+    idle,
   );
+  const pumps = [downstream];
   upstream = net.connect({
     host: spec.target.host,
     port: spec.target.port,
@@ -180,53 +227,61 @@ function openSides(spec: FlowSpec): { client: net.Socket; target: net.Socket; cl
         counters.bytesToTarget += n;
       },
       () => client,
+      idle,
     );
     const adopted = adoptWithOwnBuffer(spec.client, upstreamPump);
     if (adopted !== null) {
       client = adopted;
       clientReads = 'own';
-    }
+      pumps.push(upstreamPump);
+    } else upstreamPump.release();
   }
   if (clientReads === 'node') {
     client.on('data', (chunk: Buffer) => {
+      idle.active = true;
       counters.bytesToTarget += chunk.length;
       if (!target.write(chunk)) client.pause();
     });
     target.on('drain', () => client.resume());
   }
-  return { client, target, clientReads };
+  return { client, target, clientReads, pumps };
 }
 
 /**
  * The header goes out as soon as the upstream connects (server-speaks-first protocols work), and
- * client bytes that arrived meanwhile ride in the same writev. A connect that takes too long resets
- * the client. Returns the connect timer, which the target's error and close clear.
+ * client bytes that arrived meanwhile ride in the same writev. A connect that takes longer than
+ * connectTimeoutMs resets the client. Returns the stop of that deadline (for the flow's end).
  */
 function connectWithHeader(
   spec: FlowSpec,
   flow: Flow,
   finish: (reason: FlowEndReason) => void,
-): NodeJS.Timeout {
+): { stop(): void } {
   const { client, upstream: target } = flow;
   if (spec.header !== null) {
     target.cork();
     target.write(spec.header);
   }
-  const connectTimer = setTimeout(() => {
-    finish('connect-failed');
-    spec.onConnectError(flow, Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' }));
-    resetSocket(client);
-    target.destroy();
-  }, spec.connectTimeoutMs);
+  const wheel = deadlineWheel(spec.connectTimeoutMs);
+  const deadline: Deadline = {
+    active: false,
+    since: 0,
+    expire() {
+      finish('connect-failed');
+      spec.onConnectError(flow, Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' }));
+      resetSocket(client);
+      target.destroy();
+    },
+  };
+  wheel.add(deadline);
   target.once('connect', () => {
-    clearTimeout(connectTimer);
+    wheel.delete(deadline);
     if (spec.header !== null) target.uncork();
-    target.setTimeout(spec.idleTimeoutMs);
     spec.onConnected(flow);
   });
   target.on('error', (error: NodeJS.ErrnoException) => {
     if (target.connecting || error.syscall === 'connect') {
-      clearTimeout(connectTimer);
+      wheel.delete(deadline);
       finish('connect-failed');
       spec.onConnectError(flow, error);
     } else {
@@ -234,22 +289,23 @@ function connectWithHeader(
     }
     resetSocket(client);
   });
-  return connectTimer;
+  return { stop: () => wheel.delete(deadline) };
 }
 
-/** Half-closes pass on as half-closes, resets as resets; a flow idle in both directions is reset. */
-function passOnEndsAndResets(spec: FlowSpec, flow: Flow, finish: (reason: FlowEndReason) => void): void {
+/**
+ * A half-close passes on as a half-close. When the other side has already finished both ways (its
+ * FIN read, nothing left to write), closing it sends the same FIN without a shutdown call first.
+ */
+function passOnEnd(to: net.Socket): void {
+  if (to.readableEnded && to.writableLength === 0 && !to.connecting) to.destroy();
+  else to.end();
+}
+
+/** Half-closes pass on as half-closes, resets as resets. */
+function passOnEndsAndResets(flow: Flow, finish: (reason: FlowEndReason) => void): void {
   const { client, upstream: target } = flow;
-  client.on('end', () => target.end());
-  target.on('end', () => client.end());
-  const onIdle = () => {
-    finish('idle');
-    resetSocket(client);
-    resetSocket(target);
-  };
-  client.setTimeout(spec.idleTimeoutMs);
-  client.on('timeout', onIdle);
-  target.on('timeout', onIdle);
+  client.on('end', () => passOnEnd(target));
+  target.on('end', () => passOnEnd(client));
   client.on('error', () => {
     finish('client-reset');
     resetSocket(target);
@@ -257,12 +313,7 @@ function passOnEndsAndResets(spec: FlowSpec, flow: Flow, finish: (reason: FlowEn
 }
 
 /** The flow ends once both sides have closed; a side gone without a half-close takes the other down. */
-function passOnCloses(
-  spec: FlowSpec,
-  flow: Flow,
-  connectTimer: NodeJS.Timeout,
-  endReason: () => FlowEndReason,
-): void {
+function passOnCloses(spec: FlowSpec, flow: Flow, endReason: () => FlowEndReason, cleanUp: () => void): void {
   const { client, upstream: target } = flow;
   let clientClosed = false;
   let upstreamClosed = false;
@@ -270,6 +321,7 @@ function passOnCloses(
   const maybeEnd = () => {
     if (clientClosed && upstreamClosed && !ended) {
       ended = true;
+      cleanUp();
       spec.onEnd(flow, endReason());
     }
   };
@@ -280,7 +332,6 @@ function passOnCloses(
     maybeEnd();
   });
   target.on('close', () => {
-    clearTimeout(connectTimer);
     upstreamClosed = true;
     if (!client.destroyed && target.readableEnded === false) resetSocket(client);
     maybeEnd();
