@@ -213,6 +213,9 @@ export interface GatewaySettings {
   proxyCookiePath?: { from: string; to: string };
   /** proxy-http-version: the default of the annotation. */
   proxyHttpVersion?: '1.0' | '1.1';
+  /** proxy-request-buffering (default on) and client-body-buffer-size (default 8k): defaults of the annotations. */
+  requestBuffering?: boolean;
+  clientBodyBufferBytes?: number;
   /** custom-http-errors / disable-proxy-intercept-errors: defaults of the annotations. */
   customHttpErrors?: readonly number[];
   disableProxyInterceptErrors?: boolean;
@@ -308,6 +311,10 @@ export interface LocationModel {
   proxyCookiePath?: { from: string; to: string };
   /** proxy-http-version "1.0" (or the ConfigMap's): HTTP/1.0 to plain-HTTP backends; absent is 1.1. */
   proxyHttpVersion?: '1.0';
+  /** proxy-request-buffering "off" (or the ConfigMap's): the body streams to the backend as it arrives; absent: read whole first (on). */
+  requestBuffering?: false;
+  /** client-body-buffer-size (or the ConfigMap's) when not 8k: the part of a buffered body kept in memory. */
+  clientBodyBufferBytes?: number;
   /** proxy-ssl-*: TLS towards an HTTPS backend (client certificate, verification, SNI, versions). */
   proxySsl?: ProxySslModel;
   /** backend-protocol AUTO_HTTP (backendProtocol HTTP): requests that came over TLS go to the backend in HTTPS. */

@@ -211,9 +211,16 @@ export const GATEWAY_CODES = {
     summary: 'the client sent nothing of its request body for client-body-timeout (408, connection closed)',
     fix: 'nothing on the gateway for a stalled client; raise client-body-timeout for slow uploaders',
   },
+  CLIENT_BODY_BUFFER_FAILED: {
+    kind: 'outcome',
+    summary:
+      'a request body could not be buffered to its temporary file (proxy-request-buffering on): the file could not be created or written (500)',
+    fix: 'make the temporary directory ($TMPDIR, or the gateway\'s tempDir) exist, writable and with free space; or set proxy-request-buffering: "off" for the location',
+  },
   CLIENT_CLOSED: {
     kind: 'outcome',
-    summary: 'the client closed the connection before the response (logged as 499)',
+    summary:
+      'the client closed the connection before the response (logged as 499; as 400 while its body was being buffered, as nginx)',
     fix: 'nothing on the gateway; check client timeouts if frequent',
   },
   H2_HEADER_FIELD_TOO_LARGE: {

@@ -9,6 +9,7 @@ import type { ConnectionInfo } from './connection.ts';
 import type { ErrorLog } from './error-log.ts';
 import type { LineSink } from './line-sink.ts';
 import type { GatewayMetrics } from './metrics.ts';
+import type { BodyBuffers } from './request-body-buffer.ts';
 import type { MatchedRoute } from './router.ts';
 import type { GatewaySnapshot } from './snapshot.ts';
 import type { BalancedUpstream } from './upstream.ts';
@@ -77,6 +78,8 @@ export interface HandlerContext {
   active: { count: number };
   /** Sees every request that ends (the dashboard); absent by default, which costs one check per request. */
   decisions?: DecisionSink | undefined;
+  /** Where buffered request bodies go (proxy-request-buffering); absent: os.tmpdir() and the default memory cap. */
+  bodyBuffers?: BodyBuffers | undefined;
 }
 
 /**
@@ -108,6 +111,7 @@ export type ProxyFailureCode =
   | 'UPSTREAM_ERROR'
   | 'CLIENT_BODY_TOO_LARGE'
   | 'CLIENT_BODY_TIMEOUT'
+  | 'CLIENT_BODY_BUFFER_FAILED'
   | 'CLIENT_CLOSED';
 
 /** One try of one upstream endpoint: $upstream_addr, $upstream_status, $upstream_response_time. */

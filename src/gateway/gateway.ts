@@ -15,6 +15,7 @@ import { createRequestHandler } from './handler.ts';
 import { createLineSink, type LineSink } from './line-sink.ts';
 import { createGatewayMetrics, type GatewayMetrics } from './metrics.ts';
 import { type ListenerSpec, type RunningListeners, startListeners } from './server.ts';
+import { BodyBuffers } from './request-body-buffer.ts';
 import { buildSnapshot, type GatewaySnapshot, type SnapshotError, type SnapshotOptions } from './snapshot.ts';
 import { generateDefaultCertificate, type KeyPair } from './tls.ts';
 import { ConnectionRegistry } from './upstream.ts';
@@ -61,6 +62,10 @@ export interface GatewayOptions {
   version?: number;
   /** Bind with SO_REUSEPORT, so that worker processes share the ports (src/workers/). */
   reusePort?: boolean;
+  /** Where buffered request bodies past their memory share go (proxy-request-buffering); default os.tmpdir(). */
+  tempDir?: string;
+  /** The memory all buffered request bodies may hold together; default 64 MiB (request-body-buffer.ts). */
+  requestBodyMemoryBytes?: number;
 }
 
 export type ReloadResult =
@@ -222,6 +227,11 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     isDraining: () => draining,
     active,
     decisions: options.decisions,
+    bodyBuffers: new BodyBuffers({
+      tempDir: options.tempDir,
+      memoryBytes: options.requestBodyMemoryBytes,
+      observer: metrics,
+    }),
   });
   let listeners: RunningListeners;
   try {

@@ -9,6 +9,7 @@ import { throttleResponse } from './access/bandwidth.ts';
 import { COOKIE_STATUSES } from './access/state.ts';
 import { type Admitted, admit, PENDING } from './admission.ts';
 import { answer, answerRaw, grpcAnswer, rawErrorResponse } from './answers.ts';
+import { bodyProxy } from './buffered-proxy.ts';
 import { connectionOf } from './connection.ts';
 import { requestContext } from './error-log.ts';
 import { errorPageBody, HTML_CONTENT_TYPE, PLAIN_HTTP_ON_HTTPS_BODY, reasonPhrase } from './error-pages.ts';
@@ -23,7 +24,7 @@ import {
 } from './exchange.ts';
 import { proxyGrpc } from './grpc-proxy.ts';
 import { isGrpcRequest } from './grpc-status.ts';
-import { type ProxyOutcome, proxyRequest } from './proxy.ts';
+import type { ProxyOutcome } from './proxy.ts';
 import {
   completeExchange,
   logBareRequest,
@@ -183,7 +184,9 @@ function forward(
   };
   // gRPC backends over HTTP/2, with trailers, deadlines and gRPC statuses (grpc-proxy.ts).
   const protocol = admitted.upstream?.members[0]?.protocol;
-  const proxy = protocol === 'GRPC' || protocol === 'GRPCS' ? proxyGrpc : proxyRequest;
+  // proxy-request-buffering: the body read whole before the backend, or streamed (buffered-proxy.ts).
+  const proxy =
+    protocol === 'GRPC' || protocol === 'GRPCS' ? proxyGrpc : bodyProxy(ctx, ex, location, request.hasBody);
   proxy(req, res, request, (outcome: ProxyOutcome) => {
     ex.attempts = outcome.attempts;
     ex.upstreamBytes = outcome.upstreamBytes;

@@ -19,6 +19,10 @@ export interface GatewayMetrics {
   reload(result: 'applied' | 'rejected', version: number): void;
   /** A deadline made the gateway close a client connection (client-timeouts.ts). */
   connectionClosed(reason: ConnectionCloseReason): void;
+  /** Buffered request bodies now (request-body-buffer.ts): bytes in memory, temporary files and their bytes. */
+  bodyBufferUsage(memoryBytes: number, files: number, fileBytes: number): void;
+  /** A request body read whole before the backend, kept in memory or in a temporary file. */
+  bodyBuffered(where: 'memory' | 'file'): void;
 }
 
 /** The gateway's metric families, registered in `registry`. */
@@ -66,6 +70,27 @@ function defineMetrics(registry: Registry) {
       help: 'Version of the configuration snapshot being served',
       registers: [registry],
     }),
+    bodyMemory: new Gauge({
+      name: 'keepip_gateway_request_body_buffer_bytes',
+      help: 'Request body bytes held in memory by proxy-request-buffering now, across requests',
+      registers: [registry],
+    }),
+    bodyFiles: new Gauge({
+      name: 'keepip_gateway_request_body_temp_files',
+      help: 'Temporary files holding buffered request bodies now (each unlinked when opened)',
+      registers: [registry],
+    }),
+    bodyFileBytes: new Gauge({
+      name: 'keepip_gateway_request_body_temp_file_bytes',
+      help: 'Buffered request body bytes in temporary files now (disk in use)',
+      registers: [registry],
+    }),
+    bodiesBuffered: new Counter({
+      name: 'keepip_gateway_request_bodies_buffered_total',
+      help: 'Request bodies read whole before the backend was contacted, by where they were kept',
+      labelNames: ['where'] as const,
+      registers: [registry],
+    }),
     closes: new Counter({
       name: 'keepip_gateway_connections_closed_total',
       help: 'Client connections the gateway closed because a deadline passed, by reason',
@@ -94,6 +119,7 @@ export function createGatewayMetrics(registry: Registry = new Registry()): Gatew
     child.inc(0);
     closeChildren.set(reason, child);
   }
+  for (const where of ['memory', 'file']) m.bodiesBuffered.labels(where).inc(0);
   const requestChildren = new Map<string, Counter.Internal>();
   const protocolChildren = new Map<string, Counter.Internal>();
   const upstreamChildren = new Map<string, Histogram.Internal<'upstream'>>();
@@ -121,6 +147,14 @@ export function createGatewayMetrics(registry: Registry = new Registry()): Gatew
     },
     connectionClosed(reason) {
       closeChildren.get(reason)?.inc();
+    },
+    bodyBufferUsage(memoryBytes, files, fileBytes) {
+      m.bodyMemory.set(memoryBytes);
+      m.bodyFiles.set(files);
+      m.bodyFileBytes.set(fileBytes);
+    },
+    bodyBuffered(where) {
+      m.bodiesBuffered.labels(where).inc();
     },
   };
 }

@@ -1,7 +1,7 @@
 // When a request goes on to the next endpoint (nginx's proxy_next_upstream, -tries, -timeout, as
-// ingress-nginx sets them: default `error timeout`, 3 tries, no time limit). keepip streams request
-// bodies, so a request whose body has started to go out is never tried again (nginx buffers bodies);
-// a non-idempotent request (POST, LOCK, PATCH) is tried again only when it never reached a backend,
+// ingress-nginx sets them: default `error timeout`, 3 tries, no time limit). A buffered body
+// (proxy-request-buffering on, buffered-proxy.ts) is sent again; a streamed one that has started to go
+// out is never tried again (proxy.ts); a non-idempotent request (POST, LOCK, PATCH) is tried again only when it never reached a backend,
 // unless `non_idempotent` is listed (the ConfigMap's retry-non-idempotent adds it).
 import type { NextUpstreamModel } from '../config/model.ts';
 import type { ProxyFailureCode } from './exchange.ts';

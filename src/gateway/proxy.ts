@@ -30,6 +30,8 @@ export interface ProxyRequest {
   interceptStatuses?: readonly number[];
   /** proxy-http-version 1.0 (plain HTTP backends). */
   httpVersion?: '1.0';
+  /** proxy-request-buffering on: the body read whole (buffered-proxy.ts), sent from its start on every try. */
+  replayBody?: () => AsyncIterable<Buffer>;
 }
 
 export type { UpstreamAttempt };
@@ -167,7 +169,7 @@ export function classifyUpstreamError(
  * slow to send the next one (nginx's request_body_blocked); the client side also has
  * client_body_timeout (h1-server.ts), and whichever passes first answers (504 or 408).
  */
-async function* streamBody(exchange: ProxyExchange, req: GatewayRequest): AsyncGenerator<Buffer> {
+async function* streamBody(exchange: ProxyExchange, req: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
   const limit = exchange.request.bodyLimitBytes;
   let received = 0;
   exchange.armSendTimer();
@@ -251,7 +253,7 @@ class ProxyExchange implements UpstreamHandler {
         path: request.path,
         headers: request.headers,
         // The generator is what lets us count bytes against the limit and time each write.
-        body: request.hasBody ? streamBody(this, this.#req) : null,
+        body: request.hasBody ? streamBody(this, request.replayBody?.() ?? this.#req) : null,
         headersTimeout: request.readTimeoutMs,
         bodyTimeout: request.readTimeoutMs,
         ...(request.httpVersion !== undefined ? { httpVersion: request.httpVersion } : {}),
@@ -269,7 +271,7 @@ class ProxyExchange implements UpstreamHandler {
     const policy = this.#policy;
     return (
       !this.#responseStarted &&
-      !this.bodyStarted &&
+      (!this.bodyStarted || this.request.replayBody !== undefined) &&
       this.#tried < maxTries(policy, this.request.upstream.members.length) &&
       (policy.timeoutMs === 0 || performance.now() - this.#firstAt < policy.timeoutMs)
     );

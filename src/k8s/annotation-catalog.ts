@@ -303,7 +303,7 @@ export const ANNOTATION_CATALOG: readonly CatalogEntry[] = [
     status: 'implemented',
     values:
       "nginx's conditions (`error timeout` default, `invalid_header`, `http_500`… `http_429`, `non_idempotent`, `off`); whole number (default 3, 0: all); seconds (default 0: none)",
-    note: 'when a request goes on to the next endpoint, each tried once; `$upstream_addr` / `$upstream_status` list every try. keepip streams request bodies, so a request whose body has started to go out is not tried again (nginx buffers bodies); POST, LOCK and PATCH are tried again only when they never reached a backend, unless `non_idempotent`. Defaults: the ConfigMap keys',
+    note: 'when a request goes on to the next endpoint, each tried once; `$upstream_addr` / `$upstream_status` list every try. a buffered body (`proxy-request-buffering: on`, the default) is sent again; with `off`, a request whose body has started to go out is not tried again; POST, LOCK and PATCH are tried again only when they never reached a backend, unless `non_idempotent`. Defaults: the ConfigMap keys',
   },
   {
     names: ['default-backend'],
@@ -532,8 +532,15 @@ export const ANNOTATION_CATALOG: readonly CatalogEntry[] = [
   },
   {
     names: ['proxy-request-buffering'],
-    status: 'refused',
-    note: `${NOT_YET}: request bodies are always streamed to the backend as they arrive (nginx's \`off\`)`,
+    status: 'implemented',
+    values: "`on` or `off` (default: the ConfigMap's, `on`)",
+    note: '`on`: the whole request body is read before the backend is contacted, then sent with `Content-Length` (a chunked or HTTP/2 body too), and sent again to the next endpoint on a retry; a client that stalls mid-body never reaches the backend. `off`: the body streams as it arrives. gRPC and upgrades always stream',
+  },
+  {
+    names: ['client-body-buffer-size'],
+    status: 'implemented',
+    values: "digits and an optional `k` or `m` (default: the ConfigMap's, `8k`)",
+    note: 'how much of a buffered body stays in memory; the rest goes to a temporary file (0600, unlinked as soon as it is opened). Memory for bodies is also capped across all requests: past the cap, bodies go to files',
   },
   // --- nginx internals: nothing a client or backend observes changes.
   {
@@ -546,11 +553,6 @@ export const ANNOTATION_CATALOG: readonly CatalogEntry[] = [
     ],
     status: 'no-effect',
     note: "nginx's response buffers and temporary files: keepip streams every response to the client as it arrives, with backpressure, and never spools one to disk; response heads up to Node's header limit are accepted",
-  },
-  {
-    names: ['client-body-buffer-size'],
-    status: 'no-effect',
-    note: 'where nginx keeps a request body (memory or a temporary file): keepip streams bodies and never writes them to disk',
   },
   {
     names: ['http2-push-preload'],
@@ -702,6 +704,18 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
     status: 'implemented',
     values: '60',
     note: 'whole seconds (1–86400): the longest wait between two reads of a request body, else 408 and close (nginx `client_body_timeout`); `0` refused as above',
+  },
+  {
+    names: ['proxy-request-buffering'],
+    status: 'implemented',
+    values: 'on',
+    note: 'default of the annotation: `on` reads a request body whole before the backend is contacted, `off` streams it',
+  },
+  {
+    names: ['client-body-buffer-size'],
+    status: 'implemented',
+    values: '8k',
+    note: 'default of the annotation: the part of a buffered body kept in memory, the rest in a temporary file under `$TMPDIR`',
   },
   {
     names: ['keep-alive'],
@@ -922,11 +936,6 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
     note: `${NOT_YET}: connection limits are keyed on the client address`,
   },
   {
-    names: ['proxy-request-buffering'],
-    status: 'refused',
-    note: `${NOT_YET}: request bodies are streamed as they arrive`,
-  },
-  {
     names: [
       'use-gzip',
       'gzip-level',
@@ -1023,7 +1032,6 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
       'proxy-buffers-number',
       'proxy-busy-buffers-size',
       'proxy-max-temp-file-size',
-      'client-body-buffer-size',
       'client-header-buffer-size',
       'large-client-header-buffers',
       'ssl-buffer-size',

@@ -17,6 +17,12 @@ import {
   catalogMessage,
   nearestName,
 } from './annotation-catalog.ts';
+import {
+  applyBodyBufferingSettings,
+  BODY_BUFFERING_KEYS,
+  bodyBufferingFor,
+  readBodyBuffering,
+} from './body-buffering.ts';
 import { annotationField, formatFieldPath } from './field-path.ts';
 import { HEADER_CONFIGMAP_KEYS } from './header-settings.ts';
 import { applyHttp2Settings, HTTP2_CONFIGMAP_KEYS } from './http2-settings.ts';
@@ -53,6 +59,8 @@ export const SUPPORTED_ANNOTATIONS: readonly string[] = [
   ...TRAFFIC_ANNOTATIONS,
   // TLS towards HTTPS backends: src/k8s/proxy-ssl.ts.
   ...PROXY_SSL_ANNOTATIONS,
+  // proxy-request-buffering, client-body-buffer-size: src/k8s/body-buffering.ts.
+  ...BODY_BUFFERING_KEYS,
 ];
 
 /** Controller ConfigMap keys keepip implements. */
@@ -94,6 +102,8 @@ export const SUPPORTED_CONFIGMAP_KEYS: readonly string[] = [
   ...TRAFFIC_CONFIGMAP_KEYS,
   // HTTP/2 to clients: src/k8s/http2-settings.ts.
   ...HTTP2_CONFIGMAP_KEYS,
+  // proxy-request-buffering, client-body-buffer-size: src/k8s/body-buffering.ts.
+  ...BODY_BUFFERING_KEYS,
 ];
 
 /** ingress-nginx's default log-format-upstream. */
@@ -231,6 +241,7 @@ export function parseControllerConfigMap(
     error: (key, message) => push(v.sink, 'error', 'ACCESS_CONFIG_DENIED', v.field(key), message),
   });
   applyHttp2Settings(data, s, { invalid: v.invalid });
+  applyBodyBufferingSettings(data, s, { invalid: v.invalid });
   s.unsupportedKeys = unsupported;
   warnIfTrustingEveryone(v, s);
   return s;
@@ -439,6 +450,8 @@ export interface IngressAnnotations {
   proxyConnectTimeoutMs: number;
   proxyReadTimeoutMs: number;
   proxySendTimeoutMs: number;
+  /** proxy-request-buffering and client-body-buffer-size over the ConfigMap's, as the location writes them. */
+  bodyBuffering: Pick<LocationModel, 'requestBuffering' | 'clientBodyBufferBytes'>;
 }
 
 const REWRITE_TARGET = /^\/?[-._~a-zA-Z0-9/:$]*$/;
@@ -474,6 +487,14 @@ export function parseIngressAnnotations(
     proxyConnectTimeoutMs: a.seconds('proxy-connect-timeout', settings.proxyConnectTimeoutMs),
     proxyReadTimeoutMs: a.seconds('proxy-read-timeout', settings.proxyReadTimeoutMs),
     proxySendTimeoutMs: a.seconds('proxy-send-timeout', settings.proxySendTimeoutMs),
+    bodyBuffering: bodyBufferingFor(
+      readBodyBuffering(
+        a.get,
+        { invalid: a.invalid },
+        { buffering: 'the ConfigMap value', size: 'the ConfigMap value' },
+      ),
+      settings,
+    ),
   };
 }
 

@@ -593,6 +593,7 @@ function location(
     ...proxyRewrites(route, b.settings),
     ...(ssl !== null && 'ssl' in ssl ? { proxySsl: ssl.ssl } : {}),
     ...(a.autoHttp ? { autoHttp: true as const } : {}),
+    ...a.bodyBuffering,
     ingress: { namespace: ing.meta.namespace, name: ing.meta.name },
     ingressOrigin: ing.origin,
     createdAt: ing.meta.creationTimestamp,
