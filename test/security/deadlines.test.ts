@@ -97,6 +97,10 @@ function topologyFor(peers: Peers, configMap: Record<string, string> = {}) {
     ingress({
       name: 'open',
       host: HOST,
+      // These deadlines are those of a body streamed to the backend (one that answers early, one that
+      // stalls mid-way); buffered bodies (the default) have their own tests in
+      // test/e2e/gateway-request-buffering.test.ts.
+      annotations: { 'proxy-request-buffering': 'off' },
       paths: [
         { path: '/app', service: 'ok', port: 80 },
         { path: '/early', service: 'early', port: 80 },
@@ -121,7 +125,11 @@ function topologyFor(peers: Peers, configMap: Record<string, string> = {}) {
       name: 'slow-upload',
       host: HOST,
       paths: [{ path: '/upload', service: 'collect', port: 80 }],
-      annotations: { 'proxy-send-timeout': '1', 'proxy-read-timeout': '30' },
+      annotations: {
+        'proxy-send-timeout': '1',
+        'proxy-read-timeout': '30',
+        'proxy-request-buffering': 'off',
+      },
     }),
   ]);
 }
