@@ -9,6 +9,7 @@ import type { GatewayIssueCode } from '../gateway/errors.ts';
 import type { K8sIssueCode } from '../k8s/errors.ts';
 import type { ClientPath } from './client-path.ts';
 import type { Http2Settings } from './http2.ts';
+import type { ServerSettings } from './server-settings.ts';
 
 /** Where an object came from, so every error and warning can name the file, the document and the field. */
 export interface Origin {
@@ -193,6 +194,8 @@ export interface GatewaySettings {
   noAuthLocations?: string;
   /** use-http2, http2-max-*, keep-alive-requests (src/k8s/http2-settings.ts); absent: the defaults of src/config/http2.ts. */
   http2?: Http2Settings;
+  /** hsts*, force-ssl-redirect, no-tls-redirect-locations, block-*, skip-access-log-urls; absent: the defaults of src/config/server-settings.ts. */
+  server?: ServerSettings;
   /** service-upstream: the default of the annotation (false). */
   serviceUpstream?: boolean;
   /** enable-access-log-for-default-backend: log what the controller's own default backend answers (false). */

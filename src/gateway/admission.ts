@@ -156,6 +156,40 @@ function refuseBadRequest(
   respond(400, null);
 }
 
+/**
+ * block-user-agents / block-referers: the server's `return 403` (no error log line, as nginx), or 503
+ * while a block list is unusable (that one is logged: the ConfigMap needs fixing).
+ */
+function refuseByServerFilter(
+  ctx: HandlerContext,
+  ex: Exchange,
+  decision: Exclude<RouteDecision, { kind: 'bad-request' }>,
+  status: 403 | 503,
+  respond: Respond,
+): void {
+  const serverName = 'route' in decision ? decision.route.serverName : decision.serverName;
+  // The answer of a host's server carries its headers (HSTS over TLS included).
+  if ('route' in decision) {
+    const { route } = decision;
+    ex.responseHeaders = ex.conn.scheme === 'https' ? route.httpsResponseHeaders : route.responseHeaders;
+  }
+  ex.serverName = serverName;
+  ex.host = hostVariable(ex.rawHost, serverName);
+  if (status === 503) {
+    ctx.errorLog.write(
+      'error',
+      ex.conn.id,
+      `block-user-agents or block-referers of the ConfigMap is invalid: failing closed${requestContext({
+        client: shownClient(ex.client),
+        server: serverName,
+        request: ex.requestLine,
+        host: ex.host,
+      })}`,
+    );
+  }
+  respond(status, null);
+}
+
 /** Stage 4: the 403 / 503 of an access rule, with its error log line (nginx's wording for 403). */
 function refuseAccess(
   ctx: HandlerContext,
@@ -374,6 +408,14 @@ export function admit(
     return null;
   }
   const { snap } = ex;
+  const { filters } = snap.routes;
+  // skip-access-log-urls, block-user-agents, block-referers: nginx's http and server level.
+  if (filters.skipsLog(req.url ?? '')) ex.accessLog = false;
+  const refusal = filters.refusal(req.headers['user-agent'], req.headers.referer);
+  if (refusal !== 0) {
+    refuseByServerFilter(ctx, ex, decision, refusal, respond);
+    return null;
+  }
   if (decision.kind === 'host-redirect') {
     // from-to-www-redirect: a server of its own that only redirects (no location, no access rules).
     ex.serverName = decision.serverName;
@@ -408,7 +450,7 @@ export function admit(
   ex.serverName = matched.serverName;
   ex.host = hostVariable(ex.rawHost, matched.serverName);
   ex.upstreamName = matched.upstreamName;
-  ex.responseHeaders = matched.responseHeaders;
+  ex.responseHeaders = ex.conn.scheme === 'https' ? matched.httpsResponseHeaders : matched.responseHeaders;
   // nginx verifies client certificates before any location runs (and before redirects).
   if (matched.vhost.clientCertificate) {
     const headers = clientCertificateStage(ctx, ex, req, matched.vhost, respond);

@@ -19,15 +19,18 @@ import type {
   BackendRef,
   ConfigIssue,
   GatewayModel,
+  GatewaySettings,
   LocationModel,
   SourceRangeModel,
   VirtualHostModel,
 } from '../config/model.ts';
+import { DEFAULT_SERVER_SETTINGS } from '../config/server-settings.ts';
 import { type AccessDecision, type AccessPolicy, compileAccessPolicy } from '../net/access-policy.ts';
 import { type CompiledCanary, compileCanary } from './canary.ts';
 import { type CompiledCors, compileCors } from './cors.ts';
 import { normalizeHost, wildcardSuffix } from './host.ts';
 import { appRootLocation, httpsRedirectLocation, redirectsToHttps } from './redirects.ts';
+import { compileServerFilters, type ServerFilters } from './server-filters.ts';
 import {
   normalizePath,
   parseRequestTarget,
@@ -57,6 +60,8 @@ export interface MatchedRoute {
   cors: CompiledCors | null;
   /** add-headers then custom-headers, merged once per snapshot; null when neither. */
   responseHeaders: Readonly<Record<string, string>> | null;
+  /** The same for requests that came over TLS: with Strict-Transport-Security when the host has a certificate. */
+  httpsResponseHeaders: Readonly<Record<string, string>> | null;
   /** The canary of the location's backend, compiled; null when none. */
   canary: CompiledCanary | null;
   /** proxy-redirect-* / proxy-cookie-*: what changes in the backend's response head; null when none. */
@@ -142,6 +147,8 @@ export interface CompiledRoutes {
   readonly hostRedirects: ReadonlyMap<string, string>;
   /** add-headers: on every response, the gateway's own included; null when none. */
   readonly addHeaders: Readonly<Record<string, string>> | null;
+  /** block-user-agents, block-referers, skip-access-log-urls. */
+  readonly filters: ServerFilters;
   /** The default server `_`: the rules without a host. */
   readonly defaultServer: CompiledVirtualHost | null;
   readonly defaultBackend: BackendRef | null;
@@ -173,6 +180,26 @@ function failClosed(raw: string, error: string): SourceRangeModel {
 
 function escapeRegex(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+}
+
+/**
+ * The headers a location sets on every answer (nginx's more_set_headers): add-headers, then
+ * custom-headers; over TLS also hsts (ingress-nginx's header filter: an https request to a host with a
+ * certificate of its own, replacing the backend's).
+ */
+function responseHeadersOf(
+  settings: GatewaySettings,
+  vhost: VirtualHostModel,
+  location: LocationModel,
+): Pick<MatchedRoute, 'responseHeaders' | 'httpsResponseHeaders'> {
+  const responseHeaders =
+    location.customHeaders === undefined
+      ? (settings.addHeaders ?? null)
+      : Object.freeze({ ...settings.addHeaders, ...location.customHeaders });
+  const hsts = (settings.server ?? DEFAULT_SERVER_SETTINGS).hsts;
+  if (hsts === null || vhost.tls === null) return { responseHeaders, httpsResponseHeaders: responseHeaders };
+  const httpsResponseHeaders = Object.freeze({ ...responseHeaders, 'strict-transport-security': hsts });
+  return { responseHeaders, httpsResponseHeaders };
 }
 
 function compileLocation(
@@ -225,10 +252,7 @@ function compileLocation(
     cors: location.cors === undefined ? null : compileCors(location.cors),
     canary: location.canary === undefined ? null : compileCanary(location.canary),
     responseRewrite: compileResponseRewrite(location),
-    responseHeaders:
-      location.customHeaders === undefined
-        ? (settings.addHeaders ?? null)
-        : Object.freeze({ ...settings.addHeaders, ...location.customHeaders }),
+    ...responseHeadersOf(settings, vhost, location),
   };
   const path = location.path;
   const redirect: RouteDecision | null =
@@ -365,6 +389,7 @@ export function compileRoutes(model: GatewayModel): CompiledRoutes {
     wildcardHosts,
     ...names,
     addHeaders: model.settings.addHeaders ?? null,
+    filters: compileServerFilters(model.settings.server ?? DEFAULT_SERVER_SETTINGS),
     defaultServer,
     defaultBackend: model.defaultBackend,
     redirectCode: model.settings.httpRedirectCode,

@@ -18,6 +18,7 @@ import type {
 } from '../config/model.ts';
 import { annotationField } from './field-path.ts';
 import { hashScheme, parseAuthMap, parseHtpasswd } from './htpasswd.ts';
+import { isLocationInLocationList } from './location-list.ts';
 import type { ConfigMapView, SecretView } from './objects.ts';
 import { describeOrigin } from './reader.ts';
 import { sourceRangeModel, trimGoSpace } from './source-range.ts';
@@ -519,14 +520,6 @@ export function parseAccessAnnotations(input: AccessInput): IngressAccess {
   };
 }
 
-/** ingress-nginx's isLocationInLocationList: a prefix of the path in the comma-separated list. */
-function inNoAuthLocations(path: string, list: string): boolean {
-  return list.split(',').some((item) => {
-    const entry = item.trim();
-    return entry !== '' && path.startsWith(entry);
-  });
-}
-
 /** The access model of one location of the Ingress, with global auth applied; undefined when it has none. */
 export function locationAccess(
   access: IngressAccess,
@@ -535,7 +528,7 @@ export function locationAccess(
 ): LocationAccessModel | undefined {
   const noAuthLocations = settings.noAuthLocations ?? DEFAULT_NO_AUTH_LOCATIONS;
   const global = settings.globalAuth ?? null;
-  const exempt = inNoAuthLocations(path, noAuthLocations);
+  const exempt = isLocationInLocationList(path, noAuthLocations);
   let externalAuth = exempt ? null : access.externalAuth;
   if (externalAuth === null && !exempt && global !== null && access.enableGlobalAuth) externalAuth = global;
   const basicAuth = exempt ? null : access.basicAuth;

@@ -557,7 +557,7 @@ export const ANNOTATION_CATALOG: readonly CatalogEntry[] = [
   {
     names: ['http2-push-preload'],
     status: 'no-effect',
-    note: "HTTP/2 server push: keepip never pushes (its HTTP/2 side answers each stream the client opens); Chromium and Firefox dropped push support and nginx 1.25.1 removed http2_push_preload, so `Link: rel=preload` headers reach the browser as the backend sent them, as hints",
+    note: 'HTTP/2 server push: keepip never pushes (its HTTP/2 side answers each stream the client opens); Chromium and Firefox dropped push support and nginx 1.25.1 removed http2_push_preload, so `Link: rel=preload` headers reach the browser as the backend sent them, as hints',
   },
   {
     names: ['ssl-prefer-server-ciphers'],
@@ -882,18 +882,37 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
     values: 'false',
     note: 'keepip never runs snippets; `"false"` is accepted silently, anything else is refused (`CONFIGMAP_KEY_REFUSED`)',
   },
-  // --- Not implemented yet: observable behaviour keepip does not have.
   {
     names: ['force-ssl-redirect'],
-    status: 'refused',
-    note: `${NOT_YET}: only the annotation forces the redirect`,
-    instead: 'the `force-ssl-redirect` annotation',
+    status: 'implemented',
+    values: 'false',
+    note: 'the default of the annotation: plain-HTTP requests are redirected to HTTPS even on hosts without TLS',
   },
   {
     names: ['no-tls-redirect-locations'],
-    status: 'refused',
-    note: `${NOT_YET}: ssl-redirect applies to every path of a TLS host`,
+    status: 'implemented',
+    values: '`/.well-known/acme-challenge`',
+    note: 'comma-separated path prefixes: a location whose Ingress path starts with one is never redirected to HTTPS (neither ssl- nor force-ssl-redirect), so ACME HTTP-01 challenges are answered over HTTP',
   },
+  {
+    names: ['hsts', 'hsts-include-subdomains', 'hsts-max-age', 'hsts-preload'],
+    status: 'implemented',
+    values: 'true, true, 31536000, false',
+    note: "`Strict-Transport-Security: max-age=…[; includeSubDomains][; preload]` on every answer to an HTTPS request for a host with a certificate of its own (not the default one), replacing the backend's",
+  },
+  {
+    names: ['block-user-agents', 'block-referers'],
+    status: 'implemented',
+    values: 'comma-separated nginx `map` entries',
+    note: '403 in every server, before redirects and access rules, when the first User-Agent (Referer) header equals an entry (case-insensitive) or matches a `~` / `~*` regular expression; an entry that is not a usable regular expression is an error and every request answers 503 until it is fixed (nginx would not load it)',
+  },
+  {
+    names: ['skip-access-log-urls'],
+    status: 'implemented',
+    values: 'comma-separated nginx `map` entries',
+    note: 'requests whose URI as sent (arguments included) equals an entry (case-insensitive) or matches a `~` / `~*` regular expression are not access-logged',
+  },
+  // --- Not implemented yet: observable behaviour keepip does not have.
   {
     names: ['proxy-add-original-uri-header'],
     status: 'refused',
@@ -915,14 +934,9 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
     note: `${NOT_YET}: keepip's responses carry no version (nginx's default \`false\`)`,
   },
   {
-    names: ['block-user-agents', 'block-referers'],
+    names: ['access-log-params'],
     status: 'refused',
-    note: `${NOT_YET}: no request is refused by its User-Agent or Referer`,
-  },
-  {
-    names: ['skip-access-log-urls', 'access-log-params'],
-    status: 'refused',
-    note: `${NOT_YET}: every request is logged`,
+    note: `${NOT_YET}: nginx's access_log parameters (buffer=, flush=, gzip) do not apply; keepip writes whole lines in batches`,
     instead: '`--access-log FILE` (or stdout) for where the lines go',
   },
   {
@@ -950,12 +964,6 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
     status: 'refused',
     note: `${NOT_YET}: responses are passed as the backend compressed them (or not)`,
     instead: 'compress in the backend',
-  },
-  {
-    names: ['hsts', 'hsts-include-subdomains', 'hsts-max-age', 'hsts-preload'],
-    status: 'refused',
-    note: `${NOT_YET}: no Strict-Transport-Security header is added`,
-    instead: 'set the header in the backend',
   },
   {
     names: [

@@ -26,6 +26,7 @@ import {
 import { annotationField, formatFieldPath } from './field-path.ts';
 import { HEADER_CONFIGMAP_KEYS } from './header-settings.ts';
 import { applyHttp2Settings, HTTP2_CONFIGMAP_KEYS } from './http2-settings.ts';
+import { readServerSettings, SERVER_SETTINGS_KEYS } from './server-settings.ts';
 import { describeOrigin } from './reader.ts';
 import { PROXY_SSL_ANNOTATIONS } from './proxy-ssl.ts';
 import { ROUTE_ANNOTATIONS, ROUTE_CONFIGMAP_KEYS } from './route-annotations.ts';
@@ -104,6 +105,8 @@ export const SUPPORTED_CONFIGMAP_KEYS: readonly string[] = [
   ...HTTP2_CONFIGMAP_KEYS,
   // proxy-request-buffering, client-body-buffer-size: src/k8s/body-buffering.ts.
   ...BODY_BUFFERING_KEYS,
+  // hsts*, force-ssl-redirect, no-tls-redirect-locations, block-*, skip-access-log-urls: src/k8s/server-settings.ts.
+  ...SERVER_SETTINGS_KEYS,
 ];
 
 /** ingress-nginx's default log-format-upstream. */
@@ -242,6 +245,10 @@ export function parseControllerConfigMap(
   });
   applyHttp2Settings(data, s, { invalid: v.invalid });
   applyBodyBufferingSettings(data, s, { invalid: v.invalid });
+  s.server = readServerSettings(data, {
+    invalid: v.invalid,
+    failClosed: (key, message) => push(v.sink, 'error', 'INVALID_CONFIGMAP_VALUE', v.field(key), message),
+  });
   s.unsupportedKeys = unsupported;
   warnIfTrustingEveryone(v, s);
   return s;
@@ -439,7 +446,8 @@ export interface IngressAnnotations {
   useRegex: boolean;
   appRoot: string | null;
   sslRedirect: boolean | null;
-  forceSslRedirect: boolean;
+  /** Null when the annotation is absent: the ConfigMap's force-ssl-redirect decides. */
+  forceSslRedirect: boolean | null;
   serviceUpstream: boolean;
   backendProtocol: LocationModel['backendProtocol'];
   /** A backend-protocol keepip cannot speak (FCGI): the locations get no backend (503). */
@@ -478,7 +486,7 @@ export function parseIngressAnnotations(
     useRegex: a.bool('use-regex', false) ?? false,
     appRoot,
     sslRedirect: a.bool('ssl-redirect', null),
-    forceSslRedirect: a.bool('force-ssl-redirect', false) ?? false,
+    forceSslRedirect: a.bool('force-ssl-redirect', null),
     serviceUpstream: a.bool('service-upstream', settings.serviceUpstream ?? false) ?? false,
     backendProtocol: backend.protocol,
     backendRefused: backend.refused,

@@ -15,9 +15,11 @@ import type {
   TlsCertificateModel,
   VirtualHostModel,
 } from '../config/model.ts';
+import { DEFAULT_SERVER_SETTINGS } from '../config/server-settings.ts';
 import { type IngressAccess, locationAccess, parseAccessAnnotations } from './access-annotations.ts';
 import { type IngressAnnotations, parseControllerConfigMap, parseIngressAnnotations } from './annotations.ts';
 import { annotationField, formatFieldPath } from './field-path.ts';
+import { isLocationInLocationList } from './location-list.ts';
 import { applyHeaderSettings, type ConfigMapLookup, readCustomHeaders } from './header-settings.ts';
 import { readProxySsl } from './proxy-ssl.ts';
 import {
@@ -430,6 +432,27 @@ function regexAndTlsHosts(
   return { regexHosts, tlsHosts };
 }
 
+/**
+ * ssl-redirect and force-ssl-redirect of a location: the annotation, else the ConfigMap; neither for a
+ * path under no-tls-redirect-locations (ingress-nginx's force_no_ssl_redirect: ACME HTTP-01
+ * challenges stay on plain HTTP by default).
+ */
+function httpsRedirects(
+  a: IngressAnnotations,
+  settings: GatewaySettings,
+  path: string,
+  tls: boolean,
+): Pick<LocationModel, 'sslRedirect' | 'forceSslRedirect'> {
+  const server = settings.server ?? DEFAULT_SERVER_SETTINGS;
+  if (isLocationInLocationList(path, server.noTlsRedirectLocations)) {
+    return { sslRedirect: false, forceSslRedirect: false };
+  }
+  return {
+    sslRedirect: (a.sslRedirect ?? settings.sslRedirect) && tls,
+    forceSslRedirect: a.forceSslRedirect ?? server.forceSslRedirect,
+  };
+}
+
 function hasTls(b: GatewayBuild, host: string): boolean {
   return [...b.tlsHosts].some((t) => tlsCovers(t, host));
 }
@@ -605,8 +628,7 @@ function location(
     deny: a.deny,
     rewriteTarget: a.rewriteTarget === path ? null : a.rewriteTarget,
     appRoot: a.appRoot,
-    sslRedirect: (a.sslRedirect ?? b.settings.sslRedirect) && hasTls(b, host),
-    forceSslRedirect: a.forceSslRedirect,
+    ...httpsRedirects(a, b.settings, path, hasTls(b, host)),
     serviceUpstream: a.serviceUpstream,
     backendProtocol: a.backendProtocol,
     proxyBodySizeBytes: a.proxyBodySizeBytes,

@@ -258,7 +258,7 @@ test('annotation defaults: nothing set means ConfigMap values and no rules', () 
   assert.equal(parsed.rewriteTarget, null);
   assert.equal(parsed.useRegex, false);
   assert.equal(parsed.sslRedirect, null);
-  assert.equal(parsed.forceSslRedirect, false);
+  assert.equal(parsed.forceSslRedirect, null, "absent: the ConfigMap's force-ssl-redirect decides");
   assert.equal(parsed.serviceUpstream, false);
   assert.equal(parsed.backendProtocol, 'HTTP');
   assert.equal(parsed.proxyBodySizeBytes, 1024 ** 2);

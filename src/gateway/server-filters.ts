@@ -1,0 +1,51 @@
+// ingress-nginx's server-level filters, compiled once per snapshot from the ConfigMap
+// (src/config/server-settings.ts): block-user-agents and block-referers refuse a request with 403 in
+// every server, before its redirects and locations (nginx's `if ($block_ua) { return 403; }`); a block
+// list nginx would not load fails closed with 503; skip-access-log-urls keeps matching request URIs out
+// of the access log (`access_log … if=$loggable`). Pure.
+import { compileMap, type MapMatcher } from '../config/nginx-map.ts';
+import type { ServerSettings } from '../config/server-settings.ts';
+
+type HeaderValue = string | string[] | undefined;
+
+export interface ServerFilters {
+  /** 403 for a blocked User-Agent or Referer, 503 when a block list is unusable, else 0. */
+  refusal(userAgent: HeaderValue, referer: HeaderValue): 0 | 403 | 503;
+  /** Whether the request URI (as sent) is left out of the access log. */
+  skipsLog(requestUri: string): boolean;
+}
+
+const NONE: MapMatcher | null = null;
+
+function matcher(entries: readonly string[]): MapMatcher | null {
+  return entries.length === 0 ? NONE : compileMap(entries);
+}
+
+/** nginx's $http_user_agent / $http_referer: the first such header. */
+function first(value: HeaderValue): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}
+
+export function compileServerFilters(server: ServerSettings): ServerFilters {
+  const agents = matcher(server.blockUserAgents);
+  const referers = matcher(server.blockReferers);
+  const skipped = matcher(server.skipAccessLogUrls);
+  const failClosed = server.blockListError !== null;
+  return {
+    refusal(userAgent, referer) {
+      if (failClosed) return 503;
+      if (agents !== null) {
+        const ua = first(userAgent);
+        if (ua !== undefined && agents.matches(ua)) return 403;
+      }
+      if (referers !== null) {
+        const ref = first(referer);
+        if (ref !== undefined && referers.matches(ref)) return 403;
+      }
+      return 0;
+    },
+    skipsLog(requestUri) {
+      return skipped?.matches(requestUri) === true;
+    },
+  };
+}

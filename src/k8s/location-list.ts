@@ -1,0 +1,12 @@
+// ingress-nginx's isLocationInLocationList, for the ConfigMap keys that exempt locations by path
+// (no-auth-locations, no-tls-redirect-locations): a comma-separated list of prefixes, each trimmed,
+// matched against the Ingress path of the location (not the request's path). Pure.
+
+/** Whether some entry of `list` is a prefix of `path`. */
+export function isLocationInLocationList(path: string, list: string | readonly string[]): boolean {
+  const entries = typeof list === 'string' ? list.split(',') : list;
+  return entries.some((item) => {
+    const entry = item.trim();
+    return entry !== '' && path.startsWith(entry);
+  });
+}

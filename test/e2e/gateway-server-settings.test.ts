@@ -1,0 +1,249 @@
+// The controller ConfigMap's server-level keys, as ingress-nginx 1.15's e2e tests check them
+// (test/e2e/settings/tls.go "HSTS", global_access_block.go, no_tls_redirect_locations.go,
+// access_log.go) but over real sockets: Strict-Transport-Security on HTTPS answers of hosts with a
+// certificate (read by curl), block-user-agents / block-referers with nginx map entries (403, and 503
+// while a list is unusable), no-tls-redirect-locations keeping ACME challenges on HTTP,
+// force-ssl-redirect from the ConfigMap, and skip-access-log-urls.
+import assert from 'node:assert/strict';
+import http, { type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, before, describe, test } from 'node:test';
+import { generate } from 'selfsigned';
+import { request, startTestGateway, type TestGateway } from '../fixtures/gateway/harness.ts';
+import {
+  controllerConfigMap,
+  ingress,
+  type K8sObject,
+  serviceWithEndpoints,
+  tlsSecret,
+  topologyOf,
+} from '../fixtures/gateway/manifests.ts';
+import { requireBinary, runCommand } from '../helpers/process.ts';
+
+const CHROME_68 =
+  'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/68.0.3440.106 Safari/537.36';
+const IPHONE =
+  'Mozilla/5.0 (iPhone; CPU iPhone OS 11_4_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/11.0 Mobile/15E148 Safari/604.1';
+
+async function certificateFor(name: string): Promise<{ cert: string; key: string }> {
+  const made = await generate([{ name: 'commonName', value: name }], {
+    keyType: 'ec',
+    curve: 'P-256',
+    algorithm: 'sha256',
+    extensions: [{ name: 'subjectAltName', altNames: [{ type: 2, value: name }] }],
+  });
+  return { cert: made.cert, key: made.private };
+}
+
+/** The response head curl received over https for `host` (SNI and Host), as lower-cased name -> value. */
+async function curlHead(
+  port: number,
+  host: string,
+  path = '/',
+  extra: string[] = [],
+): Promise<Record<string, string>> {
+  const curl = requireBinary('curl');
+  const result = await runCommand(curl, [
+    '-sk',
+    '-o',
+    '/dev/null',
+    '-D',
+    '-',
+    ...extra,
+    '--resolve',
+    `${host}:${port}:127.0.0.1`,
+    `https://${host}:${port}${path}`,
+  ]);
+  assert.equal(result.code, 0, result.stderr);
+  const head: Record<string, string> = {};
+  for (const line of result.stdout.split('\r\n').slice(1)) {
+    const colon = line.indexOf(':');
+    if (colon > 0) head[line.slice(0, colon).toLowerCase()] = line.slice(colon + 1).trim();
+  }
+  head[':status'] = result.stdout.split(' ')[1] ?? '';
+  return head;
+}
+
+describe('ConfigMap server settings', () => {
+  let backend: Server;
+  let port: number;
+  let cert: { cert: string; key: string };
+
+  before(async () => {
+    // A backend that sets its own HSTS header: ingress-nginx's replaces it.
+    backend = http.createServer((req, res) => {
+      res.writeHead(200, { 'strict-transport-security': 'max-age=100', 'content-type': 'text/plain' });
+      res.end(`backend ${req.url}\n`);
+    });
+    await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
+    port = (backend.address() as AddressInfo).port;
+    cert = await certificateFor('tls.example.com');
+  });
+  after(async () => {
+    backend.closeAllConnections();
+    await new Promise((resolve) => backend.close(resolve));
+  });
+
+  const site = (data: Record<string, string>, more: K8sObject[] = []): K8sObject[] => [
+    controllerConfigMap(data),
+    ...serviceWithEndpoints({ name: 'web', ports: [port] }),
+    tlsSecret('tls', cert.cert, cert.key),
+    ingress({
+      name: 'tls',
+      host: 'tls.example.com',
+      tlsSecret: 'tls',
+      paths: [{ path: '/', service: 'web', port: 80 }],
+    }),
+    ingress({ name: 'plain', host: 'plain.example.com', paths: [{ path: '/', service: 'web', port: 80 }] }),
+    ...more,
+  ];
+
+  async function withGateway(objects: K8sObject[], run: (gw: TestGateway) => Promise<void>): Promise<void> {
+    const gw = await startTestGateway(topologyOf(objects));
+    try {
+      await run(gw);
+    } finally {
+      await gw.close();
+    }
+  }
+
+  test('HSTS: the defaults, then max-age, includeSubDomains and preload as tls.go sets them', async () => {
+    const cases: [Record<string, string>, string | undefined][] = [
+      [{}, 'max-age=31536000; includeSubDomains'],
+      [{ 'hsts-max-age': '86400' }, 'max-age=86400; includeSubDomains'],
+      [{ 'hsts-max-age': '86400', 'hsts-include-subdomains': 'false' }, 'max-age=86400'],
+      [
+        { 'hsts-max-age': '86400', 'hsts-preload': 'true', 'hsts-include-subdomains': 'false' },
+        'max-age=86400; preload',
+      ],
+      [{ hsts: 'false' }, 'max-age=100'],
+    ];
+    for (const [data, expected] of cases) {
+      await withGateway(site(data), async (gw) => {
+        const head = await curlHead(gw.httpsPort, 'tls.example.com');
+        assert.equal(head[':status'], '200');
+        // One header: the gateway's replaces the backend's own (more_set_headers), unless hsts is off.
+        assert.equal(head['strict-transport-security'], expected, JSON.stringify(data));
+      });
+    }
+  });
+
+  test('HSTS only over TLS and only for a host with its own certificate', async () => {
+    await withGateway(site({ 'block-referers': 'qwerty' }), async (gw) => {
+      // Plain HTTP to a host without TLS: the backend's header as it sent it.
+      const plain = await request(gw.httpPort, { host: 'plain.example.com' });
+      assert.equal(plain.headers['strict-transport-security'], 'max-age=100');
+      // HTTPS to a host served with the default certificate: none added either.
+      const defaultCert = await curlHead(gw.httpsPort, 'plain.example.com');
+      assert.equal(defaultCert['strict-transport-security'], 'max-age=100');
+      // The gateway's own answers over TLS carry it too (a 403 of that host's server).
+      const refused = await curlHead(gw.httpsPort, 'tls.example.com', '/', ['-H', 'referer: qwerty']);
+      assert.equal(refused[':status'], '403');
+      assert.equal(refused['strict-transport-security'], 'max-age=31536000; includeSubDomains');
+    });
+  });
+
+  test('block-user-agents and block-referers: global_access_block.go', async () => {
+    const data = {
+      'block-user-agents': '~*chrome\\/68\\.0\\.3440\\.106\\ safari\\/537\\.36,AlphaBot',
+      'block-referers': '~*example\\.com,qwerty',
+    };
+    await withGateway(site(data), async (gw) => {
+      const get = (headers: Record<string, string>) =>
+        request(gw.httpPort, { host: 'plain.example.com', headers }).then((r) => r.status);
+      assert.equal(await get({ 'user-agent': CHROME_68 }), 403);
+      assert.equal(await get({ 'user-agent': 'AlphaBot' }), 403);
+      assert.equal(await get({ 'user-agent': 'alphabot' }), 403, 'map strings ignore case');
+      assert.equal(await get({ 'user-agent': IPHONE }), 200);
+      assert.equal(await get({ 'user-agent': 'AlphaBot2' }), 200, 'a string entry is the whole value');
+      assert.equal(await get({ referer: 'example.com' }), 403);
+      assert.equal(await get({ referer: 'qwerty' }), 403);
+      assert.equal(await get({ referer: 'qwerty123' }), 200);
+      // Every server: an unknown host (the default server) and a host that redirects to https too.
+      assert.equal(
+        (await request(gw.httpPort, { host: 'nowhere', headers: { referer: 'qwerty' } })).status,
+        403,
+      );
+      assert.equal(
+        (await request(gw.httpPort, { host: 'tls.example.com', headers: { referer: 'qwerty' } })).status,
+        403,
+      );
+    });
+  });
+
+  test('a block list nginx would not load is an error: keepip will not serve it (as nginx -t)', async () => {
+    for (const [key, value] of [
+      ['block-user-agents', '~*(unclosed'],
+      ['block-referers', '~'],
+    ] as const) {
+      const topology = topologyOf(site({ [key]: value }));
+      const issue = topology.issues.find((i) => i.severity === 'error' && i.field === `data["${key}"]`);
+      assert.ok(issue, `${key}: ${value} is an error`);
+      assert.match(issue.message, /fails closed/);
+      await assert.rejects(startTestGateway(topology), /error/);
+    }
+  });
+
+  test('no-tls-redirect-locations: ACME challenges stay on HTTP by default; the list can be changed', async () => {
+    const acme = ingress({
+      name: 'acme',
+      host: 'tls.example.com',
+      paths: [{ path: '/.well-known/acme-challenge/token', service: 'web', port: 80 }],
+    });
+    const check = ingress({
+      name: 'check',
+      host: 'tls.example.com',
+      paths: [{ path: '/check-no-tls', service: 'web', port: 80 }],
+    });
+    await withGateway(site({}, [acme, check]), async (gw) => {
+      const challenge = await request(gw.httpPort, {
+        host: 'tls.example.com',
+        path: '/.well-known/acme-challenge/token',
+      });
+      assert.equal(challenge.status, 200);
+      assert.equal(challenge.body, 'backend /.well-known/acme-challenge/token\n');
+      assert.equal(
+        (await request(gw.httpPort, { host: 'tls.example.com', path: '/check-no-tls' })).status,
+        308,
+      );
+    });
+    await withGateway(site({ 'no-tls-redirect-locations': '/check-no-tls' }, [acme, check]), async (gw) => {
+      assert.equal(
+        (await request(gw.httpPort, { host: 'tls.example.com', path: '/check-no-tls' })).status,
+        200,
+      );
+      const challenge = await request(gw.httpPort, {
+        host: 'tls.example.com',
+        path: '/.well-known/acme-challenge/token',
+      });
+      assert.equal(challenge.status, 308, 'the default is replaced, not added to');
+    });
+  });
+
+  test('force-ssl-redirect from the ConfigMap: hosts without TLS too; the annotation still wins', async () => {
+    const off = ingress({
+      name: 'off',
+      host: 'off.example.com',
+      paths: [{ path: '/', service: 'web', port: 80 }],
+      annotations: { 'force-ssl-redirect': 'false' },
+    });
+    await withGateway(site({ 'force-ssl-redirect': 'true' }, [off]), async (gw) => {
+      const plain = await request(gw.httpPort, { host: 'plain.example.com', path: '/a' });
+      assert.equal(plain.status, 308);
+      assert.equal(plain.headers.location, 'https://plain.example.com/a');
+      assert.equal((await request(gw.httpPort, { host: 'off.example.com' })).status, 200);
+    });
+  });
+
+  test('skip-access-log-urls: matching request URIs are served but not logged', async () => {
+    await withGateway(site({ 'skip-access-log-urls': '/healthz,~^/metrics' }), async (gw) => {
+      for (const path of ['/healthz', '/HEALTHZ', '/metrics?x=1', '/healthz?full=1', '/logged']) {
+        assert.equal((await request(gw.httpPort, { host: 'plain.example.com', path })).status, 200, path);
+      }
+      await gw.access.waitFor(/GET \/logged /);
+      const logged = gw.access.lines.map((l) => l.match(/"GET (\S+) /)?.[1]);
+      // '/healthz?full=1' is another request URI than '/healthz': nginx's map compares the whole value.
+      assert.deepEqual(logged, ['/healthz?full=1', '/logged']);
+    });
+  });
+});
