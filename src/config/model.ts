@@ -230,6 +230,8 @@ export interface GatewaySettings {
   /** preserve-trailing-slash / use-port-in-redirects: defaults of the annotations. */
   preserveTrailingSlash?: boolean;
   usePortInRedirects?: boolean;
+  /** ssl-ciphers, ssl-protocols: what TLS handshakes negotiate (src/k8s/server-tls.ts); absent: ingress-nginx's defaults. */
+  serverTls?: ServerTlsModel;
   /** worker-processes: `auto` or a count of serving processes; absent when the ConfigMap does not say (src/workers/). */
   workerProcesses?: number | 'auto';
   /** ConfigMap keys present but not implemented: reported at start-up and on reload. */
@@ -344,6 +346,22 @@ export interface ProxySslModel {
   protocols: readonly string[];
   /** OpenSSL cipher list (DEFAULT). */
   ciphers: string;
+}
+
+/**
+ * ssl-ciphers and ssl-protocols (ConfigMap), ssl-ciphers and ssl-prefer-server-ciphers (annotations, per
+ * host): what a TLS handshake with the gateway may negotiate (src/gateway/tls.ts).
+ */
+export interface ServerTlsModel {
+  /** OpenSSL cipher list for TLS 1.2 and older; TLS 1.3 suites stay the defaults unless `TLS_*` names are listed. */
+  ciphers: string;
+  /** The versions offered, among TLSv1, TLSv1.1, TLSv1.2, TLSv1.3. */
+  protocols: readonly string[];
+  /** ssl_prefer_server_ciphers: the server's order wins (ingress-nginx: on). */
+  preferServerCiphers: boolean;
+  /** Why the cipher list or the versions cannot be used: the handshakes they apply to are refused, never widened. */
+  invalidCiphers?: string;
+  invalidProtocols?: string;
 }
 
 /** enable-cors with its cors-* values, defaults applied (ingress-nginx's cors parser). */
@@ -516,6 +534,8 @@ export interface VirtualHostModel {
   aliases?: readonly string[];
   /** from-to-www-redirect: the other name (with or without `www.`), answered by a redirect to this host. */
   redirectFrom?: string;
+  /** ssl-ciphers / ssl-prefer-server-ciphers of the first Ingress of the host that sets them, over the ConfigMap's. */
+  serverTls?: ServerTlsModel;
 }
 
 export interface GatewayModel {

@@ -446,6 +446,14 @@ export function snapshotEvents(snap: GatewaySnapshot): GatewayEvent[] {
       message: `certificate of Secret ${problem.secret} for ${problem.host} cannot be used (${problem.message}): the default certificate is served`,
     });
   }
+  for (const problem of snap.certificates.settingsProblems) {
+    events.push({
+      level: 'error',
+      event: 'tls-settings',
+      message: `TLS settings of ${problem.scope} cannot be used (${problem.message}): their handshakes are refused`,
+      code: 'INVALID_TLS_SETTINGS',
+    });
+  }
   for (const variable of snap.unknownLogVariables) {
     events.push({
       level: 'warning',

@@ -1,7 +1,10 @@
 // The listeners. Each --http/--https address is a net.Server of ours; every accepted connection goes
 // through the same steps before a request is parsed:
 //   PROXY header (only when use-proxy-protocol is on, only from trusted peers; never guessed)
-//   -> for the HTTPS listener: TLS with SNI (or nginx's 400 when the first bytes are plain HTTP);
+//   -> for the HTTPS listener: the whole TLS ClientHello is read first (client-hello.ts, bounded, within
+//      the header timeout), then TLS starts with the context of its server name (certificate and
+//      ssl-protocols / ssl-ciphers: tls.ts), the SNI callback picking the certificate as before (or
+//      nginx's 400 when the first bytes are plain HTTP);
 //      ALPN `h2` (use-http2) goes to the HTTP/2 side (h2-server.ts), the same pipeline per stream
 //   -> keepip's HTTP/1.1 server side (h1-server.ts: request parsing, keep-alive, the client-side
 //      deadlines) -> the request pipeline (handler.ts).
@@ -15,6 +18,7 @@ import { formatHostPort } from '../net/host-port.ts';
 import { canonicalIp } from '../net/ip.ts';
 import { type ReadOutcome, readProxyHeader } from '../proxy-protocol/reader.ts';
 import { requestClientCertificate } from './access/client-cert.ts';
+import { type ClientHello, type ClientHelloError, readClientHello } from './client-hello.ts';
 import type { ClientTimeouts, ConnectionCloseReason } from './client-timeouts.ts';
 import { attachConnection, type ConnectionInfo } from './connection.ts';
 import type { ErrorLog } from './error-log.ts';
@@ -105,18 +109,22 @@ function createServerSides(ctx: ListenerContext): ServerSides {
   };
 }
 
-/** TLS on the HTTPS listener, then HTTP/1.1 or, by ALPN (use-http2), HTTP/2. */
+/**
+ * TLS on the HTTPS listener, starting with `context` (what the handshake may negotiate is fixed by it),
+ * then HTTP/1.1 or, by ALPN (use-http2), HTTP/2.
+ */
 function serveTls(
   ctx: ListenerContext,
   sides: ServerSides,
   socket: net.Socket,
   info: ConnectionInfo,
   timeouts: ClientTimeouts,
+  context: tls.SecureContext,
 ): void {
   const http2 = http2SettingsOf(ctx.current().settings);
   const secure = new tls.TLSSocket(socket, {
     isServer: true,
-    secureContext: sides.defaultContext,
+    secureContext: context,
     SNICallback: sides.sniCallback,
     ALPNProtocols: http2.enabled ? ['h2', 'http/1.1'] : ['http/1.1'],
   });
@@ -135,9 +143,55 @@ function serveTls(
   );
 }
 
+/** `, client: …, server: …` of a connection's error log lines: the PROXY client when there is one. */
+function connectionContext(info: ConnectionInfo): string {
+  const server = formatHostPort(info.serverAddress, info.serverPort);
+  return `, client: ${info.proxySource ?? info.peerAddress}, server: ${server}`;
+}
+
+/** A ClientHello that cannot be served: closed without an answer, one error log line with the code. */
+function refuseHello(
+  ctx: ListenerContext,
+  socket: net.Socket,
+  info: ConnectionInfo,
+  error: ClientHelloError,
+): void {
+  ctx.errorLog.write(
+    'error',
+    info.id,
+    `${error.code}: ${error.message} while reading the TLS ClientHello, connection closed${connectionContext(info)}`,
+  );
+  socket.destroy();
+}
+
+/** The whole ClientHello is in (and put back): TLS with the context of its server name. */
+function dispatchHello(
+  ctx: ListenerContext,
+  sides: ServerSides,
+  socket: net.Socket,
+  info: ConnectionInfo,
+  timeouts: ClientTimeouts,
+  hello: ClientHello,
+): void {
+  const snap = ctx.current();
+  const context = snap.certificates.initialContext(hello.serverName, ctx.defaultCertificate);
+  if (context === null) {
+    const name = hello.serverName === null ? 'a client without SNI' : `"${hello.serverName}"`;
+    ctx.errorLog.write(
+      'error',
+      info.id,
+      `INVALID_TLS_SETTINGS: the TLS settings (ssl-ciphers, ssl-protocols) for ${name} cannot be used, handshake refused${connectionContext(info)}`,
+    );
+    socket.destroy();
+    return;
+  }
+  serveTls(ctx, sides, socket, info, timeouts, context);
+}
+
 /**
- * The HTTPS listener peeks at the first byte: a TLS handshake goes to TLS, anything else is plain HTTP
- * sent to the HTTPS port. A client that connects and says nothing is dropped after the header timeout.
+ * The HTTPS listener reads the first bytes: a TLS handshake goes to TLS once its whole ClientHello is in
+ * (at most MAX_HELLO_INPUT bytes; anything else is refused with its code), other bytes are plain HTTP
+ * sent to the HTTPS port. A client that says nothing, or not enough, is dropped after the header timeout.
  */
 function serveHttpsListener(
   ctx: ListenerContext,
@@ -146,19 +200,30 @@ function serveHttpsListener(
   info: ConnectionInfo,
   timeouts: ClientTimeouts,
 ): void {
-  const onReadable = () => {
-    const chunk = socket.read() as Buffer | null;
-    if (chunk === null) return;
+  const chunks: Buffer[] = [];
+  const stop = (bytes: Buffer) => {
     clearTimeout(timer);
     socket.off('readable', onReadable);
     socket.off('end', onGone);
-    socket.unshift(chunk);
-    if (looksLikeTls(chunk[0] as number)) {
-      serveTls(ctx, sides, socket, info, timeouts);
+    socket.unshift(bytes);
+  };
+  const onReadable = () => {
+    for (let chunk = socket.read() as Buffer | null; chunk !== null; chunk = socket.read() as Buffer | null)
+      chunks.push(chunk);
+    if (chunks.length === 0) return;
+    const bytes = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
+    chunks.splice(0, chunks.length, bytes);
+    if (!looksLikeTls(bytes[0] as number)) {
+      stop(bytes);
+      attachConnection(socket, { ...info, scheme: 'http' });
+      sides.plainH1.serve(socket, timeouts);
       return;
     }
-    attachConnection(socket, { ...info, scheme: 'http' });
-    sides.plainH1.serve(socket, timeouts);
+    const read = readClientHello(bytes);
+    if (read.kind === 'incomplete') return;
+    stop(bytes);
+    if (read.kind === 'error') refuseHello(ctx, socket, info, read.error);
+    else dispatchHello(ctx, sides, socket, info, timeouts, read.hello);
   };
   const onGone = () => socket.destroy();
   const timer = setTimeout(() => {

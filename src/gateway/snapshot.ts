@@ -28,6 +28,8 @@ const CONTAINED_ERRORS = new Set([
   'ACCESS_CONFIG_DENIED',
   // GRPC/FCGI backends: the location has no backend and answers 503.
   'UNSUPPORTED_BACKEND_PROTOCOL',
+  // ssl-ciphers / ssl-protocols that cannot be used: the handshakes they apply to are refused.
+  'INVALID_TLS_SETTINGS',
   // A rule or path that cannot be routed is skipped; its requests get 404 like any unknown path.
   'INVALID_HOST',
   'INVALID_PATH',
@@ -298,7 +300,7 @@ export function buildSnapshot(
     trustSource,
     resolveClientIp: (input) => resolver.resolve(input),
     ...accessLogOf(settings, options),
-    certificates: buildCertificateStore(topology.gateway.virtualHosts),
+    certificates: buildCertificateStore(topology.gateway.virtualHosts, settings.serverTls),
     clientTimeouts: clientTimeoutsOf(settings, options.clientTimeouts),
     upstreamFor: (location) => upstreams.byLocation.get(location),
     canaryUpstreamFor: (location) => upstreams.byCanary.get(location),

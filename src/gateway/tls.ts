@@ -1,10 +1,18 @@
 // TLS for the HTTPS listener: one secure context per virtual host that has a certificate, looked up by
 // SNI (exact name, then a single leading wildcard label), and a generated self-signed default certificate
 // for everything else, as ingress-nginx's "Fake Certificate".
-import { X509Certificate } from 'node:crypto';
-import tls, { type SecureContext } from 'node:tls';
+//
+// What a handshake may negotiate (ssl-protocols, ssl-ciphers, ssl-prefer-server-ciphers: the ConfigMap's,
+// or a host's own) is fixed by the context the TLS socket is created with: OpenSSL keeps that context's
+// versions and cipher list when the SNI callback swaps the certificate. So the listener reads the
+// ClientHello first (client-hello.ts) and starts the handshake with `initialContext(serverName)`: the
+// certificate the SNI lookup picks, with the settings of that name. Settings that cannot be used refuse
+// the handshake (null), never fall back to the defaults.
+import { constants, X509Certificate } from 'node:crypto';
+import tls, { type SecureContext, type SecureContextOptions } from 'node:tls';
 import { generate } from 'selfsigned';
-import type { VirtualHostModel } from '../config/model.ts';
+import type { ServerTlsModel, VirtualHostModel } from '../config/model.ts';
+import { defaultServerTls } from '../k8s/server-tls.ts';
 
 export interface KeyPair {
   key: string;
@@ -30,9 +38,23 @@ export interface CertificateProblem {
   message: string;
 }
 
+export interface TlsSettingsProblem {
+  /** `the ConfigMap` or `host example.com`. */
+  scope: string;
+  message: string;
+}
+
 export interface CertificateStore {
   /** The context for `servername`, or undefined for the default certificate. */
   lookup(servername: string): SecureContext | undefined;
+  /**
+   * The context a handshake for `servername` (null: no SNI) starts with: the certificate `lookup` picks
+   * (else `fallback`, the default certificate) with the TLS settings of that name; null when those
+   * settings cannot be used: the handshake is refused.
+   */
+  initialContext(servername: string | null, fallback: KeyPair): SecureContext | null;
+  /** TLS settings that cannot be used (invalid in the manifests, or refused by OpenSSL). */
+  readonly settingsProblems: readonly TlsSettingsProblem[];
   /** Host names with their own certificate, for the start-up line. */
   readonly hosts: readonly string[];
   /** Certificates that could not be loaded (those hosts get the default certificate, as in ingress-nginx). */
@@ -54,40 +76,162 @@ function coversName(certPem: string, name: string): boolean {
   }
 }
 
-export function buildCertificateStore(virtualHosts: readonly VirtualHostModel[]): CertificateStore {
-  const byName = new Map<string, SecureContext>();
+const NO_VERSION: Readonly<Record<string, number>> = {
+  TLSv1: constants.SSL_OP_NO_TLSv1,
+  'TLSv1.1': constants.SSL_OP_NO_TLSv1_1,
+  'TLSv1.2': constants.SSL_OP_NO_TLSv1_2,
+  'TLSv1.3': constants.SSL_OP_NO_TLSv1_3,
+};
+const VERSION_ORDER = ['TLSv1', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3'] as const;
+
+type TlsOptions = Pick<
+  SecureContextOptions,
+  'ciphers' | 'minVersion' | 'maxVersion' | 'secureOptions' | 'honorCipherOrder'
+>;
+
+/**
+ * Context options for TLS settings, checked by OpenSSL; a reason when they cannot be used. The versions
+ * are a range (minVersion..maxVersion) with the ones not listed inside it switched off, so a list with
+ * a gap is honoured exactly.
+ */
+export function serverTlsOptions(
+  model: ServerTlsModel,
+): { ok: true; value: TlsOptions } | { ok: false; reason: string } {
+  const invalid = model.invalidProtocols ?? model.invalidCiphers;
+  if (invalid !== undefined) return { ok: false, reason: invalid };
+  const listed = VERSION_ORDER.filter((v) => model.protocols.includes(v));
+  const min = listed[0];
+  const max = listed[listed.length - 1];
+  if (min === undefined || max === undefined) return { ok: false, reason: 'no TLS version to offer' };
+  let secureOptions = 0;
+  for (const v of VERSION_ORDER.slice(VERSION_ORDER.indexOf(min), VERSION_ORDER.indexOf(max) + 1))
+    if (!listed.includes(v)) secureOptions |= NO_VERSION[v] as number;
+  const value: TlsOptions = {
+    ciphers: model.ciphers,
+    minVersion: min,
+    maxVersion: max,
+    honorCipherOrder: model.preferServerCiphers,
+    ...(secureOptions === 0 ? {} : { secureOptions }),
+  };
+  try {
+    tls.createSecureContext(value);
+  } catch (error) {
+    return {
+      ok: false,
+      reason: `OpenSSL refuses ${JSON.stringify(model.ciphers)}: ${(error as Error).message}`,
+    };
+  }
+  return { ok: true, value };
+}
+
+/** A name's entry: exact, then a single leading wildcard label. */
+function byServerName<T>(map: ReadonlyMap<string, T>, servername: string): T | undefined {
+  const name = servername.toLowerCase();
+  const exact = map.get(name);
+  if (exact !== undefined) return exact;
+  const dot = name.indexOf('.');
+  return dot > 0 ? map.get(`*${name.slice(dot)}`) : undefined;
+}
+
+interface HostCertificate extends KeyPair {
+  /** The Secret: contexts are made once per Secret and settings. */
+  id: string;
+  context: SecureContext;
+}
+
+/** Every host's certificate by name (aliases and the www twin when the certificate covers them). */
+function certificatesByName(virtualHosts: readonly VirtualHostModel[]): {
+  byName: Map<string, HostCertificate>;
+  problems: CertificateProblem[];
+} {
+  const byName = new Map<string, HostCertificate>();
   const problems: CertificateProblem[] = [];
   // Secrets are often shared by several hosts: make each context once.
-  const bySecret = new Map<string, SecureContext | null>();
+  const bySecret = new Map<string, HostCertificate | null>();
   for (const vhost of virtualHosts) {
     if (vhost.tls === null || vhost.host === '') continue;
     const secretId = `${vhost.tls.secret.namespace}/${vhost.tls.secret.name}`;
-    let context = bySecret.get(secretId);
-    if (context === undefined) {
+    let entry = bySecret.get(secretId);
+    if (entry === undefined) {
+      const pair = { key: vhost.tls.keyPem, cert: vhost.tls.certPem };
       try {
-        context = tls.createSecureContext({ key: vhost.tls.keyPem, cert: vhost.tls.certPem });
+        entry = { ...pair, id: secretId, context: tls.createSecureContext(pair) };
       } catch (error) {
-        context = null;
+        entry = null;
         problems.push({ host: vhost.host, secret: secretId, message: (error as Error).message });
       }
-      bySecret.set(secretId, context);
+      bySecret.set(secretId, entry);
     }
-    if (context === null) continue;
-    byName.set(vhost.host.toLowerCase(), context);
+    if (entry === null) continue;
+    byName.set(vhost.host.toLowerCase(), entry);
     for (const name of otherNames(vhost)) {
       // As ingress-nginx: an alias or www twin gets the host's certificate only when it covers the name.
-      if (!byName.has(name) && coversName(vhost.tls.certPem, name)) byName.set(name, context);
+      if (!byName.has(name) && coversName(vhost.tls.certPem, name)) byName.set(name, entry);
     }
   }
+  return { byName, problems };
+}
+
+/** Each host's own TLS settings by name (aliases and the www twin too), checked once per settings. */
+function settingsByName(
+  virtualHosts: readonly VirtualHostModel[],
+  global: ServerTlsModel,
+): {
+  byName: Map<string, ServerTlsModel>;
+  options: Map<ServerTlsModel, ReturnType<typeof serverTlsOptions>>;
+  problems: TlsSettingsProblem[];
+} {
+  const byName = new Map<string, ServerTlsModel>();
+  const options = new Map<ServerTlsModel, ReturnType<typeof serverTlsOptions>>();
+  const problems: TlsSettingsProblem[] = [];
+  const check = (model: ServerTlsModel, scope: string) => {
+    const checked = serverTlsOptions(model);
+    options.set(model, checked);
+    if (!checked.ok) problems.push({ scope, message: checked.reason });
+  };
+  check(global, 'every TLS host without its own ssl-ciphers, and the default certificate');
+  for (const vhost of virtualHosts) {
+    if (vhost.serverTls === undefined || vhost.host === '') continue;
+    check(vhost.serverTls, `host ${vhost.host}`);
+    for (const name of [vhost.host.toLowerCase(), ...otherNames(vhost)])
+      if (!byName.has(name)) byName.set(name, vhost.serverTls);
+  }
+  return { byName, options, problems };
+}
+
+export function buildCertificateStore(
+  virtualHosts: readonly VirtualHostModel[],
+  serverTls: ServerTlsModel = defaultServerTls(),
+): CertificateStore {
+  const certificates = certificatesByName(virtualHosts);
+  const settings = settingsByName(virtualHosts, serverTls);
+  // Contexts a handshake starts with, per certificate and settings, made on first use.
+  const initial = new Map<string, SecureContext | null>();
+  const settingsIds = new Map<ServerTlsModel, number>();
   return {
-    hosts: [...byName.keys()].sort(),
-    problems,
-    lookup(servername) {
-      const name = servername.toLowerCase();
-      const exact = byName.get(name);
-      if (exact !== undefined) return exact;
-      const dot = name.indexOf('.');
-      return dot > 0 ? byName.get(`*${name.slice(dot)}`) : undefined;
+    hosts: [...certificates.byName.keys()].sort(),
+    problems: certificates.problems,
+    settingsProblems: settings.problems,
+    lookup: (servername) => byServerName(certificates.byName, servername)?.context,
+    initialContext(servername, fallback) {
+      const model =
+        (servername === null ? undefined : byServerName(settings.byName, servername)) ?? serverTls;
+      const checked = settings.options.get(model);
+      if (checked === undefined || !checked.ok) return null;
+      const own = servername === null ? undefined : byServerName(certificates.byName, servername);
+      const pair = own ?? { ...fallback, id: '' };
+      if (!settingsIds.has(model)) settingsIds.set(model, settingsIds.size);
+      const key = `${pair.id}|${settingsIds.get(model)}`;
+      let context = initial.get(key);
+      if (context === undefined) {
+        try {
+          context = tls.createSecureContext({ key: pair.key, cert: pair.cert, ...checked.value });
+        } catch {
+          context = null; // a certificate that loaded alone would not fail here; fail closed anyway
+        }
+        initial.set(key, context);
+      }
+      return context;
     },
   };
 }

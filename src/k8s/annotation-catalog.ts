@@ -527,8 +527,15 @@ export const ANNOTATION_CATALOG: readonly CatalogEntry[] = [
   },
   {
     names: ['ssl-ciphers'],
-    status: 'refused',
-    note: `${NOT_YET}: the host offers the ciphers of Node's TLS defaults`,
+    status: 'implemented',
+    values: 'an OpenSSL cipher list (`[A-Za-z0-9!:+-_]`, `@STRENGTH`, `@SECLEVEL=0-5`)',
+    note: "the TLS 1.2 (and older) suites a handshake for the host may use, chosen by the client's SNI before the handshake starts (aliases and the www twin included); TLS 1.3 suites stay the defaults unless `TLS_*` names are listed. Per host: the first Ingress of the host that sets it. A list that fails the syntax or that OpenSSL refuses is an error (`INVALID_TLS_SETTINGS`) and the host's handshakes are refused, never served with the defaults. Default: the ConfigMap's `ssl-ciphers`",
+  },
+  {
+    names: ['ssl-prefer-server-ciphers'],
+    status: 'implemented',
+    values: "Go boolean (default true, as ingress-nginx's `ssl_prefer_server_ciphers on`)",
+    note: "the server's cipher order wins among suites both sides accept (`false`: the client's). Per host: the first Ingress of the host that sets it",
   },
   {
     names: ['proxy-request-buffering'],
@@ -558,11 +565,6 @@ export const ANNOTATION_CATALOG: readonly CatalogEntry[] = [
     names: ['http2-push-preload'],
     status: 'no-effect',
     note: 'HTTP/2 server push: keepip never pushes (its HTTP/2 side answers each stream the client opens); Chromium and Firefox dropped push support and nginx 1.25.1 removed http2_push_preload, so `Link: rel=preload` headers reach the browser as the backend sent them, as hints',
-  },
-  {
-    names: ['ssl-prefer-server-ciphers'],
-    status: 'no-effect',
-    note: "which side's cipher order wins among suites both accept: keepip offers only the modern suites of Node's TLS defaults, all of them acceptable",
   },
   {
     names: ['enable-rewrite-log'],
@@ -692,6 +694,18 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
     status: 'implemented',
     values: '5, 60, 60',
     note: 'whole seconds',
+  },
+  {
+    names: ['ssl-protocols'],
+    status: 'implemented',
+    values: '`TLSv1.2 TLSv1.3`',
+    note: 'the TLS versions every handshake may use (TLS hosts and the default certificate), among TLSv1, TLSv1.1, TLSv1.2, TLSv1.3, exactly as listed (a gap is kept); SSLv2 and SSLv3 are skipped with a warning. An unknown version is an error (`INVALID_TLS_SETTINGS`) and every handshake is refused',
+  },
+  {
+    names: ['ssl-ciphers'],
+    status: 'implemented',
+    values: "ingress-nginx's Mozilla intermediate list",
+    note: 'the TLS 1.2 (and older) suites of every TLS host without its own `ssl-ciphers` annotation, and of the default certificate; TLS 1.3 suites stay the defaults unless `TLS_*` names are listed. Invalid (syntax, or OpenSSL refuses it): an error (`INVALID_TLS_SETTINGS`) and those handshakes are refused',
   },
   {
     names: ['client-header-timeout'],
@@ -966,16 +980,9 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
     instead: 'compress in the backend',
   },
   {
-    names: [
-      'ssl-protocols',
-      'ssl-ciphers',
-      'ssl-ecdh-curve',
-      'ssl-dh-param',
-      'ssl-early-data',
-      'ssl-reject-handshake',
-    ],
+    names: ['ssl-ecdh-curve', 'ssl-dh-param', 'ssl-early-data', 'ssl-reject-handshake'],
     status: 'refused',
-    note: `${NOT_YET}: TLS uses Node's defaults (TLS 1.2 and 1.3, modern suites), and unknown names get the default certificate`,
+    note: `${NOT_YET}: TLS uses Node's defaults for these (curves, DH parameters, no 0-RTT), and unknown names get the default certificate`,
   },
   {
     names: ['enable-ocsp'],

@@ -30,6 +30,7 @@ import { readServerSettings, SERVER_SETTINGS_KEYS } from './server-settings.ts';
 import { describeOrigin } from './reader.ts';
 import { PROXY_SSL_ANNOTATIONS } from './proxy-ssl.ts';
 import { ROUTE_ANNOTATIONS, ROUTE_CONFIGMAP_KEYS } from './route-annotations.ts';
+import { readServerTlsConfigMap, SERVER_TLS_ANNOTATIONS, SERVER_TLS_CONFIGMAP_KEYS } from './server-tls.ts';
 import { TRAFFIC_ANNOTATIONS, TRAFFIC_CONFIGMAP_KEYS } from './traffic-annotations.ts';
 import { parseConfigMapSourceRange, resolveAccessRules } from './source-range.ts';
 import { isHeaderName, parseGoBool, parseGoDurationMs, parseNginxSize, parseUint } from './values.ts';
@@ -60,6 +61,8 @@ export const SUPPORTED_ANNOTATIONS: readonly string[] = [
   ...TRAFFIC_ANNOTATIONS,
   // TLS towards HTTPS backends: src/k8s/proxy-ssl.ts.
   ...PROXY_SSL_ANNOTATIONS,
+  // What TLS handshakes negotiate per host: src/k8s/server-tls.ts.
+  ...SERVER_TLS_ANNOTATIONS,
   // proxy-request-buffering, client-body-buffer-size: src/k8s/body-buffering.ts.
   ...BODY_BUFFERING_KEYS,
 ];
@@ -103,6 +106,8 @@ export const SUPPORTED_CONFIGMAP_KEYS: readonly string[] = [
   ...TRAFFIC_CONFIGMAP_KEYS,
   // HTTP/2 to clients: src/k8s/http2-settings.ts.
   ...HTTP2_CONFIGMAP_KEYS,
+  // ssl-ciphers, ssl-protocols: src/k8s/server-tls.ts.
+  ...SERVER_TLS_CONFIGMAP_KEYS,
   // proxy-request-buffering, client-body-buffer-size: src/k8s/body-buffering.ts.
   ...BODY_BUFFERING_KEYS,
   // hsts*, force-ssl-redirect, no-tls-redirect-locations, block-*, skip-access-log-urls: src/k8s/server-settings.ts.
@@ -244,6 +249,8 @@ export function parseControllerConfigMap(
     error: (key, message) => push(v.sink, 'error', 'ACCESS_CONFIG_DENIED', v.field(key), message),
   });
   applyHttp2Settings(data, s, { invalid: v.invalid });
+  const serverTls = readServerTlsConfigMap(data, origin, issues);
+  if (serverTls !== undefined) s.serverTls = serverTls;
   applyBodyBufferingSettings(data, s, { invalid: v.invalid });
   s.server = readServerSettings(data, {
     invalid: v.invalid,

@@ -279,6 +279,12 @@ export const K8S_CODES = {
     summary: 'an EndpointSlice of addressType FQDN; it is ignored',
     fix: 'use IPv4 or IPv6 EndpointSlices',
   },
+  INVALID_TLS_SETTINGS: {
+    kind: 'issue',
+    summary:
+      'ssl-ciphers or ssl-protocols (the annotation or the ConfigMap key) is not a cipher list or a set of TLS versions keepip can offer: the handshakes it applies to are refused (fail closed), never widened to the defaults',
+    fix: 'write an OpenSSL cipher list (e.g. ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES256-GCM-SHA384) and versions among TLSv1.2 TLSv1.3',
+  },
 } as const satisfies CodeTable;
 
 export type K8sCode = keyof typeof K8S_CODES;

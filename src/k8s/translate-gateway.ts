@@ -22,6 +22,7 @@ import { annotationField, formatFieldPath } from './field-path.ts';
 import { isLocationInLocationList } from './location-list.ts';
 import { applyHeaderSettings, type ConfigMapLookup, readCustomHeaders } from './header-settings.ts';
 import { readProxySsl } from './proxy-ssl.ts';
+import { hostServerTls, type IngressServerTls, readServerTlsAnnotations } from './server-tls.ts';
 import {
   applyLogSettings,
   parseRouteAnnotations,
@@ -300,6 +301,8 @@ interface IngressReadings {
   balancingOf: Map<IngressView, Balancing>;
   /** proxy-ssl-* of each Ingress (src/k8s/proxy-ssl.ts). */
   proxySslOf: Map<IngressView, ReturnType<typeof readProxySsl>>;
+  /** ssl-ciphers, ssl-prefer-server-ciphers of each Ingress (src/k8s/server-tls.ts). */
+  serverTlsOf: Map<IngressView, IngressServerTls>;
 }
 
 interface HostBuild {
@@ -387,11 +390,13 @@ function readIngresses(
   const affinityOf = new Map<string, AffinityModel>();
   const balancingOf = new Map<IngressView, Balancing>();
   const proxySslOf = new Map<IngressView, ReturnType<typeof readProxySsl>>();
+  const serverTlsOf = new Map<IngressView, IngressServerTls>();
   const secrets = new Map(input.secrets.map((s) => [`${s.meta.namespace}/${s.meta.name}`, s]));
   const lookup = configMapLookup(input);
   for (const ing of served) {
     const self = { namespace: ing.meta.namespace, name: ing.meta.name };
     proxySslOf.set(ing, readProxySsl(ing.meta.annotations, self, ing.origin, secrets, issues));
+    serverTlsOf.set(ing, readServerTlsAnnotations(ing.meta.annotations, ing.origin, issues));
     const nextUpstreamBase = settings.nextUpstream ?? DEFAULT_NEXT_UPSTREAM_POLICY;
     balancingOf.set(ing, parseBalancing(ing.meta.annotations, ing.origin, issues, nextUpstreamBase));
     const affinity = parseAffinity(ing.meta.annotations, ing.origin, issues);
@@ -405,7 +410,17 @@ function readIngresses(
     const ref = { namespace: ing.meta.namespace, name: ing.meta.name };
     headersOf.set(ing, readCustomHeaders(ing.meta.annotations, ref, ing.origin, settings, lookup, issues));
   }
-  return { annotations, accessOf, routeOf, headersOf, canaryOf, affinityOf, balancingOf, proxySslOf };
+  return {
+    annotations,
+    accessOf,
+    routeOf,
+    headersOf,
+    canaryOf,
+    affinityOf,
+    balancingOf,
+    proxySslOf,
+    serverTlsOf,
+  };
 }
 
 /** The hosts whose paths are regexes, and the hosts named under spec.tls. */
@@ -665,7 +680,17 @@ function virtualHosts(b: GatewayBuild): VirtualHostModel[] {
       locations: sortLocations(h.locations, b.regexHosts.has(h.host)),
       ...clientCertificateOf(h.host, b.served, b.accessOf),
       ...hostNames(h.host, b.hosts, b.served, b.routeOf),
+      ...serverTlsFor(h.host, b),
     }));
+}
+
+/** ssl-ciphers / ssl-prefer-server-ciphers: per host, the first Ingress (merge order) that sets them. */
+function serverTlsFor(host: string, b: GatewayBuild): Pick<VirtualHostModel, 'serverTls'> {
+  const own = b.served
+    .filter((ing) => ing.rules.some((r) => r.host === host))
+    .map((ing) => ({ name: `${ing.meta.namespace}/${ing.meta.name}`, tls: b.serverTlsOf.get(ing)! }));
+  const serverTls = hostServerTls(own, b.settings.serverTls);
+  return serverTls === undefined ? {} : { serverTls };
 }
 
 /** The first usable Secret (merge order) of a spec.tls entry that covers the host. */

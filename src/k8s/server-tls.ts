@@ -1,0 +1,159 @@
+// What a TLS handshake with the gateway may negotiate: the ConfigMap's ssl-ciphers and ssl-protocols
+// for every TLS host and the default certificate, and per host the ssl-ciphers and
+// ssl-prefer-server-ciphers annotations of the first Ingress of the host that sets them (as
+// ingress-nginx fills its server block). ingress-nginx's defaults: TLSv1.2 TLSv1.3, its Mozilla
+// intermediate cipher list, the server's cipher order.
+//
+// A value that cannot be used is never widened to the defaults (ingress-nginx drops an annotation that
+// fails its regex and serves the defaults): it is an error, INVALID_TLS_SETTINGS, and the handshakes it
+// applies to are refused. OpenSSL itself checks the cipher list when the gateway builds its snapshot
+// (src/gateway/tls.ts), with the same outcome.
+import type { ConfigIssue, Origin, ServerTlsModel } from '../config/model.ts';
+import { annotationField, formatFieldPath } from './field-path.ts';
+import { describeOrigin } from './reader.ts';
+import { parseGoBool } from './values.ts';
+
+const PREFIX = 'nginx.ingress.kubernetes.io/';
+
+/** The annotations this module reads (without the prefix). */
+export const SERVER_TLS_ANNOTATIONS: readonly string[] = ['ssl-ciphers', 'ssl-prefer-server-ciphers'];
+/** The ConfigMap keys this module reads. */
+export const SERVER_TLS_CONFIGMAP_KEYS: readonly string[] = ['ssl-ciphers', 'ssl-protocols'];
+
+/** ingress-nginx's default ssl-ciphers (Mozilla intermediate). */
+export const DEFAULT_SSL_CIPHERS =
+  'ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-AES128-GCM-SHA256';
+export const DEFAULT_SSL_PROTOCOLS: readonly string[] = ['TLSv1.2', 'TLSv1.3'];
+
+/** ingress-nginx's sslcipher validator: OpenSSL cipher-string characters, @STRENGTH, @SECLEVEL=0-5. */
+const CIPHERS = /^(?:[A-Za-z0-9!:+\-_]*(?:@STRENGTH)*(?:@SECLEVEL=[0-5])*(?:@STRENGTH)*)*$/;
+const VERSIONS: readonly string[] = ['TLSv1', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3'];
+/** nginx accepts them; OpenSSL 3 has neither, so they add nothing. */
+const UNAVAILABLE: readonly string[] = ['SSLv2', 'SSLv3'];
+
+export function defaultServerTls(): ServerTlsModel {
+  return { ciphers: DEFAULT_SSL_CIPHERS, protocols: DEFAULT_SSL_PROTOCOLS, preferServerCiphers: true };
+}
+
+type Report = (severity: ConfigIssue['severity'], code: ConfigIssue['code'], message: string) => void;
+
+function reporter(origin: Origin | null, field: string, issues: ConfigIssue[]): Report {
+  return (severity, code, message) => {
+    const where = origin ? `${describeOrigin(origin)} ${field}` : field;
+    issues.push({ severity, code, message: `${where}: ${message}`, ...(origin ? { origin } : {}), field });
+  };
+}
+
+/** A cipher list: the value, or why it cannot be used. */
+function readCiphers(value: string, report: Report): { ciphers: string } | { invalid: string } {
+  const text = value.trim();
+  if (CIPHERS.test(text) && text !== '') return { ciphers: text };
+  const invalid = `${JSON.stringify(value)} is not an OpenSSL cipher list ([A-Za-z0-9!:+-_], @STRENGTH, @SECLEVEL=0-5)`;
+  report('error', 'INVALID_TLS_SETTINGS', `${invalid}; TLS handshakes it applies to are refused`);
+  return { invalid };
+}
+
+/** ssl-protocols: nginx's space-separated versions; SSLv2/SSLv3 are skipped with a warning. */
+function readProtocols(value: string, report: Report): { protocols: string[] } | { invalid: string } {
+  const tokens = value.split(/\s+/).filter((t) => t !== '');
+  const unknown = tokens.filter((t) => !VERSIONS.includes(t) && !UNAVAILABLE.includes(t));
+  const skipped = tokens.filter((t) => UNAVAILABLE.includes(t));
+  const protocols = VERSIONS.filter((v) => tokens.includes(v));
+  let invalid: string | null = null;
+  if (unknown.length > 0)
+    invalid = `${unknown.map((t) => JSON.stringify(t)).join(', ')} is not a TLS version`;
+  else if (protocols.length === 0) invalid = `${JSON.stringify(value)} names no TLS version keepip can offer`;
+  if (invalid !== null) {
+    report(
+      'error',
+      'INVALID_TLS_SETTINGS',
+      `${invalid} (TLSv1, TLSv1.1, TLSv1.2, TLSv1.3); every TLS handshake is refused`,
+    );
+    return { invalid };
+  }
+  if (skipped.length > 0)
+    report(
+      'warning',
+      'INVALID_CONFIGMAP_VALUE',
+      `${skipped.join(', ')} cannot be offered (OpenSSL 3 has none); ${protocols.join(' ')} apply`,
+    );
+  return { protocols };
+}
+
+/** The ConfigMap's ssl-ciphers and ssl-protocols over ingress-nginx's defaults; undefined when neither is set. */
+export function readServerTlsConfigMap(
+  data: Readonly<Record<string, string>>,
+  origin: Origin | null,
+  issues: ConfigIssue[],
+): ServerTlsModel | undefined {
+  const ciphersText = data['ssl-ciphers'];
+  const protocolsText = data['ssl-protocols'];
+  if (ciphersText === undefined && protocolsText === undefined) return undefined;
+  const model: ServerTlsModel = defaultServerTls();
+  const field = (key: string) => formatFieldPath(['data', key]);
+  if (ciphersText !== undefined) {
+    const read = readCiphers(ciphersText, reporter(origin, field('ssl-ciphers'), issues));
+    if ('ciphers' in read) model.ciphers = read.ciphers;
+    else model.invalidCiphers = `ConfigMap ssl-ciphers: ${read.invalid}`;
+  }
+  if (protocolsText !== undefined) {
+    const read = readProtocols(protocolsText, reporter(origin, field('ssl-protocols'), issues));
+    if ('protocols' in read) model.protocols = read.protocols;
+    else model.invalidProtocols = `ConfigMap ssl-protocols: ${read.invalid}`;
+  }
+  return model;
+}
+
+/** What one Ingress's ssl-ciphers and ssl-prefer-server-ciphers say; null: not set. */
+export interface IngressServerTls {
+  ciphers: { ciphers: string } | { invalid: string } | null;
+  preferServerCiphers: boolean | null;
+}
+
+export function readServerTlsAnnotations(
+  annotations: Readonly<Record<string, string>>,
+  origin: Origin,
+  issues: ConfigIssue[],
+): IngressServerTls {
+  const report = (name: string) => reporter(origin, annotationField(PREFIX + name), issues);
+  const ciphersText = annotations[`${PREFIX}ssl-ciphers`];
+  const ciphers =
+    ciphersText === undefined || ciphersText.trim() === ''
+      ? null
+      : readCiphers(ciphersText, report('ssl-ciphers'));
+  const preferText = annotations[`${PREFIX}ssl-prefer-server-ciphers`];
+  let preferServerCiphers: boolean | null = null;
+  if (preferText !== undefined) {
+    preferServerCiphers = parseGoBool(preferText);
+    if (preferServerCiphers === null)
+      report('ssl-prefer-server-ciphers')(
+        'warning',
+        'INVALID_ANNOTATION_VALUE',
+        `${JSON.stringify(preferText)} is not a boolean ("true" or "false"); ignored, the server's order applies`,
+      );
+  }
+  return { ciphers, preferServerCiphers };
+}
+
+/**
+ * A host's TLS settings: the ssl-ciphers (and, apart, ssl-prefer-server-ciphers) of the first Ingress of
+ * the host that sets them, over the ConfigMap's; undefined when none sets either (the ConfigMap's apply).
+ */
+export function hostServerTls(
+  ingresses: readonly { name: string; tls: IngressServerTls }[],
+  global: ServerTlsModel | undefined,
+): ServerTlsModel | undefined {
+  const ciphersFrom = ingresses.find((i) => i.tls.ciphers !== null);
+  const preferFrom = ingresses.find((i) => i.tls.preferServerCiphers !== null);
+  if (ciphersFrom === undefined && preferFrom === undefined) return undefined;
+  const base = global ?? defaultServerTls();
+  const model: ServerTlsModel = { ...base };
+  if (preferFrom !== undefined) model.preferServerCiphers = preferFrom.tls.preferServerCiphers as boolean;
+  const own = ciphersFrom?.tls.ciphers ?? null;
+  if (own !== null) {
+    delete model.invalidCiphers;
+    if ('ciphers' in own) model.ciphers = own.ciphers;
+    else model.invalidCiphers = `Ingress ${ciphersFrom?.name} ssl-ciphers: ${own.invalid}`;
+  }
+  return model;
+}
