@@ -41,11 +41,22 @@ export interface GatewayResponse {
     headers: Record<string, string | number | string[]>,
   ): this;
   writeHead(statusCode: number, headers?: Record<string, string | number | string[]>): this;
+  /**
+   * The head from a flat list of lower-case names and values (an upstream's fields, hop-by-hop ones
+   * left out), without a header object. Only some engines have it (HTTP/1.1); a stage that wraps
+   * writeHead for one response hides it (hideHeadFields), so every head goes through the wrapper.
+   */
+  writeHeadFields?: ((statusCode: number, fields: readonly string[]) => unknown) | undefined;
   write(chunk: Buffer): boolean;
   end(chunk?: Buffer): unknown;
   destroy(): unknown;
   once(event: 'close' | 'drain', listener: () => void): unknown;
   off(event: 'close', listener: () => void): unknown;
+}
+
+/** A stage wrapped `res.writeHead` for this response: the flat-field shortcut must not bypass it. */
+export function hideHeadFields(res: GatewayResponse): void {
+  res.writeHeadFields = undefined;
 }
 
 /** A request the HTTP/1.1 parser refused, with the status to answer and the bytes it saw. */

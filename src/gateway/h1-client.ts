@@ -10,7 +10,13 @@
 // destroys it. Bytes arriving while a connection is idle destroy it too.
 import { maxHeaderSize } from 'node:http';
 import net from 'node:net';
-import { type BodyFraming, ChunkedDecoder, parseResponseHead } from './h1-response.ts';
+import {
+  type BodyFraming,
+  ChunkedDecoder,
+  fieldsToHeaders,
+  parseResponseFields,
+  type ResponseFields,
+} from './h1-response.ts';
 
 export interface UpstreamController {
   abort(reason: Error): void;
@@ -26,6 +32,16 @@ export interface UpstreamHandler {
     statusCode: number,
     headers: Record<string, string | string[] | undefined>,
     statusMessage?: string,
+  ): void;
+  /**
+   * keepip's own client calls this instead of onResponseStart when the handler has it: the fields as
+   * lower-case names and values, alternating, in order (no header object per response).
+   */
+  onResponseFields?(
+    controller: UpstreamController,
+    statusCode: number,
+    fields: readonly string[],
+    statusMessage: string,
   ): void;
   onResponseData?(controller: UpstreamController, chunk: Buffer): void;
   onResponseEnd?(
@@ -380,7 +396,7 @@ class H1Connection {
           this.#failRequest(request, codedError('UPSTREAM_ERROR', 'upstream sent too big header'), true);
           return;
         }
-        const parsed = parseResponseHead(buf.toString('latin1', start, end), request.options.method);
+        const parsed = parseResponseFields(buf.toString('latin1', start, end), request.options.method);
         start = end + 4;
         if (!parsed.ok) {
           this.#failRequest(request, codedError('UPSTREAM_ERROR', parsed.error.message), true);
@@ -394,12 +410,21 @@ class H1Connection {
         if (head.framing.kind === 'length') this.#remaining = head.framing.length;
         else if (head.framing.kind === 'chunked') this.#chunked = new ChunkedDecoder();
         this.#setTimeout(request.options.bodyTimeout);
-        request.handler.onResponseStart?.(request, head.status, head.headers, head.statusMessage);
+        this.#responseStart(request, head);
         if (request.settled || this.#request !== request) return;
         break;
       }
     }
     this.#body(request, buf, start);
+  }
+
+  #responseStart(request: H1Request, head: ResponseFields): void {
+    const handler = request.handler;
+    if (handler.onResponseFields !== undefined) {
+      handler.onResponseFields(request, head.status, head.fields, head.statusMessage);
+    } else {
+      handler.onResponseStart?.(request, head.status, fieldsToHeaders(head.fields), head.statusMessage);
+    }
   }
 
   #body(request: H1Request, buf: Buffer, start: number): void {

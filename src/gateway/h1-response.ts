@@ -31,11 +31,12 @@ export type BodyFraming =
   /** Neither Content-Length nor chunked: the body ends when the upstream closes. */
   | { kind: 'close' };
 
-export interface ResponseHead {
+/** A response head with its fields as a flat list: what the proxy forwards, no object per response. */
+export interface ResponseFields {
   status: number;
   statusMessage: string;
-  /** Header fields by lower-case name; a repeated field becomes an array, in order. */
-  headers: Record<string, string | string[]>;
+  /** Lower-case names and values, alternating, in the order received. */
+  fields: string[];
   framing: BodyFraming;
   /** 1xx other than 101: an interim response; the final one follows on the same connection. */
   interim: boolean;
@@ -43,7 +44,13 @@ export interface ResponseHead {
   keepAlive: boolean;
 }
 
+export interface ResponseHead extends ResponseFields {
+  /** Header fields by lower-case name; a repeated field becomes an array, in order. */
+  headers: Record<string, string | string[]>;
+}
+
 export type HeadResult = { ok: true; head: ResponseHead } | { ok: false; error: ResponseError };
+export type FieldsResult = { ok: true; head: ResponseFields } | { ok: false; error: ResponseError };
 
 const fail = (reason: ResponseError['reason'], message: string): { ok: false; error: ResponseError } => ({
   ok: false,
@@ -52,87 +59,179 @@ const fail = (reason: ResponseError['reason'], message: string): { ok: false; er
 
 // Field values and the reason phrase: HTAB, SP, VCHAR, obs-text (RFC 9110 5.5); CR and LF only as line ends.
 const INVALID_HEAD_CHAR = /[^\t\r\n\x20-\x7e\x80-\xff]/;
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-const DIGITS = /^[0-9]+$/;
+// RFC 9110 tchar.
+const TOKEN = new Uint8Array(128);
+for (const c of "!#$%&'*+-.^_`|~") TOKEN[c.charCodeAt(0)] = 1;
+for (let c = 0x30; c <= 0x39; c++) TOKEN[c] = 1;
+for (let c = 0x41; c <= 0x5a; c++) TOKEN[c] = 1;
+for (let c = 0x61; c <= 0x7a; c++) TOKEN[c] = 1;
+
+const NO_BODY: BodyFraming = Object.freeze({ kind: 'none' });
+const CHUNKED: BodyFraming = Object.freeze({ kind: 'chunked' });
+const CLOSE_DELIMITED: BodyFraming = Object.freeze({ kind: 'close' });
+
+/**
+ * Names backends send most, by length: a name that matches one (case-insensitively) is that constant,
+ * so the usual response costs no lower-casing and no new string per name.
+ */
+const KNOWN_NAMES: string[][] = [];
+for (const name of [
+  'accept-ranges',
+  'access-control-allow-origin',
+  'age',
+  'cache-control',
+  'connection',
+  'content-encoding',
+  'content-length',
+  'content-type',
+  'date',
+  'etag',
+  'expires',
+  'keep-alive',
+  'last-modified',
+  'location',
+  'server',
+  'set-cookie',
+  'transfer-encoding',
+  'vary',
+]) {
+  const bucket = KNOWN_NAMES[name.length];
+  if (bucket === undefined) KNOWN_NAMES[name.length] = [name];
+  else bucket.push(name);
+}
+
+/** The lower-case name of the token text[start, end): a constant when known. */
+function lowerName(text: string, start: number, end: number): string {
+  const known = KNOWN_NAMES[end - start];
+  if (known !== undefined) {
+    for (const name of known) {
+      let i = 0;
+      // Token characters only here: `| 0x20` lower-cases letters and leaves '-' and digits as they are.
+      while (i < name.length && (text.charCodeAt(start + i) | 0x20) === name.charCodeAt(i)) i += 1;
+      if (i === name.length) return name;
+    }
+  }
+  return text.slice(start, end).toLowerCase();
+}
+
+/** The end of the token that starts at `start` (where the first non-token character is). */
+function tokenEnd(text: string, start: number, end: number): number {
+  let i = start;
+  while (i < end) {
+    const c = text.charCodeAt(i);
+    if (c >= 128 || TOKEN[c] !== 1) break;
+    i += 1;
+  }
+  return i;
+}
+
+function isOws(c: number): boolean {
+  return c === 0x20 || c === 0x09;
+}
 
 function trimOws(value: string): string {
   let start = 0;
   let end = value.length;
-  while (start < end && (value.charCodeAt(start) === 0x20 || value.charCodeAt(start) === 0x09)) start += 1;
-  while (end > start && (value.charCodeAt(end - 1) === 0x20 || value.charCodeAt(end - 1) === 0x09)) end -= 1;
+  while (start < end && isOws(value.charCodeAt(start))) start += 1;
+  while (end > start && isOws(value.charCodeAt(end - 1))) end -= 1;
   return start === 0 && end === value.length ? value : value.slice(start, end);
 }
 
-function hasToken(value: string | string[], token: string): boolean {
-  const text = Array.isArray(value) ? value.join(',') : value;
-  for (const part of text.split(',')) if (trimOws(part).toLowerCase() === token) return true;
+function hasToken(value: string, token: string): boolean {
+  for (const part of value.split(',')) if (trimOws(part).toLowerCase() === token) return true;
   return false;
 }
 
-/**
- * Parses a response head: `text` is the head in latin1 without its final empty line (everything
- * before the first CRLF CRLF). `method` is the request's (a HEAD response has no body). A 101 is an
- * error unless the request asked for an upgrade (`upgrade`); then it is an interim head without body.
- */
-export function parseResponseHead(text: string, method: string, upgrade = false): HeadResult {
-  if (INVALID_HEAD_CHAR.test(text)) return fail('header-syntax', 'upstream sent invalid header');
-  const lines = text.split('\r\n');
-  const statusLine = parseStatusLine(lines[0] as string);
-  if (statusLine === null) return fail('status-line', 'upstream sent no valid HTTP/1.0 header');
-  const { minor, status } = statusLine;
-  const headers: Record<string, string | string[]> = {};
-  let contentLength: string | null = null;
-  let transferEncoding: string | null = null;
-  let connection: string | string[] | null = null;
-  for (let i = 1; i < lines.length; i += 1) {
-    const line = lines[i] as string;
-    if (line.includes('\r') || line.includes('\n')) {
-      return fail('header-syntax', 'upstream sent invalid header (bare CR or LF)');
+/** What the fields say about framing and the connection, gathered while they are read. */
+interface FramingFields {
+  contentLength: string | null;
+  transferEncoding: string | null;
+  /** Every Connection value, joined with commas (null when none). */
+  connection: string | null;
+}
+
+/** Notes a framing field; an error for a repeated or invalid one. */
+function noteField(
+  notes: FramingFields,
+  name: string,
+  value: string,
+): { ok: false; error: ResponseError } | null {
+  if (name === 'content-length') {
+    if (notes.contentLength !== null) {
+      return fail('duplicate-content-length', 'upstream sent duplicate header line: "Content-Length"');
     }
-    const first = line.charCodeAt(0);
-    if (first === 0x20 || first === 0x09) {
-      return fail('obs-fold', 'upstream sent invalid header (obsolete line folding)');
+    if (value.length === 0 || value.length > 15) {
+      return fail('content-length', `upstream sent invalid "Content-Length" header: "${value}"`);
     }
-    const colon = line.indexOf(':');
-    if (colon <= 0) return fail('header-syntax', 'upstream sent invalid header');
-    const rawName = line.slice(0, colon);
-    if (!TOKEN.test(rawName)) return fail('header-syntax', `upstream sent invalid header name "${rawName}"`);
-    const name = rawName.toLowerCase();
-    const value = trimOws(line.slice(colon + 1));
-    if (name === 'content-length') {
-      if (contentLength !== null) {
-        return fail('duplicate-content-length', 'upstream sent duplicate header line: "Content-Length"');
-      }
-      if (!DIGITS.test(value) || value.length > 15) {
+    for (let i = 0; i < value.length; i++) {
+      const c = value.charCodeAt(i);
+      if (c < 0x30 || c > 0x39) {
         return fail('content-length', `upstream sent invalid "Content-Length" header: "${value}"`);
       }
-      contentLength = value;
-    } else if (name === 'transfer-encoding') {
-      if (transferEncoding !== null) {
-        return fail('transfer-encoding', 'upstream sent duplicate header line: "Transfer-Encoding"');
-      }
-      transferEncoding = value;
-    } else if (name === 'connection') {
-      connection =
-        connection === null ? value : [...(Array.isArray(connection) ? connection : [connection]), value];
     }
-    const existing = headers[name];
-    if (existing === undefined) headers[name] = value;
-    else if (Array.isArray(existing)) existing.push(value);
-    else headers[name] = [existing, value];
+    notes.contentLength = value;
+  } else if (name === 'transfer-encoding') {
+    if (notes.transferEncoding !== null) {
+      return fail('transfer-encoding', 'upstream sent duplicate header line: "Transfer-Encoding"');
+    }
+    notes.transferEncoding = value;
+  } else if (name === 'connection') {
+    notes.connection = notes.connection === null ? value : `${notes.connection},${value}`;
   }
-  const statusMessage = statusLine.reason;
-  if (status === 101 && !upgrade) {
-    return fail(
-      'switching-protocols',
-      'upstream sent "101 Switching Protocols" to a request that asked for no upgrade',
-    );
+  return null;
+}
+
+/**
+ * The header lines of `text` from `pos` (just past the status line's CRLF), into `fields`; null when
+ * they are valid. Lines are what lies between CRLFs: a CR or LF inside one is an error.
+ */
+function readFields(
+  text: string,
+  pos: number,
+  fields: string[],
+  notes: FramingFields,
+): { ok: false; error: ResponseError } | null {
+  const length = text.length;
+  while (pos < length) {
+    let end = text.indexOf('\r\n', pos);
+    if (end === -1) end = length;
+    const cr = text.indexOf('\r', pos);
+    const lf = text.indexOf('\n', pos);
+    if ((cr !== -1 && cr < end) || (lf !== -1 && lf < end)) {
+      return fail('header-syntax', 'upstream sent invalid header (bare CR or LF)');
+    }
+    if (isOws(text.charCodeAt(pos))) {
+      return fail('obs-fold', 'upstream sent invalid header (obsolete line folding)');
+    }
+    const colon = text.indexOf(':', pos);
+    if (colon <= pos || colon >= end) return fail('header-syntax', 'upstream sent invalid header');
+    if (tokenEnd(text, pos, colon) !== colon) {
+      return fail('header-syntax', `upstream sent invalid header name "${text.slice(pos, colon)}"`);
+    }
+    const name = lowerName(text, pos, colon);
+    let valueStart = colon + 1;
+    let valueEnd = end;
+    while (valueStart < valueEnd && isOws(text.charCodeAt(valueStart))) valueStart += 1;
+    while (valueEnd > valueStart && isOws(text.charCodeAt(valueEnd - 1))) valueEnd -= 1;
+    const value = text.slice(valueStart, valueEnd);
+    const refused = noteField(notes, name, value);
+    if (refused !== null) return refused;
+    fields.push(name, value);
+    pos = end + 2;
   }
-  const interim = status < 200;
-  let framing: BodyFraming;
-  if (interim || status === 204 || status === 304 || method === 'HEAD') {
-    framing = { kind: 'none' };
-  } else if (transferEncoding !== null) {
+  return null;
+}
+
+/** How the body is framed (RFC 9112 6.3), or why the fields make it ambiguous. */
+function framingOf(
+  notes: FramingFields,
+  status: number,
+  minor: number,
+  method: string,
+): BodyFraming | { ok: false; error: ResponseError } {
+  if (status < 200 || status === 204 || status === 304 || method === 'HEAD') return NO_BODY;
+  const { transferEncoding, contentLength } = notes;
+  if (transferEncoding !== null) {
     if (contentLength !== null) {
       return fail(
         'length-and-chunked',
@@ -142,15 +241,66 @@ export function parseResponseHead(text: string, method: string, upgrade = false)
     if (minor === 0 || transferEncoding.toLowerCase() !== 'chunked') {
       return fail('transfer-encoding', `upstream sent unknown "Transfer-Encoding": "${transferEncoding}"`);
     }
-    framing = { kind: 'chunked' };
-  } else if (contentLength !== null) {
-    framing = { kind: 'length', length: Number(contentLength) };
-  } else {
-    framing = { kind: 'close' };
+    return CHUNKED;
   }
+  if (contentLength !== null) return { kind: 'length', length: Number(contentLength) };
+  return CLOSE_DELIMITED;
+}
+
+/**
+ * Parses a response head into a flat field list: `text` is the head in latin1 without its final empty
+ * line (everything before the first CRLF CRLF). `method` is the request's (a HEAD response has no
+ * body). A 101 is an error unless the request asked for an upgrade (`upgrade`); then it is an interim
+ * head without body.
+ */
+export function parseResponseFields(text: string, method: string, upgrade = false): FieldsResult {
+  if (INVALID_HEAD_CHAR.test(text)) return fail('header-syntax', 'upstream sent invalid header');
+  let lineEnd = text.indexOf('\r\n');
+  if (lineEnd === -1) lineEnd = text.length;
+  const statusLine = parseStatusLine(lineEnd === text.length ? text : text.slice(0, lineEnd));
+  if (statusLine === null) return fail('status-line', 'upstream sent no valid HTTP/1.0 header');
+  const { minor, status } = statusLine;
+  const fields: string[] = [];
+  const notes: FramingFields = { contentLength: null, transferEncoding: null, connection: null };
+  const refused = readFields(text, lineEnd + 2, fields, notes);
+  if (refused !== null) return refused;
+  if (status === 101 && !upgrade) {
+    return fail(
+      'switching-protocols',
+      'upstream sent "101 Switching Protocols" to a request that asked for no upgrade',
+    );
+  }
+  const framing = framingOf(notes, status, minor, method);
+  if ('ok' in framing) return framing;
   const keepAlive =
-    minor === 1 && framing.kind !== 'close' && (connection === null || !hasToken(connection, 'close'));
-  return { ok: true, head: { status, statusMessage, headers, framing, interim, keepAlive } };
+    minor === 1 &&
+    framing.kind !== 'close' &&
+    (notes.connection === null || !hasToken(notes.connection, 'close'));
+  return {
+    ok: true,
+    head: { status, statusMessage: statusLine.reason, fields, framing, interim: status < 200, keepAlive },
+  };
+}
+
+/** Fields by lower-case name, a repeated one as an array in order (the shape undici and node:http give). */
+export function fieldsToHeaders(fields: readonly string[]): Record<string, string | string[]> {
+  const headers: Record<string, string | string[]> = {};
+  for (let i = 0; i < fields.length; i += 2) {
+    const name = fields[i] as string;
+    const value = fields[i + 1] as string;
+    const existing = Object.hasOwn(headers, name) ? headers[name] : undefined;
+    if (existing === undefined) headers[name] = value;
+    else if (Array.isArray(existing)) existing.push(value);
+    else headers[name] = [existing, value];
+  }
+  return headers;
+}
+
+/** parseResponseFields with the fields also by name (the WebSocket handshake's reading, tests). */
+export function parseResponseHead(text: string, method: string, upgrade = false): HeadResult {
+  const parsed = parseResponseFields(text, method, upgrade);
+  if (!parsed.ok) return parsed;
+  return { ok: true, head: { ...parsed.head, headers: fieldsToHeaders(parsed.head.fields) } };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -200,9 +200,7 @@ class H1Response implements GatewayResponse {
     if (this.headersSent) return this;
     const headers = typeof messageOrHeaders === 'string' ? maybeHeaders : messageOrHeaders;
     if (typeof messageOrHeaders === 'string') this.statusMessage = messageOrHeaders;
-    this.statusCode = statusCode;
-    if (this.statusMessage === '') this.statusMessage = STATUS_CODES[statusCode] ?? 'unknown';
-    let out = `HTTP/1.1 ${statusCode} ${this.statusMessage.replace(UNSAFE_VALUE, ' ')}\r\n`;
+    let out = this.#statusLine(statusCode);
     let hasLength = false;
     let hasDate = false;
     if (headers !== undefined) {
@@ -225,6 +223,45 @@ class H1Response implements GatewayResponse {
         }
       }
     }
+    this.#endHead(out, hasLength, hasDate);
+    return this;
+  }
+
+  /**
+   * The head from a flat list of lower-case names and values, in order (an upstream's fields, its
+   * hop-by-hop ones already left out by the proxy): no header object is built on the way.
+   */
+  writeHeadFields(statusCode: number, fields: readonly string[]): this {
+    if (this.headersSent) return this;
+    let out = this.#statusLine(statusCode);
+    let hasLength = false;
+    let hasDate = false;
+    for (let i = 0; i < fields.length; i += 2) {
+      const name = fields[i] as string;
+      const value = fields[i + 1] as string;
+      if (name === 'content-length') hasLength = true;
+      else if (name === 'date') hasDate = true;
+      else if (name === 'transfer-encoding') continue;
+      else if (name === 'connection') {
+        if (value.toLowerCase() === 'close') this.shouldKeepAlive = false;
+        continue;
+      }
+      if (!UNSAFE_VALUE.test(value)) out += `${name}: ${value}\r\n`;
+    }
+    this.#endHead(out, hasLength, hasDate);
+    return this;
+  }
+
+  #statusLine(statusCode: number): string {
+    this.statusCode = statusCode;
+    if (this.statusMessage === '') this.statusMessage = STATUS_CODES[statusCode] ?? 'unknown';
+    return `HTTP/1.1 ${statusCode} ${this.statusMessage.replace(UNSAFE_VALUE, ' ')}\r\n`;
+  }
+
+  /** Date, framing and connection fields after the given ones; the head waits for the first body bytes. */
+  #endHead(head: string, hasLength: boolean, hasDate: boolean): void {
+    let out = head;
+    const statusCode = this.statusCode;
     if (!hasDate) out += `date: ${httpDate()}\r\n`;
     this.#noBody = this.#head || statusCode === 204 || statusCode === 304 || statusCode < 200;
     if (!hasLength && !this.#noBody) {
@@ -241,7 +278,6 @@ class H1Response implements GatewayResponse {
     } else out += 'connection: close\r\n\r\n';
     this.#pendingHead = out;
     this.headersSent = true;
-    return this;
   }
 
   #flushHead(): void {

@@ -20,6 +20,7 @@ import {
   type GatewayRequest,
   type GatewayResponse,
   type HandlerContext,
+  hideHeadFields,
   type RequestHandler,
 } from './exchange.ts';
 import { proxyGrpc } from './grpc-proxy.ts';
@@ -112,6 +113,7 @@ function addAuthCookies(ex: Exchange, res: GatewayResponse): void {
     if (typeof a === 'string') res.statusMessage = a;
     return writeHead(status, out);
   };
+  hideHeadFields(res);
 }
 
 function hasRequestBody(req: GatewayRequest): boolean {

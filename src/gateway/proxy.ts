@@ -3,6 +3,7 @@
 // the body size limit while the body streams, and backpressure in both directions. The outcome carries
 // what the access log and the error log need ($upstream_addr, $upstream_status, times, the failure).
 import type { UpstreamController, UpstreamHandler } from './h1-client.ts';
+import { fieldsToHeaders } from './h1-response.ts';
 import type { GatewayRequest, GatewayResponse, ProxyFailureCode, UpstreamAttempt } from './exchange.ts';
 import type { NextUpstreamModel } from '../config/model.ts';
 import { DEFAULT_NEXT_UPSTREAM, maxTries, retryOnFailure, retryOnStatus } from './next-upstream.ts';
@@ -346,15 +347,11 @@ class ProxyExchange implements UpstreamHandler {
     this.#controller = controller;
   }
 
-  onResponseStart(
-    controller: UpstreamController,
-    statusCode: number,
-    headers: Record<string, string | string[] | undefined>,
-    statusMessage?: string,
-  ): void {
+  /** Whether the answer goes to the client: not when it is skipped for the next endpoint or intercepted. */
+  #takeResponse(controller: UpstreamController, statusCode: number): boolean {
     if (this.#finished) {
       controller.abort(new Error('client gone'));
-      return;
+      return false;
     }
     if (this.#mayTryNext() && retryOnStatus(this.#policy, statusCode, this.request.method)) {
       // proxy-next-upstream http_<status>: this answer is dropped and the next endpoint asked.
@@ -363,7 +360,7 @@ class ProxyExchange implements UpstreamHandler {
       this.#skipped.add(controller);
       controller.abort(new Error('answer skipped for the next upstream'));
       this.#attempt();
-      return;
+      return false;
     }
     if (this.request.interceptStatuses?.includes(statusCode)) {
       // proxy_intercept_errors: the error backend answers instead (custom-errors.ts).
@@ -373,10 +370,22 @@ class ProxyExchange implements UpstreamHandler {
       controller.abort(new Error('answer intercepted for custom-http-errors'));
       this.#outcome.intercepted = statusCode;
       this.#finish(statusCode);
-      return;
+      return false;
     }
     this.#responseStarted = true;
     this.#recordAttempt(statusCode);
+    const res = this.#res;
+    res.statusCode = statusCode;
+    return true;
+  }
+
+  onResponseStart(
+    controller: UpstreamController,
+    statusCode: number,
+    headers: Record<string, string | string[] | undefined>,
+    statusMessage?: string,
+  ): void {
+    if (!this.#takeResponse(controller, statusCode)) return;
     const res = this.#res;
     const out: Record<string, string | string[]> = {};
     for (const name in headers) {
@@ -384,9 +393,27 @@ class ProxyExchange implements UpstreamHandler {
       if (value === undefined || hopByHopResponse.has(name)) continue;
       out[name] = value;
     }
-    res.statusCode = statusCode;
     if (statusMessage) res.statusMessage = statusMessage;
     res.writeHead(statusCode, out);
+  }
+
+  /** keepip's HTTP/1.1 client: the fields as a flat list, passed on without a header object when `res` can. */
+  onResponseFields(
+    controller: UpstreamController,
+    statusCode: number,
+    fields: readonly string[],
+    statusMessage: string,
+  ): void {
+    if (!this.#takeResponse(controller, statusCode)) return;
+    const res = this.#res;
+    const out: string[] = [];
+    for (let i = 0; i < fields.length; i += 2) {
+      const name = fields[i] as string;
+      if (!hopByHopResponse.has(name)) out.push(name, fields[i + 1] as string);
+    }
+    if (statusMessage) res.statusMessage = statusMessage;
+    if (res.writeHeadFields !== undefined) res.writeHeadFields(statusCode, out);
+    else res.writeHead(statusCode, fieldsToHeaders(out));
   }
 
   onResponseData(controller: UpstreamController, chunk: Buffer): void {

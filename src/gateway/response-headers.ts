@@ -1,7 +1,7 @@
 // Headers a location adds to every response it gives, replacing the backend's own of the same name
 // (nginx's more_set_headers: add-headers, custom-headers, enable-cors), and a sticky session's
 // Set-Cookie beside the backend's. Only requests that have some pay for the wrapper.
-import type { Exchange, GatewayResponse } from './exchange.ts';
+import { type Exchange, type GatewayResponse, hideHeadFields } from './exchange.ts';
 import { rewriteResponseHeaders } from './response-rewrite.ts';
 
 type Headers = Record<string, string | number | string[]>;
@@ -40,4 +40,5 @@ export function addResponseHeaders(ex: Exchange, res: GatewayResponse): void {
     }
     return typeof a === 'string' ? writeHead(status, a, out) : writeHeadPlain(status, out);
   };
+  hideHeadFields(res);
 }

@@ -12,14 +12,24 @@ export interface StatusLine {
 }
 
 // RFC 9112 4: HTTP-version SP 3DIGIT SP [reason-phrase]. A missing SP before an empty reason is
-// accepted, as nginx and llhttp accept it.
-const STATUS_LINE = /^HTTP\/1\.([01]) ([0-9]{3})(?: ([^\r\n]*))?$/;
+// accepted, as nginx and llhttp accept it. Read character by character: it runs once per upstream
+// response, and a regular expression's match array and captures cost more than the line itself.
+const PREFIX = 'HTTP/1.';
 
 /** Parses one status line, without its CRLF; null when it is not one. */
 export function parseStatusLine(line: string): StatusLine | null {
-  const match = STATUS_LINE.exec(line);
-  if (match === null) return null;
-  const status = Number(match[2]);
+  if (line.length < 12 || !line.startsWith(PREFIX)) return null;
+  const digit = line.charCodeAt(7);
+  if ((digit !== 0x30 && digit !== 0x31) || line.charCodeAt(8) !== 0x20) return null;
+  const minor = digit === 0x31 ? 1 : 0;
+  let status = 0;
+  for (let i = 9; i < 12; i++) {
+    const digit = line.charCodeAt(i) - 0x30;
+    if (digit < 0 || digit > 9) return null;
+    status = status * 10 + digit;
+  }
   if (status < 100) return null;
-  return { minor: match[1] === '1' ? 1 : 0, status, reason: match[3] ?? '' };
+  if (line.length === 12) return { minor, status, reason: '' };
+  if (line.charCodeAt(12) !== 0x20 || line.includes('\r', 13) || line.includes('\n', 13)) return null;
+  return { minor, status, reason: line.slice(13) };
 }
