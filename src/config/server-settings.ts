@@ -17,6 +17,12 @@ export interface ServerSettings {
   blockListError: string | null;
   /** skip-access-log-urls: request URIs (as sent, arguments included) that are not logged; `map` entries too. */
   skipAccessLogUrls: readonly string[];
+  /**
+   * Whether request headers with `_` in their name reach the backend (enable-underscores-in-headers, or
+   * ignore-invalid-headers off). nginx ignores them by default: a backend that reads `X_Forwarded_For`
+   * as X-Forwarded-For (CGI and WSGI servers fold `-` and `_`) would otherwise take a client's forgery.
+   */
+  underscoresInHeaders: boolean;
 }
 
 /** ingress-nginx 1.15's defaults: HSTS on (a year, includeSubDomains), ACME challenges never redirected. */
@@ -28,4 +34,5 @@ export const DEFAULT_SERVER_SETTINGS: ServerSettings = Object.freeze({
   blockReferers: Object.freeze([]),
   blockListError: null,
   skipAccessLogUrls: Object.freeze([]),
+  underscoresInHeaders: false,
 });

@@ -2,6 +2,7 @@
 //   resolve the client -> route (host, path; bad targets 400) -> redirects -> access rules.
 // Each stage either fills in the exchange or answers through `respond` and stops the request.
 import type { LocationAccessModel, LocationModel } from '../config/model.ts';
+import { DEFAULT_SERVER_SETTINGS } from '../config/server-settings.ts';
 import type { AccessDecision } from '../net/access-policy.ts';
 import { parseBasicCredentials } from './access/basic-auth.ts';
 import { checkClientCertificate, clientCertificateView, misdirected } from './access/client-cert.ts';
@@ -137,6 +138,12 @@ function route(ex: Exchange, req: GatewayRequest, client: ReturnType<typeof reso
       port: client.port,
     })
   );
+}
+
+/** Deletes the request's headers whose names hold `_` (nginx ignores them: underscores_in_headers off). */
+function dropUnderscoreHeaders(req: GatewayRequest): void {
+  const headers = req.headers as Record<string, unknown>;
+  for (const name in headers) if (name.includes('_')) delete headers[name];
 }
 
 /** A 400 for a target or host the gateway refuses, with the reason in the error log. */
@@ -398,6 +405,8 @@ export function admit(
   respond: Respond,
   proceed: (admitted: Admitted) => void,
 ): Admitted | null | typeof PENDING {
+  // nginx's ignore_invalid_headers: headers named with `_` are dropped before anything reads them.
+  if (!(ex.snap.settings.server ?? DEFAULT_SERVER_SETTINGS).underscoresInHeaders) dropUnderscoreHeaders(req);
   const client = resolveClient(ex, req);
   const { scheme, headersTrusted } = client;
   // add-headers (http level in nginx): every response, the gateway's own included.

@@ -921,6 +921,12 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
     note: '403 in every server, before redirects and access rules, when the first User-Agent (Referer) header equals an entry (case-insensitive) or matches a `~` / `~*` regular expression; an entry that is not a usable regular expression is an error and every request answers 503 until it is fixed (nginx would not load it)',
   },
   {
+    names: ['enable-underscores-in-headers', 'ignore-invalid-headers'],
+    status: 'implemented',
+    values: 'false, true',
+    note: 'request headers whose names hold `_` are dropped before routing, access rules, auth subrequests and the backend (as nginx: a backend that folds `_` and `-` would otherwise read a forged `X_Forwarded_For`); `enable-underscores-in-headers: "true"` or `ignore-invalid-headers: "false"` passes them. Other malformed names are refused by the parser (400) either way',
+  },
+  {
     names: ['skip-access-log-urls'],
     status: 'implemented',
     values: 'comma-separated nginx `map` entries',
@@ -988,11 +994,6 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
     names: ['enable-ocsp'],
     status: 'refused',
     note: `${NOT_YET}: no OCSP response is stapled`,
-  },
-  {
-    names: ['enable-underscores-in-headers', 'ignore-invalid-headers'],
-    status: 'refused',
-    note: `${NOT_YET}: header names are checked by keepip's strict parser (RFC 9110 tokens; underscores pass)`,
   },
   {
     names: ['use-geoip', 'use-geoip2', 'geoip2-autoreload-in-minutes'],

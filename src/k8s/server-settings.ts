@@ -1,8 +1,9 @@
 // The controller ConfigMap keys for ingress-nginx's http- and server-level behaviours
 // (src/config/server-settings.ts): hsts, hsts-max-age, hsts-include-subdomains, hsts-preload,
-// force-ssl-redirect, no-tls-redirect-locations, block-user-agents, block-referers and
-// skip-access-log-urls. A bad value keeps the default with a warning, except a block list entry that is
-// not a usable regular expression: nginx would refuse the whole configuration, keepip fails closed
+// force-ssl-redirect, no-tls-redirect-locations, block-user-agents, block-referers,
+// skip-access-log-urls, enable-underscores-in-headers and ignore-invalid-headers. A bad value keeps the
+// default with a warning, except a block list entry that is not a usable regular expression: nginx
+// would refuse the whole configuration, keepip fails closed
 // (every request answers 503 until it is fixed), as for an invalid block-cidrs.
 import { readMapEntry } from '../config/nginx-map.ts';
 import { DEFAULT_SERVER_SETTINGS, type ServerSettings } from '../config/server-settings.ts';
@@ -18,6 +19,8 @@ export const SERVER_SETTINGS_KEYS: readonly string[] = [
   'block-user-agents',
   'block-referers',
   'skip-access-log-urls',
+  'enable-underscores-in-headers',
+  'ignore-invalid-headers',
 ];
 
 export interface ServerSettingsSink {
@@ -104,6 +107,10 @@ export function readServerSettings(
     blockReferers: referers.entries,
     skipAccessLogUrls: skipList(data, sink),
     blockListError: agents.error ?? referers.error,
+    // nginx: underscores_in_headers off marks such names invalid; ignore_invalid_headers on drops them.
+    underscoresInHeaders:
+      bool(data, 'enable-underscores-in-headers', false, sink) ||
+      !bool(data, 'ignore-invalid-headers', true, sink),
   };
   return settings;
 }

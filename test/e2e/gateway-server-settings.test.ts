@@ -9,7 +9,8 @@ import http, { type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { generate } from 'selfsigned';
-import { request, startTestGateway, type TestGateway } from '../fixtures/gateway/harness.ts';
+import { type RunningWhoami, startWhoami } from '../../src/whoami/server.ts';
+import { echoOf, request, startTestGateway, type TestGateway } from '../fixtures/gateway/harness.ts';
 import {
   controllerConfigMap,
   ingress,
@@ -18,6 +19,7 @@ import {
   tlsSecret,
   topologyOf,
 } from '../fixtures/gateway/manifests.ts';
+import { rawExchange } from '../helpers/net.ts';
 import { requireBinary, runCommand } from '../helpers/process.ts';
 
 const CHROME_68 =
@@ -245,5 +247,56 @@ describe('ConfigMap server settings', () => {
       // '/healthz?full=1' is another request URI than '/healthz': nginx's map compares the whole value.
       assert.deepEqual(logged, ['/healthz?full=1', '/logged']);
     });
+  });
+
+  test('headers named with underscores never reach the backend (nginx ignores them), unless enabled', async () => {
+    const echo: RunningWhoami = await startWhoami({ host: '127.0.0.1', port: 0, name: 'echo' });
+    try {
+      const objects = (data: Record<string, string>) => [
+        controllerConfigMap(data),
+        ...serviceWithEndpoints({ name: 'echo', ports: [echo.address.port] }),
+        ingress({
+          name: 'echo',
+          host: 'echo.example.com',
+          paths: [{ path: '/', service: 'echo', port: 80 }],
+        }),
+      ];
+      const forged = {
+        accept: 'application/json',
+        x_forwarded_for: '6.6.6.6',
+        custom_header: 'x',
+        'x-ok': 'y',
+      };
+      await withGateway(objects({}), async (gw) => {
+        const seen = echoOf(
+          await request(gw.httpPort, { host: 'echo.example.com', headers: forged }),
+        ).headers;
+        assert.equal(seen.x_forwarded_for, undefined, 'a forged X_Forwarded_For is dropped');
+        assert.equal(seen.custom_header, undefined);
+        assert.equal(seen['x-ok'], 'y');
+        assert.equal(seen['x-forwarded-for'], '127.0.0.1');
+        // Other malformed names are a 400 from the parser, never passed on.
+        const bad = await rawExchange({
+          host: '127.0.0.1',
+          port: gw.httpPort,
+          payload: 'GET / HTTP/1.1\r\nHost: echo.example.com\r\nBad Name: x\r\n\r\n',
+        });
+        assert.match(bad.received.toString('latin1'), /^HTTP\/1\.1 400 /);
+      });
+      const enabling: Record<string, string>[] = [
+        { 'enable-underscores-in-headers': 'true' },
+        { 'ignore-invalid-headers': 'false' },
+      ];
+      for (const data of enabling) {
+        await withGateway(objects(data), async (gw) => {
+          const seen = echoOf(
+            await request(gw.httpPort, { host: 'echo.example.com', headers: forged }),
+          ).headers;
+          assert.equal(seen.custom_header, 'x', JSON.stringify(data));
+        });
+      }
+    } finally {
+      await echo.close();
+    }
   });
 });
