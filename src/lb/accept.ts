@@ -2,10 +2,17 @@
 // inside the allowed source ranges, a target to go to), the source address the target will see, the
 // PROXY header, then the flow. Every refusal is counted, logged (rate-limited) and reset, as an NLB
 // resets a connection it cannot forward.
-import type net from 'node:net';
+import net from 'node:net';
 import type { CidrSet } from '../net/cidr-set.ts';
 import { canonicalIp } from '../net/ip.ts';
-import { type ClientReadMode, type Flow, type FlowEndReason, startFlow } from './flow.ts';
+import {
+  type ClientOnRead,
+  type ClientReadMode,
+  clientOnRead,
+  type Flow,
+  type FlowEndReason,
+  startFlow,
+} from './flow.ts';
 import type { LbStats } from './metrics.ts';
 import type { HeaderBuilder } from './proxy-header.ts';
 import type { FlowKey, SelectionPolicy } from './selection.ts';
@@ -39,9 +46,58 @@ interface Arrival {
   readonly entry: TargetEntry;
 }
 
+/** The listening address when it is one address (not 0.0.0.0 or ::): every connection arrives there. */
+export interface ListeningOn {
+  readonly address: string;
+  readonly port: number;
+}
+
+type ConnectionHook = (this: unknown, status: number, clientHandle?: object) => void;
+
+/**
+ * Creates each accepted socket itself, paused, with `onread` into the flow's own buffer: Node's
+ * accepted sockets cannot take `onread`, and a second socket adopting the handle (flow.ts) cost one
+ * socket construction and destruction per connection. This replaces the listening handle's
+ * `onconnection`, which Node's server sets and does not document (the `handle` option of the Socket
+ * constructor is its own way in, as cluster's); without that hook, or with Node's read path asked
+ * for, the server's 'connection' event and the adoption in flow.ts serve as before. Call once
+ * listening. The server counts no such socket, as it counted no adopted one.
+ */
+export function acceptWithOwnReads(server: net.Server, ctx: ListenerContext): void {
+  const handle = (server as unknown as { _handle?: { onconnection?: ConnectionHook } | null })._handle;
+  const original = handle?.onconnection;
+  if (handle == null || typeof original !== 'function' || ctx.clientReads !== 'own') return;
+  const listening = listeningOn(server);
+  const SocketWithHandle = net.Socket as unknown as new (options: object) => net.Socket;
+  handle.onconnection = function onconnection(status, clientHandle) {
+    if (status || clientHandle == null) {
+      original.call(this, status, clientHandle);
+      return;
+    }
+    const reads = clientOnRead();
+    const options = { handle: clientHandle, allowHalfOpen: true, pauseOnCreate: true, onread: reads.onread };
+    const client = new SocketWithHandle({ ...options, readable: true, writable: true });
+    client.setNoDelay(true);
+    acceptConnection(ctx, client, reads, listening);
+  };
+}
+
+function listeningOn(server: net.Server): ListeningOn | null {
+  const bound = server.address();
+  if (bound === null || typeof bound !== 'object' || bound.address === '0.0.0.0' || bound.address === '::')
+    return null;
+  const address = canonicalIp(bound.address);
+  return address === null ? null : { address, port: bound.port };
+}
+
 /** Takes one accepted, paused client socket to a flow, or resets it. */
-export function acceptConnection(ctx: ListenerContext, client: net.Socket): void {
-  const arrival = admit(ctx, client);
+export function acceptConnection(
+  ctx: ListenerContext,
+  client: net.Socket,
+  reads: ClientOnRead | null = null,
+  listening: ListeningOn | null = null,
+): void {
+  const arrival = admit(ctx, client, listening);
   if (arrival === null) return;
   const source = chooseSource(ctx, arrival);
   let header: Buffer | null = null;
@@ -57,12 +113,13 @@ export function acceptConnection(ctx: ListenerContext, client: net.Socket): void
     }
     header = encoded.value;
   }
-  openFlow(ctx, client, arrival, source, header);
+  openFlow(ctx, client, arrival, source, header, reads);
 }
 
-function admit(ctx: ListenerContext, client: net.Socket): Arrival | null {
+function admit(ctx: ListenerContext, client: net.Socket, listening: ListeningOn | null): Arrival | null {
   const clientAddress = canonicalIp(client.remoteAddress ?? '');
-  const listenerAddress = canonicalIp(client.localAddress ?? '');
+  // A listener on one address needs no getsockname per connection to know where it arrived.
+  const listenerAddress = listening?.address ?? canonicalIp(client.localAddress ?? '');
   if (clientAddress === null || listenerAddress === null) {
     client.destroy(); // gone before we looked at it
     return null;
@@ -76,7 +133,7 @@ function admit(ctx: ListenerContext, client: net.Socket): Arrival | null {
     sourceAddress: clientAddress,
     sourcePort: client.remotePort ?? 0,
     destinationAddress: listenerAddress,
-    destinationPort: client.localPort ?? 0,
+    destinationPort: listening?.port ?? client.localPort ?? 0,
   };
   const entry = ctx.policy.pick(ctx.group.candidates(), key);
   if (entry === undefined) return refuse(ctx, client, 'no-target', 'no target registered: connection reset');
@@ -129,6 +186,7 @@ function openFlow(
   { entry }: Arrival,
   source: SourceChoice,
   header: Buffer | null,
+  reads: ClientOnRead | null,
 ): void {
   const { stats } = ctx;
   stats.flowsActive++;
@@ -142,6 +200,7 @@ function openFlow(
     connectTimeoutMs: ctx.connectTimeoutMs,
     counters: stats,
     clientReads: ctx.clientReads,
+    clientOnRead: reads,
     onConnected() {
       if (ctx.header !== null) stats.proxyHeadersSent[ctx.header.version === 1 ? 'v1' : 'v2']++;
     },

@@ -16,7 +16,7 @@ import {
   type TargetAddress,
   validateLbConfig,
 } from './config.ts';
-import { acceptConnection, type ListenerContext } from './accept.ts';
+import { acceptConnection, acceptWithOwnReads, type ListenerContext } from './accept.ts';
 import type { Flow } from './flow.ts';
 import { startHealthChecks } from './health-check.ts';
 import type { HealthStatus } from './health-state.ts';
@@ -117,6 +117,7 @@ export async function startLoadBalancer(input: LbRuntimeConfig): Promise<Running
     server.listen({ host, port, reusePort: config.reusePort === true }, () => resolve());
   });
   server.on('error', (error) => log(`listener error: ${error.message}`));
+  acceptWithOwnReads(server, ctx);
   const address = server.address() as AddressInfo;
   if (config.name === undefined) name = targetKey({ host: config.listen.host, port: address.port });
   group.setTargets(config.targets.map((t) => ({ host: normaliseHost(t.host), port: t.port })));

@@ -43,6 +43,8 @@ export interface FlowSpec {
   connectTimeoutMs: number;
   counters: FlowCounters;
   clientReads: ClientReadMode;
+  /** The client socket was created with this read path (acceptWithOwnReads): bound here, no adoption. */
+  clientOnRead?: ClientOnRead | null;
   onConnected(flow: Flow): void;
   onConnectError(flow: Flow, error: NodeJS.ErrnoException): void;
   onEnd(flow: Flow, reason: FlowEndReason): void;
@@ -69,6 +71,32 @@ interface OnRead {
   callback: (nread: number, buf: Uint8Array) => boolean;
 }
 
+/**
+ * The `onread` of a client socket created before its flow exists (src/lb/accept.ts creates accepted
+ * sockets with it, paused): its first read goes into `initial`, and every read goes to the pump that
+ * startFlow binds. Unbound, it asks for no more reads.
+ */
+export interface ClientOnRead {
+  readonly onread: OnRead;
+  readonly initial: Buffer;
+  bind(pump: OnRead): void;
+}
+
+export function clientOnRead(): ClientOnRead {
+  const initial = spare.pop() ?? Buffer.allocUnsafe(SMALL_READ);
+  let pump: OnRead | null = null;
+  return {
+    initial,
+    onread: {
+      buffer: () => (pump === null ? initial : pump.buffer()),
+      callback: (nread, buf) => pump?.callback(nread, buf) ?? false,
+    },
+    bind(bound) {
+      pump = bound;
+    },
+  };
+}
+
 /** A pump: the read half of one direction, and the hand-back of its small buffer once the flow has closed. */
 interface Pump extends OnRead {
   release(): void;
@@ -84,8 +112,8 @@ function ownBufferPump(
   count: (n: number) => void,
   from: () => net.Socket,
   idle: Deadline,
+  small: Buffer = spare.pop() ?? Buffer.allocUnsafe(SMALL_READ),
 ): Pump {
-  const small = spare.pop() ?? Buffer.allocUnsafe(SMALL_READ);
   let buffer = small;
   let waiting = false;
   const afterWrite = () => {
@@ -221,6 +249,7 @@ function openSides(spec: FlowSpec, idle: Deadline): Sides {
 
   let clientReads: ClientReadMode = 'node';
   if (spec.clientReads === 'own') {
+    const ready = spec.clientOnRead ?? null;
     const upstreamPump = ownBufferPump(
       up,
       (n) => {
@@ -228,13 +257,20 @@ function openSides(spec: FlowSpec, idle: Deadline): Sides {
       },
       () => client,
       idle,
+      ready?.initial,
     );
-    const adopted = adoptWithOwnBuffer(spec.client, upstreamPump);
-    if (adopted !== null) {
-      client = adopted;
+    if (ready !== null) {
+      ready.bind(upstreamPump);
       clientReads = 'own';
       pumps.push(upstreamPump);
-    } else upstreamPump.release();
+    } else {
+      const adopted = adoptWithOwnBuffer(spec.client, upstreamPump);
+      if (adopted !== null) {
+        client = adopted;
+        clientReads = 'own';
+        pumps.push(upstreamPump);
+      } else upstreamPump.release();
+    }
   }
   if (clientReads === 'node') {
     client.on('data', (chunk: Buffer) => {
