@@ -19,7 +19,7 @@ import {
 import { acceptConnection, acceptWithOwnReads, type ListenerContext } from './accept.ts';
 import type { Flow } from './flow.ts';
 import { startHealthChecks } from './health-check.ts';
-import type { HealthStatus } from './health-state.ts';
+import type { HealthState, HealthStatus } from './health-state.ts';
 import { emptyLbStats, type LbStats, registerLbMetrics } from './metrics.ts';
 import { createHeaderBuilder, type HeaderBuilder, UNIQUE_ID_BYTES } from './proxy-header.ts';
 import { createSelectionPolicy } from './selection.ts';
@@ -57,6 +57,8 @@ export interface RunningLb {
   registry: Registry;
   /** Replaces the registered targets; removed ones drain for deregistrationDelayMs. */
   setTargets(targets: TargetAddress[]): void;
+  /** With healthChecks 'follow': a target's health as the process running the checks judged it. */
+  setHealth(target: string, health: HealthState): void;
   targetHealth(): TargetHealthView[];
   /** True while no target is healthy and all of them get traffic anyway. */
   failingOpen(): boolean;
@@ -101,10 +103,7 @@ export async function startLoadBalancer(input: LbRuntimeConfig): Promise<Running
   let name = config.name ?? targetKey(config.listen);
   const log = (line: string) => config.log?.(`${name}: ${line}`);
   const stats = emptyLbStats();
-  const header =
-    config.proxyProtocol === null
-      ? null
-      : createHeaderBuilder(config.proxyProtocol, config.tlvs, () => randomBytes(UNIQUE_ID_BYTES));
+  const header = headerBuilder(config);
   const group = createCheckedGroup(provisioned, stats, header, log);
   const ctx = listenerContext(provisioned, { stats, group, header, log });
   // Paused on accept: the flow adopts the socket (see flow.ts) before anything is read.
@@ -141,6 +140,41 @@ export async function startLoadBalancer(input: LbRuntimeConfig): Promise<Running
   return runningLb({ address, name, registry, config, group, stats, flows: ctx.flows, close });
 }
 
+/** A listener's health checks without the listener: what the primary of `--workers` runs once for all. */
+export interface HealthChecking {
+  /** The listener's name, as its workers label metrics and log lines. */
+  name: string;
+  group: TargetGroup;
+  stats: LbStats;
+  setTargets(targets: TargetAddress[]): void;
+  close(): void;
+}
+
+/** Checks `input`'s targets as startLoadBalancer would (same source address, LOCAL header, thresholds). */
+export function startHealthChecking(
+  input: LbRuntimeConfig,
+  onHealthChange: (entry: TargetEntry) => void,
+): HealthChecking {
+  const provisioned = provision(input);
+  const { config } = provisioned;
+  const name = config.name ?? targetKey(config.listen);
+  const log = (line: string) => config.log?.(`${name}: ${line}`);
+  const stats = emptyLbStats();
+  const header = headerBuilder(config);
+  const group = createCheckedGroup(provisioned, stats, header, log, onHealthChange);
+  const setTargets = (targets: TargetAddress[]) =>
+    group.setTargets(targets.map((t) => ({ host: normaliseHost(t.host), port: t.port })));
+  setTargets(config.targets);
+  return { name, group, stats, setTargets, close: () => group.close() };
+}
+
+/** The PROXY headers of a group's connections (LOCAL on its checks), or null with PROXY off. */
+function headerBuilder(config: LbRuntimeConfig): HeaderBuilder | null {
+  return config.proxyProtocol === null
+    ? null
+    : createHeaderBuilder(config.proxyProtocol, config.tlvs, () => randomBytes(UNIQUE_ID_BYTES));
+}
+
 /** Validates (throws LbConfigInvalid), normalises the listen host and the source address, fills defaults. */
 function provision(input: LbRuntimeConfig): Provisioned {
   const checked = validateLbConfig(input);
@@ -166,14 +200,16 @@ function createCheckedGroup(
   stats: LbStats,
   header: HeaderBuilder | null,
   log: (line: string) => void,
+  onHealthChange?: (entry: TargetEntry) => void,
 ): TargetGroup {
   const healthCheck = config.healthCheck;
   const group = createTargetGroup({
     thresholds: healthCheck ?? { healthyThreshold: 1, unhealthyThreshold: 1 },
     deregistrationDelayMs,
     log,
+    ...(onHealthChange === undefined ? {} : { onHealthChange }),
     startChecks:
-      healthCheck === null
+      healthCheck === null || config.healthChecks === 'follow'
         ? null
         : (entry: TargetEntry) =>
             startHealthChecks({
@@ -246,6 +282,7 @@ function runningLb(parts: {
       if (!errors.ok) throw new LbConfigInvalid(errors.errors);
       group.setTargets(normalised);
     },
+    setHealth: (target, health) => group.setHealth(target, health),
     targetHealth() {
       const rotation = new Set(group.candidates());
       return group.entries().map((e) => ({

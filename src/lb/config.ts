@@ -60,6 +60,11 @@ export interface LbRuntimeConfig {
   name?: string;
   /** Bind with SO_REUSEPORT, so that worker processes share the port (src/workers/). */
   reusePort?: boolean;
+  /**
+   * 'follow': run no health checks here; another process (the primary of `--workers`) runs them
+   * once for all and hands each change in through RunningLb.setHealth. Default 'run'.
+   */
+  healthChecks?: 'run' | 'follow';
 }
 
 export const DEFAULT_IDLE_TIMEOUT_MS = 350_000;

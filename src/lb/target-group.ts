@@ -32,6 +32,8 @@ export interface TargetGroupOptions {
   /** Starts periodic checks of a target; returns the function that stops them. null: no checks. */
   startChecks: ((entry: TargetEntry) => () => void) | null;
   log: (line: string) => void;
+  /** Told when a check result moves a target into or out of rotation. */
+  onHealthChange?: (entry: TargetEntry) => void;
 }
 
 export interface TargetGroup {
@@ -43,6 +45,8 @@ export interface TargetGroup {
   failingOpen(): boolean;
   setTargets(targets: readonly { host: string; port: number }[]): void;
   recordHealth(entry: TargetEntry, result: CheckResult): void;
+  /** Takes a registered target's health as judged elsewhere (the primary's checks); unknown keys are ignored. */
+  setHealth(key: string, health: HealthState): void;
   flowStarted(entry: TargetEntry, flow: { abort(): void }): void;
   flowEnded(entry: TargetEntry, flow: { abort(): void }): void;
   /** Stops checks and timers (flows are the caller's to close). */
@@ -89,6 +93,13 @@ export function createTargetGroup(options: TargetGroupOptions): TargetGroup {
           ? `target ${entry.key} healthy after ${thresholds.healthyThreshold} passed check(s)`
           : `target ${entry.key} unhealthy after ${thresholds.unhealthyThreshold} failed check(s): ${next.state.lastError}`,
       );
+      refresh(state);
+      options.onHealthChange?.(entry);
+    },
+    setHealth(key, health) {
+      const entry = byKey.get(key);
+      if (entry === undefined || entry.draining) return;
+      entry.health = health;
       refresh(state);
     },
     flowStarted(entry, flow) {

@@ -1,12 +1,13 @@
 // `keepip lb --workers N`: the primary's side. The listeners' configs are planned and checked once,
 // here, and handed to every worker; each worker listens on every port (SO_REUSEPORT, the port picked
 // here when it is 0) and forwards the flows it accepts. SIGHUP's new targets go to every worker (and
-// to a worker restarted later); one /metrics sums the workers, a target counting as healthy only
-// while every worker finds it so.
+// to a worker restarted later). The health checks run here, once for the pod (lb-health.ts), each
+// change handed to every worker; one /metrics sums the workers and the checks.
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 import { type TargetAddress, validateLbConfig } from '../lb/balancer.ts';
 import type { LbListenerConfig, LbWorkerInit, SetTargetsCall } from './lb-worker.ts';
+import { type HealthUpdate, type LbHealth, startLbHealth } from './lb-health.ts';
 import { aggregatedMetrics, type MetricsSource, registerPoolMetrics } from './metrics.ts';
 import { createWorkerPool, type PoolEvent } from './pool.ts';
 import { type ReservedPort, reservePort } from './ports.ts';
@@ -37,7 +38,7 @@ export interface LbWorkers {
   close(): Promise<void>;
 }
 
-/** A target is healthy for the pod while it is healthy for every worker. */
+/** A target is healthy for the pod while it is healthy for every worker (they follow one prober). */
 const AGGREGATORS = { keepip_lb_target_healthy: 'min' } as const;
 
 export async function startLbWorkers(options: LbWorkersOptions): Promise<LbWorkers> {
@@ -53,12 +54,13 @@ export async function startLbWorkers(options: LbWorkersOptions): Promise<LbWorke
     await Promise.all(reservations.map((r) => r.release()));
     throw error;
   }
+  let health: LbHealth | null = null;
   const pool = createWorkerPool({
     role: 'lb',
     size: options.workers,
     drainBoundMs: 10_000,
     log: options.log,
-    init: (): LbWorkerInit => ({ configs }),
+    init: (): LbWorkerInit => ({ configs, health: health?.current() ?? [] }),
   });
   let started: Awaited<ReturnType<typeof pool.start>>;
   try {
@@ -66,6 +68,13 @@ export async function startLbWorkers(options: LbWorkersOptions): Promise<LbWorke
   } finally {
     await Promise.all(reservations.map((r) => r.release()));
   }
+  // After a restart in progress (exclusive): a worker forked before this change gets it here.
+  const changed = (update: HealthUpdate) => void pool.exclusive(() => pool.broadcast('setHealth', update));
+  health = startLbHealth(configs, {
+    log: (line) => options.log({ level: 'info', event: 'target-health', message: line }),
+    changed,
+  });
+  const checks = health;
   const infos = (started[0]?.info ?? []) as { address: AddressInfo; name: string }[];
   const listeners = infos.map(({ address, name }, index) => ({
     address,
@@ -76,7 +85,10 @@ export async function startLbWorkers(options: LbWorkersOptions): Promise<LbWorke
       // Workers restarted later start with these targets.
       configs[index] = { ...configs[index]!, targets };
       const call: SetTargetsCall = { index, targets };
-      await pool.exclusive(() => pool.broadcast('setTargets', call));
+      await pool.exclusive(async () => {
+        checks.setTargets(index, targets);
+        return pool.broadcast('setTargets', call);
+      });
     },
   }));
   return {
@@ -85,8 +97,12 @@ export async function startLbWorkers(options: LbWorkersOptions): Promise<LbWorke
     pids: () => pool.pids(),
     metrics(own) {
       registerPoolMetrics(own, pool, options.workers);
+      checks.register(own);
       return aggregatedMetrics(own, pool, { primaryOwned: new Set(), aggregators: AGGREGATORS });
     },
-    close: () => pool.stop(),
+    async close() {
+      checks.close();
+      await pool.stop();
+    },
   };
 }

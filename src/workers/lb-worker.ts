@@ -1,7 +1,8 @@
 // An lb worker: every listener of `keepip lb` on ports it shares with the other workers
-// (SO_REUSEPORT), each flow handled whole in the worker whose listener accepted it. It runs its own
-// health checks (each worker judges its targets itself), takes new targets from the primary
-// (SIGHUP), and answers the primary's metrics calls. Its log lines name the worker.
+// (SO_REUSEPORT), each flow handled whole in the worker whose listener accepted it. It runs no
+// health checks: the primary runs them once for all (lb-health.ts) and hands in each change, so every
+// worker keeps the same targets in rotation. It takes new targets from the primary (SIGHUP) and
+// answers the primary's metrics calls. Its log lines name the worker.
 import { Registry } from 'prom-client';
 import {
   type LbRuntimeConfig,
@@ -9,6 +10,7 @@ import {
   startLoadBalancer,
   type TargetAddress,
 } from '../lb/balancer.ts';
+import type { HealthUpdate } from './lb-health.ts';
 import type { ServedRole } from './protocol.ts';
 
 /** A listener's config without what cannot cross IPC (the registry, the log function). */
@@ -17,6 +19,8 @@ export type LbListenerConfig = Omit<LbRuntimeConfig, 'registry' | 'log'>;
 export interface LbWorkerInit {
   /** Listen ports already resolved by the primary (never 0). */
   configs: LbListenerConfig[];
+  /** The targets' health as the primary's checks judge it now. */
+  health: HealthUpdate[];
 }
 
 export interface SetTargetsCall {
@@ -30,18 +34,26 @@ export async function serve(init: LbWorkerInit, slot: number): Promise<ServedRol
   const running: RunningLb[] = [];
   try {
     for (const config of init.configs) {
-      running.push(await startLoadBalancer({ ...config, registry, log, reusePort: true }));
+      running.push(
+        await startLoadBalancer({ ...config, registry, log, reusePort: true, healthChecks: 'follow' }),
+      );
     }
   } catch (error) {
     await Promise.all(running.map((lb) => lb.close()));
     throw error;
   }
+  const setHealth = ({ index, target, health }: HealthUpdate) => running[index]?.setHealth(target, health);
+  for (const update of init.health) setHealth(update);
   return {
     info: running.map((lb) => ({ address: lb.address, name: lb.name })),
     methods: {
       setTargets(arg) {
         const { index, targets } = arg as SetTargetsCall;
         running[index]?.setTargets(targets);
+        return null;
+      },
+      setHealth(arg) {
+        setHealth(arg as HealthUpdate);
         return null;
       },
       metrics: () => registry.getMetricsAsJSON(),

@@ -25,7 +25,10 @@ export function aggregatedMetrics(own: Registry, pool: WorkerPool, rules: Aggreg
     contentType: own.contentType,
     async metrics() {
       const answers = await pool.broadcast('metrics');
-      const parts = [await own.getMetricsAsJSON(), ...answers.flatMap((a) => workerPart(a, rules))];
+      const parts = [
+        withAggregators(await own.getMetricsAsJSON(), rules),
+        ...answers.flatMap((a) => workerPart(a, rules)),
+      ];
       return AggregatorRegistry.aggregate(parts as never).metrics();
     },
   };
@@ -33,14 +36,16 @@ export function aggregatedMetrics(own: Registry, pool: WorkerPool, rules: Aggreg
 
 function workerPart(answer: CallResult, rules: AggregationRules): MetricsJson[] {
   if (!answer.ok) return [];
-  return [
-    (answer.value as MetricsJson)
-      .filter((metric) => !rules.primaryOwned.has(metric.name))
-      .map((metric) => {
-        const aggregator = rules.aggregators?.[metric.name];
-        return aggregator === undefined ? metric : { ...metric, aggregator };
-      }),
-  ];
+  const metrics = (answer.value as MetricsJson).filter((metric) => !rules.primaryOwned.has(metric.name));
+  return [withAggregators(metrics, rules)];
+}
+
+/** The rules' aggregators on every part, the primary's too (the first part's aggregator wins). */
+function withAggregators(metrics: MetricsJson, rules: AggregationRules): MetricsJson {
+  return metrics.map((metric) => {
+    const aggregator = rules.aggregators?.[metric.name];
+    return aggregator === undefined ? metric : { ...metric, aggregator };
+  });
 }
 
 /** keepip_workers, keepip_workers_serving and keepip_worker_restarts_total{worker}, read from the pool. */

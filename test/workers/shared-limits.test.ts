@@ -60,7 +60,6 @@ describe('keepip gateway --workers 2: one count of the limits for the pod', () =
     gw = await startWorkersGateway(file, ['--workers', '2']);
   });
   after(async () => {
-    if (process.env.H5_DEBUG) console.log(gw?.running.output());
     try {
       if (gw !== undefined) process.kill(gw.running.child.pid!, 'SIGCONT');
     } catch {}
