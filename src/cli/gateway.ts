@@ -46,6 +46,9 @@ Options:
                              (default 127.0.0.1:8443 when neither --http nor --https)
       --configmap <ns/name>  the controller ConfigMap (default ingress-nginx/ingress-nginx-controller)
       --ingress-class <name> serve Ingresses of this class (default nginx)
+      --enable-ssl-passthrough
+                             honour ssl-passthrough: TLS for those hosts goes unread to their backend
+                             (as the ingress-nginx controller flag; off: the annotation is reported)
       --trusted-proxies <CIDR,...>
                              peers trusted to send PROXY and forwarded headers (overrides proxy-real-ip-cidr)
       --access-log <FILE>    append the access log to FILE (default stdout)
@@ -71,6 +74,8 @@ interface CliOptions {
   https: HostPort | null;
   configMap: string | undefined;
   ingressClass: string;
+  /** --enable-ssl-passthrough. */
+  enableSslPassthrough: boolean;
   trustedProxies: string[] | null;
   accessLog: string | null;
   logFormat: 'text' | 'json';
@@ -98,6 +103,7 @@ function parseCli(argv: string[]): Parsed | number {
       https: { type: 'string' },
       configmap: { type: 'string' },
       'ingress-class': { type: 'string' },
+      'enable-ssl-passthrough': { type: 'boolean' },
       'trusted-proxies': { type: 'string' },
       'access-log': { type: 'string' },
       'log-format': { type: 'string' },
@@ -166,6 +172,7 @@ function parseCli(argv: string[]): Parsed | number {
       https: https as HostPort | null,
       configMap,
       ingressClass: (values['ingress-class'] as string | undefined) ?? 'nginx',
+      enableSslPassthrough: values['enable-ssl-passthrough'] === true,
       trustedProxies,
       accessLog: (values['access-log'] as string | undefined) ?? null,
       logFormat,
@@ -212,6 +219,7 @@ async function readTopology(options: CliOptions): Promise<Topology> {
   return loadTopology(options.paths, {
     ingressClass: options.ingressClass,
     ...(options.configMap !== undefined ? { configMap: options.configMap } : {}),
+    enableSslPassthrough: options.enableSslPassthrough,
   });
 }
 

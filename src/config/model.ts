@@ -536,6 +536,12 @@ export interface VirtualHostModel {
   redirectFrom?: string;
   /** ssl-ciphers / ssl-prefer-server-ciphers of the first Ingress of the host that sets them, over the ConfigMap's. */
   serverTls?: ServerTlsModel;
+  /**
+   * ssl-passthrough (only with --enable-ssl-passthrough): TLS connections whose SNI is this host go,
+   * unread, to the backend of its "/" location (src/gateway/passthrough.ts), under that location's
+   * source-address rules.
+   */
+  sslPassthrough?: true;
 }
 
 export interface GatewayModel {

@@ -61,6 +61,7 @@ export function snapshotOptions(o: ControllerOptions): SnapshotOptions {
     defaultSslCertificate: o.defaultSslCertificate,
     defaultBackendService: o.defaultBackendService,
     annotationsPrefix: o.annotationsPrefix,
+    enableSslPassthrough: o.enableSslPassthrough,
   };
 }
 

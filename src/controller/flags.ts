@@ -75,8 +75,8 @@ const ROWS: readonly FlagRow[] = [
   ['profiler-port',                   'int',      '10245',                      'no effect',   'no pprof endpoint'],
   ['profiler-address',                'string',   '127.0.0.1',                  'no effect',   'no pprof endpoint'],
   ['health-check-timeout',            'int',      '10',                         'no effect',   '/healthz answers from memory, no probe to time out'],
-  ['enable-ssl-passthrough',          'bool',     'false',                      'no effect',   'SSL passthrough is not implemented'],
-  ['ssl-passthrough-proxy-port',      'int',      '442',                        'no effect',   'SSL passthrough is not implemented'],
+  ['enable-ssl-passthrough',          'bool',     'false',                      'implemented', 'honour ssl-passthrough: TLS for those hosts goes unread to the backend of their "/" path, under its source-address rules'],
+  ['ssl-passthrough-proxy-port',      'int',      '442',                        'no effect',   'keepip hands TLS it does not pass through to its own TLS listener in-process: no internal proxy port'],
   ['disable-svc-external-name',       'bool',     'false',                      'no effect',   'ExternalName Services have no endpoints in keepip (503)'],
   ['annotations-prefix',              'string',   DEFAULT_ANNOTATIONS_PREFIX,   'implemented', 'Ingress annotations are read under `<prefix>/` (and those under nginx.ingress.kubernetes.io/ then ignored)'],
   ['enable-annotation-validation',    'bool',     'true',                       'no effect',   'keepip always validates annotations'],
@@ -159,6 +159,8 @@ export interface ControllerOptions {
   defaultBackendService: string | null;
   /** --annotations-prefix, checked to be a DNS subdomain. */
   annotationsPrefix: string;
+  /** --enable-ssl-passthrough: the ssl-passthrough annotation takes effect. */
+  enableSslPassthrough: boolean;
   httpPort: number;
   httpsPort: number;
   healthzPort: number;
@@ -394,6 +396,7 @@ function buildOptions(
     defaultSslCertificate: ref('default-ssl-certificate'),
     defaultBackendService: ref('default-backend-service'),
     annotationsPrefix: annotationsPrefixFlag(text('annotations-prefix'), errors),
+    enableSslPassthrough: bool('enable-ssl-passthrough'),
     httpPort: int('http-port', 0, 65535),
     httpsPort: int('https-port', 0, 65535),
     healthzPort: int('healthz-port', 0, 65535),

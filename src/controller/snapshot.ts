@@ -36,6 +36,8 @@ export interface SnapshotOptions extends ClassOptions {
   defaultBackendService: string | null;
   /** --annotations-prefix (src/k8s/annotation-prefix.ts). */
   annotationsPrefix: string;
+  /** --enable-ssl-passthrough. */
+  enableSslPassthrough?: boolean;
 }
 
 const str = (v: unknown): string | null => (typeof v === 'string' ? v : null);
@@ -168,5 +170,6 @@ export function buildClusterTopology(objects: ClusterObjects, o: SnapshotOptions
     ingressClass: o.ingressClass,
     annotationsPrefix: o.annotationsPrefix,
     ...(o.configMap ? { configMap: o.configMap } : {}),
+    enableSslPassthrough: o.enableSslPassthrough === true,
   });
 }

@@ -241,6 +241,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
       handler,
       metrics,
       errorLog,
+      accessLog,
       defaultCertificate,
     });
   } catch (error) {

@@ -25,7 +25,9 @@ import type { ErrorLog } from './error-log.ts';
 import { createH1Server, type H1Server } from './h1-server.ts';
 import { createH2Server, type H2Server, serveByAlpn } from './h2-server.ts';
 import type { RequestHandler } from './handler.ts';
+import type { LineSink } from './line-sink.ts';
 import type { GatewayMetrics } from './metrics.ts';
+import { passThrough, passthroughTarget } from './passthrough.ts';
 import type { GatewaySnapshot } from './snapshot.ts';
 import type { KeyPair } from './tls.ts';
 
@@ -44,6 +46,8 @@ export interface ListenerContext {
   handler: RequestHandler;
   metrics: GatewayMetrics;
   errorLog: ErrorLog;
+  /** The access log: passthrough connections get a line each (passthrough.ts). */
+  accessLog: LineSink;
   defaultCertificate: KeyPair;
 }
 
@@ -164,7 +168,10 @@ function refuseHello(
   socket.destroy();
 }
 
-/** The whole ClientHello is in (and put back): TLS with the context of its server name. */
+/**
+ * The whole ClientHello is in (`bytes`, nothing else read): a passthrough host's connection goes raw to
+ * its backend (passthrough.ts); any other gets TLS with the context of its server name.
+ */
 function dispatchHello(
   ctx: ListenerContext,
   sides: ServerSides,
@@ -172,8 +179,15 @@ function dispatchHello(
   info: ConnectionInfo,
   timeouts: ClientTimeouts,
   hello: ClientHello,
+  bytes: Buffer,
 ): void {
   const snap = ctx.current();
+  const target = passthroughTarget(snap, hello.serverName);
+  if (target !== null) {
+    passThrough(ctx, snap, target, socket, bytes, info);
+    return;
+  }
+  socket.unshift(bytes);
   const context = snap.certificates.initialContext(hello.serverName, ctx.defaultCertificate);
   if (context === null) {
     const name = hello.serverName === null ? 'a client without SNI' : `"${hello.serverName}"`;
@@ -201,11 +215,10 @@ function serveHttpsListener(
   timeouts: ClientTimeouts,
 ): void {
   const chunks: Buffer[] = [];
-  const stop = (bytes: Buffer) => {
+  const stop = () => {
     clearTimeout(timer);
     socket.off('readable', onReadable);
     socket.off('end', onGone);
-    socket.unshift(bytes);
   };
   const onReadable = () => {
     for (let chunk = socket.read() as Buffer | null; chunk !== null; chunk = socket.read() as Buffer | null)
@@ -214,16 +227,17 @@ function serveHttpsListener(
     const bytes = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
     chunks.splice(0, chunks.length, bytes);
     if (!looksLikeTls(bytes[0] as number)) {
-      stop(bytes);
+      stop();
+      socket.unshift(bytes);
       attachConnection(socket, { ...info, scheme: 'http' });
       sides.plainH1.serve(socket, timeouts);
       return;
     }
     const read = readClientHello(bytes);
     if (read.kind === 'incomplete') return;
-    stop(bytes);
+    stop();
     if (read.kind === 'error') refuseHello(ctx, socket, info, read.error);
-    else dispatchHello(ctx, sides, socket, info, timeouts, read.hello);
+    else dispatchHello(ctx, sides, socket, info, timeouts, read.hello, bytes);
   };
   const onGone = () => socket.destroy();
   const timer = setTimeout(() => {

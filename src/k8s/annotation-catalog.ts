@@ -522,8 +522,9 @@ export const ANNOTATION_CATALOG: readonly CatalogEntry[] = [
   // --- Requests and responses.
   {
     names: ['ssl-passthrough'],
-    status: 'refused',
-    note: `${NOT_YET}: keepip terminates TLS for the host`,
+    status: 'implemented',
+    values: 'Go boolean',
+    note: "with `--enable-ssl-passthrough` (gateway or controller): TLS connections whose SNI is exactly the host go unread to the backend of its `/` path (ready endpoints round robin, the next on a connect error), which presents its own certificate; the client (the PROXY header's) must pass that location's source-address rules first, which ingress-nginx cannot apply; one stream-style access log line each. Other annotations do not apply to those connections; plain HTTP to the host is served as usual. Without the flag, or without a `/` backend: reported (`SSL_PASSTHROUGH_IGNORED`) and keepip terminates TLS, as ingress-nginx",
   },
   {
     names: ['ssl-ciphers'],

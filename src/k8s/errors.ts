@@ -285,6 +285,12 @@ export const K8S_CODES = {
       'ssl-ciphers or ssl-protocols (the annotation or the ConfigMap key) is not a cipher list or a set of TLS versions keepip can offer: the handshakes it applies to are refused (fail closed), never widened to the defaults',
     fix: 'write an OpenSSL cipher list (e.g. ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES256-GCM-SHA384) and versions among TLSv1.2 TLSv1.3',
   },
+  SSL_PASSTHROUGH_IGNORED: {
+    kind: 'issue',
+    summary:
+      'ssl-passthrough is set but keepip terminates TLS for the host: passthrough is not enabled (--enable-ssl-passthrough), or the host has no "/" path with a backend (ingress-nginx ignores it the same way)',
+    fix: 'start the gateway or controller with --enable-ssl-passthrough, and give the host a "/" path whose Service speaks TLS',
+  },
 } as const satisfies CodeTable;
 
 export type K8sCode = keyof typeof K8S_CODES;

@@ -1,3 +1,7 @@
+// What TLS does for a host. ssl-passthrough: with passthrough enabled (--enable-ssl-passthrough), the
+// host's TLS connections go unread to the backend of its "/" path, as ingress-nginx's does (a host
+// without such a backend is reported and keeps keepip's TLS, as ingress-nginx ignores it too).
+//
 // What a TLS handshake with the gateway may negotiate: the ConfigMap's ssl-ciphers and ssl-protocols
 // for every TLS host and the default certificate, and per host the ssl-ciphers and
 // ssl-prefer-server-ciphers annotations of the first Ingress of the host that sets them (as
@@ -16,7 +20,11 @@ import { parseGoBool } from './values.ts';
 const PREFIX = 'nginx.ingress.kubernetes.io/';
 
 /** The annotations this module reads (without the prefix). */
-export const SERVER_TLS_ANNOTATIONS: readonly string[] = ['ssl-ciphers', 'ssl-prefer-server-ciphers'];
+export const SERVER_TLS_ANNOTATIONS: readonly string[] = [
+  'ssl-ciphers',
+  'ssl-prefer-server-ciphers',
+  'ssl-passthrough',
+];
 /** The ConfigMap keys this module reads. */
 export const SERVER_TLS_CONFIGMAP_KEYS: readonly string[] = ['ssl-ciphers', 'ssl-protocols'];
 
@@ -104,10 +112,11 @@ export function readServerTlsConfigMap(
   return model;
 }
 
-/** What one Ingress's ssl-ciphers and ssl-prefer-server-ciphers say; null: not set. */
+/** What one Ingress's ssl-ciphers, ssl-prefer-server-ciphers and ssl-passthrough say; null: not set. */
 export interface IngressServerTls {
   ciphers: { ciphers: string } | { invalid: string } | null;
   preferServerCiphers: boolean | null;
+  passthrough: boolean;
 }
 
 export function readServerTlsAnnotations(
@@ -121,18 +130,46 @@ export function readServerTlsAnnotations(
     ciphersText === undefined || ciphersText.trim() === ''
       ? null
       : readCiphers(ciphersText, report('ssl-ciphers'));
-  const preferText = annotations[`${PREFIX}ssl-prefer-server-ciphers`];
-  let preferServerCiphers: boolean | null = null;
-  if (preferText !== undefined) {
-    preferServerCiphers = parseGoBool(preferText);
-    if (preferServerCiphers === null)
-      report('ssl-prefer-server-ciphers')(
+  const bool = (name: string, kept: string): boolean | null => {
+    const text = annotations[PREFIX + name];
+    if (text === undefined) return null;
+    const value = parseGoBool(text);
+    if (value === null)
+      report(name)(
         'warning',
         'INVALID_ANNOTATION_VALUE',
-        `${JSON.stringify(preferText)} is not a boolean ("true" or "false"); ignored, the server's order applies`,
+        `${JSON.stringify(text)} is not a boolean ("true" or "false"); ignored, ${kept}`,
       );
-  }
-  return { ciphers, preferServerCiphers };
+    return value;
+  };
+  const preferServerCiphers = bool('ssl-prefer-server-ciphers', "the server's order applies");
+  const passthrough = bool('ssl-passthrough', 'keepip terminates TLS for the host') === true;
+  return { ciphers, preferServerCiphers, passthrough };
+}
+
+/**
+ * ssl-passthrough for a host: any of its Ingresses asks for it (as ingress-nginx's server block), it is
+ * enabled, and the host has a "/" location with a backend. Otherwise each asking Ingress is told why not.
+ */
+export function hostPassthrough(
+  ingresses: readonly { origin: Origin; tls: IngressServerTls }[],
+  enabled: boolean,
+  hasRootBackend: boolean,
+  issues: ConfigIssue[],
+): boolean {
+  const asking = ingresses.filter((i) => i.tls.passthrough);
+  if (asking.length === 0) return false;
+  if (enabled && hasRootBackend) return true;
+  const why = enabled
+    ? 'the host has no "/" path with a backend'
+    : 'SSL passthrough is not enabled (--enable-ssl-passthrough)';
+  for (const { origin } of asking)
+    reporter(origin, annotationField(`${PREFIX}ssl-passthrough`), issues)(
+      'warning',
+      'SSL_PASSTHROUGH_IGNORED',
+      `${why}; keepip terminates TLS for the host, as ingress-nginx does`,
+    );
+  return false;
 }
 
 /**

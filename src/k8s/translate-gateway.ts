@@ -22,7 +22,12 @@ import { annotationField, formatFieldPath } from './field-path.ts';
 import { isLocationInLocationList } from './location-list.ts';
 import { applyHeaderSettings, type ConfigMapLookup, readCustomHeaders } from './header-settings.ts';
 import { readProxySsl } from './proxy-ssl.ts';
-import { hostServerTls, type IngressServerTls, readServerTlsAnnotations } from './server-tls.ts';
+import {
+  hostPassthrough,
+  hostServerTls,
+  type IngressServerTls,
+  readServerTlsAnnotations,
+} from './server-tls.ts';
 import {
   applyLogSettings,
   parseRouteAnnotations,
@@ -70,6 +75,8 @@ export interface GatewayInput {
 export interface GatewayOptions {
   ingressClass?: string;
   configMap?: string;
+  /** --enable-ssl-passthrough: the ssl-passthrough annotation takes effect (off: reported, TLS terminated). */
+  enableSslPassthrough?: boolean;
 }
 
 function issue(
@@ -325,6 +332,8 @@ interface GatewayBuild extends IngressReadings {
   hosts: Map<string, HostBuild>;
   defaultBackend: BackendRef | null;
   defaultBackendOrigin: Origin | null;
+  /** --enable-ssl-passthrough. */
+  passthroughEnabled: boolean;
 }
 
 export function translateGateway(
@@ -349,6 +358,7 @@ export function translateGateway(
     hosts: new Map(),
     defaultBackend: null,
     defaultBackendOrigin: null,
+    passthroughEnabled: options.enableSslPassthrough === true,
   };
   for (const ing of mains) addIngress(b, ing);
   addRootFallbacks(b);
@@ -680,17 +690,29 @@ function virtualHosts(b: GatewayBuild): VirtualHostModel[] {
       locations: sortLocations(h.locations, b.regexHosts.has(h.host)),
       ...clientCertificateOf(h.host, b.served, b.accessOf),
       ...hostNames(h.host, b.hosts, b.served, b.routeOf),
-      ...serverTlsFor(h.host, b),
+      ...serverTlsFor(h, b),
     }));
 }
 
-/** ssl-ciphers / ssl-prefer-server-ciphers: per host, the first Ingress (merge order) that sets them. */
-function serverTlsFor(host: string, b: GatewayBuild): Pick<VirtualHostModel, 'serverTls'> {
+/**
+ * ssl-ciphers / ssl-prefer-server-ciphers (per host, the first Ingress in merge order that sets them)
+ * and ssl-passthrough (any Ingress of the host; the backend of its "/" path).
+ */
+function serverTlsFor(h: HostBuild, b: GatewayBuild): Pick<VirtualHostModel, 'serverTls' | 'sslPassthrough'> {
   const own = b.served
-    .filter((ing) => ing.rules.some((r) => r.host === host))
-    .map((ing) => ({ name: `${ing.meta.namespace}/${ing.meta.name}`, tls: b.serverTlsOf.get(ing)! }));
+    .filter((ing) => ing.rules.some((r) => r.host === h.host))
+    .map((ing) => ({
+      name: `${ing.meta.namespace}/${ing.meta.name}`,
+      origin: ing.origin,
+      tls: b.serverTlsOf.get(ing)!,
+    }));
+  const out: Pick<VirtualHostModel, 'serverTls' | 'sslPassthrough'> = {};
   const serverTls = hostServerTls(own, b.settings.serverTls);
-  return serverTls === undefined ? {} : { serverTls };
+  if (serverTls !== undefined) out.serverTls = serverTls;
+  const rootBackend = h.locations.some((l) => l.path === '/' && l.backend !== null);
+  if (h.host !== '' && hostPassthrough(own, b.passthroughEnabled, rootBackend, b.issues))
+    out.sslPassthrough = true;
+  return out;
 }
 
 /** The first usable Secret (merge order) of a spec.tls entry that covers the host. */

@@ -60,13 +60,14 @@ describe('keepip controller (process)', () => {
         '--election-ttl=2s',
         '--configmap=$(POD_NAMESPACE)/ingress-nginx-controller',
         '--enable-ssl-passthrough',
+        '--sync-period=10m',
         '--v=2',
       ],
       { env: { POD_NAMESPACE: 'edge', POD_NAME: 'ctl-0' } },
     );
     try {
       await ctl.waitFor(
-        /warning: flag --enable-ssl-passthrough is accepted but has no effect: SSL passthrough is not implemented/,
+        /warning: flag --sync-period is accepted but has no effect: keepip relies on watches/,
       );
       await ctl.waitFor(/warning: flag --v is accepted but has no effect/);
       await ctl.waitFor(/listening http 127\.0\.0\.1:\d+/);

@@ -126,12 +126,17 @@ describe('flags', () => {
 
   it('warns about each unimplemented ingress-nginx flag by name, and refuses unknown flags and bad values', () => {
     const p = parseControllerFlags(
-      ['--enable-ssl-passthrough', '--sync-period=10m', '--maxmind-license-key', 'x'],
+      ['--ssl-passthrough-proxy-port=1442', '--sync-period=10m', '--maxmind-license-key', 'x'],
       {},
     );
     assert.ok(p.ok === true);
     assert.equal(p.warnings.length, 3);
-    assert.match(p.warnings[0]!, /--enable-ssl-passthrough .*SSL passthrough is not implemented/);
+    assert.match(p.warnings[0]!, /--ssl-passthrough-proxy-port .*no internal proxy port/);
+    // --enable-ssl-passthrough is implemented: no warning, and the option is on.
+    const passthrough = parseControllerFlags(['--enable-ssl-passthrough'], {});
+    assert.ok(passthrough.ok === true);
+    assert.deepEqual(passthrough.warnings, []);
+    assert.equal(passthrough.options.enableSslPassthrough, true);
     assert.equal(parseControllerFlags(['--bogus'], {}).ok, false);
     assert.equal(parseControllerFlags(['positional'], {}).ok, false);
     assert.equal(parseControllerFlags(['--http-port=x'], {}).ok, false);

@@ -116,3 +116,28 @@ test('context options: versions as a range with the gaps switched off; OpenSSL c
   assert.equal(host('a.example.com')?.serverTls?.ciphers, legacy);
   assert.ok(serverTlsOptions(host('a.example.com')!.serverTls!).ok);
 });
+
+test('ssl-passthrough: only when enabled and the host has a "/" backend; otherwise reported', () => {
+  const objects = [
+    web('a', 'a.example.com', { 'ssl-passthrough': 'true' }),
+    web('b', 'b.example.com', { 'ssl-passthrough': 'true' }), // path /b only: no "/" backend
+    web('c', 'c.example.com', { 'ssl-passthrough': 'yes' }),
+  ];
+  const on = topologyOf(objects, { enableSslPassthrough: true });
+  const host = (name: string) => on.gateway.virtualHosts.find((v) => v.host === name);
+  assert.equal(host('a.example.com')?.sslPassthrough, true);
+  assert.equal(host('b.example.com')?.sslPassthrough, undefined);
+  assert.equal(host('c.example.com')?.sslPassthrough, undefined);
+  const ignored = on.issues.filter((i) => i.code === 'SSL_PASSTHROUGH_IGNORED');
+  assert.deepEqual(
+    ignored.map((i) => [i.origin?.name, i.severity]),
+    [['b', 'warning']],
+  );
+  assert.match(ignored[0]!.message, /no "\/" path with a backend/);
+  assert.ok(on.issues.some((i) => i.code === 'INVALID_ANNOTATION_VALUE' && i.origin?.name === 'c'));
+  // Not enabled: every asking Ingress is told, and no host passes through.
+  const off = topologyOf(objects);
+  assert.ok(off.gateway.virtualHosts.every((v) => v.sslPassthrough === undefined));
+  const why = off.issues.filter((i) => i.code === 'SSL_PASSTHROUGH_IGNORED').map((i) => i.origin?.name);
+  assert.deepEqual(why, ['a', 'b']);
+});

@@ -1,0 +1,258 @@
+// ssl-passthrough: a TLS connection whose ClientHello names a passthrough host (exactly, as ingress-nginx's
+// TCP proxy compares names) is not terminated: its bytes, the hello first, go unread to the backend of
+// the host's "/" location, and the backend's bytes come back, with backpressure both ways and
+// half-closes passed on. Unlike ingress-nginx, whose passthrough proxy cannot apply them, the client
+// (the PROXY header's when there is one) first goes through that location's source-address rules
+// (block-cidrs, denylist, allowlist; invalid lists fail closed): a refused client is closed before a
+// byte reaches the backend. Endpoints are taken round robin (the location's upstream cursor), the next
+// one when a connection cannot be made. One access log line per connection, stream-style.
+import net from 'node:net';
+import type { LocationModel } from '../config/model.ts';
+import { resetSocket } from '../lb/socket-reset.ts';
+import { type AccessDecision, type AccessPolicy, compileAccessPolicy } from '../net/access-policy.ts';
+import { formatHostPort } from '../net/host-port.ts';
+import { formatMsAsSeconds, formatTimeLocal } from './access-log.ts';
+import type { ConnectionInfo } from './connection.ts';
+import { type ErrorLog, logSafe } from './error-log.ts';
+import type { LineSink } from './line-sink.ts';
+import type { GatewaySnapshot } from './snapshot.ts';
+import { type BalancedUpstream, firstMember, type UpstreamMember } from './upstream.ts';
+
+/** nginx's stream proxy_timeout default: a connection idle both ways this long is closed. */
+export const PASSTHROUGH_IDLE_TIMEOUT_MS = 600_000;
+
+export interface PassthroughTarget {
+  host: string;
+  location: LocationModel;
+  upstream: BalancedUpstream | undefined;
+  policy: AccessPolicy;
+}
+
+const targetsBySnapshot = new WeakMap<GatewaySnapshot, ReadonlyMap<string, PassthroughTarget>>();
+
+/** The passthrough host a server name selects on this snapshot, or null (keepip terminates TLS). */
+export function passthroughTarget(
+  snap: GatewaySnapshot,
+  serverName: string | null,
+): PassthroughTarget | null {
+  if (serverName === null) return null;
+  let targets = targetsBySnapshot.get(snap);
+  if (targets === undefined) {
+    const built = new Map<string, PassthroughTarget>();
+    for (const vhost of snap.topology.gateway.virtualHosts) {
+      if (vhost.sslPassthrough !== true) continue;
+      const location = vhost.locations.find((l) => l.path === '/' && l.backend !== null);
+      if (location === undefined) continue; // the translation reported it
+      const rules = { block: snap.settings.blockCidrs, deny: location.deny, allow: location.allow };
+      const policy = compileAccessPolicy(rules);
+      built.set(vhost.host, { host: vhost.host, location, upstream: snap.upstreamFor(location), policy });
+    }
+    targets = built;
+    targetsBySnapshot.set(snap, targets);
+  }
+  return targets.get(serverName) ?? null;
+}
+
+export interface PassthroughContext {
+  errorLog: ErrorLog;
+  accessLog: LineSink;
+}
+
+/** One passthrough connection: what its access log line says. */
+interface Session {
+  readonly started: number;
+  readonly client: string;
+  readonly serverName: string;
+  readonly target: PassthroughTarget;
+  status: number;
+  bytesToClient: number;
+  bytesFromClient: number;
+  upstreams: string[];
+  logged: boolean;
+}
+
+/**
+ * Stream-style, as ingress-nginx's log-format-stream with the name and upstream added:
+ * `[client] [time] TCP status bytes_sent bytes_received session_time "sni" "upstream" ssl-passthrough ns/ingress`.
+ */
+function logSession(ctx: PassthroughContext, snap: GatewaySnapshot, s: Session): void {
+  if (s.logged) return;
+  s.logged = true;
+  if (snap.settings.disableAccessLog === true) return;
+  const upstream = s.upstreams.length === 0 ? '-' : s.upstreams.join(', ');
+  const { ingress } = s.target.location;
+  ctx.accessLog.write(
+    `[${s.client}] [${formatTimeLocal(s.started)}] TCP ${s.status} ${s.bytesToClient} ${s.bytesFromClient} ` +
+      `${formatMsAsSeconds(Date.now() - s.started)} "${logSafe(s.serverName)}" "${upstream}" ssl-passthrough ${ingress.namespace}/${ingress.name}`,
+  );
+}
+
+function errorContext(info: ConnectionInfo, s: Session): string {
+  const server = formatHostPort(info.serverAddress, info.serverPort);
+  return `, client: ${s.client}, server: ${server}, host: "${logSafe(s.serverName)}"`;
+}
+
+/** The source-address verdict; a refusal is logged (error log and access log) and the client closed. */
+function admitted(
+  ctx: PassthroughContext,
+  snap: GatewaySnapshot,
+  client: net.Socket,
+  info: ConnectionInfo,
+  s: Session,
+): boolean {
+  const verdict: AccessDecision = s.target.policy.decide(s.client);
+  if (verdict.outcome === 'allow') return true;
+  const what =
+    verdict.outcome === 'fail-closed' ? verdict.detail : `access forbidden by rule (${verdict.detail})`;
+  ctx.errorLog.write(
+    'error',
+    info.id,
+    `${what} while ssl-passthrough, connection closed${errorContext(info, s)}`,
+  );
+  s.status = verdict.outcome === 'fail-closed' ? 503 : 403;
+  logSession(ctx, snap, s);
+  client.destroy();
+  return false;
+}
+
+/**
+ * Hands `client` (its ClientHello read into `hello`, nothing else consumed) to the target's backend.
+ * The caller has taken every listener of its own off the socket.
+ */
+export function passThrough(
+  ctx: PassthroughContext,
+  snap: GatewaySnapshot,
+  target: PassthroughTarget,
+  client: net.Socket,
+  hello: Buffer,
+  info: ConnectionInfo,
+): void {
+  const s: Session = {
+    started: Date.now(),
+    client: info.proxySource ?? info.peerAddress,
+    serverName: target.host,
+    target,
+    status: 0,
+    bytesToClient: 0,
+    bytesFromClient: hello.length,
+    upstreams: [],
+    logged: false,
+  };
+  client.on('error', () => client.destroy());
+  if (!admitted(ctx, snap, client, info, s)) return;
+  const members = target.upstream?.members ?? [];
+  if (members.length === 0) {
+    ctx.errorLog.write('error', info.id, `no live upstreams while ssl-passthrough${errorContext(info, s)}`);
+    s.status = 502;
+    logSession(ctx, snap, s);
+    client.destroy();
+    return;
+  }
+  const first = firstMember(target.upstream as BalancedUpstream);
+  dial(ctx, snap, { client, hello, info, s, members, next: first, tried: 0 });
+}
+
+interface Dialing {
+  client: net.Socket;
+  hello: Buffer;
+  info: ConnectionInfo;
+  s: Session;
+  members: readonly UpstreamMember[];
+  next: number;
+  tried: number;
+}
+
+/** Connects to the next endpoint; on failure the one after it, until each was tried once. */
+function dial(ctx: PassthroughContext, snap: GatewaySnapshot, d: Dialing): void {
+  const member = d.members[d.next] as UpstreamMember;
+  d.next = (d.next + 1) % d.members.length;
+  d.tried += 1;
+  d.s.upstreams.push(member.hostPort);
+  const upstream = net.connect({
+    host: member.address,
+    port: member.port,
+    allowHalfOpen: true,
+    noDelay: true,
+  });
+  const timer = setTimeout(
+    () => upstream.destroy(Object.assign(new Error('connect timed out'), { code: 'ETIMEDOUT' })),
+    member.connectTimeoutMs,
+  );
+  const clientGone = () => {
+    clearTimeout(timer);
+    upstream.destroy();
+    if (d.s.status === 0) d.s.status = 499;
+    logSession(ctx, snap, d.s);
+  };
+  d.client.once('close', clientGone);
+  upstream.once('connect', () => {
+    clearTimeout(timer);
+    d.client.off('close', clientGone);
+    d.s.status = 200;
+    pipe(ctx, snap, d.client, upstream, d.hello, d.s);
+  });
+  upstream.once('error', (error: NodeJS.ErrnoException) => {
+    clearTimeout(timer);
+    if (!upstream.connecting && d.s.status === 200) return; // pipe() owns it now
+    d.client.off('close', clientGone);
+    const why =
+      error.code === 'ETIMEDOUT' ? 'upstream timed out' : `connect() failed (${error.code ?? error.message})`;
+    ctx.errorLog.write(
+      'error',
+      d.info.id,
+      `${why} while connecting to upstream for ssl-passthrough${errorContext(d.info, d.s)}, upstream: "${member.hostPort}"`,
+    );
+    if (d.client.destroyed) clientGone();
+    else if (d.tried < d.members.length) dial(ctx, snap, d);
+    else {
+      d.s.status = 502;
+      logSession(ctx, snap, d.s);
+      d.client.destroy();
+    }
+  });
+}
+
+/**
+ * Bytes both ways (the hello first), each side paused while the other cannot take more; an end is
+ * passed on as an end (half-close), a reset or error as a reset; idle both ways for
+ * PASSTHROUGH_IDLE_TIMEOUT_MS closes both. The access log line is written once both sides are closed.
+ */
+function pipe(
+  ctx: PassthroughContext,
+  snap: GatewaySnapshot,
+  client: net.Socket,
+  upstream: net.Socket,
+  hello: Buffer,
+  s: Session,
+): void {
+  upstream.write(hello);
+  const relay = (from: net.Socket, to: net.Socket, count: (n: number) => void) => {
+    from.on('data', (chunk: Buffer) => {
+      count(chunk.length);
+      if (!to.write(chunk)) from.pause();
+    });
+    to.on('drain', () => from.resume());
+    from.on('end', () => to.end());
+    from.on('error', () => resetSocket(to));
+    from.setTimeout(PASSTHROUGH_IDLE_TIMEOUT_MS, () => {
+      resetSocket(client);
+      resetSocket(upstream);
+    });
+  };
+  relay(client, upstream, (n) => {
+    s.bytesFromClient += n;
+  });
+  relay(upstream, client, (n) => {
+    s.bytesToClient += n;
+  });
+  let open = 2;
+  const closed = (other: net.Socket, self: net.Socket) => () => {
+    // A side gone without its end first (a reset, a destroy) takes the other down: nobody reads it.
+    if (!self.readableEnded) resetSocket(other);
+    open -= 1;
+    if (open === 0) logSession(ctx, snap, s);
+  };
+  client.once('close', closed(upstream, client));
+  upstream.once('close', closed(client, upstream));
+  client.resume();
+}
