@@ -14,9 +14,9 @@ import {
   type ReloadResult,
   type RunningGateway,
 } from '../gateway/gateway.ts';
-import { createGatewayMetrics } from '../gateway/metrics.ts';
+import { createGatewayMetrics, type GatewayMetrics } from '../gateway/metrics.ts';
 import { buildSnapshot, type GatewaySnapshot } from '../gateway/snapshot.ts';
-import { generateDefaultCertificate } from '../gateway/tls.ts';
+import { generateDefaultCertificate, type KeyPair } from '../gateway/tls.ts';
 import { ConnectionRegistry } from '../gateway/upstream.ts';
 import { type MetricsServer, startMetricsServer } from '../observability/metrics-server.ts';
 import type { GatewayWorkerInit, PrepareCall } from './gateway-worker.ts';
@@ -75,10 +75,64 @@ export function servedMetrics(gateway: () => ServedGateway | null, own: Registry
 /** Metrics counted once per pod by the primary; the workers' copies are left out of the sum. */
 const PRIMARY_OWNED = new Set(['keepip_gateway_config_reloads_total', 'keepip_gateway_config_version']);
 
-// biome-ignore lint/complexity/noExcessiveLinesPerFunction: the primary's composition (check, pool, two-phase reload, metrics, close) over shared state; listed in docs/development.md to be split
+/** What the primary serves: the committed configuration, and how to check the next one. */
+interface PrimaryState {
+  version: number;
+  topology: Topology;
+  current: GatewaySnapshot;
+  readonly metrics: GatewayMetrics;
+  readonly connections: ConnectionRegistry;
+  check(topology: Topology, version: number): ReturnType<typeof buildSnapshot>;
+  draining: boolean;
+}
+
 export async function startGatewayWorkers(options: WorkerGatewayOptions): Promise<WorkerGateway> {
   if (!options.http && !options.https) throw new TypeError('startGatewayWorkers: give http and/or https');
-  const { workers: size, accessLogPath, log, metricsListen, limiterDeadlineMs, ...shared } = options;
+  const state = checkFirst(options);
+  const defaultCertificate = options.defaultCertificate ?? (await generateDefaultCertificate());
+  const { pool, info } = await startPool(options, state, defaultCertificate);
+  const { metrics } = state;
+  registerPoolMetrics(metrics.registry, pool, options.workers);
+  const metricsSource = aggregatedMetrics(metrics.registry, pool, { primaryOwned: PRIMARY_OWNED });
+  let metricsServer: MetricsServer | null = null;
+  if (options.metricsListen) {
+    try {
+      metricsServer = await startMetricsServer({
+        ...options.metricsListen,
+        registry: metricsSource,
+        healthy: () => !state.draining && pool.serving() > 0,
+      });
+    } catch (error) {
+      await pool.stop();
+      throw error;
+    }
+  }
+  let closing: Promise<void> | null = null;
+  return {
+    httpAddress: info.http,
+    httpsAddress: info.https,
+    metricsAddress: metricsServer?.address ?? null,
+    metrics,
+    metricsSource,
+    workers: options.workers,
+    pids: () => pool.pids(),
+    snapshot: () => state.current,
+    reload: (next) => pool.exclusive(() => reload(state, pool, next)),
+    close() {
+      closing ??= (async () => {
+        state.draining = true;
+        await pool.stop();
+        await metricsServer?.close();
+        state.current.retire();
+        await state.connections.closeAll(0);
+      })();
+      return closing;
+    },
+  };
+}
+
+/** The configuration loaded and checked once, here, with the same buildSnapshot the workers run. */
+function checkFirst(options: WorkerGatewayOptions): PrimaryState {
   const connections = new ConnectionRegistry();
   const check = (topology: Topology, version: number) =>
     buildSnapshot(topology, {
@@ -87,15 +141,24 @@ export async function startGatewayWorkers(options: WorkerGatewayOptions): Promis
       logFormat: options.logFormat ?? 'text',
       connections,
     });
-  let version = 1;
-  const first = check(options.topology, version);
+  const first = check(options.topology, 1);
   if (!first.ok) throw new GatewayStartError(first.error);
-  let current: GatewaySnapshot = first.snapshot;
-  let topology = options.topology;
   const metrics = options.metrics ?? createGatewayMetrics();
-  metrics.reload('applied', version);
-  const defaultCertificate = options.defaultCertificate ?? (await generateDefaultCertificate());
+  metrics.reload('applied', 1);
+  const { topology } = options;
+  return { version: 1, topology, current: first.snapshot, metrics, connections, check, draining: false };
+}
 
+/**
+ * The workers, on the reserved ports, each handed the latest committed configuration when it is
+ * forked (a restarted one too) and a channel to the primary's limiter (limiter-host.ts).
+ */
+async function startPool(
+  options: WorkerGatewayOptions,
+  state: PrimaryState,
+  defaultCertificate: KeyPair,
+): Promise<{ pool: WorkerPool; info: { http: AddressInfo | null; https: AddressInfo | null } }> {
+  const { workers: size, accessLogPath, log, metricsListen, limiterDeadlineMs, ...shared } = options;
   const reserved = await reserveListeners(options);
   const listen = { http: reserved.http?.address ?? null, https: reserved.https?.address ?? null };
   const limiter = createLimiterHost();
@@ -106,87 +169,58 @@ export async function startGatewayWorkers(options: WorkerGatewayOptions): Promis
     log,
     channel: (_slot, channel) => limiter.attach(channel),
     init: (): GatewayWorkerInit => ({
-      options: { ...withoutLocal(shared), topology, version, defaultCertificate, ...listen },
+      options: {
+        ...withoutLocal(shared),
+        topology: state.topology,
+        version: state.version,
+        defaultCertificate,
+        ...listen,
+      },
       accessLogPath,
       limiter: { deadlineMs: limiterDeadlineMs ?? DEFAULT_LIMITER_DEADLINE_MS },
     }),
   });
-  let started: Awaited<ReturnType<WorkerPool['start']>>;
   try {
-    started = await pool.start();
+    const started = await pool.start();
+    const info = started[0]?.info as { http: AddressInfo | null; https: AddressInfo | null };
+    return { pool, info };
   } catch (error) {
-    current.retire();
+    state.current.retire();
     throw new Error(`workers could not start: ${(error as Error).message}`);
   } finally {
     await Promise.all([reserved.http?.reservation.release(), reserved.https?.reservation.release()]);
   }
-  const info = started[0]?.info as { http: AddressInfo | null; https: AddressInfo | null };
-  registerPoolMetrics(metrics.registry, pool, size);
-  const metricsSource = aggregatedMetrics(metrics.registry, pool, { primaryOwned: PRIMARY_OWNED });
-  let draining = false;
-  let metricsServer: MetricsServer | null = null;
-  if (metricsListen) {
-    try {
-      metricsServer = await startMetricsServer({
-        ...metricsListen,
-        registry: metricsSource,
-        healthy: () => !draining && pool.serving() > 0,
-      });
-    } catch (error) {
-      await pool.stop();
-      throw error;
-    }
+}
+
+/**
+ * A reload in two phases, one at a time (pool.exclusive): every worker prepares the new snapshot,
+ * and only when all could does each commit it; a worker restarted meanwhile starts on the latest commit.
+ */
+async function reload(state: PrimaryState, pool: WorkerPool, next: Topology): Promise<WorkerReloadResult> {
+  const { metrics, version } = state;
+  const checked = state.check(next, version + 1);
+  if (!checked.ok) {
+    metrics.reload('rejected', version);
+    return { ok: false, version, error: checked.error };
   }
-
-  /** Both phases, one reload at a time; a worker restarted meanwhile starts on the latest commit. */
-  const reload = async (next: Topology): Promise<WorkerReloadResult> => {
-    const checked = check(next, version + 1);
-    if (!checked.ok) {
-      metrics.reload('rejected', version);
-      return { ok: false, version, error: checked.error };
-    }
-    const call: PrepareCall = { topology: next, version: version + 1 };
-    const answers = await pool.broadcast('prepare', call);
-    const refused = answers.find((a) => (!a.ok && !a.gone) || (a.ok && !(a.value as { ok: boolean }).ok));
-    if (refused !== undefined) {
-      await pool.broadcast('abort', { version: call.version });
-      checked.snapshot.retire();
-      metrics.reload('rejected', version);
-      const why = refused.ok ? (refused.value as { message: string }).message : refused.message;
-      const message = `worker ${refused.slot} (pid ${refused.pid}) could not prepare it: ${why}`;
-      return { ok: false, version, error: { code: 'WORKER_RELOAD_ABORTED', message, issues: [] } };
-    }
-    await pool.broadcast('commit', { version: call.version });
-    version = call.version;
-    topology = next;
-    current.retire();
-    current = checked.snapshot;
-    metrics.reload('applied', version);
-    return { ok: true, version, snapshot: current };
-  };
-
-  let closing: Promise<void> | null = null;
-  return {
-    httpAddress: info.http,
-    httpsAddress: info.https,
-    metricsAddress: metricsServer?.address ?? null,
-    metrics,
-    metricsSource,
-    workers: size,
-    pids: () => pool.pids(),
-    snapshot: () => current,
-    reload: (next) => pool.exclusive(() => reload(next)),
-    close() {
-      closing ??= (async () => {
-        draining = true;
-        await pool.stop();
-        await metricsServer?.close();
-        current.retire();
-        await connections.closeAll(0);
-      })();
-      return closing;
-    },
-  };
+  const call: PrepareCall = { topology: next, version: version + 1 };
+  const answers = await pool.broadcast('prepare', call);
+  const refused = answers.find((a) => (!a.ok && !a.gone) || (a.ok && !(a.value as { ok: boolean }).ok));
+  if (refused !== undefined) {
+    await pool.broadcast('abort', { version: call.version });
+    checked.snapshot.retire();
+    metrics.reload('rejected', version);
+    const why = refused.ok ? (refused.value as { message: string }).message : refused.message;
+    const message = `worker ${refused.slot} (pid ${refused.pid}) could not prepare it: ${why}`;
+    return { ok: false, version, error: { code: 'WORKER_RELOAD_ABORTED', message, issues: [] } };
+  }
+  await pool.broadcast('commit', { version: call.version });
+  state.version = call.version;
+  state.topology = next;
+  state.current.retire();
+  state.current = checked.snapshot;
+  metrics.reload('applied', state.version);
+  return { ok: true, version: state.version, snapshot: state.current };
 }
 
 /** The options a worker can be handed (plain data only). */

@@ -3,7 +3,7 @@
 // delay when it keeps dying), runs reloads and restarts one at a time, and drains them all on stop.
 // What a worker does is its role's business (gateway-worker.ts, lb-worker.ts); the pool only carries
 // messages. Workers inherit stdout and stderr, so their log lines go where the primary's go.
-import { type ChildProcess, fork } from 'node:child_process';
+import { type ChildProcess, fork as forkProcess } from 'node:child_process';
 import type { Duplex } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import type { WorkersCode } from './errors.ts';
@@ -78,199 +78,227 @@ export function restartDelayMs(failuresInARow: number): number {
   return failuresInARow <= 0 ? 0 : Math.min(100 * 2 ** (failuresInARow - 1), MAX_RESTART_DELAY_MS);
 }
 
-// biome-ignore lint/complexity/noExcessiveLinesPerFunction: one closure over the pool's state (members, failures, timers) shared by spawn, restart, broadcast and stop; listed in docs/development.md to be split
+/** The pool's state, shared by the steps below (spawn, answer, exit, restart, drain). */
+interface PoolState {
+  readonly options: PoolOptions;
+  readonly members: Map<number, Member>;
+  /** Short-lived starts in a row, by slot (the restart delay grows with them). */
+  readonly failures: Map<number, number>;
+  readonly restarts: Map<number, number>;
+  readonly timers: Set<NodeJS.Timeout>;
+  nextCall: number;
+  stopping: boolean;
+  /** The tail of the exclusive tasks (reloads, restarts). */
+  queue: Promise<unknown>;
+}
+
 export function createWorkerPool(options: PoolOptions): WorkerPool {
-  const members = new Map<number, Member>();
-  const failures = new Map<number, number>();
-  const restarts = new Map<number, number>();
-  const timers = new Set<NodeJS.Timeout>();
-  let nextCall = 0;
-  let stopping = false;
-  let queue: Promise<unknown> = Promise.resolve();
-
-  const exclusive = <T>(task: () => Promise<T>): Promise<T> => {
-    const run = queue.then(task, task);
-    queue = run.catch(() => {});
-    return run;
+  const state: PoolState = {
+    options,
+    members: new Map(),
+    failures: new Map(),
+    restarts: new Map(),
+    timers: new Set(),
+    nextCall: 0,
+    stopping: false,
+    queue: Promise.resolve(),
   };
-
-  const call = (member: Member, method: string, arg: unknown): Promise<CallResult> =>
-    new Promise((resolve) => {
-      const id = ++nextCall;
-      member.pending.set(id, resolve);
-      const message: CallMessage = { kind: 'call', id, method, arg };
-      send(member, message);
-    });
-
-  const send = (member: Member, message: ToWorker): void => {
-    try {
-      member.child.send(message);
-    } catch {
-      // The channel is closing: the exit handler answers the pending calls.
-    }
+  const serving = () => [...state.members.values()].filter((m) => m.serving);
+  return {
+    start: () => startAll(state),
+    broadcast: (method, arg = null) => Promise.all(serving().map((m) => call(state, m, method, arg))),
+    exclusive: (task) => exclusive(state, task),
+    serving: () => serving().length,
+    pids: () => [...state.members.values()].sort((a, b) => a.slot - b.slot).map((m) => m.pid),
+    restarts: () => state.restarts,
+    stop: () => stopAll(state),
   };
+}
 
-  /** Forks a worker into `slot`; resolves once it serves, rejects when it cannot. */
-  const launch = (slot: number): Promise<{ member: Member; info: unknown }> => {
-    const child = fork(ENTRY, [], {
-      execArgv: process.execArgv,
-      serialization: 'advanced',
-      stdio: options.channel
-        ? ['ignore', 'inherit', 'inherit', 'ipc', 'pipe']
-        : ['ignore', 'inherit', 'inherit', 'ipc'],
-    });
-    const channel = child.stdio[CHANNEL_FD];
-    if (options.channel && channel) options.channel(slot, channel as Duplex);
-    const member: Member = {
-      slot,
-      child,
-      pid: child.pid ?? 0,
-      serving: false,
-      startedAt: Date.now(),
-      pending: new Map(),
-      exited: new Promise((resolve) => child.once('exit', () => resolve())),
+function exclusive<T>(state: PoolState, task: () => Promise<T>): Promise<T> {
+  const run = state.queue.then(task, task);
+  state.queue = run.catch(() => {});
+  return run;
+}
+
+function call(state: PoolState, member: Member, method: string, arg: unknown): Promise<CallResult> {
+  return new Promise((resolve) => {
+    const id = ++state.nextCall;
+    member.pending.set(id, resolve);
+    const message: CallMessage = { kind: 'call', id, method, arg };
+    send(member, message);
+  });
+}
+
+function send(member: Member, message: ToWorker): void {
+  try {
+    member.child.send(message);
+  } catch {
+    // The channel is closing: the exit handler answers the pending calls.
+  }
+}
+
+/** Forks a worker process into `slot`, with the second channel when the pool has one. */
+function fork(options: PoolOptions, slot: number): Member {
+  const child = forkProcess(ENTRY, [], {
+    execArgv: process.execArgv,
+    serialization: 'advanced',
+    stdio: options.channel
+      ? ['ignore', 'inherit', 'inherit', 'ipc', 'pipe']
+      : ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  const channel = child.stdio[CHANNEL_FD];
+  if (options.channel && channel) options.channel(slot, channel as Duplex);
+  child.on('error', () => {}); // a send to a worker that just died; 'exit' follows
+  return {
+    slot,
+    child,
+    pid: child.pid ?? 0,
+    serving: false,
+    startedAt: Date.now(),
+    pending: new Map(),
+    exited: new Promise((resolve) => child.once('exit', () => resolve())),
+  };
+}
+
+/** Forks a worker into `slot`; resolves once it serves, rejects when it cannot. */
+function launch(state: PoolState, slot: number): Promise<{ member: Member; info: unknown }> {
+  const member = fork(state.options, slot);
+  const { child } = member;
+  return new Promise((resolve, reject) => {
+    const onMessage = (message: unknown) => {
+      if (!isFromWorker(message)) return;
+      if (message.kind === 'ready') {
+        child.off('exit', onEarlyExit);
+        member.serving = true;
+        resolve({ member, info: message.info });
+      } else if (message.kind === 'init-failed') {
+        child.off('exit', onEarlyExit);
+        reject(new Error(message.message));
+      } else answer(member, message);
     };
-    child.on('error', () => {}); // a send to a worker that just died; 'exit' follows
-    return new Promise((resolve, reject) => {
-      const onMessage = (message: unknown) => {
-        if (!isFromWorker(message)) return;
-        if (message.kind === 'ready') {
-          child.off('exit', onEarlyExit);
-          member.serving = true;
-          resolve({ member, info: message.info });
-        } else if (message.kind === 'init-failed') {
-          child.off('exit', onEarlyExit);
-          reject(new Error(message.message));
-        } else answer(member, message);
-      };
-      const onEarlyExit = (code: number | null, signal: string | null) =>
-        reject(new Error(`worker ${slot} exited before serving (${exitText(code, signal)})`));
-      child.on('message', onMessage);
-      child.once('exit', onEarlyExit);
-      child.once('exit', (code, signal) => onExit(member, code, signal));
-      send(member, { kind: 'init', role: options.role, slot, payload: options.init(slot) });
-    });
-  };
+    const onEarlyExit = (code: number | null, signal: string | null) =>
+      reject(new Error(`worker ${slot} exited before serving (${exitText(code, signal)})`));
+    child.on('message', onMessage);
+    child.once('exit', onEarlyExit);
+    child.once('exit', (code, signal) => onExit(state, member, code, signal));
+    const payload = state.options.init(slot);
+    send(member, { kind: 'init', role: state.options.role, slot, payload });
+  });
+}
 
-  const answer = (member: Member, message: FromWorker): void => {
-    if (message.kind !== 'reply') return;
-    const resolve = member.pending.get(message.id);
-    if (resolve === undefined) return;
-    member.pending.delete(message.id);
-    resolve(
-      message.ok
-        ? { slot: member.slot, pid: member.pid, ok: true, value: message.value }
-        : { slot: member.slot, pid: member.pid, ok: false, message: message.message, gone: false },
-    );
-  };
+function answer(member: Member, message: FromWorker): void {
+  if (message.kind !== 'reply') return;
+  const resolve = member.pending.get(message.id);
+  if (resolve === undefined) return;
+  member.pending.delete(message.id);
+  resolve(
+    message.ok
+      ? { slot: member.slot, pid: member.pid, ok: true, value: message.value }
+      : { slot: member.slot, pid: member.pid, ok: false, message: message.message, gone: false },
+  );
+}
 
-  const onExit = (member: Member, code: number | null, signal: string | null): void => {
-    const wasServing = member.serving;
-    member.serving = false;
-    for (const resolve of member.pending.values()) {
-      resolve({ slot: member.slot, pid: member.pid, ok: false, message: 'the worker exited', gone: true });
+/** A worker exited: its calls answer `gone`; one that was serving is logged and restarted. */
+function onExit(state: PoolState, member: Member, code: number | null, signal: string | null): void {
+  const wasServing = member.serving;
+  member.serving = false;
+  for (const resolve of member.pending.values()) {
+    resolve({ slot: member.slot, pid: member.pid, ok: false, message: 'the worker exited', gone: true });
+  }
+  member.pending.clear();
+  if (state.stopping || state.members.get(member.slot) !== member || !wasServing) return;
+  state.members.delete(member.slot);
+  state.options.log({
+    level: 'error',
+    event: 'worker-exited',
+    code: 'WORKER_EXITED',
+    message: `worker ${member.slot} (pid ${member.pid}) exited (${exitText(code, signal)}); starting another [WORKER_EXITED]`,
+    slot: member.slot,
+    pid: member.pid,
+  });
+  scheduleRestart(state, member.slot, Date.now() - member.startedAt);
+}
+
+function scheduleRestart(state: PoolState, slot: number, livedMs: number): void {
+  const inARow = livedMs < STABLE_MS ? (state.failures.get(slot) ?? 0) + 1 : 0;
+  state.failures.set(slot, inARow);
+  const timer = setTimeout(() => {
+    state.timers.delete(timer);
+    void exclusive(state, () => restart(state, slot));
+  }, restartDelayMs(inARow));
+  state.timers.add(timer);
+}
+
+async function restart(state: PoolState, slot: number): Promise<void> {
+  if (state.stopping) return;
+  const { options } = state;
+  try {
+    const { member } = await launch(state, slot);
+    if (state.stopping) {
+      await drainOne(state, member);
+      return;
     }
-    member.pending.clear();
-    if (stopping || members.get(member.slot) !== member || !wasServing) return;
-    members.delete(member.slot);
+    state.members.set(slot, member);
+    state.restarts.set(slot, (state.restarts.get(slot) ?? 0) + 1);
     options.log({
-      level: 'error',
-      event: 'worker-exited',
-      code: 'WORKER_EXITED',
-      message: `worker ${member.slot} (pid ${member.pid}) exited (${exitText(code, signal)}); starting another [WORKER_EXITED]`,
-      slot: member.slot,
+      level: 'info',
+      event: 'worker-restarted',
+      message: `worker ${slot} serving again (pid ${member.pid})`,
+      slot,
       pid: member.pid,
     });
-    scheduleRestart(member.slot, Date.now() - member.startedAt);
-  };
+  } catch (error) {
+    options.log({
+      level: 'error',
+      event: 'worker-start-failed',
+      code: 'WORKER_START_FAILED',
+      message: `worker ${slot} could not start: ${(error as Error).message}; trying again [WORKER_START_FAILED]`,
+      slot,
+    });
+    scheduleRestart(state, slot, 0);
+  }
+}
 
-  const scheduleRestart = (slot: number, livedMs: number): void => {
-    const inARow = livedMs < STABLE_MS ? (failures.get(slot) ?? 0) + 1 : 0;
-    failures.set(slot, inARow);
-    const timer = setTimeout(() => {
-      timers.delete(timer);
-      void exclusive(() => restart(slot));
-    }, restartDelayMs(inARow));
-    timers.add(timer);
-  };
+async function drainOne(state: PoolState, member: Member): Promise<void> {
+  const timer = setTimeout(() => member.child.kill('SIGKILL'), state.options.drainBoundMs);
+  if (member.child.exitCode === null && member.child.signalCode === null) {
+    await call(state, member, 'drain', null);
+  }
+  await member.exited;
+  clearTimeout(timer);
+}
 
-  const restart = async (slot: number): Promise<void> => {
-    if (stopping) return;
-    try {
-      const { member } = await launch(slot);
-      if (stopping) {
-        await drainOne(member);
-        return;
-      }
-      members.set(slot, member);
-      restarts.set(slot, (restarts.get(slot) ?? 0) + 1);
-      options.log({
-        level: 'info',
-        event: 'worker-restarted',
-        message: `worker ${slot} serving again (pid ${member.pid})`,
-        slot,
-        pid: member.pid,
-      });
-    } catch (error) {
-      options.log({
-        level: 'error',
-        event: 'worker-start-failed',
-        code: 'WORKER_START_FAILED',
-        message: `worker ${slot} could not start: ${(error as Error).message}; trying again [WORKER_START_FAILED]`,
-        slot,
-      });
-      scheduleRestart(slot, 0);
-    }
-  };
+/** Every slot forked at once; when one cannot start, the others are drained and the reason thrown. */
+async function startAll(state: PoolState): Promise<Array<{ slot: number; pid: number; info: unknown }>> {
+  const started = await Promise.allSettled(
+    Array.from({ length: state.options.size }, (_, i) =>
+      launch(state, i + 1).then((launched) => {
+        state.members.set(launched.member.slot, launched.member);
+        return launched;
+      }),
+    ),
+  );
+  const failed = started.find((r) => r.status === 'rejected');
+  if (failed !== undefined) {
+    state.stopping = true;
+    await Promise.all([...state.members.values()].map((m) => drainOne(state, m)));
+    throw (failed as PromiseRejectedResult).reason;
+  }
+  return started.flatMap((r) =>
+    r.status === 'fulfilled'
+      ? [{ slot: r.value.member.slot, pid: r.value.member.pid, info: r.value.info }]
+      : [],
+  );
+}
 
-  const drainOne = async (member: Member): Promise<void> => {
-    const timer = setTimeout(() => member.child.kill('SIGKILL'), options.drainBoundMs);
-    if (member.child.exitCode === null && member.child.signalCode === null) {
-      await call(member, 'drain', null);
-    }
-    await member.exited;
-    clearTimeout(timer);
-  };
-
-  return {
-    async start() {
-      const started = await Promise.allSettled(
-        Array.from({ length: options.size }, (_, i) =>
-          launch(i + 1).then((launched) => {
-            members.set(launched.member.slot, launched.member);
-            return launched;
-          }),
-        ),
-      );
-      const failed = started.find((r) => r.status === 'rejected');
-      if (failed !== undefined) {
-        stopping = true;
-        await Promise.all([...members.values()].map(drainOne));
-        throw (failed as PromiseRejectedResult).reason;
-      }
-      return started.flatMap((r) =>
-        r.status === 'fulfilled'
-          ? [{ slot: r.value.member.slot, pid: r.value.member.pid, info: r.value.info }]
-          : [],
-      );
-    },
-    broadcast(method, arg = null) {
-      const serving = [...members.values()].filter((m) => m.serving);
-      return Promise.all(serving.map((member) => call(member, method, arg)));
-    },
-    exclusive,
-    serving: () => [...members.values()].filter((m) => m.serving).length,
-    pids: () => [...members.values()].sort((a, b) => a.slot - b.slot).map((m) => m.pid),
-    restarts: () => restarts,
-    async stop() {
-      stopping = true;
-      for (const timer of timers) clearTimeout(timer);
-      timers.clear();
-      // A restart in progress finishes first, then drains (restart() checks `stopping`).
-      await exclusive(async () => {});
-      await Promise.all([...members.values()].map(drainOne));
-    },
-  };
+async function stopAll(state: PoolState): Promise<void> {
+  state.stopping = true;
+  for (const timer of state.timers) clearTimeout(timer);
+  state.timers.clear();
+  // A restart in progress finishes first, then drains (restart() checks `stopping`).
+  await exclusive(state, async () => {});
+  await Promise.all([...state.members.values()].map((m) => drainOne(state, m)));
 }
 
 function exitText(code: number | null, signal: string | null): string {
