@@ -6,8 +6,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import tls from 'node:tls';
-import { generate } from 'selfsigned';
 import { type RunningWhoami, startWhoami } from '../../src/whoami/server.ts';
+import { certificateFor } from '../fixtures/gateway/certificates.ts';
 import { startTestGateway, type TestGateway } from '../fixtures/gateway/harness.ts';
 import {
   controllerConfigMap,
@@ -21,16 +21,6 @@ import { requireBinary, runCommand } from '../helpers/process.ts';
 
 const AES128 = 'ECDHE-ECDSA-AES128-GCM-SHA256';
 const AES256 = 'ECDHE-ECDSA-AES256-GCM-SHA384';
-
-async function certificateFor(name: string): Promise<{ cert: string; key: string }> {
-  const made = await generate([{ name: 'commonName', value: name }], {
-    keyType: 'ec',
-    curve: 'P-256',
-    algorithm: 'sha256',
-    extensions: [{ name: 'subjectAltName', altNames: [{ type: 2, value: name }] }],
-  });
-  return { cert: made.cert, key: made.private };
-}
 
 /** `openssl s_client` against the gateway: the negotiated version and suite, or null when refused. */
 async function sClient(port: number, args: string[]): Promise<{ protocol: string; cipher: string } | null> {

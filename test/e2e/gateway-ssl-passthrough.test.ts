@@ -12,8 +12,8 @@ import https from 'node:https';
 import net, { type AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import tls from 'node:tls';
-import { generate } from 'selfsigned';
 import { DEFAULT_CERTIFICATE_CN } from '../../src/gateway/tls.ts';
+import { certificateFor } from '../fixtures/gateway/certificates.ts';
 import { startTestGateway, type TestGateway } from '../fixtures/gateway/harness.ts';
 import {
   controllerConfigMap,
@@ -34,16 +34,6 @@ const fixture = (name: string) =>
 /** A recorded ClientHello naming pass.example.com (openssl s_client), and one naming curl.example.com. */
 const PASS_HELLO = fixture('openssl-sni-alpn');
 const RAW_HELLO = fixture('curl-sni');
-
-async function certificateFor(name: string): Promise<{ cert: string; key: string }> {
-  const made = await generate([{ name: 'commonName', value: name }], {
-    keyType: 'ec',
-    curve: 'P-256',
-    algorithm: 'sha256',
-    extensions: [{ name: 'subjectAltName', altNames: [{ type: 2, value: name }] }],
-  });
-  return { cert: made.cert, key: made.private };
-}
 
 /** The CN `openssl s_client` is shown for `servername`, or null when the connection was refused. */
 async function peerCommonName(port: number, args: string[]): Promise<string | null> {
