@@ -230,6 +230,8 @@ export interface GatewaySettings {
   /** preserve-trailing-slash / use-port-in-redirects: defaults of the annotations. */
   preserveTrailingSlash?: boolean;
   usePortInRedirects?: boolean;
+  /** relative-redirects: the default of the annotation (nginx's absolute_redirect off at http level). */
+  relativeRedirects?: boolean;
   /** ssl-ciphers, ssl-protocols: what TLS handshakes negotiate (src/k8s/server-tls.ts); absent: ingress-nginx's defaults. */
   serverTls?: ServerTlsModel;
   /** worker-processes: `auto` or a count of serving processes; absent when the ConfigMap does not say (src/workers/). */
@@ -432,7 +434,10 @@ export interface UpstreamHashByModel {
 
 /** A redirect a location answers instead of proxying (nginx's `return <code> <url>`). */
 export interface RedirectModel {
+  /** An absolute URL, or (permanent-redirect) a path nginx makes absolute unless `relative`. */
   url: string;
+  /** relative-redirects (annotation, else ConfigMap): nginx's absolute_redirect off. */
+  relative?: true;
   /** 300-308 (permanent-redirect-code, default 301) or 300-307 (temporal-redirect-code, default 302). */
   code: number;
 }

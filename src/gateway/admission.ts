@@ -16,6 +16,7 @@ import { type CompiledCors, corsAnswer, PREFLIGHT_HEADERS } from './cors.ts';
 import { requestContext } from './error-log.ts';
 import type { Exchange, GatewayRequest, HandlerContext } from './exchange.ts';
 import { normalizeHost } from './host.ts';
+import { absoluteLocation } from './redirects.ts';
 import { requestIdFor } from './request-id.ts';
 import { requestLineOf, shownClient } from './request-log.ts';
 import { parseRequestTarget } from './request-target.ts';
@@ -146,6 +147,27 @@ function dropUnderscoreHeaders(req: GatewayRequest): void {
   for (const name in headers) if (name.includes('_')) delete headers[name];
 }
 
+/** A location's redirect (permanent-/temporal-redirect, app-root, ssl-redirect), made absolute as nginx does. */
+function answerRedirect(
+  ex: Exchange,
+  matched: MatchedRoute,
+  status: number,
+  location: string,
+  respond: Respond,
+): void {
+  const { conn } = ex;
+  const request = {
+    scheme: conn.scheme,
+    rawHost: ex.rawHost,
+    serverName: matched.serverName,
+    serverPort: conn.serverPort,
+  };
+  const { redirect, usePortInRedirects } = matched.location;
+  respond(status, {
+    location: absoluteLocation(location, request, { relative: redirect?.relative, usePortInRedirects }),
+  });
+}
+
 /** A 400 for a target or host the gateway refuses, with the reason in the error log. */
 function refuseBadRequest(
   ctx: HandlerContext,
@@ -221,7 +243,7 @@ function refuseAccess(
   ctx.errorLog.write(
     'error',
     ex.conn.id,
-    `access rules of this location are invalid (${verdict.detail}): failing closed` + requestContext(context),
+    `access rules of this location are invalid (${verdict.detail}): failing closed${requestContext(context)}`,
   );
   respond(503, null);
 }
@@ -469,7 +491,7 @@ export function admit(
   // enable-cors runs in nginx's rewrite phase: before the location's redirects and access rules.
   if (matched.cors !== null && corsStage(matched.cors, ex, req, respond)) return null;
   if (decision.kind === 'redirect') {
-    respond(decision.status, { location: decision.location });
+    answerRedirect(ex, matched, decision.status, decision.location, respond);
     return null;
   }
   const { verdict, decidedBy } = decideAccess(matched, decision.guards, ex.client);

@@ -38,3 +38,22 @@ export function httpsRedirectLocation(
 export function appRootLocation(scheme: string, rawHost: string, appRoot: string): string {
   return `${scheme}://${rawHost}${appRoot}`;
 }
+
+/**
+ * nginx's absolute_redirect (on unless relative-redirects): a `return` Location that starts with `/`
+ * becomes `$scheme://<host><location>`, host from the Host header without its port (the server name
+ * when there is none: server_name_in_redirect off); the listener's port only with use-port-in-redirects
+ * (port_in_redirect) and when it is not the scheme's own. Other Locations are sent as written.
+ */
+export function absoluteLocation(
+  location: string,
+  request: { scheme: string; rawHost: string; serverName: string; serverPort: number },
+  options: { relative?: boolean | undefined; usePortInRedirects?: boolean | undefined },
+): string {
+  if (options.relative === true || location.charCodeAt(0) !== 0x2f) return location;
+  const host = request.rawHost === '' ? request.serverName : hostWithoutPort(request.rawHost);
+  const ownPort = request.scheme === 'https' ? 443 : 80;
+  const port =
+    options.usePortInRedirects === true && request.serverPort !== ownPort ? `:${request.serverPort}` : '';
+  return `${request.scheme}://${host}${port}${location}`;
+}

@@ -136,8 +136,14 @@ export const ANNOTATION_CATALOG: readonly CatalogEntry[] = [
   {
     names: ['permanent-redirect', 'permanent-redirect-code'],
     status: 'implemented',
-    values: 'an http(s) URL of `[-._~a-zA-Z0-9/:,?&=]`; a code 300-308 (default 301)',
-    note: "every request to the Ingress's locations is answered `<code>` with `Location: <url>` as written, before ssl-redirect and any access check (nginx's `return` in the rewrite phase). A code out of range is 301; a code that is not a number drops the redirect (ingress-nginx's parse error), with a warning",
+    values: 'a URL or path of `[-._~a-zA-Z0-9/:,?&=]`; a code 300-308 (default 301)',
+    note: "every request to the Ingress's locations is answered `<code>` with `Location: <url>`, before ssl-redirect and any access check (nginx's `return` in the rewrite phase); a path (`/new`) is made absolute as nginx's absolute_redirect does (`$scheme://<Host without port>/new`) unless relative-redirects. A code out of range is 301; a code that is not a number drops the redirect (ingress-nginx's parse error), with a warning",
+  },
+  {
+    names: ['relative-redirects'],
+    status: 'implemented',
+    values: 'Go boolean (default: the ConfigMap key, false)',
+    note: "nginx's `absolute_redirect off`: a permanent-redirect to a path is sent as that path instead of an absolute URL",
   },
   {
     names: ['temporal-redirect', 'temporal-redirect-code'],
@@ -571,11 +577,6 @@ export const ANNOTATION_CATALOG: readonly CatalogEntry[] = [
     names: ['enable-rewrite-log'],
     status: 'no-effect',
     note: "nginx's debugging of rewrite directives in its error log: keepip has no rewrite directives to trace (`keepip doctor` explains the route a request takes)",
-  },
-  {
-    names: ['relative-redirects'],
-    status: 'no-effect',
-    note: "nginx's `port_in_redirect` / `absolute_redirect` for the redirects nginx itself makes up (a directory's trailing slash): keepip makes none; its redirects are built as ingress-nginx builds them",
   },
   // --- Refused by design.
   {
@@ -1108,9 +1109,15 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
     note: 'keepip always validates Exact and Prefix paths strictly (the default `true`); see Routing',
   },
   {
-    names: ['relative-redirects', 'app-root'],
+    names: ['relative-redirects'],
+    status: 'implemented',
+    values: 'false',
+    note: 'the default of the annotation',
+  },
+  {
+    names: ['app-root'],
     status: 'no-effect',
-    note: "settings of nginx's own redirects: keepip makes none beyond ingress-nginx's (app-root is an annotation)",
+    note: "a setting of nginx's own redirects: keepip makes none beyond ingress-nginx's (app-root is an annotation)",
   },
   // --- Refused by design.
   {

@@ -32,6 +32,7 @@ export const ROUTE_ANNOTATIONS: readonly string[] = [
   'enable-access-log',
   'preserve-trailing-slash',
   'use-port-in-redirects',
+  'relative-redirects',
   'connection-proxy-header',
   'default-backend',
   'custom-http-errors',
@@ -49,6 +50,7 @@ export const ROUTE_CONFIGMAP_KEYS: readonly string[] = [
   'disable-http-access-log',
   'preserve-trailing-slash',
   'use-port-in-redirects',
+  'relative-redirects',
   'custom-http-errors',
   'disable-proxy-intercept-errors',
   'proxy-redirect-from',
@@ -124,7 +126,8 @@ export function parseHttpErrors(value: string): number[] | null {
 
 /**
  * disable-access-log / disable-http-access-log (no access log line at all: ingress-nginx's
- * `access_log off`), preserve-trailing-slash and use-port-in-redirects (defaults of the annotations).
+ * `access_log off`), preserve-trailing-slash, use-port-in-redirects and relative-redirects (defaults of
+ * the annotations).
  */
 export function applyLogSettings(
   data: Readonly<Record<string, string>>,
@@ -132,6 +135,7 @@ export function applyLogSettings(
     disableAccessLog?: boolean;
     preserveTrailingSlash?: boolean;
     usePortInRedirects?: boolean;
+    relativeRedirects?: boolean;
     customHttpErrors?: readonly number[];
     disableProxyInterceptErrors?: boolean;
   },
@@ -142,6 +146,7 @@ export function applyLogSettings(
     'disable-http-access-log',
     'preserve-trailing-slash',
     'use-port-in-redirects',
+    'relative-redirects',
     'custom-http-errors',
     'disable-proxy-intercept-errors',
   ];
@@ -158,6 +163,7 @@ export function applyLogSettings(
     if (b === null) invalid(key, v);
     else if (key === 'preserve-trailing-slash') settings.preserveTrailingSlash = b;
     else if (key === 'use-port-in-redirects') settings.usePortInRedirects = b;
+    else if (key === 'relative-redirects') settings.relativeRedirects = b;
     else if (key === 'disable-proxy-intercept-errors') settings.disableProxyInterceptErrors = b;
     else if (b) settings.disableAccessLog = true;
   }
@@ -180,6 +186,8 @@ export interface RouteAnnotations {
   /** preserve-trailing-slash / use-port-in-redirects; null: the ConfigMap's. */
   preserveTrailingSlash: boolean | null;
   usePortInRedirects: boolean | null;
+  /** relative-redirects (nginx's absolute_redirect off); null: the ConfigMap's. */
+  relativeRedirects: boolean | null;
   connectionHeader: 'close' | 'keep-alive' | null;
   /** default-backend: a Service of the Ingress's namespace, by name. */
   defaultBackend: string | null;
@@ -221,13 +229,18 @@ function int(input: RouteInput, name: string): number | null | undefined {
   return /^[+-]?[0-9]{1,9}$/.test(v) ? Number(v) : null;
 }
 
-/** An http(s) URL made of the characters ingress-nginx allows (URLIsValidRegex), as Go's url.Parse reads it. */
-function redirectUrl(input: RouteInput, name: string): string | null | undefined {
+/**
+ * A redirect target made of the characters ingress-nginx allows (URLIsValidRegex). temporal-redirect
+ * must also be an http(s) URL as Go's url.Parse reads it; permanent-redirect may be a path (`/new`),
+ * which nginx's `return 301 /new` makes absolute unless relative-redirects.
+ */
+function redirectUrl(input: RouteInput, name: string, needsScheme: boolean): string | null | undefined {
   const v = input.annotations[PREFIX + name];
   if (v === undefined || v === '') return undefined;
   const scheme = /^([a-zA-Z][a-zA-Z0-9+.-]*):/.exec(v)?.[1] ?? '';
-  if (!URL_IS_VALID.test(v) || !scheme.startsWith('http')) {
-    warn(input, name, `${JSON.stringify(v)} is not an http(s) URL of [-._~a-zA-Z0-9/:,?&=]; no redirect`);
+  if (!URL_IS_VALID.test(v) || (needsScheme && !scheme.startsWith('http'))) {
+    const what = needsScheme ? 'an http(s) URL' : 'a URL or path';
+    warn(input, name, `${JSON.stringify(v)} is not ${what} of [-._~a-zA-Z0-9/:,?&=]; no redirect`);
     return null;
   }
   return v;
@@ -240,7 +253,7 @@ function readRedirect(
   fallback: number,
   max: number,
 ): RedirectModel | null | undefined {
-  const url = redirectUrl(input, `${kind}-redirect`);
+  const url = redirectUrl(input, `${kind}-redirect`, kind === 'temporal');
   if (url === undefined || url === null) return url;
   const code = int(input, `${kind}-redirect-code`);
   if (code === null) {
@@ -400,6 +413,7 @@ export function parseRouteAnnotations(input: RouteInput): RouteAnnotations {
       (name, message) => warn(input, name, message),
     ),
     usePortInRedirects: optionalBool(input, 'use-port-in-redirects'),
+    relativeRedirects: optionalBool(input, 'relative-redirects'),
     connectionHeader: checked(
       input,
       'connection-proxy-header',

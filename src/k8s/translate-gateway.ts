@@ -12,6 +12,7 @@ import type {
   NextUpstreamModel,
   Origin,
   PathType,
+  RedirectModel,
   TlsCertificateModel,
   VirtualHostModel,
 } from '../config/model.ts';
@@ -629,7 +630,7 @@ function location(
   const { redirect, cors, upstreamVhost, xForwardedPrefix, accessLog } = route;
   return {
     ...(access ? { access } : {}),
-    ...(redirect !== null ? { redirect } : {}),
+    ...(redirect !== null ? { redirect: relativeOrNot(redirect, route, b.settings) } : {}),
     ...(cors !== null ? { cors } : {}),
     ...(upstreamVhost !== null ? { upstreamVhost } : {}),
     ...(xForwardedPrefix !== null ? { xForwardedPrefix } : {}),
@@ -801,6 +802,17 @@ function balancingFor(
   if (hashBy !== undefined) out.upstreamHashBy = hashBy;
   if ((own?.loadBalance ?? settings.loadBalance) === 'ewma') out.loadBalance = 'ewma';
   return out;
+}
+
+/** relative-redirects: the annotation, else the ConfigMap (nginx's absolute_redirect off at either level). */
+function relativeOrNot(
+  redirect: RedirectModel,
+  route: RouteAnnotations,
+  settings: GatewaySettings,
+): RedirectModel {
+  return (route.relativeRedirects ?? settings.relativeRedirects) === true
+    ? { ...redirect, relative: true }
+    : redirect;
 }
 
 /** preserve-trailing-slash, use-port-in-redirects (the annotation, else the ConfigMap) and connection-proxy-header. */

@@ -131,6 +131,19 @@ describe('issue 20 annotations over sockets', () => {
         { 'permanent-redirect': 'http://redirect.example.com', 'permanent-redirect-code': '302' },
         '/something',
       ),
+      echo(
+        'rr-absolute',
+        'rr.foo.com',
+        { 'permanent-redirect': '/new-location', 'relative-redirects': 'false' },
+        '/something',
+      ),
+      echo(
+        'rr-relative',
+        'rr2.foo.com',
+        { 'permanent-redirect': '/new-location', 'relative-redirects': 'true' },
+        '/something',
+      ),
+      echo('temporal-path', 'temporal-path', { 'temporal-redirect': '/not-a-url' }),
       echo('temporal', 'temporal', {
         'temporal-redirect': 'https://www.example.org/x?y=z',
         'temporal-redirect-code': '307',
@@ -220,6 +233,28 @@ describe('issue 20 annotations over sockets', () => {
       });
       assert.equal(reply.status, 307);
       assert.equal(reply.headers.location, 'https://www.example.org/x?y=z');
+    });
+  });
+
+  describe('relative-redirects (relativeredirects.go)', () => {
+    test('should respond with absolute URL in Location', async () => {
+      const reply = await request(gw.httpPort, { host: 'rr.foo.com', path: '/something' });
+      assert.equal(reply.status, 301);
+      // nginx's absolute_redirect: $scheme://<Host without port> before the path (port_in_redirect off).
+      assert.equal(reply.headers.location, 'http://rr.foo.com/new-location');
+      const withPort = await request(gw.httpPort, { host: `rr.foo.com:${gw.httpPort}`, path: '/something' });
+      assert.equal(withPort.headers.location, 'http://rr.foo.com/new-location');
+    });
+
+    test('should respond with relative URL in Location', async () => {
+      const reply = await request(gw.httpPort, { host: 'rr2.foo.com', path: '/something' });
+      assert.equal(reply.status, 301);
+      assert.equal(reply.headers.location, '/new-location');
+    });
+
+    test('temporal-redirect must be an http(s) URL: a path is refused (no redirect)', async () => {
+      const reply = await request(gw.httpPort, { host: 'temporal-path', path: '/', headers: json });
+      assert.equal(reply.status, 200);
     });
   });
 
