@@ -87,6 +87,13 @@ function codedError(code: string, message: string): ErrorWithCode {
   return Object.assign(new Error(message), { code });
 }
 
+/**
+ * Where every upstream connection reads into (net's `onread`): no buffer allocated per read, and no
+ * stream machinery between the socket and the parser. Reads are handled one at a time and what is
+ * kept past one (a partial head, body bytes handed to the proxy) is copied out first.
+ */
+const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
+
 const EMPTY_TRAILERS: Record<string, string> = Object.freeze({}) as Record<string, string>;
 const HEAD_END = Buffer.from('\r\n\r\n', 'latin1');
 const INVALID_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
@@ -180,7 +187,12 @@ class H1Connection {
 
   constructor(pool: H1Pool, options: H1PoolOptions) {
     this.#pool = pool;
-    const socket = net.connect({ host: options.address, port: options.port, noDelay: true });
+    const socket = net.connect({
+      host: options.address,
+      port: options.port,
+      noDelay: true,
+      onread: { buffer: READ_BUFFER, callback: this.#onRead },
+    });
     this.socket = socket;
     this.#setTimeout(options.connectTimeoutMs);
     socket.once('connect', () => {
@@ -188,7 +200,6 @@ class H1Connection {
       const request = this.#request;
       this.#setTimeout(request === null ? pool.idleTimeoutMs : this.#readTimeout(request));
     });
-    socket.on('data', (chunk: Buffer) => this.#onData(chunk));
     socket.on('end', () => this.#onEnd());
     socket.on('error', (error: ErrorWithCode) => this.#fail(error));
     socket.on('close', () => this.#fail(codedError('UPSTREAM_CLOSED', 'upstream closed the connection')));
@@ -370,6 +381,12 @@ class H1Connection {
     this.#failRequest(request, error, true);
   }
 
+  #onRead = (bytes: number, buffer: Uint8Array): boolean => {
+    this.#onData((buffer as Buffer).subarray(0, bytes));
+    return true;
+  };
+
+  /** Bytes read into READ_BUFFER: parsed now, copied where they must outlive this call. */
   #onData(chunk: Buffer): void {
     const request = this.#request;
     if (request === null) {
@@ -389,7 +406,7 @@ class H1Connection {
             this.#failRequest(request, codedError('UPSTREAM_ERROR', 'upstream sent too big header'), true);
             return;
           }
-          this.#pending = start === 0 ? buf : buf.subarray(start);
+          this.#pending = Buffer.from(buf.subarray(start));
           return;
         }
         if (end - start > maxHeaderSize) {
@@ -440,10 +457,7 @@ class H1Connection {
         const take = Math.min(this.#remaining, available);
         if (take > 0) {
           this.#remaining -= take;
-          handler.onResponseData?.(
-            request,
-            start === 0 && take === buf.length ? buf : buf.subarray(start, start + take),
-          );
+          handler.onResponseData?.(request, Buffer.from(buf.subarray(start, start + take)));
           if (request.settled || this.#request !== request) return;
         }
         if (this.#remaining === 0) this.#complete(request, available - take);
@@ -452,7 +466,9 @@ class H1Connection {
       case 'chunked': {
         const decoder = this.#chunked as ChunkedDecoder;
         const result = decoder.feed(buf, start, (data) => {
-          if (!request.settled && this.#request === request) handler.onResponseData?.(request, data);
+          if (!request.settled && this.#request === request) {
+            handler.onResponseData?.(request, Buffer.from(data));
+          }
         });
         if (request.settled || this.#request !== request) return;
         if (!result.ok) {
@@ -463,7 +479,7 @@ class H1Connection {
         return;
       }
       case 'close':
-        if (buf.length > start) handler.onResponseData?.(request, start === 0 ? buf : buf.subarray(start));
+        if (buf.length > start) handler.onResponseData?.(request, Buffer.from(buf.subarray(start)));
         return;
     }
   }
