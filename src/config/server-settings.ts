@@ -23,6 +23,10 @@ export interface ServerSettings {
    * as X-Forwarded-For (CGI and WSGI servers fold `-` and `_`) would otherwise take a client's forgery.
    */
   underscoresInHeaders: boolean;
+  /** generate-request-id: make up $req_id when the client sent no X-Request-ID (else none is sent). */
+  generateRequestId: boolean;
+  /** proxy-add-original-uri-header: send X-Original-URI ($request_uri) to backends. */
+  proxyAddOriginalUriHeader: boolean;
 }
 
 /** ingress-nginx 1.15's defaults: HSTS on (a year, includeSubDomains), ACME challenges never redirected. */
@@ -35,4 +39,6 @@ export const DEFAULT_SERVER_SETTINGS: ServerSettings = Object.freeze({
   blockListError: null,
   skipAccessLogUrls: Object.freeze([]),
   underscoresInHeaders: false,
+  generateRequestId: true,
+  proxyAddOriginalUriHeader: false,
 });

@@ -113,7 +113,10 @@ function resolveClient(ex: Exchange, req: GatewayRequest) {
   ex.client = resolved.address;
   ex.clientIp = resolved;
   ex.requestLine = requestLineOf(req);
-  ex.reqId = requestIdFor(req.headers);
+  ex.reqId = requestIdFor(
+    req.headers,
+    (ex.snap.settings.server ?? DEFAULT_SERVER_SETTINGS).generateRequestId,
+  );
   const target = parseRequestTarget(req.url ?? '/');
   ex.rawHost = routingHost(target, req.headers.host ?? '');
   const view = forwardedView({

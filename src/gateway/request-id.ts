@@ -20,11 +20,14 @@ export function newRequestId(): string {
 
 /**
  * ingress-nginx's $req_id: the incoming X-Request-ID when the client (or a proxy in front) sent a
- * non-empty one, else a fresh id.
+ * non-empty one, else a fresh id; with generate-request-id off, else '' (and no X-Request-ID is sent).
  */
-export function requestIdFor(headers: Readonly<Record<string, string | string[] | undefined>>): string {
+export function requestIdFor(
+  headers: Readonly<Record<string, string | string[] | undefined>>,
+  generate = true,
+): string {
   const incoming = headers['x-request-id'];
   if (typeof incoming === 'string' && incoming !== '') return incoming;
   if (Array.isArray(incoming) && incoming[0] !== undefined && incoming[0] !== '') return incoming[0];
-  return newRequestId();
+  return generate ? newRequestId() : '';
 }

@@ -216,7 +216,8 @@ export function buildUpstreamHeaders(input: UpstreamHeadersInput): Record<string
   }
   const view = forwardedView(input);
   out.host = view.host;
-  out['x-request-id'] = input.requestId;
+  // generate-request-id off and none from the client: nginx sends no header for an empty value.
+  if (input.requestId !== '') out['x-request-id'] = input.requestId;
   out['x-real-ip'] = input.clientAddress;
   if (settings.useForwardedHeaders && settings.computeFullForwardedFor) {
     // $full_x_forwarded_for: the incoming chain plus the address that connected to us.
@@ -242,6 +243,9 @@ export function buildUpstreamHeaders(input: UpstreamHeadersInput): Record<string
   const originalHost = incoming[settings.forwardedHostHeader?.toLowerCase() ?? 'x-forwarded-host'];
   if (originalHost !== undefined && originalHost !== '') {
     out['x-original-forwarded-host'] = Array.isArray(originalHost) ? originalHost.join(', ') : originalHost;
+  }
+  if (settings.server?.proxyAddOriginalUriHeader === true && input.requestUri !== undefined) {
+    out['x-original-uri'] = input.requestUri;
   }
   if (settings.proxySetHeaders !== undefined)
     setConfiguredHeaders(out, settings.proxySetHeaders, input, view);

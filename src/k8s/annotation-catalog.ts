@@ -929,22 +929,24 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
     note: 'request headers whose names hold `_` are dropped before routing, access rules, auth subrequests and the backend (as nginx: a backend that folds `_` and `-` would otherwise read a forged `X_Forwarded_For`); `enable-underscores-in-headers: "true"` or `ignore-invalid-headers: "false"` passes them. Other malformed names are refused by the parser (400) either way',
   },
   {
+    names: ['generate-request-id'],
+    status: 'implemented',
+    values: 'true',
+    note: '`$req_id` (X-Request-ID to the backend, the auth service and in the log) is the client\'s X-Request-ID, else a fresh 32-hex id; with `"false"` none is made up and no X-Request-ID is sent when the client sent none',
+  },
+  {
+    names: ['proxy-add-original-uri-header'],
+    status: 'implemented',
+    values: 'false',
+    note: '`"true"`: backends get `X-Original-URI: $request_uri` (the target as the client sent it, arguments included)',
+  },
+  {
     names: ['skip-access-log-urls'],
     status: 'implemented',
     values: 'comma-separated nginx `map` entries',
     note: 'requests whose URI as sent (arguments included) equals an entry (case-insensitive) or matches a `~` / `~*` regular expression are not access-logged',
   },
   // --- Not implemented yet: observable behaviour keepip does not have.
-  {
-    names: ['proxy-add-original-uri-header'],
-    status: 'refused',
-    note: `${NOT_YET}: no X-Original-URI is sent to backends`,
-  },
-  {
-    names: ['generate-request-id'],
-    status: 'refused',
-    note: `${NOT_YET}: an X-Request-ID is always made up when the client sent none (nginx's default \`true\`)`,
-  },
   {
     names: ['hide-headers', 'allow-backend-server-header'],
     status: 'refused',

@@ -1,7 +1,8 @@
 // The controller ConfigMap keys for ingress-nginx's http- and server-level behaviours
 // (src/config/server-settings.ts): hsts, hsts-max-age, hsts-include-subdomains, hsts-preload,
 // force-ssl-redirect, no-tls-redirect-locations, block-user-agents, block-referers,
-// skip-access-log-urls, enable-underscores-in-headers and ignore-invalid-headers. A bad value keeps the
+// skip-access-log-urls, enable-underscores-in-headers, ignore-invalid-headers, generate-request-id and
+// proxy-add-original-uri-header. A bad value keeps the
 // default with a warning, except a block list entry that is not a usable regular expression: nginx
 // would refuse the whole configuration, keepip fails closed
 // (every request answers 503 until it is fixed), as for an invalid block-cidrs.
@@ -21,6 +22,8 @@ export const SERVER_SETTINGS_KEYS: readonly string[] = [
   'skip-access-log-urls',
   'enable-underscores-in-headers',
   'ignore-invalid-headers',
+  'generate-request-id',
+  'proxy-add-original-uri-header',
 ];
 
 export interface ServerSettingsSink {
@@ -111,6 +114,8 @@ export function readServerSettings(
     underscoresInHeaders:
       bool(data, 'enable-underscores-in-headers', false, sink) ||
       !bool(data, 'ignore-invalid-headers', true, sink),
+    generateRequestId: bool(data, 'generate-request-id', d.generateRequestId, sink),
+    proxyAddOriginalUriHeader: bool(data, 'proxy-add-original-uri-header', d.proxyAddOriginalUriHeader, sink),
   };
   return settings;
 }

@@ -299,4 +299,44 @@ describe('ConfigMap server settings', () => {
       await echo.close();
     }
   });
+
+  test('generate-request-id and proxy-add-original-uri-header: what the backend gets', async () => {
+    const echo: RunningWhoami = await startWhoami({ host: '127.0.0.1', port: 0, name: 'echo' });
+    try {
+      const objects = (data: Record<string, string>) => [
+        controllerConfigMap(data),
+        ...serviceWithEndpoints({ name: 'echo', ports: [echo.address.port] }),
+        ingress({
+          name: 'echo',
+          host: 'echo.example.com',
+          paths: [{ path: '/', service: 'echo', port: 80 }],
+        }),
+      ];
+      const seen = async (gw: TestGateway, headers: Record<string, string> = {}) =>
+        echoOf(
+          await request(gw.httpPort, {
+            host: 'echo.example.com',
+            path: '/a/b?c=d',
+            headers: { accept: 'application/json', ...headers },
+          }),
+        ).headers;
+      await withGateway(objects({}), async (gw) => {
+        const defaults = await seen(gw);
+        assert.match(String(defaults['x-request-id']), /^[0-9a-f]{32}$/);
+        assert.equal(defaults['x-original-uri'], undefined);
+      });
+      const data = { 'generate-request-id': 'false', 'proxy-add-original-uri-header': 'true' };
+      await withGateway(objects(data), async (gw) => {
+        const none = await seen(gw);
+        assert.equal(none['x-request-id'], undefined, 'none made up, none sent');
+        assert.equal(none['x-original-uri'], '/a/b?c=d');
+        assert.equal(
+          (await seen(gw, { 'x-request-id': 'from-the-client' }))['x-request-id'],
+          'from-the-client',
+        );
+      });
+    } finally {
+      await echo.close();
+    }
+  });
 });

@@ -98,10 +98,11 @@ describe('permanent-redirect and temporal-redirect', () => {
     );
   });
 
-  it('refuses what ingress-nginx refuses: not http(s), characters outside its set, a code that is not a number', () => {
+  it('refuses what ingress-nginx refuses: temporal not http(s), characters outside its set, a code that is not a number', () => {
     for (const [annotations, why] of [
-      [{ [`${P}permanent-redirect`]: 'ftp://x.example' }, /not an http\(s\) URL/],
-      [{ [`${P}permanent-redirect`]: 'http://x.example/$request_uri' }, /not an http\(s\) URL/],
+      [{ [`${P}temporal-redirect`]: 'ftp://x.example' }, /not an http\(s\) URL/],
+      [{ [`${P}temporal-redirect`]: '/a-path' }, /not an http\(s\) URL/],
+      [{ [`${P}permanent-redirect`]: 'http://x.example/$request_uri' }, /not a URL or path/],
       [
         { [`${P}permanent-redirect`]: 'http://x.example', [`${P}permanent-redirect-code`]: 'x' },
         /not a whole number/,
@@ -116,6 +117,14 @@ describe('permanent-redirect and temporal-redirect', () => {
       assert.equal(loc.redirect, undefined, JSON.stringify(annotations));
       const issue = t.issues.find((i) => i.code === 'INVALID_ANNOTATION_VALUE');
       assert.match(issue?.message ?? '', why);
+    }
+    // permanent-redirect is only checked against the character set (ingress-nginx's isValidURL is for
+    // temporal-redirect): a path or another scheme is sent as written (a path made absolute).
+    for (const url of ['ftp://x.example', '/new-location']) {
+      const t = topologyOf(
+        ingress({ name: 'r', annotations: { [`${P}permanent-redirect`]: url } }) + service('svc'),
+      );
+      assert.deepEqual(t.gateway.virtualHosts[0]!.locations[0]!.redirect, { url, code: 301 });
     }
   });
 });

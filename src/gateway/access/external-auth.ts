@@ -97,7 +97,7 @@ export function buildSubrequest(input: SubrequestInput): {
     url = null;
   }
   headers.host = url?.hostname ?? '';
-  headers['x-request-id'] = input.requestId;
+  if (input.requestId !== '') headers['x-request-id'] = input.requestId;
   if (model.method !== null) {
     headers['x-original-uri'] = vars.requestUri;
     headers['x-scheme'] = vars.passAccessScheme;
