@@ -1,7 +1,9 @@
-// The gateway's Prometheus metrics. Children are cached per label combination: prom-client hashes the
-// label values on every call otherwise, and these counters move on every request.
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+// The gateway's Prometheus metrics. What moves on every request is counted without prom-client on the
+// way (it hashes the label values on every call): request counters in plain tallies flushed when the
+// registry is read, upstream durations in histogram.ts.
+import { Counter, Gauge, Registry } from 'prom-client';
 import { CONNECTION_CLOSE_REASONS, type ConnectionCloseReason } from './client-timeouts.ts';
+import { FastHistogram } from './histogram.ts';
 
 export interface GatewayMetrics {
   registry: Registry;
@@ -25,20 +27,43 @@ export interface GatewayMetrics {
   bodyBuffered(where: 'memory' | 'file'): void;
 }
 
-/** The gateway's metric families, registered in `registry`. */
-function defineMetrics(registry: Registry) {
+/**
+ * A counter child counted in a plain number on the data path; prom-client gets the sum when the
+ * registry is read (the counter's collect), instead of hashing the label values on every request.
+ */
+class Tally {
+  readonly child: Counter.Internal;
+  pending = 0;
+
+  constructor(child: Counter.Internal) {
+    this.child = child;
+  }
+}
+
+function flushTallies(tallies: readonly Tally[]): void {
+  for (const tally of tallies) {
+    if (tally.pending === 0) continue;
+    tally.child.inc(tally.pending);
+    tally.pending = 0;
+  }
+}
+
+/** The gateway's metric families, registered in `registry`; counted tallies are flushed when read. */
+function defineMetrics(registry: Registry, tallies: { requests: Tally[]; byProtocol: Tally[] }) {
   return {
     requests: new Counter({
       name: 'keepip_gateway_requests_total',
       help: 'Requests answered by the gateway, by Ingress, host and status',
       labelNames: ['ingress', 'host', 'status'] as const,
       registers: [registry],
+      collect: () => flushTallies(tallies.requests),
     }),
     byProtocol: new Counter({
       name: 'keepip_gateway_requests_by_protocol_total',
       help: 'Requests answered by the gateway, by the protocol the client spoke (HTTP/1.0, HTTP/1.1, HTTP/2.0)',
       labelNames: ['protocol'] as const,
       registers: [registry],
+      collect: () => flushTallies(tallies.byProtocol),
     }),
     denials: new Counter({
       name: 'keepip_gateway_denials_total',
@@ -52,10 +77,10 @@ function defineMetrics(registry: Registry) {
       labelNames: ['result', 'reason'] as const,
       registers: [registry],
     }),
-    upstream: new Histogram({
+    upstream: new FastHistogram({
       name: 'keepip_gateway_upstream_duration_seconds',
       help: 'Time from sending a request upstream to the end of its response',
-      labelNames: ['upstream'] as const,
+      labelName: 'upstream',
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
       registers: [registry],
     }),
@@ -100,18 +125,56 @@ function defineMetrics(registry: Registry) {
   };
 }
 
-/** The child of `key`, made once: prom-client would hash the label values on every call otherwise. */
-function cached<K, C>(children: Map<K, C>, key: K, make: () => C): C {
-  let child = children.get(key);
-  if (child === undefined) {
-    child = make();
-    children.set(key, child);
+/** Request tallies by ingress, then host, then status: keys the callers hold already, no key string built. */
+type RequestTallies = Map<string, Map<string, Map<number, Tally>>>;
+
+function requestTally(
+  byIngress: RequestTallies,
+  all: Tally[],
+  counter: Counter<'ingress' | 'host' | 'status'>,
+  ingress: string,
+  host: string,
+  status: number,
+): Tally {
+  // Plain lookups, no closure per call: this runs once per request.
+  let byHost = byIngress.get(ingress);
+  if (byHost === undefined) {
+    byHost = new Map();
+    byIngress.set(ingress, byHost);
   }
-  return child;
+  let byStatus = byHost.get(host);
+  if (byStatus === undefined) {
+    byStatus = new Map();
+    byHost.set(host, byStatus);
+  }
+  let tally = byStatus.get(status);
+  if (tally === undefined) {
+    tally = new Tally(counter.labels(ingress, host, String(status)));
+    byStatus.set(status, tally);
+    all.push(tally);
+  }
+  return tally;
+}
+
+/** The tally of one label value of a one-label counter. */
+function labelTally(
+  tallies: Map<string, Tally>,
+  all: Tally[],
+  counter: Counter<string>,
+  value: string,
+): Tally {
+  let tally = tallies.get(value);
+  if (tally === undefined) {
+    tally = new Tally(counter.labels(value));
+    tallies.set(value, tally);
+    all.push(tally);
+  }
+  return tally;
 }
 
 export function createGatewayMetrics(registry: Registry = new Registry()): GatewayMetrics {
-  const m = defineMetrics(registry);
+  const tallies = { requests: [] as Tally[], byProtocol: [] as Tally[] };
+  const m = defineMetrics(registry, tallies);
   // Every close reason is exported from the start (as 0), so a rate() never misses the first close.
   const closeChildren = new Map<ConnectionCloseReason, Counter.Internal>();
   for (const reason of CONNECTION_CLOSE_REASONS) {
@@ -120,17 +183,16 @@ export function createGatewayMetrics(registry: Registry = new Registry()): Gatew
     closeChildren.set(reason, child);
   }
   for (const where of ['memory', 'file']) m.bodiesBuffered.labels(where).inc(0);
-  const requestChildren = new Map<string, Counter.Internal>();
-  const protocolChildren = new Map<string, Counter.Internal>();
-  const upstreamChildren = new Map<string, Histogram.Internal<'upstream'>>();
+  const requestTallies: RequestTallies = new Map();
+  const protocolTallies = new Map<string, Tally>();
   return {
     registry,
     request(ingress, host, status, protocol = '') {
       // Bounded: the engines only produce HTTP/1.0, HTTP/1.1 and HTTP/2.0.
-      if (protocol !== '') cached(protocolChildren, protocol, () => m.byProtocol.labels(protocol)).inc();
+      if (protocol !== '')
+        labelTally(protocolTallies, tallies.byProtocol, m.byProtocol, protocol).pending += 1;
       // Bounded by the configured hosts and ingresses: `host` is the matched server name, never raw input.
-      const key = `${ingress}\u0000${host}\u0000${status}`;
-      cached(requestChildren, key, () => m.requests.labels(ingress, host, String(status))).inc();
+      requestTally(requestTallies, tallies.requests, m.requests, ingress, host, status).pending += 1;
     },
     denial(rule) {
       m.denials.labels(rule).inc();
@@ -139,7 +201,7 @@ export function createGatewayMetrics(registry: Registry = new Registry()): Gatew
       m.proxyHeaders.labels(result, reason).inc();
     },
     upstreamDuration(name, seconds) {
-      cached(upstreamChildren, name, () => m.upstream.labels(name)).observe(seconds);
+      m.upstream.child(name).observe(seconds);
     },
     reload(result, applied) {
       m.reloads.labels(result).inc();

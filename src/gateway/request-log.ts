@@ -15,6 +15,32 @@ export function shownClient(client: string): string {
   return client === '' ? '-' : client;
 }
 
+/** `HTTP/<version>` without building the string per request. */
+function protocolOf(httpVersion: string): string {
+  switch (httpVersion) {
+    case '1.1':
+      return 'HTTP/1.1';
+    case '2.0':
+      return 'HTTP/2.0';
+    case '1.0':
+      return 'HTTP/1.0';
+    default:
+      return `HTTP/${httpVersion}`;
+  }
+}
+
+/** The `namespace/name` metric label of an Ingress, made once per Ingress object of a snapshot. */
+const ingressLabels = new WeakMap<object, string>();
+
+function ingressLabel(ingress: { namespace: string; name: string }): string {
+  let label = ingressLabels.get(ingress);
+  if (label === undefined) {
+    label = `${ingress.namespace}/${ingress.name}`;
+    ingressLabels.set(ingress, label);
+  }
+  return label;
+}
+
 export function requestLineOf(req: GatewayRequest): string {
   return `${req.method ?? ''} ${req.url ?? ''} HTTP/${req.httpVersion}`;
 }
@@ -27,22 +53,21 @@ function headerLength(req: GatewayRequest): number {
   return length + 2;
 }
 
-function upstreamList(attempts: UpstreamAttempt[], pick: (a: UpstreamAttempt) => string): string | null {
-  if (attempts.length === 0) return null;
-  if (attempts.length === 1) return pick(attempts[0] as UpstreamAttempt);
-  return attempts.map(pick).join(', ');
-}
-
 /** $upstream_addr, $upstream_status, $upstream_response_time and _length, and the upstream metric. */
 function setUpstreamVars(ctx: HandlerContext, ex: Exchange, vars: AccessLogVars): void {
   const attempts = ex.attempts;
   if (attempts.length === 0) return;
-  vars.upstreamAddr = upstreamList(attempts, (a) => a.hostPort);
-  vars.upstreamStatus = upstreamList(attempts, (a) => (a.status === null ? '-' : String(a.status)));
-  vars.upstreamResponseTimeMs =
-    attempts.length === 1
-      ? (attempts[0] as UpstreamAttempt).seconds * 1000
-      : attempts.map((a) => a.seconds.toFixed(3)).join(', ');
+  const first = attempts[0] as UpstreamAttempt;
+  if (attempts.length === 1) {
+    // The usual case, without the lists' closures and joins.
+    vars.upstreamAddr = first.hostPort;
+    vars.upstreamStatus = first.status === null ? '-' : first.status;
+    vars.upstreamResponseTimeMs = first.seconds * 1000;
+  } else {
+    vars.upstreamAddr = attempts.map((a) => a.hostPort).join(', ');
+    vars.upstreamStatus = attempts.map((a) => (a.status === null ? '-' : String(a.status))).join(', ');
+    vars.upstreamResponseTimeMs = attempts.map((a) => a.seconds.toFixed(3)).join(', ');
+  }
   vars.upstreamResponseLength = ex.upstreamBytes;
   for (const attempt of attempts) ctx.metrics.upstreamDuration(ex.upstreamName ?? '', attempt.seconds);
   // load-balance ewma: the attempts that got an answer feed their endpoint's average.
@@ -87,7 +112,7 @@ export function completeExchange(
   }
   vars.requestMethod = req.method ?? '';
   vars.requestUri = req.url ?? '';
-  vars.serverProtocol = `HTTP/${req.httpVersion}`;
+  vars.serverProtocol = protocolOf(req.httpVersion);
   vars.status = status;
   vars.bodyBytesSent = bodyBytesSent;
   vars.bytesSent = Math.max(bodyBytesSent, req.socket.bytesWritten - ex.bytesBefore);
@@ -113,7 +138,7 @@ export function completeExchange(
   if (ex.accessLog && route?.location.accessLog !== false && snap.settings.disableAccessLog !== true)
     ctx.accessLog.write(snap.formatAccessLine(vars));
   ctx.metrics.request(
-    route === null ? '' : `${route.location.ingress.namespace}/${route.location.ingress.name}`,
+    route === null ? '' : ingressLabel(route.location.ingress),
     route === null ? '_' : ex.serverName,
     status,
     req.httpVersion === '2.0' ? 'HTTP/2.0' : req.httpVersion === '1.0' ? 'HTTP/1.0' : 'HTTP/1.1',
