@@ -272,10 +272,11 @@ export function parseResponseFields(text: string, method: string, upgrade = fals
   }
   const framing = framingOf(notes, status, minor, method);
   if ('ok' in framing) return framing;
+  const connection = notes.connection;
   const keepAlive =
     minor === 1 &&
     framing.kind !== 'close' &&
-    (notes.connection === null || !hasToken(notes.connection, 'close'));
+    (connection === null || connection === 'keep-alive' || !hasToken(connection, 'close'));
   return {
     ok: true,
     head: { status, statusMessage: statusLine.reason, fields, framing, interim: status < 200, keepAlive },
