@@ -190,8 +190,75 @@ function isDigits(value: string): boolean {
   return true;
 }
 
-/** Validates one header line [start, end) (CRLF excluded); returns [name, value] or an error step. */
-function headerLine(buf: Buffer, start: number, end: number): [string, string] | ParseStep {
+/**
+ * Header names clients send most, by length: a name that matches one (case-insensitively) is lower-cased
+ * to that constant, so it costs no new string and the header object's key needs no string-table lookup.
+ */
+const KNOWN_NAMES: string[][] = [];
+for (const name of [
+  'accept',
+  'accept-encoding',
+  'accept-language',
+  'authorization',
+  'cache-control',
+  'connection',
+  'content-length',
+  'content-type',
+  'cookie',
+  'host',
+  'if-modified-since',
+  'if-none-match',
+  'origin',
+  'referer',
+  'sec-fetch-dest',
+  'sec-fetch-mode',
+  'sec-fetch-site',
+  'transfer-encoding',
+  'upgrade',
+  'user-agent',
+  'x-forwarded-for',
+  'x-forwarded-proto',
+  'x-real-ip',
+  'x-request-id',
+]) {
+  const bucket = KNOWN_NAMES[name.length];
+  if (bucket === undefined) KNOWN_NAMES[name.length] = [name];
+  else bucket.push(name);
+}
+
+/** The lower-case form of the token name [start, end): a constant when known, else lower-cased `raw`. */
+function lowerName(buf: Buffer, start: number, end: number, raw: string): string {
+  const known = KNOWN_NAMES[end - start];
+  if (known !== undefined) {
+    for (const name of known) {
+      let i = 0;
+      // Token bytes only: `| 0x20` lower-cases letters and leaves '-' and digits as they are.
+      while (i < name.length && ((buf[start + i] as number) | 0x20) === name.charCodeAt(i)) i++;
+      if (i === name.length) return name;
+    }
+  }
+  return raw.toLowerCase();
+}
+
+/** The method at [start, end): the usual ones as constants (no string made), others as read. */
+function methodAt(buf: Buffer, start: number, end: number): string {
+  const length = end - start;
+  const first = buf[start];
+  if (length === 3 && first === 0x47 && buf[start + 1] === 0x45 && buf[start + 2] === 0x54) return 'GET';
+  if (length === 4 && first === 0x50 && buf[start + 1] === 0x4f && buf[start + 2] === 0x53) {
+    if (buf[start + 3] === 0x54) return 'POST';
+  }
+  if (length === 4 && first === 0x48 && buf[start + 1] === 0x45 && buf[start + 2] === 0x41) {
+    if (buf[start + 3] === 0x44) return 'HEAD';
+  }
+  return buf.toString('latin1', start, end);
+}
+
+/**
+ * Validates one header line [start, end) (CRLF excluded); returns [name as received, value, lower-case
+ * name] or an error step.
+ */
+function headerLine(buf: Buffer, start: number, end: number): [string, string, string] | ParseStep {
   const first = buf[start] as number;
   if (first === 0x20 || first === 0x09) return fail('H1_OBS_FOLD', 400, 'obsolete line folding');
   let colon = start;
@@ -207,7 +274,8 @@ function headerLine(buf: Buffer, start: number, end: number): [string, string] |
     const c = buf[i] as number;
     if (VALUE[c] !== 1) return fail(c === CR ? 'H1_BARE_CR' : 'H1_BAD_HEADER', 400, 'invalid header value');
   }
-  return [buf.toString('latin1', start, colon), buf.toString('latin1', valueStart, valueEnd)];
+  const raw = buf.toString('latin1', start, colon);
+  return [raw, buf.toString('latin1', valueStart, valueEnd), lowerName(buf, start, colon, raw)];
 }
 
 /**
@@ -341,7 +409,7 @@ function parseRequestLine(buf: Buffer, start: number): RequestLine | Failure {
   if (buf[i] !== 0x20) {
     return fail(buf[i] === CR ? 'H1_BARE_CR' : 'H1_BAD_METHOD', 400, 'invalid method') as Failure;
   }
-  const method = buf.toString('latin1', start, i);
+  const method = methodAt(buf, start, i);
   if (!METHODS.has(method)) return fail('H1_BAD_METHOD', 400, 'unknown method') as Failure;
   const targetStart = ++i;
   while (i < lineEnd && TARGET[buf[i] as number] === 1) i++;
@@ -429,9 +497,8 @@ function parseHeaderLines(buf: Buffer, lineStart: number, end: number): HeaderFi
     const parsed = headerLine(buf, lineStart, lf - 1);
     lineStart = lf + 1;
     if (!Array.isArray(parsed)) return parsed as Failure;
-    const [rawName, value] = parsed;
+    const [rawName, value, name] = parsed;
     fields.rawHeaders.push(rawName, value);
-    const name = rawName.toLowerCase();
     const refused = noteField(fields, name, value);
     if (refused !== null) return refused;
     addField(fields.headers, name, value);
@@ -706,7 +773,7 @@ export class RequestParser {
         const lf = buf.indexOf(LF, lineStart);
         const parsed = headerLine(buf, lineStart, lf - 1);
         if (!Array.isArray(parsed)) return this.#error(parsed);
-        const refused = framingTrailer(parsed[0].toLowerCase());
+        const refused = framingTrailer(parsed[2]);
         if (refused !== null) return this.#error(refused);
         lineStart = lf + 1;
       }
