@@ -36,6 +36,18 @@ const UNSAFE_VALUE = /[\r\n\0]/;
 /** A first body piece up to this size goes out in one buffer with the response head. */
 const COALESCE_BYTES = 16 * 1024;
 
+/** `HTTP/1.1 <status> <standard reason>` lines, made once per status (most responses use one of a few). */
+const STATUS_LINES = new Map<number, string>();
+
+function standardStatusLine(statusCode: number, reason: string): string {
+  let line = STATUS_LINES.get(statusCode);
+  if (line === undefined) {
+    line = `HTTP/1.1 ${statusCode} ${reason}\r\n`;
+    STATUS_LINES.set(statusCode, line);
+  }
+  return line;
+}
+
 let cachedDate = '';
 let cachedDateSecond = 0;
 function httpDate(): string {
@@ -254,7 +266,9 @@ class H1Response implements GatewayResponse {
 
   #statusLine(statusCode: number): string {
     this.statusCode = statusCode;
-    if (this.statusMessage === '') this.statusMessage = STATUS_CODES[statusCode] ?? 'unknown';
+    const standard = STATUS_CODES[statusCode];
+    if (this.statusMessage === '') this.statusMessage = standard ?? 'unknown';
+    if (this.statusMessage === standard) return standardStatusLine(statusCode, standard);
     return `HTTP/1.1 ${statusCode} ${this.statusMessage.replace(UNSAFE_VALUE, ' ')}\r\n`;
   }
 
@@ -273,9 +287,7 @@ class H1Response implements GatewayResponse {
       }
     }
     if (this.#conn.closing()) this.shouldKeepAlive = false;
-    if (this.shouldKeepAlive) {
-      out += `connection: keep-alive\r\nkeep-alive: timeout=${Math.floor(this.#conn.keepAliveSeconds())}\r\n\r\n`;
-    } else out += 'connection: close\r\n\r\n';
+    out += this.shouldKeepAlive ? this.#conn.keepAliveTail() : 'connection: close\r\n\r\n';
     this.#pendingHead = out;
     this.headersSent = true;
   }
@@ -430,6 +442,7 @@ class H1Connection {
   /** Response bytes the client has not taken, and until when they may stay so (send timeout). */
   #unsent = 0;
   #sendDeadline = 0;
+  #keepAliveTail: string | null = null;
 
   constructor(socket: net.Socket, server: ServerState, timeouts: ClientTimeouts) {
     this.socket = socket;
@@ -448,8 +461,10 @@ class H1Connection {
     );
   }
 
-  keepAliveSeconds(): number {
-    return this.timeouts.keepAliveMs / 1000;
+  /** The end of a kept-alive response head (made once per connection: its deadlines do not change). */
+  keepAliveTail(): string {
+    this.#keepAliveTail ??= `connection: keep-alive\r\nkeep-alive: timeout=${Math.floor(this.timeouts.keepAliveMs / 1000)}\r\n\r\n`;
+    return this.#keepAliveTail;
   }
 
   #onData = (chunk: Buffer): void => {
