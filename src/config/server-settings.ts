@@ -27,6 +27,12 @@ export interface ServerSettings {
   generateRequestId: boolean;
   /** proxy-add-original-uri-header: send X-Original-URI ($request_uri) to backends. */
   proxyAddOriginalUriHeader: boolean;
+  /** hide-headers: more backend response headers not passed to clients (lower-case names). */
+  hideHeaders: readonly string[];
+  /** allow-backend-server-header: the backend's Server header is passed (shown only with server-tokens). */
+  allowBackendServerHeader: boolean;
+  /** server-tokens: answers carry a Server header (else none at all: ingress-nginx's more_clear_headers Server). */
+  serverTokens: boolean;
 }
 
 /** ingress-nginx 1.15's defaults: HSTS on (a year, includeSubDomains), ACME challenges never redirected. */
@@ -41,4 +47,7 @@ export const DEFAULT_SERVER_SETTINGS: ServerSettings = Object.freeze({
   underscoresInHeaders: false,
   generateRequestId: true,
   proxyAddOriginalUriHeader: false,
+  hideHeaders: Object.freeze([]),
+  allowBackendServerHeader: false,
+  serverTokens: false,
 });

@@ -95,6 +95,7 @@ export function serveFromErrorBackend(
     readTimeoutMs: location?.proxyReadTimeoutMs ?? settings.proxyReadTimeoutMs,
     sendTimeoutMs: location?.proxySendTimeoutMs ?? settings.proxySendTimeoutMs,
     bodyLimitBytes: 0,
+    hiddenResponseHeaders: ex.snap.routes.filters.hiddenResponseHeaders,
     hasBody: false,
   };
   if (!req.complete) req.resume();

@@ -176,6 +176,7 @@ function forward(
     readTimeoutMs: location?.proxyReadTimeoutMs ?? settings.proxyReadTimeoutMs,
     sendTimeoutMs: location?.proxySendTimeoutMs ?? settings.proxySendTimeoutMs,
     bodyLimitBytes: limit,
+    hiddenResponseHeaders: ex.snap.routes.filters.hiddenResponseHeaders,
     hasBody: hasRequestBody(req),
     // affinity: the session's endpoint first, and a cookie that can follow a retry.
     firstMember: admitted.firstMember,

@@ -19,6 +19,8 @@ export interface ProxyRequest {
   sendTimeoutMs: number;
   /** proxy-body-size in bytes; 0 means unlimited (as nginx's client_max_body_size 0). */
   bodyLimitBytes: number;
+  /** Backend response fields the client never sees: hop-by-hop, nginx's hidden ones, hide-headers. */
+  hiddenResponseHeaders: ReadonlySet<string>;
   /** Whether the client request has a body to stream (Content-Length > 0 or Transfer-Encoding). */
   hasBody: boolean;
   /** The member to try first (a sticky session); default: the next in round robin. */
@@ -64,16 +66,6 @@ export interface ProxyOutcome {
   /** A status of `interceptStatuses` the backend answered: nothing was sent, the caller answers. */
   intercepted?: number;
 }
-
-const hopByHopResponse = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'transfer-encoding',
-  'te',
-  'trailer',
-  'upgrade',
-]);
 
 class BodyTooLargeError extends Error {
   readonly code = 'CLIENT_BODY_TOO_LARGE';
@@ -388,9 +380,10 @@ class ProxyExchange implements UpstreamHandler {
     if (!this.#takeResponse(controller, statusCode)) return;
     const res = this.#res;
     const out: Record<string, string | string[]> = {};
+    const hidden = this.request.hiddenResponseHeaders;
     for (const name in headers) {
       const value = headers[name];
-      if (value === undefined || hopByHopResponse.has(name)) continue;
+      if (value === undefined || hidden.has(name)) continue;
       out[name] = value;
     }
     if (statusMessage) res.statusMessage = statusMessage;
@@ -407,9 +400,10 @@ class ProxyExchange implements UpstreamHandler {
     if (!this.#takeResponse(controller, statusCode)) return;
     const res = this.#res;
     const out: string[] = [];
+    const hidden = this.request.hiddenResponseHeaders;
     for (let i = 0; i < fields.length; i += 2) {
       const name = fields[i] as string;
-      if (!hopByHopResponse.has(name)) out.push(name, fields[i + 1] as string);
+      if (!hidden.has(name)) out.push(name, fields[i + 1] as string);
     }
     if (statusMessage) res.statusMessage = statusMessage;
     if (res.writeHeadFields !== undefined) res.writeHeadFields(statusCode, out);

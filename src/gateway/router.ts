@@ -183,6 +183,17 @@ function escapeRegex(s: string): string {
 }
 
 /**
+ * add-headers, and with server-tokens a Server header of keepip's (nginx's own `Server: nginx/…`):
+ * on every answer, the gateway's own included. Without server-tokens there is none (ingress-nginx's
+ * more_clear_headers Server); with allow-backend-server-header too, the backend's passes instead.
+ */
+function addHeadersOf(settings: GatewaySettings): Readonly<Record<string, string>> | null {
+  const server = settings.server ?? DEFAULT_SERVER_SETTINGS;
+  if (!server.serverTokens || server.allowBackendServerHeader) return settings.addHeaders ?? null;
+  return Object.freeze({ ...settings.addHeaders, server: 'keepip' });
+}
+
+/**
  * The headers a location sets on every answer (nginx's more_set_headers): add-headers, then
  * custom-headers; over TLS also hsts (ingress-nginx's header filter: an https request to a host with a
  * certificate of its own, replacing the backend's).
@@ -194,8 +205,8 @@ function responseHeadersOf(
 ): Pick<MatchedRoute, 'responseHeaders' | 'httpsResponseHeaders'> {
   const responseHeaders =
     location.customHeaders === undefined
-      ? (settings.addHeaders ?? null)
-      : Object.freeze({ ...settings.addHeaders, ...location.customHeaders });
+      ? addHeadersOf(settings)
+      : Object.freeze({ ...addHeadersOf(settings), ...location.customHeaders });
   const hsts = (settings.server ?? DEFAULT_SERVER_SETTINGS).hsts;
   if (hsts === null || vhost.tls === null) return { responseHeaders, httpsResponseHeaders: responseHeaders };
   const httpsResponseHeaders = Object.freeze({ ...responseHeaders, 'strict-transport-security': hsts });
@@ -388,7 +399,7 @@ export function compileRoutes(model: GatewayModel): CompiledRoutes {
     exactHosts,
     wildcardHosts,
     ...names,
-    addHeaders: model.settings.addHeaders ?? null,
+    addHeaders: addHeadersOf(model.settings),
     filters: compileServerFilters(model.settings.server ?? DEFAULT_SERVER_SETTINGS),
     defaultServer,
     defaultBackend: model.defaultBackend,

@@ -2,7 +2,8 @@
 // (src/config/server-settings.ts): block-user-agents and block-referers refuse a request with 403 in
 // every server, before its redirects and locations (nginx's `if ($block_ua) { return 403; }`); a block
 // list nginx would not load fails closed with 503; skip-access-log-urls keeps matching request URIs out
-// of the access log (`access_log … if=$loggable`). Pure.
+// of the access log (`access_log … if=$loggable`); hide-headers and nginx's own hidden response fields
+// (hiddenResponseHeaders). Pure.
 import { compileMap, type MapMatcher } from '../config/nginx-map.ts';
 import type { ServerSettings } from '../config/server-settings.ts';
 
@@ -13,6 +14,8 @@ export interface ServerFilters {
   refusal(userAgent: HeaderValue, referer: HeaderValue): 0 | 403 | 503;
   /** Whether the request URI (as sent) is left out of the access log. */
   skipsLog(requestUri: string): boolean;
+  /** Backend response fields not passed to the client (hiddenResponseHeaders). */
+  readonly hiddenResponseHeaders: ReadonlySet<string>;
 }
 
 const NONE: MapMatcher | null = null;
@@ -32,6 +35,7 @@ export function compileServerFilters(server: ServerSettings): ServerFilters {
   const skipped = matcher(server.skipAccessLogUrls);
   const failClosed = server.blockListError !== null;
   return {
+    hiddenResponseHeaders: hiddenResponseHeaders(server),
     refusal(userAgent, referer) {
       if (failClosed) return 503;
       if (agents !== null) {
@@ -48,4 +52,38 @@ export function compileServerFilters(server: ServerSettings): ServerFilters {
       return skipped?.matches(requestUri) === true;
     },
   };
+}
+
+/** Hop-by-hop fields: never passed on from a backend's response (RFC 9110 7.6.1). */
+export const HOP_BY_HOP_RESPONSE: ReadonlySet<string> = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'te',
+  'trailer',
+  'upgrade',
+]);
+
+/**
+ * nginx's proxy_hide_header defaults (Date, Server, X-Pad, X-Accel-*: nginx sets its own Date, and
+ * its Server is then cleared by ingress-nginx unless server-tokens) and the ConfigMap's hide-headers.
+ */
+const NGINX_HIDDEN = [
+  'date',
+  'server',
+  'x-pad',
+  'x-accel-expires',
+  'x-accel-redirect',
+  'x-accel-limit-rate',
+  'x-accel-buffering',
+  'x-accel-charset',
+];
+
+/** The backend response fields a client never sees under these settings (hop-by-hop ones included). */
+export function hiddenResponseHeaders(server: ServerSettings): ReadonlySet<string> {
+  const hidden = new Set([...HOP_BY_HOP_RESPONSE, ...NGINX_HIDDEN, ...server.hideHeaders]);
+  // proxy_pass_header Server; without server-tokens ingress-nginx's more_clear_headers clears it anyway.
+  if (server.allowBackendServerHeader && server.serverTokens) hidden.delete('server');
+  return hidden;
 }

@@ -941,22 +941,24 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
     note: '`"true"`: backends get `X-Original-URI: $request_uri` (the target as the client sent it, arguments included)',
   },
   {
+    names: ['hide-headers'],
+    status: 'implemented',
+    values: 'none',
+    note: "comma-separated header names a backend's response never passes on, beside nginx's own (Date, Server, X-Pad, X-Accel-*), which keepip hides too",
+  },
+  {
+    names: ['server-tokens', 'allow-backend-server-header'],
+    status: 'implemented',
+    values: 'false, false',
+    note: "without server-tokens no answer has a Server header (ingress-nginx clears it); with it, `Server: keepip` (nginx would name itself and its version), or the backend's own with allow-backend-server-header",
+  },
+  {
     names: ['skip-access-log-urls'],
     status: 'implemented',
     values: 'comma-separated nginx `map` entries',
     note: 'requests whose URI as sent (arguments included) equals an entry (case-insensitive) or matches a `~` / `~*` regular expression are not access-logged',
   },
   // --- Not implemented yet: observable behaviour keepip does not have.
-  {
-    names: ['hide-headers', 'allow-backend-server-header'],
-    status: 'refused',
-    note: `${NOT_YET}: the backend's response headers reach the client as they are`,
-  },
-  {
-    names: ['server-tokens'],
-    status: 'refused',
-    note: `${NOT_YET}: keepip's responses carry no version (nginx's default \`false\`)`,
-  },
   {
     names: ['access-log-params'],
     status: 'refused',

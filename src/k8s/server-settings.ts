@@ -1,14 +1,14 @@
 // The controller ConfigMap keys for ingress-nginx's http- and server-level behaviours
 // (src/config/server-settings.ts): hsts, hsts-max-age, hsts-include-subdomains, hsts-preload,
 // force-ssl-redirect, no-tls-redirect-locations, block-user-agents, block-referers,
-// skip-access-log-urls, enable-underscores-in-headers, ignore-invalid-headers, generate-request-id and
-// proxy-add-original-uri-header. A bad value keeps the
-// default with a warning, except a block list entry that is not a usable regular expression: nginx
-// would refuse the whole configuration, keepip fails closed
-// (every request answers 503 until it is fixed), as for an invalid block-cidrs.
+// skip-access-log-urls, enable-underscores-in-headers, ignore-invalid-headers, generate-request-id,
+// proxy-add-original-uri-header, hide-headers, allow-backend-server-header and server-tokens. A bad
+// value keeps the default with a warning, except a block list entry that is not a usable regular
+// expression: nginx would refuse the whole configuration, keepip fails closed (every request answers
+// 503 until it is fixed), as for an invalid block-cidrs.
 import { readMapEntry } from '../config/nginx-map.ts';
 import { DEFAULT_SERVER_SETTINGS, type ServerSettings } from '../config/server-settings.ts';
-import { parseGoBool, parseUint } from './values.ts';
+import { isHeaderName, parseGoBool, parseUint } from './values.ts';
 
 export const SERVER_SETTINGS_KEYS: readonly string[] = [
   'hsts',
@@ -24,6 +24,9 @@ export const SERVER_SETTINGS_KEYS: readonly string[] = [
   'ignore-invalid-headers',
   'generate-request-id',
   'proxy-add-original-uri-header',
+  'hide-headers',
+  'allow-backend-server-header',
+  'server-tokens',
 ];
 
 export interface ServerSettingsSink {
@@ -85,6 +88,19 @@ function blockList(
   return { entries, error: null };
 }
 
+/** hide-headers: header names, lower-cased; one that is not a header name is left out with a warning. */
+function headerNames(
+  data: Readonly<Record<string, string>>,
+  key: string,
+  sink: ServerSettingsSink,
+): string[] {
+  return (list(data, key) ?? []).flatMap((name) => {
+    if (isHeaderName(name)) return [name.toLowerCase()];
+    sink.invalid(key, name, 'an HTTP header name', 'to pass it');
+    return [];
+  });
+}
+
 /** skip-access-log-urls: an unusable regular expression is left out with a warning (nothing to fail closed). */
 function skipList(data: Readonly<Record<string, string>>, sink: ServerSettingsSink): string[] {
   const entries = list(data, 'skip-access-log-urls') ?? [];
@@ -116,6 +132,9 @@ export function readServerSettings(
       !bool(data, 'ignore-invalid-headers', true, sink),
     generateRequestId: bool(data, 'generate-request-id', d.generateRequestId, sink),
     proxyAddOriginalUriHeader: bool(data, 'proxy-add-original-uri-header', d.proxyAddOriginalUriHeader, sink),
+    hideHeaders: headerNames(data, 'hide-headers', sink),
+    allowBackendServerHeader: bool(data, 'allow-backend-server-header', d.allowBackendServerHeader, sink),
+    serverTokens: bool(data, 'server-tokens', d.serverTokens, sink),
   };
   return settings;
 }

@@ -339,4 +339,65 @@ describe('ConfigMap server settings', () => {
       await echo.close();
     }
   });
+
+  test('response headers nginx hides (Server, Date, X-Pad, X-Accel-*), hide-headers, server-tokens', async () => {
+    const noisy = http.createServer((_req, res) => {
+      res.writeHead(200, {
+        server: 'backend/1.0',
+        date: 'Thu, 01 Jan 1970 00:00:00 GMT',
+        'x-pad': 'avoid browser bug',
+        'x-accel-redirect': '/internal/secret',
+        'x-accel-buffering': 'no',
+        'x-custom': 'kept',
+        'x-secret': 'internal',
+      });
+      res.end('ok');
+    });
+    await new Promise<void>((resolve) => noisy.listen(0, '127.0.0.1', resolve));
+    const noisyPort = (noisy.address() as AddressInfo).port;
+    const objects = (data: Record<string, string>) => [
+      controllerConfigMap(data),
+      ...serviceWithEndpoints({ name: 'noisy', ports: [noisyPort] }),
+      ingress({
+        name: 'noisy',
+        host: 'noisy.example.com',
+        paths: [{ path: '/', service: 'noisy', port: 80 }],
+      }),
+    ];
+    const get = (gw: TestGateway, host = 'noisy.example.com') => request(gw.httpPort, { host });
+    try {
+      await withGateway(objects({}), async (gw) => {
+        const { headers } = await get(gw);
+        for (const name of ['server', 'x-pad', 'x-accel-redirect', 'x-accel-buffering']) {
+          assert.equal(headers[name], undefined, `${name} is not passed`);
+        }
+        assert.notEqual(headers.date, 'Thu, 01 Jan 1970 00:00:00 GMT', "the gateway's own Date");
+        assert.ok(headers.date);
+        assert.equal(headers['x-custom'], 'kept');
+        assert.equal(headers['x-secret'], 'internal');
+        // The gateway's own answers carry no Server header either (server-tokens off).
+        assert.equal((await get(gw, 'unknown.example')).headers.server, undefined);
+      });
+      await withGateway(
+        objects({ 'hide-headers': 'X-Secret, x-other', 'server-tokens': 'true' }),
+        async (gw) => {
+          const { headers } = await get(gw);
+          assert.equal(headers['x-secret'], undefined, 'hide-headers, case-insensitive');
+          assert.equal(headers['x-custom'], 'kept');
+          assert.equal(headers.server, 'keepip', "server-tokens: the gateway's Server, not the backend's");
+          assert.equal((await get(gw, 'unknown.example')).headers.server, 'keepip');
+        },
+      );
+      const backendServer = { 'server-tokens': 'true', 'allow-backend-server-header': 'true' };
+      await withGateway(objects(backendServer), async (gw) => {
+        assert.equal((await get(gw)).headers.server, 'backend/1.0');
+      });
+      await withGateway(objects({ 'allow-backend-server-header': 'true' }), async (gw) => {
+        assert.equal((await get(gw)).headers.server, undefined, 'cleared without server-tokens');
+      });
+    } finally {
+      noisy.closeAllConnections();
+      await new Promise((resolve) => noisy.close(resolve));
+    }
+  });
 });
