@@ -194,6 +194,8 @@ export interface GatewaySettings {
   noAuthLocations?: string;
   /** use-http2, http2-max-*, keep-alive-requests (src/k8s/http2-settings.ts); absent: the defaults of src/config/http2.ts. */
   http2?: Http2Settings;
+  /** keep-alive-requests (nginx keepalive_requests): requests per HTTP/1.1 connection, then it closes (1000). */
+  keepAliveRequests?: number;
   /** hsts*, force-ssl-redirect, no-tls-redirect-locations, block-*, skip-access-log-urls; absent: the defaults of src/config/server-settings.ts. */
   server?: ServerSettings;
   /** service-upstream: the default of the annotation (false). */

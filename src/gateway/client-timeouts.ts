@@ -18,12 +18,16 @@ export interface ClientTimeouts {
   lingeringTimeMs: number;
   /** lingering_timeout: the longest wait between two reads while lingering. */
   lingeringTimeoutMs: number;
+  /** keepalive_requests (keep-alive-requests): the answer to this many-th request on a connection closes it. */
+  keepAliveRequests: number;
 }
 
 /** nginx's defaults for what ingress-nginx leaves alone; the ConfigMap defaults are in annotations.ts. */
 export const SEND_TIMEOUT_MS = 60_000;
 export const LINGERING_TIME_MS = 30_000;
 export const LINGERING_TIMEOUT_MS = 5_000;
+/** ingress-nginx's keep-alive-requests default (nginx's keepalive_requests). */
+export const KEEP_ALIVE_REQUESTS = 1000;
 
 /** Why the gateway closed a connection on its own (keepip_gateway_connections_closed_total{reason}). */
 export type ConnectionCloseReason =
@@ -55,6 +59,7 @@ export function clientTimeoutsOf(
     sendMs: overrides.sendMs ?? SEND_TIMEOUT_MS,
     lingeringTimeMs: overrides.lingeringTimeMs ?? LINGERING_TIME_MS,
     lingeringTimeoutMs: overrides.lingeringTimeoutMs ?? LINGERING_TIMEOUT_MS,
+    keepAliveRequests: overrides.keepAliveRequests ?? settings.keepAliveRequests ?? KEEP_ALIVE_REQUESTS,
   };
 }
 

@@ -443,6 +443,8 @@ class H1Connection {
   #unsent = 0;
   #sendDeadline = 0;
   #keepAliveTail: string | null = null;
+  /** Requests started on this connection (keep-alive-requests). */
+  #requests = 0;
 
   constructor(socket: net.Socket, server: ServerState, timeouts: ClientTimeouts) {
     this.socket = socket;
@@ -457,7 +459,10 @@ class H1Connection {
 
   closing(): boolean {
     return (
-      this.#mustClose || this.timeouts.keepAliveMs <= 0 || this.#server.options.closeAfterResponse === true
+      this.#mustClose ||
+      this.timeouts.keepAliveMs <= 0 ||
+      this.#server.options.closeAfterResponse === true ||
+      this.#requests >= this.timeouts.keepAliveRequests
     );
   }
 
@@ -543,6 +548,7 @@ class H1Connection {
     this.deadline = 0;
     this.#readDeadline = 0;
     const request = new H1Request(this, head);
+    this.#requests += 1;
     if (head.upgrade) {
       this.#upgrade(request, Buffer.from(input.subarray(offset)));
       return true;

@@ -761,7 +761,7 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
     names: ['keep-alive-requests', 'http2-max-requests'],
     status: 'implemented',
     values: '1000, 0 (keep-alive-requests applies)',
-    note: 'streams per HTTP/2 connection, then GOAWAY (the streams in flight finish); HTTP/1.1 connections are not counted',
+    note: 'requests per connection: on HTTP/1.1 the answer to the last one says `connection: close` and the connection closes (nginx keepalive_requests); on HTTP/2 streams, then GOAWAY (the streams in flight finish)',
   },
   {
     names: ['upstream-keepalive-connections'],

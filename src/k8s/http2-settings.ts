@@ -1,7 +1,7 @@
 // The controller ConfigMap keys for HTTP/2 to clients: use-http2, http2-max-concurrent-streams,
 // http2-max-field-size, http2-max-header-size, http2-max-requests (the last three deprecated in
 // ingress-nginx but still read by it) and keep-alive-requests, which nginx ≥ 1.19.7 applies to HTTP/2
-// connections as well. Bad values keep the default with a warning, as every other key.
+// connections as well as HTTP/1.1 ones (settings.keepAliveRequests, for src/gateway/h1-server.ts). Bad values keep the default with a warning, as every other key.
 import { DEFAULT_HTTP2_SETTINGS, type Http2Settings } from '../config/http2.ts';
 import type { GatewaySettings } from '../config/model.ts';
 import { parseGoBool, parseNginxSize, parseUint } from './values.ts';
@@ -85,4 +85,5 @@ export function applyHttp2Settings(
         : whole(data, 'http2-max-requests', keepAliveRequests, [1, 1_000_000], sink),
   };
   settings.http2 = http2Settings;
+  settings.keepAliveRequests = keepAliveRequests;
 }

@@ -400,4 +400,22 @@ describe('ConfigMap server settings', () => {
       await new Promise((resolve) => noisy.close(resolve));
     }
   });
+
+  test('keep-alive-requests closes an HTTP/1.1 connection after that many requests, as nginx', async () => {
+    const requestText = 'GET / HTTP/1.1\r\nHost: plain.example.com\r\n\r\n';
+    await withGateway(site({ 'keep-alive-requests': '3' }), async (gw) => {
+      // Four pipelined requests: three answers, the third says close, then the gateway closes.
+      const exchange = await rawExchange({
+        host: '127.0.0.1',
+        port: gw.httpPort,
+        payload: requestText.repeat(4),
+      });
+      const text = exchange.received.toString('latin1');
+      assert.ok(exchange.closedByServer);
+      const heads = text.split('HTTP/1.1 ').slice(1);
+      assert.equal(heads.length, 3, text);
+      assert.match(heads[0] ?? '', /\r\nconnection: keep-alive\r\n/i);
+      assert.match(heads[2] ?? '', /\r\nconnection: close\r\n/i);
+    });
+  });
 });
