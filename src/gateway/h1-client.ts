@@ -271,17 +271,25 @@ class H1Connection {
     }
     // Sending a body with a method that does not expect one: the connection is not reused afterwards.
     if (!expectsPayload(options.method)) this.#keepAlive = false;
-    // HTTP/1.0 has no chunked framing: a body of unknown length is read whole first, as nginx buffers it.
-    if (options.httpVersion === '1.0' && typeof contentLength !== 'string') {
-      void this.#sendWhole(request, options.body, head);
-      return;
-    }
-    void this.#sendBody(
-      request,
-      options.body,
-      head,
-      typeof contentLength === 'string' ? Number(contentLength) : null,
-    );
+    const body = options.body;
+    const start = (): void => {
+      if (request.settled || this.#request !== request) return;
+      // HTTP/1.0 has no chunked framing: a body of unknown length is read whole first, as nginx buffers it.
+      if (options.httpVersion === '1.0' && typeof contentLength !== 'string') {
+        void this.#sendWhole(request, body, head);
+        return;
+      }
+      void this.#sendBody(
+        request,
+        body,
+        head,
+        typeof contentLength === 'string' ? Number(contentLength) : null,
+      );
+    };
+    // The body is taken from the client only once the backend accepted the connection: a refused
+    // connect leaves a streamed body untouched, so the request can still go to the next endpoint.
+    if (this.#connected) start();
+    else this.socket.once('connect', start);
   }
 
   async #sendWhole(request: H1Request, body: AsyncIterable<Buffer>, head: string): Promise<void> {

@@ -44,11 +44,13 @@ describe('proxy-next-upstream', () => {
         ...svc('svc-http502', [badPort, good.address.port]),
         ...svc('svc-default502', [badPort, good.address.port]),
         ...svc('svc-refused', [refused, good.address.port]),
+        ...svc('svc-streamed', [refused, good.address.port]),
         ...svc('svc-off', [refused, good.address.port]),
         ...svc('svc-tries', [refused, refusedToo, good.address.port]),
         ing('http502', { 'proxy-next-upstream': 'error timeout http_502' }),
         ing('default502', {}),
         ing('refused', {}),
+        ing('streamed', { 'proxy-request-buffering': 'off' }),
         ing('off', { 'proxy-next-upstream': 'off' }),
         ing('tries', { 'proxy-next-upstream-tries': '2' }),
       ]),
@@ -97,5 +99,9 @@ describe('proxy-next-upstream', () => {
 
   test('a POST that never reached a backend is tried on the next one', async () => {
     assert.equal(echoOf(await get('refused.example', 'POST')).name, 'good');
+    // Streamed too (proxy-request-buffering off): the body is not taken before a backend accepted.
+    const streamed = await get('streamed.example', 'POST');
+    assert.equal(streamed.status, 200);
+    assert.equal(echoOf(streamed).name, 'good');
   });
 });
