@@ -4,6 +4,7 @@ import type { Topology } from '../config/model.ts';
 import { CLIENT_PATHS, isClientPath } from '../config/client-path.ts';
 import { diagnose, type DiagnoseOptions } from '../doctor/diagnose.ts';
 import { type ProbeResult, runProbes } from '../doctor/probe.ts';
+import { type PassthroughFlag, passthroughFlagOf } from '../doctor/passthrough.ts';
 import { explainProbe, type ProbeExplanation } from '../doctor/probe-explain.ts';
 import { renderJson, renderText } from '../doctor/report.ts';
 import { buildTopology, loadManifests } from '../k8s/index.ts';
@@ -31,6 +32,10 @@ manifest change that fixes it.
   --lb NS/NAME           the LoadBalancer Service to diagnose (default: the controller's)
   --ingress-class NAME   default nginx
   --configmap NS/NAME    default ingress-nginx/ingress-nginx-controller
+  --enable-ssl-passthrough
+                         the controller runs with --enable-ssl-passthrough (default: as the controller's
+                         Deployment/DaemonSet args in the manifests say; without one, unknown: the
+                         doctor simulates it off and tells the other case in a finding)
   --probe URL            send live requests through a running chain whose backend is keepip whoami
   --from IP              local source address for --probe (repeatable; e.g. 127.0.20.10)
   --json                 machine-readable output (schema in docs/doctor.md)
@@ -42,15 +47,23 @@ the backend with its own address; 1 otherwise; 2 usage error.
 
 const USAGE = { command: 'doctor', help: HELP };
 
+/** The manifests' topology, built with --enable-ssl-passthrough as the doctor's flag or the controller's args say. */
 async function loadTopology(
   files: readonly string[],
-  options: { ingressClass?: string; configMap?: string },
-): Promise<{ ok: true; topology: Topology } | { ok: false; message: string }> {
+  options: { ingressClass?: string; configMap?: string; enableSslPassthrough: boolean },
+): Promise<{ ok: true; topology: Topology; passthrough: PassthroughFlag } | { ok: false; message: string }> {
   const loaded = await loadManifests(files);
   const errors = loaded.issues.filter((i) => i.severity === 'error');
   if (errors.length > 0) return { ok: false, message: errors.map((e) => e.message).join('\n') };
-  const topology = buildTopology(loaded.objects, options);
-  return { ok: true, topology };
+  const { enableSslPassthrough, ...rest } = options;
+  const passthrough: PassthroughFlag = enableSslPassthrough
+    ? { enabled: true, source: 'the doctor was given --enable-ssl-passthrough' }
+    : passthroughFlagOf(loaded.objects);
+  const topology = buildTopology(loaded.objects, {
+    ...rest,
+    enableSslPassthrough: passthrough.enabled === true,
+  });
+  return { ok: true, topology, passthrough };
 }
 
 function parse(args: string[]) {
@@ -69,6 +82,7 @@ function parse(args: string[]) {
       lb: { type: 'string' },
       'ingress-class': { type: 'string' },
       configmap: { type: 'string' },
+      'enable-ssl-passthrough': { type: 'boolean' },
       probe: { type: 'string' },
       from: { type: 'string', multiple: true },
       json: { type: 'boolean' },
@@ -120,6 +134,7 @@ export const command: Command = {
       loaded = await loadTopology(files, {
         ...(values['ingress-class'] !== undefined ? { ingressClass: values['ingress-class'] } : {}),
         ...(values.configmap !== undefined ? { configMap: values.configmap } : {}),
+        enableSslPassthrough: values['enable-ssl-passthrough'] === true,
       });
       if (!loaded.ok) {
         process.stderr.write(`keepip doctor: cannot read the manifests:\n${loaded.message}\n`);
@@ -133,6 +148,7 @@ export const command: Command = {
       ...(values.path !== undefined ? { path: values.path } : {}),
       ...(values.scheme === 'http' || values.scheme === 'https' ? { scheme: values.scheme } : {}),
       ...(values['forwarded-for'] !== undefined ? { forwardedFor: values['forwarded-for'] } : {}),
+      ...(loaded?.ok ? { sslPassthrough: loaded.passthrough } : {}),
     };
 
     if (values.probe !== undefined) {

@@ -11,6 +11,7 @@ import { type CompiledRoutes, compileRoutes } from '../gateway/router.ts';
 import { CidrSet } from '../net/cidr-set.ts';
 import { createClientIpResolver } from '../net/client-ip.ts';
 import { addressFamily } from '../net/ip.ts';
+import { FLAG_UNKNOWN, type PassthroughFlag, type PassthroughHost, passthroughHosts } from './passthrough.ts';
 import type { ClientPath } from './types.ts';
 
 export interface ChainOptions {
@@ -18,6 +19,8 @@ export interface ChainOptions {
   via?: ClientPath;
   /** The LB to diagnose ("namespace/name"); default: the controller's LoadBalancer Service. */
   loadBalancer?: string;
+  /** --enable-ssl-passthrough as known (the doctor's flag or the controller's args); default: from the model. */
+  sslPassthrough?: PassthroughFlag;
 }
 
 export type ViaSource = 'option' | 'annotation' | 'vpc-endpoint' | 'default';
@@ -38,6 +41,9 @@ export interface Chain {
   trusted: CidrSet;
   resolver: ClientIpResolver;
   routes: CompiledRoutes;
+  passthroughFlag: PassthroughFlag;
+  /** Hosts that ask for ssl-passthrough, and what each gets (passthrough.ts). */
+  passthrough: readonly PassthroughHost[];
 }
 
 export type ChainResult =
@@ -105,9 +111,12 @@ export function buildChain(topology: Topology, options: ChainOptions = {}): Chai
   const kubeProxy =
     lb && lb.targetType === 'instance' ? { policy: lb.externalTrafficPolicy, nodes: topology.nodes } : null;
 
+  const passthroughFlag = options.sslPassthrough ?? flagFromModel(topology);
   return {
     ok: true,
     chain: {
+      passthroughFlag,
+      passthrough: passthroughHosts(topology, passthroughFlag),
       topology,
       via,
       viaSource,
@@ -120,6 +129,13 @@ export function buildChain(topology: Topology, options: ChainOptions = {}): Chai
       routes: compileRoutes(topology.gateway),
     },
   };
+}
+
+/** Without a flag given: an active passthrough host shows it is on; otherwise it is unknown. */
+function flagFromModel(topology: Topology): PassthroughFlag {
+  if (topology.gateway.virtualHosts.some((v) => v.sslPassthrough === true))
+    return { enabled: true, source: 'the model (a passthrough host is active)' };
+  return FLAG_UNKNOWN;
 }
 
 /**

@@ -36,6 +36,8 @@ function grpcAnswer(protocol: 'GRPC' | 'GRPCS', sim: Simulation): GrpcAnswer {
 }
 
 export function clientAnswer(chain: Chain, sim: Simulation): ClientAnswer {
+  // ssl-passthrough: the backend answers the handshake (ALPN included); keepip offers nothing.
+  if (sim.passthrough === true) return { protocols: [], grpc: null };
   const http2 = http2SettingsOf(chain.topology.gateway.settings);
   const protocols = sim.scheme === 'https' && http2.enabled ? ['h2', 'http/1.1'] : ['http/1.1'];
   const location = routedLocation(chain, sim);

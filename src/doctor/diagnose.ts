@@ -68,7 +68,10 @@ function clientReport(chain: Chain, simulation: Simulated, common: Common): Doct
   return {
     mode: 'client',
     verdict: outcome,
-    summary: summarise(outcome, status, decidedBy, gatewayLogsAddress) + grpc,
+    summary:
+      (simulation.passthrough === true
+        ? summarisePassthrough(outcome, decidedBy, gatewayLogsAddress)
+        : summarise(outcome, status, decidedBy, gatewayLogsAddress)) + grpc,
     status,
     decidedBy,
     hops: simulation.hops,
@@ -123,6 +126,14 @@ export function diagnose(topology: Topology, options: DiagnoseOptions = {}): Dia
     ok: true,
     report: simulation === null ? auditReport(common) : clientReport(chain, simulation, common),
   };
+}
+
+/** TLS relayed unread (G10): no HTTP status of keepip's; the backend answers, or the connection is closed. */
+function summarisePassthrough(outcome: string, decidedBy: string, logs: string | null): string {
+  const seen = logs === null ? '' : `, the gateway sees ${logs}`;
+  return outcome === 'allowed'
+    ? `TLS passes through to the backend (${decidedBy})${seen}; the backend sees the gateway pod, not the client`
+    : `connection closed before reaching the backend (${decidedBy})${seen}`;
 }
 
 function summarise(outcome: string, status: number | null, decidedBy: string, logs: string | null): string {

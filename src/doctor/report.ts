@@ -85,12 +85,16 @@ export function renderText(report: DoctorReport): string {
       const head = `  ${hop.name.padEnd(width)}  ${(hop.sees ?? '-').padEnd(seenWidth)}  `;
       out.push(`${head}${wrap(hop.detail, 110, ' '.repeat(head.length)).trimStart()}`);
     });
-    out.push(`  ${' '.repeat(width)}  => ${sim.status ?? 'no response'} (${sim.outcome})`);
+    const relayed = sim.passthrough === true && sim.outcome === 'allowed';
+    const answered = sim.status ?? (relayed ? "the backend's own answer" : 'no response');
+    out.push(`  ${' '.repeat(width)}  => ${answered} (${sim.outcome})`);
     const answer = report.clientAnswer;
-    if (answer) {
-      out.push(
-        `  ${' '.repeat(width)}     offered: ${answer.protocols.join(', ')} (ALPN${sim.scheme === 'https' ? ', use-http2' : ''})`,
-      );
+    if (answer && (sim.passthrough !== true || relayed)) {
+      const offered =
+        answer.protocols.length === 0
+          ? 'by the backend (ssl-passthrough: keepip does not answer the TLS handshake)'
+          : `${answer.protocols.join(', ')} (ALPN${sim.scheme === 'https' ? ', use-http2' : ''})`;
+      out.push(`  ${' '.repeat(width)}     offered: ${offered}`);
       if (answer.grpc !== null)
         out.push(wrap(`gRPC: ${answer.grpc.text}`, 110, `  ${' '.repeat(width)}     `));
     }

@@ -11,6 +11,8 @@ import {
   routeRequest,
 } from '../gateway/router.ts';
 import { traceAccess } from './access-trace.ts';
+import { passthroughHostFor } from './passthrough.ts';
+import { passthroughEnd, plainHttpNote } from './simulate-passthrough.ts';
 import { CidrSet } from '../net/cidr-set.ts';
 import { canonicalIp } from '../net/ip.ts';
 import {
@@ -86,13 +88,15 @@ interface Walk {
 export function simulateOnChain(chain: Chain, request: SimulateRequest): Simulation {
   const client = canonicalIp(request.client);
   if (client === null) throw new Error(`DOCTOR_BAD_CLIENT: "${request.client}" is not an IP address`);
+  const host = request.host ?? defaultHost(chain.topology);
   const walk: Walk = {
     chain,
     request,
     client,
-    host: request.host ?? defaultHost(chain.topology),
+    host,
     path: request.path ?? '/',
-    scheme: request.scheme ?? 'http',
+    // A host that asks for ssl-passthrough is asked about over TLS unless --scheme says otherwise.
+    scheme: request.scheme ?? (passthroughHostFor(chain.passthrough, host) === null ? 'http' : 'https'),
     hops: [],
     peer: client,
     proxySource: null,
@@ -108,7 +112,11 @@ export function simulateOnChain(chain: Chain, request: SimulateRequest): Simulat
     });
   }
   return (
-    throughLoadBalancer(walk) ?? toGatewayEndpoint(walk) ?? throughProxyReader(walk) ?? throughGateway(walk)
+    throughLoadBalancer(walk) ??
+    toGatewayEndpoint(walk) ??
+    throughProxyReader(walk) ??
+    throughPassthrough(walk) ??
+    throughGateway(walk)
   );
 }
 
@@ -262,6 +270,14 @@ function throughProxyReader(walk: Walk): Simulation | null {
   return null;
 }
 
+/** TLS to an ssl-passthrough host: decided at connection time, relayed unread (simulate-passthrough.ts). */
+function throughPassthrough(walk: Walk): Simulation | null {
+  const ended = passthroughEnd(walk);
+  return ended === null
+    ? null
+    : { ...end(walk, ended.outcome, null, ended.decidedBy, ended.logs), passthrough: true };
+}
+
 /** Inside the gateway: the client address it settles on, the route, then the access rules. */
 function throughGateway(walk: Walk): Simulation {
   const { chain, request, hops, peer } = walk;
@@ -272,6 +288,8 @@ function throughGateway(walk: Walk): Simulation {
   const resolved = chain.resolver.resolve({ peerAddress: peer, proxySource: walk.proxySource, headers });
   const address = resolved.address;
   hops.push({ name: 'client-ip', sees: address, detail: describeProvenance(resolved.provenance, peer) });
+  const note = plainHttpNote(walk);
+  if (note !== null) hops.push({ name: 'route', sees: address, detail: note });
   const decision = routeRequest(chain.routes, { host: walk.host, path: walk.path, scheme: walk.scheme });
   if (decision.kind !== 'proxy') return endWithoutProxy(walk, decision, address);
   return throughPolicy(walk, decision, address);

@@ -51,6 +51,8 @@ export interface Simulation {
    * reached HTTP processing. With `status`, this is what a run of `keepip up` is compared against.
    */
   gatewayLogsAddress: string | null;
+  /** Set when the connection is TLS to an ssl-passthrough host and keepip relays it unread (G10). */
+  passthrough?: true;
 }
 
 export type Severity = 'error' | 'warning' | 'info';
@@ -114,7 +116,7 @@ export interface GrpcAnswer {
 
 /** What the client sees beyond the HTTP status (client-answer.ts). */
 export interface ClientAnswer {
-  /** ALPN the listener the request arrives at offers, preferred first. */
+  /** ALPN the listener the request arrives at offers, preferred first; empty for ssl-passthrough (the backend answers the handshake). */
   protocols: readonly string[];
   grpc: GrpcAnswer | null;
 }

@@ -1,5 +1,6 @@
 // Helpers the rules share: subjects, severities that depend on access lists, the LB's description.
 import type { LoadBalancerModel, Topology } from '../../config/model.ts';
+import { type PassthroughHost, type PassthroughState, passthroughHostFor } from '../passthrough.ts';
 import type { Finding, Severity } from '../types.ts';
 import type { RuleContext } from './types.ts';
 
@@ -41,4 +42,23 @@ export function describeLb(lb: LoadBalancerModel): string {
 export function describeLbStart(lb: LoadBalancerModel): string {
   const text = describeLb(lb);
   return text.charAt(0).toUpperCase() + text.slice(1);
+}
+
+/**
+ * The passthrough hosts a rule speaks about, in the given states: with --client, only the host asked
+ * about; without, every host that asks for ssl-passthrough.
+ */
+export function passthroughHostsFor(
+  context: RuleContext,
+  states: readonly PassthroughState[],
+): PassthroughHost[] {
+  const sim = context.simulation;
+  const asked = sim === null ? null : passthroughHostFor(context.chain.passthrough, sim.host);
+  return context.chain.passthrough.filter((h) => states.includes(h.state) && (sim === null || h === asked));
+}
+
+/** The Ingress a passthrough finding is about: the first that asks for it. */
+export function passthroughSubject(host: PassthroughHost): Pick<Finding, 'subject'> {
+  const ref = host.ingresses[0];
+  return ref === undefined ? {} : { subject: { kind: 'Ingress', namespace: ref.namespace, name: ref.name } };
 }

@@ -12,6 +12,9 @@ import { rule as peerNotTrusted } from './peer-not-trusted.ts';
 import { rule as proxyProtocolExpectedNotSent } from './proxy-protocol-expected-not-sent.ts';
 import { rule as proxyProtocolSentNotExpected } from './proxy-protocol-sent-not-expected.ts';
 import { rule as proxyProtocolTrustsEveryone } from './proxy-protocol-trusts-everyone.ts';
+import { rule as sslPassthroughBackendSeesGateway } from './ssl-passthrough-backend-sees-gateway.ts';
+import { rule as sslPassthroughFlagUnknown } from './ssl-passthrough-flag-unknown.ts';
+import { rule as sslPassthroughNotEnabled } from './ssl-passthrough-not-enabled.ts';
 import type { Rule } from './types.ts';
 
 export type { Rule, RuleContext } from './types.ts';
@@ -30,4 +33,7 @@ export const RULES: readonly Rule[] = [
   accessKeyedOnSharedAddress,
   inClusterBypass,
   hairpinTimeout,
+  sslPassthroughNotEnabled,
+  sslPassthroughFlagUnknown,
+  sslPassthroughBackendSeesGateway,
 ];
