@@ -91,6 +91,24 @@ export const DOCTOR_CODES = {
       'internal AWS NLB with preservation on: a target calling its own NLB can be routed to itself and time out',
     fix: 'preservation off plus PROXY protocol end to end',
   },
+  SSL_PASSTHROUGH_NOT_ENABLED: {
+    kind: 'finding',
+    summary:
+      'an Ingress sets ssl-passthrough but the controller runs without --enable-ssl-passthrough: keepip terminates TLS for the host (G11)',
+    fix: 'add --enable-ssl-passthrough to the controller args (Helm controller.extraArgs), or remove the annotation',
+  },
+  SSL_PASSTHROUGH_FLAG_UNKNOWN: {
+    kind: 'finding',
+    summary:
+      'an Ingress sets ssl-passthrough and the manifests do not say whether the controller runs with --enable-ssl-passthrough: the default (off) is simulated, the passthrough case told',
+    fix: 'run the doctor with --enable-ssl-passthrough, or give it the controller Deployment',
+  },
+  SSL_PASSTHROUGH_BACKEND_SEES_GATEWAY: {
+    kind: 'finding',
+    summary:
+      'TLS to a passthrough host reaches its backend unread: the backend sees the gateway pod, not the client (G10); keepip checks the "/" path\'s lists at connection time',
+    fix: 'address rules on the "/" path\'s Ingress; terminate TLS in keepip if the backend needs the client address',
+  },
 } as const satisfies CodeTable;
 
 export type DoctorCode = keyof typeof DOCTOR_CODES;
