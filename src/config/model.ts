@@ -252,6 +252,26 @@ export interface BackendRef {
   upstreamName: string;
 }
 
+/**
+ * mirror-target and its companions (src/k8s/mirror-annotations.ts): where a copy of each request of a
+ * location goes. The scheme and authority are written out in the annotation (never from a variable);
+ * the rest of the target and the Host may hold nginx variables, expanded per request.
+ */
+export interface MirrorModel {
+  /** mirror-target as written, e.g. `https://test.env.com$request_uri`. */
+  target: string;
+  /** `scheme://authority` of the target, literal: the expanded target must still start with it. */
+  origin: string;
+  scheme: 'http' | 'https';
+  /** The host name or IP to connect to (an IPv6 address without brackets). */
+  hostname: string;
+  port: number;
+  /** The Host header: mirror-host, else the target's host name (without its port), as ingress-nginx. */
+  host: string;
+  /** mirror-request-body: the body goes to the mirror too (on, the default). */
+  requestBody: boolean;
+}
+
 export interface LocationModel {
   ingress: ObjectRef;
   ingressOrigin: Origin;
@@ -328,6 +348,8 @@ export interface LocationModel {
   proxySsl?: ProxySslModel;
   /** backend-protocol AUTO_HTTP (backendProtocol HTTP): requests that came over TLS go to the backend in HTTPS. */
   autoHttp?: true;
+  /** mirror-target / mirror-host / mirror-request-body: a copy of each proxied request (src/gateway/mirror.ts). */
+  mirror?: MirrorModel;
 }
 
 /** proxy-ssl-secret and its companions (src/k8s/proxy-ssl.ts). */

@@ -251,8 +251,8 @@ function refuseAccess(
   respond(503, null);
 }
 
-/** The nginx variables auth-url, auth-signin and the cache key may use. */
-function requestVars(ex: Exchange, req: GatewayRequest, scheme: 'http' | 'https'): RequestVars {
+/** The nginx variables auth-url, auth-signin, the cache key and mirror-target may use. */
+export function requestVars(ex: Exchange, req: GatewayRequest, scheme: 'http' | 'https'): RequestVars {
   const credentials = parseBasicCredentials(req.headers.authorization);
   return {
     scheme: ex.conn.scheme,

@@ -11,6 +11,7 @@ import type { LocationModel } from '../config/model.ts';
 import { DEFAULT_CLIENT_BODY_BUFFER_BYTES } from '../k8s/body-buffering.ts';
 import { requestContext } from './error-log.ts';
 import type { Exchange, GatewayRequest, GatewayResponse, HandlerContext } from './exchange.ts';
+import { shareWithMirror } from './mirror.ts';
 import { classifyUpstreamError, type ProxyOutcome, type ProxyRequest, proxyRequest } from './proxy.ts';
 import { shownClient } from './request-log.ts';
 import { type BodyReadFailure, defaultBodyBuffers, readWholeBody } from './request-body-buffer.ts';
@@ -25,8 +26,11 @@ export function bodyProxy(
   hasBody: boolean,
 ): Proxy {
   const settings = ex.snap.settings;
+  // A mirror that takes the body reads it whole first, as nginx's mirror module does (mirror.ts).
   const buffering =
-    location === null ? settings.requestBuffering !== false : location.requestBuffering !== false;
+    location === null
+      ? settings.requestBuffering !== false
+      : location.requestBuffering !== false || location.mirror?.requestBody === true;
   if (!buffering || !hasBody) return proxyRequest;
   const memoryBytes =
     location?.clientBodyBufferBytes ?? settings.clientBodyBufferBytes ?? DEFAULT_CLIENT_BODY_BUFFER_BYTES;
@@ -71,8 +75,9 @@ function proxyBuffered(ctx: HandlerContext, ex: Exchange, call: BufferedCall): v
     }
     // The length is known now: a chunked or HTTP/2 body goes to the backend with Content-Length.
     const headers = { ...request.headers, 'content-length': String(body.length) };
+    const release = shareWithMirror(ex, body);
     proxyRequest(req, res, { ...request, headers, replayBody: () => body.chunks() }, (outcome) => {
-      body.release();
+      release();
       outcome.requestBodyBytes = body.length;
       done(outcome);
     });

@@ -10,6 +10,7 @@ import type { ErrorLog } from './error-log.ts';
 import type { LineSink } from './line-sink.ts';
 import type { GatewayMetrics } from './metrics.ts';
 import type { BodyBuffers } from './request-body-buffer.ts';
+import type { Mirrors } from './mirror-sender.ts';
 import type { MatchedRoute } from './router.ts';
 import type { GatewaySnapshot } from './snapshot.ts';
 import type { BalancedUpstream } from './upstream.ts';
@@ -91,6 +92,8 @@ export interface HandlerContext {
   decisions?: DecisionSink | undefined;
   /** Where buffered request bodies go (proxy-request-buffering); absent: os.tmpdir() and the default memory cap. */
   bodyBuffers?: BodyBuffers | undefined;
+  /** mirror-target's copies in flight (mirror-sender.ts); absent: one set made for this context. */
+  mirrors?: Mirrors | undefined;
 }
 
 /**

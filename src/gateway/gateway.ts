@@ -13,6 +13,7 @@ import { createErrorLog, type ErrorLog } from './error-log.ts';
 import type { DecisionSink } from './exchange.ts';
 import { createRequestHandler } from './handler.ts';
 import { createLineSink, type LineSink } from './line-sink.ts';
+import { Mirrors } from './mirror-sender.ts';
 import { createGatewayMetrics, type GatewayMetrics } from './metrics.ts';
 import { type ListenerSpec, type RunningListeners, startListeners } from './server.ts';
 import { BodyBuffers } from './request-body-buffer.ts';
@@ -66,6 +67,8 @@ export interface GatewayOptions {
   tempDir?: string;
   /** The memory all buffered request bodies may hold together; default 64 MiB (request-body-buffer.ts). */
   requestBodyMemoryBytes?: number;
+  /** mirror-target: copies in flight at most, beyond which new ones are dropped; default 256 (mirror-sender.ts). */
+  mirrorMaxInFlight?: number;
 }
 
 export type ReloadResult =
@@ -219,6 +222,11 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
   const active = { count: 0 };
   let draining = false;
   const current = () => slot.current;
+  const mirrors = new Mirrors({
+    registry: metrics.registry,
+    errorLog,
+    maxInFlight: options.mirrorMaxInFlight,
+  });
   const handler = createRequestHandler({
     current,
     metrics,
@@ -232,6 +240,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
       memoryBytes: options.requestBodyMemoryBytes,
       observer: metrics,
     }),
+    mirrors,
   });
   let listeners: RunningListeners;
   try {
@@ -281,6 +290,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
         await drain(listeners, active, options.drainTimeoutMs ?? 10_000);
         slot.current.retire();
         await connections.closeAll(500);
+        mirrors.close();
         await metricsServer?.close();
         await accessLog.flush();
         await errorSink.flush();

@@ -24,6 +24,7 @@ import {
   type RequestHandler,
 } from './exchange.ts';
 import { proxyGrpc } from './grpc-proxy.ts';
+import { mirrorRequest } from './mirror.ts';
 import { isGrpcRequest } from './grpc-status.ts';
 import type { ProxyOutcome } from './proxy.ts';
 import {
@@ -190,6 +191,9 @@ function forward(
   // proxy-request-buffering: the body read whole before the backend, or streamed (buffered-proxy.ts).
   const proxy =
     protocol === 'GRPC' || protocol === 'GRPCS' ? proxyGrpc : bodyProxy(ctx, ex, location, request.hasBody);
+  // mirror-target: a copy to the mirror, beside the request (mirror.ts); not for gRPC.
+  if (location?.mirror !== undefined && proxy !== proxyGrpc)
+    mirrorRequest(ctx, ex, req, location, headers, request.hasBody);
   proxy(req, res, request, (outcome: ProxyOutcome) => {
     ex.attempts = outcome.attempts;
     ex.upstreamBytes = outcome.upstreamBytes;

@@ -605,9 +605,24 @@ export const ANNOTATION_CATALOG: readonly CatalogEntry[] = [
       'the backend continues the trace: `traceparent`/`tracestate` pass through unchanged, and X-Request-ID ties the access log line to it',
   },
   {
-    names: ['mirror-target', 'mirror-host', 'mirror-request-body'],
-    status: 'refused',
-    note: 'keepip does not copy requests to a second backend',
+    names: ['mirror-target'],
+    status: 'implemented',
+    values:
+      "an `http://` or `https://` URL whose host (and port) is written out, made of ingress-nginx's server-name characters; nginx variables (`$request_uri`, `$host`, `$scheme`, `$http_<name>`…) expanded per request",
+    note: "a copy of each proxied request of the Ingress's locations goes to this URL (its path: the expanded target; without one, the request's URI where nginx sends its internal `/_mirror-<uid>`; a target without variables gets the request's arguments appended, as `proxy_pass`); its answer is read and discarded. The copy carries the method, the headers the backend gets (the gateway's X-Forwarded-For / X-Real-IP, never a forged one from an untrusted client; nginx passes the client's own headers) with hop-by-hop fields removed and `Connection: close`. Unlike nginx, the client's answer never waits for the mirror: a failing or slow mirror is a rate-limited error log line and `keepip_gateway_mirror_requests_total{result}`. At most 256 copies in flight per process (beyond: dropped, counted); deadlines: the location's proxy-connect/send/read timeouts, their sum in all; HTTPS mirrors are not verified (nginx's `proxy_ssl_verify off`). A target nginx could not use (not http(s), no host, a variable in the host) is an INVALID_ANNOTATION_VALUE warning and no mirror; an expansion that changes the host is refused per request (counted `refused`). Not for gRPC or upgrades",
+  },
+  {
+    names: ['mirror-host'],
+    status: 'implemented',
+    values:
+      "server-name characters; nginx variables expanded (default: the target's host name without its port)",
+    note: 'the Host header of the copy',
+  },
+  {
+    names: ['mirror-request-body'],
+    status: 'implemented',
+    values: '`on` (default) or `off`; anything else is `on`, warned',
+    note: "`on`: the copy carries the body, and the location reads a request body whole before the backend even with `proxy-request-buffering: off` (nginx's mirror module does so too); the one buffered body is replayed to both. `off`: the copy has an empty body (nginx would still send the client's Content-Length with it)",
   },
   {
     names: ['fastcgi-index', 'fastcgi-params-configmap'],

@@ -5,6 +5,7 @@ import type {
   ConfigIssue,
   GatewaySettings,
   LocationModel,
+  MirrorModel,
   ObjectRef,
   Origin,
   SourceRangeModel,
@@ -27,6 +28,7 @@ import { annotationField, formatFieldPath } from './field-path.ts';
 import { HEADER_CONFIGMAP_KEYS } from './header-settings.ts';
 import { applyHttp2Settings, HTTP2_CONFIGMAP_KEYS } from './http2-settings.ts';
 import { readServerSettings, SERVER_SETTINGS_KEYS } from './server-settings.ts';
+import { MIRROR_ANNOTATIONS, readMirror } from './mirror-annotations.ts';
 import { describeOrigin } from './reader.ts';
 import { PROXY_SSL_ANNOTATIONS } from './proxy-ssl.ts';
 import { ROUTE_ANNOTATIONS, ROUTE_CONFIGMAP_KEYS } from './route-annotations.ts';
@@ -65,6 +67,8 @@ export const SUPPORTED_ANNOTATIONS: readonly string[] = [
   ...SERVER_TLS_ANNOTATIONS,
   // proxy-request-buffering, client-body-buffer-size: src/k8s/body-buffering.ts.
   ...BODY_BUFFERING_KEYS,
+  // mirror-target, mirror-host, mirror-request-body: src/k8s/mirror-annotations.ts.
+  ...MIRROR_ANNOTATIONS,
 ];
 
 /** Controller ConfigMap keys keepip implements. */
@@ -467,6 +471,8 @@ export interface IngressAnnotations {
   proxySendTimeoutMs: number;
   /** proxy-request-buffering and client-body-buffer-size over the ConfigMap's, as the location writes them. */
   bodyBuffering: Pick<LocationModel, 'requestBuffering' | 'clientBodyBufferBytes'>;
+  /** mirror-target and its companions; null: no mirror. */
+  mirror: MirrorModel | null;
 }
 
 const REWRITE_TARGET = /^\/?[-._~a-zA-Z0-9/:$]*$/;
@@ -510,6 +516,7 @@ export function parseIngressAnnotations(
       ),
       settings,
     ),
+    mirror: readMirror(a.get, { invalid: a.invalid }),
   };
 }
 

@@ -643,6 +643,7 @@ function location(
     ...(ssl !== null && 'ssl' in ssl ? { proxySsl: ssl.ssl } : {}),
     ...(a.autoHttp ? { autoHttp: true as const } : {}),
     ...a.bodyBuffering,
+    ...(a.mirror !== null ? { mirror: a.mirror } : {}),
     ingress: { namespace: ing.meta.namespace, name: ing.meta.name },
     ingressOrigin: ing.origin,
     createdAt: ing.meta.creationTimestamp,

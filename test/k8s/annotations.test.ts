@@ -338,7 +338,7 @@ test('unsupported nginx annotations are reported by name on served Ingresses onl
       name: 'x',
       annotations: {
         [`${P}configuration-snippet`]: 'more_set_headers "X: y";',
-        [`${P}mirror-target`]: 'http://copy',
+        [`${P}enable-modsecurity`]: 'true',
         'example.com/whatever': 'x',
       },
     }) +
@@ -352,7 +352,7 @@ test('unsupported nginx annotations are reported by name on served Ingresses onl
   const refused = t.issues.filter((i) => i.code === 'ANNOTATION_REFUSED');
   assert.deepEqual(
     refused.map((i) => i.field),
-    [`metadata.annotations["${P}configuration-snippet"]`, `metadata.annotations["${P}mirror-target"]`],
+    [`metadata.annotations["${P}configuration-snippet"]`, `metadata.annotations["${P}enable-modsecurity"]`],
   );
   assert.ok(refused.every((i) => i.severity === 'warning' && i.origin?.name === 'x'));
   assert.deepEqual(
