@@ -5,6 +5,7 @@
 // (never answers, refuses connections), the in-flight bound, and that an invalid target has no effect.
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import type { Topology } from '../../src/config/model.ts';
@@ -12,6 +13,8 @@ import { request, startTestGateway, type TestGateway } from '../fixtures/gateway
 import { ingress, serviceWithEndpoints, topologyOf } from '../fixtures/gateway/manifests.ts';
 import { type HeldBackend, startHeldBackend } from '../helpers/held-backend.ts';
 import { metricSum } from '../helpers/metrics.ts';
+import { requireBinary, runCommand } from '../helpers/process.ts';
+import { certificateFor } from '../fixtures/gateway/certificates.ts';
 
 interface Copy {
   method: string;
@@ -28,10 +31,13 @@ interface MirrorBackend {
   close(): Promise<void>;
 }
 
-async function mirrorBackend(hold = false): Promise<MirrorBackend> {
+async function mirrorBackend(
+  hold = false,
+  tls: { cert: string; key: string } | null = null,
+): Promise<MirrorBackend> {
   const copies: Copy[] = [];
   const waiters = new Set<() => void>();
-  const server = http.createServer((req, res) => {
+  const onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
@@ -44,7 +50,8 @@ async function mirrorBackend(hold = false): Promise<MirrorBackend> {
       for (const waiter of [...waiters]) waiter();
       if (!hold) res.writeHead(204).end();
     });
-  });
+  };
+  const server = tls === null ? http.createServer(onRequest) : https.createServer(tls, onRequest);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
     port: (server.address() as AddressInfo).port,
@@ -93,16 +100,24 @@ function mirrored(port: number, sites: Record<string, Record<string, string>>): 
   ]);
 }
 
-/** Polls the gateway's registry until the mirror counter for `result` reaches `count` (a generous bound). */
-async function mirrorCount(gw: TestGateway, result: string, count: number): Promise<number> {
+/** Polls the gateway's registry until the sum of `name`{labels} satisfies `ok` (a generous bound); returns it. */
+async function metricUntil(
+  gw: TestGateway,
+  name: string,
+  labels: Record<string, string>,
+  ok: (n: number) => boolean,
+): Promise<number> {
   const deadline = Date.now() + 20_000;
   for (;;) {
-    const text = await gw.gateway.metrics.registry.metrics();
-    const n = metricSum(text, 'keepip_gateway_mirror_requests_total', { result });
-    if (n >= count) return n;
-    if (Date.now() > deadline) throw new Error(`mirror ${result} stayed at ${n}; wanted ${count}`);
+    const n = metricSum(await gw.gateway.metrics.registry.metrics(), name, labels);
+    if (ok(n)) return n;
+    if (Date.now() > deadline) throw new Error(`${name} ${JSON.stringify(labels)} stayed at ${n}`);
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
+}
+
+function mirrorCount(gw: TestGateway, result: string, count: number): Promise<number> {
+  return metricUntil(gw, 'keepip_gateway_mirror_requests_total', { result }, (n) => n >= count);
 }
 
 describe('mirror-target over sockets', () => {
@@ -121,8 +136,11 @@ describe('mirror-target over sockets', () => {
     closers.push(() => gw.close());
     return gw;
   }
-  async function mirrorFor(hold = false): Promise<MirrorBackend> {
-    const m = await mirrorBackend(hold);
+  async function mirrorFor(
+    hold = false,
+    tls: { cert: string; key: string } | null = null,
+  ): Promise<MirrorBackend> {
+    const m = await mirrorBackend(hold, tls);
     closers.push(() => m.close());
     return m;
   }
@@ -262,6 +280,58 @@ describe('mirror-target over sockets', () => {
       },
     );
     assert.equal(answered, 0);
+  });
+
+  test('a body in a temporary file (past client-body-buffer-size) reaches the mirror whole beside the backend, and the file is freed after both', async () => {
+    const mirror = await mirrorFor();
+    const gw = await gatewayFor(
+      mirrored(app.port, {
+        big: {
+          'mirror-target': `http://127.0.0.1:${mirror.port}$request_uri`,
+          'client-body-buffer-size': '1k',
+        },
+      }),
+    );
+    const body = Buffer.alloc(300 * 1024, 'abcdefgh');
+    const reply = await request(gw.httpPort, { host: 'big.test', method: 'POST', path: '/up', body });
+    assert.equal(reply.status, 200);
+    await mirror.waitFor(1);
+    assert.equal(mirror.copies[0]!.body, body.toString());
+    assert.equal(mirror.copies[0]!.headers['content-length'], String(body.length));
+    await gw.errors.waitFor(/a client request body is buffered to a temporary file/);
+    await mirrorCount(gw, 'answered', 1);
+    // The file is closed once the backend and the mirror have both read it.
+    await metricUntil(gw, 'keepip_gateway_request_body_temp_files', {}, (n) => n === 0);
+  });
+
+  test('an HTTPS mirror (not verified, as nginx) gets the copy of a request curl sends', async () => {
+    const curl = requireBinary('curl');
+    const mirror = await mirrorFor(false, await certificateFor('shadow.example'));
+    const gw = await gatewayFor(
+      mirrored(app.port, {
+        tls: {
+          'mirror-target': `https://127.0.0.1:${mirror.port}/copy$request_uri`,
+          'mirror-host': 'shadow.example',
+        },
+      }),
+    );
+    const out = await runCommand(curl, [
+      '-sS',
+      '--data-binary',
+      'from curl',
+      '-H',
+      'Host: tls.test',
+      `http://127.0.0.1:${gw.httpPort}/c?d=1`,
+    ]);
+    assert.equal(out.code, 0, out.stderr);
+    assert.equal((JSON.parse(out.stdout) as { name: string; url: string }).url, '/c?d=1');
+    await mirror.waitFor(1);
+    const copy = mirror.copies[0]!;
+    assert.deepEqual(
+      [copy.method, copy.url, copy.headers.host, copy.body],
+      ['POST', '/copy/c?d=1', 'shadow.example', 'from curl'],
+    );
+    assert.equal(await mirrorCount(gw, 'answered', 1), 1);
   });
 
   test('beyond the in-flight bound new copies are dropped and counted; the held ones stay the only copies', async () => {
