@@ -8,8 +8,8 @@ import assert from 'node:assert/strict';
 import http, { type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { generate } from 'selfsigned';
 import { type RunningWhoami, startWhoami } from '../../src/whoami/server.ts';
+import { certificateFor } from '../fixtures/gateway/certificates.ts';
 import { echoOf, request, startTestGateway, type TestGateway } from '../fixtures/gateway/harness.ts';
 import {
   controllerConfigMap,
@@ -26,16 +26,6 @@ const CHROME_68 =
   'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/68.0.3440.106 Safari/537.36';
 const IPHONE =
   'Mozilla/5.0 (iPhone; CPU iPhone OS 11_4_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/11.0 Mobile/15E148 Safari/604.1';
-
-async function certificateFor(name: string): Promise<{ cert: string; key: string }> {
-  const made = await generate([{ name: 'commonName', value: name }], {
-    keyType: 'ec',
-    curve: 'P-256',
-    algorithm: 'sha256',
-    extensions: [{ name: 'subjectAltName', altNames: [{ type: 2, value: name }] }],
-  });
-  return { cert: made.cert, key: made.private };
-}
 
 /** The response head curl received over https for `host` (SNI and Host), as lower-cased name -> value. */
 async function curlHead(
@@ -70,8 +60,11 @@ describe('ConfigMap server settings', () => {
   let backend: Server;
   let port: number;
   let cert: { cert: string; key: string };
+  // A whoami backend that echoes what it received (headers as the gateway sent them).
+  let echo: RunningWhoami;
 
   before(async () => {
+    echo = await startWhoami({ host: '127.0.0.1', port: 0, name: 'echo' });
     // A backend that sets its own HSTS header: ingress-nginx's replaces it.
     backend = http.createServer((req, res) => {
       res.writeHead(200, { 'strict-transport-security': 'max-age=100', 'content-type': 'text/plain' });
@@ -82,6 +75,7 @@ describe('ConfigMap server settings', () => {
     cert = await certificateFor('tls.example.com');
   });
   after(async () => {
+    await echo.close();
     backend.closeAllConnections();
     await new Promise((resolve) => backend.close(resolve));
   });
@@ -98,6 +92,12 @@ describe('ConfigMap server settings', () => {
     }),
     ingress({ name: 'plain', host: 'plain.example.com', paths: [{ path: '/', service: 'web', port: 80 }] }),
     ...more,
+  ];
+
+  const echoSite = (data: Record<string, string>): K8sObject[] => [
+    controllerConfigMap(data),
+    ...serviceWithEndpoints({ name: 'echo', ports: [echo.address.port] }),
+    ingress({ name: 'echo', host: 'echo.example.com', paths: [{ path: '/', service: 'echo', port: 80 }] }),
   ];
 
   async function withGateway(objects: K8sObject[], run: (gw: TestGateway) => Promise<void>): Promise<void> {
@@ -250,94 +250,64 @@ describe('ConfigMap server settings', () => {
   });
 
   test('headers named with underscores never reach the backend (nginx ignores them), unless enabled', async () => {
-    const echo: RunningWhoami = await startWhoami({ host: '127.0.0.1', port: 0, name: 'echo' });
-    try {
-      const objects = (data: Record<string, string>) => [
-        controllerConfigMap(data),
-        ...serviceWithEndpoints({ name: 'echo', ports: [echo.address.port] }),
-        ingress({
-          name: 'echo',
-          host: 'echo.example.com',
-          paths: [{ path: '/', service: 'echo', port: 80 }],
-        }),
-      ];
-      const forged = {
-        accept: 'application/json',
-        x_forwarded_for: '6.6.6.6',
-        custom_header: 'x',
-        'x-ok': 'y',
-      };
-      await withGateway(objects({}), async (gw) => {
+    const forged = {
+      accept: 'application/json',
+      x_forwarded_for: '6.6.6.6',
+      custom_header: 'x',
+      'x-ok': 'y',
+    };
+    await withGateway(echoSite({}), async (gw) => {
+      const seen = echoOf(await request(gw.httpPort, { host: 'echo.example.com', headers: forged })).headers;
+      assert.equal(seen.x_forwarded_for, undefined, 'a forged X_Forwarded_For is dropped');
+      assert.equal(seen.custom_header, undefined);
+      assert.equal(seen['x-ok'], 'y');
+      assert.equal(seen['x-forwarded-for'], '127.0.0.1');
+      // Other malformed names are a 400 from the parser, never passed on.
+      const bad = await rawExchange({
+        host: '127.0.0.1',
+        port: gw.httpPort,
+        payload: 'GET / HTTP/1.1\r\nHost: echo.example.com\r\nBad Name: x\r\n\r\n',
+      });
+      assert.match(bad.received.toString('latin1'), /^HTTP\/1\.1 400 /);
+    });
+    const enabling: Record<string, string>[] = [
+      { 'enable-underscores-in-headers': 'true' },
+      { 'ignore-invalid-headers': 'false' },
+    ];
+    for (const data of enabling) {
+      await withGateway(echoSite(data), async (gw) => {
         const seen = echoOf(
           await request(gw.httpPort, { host: 'echo.example.com', headers: forged }),
         ).headers;
-        assert.equal(seen.x_forwarded_for, undefined, 'a forged X_Forwarded_For is dropped');
-        assert.equal(seen.custom_header, undefined);
-        assert.equal(seen['x-ok'], 'y');
-        assert.equal(seen['x-forwarded-for'], '127.0.0.1');
-        // Other malformed names are a 400 from the parser, never passed on.
-        const bad = await rawExchange({
-          host: '127.0.0.1',
-          port: gw.httpPort,
-          payload: 'GET / HTTP/1.1\r\nHost: echo.example.com\r\nBad Name: x\r\n\r\n',
-        });
-        assert.match(bad.received.toString('latin1'), /^HTTP\/1\.1 400 /);
+        assert.equal(seen.custom_header, 'x', JSON.stringify(data));
       });
-      const enabling: Record<string, string>[] = [
-        { 'enable-underscores-in-headers': 'true' },
-        { 'ignore-invalid-headers': 'false' },
-      ];
-      for (const data of enabling) {
-        await withGateway(objects(data), async (gw) => {
-          const seen = echoOf(
-            await request(gw.httpPort, { host: 'echo.example.com', headers: forged }),
-          ).headers;
-          assert.equal(seen.custom_header, 'x', JSON.stringify(data));
-        });
-      }
-    } finally {
-      await echo.close();
     }
   });
 
   test('generate-request-id and proxy-add-original-uri-header: what the backend gets', async () => {
-    const echo: RunningWhoami = await startWhoami({ host: '127.0.0.1', port: 0, name: 'echo' });
-    try {
-      const objects = (data: Record<string, string>) => [
-        controllerConfigMap(data),
-        ...serviceWithEndpoints({ name: 'echo', ports: [echo.address.port] }),
-        ingress({
-          name: 'echo',
+    const seen = async (gw: TestGateway, headers: Record<string, string> = {}) =>
+      echoOf(
+        await request(gw.httpPort, {
           host: 'echo.example.com',
-          paths: [{ path: '/', service: 'echo', port: 80 }],
+          path: '/a/b?c=d',
+          headers: { accept: 'application/json', ...headers },
         }),
-      ];
-      const seen = async (gw: TestGateway, headers: Record<string, string> = {}) =>
-        echoOf(
-          await request(gw.httpPort, {
-            host: 'echo.example.com',
-            path: '/a/b?c=d',
-            headers: { accept: 'application/json', ...headers },
-          }),
-        ).headers;
-      await withGateway(objects({}), async (gw) => {
-        const defaults = await seen(gw);
-        assert.match(String(defaults['x-request-id']), /^[0-9a-f]{32}$/);
-        assert.equal(defaults['x-original-uri'], undefined);
-      });
-      const data = { 'generate-request-id': 'false', 'proxy-add-original-uri-header': 'true' };
-      await withGateway(objects(data), async (gw) => {
-        const none = await seen(gw);
-        assert.equal(none['x-request-id'], undefined, 'none made up, none sent');
-        assert.equal(none['x-original-uri'], '/a/b?c=d');
-        assert.equal(
-          (await seen(gw, { 'x-request-id': 'from-the-client' }))['x-request-id'],
-          'from-the-client',
-        );
-      });
-    } finally {
-      await echo.close();
-    }
+      ).headers;
+    await withGateway(echoSite({}), async (gw) => {
+      const defaults = await seen(gw);
+      assert.match(String(defaults['x-request-id']), /^[0-9a-f]{32}$/);
+      assert.equal(defaults['x-original-uri'], undefined);
+    });
+    const data = { 'generate-request-id': 'false', 'proxy-add-original-uri-header': 'true' };
+    await withGateway(echoSite(data), async (gw) => {
+      const none = await seen(gw);
+      assert.equal(none['x-request-id'], undefined, 'none made up, none sent');
+      assert.equal(none['x-original-uri'], '/a/b?c=d');
+      assert.equal(
+        (await seen(gw, { 'x-request-id': 'from-the-client' }))['x-request-id'],
+        'from-the-client',
+      );
+    });
   });
 
   test('response headers nginx hides (Server, Date, X-Pad, X-Accel-*), hide-headers, server-tokens', async () => {
