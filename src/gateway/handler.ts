@@ -234,6 +234,7 @@ function tunnel(
     path: admitted.upstreamPath,
     headers,
     readTimeoutMs,
+    nextUpstream: admitted.location?.nextUpstream,
   };
   proxyUpgrade(socket, head, request, (outcome: UpgradeOutcome) => {
     ex.attempts = outcome.attempts;

@@ -4,12 +4,14 @@
 // proxy_read_timeout does. Anything else is a refusal: that answer reaches the client as the backend
 // framed it, then both connections close (the client side within the lingering deadlines of
 // h1-server.ts), so a refused upgrade never leaves a socket half-open.
+import type { NextUpstreamModel } from '../config/model.ts';
 import { maxHeaderSize } from 'node:http';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import { markUpgradeSwitched } from './h1-server.ts';
 import { classifyUpstreamError, type ProxyFailure, type UpstreamAttempt } from './proxy.ts';
+import { DEFAULT_NEXT_UPSTREAM, maxTries, retryOnFailure } from './next-upstream.ts';
 import { UpgradeAnswer } from './upgrade-answer.ts';
 import { type BalancedUpstream, firstMember, type UpstreamMember } from './upstream.ts';
 
@@ -20,6 +22,8 @@ export interface UpgradeRequest {
   /** Upstream headers, including Connection: upgrade and the client's Upgrade value. */
   headers: Record<string, string | string[]>;
   readTimeoutMs: number;
+  /** proxy-next-upstream(-tries) of the location; absent: ingress-nginx's defaults. */
+  nextUpstream?: NextUpstreamModel | undefined;
 }
 
 export interface UpgradeOutcome {
@@ -244,8 +248,11 @@ class UpgradeExchange {
     });
     if (!responded) record.status = verdict.status;
     record.seconds = (performance.now() - attempt.started) / 1000;
-    const members = this.#request.upstream.members;
-    if (!attempt.connected && verdict.retryable && this.#tried < members.length && !this.#client.destroyed) {
+    // proxy_next_upstream applies to upgrades too: which failures go on, and how many endpoints in all.
+    const policy = this.#request.nextUpstream ?? DEFAULT_NEXT_UPSTREAM;
+    const tries = maxTries(policy, this.#request.upstream.members.length);
+    const goOn = verdict.retryable && retryOnFailure(policy, verdict.code, this.#request.method);
+    if (!attempt.connected && goOn && this.#tried < tries && !this.#client.destroyed) {
       this.#attempt();
       return;
     }

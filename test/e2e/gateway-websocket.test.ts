@@ -62,6 +62,10 @@ describe('gateway WebSocket', () => {
       topologyOf([
         ...serviceWithEndpoints({ name: 'ws', ports: [port] }),
         ...serviceWithEndpoints({ name: 'dead', ports: [await freePort()] }),
+        // Round robin starts at the first endpoint: refused ones, then the live backend.
+        ...serviceWithEndpoints({ name: 'retry', ports: [await freePort(), port] }),
+        ...serviceWithEndpoints({ name: 'retry-off', ports: [await freePort(), port] }),
+        ...serviceWithEndpoints({ name: 'retry-tries', ports: [await freePort(), await freePort(), port] }),
         ingress({
           name: 'ws',
           host: 'ws.example.com',
@@ -72,6 +76,23 @@ describe('gateway WebSocket', () => {
           name: 'dead',
           host: 'dead.example.com',
           paths: [{ path: '/', service: 'dead', port: 80 }],
+        }),
+        ingress({
+          name: 'retry',
+          host: 'retry.example.com',
+          paths: [{ path: '/', service: 'retry', port: 80 }],
+        }),
+        ingress({
+          name: 'retry-off',
+          host: 'retry-off.example.com',
+          paths: [{ path: '/', service: 'retry-off', port: 80 }],
+          annotations: { 'proxy-next-upstream': 'off' },
+        }),
+        ingress({
+          name: 'retry-tries',
+          host: 'retry-tries.example.com',
+          paths: [{ path: '/', service: 'retry-tries', port: 80 }],
+          annotations: { 'proxy-next-upstream-tries': '2' },
         }),
       ]),
     );
@@ -116,5 +137,18 @@ describe('gateway WebSocket', () => {
       open(`ws://127.0.0.1:${gw.httpPort}/`, { host: 'dead.example.com' }),
       (error: Error & { status?: number }) => error.status === 502,
     );
+  });
+
+  test('proxy-next-upstream applies to upgrades: a refused endpoint goes on, not with off or past the tries', async () => {
+    const client = await open(`ws://127.0.0.1:${gw.httpPort}/x`, { host: 'retry.example.com' });
+    assert.equal((JSON.parse(await client.next()) as { url: string }).url, '/x');
+    client.socket.close();
+    for (const host of ['retry-off.example.com', 'retry-tries.example.com']) {
+      await assert.rejects(
+        open(`ws://127.0.0.1:${gw.httpPort}/`, { host }),
+        (error: Error & { status?: number }) => error.status === 502,
+        host,
+      );
+    }
   });
 });
