@@ -681,33 +681,53 @@ function addRootFallbacks(b: GatewayBuild): void {
   }
 }
 
+/** The served Ingresses that have a rule for each host, in merge order (each Ingress once per host). */
+function ingressesByHost(served: readonly IngressView[]): Map<string, IngressView[]> {
+  const byHost = new Map<string, IngressView[]>();
+  for (const ing of served) {
+    for (const host of new Set(ing.rules.map((r) => r.host))) {
+      const list = byHost.get(host);
+      if (list === undefined) byHost.set(host, [ing]);
+      else list.push(ing);
+    }
+  }
+  return byHost;
+}
+
 /** The hosts in name order, each with its certificate, sorted locations, client certificate and names. */
 function virtualHosts(b: GatewayBuild): VirtualHostModel[] {
   const secrets = new Map(b.input.secrets.map((s) => [`${s.meta.namespace}/${s.meta.name}`, s]));
+  // Looked up per host once: scanning every Ingress for every host made 10,000 Ingresses take seconds.
+  const byHost = ingressesByHost(b.served);
   return [...b.hosts.values()]
     .sort((x, y) => compare(x.host, y.host))
-    .map((h) => ({
-      host: h.host,
-      tls: hasTls(b, h.host) ? certificateFor(b, secrets, h.host) : null,
-      locations: sortLocations(h.locations, b.regexHosts.has(h.host)),
-      ...clientCertificateOf(h.host, b.served, b.accessOf),
-      ...hostNames(h.host, b.hosts, b.served, b.routeOf),
-      ...serverTlsFor(h, b),
-    }));
+    .map((h) => {
+      const own = byHost.get(h.host) ?? [];
+      return {
+        host: h.host,
+        tls: hasTls(b, h.host) ? certificateFor(b, secrets, h.host) : null,
+        locations: sortLocations(h.locations, b.regexHosts.has(h.host)),
+        ...clientCertificateOf(h.host, own, b.accessOf),
+        ...hostNames(h.host, b.hosts, own, b.routeOf),
+        ...serverTlsFor(h, own, b),
+      };
+    });
 }
 
 /**
  * ssl-ciphers / ssl-prefer-server-ciphers (per host, the first Ingress in merge order that sets them)
  * and ssl-passthrough (any Ingress of the host; the backend of its "/" path).
  */
-function serverTlsFor(h: HostBuild, b: GatewayBuild): Pick<VirtualHostModel, 'serverTls' | 'sslPassthrough'> {
-  const own = b.served
-    .filter((ing) => ing.rules.some((r) => r.host === h.host))
-    .map((ing) => ({
-      name: `${ing.meta.namespace}/${ing.meta.name}`,
-      origin: ing.origin,
-      tls: b.serverTlsOf.get(ing)!,
-    }));
+function serverTlsFor(
+  h: HostBuild,
+  ingresses: readonly IngressView[],
+  b: GatewayBuild,
+): Pick<VirtualHostModel, 'serverTls' | 'sslPassthrough'> {
+  const own = ingresses.map((ing) => ({
+    name: `${ing.meta.namespace}/${ing.meta.name}`,
+    origin: ing.origin,
+    tls: b.serverTlsOf.get(ing)!,
+  }));
   const out: Pick<VirtualHostModel, 'serverTls' | 'sslPassthrough'> = {};
   const serverTls = hostServerTls(own, b.settings.serverTls);
   if (serverTls !== undefined) out.serverTls = serverTls;
@@ -876,11 +896,10 @@ function readAccess(
 function hostNames(
   host: string,
   hosts: ReadonlyMap<string, unknown>,
-  served: readonly IngressView[],
+  own: readonly IngressView[],
   routeOf: ReadonlyMap<IngressView, RouteAnnotations>,
 ): Pick<VirtualHostModel, 'aliases' | 'redirectFrom'> {
   const out: Pick<VirtualHostModel, 'aliases' | 'redirectFrom'> = {};
-  const own = served.filter((ing) => ing.rules.some((r) => r.host === host));
   const first = own.find((ing) => routeOf.get(ing)!.aliases.length > 0);
   const aliases = first ? routeOf.get(first)!.aliases.filter((a) => a !== host && !hosts.has(a)) : [];
   if (aliases.length > 0) out.aliases = aliases;
@@ -894,13 +913,13 @@ function hostNames(
 /** auth-tls-* is per host in ingress-nginx: the first Ingress (merge order) of the host that sets it. */
 function clientCertificateOf(
   host: string,
-  served: readonly IngressView[],
+  own: readonly IngressView[],
   accessOf: ReadonlyMap<IngressView, IngressAccess>,
 ): Pick<VirtualHostModel, 'clientCertificate'> | Record<string, never> {
   if (host === '') return {};
-  for (const ing of served) {
+  for (const ing of own) {
     const cert = accessOf.get(ing)?.clientCertificate ?? null;
-    if (cert !== null && ing.rules.some((r) => r.host === host)) return { clientCertificate: cert };
+    if (cert !== null) return { clientCertificate: cert };
   }
   return {};
 }
