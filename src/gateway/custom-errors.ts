@@ -63,6 +63,8 @@ export function errorBackendHeaders(
     headers['x-original-uri'] = req.url ?? '/';
     headers['x-forwarded-for'] = ex.client;
   }
+  // nginx's proxy_set_header sends no field whose value is empty ($http_accept absent, no Ingress…).
+  for (const name in headers) if (headers[name] === '') delete headers[name];
   return headers;
 }
 

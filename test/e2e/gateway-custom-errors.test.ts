@@ -116,6 +116,10 @@ describe('default-backend, custom-http-errors', () => {
     assert.equal(reply.status, 200);
     assert.equal(echoOf(reply).name, 'catch-all');
     assert.equal(echoOf(reply).headers['x-code'], '502');
+    // A header whose value would be empty is not sent (nginx's proxy_set_header): no Accept, no X-Format.
+    const plain = await request(gw.httpPort, { host: 'own-502' });
+    assert.match(plain.body, /^x-code: 502\r?$/im);
+    assert.doesNotMatch(plain.body, /^x-format:/im);
   });
 
   test('the ConfigMap custom-http-errors applies where the Ingress says nothing', async () => {
