@@ -22,6 +22,7 @@ import { isLocationInLocationList } from './location-list.ts';
 import type { ConfigMapView, SecretView } from './objects.ts';
 import { describeOrigin } from './reader.ts';
 import { sourceRangeModel, trimGoSpace } from './source-range.ts';
+import { ALPHANUMERIC_CHARS, BASIC_CHARS, URL_IS_VALID } from './validators.ts';
 import { parseGoBool, parseUint } from './values.ts';
 
 const PREFIX = 'nginx.ingress.kubernetes.io/';
@@ -88,10 +89,8 @@ export const DEFAULT_NO_AUTH_LOCATIONS = '/.well-known/acme-challenge';
 const DEFAULT_BURST_MULTIPLIER = 5;
 
 // ingress-nginx's validators (internal/ingress/annotations/parser/validators.go).
-const ALNUM = String.raw`\-.\_~a-zA-Z0-9/:`;
+const ALNUM = ALPHANUMERIC_CHARS;
 const URL_WITH_VARIABLES = new RegExp(`^[${ALNUM}, ,:?&=$]*$`);
-const URL_IS_VALID = new RegExp(`^[${ALNUM},:?&=]*$`);
-const BASIC_CHARS = new RegExp(`^[/${ALNUM}]*$`);
 const CHARS_WITH_SPACE = new RegExp(`^[/${ALNUM} ]*$`);
 const NGINX_VARIABLE = /^[A-Za-z0-9\-_${}]*$/;
 const HEADER_NAME = /^[a-zA-Z\d\-_]+$/;

@@ -8,11 +8,12 @@
 // target's scheme and authority must be written out (a variable there would let a client choose where
 // its copy goes). Pure.
 import type { MirrorModel } from '../config/model.ts';
+import { IS_VALID_REGEX } from './validators.ts';
 
 export const MIRROR_ANNOTATIONS: readonly string[] = ['mirror-target', 'mirror-host', 'mirror-request-body'];
 
-/** ingress-nginx's IsValidRegex (parser/validators.go), which ValidateServerName applies. */
-const SERVER_NAME = /^[/\-._~a-zA-Z0-9:^$[\](){}*+?|&=\\]*$/;
+/** ingress-nginx's ValidateServerName applies IsValidRegex. */
+const SERVER_NAME = IS_VALID_REGEX;
 const ORIGIN = /^(https?):\/\/([^/?$]*)/i;
 const AUTHORITY = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(?::([0-9]{1,5}))?$/;
 

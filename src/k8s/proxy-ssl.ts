@@ -6,6 +6,7 @@ import type { ConfigIssue, ObjectRef, Origin, ProxySslModel } from '../config/mo
 import { annotationField } from './field-path.ts';
 import type { SecretView } from './objects.ts';
 import { describeOrigin } from './reader.ts';
+import { IS_VALID_REGEX as SERVER_NAME } from './validators.ts';
 
 const PREFIX = 'nginx.ingress.kubernetes.io/';
 
@@ -23,7 +24,6 @@ export const PROXY_SSL_ANNOTATIONS: readonly string[] = [
 const ON_OFF = /^(on|off)$/;
 const PROTOCOLS = /^(TLSv1\.2|TLSv1\.3| )*$/;
 const CIPHERS = /^[A-Za-z0-9+:_\-!]*$/;
-const SERVER_NAME = /^[/\-._~a-zA-Z0-9:^$[\](){}*+?|&=\\]*$/;
 
 function push(
   origin: Origin,

@@ -6,6 +6,7 @@
 import type { ConfigIssue, CorsModel, Origin, RedirectModel } from '../config/model.ts';
 import { annotationField } from './field-path.ts';
 import { describeOrigin } from './reader.ts';
+import { ALPHANUMERIC_CHARS, IS_VALID_REGEX, URL_IS_VALID } from './validators.ts';
 import { parseGoBool } from './values.ts';
 
 const PREFIX = 'nginx.ingress.kubernetes.io/';
@@ -207,9 +208,8 @@ export interface RouteInput {
 }
 
 // ingress-nginx's validators (internal/ingress/annotations/parser/validators.go).
-const ALNUM = String.raw`\-._~a-zA-Z0-9/:`;
-const URL_IS_VALID = new RegExp(`^[${ALNUM},:?&=]*$`);
-const SERVER_NAME = new RegExp(String.raw`^[/${ALNUM}\^$\[\]\(\)\{\}*+?|&=\\]*$`);
+const ALNUM = ALPHANUMERIC_CHARS;
+const SERVER_NAME = IS_VALID_REGEX;
 
 function warn(input: RouteInput, name: string, message: string): void {
   const field = annotationField(PREFIX + name);

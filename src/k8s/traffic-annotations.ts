@@ -18,6 +18,7 @@ import type {
 import { annotationField } from './field-path.ts';
 import type { IngressPathView, IngressView } from './objects.ts';
 import { describeOrigin } from './reader.ts';
+import { BASIC_CHARS, IS_VALID_REGEX } from './validators.ts';
 import { parseGoBool } from './values.ts';
 
 const PREFIX = 'nginx.ingress.kubernetes.io/';
@@ -175,8 +176,7 @@ export function parseBalancing(
 export type CanaryPolicy = Omit<CanaryModel, 'backend' | 'ingress'>;
 
 // ingress-nginx's validators: BasicCharsRegex for names and values, IsValidRegex for the pattern.
-const BASIC_CHARS = /^[/\-._~a-zA-Z0-9/:]*$/;
-const REGEX_CHARS = /^[/\-._~a-zA-Z0-9/:^$[\](){}*+?|&=\\]*$/;
+const REGEX_CHARS = IS_VALID_REGEX;
 
 function warn(ing: { origin: Origin; issues: ConfigIssue[] }, name: string, message: string): void {
   const field = annotationField(PREFIX + name);
