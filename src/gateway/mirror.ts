@@ -19,7 +19,7 @@ import { logSafe, requestContext } from './error-log.ts';
 import type { Exchange, GatewayRequest, HandlerContext } from './exchange.ts';
 import { type MirrorBody, type MirrorCall, Mirrors } from './mirror-sender.ts';
 import { shownClient } from './request-log.ts';
-import { HOP_BY_HOP_RESPONSE } from './server-filters.ts';
+import { HOP_BY_HOP_FIELDS } from './server-filters.ts';
 
 const byContext = new WeakMap<HandlerContext, Mirrors>();
 
@@ -58,7 +58,7 @@ export function mirrorHeaders(
 ): Record<string, string | string[]> {
   const headers: Record<string, string | string[]> = {};
   for (const name in upstream) {
-    if (HOP_BY_HOP_RESPONSE.has(name) || name === 'content-length' || name === 'expect') continue;
+    if (HOP_BY_HOP_FIELDS.has(name) || name === 'content-length' || name === 'expect') continue;
     headers[name] = upstream[name]!;
   }
   headers.host = host;

@@ -54,8 +54,8 @@ export function compileServerFilters(server: ServerSettings): ServerFilters {
   };
 }
 
-/** Hop-by-hop fields: never passed on from a backend's response (RFC 9110 7.6.1). */
-export const HOP_BY_HOP_RESPONSE: ReadonlySet<string> = new Set([
+/** Hop-by-hop fields (RFC 9110 7.6.1): one connection's business, never passed on in either direction. */
+export const HOP_BY_HOP_FIELDS: ReadonlySet<string> = new Set([
   'connection',
   'keep-alive',
   'proxy-connection',
@@ -82,7 +82,7 @@ const NGINX_HIDDEN = [
 
 /** The backend response fields a client never sees under these settings (hop-by-hop ones included). */
 export function hiddenResponseHeaders(server: ServerSettings): ReadonlySet<string> {
-  const hidden = new Set([...HOP_BY_HOP_RESPONSE, ...NGINX_HIDDEN, ...server.hideHeaders]);
+  const hidden = new Set([...HOP_BY_HOP_FIELDS, ...NGINX_HIDDEN, ...server.hideHeaders]);
   // proxy_pass_header Server; without server-tokens ingress-nginx's more_clear_headers clears it anyway.
   if (server.allowBackendServerHeader && server.serverTokens) hidden.delete('server');
   return hidden;

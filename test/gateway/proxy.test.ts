@@ -5,7 +5,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
 import { type ProxyOutcome, type ProxyRequest, proxyRequest } from '../../src/gateway/proxy.ts';
-import { HOP_BY_HOP_RESPONSE } from '../../src/gateway/server-filters.ts';
+import { HOP_BY_HOP_FIELDS } from '../../src/gateway/server-filters.ts';
 import { type BalancedUpstream, ConnectionRegistry, type PoolSpec } from '../../src/gateway/upstream.ts';
 import { type RunningWhoami, startWhoami } from '../../src/whoami/server.ts';
 import { freePort } from '../helpers/net.ts';
@@ -57,7 +57,7 @@ async function withProxy(
         readTimeoutMs: 5_000,
         sendTimeoutMs: 5_000,
         bodyLimitBytes: 0,
-        hiddenResponseHeaders: HOP_BY_HOP_RESPONSE,
+        hiddenResponseHeaders: HOP_BY_HOP_FIELDS,
         hasBody,
         ...overrides,
       },
