@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { type RunningWhoami, startWhoami } from '../../src/whoami/server.ts';
-import { echoOf, request, startTestGateway, type TestGateway } from '../fixtures/gateway/harness.ts';
+import { echoOf, request, type TestGateway, withTestGateway } from '../fixtures/gateway/harness.ts';
 import {
   controllerConfigMap,
   ingress,
@@ -34,14 +34,8 @@ describe('divergences from ingress-nginx, fixed', () => {
     await backend.close();
   });
 
-  async function withGateway(objects: K8sObject[], run: (gw: TestGateway) => Promise<void>): Promise<void> {
-    const gw = await startTestGateway(topologyOf(objects));
-    try {
-      await run(gw);
-    } finally {
-      await gw.close();
-    }
-  }
+  const withGateway = (objects: K8sObject[], run: (gw: TestGateway) => Promise<void>) =>
+    withTestGateway(topologyOf(objects), run);
 
   test('ssl-redirect on a TLS host whose Secret is missing: 308 to https, as ingress-nginx', async () => {
     const objects = [

@@ -10,7 +10,13 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { type RunningWhoami, startWhoami } from '../../src/whoami/server.ts';
 import { certificateFor } from '../fixtures/gateway/certificates.ts';
-import { echoOf, request, startTestGateway, type TestGateway } from '../fixtures/gateway/harness.ts';
+import {
+  echoOf,
+  request,
+  startTestGateway,
+  type TestGateway,
+  withTestGateway,
+} from '../fixtures/gateway/harness.ts';
 import {
   controllerConfigMap,
   ingress,
@@ -100,14 +106,8 @@ describe('ConfigMap server settings', () => {
     ingress({ name: 'echo', host: 'echo.example.com', paths: [{ path: '/', service: 'echo', port: 80 }] }),
   ];
 
-  async function withGateway(objects: K8sObject[], run: (gw: TestGateway) => Promise<void>): Promise<void> {
-    const gw = await startTestGateway(topologyOf(objects));
-    try {
-      await run(gw);
-    } finally {
-      await gw.close();
-    }
-  }
+  const withGateway = (objects: K8sObject[], run: (gw: TestGateway) => Promise<void>) =>
+    withTestGateway(topologyOf(objects), run);
 
   test('HSTS: the defaults, then max-age, includeSubDomains and preload as tls.go sets them', async () => {
     const cases: [Record<string, string>, string | undefined][] = [
