@@ -2,7 +2,6 @@
 //   resolve the client -> route (host, path; bad targets 400) -> redirects -> access rules.
 // Each stage either fills in the exchange or answers through `respond` and stops the request.
 import type { LocationAccessModel, LocationModel } from '../config/model.ts';
-import { DEFAULT_SERVER_SETTINGS } from '../config/server-settings.ts';
 import type { AccessDecision } from '../net/access-policy.ts';
 import { parseBasicCredentials } from './access/basic-auth.ts';
 import { checkClientCertificate, clientCertificateView, misdirected } from './access/client-cert.ts';
@@ -113,10 +112,7 @@ function resolveClient(ex: Exchange, req: GatewayRequest) {
   ex.client = resolved.address;
   ex.clientIp = resolved;
   ex.requestLine = requestLineOf(req);
-  ex.reqId = requestIdFor(
-    req.headers,
-    (ex.snap.settings.server ?? DEFAULT_SERVER_SETTINGS).generateRequestId,
-  );
+  ex.reqId = requestIdFor(req.headers, ex.snap.routes.filters.server.generateRequestId);
   const target = parseRequestTarget(req.url ?? '/');
   ex.rawHost = routingHost(target, req.headers.host ?? '');
   const view = forwardedView({
@@ -431,7 +427,7 @@ export function admit(
   proceed: (admitted: Admitted) => void,
 ): Admitted | null | typeof PENDING {
   // nginx's ignore_invalid_headers: headers named with `_` are dropped before anything reads them.
-  if (!(ex.snap.settings.server ?? DEFAULT_SERVER_SETTINGS).underscoresInHeaders) dropUnderscoreHeaders(req);
+  if (!ex.snap.routes.filters.server.underscoresInHeaders) dropUnderscoreHeaders(req);
   const client = resolveClient(ex, req);
   const { scheme, headersTrusted } = client;
   // add-headers (http level in nginx): every response, the gateway's own included.

@@ -16,6 +16,8 @@ export interface ServerFilters {
   skipsLog(requestUri: string): boolean;
   /** Backend response fields not passed to the client (hiddenResponseHeaders). */
   readonly hiddenResponseHeaders: ReadonlySet<string>;
+  /** The settings these were compiled from (the defaults when the ConfigMap had none). */
+  readonly server: ServerSettings;
 }
 
 const NONE: MapMatcher | null = null;
@@ -35,6 +37,7 @@ export function compileServerFilters(server: ServerSettings): ServerFilters {
   const skipped = matcher(server.skipAccessLogUrls);
   const failClosed = server.blockListError !== null;
   return {
+    server,
     hiddenResponseHeaders: hiddenResponseHeaders(server),
     refusal(userAgent, referer) {
       if (failClosed) return 503;
