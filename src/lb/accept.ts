@@ -16,8 +16,10 @@ import {
 import type { LbStats } from './metrics.ts';
 import type { HeaderBuilder } from './proxy-header.ts';
 import type { FlowKey, SelectionPolicy } from './selection.ts';
+import { startRawFlow } from './raw-flow.ts';
 import { resetSocket } from './socket-reset.ts';
 import { chooseSourceAddress, type SourceChoice } from './source-address.ts';
+import { socketName, type TcpHandle, tcpBindings } from './tcp-handle.ts';
 import type { TargetEntry, TargetGroup } from './target-group.ts';
 
 /** What a listener's connections share: settings, the target group, counters and the open flows. */
@@ -54,32 +56,106 @@ export interface ListeningOn {
 
 type ConnectionHook = (this: unknown, status: number, clientHandle?: object) => void;
 
+/** An accepted connection until its flow takes it: a net.Socket or a bare libuv handle (raw flows). */
+interface Accepted {
+  peer(): { address: string; port: number } | null;
+  local(): { address: string; port: number } | null;
+  /** Closes with RST: a refusal. */
+  reset(): void;
+  /** Closes plainly: the client was gone before we looked at it. */
+  drop(): void;
+}
+
+function acceptedSocket(client: net.Socket): Accepted {
+  client.on('error', () => {}); // until the flow takes over; a reset here is not our failure
+  const named = (address: string | undefined, port: number | undefined) =>
+    address === undefined ? null : { address, port: port ?? 0 };
+  return {
+    peer: () => named(client.remoteAddress, client.remotePort),
+    local: () => named(client.localAddress, client.localPort),
+    reset: () => resetSocket(client),
+    drop: () => client.destroy(),
+  };
+}
+
+function acceptedHandle(handle: TcpHandle): Accepted {
+  return {
+    peer: () => socketName(handle, 'peer'),
+    local: () => socketName(handle, 'local'),
+    reset: () => {
+      // Nothing was written or shut down on it, so the reset is accepted and closes the handle.
+      handle.reset(() => {});
+    },
+    drop: () => handle.close(),
+  };
+}
+
 /**
- * Creates each accepted socket itself, paused, with `onread` into the flow's own buffer: Node's
- * accepted sockets cannot take `onread`, and a second socket adopting the handle (flow.ts) cost one
- * socket construction and destruction per connection. This replaces the listening handle's
- * `onconnection`, which Node's server sets and does not document (the `handle` option of the Socket
- * constructor is its own way in, as cluster's); without that hook, or with Node's read path asked
- * for, the server's 'connection' event and the adoption in flow.ts serve as before. Call once
- * listening. The server counts no such socket, as it counted no adopted one.
+ * Takes each accepted connection before Node makes a Socket of it. Raw flows (the default where the
+ * bindings exist, raw-flow.ts) keep the bare handle; 'own' creates the Socket itself, paused, with
+ * `onread` into the flow's own buffer (Node's accepted sockets cannot take `onread`, and adopting the
+ * handle into a second Socket cost one construction and destruction per connection). This replaces
+ * the listening handle's `onconnection`, which Node's server sets and does not document (the `handle`
+ * option of the Socket constructor is its own way in, as cluster's); without that hook, or with
+ * Node's read path asked for, the server's 'connection' event and the adoption in flow.ts serve as
+ * before. Call once listening. The server counts none of these connections.
  */
 export function acceptWithOwnReads(server: net.Server, ctx: ListenerContext): void {
   const handle = (server as unknown as { _handle?: { onconnection?: ConnectionHook } | null })._handle;
   const original = handle?.onconnection;
-  if (handle == null || typeof original !== 'function' || ctx.clientReads !== 'own') return;
+  if (handle == null || typeof original !== 'function' || ctx.clientReads === 'node') return;
+  const raw = ctx.clientReads === 'raw' && tcpBindings() !== null;
   const listening = listeningOn(server);
-  const SocketWithHandle = net.Socket as unknown as new (options: object) => net.Socket;
   handle.onconnection = function onconnection(status, clientHandle) {
     if (status || clientHandle == null) {
       original.call(this, status, clientHandle);
       return;
     }
-    const reads = clientOnRead();
-    const options = { handle: clientHandle, allowHalfOpen: true, pauseOnCreate: true, onread: reads.onread };
-    const client = new SocketWithHandle({ ...options, readable: true, writable: true });
-    client.setNoDelay(true);
-    acceptConnection(ctx, client, reads, listening);
+    if (raw) acceptRaw(ctx, clientHandle as TcpHandle, listening);
+    else acceptOwn(ctx, clientHandle, listening);
   };
+}
+
+/** A net.Socket with the flow's own read buffer, made from an accepted handle. */
+function ownSocket(clientHandle: object): { client: net.Socket; reads: ClientOnRead } {
+  const SocketWithHandle = net.Socket as unknown as new (options: object) => net.Socket;
+  const reads = clientOnRead();
+  const options = { handle: clientHandle, allowHalfOpen: true, pauseOnCreate: true, onread: reads.onread };
+  const client = new SocketWithHandle({ ...options, readable: true, writable: true });
+  client.setNoDelay(true);
+  return { client, reads };
+}
+
+function acceptOwn(ctx: ListenerContext, clientHandle: object, listening: ListeningOn | null): void {
+  const { client, reads } = ownSocket(clientHandle);
+  acceptConnection(ctx, client, reads, listening);
+}
+
+/** A bare accepted handle to a raw flow; to a Socket flow when the target is a name (net resolves it). */
+function acceptRaw(ctx: ListenerContext, handle: TcpHandle, listening: ListeningOn | null): void {
+  const accepted = acceptedHandle(handle);
+  const admitted = admit(ctx, accepted, listening);
+  if (admitted === null) return;
+  const { arrival, source, header } = admitted;
+  if (net.isIP(arrival.entry.host) === 0) {
+    const { client, reads } = ownSocket(handle);
+    openFlow(ctx, client, arrival, source, header, reads);
+    return;
+  }
+  const flow = startRawFlow({
+    client: handle,
+    clientPeer: { address: arrival.key.sourceAddress, port: arrival.key.sourcePort },
+    target: { host: arrival.entry.host, port: arrival.entry.port },
+    localAddress: source.localAddress,
+    header,
+    idleTimeoutMs: ctx.idleTimeoutMs,
+    connectTimeoutMs: ctx.connectTimeoutMs,
+    counters: ctx.stats,
+    ...flowEvents(ctx, arrival.entry, source),
+  });
+  if (flow === null)
+    accepted.reset(); // not reached: the bindings were checked when listening
+  else track(ctx, arrival.entry, flow);
 }
 
 function listeningOn(server: net.Server): ListeningOn | null {
@@ -97,54 +173,63 @@ export function acceptConnection(
   reads: ClientOnRead | null = null,
   listening: ListeningOn | null = null,
 ): void {
-  const arrival = admit(ctx, client, listening);
-  if (arrival === null) return;
-  const source = chooseSource(ctx, arrival);
-  let header: Buffer | null = null;
-  if (ctx.header !== null) {
-    const encoded = ctx.header.forFlow({
-      client: { address: arrival.key.sourceAddress, port: arrival.key.sourcePort },
-      listener: { address: arrival.key.destinationAddress, port: arrival.key.destinationPort },
-    });
-    if (!encoded.ok) {
-      const { code, message } = encoded.error;
-      refuse(ctx, client, 'header', `PROXY header cannot be encoded: ${code} ${message}`);
-      return;
-    }
-    header = encoded.value;
-  }
-  openFlow(ctx, client, arrival, source, header, reads);
+  const admitted = admit(ctx, acceptedSocket(client), listening);
+  if (admitted === null) return;
+  openFlow(ctx, client, admitted.arrival, admitted.source, admitted.header, reads);
 }
 
-function admit(ctx: ListenerContext, client: net.Socket, listening: ListeningOn | null): Arrival | null {
-  const clientAddress = canonicalIp(client.remoteAddress ?? '');
+/** Admission, the source address and the PROXY header of one accepted connection; null: refused. */
+function admit(
+  ctx: ListenerContext,
+  accepted: Accepted,
+  listening: ListeningOn | null,
+): { arrival: Arrival; source: SourceChoice; header: Buffer | null } | null {
+  const arrival = arrive(ctx, accepted, listening);
+  if (arrival === null) return null;
+  const source = chooseSource(ctx, arrival);
+  if (ctx.header === null) return { arrival, source, header: null };
+  const encoded = ctx.header.forFlow({
+    client: { address: arrival.key.sourceAddress, port: arrival.key.sourcePort },
+    listener: { address: arrival.key.destinationAddress, port: arrival.key.destinationPort },
+  });
+  if (!encoded.ok) {
+    const { code, message } = encoded.error;
+    return refuse(ctx, accepted, 'header', `PROXY header cannot be encoded: ${code} ${message}`);
+  }
+  return { arrival, source, header: encoded.value };
+}
+
+function arrive(ctx: ListenerContext, accepted: Accepted, listening: ListeningOn | null): Arrival | null {
+  const peer = accepted.peer();
+  const clientAddress = peer === null ? null : canonicalIp(peer.address);
   // A listener on one address needs no getsockname per connection to know where it arrived.
-  const listenerAddress = listening?.address ?? canonicalIp(client.localAddress ?? '');
-  if (clientAddress === null || listenerAddress === null) {
-    client.destroy(); // gone before we looked at it
+  const local = listening ?? accepted.local();
+  const listenerAddress = local === null ? null : canonicalIp(local.address);
+  if (peer === null || clientAddress === null || local === null || listenerAddress === null) {
+    accepted.drop(); // gone before we looked at it
     return null;
   }
-  client.on('error', () => {}); // until the flow takes over; a reset here is not our failure
   if (ctx.allowedSources !== null && !ctx.allowedSources.has(clientAddress)) {
     const line = `client ${clientAddress} is outside the allowed source ranges: connection reset`;
-    return refuse(ctx, client, 'source-range', line);
+    return refuse(ctx, accepted, 'source-range', line);
   }
   const key: FlowKey = {
     sourceAddress: clientAddress,
-    sourcePort: client.remotePort ?? 0,
+    sourcePort: peer.port,
     destinationAddress: listenerAddress,
-    destinationPort: listening?.port ?? client.localPort ?? 0,
+    destinationPort: local.port,
   };
   const entry = ctx.policy.pick(ctx.group.candidates(), key);
-  if (entry === undefined) return refuse(ctx, client, 'no-target', 'no target registered: connection reset');
+  if (entry === undefined)
+    return refuse(ctx, accepted, 'no-target', 'no target registered: connection reset');
   return { key, entry };
 }
 
 /** Counted under flowsRejected{reason}, logged, reset. */
-function refuse(ctx: ListenerContext, client: net.Socket, reason: string, line: string): null {
+function refuse(ctx: ListenerContext, accepted: Accepted, reason: string, line: string): null {
   bump(ctx.stats.flowsRejected, reason);
   ctx.logRepeated(reason, line);
-  resetSocket(client);
+  accepted.reset();
   return null;
 }
 
@@ -188,9 +273,6 @@ function openFlow(
   header: Buffer | null,
   reads: ClientOnRead | null,
 ): void {
-  const { stats } = ctx;
-  stats.flowsActive++;
-  stats.flowsTotal++;
   const flow = startFlow({
     client,
     target: { host: entry.host, port: entry.port },
@@ -198,13 +280,22 @@ function openFlow(
     header,
     idleTimeoutMs: ctx.idleTimeoutMs,
     connectTimeoutMs: ctx.connectTimeoutMs,
-    counters: stats,
+    counters: ctx.stats,
     clientReads: ctx.clientReads,
     clientOnRead: reads,
+    ...flowEvents(ctx, entry, source),
+  });
+  track(ctx, entry, flow);
+}
+
+/** What a flow reports back, whichever kind it is: counted, logged, and the target's flow list kept. */
+function flowEvents(ctx: ListenerContext, entry: TargetEntry, source: SourceChoice) {
+  const { stats } = ctx;
+  return {
     onConnected() {
       if (ctx.header !== null) stats.proxyHeadersSent[ctx.header.version === 1 ? 'v1' : 'v2']++;
     },
-    onConnectError(_flow, error) {
+    onConnectError(_flow: Flow, error: NodeJS.ErrnoException) {
       bump(stats.flowsRejected, 'connect-failed');
       ctx.logRepeated(
         `connect:${entry.key}`,
@@ -217,8 +308,13 @@ function openFlow(
       bump(stats.flowsEnded, reason);
       ctx.group.flowEnded(entry, ended);
     },
-  });
-  stats.clientReads[flow.clientReads]++;
+  };
+}
+
+function track(ctx: ListenerContext, entry: TargetEntry, flow: Flow): void {
+  ctx.stats.flowsActive++;
+  ctx.stats.flowsTotal++;
+  ctx.stats.clientReads[flow.clientReads]++;
   ctx.flows.add(flow);
   ctx.group.flowStarted(entry, flow);
 }

@@ -248,7 +248,7 @@ function listenerContext(
     isLocalAddress: (address) => isLoopbackAddress(address) || localAddresses.has(address),
     idleTimeoutMs,
     connectTimeoutMs: CONNECT_TIMEOUT_MS,
-    clientReads: config.clientReads ?? 'own',
+    clientReads: config.clientReads ?? 'raw',
     flows: new Set(),
     logRepeated(kind, line) {
       const now = Date.now();
@@ -299,10 +299,10 @@ function runningLb(parts: {
     failingOpen: () => group.failingOpen(),
     clientBehind(address, port) {
       for (const flow of parts.flows) {
-        const out = flow.upstream;
-        if (out.localPort !== port || canonicalIp(out.localAddress ?? '') !== address) continue;
-        const client = canonicalIp(flow.client.remoteAddress ?? '');
-        return client === null ? null : { address: client, port: flow.client.remotePort ?? 0 };
+        const out = flow.upstreamLocal();
+        if (out === null || out.port !== port || canonicalIp(out.address) !== address) continue;
+        const client = canonicalIp(flow.clientPeer.address);
+        return client === null ? null : { address: client, port: flow.clientPeer.port };
       }
       return null;
     },

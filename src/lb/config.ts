@@ -47,11 +47,12 @@ export interface LbRuntimeConfig {
   /** How long a removed target keeps its existing flows before they are closed (NLB default: 300 s). */
   deregistrationDelayMs?: number;
   /**
-   * How client bytes are read: 'own' (default) into the flow's own buffer, 'node' with Node's fresh
-   * buffer per read. 'own' falls back to 'node' by itself where Node does not allow it; the choice
+   * How a flow reads: 'raw' (default) on bare libuv handles, 'own' on Sockets reading into the
+   * flow's own buffer, 'node' with Node's fresh buffer per read. Each falls back to the next by
+   * itself where Node does not allow it (and 'raw' to 'own' for a target given by name); the choice
    * exists for measuring and diagnosing, not for tuning.
    */
-  clientReads?: 'own' | 'node';
+  clientReads?: 'raw' | 'own' | 'node';
   /** Metrics go here; a private registry when absent. */
   registry?: Registry;
   /** Operational log lines (start-up, health transitions, preservation fallbacks). */

@@ -12,6 +12,9 @@
 // up with HAProxy. Accepted sockets cannot be given `onread`, so the client side adopts the accepted
 // socket's handle into a new Socket that has it (see adoptWithOwnBuffer); when that is not possible
 // the client side falls back to ordinary 'data' events, with the same backpressure.
+//
+// These are the net.Socket flows; by default the lb runs the same flow on bare libuv handles
+// (raw-flow.ts) and comes here for a target given by name or where Node lacks those bindings.
 import net from 'node:net';
 import { type Deadline, deadlineWheel } from './deadlines.ts';
 import { resetSocket } from './socket-reset.ts';
@@ -29,31 +32,40 @@ export type FlowEndReason =
   | 'idle'
   | 'aborted';
 
-/** own: read client bytes into the flow's buffer (default); node: Node's per-read buffers ('data' events). */
-export type ClientReadMode = 'own' | 'node';
+/**
+ * raw: bare libuv handles on both sides (raw-flow.ts, the default where Node offers them); own: net
+ * Sockets reading client bytes into the flow's buffer; node: Node's per-read buffers ('data' events).
+ */
+export type ClientReadMode = 'raw' | 'own' | 'node';
 
-export interface FlowSpec {
-  /** The accepted socket, still paused (the server uses pauseOnConnect). */
-  client: net.Socket;
+/** What every kind of flow is given: where to go, its deadlines, counters and what it reports. */
+export interface FlowSettings {
   target: { host: string; port: number };
   localAddress: string | undefined;
-  /** Written first, in the same write as any client bytes that arrived while connecting. */
+  /** Written first, before any client byte. */
   header: Buffer | null;
   idleTimeoutMs: number;
   connectTimeoutMs: number;
   counters: FlowCounters;
-  clientReads: ClientReadMode;
-  /** The client socket was created with this read path (acceptWithOwnReads): bound here, no adoption. */
-  clientOnRead?: ClientOnRead | null;
   onConnected(flow: Flow): void;
   onConnectError(flow: Flow, error: NodeJS.ErrnoException): void;
   onEnd(flow: Flow, reason: FlowEndReason): void;
 }
 
+export interface FlowSpec extends FlowSettings {
+  /** The accepted socket, still paused (the server uses pauseOnConnect). */
+  client: net.Socket;
+  clientReads: ClientReadMode;
+  /** The client socket was created with this read path (acceptWithOwnReads): bound here, no adoption. */
+  clientOnRead?: ClientOnRead | null;
+}
+
 export interface Flow {
   readonly target: { host: string; port: number };
-  readonly client: net.Socket;
-  readonly upstream: net.Socket;
+  /** The client as accepted (address as the socket reports it). */
+  readonly clientPeer: { address: string; port: number };
+  /** Where the connection to the target comes from; null while connecting or once closed. */
+  upstreamLocal(): { address: string; port: number } | null;
   /** Which read path the client side uses (own buffer, or Node's when adoption was impossible). */
   readonly clientReads: ClientReadMode;
   /** Resets both sides (deregistration delay expired, shutdown). */
@@ -169,6 +181,12 @@ function adoptWithOwnBuffer(accepted: net.Socket, onread: OnRead): net.Socket | 
   return adopted;
 }
 
+/** A flow on two net.Sockets. */
+interface NetFlow extends Flow {
+  readonly client: net.Socket;
+  readonly upstream: net.Socket;
+}
+
 export function startFlow(spec: FlowSpec): Flow {
   const idle: Deadline = { active: false, since: 0, expire: () => {} };
   const { client, target, clientReads, pumps } = openSides(spec, idle);
@@ -177,10 +195,15 @@ export function startFlow(spec: FlowSpec): Flow {
   const finish = (reason: FlowEndReason) => {
     if (endReason === 'closed') endReason = reason;
   };
-  const flow: Flow = {
+  const flow: NetFlow = {
     target: spec.target,
     client,
     upstream: target,
+    clientPeer: { address: client.remoteAddress ?? '', port: client.remotePort ?? 0 },
+    upstreamLocal: () =>
+      target.localAddress === undefined || target.localPort === undefined
+        ? null
+        : { address: target.localAddress, port: target.localPort },
     clientReads,
     abort() {
       finish('aborted');
@@ -248,7 +271,7 @@ function openSides(spec: FlowSpec, idle: Deadline): Sides {
   const target = upstream;
 
   let clientReads: ClientReadMode = 'node';
-  if (spec.clientReads === 'own') {
+  if (spec.clientReads !== 'node') {
     const ready = spec.clientOnRead ?? null;
     const upstreamPump = ownBufferPump(
       up,
@@ -290,7 +313,7 @@ function openSides(spec: FlowSpec, idle: Deadline): Sides {
  */
 function connectWithHeader(
   spec: FlowSpec,
-  flow: Flow,
+  flow: NetFlow,
   finish: (reason: FlowEndReason) => void,
 ): { stop(): void } {
   const { client, upstream: target } = flow;
@@ -338,7 +361,7 @@ function passOnEnd(to: net.Socket): void {
 }
 
 /** Half-closes pass on as half-closes, resets as resets. */
-function passOnEndsAndResets(flow: Flow, finish: (reason: FlowEndReason) => void): void {
+function passOnEndsAndResets(flow: NetFlow, finish: (reason: FlowEndReason) => void): void {
   const { client, upstream: target } = flow;
   client.on('end', () => passOnEnd(target));
   target.on('end', () => passOnEnd(client));
@@ -349,7 +372,12 @@ function passOnEndsAndResets(flow: Flow, finish: (reason: FlowEndReason) => void
 }
 
 /** The flow ends once both sides have closed; a side gone without a half-close takes the other down. */
-function passOnCloses(spec: FlowSpec, flow: Flow, endReason: () => FlowEndReason, cleanUp: () => void): void {
+function passOnCloses(
+  spec: FlowSpec,
+  flow: NetFlow,
+  endReason: () => FlowEndReason,
+  cleanUp: () => void,
+): void {
   const { client, upstream: target } = flow;
   let clientClosed = false;
   let upstreamClosed = false;

@@ -16,8 +16,8 @@ export interface LbStats {
   /** Preservation asked for but impossible for this client, by reason. */
   preservationFallbacks: Record<string, number>;
   hairpinFlows: number;
-  /** Flows by how client bytes are read (own buffer, or Node's when adopting the socket was impossible). */
-  clientReads: { own: number; node: number };
+  /** Flows by read path: raw handles, a Socket with its own buffer, or Node's 'data' events (flow.ts). */
+  clientReads: { raw: number; own: number; node: number };
   healthChecks: Record<string, { passed: number; failed: number }>;
 }
 
@@ -32,7 +32,7 @@ export function emptyLbStats(): LbStats {
     flowsEnded: {},
     preservationFallbacks: {},
     hairpinFlows: 0,
-    clientReads: { own: 0, node: 0 },
+    clientReads: { raw: 0, own: 0, node: 0 },
     healthChecks: {},
   };
 }

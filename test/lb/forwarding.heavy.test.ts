@@ -54,7 +54,7 @@ function writeStream(socket: net.Socket, total: number, hash: ReturnType<typeof 
   pump();
 }
 
-for (const clientReads of ['own', 'node'] as const) {
+for (const clientReads of ['raw', 'own', 'node'] as const) {
   test(`256 MiB client -> target through PROXY v2 arrive byte-exact after exactly one header (${clientReads} reads)`, async () => {
     const received = createHash('sha256');
     let receivedBytes = 0;
@@ -94,7 +94,7 @@ for (const clientReads of ['own', 'node'] as const) {
     const source = t.accepted[0]!.header?.source;
     assert.ok(source && 'address' in source && source.address === '127.0.0.21');
     assert.equal(balancer.stats().bytesToTarget, BULK_BYTES);
-    assert.deepEqual(balancer.stats().clientReads, { own: 0, node: 0, [clientReads]: 1 });
+    assert.deepEqual(balancer.stats().clientReads, { raw: 0, own: 0, node: 0, [clientReads]: 1 });
   });
 }
 
@@ -119,7 +119,7 @@ test('256 MiB target -> client arrive byte-exact (the onread path), and the flow
   assert.deepEqual(balancer.stats().flowsEnded, { closed: 1 });
 });
 
-for (const clientReads of ['own', 'node'] as const) {
+for (const clientReads of ['raw', 'own', 'node'] as const) {
   test(`1,000 concurrent connections each get their own upstream connection and header, byte-exact (${clientReads} reads)`, async () => {
     const t = await target({ proxy: true, behave: echo });
     const balancer = await lb({ targets: [t], proxyProtocol: 'v2', tlvs: { uniqueId: true }, clientReads });
@@ -180,7 +180,7 @@ for (const clientReads of ['own', 'node'] as const) {
   });
 }
 
-for (const clientReads of ['own', 'node'] as const) {
+for (const clientReads of ['raw', 'own', 'node'] as const) {
   test(`backpressure: a target that stops reading stalls the client instead of filling the LB (${clientReads} reads)`, async () => {
     let targetSocket: net.Socket | null = null;
     const got = createHash('sha256');

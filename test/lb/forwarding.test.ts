@@ -78,7 +78,7 @@ test('server-speaks-first: the PROXY header goes out on connect, without waiting
   assert.equal(t.accepted[0]?.header?.version, 1);
 });
 
-for (const clientReads of ['own', 'node'] as const) {
+for (const clientReads of ['raw', 'own', 'node'] as const) {
   test(`client bytes sent before the upstream connects follow the header in order (${clientReads} reads)`, async () => {
     // A target that accepts only after a delay: the client writes into the LB while it is still connecting.
     let release: () => void = () => {};

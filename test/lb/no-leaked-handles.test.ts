@@ -65,7 +65,7 @@ async function signalPair(hops: number, fire: () => void) {
  * One round: a target that answers and half-closes, a client that reads the answer and closes, and
  * lb.close() landing `hops` loop turns after the target's FIN. Returns the TCP sockets left open.
  */
-async function round(hops: number, clientReads: 'own' | 'node'): Promise<number> {
+async function round(hops: number, clientReads: 'raw' | 'own' | 'node'): Promise<number> {
   const baseline = openTcpSockets();
   let closeLb: () => void = () => {};
   const signal = await signalPair(hops, () => closeLb());
@@ -120,7 +120,7 @@ function exitLater(): void {
   setTimeout(() => process.exit(1), 3_000);
 }
 
-for (const clientReads of ['own', 'node'] as const) {
+for (const clientReads of ['raw', 'own', 'node'] as const) {
   test(`lb.close() right after a target's half-close leaves no socket handle open (${clientReads} reads)`, async () => {
     for (let hops = 0; hops <= HOPS; hops++) {
       const leaked = await round(hops, clientReads);
