@@ -148,7 +148,7 @@ class RawFlow {
     from.handle.onread = function onread(arrayBuffer) {
       flow.#onRead(from, to, arrayBuffer);
     };
-    from.handle.readStart();
+    if (!from.held) from.handle.readStart(); // else the write that holds it restarts it
   }
 
   #onRead(from: Side, to: Side, arrayBuffer: ArrayBuffer | undefined): void {

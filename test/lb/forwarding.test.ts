@@ -34,6 +34,8 @@ test('half-close: the target answers after the client has finished sending, and 
   const balancer = await lb({ targets: [t] });
   const { received } = await exchange(balancer.address.port, 'x'.repeat(100_000));
   assert.equal(received.toString(), 'got 100000 bytes');
+  // By default a flow runs on bare libuv handles (raw-flow.ts), not net.Sockets.
+  assert.deepEqual(balancer.stats().clientReads, { raw: 1, own: 0, node: 0 });
 
   // The other way round: the target sends and closes its side first; the client can still send.
   const t2 = await target({
