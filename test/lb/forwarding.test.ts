@@ -162,3 +162,29 @@ test('a target that refuses the connection makes the client see a reset, counted
   assert.equal(outcome, 'ECONNRESET');
   await until(() => balancer.stats().flowsRejected['connect-failed'] === 1, 'the failure is counted');
 });
+
+for (const clientReads of ['raw', 'own', 'node'] as const) {
+  test(`a target reset mid-stream reaches the client as a reset, counted (${clientReads} flows)`, async () => {
+    // The target answers part of the way, then resets once the client's first bytes are in.
+    const t = await target({
+      behave(socket) {
+        socket.write('partial answer');
+        socket.once('data', () => socket.resetAndDestroy());
+      },
+    });
+    const balancer = await lb({ targets: [t], clientReads });
+    const seen = await new Promise<{ code: string; text: string }>((resolve) => {
+      const s = net.connect({ host: '127.0.0.1', port: balancer.address.port });
+      let text = '';
+      s.on('data', (c: Buffer) => {
+        text += c.toString();
+        if (text === 'partial answer') s.write('go on');
+      });
+      s.on('error', (e: NodeJS.ErrnoException) => resolve({ code: e.code ?? 'error', text }));
+      s.on('close', () => resolve({ code: 'closed', text }));
+    });
+    assert.deepEqual(seen, { code: 'ECONNRESET', text: 'partial answer' });
+    await until(() => balancer.stats().flowsEnded['target-reset'] === 1, 'the target reset is counted');
+    assert.equal(balancer.stats().flowsActive, 0);
+  });
+}
