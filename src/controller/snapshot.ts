@@ -3,21 +3,17 @@
 // Ingresses are this controller's follows ingress-nginx's class rules; Secrets are kept to the ones
 // served Ingresses (or --default-ssl-certificate) reference. Pure.
 import type { Topology } from '../config/model.ts';
+import { type ClassOptions, isOurIngress, LEGACY_CLASS_ANNOTATION } from '../k8s/ingress-class.ts';
 import type { ManifestObject } from '../k8s/objects.ts';
 import { buildTopology } from '../k8s/translate.ts';
 import type { KubeObject, ResourceType } from './resources.ts';
 import { RESOURCES } from './resources.ts';
 
+// The class rule lives in src/k8s/ingress-class.ts, shared with the doctor; the controller's callers keep these names.
+export { type ClassOptions, isOurIngress };
+
 /** What the origin of an object from the API says instead of a file name. */
 export const CLUSTER_ORIGIN = 'cluster';
-const LEGACY_CLASS = 'kubernetes.io/ingress.class';
-
-export interface ClassOptions {
-  ingressClass: string;
-  controllerClass: string;
-  watchIngressWithoutClass: boolean;
-  ingressClassByName: boolean;
-}
 
 export interface ClusterObjects {
   ingresses: readonly KubeObject[];
@@ -43,19 +39,6 @@ export interface SnapshotOptions extends ClassOptions {
 const str = (v: unknown): string | null => (typeof v === 'string' ? v : null);
 const rec = (v: unknown): Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
-
-/** ingress-nginx's rule: does this controller serve the Ingress? */
-export function isOurIngress(ing: KubeObject, classes: readonly KubeObject[], o: ClassOptions): boolean {
-  const className = str(rec(ing.spec).ingressClassName);
-  if (className !== null) {
-    const cls = classes.find((c) => c.metadata?.name === className);
-    if (cls && str(rec(cls.spec).controller) === o.controllerClass) return true;
-    return o.ingressClassByName && className === o.ingressClass;
-  }
-  const legacy = ing.metadata?.annotations?.[LEGACY_CLASS];
-  if (typeof legacy === 'string' && legacy !== '') return legacy === o.ingressClass;
-  return o.watchIngressWithoutClass;
-}
 
 export function toManifestObject(type: ResourceType, raw: KubeObject): ManifestObject {
   const meta = raw.metadata ?? {};
@@ -84,7 +67,7 @@ export function ourIngresses(objects: ClusterObjects, o: ClassOptions): KubeObje
 export function servedIngresses(objects: ClusterObjects, o: ClassOptions): KubeObject[] {
   return ourIngresses(objects, o).map((ing) => {
     const annotations = { ...(ing.metadata?.annotations ?? {}) };
-    delete annotations[LEGACY_CLASS];
+    delete annotations[LEGACY_CLASS_ANNOTATION];
     return {
       ...ing,
       metadata: { ...ing.metadata, annotations },

@@ -149,16 +149,17 @@ export function readServerTlsAnnotations(
 
 /**
  * ssl-passthrough for a host: any of its Ingresses asks for it (as ingress-nginx's server block), it is
- * enabled, and the host has a "/" location with a backend. Otherwise each asking Ingress is told why not.
+ * enabled for that Ingress (its controller's --enable-ssl-passthrough), and the host has a "/" location
+ * with a backend. Otherwise each asking Ingress is told why not.
  */
 export function hostPassthrough(
-  ingresses: readonly { origin: Origin; tls: IngressServerTls }[],
-  enabled: boolean,
+  ingresses: readonly { origin: Origin; tls: IngressServerTls; passthroughEnabled: boolean }[],
   hasRootBackend: boolean,
   issues: ConfigIssue[],
 ): boolean {
   const asking = ingresses.filter((i) => i.tls.passthrough);
   if (asking.length === 0) return false;
+  const enabled = asking.some((i) => i.passthroughEnabled);
   if (enabled && hasRootBackend) return true;
   const why = enabled
     ? 'the host has no "/" path with a backend'

@@ -20,6 +20,7 @@ import { DEFAULT_SERVER_SETTINGS } from '../config/server-settings.ts';
 import { type IngressAccess, locationAccess, parseAccessAnnotations } from './access-annotations.ts';
 import { type IngressAnnotations, parseControllerConfigMap, parseIngressAnnotations } from './annotations.ts';
 import { annotationField, formatFieldPath } from './field-path.ts';
+import { LEGACY_CLASS_ANNOTATION } from './ingress-class.ts';
 import { isLocationInLocationList } from './location-list.ts';
 import { applyHeaderSettings, type ConfigMapLookup, readCustomHeaders } from './header-settings.ts';
 import { readProxySsl } from './proxy-ssl.ts';
@@ -63,7 +64,6 @@ import { parseGoBool } from './values.ts';
 export const INGRESS_NGINX_CONTROLLER = 'k8s.io/ingress-nginx';
 export const DEFAULT_INGRESS_CLASS = 'nginx';
 export const DEFAULT_CONFIGMAP = 'ingress-nginx/ingress-nginx-controller';
-const LEGACY_CLASS_ANNOTATION = 'kubernetes.io/ingress.class';
 
 export interface GatewayInput {
   ingresses: readonly IngressView[];
@@ -76,8 +76,11 @@ export interface GatewayInput {
 export interface GatewayOptions {
   ingressClass?: string;
   configMap?: string;
-  /** --enable-ssl-passthrough: the ssl-passthrough annotation takes effect (off: reported, TLS terminated). */
-  enableSslPassthrough?: boolean;
+  /**
+   * --enable-ssl-passthrough: the ssl-passthrough annotation takes effect (off: reported, TLS terminated).
+   * Per Ingress when the manifests hold several controllers (the doctor: the one serving its class decides).
+   */
+  enableSslPassthrough?: boolean | ((ingress: ObjectRef) => boolean);
 }
 
 function issue(
@@ -333,8 +336,14 @@ interface GatewayBuild extends IngressReadings {
   hosts: Map<string, HostBuild>;
   defaultBackend: BackendRef | null;
   defaultBackendOrigin: Origin | null;
-  /** --enable-ssl-passthrough. */
-  passthroughEnabled: boolean;
+  /** --enable-ssl-passthrough, for the controller that serves this Ingress. */
+  passthroughEnabled: (ingress: ObjectRef) => boolean;
+}
+
+function passthroughSwitch(option: GatewayOptions['enableSslPassthrough']): (ingress: ObjectRef) => boolean {
+  if (typeof option === 'function') return option;
+  const enabled = option === true;
+  return () => enabled;
 }
 
 export function translateGateway(
@@ -359,7 +368,7 @@ export function translateGateway(
     hosts: new Map(),
     defaultBackend: null,
     defaultBackendOrigin: null,
-    passthroughEnabled: options.enableSslPassthrough === true,
+    passthroughEnabled: passthroughSwitch(options.enableSslPassthrough),
   };
   for (const ing of mains) addIngress(b, ing);
   addRootFallbacks(b);
@@ -727,13 +736,13 @@ function serverTlsFor(
     name: `${ing.meta.namespace}/${ing.meta.name}`,
     origin: ing.origin,
     tls: b.serverTlsOf.get(ing)!,
+    passthroughEnabled: b.passthroughEnabled({ namespace: ing.meta.namespace, name: ing.meta.name }),
   }));
   const out: Pick<VirtualHostModel, 'serverTls' | 'sslPassthrough'> = {};
   const serverTls = hostServerTls(own, b.settings.serverTls);
   if (serverTls !== undefined) out.serverTls = serverTls;
   const rootBackend = h.locations.some((l) => l.path === '/' && l.backend !== null);
-  if (h.host !== '' && hostPassthrough(own, b.passthroughEnabled, rootBackend, b.issues))
-    out.sslPassthrough = true;
+  if (h.host !== '' && hostPassthrough(own, rootBackend, b.issues)) out.sslPassthrough = true;
   return out;
 }
 
