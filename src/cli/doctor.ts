@@ -4,7 +4,7 @@ import type { Topology } from '../config/model.ts';
 import { CLIENT_PATHS, isClientPath } from '../config/client-path.ts';
 import { diagnose, type DiagnoseOptions } from '../doctor/diagnose.ts';
 import { type ProbeResult, runProbes } from '../doctor/probe.ts';
-import { type PassthroughFlag, passthroughFlagOf } from '../doctor/passthrough.ts';
+import { type PassthroughFlags, passthroughFlagsOf } from '../doctor/passthrough.ts';
 import { explainProbe, type ProbeExplanation } from '../doctor/probe-explain.ts';
 import { renderJson, renderText } from '../doctor/report.ts';
 import { buildTopology, loadManifests } from '../k8s/index.ts';
@@ -47,21 +47,25 @@ the backend with its own address; 1 otherwise; 2 usage error.
 
 const USAGE = { command: 'doctor', help: HELP };
 
-/** The manifests' topology, built with --enable-ssl-passthrough as the doctor's flag or the controller's args say. */
+/**
+ * The manifests' topology, built with --enable-ssl-passthrough as the doctor's flag says, else for each
+ * Ingress as the args of the controller that serves its class say.
+ */
 async function loadTopology(
   files: readonly string[],
   options: { ingressClass?: string; configMap?: string; enableSslPassthrough: boolean },
-): Promise<{ ok: true; topology: Topology; passthrough: PassthroughFlag } | { ok: false; message: string }> {
+): Promise<{ ok: true; topology: Topology; passthrough: PassthroughFlags } | { ok: false; message: string }> {
   const loaded = await loadManifests(files);
   const errors = loaded.issues.filter((i) => i.severity === 'error');
   if (errors.length > 0) return { ok: false, message: errors.map((e) => e.message).join('\n') };
   const { enableSslPassthrough, ...rest } = options;
-  const passthrough: PassthroughFlag = enableSslPassthrough
-    ? { enabled: true, source: 'the doctor was given --enable-ssl-passthrough' }
-    : passthroughFlagOf(loaded.objects);
+  const given = { enabled: true, source: 'the doctor was given --enable-ssl-passthrough' };
+  const passthrough: PassthroughFlags = enableSslPassthrough
+    ? () => given
+    : passthroughFlagsOf(loaded.objects);
   const topology = buildTopology(loaded.objects, {
     ...rest,
-    enableSslPassthrough: passthrough.enabled === true,
+    enableSslPassthrough: (ingress) => passthrough(ingress).enabled === true,
   });
   return { ok: true, topology, passthrough };
 }

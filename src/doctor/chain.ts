@@ -11,7 +11,13 @@ import { type CompiledRoutes, compileRoutes } from '../gateway/router.ts';
 import { CidrSet } from '../net/cidr-set.ts';
 import { createClientIpResolver } from '../net/client-ip.ts';
 import { addressFamily } from '../net/ip.ts';
-import { FLAG_UNKNOWN, type PassthroughFlag, type PassthroughHost, passthroughHosts } from './passthrough.ts';
+import {
+  FLAG_UNKNOWN,
+  type PassthroughFlag,
+  type PassthroughFlags,
+  type PassthroughHost,
+  passthroughHosts,
+} from './passthrough.ts';
 import type { ClientPath } from './types.ts';
 
 export interface ChainOptions {
@@ -19,8 +25,11 @@ export interface ChainOptions {
   via?: ClientPath;
   /** The LB to diagnose ("namespace/name"); default: the controller's LoadBalancer Service. */
   loadBalancer?: string;
-  /** --enable-ssl-passthrough as known (the doctor's flag or the controller's args); default: from the model. */
-  sslPassthrough?: PassthroughFlag;
+  /**
+   * --enable-ssl-passthrough as known: one answer (the doctor's flag), or each Ingress's (the args of
+   * the controller that serves its class: passthroughFlagsOf); default: from the model.
+   */
+  sslPassthrough?: PassthroughFlag | PassthroughFlags;
 }
 
 export type ViaSource = 'option' | 'annotation' | 'vpc-endpoint' | 'default';
@@ -41,7 +50,8 @@ export interface Chain {
   trusted: CidrSet;
   resolver: ClientIpResolver;
   routes: CompiledRoutes;
-  passthroughFlag: PassthroughFlag;
+  /** --enable-ssl-passthrough for each Ingress, as the options or the model say. */
+  passthroughFlags: PassthroughFlags;
   /** Hosts that ask for ssl-passthrough, and what each gets (passthrough.ts). */
   passthrough: readonly PassthroughHost[];
 }
@@ -111,12 +121,13 @@ export function buildChain(topology: Topology, options: ChainOptions = {}): Chai
   const kubeProxy =
     lb && lb.targetType === 'instance' ? { policy: lb.externalTrafficPolicy, nodes: topology.nodes } : null;
 
-  const passthroughFlag = options.sslPassthrough ?? flagFromModel(topology);
+  const given = options.sslPassthrough ?? flagFromModel(topology);
+  const passthroughFlags: PassthroughFlags = typeof given === 'function' ? given : () => given;
   return {
     ok: true,
     chain: {
-      passthroughFlag,
-      passthrough: passthroughHosts(topology, passthroughFlag),
+      passthroughFlags,
+      passthrough: passthroughHosts(topology, passthroughFlags),
       topology,
       via,
       viaSource,

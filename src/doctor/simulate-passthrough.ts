@@ -3,6 +3,7 @@
 // HTTP, so no X-Forwarded-For) goes through the "/" location's source-address rules, and the bytes go
 // unread to that location's backend, which sees the gateway pod as its peer. Nothing HTTP applies.
 import type { Chain } from './chain.ts';
+import { describeWorkload } from './controllers.ts';
 import { describeIngresses, passthroughDecision, passthroughHostFor } from './passthrough.ts';
 import type { Hop, Outcome } from './types.ts';
 
@@ -45,6 +46,8 @@ export function passthroughEnd(walk: PassthroughWalk): PassthroughEnd | null {
     sees: client,
     detail: `at connection time, ${fromHeader ? 'from the PROXY header' : 'the TCP peer (no PROXY header)'}; the TLS is not terminated, so no X-Forwarded-For can be read`,
   });
+  const workload = target.flag.workload;
+  const controller = workload === undefined ? '' : `, on the controller ${describeWorkload(workload)}`;
   const elsewhere =
     walk.path === '/'
       ? ''
@@ -52,7 +55,7 @@ export function passthroughEnd(walk: PassthroughWalk): PassthroughEnd | null {
   hops.push({
     name: 'route',
     sees: client,
-    detail: `TLS for ${target.host} passes through (ssl-passthrough, ${describeIngresses(target.ingresses)}, G10): the bytes go unread to ${backend}, the backend of the "/" path;${elsewhere} HTTP-level annotations (other paths, redirects, auth, rate limits, headers) do not apply`,
+    detail: `TLS for ${target.host} passes through (ssl-passthrough, ${describeIngresses(target.ingresses)}${controller}, G10): the bytes go unread to ${backend}, the backend of the "/" path;${elsewhere} HTTP-level annotations (other paths, redirects, auth, rate limits, headers) do not apply`,
   });
   const verdict = passthroughDecision(chain.topology, location, client);
   const rule = verdict.entry ? `${verdict.rule} ${verdict.entry}` : verdict.rule;

@@ -10,7 +10,7 @@ import type { Rule } from './types.ts';
 
 function withFlagOn(chain: Chain): Chain {
   const flag = { enabled: true, source: 'assumed on' };
-  return { ...chain, passthroughFlag: flag, passthrough: passthroughHosts(chain.topology, flag) };
+  return { ...chain, passthroughFlags: () => flag, passthrough: passthroughHosts(chain.topology, flag) };
 }
 
 /** What the simulated client would meet with the flag on: the same request, over TLS. */
@@ -50,7 +50,7 @@ export const rule: Rule = {
         severity: 'info' as const,
         hops: ['gateway', 'route', 'policy', 'backend'],
         message:
-          `${describeIngresses(h.ingresses)} set${h.ingresses.length === 1 ? 's' : ''} ssl-passthrough on ${h.host}, and ${chain.passthroughFlag.source}. ` +
+          `${describeIngresses(h.ingresses)} set${h.ingresses.length === 1 ? 's' : ''} ssl-passthrough on ${h.host}, and ${h.flag.source}. ` +
           `Without --enable-ssl-passthrough (the default, and what the doctor simulates) keepip terminates TLS for ${h.host} and serves it as any host (G11). ` +
           `With it, TLS for ${h.host} passes through unread to ${backend} (G10): the "/" path's source-address rules (${lists(h)}, with block-cidrs) decide at connection time on the client the gateway sees (the PROXY header's, else the TCP peer), nothing HTTP applies, and the backend sees the gateway pod's address.${client} ` +
           `Run the doctor with --enable-ssl-passthrough, or give it the controller's Deployment, to simulate that case.`,
