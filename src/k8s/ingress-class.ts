@@ -30,6 +30,8 @@ export function isOurIngress(ing: RawObject, classes: readonly RawObject[], o: C
     return o.ingressClassByName && className === o.ingressClass;
   }
   const legacy = rec(rec(ing.metadata).annotations)[LEGACY_CLASS_ANNOTATION];
-  if (typeof legacy === 'string' && legacy !== '') return legacy === o.ingressClass;
+  // Present, even empty, the annotation decides: ingress-nginx ignores an Ingress whose annotation is
+  // not its class, and does not fall through to --watch-ingress-without-class.
+  if (typeof legacy === 'string') return legacy === o.ingressClass;
   return o.watchIngressWithoutClass;
 }

@@ -181,6 +181,17 @@ describe('which Ingresses are ours (ingress-nginx class rules)', () => {
     const none = { metadata: { name: 'n' }, spec: {} };
     assert.equal(isOurIngress(none, [nginxClass], classOptions), false);
     assert.equal(isOurIngress(none, [nginxClass], { ...classOptions, watchIngressWithoutClass: true }), true);
+    // An empty or foreign legacy annotation is not "without class" (ingress-nginx's GetIngressClass).
+    for (const value of ['', 'other']) {
+      const marked = {
+        metadata: { name: 'e', annotations: { 'kubernetes.io/ingress.class': value } },
+        spec: {},
+      };
+      assert.equal(
+        isOurIngress(marked, [nginxClass], { ...classOptions, watchIngressWithoutClass: true }),
+        false,
+      );
+    }
   });
 
   it('--watch-namespace-selector keeps only objects of the selected namespaces; --default-backend-service is the catch-all', () => {
