@@ -17,7 +17,8 @@ import {
   type ProxyOutcome,
   type ProxyRequest,
 } from './proxy.ts';
-import { firstMember, type UpstreamMember } from './upstream.ts';
+import { EndpointRotation, EVERY_ENDPOINT_ONCE } from './next-upstream.ts';
+import type { UpstreamMember } from './upstream.ts';
 
 type ErrorWithCode = Error & { code?: string };
 
@@ -52,8 +53,7 @@ class GrpcExchange implements UpstreamHandler {
   };
   #controller: UpstreamController | null = null;
   #member: UpstreamMember | null = null;
-  #tried = 0;
-  #next = -1;
+  readonly #rotation: EndpointRotation;
   #startedAt = 0;
   #responseStarted = false;
   #bodyStarted = false;
@@ -72,10 +72,11 @@ class GrpcExchange implements UpstreamHandler {
     this.#grpc = isGrpcRequest(req.headers);
     // gRPC servers expect TE: trailers (a hop-by-hop header, so the pipeline dropped the client's).
     this.request = this.#grpc ? { ...request, headers: { ...request.headers, te: 'trailers' } } : request;
+    // Each endpoint once, on connect failures only (retryable): proxy-next-upstream is not read here.
+    this.#rotation = new EndpointRotation(request.upstream, EVERY_ENDPOINT_ONCE);
   }
 
   start(): void {
-    this.#next = firstMember(this.request.upstream);
     this.#res.once('close', this.#onClientClose);
     const deadlineMs = this.#grpc ? parseGrpcTimeout(this.#req.headers['grpc-timeout']) : null;
     if (deadlineMs !== null)
@@ -84,10 +85,7 @@ class GrpcExchange implements UpstreamHandler {
   }
 
   #attempt(): void {
-    const members = this.request.upstream.members;
-    const member = members[this.#next] as UpstreamMember;
-    this.#next = (this.#next + 1) % members.length;
-    this.#tried += 1;
+    const { member } = this.#rotation.take();
     this.#member = member;
     this.#startedAt = performance.now();
     this.#outcome.attempts.push({ hostPort: member.hostPort, status: null, seconds: 0 });
@@ -249,8 +247,8 @@ class GrpcExchange implements UpstreamHandler {
       message: verdict.message,
       upstreamUrl: this.#upstreamUrl(),
     });
-    const members = this.request.upstream.members.length;
-    if (verdict.retryable && !this.#responseStarted && !this.#bodyStarted && this.#tried < members) {
+    const goOn = verdict.retryable && !this.#responseStarted && !this.#bodyStarted;
+    if (goOn && this.#rotation.mayTakeNext()) {
       this.#attempt();
       return;
     }

@@ -3,8 +3,11 @@
 // (proxy-request-buffering on, buffered-proxy.ts) is sent again; a streamed one that has started to go
 // out is never tried again (proxy.ts); a non-idempotent request (POST, LOCK, PATCH) is tried again only when it never reached a backend,
 // unless `non_idempotent` is listed (the ConfigMap's retry-non-idempotent adds it).
+// Which endpoint comes next, and whether one may still be tried, is EndpointRotation's, for every path
+// that goes through an upstream's endpoints (HTTP, gRPC, upgrades, ssl-passthrough).
 import type { NextUpstreamModel } from '../config/model.ts';
 import type { ProxyFailureCode } from './exchange.ts';
+import { type BalancedUpstream, firstMember, type UpstreamMember } from './upstream.ts';
 
 export const DEFAULT_NEXT_UPSTREAM: NextUpstreamModel = Object.freeze({
   conditions: Object.freeze(['error', 'timeout']),
@@ -49,7 +52,46 @@ export function retryOnStatus(policy: NextUpstreamModel, status: number, method:
   );
 }
 
-/** How many endpoints may be tried in all (0 tries: every one). */
-export function maxTries(policy: NextUpstreamModel, members: number): number {
-  return policy.tries === 0 ? members : Math.min(policy.tries, members);
+/** The limits of a rotation: proxy-next-upstream-tries (0: every endpoint) and -timeout (0: none). */
+export type RotationLimits = Pick<NextUpstreamModel, 'tries' | 'timeoutMs'>;
+
+/** Every endpoint once, without a time limit: the paths proxy-next-upstream does not govern. */
+export const EVERY_ENDPOINT_ONCE: RotationLimits = Object.freeze({ tries: 0, timeoutMs: 0 });
+
+/**
+ * The endpoints one request (or connection) goes through: the first (a sticky or hashed choice, else
+ * the upstream's round robin), then each next one in round-robin order, each at most once, while tries
+ * and time remain (proxy-next-upstream-tries and -timeout, the time counted from the first try).
+ * Whether a failure goes on at all (conditions, method, a body already sent) is the caller's.
+ */
+export class EndpointRotation {
+  readonly #members: readonly UpstreamMember[];
+  readonly #limits: RotationLimits;
+  #next: number;
+  #tried = 0;
+  #firstAt = 0;
+
+  constructor(upstream: BalancedUpstream, limits: RotationLimits, first?: number) {
+    this.#members = upstream.members;
+    this.#limits = limits;
+    this.#next = first ?? firstMember(upstream);
+  }
+
+  /** The member to try now and its index; moves on to the next one. */
+  take(): { index: number; member: UpstreamMember } {
+    const index = this.#next;
+    const member = this.#members[index] as UpstreamMember;
+    this.#next = (index + 1) % this.#members.length;
+    if (this.#tried === 0) this.#firstAt = performance.now();
+    this.#tried += 1;
+    return { index, member };
+  }
+
+  /** Whether another endpoint may be tried: one not tried yet, within the tries and the time limit. */
+  mayTakeNext(): boolean {
+    const { tries, timeoutMs } = this.#limits;
+    // 0 tries: every endpoint.
+    const limit = tries === 0 ? this.#members.length : Math.min(tries, this.#members.length);
+    return this.#tried < limit && (timeoutMs === 0 || performance.now() - this.#firstAt < timeoutMs);
+  }
 }

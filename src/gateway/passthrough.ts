@@ -15,8 +15,9 @@ import { formatMsAsSeconds, formatTimeLocal } from './access-log.ts';
 import type { ConnectionInfo } from './connection.ts';
 import { type ErrorLog, logSafe } from './error-log.ts';
 import type { LineSink } from './line-sink.ts';
+import { EndpointRotation, EVERY_ENDPOINT_ONCE } from './next-upstream.ts';
 import type { GatewaySnapshot } from './snapshot.ts';
-import { type BalancedUpstream, firstMember, type UpstreamMember } from './upstream.ts';
+import type { BalancedUpstream } from './upstream.ts';
 
 /** nginx's stream proxy_timeout default: a connection idle both ways this long is closed. */
 export const PASSTHROUGH_IDLE_TIMEOUT_MS = 600_000;
@@ -140,16 +141,17 @@ export function passThrough(
   };
   client.on('error', () => client.destroy());
   if (!admitted(ctx, snap, client, info, s)) return;
-  const members = target.upstream?.members ?? [];
-  if (members.length === 0) {
+  const upstream = target.upstream;
+  if (upstream === undefined || upstream.members.length === 0) {
     ctx.errorLog.write('error', info.id, `no live upstreams while ssl-passthrough${errorContext(info, s)}`);
     s.status = 502;
     logSession(ctx, snap, s);
     client.destroy();
     return;
   }
-  const first = firstMember(target.upstream as BalancedUpstream);
-  dial(ctx, snap, { client, hello, info, s, members, next: first, tried: 0 });
+  // Each endpoint once: proxy-next-upstream does not apply to passthrough (nor does any annotation).
+  const rotation = new EndpointRotation(upstream, EVERY_ENDPOINT_ONCE);
+  dial(ctx, snap, { client, hello, info, s, rotation });
 }
 
 interface Dialing {
@@ -157,16 +159,12 @@ interface Dialing {
   hello: Buffer;
   info: ConnectionInfo;
   s: Session;
-  members: readonly UpstreamMember[];
-  next: number;
-  tried: number;
+  rotation: EndpointRotation;
 }
 
 /** Connects to the next endpoint; on failure the one after it, until each was tried once. */
 function dial(ctx: PassthroughContext, snap: GatewaySnapshot, d: Dialing): void {
-  const member = d.members[d.next] as UpstreamMember;
-  d.next = (d.next + 1) % d.members.length;
-  d.tried += 1;
+  const { member } = d.rotation.take();
   d.s.upstreams.push(member.hostPort);
   const upstream = net.connect({
     host: member.address,
@@ -203,7 +201,7 @@ function dial(ctx: PassthroughContext, snap: GatewaySnapshot, d: Dialing): void 
       `${why} while connecting to upstream for ssl-passthrough${errorContext(d.info, d.s)}, upstream: "${member.hostPort}"`,
     );
     if (d.client.destroyed) clientGone();
-    else if (d.tried < d.members.length) dial(ctx, snap, d);
+    else if (d.rotation.mayTakeNext()) dial(ctx, snap, d);
     else {
       d.s.status = 502;
       logSession(ctx, snap, d.s);

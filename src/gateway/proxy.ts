@@ -6,8 +6,8 @@ import type { UpstreamController, UpstreamHandler } from './h1-client.ts';
 import { fieldsToHeaders } from './h1-response.ts';
 import type { GatewayRequest, GatewayResponse, ProxyFailureCode, UpstreamAttempt } from './exchange.ts';
 import type { NextUpstreamModel } from '../config/model.ts';
-import { DEFAULT_NEXT_UPSTREAM, maxTries, retryOnFailure, retryOnStatus } from './next-upstream.ts';
-import { type BalancedUpstream, firstMember, type UpstreamMember } from './upstream.ts';
+import { DEFAULT_NEXT_UPSTREAM, EndpointRotation, retryOnFailure, retryOnStatus } from './next-upstream.ts';
+import type { BalancedUpstream, UpstreamMember } from './upstream.ts';
 
 export interface ProxyRequest {
   upstream: BalancedUpstream;
@@ -191,13 +191,11 @@ class ProxyExchange implements UpstreamHandler {
   readonly #outcome: ProxyOutcome;
   #controller: UpstreamController | null = null;
   #member: UpstreamMember | null = null;
-  #tried = 0;
-  #next = -1;
+  readonly #rotation: EndpointRotation;
   #started = 0;
   #responseStarted = false;
   #finished = false;
   #sendTimer: NodeJS.Timeout | null = null;
-  #firstAt = 0;
   /** Responses skipped for proxy-next-upstream http_*: their remaining events are ignored. */
   #skipped: WeakSet<UpstreamController> | null = null;
   bodyStarted = false;
@@ -212,6 +210,7 @@ class ProxyExchange implements UpstreamHandler {
     this.#res = res;
     this.request = request;
     this.#done = done;
+    this.#rotation = new EndpointRotation(request.upstream, this.#policy, request.firstMember);
     this.#outcome = {
       status: 0,
       attempts: [],
@@ -224,18 +223,13 @@ class ProxyExchange implements UpstreamHandler {
   }
 
   start(): void {
-    this.#next = this.request.firstMember ?? firstMember(this.request.upstream);
     this.#res.once('close', this.#onClientClose);
-    this.#firstAt = performance.now();
     this.#attempt();
   }
 
   #attempt(): void {
-    const members = this.request.upstream.members;
-    const member = members[this.#next] as UpstreamMember;
-    this.request.onAttempt?.(this.#next);
-    this.#next = (this.#next + 1) % members.length;
-    this.#tried += 1;
+    const { index, member } = this.#rotation.take();
+    this.request.onAttempt?.(index);
     this.#member = member;
     this.#started = performance.now();
     this.#outcome.attempts.push({ hostPort: member.hostPort, status: null, seconds: 0 });
@@ -261,12 +255,10 @@ class ProxyExchange implements UpstreamHandler {
 
   /** Nothing went to the client or left with the body yet, tries and time remain (proxy_next_upstream_*). */
   #mayTryNext(): boolean {
-    const policy = this.#policy;
     return (
       !this.#responseStarted &&
       (!this.bodyStarted || this.request.replayBody !== undefined) &&
-      this.#tried < maxTries(policy, this.request.upstream.members.length) &&
-      (policy.timeoutMs === 0 || performance.now() - this.#firstAt < policy.timeoutMs)
+      this.#rotation.mayTakeNext()
     );
   }
 

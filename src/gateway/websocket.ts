@@ -11,9 +11,9 @@ import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import { markUpgradeSwitched } from './h1-server.ts';
 import { classifyUpstreamError, type ProxyFailure, type UpstreamAttempt } from './proxy.ts';
-import { DEFAULT_NEXT_UPSTREAM, maxTries, retryOnFailure } from './next-upstream.ts';
+import { DEFAULT_NEXT_UPSTREAM, EndpointRotation, retryOnFailure } from './next-upstream.ts';
 import { UpgradeAnswer } from './upgrade-answer.ts';
-import { type BalancedUpstream, firstMember, type UpstreamMember } from './upstream.ts';
+import type { BalancedUpstream, UpstreamMember } from './upstream.ts';
 
 export interface UpgradeRequest {
   upstream: BalancedUpstream;
@@ -83,8 +83,7 @@ class UpgradeExchange {
     answeredByGateway: false,
     bytesToClient: 0,
   };
-  #next = -1;
-  #tried = 0;
+  readonly #rotation: EndpointRotation;
   #finished = false;
   #upstream: net.Socket | null = null;
 
@@ -99,10 +98,14 @@ class UpgradeExchange {
     this.#request = request;
     this.#done = done;
     this.#headText = requestHead(request);
+    this.#rotation = new EndpointRotation(request.upstream, this.#policy);
+  }
+
+  get #policy(): NextUpstreamModel {
+    return this.#request.nextUpstream ?? DEFAULT_NEXT_UPSTREAM;
   }
 
   start(): void {
-    this.#next = firstMember(this.#request.upstream);
     this.#client.on('error', () => this.#client.destroy());
     this.#client.once('close', this.#onClientGone);
     this.#attempt();
@@ -121,10 +124,7 @@ class UpgradeExchange {
   };
 
   #attempt(): void {
-    const members = this.#request.upstream.members;
-    const member = members[this.#next] as UpstreamMember;
-    this.#next = (this.#next + 1) % members.length;
-    this.#tried += 1;
+    const { member } = this.#rotation.take();
     const record: UpstreamAttempt = { hostPort: member.hostPort, status: null, seconds: 0 };
     this.#outcome.attempts.push(record);
     const socket =
@@ -248,11 +248,9 @@ class UpgradeExchange {
     });
     if (!responded) record.status = verdict.status;
     record.seconds = (performance.now() - attempt.started) / 1000;
-    // proxy_next_upstream applies to upgrades too: which failures go on, and how many endpoints in all.
-    const policy = this.#request.nextUpstream ?? DEFAULT_NEXT_UPSTREAM;
-    const tries = maxTries(policy, this.#request.upstream.members.length);
-    const goOn = verdict.retryable && retryOnFailure(policy, verdict.code, this.#request.method);
-    if (!attempt.connected && goOn && this.#tried < tries && !this.#client.destroyed) {
+    // proxy_next_upstream applies to upgrades too: which failures go on, how many endpoints, how long.
+    const goOn = verdict.retryable && retryOnFailure(this.#policy, verdict.code, this.#request.method);
+    if (!attempt.connected && goOn && this.#rotation.mayTakeNext() && !this.#client.destroyed) {
       this.#attempt();
       return;
     }
