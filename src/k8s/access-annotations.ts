@@ -16,14 +16,20 @@ import type {
   Origin,
   RateLimitModel,
 } from '../config/model.ts';
-import { annotationField } from './field-path.ts';
 import { hashScheme, parseAuthMap, parseHtpasswd } from './htpasswd.ts';
 import { isLocationInLocationList } from './location-list.ts';
 import type { ConfigMapView, SecretView } from './objects.ts';
-import { describeOrigin } from './reader.ts';
 import { sourceRangeModel, trimGoSpace } from './source-range.ts';
 import { ALPHANUMERIC_CHARS, BASIC_CHARS, URL_IS_VALID } from './validators.ts';
-import { parseGoBool, parseUint } from './values.ts';
+import {
+  annotationIssue,
+  annotationSource,
+  readBool,
+  readWhole,
+  type ScalarSource,
+  warnAnnotation,
+} from './scalar-readers.ts';
+import { parseGoBool } from './values.ts';
 
 const PREFIX = 'nginx.ingress.kubernetes.io/';
 
@@ -125,26 +131,11 @@ export interface IngressAccess {
 interface Reader {
   input: AccessInput;
   get(name: string): string | undefined;
+  /** The annotations for readBool / readWhole (scalar-readers.ts). */
+  values: ScalarSource;
   warn(name: string, message: string): void;
   deny(name: string, reason: string): null;
   denied: { annotation: string; reason: string } | null;
-}
-
-function issue(
-  input: AccessInput,
-  severity: ConfigIssue['severity'],
-  code: ConfigIssue['code'],
-  name: string,
-  message: string,
-): void {
-  const field = annotationField(PREFIX + name);
-  input.issues.push({
-    severity,
-    code,
-    message: `${describeOrigin(input.origin)} ${field}: ${message}`,
-    origin: input.origin,
-    field,
-  });
 }
 
 function reader(input: AccessInput): Reader {
@@ -152,10 +143,11 @@ function reader(input: AccessInput): Reader {
     input,
     denied: null,
     get: (name) => input.annotations[PREFIX + name],
-    warn: (name, message) => issue(input, 'warning', 'INVALID_ANNOTATION_VALUE', name, message),
+    values: annotationSource(input.annotations, input),
+    warn: (name, message) => warnAnnotation(input, name, message),
     deny(name, reason) {
       if (r.denied === null) r.denied = { annotation: PREFIX + name, reason };
-      issue(
+      annotationIssue(
         input,
         'error',
         'ACCESS_CONFIG_DENIED',
@@ -168,22 +160,8 @@ function reader(input: AccessInput): Reader {
   return r;
 }
 
-/** A whole number from an annotation (ingress-nginx's GetIntAnnotation): null when absent or invalid. */
-function int(r: Reader, name: string): number | null {
-  const v = r.get(name);
-  if (v === undefined) return null;
-  const n = parseUint(v, 1_000_000_000);
-  if (n === null) r.warn(name, `${JSON.stringify(v)} is not a whole number; ignored`);
-  return n;
-}
-
-function bool(r: Reader, name: string, fallback: boolean): boolean {
-  const v = r.get(name);
-  if (v === undefined) return fallback;
-  const b = parseGoBool(v);
-  if (b === null) r.warn(name, `${JSON.stringify(v)} is not a boolean; ${fallback} applies`);
-  return b ?? fallback;
-}
+/** A whole number (ingress-nginx's GetIntAnnotation): null when absent or invalid (warned). */
+const WHOLE_NUMBER = { max: 1_000_000_000, expected: 'a whole number', kept: 'ignored' };
 
 /** `name` or `namespace/name`; another namespace is refused, as ingress-nginx does by default. */
 function sameNamespaceRef(r: Reader, name: string, value: string): string | null {
@@ -200,10 +178,10 @@ function sameNamespaceRef(r: Reader, name: string, value: string): string | null
 }
 
 function readRateLimit(r: Reader): RateLimitModel | null {
-  const rps = int(r, 'limit-rps') ?? 0;
-  const rpm = int(r, 'limit-rpm') ?? 0;
-  const connections = int(r, 'limit-connections') ?? 0;
-  const multiplier = int(r, 'limit-burst-multiplier');
+  const rps = readWhole(r.values, 'limit-rps', null, WHOLE_NUMBER) ?? 0;
+  const rpm = readWhole(r.values, 'limit-rpm', null, WHOLE_NUMBER) ?? 0;
+  const connections = readWhole(r.values, 'limit-connections', null, WHOLE_NUMBER) ?? 0;
+  const multiplier = readWhole(r.values, 'limit-burst-multiplier', null, WHOLE_NUMBER);
   const exemptRaw = r.get('limit-allowlist') ?? r.get('limit-whitelist');
   let exempt = null;
   if (exemptRaw !== undefined && trimGoSpace(exemptRaw) !== '') {
@@ -256,7 +234,7 @@ function readBasicAuth(r: Reader): BasicAuthModel | null {
   for (const entry of users) {
     const scheme = hashScheme(entry.hash);
     if (scheme === 'des-crypt' || scheme === 'sha-crypt' || (scheme === null && entry.hash !== ''))
-      issue(
+      annotationIssue(
         r.input,
         'warning',
         'AUTH_HASH_UNSUPPORTED',
@@ -388,7 +366,7 @@ function readExternalAuth(r: Reader): ExternalAuthModel | null {
       requestRedirect: r.get('auth-request-redirect'),
       cacheKey: r.get('auth-cache-key'),
       cacheDuration: r.get('auth-cache-duration'),
-      alwaysSetCookie: bool(r, 'auth-always-set-cookie', false),
+      alwaysSetCookie: readBool(r.values, 'auth-always-set-cookie', false, { kept: 'false applies' }),
     },
     (key, reason) => r.deny(`auth-${key}`, reason),
     (key, message) => r.warn(`auth-${key}`, message),
@@ -420,7 +398,9 @@ function readClientCertificate(r: Reader): ClientCertificateModel | null {
     verifyClient: 'on',
     verifyDepth: 1,
     errorPage: null,
-    passCertificate: bool(r, 'auth-tls-pass-certificate-to-upstream', false),
+    passCertificate: readBool(r.values, 'auth-tls-pass-certificate-to-upstream', false, {
+      kept: 'false applies',
+    }),
     matchCn: null,
     error: null,
   };
@@ -432,7 +412,7 @@ function readClientCertificate(r: Reader): ClientCertificateModel | null {
       'auth-tls-verify-client',
       `${JSON.stringify(verify)} is not on, off, optional or optional_no_ca; "on" applies`,
     );
-  const depth = int(r, 'auth-tls-verify-depth');
+  const depth = readWhole(r.values, 'auth-tls-verify-depth', null, WHOLE_NUMBER);
   if (depth !== null && depth > 0) base.verifyDepth = depth;
   const page = r.get('auth-tls-error-page');
   if (page !== undefined && page !== '') {
@@ -446,7 +426,7 @@ function readClientCertificate(r: Reader): ClientCertificateModel | null {
   const cn = r.get('auth-tls-match-cn');
   if (cn !== undefined) base.matchCn = matchCnOrError(r, cn, base);
   const fail = (why: string): ClientCertificateModel => {
-    issue(
+    annotationIssue(
       r.input,
       'error',
       'ACCESS_CONFIG_DENIED',
@@ -505,14 +485,15 @@ export function parseAccessAnnotations(input: AccessInput): IngressAccess {
     if (s === 'any' || s === 'all') satisfy = s;
     else r.warn('satisfy', `${JSON.stringify(satisfyRaw)} is not "any" or "all"; "all" applies`);
   }
-  const rateKb = int(r, 'limit-rate') ?? input.settings.limitRateKb ?? 0;
-  const afterKb = int(r, 'limit-rate-after') ?? input.settings.limitRateAfterKb ?? 0;
+  const rateKb = readWhole(r.values, 'limit-rate', null, WHOLE_NUMBER) ?? input.settings.limitRateKb ?? 0;
+  const afterKb =
+    readWhole(r.values, 'limit-rate-after', null, WHOLE_NUMBER) ?? input.settings.limitRateAfterKb ?? 0;
   return {
     rateLimit,
     bandwidth: rateKb > 0 ? { rateBytes: rateKb * 1024, afterBytes: afterKb * 1024 } : null,
     basicAuth,
     externalAuth,
-    enableGlobalAuth: bool(r, 'enable-global-auth', true),
+    enableGlobalAuth: readBool(r.values, 'enable-global-auth', true, { kept: 'true applies' }),
     satisfy,
     denied: r.denied,
     clientCertificate: readClientCertificate(r),
@@ -562,14 +543,7 @@ export interface SettingsSink {
   error(key: string, message: string): void;
 }
 
-function statusCode(data: Readonly<Record<string, string>>, key: string, sink: SettingsSink): number {
-  const v = data[key];
-  if (v === undefined) return 503;
-  const n = parseUint(v, 599);
-  if (n !== null && n >= 400) return n;
-  sink.invalid(key, v, 'an HTTP status code from 400 to 599', '503');
-  return 503;
-}
+const STATUS_CODE = { min: 400, max: 599, expected: 'an HTTP status code from 400 to 599', kept: '503' };
 
 /** limit-*-status-code, global-auth-* and no-auth-locations into `settings`. */
 export function applyAccessSettings(
@@ -577,18 +551,17 @@ export function applyAccessSettings(
   settings: GatewaySettings,
   sink: SettingsSink,
 ): void {
-  settings.limitReqStatusCode = statusCode(data, 'limit-req-status-code', sink);
-  settings.limitConnStatusCode = statusCode(data, 'limit-conn-status-code', sink);
+  const keys: ScalarSource = { get: (key) => data[key], invalid: (...report) => sink.invalid(...report) };
+  settings.limitReqStatusCode = readWhole(keys, 'limit-req-status-code', 503, STATUS_CODE);
+  settings.limitConnStatusCode = readWhole(keys, 'limit-conn-status-code', 503, STATUS_CODE);
   settings.noAuthLocations = data['no-auth-locations'] ?? DEFAULT_NO_AUTH_LOCATIONS;
   for (const [key, field] of [
     ['limit-rate', 'limitRateKb'],
     ['limit-rate-after', 'limitRateAfterKb'],
   ] as const) {
-    const v = data[key];
-    if (v === undefined) continue;
-    const n = parseUint(v, 1_000_000_000);
-    if (n === null) sink.invalid(key, v, 'a whole number of KB', '0 (no limit)');
-    else settings[field] = n;
+    const rule = { max: 1_000_000_000, expected: 'a whole number of KB', kept: '0 (no limit)' };
+    const n = readWhole(keys, key, null, rule);
+    if (n !== null) settings[field] = n;
   }
   settings.globalAuth = null;
   const url = data['global-auth-url'];

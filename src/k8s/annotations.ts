@@ -34,6 +34,7 @@ import { PROXY_SSL_ANNOTATIONS } from './proxy-ssl.ts';
 import { ROUTE_ANNOTATIONS, ROUTE_CONFIGMAP_KEYS } from './route-annotations.ts';
 import { readServerTlsConfigMap, SERVER_TLS_ANNOTATIONS, SERVER_TLS_CONFIGMAP_KEYS } from './server-tls.ts';
 import { TRAFFIC_ANNOTATIONS, TRAFFIC_CONFIGMAP_KEYS } from './traffic-annotations.ts';
+import { readBool, readWhole, type ScalarSource } from './scalar-readers.ts';
 import { parseConfigMapSourceRange, resolveAccessRules } from './source-range.ts';
 import { isHeaderName, parseGoBool, parseGoDurationMs, parseNginxSize, parseUint } from './values.ts';
 
@@ -304,26 +305,18 @@ function configMapReader(data: Readonly<Record<string, string>>, sink: Sink): Co
       field(key),
       `${JSON.stringify(value)} is not ${expected}; using the default ${kept}`,
     );
+  const source: ScalarSource = { get: (key) => data[key], invalid };
   return {
     data,
     sink,
     field,
     invalid,
-    bool(key, fallback) {
-      const v = data[key];
-      if (v === undefined) return fallback;
-      const b = parseGoBool(v);
-      if (b !== null) return b;
-      invalid(key, v, 'a boolean', String(fallback));
-      return fallback;
-    },
+    bool: (key, fallback) => readBool(source, key, fallback),
     seconds(key, fallbackMs, min = 0) {
-      const v = data[key];
-      if (v === undefined) return fallbackMs;
-      const n = parseUint(v, MAX_TIMEOUT_SECONDS);
-      if (n !== null && n >= min) return n * 1000;
-      invalid(key, v, `a whole number of seconds (${min}-${MAX_TIMEOUT_SECONDS})`, `${fallbackMs / 1000}`);
-      return fallbackMs;
+      const expected = `a whole number of seconds (${min}-${MAX_TIMEOUT_SECONDS})`;
+      const rule = { min, max: MAX_TIMEOUT_SECONDS, expected, kept: `${fallbackMs / 1000}` };
+      const n = readWhole(source, key, null, rule);
+      return n === null ? fallbackMs : n * 1000;
     },
     list(key) {
       const model = parseConfigMapSourceRange(data[key]);
@@ -545,26 +538,18 @@ function annotationReader(annotations: Readonly<Record<string, string>>, sink: S
       annotationField(NGINX_ANNOTATION_PREFIX + name),
       `${JSON.stringify(value)} is not ${expected}; ignored, ${kept} applies`,
     );
+  const source: ScalarSource = { get, invalid };
   return {
     annotations,
     sink,
     get,
     invalid,
-    bool(name, fallback) {
-      const v = get(name);
-      if (v === undefined) return fallback;
-      const b = parseGoBool(v);
-      if (b !== null) return b;
-      invalid(name, v, 'a boolean ("true" or "false")', fallback === null ? 'the default' : `${fallback}`);
-      return fallback;
-    },
+    bool: (name, fallback) => readBool(source, name, fallback, { expected: 'a boolean ("true" or "false")' }),
     seconds(name, fallbackMs) {
-      const v = get(name);
-      if (v === undefined) return fallbackMs;
-      const n = parseUint(v, MAX_TIMEOUT_SECONDS);
-      if (n !== null) return n * 1000;
-      invalid(name, v, `a whole number of seconds (0-${MAX_TIMEOUT_SECONDS})`, `${fallbackMs / 1000}s`);
-      return fallbackMs;
+      const expected = `a whole number of seconds (0-${MAX_TIMEOUT_SECONDS})`;
+      const rule = { max: MAX_TIMEOUT_SECONDS, expected, kept: `${fallbackMs / 1000}s` };
+      const n = readWhole(source, name, null, rule);
+      return n === null ? fallbackMs : n * 1000;
     },
     matching(name, pattern, expected, kept) {
       const v = get(name);

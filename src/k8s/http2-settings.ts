@@ -4,7 +4,8 @@
 // connections as well as HTTP/1.1 ones (settings.keepAliveRequests, for src/gateway/h1-server.ts). Bad values keep the default with a warning, as every other key.
 import { DEFAULT_HTTP2_SETTINGS, type Http2Settings } from '../config/http2.ts';
 import type { GatewaySettings } from '../config/model.ts';
-import { parseGoBool, parseNginxSize, parseUint } from './values.ts';
+import { readBool, readWhole, type ScalarSource } from './scalar-readers.ts';
+import { parseNginxSize } from './values.ts';
 
 export const HTTP2_CONFIGMAP_KEYS: readonly string[] = [
   'use-http2',
@@ -23,18 +24,14 @@ export interface Http2SettingsSink {
 const MAX_HEADER_BYTES = 1024 * 1024;
 
 function whole(
-  data: Readonly<Record<string, string>>,
+  source: ScalarSource,
   key: string,
   fallback: number,
   range: readonly [number, number],
-  sink: Http2SettingsSink,
 ): number {
-  const v = data[key];
-  if (v === undefined || v.trim() === '') return fallback;
-  const n = parseUint(v.trim(), range[1]);
-  if (n !== null && n >= range[0]) return n;
-  sink.invalid(key, v, `a whole number from ${range[0]} to ${range[1]}`, String(fallback));
-  return fallback;
+  const [min, max] = range;
+  const expected = `a whole number from ${min} to ${max}`;
+  return readWhole(source, key, fallback, { min, max, expected, kept: String(fallback) });
 }
 
 function size(
@@ -58,31 +55,22 @@ export function applyHttp2Settings(
   sink: Http2SettingsSink,
 ): void {
   const d = DEFAULT_HTTP2_SETTINGS;
-  let enabled = d.enabled;
-  const use = data['use-http2'];
-  if (use !== undefined) {
-    const b = parseGoBool(use);
-    if (b === null) sink.invalid('use-http2', use, 'a boolean', 'true');
-    else enabled = b;
-  }
+  const keys: ScalarSource = { get: (key) => data[key], invalid: (...report) => sink.invalid(...report) };
+  // A blank number is none (the default applies, silently); a blank use-http2 is not a boolean.
+  const numbers: ScalarSource = { ...keys, get: (key) => (data[key]?.trim() === '' ? undefined : data[key]) };
+  const enabled = readBool(keys, 'use-http2', d.enabled);
   // nginx's keepalive_requests covers HTTP/2 since 1.19.7; the older http2_max_requests wins when set.
-  const keepAliveRequests = whole(data, 'keep-alive-requests', d.maxRequests, [1, 1_000_000], sink);
+  const keepAliveRequests = whole(numbers, 'keep-alive-requests', d.maxRequests, [1, 1_000_000]);
   const http2Settings: Http2Settings = {
     enabled,
-    maxConcurrentStreams: whole(
-      data,
-      'http2-max-concurrent-streams',
-      d.maxConcurrentStreams,
-      [1, 65_535],
-      sink,
-    ),
+    maxConcurrentStreams: whole(numbers, 'http2-max-concurrent-streams', d.maxConcurrentStreams, [1, 65_535]),
     maxFieldSize: size(data, 'http2-max-field-size', d.maxFieldSize, sink),
     maxHeaderListSize: size(data, 'http2-max-header-size', d.maxHeaderListSize, sink),
     // "0" is ingress-nginx's default for http2-max-requests: not set.
     maxRequests:
       data['http2-max-requests']?.trim() === '0'
         ? keepAliveRequests
-        : whole(data, 'http2-max-requests', keepAliveRequests, [1, 1_000_000], sink),
+        : whole(numbers, 'http2-max-requests', keepAliveRequests, [1, 1_000_000]),
   };
   settings.http2 = http2Settings;
   settings.keepAliveRequests = keepAliveRequests;

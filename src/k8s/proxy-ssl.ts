@@ -3,9 +3,8 @@
 // tls.key for a client certificate); a Secret that cannot be used denies the locations (503), as
 // ingress-nginx does. Defaults: verify off, depth 1, no SNI, TLSv1.2, ciphers DEFAULT.
 import type { ConfigIssue, ObjectRef, Origin, ProxySslModel } from '../config/model.ts';
-import { annotationField } from './field-path.ts';
 import type { SecretView } from './objects.ts';
-import { describeOrigin } from './reader.ts';
+import { annotationIssue, warnAnnotation } from './scalar-readers.ts';
 import { IS_VALID_REGEX as SERVER_NAME } from './validators.ts';
 
 const PREFIX = 'nginx.ingress.kubernetes.io/';
@@ -25,18 +24,6 @@ const ON_OFF = /^(on|off)$/;
 const PROTOCOLS = /^(TLSv1\.2|TLSv1\.3| )*$/;
 const CIPHERS = /^[A-Za-z0-9+:_\-!]*$/;
 
-function push(
-  origin: Origin,
-  issues: ConfigIssue[],
-  severity: ConfigIssue['severity'],
-  code: ConfigIssue['code'],
-  name: string,
-  message: string,
-): void {
-  const field = annotationField(PREFIX + name);
-  issues.push({ severity, code, message: `${describeOrigin(origin)} ${field}: ${message}`, origin, field });
-}
-
 function isPem(text: string | undefined, label: string): text is string {
   return text !== undefined && new RegExp(`-----BEGIN [A-Z ]*${label}-----`).test(text);
 }
@@ -52,12 +39,12 @@ export function readProxySsl(
   issues: ConfigIssue[],
 ): { ssl: ProxySslModel } | { denied: string } | null {
   const get = (name: string) => annotations[PREFIX + name];
+  const sink = { origin, issues };
   const ref = get('proxy-ssl-secret');
   if (ref === undefined || ref.trim() === '') return null;
   const deny = (reason: string) => {
-    push(
-      origin,
-      issues,
+    annotationIssue(
+      sink,
       'error',
       'ACCESS_CONFIG_DENIED',
       'proxy-ssl-secret',
@@ -76,14 +63,7 @@ export function readProxySsl(
   const cert = secret.data['tls.crt'];
   const key = secret.data['tls.key'];
   const warn = (name: string, v: string, kept: string) =>
-    push(
-      origin,
-      issues,
-      'warning',
-      'INVALID_ANNOTATION_VALUE',
-      name,
-      `${JSON.stringify(v)} is not accepted; ${kept} applies`,
-    );
+    warnAnnotation(sink, name, `${JSON.stringify(v)} is not accepted; ${kept} applies`);
   const pick = (name: string, valid: RegExp, fallback: string): string => {
     const v = get(name);
     if (v === undefined || v === '') return fallback;

@@ -4,9 +4,8 @@
 // redirect, alias, cors); a value it refuses drops that annotation's effect (or takes its default),
 // with an INVALID_ANNOTATION_VALUE warning.
 import type { ConfigIssue, CorsModel, Origin, RedirectModel } from '../config/model.ts';
-import { annotationField } from './field-path.ts';
-import { describeOrigin } from './reader.ts';
 import { ALPHANUMERIC_CHARS, IS_VALID_REGEX, URL_IS_VALID } from './validators.ts';
+import { annotationSource, readBool, warnAnnotation } from './scalar-readers.ts';
 import { parseGoBool } from './values.ts';
 
 const PREFIX = 'nginx.ingress.kubernetes.io/';
@@ -211,17 +210,6 @@ export interface RouteInput {
 const ALNUM = ALPHANUMERIC_CHARS;
 const SERVER_NAME = IS_VALID_REGEX;
 
-function warn(input: RouteInput, name: string, message: string): void {
-  const field = annotationField(PREFIX + name);
-  input.issues.push({
-    severity: 'warning',
-    code: 'INVALID_ANNOTATION_VALUE',
-    message: `${describeOrigin(input.origin)} ${field}: ${message}`,
-    origin: input.origin,
-    field,
-  });
-}
-
 /** Go's strconv.Atoi; undefined when absent, null when not an integer. */
 function int(input: RouteInput, name: string): number | null | undefined {
   const v = input.annotations[PREFIX + name];
@@ -240,7 +228,7 @@ function redirectUrl(input: RouteInput, name: string, needsScheme: boolean): str
   const scheme = /^([a-zA-Z][a-zA-Z0-9+.-]*):/.exec(v)?.[1] ?? '';
   if (!URL_IS_VALID.test(v) || (needsScheme && !scheme.startsWith('http'))) {
     const what = needsScheme ? 'an http(s) URL' : 'a URL or path';
-    warn(input, name, `${JSON.stringify(v)} is not ${what} of [-._~a-zA-Z0-9/:,?&=]; no redirect`);
+    warnAnnotation(input, name, `${JSON.stringify(v)} is not ${what} of [-._~a-zA-Z0-9/:,?&=]; no redirect`);
     return null;
   }
   return v;
@@ -258,7 +246,7 @@ function readRedirect(
   const code = int(input, `${kind}-redirect-code`);
   if (code === null) {
     // ingress-nginx returns the parse error: the Ingress gets no redirect at all.
-    warn(input, `${kind}-redirect-code`, 'is not a whole number; no redirect');
+    warnAnnotation(input, `${kind}-redirect-code`, 'is not a whole number; no redirect');
     return null;
   }
   const status = code === undefined || code < 300 || code > max ? fallback : code;
@@ -274,7 +262,7 @@ function readAliases(input: RouteInput): string[] {
     .filter((n) => n !== '');
   const bad = names.find((n) => !SERVER_NAME.test(n));
   if (bad !== undefined) {
-    warn(input, 'server-alias', `${JSON.stringify(bad)} is not a server name; no alias applies`);
+    warnAnnotation(input, 'server-alias', `${JSON.stringify(bad)} is not a server name; no alias applies`);
     return [];
   }
   return [...new Set(names.map((n) => n.toLowerCase()))].sort();
@@ -300,7 +288,7 @@ function corsOrigins(input: RouteInput): string[] {
     if (origin === '*') return ['*'];
     if (CORS_ORIGIN.test(origin)) origins.push(origin);
     else
-      warn(
+      warnAnnotation(
         input,
         'cors-allow-origin',
         `${JSON.stringify(origin)} is not scheme://host[:port], null or *; skipped`,
@@ -314,21 +302,20 @@ function corsString(input: RouteInput, name: string, valid: RegExp, fallback: st
   const v = input.annotations[PREFIX + name];
   if (v === undefined) return fallback;
   if (valid.test(v)) return v;
-  warn(input, name, `${JSON.stringify(v)} is not accepted; ${JSON.stringify(fallback)} applies`);
+  warnAnnotation(input, name, `${JSON.stringify(v)} is not accepted; ${JSON.stringify(fallback)} applies`);
   return fallback;
 }
 
 function readCors(input: RouteInput): CorsModel | null {
-  const enabled = input.annotations[`${PREFIX}enable-cors`];
-  if (enabled === undefined) return null;
-  const on = parseGoBool(enabled);
-  if (on === null) warn(input, 'enable-cors', `${JSON.stringify(enabled)} is not a boolean; CORS is off`);
-  if (on !== true) return null;
+  const values = annotationSource(input.annotations, input);
+  if (!readBool(values, 'enable-cors', false, { kept: 'CORS is off' })) return null;
   const credentials = input.annotations[`${PREFIX}cors-allow-credentials`];
   const allowCredentials = credentials === undefined ? true : parseGoBool(credentials);
-  if (allowCredentials === null) warn(input, 'cors-allow-credentials', 'is not a boolean; true applies');
+  if (allowCredentials === null)
+    warnAnnotation(input, 'cors-allow-credentials', 'is not a boolean; true applies');
   const age = int(input, 'cors-max-age');
-  if (age === null) warn(input, 'cors-max-age', `is not a whole number; ${CORS_DEFAULT_MAX_AGE} applies`);
+  if (age === null)
+    warnAnnotation(input, 'cors-max-age', `is not a whole number; ${CORS_DEFAULT_MAX_AGE} applies`);
   return {
     allowOrigin: corsOrigins(input),
     allowMethods: corsString(input, 'cors-allow-methods', CORS_METHODS, CORS_DEFAULT_METHODS),
@@ -346,16 +333,8 @@ function checked(input: RouteInput, name: string, valid: RegExp, what: string): 
   const v = input.annotations[PREFIX + name];
   if (v === undefined || v === '') return null;
   if (valid.test(v)) return v;
-  warn(input, name, `${JSON.stringify(v)} is not ${what}; ignored`);
+  warnAnnotation(input, name, `${JSON.stringify(v)} is not ${what}; ignored`);
   return null;
-}
-
-function optionalBool(input: RouteInput, name: string): boolean | null {
-  const v = input.annotations[PREFIX + name];
-  if (v === undefined) return null;
-  const b = parseGoBool(v);
-  if (b === null) warn(input, name, `${JSON.stringify(v)} is not a boolean; the default applies`);
-  return b;
 }
 
 function readHttpErrors(input: RouteInput): readonly number[] | null {
@@ -363,30 +342,26 @@ function readHttpErrors(input: RouteInput): readonly number[] | null {
   if (v === undefined) return null;
   const codes = parseHttpErrors(v);
   if (codes === null)
-    warn(input, 'custom-http-errors', `${JSON.stringify(v)} is not a list of 4xx and 5xx codes; ignored`);
+    warnAnnotation(
+      input,
+      'custom-http-errors',
+      `${JSON.stringify(v)} is not a list of 4xx and 5xx codes; ignored`,
+    );
   return codes;
-}
-
-function readAccessLog(input: RouteInput): boolean {
-  const v = input.annotations[`${PREFIX}enable-access-log`];
-  if (v === undefined) return true;
-  const b = parseGoBool(v);
-  if (b === null) warn(input, 'enable-access-log', `${JSON.stringify(v)} is not a boolean; true applies`);
-  return b ?? true;
 }
 
 /** Reads the route annotations of one Ingress. */
 export function parseRouteAnnotations(input: RouteInput): RouteAnnotations {
-  const fromToWww = input.annotations[`${PREFIX}from-to-www-redirect`];
-  const www = fromToWww === undefined ? false : parseGoBool(fromToWww);
-  if (www === null)
-    warn(input, 'from-to-www-redirect', `${JSON.stringify(fromToWww)} is not a boolean; false applies`);
+  const values = annotationSource(input.annotations, input);
+  // Absent or malformed (warned): the ConfigMap's value, or nginx's default.
+  const optionalBool = (name: string) => readBool(values, name, null, { kept: 'the default applies' });
+  const www = readBool(values, 'from-to-www-redirect', false, { kept: 'false applies' });
   // Temporal first: ingress-nginx returns it without looking at permanent-redirect.
   const temporal = readRedirect(input, 'temporal', 302, 307);
   const redirect = temporal !== undefined ? temporal : (readRedirect(input, 'permanent', 301, 308) ?? null);
   return {
     redirect,
-    fromToWwwRedirect: www ?? false,
+    fromToWwwRedirect: www,
     aliases: readAliases(input),
     cors: readCors(input),
     // nginx would expand variables in it; keepip sends it as written, so `$` is refused.
@@ -402,18 +377,18 @@ export function parseRouteAnnotations(input: RouteInput): RouteAnnotations {
       PREFIX_WITH_CAPTURES,
       'a path of [-._~a-zA-Z0-9/:$]',
     ),
-    accessLog: readAccessLog(input),
-    preserveTrailingSlash: optionalBool(input, 'preserve-trailing-slash'),
+    accessLog: readBool(values, 'enable-access-log', true, { kept: 'true applies' }),
+    preserveTrailingSlash: optionalBool('preserve-trailing-slash'),
     defaultBackend: checked(input, 'default-backend', /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'a Service name'),
     customHttpErrors: readHttpErrors(input),
-    disableProxyInterceptErrors: optionalBool(input, 'disable-proxy-intercept-errors'),
+    disableProxyInterceptErrors: optionalBool('disable-proxy-intercept-errors'),
     proxyHttpVersion: checked(input, 'proxy-http-version', /^1\.[01]$/, '1.0 or 1.1') as '1.0' | '1.1' | null,
     rewrites: readProxyRewrites(
       (name) => input.annotations[PREFIX + name],
-      (name, message) => warn(input, name, message),
+      (name, message) => warnAnnotation(input, name, message),
     ),
-    usePortInRedirects: optionalBool(input, 'use-port-in-redirects'),
-    relativeRedirects: optionalBool(input, 'relative-redirects'),
+    usePortInRedirects: optionalBool('use-port-in-redirects'),
+    relativeRedirects: optionalBool('relative-redirects'),
     connectionHeader: checked(
       input,
       'connection-proxy-header',

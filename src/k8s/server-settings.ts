@@ -8,7 +8,8 @@
 // 503 until it is fixed), as for an invalid block-cidrs.
 import { readMapEntry } from '../config/nginx-map.ts';
 import { DEFAULT_SERVER_SETTINGS, type ServerSettings } from '../config/server-settings.ts';
-import { isHeaderName, parseGoBool, parseUint } from './values.ts';
+import { readBool, type ScalarSource } from './scalar-readers.ts';
+import { isHeaderName, parseUint } from './values.ts';
 
 export const SERVER_SETTINGS_KEYS: readonly string[] = [
   'hsts',
@@ -35,17 +36,9 @@ export interface ServerSettingsSink {
   failClosed(key: string, message: string): void;
 }
 
-function bool(
-  data: Readonly<Record<string, string>>,
-  key: string,
-  fallback: boolean,
-  sink: ServerSettingsSink,
-) {
-  const v = data[key];
-  if (v === undefined) return fallback;
-  const b = parseGoBool(v);
-  if (b === null) sink.invalid(key, v, 'a boolean', String(fallback));
-  return b ?? fallback;
+/** The ConfigMap's keys as a scalar source, malformed values reported to the sink. */
+function sourceOf(data: Readonly<Record<string, string>>, sink: ServerSettingsSink): ScalarSource {
+  return { get: (key) => data[key], invalid: (...report) => sink.invalid(...report) };
 }
 
 /** ingress-nginx splits these keys on `,` and trims each entry; empty entries are dropped. */
@@ -58,17 +51,18 @@ function list(data: Readonly<Record<string, string>>, key: string): string[] | n
     .filter((s) => s !== '');
 }
 
-function hstsValue(data: Readonly<Record<string, string>>, sink: ServerSettingsSink): string | null {
-  if (!bool(data, 'hsts', true, sink)) return null;
+function hstsValue(source: ScalarSource): string | null {
+  if (!readBool(source, 'hsts', true)) return null;
   let maxAge = '31536000';
-  const age = data['hsts-max-age'];
+  const age = source.get('hsts-max-age');
   if (age !== undefined) {
+    // The text as written (leading zeros too), as nginx puts it in the header.
     if (parseUint(age.trim()) !== null) maxAge = age.trim();
-    else sink.invalid('hsts-max-age', age, 'a whole number of seconds', maxAge);
+    else source.invalid('hsts-max-age', age, 'a whole number of seconds', maxAge);
   }
   let value = `max-age=${maxAge}`;
-  if (bool(data, 'hsts-include-subdomains', true, sink)) value += '; includeSubDomains';
-  if (bool(data, 'hsts-preload', false, sink)) value += '; preload';
+  if (readBool(source, 'hsts-include-subdomains', true)) value += '; includeSubDomains';
+  if (readBool(source, 'hsts-preload', false)) value += '; preload';
   return value;
 }
 
@@ -116,11 +110,12 @@ export function readServerSettings(
   sink: ServerSettingsSink,
 ): ServerSettings {
   const d = DEFAULT_SERVER_SETTINGS;
+  const source = sourceOf(data, sink);
   const agents = blockList(data, 'block-user-agents', sink);
   const referers = blockList(data, 'block-referers', sink);
   const settings: ServerSettings = {
-    hsts: hstsValue(data, sink),
-    forceSslRedirect: bool(data, 'force-ssl-redirect', d.forceSslRedirect, sink),
+    hsts: hstsValue(source),
+    forceSslRedirect: readBool(source, 'force-ssl-redirect', d.forceSslRedirect),
     noTlsRedirectLocations: list(data, 'no-tls-redirect-locations') ?? d.noTlsRedirectLocations,
     blockUserAgents: agents.entries,
     blockReferers: referers.entries,
@@ -128,13 +123,13 @@ export function readServerSettings(
     blockListError: agents.error ?? referers.error,
     // nginx: underscores_in_headers off marks such names invalid; ignore_invalid_headers on drops them.
     underscoresInHeaders:
-      bool(data, 'enable-underscores-in-headers', false, sink) ||
-      !bool(data, 'ignore-invalid-headers', true, sink),
-    generateRequestId: bool(data, 'generate-request-id', d.generateRequestId, sink),
-    proxyAddOriginalUriHeader: bool(data, 'proxy-add-original-uri-header', d.proxyAddOriginalUriHeader, sink),
+      readBool(source, 'enable-underscores-in-headers', false) ||
+      !readBool(source, 'ignore-invalid-headers', true),
+    generateRequestId: readBool(source, 'generate-request-id', d.generateRequestId),
+    proxyAddOriginalUriHeader: readBool(source, 'proxy-add-original-uri-header', d.proxyAddOriginalUriHeader),
     hideHeaders: headerNames(data, 'hide-headers', sink),
-    allowBackendServerHeader: bool(data, 'allow-backend-server-header', d.allowBackendServerHeader, sink),
-    serverTokens: bool(data, 'server-tokens', d.serverTokens, sink),
+    allowBackendServerHeader: readBool(source, 'allow-backend-server-header', d.allowBackendServerHeader),
+    serverTokens: readBool(source, 'server-tokens', d.serverTokens),
   };
   return settings;
 }

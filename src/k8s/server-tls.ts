@@ -15,7 +15,7 @@
 import type { ConfigIssue, Origin, ServerTlsModel } from '../config/model.ts';
 import { annotationField, formatFieldPath } from './field-path.ts';
 import { describeOrigin } from './reader.ts';
-import { parseGoBool } from './values.ts';
+import { annotationSource, readBool } from './scalar-readers.ts';
 
 const PREFIX = 'nginx.ingress.kubernetes.io/';
 
@@ -130,18 +130,9 @@ export function readServerTlsAnnotations(
     ciphersText === undefined || ciphersText.trim() === ''
       ? null
       : readCiphers(ciphersText, report('ssl-ciphers'));
-  const bool = (name: string, kept: string): boolean | null => {
-    const text = annotations[PREFIX + name];
-    if (text === undefined) return null;
-    const value = parseGoBool(text);
-    if (value === null)
-      report(name)(
-        'warning',
-        'INVALID_ANNOTATION_VALUE',
-        `${JSON.stringify(text)} is not a boolean ("true" or "false"); ignored, ${kept}`,
-      );
-    return value;
-  };
+  const values = annotationSource(annotations, { origin, issues });
+  const bool = (name: string, kept: string) =>
+    readBool(values, name, null, { expected: 'a boolean ("true" or "false")', kept: `ignored, ${kept}` });
   const preferServerCiphers = bool('ssl-prefer-server-ciphers', "the server's order applies");
   const passthrough = bool('ssl-passthrough', 'keepip terminates TLS for the host') === true;
   return { ciphers, preferServerCiphers, passthrough };

@@ -15,10 +15,10 @@ import type {
   Origin,
   UpstreamHashByModel,
 } from '../config/model.ts';
-import { annotationField } from './field-path.ts';
 import type { IngressPathView, IngressView } from './objects.ts';
 import { describeOrigin } from './reader.ts';
 import { BASIC_CHARS, IS_VALID_REGEX } from './validators.ts';
+import { annotationSource, readBool, warnAnnotation } from './scalar-readers.ts';
 import { parseGoBool } from './values.ts';
 
 const PREFIX = 'nginx.ingress.kubernetes.io/';
@@ -166,7 +166,7 @@ export function parseBalancing(
   nextUpstreamBase: NextUpstreamModel,
 ): Balancing {
   const get = (name: string) => annotations[PREFIX + name];
-  const warnAbout = (name: string, message: string) => warn({ origin, issues }, name, message);
+  const warnAbout = (name: string, message: string) => warnAnnotation({ origin, issues }, name, message);
   const balancing = readBalancing(get, warnAbout);
   const nextUpstream = readNextUpstream(get, nextUpstreamBase, warnAbout);
   return nextUpstream === null ? balancing : { ...balancing, nextUpstream };
@@ -177,17 +177,6 @@ export type CanaryPolicy = Omit<CanaryModel, 'backend' | 'ingress'>;
 
 // ingress-nginx's validators: BasicCharsRegex for names and values, IsValidRegex for the pattern.
 const REGEX_CHARS = IS_VALID_REGEX;
-
-function warn(ing: { origin: Origin; issues: ConfigIssue[] }, name: string, message: string): void {
-  const field = annotationField(PREFIX + name);
-  ing.issues.push({
-    severity: 'warning',
-    code: 'INVALID_ANNOTATION_VALUE',
-    message: `${describeOrigin(ing.origin)} ${field}: ${message}`,
-    origin: ing.origin,
-    field,
-  });
-}
 
 /**
  * The canary policy of an Ingress with `canary: "true"`; null for any other Ingress. canary-* without
@@ -205,20 +194,20 @@ export function parseCanary(
     const v = get(name);
     if (v === undefined || v === '') return null;
     if (valid.test(v.replaceAll(' ', ''))) return v;
-    warn(sink, name, `${JSON.stringify(v)} is not accepted; ignored`);
+    warnAnnotation(sink, name, `${JSON.stringify(v)} is not accepted; ignored`);
     return null;
   };
   const int = (name: string, fallback: number): number => {
     const v = get(name);
     if (v === undefined) return fallback;
     if (/^[+-]?[0-9]{1,9}$/.test(v.trim())) return Number(v.trim());
-    warn(sink, name, `${JSON.stringify(v)} is not a whole number; ${fallback} applies`);
+    warnAnnotation(sink, name, `${JSON.stringify(v)} is not a whole number; ${fallback} applies`);
     return fallback;
   };
   const enabledText = get('canary');
   const enabled = enabledText === undefined ? false : parseGoBool(enabledText);
   if (enabled === null)
-    warn(sink, 'canary', `${JSON.stringify(enabledText)} is not a boolean; false applies`);
+    warnAnnotation(sink, 'canary', `${JSON.stringify(enabledText)} is not a boolean; false applies`);
   const policy: CanaryPolicy = {
     header: text('canary-by-header', BASIC_CHARS),
     headerValue: text('canary-by-header-value', BASIC_CHARS),
@@ -238,7 +227,11 @@ export function parseCanary(
     policy.cookie !== null ||
     policy.headerPattern !== null;
   if (configured)
-    warn(sink, 'canary', 'canary-* annotations are configured but canary is not "true"; they have no effect');
+    warnAnnotation(
+      sink,
+      'canary',
+      'canary-* annotations are configured but canary is not "true"; they have no effect',
+    );
   return null;
 }
 
@@ -259,34 +252,37 @@ export function parseAffinity(
   const type = get('affinity');
   if (type === undefined) return null;
   if (type.trim().toLowerCase() !== 'cookie') {
-    warn(sink, 'affinity', `${JSON.stringify(type)} is not "cookie"; no affinity`);
+    warnAnnotation(sink, 'affinity', `${JSON.stringify(type)} is not "cookie"; no affinity`);
     return null;
   }
   const text = (name: string, valid: RegExp): string | null => {
     const v = get(name);
     if (v === undefined || v === '') return null;
     if (valid.test(v)) return v;
-    warn(sink, name, `${JSON.stringify(v)} is not accepted; ignored`);
+    warnAnnotation(sink, name, `${JSON.stringify(v)} is not accepted; ignored`);
     return null;
   };
-  const bool = (name: string): boolean => {
-    const v = get(name);
-    if (v === undefined) return false;
-    const b = parseGoBool(v);
-    if (b === null) warn(sink, name, `${JSON.stringify(v)} is not a boolean; false applies`);
-    return b ?? false;
-  };
+  const values = annotationSource(annotations, sink);
+  const bool = (name: string) => readBool(values, name, false, { kept: 'false applies' });
   const seconds = (name: string): number | null => {
     const v = text(name, SECONDS);
     return v === null ? null : Number(v);
   };
   const mode = get('affinity-mode')?.trim().toLowerCase();
   if (mode !== undefined && mode !== '' && mode !== 'balanced' && mode !== 'persistent')
-    warn(sink, 'affinity-mode', `${JSON.stringify(mode)} is not balanced or persistent; balanced applies`);
+    warnAnnotation(
+      sink,
+      'affinity-mode',
+      `${JSON.stringify(mode)} is not balanced or persistent; balanced applies`,
+    );
   const sameSite = get('session-cookie-samesite');
   const validSameSite = sameSite !== undefined && ['none', 'lax', 'strict'].includes(sameSite.toLowerCase());
   if (sameSite !== undefined && sameSite !== '' && !validSameSite)
-    warn(sink, 'session-cookie-samesite', `${JSON.stringify(sameSite)} is not None, Lax or Strict; ignored`);
+    warnAnnotation(
+      sink,
+      'session-cookie-samesite',
+      `${JSON.stringify(sameSite)} is not None, Lax or Strict; ignored`,
+    );
   return {
     mode: mode === 'persistent' ? 'persistent' : 'balanced',
     cookieName: text('session-cookie-name', BASIC_CHARS) ?? 'INGRESSCOOKIE',
