@@ -17,9 +17,9 @@ import { requestVars } from './admission.ts';
 import { expandVariables } from './access/nginx-vars.ts';
 import { logSafe, requestContext } from './error-log.ts';
 import type { Exchange, GatewayRequest, HandlerContext } from './exchange.ts';
+import { HOP_BY_HOP_FIELDS } from './hop-by-hop.ts';
 import { type MirrorBody, type MirrorCall, Mirrors } from './mirror-sender.ts';
 import { shownClient } from './request-log.ts';
-import { HOP_BY_HOP_FIELDS } from './server-filters.ts';
 
 const byContext = new WeakMap<HandlerContext, Mirrors>();
 

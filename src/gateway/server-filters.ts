@@ -6,6 +6,7 @@
 // (hiddenResponseHeaders). Pure.
 import { compileMap, type MapMatcher } from '../config/nginx-map.ts';
 import type { ServerSettings } from '../config/server-settings.ts';
+import { HOP_BY_HOP_FIELDS } from './hop-by-hop.ts';
 
 type HeaderValue = string | string[] | undefined;
 
@@ -56,17 +57,6 @@ export function compileServerFilters(server: ServerSettings): ServerFilters {
     },
   };
 }
-
-/** Hop-by-hop fields (RFC 9110 7.6.1): one connection's business, never passed on in either direction. */
-export const HOP_BY_HOP_FIELDS: ReadonlySet<string> = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'transfer-encoding',
-  'te',
-  'trailer',
-  'upgrade',
-]);
 
 /**
  * nginx's proxy_hide_header defaults (Date, Server, X-Pad, X-Accel-*: nginx sets its own Date, and

@@ -20,6 +20,7 @@
 
 import type { GatewaySettings, LocationModel } from '../config/model.ts';
 import { expandVariables, type RequestVars } from './access/nginx-vars.ts';
+import { HOP_BY_HOP_FIELDS } from './hop-by-hop.ts';
 
 export type IncomingHeaders = Readonly<Record<string, string | string[] | undefined>>;
 
@@ -81,17 +82,14 @@ export function forwardedView(input: ForwardedInput): ForwardedView {
   return { scheme, routeScheme: scheme === 'http' ? 'http' : 'https', host, port };
 }
 
-// Not copied from the client: hop-by-hop, httpoxy, and every header the gateway sets itself.
-const NOT_COPIED = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
+// Not copied from the client: the hop-by-hop fields, and these request-side ones.
+const NOT_COPIED: ReadonlySet<string> = new Set([
+  ...HOP_BY_HOP_FIELDS,
+  // The h2c upgrade's settings (RFC 7540 3.2.1): connection-specific, meaningless on the backend's hop.
   'http2-settings',
+  // httpoxy (CVE-2016-5385): a backend's CGI would read it as HTTP_PROXY, its outgoing proxy.
   'proxy',
+  // The gateway's own (nginx's proxy_set_header), set by it or not at all: a client's would be a forgery.
   'host',
   'x-request-id',
   'x-real-ip',
