@@ -72,8 +72,9 @@ class GrpcExchange implements UpstreamHandler {
     this.#grpc = isGrpcRequest(req.headers);
     // gRPC servers expect TE: trailers (a hop-by-hop header, so the pipeline dropped the client's).
     this.request = this.#grpc ? { ...request, headers: { ...request.headers, te: 'trailers' } } : request;
-    // Each endpoint once, on connect failures only (retryable): proxy-next-upstream is not read here.
-    this.#rotation = new EndpointRotation(request.upstream, EVERY_ENDPOINT_ONCE);
+    // The balancer's first choice (affinity, upstream-hash-by, ewma), as for HTTP; then each endpoint
+    // once, on connect failures only: ingress-nginx sets no grpc_next_upstream, so nginx's defaults.
+    this.#rotation = new EndpointRotation(request.upstream, EVERY_ENDPOINT_ONCE, request.firstMember);
   }
 
   start(): void {

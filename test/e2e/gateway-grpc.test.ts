@@ -336,3 +336,33 @@ describe('gRPC behind a PROXY load balancer', () => {
     await gw.access.waitFor(/^198\.51\.100\.7 .*"POST \/keepip\.test\.Echo\/Unary HTTP\/2\.0" 200 /);
   });
 });
+
+describe('gRPC and the balancer', () => {
+  test('upstream-hash-by picks the endpoint of every call, as for HTTP (not round robin)', async () => {
+    const a = await startEchoServer();
+    const b = await startEchoServer();
+    const pair = await testCertificate();
+    const gw = await startTestGateway(
+      topologyOf([
+        ...serviceWithEndpoints({ name: 'pair', ports: [a.port, b.port], servicePort: 50055 }),
+        ingress({
+          name: 'hashed',
+          host: GRPC,
+          paths: [{ path: '/', service: 'pair', port: 50055 }],
+          annotations: { 'backend-protocol': 'GRPC', 'upstream-hash-by': '$remote_addr' },
+        }),
+      ]),
+    );
+    const c = echoClient(gw.httpsPort, GRPC, pair.cert);
+    try {
+      for (let i = 0; i < 6; i++) assert.equal((await unary(c, { message: `call ${i}` })).error, null);
+      // One client address: all six on one endpoint (round robin would split them 3 / 3).
+      assert.deepEqual([a.calls(), b.calls()].sort(), [0, 6]);
+    } finally {
+      c.close();
+      await gw.close();
+      await a.close();
+      await b.close();
+    }
+  });
+});
