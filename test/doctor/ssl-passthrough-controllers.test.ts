@@ -1,8 +1,10 @@
 // The doctor with two controllers (docs/doctor.md, "ssl-passthrough"; G10, G11): the controller that
 // serves each Ingress's class decides --enable-ssl-passthrough, not the first one in the manifests; a
-// class no controller serves stays unknown with the reason. Fixture: test/fixtures/doctor/two-controllers
+// class no controller serves stays unknown with the reason. Fixture: test/fixtures/doctor-parts/two-controllers
 // (external controller, class nginx, passthrough off, first in the file; internal one, class
-// internal-nginx, passthrough on; IngressClass other served by none).
+// internal-nginx, passthrough on; IngressClass other served by none). It completes
+// doctor/ssl-passthrough's manifests, so it is not a fixture of its own: test/fixtures/doctor/ holds
+// only complete chains, each also played through keepip up (test/e2e/doctor-agrees-with-up.test.ts).
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
@@ -19,8 +21,10 @@ import { runKeepip } from '../helpers/process.ts';
 
 const fixtures = fileURLToPath(new URL('../fixtures/doctor/', import.meta.url));
 const read = (f: string) => readFileSync(`${fixtures}${f}`, 'utf8');
+const parts = fileURLToPath(new URL('../fixtures/doctor-parts/', import.meta.url));
+const readPart = (f: string) => readFileSync(`${parts}${f}`, 'utf8');
 const CHAIN = read('ssl-passthrough/ingress-nginx.yaml');
-const TWO = `${CHAIN}---\n${read('two-controllers/controllers.yaml')}---\n${read('two-controllers/apps.yaml')}`;
+const TWO = `${CHAIN}---\n${readPart('two-controllers/controllers.yaml')}---\n${readPart('two-controllers/apps.yaml')}`;
 const LAPTOP = '127.0.20.10';
 const EXTERNAL = 'Deployment ingress-nginx/ingress-nginx-controller';
 const INTERNAL = 'Deployment ingress-nginx/ingress-nginx-internal-controller';
@@ -119,7 +123,7 @@ metadata: {name: app, namespace: app${meta}}
 spec: {${spec}rules: [{host: a.example.com}]}
 `;
 }
-const CONTROLLERS = read('two-controllers/controllers.yaml');
+const CONTROLLERS = readPart('two-controllers/controllers.yaml');
 
 function match(yaml: string): string {
   const all = objects(yaml);
@@ -220,7 +224,7 @@ test('keepip doctor -f with two controllers: each class gets its own controller 
     '-f',
     'test/fixtures/doctor/ssl-passthrough/ingress-nginx.yaml',
     '-f',
-    'test/fixtures/doctor/two-controllers',
+    'test/fixtures/doctor-parts/two-controllers',
   ];
   const internal = await runKeepip([
     'doctor',
