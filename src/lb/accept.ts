@@ -131,17 +131,12 @@ function acceptOwn(ctx: ListenerContext, clientHandle: object, listening: Listen
   acceptConnection(ctx, client, reads, listening);
 }
 
-/** A bare accepted handle to a raw flow; to a Socket flow when the target is a name (net resolves it). */
+/** A bare accepted handle to a raw flow (targets are IP addresses: validateLbConfig, LB_BAD_TARGET). */
 function acceptRaw(ctx: ListenerContext, handle: TcpHandle, listening: ListeningOn | null): void {
   const accepted = acceptedHandle(handle);
   const admitted = admit(ctx, accepted, listening);
   if (admitted === null) return;
   const { arrival, source, header } = admitted;
-  if (net.isIP(arrival.entry.host) === 0) {
-    const { client, reads } = ownSocket(handle);
-    openFlow(ctx, client, arrival, source, header, reads);
-    return;
-  }
   const flow = startRawFlow({
     client: handle,
     clientPeer: { address: arrival.key.sourceAddress, port: arrival.key.sourcePort },

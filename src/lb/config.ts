@@ -49,8 +49,8 @@ export interface LbRuntimeConfig {
   /**
    * How a flow reads: 'raw' (default) on bare libuv handles, 'own' on Sockets reading into the
    * flow's own buffer, 'node' with Node's fresh buffer per read. Each falls back to the next by
-   * itself where Node does not allow it (and 'raw' to 'own' for a target given by name); the choice
-   * exists for measuring and diagnosing, not for tuning.
+   * itself where Node does not allow it; the choice exists for measuring and diagnosing, not for
+   * tuning.
    */
   clientReads?: 'raw' | 'own' | 'node';
   /** Metrics go here; a private registry when absent. */

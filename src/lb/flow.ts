@@ -14,7 +14,7 @@
 // the client side falls back to ordinary 'data' events, with the same backpressure.
 //
 // These are the net.Socket flows; by default the lb runs the same flow on bare libuv handles
-// (raw-flow.ts) and comes here for a target given by name or where Node lacks those bindings.
+// (raw-flow.ts) and comes here only where Node lacks those bindings, or when asked ('own', 'node').
 import net from 'node:net';
 import { type Deadline, deadlineWheel } from './deadlines.ts';
 import { resetSocket } from './socket-reset.ts';

@@ -25,7 +25,7 @@ import {
 
 type Bindings = NonNullable<ReturnType<typeof tcpBindings>>;
 
-/** `target.host` must be an IP address (the caller falls back to a net flow for names). */
+/** `target.host` is an IP address (targets are validated so: LB_BAD_TARGET). */
 export interface RawFlowSpec extends FlowSettings {
   client: TcpHandle;
   clientPeer: { address: string; port: number };
