@@ -424,7 +424,17 @@ async function reload(
   report: (event: GatewayEvent) => void,
 ): Promise<void> {
   const sources = options.paths.join(', ');
-  const result = await running.reload(await readTopology(options));
+  // Reading and translating the manifests blocks this thread: workers' limiter checks wait meanwhile.
+  const workers = 'holdLimiter' in running ? running : null;
+  workers?.holdLimiter();
+  let topology: Topology;
+  try {
+    topology = await readTopology(options);
+  } catch (error) {
+    workers?.endLimiterHold();
+    throw error;
+  }
+  const result = await running.reload(topology);
   if (result.ok) {
     report({
       level: 'info',

@@ -194,6 +194,10 @@ export function createServing(deps: ServingDeps): Serving {
   return {
     flush() {
       if (stopped) return;
+      // Building the topology blocks this thread: with workers, their limiter checks wait meanwhile
+      // (the reload that follows ends the hold).
+      const workers = gateway !== null && 'holdLimiter' in gateway ? gateway : null;
+      workers?.holdLimiter();
       const topology = buildClusterTopology(deps.objects(), deps.snapshotOptions);
       if (gateway === null) {
         if (!starting) void start(topology);

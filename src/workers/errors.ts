@@ -28,8 +28,8 @@ export const WORKERS_CODES = {
   WORKER_LIMITER_UNAVAILABLE: {
     kind: 'outcome',
     summary:
-      'a gateway worker got no answer from the primary, which counts limit-rps, limit-rpm and limit-connections for all workers, within its deadline (1 s), or the channel to it closed: the request was refused with 503 (fail closed)',
-    fix: 'the primary is stalled or gone (CPU starvation, a huge reload, a crash); look at its load and its last lines; locations without limits are not affected',
+      'a gateway worker got no answer from the primary, which counts limit-rps, limit-rpm and limit-connections for all workers, within its deadline (1 s; during a reload the primary announces, up to 30 s), or the channel to it closed: the request was refused with 503 (fail closed)',
+    fix: 'the primary is stalled or gone (CPU starvation, a crash, a reload longer than 30 s); look at its load and its last lines; locations without limits are not affected',
   },
 } as const satisfies CodeTable;
 

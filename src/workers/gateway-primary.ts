@@ -20,7 +20,8 @@ import { generateDefaultCertificate, type KeyPair } from '../gateway/tls.ts';
 import { ConnectionRegistry } from '../gateway/upstream.ts';
 import { type MetricsServer, startMetricsServer } from '../observability/metrics-server.ts';
 import type { GatewayWorkerInit, PrepareCall } from './gateway-worker.ts';
-import { createLimiterHost } from './limiter-host.ts';
+import { createLimiterHost, type LimiterHost } from './limiter-host.ts';
+import { MAX_HOLD_MS } from './limiter-wire.ts';
 import { DEFAULT_LIMITER_DEADLINE_MS } from './limiter-client.ts';
 import { aggregatedMetrics, type MetricsSource, registerPoolMetrics } from './metrics.ts';
 import { createWorkerPool, type PoolEvent, type WorkerPool } from './pool.ts';
@@ -54,8 +55,15 @@ export interface WorkerGateway extends Omit<RunningGateway, 'reload' | 'prepare'
   readonly metricsSource: MetricsSource;
   /** The workers' process ids, by slot. */
   pids(): number[];
-  /** Resolves once every worker serves the new version (or none does). */
+  /** Resolves once every worker serves the new version (or none does); ends any limiter hold. */
   reload(topology: Topology): Promise<WorkerReloadResult>;
+  /**
+   * Call before building the next topology here (it blocks this thread): the workers' limiter checks
+   * wait up to MAX_HOLD_MS for the primary's answers instead of failing closed after the usual
+   * deadline. The reload ends the hold; so does endLimiterHold (when no reload follows).
+   */
+  holdLimiter(): void;
+  endLimiterHold(): void;
 }
 
 /** One process or a primary with workers: what keepip controller serves through. */
@@ -90,7 +98,7 @@ export async function startGatewayWorkers(options: WorkerGatewayOptions): Promis
   if (!options.http && !options.https) throw new TypeError('startGatewayWorkers: give http and/or https');
   const state = checkFirst(options);
   const defaultCertificate = options.defaultCertificate ?? (await generateDefaultCertificate());
-  const { pool, info } = await startPool(options, state, defaultCertificate);
+  const { pool, info, limiter } = await startPool(options, state, defaultCertificate);
   const { metrics } = state;
   registerPoolMetrics(metrics.registry, pool, options.workers);
   const metricsSource = aggregatedMetrics(metrics.registry, pool, { primaryOwned: PRIMARY_OWNED });
@@ -117,7 +125,18 @@ export async function startGatewayWorkers(options: WorkerGatewayOptions): Promis
     workers: options.workers,
     pids: () => pool.pids(),
     snapshot: () => state.current,
-    reload: (next) => pool.exclusive(() => reload(state, pool, next)),
+    reload: (next) =>
+      pool.exclusive(async () => {
+        // The snapshot check and the hand-over to each worker block this thread too.
+        limiter.hold(MAX_HOLD_MS);
+        try {
+          return await reload(state, pool, next);
+        } finally {
+          limiter.hold(0);
+        }
+      }),
+    holdLimiter: () => limiter.hold(MAX_HOLD_MS),
+    endLimiterHold: () => limiter.hold(0),
     close() {
       closing ??= (async () => {
         state.draining = true;
@@ -157,7 +176,11 @@ async function startPool(
   options: WorkerGatewayOptions,
   state: PrimaryState,
   defaultCertificate: KeyPair,
-): Promise<{ pool: WorkerPool; info: { http: AddressInfo | null; https: AddressInfo | null } }> {
+): Promise<{
+  pool: WorkerPool;
+  info: { http: AddressInfo | null; https: AddressInfo | null };
+  limiter: LimiterHost;
+}> {
   const { workers: size, accessLogPath, log, metricsListen, limiterDeadlineMs, ...shared } = options;
   const reserved = await reserveListeners(options);
   const listen = { http: reserved.http?.address ?? null, https: reserved.https?.address ?? null };
@@ -183,7 +206,7 @@ async function startPool(
   try {
     const started = await pool.start();
     const info = started[0]?.info as { http: AddressInfo | null; https: AddressInfo | null };
-    return { pool, info };
+    return { pool, info, limiter };
   } catch (error) {
     state.current.retire();
     throw new Error(`workers could not start: ${(error as Error).message}`);

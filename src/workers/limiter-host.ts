@@ -5,7 +5,7 @@
 // a dead worker's requests no longer count against limit-connections.
 import type { Duplex } from 'node:stream';
 import { checkLimits, MemoryLimiterStore } from '../gateway/access/rate-limit.ts';
-import { decodeToPrimary, encodeVerdict, lineReader } from './limiter-wire.ts';
+import { decodeToPrimary, encodeHold, encodeVerdict, lineReader } from './limiter-wire.ts';
 
 export interface LimiterHost {
   /** Answers the checks arriving on `channel` until it closes, then frees the slots it held. */
@@ -13,16 +13,28 @@ export interface LimiterHost {
   readonly store: MemoryLimiterStore;
   /** Connection slots held now, over every channel. */
   heldSlots(): number;
+  /**
+   * Tells every worker that this process is about to block (a reload builds and checks a snapshot on
+   * this thread) and that its answers may come up to `ms` late: the workers wait instead of failing
+   * closed. hold(0) ends it. Written at once, before the blocking work starts.
+   */
+  hold(ms: number): void;
 }
 
 export function createLimiterHost(store = new MemoryLimiterStore()): LimiterHost {
   const channels = new Set<Map<number, { zone: string; key: string }>>();
+  const open = new Set<Duplex>();
   return {
     store,
     heldSlots: () => [...channels].reduce((sum, held) => sum + held.size, 0),
+    hold(ms) {
+      const line = `${encodeHold(ms)}\n`;
+      for (const channel of open) channel.write(line);
+    },
     attach(channel) {
       const held = new Map<number, { zone: string; key: string }>();
       channels.add(held);
+      open.add(channel);
       const lines = lineReader();
       channel.setEncoding('utf8');
       channel.on('data', (chunk: string) => {
@@ -32,6 +44,7 @@ export function createLimiterHost(store = new MemoryLimiterStore()): LimiterHost
       });
       channel.on('error', () => {}); // 'close' follows
       channel.once('close', () => {
+        open.delete(channel);
         for (const slot of held.values()) store.releaseConnection(slot.zone, slot.key);
         held.clear();
         channels.delete(held);

@@ -4,6 +4,8 @@
 //   worker -> primary   check:   [id, key, [[zone, perSecond, burst], ...], connectionZone | null, limit]
 //                       release: [id]  (frees the connection slot check `id` took, if it took one)
 //   primary -> worker   verdict: [id, 0 admitted | 1 refused by a request limit | 2 by the connection limit]
+//                       hold:    ["hold", ms]  (the primary is about to block, reloading: wait up to ms
+//                                more before failing closed; 0 ends the hold)
 // Pure: strings in, values out.
 import type { ConnectionLimit, LimitVerdict, RequestLimit } from '../gateway/access/rate-limit.ts';
 
@@ -76,6 +78,28 @@ export function decodeToPrimary(line: string): ToPrimary | null {
   if (zone === null) return { kind: 'check', id, key, limits, connection: null };
   if (typeof zone !== 'string' || !isId(limit) || limit < 1) return null;
   return { kind: 'check', id, key, limits, connection: { zone, limit } };
+}
+
+/** The longest hold a primary may ask for: a primary that stays away longer is treated as gone. */
+export const MAX_HOLD_MS = 30_000;
+
+export function encodeHold(ms: number): string {
+  return `["hold",${Math.max(0, Math.min(MAX_HOLD_MS, Math.round(ms)))}]`;
+}
+
+export type FromPrimary =
+  | { kind: 'verdict'; id: number; verdict: LimitVerdict }
+  | { kind: 'hold'; ms: number };
+
+/** A line from the primary (a verdict or a hold), or null when it is neither. */
+export function decodeFromPrimary(line: string): FromPrimary | null {
+  const message = parse(line);
+  if (message !== null && message.length === 2 && message[0] === 'hold') {
+    const ms = message[1];
+    return isAmount(ms) && ms <= MAX_HOLD_MS ? { kind: 'hold', ms } : null;
+  }
+  const answer = decodeVerdict(line);
+  return answer === null ? null : { kind: 'verdict', ...answer };
 }
 
 /** The primary's answer, or null when the line is not one. */

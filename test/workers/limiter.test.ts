@@ -9,8 +9,10 @@ import type { LimiterFailure, LimitVerdict, RequestLimit } from '../../src/gatew
 import { createLimiterClient, type LimiterClient } from '../../src/workers/limiter-client.ts';
 import { createLimiterHost, type LimiterHost } from '../../src/workers/limiter-host.ts';
 import {
+  decodeFromPrimary,
   decodeToPrimary,
   decodeVerdict,
+  encodeHold,
   encodeCheck,
   encodeRelease,
   encodeVerdict,
@@ -203,3 +205,49 @@ test('client: a closed channel refuses what waits and what comes later', async (
   assert.deepEqual((await waiting).verdict, failure);
   assert.deepEqual((await ask(client, [RPM], null)).verdict, failure);
 });
+
+test('wire: a hold is bounded; anything else that is not a verdict is refused', () => {
+  assert.deepEqual(decodeFromPrimary(encodeHold(1500)), { kind: 'hold', ms: 1500 });
+  assert.deepEqual(decodeFromPrimary(encodeHold(0)), { kind: 'hold', ms: 0 });
+  assert.deepEqual(decodeFromPrimary(encodeHold(10 ** 9)), { kind: 'hold', ms: 30_000 });
+  assert.deepEqual(decodeFromPrimary(encodeVerdict(4, 'admitted')), {
+    kind: 'verdict',
+    id: 4,
+    verdict: 'admitted',
+  });
+  for (const bad of ['["hold"]', '["hold",-1]', '["hold",30001]', '["hold","5"]', '["wait",5]'])
+    assert.equal(decodeFromPrimary(bad), null, bad);
+});
+
+test('client: while the primary holds (a reload blocks it), checks wait past the deadline instead of failing', async () => {
+  const [heldEnd, heldPrimary] = await socketPair();
+  const [plainEnd] = await socketPair();
+  const held = createLimiterClient(heldEnd, { deadlineMs: 50 });
+  const plain = createLimiterClient(plainEnd, { deadlineMs: 50 });
+  const host = createLimiterHost();
+  host.attach(heldPrimary);
+  host.hold(30_000);
+  await until(() => held.holding(), 'the hold has arrived');
+  // The primary does not read (it is "blocked"): the same check on a client without a hold fails at
+  // its deadline, which is the signal that the held one is past its own.
+  heldPrimary.pause();
+  const waiting = ask(held, [RPM], null);
+  const failed = await ask(plain, [RPM], null);
+  assert.equal((failed.verdict as LimiterFailure).code, 'WORKER_LIMITER_UNAVAILABLE');
+  assert.equal(held.pending(), 1, 'still waiting: the hold moved its deadline');
+  heldPrimary.resume(); // the reload is over: the host answers
+  host.hold(0);
+  assert.equal((await waiting).verdict, 'admitted');
+  await until(() => !held.holding(), 'the hold has ended');
+  // Without a hold the deadline applies again.
+  heldPrimary.pause();
+  const late = await ask(held, [RPM], null);
+  assert.equal((late.verdict as LimiterFailure).code, 'WORKER_LIMITER_UNAVAILABLE');
+  held.close();
+  plain.close();
+});
+
+async function until(condition: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 2000 && !condition(); i++) await new Promise((resolve) => setImmediate(resolve));
+  assert.ok(condition(), what);
+}
