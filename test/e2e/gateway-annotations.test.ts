@@ -5,8 +5,8 @@ import assert from 'node:assert/strict';
 import https from 'node:https';
 import { after, before, describe, test } from 'node:test';
 import tls from 'node:tls';
-import { generate } from 'selfsigned';
 import { type RunningWhoami, startWhoami } from '../../src/whoami/server.ts';
+import { certificateFor } from '../fixtures/gateway/certificates.ts';
 import { metricSum } from '../helpers/metrics.ts';
 import {
   echoOf,
@@ -25,17 +25,6 @@ import {
 } from '../fixtures/gateway/manifests.ts';
 
 const json = { accept: 'application/json' };
-
-/** A certificate for every name (SANs), as the e2e framework's CreateIngressTLSSecret makes. */
-async function certificateFor(names: string[]): Promise<{ cert: string; key: string }> {
-  const made = await generate([{ name: 'commonName', value: names[0]! }], {
-    keyType: 'ec',
-    curve: 'P-256',
-    algorithm: 'sha256',
-    extensions: [{ name: 'subjectAltName', altNames: names.map((value) => ({ type: 2, value })) }],
-  });
-  return { cert: made.cert, key: made.private };
-}
 
 /** One HTTPS request with SNI `servername` (the certificate is not verified, as the e2e tests do). */
 function httpsRequest(

@@ -6,24 +6,14 @@ import https from 'node:https';
 import net, { type AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import tls from 'node:tls';
-import { generate } from 'selfsigned';
 import { DEFAULT_CERTIFICATE_CN } from '../../src/gateway/tls.ts';
 import { type RunningWhoami, startWhoami } from '../../src/whoami/server.ts';
 import { echoOf, request, startTestGateway, type TestGateway } from '../fixtures/gateway/harness.ts';
 import { ingress, serviceWithEndpoints, tlsSecret, topologyOf } from '../fixtures/gateway/manifests.ts';
+import { certificateFor } from '../fixtures/gateway/certificates.ts';
 import { rawExchange } from '../helpers/net.ts';
 import { requireBinary, runCommand } from '../helpers/process.ts';
 import { acceptedOn, waitForCount } from '../helpers/descriptors.ts';
-
-async function certificateFor(name: string): Promise<{ cert: string; key: string }> {
-  const made = await generate([{ name: 'commonName', value: name }], {
-    keyType: 'ec',
-    curve: 'P-256',
-    algorithm: 'sha256',
-    extensions: [{ name: 'subjectAltName', altNames: [{ type: 2, value: name }] }],
-  });
-  return { cert: made.cert, key: made.private };
-}
 
 /** The CN of the certificate the gateway presents for `servername` (undefined: no SNI). */
 function servedCommonName(port: number, servername: string | undefined): Promise<string> {
