@@ -19,7 +19,7 @@ import type { FlowKey, SelectionPolicy } from './selection.ts';
 import { startRawFlow } from './raw-flow.ts';
 import { resetSocket } from './socket-reset.ts';
 import { chooseSourceAddress, type SourceChoice } from './source-address.ts';
-import { socketName, type TcpHandle, tcpBindings } from './tcp-handle.ts';
+import { socketName, type TcpBindings, type TcpHandle, tcpBindings } from './tcp-handle.ts';
 import type { TargetEntry, TargetGroup } from './target-group.ts';
 
 /** What a listener's connections share: settings, the target group, counters and the open flows. */
@@ -104,14 +104,14 @@ export function acceptWithOwnReads(server: net.Server, ctx: ListenerContext): vo
   const handle = (server as unknown as { _handle?: { onconnection?: ConnectionHook } | null })._handle;
   const original = handle?.onconnection;
   if (handle == null || typeof original !== 'function' || ctx.clientReads === 'node') return;
-  const raw = ctx.clientReads === 'raw' && tcpBindings() !== null;
+  const bindings = ctx.clientReads === 'raw' ? tcpBindings() : null;
   const listening = listeningOn(server);
   handle.onconnection = function onconnection(status, clientHandle) {
     if (status || clientHandle == null) {
       original.call(this, status, clientHandle);
       return;
     }
-    if (raw) acceptRaw(ctx, clientHandle as TcpHandle, listening);
+    if (bindings !== null) acceptRaw(ctx, bindings, clientHandle as TcpHandle, listening);
     else acceptOwn(ctx, clientHandle, listening);
   };
 }
@@ -132,12 +132,16 @@ function acceptOwn(ctx: ListenerContext, clientHandle: object, listening: Listen
 }
 
 /** A bare accepted handle to a raw flow (targets are IP addresses: validateLbConfig, LB_BAD_TARGET). */
-function acceptRaw(ctx: ListenerContext, handle: TcpHandle, listening: ListeningOn | null): void {
-  const accepted = acceptedHandle(handle);
-  const admitted = admit(ctx, accepted, listening);
+function acceptRaw(
+  ctx: ListenerContext,
+  bindings: TcpBindings,
+  handle: TcpHandle,
+  listening: ListeningOn | null,
+): void {
+  const admitted = admit(ctx, acceptedHandle(handle), listening);
   if (admitted === null) return;
   const { arrival, source, header } = admitted;
-  const flow = startRawFlow({
+  const flow = startRawFlow(bindings, {
     client: handle,
     clientPeer: { address: arrival.key.sourceAddress, port: arrival.key.sourcePort },
     target: { host: arrival.entry.host, port: arrival.entry.port },
@@ -148,9 +152,7 @@ function acceptRaw(ctx: ListenerContext, handle: TcpHandle, listening: Listening
     counters: ctx.stats,
     ...flowEvents(ctx, arrival.entry, source),
   });
-  if (flow === null)
-    accepted.reset(); // not reached: the bindings were checked when listening
-  else track(ctx, arrival.entry, flow);
+  track(ctx, arrival.entry, flow);
 }
 
 function listeningOn(server: net.Server): ListeningOn | null {

@@ -7,6 +7,7 @@
 // reads 32 KiB or more at once is moving bulk data and switches to a 64 KiB buffer of its own, which
 // is not read into again while a write still holds it. The client is read only once the target has
 // accepted: what it sends meanwhile waits in the kernel and follows the header, in order.
+import { constants } from 'node:os';
 import { getSystemErrorName } from 'node:util';
 import { type Deadline, deadlineWheel } from './deadlines.ts';
 import type { Flow, FlowEndReason, FlowSettings } from './flow.ts';
@@ -17,13 +18,11 @@ import {
   shutdownWrite,
   socketName,
   type TcpHandle,
-  tcpBindings,
+  type TcpBindings,
   UV_EOF,
   WRITE_PENDING,
   writeTo,
 } from './tcp-handle.ts';
-
-type Bindings = NonNullable<ReturnType<typeof tcpBindings>>;
 
 /** `target.host` is an IP address (targets are validated so: LB_BAD_TARGET). */
 export interface RawFlowSpec extends FlowSettings {
@@ -31,6 +30,8 @@ export interface RawFlowSpec extends FlowSettings {
   clientPeer: { address: string; port: number };
 }
 
+/** libuv's code for the connect deadline (the negated errno, as libuv reports errors). */
+const UV_ETIMEDOUT = -constants.errno.ETIMEDOUT;
 const BULK_READ = 32 * 1024;
 const OWN_BUFFER = 64 * 1024;
 
@@ -68,16 +69,14 @@ function side(handle: TcpHandle, name: Side['name']): Side {
   };
 }
 
-/** Starts a flow on an accepted client handle; null when the raw bindings are not available. */
-export function startRawFlow(spec: RawFlowSpec): Flow | null {
-  const b = tcpBindings();
-  if (b === null) return null;
-  return new RawFlow(b, spec).flow;
+/** Starts a flow on an accepted client handle, with the bindings tcpBindings() found. */
+export function startRawFlow(bindings: TcpBindings, spec: RawFlowSpec): Flow {
+  return new RawFlow(bindings, spec).flow;
 }
 
 class RawFlow {
   readonly flow: Flow;
-  readonly #b: Bindings;
+  readonly #b: TcpBindings;
   readonly #spec: RawFlowSpec;
   readonly #client: Side;
   readonly #target: Side;
@@ -87,13 +86,13 @@ class RawFlow {
   readonly #idle: Deadline;
   readonly #connectDeadline: Deadline;
 
-  constructor(b: Bindings, spec: RawFlowSpec) {
+  constructor(b: TcpBindings, spec: RawFlowSpec) {
     this.#b = b;
     this.#spec = spec;
     this.#client = side(spec.client, 'client');
     this.#target = side(b.newSocket(), 'target');
     this.#idle = { active: false, since: 0, expire: () => this.#resetBoth('idle') };
-    this.#connectDeadline = { active: false, since: 0, expire: () => this.#connectFailed(-110) };
+    this.#connectDeadline = { active: false, since: 0, expire: () => this.#connectFailed(UV_ETIMEDOUT) };
     const target = this.#target;
     this.flow = {
       target: spec.target,
@@ -136,7 +135,7 @@ class RawFlow {
     deadlineWheel(this.#spec.connectTimeoutMs).delete(this.#connectDeadline);
     this.#finish('connect-failed');
     const code = errorName(status);
-    const error = Object.assign(new Error(status === -110 ? 'connect timeout' : code), { code });
+    const error = Object.assign(new Error(status === UV_ETIMEDOUT ? 'connect timeout' : code), { code });
     this.#spec.onConnectError(this.flow, error);
     this.#close(this.#target, false);
     this.#close(this.#client, true);

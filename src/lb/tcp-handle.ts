@@ -45,7 +45,7 @@ interface WriteRequest {
   async: boolean;
 }
 
-interface Bindings {
+export interface TcpBindings {
   newSocket(): TcpHandle;
   newConnect(): { oncomplete: (status: number) => void; address: string; port: number };
   newWrite(): WriteRequest;
@@ -56,22 +56,22 @@ interface Bindings {
   lastWriteWasAsync: number;
 }
 
-let bindings: Bindings | null | undefined;
+let bindings: TcpBindings | null | undefined;
 
 /** The bindings, or null where this Node does not offer them as expected (checked once). */
-export function tcpBindings(): Bindings | null {
+export function tcpBindings(): TcpBindings | null {
   if (bindings !== undefined) return bindings;
   bindings = null;
   try {
     const binding = (process as unknown as { binding(name: string): Record<string, unknown> }).binding;
     const tcp = binding('tcp_wrap') as {
       TCP: new (type: number) => TcpHandle;
-      TCPConnectWrap: new () => ReturnType<Bindings['newConnect']>;
+      TCPConnectWrap: new () => ReturnType<TcpBindings['newConnect']>;
       constants: { SOCKET: number };
     };
     const stream = binding('stream_wrap') as {
       WriteWrap: new () => WriteRequest;
-      ShutdownWrap: new () => ReturnType<Bindings['newShutdown']>;
+      ShutdownWrap: new () => ReturnType<TcpBindings['newShutdown']>;
       streamBaseState: Int32Array;
       kReadBytesOrError: number;
       kArrayBufferOffset: number;
@@ -100,12 +100,12 @@ export function tcpBindings(): Bindings | null {
 }
 
 /** The result of the read that triggered `onread`: bytes read, or a libuv error / UV_EOF. */
-export function readResult(b: Bindings): number {
+export function readResult(b: TcpBindings): number {
   return b.state[b.readBytes] as number;
 }
 
 /** Where the bytes of a read into a Node-allocated buffer start. */
-export function readOffset(b: Bindings): number {
+export function readOffset(b: TcpBindings): number {
   return b.state[b.arrayBufferOffset] as number;
 }
 
@@ -114,7 +114,7 @@ export function readOffset(b: Bindings): number {
  * WRITE_PENDING when `done(status)` will be called later, or a libuv error code.
  */
 export function writeTo(
-  b: Bindings,
+  b: TcpBindings,
   handle: TcpHandle,
   data: Uint8Array,
   done: (status: number) => void,
@@ -129,7 +129,7 @@ export function writeTo(
 }
 
 /** Sends FIN once every write queued before it is out; `done(status)` then. Returns a libuv error or 0. */
-export function shutdownWrite(b: Bindings, handle: TcpHandle, done: (status: number) => void): number {
+export function shutdownWrite(b: TcpBindings, handle: TcpHandle, done: (status: number) => void): number {
   const req = b.newShutdown();
   req.handle = handle;
   req.oncomplete = done;
@@ -138,7 +138,7 @@ export function shutdownWrite(b: Bindings, handle: TcpHandle, done: (status: num
 
 /** Connects `handle`, from `localAddress` when given; `done(status)` (0 or a libuv error) follows. */
 export function connectTo(
-  b: Bindings,
+  b: TcpBindings,
   handle: TcpHandle,
   target: { host: string; port: number },
   localAddress: string | undefined,
