@@ -1,6 +1,6 @@
 // The Chain page: the doctor's hop-by-hop picture for a client address, with its findings and fixes,
 // computed on the model this process runs.
-import { api, clear, el, initPage, showError } from './common.js';
+import { api, clear, el, grid, initPage, showError } from './common.js';
 
 const form = document.getElementById('chain-form');
 const out = document.getElementById('chain');
@@ -9,23 +9,18 @@ function render(report) {
   clear(out);
   out.append(el('p', { class: 'verdict', id: 'chain-verdict' }, report.summary));
   out.append(
-    el(
-      'table',
-      { class: 'grid', id: 'hops' },
-      el('thead', {}, el('tr', {}, el('th', {}, 'hop'), el('th', {}, 'sees'), el('th', {}, 'detail'))),
-      el(
-        'tbody',
-        {},
-        report.hops.map((h) =>
-          el(
-            'tr',
-            {},
-            el('td', {}, h.name),
-            el('td', { class: 'mono' }, h.sees ?? '-'),
-            el('td', {}, h.detail),
-          ),
+    grid(
+      ['hop', 'sees', 'detail'],
+      report.hops.map((h) =>
+        el(
+          'tr',
+          {},
+          el('td', {}, h.name),
+          el('td', { class: 'mono' }, h.sees ?? '-'),
+          el('td', {}, h.detail),
         ),
       ),
+      { id: 'hops' },
     ),
   );
   for (const f of report.findings) {

@@ -55,6 +55,24 @@ export function el(tag, attrs = {}, ...children) {
   return node;
 }
 
+/** A `grid` table: one header row of `headings`, then `rows` (tr elements). */
+export function grid(headings, rows, attrs = {}) {
+  return el(
+    'table',
+    { class: 'grid', ...attrs },
+    el(
+      'thead',
+      {},
+      el(
+        'tr',
+        {},
+        headings.map((h) => el('th', {}, h)),
+      ),
+    ),
+    el('tbody', {}, rows),
+  );
+}
+
 export function clear(node) {
   while (node.firstChild) node.firstChild.remove();
   return node;

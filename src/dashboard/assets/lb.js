@@ -1,5 +1,5 @@
 // The Load balancer page: each L4 hop keepip runs, its targets' health, flows and PROXY settings.
-import { api, clear, el, initPage, kv, showError } from './common.js';
+import { api, clear, el, grid, initPage, kv, showError } from './common.js';
 
 const root = document.getElementById('lb');
 
@@ -40,34 +40,18 @@ function card(lb) {
       ],
       ['failing open', lb.failingOpen ? 'yes: no target is healthy, all get traffic' : 'no'],
     ]),
-    el(
-      'table',
-      { class: 'grid' },
-      el(
-        'thead',
-        {},
+    grid(
+      ['target', 'health', 'in rotation', 'active flows', 'checks', 'last error'],
+      lb.targets.map((t) =>
         el(
           'tr',
           {},
-          ['target', 'health', 'in rotation', 'active flows', 'checks', 'last error'].map((h) =>
-            el('th', {}, h),
-          ),
-        ),
-      ),
-      el(
-        'tbody',
-        {},
-        lb.targets.map((t) =>
-          el(
-            'tr',
-            {},
-            el('td', { class: 'mono' }, t.target),
-            el('td', {}, el('span', { class: t.status === 'healthy' ? 'dot up' : 'dot' }), t.status),
-            el('td', {}, t.inRotation ? 'yes' : 'no'),
-            el('td', {}, String(t.activeFlows)),
-            el('td', {}, String(t.checks)),
-            el('td', {}, t.lastError ?? '-'),
-          ),
+          el('td', { class: 'mono' }, t.target),
+          el('td', {}, el('span', { class: t.status === 'healthy' ? 'dot up' : 'dot' }), t.status),
+          el('td', {}, t.inRotation ? 'yes' : 'no'),
+          el('td', {}, String(t.activeFlows)),
+          el('td', {}, String(t.checks)),
+          el('td', {}, t.lastError ?? '-'),
         ),
       ),
     ),

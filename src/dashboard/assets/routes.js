@@ -1,6 +1,6 @@
 // The Routes page: what the gateway serves now, host by host, with each location's lists, the
 // settings its annotations gave it, its backend's endpoints, and the issues of the last load.
-import { api, clear, el, initPage, kv, listText, showError } from './common.js';
+import { api, clear, el, grid, initPage, kv, listText, showError } from './common.js';
 
 const root = document.getElementById('routes');
 
@@ -49,34 +49,18 @@ function annotations(l) {
 }
 
 function hostCard(host) {
-  const table = el(
-    'table',
-    { class: 'grid' },
-    el(
-      'thead',
-      {},
+  const table = grid(
+    ['path', 'Ingress', 'backend and endpoints', 'allowlist', 'denylist', 'annotations'],
+    host.locations.map((l) =>
       el(
         'tr',
-        {},
-        ['path', 'Ingress', 'backend and endpoints', 'allowlist', 'denylist', 'annotations'].map((h) =>
-          el('th', {}, h),
-        ),
-      ),
-    ),
-    el(
-      'tbody',
-      {},
-      host.locations.map((l) =>
-        el(
-          'tr',
-          { data: { path: l.path } },
-          el('td', { class: 'mono' }, `${l.path} `, el('span', { class: 'muted' }, l.pathType)),
-          el('td', {}, l.ingress),
-          el('td', {}, endpoints(l.backend)),
-          el('td', { class: 'mono allowlist' }, listText(l.allow) ?? '-'),
-          el('td', { class: 'mono' }, listText(l.deny) ?? '-'),
-          el('td', {}, annotations(l)),
-        ),
+        { data: { path: l.path } },
+        el('td', { class: 'mono' }, `${l.path} `, el('span', { class: 'muted' }, l.pathType)),
+        el('td', {}, l.ingress),
+        el('td', {}, endpoints(l.backend)),
+        el('td', { class: 'mono allowlist' }, listText(l.allow) ?? '-'),
+        el('td', { class: 'mono' }, listText(l.deny) ?? '-'),
+        el('td', {}, annotations(l)),
       ),
     ),
   );
