@@ -22,7 +22,8 @@ import {
   snapshotEvents,
   startGateway,
 } from '../gateway/gateway.ts';
-import { createFileLineSink, type LineSink } from '../gateway/line-sink.ts';
+import { createFileLineSink } from '../gateway/file-line-sink.ts';
+import type { LineSink } from '../gateway/line-sink.ts';
 import { type ConfigWatcher, watchConfig } from '../gateway/reload.ts';
 import { loadTopology } from '../k8s/index.ts';
 import { parseCidr } from '../net/cidr.ts';
@@ -233,7 +234,8 @@ export const command: Command = {
     const dashboard = await prepareDashboard(options.dashboard, process.env);
     if (!dashboard.ok) return usageError(USAGE, dashboard.error);
     const report = createReporter(options.json);
-    const accessLog = options.accessLog === null ? undefined : createFileLineSink(options.accessLog);
+    const accessLog =
+      options.accessLog === null ? undefined : createFileLineSink({ path: options.accessLog });
     const running = await startServing(options, dashboard.plan, accessLog, report);
     if (running === null) {
       await accessLog?.close();

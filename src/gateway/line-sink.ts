@@ -1,6 +1,5 @@
 // Buffered line output for the access and error logs: lines written in one event-loop turn leave in
 // one write, instead of a (synchronous, on Linux pipes and files) write per request.
-import { createWriteStream } from 'node:fs';
 import type { Writable } from 'node:stream';
 
 export interface LineSink {
@@ -77,9 +76,4 @@ export function createLineSink(stream: Writable, options: { ownsStream?: boolean
       return dropped;
     },
   };
-}
-
-/** A sink appending to `path` (created if missing), as nginx's access_log does. */
-export function createFileLineSink(path: string): LineSink {
-  return createLineSink(createWriteStream(path, { flags: 'a' }), { ownsStream: true });
 }

@@ -1,7 +1,7 @@
 // A gateway worker: serves the snapshot its primary handed it, on ports it shares with the other
 // workers (SO_REUSEPORT), and takes part in reloads in two phases: `prepare` builds and checks the
 // new snapshot, `commit` swaps it in, `abort` drops it. Its metrics are read by the primary, which
-// serves their sum; its access and error log lines go out whole (shared-line-sink.ts). Its rate and
+// serves their sum; its access and error log lines go out whole (file-line-sink.ts). Its rate and
 // connection limits are counted by the primary (limiter-client.ts), so that the pod counts once.
 import net from 'node:net';
 import type { Topology } from '../config/model.ts';
@@ -11,7 +11,7 @@ import { createGatewayMetrics } from '../gateway/metrics.ts';
 import { deepFreeze } from '../k8s/translate.ts';
 import { createLimiterClient } from './limiter-client.ts';
 import { CHANNEL_FD, type ServedRole } from './protocol.ts';
-import { createSharedLineSink } from './shared-line-sink.ts';
+import { createFileLineSink } from '../gateway/file-line-sink.ts';
 
 /** What a worker cannot be handed over IPC: sinks, registries, functions, the primary's own listeners. */
 type LocalOnly = 'accessLog' | 'errorLog' | 'metrics' | 'metricsListen' | 'upstreamAddress' | 'decisions';
@@ -30,10 +30,10 @@ export interface PrepareCall {
 }
 
 export async function serve(init: GatewayWorkerInit, _slot: number): Promise<ServedRole> {
-  const accessLog = createSharedLineSink(
+  const accessLog = createFileLineSink(
     init.accessLogPath === null ? { fd: 1 } : { path: init.accessLogPath },
   );
-  const errorLog = createSharedLineSink({ fd: 2 });
+  const errorLog = createFileLineSink({ fd: 2 });
   const metrics = createGatewayMetrics();
   const channel = new net.Socket({ fd: CHANNEL_FD, readable: true, writable: true });
   const limiter = createLimiterClient(channel, init.limiter);

@@ -8,7 +8,7 @@ import { describe, test } from 'node:test';
 import { cgroupCpuLimit, chooseWorkerCount, MAX_WORKERS, parseWorkerCount } from '../../src/workers/count.ts';
 import { controllerConfigMap, topologyOf } from '../fixtures/gateway/manifests.ts';
 import { restartDelayMs } from '../../src/workers/pool.ts';
-import { chunkEnd, createSharedLineSink, PIPE_BUF } from '../../src/workers/shared-line-sink.ts';
+import { chunkEnd, createFileLineSink, PIPE_BUF } from '../../src/gateway/file-line-sink.ts';
 
 describe('parseWorkerCount', () => {
   test('auto is the available cores; numbers from 1 to MAX_WORKERS', () => {
@@ -96,12 +96,12 @@ describe('chunkEnd: a pipe write ends at a line end within PIPE_BUF bytes', () =
   });
 });
 
-test('createSharedLineSink: two sinks appending to one file keep every line whole and in its order', async () => {
+test('createFileLineSink: two sinks appending to one file keep every line whole and in its order', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'keepip-sink-'));
   try {
     const path = join(dir, 'access.log');
-    const a = createSharedLineSink({ path });
-    const b = createSharedLineSink({ path });
+    const a = createFileLineSink({ path });
+    const b = createFileLineSink({ path });
     for (let i = 0; i < 2_000; i++) {
       a.write(`a ${i} ${'x'.repeat(i % 300)}`);
       b.write(`b ${i} ${'y'.repeat(i % 500)}`);
@@ -121,6 +121,27 @@ test('createSharedLineSink: two sinks appending to one file keep every line whol
     assert.equal(a.dropped + b.dropped, 0);
     a.write('after close');
     assert.equal(a.dropped, 1);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('createFileLineSink: a regular file gets each turn of lines at the end of that turn, with no flush', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'keepip-sink-'));
+  try {
+    const path = join(dir, 'access.log');
+    const sink = createFileLineSink({ path });
+    sink.write('first');
+    sink.write('second');
+    assert.equal(readFileSync(path, 'utf8'), '', 'lines of one turn leave together, after it');
+    // The sink's turn-end write was queued before this one: by now it has run, and written.
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(readFileSync(path, 'utf8'), 'first\nsecond\n');
+    sink.write('third');
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(readFileSync(path, 'utf8'), 'first\nsecond\nthird\n');
+    await sink.close();
+    assert.equal(sink.dropped, 0);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
