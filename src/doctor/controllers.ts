@@ -4,7 +4,13 @@
 // and --controller-class: the one that serves the Ingress's class decides. The class rule is the
 // controller's own (src/k8s/ingress-class.ts); an Ingress in a file is read as the API would hold it
 // once admitted: without a class or the legacy annotation, the default IngressClass is set on it.
-import { type ClassOptions, isOurIngress, LEGACY_CLASS_ANNOTATION } from '../k8s/ingress-class.ts';
+import {
+  type ClassOptions,
+  classCandidate,
+  defaultIngressClass,
+  isOurIngress,
+  LEGACY_CLASS_ANNOTATION,
+} from '../k8s/ingress-class.ts';
 import type { ManifestObject } from '../k8s/objects.ts';
 import { DEFAULT_INGRESS_CLASS, INGRESS_NGINX_CONTROLLER } from '../k8s/translate-gateway.ts';
 import { parseGoBool } from '../k8s/values.ts';
@@ -33,7 +39,6 @@ const CONTROLLER_ARG =
   /^(\/nginx-ingress-controller|--publish-service|--election-id|--controller-class|--ingress-class)\b/;
 /** Go's flag syntax: -name or --name, with =value or (not for booleans) the next argument. */
 const GO_FLAG = /^--?([A-Za-z0-9_-]+)(?:=([\s\S]*))?$/;
-const DEFAULT_CLASS_ANNOTATION = 'ingressclass.kubernetes.io/is-default-class';
 
 const rec = (v: unknown): Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
@@ -98,7 +103,7 @@ export function describeWorkload(w: { kind: string; namespace: string; name: str
 
 const nameOf = (o: ManifestObject): string => o.origin.name;
 
-/** The Ingress as admitted: the one default IngressClass set when it names no class; a text when that is ambiguous. */
+/** The Ingress as admitted: the default IngressClass set when it names no class; a text when that is not known. */
 function admitted(
   ingress: ManifestObject,
   classes: readonly ManifestObject[],
@@ -106,13 +111,10 @@ function admitted(
   const spec = rec(ingress.raw.spec);
   const legacy = rec(rec(ingress.raw.metadata).annotations)[LEGACY_CLASS_ANNOTATION];
   if (str(spec.ingressClassName) !== null || typeof legacy === 'string') return ingress.raw;
-  const defaults = classes.filter(
-    (c) => rec(rec(c.raw.metadata).annotations)[DEFAULT_CLASS_ANNOTATION] === 'true',
-  );
-  if (defaults.length === 1)
-    return { ...ingress.raw, spec: { ...spec, ingressClassName: nameOf(defaults[0]!) } };
-  if (defaults.length === 0) return ingress.raw;
-  return `it names no class and ${defaults.length} IngressClasses are marked default (${defaults.map(nameOf).join(', ')}), so the class the API server gives it is not known`;
+  const chosen = defaultIngressClass(classes.map((c) => classCandidate(c.raw)));
+  if (chosen === null) return ingress.raw;
+  if (chosen.certain) return { ...ingress.raw, spec: { ...spec, ingressClassName: chosen.name } };
+  return `it names no class and ${chosen.marked.length} IngressClasses are marked default (${chosen.marked.join(', ')}), not all with a creationTimestamp; the API server gives it the newest, so the class it gets is not known`;
 }
 
 /** Which class the Ingress carries, as a source line says it. */

@@ -72,7 +72,8 @@ export const K8S_CODES = {
   },
   MULTIPLE_DEFAULT_INGRESS_CLASSES: {
     kind: 'issue',
-    summary: 'more than one IngressClass is marked default; the first is used',
+    summary:
+      'more than one IngressClass is marked default; Ingresses without a class get the newest, as the API server gives it',
     fix: 'keep ingressclass.kubernetes.io/is-default-class on one class only',
   },
   CONFLICTING_INGRESS_CLASS: {

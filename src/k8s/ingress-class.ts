@@ -35,3 +35,51 @@ export function isOurIngress(ing: RawObject, classes: readonly RawObject[], o: C
   if (typeof legacy === 'string') return legacy === o.ingressClass;
   return o.watchIngressWithoutClass;
 }
+
+export const DEFAULT_CLASS_ANNOTATION = 'ingressclass.kubernetes.io/is-default-class';
+
+/** An IngressClass as the default-class rule reads it. */
+export interface ClassCandidate {
+  name: string;
+  isDefault: boolean;
+  /** metadata.creationTimestamp as written; null in a manifest not yet applied. */
+  creationTimestamp: string | null;
+}
+
+/** The class an Ingress without one is given, and how sure that is. */
+export interface DefaultClass {
+  name: string;
+  /** Every class marked default, the chosen one first. */
+  marked: string[];
+  /** False when several are marked and one has no creationTimestamp: the order of creation decides. */
+  certain: boolean;
+}
+
+/**
+ * The API server's DefaultIngressClass admission: an Ingress created without spec.ingressClassName
+ * and without the legacy annotation gets the class marked default; when several are, the newest
+ * (creationTimestamp), equal times by name. Null when none is marked.
+ */
+export function defaultIngressClass(classes: readonly ClassCandidate[]): DefaultClass | null {
+  const marked = classes.filter((c) => c.isDefault);
+  if (marked.length === 0) return null;
+  const created = (c: ClassCandidate): number => {
+    const ms = c.creationTimestamp === null ? Number.NaN : Date.parse(c.creationTimestamp);
+    return Number.isNaN(ms) ? Number.NEGATIVE_INFINITY : ms;
+  };
+  const ordered = [...marked].sort(
+    (a, b) => created(b) - created(a) || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0),
+  );
+  const certain = marked.length === 1 || marked.every((c) => Number.isFinite(created(c)));
+  return { name: ordered[0]!.name, marked: ordered.map((c) => c.name), certain };
+}
+
+/** A raw IngressClass object as a candidate. */
+export function classCandidate(cls: RawObject): ClassCandidate {
+  const metadata = rec(cls.metadata);
+  return {
+    name: str(metadata.name) ?? '',
+    isDefault: rec(metadata.annotations)[DEFAULT_CLASS_ANNOTATION] === 'true',
+    creationTimestamp: str(metadata.creationTimestamp),
+  };
+}

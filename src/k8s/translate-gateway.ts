@@ -20,7 +20,7 @@ import { DEFAULT_SERVER_SETTINGS } from '../config/server-settings.ts';
 import { type IngressAccess, locationAccess, parseAccessAnnotations } from './access-annotations.ts';
 import { type IngressAnnotations, parseControllerConfigMap, parseIngressAnnotations } from './annotations.ts';
 import { annotationField, formatFieldPath } from './field-path.ts';
-import { LEGACY_CLASS_ANNOTATION } from './ingress-class.ts';
+import { DEFAULT_CLASS_ANNOTATION, defaultIngressClass, LEGACY_CLASS_ANNOTATION } from './ingress-class.ts';
 import { isLocationInLocationList } from './location-list.ts';
 import { applyHeaderSettings, type ConfigMapLookup, readCustomHeaders } from './header-settings.ts';
 import { readProxySsl } from './proxy-ssl.ts';
@@ -226,20 +226,21 @@ export function selectIngresses(
       `IngressClass "${ingressClass}" names controller ${JSON.stringify(requested.controller)}, not ${INGRESS_NGINX_CONTROLLER}; keepip serves its Ingresses because it was asked to`,
     );
   }
-  const defaults = input.ingressClasses
-    .filter((c) => c.isDefault && c.controller === INGRESS_NGINX_CONTROLLER)
-    .sort((a, b) => compare(a.meta.name, b.meta.name));
-  if (defaults.length > 1) {
+  const chosen = defaultIngressClass(
+    input.ingressClasses.map((c) => ({ ...c.meta, isDefault: c.isDefault })),
+  );
+  if (chosen !== null && chosen.marked.length > 1) {
+    const second = input.ingressClasses.find((c) => c.meta.name === chosen.marked[1]);
     issue(
       issues,
       'warning',
       'MULTIPLE_DEFAULT_INGRESS_CLASSES',
-      defaults[1]!.origin,
-      annotationField('ingressclass.kubernetes.io/is-default-class'),
-      `more than one default IngressClass for ${INGRESS_NGINX_CONTROLLER}; using "${defaults[0]!.meta.name}"`,
+      second?.origin ?? null,
+      annotationField(DEFAULT_CLASS_ANNOTATION),
+      `${chosen.marked.length} IngressClasses are marked default (${chosen.marked.join(', ')}); Ingresses without a class get "${chosen.name}", the newest${chosen.certain ? '' : ' (a class without creationTimestamp counts as the oldest, equal ones by name)'}, as the API server gives it`,
     );
   }
-  const fallback = defaults[0]?.meta.name ?? null;
+  const fallback = chosen?.name ?? null;
   const served: IngressView[] = [];
   for (const ing of input.ingresses) {
     const legacy = ing.meta.annotations[LEGACY_CLASS_ANNOTATION] ?? null;

@@ -161,8 +161,17 @@ test("ingress-nginx's class rule over the manifests: ingressClassName, the legac
   );
   assert.match(
     match(`${twoDefaults}---\n${ingress('', '')}`),
-    /^unmatched: .*2 IngressClasses are marked default \(nginx, internal-nginx\)/,
+    /^unmatched: .*2 IngressClasses are marked default \(internal-nginx, nginx\), not all with a creationTimestamp/,
   );
+  // With creation times, the newest default is the one the API server sets.
+  const dated = (newer: string) =>
+    twoDefaults
+      .replace(`name: ${newer}\n`, `name: ${newer}\n  creationTimestamp: "2025-06-01T00:00:00Z"\n`)
+      .replace(/name: (nginx|internal-nginx)\n  annotations/g, (line, name) =>
+        name === newer ? line : line.replace('\n', '\n  creationTimestamp: "2025-01-01T00:00:00Z"\n'),
+      );
+  assert.equal(match(`${dated('nginx')}---\n${ingress('', '')}`), external);
+  assert.equal(match(`${dated('internal-nginx')}---\n${ingress('', '')}`), internal);
   // No class and no default: only --watch-ingress-without-class takes it.
   assert.match(
     match(`${CONTROLLERS}---\n${ingress('', '')}`),

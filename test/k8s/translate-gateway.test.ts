@@ -39,12 +39,50 @@ test('class filter: spec.ingressClassName, then the legacy annotation, then the 
   );
 });
 
-test('an IngressClass of another controller is not a default for ingress-nginx', () => {
+test("the default IngressClass is given by name, as admission sets spec.ingressClassName: another controller's class of our name is served, with its warning", () => {
   const yaml =
     'apiVersion: networking.k8s.io/v1\nkind: IngressClass\nmetadata:\n  name: nginx\n  annotations: {ingressclass.kubernetes.io/is-default-class: "true"}\nspec: {controller: example.com/other}\n---\n' +
     ingress({ name: 'no-class', className: null });
   const t = topologyOf(yaml);
-  assert.deepEqual(t.gateway.virtualHosts, []);
+  assert.equal(t.gateway.virtualHosts.length, 1);
+  assert.ok(codes(t.issues).includes('INGRESS_CLASS_OTHER_CONTROLLER'));
+});
+
+test("several default IngressClasses: the newest is given, equal times by name, as the API server does (any controller's)", () => {
+  const cls = (name: string, controller: string, created: string | null) =>
+    `apiVersion: networking.k8s.io/v1\nkind: IngressClass\nmetadata:\n  name: ${name}\n${created === null ? '' : `  creationTimestamp: "${created}"\n`}  annotations: {ingressclass.kubernetes.io/is-default-class: "true"}\nspec: {controller: ${controller}}\n---\n`;
+  const noClass = ingress({ name: 'no-class', className: null });
+  // traefik's class is newer: the Ingress is traefik's, not served.
+  const traefikNewer = topologyOf(
+    cls('nginx', 'k8s.io/ingress-nginx', '2025-01-01T00:00:00Z') +
+      cls('traefik', 'traefik.io/ingress-controller', '2025-06-01T00:00:00Z') +
+      noClass,
+  );
+  assert.deepEqual(traefikNewer.gateway.virtualHosts, []);
+  const warning = traefikNewer.issues.find((i) => i.code === 'MULTIPLE_DEFAULT_INGRESS_CLASSES');
+  assert.match(
+    warning?.message ?? '',
+    /2 IngressClasses are marked default \(traefik, nginx\); Ingresses without a class get "traefik", the newest/,
+  );
+  assert.ok(codes(traefikNewer.issues).includes('INGRESS_NOT_SERVED'));
+  // ingress-nginx's class is newer: served.
+  const nginxNewer = topologyOf(
+    cls('nginx', 'k8s.io/ingress-nginx', '2025-06-01T00:00:00Z') +
+      cls('traefik', 'traefik.io/ingress-controller', '2025-01-01T00:00:00Z') +
+      noClass,
+  );
+  assert.equal(nginxNewer.gateway.virtualHosts.length, 1);
+  // No times: by name ("nginx" before "traefik"), and the warning says the order is a guess.
+  const undated = topologyOf(
+    cls('traefik', 'traefik.io/ingress-controller', null) +
+      cls('nginx', 'k8s.io/ingress-nginx', null) +
+      noClass,
+  );
+  assert.equal(undated.gateway.virtualHosts.length, 1);
+  assert.match(
+    undated.issues.find((i) => i.code === 'MULTIPLE_DEFAULT_INGRESS_CLASSES')?.message ?? '',
+    /without creationTimestamp counts as the oldest/,
+  );
 });
 
 test('merge per host: oldest Ingress first, a duplicate path keeps the first and warns', () => {
