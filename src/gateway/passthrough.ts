@@ -8,7 +8,7 @@
 // one when a connection cannot be made. One access log line per connection, stream-style.
 import net from 'node:net';
 import type { LocationModel } from '../config/model.ts';
-import { resetSocket } from '../lb/socket-reset.ts';
+import { relayConnected } from '../lb/flow.ts';
 import { type AccessDecision, type AccessPolicy, compileAccessPolicy } from '../net/access-policy.ts';
 import { formatHostPort } from '../net/host-port.ts';
 import { formatMsAsSeconds, formatTimeLocal } from './access-log.ts';
@@ -211,9 +211,10 @@ function dial(ctx: PassthroughContext, snap: GatewaySnapshot, d: Dialing): void 
 }
 
 /**
- * Bytes both ways (the hello first), each side paused while the other cannot take more; an end is
- * passed on as an end (half-close), a reset or error as a reset; idle both ways for
- * PASSTHROUGH_IDLE_TIMEOUT_MS closes both. The access log line is written once both sides are closed.
+ * Bytes both ways (the hello first) as an lb flow relays them (src/lb/flow.ts): each side paused while
+ * the other cannot take more, an end passed on as an end (half-close), a reset or error as a reset,
+ * idle both ways for PASSTHROUGH_IDLE_TIMEOUT_MS resets both. The access log line is written once
+ * both sides are closed.
  */
 function pipe(
   ctx: PassthroughContext,
@@ -224,33 +225,16 @@ function pipe(
   s: Session,
 ): void {
   upstream.write(hello);
-  const relay = (from: net.Socket, to: net.Socket, count: (n: number) => void) => {
-    from.on('data', (chunk: Buffer) => {
-      count(chunk.length);
-      if (!to.write(chunk)) from.pause();
-    });
-    to.on('drain', () => from.resume());
-    from.on('end', () => to.end());
-    from.on('error', () => resetSocket(to));
-    from.setTimeout(PASSTHROUGH_IDLE_TIMEOUT_MS, () => {
-      resetSocket(client);
-      resetSocket(upstream);
-    });
-  };
-  relay(client, upstream, (n) => {
-    s.bytesFromClient += n;
+  const counters = { bytesToTarget: 0, bytesToClient: 0 };
+  relayConnected({
+    client,
+    target: upstream,
+    idleTimeoutMs: PASSTHROUGH_IDLE_TIMEOUT_MS,
+    counters,
+    onEnd: () => {
+      s.bytesFromClient += counters.bytesToTarget;
+      s.bytesToClient = counters.bytesToClient;
+      logSession(ctx, snap, s);
+    },
   });
-  relay(upstream, client, (n) => {
-    s.bytesToClient += n;
-  });
-  let open = 2;
-  const closed = (other: net.Socket, self: net.Socket) => () => {
-    // A side gone without its end first (a reset, a destroy) takes the other down: nobody reads it.
-    if (!self.readableEnded) resetSocket(other);
-    open -= 1;
-    if (open === 0) logSession(ctx, snap, s);
-  };
-  client.once('close', closed(upstream, client));
-  upstream.once('close', closed(client, upstream));
-  client.resume();
 }

@@ -220,19 +220,74 @@ export function startFlow(spec: FlowSpec): Flow {
   const idleWheel = deadlineWheel(spec.idleTimeoutMs);
   idleWheel.add(idle);
   const connecting = connectWithHeader(spec, flow, finish);
-  passOnEndsAndResets(flow, finish);
-  passOnCloses(
-    spec,
-    flow,
-    () => endReason,
-    () => {
-      idleWheel.delete(idle);
-      connecting.stop();
-      for (const pump of pumps) pump.release();
-    },
-  );
+  passOnEndsAndResets(client, target, finish);
+  passOnCloses(client, target, () => {
+    idleWheel.delete(idle);
+    connecting.stop();
+    for (const pump of pumps) pump.release();
+    spec.onEnd(flow, endReason);
+  });
   client.resume(); // accepted paused: read only once every handler is in place
   return flow;
+}
+
+/** Two sockets already connected to each other's peers, relayed as a flow's data phase. */
+export interface RelaySpec {
+  client: net.Socket;
+  target: net.Socket;
+  idleTimeoutMs: number;
+  counters: FlowCounters;
+  onEnd(reason: FlowEndReason): void;
+}
+
+/**
+ * The data phase of a flow for a connection made elsewhere (ssl-passthrough dials its endpoints
+ * itself, the next one after a refusal): Node's 'data' events both ways with backpressure, and the
+ * flow's half-closes, resets, idle deadline (no read on either side) and end, once both sides closed.
+ */
+export function relayConnected(spec: RelaySpec): { abort(): void } {
+  const { client, target, counters } = spec;
+  const idle: Deadline = { active: false, since: 0, expire: () => {} };
+  let endReason: FlowEndReason = 'closed';
+  const finish = (reason: FlowEndReason) => {
+    if (endReason === 'closed') endReason = reason;
+  };
+  const resetBoth = (reason: FlowEndReason) => {
+    finish(reason);
+    resetSocket(client);
+    resetSocket(target);
+  };
+  idle.expire = () => resetBoth('idle');
+  relayData(client, target, idle, (n) => {
+    counters.bytesToTarget += n;
+  });
+  relayData(target, client, idle, (n) => {
+    counters.bytesToClient += n;
+  });
+  const idleWheel = deadlineWheel(spec.idleTimeoutMs);
+  idleWheel.add(idle);
+  target.on('error', () => {
+    finish('target-reset');
+    resetSocket(client);
+  });
+  passOnEndsAndResets(client, target, finish);
+  passOnCloses(client, target, () => {
+    idleWheel.delete(idle);
+    spec.onEnd(endReason);
+  });
+  client.resume();
+  target.resume();
+  return { abort: () => resetBoth('aborted') };
+}
+
+/** One direction on Node's 'data' events: no read from `from` while `to` holds more than it takes. */
+function relayData(from: net.Socket, to: net.Socket, idle: Deadline, count: (n: number) => void): void {
+  from.on('data', (chunk: Buffer) => {
+    idle.active = true;
+    count(chunk.length);
+    if (!to.write(chunk)) from.pause();
+  });
+  to.on('drain', () => from.resume());
 }
 
 interface Sides {
@@ -296,12 +351,9 @@ function openSides(spec: FlowSpec, idle: Deadline): Sides {
     }
   }
   if (clientReads === 'node') {
-    client.on('data', (chunk: Buffer) => {
-      idle.active = true;
-      counters.bytesToTarget += chunk.length;
-      if (!target.write(chunk)) client.pause();
+    relayData(client, target, idle, (n) => {
+      counters.bytesToTarget += n;
     });
-    target.on('drain', () => client.resume());
   }
   return { client, target, clientReads, pumps };
 }
@@ -361,8 +413,11 @@ function passOnEnd(to: net.Socket): void {
 }
 
 /** Half-closes pass on as half-closes, resets as resets. */
-function passOnEndsAndResets(flow: NetFlow, finish: (reason: FlowEndReason) => void): void {
-  const { client, upstream: target } = flow;
+function passOnEndsAndResets(
+  client: net.Socket,
+  target: net.Socket,
+  finish: (reason: FlowEndReason) => void,
+): void {
   client.on('end', () => passOnEnd(target));
   target.on('end', () => passOnEnd(client));
   client.on('error', () => {
@@ -372,21 +427,14 @@ function passOnEndsAndResets(flow: NetFlow, finish: (reason: FlowEndReason) => v
 }
 
 /** The flow ends once both sides have closed; a side gone without a half-close takes the other down. */
-function passOnCloses(
-  spec: FlowSpec,
-  flow: NetFlow,
-  endReason: () => FlowEndReason,
-  cleanUp: () => void,
-): void {
-  const { client, upstream: target } = flow;
+function passOnCloses(client: net.Socket, target: net.Socket, ended: () => void): void {
   let clientClosed = false;
   let upstreamClosed = false;
-  let ended = false;
+  let done = false;
   const maybeEnd = () => {
-    if (clientClosed && upstreamClosed && !ended) {
-      ended = true;
-      cleanUp();
-      spec.onEnd(flow, endReason());
+    if (clientClosed && upstreamClosed && !done) {
+      done = true;
+      ended();
     }
   };
   client.on('close', () => {

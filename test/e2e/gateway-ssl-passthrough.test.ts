@@ -34,6 +34,7 @@ const fixture = (name: string) =>
 /** A recorded ClientHello naming pass.example.com (openssl s_client), and one naming curl.example.com. */
 const PASS_HELLO = fixture('openssl-sni-alpn');
 const RAW_HELLO = fixture('curl-sni');
+const RESET_MARKER = 'keepip-test: reset now';
 
 /** The CN `openssl s_client` is shown for `servername`, or null when the connection was refused. */
 async function peerCommonName(port: number, args: string[]): Promise<string | null> {
@@ -111,8 +112,14 @@ describe('ssl-passthrough', () => {
     });
     await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
     // A raw backend that echoes every byte back (with backpressure) and ends after the client's end.
+    // Once RESET_MARKER has come through (anywhere in the stream), it resets the connection instead.
     raw = net.createServer({ allowHalfOpen: true }, (socket) => {
       socket.on('error', () => socket.destroy());
+      let tail = '';
+      socket.on('data', (chunk: Buffer) => {
+        tail = (tail + chunk.toString('latin1')).slice(-RESET_MARKER.length * 2);
+        if (tail.includes(RESET_MARKER)) socket.resetAndDestroy();
+      });
       socket.pipe(socket);
     });
     await new Promise<void>((resolve) => raw.listen(0, '127.0.0.1', resolve));
@@ -222,6 +229,23 @@ describe('ssl-passthrough', () => {
     assert.equal(digest(conn.received()), digest(sent));
     await gw.access.waitFor(
       new RegExp(`TCP 200 ${sent.length} ${sent.length} [\\d.]+ "curl\\.example\\.com" .* default/raw$`),
+    );
+  });
+
+  test("the backend's reset reaches the client as a reset, and the session is logged", async () => {
+    const conn = await openRaw({ host: '127.0.0.1', port: gw.httpsPort });
+    const errors: string[] = [];
+    conn.socket.on('error', (error: NodeJS.ErrnoException) => errors.push(error.code ?? error.message));
+    conn.socket.write(RAW_HELLO);
+    // The echo proves the relay is up before the backend resets it.
+    await conn.until((got) => got.length >= RAW_HELLO.length);
+    conn.socket.write(RESET_MARKER);
+    await conn.whenClosed();
+    assert.deepEqual(errors, ['ECONNRESET']);
+    await gw.access.waitFor(
+      new RegExp(
+        `TCP 200 \\d+ ${RAW_HELLO.length + RESET_MARKER.length} [\\d.]+ "curl\\.example\\.com" .* default/raw$`,
+      ),
     );
   });
 
