@@ -42,7 +42,7 @@ import {
   serveFromErrorBackend,
 } from './custom-errors.ts';
 import { addResponseHeaders, needsResponseWrapper } from './response-headers.ts';
-import { proxyUpgrade, type UpgradeOutcome } from './websocket.ts';
+import { proxyUpgrade, type UpgradeOutcome, upstreamUpgrade } from './websocket.ts';
 
 export type { HandlerContext, RequestHandler } from './exchange.ts';
 
@@ -223,10 +223,11 @@ function tunnel(
   admitted: Admitted,
 ): void {
   const headers = upstreamHeaders(req, ex, admitted);
-  // As ingress-nginx: `Upgrade $http_upgrade` and `Connection $connection_upgrade`.
-  const upgrade = req.headers.upgrade;
-  if (upgrade !== undefined) headers.upgrade = upgrade;
-  headers.connection = 'upgrade';
+  // As ingress-nginx: `Upgrade $http_upgrade` and `Connection $connection_upgrade`; except h2c, which
+  // is never offered (upstreamUpgrade): that request goes as a plain one, its answer then the close.
+  const upgrade = req.headers.upgrade === undefined ? undefined : upstreamUpgrade(req.headers.upgrade);
+  if (upgrade != null) headers.upgrade = upgrade;
+  headers.connection = upgrade === null ? 'close' : 'upgrade';
   const readTimeoutMs = admitted.location?.proxyReadTimeoutMs ?? ex.snap.settings.proxyReadTimeoutMs;
   const request = {
     upstream: admitted.upstream!,

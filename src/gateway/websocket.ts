@@ -39,6 +39,20 @@ export interface UpgradeOutcome {
 
 const CRLF = '\r\n';
 
+/**
+ * The Upgrade value a backend is offered for the client's: the same, or null when it names h2c
+ * (h2c smuggling: a backend that switched to HTTP/2 would take, inside the tunnel, requests no
+ * location has checked, so the request goes upstream as a plain one instead).
+ */
+export function upstreamUpgrade(value: string | string[]): string | string[] | null {
+  const tokens = (Array.isArray(value) ? value.join(',') : value).split(',');
+  for (const token of tokens) {
+    const name = token.trim().toLowerCase();
+    if (name === 'h2c' || name.startsWith('h2c/')) return null;
+  }
+  return value;
+}
+
 function requestHead(request: UpgradeRequest): string {
   let head = `${request.method} ${request.path} HTTP/1.1${CRLF}`;
   for (const name in request.headers) {

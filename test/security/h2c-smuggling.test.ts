@@ -1,0 +1,141 @@
+// h2c smuggling (BishopFox, 2020): an HTTP/1.1 `Upgrade: h2c` request to a location the client may
+// reach, passed on to a backend that speaks h2c, turns the connection into an HTTP/2 tunnel; every
+// request inside it then reaches the backend without passing a location, so a per-path allowlist
+// (here /admin) is bypassed. nginx with ingress-nginx's `Upgrade $http_upgrade` passes the upgrade
+// on; keepip never offers h2c upstream: the request goes without Upgrade, its answer is the client's,
+// and no tunnel is opened. WebSocket upgrades are unchanged (control).
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import http from 'node:http';
+import http2 from 'node:http2';
+import type net from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import { startTestGateway, type TestGateway } from '../fixtures/gateway/harness.ts';
+import { ingress, serviceWithEndpoints, topologyOf } from '../fixtures/gateway/manifests.ts';
+import { rawExchange } from '../helpers/net.ts';
+import { requireBinary } from '../helpers/process.ts';
+
+const HOST = 'app.example';
+const CLIENT = '127.0.0.61';
+
+/** A backend that switches to h2c (or WebSocket) on any upgrade, and records what reached it. */
+async function h2cBackend() {
+  const seen: string[] = [];
+  const tunnel = http2.createServer();
+  tunnel.on('stream', (stream, headers) => {
+    seen.push(`h2 ${headers[':path']}`);
+    stream.respond({ ':status': 200 });
+    stream.end(`secret ${headers[':path']}`);
+  });
+  const server = http.createServer((req, res) => {
+    seen.push(`h1 ${req.url} upgrade=${req.headers.upgrade ?? '-'}`);
+    res.end(`public ${req.url}`);
+  });
+  server.on('upgrade', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
+    const protocol = String(req.headers.upgrade);
+    seen.push(`upgrade ${req.url} ${protocol}`);
+    socket.write(`HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${protocol}\r\n\r\n`);
+    if (/h2c/i.test(protocol)) {
+      if (head.length > 0) socket.unshift(head);
+      tunnel.emit('connection', socket);
+    } else socket.end();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    seen,
+    port: (server.address() as net.AddressInfo).port,
+    close: async () => {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+      tunnel.close();
+    },
+  };
+}
+
+function h2cUpgrade(path: string, upgrade: string): string {
+  return (
+    `GET ${path} HTTP/1.1\r\nHost: ${HOST}\r\nUpgrade: ${upgrade}\r\n` +
+    'HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\nConnection: Upgrade, HTTP2-Settings\r\n\r\n'
+  );
+}
+
+describe('h2c smuggling: an Upgrade: h2c never opens a tunnel past the locations', () => {
+  let backend: Awaited<ReturnType<typeof h2cBackend>>;
+  let gw: TestGateway;
+
+  before(async () => {
+    backend = await h2cBackend();
+    gw = await startTestGateway(
+      topologyOf([
+        ...serviceWithEndpoints({ name: 'app', ports: [backend.port] }),
+        ingress({
+          name: 'admin',
+          host: HOST,
+          paths: [{ path: '/admin', service: 'app', port: 80 }],
+          annotations: { 'whitelist-source-range': '10.0.0.0/8' },
+        }),
+        ingress({ name: 'public', host: HOST, paths: [{ path: '/', service: 'app', port: 80 }] }),
+      ]),
+    );
+  });
+
+  after(async () => {
+    await gw.close();
+    await backend.close();
+  });
+
+  for (const upgrade of ['h2c', 'H2C', 'websocket, h2c']) {
+    it(`Upgrade: ${upgrade} on an allowed path: the backend answers it as a plain request, no 101, then the close`, async () => {
+      backend.seen.length = 0;
+      const reply = await rawExchange({
+        host: '127.0.0.1',
+        port: gw.httpPort,
+        localAddress: CLIENT,
+        payload: h2cUpgrade('/', upgrade),
+        timeoutMs: 5_000,
+      });
+      const text = reply.received.toString('latin1');
+      assert.match(text, /^HTTP\/1\.1 200 OK\r\n/);
+      assert.match(text, /public \/$/);
+      assert.equal(reply.closedByServer, true);
+      assert.deepEqual(backend.seen, ['h1 / upgrade=-']);
+      await gw.access.waitFor(/^127\.0\.0\.61 .*"GET \/ HTTP\/1\.1" 200 /);
+    });
+  }
+
+  it('the denied path stays denied (control: /admin is 403 from this client)', async () => {
+    const reply = await rawExchange({
+      host: '127.0.0.1',
+      port: gw.httpPort,
+      localAddress: CLIENT,
+      payload: `GET /admin HTTP/1.1\r\nHost: ${HOST}\r\nConnection: close\r\n\r\n`,
+      timeoutMs: 5_000,
+    });
+    assert.match(reply.received.toString('latin1'), /^HTTP\/1\.1 403 /);
+  });
+
+  it('curl --http2 over plain HTTP (it offers h2c) gets the HTTP/1.1 answer', async () => {
+    const curl = requireBinary('curl');
+    const out = await new Promise<string>((resolve, reject) =>
+      execFile(
+        curl,
+        ['-sS', '--http2', '--interface', CLIENT, '-H', `Host: ${HOST}`, `http://127.0.0.1:${gw.httpPort}/x`],
+        (error, stdout) => (error ? reject(error) : resolve(stdout)),
+      ),
+    );
+    assert.equal(out, 'public /x');
+  });
+
+  it('WebSocket upgrades still switch (control)', async () => {
+    backend.seen.length = 0;
+    const reply = await rawExchange({
+      host: '127.0.0.1',
+      port: gw.httpPort,
+      localAddress: CLIENT,
+      payload: `GET /ws HTTP/1.1\r\nHost: ${HOST}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n`,
+      timeoutMs: 5_000,
+    });
+    assert.match(reply.received.toString('latin1'), /^HTTP\/1\.1 101 /);
+    assert.deepEqual(backend.seen, ['upgrade /ws websocket']);
+  });
+});
