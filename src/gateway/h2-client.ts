@@ -1,12 +1,18 @@
 // HTTP/2 to a backend (backend-protocol GRPC: cleartext with prior knowledge; GRPCS: TLS with ALPN h2,
 // not verified and without SNI, as ingress-nginx's grpc_pass): keep-alive sessions per endpoint, each
-// carrying many requests at once up to the backend's SETTINGS_MAX_CONCURRENT_STREAMS, a new session
-// only when every open one is full. It speaks the proxy's dispatcher protocol (h1-client.ts), with the
+// carrying many requests at once up to the backend's SETTINGS_MAX_CONCURRENT_STREAMS (at most 100), a
+// new session only when every open one is full. It speaks the proxy's dispatcher protocol (h1-client.ts), with the
 // response trailers handed to onResponseEnd (gRPC's grpc-status and grpc-message travel there).
 //
 // Timeouts as nginx's grpc_* ones, from the location's proxy-* values: the connect timeout per session,
 // the read timeout once the request is sent (or the response started) and between two reads, the
 // send timeout while the backend's flow-control window holds the request body back.
+//
+// A session carries many clients' calls, so the streams the gateway resets on it (clients that cancel,
+// timeouts) are bounded: backends drop a connection that takes too many (nghttp2, and so Node and
+// grpc-js: a burst of 1000; Envoy: half of 500 streams), which would fail every call on it. After
+// RESETS_PER_SESSION resets a session takes no new stream and closes once its streams are done; with at
+// most MAX_STREAMS_PER_SESSION in flight, no session ever takes more than the sum of the two.
 import http2, { type ClientHttp2Session, type ClientHttp2Stream } from 'node:http2';
 import { formatHostPort } from '../net/host-port.ts';
 import type {
@@ -17,6 +23,11 @@ import type {
 } from './h1-client.ts';
 
 const { NGHTTP2_CANCEL } = http2.constants;
+
+/** Streams in flight on one backend session, at most (fewer when the backend's SETTINGS say so). */
+const MAX_STREAMS_PER_SESSION = 100;
+/** Streams the gateway resets on one session before it takes no new ones (see the module comment). */
+const RESETS_PER_SESSION = 100;
 
 export interface H2PoolOptions {
   address: string;
@@ -53,6 +64,8 @@ class H2Exchange implements UpstreamController {
   readonly options: UpstreamDispatchOptions;
   readonly handler: UpstreamHandler;
   readonly #sendTimeoutMs: number;
+  /** Told each time this exchange resets its stream on the session. */
+  readonly #onReset: () => void;
   #stream: ClientHttp2Stream | null = null;
   #settled = false;
   #started = false;
@@ -60,10 +73,16 @@ class H2Exchange implements UpstreamController {
   #timer: NodeJS.Timeout | null = null;
   #sendTimer: NodeJS.Timeout | null = null;
 
-  constructor(options: UpstreamDispatchOptions, handler: UpstreamHandler, sendTimeoutMs: number) {
+  constructor(
+    options: UpstreamDispatchOptions,
+    handler: UpstreamHandler,
+    sendTimeoutMs: number,
+    onReset: () => void = () => {},
+  ) {
     this.options = options;
     this.handler = handler;
     this.#sendTimeoutMs = sendTimeoutMs;
+    this.#onReset = onReset;
   }
 
   get settled(): boolean {
@@ -73,7 +92,10 @@ class H2Exchange implements UpstreamController {
   abort(reason: Error): void {
     if (this.#settled) return;
     const stream = this.#stream;
-    if (stream !== null && !stream.destroyed) stream.close(NGHTTP2_CANCEL);
+    if (stream !== null && !stream.destroyed) {
+      stream.close(NGHTTP2_CANCEL);
+      this.#onReset();
+    }
     this.fail(reason);
   }
 
@@ -233,6 +255,8 @@ interface PooledSession {
   /** GOAWAY received or closing: no new streams. */
   closing: boolean;
   active: number;
+  /** Streams the gateway reset on this session (RESETS_PER_SESSION). */
+  resets: number;
   /** Requests waiting for the connection to be made. */
   waiting: H2Exchange[];
   idleTimer: NodeJS.Timeout | null;
@@ -269,7 +293,9 @@ export class H2Pool implements UpstreamDispatcher {
       clearTimeout(pooled.idleTimer);
       pooled.idleTimer = null;
     }
-    const exchange = new H2Exchange(options, this.#counted(pooled, handler), sendTimeoutMs);
+    const exchange = new H2Exchange(options, this.#counted(pooled, handler), sendTimeoutMs, () =>
+      this.#reset(pooled),
+    );
     if (pooled.connected) exchange.start(pooled.session, this.#scheme);
     else pooled.waiting.push(exchange);
   }
@@ -301,12 +327,22 @@ export class H2Pool implements UpstreamDispatcher {
     };
   }
 
-  /** A session with room for one more stream (the backend's SETTINGS_MAX_CONCURRENT_STREAMS). */
+  /** The gateway reset a stream on `pooled`: past the budget, it takes no new stream and closes when done. */
+  #reset(pooled: PooledSession): void {
+    pooled.resets += 1;
+    if (pooled.resets < RESETS_PER_SESSION || pooled.closing) return;
+    pooled.closing = true;
+    if (pooled.idleTimer !== null) clearTimeout(pooled.idleTimer);
+    pooled.idleTimer = null;
+    if (!pooled.session.destroyed) pooled.session.close();
+  }
+
+  /** A session with room for one more stream (the backend's SETTINGS_MAX_CONCURRENT_STREAMS, at most 100). */
   #pick(): PooledSession | null {
     for (const pooled of this.#sessions) {
       if (pooled.closing || pooled.session.destroyed) continue;
-      const limit = pooled.connected ? (pooled.session.remoteSettings.maxConcurrentStreams ?? 100) : 100;
-      if (pooled.active < limit) return pooled;
+      const remote = pooled.connected ? pooled.session.remoteSettings.maxConcurrentStreams : undefined;
+      if (pooled.active < Math.min(remote ?? MAX_STREAMS_PER_SESSION, MAX_STREAMS_PER_SESSION)) return pooled;
     }
     return null;
   }
@@ -323,6 +359,7 @@ export class H2Pool implements UpstreamDispatcher {
       connected: false,
       closing: false,
       active: 0,
+      resets: 0,
       waiting: [],
       idleTimer: null,
     };
