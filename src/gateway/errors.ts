@@ -239,6 +239,12 @@ export const GATEWAY_CODES = {
     summary: 'a CONNECT request (or WebSocket over HTTP/2, RFC 8441) on an HTTP/2 connection: refused (400)',
     fix: 'use WebSocket over HTTP/1.1 (the TLS listener offers http/1.1 in ALPN)',
   },
+  H2_BAD_METHOD: {
+    kind: 'outcome',
+    summary:
+      'an HTTP/2 request whose :method is not upper-case letters, _ and - (as nginx): refused (400), never passed on as a request line',
+    fix: 'nothing on the gateway; the client sends a method no HTTP/1.1 backend would take as such',
+  },
   H2_RAPID_RESET: {
     kind: 'outcome',
     summary:

@@ -112,14 +112,30 @@ export type H2Code =
   | 'H2_HEADER_FIELD_TOO_LARGE'
   | 'H2_HEADER_LIST_TOO_LARGE'
   | 'H2_CONNECT'
+  | 'H2_BAD_METHOD'
   | 'H2_RAPID_RESET'
   | 'H2_CONTROL_FLOOD'
   | 'H2_PROTOCOL_ERROR';
 
-/** Why a stream is refused before the pipeline, or null: CONNECT, a field or header list over the limits. */
+/**
+ * A `:method` nginx takes: upper-case letters, `_` and `-` (nghttp2 lets any token through). It becomes
+ * the backend's request line: a backend that upper-cased `post` would run what the gateway took for
+ * idempotent (and retried).
+ */
+function nginxMethod(method: string): boolean {
+  for (let i = 0; i < method.length; i++) {
+    const c = method.charCodeAt(i);
+    if ((c < 0x41 || c > 0x5a) && c !== 0x5f && c !== 0x2d) return false;
+  }
+  return method.length > 0;
+}
+
+/** Why a stream is refused before the pipeline, or null: CONNECT, a bad method, a field or header list over the limits. */
 function refusal(req: H2Request, settings: Http2Settings): { status: number; reason: string } | null {
   if (req.method === 'CONNECT')
     return { status: 400, reason: coded('H2_CONNECT', 'client sent CONNECT over HTTP/2', '') };
+  if (!nginxMethod(req.method))
+    return { status: 400, reason: coded('H2_BAD_METHOD', 'client sent invalid method', '') };
   const raw = req.rawHeaders;
   // RFC 9113 §6.5.2: each field counts its name, its value and 32 octets (pseudo-headers included).
   let total = req.method.length + req.url.length + 7 + 32 * 3;
