@@ -23,14 +23,17 @@ export class UpgradeAnswer {
   status = 0;
   readonly #method: string;
   readonly #maxHeadBytes: number;
+  /** Whether the request offered an upgrade: without one, a 101 is an error, never a tunnel. */
+  readonly #offered: boolean;
   #pending: Buffer | null = null;
   #framing: BodyFraming | null = null;
   #remaining = 0;
   #chunked: ChunkedDecoder | null = null;
 
-  constructor(method: string, maxHeadBytes: number) {
+  constructor(method: string, maxHeadBytes: number, offered = true) {
     this.#method = method;
     this.#maxHeadBytes = maxHeadBytes;
+    this.#offered = offered;
   }
 
   /** Feeds bytes from the backend; what belongs to the client goes to `forward`, in order. */
@@ -52,6 +55,10 @@ export class UpgradeAnswer {
       const parsed = parseResponseHead(buf.toString('latin1', 0, end), this.#method, true);
       if (!parsed.ok) return { kind: 'error', message: parsed.error.message };
       if (parsed.head.status === 101) {
+        // RFC 9110 15.2.2: a server switches only to a protocol the request offered (an h2c request
+        // goes upstream without Upgrade: websocket.ts).
+        if (!this.#offered)
+          return { kind: 'error', message: 'upstream switched protocols without being offered an upgrade' };
         this.status = 101;
         forward(buf);
         return { kind: 'switched' };

@@ -177,7 +177,8 @@ class UpgradeExchange {
     // Bytes the client sent after its request head are held until the backend switches protocols:
     // if it refuses (anything but 101), they would be a request the gateway never routed or checked.
     socket.write(this.#headText);
-    const answer = new UpgradeAnswer(this.#request.method, maxHeaderSize);
+    const offered = this.#request.headers.upgrade !== undefined;
+    const answer = new UpgradeAnswer(this.#request.method, maxHeaderSize, offered);
     const onData = (chunk: Buffer) => {
       const step = answer.feed(chunk, this.#toClient);
       if (step.kind === 'more') return;

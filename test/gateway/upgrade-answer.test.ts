@@ -33,6 +33,23 @@ test('101 switches once its head is complete, with the tunnel bytes after it for
   assert.equal(result.out, `${head}\x81\x02hi`);
 });
 
+test('a 101 to a request that offered no upgrade is an error: nothing forwarded, no tunnel', () => {
+  const answer = new UpgradeAnswer('GET', 16 * 1024, false);
+  const out: Buffer[] = [];
+  const step = answer.feed(
+    Buffer.from(
+      'HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\nPRI',
+      'latin1',
+    ),
+    (bytes) => out.push(bytes),
+  );
+  assert.deepEqual(step, {
+    kind: 'error',
+    message: 'upstream switched protocols without being offered an upgrade',
+  });
+  assert.equal(out.length, 0);
+});
+
 test('a refusal with Content-Length is done at its last byte; what follows is not forwarded', () => {
   const result = feed([
     'HTTP/1.1 403 Forbidden\r\ncontent-length: 5\r\n\r\nno',

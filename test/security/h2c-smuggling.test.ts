@@ -3,12 +3,13 @@
 // request inside it then reaches the backend without passing a location, so a per-path allowlist
 // (here /admin) is bypassed. nginx with ingress-nginx's `Upgrade $http_upgrade` passes the upgrade
 // on; keepip never offers h2c upstream: the request goes without Upgrade, its answer is the client's,
-// and no tunnel is opened. WebSocket upgrades are unchanged (control).
+// and no tunnel is opened; a backend that switches protocols all the same gets no tunnel either (502).
+// WebSocket upgrades are unchanged (control).
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import http from 'node:http';
 import http2 from 'node:http2';
-import type net from 'node:net';
+import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { startTestGateway, type TestGateway } from '../fixtures/gateway/harness.ts';
 import { ingress, serviceWithEndpoints, topologyOf } from '../fixtures/gateway/manifests.ts';
@@ -52,6 +53,20 @@ async function h2cBackend() {
   };
 }
 
+/** A backend that answers 101 to anything, offered an upgrade or not, then speaks HTTP/2. */
+async function switchingBackend() {
+  const requests: string[] = [];
+  const server = net.createServer((socket) => {
+    socket.on('error', () => socket.destroy());
+    socket.once('data', (chunk: Buffer) => {
+      requests.push(chunk.toString('latin1'));
+      socket.write('HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n');
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { requests, server, port: (server.address() as net.AddressInfo).port };
+}
+
 function h2cUpgrade(path: string, upgrade: string): string {
   return (
     `GET ${path} HTTP/1.1\r\nHost: ${HOST}\r\nUpgrade: ${upgrade}\r\n` +
@@ -61,10 +76,12 @@ function h2cUpgrade(path: string, upgrade: string): string {
 
 describe('h2c smuggling: an Upgrade: h2c never opens a tunnel past the locations', () => {
   let backend: Awaited<ReturnType<typeof h2cBackend>>;
+  let rogue: Awaited<ReturnType<typeof switchingBackend>>;
   let gw: TestGateway;
 
   before(async () => {
     backend = await h2cBackend();
+    rogue = await switchingBackend();
     gw = await startTestGateway(
       topologyOf([
         ...serviceWithEndpoints({ name: 'app', ports: [backend.port] }),
@@ -75,6 +92,8 @@ describe('h2c smuggling: an Upgrade: h2c never opens a tunnel past the locations
           annotations: { 'whitelist-source-range': '10.0.0.0/8' },
         }),
         ingress({ name: 'public', host: HOST, paths: [{ path: '/', service: 'app', port: 80 }] }),
+        ...serviceWithEndpoints({ name: 'rogue', ports: [rogue.port] }),
+        ingress({ name: 'rogue', host: 'rogue.example', paths: [{ path: '/', service: 'rogue', port: 80 }] }),
       ]),
     );
   });
@@ -82,6 +101,7 @@ describe('h2c smuggling: an Upgrade: h2c never opens a tunnel past the locations
   after(async () => {
     await gw.close();
     await backend.close();
+    rogue.server.close();
   });
 
   for (const upgrade of ['h2c', 'H2C', 'websocket, h2c']) {
@@ -102,6 +122,19 @@ describe('h2c smuggling: an Upgrade: h2c never opens a tunnel past the locations
       await gw.access.waitFor(/^127\.0\.0\.61 .*"GET \/ HTTP\/1\.1" 200 /);
     });
   }
+
+  it('a backend that switches to h2c without being offered an upgrade: 502, no tunnel', async () => {
+    const reply = await rawExchange({
+      host: '127.0.0.1',
+      port: gw.httpPort,
+      localAddress: CLIENT,
+      payload: h2cUpgrade('/', 'h2c').replace(HOST, 'rogue.example'),
+      timeoutMs: 5_000,
+    });
+    assert.match(reply.received.toString('latin1'), /^HTTP\/1\.1 502 /);
+    assert.doesNotMatch(rogue.requests.join(''), /\r\nupgrade:/i);
+    await gw.errors.waitFor(/upstream switched protocols without being offered an upgrade/);
+  });
 
   it('the denied path stays denied (control: /admin is 403 from this client)', async () => {
     const reply = await rawExchange({
