@@ -1,8 +1,9 @@
 // HTTP/2 to a backend (backend-protocol GRPC: cleartext with prior knowledge; GRPCS: TLS with ALPN h2,
 // not verified and without SNI, as ingress-nginx's grpc_pass): keep-alive sessions per endpoint, each
 // carrying many requests at once up to the backend's SETTINGS_MAX_CONCURRENT_STREAMS (at most 100), a
-// new session only when every open one is full. It speaks the proxy's dispatcher protocol (h1-client.ts), with the
-// response trailers handed to onResponseEnd (gRPC's grpc-status and grpc-message travel there).
+// new session only when every open one is full. It speaks the proxy's dispatcher protocol
+// (h1-client.ts), with the response trailers handed to onResponseEnd (gRPC's grpc-status and
+// grpc-message travel there).
 //
 // Timeouts as nginx's grpc_* ones, from the location's proxy-* values: the connect timeout per session,
 // the read timeout once the request is sent (or the response started) and between two reads, the

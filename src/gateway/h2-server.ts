@@ -130,7 +130,7 @@ function nginxMethod(method: string): boolean {
   return method.length > 0;
 }
 
-/** Why a stream is refused before the pipeline, or null: CONNECT, a bad method, a field or header list over the limits. */
+/** Why a stream is refused before the pipeline, or null: CONNECT, a bad method, fields over the limits. */
 function refusal(req: H2Request, settings: Http2Settings): { status: number; reason: string } | null {
   if (req.method === 'CONNECT')
     return { status: 400, reason: coded('H2_CONNECT', 'client sent CONNECT over HTTP/2', '') };
