@@ -1,5 +1,5 @@
 // The reflectors the controller runs, one per resource and scope, and the cluster view they give:
-// Ingresses, IngressClasses, Services, EndpointSlices, Secrets (kubernetes.io/tls only, by field
+// Ingresses, IngressClasses, Services, EndpointSlices, Secrets (every type but Helm releases, by field
 // selector), the two ConfigMaps by name, and Namespaces when --watch-namespace-selector is set.
 import type { BackoffPolicy, Scheduler } from './backoff.ts';
 import type { ControllerOptions } from './flags.ts';
@@ -33,12 +33,13 @@ function specs(o: ControllerOptions): Spec[] {
     { name: 'ingressclasses', type: RESOURCES.ingressClass, namespace: '', query: {} },
     { name: 'services', type: RESOURCES.service, namespace: ns, query: {} },
     { name: 'endpointslices', type: RESOURCES.endpointSlice, namespace: ns, query: {} },
-    // Only TLS Secrets: the translation reads no other type, and it keeps e.g. Helm releases out.
+    // Every type but Helm releases, as ingress-nginx's store: auth-secret and auth-tls-secret name
+    // Opaque Secrets. The snapshot passes on only the ones served Ingresses reference.
     {
       name: 'secrets',
       type: RESOURCES.secret,
       namespace: ns,
-      query: { fieldSelector: 'type=kubernetes.io/tls' },
+      query: { fieldSelector: 'type!=helm.sh/release.v1' },
     },
   ];
   for (const [name, ref] of [

@@ -1,8 +1,10 @@
 // The cluster's objects as the controller sees them → the same Topology the manifest files produce
 // (buildTopology), so the gateway, the doctor and the admission webhook all see one thing. Which
 // Ingresses are this controller's follows ingress-nginx's class rules; Secrets are kept to the ones
-// served Ingresses (or --default-ssl-certificate) reference. Pure.
+// served Ingresses (spec.tls, and auth-secret, auth-tls-secret, proxy-ssl-secret in their own
+// namespace) or --default-ssl-certificate reference. Pure.
 import type { Topology } from '../config/model.ts';
+import { DEFAULT_ANNOTATIONS_PREFIX, foldAnnotationsPrefix } from '../k8s/annotation-prefix.ts';
 import { type ClassOptions, isOurIngress, LEGACY_CLASS_ANNOTATION } from '../k8s/ingress-class.ts';
 import type { ManifestObject } from '../k8s/objects.ts';
 import { buildTopology } from '../k8s/translate.ts';
@@ -80,15 +82,34 @@ function inScope(objects: ClusterObjects, object: KubeObject): boolean {
   return objects.namespaces === null || objects.namespaces.has(object.metadata?.namespace ?? '');
 }
 
+/** The annotations that name a Secret as `name` or `namespace/name` (ingress-nginx's store reads the same). */
+const SECRET_ANNOTATIONS = ['auth-secret', 'auth-tls-secret', 'proxy-ssl-secret'];
+
+/**
+ * `namespace/name` of the Secret an annotation names, only when it is in the Ingress's own namespace:
+ * another namespace's Secret never reaches the translation (which refuses the reference anyway).
+ */
+function annotationSecret(namespace: string, value: string | undefined): string | null {
+  const parts = (value ?? '').trim().split('/');
+  if (parts.length > 2 || parts.some((p) => p === '')) return null;
+  if (parts.length === 2 && parts[0] !== namespace) return null;
+  return `${namespace}/${parts[parts.length - 1]}`;
+}
+
 function referencedSecrets(ingresses: readonly KubeObject[], o: SnapshotOptions): Set<string> {
   const keys = new Set<string>();
   if (o.defaultSslCertificate) keys.add(o.defaultSslCertificate);
   for (const ing of ingresses) {
+    const namespace = ing.metadata?.namespace ?? 'default';
     const tls = rec(ing.spec).tls;
-    if (!Array.isArray(tls)) continue;
-    for (const t of tls) {
+    for (const t of Array.isArray(tls) ? tls : []) {
       const name = str(rec(t).secretName);
-      if (name) keys.add(`${ing.metadata?.namespace ?? 'default'}/${name}`);
+      if (name) keys.add(`${namespace}/${name}`);
+    }
+    const annotations = foldAnnotationsPrefix(ing.metadata?.annotations ?? {}, o.annotationsPrefix);
+    for (const name of SECRET_ANNOTATIONS) {
+      const key = annotationSecret(namespace, annotations[`${DEFAULT_ANNOTATIONS_PREFIX}/${name}`]);
+      if (key !== null) keys.add(key);
     }
   }
   return keys;

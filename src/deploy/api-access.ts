@@ -49,7 +49,7 @@ export const API_ACCESS: readonly ApiAccess[] = [
     resource: RESOURCES.secret,
     verbs: ['list', 'watch'],
     scope: 'watched',
-    why: 'TLS certificates (type kubernetes.io/tls only)',
+    why: 'TLS certificates and the Secrets of auth-secret, auth-tls-secret, proxy-ssl-secret (every type but helm.sh/release.v1)',
   },
   {
     resource: RESOURCES.configMap,

@@ -223,14 +223,20 @@ export interface Answer {
   body: string;
 }
 
-export function get(port: number, host: string, path = '/', tls = false): Promise<Answer> {
+export function get(
+  port: number,
+  host: string,
+  path = '/',
+  tls = false,
+  headers: Record<string, string> = {},
+): Promise<Answer> {
   return new Promise((resolve, reject) => {
     const request = (tls ? https : http).request(
       {
         host: '127.0.0.1',
         port,
         path,
-        headers: { host },
+        headers: { ...headers, host },
         agent: false,
         ...(tls ? { servername: host, rejectUnauthorized: false } : {}),
       },
