@@ -89,10 +89,11 @@ function createLeaderDuties(
   identity: string,
   scheduler: Scheduler,
   log: (line: string) => void,
+  leading: () => boolean,
 ) {
   const emitted = new Map<string, string>();
   const recorder = createEventRecorder({ client, host: identity, now: scheduler.now, log });
-  const statusWriter = createStatusWriter({ client, options: o, log });
+  const statusWriter = createStatusWriter({ client, options: o, log, leading });
   let statusRunning: Promise<unknown> = Promise.resolve();
   return {
     run(informers: Informers, serving: Serving, snapOptions: SnapshotOptions) {
@@ -243,9 +244,9 @@ async function runController(
   const identity = o.podName ?? `${hostname()}-${process.pid}`;
   const snapOptions = snapshotOptions(o);
   const tcp = createTcpRunner({ host: o.bindAddress, registry: metrics.registry, log });
-  const duties = createLeaderDuties(o, client, identity, scheduler, log);
   let shuttingDown = false;
   let leader = o.disableLeaderElection;
+  const duties = createLeaderDuties(o, client, identity, scheduler, log, () => leader);
   const leaderDuties = () => {
     if (leader && !shuttingDown) duties.run(informers, serving, snapOptions);
   };

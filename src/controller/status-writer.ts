@@ -1,6 +1,8 @@
 // Writes status.loadBalancer.ingress of the served Ingresses (the leader only calls it), reading the
 // sources desiredStatus needs: the --publish-service, or the controller's own pods and their nodes.
 // Writes go to the status subresource with the resourceVersion read; a 409 is retried next round.
+// Leadership is checked before every write: a replica that lost the Lease mid-sync stops at once, so
+// it never overwrites what the new leader writes.
 import type { ControllerOptions } from './flags.ts';
 import type { KubeClient } from './kube-client.ts';
 import type { ApiResult } from './reflector.ts';
@@ -26,6 +28,8 @@ interface StatusDeps {
   client: KubeClient;
   options: ControllerOptions;
   log: (line: string) => void;
+  /** Whether this replica still holds the Lease (checked before every write). */
+  leading: () => boolean;
 }
 
 /** Per Ingress, the version we last wrote over: the watch may not have brought our write back yet. */
@@ -140,7 +144,11 @@ async function writeStatuses(
       last.entries === JSON.stringify(entries)
     )
       continue;
-    const result = await putStatus(deps.client, ing, entries, fresh);
+    if (!deps.leading()) {
+      deps.log('no longer the leader: status writes stopped');
+      break;
+    }
+    const result = await putStatus(deps, ing, entries, fresh);
     if (result.ok) {
       written++;
       wroteOver.set(key, { rv: ing.metadata?.resourceVersion ?? '', entries: JSON.stringify(entries) });
@@ -155,7 +163,7 @@ async function writeStatuses(
 
 /** PUT …/status over `ing`; on 409 (our copy was stale) once more over a fresh read. */
 async function putStatus(
-  client: KubeClient,
+  deps: StatusDeps,
   ing: KubeObject,
   entries: LbIngressEntry[],
   fresh: boolean,
@@ -164,12 +172,14 @@ async function putStatus(
   const name = ing.metadata?.name ?? '';
   const path = resourcePath(RESOURCES.ingress, ns, name, 'status');
   const body = withStatus({ ...ing, apiVersion: 'networking.k8s.io/v1', kind: 'Ingress' }, entries);
+  const { client } = deps;
   const result = await client.request('PUT', path, body);
-  if (result.ok || fresh || result.error.status !== 409) return result;
+  if (result.ok || fresh || result.error.status !== 409 || !deps.leading()) return result;
   const latest = await client.request('GET', resourcePath(RESOURCES.ingress, ns, name));
   if (!latest.ok) return result;
   if (sameStatus(currentStatus(latest.value), entries)) return latest;
-  return putStatus(client, latest.value, entries, true);
+  if (!deps.leading()) return result;
+  return putStatus(deps, latest.value, entries, true);
 }
 
 /** The Ingresses as the API has them now (the watch may not have brought our own writes back yet). */

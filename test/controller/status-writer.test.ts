@@ -1,0 +1,83 @@
+// The status writer stops writing the moment leadership is lost, even in the middle of a sync over
+// many Ingresses or between a 409 and its retry: a replica that lost the Lease must not overwrite what
+// the new leader writes. A scripted API: no timing.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { parseControllerFlags } from '../../src/controller/flags.ts';
+import type { KubeClient } from '../../src/controller/kube-client.ts';
+import type { KubeObject } from '../../src/controller/resources.ts';
+import { createStatusWriter } from '../../src/controller/status-writer.ts';
+
+function options() {
+  const parsed = parseControllerFlags(['--publish-status-address=192.0.2.10'], {});
+  if (parsed.ok !== true) throw new Error('flags');
+  return parsed.options;
+}
+
+const ingress = (name: string): KubeObject => ({
+  metadata: { namespace: 'default', name, resourceVersion: '1' },
+  spec: {},
+});
+
+/** PUTs answer `putStatus` (200 by default) and call `onPut` first; GETs answer the Ingress again. */
+function scriptedClient(onPut: (path: string) => void, putStatus = 200) {
+  const puts: string[] = [];
+  const client: KubeClient = {
+    server: 'scripted',
+    listWatcher: () => {
+      throw new Error('not used');
+    },
+    async request(method, path) {
+      if (method === 'PUT') {
+        puts.push(path);
+        onPut(path);
+        if (putStatus !== 200)
+          return { ok: false, error: { code: 'KUBE_API_STATUS', status: putStatus, message: 'conflict' } };
+        return { ok: true, value: {} };
+      }
+      return { ok: true, value: ingress(path.split('/').pop()!) };
+    },
+  };
+  return { client, puts };
+}
+
+const writer = (client: KubeClient, leading: () => boolean) =>
+  createStatusWriter({ client, options: options(), log: () => {}, leading });
+
+describe('status writes and leadership', () => {
+  it('a sync stops writing at the Ingress after leadership was lost', async () => {
+    let leading = true;
+    const api = scriptedClient(() => {
+      leading = false; // the Lease is lost while the first write is on the wire
+    });
+    const w = writer(api.client, () => leading);
+    const written = await w.sync([ingress('a'), ingress('b'), ingress('c')]);
+    assert.equal(written, 1);
+    assert.deepEqual(api.puts, ['/apis/networking.k8s.io/v1/namespaces/default/ingresses/a/status']);
+  });
+
+  it('a 409 is not retried once leadership was lost', async () => {
+    let leading = true;
+    const api = scriptedClient(() => {
+      leading = false;
+    }, 409);
+    const w = writer(api.client, () => leading);
+    assert.equal(await w.sync([ingress('a')]), 0);
+    assert.equal(api.puts.length, 1);
+  });
+
+  it('a follower writes nothing', async () => {
+    const api = scriptedClient(() => {});
+    const w = writer(api.client, () => false);
+    assert.equal(await w.sync([ingress('a')]), 0);
+    assert.equal(await w.clear([ingress('a')]), 0);
+    assert.deepEqual(api.puts, []);
+  });
+
+  it('while leading, every Ingress is written and a 409 is retried once over a fresh read', async () => {
+    const api = scriptedClient(() => {}, 409);
+    const w = writer(api.client, () => true);
+    await w.sync([ingress('a'), ingress('b')]);
+    assert.equal(api.puts.length, 4);
+  });
+});
