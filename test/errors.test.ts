@@ -8,7 +8,7 @@ import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { describe, it } from 'node:test';
 import type { ConfigIssueCode } from '../src/config/model.ts';
-import type { ReviewOutcome } from '../src/controller/admission.ts';
+import type { RegexRefusal, ReviewOutcome } from '../src/controller/admission.ts';
 import type { ControllerCode } from '../src/controller/errors.ts';
 import type { ApiError } from '../src/controller/reflector.ts';
 import type { TcpServiceProblem } from '../src/controller/tcp-services.ts';
@@ -60,7 +60,12 @@ export type ModuleUnionsMatchTheirTables = [
   Holds<Same<PpErrorCode, keyof typeof PP_ERROR_MESSAGES>>,
   Holds<Same<NetCode, CidrErrorCode | FailureCode<CidrSetBuildResult> | ClientIpErrorCode>>,
   Holds<Same<K8sCode | GatewayIssueCode, ConfigIssueCode>>,
-  Holds<Same<ControllerCode, ApiError['code'] | RefusalCode<ReviewOutcome> | TcpServiceProblem['code']>>,
+  Holds<
+    Same<
+      ControllerCode,
+      ApiError['code'] | RefusalCode<ReviewOutcome> | RegexRefusal['code'] | TcpServiceProblem['code']
+    >
+  >,
   Holds<
     Same<
       GatewayCode,

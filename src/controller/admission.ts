@@ -3,9 +3,12 @@
 // `kubectl apply` says at once what the gateway would otherwise fail closed on (503) or drop. The
 // Ingress is translated together with everything the controller serves now, as the gateway would
 // see it after the apply. Pure.
-import type { ConfigIssue } from '../config/model.ts';
-import { type ClusterObjects, isOurIngress, type SnapshotOptions, buildClusterTopology } from './snapshot.ts';
+import { describeOrigin } from '../config/issue-text.ts';
+import type { ConfigIssue, Topology } from '../config/model.ts';
+import { compileIngressRegex } from '../gateway/rewrite.ts';
+import { nestedQuantifier } from './regex-backtracking.ts';
 import type { KubeObject } from './resources.ts';
+import { buildClusterTopology, type ClusterObjects, isOurIngress, type SnapshotOptions } from './snapshot.ts';
 
 /** Annotations a refused value of which is refused at admission (their fallback would change routing). */
 const REFUSED_INVALID_ANNOTATIONS = ['rewrite-target', 'app-root'];
@@ -33,6 +36,41 @@ function refuses(issue: ConfigIssue): boolean {
     issue.code === 'INVALID_ANNOTATION_VALUE' &&
     REFUSED_INVALID_ANNOTATIONS.some((a) => field.includes(`nginx.ingress.kubernetes.io/${a}"`))
   );
+}
+
+/** A refusal of the webhook's own, about a regex path (the doctor's line shape). */
+export interface RegexRefusal {
+  code: 'ADMISSION_REGEX_BACKTRACKS';
+  line: string;
+}
+
+const PATH_FIELD = 'spec.rules[].http.paths[].path';
+
+/**
+ * The regex paths of Ingress ns/name: one the gateway cannot compile (it would answer 503 for it, and
+ * ingress-nginx's `nginx -t` refuses it), and one with a nested unbounded repeat, on which V8's
+ * backtracking engine, unlike nginx's PCRE with its match limit, can spend minutes per request.
+ */
+function regexRefusals(topology: Topology, ns: string, name: string): string[] {
+  const lines = new Set<string>();
+  for (const vhost of topology.gateway.virtualHosts) {
+    for (const location of vhost.locations) {
+      if (location.regex === null || location.ingress.namespace !== ns || location.ingress.name !== name)
+        continue;
+      const at = `${describeOrigin(location.ingressOrigin)} ${PATH_FIELD}`;
+      const compiled = compileIngressRegex(location.regex, true);
+      const nested = nestedQuantifier(location.regex);
+      if (!compiled.ok) lines.add(`error ${compiled.error.code}: ${at}: ${compiled.error.message}`);
+      else if (nested !== null) {
+        const refusal: RegexRefusal = {
+          code: 'ADMISSION_REGEX_BACKTRACKS',
+          line: `${at}: path ${JSON.stringify(location.regex)} repeats ${JSON.stringify(nested)}, a group that itself repeats without bound: one request can keep the gateway's regex engine busy for minutes (it has no match limit, unlike nginx's PCRE); match the same with a single repeat (e.g. "[a-z0-9/]*")`,
+        };
+        lines.add(`error ${refusal.code}: ${refusal.line}`);
+      }
+    }
+  }
+  return [...lines];
 }
 
 /** The doctor prints configuration issues as `severity CODE: message`. */
@@ -65,8 +103,9 @@ export function verdictFor(
   );
   const refused = mine.filter(refuses);
   const warnings = mine.filter((i) => !refused.includes(i) && i.severity !== 'info').map(doctorLine);
-  if (refused.length === 0) return { allowed: true, message: '', warnings };
-  return { allowed: false, message: refused.map(doctorLine).join('\n'), warnings };
+  const lines = [...refused.map(doctorLine), ...regexRefusals(topology, ns, name)];
+  if (lines.length === 0) return { allowed: true, message: '', warnings };
+  return { allowed: false, message: lines.join('\n'), warnings };
 }
 
 export type ReviewOutcome =

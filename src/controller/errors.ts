@@ -1,5 +1,5 @@
 // The codes src/controller/ reports: talking to the Kubernetes API server (ApiError, src/controller/
-// reflector.ts), reviewing admissions (ReviewOutcome, src/controller/admission.ts) and reading the
+// reflector.ts), reviewing admissions (ReviewOutcome and RegexRefusal, src/controller/admission.ts) and reading the
 // TCP/UDP services ConfigMaps (TcpServiceProblem, src/controller/tcp-services.ts). src/errors.ts merges
 // this table into the registry behind docs/errors.md; test/errors.test.ts holds those unions equal to it.
 import type { CodeTable } from '../error-table.ts';
@@ -28,6 +28,12 @@ export const CONTROLLER_CODES = {
     summary:
       'the admission webhook was sent a body that is not an AdmissionReview with request.uid; nothing is reviewed',
     fix: 'register the webhook with admissionReviewVersions ["v1"], and let only the API server call it',
+  },
+  ADMISSION_REGEX_BACKTRACKS: {
+    kind: 'error',
+    summary:
+      "the admission webhook refused an Ingress whose use-regex path repeats a group that itself repeats without bound (`(a+)+`, `(.*)*`): one request could keep the regex engine busy for minutes, which has no match limit (nginx's PCRE has one)",
+    fix: 'match the same with a single repeat (a character class, e.g. `[a-z0-9/]*`, instead of a repeated group of repeats)',
   },
   TCP_SERVICE_INVALID: {
     kind: 'error',

@@ -7,6 +7,7 @@ import { Writable } from 'node:stream';
 import tls from 'node:tls';
 import { type RunningController, startController } from '../../src/controller/controller.ts';
 import { parseControllerFlags } from '../../src/controller/flags.ts';
+import type { SnapshotOptions } from '../../src/controller/snapshot.ts';
 import { createLineSink } from '../../src/gateway/line-sink.ts';
 import type { FakeApiServer, Obj } from '../fixtures/fake-apiserver.ts';
 
@@ -31,6 +32,18 @@ export async function startBackend(name: string, host = '127.0.0.1'): Promise<Ba
     });
   return backend;
 }
+
+/** The controller's defaults (ingress-nginx's), for the pure snapshot and admission functions. */
+export const DEFAULT_SNAPSHOT_OPTIONS: SnapshotOptions = {
+  ingressClass: 'nginx',
+  controllerClass: 'k8s.io/ingress-nginx',
+  watchIngressWithoutClass: false,
+  ingressClassByName: false,
+  configMap: null,
+  defaultSslCertificate: null,
+  defaultBackendService: null,
+  annotationsPrefix: 'nginx.ingress.kubernetes.io',
+};
 
 export function ingressClass(): Obj {
   return { kind: 'IngressClass', metadata: { name: 'nginx' }, spec: { controller: 'k8s.io/ingress-nginx' } };

@@ -16,6 +16,7 @@ const PURE = [
   'flags.ts',
   'leader.ts',
   'reflector.ts',
+  'regex-backtracking.ts',
   'resources.ts',
   'snapshot.ts',
   'status.ts',

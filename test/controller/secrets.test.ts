@@ -7,6 +7,8 @@ import { snapshotObjects, type SnapshotOptions } from '../../src/controller/snap
 import { type FakeApiServer, type Obj, startFakeApiServer } from '../fixtures/fake-apiserver.ts';
 import {
   type Backend,
+  DEFAULT_SNAPSHOT_OPTIONS,
+  ingressClass,
   get,
   ingress,
   seedWeb,
@@ -92,16 +94,7 @@ describe('Secrets named by annotations', () => {
 });
 
 describe('which Secrets the snapshot passes on', () => {
-  const options: SnapshotOptions = {
-    ingressClass: 'nginx',
-    controllerClass: 'k8s.io/ingress-nginx',
-    watchIngressWithoutClass: false,
-    ingressClassByName: false,
-    configMap: null,
-    defaultSslCertificate: null,
-    defaultBackendService: null,
-    annotationsPrefix: 'custom.example.com',
-  };
+  const options: SnapshotOptions = { ...DEFAULT_SNAPSHOT_OPTIONS, annotationsPrefix: 'custom.example.com' };
   const secret = (namespace: string, name: string): Obj => ({
     type: 'Opaque',
     metadata: { namespace, name },
@@ -120,7 +113,7 @@ describe('which Secrets the snapshot passes on', () => {
     const objects = snapshotObjects(
       {
         ingresses: [mine],
-        ingressClasses: [{ metadata: { name: 'nginx' }, spec: { controller: 'k8s.io/ingress-nginx' } }],
+        ingressClasses: [ingressClass()],
         services: [],
         endpointSlices: [],
         secrets: ['ca', 'upstream', 'not-this-prefix', 'unused']

@@ -1,0 +1,65 @@
+// Which use-regex paths can make JavaScript's regex engine backtrack for minutes on one request: a
+// group repeated more than once whose body itself repeats without bound (`(a+)+`, `(.*)*`, `(\w+\s?)*`),
+// the classic catastrophic shape (star height 2). nginx's PCRE gives up at its match limit; V8's engine
+// has no limit, so the gateway's event loop would stall for every client. A scan of the source, not a
+// proof: overlapping alternatives under one repeat (`(a|a)*`) are not found. Pure.
+
+interface Group {
+  start: number;
+  /** Something inside repeats without bound. */
+  unbounded: boolean;
+}
+
+/** The quantifier at `i`: its text and how many times it repeats at most, or null when none is there. */
+function quantifierAt(source: string, i: number): { text: string; max: number } | null {
+  const c = source[i];
+  let text: string;
+  let max: number;
+  if (c === '*' || c === '+') [text, max] = [c, Number.POSITIVE_INFINITY];
+  else if (c === '?') [text, max] = [c, 1];
+  else if (c === '{') {
+    const m = /^\{(\d+)(,(\d*))?\}/.exec(source.slice(i));
+    if (m === null) return null;
+    text = m[0];
+    max = m[2] === undefined ? Number(m[1]) : m[3] === '' ? Number.POSITIVE_INFINITY : Number(m[3]);
+  } else return null;
+  if (source[i + text.length] === '?') text += '?'; // lazy: the same repeats, another order
+  return { text, max };
+}
+
+/** The index just past the character class that opens at `i` (`[` … `]`, escapes honoured). */
+function classEnd(source: string, i: number): number {
+  let j = i + 1;
+  if (source[j] === '^') j++;
+  if (source[j] === ']') j++;
+  while (j < source.length && source[j] !== ']') j += source[j] === '\\' ? 2 : 1;
+  return j + 1;
+}
+
+/** The first nested unbounded repeat in `source` (the group with its quantifier), or null. */
+export function nestedQuantifier(source: string): string | null {
+  const stack: Group[] = [{ start: 0, unbounded: false }];
+  let i = 0;
+  while (i < source.length) {
+    const c = source[i]!;
+    let atom: Group = { start: i, unbounded: false };
+    if (c === '(') {
+      stack.push({ start: i, unbounded: false });
+      i++;
+      continue;
+    }
+    if (c === '\\') i += 2;
+    else if (c === '[') i = classEnd(source, i);
+    else if (c === ')' && stack.length > 1) {
+      atom = stack.pop()!;
+      i++;
+    } else i++;
+    const q = quantifierAt(source, i);
+    const end = i + (q?.text.length ?? 0);
+    if (q !== null && q.max > 1 && atom.unbounded) return source.slice(atom.start, end);
+    const parent = stack[stack.length - 1]!;
+    if (atom.unbounded || (q !== null && q.max === Number.POSITIVE_INFINITY)) parent.unbounded = true;
+    i = end;
+  }
+  return null;
+}

@@ -1,0 +1,117 @@
+// The webhook and use-regex paths: a path the gateway cannot compile (it would answer 503) is refused
+// as ingress-nginx's `nginx -t` refuses it, and a path with a nested unbounded quantifier, on which
+// JavaScript's backtracking engine can spend minutes per request (nginx's PCRE stops at its match
+// limit; V8 has none), is refused with ADMISSION_REGEX_BACKTRACKS. Pure.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { verdictFor } from '../../src/controller/admission.ts';
+import { nestedQuantifier } from '../../src/controller/regex-backtracking.ts';
+import type { KubeObject } from '../../src/controller/resources.ts';
+import type { ClusterObjects } from '../../src/controller/snapshot.ts';
+import { DEFAULT_SNAPSHOT_OPTIONS as options, ingressClass } from './harness.ts';
+
+const cluster: ClusterObjects = {
+  ingresses: [],
+  ingressClasses: [ingressClass()],
+  services: [],
+  endpointSlices: [],
+  secrets: [],
+  configMaps: [],
+  namespaces: null,
+};
+
+function regexIngress(name: string, path: string, useRegex = true): KubeObject {
+  const annotations: Record<string, string> = useRegex
+    ? { 'nginx.ingress.kubernetes.io/use-regex': 'true' }
+    : {};
+  return {
+    metadata: {
+      namespace: 'default',
+      name,
+      annotations,
+    },
+    spec: {
+      ingressClassName: 'nginx',
+      rules: [
+        {
+          host: 'regex.example.com',
+          http: {
+            paths: [
+              {
+                path,
+                pathType: 'ImplementationSpecific',
+                backend: { service: { name: 'web', port: { number: 80 } } },
+              },
+            ],
+          },
+        },
+      ],
+    },
+  };
+}
+
+describe('admission of use-regex paths', () => {
+  it('refuses a path the gateway cannot compile (it would answer 503 to everyone)', () => {
+    const verdict = verdictFor(regexIngress('broken', '/api/(v1'), cluster, options);
+    assert.equal(verdict.allowed, false);
+    assert.match(
+      verdict.message,
+      /^error ROUTE_INVALID_REGEX: cluster \(Ingress default\/broken\) spec\.rules\[\]\.http\.paths\[\]\.path: path "\/api\/\(v1" is not a valid regular expression/,
+    );
+  });
+
+  it('refuses a nested unbounded quantifier, naming the group', () => {
+    for (const path of ['/api/(a+)+$', '/(.*)*', '/x/(\\w+\\s?)*$', '/((ab)*c)+']) {
+      const verdict = verdictFor(regexIngress('redos', path), cluster, options);
+      assert.equal(verdict.allowed, false, path);
+      assert.match(
+        verdict.message,
+        /^error ADMISSION_REGEX_BACKTRACKS: cluster \(Ingress default\/redos\)/,
+        path,
+      );
+    }
+  });
+
+  it('allows the regex paths ingress-nginx documents, and paths that are not regexes', () => {
+    for (const path of [
+      '/api(/|$)(.*)',
+      '/foo/(.+)',
+      '/(v1|v2)/(.*)',
+      '/docs/[a-z]+/?',
+      '/x{2,}',
+      '/(a+)?b',
+    ]) {
+      const verdict = verdictFor(regexIngress('fine', path), cluster, options);
+      assert.equal(verdict.allowed, true, path);
+      assert.equal(verdict.message, '', path);
+    }
+    assert.equal(verdictFor(regexIngress('plain', '/a', false), cluster, options).allowed, true);
+  });
+});
+
+describe('nestedQuantifier', () => {
+  it('finds a repeated group that itself repeats something unboundedly', () => {
+    assert.equal(nestedQuantifier('^/(a+)+$'), '(a+)+');
+    assert.equal(nestedQuantifier('(?<x>[a-z]*)*'), '(?<x>[a-z]*)*');
+    assert.equal(nestedQuantifier('((a{2,})x){1,9}'), '((a{2,})x){1,9}');
+    assert.equal(nestedQuantifier('(?:(?:a)+)+'), '(?:(?:a)+)+');
+  });
+
+  it('is not fooled by escapes, classes, bounded repeats or lazy quantifiers', () => {
+    for (const source of [
+      '\\(a+\\)+',
+      '[(a+)]+',
+      '(a{2})+',
+      '(a?)+',
+      '(a+?)?',
+      '(a|b)*',
+      '(ab)+c*',
+      '(a+){1}',
+      '(a+)\\+',
+      '(a+){x}',
+      '[\\]a+]+',
+    ]) {
+      assert.equal(nestedQuantifier(source), null, source);
+    }
+  });
+});
