@@ -11,6 +11,7 @@ import type { ConfigIssueCode } from '../src/config/model.ts';
 import type { RegexRefusal, ReviewOutcome } from '../src/controller/admission.ts';
 import type { ControllerCode } from '../src/controller/errors.ts';
 import type { ApiError } from '../src/controller/reflector.ts';
+import type { WebhookRefusal } from '../src/controller/servers.ts';
 import type { TcpServiceProblem } from '../src/controller/tcp-services.ts';
 import type { applyPatches } from '../src/doctor/fix.ts';
 import type { DoctorCode } from '../src/doctor/errors.ts';
@@ -63,7 +64,11 @@ export type ModuleUnionsMatchTheirTables = [
   Holds<
     Same<
       ControllerCode,
-      ApiError['code'] | RefusalCode<ReviewOutcome> | RegexRefusal['code'] | TcpServiceProblem['code']
+      | ApiError['code']
+      | RefusalCode<ReviewOutcome>
+      | RegexRefusal['code']
+      | WebhookRefusal['code']
+      | TcpServiceProblem['code']
     >
   >,
   Holds<

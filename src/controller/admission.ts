@@ -120,8 +120,18 @@ export function reviewAdmission(
 ): ReviewOutcome {
   const review = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
   const request = (review.request ?? null) as Record<string, unknown> | null;
-  if (review.kind !== 'AdmissionReview' || request === null || typeof request.uid !== 'string') {
-    return { ok: false, code: 'ADMISSION_BAD_REVIEW', message: 'not an AdmissionReview with request.uid' };
+  // Only v1, as ingress-nginx decodes it: the API server refuses a response of another version.
+  if (
+    review.apiVersion !== 'admission.k8s.io/v1' ||
+    review.kind !== 'AdmissionReview' ||
+    request === null ||
+    typeof request.uid !== 'string'
+  ) {
+    return {
+      ok: false,
+      code: 'ADMISSION_BAD_REVIEW',
+      message: 'not an admission.k8s.io/v1 AdmissionReview with request.uid',
+    };
   }
   const kind = (request.kind ?? {}) as Record<string, unknown>;
   const object = request.object as KubeObject | undefined;

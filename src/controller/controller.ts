@@ -150,10 +150,7 @@ async function startEdges(
       port: o.validatingWebhook.port,
       certFile: o.validatingWebhookCertificate!,
       keyFile: o.validatingWebhookKey!,
-      review: (body) => {
-        const outcome = reviewAdmission(body, informers.objects(), snapOptions);
-        return outcome.ok ? outcome : { ok: false, message: `${outcome.code}: ${outcome.message}` };
-      },
+      review: (body) => reviewAdmission(body, informers.objects(), snapOptions),
       log,
     });
     log(`validating webhook https://${webhook.address.address}:${webhook.address.port}`);

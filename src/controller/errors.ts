@@ -1,7 +1,8 @@
 // The codes src/controller/ reports: talking to the Kubernetes API server (ApiError, src/controller/
-// reflector.ts), reviewing admissions (ReviewOutcome and RegexRefusal, src/controller/admission.ts) and reading the
-// TCP/UDP services ConfigMaps (TcpServiceProblem, src/controller/tcp-services.ts). src/errors.ts merges
-// this table into the registry behind docs/errors.md; test/errors.test.ts holds those unions equal to it.
+// reflector.ts), reviewing admissions (ReviewOutcome and RegexRefusal, src/controller/admission.ts;
+// WebhookRefusal, src/controller/servers.ts) and reading the TCP/UDP services ConfigMaps
+// (TcpServiceProblem, src/controller/tcp-services.ts). src/errors.ts merges this table into the
+// registry behind docs/errors.md; test/errors.test.ts holds those unions equal to it.
 import type { CodeTable } from '../error-table.ts';
 
 const RETRIED =
@@ -26,8 +27,14 @@ export const CONTROLLER_CODES = {
   ADMISSION_BAD_REVIEW: {
     kind: 'error',
     summary:
-      'the admission webhook was sent a body that is not an AdmissionReview with request.uid; nothing is reviewed',
+      'the admission webhook was sent a body that is not an admission.k8s.io/v1 AdmissionReview with request.uid (answered 400, as ingress-nginx); nothing is reviewed',
     fix: 'register the webhook with admissionReviewVersions ["v1"], and let only the API server call it',
+  },
+  ADMISSION_BODY_TOO_LARGE: {
+    kind: 'error',
+    summary:
+      "the admission webhook was sent a body over 9 MiB (ingress-nginx's limit); it is answered 413 and not read, nothing is reviewed",
+    fix: 'let only the API server call the webhook; its requests stay far below the limit',
   },
   ADMISSION_REGEX_BACKTRACKS: {
     kind: 'error',

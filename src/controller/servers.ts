@@ -56,14 +56,35 @@ export function startHealthServer(options: {
   return listen(server, options.host, options.port);
 }
 
-const MAX_REVIEW_BYTES = 4 * 1024 * 1024;
+/** ingress-nginx's limit: the API server's 3 MB request bodies, times 3 (an UPDATE carries two objects). */
+export const MAX_REVIEW_BYTES = 9 * 1024 * 1024;
+
+/** A body the webhook does not read. */
+export interface WebhookRefusal {
+  code: 'ADMISSION_BODY_TOO_LARGE';
+  message: string;
+}
+
+function tooLarge(res: http.ServerResponse, log: (line: string) => void): void {
+  const refusal: WebhookRefusal = {
+    code: 'ADMISSION_BODY_TOO_LARGE',
+    message: `the body is larger than ${MAX_REVIEW_BYTES} bytes; nothing is reviewed`,
+  };
+  log(`admission: bad request (${refusal.code}: ${refusal.message})`);
+  // Not read any further: the connection closes once the answer is out.
+  res
+    .writeHead(413, { 'content-type': 'text/plain', connection: 'close' })
+    .end(`${refusal.code}: ${refusal.message}\n`);
+}
 
 export function startWebhookServer(options: {
   host: string;
   port: number;
   certFile: string;
   keyFile: string;
-  review: (body: unknown) => { ok: true; response: KubeObject } | { ok: false; message: string };
+  review: (
+    body: unknown,
+  ) => { ok: true; response: KubeObject } | { ok: false; code: string; message: string };
   log: (line: string) => void;
 }): Promise<SmallServer> {
   const server = https.createServer(
@@ -73,14 +94,19 @@ export function startWebhookServer(options: {
         res.writeHead(405, { allow: 'POST' }).end();
         return;
       }
+      if (Number(req.headers['content-length'] ?? 0) > MAX_REVIEW_BYTES) {
+        tooLarge(res, options.log);
+        return;
+      }
       const chunks: Buffer[] = [];
       let size = 0;
       req.on('data', (chunk: Buffer) => {
         size += chunk.length;
-        if (size > MAX_REVIEW_BYTES) req.destroy();
-        else chunks.push(chunk);
+        if (size <= MAX_REVIEW_BYTES) chunks.push(chunk);
+        else if (!res.headersSent) tooLarge(res, options.log);
       });
       req.on('end', () => {
+        if (res.headersSent) return;
         let body: unknown;
         try {
           body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
@@ -90,8 +116,8 @@ export function startWebhookServer(options: {
         }
         const outcome = options.review(body);
         if (!outcome.ok) {
-          options.log(`admission: bad request (${outcome.message})`);
-          res.writeHead(400, { 'content-type': 'text/plain' }).end(`${outcome.message}\n`);
+          options.log(`admission: bad request (${outcome.code}: ${outcome.message})`);
+          res.writeHead(400, { 'content-type': 'text/plain' }).end(`${outcome.code}: ${outcome.message}\n`);
           return;
         }
         res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(outcome.response));

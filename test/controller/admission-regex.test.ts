@@ -7,18 +7,9 @@ import { describe, it } from 'node:test';
 import { verdictFor } from '../../src/controller/admission.ts';
 import { nestedQuantifier } from '../../src/controller/regex-backtracking.ts';
 import type { KubeObject } from '../../src/controller/resources.ts';
-import type { ClusterObjects } from '../../src/controller/snapshot.ts';
-import { DEFAULT_SNAPSHOT_OPTIONS as options, ingressClass } from './harness.ts';
+import { EMPTY_CLUSTER, DEFAULT_SNAPSHOT_OPTIONS as options } from './harness.ts';
 
-const cluster: ClusterObjects = {
-  ingresses: [],
-  ingressClasses: [ingressClass()],
-  services: [],
-  endpointSlices: [],
-  secrets: [],
-  configMaps: [],
-  namespaces: null,
-};
+const cluster = EMPTY_CLUSTER;
 
 function regexIngress(name: string, path: string, useRegex = true): KubeObject {
   const annotations: Record<string, string> = useRegex

@@ -3,7 +3,6 @@
 // TLS with the doctor's message), and the status cleared on shutdown with --update-status-on-shutdown.
 import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import https from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -14,6 +13,7 @@ import {
   get,
   ingress,
   peerCertificate,
+  postWebhook,
   seedWeb,
   startBackend,
   startTestController,
@@ -58,26 +58,8 @@ function review(object: Obj, uid = 'uid-1'): Obj {
   };
 }
 
-function postReview(port: number, body: Obj): Promise<Obj> {
-  return new Promise((resolve, reject) => {
-    const req = https.request(
-      {
-        host: '127.0.0.1',
-        port,
-        method: 'POST',
-        path: '/networking/v1/ingresses',
-        rejectUnauthorized: false,
-        headers: { 'content-type': 'application/json' },
-      },
-      (res) => {
-        let text = '';
-        res.on('data', (c) => (text += c));
-        res.on('end', () => resolve(JSON.parse(text)));
-      },
-    );
-    req.on('error', reject);
-    req.end(JSON.stringify(body));
-  });
+async function postReview(port: number, body: Obj): Promise<Obj> {
+  return JSON.parse((await postWebhook(port, JSON.stringify(body))).body);
 }
 
 describe('TLS, fail-closed ranges, events, admission, status on shutdown', () => {

@@ -7,7 +7,7 @@ import { Writable } from 'node:stream';
 import tls from 'node:tls';
 import { type RunningController, startController } from '../../src/controller/controller.ts';
 import { parseControllerFlags } from '../../src/controller/flags.ts';
-import type { SnapshotOptions } from '../../src/controller/snapshot.ts';
+import type { ClusterObjects, SnapshotOptions } from '../../src/controller/snapshot.ts';
 import { createLineSink } from '../../src/gateway/line-sink.ts';
 import type { FakeApiServer, Obj } from '../fixtures/fake-apiserver.ts';
 
@@ -43,6 +43,17 @@ export const DEFAULT_SNAPSHOT_OPTIONS: SnapshotOptions = {
   defaultSslCertificate: null,
   defaultBackendService: null,
   annotationsPrefix: 'nginx.ingress.kubernetes.io',
+};
+
+/** A cluster with only the nginx IngressClass. */
+export const EMPTY_CLUSTER: ClusterObjects = {
+  ingresses: [],
+  ingressClasses: [ingressClass()],
+  services: [],
+  endpointSlices: [],
+  secrets: [],
+  configMaps: [],
+  namespaces: null,
 };
 
 export function ingressClass(): Obj {
@@ -279,4 +290,37 @@ export function peerCertificate(port: number, servername: string): Promise<strin
 
 export function healthz(port: number): Promise<Answer> {
   return get(port, 'localhost', '/healthz');
+}
+
+/**
+ * POSTs `body` to the webhook at `port` (TLS, any certificate); `null` sends the headers only, so an
+ * answer that comes before the body (413 from Content-Length) can be read.
+ */
+export function postWebhook(
+  port: number,
+  body: string | null,
+  headers: Record<string, string> = {},
+): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const req = https.request(
+      {
+        host: '127.0.0.1',
+        port,
+        method: 'POST',
+        path: '/networking/v1/ingresses',
+        rejectUnauthorized: false,
+        agent: false,
+        headers: { 'content-type': 'application/json', ...headers },
+      },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (text += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+      },
+    );
+    req.on('error', reject);
+    if (body === null) req.flushHeaders();
+    else req.end(body);
+  });
 }
