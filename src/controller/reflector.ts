@@ -89,9 +89,12 @@ interface State {
   lastError: ApiError | null;
   lists: number;
   watches: number;
-  /** Streams in a row that ended without delivering an event. */
+  /** Short streams (under SHORT_WATCH_MS, no event) in a row. */
   emptyCloses: number;
 }
+
+/** client-go's "very short watch": closed within a second without an event is a failure, not a timeout. */
+const SHORT_WATCH_MS = 1000;
 
 function retry(s: State, what: () => void, error: ApiError): void {
   if (s.connected || s.lastError === null)
@@ -106,12 +109,13 @@ function retry(s: State, what: () => void, error: ApiError): void {
   }, delay);
 }
 
-function recovered(s: State): void {
+/** `healthy`: a list, an event or a lasting stream, after which backoff starts over (an accepted watch alone is not). */
+function recovered(s: State, healthy = true): void {
   if (!s.connected && s.lastError !== null)
     s.log(`${s.options.name}: connected again at resourceVersion ${s.resourceVersion}`);
   s.connected = true;
   s.lastError = null;
-  s.failures = 0;
+  if (healthy) s.failures = 0;
 }
 
 async function runList(s: State): Promise<void> {
@@ -139,8 +143,11 @@ async function runList(s: State): Promise<void> {
   runWatch(s, true);
 }
 
-/** One stream's own facts: whether it delivered anything, whether the server said 410. */
+/** One stream's own facts: when it started, whether it delivered anything, whether the server said 410. */
 interface StreamFacts {
+  startedMs: number;
+  /** The server accepted the watch (HTTP 200). */
+  opened: boolean;
   received: boolean;
   expired: boolean;
 }
@@ -166,6 +173,14 @@ function applyEvent(s: State, event: WatchEvent, facts: StreamFacts): void {
 
 function streamEnded(s: State, end: WatchEnd, facts: StreamFacts, fromList: boolean): void {
   s.stream = null;
+  // A stream that delivered events or lasted (a server timeout, a client idle timeout, an LB that
+  // drops idle connections after seconds or minutes) was working: resume at once, backoff starts over.
+  const lasting =
+    facts.received || (facts.opened && s.options.scheduler.now() - facts.startedMs >= SHORT_WATCH_MS);
+  if (lasting) {
+    s.failures = 0;
+    s.emptyCloses = 0;
+  }
   if (facts.expired || (end.kind === 'error' && end.error.status === 410)) {
     s.log(`${s.options.name}: resourceVersion ${s.resourceVersion} is too old (410 Gone); relisting`);
     // Gone right after a fresh list: the server is in trouble; relist with backoff, not in a loop.
@@ -178,11 +193,18 @@ function streamEnded(s: State, end: WatchEnd, facts: StreamFacts, fromList: bool
     else void runList(s);
   } else if (end.kind === 'error') {
     retry(s, () => runWatch(s), end.error);
-  } else if (end.kind === 'timeout' || facts.received || s.emptyCloses === 0) {
-    if (!facts.received) s.emptyCloses++;
+  } else if (!facts.opened && !facts.received) {
+    // The client's timer ended a watch the server never answered (a black-holed API server): an outage.
+    retry(s, () => runWatch(s), {
+      code: 'KUBE_API_UNREACHABLE',
+      status: null,
+      message: 'a watch got no answer within the request timeout',
+    });
+  } else if (lasting || s.emptyCloses === 0) {
+    if (!lasting) s.emptyCloses++;
     runWatch(s); // resume from the last resourceVersion at once
   } else {
-    // Closed again without a single event: do not spin against a server that hangs up at once.
+    // Short again without a single event: do not spin against a server that hangs up at once.
     s.emptyCloses++;
     retry(s, () => runWatch(s), {
       code: 'KUBE_API_BAD_RESPONSE',
@@ -195,12 +217,19 @@ function streamEnded(s: State, end: WatchEnd, facts: StreamFacts, fromList: bool
 /** `fromList`: the stream starts at a list's resourceVersion (a 410 then is no reason to hurry). */
 function runWatch(s: State, fromList = false): void {
   const mine = ++s.generation;
-  const facts: StreamFacts = { received: false, expired: false };
+  const facts: StreamFacts = {
+    startedMs: s.options.scheduler.now(),
+    opened: false,
+    received: false,
+    expired: false,
+  };
   const current = () => !s.stopped && mine === s.generation;
   s.watches++;
   s.stream = s.options.transport.watch(s.resourceVersion, {
     open: () => {
-      if (current()) recovered(s);
+      if (!current()) return;
+      facts.opened = true;
+      recovered(s, false);
     },
     event: (event) => {
       if (current()) applyEvent(s, event, facts);

@@ -205,6 +205,91 @@ describe('reflector', () => {
   });
 });
 
+describe('reflector: watch streams that end without events', () => {
+  const start = async (lines: string[] = []) => {
+    const clock = manualScheduler(0.5);
+    const t = scriptedTransport();
+    const r = createReflector({
+      name: 'x',
+      transport: t.transport,
+      scheduler: clock.scheduler,
+      backoff: { initialMs: 100, maxMs: 400 },
+      onChange: () => {},
+      log: (line) => lines.push(line),
+    });
+    r.start();
+    t.lists[0]!(listOk('10', obj('a', '9')));
+    await tick();
+    return { clock, t, r };
+  };
+
+  it('a server that accepts every watch and hangs up at once: one resume at once, then growing backoff', async () => {
+    const { clock, t } = await start();
+    t.watches[0]!.handlers.open();
+    t.watches[0]!.handlers.end({ kind: 'closed' });
+    assert.equal(t.watches.length, 2, 'the first empty close resumes at once');
+    const seen: number[] = [];
+    for (let i = 1; i < 5; i++) {
+      t.watches[i]!.handlers.open();
+      t.watches[i]!.handlers.end({ kind: 'closed' });
+      seen.push(clock.delays()[0]!);
+      clock.fire();
+    }
+    assert.deepEqual(seen, [150, 300, 400, 400]);
+    assert.equal(t.watches[5]!.rv, '10');
+  });
+
+  it('a quiet resource whose streams end after seconds or minutes (idle timeout, server timeout, an LB) resumes at once, and is no outage', async () => {
+    const lines: string[] = [];
+    const { clock, t, r } = await start(lines);
+    const ends = [
+      { after: 30_000, end: { kind: 'timeout' as const } },
+      { after: 300_000, end: { kind: 'closed' as const } },
+      { after: 60_000, end: { kind: 'closed' as const } },
+      { after: 60_000, end: { kind: 'closed' as const } },
+    ];
+    ends.forEach(({ after, end }, i) => {
+      t.watches[i]!.handlers.open();
+      clock.advance(after);
+      t.watches[i]!.handlers.end(end);
+      assert.equal(t.watches.length, i + 2, `stream ${i} resumed at once`);
+    });
+    assert.deepEqual(clock.delays(), []);
+    assert.equal(r.status().connected, true);
+    assert.deepEqual(lines, []);
+    assert.equal(t.watches[4]!.rv, '10');
+  });
+
+  it('a watch the API server never answers (black-holed) is an outage: backoff, not connected, said once', async () => {
+    const lines: string[] = [];
+    const { clock, t, r } = await start(lines);
+    clock.advance(30_000);
+    t.watches[0]!.handlers.end({ kind: 'timeout' });
+    assert.equal(r.status().connected, false);
+    assert.equal(r.status().lastError?.code, 'KUBE_API_UNREACHABLE');
+    assert.deepEqual(clock.delays(), [150]);
+    assert.equal(lines.length, 1);
+    assert.match(lines[0]!, /no answer.*retrying with backoff/);
+    clock.fire();
+    t.watches[1]!.handlers.open();
+    assert.equal(r.status().connected, true);
+    assert.match(lines[1]!, /connected again at resourceVersion 10/);
+  });
+
+  it('a short empty stream after a long one resumes at once again', async () => {
+    const { clock, t } = await start();
+    t.watches[0]!.handlers.open();
+    t.watches[0]!.handlers.end({ kind: 'closed' }); // short: resumed at once, counted
+    t.watches[1]!.handlers.open();
+    clock.advance(60_000);
+    t.watches[1]!.handlers.end({ kind: 'closed' }); // long: healthy, the count starts over
+    t.watches[2]!.handlers.open();
+    t.watches[2]!.handlers.end({ kind: 'closed' });
+    assert.equal(t.watches.length, 4);
+    assert.deepEqual(clock.delays(), []);
+  });
+});
+
 describe('debouncer', () => {
   it('turns a burst into one flush after the quiet period, and caps the wait', () => {
     const clock = manualScheduler();
