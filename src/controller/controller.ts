@@ -92,7 +92,7 @@ function createLeaderDuties(
   leading: () => boolean,
 ) {
   const emitted = new Map<string, string>();
-  const recorder = createEventRecorder({ client, host: identity, now: scheduler.now, log });
+  const recorder = createEventRecorder({ client, host: identity, now: scheduler.now, log, leading });
   const statusWriter = createStatusWriter({ client, options: o, log, leading });
   let statusRunning: Promise<unknown> = Promise.resolve();
   return {

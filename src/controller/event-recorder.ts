@@ -1,5 +1,6 @@
 // Posts Events at the edge, one at a time. An Event already written (by us, or by another replica
 // under the same derived name) has its count raised with a merge patch instead of a new object.
+// Events queued while leading are dropped once leadership is lost: only the leader writes.
 import { eventBody, eventName, type EventSpec } from './events.ts';
 import type { KubeClient } from './kube-client.ts';
 import { RESOURCES, resourcePath } from './resources.ts';
@@ -15,6 +16,8 @@ export function createEventRecorder(deps: {
   host: string;
   now: () => number;
   log: (line: string) => void;
+  /** Whether this replica still holds the Lease (checked before each event is written). */
+  leading: () => boolean;
 }): EventRecorder {
   const counts = new Map<string, number>();
   let chain: Promise<void> = Promise.resolve();
@@ -65,7 +68,7 @@ export function createEventRecorder(deps: {
 
   return {
     emit(event) {
-      chain = chain.then(() => write(event)).catch(() => {});
+      chain = chain.then(() => (deps.leading() ? write(event) : undefined)).catch(() => {});
     },
     idle: () => chain,
   };
