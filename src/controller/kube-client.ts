@@ -149,8 +149,9 @@ async function listPage(
   path: string,
   query: Record<string, string>,
   continueToken: string | null,
+  paged: boolean,
 ): Promise<ApiResult<ListPage>> {
-  const params = new URLSearchParams({ ...query, limit: '500' });
+  const params = new URLSearchParams(paged ? { ...query, limit: '500' } : query);
   if (continueToken) params.set('continue', continueToken);
   const result = await request('GET', `${path}?${params}`);
   if (!result.ok) return result;
@@ -229,7 +230,7 @@ export function createKubeClient(kc: KubeConfig, requestTimeoutMs = 30_000): Kub
     server,
     request,
     listWatcher: (path, query) => ({
-      list: (continueToken) => listPage(request, path, query, continueToken),
+      list: (continueToken, paged = true) => listPage(request, path, query, continueToken, paged),
       watch: (resourceVersion, handlers) => watchStream(watcher, path, query, resourceVersion, handlers),
     }),
   };

@@ -30,7 +30,8 @@ export interface WatchEvent {
 export type WatchEnd = { kind: 'closed' } | { kind: 'timeout' } | { kind: 'error'; error: ApiError };
 
 export interface ListWatcher {
-  list(continueToken: string | null): Promise<ApiResult<ListPage>>;
+  /** One page (`paged`, the default: 500 items at most), or everything at once. */
+  list(continueToken: string | null, paged?: boolean): Promise<ApiResult<ListPage>>;
   /** Starts a stream; the handlers are called until `stop()`; `end` at most once. */
   watch(resourceVersion: string, handlers: WatchHandlers): { stop(): void };
 }
@@ -118,14 +119,20 @@ function recovered(s: State, healthy = true): void {
   if (healthy) s.failures = 0;
 }
 
-async function runList(s: State): Promise<void> {
+async function runList(s: State, paged = true): Promise<void> {
   const mine = ++s.generation;
   const items: KubeObject[] = [];
   let token: string | null = null;
   let page: ListPage;
   do {
-    const result = await s.options.transport.list(token);
+    const result = await s.options.transport.list(token, paged);
     if (s.stopped || mine !== s.generation) return;
+    if (!result.ok && token !== null && result.error.status === 410) {
+      // The continue token expired between pages: one full list at once, as client-go's pager does.
+      s.log(`${s.options.name}: the list's continue token expired (410 Gone); listing everything at once`);
+      void runList(s, false);
+      return;
+    }
     if (!result.ok) {
       retry(s, () => void runList(s), result.error);
       return;

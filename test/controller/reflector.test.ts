@@ -54,16 +54,20 @@ function manualScheduler(random = 0.5) {
 
 function scriptedTransport() {
   const lists: ((r: ApiResult<ListPage>) => void)[] = [];
+  const listArgs: { token: string | null; paged: boolean }[] = [];
   const watches: { rv: string; handlers: WatchHandlers; stopped: boolean }[] = [];
   const transport: ListWatcher = {
-    list: () => new Promise((resolve) => lists.push(resolve)),
+    list: (token, paged = true) => {
+      listArgs.push({ token, paged });
+      return new Promise((resolve) => lists.push(resolve));
+    },
     watch(rv, handlers) {
       const w = { rv, handlers, stopped: false };
       watches.push(w);
       return { stop: () => (w.stopped = true) };
     },
   };
-  return { transport, lists, watches };
+  return { transport, lists, listArgs, watches };
 }
 
 const tick = () => new Promise((resolve) => setImmediate(resolve));
@@ -134,16 +138,7 @@ describe('reflector', () => {
   });
 
   it('backs off with growing jittered delays during an outage and keeps the objects', async () => {
-    const clock = manualScheduler(0.5);
-    const t = scriptedTransport();
-    const r = createReflector({
-      name: 'x',
-      transport: t.transport,
-      scheduler: clock.scheduler,
-      backoff: { initialMs: 100, maxMs: 400 },
-      onChange: () => {},
-    });
-    r.start();
+    const { clock, t, r } = startReflector();
     t.lists[0]!(listOk('10', obj('a', '9')));
     await tick();
     const failure = {
@@ -205,19 +200,81 @@ describe('reflector', () => {
   });
 });
 
+/** A started reflector over a scripted transport and a manual clock (backoff 100 ms, at most 400). */
+function startReflector(lines: string[] = []) {
+  const clock = manualScheduler(0.5);
+  const t = scriptedTransport();
+  const r = createReflector({
+    name: 'x',
+    transport: t.transport,
+    scheduler: clock.scheduler,
+    backoff: { initialMs: 100, maxMs: 400 },
+    onChange: () => {},
+    log: (line) => lines.push(line),
+  });
+  r.start();
+  return { clock, t, r };
+}
+
+describe('reflector: paged lists', () => {
+  const page = (
+    rv: string,
+    next: string | null,
+    ...items: ReturnType<typeof obj>[]
+  ): ApiResult<ListPage> => ({
+    ok: true,
+    value: { items, resourceVersion: rv, continue: next },
+  });
+
+  it('a paged relist replaces the store only after its last page: never a mixed view', async () => {
+    const { t, r } = startReflector();
+    t.lists[0]!(listOk('10', obj('a', '9')));
+    await tick();
+    t.watches[0]!.handlers.event({ type: 'BOOKMARK', object: { metadata: { resourceVersion: '12' } } });
+    t.watches[0]!.handlers.end({
+      kind: 'error',
+      error: { code: 'KUBE_API_STATUS', status: 410, message: 'gone' },
+    });
+    t.lists[1]!(page('20', 'c1', obj('b', '19')));
+    await tick();
+    assert.deepEqual(
+      r.items().map((o) => o.metadata?.name),
+      ['a'],
+    );
+    assert.deepEqual(t.listArgs[2], { token: 'c1', paged: true });
+    t.lists[2]!(page('20', null, obj('c', '18')));
+    await tick();
+    assert.deepEqual(
+      r.items().map((o) => o.metadata?.name),
+      ['b', 'c'],
+    );
+    assert.equal(t.watches[1]!.rv, '20');
+  });
+
+  it('an expired continue token (410 on a later page) falls back to one full list at once, as client-go', async () => {
+    const lines: string[] = [];
+    const { clock, t, r } = startReflector(lines);
+    t.lists[0]!(page('10', 'c1', obj('a', '9')));
+    await tick();
+    t.lists[1]!({ ok: false, error: { code: 'KUBE_API_STATUS', status: 410, message: 'continue too old' } });
+    await tick();
+    assert.deepEqual(clock.delays(), [], 'no backoff');
+    assert.deepEqual(t.listArgs[2], { token: null, paged: false });
+    t.lists[2]!(page('30', null, obj('a', '29'), obj('b', '28')));
+    await tick();
+    assert.equal(r.status().synced, true);
+    assert.deepEqual(
+      r.items().map((o) => o.metadata?.name),
+      ['a', 'b'],
+    );
+    assert.equal(t.watches[0]!.rv, '30');
+    assert.deepEqual(lines, ["x: the list's continue token expired (410 Gone); listing everything at once"]);
+  });
+});
+
 describe('reflector: watch streams that end without events', () => {
   const start = async (lines: string[] = []) => {
-    const clock = manualScheduler(0.5);
-    const t = scriptedTransport();
-    const r = createReflector({
-      name: 'x',
-      transport: t.transport,
-      scheduler: clock.scheduler,
-      backoff: { initialMs: 100, maxMs: 400 },
-      onChange: () => {},
-      log: (line) => lines.push(line),
-    });
-    r.start();
+    const { clock, t, r } = startReflector(lines);
     t.lists[0]!(listOk('10', obj('a', '9')));
     await tick();
     return { clock, t, r };
