@@ -6,9 +6,17 @@
 import { describeOrigin } from '../config/issue-text.ts';
 import type { ConfigIssue, Topology } from '../config/model.ts';
 import { compileIngressRegex } from '../gateway/rewrite.ts';
+import { DEFAULT_ANNOTATIONS_PREFIX, foldAnnotationsPrefix } from '../k8s/annotation-prefix.ts';
+import { annotationField } from '../k8s/field-path.ts';
 import { nestedQuantifier } from './regex-backtracking.ts';
 import type { KubeObject } from './resources.ts';
-import { buildClusterTopology, type ClusterObjects, isOurIngress, type SnapshotOptions } from './snapshot.ts';
+import {
+  buildClusterTopology,
+  CLUSTER_ORIGIN,
+  type ClusterObjects,
+  isOurIngress,
+  type SnapshotOptions,
+} from './snapshot.ts';
 
 /** Annotations a refused value of which is refused at admission (their fallback would change routing). */
 const REFUSED_INVALID_ANNOTATIONS = ['rewrite-target', 'app-root'];
@@ -46,12 +54,35 @@ export interface RegexRefusal {
 
 const PATH_FIELD = 'spec.rules[].http.paths[].path';
 
+/** Annotations whose regexes the gateway matches against what clients send, and how to find them. */
+const CLIENT_MATCHED: readonly [string, (value: string) => string[]][] = [
+  // Host header: `~regex` aliases.
+  ['server-alias', (v) => v.split(',').flatMap((n) => (n.trim().startsWith('~') ? [n.trim().slice(1)] : []))],
+  // A request header's value.
+  ['canary-by-header-pattern', (v) => [v]],
+  // The client certificate's subject (with optional_no_ca, any self-signed certificate).
+  ['auth-tls-match-cn', (v) => [v]],
+];
+
+function backtracks(at: string, what: string, source: string): string | null {
+  const nested = nestedQuantifier(source);
+  if (nested === null) return null;
+  const refusal: RegexRefusal = {
+    code: 'ADMISSION_REGEX_BACKTRACKS',
+    line: `${at}: ${what} ${JSON.stringify(source)} repeats ${JSON.stringify(nested)}, a group that itself repeats without bound: one request can keep the gateway's regex engine busy for minutes (it has no match limit, unlike nginx's PCRE); match the same with a single repeat (e.g. "[a-z0-9/]*")`,
+  };
+  return `error ${refusal.code}: ${refusal.line}`;
+}
+
 /**
- * The regex paths of Ingress ns/name: one the gateway cannot compile (it would answer 503 for it, and
- * ingress-nginx's `nginx -t` refuses it), and one with a nested unbounded repeat, on which V8's
- * backtracking engine, unlike nginx's PCRE with its match limit, can spend minutes per request.
+ * The regexes Ingress ns/name brings: a path the gateway cannot compile (it would answer 503 for it,
+ * and ingress-nginx's `nginx -t` refuses it), and any path or client-matched annotation with a nested
+ * unbounded repeat, on which V8's backtracking engine, unlike nginx's PCRE with its match limit, can
+ * spend minutes per request.
  */
-function regexRefusals(topology: Topology, ns: string, name: string): string[] {
+function regexRefusals(topology: Topology, candidate: KubeObject, o: SnapshotOptions): string[] {
+  const ns = candidate.metadata?.namespace ?? 'default';
+  const name = candidate.metadata?.name ?? '';
   const lines = new Set<string>();
   for (const vhost of topology.gateway.virtualHosts) {
     for (const location of vhost.locations) {
@@ -59,15 +90,21 @@ function regexRefusals(topology: Topology, ns: string, name: string): string[] {
         continue;
       const at = `${describeOrigin(location.ingressOrigin)} ${PATH_FIELD}`;
       const compiled = compileIngressRegex(location.regex, true);
-      const nested = nestedQuantifier(location.regex);
-      if (!compiled.ok) lines.add(`error ${compiled.error.code}: ${at}: ${compiled.error.message}`);
-      else if (nested !== null) {
-        const refusal: RegexRefusal = {
-          code: 'ADMISSION_REGEX_BACKTRACKS',
-          line: `${at}: path ${JSON.stringify(location.regex)} repeats ${JSON.stringify(nested)}, a group that itself repeats without bound: one request can keep the gateway's regex engine busy for minutes (it has no match limit, unlike nginx's PCRE); match the same with a single repeat (e.g. "[a-z0-9/]*")`,
-        };
-        lines.add(`error ${refusal.code}: ${refusal.line}`);
-      }
+      const line = compiled.ok
+        ? backtracks(at, 'path', location.regex)
+        : `error ${compiled.error.code}: ${at}: ${compiled.error.message}`;
+      if (line !== null) lines.add(line);
+    }
+  }
+  const annotations = foldAnnotationsPrefix(candidate.metadata?.annotations ?? {}, o.annotationsPrefix);
+  const origin = describeOrigin({ file: CLUSTER_ORIGIN, document: 0, kind: 'Ingress', namespace: ns, name });
+  for (const [annotation, sources] of CLIENT_MATCHED) {
+    const key = `${DEFAULT_ANNOTATIONS_PREFIX}/${annotation}`;
+    const value = annotations[key];
+    if (typeof value !== 'string') continue;
+    for (const source of sources(value)) {
+      const line = backtracks(`${origin} ${annotationField(key)}`, annotation, source);
+      if (line !== null) lines.add(line);
     }
   }
   return [...lines];
@@ -103,7 +140,7 @@ export function verdictFor(
   );
   const refused = mine.filter(refuses);
   const warnings = mine.filter((i) => !refused.includes(i) && i.severity !== 'info').map(doctorLine);
-  const lines = [...refused.map(doctorLine), ...regexRefusals(topology, ns, name)];
+  const lines = [...refused.map(doctorLine), ...regexRefusals(topology, candidate, options)];
   if (lines.length === 0) return { allowed: true, message: '', warnings };
   return { allowed: false, message: lines.join('\n'), warnings };
 }

@@ -80,6 +80,52 @@ describe('admission of use-regex paths', () => {
   });
 });
 
+describe('admission of the regexes annotations match against what clients send', () => {
+  const withAnnotations = (annotations: Record<string, string>): KubeObject => {
+    const base = regexIngress('ann', '/', false);
+    return { ...base, metadata: { ...base.metadata, annotations } };
+  };
+  const P = 'nginx.ingress.kubernetes.io/';
+
+  it('refuses a nested repeat in server-alias (Host), canary-by-header-pattern and auth-tls-match-cn', () => {
+    const cases: [Record<string, string>, string][] = [
+      [{ [`${P}server-alias`]: 'www.example.com, ~^(a+)+\\.example\\.com$' }, 'server-alias'],
+      [
+        { [`${P}canary`]: 'true', [`${P}canary-by-header`]: 'x', [`${P}canary-by-header-pattern`]: '(a+)+$' },
+        'canary-by-header-pattern',
+      ],
+      [{ [`${P}auth-tls-match-cn`]: 'CN=(.*)*$' }, 'auth-tls-match-cn'],
+    ];
+    for (const [annotations, name] of cases) {
+      const verdict = verdictFor(withAnnotations(annotations), cluster, options);
+      assert.equal(verdict.allowed, false, name);
+      assert.match(
+        verdict.message,
+        new RegExp(
+          `error ADMISSION_REGEX_BACKTRACKS: cluster \\(Ingress default/ann\\) metadata\\.annotations\\["nginx\\.ingress\\.kubernetes\\.io/${name}"\\]`,
+        ),
+        name,
+      );
+    }
+  });
+
+  it('reads them under --annotations-prefix, and allows plain regexes', () => {
+    const custom = { ...options, annotationsPrefix: 'custom.example.com' };
+    const alias = (key: string) => withAnnotations({ [key]: '~^(a+)+$' });
+    assert.equal(verdictFor(alias('custom.example.com/server-alias'), cluster, custom).allowed, false);
+    assert.equal(
+      verdictFor(alias(`${P}server-alias`), cluster, custom).allowed,
+      true,
+      'not this prefix: ignored',
+    );
+    const plain = withAnnotations({
+      [`${P}server-alias`]: '~^api[0-9]+\\.example\\.com$',
+      [`${P}auth-tls-match-cn`]: 'CN=(client|admin)$',
+    });
+    assert.equal(verdictFor(plain, cluster, options).message, '');
+  });
+});
+
 describe('nestedQuantifier', () => {
   it('finds a repeated group that itself repeats something unboundedly', () => {
     assert.equal(nestedQuantifier('^/(a+)+$'), '(a+)+');
