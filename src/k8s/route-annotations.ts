@@ -265,7 +265,8 @@ function readAliases(input: RouteInput): string[] {
     warnAnnotation(input, 'server-alias', `${JSON.stringify(bad)} is not a server name; no alias applies`);
     return [];
   }
-  return [...new Set(names.map((n) => n.toLowerCase()))].sort();
+  // Host names are case-insensitive; a `~` regex is kept as written (lower-casing `\D` would make it `\d`).
+  return [...new Set(names.map((n) => (n.startsWith('~') ? n : n.toLowerCase())))].sort();
 }
 
 const CORS_DEFAULT_METHODS = 'GET, PUT, POST, DELETE, PATCH, OPTIONS';

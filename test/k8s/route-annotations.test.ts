@@ -53,3 +53,9 @@ test('cors-*: invalid values take the default (warned); invalid origins are skip
     ['*'],
   );
 });
+
+test('server-alias: names are lower-cased, `~` regexes are kept as written (\\D is not \\d)', () => {
+  const { parsed, issues } = parse({ 'server-alias': 'WWW.Example.com, ~^\\D+\\.Example\\.com$' });
+  assert.deepEqual(issues, []);
+  assert.deepEqual(parsed.aliases, ['www.example.com', '~^\\D+\\.Example\\.com$']);
+});
