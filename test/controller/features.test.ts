@@ -6,42 +6,21 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { generate } from 'selfsigned';
 import { type FakeApiServer, type Obj, startFakeApiServer } from '../fixtures/fake-apiserver.ts';
 import {
   type Backend,
   get,
   ingress,
+  keyPair,
   peerCertificate,
   postWebhook,
   seedWeb,
   startBackend,
   startTestController,
   type TestController,
+  tlsSecret,
   waitForHost,
 } from './harness.ts';
-
-async function keyPair(cn: string) {
-  const result = await generate([{ name: 'commonName', value: cn }], {
-    keyType: 'ec',
-    curve: 'P-256',
-    algorithm: 'sha256',
-  });
-  return { cert: result.cert, key: result.private };
-}
-
-async function tlsSecret(name: string, cn: string): Promise<Obj> {
-  const pair = await keyPair(cn);
-  return {
-    kind: 'Secret',
-    type: 'kubernetes.io/tls',
-    metadata: { namespace: 'default', name },
-    data: {
-      'tls.crt': Buffer.from(pair.cert).toString('base64'),
-      'tls.key': Buffer.from(pair.key).toString('base64'),
-    },
-  };
-}
 
 function review(object: Obj, uid = 'uid-1'): Obj {
   return {

@@ -5,6 +5,7 @@ import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import tls from 'node:tls';
+import { generate } from 'selfsigned';
 import { type RunningController, startController } from '../../src/controller/controller.ts';
 import { parseControllerFlags } from '../../src/controller/flags.ts';
 import type { ClusterObjects, SnapshotOptions } from '../../src/controller/snapshot.ts';
@@ -323,4 +324,32 @@ export function postWebhook(
     if (body === null) req.flushHeaders();
     else req.end(body);
   });
+}
+
+/** A self-signed EC P-256 certificate for `cn` and its key, PEM. */
+export async function keyPair(cn: string): Promise<{ cert: string; key: string }> {
+  const result = await generate([{ name: 'commonName', value: cn }], {
+    keyType: 'ec',
+    curve: 'P-256',
+    algorithm: 'sha256',
+  });
+  return { cert: result.cert, key: result.private };
+}
+
+/** A kubernetes.io/tls Secret in namespace default (`pair` when given, else a new one for `cn`). */
+export async function tlsSecret(
+  name: string,
+  cn: string,
+  pair?: { cert: string; key: string },
+): Promise<Obj> {
+  const { cert, key } = pair ?? (await keyPair(cn));
+  return {
+    kind: 'Secret',
+    type: 'kubernetes.io/tls',
+    metadata: { namespace: 'default', name },
+    data: {
+      'tls.crt': Buffer.from(cert).toString('base64'),
+      'tls.key': Buffer.from(key).toString('base64'),
+    },
+  };
 }

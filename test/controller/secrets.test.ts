@@ -1,6 +1,7 @@
-// Secrets an Ingress names in annotations (auth-secret, auth-tls-secret, proxy-ssl-secret), through the
-// fake API server: they are read as ingress-nginx reads them (every Secret type but Helm releases),
-// those of the Ingress's namespace reach the translation, and another namespace's never do.
+// Secrets through the fake API server: those an Ingress names in annotations (auth-secret,
+// auth-tls-secret, proxy-ssl-secret) are read as ingress-nginx reads them (every Secret type but Helm
+// releases), those of the Ingress's namespace reach the translation, another namespace's never do; a
+// TLS Secret whose certificate does not match its key costs only its own hosts their certificate.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { snapshotObjects, type SnapshotOptions } from '../../src/controller/snapshot.ts';
@@ -11,10 +12,13 @@ import {
   ingressClass,
   get,
   ingress,
+  keyPair,
+  peerCertificate,
   seedWeb,
   startBackend,
   startTestController,
   type TestController,
+  tlsSecret,
   waitForHost,
 } from './harness.ts';
 
@@ -34,6 +38,8 @@ describe('Secrets named by annotations', () => {
   let web: Backend;
   let ctl: TestController;
   let httpPort: number;
+  let httpsPort: number;
+  let caPem: string;
 
   before(async () => {
     api = await startFakeApiServer();
@@ -57,8 +63,44 @@ describe('Secrets named by annotations', () => {
         },
       }),
     );
-    ctl = await startTestController(api);
-    httpPort = (await ctl.running.serving()).httpAddress!.port;
+    // auth-tls: the CA in an Opaque Secret, as kubectl create secret generic makes it.
+    const ca = await keyPair('client-ca');
+    api.apply({
+      kind: 'Secret',
+      type: 'Opaque',
+      metadata: { namespace: 'default', name: 'client-ca' },
+      data: { 'ca.crt': Buffer.from(ca.cert).toString('base64') },
+    });
+    api.apply(
+      ingress('mtls', 'mtls.example.com', 'web', {
+        annotations: { 'nginx.ingress.kubernetes.io/auth-tls-secret': 'default/client-ca' },
+      }),
+    );
+    // TLS: one good Secret, one whose certificate is another key's.
+    api.apply(await tlsSecret('good-tls', 'good.example.com'));
+    const other = await keyPair('other');
+    api.apply(
+      await tlsSecret('bad-tls', 'bad.example.com', {
+        cert: (await keyPair('bad.example.com')).cert,
+        key: other.key,
+      }),
+    );
+    api.apply(await tlsSecret('fallback', 'keepip-test-default'));
+    api.apply(
+      ingress('good', 'good.example.com', 'web', {
+        tls: [{ hosts: ['good.example.com'], secretName: 'good-tls' }],
+      }),
+    );
+    api.apply(
+      ingress('bad', 'bad.example.com', 'web', {
+        tls: [{ hosts: ['bad.example.com'], secretName: 'bad-tls' }],
+      }),
+    );
+    ctl = await startTestController(api, ['--default-ssl-certificate=default/fallback']);
+    const serving = await ctl.running.serving();
+    httpPort = serving.httpAddress!.port;
+    httpsPort = serving.httpsAddress!.port;
+    caPem = ca.cert;
     await waitForHost(ctl, 'basic.example.com');
   });
   after(async () => {
@@ -84,6 +126,22 @@ describe('Secrets named by annotations', () => {
       .snapshot()
       .topology.issues.filter((i) => i.origin?.name === 'cross');
     assert.ok(secrets.some((i) => /another namespace/.test(i.message)));
+  });
+
+  it('auth-tls-secret: the CA of an Opaque Secret of the namespace reaches the gateway', () => {
+    const vhost = ctl.running
+      .gateway()!
+      .snapshot()
+      .topology.gateway.virtualHosts.find((v) => v.host === 'mtls.example.com');
+    assert.equal(vhost?.clientCertificate?.error, null);
+    assert.equal(vhost?.clientCertificate?.caPem, caPem);
+  });
+
+  it('a TLS Secret whose certificate does not match its key: its host gets the default certificate, the others keep theirs', async () => {
+    await waitForHost(ctl, 'bad.example.com');
+    assert.equal(await peerCertificate(httpsPort, 'good.example.com'), 'good.example.com');
+    assert.equal(await peerCertificate(httpsPort, 'bad.example.com'), 'keepip-test-default');
+    assert.equal((await get(httpsPort, 'bad.example.com', '/x', true)).body, 'web /x\n');
   });
 
   it('lists Secrets as ingress-nginx does: every type but Helm releases', () => {
