@@ -333,6 +333,20 @@ describe('reflector: watch streams that end without events', () => {
     assert.match(lines[1]!, /connected again at resourceVersion 10/);
   });
 
+  it('an ERROR other than 410 and a DELETED for an object never seen leave the store; the stream resumes, no relist', async () => {
+    const { t, r } = await start();
+    t.watches[0]!.handlers.open();
+    t.watches[0]!.handlers.event({ type: 'DELETED', object: obj('never-seen', '11') });
+    t.watches[0]!.handlers.event({ type: 'ERROR', object: { kind: 'Status', code: 500, message: 'etcd' } });
+    t.watches[0]!.handlers.end({ kind: 'closed' });
+    assert.deepEqual(
+      r.items().map((o) => o.metadata?.name),
+      ['a'],
+    );
+    assert.equal(t.lists.length, 1);
+    assert.equal(t.watches[1]!.rv, '11');
+  });
+
   it('a short empty stream after a long one resumes at once again', async () => {
     const { clock, t } = await start();
     t.watches[0]!.handlers.open();
