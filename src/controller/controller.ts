@@ -17,6 +17,8 @@ import { ingressEvents, ingressFingerprint, newVersions } from './events.ts';
 import type { ControllerOptions } from './flags.ts';
 import { createInformers, type Informers } from './informers.ts';
 import { createKubeClient, type KubeClient, loadKubeConfig } from './kube-client.ts';
+import { latestOnly } from './latest-only.ts';
+import type { KubeObject } from './resources.ts';
 import { type SmallServer, startHealthServer, startWebhookServer } from './servers.ts';
 import { createServing, type Serving } from './serving.ts';
 import { ourIngresses, type SnapshotOptions } from './snapshot.ts';
@@ -94,14 +96,14 @@ function createLeaderDuties(
   const emitted = new Map<string, string>();
   const recorder = createEventRecorder({ client, host: identity, now: scheduler.now, log, leading });
   const statusWriter = createStatusWriter({ client, options: o, log, leading });
-  let statusRunning: Promise<unknown> = Promise.resolve();
+  // A sync after every snapshot: coalesced, so a burst of snapshots costs one sync more, not a queue.
+  const statusSyncs = latestOnly((ingresses: KubeObject[]) => statusWriter.sync(ingresses));
   return {
     run(informers: Informers, serving: Serving, snapOptions: SnapshotOptions) {
       const gateway = serving.gateway();
       if (gateway === null) return;
       const ingresses = ourIngresses(informers.objects(), snapOptions);
-      if (o.updateStatus)
-        statusRunning = statusRunning.then(() => statusWriter.sync(ingresses)).catch(() => {});
+      if (o.updateStatus) statusSyncs.push(ingresses);
       const { issues } = gateway.snapshot().topology;
       for (const ing of newVersions(ingresses, emitted)) {
         emitted.set(`${ing.metadata?.namespace ?? ''}/${ing.metadata?.name ?? ''}`, ingressFingerprint(ing));
@@ -110,7 +112,7 @@ function createLeaderDuties(
     },
     /** Waits for writes in flight; clears the status when asked (the caller checks leadership). */
     async finish(informers: Informers, snapOptions: SnapshotOptions, clearStatus: boolean) {
-      await statusRunning;
+      await statusSyncs.idle();
       if (clearStatus) await statusWriter.clear(ourIngresses(informers.objects(), snapOptions));
       await recorder.idle();
     },

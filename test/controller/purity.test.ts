@@ -14,6 +14,7 @@ const PURE = [
   'debounce.ts',
   'events.ts',
   'flags.ts',
+  'latest-only.ts',
   'leader.ts',
   'reflector.ts',
   'regex-backtracking.ts',
