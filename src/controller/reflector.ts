@@ -200,7 +200,7 @@ function streamEnded(s: State, end: WatchEnd, facts: StreamFacts, fromList: bool
     else void runList(s);
   } else if (end.kind === 'error') {
     retry(s, () => runWatch(s), end.error);
-  } else if (!facts.opened && !facts.received) {
+  } else if (end.kind === 'timeout' && !facts.opened && !facts.received) {
     // The client's timer ended a watch the server never answered (a black-holed API server): an outage.
     retry(s, () => runWatch(s), {
       code: 'KUBE_API_UNREACHABLE',
