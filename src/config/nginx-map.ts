@@ -3,6 +3,8 @@
 // (`~*`: case-insensitive), else a string that must equal the whole value, case-insensitively (nginx
 // compares map strings ignoring case). Pure.
 
+import { backtrackingRisk } from './regex-backtracking.ts';
+
 export type MapEntry = { kind: 'exact'; lower: string } | { kind: 'regex'; regex: RegExp };
 
 export type MapEntryRead = { ok: true; entry: MapEntry } | { ok: false; error: string };
@@ -14,6 +16,9 @@ export function readMapEntry(text: string): MapEntryRead {
   const source = text.slice(caseless ? 2 : 1);
   if (source === '')
     return { ok: false, error: `"${text}" has no regular expression after ${caseless ? '~*' : '~'}` };
+  // Matched against what clients send (User-Agent, Referer, the URI).
+  const risk = backtrackingRisk(source);
+  if (risk !== null) return { ok: false, error: `"${text}" ${risk}` };
   try {
     return { ok: true, entry: { kind: 'regex', regex: new RegExp(source, caseless ? 'i' : '') } };
   } catch (error) {

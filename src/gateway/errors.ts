@@ -14,6 +14,12 @@ export const GATEWAY_CODES = {
       'a regex path (use-regex or rewrite-target) is not a valid regular expression; the location fails closed with 503',
     fix: 'correct the regular expression in the path',
   },
+  ROUTE_REGEX_BACKTRACKS: {
+    kind: 'issue',
+    summary:
+      'an Ingress regex (use-regex path, rewrite-target, ~ server-alias) repeats a group that itself repeats without bound; JavaScript has no match limit, so it is never matched: a path fails closed with 503, an alias is ignored',
+    fix: 'match the same with a single repeat (e.g. "[a-z0-9/]*" instead of "([a-z]+/?)*")',
+  },
   ROUTE_INVALID_REWRITE_TARGET: {
     kind: 'issue',
     summary: 'rewrite-target does not have the form ingress-nginx accepts; the rewrite is ignored',

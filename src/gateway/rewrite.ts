@@ -5,6 +5,8 @@
 // query string is kept. A target outside `^/?[-._~a-zA-Z0-9/:$]*$` is refused (CVE-2026-3288).
 // A target starting with `http://` or `https://` makes nginx answer a 302 redirect instead.
 
+import { backtrackingRisk } from '../config/regex-backtracking.ts';
+
 /** ingress-nginx's validation of rewrite-target values. */
 export const REWRITE_TARGET_PATTERN = /^\/?[-._~a-zA-Z0-9/:$]*$/;
 
@@ -24,7 +26,11 @@ export interface CompiledRewrite {
 }
 
 export interface RouteError {
-  code: 'ROUTE_INVALID_REGEX' | 'ROUTE_INVALID_REWRITE_TARGET' | 'ROUTE_REWRITE_VARIABLE';
+  code:
+    | 'ROUTE_INVALID_REGEX'
+    | 'ROUTE_REGEX_BACKTRACKS'
+    | 'ROUTE_INVALID_REWRITE_TARGET'
+    | 'ROUTE_REWRITE_VARIABLE';
   message: string;
 }
 
@@ -33,11 +39,18 @@ export type RegexResult = { ok: true; regex: RegExp } | { ok: false; error: Rout
 /**
  * Compiles an ingress path regex (PCRE/RE2 syntax as ingress-nginx passes it to nginx) to a
  * case-insensitive JS RegExp, anchored at the start or not. `(?P<name>` becomes `(?<name>` and a
- * leading `(?i)` is dropped (the flag is always on); anything JS cannot compile is an error.
+ * leading `(?i)` is dropped (the flag is always on); anything JS cannot compile is an error, and so
+ * is a nested unbounded repeat (ROUTE_REGEX_BACKTRACKS: see src/config/regex-backtracking.ts).
  */
 export function compileIngressRegex(source: string, anchored: boolean): RegexResult {
   let js = source.replaceAll('(?P<', '(?<');
   if (js.startsWith('(?i)')) js = js.slice(4);
+  const risk = backtrackingRisk(js);
+  if (risk !== null)
+    return {
+      ok: false,
+      error: { code: 'ROUTE_REGEX_BACKTRACKS', message: `path ${JSON.stringify(source)} ${risk}` },
+    };
   try {
     // Anchoring by prefixing `^`, exactly as nginx's `~* "^<path>"` (so `^a|b` anchors only `a`).
     return { ok: true, regex: new RegExp(anchored ? `^${js}` : js, 'i') };

@@ -15,6 +15,7 @@
 // (302), then ssl-redirect / force-ssl-redirect. server-alias names are more names of a host;
 // from-to-www-redirect's other name is a server of its own that only redirects.
 
+import { backtrackingRisk } from '../config/regex-backtracking.ts';
 import type {
   BackendRef,
   ConfigIssue,
@@ -440,19 +441,18 @@ function compileHostNames(
     if (compiled === null || compiled.model !== vhost) continue;
     for (const alias of vhost.aliases ?? []) {
       if (alias.startsWith('~')) {
-        try {
-          regexHosts.push({ regex: new RegExp(alias.slice(1), 'i'), vhost: compiled });
-        } catch {
+        const regex = aliasRegex(alias);
+        if (regex.ok) regexHosts.push({ regex: regex.regex, vhost: compiled });
+        else
           issues.push(
             issueFor(
               'warning',
-              'ROUTE_INVALID_HOST',
-              `server-alias ${JSON.stringify(alias)} is not a regex; ignored`,
+              regex.code,
+              `server-alias ${JSON.stringify(alias)} ${regex.why}; ignored`,
               vhost.locations[0] ?? null,
               `${ANNOTATION}server-alias"]`,
             ),
           );
-        }
         continue;
       }
       const wildcard = alias.startsWith('*.');
@@ -466,6 +466,21 @@ function compileHostNames(
     }
   }
   return { regexHosts, hostRedirects };
+}
+
+/** A `~` server-alias as a Host matcher; never one that can backtrack without bound (Hosts are the client's). */
+function aliasRegex(
+  alias: string,
+):
+  | { ok: true; regex: RegExp }
+  | { ok: false; code: 'ROUTE_INVALID_HOST' | 'ROUTE_REGEX_BACKTRACKS'; why: string } {
+  const risk = backtrackingRisk(alias.slice(1));
+  if (risk !== null) return { ok: false, code: 'ROUTE_REGEX_BACKTRACKS', why: risk };
+  try {
+    return { ok: true, regex: new RegExp(alias.slice(1), 'i') };
+  } catch {
+    return { ok: false, code: 'ROUTE_INVALID_HOST', why: 'is not a regex' };
+  }
 }
 
 function findVirtualHost(routes: CompiledRoutes, host: string | null): CompiledVirtualHost | null {

@@ -4,6 +4,7 @@
 // (auth-tls-*). Values are validated as ingress-nginx 1.12-1.15 validates them. Where ingress-nginx
 // denies the location (a missing Secret, an invalid auth-url…), keepip does too: the location answers
 // 503 (ACCESS_CONFIG_DENIED), never serving unprotected what was meant to be protected.
+import { backtrackingRisk } from '../config/regex-backtracking.ts';
 import type {
   BasicAuthModel,
   ClientCertificateModel,
@@ -455,6 +456,12 @@ function matchCnOrError(r: Reader, cn: string, base: ClientCertificateModel): st
       'auth-tls-match-cn',
       `${JSON.stringify(cn)} does not start with "CN="; every client certificate is refused`,
     );
+    base.error = 'auth-tls-match-cn is invalid';
+    return null;
+  }
+  const risk = backtrackingRisk(cn);
+  if (risk !== null) {
+    r.warn('auth-tls-match-cn', `${JSON.stringify(cn)} ${risk}; every client certificate is refused`);
     base.error = 'auth-tls-match-cn is invalid';
     return null;
   }

@@ -4,6 +4,7 @@
 // makes no locations of its own: its backend becomes the alternative of the main Ingress's backend for
 // the same host, path and pathType (mergeCanaries), as ingress-nginx merges alternative backends.
 // Values are validated as ingress-nginx 1.15's canary parser does: an invalid one takes its default.
+import { backtrackingRisk } from '../config/regex-backtracking.ts';
 import type {
   AffinityModel,
   BackendRef,
@@ -178,6 +179,14 @@ export type CanaryPolicy = Omit<CanaryModel, 'backend' | 'ingress'>;
 // ingress-nginx's validators: BasicCharsRegex for names and values, IsValidRegex for the pattern.
 const REGEX_CHARS = IS_VALID_REGEX;
 
+/** A header pattern is matched against what clients send: never one that can backtrack without bound. */
+function safePattern(sink: { origin: Origin; issues: ConfigIssue[] }, pattern: string | null): string | null {
+  const risk = pattern === null ? null : backtrackingRisk(pattern);
+  if (risk === null) return pattern;
+  warnAnnotation(sink, 'canary-by-header-pattern', `${JSON.stringify(pattern)} ${risk}; ignored`);
+  return null;
+}
+
 /**
  * The canary policy of an Ingress with `canary: "true"`; null for any other Ingress. canary-* without
  * `canary: "true"` is ingress-nginx's "configured but not enabled": warned, and the Ingress is a
@@ -211,7 +220,7 @@ export function parseCanary(
   const policy: CanaryPolicy = {
     header: text('canary-by-header', BASIC_CHARS),
     headerValue: text('canary-by-header-value', BASIC_CHARS),
-    headerPattern: text('canary-by-header-pattern', REGEX_CHARS),
+    headerPattern: safePattern(sink, text('canary-by-header-pattern', REGEX_CHARS)),
     cookie: text('canary-by-cookie', BASIC_CHARS),
     weight: int('canary-weight', 0),
     weightTotal: int('canary-weight-total', 100),

@@ -17,7 +17,6 @@ const PURE = [
   'latest-only.ts',
   'leader.ts',
   'reflector.ts',
-  'regex-backtracking.ts',
   'resources.ts',
   'snapshot.ts',
   'status.ts',

@@ -257,6 +257,23 @@ describe('server-alias', () => {
     ]);
   });
 
+  it('a ~ alias that can backtrack without bound is ignored (ROUTE_REGEX_BACKTRACKS); a crafted Host does not hang', () => {
+    const y = ingress({
+      name: 'main',
+      host: 'main.example',
+      annotations: { [`${P}server-alias`]: '~^(a+)+\\.example$, ~^www\\d+\\.example$' },
+    });
+    const routes = compileRoutes(topologyOf(y + service('svc')).gateway);
+    assert.deepEqual(
+      routes.issues.map((i) => i.code),
+      ['ROUTE_REGEX_BACKTRACKS'],
+    );
+    const to = (host: string) => summary(routeRequest(routes, { host, path: '/', scheme: 'http' }));
+    // 40 a's and no ".example": about 2^40 steps for the nested alias, were it matched.
+    assert.equal(to(`${'a'.repeat(40)}!`), '404 _');
+    assert.equal(to('www7.example'), 'proxy default-svc-80 / (main.example)');
+  });
+
   it('an alias that is not a server name drops the annotation, with a warning', () => {
     const t = topologyOf(
       ingress({ name: 'a', annotations: { [`${P}server-alias`]: 'ok.example, bad name;' } }) + service('svc'),

@@ -382,6 +382,26 @@ describe('use-regex', () => {
   });
 });
 
+describe('a regex that can backtrack without bound is never matched', () => {
+  it('its location fails closed (ROUTE_REGEX_BACKTRACKS), and the crafted path is answered at once', () => {
+    const routes = compileRoutes(
+      model([vhost('example.com', [rx('/api/(a+)+x', 'nested'), rx('/', 'root')])]),
+    );
+    assert.deepEqual(
+      routes.issues.map((i) => [i.severity, i.code]),
+      [['error', 'ROUTE_REGEX_BACKTRACKS']],
+    );
+    // Matched with the regex, 40 a's and no x would take V8 about 2^40 steps: this call would hang.
+    const crafted = `/api/${'a'.repeat(40)}`;
+    assert.equal(
+      summary(routeRequest(routes, req('example.com', crafted))),
+      `proxy default-root-80 ${crafted}`,
+    );
+    const literal = routeRequest(routes, req('example.com', '/api/(a+)+x'));
+    assert.equal(literal.kind === 'proxy' && literal.route.policy.decide('10.0.0.1').outcome, 'fail-closed');
+  });
+});
+
 describe('rewrite-target through the router', () => {
   table(
     model([

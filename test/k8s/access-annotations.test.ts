@@ -257,6 +257,17 @@ test('auth-tls-*: per host, defaults on / depth 1; a missing Secret is the host 
   assert.ok(codes(missing.t).includes('warning:INVALID_ANNOTATION_VALUE'));
 });
 
+test('auth-tls-match-cn that can backtrack without bound refuses every certificate (the host error), with a warning', () => {
+  const ca = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
+  const nested = build({ 'auth-tls-secret': 'default/ca', 'auth-tls-match-cn': 'CN=(a+)+$' }, [
+    secret('ca', { 'ca.crt': ca }),
+  ]);
+  const cc = nested.t.gateway.virtualHosts[0]!.clientCertificate!;
+  assert.equal(cc.matchCn, null);
+  assert.equal(cc.error, 'auth-tls-match-cn is invalid');
+  assert.ok(nested.t.issues.some((i) => /auth-tls-match-cn.*repeats "\(a\+\)\+"/.test(i.message)));
+});
+
 test('limit-rate / limit-rate-after: KB per request, defaults from the ConfigMap', () => {
   assert.deepEqual(build({ 'limit-rate': '100', 'limit-rate-after': '10' }).loc.access?.bandwidth, {
     rateBytes: 100 * 1024,

@@ -55,6 +55,13 @@ test('map entries: strings equal the whole value without case, ~ and ~* are rege
   assert.equal(readMapEntry('~').ok, false);
   assert.equal(readMapEntry('~*').ok, false);
   assert.equal(readMapEntry('~a(').ok, false);
+  // Matched against User-Agent or Referer: a nested unbounded repeat is refused, not compiled.
+  const nested = readMapEntry('~*^(bot+)+$');
+  assert.equal(nested.ok, false);
+  assert.match(
+    nested.ok ? '' : nested.error,
+    /repeats "\(bot\+\)\+", a group that itself repeats without bound/,
+  );
 });
 
 test('the compiled filters: 403 on a match, 503 for every request while a list is unusable', () => {

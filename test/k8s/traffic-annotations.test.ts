@@ -75,3 +75,32 @@ test('canary-* without canary: "true" is a normal Ingress, warned; invalid value
   assert.match(warnings.join('\n'), /configured but canary is not "true"/);
   assert.equal(t.gateway.virtualHosts[0]!.locations.length, 1);
 });
+
+test('canary-by-header-pattern that can backtrack without bound is ignored, with a warning; a plain one is kept', () => {
+  const canary = (pattern: string) =>
+    topologyOf(
+      ingress({ name: 'main', paths: [{ path: '/', service: 'web' }] }) +
+        ingress({
+          name: 'next',
+          annotations: {
+            [`${P}canary`]: 'true',
+            [`${P}canary-by-header`]: 'x-c',
+            [`${P}canary-by-header-pattern`]: pattern,
+          },
+          paths: [{ path: '/', service: 'web-next' }],
+        }) +
+        service('web') +
+        service('web-next'),
+    );
+  const nested = canary('^(a+)+$');
+  assert.equal(nested.gateway.virtualHosts[0]!.locations[0]!.canary?.headerPattern, null);
+  const warning = nested.issues.find((i) => i.message.includes('canary-by-header-pattern'));
+  assert.match(
+    warning?.message ?? '',
+    /"\^\(a\+\)\+\$" repeats "\(a\+\)\+", a group that itself repeats without bound/,
+  );
+  assert.equal(
+    canary('^(on|yes)$').gateway.virtualHosts[0]!.locations[0]!.canary?.headerPattern,
+    '^(on|yes)$',
+  );
+});

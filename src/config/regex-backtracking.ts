@@ -1,4 +1,4 @@
-// Which use-regex paths can make JavaScript's regex engine backtrack for minutes on one request: a
+// Which Ingress regexes can make JavaScript's regex engine backtrack for minutes on one request: a
 // group repeated more than once whose body itself repeats without bound (`(a+)+`, `(.*)*`, `(\w+\s?)*`),
 // the classic catastrophic shape (star height 2). nginx's PCRE gives up at its match limit; V8's engine
 // has no limit, so the gateway's event loop would stall for every client. A scan of the source, not a
@@ -62,4 +62,14 @@ export function nestedQuantifier(source: string): string | null {
     i = end;
   }
   return null;
+}
+
+/**
+ * Why `source` must not be matched against what clients send, or null: the text every refusal of a
+ * nested unbounded repeat carries (the gateway's compile, the translation, the admission webhook).
+ */
+export function backtrackingRisk(source: string): string | null {
+  const nested = nestedQuantifier(source);
+  if (nested === null) return null;
+  return `repeats ${JSON.stringify(nested)}, a group that itself repeats without bound: one request can keep the gateway's regex engine busy for minutes (it has no match limit, unlike nginx's PCRE)`;
 }
