@@ -77,7 +77,8 @@ export type RouteDecision =
       upstreamPath: string;
       /**
        * Other locations of the same host that a backend could take this path for (another case, `;`
-       * parameters dropped, `\` read as `/`). Their access rules must allow the client too: the
+       * parameters dropped, `\` read as `/`, a leading `//x` read as a URL's authority). Their
+       * access rules must allow the client too: the
        * router follows nginx, but the backend, not nginx, decides what a path means.
        */
       guards: readonly MatchedRoute[];
@@ -546,10 +547,52 @@ function lenientReading(uri: string): string | null {
   return reading === null || reading === uri ? null : reading;
 }
 
-/** The locations other than `primary` that another reading of `uri` lands on (see RouteDecision.guards). */
+/**
+ * The path a WHATWG URL parser reads in a target that starts with `//` or `/\`: `new URL('//x/admin',
+ * base)`, the pattern of Node's documentation, takes `x` for the host and `/admin` for the path, where
+ * nginx merges the slashes and matches `/x/admin`. Slashes and backslashes after the first two are
+ * skipped and the authority ends at the next one, as WHATWG reads a special scheme. Null for any other
+ * target. `raw` is the origin-form target as received (RequestTarget.raw).
+ */
+function networkPathReading(raw: string): string | null {
+  const second = raw.charCodeAt(1);
+  if (raw.charCodeAt(0) !== 0x2f || (second !== 0x2f && second !== 0x5c)) return null;
+  const query = raw.indexOf('?');
+  const end = query < 0 ? raw.length : query;
+  let i = 2;
+  while (i < end && isSlash(raw.charCodeAt(i))) i++;
+  while (i < end && !isSlash(raw.charCodeAt(i))) i++;
+  const path = raw.slice(i, end).replaceAll('\\', '/');
+  return normalizePath(path === '' ? '/' : path);
+}
+
+function isSlash(c: number): boolean {
+  return c === 0x2f || c === 0x5c;
+}
+
+/**
+ * What a lenient backend may take `uri` (or, read as a URL, the raw target) for: see
+ * RouteDecision.guards. The first is `uri` itself.
+ */
+function readingsOf(uri: string, raw: string): string[] {
+  const readings = [uri];
+  const add = (reading: string | null) => {
+    if (reading !== null && !readings.includes(reading)) readings.push(reading);
+  };
+  add(lenientReading(uri));
+  const network = networkPathReading(raw);
+  if (network !== null) {
+    add(network);
+    add(lenientReading(network));
+  }
+  return readings;
+}
+
+/** The locations other than `primary` that another reading of the target lands on (see RouteDecision.guards). */
 function guardsFor(
   vhost: CompiledVirtualHost,
   uri: string,
+  raw: string,
   primary: CompiledLocation,
 ): readonly MatchedRoute[] {
   if (!vhost.guarded) return NO_GUARDS;
@@ -557,8 +600,7 @@ function guardsFor(
   const add = (loc: CompiledLocation | null) => {
     if (loc !== null && loc !== primary && !found.includes(loc.route)) found.push(loc.route);
   };
-  const lenient = lenientReading(uri);
-  for (const reading of lenient === null ? [uri] : [uri, lenient]) {
+  for (const reading of readingsOf(uri, raw)) {
     if (reading !== uri) add(findLocation(vhost, reading));
     const folded = reading.toLowerCase();
     if (folded !== reading || reading !== uri) add(findLocationFolded(vhost, folded));
@@ -693,7 +735,7 @@ export function routeTarget(routes: CompiledRoutes, request: RouteTargetRequest)
     kind: 'proxy',
     route: loc.route,
     upstreamPath,
-    guards: guardsFor(vhost, uri, loc),
+    guards: guardsFor(vhost, uri, target.raw, loc),
     forwardedPrefix: forwardedPrefixOf(loc, uri),
   };
 }

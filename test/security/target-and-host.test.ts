@@ -116,6 +116,16 @@ describe('request targets and hosts: the router and the backend read the same re
   const get = (from: string, target: string, host = 'app.example') =>
     send(gw.httpPort, from, `GET ${target} HTTP/1.1\r\nHost: ${host}\r\n`);
 
+  /** From outside the allowlist: 403, no backend reached. From inside it: served by the public `/`. */
+  const heldToRules = async (target: string) => {
+    const before = backends.seen.length;
+    assert.equal((await get(STRANGER, target)).status, 403, target);
+    assert.equal(backends.seen.length, before, `${target} reached a backend`);
+    const allowed = await get(ALLOWED, target);
+    assert.equal(allowed.status, 200, target);
+    assert.equal(allowed.backend, 'public', target);
+  };
+
   it('a fragment in the target is 400 and reaches no backend (Prefix and Exact paths)', async () => {
     for (const target of ['/admin#x', '/exact#x', '/#/admin', '/admin%23x#']) {
       const before = backends.seen.length;
@@ -139,17 +149,41 @@ describe('request targets and hosts: the router and the backend read the same re
       '/public\\..\\admin',
       '/x/..\\admin',
     ];
-    for (const target of attempts) {
-      const before = backends.seen.length;
-      const refused = await get(STRANGER, target);
-      assert.equal(refused.status, 403, target);
-      assert.equal(backends.seen.length, before, `${target} reached a backend`);
-      // Allowed: routed exactly as nginx does (case-sensitive, no path parameters), to the public `/`.
-      assert.equal((await get(ALLOWED, target)).status, 200, target);
-    }
+    // Allowed: routed exactly as nginx does (case-sensitive, no path parameters), to the public `/`.
+    for (const target of attempts) await heldToRules(target);
     // Paths that mean nothing protected pass for everyone.
     assert.equal((await get(STRANGER, '/Administrators-guide')).backend, 'public');
     assert.equal((await get(STRANGER, '/docs;v=2')).backend, 'public');
+  });
+
+  it('a path that starts with // or /\\ is held to the rules of the path a URL parser reads after the "authority"', async () => {
+    // `new URL(req.url, base)` (the pattern of Node's documentation) and other WHATWG parsers read
+    // `//x/admin` and `/\x/admin` as host `x`, path `/admin`. nginx merges the slashes, matches
+    // `/x/admin` and sends the target as received: a backend behind `/` and `/admin` would serve `/admin`.
+    const attempts = [
+      '//x/admin',
+      '/\\x/admin',
+      '//app.example/admin/users',
+      '//x/y/../admin',
+      '//x/%61dmin',
+      '//x/ADMIN',
+      '//x\\admin',
+      '///x/admin?q',
+      '//x/exact',
+    ];
+    // Allowed: routed exactly as nginx does (the merged path), to the public `/`.
+    for (const target of attempts) await heldToRules(target);
+    // Absolute-form: the path after the authority is read the same way.
+    const absolute = await send(
+      gw.httpPort,
+      STRANGER,
+      'GET http://app.example//x/admin HTTP/1.1\r\nHost: app.example\r\n',
+    );
+    assert.equal(absolute.status, 403);
+    // A network-path reading that means nothing protected passes for everyone.
+    for (const target of ['//x/docs', '//x', '/%2fx/admin']) {
+      assert.equal((await get(STRANGER, target)).backend, 'public', target);
+    }
   });
 
   it('encodings, dot segments and NUL: routed by the decoded path or refused as nginx refuses them', async () => {
