@@ -279,21 +279,6 @@ function headerLine(buf: Buffer, start: number, end: number): [string, string, s
 }
 
 /**
- * Finds the end of a head starting at `start`: the index just past the empty line, -1 when more bytes
- * are needed, or an error step (bare LF). A bare CR is caught when the lines are validated.
- */
-function findHeadEnd(buf: Buffer, start: number): number | ParseStep {
-  let lineStart = start;
-  for (;;) {
-    const lf = buf.indexOf(LF, lineStart);
-    if (lf === -1) return -1;
-    if (lf === start || buf[lf - 1] !== CR) return fail('H1_BARE_LF', 400, 'line ends in a bare LF');
-    if (lf - 1 === lineStart) return lf + 1;
-    lineStart = lf + 1;
-  }
-}
-
-/**
  * Trailer fields that would change the framing or the connection: llhttp refuses Content-Length and
  * Transfer-Encoding there and closes on a Connection: close trailer. keepip drops trailers, so it
  * refuses all three rather than read a next request llhttp would not.
@@ -579,8 +564,16 @@ export class RequestParser {
   consumed = 0;
   readonly #maxHeaderBytes: number;
   #state = enum_HEAD;
-  /** Partial head / chunk line / trailers carried between execute() calls; null when none. */
+  /**
+   * Partial head / chunk line / trailers carried between execute() calls: bytes [0, #held) of
+   * #pending, which has room to grow (null when nothing is held). A slow client splits its bytes as it
+   * likes: each byte is copied into it once and searched for LF once, never again on every read.
+   */
   #pending: Buffer | null = null;
+  #held = 0;
+  /** In the held bytes: where the head starts after leading empty lines, and where its last line starts. */
+  #headStart = 0;
+  #lineStart = 0;
   #remaining = 0;
 
   constructor(options: RequestParserOptions) {
@@ -634,38 +627,89 @@ export class RequestParser {
 
   #error(step: ParseStep): ParseStep {
     this.#state = enum_FAILED;
-    this.#pending = null;
+    this.#release();
     return step;
   }
 
-  /** Joins held bytes with new ones; returns the buffer to scan and where the new bytes start in it. */
+  /** Held bytes followed by the new ones (the held bytes first, when there are any). */
   #join(input: Buffer, offset: number): Buffer {
     const pending = this.#pending;
     if (pending === null) return offset === 0 ? input : input.subarray(offset);
-    return Buffer.concat([pending, input.subarray(offset)]);
+    const length = this.#held + input.length - offset;
+    let target = pending;
+    if (length > pending.length) {
+      target = Buffer.allocUnsafe(this.#capacity(length, 2 * pending.length));
+      pending.copy(target, 0, 0, this.#held);
+      this.#pending = target;
+    }
+    input.copy(target, this.#held, offset);
+    return target.subarray(0, length);
+  }
+
+  /** Keeps `buf`, which #join returned, for the next call: it is in #pending already, or copied there. */
+  #hold(buf: Buffer, input: Buffer, offset: number): ParseStep {
+    if (this.#pending === null) {
+      this.#pending = Buffer.allocUnsafe(this.#capacity(buf.length, Math.max(2 * buf.length, 256)));
+      buf.copy(this.#pending);
+    }
+    this.#held = buf.length;
+    this.consumed = input.length - offset;
+    return MORE;
+  }
+
+  /** Room for `length` held bytes, `wanted` when that is more but never beyond what a head may take. */
+  #capacity(length: number, wanted: number): number {
+    return Math.max(length, Math.min(wanted, this.#maxHeaderBytes));
+  }
+
+  #release(): void {
+    this.#pending = null;
+    this.#held = 0;
+    this.#headStart = 0;
+    this.#lineStart = 0;
+  }
+
+  /**
+   * Finds the end of a head (or trailers) starting at `start`: the index just past the empty line, -1
+   * when more bytes are needed, or an error step (bare LF). The search resumes where the calls before
+   * left it: the held bytes after #lineStart hold no LF. A bare CR is caught when the lines are validated.
+   */
+  #findHeadEnd(buf: Buffer, start: number): number | ParseStep {
+    let lineStart = Math.max(start, this.#lineStart);
+    let from = Math.max(lineStart, this.#held);
+    for (;;) {
+      const lf = buf.indexOf(LF, from);
+      if (lf === -1) {
+        this.#lineStart = lineStart;
+        return -1;
+      }
+      if (lf === start || buf[lf - 1] !== CR) return fail('H1_BARE_LF', 400, 'line ends in a bare LF');
+      if (lf - 1 === lineStart) return lf + 1;
+      lineStart = lf + 1;
+      from = lineStart;
+    }
   }
 
   #head(input: Buffer, offset: number): ParseStep {
-    const held = this.#pending === null ? 0 : this.#pending.length;
+    const held = this.#held;
     const buf = this.#join(input, offset);
     // Leading empty lines before a request line are skipped (RFC 9112 2.2), within the size cap.
-    let start = 0;
+    let start = this.#headStart;
     while (start + 1 < buf.length && buf[start] === CR && buf[start + 1] === LF) start += 2;
     if (start < buf.length && buf[start] === LF) return this.#error(fail('H1_BARE_LF', 400, 'bare LF'));
-    const found = findHeadEnd(buf, start);
+    const found = this.#findHeadEnd(buf, start);
     if (typeof found !== 'number') return this.#error(found);
     if (found === -1) {
       if (buf.length > this.#maxHeaderBytes) {
         return this.#error(fail('H1_HEADER_TOO_LARGE', 431, 'request header too large'));
       }
-      this.#pending = Buffer.from(buf);
-      this.consumed = input.length - offset;
-      return MORE;
+      this.#headStart = start;
+      return this.#hold(buf, input, offset);
     }
     if (found > this.#maxHeaderBytes) {
       return this.#error(fail('H1_HEADER_TOO_LARGE', 431, 'request header too large'));
     }
-    this.#pending = null;
+    this.#release();
     this.consumed = found - held;
     const step = parseHead(buf, start, found, found);
     if (step.kind !== 'head') return this.#error(step);
@@ -685,14 +729,13 @@ export class RequestParser {
   }
 
   #chunkSize(input: Buffer, offset: number): ParseStep {
-    const held = this.#pending === null ? 0 : this.#pending.length;
+    const held = this.#held;
     const buf = this.#join(input, offset);
-    const lf = buf.indexOf(LF);
+    // The held bytes hold no LF: they were searched when they came.
+    const lf = buf.indexOf(LF, held);
     if (lf === -1) {
       if (buf.length > MAX_CHUNK_LINE) return this.#error(fail('H1_BAD_CHUNK', 400, 'chunk line too long'));
-      this.#pending = Buffer.from(buf);
-      this.consumed = input.length - offset;
-      return MORE;
+      return this.#hold(buf, input, offset);
     }
     if (lf + 1 > MAX_CHUNK_LINE) return this.#error(fail('H1_BAD_CHUNK', 400, 'chunk line too long'));
     if (lf === 0 || buf[lf - 1] !== CR) return this.#error(fail('H1_BARE_LF', 400, 'bare LF in chunk line'));
@@ -710,7 +753,7 @@ export class RequestParser {
       if (!validChunkExtensions(buf, i, lineEnd))
         return this.#error(fail('H1_BAD_CHUNK', 400, 'invalid chunk extension'));
     }
-    this.#pending = null;
+    this.#release();
     this.consumed = lf + 1 - held;
     if (size === 0) {
       this.#state = enum_TRAILERS;
@@ -730,41 +773,37 @@ export class RequestParser {
   }
 
   #chunkCrlf(input: Buffer, offset: number): ParseStep {
-    const held = this.#pending === null ? 0 : this.#pending.length;
+    const held = this.#held;
     const buf = this.#join(input, offset);
     if (buf.length < 2) {
       if (buf[0] !== CR) return this.#error(fail('H1_BAD_CHUNK', 400, 'chunk data not followed by CRLF'));
-      this.#pending = Buffer.from(buf);
-      this.consumed = input.length - offset;
-      return MORE;
+      return this.#hold(buf, input, offset);
     }
     if (buf[0] !== CR || buf[1] !== LF) {
       return this.#error(fail('H1_BAD_CHUNK', 400, 'chunk data not followed by CRLF'));
     }
-    this.#pending = null;
+    this.#release();
     this.consumed = 2 - held;
     this.#state = enum_CHUNK_SIZE;
     return this.#continue(input, offset);
   }
 
   #trailers(input: Buffer, offset: number): ParseStep {
-    const held = this.#pending === null ? 0 : this.#pending.length;
+    const held = this.#held;
     const buf = this.#join(input, offset);
     let end: number;
     if (buf.length >= 2 && buf[0] === CR && buf[1] === LF) {
       end = 2;
     } else {
       if (buf[0] === LF) return this.#error(fail('H1_BARE_LF', 400, 'bare LF in trailers'));
-      const found = findHeadEnd(buf, 0);
+      const found = this.#findHeadEnd(buf, 0);
       if (typeof found !== 'number') return this.#error(found);
       end = found;
       if (found === -1) {
         if (buf.length > this.#maxHeaderBytes) {
           return this.#error(fail('H1_HEADER_TOO_LARGE', 431, 'trailers too large'));
         }
-        this.#pending = Buffer.from(buf);
-        this.consumed = input.length - offset;
-        return MORE;
+        return this.#hold(buf, input, offset);
       }
       if (found > this.#maxHeaderBytes)
         return this.#error(fail('H1_HEADER_TOO_LARGE', 431, 'trailers too large'));
@@ -778,7 +817,7 @@ export class RequestParser {
         lineStart = lf + 1;
       }
     }
-    this.#pending = null;
+    this.#release();
     this.consumed = end - held;
     this.#state = enum_HEAD;
     return END;

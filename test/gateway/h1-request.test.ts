@@ -420,3 +420,79 @@ describe('h1-request: split invariance', () => {
     );
   });
 });
+
+describe('h1-request: a message that arrives a byte at a time', () => {
+  /**
+   * Bytes searched and copied while `run` executes: the spans Buffer#indexOf looks through (up to what
+   * it finds), and what
+   * Buffer.concat, Buffer.from(buffer) and Buffer#copy copy, counted by wrapping them for the call.
+   * A slow client decides how its bytes are split, so this must grow with the message, not its square.
+   */
+  function work(run: () => void): number {
+    let total = 0;
+    const { indexOf, copy } = Buffer.prototype;
+    const { concat, from } = Buffer;
+    Buffer.prototype.indexOf = function (this: Buffer, ...args: Parameters<Buffer['indexOf']>) {
+      const at = indexOf.apply(this, args);
+      total += (at === -1 ? this.length : at + 1) - Math.max(0, Number(args[1] ?? 0));
+      return at;
+    } as Buffer['indexOf'];
+    Buffer.prototype.copy = function (this: Buffer, ...args: Parameters<Buffer['copy']>) {
+      total += (args[3] ?? this.length) - (args[2] ?? 0);
+      return copy.apply(this, args);
+    } as Buffer['copy'];
+    Buffer.concat = ((list: readonly Uint8Array[], length?: number) => {
+      const out = concat(list, length);
+      total += out.length;
+      return out;
+    }) as typeof Buffer.concat;
+    Buffer.from = ((value: unknown, ...rest: unknown[]) => {
+      if (value instanceof Uint8Array) total += value.length;
+      return (from as (...a: unknown[]) => Buffer)(value, ...rest);
+    }) as typeof Buffer.from;
+    try {
+      run();
+    } finally {
+      Object.assign(Buffer.prototype, { indexOf, copy });
+      Object.assign(Buffer, { concat, from });
+    }
+    return total;
+  }
+
+  /** Feeds `text` one byte per call; the events, as parse() reports them. */
+  function byteAtATime(parser: RequestParser, text: string): string[] {
+    const bytes = Buffer.from(text, 'latin1');
+    const kinds: string[] = [];
+    for (let i = 0; i < bytes.length; i++) {
+      const piece = bytes.subarray(i, i + 1);
+      let offset = 0;
+      for (;;) {
+        const step = parser.execute(piece, offset);
+        offset += parser.consumed;
+        if (step.kind === 'more') break;
+        kinds.push(step.kind === 'error' ? `error ${step.error.code}` : step.kind);
+      }
+    }
+    return kinds;
+  }
+
+  it('a head, a chunk line and trailers cost work linear in their size, however they are split', () => {
+    const head = `POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nX-Long: ${'v'.repeat(6000)}\r\n${'X-Many: v\r\n'.repeat(800)}\r\n`;
+    const chunkLine = `1;${'e'.repeat(4000)}\r\nx\r\n`;
+    const trailers = `0\r\nX-Trailer: ${'t'.repeat(6000)}\r\n${'X-More: t\r\n'.repeat(800)}\r\n`;
+    for (const [name, before, text, events] of [
+      ['head', '', head, ['head']],
+      ['chunk line', head, chunkLine, ['body']],
+      ['trailers', head + chunkLine, trailers, ['end']],
+    ] as const) {
+      const parser = new RequestParser({ maxHeaderBytes: MAX });
+      if (before !== '') byteAtATime(parser, before);
+      let kinds: string[] = [];
+      const spent = work(() => {
+        kinds = byteAtATime(parser, text);
+      });
+      assert.deepEqual(kinds, events, name);
+      assert.ok(spent <= 8 * text.length, `${name}: ${spent} bytes searched or copied for ${text.length}`);
+    }
+  });
+});
