@@ -424,6 +424,8 @@ class H1Connection {
   readonly #parser: RequestParser;
   /** Bytes read but not parsed yet (pipelined requests waiting for the response before them). */
   #held: Buffer | null = null;
+  /** How many of #held's bytes are held (it has room to grow): reading pauses beyond PIPELINE_HOLD_BYTES. */
+  #heldBytes = 0;
   #request: H1Request | null = null;
   #response: H1Response | null = null;
   #parsing = false;
@@ -477,13 +479,40 @@ class H1Connection {
     if (this.phase >= PHASE_LINGER) return;
     if (this.#held !== null || this.#parsing || this.#request?.complete === true) {
       // A response is still on its way (or the client is not reading it): hold what follows, bounded, in order.
-      this.#held = this.#held === null ? chunk : Buffer.concat([this.#held, chunk]);
-      if (this.#held.length > PIPELINE_HOLD_BYTES) this.socket.pause();
+      this.#hold(chunk);
+      if (this.#heldBytes > PIPELINE_HOLD_BYTES) this.socket.pause();
       return;
     }
     if (this.phase === PHASE_IDLE) this.#expectHead();
     this.#parse(chunk);
   };
+
+  /** Holds the unparsed rest of `input` (the next requests) until the response before them is done. */
+  #holdRest(input: Buffer, offset: number): void {
+    this.#held = input.subarray(offset);
+    this.#heldBytes = this.#held.length;
+  }
+
+  /**
+   * Adds a read to the held bytes. Each byte is copied once (the buffer grows by doubling), so a
+   * client that sends a byte per read costs no more than one that sends them at once.
+   */
+  #hold(chunk: Buffer): void {
+    const held = this.#held;
+    const length = this.#heldBytes + chunk.length;
+    if (held === null || length > held.length) {
+      const grown = Buffer.allocUnsafe(Math.max(length, 2 * (held?.length ?? 0), 1024));
+      if (held !== null) held.copy(grown, 0, 0, this.#heldBytes);
+      this.#held = grown;
+    }
+    chunk.copy(this.#held as Buffer, this.#heldBytes);
+    this.#heldBytes = length;
+  }
+
+  #dropHeld(): void {
+    this.#held = null;
+    this.#heldBytes = 0;
+  }
 
   #expectHead(): void {
     this.phase = PHASE_HEAD;
@@ -526,7 +555,7 @@ class H1Connection {
     this.#request?.finish();
     if (this.#response !== null && !this.#response.writableFinished) {
       // Wait for the response; keep the rest for after it.
-      if (offset < input.length) this.#held = input.subarray(offset);
+      if (offset < input.length) this.#holdRest(input, offset);
       return false;
     }
     this.#next();
@@ -534,7 +563,7 @@ class H1Connection {
     if (offset >= input.length) return true;
     if (this.socket.writableNeedDrain) {
       // The client does not take its answers: read no further requests until it does.
-      this.#held = input.subarray(offset);
+      this.#holdRest(input, offset);
       this.#awaitDrain();
       return false;
     }
@@ -628,8 +657,8 @@ class H1Connection {
       this.#awaitDrain();
       return;
     }
-    const held = this.#held;
-    this.#held = null;
+    const held = this.#held.subarray(0, this.#heldBytes);
+    this.#dropHeld();
     this.socket.resume();
     this.#expectHead();
     this.#parse(held);
@@ -679,7 +708,7 @@ class H1Connection {
   #enterLinger(): void {
     this.phase = PHASE_LINGER;
     this.#lingerReason = 'lingering_close';
-    this.#held = null;
+    this.#dropHeld();
     this.deadline = 0;
     this.#lingerEnd = 0;
   }
@@ -823,7 +852,7 @@ class H1Connection {
   #onClose = (): void => {
     this.phase = PHASE_DONE;
     this.#server.connections.delete(this);
-    this.#held = null;
+    this.#dropHeld();
     this.#request?.fail(coded('ECONNRESET', 'aborted'));
     const response = this.#response;
     if (response !== null && !response.writableFinished) response.closed();

@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { type RequestHead, RequestParser } from '../../src/gateway/h1-request.ts';
+import { bufferWork } from '../helpers/buffer-work.ts';
 
 const MAX = 16_384;
 
@@ -422,43 +423,6 @@ describe('h1-request: split invariance', () => {
 });
 
 describe('h1-request: a message that arrives a byte at a time', () => {
-  /**
-   * Bytes searched and copied while `run` executes: the spans Buffer#indexOf looks through (up to what
-   * it finds), and what
-   * Buffer.concat, Buffer.from(buffer) and Buffer#copy copy, counted by wrapping them for the call.
-   * A slow client decides how its bytes are split, so this must grow with the message, not its square.
-   */
-  function work(run: () => void): number {
-    let total = 0;
-    const { indexOf, copy } = Buffer.prototype;
-    const { concat, from } = Buffer;
-    Buffer.prototype.indexOf = function (this: Buffer, ...args: Parameters<Buffer['indexOf']>) {
-      const at = indexOf.apply(this, args);
-      total += (at === -1 ? this.length : at + 1) - Math.max(0, Number(args[1] ?? 0));
-      return at;
-    } as Buffer['indexOf'];
-    Buffer.prototype.copy = function (this: Buffer, ...args: Parameters<Buffer['copy']>) {
-      total += (args[3] ?? this.length) - (args[2] ?? 0);
-      return copy.apply(this, args);
-    } as Buffer['copy'];
-    Buffer.concat = ((list: readonly Uint8Array[], length?: number) => {
-      const out = concat(list, length);
-      total += out.length;
-      return out;
-    }) as typeof Buffer.concat;
-    Buffer.from = ((value: unknown, ...rest: unknown[]) => {
-      if (value instanceof Uint8Array) total += value.length;
-      return (from as (...a: unknown[]) => Buffer)(value, ...rest);
-    }) as typeof Buffer.from;
-    try {
-      run();
-    } finally {
-      Object.assign(Buffer.prototype, { indexOf, copy });
-      Object.assign(Buffer, { concat, from });
-    }
-    return total;
-  }
-
   /** Feeds `text` one byte per call; the events, as parse() reports them. */
   function byteAtATime(parser: RequestParser, text: string): string[] {
     const bytes = Buffer.from(text, 'latin1');
@@ -488,7 +452,7 @@ describe('h1-request: a message that arrives a byte at a time', () => {
       const parser = new RequestParser({ maxHeaderBytes: MAX });
       if (before !== '') byteAtATime(parser, before);
       let kinds: string[] = [];
-      const spent = work(() => {
+      const spent = bufferWork(() => {
         kinds = byteAtATime(parser, text);
       });
       assert.deepEqual(kinds, events, name);
