@@ -10,6 +10,7 @@ import type net from 'node:net';
 import { type ClientTimeouts, type ConnectionCloseReason, sweepPeriodMs } from './client-timeouts.ts';
 import type { GatewayRequest, GatewayResponse, H1Handler } from './exchange.ts';
 import { type RequestHead, type RequestParseError, RequestParser } from './h1-request.ts';
+import { HeldBytes } from './held-bytes.ts';
 
 export interface H1ServerOptions {
   /** Cap on a request head (node:http's maxHeaderSize, 16 KiB). */
@@ -423,9 +424,7 @@ class H1Connection {
   readonly #server: ServerState;
   readonly #parser: RequestParser;
   /** Bytes read but not parsed yet (pipelined requests waiting for the response before them). */
-  #held: Buffer | null = null;
-  /** How many of #held's bytes are held (it has room to grow): reading pauses beyond PIPELINE_HOLD_BYTES. */
-  #heldBytes = 0;
+  readonly #held = new HeldBytes();
   #request: H1Request | null = null;
   #response: H1Response | null = null;
   #parsing = false;
@@ -477,42 +476,15 @@ class H1Connection {
   #onData = (chunk: Buffer): void => {
     this.#read = true;
     if (this.phase >= PHASE_LINGER) return;
-    if (this.#held !== null || this.#parsing || this.#request?.complete === true) {
+    if (this.#held.length > 0 || this.#parsing || this.#request?.complete === true) {
       // A response is still on its way (or the client is not reading it): hold what follows, bounded, in order.
-      this.#hold(chunk);
-      if (this.#heldBytes > PIPELINE_HOLD_BYTES) this.socket.pause();
+      this.#held.append(chunk);
+      if (this.#held.length > PIPELINE_HOLD_BYTES) this.socket.pause();
       return;
     }
     if (this.phase === PHASE_IDLE) this.#expectHead();
     this.#parse(chunk);
   };
-
-  /** Holds the unparsed rest of `input` (the next requests) until the response before them is done. */
-  #holdRest(input: Buffer, offset: number): void {
-    this.#held = input.subarray(offset);
-    this.#heldBytes = this.#held.length;
-  }
-
-  /**
-   * Adds a read to the held bytes. Each byte is copied once (the buffer grows by doubling), so a
-   * client that sends a byte per read costs no more than one that sends them at once.
-   */
-  #hold(chunk: Buffer): void {
-    const held = this.#held;
-    const length = this.#heldBytes + chunk.length;
-    if (held === null || length > held.length) {
-      const grown = Buffer.allocUnsafe(Math.max(length, 2 * (held?.length ?? 0), 1024));
-      if (held !== null) held.copy(grown, 0, 0, this.#heldBytes);
-      this.#held = grown;
-    }
-    chunk.copy(this.#held as Buffer, this.#heldBytes);
-    this.#heldBytes = length;
-  }
-
-  #dropHeld(): void {
-    this.#held = null;
-    this.#heldBytes = 0;
-  }
 
   #expectHead(): void {
     this.phase = PHASE_HEAD;
@@ -555,7 +527,7 @@ class H1Connection {
     this.#request?.finish();
     if (this.#response !== null && !this.#response.writableFinished) {
       // Wait for the response; keep the rest for after it.
-      if (offset < input.length) this.#holdRest(input, offset);
+      if (offset < input.length) this.#held.replace(input.subarray(offset));
       return false;
     }
     this.#next();
@@ -563,7 +535,7 @@ class H1Connection {
     if (offset >= input.length) return true;
     if (this.socket.writableNeedDrain) {
       // The client does not take its answers: read no further requests until it does.
-      this.#holdRest(input, offset);
+      this.#held.replace(input.subarray(offset));
       this.#awaitDrain();
       return false;
     }
@@ -652,13 +624,13 @@ class H1Connection {
 
   /** Parses the bytes held back, once the client has taken the responses before them. */
   #continueHeld(): void {
-    if (this.#held === null || this.phase !== PHASE_IDLE) return;
+    if (this.#held.length === 0 || this.phase !== PHASE_IDLE) return;
     if (this.socket.writableNeedDrain) {
       this.#awaitDrain();
       return;
     }
-    const held = this.#held.subarray(0, this.#heldBytes);
-    this.#dropHeld();
+    const held = this.#held.view();
+    this.#held.clear();
     this.socket.resume();
     this.#expectHead();
     this.#parse(held);
@@ -697,7 +669,8 @@ class H1Connection {
   #linger(): void {
     if (this.phase === PHASE_LINGER || this.phase === PHASE_DONE) return;
     const request = this.#request;
-    const quiet = (request === null || request.complete) && this.#held === null && !this.#parser.holdsPartial;
+    const quiet =
+      (request === null || request.complete) && this.#held.length === 0 && !this.#parser.holdsPartial;
     this.#enterLinger();
     request?.fail(coded('ECONNRESET', 'connection closing'));
     this.socket.once('finish', quiet ? this.#destroy : this.#startLingering);
@@ -708,7 +681,7 @@ class H1Connection {
   #enterLinger(): void {
     this.phase = PHASE_LINGER;
     this.#lingerReason = 'lingering_close';
-    this.#dropHeld();
+    this.#held.clear();
     this.deadline = 0;
     this.#lingerEnd = 0;
   }
@@ -852,7 +825,7 @@ class H1Connection {
   #onClose = (): void => {
     this.phase = PHASE_DONE;
     this.#server.connections.delete(this);
-    this.#dropHeld();
+    this.#held.clear();
     this.#request?.fail(coded('ECONNRESET', 'aborted'));
     const response = this.#response;
     if (response !== null && !response.writableFinished) response.closed();

@@ -23,6 +23,7 @@ import type { ClientTimeouts, ConnectionCloseReason } from './client-timeouts.ts
 import { attachConnection, type ConnectionInfo } from './connection.ts';
 import type { ErrorLog } from './error-log.ts';
 import { createH1Server, type H1Server } from './h1-server.ts';
+import { HeldBytes } from './held-bytes.ts';
 import { createH2Server, type H2Server, serveByAlpn } from './h2-server.ts';
 import type { RequestHandler } from './handler.ts';
 import type { LineSink } from './line-sink.ts';
@@ -214,7 +215,7 @@ function serveHttpsListener(
   info: ConnectionInfo,
   timeouts: ClientTimeouts,
 ): void {
-  const chunks: Buffer[] = [];
+  const held = new HeldBytes();
   const stop = () => {
     clearTimeout(timer);
     socket.off('readable', onReadable);
@@ -222,10 +223,9 @@ function serveHttpsListener(
   };
   const onReadable = () => {
     for (let chunk = socket.read() as Buffer | null; chunk !== null; chunk = socket.read() as Buffer | null)
-      chunks.push(chunk);
-    if (chunks.length === 0) return;
-    const bytes = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
-    chunks.splice(0, chunks.length, bytes);
+      held.append(chunk);
+    if (held.length === 0) return;
+    const bytes = held.view();
     if (!looksLikeTls(bytes[0] as number)) {
       stop();
       socket.unshift(bytes);
