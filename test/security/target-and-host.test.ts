@@ -186,6 +186,19 @@ describe('request targets and hosts: the router and the backend read the same re
     }
   });
 
+  it('a path that leaves a location only once %2F is decoded is held to the rules of that location', async () => {
+    // nginx decodes `%2F` before it resolves `..`, so `/admin/x%2f..%2f..%2fx` is `/x` to it; a
+    // backend that keeps `%2F` inside a segment (Node's URL, Express's `/admin/:id`) reads a path under
+    // `/admin/`, and nginx sends it the target as received.
+    for (const target of ['/admin/x%2f..%2f..%2fx', '/admin/x%2F..%2F..%2Fdocs', '/admin/%2e%2e%2fx']) {
+      await heldToRules(target);
+    }
+    // Decoded or not, these mean nothing protected.
+    for (const target of ['/docs/x%2f..%2fy', '/admin%2f..%2fx']) {
+      assert.equal((await get(STRANGER, target)).backend, 'public', target);
+    }
+  });
+
   it('encodings, dot segments and NUL: routed by the decoded path or refused as nginx refuses them', async () => {
     for (const target of [
       '/%61dmin',
