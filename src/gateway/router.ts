@@ -77,7 +77,7 @@ export type RouteDecision =
       upstreamPath: string;
       /**
        * Other locations of the same host that a backend could take this path for (another case, `;`
-       * parameters dropped, `\` read as `/`, `%2F` kept in a segment, a leading `//x` read as a
+       * parameters dropped, `\` read as `/`, escapes left undecoded, a leading `//x` read as a
        * URL's authority). Their access rules must allow the client too: the router follows nginx,
        * but the backend, not nginx, decides what a path means.
        */
@@ -567,21 +567,19 @@ function networkPathReading(raw: string): string | null {
 }
 
 /**
- * The path as a backend that keeps `%2F` inside a segment reads it (Node's URL, Express's route
- * parameters): every other escape decoded and dot segments resolved, but `%2F` is no `/`. nginx decodes
- * it first, so `/admin/x%2f..%2f..%2fx` is `/x` to nginx and a path under `/admin/` to such a backend.
- * Null when the target has no `%2F` (or the reading climbs above the root).
+ * The path as a backend that matches it as received reads it (Express's route parameters, Node's URL
+ * for `%2F`): no escape decoded, dot segments resolved only where they are written as dots. nginx
+ * decodes first, so `/admin/x%2f..%2f..%2fx` and `/admin/%2e%2e/x` are `/x` to nginx and paths under
+ * `/admin/` to such a backend. Null when the target has no escape (the reading is `uri` then) or the
+ * reading climbs above the root.
  */
-function encodedSlashReading(raw: string): string | null {
+function undecodedReading(raw: string): string | null {
   const query = raw.indexOf('?');
   const path = query < 0 ? raw : raw.slice(0, query);
-  if (!ENCODED_SLASH.test(path)) return null;
-  // `%252F` decodes once into the text `%2F`: normalizePath then splits on real slashes only.
-  return normalizePath(path.replace(ENCODED_SLASHES, '%252F'));
+  if (!path.includes('%')) return null;
+  // normalizePath decodes once: `%25` gives back each `%` as text, so no escape means anything to it.
+  return normalizePath(path.replaceAll('%', '%25'));
 }
-
-const ENCODED_SLASH = /%2f/i;
-const ENCODED_SLASHES = /%2f/gi;
 
 function isSlash(c: number): boolean {
   return c === 0x2f || c === 0x5c;
@@ -597,7 +595,7 @@ function readingsOf(uri: string, raw: string): string[] {
     if (reading !== null && !readings.includes(reading)) readings.push(reading);
   };
   add(lenientReading(uri));
-  add(encodedSlashReading(raw));
+  add(undecodedReading(raw));
   const network = networkPathReading(raw);
   if (network !== null) {
     add(network);
