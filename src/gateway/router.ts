@@ -78,7 +78,7 @@ export type RouteDecision =
       /**
        * Other locations of the same host that a backend could take this path for (another case, `;`
        * parameters dropped, `\` read as `/`, escapes left undecoded, a leading `//x` read as a
-       * URL's authority). Their access rules must allow the client too: the router follows nginx,
+       * URL's authority, a trailing slash dropped). Their access rules must allow the client too: the router follows nginx,
        * but the backend, not nginx, decides what a path means.
        */
       guards: readonly MatchedRoute[];
@@ -600,6 +600,10 @@ function readingsOf(uri: string, raw: string): string[] {
   if (network !== null) {
     add(network);
     add(lenientReading(network));
+  }
+  // A trailing slash dropped (Express's default, Spring before 6): `/exact/` is `/exact` to them.
+  for (const reading of [...readings]) {
+    if (reading.length > 1 && reading.endsWith('/')) add(reading.slice(0, -1));
   }
   return readings;
 }

@@ -161,6 +161,14 @@ describe('request targets and hosts: the router and the backend read the same re
     assert.equal((await get(STRANGER, '/docs;v=2')).backend, 'public');
   });
 
+  it('a trailing slash is held to the rules of the Exact path it could mean', async () => {
+    // nginx's `location = /exact` does not match `/exact/`, which goes to `/`; Express (strict routing
+    // off, its default) and Spring before 6 serve `/exact/` as `/exact`.
+    for (const target of ['/exact/', '/exact//', '/exact/.', '/EXACT/', '/exact;v=1/'])
+      await heldToRules(target);
+    await publicForEveryone(['/exactly/', '/']);
+  });
+
   it('a path that starts with // or /\\ is held to the rules of the path a URL parser reads after the "authority"', async () => {
     // `new URL(req.url, base)` (the pattern of Node's documentation) and other WHATWG parsers read
     // `//x/admin` and `/\x/admin` as host `x`, path `/admin`. nginx merges the slashes, matches
