@@ -181,6 +181,21 @@ function hasToken(list: string, token: string): boolean {
   return false;
 }
 
+/**
+ * Whether an Upgrade value offers h2c (RFC 7540 3.2, any version suffix). keepip never switches a
+ * connection to cleartext HTTP/2 (h2c smuggling: requests inside such a tunnel pass no location), so
+ * such a request is an ordinary one: its body is read and forwarded, and its Upgrade, a hop-by-hop
+ * field, goes no further.
+ */
+export function offersH2c(value: string | string[] | undefined): boolean {
+  if (value === undefined) return false;
+  for (const token of (Array.isArray(value) ? value.join(',') : value).split(',')) {
+    const name = token.trim().toLowerCase();
+    if (name === 'h2c' || name.startsWith('h2c/')) return true;
+  }
+  return false;
+}
+
 function isDigits(value: string): boolean {
   if (value.length === 0 || value.length > 15) return false;
   for (let i = 0; i < value.length; i++) {
@@ -536,7 +551,11 @@ function parseHead(buf: Buffer, start: number, end: number, headBytes: number): 
       framing,
       contentLength: fields.contentLength === -1 ? 0 : fields.contentLength,
       keepAlive,
-      upgrade: fields.upgrade && connection !== '' && hasToken(connection, 'upgrade'),
+      upgrade:
+        fields.upgrade &&
+        connection !== '' &&
+        hasToken(connection, 'upgrade') &&
+        !offersH2c(fields.headers.upgrade),
       expectContinue: expect === '100-continue',
       expectUnsupported: expect !== null && expect !== '100-continue',
     },

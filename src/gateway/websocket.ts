@@ -10,6 +10,7 @@ import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import { markUpgradeSwitched } from './h1-server.ts';
+import { offersH2c } from './h1-request.ts';
 import { classifyUpstreamError, type ProxyFailure, type UpstreamAttempt } from './proxy.ts';
 import { DEFAULT_NEXT_UPSTREAM, EndpointRotation, retryOnFailure } from './next-upstream.ts';
 import { UpgradeAnswer } from './upgrade-answer.ts';
@@ -45,12 +46,8 @@ const CRLF = '\r\n';
  * location has checked, so the request goes upstream as a plain one instead).
  */
 export function upstreamUpgrade(value: string | string[]): string | string[] | null {
-  const tokens = (Array.isArray(value) ? value.join(',') : value).split(',');
-  for (const token of tokens) {
-    const name = token.trim().toLowerCase();
-    if (name === 'h2c' || name.startsWith('h2c/')) return null;
-  }
-  return value;
+  // The HTTP/1.1 parser already reads such a request as an ordinary one; this is the second lock.
+  return offersH2c(value) ? null : value;
 }
 
 function requestHead(request: UpgradeRequest): string {
