@@ -44,6 +44,7 @@ const PURE_FILES = [
   'src/gateway/hop-by-hop.ts',
   'src/gateway/error-pages.ts',
   'src/gateway/client-hello.ts',
+  'src/gateway/held-bytes.ts',
   'src/lb/config.ts',
   'src/lb/manifest.ts',
   'src/lb/selection.ts',
