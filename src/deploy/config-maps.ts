@@ -2,6 +2,7 @@
 // tcp-services ConfigMap. Pure.
 import { controllerLabels, type K8sObject, meta, type RenderContext } from './context.ts';
 import { scalarText } from './read.ts';
+import { tplEach } from './tpl.ts';
 
 function stringData(ctx: RenderContext, path: string): Record<string, string> {
   const map = ctx.v.map(path);
@@ -17,7 +18,8 @@ function stringData(ctx: RenderContext, path: string): Record<string, string> {
       });
     } else data[key] = text;
   }
-  return data;
+  // The chart renders both through tpl (controller.config value by value, tcp as a whole).
+  return tplEach(ctx, path, data);
 }
 
 export function renderConfigMaps(ctx: RenderContext): K8sObject[] {

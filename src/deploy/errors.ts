@@ -18,6 +18,12 @@ export const DEPLOY_CODES = {
     summary: 'a chart value has the wrong type or an impossible value (e.g. replicaCount: "two")',
     fix: 'write the value as the ingress-nginx chart expects it (docs/deploy.md lists every key)',
   },
+  DEPLOY_VALUES_TEMPLATE: {
+    kind: 'error',
+    summary:
+      "a value the chart renders through tpl holds a template keepip does not evaluate (it evaluates the release name and namespace and the chart's name helpers)",
+    fix: 'write the value out as Helm rendered it (helm get manifest RELEASE shows it)',
+  },
   DEPLOY_VALUES_IGNORED: {
     kind: 'issue',
     summary: 'a chart value is set but keepip renders nothing from it (no nginx, no UDP, …)',

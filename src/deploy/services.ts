@@ -9,6 +9,7 @@ import {
   setIf,
 } from './context.ts';
 import { isTruthy, scalarText } from './read.ts';
+import { tplEach } from './tpl.ts';
 
 interface ServicePort {
   name: string;
@@ -113,7 +114,7 @@ function controllerService(ctx: RenderContext, internal: boolean): K8sObject {
         ...v.strings('controller.service.labels'),
         ...own,
       },
-      annotations: v.strings(`${prefix}.annotations`),
+      annotations: tplEach(ctx, `${prefix}.annotations`, v.strings(`${prefix}.annotations`)),
     }),
     spec: serviceSpec(
       ctx,

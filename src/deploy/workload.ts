@@ -12,6 +12,7 @@ import {
 } from './context.ts';
 import { scalarText } from './read.ts';
 import { tcpPorts } from './services.ts';
+import { tpl } from './tpl.ts';
 
 /** The only capability keepip's container keeps, and why. */
 export const CAPABILITIES_ADDED = {
@@ -140,7 +141,7 @@ function podSpec(ctx: RenderContext): Record<string, unknown> {
   const spec: Record<string, unknown> = {};
   setIf(spec, {
     dnsConfig: v.map('controller.dnsConfig'),
-    hostAliases: v.list('controller.hostAliases'),
+    hostAliases: tpl(ctx, 'controller.hostAliases', v.list('controller.hostAliases')),
     hostname: v.raw('controller.hostname'),
     dnsPolicy: v.str('controller.dnsPolicy'),
     imagePullSecrets: v.list('imagePullSecrets'),
@@ -151,12 +152,16 @@ function podSpec(ctx: RenderContext): Record<string, unknown> {
   });
   spec.containers = [container(ctx, mounts), ...v.list('controller.extraContainers')];
   setIf(spec, {
-    initContainers: v.list('controller.extraInitContainers'),
+    initContainers: tpl(ctx, 'controller.extraInitContainers', v.list('controller.extraInitContainers')),
     hostNetwork: v.bool('controller.hostNetwork'),
     nodeSelector: v.map('controller.nodeSelector'),
     tolerations: v.list('controller.tolerations'),
-    affinity: v.map('controller.affinity'),
-    topologySpreadConstraints: v.list('controller.topologySpreadConstraints'),
+    affinity: tpl(ctx, 'controller.affinity', v.map('controller.affinity')),
+    topologySpreadConstraints: tpl(
+      ctx,
+      'controller.topologySpreadConstraints',
+      v.list('controller.topologySpreadConstraints'),
+    ),
   });
   spec.serviceAccountName = names.serviceAccount;
   spec.automountServiceAccountToken = v.bool('serviceAccount.automountServiceAccountToken');

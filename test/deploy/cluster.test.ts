@@ -1,0 +1,187 @@
+// Realistic values files rendered as a cluster would take them: every object valid against the
+// Kubernetes schemas (schema.ts) and against what the API server and the objects of one install check
+// of each other (cluster.ts: label values, selectors reaching the pods, named ports, references, the
+// controller's arguments), under the default release name and another one. The chart renders some
+// values through `tpl` (affinity, topologySpreadConstraints, hostAliases, extraInitContainers, the
+// controller Service annotations, controller.config, tcp): the templates its own values.yaml documents
+// are evaluated as Helm does, any other is an error naming the key, never passed on as text.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { parse } from 'yaml';
+import type { Values } from '../../src/deploy/chart-defaults.ts';
+import type { K8sObject } from '../../src/deploy/context.ts';
+import { renderManifests } from '../../src/deploy/render.ts';
+import { repoRoot } from '../helpers/process.ts';
+import { clusterProblems } from './cluster.ts';
+import { schemaViolation } from './schema.ts';
+
+// biome-ignore lint/suspicious/noExplicitAny: rendered objects are read as plain JSON in the assertions
+type Json = any;
+
+const FIXTURES = join(repoRoot, 'test/fixtures/helm-values');
+const VALUES_FILES = [
+  join(repoRoot, 'examples/helm-values/seed.yaml'),
+  join(repoRoot, 'examples/helm-values/chart-defaults.yaml'),
+  ...[
+    'aws-nlb-internal',
+    'daemonset-hostnetwork',
+    'hpa-pdb',
+    'custom-class',
+    'kitchen-sink',
+    'daemonset-scoped',
+    'cert-manager',
+    'seed-writeup',
+  ].map((name) => join(FIXTURES, `${name}.yaml`)),
+];
+
+const readValues = (file: string): Values => (parse(readFileSync(file, 'utf8')) as Values | null) ?? {};
+
+async function render(values: Values, release = 'ingress-nginx', namespace = 'ingress-nginx') {
+  return renderManifests(values, { release, namespace, image: 'keepip:test', version: '0.0.0-test' });
+}
+
+async function renderOk(values: Values, release?: string, namespace?: string): Promise<K8sObject[]> {
+  const result = await render(values, release, namespace);
+  assert.deepEqual(
+    result.problems.filter((p) => p.severity === 'error'),
+    [],
+  );
+  return result.objects;
+}
+
+const workload = (objects: readonly K8sObject[]): Json =>
+  objects.find((o) => o.kind === 'Deployment' || o.kind === 'DaemonSet');
+
+describe('keepip manifests as a cluster takes them', () => {
+  for (const file of VALUES_FILES) {
+    for (const release of ['ingress-nginx', 'keepip']) {
+      it(`${file.slice(repoRoot.length)} as release ${release}: schemas, labels, selectors, ports, references, args`, async () => {
+        const objects = await renderOk(readValues(file), release, 'edge');
+        const violations = objects
+          .map((o) => `${o.kind} ${o.metadata.name}: ${schemaViolation(o)}`)
+          .filter((v) => !v.endsWith(': '));
+        assert.deepEqual([...violations, ...clusterProblems(objects)], []);
+      });
+    }
+  }
+
+  it('the checks refuse what a cluster refuses', async () => {
+    const objects = structuredClone(await renderOk({ controller: { metrics: { enabled: true } } }));
+    const spec = workload(objects).spec;
+    spec.template.metadata.labels['app.kubernetes.io/component'] = 'web';
+    spec.template.spec.containers[0].ports[0].name = 'http-port-too-long';
+    spec.template.spec.affinity = {
+      podAntiAffinity: { x: [{ labelSelector: { matchLabels: { a: '{{ .Release.Name }}' } } }] },
+    };
+    spec.template.spec.containers[0].args.push('--http-port=eighty');
+    const problems = clusterProblems(objects).join('\n');
+    assert.match(problems, /selector does not match template labels/);
+    assert.match(problems, /port name http-port-too-long is not an IANA service name/);
+    assert.match(problems, /bad label value "\{\{ \.Release\.Name \}\}"/);
+    assert.match(problems, /Service ingress-nginx-controller: selects no rendered pods/);
+    assert.match(problems, /keepip controller refuses its args: .*--http-port/);
+  });
+});
+
+describe('values the chart renders through tpl', () => {
+  it("the chart's documented anti-affinity and spread constraints select this release's pods", async () => {
+    for (const release of ['ingress-nginx', 'keepip']) {
+      const objects = await renderOk(readValues(join(FIXTURES, 'aws-nlb-internal.yaml')), release);
+      const pod = workload(objects).spec.template;
+      const spread = pod.spec.topologySpreadConstraints[0].labelSelector.matchLabels;
+      assert.deepEqual(spread, {
+        'app.kubernetes.io/name': 'ingress-nginx',
+        'app.kubernetes.io/instance': release,
+        'app.kubernetes.io/component': 'controller',
+      });
+      for (const [key, value] of Object.entries(spread)) assert.equal(pod.metadata.labels[key], value);
+      const terms =
+        pod.spec.affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].podAffinityTerm
+          .labelSelector.matchExpressions;
+      assert.deepEqual(
+        terms.map((t: Json) => [t.key, t.values]),
+        [
+          ['app.kubernetes.io/name', ['ingress-nginx']],
+          ['app.kubernetes.io/instance', [release]],
+          ['app.kubernetes.io/component', ['controller']],
+        ],
+      );
+    }
+  });
+
+  it('Service annotations, controller.config and tcp: the release name and namespace filled in', async () => {
+    const objects = await render(
+      {
+        namespaceOverride: 'edge-system',
+        controller: {
+          service: {
+            annotations: {
+              'example.com/lb-name': '{{ .Release.Name }}-nlb',
+              'example.com/n': '{{.Release.Namespace}}',
+            },
+            internal: {
+              enabled: true,
+              annotations: { 'example.com/lb-name': '{{- .Release.Name -}}-internal' },
+            },
+          },
+          config: {
+            'proxy-real-ip-cidr': '10.0.0.0/8',
+            'global-auth-url': 'http://auth.{{ include "ingress-nginx.namespace" . }}.svc/',
+          },
+          hostAliases: [
+            { ip: '10.0.0.9', hostnames: ['{{ include "ingress-nginx.controller.fullname" . }}.local'] },
+          ],
+        },
+        tcp: { '2222': '{{ .Release.Namespace }}/gitea-ssh:22' },
+      },
+      'keepip',
+      'platform',
+    );
+    assert.deepEqual(
+      objects.problems.filter((p) => p.severity === 'error'),
+      [],
+    );
+    const by = (kind: string, name: string): Json =>
+      objects.objects.find((o) => o.kind === kind && o.metadata.name === name);
+    assert.deepEqual(by('Service', 'keepip-ingress-nginx-controller').metadata.annotations, {
+      'example.com/lb-name': 'keepip-nlb',
+      'example.com/n': 'platform',
+    });
+    assert.equal(
+      by('Service', 'keepip-ingress-nginx-controller-internal').metadata.annotations['example.com/lb-name'],
+      'keepip-internal',
+    );
+    assert.equal(
+      by('ConfigMap', 'keepip-ingress-nginx-controller').data['global-auth-url'],
+      'http://auth.edge-system.svc/',
+    );
+    assert.deepEqual(by('ConfigMap', 'keepip-ingress-nginx-tcp').data, { '2222': 'platform/gitea-ssh:22' });
+    assert.deepEqual(workload(objects.objects).spec.template.spec.hostAliases[0].hostnames, [
+      'keepip-ingress-nginx-controller.local',
+    ]);
+  });
+
+  it('any other template is an error naming the key, and nothing is rendered', async () => {
+    const result = await render({
+      controller: {
+        affinity: { nodeAffinity: { x: '{{ .Values.controller.name }}' } },
+        service: { annotations: { a: '{{ .Release.Name ' } },
+        podAnnotations: { 'example.com/t': '{{ .Release.Name }}' },
+      },
+    });
+    assert.deepEqual(result.objects, []);
+    assert.deepEqual(
+      result.problems.filter((p) => p.severity === 'error').map((p) => [p.code, p.key]),
+      [
+        ['DEPLOY_VALUES_TEMPLATE', 'controller.service.annotations.a'],
+        ['DEPLOY_VALUES_TEMPLATE', 'controller.affinity'],
+      ],
+    );
+    assert.match(
+      result.problems.find((p) => p.key === 'controller.affinity')!.message,
+      /\.Values\.controller\.name/,
+    );
+  });
+});
