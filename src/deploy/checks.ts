@@ -1,8 +1,9 @@
 // What the rendered objects ask of keepip that it does not do, found by keepip's own tables: flags in
 // controller.extraArgs (the controller's flag list) and controller.config keys and values (the
 // manifest translation that the gateway runs at start-up). Pure.
-import { FLAGS } from '../controller/flags.ts';
+import { FLAGS, parseControllerFlags } from '../controller/flags.ts';
 import { buildTopology } from '../k8s/translate.ts';
+import { controllerArgs } from './args.ts';
 import type { K8sObject, RenderContext } from './context.ts';
 import type { DeployProblem } from './errors.ts';
 
@@ -28,6 +29,56 @@ export function checkExtraArgs(ctx: RenderContext): DeployProblem[] {
     }
   }
   return problems;
+}
+
+/** The chart values the chart writes as a flag's value as they are (not a port or a boolean it renders). */
+const FLAG_VALUES: Readonly<Record<string, string>> = {
+  'election-ttl': 'controller.electionTTL',
+  'election-id': 'controller.electionID',
+  'healthz-host': 'controller.healthCheckHost',
+  'health-check-path': 'controller.healthCheckPath',
+  'ingress-class': 'controller.ingressClass',
+  'controller-class': 'controller.ingressClassResource.controllerValue',
+  'watch-namespace': 'controller.scope.namespace',
+  'watch-namespace-selector': 'controller.scope.namespaceSelector',
+  'publish-service': 'controller.publishService.pathOverride',
+  configmap: 'controller.configMapNamespace',
+  'tcp-services-configmap': 'controller.tcp.configMapNamespace',
+};
+
+const flagName = (arg: string): string => /^--?([A-Za-z0-9_-]+)/.exec(arg)?.[1] ?? '';
+
+/**
+ * The rendered container arguments as keepip controller parses them at start-up (with the pod's
+ * namespace for $(POD_NAMESPACE)): a value it refuses makes every pod exit, so it is an error naming the
+ * values key it came from. Unknown flags are checkExtraArgs' warnings and are left out here.
+ */
+export function checkControllerArgs(ctx: RenderContext): DeployProblem[] {
+  const known = controllerArgs(ctx)
+    .slice(1)
+    .filter((arg) => FLAGS.some((f) => f.name === flagName(arg)));
+  const env = { POD_NAMESPACE: ctx.names.namespace, POD_NAME: `${ctx.names.controller}-0` };
+  const whole = parseControllerFlags(known, env);
+  if (whole.ok !== false) return [];
+  const extra = ctx.v.map('controller.extraArgs');
+  const problem = (key: string, error: string): DeployProblem => ({
+    severity: 'error',
+    code: 'DEPLOY_CONTROLLER_ARGS_INVALID',
+    key,
+    message: `${key}: keepip controller would exit at start-up: ${error}`,
+  });
+  // One flag at a time names the value at fault (with the webhook's certificate and key, which
+  // --validating-webhook needs); what fails only together is reported as a whole.
+  const companions = known.filter((arg) => /^validating-webhook-(certificate|key)$/.test(flagName(arg)));
+  const out: DeployProblem[] = [];
+  for (const arg of known) {
+    const alone = parseControllerFlags([...companions, arg], env);
+    if (alone.ok !== false) continue;
+    const name = flagName(arg);
+    const key = name in extra ? `controller.extraArgs.${name}` : (FLAG_VALUES[name] ?? 'controller');
+    out.push(problem(key, alone.error));
+  }
+  return out.length > 0 ? out : [problem('controller.extraArgs', whole.error)];
 }
 
 /** The gateway's verdict on the controller ConfigMap, as warnings keyed by controller.config.<key>. */

@@ -40,6 +40,12 @@ export const DEPLOY_CODES = {
       'controller.extraArgs names a flag keepip controller accepts but does not implement, or does not know',
     fix: 'see docs/controller.md for the flag; an unknown flag stops the controller, so remove it',
   },
+  DEPLOY_CONTROLLER_ARGS_INVALID: {
+    kind: 'error',
+    summary:
+      'keepip controller refuses a flag value rendered from the values (controller.extraArgs, controller.electionTTL, …): every pod would exit at start-up',
+    fix: 'write the value as the flag takes it (docs/controller.md lists each flag and its type)',
+  },
   DEPLOY_CONFIG_WARNING: {
     kind: 'issue',
     summary:

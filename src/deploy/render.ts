@@ -2,7 +2,7 @@
 // every values key keepip does not render reported. The order is the order `kubectl apply` needs
 // (namespace, identity and RBAC, configuration, Services, the workload, then the cluster-wide hooks).
 import { chartDefaults, type Values } from './chart-defaults.ts';
-import { checkConfig, checkExtraArgs } from './checks.ts';
+import { checkConfig, checkControllerArgs, checkExtraArgs } from './checks.ts';
 import { renderConfigMaps } from './config-maps.ts';
 import {
   type K8sObject,
@@ -98,7 +98,12 @@ export async function renderManifests(user: Values, options: RenderOptions): Pro
   const defaults = chartDefaults();
   const v = valuesReader(mergeValues(defaults, user), defaults);
   const ctx: RenderContext = { v, user, names: deriveNames(v, options), options: { ...options } };
-  const problems = [...checkValueKeys(user, defaults), ...structuralProblems(ctx), ...checkExtraArgs(ctx)];
+  const problems = [
+    ...checkValueKeys(user, defaults),
+    ...structuralProblems(ctx),
+    ...checkExtraArgs(ctx),
+    ...checkControllerArgs(ctx),
+  ];
   problems.push(...(await webhookCertificate(ctx)));
   const configMaps = renderConfigMaps(ctx);
   const objects = [

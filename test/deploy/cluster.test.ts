@@ -185,3 +185,40 @@ describe('values the chart renders through tpl', () => {
     );
   });
 });
+
+describe('controller arguments keepip controller would refuse at start-up', () => {
+  it('an extraArgs value it cannot parse is an error naming the key; unknown flags stay warnings', async () => {
+    const result = await render({
+      controller: {
+        extraArgs: {
+          'election-ttl': '30',
+          'status-update-interval': 'often',
+          'http-port': '',
+          'no-such-flag': 'x',
+        },
+      },
+    });
+    assert.deepEqual(result.objects, []);
+    assert.deepEqual(
+      result.problems.map((p) => [p.severity, p.code, p.key]),
+      [
+        ['warning', 'DEPLOY_UNSUPPORTED_FLAG', 'controller.extraArgs.no-such-flag'],
+        ['error', 'DEPLOY_CONTROLLER_ARGS_INVALID', 'controller.extraArgs.election-ttl'],
+        ['error', 'DEPLOY_CONTROLLER_ARGS_INVALID', 'controller.extraArgs.http-port'],
+        ['error', 'DEPLOY_CONTROLLER_ARGS_INVALID', 'controller.extraArgs.status-update-interval'],
+      ],
+    );
+    assert.match(
+      result.problems.find((p) => p.key === 'controller.extraArgs.election-ttl')!.message,
+      /controller\.extraArgs\.election-ttl: keepip controller would exit at start-up: --election-ttl: "30" is not a positive duration/,
+    );
+  });
+
+  it('values the chart turns into arguments are checked the same way', async () => {
+    const result = await render({ controller: { electionTTL: '30', healthCheckHost: '10.0.0.1' } });
+    assert.deepEqual(
+      result.problems.map((p) => [p.code, p.key]),
+      [['DEPLOY_CONTROLLER_ARGS_INVALID', 'controller.electionTTL']],
+    );
+  });
+});
