@@ -2,7 +2,6 @@
 // /nginx-ingress-controller, after keepip's `controller` command: a Deployment rendered here and one
 // rendered by the chart differ in the image and the first argument only. Pure.
 import type { RenderContext } from './context.ts';
-import { scalarText } from './read.ts';
 
 /** `$(POD_NAMESPACE)`: the kubelet expands it from the container's env. */
 export const POD_NAMESPACE_REF = '$(POD_NAMESPACE)';
@@ -37,15 +36,15 @@ function webhookArgs(ctx: RenderContext): string[] {
   ];
 }
 
-/** controller.extraArgs in key order (Go templates range over sorted keys); an empty value is a bare flag. */
+/**
+ * controller.extraArgs in key order (Go templates range over sorted keys); an empty value is a bare
+ * flag. A list or map is DEPLOY_VALUES_INVALID (Helm would print it as Go does, `[a b]`).
+ */
 export function extraArgs(ctx: RenderContext): string[] {
-  const extra = ctx.v.map('controller.extraArgs');
+  const extra = ctx.v.strings('controller.extraArgs');
   return Object.keys(extra)
     .sort()
-    .map((key) => {
-      const text = scalarText(extra[key]) ?? '';
-      return text === '' ? `--${key}` : `--${key}=${text}`;
-    });
+    .map((key) => (extra[key] === '' ? `--${key}` : `--${key}=${extra[key]}`));
 }
 
 function flagArgs(ctx: RenderContext): string[] {

@@ -222,3 +222,18 @@ describe('controller arguments keepip controller would refuse at start-up', () =
     );
   });
 });
+
+describe('controller.extraArgs values', () => {
+  it('a list or map is an error naming the key, not a bare flag', async () => {
+    const result = await render({
+      controller: {
+        extraArgs: { 'publish-status-address': ['192.0.2.1', '192.0.2.2'], 'update-status': 'false' },
+      },
+    });
+    assert.deepEqual(result.objects, []);
+    assert.deepEqual(
+      result.problems.map((p) => [p.code, p.key]),
+      [['DEPLOY_VALUES_INVALID', 'controller.extraArgs.publish-status-address']],
+    );
+  });
+});
