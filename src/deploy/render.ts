@@ -5,6 +5,7 @@ import { chartDefaults, type Values } from './chart-defaults.ts';
 import { checkConfig, checkControllerArgs, checkExtraArgs } from './checks.ts';
 import { renderConfigMaps } from './config-maps.ts';
 import {
+  controllerSelector,
   type K8sObject,
   meta,
   type RenderContext,
@@ -62,6 +63,16 @@ function structuralProblems(ctx: RenderContext): DeployProblem[] {
       'rbac.scope',
       'needs controller.scope.enabled: true (a namespaced Role cannot watch every namespace)',
     );
+  }
+  // The chart writes these after the selector labels (Helm then refuses the duplicate key); a
+  // different value here would leave the pods outside their own Deployment's and Services' selector.
+  const selector = controllerSelector(ctx);
+  for (const path of ['commonLabels', 'controller.labels', 'controller.podLabels']) {
+    for (const [label, value] of Object.entries(v.strings(path))) {
+      const want = selector[label];
+      if (want !== undefined && value !== want)
+        invalid(`${path}.${label}`, `"${value}": the ${kind}'s selector needs ${label}=${want}`);
+    }
   }
   for (const port of Object.keys(v.map('tcp'))) {
     if (!/^\d+$/.test(port) || Number(port) < 1 || Number(port) > 65535)

@@ -237,3 +237,27 @@ describe('controller.extraArgs values', () => {
     );
   });
 });
+
+describe('labels that would move the pods out of their own selector', () => {
+  it('commonLabels, controller.labels or controller.podLabels changing a selector label: an error naming it', async () => {
+    const result = await render({
+      commonLabels: { 'app.kubernetes.io/instance': 'edge' },
+      controller: {
+        labels: { team: 'platform' },
+        podLabels: { 'app.kubernetes.io/component': 'ingress', 'app.kubernetes.io/name': 'ingress-nginx' },
+      },
+    });
+    assert.deepEqual(result.objects, []);
+    assert.deepEqual(
+      result.problems.map((p) => [p.code, p.key]),
+      [
+        ['DEPLOY_VALUES_INVALID', 'commonLabels.app.kubernetes.io/instance'],
+        ['DEPLOY_VALUES_INVALID', 'controller.podLabels.app.kubernetes.io/component'],
+      ],
+    );
+    assert.match(
+      result.problems[1]!.message,
+      /the Deployment's selector needs app\.kubernetes\.io\/component=controller/,
+    );
+  });
+});
