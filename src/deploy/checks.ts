@@ -81,7 +81,10 @@ export function checkControllerArgs(ctx: RenderContext): DeployProblem[] {
   return out.length > 0 ? out : [problem('controller.extraArgs', whole.error)];
 }
 
-/** The gateway's verdict on the controller ConfigMap, as warnings keyed by controller.config.<key>. */
+/**
+ * The gateway's verdict on the controller ConfigMap, as warnings keyed by controller.config.<key>:
+ * refused and unknown keys, invalid values, and keys accepted without effect.
+ */
 export function checkConfig(configMap: K8sObject): DeployProblem[] {
   const { name, namespace = '' } = configMap.metadata;
   const origin = { file: 'values', document: 1, kind: 'ConfigMap', namespace, name };
@@ -90,7 +93,10 @@ export function checkConfig(configMap: K8sObject): DeployProblem[] {
   });
   const problems: DeployProblem[] = [];
   for (const issue of topology.issues) {
-    if (issue.origin?.kind !== 'ConfigMap' || issue.severity === 'info') continue;
+    // A key the values set that keepip accepts without effect is only information to the gateway;
+    // here it is a value the user asked for and will not get, so it is named too.
+    const noEffect = issue.code === 'CONFIGMAP_KEY_NO_EFFECT';
+    if (issue.origin?.kind !== 'ConfigMap' || (issue.severity === 'info' && !noEffect)) continue;
     const dataKey = /data\["([^"]+)"\]/.exec(issue.field ?? '')?.[1];
     const key = dataKey === undefined ? 'controller.config' : `controller.config.${dataKey}`;
     // The translation's message starts with where (file, document, object, field): the key says it here.

@@ -49,7 +49,7 @@ export const DEPLOY_CODES = {
   DEPLOY_CONFIG_WARNING: {
     kind: 'issue',
     summary:
-      'the gateway warns about a controller.config key or value (not implemented, invalid, or trusting every peer)',
+      'the gateway warns about a controller.config key or value (not implemented, accepted without effect, invalid, or trusting every peer)',
     fix: 'read the gateway issue code in the warning; docs/ingress-nginx-compat.md lists the keys keepip implements',
   },
   DEPLOY_WEBHOOK_CERT_ERROR: {
