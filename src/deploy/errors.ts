@@ -52,6 +52,12 @@ export const DEPLOY_CODES = {
       'the gateway warns about a controller.config key or value (not implemented, accepted without effect, invalid, or trusting every peer)',
     fix: 'read the gateway issue code in the warning; docs/ingress-nginx-compat.md lists the keys keepip implements',
   },
+  DEPLOY_NAME_TOO_LONG: {
+    kind: 'error',
+    summary:
+      'a rendered Service name is over 63 characters (the release or fullnameOverride plus -controller-admission, -internal, -metrics)',
+    fix: 'render with a shorter --release, or set fullnameOverride (and nameOverride) to shorter names',
+  },
   DEPLOY_WEBHOOK_CERT_ERROR: {
     kind: 'error',
     summary: 'the admission webhook certificate files given cannot be read or do not match',

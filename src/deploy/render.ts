@@ -81,6 +81,22 @@ function structuralProblems(ctx: RenderContext): DeployProblem[] {
   return out;
 }
 
+/**
+ * Service names are DNS labels (63 characters). The chart cuts the controller's name at 63 but not the
+ * `-internal`, `-metrics` and `-admission` after it, so a long release name gives Services the API
+ * server refuses: said here, by name.
+ */
+function nameProblems(objects: readonly K8sObject[]): DeployProblem[] {
+  return objects
+    .filter((o) => o.kind === 'Service' && o.metadata.name.length > 63)
+    .map((o) => ({
+      severity: 'error',
+      code: 'DEPLOY_NAME_TOO_LONG',
+      key: 'fullnameOverride',
+      message: `Service ${o.metadata.name}: ${o.metadata.name.length} characters, a Service name has at most 63 (shorten the release name, or set fullnameOverride)`,
+    }));
+}
+
 async function webhookCertificate(ctx: RenderContext): Promise<DeployProblem[]> {
   const { v, names, options } = ctx;
   if (
@@ -128,7 +144,7 @@ export async function renderManifests(user: Values, options: RenderOptions): Pro
     ...renderWebhook(ctx),
     ...renderServiceMonitor(ctx),
   ];
-  problems.push(...checkConfig(configMaps[0]!), ...v.problems);
+  problems.push(...checkConfig(configMaps[0]!), ...v.problems, ...nameProblems(objects));
   const failed = problems.some((p) => p.severity === 'error');
   const result: RenderResult = { objects: failed ? [] : objects, problems };
   if (ctx.options.webhookCertificate !== undefined)

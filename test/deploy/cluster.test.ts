@@ -278,3 +278,28 @@ describe('controller.config keys keepip accepts without effect', () => {
     );
   });
 });
+
+describe('object names a cluster refuses', () => {
+  it('a Service name over 63 characters (a long release name plus -admission) is an error, not YAML to apply', async () => {
+    const release = 'platform-edge-ingress-prod-eu-west-1';
+    const result = await render(
+      { controller: { service: { internal: { enabled: true, annotations: { a: 'b' } } } } },
+      release,
+    );
+    assert.deepEqual(result.objects, []);
+    assert.deepEqual(
+      result.problems.map((p) => [p.code, p.message]),
+      [
+        [
+          'DEPLOY_NAME_TOO_LONG',
+          'Service platform-edge-ingress-prod-eu-west-1-ingress-nginx-controller-internal: 70 characters, a Service name has at most 63 (shorten the release name, or set fullnameOverride)',
+        ],
+        [
+          'DEPLOY_NAME_TOO_LONG',
+          'Service platform-edge-ingress-prod-eu-west-1-ingress-nginx-controller-admission: 71 characters, a Service name has at most 63 (shorten the release name, or set fullnameOverride)',
+        ],
+      ],
+    );
+    assert.deepEqual((await render({ fullnameOverride: 'edge' }, release)).problems, []);
+  });
+});
