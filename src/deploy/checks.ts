@@ -31,6 +31,38 @@ export function checkExtraArgs(ctx: RenderContext): DeployProblem[] {
   return problems;
 }
 
+/**
+ * keepip controller serves /healthz and /metrics on --healthz-port only (as ingress-nginx): a metrics
+ * port or an HTTP probe on another port reaches nothing (the chart's values.yaml asks to keep them
+ * equal by hand). Warnings naming the key.
+ */
+export function checkPorts(ctx: RenderContext): DeployProblem[] {
+  const { v } = ctx;
+  const flag = v.strings('controller.extraArgs')['healthz-port'];
+  const healthz = Number(flag ?? FLAGS.find((f) => f.name === 'healthz-port')!.default);
+  const problems: DeployProblem[] = [];
+  const warn = (key: string, port: unknown, what: string) =>
+    problems.push({
+      severity: 'warning',
+      code: 'DEPLOY_PORT_MISMATCH',
+      key,
+      message: `${key}: keepip controller serves /healthz and /metrics on --healthz-port ${healthz}, not ${String(port)}: ${what}`,
+    });
+  const metricsPort = v.int('controller.metrics.port');
+  if (v.bool('controller.metrics.enabled') && metricsPort !== healthz)
+    warn('controller.metrics.port', metricsPort, 'the metrics Service and ServiceMonitor reach nothing');
+  for (const probe of ['startupProbe', 'livenessProbe', 'readinessProbe']) {
+    const port = v.raw(`controller.${probe}.httpGet.port`);
+    if (typeof port === 'number' && port !== healthz)
+      warn(
+        `controller.${probe}.httpGet.port`,
+        port,
+        `the ${probe} fails: the pods restart or never get ready`,
+      );
+  }
+  return problems;
+}
+
 /** The chart values the chart writes as a flag's value as they are (not a port or a boolean it renders). */
 const FLAG_VALUES: Readonly<Record<string, string>> = {
   'election-ttl': 'controller.electionTTL',

@@ -46,6 +46,12 @@ export const DEPLOY_CODES = {
       'keepip controller refuses a flag value rendered from the values (controller.extraArgs, controller.electionTTL, …): every pod would exit at start-up',
     fix: 'write the value as the flag takes it (docs/controller.md lists each flag and its type)',
   },
+  DEPLOY_PORT_MISMATCH: {
+    kind: 'issue',
+    summary:
+      'controller.metrics.port or an HTTP probe port is not the port keepip controller serves /metrics and /healthz on (--healthz-port, 10254)',
+    fix: 'give controller.metrics.port and the probes the --healthz-port, or set controller.extraArgs.healthz-port to theirs',
+  },
   DEPLOY_CONFIG_WARNING: {
     kind: 'issue',
     summary:

@@ -2,7 +2,7 @@
 // every values key keepip does not render reported. The order is the order `kubectl apply` needs
 // (namespace, identity and RBAC, configuration, Services, the workload, then the cluster-wide hooks).
 import { chartDefaults, type Values } from './chart-defaults.ts';
-import { checkConfig, checkControllerArgs, checkExtraArgs } from './checks.ts';
+import { checkConfig, checkControllerArgs, checkExtraArgs, checkPorts } from './checks.ts';
 import { renderConfigMaps } from './config-maps.ts';
 import {
   controllerSelector,
@@ -130,6 +130,7 @@ export async function renderManifests(user: Values, options: RenderOptions): Pro
     ...structuralProblems(ctx),
     ...checkExtraArgs(ctx),
     ...checkControllerArgs(ctx),
+    ...checkPorts(ctx),
   ];
   problems.push(...(await webhookCertificate(ctx)));
   const configMaps = renderConfigMaps(ctx);

@@ -303,3 +303,34 @@ describe('object names a cluster refuses', () => {
     assert.deepEqual((await render({ fullnameOverride: 'edge' }, release)).problems, []);
   });
 });
+
+describe('ports keepip does not listen on', () => {
+  it('a metrics port or a probe port that is not --healthz-port is a warning naming the key', async () => {
+    const moved = await render({ controller: { metrics: { enabled: true, port: 9913 } } });
+    assert.deepEqual(
+      moved.problems.map((p) => [p.severity, p.code, p.key]),
+      [['warning', 'DEPLOY_PORT_MISMATCH', 'controller.metrics.port']],
+    );
+    assert.match(
+      moved.problems[0]!.message,
+      /serves \/healthz and \/metrics on --healthz-port 10254, not 9913: the metrics Service/,
+    );
+    const healthz = await render({
+      controller: { extraArgs: { 'healthz-port': '9913' }, metrics: { enabled: true, port: 9913 } },
+    });
+    assert.deepEqual(
+      healthz.problems.map((p) => p.key),
+      ['controller.livenessProbe.httpGet.port', 'controller.readinessProbe.httpGet.port'],
+    );
+    const both = { httpGet: { path: '/healthz', port: 9913 } };
+    const fixed = await render({
+      controller: {
+        extraArgs: { 'healthz-port': 9913 },
+        metrics: { enabled: true, port: 9913 },
+        livenessProbe: both,
+        readinessProbe: both,
+      },
+    });
+    assert.deepEqual(fixed.problems, []);
+  });
+});
