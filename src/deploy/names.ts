@@ -15,6 +15,7 @@ export interface Names {
   controller: string;
   admission: string;
   serviceAccount: string;
+  /** The Lease keepip controller uses (extraArgs' --election-id, else controller.electionID, else the chart's). */
   electionId: string;
   /** Labels on every object. */
   labels: Record<string, string>;
@@ -48,7 +49,12 @@ export function deriveNames(
     controller: dnsName(`${fullname}-${v.str('controller.name')}`),
     admission: dnsName(`${fullname}-${v.str('controller.admissionWebhooks.name')}`),
     serviceAccount,
-    electionId: v.str('controller.electionID') || `${fullname}-leader`,
+    // An --election-id in extraArgs comes after the chart's and wins (pflag keeps the last): the Role
+    // must name that Lease.
+    electionId:
+      v.strings('controller.extraArgs')['election-id'] ||
+      v.str('controller.electionID') ||
+      `${fullname}-leader`,
     labels: {
       ...selector,
       'app.kubernetes.io/version': options.version,

@@ -334,3 +334,17 @@ describe('ports keepip does not listen on', () => {
     assert.deepEqual(fixed.problems, []);
   });
 });
+
+describe('the election Lease the Role names', () => {
+  it('is the one keepip controller uses: controller.extraArgs.election-id wins over electionID, as the last flag does', async () => {
+    const objects = await renderOk({
+      controller: { electionID: 'edge-leader', extraArgs: { 'election-id': 'edge-leader-v2' } },
+    });
+    const args: string[] = workload(objects).spec.template.spec.containers[0].args;
+    const used = args.filter((a) => a.startsWith('--election-id=')).at(-1);
+    assert.equal(used, '--election-id=edge-leader-v2');
+    const role = objects.find((o) => o.kind === 'Role') as Json;
+    const lease = role.rules.find((r: Json) => r.resources[0] === 'leases' && r.resourceNames);
+    assert.deepEqual(lease.resourceNames, ['edge-leader-v2']);
+  });
+});

@@ -103,7 +103,7 @@ function podProblems(o: K8sObject): string[] {
   return out;
 }
 
-function controllerArgsProblems(o: K8sObject): string[] {
+function controllerArgsProblems(o: K8sObject, objects: readonly K8sObject[]): string[] {
   const c = (o.spec as Json).template.spec.containers[0];
   // The downward API's values as the kubelet gives them to this pod.
   const field: Record<string, string> = {
@@ -114,6 +114,15 @@ function controllerArgsProblems(o: K8sObject): string[] {
     (c.env as Json[]).map((e) => [e.name, e.value ?? field[e.valueFrom?.fieldRef?.fieldPath] ?? '']),
   );
   const parsed = parseControllerFlags(c.args.slice(1), env);
+  if (parsed.ok === true && !parsed.options.disableLeaderElection) {
+    // The Role in its namespace must let it get and update the Lease it elects with.
+    const lease = objects
+      .filter((r) => r.kind === 'Role' && r.metadata.namespace === o.metadata.namespace)
+      .flatMap((r) => r.rules as Json[])
+      .find((rule) => rule.resources.includes('leases') && rule.verbs.includes('update'));
+    if (objects.some((r) => r.kind === 'Role') && !lease?.resourceNames?.includes(parsed.options.electionId))
+      return [`${o.kind} ${o.metadata.name}: the Role does not name the Lease ${parsed.options.electionId}`];
+  }
   return parsed.ok === true
     ? []
     : [`${o.kind} ${o.metadata.name}: keepip controller refuses its args: ${JSON.stringify(parsed)}`];
@@ -193,7 +202,7 @@ function referenceProblems(objects: readonly K8sObject[]): string[] {
 export function clusterProblems(objects: readonly K8sObject[]): string[] {
   const pods = objects.filter((o) => o.kind === 'Deployment' || o.kind === 'DaemonSet');
   const out = objects.flatMap(metadataProblems);
-  for (const w of pods) out.push(...podProblems(w), ...controllerArgsProblems(w));
+  for (const w of pods) out.push(...podProblems(w), ...controllerArgsProblems(w, objects));
   for (const s of objects.filter((o) => o.kind === 'Service')) out.push(...serviceProblems(s, pods));
   for (const o of objects.filter((x) => x.kind === 'PodDisruptionBudget'))
     if (
