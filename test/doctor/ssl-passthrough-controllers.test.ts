@@ -167,7 +167,7 @@ test("ingress-nginx's class rule over the manifests: ingressClassName, the legac
   const dated = (newer: string) =>
     twoDefaults
       .replace(`name: ${newer}\n`, `name: ${newer}\n  creationTimestamp: "2025-06-01T00:00:00Z"\n`)
-      .replace(/name: (nginx|internal-nginx)\n  annotations/g, (line, name) =>
+      .replace(/name: (nginx|internal-nginx)\n {2}annotations/g, (line, name) =>
         name === newer ? line : line.replace('\n', '\n  creationTimestamp: "2025-01-01T00:00:00Z"\n'),
       );
   assert.equal(match(`${dated('nginx')}---\n${ingress('', '')}`), external);
