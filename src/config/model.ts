@@ -282,6 +282,12 @@ export interface LocationModel {
   /** Set when use-regex (or a rewrite on the host) makes this path a case-insensitive regex anchored at the start. */
   regex: string | null;
   backend: BackendRef | null;
+  /**
+   * ingress-nginx's root location of a host none of whose rules covers "/" (IsDefBackend): it carries
+   * the annotations of the Ingress that created the host (its allowlist too), and an admitted request
+   * gets the default backend's answer (--default-backend-service, or 404). Absent: an ordinary one.
+   */
+  defaultBackendRoot?: true;
   allow: SourceRangeModel | null;
   deny: SourceRangeModel | null;
   rewriteTarget: string | null;

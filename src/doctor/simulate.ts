@@ -378,6 +378,14 @@ function throughPolicy(
     return end(walk, access.end.outcome, access.end.status, access.end.decidedBy, address);
   if (verdict.outcome === 'deny') return end(walk, 'denied-403', 403, rule, address);
   if (verdict.outcome === 'fail-closed') return end(walk, 'fail-closed-503', 503, rule, address);
+  if (route.location.defaultBackendRoot === true && walk.chain.topology.gateway.defaultBackend === null) {
+    hops.push({
+      name: 'route',
+      sees: address,
+      detail: `no Ingress rule names ${walk.host}${walk.path}: the host's root answers as the default backend, 404`,
+    });
+    return end(walk, 'not-found-404', 404, rule, address);
+  }
   hops.push({
     name: 'backend',
     sees: address,

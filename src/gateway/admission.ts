@@ -321,8 +321,12 @@ function corsStage(cors: CompiledCors, ex: Exchange, req: GatewayRequest, respon
   return true;
 }
 
-/** The location's upstream; with backend-protocol AUTO_HTTP, in HTTPS for a request that came over TLS. */
+/**
+ * The location's upstream; with backend-protocol AUTO_HTTP, in HTTPS for a request that came over TLS;
+ * for a host's default-backend root, the default backend (null: the gateway's own 404).
+ */
 function mainUpstream(ex: Exchange, location: LocationModel): BalancedUpstream | null {
+  if (location.defaultBackendRoot === true) return ex.snap.defaultUpstream;
   if (location.autoHttp === true && ex.conn.scheme === 'https')
     return ex.snap.httpsUpstreamFor(location) ?? null;
   return ex.snap.upstreamFor(location) ?? null;

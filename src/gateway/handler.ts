@@ -257,6 +257,11 @@ function withoutEndpoints(
   limit: number,
 ): void {
   const location = admitted.location;
+  // A host's default-backend root without a default backend: the default server's own answer.
+  if (location?.defaultBackendRoot === true && admitted.upstream === null) {
+    answer(ctx, ex, req, res, 404, null);
+    return;
+  }
   const own = location === null ? undefined : ex.snap.errorUpstreamFor(location);
   if (own !== undefined && own.members.length > 0) {
     ex.upstreamName = own.name;
@@ -317,7 +322,8 @@ function handleUpgrade(ctx: HandlerContext, req: GatewayRequest, socket: Duplex,
   }
   const ex = beginExchange(ctx, req, ctx.current(), conn);
   const proceed = (admitted: Admitted): void => {
-    if (!hasEndpoints(admitted)) answerRaw(ctx, ex, req, socket, 503, null);
+    if (!hasEndpoints(admitted))
+      answerRaw(ctx, ex, req, socket, admitted.location?.defaultBackendRoot === true ? 404 : 503, null);
     else tunnel(ctx, ex, req, socket, head, admitted);
   };
   const admitted = admit(

@@ -676,18 +676,19 @@ function location(
 }
 
 /**
- * As in ingress-nginx, a host's root falls back to the spec.defaultBackend of the Ingress that
- * created the host, when no rule covers "/".
+ * As in ingress-nginx (createServers), a host none of whose rules covers "/" still has a root
+ * location with the annotations of the Ingress that created the host, its allowlist included: the
+ * creator's spec.defaultBackend behind it, else the default backend (defaultBackendRoot). A stranger
+ * asking for a path no rule names gets that Ingress's 403, not a 404 that tells which paths exist.
  */
 function addRootFallbacks(b: GatewayBuild): void {
   for (const build of b.hosts.values()) {
     const creator = build.creator;
-    if (creator.defaultBackend === null) continue;
     if (build.locations.some((l) => l.path === '/' && l.pathType !== 'Exact')) continue;
     const regex = b.regexHosts.has(build.host) ? '/' : null;
-    build.locations.push(
-      location(b, creator, '/', 'Prefix', regex, backendRef(b, creator, creator.defaultBackend), build.host),
-    );
+    const own = creator.defaultBackend === null ? null : backendRef(b, creator, creator.defaultBackend);
+    const root = location(b, creator, '/', 'Prefix', regex, own, build.host);
+    build.locations.push(creator.defaultBackend === null ? { ...root, defaultBackendRoot: true } : root);
   }
 }
 

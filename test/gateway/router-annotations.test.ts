@@ -84,8 +84,11 @@ describe('permanent-redirect and temporal-redirect', () => {
     );
   });
 
-  it('only on the paths of that Ingress; before ssl-redirect', () => {
-    assert.equal(redirect({ [`${P}permanent-redirect`]: 'http://x.example' }, '/other'), '404 redirect');
+  it("on the Ingress's paths and on its host's root location (ingress-nginx gives the root its annotations); before ssl-redirect", () => {
+    assert.equal(
+      redirect({ [`${P}permanent-redirect`]: 'http://x.example' }, '/other'),
+      'redirect 301 http://x.example',
+    );
     const yaml = ingress({
       name: 'r',
       host: 'secure.example',

@@ -104,7 +104,9 @@ describe('routing from manifests', () => {
   const cases: Array<[string, string, 'http' | 'https', string]> = [
     ['rewrite.bar.com', '/something', 'http', 'proxy apps-http-svc-80 /'],
     ['rewrite.bar.com', '/something/new?x=1', 'http', 'proxy apps-http-svc-80 /new?x=1'],
-    ['rewrite.bar.com', '/other', 'http', '404 rewrite.bar.com -'],
+    // No rule for "/": ingress-nginx's root location, with the Ingress's annotations (its rewrite
+    // too), behind the default backend.
+    ['rewrite.bar.com', '/other', 'http', 'proxy upstream-default-backend /'],
     // The seed's Ingress: rewrite-target `/` on path `/` is no rewrite at all (ingress-nginx's needsRewrite).
     [
       'gitea.example.com',

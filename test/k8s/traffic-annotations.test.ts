@@ -51,8 +51,16 @@ test('no main for the host and path, or the same Service: CANARY_NOT_MERGED, not
       service('web-next'),
   );
   assert.equal(codes(t.issues).filter((c) => c === 'CANARY_NOT_MERGED').length, 2);
-  assert.equal(t.gateway.virtualHosts[0]!.locations.length, 1);
-  assert.equal(t.gateway.virtualHosts[0]!.locations[0]!.canary, undefined);
+  // Its rule, and the host's root location (no rule covers "/"); neither has a canary.
+  const locations = t.gateway.virtualHosts[0]!.locations;
+  assert.deepEqual(
+    locations.map((l) => [l.path, l.defaultBackendRoot === true]),
+    [
+      ['/a', false],
+      ['/', true],
+    ],
+  );
+  for (const l of locations) assert.equal(l.canary, undefined);
 });
 
 test('canary-* without canary: "true" is a normal Ingress, warned; invalid values take their defaults', () => {

@@ -185,9 +185,10 @@ test('invalid paths: a regex in a Prefix path is refused; a regex path is kept f
       ],
     }),
   );
+  // The host's root location (no rule covers "/") is a regex too on a host with regex paths.
   assert.deepEqual(
     t.gateway.virtualHosts[0]!.locations.map((l) => l.regex),
-    ['/b(', '/ok'],
+    ['/b(', '/ok', '/'],
   );
   assert.equal(find(t.issues, 'INVALID_PATH').field, 'spec.rules[0].http.paths[0].path');
 });
