@@ -1,5 +1,5 @@
 // A safety net under the views' field picking: the values the model holds from Secrets (TLS keys and
-// certificates, CA bundles, htpasswd users and hashes, credentials in auth URLs) are blanked out of
+// certificates, CA bundles, proxy-ssl client keys, htpasswd users and hashes, credentials in auth URLs) are blanked out of
 // any text the dashboard sends, such as an issue message that quotes an htpasswd user.
 import type { Topology } from '../config/model.ts';
 
@@ -20,6 +20,9 @@ export function secretValues(topology: Topology): string[] {
     pem(vhost.tls?.keyPem);
     pem(vhost.clientCertificate?.caPem);
     for (const location of vhost.locations) {
+      pem(location.proxySsl?.caPem);
+      pem(location.proxySsl?.certPem);
+      pem(location.proxySsl?.keyPem);
       const access = (location as { access?: Record<string, unknown> }).access;
       const basic = access?.basicAuth as { users?: { user?: unknown; hash?: unknown }[] } | null | undefined;
       for (const entry of basic?.users ?? []) {

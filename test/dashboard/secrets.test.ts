@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { createDecisionLog, type DecisionLog } from '../../src/dashboard/decision-log.ts';
+import { redactDeep, secretValues } from '../../src/dashboard/redact.ts';
 import { type RunningDashboard, startDashboard } from '../../src/dashboard/server.ts';
 import { type RunningGateway, startGateway } from '../../src/gateway/gateway.ts';
 import { generateDefaultCertificate } from '../../src/gateway/tls.ts';
@@ -189,4 +190,51 @@ describe('the dashboard never shows Secret data or credentials', () => {
       assert.ok(at < 0, `a secret value leaked: ${secret.slice(0, 24)}… in ${JSON.stringify(where)}`);
     }
   });
+});
+
+test("secretValues: a proxy-ssl-secret's CA, client certificate and key are blanked too", async () => {
+  const pair = await generateDefaultCertificate();
+  const dir = await mkdtemp(join(tmpdir(), 'keepip-redact-'));
+  try {
+    await writeFile(
+      join(dir, 'proxy-ssl.yaml'),
+      `apiVersion: v1
+kind: Secret
+metadata: { name: upstream-client, namespace: default }
+data:
+  ca.crt: ${b64(pair.cert)}
+  tls.crt: ${b64(pair.cert)}
+  tls.key: ${b64(pair.key)}
+---
+apiVersion: v1
+kind: Service
+metadata: { name: web, namespace: default }
+spec: { ports: [{ port: 443 }] }
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: tls-upstream
+  namespace: default
+  annotations:
+    nginx.ingress.kubernetes.io/backend-protocol: HTTPS
+    nginx.ingress.kubernetes.io/proxy-ssl-secret: default/upstream-client
+spec:
+  ingressClassName: nginx
+  rules:
+    - host: up.example
+      http: { paths: [{ path: /, pathType: Prefix, backend: { service: { name: web, port: { number: 443 } } } }] }
+`,
+    );
+    const topology = await loadTopology([dir]);
+    const proxySsl = topology.gateway.virtualHosts[0]?.locations[0]?.proxySsl;
+    assert.ok(proxySsl?.keyPem, 'the model holds the key (so the test can fail)');
+    const blanked = redactDeep({ leaked: proxySsl.keyPem, cert: proxySsl.certPem }, secretValues(topology));
+    const text = JSON.stringify(blanked);
+    for (const line of pair.key.split('\n').filter((l) => l.length >= 16 && !l.startsWith('-----')))
+      assert.ok(!text.includes(line), 'no line of the key survives');
+    assert.ok(text.includes('[redacted]'));
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });
