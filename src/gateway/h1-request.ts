@@ -54,9 +54,9 @@ export interface RequestHead {
   keepAlive: boolean;
   /** Connection: upgrade with an Upgrade header (a WebSocket handshake): the rest of the bytes are a tunnel. */
   upgrade: boolean;
-  /** Expect: 100-continue. */
+  /** Expect: 100-continue (HTTP/1.1 only). */
   expectContinue: boolean;
-  /** An Expect header other than 100-continue (answered 417, as node:http does). */
+  /** An Expect header other than 100-continue (answered 417, as node:http does; HTTP/1.1 only). */
   expectUnsupported: boolean;
 }
 
@@ -536,7 +536,9 @@ function parseHead(buf: Buffer, start: number, end: number, headBytes: number): 
   if (isFailure(fields)) return fields;
   const framing = framingOf(fields, line.httpVersion);
   if (typeof framing !== 'string') return framing;
-  const { connection, expect } = fields;
+  const { connection } = fields;
+  // RFC 9110 10.1.1: an expectation in an HTTP/1.0 request is ignored (no 100 Continue, no 417), as nginx.
+  const expect = line.httpVersion === '1.1' ? fields.expect : null;
   const keepAlive =
     line.httpVersion === '1.1' ? !hasToken(connection, 'close') : hasToken(connection, 'keep-alive');
   return {

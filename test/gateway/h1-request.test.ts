@@ -352,6 +352,13 @@ describe('h1-request: valid requests', () => {
     const [other] = one('GET / HTTP/1.1\r\nExpect: something\r\n\r\n');
     assert.equal((other as { head: RequestHead }).head.expectUnsupported, true);
   });
+
+  it('an expectation in an HTTP/1.0 request is ignored (RFC 9110 10.1.1): no 100 Continue, no 417', () => {
+    const [cont] = one('POST / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n');
+    assert.equal((cont as { head: RequestHead }).head.expectContinue, false);
+    const [other] = one('GET / HTTP/1.0\r\nExpect: something\r\n\r\n');
+    assert.equal((other as { head: RequestHead }).head.expectUnsupported, false);
+  });
 });
 
 const PIPELINE = Buffer.from(
