@@ -177,6 +177,11 @@ export interface GatewaySettings {
   proxySendTimeoutMs: number;
   /** client-header-timeout (nginx client_header_timeout): a request head must arrive within it. Default 60 s. */
   clientHeaderTimeoutMs: number;
+  /**
+   * large-client-header-buffers (nginx, "4 8k"): an HTTP/1 request line or header line may take one
+   * buffer (`sizeBytes`), the whole head `count` of them. Absent: the default, 4 x 8 KiB.
+   */
+  largeClientHeaderBuffers?: { count: number; sizeBytes: number };
   /** client-body-timeout (nginx client_body_timeout): the longest wait between two reads of a request body. Default 60 s. */
   clientBodyTimeoutMs: number;
   /** keep-alive (nginx keepalive_timeout): idle time allowed between two requests; 0 disables keep-alive. Default 75 s. */

@@ -20,6 +20,10 @@ export interface ClientTimeouts {
   lingeringTimeoutMs: number;
   /** keepalive_requests (keep-alive-requests): the answer to this many-th request on a connection closes it. */
   keepAliveRequests: number;
+  /** large_client_header_buffers (large-client-header-buffers): one request head at most, all buffers. */
+  maxHeadBytes: number;
+  /** One line of a request head at most: one buffer (longer: 414 for the request line, 431 for a header). */
+  maxHeadLineBytes: number;
 }
 
 /** nginx's defaults for what ingress-nginx leaves alone; the ConfigMap defaults are in annotations.ts. */
@@ -28,6 +32,8 @@ export const LINGERING_TIME_MS = 30_000;
 export const LINGERING_TIMEOUT_MS = 5_000;
 /** ingress-nginx's keep-alive-requests default (nginx's keepalive_requests). */
 export const KEEP_ALIVE_REQUESTS = 1000;
+/** ingress-nginx's large-client-header-buffers default, "4 8k". */
+export const LARGE_CLIENT_HEADER_BUFFERS = Object.freeze({ count: 4, sizeBytes: 8 * 1024 });
 
 /** Why the gateway closed a connection on its own (keepip_gateway_connections_closed_total{reason}). */
 export type ConnectionCloseReason =
@@ -52,6 +58,7 @@ export function clientTimeoutsOf(
   settings: GatewaySettings,
   overrides: Partial<ClientTimeouts> = {},
 ): ClientTimeouts {
+  const buffers = settings.largeClientHeaderBuffers ?? LARGE_CLIENT_HEADER_BUFFERS;
   return {
     headerMs: overrides.headerMs ?? settings.clientHeaderTimeoutMs,
     bodyMs: overrides.bodyMs ?? settings.clientBodyTimeoutMs,
@@ -60,6 +67,8 @@ export function clientTimeoutsOf(
     lingeringTimeMs: overrides.lingeringTimeMs ?? LINGERING_TIME_MS,
     lingeringTimeoutMs: overrides.lingeringTimeoutMs ?? LINGERING_TIMEOUT_MS,
     keepAliveRequests: overrides.keepAliveRequests ?? settings.keepAliveRequests ?? KEEP_ALIVE_REQUESTS,
+    maxHeadBytes: overrides.maxHeadBytes ?? buffers.count * buffers.sizeBytes,
+    maxHeadLineBytes: overrides.maxHeadLineBytes ?? buffers.sizeBytes,
   };
 }
 

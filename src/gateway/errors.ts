@@ -162,8 +162,14 @@ export const GATEWAY_CODES = {
   },
   H1_HEADER_TOO_LARGE: {
     kind: 'error',
-    summary: 'the request head (or the trailers) is larger than the header size limit (431)',
-    fix: CLIENT_REQUEST_FIX,
+    summary:
+      'the request head (or the trailers) is larger than the header size limit, or one header line larger than a large-client-header-buffers buffer (431)',
+    fix: 'send smaller headers (large cookies, tokens) or raise large-client-header-buffers',
+  },
+  H1_REQUEST_LINE_TOO_LONG: {
+    kind: 'error',
+    summary: 'the request line is longer than one large-client-header-buffers buffer (414)',
+    fix: 'shorten the URL (query strings) or raise large-client-header-buffers',
   },
   H1_BAD_CONTENT_LENGTH: {
     kind: 'error',

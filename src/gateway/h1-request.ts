@@ -7,8 +7,9 @@
 //   - Content-Length digits only, once, never with Transfer-Encoding;
 //   - Transfer-Encoding exactly `chunked` (anything else 501), strict chunk sizes, bounded extensions,
 //     trailers validated as headers and dropped (keepip re-frames every body it sends upstream).
-// One head (request line + headers, or trailers) may take at most `maxHeaderBytes` (node:http's
-// maxHeaderSize, 16 KiB, as the gateway had with node:http): beyond it, 431.
+// One head (request line + headers, or trailers) may take at most `maxHeaderBytes`, and one line of
+// it `maxLineBytes` (the gateway: large-client-header-buffers, nginx's "4 8k" by default): beyond
+// them, 431, or 414 for a request line.
 
 export type RequestParseErrorCode =
   | 'H1_BAD_REQUEST_LINE'
@@ -21,6 +22,7 @@ export type RequestParseErrorCode =
   | 'H1_BAD_HEADER'
   | 'H1_OBS_FOLD'
   | 'H1_HEADER_TOO_LARGE'
+  | 'H1_REQUEST_LINE_TOO_LONG'
   | 'H1_BAD_CONTENT_LENGTH'
   | 'H1_DUPLICATE_CONTENT_LENGTH'
   | 'H1_CONTENT_LENGTH_WITH_TRANSFER_ENCODING'
@@ -31,7 +33,7 @@ export type RequestParseErrorCode =
 export interface RequestParseError {
   code: RequestParseErrorCode;
   /** What the client gets before the connection closes. */
-  status: 400 | 431 | 501 | 505;
+  status: 400 | 414 | 431 | 501 | 505;
   message: string;
 }
 
@@ -70,6 +72,8 @@ export type ParseStep =
 export interface RequestParserOptions {
   /** Cap on one head (request line and headers) and on the trailer section. */
   maxHeaderBytes: number;
+  /** Cap on one line of a head, CRLF included (nginx: one large-client-header-buffers buffer); absent: none. */
+  maxLineBytes?: number;
 }
 
 const MORE: ParseStep = Object.freeze({ kind: 'more' }) as ParseStep;
@@ -482,7 +486,12 @@ function addField(headers: Record<string, string | string[]>, name: string, valu
 }
 
 /** The header lines from `lineStart` up to the blank line before `end`. */
-function parseHeaderLines(buf: Buffer, lineStart: number, end: number): HeaderFields | Failure {
+function parseHeaderLines(
+  buf: Buffer,
+  lineStart: number,
+  end: number,
+  maxLine: number,
+): HeaderFields | Failure {
   const fields: HeaderFields = {
     headers: {},
     rawHeaders: [],
@@ -494,6 +503,8 @@ function parseHeaderLines(buf: Buffer, lineStart: number, end: number): HeaderFi
   };
   while (lineStart < end - 2) {
     const lf = buf.indexOf(LF, lineStart);
+    if (lf + 1 - lineStart > maxLine)
+      return fail('H1_HEADER_TOO_LARGE', 431, 'request header field too large') as Failure;
     const parsed = headerLine(buf, lineStart, lf - 1);
     lineStart = lf + 1;
     if (!Array.isArray(parsed)) return parsed as Failure;
@@ -529,10 +540,12 @@ function framingOf(fields: HeaderFields, httpVersion: '1.0' | '1.1'): RequestHea
   return 'chunked';
 }
 
-function parseHead(buf: Buffer, start: number, end: number, headBytes: number): ParseStep {
+function parseHead(buf: Buffer, start: number, end: number, headBytes: number, maxLine: number): ParseStep {
   const line = parseRequestLine(buf, start);
   if (isFailure(line)) return line;
-  const fields = parseHeaderLines(buf, line.lineEnd + 2, end);
+  if (line.lineEnd + 2 - start > maxLine)
+    return fail('H1_REQUEST_LINE_TOO_LONG', 414, 'request line too long') as Failure;
+  const fields = parseHeaderLines(buf, line.lineEnd + 2, end, maxLine);
   if (isFailure(fields)) return fields;
   const framing = framingOf(fields, line.httpVersion);
   if (typeof framing !== 'string') return framing;
@@ -584,6 +597,7 @@ export class RequestParser {
   /** Bytes consumed by the last execute() call. */
   consumed = 0;
   readonly #maxHeaderBytes: number;
+  readonly #maxLineBytes: number;
   #state = enum_HEAD;
   /**
    * Partial head / chunk line / trailers carried between execute() calls: bytes [0, #held) of
@@ -599,6 +613,7 @@ export class RequestParser {
 
   constructor(options: RequestParserOptions) {
     this.#maxHeaderBytes = options.maxHeaderBytes;
+    this.#maxLineBytes = options.maxLineBytes ?? Number.POSITIVE_INFINITY;
   }
 
   /** True while part of a head, chunk line or trailer section is held between calls. */
@@ -732,7 +747,7 @@ export class RequestParser {
     }
     this.#release();
     this.consumed = found - held;
-    const step = parseHead(buf, start, found, found);
+    const step = parseHead(buf, start, found, found, this.#maxLineBytes);
     if (step.kind !== 'head') return this.#error(step);
     const head = step.head;
     if (head.upgrade) {

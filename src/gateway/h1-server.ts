@@ -13,8 +13,6 @@ import { type RequestHead, type RequestParseError, RequestParser } from './h1-re
 import { HeldBytes } from './held-bytes.ts';
 
 export interface H1ServerOptions {
-  /** Cap on a request head (node:http's maxHeaderSize, 16 KiB). */
-  maxHeaderBytes: number;
   /** Every response closes its connection (the plain-HTTP-on-HTTPS server). */
   closeAfterResponse?: boolean;
   /** A deadline closed a connection (counted in keepip_gateway_connections_closed_total). */
@@ -451,7 +449,11 @@ class H1Connection {
     this.socket = socket;
     this.timeouts = timeouts;
     this.#server = server;
-    this.#parser = new RequestParser({ maxHeaderBytes: server.options.maxHeaderBytes });
+    // The head limits are the snapshot's at accept time (large-client-header-buffers), as the deadlines.
+    this.#parser = new RequestParser({
+      maxHeaderBytes: timeouts.maxHeadBytes,
+      maxLineBytes: timeouts.maxHeadLineBytes,
+    });
     this.deadline = performance.now() + timeouts.headerMs;
     socket.on('data', this.#onData);
     socket.on('end', this.#onEnd);

@@ -10,7 +10,6 @@
 //      deadlines) -> the request pipeline (handler.ts).
 // The PROXY mode, the trusted peers, the certificates and the client deadlines are read from the
 // current snapshot for each new connection, so a reload changes them without re-binding.
-import { maxHeaderSize } from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import tls from 'node:tls';
 import { http2SettingsOf } from '../config/http2.ts';
@@ -95,12 +94,8 @@ function createServerSides(ctx: ListenerContext): ServerSides {
     cert: ctx.defaultCertificate.cert,
   });
   return {
-    h1: createH1Server(handler, { maxHeaderBytes: maxHeaderSize, onDeadline }),
-    plainH1: createH1Server(plainHandler, {
-      maxHeaderBytes: maxHeaderSize,
-      closeAfterResponse: true,
-      onDeadline,
-    }),
+    h1: createH1Server(handler, { onDeadline }),
+    plainH1: createH1Server(plainHandler, { closeAfterResponse: true, onDeadline }),
     h2: createH2Server(handler, { onDeadline, errorLog, registry: metrics.registry }),
     onDeadline,
     defaultContext,

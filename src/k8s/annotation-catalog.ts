@@ -725,6 +725,12 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
     note: 'the TLS 1.2 (and older) suites of every TLS host without its own `ssl-ciphers` annotation, and of the default certificate; TLS 1.3 suites stay the defaults unless `TLS_*` names are listed. Invalid (syntax, or OpenSSL refuses it): an error (`INVALID_TLS_SETTINGS`) and those handshakes are refused',
   },
   {
+    names: ['large-client-header-buffers'],
+    status: 'implemented',
+    values: '4 8k',
+    note: 'HTTP/1: a request line longer than one buffer is 414, a header line longer than one buffer or a head larger than all of them 431 (nginx answers 414 and 400). HTTP/2 has its own `http2-max-field-size` / `http2-max-header-size`',
+  },
+  {
     names: ['client-header-timeout'],
     status: 'implemented',
     values: '60',
@@ -1070,7 +1076,6 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
       'proxy-busy-buffers-size',
       'proxy-max-temp-file-size',
       'client-header-buffer-size',
-      'large-client-header-buffers',
       'ssl-buffer-size',
       'ssl-session-cache',
       'ssl-session-cache-size',

@@ -93,6 +93,7 @@ export const SUPPORTED_CONFIGMAP_KEYS: readonly string[] = [
   'proxy-read-timeout',
   'proxy-send-timeout',
   'client-header-timeout',
+  'large-client-header-buffers',
   'client-body-timeout',
   'keep-alive',
   'upstream-keepalive-connections',
@@ -422,12 +423,30 @@ function readProxyLimitKeys(v: ConfigMapReader, s: GatewaySettings): void {
   s.clientHeaderTimeoutMs = v.seconds('client-header-timeout', s.clientHeaderTimeoutMs, 1);
   s.clientBodyTimeoutMs = v.seconds('client-body-timeout', s.clientBodyTimeoutMs, 1);
   s.keepAliveTimeoutMs = v.seconds('keep-alive', s.keepAliveTimeoutMs);
+  readLargeClientHeaderBuffers(v, s);
   const keepalive = v.data['upstream-keepalive-connections'];
   if (keepalive !== undefined) {
     const n = parseUint(keepalive, 1_000_000);
     if (n === null) v.invalid('upstream-keepalive-connections', keepalive, 'a whole number', '320');
     else s.upstreamKeepaliveConnections = n;
   }
+}
+
+/** large-client-header-buffers "<count> <size>" (nginx: 4 8k): 1-64 buffers of 1 KiB to 1 MiB. */
+function readLargeClientHeaderBuffers(v: ConfigMapReader, s: GatewaySettings): void {
+  const text = v.data['large-client-header-buffers'];
+  if (text === undefined) return;
+  const [countText, sizeText, extra] = text.trim().split(/\s+/);
+  const count = countText === undefined ? null : parseUint(countText, 64);
+  const size = sizeText === undefined ? null : parseNginxSize(sizeText);
+  if (extra !== undefined || count === null || count < 1 || size === null || size < 1024 || size > 1 << 20)
+    v.invalid(
+      'large-client-header-buffers',
+      text,
+      'a count (1-64) and a size (1k-1m), such as "4 8k"',
+      '4 8k',
+    );
+  else s.largeClientHeaderBuffers = { count, sizeBytes: size };
 }
 
 /** The default proxy-real-ip-cidr (0.0.0.0/0) with anything that reads a client address from a peer. */

@@ -263,18 +263,18 @@ describe('labels that would move the pods out of their own selector', () => {
 });
 
 describe('controller.config keys keepip accepts without effect', () => {
-  it('are warnings naming the key (a raised large-client-header-buffers is not honoured)', async () => {
+  it('are warnings naming the key (proxy-buffer-size: keepip streams, it has no nginx buffers); large-client-header-buffers is honoured', async () => {
     const result = await render(readValues(join(FIXTURES, 'custom-class.yaml')));
     assert.deepEqual(
       result.problems.map((p) => [p.severity, p.code, p.key]),
       [
         ['warning', 'DEPLOY_VALUES_IGNORED', 'controller.admissionWebhooks.patch'],
-        ['warning', 'DEPLOY_CONFIG_WARNING', 'controller.config.large-client-header-buffers'],
+        ['warning', 'DEPLOY_CONFIG_WARNING', 'controller.config.proxy-buffer-size'],
       ],
     );
     assert.match(
       result.problems[1]!.message,
-      /controller\.config\.large-client-header-buffers: CONFIGMAP_KEY_NO_EFFECT: .*accepted, no effect/,
+      /controller\.config\.proxy-buffer-size: CONFIGMAP_KEY_NO_EFFECT: .*accepted, no effect/,
     );
   });
 });

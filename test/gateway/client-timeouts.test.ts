@@ -29,6 +29,8 @@ test('defaults: the ConfigMap defaults, then nginx send_timeout 60 s, lingering_
     lingeringTimeMs: 30_000,
     lingeringTimeoutMs: 5_000,
     keepAliveRequests: 1000,
+    maxHeadBytes: 32_768,
+    maxHeadLineBytes: 8_192,
   });
   assert.equal(SEND_TIMEOUT_MS, 60_000);
   assert.equal(LINGERING_TIME_MS, 30_000);

@@ -467,3 +467,25 @@ describe('h1-request: a message that arrives a byte at a time', () => {
     }
   });
 });
+
+describe('large-client-header-buffers: one line of a head fits one buffer', () => {
+  const parseWith = (text: string) => {
+    const parser = new RequestParser({ maxHeaderBytes: 400, maxLineBytes: 100 });
+    const step = parser.execute(Buffer.from(text, 'latin1'), 0);
+    return step.kind === 'error' ? `${step.error.status} ${step.error.code}` : step.kind;
+  };
+  it('a request line over one buffer is 414, a header line over it 431; lines that fit pass', () => {
+    // "GET /aaa… HTTP/1.1\r\n": 16 bytes around the a's.
+    assert.equal(parseWith(`GET /${'a'.repeat(84)} HTTP/1.1\r\nHost: x\r\n\r\n`), 'head');
+    assert.equal(
+      parseWith(`GET /${'a'.repeat(85)} HTTP/1.1\r\nHost: x\r\n\r\n`),
+      '414 H1_REQUEST_LINE_TOO_LONG',
+    );
+    // "X: …\r\n": 5 bytes around the value.
+    assert.equal(parseWith(`GET / HTTP/1.1\r\nX: ${'v'.repeat(95)}\r\n\r\n`), 'head');
+    assert.equal(parseWith(`GET / HTTP/1.1\r\nX: ${'v'.repeat(96)}\r\n\r\n`), '431 H1_HEADER_TOO_LARGE');
+    // Lines that each fit, over the whole head's limit.
+    const many = Array.from({ length: 5 }, (_, i) => `X${i}: ${'v'.repeat(90)}\r\n`).join('');
+    assert.equal(parseWith(`GET / HTTP/1.1\r\n${many}\r\n`), '431 H1_HEADER_TOO_LARGE');
+  });
+});

@@ -11,7 +11,11 @@ import { defaultGatewaySettings } from '../../src/k8s/annotations.ts';
 import { bufferWork } from '../helpers/buffer-work.ts';
 
 /** ingress-nginx's defaults: no deadline plays a part here. */
-const TIMEOUTS = clientTimeoutsOf(defaultGatewaySettings());
+// Lines up to 16 KiB (large-client-header-buffers "2 16k"): the held header below is 12,000 bytes.
+const TIMEOUTS = clientTimeoutsOf({
+  ...defaultGatewaySettings(),
+  largeClientHeaderBuffers: { count: 2, sizeBytes: 16_384 },
+});
 
 /** An in-memory client connection: `receive` plays a read of the server's socket; writes are collected. */
 function memorySocket() {
@@ -38,7 +42,7 @@ describe('h1-server: pipelined bytes while a response is under way', () => {
       onUpgrade: (_req, socket) => socket.destroy(),
       onClientError: (_error, socket) => socket.destroy(),
     };
-    const server = createH1Server(handler, { maxHeaderBytes: 16_384 });
+    const server = createH1Server(handler, {});
     const client = memorySocket();
     server.serve(client.socket, TIMEOUTS);
     client.receive('GET /slow HTTP/1.1\r\nHost: a\r\n\r\n');

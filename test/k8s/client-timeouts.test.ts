@@ -57,3 +57,17 @@ test('an invalid value keeps the default and says so; a client deadline is never
     assert.match(issue.message, new RegExp(`using the default ${kept / 1000}$`));
   }
 });
+
+test('large-client-header-buffers: "<count> <size>" as nginx, 4 8k by default; anything else warned, default kept', () => {
+  assert.equal(defaultGatewaySettings().largeClientHeaderBuffers, undefined, 'absent: 4 x 8 KiB');
+  const { s, issues } = parse({ 'large-client-header-buffers': ' 8  16k ' });
+  assert.deepEqual(s.largeClientHeaderBuffers, { count: 8, sizeBytes: 16_384 });
+  assert.deepEqual(issues, []);
+  assert.deepEqual(s.unsupportedKeys, []);
+  for (const value of ['4', '0 8k', '65 8k', '4 512', '4 2m', '4 8k x', 'four 8k']) {
+    const bad = parse({ 'large-client-header-buffers': value });
+    assert.equal(bad.s.largeClientHeaderBuffers, undefined, value);
+    assert.equal(bad.issues.length, 1, value);
+    assert.match(bad.issues[0]!.message, /large-client-header-buffers/, value);
+  }
+});
