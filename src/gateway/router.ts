@@ -29,7 +29,7 @@ import { DEFAULT_SERVER_SETTINGS } from '../config/server-settings.ts';
 import { type AccessDecision, type AccessPolicy, compileAccessPolicy } from '../net/access-policy.ts';
 import { type CompiledCanary, compileCanary } from './canary.ts';
 import { type CompiledCors, compileCors } from './cors.ts';
-import { normalizeHost, wildcardSuffix } from './host.ts';
+import { certificateCovers, normalizeHost, wildcardSuffix } from './host.ts';
 import { appRootLocation, httpsRedirectLocation, redirectsToHttps } from './redirects.ts';
 import { compileServerFilters, type ServerFilters } from './server-filters.ts';
 import {
@@ -136,6 +136,8 @@ interface CompiledVirtualHost {
   readonly regexes: readonly CompiledLocation[];
   /** The first location carrying app-root (ingress-nginx emits one server-level `if` per location; the first returns). */
   readonly appRoot: { readonly path: string; readonly location: CompiledLocation } | null;
+  /** server-alias names (exact or `*.suffix`, lower case) that the host's certificate names. */
+  readonly certifiedAliases: ReadonlySet<string>;
   readonly notFound: RouteDecision;
 }
 
@@ -351,8 +353,33 @@ function compileVirtualHost(
     prefixes,
     regexes,
     appRoot,
+    certifiedAliases: certifiedAliasesOf(vhost),
     notFound: Object.freeze({ kind: 'not-found', serverName, backend: model.defaultBackend }),
   };
+}
+
+/** The exact and `*.` aliases the host's certificate names (ingress-nginx's configureCertificates). */
+function certifiedAliasesOf(vhost: VirtualHostModel): ReadonlySet<string> {
+  const tls = vhost.tls;
+  if (tls === null || vhost.aliases === undefined) return new Set();
+  const names = vhost.aliases.filter((a) => !a.startsWith('~') && certificateCovers(tls.certPem, a));
+  return new Set(names.map((a) => a.toLowerCase()));
+}
+
+/**
+ * ssl-redirect needs a certificate configured for the name the client asked for (lua_ingress's
+ * configured_for_current_request): the host's own names have the host's; an alias has it only when the
+ * certificate names the alias, and a `~regex` alias never (no name of it is in that table).
+ */
+function certifiedName(routes: CompiledRoutes, vhost: CompiledVirtualHost, host: string): boolean {
+  const own = vhost.model.host;
+  if (vhost.model.aliases === undefined || vhost.model.aliases.length === 0 || host === own) return true;
+  if (routes.exactHosts.get(host) === vhost) return vhost.certifiedAliases.has(host);
+  const suffix = wildcardSuffix(host);
+  if (suffix !== null && routes.wildcardHosts.get(suffix) === vhost) {
+    return `*.${suffix}` === own || vhost.certifiedAliases.has(`*.${suffix}`);
+  }
+  return false;
 }
 
 /** Compiles the gateway model's routes: once per config snapshot. */
@@ -737,7 +764,11 @@ export function routeTarget(routes: CompiledRoutes, request: RouteTargetRequest)
       return { kind: 'redirect', status: 302, location, serverName: vhost.serverName, route: loc.route };
     }
   }
-  if (loc.httpsRedirect && request.scheme === 'http') {
+  if (
+    loc.httpsRedirect &&
+    request.scheme === 'http' &&
+    (loc.model.forceSslRedirect || certifiedName(routes, vhost, hostKey))
+  ) {
     return {
       kind: 'redirect',
       status: routes.redirectCode,

@@ -8,11 +8,12 @@
 // ClientHello first (client-hello.ts) and starts the handshake with `initialContext(serverName)`: the
 // certificate the SNI lookup picks, with the settings of that name. Settings that cannot be used refuse
 // the handshake (null), never fall back to the defaults.
-import { constants, X509Certificate } from 'node:crypto';
+import { constants } from 'node:crypto';
 import tls, { type SecureContext, type SecureContextOptions } from 'node:tls';
 import { generate } from 'selfsigned';
 import type { ServerTlsModel, VirtualHostModel } from '../config/model.ts';
 import { defaultServerTls } from '../k8s/server-tls.ts';
+import { certificateCovers } from './host.ts';
 
 export interface KeyPair {
   key: string;
@@ -66,14 +67,6 @@ function otherNames(vhost: VirtualHostModel): string[] {
   const names = (vhost.aliases ?? []).filter((a) => !a.startsWith('~') && !a.startsWith('*.'));
   if (vhost.redirectFrom !== undefined) names.push(vhost.redirectFrom);
   return names.map((n) => n.toLowerCase());
-}
-
-function coversName(certPem: string, name: string): boolean {
-  try {
-    return new X509Certificate(certPem).checkHost(name) !== undefined;
-  } catch {
-    return false;
-  }
 }
 
 const NO_VERSION: Readonly<Record<string, number>> = {
@@ -166,7 +159,7 @@ function certificatesByName(virtualHosts: readonly VirtualHostModel[]): {
     byName.set(vhost.host.toLowerCase(), entry);
     for (const name of otherNames(vhost)) {
       // As ingress-nginx: an alias or www twin gets the host's certificate only when it covers the name.
-      if (!byName.has(name) && coversName(vhost.tls.certPem, name)) byName.set(name, entry);
+      if (!byName.has(name) && certificateCovers(vhost.tls.certPem, name)) byName.set(name, entry);
     }
   }
   return { byName, problems };

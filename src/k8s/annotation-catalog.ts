@@ -161,7 +161,7 @@ export const ANNOTATION_CATALOG: readonly CatalogEntry[] = [
     names: ['server-alias'],
     status: 'implemented',
     values: 'comma-separated names: exact, `*.suffix`, or `~regex`',
-    note: "more names of the host's server: the same locations, `$server_name` the host's. Per host, the first Ingress (merge order) that sets some wins; a name another Ingress serves as its host is dropped. Exact aliases are matched with exact hosts, `*.` ones with wildcard hosts, regexes (case-insensitive) after both",
+    note: "more names of the host's server: the same locations, `$server_name` the host's. Per host, the first Ingress (merge order) that sets some wins; a name another Ingress serves as its host is dropped. Exact aliases are matched with exact hosts, `*.` ones with wildcard hosts, regexes (case-insensitive) after both. ssl-redirect applies to an alias only when the host's certificate names it (a `~regex` alias never), as ingress-nginx; force-ssl-redirect always",
   },
   {
     names: ['enable-cors'],

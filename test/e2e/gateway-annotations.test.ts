@@ -105,6 +105,7 @@ describe('issue 20 annotations over sockets', () => {
     backend = await startWhoami({ host: '127.0.0.1', port: 0, name: 'echo' });
     wwwHost = 'fromtowww.example';
     const cert = await certificateFor([wwwHost, `www.${wwwHost}`]);
+    const aliasCert = await certificateFor(['tls-alias.example', 'covered-alias.example']);
     const echo = (
       name: string,
       host: string,
@@ -166,6 +167,14 @@ describe('issue 20 annotations over sockets', () => {
         },
       },
       echo('alias', 'foo', { 'server-alias': 'bar' }),
+      tlsSecret('alias-tls', aliasCert.cert, aliasCert.key),
+      ingress({
+        name: 'tls-alias',
+        host: 'tls-alias.example',
+        tlsSecret: 'alias-tls',
+        annotations: { 'server-alias': 'covered-alias.example, uncovered-alias.example' },
+        paths: [{ path: '/', service: 'echo', port: 80 }],
+      }),
       ...CORS_CASES.map(([host, annotations]) => echo(host, host, { 'enable-cors': 'true', ...annotations })),
       echo('cors-private', 'cors-private', {
         'enable-cors': 'true',
@@ -459,6 +468,23 @@ describe('issue 20 annotations over sockets', () => {
       }
       // Logged under the host's upstream, as any request of the host.
       await gw.access.waitFor(/"GET \/app-a HTTP\/1\.1" 200 .*\[default-echo-80\]/);
+    });
+
+    test("ssl-redirect on an alias only when the host's certificate names it (certificate_servers)", async () => {
+      // ingress-nginx's redirect_to_https asks configured_for_current_request(): an alias is in its
+      // certificate table only when the host's certificate covers it (configureCertificates).
+      for (const host of ['tls-alias.example', 'covered-alias.example']) {
+        const reply = await request(gw.httpPort, { host, path: '/a' });
+        assert.equal(reply.status, 308, host);
+        assert.equal(reply.headers.location, `https://${host}/a`);
+      }
+      const plain = await request(gw.httpPort, {
+        host: 'uncovered-alias.example',
+        path: '/a',
+        headers: json,
+      });
+      assert.equal(plain.status, 200);
+      assert.equal(echoOf(plain).headers.host, 'uncovered-alias.example');
     });
   });
 });
