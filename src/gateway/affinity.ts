@@ -94,11 +94,12 @@ function sameSiteNoneCompatible(userAgent: string | undefined): boolean {
   );
 }
 
-/** nginx's cookie_time: `Thu, 18-Nov-10 11:27:35 GMT`. */
+/** nginx's cookie_time: `Thu, 18-Nov-10 11:27:35 GMT`, the year in four digits after 2037. */
 function cookieTime(ms: number): string {
   const d = new Date(ms);
   const [day, date, month, year, time] = d.toUTCString().split(' ');
-  return `${day} ${date}-${month}-${year!.slice(2)} ${time} GMT`;
+  const shown = d.getUTCFullYear() > 2037 ? year : year!.slice(2);
+  return `${day} ${date}-${month}-${shown} ${time} GMT`;
 }
 
 export interface CookieContext {

@@ -60,6 +60,14 @@ test("the cookie's attributes in lua-resty-cookie's order; SameSite=None left ou
     c({ expires: 60, maxAge: 120, domain: 'x.example', path: '/', sameSite: 'Lax' }, true),
     `route=K|${bk}; Expires=Fri, 02-Jan-26 03:05:05 GMT; Max-Age=120; Domain=x.example; Path=/; Secure; HttpOnly; SameSite=Lax`,
   );
+  // nginx's cookie_time writes two-digit years up to 2037 and four-digit ones after.
+  const at = (nowMs: number) =>
+    affinityCookie(
+      { ...affinity, expires: 120 },
+      { upstream, key: 'K', locationPath: '/', https: false, userAgent: undefined, nowMs },
+    );
+  assert.match(at(Date.UTC(2037, 0, 1)), /; Expires=Thu, 01-Jan-37 00:02:00 GMT;/);
+  assert.match(at(Date.UTC(2037, 11, 31, 23, 59)), /; Expires=Fri, 01-Jan-2038 00:01:00 GMT;/);
   const none = { sameSite: 'None', conditionalSameSiteNone: true };
   assert.match(c(none, false, 'Mozilla/5.0 Chrome/120.0'), /; SameSite=None$/);
   assert.doesNotMatch(c(none, false, 'Mozilla/5.0 Chrome/59.0'), /SameSite/);
