@@ -199,17 +199,19 @@ export function parseCanary(
 ): CanaryPolicy | null {
   const sink = { origin, issues };
   const get = (name: string) => annotations[PREFIX + name];
-  const text = (name: string, valid: RegExp): string | null => {
+  // ingress-nginx removes spaces before checking names and values, not before checking the pattern.
+  const text = (name: string, valid: RegExp, keepSpaces = false): string | null => {
     const v = get(name);
     if (v === undefined || v === '') return null;
-    if (valid.test(v.replaceAll(' ', ''))) return v;
+    if (valid.test(keepSpaces ? v : v.replaceAll(' ', ''))) return v;
     warnAnnotation(sink, name, `${JSON.stringify(v)} is not accepted; ignored`);
     return null;
   };
   const int = (name: string, fallback: number): number => {
     const v = get(name);
     if (v === undefined) return fallback;
-    if (/^[+-]?[0-9]{1,9}$/.test(v.trim())) return Number(v.trim());
+    // strconv.Atoi: no surrounding spaces.
+    if (/^[+-]?[0-9]{1,9}$/.test(v)) return Number(v);
     warnAnnotation(sink, name, `${JSON.stringify(v)} is not a whole number; ${fallback} applies`);
     return fallback;
   };
@@ -220,7 +222,7 @@ export function parseCanary(
   const policy: CanaryPolicy = {
     header: text('canary-by-header', BASIC_CHARS),
     headerValue: text('canary-by-header-value', BASIC_CHARS),
-    headerPattern: safePattern(sink, text('canary-by-header-pattern', REGEX_CHARS)),
+    headerPattern: safePattern(sink, text('canary-by-header-pattern', REGEX_CHARS, true)),
     cookie: text('canary-by-cookie', BASIC_CHARS),
     weight: int('canary-weight', 0),
     weightTotal: int('canary-weight-total', 100),

@@ -112,3 +112,31 @@ test('canary-by-header-pattern that can backtrack without bound is ignored, with
     '^(on|yes)$',
   );
 });
+
+test('canary-by-header-pattern is checked with its spaces (IsValidRegex, no space removal) and canary-weight as strconv.Atoi: both refused, warned', () => {
+  const t = topologyOf(
+    ingress({ name: 'a', host: 'a.test', paths: [{ path: '/', service: 'web' }] }) +
+      ingress({
+        name: 'b',
+        host: 'a.test',
+        paths: [{ path: '/', service: 'svc' }],
+        annotations: {
+          [`${P}canary`]: 'true',
+          [`${P}canary-by-header`]: 'x-canary',
+          [`${P}canary-by-header-pattern`]: 'a b',
+          [`${P}canary-weight`]: ' 50',
+        },
+      }) +
+      service('web') +
+      service('svc'),
+  );
+  const warned = t.issues.filter((i) => i.code === 'INVALID_ANNOTATION_VALUE').map((i) => i.field);
+  assert.deepEqual(warned.sort(), [
+    `metadata.annotations["${P}canary-by-header-pattern"]`,
+    `metadata.annotations["${P}canary-weight"]`,
+  ]);
+  const canary = t.gateway.virtualHosts[0]!.locations[0]!.canary;
+  assert.equal(canary?.header, 'x-canary');
+  assert.equal(canary?.headerPattern, null);
+  assert.equal(canary?.weight, 0);
+});
