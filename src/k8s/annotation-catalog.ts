@@ -259,7 +259,7 @@ export const ANNOTATION_CATALOG: readonly CatalogEntry[] = [
     ],
     status: 'implemented',
     values: "name (default `INGRESSCOOKIE`); path (default: the location's path); domain; seconds; seconds",
-    note: "the cookie's name, Path, Domain, Expires (now + seconds, nginx's date form) and Max-Age; invalid values are ignored with a warning",
+    note: "the cookie's name, Path, Domain, Expires (now + seconds, nginx's date form) and Max-Age; invalid values are ignored with a warning. With use-regex and no session-cookie-path the Path is the regex as written: warned (`SESSION_COOKIE_PATH_IS_REGEX`), as ingress-nginx warns",
   },
   {
     names: ['session-cookie-secure', 'session-cookie-samesite', 'session-cookie-conditional-samesite-none'],

@@ -286,6 +286,12 @@ export const K8S_CODES = {
       'ssl-ciphers or ssl-protocols (the annotation or the ConfigMap key) is not a cipher list or a set of TLS versions keepip can offer: the handshakes it applies to are refused (fail closed), never widened to the defaults',
     fix: 'write an OpenSSL cipher list (e.g. ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES256-GCM-SHA384) and versions among TLSv1.2 TLSv1.3',
   },
+  SESSION_COOKIE_PATH_IS_REGEX: {
+    kind: 'issue',
+    summary:
+      "affinity: cookie with use-regex and no session-cookie-path: the sticky cookie's Path is the location's regex as written, which browsers read as a literal path, so the session may not stick (ingress-nginx warns the same)",
+    fix: 'set session-cookie-path to the plain path the regex serves (e.g. /foo for /foo/.*)',
+  },
   SSL_PASSTHROUGH_IGNORED: {
     kind: 'issue',
     summary:

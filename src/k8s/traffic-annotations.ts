@@ -19,7 +19,7 @@ import type {
 import type { IngressPathView, IngressView } from './objects.ts';
 import { describeOrigin } from './reader.ts';
 import { BASIC_CHARS, IS_VALID_REGEX } from './validators.ts';
-import { annotationSource, readBool, warnAnnotation } from './scalar-readers.ts';
+import { annotationIssue, annotationSource, readBool, warnAnnotation } from './scalar-readers.ts';
 import { parseGoBool } from './values.ts';
 
 const PREFIX = 'nginx.ingress.kubernetes.io/';
@@ -294,12 +294,21 @@ export function parseAffinity(
       'session-cookie-samesite',
       `${JSON.stringify(sameSite)} is not None, Lax or Strict; ignored`,
     );
+  const path = text('session-cookie-path', URL_CHARS);
+  if (path === null && parseGoBool(get('use-regex') ?? '') === true)
+    annotationIssue(
+      sink,
+      'warning',
+      'SESSION_COOKIE_PATH_IS_REGEX',
+      'session-cookie-path',
+      'should be set when use-regex is true: the cookie Path is otherwise the regex as written',
+    );
   return {
     mode: mode === 'persistent' ? 'persistent' : 'balanced',
     cookieName: text('session-cookie-name', BASIC_CHARS) ?? 'INGRESSCOOKIE',
     expires: seconds('session-cookie-expires'),
     maxAge: seconds('session-cookie-max-age'),
-    path: text('session-cookie-path', URL_CHARS),
+    path,
     domain: text('session-cookie-domain', BASIC_CHARS),
     secure: bool('session-cookie-secure'),
     sameSite: validSameSite ? sameSite! : null,

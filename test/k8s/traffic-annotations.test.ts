@@ -140,3 +140,21 @@ test('canary-by-header-pattern is checked with its spaces (IsValidRegex, no spac
   assert.equal(canary?.headerPattern, null);
   assert.equal(canary?.weight, 0);
 });
+
+test('affinity with use-regex and no session-cookie-path is warned (the cookie Path would be the regex), as ingress-nginx warns', () => {
+  const affinity = (name: string, more: Record<string, string>) =>
+    ingress({
+      name,
+      host: `${name}.test`,
+      paths: [{ path: '/foo/.*', service: 'web', pathType: 'ImplementationSpecific' }],
+      annotations: { [`${P}affinity`]: 'cookie', [`${P}use-regex`]: 'true', ...more },
+    });
+  const t = topologyOf(
+    affinity('bare', {}) + affinity('pathed', { [`${P}session-cookie-path`]: '/foo' }) + service('web'),
+  );
+  const warned = t.issues.filter((i) => i.code === 'SESSION_COOKIE_PATH_IS_REGEX');
+  assert.equal(warned.length, 1);
+  assert.equal(warned[0]!.severity, 'warning');
+  assert.equal(warned[0]!.origin?.name, 'bare');
+  assert.match(warned[0]!.message, /session-cookie-path.*use-regex/);
+});
