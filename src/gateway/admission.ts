@@ -124,7 +124,13 @@ function resolveClient(ex: Exchange, req: GatewayRequest) {
     host: ex.rawHost,
     proxyDestinationPort: conn.proxyDestinationPort,
   });
-  return { target, scheme: view.routeScheme, port: view.port, headersTrusted: resolved.headersTrusted };
+  return {
+    target,
+    scheme: view.routeScheme,
+    port: view.port,
+    bestHost: view.host,
+    headersTrusted: resolved.headersTrusted,
+  };
 }
 
 /** Stage 2: the route, from the Host header's checks and the parsed target. */
@@ -136,6 +142,7 @@ function route(ex: Exchange, req: GatewayRequest, client: ReturnType<typeof reso
       target: client.target,
       scheme: client.scheme,
       port: client.port,
+      redirectHost: client.bestHost,
     })
   );
 }

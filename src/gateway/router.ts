@@ -695,6 +695,11 @@ export interface RouteTargetRequest {
   scheme: 'http' | 'https';
   /** $pass_port, for from-to-www-redirect (default: the scheme's port). */
   port?: string;
+  /**
+   * $best_http_host, the https redirect's host: a trusted X-Forwarded-Host with use-forwarded-headers
+   * (see `forwardedView`), else the host routed by. Default: `host`.
+   */
+  redirectHost?: string;
 }
 
 /** The host a request is routed and forwarded by: the absolute-form authority, else the Host header. */
@@ -772,7 +777,7 @@ export function routeTarget(routes: CompiledRoutes, request: RouteTargetRequest)
     return {
       kind: 'redirect',
       status: routes.redirectCode,
-      location: httpsRedirectLocation(rawHost, target.raw, loc.model),
+      location: httpsRedirectLocation(request.redirectHost ?? rawHost, target.raw, loc.model),
       serverName: vhost.serverName,
       route: loc.route,
     };

@@ -237,6 +237,36 @@ describe('ConfigMap server settings', () => {
     });
   });
 
+  test('the HTTP to HTTPS redirection names no port, and a trusted X-Forwarded-Host with use-forwarded-headers (tls.go)', async () => {
+    const xfh = { 'x-forwarded-host': 'example.com:80' };
+    await withGateway(site({ 'use-forwarded-headers': 'true' }), async (gw) => {
+      const ported = await request(gw.httpPort, { host: `tls.example.com:${gw.httpPort}` });
+      assert.equal(ported.status, 308);
+      assert.equal(ported.headers.location, 'https://tls.example.com');
+      // $best_http_host: the first X-Forwarded-Host, without its port.
+      const forwarded = await request(gw.httpPort, { host: 'tls.example.com', headers: xfh });
+      assert.equal(forwarded.status, 308);
+      assert.equal(forwarded.headers.location, 'https://example.com');
+      const list = await request(gw.httpPort, {
+        host: 'tls.example.com',
+        path: '/a?b',
+        headers: { 'x-forwarded-host': 'a.example:8443,b.example' },
+      });
+      assert.equal(list.headers.location, 'https://a.example/a?b');
+    });
+    // From a hop that is not trusted (or without use-forwarded-headers) the header is not believed.
+    const untrusted: Record<string, string>[] = [
+      { 'use-forwarded-headers': 'true', 'proxy-real-ip-cidr': '10.0.0.0/8' },
+      {},
+    ];
+    for (const data of untrusted) {
+      await withGateway(site(data), async (gw) => {
+        const reply = await request(gw.httpPort, { host: 'tls.example.com', headers: xfh });
+        assert.equal(reply.headers.location, 'https://tls.example.com', JSON.stringify(data));
+      });
+    }
+  });
+
   test('skip-access-log-urls: matching request URIs are served but not logged', async () => {
     await withGateway(site({ 'skip-access-log-urls': '/healthz,~^/metrics' }), async (gw) => {
       for (const path of ['/healthz', '/HEALTHZ', '/metrics?x=1', '/healthz?full=1', '/logged']) {
