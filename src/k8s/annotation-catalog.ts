@@ -173,7 +173,7 @@ export const ANNOTATION_CATALOG: readonly CatalogEntry[] = [
     names: ['cors-allow-origin'],
     status: 'implemented',
     values: '`*` (default), or comma-separated `scheme://host[:port]` (one `*.` label wildcard) or `null`',
-    note: 'matched case-insensitively and whole (ingress-nginx anchors only the end: difference 15); entries it would skip are skipped, with a warning; empty: `*`',
+    note: "matched case-insensitively and whole (ingress-nginx anchors only the end: difference 15); entries it would skip are skipped, with a warning; empty: `*`. A value ingress-nginx's validator refuses as a whole (an upper-case scheme, a path) is `*` there, every origin; keepip keeps the valid entries and warns about the others (fails closed)",
   },
   {
     names: ['cors-allow-methods', 'cors-allow-headers', 'cors-expose-headers'],
