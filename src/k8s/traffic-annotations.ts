@@ -116,6 +116,33 @@ export interface Balancing {
   nextUpstream?: NextUpstreamModel;
 }
 
+/** upstream-hash-by-subset: a Go boolean (else warned, false, where ingress-nginx drops the Ingress). */
+function hashSubset(
+  get: (name: string) => string | undefined,
+  warnAbout: (name: string, message: string) => void,
+): boolean {
+  const text = get('upstream-hash-by-subset');
+  if (text === undefined || text === '') return false;
+  const subset = parseGoBool(text);
+  if (subset === null)
+    warnAbout('upstream-hash-by-subset', `${JSON.stringify(text)} is not a boolean; false applies`);
+  return subset ?? false;
+}
+
+/** upstream-hash-by-subset-size: strconv.Atoi (else warned); 0, absent or refused is 3. */
+function hashSubsetSize(
+  get: (name: string) => string | undefined,
+  warnAbout: (name: string, message: string) => void,
+): number {
+  const text = get('upstream-hash-by-subset-size');
+  if (text === undefined || text === '') return 3;
+  if (!/^[0-9]{1,6}$/.test(text)) {
+    warnAbout('upstream-hash-by-subset-size', `${JSON.stringify(text)} is not a whole number; 3 applies`);
+    return 3;
+  }
+  return Number(text) > 0 ? Number(text) : 3;
+}
+
 /**
  * upstream-hash-by (+ -subset, -subset-size) and load-balance from `get` (an Ingress's annotations or
  * the ConfigMap's data). ingress-nginx's other algorithms (chash, sticky_*) are what affinity and
@@ -134,11 +161,9 @@ export function readBalancing(
         `${JSON.stringify(by)} is not nginx variables and text of [A-Za-z0-9-_]; ignored`,
       );
     else {
-      const subset = parseGoBool(get('upstream-hash-by-subset') ?? 'false') ?? false;
-      const sizeText = get('upstream-hash-by-subset-size');
-      const size =
-        sizeText !== undefined && /^[0-9]{1,6}$/.test(sizeText.trim()) ? Number(sizeText.trim()) : 0;
-      hashBy = { by: by.trim(), subsetSize: subset ? (size > 0 ? size : 3) : null };
+      const subset = hashSubset(get, warnAbout);
+      const size = hashSubsetSize(get, warnAbout);
+      hashBy = { by: by.trim(), subsetSize: subset ? size : null };
     }
   }
   let loadBalance: Balancing['loadBalance'] = null;

@@ -158,3 +158,27 @@ test('affinity with use-regex and no session-cookie-path is warned (the cookie P
   assert.equal(warned[0]!.origin?.name, 'bare');
   assert.match(warned[0]!.message, /session-cookie-path.*use-regex/);
 });
+
+test('upstream-hash-by-subset and -subset-size that ingress-nginx refuses (ParseBool, Atoi) are warned, not silently defaulted', () => {
+  const t = topologyOf(
+    ingress({
+      name: 'hash',
+      paths: [{ path: '/', service: 'web' }],
+      annotations: {
+        [`${P}upstream-hash-by`]: '$request_uri',
+        [`${P}upstream-hash-by-subset`]: 'yes',
+        [`${P}upstream-hash-by-subset-size`]: 'many',
+      },
+    }) + service('web'),
+  );
+  const warned = t.issues.filter((i) => i.code === 'INVALID_ANNOTATION_VALUE').map((i) => i.field);
+  assert.deepEqual(warned.sort(), [
+    `metadata.annotations["${P}upstream-hash-by-subset"]`,
+    `metadata.annotations["${P}upstream-hash-by-subset-size"]`,
+  ]);
+  // The hash itself still applies, without a subset (the default of the refused value).
+  assert.deepEqual(t.gateway.virtualHosts[0]!.locations[0]!.upstreamHashBy, {
+    by: '$request_uri',
+    subsetSize: null,
+  });
+});
