@@ -8,6 +8,7 @@ import {
   type RouteRequest,
   routeRequest,
 } from '../../src/gateway/router.ts';
+import { certificateFor } from '../fixtures/gateway/certificates.ts';
 import { codes, ingress, service, topologyOf } from '../k8s/helpers.ts';
 
 const P = 'nginx.ingress.kubernetes.io/';
@@ -275,6 +276,46 @@ describe('server-alias', () => {
     // 40 a's and no ".example": about 2^40 steps for the nested alias, were it matched.
     assert.equal(to(`${'a'.repeat(40)}!`), '404 _');
     assert.equal(to('www7.example'), 'proxy default-svc-80 / (main.example)');
+  });
+
+  it("ssl-redirect on an alias only when the host's certificate names it; a regex alias never; force-ssl-redirect always", async () => {
+    const { cert, key } = await certificateFor(['main.example', '*.alias.example', 'exact.example']);
+    const secret = [
+      'apiVersion: v1',
+      'kind: Secret',
+      'metadata: {name: tls, namespace: default}',
+      'type: kubernetes.io/tls',
+      'stringData:',
+      `  tls.crt: ${JSON.stringify(cert)}`,
+      `  tls.key: ${JSON.stringify(key)}`,
+      '---',
+      '',
+    ].join('\n');
+    const aliases = 'exact.example, plain.example, *.alias.example, *.other.example, ~^www\\d+\\.example$';
+    const site = (force: boolean) =>
+      topologyOf(
+        secret +
+          ingress({
+            name: 'main',
+            host: 'main.example',
+            tls: [{ hosts: ['main.example'], secretName: 'tls' }],
+            annotations: {
+              [`${P}server-alias`]: aliases,
+              ...(force ? { [`${P}force-ssl-redirect`]: 'true' } : {}),
+            },
+          }) +
+          service('svc'),
+      );
+    const to = (routes: ReturnType<typeof compileRoutes>, host: string) =>
+      summary(routeRequest(routes, { host, path: '/a', scheme: 'http' })).split(' ')[0];
+    const routes = compileRoutes(site(false).gateway);
+    const redirected = ['main.example', 'exact.example', 'x.alias.example'];
+    for (const host of redirected) assert.equal(to(routes, host), 'redirect', host);
+    for (const host of ['plain.example', 'x.other.example', 'www7.example'])
+      assert.equal(to(routes, host), 'proxy', host);
+    const forced = compileRoutes(site(true).gateway);
+    for (const host of [...redirected, 'plain.example', 'x.other.example', 'www7.example'])
+      assert.equal(to(forced, host), 'redirect', host);
   });
 
   it('an alias that is not a server name drops the annotation, with a warning', () => {
