@@ -1,6 +1,5 @@
 // Host header handling as nginx does it (ngx_http_validate_host): lower case, port stripped,
 // one trailing dot dropped; a host with `/`, NUL, a leading dot or `..` is invalid (nginx: 400).
-import { X509Certificate } from 'node:crypto';
 
 /** Characters that can appear unchanged in an already-normal host: a-z 0-9 - . _ */
 function isPlainHostChar(c: number): boolean {
@@ -91,16 +90,4 @@ export function wildcardSuffix(host: string): string | null {
     if (!((c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39) || c === 0x2d || c === 0x5f)) return null;
   }
   return host.slice(dot + 1);
-}
-
-/**
- * Whether a certificate (PEM) names `name`: exactly, or by a `*.` name of its own for one leading label
- * (a `*.suffix` name only when the certificate has that wildcard), as ingress-nginx's IsValidHostname.
- */
-export function certificateCovers(certPem: string, name: string): boolean {
-  try {
-    return new X509Certificate(certPem).checkHost(name) !== undefined;
-  } catch {
-    return false;
-  }
 }

@@ -9,8 +9,9 @@ import type { LocationModel, VirtualHostModel } from '../config/model.ts';
 import { hostWithoutPort } from './host.ts';
 
 /**
- * Whether a location redirects plain HTTP to HTTPS: force-ssl-redirect always, ssl-redirect on a
- * host some Ingress lists under spec.tls (the model's sslRedirect is already limited to those). A
+ * Whether a location redirects plain HTTP to HTTPS: force-ssl-redirect always, ssl-redirect on a TLS
+ * host, a rule host of an Ingress with a spec.tls section (the model's sslRedirect is already limited
+ * to those; an alias also needs the certificate to name it, see the router). A
  * missing or unusable Secret does not stop it: ingress-nginx then serves the default certificate and
  * still redirects (its e2e test "should redirect from HTTP to HTTPS when secret is missing").
  */

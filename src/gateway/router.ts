@@ -26,10 +26,11 @@ import type {
   VirtualHostModel,
 } from '../config/model.ts';
 import { DEFAULT_SERVER_SETTINGS } from '../config/server-settings.ts';
+import { certificateCovers } from '../k8s/certificate-names.ts';
 import { type AccessDecision, type AccessPolicy, compileAccessPolicy } from '../net/access-policy.ts';
 import { type CompiledCanary, compileCanary } from './canary.ts';
 import { type CompiledCors, compileCors } from './cors.ts';
-import { certificateCovers, normalizeHost, wildcardSuffix } from './host.ts';
+import { normalizeHost, wildcardSuffix } from './host.ts';
 import { appRootLocation, httpsRedirectLocation, redirectsToHttps } from './redirects.ts';
 import { compileServerFilters, type ServerFilters } from './server-filters.ts';
 import {

@@ -12,8 +12,8 @@ import { constants } from 'node:crypto';
 import tls, { type SecureContext, type SecureContextOptions } from 'node:tls';
 import { generate } from 'selfsigned';
 import type { ServerTlsModel, VirtualHostModel } from '../config/model.ts';
+import { certificateCovers } from '../k8s/certificate-names.ts';
 import { defaultServerTls } from '../k8s/server-tls.ts';
-import { certificateCovers } from './host.ts';
 
 export interface KeyPair {
   key: string;

@@ -94,7 +94,7 @@ export const ANNOTATION_CATALOG: readonly CatalogEntry[] = [
     names: ['ssl-redirect'],
     status: 'implemented',
     values: 'Go boolean',
-    note: "default: ConfigMap `ssl-redirect` (true), effective only on hosts listed in some Ingress's `spec.tls`. The Location is `https://<host without port><request_uri>`, the host a trusted X-Forwarded-Host's (its first entry) with use-forwarded-headers, as ingress-nginx's $best_http_host",
+    note: "default: ConfigMap `ssl-redirect` (true), effective only on TLS hosts (the rule hosts of Ingresses with a `spec.tls` section: see Routing, TLS). The Location is `https://<host without port><request_uri>`, the host a trusted X-Forwarded-Host's (its first entry) with use-forwarded-headers, as ingress-nginx's $best_http_host",
   },
   {
     names: ['force-ssl-redirect'],

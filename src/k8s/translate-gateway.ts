@@ -24,6 +24,7 @@ import { DEFAULT_CLASS_ANNOTATION, defaultIngressClass, LEGACY_CLASS_ANNOTATION 
 import { isLocationInLocationList } from './location-list.ts';
 import { applyHeaderSettings, type ConfigMapLookup, readCustomHeaders } from './header-settings.ts';
 import { readProxySsl } from './proxy-ssl.ts';
+import { certificateCovers } from './certificate-names.ts';
 import {
   hostPassthrough,
   hostServerTls,
@@ -463,7 +464,10 @@ function regexAndTlsHosts(
         regexHosts.add(rule.host);
       }
     }
-    for (const t of ing.tls) for (const h of t.hosts) tlsHosts.add(h);
+    // ingress-nginx's createServers: every rule host of an Ingress with a TLS section gets a
+    // certificate (its Secret's, else the default), listed under spec.tls or not; a host listed only
+    // by another Ingress does not.
+    if (ing.tls.length > 0) for (const rule of ing.rules) if (rule.host !== '') tlsHosts.add(rule.host);
   }
   return { regexHosts, tlsHosts };
 }
@@ -716,7 +720,7 @@ function virtualHosts(b: GatewayBuild): VirtualHostModel[] {
       const own = byHost.get(h.host) ?? [];
       return {
         host: h.host,
-        tls: hasTls(b, h.host) ? certificateFor(b, secrets, h.host) : null,
+        tls: hasTls(b, h.host) ? certificateFor(b, secrets, h.host, own) : null,
         locations: sortLocations(h.locations, b.regexHosts.has(h.host)),
         ...clientCertificateOf(h.host, own, b.accessOf),
         ...hostNames(h.host, b.hosts, own, b.routeOf),
@@ -748,19 +752,34 @@ function serverTlsFor(
   return out;
 }
 
-/** The first usable Secret (merge order) of a spec.tls entry that covers the host. */
+/**
+ * The host's certificate, as ingress-nginx's extractTLSSecretName looks in the host's own Ingresses
+ * (merge order): the first usable Secret of a spec.tls entry that lists the host, else a Secret of
+ * theirs whose certificate names it (an entry without hosts, or listing others); else none (the
+ * default certificate).
+ */
 function certificateFor(
   b: GatewayBuild,
   secrets: ReadonlyMap<string, SecretView>,
   host: string,
+  own: readonly IngressView[],
 ): TlsCertificateModel | null {
-  for (const ing of b.served) {
+  for (const ing of own) {
     for (const t of ing.tls) {
       if (!t.hosts.some((h) => tlsCovers(h, host))) continue;
       if (t.secretName === null || t.secretName === '') continue;
       const secret = secrets.get(`${ing.meta.namespace}/${t.secretName}`);
       const cert = readTlsSecret(secret, ing, t.field, t.secretName, t.hosts, b.issues);
       if (cert) return cert;
+    }
+  }
+  for (const ing of own) {
+    for (const t of ing.tls) {
+      if (t.secretName === null || t.secretName === '' || t.hosts.some((h) => tlsCovers(h, host))) continue;
+      // Not reported here: an entry is reported for the hosts it lists.
+      const secret = secrets.get(`${ing.meta.namespace}/${t.secretName}`);
+      const cert = readTlsSecret(secret, ing, t.field, t.secretName, t.hosts, []);
+      if (cert && certificateCovers(cert.certPem, host)) return cert;
     }
   }
   return null;

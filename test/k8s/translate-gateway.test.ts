@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { certificateFor } from '../fixtures/gateway/certificates.ts';
 import { codes, configMap, find, ingress, service, topologyOf } from './helpers.ts';
 
 const P = 'nginx.ingress.kubernetes.io/';
@@ -274,6 +275,41 @@ test('TLS: the Secret is looked up in the Ingress namespace; ssl-redirect defaul
   const w = find(t.issues, 'TLS_SECRET_NOT_FOUND');
   assert.equal(w.severity, 'warning');
   assert.equal(w.field, 'spec.tls[0].secretName');
+});
+
+test("TLS as ingress-nginx's createServers: every rule host of an Ingress with a TLS section, its Secret by listed host or by the certificate's names; not a TLS section of another Ingress", async () => {
+  const { cert, key } = await certificateFor(['a.test', 'c.test']);
+  const secret = `apiVersion: v1\nkind: Secret\ntype: kubernetes.io/tls\nmetadata: {name: s}\nstringData:\n  tls.crt: ${JSON.stringify(cert)}\n  tls.key: ${JSON.stringify(key)}\n---\n`;
+  const rule = (host: string) =>
+    `    - host: ${host}\n      http:\n        paths:\n          - path: /\n            pathType: Prefix\n            backend: {service: {name: svc, port: {number: 80}}}\n`;
+  const twoRules =
+    'apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: two}\nspec:\n  ingressClassName: nginx\n' +
+    '  tls:\n    - hosts: [b.test]\n      secretName: s\n  rules:\n' +
+    rule('b.test') +
+    rule('c.test') +
+    rule('d.test') +
+    '---\n';
+  const t = topologyOf(
+    secret +
+      // A TLS section without hosts: the Secret whose certificate names the host (extractTLSSecretName).
+      ingress({ name: 'nohosts', host: 'a.test', tls: [{ hosts: [], secretName: 's' }] }) +
+      twoRules +
+      // Listed under spec.tls of an Ingress without a rule for it: no TLS host in ingress-nginx.
+      ingress({ name: 'lister', host: 'other.test', tls: [{ hosts: ['e.test'], secretName: 's' }] }) +
+      ingress({ name: 'e', host: 'e.test' }) +
+      service('svc'),
+  );
+  const host = (h: string) => t.gateway.virtualHosts.find((v) => v.host === h)!;
+  assert.equal(host('a.test').tls?.secret.name, 's');
+  assert.equal(host('a.test').locations[0]!.sslRedirect, true);
+  assert.equal(host('b.test').locations[0]!.sslRedirect, true);
+  // c.test is not listed, but the Ingress's Secret names it; d.test gets the default certificate.
+  assert.equal(host('c.test').tls?.secret.name, 's');
+  assert.equal(host('c.test').locations[0]!.sslRedirect, true);
+  assert.equal(host('d.test').tls, null);
+  assert.equal(host('d.test').locations[0]!.sslRedirect, true);
+  assert.equal(host('e.test').tls, null);
+  assert.equal(host('e.test').locations[0]!.sslRedirect, false);
 });
 
 test('TLS: a Secret of the wrong type or without PEM data is reported and not used', () => {
