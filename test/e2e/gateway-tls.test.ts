@@ -39,6 +39,7 @@ describe('gateway TLS', () => {
     backend = await startWhoami({ host: '127.0.0.1', port: 0 });
     const a = await certificateFor('a.example.com');
     const b = await certificateFor('b.example.com');
+    const wild = await certificateFor('*.wild.example.com');
     const backendCert = await certificateFor('backend.internal');
     // An HTTPS backend that tells what it received; its certificate is self-signed (not verified upstream).
     secureBackend = https.createServer({ cert: backendCert.cert, key: backendCert.key }, (req, res) => {
@@ -72,6 +73,33 @@ describe('gateway TLS', () => {
           tlsSecret: 'b-tls',
           paths: [{ path: '/', service: 'web', port: 80 }],
         }),
+        tlsSecret('wild-tls', wild.cert, wild.key),
+        {
+          // A spec.tls entry without hosts: the Secret whose certificate names the rule's host.
+          ...ingress({
+            name: 'wild',
+            host: 'x.wild.example.com',
+            paths: [{ path: '/', service: 'web', port: 80 }],
+          }),
+          spec: {
+            ingressClassName: 'nginx',
+            tls: [{ secretName: 'wild-tls' }],
+            rules: [
+              {
+                host: 'x.wild.example.com',
+                http: {
+                  paths: [
+                    {
+                      path: '/',
+                      pathType: 'Prefix',
+                      backend: { service: { name: 'web', port: { number: 80 } } },
+                    },
+                  ],
+                },
+              },
+            ],
+          },
+        },
         ingress({
           name: 'tls-backend',
           host: 'c.example.com',
@@ -145,6 +173,13 @@ describe('gateway TLS', () => {
     const reply = await request(gw.httpPort, { host: 'a.example.com', path: '/x?y=1' });
     assert.equal(reply.status, 308);
     assert.equal(reply.headers.location, 'https://a.example.com/x?y=1');
+  });
+
+  test('a spec.tls entry without hosts: its certificate for the host that it names, and ssl-redirect (extractTLSSecretName)', async () => {
+    assert.equal(await servedCommonName(gw.httpsPort, 'x.wild.example.com'), '*.wild.example.com');
+    const reply = await request(gw.httpPort, { host: 'x.wild.example.com', path: '/x' });
+    assert.equal(reply.status, 308);
+    assert.equal(reply.headers.location, 'https://x.wild.example.com/x');
   });
 
   test("plain HTTP sent to the HTTPS port gets nginx's 400 page (G8)", async () => {
