@@ -7,7 +7,7 @@ import type { CanaryModel } from '../config/model.ts';
 
 export interface CompiledCanary {
   readonly model: CanaryModel;
-  /** The header's name, lower case; null when none. */
+  /** The header's name, lower case, `_` read as `-`; null when none. */
   readonly header: string | null;
   readonly headerValue: string | null;
   /** null also when the pattern does not compile (ingress-nginx then routes to the main backend). */
@@ -28,7 +28,9 @@ export function compileCanary(model: CanaryModel): CompiledCanary {
   }
   return {
     model,
-    header: model.header?.toLowerCase() ?? null,
+    // ingress-nginx reads $http_<name with - as _>, which a header's `-` and `_` both match; headers
+    // with `_` are dropped before routing (ignore_invalid_headers), so a `_` in the name means `-`.
+    header: model.header?.toLowerCase().replaceAll('_', '-') ?? null,
     headerValue: model.headerValue,
     headerPattern,
     cookie: model.cookie,

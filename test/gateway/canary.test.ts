@@ -1,0 +1,27 @@
+// Which backend a request goes to under canary-* (src/gateway/canary.ts), as ingress-nginx's balancer.lua
+// route_to_alternative_balancer decides it.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { CanaryModel } from '../../src/config/model.ts';
+import { compileCanary, routeToCanary } from '../../src/gateway/canary.ts';
+
+const base: CanaryModel = {
+  ingress: { namespace: 'default', name: 'canary' },
+  backend: { service: { namespace: 'default', name: 'next' }, port: 80, upstreamName: 'default-next-80' },
+  header: null,
+  headerValue: null,
+  headerPattern: null,
+  cookie: null,
+  weight: 0,
+  weightTotal: 100,
+};
+
+test("canary-by-header names an nginx variable: `_` in the name matches the header's `-` ($http_x_canary)", () => {
+  const canary = compileCanary({ ...base, header: 'X_Canary' });
+  assert.equal(routeToCanary(canary, { 'x-canary': 'always' }), 'header');
+  assert.equal(routeToCanary(canary, { 'x-canary': 'never' }), null);
+  assert.equal(
+    routeToCanary(compileCanary({ ...base, header: 'X-Canary' }), { 'x-canary': 'always' }),
+    'header',
+  );
+});
