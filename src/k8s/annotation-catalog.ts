@@ -105,8 +105,8 @@ export const ANNOTATION_CATALOG: readonly CatalogEntry[] = [
   {
     names: ['app-root'],
     status: 'implemented',
-    values: 'absolute path of `[-._~a-zA-Z0-9/]`',
-    note: '`/` answers 302 to it',
+    values: 'absolute path of `[-._~a-zA-Z0-9/:]`',
+    note: "`/` answers 302 to it. A `$` (an nginx variable in ingress-nginx's `return`) is refused with a warning",
   },
   {
     names: ['service-upstream'],

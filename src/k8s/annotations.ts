@@ -488,7 +488,9 @@ export interface IngressAnnotations {
 }
 
 const REWRITE_TARGET = /^\/?[-._~a-zA-Z0-9/:$]*$/;
-const APP_ROOT = /^\/[-._~a-zA-Z0-9/]*$/;
+// ingress-nginx's RegexPathWithCapture, then url.ParseRequestURI and not absolute: a path. `$` is
+// refused (nginx's `return` would expand it as a variable; keepip sends values as written).
+const APP_ROOT = /^\/[-._~a-zA-Z0-9/:]*$/;
 
 /** Parses the ingress-nginx annotations of one Ingress; reports unsupported and invalid ones. */
 export function parseIngressAnnotations(
@@ -533,7 +535,7 @@ export function parseIngressAnnotations(
 }
 
 const REWRITE_TARGET_TEXT = 'a safe rewrite target (^/?[-._~a-zA-Z0-9/:$]*$)';
-const APP_ROOT_TEXT = 'an absolute path made of [-._~a-zA-Z0-9/]';
+const APP_ROOT_TEXT = 'an absolute path made of [-._~a-zA-Z0-9/:]';
 
 /** One Ingress's ingress-nginx annotations by short name, with the parsers they share. */
 interface AnnotationReader {

@@ -362,3 +362,16 @@ test('unsupported nginx annotations are reported by name on served Ingresses onl
   // Snippets are refused by name, with the reason (issue 17, issue 20).
   assert.match(refused[0]!.message, /keepip never runs nginx configuration text/);
 });
+
+test("app-root as ingress-nginx's RegexPathWithCapture and url.ParseRequestURI: a path with ':' is accepted; '$' (an nginx variable there) and relative paths are refused", () => {
+  assert.equal(annotations({ 'app-root': '/app:v2/home' }).parsed.appRoot, '/app:v2/home');
+  for (const value of ['/$host', 'app', 'http://other.example/app']) {
+    const { parsed, issues } = annotations({ 'app-root': value });
+    assert.equal(parsed.appRoot, null, value);
+    assert.deepEqual(
+      issues.map((i) => i.code),
+      ['INVALID_ANNOTATION_VALUE'],
+      value,
+    );
+  }
+});
