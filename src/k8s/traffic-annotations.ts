@@ -253,8 +253,15 @@ export function parseCanary(
     weightTotal: int('canary-weight-total', 100),
   };
   if (enabled === true) {
+    // As written: ingress-nginx's validator is case-sensitive and the balancer compares the raw value.
     const behavior = get('affinity-canary-behavior');
-    return behavior?.trim().toLowerCase() === 'legacy' ? { ...policy, legacyAffinity: true } : policy;
+    if (behavior !== undefined && behavior !== '' && behavior !== 'sticky' && behavior !== 'legacy')
+      warnAnnotation(
+        sink,
+        'affinity-canary-behavior',
+        `${JSON.stringify(behavior)} is not sticky or legacy; sticky applies`,
+      );
+    return behavior === 'legacy' ? { ...policy, legacyAffinity: true } : policy;
   }
   const configured =
     policy.weight > 0 ||
@@ -287,7 +294,8 @@ export function parseAffinity(
   const get = (name: string) => annotations[PREFIX + name];
   const type = get('affinity');
   if (type === undefined) return null;
-  if (type.trim().toLowerCase() !== 'cookie') {
+  // As written: ingress-nginx's validator is case-sensitive and its parser compares the raw value.
+  if (type !== 'cookie') {
     warnAnnotation(sink, 'affinity', `${JSON.stringify(type)} is not "cookie"; no affinity`);
     return null;
   }
@@ -304,7 +312,7 @@ export function parseAffinity(
     const v = text(name, SECONDS);
     return v === null ? null : Number(v);
   };
-  const mode = get('affinity-mode')?.trim().toLowerCase();
+  const mode = get('affinity-mode');
   if (mode !== undefined && mode !== '' && mode !== 'balanced' && mode !== 'persistent')
     warnAnnotation(
       sink,

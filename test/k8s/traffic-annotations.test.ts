@@ -182,3 +182,33 @@ test('upstream-hash-by-subset and -subset-size that ingress-nginx refuses (Parse
     subsetSize: null,
   });
 });
+
+test('affinity, affinity-mode and affinity-canary-behavior as written (ValidateOptions, case-sensitive): other spellings are warned and take the default', () => {
+  const main = (name: string, annotations: Record<string, string>) =>
+    ingress({ name, host: `${name}.test`, paths: [{ path: '/', service: name }], annotations });
+  const t = topologyOf(
+    main('upper', { [`${P}affinity`]: 'Cookie' }) +
+      main('mode', { [`${P}affinity`]: 'cookie', [`${P}affinity-mode`]: 'Persistent' }) +
+      main('web', {}) +
+      ingress({
+        name: 'next',
+        host: 'web.test',
+        paths: [{ path: '/', service: 'next' }],
+        annotations: { [`${P}canary`]: 'true', [`${P}affinity-canary-behavior`]: 'Legacy' },
+      }) +
+      service('upper') +
+      service('mode') +
+      service('web') +
+      service('next'),
+  );
+  const warned = t.issues.filter((i) => i.code === 'INVALID_ANNOTATION_VALUE').map((i) => i.field);
+  assert.deepEqual(warned.sort(), [
+    `metadata.annotations["${P}affinity"]`,
+    `metadata.annotations["${P}affinity-canary-behavior"]`,
+    `metadata.annotations["${P}affinity-mode"]`,
+  ]);
+  const location = (host: string) => t.gateway.virtualHosts.find((v) => v.host === host)!.locations[0]!;
+  assert.equal(location('upper.test').affinity, undefined);
+  assert.equal(location('mode.test').affinity?.mode, 'balanced');
+  assert.equal(location('web.test').canary?.legacyAffinity, undefined);
+});
