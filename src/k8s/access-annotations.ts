@@ -488,8 +488,8 @@ export function parseAccessAnnotations(input: AccessInput): IngressAccess {
   const satisfyRaw = r.get('satisfy');
   let satisfy: 'all' | 'any' = 'all';
   if (satisfyRaw !== undefined) {
-    const s = satisfyRaw.trim().toLowerCase();
-    if (s === 'any' || s === 'all') satisfy = s;
+    // As written: ingress-nginx compares the raw value, so 'Any' or ' any' is all there.
+    if (satisfyRaw === 'any' || satisfyRaw === 'all') satisfy = satisfyRaw;
     else r.warn('satisfy', `${JSON.stringify(satisfyRaw)} is not "any" or "all"; "all" applies`);
   }
   const rateKb = readWhole(r.values, 'limit-rate', null, WHOLE_NUMBER) ?? input.settings.limitRateKb ?? 0;

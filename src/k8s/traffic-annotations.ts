@@ -169,7 +169,8 @@ export function readBalancing(
   let loadBalance: Balancing['loadBalance'] = null;
   const lb = get('load-balance');
   if (lb !== undefined && lb.trim() !== '') {
-    const v = lb.trim().toLowerCase();
+    // As written: ingress-nginx's validator is case-sensitive ('EWMA' is refused there).
+    const v = lb.trim();
     if (v === 'ewma' || v === 'round_robin') loadBalance = v;
     else {
       warnAbout(

@@ -236,6 +236,12 @@ test('satisfy: any or all; anything else is a warning and all', () => {
   const bad = build({ satisfy: 'some', 'limit-rps': '1' });
   assert.equal(bad.loc.access?.satisfy, 'all');
   assert.ok(codes(bad.t).includes('warning:INVALID_ANNOTATION_VALUE'));
+  // As written (ingress-nginx compares the raw value): 'Any' and ' any' are all, warned, never any.
+  for (const value of ['Any', ' any']) {
+    const spelled = build({ satisfy: value, 'limit-rps': '1' });
+    assert.equal(spelled.loc.access?.satisfy, 'all', value);
+    assert.ok(codes(spelled.t).includes('warning:INVALID_ANNOTATION_VALUE'), value);
+  }
 });
 
 test('auth-tls-*: per host, defaults on / depth 1; a missing Secret is the host error (403)', () => {

@@ -212,3 +212,18 @@ test('affinity, affinity-mode and affinity-canary-behavior as written (ValidateO
   assert.equal(location('mode.test').affinity?.mode, 'balanced');
   assert.equal(location('web.test').canary?.legacyAffinity, undefined);
 });
+
+test('load-balance as written (case-sensitive ValidateOptions): "EWMA" is warned and round robin applies', () => {
+  const t = topologyOf(
+    ingress({
+      name: 'lb',
+      paths: [{ path: '/', service: 'web' }],
+      annotations: { [`${P}load-balance`]: 'EWMA' },
+    }) + service('web'),
+  );
+  assert.deepEqual(
+    t.issues.filter((i) => i.code === 'INVALID_ANNOTATION_VALUE').map((i) => i.field),
+    [`metadata.annotations["${P}load-balance"]`],
+  );
+  assert.notEqual(t.gateway.virtualHosts[0]!.locations[0]!.loadBalance, 'ewma');
+});
