@@ -1,7 +1,7 @@
 // large-client-header-buffers over real sockets: nginx's default ("4 8k") lets a request head of up
 // to 32 KiB through as long as each line fits 8 KiB (large cookies and tokens); a longer request line
-// is 414, a longer header line or a larger head 431, and the ConfigMap key changes both, for the
-// connections accepted after a reload.
+// is 414, a longer header line or a larger head 431, and the ConfigMap key changes both (each
+// connection takes them from the snapshot it was accepted under).
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import http from 'node:http';
