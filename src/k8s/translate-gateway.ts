@@ -689,6 +689,9 @@ function addRootFallbacks(b: GatewayBuild): void {
   for (const build of b.hosts.values()) {
     const creator = build.creator;
     if (build.locations.some((l) => l.path === '/' && l.pathType !== 'Exact')) continue;
+    // Rules without a host join ingress-nginx's default server `_`, whose root exists before any
+    // Ingress: it takes none of their annotations (only the spec.defaultBackend, as before).
+    if (build.host === '' && creator.defaultBackend === null) continue;
     const regex = b.regexHosts.has(build.host) ? '/' : null;
     const own = creator.defaultBackend === null ? null : backendRef(b, creator, creator.defaultBackend);
     const root = location(b, creator, '/', 'Prefix', regex, own, build.host);

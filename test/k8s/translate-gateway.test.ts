@@ -435,3 +435,28 @@ test('unknown kinds are an info issue; Ingress of an old apiVersion is a warning
   assert.equal(find(t.issues, 'UNSUPPORTED_KIND').severity, 'info');
   assert.equal(find(t.issues, 'UNSUPPORTED_API_VERSION').severity, 'warning');
 });
+
+test("a host without a rule for / gets a root location with its creator's annotations; the catch-all host does not", () => {
+  const t = topologyOf(
+    ingress({
+      name: 'named',
+      host: 'a.test',
+      annotations: { [`${P}whitelist-source-range`]: '10.0.0.0/8' },
+      paths: [{ path: '/app' }],
+    }) +
+      ingress({
+        name: 'hostless',
+        host: '',
+        annotations: { [`${P}whitelist-source-range`]: '10.0.0.0/8' },
+        paths: [{ path: '/app' }],
+      }),
+  );
+  const paths = (host: string) =>
+    t.gateway.virtualHosts
+      .find((v) => v.host === host)!
+      .locations.map(
+        (l) => `${l.path}${l.defaultBackendRoot ? ' root' : ''}${l.allow ? ' allowlisted' : ''}`,
+      );
+  assert.deepEqual(paths('a.test'), ['/app allowlisted', '/ root allowlisted']);
+  assert.deepEqual(paths(''), ['/app allowlisted']);
+});
