@@ -190,11 +190,7 @@ interface NetFlow extends Flow {
 export function startFlow(spec: FlowSpec): Flow {
   const idle: Deadline = { active: false, since: 0, expire: () => {} };
   const { client, target, clientReads, pumps } = openSides(spec, idle);
-  let endReason: FlowEndReason = 'closed';
-  // The first reason wins: the resets that follow an idle timeout or an abort do not rename it.
-  const finish = (reason: FlowEndReason) => {
-    if (endReason === 'closed') endReason = reason;
-  };
+  const end = flowEnd(client, target);
   const flow: NetFlow = {
     target: spec.target,
     client,
@@ -205,27 +201,19 @@ export function startFlow(spec: FlowSpec): Flow {
         ? null
         : { address: target.localAddress, port: target.localPort },
     clientReads,
-    abort() {
-      finish('aborted');
-      resetSocket(client);
-      resetSocket(target);
-    },
+    abort: () => end.resetBoth('aborted'),
   };
   // Idle in both directions for idleTimeoutMs (no read on either side): reset, as an NLB does.
-  idle.expire = () => {
-    finish('idle');
-    resetSocket(client);
-    resetSocket(target);
-  };
+  idle.expire = () => end.resetBoth('idle');
   const idleWheel = deadlineWheel(spec.idleTimeoutMs);
   idleWheel.add(idle);
-  const connecting = connectWithHeader(spec, flow, finish);
-  passOnEndsAndResets(client, target, finish);
+  const connecting = connectWithHeader(spec, flow, end.finish);
+  passOnEndsAndResets(client, target, end.finish);
   passOnCloses(client, target, () => {
     idleWheel.delete(idle);
     connecting.stop();
     for (const pump of pumps) pump.release();
-    spec.onEnd(flow, endReason);
+    spec.onEnd(flow, end.reason());
   });
   client.resume(); // accepted paused: read only once every handler is in place
   return flow;
@@ -245,19 +233,10 @@ export interface RelaySpec {
  * itself, the next one after a refusal): Node's 'data' events both ways with backpressure, and the
  * flow's half-closes, resets, idle deadline (no read on either side) and end, once both sides closed.
  */
-export function relayConnected(spec: RelaySpec): { abort(): void } {
+export function relayConnected(spec: RelaySpec): void {
   const { client, target, counters } = spec;
-  const idle: Deadline = { active: false, since: 0, expire: () => {} };
-  let endReason: FlowEndReason = 'closed';
-  const finish = (reason: FlowEndReason) => {
-    if (endReason === 'closed') endReason = reason;
-  };
-  const resetBoth = (reason: FlowEndReason) => {
-    finish(reason);
-    resetSocket(client);
-    resetSocket(target);
-  };
-  idle.expire = () => resetBoth('idle');
+  const end = flowEnd(client, target);
+  const idle: Deadline = { active: false, since: 0, expire: () => end.resetBoth('idle') };
   relayData(client, target, idle, (n) => {
     counters.bytesToTarget += n;
   });
@@ -267,17 +246,36 @@ export function relayConnected(spec: RelaySpec): { abort(): void } {
   const idleWheel = deadlineWheel(spec.idleTimeoutMs);
   idleWheel.add(idle);
   target.on('error', () => {
-    finish('target-reset');
+    end.finish('target-reset');
     resetSocket(client);
   });
-  passOnEndsAndResets(client, target, finish);
+  passOnEndsAndResets(client, target, end.finish);
   passOnCloses(client, target, () => {
     idleWheel.delete(idle);
-    spec.onEnd(endReason);
+    spec.onEnd(end.reason());
   });
   client.resume();
   target.resume();
-  return { abort: () => resetBoth('aborted') };
+}
+
+/**
+ * Why a flow ended: the first reason given wins (the resets that follow an idle timeout or an abort
+ * do not rename it), 'closed' when none was; and the reset of both sides that such an end makes.
+ */
+function flowEnd(client: net.Socket, target: net.Socket) {
+  let reason: FlowEndReason = 'closed';
+  const finish = (why: FlowEndReason) => {
+    if (reason === 'closed') reason = why;
+  };
+  return {
+    finish,
+    reason: () => reason,
+    resetBoth(why: FlowEndReason) {
+      finish(why);
+      resetSocket(client);
+      resetSocket(target);
+    },
+  };
 }
 
 /** One direction on Node's 'data' events: no read from `from` while `to` holds more than it takes. */
