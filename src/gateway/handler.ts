@@ -223,8 +223,9 @@ function tunnel(
   admitted: Admitted,
 ): void {
   const headers = upstreamHeaders(req, ex, admitted);
-  // As ingress-nginx: `Upgrade $http_upgrade` and `Connection $connection_upgrade`; except h2c, which
-  // is never offered (upstreamUpgrade): that request goes as a plain one, its answer then the close.
+  // As ingress-nginx: `Upgrade $http_upgrade` and `Connection $connection_upgrade`. A request offering
+  // h2c never gets here (the HTTP/1.1 parser reads it as an ordinary one); upstreamUpgrade is the
+  // second lock: such a request would go as a plain one, its answer then the close.
   const upgrade = req.headers.upgrade === undefined ? undefined : upstreamUpgrade(req.headers.upgrade);
   if (upgrade != null) headers.upgrade = upgrade;
   headers.connection = upgrade === null ? 'close' : 'upgrade';
