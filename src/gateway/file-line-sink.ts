@@ -4,8 +4,8 @@
 //   - a regular file takes a write whole: opened with O_APPEND (--access-log), the kernel appends each
 //     write at the end under the file's lock; inherited (stdout redirected to a file), the shared
 //     offset is updated under the same lock. One write per batch, made at once (as nginx writes its
-//     access log): the page cache takes it, and a write through the thread pool measured 4-10 % more
-//     CPU per request under the gateway bench (futex and eventfd wake-ups for every batch).
+//     access log): the page cache takes it. A write through the thread pool costs a futex and an
+//     eventfd wake-up per batch: 4-11 % more CPU per request in two paired runs on a busy machine.
 //   - a pipe (stdout read by a collector) takes a write whole only up to PIPE_BUF (4096 bytes on
 //     Linux), so batches are cut at line ends into chunks of at most that size. A single line longer
 //     than PIPE_BUF is written alone and may interleave on a pipe (never on a file). A pipe may be
