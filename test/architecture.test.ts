@@ -45,6 +45,7 @@ const PURE_FILES = [
   'src/gateway/error-pages.ts',
   'src/gateway/client-hello.ts',
   'src/gateway/held-bytes.ts',
+  'src/gateway/cookies.ts',
   'src/lb/config.ts',
   'src/lb/manifest.ts',
   'src/lb/selection.ts',
