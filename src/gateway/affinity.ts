@@ -6,7 +6,7 @@
 // Set-Cookie naming it. Keys are computed once per upstream and snapshot.
 import { createHash } from 'node:crypto';
 import type { AffinityModel } from '../config/model.ts';
-import { cookieValue } from './canary.ts';
+import { restyCookie } from './cookies.ts';
 import type { BalancedUpstream } from './upstream.ts';
 
 const md5 = (text: string): string => createHash('md5').update(text).digest('hex');
@@ -36,7 +36,8 @@ function keysOf(upstream: BalancedUpstream): UpstreamKeys {
 
 /** The cookie's two parts, or null without one. */
 function parsed(affinity: AffinityModel, cookie: string | string[] | undefined): [string, string] | null {
-  const value = cookieValue(cookie, affinity.cookieName);
+  // The sticky balancers read it with lua-resty-cookie, not $cookie_: exact name, last one wins.
+  const value = restyCookie(cookie, affinity.cookieName);
   if (value === undefined || value === '') return null;
   const bar = value.indexOf('|');
   return bar < 0 ? [value, ''] : [value.slice(0, bar), value.slice(bar + 1)];

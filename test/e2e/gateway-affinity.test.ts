@@ -135,6 +135,19 @@ describe('affinity session-cookie-* (affinity.go, affinitymode.go)', () => {
     }
   });
 
+  test('the session is the last SERVERID the client sends, by its exact name (lua-resty-cookie)', async () => {
+    const first = await get('sticky.foo.com');
+    const cookie = cookieOf(first);
+    const stale = 'SERVERID=00000000000000000000000000000000|x';
+    const kept = await get('sticky.foo.com', '/', { cookie: `${stale}; ${cookie}` });
+    assert.equal(echoOf(kept).name, echoOf(first).name);
+    assert.equal(kept.headers['set-cookie'], undefined, 'the last one is a known session');
+    const staleLast = await get('sticky.foo.com', '/', { cookie: `${cookie}; ${stale}` });
+    assert.match(setCookie(staleLast), /^SERVERID=/, 'the last one is stale: a new session');
+    const otherCase = await get('sticky.foo.com', '/', { cookie: cookie.replace('SERVERID', 'serverid') });
+    assert.match(setCookie(otherCase), /^SERVERID=/, 'serverid is another cookie');
+  });
+
   test('should set the path to /something on the generated cookie; one path per rule', async () => {
     assert.match(setCookie(await get('path.foo.com', '/something')), /; Path=\/something;/);
     assert.match(setCookie(await get('two.foo.com', '/something')), /; Path=\/something;/);

@@ -73,3 +73,17 @@ test("the cookie's attributes in lua-resty-cookie's order; SameSite=None left ou
   assert.doesNotMatch(c(none, false, 'Mozilla/5.0 Chrome/59.0'), /SameSite/);
   assert.doesNotMatch(c(none, false, 'Mozilla/5.0 (iPhone; CPU iPhone OS 12_0 like Mac OS X)'), /SameSite/);
 });
+
+test('the session cookie is read as lua-resty-cookie reads it: exact name, the last of two wins', () => {
+  const backend = md5(`${md5('default-web-80')}default-web-80`);
+  const first = `${md5('default-web-8010.0.0.1:8080')}|${backend}`;
+  const second = `${md5('default-web-8010.0.0.2:8080')}|${backend}`;
+  const choice = (cookie: string | string[]) => stickyChoice(affinity, upstream, cookie, () => 0)?.index;
+  assert.equal(choice(`route=${second}; route=${first}`), 0);
+  assert.equal(choice(`route=${first}; route=${second}`), 1);
+  assert.equal(choice([`route=${first}`, `route=${second}`]), 1, 'across Cookie lines too');
+  // Not the session: another name, and a pair whose key runs on from a cookie without `=`.
+  assert.equal(affinitizedTo(affinity, upstream, `Route=${second}`), false);
+  assert.equal(affinitizedTo(affinity, upstream, `flag; route=${second}`), false);
+  assert.equal(affinitizedTo(affinity, upstream, `a=1, route=${second}`), true);
+});
