@@ -12,6 +12,7 @@
 //
 // Strings from Node's HTTP parser are byte strings (latin1: one char per byte), so chars
 // 0x80-0xFF are treated as bytes; chars above 0xFF are encoded as UTF-8 first.
+import { nginxCookie } from './cookies.ts';
 
 /** Header values as Node's IncomingHttpHeaders carries them (lower-case names). */
 export type HeaderBag = Readonly<Record<string, string | string[] | number | undefined>>;
@@ -347,6 +348,11 @@ function headerValue(bag: HeaderBag | null, name: string): string | null {
   return v.join(', ');
 }
 
+/** $cookie_<name>: the Cookie lines as nginx scans them (not joined with `, `). */
+function cookieOf(raw: HeaderBag[string], name: string): string | null {
+  return nginxCookie(typeof raw === 'number' ? `${raw}` : raw, name) ?? null;
+}
+
 function pathOf(requestUri: string): string {
   const q = requestUri.indexOf('?');
   return q < 0 ? requestUri : requestUri.slice(0, q);
@@ -365,17 +371,6 @@ function findArg(args: string | null, name: string): string | null {
     const eq = pair.indexOf('=');
     const key = eq < 0 ? pair : pair.slice(0, eq);
     if (key.toLowerCase() === name) return eq < 0 ? '' : pair.slice(eq + 1);
-  }
-  return null;
-}
-
-/** The value of cookie `name` (nginx $cookie_<name>). */
-function findCookie(header: string | null, name: string): string | null {
-  if (header === null) return null;
-  for (const part of header.split(';')) {
-    const eq = part.indexOf('=');
-    if (eq < 0) continue;
-    if (part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
   }
   return null;
 }
@@ -467,7 +462,7 @@ function lookupVariable(name: string): VariableSpec | null {
   }
   if (name.startsWith('cookie_') && name.length > 7) {
     const cookie = name.slice(7);
-    return { get: (v) => findCookie(headerValue(v.headers, 'cookie'), cookie), safe: false };
+    return { get: (v) => cookieOf(v.headers.cookie, cookie), safe: false };
   }
   if (name === 'content_length' || name === 'content_type') {
     const header = name.replace('_', '-');

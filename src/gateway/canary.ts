@@ -4,6 +4,7 @@
 // canary-by-cookie cookie (`always` / `never`), then canary-weight out of canary-weight-total.
 // Compiled once per snapshot; a request costs a header lookup or two and, with a weight, one random.
 import type { CanaryModel } from '../config/model.ts';
+import { nginxCookie } from './cookies.ts';
 
 export interface CompiledCanary {
   readonly model: CanaryModel;
@@ -40,17 +41,6 @@ export function compileCanary(model: CanaryModel): CompiledCanary {
   };
 }
 
-/** The value of cookie `name` in a Cookie header, or undefined. */
-export function cookieValue(header: string | string[] | undefined, name: string): string | undefined {
-  if (header === undefined) return undefined;
-  const text = Array.isArray(header) ? header.join('; ') : header;
-  for (const part of text.split(';')) {
-    const eq = part.indexOf('=');
-    if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
-  }
-  return undefined;
-}
-
 export type CanaryReason = 'header' | 'cookie' | 'weight';
 
 /** Whether this request goes to the canary, and what decided it (null: the main backend). */
@@ -73,7 +63,8 @@ export function routeToCanary(
     }
   }
   if (canary.cookie !== null) {
-    const value = cookieValue(headers.cookie, canary.cookie);
+    // ngx.var["cookie_" .. name]: nginx's $cookie_, name case-insensitive.
+    const value = nginxCookie(headers.cookie, canary.cookie);
     if (value === 'always') return 'cookie';
     if (value === 'never') return null;
   }

@@ -144,6 +144,13 @@ describe('canary (canary.go)', () => {
     assert.equal(await served('by-cookie', { Cookie: 'Canary-By-Cookie=badcookievalue' }), 'http-svc');
   });
 
+  test("when canaried by cookie: read as nginx's $cookie_ (any case of the name, pairs also split at `,`)", async () => {
+    assert.equal(await served('by-cookie', { Cookie: 'canary-by-cookie=always' }), 'canary-svc');
+    assert.equal(await served('by-cookie', { Cookie: 'tracking=1, Canary-By-Cookie=always' }), 'canary-svc');
+    // A value runs to the next `;` only: `always, tracking=1` is not `always`.
+    assert.equal(await served('by-cookie', { Cookie: 'Canary-By-Cookie=always, tracking=1' }), 'http-svc');
+  });
+
   test('when canaried by weight: 0, 100, equal to the total', async () => {
     for (let i = 0; i < 10; i++) {
       assert.equal(await served('weight-0'), 'http-svc');

@@ -223,6 +223,15 @@ describe('variables', () => {
     it(format, () => assert.equal(compileLogFormat(format, { escape: 'default' })(v), expected));
   }
 
+  it('reads $cookie_<name> as nginx 1.27.1 does: any case, `,` between pairs, first wins, each line', () => {
+    const v = createAccessLogVars();
+    const line = compileLogFormat('$cookie_sid|$cookie_e|$cookie_x|$cookie_nope', { escape: 'default' });
+    v.headers = { cookie: 'x=1, SID=xyz; e=; sid=later' };
+    assert.equal(line(v), 'xyz||1, SID=xyz|-');
+    v.headers = { cookie: ['nope', 'sid=two'] };
+    assert.equal(line(v), 'two|-|-|-');
+  });
+
   it('reports unknown variables so start-up can name them', () => {
     // biome-ignore lint/suspicious/noTemplateCurlyInString: nginx's ${name} syntax
     assert.deepEqual(describeLogFormat('$remote_addr $foo $http_x_y ${bar} $foo'), {

@@ -25,3 +25,24 @@ test("canary-by-header names an nginx variable: `_` in the name matches the head
     'header',
   );
 });
+
+test('canary-by-cookie reads $cookie_<name> as nginx does: any case of the name, `,` between pairs', () => {
+  const canary = compileCanary({ ...base, cookie: 'canary' });
+  const cases: Array<[string, 'cookie' | null]> = [
+    ['canary=always', 'cookie'],
+    ['Canary=always', 'cookie'],
+    ['CANARY = always', 'cookie'],
+    ['tracking=1, canary=always', 'cookie'],
+    ['xcanary=always', null],
+    // The value runs to the next `;`, so these are not `always`.
+    ['canary=always, tracking=1', null],
+    ['canary=always ; tracking=1', null],
+    // The first wins.
+    ['canary=never; Canary=always', null],
+    ['tracking=1; canary=always; canary=never', 'cookie'],
+  ];
+  for (const [cookie, expected] of cases) {
+    assert.equal(routeToCanary(canary, { cookie }), expected, cookie);
+  }
+  assert.equal(routeToCanary(canary, { cookie: ['a=1', 'canary=always'] }), 'cookie', 'a second Cookie line');
+});

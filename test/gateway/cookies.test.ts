@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
+import { expandVariables, type RequestVars } from '../../src/gateway/access/nginx-vars.ts';
 import { type CookieHeader, nginxCookie, restyCookie } from '../../src/gateway/cookies.ts';
 
 type Case = [header: CookieHeader, name: string, expected: string | undefined, why: string];
@@ -110,4 +111,29 @@ describe('over well-formed headers', () => {
       }),
     );
   });
+});
+
+describe('$cookie_<name> in auth-url and auth-* values (nginx-vars.ts)', () => {
+  const vars = (cookie: string | undefined): RequestVars => ({
+    scheme: 'http',
+    passAccessScheme: 'http',
+    httpHost: 'app.example',
+    host: 'app.example',
+    requestUri: '/',
+    method: 'GET',
+    remoteAddr: '10.0.0.1',
+    remoteUser: '',
+    serverName: 'app.example',
+    headers: { cookie },
+  });
+  const cases: Array<[string | undefined, string]> = [
+    ['Session=abc', 'https://auth.example/?s=abc'],
+    ['x=1, session=abc', 'https://auth.example/?s=abc'],
+    ['session=', 'https://auth.example/?s='],
+    [undefined, 'https://auth.example/?s='],
+  ];
+  for (const [cookie, expected] of cases) {
+    it(`${JSON.stringify(cookie)}`, () =>
+      assert.equal(expandVariables('https://auth.example/?s=$cookie_session', vars(cookie)), expected));
+  }
 });

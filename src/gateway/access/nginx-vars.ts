@@ -2,6 +2,7 @@
 // auth-proxy-set-headers values use ($host, $request_uri, $escaped_request_uri, $http_<name>…),
 // expanded per request. A variable keepip does not know expands to "" (nginx would refuse to load).
 // Pure.
+import { nginxCookie } from '../cookies.ts';
 
 /** What a request offers to the variables. */
 export interface RequestVars {
@@ -43,14 +44,6 @@ export function escapeUriComponent(text: string): string {
 function header(vars: RequestVars, name: string): string {
   const value = vars.headers[name.toLowerCase().replaceAll('_', '-')];
   return Array.isArray(value) ? value.join(', ') : (value ?? '');
-}
-
-function cookie(vars: RequestVars, name: string): string {
-  for (const part of header(vars, 'cookie').split(';')) {
-    const eq = part.indexOf('=');
-    if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
-  }
-  return '';
 }
 
 function arg(vars: RequestVars, name: string): string {
@@ -97,7 +90,7 @@ export function variable(vars: RequestVars, name: string): string {
       return vars.serverName;
   }
   if (name.startsWith('http_')) return header(vars, name.slice(5));
-  if (name.startsWith('cookie_')) return cookie(vars, name.slice(7));
+  if (name.startsWith('cookie_')) return nginxCookie(vars.headers.cookie, name.slice(7)) ?? '';
   if (name.startsWith('arg_')) return arg(vars, name.slice(4));
   return '';
 }
