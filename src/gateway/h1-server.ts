@@ -10,6 +10,7 @@ import type net from 'node:net';
 import { type ClientTimeouts, type ConnectionCloseReason, sweepPeriodMs } from './client-timeouts.ts';
 import type { GatewayRequest, GatewayResponse, H1Handler } from './exchange.ts';
 import { type RequestHead, type RequestParseError, RequestParser } from './h1-request.ts';
+import { setBorrowedReader } from './borrowed-reads.ts';
 import { HeldBytes } from './held-bytes.ts';
 
 export interface H1ServerOptions {
@@ -444,6 +445,12 @@ class H1Connection {
   #keepAliveTail: string | null = null;
   /** Requests started on this connection (keep-alive-requests). */
   #requests = 0;
+  /**
+   * Reads arrive as views into the listener's shared buffer (borrowed-reads.ts), overwritten by the
+   * next read: body pieces and bytes held for later are copied. Bytes the socket had buffered before
+   * (after a PROXY header) still come as 'data' events.
+   */
+  readonly #borrowed: boolean;
 
   constructor(socket: net.Socket, server: ServerState, timeouts: ClientTimeouts) {
     this.socket = socket;
@@ -455,6 +462,7 @@ class H1Connection {
       maxLineBytes: timeouts.maxHeadLineBytes,
     });
     this.deadline = performance.now() + timeouts.headerMs;
+    this.#borrowed = setBorrowedReader(socket, this.#onData);
     socket.on('data', this.#onData);
     socket.on('end', this.#onEnd);
     socket.once('close', this.#onClose);
@@ -502,7 +510,7 @@ class H1Connection {
       offset += parser.consumed;
       if (step.kind === 'more') break;
       if (step.kind === 'body') {
-        this.#request?.push(step.chunk);
+        this.#request?.push(this.#borrowed ? Buffer.from(step.chunk) : step.chunk);
         continue;
       }
       if (step.kind === 'head') {
@@ -529,7 +537,7 @@ class H1Connection {
     this.#request?.finish();
     if (this.#response !== null && !this.#response.writableFinished) {
       // Wait for the response; keep the rest for after it.
-      if (offset < input.length) this.#held.replace(input.subarray(offset));
+      if (offset < input.length) this.#holdRest(input, offset);
       return false;
     }
     this.#next();
@@ -537,12 +545,19 @@ class H1Connection {
     if (offset >= input.length) return true;
     if (this.socket.writableNeedDrain) {
       // The client does not take its answers: read no further requests until it does.
-      this.#held.replace(input.subarray(offset));
+      this.#holdRest(input, offset);
       this.#awaitDrain();
       return false;
     }
     this.#expectHead();
     return true;
+  }
+
+  /** Holds input[offset..] (held bytes are empty): copied when it is a borrowed read. */
+  #holdRest(input: Buffer, offset: number): void {
+    const rest = input.subarray(offset);
+    if (this.#borrowed) this.#held.append(rest);
+    else this.#held.replace(rest);
   }
 
   /** Returns true when the connection left HTTP (upgrade) or closed. */
@@ -570,6 +585,7 @@ class H1Connection {
   /** The socket leaves HTTP: the upgrade path owns its bytes; this server keeps its deadlines. */
   #upgrade(request: H1Request, rest: Buffer): void {
     this.phase = PHASE_UPGRADED;
+    setBorrowedReader(this.socket, null);
     this.socket.off('data', this.#onData);
     this.socket.off('end', this.#onEnd);
     this.socket.pause();

@@ -19,6 +19,7 @@ import { type ReadOutcome, readProxyHeader } from '../proxy-protocol/reader.ts';
 import { requestClientCertificate } from './access/client-cert.ts';
 import { type ClientHello, type ClientHelloError, readClientHello } from './client-hello.ts';
 import type { ClientTimeouts, ConnectionCloseReason } from './client-timeouts.ts';
+import { acceptWithBorrowedReads } from './borrowed-reads.ts';
 import { attachConnection, type ConnectionInfo } from './connection.ts';
 import type { ErrorLog } from './error-log.ts';
 import { createH1Server, type H1Server } from './h1-server.ts';
@@ -301,6 +302,8 @@ function readProxyThen(
   });
 }
 
+const SERVER_OPTIONS = { allowHalfOpen: true, noDelay: true };
+
 /** Binds every listener, or none (a failure closes the ones already bound). */
 async function listenAll(
   specs: readonly ListenerSpec[],
@@ -310,9 +313,8 @@ async function listenAll(
   const addresses: Record<ListenerKind, AddressInfo | null> = { http: null, https: null };
   try {
     for (const spec of specs) {
-      const server = net.createServer(
-        { pauseOnConnect: true, allowHalfOpen: true, noDelay: true },
-        (socket) => onConnection(spec.kind, socket),
+      const server = net.createServer({ ...SERVER_OPTIONS, pauseOnConnect: true }, (socket) =>
+        onConnection(spec.kind, socket),
       );
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
@@ -324,6 +326,9 @@ async function listenAll(
           },
         );
       });
+      // Plain HTTP reads into the gateway's own buffer (borrowed-reads.ts); TLS keeps Node's path.
+      if (spec.kind === 'http')
+        acceptWithBorrowedReads(server, SERVER_OPTIONS, (socket) => onConnection(spec.kind, socket));
       servers.push(server);
       addresses[spec.kind] = server.address() as AddressInfo;
     }
