@@ -62,7 +62,7 @@ export interface MatchedRoute {
   cors: CompiledCors | null;
   /** add-headers then custom-headers, merged once per snapshot; null when neither. */
   responseHeaders: Readonly<Record<string, string>> | null;
-  /** The same for requests that came over TLS: with Strict-Transport-Security when the host has a certificate. */
+  /** The same for requests that came over TLS: with Strict-Transport-Security (hsts). */
   httpsResponseHeaders: Readonly<Record<string, string>> | null;
   /** The canary of the location's backend, compiled; null when none. */
   canary: CompiledCanary | null;
@@ -200,12 +200,13 @@ function addHeadersOf(settings: GatewaySettings): Readonly<Record<string, string
 
 /**
  * The headers a location sets on every answer (nginx's more_set_headers): add-headers, then
- * custom-headers; over TLS also hsts (ingress-nginx's header filter: an https request to a host with a
- * certificate of its own, replacing the backend's).
+ * custom-headers; over TLS also hsts, replacing the backend's. ingress-nginx's header filter
+ * (lua_ingress.lua header()) means to send it only where a certificate is configured for the request,
+ * but tests the function `certificate_configured_for_current_request` without calling it (since
+ * 2019), so every https answer carries it, default certificate included; so does keepip's.
  */
 function responseHeadersOf(
   settings: GatewaySettings,
-  vhost: VirtualHostModel,
   location: LocationModel,
 ): Pick<MatchedRoute, 'responseHeaders' | 'httpsResponseHeaders'> {
   const responseHeaders =
@@ -213,7 +214,7 @@ function responseHeadersOf(
       ? addHeadersOf(settings)
       : Object.freeze({ ...addHeadersOf(settings), ...location.customHeaders });
   const hsts = (settings.server ?? DEFAULT_SERVER_SETTINGS).hsts;
-  if (hsts === null || vhost.tls === null) return { responseHeaders, httpsResponseHeaders: responseHeaders };
+  if (hsts === null) return { responseHeaders, httpsResponseHeaders: responseHeaders };
   const httpsResponseHeaders = Object.freeze({ ...responseHeaders, 'strict-transport-security': hsts });
   return { responseHeaders, httpsResponseHeaders };
 }
@@ -268,7 +269,7 @@ function compileLocation(
     cors: location.cors === undefined ? null : compileCors(location.cors),
     canary: location.canary === undefined ? null : compileCanary(location.canary),
     responseRewrite: compileResponseRewrite(location),
-    ...responseHeadersOf(settings, vhost, location),
+    ...responseHeadersOf(settings, location),
   };
   const path = location.path;
   const redirect: RouteDecision | null =
