@@ -327,7 +327,7 @@ export const ANNOTATION_CATALOG: readonly CatalogEntry[] = [
     names: ['proxy-redirect-from', 'proxy-redirect-to'],
     status: 'implemented',
     values: 'URLs of `[-._~a-zA-Z0-9/:,?&=]`; `off` (default) or `default`',
-    note: "nginx's `proxy_redirect from to`: the backend's Location (and Refresh) URL starting with `from` starts with `to` instead. `default` rewrites what nginx's own upstream name would carry, which no keepip backend sends: nothing. Default: the ConfigMap keys",
+    note: "nginx's `proxy_redirect from to`: the backend's Location (and Refresh) URL starting with `from` starts with `to` instead. `default` rewrites what nginx's own upstream name would carry, which no keepip backend sends: nothing. Each half alone defaults to its ConfigMap key (an invalid annotation half too), then the two are paired: a `from` in the Ingress with a `to` in the ConfigMap rewrites",
   },
   {
     names: ['proxy-cookie-domain', 'proxy-cookie-path'],
@@ -935,7 +935,7 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
     names: ['hsts', 'hsts-include-subdomains', 'hsts-max-age', 'hsts-preload'],
     status: 'implemented',
     values: 'true, true, 31536000, false',
-    note: "`Strict-Transport-Security: max-age=…[; includeSubDomains][; preload]` on every answer to an HTTPS request for a host with a certificate of its own (not the default one), replacing the backend's",
+    note: "`Strict-Transport-Security: max-age=…[; includeSubDomains][; preload]` on every answer to an HTTPS request, replacing the backend's; hosts served with the default certificate included, as ingress-nginx's header filter does (its certificate check in lua_ingress.lua tests a function without calling it)",
   },
   {
     names: ['block-user-agents', 'block-referers'],
