@@ -217,8 +217,10 @@ export interface GatewaySettings {
   allowedResponseHeaders?: readonly string[];
   /** disable-access-log / disable-http-access-log: no access log line at all. */
   disableAccessLog?: boolean;
-  /** proxy-redirect-from / -to, proxy-cookie-domain / -path: defaults of the annotations ("off" absent). */
-  proxyRedirect?: { from: string; to: string };
+  /** proxy-redirect-from / -to: defaults of each annotation half alone ("off" absent). */
+  proxyRedirectFrom?: string;
+  proxyRedirectTo?: string;
+  /** proxy-cookie-domain / -path: defaults of the annotations ("off" absent). */
   proxyCookieDomain?: { from: string; to: string };
   proxyCookiePath?: { from: string; to: string };
   /** proxy-http-version: the default of the annotation. */

@@ -63,32 +63,37 @@ export const ROUTE_CONFIGMAP_KEYS: readonly string[] = [
 type Rewrite = { from: string; to: string };
 const URL_VALUE = /^[-._~a-zA-Z0-9/:,?&=]+$/;
 
+/** What readProxyRewrites found: each proxy-redirect half alone, as ingress-nginx defaults each. */
+export interface ProxyRewrites {
+  proxyRedirectFrom?: string;
+  proxyRedirectTo?: string;
+  proxyCookieDomain?: Rewrite | null;
+  proxyCookiePath?: Rewrite | null;
+}
+
 /**
- * proxy-redirect-from/-to and proxy-cookie-domain/-path from `get` (annotations or ConfigMap data):
- * `off` (or `default` for the redirect, which changes nothing keepip's backends send) is none; an
- * invalid value is none, warned.
+ * proxy-redirect-from/-to and proxy-cookie-domain/-path from `get` (annotations or ConfigMap data).
+ * The redirect halves are kept apart: ingress-nginx takes each from the annotation, else from the
+ * ConfigMap (an invalid one too), and pairs them per location (proxyRedirectOf). A cookie rewrite is
+ * `off` or `<from> <to>`; an invalid value is none, warned.
  */
 export function readProxyRewrites(
   get: (name: string) => string | undefined,
   warnAbout: (name: string, message: string) => void,
-): { proxyRedirect?: Rewrite | null; proxyCookieDomain?: Rewrite | null; proxyCookiePath?: Rewrite | null } {
-  const out: {
-    proxyRedirect?: Rewrite | null;
-    proxyCookieDomain?: Rewrite | null;
-    proxyCookiePath?: Rewrite | null;
-  } = {};
-  const from = get('proxy-redirect-from');
-  if (from !== undefined) {
-    const to = get('proxy-redirect-to') ?? 'off';
-    if (from === 'off' || from === 'default' || to === 'off') out.proxyRedirect = null;
-    else if (URL_VALUE.test(from) && URL_VALUE.test(to)) out.proxyRedirect = { from, to };
-    else {
+): ProxyRewrites {
+  const out: ProxyRewrites = {};
+  for (const [key, field, keywords] of [
+    ['proxy-redirect-from', 'proxyRedirectFrom', ['off', 'default']],
+    ['proxy-redirect-to', 'proxyRedirectTo', ['off']],
+  ] as const) {
+    const v = get(key);
+    if (v === undefined) continue;
+    if ((keywords as readonly string[]).includes(v) || URL_VALUE.test(v)) out[field] = v;
+    else
       warnAbout(
-        'proxy-redirect-from',
-        `${JSON.stringify(`${from} ${to}`)} is not two URLs of [-._~a-zA-Z0-9/:,?&=]; off applies`,
+        key,
+        `${JSON.stringify(v)} is not ${keywords.join(', ')} or a URL of [-._~a-zA-Z0-9/:,?&=]; ignored`,
       );
-      out.proxyRedirect = null;
-    }
   }
   for (const [key, field] of [
     ['proxy-cookie-domain', 'proxyCookieDomain'],
@@ -106,6 +111,17 @@ export function readProxyRewrites(
     }
   }
   return out;
+}
+
+/**
+ * A location's proxy_redirect from its two halves, as ingress-nginx's template writes it: `off` or
+ * `default` from (or an absent one) is none (nginx's default changes nothing keepip's backends send),
+ * an `off` or absent to is none too; otherwise the pair.
+ */
+export function proxyRedirectOf(from: string | undefined, to: string | undefined): Rewrite | null {
+  if (from === undefined || from === 'off' || from === 'default') return null;
+  if (to === undefined || to === 'off') return null;
+  return { from, to };
 }
 
 const HTTP_ERRORS = /^(?:[45]\d{2},?)*$/;
@@ -197,7 +213,7 @@ export interface RouteAnnotations {
   /** proxy-http-version; null: the ConfigMap's. */
   proxyHttpVersion: '1.0' | '1.1' | null;
   /** proxy-redirect-* / proxy-cookie-*: undefined when not set (the ConfigMap's), null when off. */
-  rewrites: ReturnType<typeof readProxyRewrites>;
+  rewrites: ProxyRewrites;
 }
 
 export interface RouteInput {

@@ -35,6 +35,7 @@ import {
   applyLogSettings,
   parseRouteAnnotations,
   type RouteAnnotations,
+  proxyRedirectOf,
   readProxyRewrites,
 } from './route-annotations.ts';
 import {
@@ -154,10 +155,12 @@ export function translateGatewaySettings(
     (key, message) =>
       issue(issues, 'warning', 'INVALID_CONFIGMAP_VALUE', cm.origin, formatFieldPath(['data', key]), message),
   );
-  for (const field of ['proxyRedirect', 'proxyCookieDomain', 'proxyCookiePath'] as const) {
+  for (const field of ['proxyCookieDomain', 'proxyCookiePath'] as const) {
     const value = rewrites[field];
     if (value != null) settings[field] = value;
   }
+  if (rewrites.proxyRedirectFrom !== undefined) settings.proxyRedirectFrom = rewrites.proxyRedirectFrom;
+  if (rewrites.proxyRedirectTo !== undefined) settings.proxyRedirectTo = rewrites.proxyRedirectTo;
   const version = cm.data['proxy-http-version'];
   if (version === '1.0' || version === '1.1') settings.proxyHttpVersion = version;
   else if (version !== undefined)
@@ -825,7 +828,10 @@ function errorPages(
   return out;
 }
 
-/** proxy-redirect-* and proxy-cookie-*: the Ingress's (off included), else the ConfigMap's. */
+/**
+ * proxy-redirect-*: each half the Ingress's, else the ConfigMap's, then paired (ingress-nginx's proxy
+ * annotation parser defaults each alone); proxy-cookie-*: the Ingress's (off included), else the ConfigMap's.
+ */
 function proxyRewrites(
   route: RouteAnnotations,
   settings: GatewaySettings,
@@ -834,7 +840,13 @@ function proxyRewrites(
     LocationModel,
     'proxyRedirect' | 'proxyCookieDomain' | 'proxyCookiePath' | 'proxyHttpVersion'
   > = {};
-  for (const field of ['proxyRedirect', 'proxyCookieDomain', 'proxyCookiePath'] as const) {
+  const { proxyRedirectFrom, proxyRedirectTo } = route.rewrites;
+  const redirect = proxyRedirectOf(
+    proxyRedirectFrom ?? settings.proxyRedirectFrom,
+    proxyRedirectTo ?? settings.proxyRedirectTo,
+  );
+  if (redirect !== null) out.proxyRedirect = redirect;
+  for (const field of ['proxyCookieDomain', 'proxyCookiePath'] as const) {
     const own = route.rewrites[field];
     const value = own === undefined ? settings[field] : own;
     if (value != null) out[field] = value;
