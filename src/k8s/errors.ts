@@ -126,7 +126,7 @@ export const K8S_CODES = {
   TLS_SECRET_NOT_FOUND: {
     kind: 'issue',
     summary: 'an Ingress TLS secret is not in the manifests; its hosts use the default certificate',
-    fix: 'add the kubernetes.io/tls Secret or correct secretName',
+    fix: 'add the Secret (tls.crt and tls.key; kubernetes.io/tls or any other type) or correct secretName',
   },
   TLS_SECRET_INVALID: {
     kind: 'issue',

@@ -998,14 +998,13 @@ function readTlsSecret(
     );
     return null;
   }
-  const problem =
-    secret.type !== 'kubernetes.io/tls'
-      ? `has type ${JSON.stringify(secret.type)}, not kubernetes.io/tls`
-      : !isPem(secret.data['tls.crt'], 'CERTIFICATE')
-        ? 'has no PEM certificate in tls.crt'
-        : !isPem(secret.data['tls.key'], 'PRIVATE KEY')
-          ? 'has no PEM private key in tls.key'
-          : null;
+  // Any type, as ingress-nginx's getPemCertificate: what counts is a tls.crt and a tls.key (an Opaque
+  // Secret from a certificate tool serves as well as a kubernetes.io/tls one).
+  const problem = !isPem(secret.data['tls.crt'], 'CERTIFICATE')
+    ? 'has no PEM certificate in tls.crt'
+    : !isPem(secret.data['tls.key'], 'PRIVATE KEY')
+      ? 'has no PEM private key in tls.key'
+      : null;
   if (problem) {
     issue(
       issues,

@@ -312,13 +312,29 @@ test("TLS as ingress-nginx's createServers: every rule host of an Ingress with a
   assert.equal(host('e.test').locations[0]!.sslRedirect, false);
 });
 
-test('TLS: a Secret of the wrong type or without PEM data is reported and not used', () => {
+test('TLS: a Secret without PEM data is reported and not used', () => {
   const yaml =
-    'apiVersion: v1\nkind: Secret\ntype: Opaque\nmetadata: {name: s}\nstringData: {tls.crt: x, tls.key: y}\n---\n' +
+    'apiVersion: v1\nkind: Secret\ntype: kubernetes.io/tls\nmetadata: {name: s}\nstringData: {tls.crt: x, tls.key: y}\n---\n' +
     ingress({ name: 'i', tls: [{ hosts: ['example.com'], secretName: 's' }] });
   const t = topologyOf(yaml);
   assert.equal(t.gateway.virtualHosts[0]!.tls, null);
-  assert.match(find(t.issues, 'TLS_SECRET_INVALID').message, /not kubernetes\.io\/tls/);
+  assert.match(find(t.issues, 'TLS_SECRET_INVALID').message, /no PEM certificate in tls\.crt/);
+});
+
+test('TLS: a Secret of any type with tls.crt and tls.key serves its hosts, as in ingress-nginx', async () => {
+  const { cert, key } = await certificateFor(['example.com']);
+  for (const type of ['Opaque', 'kubernetes.io/tls', 'cert-manager.io/custom']) {
+    const yaml =
+      `apiVersion: v1\nkind: Secret\ntype: ${type}\nmetadata: {name: s}\nstringData:\n  tls.crt: ${JSON.stringify(cert)}\n  tls.key: ${JSON.stringify(key)}\n---\n` +
+      ingress({ name: 'i', tls: [{ hosts: ['example.com'], secretName: 's' }] });
+    const t = topologyOf(yaml);
+    assert.equal(t.gateway.virtualHosts[0]!.tls?.secret.name, 's', type);
+    assert.equal(
+      t.issues.find((i) => i.code === 'TLS_SECRET_INVALID'),
+      undefined,
+      type,
+    );
+  }
 });
 
 test('per-location annotations come from the Ingress that defines the path, ConfigMap defaults elsewhere', () => {
