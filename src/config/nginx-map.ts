@@ -4,6 +4,7 @@
 // compares map strings ignoring case). Pure.
 
 import { backtrackingRisk } from './regex-backtracking.ts';
+import { caselessRegExp } from './caseless-regex.ts';
 
 export type MapEntry = { kind: 'exact'; lower: string } | { kind: 'regex'; regex: RegExp };
 
@@ -20,7 +21,10 @@ export function readMapEntry(text: string): MapEntryRead {
   const risk = backtrackingRisk(source);
   if (risk !== null) return { ok: false, error: `"${text}" ${risk}` };
   try {
-    return { ok: true, entry: { kind: 'regex', regex: new RegExp(source, caseless ? 'i' : '') } };
+    return {
+      ok: true,
+      entry: { kind: 'regex', regex: caseless ? caselessRegExp(source) : new RegExp(source) },
+    };
   } catch (error) {
     return { ok: false, error: `"${text}": ${(error as Error).message}` };
   }

@@ -2,7 +2,11 @@
 // group repeated more than once whose body itself repeats without bound (`(a+)+`, `(.*)*`, `(\w+\s?)*`),
 // the classic catastrophic shape (star height 2). nginx's PCRE gives up at its match limit; V8's engine
 // has no limit, so the gateway's event loop would stall for every client. A scan of the source, not a
-// proof: overlapping alternatives under one repeat (`(a|a)*`) are not found. Pure.
+// proof: overlapping alternatives under one repeat (`(a|a)*`) and runs like `.*.*.*x` are not found.
+// Those are bounded at run time instead, by V8's linear-time fallback (src/regex-engine.ts), which
+// takes the gateway's regexes because they are compiled without the `i` flag (caseless-regex.ts). It
+// does not take backreferences, lookarounds or large counted repeats: there this scan is the only
+// guard. Kept first for all, since it explains its refusal and the fallback is V8's, experimental. Pure.
 
 interface Group {
   start: number;

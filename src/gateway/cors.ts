@@ -6,6 +6,7 @@
 //   `text/plain charset=UTF-8`, Content-Length 0) before redirects and access rules (nginx's rewrite
 //   phase); any other OPTIONS goes on like any request.
 // The headers replace the backend's own of the same name (more_set_headers).
+import { caselessRegExp } from '../config/caseless-regex.ts';
 import type { CorsModel } from '../config/model.ts';
 
 export interface CompiledCors {
@@ -45,7 +46,7 @@ export function compileCors(model: CorsModel): CompiledCors {
   const origins =
     any || model.allowOrigin.length === 0
       ? null
-      : new RegExp(`^(?:${model.allowOrigin.map(originPattern).join('|')})$`, 'i');
+      : caselessRegExp(`^(?:${model.allowOrigin.map(originPattern).join('|')})$`);
   return {
     origins: any ? null : (origins ?? /(?!)/),
     headers: Object.freeze(headers),

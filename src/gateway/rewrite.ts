@@ -6,6 +6,7 @@
 // A target starting with `http://` or `https://` makes nginx answer a 302 redirect instead.
 
 import { backtrackingRisk } from '../config/regex-backtracking.ts';
+import { caselessRegExp } from '../config/caseless-regex.ts';
 
 /** ingress-nginx's validation of rewrite-target values. */
 export const REWRITE_TARGET_PATTERN = /^\/?[-._~a-zA-Z0-9/:$]*$/;
@@ -53,7 +54,7 @@ export function compileIngressRegex(source: string, anchored: boolean): RegexRes
     };
   try {
     // Anchoring by prefixing `^`, exactly as nginx's `~* "^<path>"` (so `^a|b` anchors only `a`).
-    return { ok: true, regex: new RegExp(anchored ? `^${js}` : js, 'i') };
+    return { ok: true, regex: caselessRegExp(anchored ? `^${js}` : js) };
   } catch (err) {
     return {
       ok: false,

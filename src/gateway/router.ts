@@ -15,6 +15,7 @@
 // (302), then ssl-redirect / force-ssl-redirect. server-alias names are more names of a host;
 // from-to-www-redirect's other name is a server of its own that only redirects.
 
+import { caselessRegExp } from '../config/caseless-regex.ts';
 import { backtrackingRisk } from '../config/regex-backtracking.ts';
 import type {
   BackendRef,
@@ -245,7 +246,7 @@ function compileLocation(
           'spec.rules[].http.paths[].path',
         ),
       );
-      regex = new RegExp(`^${escapeRegex(location.regex)}`, 'i');
+      regex = caselessRegExp(`^${escapeRegex(location.regex)}`);
       allow = failClosed(location.regex, compiled.error.message);
     }
   }
@@ -507,7 +508,7 @@ function aliasRegex(
   const risk = backtrackingRisk(alias.slice(1));
   if (risk !== null) return { ok: false, code: 'ROUTE_REGEX_BACKTRACKS', why: risk };
   try {
-    return { ok: true, regex: new RegExp(alias.slice(1), 'i') };
+    return { ok: true, regex: caselessRegExp(alias.slice(1)) };
   } catch {
     return { ok: false, code: 'ROUTE_INVALID_HOST', why: 'is not a regex' };
   }
