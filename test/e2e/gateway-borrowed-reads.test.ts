@@ -8,6 +8,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import http from 'node:http';
 import type net from 'node:net';
 import { after, before, describe, it } from 'node:test';
+import fc from 'fast-check';
 import { startTestGateway, type TestGateway } from '../fixtures/gateway/harness.ts';
 import { ingress, serviceWithEndpoints, topologyOf } from '../fixtures/gateway/manifests.ts';
 import { completeResponses, openRaw, splitResponse } from '../helpers/net.ts';
@@ -162,4 +163,65 @@ describe('gateway: reads into the shared buffer keep every byte of every connect
       b.destroy();
     }
   });
+  it('random pipelines (length and chunked bodies) cut at random points, three connections at once: every body whole, answers in order', async () => {
+    const request = fc.record({
+      chunked: fc.boolean(),
+      body: fc.uint8Array({ maxLength: 6000 }).map((bytes) => Buffer.from(bytes)),
+      chunkSize: fc.integer({ min: 1, max: 3000 }),
+    });
+    const connection = fc.record({
+      requests: fc.array(request, { minLength: 1, maxLength: 4 }),
+      cuts: fc.array(fc.integer({ min: 1, max: 40000 }), { maxLength: 12 }),
+    });
+    await fc.assert(
+      fc.asyncProperty(fc.array(connection, { minLength: 3, maxLength: 3 }), async (connections) => {
+        const wires = connections.map((c, k) => ({
+          bytes: Buffer.concat(c.requests.map((r, i) => framed(`/r/${k}/${i}`, r))),
+          cuts: c.cuts,
+          expected: c.requests.map((r, i) => `/r/${k}/${i} ${r.body.length} ${sha256(r.body)}`),
+        }));
+        const replies = await Promise.all(wires.map((wire, k) => pipeline(`127.0.0.${70 + k}`, wire)));
+        for (const [k, wire] of wires.entries()) assert.deepEqual(replies[k], wire.expected);
+      }),
+      { numRuns: 12 },
+    );
+  });
+
+  /** One request on the wire: Content-Length, or chunked in pieces of `chunkSize`. */
+  function framed(path: string, r: { chunked: boolean; body: Buffer; chunkSize: number }): Buffer {
+    if (!r.chunked)
+      return Buffer.concat([
+        Buffer.from(`POST ${path} HTTP/1.1\r\nHost: b.example\r\nContent-Length: ${r.body.length}\r\n\r\n`),
+        r.body,
+      ]);
+    const parts: Buffer[] = [
+      Buffer.from(`POST ${path} HTTP/1.1\r\nHost: c.example\r\nTransfer-Encoding: chunked\r\n\r\n`),
+    ];
+    for (let at = 0; at < r.body.length; at += r.chunkSize) {
+      const chunk = r.body.subarray(at, at + r.chunkSize);
+      parts.push(Buffer.from(`${chunk.length.toString(16)}\r\n`), chunk, Buffer.from('\r\n'));
+    }
+    parts.push(Buffer.from('0\r\n\r\n'));
+    return Buffer.concat(parts);
+  }
+
+  /** Writes `bytes` cut at `cuts` from one connection; the bodies of the answers, in order. */
+  async function pipeline(from: string, wire: { bytes: Buffer; cuts: number[]; expected: string[] }) {
+    const conn = await openRaw({ host: '127.0.0.1', port: gw.httpPort, localAddress: from });
+    try {
+      const points = [...new Set(wire.cuts.filter((c) => c < wire.bytes.length))].sort((a, b) => a - b);
+      let at = 0;
+      for (const point of [...points, wire.bytes.length]) {
+        conn.socket.write(wire.bytes.subarray(at, point));
+        at = point;
+        // Let other connections' writes in between, so reads of all three interleave.
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      const n = wire.expected.length;
+      const raw = await conn.until((received) => completeResponses(received) >= n, 30_000);
+      return [...raw.toString('latin1').matchAll(/\/r\/\d+\/\d+ \d+ [0-9a-f]{64}/g)].map((m) => m[0]);
+    } finally {
+      conn.destroy();
+    }
+  }
 });
