@@ -294,6 +294,15 @@ describe('client certificates (auth-tls-*)', () => {
     assert.equal(reply.status, 421);
   });
 
+  test('a host with auth-tls reached through the SNI of a host without: 421, as nginx, whatever the verify mode', async () => {
+    // The handshake for plain.foo.com asked for no certificate; nginx refuses the Host of any server
+    // with ssl_verify_client (on, optional) on that connection rather than serve it unverified.
+    assert.equal((await get(gw.httpsPort, 'optional.foo.com', null, 'plain.foo.com')).status, 421);
+    assert.equal((await get(gw.httpsPort, 'on.foo.com', client, 'plain.foo.com')).status, 421);
+    // The host without auth-tls is served on it as before.
+    assert.equal((await get(gw.httpsPort, 'plain.foo.com', null, 'plain.foo.com')).status, 200);
+  });
+
   test('an auth-tls-secret that does not exist: 403 for every request to the host', async () => {
     assert.equal((await get(gw.httpsPort, 'missing.foo.com', client)).status, 403);
   });

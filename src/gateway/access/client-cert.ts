@@ -146,7 +146,9 @@ export type ClientCertificateCheck =
 /**
  * Whether the certificate was verified for another host than the request's: the TLS handshake chose
  * the CA by SNI, the request chose the host by Host. nginx answers 421 then; so does keepip, or a
- * certificate from one host's CA would open another host.
+ * certificate from one host's CA would open another host. As nginx (ngx_http_set_virtual_server): any
+ * SNI whose host does not ask for this request's client certificate, a host without auth-tls included,
+ * whatever the request host's auth-tls-verify-client; without SNI there is nothing to compare.
  */
 export function misdirected(
   socket: unknown,
@@ -155,9 +157,8 @@ export function misdirected(
 ): boolean {
   if (!(socket instanceof tls.TLSSocket)) return false;
   const servername = (socket as tls.TLSSocket & { servername?: string | false }).servername;
-  const negotiated =
-    typeof servername === 'string' ? (clientCertificateFor(hosts, servername)?.model ?? null) : null;
-  return negotiated !== null && negotiated !== model;
+  if (typeof servername !== 'string') return false;
+  return (clientCertificateFor(hosts, servername)?.model ?? null) !== model;
 }
 
 /** The per-request decision (see the module comment). `https` false: plain HTTP, where nginx verifies nothing. */
