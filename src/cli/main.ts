@@ -1,10 +1,6 @@
 // The keepip command line: one module per command under src/cli/, loaded on demand so that
 // `keepip pp decode` does not pay for the gateway's start-up.
 import { fileURLToPath } from 'node:url';
-import { boundRegexBacktracking } from '../regex-engine.ts';
-
-// Before any manifest regex is compiled (src/regex-engine.ts).
-boundRegexBacktracking();
 
 export interface Command {
   /** One line for the top-level help. */

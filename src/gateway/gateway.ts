@@ -15,6 +15,7 @@ import { createRequestHandler } from './handler.ts';
 import { createLineSink, type LineSink } from './line-sink.ts';
 import { Mirrors } from './mirror-sender.ts';
 import { createGatewayMetrics, type GatewayMetrics } from './metrics.ts';
+import { boundRegexBacktracking } from '../regex-engine.ts';
 import { type ListenerSpec, type RunningListeners, startListeners } from './server.ts';
 import { BodyBuffers } from './request-body-buffer.ts';
 import { buildSnapshot, type GatewaySnapshot, type SnapshotError, type SnapshotOptions } from './snapshot.ts';
@@ -213,6 +214,8 @@ async function drain(
 
 export async function startGateway(options: GatewayOptions): Promise<RunningGateway> {
   if (!options.http && !options.https) throw new TypeError('startGateway: give http and/or https');
+  // Every way of serving (CLI, workers, controller, up, programmatic) passes here before a client is read.
+  boundRegexBacktracking();
   const connections = new ConnectionRegistry();
   const metrics = options.metrics ?? createGatewayMetrics();
   const slot = snapshotSlot(options, connections, metrics);

@@ -3,11 +3,7 @@
 // the primary: a Ctrl-C reaches the whole process group, but only the primary decides to drain, so a
 // worker never dies half-way through its requests. When the primary is gone (its IPC channel
 // closes) the worker drains and exits on its own.
-import { boundRegexBacktracking } from '../regex-engine.ts';
 import type { CallMessage, FromWorker, InitMessage, ServedRole, ToWorker } from './protocol.ts';
-
-// Before any manifest regex is compiled (src/regex-engine.ts).
-boundRegexBacktracking();
 
 for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => {});
 
