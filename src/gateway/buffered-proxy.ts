@@ -121,11 +121,13 @@ function failedRead(failure: BodyReadFailure, clientGone: boolean): ProxyOutcome
       upstreamUrl: null,
     });
   } else {
-    // The same status and wording as when the limit or the deadline strikes a streamed body.
+    // The same status and wording as when the limit, the deadline or broken framing strikes a streamed body.
     const message =
       failure.code === 'CLIENT_BODY_TOO_LARGE'
         ? `client intended to send too large chunked body: ${failure.received} bytes`
-        : 'client timed out';
+        : failure.code === 'CLIENT_BODY_INVALID'
+          ? failure.message
+          : 'client timed out';
     const verdict = classifyUpstreamError(Object.assign(new Error(message), { code: failure.code }), false);
     outcome.status = verdict.status;
     outcome.failures.push({ code: verdict.code, message: verdict.message, upstreamUrl: null });

@@ -223,6 +223,12 @@ export const GATEWAY_CODES = {
     summary: 'the client sent nothing of its request body for client-body-timeout (408, connection closed)',
     fix: 'nothing on the gateway for a stalled client; raise client-body-timeout for slow uploaders',
   },
+  CLIENT_BODY_INVALID: {
+    kind: 'outcome',
+    summary:
+      'a request body broke its chunked framing (a bad chunk size or end, bad trailers) before anything was answered: 400, nothing more read from the connection, which closes (a body already streaming to the backend is cut there)',
+    fix: 'the client (or a proxy in front) sends a malformed body; fix the client — keepip never guesses',
+  },
   CLIENT_BODY_BUFFER_FAILED: {
     kind: 'outcome',
     summary:

@@ -396,6 +396,11 @@ function coded(code: string, message: string): CodedError {
   return Object.assign(new Error(message), { code });
 }
 
+/** A body's framing error (a bad chunk, bad trailers) as the pipeline's 400 outcome. */
+function invalidBody(error: RequestParseError): CodedError {
+  return coded('CLIENT_BODY_INVALID', `client sent invalid chunked body (${error.code}: ${error.message})`);
+}
+
 /**
  * Closes with RST. Plainly where Node cannot: a TLS socket, and a socket whose write side is already
  * shut down (libuv refuses the reset and Node would keep the handle, see src/lb/socket-reset.ts).
@@ -427,8 +432,10 @@ class H1Connection {
   #request: H1Request | null = null;
   #response: H1Response | null = null;
   #parsing = false;
-  /** The next response closes the connection (after a body timeout). */
+  /** The next response closes the connection (after a body timeout or a broken body). */
   #mustClose = false;
+  /** The body broke its framing: nothing more the client sends is parsed (read and dropped). */
+  #inputBroken = false;
   /** Bytes came from the client since the last sweep: body and lingering deadlines run between reads. */
   #read = false;
   phase = PHASE_HEAD;
@@ -485,7 +492,7 @@ class H1Connection {
 
   #onData = (chunk: Buffer): void => {
     this.#read = true;
-    if (this.phase >= PHASE_LINGER) return;
+    if (this.phase >= PHASE_LINGER || this.#inputBroken) return;
     if (this.#held.length > 0 || this.#parsing || this.#request?.complete === true) {
       // A response is still on its way (or the client is not reading it): hold what follows, bounded, in order.
       this.#held.append(chunk);
@@ -715,6 +722,14 @@ class H1Connection {
 
   #fail(error: RequestParseError, raw: Buffer | undefined, status: number = error.status): void {
     const response = this.#response;
+    if (response !== null && !response.headersSent) {
+      // A body that breaks its framing before anything was answered: the pipeline answers 400 (as
+      // nginx's "client sent invalid chunked body") and the connection closes after it.
+      this.#inputBroken = true;
+      this.#mustClose = true;
+      this.#request?.fail(invalidBody(error));
+      return;
+    }
     if (response !== null && !response.writableFinished) {
       // Part of a body was bad after the pipeline started answering: all we can do is cut.
       this.#request?.fail(coded(error.code, error.message));

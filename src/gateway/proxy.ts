@@ -79,7 +79,7 @@ class SendTimeoutError extends Error {
 export function classifyUpstreamError(
   error: Error & { code?: string },
   responseStarted: boolean,
-): { code: ProxyFailureCode; status: 502 | 504 | 413 | 408; message: string; retryable: boolean } {
+): { code: ProxyFailureCode; status: 502 | 504 | 413 | 408 | 400; message: string; retryable: boolean } {
   const code = error.code ?? '';
   const phase = responseStarted ? 'while reading upstream' : 'while reading response header from upstream';
   switch (code) {
@@ -125,6 +125,9 @@ export function classifyUpstreamError(
       };
     case 'CLIENT_BODY_TOO_LARGE':
       return { code: 'CLIENT_BODY_TOO_LARGE', status: 413, message: error.message, retryable: false };
+    case 'CLIENT_BODY_INVALID':
+      // The client's body broke its framing while streaming upstream (h1-server.ts): 400, as nginx.
+      return { code: 'CLIENT_BODY_INVALID', status: 400, message: error.message, retryable: false };
     case 'CLIENT_BODY_TIMEOUT':
       // client_body_timeout passed while the body was streaming upstream (h1-server.ts): 408, as nginx.
       return {
@@ -427,7 +430,10 @@ class ProxyExchange implements UpstreamHandler {
     if (this.#finished) return;
     const verdict = classifyUpstreamError(error, this.#responseStarted);
     // The client's own failures are not the upstream's status ($upstream_status "-").
-    const clientSide = verdict.code === 'CLIENT_BODY_TOO_LARGE' || verdict.code === 'CLIENT_BODY_TIMEOUT';
+    const clientSide =
+      verdict.code === 'CLIENT_BODY_TOO_LARGE' ||
+      verdict.code === 'CLIENT_BODY_TIMEOUT' ||
+      verdict.code === 'CLIENT_BODY_INVALID';
     if (!this.#responseStarted) this.#recordAttempt(clientSide ? null : verdict.status);
     this.#outcome.failures.push({
       code: verdict.code,

@@ -106,6 +106,8 @@ export type BodyReadFailure =
   | { code: 'CLIENT_BODY_TOO_LARGE'; received: number }
   /** The engine's client_body_timeout (408). */
   | { code: 'CLIENT_BODY_TIMEOUT'; received: number }
+  /** The body broke its framing (400); `message` says how. */
+  | { code: 'CLIENT_BODY_INVALID'; received: number; message: string }
   /** The client went away mid-body. */
   | { code: 'CLIENT_CLOSED'; received: number }
   /** The temporary file could not be created or written (500). */
@@ -271,11 +273,15 @@ function nextOrClosed(
   });
 }
 
-/** A failed read of the client's body: the engines' client_body_timeout, else the client went away. */
+/**
+ * A failed read of the client's body: the engines' client_body_timeout or broken framing, else the
+ * client went away.
+ */
 function sourceFailure(error: ErrorWithCode, received: number): BodyReadFailure {
-  return error.code === 'CLIENT_BODY_TIMEOUT'
-    ? { code: 'CLIENT_BODY_TIMEOUT', received }
-    : { code: 'CLIENT_CLOSED', received };
+  if (error.code === 'CLIENT_BODY_TIMEOUT') return { code: 'CLIENT_BODY_TIMEOUT', received };
+  if (error.code === 'CLIENT_BODY_INVALID')
+    return { code: 'CLIENT_BODY_INVALID', received, message: error.message };
+  return { code: 'CLIENT_CLOSED', received };
 }
 
 /** A failed open or write of the temporary file, worded as nginx's `open() "…" failed (28: …)`. */

@@ -16,7 +16,7 @@ import { createGatewayMetrics } from '../../src/gateway/metrics.ts';
 import { request, startTestGateway, type TestGateway } from '../fixtures/gateway/harness.ts';
 import { ingress, serviceWithEndpoints, topologyOf } from '../fixtures/gateway/manifests.ts';
 import { connectH2 } from '../helpers/h2-client.ts';
-import { freePort, openRaw, splitResponse } from '../helpers/net.ts';
+import { completeResponses, freePort, openRaw, splitResponse } from '../helpers/net.ts';
 import { requireBinary, runCommand } from '../helpers/process.ts';
 
 interface Seen {
@@ -35,6 +35,8 @@ interface RecordingBackend {
   /** Requests whose head arrived (before their body ended). */
   started: string[];
   seen: Seen[];
+  /** Requests whose body never arrived whole (the gateway cut the connection). */
+  aborted: string[];
   /** Resolves once a request whose URL matches has started (`whole`: has been received whole). */
   waitFor(pattern: RegExp, whole?: boolean): Promise<void>;
   close(): Promise<void>;
@@ -52,6 +54,7 @@ async function recordingBackend(options: { closeAfterBody?: boolean } = {}): Pro
     connections: 0,
     started: [],
     seen: [],
+    aborted: [],
     waitFor(pattern, whole = false) {
       return new Promise((resolve, reject) => {
         const check = () => {
@@ -72,7 +75,13 @@ async function recordingBackend(options: { closeAfterBody?: boolean } = {}): Pro
     backend.started.push(req.url ?? '');
     notify();
     const chunks: Buffer[] = [];
-    for await (const c of req) chunks.push(c as Buffer);
+    try {
+      for await (const c of req) chunks.push(c as Buffer);
+    } catch {
+      backend.aborted.push(req.url ?? '');
+      notify();
+      return;
+    }
     const body = Buffer.concat(chunks);
     backend.seen.push({
       method: req.method ?? '',
@@ -173,6 +182,8 @@ describe('proxy-request-buffering', () => {
       'curl',
       'retry',
       'put-off',
+      'badchunk',
+      'badchunk-off',
     ]) {
       backends[name] = await recordingBackend();
     }
@@ -188,6 +199,8 @@ describe('proxy-request-buffering', () => {
         ...route('abort', { 'client-body-buffer-size': '1k' }),
         ...route('limit', { 'client-body-buffer-size': '1k', 'proxy-body-size': '10k' }),
         ...route('off', { 'proxy-request-buffering': 'off' }),
+        ...route('badchunk'),
+        ...route('badchunk-off', { 'proxy-request-buffering': 'off' }),
         ...route('h2'),
         ...route('curl', { 'client-body-buffer-size': '16k', 'proxy-body-size': '8m' }),
         // Round robin starts at the first endpoint listed.
@@ -333,6 +346,55 @@ describe('proxy-request-buffering', () => {
     assert.equal(backend.seen[0]?.transferEncoding, 'chunked');
     assert.equal(backend.seen[0]?.contentLength, null);
     assert.equal(backend.seen[0]?.sha, sha(Buffer.from('hello world')));
+  });
+
+  // nginx: "client sent invalid chunked body", 400 and the connection closed. Before, keepip cut the
+  // connection without an answer or an error-log line.
+  const keptAliveHead = (path: string, host: string) =>
+    `POST ${path} HTTP/1.1\r\nHost: ${host}\r\nTransfer-Encoding: chunked\r\n\r\n`;
+
+  test('on: a chunked body that breaks its framing is 400 with connection: close; the backend sees nothing, what follows is not read', async () => {
+    const conn = await openRaw({ host: '127.0.0.1', port: gw.httpPort });
+    conn.socket.write(keptAliveHead('/bad', 'badchunk.example'));
+    conn.socket.write('5\r\nhello\r\n');
+    await until(
+      'the gateway has read the first chunk',
+      async () => (await gauge(gw, 'keepip_gateway_request_body_buffer_bytes')) >= 5,
+    );
+    // A chunk size that is not hex, then a request that must not be served from this connection.
+    conn.socket.write('zz\r\nabc\r\n0\r\n\r\nGET /after HTTP/1.1\r\nHost: badchunk.example\r\n\r\n');
+    await conn.whenClosed();
+    const raw = conn.received();
+    assert.equal(statusOf(raw), 400);
+    assert.equal(completeResponses(raw), 1, 'one answer: the pipelined request is not served');
+    assert.match(splitResponse(raw).head, /connection: close/i);
+    await gw.errors.waitFor(/client sent invalid chunked body \(H1_BAD_CHUNK: .*"POST \/bad HTTP\/1\.1"/);
+    await gw.access.waitFor(/"POST \/bad HTTP\/1\.1" 400 /);
+    await until(
+      'the memory is freed',
+      async () => (await gauge(gw, 'keepip_gateway_request_body_buffer_bytes')) === 0,
+    );
+    assert.equal(backends.badchunk!.connections, 0);
+  });
+
+  test('off: a streamed body that breaks its framing is 400 to the client and cut at the backend', async () => {
+    const backend = backends['badchunk-off']!;
+    const conn = await openRaw({ host: '127.0.0.1', port: gw.httpPort });
+    conn.socket.write(keptAliveHead('/stream-bad', 'badchunk-off.example'));
+    conn.socket.write('5\r\nhello\r\n');
+    await backend.waitFor(/\/stream-bad/);
+    // Chunk data longer than its size: no CRLF where the chunk should end.
+    conn.socket.write('3\r\nabcdef\r\n0\r\n\r\n');
+    await conn.whenClosed();
+    const raw = conn.received();
+    assert.equal(statusOf(raw), 400);
+    assert.equal(completeResponses(raw), 1);
+    await gw.errors.waitFor(
+      /client sent invalid chunked body \(H1_BAD_CHUNK: .*"POST \/stream-bad HTTP\/1\.1"/,
+    );
+    await gw.access.waitFor(/"POST \/stream-bad HTTP\/1\.1" 400 /);
+    await until('the backend saw its request cut', () => backend.aborted.includes('/stream-bad'));
+    assert.deepEqual(backend.seen, []);
   });
 
   test('HTTP/2: a stream paused mid-body reaches nothing of the backend; its body arrives with Content-Length', async () => {
