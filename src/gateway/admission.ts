@@ -66,8 +66,7 @@ function clientCertificateStage(
   const model = vhost.clientCertificate ?? null;
   if (model === null) return null;
   const view = clientCertificateView(req.socket, model);
-  const hosts = ex.snap.topology.gateway.virtualHosts;
-  const check = misdirected(req.socket, hosts, model)
+  const check = misdirected(req.socket, ex.rawHost, model)
     ? ({
         ok: false,
         status: 421,

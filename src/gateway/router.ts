@@ -515,19 +515,31 @@ function aliasRegex(
 }
 
 function findVirtualHost(routes: CompiledRoutes, host: string | null): CompiledVirtualHost | null {
-  if (host !== null && host !== '') {
-    const exact = routes.exactHosts.get(host);
-    if (exact !== undefined) return exact;
-    if (routes.wildcardHosts.size > 0) {
-      const suffix = wildcardSuffix(host);
-      if (suffix !== null) {
-        const wildcard = routes.wildcardHosts.get(suffix);
-        if (wildcard !== undefined) return wildcard;
-      }
+  return (host !== null && host !== '' ? namedVirtualHost(routes, host) : null) ?? routes.defaultServer;
+}
+
+/** The host a normalised name selects (its own name, a wildcard, a server-alias); null: none. */
+function namedVirtualHost(routes: CompiledRoutes, host: string): CompiledVirtualHost | null {
+  const exact = routes.exactHosts.get(host);
+  if (exact !== undefined) return exact;
+  if (routes.wildcardHosts.size > 0) {
+    const suffix = wildcardSuffix(host);
+    if (suffix !== null) {
+      const wildcard = routes.wildcardHosts.get(suffix);
+      if (wildcard !== undefined) return wildcard;
     }
-    for (const { regex, vhost } of routes.regexHosts) if (regex.test(host)) return vhost;
   }
-  return routes.defaultServer;
+  for (const { regex, vhost } of routes.regexHosts) if (regex.test(host)) return vhost;
+  return null;
+}
+
+/**
+ * The host a TLS server name selects, as nginx picks the server of a handshake by SNI among the same
+ * names as by Host (server-alias included); null when none does (the default server's settings apply).
+ */
+export function hostForServerName(routes: CompiledRoutes, servername: string): VirtualHostModel | null {
+  const name = normalizeHost(servername);
+  return name === null || name === '' ? null : (namedVirtualHost(routes, name)?.model ?? null);
 }
 
 /** from-to-www-redirect: `<scheme>://<host>:<port><request_uri>`, one trailing `/` dropped (ngx_srv_redirect.lua). */

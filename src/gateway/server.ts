@@ -25,6 +25,7 @@ import type { ErrorLog } from './error-log.ts';
 import { createH1Server, type H1Server } from './h1-server.ts';
 import { HeldBytes } from './held-bytes.ts';
 import { createH2Server, type H2Server, serveByAlpn } from './h2-server.ts';
+import { hostForServerName } from './router.ts';
 import type { RequestHandler } from './handler.ts';
 import type { LineSink } from './line-sink.ts';
 import type { GatewayMetrics } from './metrics.ts';
@@ -103,8 +104,8 @@ function createServerSides(ctx: ListenerContext): ServerSides {
     // `this` is the TLS socket: a host with auth-tls-* asks it for a client certificate (access/client-cert.ts).
     sniCallback(servername, callback) {
       const snap = ctx.current();
-      const hosts = snap.topology.gateway.virtualHosts;
-      const withCa = requestClientCertificate(this, hosts, servername, ctx.defaultCertificate);
+      const vhost = hostForServerName(snap.routes, servername);
+      const withCa = requestClientCertificate(this, vhost, ctx.defaultCertificate);
       callback(null, withCa ?? snap.certificates.lookup(servername) ?? defaultContext);
     },
   };

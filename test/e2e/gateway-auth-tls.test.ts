@@ -180,6 +180,14 @@ describe('client certificates (auth-tls-*)', () => {
         host('optional', { ...tls, 'auth-tls-verify-client': 'optional' }),
         host('noca', { ...tls, 'auth-tls-verify-client': 'optional_no_ca' }),
         host('missing', { 'auth-tls-secret': 'default/nope' }),
+        host('alias', { ...tls, 'server-alias': 'other-name.foo.com' }),
+        ingress({
+          name: 'wild',
+          host: '*.wild.foo.com',
+          tlsSecret: 'authtls',
+          paths: [{ path: '/', service: 'echo', port: 80 }],
+          annotations: tls,
+        }),
       ]),
     );
   });
@@ -301,6 +309,30 @@ describe('client certificates (auth-tls-*)', () => {
     assert.equal((await get(gw.httpsPort, 'on.foo.com', client, 'plain.foo.com')).status, 421);
     // The host without auth-tls is served on it as before.
     assert.equal((await get(gw.httpsPort, 'plain.foo.com', null, 'plain.foo.com')).status, 200);
+  });
+
+  test('a server-alias or a wildcard name in the SNI asks for the certificate as the host name does', async () => {
+    // nginx picks the server of a handshake by SNI among all its names; before, keepip looked only at
+    // host names, asked no certificate for an alias, and answered 400.
+    assert.equal((await get(gw.httpsPort, 'other-name.foo.com', client)).status, 200);
+    assert.equal((await get(gw.httpsPort, 'other-name.foo.com', null)).status, 400);
+    assert.equal((await get(gw.httpsPort, 'a.wild.foo.com', client)).status, 200);
+    assert.equal((await get(gw.httpsPort, 'a.wild.foo.com', null)).status, 400);
+  });
+
+  test('the same auth-tls server under another name than the SNI: 421, as nginx compares the names', async () => {
+    assert.equal((await get(gw.httpsPort, 'other-name.foo.com', client, 'alias.foo.com')).status, 421);
+    assert.equal((await get(gw.httpsPort, 'alias.foo.com', client, 'other-name.foo.com')).status, 421);
+    assert.equal((await get(gw.httpsPort, 'b.wild.foo.com', client, 'a.wild.foo.com')).status, 421);
+    // Case, a port and a trailing dot do not make another name.
+    assert.equal((await get(gw.httpsPort, 'A.Wild.foo.com.:443', client, 'a.wild.foo.com')).status, 200);
+    await gw.errors.waitFor(
+      /client attempted to request the server name different from the one that was negotiated.*host: "b\.wild\.foo\.com"/,
+    );
+  });
+
+  test('verify-client off asks for nothing: another SNI is no reason for 421', async () => {
+    assert.equal((await get(gw.httpsPort, 'off.foo.com', null, 'plain.foo.com')).status, 200);
   });
 
   test('an auth-tls-secret that does not exist: 403 for every request to the host', async () => {

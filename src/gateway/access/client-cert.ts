@@ -13,6 +13,7 @@
 import type { X509Certificate } from 'node:crypto';
 import tls from 'node:tls';
 import type { ClientCertificateModel, VirtualHostModel } from '../../config/model.ts';
+import { normalizeHost } from '../host.ts';
 import { escapeUriComponent } from './nginx-vars.ts';
 
 interface TlsHandle {
@@ -40,42 +41,20 @@ function contextFor(
   return context;
 }
 
-/** Which host's auth-tls applies to a server name (exact, then one wildcard label), as SNI lookup does. */
-export function clientCertificateFor(
-  hosts: readonly VirtualHostModel[],
-  servername: string,
-): { vhost: VirtualHostModel; model: ClientCertificateModel } | null {
-  let index = hostIndexes.get(hosts);
-  if (index === undefined) {
-    index = new Map();
-    for (const v of hosts) if (v.clientCertificate) index.set(v.host, v);
-    hostIndexes.set(hosts, index);
-  }
-  if (index.size === 0) return null;
-  const name = servername.toLowerCase();
-  const dot = name.indexOf('.');
-  const match = index.get(name) ?? (dot > 0 ? index.get(`*${name.slice(dot)}`) : undefined);
-  const model = match?.clientCertificate ?? null;
-  return match !== undefined && model !== null ? { vhost: match, model } : null;
-}
-
-const hostIndexes = new WeakMap<readonly VirtualHostModel[], Map<string, VirtualHostModel>>();
-
 /**
  * In the SNI callback: when `servername`'s host verifies client certificates, asks for one and returns
  * the context that trusts its CA; otherwise returns null (the caller's context applies).
  */
 export function requestClientCertificate(
   socket: tls.TLSSocket,
-  hosts: readonly VirtualHostModel[],
-  servername: string,
+  vhost: VirtualHostModel | null,
   defaultKeyPair: { key: string; cert: string },
 ): tls.SecureContext | null {
-  const found = clientCertificateFor(hosts, servername);
-  if (found === null || found.model.caPem === null || found.model.verifyClient === 'off') return null;
+  const model = vhost?.clientCertificate ?? null;
+  if (vhost === null || model === null || model.caPem === null || model.verifyClient === 'off') return null;
   const handle = (socket as TlsSocketInternals)._handle;
-  const own = found.vhost.tls;
-  const context = contextFor(found.model, own ? { key: own.keyPem, cert: own.certPem } : defaultKeyPair);
+  const own = vhost.tls;
+  const context = contextFor(model, own ? { key: own.keyPem, cert: own.certPem } : defaultKeyPair);
   if (context === null || typeof handle?.setVerifyMode !== 'function') return null;
   handle.setVerifyMode(true, false);
   return context;
@@ -144,21 +123,17 @@ export type ClientCertificateCheck =
   | { ok: false; status: 400 | 403 | 421; reason: string; location: string | null };
 
 /**
- * Whether the certificate was verified for another host than the request's: the TLS handshake chose
- * the CA by SNI, the request chose the host by Host. nginx answers 421 then; so does keepip, or a
- * certificate from one host's CA would open another host. As nginx (ngx_http_set_virtual_server): any
- * SNI whose host does not ask for this request's client certificate, a host without auth-tls included,
- * whatever the request host's auth-tls-verify-client; without SNI there is nothing to compare.
+ * Whether the request named another server than its TLS handshake did, where that matters: the
+ * handshake chose the client-certificate settings by SNI, the request its host by Host. As nginx
+ * (ngx_http_set_virtual_server): when the Host (port and trailing dot aside, any case) is not the SNI
+ * name and the Host's server verifies client certificates (any mode but off), 421, whichever server
+ * the SNI chose (the same one by another name, a host without auth-tls). Without SNI, nothing to compare.
  */
-export function misdirected(
-  socket: unknown,
-  hosts: readonly VirtualHostModel[],
-  model: ClientCertificateModel,
-): boolean {
-  if (!(socket instanceof tls.TLSSocket)) return false;
+export function misdirected(socket: unknown, rawHost: string, model: ClientCertificateModel): boolean {
+  if (model.verifyClient === 'off' || !(socket instanceof tls.TLSSocket)) return false;
   const servername = (socket as tls.TLSSocket & { servername?: string | false }).servername;
   if (typeof servername !== 'string') return false;
-  return (clientCertificateFor(hosts, servername)?.model ?? null) !== model;
+  return normalizeHost(servername) !== normalizeHost(rawHost);
 }
 
 /** The per-request decision (see the module comment). `https` false: plain HTTP, where nginx verifies nothing. */
