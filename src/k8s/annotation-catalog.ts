@@ -439,7 +439,7 @@ export const ANNOTATION_CATALOG: readonly CatalogEntry[] = [
     names: ['auth-response-headers'],
     status: 'implemented',
     values: 'comma-separated header names',
-    note: "copied from the auth answer to the upstream request, replacing the client's (absent in the answer: removed)",
+    note: "copied from the auth answer to the upstream request, replacing the client's (absent in the answer: removed; when `satisfy: any` admits without the subrequest, removed too, as nginx's empty `$authHeaderN`)",
   },
   {
     names: ['auth-request-redirect'],
@@ -486,7 +486,7 @@ export const ANNOTATION_CATALOG: readonly CatalogEntry[] = [
     names: ['satisfy'],
     status: 'implemented',
     values: '`all` (default), `any`',
-    note: '`any`: an allowlist match admits without auth, and valid basic credentials admit without the auth subrequest; otherwise 401 if any check said 401, else 403. A denylist or block-cidrs match refuses whatever `satisfy` says (difference 8)',
+    note: "`any`: an allowlist match admits without auth, and valid basic credentials admit without the auth subrequest (then no `auth-response-headers` reach the backend, not even the client's own); otherwise 401 if any check said 401, else 403. A denylist or block-cidrs match refuses whatever `satisfy` says (difference 8)",
   },
   {
     names: ['auth-tls-secret'],

@@ -186,6 +186,19 @@ describe('external auth (auth-url)', () => {
         'auth-signin': 'http://$host/auth/start',
         satisfy: 'any',
       }),
+      route('satisfy-headers', 'satisfy-headers', {
+        'auth-type': 'basic',
+        'auth-secret': 'basic-secret',
+        'auth-url': `${authBase}/basic-auth/user/password`,
+        'auth-response-headers': 'X-Auth-User',
+        satisfy: 'any',
+      }),
+      route('satisfy-allowlist', 'satisfy-allowlist', {
+        'allowlist-source-range': '127.0.0.1/32',
+        'auth-url': `${authBase}/basic-auth/user/password`,
+        'auth-response-headers': 'X-Auth-User',
+        satisfy: 'any',
+      }),
       route('app', 'app.example', {
         'auth-url': `${authBase}/oauth2/auth`,
         'auth-signin': 'http://$host/oauth2/start?rd=$escaped_request_uri',
@@ -348,6 +361,31 @@ describe('external auth (auth-url)', () => {
       reply.headers.location,
       `http://satisfy/auth/start?rd=http://satisfy${encodeURIComponent('/?a=b&c=d')}`,
     );
+  });
+
+  test("satisfy any: admitted without the subrequest, the backend never gets the client's auth-response-headers", async () => {
+    // nginx's proxy_set_header 'X-Auth-User' $authHeader0 stands whatever admitted the request: when
+    // basic auth or the allowlist admits first, auth_request_set never ran and the header is not sent.
+    const viaBasic = await request(gw.httpPort, {
+      host: 'satisfy-headers',
+      headers: { ...basic('uname', 'pwd'), 'x-auth-user': 'mallory', ...json },
+    });
+    assert.equal(viaBasic.status, 200);
+    assert.equal(echoOf(viaBasic).headers['x-auth-user'], undefined);
+    const viaAllowlist = await request(gw.httpPort, {
+      host: 'satisfy-allowlist',
+      headers: { 'x-auth-user': 'mallory', ...json },
+    });
+    assert.equal(viaAllowlist.status, 200);
+    assert.equal(echoOf(viaAllowlist).headers['x-auth-user'], undefined);
+    // A client outside the allowlist still goes through the auth service, whose answer sets the header.
+    const viaAuth = await request(gw.httpPort, {
+      from: '127.0.0.2',
+      host: 'satisfy-allowlist',
+      headers: { ...basic('user', 'password'), 'x-auth-user': 'mallory', ...json },
+    });
+    assert.equal(viaAuth.status, 200);
+    assert.equal(echoOf(viaAuth).headers['x-auth-user'], 'user');
   });
 
   test('the oauth2-proxy pattern end to end: 302 to sign in, the callback sets the cookie, then 200 as alice', async () => {

@@ -342,6 +342,14 @@ function afterLimits(call: AccessCall, runtime: AccessRuntime, c: CompiledAccess
     const state = stateOf(call.ex);
     state.upstreamHeaders = { ...state.upstreamHeaders, authorization: '' };
   }
+  // Likewise `proxy_set_header <name> $authHeaderN` for auth-response-headers: when satisfy any admits
+  // before the subrequest ran, the variables are empty, so the client's own values never pass.
+  const ext = model.externalAuth;
+  if (ext !== null && ext.responseHeaders.length > 0) {
+    const state = stateOf(call.ex);
+    const cleared = Object.fromEntries(ext.responseHeaders.map((name) => [name.toLowerCase(), '']));
+    state.upstreamHeaders = { ...state.upstreamHeaders, ...cleared };
+  }
   const any = model.satisfy === 'any';
   const hasAuth = model.basicAuth !== null || model.externalAuth !== null;
   if (
