@@ -31,8 +31,16 @@ import {
 import { forwardedView } from './upstream-headers.ts';
 import type { BalancedUpstream } from './upstream.ts';
 
-/** Answers the request with the gateway's own status (and headers, e.g. a redirect's Location). */
-export type Respond = (status: number, headers: Record<string, string | string[]> | null) => void;
+/**
+ * Answers the request with the gateway's own status (and headers, e.g. a redirect's Location).
+ * `inLocation`: a refusal of the location's access phase (allow/deny, limits, auth, a denied
+ * location), which its custom-http-errors may hand to the error backend (nginx's error_page there).
+ */
+export type Respond = (
+  status: number,
+  headers: Record<string, string | string[]> | null,
+  inLocation?: boolean,
+) => void;
 
 /** admit's answer when the access stage continues asynchronously: it calls `resume` or `respond` later. */
 export const PENDING = 'pending';
@@ -522,8 +530,8 @@ export function admit(
   const access = matched.location.access ?? guardAccess(decision.guards);
   if (access === undefined) {
     if (verdict.outcome === 'allow') return admitted;
-    refuseAccess(ctx, ex, req, verdict, respond);
+    refuseAccess(ctx, ex, req, verdict, (s, h) => respond(s, h, true));
     return null;
   }
-  return accessStage(ctx, ex, req, verdict, admitted, access, respond, proceed);
+  return accessStage(ctx, ex, req, verdict, admitted, access, (s, h) => respond(s, h, true), proceed);
 }

@@ -3,9 +3,11 @@
 //   request as it is, plus X-Code 503, X-Format, X-Namespace, X-Ingress-Name, X-Service-Name,
 //   X-Service-Port, X-Request-ID);
 // - an answer whose status custom-http-errors lists (the backend's, unless
-//   disable-proxy-intercept-errors, or the gateway's own 502/503/504) is replaced by the error
-//   backend's answer to `GET /` (the method kept) with X-Code <status>, X-Format, X-Original-URI and
-//   the same names; the client gets the error backend's status, as nginx's `error_page <code> = @…`.
+//   disable-proxy-intercept-errors; the gateway's own 502/503/504; the location's access-phase
+//   refusals, which nginx's error_page in the location catches too: handler.ts answerOwn) is
+//   replaced by the error backend's answer to `GET /` (the method kept) with X-Code <status>,
+//   X-Format, X-Original-URI and the same names; the client gets the error backend's status, as
+//   nginx's `error_page <code> = @…`.
 // The error backend is the location's default-backend, else the catch-all default backend; without
 // either the original answer stands (ingress-nginx would send its own 404).
 import type { LocationModel } from '../config/model.ts';
@@ -35,6 +37,16 @@ export function interceptedStatuses(
 /** Whether the gateway's own answer `status` (502, 503, 504…) goes to the error backend. */
 export function replacesOwnAnswer(ex: Exchange, location: LocationModel | null, status: number): boolean {
   return location?.customHttpErrors?.includes(status) === true && errorUpstreamOf(ex, location) !== null;
+}
+
+/**
+ * Whether a refusal of the location's access phase goes to the error backend. A location denied by
+ * its annotations (failing closed) keeps its 503: ingress-nginx writes the location's error_page
+ * only where the location is allowed, and `return 503` elsewhere.
+ */
+export function replacesRefusal(ex: Exchange, location: LocationModel, status: number): boolean {
+  if (location.access?.denied != null || ex.verdict?.outcome === 'fail-closed') return false;
+  return replacesOwnAnswer(ex, location, status);
 }
 
 function single(value: string | string[] | undefined): string {

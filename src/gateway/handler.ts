@@ -39,6 +39,7 @@ import {
   errorBackendHeaders,
   interceptedStatuses,
   replacesOwnAnswer,
+  replacesRefusal,
   serveFromErrorBackend,
 } from './custom-errors.ts';
 import { addResponseHeaders, needsResponseWrapper } from './response-headers.ts';
@@ -279,6 +280,41 @@ function hasEndpoints(admitted: Admitted): boolean {
   return admitted.upstream !== null && admitted.upstream.members.length > 0;
 }
 
+/**
+ * The gateway's own answer to a request; a refusal of the location's access phase whose status the
+ * location's custom-http-errors lists goes to the error backend instead (nginx's error_page catches
+ * what the location itself answers, not only the backend's statuses). gRPC keeps its own answers.
+ */
+function answerOwn(
+  ctx: HandlerContext,
+  ex: Exchange,
+  req: GatewayRequest,
+  res: GatewayResponse,
+  status: number,
+  headers: Record<string, string | string[]> | null,
+  inLocation: boolean,
+): void {
+  const location = ex.route?.location ?? null;
+  if (
+    inLocation &&
+    location !== null &&
+    !isGrpcRequest(req.headers) &&
+    replacesRefusal(ex, location, status)
+  ) {
+    const headersTrusted = ex.clientIp?.headersTrusted ?? false;
+    const base = upstreamHeaders(req, ex, {
+      location,
+      upstream: null,
+      upstreamPath: '/',
+      scheme: ex.conn.scheme,
+      headersTrusted,
+    });
+    if (needsResponseWrapper(ex)) addResponseHeaders(ex, res);
+    if (serveFromErrorBackend(ctx, ex, req, res, base, status)) return;
+  }
+  answer(ctx, ex, req, res, status, headers);
+}
+
 /** A request: admission, then the body size and upstream stages (possibly after an async access stage). */
 function handleRequest(ctx: HandlerContext, req: GatewayRequest, res: GatewayResponse): void {
   const conn = connectionOf(req.socket);
@@ -307,7 +343,7 @@ function handleRequest(ctx: HandlerContext, req: GatewayRequest, res: GatewayRes
     ctx,
     ex,
     req,
-    (status, headers) => answer(ctx, ex, req, res, status, headers),
+    (status, headers, inLocation) => answerOwn(ctx, ex, req, res, status, headers, inLocation === true),
     proceed,
   );
   if (admitted !== null && admitted !== PENDING) proceed(admitted);

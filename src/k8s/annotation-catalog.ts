@@ -321,7 +321,7 @@ export const ANNOTATION_CATALOG: readonly CatalogEntry[] = [
     names: ['custom-http-errors', 'disable-proxy-intercept-errors'],
     status: 'implemented',
     values: 'comma-separated 4xx/5xx codes (default: the ConfigMap key); Go boolean',
-    note: "an answer with a listed status (the backend's, unless disable-proxy-intercept-errors, or the gateway's own 502/503/504) is replaced by the error backend's answer to `/` (the method kept) with X-Code, X-Format, X-Original-URI, X-Namespace, X-Ingress-Name, X-Service-Name, X-Service-Port, X-Request-ID: the client gets the error backend's status. The error backend is `default-backend`, else the catch-all default backend; without either the original answer stands (ingress-nginx would send its own 404)",
+    note: "an answer with a listed status (the backend's, unless disable-proxy-intercept-errors; the gateway's own 502/503/504; the location's refusals: allow/deny 403, auth 401 without auth-signin and 500, limits; not the 503 of a location its annotations deny, which has no error_page in ingress-nginx) is replaced by the error backend's answer to `/` (the method kept) with X-Code, X-Format, X-Original-URI, X-Namespace, X-Ingress-Name, X-Service-Name, X-Service-Port, X-Request-ID: the client gets the error backend's status. The error backend is `default-backend`, else the catch-all default backend; without either the original answer stands (ingress-nginx would send its own 404)",
   },
   {
     names: ['proxy-redirect-from', 'proxy-redirect-to'],

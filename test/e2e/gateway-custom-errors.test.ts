@@ -62,6 +62,22 @@ describe('default-backend, custom-http-errors', () => {
         }),
         ing('own-502', 'dead', { 'custom-http-errors': '502' }),
         ing('global', 'httpbin', {}),
+        ing('private', 'httpbin', {
+          'allowlist-source-range': '127.0.0.2/32',
+          'custom-http-errors': '403',
+          'default-backend': 'echo',
+        }),
+        ing('private-404', 'httpbin', {
+          'allowlist-source-range': '127.0.0.2/32',
+          'custom-http-errors': '404',
+          'default-backend': 'echo',
+        }),
+        ing('denied', 'httpbin', {
+          'auth-type': 'basic',
+          'auth-secret': 'missing',
+          'custom-http-errors': '503',
+          'default-backend': 'echo',
+        }),
       ]),
     );
   });
@@ -120,6 +136,29 @@ describe('default-backend, custom-http-errors', () => {
     const plain = await request(gw.httpPort, { host: 'own-502' });
     assert.match(plain.body, /^x-code: 502\r?$/im);
     assert.doesNotMatch(plain.body, /^x-format:/im);
+  });
+
+  test("the location's own refusals (the allowlist's 403) go to the error backend when listed", async () => {
+    // nginx's error_page <code> in the location catches what the access phase answers there too.
+    const forbidden = await get('private', '/secret?a=1');
+    assert.equal(forbidden.status, 200);
+    const echo = echoOf(forbidden);
+    assert.equal(echo.name, 'error-backend');
+    assert.equal(echo.url, '/');
+    assert.equal(echo.headers['x-code'], '403');
+    assert.equal(echo.headers['x-original-uri'], '/secret?a=1');
+    assert.equal(echo.headers['x-service-name'], 'httpbin');
+    await gw.access.waitFor(/"GET \/secret\?a=1 HTTP\/1\.1" 200 .*\[custom-default-backend-default-echo\]/);
+    // The allowed client still reaches the backend; a refusal not listed keeps nginx's own page.
+    assert.equal(
+      (await request(gw.httpPort, { from: '127.0.0.2', host: 'private', path: '/status/201' })).status,
+      201,
+    );
+    assert.equal((await get('private-404')).status, 403);
+    // A location denied by its annotations has no error_page of its own in ingress-nginx: its 503 stays.
+    const denied = await get('denied');
+    assert.equal(denied.status, 503);
+    assert.match(denied.body, /503 Service Temporarily Unavailable/);
   });
 
   test('the ConfigMap custom-http-errors applies where the Ingress says nothing', async () => {
