@@ -38,6 +38,7 @@ describe('upstream-hash-by-* (upstreamhashby.go), load-balance', () => {
           'upstream-hash-by-subset-size': '3',
         }),
         ...echo('by-header', { 'upstream-hash-by': '$http_x_user' }),
+        ...echo('by-arg', { 'upstream-hash-by': '$arg_user' }),
         ...echo('ewma', { 'load-balance': 'ewma' }),
         ...echo('plain', {}),
         controllerConfigMap({ 'load-balance': 'round_robin' }),
@@ -82,6 +83,19 @@ describe('upstream-hash-by-* (upstreamhashby.go), load-balance', () => {
       all.add([...names][0]!);
     }
     assert.ok(all.size >= 3, `30 users over ${all.size} pods`);
+  });
+
+  test("an argument as the key, read as nginx's $arg_: the name in any case, the first `name=` pair", async () => {
+    const pod = async (query: string) => [...(await answered('by-arg.foo.com', 1, `/${query}`))][0]!;
+    // A user whose pod is not the empty key's, so that losing the value would show.
+    const nobody = await pod('?user=');
+    let user = '';
+    for (let n = 0; n < 30 && user === ''; n++) if ((await pod(`?user=u${n}`)) !== nobody) user = `u${n}`;
+    assert.notEqual(user, '');
+    const home = await pod(`?user=${user}`);
+    assert.equal(await pod(`?USER=${user}`), home);
+    assert.equal(await pod(`?x=1&User=${user}`), home);
+    assert.equal(await pod(`?user&user=${user}`), home);
   });
 
   test('load-balance: ewma still reaches every pod; round robin (the default) cycles through them', async () => {

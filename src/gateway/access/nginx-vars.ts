@@ -46,12 +46,14 @@ function header(vars: RequestVars, name: string): string {
   return Array.isArray(value) ? value.join(', ') : (value ?? '');
 }
 
+/** nginx's ngx_http_arg: the first `name=` pair, the name compared case-insensitively. */
 function arg(vars: RequestVars, name: string): string {
   const q = vars.requestUri.indexOf('?');
   if (q < 0) return '';
+  const wanted = name.toLowerCase();
   for (const part of vars.requestUri.slice(q + 1).split('&')) {
     const eq = part.indexOf('=');
-    if ((eq < 0 ? part : part.slice(0, eq)) === name) return eq < 0 ? '' : part.slice(eq + 1);
+    if (eq >= 0 && part.slice(0, eq).toLowerCase() === wanted) return part.slice(eq + 1);
   }
   return '';
 }
