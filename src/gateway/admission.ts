@@ -306,6 +306,8 @@ function accessStage(
   proceed: (admitted: Admitted) => void,
 ): Admitted | null | typeof PENDING {
   const location = admitted.location!;
+  // A location its annotations deny has no error_page in ingress-nginx: its 503 is not the location's.
+  const refuse: Respond = model.denied === null ? (s, h) => respond(s, h, true) : respond;
   const result = enforceAccess({
     ctx,
     ex,
@@ -317,8 +319,8 @@ function accessStage(
     trustedHop: admitted.headersTrusted && ex.snap.settings.useForwardedHeaders,
     clientCertHeaders: ex.access?.upstreamHeaders ?? null,
     timeouts: { connectMs: location.proxyConnectTimeoutMs, readMs: location.proxyReadTimeoutMs },
-    refuseByVerdict: (v) => refuseAccess(ctx, ex, req, v, respond),
-    respond,
+    refuseByVerdict: (v) => refuseAccess(ctx, ex, req, v, refuse),
+    respond: refuse,
     resume: () => proceed(admitted),
   });
   return result === true ? admitted : result === false ? null : PENDING;
@@ -533,5 +535,5 @@ export function admit(
     refuseAccess(ctx, ex, req, verdict, (s, h) => respond(s, h, true));
     return null;
   }
-  return accessStage(ctx, ex, req, verdict, admitted, access, (s, h) => respond(s, h, true), proceed);
+  return accessStage(ctx, ex, req, verdict, admitted, access, respond, proceed);
 }

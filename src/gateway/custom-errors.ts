@@ -40,12 +40,13 @@ export function replacesOwnAnswer(ex: Exchange, location: LocationModel | null, 
 }
 
 /**
- * Whether a refusal of the location's access phase goes to the error backend. A location denied by
- * its annotations (failing closed) keeps its 503: ingress-nginx writes the location's error_page
- * only where the location is allowed, and `return 503` elsewhere.
+ * Whether a refusal of the location's access phase goes to the error backend. Invalid source lists
+ * (failing closed) keep their 503: ingress-nginx denies such a location, and writes the location's
+ * error_page only where the location is allowed (`return 503` elsewhere). A location denied by its
+ * other annotations never asks (admission.ts accessStage).
  */
 export function replacesRefusal(ex: Exchange, location: LocationModel, status: number): boolean {
-  if (location.access?.denied != null || ex.verdict?.outcome === 'fail-closed') return false;
+  if (ex.verdict?.outcome === 'fail-closed') return false;
   return replacesOwnAnswer(ex, location, status);
 }
 

@@ -72,6 +72,11 @@ describe('default-backend, custom-http-errors', () => {
           'custom-http-errors': '404',
           'default-backend': 'echo',
         }),
+        ing('broken-list', 'httpbin', {
+          'allowlist-source-range': 'ww',
+          'custom-http-errors': '503',
+          'default-backend': 'echo',
+        }),
         ing('denied', 'httpbin', {
           'auth-type': 'basic',
           'auth-secret': 'missing',
@@ -159,6 +164,10 @@ describe('default-backend, custom-http-errors', () => {
     const denied = await get('denied');
     assert.equal(denied.status, 503);
     assert.match(denied.body, /503 Service Temporarily Unavailable/);
+    // So does one whose allowlist is invalid (ingress-nginx denies it too).
+    const broken = await get('broken-list');
+    assert.equal(broken.status, 503);
+    assert.match(broken.body, /503 Service Temporarily Unavailable/);
   });
 
   test('the ConfigMap custom-http-errors applies where the Ingress says nothing', async () => {
