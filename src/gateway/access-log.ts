@@ -31,7 +31,7 @@ export interface AccessLogVars {
   /** $proxy_protocol_addr / $proxy_protocol_port: from an accepted PROXY header. */
   proxyProtocolAddr: string | null;
   proxyProtocolPort: number | null;
-  /** $remote_user (basic auth); keepip has none, so normally null. */
+  /** $remote_user: the user of the client's Basic credentials, verified or not (nginx's). */
   remoteUser: string | null;
   /** When the request finished, ms since the epoch: $time_local, $time_iso8601, $msec. */
   timeMs: number;

@@ -430,7 +430,7 @@ function keepClientCertHeaders(ex: Exchange, headers: Record<string, string>): v
     'ssl-client-issuer-dn': '',
     ...headers,
   };
-  ex.access = { user: null, release: null, upstreamHeaders: edits, cookies: null, alwaysSetCookie: false };
+  ex.access = { release: null, upstreamHeaders: edits, cookies: null, alwaysSetCookie: false };
 }
 
 /**

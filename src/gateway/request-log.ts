@@ -1,6 +1,7 @@
 // The end of every request: one access log line in the snapshot's format, the request metrics, and
 // the in-flight counters released. Also the lines for what never became a request (a refused head,
 // plain HTTP on the HTTPS port) and the error log line of an upstream failure.
+import { parseBasicCredentials } from './access/basic-auth.ts';
 import { type AccessLogVars, createAccessLogVars } from './access-log.ts';
 import type { ConnectionInfo } from './connection.ts';
 import { requestContext } from './error-log.ts';
@@ -90,6 +91,15 @@ function setConnectionVars(vars: AccessLogVars, conn: ConnectionInfo): void {
   vars.serverPort = conn.serverPort;
 }
 
+/**
+ * $remote_user: the user of the client's Basic credentials, verified or not, as nginx's
+ * ngx_http_auth_basic_user reads it for the log; null (`-`) without them or with an empty name.
+ */
+function remoteUserOf(authorization: string | string[] | undefined): string | null {
+  if (authorization === undefined) return null;
+  return parseBasicCredentials(authorization)?.user || null;
+}
+
 /** Ends an exchange: the access log line, the metrics, and the in-flight counters released. */
 export function completeExchange(
   ctx: HandlerContext,
@@ -104,8 +114,8 @@ export function completeExchange(
   vars.remoteAddr = shownClient(ex.client);
   vars.timeMs = Date.now();
   vars.request = ex.requestLine;
+  vars.remoteUser = remoteUserOf(req.headers.authorization);
   if (ex.access !== null) {
-    vars.remoteUser = ex.access.user;
     // The limit-connections slot is held until the request ends, as nginx's limit_conn.
     ex.access.release?.();
     ex.access.release = null;

@@ -408,7 +408,7 @@ export const ANNOTATION_CATALOG: readonly CatalogEntry[] = [
     status: 'implemented',
     values:
       '`name` or `namespace/name` (same namespace); `auth-file` (default: htpasswd in key `auth`) or `auth-map` (each key a user, each value a hash)',
-    note: 'a missing Secret or key, another namespace, a bad type: 503 (`ACCESS_CONFIG_DENIED`). Hashes: bcrypt (`$2a$`/`$2b$`/`$2y$`), `$apr1$`, `$1$` (MD5-crypt), `{SHA}`, `{SSHA}`, `{PLAIN}`; DES crypt and SHA-crypt are not verified (`AUTH_HASH_UNSUPPORTED`, that user cannot log in). 401 with `WWW-Authenticate: Basic realm="…"` and nginx\'s "401 Authorization Required" page; the Authorization header is not passed to the backend; `$remote_user` is logged',
+    note: 'a missing Secret or key, another namespace, a bad type: 503 (`ACCESS_CONFIG_DENIED`). Hashes: bcrypt (`$2a$`/`$2b$`/`$2y$`), `$apr1$`, `$1$` (MD5-crypt), `{SHA}`, `{SSHA}`, `{PLAIN}`; DES crypt and SHA-crypt are not verified (`AUTH_HASH_UNSUPPORTED`, that user cannot log in). 401 with `WWW-Authenticate: Basic realm="…"` and nginx\'s "401 Authorization Required" page; the Authorization header is not passed to the backend; `$remote_user` is logged (as nginx, the Basic user the client sent, verified or not, on any location)',
   },
   {
     names: ['auth-realm'],

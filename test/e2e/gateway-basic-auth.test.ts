@@ -126,6 +126,32 @@ describe('basic auth (auth-type basic)', () => {
     }
   });
 
+  test("$remote_user is the Basic user the client sent, verified or not, as nginx's", async () => {
+    // nginx's $remote_user decodes the Authorization header whatever auth_basic decided: a failed
+    // login and a location without auth log the name too; a header that is not Basic logs '-'.
+    const failed = await request(gw.httpPort, {
+      host: 'auth.example',
+      path: '/failed',
+      headers: basic('mallet', 'nope'),
+    });
+    assert.equal(failed.status, 401);
+    await gw.access.waitFor(/^127\.0\.0\.1 - mallet \[.*"GET \/failed HTTP\/1\.1" 401 /);
+    const open = await request(gw.httpPort, {
+      host: 'open.example',
+      path: '/no-auth',
+      headers: basic('carol', 'x'),
+    });
+    assert.equal(open.status, 200);
+    await gw.access.waitFor(/^127\.0\.0\.1 - carol \[.*"GET \/no-auth HTTP\/1\.1" 200 /);
+    const bearer = await request(gw.httpPort, {
+      host: 'open.example',
+      path: '/bearer',
+      headers: { authorization: 'Bearer abc' },
+    });
+    assert.equal(bearer.status, 200);
+    await gw.access.waitFor(/^127\.0\.0\.1 - - \[.*"GET \/bearer HTTP\/1\.1" 200 /);
+  });
+
   test('auth-map: each key a user', async () => {
     assert.equal(
       (await request(gw.httpPort, { host: 'map.example', headers: basic('mapuser', 'mappass') })).status,

@@ -147,7 +147,7 @@ function logLine(call: AccessCall, level: 'error' | 'info', message: string): vo
 }
 
 function stateOf(ex: Exchange): AccessState {
-  ex.access ??= { user: null, release: null, upstreamHeaders: null, cookies: null, alwaysSetCookie: false };
+  ex.access ??= { release: null, upstreamHeaders: null, cookies: null, alwaysSetCookie: false };
   return ex.access;
 }
 
@@ -238,7 +238,6 @@ function runBasic(call: AccessCall, runtime: AccessRuntime, next: (failure: Fail
   }
   checkBasicAuth(basic, call.req.headers.authorization, runtime.verifier, (outcome) => {
     if (outcome.ok) {
-      stateOf(call.ex).user = outcome.user;
       next(null);
       return;
     }

@@ -2,8 +2,6 @@
 // the pipeline's shapes (exchange.ts) need nothing of the stage.
 
 export interface AccessState {
-  /** $remote_user: the basic-auth user that passed. */
-  user: string | null;
   /** Frees the limit-connections slot; called once when the request ends. */
   release: (() => void) | null;
   /** Headers to set (or, with '', remove) on the upstream request. */
