@@ -133,6 +133,12 @@ export const K8S_CODES = {
     summary: 'an Ingress TLS secret has no usable tls.crt/tls.key; its hosts use the default certificate',
     fix: 'put a PEM certificate and its matching key in the Secret',
   },
+  TLS_SECRET_HOST_MISMATCH: {
+    kind: 'issue',
+    summary:
+      "an Ingress TLS secret's certificate does not name a host its entry lists; that host uses the default certificate, as ingress-nginx",
+    fix: 'put a certificate for the host in the Secret (a subjectAltName, or a wildcard covering it)',
+  },
   CONFIGMAP_NOT_FOUND: {
     kind: 'issue',
     summary: "the controller ConfigMap is not in the manifests; ingress-nginx's defaults apply",

@@ -762,7 +762,8 @@ function serverTlsFor(
  * The host's certificate, as ingress-nginx's extractTLSSecretName looks in the host's own Ingresses
  * (merge order): the first usable Secret of a spec.tls entry that lists the host, else a Secret of
  * theirs whose certificate names it (an entry without hosts, or listing others); else none (the
- * default certificate).
+ * default certificate). A listed Secret whose certificate does not name the host is not usable for
+ * it: ingress-nginx's createServers checks it with VerifyHostname and serves the default instead.
  */
 function certificateFor(
   b: GatewayBuild,
@@ -776,7 +777,16 @@ function certificateFor(
       if (t.secretName === null || t.secretName === '') continue;
       const secret = secrets.get(`${ing.meta.namespace}/${t.secretName}`);
       const cert = readTlsSecret(secret, ing, t.field, t.secretName, t.hosts, b.issues);
-      if (cert) return cert;
+      if (cert === null) continue;
+      if (certificateCovers(cert.certPem, host)) return cert;
+      issue(
+        b.issues,
+        'warning',
+        'TLS_SECRET_HOST_MISMATCH',
+        ing.origin,
+        `${t.field}.secretName`,
+        `the certificate of Secret ${ing.meta.namespace}/${t.secretName} does not name ${host} (neither a subjectAltName nor, without DNS names, the CN); ${host} uses the default certificate`,
+      );
     }
   }
   for (const ing of own) {

@@ -13,6 +13,7 @@ import { type RunningDashboard, startDashboard } from '../../src/dashboard/serve
 import { type RunningGateway, startGateway } from '../../src/gateway/gateway.ts';
 import { generateDefaultCertificate } from '../../src/gateway/tls.ts';
 import { loadTopology } from '../../src/k8s/index.ts';
+import { certificateFor } from '../fixtures/gateway/certificates.ts';
 import { rawExchange } from '../helpers/net.ts';
 
 const HTPASSWD_USER = 'dashboard-secret-user';
@@ -83,7 +84,9 @@ describe('the dashboard never shows Secret data or credentials', () => {
   let secrets: string[];
 
   before(async () => {
-    const pair = await generateDefaultCertificate();
+    // A certificate for the host (one that does not name it would not be served, nor kept in the model).
+    const made = await certificateFor('web.example');
+    const pair = { cert: made.cert, key: made.key };
     // Secret values as written and as the API could leak them: whole, base64, and lines of the PEMs.
     const pemLines = (pem: string) => pem.split('\n').filter((l) => l.length > 40 && !l.startsWith('-----'));
     secrets = [

@@ -41,6 +41,7 @@ describe('gateway TLS', () => {
     const b = await certificateFor('b.example.com');
     const wild = await certificateFor('*.wild.example.com');
     const backendCert = await certificateFor('backend.internal');
+    const notFoo = await certificateFor('not.foo.example.com');
     // An HTTPS backend that tells what it received; its certificate is self-signed (not verified upstream).
     secureBackend = https.createServer({ cert: backendCert.cert, key: backendCert.key }, (req, res) => {
       res.writeHead(200, { 'content-type': 'application/json' });
@@ -74,6 +75,14 @@ describe('gateway TLS', () => {
           paths: [{ path: '/', service: 'web', port: 80 }],
         }),
         tlsSecret('wild-tls', wild.cert, wild.key),
+        // The host's own spec.tls entry names a Secret whose certificate is for another name.
+        tlsSecret('not-foo-tls', notFoo.cert, notFoo.key),
+        ingress({
+          name: 'foo',
+          host: 'foo.example.com',
+          tlsSecret: 'not-foo-tls',
+          paths: [{ path: '/', service: 'web', port: 80 }],
+        }),
         {
           // A spec.tls entry without hosts: the Secret whose certificate names the rule's host.
           ...ingress({
@@ -180,6 +189,13 @@ describe('gateway TLS', () => {
     const reply = await request(gw.httpPort, { host: 'x.wild.example.com', path: '/x' });
     assert.equal(reply.status, 308);
     assert.equal(reply.headers.location, 'https://x.wild.example.com/x');
+  });
+
+  test('a listed Secret whose certificate does not name the host: the default certificate, still a TLS host (default_ssl_certificate.go)', async () => {
+    assert.equal(await servedCommonName(gw.httpsPort, 'foo.example.com'), DEFAULT_CERTIFICATE_CN);
+    const reply = await request(gw.httpPort, { host: 'foo.example.com', path: '/x' });
+    assert.equal(reply.status, 308);
+    assert.equal(reply.headers.location, 'https://foo.example.com/x');
   });
 
   test("plain HTTP sent to the HTTPS port gets nginx's 400 page (G8)", async () => {

@@ -241,11 +241,10 @@ test('spec.defaultBackend: an Ingress without rules sets the catch-all; with rul
   );
 });
 
-test('TLS: the Secret is looked up in the Ingress namespace; ssl-redirect defaults on only for TLS hosts', () => {
-  const cert = Buffer.from('-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n').toString(
-    'base64',
-  );
-  const secret = `apiVersion: v1\nkind: Secret\ntype: kubernetes.io/tls\nmetadata: {name: site-tls, namespace: web}\ndata:\n  tls.crt: ${cert}\nstringData:\n  tls.key: "-----BEGIN PRIVATE KEY-----\\nMIIE\\n-----END PRIVATE KEY-----\\n"\n---\n`;
+test('TLS: the Secret is looked up in the Ingress namespace; ssl-redirect defaults on only for TLS hosts', async () => {
+  const pair = await certificateFor('secure.test');
+  const cert = Buffer.from(pair.cert).toString('base64');
+  const secret = `apiVersion: v1\nkind: Secret\ntype: kubernetes.io/tls\nmetadata: {name: site-tls, namespace: web}\ndata:\n  tls.crt: ${cert}\nstringData:\n  tls.key: ${JSON.stringify(pair.key)}\n---\n`;
   const yaml =
     secret +
     ingress({
@@ -310,6 +309,25 @@ test("TLS as ingress-nginx's createServers: every rule host of an Ingress with a
   assert.equal(host('d.test').locations[0]!.sslRedirect, true);
   assert.equal(host('e.test').tls, null);
   assert.equal(host('e.test').locations[0]!.sslRedirect, false);
+});
+
+test("TLS: a listed Secret whose certificate does not name the host is reported, and the host gets the default certificate (ingress-nginx's VerifyHostname)", async () => {
+  const { cert, key } = await certificateFor(['not.foo.test', '*.wild.test']);
+  const yaml =
+    `apiVersion: v1\nkind: Secret\ntype: kubernetes.io/tls\nmetadata: {name: s}\nstringData:\n  tls.crt: ${JSON.stringify(cert)}\n  tls.key: ${JSON.stringify(key)}\n---\n` +
+    ingress({ name: 'foo', host: 'foo.test', tls: [{ hosts: ['foo.test'], secretName: 's' }] }) +
+    ingress({ name: 'wild', host: 'a.wild.test', tls: [{ hosts: ['a.wild.test'], secretName: 's' }] }) +
+    service('svc');
+  const t = topologyOf(yaml);
+  const host = (h: string) => t.gateway.virtualHosts.find((v) => v.host === h)!;
+  assert.equal(host('foo.test').tls, null);
+  assert.equal(host('foo.test').locations[0]!.sslRedirect, true);
+  assert.equal(host('a.wild.test').tls?.secret.name, 's');
+  const w = find(t.issues, 'TLS_SECRET_HOST_MISMATCH');
+  assert.equal(w.severity, 'warning');
+  assert.equal(w.field, 'spec.tls[0].secretName');
+  assert.match(w.message, /does not name foo\.test/);
+  assert.equal(t.issues.filter((i) => i.code === 'TLS_SECRET_HOST_MISMATCH').length, 1);
 });
 
 test('TLS: a Secret without PEM data is reported and not used', () => {
