@@ -18,6 +18,11 @@ export interface ConnectionInfo {
   serverAddress: string;
   serverPort: number;
   scheme: 'http' | 'https';
+  /**
+   * The port of the gateway's HTTPS listener (ingress-nginx's --https-port), null without one or before
+   * it is bound: X-Forwarded-Port names it 443, as ingress-nginx's $pass_port does.
+   */
+  httpsPort: number | null;
 }
 
 const kConnection = Symbol('keepip.gateway.connection');

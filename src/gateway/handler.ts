@@ -70,6 +70,7 @@ function upstreamHeaders(
     peerAddress: conn.peerAddress,
     proxyProtocolAddress: conn.proxySource,
     proxyDestinationPort: conn.proxyDestinationPort,
+    httpsPort: conn.httpsPort,
     requestUri: req.url ?? '',
     method: req.method ?? '',
     serverName: ex.serverName,

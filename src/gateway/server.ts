@@ -246,7 +246,12 @@ function serveHttpsListener(
   socket.once('end', onGone);
 }
 
-function connectionInfoOf(kind: ListenerKind, socket: net.Socket, id: number): ConnectionInfo {
+function connectionInfoOf(
+  kind: ListenerKind,
+  socket: net.Socket,
+  id: number,
+  httpsPort: number | null,
+): ConnectionInfo {
   return {
     id,
     peerAddress: canonicalIp(socket.remoteAddress ?? '') ?? socket.remoteAddress ?? '',
@@ -257,6 +262,7 @@ function connectionInfoOf(kind: ListenerKind, socket: net.Socket, id: number): C
     serverAddress: canonicalIp(socket.localAddress ?? '') ?? socket.localAddress ?? '',
     serverPort: socket.localPort ?? 0,
     scheme: kind,
+    httpsPort: kind === 'https' ? (socket.localPort ?? null) : httpsPort,
   };
 }
 
@@ -309,9 +315,9 @@ const SERVER_OPTIONS = { allowHalfOpen: true, noDelay: true };
 async function listenAll(
   specs: readonly ListenerSpec[],
   onConnection: (kind: ListenerKind, socket: net.Socket) => void,
-): Promise<{ servers: net.Server[]; addresses: Record<ListenerKind, AddressInfo | null> }> {
+  addresses: Record<ListenerKind, AddressInfo | null>,
+): Promise<net.Server[]> {
   const servers: net.Server[] = [];
-  const addresses: Record<ListenerKind, AddressInfo | null> = { http: null, https: null };
   try {
     for (const spec of specs) {
       const server = net.createServer({ ...SERVER_OPTIONS, pauseOnConnect: true }, (socket) =>
@@ -337,7 +343,7 @@ async function listenAll(
     for (const server of servers) server.close();
     throw error;
   }
-  return { servers, addresses };
+  return servers;
 }
 
 export async function startListeners(
@@ -346,6 +352,8 @@ export async function startListeners(
 ): Promise<RunningListeners> {
   const sides = createServerSides(ctx);
   const sockets = new Set<net.Socket>();
+  // Filled as each listener binds, so connections on the first one already know the HTTPS port.
+  const addresses: Record<ListenerKind, AddressInfo | null> = { http: null, https: null };
   let nextConnectionId = 0;
   const handOn = (kind: ListenerKind, socket: net.Socket, info: ConnectionInfo, timeouts: ClientTimeouts) => {
     if (kind === 'https') {
@@ -360,12 +368,12 @@ export async function startListeners(
     socket.once('close', () => sockets.delete(socket));
     socket.on('error', () => socket.destroy());
     const snap = ctx.current();
-    const info = connectionInfoOf(kind, socket, ++nextConnectionId);
+    const info = connectionInfoOf(kind, socket, ++nextConnectionId, addresses.https?.port ?? null);
     const next = () => handOn(kind, socket, info, snap.clientTimeouts);
     if (snap.settings.useProxyProtocol) readProxyThen(ctx, snap, socket, info, next);
     else next();
   };
-  const { servers, addresses } = await listenAll(specs, onConnection);
+  const servers = await listenAll(specs, onConnection, addresses);
   const { h1, plainH1, h2 } = sides;
   return {
     addresses,

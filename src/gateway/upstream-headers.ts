@@ -5,7 +5,8 @@
 //   X-Forwarded-For          $remote_addr, or with use-forwarded-headers + compute-full-forwarded-for
 //                            "<incoming X-Forwarded-For>, <peer or PROXY address>" ($full_x_forwarded_for)
 //   X-Forwarded-Host         $best_http_host
-//   X-Forwarded-Port         $pass_port
+//   X-Forwarded-Port         $pass_port: 443 for the HTTPS listener's own port (ingress-nginx's
+//                            --https-port), whichever port that listener binds
 //   X-Forwarded-Proto, X-Forwarded-Scheme, X-Scheme   $pass_access_scheme
 //   X-Original-Forwarded-For the incoming `forwarded-for-header` value (absent when there was none)
 //   X-Original-Forwarded-Host the incoming `forwarded-host-header` value, X-Forwarded-Host by default
@@ -141,6 +142,8 @@ export interface UpstreamHeadersInput extends ForwardedInput {
   peerAddress?: string;
   /** The source of an accepted PROXY header ($proxy_protocol_addr). */
   proxyProtocolAddress?: string | null;
+  /** The gateway's HTTPS listener port (ConnectionInfo.httpsPort). */
+  httpsPort?: number | null;
   /** $request_uri, $request_method and $server_name, for variables in proxy-set-headers values. */
   requestUri?: string;
   method?: string;
@@ -178,6 +181,15 @@ function setConfiguredHeaders(
     if (value === '') delete out[name];
     else out[name] = value;
   }
+}
+
+/**
+ * $pass_port as lua_ingress.rewrite sets it: the port from forwardedView, except that the HTTPS
+ * listener's port is sent as 443, the port clients use in front of it (a pod listening on 8443 is
+ * still https://host/ to the backend building URLs).
+ */
+function passPort(port: string, httpsPort: number | null | undefined): string {
+  return httpsPort != null && port === `${httpsPort}` ? '443' : port;
 }
 
 /**
@@ -230,7 +242,7 @@ export function buildUpstreamHeaders(input: UpstreamHeadersInput): Record<string
     out['x-forwarded-for'] = input.clientAddress;
   }
   out['x-forwarded-host'] = view.host;
-  out['x-forwarded-port'] = view.port;
+  out['x-forwarded-port'] = passPort(view.port, input.httpsPort);
   out['x-forwarded-proto'] = view.scheme;
   out['x-forwarded-scheme'] = view.scheme;
   out['x-scheme'] = view.scheme;

@@ -148,7 +148,8 @@ describe('gateway HTTP/2 on the TLS listener', () => {
       assert.equal(seen.body?.bytes, 60);
       assert.equal(seen.headers['x-custom'], 'kept');
       assert.equal(seen.headers['x-forwarded-proto'], 'https');
-      assert.equal(seen.headers['x-forwarded-port'], String(gw.httpsPort));
+      // ingress-nginx's $pass_port: the HTTPS listener's port is sent as 443.
+      assert.equal(seen.headers['x-forwarded-port'], '443');
       assert.equal(seen.headers['x-real-ip'], '127.0.0.23');
     } finally {
       await conn.close();

@@ -178,6 +178,33 @@ describe('gateway TLS', () => {
     assert.equal(echo.headers['x-real-ip'], '127.0.0.21');
   });
 
+  test("X-Forwarded-Port: 443 on the HTTPS listener whatever its port, the HTTP listener's own port on plain HTTP (listen_nondefault_ports.go)", async () => {
+    const secure = await new Promise<Record<string, string>>((resolve, reject) => {
+      const req = https.request(
+        {
+          host: '127.0.0.1',
+          port: gw.httpsPort,
+          servername: 'a.example.com',
+          headers: { host: 'a.example.com', accept: 'application/json' },
+          rejectUnauthorized: false,
+          agent: false,
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (chunk: Buffer) => chunks.push(chunk));
+          res.on('end', () => resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')).headers));
+        },
+      );
+      req.on('error', reject);
+      req.end();
+    });
+    assert.notEqual(gw.httpsPort, 443);
+    assert.equal(secure['x-forwarded-port'], '443');
+    assert.equal(secure['x-forwarded-proto'], 'https');
+    const plain = await request(gw.httpPort, { host: 'c.example.com', path: '/p' });
+    assert.equal(echoOf(plain).headers['x-forwarded-port'], String(gw.httpPort));
+  });
+
   test('plain HTTP to a TLS host is redirected to https with 308 (ssl-redirect defaults on with TLS)', async () => {
     const reply = await request(gw.httpPort, { host: 'a.example.com', path: '/x?y=1' });
     assert.equal(reply.status, 308);
