@@ -14,6 +14,7 @@ import {
   buildClusterTopology,
   CLUSTER_ORIGIN,
   type ClusterObjects,
+  isCatchAll,
   isOurIngress,
   type SnapshotOptions,
 } from './snapshot.ts';
@@ -44,6 +45,23 @@ function refuses(issue: ConfigIssue): boolean {
     issue.code === 'INVALID_ANNOTATION_VALUE' &&
     REFUSED_INVALID_ANNOTATIONS.some((a) => field.includes(`nginx.ingress.kubernetes.io/${a}"`))
   );
+}
+
+/** A refusal of the webhook's own: a catch-all Ingress under --disable-catch-all. */
+export interface CatchAllRefusal {
+  code: 'ADMISSION_CATCH_ALL_DISABLED';
+  line: string;
+}
+
+/** ingress-nginx's checkIngress refuses a catch-all before anything else when the flag is set. */
+function catchAllRefusal(candidate: KubeObject, options: SnapshotOptions): string | null {
+  if (options.disableCatchAll !== true || !isCatchAll(candidate)) return null;
+  const ns = candidate.metadata?.namespace ?? 'default';
+  const refusal: CatchAllRefusal = {
+    code: 'ADMISSION_CATCH_ALL_DISABLED',
+    line: `${CLUSTER_ORIGIN} (Ingress ${ns}/${candidate.metadata?.name ?? ''}) spec.defaultBackend: this controller runs with --disable-catch-all, so a catch-all Ingress is not served; remove spec.defaultBackend`,
+  };
+  return `error ${refusal.code}: ${refusal.line}`;
 }
 
 /** A refusal of the webhook's own, about a regex path (the doctor's line shape). */
@@ -120,6 +138,8 @@ export function verdictFor(
 ): AdmissionVerdict {
   if (!isOurIngress(candidate, current.ingressClasses, options))
     return { allowed: true, message: '', warnings: [] };
+  const catchAll = catchAllRefusal(candidate, options);
+  if (catchAll !== null) return { allowed: false, message: catchAll, warnings: [] };
   const ns = candidate.metadata?.namespace ?? 'default';
   const name = candidate.metadata?.name ?? '';
   const others = current.ingresses.filter(

@@ -64,6 +64,7 @@ export function snapshotOptions(o: ControllerOptions): SnapshotOptions {
     defaultBackendService: o.defaultBackendService,
     annotationsPrefix: o.annotationsPrefix,
     enableSslPassthrough: o.enableSslPassthrough,
+    disableCatchAll: o.disableCatchAll,
   };
 }
 

@@ -42,6 +42,12 @@ export const CONTROLLER_CODES = {
       "the admission webhook refused an Ingress whose `~` server-alias, canary-by-header-pattern or auth-tls-match-cn repeats a group that itself repeats without bound (`(a+)+`, `(.*)*`): one request could keep the regex engine busy for minutes, which has no match limit (nginx's PCRE has one); the gateway never matches such a regex either (a use-regex path is refused as ROUTE_REGEX_BACKTRACKS)",
     fix: 'match the same with a single repeat (a character class, e.g. `[a-z0-9/]*`, instead of a repeated group of repeats)',
   },
+  ADMISSION_CATCH_ALL_DISABLED: {
+    kind: 'error',
+    summary:
+      'the admission webhook refused an Ingress with a spec.defaultBackend while the controller runs with --disable-catch-all, as ingress-nginx does; without the webhook such an Ingress is ignored (not served, no status)',
+    fix: 'remove spec.defaultBackend from the Ingress, or run the controller without --disable-catch-all',
+  },
   TCP_SERVICE_INVALID: {
     kind: 'error',
     summary:

@@ -92,7 +92,7 @@ const ROWS: readonly FlagRow[] = [
   ['exclude-socket-metrics',          'list',     '',                           'no effect',   METRICS],
   ['monitor-max-batch-size',          'int',      '10000',                      'no effect',   METRICS],
   ['default-server-port',             'int',      '8181',                       'no effect',   'the catch-all is served on the HTTP/HTTPS ports'],
-  ['disable-catch-all',               'bool',     'false',                      'no effect',   'not implemented: catch-all Ingresses are served'],
+  ['disable-catch-all',               'bool',     'false',                      'implemented', 'Ingresses with a spec.defaultBackend are ignored (not served, no status or events) and refused by the admission webhook'],
   ['disable-full-test',               'bool',     'false',                      'no effect',   'the webhook always checks the Ingress against the whole set'],
   ['status-port',                     'int',      '10246',                      'no effect',   NO_LUA],
   ['stream-port',                     'int',      '10247',                      'no effect',   NO_LUA],
@@ -157,6 +157,8 @@ export interface ControllerOptions {
   disableLeaderElection: boolean;
   defaultSslCertificate: string | null;
   defaultBackendService: string | null;
+  /** --disable-catch-all: Ingresses with a spec.defaultBackend are not served. */
+  disableCatchAll: boolean;
   /** --annotations-prefix, checked to be a DNS subdomain. */
   annotationsPrefix: string;
   /** --enable-ssl-passthrough: the ssl-passthrough annotation takes effect. */
@@ -395,6 +397,7 @@ function buildOptions(
     disableLeaderElection: bool('disable-leader-election'),
     defaultSslCertificate: ref('default-ssl-certificate'),
     defaultBackendService: ref('default-backend-service'),
+    disableCatchAll: bool('disable-catch-all'),
     annotationsPrefix: annotationsPrefixFlag(text('annotations-prefix'), errors),
     enableSslPassthrough: bool('enable-ssl-passthrough'),
     httpPort: int('http-port', 0, 65535),

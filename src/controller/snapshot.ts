@@ -36,6 +36,17 @@ export interface SnapshotOptions extends ClassOptions {
   annotationsPrefix: string;
   /** --enable-ssl-passthrough. */
   enableSslPassthrough?: boolean;
+  /** --disable-catch-all: Ingresses with a spec.defaultBackend are not ours (see isCatchAll). */
+  disableCatchAll?: boolean;
+}
+
+/**
+ * ingress-nginx's hasCatchAllIngressRule: any spec.defaultBackend, with rules or without. With
+ * --disable-catch-all its store never takes such an Ingress (no server, no status, no event), so a
+ * tenant cannot claim the traffic of unknown hosts or paths.
+ */
+export function isCatchAll(ing: KubeObject): boolean {
+  return rec(ing.spec).defaultBackend != null;
 }
 
 const str = (v: unknown): string | null => (typeof v === 'string' ? v : null);
@@ -59,14 +70,23 @@ export function toManifestObject(type: ResourceType, raw: KubeObject): ManifestO
 }
 
 /** Our Ingresses as the API has them (what status and events are written against). */
-export function ourIngresses(objects: ClusterObjects, o: ClassOptions): KubeObject[] {
+export function ourIngresses(
+  objects: ClusterObjects,
+  o: ClassOptions & { disableCatchAll?: boolean | undefined },
+): KubeObject[] {
   return objects.ingresses.filter(
-    (ing) => inScope(objects, ing) && isOurIngress(ing, objects.ingressClasses, o),
+    (ing) =>
+      inScope(objects, ing) &&
+      isOurIngress(ing, objects.ingressClasses, o) &&
+      !(o.disableCatchAll === true && isCatchAll(ing)),
   );
 }
 
 /** Our Ingresses, with the class made explicit so the translation serves exactly these. */
-export function servedIngresses(objects: ClusterObjects, o: ClassOptions): KubeObject[] {
+export function servedIngresses(
+  objects: ClusterObjects,
+  o: ClassOptions & { disableCatchAll?: boolean | undefined },
+): KubeObject[] {
   return ourIngresses(objects, o).map((ing) => {
     const annotations = { ...(ing.metadata?.annotations ?? {}) };
     delete annotations[LEGACY_CLASS_ANNOTATION];

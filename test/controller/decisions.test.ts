@@ -5,7 +5,12 @@ import { describe, it } from 'node:test';
 import { reviewAdmission, verdictFor } from '../../src/controller/admission.ts';
 import { eventName, ingressEvents } from '../../src/controller/events.ts';
 import { expandEnv, FLAGS, parseControllerFlags, parseGoDuration } from '../../src/controller/flags.ts';
-import { type ClusterObjects, isOurIngress, type SnapshotOptions } from '../../src/controller/snapshot.ts';
+import {
+  type ClusterObjects,
+  isOurIngress,
+  ourIngresses,
+  type SnapshotOptions,
+} from '../../src/controller/snapshot.ts';
 import { desiredStatus, nodeAddress, serviceAddresses } from '../../src/controller/status.ts';
 import { planTcpServices } from '../../src/controller/tcp-services.ts';
 import { buildClusterTopology } from '../../src/controller/snapshot.ts';
@@ -214,6 +219,41 @@ describe('which Ingresses are ours (ingress-nginx class rules)', () => {
     assert.equal(topology.gateway.defaultBackend?.upstreamName, 'default-fallback-8080');
   });
 
+  it('--disable-catch-all: an Ingress with spec.defaultBackend is not ours at all, rules or not (disable_catch_all.go)', () => {
+    const backend = { service: { name: 'web', port: { number: 80 } } };
+    const catchAll = { ...ing('catch-all'), spec: { ingressClassName: 'nginx', defaultBackend: backend } };
+    const withRules = ing('foo', {}, { defaultBackend: backend });
+    const objects: ClusterObjects = {
+      ...empty,
+      ingresses: [catchAll, withRules, ing('plain')],
+      services: [{ metadata: { namespace: 'default', name: 'fallback' }, spec: { ports: [{ port: 8080 }] } }],
+    };
+    const served = buildClusterTopology(objects, options);
+    assert.deepEqual(served.gateway.virtualHosts.map((v) => v.host).sort(), [
+      'foo.example.com',
+      'plain.example.com',
+    ]);
+    assert.equal(served.gateway.defaultBackend?.upstreamName, 'default-web-80');
+    const disabled = { ...options, disableCatchAll: true };
+    const topology = buildClusterTopology(objects, disabled);
+    assert.deepEqual(
+      topology.gateway.virtualHosts.map((v) => v.host),
+      ['plain.example.com'],
+    );
+    assert.equal(topology.gateway.defaultBackend, null);
+    // Status and events are written for our Ingresses only: the ignored ones get neither.
+    assert.deepEqual(
+      ourIngresses(objects, disabled).map((i) => i.metadata?.name),
+      ['plain'],
+    );
+    // --default-backend-service still backs the catch-all (no Ingress provides one).
+    const fallback = buildClusterTopology(objects, {
+      ...disabled,
+      defaultBackendService: 'default/fallback',
+    });
+    assert.equal(fallback.gateway.defaultBackend?.upstreamName, 'default-fallback-8080');
+  });
+
   it('the topology holds only our Ingresses, and only the Secrets they reference', () => {
     const secret = (name: string) => ({
       type: 'kubernetes.io/tls',
@@ -327,6 +367,20 @@ describe('admission verdict', () => {
     const warned = refused(ing('w', { 'nginx.ingress.kubernetes.io/ssl-redirect': 'yes' }));
     assert.equal(warned.allowed, true);
     assert.match(warned.warnings[0]!, /^warning INVALID_ANNOTATION_VALUE/);
+  });
+
+  it('--disable-catch-all refuses an Ingress with spec.defaultBackend, as ingress-nginx checkIngress does', () => {
+    const backend = { service: { name: 'web', port: { number: 80 } } };
+    const disabled = { ...options, disableCatchAll: true };
+    const withRules = ing('foo', {}, { defaultBackend: backend });
+    assert.equal(verdictFor(withRules, empty, options).allowed, true);
+    const verdict = verdictFor(withRules, empty, disabled);
+    assert.equal(verdict.allowed, false);
+    assert.match(
+      verdict.message,
+      /^error ADMISSION_CATCH_ALL_DISABLED: cluster \(Ingress default\/foo\) spec\.defaultBackend: .*--disable-catch-all/,
+    );
+    assert.equal(verdictFor(ing('plain'), empty, disabled).allowed, true);
   });
 
   it('answers AdmissionReview v1, and refuses what is not one', () => {
