@@ -5,6 +5,7 @@
 import type { AddressInfo } from 'node:net';
 import type { HostPort } from '../net/host-port.ts';
 import { formatHostPort } from '../net/host-port.ts';
+import { readsForwardedHeader } from '../net/client-ip.ts';
 import type { ConfigIssue, Topology } from '../config/model.ts';
 import { describeIssue } from '../config/issue-text.ts';
 import { type MetricsServer, startMetricsServer } from '../observability/metrics-server.ts';
@@ -435,7 +436,7 @@ export function snapshotEvents(snap: GatewaySnapshot): GatewayEvent[] {
           'listener can claim any client address and pass the allow lists; set proxy-real-ip-cidr or --trusted-proxies to your load balancers',
       });
     }
-    if (settings.useForwardedHeaders || settings.enableRealIp) {
+    if (readsForwardedHeader(settings)) {
       events.push({
         level: 'warning',
         event: 'trust-everyone',
@@ -509,7 +510,7 @@ export function listenerEvents(
     );
   }
   const strategies = ['socket', ...(settings.useProxyProtocol ? ['PROXY header'] : [])];
-  if (settings.useForwardedHeaders || settings.enableRealIp) strategies.push(settings.forwardedForHeader);
+  if (readsForwardedHeader(settings)) strategies.push(settings.forwardedForHeader);
   events.push({
     level: 'info',
     event: 'client-address',

@@ -673,7 +673,12 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
     values: 'false',
     note: 'append to the incoming X-Forwarded-For',
   },
-  { names: ['enable-real-ip'], status: 'implemented', values: 'false', note: 'real IP from the header only' },
+  {
+    names: ['enable-real-ip'],
+    status: 'implemented',
+    values: 'false',
+    note: 'real IP from the header only; with `use-proxy-protocol` (and not `use-forwarded-headers`) the PROXY header alone names the client, as ingress-nginx',
+  },
   {
     names: ['whitelist-source-range', 'denylist-source-range'],
     status: 'implemented',

@@ -425,6 +425,17 @@ export function forwardedRfc7239Strategy(headerName = 'Forwarded'): ClientIpStra
   };
 }
 
+/**
+ * Whether the forwarded-for header is read at all, as ingress-nginx's template picks real_ip_header:
+ * with use-proxy-protocol it is the PROXY header alone unless use-forwarded-headers is on as well
+ * (enable-real-ip then changes nothing: the client would write the header itself).
+ */
+export function readsForwardedHeader(
+  settings: Pick<ClientIpSettings, 'useProxyProtocol' | 'useForwardedHeaders' | 'enableRealIp'>,
+): boolean {
+  return settings.useForwardedHeaders || (settings.enableRealIp && !settings.useProxyProtocol);
+}
+
 /** Builds the chain ingress-nginx's ConfigMap settings describe. */
 export function createClientIpResolver(settings: ClientIpSettings): ClientIpResolver {
   const steps: ClientIpStrategy[] = [];
@@ -433,7 +444,7 @@ export function createClientIpResolver(settings: ClientIpSettings): ClientIpReso
     steps.push(proxyProtocolStrategy);
     names.push('proxy-protocol');
   }
-  if (settings.useForwardedHeaders || settings.enableRealIp) {
+  if (readsForwardedHeader(settings)) {
     const header = settings.forwardedForHeader.trim() || 'X-Forwarded-For';
     if (header.toLowerCase() === 'forwarded') {
       steps.push(forwardedRfc7239Strategy(header));

@@ -205,6 +205,63 @@ describe('gateway with use-proxy-protocol', () => {
   });
 });
 
+// ingress-nginx's template: with use-proxy-protocol and without use-forwarded-headers the real IP comes
+// from the PROXY header only (real_ip_header proxy_protocol), enable-real-ip or not, so a client behind
+// the load balancer cannot name itself with X-Forwarded-For (proxy_protocol.go sets both for TCP).
+describe('gateway with use-proxy-protocol and enable-real-ip', () => {
+  let backend: RunningWhoami;
+  let gw: TestGateway;
+
+  before(async () => {
+    backend = await startWhoami({ host: '127.0.0.1', port: 0 });
+    gw = await startTestGateway(
+      topologyOf([
+        controllerConfigMap({ 'use-proxy-protocol': 'true', 'enable-real-ip': 'true' }),
+        ...serviceWithEndpoints({ name: 'web', ports: [backend.address.port] }),
+        ingress({
+          name: 'web',
+          host: 'web.example.com',
+          paths: [{ path: '/', service: 'web', port: 80 }],
+          annotations: { 'allowlist-source-range': `${ALLOWED}/32` },
+        }),
+      ]),
+    );
+  });
+
+  after(async () => {
+    await gw.close();
+    await backend.close();
+  });
+
+  const withForwardedFor = (path: string, forwardedFor: string) =>
+    `GET ${path} HTTP/1.1\r\nHost: web.example.com\r\nAccept: application/json\r\nX-Forwarded-For: ${forwardedFor}\r\nConnection: close\r\n\r\n`;
+
+  test("X-Forwarded-For does not replace the PROXY header's client: a denied client naming an allowed one is 403", async () => {
+    const reply = await rawExchange({
+      host: '127.0.0.1',
+      port: gw.httpPort,
+      localAddress: LB,
+      payload: Buffer.concat([v1(DENIED), Buffer.from(withForwardedFor('/forged', ALLOWED))]),
+    });
+    assert.equal(statusOf(reply.received), 403);
+    await gw.errors.waitFor(/access forbidden by rule, client: 203\.0\.113\.8, server: web\.example\.com/);
+  });
+
+  test("the PROXY header's client is the backend's X-Real-IP, whatever X-Forwarded-For says", async () => {
+    const reply = await rawExchange({
+      host: '127.0.0.1',
+      port: gw.httpPort,
+      localAddress: LB,
+      payload: Buffer.concat([v1(ALLOWED), Buffer.from(withForwardedFor('/real', DENIED))]),
+    });
+    assert.equal(statusOf(reply.received), 200);
+    const headers = echoHeaders(reply.received);
+    assert.equal(headers['x-real-ip'], ALLOWED);
+    assert.equal(headers['x-forwarded-for'], ALLOWED);
+    assert.equal(headers['x-original-forwarded-for'], DENIED);
+  });
+});
+
 describe('gateway without use-proxy-protocol', () => {
   let backend: RunningWhoami;
   let gw: TestGateway;

@@ -473,6 +473,12 @@ function walkForwarded(model: ForwardedModel, trusted: Cidr[], peerTrusted: bool
   return { address: canonical(model.nodes[0] as Addr), provenance: at(0), peerTrusted, code: undefined };
 }
 
+/** ingress-nginx's template: real_ip_header is the forwarded header, or with PROXY only with use-forwarded-headers. */
+function readsHeader(c: Case): boolean {
+  if (c.useProxyProtocol) return c.useForwardedHeaders;
+  return c.useForwardedHeaders || c.enableRealIp;
+}
+
 function reference(c: Case): Answer {
   const trusted = c.trusted.map((t) => t.cidr);
   const peer = c.peer.addr;
@@ -498,8 +504,9 @@ function reference(c: Case): Answer {
       code: undefined,
     };
   }
-  // Forwarded header: only when the address settled so far is trusted (the v1.13 rule falls out).
-  if (!(c.useForwardedHeaders || c.enableRealIp) || !isTrusted(trusted, settled)) return answer;
+  // Forwarded header: only when the address settled so far is trusted (the v1.13 rule falls out), and
+  // never with PROXY unless use-forwarded-headers (nginx's real_ip_header proxy_protocol).
+  if (!readsHeader(c) || !isTrusted(trusted, settled)) return answer;
   const header = effectiveHeader(c);
   if (header.toLowerCase() === 'forwarded') {
     return c.forwarded === null ? answer : walkForwarded(c.forwarded, trusted, peerTrusted);
@@ -572,7 +579,7 @@ test('client IP: the strategy names follow the settings', () => {
       const header = effectiveHeader(c);
       const expected = ['socket'];
       if (c.useProxyProtocol) expected.push('proxy-protocol');
-      if (c.useForwardedHeaders || c.enableRealIp) {
+      if (readsHeader(c)) {
         expected.push(
           header.toLowerCase() === 'forwarded' ? 'forwarded-rfc7239' : `forwarded-header:${header}`,
         );

@@ -163,6 +163,24 @@ test('v1.13 rule: with PROXY and forwarded headers on, the header counts only wh
   ]);
 });
 
+test("PROXY with enable-real-ip but not use-forwarded-headers: the PROXY source only (nginx's real_ip_header proxy_protocol)", () => {
+  const settings = { useProxyProtocol: true, enableRealIp: true };
+  const headers = { 'x-forwarded-for': '198.51.100.9' };
+  // A trusted PROXY source does not open the header: the client wrote it.
+  assert.deepEqual(resolve(settings, { peerAddress: '172.16.0.1', proxySource: '172.16.8.8', headers }), {
+    address: '172.16.8.8',
+    provenance: { kind: 'proxy-protocol' },
+    peerTrusted: true,
+    headersTrusted: true,
+  });
+  assert.deepEqual(createClientIpResolver({ ...base, ...settings }).strategies, ['socket', 'proxy-protocol']);
+  // Without PROXY, enable-real-ip reads the header as before.
+  assert.equal(
+    resolve({ enableRealIp: true }, { peerAddress: '172.16.0.1', headers }).address,
+    '198.51.100.9',
+  );
+});
+
 test('RFC 7239 Forwarded: for= walked right to left, quoted IPv6 and ports, strict syntax', () => {
   const on = { useForwardedHeaders: true, forwardedForHeader: 'Forwarded' };
   const peer = '172.16.0.1';

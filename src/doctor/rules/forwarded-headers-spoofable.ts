@@ -1,6 +1,7 @@
 // FORWARDED_HEADERS_SPOOFABLE: use-forwarded-headers (or enable-real-ip) behind an L4 load balancer
 // with a peer the gateway trusts: the client writes its own X-Forwarded-For (G6). Decided by asking the
 // gateway's own resolver whether a forged header from an outside client wins.
+import { readsForwardedHeader } from '../../net/client-ip.ts';
 import { simulateOnChain } from '../simulate.ts';
 import { accessSeverity, configMapSubject } from './common.ts';
 import { patchConfigMap } from '../fix.ts';
@@ -15,7 +16,7 @@ export const rule: Rule = {
   severity: 'error',
   check(topology, context) {
     const settings = topology.gateway.settings;
-    if (!settings.useForwardedHeaders && !settings.enableRealIp) return [];
+    if (!readsForwardedHeader(settings)) return [];
     const { chain } = context;
     const outside = { ...chain, via: chain.via === 'in-cluster' ? ('direct' as const) : chain.via };
     // A client the LB lets in: inside loadBalancerSourceRanges when the LB has them.
