@@ -120,7 +120,8 @@ export const K8S_CODES = {
   },
   UNSUPPORTED_BACKEND: {
     kind: 'issue',
-    summary: 'a resource backend (not a Service) is not supported; its requests get 503',
+    summary:
+      'a resource backend (not a Service) is ignored, as ingress-nginx does: its path gets no location and its requests go to the default backend',
     fix: 'point the path at a Service',
   },
   TLS_SECRET_NOT_FOUND: {

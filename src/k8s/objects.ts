@@ -33,7 +33,7 @@ export interface IngressServiceBackend {
 }
 
 export interface IngressBackendView {
-  /** Null for a backend keepip cannot use (a `resource` backend, or a broken service reference). */
+  /** Null for a broken service reference (a `resource` backend is no backend at all: readBackend). */
   service: IngressServiceBackend | null;
   field: string;
 }
@@ -166,14 +166,16 @@ function readBackend(r: FieldReader, path: PathSegment[]): IngressBackendView | 
     r.report('error', 'MANIFEST_INVALID_FIELD', path, 'expected a backend (service name and port)');
     return { service: null, field };
   }
+  // ingress-nginx skips a backend without a Service ("using default backend"): no location for the
+  // path, no default backend from spec.defaultBackend. Null says the same here.
   if (raw.resource !== undefined) {
     r.report(
       'warning',
       'UNSUPPORTED_BACKEND',
       [...path, 'resource'],
-      'resource backends are not supported by keepip; requests to this path get 503',
+      'resource backends are not supported; ignored as ingress-nginx does, so its requests go to the default backend (404 without one)',
     );
-    return { service: null, field };
+    return null;
   }
   const name = r.string([...path, 'service', 'name']);
   const number = r.get([...path, 'service', 'port', 'number']);

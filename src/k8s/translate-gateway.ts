@@ -577,6 +577,9 @@ function addRule(b: GatewayBuild, ing: IngressView, rule: IngressRuleView): void
 
 /** One path of a rule as a location of its host, unless it is invalid or an older Ingress has it. */
 function addPath(b: GatewayBuild, ing: IngressView, build: HostBuild, p: IngressPathView): void {
+  // A path without a Service (a `resource` backend) is skipped, as ingress-nginx does: the host's
+  // root location answers it (the default backend), and the path does not count as taken.
+  if (p.backend === null) return;
   const path = p.path === '' ? '/' : p.path;
   if (!isValidPath(b, ing, p, path)) return;
   // Compiling the regex (nginx PCRE → JavaScript) is the router's job: it fails an
