@@ -273,7 +273,9 @@ export function selectIngresses(
       );
     }
   }
-  // Older Ingresses win merges; objects without a timestamp are the newest (not yet created).
+  // Older Ingresses win merges; objects without a timestamp are the newest (not yet created). Equal
+  // times (one-second resolution: one `kubectl apply` of several files) go by namespace/name
+  // descending, as ingress-nginx's sortIngressSlice orders them.
   return served.sort((a, b) => {
     const ta = a.meta.creationTimestamp;
     const tb = b.meta.creationTimestamp;
@@ -283,7 +285,7 @@ export function selectIngresses(
       const d = Date.parse(ta) - Date.parse(tb);
       if (d !== 0) return d;
     }
-    return compare(`${a.meta.namespace}/${a.meta.name}`, `${b.meta.namespace}/${b.meta.name}`);
+    return compare(`${b.meta.namespace}/${b.meta.name}`, `${a.meta.namespace}/${a.meta.name}`);
   });
 }
 
@@ -594,7 +596,7 @@ function addPath(b: GatewayBuild, ing: IngressView, build: HostBuild, p: Ingress
       'DUPLICATE_PATH',
       ing.origin,
       p.field,
-      `host ${JSON.stringify(build.host)} path ${JSON.stringify(path)} (${p.pathType}) is already defined by ${describeOrigin(first)}, which is older and wins`,
+      `host ${JSON.stringify(build.host)} path ${JSON.stringify(path)} (${p.pathType}) is already defined by ${describeOrigin(first)}, which comes first (older, or as old and a later namespace/name) and wins`,
     );
     return;
   }

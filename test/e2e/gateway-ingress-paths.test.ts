@@ -52,6 +52,16 @@ describe('path types and backends (ingress-nginx e2e ingress/ and servicebackend
         ...serviceWithEndpoints({ name: 'prefix', ports: [prefix.address.port] }),
         ingress({ name: 'exact', host: 'exact.path', paths: [to('exact', '/exact', 'Exact')] }),
         ingress({ name: 'exact-suffix', host: 'exact.path', paths: [to('prefix', '/exact', 'Prefix')] }),
+        // pathtype_exact.go: a later "duplicated-prefix" must not take /exact/ from "exact-suffix", even when
+        // both were created in the same second: ingress-nginx orders equal times by name, descending.
+        ...['tie-duplicated', 'tie-suffix'].map((name) =>
+          ingress({
+            name,
+            host: 'tie.path',
+            createdAt: '2025-01-01T00:00:00Z',
+            paths: [to(name === 'tie-suffix' ? 'prefix' : 'exact', '/exact', 'Prefix')],
+          }),
+        ),
         ingress({
           name: 'mixed',
           host: 'mixed.path',
@@ -98,6 +108,7 @@ describe('path types and backends (ingress-nginx e2e ingress/ and servicebackend
     // pathtype_exact.go: Exact beats Prefix for the same path; the Prefix answers below it.
     ['exact.path', '/exact', 200, 'exact'],
     ['exact.path', '/exact/suffix', 200, 'prefix'],
+    ['tie.path', '/exact/suffix', 200, 'prefix'],
     // pathtype_mixed.go
     ['mixed.path', '/', 200, 'exact'],
     ['mixed.path', '/bar', 200, 'prefix'],
