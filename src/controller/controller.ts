@@ -15,7 +15,7 @@ import { createElection, type Election } from './election.ts';
 import { createEventRecorder } from './event-recorder.ts';
 import { ingressEvents, ingressFingerprint, newVersions } from './events.ts';
 import type { ControllerOptions } from './flags.ts';
-import { createInformers, type Informers } from './informers.ts';
+import { createInformers, type Informers, ingressClassesListable } from './informers.ts';
 import { createKubeClient, type KubeClient, loadKubeConfig } from './kube-client.ts';
 import { latestOnly } from './latest-only.ts';
 import type { KubeObject } from './resources.ts';
@@ -221,6 +221,7 @@ function wireCore(
   const informers: Informers = createInformers({
     client,
     options: o,
+    ingressClasses: parts.snapOptions.ignoreIngressClass !== true,
     scheduler: parts.scheduler,
     backoff: deps.backoff ?? DEFAULT_BACKOFF,
     onChange: () => {
@@ -243,6 +244,12 @@ async function runController(
   const gauges = controllerGauges(metrics.registry);
   const identity = o.podName ?? `${hostname()}-${process.pid}`;
   const snapOptions = snapshotOptions(o);
+  if (!(await ingressClassesListable(client))) {
+    snapOptions.ignoreIngressClass = true;
+    log(
+      'listing IngressClasses is forbidden (403): spec.ingressClassName is ignored, the kubernetes.io/ingress.class annotation (and --watch-ingress-without-class) select the Ingresses served, as ingress-nginx does without that permission',
+    );
+  }
   const tcp = createTcpRunner({ host: o.bindAddress, registry: metrics.registry, log });
   let shuttingDown = false;
   let leader = o.disableLeaderElection;

@@ -26,11 +26,34 @@ interface Spec {
   query: Record<string, string>;
 }
 
-function specs(o: ControllerOptions): Spec[] {
+/**
+ * False when the API server forbids listing IngressClasses (403): ingress-nginx checks once at
+ * start-up and then runs without them (cmd/nginx/main.go). Any other outcome: true, the reflector
+ * retries as for every resource. An API server that does not answer within `waitMs` does not hold
+ * up the start (health endpoint, reflectors): true as well.
+ */
+export async function ingressClassesListable(client: KubeClient, waitMs = 5_000): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const gaveUp = new Promise<true>((resolve) => {
+    timer = setTimeout(() => resolve(true), waitMs);
+  });
+  const answered = client
+    .request('GET', `${resourcePath(RESOURCES.ingressClass, '')}?limit=1`)
+    .then((result) => result.ok || result.error.status !== 403);
+  try {
+    return await Promise.race([answered, gaveUp]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function specs(o: ControllerOptions, ingressClasses: boolean): Spec[] {
   const ns = o.watchNamespace;
   const list: Spec[] = [
     { name: 'ingresses', type: RESOURCES.ingress, namespace: ns, query: {} },
-    { name: 'ingressclasses', type: RESOURCES.ingressClass, namespace: '', query: {} },
+    ...(ingressClasses
+      ? [{ name: 'ingressclasses', type: RESOURCES.ingressClass, namespace: '', query: {} }]
+      : []),
     { name: 'services', type: RESOURCES.service, namespace: ns, query: {} },
     { name: 'endpointslices', type: RESOURCES.endpointSlice, namespace: ns, query: {} },
     // Every type but Helm releases, as ingress-nginx's store: auth-secret and auth-tls-secret name
@@ -79,13 +102,15 @@ function specs(o: ControllerOptions): Spec[] {
 export function createInformers(deps: {
   client: KubeClient;
   options: ControllerOptions;
+  /** Watch IngressClasses (default true; false when listing them is forbidden). */
+  ingressClasses?: boolean;
   scheduler: Scheduler;
   backoff: BackoffPolicy;
   onChange: () => void;
   log: (line: string) => void;
 }): Informers {
   const reflectors = new Map<string, Reflector>();
-  for (const spec of specs(deps.options)) {
+  for (const spec of specs(deps.options, deps.ingressClasses ?? true)) {
     reflectors.set(
       spec.name,
       createReflector({

@@ -12,6 +12,11 @@ export interface ClassOptions {
   controllerClass: string;
   watchIngressWithoutClass: boolean;
   ingressClassByName: boolean;
+  /**
+   * The controller may not list IngressClasses (RBAC): as ingress-nginx then (IgnoreIngressClass),
+   * spec.ingressClassName is not read and the annotation and --watch-ingress-without-class decide.
+   */
+  ignoreIngressClass?: boolean;
 }
 
 /** An object as the API (or a manifest file) has it. */
@@ -23,7 +28,7 @@ const rec = (v: unknown): Record<string, unknown> =>
 
 /** ingress-nginx's rule: does the controller with these flags serve the Ingress? */
 export function isOurIngress(ing: RawObject, classes: readonly RawObject[], o: ClassOptions): boolean {
-  const className = str(rec(ing.spec).ingressClassName);
+  const className = o.ignoreIngressClass === true ? null : str(rec(ing.spec).ingressClassName);
   if (className !== null) {
     const cls = classes.find((c) => rec(c.metadata).name === className);
     if (cls && str(rec(cls.spec).controller) === o.controllerClass) return true;

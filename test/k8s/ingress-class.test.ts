@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { classCandidate, defaultIngressClass } from '../../src/k8s/ingress-class.ts';
+import { classCandidate, defaultIngressClass, isOurIngress } from '../../src/k8s/ingress-class.ts';
 
 const marked = (name: string, creationTimestamp: string | null, isDefault = true) => ({
   name,
@@ -57,4 +57,25 @@ test('classCandidate reads name, the default annotation ("true" only) and the cr
     metadata: { name: 'x', annotations: { 'ingressclass.kubernetes.io/is-default-class': 'True' } },
   };
   assert.equal(classCandidate(notTrue).isDefault, false);
+});
+
+test('isOurIngress with ignoreIngressClass (no permission to list IngressClasses): only the annotation and --watch-ingress-without-class decide', () => {
+  const o = {
+    ingressClass: 'testclass',
+    controllerClass: 'k8s.io/ingress-nginx',
+    watchIngressWithoutClass: false,
+    ingressClassByName: true,
+  };
+  const classes = [{ metadata: { name: 'testclass' }, spec: { controller: 'k8s.io/ingress-nginx' } }];
+  const byName = { spec: { ingressClassName: 'testclass' } };
+  const annotated = {
+    metadata: { annotations: { 'kubernetes.io/ingress.class': 'testclass' } },
+    spec: { ingressClassName: 'other' },
+  };
+  assert.equal(isOurIngress(byName, classes, o), true);
+  assert.equal(isOurIngress(annotated, classes, o), false);
+  const ignoring = { ...o, ignoreIngressClass: true };
+  assert.equal(isOurIngress(byName, classes, ignoring), false);
+  assert.equal(isOurIngress(annotated, classes, ignoring), true);
+  assert.equal(isOurIngress(byName, classes, { ...ignoring, watchIngressWithoutClass: true }), true);
 });
