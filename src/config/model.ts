@@ -207,6 +207,8 @@ export interface GatewaySettings {
   serviceUpstream?: boolean;
   /** enable-access-log-for-default-backend: log what the controller's own default backend answers (false). */
   enableAccessLogForDefaultBackend?: boolean;
+  /** strict-validate-path-type: Exact and Prefix paths limited to ingress-nginx's characters (absent: true). */
+  strictValidatePathType?: boolean;
   /** forwarded-host-header: the header X-Original-Forwarded-Host copies (X-Forwarded-Host). */
   forwardedHostHeader?: string;
   /** add-headers: response headers on every response (from the ConfigMap it names; lower-case names). */

@@ -842,6 +842,12 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
     note: 'the default of the `service-upstream` annotation',
   },
   {
+    names: ['strict-validate-path-type'],
+    status: 'implemented',
+    values: 'true',
+    note: "`true`: an Exact or Prefix path with other characters than `/[A-Za-z0-9-._~/]` is dropped (`INVALID_PATH`), as ingress-nginx's admission webhook refuses its Ingress. `false`: such paths are served, a regex with use-regex (see Routing)",
+  },
+  {
     names: ['enable-access-log-for-default-backend'],
     status: 'implemented',
     values: 'false',
@@ -1131,11 +1137,6 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
     names: ['forwarded-for-proxy-protocol-header'],
     status: 'no-effect',
     note: 'the name of an internal header nginx uses between its own listeners; keepip has none',
-  },
-  {
-    names: ['strict-validate-path-type'],
-    status: 'no-effect',
-    note: 'keepip always validates Exact and Prefix paths strictly (the default `true`); see Routing',
   },
   {
     names: ['relative-redirects'],

@@ -101,6 +101,7 @@ export const SUPPORTED_CONFIGMAP_KEYS: readonly string[] = [
   'allow-snippet-annotations',
   'service-upstream',
   'enable-access-log-for-default-backend',
+  'strict-validate-path-type',
   'forwarded-host-header',
   'worker-processes',
   ...ACCESS_CONFIGMAP_KEYS,
@@ -246,6 +247,7 @@ export function parseControllerConfigMap(
   s.logFormatEscapeJson = v.bool('log-format-escape-json', s.logFormatEscapeJson);
   s.serviceUpstream = v.bool('service-upstream', false);
   s.enableAccessLogForDefaultBackend = v.bool('enable-access-log-for-default-backend', false);
+  if (!v.bool('strict-validate-path-type', true)) s.strictValidatePathType = false;
   const hostHeader = v.headerName('forwarded-host-header', 'X-Forwarded-Host');
   if (hostHeader !== null) s.forwardedHostHeader = hostHeader;
   readProxyLimitKeys(v, s);

@@ -290,7 +290,7 @@ export function selectIngresses(
 }
 
 const HOST = /^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
-/** Exact and Prefix paths as ingress-nginx 1.12 accepts them (strict-validate-path-type is on). */
+/** Exact and Prefix paths as ingress-nginx 1.12 accepts them (strict-validate-path-type, on by default). */
 const STRICT_PATH = /^\/[A-Za-z0-9\-._~/]*$/;
 
 function tlsCovers(tlsHost: string, host: string): boolean {
@@ -605,14 +605,15 @@ function addPath(b: GatewayBuild, ing: IngressView, build: HostBuild, p: Ingress
 }
 
 function isValidPath(b: GatewayBuild, ing: IngressView, p: IngressPathView, path: string): boolean {
-  if (p.pathType !== 'ImplementationSpecific' && !STRICT_PATH.test(path)) {
+  const strict = b.settings.strictValidatePathType !== false;
+  if (p.pathType !== 'ImplementationSpecific' && strict && !STRICT_PATH.test(path)) {
     issue(
       b.issues,
       'error',
       'INVALID_PATH',
       ing.origin,
       `${p.field}.path`,
-      `${JSON.stringify(path)} is not a valid ${p.pathType} path (only /[A-Za-z0-9-._~/]*, as ingress-nginx validates it); path ignored. Use pathType ImplementationSpecific for a regex`,
+      `${JSON.stringify(path)} is not a valid ${p.pathType} path (only /[A-Za-z0-9-._~/]*, as ingress-nginx validates it with strict-validate-path-type); path ignored. Use pathType ImplementationSpecific for a regex, or the ConfigMap's strict-validate-path-type "false"`,
     );
     return false;
   }

@@ -6,7 +6,13 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { type RunningWhoami, startWhoami } from '../../src/whoami/server.ts';
 import { echoOf, request, startTestGateway, type TestGateway } from '../fixtures/gateway/harness.ts';
-import { ingress, type K8sObject, serviceWithEndpoints, topologyOf } from '../fixtures/gateway/manifests.ts';
+import {
+  controllerConfigMap,
+  ingress,
+  type K8sObject,
+  serviceWithEndpoints,
+  topologyOf,
+} from '../fixtures/gateway/manifests.ts';
 
 /** An Ingress whose only rule has no http paths, backed by spec.defaultBackend (without_host.go). */
 function backendOnly(name: string, host: string, backend: Record<string, unknown>): K8sObject {
@@ -141,4 +147,64 @@ describe('path types and backends (ingress-nginx e2e ingress/ and servicebackend
       if (backend !== null) assert.equal(echoOf(reply).name, backend);
     });
   }
+});
+
+// pathtype_prefix.go's regex cases write the regex as a Prefix path; ingress-nginx validates Exact
+// and Prefix paths only in its admission webhook, and only with strict-validate-path-type (default
+// true, which keepip follows by dropping such a path). With the key "false", they route as there.
+describe('strict-validate-path-type "false": a Prefix path with use-regex is a regex (pathtype_prefix.go)', () => {
+  let echo: RunningWhoami;
+  let gw: TestGateway;
+
+  before(async () => {
+    echo = await startWhoami({ host: '127.0.0.1', port: 0, name: 'echo' });
+    const regex = (host: string, path: string) =>
+      ingress({
+        name: host,
+        host,
+        paths: [{ path, pathType: 'Prefix', service: 'echo', port: 80 }],
+        annotations: { 'use-regex': 'true' },
+      });
+    gw = await startTestGateway(
+      topologyOf([
+        controllerConfigMap({ 'strict-validate-path-type': 'false' }),
+        ...serviceWithEndpoints({ name: 'echo', ports: [echo.address.port] }),
+        regex('echo.com.br', '/id/[0-9]+'),
+        regex('echo.regex.br', '/id/[0-9]+$'),
+        regex('echo.regex.size.br', '/id/[0-9]{3}$'),
+        regex('echo.multi.segment.br', '/id/[0-9]+/post/[a-zA-Z]+$'),
+      ]),
+    );
+  });
+
+  after(async () => {
+    await gw.close();
+    await echo.close();
+  });
+
+  const answers: Array<[string, string, number]> = [
+    ['echo.com.br', '/id/1', 200],
+    ['echo.com.br', '/id/123', 200],
+    ['echo.com.br', '/id/aaa', 404],
+    ['echo.com.br', '/id/123a', 200],
+    ['echo.regex.br', '/id/1', 200],
+    ['echo.regex.br', '/id/aaa', 404],
+    ['echo.regex.br', '/id/123a', 404],
+    ['echo.regex.size.br', '/id/99', 404],
+    ['echo.regex.size.br', '/id/123', 200],
+    ['echo.regex.size.br', '/id/9999', 404],
+    ['echo.multi.segment.br', '/id/123/post/abc', 200],
+    ['echo.multi.segment.br', '/id/123/post/abc123', 404],
+    ['echo.multi.segment.br', '/id/abc/post/abc', 404],
+  ];
+  for (const [host, path, status] of answers) {
+    test(`${host}${path}: ${status}`, async () => {
+      assert.equal((await request(gw.httpPort, { host, path })).status, status);
+    });
+  }
+
+  test('no INVALID_PATH is reported', () => {
+    const codes = gw.gateway.snapshot().topology.issues.map((i) => i.code);
+    assert.ok(!codes.includes('INVALID_PATH'), codes.join(', '));
+  });
 });
