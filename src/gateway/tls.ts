@@ -20,15 +20,30 @@ export interface KeyPair {
   cert: string;
 }
 
-export const DEFAULT_CERTIFICATE_CN = 'keepip default certificate';
+/** ingress-nginx's fake certificate's name: alerts and runbooks look for it to spot a host without its own. */
+export const DEFAULT_CERTIFICATE_CN = 'Kubernetes Ingress Controller Fake Certificate';
 
-/** Generates the default certificate (EC P-256: fast to make, fast to handshake). */
+/**
+ * Generates the default certificate, named as ingress-nginx's (O=Acme Co, the CN above, DNS
+ * ingress.local); EC P-256 rather than its RSA 2048 (fast to make, fast to handshake), so the key
+ * usage is digitalSignature only.
+ */
 export async function generateDefaultCertificate(): Promise<KeyPair> {
-  const result = await generate([{ name: 'commonName', value: DEFAULT_CERTIFICATE_CN }], {
+  const subject = [
+    { name: 'organizationName', value: 'Acme Co' },
+    { name: 'commonName', value: DEFAULT_CERTIFICATE_CN },
+  ];
+  const result = await generate(subject, {
     keyType: 'ec',
     curve: 'P-256',
     algorithm: 'sha256',
     notAfterDate: new Date(Date.now() + 365 * 24 * 3600 * 1000),
+    extensions: [
+      { name: 'basicConstraints', cA: false },
+      { name: 'keyUsage', digitalSignature: true },
+      { name: 'extKeyUsage', serverAuth: true },
+      { name: 'subjectAltName', altNames: [{ type: 2, value: 'ingress.local' }] },
+    ],
   });
   return { key: result.private, cert: result.cert };
 }

@@ -133,6 +133,31 @@ describe('gateway TLS', () => {
     assert.equal(await servedCommonName(gw.httpsPort, undefined), DEFAULT_CERTIFICATE_CN);
   });
 
+  test("the default certificate is ingress-nginx's fake one by name (defaultbackend/ssl.go): issuer and subject CN", async () => {
+    // Dashboards and alerts look for this name to spot a host served without its own certificate.
+    for (const servername of [undefined, 'foo.bar.com']) {
+      const cert = await new Promise<tls.PeerCertificate>((resolve, reject) => {
+        const socket = tls.connect(
+          {
+            host: '127.0.0.1',
+            port: gw.httpsPort,
+            rejectUnauthorized: false,
+            ...(servername ? { servername } : {}),
+          },
+          () => {
+            resolve(socket.getPeerCertificate());
+            socket.destroy();
+          },
+        );
+        socket.on('error', reject);
+      });
+      assert.equal(cert.issuer.CN, 'Kubernetes Ingress Controller Fake Certificate');
+      assert.equal(cert.subject.CN, 'Kubernetes Ingress Controller Fake Certificate');
+      assert.equal(cert.subject.O, 'Acme Co');
+      assert.equal(cert.subjectaltname, 'DNS:ingress.local');
+    }
+  });
+
   test('a client that leaves during the handshake is let go at once, not after the header timeout', async () => {
     // The client destroys its socket as soon as it has the server's Finished: its own Finished may never
     // leave, so the gateway sees the end of the stream before its handshake completes.
