@@ -1,5 +1,6 @@
 // What the client sees of a simulated answer beyond its HTTP status: which protocols the listener
-// offers (ALPN h2 and http/1.1 on the TLS listener with use-http2), and, for a route to a gRPC backend
+// offers (with use-http2: ALPN h2 and http/1.1 on the TLS listener, h2 with prior knowledge beside
+// http/1.1 on the HTTP one), and, for a route to a gRPC backend
 // (backend-protocol GRPC / GRPCS), the gRPC status a gRPC client reads — a 403 from the allowlist is
 // PERMISSION_DENIED, a 503 UNAVAILABLE — since the gateway answers gRPC requests in gRPC's terms
 // (src/gateway/grpc-status.ts). Pure: the route is found again with the gateway's own router.
@@ -39,7 +40,12 @@ export function clientAnswer(chain: Chain, sim: Simulation): ClientAnswer {
   // ssl-passthrough: the backend answers the handshake (ALPN included); keepip offers nothing.
   if (sim.passthrough === true) return { protocols: [], grpc: null };
   const http2 = http2SettingsOf(chain.topology.gateway.settings);
-  const protocols = sim.scheme === 'https' && http2.enabled ? ['h2', 'http/1.1'] : ['http/1.1'];
+  // use-http2: h2 by ALPN on the TLS listener, by its preface (prior knowledge) on the HTTP one.
+  const protocols = !http2.enabled
+    ? ['http/1.1']
+    : sim.scheme === 'https'
+      ? ['h2', 'http/1.1']
+      : ['http/1.1', 'h2'];
   const location = routedLocation(chain, sim);
   const protocol = location?.backendProtocol;
   const grpc = protocol === 'GRPC' || protocol === 'GRPCS' ? grpcAnswer(protocol, sim) : null;

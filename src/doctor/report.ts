@@ -69,6 +69,12 @@ function renderFinding(f: Finding): string {
   return out.join('\n');
 }
 
+/** How the listener offers its protocols: ALPN on TLS; on plain HTTP, h2 only by its preface. */
+function offeredBy(scheme: string, protocols: readonly string[]): string {
+  if (scheme === 'https') return 'ALPN, use-http2';
+  return protocols.includes('h2') ? 'h2 with prior knowledge, use-http2' : 'ALPN';
+}
+
 export function renderText(report: DoctorReport): string {
   const out: string[] = [];
   const sim = report.simulation;
@@ -93,7 +99,7 @@ export function renderText(report: DoctorReport): string {
       const offered =
         answer.protocols.length === 0
           ? 'by the backend (ssl-passthrough: keepip does not answer the TLS handshake)'
-          : `${answer.protocols.join(', ')} (ALPN${sim.scheme === 'https' ? ', use-http2' : ''})`;
+          : `${answer.protocols.join(', ')} (${offeredBy(sim.scheme, answer.protocols)})`;
       out.push(`  ${' '.repeat(width)}     offered: ${offered}`);
       if (answer.grpc !== null)
         out.push(wrap(`gRPC: ${answer.grpc.text}`, 110, `  ${' '.repeat(width)}     `));

@@ -1,4 +1,5 @@
-// keepip's HTTP/2 server side, for TLS connections that chose `h2` in ALPN (use-http2). node:http2
+// keepip's HTTP/2 server side, for TLS connections that chose `h2` in ALPN and plain ones that open
+// with the HTTP/2 preface (prior knowledge, as nginx's `http2 on`), both with use-http2. node:http2
 // (nghttp2) does the framing, HPACK and flow control; every stream is adapted to the pipeline's
 // GatewayRequest/GatewayResponse (h2-stream.ts) and runs through the same handler as an HTTP/1.1
 // request. The connection's PROXY header and TLS facts (connection.ts) apply to each of its streams.
@@ -18,7 +19,7 @@
 // keepip_gateway_http2_connections_closed_total{reason}; graceful ones a GOAWAY NO_ERROR.
 import http2, { type Http2Server, type Http2Session, type ServerHttp2Stream } from 'node:http2';
 import type net from 'node:net';
-import type tls from 'node:tls';
+import tls from 'node:tls';
 import { Counter, type Registry } from 'prom-client';
 import { DEFAULT_HTTP2_ABUSE_LIMITS, type Http2AbuseLimits, type Http2Settings } from '../config/http2.ts';
 import { type ClientTimeouts, type ConnectionCloseReason, sweepPeriodMs } from './client-timeouts.ts';
@@ -48,10 +49,11 @@ export interface H2ServerOptions {
 
 export interface H2Server {
   /**
-   * Serves HTTP/2 on a TLS socket whose handshake chose `h2`. The deadlines: header (first stream),
-   * keep-alive (idle between streams), body and send per stream, as for HTTP/1.1.
+   * Serves HTTP/2 on a TLS socket whose handshake chose `h2`, or a plain one that opened with the
+   * preface. The deadlines: header (first stream), keep-alive (idle between streams), body and send
+   * per stream, as for HTTP/1.1.
    */
-  serve(socket: tls.TLSSocket, settings: Http2Settings, timeouts: ClientTimeouts): void;
+  serve(socket: net.Socket, settings: Http2Settings, timeouts: ClientTimeouts): void;
   /** Sends GOAWAY on every connection: streams in flight finish, no new ones start (drain). */
   closeIdle(): void;
   destroyAll(): void;
@@ -70,7 +72,7 @@ interface PendingStream {
 
 interface Conn {
   readonly session: Http2Session;
-  readonly socket: tls.TLSSocket;
+  readonly socket: net.Socket;
   readonly info: ConnectionInfo;
   readonly settings: Http2Settings;
   readonly timeouts: ClientTimeouts;
@@ -176,7 +178,7 @@ class H2ServerState implements H2Server {
   readonly #conns = new Set<Conn>();
   readonly #responses = new WeakMap<ServerHttp2Stream, H2Response>();
   #server: { key: string; server: Http2Server } | null = null;
-  #incoming: { socket: tls.TLSSocket; settings: Http2Settings; timeouts: ClientTimeouts } | null = null;
+  #incoming: { socket: net.Socket; settings: Http2Settings; timeouts: ClientTimeouts } | null = null;
   #sweep: { timer: NodeJS.Timeout; period: number } | null = null;
 
   constructor(handler: H2Handler, options: H2ServerOptions) {
@@ -186,12 +188,13 @@ class H2ServerState implements H2Server {
     this.#closed = closedCounter(options.registry);
   }
 
-  serve(socket: tls.TLSSocket, settings: Http2Settings, timeouts: ClientTimeouts): void {
+  serve(socket: net.Socket, settings: Http2Settings, timeouts: ClientTimeouts): void {
     // node:http2 sets a session up once the socket says its handshake is over; a TLSSocket made by
     // hand (server.ts) never says so itself (tls.Server does this very step).
-    (socket as tls.TLSSocket & { secureConnecting: boolean }).secureConnecting = false;
+    if (socket instanceof tls.TLSSocket)
+      (socket as tls.TLSSocket & { secureConnecting: boolean }).secureConnecting = false;
     this.#incoming = { socket, settings, timeouts };
-    this.#serverFor(settings).emit('connection', socket as net.Socket);
+    this.#serverFor(settings).emit('connection', socket);
     this.#incoming = null;
   }
 
@@ -229,12 +232,7 @@ class H2ServerState implements H2Server {
     return server;
   }
 
-  #adopt(
-    session: Http2Session,
-    socket: tls.TLSSocket,
-    settings: Http2Settings,
-    timeouts: ClientTimeouts,
-  ): void {
+  #adopt(session: Http2Session, socket: net.Socket, settings: Http2Settings, timeouts: ClientTimeouts): void {
     const info = connectionOf(socket);
     if (info === undefined) {
       session.destroy();

@@ -4,7 +4,7 @@
 // The pseudo-headers become the request line (`GET /x HTTP/2.0`, as nginx logs it) and `:authority`
 // becomes the one Host the request is routed, logged and forwarded by.
 import http2, { type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
-import type tls from 'node:tls';
+import type net from 'node:net';
 import type { GatewayRequest, GatewayResponse } from './exchange.ts';
 
 const { NGHTTP2_NO_ERROR, NGHTTP2_INTERNAL_ERROR } = http2.constants;
@@ -22,10 +22,13 @@ const CONNECTION_SPECIFIC = new Set([
   'host',
 ]);
 
-/** The client's socket as one stream sees it: the TLS socket (certificates, SNI, connection info), with this stream's bytes. */
-export type StreamSocket = tls.TLSSocket & { bytesWritten: number };
+/**
+ * The client's socket as one stream sees it: the TLS socket (certificates, SNI, connection info), or the
+ * plain one of a prior-knowledge connection, with this stream's bytes.
+ */
+export type StreamSocket = net.Socket & { bytesWritten: number };
 
-function streamSocket(socket: tls.TLSSocket): StreamSocket {
+function streamSocket(socket: net.Socket): StreamSocket {
   // A view of the connection's socket: everything is read through to it, except bytesWritten,
   // which counts this stream's bytes ($bytes_sent) rather than the whole connection's.
   const view = Object.create(socket) as StreamSocket;
@@ -52,7 +55,7 @@ export class H2Request implements GatewayRequest {
     stream: ServerHttp2Stream,
     incoming: IncomingHttpHeaders,
     rawHeaders: readonly string[],
-    socket: tls.TLSSocket,
+    socket: net.Socket,
   ) {
     this.stream = stream;
     this.socket = streamSocket(socket);

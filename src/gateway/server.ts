@@ -6,6 +6,8 @@
 //      ssl-protocols / ssl-ciphers: tls.ts), the SNI callback picking the certificate as before (or
 //      nginx's 400 when the first bytes are plain HTTP);
 //      ALPN `h2` (use-http2) goes to the HTTP/2 side (h2-server.ts), the same pipeline per stream
+//   -> for the HTTP listener with use-http2: a connection that opens with the HTTP/2 preface (prior
+//      knowledge, as nginx's `http2 on`) goes to the HTTP/2 side too
 //   -> keepip's HTTP/1.1 server side (h1-server.ts: request parsing, keep-alive, the client-side
 //      deadlines) -> the request pipeline (handler.ts).
 // The PROXY mode, the trusted peers, the certificates and the client deadlines are read from the
@@ -246,6 +248,51 @@ function serveHttpsListener(
   socket.once('end', onGone);
 }
 
+/** The HTTP/2 connection preface (RFC 9113 §3.4), which a client with prior knowledge opens with. */
+const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
+
+/**
+ * The HTTP listener with use-http2, as nginx's `http2 on` on a plain listener: a connection that opens
+ * with the whole HTTP/2 preface goes to the HTTP/2 side (prior knowledge: gRPC clients without TLS),
+ * anything else to HTTP/1.1 as soon as a byte differs from the preface. A client that says nothing, or
+ * only part of the preface, is dropped after the header timeout.
+ */
+function servePlainListener(
+  ctx: ListenerContext,
+  sides: ServerSides,
+  socket: net.Socket,
+  info: ConnectionInfo,
+  timeouts: ClientTimeouts,
+): void {
+  const held = new HeldBytes();
+  const stop = () => {
+    clearTimeout(timer);
+    socket.off('readable', onReadable);
+    socket.off('end', onGone);
+  };
+  const onReadable = () => {
+    for (let chunk = socket.read() as Buffer | null; chunk !== null; chunk = socket.read() as Buffer | null)
+      held.append(chunk);
+    const bytes = held.view();
+    const n = Math.min(bytes.length, H2_PREFACE.length);
+    const h2 = bytes.subarray(0, n).equals(H2_PREFACE.subarray(0, n));
+    if (bytes.length === 0 || (h2 && n < H2_PREFACE.length)) return;
+    stop();
+    socket.unshift(bytes);
+    attachConnection(socket, info);
+    if (h2) sides.h2.serve(socket, http2SettingsOf(ctx.current().settings), timeouts);
+    else sides.h1.serve(socket, timeouts);
+  };
+  const onGone = () => socket.destroy();
+  const timer = setTimeout(() => {
+    sides.onDeadline('header_timeout');
+    onGone();
+  }, timeouts.headerMs);
+  socket.once('close', () => clearTimeout(timer));
+  socket.on('readable', onReadable);
+  socket.once('end', onGone);
+}
+
 function connectionInfoOf(
   kind: ListenerKind,
   socket: net.Socket,
@@ -358,6 +405,10 @@ export async function startListeners(
   const handOn = (kind: ListenerKind, socket: net.Socket, info: ConnectionInfo, timeouts: ClientTimeouts) => {
     if (kind === 'https') {
       serveHttpsListener(ctx, sides, socket, info, timeouts);
+      return;
+    }
+    if (http2SettingsOf(ctx.current().settings).enabled) {
+      servePlainListener(ctx, sides, socket, info, timeouts);
       return;
     }
     attachConnection(socket, info);

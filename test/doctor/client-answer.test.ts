@@ -44,8 +44,11 @@ test("an admitted gRPC call gets the backend's own status; a plain route has no 
   assert.equal(web.clientAnswer?.grpc, null);
 });
 
-test('HTTP/2 is offered only on the TLS listener, and not with use-http2 "false"', () => {
-  assert.deepEqual(report(WEB, '10.1.2.3', 'web.example.com', 'http').clientAnswer?.protocols, ['http/1.1']);
+test('HTTP/2 by ALPN on the TLS listener, with prior knowledge on the HTTP one; neither with use-http2 "false"', () => {
+  const plain = report(WEB, '10.1.2.3', 'web.example.com', 'http');
+  assert.deepEqual(plain.clientAnswer?.protocols, ['http/1.1', 'h2']);
+  assert.match(renderText(plain), /offered: http\/1\.1, h2 \(h2 with prior knowledge, use-http2\)/);
   const off = `${configMap({ 'use-http2': 'false' })}${WEB}`;
   assert.deepEqual(report(off, '10.1.2.3', 'web.example.com').clientAnswer?.protocols, ['http/1.1']);
+  assert.deepEqual(report(off, '10.1.2.3', 'web.example.com', 'http').clientAnswer?.protocols, ['http/1.1']);
 });

@@ -19,6 +19,7 @@ import {
   type EchoServer,
   echoClient,
   grpc,
+  plainEchoClient,
   startEchoServer,
   unary,
 } from '../fixtures/grpc/echo.ts';
@@ -144,6 +145,15 @@ describe('gateway gRPC backends', () => {
     await gw.access.waitFor(
       /^127\.0\.0\.1 .*"POST \/keepip\.test\.Echo\/Unary HTTP\/2\.0" 200 .*\[default-echo-50051\]/,
     );
+  });
+
+  test('grpc.go: a plaintext client (HTTP/2 with prior knowledge) on the HTTP port, as nginx with `http2 on`', async () => {
+    const made = plainEchoClient(`127.0.0.1:${gw.httpPort}`, GRPC);
+    clients.push(made);
+    const { reply, error } = await unary(made, { message: 'h2c' });
+    assert.equal(error, null);
+    assert.deepEqual(reply, { message: 'h2c', realIp: '127.0.0.1', forwardedFor: '127.0.0.1', index: 0 });
+    await gw.access.waitFor(/"POST \/keepip\.test\.Echo\/Unary HTTP\/2\.0" 200 .*\[default-echo-50051\]/);
   });
 
   test('GRPCS: TLS to the backend', async () => {

@@ -1,4 +1,4 @@
-// HTTP/2 to clients on the TLS listener (ALPN h2): every stream runs through the same pipeline as an
+// HTTP/2 to clients on the TLS listener (ALPN h2), and on the HTTP listener with prior knowledge: every stream runs through the same pipeline as an
 // HTTP/1.1 request — client address (the connection's PROXY header for every stream), routing,
 // allow/deny lists per stream, redirects, body limits, upstream headers, one access log line per
 // request with "HTTP/2.0" as nginx logs it, metrics by protocol. Independent peers: curl --http2,
@@ -361,6 +361,39 @@ describe('gateway HTTP/2 settings from the ConfigMap', () => {
       ...serviceWithEndpoints({ name: 'web', ports: [backend.address.port] }),
       ingress({ name: 'web', host: 'web.example.com', paths: [{ path: '/', service: 'web', port: 80 }] }),
     ]);
+
+  test('the HTTP port: HTTP/2 with prior knowledge beside HTTP/1.1, as nginx with `http2 on`; not with use-http2 "false"', async () => {
+    const curl = requireBinary('curl');
+    const fetch = (port: number, ...flags: string[]) =>
+      runCommand(curl, [
+        '-s',
+        ...flags,
+        '-H',
+        'host: web.example.com',
+        '-o',
+        '/dev/null',
+        '-w',
+        '%{http_version} %{http_code}',
+        `http://127.0.0.1:${port}/plain`,
+      ]);
+    const on = await startTestGateway(topology({}));
+    try {
+      assert.equal((await fetch(on.httpPort, '--http2-prior-knowledge')).stdout, '2 200');
+      await on.access.waitFor(/"GET \/plain HTTP\/2\.0" 200 /);
+      assert.equal((await fetch(on.httpPort, '--http1.1')).stdout, '1.1 200');
+      await on.access.waitFor(/"GET \/plain HTTP\/1\.1" 200 /);
+    } finally {
+      await on.close();
+    }
+    const off = await startTestGateway(topology({ 'use-http2': 'false' }));
+    try {
+      // The preface is read as an HTTP/1.1 request line: no HTTP/2 answer.
+      assert.notEqual((await fetch(off.httpPort, '--http2-prior-knowledge')).stdout, '2 200');
+      assert.equal((await fetch(off.httpPort, '--http1.1')).stdout, '1.1 200');
+    } finally {
+      await off.close();
+    }
+  });
 
   test('use-http2: "false" offers only http/1.1 in ALPN', async () => {
     const gw = await startTestGateway(topology({ 'use-http2': 'false' }));
