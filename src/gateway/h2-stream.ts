@@ -247,7 +247,15 @@ export class H2Response implements GatewayResponse {
 
   /** The answer is complete; a body the client is still sending is not wanted (RFC 9113 §8.1). */
   #refuseRestOfBody(): void {
-    if (!this.#request.complete && !this.#stream.destroyed) this.#stream.close(NGHTTP2_NO_ERROR);
+    const stream = this.#stream;
+    if (this.#request.complete || stream.destroyed) return;
+    // The client already ended its side (an empty body nobody read): nothing to refuse, and a reset
+    // now would drop the trailers just queued (gRPC's grpc-status). Reading it out lets the stream close.
+    if (stream.state.remoteClose !== 0) {
+      stream.resume();
+      return;
+    }
+    stream.close(NGHTTP2_NO_ERROR);
   }
 
   write(chunk: Buffer): boolean {

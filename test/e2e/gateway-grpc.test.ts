@@ -4,6 +4,7 @@
 // (grpc-timeout, proxy-read-timeout), denials and failures as gRPC statuses, multiplexed backend
 // sessions, and a client that cancels.
 import assert from 'node:assert/strict';
+import http2 from 'node:http2';
 import net, { type AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { startTestGateway, type TestGateway, testCertificate } from '../fixtures/gateway/harness.ts';
@@ -32,6 +33,7 @@ const DENIED = 'denied.example.com';
 const SLOW = 'slow.example.com';
 const DOWN = 'down.example.com';
 const NONE = 'none.example.com';
+const RAW = 'raw.example.com';
 
 /** The gRPC framing of one protobuf message (uncompressed): flag, length, bytes. */
 function grpcFrame(message: Buffer): Buffer {
@@ -67,7 +69,27 @@ function collect<T>(stream: NodeJS.EventEmitter): Promise<{ items: T[]; error: g
   });
 }
 
+/**
+ * An h2c backend answering every call with HEADERS, one DATA frame, then the trailers (grpc-status 0),
+ * whatever the request's body, as a gRPC server does for a unary call.
+ */
+async function startTrailersBackend(): Promise<{ port: number; close(): Promise<void> }> {
+  const server = http2.createServer();
+  server.on('stream', (stream) => {
+    stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+    stream.once('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
+    stream.end(grpcFrame(Buffer.from('reply')));
+    stream.resume();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  };
+}
+
 describe('gateway gRPC backends', () => {
+  let raw: { port: number; close(): Promise<void> };
   let plain: EchoServer;
   let secure: EchoServer;
   let gw: TestGateway;
@@ -84,6 +106,7 @@ describe('gateway gRPC backends', () => {
     const pair = await testCertificate();
     secure = await startEchoServer(pair);
     rootCert = pair.cert;
+    raw = await startTrailersBackend();
     const down = await freePort();
     gw = await startTestGateway(
       topologyOf([
@@ -91,6 +114,13 @@ describe('gateway gRPC backends', () => {
         ...serviceWithEndpoints({ name: 'secure', ports: [secure.port], servicePort: 50052 }),
         ...serviceWithEndpoints({ name: 'down', ports: [down], servicePort: 50053 }),
         ...serviceWithEndpoints({ name: 'none', ports: [], servicePort: 50054 }),
+        ...serviceWithEndpoints({ name: 'raw', ports: [raw.port], servicePort: 50055 }),
+        ingress({
+          name: 'raw',
+          host: RAW,
+          paths: [{ path: '/', service: 'raw', port: 50055 }],
+          annotations: { 'backend-protocol': 'GRPC' },
+        }),
         ingress({
           name: 'grpc',
           host: GRPC,
@@ -136,6 +166,7 @@ describe('gateway gRPC backends', () => {
     await gw.close();
     await plain.close();
     await secure.close();
+    await raw.close();
   });
 
   test('unary: the reply, and the client address in x-real-ip / x-forwarded-for metadata', async () => {
@@ -160,6 +191,26 @@ describe('gateway gRPC backends', () => {
     const { reply, error } = await unary(client(GRPCS), { message: 'over tls' });
     assert.equal(error, null);
     assert.equal(reply?.message, 'over tls');
+  });
+
+  test('a call whose body is empty (END_STREAM on an empty DATA frame, never read) still gets the trailers', {
+    timeout: 10_000,
+  }, async () => {
+    const conn = await connectH2({ port: gw.httpsPort, host: RAW });
+    try {
+      for (let i = 0; i < 5; i++) {
+        const reply = await conn.request('/keepip.test.Echo/Unary', {
+          method: 'POST',
+          headers: { 'content-type': 'application/grpc', te: 'trailers', 'content-length': '0' },
+          body: '',
+        });
+        assert.equal(reply.status, 200);
+        assert.deepEqual(reply.body, grpcFrame(Buffer.from('reply')));
+        assert.equal(reply.trailers['grpc-status'], '0');
+      }
+    } finally {
+      await conn.close();
+    }
   });
 
   test("the backend's status and message reach the client in the trailers", async () => {
