@@ -188,6 +188,10 @@ class H2Exchange implements UpstreamController {
     if (this.#settled) return;
     this.#settled = true;
     this.#clearTimers();
+    // The answer is complete while the request body is still going out (a backend that answered first):
+    // the rest is not sent (the pump stops), and our side ends so the stream closes on both sides.
+    const stream = this.#stream;
+    if (stream !== null && !stream.writableEnded && !stream.destroyed) stream.end();
     this.handler.onResponseEnd?.(this, this.#trailers);
   }
 

@@ -242,7 +242,9 @@ export class H2Response implements GatewayResponse {
         return;
       }
     }
-    this.#refuseRestOfBody();
+    // The trailers go out once this callback returns (node:http2 sends them from the send under way); a
+    // reset submitted now would overtake them and the client would lose grpc-status. So on the next turn.
+    setImmediate(() => this.#refuseRestOfBody());
   };
 
   /** The answer is complete; a body the client is still sending is not wanted (RFC 9113 §8.1). */

@@ -73,9 +73,21 @@ function collect<T>(stream: NodeJS.EventEmitter): Promise<{ items: T[]; error: g
  * An h2c backend answering every call with HEADERS, one DATA frame, then the trailers (grpc-status 0),
  * whatever the request's body, as a gRPC server does for a unary call.
  */
-async function startTrailersBackend(): Promise<{ port: number; close(): Promise<void> }> {
+async function startTrailersBackend(): Promise<{
+  port: number;
+  /** Resolves once the backend has seen this many of its streams for `path` closed. */
+  closedStreams(path: string, count: number): Promise<void>;
+  close(): Promise<void>;
+}> {
   const server = http2.createServer();
-  server.on('stream', (stream) => {
+  const closed = new Map<string, number>();
+  const waiters: Array<{ path: string; count: number; resolve(): void }> = [];
+  server.on('stream', (stream, headers) => {
+    const path = String(headers[':path']);
+    stream.once('close', () => {
+      closed.set(path, (closed.get(path) ?? 0) + 1);
+      for (const w of waiters) if (w.path === path && w.count <= (closed.get(path) ?? 0)) w.resolve();
+    });
     stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
     stream.once('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
     stream.end(grpcFrame(Buffer.from('reply')));
@@ -84,12 +96,16 @@ async function startTrailersBackend(): Promise<{ port: number; close(): Promise<
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
     port: (server.address() as AddressInfo).port,
+    closedStreams: (path, count) =>
+      (closed.get(path) ?? 0) >= count
+        ? Promise.resolve()
+        : new Promise((resolve) => waiters.push({ path, count, resolve })),
     close: () => new Promise((resolve) => server.close(() => resolve())),
   };
 }
 
 describe('gateway gRPC backends', () => {
-  let raw: { port: number; close(): Promise<void> };
+  let raw: Awaited<ReturnType<typeof startTrailersBackend>>;
   let plain: EchoServer;
   let secure: EchoServer;
   let gw: TestGateway;
@@ -208,6 +224,37 @@ describe('gateway gRPC backends', () => {
         assert.deepEqual(reply.body, grpcFrame(Buffer.from('reply')));
         assert.equal(reply.trailers['grpc-status'], '0');
       }
+    } finally {
+      await conn.close();
+    }
+  });
+
+  test('a client still sending when the answer ends gets the trailers, then RST_STREAM NO_ERROR (as nginx)', {
+    timeout: 10_000,
+  }, async () => {
+    const conn = await connectH2({ port: gw.httpsPort, host: RAW });
+    try {
+      for (let i = 0; i < 5; i++) {
+        const stream = conn.session.request({
+          ':method': 'POST',
+          ':path': '/keepip.test.Echo/BidiStream',
+          ':authority': RAW,
+          'content-type': 'application/grpc',
+          te: 'trailers',
+        });
+        const trailers = new Promise<http2.IncomingHttpHeaders>((resolve) =>
+          stream.once('trailers', resolve),
+        );
+        stream.on('error', () => {});
+        stream.resume();
+        // One message, and the client's side stays open: the backend answers and ends first.
+        stream.write(grpcFrame(Buffer.from('more to come')));
+        assert.equal((await trailers)['grpc-status'], '0');
+        await new Promise((resolve) => stream.once('close', resolve));
+        assert.equal(stream.rstCode, http2.constants.NGHTTP2_NO_ERROR);
+      }
+      // The gateway ended its side of each backend stream too: none is left open.
+      await raw.closedStreams('/keepip.test.Echo/BidiStream', 5);
     } finally {
       await conn.close();
     }
