@@ -115,6 +115,10 @@ const NOT_CODES: Readonly<Record<string, string>> = {
   UND_ERR_CONNECT_TIMEOUT: "undici's error code (mapped to UPSTREAM_CONNECT_TIMEOUT)",
   UND_ERR_HEADERS_TIMEOUT: "undici's error code (mapped to UPSTREAM_READ_TIMEOUT)",
   UND_ERR_SOCKET: "undici's error code (mapped to UPSTREAM_CLOSED)",
+  EAI_AGAIN:
+    "getaddrinfo's error code, a name member that did not resolve (mapped to UPSTREAM_CONNECT_REFUSED)",
+  EAI_FAIL:
+    "getaddrinfo's error code, a name member that did not resolve (mapped to UPSTREAM_CONNECT_REFUSED)",
 };
 
 type Sources = ReadonlyMap<string, string>;

@@ -146,6 +146,11 @@ export interface ServiceModel {
   selector: Readonly<Record<string, string>>;
   /** Endpoints by service port name ('' for an unnamed port). */
   endpoints: Readonly<Record<string, readonly EndpointModel[]>>;
+  /**
+   * An ExternalName Service's name (trailing dot trimmed) or IP literal: its one upstream member, resolved
+   * per new connection. Null or absent: not ExternalName, refused (localhost, invalid) or disabled.
+   */
+  externalName?: string | null;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -159,7 +159,7 @@ function toRecord(
         : null,
     blockCidrs: snap.settings.blockCidrs,
     upstream: ex.upstreamName,
-    upstreamAddr: last?.hostPort ?? null,
+    upstreamAddr: last?.addr ?? last?.hostPort ?? null,
     verdict,
     status,
     denied: verdict !== null && verdict.outcome !== 'allow',

@@ -131,7 +131,10 @@ export type ProxyFailureCode =
 
 /** One try of one upstream endpoint: $upstream_addr, $upstream_status, $upstream_response_time. */
 export interface UpstreamAttempt {
+  /** The member's "address:port" (a name for an ExternalName member). */
   hostPort: string;
+  /** "ip:port" actually connected to, once known (an ExternalName member's resolved address): what $upstream_addr shows. */
+  addr?: string;
   status: number | null;
   seconds: number;
 }

@@ -2,7 +2,7 @@
 // given, swaps in new topologies with `reload()` (atomically; a bad one is refused and the old one keeps
 // serving), and drains on `close()`. `keepip gateway` wraps it with files, signals and start-up lines;
 // `keepip up` runs it in-process.
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, LookupFunction } from 'node:net';
 import type { HostPort } from '../net/host-port.ts';
 import { formatHostPort } from '../net/host-port.ts';
 import { readsForwardedHeader } from '../net/client-ip.ts';
@@ -57,6 +57,8 @@ export interface GatewayOptions {
   lingeringTimeoutMs?: number;
   /** How long close() waits for in-flight requests; default 10 s. */
   drainTimeoutMs?: number;
+  /** Resolves the host name of an ExternalName member per new upstream connection; default node's dns.lookup. */
+  lookup?: LookupFunction;
   /** Where to connect for an endpoint the manifests name (see SnapshotOptions.upstreamAddress). */
   upstreamAddress?: SnapshotOptions['upstreamAddress'];
   /** Sees every finished request (the dashboard's decision log); default none. */
@@ -217,7 +219,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
   if (!options.http && !options.https) throw new TypeError('startGateway: give http and/or https');
   // Every way of serving (CLI, workers, controller, up, programmatic) passes here before a client is read.
   boundRegexBacktracking();
-  const connections = new ConnectionRegistry();
+  const connections = new ConnectionRegistry(options.lookup !== undefined ? { lookup: options.lookup } : {});
   const metrics = options.metrics ?? createGatewayMetrics();
   const slot = snapshotSlot(options, connections, metrics);
   const accessLog = options.accessLog ?? createLineSink(process.stdout);

@@ -9,7 +9,8 @@
 // end (h1-response.ts); anything else (extra bytes, a close-delimited body, an error, an abort)
 // destroys it. Bytes arriving while a connection is idle destroy it too.
 import { maxHeaderSize } from 'node:http';
-import net from 'node:net';
+import net, { type LookupFunction } from 'node:net';
+import { formatHostPort } from '../net/host-port.ts';
 import {
   type BodyFraming,
   ChunkedDecoder,
@@ -19,6 +20,8 @@ import {
 } from './h1-response.ts';
 
 export interface UpstreamController {
+  /** "ip:port" the connection reached, once connected (a name member's resolved address); else null. */
+  readonly peer?: string | null;
   abort(reason: Error): void;
   pause(): void;
   resume(): void;
@@ -77,6 +80,8 @@ export interface H1PoolOptions {
   address: string;
   port: number;
   connectTimeoutMs: number;
+  /** Resolves a host name per new connection (ExternalName); default node's dns.lookup. */
+  lookup?: LookupFunction;
   /** How long an idle connection is kept (default 60 s, as the undici pool it replaces). */
   idleTimeoutMs?: number;
 }
@@ -168,6 +173,10 @@ class H1Request implements UpstreamController {
     this.#conn = conn;
   }
 
+  get peer(): string | null {
+    return this.#conn?.peer ?? null;
+  }
+
   abort(reason: Error): void {
     if (this.settled) return;
     this.#conn?.abortRequest(this, reason);
@@ -186,6 +195,8 @@ class H1Connection {
   readonly #pool: H1Pool;
   readonly socket: net.Socket;
   #connected = false;
+  /** "ip:port" reached, set on connect. */
+  peer: string | null = null;
   #request: H1Request | null = null;
   /** Bytes of a response head not complete yet. */
   #pending: Buffer | null = null;
@@ -206,11 +217,14 @@ class H1Connection {
       port: options.port,
       noDelay: true,
       onread: { buffer: READ_BUFFER, callback: this.#onRead },
+      ...(options.lookup !== undefined ? { lookup: options.lookup } : {}),
     });
     this.socket = socket;
     this.#setTimeout(options.connectTimeoutMs);
     socket.once('connect', () => {
       this.#connected = true;
+      if (socket.remoteAddress !== undefined)
+        this.peer = formatHostPort(socket.remoteAddress, socket.remotePort ?? options.port);
       const request = this.#request;
       this.#setTimeout(request === null ? pool.idleTimeoutMs : this.#readTimeout(request));
     });

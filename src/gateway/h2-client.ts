@@ -15,6 +15,7 @@
 // RESETS_PER_SESSION resets a session takes no new stream and closes once its streams are done; with at
 // most MAX_STREAMS_PER_SESSION in flight, no session ever takes more than the sum of the two.
 import http2, { type ClientHttp2Session, type ClientHttp2Stream } from 'node:http2';
+import type { LookupFunction } from 'node:net';
 import { formatHostPort } from '../net/host-port.ts';
 import type {
   UpstreamController,
@@ -35,6 +36,8 @@ export interface H2PoolOptions {
   port: number;
   tls: boolean;
   connectTimeoutMs: number;
+  /** Resolves a host name per new session (ExternalName); default node's dns.lookup. */
+  lookup?: LookupFunction;
   /** How long a session without streams is kept (default 60 s). */
   idleTimeoutMs?: number;
 }
@@ -240,11 +243,13 @@ function stripPseudo(headers: http2.IncomingHttpHeaders): Record<string, string 
   return out;
 }
 
+/** A name member (ExternalName) that did not resolve: kept as it is, a connect failure for the proxy. */
+const DNS_FAILURES = new Set(['ENOTFOUND', 'ENODATA', 'EAI_FAIL', 'EAI_AGAIN']);
+
 /** A stream the backend reset, or whose session failed, in the words the proxy classifies. */
 function mapStreamError(error: ErrorWithCode, started: boolean): ErrorWithCode {
   const code = error.code ?? '';
-  if (code === 'ECONNREFUSED' || code === 'UPSTREAM_CONNECT_TIMEOUT' || code.startsWith('UPSTREAM_'))
-    return error;
+  if (DNS_FAILURES.has(code) || code === 'ECONNREFUSED' || code.startsWith('UPSTREAM_')) return error;
   const phase = started ? 'while reading upstream' : 'while reading response header from upstream';
   return codedError('UPSTREAM_CLOSED', `upstream reset the stream (${code || error.message}) ${phase}`);
 }
@@ -356,6 +361,7 @@ export class H2Pool implements UpstreamDispatcher {
     const { connectTimeoutMs } = this.#options;
     const session = http2.connect(this.#authority, {
       settings: { enablePush: false },
+      ...(this.#options.lookup !== undefined ? { lookup: this.#options.lookup } : {}),
       // ingress-nginx does not verify backend certificates (grpc_ssl_verify off); an IP sends no SNI.
       ...(this.#options.tls ? { rejectUnauthorized: false, ALPNProtocols: ['h2'] } : {}),
     });

@@ -171,6 +171,7 @@ function dial(ctx: PassthroughContext, snap: GatewaySnapshot, d: Dialing): void 
     port: member.port,
     allowHalfOpen: true,
     noDelay: true,
+    lookup: member.lookup,
   });
   const timer = setTimeout(
     () => upstream.destroy(Object.assign(new Error('connect timed out'), { code: 'ETIMEDOUT' })),

@@ -90,6 +90,17 @@ export function classifyUpstreamError(
         message: 'connect() failed (111: Connection refused) while connecting to upstream',
         retryable: true,
       };
+    case 'ENOTFOUND':
+    case 'ENODATA':
+    case 'EAI_FAIL':
+    case 'EAI_AGAIN':
+      // A name member (ExternalName) that does not resolve: a connect failure, in nginx's resolver words.
+      return {
+        code: 'UPSTREAM_CONNECT_REFUSED',
+        status: 502,
+        message: `${(error as { hostname?: string }).hostname ?? 'upstream'} could not be resolved (${code === 'EAI_AGAIN' ? '2: Server failure' : '3: Host not found'}) while connecting to upstream`,
+        retryable: true,
+      };
     case 'UND_ERR_CONNECT_TIMEOUT':
     case 'UPSTREAM_CONNECT_TIMEOUT':
       return {
@@ -316,6 +327,9 @@ class ProxyExchange implements UpstreamHandler {
   #recordAttempt(status: number | null): void {
     const attempt = this.#outcome.attempts[this.#outcome.attempts.length - 1];
     if (attempt !== undefined) {
+      // $upstream_addr is the address connected to, as nginx's (an ExternalName member's resolved IP).
+      const peer = this.#controller?.peer;
+      if (peer) attempt.addr = peer;
       attempt.status = status;
       attempt.seconds = (performance.now() - this.#started) / 1000;
     }

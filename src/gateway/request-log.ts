@@ -61,11 +61,11 @@ function setUpstreamVars(ctx: HandlerContext, ex: Exchange, vars: AccessLogVars)
   const first = attempts[0] as UpstreamAttempt;
   if (attempts.length === 1) {
     // The usual case, without the lists' closures and joins.
-    vars.upstreamAddr = first.hostPort;
+    vars.upstreamAddr = first.addr ?? first.hostPort;
     vars.upstreamStatus = first.status === null ? '-' : first.status;
     vars.upstreamResponseTimeMs = first.seconds * 1000;
   } else {
-    vars.upstreamAddr = attempts.map((a) => a.hostPort).join(', ');
+    vars.upstreamAddr = attempts.map((a) => a.addr ?? a.hostPort).join(', ');
     vars.upstreamStatus = attempts.map((a) => (a.status === null ? '-' : String(a.status))).join(', ');
     vars.upstreamResponseTimeMs = attempts.map((a) => a.seconds.toFixed(3)).join(', ');
   }

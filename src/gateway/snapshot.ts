@@ -128,6 +128,7 @@ export function resolveBackendTargets(
 ): { address: string; port: number }[] {
   const service = findService(services, backend.service);
   if (service === undefined) return [];
+  if (service.type === 'ExternalName') return externalNameTarget(service, backend);
   const servicePort = service.ports.find((p) =>
     typeof backend.port === 'number' ? p.port === backend.port : p.name === backend.port,
   );
@@ -138,6 +139,24 @@ export function resolveBackendTargets(
   }
   const endpoints = service.endpoints[servicePort.name] ?? [];
   return endpoints.filter((e) => e.ready).map((e) => ({ address: e.address, port: e.port }));
+}
+
+/**
+ * An ExternalName Service's one member, as ingress-nginx's externalNamePorts: the port named or numbered
+ * by the Ingress, its targetPort when that is a number (else its port), and without such a port on the
+ * Service, the Ingress's port number. A port name the Service does not have: no member.
+ */
+function externalNameTarget(service: ServiceModel, backend: BackendRef): { address: string; port: number }[] {
+  const address = service.externalName;
+  if (address === null || address === undefined) return [];
+  const servicePort = service.ports.find((p) =>
+    typeof backend.port === 'number' ? p.port === backend.port : p.name === backend.port,
+  );
+  if (servicePort !== undefined) {
+    const target = servicePort.targetPort;
+    return [{ address, port: typeof target === 'number' && target > 0 ? target : servicePort.port }];
+  }
+  return typeof backend.port === 'number' ? [{ address, port: backend.port }] : [];
 }
 
 type SnapshotStep<T> = { ok: true; value: T } | { ok: false; error: SnapshotError };

@@ -5,6 +5,8 @@
 // its warm connections, and a pool is closed (gracefully: queued requests finish) only when the last
 // snapshot that named it retires.
 import { createHash } from 'node:crypto';
+import { lookup as dnsLookup } from 'node:dns';
+import type { LookupFunction } from 'node:net';
 import { checkServerIdentity, type PeerCertificate } from 'node:tls';
 import type { Readable } from 'node:stream';
 import { buildConnector, type Dispatcher, Pool } from 'undici';
@@ -32,6 +34,8 @@ export interface UpstreamMember {
   readonly pool: UpstreamDispatcher;
   /** For error log lines: `http://10.0.0.1:80`. */
   readonly url: string;
+  /** Resolves a name member (ExternalName) at each new connection; an IP member never calls it. */
+  readonly lookup: LookupFunction;
 }
 
 /** One backend as a location sees it: members in round-robin order, sharing the cursor of their upstream name. */
@@ -123,6 +127,7 @@ function httpsPool(
   hostPort: string,
   connectTimeoutMs: number,
   tls: ProxySslModel | undefined,
+  lookup: LookupFunction,
 ): UpstreamDispatcher {
   return undiciDispatcher(
     new Pool(`${scheme}://${hostPort}`, {
@@ -134,13 +139,30 @@ function httpsPool(
       // Per-request headersTimeout/bodyTimeout (proxy-read-timeout) are given at dispatch time.
       headersTimeout: 0,
       bodyTimeout: 0,
-      connect: withSni(buildConnector({ timeout: connectTimeoutMs, ...tlsConnectOptions(tls) }), tls),
+      connect: withSni(
+        buildConnector({
+          timeout: connectTimeoutMs,
+          lookup,
+          ...tlsConnectOptions(tls),
+        } as buildConnector.BuildOptions),
+        tls,
+      ),
     }),
   );
 }
 
+export interface RegistryOptions {
+  /** How a member's host name becomes an address, per new connection; default node's dns.lookup (getaddrinfo). */
+  lookup?: LookupFunction;
+}
+
 export class ConnectionRegistry {
   readonly #pools = new Map<string, { pool: UpstreamDispatcher; refs: number; member: UpstreamMember }>();
+  readonly #lookup: LookupFunction;
+
+  constructor(options: RegistryOptions = {}) {
+    this.#lookup = options.lookup ?? dnsLookup;
+  }
 
   /** The member for `spec`, creating its pool on first use; pair every acquire with a release. */
   acquire(spec: PoolSpec): UpstreamMember {
@@ -153,13 +175,14 @@ export class ConnectionRegistry {
     const hostPort = formatHostPort(spec.address, spec.port);
     const scheme = spec.protocol.toLowerCase();
     const { address, port, connectTimeoutMs } = spec;
+    const lookup = this.#lookup;
     // gRPC backends: HTTP/2 sessions, multiplexed (h2-client.ts); error log lines say grpc:// as nginx's.
     const pool =
       spec.protocol === 'HTTPS'
-        ? httpsPool(scheme, hostPort, connectTimeoutMs, spec.tls)
+        ? httpsPool(scheme, hostPort, connectTimeoutMs, spec.tls, lookup)
         : spec.protocol === 'GRPC' || spec.protocol === 'GRPCS'
-          ? new H2Pool({ address, port, tls: spec.protocol === 'GRPCS', connectTimeoutMs })
-          : new H1Pool({ address, port, connectTimeoutMs });
+          ? new H2Pool({ address, port, tls: spec.protocol === 'GRPCS', connectTimeoutMs, lookup })
+          : new H1Pool({ address, port, connectTimeoutMs, lookup });
     const member: UpstreamMember = {
       hostPort,
       address: spec.address,
@@ -168,6 +191,7 @@ export class ConnectionRegistry {
       connectTimeoutMs: spec.connectTimeoutMs,
       pool,
       url: `${scheme}://${hostPort}`,
+      lookup,
     };
     this.#pools.set(key, { pool, refs: 1, member });
     return member;

@@ -9,6 +9,7 @@ import { maxHeaderSize } from 'node:http';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
+import { formatHostPort } from '../net/host-port.ts';
 import { markUpgradeSwitched } from './h1-server.ts';
 import { offersH2c } from './h1-request.ts';
 import { classifyUpstreamError, type ProxyFailure, type UpstreamAttempt } from './proxy.ts';
@@ -140,8 +141,13 @@ class UpgradeExchange {
     this.#outcome.attempts.push(record);
     const socket =
       member.protocol === 'HTTPS'
-        ? tls.connect({ host: member.address, port: member.port, rejectUnauthorized: false })
-        : net.connect({ host: member.address, port: member.port });
+        ? tls.connect({
+            host: member.address,
+            port: member.port,
+            rejectUnauthorized: false,
+            lookup: member.lookup,
+          })
+        : net.connect({ host: member.address, port: member.port, lookup: member.lookup });
     this.#upstream = socket;
     const attempt: Attempt = {
       member,
@@ -165,6 +171,8 @@ class UpgradeExchange {
     const { socket } = attempt;
     attempt.connected = true;
     clearTimeout(attempt.connectTimer);
+    if (socket.remoteAddress !== undefined)
+      attempt.record.addr = formatHostPort(socket.remoteAddress, socket.remotePort ?? attempt.member.port);
     if (this.#finished || this.#client.destroyed) {
       socket.destroy();
       return;

@@ -283,6 +283,17 @@ export const K8S_CODES = {
       'a basic-auth user has a password hash keepip does not verify (DES crypt, SHA-crypt or unknown); that user cannot log in',
     fix: 'hash the password with bcrypt (htpasswd -B) or apr1 (htpasswd -m)',
   },
+  EXTERNAL_NAME_REFUSED: {
+    kind: 'issue',
+    summary:
+      'an ExternalName Service names localhost, a loopback address or an invalid DNS name; it has no endpoint (503)',
+    fix: 'set spec.externalName to a DNS-1123 name or a non-loopback IP address',
+  },
+  EXTERNAL_NAME_DISABLED: {
+    kind: 'issue',
+    summary: 'an ExternalName Service while --disable-svc-external-name is set: it has no endpoint (503)',
+    fix: 'use a Service with endpoints, or run without --disable-svc-external-name',
+  },
   UNSUPPORTED_ADDRESS_TYPE: {
     kind: 'issue',
     summary: 'an EndpointSlice of addressType FQDN; it is ignored',

@@ -80,6 +80,8 @@ export type ServiceType = 'ClusterIP' | 'NodePort' | 'LoadBalancer' | 'ExternalN
 export interface ServiceView extends View {
   type: ServiceType;
   clusterIP: string | null;
+  /** spec.externalName as written (ExternalName Services); null when absent. */
+  externalName: string | null;
   ports: ServicePortModel[];
   selector: Record<string, string>;
   externalTrafficPolicy: 'Cluster' | 'Local';
@@ -338,6 +340,7 @@ export function readService(object: ManifestObject, issues: ConfigIssue[]): Serv
     ...view,
     type,
     clusterIP: r.string(['spec', 'clusterIP']),
+    externalName: r.string(['spec', 'externalName']),
     ports,
     selector: r.stringMap(['spec', 'selector']),
     externalTrafficPolicy,

@@ -520,7 +520,11 @@ function backendRef(
       `${backend.field}.service.name`,
       `Service ${ing.meta.namespace}/${name} is not in the manifests; requests answer 503 until it exists`,
     );
-  } else if (!svc.ports.some((p) => (typeof port === 'number' ? p.port === port : p.name === port))) {
+  } else if (
+    // An ExternalName Service without that port number is proxied on the Ingress's port (externalNamePorts).
+    !(svc.type === 'ExternalName' && typeof port === 'number') &&
+    !svc.ports.some((p) => (typeof port === 'number' ? p.port === port : p.name === port))
+  ) {
     issue(
       b.issues,
       'warning',

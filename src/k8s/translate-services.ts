@@ -26,11 +26,17 @@ export function translateNodes(nodes: readonly NodeView[], issues: ConfigIssue[]
   return out.length > 0 || nodes.length > 0 ? out : [{ ...DEFAULT_NODE }];
 }
 
+export interface ServiceOptions {
+  /** --disable-svc-external-name: ExternalName Services get no member (503). */
+  disableServiceExternalName?: boolean;
+}
+
 export function translateServices(
   services: readonly ServiceView[],
   endpoints: readonly EndpointsView[],
   slices: readonly EndpointSliceView[],
   issues: ConfigIssue[],
+  options: ServiceOptions = {},
 ): ServiceModel[] {
   const out: ServiceModel[] = [];
   for (const svc of [...services].sort((a, b) => compare(key(a), key(b)))) {
@@ -63,9 +69,48 @@ export function translateServices(
       ports: svc.ports,
       selector: svc.selector,
       endpoints: byPort,
+      ...(svc.type === 'ExternalName' ? { externalName: externalNameOf(svc, options, issues) } : {}),
     });
   }
   return out;
+}
+
+/** A DNS-1123 subdomain, as Kubernetes validates names (lower case, at most 253 characters). */
+const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+
+/**
+ * The host an ExternalName Service proxies to, as ingress-nginx takes it: an IP literal, or a DNS
+ * subdomain (its trailing dot trimmed). localhost and loopback addresses are refused, so that an
+ * Ingress author cannot reach the gateway's own ports; so is everything with the disable flag.
+ */
+function externalNameOf(svc: ServiceView, options: ServiceOptions, issues: ConfigIssue[]): string | null {
+  const refuse = (code: 'EXTERNAL_NAME_DISABLED' | 'EXTERNAL_NAME_REFUSED', why: string): null => {
+    issues.push({
+      severity: 'warning',
+      code,
+      message: `${describeOrigin(svc.origin)} spec.externalName: ${why}; the Service has no endpoint (503)`,
+      origin: svc.origin,
+      field: 'spec.externalName',
+    });
+    return null;
+  };
+  if (options.disableServiceExternalName === true)
+    return refuse(
+      'EXTERNAL_NAME_DISABLED',
+      'ExternalName Services are disabled (--disable-svc-external-name)',
+    );
+  const raw = svc.externalName ?? '';
+  const ip = canonicalIp(raw);
+  if (raw === 'localhost' || (ip !== null && (ip.startsWith('127.') || ip === '::1')))
+    return refuse('EXTERNAL_NAME_REFUSED', `${JSON.stringify(raw)} is a loopback name or address`);
+  if (ip !== null) return ip;
+  const name = raw.endsWith('.') ? raw.slice(0, -1) : raw;
+  if (name.length === 0 || name.length > 253 || !DNS_SUBDOMAIN.test(name))
+    return refuse(
+      'EXTERNAL_NAME_REFUSED',
+      `${JSON.stringify(raw)} is not a DNS-1123 subdomain or an IP address`,
+    );
+  return name;
 }
 
 function fromEndpoints(

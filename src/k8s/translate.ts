@@ -24,9 +24,9 @@ import { withAnnotationsPrefix } from './annotation-prefix.ts';
 import { describeOrigin } from './reader.ts';
 import { type GatewayOptions, translateGateway } from './translate-gateway.ts';
 import { translateLoadBalancers } from './translate-lb.ts';
-import { translateNodes, translateServices } from './translate-services.ts';
+import { type ServiceOptions, translateNodes, translateServices } from './translate-services.ts';
 
-export interface TopologyOptions extends GatewayOptions {
+export interface TopologyOptions extends GatewayOptions, ServiceOptions {
   /** The ingress class served; default "nginx". */
   ingressClass?: string;
   /** The controller ConfigMap as "namespace/name"; default "ingress-nginx/ingress-nginx-controller". */
@@ -133,7 +133,7 @@ export function buildTopology(objects: readonly ManifestObject[], options: Topol
   const topology: Topology = {
     loadBalancers: translateLoadBalancers(services, issues),
     nodes: translateNodes(nodes, issues),
-    services: translateServices(services, endpoints, slices, issues),
+    services: translateServices(services, endpoints, slices, issues, options),
     gateway: translateGateway({ ingresses, ingressClasses, services, secrets, configMaps }, options, issues),
     issues,
   };

@@ -133,6 +133,45 @@ describe('upstream targets', () => {
     ]);
   });
 
+  test("ExternalName: one member, the Service port's targetPort or the Ingress port (ingress-nginx externalNamePorts)", () => {
+    const external = (name: string, ports: unknown[]): K8sObject => ({
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name, namespace: 'default' },
+      spec: {
+        type: 'ExternalName',
+        externalName: 'api.example.com.',
+        ...(ports.length > 0 ? { ports } : {}),
+      },
+    });
+    const services = topologyOf([
+      external('bare', []),
+      external('ported', [{ name: 'web', port: 80, targetPort: 8080 }]),
+      external('named-target', [{ name: 'web', port: 80, targetPort: 'http' }]),
+    ]).services;
+    const to = (name: string, port: number | string) =>
+      resolveBackendTargets(
+        services,
+        { service: { namespace: 'default', name }, port, upstreamName: 'x' },
+        false,
+      );
+    assert.deepEqual(to('bare', 8443), [{ address: 'api.example.com', port: 8443 }]);
+    assert.deepEqual(to('bare', 'web'), []);
+    assert.deepEqual(to('ported', 80), [{ address: 'api.example.com', port: 8080 }]);
+    assert.deepEqual(to('ported', 'web'), [{ address: 'api.example.com', port: 8080 }]);
+    assert.deepEqual(to('ported', 9000), [{ address: 'api.example.com', port: 9000 }]);
+    assert.deepEqual(to('named-target', 'web'), [{ address: 'api.example.com', port: 80 }]);
+    // service-upstream does not apply: an ExternalName Service has no ClusterIP.
+    assert.deepEqual(
+      resolveBackendTargets(
+        services,
+        { service: { namespace: 'default', name: 'ported' }, port: 80, upstreamName: 'x' },
+        true,
+      ),
+      [{ address: 'api.example.com', port: 8080 }],
+    );
+  });
+
   test('a missing Service has no target (its locations answer 503) and is reported at start-up', () => {
     assert.deepEqual(
       resolveBackendTargets(topology.services, { ...backend, service: { namespace: 'x', name: 'y' } }, false),

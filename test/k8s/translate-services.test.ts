@@ -123,3 +123,73 @@ test('the same object twice: the later one wins, with a warning', () => {
   assert.equal(t.services[0]!.clusterIP, '10.96.0.11');
   assert.equal(find(t.issues, 'DUPLICATE_OBJECT').origin!.document, 2);
 });
+
+const EXTERNAL = (name: string, externalName: string) => `apiVersion: v1
+kind: Service
+metadata: {name: ${name}, namespace: shop}
+spec:
+  type: ExternalName
+  externalName: "${externalName}"
+---
+`;
+
+test('ExternalName: the name (trailing dot trimmed) or IP literal; localhost, loopback and invalid names refused', () => {
+  const t = topologyOf(
+    EXTERNAL('short', 'echo') +
+      EXTERNAL('dotted', 'api.example.com.') +
+      EXTERNAL('ip', '10.0.0.5') +
+      EXTERNAL('v6', '2001:db8::0:1') +
+      EXTERNAL('localhost', 'localhost') +
+      EXTERNAL('loop4', '127.1.2.3') +
+      EXTERNAL('loop6', '::1') +
+      EXTERNAL('upper', 'Api.Example.com') +
+      EXTERNAL('empty', ''),
+  );
+  const names = Object.fromEntries(t.services.map((s) => [s.ref.name, s.externalName]));
+  assert.deepEqual(names, {
+    short: 'echo',
+    dotted: 'api.example.com',
+    ip: '10.0.0.5',
+    v6: '2001:db8::1',
+    localhost: null,
+    loop4: null,
+    loop6: null,
+    upper: null,
+    empty: null,
+  });
+  const refused = t.issues.filter((i) => i.code === 'EXTERNAL_NAME_REFUSED');
+  assert.deepEqual(refused.map((i) => i.origin?.name).sort(), [
+    'empty',
+    'localhost',
+    'loop4',
+    'loop6',
+    'upper',
+  ]);
+  assert.ok(refused.every((i) => i.severity === 'warning' && i.field === 'spec.externalName'));
+});
+
+test('ExternalName with --disable-svc-external-name: no name, one warning per Service', () => {
+  const t = topologyOf(EXTERNAL('short', 'echo') + SERVICE, { disableServiceExternalName: true });
+  assert.equal(t.services.find((s) => s.ref.name === 'short')?.externalName, null);
+  assert.equal(t.services.find((s) => s.ref.name === 'web')?.externalName, undefined);
+  assert.deepEqual(
+    t.issues.filter((i) => i.code === 'EXTERNAL_NAME_DISABLED').map((i) => i.origin?.name),
+    ['short'],
+  );
+});
+
+test('ExternalName without the Ingress port number: no SERVICE_PORT_NOT_FOUND (the Ingress port is used); a port name still needs the port', () => {
+  const ing = (port: string) => `apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: i-${port}, namespace: shop}
+spec:
+  ingressClassName: nginx
+  rules:
+    - host: ${port}.example
+      http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: short, port: {${port === 'number' ? 'number: 8443' : 'name: web'}}}}}]}
+---
+`;
+  const t = topologyOf(EXTERNAL('short', 'echo') + ing('number') + ing('name'));
+  const missing = t.issues.filter((i) => i.code === 'SERVICE_PORT_NOT_FOUND').map((i) => i.origin?.name);
+  assert.deepEqual(missing, ['i-name']);
+});
