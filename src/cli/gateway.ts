@@ -50,6 +50,8 @@ Options:
       --enable-ssl-passthrough
                              honour ssl-passthrough: TLS for those hosts goes unread to their backend
                              (as the ingress-nginx controller flag; off: the annotation is reported)
+      --disable-svc-external-name
+                             ExternalName Services get no endpoint (503), as the controller flag
       --trusted-proxies <CIDR,...>
                              peers trusted to send PROXY and forwarded headers (overrides proxy-real-ip-cidr)
       --access-log <FILE>    append the access log to FILE (default stdout)
@@ -77,6 +79,8 @@ interface CliOptions {
   ingressClass: string;
   /** --enable-ssl-passthrough. */
   enableSslPassthrough: boolean;
+  /** --disable-svc-external-name. */
+  disableServiceExternalName: boolean;
   trustedProxies: string[] | null;
   accessLog: string | null;
   logFormat: 'text' | 'json';
@@ -93,6 +97,20 @@ type Served = RunningGateway | WorkerGateway;
 
 type Parsed = { ok: true; options: CliOptions } | { ok: false; error: string };
 
+/** --trusted-proxies as a list of CIDRs (null when not given), or what is wrong with it. */
+function trustedProxiesOf(text: string | undefined): string[] | null | string {
+  if (text === undefined) return null;
+  const list = text
+    .split(',')
+    .map((entry) => entry.trim())
+    .filter((entry) => entry !== '');
+  for (const entry of list) {
+    const parsed = parseCidr(entry);
+    if (!parsed.ok) return `--trusted-proxies: "${entry}": ${parsed.error.message}`;
+  }
+  return list;
+}
+
 /** The options, what is wrong with them, or the exit code after --help or a parse error. */
 function parseCli(argv: string[]): Parsed | number {
   const parsed = parseCommandArgs(USAGE, {
@@ -105,6 +123,7 @@ function parseCli(argv: string[]): Parsed | number {
       configmap: { type: 'string' },
       'ingress-class': { type: 'string' },
       'enable-ssl-passthrough': { type: 'boolean' },
+      'disable-svc-external-name': { type: 'boolean' },
       'trusted-proxies': { type: 'string' },
       'access-log': { type: 'string' },
       'log-format': { type: 'string' },
@@ -135,18 +154,8 @@ function parseCli(argv: string[]): Parsed | number {
     http = { host: '127.0.0.1', port: 8080 };
     https = { host: '127.0.0.1', port: 8443 };
   }
-  let trustedProxies: string[] | null = null;
-  const trustedText = values['trusted-proxies'] as string | undefined;
-  if (trustedText !== undefined) {
-    trustedProxies = trustedText
-      .split(',')
-      .map((entry) => entry.trim())
-      .filter((entry) => entry !== '');
-    for (const entry of trustedProxies) {
-      const parsed = parseCidr(entry);
-      if (!parsed.ok) return { ok: false, error: `--trusted-proxies: "${entry}": ${parsed.error.message}` };
-    }
-  }
+  const trustedProxies = trustedProxiesOf(values['trusted-proxies'] as string | undefined);
+  if (typeof trustedProxies === 'string') return { ok: false, error: trustedProxies };
   const logFormat = (values['log-format'] as string | undefined) ?? 'text';
   if (logFormat !== 'text' && logFormat !== 'json')
     return { ok: false, error: '--log-format must be text or json' };
@@ -174,6 +183,7 @@ function parseCli(argv: string[]): Parsed | number {
       configMap,
       ingressClass: (values['ingress-class'] as string | undefined) ?? 'nginx',
       enableSslPassthrough: values['enable-ssl-passthrough'] === true,
+      disableServiceExternalName: values['disable-svc-external-name'] === true,
       trustedProxies,
       accessLog: (values['access-log'] as string | undefined) ?? null,
       logFormat,
@@ -221,6 +231,7 @@ async function readTopology(options: CliOptions): Promise<Topology> {
     ingressClass: options.ingressClass,
     ...(options.configMap !== undefined ? { configMap: options.configMap } : {}),
     enableSslPassthrough: options.enableSslPassthrough,
+    disableServiceExternalName: options.disableServiceExternalName,
   });
 }
 

@@ -65,6 +65,7 @@ export function snapshotOptions(o: ControllerOptions): SnapshotOptions {
     annotationsPrefix: o.annotationsPrefix,
     enableSslPassthrough: o.enableSslPassthrough,
     disableCatchAll: o.disableCatchAll,
+    disableServiceExternalName: o.disableServiceExternalName,
   };
 }
 

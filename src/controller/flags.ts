@@ -77,7 +77,7 @@ const ROWS: readonly FlagRow[] = [
   ['health-check-timeout',            'int',      '10',                         'no effect',   '/healthz answers from memory, no probe to time out'],
   ['enable-ssl-passthrough',          'bool',     'false',                      'implemented', 'honour ssl-passthrough: TLS for those hosts goes unread to the backend of their "/" path, under its source-address rules'],
   ['ssl-passthrough-proxy-port',      'int',      '442',                        'no effect',   'keepip hands TLS it does not pass through to its own TLS listener in-process: no internal proxy port'],
-  ['disable-svc-external-name',       'bool',     'false',                      'no effect',   'ExternalName Services have no endpoints in keepip (503)'],
+  ['disable-svc-external-name',       'bool',     'false',                      'implemented', 'ExternalName Services get no endpoint (503): Ingress authors cannot proxy to arbitrary hosts'],
   ['annotations-prefix',              'string',   DEFAULT_ANNOTATIONS_PREFIX,   'implemented', 'Ingress annotations are read under `<prefix>/` (and those under nginx.ingress.kubernetes.io/ then ignored)'],
   ['enable-annotation-validation',    'bool',     'true',                       'no effect',   'keepip always validates annotations'],
   ['enable-ssl-chain-completion',     'bool',     'false',                      'no effect',   'certificates are served as the Secret holds them'],
@@ -159,6 +159,8 @@ export interface ControllerOptions {
   defaultBackendService: string | null;
   /** --disable-catch-all: Ingresses with a spec.defaultBackend are not served. */
   disableCatchAll: boolean;
+  /** --disable-svc-external-name: ExternalName Services have no endpoint (503). */
+  disableServiceExternalName: boolean;
   /** --annotations-prefix, checked to be a DNS subdomain. */
   annotationsPrefix: string;
   /** --enable-ssl-passthrough: the ssl-passthrough annotation takes effect. */
@@ -398,6 +400,7 @@ function buildOptions(
     defaultSslCertificate: ref('default-ssl-certificate'),
     defaultBackendService: ref('default-backend-service'),
     disableCatchAll: bool('disable-catch-all'),
+    disableServiceExternalName: bool('disable-svc-external-name'),
     annotationsPrefix: annotationsPrefixFlag(text('annotations-prefix'), errors),
     enableSslPassthrough: bool('enable-ssl-passthrough'),
     httpPort: int('http-port', 0, 65535),

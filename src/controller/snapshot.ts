@@ -38,6 +38,8 @@ export interface SnapshotOptions extends ClassOptions {
   enableSslPassthrough?: boolean;
   /** --disable-catch-all: Ingresses with a spec.defaultBackend are not ours (see isCatchAll). */
   disableCatchAll?: boolean;
+  /** --disable-svc-external-name: ExternalName Services have no endpoint (503). */
+  disableServiceExternalName?: boolean;
 }
 
 /**
@@ -195,5 +197,6 @@ export function buildClusterTopology(objects: ClusterObjects, o: SnapshotOptions
     annotationsPrefix: o.annotationsPrefix,
     ...(o.configMap ? { configMap: o.configMap } : {}),
     enableSslPassthrough: o.enableSslPassthrough === true,
+    disableServiceExternalName: o.disableServiceExternalName === true,
   });
 }

@@ -100,6 +100,39 @@ describe('keepip gateway command line', () => {
     }
   });
 
+  test('--disable-svc-external-name: an ExternalName Service has no endpoint, with a warning', async () => {
+    const external = {
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name: 'ext', namespace: 'default' },
+      spec: { type: 'ExternalName', externalName: 'api.example.com' },
+    };
+    const route = ingress({
+      name: 'ext',
+      host: 'ext.example.com',
+      paths: [{ path: '/', service: 'ext', port: 80 }],
+    });
+    const file = dir.write('external-name.yaml', toYaml([external, route]));
+    const gateway = startKeepip([
+      'gateway',
+      '-f',
+      file,
+      '--http',
+      '127.0.0.1:0',
+      '--disable-svc-external-name',
+    ]);
+    try {
+      await gateway.waitFor(
+        /warning: .*\(Service default\/ext\) spec\.externalName: ExternalName Services are disabled \(--disable-svc-external-name\).*\[EXTERNAL_NAME_DISABLED\]/,
+      );
+      await gateway.waitFor(
+        /warning: upstream default-ext-80 has no ready endpoint: its locations answer 503/,
+      );
+    } finally {
+      assert.equal(await gateway.stop(), 0);
+    }
+  });
+
   test('--json start-up lines are JSON objects a script can read', async () => {
     const file = dir.write('json.yaml', manifests({}));
     const gateway = startKeepip(['gateway', '-f', file, '--http', '127.0.0.1:0', '--json']);
