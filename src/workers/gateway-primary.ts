@@ -30,7 +30,7 @@ import { type ReservedPort, reservePort } from './ports.ts';
 export interface WorkerGatewayOptions
   extends Omit<
     GatewayOptions,
-    'accessLog' | 'errorLog' | 'upstreamAddress' | 'decisions' | 'reusePort' | 'version'
+    'accessLog' | 'errorLog' | 'upstreamAddress' | 'lookup' | 'decisions' | 'reusePort' | 'version'
   > {
   workers: number;
   /** --access-log FILE (each worker appends to it), or null for stdout (inherited). */

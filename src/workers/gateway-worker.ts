@@ -14,7 +14,14 @@ import { CHANNEL_FD, type ServedRole } from './protocol.ts';
 import { createFileLineSink } from '../gateway/file-line-sink.ts';
 
 /** What a worker cannot be handed over IPC: sinks, registries, functions, the primary's own listeners. */
-type LocalOnly = 'accessLog' | 'errorLog' | 'metrics' | 'metricsListen' | 'upstreamAddress' | 'decisions';
+type LocalOnly =
+  | 'accessLog'
+  | 'errorLog'
+  | 'metrics'
+  | 'metricsListen'
+  | 'upstreamAddress'
+  | 'decisions'
+  | 'lookup';
 
 export interface GatewayWorkerInit {
   options: Omit<GatewayOptions, LocalOnly>;
