@@ -5,13 +5,21 @@
 // (here a table of names to 127.0.0.x, so no DNS and no /etc/hosts are involved). An IP literal
 // member is covered by the translation's unit test: a loopback one is refused, as here.
 import assert from 'node:assert/strict';
+import https from 'node:https';
 import type { LookupAddress, LookupOptions } from 'node:dns';
-import type { LookupFunction } from 'node:net';
+import type { AddressInfo, LookupFunction } from 'node:net';
 import { after, before, describe, test } from 'node:test';
+import { WebSocket } from 'ws';
 import type { Topology } from '../../src/config/model.ts';
 import type { TopologyOptions } from '../../src/k8s/translate.ts';
 import { type RunningWhoami, startWhoami } from '../../src/whoami/server.ts';
-import { echoOf, request, startTestGateway, type TestGateway } from '../fixtures/gateway/harness.ts';
+import {
+  echoOf,
+  request,
+  startTestGateway,
+  type TestGateway,
+  testCertificate,
+} from '../fixtures/gateway/harness.ts';
 import { ingress, type K8sObject, topologyOf } from '../fixtures/gateway/manifests.ts';
 
 /** A resolver over a fixed table, answering as dns.lookup does (ENOTFOUND for an unknown name). */
@@ -49,17 +57,20 @@ function externalNameService(
 describe('ExternalName Services (service_externalname.go)', () => {
   let echo: RunningWhoami;
   let eu: RunningWhoami;
+  let secure: https.Server;
   let gw: TestGateway;
   const asked: string[] = [];
   const table = new Map([
     ['echo', '127.0.0.2'],
     ['nip.example', '127.0.0.2'],
     ['eu.nip.example', '127.0.0.3'],
+    ['secure.example', '127.0.0.3'],
   ]);
 
   /** One Ingress per test host, each on its own ExternalName Service. */
   function objects(extra: { echoName?: string; withAdded?: boolean } = {}): K8sObject[] {
     const port = echo.address.port;
+    const tlsPort = (secure.address() as AddressInfo).port;
     const ing = (host: string, service: string, p: number | string, annotations = {}) =>
       ingress({
         name: host.split('.')[0] as string,
@@ -93,6 +104,9 @@ describe('ExternalName Services (service_externalname.go)', () => {
       ing('loopback.test', 'loopback', port),
       externalNameService('badname', 'Not_A_Name'),
       ing('badname.test', 'badname', port),
+      // backend-protocol HTTPS: the HTTPS pool resolves the name too.
+      externalNameService('secure', 'secure.example'),
+      ing('secure.test', 'secure', tlsPort, { 'backend-protocol': 'HTTPS' }),
       // Added and deleted by a reload.
       ...(extra.withAdded === true ? [externalNameService('added', 'echo')] : []),
       ing('added.test', 'added', port),
@@ -102,6 +116,8 @@ describe('ExternalName Services (service_externalname.go)', () => {
   before(async () => {
     echo = await startWhoami({ host: '127.0.0.2', port: 0, name: 'echo' });
     eu = await startWhoami({ host: '127.0.0.3', port: 0, name: 'eu-server' });
+    secure = https.createServer(await testCertificate(), (_req, res) => res.end('secure'));
+    await new Promise<void>((resolve) => secure.listen(0, '127.0.0.3', resolve));
     gw = await startTestGateway(topologyOf(objects()), { lookup: tableLookup(table, asked) });
   });
 
@@ -109,6 +125,7 @@ describe('ExternalName Services (service_externalname.go)', () => {
     await gw.close();
     await echo.close();
     await eu.close();
+    await new Promise<void>((resolve) => secure.close(() => resolve()));
   });
 
   const get = (host: string) =>
@@ -148,6 +165,30 @@ describe('ExternalName Services (service_externalname.go)', () => {
     const reply = await get('dotted.test');
     assert.equal(reply.status, 200);
     assert.equal(echoOf(reply).name, 'echo');
+  });
+
+  test('a WebSocket upgrade reaches the resolved name too', async () => {
+    const socket = new WebSocket(`ws://127.0.0.1:${gw.httpPort}/ws-external`, {
+      headers: { host: 'short.test' },
+    });
+    await new Promise<void>((resolve, reject) => {
+      socket.once('open', () => resolve());
+      socket.once('error', reject);
+    });
+    const echoed = new Promise<string>((resolve) =>
+      socket.once('message', (data) => resolve(data.toString())),
+    );
+    socket.send('over the name');
+    assert.equal(await echoed, 'over the name');
+    socket.close();
+    const line = await gw.access.waitFor(/GET \/ws-external HTTP\/1\.1" 101/);
+    assert.match(line, new RegExp(`127\\.0\\.0\\.2:${echo.address.port}`));
+  });
+
+  test('an HTTPS backend (backend-protocol HTTPS) on a name', async () => {
+    const reply = await get('secure.test');
+    assert.equal(reply.status, 200);
+    assert.equal(reply.body, 'secure');
   });
 
   test('a name that does not resolve: 502, and the error log names it', async () => {
