@@ -1,6 +1,6 @@
 // Services with their endpoints (Endpoints or EndpointSlices), and Nodes.
 import type { ConfigIssue, EndpointModel, NodeModel, ServiceModel } from '../config/model.ts';
-import { canonicalIp } from '../net/ip.ts';
+import { canonicalIp, isLoopbackAddress } from '../net/ip.ts';
 import type { EndpointSliceView, EndpointsView, NodeView, ServiceView } from './objects.ts';
 import { describeOrigin } from './reader.ts';
 
@@ -81,7 +81,9 @@ const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0
 /**
  * The host an ExternalName Service proxies to, as ingress-nginx takes it: an IP literal, or a DNS
  * subdomain (its trailing dot trimmed). localhost and loopback addresses are refused, so that an
- * Ingress author cannot reach the gateway's own ports; so is everything with the disable flag.
+ * Ingress author cannot reach the gateway's own ports; so are the unspecified addresses (0.0.0.0, ::),
+ * which connect to the node itself on Linux (ingress-nginx lets those through); and everything with the
+ * disable flag.
  */
 function externalNameOf(svc: ServiceView, options: ServiceOptions, issues: ConfigIssue[]): string | null {
   const refuse = (code: 'EXTERNAL_NAME_DISABLED' | 'EXTERNAL_NAME_REFUSED', why: string): null => {
@@ -101,8 +103,8 @@ function externalNameOf(svc: ServiceView, options: ServiceOptions, issues: Confi
     );
   const raw = svc.externalName ?? '';
   const ip = canonicalIp(raw);
-  if (raw === 'localhost' || (ip !== null && (ip.startsWith('127.') || ip === '::1')))
-    return refuse('EXTERNAL_NAME_REFUSED', `${JSON.stringify(raw)} is a loopback name or address`);
+  if (raw === 'localhost' || (ip !== null && (isLoopbackAddress(ip) || ip === '0.0.0.0' || ip === '::')))
+    return refuse('EXTERNAL_NAME_REFUSED', `${JSON.stringify(raw)} is a loopback or unspecified address`);
   if (ip !== null) return ip;
   const name = raw.endsWith('.') ? raw.slice(0, -1) : raw;
   if (name.length === 0 || name.length > 253 || !DNS_SUBDOMAIN.test(name))

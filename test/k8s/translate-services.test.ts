@@ -142,6 +142,9 @@ test('ExternalName: the name (trailing dot trimmed) or IP literal; localhost, lo
       EXTERNAL('localhost', 'localhost') +
       EXTERNAL('loop4', '127.1.2.3') +
       EXTERNAL('loop6', '::1') +
+      EXTERNAL('mapped', '::ffff:127.0.0.1') +
+      EXTERNAL('any4', '0.0.0.0') +
+      EXTERNAL('any6', '::') +
       EXTERNAL('upper', 'Api.Example.com') +
       EXTERNAL('empty', ''),
   );
@@ -154,15 +157,21 @@ test('ExternalName: the name (trailing dot trimmed) or IP literal; localhost, lo
     localhost: null,
     loop4: null,
     loop6: null,
+    mapped: null,
+    any4: null,
+    any6: null,
     upper: null,
     empty: null,
   });
   const refused = t.issues.filter((i) => i.code === 'EXTERNAL_NAME_REFUSED');
   assert.deepEqual(refused.map((i) => i.origin?.name).sort(), [
+    'any4',
+    'any6',
     'empty',
     'localhost',
     'loop4',
     'loop6',
+    'mapped',
     'upper',
   ]);
   assert.ok(refused.every((i) => i.severity === 'warning' && i.field === 'spec.externalName'));
