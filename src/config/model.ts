@@ -339,6 +339,8 @@ export interface LocationModel {
   preserveTrailingSlash?: true;
   /** use-port-in-redirects: the ssl-redirect Location names the HTTPS port (443). */
   usePortInRedirects?: true;
+  /** relative-redirects (annotation, else ConfigMap): nginx's absolute_redirect off in this location. */
+  relativeRedirects?: true;
   /** connection-proxy-header: the Connection header sent to the backend (`close` or `keep-alive`). */
   connectionHeader?: 'close' | 'keep-alive';
   /** upstream-hash-by (+ -subset, -subset-size), or the ConfigMap's: consistent hashing on a request value. */

@@ -85,12 +85,16 @@ function outermost(record: DecisionRecord): { client: string; via: string } | nu
 /** The rule column when no access stage spoke: what the router decided. */
 function routerRule(record: DecisionRecord): { rule: string; detail: string } {
   if (record.status === 400) return { rule: 'bad-request', detail: 'the request target or Host was refused' };
+  // Before the location check: a trailing-slash or www-twin redirect has no location of its own.
+  if (record.status >= 300 && record.status < 400 && record.upstreamAddr === null)
+    return {
+      rule: 'redirect',
+      detail: 'redirected before the access rules (ssl-redirect, app-root, a missing trailing slash)',
+    };
   if (record.location === null)
     return record.upstream === null
       ? { rule: 'no-route', detail: 'no Ingress rule matches this host and path' }
       : { rule: 'default-backend', detail: 'no Ingress rule matches: the default backend answers' };
-  if (record.status >= 300 && record.status < 400 && record.upstreamAddr === null)
-    return { rule: 'redirect', detail: 'redirected before the access rules (ssl-redirect, app-root)' };
   return { rule: '-', detail: '' };
 }
 

@@ -340,10 +340,13 @@ function endWithoutProxy(
     });
     return end(walk, 'redirected', decision.status, `redirect ${decision.status}`, address);
   }
+  // nginx's auto_redirect: the location is named with a trailing slash the path lacks.
+  const why =
+    decision.findConfig === true ? ` (${path} lacks its trailing slash; no access rule applies)` : '';
   hops.push({
     name: 'route',
     sees: address,
-    detail: `${describeRoute(decision.route)}: redirect ${decision.status} to ${decision.location}`,
+    detail: `${describeRoute(decision.route)}: redirect ${decision.status} to ${decision.location}${why}`,
   });
   return end(walk, 'redirected', decision.status, `redirect ${decision.status}`, address);
 }

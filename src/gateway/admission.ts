@@ -175,10 +175,9 @@ function answerRedirect(
     serverName: matched.serverName,
     serverPort: conn.serverPort,
   };
-  const { redirect, usePortInRedirects } = matched.location;
-  respond(status, {
-    location: absoluteLocation(location, request, { relative: redirect?.relative, usePortInRedirects }),
-  });
+  const { redirect, usePortInRedirects, relativeRedirects } = matched.location;
+  const relative = redirect?.relative ?? relativeRedirects;
+  respond(status, { location: absoluteLocation(location, request, { relative, usePortInRedirects }) });
 }
 
 /** A 400 for a target or host the gateway refuses, with the reason in the error log. */
@@ -433,6 +432,36 @@ function keepClientCertHeaders(ex: Exchange, headers: Record<string, string>): v
   ex.access = { release: null, upstreamHeaders: edits, cookies: null, alwaysSetCookie: false };
 }
 
+/** No location matched: the default backend, else 404. */
+function noLocation(
+  ex: Exchange,
+  decision: RouteDecision & { kind: 'not-found' },
+  client: ReturnType<typeof resolveClient>,
+  respond: Respond,
+): Admitted | null {
+  const { snap } = ex;
+  ex.serverName = decision.serverName;
+  ex.host = hostVariable(ex.rawHost, decision.serverName);
+  if (snap.defaultUpstream === null || decision.backend === null) {
+    // ingress-nginx's own default backend (the `_` server's `/`) logs only when asked to.
+    if (
+      decision.serverName === DEFAULT_SERVER_NAME &&
+      snap.settings.enableAccessLogForDefaultBackend !== true
+    )
+      ex.accessLog = false;
+    respond(404, null);
+    return null;
+  }
+  ex.upstreamName = snap.defaultUpstream.name;
+  return {
+    location: null,
+    upstream: snap.defaultUpstream,
+    upstreamPath: client.target.raw,
+    scheme: client.scheme,
+    headersTrusted: client.headersTrusted,
+  };
+}
+
 /**
  * Runs the stages for one request. Returns where it goes, null when the gateway already answered
  * (400, 404, a redirect, 403, 503, a limit, a refused auth), or PENDING when the access stage waits for
@@ -473,33 +502,10 @@ export function admit(
     respond(decision.status, { location: decision.location });
     return null;
   }
-  if (decision.kind === 'not-found') {
-    ex.serverName = decision.serverName;
-    ex.host = hostVariable(ex.rawHost, decision.serverName);
-    if (snap.defaultUpstream === null || decision.backend === null) {
-      // ingress-nginx's own default backend (the `_` server's `/`) logs only when asked to.
-      if (
-        decision.serverName === DEFAULT_SERVER_NAME &&
-        snap.settings.enableAccessLogForDefaultBackend !== true
-      )
-        ex.accessLog = false;
-      respond(404, null);
-      return null;
-    }
-    ex.upstreamName = snap.defaultUpstream.name;
-    return {
-      location: null,
-      upstream: snap.defaultUpstream,
-      upstreamPath: client.target.raw,
-      scheme,
-      headersTrusted,
-    };
-  }
+  if (decision.kind === 'not-found') return noLocation(ex, decision, client, respond);
   const matched = decision.route;
-  ex.route = matched;
   ex.serverName = matched.serverName;
   ex.host = hostVariable(ex.rawHost, matched.serverName);
-  ex.upstreamName = matched.upstreamName;
   ex.responseHeaders = ex.conn.scheme === 'https' ? matched.httpsResponseHeaders : matched.responseHeaders;
   // nginx verifies client certificates before any location runs (and before redirects).
   if (matched.vhost.clientCertificate) {
@@ -507,6 +513,15 @@ export function admit(
     if (headers === false) return null;
     if (headers !== null) keepClientCertHeaders(ex, headers);
   }
+  if (decision.kind === 'redirect' && decision.findConfig === true) {
+    // nginx's auto_redirect: the location's `set`s never run (no upstream, ingress or service in the
+    // log line or the metrics), its access_log and header filters do.
+    if (matched.location.accessLog === false) ex.accessLog = false;
+    answerRedirect(ex, matched, decision.status, decision.location, respond);
+    return null;
+  }
+  ex.route = matched;
+  ex.upstreamName = matched.upstreamName;
   // enable-cors runs in nginx's rewrite phase: before the location's redirects and access rules.
   if (matched.cors !== null && corsStage(matched.cors, ex, req, respond)) return null;
   if (decision.kind === 'redirect') {

@@ -6,10 +6,13 @@
 // Paths, with nginx's location algorithm over the normalised $uri:
 //   1. an Exact path equal to $uri wins;
 //   2. the longest element-wise Prefix match is remembered (Prefix and ImplementationSpecific
-//      without regex: `/foo` matches `/foo`, `/foo/`, `/foo/bar`, not `/foobar`);
+//      without regex: `/foo` matches `/foo`, `/foo/`, `/foo/bar`, not `/foobar`; `/foo/` would match
+//      `/foo`, but auto_redirect answers that first);
 //   3. regex locations (use-regex, or a rewrite on the host) are tried in model order,
 //      case-insensitive and anchored at the start; the first match wins;
 //   4. else the remembered prefix; else the host's catch-all, which is the default backend.
+// Before step 1, nginx's auto_redirect (slashRedirectsOf): a 301 to the name of a location ending in `/`
+// for that name without its `/`, on hosts without regex locations.
 // Redirects come before access checks, in nginx's order: app-root (server level, $uri = /),
 // permanent-/temporal-redirect (the location's `return`), a rewrite-target that is an absolute URL
 // (302), then ssl-redirect / force-ssl-redirect. server-alias names are more names of a host;
@@ -72,7 +75,19 @@ export interface MatchedRoute {
 }
 
 export type RouteDecision =
-  | { kind: 'redirect'; status: number; location: string; serverName: string; route: MatchedRoute }
+  | {
+      kind: 'redirect';
+      status: number;
+      location: string;
+      serverName: string;
+      route: MatchedRoute;
+      /**
+       * nginx's auto_redirect (see slashRedirectsOf): answered when the location is found, before any
+       * directive of it runs (no CORS, no `set`: the log has no upstream name), made absolute by its
+       * absolute_redirect / port_in_redirect.
+       */
+      findConfig?: true;
+    }
   | {
       kind: 'proxy';
       route: MatchedRoute;
@@ -123,6 +138,13 @@ interface CompiledLocation {
   readonly forwardedPrefix: readonly (string | number)[] | null;
 }
 
+interface SlashRedirect {
+  /** The location's name as nginx escapes it for the Location header. */
+  readonly to: string;
+  /** The answer without a query (one per snapshot). */
+  readonly decision: RouteDecision & { kind: 'redirect' };
+}
+
 interface CompiledVirtualHost {
   readonly serverName: string;
   /** Some location has access rules: other readings of a path are checked against them. */
@@ -136,6 +158,8 @@ interface CompiledVirtualHost {
   readonly prefixes: readonly CompiledLocation[];
   /** Regex locations in model order. */
   readonly regexes: readonly CompiledLocation[];
+  /** nginx's auto_redirect: a $uri -> the location named $uri + `/` that answers it with a 301; null: none. */
+  readonly slashRedirects: ReadonlyMap<string, SlashRedirect> | null;
   /** The first location carrying app-root (ingress-nginx emits one server-level `if` per location; the first returns). */
   readonly appRoot: { readonly path: string; readonly location: CompiledLocation } | null;
   /** server-alias names (exact or `*.suffix`, lower case) that the host's certificate names. */
@@ -355,10 +379,73 @@ function compileVirtualHost(
     exact,
     prefixes,
     regexes,
+    slashRedirects:
+      regexes.length === 0 ? slashRedirectsOf([...exact.values(), ...prefixes], serverName) : null,
     appRoot,
     certifiedAliases: certifiedAliasesOf(vhost),
     notFound: Object.freeze({ kind: 'not-found', serverName, backend: model.defaultBackend }),
   };
+}
+
+/**
+ * nginx's auto_redirect as ingress-nginx's locations give it (updateServerLocations): a Prefix path `P`
+ * other than `/` is `location P/` plus `location = P` (the copy's name as written: `/foo/` for `/foo/`;
+ * none when an Exact `P` exists), an Exact path `= P`, an ImplementationSpecific one `location P`. A
+ * proxying location whose name ends in `/` answers a $uri of that name without its `/` with a 301 to the
+ * name, unless a location is named that $uri itself (an exact one, or a prefix one, which nginx finds
+ * first). A denied location (`return 503`, no proxy_pass) has none; only hosts without regex locations.
+ */
+function slashRedirectsOf(
+  locations: readonly CompiledLocation[],
+  serverName: string,
+): ReadonlyMap<string, SlashRedirect> | null {
+  const exactNames = new Map<string, CompiledLocation>();
+  const prefixNames = new Map<string, CompiledLocation>();
+  const name = (names: Map<string, CompiledLocation>, path: string, loc: CompiledLocation) => {
+    if (!names.has(path)) names.set(path, loc);
+  };
+  for (const loc of locations) if (loc.model.pathType === 'Exact') name(exactNames, loc.model.path, loc);
+  for (const loc of locations) {
+    const { path, pathType } = loc.model;
+    if (pathType === 'Exact') continue;
+    if (pathType === 'Prefix' && path !== '/') {
+      name(prefixNames, path.endsWith('/') ? path : `${path}/`, loc);
+      name(exactNames, path, loc);
+    } else name(prefixNames, path, loc);
+  }
+  const out = new Map<string, SlashRedirect>();
+  for (const [path, loc] of [...exactNames, ...prefixNames]) {
+    const uri = path.slice(0, -1);
+    if (!path.endsWith('/') || uri === '' || exactNames.has(uri) || prefixNames.has(uri) || out.has(uri))
+      continue;
+    // The exact location of the name answers, else the prefix one (ngx_http_core_find_static_location).
+    const by = exactNames.get(path) ?? loc;
+    if (by.route.policy.failClosed || (by.model.access?.denied ?? null) !== null) continue;
+    const to = escapeLocationName(path);
+    const decision = Object.freeze({
+      kind: 'redirect',
+      status: 301,
+      location: to,
+      serverName,
+      route: by.route,
+      findConfig: true,
+    } as const);
+    out.set(uri, { to, decision });
+  }
+  return out.size === 0 ? null : out;
+}
+
+/** nginx's escaped_name (ngx_escape_uri, NGX_ESCAPE_URI): controls, space, `"#%<>?\^\`{|}`, DEL and non-ASCII. */
+function escapeLocationName(name: string): string {
+  let out = '';
+  for (const byte of Buffer.from(name, 'utf8')) {
+    const c = String.fromCharCode(byte);
+    out +=
+      byte <= 0x20 || byte >= 0x7f || '"#%<>?\\^`{|}'.includes(c)
+        ? `%${byte.toString(16).toUpperCase().padStart(2, '0')}`
+        : c;
+  }
+  return out;
 }
 
 /** The exact and `*.` aliases the host's certificate names (ingress-nginx's configureCertificates). */
@@ -774,6 +861,10 @@ export function routeTarget(routes: CompiledRoutes, request: RouteTargetRequest)
       route: loc.route,
     };
   }
+  if (vhost.slashRedirects !== null) {
+    const slash = vhost.slashRedirects.get(uri);
+    if (slash !== undefined) return slashRedirect(slash, target.args);
+  }
   const loc = findLocation(vhost, uri);
   if (loc === null) return vhost.notFound;
   if (loc.redirect !== null) return loc.redirect;
@@ -809,6 +900,12 @@ export function routeTarget(routes: CompiledRoutes, request: RouteTargetRequest)
     guards: guardsFor(vhost, uri, target.raw, loc),
     forwardedPrefix: forwardedPrefixOf(loc, uri),
   };
+}
+
+/** nginx's auto_redirect answer: the location's name, then `?` and $args when there are any. */
+function slashRedirect(slash: SlashRedirect, args: string | null): RouteDecision {
+  if (args === null || args === '') return slash.decision;
+  return { ...slash.decision, location: `${slash.to}?${args}` };
 }
 
 /**

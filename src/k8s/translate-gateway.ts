@@ -901,14 +901,21 @@ function relativeOrNot(
     : redirect;
 }
 
-/** preserve-trailing-slash, use-port-in-redirects (the annotation, else the ConfigMap) and connection-proxy-header. */
+type RedirectOption =
+  | 'preserveTrailingSlash'
+  | 'usePortInRedirects'
+  | 'relativeRedirects'
+  | 'connectionHeader';
+
+/** preserve-trailing-slash, use-port-in-redirects, relative-redirects (the annotation, else the ConfigMap) and connection-proxy-header. */
 function redirectOptions(
   route: RouteAnnotations,
   settings: GatewaySettings,
-): Pick<LocationModel, 'preserveTrailingSlash' | 'usePortInRedirects' | 'connectionHeader'> {
-  const out: Pick<LocationModel, 'preserveTrailingSlash' | 'usePortInRedirects' | 'connectionHeader'> = {};
+): Pick<LocationModel, RedirectOption> {
+  const out: Pick<LocationModel, RedirectOption> = {};
   if (route.preserveTrailingSlash ?? settings.preserveTrailingSlash) out.preserveTrailingSlash = true;
   if (route.usePortInRedirects ?? settings.usePortInRedirects) out.usePortInRedirects = true;
+  if ((route.relativeRedirects ?? settings.relativeRedirects) === true) out.relativeRedirects = true;
   if (route.connectionHeader !== null) out.connectionHeader = route.connectionHeader;
   return out;
 }

@@ -187,6 +187,19 @@ test('issue 20: a server-alias, a permanent-redirect and a www twin in the hop-b
   );
 });
 
+test("a Prefix path ending in `/` asked without it: nginx's auto_redirect, before the access rules", () => {
+  const yaml = [
+    'apiVersion: v1\nkind: Service\nmetadata: {name: svc, namespace: default}\nspec: {ports: [{name: http, port: 80}]}',
+    'apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: slash\n  namespace: default\n  annotations: {nginx.ingress.kubernetes.io/allowlist-source-range: 10.0.0.0/8}\nspec:\n  ingressClassName: nginx\n  rules:\n    - host: slash.example\n      http: {paths: [{path: /foo/, pathType: Prefix, backend: {service: {name: svc, port: {number: 80}}}}]}',
+  ].join('\n---\n');
+  const topology = buildTopology(parseManifestText(yaml, 'slash.yaml').objects);
+  const bare = simulate(topology, { client: '127.0.20.10', host: 'slash.example', path: '/foo' });
+  assert.equal(bare.status, 301);
+  assert.match(bare.hops.at(-1)!.detail, /redirect 301 to \/foo\/ \(\/foo lacks its trailing slash/);
+  const slashed = simulate(topology, { client: '127.0.20.10', host: 'slash.example', path: '/foo/' });
+  assert.equal(slashed.status, 403);
+});
+
 test('issue 20: a canary in the backend hop', () => {
   const P = 'nginx.ingress.kubernetes.io/';
   const svc = (name: string) =>

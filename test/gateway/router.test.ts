@@ -145,8 +145,9 @@ describe('path priority (no regex)', () => {
       [req('example.com', '/foo/barx'), 'proxy default-prefix-foo-80 /foo/barx'],
       [req('example.com', '/foobar'), 'proxy default-root-80 /foobar'],
       [req('example.com', '/FOO'), 'proxy default-root-80 /FOO'],
-      // A Prefix path with a trailing slash matches the element itself too (Kubernetes semantics).
-      [req('example.com', '/docs'), 'proxy default-docs-80 /docs'],
+      // A Prefix path with a trailing slash: nginx's auto_redirect answers the element itself with a 301
+      // (ingress-nginx's `location /docs/`, no `location = /docs`).
+      [req('example.com', '/docs'), 'redirect 301 /docs/'],
       [req('example.com', '/docs/a'), 'proxy default-docs-80 /docs/a'],
       [req('example.com', '/docsx'), 'proxy default-root-80 /docsx'],
       // ImplementationSpecific without use-regex is a Prefix.
@@ -173,6 +174,52 @@ describe('path priority (no regex)', () => {
       ],
     );
   });
+});
+
+describe("nginx's auto_redirect: $uri + `/` names a proxying location, nothing is named $uri", () => {
+  table(
+    model([
+      vhost('example.com', [
+        loc('/a/', 'Prefix', 'a'),
+        loc('/b', 'Prefix', 'b'),
+        loc('/c/', 'Exact', 'c'),
+        loc('/d/', 'ImplementationSpecific', 'd'),
+        loc('/e/', 'Prefix', 'e'),
+        loc('/e', 'ImplementationSpecific', 'e-impl'),
+        loc('/f/', 'Prefix', 'f', {
+          access: {
+            rateLimit: null,
+            basicAuth: null,
+            externalAuth: null,
+            satisfy: 'all',
+            denied: { annotation: 'x', reason: 'y' },
+          },
+        }),
+        loc('/', 'Prefix', 'root'),
+      ]),
+      vhost('rx.example.com', [rx('/a/', 'rx-a'), rx('/', 'rx-root')]),
+    ]),
+    [
+      [req('example.com', '/a'), 'redirect 301 /a/'],
+      [req('example.com', '/a?x=1&y'), 'redirect 301 /a/?x=1&y'],
+      [req('example.com', '/a?'), 'redirect 301 /a/'],
+      [req('example.com', '/%61'), 'redirect 301 /a/'],
+      [req('example.com', '/A'), 'proxy default-root-80 /A'],
+      [req('example.com', '/a/'), 'proxy default-a-80 /a/'],
+      // A Prefix path without a slash also has `location = /b`.
+      [req('example.com', '/b'), 'proxy default-b-80 /b'],
+      // An Exact `/c/` is a proxying location named `/c/` too.
+      [req('example.com', '/c'), 'redirect 301 /c/'],
+      [req('example.com', '/d'), 'redirect 301 /d/'],
+      // `location /e` (ImplementationSpecific) is found before the redirect of `/e/`: no redirect. (nginx
+      // proxies by `location /e`; keepip's equal prefixes `/e/` and `/e` go by model order: unchanged.)
+      [req('example.com', '/e'), 'proxy default-e-80 /e'],
+      // A denied location (`return 503`, no proxy_pass) has no auto_redirect.
+      [req('example.com', '/f'), 'proxy default-f-80 /f'],
+      // Regex locations: none.
+      [req('rx.example.com', '/a'), 'proxy default-rx-root-80 /a'],
+    ],
+  );
 });
 
 describe('paths are matched on the normalised $uri (no allowlist bypass by encoding)', () => {
