@@ -769,7 +769,7 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
     names: ['use-http2'],
     status: 'implemented',
     values: 'true',
-    note: 'ALPN `h2` (then `http/1.1`) on the TLS listener, and HTTP/2 with prior knowledge beside HTTP/1.1 on the HTTP listener (nginx\'s `http2 on`: gRPC clients without TLS); every stream runs through the same pipeline as an HTTP/1.1 request (docs/gateway.md, HTTP/2)',
+    note: "ALPN `h2` (then `http/1.1`) on the TLS listener, and HTTP/2 with prior knowledge beside HTTP/1.1 on the HTTP listener (nginx's `http2 on`: gRPC clients without TLS); every stream runs through the same pipeline as an HTTP/1.1 request (docs/gateway.md, HTTP/2)",
   },
   {
     names: ['http2-max-concurrent-streams'],
