@@ -1,6 +1,10 @@
 // Runs the tcp-services plan: one listener per entry on keepip's L4 engine (src/lb: the balancer, or
 // its flows behind the PROXY reader for `:PROXY` entries), targets re-registered on every snapshot,
-// listeners opened and closed as entries come and go.
+// listeners opened and closed as entries come and go. An ExternalName entry's target is a host name:
+// the L4 engine connects to addresses, so names are resolved here, as tcp_udp_balancer.lua resolves
+// ExternalName endpoints on its backend sync: on every apply and every RESOLVE_INTERVAL_MS after.
+import { lookup as dnsLookup } from 'node:dns/promises';
+import net from 'node:net';
 import type { Registry } from 'prom-client';
 import { startLoadBalancer } from '../lb/balancer.ts';
 import { type DecodeSettings, startDecodingListener } from './tcp-decode.ts';
@@ -17,6 +21,38 @@ interface Listener {
   address: { address: string; port: number };
   update(plan: TcpServicePlan, settings: DecodeSettings): void;
   close(): Promise<void>;
+}
+
+/** A name's addresses (all families); throws as dns.lookup does. */
+export type TcpLookup = (host: string) => Promise<string[]>;
+
+const RESOLVE_INTERVAL_MS = 30_000;
+
+const systemLookup: TcpLookup = async (host) => (await dnsLookup(host, { all: true })).map((a) => a.address);
+
+/** The plan with each host-name target replaced by its addresses; a name that fails is logged and dropped. */
+async function resolvePlan(
+  plan: TcpServicePlan,
+  lookup: TcpLookup,
+  log: (line: string) => void,
+): Promise<TcpServicePlan> {
+  if (plan.targets.every((t) => net.isIP(t.host) !== 0)) return plan;
+  const targets: { host: string; port: number }[] = [];
+  for (const target of plan.targets) {
+    if (net.isIP(target.host) !== 0) {
+      targets.push(target);
+      continue;
+    }
+    try {
+      for (const address of await lookup(target.host)) targets.push({ host: address, port: target.port });
+    } catch (error) {
+      const e = error as NodeJS.ErrnoException;
+      log(
+        `tcp-services ${plan.port}: ${plan.service.namespace}/${plan.service.name}: ${target.host} could not be resolved (${e.code ?? e.message})`,
+      );
+    }
+  }
+  return { ...plan, targets };
 }
 
 const signature = (p: TcpServicePlan) =>
@@ -71,43 +107,76 @@ export function createTcpRunner(deps: {
   host: string;
   registry: Registry;
   log: (line: string) => void;
+  /** Resolves ExternalName targets; default the system resolver (dns.lookup). */
+  lookup?: TcpLookup;
 }): TcpRunner {
   const running = new Map<number, Listener>();
+  const lookup = deps.lookup ?? systemLookup;
+  let last: { plans: readonly TcpServicePlan[]; settings: DecodeSettings } | null = null;
+  let queue: Promise<void> = Promise.resolve();
+  let closed = false;
+  // One apply at a time: two would open the same port twice.
+  const enqueue = (plans: readonly TcpServicePlan[], settings: DecodeSettings) => {
+    last = { plans, settings };
+    queue = queue.then(async () => {
+      if (closed) return;
+      const resolved = await Promise.all(plans.map((p) => resolvePlan(p, lookup, deps.log)));
+      if (!closed) await applyResolved(running, resolved, settings, deps);
+    });
+    return queue;
+  };
+  // Names are re-resolved while an entry has one (their addresses may change without a snapshot).
+  const refresh = setInterval(() => {
+    const named = last?.plans.some((p) => p.targets.some((t) => net.isIP(t.host) === 0));
+    if (last && named) void enqueue(last.plans, last.settings);
+  }, RESOLVE_INTERVAL_MS);
+  refresh.unref();
   return {
-    async apply(plans, settings) {
-      const wanted = new Map(plans.map((p) => [p.port, p]));
-      for (const [port, listener] of running) {
-        const plan = wanted.get(port);
-        if (plan && signature(plan) === listener.signature) continue;
-        running.delete(port);
-        await listener.close();
-        deps.log(`tcp-services ${port}: stopped`);
-      }
-      for (const [port, plan] of wanted) {
-        const existing = running.get(port);
-        if (existing) {
-          existing.update(plan, settings);
-          continue;
-        }
-        try {
-          const listener = await open(plan, settings, deps);
-          running.set(port, listener);
-          const proxy = [plan.decode ? 'reads PROXY from clients' : '', plan.encode ? 'sends PROXY v1' : '']
-            .filter((s) => s !== '')
-            .join(', ');
-          deps.log(
-            `tcp-services ${port}: listening ${listener.address.address}:${listener.address.port} -> ${plan.service.namespace}/${plan.service.name}:${plan.servicePort} (${plan.targets.length} endpoints${proxy ? `, ${proxy}` : ''})`,
-          );
-        } catch (error) {
-          deps.log(`tcp-services ${port}: cannot listen (${(error as Error).message})`);
-        }
-      }
-    },
+    apply: enqueue,
     listeners: () =>
       [...running].map(([port, l]) => ({ port, address: l.address.address, actualPort: l.address.port })),
     async close() {
+      closed = true;
+      clearInterval(refresh);
+      await queue;
       for (const listener of running.values()) await listener.close();
       running.clear();
     },
   };
+}
+
+/** Closes listeners whose entry went or changed, updates the others' targets, opens the new ones. */
+async function applyResolved(
+  running: Map<number, Listener>,
+  plans: readonly TcpServicePlan[],
+  settings: DecodeSettings,
+  deps: { host: string; registry: Registry; log: (line: string) => void },
+): Promise<void> {
+  const wanted = new Map(plans.map((p) => [p.port, p]));
+  for (const [port, listener] of running) {
+    const plan = wanted.get(port);
+    if (plan && signature(plan) === listener.signature) continue;
+    running.delete(port);
+    await listener.close();
+    deps.log(`tcp-services ${port}: stopped`);
+  }
+  for (const [port, plan] of wanted) {
+    const existing = running.get(port);
+    if (existing) {
+      existing.update(plan, settings);
+      continue;
+    }
+    try {
+      const listener = await open(plan, settings, deps);
+      running.set(port, listener);
+      const proxy = [plan.decode ? 'reads PROXY from clients' : '', plan.encode ? 'sends PROXY v1' : '']
+        .filter((s) => s !== '')
+        .join(', ');
+      deps.log(
+        `tcp-services ${port}: listening ${listener.address.address}:${listener.address.port} -> ${plan.service.namespace}/${plan.service.name}:${plan.servicePort} (${plan.targets.length} endpoints${proxy ? `, ${proxy}` : ''})`,
+      );
+    } catch (error) {
+      deps.log(`tcp-services ${port}: cannot listen (${(error as Error).message})`);
+    }
+  }
 }

@@ -1,6 +1,7 @@
 // --tcp-services-configmap entries as ingress-nginx reads them — `"22": "gitea/gitea-ssh:22"`, with
 // `:PROXY` (expect a PROXY header from the client) and `::PROXY` (send one to the backend) — turned
-// into L4 listeners with their current targets from the topology's endpoints. Pure.
+// into L4 listeners with their current targets from the topology's endpoints (an ExternalName
+// Service's target is its name, which the runner resolves). Pure.
 import type { Topology } from '../config/model.ts';
 import type { KubeObject } from './resources.ts';
 
@@ -20,14 +21,21 @@ export interface TcpServiceProblem {
   message: string;
 }
 
+// `PROXY` in any case: ingress-nginx compares it with strings.EqualFold.
 const ENTRY =
-  /^([a-z0-9]([-a-z0-9]*[a-z0-9])?)\/([a-z0-9]([-.a-z0-9]*[a-z0-9])?):([A-Za-z0-9-]+)(?::(PROXY)?(?::(PROXY))?)?$/;
+  /^([a-z0-9]([-a-z0-9]*[a-z0-9])?)\/([a-z0-9]([-.a-z0-9]*[a-z0-9])?):([A-Za-z0-9-]+)(?::([Pp][Rr][Oo][Xx][Yy])?(?::([Pp][Rr][Oo][Xx][Yy]))?)?$/;
 
 function targetsFor(topology: Topology, namespace: string, name: string, port: string) {
   const svc = topology.services.find((s) => s.ref.namespace === namespace && s.ref.name === name);
   if (!svc) return null;
   const spec = svc.ports.find((p) => String(p.port) === port || p.name === port);
   if (!spec) return null;
+  if (svc.type === 'ExternalName') {
+    // ingress-nginx's one endpoint: the name on the port's targetPort; the runner resolves it.
+    if (!svc.externalName) return [];
+    const port = typeof spec.targetPort === 'number' && spec.targetPort > 0 ? spec.targetPort : spec.port;
+    return [{ host: svc.externalName, port }];
+  }
   return (svc.endpoints[spec.name] ?? [])
     .filter((e) => e.ready)
     .map((e) => ({ host: e.address, port: e.port }));
@@ -69,8 +77,8 @@ export function planTcpServices(
       port,
       service: { namespace, name },
       servicePort,
-      decode: m[6] === 'PROXY',
-      encode: m[7] === 'PROXY',
+      decode: m[6] !== undefined,
+      encode: m[7] !== undefined,
       targets,
     });
   }
