@@ -132,9 +132,13 @@ export function serverTlsOptions(
   return { ok: true, value };
 }
 
-/** A name's entry: exact, then a single leading wildcard label. */
+/**
+ * A name's entry: exact, then a single leading wildcard label. Lower case and without one trailing
+ * dot, as ingress-nginx's certificate.lua looks names up (`foo.com.` is foo.com's certificate).
+ */
 function byServerName<T>(map: ReadonlyMap<string, T>, servername: string): T | undefined {
-  const name = servername.toLowerCase();
+  const lower = servername.toLowerCase();
+  const name = lower.endsWith('.') ? lower.slice(0, -1) : lower;
   const exact = map.get(name);
   if (exact !== undefined) return exact;
   const dot = name.indexOf('.');

@@ -133,6 +133,12 @@ describe('gateway TLS', () => {
     assert.equal(await servedCommonName(gw.httpsPort, undefined), DEFAULT_CERTIFICATE_CN);
   });
 
+  test("a server name with a trailing dot gets the host's certificate (certificate.lua strips it; dynamic_certificates.go)", async () => {
+    assert.equal(await servedCommonName(gw.httpsPort, 'a.example.com.'), 'a.example.com');
+    assert.equal(await servedCommonName(gw.httpsPort, 'B.Example.com.'), 'b.example.com');
+    assert.equal(await servedCommonName(gw.httpsPort, 'x.wild.example.com.'), '*.wild.example.com');
+  });
+
   test("the default certificate is ingress-nginx's fake one by name (defaultbackend/ssl.go): issuer and subject CN", async () => {
     // Dashboards and alerts look for this name to spot a host served without its own certificate.
     for (const servername of [undefined, 'foo.bar.com']) {
