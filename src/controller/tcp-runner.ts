@@ -18,6 +18,8 @@ export interface TcpRunner {
 
 interface Listener {
   signature: string;
+  /** `namespace/name:port` it forwards to, for the log. */
+  service: string;
   address: { address: string; port: number };
   update(plan: TcpServicePlan, settings: DecodeSettings): void;
   close(): Promise<void>;
@@ -55,8 +57,17 @@ async function resolvePlan(
   return { ...plan, targets };
 }
 
-const signature = (p: TcpServicePlan) =>
-  `${p.service.namespace}/${p.service.name}:${p.servicePort}:${p.decode}:${p.encode}`;
+// What a listener cannot change in place: another Service or port only changes its targets, so the
+// port keeps listening and open connections carry on, as over an nginx reload.
+const signature = (p: TcpServicePlan) => `${p.decode}:${p.encode}`;
+const serviceOf = (p: TcpServicePlan) => `${p.service.namespace}/${p.service.name}:${p.servicePort}`;
+
+/**
+ * How long open connections to a target that left (an endpoint gone, the entry moved to another
+ * Service) may carry on: nginx's stream balancer never cuts them on a peer change, and a reload's
+ * old worker keeps them for worker-shutdown-timeout (default 240 s).
+ */
+const DRAIN_MS = 240_000;
 
 async function open(
   plan: TcpServicePlan,
@@ -74,6 +85,7 @@ async function open(
     });
     return {
       signature: signature(plan),
+      service: serviceOf(plan),
       address: decoding.address,
       update(next, nextSettings) {
         decoding.setTargets(next.targets);
@@ -90,13 +102,14 @@ async function open(
     preserveClientIp: false,
     algorithm: 'round-robin',
     healthCheck: null,
-    deregistrationDelayMs: 0,
+    deregistrationDelayMs: DRAIN_MS,
     registry: deps.registry,
     name: `tcp-services-${plan.port}`,
     log: deps.log,
   });
   return {
     signature: signature(plan),
+    service: serviceOf(plan),
     address: lb.address,
     update: (next) => lb.setTargets(next.targets),
     close: () => lb.close(),
@@ -163,6 +176,10 @@ async function applyResolved(
   for (const [port, plan] of wanted) {
     const existing = running.get(port);
     if (existing) {
+      if (existing.service !== serviceOf(plan)) {
+        existing.service = serviceOf(plan);
+        deps.log(`tcp-services ${port}: now -> ${existing.service} (${plan.targets.length} endpoints)`);
+      }
       existing.update(plan, settings);
       continue;
     }
@@ -173,7 +190,7 @@ async function applyResolved(
         .filter((s) => s !== '')
         .join(', ');
       deps.log(
-        `tcp-services ${port}: listening ${listener.address.address}:${listener.address.port} -> ${plan.service.namespace}/${plan.service.name}:${plan.servicePort} (${plan.targets.length} endpoints${proxy ? `, ${proxy}` : ''})`,
+        `tcp-services ${port}: listening ${listener.address.address}:${listener.address.port} -> ${serviceOf(plan)} (${plan.targets.length} endpoints${proxy ? `, ${proxy}` : ''})`,
       );
     } catch (error) {
       deps.log(`tcp-services ${port}: cannot listen (${(error as Error).message})`);

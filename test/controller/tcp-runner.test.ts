@@ -1,0 +1,99 @@
+// The tcp-services runner across snapshots, as nginx's stream module behaves: an endpoint leaving the
+// Service, or the entry moving to another Service (test/e2e/tcpudp/tcp.go "should reload after an
+// update in the configuration"), sends new connections to the new endpoints while the open ones carry
+// on (the Lua balancer's peer change and a reload's old worker both leave an open stream alone).
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { after, test } from 'node:test';
+import { Registry } from 'prom-client';
+import { createTcpRunner } from '../../src/controller/tcp-runner.ts';
+import type { TcpServicePlan } from '../../src/controller/tcp-services.ts';
+
+/** An echo server that prefixes what it sends back with its name. */
+async function startEcho(name: string) {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    let first = true;
+    socket.on('data', (c) => {
+      socket.write(first ? `${name} ${c}` : c);
+      first = c.toString().endsWith('\n');
+    });
+    socket.on('error', () => {});
+    socket.on('close', () => sockets.delete(socket));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** A client connection that sends a line and waits for the answer (or the connection's end). */
+function client(port: number) {
+  const socket = net.connect({ host: '127.0.0.1', port });
+  socket.on('error', () => {});
+  const ask = (line: string) =>
+    new Promise<string>((resolve) => {
+      let text = '';
+      const done = (answer: string) => {
+        socket.off('data', onData);
+        socket.off('close', onClose);
+        resolve(answer);
+      };
+      const onData = (c: Buffer) => {
+        text += c.toString();
+        if (text.endsWith('\n')) done(text);
+      };
+      const onClose = () => done('(closed)');
+      socket.on('data', onData);
+      socket.on('close', onClose);
+      socket.write(`${line}\n`);
+    });
+  return { ask, close: () => socket.destroy() };
+}
+
+test('an endpoint change or another Service leaves open connections alone and the port listening', async () => {
+  const a = await startEcho('a');
+  const b = await startEcho('b');
+  const c = await startEcho('c');
+  const lines: string[] = [];
+  const runner = createTcpRunner({ host: '127.0.0.1', registry: new Registry(), log: (l) => lines.push(l) });
+  after(async () => {
+    await runner.close();
+    await Promise.all([a.close(), b.close(), c.close()]);
+  });
+  const plan = (service: string, port: number): TcpServicePlan => ({
+    port: 0,
+    service: { namespace: 'db', name: service },
+    servicePort: '5432',
+    decode: false,
+    encode: false,
+    targets: [{ host: '127.0.0.1', port }],
+  });
+  const settings = { trustedCidrs: [], headerTimeoutMs: 5000 };
+  await runner.apply([plan('first', a.port)], settings);
+  const listening = runner.listeners()[0]!.actualPort;
+
+  const first = client(listening);
+  assert.equal(await first.ask('one'), 'a one\n');
+  // The Service's endpoint changes: the open connection carries on, a new one goes to b.
+  await runner.apply([plan('first', b.port)], settings);
+  assert.equal(await first.ask('two'), 'a two\n');
+  const second = client(listening);
+  assert.equal(await second.ask('three'), 'b three\n');
+
+  // The entry moves to another Service: same port, both open connections carry on.
+  await runner.apply([plan('second', c.port)], settings);
+  assert.equal(runner.listeners()[0]!.actualPort, listening);
+  assert.ok(lines.includes('tcp-services 0: now -> db/second:5432 (1 endpoints)'), lines.join('\n'));
+  assert.equal(await first.ask('four'), 'a four\n');
+  assert.equal(await second.ask('five'), 'b five\n');
+  const third = client(listening);
+  assert.equal(await third.ask('six'), 'c six\n');
+  for (const s of [first, second, third]) s.close();
+});
