@@ -22,8 +22,8 @@ export interface DecodingListener {
   close(): Promise<void>;
 }
 
-/** nginx's stream proxy_timeout default: 10 minutes without a byte either way. */
-const IDLE_TIMEOUT_MS = 600_000;
+/** nginx's stream proxy_timeout (proxy-stream-timeout) default: 10 minutes without a byte either way. */
+export const STREAM_IDLE_TIMEOUT_MS = 600_000;
 const CONNECT_TIMEOUT_MS = 10_000;
 
 export async function startDecodingListener(options: {
@@ -77,7 +77,7 @@ export async function startDecodingListener(options: {
       target,
       localAddress: undefined,
       header: bytes,
-      idleTimeoutMs: IDLE_TIMEOUT_MS,
+      idleTimeoutMs: STREAM_IDLE_TIMEOUT_MS,
       connectTimeoutMs: CONNECT_TIMEOUT_MS,
       counters,
       // The reader put back the bytes after the header: they come out of 'data' first.

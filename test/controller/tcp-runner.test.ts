@@ -4,7 +4,7 @@
 // on (the Lua balancer's peer change and a reload's old worker both leave an open stream alone).
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import { Registry } from 'prom-client';
 import { createTcpRunner } from '../../src/controller/tcp-runner.ts';
 import type { TcpServicePlan } from '../../src/controller/tcp-services.ts';
@@ -57,13 +57,13 @@ function client(port: number) {
   return { ask, close: () => socket.destroy() };
 }
 
-test('an endpoint change or another Service leaves open connections alone and the port listening', async () => {
+test('an endpoint change or another Service leaves open connections alone and the port listening', async (t) => {
   const a = await startEcho('a');
   const b = await startEcho('b');
   const c = await startEcho('c');
   const lines: string[] = [];
   const runner = createTcpRunner({ host: '127.0.0.1', registry: new Registry(), log: (l) => lines.push(l) });
-  after(async () => {
+  t.after(async () => {
     await runner.close();
     await Promise.all([a.close(), b.close(), c.close()]);
   });
