@@ -51,7 +51,7 @@ export interface ServingDeps {
   errorLog?: LineSink | undefined;
   /** Told of every finished request (the dashboard's decision log). */
   decisions?: DecisionSink | undefined;
-  /** After each snapshot is served (the first included). */
+  /** After each snapshot is served (the first included), and after a change that needed no reload. */
   onServed: (first: boolean) => void;
 }
 
@@ -69,6 +69,15 @@ export function defaultCertificate(ref: string | null, secrets: readonly KubeObj
 
 function configMapNamed(objects: ClusterObjects, ref: string | null): KubeObject | undefined {
   return objects.configMaps.find((c) => `${c.metadata?.namespace}/${c.metadata?.name}` === ref);
+}
+
+/**
+ * Everything a snapshot serves is built from: the topology and the tcp-/udp-services ConfigMaps (their
+ * plan is read from the objects). Equal keys serve the same.
+ */
+function servedKey(topology: Topology, objects: ClusterObjects, o: ControllerOptions): string {
+  const data = (ref: string | null) => configMapNamed(objects, ref)?.data ?? null;
+  return JSON.stringify([topology, data(o.tcpServicesConfigMap), data(o.udpServicesConfigMap)]);
 }
 
 /** The config line, listeners, warnings, and the tcp-services plan of a snapshot just served. */
@@ -160,7 +169,9 @@ export function createServing(deps: ServingDeps): Serving {
     fail = resolve;
   });
 
-  const start = async (topology: Topology) => {
+  // What the last snapshot served was built from (servedKey); null until one is served.
+  let served: string | null = null;
+  const start = async (topology: Topology, key: string) => {
     starting = true;
     const certificate = defaultCertificate(o.defaultSslCertificate, deps.objects().secrets);
     try {
@@ -176,17 +187,19 @@ export function createServing(deps: ServingDeps): Serving {
       for (const issue of error.issues) log(`error: ${describeIssue(issue)}`);
       return;
     }
+    served = key;
     reportSnapshot(deps, gateway, topology, true);
     resolveReady(gateway);
     deps.onServed(true);
   };
 
-  const applied = (result: ReloadResult | WorkerReloadResult, topology: Topology) => {
+  const applied = (result: ReloadResult | WorkerReloadResult, topology: Topology, key: string) => {
     if (!result.ok) {
       log(`error: reload rejected (${result.error.message}); still serving config v${result.version}`);
       return;
     }
     if (gateway === null) return;
+    served = key;
     reportSnapshot(deps, gateway, topology, false);
     deps.onServed(false);
   };
@@ -198,15 +211,25 @@ export function createServing(deps: ServingDeps): Serving {
       // (the reload that follows ends the hold).
       const workers = gateway !== null && 'holdLimiter' in gateway ? gateway : null;
       workers?.holdLimiter();
-      const topology = buildClusterTopology(deps.objects(), deps.snapshotOptions);
+      const objects = deps.objects();
+      const topology = buildClusterTopology(objects, deps.snapshotOptions);
+      const key = servedKey(topology, objects, o);
       if (gateway === null) {
-        if (!starting) void start(topology);
+        if (!starting) void start(topology, key);
+        return;
+      }
+      // Nothing served would change (a Secret no Ingress uses, an object rewritten as it was): no
+      // reload, as ingress-nginx skips one when the configuration equals the running one.
+      if (key === served) {
+        workers?.endLimiterHold();
+        // The leader's duties still see the new objects (an Ingress's Sync Event on any update).
+        deps.onServed(false);
         return;
       }
       // With workers a reload resolves once every worker swapped (src/workers/gateway-primary.ts).
       const reloaded = gateway.reload(topology);
-      if (reloaded instanceof Promise) void reloaded.then((result) => applied(result, topology));
-      else applied(reloaded, topology);
+      if (reloaded instanceof Promise) void reloaded.then((result) => applied(result, topology, key));
+      else applied(reloaded, topology, key);
     },
     gateway: () => gateway,
     ready,
