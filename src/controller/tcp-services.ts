@@ -28,7 +28,8 @@ const ENTRY =
 function targetsFor(topology: Topology, namespace: string, name: string, port: string) {
   const svc = topology.services.find((s) => s.ref.namespace === namespace && s.ref.name === name);
   if (!svc) return null;
-  const spec = svc.ports.find((p) => String(p.port) === port || p.name === port);
+  // A TCP port only: a Service often has the same number over UDP (DNS), as ingress-nginx matches it.
+  const spec = svc.ports.find((p) => p.protocol === 'TCP' && (String(p.port) === port || p.name === port));
   if (!spec) return null;
   if (svc.type === 'ExternalName') {
     // ingress-nginx's one endpoint: the name on the port's targetPort; the runner resolves it.
@@ -70,7 +71,7 @@ export function planTcpServices(
     const [namespace, name, servicePort] = [m[1]!, m[3]!, m[5]!];
     const targets = targetsFor(topology, namespace, name, servicePort);
     if (targets === null) {
-      invalid(`Service ${namespace}/${name} with port ${servicePort} does not exist`);
+      invalid(`Service ${namespace}/${name} with TCP port ${servicePort} does not exist`);
       continue;
     }
     plans.push({

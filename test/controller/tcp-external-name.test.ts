@@ -123,3 +123,37 @@ test('the runner resolves a name target before the L4 engine connects; an unreso
   // No target left: the L4 engine resets the connection.
   assert.equal(await ping(runner.listeners()[0]!.actualPort).catch(() => ''), '');
 });
+
+test('a port number or name selects the TCP port of the Service, as ingress-nginx matches the protocol', () => {
+  const topology = topologyOf(`apiVersion: v1
+kind: Service
+metadata: {name: kube-dns, namespace: kube-system}
+spec:
+  ports:
+    - {name: dns, port: 53, targetPort: 1053, protocol: UDP}
+    - {name: dns-tcp, port: 53, targetPort: 2053, protocol: TCP}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: kube-dns-1, namespace: kube-system, labels: {kubernetes.io/service-name: kube-dns}}
+addressType: IPv4
+endpoints: [{addresses: [10.0.0.5], conditions: {ready: true}}]
+ports: [{name: dns, port: 1053, protocol: UDP}, {name: dns-tcp, port: 2053, protocol: TCP}]
+---
+`);
+  const plan = planTcpServices(
+    tcpServices({ '53': 'kube-system/kube-dns:53', '54': 'kube-system/kube-dns:dns' }),
+    topology,
+    [],
+  );
+  assert.deepEqual(
+    plan.plans.map((p) => [p.port, p.targets]),
+    [[53, [{ host: '10.0.0.5', port: 2053 }]]],
+  );
+  assert.deepEqual(
+    plan.problems.map((p) => p.message),
+    [
+      'ConfigMap ingress-nginx/tcp-services data["54"]: Service kube-system/kube-dns with TCP port dns does not exist; not served',
+    ],
+  );
+});

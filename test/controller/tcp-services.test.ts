@@ -143,7 +143,7 @@ describe('tcp-services and readiness', () => {
       /UDP service 53 -> kube-system\/dns:53 .* is not served: keepip has no UDP proxy \[UDP_SERVICE_UNSUPPORTED\]/,
     );
     await ctl.waitForLine(
-      /data\["23"\]: Service gitea\/nope with port 22 does not exist; not served \[TCP_SERVICE_INVALID\]/,
+      /data\["23"\]: Service gitea\/nope with TCP port 22 does not exist; not served \[TCP_SERVICE_INVALID\]/,
     );
   });
 
