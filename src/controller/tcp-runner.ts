@@ -133,11 +133,14 @@ export function createTcpRunner(deps: {
   // One apply at a time: two would open the same port twice.
   const enqueue = (plans: readonly TcpServicePlan[], settings: DecodeSettings) => {
     last = { plans, settings };
-    queue = queue.then(async () => {
-      if (closed) return;
-      const resolved = await Promise.all(plans.map((p) => resolvePlan(p, lookup, deps.log)));
-      if (!closed) await applyResolved(running, resolved, settings, deps);
-    });
+    queue = queue
+      .then(async () => {
+        if (closed) return;
+        const resolved = await Promise.all(plans.map((p) => resolvePlan(p, lookup, deps.log)));
+        if (!closed) await applyResolved(running, resolved, settings, deps);
+      })
+      // A failed apply must not stop the ones after it.
+      .catch((error: unknown) => deps.log(`tcp-services: apply failed (${(error as Error).message})`));
     return queue;
   };
   // Names are re-resolved while an entry has one (their addresses may change without a snapshot).
