@@ -8,7 +8,12 @@ import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { describe, it } from 'node:test';
 import type { ConfigIssueCode } from '../src/config/model.ts';
-import type { CatchAllRefusal, RegexRefusal, ReviewOutcome } from '../src/controller/admission.ts';
+import type {
+  CatchAllRefusal,
+  OverlapRefusal,
+  RegexRefusal,
+  ReviewOutcome,
+} from '../src/controller/admission.ts';
 import type { ControllerCode } from '../src/controller/errors.ts';
 import type { ApiError } from '../src/controller/reflector.ts';
 import type { WebhookRefusal } from '../src/controller/servers.ts';
@@ -68,6 +73,7 @@ export type ModuleUnionsMatchTheirTables = [
       | RefusalCode<ReviewOutcome>
       | RegexRefusal['code']
       | CatchAllRefusal['code']
+      | OverlapRefusal['code']
       | WebhookRefusal['code']
       | TcpServiceProblem['code']
     >

@@ -8,6 +8,7 @@ import type { ConfigIssue, Topology } from '../config/model.ts';
 import { compileIngressRegex } from '../gateway/rewrite.ts';
 import { DEFAULT_ANNOTATIONS_PREFIX, foldAnnotationsPrefix } from '../k8s/annotation-prefix.ts';
 import { annotationField } from '../k8s/field-path.ts';
+import { parseCanary } from '../k8s/traffic-annotations.ts';
 import { backtrackingRisk } from '../config/regex-backtracking.ts';
 import type { KubeObject } from './resources.ts';
 import {
@@ -126,6 +127,53 @@ function regexRefusals(topology: Topology, candidate: KubeObject, o: SnapshotOpt
   return [...lines];
 }
 
+/** A refusal of the webhook's own: a host and path another served Ingress already defines. */
+export interface OverlapRefusal {
+  code: 'ADMISSION_PATH_OVERLAP';
+  line: string;
+}
+
+type PathSpec = { path?: string; pathType?: string; backend?: { service?: unknown } };
+
+/**
+ * ingress-nginx's checkOverlap: a path of the candidate whose host, path and pathType a location of
+ * another Ingress holds (it came first and wins the merge, so the candidate's path would not be
+ * served). A canary makes no location, so it never overlaps; a path without a Service is skipped.
+ */
+function overlapRefusals(topology: Topology, candidate: KubeObject, o: SnapshotOptions): string[] {
+  const ns = candidate.metadata?.namespace ?? 'default';
+  const name = candidate.metadata?.name ?? '';
+  const at = { file: CLUSTER_ORIGIN, document: 0, kind: 'Ingress', namespace: ns, name };
+  const annotations = foldAnnotationsPrefix(candidate.metadata?.annotations ?? {}, o.annotationsPrefix);
+  if (parseCanary(annotations, at, []) !== null) return [];
+  const origin = describeOrigin(at);
+  const spec = (candidate.spec ?? {}) as { rules?: { host?: string; http?: { paths?: PathSpec[] } }[] };
+  const lines: string[] = [];
+  (spec.rules ?? []).forEach((rule, r) => {
+    const host = (rule.host ?? '').toLowerCase();
+    const vhost = topology.gateway.virtualHosts.find((v) => v.host === host);
+    (rule.http?.paths ?? []).forEach((p, i) => {
+      if (vhost === undefined || p.backend?.service === undefined) return;
+      const path = p.path === undefined || p.path === '' ? '/' : p.path;
+      const pathType = p.pathType ?? 'ImplementationSpecific';
+      const holder = vhost.locations.find(
+        (l) =>
+          l.defaultBackendRoot !== true &&
+          l.path === path &&
+          l.pathType === pathType &&
+          !(l.ingress.namespace === ns && l.ingress.name === name),
+      );
+      if (holder === undefined) return;
+      const refusal: OverlapRefusal = {
+        code: 'ADMISSION_PATH_OVERLAP',
+        line: `${origin} spec.rules[${r}].http.paths[${i}]: host ${JSON.stringify(host)} and path ${JSON.stringify(path)} (${pathType}) is already defined in Ingress ${holder.ingress.namespace}/${holder.ingress.name}, which comes first; this path would not be served`,
+      };
+      lines.push(`error ${refusal.code}: ${refusal.line}`);
+    });
+  });
+  return lines;
+}
+
 /** The doctor prints configuration issues as `severity CODE: message`. */
 export function doctorLine(issue: ConfigIssue): string {
   return `${issue.severity} ${issue.code}: ${issue.message}`;
@@ -158,7 +206,11 @@ export function verdictFor(
   );
   const refused = mine.filter(refuses);
   const warnings = mine.filter((i) => !refused.includes(i) && i.severity !== 'info').map(doctorLine);
-  const lines = [...refused.map(doctorLine), ...regexRefusals(topology, candidate, options)];
+  const lines = [
+    ...refused.map(doctorLine),
+    ...overlapRefusals(topology, candidate, options),
+    ...regexRefusals(topology, candidate, options),
+  ];
   if (lines.length === 0) return { allowed: true, message: '', warnings };
   return { allowed: false, message: lines.join('\n'), warnings };
 }

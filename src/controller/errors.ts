@@ -1,5 +1,5 @@
 // The codes src/controller/ reports: talking to the Kubernetes API server (ApiError, src/controller/
-// reflector.ts), reviewing admissions (ReviewOutcome and RegexRefusal, src/controller/admission.ts;
+// reflector.ts), reviewing admissions (ReviewOutcome, RegexRefusal, CatchAllRefusal and OverlapRefusal, src/controller/admission.ts;
 // WebhookRefusal, src/controller/servers.ts) and reading the TCP/UDP services ConfigMaps
 // (TcpServiceProblem, src/controller/tcp-services.ts). src/errors.ts merges this table into the
 // registry behind docs/errors.md; test/errors.test.ts holds those unions equal to it.
@@ -47,6 +47,12 @@ export const CONTROLLER_CODES = {
     summary:
       'the admission webhook refused an Ingress with a spec.defaultBackend while the controller runs with --disable-catch-all, as ingress-nginx does; without the webhook such an Ingress is ignored (not served, no status)',
     fix: 'remove spec.defaultBackend from the Ingress, or run the controller without --disable-catch-all',
+  },
+  ADMISSION_PATH_OVERLAP: {
+    kind: 'error',
+    summary:
+      "the admission webhook refused an Ingress with a host, path and pathType another served Ingress already defines, as ingress-nginx's checkOverlap does: the older one keeps the path, so this one's path would not be served (a canary is allowed: it adds no path of its own)",
+    fix: 'serve the path from one Ingress, or make the second one a canary (`canary: "true"` and its rule)',
   },
   TCP_SERVICE_INVALID: {
     kind: 'error',
