@@ -26,18 +26,28 @@ function sortEntries(entries: LbIngressEntry[]): LbIngressEntry[] {
     .sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
 }
 
-/** The publish-service's addresses: LoadBalancer status entries and spec.externalIPs, or an ExternalName. */
+/**
+ * The publish-service's addresses by its type, as ingress-nginx's statusAddressFromService:
+ * ExternalName its name; ClusterIP its cluster IP; NodePort its externalIPs, else its cluster IP;
+ * LoadBalancer its status entries and externalIPs. A headless Service has no address.
+ */
 export function serviceAddresses(service: KubeObject): LbIngressEntry[] {
   const spec = rec(service.spec);
   if (spec.type === 'ExternalName' && typeof spec.externalName === 'string')
     return [{ hostname: spec.externalName }];
+  const externalIPs = list(spec.externalIPs).filter((ip): ip is string => typeof ip === 'string');
+  const clusterIp = typeof spec.clusterIP === 'string' ? canonicalIp(spec.clusterIP) : null;
+  const ofCluster = clusterIp === null ? [] : [{ ip: clusterIp }];
+  if (spec.type === undefined || spec.type === 'ClusterIP') return ofCluster;
+  if (spec.type === 'NodePort')
+    return externalIPs.length > 0 ? sortEntries(externalIPs.map(entry)) : ofCluster;
   const out: LbIngressEntry[] = [];
   for (const item of list(rec(rec(service.status).loadBalancer).ingress)) {
     const r = rec(item);
     if (typeof r.ip === 'string') out.push({ ip: canonicalIp(r.ip) ?? r.ip });
     else if (typeof r.hostname === 'string') out.push({ hostname: r.hostname });
   }
-  for (const ip of list(spec.externalIPs)) if (typeof ip === 'string') out.push(entry(ip));
+  for (const ip of externalIPs) out.push(entry(ip));
   return sortEntries(out);
 }
 

@@ -316,6 +316,26 @@ describe('status addresses', () => {
   });
 });
 
+describe('publish-service addresses by Service type (ingress-nginx statusAddressFromService)', () => {
+  it('ClusterIP: the cluster IP; NodePort: its externalIPs, else the cluster IP; LoadBalancer: status and externalIPs', () => {
+    assert.deepEqual(serviceAddresses({ spec: { type: 'ClusterIP', clusterIP: '10.96.0.10' } }), [
+      { ip: '10.96.0.10' },
+    ]);
+    // type defaults to ClusterIP; a headless Service has no address to publish.
+    assert.deepEqual(serviceAddresses({ spec: { clusterIP: '10.96.0.11' } }), [{ ip: '10.96.0.11' }]);
+    assert.deepEqual(serviceAddresses({ spec: { type: 'ClusterIP', clusterIP: 'None' } }), []);
+    assert.deepEqual(serviceAddresses({ spec: { type: 'NodePort', clusterIP: '10.96.0.12' } }), [
+      { ip: '10.96.0.12' },
+    ]);
+    assert.deepEqual(
+      serviceAddresses({ spec: { type: 'NodePort', clusterIP: '10.96.0.12', externalIPs: ['192.0.2.7'] } }),
+      [{ ip: '192.0.2.7' }],
+    );
+    // A LoadBalancer still waiting for its address publishes nothing (not its cluster IP).
+    assert.deepEqual(serviceAddresses({ spec: { type: 'LoadBalancer', clusterIP: '10.96.0.13' } }), []);
+  });
+});
+
 describe('events', () => {
   it('Sync plus a Warning naming the annotation; names are stable per (object, reason, message)', () => {
     const bad = ing('bad', { 'nginx.ingress.kubernetes.io/denylist-source-range': 'nope' });
