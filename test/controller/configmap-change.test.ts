@@ -1,0 +1,59 @@
+// The controller ConfigMap changes live (ingress-nginx test/e2e/settings/configmap_change.go): a
+// whitelist-source-range added to it applies to the served Ingresses without a restart, and a later
+// change of another key reloads again and keeps it.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { type FakeApiServer, startFakeApiServer } from '../fixtures/fake-apiserver.ts';
+import {
+  type Backend,
+  get,
+  seedWeb,
+  startBackend,
+  startTestController,
+  type TestController,
+} from './harness.ts';
+
+function controllerConfigMap(data: Record<string, string>) {
+  return {
+    kind: 'ConfigMap',
+    metadata: { namespace: 'ingress-nginx', name: 'ingress-nginx-controller' },
+    data,
+  };
+}
+
+describe('a change of the controller ConfigMap', () => {
+  let api: FakeApiServer;
+  let web: Backend;
+  let ctl: TestController;
+  let httpPort: number;
+
+  before(async () => {
+    api = await startFakeApiServer();
+    web = await startBackend('web');
+    seedWeb(api, web.port);
+    api.apply(controllerConfigMap({}));
+    ctl = await startTestController(api, ['--configmap=$(POD_NAMESPACE)/ingress-nginx-controller']);
+    httpPort = (await ctl.running.serving()).httpAddress!.port;
+  });
+  after(async () => {
+    await ctl?.close();
+    await api?.close();
+    await web?.close();
+  });
+
+  it('applies a whitelist-source-range added later, and keeps it across the next change', async () => {
+    assert.equal((await get(httpPort, 'web.example.com')).status, 200);
+    ctl.mark();
+    api.apply(controllerConfigMap({ 'whitelist-source-range': '1.1.1.1' }));
+    await ctl.waitForLine(/^reloaded: config v\d+/);
+    assert.equal((await get(httpPort, 'web.example.com')).status, 403);
+    ctl.mark();
+    api.apply(controllerConfigMap({ 'whitelist-source-range': '1.1.1.1', 'error-log-level': 'debug' }));
+    await ctl.waitForLine(/^reloaded: config v\d+/);
+    assert.equal((await get(httpPort, 'web.example.com')).status, 403);
+    ctl.mark();
+    api.apply(controllerConfigMap({ 'error-log-level': 'debug' }));
+    await ctl.waitForLine(/^reloaded: config v\d+/);
+    assert.equal((await get(httpPort, 'web.example.com')).status, 200);
+  });
+});
