@@ -101,6 +101,12 @@ async function controllerNodeAddresses(deps: StatusDeps): Promise<string[] | nul
   return addresses;
 }
 
+/**
+ * Labels that differ between revisions of the same controller (Deployment, DaemonSet, StatefulSet):
+ * left out of the selector, as ingress-nginx does, so a pod being replaced counts the new ones.
+ */
+const REVISION_LABELS = new Set(['pod-template-hash', 'controller-revision-hash', 'pod-template-generation']);
+
 /** Ready pods with the labels of our own pod (ingress-nginx's way of finding its replicas). */
 async function controllerPods({ client, options }: StatusDeps): Promise<KubeObject[] | null> {
   if (options.podName === null) return [];
@@ -111,7 +117,7 @@ async function controllerPods({ client, options }: StatusDeps): Promise<KubeObje
   if (!self.ok) return null;
   const labels = self.value.metadata?.labels ?? {};
   const selector = Object.entries(labels)
-    .filter(([k]) => k !== 'pod-template-hash' && k !== 'controller-revision-hash')
+    .filter(([k]) => !REVISION_LABELS.has(k))
     .map(([k, v]) => `${k}=${v}`)
     .join(',');
   if (selector === '') return [self.value].filter(isPodReady);

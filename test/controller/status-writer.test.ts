@@ -81,3 +81,68 @@ describe('status writes and leadership', () => {
     assert.equal(api.puts.length, 4);
   });
 });
+
+describe('status on shutdown: other replicas (ingress-nginx isRunningMultiplePods)', () => {
+  const labels = (generation: string) => ({
+    'app.kubernetes.io/name': 'ingress-nginx',
+    'controller-revision-hash': `rev${generation}`,
+    'pod-template-generation': generation,
+  });
+  const pod = (name: string, generation: string): KubeObject => ({
+    metadata: { namespace: 'ingress-nginx', name, labels: labels(generation) },
+    spec: { nodeName: name },
+    status: { phase: 'Running', conditions: [{ type: 'Ready', status: 'True' }] },
+  });
+
+  /** A scripted API holding `pods`, answering a labelSelector as the API server does. */
+  function podsClient(pods: KubeObject[]) {
+    const puts: string[] = [];
+    const client: KubeClient = {
+      server: 'scripted',
+      listWatcher: () => {
+        throw new Error('not used');
+      },
+      async request(method, path) {
+        if (method === 'PUT') {
+          puts.push(path);
+          return { ok: true, value: {} };
+        }
+        const [base, query] = path.split('?') as [string, string | undefined];
+        if (base.endsWith('/pods')) {
+          const selector = new URLSearchParams(query ?? '').get('labelSelector') ?? '';
+          const wanted = selector.split(',').map((kv) => kv.split('=') as [string, string]);
+          const items = pods.filter((p) => wanted.every(([k, v]) => p.metadata?.labels?.[k] === v));
+          return { ok: true, value: { items } };
+        }
+        const own = pods.find((p) => base.endsWith(`/pods/${p.metadata?.name}`));
+        if (own) return { ok: true, value: own };
+        const shown = {
+          ...ingress(base.split('/').pop()!),
+          status: { loadBalancer: { ingress: [{ ip: '192.0.2.10' }] } },
+        };
+        return { ok: true, value: shown };
+      },
+    };
+    return { client, puts };
+  }
+
+  const daemonSetWriter = (client: KubeClient) => {
+    const parsed = parseControllerFlags(['--publish-status-address=192.0.2.10'], {
+      POD_NAMESPACE: 'ingress-nginx',
+      POD_NAME: 'old',
+    });
+    if (parsed.ok !== true) throw new Error('flags');
+    return createStatusWriter({ client, options: parsed.options, log: () => {}, leading: () => true });
+  };
+
+  it("a DaemonSet pod of the previous generation keeps the status while the new generation's pods run", async () => {
+    const api = podsClient([pod('old', '1'), pod('new', '2')]);
+    assert.equal(await daemonSetWriter(api.client).clear([ingress('a')]), 0);
+    assert.deepEqual(api.puts, []);
+  });
+
+  it('the last controller pod clears it', async () => {
+    const api = podsClient([pod('old', '1')]);
+    assert.equal(await daemonSetWriter(api.client).clear([ingress('a')]), 1);
+  });
+});
