@@ -47,7 +47,7 @@ export interface RunningController {
   gateway(): ServedGateway | null;
   leading(): boolean;
   tcpListeners(): { port: number; address: string; actualPort: number }[];
-  /** SIGTERM: healthz 503, grace period, status cleared (leader, --update-status-on-shutdown), Lease released, drain. */
+  /** SIGTERM: healthz 500, grace period, status cleared (leader, --update-status-on-shutdown), Lease released, drain. */
   close(): Promise<void>;
   /** A listener could not bind: the caller exits 1. */
   readonly failed: Promise<Error>;
@@ -299,7 +299,7 @@ async function runController(
 
   const close = async () => {
     shuttingDown = true;
-    log('shutting down: /healthz answers 503');
+    log('shutting down: /healthz answers 500');
     if (o.shutdownGracePeriodMs > 0) await new Promise((r) => setTimeout(r, o.shutdownGracePeriodMs));
     scheduler.clearTimeout(statusTimer);
     debouncer.cancel();

@@ -31,7 +31,7 @@ export function startHealthServer(options: {
   host: string;
   port: number;
   healthPath: string;
-  /** null: healthy; otherwise the reason /healthz answers 503. */
+  /** null: healthy; otherwise the reason /healthz answers 500 (a failed Kubernetes healthz check, as ingress-nginx). */
   unhealthy: () => string | null;
   /** A note on a healthy answer (e.g. serving the last good snapshot during an API outage). */
   note: () => string | null;
@@ -45,7 +45,7 @@ export function startHealthServer(options: {
       const reason = options.unhealthy();
       const note = options.note();
       const body = reason === null ? `ok${note ? ` (${note})` : ''}\n` : `${reason}\n`;
-      res.writeHead(reason === null ? 200 : 503, { 'content-type': 'text/plain' }).end(body);
+      res.writeHead(reason === null ? 200 : 500, { 'content-type': 'text/plain' }).end(body);
     } else if (path === '/metrics' && options.registry !== null) {
       const body = await options.registry.metrics();
       res.writeHead(200, { 'content-type': options.registry.contentType }).end(body);

@@ -1,7 +1,7 @@
 // --tcp-services-configmap on keepip's L4 engine: an entry with `::PROXY` sends a PROXY header with
 // the client's own address to the backend (Gitea's SSH keeps the client IP); `:PROXY:PROXY` reads the
 // load balancer's header and passes the client it names on; UDP entries and unusable entries are
-// reported by name. Also: /healthz stays 503 until the first complete sync.
+// reported by name. Also: /healthz stays 500 until the first complete sync.
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
@@ -116,10 +116,10 @@ describe('tcp-services and readiness', () => {
     await ssh?.close();
   });
 
-  it('/healthz is 503 until the first complete sync, then 200', async () => {
+  it('/healthz is 500 until the first complete sync, then 200', async () => {
     await api.waitForRequest((r) => r.status === 503);
     const before = await healthz(ctl.running.healthzAddress!.port);
-    assert.equal(before.status, 503);
+    assert.equal(before.status, 500);
     assert.match(before.body, /waiting for the first complete sync/);
     assert.equal(ctl.running.gateway(), null);
     api.setDown(false);
