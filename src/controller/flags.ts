@@ -38,12 +38,12 @@ const ROWS: readonly FlagRow[] = [
   ['watch-ingress-without-class',     'bool',     'false',                      'implemented', 'also serve Ingresses without any class'],
   ['ingress-class-by-name',           'bool',     'false',                      'implemented', 'serve spec.ingressClassName == --ingress-class even without an IngressClass'],
   ['watch-namespace',                 'string',   '',                           'implemented', 'watch one namespace ("" = all)'],
-  ['watch-namespace-selector',        'string',   '',                           'implemented', 'watch only namespaces with these labels'],
+  ['watch-namespace-selector',        'string',   '',                           'implemented', 'watch only namespaces with these labels (not with --watch-namespace: a usage error, as ingress-nginx)'],
   ['configmap',                       'string',   '',                           'implemented', 'the controller ConfigMap, namespace/name'],
   ['tcp-services-configmap',          'string',   '',                           'implemented', 'TCP services served by the L4 engine, namespace/name'],
   ['udp-services-configmap',          'string',   '',                           'no effect',   'keepip has no UDP proxy; its entries are reported by name'],
   ['publish-service',                 'string',   '',                           'implemented', 'Ingress status from this Service, namespace/name'],
-  ['publish-status-address',          'list',     '',                           'implemented', 'Ingress status from these addresses (comma-separated)'],
+  ['publish-status-address',          'list',     '',                           'implemented', 'Ingress status from these addresses (comma-separated; not with --publish-service: a usage error, as ingress-nginx)'],
   ['update-status',                   'bool',     'true',                       'implemented', 'write status.loadBalancer of served Ingresses (leader only)'],
   ['update-status-on-shutdown',       'bool',     'true',                       'implemented', 'clear the status on shutdown when no other controller pod runs'],
   ['status-update-interval',          'int',      '60',                         'implemented', 'seconds between status checks (minimum 5)'],
@@ -351,10 +351,19 @@ export function parseControllerFlags(
   }
   if (v.bool('version')) return { ok: 'version' };
   const options = buildOptions(v, env, errors);
+  exclusive(options, errors);
   if (options.validatingWebhook && (!options.validatingWebhookCertificate || !options.validatingWebhookKey))
     errors.push('--validating-webhook needs --validating-webhook-certificate and --validating-webhook-key');
   if (errors.length > 0) return { ok: false, error: errors.join('; ') };
   return { ok: true, options, warnings };
+}
+
+/** Pairs ingress-nginx refuses to start with (pkg/flags): each answers the same question its own way. */
+function exclusive(o: ControllerOptions, errors: string[]): void {
+  if (o.publishService !== null && o.publishStatusAddress.length > 0)
+    errors.push('flags --publish-service and --publish-status-address are mutually exclusive');
+  if (o.watchNamespace !== '' && o.watchNamespaceSelector !== '')
+    errors.push('flags --watch-namespace and --watch-namespace-selector are mutually exclusive');
 }
 
 function annotationsPrefixFlag(prefix: string, errors: string[]): string {

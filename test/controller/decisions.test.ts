@@ -81,6 +81,26 @@ describe('flags', () => {
     assert.equal(p.options.watchIngressWithoutClass, true);
   });
 
+  it('mutually exclusive flags are a usage error, as ingress-nginx refuses to start with both', () => {
+    const both = parseControllerFlags(['--publish-service=ns/svc', '--publish-status-address=1.1.0.0'], {});
+    assert.equal(both.ok, false);
+    assert.match(
+      !both.ok ? both.error : '',
+      /--publish-service and --publish-status-address are mutually exclusive/,
+    );
+    const scoped = parseControllerFlags(['--watch-namespace=a', '--watch-namespace-selector=team=a'], {});
+    assert.equal(scoped.ok, false);
+    assert.match(
+      !scoped.ok ? scoped.error : '',
+      /--watch-namespace and --watch-namespace-selector are mutually exclusive/,
+    );
+    // An empty value is "not set", as ingress-nginx compares with "".
+    assert.equal(
+      parseControllerFlags(['--publish-service=ns/svc', '--publish-status-address='], {}).ok,
+      true,
+    );
+  });
+
   it('--annotations-prefix: the default, a custom DNS subdomain, anything else a usage error', () => {
     const def = parseControllerFlags([], {});
     assert.ok(def.ok === true);
