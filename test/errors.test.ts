@@ -11,6 +11,7 @@ import type { ConfigIssueCode } from '../src/config/model.ts';
 import type {
   CatchAllRefusal,
   OverlapRefusal,
+  PrefixRefusal,
   RegexRefusal,
   ReviewOutcome,
 } from '../src/controller/admission.ts';
@@ -74,6 +75,7 @@ export type ModuleUnionsMatchTheirTables = [
       | RegexRefusal['code']
       | CatchAllRefusal['code']
       | OverlapRefusal['code']
+      | PrefixRefusal['code']
       | WebhookRefusal['code']
       | TcpServiceProblem['code']
     >

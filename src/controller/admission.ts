@@ -65,6 +65,35 @@ function catchAllRefusal(candidate: KubeObject, options: SnapshotOptions): strin
   return `error ${refusal.code}: ${refusal.line}`;
 }
 
+/** A refusal of the webhook's own: an annotation under the standard prefix with a custom --annotations-prefix. */
+export interface PrefixRefusal {
+  code: 'ADMISSION_ANNOTATION_PREFIX';
+  line: string;
+}
+
+/**
+ * ingress-nginx's checkIngress refuses `nginx.ingress.kubernetes.io/*` annotations when the controller
+ * reads another prefix: they would be ignored without a word (an allowlist among them too).
+ */
+function prefixRefusals(candidate: KubeObject, options: SnapshotOptions): string[] {
+  const prefix = options.annotationsPrefix;
+  if (prefix === DEFAULT_ANNOTATIONS_PREFIX) return [];
+  const ns = candidate.metadata?.namespace ?? 'default';
+  const name = candidate.metadata?.name ?? '';
+  const origin = describeOrigin({ file: CLUSTER_ORIGIN, document: 0, kind: 'Ingress', namespace: ns, name });
+  const standard = `${DEFAULT_ANNOTATIONS_PREFIX}/`;
+  return Object.keys(candidate.metadata?.annotations ?? {})
+    .filter((key) => key.startsWith(standard))
+    .sort()
+    .map((key) => {
+      const refusal: PrefixRefusal = {
+        code: 'ADMISSION_ANNOTATION_PREFIX',
+        line: `${origin} ${annotationField(key)}: this controller reads annotations under ${prefix}/ (--annotations-prefix), so this one would be ignored; use ${JSON.stringify(`${prefix}/${key.slice(standard.length)}`)}`,
+      };
+      return `error ${refusal.code}: ${refusal.line}`;
+    });
+}
+
 /** A refusal of the webhook's own, about a regex path (the doctor's line shape). */
 export interface RegexRefusal {
   code: 'ADMISSION_REGEX_BACKTRACKS';
@@ -188,6 +217,8 @@ export function verdictFor(
     return { allowed: true, message: '', warnings: [] };
   const catchAll = catchAllRefusal(candidate, options);
   if (catchAll !== null) return { allowed: false, message: catchAll, warnings: [] };
+  const prefixed = prefixRefusals(candidate, options);
+  if (prefixed.length > 0) return { allowed: false, message: prefixed.join('\n'), warnings: [] };
   const ns = candidate.metadata?.namespace ?? 'default';
   const name = candidate.metadata?.name ?? '';
   const others = current.ingresses.filter(

@@ -1,5 +1,5 @@
 // The codes src/controller/ reports: talking to the Kubernetes API server (ApiError, src/controller/
-// reflector.ts), reviewing admissions (ReviewOutcome, RegexRefusal, CatchAllRefusal and OverlapRefusal, src/controller/admission.ts;
+// reflector.ts), reviewing admissions (ReviewOutcome, RegexRefusal, CatchAllRefusal, OverlapRefusal and PrefixRefusal, src/controller/admission.ts;
 // WebhookRefusal, src/controller/servers.ts) and reading the TCP/UDP services ConfigMaps
 // (TcpServiceProblem, src/controller/tcp-services.ts). src/errors.ts merges this table into the
 // registry behind docs/errors.md; test/errors.test.ts holds those unions equal to it.
@@ -47,6 +47,12 @@ export const CONTROLLER_CODES = {
     summary:
       'the admission webhook refused an Ingress with a spec.defaultBackend while the controller runs with --disable-catch-all, as ingress-nginx does; without the webhook such an Ingress is ignored (not served, no status)',
     fix: 'remove spec.defaultBackend from the Ingress, or run the controller without --disable-catch-all',
+  },
+  ADMISSION_ANNOTATION_PREFIX: {
+    kind: 'error',
+    summary:
+      'the admission webhook refused an Ingress with annotations under nginx.ingress.kubernetes.io/ while the controller reads another --annotations-prefix, as ingress-nginx does: they would be ignored (an allowlist among them too)',
+    fix: 'write the annotations under the prefix the controller reads (the message names it), or run the controller with the default prefix',
   },
   ADMISSION_PATH_OVERLAP: {
     kind: 'error',

@@ -409,6 +409,27 @@ describe('admission verdict', () => {
     assert.match(warned.warnings[0]!, /^warning INVALID_ANNOTATION_VALUE/);
   });
 
+  it('with a custom --annotations-prefix, refuses annotations under the standard prefix (they would be ignored)', () => {
+    const custom = { ...options, annotationsPrefix: 'custom.example.com' };
+    const standard = ing('std', {
+      'nginx.ingress.kubernetes.io/whitelist-source-range': '10.0.0.0/8',
+      'nginx.ingress.kubernetes.io/ssl-redirect': 'false',
+    });
+    const verdict = verdictFor(standard, empty, custom);
+    assert.equal(verdict.allowed, false);
+    assert.match(
+      verdict.message,
+      /^error ADMISSION_ANNOTATION_PREFIX: cluster \(Ingress default\/std\) metadata\.annotations\["nginx\.ingress\.kubernetes\.io\/ssl-redirect"\]: .*--annotations-prefix.*"custom\.example\.com\/ssl-redirect"/,
+    );
+    assert.equal(verdict.message.split('\n').length, 2);
+    assert.equal(
+      verdictFor(ing('ok', { 'custom.example.com/ssl-redirect': 'false' }), empty, custom).allowed,
+      true,
+    );
+    // The default prefix: nothing to refuse.
+    assert.equal(verdictFor(standard, empty, options).allowed, true);
+  });
+
   it('--disable-catch-all refuses an Ingress with spec.defaultBackend, as ingress-nginx checkIngress does', () => {
     const backend = { service: { name: 'web', port: { number: 80 } } };
     const disabled = { ...options, disableCatchAll: true };
