@@ -213,7 +213,8 @@ export function verdictFor(
   current: ClusterObjects,
   options: SnapshotOptions,
 ): AdmissionVerdict {
-  if (!isOurIngress(candidate, current.ingressClasses, options))
+  // Being deleted: refusing an update now (a finalizer's removal) would keep it from ever going.
+  if (candidate.metadata?.deletionTimestamp || !isOurIngress(candidate, current.ingressClasses, options))
     return { allowed: true, message: '', warnings: [] };
   const catchAll = catchAllRefusal(candidate, options);
   if (catchAll !== null) return { allowed: false, message: catchAll, warnings: [] };

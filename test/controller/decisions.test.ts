@@ -430,6 +430,13 @@ describe('admission verdict', () => {
     assert.equal(verdictFor(standard, empty, options).allowed, true);
   });
 
+  it('allows any update of an Ingress being deleted (a finalizer being removed), as ingress-nginx', () => {
+    const bad = ing('gone', { 'nginx.ingress.kubernetes.io/whitelist-source-range': '1.2.3.4/33' });
+    assert.equal(verdictFor(bad, empty, options).allowed, false);
+    const deleting = { ...bad, metadata: { ...bad.metadata, deletionTimestamp: '2026-01-01T00:00:00Z' } };
+    assert.deepEqual(verdictFor(deleting, empty, options), { allowed: true, message: '', warnings: [] });
+  });
+
   it('--disable-catch-all refuses an Ingress with spec.defaultBackend, as ingress-nginx checkIngress does', () => {
     const backend = { service: { name: 'web', port: { number: 80 } } };
     const disabled = { ...options, disableCatchAll: true };
