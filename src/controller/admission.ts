@@ -208,14 +208,24 @@ export function doctorLine(issue: ConfigIssue): string {
   return `${issue.severity} ${issue.code}: ${issue.message}`;
 }
 
+/**
+ * As ingress-nginx's CheckIngress: an Ingress being deleted (refusing an update, a finalizer's
+ * removal, would keep it from ever going), of another class, or outside --watch-namespace (another
+ * controller's) is not reviewed.
+ */
+function underReview(candidate: KubeObject, current: ClusterObjects, options: SnapshotOptions): boolean {
+  if (candidate.metadata?.deletionTimestamp) return false;
+  const watched = options.watchNamespace ?? '';
+  if (watched !== '' && (candidate.metadata?.namespace ?? 'default') !== watched) return false;
+  return isOurIngress(candidate, current.ingressClasses, options);
+}
+
 export function verdictFor(
   candidate: KubeObject,
   current: ClusterObjects,
   options: SnapshotOptions,
 ): AdmissionVerdict {
-  // Being deleted: refusing an update now (a finalizer's removal) would keep it from ever going.
-  if (candidate.metadata?.deletionTimestamp || !isOurIngress(candidate, current.ingressClasses, options))
-    return { allowed: true, message: '', warnings: [] };
+  if (!underReview(candidate, current, options)) return { allowed: true, message: '', warnings: [] };
   const catchAll = catchAllRefusal(candidate, options);
   if (catchAll !== null) return { allowed: false, message: catchAll, warnings: [] };
   const prefixed = prefixRefusals(candidate, options);

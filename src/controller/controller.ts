@@ -66,6 +66,7 @@ export function snapshotOptions(o: ControllerOptions): SnapshotOptions {
     enableSslPassthrough: o.enableSslPassthrough,
     disableCatchAll: o.disableCatchAll,
     disableServiceExternalName: o.disableServiceExternalName,
+    watchNamespace: o.watchNamespace,
   };
 }
 

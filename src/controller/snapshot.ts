@@ -40,6 +40,8 @@ export interface SnapshotOptions extends ClassOptions {
   disableCatchAll?: boolean;
   /** --disable-svc-external-name: ExternalName Services have no endpoint (503). */
   disableServiceExternalName?: boolean;
+  /** --watch-namespace ("" or absent: all): the admission webhook reviews only this namespace's Ingresses. */
+  watchNamespace?: string;
 }
 
 /**

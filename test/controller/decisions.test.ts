@@ -430,6 +430,16 @@ describe('admission verdict', () => {
     assert.equal(verdictFor(standard, empty, options).allowed, true);
   });
 
+  it('with --watch-namespace, allows an Ingress of another namespace: another controller serves it', () => {
+    const bad = ing('elsewhere', { 'nginx.ingress.kubernetes.io/whitelist-source-range': '1.2.3.4/33' });
+    assert.equal(verdictFor(bad, empty, { ...options, watchNamespace: 'default' }).allowed, false);
+    assert.deepEqual(verdictFor(bad, empty, { ...options, watchNamespace: 'team-a' }), {
+      allowed: true,
+      message: '',
+      warnings: [],
+    });
+  });
+
   it('allows any update of an Ingress being deleted (a finalizer being removed), as ingress-nginx', () => {
     const bad = ing('gone', { 'nginx.ingress.kubernetes.io/whitelist-source-range': '1.2.3.4/33' });
     assert.equal(verdictFor(bad, empty, options).allowed, false);
