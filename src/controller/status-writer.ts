@@ -40,8 +40,8 @@ export function createStatusWriter(deps: StatusDeps): StatusWriter {
   return {
     async sync(ingresses) {
       const entries = await desiredEntries(deps);
-      if (entries === null) {
-        deps.log('cannot read the status sources (API unreachable); status left as it is');
+      if (typeof entries === 'string') {
+        deps.log(`${entries}; status left as it is`);
         return 0;
       }
       return writeStatuses(deps, wroteOver, ingresses, entries);
@@ -62,8 +62,13 @@ export function createStatusWriter(deps: StatusDeps): StatusWriter {
   };
 }
 
-/** The status the options ask for: --publish-status-address, the --publish-service's, or our nodes'. */
-async function desiredEntries(deps: StatusDeps): Promise<LbIngressEntry[] | null> {
+const UNREACHABLE = 'cannot read the status sources (API unreachable)';
+
+/**
+ * The status the options ask for: --publish-status-address, the --publish-service's, or our nodes';
+ * or why there is none to write (ingress-nginx's sync then fails and changes nothing).
+ */
+async function desiredEntries(deps: StatusDeps): Promise<LbIngressEntry[] | string> {
   const { client, options } = deps;
   if (options.publishStatusAddress.length > 0) {
     return desiredStatus({
@@ -75,15 +80,14 @@ async function desiredEntries(deps: StatusDeps): Promise<LbIngressEntry[] | null
   if (options.publishService !== null) {
     const [ns, name] = options.publishService.split('/') as [string, string];
     const svc = await client.request('GET', resourcePath(RESOURCES.service, ns, name));
-    if (!svc.ok && svc.error.status !== 404) return null;
-    return desiredStatus({
-      publishStatusAddress: [],
-      publishService: svc.ok ? svc.value : null,
-      nodeAddresses: [],
-    });
+    // A missing Service (a typo, a re-install) must not blank every Ingress: external-dns would
+    // delete their records.
+    if (!svc.ok && svc.error.status === 404) return `--publish-service ${ns}/${name} not found`;
+    if (!svc.ok) return UNREACHABLE;
+    return desiredStatus({ publishStatusAddress: [], publishService: svc.value, nodeAddresses: [] });
   }
   const addresses = await controllerNodeAddresses(deps);
-  if (addresses === null) return null;
+  if (addresses === null) return UNREACHABLE;
   return desiredStatus({ publishStatusAddress: [], publishService: undefined, nodeAddresses: addresses });
 }
 

@@ -146,3 +146,40 @@ describe('status on shutdown: other replicas (ingress-nginx isRunningMultiplePod
     assert.equal(await daemonSetWriter(api.client).clear([ingress('a')]), 1);
   });
 });
+
+describe('status from a --publish-service that does not exist', () => {
+  it('leaves the status as it is (ingress-nginx: an error, no update), saying why', async () => {
+    const puts: string[] = [];
+    const lines: string[] = [];
+    const client: KubeClient = {
+      server: 'scripted',
+      listWatcher: () => {
+        throw new Error('not used');
+      },
+      async request(method, path) {
+        if (method === 'PUT') {
+          puts.push(path);
+          return { ok: true, value: {} };
+        }
+        return { ok: false, error: { code: 'KUBE_API_STATUS', status: 404, message: 'not found' } };
+      },
+    };
+    const parsed = parseControllerFlags(['--publish-service=ingress-nginx/missing'], {});
+    if (parsed.ok !== true) throw new Error('flags');
+    const shown = {
+      ...ingress('a'),
+      status: { loadBalancer: { ingress: [{ ip: '192.0.2.10' }] } },
+    };
+    const w = createStatusWriter({
+      client,
+      options: parsed.options,
+      log: (l) => lines.push(l),
+      leading: () => true,
+    });
+    assert.equal(await w.sync([shown]), 0);
+    assert.deepEqual(puts, []);
+    assert.ok(
+      lines.some((l) => /--publish-service ingress-nginx\/missing not found; status left as it is/.test(l)),
+    );
+  });
+});
