@@ -203,16 +203,15 @@ function dispatchHello(
 }
 
 /**
- * The HTTPS listener reads the first bytes: a TLS handshake goes to TLS once its whole ClientHello is in
- * (at most MAX_HELLO_INPUT bytes; anything else is refused with its code), other bytes are plain HTTP
- * sent to the HTTPS port. A client that says nothing, or not enough, is dropped after the header timeout.
+ * Reads a new connection's first bytes until `decide` knows where they go: it returns what to do then
+ * (reading stops first), or null to wait for more. A client that says nothing, or not enough, is dropped
+ * after the header timeout.
  */
-function serveHttpsListener(
-  ctx: ListenerContext,
+function readFirstBytes(
   sides: ServerSides,
   socket: net.Socket,
-  info: ConnectionInfo,
   timeouts: ClientTimeouts,
+  decide: (bytes: Buffer) => (() => void) | null,
 ): void {
   const held = new HeldBytes();
   const stop = () => {
@@ -224,19 +223,10 @@ function serveHttpsListener(
     for (let chunk = socket.read() as Buffer | null; chunk !== null; chunk = socket.read() as Buffer | null)
       held.append(chunk);
     if (held.length === 0) return;
-    const bytes = held.view();
-    if (!looksLikeTls(bytes[0] as number)) {
-      stop();
-      socket.unshift(bytes);
-      attachConnection(socket, { ...info, scheme: 'http' });
-      sides.plainH1.serve(socket, timeouts);
-      return;
-    }
-    const read = readClientHello(bytes);
-    if (read.kind === 'incomplete') return;
+    const next = decide(held.view());
+    if (next === null) return;
     stop();
-    if (read.kind === 'error') refuseHello(ctx, socket, info, read.error);
-    else dispatchHello(ctx, sides, socket, info, timeouts, read.hello, bytes);
+    next();
   };
   const onGone = () => socket.destroy();
   const timer = setTimeout(() => {
@@ -248,14 +238,39 @@ function serveHttpsListener(
   socket.once('end', onGone);
 }
 
+/**
+ * The HTTPS listener reads the first bytes: a TLS handshake goes to TLS once its whole ClientHello is in
+ * (at most MAX_HELLO_INPUT bytes; anything else is refused with its code), other bytes are plain HTTP
+ * sent to the HTTPS port.
+ */
+function serveHttpsListener(
+  ctx: ListenerContext,
+  sides: ServerSides,
+  socket: net.Socket,
+  info: ConnectionInfo,
+  timeouts: ClientTimeouts,
+): void {
+  readFirstBytes(sides, socket, timeouts, (bytes) => {
+    if (!looksLikeTls(bytes[0] as number))
+      return () => {
+        socket.unshift(bytes);
+        attachConnection(socket, { ...info, scheme: 'http' });
+        sides.plainH1.serve(socket, timeouts);
+      };
+    const read = readClientHello(bytes);
+    if (read.kind === 'incomplete') return null;
+    if (read.kind === 'error') return () => refuseHello(ctx, socket, info, read.error);
+    return () => dispatchHello(ctx, sides, socket, info, timeouts, read.hello, bytes);
+  });
+}
+
 /** The HTTP/2 connection preface (RFC 9113 §3.4), which a client with prior knowledge opens with. */
 const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 
 /**
  * The HTTP listener with use-http2, as nginx's `http2 on` on a plain listener: a connection that opens
  * with the whole HTTP/2 preface goes to the HTTP/2 side (prior knowledge: gRPC clients without TLS),
- * anything else to HTTP/1.1 as soon as a byte differs from the preface. A client that says nothing, or
- * only part of the preface, is dropped after the header timeout.
+ * anything else to HTTP/1.1 as soon as a byte differs from the preface.
  */
 function servePlainListener(
   ctx: ListenerContext,
@@ -264,33 +279,17 @@ function servePlainListener(
   info: ConnectionInfo,
   timeouts: ClientTimeouts,
 ): void {
-  const held = new HeldBytes();
-  const stop = () => {
-    clearTimeout(timer);
-    socket.off('readable', onReadable);
-    socket.off('end', onGone);
-  };
-  const onReadable = () => {
-    for (let chunk = socket.read() as Buffer | null; chunk !== null; chunk = socket.read() as Buffer | null)
-      held.append(chunk);
-    const bytes = held.view();
+  readFirstBytes(sides, socket, timeouts, (bytes) => {
     const n = Math.min(bytes.length, H2_PREFACE.length);
     const h2 = bytes.subarray(0, n).equals(H2_PREFACE.subarray(0, n));
-    if (bytes.length === 0 || (h2 && n < H2_PREFACE.length)) return;
-    stop();
-    socket.unshift(bytes);
-    attachConnection(socket, info);
-    if (h2) sides.h2.serve(socket, http2SettingsOf(ctx.current().settings), timeouts);
-    else sides.h1.serve(socket, timeouts);
-  };
-  const onGone = () => socket.destroy();
-  const timer = setTimeout(() => {
-    sides.onDeadline('header_timeout');
-    onGone();
-  }, timeouts.headerMs);
-  socket.once('close', () => clearTimeout(timer));
-  socket.on('readable', onReadable);
-  socket.once('end', onGone);
+    if (h2 && n < H2_PREFACE.length) return null;
+    return () => {
+      socket.unshift(bytes);
+      attachConnection(socket, info);
+      if (h2) sides.h2.serve(socket, http2SettingsOf(ctx.current().settings), timeouts);
+      else sides.h1.serve(socket, timeouts);
+    };
+  });
 }
 
 function connectionInfoOf(
