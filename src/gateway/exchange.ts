@@ -133,8 +133,11 @@ export type ProxyFailureCode =
 export interface UpstreamAttempt {
   /** The member's "address:port" (a name for an ExternalName member). */
   hostPort: string;
-  /** "ip:port" actually connected to, once known (an ExternalName member's resolved address): what $upstream_addr shows. */
-  addr?: string;
+  /**
+   * "ip:port" actually connected to, once known (an ExternalName member's resolved address): what
+   * $upstream_addr shows. Null until then; set when the attempt is made, so every attempt has one shape.
+   */
+  addr: string | null;
   status: number | null;
   seconds: number;
 }

@@ -89,7 +89,7 @@ class GrpcExchange implements UpstreamHandler {
     const { member } = this.#rotation.take();
     this.#member = member;
     this.#startedAt = performance.now();
-    this.#outcome.attempts.push({ hostPort: member.hostPort, status: null, seconds: 0 });
+    this.#outcome.attempts.push({ hostPort: member.hostPort, addr: null, status: null, seconds: 0 });
     const { request } = this;
     const options: H2DispatchOptions = {
       method: request.method,

@@ -246,7 +246,7 @@ class ProxyExchange implements UpstreamHandler {
     this.request.onAttempt?.(index);
     this.#member = member;
     this.#started = performance.now();
-    this.#outcome.attempts.push({ hostPort: member.hostPort, status: null, seconds: 0 });
+    this.#outcome.attempts.push({ hostPort: member.hostPort, addr: null, status: null, seconds: 0 });
     const { request } = this;
     member.pool.dispatch(
       {

@@ -137,7 +137,7 @@ class UpgradeExchange {
 
   #attempt(): void {
     const { member } = this.#rotation.take();
-    const record: UpstreamAttempt = { hostPort: member.hostPort, status: null, seconds: 0 };
+    const record: UpstreamAttempt = { hostPort: member.hostPort, addr: null, status: null, seconds: 0 };
     this.#outcome.attempts.push(record);
     const socket =
       member.protocol === 'HTTPS'
