@@ -5,17 +5,15 @@
 // `nginx.ingress.kubernetes.io/x`, and annotations under the standard prefix are then not this
 // controller's and are dropped, as ingress-nginx ignores them. Pure.
 import type { IngressView } from './objects.ts';
+import { isDnsSubdomain } from './values.ts';
 
 export const DEFAULT_ANNOTATIONS_PREFIX = 'nginx.ingress.kubernetes.io';
-
-/** A DNS subdomain (RFC 1123), as an annotation key's prefix must be; at most 253 characters. */
-const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 
 /** Null when `prefix` can be an annotation prefix, else why not. */
 export function annotationsPrefixProblem(prefix: string): string | null {
   if (prefix.length === 0) return 'the prefix is empty';
   if (prefix.length > 253) return 'the prefix is longer than 253 characters';
-  if (!DNS_SUBDOMAIN.test(prefix)) {
+  if (!isDnsSubdomain(prefix)) {
     return `"${prefix}" is not a DNS subdomain (lower-case letters, digits, "-" and ".", as a Kubernetes annotation prefix)`;
   }
   return null;

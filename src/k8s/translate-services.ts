@@ -3,6 +3,7 @@ import type { ConfigIssue, EndpointModel, NodeModel, ServiceModel } from '../con
 import { canonicalIp, isLoopbackAddress } from '../net/ip.ts';
 import type { EndpointSliceView, EndpointsView, NodeView, ServiceView } from './objects.ts';
 import { describeOrigin } from './reader.ts';
+import { isDnsSubdomain } from './values.ts';
 
 /** The one node `keepip up` runs when the manifests name none. */
 export const DEFAULT_NODE: NodeModel = { name: 'node-1', address: '127.0.1.1' };
@@ -75,9 +76,6 @@ export function translateServices(
   return out;
 }
 
-/** A DNS-1123 subdomain, as Kubernetes validates names (lower case, at most 253 characters). */
-const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
-
 /**
  * The host an ExternalName Service proxies to, as ingress-nginx takes it: an IP literal, or a DNS
  * subdomain (its trailing dot trimmed). localhost and loopback addresses are refused, so that an
@@ -107,7 +105,7 @@ function externalNameOf(svc: ServiceView, options: ServiceOptions, issues: Confi
     return refuse('EXTERNAL_NAME_REFUSED', `${JSON.stringify(raw)} is a loopback or unspecified address`);
   if (ip !== null) return ip;
   const name = raw.endsWith('.') ? raw.slice(0, -1) : raw;
-  if (name.length === 0 || name.length > 253 || !DNS_SUBDOMAIN.test(name))
+  if (!isDnsSubdomain(name))
     return refuse(
       'EXTERNAL_NAME_REFUSED',
       `${JSON.stringify(raw)} is not a DNS-1123 subdomain or an IP address`,

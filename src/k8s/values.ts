@@ -69,3 +69,10 @@ export function parseNginxSize(text: string): number | null {
 export function isHeaderName(text: string): boolean {
   return /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(text);
 }
+
+const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+
+/** A DNS-1123 subdomain, as Kubernetes validates names and annotation prefixes: at most 253 characters. */
+export function isDnsSubdomain(text: string): boolean {
+  return text.length > 0 && text.length <= 253 && DNS_SUBDOMAIN.test(text);
+}
