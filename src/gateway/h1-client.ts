@@ -19,6 +19,14 @@ import {
   type ResponseFields,
 } from './h1-response.ts';
 
+/** getaddrinfo's failures of a connect to a name member (ExternalName) that does not resolve. */
+export const DNS_FAILURE_CODES: ReadonlySet<string> = new Set([
+  'ENOTFOUND',
+  'ENODATA',
+  'EAI_FAIL',
+  'EAI_AGAIN',
+]);
+
 export interface UpstreamController {
   /** "ip:port" the connection reached, once connected (a name member's resolved address); else null. */
   readonly peer?: string | null;

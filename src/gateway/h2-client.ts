@@ -17,11 +17,12 @@
 import http2, { type ClientHttp2Session, type ClientHttp2Stream } from 'node:http2';
 import type { LookupFunction } from 'node:net';
 import { formatHostPort } from '../net/host-port.ts';
-import type {
-  UpstreamController,
-  UpstreamDispatcher,
-  UpstreamDispatchOptions,
-  UpstreamHandler,
+import {
+  DNS_FAILURE_CODES,
+  type UpstreamController,
+  type UpstreamDispatcher,
+  type UpstreamDispatchOptions,
+  type UpstreamHandler,
 } from './h1-client.ts';
 
 const { NGHTTP2_CANCEL } = http2.constants;
@@ -243,13 +244,11 @@ function stripPseudo(headers: http2.IncomingHttpHeaders): Record<string, string 
   return out;
 }
 
-/** A name member (ExternalName) that did not resolve: kept as it is, a connect failure for the proxy. */
-const DNS_FAILURES = new Set(['ENOTFOUND', 'ENODATA', 'EAI_FAIL', 'EAI_AGAIN']);
-
 /** A stream the backend reset, or whose session failed, in the words the proxy classifies. */
 function mapStreamError(error: ErrorWithCode, started: boolean): ErrorWithCode {
   const code = error.code ?? '';
-  if (DNS_FAILURES.has(code) || code === 'ECONNREFUSED' || code.startsWith('UPSTREAM_')) return error;
+  // A name that did not resolve stays as it is: a connect failure for the proxy.
+  if (DNS_FAILURE_CODES.has(code) || code === 'ECONNREFUSED' || code.startsWith('UPSTREAM_')) return error;
   const phase = started ? 'while reading upstream' : 'while reading response header from upstream';
   return codedError('UPSTREAM_CLOSED', `upstream reset the stream (${code || error.message}) ${phase}`);
 }

@@ -2,7 +2,7 @@
 // connection cannot be made (nginx's proxy_next_upstream error timeout), proxy-read/send timeouts,
 // the body size limit while the body streams, and backpressure in both directions. The outcome carries
 // what the access log and the error log need ($upstream_addr, $upstream_status, times, the failure).
-import type { UpstreamController, UpstreamHandler } from './h1-client.ts';
+import { DNS_FAILURE_CODES, type UpstreamController, type UpstreamHandler } from './h1-client.ts';
 import { fieldsToHeaders } from './h1-response.ts';
 import type { GatewayRequest, GatewayResponse, ProxyFailureCode, UpstreamAttempt } from './exchange.ts';
 import type { NextUpstreamModel } from '../config/model.ts';
@@ -82,23 +82,21 @@ export function classifyUpstreamError(
 ): { code: ProxyFailureCode; status: 502 | 504 | 413 | 408 | 400; message: string; retryable: boolean } {
   const code = error.code ?? '';
   const phase = responseStarted ? 'while reading upstream' : 'while reading response header from upstream';
+  if (DNS_FAILURE_CODES.has(code)) {
+    // A connect failure, in nginx's resolver words.
+    return {
+      code: 'UPSTREAM_CONNECT_REFUSED',
+      status: 502,
+      message: `${(error as { hostname?: string }).hostname ?? 'upstream'} could not be resolved (${code === 'EAI_AGAIN' ? '2: Server failure' : '3: Host not found'}) while connecting to upstream`,
+      retryable: true,
+    };
+  }
   switch (code) {
     case 'ECONNREFUSED':
       return {
         code: 'UPSTREAM_CONNECT_REFUSED',
         status: 502,
         message: 'connect() failed (111: Connection refused) while connecting to upstream',
-        retryable: true,
-      };
-    case 'ENOTFOUND':
-    case 'ENODATA':
-    case 'EAI_FAIL':
-    case 'EAI_AGAIN':
-      // A name member (ExternalName) that does not resolve: a connect failure, in nginx's resolver words.
-      return {
-        code: 'UPSTREAM_CONNECT_REFUSED',
-        status: 502,
-        message: `${(error as { hostname?: string }).hostname ?? 'upstream'} could not be resolved (${code === 'EAI_AGAIN' ? '2: Server failure' : '3: Host not found'}) while connecting to upstream`,
         retryable: true,
       };
     case 'UND_ERR_CONNECT_TIMEOUT':
