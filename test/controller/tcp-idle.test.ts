@@ -3,58 +3,10 @@
 // Its own file: the idle deadlines are shared per length across the process and must start on mocked
 // timers.
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import { test } from 'node:test';
 import { Registry } from 'prom-client';
 import { createTcpRunner } from '../../src/controller/tcp-runner.ts';
-
-/** An echo server that prefixes what it sends back with its name. */
-async function startEcho(name: string) {
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((socket) => {
-    sockets.add(socket);
-    let first = true;
-    socket.on('data', (c) => {
-      socket.write(first ? `${name} ${c}` : c);
-      first = c.toString().endsWith('\n');
-    });
-    socket.on('error', () => {});
-    socket.on('close', () => sockets.delete(socket));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    port: (server.address() as net.AddressInfo).port,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
-  };
-}
-
-/** A client connection that sends a line and waits for the answer (or the connection's end). */
-function client(port: number) {
-  const socket = net.connect({ host: '127.0.0.1', port });
-  socket.on('error', () => {});
-  const ask = (line: string) =>
-    new Promise<string>((resolve) => {
-      let text = '';
-      const done = (answer: string) => {
-        socket.off('data', onData);
-        socket.off('close', onClose);
-        resolve(answer);
-      };
-      const onData = (c: Buffer) => {
-        text += c.toString();
-        if (text.endsWith('\n')) done(text);
-      };
-      const onClose = () => done('(closed)');
-      socket.on('data', onData);
-      socket.on('close', onClose);
-      socket.write(`${line}\n`);
-    });
-  return { ask, close: () => socket.destroy() };
-}
+import { client, startEcho } from '../helpers/line-echo.ts';
 
 test("an idle connection is closed after nginx's proxy-stream-timeout (600 s), not before", async (t) => {
   const a = await startEcho('a');

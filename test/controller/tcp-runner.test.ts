@@ -3,59 +3,11 @@
 // update in the configuration"), sends new connections to the new endpoints while the open ones carry
 // on (the Lua balancer's peer change and a reload's old worker both leave an open stream alone).
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import { test } from 'node:test';
 import { Registry } from 'prom-client';
 import { createTcpRunner } from '../../src/controller/tcp-runner.ts';
+import { client, startEcho } from '../helpers/line-echo.ts';
 import type { TcpServicePlan } from '../../src/controller/tcp-services.ts';
-
-/** An echo server that prefixes what it sends back with its name. */
-async function startEcho(name: string) {
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((socket) => {
-    sockets.add(socket);
-    let first = true;
-    socket.on('data', (c) => {
-      socket.write(first ? `${name} ${c}` : c);
-      first = c.toString().endsWith('\n');
-    });
-    socket.on('error', () => {});
-    socket.on('close', () => sockets.delete(socket));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    port: (server.address() as net.AddressInfo).port,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
-  };
-}
-
-/** A client connection that sends a line and waits for the answer (or the connection's end). */
-function client(port: number) {
-  const socket = net.connect({ host: '127.0.0.1', port });
-  socket.on('error', () => {});
-  const ask = (line: string) =>
-    new Promise<string>((resolve) => {
-      let text = '';
-      const done = (answer: string) => {
-        socket.off('data', onData);
-        socket.off('close', onClose);
-        resolve(answer);
-      };
-      const onData = (c: Buffer) => {
-        text += c.toString();
-        if (text.endsWith('\n')) done(text);
-      };
-      const onClose = () => done('(closed)');
-      socket.on('data', onData);
-      socket.on('close', onClose);
-      socket.write(`${line}\n`);
-    });
-  return { ask, close: () => socket.destroy() };
-}
 
 test('an endpoint change or another Service leaves open connections alone and the port listening', async (t) => {
   const a = await startEcho('a');
