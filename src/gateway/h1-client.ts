@@ -8,6 +8,7 @@
 // A connection is reused only when its last response was framed unambiguously and read to its exact
 // end (h1-response.ts); anything else (extra bytes, a close-delimited body, an error, an abort)
 // destroys it. Bytes arriving while a connection is idle destroy it too.
+import { batchWritesThisTurn } from './write-batch.ts';
 import { maxHeaderSize } from 'node:http';
 import net, { type LookupFunction } from 'node:net';
 import { formatHostPort } from '../net/host-port.ts';
@@ -274,6 +275,7 @@ class H1Connection {
     this.#keepAlive =
       options.method !== 'HEAD' && options.headers.connection !== 'close' && options.httpVersion !== '1.0';
     const head = requestHead(options, this.#keepAlive);
+    batchWritesThisTurn(this.socket);
     if (this.#connected) this.#setTimeout(options.body === null ? options.headersTimeout : 0);
     request.handler.onRequestStart?.(request, null);
     if (request.settled) return;

@@ -5,6 +5,7 @@
 // (client-timeouts.ts: header, body, keep-alive, send, lingering). Requests on a connection are handled
 // one at a time, in order: pipelined bytes wait (bounded) until the response before them is complete
 // and taken by the client.
+import { batchWritesThisTurn, flushBatchedWrites } from './write-batch.ts';
 import { type IncomingHttpHeaders, STATUS_CODES } from 'node:http';
 import type net from 'node:net';
 import { type ClientTimeouts, type ConnectionCloseReason, sweepPeriodMs } from './client-timeouts.ts';
@@ -297,6 +298,7 @@ class H1Response implements GatewayResponse {
     const head = this.#pendingHead;
     if (head !== null) {
       this.#pendingHead = null;
+      batchWritesThisTurn(this.#conn.socket);
       this.#conn.socket.write(head, 'latin1');
     }
   }
@@ -304,6 +306,7 @@ class H1Response implements GatewayResponse {
   write(chunk: Buffer): boolean {
     if (this.writableFinished || this.#conn.socket.destroyed) return true;
     const socket = this.#conn.socket;
+    batchWritesThisTurn(socket);
     if (this.#noBody || chunk.length === 0) {
       this.#flushHead();
       return !socket.writableNeedDrain;
@@ -332,6 +335,7 @@ class H1Response implements GatewayResponse {
   end(chunk?: Buffer): this {
     if (this.writableFinished) return this;
     const socket = this.#conn.socket;
+    batchWritesThisTurn(socket);
     socket.cork();
     if (chunk !== undefined && chunk.length > 0) this.write(chunk);
     else this.#flushHead();
@@ -344,6 +348,7 @@ class H1Response implements GatewayResponse {
   }
 
   destroy(): this {
+    flushBatchedWrites(this.#conn.socket);
     this.#conn.socket.destroy();
     return this;
   }
@@ -591,6 +596,7 @@ class H1Connection {
 
   /** The socket leaves HTTP: the upgrade path owns its bytes; this server keeps its deadlines. */
   #upgrade(request: H1Request, rest: Buffer): void {
+    flushBatchedWrites(this.socket); // the answers before it, ahead of whatever the upgrade path writes
     this.phase = PHASE_UPGRADED;
     setBorrowedReader(this.socket, null);
     this.socket.off('data', this.#onData);
@@ -622,6 +628,7 @@ class H1Connection {
   };
 
   #destroy = (): void => {
+    flushBatchedWrites(this.socket);
     this.socket.destroy();
   };
 
@@ -733,6 +740,7 @@ class H1Connection {
     if (response !== null && !response.writableFinished) {
       // Part of a body was bad after the pipeline started answering: all we can do is cut.
       this.#request?.fail(coded(error.code, error.message));
+      flushBatchedWrites(this.socket);
       this.socket.destroy();
       return;
     }
@@ -792,7 +800,10 @@ class H1Connection {
     if (reason !== null) this.#server.closed(reason);
     this.phase = PHASE_DONE;
     if (reset) resetOrDestroy(this.socket);
-    else this.socket.destroy();
+    else {
+      flushBatchedWrites(this.socket);
+      this.socket.destroy();
+    }
   }
 
   /** client_body_timeout: between two reads of a body the pipeline is waiting for. */
@@ -848,10 +859,11 @@ class H1Connection {
     // A client that half-closes abandons what is in flight.
     if (this.#response !== null && !this.#response.writableFinished) {
       this.#request?.fail(coded('ECONNRESET', 'aborted'));
+      flushBatchedWrites(this.socket);
       this.socket.destroy();
       return;
     }
-    if (this.phase === PHASE_LINGER || this.phase === PHASE_DISCARD) this.socket.destroy();
+    if (this.phase === PHASE_LINGER || this.phase === PHASE_DISCARD) this.#destroy();
     else this.socket.end();
   };
 
@@ -904,7 +916,11 @@ export function createH1Server(handler: H1Handler, options: H1ServerOptions): H1
       socket.resume();
     },
     closeIdle() {
-      for (const conn of state.connections) if (conn.isIdle()) conn.socket.destroy();
+      for (const conn of state.connections) {
+        if (!conn.isIdle()) continue;
+        flushBatchedWrites(conn.socket); // an answer finished this turn is still held
+        conn.socket.destroy();
+      }
     },
     destroyAll() {
       for (const conn of state.connections) conn.socket.destroy();
