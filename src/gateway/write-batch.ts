@@ -9,23 +9,37 @@
  */
 import type { Writable } from 'node:stream';
 
-const held = new Set<Writable>();
+// The turn a socket is held in, on the socket itself: a Set cleared every turn regrew its table on
+// the hot path (Runtime_SetGrow in profiles).
+const HELD_IN = Symbol('keepip.writesHeldInTurn');
+type HoldableSocket = Writable & { [HELD_IN]?: number };
+
+let turn = 1;
+const held: HoldableSocket[] = [];
 
 function uncorkAll(): void {
-  // A socket held during this pass (by a callback of a write) is visited by the same pass.
-  for (const socket of held) socket.uncork();
-  held.clear();
+  // A socket held again during this pass (by a callback of a write) is appended and visited by it.
+  for (let i = 0; i < held.length; i++) {
+    const socket = held[i] as HoldableSocket;
+    if (socket[HELD_IN] !== turn) continue; // flushed early
+    socket[HELD_IN] = 0;
+    socket.uncork();
+  }
+  held.length = 0;
+  turn += 1;
 }
 
 /** Holds the socket's writes until the end of this turn (one cork of its own, once per turn). */
-export function batchWritesThisTurn(socket: Writable): void {
-  if (held.has(socket)) return;
+export function batchWritesThisTurn(socket: HoldableSocket): void {
+  if (socket[HELD_IN] === turn) return;
+  socket[HELD_IN] = turn;
   socket.cork();
-  held.add(socket);
-  if (held.size === 1) setImmediate(uncorkAll);
+  if (held.push(socket) === 1) setImmediate(uncorkAll);
 }
 
 /** Writes what this turn holds for the socket now: before destroy(), which would drop it. */
-export function flushBatchedWrites(socket: Writable): void {
-  if (held.delete(socket)) socket.uncork();
+export function flushBatchedWrites(socket: HoldableSocket): void {
+  if (socket[HELD_IN] !== turn) return;
+  socket[HELD_IN] = 0;
+  socket.uncork();
 }
