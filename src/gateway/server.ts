@@ -216,8 +216,13 @@ function readFirstBytes(
   const held = new HeldBytes();
   const stop = () => {
     clearTimeout(timer);
+    // Nothing of this reading may stay reachable from the socket for the connection's life: a
+    // listener left on it kept the held bytes' buffer (a slice of an 8 KiB pool) and the timer, about
+    // 4 KiB per idle keep-alive connection (10,000 idle connections: +40 MB RSS).
+    held.clear();
     socket.off('readable', onReadable);
     socket.off('end', onGone);
+    socket.off('close', onClose);
   };
   const onReadable = () => {
     for (let chunk = socket.read() as Buffer | null; chunk !== null; chunk = socket.read() as Buffer | null)
@@ -233,7 +238,8 @@ function readFirstBytes(
     sides.onDeadline('header_timeout');
     onGone();
   }, timeouts.headerMs);
-  socket.once('close', () => clearTimeout(timer));
+  const onClose = () => clearTimeout(timer);
+  socket.once('close', onClose);
   socket.on('readable', onReadable);
   socket.once('end', onGone);
 }
