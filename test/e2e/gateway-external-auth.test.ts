@@ -41,6 +41,10 @@ function startAuthServer(): Promise<{
     }
     const cookie = /^\/cookies\/set\/([^/]+)\/([^/]+)$/.exec(url);
     if (cookie) return void res.writeHead(200, { 'set-cookie': `${cookie[1]}=${cookie[2]}` }).end('OK');
+    // An answer with one header of the test's choosing: /answer/<status>/<name>/<url-encoded value>.
+    const answer = /^\/answer\/(\d+)\/([a-z-]+)\/([^/]+)$/.exec(url);
+    if (answer)
+      return void res.writeHead(Number(answer[1]), { [answer[2]!]: decodeURIComponent(answer[3]!) }).end();
     const status = /^\/status\/(\d+)$/.exec(url);
     if (status) return void res.writeHead(Number(status[1])).end();
     if (url === '/oauth2/auth') {
@@ -178,6 +182,16 @@ describe('external auth (auth-url)', () => {
           ),
         ),
       ),
+      route('cache-by-header', 'cache-by-header', {
+        'auth-url': `${authBase}/answer/403/cache-control/max-age=600`,
+        'auth-cache-key': 'fixed',
+        'auth-cache-duration': '200 30m',
+      }),
+      route('cache-refused', 'cache-refused', {
+        'auth-url': `${authBase}/answer/200/x-accel-expires/0`,
+        'auth-cache-key': 'fixed',
+        'auth-cache-duration': '200 30m',
+      }),
       route('satisfy', 'satisfy', {
         'auth-type': 'basic',
         'auth-secret': 'basic-secret',
@@ -345,6 +359,20 @@ describe('external auth (auth-url)', () => {
         (await request(gw.httpPort, { host: 'cache-that', path: '/foo', headers: creds })).status,
         500,
       );
+    } finally {
+      auth.setDown(false);
+    }
+  });
+
+  test("auth-cache-key: the answer's own Cache-Control and X-Accel-Expires decide, as nginx's proxy cache", async () => {
+    // A 403 with max-age=600 is kept though auth-cache-duration lists only 200; a 200 with
+    // X-Accel-Expires: 0 is not kept though it does.
+    assert.equal((await request(gw.httpPort, { host: 'cache-by-header' })).status, 403);
+    assert.equal((await request(gw.httpPort, { host: 'cache-refused' })).status, 200);
+    auth.setDown(true);
+    try {
+      assert.equal((await request(gw.httpPort, { host: 'cache-by-header' })).status, 403, 'from the cache');
+      assert.equal((await request(gw.httpPort, { host: 'cache-refused' })).status, 500, 'asked again');
     } finally {
       auth.setDown(false);
     }

@@ -8,11 +8,12 @@
 // client), 401 and 403 refuse with that status (401 with its WWW-Authenticate), anything else, a
 // refused connection or a timeout is 500 (nginx: "auth request unexpected status").
 // auth-cache-key caches answers per (server, location, key) for the statuses and times of
-// auth-cache-duration, as proxy_cache_valid would (answers with Set-Cookie or Cache-Control
-// no-store/no-cache/private are not cached, as nginx's proxy cache does not store them).
+// auth-cache-duration, as proxy_cache_valid would, or for the time the answer's own X-Accel-Expires,
+// Cache-Control or Expires gives (authCacheTtl).
 import http from 'node:http';
 import https from 'node:https';
 import type { ExternalAuthModel } from '../../config/model.ts';
+import { parseHttpTime } from '../http-time.ts';
 import { expandVariables, type RequestVars } from './nginx-vars.ts';
 
 export interface AuthAnswer {
@@ -252,16 +253,71 @@ export function cacheTimes(durations: readonly string[]): Map<number, number> {
   return out;
 }
 
-/** Whether nginx's proxy cache would store this answer at all. */
-export function cacheable(answer: AuthAnswer): boolean {
-  if (answer.failure !== null || answer.headers['set-cookie'] !== undefined) return false;
-  const control = list(answer.headers['cache-control']).join(',').toLowerCase();
-  return !/no-store|no-cache|private|max-age=0\b/.test(control);
+/**
+ * How long nginx's proxy cache keeps this answer, in ms (0: not stored), as ingress-nginx's auth
+ * location has it (no proxy_ignore_headers): the answer's own X-Accel-Expires, then Cache-Control
+ * s-maxage / max-age, then Expires set the time for any status; without them the status's time from
+ * auth-cache-duration. Set-Cookie, `Vary: *`, Cache-Control no-cache / no-store / private, max-age=0,
+ * an Expires in the past or not a date, and X-Accel-Expires: 0 keep it out.
+ */
+export function authCacheTtl(
+  answer: AuthAnswer,
+  statusTimes: ReadonlyMap<number, number>,
+  nowMs: number,
+): number {
+  const h = answer.headers;
+  if (answer.failure !== null || h['set-cookie'] !== undefined) return 0;
+  if (list(h.vary).some((v) => v.trim() === '*')) return 0;
+  const accel = first(h['x-accel-expires']);
+  if (accel !== undefined) {
+    // X-Accel-Expires wins over the other two in whatever order they come; an invalid one is ignored.
+    const absolute = accel.startsWith('@');
+    const n = atoi(absolute ? accel.slice(1) : accel);
+    if (n === 0 && !absolute) return 0;
+    if (n !== null && n > 0) return Math.max(absolute ? n * 1000 - nowMs : n * 1000, 0);
+  }
+  let validUntil: number | null = null;
+  for (const control of list(h['cache-control'])) {
+    const lower = control.toLowerCase();
+    if (lower.includes('no-cache') || lower.includes('no-store') || lower.includes('private')) return 0;
+    const at = lower.indexOf('s-maxage=');
+    const maxAge = at >= 0 ? at + 9 : lower.indexOf('max-age=') + 8;
+    if (maxAge < 8) continue;
+    const seconds = deltaSeconds(lower.slice(maxAge));
+    if (seconds === null || seconds === 0) return 0;
+    validUntil = nowMs + seconds * 1000;
+  }
+  if (validUntil === null) {
+    const expires = first(h.expires);
+    if (expires !== undefined) {
+      const at = parseHttpTime(expires);
+      if (at === null || at < nowMs) return 0;
+      validUntil = at;
+    }
+  }
+  return validUntil !== null ? Math.max(validUntil - nowMs, 0) : (statusTimes.get(answer.status) ?? 0);
 }
+
+function first(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}
+
+/** nginx's ngx_atoi: digits only, at least one. */
+function atoi(text: string): number | null {
+  return /^\d+$/.test(text) ? Number(text) : null;
+}
+
+/** The seconds of a Cache-Control delta up to `,` `;` or a space; null when other bytes come first. */
+function deltaSeconds(text: string): number | null {
+  const m = /^(\d*)(?:[,; ]|$)/.exec(text);
+  return m === null ? null : Number(m[1] || '0');
+}
+
+const AUTH_CACHE_INACTIVE_MS = 30 * 60_000;
 
 /** A bounded cache of auth answers. */
 export class AuthAnswerCache {
-  readonly #entries = new Map<string, { answer: AuthAnswer; expires: number }>();
+  readonly #entries = new Map<string, { answer: AuthAnswer; expires: number; used: number }>();
   readonly maxEntries: number;
   constructor(maxEntries = 10_000) {
     this.maxEntries = maxEntries;
@@ -270,16 +326,19 @@ export class AuthAnswerCache {
   get(key: string, nowMs: number): AuthAnswer | null {
     const hit = this.#entries.get(key);
     if (hit === undefined) return null;
-    if (hit.expires <= nowMs) {
+    // ingress-nginx's auth cache zone has inactive=30m: an answer not used for 30 minutes is dropped,
+    // however long its own time.
+    if (hit.expires <= nowMs || nowMs - hit.used > AUTH_CACHE_INACTIVE_MS) {
       this.#entries.delete(key);
       return null;
     }
+    hit.used = nowMs;
     return hit.answer;
   }
 
   put(key: string, answer: AuthAnswer, ttlMs: number, nowMs: number): void {
     this.#entries.delete(key);
-    this.#entries.set(key, { answer, expires: nowMs + ttlMs });
+    this.#entries.set(key, { answer, expires: nowMs + ttlMs, used: nowMs });
     if (this.#entries.size > this.maxEntries) {
       const oldest = this.#entries.keys().next().value;
       if (oldest !== undefined) this.#entries.delete(oldest);

@@ -19,7 +19,7 @@ import { basicChallenge, checkBasicAuth } from './basic-auth.ts';
 import {
   AuthAnswerCache,
   buildSubrequest,
-  cacheable,
+  authCacheTtl,
   cacheTimes,
   type ExternalAuthOutcome,
   interpretAnswer,
@@ -305,9 +305,11 @@ function runExternal(
     clientCertHeaders: call.clientCertHeaders,
   });
   sendSubrequest(sub, call.timeouts.connectMs + call.timeouts.readMs, (answer) => {
-    const ttl = c.cacheTimes?.get(answer.status);
-    if (key !== null && ttl !== undefined && ttl > 0 && cacheable(answer))
-      runtime.authCache.put(key, answer, ttl, Date.now());
+    if (key !== null && c.cacheTimes !== null) {
+      const now = Date.now();
+      const ttl = authCacheTtl(answer, c.cacheTimes, now);
+      if (ttl > 0) runtime.authCache.put(key, answer, ttl, now);
+    }
     onOutcome(interpretAnswer(ext, answer));
   });
 }
