@@ -8,7 +8,6 @@
 // A connection is reused only when its last response was framed unambiguously and read to its exact
 // end (h1-response.ts); anything else (extra bytes, a close-delimited body, an error, an abort)
 // destroys it. Bytes arriving while a connection is idle destroy it too.
-import { batchWritesThisTurn } from './write-batch.ts';
 import { maxHeaderSize } from 'node:http';
 import net, { type LookupFunction } from 'node:net';
 import { formatHostPort } from '../net/host-port.ts';
@@ -19,6 +18,7 @@ import {
   parseResponseFields,
   type ResponseFields,
 } from './h1-response.ts';
+import { batchWritesThisTurn } from './write-batch.ts';
 
 /** getaddrinfo's failures of a connect to a name member (ExternalName) that does not resolve. */
 export const DNS_FAILURE_CODES: ReadonlySet<string> = new Set([

@@ -5,7 +5,6 @@
 // (client-timeouts.ts: header, body, keep-alive, send, lingering). Requests on a connection are handled
 // one at a time, in order: pipelined bytes wait (bounded) until the response before them is complete
 // and taken by the client.
-import { batchWritesThisTurn, flushBatchedWrites } from './write-batch.ts';
 import { type IncomingHttpHeaders, STATUS_CODES } from 'node:http';
 import type net from 'node:net';
 import { type ClientTimeouts, type ConnectionCloseReason, sweepPeriodMs } from './client-timeouts.ts';
@@ -13,6 +12,7 @@ import type { GatewayRequest, GatewayResponse, H1Handler } from './exchange.ts';
 import { type RequestHead, type RequestParseError, RequestParser } from './h1-request.ts';
 import { setBorrowedReader } from './borrowed-reads.ts';
 import { HeldBytes } from './held-bytes.ts';
+import { batchWritesThisTurn, flushBatchedWrites } from './write-batch.ts';
 
 export interface H1ServerOptions {
   /** Every response closes its connection (the plain-HTTP-on-HTTPS server). */

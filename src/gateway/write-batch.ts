@@ -23,7 +23,12 @@ function uncorkAll(): void {
     const socket = held[i] as HoldableSocket;
     if (socket[HELD_IN] !== turn) continue; // flushed early
     socket[HELD_IN] = 0;
-    socket.uncork();
+    try {
+      socket.uncork();
+    } catch (error) {
+      // One broken socket must not leave the others of the turn corked for good.
+      socket.destroy(error as Error);
+    }
   }
   held.length = 0;
   turn += 1;

@@ -80,6 +80,28 @@ describe('write-batch: writes held until the end of the turn', () => {
     assert.equal(stream.writableCorked, 0);
   });
 
+  it('a socket whose write throws is destroyed, and the others of the turn are still written', async () => {
+    const broken = new Writable({
+      write() {
+        throw new Error('broken handle');
+      },
+    });
+    broken.on('error', () => {});
+    const healthy = recordingStream();
+    batchWritesThisTurn(broken);
+    broken.write('lost');
+    batchWritesThisTurn(healthy.stream);
+    healthy.stream.write('kept');
+    await endOfTurn();
+    assert.equal(broken.destroyed, true);
+    assert.deepEqual(healthy.writes, [['kept']]);
+    // And the next turn still batches.
+    batchWritesThisTurn(healthy.stream);
+    healthy.stream.write('next');
+    await endOfTurn();
+    assert.deepEqual(healthy.writes, [['kept'], ['next']]);
+  });
+
   it('a socket held after another was flushed early is still written at the end of the turn', async () => {
     const first = recordingStream();
     const second = recordingStream();
