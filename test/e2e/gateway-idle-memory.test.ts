@@ -1,7 +1,8 @@
 // What an idle keep-alive connection costs the gateway: after its first request it may keep nothing of
 // how its first bytes were read (the HTTP/2-preface check of the HTTP listener; the HTTPS listener's
-// ClientHello read goes through the same readFirstBytes). A listener left on the socket once kept the held bytes' buffer and a timer: about
-// 4 KiB per connection, +40 MB of RSS in the bench's 10,000 idle connections (issue 16's ≤ 100 MB).
+// ClientHello read goes through the same readFirstBytes). A listener left on the socket once kept the
+// held bytes' buffer and a timer: +40 MB of RSS in the bench's 10,000 idle connections (issue 16:
+// at most 100 MB).
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
