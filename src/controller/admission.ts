@@ -4,7 +4,7 @@
 // Ingress is translated together with everything the controller serves now, as the gateway would
 // see it after the apply. Pure.
 import { describeOrigin } from '../config/issue-text.ts';
-import type { ConfigIssue, Topology } from '../config/model.ts';
+import type { ConfigIssue, Origin, Topology } from '../config/model.ts';
 import { compileIngressRegex } from '../gateway/rewrite.ts';
 import { DEFAULT_ANNOTATIONS_PREFIX, foldAnnotationsPrefix } from '../k8s/annotation-prefix.ts';
 import { annotationField } from '../k8s/field-path.ts';
@@ -54,13 +54,24 @@ export interface CatchAllRefusal {
   line: string;
 }
 
+/** Where the webhook's own lines about the candidate say it comes from: `cluster (Ingress ns/name)`. */
+function candidateOrigin(candidate: KubeObject): Origin {
+  const namespace = candidate.metadata?.namespace ?? 'default';
+  return {
+    file: CLUSTER_ORIGIN,
+    document: 0,
+    kind: 'Ingress',
+    namespace,
+    name: candidate.metadata?.name ?? '',
+  };
+}
+
 /** ingress-nginx's checkIngress refuses a catch-all before anything else when the flag is set. */
 function catchAllRefusal(candidate: KubeObject, options: SnapshotOptions): string | null {
   if (options.disableCatchAll !== true || !isCatchAll(candidate)) return null;
-  const ns = candidate.metadata?.namespace ?? 'default';
   const refusal: CatchAllRefusal = {
     code: 'ADMISSION_CATCH_ALL_DISABLED',
-    line: `${CLUSTER_ORIGIN} (Ingress ${ns}/${candidate.metadata?.name ?? ''}) spec.defaultBackend: this controller runs with --disable-catch-all, so a catch-all Ingress is not served; remove spec.defaultBackend`,
+    line: `${describeOrigin(candidateOrigin(candidate))} spec.defaultBackend: this controller runs with --disable-catch-all, so a catch-all Ingress is not served; remove spec.defaultBackend`,
   };
   return `error ${refusal.code}: ${refusal.line}`;
 }
@@ -78,9 +89,7 @@ export interface PrefixRefusal {
 function prefixRefusals(candidate: KubeObject, options: SnapshotOptions): string[] {
   const prefix = options.annotationsPrefix;
   if (prefix === DEFAULT_ANNOTATIONS_PREFIX) return [];
-  const ns = candidate.metadata?.namespace ?? 'default';
-  const name = candidate.metadata?.name ?? '';
-  const origin = describeOrigin({ file: CLUSTER_ORIGIN, document: 0, kind: 'Ingress', namespace: ns, name });
+  const origin = describeOrigin(candidateOrigin(candidate));
   const standard = `${DEFAULT_ANNOTATIONS_PREFIX}/`;
   return Object.keys(candidate.metadata?.annotations ?? {})
     .filter((key) => key.startsWith(standard))
@@ -143,7 +152,7 @@ function regexRefusals(topology: Topology, candidate: KubeObject, o: SnapshotOpt
     }
   }
   const annotations = foldAnnotationsPrefix(candidate.metadata?.annotations ?? {}, o.annotationsPrefix);
-  const origin = describeOrigin({ file: CLUSTER_ORIGIN, document: 0, kind: 'Ingress', namespace: ns, name });
+  const origin = describeOrigin(candidateOrigin(candidate));
   for (const [annotation, sources] of CLIENT_MATCHED) {
     const key = `${DEFAULT_ANNOTATIONS_PREFIX}/${annotation}`;
     const value = annotations[key];
@@ -170,9 +179,8 @@ type PathSpec = { path?: string; pathType?: string; backend?: { service?: unknow
  * served). A canary makes no location, so it never overlaps; a path without a Service is skipped.
  */
 function overlapRefusals(topology: Topology, candidate: KubeObject, o: SnapshotOptions): string[] {
-  const ns = candidate.metadata?.namespace ?? 'default';
-  const name = candidate.metadata?.name ?? '';
-  const at = { file: CLUSTER_ORIGIN, document: 0, kind: 'Ingress', namespace: ns, name };
+  const at = candidateOrigin(candidate);
+  const { namespace: ns, name } = at;
   const annotations = foldAnnotationsPrefix(candidate.metadata?.annotations ?? {}, o.annotationsPrefix);
   if (parseCanary(annotations, at, []) !== null) return [];
   const origin = describeOrigin(at);
