@@ -32,16 +32,19 @@ const RESOLVE_INTERVAL_MS = 30_000;
 
 const systemLookup: TcpLookup = async (host) => (await dnsLookup(host, { all: true })).map((a) => a.address);
 
+/** A target given by host name (an ExternalName entry), not by address. */
+const isNamed = (target: { host: string }) => net.isIP(target.host) === 0;
+
 /** The plan with each host-name target replaced by its addresses; a name that fails is logged and dropped. */
 async function resolvePlan(
   plan: TcpServicePlan,
   lookup: TcpLookup,
   log: (line: string) => void,
 ): Promise<TcpServicePlan> {
-  if (plan.targets.every((t) => net.isIP(t.host) !== 0)) return plan;
+  if (!plan.targets.some(isNamed)) return plan;
   const targets: { host: string; port: number }[] = [];
   for (const target of plan.targets) {
-    if (net.isIP(target.host) !== 0) {
+    if (!isNamed(target)) {
       targets.push(target);
       continue;
     }
@@ -145,7 +148,7 @@ export function createTcpRunner(deps: {
   };
   // Names are re-resolved while an entry has one (their addresses may change without a snapshot).
   const refresh = setInterval(() => {
-    const named = last?.plans.some((p) => p.targets.some((t) => net.isIP(t.host) === 0));
+    const named = last?.plans.some((p) => p.targets.some(isNamed));
     if (last && named) void enqueue(last.plans, last.settings);
   }, RESOLVE_INTERVAL_MS);
   refresh.unref();

@@ -225,8 +225,10 @@ function readFirstBytes(
     socket.off('close', onClose);
   };
   const onReadable = () => {
+    // The first read is kept as it is (most connections decide on it); later ones are copied after it.
     for (let chunk = socket.read() as Buffer | null; chunk !== null; chunk = socket.read() as Buffer | null)
-      held.append(chunk);
+      if (held.length === 0) held.replace(chunk);
+      else held.append(chunk);
     if (held.length === 0) return;
     const next = decide(held.view());
     if (next === null) return;
