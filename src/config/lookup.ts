@@ -11,6 +11,14 @@ export function findService(services: readonly ServiceModel[], ref: ObjectRef): 
   return services.find((service) => sameRef(service.ref, ref));
 }
 
+/** The port of a Service (model or manifest view) an Ingress backend names: by number, or by name. */
+export function findServicePort<Port extends { name: string; port: number }>(
+  service: { readonly ports: readonly Port[] },
+  port: number | string,
+): Port | undefined {
+  return service.ports.find((p) => (typeof port === 'number' ? p.port === port : p.name === port));
+}
+
 /** The ready endpoints of one port of a Service (by the port's name, as EndpointSlices key them). */
 export function readyEndpoints(service: ServiceModel, port: { name: string }): EndpointModel[] {
   return (service.endpoints[port.name] ?? []).filter((e) => e.ready);

@@ -11,7 +11,7 @@ import type {
   ServiceModel,
   Topology,
 } from '../config/model.ts';
-import { findService } from '../config/lookup.ts';
+import { findService, findServicePort } from '../config/lookup.ts';
 import { CidrSet } from '../net/cidr-set.ts';
 import { createClientIpResolver } from '../net/client-ip.ts';
 import { type AccessLogFormatter, compileLogFormat, describeLogFormat } from './access-log.ts';
@@ -129,9 +129,7 @@ export function resolveBackendTargets(
   const service = findService(services, backend.service);
   if (service === undefined) return [];
   if (service.type === 'ExternalName') return externalNameTarget(service, backend);
-  const servicePort = service.ports.find((p) =>
-    typeof backend.port === 'number' ? p.port === backend.port : p.name === backend.port,
-  );
+  const servicePort = findServicePort(service, backend.port);
   if (servicePort === undefined) return [];
   if (serviceUpstream) {
     if (service.clusterIP === null || service.clusterIP === 'None' || service.clusterIP === '') return [];
@@ -149,9 +147,7 @@ export function resolveBackendTargets(
 function externalNameTarget(service: ServiceModel, backend: BackendRef): { address: string; port: number }[] {
   const address = service.externalName;
   if (address === null || address === undefined) return [];
-  const servicePort = service.ports.find((p) =>
-    typeof backend.port === 'number' ? p.port === backend.port : p.name === backend.port,
-  );
+  const servicePort = findServicePort(service, backend.port);
   if (servicePort !== undefined) {
     const target = servicePort.targetPort;
     return [{ address, port: typeof target === 'number' && target > 0 ? target : servicePort.port }];

@@ -16,6 +16,7 @@ import type {
   TlsCertificateModel,
   VirtualHostModel,
 } from '../config/model.ts';
+import { findServicePort } from '../config/lookup.ts';
 import { DEFAULT_SERVER_SETTINGS } from '../config/server-settings.ts';
 import { type IngressAccess, locationAccess, parseAccessAnnotations } from './access-annotations.ts';
 import { type IngressAnnotations, parseControllerConfigMap, parseIngressAnnotations } from './annotations.ts';
@@ -523,7 +524,7 @@ function backendRef(
   } else if (
     // An ExternalName Service without that port number is proxied on the Ingress's port (externalNamePorts).
     !(svc.type === 'ExternalName' && typeof port === 'number') &&
-    !svc.ports.some((p) => (typeof port === 'number' ? p.port === port : p.name === port))
+    findServicePort(svc, port) === undefined
   ) {
     issue(
       b.issues,
