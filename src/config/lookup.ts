@@ -1,6 +1,6 @@
 // Finding objects of the model by their reference: one rule (same namespace, same name) for every
 // runtime and the doctor.
-import type { EndpointModel, ObjectRef, ServiceModel } from './model.ts';
+import type { EndpointModel, ObjectRef, ServiceModel, ServicePortModel } from './model.ts';
 
 export function sameRef(a: ObjectRef, b: ObjectRef): boolean {
   return a.namespace === b.namespace && a.name === b.name;
@@ -17,6 +17,14 @@ export function findServicePort<Port extends { name: string; port: number }>(
   port: number | string,
 ): Port | undefined {
   return service.ports.find((p) => (typeof port === 'number' ? p.port === port : p.name === port));
+}
+
+/**
+ * The port an ExternalName Service's name is reached on (ingress-nginx's externalNamePorts): the
+ * port's targetPort when it is a number, else the port.
+ */
+export function externalNamePort(port: ServicePortModel): number {
+  return typeof port.targetPort === 'number' && port.targetPort > 0 ? port.targetPort : port.port;
 }
 
 /** The ready endpoints of one port of a Service (by the port's name, as EndpointSlices key them). */

@@ -2,6 +2,7 @@
 // `:PROXY` (expect a PROXY header from the client) and `::PROXY` (send one to the backend) — turned
 // into L4 listeners with their current targets from the topology's endpoints (an ExternalName
 // Service's target is its name, which the runner resolves). Pure.
+import { externalNamePort } from '../config/lookup.ts';
 import type { Topology } from '../config/model.ts';
 import type { KubeObject } from './resources.ts';
 
@@ -34,8 +35,7 @@ function targetsFor(topology: Topology, namespace: string, name: string, port: s
   if (svc.type === 'ExternalName') {
     // ingress-nginx's one endpoint: the name on the port's targetPort; the runner resolves it.
     if (!svc.externalName) return [];
-    const port = typeof spec.targetPort === 'number' && spec.targetPort > 0 ? spec.targetPort : spec.port;
-    return [{ host: svc.externalName, port }];
+    return [{ host: svc.externalName, port: externalNamePort(spec) }];
   }
   return (svc.endpoints[spec.name] ?? [])
     .filter((e) => e.ready)

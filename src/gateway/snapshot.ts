@@ -11,7 +11,7 @@ import type {
   ServiceModel,
   Topology,
 } from '../config/model.ts';
-import { findService, findServicePort } from '../config/lookup.ts';
+import { externalNamePort, findService, findServicePort } from '../config/lookup.ts';
 import { CidrSet } from '../net/cidr-set.ts';
 import { createClientIpResolver } from '../net/client-ip.ts';
 import { type AccessLogFormatter, compileLogFormat, describeLogFormat } from './access-log.ts';
@@ -148,10 +148,7 @@ function externalNameTarget(service: ServiceModel, backend: BackendRef): { addre
   const address = service.externalName;
   if (address === null || address === undefined) return [];
   const servicePort = findServicePort(service, backend.port);
-  if (servicePort !== undefined) {
-    const target = servicePort.targetPort;
-    return [{ address, port: typeof target === 'number' && target > 0 ? target : servicePort.port }];
-  }
+  if (servicePort !== undefined) return [{ address, port: externalNamePort(servicePort) }];
   return typeof backend.port === 'number' ? [{ address, port: backend.port }] : [];
 }
 
