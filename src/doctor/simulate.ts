@@ -342,7 +342,7 @@ function endWithoutProxy(
   }
   // nginx's auto_redirect: the location is named with a trailing slash the path lacks.
   const why =
-    decision.findConfig === true ? ` (${path} lacks its trailing slash; no access rule applies)` : '';
+    decision.phase === 'find-config' ? ` (${path} lacks its trailing slash; no access rule applies)` : '';
   hops.push({
     name: 'route',
     sees: address,

@@ -1,5 +1,7 @@
-// The stages every request passes before it may reach a backend, plain or upgrade alike:
-//   resolve the client -> route (host, path; bad targets 400) -> redirects -> access rules.
+// The stages every request passes before it may reach a backend, plain or upgrade alike, in nginx's
+// order of phases: resolve the client -> route (host, path; bad targets 400) -> the server's own
+// answers (block lists, from-to-www, app-root) -> the location found: its body size limit (413) and
+// trailing-slash 301 -> its CORS and redirects -> its access rules.
 // Each stage either fills in the exchange or answers through `respond` and stops the request.
 import type { LocationAccessModel, LocationModel } from '../config/model.ts';
 import type { AccessDecision } from '../net/access-policy.ts';
@@ -33,13 +35,13 @@ import type { BalancedUpstream } from './upstream.ts';
 
 /**
  * Answers the request with the gateway's own status (and headers, e.g. a redirect's Location).
- * `inLocation`: a refusal of the location's access phase (allow/deny, limits, auth, a denied
- * location), which its custom-http-errors may hand to the error backend (nginx's error_page there).
+ * `by`: the location whose answer it is (a refusal of its access phase: allow/deny, limits, auth; or
+ * its 413), which its custom-http-errors may hand to the error backend (nginx's error_page there).
  */
 export type Respond = (
   status: number,
   headers: Record<string, string | string[]> | null,
-  inLocation?: boolean,
+  by?: LocationModel,
 ) => void;
 
 /** admit's answer when the access stage continues asynchronously: it calls `resume` or `respond` later. */
@@ -306,7 +308,7 @@ function accessStage(
 ): Admitted | null | typeof PENDING {
   const location = admitted.location!;
   // A location its annotations deny has no error_page in ingress-nginx: its 503 is not the location's.
-  const refuse: Respond = model.denied === null ? (s, h) => respond(s, h, true) : respond;
+  const refuse: Respond = model.denied === null ? (s, h) => respond(s, h, location) : respond;
   const result = enforceAccess({
     ctx,
     ex,
@@ -432,9 +434,39 @@ function keepClientCertHeaders(ex: Exchange, headers: Record<string, string>): v
   ex.access = { release: null, upstreamHeaders: edits, cookies: null, alwaysSetCookie: false };
 }
 
-/** No location matched: the default backend, else 404. */
-function noLocation(
+/**
+ * nginx's find-config check: a declared Content-Length over the limit of the location found
+ * (proxy-body-size, else the ConfigMap's) is 413 before any directive of the location runs. A body
+ * without a declared length is measured while it is read (proxy.ts).
+ */
+function bodyTooLarge(
+  ctx: HandlerContext,
   ex: Exchange,
+  req: GatewayRequest,
+  location: LocationModel | null,
+): boolean {
+  const limit = location?.proxyBodySizeBytes ?? ex.snap.settings.proxyBodySizeBytes;
+  const declared = req.headers['content-length'];
+  if (limit <= 0 || declared === undefined || Number(declared) <= limit) return false;
+  ctx.errorLog.write(
+    'error',
+    ex.conn.id,
+    `client intended to send too large body: ${declared} bytes` +
+      requestContext({
+        client: shownClient(ex.client),
+        server: ex.serverName,
+        request: ex.requestLine,
+        host: ex.rawHost,
+      }),
+  );
+  return true;
+}
+
+/** No location matched: the default backend, else 404 (a body over the default limit: 413 first). */
+function noLocation(
+  ctx: HandlerContext,
+  ex: Exchange,
+  req: GatewayRequest,
   decision: RouteDecision & { kind: 'not-found' },
   client: ReturnType<typeof resolveClient>,
   respond: Respond,
@@ -442,13 +474,19 @@ function noLocation(
   const { snap } = ex;
   ex.serverName = decision.serverName;
   ex.host = hostVariable(ex.rawHost, decision.serverName);
-  if (snap.defaultUpstream === null || decision.backend === null) {
-    // ingress-nginx's own default backend (the `_` server's `/`) logs only when asked to.
-    if (
-      decision.serverName === DEFAULT_SERVER_NAME &&
-      snap.settings.enableAccessLogForDefaultBackend !== true
-    )
-      ex.accessLog = false;
+  const ownAnswer = snap.defaultUpstream === null || decision.backend === null;
+  // ingress-nginx's own default backend (the `_` server's `/`) logs only when asked to.
+  if (
+    ownAnswer &&
+    decision.serverName === DEFAULT_SERVER_NAME &&
+    snap.settings.enableAccessLogForDefaultBackend !== true
+  )
+    ex.accessLog = false;
+  if (bodyTooLarge(ctx, ex, req, null)) {
+    respond(413, null);
+    return null;
+  }
+  if (ownAnswer) {
     respond(404, null);
     return null;
   }
@@ -502,7 +540,7 @@ export function admit(
     respond(decision.status, { location: decision.location });
     return null;
   }
-  if (decision.kind === 'not-found') return noLocation(ex, decision, client, respond);
+  if (decision.kind === 'not-found') return noLocation(ctx, ex, req, decision, client, respond);
   const matched = decision.route;
   ex.serverName = matched.serverName;
   ex.host = hostVariable(ex.rawHost, matched.serverName);
@@ -513,10 +551,20 @@ export function admit(
     if (headers === false) return null;
     if (headers !== null) keepClientCertHeaders(ex, headers);
   }
-  if (decision.kind === 'redirect' && decision.findConfig === true) {
-    // nginx's auto_redirect: the location's `set`s never run (no upstream, ingress or service in the
-    // log line or the metrics), its access_log and header filters do.
-    if (matched.location.accessLog === false) ex.accessLog = false;
+  // app-root is the server's own `if ($uri = /) { return 302 … }`: answered before a location is found.
+  if (decision.kind === 'redirect' && decision.phase === 'server') {
+    answerRedirect(ex, matched, decision.status, decision.location, respond);
+    return null;
+  }
+  // nginx's find-config phase: the location is found, its limit checked, then its auto_redirect. The
+  // location's `set`s never run for these answers (no upstream, ingress or service in the log line or
+  // the metrics); its access_log, header filters and error_page do.
+  if (matched.location.accessLog === false) ex.accessLog = false;
+  if (bodyTooLarge(ctx, ex, req, matched.location)) {
+    respond(413, null, matched.location);
+    return null;
+  }
+  if (decision.kind === 'redirect' && decision.phase === 'find-config') {
     answerRedirect(ex, matched, decision.status, decision.location, respond);
     return null;
   }
@@ -547,7 +595,7 @@ export function admit(
   const access = matched.location.access ?? guardAccess(decision.guards);
   if (access === undefined) {
     if (verdict.outcome === 'allow') return admitted;
-    refuseAccess(ctx, ex, req, verdict, (s, h) => respond(s, h, true));
+    refuseAccess(ctx, ex, req, verdict, (s, h) => respond(s, h, matched.location));
     return null;
   }
   return accessStage(ctx, ex, req, verdict, admitted, access, respond, proceed);

@@ -16,7 +16,6 @@ export function answer(
   res: GatewayResponse,
   status: number,
   extraHeaders: Record<string, string | string[]> | null,
-  closeConnection = false,
 ): void {
   if (isGrpcRequest(req.headers)) {
     grpcAnswer(res, status, extraHeaders);
@@ -32,7 +31,8 @@ export function answer(
     ...extraHeaders,
     ...ex.responseHeaders,
   };
-  if (closeConnection || ctx.isDraining()) headers.connection = 'close';
+  // After a 413 the rest of the body is not read for another request.
+  if (status === 413 || ctx.isDraining()) headers.connection = 'close';
   res.writeHead(status, reasonPhrase(status), headers);
   res.end(req.method === 'HEAD' ? undefined : body);
   // Whatever body the client still sends is not ours to forward.

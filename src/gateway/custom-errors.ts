@@ -83,7 +83,8 @@ export function errorBackendHeaders(
 
 /**
  * The error backend's answer to the request instead of `code` (nothing was sent to the client yet):
- * `/` with the method kept and no body, the headers `base` plus the X-Code set. False without one.
+ * `/` with the method kept and no body, the headers `base` plus the X-Code set. `location`: whose
+ * default-backend serves (the matched one unless told). False without an error backend.
  */
 export function serveFromErrorBackend(
   ctx: HandlerContext,
@@ -92,8 +93,8 @@ export function serveFromErrorBackend(
   res: GatewayResponse,
   base: Record<string, string | string[]>,
   code: number,
+  location: LocationModel | null = ex.route?.location ?? null,
 ): boolean {
-  const location = ex.route?.location ?? null;
   const upstream = errorUpstreamOf(ex, location);
   if (upstream === null) return false;
   const settings = ex.snap.settings;

@@ -1,10 +1,11 @@
 // The request pipeline (docs/architecture.md, data path), one stage after the other:
-//   admission (admission.ts: client address -> route -> redirects -> access rules)
-//   -> body size -> upstream (proxy.ts, or websocket.ts for an upgrade)
+//   admission (admission.ts: client address -> route -> body size -> redirects -> access rules)
+//   -> upstream (proxy.ts, or websocket.ts for an upgrade)
 //   -> one access log line and the metrics (request-log.ts).
 // Denials and upstream failures also get an nginx-style error log line. Each request runs on the
 // snapshot that was current when it arrived.
 import type { Duplex } from 'node:stream';
+import type { LocationModel } from '../config/model.ts';
 import { throttleResponse } from './access/bandwidth.ts';
 import { COOKIE_STATUSES } from './access/state.ts';
 import { type Admitted, admit, PENDING } from './admission.ts';
@@ -27,13 +28,7 @@ import { proxyGrpc } from './grpc-proxy.ts';
 import { mirrorRequest } from './mirror.ts';
 import { isGrpcRequest } from './grpc-status.ts';
 import type { ProxyOutcome } from './proxy.ts';
-import {
-  completeExchange,
-  logBareRequest,
-  logUpstreamFailure,
-  requestLineOf,
-  shownClient,
-} from './request-log.ts';
+import { completeExchange, logBareRequest, logUpstreamFailure, requestLineOf } from './request-log.ts';
 import { applyLocationHeaders, buildUpstreamHeaders } from './upstream-headers.ts';
 import {
   errorBackendHeaders,
@@ -137,24 +132,6 @@ function firstLine(raw: Buffer | undefined): string {
   return raw.toString('latin1', start, end);
 }
 
-/** The body size stage: a declared Content-Length over proxy-body-size is 413 before any upstream. */
-function bodyTooLarge(ctx: HandlerContext, ex: Exchange, req: GatewayRequest, limit: number): boolean {
-  const declared = req.headers['content-length'];
-  if (limit <= 0 || declared === undefined || Number(declared) <= limit) return false;
-  ctx.errorLog.write(
-    'error',
-    ex.conn.id,
-    `client intended to send too large body: ${declared} bytes` +
-      requestContext({
-        client: shownClient(ex.client),
-        server: ex.serverName,
-        request: ex.requestLine,
-        host: ex.rawHost,
-      }),
-  );
-  return true;
-}
-
 /** The upstream stage of a plain request: proxy it, then log what happened. */
 function forward(
   ctx: HandlerContext,
@@ -200,7 +177,6 @@ function forward(
     ex.attempts = outcome.attempts;
     ex.upstreamBytes = outcome.upstreamBytes;
     ex.bodyBytes = outcome.requestBodyBytes;
-    const failure = outcome.failures[outcome.failures.length - 1];
     for (const f of outcome.failures) if (f.code !== 'CLIENT_CLOSED') logUpstreamFailure(ctx, ex, f);
     // custom-http-errors: the backend's listed status, or the gateway's own, from the error backend.
     const replaced = outcome.intercepted ?? (outcome.answeredByGateway ? outcome.status : 0);
@@ -208,7 +184,7 @@ function forward(
       if (serveFromErrorBackend(ctx, ex, req, res, headers, replaced)) return;
     }
     if (outcome.answeredByGateway) {
-      answer(ctx, ex, req, res, outcome.status, null, failure?.code === 'CLIENT_BODY_TOO_LARGE');
+      answer(ctx, ex, req, res, outcome.status, null);
       return;
     }
     completeExchange(ctx, ex, req, outcome.status, outcome.bodyBytesSent);
@@ -282,9 +258,10 @@ function hasEndpoints(admitted: Admitted): boolean {
 }
 
 /**
- * The gateway's own answer to a request; a refusal of the location's access phase whose status the
- * location's custom-http-errors lists goes to the error backend instead (nginx's error_page catches
- * what the location itself answers, not only the backend's statuses). gRPC keeps its own answers.
+ * The gateway's own answer to a request; an answer of the location `by` (a refusal of its access
+ * phase, its 413) whose status the location's custom-http-errors lists goes to the error backend
+ * instead (nginx's error_page catches what the location itself answers, not only the backend's
+ * statuses). gRPC keeps its own answers.
  */
 function answerOwn(
   ctx: HandlerContext,
@@ -293,15 +270,10 @@ function answerOwn(
   res: GatewayResponse,
   status: number,
   headers: Record<string, string | string[]> | null,
-  inLocation: boolean,
+  by: LocationModel | undefined,
 ): void {
-  const location = ex.route?.location ?? null;
-  if (
-    inLocation &&
-    location !== null &&
-    !isGrpcRequest(req.headers) &&
-    replacesRefusal(ex, location, status)
-  ) {
+  if (by !== undefined && !isGrpcRequest(req.headers) && replacesRefusal(ex, by, status)) {
+    const location = by;
     const headersTrusted = ex.clientIp?.headersTrusted ?? false;
     const base = upstreamHeaders(req, ex, {
       location,
@@ -311,12 +283,14 @@ function answerOwn(
       headersTrusted,
     });
     if (needsResponseWrapper(ex)) addResponseHeaders(ex, res);
-    if (serveFromErrorBackend(ctx, ex, req, res, base, status)) return;
+    // The rest of a body over the limit is not read for another request (answers.ts answer).
+    if (status === 413) res.shouldKeepAlive = false;
+    if (serveFromErrorBackend(ctx, ex, req, res, base, status, location)) return;
   }
   answer(ctx, ex, req, res, status, headers);
 }
 
-/** A request: admission, then the body size and upstream stages (possibly after an async access stage). */
+/** A request: admission, then the upstream stage (possibly after an async access stage). */
 function handleRequest(ctx: HandlerContext, req: GatewayRequest, res: GatewayResponse): void {
   const conn = connectionOf(req.socket);
   if (conn === undefined) {
@@ -326,11 +300,12 @@ function handleRequest(ctx: HandlerContext, req: GatewayRequest, res: GatewayRes
   }
   const ex = beginExchange(ctx, req, ctx.current(), conn);
   const proceed = (admitted: Admitted): void => {
+    // A declared body over the limit was answered 413 by admission (nginx's find-config phase);
+    // a streamed one is measured against the same limit while it is read.
     const limit = admitted.location?.proxyBodySizeBytes ?? ex.snap.settings.proxyBodySizeBytes;
-    if (bodyTooLarge(ctx, ex, req, limit)) answer(ctx, ex, req, res, 413, null, true);
     // ingress-nginx answers 503 for a backend without endpoints (or without a Service), unless the
     // location names a default-backend, or lists 503 in custom-http-errors (custom-errors.ts).
-    else if (!hasEndpoints(admitted)) withoutEndpoints(ctx, ex, req, res, admitted, limit);
+    if (!hasEndpoints(admitted)) withoutEndpoints(ctx, ex, req, res, admitted, limit);
     else {
       addAuthCookies(ex, res);
       if (needsResponseWrapper(ex)) addResponseHeaders(ex, res);
@@ -344,7 +319,7 @@ function handleRequest(ctx: HandlerContext, req: GatewayRequest, res: GatewayRes
     ctx,
     ex,
     req,
-    (status, headers, inLocation) => answerOwn(ctx, ex, req, res, status, headers, inLocation === true),
+    (status, headers, by) => answerOwn(ctx, ex, req, res, status, headers, by),
     proceed,
   );
   if (admitted !== null && admitted !== PENDING) proceed(admitted);

@@ -82,11 +82,13 @@ export type RouteDecision =
       serverName: string;
       route: MatchedRoute;
       /**
-       * nginx's auto_redirect (see slashRedirectsOf): answered when the location is found, before any
+       * When nginx answers it; absent: in the location's rewrite phase (its `return`s, ssl-redirect).
+       * 'server': app-root, the server's own `if ($uri = /)`, before a location is found. 'find-config':
+       * nginx's auto_redirect (see slashRedirectsOf), answered when the location is found, before any
        * directive of it runs (no CORS, no `set`: the log has no upstream name), made absolute by its
        * absolute_redirect / port_in_redirect.
        */
-      findConfig?: true;
+      phase?: 'server' | 'find-config';
     }
   | {
       kind: 'proxy';
@@ -428,7 +430,7 @@ function slashRedirectsOf(
       location: to,
       serverName,
       route: by.route,
-      findConfig: true,
+      phase: 'find-config',
     } as const);
     out.set(uri, { to, decision });
   }
@@ -859,6 +861,7 @@ export function routeTarget(routes: CompiledRoutes, request: RouteTargetRequest)
       location: appRootLocation(request.scheme, rawHost, vhost.appRoot.path),
       serverName: vhost.serverName,
       route: loc.route,
+      phase: 'server',
     };
   }
   if (vhost.slashRedirects !== null) {
