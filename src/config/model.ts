@@ -603,7 +603,14 @@ export interface GatewayModel {
   defaultBackend: BackendRef | null;
   /** The controller's own Service(s) (the LoadBalancer Service whose selector matches the controller). */
   controllerServices: readonly ObjectRef[];
+  /**
+   * --default-ssl-certificate's Secret (the controller): served to names without a certificate of
+   * their own. Absent: the generated one. Part of the snapshot, so a renewed Secret is a reload.
+   */
+  defaultCertificate?: DefaultCertificateModel;
 }
+
+export type DefaultCertificateModel = Pick<TlsCertificateModel, 'secret' | 'certPem' | 'keyPem'>;
 
 // ---------------------------------------------------------------------------------------------
 // The whole thing

@@ -14,7 +14,6 @@ import {
 import type { DecisionSink } from '../gateway/exchange.ts';
 import type { LineSink } from '../gateway/line-sink.ts';
 import type { GatewayMetrics } from '../gateway/metrics.ts';
-import type { KeyPair } from '../gateway/tls.ts';
 import { availableCores } from '../workers/cores.ts';
 import { chooseWorkerCount } from '../workers/count.ts';
 import {
@@ -53,18 +52,6 @@ export interface ServingDeps {
   decisions?: DecisionSink | undefined;
   /** After each snapshot is served (the first included), and after a change that needed no reload. */
   onServed: (first: boolean) => void;
-}
-
-/** --default-ssl-certificate's Secret as a key pair, when it holds PEM certificate and key. */
-export function defaultCertificate(ref: string | null, secrets: readonly KubeObject[]): KeyPair | undefined {
-  if (!ref) return undefined;
-  const [ns, name] = ref.split('/');
-  const secret = secrets.find((s) => s.metadata?.namespace === ns && s.metadata?.name === name);
-  const data = (secret?.data ?? {}) as Record<string, string>;
-  const decode = (v: string | undefined) => (v ? Buffer.from(v, 'base64').toString('utf8') : '');
-  const cert = decode(data['tls.crt']);
-  const key = decode(data['tls.key']);
-  return cert.includes('CERTIFICATE') && key.includes('PRIVATE KEY') ? { cert, key } : undefined;
 }
 
 function configMapNamed(objects: ClusterObjects, ref: string | null): KubeObject | undefined {
@@ -108,11 +95,7 @@ function reportSnapshot(deps: ServingDeps, running: ServedGateway, topology: Top
  * One process, or a primary and workers: --workers, else the ConfigMap's worker-processes, else auto
  * (ingress-nginx's worker_processes). Sinks handed over in-process (tests, --dashboard) need one process.
  */
-async function startServed(
-  deps: ServingDeps,
-  topology: Topology,
-  certificate: KeyPair | undefined,
-): Promise<ServedGateway> {
+async function startServed(deps: ServingDeps, topology: Topology): Promise<ServedGateway> {
   const { options: o, log } = deps;
   const common = {
     topology,
@@ -120,7 +103,6 @@ async function startServed(
     https: { host: o.bindAddress, port: o.httpsPort },
     metrics: deps.metrics,
     drainTimeoutMs: o.postShutdownGracePeriodMs,
-    ...(certificate ? { defaultCertificate: certificate } : {}),
   };
   const chosen = chooseWorkerCount({
     flag: o.workers,
@@ -173,9 +155,9 @@ export function createServing(deps: ServingDeps): Serving {
   let served: string | null = null;
   const start = async (topology: Topology, key: string) => {
     starting = true;
-    const certificate = defaultCertificate(o.defaultSslCertificate, deps.objects().secrets);
     try {
-      gateway = await startServed(deps, topology, certificate);
+      // --default-ssl-certificate's Secret is in the topology (snapshot.ts): a renewal reloads.
+      gateway = await startServed(deps, topology);
     } catch (error) {
       starting = false;
       if (!(error instanceof GatewayStartError)) {

@@ -3,7 +3,7 @@
 // Ingresses are this controller's follows ingress-nginx's class rules; Secrets are kept to the ones
 // served Ingresses (spec.tls, and auth-secret, auth-tls-secret, proxy-ssl-secret in their own
 // namespace) or --default-ssl-certificate reference. Pure.
-import type { Topology } from '../config/model.ts';
+import type { DefaultCertificateModel, Topology } from '../config/model.ts';
 import { DEFAULT_ANNOTATIONS_PREFIX, foldAnnotationsPrefix } from '../k8s/annotation-prefix.ts';
 import { type ClassOptions, isOurIngress, LEGACY_CLASS_ANNOTATION } from '../k8s/ingress-class.ts';
 import type { ManifestObject } from '../k8s/objects.ts';
@@ -193,12 +193,34 @@ export function snapshotObjects(objects: ClusterObjects, o: SnapshotOptions): Ma
   ];
 }
 
+/**
+ * --default-ssl-certificate's Secret, when it holds a PEM certificate and key; else undefined (the
+ * generated certificate is served, as ingress-nginx falls back to its fake one).
+ */
+export function defaultCertificateOf(
+  ref: string | null,
+  secrets: readonly KubeObject[],
+): DefaultCertificateModel | undefined {
+  if (!ref) return undefined;
+  const [namespace, name] = ref.split('/') as [string, string];
+  const secret = secrets.find((s) => s.metadata?.namespace === namespace && s.metadata?.name === name);
+  const data = rec(secret?.data);
+  const decode = (v: unknown) => (typeof v === 'string' ? Buffer.from(v, 'base64').toString('utf8') : '');
+  const certPem = decode(data['tls.crt']);
+  const keyPem = decode(data['tls.key']);
+  if (!certPem.includes('CERTIFICATE') || !keyPem.includes('PRIVATE KEY')) return undefined;
+  return { secret: { namespace, name }, certPem, keyPem };
+}
+
 export function buildClusterTopology(objects: ClusterObjects, o: SnapshotOptions): Topology {
-  return buildTopology(snapshotObjects(objects, o), {
+  const topology = buildTopology(snapshotObjects(objects, o), {
     ingressClass: o.ingressClass,
     annotationsPrefix: o.annotationsPrefix,
     ...(o.configMap ? { configMap: o.configMap } : {}),
     enableSslPassthrough: o.enableSslPassthrough === true,
     disableServiceExternalName: o.disableServiceExternalName === true,
   });
+  const defaultCertificate = defaultCertificateOf(o.defaultSslCertificate, objects.secrets);
+  if (defaultCertificate === undefined) return topology;
+  return { ...topology, gateway: { ...topology.gateway, defaultCertificate } };
 }

@@ -457,10 +457,13 @@ export function snapshotEvents(snap: GatewaySnapshot): GatewayEvent[] {
     });
   }
   for (const problem of snap.certificates.problems) {
+    const forWhom =
+      problem.host === '' ? 'names without their own (--default-ssl-certificate)' : problem.host;
+    const served = problem.host === '' ? 'the generated' : 'the default';
     events.push({
       level: 'warning',
       event: 'certificate',
-      message: `certificate of Secret ${problem.secret} for ${problem.host} cannot be used (${problem.message}): the default certificate is served`,
+      message: `certificate of Secret ${problem.secret} for ${forWhom} cannot be used (${problem.message}): ${served} certificate is served`,
     });
   }
   for (const problem of snap.certificates.settingsProblems) {

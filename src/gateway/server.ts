@@ -107,8 +107,16 @@ function createServerSides(ctx: ListenerContext): ServerSides {
     sniCallback(servername, callback) {
       const snap = ctx.current();
       const vhost = hostForServerName(snap.routes, servername);
-      const withCa = requestClientCertificate(this, vhost, ctx.defaultCertificate);
-      callback(null, withCa ?? snap.certificates.lookup(servername) ?? defaultContext);
+      const { certificates } = snap;
+      const withCa = requestClientCertificate(
+        this,
+        vhost,
+        certificates.defaultPair ?? ctx.defaultCertificate,
+      );
+      callback(
+        null,
+        withCa ?? certificates.lookup(servername) ?? certificates.defaultContext ?? defaultContext,
+      );
     },
   };
 }

@@ -312,7 +312,11 @@ export function buildSnapshot(
     trustSource,
     resolveClientIp: (input) => resolver.resolve(input),
     ...accessLogOf(settings, options),
-    certificates: buildCertificateStore(topology.gateway.virtualHosts, settings.serverTls),
+    certificates: buildCertificateStore(
+      topology.gateway.virtualHosts,
+      settings.serverTls,
+      topology.gateway.defaultCertificate,
+    ),
     clientTimeouts: clientTimeoutsOf(settings, options.clientTimeouts),
     upstreamFor: (location) => upstreams.byLocation.get(location),
     canaryUpstreamFor: (location) => upstreams.byCanary.get(location),

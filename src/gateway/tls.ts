@@ -11,7 +11,7 @@
 import { constants } from 'node:crypto';
 import tls, { type SecureContext, type SecureContextOptions } from 'node:tls';
 import { generate } from 'selfsigned';
-import type { ServerTlsModel, VirtualHostModel } from '../config/model.ts';
+import type { DefaultCertificateModel, ServerTlsModel, VirtualHostModel } from '../config/model.ts';
 import { certificateCovers } from '../k8s/certificate-names.ts';
 import { defaultServerTls } from '../k8s/server-tls.ts';
 
@@ -64,6 +64,12 @@ export interface CertificateStore {
   /** The context for `servername`, or undefined for the default certificate. */
   lookup(servername: string): SecureContext | undefined;
   /**
+   * --default-ssl-certificate's pair and context (GatewayModel.defaultCertificate); null without one or
+   * when it cannot be used: the generated certificate the listeners hold is served instead.
+   */
+  readonly defaultPair: KeyPair | null;
+  readonly defaultContext: SecureContext | null;
+  /**
    * The context a handshake for `servername` (null: no SNI) starts with: the certificate `lookup` picks
    * (else `fallback`, the default certificate) with the TLS settings of that name; null when those
    * settings cannot be used: the handshake is refused.
@@ -73,7 +79,10 @@ export interface CertificateStore {
   readonly settingsProblems: readonly TlsSettingsProblem[];
   /** Host names with their own certificate, for the start-up line. */
   readonly hosts: readonly string[];
-  /** Certificates that could not be loaded (those hosts get the default certificate, as in ingress-nginx). */
+  /**
+   * Certificates that could not be loaded (those hosts get the default certificate, as in
+   * ingress-nginx); host '' is --default-ssl-certificate's (the generated one is served).
+   */
   readonly problems: readonly CertificateProblem[];
 }
 
@@ -211,11 +220,29 @@ function settingsByName(
   return { byName, options, problems };
 }
 
+/** --default-ssl-certificate's pair with its context, or a problem when OpenSSL refuses it. */
+function loadDefaultCertificate(
+  model: DefaultCertificateModel | undefined,
+  problems: CertificateProblem[],
+): HostCertificate | null {
+  if (model === undefined) return null;
+  const id = `${model.secret.namespace}/${model.secret.name}`;
+  const pair = { key: model.keyPem, cert: model.certPem };
+  try {
+    return { ...pair, id, context: tls.createSecureContext(pair) };
+  } catch (error) {
+    problems.push({ host: '', secret: id, message: (error as Error).message });
+    return null;
+  }
+}
+
 export function buildCertificateStore(
   virtualHosts: readonly VirtualHostModel[],
   serverTls: ServerTlsModel = defaultServerTls(),
+  defaultCertificate?: DefaultCertificateModel,
 ): CertificateStore {
   const certificates = certificatesByName(virtualHosts);
+  const ownDefault = loadDefaultCertificate(defaultCertificate, certificates.problems);
   const settings = settingsByName(virtualHosts, serverTls);
   // Contexts a handshake starts with, per certificate and settings, made on first use.
   const initial = new Map<string, SecureContext | null>();
@@ -224,6 +251,8 @@ export function buildCertificateStore(
     hosts: [...certificates.byName.keys()].sort(),
     problems: certificates.problems,
     settingsProblems: settings.problems,
+    defaultPair: ownDefault === null ? null : { key: ownDefault.key, cert: ownDefault.cert },
+    defaultContext: ownDefault?.context ?? null,
     lookup: (servername) => byServerName(certificates.byName, servername)?.context,
     initialContext(servername, fallback) {
       const model =
@@ -231,7 +260,7 @@ export function buildCertificateStore(
       const checked = settings.options.get(model);
       if (checked === undefined || !checked.ok) return null;
       const own = servername === null ? undefined : byServerName(certificates.byName, servername);
-      const pair = own ?? { ...fallback, id: '' };
+      const pair = own ?? ownDefault ?? { ...fallback, id: '' };
       if (!settingsIds.has(model)) settingsIds.set(model, settingsIds.size);
       const key = `${pair.id}|${settingsIds.get(model)}`;
       let context = initial.get(key);

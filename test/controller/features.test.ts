@@ -104,6 +104,29 @@ describe('TLS, fail-closed ranges, events, admission, status on shutdown', () =>
     assert.equal(await peerCertificate(httpsPort, 'web.example.com'), '*.example.com');
   });
 
+  it('picks up a renewed --default-ssl-certificate Secret, and serves the generated one while it is gone', async () => {
+    // cert-manager renews the default certificate in place: the next handshakes get the new one.
+    const renewed = await tlsSecret('fallback', 'keepip-renewed-default');
+    const certPem = Buffer.from(renewed.data['tls.crt'], 'base64').toString('utf8');
+    ctl.mark();
+    api.apply(renewed);
+    const served = () => ctl.running.gateway()?.snapshot().topology.gateway.defaultCertificate?.certPem;
+    await ctl.waitFor(() => served() === certPem, 'the renewed default certificate is served');
+    assert.equal(await peerCertificate(httpsPort, 'other.example.com'), 'keepip-renewed-default');
+    assert.equal(await peerCertificate(httpsPort, 'web.example.com'), '*.example.com');
+    await ctl.waitForLine(/^reloaded: config v\d+/);
+    // As ingress-nginx: without the Secret, the generated (fake) certificate; back when it returns.
+    api.remove('Secret', 'default', 'fallback');
+    await ctl.waitFor(() => served() === undefined, 'the default certificate Secret is gone');
+    assert.equal(
+      await peerCertificate(httpsPort, 'other.example.com'),
+      'Kubernetes Ingress Controller Fake Certificate',
+    );
+    api.apply(renewed);
+    await ctl.waitFor(() => served() === certPem, 'the default certificate Secret is back');
+    assert.equal(await peerCertificate(httpsPort, 'other.example.com'), 'keepip-renewed-default');
+  });
+
   it('an invalid allowlist fails closed with 503 and a Warning Event naming the annotation', async () => {
     ctl.mark();
     api.apply(
