@@ -15,6 +15,8 @@ export function secretValues(topology: Topology): string[] {
   const add = (text: unknown) => {
     if (typeof text === 'string' && text.length >= 3) found.add(text);
   };
+  pem(topology.gateway.defaultCertificate?.certPem);
+  pem(topology.gateway.defaultCertificate?.keyPem);
   for (const vhost of topology.gateway.virtualHosts) {
     pem(vhost.tls?.certPem);
     pem(vhost.tls?.keyPem);

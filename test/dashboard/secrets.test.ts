@@ -241,3 +241,22 @@ spec:
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test("secretValues: --default-ssl-certificate's key is blanked too", async () => {
+  const pair = await generateDefaultCertificate();
+  const base = await loadTopology([]);
+  const topology = {
+    ...base,
+    gateway: {
+      ...base.gateway,
+      defaultCertificate: {
+        secret: { namespace: 'ingress', name: 'wildcard' },
+        certPem: pair.cert,
+        keyPem: pair.key,
+      },
+    },
+  };
+  const text = JSON.stringify(redactDeep({ leaked: pair.key }, secretValues(topology)));
+  for (const line of pair.key.split('\n').filter((l) => l.length >= 16 && !l.startsWith('-----')))
+    assert.ok(!text.includes(line), 'no line of the key survives');
+});
