@@ -28,6 +28,12 @@ export interface Http2AbuseLimits {
   controlFrameBurst: number;
   /** ...refilled at this rate per second; an empty bucket closes the connection (ENHANCE_YOUR_CALM). */
   controlFramesPerSecond: number;
+  /**
+   * nginx's "http2 flood detected": a connection that has read more than 8 bytes per byte of requests
+   * (header lists and DATA) beyond this slack is closed. Catches the frames node:http2 never reports
+   * (WINDOW_UPDATE, PRIORITY, unknown types) whatever their kind.
+   */
+  frameFloodSlackBytes: number;
 }
 
 export const DEFAULT_HTTP2_SETTINGS: Readonly<Http2Settings> = Object.freeze({
@@ -42,6 +48,7 @@ export const DEFAULT_HTTP2_ABUSE_LIMITS: Readonly<Http2AbuseLimits> = Object.fre
   prematureResets: 100,
   controlFrameBurst: 200,
   controlFramesPerSecond: 20,
+  frameFloodSlackBytes: 1024 * 1024,
 });
 
 /** The HTTP/2 settings of a gateway configuration (absent: the defaults). */

@@ -275,6 +275,12 @@ export const GATEWAY_CODES = {
       'an HTTP/2 client sent PING/SETTINGS frames faster than 20 a second beyond a burst of 200: GOAWAY ENHANCE_YOUR_CALM, connection closed',
     fix: 'nothing on the gateway for an attack; lower the client keepalive ping rate (gRPC: keepalive_time ≥ 10 s)',
   },
+  H2_FRAME_FLOOD: {
+    kind: 'outcome',
+    summary:
+      'an HTTP/2 client\'s frames outweighed its requests (more than 8 bytes read per byte of header lists and DATA, beyond 1 MiB): WINDOW_UPDATE, PRIORITY or unknown frames sent as a flood (nginx\'s "http2 flood detected"); GOAWAY ENHANCE_YOUR_CALM, connection closed',
+    fix: 'nothing on the gateway for an attack; a client that downloads tens of GB over one connection sends enough WINDOW_UPDATEs to get here too (as with nginx): it reconnects',
+  },
   H2_PROTOCOL_ERROR: {
     kind: 'outcome',
     summary:

@@ -4,7 +4,10 @@
 import type { Http2AbuseLimits } from '../config/http2.ts';
 
 /** Why a connection is closed with GOAWAY ENHANCE_YOUR_CALM. */
-export type Http2AbuseKind = 'rapid-reset' | 'control-flood';
+export type Http2AbuseKind = 'rapid-reset' | 'control-flood' | 'frame-flood';
+
+/** Bytes read per byte of requests past which a connection floods (nginx's ratio). */
+const FRAME_FLOOD_RATIO = 8;
 
 export class Http2Guard {
   readonly #limits: Http2AbuseLimits;
@@ -13,6 +16,8 @@ export class Http2Guard {
   streams = 0;
   /** Streams the client reset before their response ended. */
   prematureResets = 0;
+  /** Bytes of requests: decoded header lists and the DATA read (nginx's payload_bytes). */
+  payloadBytes = 0;
   #tokens: number;
   #refilledAt: number;
 
@@ -36,6 +41,11 @@ export class Http2Guard {
   streamReset(): boolean {
     this.prematureResets += 1;
     return this.prematureResets >= this.#limits.prematureResets && this.prematureResets * 2 >= this.streams;
+  }
+
+  /** True when `bytesRead` (all the connection read) outweighs its requests: nginx's flood rule. */
+  frameFlood(bytesRead: number): boolean {
+    return bytesRead > FRAME_FLOOD_RATIO * (this.payloadBytes + this.#limits.frameFloodSlackBytes);
   }
 
   /** A PING or SETTINGS frame from the client; true when the bucket is empty. */

@@ -11,6 +11,8 @@
 //     client resets in the same read (rapid reset, CVE-2023-44487) costs no routing and no backend;
 //     streams reset before their response are counted and a connection made of them is closed;
 //   - PING and SETTINGS frames draw from a bucket; an empty bucket closes the connection;
+//   - a connection whose bytes read outweigh its requests 8 to 1 (beyond 1 MiB) is closed, as nginx's
+//     "http2 flood detected": WINDOW_UPDATE, PRIORITY or unknown frames never reach JavaScript;
 //   - the header list and each field are checked against http2-max-header-size / -field-size (431),
 //     also before the client acknowledged our SETTINGS (nghttp2 enforces them only after);
 //   - keep-alive-requests streams per connection, then GOAWAY; the header and keep-alive deadlines
@@ -61,6 +63,9 @@ export interface H2Server {
 
 /** How long a connection closed for abuse lingers after its GOAWAY (see #close). */
 const ABUSE_LINGER_MS = 1_000;
+
+/** How often every connection's frame-flood rule is checked: a flood is cut within this. */
+const FLOOD_SWEEP_MS = 100;
 
 type CloseReason = Http2AbuseKind | 'max-requests' | 'idle' | 'protocol-error' | 'drain';
 
@@ -117,6 +122,7 @@ export type H2Code =
   | 'H2_BAD_METHOD'
   | 'H2_RAPID_RESET'
   | 'H2_CONTROL_FLOOD'
+  | 'H2_FRAME_FLOOD'
   | 'H2_PROTOCOL_ERROR';
 
 /**
@@ -132,29 +138,40 @@ function nginxMethod(method: string): boolean {
   return method.length > 0;
 }
 
+/** The decoded header list's size (RFC 9113 §6.5.2) and its largest field (name and value). */
+function headerListSize(req: H2Request): { total: number; largestField: number } {
+  const raw = req.rawHeaders;
+  // Each field counts its name, its value and 32 octets (pseudo-headers included).
+  let total = req.method.length + req.url.length + 7 + 32 * 3;
+  let largestField = 0;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const field = (raw[i] as string).length + (raw[i + 1] as string).length;
+    if (field > largestField) largestField = field;
+    total += field + 32;
+  }
+  return { total, largestField };
+}
+
 /** Why a stream is refused before the pipeline, or null: CONNECT, a bad method, fields over the limits. */
-function refusal(req: H2Request, settings: Http2Settings): { status: number; reason: string } | null {
+function refusal(
+  req: H2Request,
+  settings: Http2Settings,
+  size: ReturnType<typeof headerListSize>,
+): { status: number; reason: string } | null {
   if (req.method === 'CONNECT')
     return { status: 400, reason: coded('H2_CONNECT', 'client sent CONNECT over HTTP/2', '') };
   if (!nginxMethod(req.method))
     return { status: 400, reason: coded('H2_BAD_METHOD', 'client sent invalid method', '') };
-  const raw = req.rawHeaders;
-  // RFC 9113 §6.5.2: each field counts its name, its value and 32 octets (pseudo-headers included).
-  let total = req.method.length + req.url.length + 7 + 32 * 3;
-  for (let i = 0; i + 1 < raw.length; i += 2) {
-    const field = (raw[i] as string).length + (raw[i + 1] as string).length;
-    if (field > settings.maxFieldSize)
-      return {
-        status: 431,
-        reason: coded(
-          'H2_HEADER_FIELD_TOO_LARGE',
-          'client sent too large header field',
-          'http2-max-field-size',
-        ),
-      };
-    total += field + 32;
-  }
-  if (total > settings.maxHeaderListSize)
+  if (size.largestField > settings.maxFieldSize)
+    return {
+      status: 431,
+      reason: coded(
+        'H2_HEADER_FIELD_TOO_LARGE',
+        'client sent too large header field',
+        'http2-max-field-size',
+      ),
+    };
+  if (size.total > settings.maxHeaderListSize)
     return {
       status: 431,
       reason: coded(
@@ -180,6 +197,8 @@ class H2ServerState implements H2Server {
   #server: { key: string; server: Http2Server } | null = null;
   #incoming: { socket: net.Socket; settings: Http2Settings; timeouts: ClientTimeouts } | null = null;
   #sweep: { timer: NodeJS.Timeout; period: number } | null = null;
+  /** The frame-flood check of every connection (nginx checks after each read; we can only poll). */
+  #floodSweep: NodeJS.Timeout | null = null;
 
   constructor(handler: H2Handler, options: H2ServerOptions) {
     this.#handler = handler;
@@ -207,6 +226,8 @@ class H2ServerState implements H2Server {
     this.#conns.clear();
     if (this.#sweep !== null) clearInterval(this.#sweep.timer);
     this.#sweep = null;
+    if (this.#floodSweep !== null) clearInterval(this.#floodSweep);
+    this.#floodSweep = null;
   }
 
   /** One node:http2 server per SETTINGS the ConfigMap asks for (a reload may change them). */
@@ -276,6 +297,26 @@ class H2ServerState implements H2Server {
     // The listeners allow half-open sockets (for HTTP/1.1); an HTTP/2 client that sends FIN is gone.
     socket.once('end', () => session.destroy());
     this.#startSweep(sweepPeriodMs(timeouts));
+    if (this.#floodSweep === null) {
+      this.#floodSweep = setInterval(() => this.#checkFloods(), FLOOD_SWEEP_MS);
+      this.#floodSweep.unref();
+    }
+  }
+
+  /** Closes the connections whose frames outweigh their requests (h2-guard.ts frameFlood). */
+  #checkFloods(): void {
+    for (const conn of this.#conns) this.#checkFlood(conn);
+    if (this.#conns.size === 0 && this.#floodSweep !== null) {
+      clearInterval(this.#floodSweep);
+      this.#floodSweep = null;
+    }
+  }
+
+  #checkFlood(conn: Conn): void {
+    const read = conn.socket.bytesRead;
+    if (conn.closing || !conn.guard.frameFlood(read)) return;
+    const what = `client sent ${read} bytes of HTTP/2 frames for ${conn.guard.payloadBytes} bytes of requests`;
+    this.#close(conn, 'frame-flood', coded('H2_FRAME_FLOOD', what, ''));
   }
 
   #onStream(conn: Conn, stream: ServerHttp2Stream, headers: http2.IncomingHttpHeaders, raw: string[]): void {
@@ -294,14 +335,17 @@ class H2ServerState implements H2Server {
     conn.pending = [];
     for (const { stream, headers, raw } of batch) {
       if (stream.destroyed || stream.closed) continue;
-      const req = new H2Request(stream, headers, raw, conn.socket);
+      const req = new H2Request(stream, headers, raw, conn.socket, conn.guard);
       const res = new H2Response(stream, req);
       this.#responses.set(stream, res);
       conn.live.add(res);
-      const refused = refusal(req, conn.settings);
+      const size = headerListSize(req);
+      conn.guard.payloadBytes += size.total;
+      const refused = refusal(req, conn.settings, size);
       if (refused !== null) this.#handler.onRefusedRequest(req, res, refused.status, refused.reason);
       else this.#handler.onRequest(req, res);
     }
+    this.#checkFlood(conn);
   }
 
   #onStreamClose(conn: Conn, stream: ServerHttp2Stream): void {
@@ -334,7 +378,7 @@ class H2ServerState implements H2Server {
         info.id,
         `${detail}, closing HTTP/2 connection, client: ${info.proxySource ?? info.peerAddress}, server: ${info.serverAddress}:${info.serverPort}`,
       );
-    if (reason === 'rapid-reset' || reason === 'control-flood') {
+    if (reason === 'rapid-reset' || reason === 'control-flood' || reason === 'frame-flood') {
       // GOAWAY, then a short linger before the close: closing a socket with the flood still unread
       // sends a TCP reset, which makes the client's kernel drop the GOAWAY unread. Meanwhile nghttp2
       // opens no new stream (GOAWAY sent) and nothing reaches the pipeline.

@@ -50,14 +50,19 @@ export class H2Request implements GatewayRequest {
   #ended: boolean;
   #failure: Error | null = null;
   #failWaiter: ((error: Error) => void) | null = null;
+  /** Counts every body chunk read or drained (the connection's flood accounting, h2-guard.ts). */
+  readonly #payload: { payloadBytes: number };
+  #draining = false;
 
   constructor(
     stream: ServerHttp2Stream,
     incoming: IncomingHttpHeaders,
     rawHeaders: readonly string[],
     socket: net.Socket,
+    payload: { payloadBytes: number },
   ) {
     this.stream = stream;
+    this.#payload = payload;
     this.socket = streamSocket(socket);
     this.method = String(incoming[':method'] ?? 'GET');
     // CONNECT has no :path; its target is the authority, as an HTTP/1.1 CONNECT line carries it.
@@ -92,6 +97,12 @@ export class H2Request implements GatewayRequest {
   }
 
   resume(): this {
+    // The body is drained, not read: its bytes still count as the request's.
+    if (!this.#draining)
+      this.stream.on('data', (chunk: Buffer) => {
+        this.#payload.payloadBytes += chunk.length;
+      });
+    this.#draining = true;
     this.stream.resume();
     return this;
   }
@@ -119,6 +130,7 @@ export class H2Request implements GatewayRequest {
             (result) => {
               this.awaitingSince = 0;
               this.#failWaiter = null;
+              if (result.done !== true) this.#payload.payloadBytes += result.value.length;
               resolve(result);
             },
             (error: unknown) => {

@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { startTestGateway, type TestGateway } from '../fixtures/gateway/harness.ts';
 import { ingress, serviceWithEndpoints, topologyOf } from '../fixtures/gateway/manifests.ts';
-import { h2Request } from '../helpers/h2-client.ts';
+import { connectH2, h2Request } from '../helpers/h2-client.ts';
 import {
   connectRawH2,
   FLAG,
@@ -27,6 +27,7 @@ import {
 } from '../helpers/h2-raw.ts';
 
 const HOST = 'web.example.com';
+const UPLOAD_HOST = 'upload.example.com';
 
 /** A backend that counts what reaches it and answers `size` bytes. */
 async function countingBackend(): Promise<{ server: http.Server; port: number; hits: () => number }> {
@@ -77,6 +78,12 @@ describe('gateway HTTP/2 abuse', () => {
       topologyOf([
         ...serviceWithEndpoints({ name: 'web', ports: [backend.port] }),
         ingress({ name: 'web', host: HOST, paths: [{ path: '/', service: 'web', port: 80 }] }),
+        ingress({
+          name: 'upload',
+          host: UPLOAD_HOST,
+          paths: [{ path: '/', service: 'web', port: 80 }],
+          annotations: { 'proxy-body-size': '0' },
+        }),
       ]),
       { sendTimeoutMs: 300, clientBodyTimeoutMs: 300, lingeringTimeoutMs: 300 },
     );
@@ -171,6 +178,49 @@ describe('gateway HTTP/2 abuse', () => {
       raw.close();
     });
   }
+
+  test('WINDOW_UPDATE flood (frames node:http2 never reports): closed once the frames outweigh the requests, others served', async (t) => {
+    const from = '127.0.0.58';
+    const raw = await connectRawH2({ port: gw.httpsPort, from });
+    // Each frame is legal alone (a connection-level window raised by 1); 1,000 per write.
+    const increment = Buffer.alloc(4);
+    increment.writeUInt32BE(1);
+    const batch = Buffer.concat(
+      Array.from({ length: 1_000 }, () => frame(FRAME.WINDOW_UPDATE, 0, 0, increment)),
+    );
+    const max = 8_000; // 104 MB at most
+    const attack = flood(raw, () => batch, max);
+    await Promise.all([attack, servedMeanwhile(gw, '127.0.0.59')]);
+    const sent = await attack;
+    const goaway = raw.goaway() ?? (await raw.waitFrame((f) => f.type === FRAME.GOAWAY));
+    assert.equal(goawayCode(goaway), H2_ERROR.ENHANCE_YOUR_CALM);
+    assert.ok(sent < max, `GOAWAY before the flood ended (${sent * batch.length} bytes sent)`);
+    // nginx's rule: more than 8 bytes read per byte of requests, beyond 1 MiB of slack.
+    assert.ok(sent * batch.length > 8 * 1024 * 1024, 'not before 8 MiB of frames');
+    t.diagnostic(`${sent * batch.length} bytes of WINDOW_UPDATE frames sent before the GOAWAY`);
+    await raw.waitClosed();
+    await gw.errors.waitFor(
+      /client sent \d+ bytes of HTTP\/2 frames for \d+ bytes of requests \(H2_FRAME_FLOOD\), closing HTTP\/2 connection, client: 127\.0\.0\.58/,
+    );
+    assert.equal(metricValue(await gw.gateway.metrics.registry.metrics(), 'frame-flood'), 1);
+    await servedMeanwhile(gw, '127.0.0.59');
+  });
+
+  test('not a flood: a 12 MiB upload and 300 small requests on one connection', async () => {
+    const conn = await connectH2({ port: gw.httpsPort, from: '127.0.0.60', host: UPLOAD_HOST });
+    try {
+      const upload = await conn.request('/upload', {
+        method: 'POST',
+        body: Buffer.alloc(12 * 1024 * 1024, 0x75),
+      });
+      assert.equal(upload.status, 200);
+      for (let i = 0; i < 300; i++) assert.equal((await conn.request(`/small/${i}`)).status, 200);
+      assert.equal(conn.session.closed, false);
+    } finally {
+      await conn.close();
+    }
+    assert.equal(metricValue(await gw.gateway.metrics.registry.metrics(), 'frame-flood'), 1);
+  });
 
   test('SETTINGS_MAX_CONCURRENT_STREAMS 128: stream 129 is refused before our SETTINGS are acknowledged, a connection error after', async () => {
     // 129 POSTs whose bodies never come: each stays open.

@@ -76,12 +76,16 @@ export async function connectH2(options: H2ConnectOptions): Promise<H2Connection
         stream.on('data', (chunk: Buffer) => chunks.push(chunk));
         stream.on('end', () => resolve({ status, headers, trailers, body: Buffer.concat(chunks) }));
         stream.on('error', reject);
+        // A stream the server's GOAWAY or close cut short ends without 'end' or 'error'.
+        stream.on('close', () =>
+          reject(new Error(`stream closed before its end (RST code ${stream.rstCode})`)),
+        );
         stream.end(request.body);
       });
     },
     close() {
       return new Promise((resolve) => {
-        if (session.closed) return resolve();
+        if (session.closed || session.destroyed) return resolve();
         session.close(() => resolve());
       });
     },
