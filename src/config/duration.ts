@@ -11,3 +11,32 @@ export function parseDurationMs(text: string): number | null {
   if (match === null) return null;
   return Math.round(Number(match[1]) * UNIT_MS[match[2] ?? 's']!);
 }
+
+const NGINX_UNIT_MS: Readonly<Record<string, number>> = {
+  ms: 1,
+  s: 1000,
+  m: 60_000,
+  h: 3_600_000,
+  d: 86_400_000,
+  w: 604_800_000,
+  M: 2_592_000_000,
+  y: 31_536_000_000,
+};
+const NGINX_TIME = /^(?:\d+(?:ms|s|m|h|d|w|M|y)?\s*)+$/;
+const NGINX_TIME_PART = /(\d+)(ms|s|m|h|d|w|M|y)?/g;
+
+/**
+ * An nginx time (ngx_parse_time): groups of a whole number and a unit (ms s m h d w M y; none means
+ * seconds), as in "10m", "1h 30m", "600". Null when `text` is not one. `seconds`: directives that
+ * take whole seconds (ssl_session_timeout) refuse ms.
+ */
+export function parseNginxTimeMs(text: string, seconds = false): number | null {
+  const trimmed = text.trim();
+  if (trimmed === '' || !NGINX_TIME.test(trimmed)) return null;
+  let total = 0;
+  for (const [, count, unit = 's'] of trimmed.matchAll(NGINX_TIME_PART)) {
+    if (seconds && unit === 'ms') return null;
+    total += Number(count) * (NGINX_UNIT_MS[unit] as number);
+  }
+  return Number.isSafeInteger(total) ? total : null;
+}

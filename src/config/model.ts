@@ -250,6 +250,8 @@ export interface GatewaySettings {
   relativeRedirects?: boolean;
   /** ssl-ciphers, ssl-protocols: what TLS handshakes negotiate (src/k8s/server-tls.ts); absent: ingress-nginx's defaults. */
   serverTls?: ServerTlsModel;
+  /** ssl-session-tickets, -timeout, -ticket-key: how TLS sessions resume (src/k8s/server-tls.ts); absent: the defaults. */
+  tlsSessions?: TlsSessionModel;
   /** worker-processes: `auto` or a count of serving processes; absent when the ConfigMap does not say (src/workers/). */
   workerProcesses?: number | 'auto';
   /** ConfigMap keys present but not implemented: reported at start-up and on reload. */
@@ -410,6 +412,16 @@ export interface ServerTlsModel {
   /** Why the cipher list or the versions cannot be used: the handshakes they apply to are refused, never widened. */
   invalidCiphers?: string;
   invalidProtocols?: string;
+}
+
+/** TLS session resumption, as the ConfigMap's ssl-session-* keys set it (ingress-nginx's defaults: no tickets, 10m). */
+export interface TlsSessionModel {
+  /** ssl-session-tickets: issue session tickets (default false, as ingress-nginx). */
+  tickets: boolean;
+  /** ssl-session-timeout: how long a session may be resumed (the ticket lifetime), in seconds (default 600). */
+  timeoutSeconds: number;
+  /** ssl-session-ticket-key: the 48-byte key every ticket is sealed with, base64; null: the gateway's random one. */
+  ticketKey: string | null;
 }
 
 /** enable-cors with its cors-* values, defaults applied (ingress-nginx's cors parser). */

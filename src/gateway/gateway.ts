@@ -42,6 +42,11 @@ export interface GatewayOptions {
   metricsListen?: HostPort | null;
   /** The certificate for TLS clients without a matching SNI name; default a generated self-signed one. */
   defaultCertificate?: KeyPair;
+  /**
+   * The key (base64, 48 bytes) session tickets are sealed with when the ConfigMap names none: a
+   * primary hands its own to every worker. Default: this process's (snapshot.ts ownTicketKey).
+   */
+  ticketKey?: string;
   // Client deadlines (client-timeouts.ts): each one given overrides the ConfigMap for every snapshot.
   /** nginx client_header_timeout; default the ConfigMap's client-header-timeout (60 s). */
   clientHeaderTimeoutMs?: number;
@@ -160,6 +165,7 @@ function snapshotSlot(
       connections,
       upstreamAddress: options.upstreamAddress,
       clientTimeouts,
+      ticketKey: options.ticketKey === undefined ? undefined : Buffer.from(options.ticketKey, 'base64'),
     });
   const first = build(options.version ?? 1, options.topology);
   if (!first.ok) throw new GatewayStartError(first.error);

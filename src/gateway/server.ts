@@ -77,7 +77,6 @@ interface ServerSides {
   plainH1: H1Server;
   h2: H2Server;
   onDeadline(reason: ConnectionCloseReason): void;
-  defaultContext: tls.SecureContext;
   sniCallback(
     this: tls.TLSSocket,
     servername: string,
@@ -93,30 +92,20 @@ function createServerSides(ctx: ListenerContext): ServerSides {
     onUpgrade: (_req: unknown, socket: { destroy(): unknown }) => socket.destroy(),
     onClientError: handler.onClientError,
   };
-  const defaultContext = tls.createSecureContext({
-    key: ctx.defaultCertificate.key,
-    cert: ctx.defaultCertificate.cert,
-  });
   return {
     h1: createH1Server(handler, { onDeadline }),
     plainH1: createH1Server(plainHandler, { closeAfterResponse: true, onDeadline }),
     h2: createH2Server(handler, { onDeadline, errorLog, registry: metrics.registry }),
     onDeadline,
-    defaultContext,
     // `this` is the TLS socket: a host with auth-tls-* asks it for a client certificate (access/client-cert.ts).
     sniCallback(servername, callback) {
       const snap = ctx.current();
       const vhost = hostForServerName(snap.routes, servername);
       const { certificates } = snap;
-      const withCa = requestClientCertificate(
-        this,
-        vhost,
-        certificates.defaultPair ?? ctx.defaultCertificate,
-      );
-      callback(
-        null,
-        withCa ?? certificates.lookup(servername) ?? certificates.defaultContext ?? defaultContext,
-      );
+      const pair = certificates.defaultPair ?? ctx.defaultCertificate;
+      const withCa = requestClientCertificate(this, vhost, pair, certificates.session);
+      const own = certificates.lookup(servername) ?? certificates.defaultContext;
+      callback(null, withCa ?? own ?? certificates.fallbackContext(ctx.defaultCertificate));
     },
   };
 }

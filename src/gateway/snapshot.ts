@@ -2,6 +2,7 @@
 // and never changed afterwards. A reload builds a new one and swaps it in; a request keeps the
 // snapshot it started with until it ends. A topology that cannot be served safely is rejected here,
 // with the issue that made it so, and the previous snapshot keeps serving.
+import { randomBytes } from 'node:crypto';
 import type {
   BackendRef,
   ConfigIssue,
@@ -12,6 +13,7 @@ import type {
   Topology,
 } from '../config/model.ts';
 import { externalNamePort, findService, findServicePort } from '../config/lookup.ts';
+import { DEFAULT_TLS_SESSIONS, TICKET_KEY_BYTES } from '../k8s/tls-sessions.ts';
 import { CidrSet } from '../net/cidr-set.ts';
 import { createClientIpResolver } from '../net/client-ip.ts';
 import { type AccessLogFormatter, compileLogFormat, describeLogFormat } from './access-log.ts';
@@ -102,6 +104,16 @@ export interface SnapshotOptions {
   upstreamAddress?: ((address: string, port: number) => { address: string; port: number }) | undefined;
   /** Client deadlines that override the ConfigMap's (GatewayOptions; tests use short ones). */
   clientTimeouts?: Partial<ClientTimeouts> | undefined;
+  /** The key session tickets are sealed with when the ConfigMap names none; default: this process's own. */
+  ticketKey?: Buffer | undefined;
+}
+
+let processTicketKey: Buffer | null = null;
+
+/** 48 random bytes made once per process: tickets stay readable across reloads. */
+export function ownTicketKey(): Buffer {
+  processTicketKey ??= randomBytes(TICKET_KEY_BYTES);
+  return processTicketKey;
 }
 
 /** keepip's JSON access log line (--log-format json): every value a string except the three numbers. */
@@ -316,6 +328,10 @@ export function buildSnapshot(
       topology.gateway.virtualHosts,
       settings.serverTls,
       topology.gateway.defaultCertificate,
+      {
+        model: settings.tlsSessions ?? DEFAULT_TLS_SESSIONS,
+        gatewayKey: options.ticketKey ?? ownTicketKey(),
+      },
     ),
     clientTimeouts: clientTimeoutsOf(settings, options.clientTimeouts),
     upstreamFor: (location) => upstreams.byLocation.get(location),

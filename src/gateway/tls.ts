@@ -8,12 +8,18 @@
 // ClientHello first (client-hello.ts) and starts the handshake with `initialContext(serverName)`: the
 // certificate the SNI lookup picks, with the settings of that name. Settings that cannot be used refuse
 // the handshake (null), never fall back to the defaults.
-import { constants } from 'node:crypto';
+import { constants, createHash } from 'node:crypto';
 import tls, { type SecureContext, type SecureContextOptions } from 'node:tls';
 import { generate } from 'selfsigned';
-import type { DefaultCertificateModel, ServerTlsModel, VirtualHostModel } from '../config/model.ts';
+import type {
+  DefaultCertificateModel,
+  ServerTlsModel,
+  TlsSessionModel,
+  VirtualHostModel,
+} from '../config/model.ts';
 import { certificateCovers } from '../k8s/certificate-names.ts';
 import { defaultServerTls } from '../k8s/server-tls.ts';
+import { DEFAULT_TLS_SESSIONS } from '../k8s/tls-sessions.ts';
 
 export interface KeyPair {
   key: string;
@@ -69,6 +75,10 @@ export interface CertificateStore {
    */
   readonly defaultPair: KeyPair | null;
   readonly defaultContext: SecureContext | null;
+  /** The ssl-session-* options every server context of this snapshot is made with. */
+  readonly session: SessionOptions;
+  /** The context of the generated certificate the listeners hold, with this snapshot's session options. */
+  fallbackContext(fallback: KeyPair): SecureContext;
   /**
    * The context a handshake for `servername` (null: no SNI) starts with: the certificate `lookup` picks
    * (else `fallback`, the default certificate) with the TLS settings of that name; null when those
@@ -105,6 +115,51 @@ type TlsOptions = Pick<
   SecureContextOptions,
   'ciphers' | 'minVersion' | 'maxVersion' | 'secureOptions' | 'honorCipherOrder'
 >;
+
+/** A snapshot's TLS session settings: the ConfigMap's, and the key tickets are sealed with when it names none. */
+export interface SessionSettings {
+  readonly model: TlsSessionModel;
+  /** 48 random bytes the gateway made at start, shared by its workers and kept across reloads. */
+  readonly gatewayKey: Buffer;
+}
+
+/** What ssl-session-* add to every server context; `noTicket` is OR-ed into its secureOptions. */
+export interface SessionOptions {
+  readonly sessionTimeout: number;
+  readonly ticketKeys?: Buffer;
+  readonly noTicket: number;
+}
+
+export function sessionOptions(sessions: SessionSettings | undefined): SessionOptions {
+  const model = sessions?.model ?? DEFAULT_TLS_SESSIONS;
+  // Without tickets OpenSSL still issues TLS 1.3 ones bound to a server-side cache, which keepip has
+  // not: such a ticket is never accepted (docs/gateway.md, TLS sessions).
+  if (!model.tickets || sessions === undefined)
+    return { sessionTimeout: model.timeoutSeconds, noTicket: constants.SSL_OP_NO_TICKET };
+  const key = model.ticketKey === null ? sessions.gatewayKey : Buffer.from(model.ticketKey, 'base64');
+  return { sessionTimeout: model.timeoutSeconds, ticketKeys: key, noTicket: 0 };
+}
+
+/**
+ * A server context with the session settings. Its session id context names the certificate and the
+ * client CA, as nginx's does: a session resumes only where the same certificate (and CA) would serve it.
+ */
+export function serverContext(
+  options: SecureContextOptions & { cert: string; key: string },
+  session: SessionOptions,
+): SecureContext {
+  const id = createHash('sha256')
+    .update(options.cert)
+    .update('\0')
+    .update(String(options.ca ?? ''));
+  return tls.createSecureContext({
+    ...options,
+    sessionTimeout: session.sessionTimeout,
+    ...(session.ticketKeys === undefined ? {} : { ticketKeys: session.ticketKeys }),
+    secureOptions: (options.secureOptions ?? 0) | session.noTicket,
+    sessionIdContext: id.digest('hex').slice(0, 32),
+  });
+}
 
 /**
  * Context options for TLS settings, checked by OpenSSL; a reason when they cannot be used. The versions
@@ -160,8 +215,24 @@ interface HostCertificate extends KeyPair {
   context: SecureContext;
 }
 
+/** The client CA of every host that verifies client certificates, by name (a handshake's session id context). */
+function clientCaByName(virtualHosts: readonly VirtualHostModel[]): Map<string, { id: string; pem: string }> {
+  const byName = new Map<string, { id: string; pem: string }>();
+  for (const vhost of virtualHosts) {
+    const model = vhost.clientCertificate ?? null;
+    if (model === null || model.caPem === null || model.verifyClient === 'off' || vhost.host === '') continue;
+    const entry = { id: createHash('sha256').update(model.caPem).digest('hex'), pem: model.caPem };
+    for (const name of [vhost.host.toLowerCase(), ...otherNames(vhost)])
+      if (!byName.has(name)) byName.set(name, entry);
+  }
+  return byName;
+}
+
 /** Every host's certificate by name (aliases and the www twin when the certificate covers them). */
-function certificatesByName(virtualHosts: readonly VirtualHostModel[]): {
+function certificatesByName(
+  virtualHosts: readonly VirtualHostModel[],
+  session: SessionOptions,
+): {
   byName: Map<string, HostCertificate>;
   problems: CertificateProblem[];
 } {
@@ -176,7 +247,7 @@ function certificatesByName(virtualHosts: readonly VirtualHostModel[]): {
     if (entry === undefined) {
       const pair = { key: vhost.tls.keyPem, cert: vhost.tls.certPem };
       try {
-        entry = { ...pair, id: secretId, context: tls.createSecureContext(pair) };
+        entry = { ...pair, id: secretId, context: serverContext(pair, session) };
       } catch (error) {
         entry = null;
         problems.push({ host: vhost.host, secret: secretId, message: (error as Error).message });
@@ -224,12 +295,13 @@ function settingsByName(
 function loadDefaultCertificate(
   model: DefaultCertificateModel | undefined,
   problems: CertificateProblem[],
+  session: SessionOptions,
 ): HostCertificate | null {
   if (model === undefined) return null;
   const id = `${model.secret.namespace}/${model.secret.name}`;
   const pair = { key: model.keyPem, cert: model.certPem };
   try {
-    return { ...pair, id, context: tls.createSecureContext(pair) };
+    return { ...pair, id, context: serverContext(pair, session) };
   } catch (error) {
     problems.push({ host: '', secret: id, message: (error as Error).message });
     return null;
@@ -240,9 +312,13 @@ export function buildCertificateStore(
   virtualHosts: readonly VirtualHostModel[],
   serverTls: ServerTlsModel = defaultServerTls(),
   defaultCertificate?: DefaultCertificateModel,
+  sessions?: SessionSettings,
 ): CertificateStore {
-  const certificates = certificatesByName(virtualHosts);
-  const ownDefault = loadDefaultCertificate(defaultCertificate, certificates.problems);
+  const session = sessionOptions(sessions);
+  const certificates = certificatesByName(virtualHosts, session);
+  const ownDefault = loadDefaultCertificate(defaultCertificate, certificates.problems, session);
+  const clientCas = clientCaByName(virtualHosts);
+  let fallbackContext: { pair: KeyPair; context: SecureContext } | null = null;
   const settings = settingsByName(virtualHosts, serverTls);
   // Contexts a handshake starts with, per certificate and settings, made on first use.
   const initial = new Map<string, SecureContext | null>();
@@ -253,6 +329,12 @@ export function buildCertificateStore(
     settingsProblems: settings.problems,
     defaultPair: ownDefault === null ? null : { key: ownDefault.key, cert: ownDefault.cert },
     defaultContext: ownDefault?.context ?? null,
+    session,
+    fallbackContext(fallback) {
+      if (fallbackContext?.pair !== fallback)
+        fallbackContext = { pair: fallback, context: serverContext(fallback, session) };
+      return fallbackContext.context;
+    },
     lookup: (servername) => byServerName(certificates.byName, servername)?.context,
     initialContext(servername, fallback) {
       const model =
@@ -262,11 +344,14 @@ export function buildCertificateStore(
       const own = servername === null ? undefined : byServerName(certificates.byName, servername);
       const pair = own ?? ownDefault ?? { ...fallback, id: '' };
       if (!settingsIds.has(model)) settingsIds.set(model, settingsIds.size);
-      const key = `${pair.id}|${settingsIds.get(model)}`;
+      // A host that asks for client certificates: its sessions are its CA's (serverContext).
+      const ca = servername === null ? undefined : byServerName(clientCas, servername);
+      const key = `${pair.id}|${settingsIds.get(model)}|${ca?.id ?? ''}`;
       let context = initial.get(key);
       if (context === undefined) {
         try {
-          context = tls.createSecureContext({ key: pair.key, cert: pair.cert, ...checked.value });
+          const options = { key: pair.key, cert: pair.cert, ...checked.value };
+          context = serverContext(ca === undefined ? options : { ...options, ca: ca.pem }, session);
         } catch {
           context = null; // a certificate that loaded alone would not fail here; fail closed anyway
         }

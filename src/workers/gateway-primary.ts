@@ -15,7 +15,7 @@ import {
   type RunningGateway,
 } from '../gateway/gateway.ts';
 import { createGatewayMetrics, type GatewayMetrics } from '../gateway/metrics.ts';
-import { buildSnapshot, type GatewaySnapshot } from '../gateway/snapshot.ts';
+import { buildSnapshot, type GatewaySnapshot, ownTicketKey } from '../gateway/snapshot.ts';
 import { generateDefaultCertificate, type KeyPair } from '../gateway/tls.ts';
 import { ConnectionRegistry } from '../gateway/upstream.ts';
 import { type MetricsServer, startMetricsServer } from '../observability/metrics-server.ts';
@@ -197,6 +197,8 @@ async function startPool(
         topology: state.topology,
         version: state.version,
         defaultCertificate,
+        // One ticket key for every worker (restarted ones too): a ticket any of them issued is read by all.
+        ticketKey: ownTicketKey().toString('base64'),
         ...listen,
       },
       accessLogPath,

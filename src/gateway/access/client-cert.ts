@@ -14,6 +14,7 @@ import type { X509Certificate } from 'node:crypto';
 import tls from 'node:tls';
 import type { ClientCertificateModel, VirtualHostModel } from '../../config/model.ts';
 import { normalizeHost } from '../host.ts';
+import { type SessionOptions, serverContext } from '../tls.ts';
 import { escapeUriComponent } from './nginx-vars.ts';
 
 interface TlsHandle {
@@ -29,11 +30,12 @@ const contexts = new WeakMap<ClientCertificateModel, tls.SecureContext | null>()
 function contextFor(
   model: ClientCertificateModel,
   keyPair: { key: string; cert: string },
+  session: SessionOptions,
 ): tls.SecureContext | null {
   if (contexts.has(model)) return contexts.get(model) ?? null;
   let context: tls.SecureContext | null = null;
   try {
-    context = tls.createSecureContext({ key: keyPair.key, cert: keyPair.cert, ca: model.caPem ?? undefined });
+    context = serverContext({ key: keyPair.key, cert: keyPair.cert, ca: model.caPem ?? undefined }, session);
   } catch {
     context = null;
   }
@@ -49,12 +51,13 @@ export function requestClientCertificate(
   socket: tls.TLSSocket,
   vhost: VirtualHostModel | null,
   defaultKeyPair: { key: string; cert: string },
+  session: SessionOptions,
 ): tls.SecureContext | null {
   const model = vhost?.clientCertificate ?? null;
   if (vhost === null || model === null || model.caPem === null || model.verifyClient === 'off') return null;
   const handle = (socket as TlsSocketInternals)._handle;
   const own = vhost.tls;
-  const context = contextFor(model, own ? { key: own.keyPem, cert: own.certPem } : defaultKeyPair);
+  const context = contextFor(model, own ? { key: own.keyPem, cert: own.certPem } : defaultKeyPair, session);
   if (context === null || typeof handle?.setVerifyMode !== 'function') return null;
   handle.setVerifyMode(true, false);
   return context;

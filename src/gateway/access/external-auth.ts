@@ -13,6 +13,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import type { ExternalAuthModel } from '../../config/model.ts';
+import { parseNginxTimeMs } from '../../config/duration.ts';
 import { parseHttpTime } from '../http-time.ts';
 import { expandVariables, type RequestVars } from './nginx-vars.ts';
 
@@ -227,26 +228,15 @@ function escapeRequestUri(vars: RequestVars): string {
 // ---------------------------------------------------------------------------------------------
 // auth-cache-key / auth-cache-duration
 
-const UNIT_MS: Readonly<Record<string, number>> = {
-  ms: 1,
-  s: 1000,
-  m: 60_000,
-  h: 3_600_000,
-  d: 86_400_000,
-  w: 604_800_000,
-  M: 2_592_000_000,
-  y: 31_536_000_000,
-};
-
 /** proxy_cache_valid lines → time to keep an answer of each status (nginx: time alone means 200 301 302). */
 export function cacheTimes(durations: readonly string[]): Map<number, number> {
   const out = new Map<number, number>();
   for (const entry of durations) {
     const parts = entry.split(' ').filter((p) => p !== '');
     const time = parts[parts.length - 1] ?? '';
-    const m = /^(\d+)(ms|s|m|h|d|w|M|y)$/.exec(time);
-    if (m === null) continue;
-    const ms = Number(m[1]) * (UNIT_MS[m[2]!] ?? 0);
+    // auth-cache-duration's times carry a unit (parseCacheDurations); nginx reads them with ngx_parse_time.
+    const ms = /^\d+$/.test(time) ? null : parseNginxTimeMs(time);
+    if (ms === null) continue;
     const codes = parts.slice(0, -1).map(Number);
     for (const code of codes.length === 0 ? [200, 301, 302] : codes) if (!out.has(code)) out.set(code, ms);
   }

@@ -1,0 +1,69 @@
+// The controller ConfigMap keys for TLS session resumption: ssl-session-tickets (default false, as
+// ingress-nginx: no session tickets), ssl-session-timeout (10m: how long a session may be resumed)
+// and ssl-session-ticket-key (the key tickets are sealed with, base64, so that every worker and every
+// replica reads the others' tickets). Bad values keep the default with a warning, as ingress-nginx
+// logs and ignores a ticket key of the wrong size. ssl-session-cache and ssl-session-cache-size have
+// no effect (annotation-catalog.ts says why).
+import type { GatewaySettings, TlsSessionModel } from '../config/model.ts';
+import { parseNginxTimeMs } from '../config/duration.ts';
+import { readBool, type ScalarSource } from './scalar-readers.ts';
+
+export const TLS_SESSION_CONFIGMAP_KEYS: readonly string[] = [
+  'ssl-session-tickets',
+  'ssl-session-timeout',
+  'ssl-session-ticket-key',
+];
+
+export const DEFAULT_TLS_SESSIONS: Readonly<TlsSessionModel> = Object.freeze({
+  tickets: false,
+  timeoutSeconds: 600,
+  ticketKey: null,
+});
+
+/** Node's TLS takes 48-byte ticket keys (AES-128); ingress-nginx also takes 80-byte (AES-256) ones. */
+export const TICKET_KEY_BYTES = 48;
+
+/** More than a week would keep a session (and its key material) resumable for longer than anyone asks. */
+const MAX_TIMEOUT_SECONDS = 7 * 24 * 3600;
+
+export interface TlsSessionsSink {
+  invalid(key: string, value: string, expected: string, kept: string): void;
+}
+
+function readTimeout(text: string | undefined, sink: TlsSessionsSink): number {
+  const fallback = DEFAULT_TLS_SESSIONS.timeoutSeconds;
+  if (text === undefined || text.trim() === '') return fallback;
+  const ms = parseNginxTimeMs(text, true);
+  if (ms !== null && ms >= 1000 && ms <= MAX_TIMEOUT_SECONDS * 1000) return Math.floor(ms / 1000);
+  sink.invalid('ssl-session-timeout', text, 'an nginx time from 1s to 7d such as "10m"', '10m');
+  return fallback;
+}
+
+function readTicketKey(text: string | undefined, sink: TlsSessionsSink): string | null {
+  if (text === undefined || text.trim() === '') return null;
+  const trimmed = text.trim();
+  const bytes = /^[A-Za-z0-9+/]+={0,2}$/.test(trimmed) ? Buffer.from(trimmed, 'base64') : null;
+  if (bytes !== null && bytes.length === TICKET_KEY_BYTES) return bytes.toString('base64');
+  const why =
+    bytes?.length === 80
+      ? 'a 48-byte key (base64; the 80-byte AES-256 form nginx also reads is not available in Node)'
+      : 'the base64 of 48 random bytes (openssl rand 48 | base64)';
+  // The value is a secret: the warning does not repeat it.
+  sink.invalid('ssl-session-ticket-key', '(hidden)', why, "(a random key of the gateway's own)");
+  return null;
+}
+
+/** Reads the ssl-session-* keys of the controller ConfigMap into `settings.tlsSessions` (when any is set). */
+export function applyTlsSessionSettings(
+  data: Readonly<Record<string, string>>,
+  settings: GatewaySettings,
+  sink: TlsSessionsSink,
+): void {
+  if (!TLS_SESSION_CONFIGMAP_KEYS.some((key) => data[key] !== undefined)) return;
+  const source: ScalarSource = { get: (key) => data[key], invalid: (...report) => sink.invalid(...report) };
+  settings.tlsSessions = {
+    tickets: readBool(source, 'ssl-session-tickets', DEFAULT_TLS_SESSIONS.tickets),
+    timeoutSeconds: readTimeout(data['ssl-session-timeout'], sink),
+    ticketKey: readTicketKey(data['ssl-session-ticket-key'], sink),
+  };
+}

@@ -1,0 +1,60 @@
+// The controller ConfigMap's ssl-session-* keys (src/k8s/tls-sessions.ts) through parseControllerConfigMap.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { ConfigIssue } from '../../src/config/model.ts';
+import { parseControllerConfigMap } from '../../src/k8s/annotations.ts';
+import { DEFAULT_TLS_SESSIONS } from '../../src/k8s/tls-sessions.ts';
+
+function parse(data: Record<string, string>) {
+  const issues: ConfigIssue[] = [];
+  const settings = parseControllerConfigMap(data, { namespace: 'ingress-nginx', name: 'c' }, null, issues);
+  return { sessions: settings.tlsSessions, unsupported: settings.unsupportedKeys, issues };
+}
+
+test("defaults are ingress-nginx's: no tickets, 10 minutes, no key", () => {
+  assert.equal(parse({}).sessions, undefined);
+  assert.deepEqual(DEFAULT_TLS_SESSIONS, { tickets: false, timeoutSeconds: 600, ticketKey: null });
+});
+
+test('every key is read; none is reported unsupported', () => {
+  const key = Buffer.alloc(48, 7).toString('base64');
+  const { sessions, unsupported, issues } = parse({
+    'ssl-session-tickets': 'true',
+    'ssl-session-timeout': '1h',
+    'ssl-session-ticket-key': key,
+  });
+  assert.deepEqual(sessions, { tickets: true, timeoutSeconds: 3600, ticketKey: key });
+  assert.deepEqual(unsupported, []);
+  assert.deepEqual(issues, []);
+});
+
+test('bad values keep the defaults with a warning naming the key; a bad ticket key is not repeated', () => {
+  const secret = 'c2VjcmV0LXRoYXQtaXMtdG9vLXNob3J0';
+  const { sessions, issues } = parse({
+    'ssl-session-tickets': 'maybe',
+    'ssl-session-timeout': '10 minutes',
+    'ssl-session-ticket-key': secret,
+  });
+  assert.deepEqual(sessions, DEFAULT_TLS_SESSIONS);
+  assert.deepEqual(
+    issues.map((i) => [i.severity, i.code, i.field]),
+    [
+      ['warning', 'INVALID_CONFIGMAP_VALUE', 'data["ssl-session-tickets"]'],
+      ['warning', 'INVALID_CONFIGMAP_VALUE', 'data["ssl-session-timeout"]'],
+      ['warning', 'INVALID_CONFIGMAP_VALUE', 'data["ssl-session-ticket-key"]'],
+    ],
+  );
+  assert.ok(issues.every((i) => !i.message.includes(secret)));
+  // Out of range: less than a second, more than a week.
+  for (const timeout of ['0', '500ms', '8d'])
+    assert.equal(parse({ 'ssl-session-timeout': timeout }).issues.length, 1, timeout);
+});
+
+test('ssl-session-cache and -cache-size are accepted and reported as without effect', () => {
+  const { issues, unsupported } = parse({ 'ssl-session-cache': 'true', 'ssl-session-cache-size': '20m' });
+  assert.deepEqual(unsupported, []);
+  assert.ok(
+    issues.every((i) => i.code === 'CONFIGMAP_KEY_NO_EFFECT'),
+    JSON.stringify(issues),
+  );
+});
