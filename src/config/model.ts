@@ -250,8 +250,10 @@ export interface GatewaySettings {
   relativeRedirects?: boolean;
   /** ssl-ciphers, ssl-protocols: what TLS handshakes negotiate (src/k8s/server-tls.ts); absent: ingress-nginx's defaults. */
   serverTls?: ServerTlsModel;
-  /** ssl-session-tickets, -timeout, -ticket-key: how TLS sessions resume (src/k8s/server-tls.ts); absent: the defaults. */
+  /** ssl-session-tickets, -timeout, -ticket-key: how TLS sessions resume (src/k8s/tls-sessions.ts); absent: the defaults. */
   tlsSessions?: TlsSessionModel;
+  /** use-gzip, enable-brotli and their keys; absent: responses pass as the backend sent them. */
+  compression?: CompressionModel;
   /** worker-processes: `auto` or a count of serving processes; absent when the ConfigMap does not say (src/workers/). */
   workerProcesses?: number | 'auto';
   /** ConfigMap keys present but not implemented: reported at start-up and on reload. */
@@ -412,6 +414,22 @@ export interface ServerTlsModel {
   /** Why the cipher list or the versions cannot be used: the handshakes they apply to are refused, never widened. */
   invalidCiphers?: string;
   invalidProtocols?: string;
+}
+
+/** use-gzip / enable-brotli and their keys (src/k8s/compression-settings.ts); absent: no compression. */
+export interface CompressionModel {
+  gzip: CompressionCodecModel | null;
+  brotli: CompressionCodecModel | null;
+  /** gzip-disable: nginx map entries (`~*regex`) on the User-Agent; a match gets no compression. */
+  disable: readonly string[];
+}
+
+export interface CompressionCodecModel {
+  level: number;
+  /** Responses with a smaller Content-Length are sent as they are. */
+  minLength: number;
+  /** MIME types without parameters, lower case; `*` is any. text/html is always compressed. */
+  types: readonly string[];
 }
 
 /** TLS session resumption, as the ConfigMap's ssl-session-* keys set it (ingress-nginx's defaults: no tickets, 10m). */

@@ -11,6 +11,7 @@ import { COOKIE_STATUSES } from './access/state.ts';
 import { type Admitted, admit, PENDING } from './admission.ts';
 import { answer, answerRaw, grpcAnswer, rawErrorResponse } from './answers.ts';
 import { bodyProxy } from './buffered-proxy.ts';
+import { type CompressedResponse, compressResponse } from './compression.ts';
 import { connectionOf } from './connection.ts';
 import { requestContext } from './error-log.ts';
 import { errorPageBody, HTML_CONTENT_TYPE, PLAIN_HTTP_ON_HTTPS_BODY, reasonPhrase } from './error-pages.ts';
@@ -140,6 +141,7 @@ function forward(
   res: GatewayResponse,
   admitted: Admitted,
   limit: number,
+  compressed: CompressedResponse | null = null,
 ): void {
   const { location } = admitted;
   const headers = upstreamHeaders(req, ex, admitted);
@@ -187,7 +189,12 @@ function forward(
       answer(ctx, ex, req, res, outcome.status, null);
       return;
     }
-    completeExchange(ctx, ex, req, outcome.status, outcome.bodyBytesSent);
+    // A compressed body is logged once it is out, with the bytes the client got ($body_bytes_sent).
+    if (compressed === null) completeExchange(ctx, ex, req, outcome.status, outcome.bodyBytesSent);
+    else
+      compressed.whenSent(outcome.bodyBytesSent, (bytes) =>
+        completeExchange(ctx, ex, req, outcome.status, bytes),
+      );
   });
 }
 
@@ -312,7 +319,10 @@ function handleRequest(ctx: HandlerContext, req: GatewayRequest, res: GatewayRes
       // limit-rate / limit-rate-after: the response to this client, per request (access/bandwidth.ts).
       const bandwidth = admitted.location?.access?.bandwidth;
       if (bandwidth) throttleResponse(res, bandwidth);
-      forward(ctx, ex, req, res, admitted, limit);
+      // use-gzip / enable-brotli: inside the rate limit, which counts the bytes the client gets.
+      const compression = ex.snap.settings.compression;
+      const compressed = compression === undefined ? null : compressResponse(res, req, compression);
+      forward(ctx, ex, req, res, admitted, limit, compressed);
     }
   };
   const admitted = admit(

@@ -34,6 +34,7 @@ import { PROXY_SSL_ANNOTATIONS } from './proxy-ssl.ts';
 import { ROUTE_ANNOTATIONS, ROUTE_CONFIGMAP_KEYS } from './route-annotations.ts';
 import { readServerTlsConfigMap, SERVER_TLS_ANNOTATIONS, SERVER_TLS_CONFIGMAP_KEYS } from './server-tls.ts';
 import { applyTlsSessionSettings, TLS_SESSION_CONFIGMAP_KEYS } from './tls-sessions.ts';
+import { applyCompressionSettings, COMPRESSION_CONFIGMAP_KEYS } from './compression-settings.ts';
 import { TRAFFIC_ANNOTATIONS, TRAFFIC_CONFIGMAP_KEYS } from './traffic-annotations.ts';
 import { readBool, readWhole, type ScalarSource } from './scalar-readers.ts';
 import { parseConfigMapSourceRange, resolveAccessRules } from './source-range.ts';
@@ -118,6 +119,8 @@ export const SUPPORTED_CONFIGMAP_KEYS: readonly string[] = [
   ...SERVER_TLS_CONFIGMAP_KEYS,
   // ssl-session-tickets, -timeout, -ticket-key: src/k8s/tls-sessions.ts.
   ...TLS_SESSION_CONFIGMAP_KEYS,
+  // use-gzip, gzip-*, enable-brotli, brotli-*: src/k8s/compression-settings.ts.
+  ...COMPRESSION_CONFIGMAP_KEYS,
   // proxy-request-buffering, client-body-buffer-size: src/k8s/body-buffering.ts.
   ...BODY_BUFFERING_KEYS,
   // hsts*, force-ssl-redirect, no-tls-redirect-locations, block-*, skip-access-log-urls: src/k8s/server-settings.ts.
@@ -263,6 +266,7 @@ export function parseControllerConfigMap(
   const serverTls = readServerTlsConfigMap(data, origin, issues);
   if (serverTls !== undefined) s.serverTls = serverTls;
   applyTlsSessionSettings(data, s, { invalid: v.invalid });
+  applyCompressionSettings(data, s, { invalid: v.invalid });
   applyBodyBufferingSettings(data, s, { invalid: v.invalid });
   s.server = readServerSettings(data, {
     invalid: v.invalid,

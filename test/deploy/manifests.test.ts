@@ -286,9 +286,9 @@ describe('keepip manifests: what the chart would render', () => {
       '5432': 'db/postgres:5432',
     });
     assert.deepEqual(find(objects, 'ConfigMap', 'edge-controller').data, {
+      'enable-ocsp': 'true',
       'proxy-body-size': '16m',
       'proxy-real-ip-cidr': '10.0.0.0/16',
-      'use-gzip': 'true',
       'use-proxy-protocol': 'true',
     });
     const deployment = find(objects, 'Deployment', 'edge-controller').spec as Json;
@@ -445,7 +445,7 @@ describe('keepip manifests: nothing dropped silently', () => {
       (m) => `${m[1]} ${m[2]}`,
     );
     assert.deepEqual(warned.sort(), [
-      'DEPLOY_CONFIG_WARNING controller.config.use-gzip',
+      'DEPLOY_CONFIG_WARNING controller.config.enable-ocsp',
       'DEPLOY_UNSUPPORTED_FLAG controller.extraArgs.sync-period',
       'DEPLOY_VALUES_IGNORED controller.allowSnippetAnnotations',
       'DEPLOY_VALUES_IGNORED controller.enableMimalloc',

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { type RunningWhoami, startWhoami } from '../../src/whoami/server.ts';
-import { startTestGateway, type TestGateway } from '../fixtures/gateway/harness.ts';
+import { startTestGateway } from '../fixtures/gateway/harness.ts';
 import {
   controllerConfigMap,
   ingress,

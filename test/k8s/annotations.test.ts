@@ -172,7 +172,7 @@ test('PROXY or forwarded headers with the default proxy-real-ip-cidr are warned 
 test('refused and unknown ConfigMap keys are reported by name and listed in the settings', () => {
   const t = topologyOf(
     configMap({
-      'use-gzip': 'true',
+      'enable-ocsp': 'true',
       'enable-modsecurity': 'true',
       'allow-snippet-annotations': 'true',
       'worker-cpu-affinity': 'auto',
@@ -182,17 +182,17 @@ test('refused and unknown ConfigMap keys are reported by name and listed in the 
   );
   // worker-cpu-affinity has no observable effect (info only), so it is not "unsupported".
   assert.deepEqual(t.gateway.settings.unsupportedKeys, [
-    'use-gzip',
+    'enable-ocsp',
     'enable-modsecurity',
     'use-gzipp',
     'allow-snippet-annotations',
   ]);
-  const gzip = t.issues.find((i) => i.code === 'CONFIGMAP_KEY_REFUSED' && i.field === 'data["use-gzip"]')!;
-  assert.equal(gzip.severity, 'warning');
-  assert.equal(gzip.origin!.kind, 'ConfigMap');
+  const ocsp = t.issues.find((i) => i.code === 'CONFIGMAP_KEY_REFUSED' && i.field === 'data["enable-ocsp"]')!;
+  assert.equal(ocsp.severity, 'warning');
+  assert.equal(ocsp.origin!.kind, 'ConfigMap');
   assert.match(
-    gzip.message,
-    /test\.yaml, document 1 \(ConfigMap ingress-nginx\/ingress-nginx-controller\) data\["use-gzip"\]/,
+    ocsp.message,
+    /test\.yaml, document 1 \(ConfigMap ingress-nginx\/ingress-nginx-controller\) data\["enable-ocsp"\]/,
   );
   assert.equal(find(t.issues, 'CONFIGMAP_KEY_NO_EFFECT').severity, 'info');
   assert.match(find(t.issues, 'UNSUPPORTED_CONFIGMAP_KEY').message, /did you mean "use-gzip"\?/);

@@ -1,0 +1,226 @@
+// use-gzip / enable-brotli: the response compressed on its way to the client, on nginx's terms
+// (ngx_http_gzip_filter_module and ngx_http_gzip_ok, with ingress-nginx's gzip_proxied any,
+// gzip_vary on, gzip_http_version 1.1): only 200, 403 and 404; only the types listed (text/html
+// always); not below the minimum length when the backend says its length; not when the backend
+// already encoded it; not for HEAD (nor 204/304, which have no body). `Vary: Accept-Encoding` goes on
+// every response of a compressible type, compressed or not. Brotli, when on and accepted, comes first,
+// as the brotli module runs before gzip. Each piece the backend sends is flushed at once (ingress-nginx
+// proxies with buffering off, and nginx flushes gzip then), with backpressure both ways.
+import zlib from 'node:zlib';
+import type { CompressionCodecModel, CompressionModel } from '../config/model.ts';
+import { compileMap, type MapMatcher } from '../config/nginx-map.ts';
+import { type GatewayRequest, type GatewayResponse, hideHeadFields } from './exchange.ts';
+
+type Headers = Record<string, string | number | string[]>;
+type Encoding = 'gzip' | 'br';
+
+const COMPRESSIBLE_STATUSES = new Set([200, 403, 404]);
+const disableMatchers = new WeakMap<CompressionModel, MapMatcher>();
+
+function single(value: string | number | string[] | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  return Array.isArray(value) ? value.join(', ') : String(value);
+}
+
+/** Whether `codec` takes this response by its type and declared length (nginx's header filter checks). */
+function takes(codec: CompressionCodecModel | null, headers: Headers): boolean {
+  if (codec === null) return false;
+  const length = single(headers['content-length']);
+  if (length !== undefined && Number(length) < codec.minLength) return false;
+  const type = (single(headers['content-type']) ?? '').split(';')[0]!.trim().toLowerCase();
+  if (type === '') return false;
+  return type === 'text/html' || codec.types.includes(type) || codec.types.includes('*');
+}
+
+/** nginx's ngx_http_gzip_quantity: `q=` 0 to 1 with at most three decimals; 0 when not a quantity. */
+function quantity(text: string): number {
+  const m = /^([01])(?:\.(\d{0,3}))?$/.exec(text);
+  if (m === null) return 0;
+  const q = Number(m[1]) * 1000 + Number((m[2] ?? '').padEnd(3, '0'));
+  return q > 1000 ? 0 : q;
+}
+
+/** Whether Accept-Encoding takes `coding` with a quantity above 0 (nginx's ngx_http_gzip_accept_encoding). */
+export function acceptsCoding(acceptEncoding: string | undefined, coding: string): boolean {
+  if (acceptEncoding === undefined) return false;
+  for (const item of acceptEncoding.toLowerCase().split(',')) {
+    const [name, ...params] = item.split(';').map((part) => part.trim());
+    if (name !== coding) continue;
+    const q = params.find((p) => p.startsWith('q='));
+    return q === undefined || quantity(q.slice(2)) > 0;
+  }
+  return false;
+}
+
+/** What this response gets: an encoding or none, and whether Vary: Accept-Encoding goes on it. */
+export function chooseEncoding(
+  model: CompressionModel,
+  req: Pick<GatewayRequest, 'method' | 'headers' | 'httpVersion'>,
+  status: number,
+  headers: Headers,
+): { encoding: Encoding | null; vary: boolean } {
+  const none = { encoding: null, vary: false };
+  if (req.method === 'HEAD' || !COMPRESSIBLE_STATUSES.has(status)) return none;
+  if ((single(headers['content-encoding']) ?? '') !== '') return none;
+  const brotli = takes(model.brotli, headers);
+  const gzip = takes(model.gzip, headers);
+  if (!brotli && !gzip) return none;
+  const accept = single(req.headers['accept-encoding']);
+  if (brotli && acceptsCoding(accept, 'br')) return { encoding: 'br', vary: true };
+  if (!gzip || req.httpVersion === '1.0' || !acceptsCoding(accept, 'gzip'))
+    return { encoding: null, vary: true };
+  const agent = single(req.headers['user-agent']);
+  if (agent !== undefined && disabledFor(model).matches(agent)) return { encoding: null, vary: true };
+  return { encoding: 'gzip', vary: true };
+}
+
+function disabledFor(model: CompressionModel): MapMatcher {
+  let matcher = disableMatchers.get(model);
+  if (matcher === undefined) {
+    matcher = compileMap(model.disable);
+    disableMatchers.set(model, matcher);
+  }
+  return matcher;
+}
+
+function withVary(headers: Headers): void {
+  const vary = headers.vary;
+  if (vary === undefined) headers.vary = 'Accept-Encoding';
+  else headers.vary = [...(Array.isArray(vary) ? vary : [String(vary)]), 'Accept-Encoding'];
+}
+
+/** The head of a compressed response: nginx drops the length and Accept-Ranges and weakens a strong ETag. */
+function encodedHead(headers: Headers, encoding: Encoding): void {
+  headers['content-encoding'] = encoding;
+  delete headers['content-length'];
+  delete headers['accept-ranges'];
+  const etag = single(headers.etag);
+  if (etag !== undefined && !etag.startsWith('W/')) {
+    if (etag.startsWith('"')) headers.etag = `W/${etag}`;
+    else delete headers.etag;
+  }
+}
+
+/**
+ * zlib's window and memory level for a body of `length` bytes (unknown: -1), as nginx's
+ * ngx_http_gzip_filter_memory sizes them: a short body gets a small state (about 256 KiB at most).
+ */
+export function gzipMemory(length: number): { windowBits: number; memLevel: number } {
+  let windowBits = 15;
+  let memLevel = 8;
+  // zlib's usable window is 262 bytes smaller than its size.
+  if (length > 0)
+    while (windowBits > 9 && length < 2 ** (windowBits - 1) - 262) {
+      windowBits -= 1;
+      memLevel -= 1;
+    }
+  return { windowBits, memLevel: Math.max(1, memLevel) };
+}
+
+function encoder(
+  encoding: Encoding,
+  model: CompressionModel,
+  length: number,
+): zlib.Gzip | zlib.BrotliCompress {
+  if (encoding === 'gzip') return zlib.createGzip({ level: model.gzip?.level ?? 1, ...gzipMemory(length) });
+  // ngx_brotli's default window, 512 KiB (brotli's own, 4 MiB, would be per response).
+  return zlib.createBrotliCompress({
+    params: {
+      [zlib.constants.BROTLI_PARAM_QUALITY]: model.brotli?.level ?? 4,
+      [zlib.constants.BROTLI_PARAM_LGWIN]: 19,
+    },
+  });
+}
+
+/** A response whose body may be compressed: when it ends, the bytes that went to the client. */
+export interface CompressedResponse {
+  /** Calls `done` with the body bytes sent once the body is out (at once when nothing was compressed). */
+  whenSent(uncompressedBytes: number, done: (bodyBytes: number) => void): void;
+}
+
+/**
+ * Wraps this one response's writeHead, write, end and once('drain') to compress its body when
+ * chooseEncoding says so; otherwise it passes through untouched (Vary aside).
+ */
+export function compressResponse(
+  res: GatewayResponse,
+  req: GatewayRequest,
+  model: CompressionModel,
+): CompressedResponse {
+  const writeHead = res.writeHead.bind(res) as (status: number, headers: Headers) => GatewayResponse;
+  const write = res.write.bind(res);
+  const end = res.end.bind(res);
+  const once = res.once.bind(res);
+  let stream: zlib.Gzip | zlib.BrotliCompress | null = null;
+  let sent = 0;
+  let finished = false;
+  let onFinished: (() => void) | null = null;
+  const finish = () => {
+    if (finished) return;
+    finished = true;
+    onFinished?.();
+  };
+  const startEncoder = (encoding: Encoding, length: number) => {
+    const out = encoder(encoding, model, length);
+    out.on('data', (piece: Buffer) => {
+      sent += piece.length;
+      if (!write(piece)) {
+        out.pause();
+        once('drain', () => out.resume());
+      }
+    });
+    out.once('end', () => {
+      end();
+      finish();
+    });
+    out.once('error', () => {
+      res.destroy();
+      finish();
+    });
+    // A client that leaves: the encoder goes with it.
+    once('close', () => {
+      if (!out.writableFinished || !out.readableEnded) out.destroy();
+      finish();
+    });
+    return out;
+  };
+  (res as { writeHead: unknown }).writeHead = (status: number, a?: unknown, b?: unknown) => {
+    const headers: Headers = { ...((typeof a === 'string' ? b : a) as Headers | undefined) };
+    if (typeof a === 'string') res.statusMessage = a;
+    const choice = chooseEncoding(model, req, status, headers);
+    if (choice.vary) withVary(headers);
+    if (choice.encoding !== null) {
+      const length = Number(single(headers['content-length']) ?? -1);
+      encodedHead(headers, choice.encoding);
+      stream = startEncoder(choice.encoding, Number.isSafeInteger(length) ? length : -1);
+    }
+    return writeHead(status, headers);
+  };
+  hideHeadFields(res);
+  const flushKind = () =>
+    stream instanceof zlib.Gzip ? zlib.constants.Z_SYNC_FLUSH : zlib.constants.BROTLI_OPERATION_FLUSH;
+  (res as { write: unknown }).write = (chunk: Buffer): boolean => {
+    if (stream === null) return write(chunk);
+    const ok = stream.write(chunk);
+    stream.flush(flushKind());
+    return ok;
+  };
+  (res as { end: unknown }).end = (chunk?: Buffer) => {
+    if (stream === null) return end(chunk);
+    if (chunk !== undefined && chunk.length > 0) stream.write(chunk);
+    stream.end();
+    return res;
+  };
+  (res as { once: unknown }).once = (event: 'close' | 'drain', listener: () => void) => {
+    if (event === 'drain' && stream !== null) stream.once('drain', listener);
+    else once(event, listener);
+    return res;
+  };
+  return {
+    whenSent(uncompressedBytes, done) {
+      if (stream === null) done(uncompressedBytes);
+      else if (finished) done(sent);
+      else onFinished = () => done(sent);
+    },
+  };
+}
