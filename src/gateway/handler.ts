@@ -319,9 +319,11 @@ function handleRequest(ctx: HandlerContext, req: GatewayRequest, res: GatewayRes
       // limit-rate / limit-rate-after: the response to this client, per request (access/bandwidth.ts).
       const bandwidth = admitted.location?.access?.bandwidth;
       if (bandwidth) throttleResponse(res, bandwidth);
-      // use-gzip / enable-brotli: inside the rate limit, which counts the bytes the client gets.
+      // use-gzip / enable-brotli: inside the rate limit, which counts the bytes the client gets. gRPC
+      // has its own message compression (and trailers a re-encoded body would lose).
       const compression = ex.snap.settings.compression;
-      const compressed = compression === undefined ? null : compressResponse(res, req, compression);
+      const compressed =
+        compression === undefined || isGrpcRequest(req.headers) ? null : compressResponse(res, req, compression);
       forward(ctx, ex, req, res, admitted, limit, compressed);
     }
   };

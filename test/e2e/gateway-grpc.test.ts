@@ -126,6 +126,13 @@ describe('gateway gRPC backends', () => {
     const down = await freePort();
     gw = await startTestGateway(
       topologyOf([
+        // Compression of every type on: gRPC answers must pass as they are (their own compression, trailers).
+        controllerConfigMap({
+          'use-gzip': 'true',
+          'gzip-types': '*',
+          'enable-brotli': 'true',
+          'brotli-types': '*',
+        }),
         ...serviceWithEndpoints({ name: 'echo', ports: [plain.port], servicePort: 50051 }),
         ...serviceWithEndpoints({ name: 'secure', ports: [secure.port], servicePort: 50052 }),
         ...serviceWithEndpoints({ name: 'down', ports: [down], servicePort: 50053 }),
@@ -217,7 +224,13 @@ describe('gateway gRPC backends', () => {
       for (let i = 0; i < 5; i++) {
         const reply = await conn.request('/keepip.test.Echo/Unary', {
           method: 'POST',
-          headers: { 'content-type': 'application/grpc', te: 'trailers', 'content-length': '0' },
+          // accept-encoding as a browser's: with use-gzip on every type, the answer must still pass as it is.
+          headers: {
+            'content-type': 'application/grpc',
+            te: 'trailers',
+            'content-length': '0',
+            'accept-encoding': 'gzip, br',
+          },
           body: '',
         });
         assert.equal(reply.status, 200);
