@@ -254,6 +254,8 @@ export interface GatewaySettings {
   tlsSessions?: TlsSessionModel;
   /** use-gzip, enable-brotli and their keys; absent: responses pass as the backend sent them. */
   compression?: CompressionModel;
+  /** ssl-reject-handshake: a TLS handshake for a name no host has (or without one) is refused. */
+  sslRejectHandshake?: boolean;
   /** worker-processes: `auto` or a count of serving processes; absent when the ConfigMap does not say (src/workers/). */
   workerProcesses?: number | 'auto';
   /** ConfigMap keys present but not implemented: reported at start-up and on reload. */
@@ -411,9 +413,12 @@ export interface ServerTlsModel {
   protocols: readonly string[];
   /** ssl_prefer_server_ciphers: the server's order wins (ingress-nginx: on). */
   preferServerCiphers: boolean;
+  /** ssl-ecdh-curve: the key exchange groups, colon-separated; absent: OpenSSL's (nginx's `auto`). */
+  ecdhCurve?: string;
   /** Why the cipher list or the versions cannot be used: the handshakes they apply to are refused, never widened. */
   invalidCiphers?: string;
   invalidProtocols?: string;
+  invalidEcdhCurve?: string;
 }
 
 /** use-gzip / enable-brotli and their keys (src/k8s/compression-settings.ts); absent: no compression. */

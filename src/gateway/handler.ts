@@ -323,7 +323,9 @@ function handleRequest(ctx: HandlerContext, req: GatewayRequest, res: GatewayRes
       // has its own message compression (and trailers a re-encoded body would lose).
       const compression = ex.snap.settings.compression;
       const compressed =
-        compression === undefined || isGrpcRequest(req.headers) ? null : compressResponse(res, req, compression);
+        compression === undefined || isGrpcRequest(req.headers)
+          ? null
+          : compressResponse(res, req, compression);
       forward(ctx, ex, req, res, admitted, limit, compressed);
     }
   };

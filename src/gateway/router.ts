@@ -631,6 +631,13 @@ export function hostForServerName(routes: CompiledRoutes, servername: string): V
   return name === null || name === '' ? null : (namedVirtualHost(routes, name)?.model ?? null);
 }
 
+/** Whether some server has `servername` among its names (a host, an alias, a wildcard, a from-to-www twin). */
+export function knownServerName(routes: CompiledRoutes, servername: string | null): boolean {
+  const name = servername === null ? null : normalizeHost(servername);
+  if (name === null || name === '') return false;
+  return namedVirtualHost(routes, name) !== null || routes.hostRedirects.has(name);
+}
+
 /** from-to-www-redirect: `<scheme>://<host>:<port><request_uri>`, one trailing `/` dropped (ngx_srv_redirect.lua). */
 function hostRedirect(
   routes: CompiledRoutes,

@@ -27,7 +27,7 @@ import type { ErrorLog } from './error-log.ts';
 import { createH1Server, type H1Server } from './h1-server.ts';
 import { HeldBytes } from './held-bytes.ts';
 import { createH2Server, type H2Server, serveByAlpn } from './h2-server.ts';
-import { hostForServerName } from './router.ts';
+import { hostForServerName, knownServerName } from './router.ts';
 import type { RequestHandler } from './handler.ts';
 import type { LineSink } from './line-sink.ts';
 import type { GatewayMetrics } from './metrics.ts';
@@ -165,6 +165,25 @@ function refuseHello(
   socket.destroy();
 }
 
+/** A fatal TLS alert, unrecognized_name (112), as nginx's ssl_reject_handshake answers. */
+const UNRECOGNIZED_NAME_ALERT = Buffer.from([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x70]);
+
+/** ssl-reject-handshake: a name no server has (or no name) gets the alert, an info line, and the close. */
+function rejectHandshake(
+  ctx: ListenerContext,
+  socket: net.Socket,
+  info: ConnectionInfo,
+  serverName: string | null,
+): void {
+  const name = serverName === null ? 'without SNI' : `for "${serverName}"`;
+  ctx.errorLog.write(
+    'info',
+    info.id,
+    `TLS handshake ${name} rejected: no server has that name (ssl-reject-handshake)${connectionContext(info)}`,
+  );
+  socket.end(UNRECOGNIZED_NAME_ALERT);
+}
+
 /**
  * The whole ClientHello is in (`bytes`, nothing else read): a passthrough host's connection goes raw to
  * its backend (passthrough.ts); any other gets TLS with the context of its server name.
@@ -182,6 +201,10 @@ function dispatchHello(
   const target = passthroughTarget(snap, hello.serverName);
   if (target !== null) {
     passThrough(ctx, snap, target, socket, bytes, info);
+    return;
+  }
+  if (snap.settings.sslRejectHandshake === true && !knownServerName(snap.routes, hello.serverName)) {
+    rejectHandshake(ctx, socket, info, hello.serverName);
     return;
   }
   socket.unshift(bytes);

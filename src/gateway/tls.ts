@@ -113,7 +113,7 @@ const VERSION_ORDER = ['TLSv1', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3'] as const;
 
 type TlsOptions = Pick<
   SecureContextOptions,
-  'ciphers' | 'minVersion' | 'maxVersion' | 'secureOptions' | 'honorCipherOrder'
+  'ciphers' | 'minVersion' | 'maxVersion' | 'secureOptions' | 'honorCipherOrder' | 'ecdhCurve'
 >;
 
 /** A snapshot's TLS session settings: the ConfigMap's, and the key tickets are sealed with when it names none. */
@@ -169,7 +169,7 @@ export function serverContext(
 export function serverTlsOptions(
   model: ServerTlsModel,
 ): { ok: true; value: TlsOptions } | { ok: false; reason: string } {
-  const invalid = model.invalidProtocols ?? model.invalidCiphers;
+  const invalid = model.invalidProtocols ?? model.invalidCiphers ?? model.invalidEcdhCurve;
   if (invalid !== undefined) return { ok: false, reason: invalid };
   const listed = VERSION_ORDER.filter((v) => model.protocols.includes(v));
   const min = listed[0];
@@ -184,7 +184,18 @@ export function serverTlsOptions(
     maxVersion: max,
     honorCipherOrder: model.preferServerCiphers,
     ...(secureOptions === 0 ? {} : { secureOptions }),
+    ...(model.ecdhCurve === undefined ? {} : { ecdhCurve: model.ecdhCurve }),
   };
+  if (model.ecdhCurve !== undefined) {
+    try {
+      tls.createSecureContext({ ecdhCurve: model.ecdhCurve });
+    } catch (error) {
+      return {
+        ok: false,
+        reason: `OpenSSL refuses ssl-ecdh-curve ${JSON.stringify(model.ecdhCurve)}: ${(error as Error).message}`,
+      };
+    }
+  }
   try {
     tls.createSecureContext(value);
   } catch (error) {

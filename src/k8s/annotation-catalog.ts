@@ -718,6 +718,18 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
     note: 'whole seconds',
   },
   {
+    names: ['ssl-ecdh-curve'],
+    status: 'implemented',
+    values: 'auto',
+    note: 'the key exchange groups of every handshake, colon-separated OpenSSL names (`X25519:prime256v1:secp384r1`), for TLS 1.2 and 1.3. A value that is not such a list, or names OpenSSL refuses, is an error (`INVALID_TLS_SETTINGS`) and every handshake is refused',
+  },
+  {
+    names: ['ssl-reject-handshake'],
+    status: 'implemented',
+    values: 'false',
+    note: "`true`: a TLS handshake for a name no host has (no host, alias, wildcard or from-to-www twin), or without SNI, is answered with the alert unrecognized_name and closed, as nginx's default server with ssl_reject_handshake: the default certificate is never shown to name scanners. An info line in the error log says so",
+  },
+  {
     names: ['ssl-session-tickets'],
     status: 'implemented',
     values: 'false',
@@ -1055,9 +1067,9 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
     note: "brotli (Node's zlib) on the same terms as gzip, chosen over gzip when the client takes `br`, as the brotli module runs before nginx's gzip; level 0-11",
   },
   {
-    names: ['ssl-ecdh-curve', 'ssl-dh-param', 'ssl-early-data', 'ssl-reject-handshake'],
+    names: ['ssl-dh-param', 'ssl-early-data'],
     status: 'refused',
-    note: `${NOT_YET}: TLS uses Node's defaults for these (curves, DH parameters, no 0-RTT), and unknown names get the default certificate`,
+    note: `${NOT_YET}: TLS uses Node's DH parameters (DHE suites need an RSA certificate) and never accepts 0-RTT data`,
   },
   {
     names: ['enable-ocsp'],

@@ -106,6 +106,7 @@ export const SUPPORTED_CONFIGMAP_KEYS: readonly string[] = [
   'strict-validate-path-type',
   'forwarded-host-header',
   'worker-processes',
+  'ssl-reject-handshake',
   ...ACCESS_CONFIGMAP_KEYS,
   // add-headers, proxy-set-headers, global-allowed-response-headers: src/k8s/header-settings.ts.
   ...HEADER_CONFIGMAP_KEYS,
@@ -266,6 +267,7 @@ export function parseControllerConfigMap(
   const serverTls = readServerTlsConfigMap(data, origin, issues);
   if (serverTls !== undefined) s.serverTls = serverTls;
   applyTlsSessionSettings(data, s, { invalid: v.invalid });
+  if (v.bool('ssl-reject-handshake', false)) s.sslRejectHandshake = true;
   applyCompressionSettings(data, s, { invalid: v.invalid });
   applyBodyBufferingSettings(data, s, { invalid: v.invalid });
   s.server = readServerSettings(data, {

@@ -26,7 +26,14 @@ export const SERVER_TLS_ANNOTATIONS: readonly string[] = [
   'ssl-passthrough',
 ];
 /** The ConfigMap keys this module reads. */
-export const SERVER_TLS_CONFIGMAP_KEYS: readonly string[] = ['ssl-ciphers', 'ssl-protocols'];
+export const SERVER_TLS_CONFIGMAP_KEYS: readonly string[] = [
+  'ssl-ciphers',
+  'ssl-protocols',
+  'ssl-ecdh-curve',
+];
+
+/** nginx's ssl_ecdh_curve: `auto`, or OpenSSL group names separated by colons (OpenSSL checks the names). */
+const CURVES = /^[A-Za-z0-9_-]+(?::[A-Za-z0-9_-]+)*$/;
 
 /** ingress-nginx's default ssl-ciphers (Mozilla intermediate). */
 export const DEFAULT_SSL_CIPHERS =
@@ -88,7 +95,17 @@ function readProtocols(value: string, report: Report): { protocols: string[] } |
   return { protocols };
 }
 
-/** The ConfigMap's ssl-ciphers and ssl-protocols over ingress-nginx's defaults; undefined when neither is set. */
+/** ssl-ecdh-curve: the groups, or why they cannot be used (`auto`, the default, is none). */
+function readCurves(value: string, report: Report): { curves: string | null } | { invalid: string } {
+  const text = value.trim();
+  if (text === '' || text === 'auto') return { curves: null };
+  if (CURVES.test(text)) return { curves: text };
+  const invalid = `${JSON.stringify(value)} is not auto or OpenSSL group names separated by ":"`;
+  report('error', 'INVALID_TLS_SETTINGS', `${invalid}; every TLS handshake is refused`);
+  return { invalid };
+}
+
+/** The ConfigMap's ssl-ciphers, ssl-protocols and ssl-ecdh-curve over ingress-nginx's defaults; undefined when none is set. */
 export function readServerTlsConfigMap(
   data: Readonly<Record<string, string>>,
   origin: Origin | null,
@@ -96,7 +113,8 @@ export function readServerTlsConfigMap(
 ): ServerTlsModel | undefined {
   const ciphersText = data['ssl-ciphers'];
   const protocolsText = data['ssl-protocols'];
-  if (ciphersText === undefined && protocolsText === undefined) return undefined;
+  const curvesText = data['ssl-ecdh-curve'];
+  if (ciphersText === undefined && protocolsText === undefined && curvesText === undefined) return undefined;
   const model: ServerTlsModel = defaultServerTls();
   const field = (key: string) => formatFieldPath(['data', key]);
   if (ciphersText !== undefined) {
@@ -108,6 +126,11 @@ export function readServerTlsConfigMap(
     const read = readProtocols(protocolsText, reporter(origin, field('ssl-protocols'), issues));
     if ('protocols' in read) model.protocols = read.protocols;
     else model.invalidProtocols = `ConfigMap ssl-protocols: ${read.invalid}`;
+  }
+  if (curvesText !== undefined) {
+    const read = readCurves(curvesText, reporter(origin, field('ssl-ecdh-curve'), issues));
+    if (!('curves' in read)) model.invalidEcdhCurve = `ConfigMap ssl-ecdh-curve: ${read.invalid}`;
+    else if (read.curves !== null) model.ecdhCurve = read.curves;
   }
   return model;
 }

@@ -1,0 +1,125 @@
+// ssl-reject-handshake and ssl-ecdh-curve over real TLS, checked with openssl s_client: a name no host
+// has (or no SNI at all) gets the alert unrecognized_name instead of the default certificate, and the
+// key exchange groups are the ConfigMap's (an unusable list refuses every handshake, never widened).
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { type RunningWhoami, startWhoami } from '../../src/whoami/server.ts';
+import { startTestGateway, type TestGateway } from '../fixtures/gateway/harness.ts';
+import {
+  controllerConfigMap,
+  ingress,
+  serviceWithEndpoints,
+  topologyOf,
+} from '../fixtures/gateway/manifests.ts';
+import { requireBinary, runCommand } from '../helpers/process.ts';
+
+const HOST = 'web.example.com';
+
+/** openssl s_client -brief: whether the handshake completed, and what openssl printed. */
+async function handshake(port: number, args: string[]): Promise<{ ok: boolean; text: string }> {
+  const out = await runCommand(
+    requireBinary('openssl'),
+    ['s_client', '-brief', '-connect', `127.0.0.1:${port}`, ...args],
+    { input: '', timeoutMs: 20_000 },
+  );
+  const text = `${out.stdout}\n${out.stderr}`;
+  return { ok: /CONNECTION ESTABLISHED/.test(text), text };
+}
+
+describe('ssl-reject-handshake, ssl-ecdh-curve', () => {
+  let backend: RunningWhoami;
+  const objects = (configMap: Record<string, string>) =>
+    topologyOf([
+      controllerConfigMap(configMap),
+      ...serviceWithEndpoints({ name: 'web', ports: [backend.address.port] }),
+      ingress({
+        name: 'web',
+        host: HOST,
+        paths: [{ path: '/', service: 'web', port: 80 }],
+        annotations: { 'from-to-www-redirect': 'true', 'server-alias': 'alias.example.com' },
+      }),
+      ingress({ name: 'wild', host: '*.apps.example.com', paths: [{ path: '/', service: 'web', port: 80 }] }),
+    ]);
+
+  before(async () => {
+    backend = await startWhoami({ host: '127.0.0.1', port: 0 });
+  });
+  after(() => backend.close());
+
+  test('default: a name no host has still gets a handshake, with the default certificate', async () => {
+    const gw = await startTestGateway(objects({}));
+    try {
+      const unknown = await handshake(gw.httpsPort, ['-servername', 'nobody.example.org']);
+      assert.ok(unknown.ok, unknown.text);
+      assert.match(unknown.text, /Kubernetes Ingress Controller Fake Certificate/);
+    } finally {
+      await gw.close();
+    }
+  });
+
+  describe('ssl-reject-handshake "true"', () => {
+    let gw: TestGateway;
+    before(async () => {
+      gw = await startTestGateway(objects({ 'ssl-reject-handshake': 'true' }));
+    });
+    after(() => gw.close());
+
+    test("a host's names (the host, an alias, a wildcard, the www twin) are served", async () => {
+      for (const name of [
+        HOST,
+        'alias.example.com',
+        'a.apps.example.com',
+        'www.web.example.com',
+        'WEB.example.com.',
+      ]) {
+        const result = await handshake(gw.httpsPort, ['-servername', name]);
+        assert.ok(result.ok, `${name}: ${result.text}`);
+      }
+    });
+
+    test('another name, or none, gets the alert unrecognized_name and an info line; no certificate', async () => {
+      const unknown = await handshake(gw.httpsPort, ['-servername', 'nobody.example.org']);
+      assert.equal(unknown.ok, false);
+      assert.match(unknown.text, /unrecognized name/);
+      assert.doesNotMatch(unknown.text, /Fake Certificate/);
+      await gw.errors.waitFor(
+        /\[info\] .*TLS handshake for "nobody\.example\.org" rejected: no server has that name \(ssl-reject-handshake\), client: 127\.0\.0\.1/,
+      );
+      const none = await handshake(gw.httpsPort, ['-noservername']);
+      assert.equal(none.ok, false);
+      assert.match(none.text, /unrecognized name/);
+      await gw.errors.waitFor(/TLS handshake without SNI rejected/);
+    });
+  });
+
+  test('ssl-ecdh-curve: the groups a handshake may use, for TLS 1.2 and 1.3', async () => {
+    const gw = await startTestGateway(objects({ 'ssl-ecdh-curve': 'secp384r1' }));
+    try {
+      const tls13 = await handshake(gw.httpsPort, ['-servername', HOST, '-groups', 'secp384r1']);
+      assert.ok(tls13.ok, tls13.text);
+      const tls12 = await handshake(gw.httpsPort, ['-servername', HOST, '-tls1_2']);
+      assert.ok(tls12.ok, tls12.text);
+      assert.match(tls12.text, /Server Temp Key: ECDH, secp384r1/);
+      const other = await handshake(gw.httpsPort, ['-servername', HOST, '-groups', 'X25519']);
+      assert.equal(other.ok, false, other.text);
+    } finally {
+      await gw.close();
+    }
+  });
+
+  test('an ssl-ecdh-curve OpenSSL refuses is INVALID_TLS_SETTINGS: every handshake refused, never the defaults', async () => {
+    const topology = objects({ 'ssl-ecdh-curve': 'nosuchcurve' });
+    const gw = await startTestGateway(topology);
+    try {
+      const refused = await handshake(gw.httpsPort, ['-servername', HOST]);
+      assert.equal(refused.ok, false);
+      await gw.errors.waitFor(/INVALID_TLS_SETTINGS: the TLS settings .* cannot be used, handshake refused/);
+      const problems = gw.gateway.snapshot().certificates.settingsProblems;
+      assert.match(problems[0]?.message ?? '', /OpenSSL refuses ssl-ecdh-curve "nosuchcurve"/);
+    } finally {
+      await gw.close();
+    }
+    const syntax = objects({ 'ssl-ecdh-curve': 'prime256v1, secp384r1' }).issues;
+    assert.ok(syntax.some((i) => i.code === 'INVALID_TLS_SETTINGS' && i.field === 'data["ssl-ecdh-curve"]'));
+  });
+});
