@@ -2,15 +2,13 @@
 // (src/k8s/compression-settings.ts), against nginx's rules.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { ConfigIssue } from '../../src/config/model.ts';
 import { acceptsCoding, chooseEncoding, gzipMemory } from '../../src/gateway/compression.ts';
-import { parseControllerConfigMap } from '../../src/k8s/annotations.ts';
 import { DEFAULT_GZIP_TYPES } from '../../src/k8s/compression-settings.ts';
+import { configMapSettings } from '../k8s/helpers.ts';
 
 function parse(data: Record<string, string>) {
-  const issues: ConfigIssue[] = [];
-  const settings = parseControllerConfigMap(data, { namespace: 'ingress-nginx', name: 'c' }, null, issues);
-  return { compression: settings.compression, unsupported: settings.unsupportedKeys, issues };
+  const { s, issues } = configMapSettings(data);
+  return { compression: s.compression, unsupported: s.unsupportedKeys, issues };
 }
 
 test("ConfigMap: off by default; ingress-nginx's defaults when on; bad values warned and replaced", () => {

@@ -4,11 +4,10 @@ import type { ConfigIssue } from '../../src/config/model.ts';
 import {
   DEFAULT_LOG_FORMAT_UPSTREAM,
   defaultGatewaySettings,
-  parseControllerConfigMap,
   parseIngressAnnotations,
 } from '../../src/k8s/annotations.ts';
 import { parseGoBool, parseGoDurationMs, parseNginxSize } from '../../src/k8s/values.ts';
-import { codes, configMap, find, ingress, topologyOf } from './helpers.ts';
+import { codes, configMap, configMapSettings, find, ingress, topologyOf } from './helpers.ts';
 
 const P = 'nginx.ingress.kubernetes.io/';
 const ORIGIN = { file: 'f.yaml', document: 1, kind: 'Ingress', namespace: 'ns', name: 'ing' };
@@ -19,13 +18,7 @@ function annotations(values: Record<string, string>) {
   return { parsed: parseIngressAnnotations(prefixed, defaultGatewaySettings(), ORIGIN, issues), issues };
 }
 
-function settings(data: Record<string, string>) {
-  const issues: ConfigIssue[] = [];
-  return {
-    s: parseControllerConfigMap(data, { namespace: 'ingress-nginx', name: 'c' }, null, issues),
-    issues,
-  };
-}
+const settings = configMapSettings;
 
 test('value syntaxes: Go booleans, Go durations, nginx sizes', () => {
   for (const t of ['1', 't', 'T', 'true', 'TRUE', 'True']) assert.equal(parseGoBool(t), true);

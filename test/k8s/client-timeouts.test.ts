@@ -3,13 +3,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { ConfigIssue } from '../../src/config/model.ts';
-import { defaultGatewaySettings, parseControllerConfigMap } from '../../src/k8s/annotations.ts';
-
-function parse(data: Record<string, string>) {
-  const issues: ConfigIssue[] = [];
-  const s = parseControllerConfigMap(data, { namespace: 'ingress-nginx', name: 'c' }, null, issues);
-  return { s, issues };
-}
+import { defaultGatewaySettings } from '../../src/k8s/annotations.ts';
+import { configMapSettings as parse } from './helpers.ts';
 
 test('defaults are ingress-nginx 1.12 ones: 60 s head, 60 s between body reads, 75 s keep-alive', () => {
   const s = defaultGatewaySettings();

@@ -1,5 +1,6 @@
 // Builds a Topology from inline YAML, the way `keepip -f` would from a file.
-import type { ConfigIssue, Topology } from '../../src/config/model.ts';
+import type { ConfigIssue, GatewaySettings, Topology } from '../../src/config/model.ts';
+import { parseControllerConfigMap } from '../../src/k8s/annotations.ts';
 import { parseManifestText } from '../../src/k8s/load.ts';
 import { buildTopology, type TopologyOptions } from '../../src/k8s/translate.ts';
 
@@ -8,6 +9,18 @@ export function topologyOf(yaml: string, options: TopologyOptions = {}): Topolog
   if (loaded.issues.length > 0)
     throw new Error(`fixture does not load: ${loaded.issues.map((i) => i.message).join('; ')}`);
   return buildTopology(loaded.objects, options);
+}
+
+/** The controller ConfigMap `data` read into gateway settings, with the issues it raised. */
+export function configMapSettings(data: Record<string, string>): {
+  s: GatewaySettings;
+  issues: ConfigIssue[];
+} {
+  const issues: ConfigIssue[] = [];
+  return {
+    s: parseControllerConfigMap(data, { namespace: 'ingress-nginx', name: 'c' }, null, issues),
+    issues,
+  };
 }
 
 export function codes(issues: readonly ConfigIssue[], severity?: ConfigIssue['severity']): string[] {

@@ -2,13 +2,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { DEFAULT_HTTP2_SETTINGS, http2SettingsOf } from '../../src/config/http2.ts';
-import type { ConfigIssue } from '../../src/config/model.ts';
-import { parseControllerConfigMap } from '../../src/k8s/annotations.ts';
+import { configMapSettings } from './helpers.ts';
 
 function parse(data: Record<string, string>) {
-  const issues: ConfigIssue[] = [];
-  const settings = parseControllerConfigMap(data, { namespace: 'ingress-nginx', name: 'c' }, null, issues);
-  return { http2: http2SettingsOf(settings), issues };
+  const { s, issues } = configMapSettings(data);
+  return { http2: http2SettingsOf(s), issues };
 }
 
 test('defaults: HTTP/2 on, 128 streams, 8k fields, 32k lists, 1000 requests per connection', () => {

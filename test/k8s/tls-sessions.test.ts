@@ -1,14 +1,12 @@
 // The controller ConfigMap's ssl-session-* keys (src/k8s/tls-sessions.ts) through parseControllerConfigMap.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { ConfigIssue } from '../../src/config/model.ts';
-import { parseControllerConfigMap } from '../../src/k8s/annotations.ts';
 import { DEFAULT_TLS_SESSIONS } from '../../src/k8s/tls-sessions.ts';
+import { configMapSettings } from './helpers.ts';
 
 function parse(data: Record<string, string>) {
-  const issues: ConfigIssue[] = [];
-  const settings = parseControllerConfigMap(data, { namespace: 'ingress-nginx', name: 'c' }, null, issues);
-  return { sessions: settings.tlsSessions, unsupported: settings.unsupportedKeys, issues };
+  const { s, issues } = configMapSettings(data);
+  return { sessions: s.tlsSessions, unsupported: s.unsupportedKeys, issues };
 }
 
 test("defaults are ingress-nginx's: no tickets, 10 minutes, no key", () => {
