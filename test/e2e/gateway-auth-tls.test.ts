@@ -6,12 +6,19 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http2 from 'node:http2';
 import https from 'node:https';
+import tls from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { type RunningWhoami, startWhoami } from '../../src/whoami/server.ts';
 import { startTestGateway, type TestGateway } from '../fixtures/gateway/harness.ts';
-import { ingress, type K8sObject, serviceWithEndpoints, topologyOf } from '../fixtures/gateway/manifests.ts';
+import {
+  controllerConfigMap,
+  ingress,
+  type K8sObject,
+  serviceWithEndpoints,
+  topologyOf,
+} from '../fixtures/gateway/manifests.ts';
 import { requireBinary, runCommand } from '../helpers/process.ts';
 
 interface Pki {
@@ -337,5 +344,110 @@ describe('client certificates (auth-tls-*)', () => {
 
   test('an auth-tls-secret that does not exist: 403 for every request to the host', async () => {
     assert.equal((await get(gw.httpsPort, 'missing.foo.com', client)).status, 403);
+  });
+});
+
+/** One HTTPS request on a fresh TLS connection; `session` resumes one; the session it leaves behind. */
+function resumable(
+  port: number,
+  host: string,
+  options: { cert?: { key: string; cert: string }; session?: Buffer; version?: tls.SecureVersion },
+): Promise<{ status: number; verify: string | undefined; reused: boolean; session: Buffer | undefined }> {
+  return new Promise((resolve, reject) => {
+    let session: Buffer | undefined;
+    let reused = false;
+    let raw = '';
+    const socket = tls.connect(
+      {
+        host: '127.0.0.1',
+        port,
+        servername: host,
+        rejectUnauthorized: false,
+        ...options.cert,
+        session: options.session,
+        maxVersion: options.version ?? 'TLSv1.3',
+      },
+      () => {
+        reused = socket.isSessionReused();
+        socket.write(
+          `GET / HTTP/1.1\r\nHost: ${host}\r\naccept: application/json\r\nConnection: close\r\n\r\n`,
+        );
+      },
+    );
+    socket.on('session', (s: Buffer) => {
+      session = s;
+    });
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => {
+      raw += chunk;
+    });
+    socket.on('error', reject);
+    socket.on('close', () => {
+      const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(raw)?.[1] ?? 0);
+      const body = raw.slice(raw.indexOf('\r\n\r\n') + 4);
+      const verify =
+        status === 200
+          ? (JSON.parse(body) as { headers: Record<string, string> }).headers['ssl-client-verify']
+          : undefined;
+      resolve({ status, verify, reused, session });
+    });
+  });
+}
+
+describe('client certificates with ssl-session-tickets', () => {
+  test('a resumed session keeps its verified client; a session from a host without auth-tls does not resume there', async () => {
+    const pki = await makePki();
+    const backend = await startWhoami({ host: '127.0.0.1', port: 0, name: 'echo' });
+    const secret: K8sObject = {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'authtls', namespace: 'default' },
+      type: 'kubernetes.io/tls',
+      data: Object.fromEntries(
+        Object.entries({ 'tls.crt': pki.serverCert, 'tls.key': pki.serverKey, 'ca.crt': pki.ca }).map(
+          ([k, v]) => [k, Buffer.from(v).toString('base64')],
+        ),
+      ),
+    };
+    const host = (name: string, annotations: Record<string, string>) =>
+      ingress({
+        name,
+        host: `${name}.foo.com`,
+        tlsSecret: 'authtls',
+        paths: [{ path: '/', service: 'echo', port: 80 }],
+        annotations,
+      });
+    const gw = await startTestGateway(
+      topologyOf([
+        controllerConfigMap({ 'ssl-session-tickets': 'true' }),
+        ...serviceWithEndpoints({ name: 'echo', ports: [backend.address.port] }),
+        secret,
+        host('plain', {}),
+        host('on', { 'auth-tls-secret': 'default/authtls' }),
+      ]),
+    );
+    try {
+      const client = { key: pki.clientKey, cert: pki.clientCert };
+      for (const version of ['TLSv1.2', 'TLSv1.3'] as const) {
+        const first = await resumable(gw.httpsPort, 'on.foo.com', { cert: client, version });
+        assert.equal(first.status, 200, version);
+        assert.equal(first.verify, 'SUCCESS');
+        assert.ok(first.session !== undefined, `${version}: a ticket was issued`);
+        // Resumed without presenting the certificate again: the session carries the verified client.
+        const again = await resumable(gw.httpsPort, 'on.foo.com', { session: first.session, version });
+        assert.equal(again.reused, true, version);
+        assert.equal(again.status, 200);
+        assert.equal(again.verify, 'SUCCESS');
+        // Same server certificate, no client CA: its sessions are not the auth-tls host's.
+        const plain = await resumable(gw.httpsPort, 'plain.foo.com', { version });
+        assert.equal(plain.status, 200);
+        const crossed = await resumable(gw.httpsPort, 'on.foo.com', { session: plain.session, version });
+        assert.equal(crossed.reused, false, version);
+        assert.equal(crossed.status, 400, "no certificate: nginx's 400");
+      }
+    } finally {
+      await gw.close();
+      await backend.close();
+    }
   });
 });
