@@ -437,7 +437,7 @@ export interface CompressionCodecModel {
   types: readonly string[];
 }
 
-/** TLS session resumption, as the ConfigMap's ssl-session-* keys set it (ingress-nginx's defaults: no tickets, 10m). */
+/** TLS session resumption, as the ConfigMap's ssl-session-* keys set it (ingress-nginx's defaults: a 10m cache, no tickets, 10m). */
 export interface TlsSessionModel {
   /** ssl-session-tickets: issue session tickets (default false, as ingress-nginx). */
   tickets: boolean;
@@ -445,6 +445,10 @@ export interface TlsSessionModel {
   timeoutSeconds: number;
   /** ssl-session-ticket-key: the 48-byte key every ticket is sealed with, base64; null: the gateway's random one. */
   ticketKey: string | null;
+  /** ssl-session-cache: TLS 1.2 sessions kept by id (default true). */
+  cache: boolean;
+  /** ssl-session-cache-size: at most this many bytes of session data (default 10m). */
+  cacheSizeBytes: number;
 }
 
 /** enable-cors with its cors-* values, defaults applied (ingress-nginx's cors parser). */

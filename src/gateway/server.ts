@@ -15,6 +15,7 @@
 import net, { type AddressInfo } from 'node:net';
 import tls from 'node:tls';
 import { http2SettingsOf } from '../config/http2.ts';
+import { DEFAULT_TLS_SESSIONS } from '../k8s/tls-sessions.ts';
 import { formatHostPort } from '../net/host-port.ts';
 import { canonicalIp } from '../net/ip.ts';
 import { type ReadOutcome, readProxyHeader } from '../proxy-protocol/reader.ts';
@@ -34,6 +35,7 @@ import type { GatewayMetrics } from './metrics.ts';
 import { passThrough, passthroughTarget } from './passthrough.ts';
 import type { GatewaySnapshot } from './snapshot.ts';
 import type { KeyPair } from './tls.ts';
+import { TlsSessionCache } from './tls-session-cache.ts';
 
 export type ListenerKind = 'http' | 'https';
 
@@ -77,6 +79,8 @@ interface ServerSides {
   plainH1: H1Server;
   h2: H2Server;
   onDeadline(reason: ConnectionCloseReason): void;
+  /** ssl-session-cache: the TLS 1.2 sessions of this process (tls-session-cache.ts). */
+  sessionCache: TlsSessionCache;
   sniCallback(
     this: tls.TLSSocket,
     servername: string,
@@ -97,6 +101,7 @@ function createServerSides(ctx: ListenerContext): ServerSides {
     plainH1: createH1Server(plainHandler, { closeAfterResponse: true, onDeadline }),
     h2: createH2Server(handler, { onDeadline, errorLog, registry: metrics.registry }),
     onDeadline,
+    sessionCache: new TlsSessionCache(() => ctx.current().settings.tlsSessions ?? DEFAULT_TLS_SESSIONS),
     // `this` is the TLS socket: a host with auth-tls-* asks it for a client certificate (access/client-cert.ts).
     sniCallback(servername, callback) {
       const snap = ctx.current();
@@ -128,6 +133,8 @@ function serveTls(
     secureContext: context,
     SNICallback: sides.sniCallback,
     ALPNProtocols: http2.enabled ? ['h2', 'http/1.1'] : ['http/1.1'],
+    // Node asks its server object for TLS 1.2 sessions by id: the gateway's cache is that object.
+    server: sides.sessionCache as unknown as net.Server,
   });
   secure.on('error', () => secure.destroy());
   attachConnection(secure, { ...info, scheme: 'https' });

@@ -733,7 +733,7 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
     names: ['ssl-session-tickets'],
     status: 'implemented',
     values: 'false',
-    note: 'session tickets on every TLS handshake (TLS 1.2 and 1.3), sealed with ssl-session-ticket-key or a random key the gateway makes at start and hands to all its workers, so a ticket is read by every worker and across reloads (nginx makes new keys at each reload). `false`: no ticket is issued, and no session is resumed: keepip keeps no session cache (see ssl-session-cache)',
+    note: 'session tickets on every TLS handshake (TLS 1.2 and 1.3), sealed with ssl-session-ticket-key or a random key the gateway makes at start and hands to all its workers, so a ticket is read by every worker and across reloads (nginx makes new keys at each reload). `false`: no ticket is issued; TLS 1.2 clients resume from the session cache, TLS 1.3 ones do not (see ssl-session-cache)',
   },
   {
     names: ['ssl-session-timeout'],
@@ -749,8 +749,9 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
   },
   {
     names: ['ssl-session-cache', 'ssl-session-cache-size'],
-    status: 'no-effect',
-    note: "nginx's shared cache of TLS sessions: keepip keeps none. Node's TLS can look sessions up by the TLS 1.2 session id only, not by the TLS 1.3 identity a client resumes with, so tickets (ssl-session-tickets) are keepip's only resumption",
+    status: 'implemented',
+    values: 'true, 10m',
+    note: "TLS sessions kept by the gateway for ssl-session-timeout, at most ssl-session-cache-size bytes of them (least recently used dropped), so a TLS 1.2 client resumes with its session id. One cache per worker process (nginx's is shared by its workers). Node's TLS looks sessions up by the TLS 1.2 session id only, so TLS 1.3 clients resume by tickets (ssl-session-tickets) alone",
   },
   {
     names: ['ssl-protocols'],

@@ -1,24 +1,32 @@
-// The controller ConfigMap keys for TLS session resumption: ssl-session-tickets (default false, as
+// The controller ConfigMap keys for TLS session resumption: ssl-session-cache and -cache-size (on,
+// 10m: sessions kept by id, src/gateway/tls-session-cache.ts), ssl-session-tickets (default false, as
 // ingress-nginx: no session tickets), ssl-session-timeout (10m: how long a session may be resumed)
 // and ssl-session-ticket-key (the key tickets are sealed with, base64, so that every worker and every
 // replica reads the others' tickets). Bad values keep the default with a warning, as ingress-nginx
-// logs and ignores a ticket key of the wrong size. ssl-session-cache and ssl-session-cache-size have
-// no effect (annotation-catalog.ts says why).
+// logs and ignores a ticket key of the wrong size.
 import type { GatewaySettings, TlsSessionModel } from '../config/model.ts';
 import { parseNginxTimeMs } from '../config/duration.ts';
 import { readBool, type ScalarSource } from './scalar-readers.ts';
+import { parseNginxSize } from './values.ts';
 
 export const TLS_SESSION_CONFIGMAP_KEYS: readonly string[] = [
   'ssl-session-tickets',
   'ssl-session-timeout',
   'ssl-session-ticket-key',
+  'ssl-session-cache',
+  'ssl-session-cache-size',
 ];
 
 export const DEFAULT_TLS_SESSIONS: Readonly<TlsSessionModel> = Object.freeze({
   tickets: false,
   timeoutSeconds: 600,
   ticketKey: null,
+  cache: true,
+  cacheSizeBytes: 10 * 1024 * 1024,
 });
+
+/** More than 1 GiB of sessions is a mistake, not a setting. */
+const MAX_CACHE_BYTES = 1024 * 1024 * 1024;
 
 /** Node's TLS takes 48-byte ticket keys (AES-128); ingress-nginx also takes 80-byte (AES-256) ones. */
 export const TICKET_KEY_BYTES = 48;
@@ -36,6 +44,15 @@ function readTimeout(text: string | undefined, sink: TlsSessionsSink): number {
   const ms = parseNginxTimeMs(text, true);
   if (ms !== null && ms >= 1000 && ms <= MAX_TIMEOUT_SECONDS * 1000) return Math.floor(ms / 1000);
   sink.invalid('ssl-session-timeout', text, 'an nginx time from 1s to 7d such as "10m"', '10m');
+  return fallback;
+}
+
+function readCacheSize(text: string | undefined, sink: TlsSessionsSink): number {
+  const fallback = DEFAULT_TLS_SESSIONS.cacheSizeBytes;
+  if (text === undefined || text.trim() === '') return fallback;
+  const bytes = parseNginxSize(text.trim());
+  if (bytes !== null && bytes >= 1024 && bytes <= MAX_CACHE_BYTES) return bytes;
+  sink.invalid('ssl-session-cache-size', text, 'a size from 1k to 1g such as "10m"', '10m');
   return fallback;
 }
 
@@ -65,5 +82,7 @@ export function applyTlsSessionSettings(
     tickets: readBool(source, 'ssl-session-tickets', DEFAULT_TLS_SESSIONS.tickets),
     timeoutSeconds: readTimeout(data['ssl-session-timeout'], sink),
     ticketKey: readTicketKey(data['ssl-session-ticket-key'], sink),
+    cache: readBool(source, 'ssl-session-cache', DEFAULT_TLS_SESSIONS.cache),
+    cacheSizeBytes: readCacheSize(data['ssl-session-cache-size'], sink),
   };
 }

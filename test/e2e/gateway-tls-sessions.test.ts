@@ -1,6 +1,6 @@
 // TLS session resumption as the ConfigMap's ssl-session-* keys set it, checked with openssl s_client
-// (its -sess_out / -sess_in, as an operator would): by default no ticket and no resumption
-// (ingress-nginx's ssl-session-tickets false); with tickets, TLS 1.2 and 1.3 sessions resume, for
+// (its -sess_out / -sess_in, as an operator would): by default no ticket (ingress-nginx's
+// ssl-session-tickets false) and TLS 1.2 sessions resumed from the session cache; with tickets, TLS 1.2 and 1.3 sessions resume, for
 // ssl-session-timeout; the ticket key decides which tickets are read (a reload to another key drops
 // them, back to the first reads them again); and every worker of `--workers 2` reads every ticket.
 import assert from 'node:assert/strict';
@@ -80,14 +80,24 @@ describe('TLS sessions (ssl-session-*)', () => {
     return { first, second, file };
   }
 
-  test('default (as ingress-nginx): no session ticket, no resumption', async () => {
+  test('default (as ingress-nginx): no session ticket; TLS 1.2 resumes from the session cache by its id', async () => {
     const gw = await startTestGateway(topologyOf(objects({})));
     try {
       const tls12 = await resumeOnce(gw.httpsPort, 'tls1_2', 'default');
       assert.equal(tls12.first.lifetime, null, 'no TLS 1.2 ticket');
-      assert.equal(tls12.second.resumed, false);
+      assert.equal(tls12.second.resumed, true, 'resumed by session id');
+      // Node looks sessions up by the TLS 1.2 id only: TLS 1.3 needs tickets.
       const tls13 = await resumeOnce(gw.httpsPort, 'tls1_3', 'default');
       assert.equal(tls13.second.resumed, false);
+    } finally {
+      await gw.close();
+    }
+  });
+
+  test('ssl-session-cache "false": nothing resumes', async () => {
+    const gw = await startTestGateway(topologyOf(objects({ 'ssl-session-cache': 'false' })));
+    try {
+      assert.equal((await resumeOnce(gw.httpsPort, 'tls1_2', 'no-cache')).second.resumed, false);
     } finally {
       await gw.close();
     }

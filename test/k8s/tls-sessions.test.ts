@@ -9,9 +9,15 @@ function parse(data: Record<string, string>) {
   return { sessions: s.tlsSessions, unsupported: s.unsupportedKeys, issues };
 }
 
-test("defaults are ingress-nginx's: no tickets, 10 minutes, no key", () => {
+test("defaults are ingress-nginx's: no tickets, 10 minutes, no key, a 10m cache", () => {
   assert.equal(parse({}).sessions, undefined);
-  assert.deepEqual(DEFAULT_TLS_SESSIONS, { tickets: false, timeoutSeconds: 600, ticketKey: null });
+  assert.deepEqual(DEFAULT_TLS_SESSIONS, {
+    tickets: false,
+    timeoutSeconds: 600,
+    ticketKey: null,
+    cache: true,
+    cacheSizeBytes: 10 * 1024 * 1024,
+  });
 });
 
 test('every key is read; none is reported unsupported', () => {
@@ -20,8 +26,16 @@ test('every key is read; none is reported unsupported', () => {
     'ssl-session-tickets': 'true',
     'ssl-session-timeout': '1h',
     'ssl-session-ticket-key': key,
+    'ssl-session-cache': 'false',
+    'ssl-session-cache-size': '1m',
   });
-  assert.deepEqual(sessions, { tickets: true, timeoutSeconds: 3600, ticketKey: key });
+  assert.deepEqual(sessions, {
+    tickets: true,
+    timeoutSeconds: 3600,
+    ticketKey: key,
+    cache: false,
+    cacheSizeBytes: 1024 * 1024,
+  });
   assert.deepEqual(unsupported, []);
   assert.deepEqual(issues, []);
 });
@@ -48,11 +62,14 @@ test('bad values keep the defaults with a warning naming the key; a bad ticket k
     assert.equal(parse({ 'ssl-session-timeout': timeout }).issues.length, 1, timeout);
 });
 
-test('ssl-session-cache and -cache-size are accepted and reported as without effect', () => {
-  const { issues, unsupported } = parse({ 'ssl-session-cache': 'true', 'ssl-session-cache-size': '20m' });
-  assert.deepEqual(unsupported, []);
-  assert.ok(
-    issues.every((i) => i.code === 'CONFIGMAP_KEY_NO_EFFECT'),
-    JSON.stringify(issues),
-  );
+test('a bad ssl-session-cache-size keeps 10m with a warning', () => {
+  for (const size of ['lots', '0', '2g']) {
+    const { sessions, issues } = parse({ 'ssl-session-cache-size': size });
+    assert.equal(sessions?.cacheSizeBytes, 10 * 1024 * 1024, size);
+    assert.deepEqual(
+      issues.map((i) => i.field),
+      ['data["ssl-session-cache-size"]'],
+      size,
+    );
+  }
 });
