@@ -123,6 +123,7 @@ function resolveClient(ex: Exchange, req: GatewayRequest) {
   ex.requestLine = requestLineOf(req);
   ex.reqId = requestIdFor(req.headers, ex.snap.routes.filters.server.generateRequestId);
   const target = parseRequestTarget(req.url ?? '/');
+  if (target.error === null) ex.uri = target.uri;
   ex.rawHost = routingHost(target, req.headers.host ?? '');
   const view = forwardedView({
     incoming: req.headers,
@@ -271,6 +272,7 @@ export function requestVars(ex: Exchange, req: GatewayRequest, scheme: 'http' | 
     httpHost: ex.rawHost,
     host: ex.host,
     requestUri: req.url ?? '/',
+    ...(ex.uri === null ? {} : { uri: ex.uri }),
     method: req.method ?? 'GET',
     remoteAddr: ex.client,
     remoteUser: credentials?.user ?? '',
@@ -570,6 +572,11 @@ export function admit(
   }
   ex.route = matched;
   ex.upstreamName = matched.upstreamName;
+  // rewrite-target's `rewrite … break` changes $uri for the rest of the request (logs, auth-url).
+  if (decision.kind === 'proxy' && decision.upstreamPath !== client.target.raw) {
+    const q = decision.upstreamPath.indexOf('?');
+    ex.uri = q < 0 ? decision.upstreamPath : decision.upstreamPath.slice(0, q);
+  }
   // enable-cors runs in nginx's rewrite phase: before the location's redirects and access rules.
   if (matched.cors !== null && corsStage(matched.cors, ex, req, respond)) return null;
   if (decision.kind === 'redirect') {

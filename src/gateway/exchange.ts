@@ -150,6 +150,8 @@ export interface Exchange {
   bytesBefore: number;
   client: string;
   requestLine: string;
+  /** nginx's $uri: the decoded, normalised path routing used; after a rewrite-target, the rewritten one. */
+  uri: string | null;
   /** The host the request is routed and forwarded by, as received (Host header or absolute-form authority). */
   rawHost: string;
   /** $host: normalised host name. */
@@ -198,6 +200,7 @@ export function beginExchange(
     bytesBefore: req.socket.bytesWritten,
     client: conn.peerAddress,
     requestLine: '',
+    uri: null,
     rawHost: '',
     host: '',
     serverName: '_',

@@ -122,6 +122,7 @@ export function completeExchange(
   }
   vars.requestMethod = req.method ?? '';
   vars.requestUri = req.url ?? '';
+  vars.uri = ex.uri;
   vars.serverProtocol = protocolOf(req.httpVersion);
   vars.status = status;
   vars.bodyBytesSent = bodyBytesSent;

@@ -16,6 +16,8 @@ export interface RequestVars {
   host: string;
   /** $request_uri: the target as received. */
   requestUri: string;
+  /** $uri: the normalised path (RequestTarget.uri); absent: the path part of requestUri. */
+  uri?: string;
   method: string;
   remoteAddr: string;
   remoteUser: string;
@@ -76,7 +78,7 @@ export function variable(vars: RequestVars, name: string): string {
     case 'escaped_request_uri':
       return escapeUriComponent(vars.requestUri);
     case 'uri':
-      return q < 0 ? vars.requestUri : vars.requestUri.slice(0, q);
+      return vars.uri ?? (q < 0 ? vars.requestUri : vars.requestUri.slice(0, q));
     case 'args':
     case 'query_string':
       return q < 0 ? '' : vars.requestUri.slice(q + 1);
