@@ -138,6 +138,107 @@ export interface CompressedResponse {
   whenSent(uncompressedBytes: number, done: (bodyBytes: number) => void): void;
 }
 
+/** The response's own methods, before this stage wrapped them. */
+interface Inner {
+  writeHead(status: number, headers: Headers): GatewayResponse;
+  write(chunk: Buffer): boolean;
+  end(chunk?: Buffer): unknown;
+  once(event: 'close' | 'drain', listener: () => void): unknown;
+  destroy(): unknown;
+}
+
+/** One response's compression: the head decided, the body through the encoder, the bytes counted. */
+class ResponseCompressor implements CompressedResponse {
+  readonly #inner: Inner;
+  readonly #req: GatewayRequest;
+  readonly #model: CompressionModel;
+  #stream: zlib.Gzip | zlib.BrotliCompress | null = null;
+  #sent = 0;
+  #finished = false;
+  #onFinished: (() => void) | null = null;
+
+  constructor(inner: Inner, req: GatewayRequest, model: CompressionModel) {
+    this.#inner = inner;
+    this.#req = req;
+    this.#model = model;
+  }
+
+  writeHead(status: number, given: Headers | undefined): GatewayResponse {
+    const headers: Headers = { ...given };
+    const choice = chooseEncoding(this.#model, this.#req, status, headers);
+    if (choice.vary) withVary(headers);
+    if (choice.encoding !== null) {
+      const length = Number(single(headers['content-length']) ?? -1);
+      encodedHead(headers, choice.encoding);
+      this.#start(choice.encoding, Number.isSafeInteger(length) ? length : -1);
+    }
+    return this.#inner.writeHead(status, headers);
+  }
+
+  write(chunk: Buffer): boolean {
+    const stream = this.#stream;
+    if (stream === null) return this.#inner.write(chunk);
+    const ok = stream.write(chunk);
+    // Each piece goes out at once, as nginx's gzip flushes when proxying unbuffered.
+    stream.flush(
+      stream instanceof zlib.Gzip ? zlib.constants.Z_SYNC_FLUSH : zlib.constants.BROTLI_OPERATION_FLUSH,
+    );
+    return ok;
+  }
+
+  end(chunk?: Buffer): unknown {
+    const stream = this.#stream;
+    if (stream === null) return this.#inner.end(chunk);
+    if (chunk !== undefined && chunk.length > 0) stream.write(chunk);
+    stream.end();
+    return undefined;
+  }
+
+  /** 'drain' of a compressed body is the encoder's: it drains once the client's socket has. */
+  once(event: 'close' | 'drain', listener: () => void): void {
+    if (event === 'drain' && this.#stream !== null) this.#stream.once('drain', listener);
+    else this.#inner.once(event, listener);
+  }
+
+  whenSent(uncompressedBytes: number, done: (bodyBytes: number) => void): void {
+    if (this.#stream === null) done(uncompressedBytes);
+    else if (this.#finished) done(this.#sent);
+    else this.#onFinished = () => done(this.#sent);
+  }
+
+  #start(encoding: Encoding, length: number): void {
+    const out = encoder(encoding, this.#model, length);
+    const inner = this.#inner;
+    out.on('data', (piece: Buffer) => {
+      this.#sent += piece.length;
+      if (!inner.write(piece)) {
+        out.pause();
+        inner.once('drain', () => out.resume());
+      }
+    });
+    out.once('end', () => {
+      inner.end();
+      this.#finish();
+    });
+    out.once('error', () => {
+      inner.destroy();
+      this.#finish();
+    });
+    // A client that leaves: the encoder goes with it.
+    inner.once('close', () => {
+      if (!out.writableFinished || !out.readableEnded) out.destroy();
+      this.#finish();
+    });
+    this.#stream = out;
+  }
+
+  #finish(): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    this.#onFinished?.();
+  }
+}
+
 /**
  * Wraps this one response's writeHead, write, end and once('drain') to compress its body when
  * chooseEncoding says so; otherwise it passes through untouched (Vary aside).
@@ -147,80 +248,28 @@ export function compressResponse(
   req: GatewayRequest,
   model: CompressionModel,
 ): CompressedResponse {
-  const writeHead = res.writeHead.bind(res) as (status: number, headers: Headers) => GatewayResponse;
-  const write = res.write.bind(res);
-  const end = res.end.bind(res);
-  const once = res.once.bind(res);
-  let stream: zlib.Gzip | zlib.BrotliCompress | null = null;
-  let sent = 0;
-  let finished = false;
-  let onFinished: (() => void) | null = null;
-  const finish = () => {
-    if (finished) return;
-    finished = true;
-    onFinished?.();
+  const inner: Inner = {
+    writeHead: res.writeHead.bind(res) as Inner['writeHead'],
+    write: res.write.bind(res),
+    end: res.end.bind(res),
+    once: res.once.bind(res),
+    destroy: res.destroy.bind(res),
   };
-  const startEncoder = (encoding: Encoding, length: number) => {
-    const out = encoder(encoding, model, length);
-    out.on('data', (piece: Buffer) => {
-      sent += piece.length;
-      if (!write(piece)) {
-        out.pause();
-        once('drain', () => out.resume());
-      }
-    });
-    out.once('end', () => {
-      end();
-      finish();
-    });
-    out.once('error', () => {
-      res.destroy();
-      finish();
-    });
-    // A client that leaves: the encoder goes with it.
-    once('close', () => {
-      if (!out.writableFinished || !out.readableEnded) out.destroy();
-      finish();
-    });
-    return out;
-  };
-  (res as { writeHead: unknown }).writeHead = (status: number, a?: unknown, b?: unknown) => {
-    const headers: Headers = { ...((typeof a === 'string' ? b : a) as Headers | undefined) };
+  const compressor = new ResponseCompressor(inner, req, model);
+  const wrapped = res as unknown as Record<string, unknown>;
+  wrapped.writeHead = (status: number, a?: unknown, b?: unknown) => {
     if (typeof a === 'string') res.statusMessage = a;
-    const choice = chooseEncoding(model, req, status, headers);
-    if (choice.vary) withVary(headers);
-    if (choice.encoding !== null) {
-      const length = Number(single(headers['content-length']) ?? -1);
-      encodedHead(headers, choice.encoding);
-      stream = startEncoder(choice.encoding, Number.isSafeInteger(length) ? length : -1);
-    }
-    return writeHead(status, headers);
+    return compressor.writeHead(status, (typeof a === 'string' ? b : a) as Headers | undefined);
+  };
+  wrapped.write = (chunk: Buffer) => compressor.write(chunk);
+  wrapped.end = (chunk?: Buffer) => {
+    compressor.end(chunk);
+    return res;
+  };
+  wrapped.once = (event: 'close' | 'drain', listener: () => void) => {
+    compressor.once(event, listener);
+    return res;
   };
   hideHeadFields(res);
-  const flushKind = () =>
-    stream instanceof zlib.Gzip ? zlib.constants.Z_SYNC_FLUSH : zlib.constants.BROTLI_OPERATION_FLUSH;
-  (res as { write: unknown }).write = (chunk: Buffer): boolean => {
-    if (stream === null) return write(chunk);
-    const ok = stream.write(chunk);
-    stream.flush(flushKind());
-    return ok;
-  };
-  (res as { end: unknown }).end = (chunk?: Buffer) => {
-    if (stream === null) return end(chunk);
-    if (chunk !== undefined && chunk.length > 0) stream.write(chunk);
-    stream.end();
-    return res;
-  };
-  (res as { once: unknown }).once = (event: 'close' | 'drain', listener: () => void) => {
-    if (event === 'drain' && stream !== null) stream.once('drain', listener);
-    else once(event, listener);
-    return res;
-  };
-  return {
-    whenSent(uncompressedBytes, done) {
-      if (stream === null) done(uncompressedBytes);
-      else if (finished) done(sent);
-      else onFinished = () => done(sent);
-    },
-  };
+  return compressor;
 }
