@@ -415,6 +415,8 @@ export interface ServerTlsModel {
   preferServerCiphers: boolean;
   /** ssl-ecdh-curve: the key exchange groups, colon-separated; absent: OpenSSL's (nginx's `auto`). */
   ecdhCurve?: string;
+  /** ssl-dh-param: the DH parameters (PEM) of the DHE suites; absent: no DHE, as nginx without ssl_dhparam. */
+  dhParam?: string;
   /** Why the cipher list or the versions cannot be used: the handshakes they apply to are refused, never widened. */
   invalidCiphers?: string;
   invalidProtocols?: string;

@@ -8,6 +8,7 @@ import { DEFAULT_ANNOTATIONS_PREFIX, foldAnnotationsPrefix } from '../k8s/annota
 import { type ClassOptions, isOurIngress, LEGACY_CLASS_ANNOTATION } from '../k8s/ingress-class.ts';
 import type { ManifestObject } from '../k8s/objects.ts';
 import { buildTopology } from '../k8s/translate.ts';
+import { DEFAULT_CONFIGMAP } from '../k8s/translate-gateway.ts';
 import type { KubeObject, ResourceType } from './resources.ts';
 import { RESOURCES } from './resources.ts';
 
@@ -168,6 +169,13 @@ export function snapshotObjects(objects: ClusterObjects, o: SnapshotOptions): Ma
   const fallback = defaultBackendIngress(objects, ingresses, o);
   if (fallback) ingresses.push(fallback);
   const secrets = referencedSecrets(ingresses, o);
+  // The controller ConfigMap's ssl-dh-param names a Secret too.
+  const configMapRef = o.configMap ?? DEFAULT_CONFIGMAP;
+  const controllerConfigMap = objects.configMaps.find(
+    (c) => `${c.metadata?.namespace ?? ''}/${c.metadata?.name ?? ''}` === configMapRef,
+  );
+  const dhParam = str(rec(controllerConfigMap?.data)['ssl-dh-param'])?.trim();
+  if (dhParam) secrets.add(dhParam);
   const byKey = (a: KubeObject, b: KubeObject) => {
     const ka = `${a.metadata?.namespace ?? ''}/${a.metadata?.name ?? ''}`;
     const kb = `${b.metadata?.namespace ?? ''}/${b.metadata?.name ?? ''}`;

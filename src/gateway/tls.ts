@@ -113,7 +113,7 @@ const VERSION_ORDER = ['TLSv1', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3'] as const;
 
 type TlsOptions = Pick<
   SecureContextOptions,
-  'ciphers' | 'minVersion' | 'maxVersion' | 'secureOptions' | 'honorCipherOrder' | 'ecdhCurve'
+  'ciphers' | 'minVersion' | 'maxVersion' | 'secureOptions' | 'honorCipherOrder' | 'ecdhCurve' | 'dhparam'
 >;
 
 /** A snapshot's TLS session settings: the ConfigMap's, and the key tickets are sealed with when it names none. */
@@ -185,7 +185,18 @@ export function serverTlsOptions(
     honorCipherOrder: model.preferServerCiphers,
     ...(secureOptions === 0 ? {} : { secureOptions }),
     ...(model.ecdhCurve === undefined ? {} : { ecdhCurve: model.ecdhCurve }),
+    ...(model.dhParam === undefined ? {} : { dhparam: model.dhParam }),
   };
+  if (model.dhParam !== undefined) {
+    try {
+      tls.createSecureContext({ dhparam: model.dhParam });
+    } catch (error) {
+      return {
+        ok: false,
+        reason: `OpenSSL refuses the ssl-dh-param parameters: ${(error as Error).message}`,
+      };
+    }
+  }
   if (model.ecdhCurve !== undefined) {
     try {
       tls.createSecureContext({ ecdhCurve: model.ecdhCurve });

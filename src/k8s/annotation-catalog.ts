@@ -1068,9 +1068,15 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
     note: "brotli (Node's zlib) on the same terms as gzip, chosen over gzip when the client takes `br`, as the brotli module runs before nginx's gzip; level 0-11",
   },
   {
-    names: ['ssl-dh-param', 'ssl-early-data'],
+    names: ['ssl-early-data'],
     status: 'refused',
-    note: `${NOT_YET}: TLS uses Node's DH parameters (DHE suites need an RSA certificate) and never accepts 0-RTT data`,
+    note: `${NOT_YET}: TLS 1.3 0-RTT data is never accepted (Node's TLS server has no early data)`,
+  },
+  {
+    names: ['ssl-dh-param'],
+    status: 'implemented',
+    values: 'none',
+    note: '`namespace/name` of a Secret whose `dhparam.pem` holds DH parameters (`openssl dhparam 4096`): the DHE suites of ssl-ciphers (with an RSA certificate, TLS 1.2) become available, as nginx\'s ssl_dhparam. A missing Secret or key is a warning and no DHE suite is offered (as without the key); parameters OpenSSL refuses are `INVALID_TLS_SETTINGS` and every handshake is refused. The controller watches the Secret',
   },
   {
     names: ['enable-ocsp'],

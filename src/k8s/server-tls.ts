@@ -30,6 +30,7 @@ export const SERVER_TLS_CONFIGMAP_KEYS: readonly string[] = [
   'ssl-ciphers',
   'ssl-protocols',
   'ssl-ecdh-curve',
+  'ssl-dh-param',
 ];
 
 /** nginx's ssl_ecdh_curve: `auto`, or OpenSSL group names separated by colons (OpenSSL checks the names). */
@@ -208,4 +209,41 @@ export function hostServerTls(
     else model.invalidCiphers = `Ingress ${ciphersFrom?.name} ssl-ciphers: ${own.invalid}`;
   }
   return model;
+}
+
+/**
+ * ssl-dh-param: `namespace/name` of a Secret whose `dhparam.pem` holds DH parameters, as ingress-nginx
+ * reads it; the PEM, or null with a warning when the Secret, the key or the PEM is missing (no DHE
+ * suite then, as nginx without ssl_dhparam). OpenSSL checks the parameters themselves (src/gateway/tls.ts).
+ */
+export function readDhParam(
+  value: string | undefined,
+  secretNamed: (namespace: string, name: string) => Readonly<Record<string, string>> | null,
+  warn: (message: string) => void,
+): string | null {
+  const text = value?.trim() ?? '';
+  if (text === '') return null;
+  const parts = text.split('/');
+  if (parts.length !== 2 || parts.some((p) => p === '')) {
+    warn(`${JSON.stringify(text)} is not "namespace/name" of a Secret; no DHE suite is offered`);
+    return null;
+  }
+  const data = secretNamed(parts[0]!, parts[1]!);
+  const pem = data?.['dhparam.pem'] ?? '';
+  if (data === null) warn(`Secret ${text} not found; no DHE suite is offered`);
+  else if (!pem.includes('BEGIN DH PARAMETERS'))
+    warn(`Secret ${text} has no PEM DH parameters in dhparam.pem; no DHE suite is offered`);
+  else return pem;
+  return null;
+}
+
+/** The ConfigMap's ssl-dh-param as the Secret it names, added to the TLS settings. */
+export function applyDhParam(
+  data: Readonly<Record<string, string>>,
+  settings: { serverTls?: ServerTlsModel },
+  secretNamed: (namespace: string, name: string) => Readonly<Record<string, string>> | null,
+  warn: (message: string) => void,
+): void {
+  const pem = readDhParam(data['ssl-dh-param'], secretNamed, warn);
+  if (pem !== null) settings.serverTls = { ...(settings.serverTls ?? defaultServerTls()), dhParam: pem };
 }

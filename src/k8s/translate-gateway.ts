@@ -27,6 +27,7 @@ import { applyHeaderSettings, type ConfigMapLookup, readCustomHeaders } from './
 import { readProxySsl } from './proxy-ssl.ts';
 import { certificateCovers } from './certificate-names.ts';
 import {
+  applyDhParam,
   hostPassthrough,
   hostServerTls,
   type IngressServerTls,
@@ -141,6 +142,18 @@ export function translateGatewaySettings(
   }
   const settings = parseControllerConfigMap(cm.data, ref, cm.origin, issues);
   applyHeaderSettings(cm.data, settings, configMapLookup(input), cm.origin, issues);
+  const secretNamed = (namespace: string, name: string) =>
+    input.secrets.find((s) => s.meta.namespace === namespace && s.meta.name === name)?.data ?? null;
+  applyDhParam(cm.data, settings, secretNamed, (message) =>
+    issue(
+      issues,
+      'warning',
+      'INVALID_CONFIGMAP_VALUE',
+      cm.origin,
+      formatFieldPath(['data', 'ssl-dh-param']),
+      message,
+    ),
+  );
   const balancing = readBalancing(
     (key) => cm.data[key],
     (key, message) =>

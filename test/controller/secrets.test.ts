@@ -187,4 +187,26 @@ describe('which Secrets the snapshot passes on', () => {
       ['default/ca', 'default/upstream'],
     );
   });
+  it("the one the controller ConfigMap's ssl-dh-param names", () => {
+    const configMap: Obj = {
+      metadata: { namespace: 'ingress-nginx', name: 'ingress-nginx-controller' },
+      data: { 'ssl-dh-param': 'ingress-nginx/dh' },
+    };
+    const objects = snapshotObjects(
+      {
+        ingresses: [],
+        ingressClasses: [ingressClass()],
+        services: [],
+        endpointSlices: [],
+        secrets: [secret('ingress-nginx', 'dh'), secret('ingress-nginx', 'unused')],
+        configMaps: [configMap],
+        namespaces: null,
+      },
+      options,
+    );
+    assert.deepEqual(
+      objects.filter((o) => o.kind === 'Secret').map((o) => `${o.origin.namespace}/${o.origin.name}`),
+      ['ingress-nginx/dh'],
+    );
+  });
 });

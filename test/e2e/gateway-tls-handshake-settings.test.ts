@@ -1,7 +1,11 @@
-// ssl-reject-handshake and ssl-ecdh-curve over real TLS, checked with openssl s_client: a name no host
-// has (or no SNI at all) gets the alert unrecognized_name instead of the default certificate, and the
-// key exchange groups are the ConfigMap's (an unusable list refuses every handshake, never widened).
+// ssl-reject-handshake, ssl-ecdh-curve and ssl-dh-param over real TLS, checked with openssl s_client: a
+// name no host has (or no SNI at all) gets the alert unrecognized_name instead of the default
+// certificate, the key exchange groups are the ConfigMap's (an unusable list refuses every handshake,
+// never widened), and the DHE suites exist only with the Secret's DH parameters.
 import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { type RunningWhoami, startWhoami } from '../../src/whoami/server.ts';
 import { startTestGateway, type TestGateway } from '../fixtures/gateway/harness.ts';
@@ -9,6 +13,7 @@ import {
   controllerConfigMap,
   ingress,
   serviceWithEndpoints,
+  tlsSecret,
   topologyOf,
 } from '../fixtures/gateway/manifests.ts';
 import { requireBinary, runCommand } from '../helpers/process.ts';
@@ -26,7 +31,7 @@ async function handshake(port: number, args: string[]): Promise<{ ok: boolean; t
   return { ok: /CONNECTION ESTABLISHED/.test(text), text };
 }
 
-describe('ssl-reject-handshake, ssl-ecdh-curve', () => {
+describe('ssl-reject-handshake, ssl-ecdh-curve, ssl-dh-param', () => {
   let backend: RunningWhoami;
   const objects = (configMap: Record<string, string>) =>
     topologyOf([
@@ -121,5 +126,82 @@ describe('ssl-reject-handshake, ssl-ecdh-curve', () => {
     }
     const syntax = objects({ 'ssl-ecdh-curve': 'prime256v1, secp384r1' }).issues;
     assert.ok(syntax.some((i) => i.code === 'INVALID_TLS_SETTINGS' && i.field === 'data["ssl-ecdh-curve"]'));
+  });
+  test("ssl-dh-param: the Secret's DH parameters make the DHE suites available (RSA certificate, TLS 1.2)", async () => {
+    const openssl = requireBinary('openssl');
+    const dir = mkdtempSync(join(tmpdir(), 'keepip-dh-'));
+    try {
+      const run = async (...args: string[]) =>
+        assert.equal((await runCommand(openssl, args)).code, 0, args.join(' '));
+      await run(
+        'genpkey',
+        '-genparam',
+        '-algorithm',
+        'DH',
+        '-pkeyopt',
+        'dh_param:ffdhe2048',
+        '-out',
+        `${dir}/dh.pem`,
+      );
+      await run(
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-keyout',
+        `${dir}/rsa.key`,
+        '-out',
+        `${dir}/rsa.crt`,
+        '-subj',
+        '/CN=rsa.example.com',
+        '-days',
+        '2',
+      );
+      const read = (file: string) => readFileSync(join(dir, file), 'utf8');
+      const dhSecret = {
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: { name: 'dh', namespace: 'ingress-nginx' },
+        data: { 'dhparam.pem': Buffer.from(read('dh.pem')).toString('base64') },
+      };
+      const objectsWith = (configMap: Record<string, string>) =>
+        topologyOf([
+          controllerConfigMap(configMap),
+          dhSecret,
+          tlsSecret('rsa', read('rsa.crt'), read('rsa.key')),
+          ...serviceWithEndpoints({ name: 'web', ports: [backend.address.port] }),
+          ingress({
+            name: 'rsa',
+            host: 'rsa.example.com',
+            tlsSecret: 'rsa',
+            paths: [{ path: '/', service: 'web', port: 80 }],
+          }),
+        ]);
+      const dhe = ['-servername', 'rsa.example.com', '-tls1_2', '-cipher', 'DHE-RSA-AES128-GCM-SHA256'];
+      const without = await startTestGateway(objectsWith({}));
+      try {
+        assert.equal((await handshake(without.httpsPort, dhe)).ok, false, 'no DHE without ssl-dh-param');
+      } finally {
+        await without.close();
+      }
+      const topology = objectsWith({ 'ssl-dh-param': 'ingress-nginx/dh' });
+      assert.deepEqual(
+        topology.issues.filter((i) => i.field === 'data["ssl-dh-param"]'),
+        [],
+      );
+      const gw = await startTestGateway(topology);
+      try {
+        const result = await handshake(gw.httpsPort, dhe);
+        assert.ok(result.ok, result.text);
+        assert.match(result.text, /Server Temp Key: DH, 2048 bits/);
+      } finally {
+        await gw.close();
+      }
+      const missing = objectsWith({ 'ssl-dh-param': 'ingress-nginx/nope' }).issues;
+      assert.ok(missing.some((i) => i.field === 'data["ssl-dh-param"]' && /not found/.test(i.message)));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
