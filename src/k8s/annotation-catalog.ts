@@ -1076,7 +1076,7 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
     names: ['ssl-dh-param'],
     status: 'implemented',
     values: 'none',
-    note: '`namespace/name` of a Secret whose `dhparam.pem` holds DH parameters (`openssl dhparam 4096`): the DHE suites of ssl-ciphers (with an RSA certificate, TLS 1.2) become available, as nginx\'s ssl_dhparam. A missing Secret or key is a warning and no DHE suite is offered (as without the key); parameters OpenSSL refuses are `INVALID_TLS_SETTINGS` and every handshake is refused. The controller watches the Secret',
+    note: "`namespace/name` of a Secret whose `dhparam.pem` holds DH parameters (`openssl dhparam 4096`): the DHE suites of ssl-ciphers (with an RSA certificate, TLS 1.2) become available, as nginx's ssl_dhparam. A missing Secret or key is a warning and no DHE suite is offered (as without the key); parameters OpenSSL refuses are `INVALID_TLS_SETTINGS` and every handshake is refused. The controller watches the Secret",
   },
   {
     names: ['enable-ocsp'],
