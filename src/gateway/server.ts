@@ -188,7 +188,8 @@ function rejectHandshake(
     info.id,
     `TLS handshake ${name} rejected: no server has that name (ssl-reject-handshake)${connectionContext(info)}`,
   );
-  socket.end(UNRECOGNIZED_NAME_ALERT);
+  // Closed once the alert is out: a client that keeps its side open holds nothing here.
+  socket.end(UNRECOGNIZED_NAME_ALERT, () => socket.destroy());
 }
 
 /**

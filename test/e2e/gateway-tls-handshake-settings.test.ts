@@ -3,6 +3,8 @@
 // certificate, the key exchange groups are the ConfigMap's (an unusable list refuses every handshake,
 // never widened), and the DHE suites exist only with the Secret's DH parameters.
 import assert from 'node:assert/strict';
+import net from 'node:net';
+import tls from 'node:tls';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,9 +18,34 @@ import {
   tlsSecret,
   topologyOf,
 } from '../fixtures/gateway/manifests.ts';
+import { acceptedOn, waitForCount } from '../helpers/descriptors.ts';
 import { requireBinary, runCommand } from '../helpers/process.ts';
 
 const HOST = 'web.example.com';
+
+/** The ClientHello Node's TLS client sends for `servername`, caught by a listener that answers nothing. */
+async function clientHello(servername: string): Promise<Buffer> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  try {
+    const port = (server.address() as net.AddressInfo).port;
+    const caught = new Promise<Buffer>((resolve) =>
+      server.once('connection', (socket) =>
+        socket.once('data', (chunk: Buffer) => {
+          resolve(chunk);
+          socket.destroy();
+        }),
+      ),
+    );
+    const client = tls.connect({ host: '127.0.0.1', port, servername, rejectUnauthorized: false });
+    client.on('error', () => {});
+    const hello = await caught;
+    client.destroy();
+    return hello;
+  } finally {
+    server.close();
+  }
+}
 
 /** openssl s_client -brief: whether the handshake completed, and what openssl printed. */
 async function handshake(port: number, args: string[]): Promise<{ ok: boolean; text: string }> {
@@ -80,6 +107,25 @@ describe('ssl-reject-handshake, ssl-ecdh-curve, ssl-dh-param', () => {
         const result = await handshake(gw.httpsPort, ['-servername', name]);
         assert.ok(result.ok, `${name}: ${result.text}`);
       }
+    });
+
+    test('a client that keeps its side open after the alert holds no socket of the gateway', async () => {
+      const hello = await clientHello('nobody.example.org');
+      const raw = net.connect({ host: '127.0.0.1', port: gw.httpsPort, allowHalfOpen: true });
+      const received: Buffer[] = [];
+      raw.on('data', (chunk: Buffer) => received.push(chunk));
+      const ended = new Promise((resolve) => raw.once('end', resolve));
+      raw.write(hello);
+      await ended;
+      // The fatal alert unrecognized_name (level 2, description 112), then the gateway's FIN.
+      assert.deepEqual([...Buffer.concat(received)], [0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x70]);
+      await waitForCount(
+        () => acceptedOn(gw.httpsPort),
+        (n) => n === 0,
+        10_000,
+        'gateway sockets',
+      );
+      raw.destroy();
     });
 
     test('another name, or none, gets the alert unrecognized_name and an info line; no certificate', async () => {
