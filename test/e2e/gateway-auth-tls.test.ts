@@ -99,6 +99,32 @@ async function makePki(): Promise<Pki> {
   }
 }
 
+/** The Secret `default/authtls`: the server's certificate and key, and the CA clients are checked against. */
+function authTlsSecret(pki: Pki): K8sObject {
+  return {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: { name: 'authtls', namespace: 'default' },
+    type: 'kubernetes.io/tls',
+    data: Object.fromEntries(
+      Object.entries({ 'tls.crt': pki.serverCert, 'tls.key': pki.serverKey, 'ca.crt': pki.ca }).map(
+        ([k, v]) => [k, Buffer.from(v).toString('base64')],
+      ),
+    ),
+  };
+}
+
+/** A host `<name>.foo.com` served with that Secret by the `echo` Service. */
+function host(name: string, annotations: Record<string, string>): K8sObject {
+  return ingress({
+    name,
+    host: `${name}.foo.com`,
+    tlsSecret: 'authtls',
+    paths: [{ path: '/', service: 'echo', port: 80 }],
+    annotations,
+  });
+}
+
 interface Reply {
   status: number;
   headers: Record<string, string | string[] | undefined>;
@@ -153,25 +179,7 @@ describe('client certificates (auth-tls-*)', () => {
     client = { key: pki.clientKey, cert: pki.clientCert };
     stranger = { key: pki.strangerKey, cert: pki.strangerCert };
     backend = await startWhoami({ host: '127.0.0.1', port: 0, name: 'echo' });
-    const secret: K8sObject = {
-      apiVersion: 'v1',
-      kind: 'Secret',
-      metadata: { name: 'authtls', namespace: 'default' },
-      type: 'kubernetes.io/tls',
-      data: Object.fromEntries(
-        Object.entries({ 'tls.crt': pki.serverCert, 'tls.key': pki.serverKey, 'ca.crt': pki.ca }).map(
-          ([k, v]) => [k, Buffer.from(v).toString('base64')],
-        ),
-      ),
-    };
-    const host = (name: string, annotations: Record<string, string>) =>
-      ingress({
-        name,
-        host: `${name}.foo.com`,
-        tlsSecret: 'authtls',
-        paths: [{ path: '/', service: 'echo', port: 80 }],
-        annotations,
-      });
+    const secret = authTlsSecret(pki);
     const tls = { 'auth-tls-secret': 'default/authtls' };
     gw = await startTestGateway(
       topologyOf([
@@ -398,25 +406,7 @@ describe('client certificates with ssl-session-tickets', () => {
   test('a resumed session keeps its verified client; a session from a host without auth-tls does not resume there', async () => {
     const pki = await makePki();
     const backend = await startWhoami({ host: '127.0.0.1', port: 0, name: 'echo' });
-    const secret: K8sObject = {
-      apiVersion: 'v1',
-      kind: 'Secret',
-      metadata: { name: 'authtls', namespace: 'default' },
-      type: 'kubernetes.io/tls',
-      data: Object.fromEntries(
-        Object.entries({ 'tls.crt': pki.serverCert, 'tls.key': pki.serverKey, 'ca.crt': pki.ca }).map(
-          ([k, v]) => [k, Buffer.from(v).toString('base64')],
-        ),
-      ),
-    };
-    const host = (name: string, annotations: Record<string, string>) =>
-      ingress({
-        name,
-        host: `${name}.foo.com`,
-        tlsSecret: 'authtls',
-        paths: [{ path: '/', service: 'echo', port: 80 }],
-        annotations,
-      });
+    const secret = authTlsSecret(pki);
     const gw = await startTestGateway(
       topologyOf([
         controllerConfigMap({ 'ssl-session-tickets': 'true' }),
