@@ -10,6 +10,7 @@ import zlib from 'node:zlib';
 import type { CompressionCodecModel, CompressionModel } from '../config/model.ts';
 import { compileMap, type MapMatcher } from '../config/nginx-map.ts';
 import { type GatewayRequest, type GatewayResponse, hideHeadFields } from './exchange.ts';
+import { headerText } from './header-value.ts';
 
 type Headers = Record<string, string | number | string[]>;
 type Encoding = 'gzip' | 'br';
@@ -17,17 +18,12 @@ type Encoding = 'gzip' | 'br';
 const COMPRESSIBLE_STATUSES = new Set([200, 403, 404]);
 const disableMatchers = new WeakMap<CompressionModel, MapMatcher>();
 
-function single(value: string | number | string[] | undefined): string | undefined {
-  if (value === undefined) return undefined;
-  return Array.isArray(value) ? value.join(', ') : String(value);
-}
-
 /** Whether `codec` takes this response by its type and declared length (nginx's header filter checks). */
 function takes(codec: CompressionCodecModel | null, headers: Headers): boolean {
   if (codec === null) return false;
-  const length = single(headers['content-length']);
+  const length = headerText(headers['content-length']);
   if (length !== undefined && Number(length) < codec.minLength) return false;
-  const type = (single(headers['content-type']) ?? '').split(';')[0]!.trim().toLowerCase();
+  const type = (headerText(headers['content-type']) ?? '').split(';')[0]!.trim().toLowerCase();
   if (type === '') return false;
   return type === 'text/html' || codec.types.includes(type) || codec.types.includes('*');
 }
@@ -61,15 +57,15 @@ export function chooseEncoding(
 ): { encoding: Encoding | null; vary: boolean } {
   const none = { encoding: null, vary: false };
   if (req.method === 'HEAD' || !COMPRESSIBLE_STATUSES.has(status)) return none;
-  if ((single(headers['content-encoding']) ?? '') !== '') return none;
+  if ((headerText(headers['content-encoding']) ?? '') !== '') return none;
   const brotli = takes(model.brotli, headers);
   const gzip = takes(model.gzip, headers);
   if (!brotli && !gzip) return none;
-  const accept = single(req.headers['accept-encoding']);
+  const accept = headerText(req.headers['accept-encoding']);
   if (brotli && acceptsCoding(accept, 'br')) return { encoding: 'br', vary: true };
   if (!gzip || req.httpVersion === '1.0' || !acceptsCoding(accept, 'gzip'))
     return { encoding: null, vary: true };
-  const agent = single(req.headers['user-agent']);
+  const agent = headerText(req.headers['user-agent']);
   if (agent !== undefined && disabledFor(model).matches(agent)) return { encoding: null, vary: true };
   return { encoding: 'gzip', vary: true };
 }
@@ -94,7 +90,7 @@ function encodedHead(headers: Headers, encoding: Encoding): void {
   headers['content-encoding'] = encoding;
   delete headers['content-length'];
   delete headers['accept-ranges'];
-  const etag = single(headers.etag);
+  const etag = headerText(headers.etag);
   if (etag !== undefined && !etag.startsWith('W/')) {
     if (etag.startsWith('"')) headers.etag = `W/${etag}`;
     else delete headers.etag;
@@ -168,7 +164,7 @@ class ResponseCompressor implements CompressedResponse {
     const choice = chooseEncoding(this.#model, this.#req, status, headers);
     if (choice.vary) withVary(headers);
     if (choice.encoding !== null) {
-      const length = Number(single(headers['content-length']) ?? -1);
+      const length = Number(headerText(headers['content-length']) ?? -1);
       encodedHead(headers, choice.encoding);
       this.#start(choice.encoding, Number.isSafeInteger(length) ? length : -1);
     }

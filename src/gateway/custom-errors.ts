@@ -13,6 +13,7 @@
 import type { LocationModel } from '../config/model.ts';
 import { answer } from './answers.ts';
 import type { Exchange, GatewayRequest, GatewayResponse, HandlerContext } from './exchange.ts';
+import { headerText } from './header-value.ts';
 import { type ProxyOutcome, proxyRequest } from './proxy.ts';
 import { completeExchange, logUpstreamFailure } from './request-log.ts';
 import type { BalancedUpstream } from './upstream.ts';
@@ -50,10 +51,6 @@ export function replacesRefusal(ex: Exchange, location: LocationModel, status: n
   return replacesOwnAnswer(ex, location, status);
 }
 
-function single(value: string | string[] | undefined): string {
-  return value === undefined ? '' : Array.isArray(value) ? value.join(', ') : value;
-}
-
 /** The headers ingress-nginx sets towards an error backend (its CUSTOM_ERRORS locations). */
 export function errorBackendHeaders(
   ex: Exchange,
@@ -65,7 +62,7 @@ export function errorBackendHeaders(
   const backend = location?.backend ?? null;
   const headers: Record<string, string> = {
     'x-code': String(code),
-    'x-format': single(req.headers.accept),
+    'x-format': headerText(req.headers.accept) ?? '',
     'x-namespace': location?.ingress.namespace ?? '',
     'x-ingress-name': location?.ingress.name ?? '',
     'x-service-name': backend?.service.name ?? '',

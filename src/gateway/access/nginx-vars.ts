@@ -3,6 +3,7 @@
 // expanded per request. A variable keepip does not know expands to "" (nginx would refuse to load).
 // Pure.
 import { nginxCookie } from '../cookies.ts';
+import { headerText } from '../header-value.ts';
 
 /** What a request offers to the variables. */
 export interface RequestVars {
@@ -44,8 +45,7 @@ export function escapeUriComponent(text: string): string {
 }
 
 function header(vars: RequestVars, name: string): string {
-  const value = vars.headers[name.toLowerCase().replaceAll('_', '-')];
-  return Array.isArray(value) ? value.join(', ') : (value ?? '');
+  return headerText(vars.headers[name.toLowerCase().replaceAll('_', '-')]) ?? '';
 }
 
 /** nginx's ngx_http_arg: the first `name=` pair, the name compared case-insensitively. */
