@@ -22,8 +22,12 @@ import {
   type WorkerReloadResult,
 } from '../workers/gateway-primary.ts';
 import type { ControllerOptions } from './flags.ts';
-import type { KubeObject } from './resources.ts';
-import { buildClusterTopology, type ClusterObjects, type SnapshotOptions } from './snapshot.ts';
+import {
+  buildClusterTopology,
+  type ClusterObjects,
+  configMapNamed,
+  type SnapshotOptions,
+} from './snapshot.ts';
 import type { TcpRunner } from './tcp-runner.ts';
 import { planTcpServices, udpProblems } from './tcp-services.ts';
 
@@ -52,10 +56,6 @@ export interface ServingDeps {
   decisions?: DecisionSink | undefined;
   /** After each snapshot is served (the first included), and after a change that needed no reload. */
   onServed: (first: boolean) => void;
-}
-
-function configMapNamed(objects: ClusterObjects, ref: string | null): KubeObject | undefined {
-  return objects.configMaps.find((c) => `${c.metadata?.namespace}/${c.metadata?.name}` === ref);
 }
 
 /**

@@ -163,6 +163,11 @@ function defaultBackendIngress(
   };
 }
 
+/** The ConfigMap `ref` (`namespace/name`) names, if the cluster has it. */
+export function configMapNamed(objects: ClusterObjects, ref: string | null): KubeObject | undefined {
+  return objects.configMaps.find((c) => `${c.metadata?.namespace}/${c.metadata?.name}` === ref);
+}
+
 /** Every object the translation reads, in a stable order (namespace/name within each kind). */
 export function snapshotObjects(objects: ClusterObjects, o: SnapshotOptions): ManifestObject[] {
   const ingresses = servedIngresses(objects, o);
@@ -170,10 +175,7 @@ export function snapshotObjects(objects: ClusterObjects, o: SnapshotOptions): Ma
   if (fallback) ingresses.push(fallback);
   const secrets = referencedSecrets(ingresses, o);
   // The controller ConfigMap's ssl-dh-param names a Secret too.
-  const configMapRef = o.configMap ?? DEFAULT_CONFIGMAP;
-  const controllerConfigMap = objects.configMaps.find(
-    (c) => `${c.metadata?.namespace ?? ''}/${c.metadata?.name ?? ''}` === configMapRef,
-  );
+  const controllerConfigMap = configMapNamed(objects, o.configMap ?? DEFAULT_CONFIGMAP);
   const dhParam = str(rec(controllerConfigMap?.data)['ssl-dh-param'])?.trim();
   if (dhParam) secrets.add(dhParam);
   const byKey = (a: KubeObject, b: KubeObject) => {
