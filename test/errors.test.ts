@@ -11,6 +11,7 @@ import type { ConfigIssueCode } from '../src/config/model.ts';
 import type {
   CatchAllRefusal,
   OverlapRefusal,
+  NotSyncedRefusal,
   PrefixRefusal,
   RegexRefusal,
   ReviewOutcome,
@@ -76,6 +77,7 @@ export type ModuleUnionsMatchTheirTables = [
       | CatchAllRefusal['code']
       | OverlapRefusal['code']
       | PrefixRefusal['code']
+      | NotSyncedRefusal['code']
       | WebhookRefusal['code']
       | TcpServiceProblem['code']
     >

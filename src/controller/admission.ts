@@ -31,6 +31,31 @@ export interface AdmissionVerdict {
   message: string;
   /** Warnings kubectl prints for problems that do not block the apply. */
   warnings: string[];
+  /** The status of a refusal: 400 BadRequest, or 503 while the cluster has not been read. */
+  status?: { code: number; reason: string };
+}
+
+/** A review that came before the first complete list of the cluster: nothing to check against yet. */
+export interface NotSyncedRefusal {
+  code: 'ADMISSION_NOT_SYNCED';
+  line: string;
+}
+
+/**
+ * Before the first sync an overlap or a duplicate cannot be seen, so the Ingress is refused (503, the
+ * API server's caller may retry) rather than admitted unchecked. ingress-nginx does not listen then.
+ */
+function notSyncedVerdict(): AdmissionVerdict {
+  const refusal: NotSyncedRefusal = {
+    code: 'ADMISSION_NOT_SYNCED',
+    line: 'the controller has not finished reading the cluster yet, so this Ingress cannot be checked against the others; retry in a few seconds',
+  };
+  return {
+    allowed: false,
+    message: `error ${refusal.code}: ${refusal.line}`,
+    warnings: [],
+    status: { code: 503, reason: 'ServiceUnavailable' },
+  };
 }
 
 /**
@@ -269,10 +294,13 @@ export type ReviewOutcome =
   | { ok: true; response: KubeObject }
   | { ok: false; code: 'ADMISSION_BAD_REVIEW'; message: string };
 
-/** AdmissionReview v1 in → AdmissionReview v1 out. Non-Ingress kinds and DELETE are allowed. */
+/**
+ * AdmissionReview v1 in → AdmissionReview v1 out. Non-Ingress kinds and DELETE are allowed.
+ * `current` is null until the cluster has been listed once.
+ */
 export function reviewAdmission(
   body: unknown,
-  current: ClusterObjects,
+  current: ClusterObjects | null,
   options: SnapshotOptions,
 ): ReviewOutcome {
   const review = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
@@ -299,17 +327,20 @@ export function reviewAdmission(
     typeof object === 'object' &&
     object !== null
   ) {
-    verdict = verdictFor(
-      {
-        ...object,
-        metadata: {
-          ...object.metadata,
-          namespace: object.metadata?.namespace ?? (request.namespace as string),
-        },
-      },
-      current,
-      options,
-    );
+    verdict =
+      current === null
+        ? notSyncedVerdict()
+        : verdictFor(
+            {
+              ...object,
+              metadata: {
+                ...object.metadata,
+                namespace: object.metadata?.namespace ?? (request.namespace as string),
+              },
+            },
+            current,
+            options,
+          );
   }
   return {
     ok: true,
@@ -319,7 +350,14 @@ export function reviewAdmission(
       response: {
         uid: request.uid,
         allowed: verdict.allowed,
-        ...(verdict.allowed ? {} : { status: { code: 400, reason: 'BadRequest', message: verdict.message } }),
+        ...(verdict.allowed
+          ? {}
+          : {
+              status: {
+                ...(verdict.status ?? { code: 400, reason: 'BadRequest' }),
+                message: verdict.message,
+              },
+            }),
         ...(verdict.warnings.length > 0 ? { warnings: verdict.warnings } : {}),
       },
     },

@@ -155,7 +155,7 @@ async function startEdges(
       port: o.validatingWebhook.port,
       certFile: o.validatingWebhookCertificate!,
       keyFile: o.validatingWebhookKey!,
-      review: (body) => reviewAdmission(body, informers.objects(), snapOptions),
+      review: (body) => reviewAdmission(body, informers.synced() ? informers.objects() : null, snapOptions),
       log,
     });
     log(`validating webhook https://${webhook.address.address}:${webhook.address.port}`);

@@ -1,5 +1,5 @@
 // The codes src/controller/ reports: talking to the Kubernetes API server (ApiError, src/controller/
-// reflector.ts), reviewing admissions (ReviewOutcome, RegexRefusal, CatchAllRefusal, OverlapRefusal and PrefixRefusal, src/controller/admission.ts;
+// reflector.ts), reviewing admissions (ReviewOutcome, RegexRefusal, CatchAllRefusal, OverlapRefusal, PrefixRefusal and NotSyncedRefusal, src/controller/admission.ts;
 // WebhookRefusal, src/controller/servers.ts) and reading the TCP/UDP services ConfigMaps
 // (TcpServiceProblem, src/controller/tcp-services.ts). src/errors.ts merges this table into the
 // registry behind docs/errors.md; test/errors.test.ts holds those unions equal to it.
@@ -59,6 +59,12 @@ export const CONTROLLER_CODES = {
     summary:
       "the admission webhook refused an Ingress with a host, path and pathType another served Ingress already defines, as ingress-nginx's checkOverlap does: the older one keeps the path, so this one's path would not be served (a canary is allowed: it adds no path of its own)",
     fix: 'serve the path from one Ingress, or make the second one a canary (`canary: "true"` and its rule)',
+  },
+  ADMISSION_NOT_SYNCED: {
+    kind: 'error',
+    summary:
+      'the admission webhook was asked to review an Ingress before the controller had listed the cluster once: an overlap with another Ingress could not be seen, so it is refused (status 503) rather than admitted unchecked; ingress-nginx does not answer at all until then',
+    fix: 'apply it again once the controller is ready (its /healthz answers 200), normally a few seconds after start',
   },
   TCP_SERVICE_INVALID: {
     kind: 'error',

@@ -2,16 +2,12 @@
 // Event naming the annotation), deduplicated Events, the validating webhook (AdmissionReview v1 over
 // TLS with the doctor's message), and the status cleared on shutdown with --update-status-on-shutdown.
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type FakeApiServer, type Obj, startFakeApiServer } from '../fixtures/fake-apiserver.ts';
 import {
   type Backend,
   get,
   ingress,
-  keyPair,
   peerCertificate,
   postWebhook,
   seedWeb,
@@ -20,6 +16,7 @@ import {
   type TestController,
   tlsSecret,
   waitForHost,
+  webhookFlags,
 } from './harness.ts';
 
 function review(object: Obj, uid = 'uid-1'): Obj {
@@ -59,17 +56,11 @@ describe('TLS, fail-closed ranges, events, admission, status on shutdown', () =>
         tls: [{ hosts: ['web.example.com'], secretName: 'web-tls' }],
       }),
     );
-    const dir = mkdtempSync(join(tmpdir(), 'keepip-webhook-'));
-    const pair = await keyPair('webhook');
-    writeFileSync(join(dir, 'tls.crt'), pair.cert);
-    writeFileSync(join(dir, 'tls.key'), pair.key);
     ctl = await startTestController(api, [
       '--election-ttl=2s',
       '--publish-status-address=192.0.2.10,lb.example.com',
       '--default-ssl-certificate=default/fallback',
-      '--validating-webhook=127.0.0.1:0',
-      `--validating-webhook-certificate=${join(dir, 'tls.crt')}`,
-      `--validating-webhook-key=${join(dir, 'tls.key')}`,
+      ...(await webhookFlags()),
     ]);
     const gateway = await ctl.running.serving();
     httpPort = gateway.httpAddress!.port;
@@ -206,5 +197,48 @@ describe('TLS, fail-closed ranges, events, admission, status on shutdown', () =>
     await ctl.close();
     assert.ok(ctl.lines.includes('released the Lease'));
     assert.deepEqual(api.get('Ingress', 'default', 'web')!.status.loadBalancer.ingress, []);
+  });
+});
+
+describe('the webhook before the first complete sync', () => {
+  let api: FakeApiServer;
+  let web: Backend;
+  let ctl: TestController;
+
+  before(async () => {
+    api = await startFakeApiServer();
+    web = await startBackend('web');
+    seedWeb(api, web.port);
+    api.apply(ingress('web', 'web.example.com', 'web'));
+    api.setDown(true);
+    ctl = await startTestController(api, ['--disable-leader-election', ...(await webhookFlags())]);
+  });
+  after(async () => {
+    await ctl?.close();
+    await api?.close();
+    await web?.close();
+  });
+
+  it('refuses an Ingress it cannot check yet (503 ADMISSION_NOT_SYNCED), then reviews it', async () => {
+    const port = ctl.running.webhookAddress!.port;
+    // The same host and path as the Ingress the controller has not read yet: admitting it unchecked
+    // would let it in beside the one that keeps the path.
+    const twin = ingress('twin', 'web.example.com', 'web');
+    const early = await postReview(port, review(twin, 'u-early'));
+    assert.equal(early.response.uid, 'u-early');
+    assert.equal(early.response.allowed, false);
+    assert.equal(early.response.status.code, 503);
+    assert.match(early.response.status.message, /^error ADMISSION_NOT_SYNCED: /);
+    // A deletion is never held up.
+    const deletion = review(twin, 'u-delete');
+    deletion.request.operation = 'DELETE';
+    assert.equal((await postReview(port, deletion)).response.allowed, true);
+    api.setDown(false);
+    await ctl.running.serving();
+    const late = await postReview(port, review(twin, 'u-late'));
+    assert.equal(late.response.allowed, false);
+    assert.match(late.response.status.message, /ADMISSION_PATH_OVERLAP/);
+    const other = ingress('other', 'other.example.com', 'web');
+    assert.equal((await postReview(port, review(other, 'u-other'))).response.allowed, true);
   });
 });

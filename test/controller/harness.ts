@@ -1,8 +1,11 @@
 // Shared pieces of the controller tests: a backend that counts requests, cluster objects for the fake
 // API server, an in-process controller whose log lines can be waited on, and plain HTTP(S) requests.
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import tls from 'node:tls';
 import { generate } from 'selfsigned';
@@ -334,6 +337,19 @@ export async function keyPair(cn: string): Promise<{ cert: string; key: string }
     algorithm: 'sha256',
   });
   return { cert: result.cert, key: result.private };
+}
+
+/** The flags of a validating webhook on 127.0.0.1:0, its certificate and key in a fresh directory. */
+export async function webhookFlags(): Promise<string[]> {
+  const dir = mkdtempSync(join(tmpdir(), 'keepip-webhook-'));
+  const pair = await keyPair('webhook');
+  writeFileSync(join(dir, 'tls.crt'), pair.cert);
+  writeFileSync(join(dir, 'tls.key'), pair.key);
+  return [
+    '--validating-webhook=127.0.0.1:0',
+    `--validating-webhook-certificate=${join(dir, 'tls.crt')}`,
+    `--validating-webhook-key=${join(dir, 'tls.key')}`,
+  ];
 }
 
 /** A kubernetes.io/tls Secret in namespace default (`pair` when given, else a new one for `cn`). */
