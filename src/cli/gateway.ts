@@ -26,6 +26,8 @@ import { createFileLineSink } from '../gateway/file-line-sink.ts';
 import type { LineSink } from '../gateway/line-sink.ts';
 import { type ConfigWatcher, watchConfig } from '../gateway/reload.ts';
 import { loadTopology } from '../k8s/index.ts';
+import type { LogEscape } from '../gateway/access-log.ts';
+import { accessLogEscape } from '../gateway/snapshot.ts';
 import { parseCidr } from '../net/cidr.ts';
 import { type HostPort, parseHostPort } from '../net/host-port.ts';
 import { availableCores } from '../workers/cores.ts';
@@ -412,6 +414,12 @@ function handleSignals(
 }
 
 /** The start-up lines: the configuration, the listeners, the access log, the snapshot's warnings. */
+const ESCAPING_NAMES: Record<LogEscape, string> = {
+  default: '',
+  json: ', JSON escaping',
+  none: ', no escaping',
+};
+
 function reportStartup(options: CliOptions, running: Served, report: (event: GatewayEvent) => void): void {
   const snap = running.snapshot();
   report({
@@ -425,7 +433,7 @@ function reportStartup(options: CliOptions, running: Served, report: (event: Gat
   report({
     level: 'info',
     event: 'access-log',
-    message: `access log to ${options.accessLog ?? 'stdout'} (${options.logFormat === 'json' ? 'JSON' : snap.settings.logFormatEscapeJson ? 'log-format-upstream, JSON escaping' : 'log-format-upstream'})`,
+    message: `access log to ${options.accessLog ?? 'stdout'} (${options.logFormat === 'json' ? 'JSON' : `log-format-upstream${ESCAPING_NAMES[accessLogEscape(snap.settings, options)]}`})`,
   });
   for (const event of snapshotEvents(snap)) report(event);
 }

@@ -176,6 +176,8 @@ export interface GatewaySettings {
   httpRedirectCode: 301 | 302 | 307 | 308;
   logFormatUpstream: string;
   logFormatEscapeJson: boolean;
+  /** log-format-escape-none: values unescaped (control bytes still escaped); wins over escape-json. */
+  logFormatEscapeNone: boolean;
   proxyBodySizeBytes: number;
   proxyConnectTimeoutMs: number;
   proxyReadTimeoutMs: number;

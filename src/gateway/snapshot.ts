@@ -16,7 +16,12 @@ import { externalNamePort, findService, findServicePort } from '../config/lookup
 import { DEFAULT_TLS_SESSIONS, TICKET_KEY_BYTES } from '../k8s/tls-sessions.ts';
 import { CidrSet } from '../net/cidr-set.ts';
 import { createClientIpResolver } from '../net/client-ip.ts';
-import { type AccessLogFormatter, compileLogFormat, describeLogFormat } from './access-log.ts';
+import {
+  type AccessLogFormatter,
+  compileLogFormat,
+  describeLogFormat,
+  type LogEscape,
+} from './access-log.ts';
 import { type ClientTimeouts, clientTimeoutsOf } from './client-timeouts.ts';
 import { type CompiledRoutes, compileRoutes } from './router.ts';
 import { buildCertificateStore, type CertificateStore } from './tls.ts';
@@ -205,11 +210,20 @@ function routesOf(topology: Topology): SnapshotStep<CompiledRoutes> {
 /** The access log line: the ConfigMap's log-format-upstream (or keepip's JSON line), compiled once. */
 function accessLogOf(settings: GatewaySettings, options: SnapshotOptions) {
   const format = options.logFormat === 'json' ? JSON_LOG_FORMAT : settings.logFormatUpstream;
-  const escaping = options.logFormat === 'json' || settings.logFormatEscapeJson ? 'json' : 'default';
   return {
-    formatAccessLine: compileLogFormat(format, { escape: escaping }),
+    formatAccessLine: compileLogFormat(format, { escape: accessLogEscape(settings, options) }),
     unknownLogVariables: describeLogFormat(format).unknown,
   };
+}
+
+/** As ingress-nginx's template: escape-none wins over escape-json; keepip's own JSON line is JSON. */
+export function accessLogEscape(
+  settings: GatewaySettings,
+  options: Pick<SnapshotOptions, 'logFormat'>,
+): LogEscape {
+  if (options.logFormat === 'json') return 'json';
+  if (settings.logFormatEscapeNone) return 'none';
+  return settings.logFormatEscapeJson ? 'json' : 'default';
 }
 
 /**

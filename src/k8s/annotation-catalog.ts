@@ -710,6 +710,12 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
     values: 'false',
     note: 'JSON escaping in the access log',
   },
+  {
+    names: ['log-format-escape-none'],
+    status: 'implemented',
+    values: 'false',
+    note: "no escaping in the access log (wins over log-format-escape-json, as ingress-nginx's template); unlike nginx, control bytes (< 0x20, 0x7f) are still written as `\\xHH`, so a value (a decoded Basic user) cannot break a line in two",
+  },
   { names: ['proxy-body-size'], status: 'implemented', values: '1m', note: 'as the annotation' },
   {
     names: ['proxy-connect-timeout', 'proxy-read-timeout', 'proxy-send-timeout'],
@@ -1032,11 +1038,6 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
     status: 'refused',
     note: `${NOT_YET}: nginx's access_log parameters (buffer=, flush=, gzip) do not apply; keepip writes whole lines in batches`,
     instead: '`--access-log FILE` (or stdout) for where the lines go',
-  },
-  {
-    names: ['log-format-escape-none'],
-    status: 'refused',
-    note: `${NOT_YET}: values are escaped as nginx's default escaping`,
   },
   {
     names: ['limit-conn-zone-variable'],

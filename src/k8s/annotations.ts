@@ -90,6 +90,7 @@ export const SUPPORTED_CONFIGMAP_KEYS: readonly string[] = [
   'http-redirect-code',
   'log-format-upstream',
   'log-format-escape-json',
+  'log-format-escape-none',
   'proxy-body-size',
   'proxy-connect-timeout',
   'proxy-read-timeout',
@@ -151,6 +152,7 @@ export function defaultGatewaySettings(configMap: ObjectRef | null = null): Gate
     httpRedirectCode: 308,
     logFormatUpstream: DEFAULT_LOG_FORMAT_UPSTREAM,
     logFormatEscapeJson: false,
+    logFormatEscapeNone: false,
     proxyBodySizeBytes: 1024 * 1024,
     proxyConnectTimeoutMs: 5_000,
     proxyReadTimeoutMs: 60_000,
@@ -252,6 +254,7 @@ export function parseControllerConfigMap(
     s.logFormatUpstream = data['log-format-upstream'];
   }
   s.logFormatEscapeJson = v.bool('log-format-escape-json', s.logFormatEscapeJson);
+  s.logFormatEscapeNone = v.bool('log-format-escape-none', s.logFormatEscapeNone);
   s.serviceUpstream = v.bool('service-upstream', false);
   s.enableAccessLogForDefaultBackend = v.bool('enable-access-log-for-default-backend', false);
   if (!v.bool('strict-validate-path-type', true)) s.strictValidatePathType = false;

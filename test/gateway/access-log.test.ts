@@ -170,10 +170,12 @@ describe('escaping', () => {
     });
   });
 
-  it('none writes values untouched', () => {
+  it('none writes values untouched, but control bytes as \\xHH (one line stays one line)', () => {
     const v = seedVars();
-    v.headers = { 'user-agent': 'a"b' };
-    assert.equal(compileLogFormat('$http_user_agent|$remote_user', { escape: 'none' })(v), 'a"b|-');
+    v.headers = { 'user-agent': 'a"b\\\xc3\xa9' };
+    assert.equal(compileLogFormat('$http_user_agent|$remote_user', { escape: 'none' })(v), 'a"b\\é|-');
+    v.remoteUser = 'us\ner\r\x7f';
+    assert.equal(compileLogFormat('$remote_user', { escape: 'none' })(v), 'us\\x0Aer\\x0D\\x7F');
   });
 });
 

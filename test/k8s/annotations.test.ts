@@ -105,6 +105,7 @@ test('every supported ConfigMap key is read', () => {
   assert.equal(s.httpRedirectCode, 301);
   assert.equal(s.logFormatUpstream, '$remote_addr $status');
   assert.equal(s.logFormatEscapeJson, true);
+  assert.equal(s.logFormatEscapeNone, false);
   assert.equal(s.proxyBodySizeBytes, 16 * 1024 ** 2);
   assert.deepEqual(
     [s.proxyConnectTimeoutMs, s.proxyReadTimeoutMs, s.proxySendTimeoutMs],
