@@ -2,46 +2,26 @@
 // an allowlist written under that prefix (a client outside it gets 403) and ignores one written under
 // nginx.ingress.kubernetes.io/ (that Ingress stays open), as ingress-nginx with the same flag does.
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import { type FakeApiServer, startFakeApiServer } from '../fixtures/fake-apiserver.ts';
-import {
-  type Backend,
-  get,
-  ingress,
-  seedWeb,
-  startBackend,
-  startTestController,
-  type TestController,
-  waitForHost,
-} from './harness.ts';
+import { before, describe, it } from 'node:test';
+import { get, ingress, waitForHost, webCluster } from './harness.ts';
 
 describe('keepip controller --annotations-prefix', () => {
-  let api: FakeApiServer;
-  let web: Backend;
-  let ctl: TestController;
-  let httpPort: number;
-
-  before(async () => {
-    api = await startFakeApiServer();
-    web = await startBackend('web');
-    seedWeb(api, web.port);
-    // The test client is 127.0.0.1: outside 10.0.0.0/8.
-    const closed = { 'custom.example.com/whitelist-source-range': '10.0.0.0/8' };
-    const open = { 'nginx.ingress.kubernetes.io/whitelist-source-range': '10.0.0.0/8' };
-    api.apply(ingress('closed', 'closed.example.com', 'web', { annotations: closed }));
-    api.apply(ingress('open', 'open.example.com', 'web', { annotations: open }));
-    ctl = await startTestController(api, ['--annotations-prefix=custom.example.com']);
-    httpPort = (await ctl.running.serving()).httpAddress!.port;
-    await waitForHost(ctl, 'closed.example.com');
-    await waitForHost(ctl, 'open.example.com');
+  const cluster = webCluster(['--annotations-prefix=custom.example.com'], {
+    prepare: (api) => {
+      // The test client is 127.0.0.1: outside 10.0.0.0/8.
+      const closed = { 'custom.example.com/whitelist-source-range': '10.0.0.0/8' };
+      const open = { 'nginx.ingress.kubernetes.io/whitelist-source-range': '10.0.0.0/8' };
+      api.apply(ingress('closed', 'closed.example.com', 'web', { annotations: closed }));
+      api.apply(ingress('open', 'open.example.com', 'web', { annotations: open }));
+    },
   });
-  after(async () => {
-    await ctl?.close();
-    await api?.close();
-    await web?.close();
+  before(async () => {
+    await waitForHost(cluster.ctl, 'closed.example.com');
+    await waitForHost(cluster.ctl, 'open.example.com');
   });
 
   it('reads the allowlist under the custom prefix and ignores the standard one', async () => {
+    const { ctl, httpPort } = cluster;
     assert.equal((await get(httpPort, 'closed.example.com')).status, 403);
     const open = await get(httpPort, 'open.example.com');
     assert.equal(open.status, 200);

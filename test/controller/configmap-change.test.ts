@@ -2,16 +2,8 @@
 // whitelist-source-range added to it applies to the served Ingresses without a restart, and a later
 // change of another key reloads again and keeps it.
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import { type FakeApiServer, startFakeApiServer } from '../fixtures/fake-apiserver.ts';
-import {
-  type Backend,
-  get,
-  seedWeb,
-  startBackend,
-  startTestController,
-  type TestController,
-} from './harness.ts';
+import { describe, it } from 'node:test';
+import { get, webCluster } from './harness.ts';
 
 function controllerConfigMap(data: Record<string, string>) {
   return {
@@ -22,26 +14,14 @@ function controllerConfigMap(data: Record<string, string>) {
 }
 
 describe('a change of the controller ConfigMap', () => {
-  let api: FakeApiServer;
-  let web: Backend;
-  let ctl: TestController;
-  let httpPort: number;
-
-  before(async () => {
-    api = await startFakeApiServer();
-    web = await startBackend('web');
-    seedWeb(api, web.port);
-    api.apply(controllerConfigMap({}));
-    ctl = await startTestController(api, ['--configmap=$(POD_NAMESPACE)/ingress-nginx-controller']);
-    httpPort = (await ctl.running.serving()).httpAddress!.port;
-  });
-  after(async () => {
-    await ctl?.close();
-    await api?.close();
-    await web?.close();
+  const cluster = webCluster(['--configmap=$(POD_NAMESPACE)/ingress-nginx-controller'], {
+    prepare: (api) => {
+      api.apply(controllerConfigMap({}));
+    },
   });
 
   it('applies a whitelist-source-range added later, and keeps it across the next change', async () => {
+    const { api, ctl, httpPort } = cluster;
     assert.equal((await get(httpPort, 'web.example.com')).status, 200);
     ctl.mark();
     api.apply(controllerConfigMap({ 'whitelist-source-range': '1.1.1.1' }));

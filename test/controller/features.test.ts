@@ -2,20 +2,16 @@
 // Event naming the annotation), deduplicated Events, the validating webhook (AdmissionReview v1 over
 // TLS with the doctor's message), and the status cleared on shutdown with --update-status-on-shutdown.
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import { type FakeApiServer, type Obj, startFakeApiServer } from '../fixtures/fake-apiserver.ts';
+import { describe, it } from 'node:test';
+import type { Obj } from '../fixtures/fake-apiserver.ts';
 import {
-  type Backend,
   get,
   ingress,
   peerCertificate,
   postWebhook,
-  seedWeb,
-  startBackend,
-  startTestController,
-  type TestController,
   tlsSecret,
   waitForHost,
+  webCluster,
   webhookFlags,
 } from './harness.ts';
 
@@ -39,46 +35,35 @@ async function postReview(port: number, body: Obj): Promise<Obj> {
 }
 
 describe('TLS, fail-closed ranges, events, admission, status on shutdown', () => {
-  let api: FakeApiServer;
-  let web: Backend;
-  let ctl: TestController;
-  let httpPort: number;
-  let httpsPort: number;
-
-  before(async () => {
-    api = await startFakeApiServer();
-    web = await startBackend('web');
-    seedWeb(api, web.port);
-    api.apply(await tlsSecret('web-tls', 'web.example.com'));
-    api.apply(await tlsSecret('fallback', 'keepip-test-default'));
-    api.apply(
-      ingress('web', 'web.example.com', 'web', {
-        tls: [{ hosts: ['web.example.com'], secretName: 'web-tls' }],
-      }),
-    );
-    ctl = await startTestController(api, [
+  const cluster = webCluster(
+    async () => [
       '--election-ttl=2s',
       '--publish-status-address=192.0.2.10,lb.example.com',
       '--default-ssl-certificate=default/fallback',
       ...(await webhookFlags()),
-    ]);
-    const gateway = await ctl.running.serving();
-    httpPort = gateway.httpAddress!.port;
-    httpsPort = gateway.httpsAddress!.port;
-  });
-  after(async () => {
-    await ctl?.close();
-    await api?.close();
-    await web?.close();
-  });
+    ],
+    {
+      prepare: async (api) => {
+        api.apply(await tlsSecret('web-tls', 'web.example.com'));
+        api.apply(await tlsSecret('fallback', 'keepip-test-default'));
+        api.apply(
+          ingress('web', 'web.example.com', 'web', {
+            tls: [{ hosts: ['web.example.com'], secretName: 'web-tls' }],
+          }),
+        );
+      },
+    },
+  );
 
   it('serves the certificate of the Ingress TLS Secret, and the default one for other names', async () => {
+    const { httpsPort } = cluster;
     assert.equal(await peerCertificate(httpsPort, 'web.example.com'), 'web.example.com');
     assert.equal(await peerCertificate(httpsPort, 'other.example.com'), 'keepip-test-default');
     assert.equal((await get(httpsPort, 'web.example.com', '/s', true)).body, 'web /s\n');
   });
 
   it('picks up a rotated Secret', async () => {
+    const { api, ctl, httpsPort } = cluster;
     // Another name that still covers the host (a certificate that does not name it is not served).
     const rotated = await tlsSecret('web-tls', '*.example.com');
     const certPem = Buffer.from(rotated.data['tls.crt'], 'base64').toString('utf8');
@@ -96,6 +81,7 @@ describe('TLS, fail-closed ranges, events, admission, status on shutdown', () =>
   });
 
   it('picks up a renewed --default-ssl-certificate Secret, and serves the generated one while it is gone', async () => {
+    const { api, ctl, httpsPort } = cluster;
     // cert-manager renews the default certificate in place: the next handshakes get the new one.
     const renewed = await tlsSecret('fallback', 'keepip-renewed-default');
     const certPem = Buffer.from(renewed.data['tls.crt'], 'base64').toString('utf8');
@@ -119,6 +105,7 @@ describe('TLS, fail-closed ranges, events, admission, status on shutdown', () =>
   });
 
   it('an invalid allowlist fails closed with 503 and a Warning Event naming the annotation', async () => {
+    const { api, ctl, httpPort } = cluster;
     ctl.mark();
     api.apply(
       ingress('locked', 'locked.example.com', 'web', {
@@ -136,6 +123,7 @@ describe('TLS, fail-closed ranges, events, admission, status on shutdown', () =>
   });
 
   it('writes one Sync Event per Ingress and raises its count on the next change', async () => {
+    const { api } = cluster;
     const sync = await api.waitUntil(() =>
       api.list('Event').find((e) => e.involvedObject.name === 'web' && e.reason === 'Sync'),
     );
@@ -155,6 +143,7 @@ describe('TLS, fail-closed ranges, events, admission, status on shutdown', () =>
   });
 
   it('writes the publish-status-address status', async () => {
+    const { api } = cluster;
     await api.waitUntil(
       () => api.get('Ingress', 'default', 'web')?.status?.loadBalancer?.ingress?.length === 2,
     );
@@ -165,6 +154,7 @@ describe('TLS, fail-closed ranges, events, admission, status on shutdown', () =>
   });
 
   it('the webhook refuses what would fail closed, with the doctor message, and allows the rest', async () => {
+    const { ctl } = cluster;
     const port = ctl.running.webhookAddress!.port;
     const bad = ingress('bad', 'bad.example.com', 'web', {
       annotations: { 'nginx.ingress.kubernetes.io/allowlist-source-range': '300.1.1.1/8' },
@@ -194,6 +184,7 @@ describe('TLS, fail-closed ranges, events, admission, status on shutdown', () =>
   });
 
   it('clears the status on shutdown when it is the only controller (--update-status-on-shutdown)', async () => {
+    const { api, ctl } = cluster;
     await ctl.close();
     assert.ok(ctl.lines.includes('released the Lease'));
     assert.deepEqual(api.get('Ingress', 'default', 'web')!.status.loadBalancer.ingress, []);
@@ -201,25 +192,16 @@ describe('TLS, fail-closed ranges, events, admission, status on shutdown', () =>
 });
 
 describe('the webhook before the first complete sync', () => {
-  let api: FakeApiServer;
-  let web: Backend;
-  let ctl: TestController;
-
-  before(async () => {
-    api = await startFakeApiServer();
-    web = await startBackend('web');
-    seedWeb(api, web.port);
-    api.apply(ingress('web', 'web.example.com', 'web'));
-    api.setDown(true);
-    ctl = await startTestController(api, ['--disable-leader-election', ...(await webhookFlags())]);
-  });
-  after(async () => {
-    await ctl?.close();
-    await api?.close();
-    await web?.close();
+  const cluster = webCluster(async () => ['--disable-leader-election', ...(await webhookFlags())], {
+    prepare: (api) => {
+      api.apply(ingress('web', 'web.example.com', 'web'));
+      api.setDown(true);
+    },
+    awaitServing: false,
   });
 
   it('refuses an Ingress it cannot check yet (503 ADMISSION_NOT_SYNCED), then reviews it', async () => {
+    const { api, ctl } = cluster;
     const port = ctl.running.webhookAddress!.port;
     // The same host and path as the Ingress the controller has not read yet: admitting it unchecked
     // would let it in beside the one that keeps the path.

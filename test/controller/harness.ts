@@ -7,13 +7,14 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
+import { after, before } from 'node:test';
 import tls from 'node:tls';
 import { generate } from 'selfsigned';
 import { type RunningController, startController } from '../../src/controller/controller.ts';
 import { parseControllerFlags } from '../../src/controller/flags.ts';
 import type { ClusterObjects, SnapshotOptions } from '../../src/controller/snapshot.ts';
 import { createLineSink } from '../../src/gateway/line-sink.ts';
-import type { FakeApiServer, Obj } from '../fixtures/fake-apiserver.ts';
+import { type FakeApiServer, type Obj, startFakeApiServer } from '../fixtures/fake-apiserver.ts';
 
 export interface Backend {
   port: number;
@@ -209,6 +210,58 @@ export async function startTestController(
     },
     close: () => running.close(),
   };
+}
+
+/** What webCluster starts: set in its before(), so read the fields in tests and hooks, not at collection. */
+export interface WebCluster {
+  api: FakeApiServer;
+  /** The backend of seedWeb's Service web. */
+  web: Backend;
+  ctl: TestController;
+  /** The gateway's ports once it serves; 0 with `awaitServing: false` (and httpsPort without HTTPS). */
+  httpPort: number;
+  httpsPort: number;
+}
+
+export interface WebClusterOptions {
+  /** The controller's environment, as startTestController takes it. */
+  env?: Record<string, string>;
+  /** Runs after seedWeb and before the controller starts: the test's own cluster objects. */
+  prepare?: (api: FakeApiServer) => void | Promise<void>;
+  /** Wait in before() until the gateway serves (default); false when the test starts with the API down. */
+  awaitServing?: boolean;
+}
+
+/**
+ * Call in a describe body: registers a before() that starts a fake API server seeded with seedWeb, its
+ * backend and a controller with `flags` (a function for flags computed in before()), and an after()
+ * that closes them. The describe's own after() hooks run after this one.
+ */
+export function webCluster(
+  flags: string[] | (() => string[] | Promise<string[]>),
+  options: WebClusterOptions = {},
+): WebCluster {
+  const cluster: Partial<WebCluster> = { httpPort: 0, httpsPort: 0 };
+  before(async () => {
+    const api = await startFakeApiServer();
+    cluster.api = api;
+    cluster.web = await startBackend('web');
+    seedWeb(api, cluster.web.port);
+    await options.prepare?.(api);
+    const args = typeof flags === 'function' ? await flags() : flags;
+    const ctl = await startTestController(api, args, options.env);
+    cluster.ctl = ctl;
+    if (options.awaitServing === false) return;
+    const gateway = await ctl.running.serving();
+    cluster.httpPort = gateway.httpAddress!.port;
+    cluster.httpsPort = gateway.httpsAddress?.port ?? 0;
+  });
+  after(async () => {
+    await cluster.ctl?.close();
+    await cluster.api?.close();
+    await cluster.web?.close();
+  });
+  return cluster as WebCluster;
 }
 
 /** The served snapshot has a virtual host `host` (or, with `present` false, no longer has it). */

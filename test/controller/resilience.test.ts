@@ -3,21 +3,17 @@
 // ERROR event or an HTTP status) relists, and an outage keeps the last good snapshot serving while
 // /healthz stays honest, until the API comes back.
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import { type FakeApiServer, startFakeApiServer } from '../fixtures/fake-apiserver.ts';
+import { describe, it } from 'node:test';
+import type { FakeApiServer } from '../fixtures/fake-apiserver.ts';
 import {
-  type Backend,
   endpointSlice,
   get,
   healthz,
   ingress,
-  seedWeb,
   service,
-  startBackend,
-  startTestController,
-  type TestController,
   waitForEndpoint,
   waitForHost,
+  webCluster,
 } from './harness.ts';
 
 const lists = (api: FakeApiServer, plural: string) =>
@@ -29,25 +25,10 @@ const watchesFrom = (api: FakeApiServer, plural: string) =>
     .map((r) => r.query.get('resourceVersion'));
 
 describe('keepip controller survives the API server', () => {
-  let api: FakeApiServer;
-  let web: Backend;
-  let ctl: TestController;
-  let httpPort: number;
-
-  before(async () => {
-    api = await startFakeApiServer();
-    web = await startBackend('web');
-    seedWeb(api, web.port);
-    ctl = await startTestController(api, ['--disable-leader-election', '--update-status=false']);
-    httpPort = (await ctl.running.serving()).httpAddress!.port;
-  });
-  after(async () => {
-    await ctl?.close();
-    await api?.close();
-    await web?.close();
-  });
+  const cluster = webCluster(['--disable-leader-election', '--update-status=false']);
 
   it('asks for bookmarks and resumes a dropped watch from the last resourceVersion, without relisting', async () => {
+    const { api, ctl, httpPort } = cluster;
     await api.waitUntil(() => api.openWatches('Ingress') === 1);
     assert.equal(
       api.requests.find((r) => r.query.get('watch') !== null)?.query.get('allowWatchBookmarks'),
@@ -72,6 +53,7 @@ describe('keepip controller survives the API server', () => {
   });
 
   it('a bookmark moves the resume point on', async () => {
+    const { api } = cluster;
     await api.waitUntil(() => api.openWatches('Service') === 1);
     api.apply({ kind: 'ConfigMap', metadata: { namespace: 'x', name: 'unrelated' }, data: {} });
     assert.equal(api.bookmark('Service'), 1);
@@ -88,6 +70,7 @@ describe('keepip controller survives the API server', () => {
   });
 
   it('relists on 410 Gone (ERROR event) and serves what changed meanwhile', async () => {
+    const { api, ctl } = cluster;
     const listsBefore = lists(api, 'ingresses');
     ctl.mark();
     api.compact();
@@ -98,6 +81,7 @@ describe('keepip controller survives the API server', () => {
   });
 
   it('relists when a resumed watch is answered with HTTP 410', async () => {
+    const { api, ctl } = cluster;
     api.goneAsHttp = true;
     try {
       const listsBefore = lists(api, 'services');
@@ -113,6 +97,7 @@ describe('keepip controller survives the API server', () => {
   });
 
   it('keeps serving the last good snapshot through an outage, says so, and catches up after it', async () => {
+    const { api, web, ctl, httpPort } = cluster;
     ctl.mark();
     api.setDown(true);
     await ctl.waitForLine(/keeping the last good objects, retrying with backoff/);

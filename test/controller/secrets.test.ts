@@ -3,23 +3,19 @@
 // releases), those of the Ingress's namespace reach the translation, another namespace's never do; a
 // TLS Secret whose certificate does not match its key costs only its own hosts their certificate.
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import { snapshotObjects, type SnapshotOptions } from '../../src/controller/snapshot.ts';
-import { type FakeApiServer, type Obj, startFakeApiServer } from '../fixtures/fake-apiserver.ts';
+import type { Obj } from '../fixtures/fake-apiserver.ts';
 import {
-  type Backend,
   DEFAULT_SNAPSHOT_OPTIONS,
   ingressClass,
   get,
   ingress,
   keyPair,
   peerCertificate,
-  seedWeb,
-  startBackend,
-  startTestController,
-  type TestController,
   tlsSecret,
   waitForHost,
+  webCluster,
 } from './harness.ts';
 
 function basicAuthSecret(namespace: string, name: string): Obj {
@@ -34,82 +30,67 @@ function basicAuthSecret(namespace: string, name: string): Obj {
 const ALICE = `Basic ${Buffer.from('alice:wonderland').toString('base64')}`;
 
 describe('Secrets named by annotations', () => {
-  let api: FakeApiServer;
-  let web: Backend;
-  let ctl: TestController;
-  let httpPort: number;
-  let httpsPort: number;
   let caPem: string;
-
-  before(async () => {
-    api = await startFakeApiServer();
-    web = await startBackend('web');
-    seedWeb(api, web.port);
-    api.apply(basicAuthSecret('default', 'users'));
-    api.apply(basicAuthSecret('other', 'users'));
-    api.apply(
-      ingress('basic', 'basic.example.com', 'web', {
-        annotations: {
-          'nginx.ingress.kubernetes.io/auth-type': 'basic',
-          'nginx.ingress.kubernetes.io/auth-secret': 'users',
-        },
-      }),
-    );
-    api.apply(
-      ingress('cross', 'cross.example.com', 'web', {
-        annotations: {
-          'nginx.ingress.kubernetes.io/auth-type': 'basic',
-          'nginx.ingress.kubernetes.io/auth-secret': 'other/users',
-        },
-      }),
-    );
-    // auth-tls: the CA in an Opaque Secret, as kubectl create secret generic makes it.
-    const ca = await keyPair('client-ca');
-    api.apply({
-      kind: 'Secret',
-      type: 'Opaque',
-      metadata: { namespace: 'default', name: 'client-ca' },
-      data: { 'ca.crt': Buffer.from(ca.cert).toString('base64') },
-    });
-    api.apply(
-      ingress('mtls', 'mtls.example.com', 'web', {
-        annotations: { 'nginx.ingress.kubernetes.io/auth-tls-secret': 'default/client-ca' },
-      }),
-    );
-    // TLS: one good Secret, one whose certificate is another key's.
-    api.apply(await tlsSecret('good-tls', 'good.example.com'));
-    const other = await keyPair('other');
-    api.apply(
-      await tlsSecret('bad-tls', 'bad.example.com', {
-        cert: (await keyPair('bad.example.com')).cert,
-        key: other.key,
-      }),
-    );
-    api.apply(await tlsSecret('fallback', 'keepip-test-default'));
-    api.apply(
-      ingress('good', 'good.example.com', 'web', {
-        tls: [{ hosts: ['good.example.com'], secretName: 'good-tls' }],
-      }),
-    );
-    api.apply(
-      ingress('bad', 'bad.example.com', 'web', {
-        tls: [{ hosts: ['bad.example.com'], secretName: 'bad-tls' }],
-      }),
-    );
-    ctl = await startTestController(api, ['--default-ssl-certificate=default/fallback']);
-    const serving = await ctl.running.serving();
-    httpPort = serving.httpAddress!.port;
-    httpsPort = serving.httpsAddress!.port;
-    caPem = ca.cert;
-    await waitForHost(ctl, 'basic.example.com');
+  const cluster = webCluster(['--default-ssl-certificate=default/fallback'], {
+    prepare: async (api) => {
+      api.apply(basicAuthSecret('default', 'users'));
+      api.apply(basicAuthSecret('other', 'users'));
+      api.apply(
+        ingress('basic', 'basic.example.com', 'web', {
+          annotations: {
+            'nginx.ingress.kubernetes.io/auth-type': 'basic',
+            'nginx.ingress.kubernetes.io/auth-secret': 'users',
+          },
+        }),
+      );
+      api.apply(
+        ingress('cross', 'cross.example.com', 'web', {
+          annotations: {
+            'nginx.ingress.kubernetes.io/auth-type': 'basic',
+            'nginx.ingress.kubernetes.io/auth-secret': 'other/users',
+          },
+        }),
+      );
+      // auth-tls: the CA in an Opaque Secret, as kubectl create secret generic makes it.
+      const ca = await keyPair('client-ca');
+      caPem = ca.cert;
+      api.apply({
+        kind: 'Secret',
+        type: 'Opaque',
+        metadata: { namespace: 'default', name: 'client-ca' },
+        data: { 'ca.crt': Buffer.from(ca.cert).toString('base64') },
+      });
+      api.apply(
+        ingress('mtls', 'mtls.example.com', 'web', {
+          annotations: { 'nginx.ingress.kubernetes.io/auth-tls-secret': 'default/client-ca' },
+        }),
+      );
+      // TLS: one good Secret, one whose certificate is another key's.
+      api.apply(await tlsSecret('good-tls', 'good.example.com'));
+      const other = await keyPair('other');
+      api.apply(
+        await tlsSecret('bad-tls', 'bad.example.com', {
+          cert: (await keyPair('bad.example.com')).cert,
+          key: other.key,
+        }),
+      );
+      api.apply(await tlsSecret('fallback', 'keepip-test-default'));
+      api.apply(
+        ingress('good', 'good.example.com', 'web', {
+          tls: [{ hosts: ['good.example.com'], secretName: 'good-tls' }],
+        }),
+      );
+      api.apply(
+        ingress('bad', 'bad.example.com', 'web', {
+          tls: [{ hosts: ['bad.example.com'], secretName: 'bad-tls' }],
+        }),
+      );
+    },
   });
-  after(async () => {
-    await ctl?.close();
-    await api?.close();
-    await web?.close();
-  });
+  before(() => waitForHost(cluster.ctl, 'basic.example.com'));
 
   it('basic auth from an Opaque Secret of the namespace: 401 without, 200 with the password', async () => {
+    const { httpPort } = cluster;
     assert.equal((await get(httpPort, 'basic.example.com')).status, 401);
     const answer = await get(httpPort, 'basic.example.com', '/', false, { authorization: ALICE });
     assert.equal(answer.status, 200);
@@ -117,6 +98,7 @@ describe('Secrets named by annotations', () => {
   });
 
   it('a Secret of another namespace is never read: 503 even with the right password', async () => {
+    const { ctl, httpPort } = cluster;
     assert.equal(
       (await get(httpPort, 'cross.example.com', '/', false, { authorization: ALICE })).status,
       503,
@@ -129,6 +111,7 @@ describe('Secrets named by annotations', () => {
   });
 
   it('auth-tls-secret: the CA of an Opaque Secret of the namespace reaches the gateway', () => {
+    const { ctl } = cluster;
     const vhost = ctl.running
       .gateway()!
       .snapshot()
@@ -138,6 +121,7 @@ describe('Secrets named by annotations', () => {
   });
 
   it('a TLS Secret whose certificate does not match its key: its host gets the default certificate, the others keep theirs', async () => {
+    const { ctl, httpsPort } = cluster;
     await waitForHost(ctl, 'bad.example.com');
     assert.equal(await peerCertificate(httpsPort, 'good.example.com'), 'good.example.com');
     assert.equal(await peerCertificate(httpsPort, 'bad.example.com'), 'keepip-test-default');
@@ -145,6 +129,7 @@ describe('Secrets named by annotations', () => {
   });
 
   it('lists Secrets as ingress-nginx does: every type but Helm releases', () => {
+    const { api } = cluster;
     const lists = api.requests.filter((r) => r.method === 'GET' && r.path.startsWith('/api/v1/secrets'));
     assert.ok(lists.length > 0);
     for (const r of lists) assert.equal(r.query.get('fieldSelector'), 'type!=helm.sh/release.v1');

@@ -3,46 +3,32 @@
 // after the first complete sync; changes are applied.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { type FakeApiServer, startFakeApiServer } from '../fixtures/fake-apiserver.ts';
 import {
   type Backend,
   endpointSlice,
   get,
   healthz,
   ingress,
-  seedWeb,
   service,
   startBackend,
-  startTestController,
-  type TestController,
   waitForEndpoint,
   waitForHost,
+  webCluster,
 } from './harness.ts';
 
 describe('keepip controller serves the cluster', () => {
-  let api: FakeApiServer;
-  let web: Backend;
+  const cluster = webCluster(['--publish-status-address=10.0.0.1']);
   let other: Backend;
-  let ctl: TestController;
-  let httpPort: number;
 
   before(async () => {
-    api = await startFakeApiServer();
-    web = await startBackend('web');
     other = await startBackend('other');
-    seedWeb(api, web.port);
-    ctl = await startTestController(api, ['--publish-status-address=10.0.0.1']);
-    const gateway = await ctl.running.serving();
-    httpPort = gateway.httpAddress!.port;
   });
   after(async () => {
-    await ctl?.close();
-    await api?.close();
-    await web?.close();
     await other?.close();
   });
 
   it('routes a request by Host to the EndpointSlice backend', async () => {
+    const { web, httpPort } = cluster;
     const before = web.hits;
     const answer = await get(httpPort, 'web.example.com', '/hello');
     assert.equal(answer.status, 200);
@@ -52,11 +38,13 @@ describe('keepip controller serves the cluster', () => {
   });
 
   it('/healthz is ready once serving', async () => {
+    const { ctl } = cluster;
     const answer = await healthz(ctl.running.healthzAddress!.port);
     assert.equal(answer.status, 200);
   });
 
   it('applies a new Ingress, then its removal', async () => {
+    const { api, ctl, httpPort } = cluster;
     ctl.mark();
     api.apply(service('other'));
     api.apply(endpointSlice('other', '127.0.0.1', other.port));
@@ -70,6 +58,7 @@ describe('keepip controller serves the cluster', () => {
   });
 
   it('follows endpoint changes', async () => {
+    const { api, ctl, httpPort } = cluster;
     ctl.mark();
     api.apply(endpointSlice('web', '127.0.0.1', other.port));
     await waitForEndpoint(ctl, 'web', '127.0.0.1', other.port);

@@ -2,36 +2,14 @@
 // during the grace period /healthz fails with 500, as ingress-nginx's healthz handler answers a
 // failed check, while requests are still served; the controller stops after it.
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import { type FakeApiServer, startFakeApiServer } from '../fixtures/fake-apiserver.ts';
-import {
-  type Backend,
-  get,
-  healthz,
-  seedWeb,
-  startBackend,
-  startTestController,
-  type TestController,
-} from './harness.ts';
+import { describe, it } from 'node:test';
+import { get, healthz, webCluster } from './harness.ts';
 
 describe('--shutdown-grace-period', () => {
-  let api: FakeApiServer;
-  let web: Backend;
-  let ctl: TestController;
-
-  before(async () => {
-    api = await startFakeApiServer();
-    web = await startBackend('web');
-    seedWeb(api, web.port);
-    ctl = await startTestController(api, ['--shutdown-grace-period=3']);
-  });
-  after(async () => {
-    await ctl?.close();
-    await api?.close();
-    await web?.close();
-  });
+  const cluster = webCluster(['--shutdown-grace-period=3'], { awaitServing: false });
 
   it('/healthz answers 500 during the grace period while traffic is still served', async () => {
+    const { ctl } = cluster;
     const httpPort = (await ctl.running.serving()).httpAddress!.port;
     const healthPort = ctl.running.healthzAddress!.port;
     assert.equal((await healthz(healthPort)).status, 200);

@@ -4,17 +4,10 @@
 // reported by name. Also: /healthz stays 500 until the first complete sync.
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { after, before, describe, it } from 'node:test';
-import { type FakeApiServer, type Obj, startFakeApiServer } from '../fixtures/fake-apiserver.ts';
+import { after, describe, it } from 'node:test';
+import type { Obj } from '../fixtures/fake-apiserver.ts';
 import { freePort } from '../helpers/net.ts';
-import {
-  type Backend,
-  healthz,
-  seedWeb,
-  startBackend,
-  startTestController,
-  type TestController,
-} from './harness.ts';
+import { healthz, webCluster } from './harness.ts';
 
 function sshService(port: number): Obj[] {
   return [
@@ -72,51 +65,47 @@ function exchange(port: number, from: string, prefix = ''): Promise<string> {
 }
 
 describe('tcp-services and readiness', () => {
-  let api: FakeApiServer;
-  let web: Backend;
   let ssh: Awaited<ReturnType<typeof startSshBackend>>;
-  let ctl: TestController;
   let tcpPort: number;
   let decodePort = 0;
-
-  before(async () => {
-    api = await startFakeApiServer();
-    web = await startBackend('web');
-    ssh = await startSshBackend();
-    seedWeb(api, web.port);
-    for (const o of sshService(ssh.port)) api.apply(o);
-    tcpPort = await freePort();
-    decodePort = await freePort();
-    api.apply({
-      kind: 'ConfigMap',
-      metadata: { namespace: 'ingress-nginx', name: 'tcp-services' },
-      data: {
-        [String(tcpPort)]: 'gitea/gitea-ssh:22::PROXY',
-        [String(decodePort)]: 'gitea/gitea-ssh:ssh:PROXY:PROXY',
-        '23': 'gitea/nope:22',
-      },
-    });
-    api.apply({
-      kind: 'ConfigMap',
-      metadata: { namespace: 'ingress-nginx', name: 'udp-services' },
-      data: { '53': 'kube-system/dns:53' },
-    });
-    api.setDown(true);
-    ctl = await startTestController(api, [
+  const cluster = webCluster(
+    [
       '--disable-leader-election',
       '--update-status=false',
       '--tcp-services-configmap=ingress-nginx/tcp-services',
       '--udp-services-configmap=ingress-nginx/udp-services',
-    ]);
-  });
+    ],
+    {
+      prepare: async (api) => {
+        ssh = await startSshBackend();
+        for (const o of sshService(ssh.port)) api.apply(o);
+        tcpPort = await freePort();
+        decodePort = await freePort();
+        api.apply({
+          kind: 'ConfigMap',
+          metadata: { namespace: 'ingress-nginx', name: 'tcp-services' },
+          data: {
+            [String(tcpPort)]: 'gitea/gitea-ssh:22::PROXY',
+            [String(decodePort)]: 'gitea/gitea-ssh:ssh:PROXY:PROXY',
+            '23': 'gitea/nope:22',
+          },
+        });
+        api.apply({
+          kind: 'ConfigMap',
+          metadata: { namespace: 'ingress-nginx', name: 'udp-services' },
+          data: { '53': 'kube-system/dns:53' },
+        });
+        api.setDown(true);
+      },
+      awaitServing: false,
+    },
+  );
   after(async () => {
-    await ctl?.close();
-    await api?.close();
-    await web?.close();
     await ssh?.close();
   });
 
   it('/healthz is 500 until the first complete sync, then 200', async () => {
+    const { api, ctl } = cluster;
     await api.waitForRequest((r) => r.status === 503);
     const before = await healthz(ctl.running.healthzAddress!.port);
     assert.equal(before.status, 500);
@@ -128,6 +117,7 @@ describe('tcp-services and readiness', () => {
   });
 
   it('serves a ::PROXY entry with the client address in a PROXY v1 header', async () => {
+    const { ctl } = cluster;
     await ctl.waitForLine(new RegExp(`tcp-services ${tcpPort}: listening`));
     const answer = await exchange(tcpPort, '127.0.0.7');
     assert.equal(answer, 'SSH-2.0-fake\r\n');
@@ -139,6 +129,7 @@ describe('tcp-services and readiness', () => {
   });
 
   it('reports UDP entries and unusable entries by name', async () => {
+    const { ctl } = cluster;
     await ctl.waitForLine(
       /UDP service 53 -> kube-system\/dns:53 .* is not served: keepip has no UDP proxy \[UDP_SERVICE_UNSUPPORTED\]/,
     );
@@ -148,6 +139,7 @@ describe('tcp-services and readiness', () => {
   });
 
   it('a :PROXY:PROXY entry reads the header the load balancer sends and passes its client on', async () => {
+    const { ctl } = cluster;
     await ctl.waitForLine(
       new RegExp(`tcp-services ${decodePort}: listening .*reads PROXY from clients, sends PROXY v1`),
     );
