@@ -3,7 +3,7 @@
 // stderr (stdout carries the access log unless --access-log names a file).
 import { parseDurationMs } from '../config/duration.ts';
 import { describeIssue } from '../config/issue-text.ts';
-import type { Topology } from '../config/model.ts';
+import type { SyslogTarget, Topology } from '../config/model.ts';
 import { gatewaySources } from '../dashboard/attach.ts';
 import {
   DASHBOARD_FLAG_OPTIONS,
@@ -420,6 +420,12 @@ const ESCAPING_NAMES: Record<LogEscape, string> = {
   none: ', no escaping',
 };
 
+function logDestination(options: CliOptions, syslog: SyslogTarget | undefined): string {
+  if (syslog === undefined) return options.accessLog ?? 'stdout';
+  const host = syslog.host.includes(':') ? `[${syslog.host}]` : syslog.host;
+  return `syslog udp://${host}:${syslog.port} (enable-syslog; the error log too)`;
+}
+
 function reportStartup(options: CliOptions, running: Served, report: (event: GatewayEvent) => void): void {
   const snap = running.snapshot();
   report({
@@ -433,7 +439,7 @@ function reportStartup(options: CliOptions, running: Served, report: (event: Gat
   report({
     level: 'info',
     event: 'access-log',
-    message: `access log to ${options.accessLog ?? 'stdout'} (${options.logFormat === 'json' ? 'JSON' : `log-format-upstream${ESCAPING_NAMES[accessLogEscape(snap.settings, options)]}`})`,
+    message: `access log to ${logDestination(options, snap.settings.syslog)} (${options.logFormat === 'json' ? 'JSON' : `log-format-upstream${ESCAPING_NAMES[accessLogEscape(snap.settings, options)]}`})`,
   });
   for (const event of snapshotEvents(snap)) report(event);
 }

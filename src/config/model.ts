@@ -256,6 +256,8 @@ export interface GatewaySettings {
   tlsSessions?: TlsSessionModel;
   /** use-gzip, enable-brotli and their keys; absent: responses pass as the backend sent them. */
   compression?: CompressionModel;
+  /** enable-syslog, syslog-host, syslog-port: both logs to this syslog server over UDP; absent: stdout/stderr. */
+  syslog?: SyslogTarget;
   /** ssl-reject-handshake: a TLS handshake for a name no host has (or without one) is refused. */
   sslRejectHandshake?: boolean;
   /** worker-processes: `auto` or a count of serving processes; absent when the ConfigMap does not say (src/workers/). */
@@ -423,6 +425,12 @@ export interface ServerTlsModel {
   invalidCiphers?: string;
   invalidProtocols?: string;
   invalidEcdhCurve?: string;
+}
+
+/** A syslog server: an IP address (canonical) or a lower-case DNS name, and a UDP port. */
+export interface SyslogTarget {
+  host: string;
+  port: number;
 }
 
 /** use-gzip / enable-brotli and their keys (src/k8s/compression-settings.ts); absent: no compression. */

@@ -10,7 +10,9 @@ import type { ConfigIssue, Topology } from '../config/model.ts';
 import { describeIssue } from '../config/issue-text.ts';
 import { type MetricsServer, startMetricsServer } from '../observability/metrics-server.ts';
 import type { ClientTimeouts } from './client-timeouts.ts';
+import { formatErrorLogPrefix } from './access-log.ts';
 import { createErrorLog, type ErrorLog } from './error-log.ts';
+import { createSyslogRouting } from './syslog.ts';
 import type { DecisionSink } from './exchange.ts';
 import { createRequestHandler } from './handler.ts';
 import { createLineSink, type LineSink } from './line-sink.ts';
@@ -62,7 +64,7 @@ export interface GatewayOptions {
   lingeringTimeoutMs?: number;
   /** How long close() waits for in-flight requests; default 10 s. */
   drainTimeoutMs?: number;
-  /** Resolves the host name of an ExternalName member per new upstream connection; default node's dns.lookup. */
+  /** Resolves the host name of an ExternalName member per new upstream connection, and syslog-host; default node's dns.lookup. */
   lookup?: LookupFunction;
   /** Where to connect for an endpoint the manifests name (see SnapshotOptions.upstreamAddress). */
   upstreamAddress?: SnapshotOptions['upstreamAddress'];
@@ -221,6 +223,19 @@ async function drain(
   listeners.destroyAll();
 }
 
+/** The access and error logs: the given sinks (stdout, stderr), or a syslog server with enable-syslog. */
+function logSinks(options: GatewayOptions, slot: SnapshotSlot) {
+  return createSyslogRouting(
+    {
+      access: options.accessLog ?? createLineSink(process.stdout),
+      error: options.errorLog ?? createLineSink(process.stderr),
+    },
+    () => slot.current.settings.syslog,
+    (message) => formatErrorLogPrefix(Date.now(), process.pid, null, 'error') + message,
+    options.lookup,
+  );
+}
+
 export async function startGateway(options: GatewayOptions): Promise<RunningGateway> {
   if (!options.http && !options.https) throw new TypeError('startGateway: give http and/or https');
   // Every way of serving (CLI, workers, controller, up, programmatic) passes here before a client is read.
@@ -228,8 +243,9 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
   const connections = new ConnectionRegistry(options.lookup !== undefined ? { lookup: options.lookup } : {});
   const metrics = options.metrics ?? createGatewayMetrics();
   const slot = snapshotSlot(options, connections, metrics);
-  const accessLog = options.accessLog ?? createLineSink(process.stdout);
-  const errorSink = options.errorLog ?? createLineSink(process.stderr);
+  const logs = logSinks(options, slot);
+  const accessLog = logs.access;
+  const errorSink = logs.error;
   const errorLog: ErrorLog = createErrorLog(errorSink);
   const active = { count: 0 };
   let draining = false;
@@ -267,6 +283,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     });
   } catch (error) {
     slot.current.retire();
+    logs.close();
     await connections.closeAll(0);
     throw error;
   }
@@ -306,6 +323,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
         await metricsServer?.close();
         await accessLog.flush();
         await errorSink.flush();
+        logs.close();
       })();
       return closing;
     },

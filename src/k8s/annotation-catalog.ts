@@ -711,6 +711,12 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
     note: 'JSON escaping in the access log',
   },
   {
+    names: ['enable-syslog', 'syslog-host', 'syslog-port'],
+    status: 'implemented',
+    values: 'false, none, 514',
+    note: "both logs to a syslog server over UDP instead of stdout and stderr, as nginx's `syslog:server=`: one datagram per line, `<PRI>Mmm dd hh:mm:ss hostname nginx: line` (facility local7; severity info for access lines, the line's level for error lines; the tag `nginx`, so existing filters match). The host is an IP address or a DNS name (resolved once per change); an invalid one keeps the logs on stdout/stderr with a warning, one that does not resolve with an error line there. A reload turns it on, off or elsewhere. Lines are not retried: UDP, as nginx",
+  },
+  {
     names: ['log-format-escape-none'],
     status: 'implemented',
     values: 'false',
@@ -1094,12 +1100,6 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
     status: 'refused',
     note: 'keepip has no nginx status page',
     instead: '`--metrics` (Prometheus `/metrics` and `/healthz`)',
-  },
-  {
-    names: ['enable-syslog', 'syslog-host', 'syslog-port'],
-    status: 'refused',
-    note: 'keepip does not write to syslog',
-    instead: 'the access log on stdout, collected by the cluster',
   },
   {
     names: ['allow-cross-namespace-resources'],

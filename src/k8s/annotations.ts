@@ -35,6 +35,7 @@ import { ROUTE_ANNOTATIONS, ROUTE_CONFIGMAP_KEYS } from './route-annotations.ts'
 import { readServerTlsConfigMap, SERVER_TLS_ANNOTATIONS, SERVER_TLS_CONFIGMAP_KEYS } from './server-tls.ts';
 import { applyTlsSessionSettings, TLS_SESSION_CONFIGMAP_KEYS } from './tls-sessions.ts';
 import { applyCompressionSettings, COMPRESSION_CONFIGMAP_KEYS } from './compression-settings.ts';
+import { applySyslogSettings, SYSLOG_CONFIGMAP_KEYS } from './syslog-settings.ts';
 import { TRAFFIC_ANNOTATIONS, TRAFFIC_CONFIGMAP_KEYS } from './traffic-annotations.ts';
 import { readBool, readWhole, type ScalarSource } from './scalar-readers.ts';
 import { parseConfigMapSourceRange, resolveAccessRules } from './source-range.ts';
@@ -123,6 +124,8 @@ export const SUPPORTED_CONFIGMAP_KEYS: readonly string[] = [
   ...TLS_SESSION_CONFIGMAP_KEYS,
   // use-gzip, gzip-*, enable-brotli, brotli-*: src/k8s/compression-settings.ts.
   ...COMPRESSION_CONFIGMAP_KEYS,
+  // enable-syslog, syslog-host, syslog-port: src/k8s/syslog-settings.ts.
+  ...SYSLOG_CONFIGMAP_KEYS,
   // proxy-request-buffering, client-body-buffer-size: src/k8s/body-buffering.ts.
   ...BODY_BUFFERING_KEYS,
   // hsts*, force-ssl-redirect, no-tls-redirect-locations, block-*, skip-access-log-urls: src/k8s/server-settings.ts.
@@ -272,6 +275,7 @@ export function parseControllerConfigMap(
   applyTlsSessionSettings(data, s, { invalid: v.invalid });
   if (v.bool('ssl-reject-handshake', false)) s.sslRejectHandshake = true;
   applyCompressionSettings(data, s, { invalid: v.invalid });
+  applySyslogSettings(data, s, { invalid: v.invalid });
   applyBodyBufferingSettings(data, s, { invalid: v.invalid });
   s.server = readServerSettings(data, {
     invalid: v.invalid,

@@ -59,6 +59,21 @@ export function annotationSource(
   };
 }
 
+/**
+ * The controller ConfigMap's keys, malformed values reported to `invalid`. With `blankIsAbsent`, a
+ * value of only spaces is as if the key were not there (the default applies silently).
+ */
+export function configMapSource(
+  data: Readonly<Record<string, string>>,
+  invalid: ScalarSource['invalid'],
+  options: { blankIsAbsent?: boolean } = {},
+): ScalarSource {
+  const get = options.blankIsAbsent
+    ? (key: string) => (data[key]?.trim() === '' ? undefined : data[key])
+    : (key: string) => data[key];
+  return { get, invalid };
+}
+
 /** What a report says: the expected form and what applies instead. */
 export interface Wording {
   expected?: string;
