@@ -5,7 +5,7 @@
 // default with a warning, as every other key; an unusable gzip-disable pattern is left out.
 import type { CompressionCodecModel, CompressionModel, GatewaySettings } from '../config/model.ts';
 import { readMapEntry } from '../config/nginx-map.ts';
-import { readBool, readWhole, type ScalarSource } from './scalar-readers.ts';
+import { configMapSource, readBool, readWhole, type ScalarSource } from './scalar-readers.ts';
 
 export const COMPRESSION_CONFIGMAP_KEYS: readonly string[] = [
   'use-gzip',
@@ -82,10 +82,7 @@ export function applyCompressionSettings(
   settings: GatewaySettings,
   sink: CompressionSink,
 ): void {
-  const source: ScalarSource = {
-    get: (key) => (data[key]?.trim() === '' ? undefined : data[key]),
-    invalid: (...report) => sink.invalid(...report),
-  };
+  const source = configMapSource(data, (...report) => sink.invalid(...report), { blankIsAbsent: true });
   const useGzip = readBool(source, 'use-gzip', false);
   const useBrotli = readBool(source, 'enable-brotli', false);
   if (!useGzip && !useBrotli) return;

@@ -4,7 +4,7 @@
 // connections as well as HTTP/1.1 ones (settings.keepAliveRequests, for src/gateway/h1-server.ts). Bad values keep the default with a warning, as every other key.
 import { DEFAULT_HTTP2_SETTINGS, type Http2Settings } from '../config/http2.ts';
 import type { GatewaySettings } from '../config/model.ts';
-import { readBool, readWhole, type ScalarSource } from './scalar-readers.ts';
+import { configMapSource, readBool, readWhole, type ScalarSource } from './scalar-readers.ts';
 import { parseNginxSize } from './values.ts';
 
 export const HTTP2_CONFIGMAP_KEYS: readonly string[] = [
@@ -55,9 +55,10 @@ export function applyHttp2Settings(
   sink: Http2SettingsSink,
 ): void {
   const d = DEFAULT_HTTP2_SETTINGS;
-  const keys: ScalarSource = { get: (key) => data[key], invalid: (...report) => sink.invalid(...report) };
+  const invalid: ScalarSource['invalid'] = (...report) => sink.invalid(...report);
+  const keys = configMapSource(data, invalid);
   // A blank number is none (the default applies, silently); a blank use-http2 is not a boolean.
-  const numbers: ScalarSource = { ...keys, get: (key) => (data[key]?.trim() === '' ? undefined : data[key]) };
+  const numbers = configMapSource(data, invalid, { blankIsAbsent: true });
   const enabled = readBool(keys, 'use-http2', d.enabled);
   // nginx's keepalive_requests covers HTTP/2 since 1.19.7; the older http2_max_requests wins when set.
   const keepAliveRequests = whole(numbers, 'keep-alive-requests', d.maxRequests, [1, 1_000_000]);

@@ -8,7 +8,7 @@
 // 503 until it is fixed), as for an invalid block-cidrs.
 import { readMapEntry } from '../config/nginx-map.ts';
 import { DEFAULT_SERVER_SETTINGS, type ServerSettings } from '../config/server-settings.ts';
-import { readBool, type ScalarSource } from './scalar-readers.ts';
+import { configMapSource, readBool, type ScalarSource } from './scalar-readers.ts';
 import { isHeaderName, parseUint } from './values.ts';
 
 export const SERVER_SETTINGS_KEYS: readonly string[] = [
@@ -34,11 +34,6 @@ export interface ServerSettingsSink {
   invalid(key: string, value: string, expected: string, kept: string): void;
   /** A value that makes the settings unusable: reported as an error; the result fails closed. */
   failClosed(key: string, message: string): void;
-}
-
-/** The ConfigMap's keys as a scalar source, malformed values reported to the sink. */
-function sourceOf(data: Readonly<Record<string, string>>, sink: ServerSettingsSink): ScalarSource {
-  return { get: (key) => data[key], invalid: (...report) => sink.invalid(...report) };
 }
 
 /** ingress-nginx splits these keys on `,` and trims each entry; empty entries are dropped. */
@@ -110,7 +105,7 @@ export function readServerSettings(
   sink: ServerSettingsSink,
 ): ServerSettings {
   const d = DEFAULT_SERVER_SETTINGS;
-  const source = sourceOf(data, sink);
+  const source = configMapSource(data, (...report) => sink.invalid(...report));
   const agents = blockList(data, 'block-user-agents', sink);
   const referers = blockList(data, 'block-referers', sink);
   const settings: ServerSettings = {

@@ -6,7 +6,7 @@
 // logs and ignores a ticket key of the wrong size.
 import type { GatewaySettings, TlsSessionModel } from '../config/model.ts';
 import { parseNginxTimeMs } from '../config/duration.ts';
-import { readBool, type ScalarSource } from './scalar-readers.ts';
+import { configMapSource, readBool, type ScalarSource } from './scalar-readers.ts';
 import { parseNginxSize } from './values.ts';
 
 export const TLS_SESSION_CONFIGMAP_KEYS: readonly string[] = [
@@ -77,7 +77,7 @@ export function applyTlsSessionSettings(
   sink: TlsSessionsSink,
 ): void {
   if (!TLS_SESSION_CONFIGMAP_KEYS.some((key) => data[key] !== undefined)) return;
-  const source: ScalarSource = { get: (key) => data[key], invalid: (...report) => sink.invalid(...report) };
+  const source = configMapSource(data, (...report) => sink.invalid(...report));
   settings.tlsSessions = {
     tickets: readBool(source, 'ssl-session-tickets', DEFAULT_TLS_SESSIONS.tickets),
     timeoutSeconds: readTimeout(data['ssl-session-timeout'], sink),
