@@ -256,6 +256,8 @@ export interface GatewaySettings {
   tlsSessions?: TlsSessionModel;
   /** use-gzip, enable-brotli and their keys; absent: responses pass as the backend sent them. */
   compression?: CompressionModel;
+  /** error-log-level: lines below it are not written; absent: notice (ingress-nginx's default). */
+  errorLogLevel?: NginxLogLevel;
   /** enable-syslog, syslog-host, syslog-port: both logs to this syslog server over UDP; absent: stdout/stderr. */
   syslog?: SyslogTarget;
   /** ssl-reject-handshake: a TLS handshake for a name no host has (or without one) is refused. */
@@ -426,6 +428,9 @@ export interface ServerTlsModel {
   invalidProtocols?: string;
   invalidEcdhCurve?: string;
 }
+
+/** nginx's log levels (error_log's), most severe first. */
+export type NginxLogLevel = 'emerg' | 'alert' | 'crit' | 'error' | 'warn' | 'notice' | 'info' | 'debug';
 
 /** A syslog server: an IP address (canonical) or a lower-case DNS name, and a UDP port. */
 export interface SyslogTarget {

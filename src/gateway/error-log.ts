@@ -1,18 +1,27 @@
 // The gateway's error log: nginx's error log line shape (`2025/03/19 10:01:03 [error] 31#31: *1393 …`)
 // so that existing log searches keep working, written through a buffered sink (stderr by default).
 import { formatErrorLogPrefix } from './access-log.ts';
+import { DEFAULT_ERROR_LOG_LEVEL, NGINX_LOG_LEVELS } from '../config/log-levels.ts';
+import type { NginxLogLevel } from '../config/model.ts';
 import type { LineSink } from './line-sink.ts';
 
+/** The levels keepip writes lines at. */
 export type ErrorLevel = 'error' | 'warn' | 'notice' | 'info';
 
 export interface ErrorLog {
-  /** One line: the nginx prefix for `connectionId`, then `message`. */
+  /** One line: the nginx prefix for `connectionId`, then `message`; dropped below the log level. */
   write(level: ErrorLevel, connectionId: number | null, message: string): void;
 }
 
-export function createErrorLog(sink: LineSink, pid = process.pid): ErrorLog {
+/** `threshold` is read per line (the served snapshot's error-log-level): as nginx's `error_log … level`. */
+export function createErrorLog(
+  sink: LineSink,
+  threshold: () => NginxLogLevel = () => DEFAULT_ERROR_LOG_LEVEL,
+  pid = process.pid,
+): ErrorLog {
   return {
     write(level, connectionId, message) {
+      if (NGINX_LOG_LEVELS[level] > NGINX_LOG_LEVELS[threshold()]) return;
       sink.write(formatErrorLogPrefix(Date.now(), pid, connectionId, level) + message);
     },
   };

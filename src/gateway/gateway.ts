@@ -11,8 +11,9 @@ import { describeIssue } from '../config/issue-text.ts';
 import { type MetricsServer, startMetricsServer } from '../observability/metrics-server.ts';
 import type { ClientTimeouts } from './client-timeouts.ts';
 import { formatErrorLogPrefix } from './access-log.ts';
+import { DEFAULT_ERROR_LOG_LEVEL } from '../config/log-levels.ts';
 import { createErrorLog, type ErrorLog } from './error-log.ts';
-import { createSyslogRouting } from './syslog.ts';
+import { createSyslogRouting, type SyslogRouting } from './syslog.ts';
 import type { DecisionSink } from './exchange.ts';
 import { createRequestHandler } from './handler.ts';
 import { createLineSink, type LineSink } from './line-sink.ts';
@@ -223,9 +224,12 @@ async function drain(
   listeners.destroyAll();
 }
 
-/** The access and error logs: the given sinks (stdout, stderr), or a syslog server with enable-syslog. */
-function logSinks(options: GatewayOptions, slot: SnapshotSlot) {
-  return createSyslogRouting(
+/**
+ * The access and error logs: the given sinks (stdout, stderr), or a syslog server with enable-syslog;
+ * error lines below the served error-log-level are dropped.
+ */
+function logSinks(options: GatewayOptions, slot: SnapshotSlot): SyslogRouting & { errorLog: ErrorLog } {
+  const routing = createSyslogRouting(
     {
       access: options.accessLog ?? createLineSink(process.stdout),
       error: options.errorLog ?? createLineSink(process.stderr),
@@ -234,6 +238,8 @@ function logSinks(options: GatewayOptions, slot: SnapshotSlot) {
     (message) => formatErrorLogPrefix(Date.now(), process.pid, null, 'error') + message,
     options.lookup,
   );
+  const level = () => slot.current.settings.errorLogLevel ?? DEFAULT_ERROR_LOG_LEVEL;
+  return { ...routing, errorLog: createErrorLog(routing.error, level) };
 }
 
 export async function startGateway(options: GatewayOptions): Promise<RunningGateway> {
@@ -244,9 +250,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
   const metrics = options.metrics ?? createGatewayMetrics();
   const slot = snapshotSlot(options, connections, metrics);
   const logs = logSinks(options, slot);
-  const accessLog = logs.access;
-  const errorSink = logs.error;
-  const errorLog: ErrorLog = createErrorLog(errorSink);
+  const { access: accessLog, error: errorSink, errorLog } = logs;
   const active = { count: 0 };
   let draining = false;
   const current = () => slot.current;

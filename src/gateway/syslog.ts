@@ -11,6 +11,7 @@ import dgram from 'node:dgram';
 import { lookup as dnsLookup } from 'node:dns';
 import type { LookupFunction } from 'node:net';
 import { hostname } from 'node:os';
+import { isNginxLogLevel, NGINX_LOG_LEVELS } from '../config/log-levels.ts';
 import type { SyslogTarget } from '../config/model.ts';
 import type { LineSink } from './line-sink.ts';
 
@@ -18,17 +19,6 @@ const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', '
 /** nginx's default facility, local7. */
 const FACILITY = 23;
 const INFO = 6;
-/** nginx's level names (error, not err) as syslog severities. */
-const SEVERITIES: Readonly<Record<string, number>> = {
-  emerg: 0,
-  alert: 1,
-  crit: 2,
-  error: 3,
-  warn: 4,
-  notice: 5,
-  info: 6,
-  debug: 7,
-};
 /** The largest UDP payload over IPv4; a longer line is cut there. */
 const MAX_DATAGRAM = 65_507;
 /** Lines held while a target's name is resolved, and datagrams queued in the socket, at most. */
@@ -46,7 +36,8 @@ export function syslogTime(ms: number): string {
 export function errorLineSeverity(line: string): number {
   const open = line.indexOf(' [');
   const close = open < 0 ? -1 : line.indexOf(']', open);
-  return close < 0 ? INFO : (SEVERITIES[line.slice(open + 2, close)] ?? INFO);
+  const level = line.slice(open + 2, close);
+  return close >= 0 && isNginxLogLevel(level) ? NGINX_LOG_LEVELS[level] : INFO;
 }
 
 /** One datagram: the RFC 3164 header nginx writes, then the line. */

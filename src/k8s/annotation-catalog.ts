@@ -717,6 +717,12 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
     note: "both logs to a syslog server over UDP instead of stdout and stderr, as nginx's `syslog:server=`: one datagram per line, `<PRI>Mmm dd hh:mm:ss hostname nginx: line` (facility local7; severity info for access lines, the line's level for error lines; the tag `nginx`, so existing filters match). The host is an IP address or a DNS name (resolved once per change); an invalid one keeps the logs on stdout/stderr with a warning, one that does not resolve with an error line there. A reload turns it on, off or elsewhere. Lines are not retried: UDP, as nginx",
   },
   {
+    names: ['error-log-level'],
+    status: 'implemented',
+    values: 'notice',
+    note: "the least severe error log line written, among nginx's emerg, alert, crit, error, warn, notice, info, debug: the default leaves out keepip's info lines (a client's invalid request, a TLS name refused by ssl-reject-handshake, an HTTP/2 connection closed for abuse), as nginx; `info` shows them. Anything else is notice, with a warning",
+  },
+  {
     names: ['log-format-escape-none'],
     status: 'implemented',
     values: 'false',
@@ -1156,7 +1162,7 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
     note: 'where nginx listens and resolves: keepip listens where `--http` / `--https` say',
   },
   {
-    names: ['access-log-path', 'http-access-log-path', 'error-log-path', 'error-log-level'],
+    names: ['access-log-path', 'http-access-log-path', 'error-log-path'],
     status: 'no-effect',
     note: 'where nginx writes its logs: keepip writes the access log where `--access-log` says and the error log to stderr',
   },

@@ -36,6 +36,7 @@ import { readServerTlsConfigMap, SERVER_TLS_ANNOTATIONS, SERVER_TLS_CONFIGMAP_KE
 import { applyTlsSessionSettings, TLS_SESSION_CONFIGMAP_KEYS } from './tls-sessions.ts';
 import { applyCompressionSettings, COMPRESSION_CONFIGMAP_KEYS } from './compression-settings.ts';
 import { applySyslogSettings, SYSLOG_CONFIGMAP_KEYS } from './syslog-settings.ts';
+import { isNginxLogLevel, NGINX_LOG_LEVELS } from '../config/log-levels.ts';
 import { TRAFFIC_ANNOTATIONS, TRAFFIC_CONFIGMAP_KEYS } from './traffic-annotations.ts';
 import { readBool, readWhole, type ScalarSource } from './scalar-readers.ts';
 import { parseConfigMapSourceRange, resolveAccessRules } from './source-range.ts';
@@ -92,6 +93,7 @@ export const SUPPORTED_CONFIGMAP_KEYS: readonly string[] = [
   'log-format-upstream',
   'log-format-escape-json',
   'log-format-escape-none',
+  'error-log-level',
   'proxy-body-size',
   'proxy-connect-timeout',
   'proxy-read-timeout',
@@ -258,6 +260,7 @@ export function parseControllerConfigMap(
   }
   s.logFormatEscapeJson = v.bool('log-format-escape-json', s.logFormatEscapeJson);
   s.logFormatEscapeNone = v.bool('log-format-escape-none', s.logFormatEscapeNone);
+  readErrorLogLevel(v, s);
   s.serviceUpstream = v.bool('service-upstream', false);
   s.enableAccessLogForDefaultBackend = v.bool('enable-access-log-for-default-backend', false);
   if (!v.bool('strict-validate-path-type', true)) s.strictValidatePathType = false;
@@ -313,6 +316,14 @@ interface ConfigMapReader {
   list(key: string): SourceRangeModel | null;
   /** A header name, trimmed; null when absent or invalid. */
   headerName(key: string, kept: string): string | null;
+}
+
+/** error-log-level: one of nginx's eight levels; anything else keeps notice, with a warning. */
+function readErrorLogLevel(v: ConfigMapReader, s: GatewaySettings): void {
+  const level = v.data['error-log-level']?.trim();
+  if (level === undefined || level === '') return;
+  if (isNginxLogLevel(level)) s.errorLogLevel = level;
+  else v.invalid('error-log-level', level, `one of ${Object.keys(NGINX_LOG_LEVELS).join(', ')}`, 'notice');
 }
 
 function configMapReader(data: Readonly<Record<string, string>>, sink: Sink): ConfigMapReader {

@@ -40,7 +40,7 @@ export function applySyslogSettings(
   const raw = source.get('syslog-host')?.trim() ?? '';
   const host = syslogHost(raw);
   if (host === null) {
-    const kept = 'the logs stay on stdout and stderr';
+    const kept = 'none, so the logs stay on stdout and stderr';
     sink.invalid('syslog-host', raw, 'an IP address or a DNS name (enable-syslog is on)', kept);
     return;
   }

@@ -6,7 +6,7 @@
 // logs and ignores a ticket key of the wrong size.
 import type { GatewaySettings, TlsSessionModel } from '../config/model.ts';
 import { parseNginxTimeMs } from '../config/duration.ts';
-import { configMapSource, readBool, type ScalarSource } from './scalar-readers.ts';
+import { configMapSource, readBool } from './scalar-readers.ts';
 import { parseNginxSize } from './values.ts';
 
 export const TLS_SESSION_CONFIGMAP_KEYS: readonly string[] = [

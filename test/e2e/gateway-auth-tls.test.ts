@@ -183,6 +183,8 @@ describe('client certificates (auth-tls-*)', () => {
     const tls = { 'auth-tls-secret': 'default/authtls' };
     gw = await startTestGateway(
       topologyOf([
+        // A refused client certificate is nginx's info level: shown only from error-log-level info.
+        controllerConfigMap({ 'error-log-level': 'info' }),
         ...serviceWithEndpoints({ name: 'echo', ports: [backend.address.port] }),
         secret,
         host('plain', {}),

@@ -8,7 +8,12 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { startTestGateway, type TestGateway } from '../fixtures/gateway/harness.ts';
-import { ingress, serviceWithEndpoints, topologyOf } from '../fixtures/gateway/manifests.ts';
+import {
+  controllerConfigMap,
+  ingress,
+  serviceWithEndpoints,
+  topologyOf,
+} from '../fixtures/gateway/manifests.ts';
 import { connectH2, h2Request } from '../helpers/h2-client.ts';
 import {
   connectRawH2,
@@ -76,6 +81,8 @@ describe('gateway HTTP/2 abuse', () => {
     backend = await countingBackend();
     gw = await startTestGateway(
       topologyOf([
+        // The abuse lines are nginx's info level: shown only from error-log-level info.
+        controllerConfigMap({ 'error-log-level': 'info' }),
         ...serviceWithEndpoints({ name: 'web', ports: [backend.port] }),
         ingress({ name: 'web', host: HOST, paths: [{ path: '/', service: 'web', port: 80 }] }),
         ingress({

@@ -62,7 +62,8 @@ describe('ssl-reject-handshake, ssl-ecdh-curve, ssl-dh-param', () => {
   let backend: RunningWhoami;
   const objects = (configMap: Record<string, string>) =>
     topologyOf([
-      controllerConfigMap(configMap),
+      // The refused names are nginx's info level: shown only from error-log-level info.
+      controllerConfigMap({ 'error-log-level': 'info', ...configMap }),
       ...serviceWithEndpoints({ name: 'web', ports: [backend.address.port] }),
       ingress({
         name: 'web',

@@ -76,6 +76,8 @@ describe('request targets and hosts: the router and the backend read the same re
     const allow = { 'whitelist-source-range': `${ALLOWED}/32` };
     gw = await startTestGateway(
       topologyOf([
+        // "client sent invalid request" is nginx's info level: shown only from error-log-level info.
+        controllerConfigMap({ 'error-log-level': 'info' }),
         ...serviceWithEndpoints({ name: 'admin', ports: [backends.port('admin')] }),
         ...serviceWithEndpoints({ name: 'public', ports: [backends.port('public')] }),
         ...serviceWithEndpoints({ name: 'exact', ports: [backends.port('exact')] }),
