@@ -40,6 +40,8 @@ describe('gateway HTTP/2 on the TLS listener', () => {
     backend = await startWhoami({ host: '127.0.0.1', port: 0 });
     gw = await startTestGateway(
       topologyOf([
+        // Refused streams are nginx's info lines: shown only from error-log-level info.
+        controllerConfigMap({ 'error-log-level': 'info' }),
         ...serviceWithEndpoints({ name: 'web', ports: [backend.address.port] }),
         ingress({ name: 'web', host: 'web.example.com', paths: [{ path: '/', service: 'web', port: 80 }] }),
         ingress({

@@ -8,7 +8,12 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { startTestGateway, type TestGateway } from '../fixtures/gateway/harness.ts';
-import { ingress, serviceWithEndpoints, topologyOf } from '../fixtures/gateway/manifests.ts';
+import {
+  controllerConfigMap,
+  ingress,
+  serviceWithEndpoints,
+  topologyOf,
+} from '../fixtures/gateway/manifests.ts';
 import {
   connectRawH2,
   FLAG,
@@ -67,6 +72,8 @@ describe('HTTP/2 to HTTP/1.1: the backend reads the request the gateway checked'
     backend = await recordingBackend();
     gw = await startTestGateway(
       topologyOf([
+        // Refused requests are nginx's info lines: shown only from error-log-level info.
+        controllerConfigMap({ 'error-log-level': 'info' }),
         ...serviceWithEndpoints({ name: 'app', ports: [backend.port] }),
         ingress({ name: 'app', host: HOST, paths: [{ path: '/', service: 'app', port: 80 }] }),
         ingress({
