@@ -193,7 +193,11 @@ export interface GatewaySettings {
   clientBodyTimeoutMs: number;
   /** keep-alive (nginx keepalive_timeout): idle time allowed between two requests; 0 disables keep-alive. Default 75 s. */
   keepAliveTimeoutMs: number;
+  /** upstream-keepalive-*: nginx's keepalive, keepalive_timeout, keepalive_requests, keepalive_time (src/gateway/upstream-keepalive.ts). */
   upstreamKeepaliveConnections: number;
+  upstreamKeepaliveTimeoutMs: number;
+  upstreamKeepaliveRequests: number;
+  upstreamKeepaliveTimeMs: number;
   /** limit-req-status-code / limit-conn-status-code (503 by default): the answer of a rate or connection limit. */
   limitReqStatusCode?: number;
   limitConnStatusCode?: number;

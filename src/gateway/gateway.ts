@@ -14,6 +14,7 @@ import { formatErrorLogPrefix } from './access-log.ts';
 import { DEFAULT_ERROR_LOG_LEVEL } from '../config/log-levels.ts';
 import { createErrorLog, type ErrorLog } from './error-log.ts';
 import { createSyslogRouting, type SyslogRouting } from './syslog.ts';
+import { keepaliveLimitsOf } from './upstream-keepalive.ts';
 import type { DecisionSink } from './exchange.ts';
 import { createRequestHandler } from './handler.ts';
 import { createLineSink, type LineSink } from './line-sink.ts';
@@ -173,6 +174,7 @@ function snapshotSlot(
   const first = build(options.version ?? 1, options.topology);
   if (!first.ok) throw new GatewayStartError(first.error);
   metrics.reload('applied', first.snapshot.version);
+  connections.idle.limits = keepaliveLimitsOf(first.snapshot.settings);
   const slot: SnapshotSlot = {
     current: first.snapshot,
     prepare(topology: Topology, nextVersion = slot.current.version + 1): PrepareResult {
@@ -184,6 +186,7 @@ function snapshotSlot(
       const swap = () => {
         const previous = slot.current;
         slot.current = next.snapshot;
+        connections.idle.limits = keepaliveLimitsOf(next.snapshot.settings);
         previous.retire();
         metrics.reload('applied', nextVersion);
       };

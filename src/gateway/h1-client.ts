@@ -19,6 +19,7 @@ import {
   type ResponseFields,
 } from './h1-response.ts';
 import { batchWritesThisTurn } from './write-batch.ts';
+import { IdleConnections } from './upstream-keepalive.ts';
 
 /** getaddrinfo's failures of a connect to a name member (ExternalName) that does not resolve. */
 export const DNS_FAILURE_CODES: ReadonlySet<string> = new Set([
@@ -91,8 +92,8 @@ export interface H1PoolOptions {
   connectTimeoutMs: number;
   /** Resolves a host name per new connection (ExternalName); default node's dns.lookup. */
   lookup?: LookupFunction;
-  /** How long an idle connection is kept (default 60 s, as the undici pool it replaces). */
-  idleTimeoutMs?: number;
+  /** The process's idle-connection cache and keep-alive limits (default: a cache of this pool's own). */
+  idle?: IdleConnections;
 }
 
 type ErrorWithCode = Error & { code?: string };
@@ -215,6 +216,7 @@ class H1Connection {
   #keepAlive = false;
   #timeoutMs = -1;
   #served = 0;
+  readonly #openedAt = Date.now();
   #dead = false;
   /** A request body is still going out: the connection cannot be reused before it is all sent. */
   #sending = false;
@@ -235,7 +237,7 @@ class H1Connection {
       if (socket.remoteAddress !== undefined)
         this.peer = formatHostPort(socket.remoteAddress, socket.remotePort ?? options.port);
       const request = this.#request;
-      this.#setTimeout(request === null ? pool.idleTimeoutMs : this.#readTimeout(request));
+      this.#setTimeout(request === null ? pool.keepalive.limits.idleTimeoutMs : this.#readTimeout(request));
     });
     socket.on('end', () => this.#onEnd());
     socket.on('error', (error: ErrorWithCode) => this.#fail(error));
@@ -537,8 +539,15 @@ class H1Connection {
     this.#framing = null;
     this.#chunked = null;
     this.#served += 1;
-    const reusable = this.#keepAlive && !this.#sending && extra === 0 && !this.#pool.closing && this.usable;
-    if (reusable) this.#setTimeout(this.#pool.idleTimeoutMs);
+    const { keepalive } = this.#pool;
+    const reusable =
+      this.#keepAlive &&
+      !this.#sending &&
+      extra === 0 &&
+      !this.#pool.closing &&
+      this.usable &&
+      keepalive.keeps(this.#served, this.#openedAt, Date.now());
+    if (reusable) this.#setTimeout(keepalive.limits.idleTimeoutMs);
     else this.#destroy();
     request.handler.onResponseEnd?.(request, EMPTY_TRAILERS);
     if (reusable && this.usable) this.#pool.release(this);
@@ -614,13 +623,14 @@ export class H1Pool implements UpstreamDispatcher {
   readonly #options: H1PoolOptions;
   readonly #idle: H1Connection[] = [];
   readonly #all = new Set<H1Connection>();
-  readonly idleTimeoutMs: number;
+  /** Shared with every pool of the process: the keep-alive limits and the idle connections' LRU. */
+  readonly keepalive: IdleConnections;
   closing = false;
   #closed: (() => void) | null = null;
 
   constructor(options: H1PoolOptions) {
     this.#options = options;
-    this.idleTimeoutMs = options.idleTimeoutMs ?? 60_000;
+    this.keepalive = options.idle ?? new IdleConnections();
   }
 
   /** Connections open (idle or busy). */
@@ -639,6 +649,7 @@ export class H1Pool implements UpstreamDispatcher {
     }
     let conn = this.#idle.pop();
     while (conn !== undefined && !conn.usable) conn = this.#idle.pop();
+    if (conn !== undefined) this.keepalive.unpark(conn);
     this.#send(conn ?? this.#open(), request);
   }
 
@@ -664,9 +675,11 @@ export class H1Pool implements UpstreamDispatcher {
       return;
     }
     this.#idle.push(conn);
+    this.keepalive.park(conn);
   }
 
   forget(conn: H1Connection): void {
+    this.keepalive.unpark(conn);
     this.#all.delete(conn);
     const at = this.#idle.indexOf(conn);
     if (at >= 0) this.#idle.splice(at, 1);

@@ -7,6 +7,7 @@
 import { createHash } from 'node:crypto';
 import { lookup as dnsLookup } from 'node:dns';
 import type { LookupFunction } from 'node:net';
+import { IdleConnections } from './upstream-keepalive.ts';
 import { checkServerIdentity, type PeerCertificate } from 'node:tls';
 import type { Readable } from 'node:stream';
 import { buildConnector, type Dispatcher, Pool } from 'undici';
@@ -159,6 +160,8 @@ export interface RegistryOptions {
 export class ConnectionRegistry {
   readonly #pools = new Map<string, { pool: UpstreamDispatcher; refs: number; member: UpstreamMember }>();
   readonly #lookup: LookupFunction;
+  /** Idle HTTP/1.1 backend connections over every pool, kept to the served snapshot's limits. */
+  readonly idle = new IdleConnections();
 
   constructor(options: RegistryOptions = {}) {
     this.#lookup = options.lookup ?? dnsLookup;
@@ -182,7 +185,7 @@ export class ConnectionRegistry {
         ? httpsPool(scheme, hostPort, connectTimeoutMs, spec.tls, lookup)
         : spec.protocol === 'GRPC' || spec.protocol === 'GRPCS'
           ? new H2Pool({ address, port, tls: spec.protocol === 'GRPCS', connectTimeoutMs, lookup })
-          : new H1Pool({ address, port, connectTimeoutMs, lookup });
+          : new H1Pool({ address, port, connectTimeoutMs, lookup, idle: this.idle });
     const member: UpstreamMember = {
       hostPort,
       address: spec.address,

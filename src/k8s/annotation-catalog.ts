@@ -847,7 +847,13 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
     names: ['upstream-keepalive-connections'],
     status: 'implemented',
     values: '320',
-    note: 'idle upstream connections kept',
+    note: "idle HTTP backend connections kept per process over all backends (ingress-nginx's one `upstream_balancer`), the least recently used closed beyond it; `0`: every backend connection closes after its response",
+  },
+  {
+    names: ['upstream-keepalive-timeout', 'upstream-keepalive-requests', 'upstream-keepalive-time'],
+    status: 'implemented',
+    values: '60, 10000, 1h',
+    note: "nginx's keepalive_timeout (whole seconds an idle backend connection is kept), keepalive_requests (requests one connection serves, then it closes) and keepalive_time (an nginx time: after it, a connection closes once its current response ends), for HTTP backends. A reload applies to connections as they next go idle. HTTPS and gRPC backends keep 60 s idle and no request or time limit",
   },
   {
     names: ['worker-processes'],
@@ -1150,11 +1156,6 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
     ],
     status: 'no-effect',
     note: `${NGINX_INTERNAL}: keepip is one Node process per pod that streams requests and responses and keeps no nginx tables`,
-  },
-  {
-    names: ['upstream-keepalive-requests', 'upstream-keepalive-time', 'upstream-keepalive-timeout'],
-    status: 'no-effect',
-    note: 'how long nginx reuses a backend connection: keepip keeps idle backend connections 60 s and reuses one only after a cleanly framed response',
   },
   {
     names: ['bind-address', 'bind-address-ipv4', 'bind-address-ipv6', 'disable-ipv6', 'disable-ipv6-dns'],

@@ -35,6 +35,7 @@ import { ROUTE_ANNOTATIONS, ROUTE_CONFIGMAP_KEYS } from './route-annotations.ts'
 import { readServerTlsConfigMap, SERVER_TLS_ANNOTATIONS, SERVER_TLS_CONFIGMAP_KEYS } from './server-tls.ts';
 import { applyTlsSessionSettings, TLS_SESSION_CONFIGMAP_KEYS } from './tls-sessions.ts';
 import { applyCompressionSettings, COMPRESSION_CONFIGMAP_KEYS } from './compression-settings.ts';
+import { parseNginxTimeMs } from '../config/duration.ts';
 import { applySyslogSettings, SYSLOG_CONFIGMAP_KEYS } from './syslog-settings.ts';
 import { isNginxLogLevel, NGINX_LOG_LEVELS } from '../config/log-levels.ts';
 import { TRAFFIC_ANNOTATIONS, TRAFFIC_CONFIGMAP_KEYS } from './traffic-annotations.ts';
@@ -103,6 +104,9 @@ export const SUPPORTED_CONFIGMAP_KEYS: readonly string[] = [
   'client-body-timeout',
   'keep-alive',
   'upstream-keepalive-connections',
+  'upstream-keepalive-timeout',
+  'upstream-keepalive-requests',
+  'upstream-keepalive-time',
   // keepip never runs snippets, so "false" is exactly its behaviour; "true" is reported.
   'allow-snippet-annotations',
   'service-upstream',
@@ -166,6 +170,9 @@ export function defaultGatewaySettings(configMap: ObjectRef | null = null): Gate
     clientBodyTimeoutMs: 60_000,
     keepAliveTimeoutMs: 75_000,
     upstreamKeepaliveConnections: 320,
+    upstreamKeepaliveTimeoutMs: 60_000,
+    upstreamKeepaliveRequests: 10_000,
+    upstreamKeepaliveTimeMs: 3_600_000,
     unsupportedKeys: [],
   };
 }
@@ -454,11 +461,31 @@ function readProxyLimitKeys(v: ConfigMapReader, s: GatewaySettings): void {
   s.clientBodyTimeoutMs = v.seconds('client-body-timeout', s.clientBodyTimeoutMs, 1);
   s.keepAliveTimeoutMs = v.seconds('keep-alive', s.keepAliveTimeoutMs);
   readLargeClientHeaderBuffers(v, s);
+  readUpstreamKeepalive(v, s);
+}
+
+/** upstream-keepalive-connections, -timeout, -requests, -time: how backend connections are reused. */
+function readUpstreamKeepalive(v: ConfigMapReader, s: GatewaySettings): void {
   const keepalive = v.data['upstream-keepalive-connections'];
   if (keepalive !== undefined) {
     const n = parseUint(keepalive, 1_000_000);
     if (n === null) v.invalid('upstream-keepalive-connections', keepalive, 'a whole number', '320');
     else s.upstreamKeepaliveConnections = n;
+  }
+  s.upstreamKeepaliveTimeoutMs = v.seconds('upstream-keepalive-timeout', s.upstreamKeepaliveTimeoutMs, 1);
+  const requests = v.data['upstream-keepalive-requests'];
+  if (requests !== undefined) {
+    const n = parseUint(requests, 1_000_000_000);
+    if (n === null || n === 0)
+      v.invalid('upstream-keepalive-requests', requests, 'a whole number from 1', '10000');
+    else s.upstreamKeepaliveRequests = n;
+  }
+  const time = v.data['upstream-keepalive-time'];
+  if (time !== undefined) {
+    const ms = parseNginxTimeMs(time);
+    if (ms === null || ms === 0)
+      v.invalid('upstream-keepalive-time', time, 'an nginx time above 0 (1h, 30m)', '1h');
+    else s.upstreamKeepaliveTimeMs = ms;
   }
 }
 

@@ -81,6 +81,9 @@ test('every supported ConfigMap key is read', () => {
     'proxy-read-timeout': '30',
     'proxy-send-timeout': '40',
     'upstream-keepalive-connections': '0',
+    'upstream-keepalive-timeout': '5',
+    'upstream-keepalive-requests': '100',
+    'upstream-keepalive-time': '1h 30m',
     'allow-snippet-annotations': 'false',
   });
   assert.deepEqual(issues, []);
@@ -112,6 +115,10 @@ test('every supported ConfigMap key is read', () => {
     [3000, 30_000, 40_000],
   );
   assert.equal(s.upstreamKeepaliveConnections, 0);
+  assert.deepEqual(
+    [s.upstreamKeepaliveTimeoutMs, s.upstreamKeepaliveRequests, s.upstreamKeepaliveTimeMs],
+    [5000, 100, 5_400_000],
+  );
   assert.deepEqual(s.unsupportedKeys, []);
 });
 
@@ -368,4 +375,24 @@ test("app-root as ingress-nginx's RegexPathWithCapture and url.ParseRequestURI: 
       value,
     );
   }
+});
+
+test('bad upstream keep-alive values warn by key and keep the defaults (60 s, 10000, 1 h)', () => {
+  const { s, issues } = settings({
+    'upstream-keepalive-timeout': '0',
+    'upstream-keepalive-requests': '0',
+    'upstream-keepalive-time': 'forever',
+  });
+  assert.deepEqual(
+    [s.upstreamKeepaliveTimeoutMs, s.upstreamKeepaliveRequests, s.upstreamKeepaliveTimeMs],
+    [60_000, 10_000, 3_600_000],
+  );
+  assert.deepEqual(
+    issues.map((i) => i.field),
+    [
+      'data["upstream-keepalive-timeout"]',
+      'data["upstream-keepalive-requests"]',
+      'data["upstream-keepalive-time"]',
+    ],
+  );
 });

@@ -1,0 +1,161 @@
+// The ConfigMap's upstream-keepalive-connections, -requests, -timeout and -time over real sockets, as
+// nginx's keepalive, keepalive_requests, keepalive_timeout and keepalive_time in ingress-nginx's
+// upstream block. The backend counts the connections it accepts and sees closed; the test waits on
+// those counts (no sleep), except for keepalive_time, which needs that much time to have passed.
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterEach, describe, test } from 'node:test';
+import { request, startTestGateway, type TestGateway } from '../fixtures/gateway/harness.ts';
+import {
+  controllerConfigMap,
+  ingress,
+  serviceWithEndpoints,
+  topologyOf,
+} from '../fixtures/gateway/manifests.ts';
+
+interface CountingBackend {
+  port: number;
+  opened: number;
+  closed: number;
+  /** Resolves once `check` holds (checked at each connection, close and request). */
+  until(check: () => boolean, what: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Answers each request at once; with `holdUntil` n, holds the first ones until n are in flight. */
+async function countingBackend(holdUntil = 0): Promise<CountingBackend> {
+  const waiters = new Set<() => void>();
+  const wake = () => {
+    for (const waiter of [...waiters]) waiter();
+  };
+  const held: http.ServerResponse[] = [];
+  let holding = holdUntil > 0;
+  const server = http.createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      held.push(res);
+      if (held.length >= holdUntil) holding = false;
+      if (!holding) for (const r of held.splice(0)) r.end('ok');
+      wake();
+    });
+  });
+  const backend: CountingBackend = {
+    port: 0,
+    opened: 0,
+    closed: 0,
+    until: (check, what) =>
+      new Promise((resolve, reject) => {
+        const timer = setTimeout(() => {
+          waiters.delete(probe);
+          reject(new Error(`${what}: opened ${backend.opened}, closed ${backend.closed}`));
+        }, 15_000);
+        const probe = () => {
+          if (!check()) return;
+          clearTimeout(timer);
+          waiters.delete(probe);
+          resolve();
+        };
+        waiters.add(probe);
+        probe();
+      }),
+    close: () => {
+      server.closeAllConnections();
+      return new Promise((resolve) => server.close(() => resolve()));
+    },
+  };
+  server.on('connection', (socket) => {
+    backend.opened += 1;
+    socket.on('close', () => {
+      backend.closed += 1;
+      wake();
+    });
+    wake();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  backend.port = (server.address() as AddressInfo).port;
+  return backend;
+}
+
+describe('upstream keep-alive (upstream-keepalive-*)', () => {
+  let backend: CountingBackend | undefined;
+  let gw: TestGateway | undefined;
+  const start = async (data: Record<string, string>, holdUntil = 0) => {
+    backend = await countingBackend(holdUntil);
+    const topology = (values: Record<string, string>) =>
+      topologyOf([
+        controllerConfigMap(values),
+        ...serviceWithEndpoints({ name: 'web', ports: [backend!.port] }),
+        ingress({ name: 'web', host: 'web.example.com', paths: [{ path: '/', service: 'web', port: 80 }] }),
+      ]);
+    gw = await startTestGateway(topology(data));
+    return { backend, gw, reload: (values: Record<string, string>) => gw!.gateway.reload(topology(values)) };
+  };
+  const get = async (gateway: TestGateway) => {
+    assert.equal((await request(gateway.httpPort, { host: 'web.example.com' })).status, 200);
+  };
+  afterEach(async () => {
+    await gw?.close();
+    await backend?.close();
+  });
+
+  test('by default one connection serves request after request', async () => {
+    const { backend, gw } = await start({});
+    for (let i = 0; i < 5; i++) await get(gw);
+    assert.equal(backend.opened, 1);
+    assert.equal(backend.closed, 0);
+  });
+
+  test('upstream-keepalive-requests 2: a connection closes after its second response', async () => {
+    const { backend, gw } = await start({ 'upstream-keepalive-requests': '2' });
+    for (let i = 0; i < 5; i++) await get(gw);
+    await backend.until(() => backend.closed === 2, 'two connections closed');
+    assert.equal(backend.opened, 3);
+  });
+
+  test('upstream-keepalive-connections 0: every connection closes after its response', async () => {
+    const { backend, gw } = await start({ 'upstream-keepalive-connections': '0' });
+    for (let i = 0; i < 3; i++) await get(gw);
+    await backend.until(() => backend.closed === 3, 'three connections closed');
+    assert.equal(backend.opened, 3);
+  });
+
+  test('upstream-keepalive-connections 2: of four idle connections, two are closed', async () => {
+    const { backend, gw } = await start({ 'upstream-keepalive-connections': '2' }, 4);
+    // The backend answers once all four are in flight: four connections at once.
+    await Promise.all([get(gw), get(gw), get(gw), get(gw)]);
+    assert.equal(backend.opened, 4);
+    await backend.until(() => backend.closed === 2, 'two idle connections closed');
+    // The two kept serve the next requests.
+    await Promise.all([get(gw), get(gw)]);
+    assert.equal(backend.opened, 4);
+  });
+
+  test('upstream-keepalive-timeout 1: an idle connection is closed after a second', async () => {
+    const { backend, gw } = await start({ 'upstream-keepalive-timeout': '1' });
+    await get(gw);
+    await backend.until(() => backend.closed === 1, 'the idle connection closed');
+    await get(gw);
+    assert.equal(backend.opened, 2);
+  });
+
+  test('upstream-keepalive-time 1s: a connection older than that closes after its response', async () => {
+    const { backend, gw } = await start({ 'upstream-keepalive-time': '1s' });
+    await get(gw);
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    await get(gw);
+    await backend.until(() => backend.closed === 1, 'the old connection closed after its response');
+    assert.equal(backend.opened, 1);
+    await get(gw);
+    assert.equal(backend.opened, 2);
+  });
+
+  test('a reload to upstream-keepalive-connections 0 closes the next connection that goes idle', async () => {
+    const { backend, gw, reload } = await start({});
+    await get(gw);
+    assert.equal(reload({ 'upstream-keepalive-connections': '0' }).ok, true);
+    await get(gw);
+    await backend.until(() => backend.closed === 1, 'the reused connection closed');
+    assert.equal(backend.opened, 1);
+  });
+});
