@@ -235,6 +235,25 @@ function wireCore(
   return { serving, informers, debouncer };
 }
 
+/**
+ * As ingress-nginx after nginx's graceful quit: the gateway drains (bounded by the ConfigMap's
+ * worker-shutdown-timeout), the exit waits --post-shutdown-grace-period, then the webhook and /healthz close.
+ */
+async function stopServing(
+  o: ControllerOptions,
+  serving: Serving,
+  edges: Awaited<ReturnType<typeof startEdges>>,
+  log: (line: string) => void,
+): Promise<void> {
+  await serving.gateway()?.close();
+  if (o.postShutdownGracePeriodMs > 0) {
+    log(`drained; exiting in ${o.postShutdownGracePeriodMs / 1000} s (--post-shutdown-grace-period)`);
+    await new Promise((r) => setTimeout(r, o.postShutdownGracePeriodMs));
+  }
+  await edges.webhook?.close();
+  await edges.health.close();
+}
+
 async function runController(
   o: ControllerOptions,
   deps: ControllerDeps,
@@ -310,9 +329,7 @@ async function runController(
     informers.stop();
     await election?.stop();
     await tcp.close();
-    await serving.gateway()?.close();
-    await edges.webhook?.close();
-    await edges.health.close();
+    await stopServing(o, serving, edges, log);
     log('stopped');
   };
   let closing: Promise<void> | null = null;

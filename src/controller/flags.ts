@@ -65,7 +65,7 @@ const ROWS: readonly FlagRow[] = [
   ['dashboard',                       'string',   '',                           'implemented', "keepip's own: serve the read-only dashboard at ADDR:PORT (docs/dashboard.md)"],
   ['workers',                         'string',   '',                           'implemented', "keepip's own: serving processes sharing the ports, N or auto (default: the ConfigMap's worker-processes, else auto)"],
   ['shutdown-grace-period',           'int',      '0',                          'implemented', 'seconds to keep serving (healthz 500) after SIGTERM before draining'],
-  ['post-shutdown-grace-period',      'int',      '10',                         'implemented', 'seconds to wait for in-flight requests while draining'],
+  ['post-shutdown-grace-period',      'int',      '10',                         'implemented', 'seconds to wait before exiting once in-flight requests are drained'],
   ['disable-sync-events',             'bool',     'false',                      'implemented', "do not create 'Sync' Events"],
   ['version',                         'bool',     'false',                      'implemented', 'print the version and exit'],
   ['bind-address',                    'string',   '0.0.0.0',                    'implemented', 'keepip: address of the HTTP and HTTPS listeners'],

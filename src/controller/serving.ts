@@ -102,7 +102,6 @@ async function startServed(deps: ServingDeps, topology: Topology): Promise<Serve
     http: { host: o.bindAddress, port: o.httpPort },
     https: { host: o.bindAddress, port: o.httpsPort },
     metrics: deps.metrics,
-    drainTimeoutMs: o.postShutdownGracePeriodMs,
   };
   const chosen = chooseWorkerCount({
     flag: o.workers,

@@ -113,7 +113,7 @@ export interface RunningGateway {
   reload(topology: Topology): ReloadResult;
   /** reload() in two phases: build and check now (`version` default: the next), swap on commit(). */
   prepare(topology: Topology, version?: number): PrepareResult;
-  /** Stops accepting, lets in-flight requests finish (bounded by drainTimeoutMs), then closes everything. */
+  /** Stops accepting, lets in-flight requests finish (bounded by drainTimeoutMs, else the ConfigMap's worker-shutdown-timeout), then closes everything. */
   close(): Promise<void>;
 }
 
@@ -323,7 +323,8 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
       closing ??= (async () => {
         draining = true;
         await listeners.stopAccepting();
-        await drain(listeners, active, options.drainTimeoutMs ?? 10_000);
+        const bound = options.drainTimeoutMs ?? slot.current.settings.workerShutdownTimeoutMs;
+        await drain(listeners, active, bound);
         slot.current.retire();
         await connections.closeAll(500);
         mirrors.close();

@@ -844,6 +844,12 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
     note: 'requests per connection: on HTTP/1.1 the answer to the last one says `connection: close` and the connection closes (nginx keepalive_requests); on HTTP/2 streams, then GOAWAY (the streams in flight finish)',
   },
   {
+    names: ['worker-shutdown-timeout'],
+    status: 'implemented',
+    values: '240s',
+    note: "how long `keepip controller` waits after SIGTERM (and --shutdown-grace-period) for in-flight requests and upgraded connections before closing them, as nginx's worker_shutdown_timeout; then it exits after --post-shutdown-grace-period, as ingress-nginx. An nginx time; anything else is 240s, with a warning. `keepip gateway` waits its --drain-timeout instead (default 10s)",
+  },
+  {
     names: ['upstream-keepalive-connections'],
     status: 'implemented',
     values: '320',
@@ -1127,7 +1133,6 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
   {
     names: [
       'worker-cpu-affinity',
-      'worker-shutdown-timeout',
       'max-worker-connections',
       'max-worker-open-files',
       'enable-multi-accept',

@@ -104,6 +104,7 @@ export const SUPPORTED_CONFIGMAP_KEYS: readonly string[] = [
   'client-body-timeout',
   'keep-alive',
   'upstream-keepalive-connections',
+  'worker-shutdown-timeout',
   'upstream-keepalive-timeout',
   'upstream-keepalive-requests',
   'upstream-keepalive-time',
@@ -169,6 +170,7 @@ export function defaultGatewaySettings(configMap: ObjectRef | null = null): Gate
     clientHeaderTimeoutMs: 60_000,
     clientBodyTimeoutMs: 60_000,
     keepAliveTimeoutMs: 75_000,
+    workerShutdownTimeoutMs: 240_000,
     upstreamKeepaliveConnections: 320,
     upstreamKeepaliveTimeoutMs: 60_000,
     upstreamKeepaliveRequests: 10_000,
@@ -462,6 +464,12 @@ function readProxyLimitKeys(v: ConfigMapReader, s: GatewaySettings): void {
   s.keepAliveTimeoutMs = v.seconds('keep-alive', s.keepAliveTimeoutMs);
   readLargeClientHeaderBuffers(v, s);
   readUpstreamKeepalive(v, s);
+  const shutdown = v.data['worker-shutdown-timeout'];
+  if (shutdown !== undefined) {
+    const ms = parseNginxTimeMs(shutdown);
+    if (ms === null) v.invalid('worker-shutdown-timeout', shutdown, 'an nginx time (240s, 5m)', '240s');
+    else s.workerShutdownTimeoutMs = ms;
+  }
 }
 
 /** upstream-keepalive-connections, -timeout, -requests, -time: how backend connections are reused. */

@@ -188,7 +188,9 @@ async function startPool(
   const pool = createWorkerPool({
     role: 'gateway',
     size,
-    drainBoundMs: (options.drainTimeoutMs ?? 10_000) + 5_000,
+    // The workers' own drain bound (--drain-timeout, else the served worker-shutdown-timeout), and a margin.
+    drainBoundMs: () =>
+      (options.drainTimeoutMs ?? state.topology.gateway.settings.workerShutdownTimeoutMs) + 5_000,
     log,
     channel: (_slot, channel) => limiter.attach(channel),
     init: (): GatewayWorkerInit => ({

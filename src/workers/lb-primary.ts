@@ -58,7 +58,7 @@ export async function startLbWorkers(options: LbWorkersOptions): Promise<LbWorke
   const pool = createWorkerPool({
     role: 'lb',
     size: options.workers,
-    drainBoundMs: 10_000,
+    drainBoundMs: () => 10_000,
     log: options.log,
     init: (): LbWorkerInit => ({ configs, health: health?.current() ?? [] }),
   });

@@ -30,8 +30,8 @@ export interface PoolOptions {
   /** The configuration a worker starting in `slot` serves, read when it is forked (the latest committed). */
   init(slot: number): unknown;
   log(event: PoolEvent): void;
-  /** How long stop() waits for a worker to drain before it is killed. */
-  drainBoundMs: number;
+  /** How long stop() waits for a worker to drain before it is killed (read at each stop). */
+  drainBoundMs: () => number;
   /**
    * When given, each worker gets a second channel (a socketpair at CHANNEL_FD in the worker), handed
    * here as it is forked; it closes when the worker exits.
@@ -276,7 +276,7 @@ async function restart(state: PoolState, slot: number): Promise<void> {
 }
 
 async function drainOne(state: PoolState, member: Member): Promise<void> {
-  const timer = setTimeout(() => member.child.kill('SIGKILL'), state.options.drainBoundMs);
+  const timer = setTimeout(() => member.child.kill('SIGKILL'), state.options.drainBoundMs());
   if (member.child.exitCode === null && member.child.signalCode === null) {
     await call(state, member, 'drain', null);
   }

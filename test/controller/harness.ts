@@ -144,7 +144,7 @@ export async function startTestController(
       '--http-port=0',
       '--https-port=0',
       '--healthz-port=0',
-      '--post-shutdown-grace-period=1',
+      '--post-shutdown-grace-period=0',
       ...args,
     ],
     { POD_NAMESPACE: 'ingress-nginx', ...env },
