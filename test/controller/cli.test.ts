@@ -54,6 +54,7 @@ describe('keepip controller (process)', () => {
         '--https-port',
         String(https),
         `--healthz-port=${health}`,
+        '--post-shutdown-grace-period=0',
         '--publish-status-address',
         '198.51.100.7',
         '--election-id=$(POD_NAMESPACE)-leader',

@@ -36,6 +36,8 @@ describe('failover after a leader crash', () => {
         `--http-port=${ports[0]}`,
         `--https-port=${ports[1]}`,
         `--healthz-port=${ports[2]}`,
+        // Stopping a replica exits once drained, without ingress-nginx's 10 s wait after it.
+        '--post-shutdown-grace-period=0',
         '--election-id=keepip-leader',
         '--election-ttl=2s',
         '--publish-status-address=203.0.113.50',

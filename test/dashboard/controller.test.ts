@@ -30,6 +30,7 @@ describe('keepip controller --dashboard', () => {
       `--http-port=${http}`,
       `--https-port=${https}`,
       `--healthz-port=${health}`,
+      '--post-shutdown-grace-period=0',
       '--disable-leader-election',
       '--dashboard=127.0.0.1:0',
     ]);

@@ -43,7 +43,7 @@ describe('keepip controller with workers', () => {
       '--healthz-port=0',
       '--configmap=ingress-nginx/ingress-nginx-controller',
       '--disable-leader-election',
-      '--post-shutdown-grace-period=1',
+      '--post-shutdown-grace-period=0',
     ]);
     const stdout = stdoutOf(ctl);
     try {
