@@ -88,6 +88,7 @@ function reportSnapshot(deps: ServingDeps, running: ServedGateway, topology: Top
   void deps.tcp.apply(plan.plans, {
     trustedCidrs: settings.trustedCidrs,
     headerTimeoutMs: settings.proxyProtocolHeaderTimeoutMs,
+    idleTimeoutMs: settings.proxyStreamTimeoutMs,
   });
 }
 

@@ -10,9 +10,12 @@ import { createHeaderBuilder } from '../lb/proxy-header.ts';
 import { CidrSet } from '../net/cidr-set.ts';
 import { readProxyHeader } from '../proxy-protocol/reader.ts';
 
+/** The ConfigMap settings a tcp-services listener follows across reloads. */
 export interface DecodeSettings {
   trustedCidrs: readonly string[];
   headerTimeoutMs: number;
+  /** proxy-stream-timeout: a connection with no byte either way for this long is closed. */
+  idleTimeoutMs: number;
 }
 
 export interface DecodingListener {
@@ -22,8 +25,6 @@ export interface DecodingListener {
   close(): Promise<void>;
 }
 
-/** nginx's stream proxy_timeout (proxy-stream-timeout) default: 10 minutes without a byte either way. */
-export const STREAM_IDLE_TIMEOUT_MS = 600_000;
 const CONNECT_TIMEOUT_MS = 10_000;
 
 export async function startDecodingListener(options: {
@@ -38,6 +39,7 @@ export async function startDecodingListener(options: {
   let next = 0;
   let trusted = CidrSet.build([...options.settings.trustedCidrs]);
   let timeoutMs = options.settings.headerTimeoutMs;
+  let idleTimeoutMs = options.settings.idleTimeoutMs;
   const flows = new Set<Flow>();
   const counters = { bytesToTarget: 0, bytesToClient: 0 };
   const header = options.encode ? createHeaderBuilder('v1', {}, () => randomBytes(16)) : null;
@@ -77,7 +79,7 @@ export async function startDecodingListener(options: {
       target,
       localAddress: undefined,
       header: bytes,
-      idleTimeoutMs: STREAM_IDLE_TIMEOUT_MS,
+      idleTimeoutMs,
       connectTimeoutMs: CONNECT_TIMEOUT_MS,
       counters,
       // The reader put back the bytes after the header: they come out of 'data' first.
@@ -110,6 +112,7 @@ export async function startDecodingListener(options: {
     setSettings(settings) {
       trusted = CidrSet.build([...settings.trustedCidrs]);
       timeoutMs = settings.headerTimeoutMs;
+      idleTimeoutMs = settings.idleTimeoutMs;
     },
     close: () =>
       new Promise((resolve) => {

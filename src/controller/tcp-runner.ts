@@ -7,7 +7,7 @@ import { lookup as dnsLookup } from 'node:dns/promises';
 import net from 'node:net';
 import type { Registry } from 'prom-client';
 import { startLoadBalancer } from '../lb/balancer.ts';
-import { type DecodeSettings, STREAM_IDLE_TIMEOUT_MS, startDecodingListener } from './tcp-decode.ts';
+import { type DecodeSettings, startDecodingListener } from './tcp-decode.ts';
 import type { TcpServicePlan } from './tcp-services.ts';
 
 export interface TcpRunner {
@@ -106,8 +106,8 @@ async function open(
     algorithm: 'round-robin',
     healthCheck: null,
     deregistrationDelayMs: DRAIN_MS,
-    // As the `:PROXY` entries, not the L4 engine's NLB default (350 s).
-    idleTimeoutMs: STREAM_IDLE_TIMEOUT_MS,
+    // proxy-stream-timeout, as the `:PROXY` entries, not the L4 engine's NLB default (350 s).
+    idleTimeoutMs: settings.idleTimeoutMs,
     registry: deps.registry,
     name: `tcp-services-${plan.port}`,
     log: deps.log,
@@ -116,7 +116,10 @@ async function open(
     signature: signature(plan),
     service: serviceOf(plan),
     address: lb.address,
-    update: (next) => lb.setTargets(next.targets),
+    update(next, nextSettings) {
+      lb.setTargets(next.targets);
+      lb.setIdleTimeout(nextSettings.idleTimeoutMs);
+    },
     close: () => lb.close(),
   };
 }

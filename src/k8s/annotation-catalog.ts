@@ -844,6 +844,12 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
     note: 'requests per connection: on HTTP/1.1 the answer to the last one says `connection: close` and the connection closes (nginx keepalive_requests); on HTTP/2 streams, then GOAWAY (the streams in flight finish)',
   },
   {
+    names: ['proxy-stream-timeout'],
+    status: 'implemented',
+    values: '600s',
+    note: "nginx's stream proxy_timeout for tcp-services: a connection with no byte either way for this long is closed (an SSH session left idle, say). An nginx time above 0; anything else is 600s, with a warning. A change applies to the connections opened after it, as over an nginx reload",
+  },
+  {
     names: ['worker-shutdown-timeout'],
     status: 'implemented',
     values: '240s',
@@ -1181,7 +1187,6 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
       'proxy-stream-next-upstream-timeout',
       'proxy-stream-next-upstream-tries',
       'proxy-stream-responses',
-      'proxy-stream-timeout',
     ],
     status: 'no-effect',
     note: "nginx's stream (TCP/UDP services) module: keepip's tcp-services forwarding has its own settings (docs/controller.md)",

@@ -105,6 +105,7 @@ export const SUPPORTED_CONFIGMAP_KEYS: readonly string[] = [
   'keep-alive',
   'upstream-keepalive-connections',
   'worker-shutdown-timeout',
+  'proxy-stream-timeout',
   'upstream-keepalive-timeout',
   'upstream-keepalive-requests',
   'upstream-keepalive-time',
@@ -171,6 +172,7 @@ export function defaultGatewaySettings(configMap: ObjectRef | null = null): Gate
     clientBodyTimeoutMs: 60_000,
     keepAliveTimeoutMs: 75_000,
     workerShutdownTimeoutMs: 240_000,
+    proxyStreamTimeoutMs: 600_000,
     upstreamKeepaliveConnections: 320,
     upstreamKeepaliveTimeoutMs: 60_000,
     upstreamKeepaliveRequests: 10_000,
@@ -464,12 +466,18 @@ function readProxyLimitKeys(v: ConfigMapReader, s: GatewaySettings): void {
   s.keepAliveTimeoutMs = v.seconds('keep-alive', s.keepAliveTimeoutMs);
   readLargeClientHeaderBuffers(v, s);
   readUpstreamKeepalive(v, s);
-  const shutdown = v.data['worker-shutdown-timeout'];
-  if (shutdown !== undefined) {
-    const ms = parseNginxTimeMs(shutdown);
-    if (ms === null) v.invalid('worker-shutdown-timeout', shutdown, 'an nginx time (240s, 5m)', '240s');
-    else s.workerShutdownTimeoutMs = ms;
-  }
+  s.workerShutdownTimeoutMs = nginxTime(v, 'worker-shutdown-timeout', s.workerShutdownTimeoutMs, '240s');
+  s.proxyStreamTimeoutMs = nginxTime(v, 'proxy-stream-timeout', s.proxyStreamTimeoutMs, '600s', 1);
+}
+
+/** A key holding an nginx time (240s, 5m, 1h 30m) of at least `minMs`; anything else keeps `fallbackMs`. */
+function nginxTime(v: ConfigMapReader, key: string, fallbackMs: number, kept: string, minMs = 0): number {
+  const text = v.data[key];
+  if (text === undefined) return fallbackMs;
+  const ms = parseNginxTimeMs(text);
+  if (ms !== null && ms >= minMs) return ms;
+  v.invalid(key, text, `an nginx time${minMs > 0 ? ' above 0' : ''} (240s, 5m)`, kept);
+  return fallbackMs;
 }
 
 /** upstream-keepalive-connections, -timeout, -requests, -time: how backend connections are reused. */
@@ -488,13 +496,7 @@ function readUpstreamKeepalive(v: ConfigMapReader, s: GatewaySettings): void {
       v.invalid('upstream-keepalive-requests', requests, 'a whole number from 1', '10000');
     else s.upstreamKeepaliveRequests = n;
   }
-  const time = v.data['upstream-keepalive-time'];
-  if (time !== undefined) {
-    const ms = parseNginxTimeMs(time);
-    if (ms === null || ms === 0)
-      v.invalid('upstream-keepalive-time', time, 'an nginx time above 0 (1h, 30m)', '1h');
-    else s.upstreamKeepaliveTimeMs = ms;
-  }
+  s.upstreamKeepaliveTimeMs = nginxTime(v, 'upstream-keepalive-time', s.upstreamKeepaliveTimeMs, '1h', 1);
 }
 
 /** large-client-header-buffers "<count> <size>" (nginx: 4 8k): 1-64 buffers of 1 KiB to 1 MiB. */

@@ -34,7 +34,8 @@ export interface ListenerContext {
   readonly sourceAddress: string | null;
   readonly preserveClientIp: boolean;
   isLocalAddress(address: string): boolean;
-  readonly idleTimeoutMs: number;
+  /** Read as each flow starts: a change applies to the flows accepted after it. */
+  idleTimeoutMs: number;
   readonly connectTimeoutMs: number;
   readonly clientReads: ClientReadMode;
   readonly flows: Set<Flow>;

@@ -57,6 +57,8 @@ export interface RunningLb {
   registry: Registry;
   /** Replaces the registered targets; removed ones drain for deregistrationDelayMs. */
   setTargets(targets: TargetAddress[]): void;
+  /** The idle timeout of the flows accepted from now on (open ones keep theirs, as over an nginx reload). */
+  setIdleTimeout(ms: number): void;
   /** With healthChecks 'follow': a target's health as the process running the checks judged it. */
   setHealth(target: string, health: HealthState): void;
   targetHealth(): TargetHealthView[];
@@ -137,7 +139,20 @@ export async function startLoadBalancer(input: LbRuntimeConfig): Promise<Running
       for (const flow of ctx.flows) flow.abort();
       unregister();
     });
-  return runningLb({ address, name, registry, config, group, stats, flows: ctx.flows, close });
+  const setIdleTimeout = (ms: number) => {
+    ctx.idleTimeoutMs = ms;
+  };
+  return runningLb({
+    address,
+    name,
+    registry,
+    config,
+    group,
+    stats,
+    flows: ctx.flows,
+    setIdleTimeout,
+    close,
+  });
 }
 
 /** A listener's health checks without the listener: what the primary of `--workers` runs once for all. */
@@ -268,6 +283,7 @@ function runningLb(parts: {
   group: TargetGroup;
   stats: LbStats;
   flows: ReadonlySet<Flow>;
+  setIdleTimeout(ms: number): void;
   close(): Promise<void>;
 }): RunningLb {
   const { config, group, stats } = parts;
@@ -282,6 +298,7 @@ function runningLb(parts: {
       if (!errors.ok) throw new LbConfigInvalid(errors.errors);
       group.setTargets(normalised);
     },
+    setIdleTimeout: parts.setIdleTimeout,
     setHealth: (target, health) => group.setHealth(target, health),
     targetHealth() {
       const rotation = new Set(group.candidates());

@@ -27,7 +27,7 @@ test('an endpoint change or another Service leaves open connections alone and th
     encode: false,
     targets: [{ host: '127.0.0.1', port }],
   });
-  const settings = { trustedCidrs: [], headerTimeoutMs: 5000 };
+  const settings = { trustedCidrs: [], headerTimeoutMs: 5000, idleTimeoutMs: 600_000 };
   await runner.apply([plan('first', a.port)], settings);
   const listening = runner.listeners()[0]!.actualPort;
 

@@ -396,3 +396,15 @@ test('bad upstream keep-alive values warn by key and keep the defaults (60 s, 10
     ],
   );
 });
+
+test('worker-shutdown-timeout and proxy-stream-timeout are nginx times; bad ones keep 240s and 600s', () => {
+  const good = settings({ 'worker-shutdown-timeout': '5m', 'proxy-stream-timeout': '1h 30m' });
+  assert.deepEqual([good.s.workerShutdownTimeoutMs, good.s.proxyStreamTimeoutMs], [300_000, 5_400_000]);
+  assert.deepEqual(good.issues, []);
+  const bad = settings({ 'worker-shutdown-timeout': 'soon', 'proxy-stream-timeout': '0' });
+  assert.deepEqual([bad.s.workerShutdownTimeoutMs, bad.s.proxyStreamTimeoutMs], [240_000, 600_000]);
+  assert.deepEqual(
+    bad.issues.map((i) => i.field),
+    ['data["worker-shutdown-timeout"]', 'data["proxy-stream-timeout"]'],
+  );
+});
