@@ -1166,7 +1166,7 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
       'default-type',
     ],
     status: 'no-effect',
-    note: `${NGINX_INTERNAL}: keepip is one Node process per pod that streams requests and responses and keeps no nginx tables`,
+    note: `${NGINX_INTERNAL}: keepip runs Node processes (worker-processes of them) that stream requests and responses and keep no nginx tables`,
   },
   {
     names: ['bind-address', 'bind-address-ipv4', 'bind-address-ipv6', 'disable-ipv6', 'disable-ipv6-dns'],
