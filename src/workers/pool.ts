@@ -275,8 +275,13 @@ async function restart(state: PoolState, slot: number): Promise<void> {
   }
 }
 
+/** setTimeout's longest delay (2^31 - 1 ms). */
+const LONGEST_TIMER_MS = 2 ** 31 - 1;
+
 async function drainOne(state: PoolState, member: Member): Promise<void> {
-  const timer = setTimeout(() => member.child.kill('SIGKILL'), state.options.drainBoundMs());
+  // Node fires a longer timer at once (TimeoutOverflowWarning): a worker-shutdown-timeout of a year waits 24.8 days.
+  const bound = Math.min(state.options.drainBoundMs(), LONGEST_TIMER_MS);
+  const timer = setTimeout(() => member.child.kill('SIGKILL'), bound);
   if (member.child.exitCode === null && member.child.signalCode === null) {
     await call(state, member, 'drain', null);
   }

@@ -160,7 +160,8 @@ describe('keepip gateway --workers', () => {
   test('SIGTERM drains every worker: a request in flight completes, then all processes exit 0', async () => {
     const held = await startHeldBackend({ hold: (url) => url.includes('hold') });
     const file = dir.write('drain.yaml', manifests('d', held.port));
-    const gw = await startWorkersGateway(file, ['--workers', '2']);
+    // A drain bound past setTimeout's longest (34 days): the primary must still wait, not kill at once.
+    const gw = await startWorkersGateway(file, ['--workers', '2', '--drain-timeout', '3000000']);
     try {
       const exited = new Promise<number | null>((resolve) => gw.running.child.once('exit', resolve));
       const pending = request(gw.port, { host: 'web.example.com', path: '/hold' });
