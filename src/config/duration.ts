@@ -40,3 +40,6 @@ export function parseNginxTimeMs(text: string, seconds = false): number | null {
   }
   return Number.isSafeInteger(total) ? total : null;
 }
+
+/** setTimeout's longest delay (2^31 - 1 ms, 24.8 days): Node fires a longer one after 1 ms. */
+export const LONGEST_TIMER_MS = 2 ** 31 - 1;

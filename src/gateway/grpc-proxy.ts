@@ -6,6 +6,7 @@
 // UNAVAILABLE for a backend that cannot be reached or that breaks off, DEADLINE_EXCEEDED for
 // proxy-read-timeout, proxy-send-timeout and grpc-timeout, RESOURCE_EXHAUSTED for proxy-body-size.
 // A request that is not gRPC (an HTTP/1.1 client, curl) gets the gateway's usual error pages.
+import { LONGEST_TIMER_MS } from '../config/duration.ts';
 import type { GatewayRequest, GatewayResponse } from './exchange.ts';
 import type { UpstreamController, UpstreamHandler } from './h1-client.ts';
 import type { H2DispatchOptions } from './h2-client.ts';
@@ -80,7 +81,8 @@ class GrpcExchange implements UpstreamHandler {
   start(): void {
     this.#res.once('close', this.#onClientClose);
     const deadlineMs = this.#grpc ? parseGrpcTimeout(this.#req.headers['grpc-timeout']) : null;
-    if (deadlineMs !== null)
+    // A deadline past setTimeout's longest (a client's 30 days: "720H") would fire at once: none then.
+    if (deadlineMs !== null && deadlineMs <= LONGEST_TIMER_MS)
       this.#deadline = setTimeout(this.#onDeadline, Math.max(1, Math.ceil(deadlineMs)));
     this.#attempt();
   }

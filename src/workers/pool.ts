@@ -3,6 +3,7 @@
 // delay when it keeps dying), runs reloads and restarts one at a time, and drains them all on stop.
 // What a worker does is its role's business (gateway-worker.ts, lb-worker.ts); the pool only carries
 // messages. Workers inherit stdout and stderr, so their log lines go where the primary's go.
+import { LONGEST_TIMER_MS } from '../config/duration.ts';
 import { type ChildProcess, fork as forkProcess } from 'node:child_process';
 import type { Duplex } from 'node:stream';
 import { fileURLToPath } from 'node:url';
@@ -275,11 +276,8 @@ async function restart(state: PoolState, slot: number): Promise<void> {
   }
 }
 
-/** setTimeout's longest delay (2^31 - 1 ms). */
-const LONGEST_TIMER_MS = 2 ** 31 - 1;
-
 async function drainOne(state: PoolState, member: Member): Promise<void> {
-  // Node fires a longer timer at once (TimeoutOverflowWarning): a worker-shutdown-timeout of a year waits 24.8 days.
+  // A worker-shutdown-timeout of a year waits 24.8 days, not 1 ms.
   const bound = Math.min(state.options.drainBoundMs(), LONGEST_TIMER_MS);
   const timer = setTimeout(() => member.child.kill('SIGKILL'), bound);
   if (member.child.exitCode === null && member.child.signalCode === null) {

@@ -71,7 +71,7 @@ function collect<T>(stream: NodeJS.EventEmitter): Promise<{ items: T[]; error: g
 
 /**
  * An h2c backend answering every call with HEADERS, one DATA frame, then the trailers (grpc-status 0),
- * whatever the request's body, as a gRPC server does for a unary call.
+ * whatever the request's body, as a gRPC server does for a unary call (a path ending in /later: 100 ms on).
  */
 async function startTrailersBackend(): Promise<{
   port: number;
@@ -88,10 +88,16 @@ async function startTrailersBackend(): Promise<{
       closed.set(path, (closed.get(path) ?? 0) + 1);
       for (const w of waiters) if (w.path === path && w.count <= (closed.get(path) ?? 0)) w.resolve();
     });
-    stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
-    stream.once('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
-    stream.end(grpcFrame(Buffer.from('reply')));
+    const answer = () => {
+      if (stream.destroyed) return;
+      stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+      stream.once('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
+      stream.end(grpcFrame(Buffer.from('reply')));
+    };
     stream.resume();
+    // `/later` answers after 100 ms: any deadline the gateway set shorter than that strikes first.
+    if (path.endsWith('/later')) setTimeout(answer, 100);
+    else answer();
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
@@ -356,6 +362,22 @@ describe('gateway gRPC backends', () => {
       await conn.close();
     }
     await gw.access.waitFor(/^127\.0\.0\.61 .*"POST \/keepip\.test\.Echo\/Unary HTTP\/2\.0" 504 /);
+  });
+
+  test('a deadline longer than a timer can hold (grpc-timeout 720H, 30 days) is no deadline, not one already past', async () => {
+    // The raw backend (not grpc-js, whose own timer has the same limit) answers after 100 ms.
+    const conn = await connectH2({ port: gw.httpsPort, from: '127.0.0.62', host: RAW });
+    try {
+      const reply = await conn.request('/keepip.test.Echo/later', {
+        method: 'POST',
+        headers: { 'content-type': 'application/grpc', te: 'trailers', 'grpc-timeout': '720H' },
+        body: grpcFrame(Buffer.from('far')),
+      });
+      assert.equal(reply.status, 200);
+      assert.equal(reply.trailers['grpc-status'] ?? reply.headers['grpc-status'], String(grpc.status.OK));
+    } finally {
+      await conn.close();
+    }
   });
 
   test('a client that cancels: 499 in the log, the backend call cancelled', async () => {
