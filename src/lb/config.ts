@@ -1,6 +1,7 @@
 // The load balancer's runtime configuration: what `keepip lb` flags, `keepip lb -f` manifests and
 // `keepip up` all produce, validated before anything listens. Pure: no sockets.
 import type { Registry } from 'prom-client';
+import { LONGEST_TIMER_MS } from '../config/duration.ts';
 import type { HealthCheckModel, LoadBalancerModel, ServicePortModel } from '../config/model.ts';
 import { CidrSet } from '../net/cidr-set.ts';
 import { formatHostPort } from '../net/host-port.ts';
@@ -137,6 +138,8 @@ export function validateLbConfig(config: LbRuntimeConfig): LbConfigResult {
     if (hc.port !== 'traffic-port' && !isPort(hc.port, false)) problems.push(`port ${String(hc.port)}`);
     if (hc.protocol === 'http' && !hc.path.startsWith('/')) problems.push(`path "${hc.path}"`);
     if (!(hc.intervalMs > 0) || !(hc.timeoutMs > 0)) problems.push('interval and timeout must be > 0');
+    if (hc.intervalMs > LONGEST_TIMER_MS || hc.timeoutMs > LONGEST_TIMER_MS)
+      problems.push(`interval and timeout must be at most ${LONGEST_TIMER_MS} ms`);
     if (!Number.isInteger(hc.healthyThreshold) || hc.healthyThreshold < 1) problems.push('healthy threshold');
     if (!Number.isInteger(hc.unhealthyThreshold) || hc.unhealthyThreshold < 1)
       problems.push('unhealthy threshold');
@@ -146,8 +149,12 @@ export function validateLbConfig(config: LbRuntimeConfig): LbConfigResult {
     ['idle timeout', config.idleTimeoutMs],
     ['deregistration delay', config.deregistrationDelayMs],
   ] as const) {
-    if (value !== undefined && !(Number.isFinite(value) && value >= 0)) {
-      add('LB_BAD_TIMEOUT', `${name} ${String(value)} must be a number of milliseconds >= 0`);
+    // Timers fire at once past setTimeout's longest: such a delay would cut flows, not keep them.
+    if (value !== undefined && !(Number.isFinite(value) && value >= 0 && value <= LONGEST_TIMER_MS)) {
+      add(
+        'LB_BAD_TIMEOUT',
+        `${name} ${String(value)} must be a number of milliseconds from 0 to ${LONGEST_TIMER_MS} (24.8 days)`,
+      );
     }
   }
   return errors.length === 0 ? { ok: true, value: config } : { ok: false, errors };

@@ -46,8 +46,9 @@ export const LB_CODES = {
   },
   LB_BAD_TIMEOUT: {
     kind: 'error',
-    summary: 'the idle timeout or deregistration delay is not a number of milliseconds >= 0',
-    fix: 'pass a non-negative duration',
+    summary:
+      "the idle timeout or deregistration delay is not a number of milliseconds from 0 to 2147483647 (24.8 days, setTimeout's longest: a longer delay would fire at once)",
+    fix: 'pass a duration from 0 to 24 days',
   },
   LB_BAD_SOURCE_RANGE: {
     kind: 'error',

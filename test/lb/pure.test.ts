@@ -163,6 +163,16 @@ test('config validation reports every problem with a stable code', () => {
     'LB_TLVS_NEED_V2',
   ]);
   assert.equal(validateLbConfig(lbConfig({ targets: [{ host: '::1', port: 80 }] })).ok, true);
+  // Past setTimeout's longest delay, a removed target's flows would be cut at once, not kept 30 days.
+  const month = validateLbConfig(
+    lbConfig({ targets: [{ host: '::1', port: 80 }], deregistrationDelayMs: 30 * 86_400_000 }),
+  );
+  assert.deepEqual(month.ok ? [] : month.errors.map((e) => e.code), ['LB_BAD_TIMEOUT']);
+  assert.equal(
+    validateLbConfig(lbConfig({ targets: [{ host: '::1', port: 80 }], deregistrationDelayMs: 2 ** 31 - 1 }))
+      .ok,
+    true,
+  );
 });
 
 const SERVICE = (annotations: string, extra = '') => `
