@@ -194,6 +194,8 @@ export interface GatewaySettings {
   /** keep-alive (nginx keepalive_timeout): idle time allowed between two requests; 0 disables keep-alive. Default 75 s. */
   keepAliveTimeoutMs: number;
   /** upstream-keepalive-*: nginx's keepalive, keepalive_timeout, keepalive_requests, keepalive_time (src/gateway/upstream-keepalive.ts). */
+  /** max-worker-connections: client connections one process holds at most (nginx's worker_connections); 0: no limit. */
+  maxWorkerConnections: number;
   /** proxy-stream-timeout: tcp-services connections idle this long either way are closed (nginx's stream proxy_timeout). */
   proxyStreamTimeoutMs: number;
   /** worker-shutdown-timeout: how long a shutdown waits for in-flight requests (nginx's worker_shutdown_timeout). */

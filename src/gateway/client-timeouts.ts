@@ -42,7 +42,8 @@ export type ConnectionCloseReason =
   | 'keepalive_timeout'
   | 'send_timeout'
   | 'lingering_close'
-  | 'upgrade_refused';
+  | 'upgrade_refused'
+  | 'max_connections';
 
 export const CONNECTION_CLOSE_REASONS: readonly ConnectionCloseReason[] = [
   'header_timeout',
@@ -51,6 +52,7 @@ export const CONNECTION_CLOSE_REASONS: readonly ConnectionCloseReason[] = [
   'send_timeout',
   'lingering_close',
   'upgrade_refused',
+  'max_connections',
 ];
 
 /** The deadlines a snapshot's new connections get: the settings, then any override that is given. */

@@ -6,7 +6,7 @@ import type { NginxLogLevel } from '../config/model.ts';
 import type { LineSink } from './line-sink.ts';
 
 /** The levels keepip writes lines at. */
-export type ErrorLevel = 'error' | 'warn' | 'notice' | 'info';
+export type ErrorLevel = 'alert' | 'error' | 'warn' | 'notice' | 'info';
 
 export interface ErrorLog {
   /** One line: the nginx prefix for `connectionId`, then `message`; dropped below the log level. */

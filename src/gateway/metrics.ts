@@ -118,7 +118,7 @@ function defineMetrics(registry: Registry, tallies: { requests: Tally[]; byProto
     }),
     closes: new Counter({
       name: 'keepip_gateway_connections_closed_total',
-      help: 'Client connections the gateway closed because a deadline passed, by reason',
+      help: 'Client connections the gateway closed because a deadline passed, an upgrade was refused or max-worker-connections were open, by reason',
       labelNames: ['reason'] as const,
       registers: [registry],
     }),

@@ -393,6 +393,36 @@ function readProxyThen(
 
 const SERVER_OPTIONS = { allowHalfOpen: true, noDelay: true };
 
+/** At most one "worker_connections are not enough" line a second: a flood must not flood the log too. */
+const LIMIT_ALERT_INTERVAL_MS = 1000;
+
+/**
+ * max-worker-connections (nginx's worker_connections): a connection accepted while this process holds
+ * that many is closed at once, counted and alerted, as nginx does when it has no free connection.
+ */
+function connectionLimit(ctx: ListenerContext): (open: number, socket: net.Socket) => boolean {
+  let lastAlert = 0;
+  return (open, socket) => {
+    const limit = ctx.current().settings.maxWorkerConnections;
+    if (limit === 0 || open < limit) return false;
+    // The peer is read before destroy(), which forgets it.
+    const peer = formatHostPort(socket.remoteAddress ?? '?', socket.remotePort ?? 0);
+    socket.on('error', () => {});
+    socket.destroy();
+    ctx.metrics.connectionClosed('max_connections');
+    const now = Date.now();
+    if (now - lastAlert >= LIMIT_ALERT_INTERVAL_MS) {
+      lastAlert = now;
+      ctx.errorLog.write(
+        'alert',
+        null,
+        `${limit} worker_connections are not enough, connection from ${peer} closed`,
+      );
+    }
+    return true;
+  };
+}
+
 /** Binds every listener, or none (a failure closes the ones already bound). */
 async function listenAll(
   specs: readonly ListenerSpec[],
@@ -449,7 +479,9 @@ export async function startListeners(
     attachConnection(socket, info);
     sides.h1.serve(socket, timeouts);
   };
+  const overLimit = connectionLimit(ctx);
   const onConnection = (kind: ListenerKind, socket: net.Socket) => {
+    if (overLimit(sockets.size, socket)) return;
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
     socket.on('error', () => socket.destroy());

@@ -844,6 +844,12 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
     note: 'requests per connection: on HTTP/1.1 the answer to the last one says `connection: close` and the connection closes (nginx keepalive_requests); on HTTP/2 streams, then GOAWAY (the streams in flight finish)',
   },
   {
+    names: ['max-worker-connections'],
+    status: 'implemented',
+    values: '16384',
+    note: 'nginx\'s worker_connections: the client connections one process (each of worker-processes) holds at most; one more is closed at once, counted in `keepip_gateway_connections_closed_total{reason="max_connections"}`, with an alert line `16384 worker_connections are not enough` (at most one a second). nginx counts its backend connections in the same budget; keepip counts client connections only. `0` is no limit (nginx would take max-worker-open-files)',
+  },
+  {
     names: ['proxy-stream-timeout'],
     status: 'implemented',
     values: '600s',
@@ -1139,7 +1145,6 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
   {
     names: [
       'worker-cpu-affinity',
-      'max-worker-connections',
       'max-worker-open-files',
       'enable-multi-accept',
       'reuse-port',

@@ -106,6 +106,7 @@ export const SUPPORTED_CONFIGMAP_KEYS: readonly string[] = [
   'upstream-keepalive-connections',
   'worker-shutdown-timeout',
   'proxy-stream-timeout',
+  'max-worker-connections',
   'upstream-keepalive-timeout',
   'upstream-keepalive-requests',
   'upstream-keepalive-time',
@@ -173,6 +174,7 @@ export function defaultGatewaySettings(configMap: ObjectRef | null = null): Gate
     keepAliveTimeoutMs: 75_000,
     workerShutdownTimeoutMs: 240_000,
     proxyStreamTimeoutMs: 600_000,
+    maxWorkerConnections: 16_384,
     upstreamKeepaliveConnections: 320,
     upstreamKeepaliveTimeoutMs: 60_000,
     upstreamKeepaliveRequests: 10_000,
@@ -468,6 +470,12 @@ function readProxyLimitKeys(v: ConfigMapReader, s: GatewaySettings): void {
   readUpstreamKeepalive(v, s);
   s.workerShutdownTimeoutMs = nginxTime(v, 'worker-shutdown-timeout', s.workerShutdownTimeoutMs, '240s');
   s.proxyStreamTimeoutMs = nginxTime(v, 'proxy-stream-timeout', s.proxyStreamTimeoutMs, '600s', 1);
+  const connections = v.data['max-worker-connections'];
+  if (connections !== undefined) {
+    const n = parseUint(connections, 10_000_000);
+    if (n === null) v.invalid('max-worker-connections', connections, 'a whole number (0: no limit)', '16384');
+    else s.maxWorkerConnections = n;
+  }
 }
 
 /** A key holding an nginx time (240s, 5m, 1h 30m) of at least `minMs`; anything else keeps `fallbackMs`. */

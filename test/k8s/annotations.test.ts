@@ -408,3 +408,15 @@ test('worker-shutdown-timeout and proxy-stream-timeout are nginx times; bad ones
     ['data["worker-shutdown-timeout"]', 'data["proxy-stream-timeout"]'],
   );
 });
+
+test('max-worker-connections: a whole number, 0 for no limit; anything else keeps 16384', () => {
+  assert.equal(settings({}).s.maxWorkerConnections, 16_384);
+  assert.equal(settings({ 'max-worker-connections': '0' }).s.maxWorkerConnections, 0);
+  assert.equal(settings({ 'max-worker-connections': '65536' }).s.maxWorkerConnections, 65_536);
+  const bad = settings({ 'max-worker-connections': 'lots' });
+  assert.equal(bad.s.maxWorkerConnections, 16_384);
+  assert.deepEqual(
+    bad.issues.map((i) => i.field),
+    ['data["max-worker-connections"]'],
+  );
+});
