@@ -194,6 +194,8 @@ export interface GatewaySettings {
   /** keep-alive (nginx keepalive_timeout): idle time allowed between two requests; 0 disables keep-alive. Default 75 s. */
   keepAliveTimeoutMs: number;
   /** upstream-keepalive-*: nginx's keepalive, keepalive_timeout, keepalive_requests, keepalive_time (src/gateway/upstream-keepalive.ts). */
+  /** allow-cross-namespace-resources: annotations may name Secrets and ConfigMaps of other namespaces. */
+  allowCrossNamespaceResources: boolean;
   /** max-worker-connections: client connections one process holds at most (nginx's worker_connections); 0: no limit. */
   maxWorkerConnections: number;
   /** proxy-stream-timeout: tcp-services connections idle this long either way are closed (nginx's stream proxy_timeout). */

@@ -8,6 +8,7 @@ import { DEFAULT_ANNOTATIONS_PREFIX, foldAnnotationsPrefix } from '../k8s/annota
 import { type ClassOptions, isOurIngress, LEGACY_CLASS_ANNOTATION } from '../k8s/ingress-class.ts';
 import type { ManifestObject } from '../k8s/objects.ts';
 import { buildTopology } from '../k8s/translate.ts';
+import { parseGoBool } from '../k8s/values.ts';
 import { DEFAULT_CONFIGMAP } from '../k8s/translate-gateway.ts';
 import type { KubeObject, ResourceType } from './resources.ts';
 import { RESOURCES } from './resources.ts';
@@ -111,17 +112,26 @@ function inScope(objects: ClusterObjects, object: KubeObject): boolean {
 const SECRET_ANNOTATIONS = ['auth-secret', 'auth-tls-secret', 'proxy-ssl-secret'];
 
 /**
- * `namespace/name` of the Secret an annotation names, only when it is in the Ingress's own namespace:
- * another namespace's Secret never reaches the translation (which refuses the reference anyway).
+ * `namespace/name` of the Secret an annotation names, only when it is in the Ingress's own namespace
+ * or `crossNamespace` (allow-cross-namespace-resources) says another one may be read: otherwise another
+ * namespace's Secret never reaches the translation (which refuses the reference anyway).
  */
-function annotationSecret(namespace: string, value: string | undefined): string | null {
+function annotationSecret(
+  namespace: string,
+  value: string | undefined,
+  crossNamespace: boolean,
+): string | null {
   const parts = (value ?? '').trim().split('/');
   if (parts.length > 2 || parts.some((p) => p === '')) return null;
-  if (parts.length === 2 && parts[0] !== namespace) return null;
+  if (parts.length === 2 && parts[0] !== namespace) return crossNamespace ? `${parts[0]}/${parts[1]}` : null;
   return `${namespace}/${parts[parts.length - 1]}`;
 }
 
-function referencedSecrets(ingresses: readonly KubeObject[], o: SnapshotOptions): Set<string> {
+function referencedSecrets(
+  ingresses: readonly KubeObject[],
+  o: SnapshotOptions,
+  crossNamespace: boolean,
+): Set<string> {
   const keys = new Set<string>();
   if (o.defaultSslCertificate) keys.add(o.defaultSslCertificate);
   for (const ing of ingresses) {
@@ -133,7 +143,11 @@ function referencedSecrets(ingresses: readonly KubeObject[], o: SnapshotOptions)
     }
     const annotations = foldAnnotationsPrefix(ing.metadata?.annotations ?? {}, o.annotationsPrefix);
     for (const name of SECRET_ANNOTATIONS) {
-      const key = annotationSecret(namespace, annotations[`${DEFAULT_ANNOTATIONS_PREFIX}/${name}`]);
+      const key = annotationSecret(
+        namespace,
+        annotations[`${DEFAULT_ANNOTATIONS_PREFIX}/${name}`],
+        crossNamespace,
+      );
       if (key !== null) keys.add(key);
     }
   }
@@ -173,10 +187,12 @@ export function snapshotObjects(objects: ClusterObjects, o: SnapshotOptions): Ma
   const ingresses = servedIngresses(objects, o);
   const fallback = defaultBackendIngress(objects, ingresses, o);
   if (fallback) ingresses.push(fallback);
-  const secrets = referencedSecrets(ingresses, o);
-  // The controller ConfigMap's ssl-dh-param names a Secret too.
   const controllerConfigMap = configMapNamed(objects, o.configMap ?? DEFAULT_CONFIGMAP);
-  const dhParam = str(rec(controllerConfigMap?.data)['ssl-dh-param'])?.trim();
+  const settings = rec(controllerConfigMap?.data);
+  const crossNamespace = parseGoBool(str(settings['allow-cross-namespace-resources']) ?? '') === true;
+  const secrets = referencedSecrets(ingresses, o, crossNamespace);
+  // The controller ConfigMap's ssl-dh-param names a Secret too.
+  const dhParam = str(settings['ssl-dh-param'])?.trim();
   if (dhParam) secrets.add(dhParam);
   const byKey = (a: KubeObject, b: KubeObject) => {
     const ka = `${a.metadata?.namespace ?? ''}/${a.metadata?.name ?? ''}`;

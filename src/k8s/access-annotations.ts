@@ -164,16 +164,19 @@ function reader(input: AccessInput): Reader {
 /** A whole number (ingress-nginx's GetIntAnnotation): null when absent or invalid (warned). */
 const WHOLE_NUMBER = { max: 1_000_000_000, expected: 'a whole number', kept: 'ignored' };
 
-/** `name` or `namespace/name`; another namespace is refused, as ingress-nginx does by default. */
-function sameNamespaceRef(r: Reader, name: string, value: string): string | null {
+/**
+ * `name` or `namespace/name`; another namespace is refused unless the ConfigMap's
+ * allow-cross-namespace-resources is true, as ingress-nginx (false by default).
+ */
+function namespacedRef(r: Reader, name: string, value: string): string | null {
   const parts = value.split('/');
   if (parts.length > 2 || parts.some((p) => p === '') || !BASIC_CHARS.test(value))
     return r.deny(name, `${JSON.stringify(value)} is not "name" or "namespace/name"`);
   const namespace = parts.length === 2 ? parts[0]! : r.input.ingress.namespace;
-  if (namespace !== r.input.ingress.namespace)
+  if (namespace !== r.input.ingress.namespace && !r.input.settings.allowCrossNamespaceResources)
     return r.deny(
       name,
-      `${JSON.stringify(value)} is in another namespace (cross-namespace references are not allowed)`,
+      `${JSON.stringify(value)} is in another namespace (cross-namespace references need the ConfigMap's allow-cross-namespace-resources)`,
     );
   return `${namespace}/${parts[parts.length - 1]}`;
 }
@@ -216,7 +219,7 @@ function readBasicAuth(r: Reader): BasicAuthModel | null {
   const secretName = r.get('auth-secret');
   if (secretName === undefined || secretName === '')
     return r.deny('auth-secret', 'auth-type basic needs auth-secret');
-  const ref = sameNamespaceRef(r, 'auth-secret', secretName);
+  const ref = namespacedRef(r, 'auth-secret', secretName);
   if (ref === null) return null;
   const secret = r.input.secrets.get(ref);
   if (secret === undefined) return r.deny('auth-secret', `Secret ${ref} is not in the manifests`);
@@ -376,7 +379,7 @@ function readExternalAuth(r: Reader): ExternalAuthModel | null {
   if (model === null) return null;
   const mapName = r.get('auth-proxy-set-headers');
   if (mapName === undefined || mapName === '') return model;
-  const ref = sameNamespaceRef(r, 'auth-proxy-set-headers', mapName);
+  const ref = namespacedRef(r, 'auth-proxy-set-headers', mapName);
   if (ref === null) return null;
   const map = r.input.configMaps.get(ref);
   if (map === undefined) return r.deny('auth-proxy-set-headers', `unable to find ConfigMap ${ref}`);
@@ -440,7 +443,8 @@ function readClientCertificate(r: Reader): ClientCertificateModel | null {
   if (parts.length > 2 || parts.some((p) => p === '') || !BASIC_CHARS.test(secretName))
     return fail(`${JSON.stringify(secretName)} is not "name" or "namespace/name"`);
   const namespace = parts.length === 2 ? parts[0]! : r.input.ingress.namespace;
-  if (namespace !== r.input.ingress.namespace) return fail('cross namespace secrets are not supported');
+  if (namespace !== r.input.ingress.namespace && !r.input.settings.allowCrossNamespaceResources)
+    return fail('cross namespace secrets are not supported (allow-cross-namespace-resources is false)');
   const ref = `${namespace}/${parts[parts.length - 1]}`;
   const secret = r.input.secrets.get(ref);
   if (secret === undefined) return fail(`error obtaining certificate: Secret ${ref} is not in the manifests`);

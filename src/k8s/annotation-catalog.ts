@@ -345,8 +345,8 @@ export const ANNOTATION_CATALOG: readonly CatalogEntry[] = [
     names: ['proxy-ssl-secret'],
     status: 'implemented',
     values:
-      '`namespace/name` (same namespace) with PEM `ca.crt`, and `tls.crt` / `tls.key` for a client certificate',
-    note: "TLS towards an HTTPS backend (`backend-protocol: HTTPS`): the client certificate is presented, and with `proxy-ssl-verify: on` the backend's certificate must chain to ca.crt and name proxy-ssl-name. Nothing else of proxy-ssl-* applies without it; a Secret that is missing, in another namespace or without ca.crt denies the locations (503, `ACCESS_CONFIG_DENIED`)",
+      '`namespace/name` (same namespace; another with allow-cross-namespace-resources) with PEM `ca.crt`, and `tls.crt` / `tls.key` for a client certificate',
+    note: "TLS towards an HTTPS backend (`backend-protocol: HTTPS`): the client certificate is presented, and with `proxy-ssl-verify: on` the backend's certificate must chain to ca.crt and name proxy-ssl-name. Nothing else of proxy-ssl-* applies without it; a Secret that is missing, in another namespace (without allow-cross-namespace-resources) or without ca.crt denies the locations (503, `ACCESS_CONFIG_DENIED`)",
   },
   {
     names: ['proxy-ssl-verify', 'proxy-ssl-verify-depth'],
@@ -407,7 +407,7 @@ export const ANNOTATION_CATALOG: readonly CatalogEntry[] = [
     names: ['auth-secret', 'auth-secret-type'],
     status: 'implemented',
     values:
-      '`name` or `namespace/name` (same namespace); `auth-file` (default: htpasswd in key `auth`) or `auth-map` (each key a user, each value a hash)',
+      '`name` or `namespace/name` (same namespace; another with allow-cross-namespace-resources); `auth-file` (default: htpasswd in key `auth`) or `auth-map` (each key a user, each value a hash)',
     note: 'a missing Secret or key, another namespace, a bad type: 503 (`ACCESS_CONFIG_DENIED`). Hashes: bcrypt (`$2a$`/`$2b$`/`$2y$`), `$apr1$`, `$1$` (MD5-crypt), `{SHA}`, `{SSHA}`, `{PLAIN}`; DES crypt and SHA-crypt are not verified (`AUTH_HASH_UNSUPPORTED`, that user cannot log in). 401 with `WWW-Authenticate: Basic realm="…"` and nginx\'s "401 Authorization Required" page; the Authorization header is not passed to the backend; `$remote_user` is logged (as nginx, the Basic user the client sent, verified or not, on any location)',
   },
   {
@@ -456,7 +456,8 @@ export const ANNOTATION_CATALOG: readonly CatalogEntry[] = [
   {
     names: ['auth-proxy-set-headers'],
     status: 'implemented',
-    values: 'ConfigMap `name` (same namespace)',
+    values:
+      'ConfigMap `name` or `namespace/name` (same namespace; another with allow-cross-namespace-resources)',
     note: 'its keys and values (variables allowed) are sent to the auth service; a missing ConfigMap denies the location',
   },
   {
@@ -491,7 +492,8 @@ export const ANNOTATION_CATALOG: readonly CatalogEntry[] = [
   {
     names: ['auth-tls-secret'],
     status: 'implemented',
-    values: '`namespace/name` (same namespace) with PEM `ca.crt`',
+    values:
+      '`namespace/name` (same namespace; another with allow-cross-namespace-resources) with PEM `ca.crt`',
     note: "per host (the first Ingress of the host that sets it): clients that send the host's name by SNI are asked for a certificate verified against the CA; an unusable Secret: 403 for every request to the host",
   },
   {
@@ -844,6 +846,12 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
     note: 'requests per connection: on HTTP/1.1 the answer to the last one says `connection: close` and the connection closes (nginx keepalive_requests); on HTTP/2 streams, then GOAWAY (the streams in flight finish)',
   },
   {
+    names: ['allow-cross-namespace-resources'],
+    status: 'implemented',
+    values: 'false',
+    note: "`true` lets auth-secret, auth-tls-secret, proxy-ssl-secret and auth-proxy-set-headers name a Secret or ConfigMap of another namespace (`namespace/name`), as ingress-nginx; by default such a reference denies the locations (503; auth-tls: 403). custom-headers stays same-namespace either way, as in ingress-nginx. The controller then also reads those Secrets (never another namespace's otherwise)",
+  },
+  {
     names: ['max-worker-connections'],
     status: 'implemented',
     values: '16384',
@@ -1130,11 +1138,6 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
     status: 'refused',
     note: 'keepip has no nginx status page',
     instead: '`--metrics` (Prometheus `/metrics` and `/healthz`)',
-  },
-  {
-    names: ['allow-cross-namespace-resources'],
-    status: 'refused',
-    note: 'annotations name Secrets and ConfigMaps of their own namespace only (the default `false`)',
   },
   {
     names: ['annotations-risk-level', 'annotation-value-word-blocklist'],

@@ -107,6 +107,7 @@ export const SUPPORTED_CONFIGMAP_KEYS: readonly string[] = [
   'worker-shutdown-timeout',
   'proxy-stream-timeout',
   'max-worker-connections',
+  'allow-cross-namespace-resources',
   'upstream-keepalive-timeout',
   'upstream-keepalive-requests',
   'upstream-keepalive-time',
@@ -175,6 +176,7 @@ export function defaultGatewaySettings(configMap: ObjectRef | null = null): Gate
     workerShutdownTimeoutMs: 240_000,
     proxyStreamTimeoutMs: 600_000,
     maxWorkerConnections: 16_384,
+    allowCrossNamespaceResources: false,
     upstreamKeepaliveConnections: 320,
     upstreamKeepaliveTimeoutMs: 60_000,
     upstreamKeepaliveRequests: 10_000,
@@ -470,6 +472,7 @@ function readProxyLimitKeys(v: ConfigMapReader, s: GatewaySettings): void {
   readUpstreamKeepalive(v, s);
   s.workerShutdownTimeoutMs = nginxTime(v, 'worker-shutdown-timeout', s.workerShutdownTimeoutMs, '240s');
   s.proxyStreamTimeoutMs = nginxTime(v, 'proxy-stream-timeout', s.proxyStreamTimeoutMs, '600s', 1);
+  s.allowCrossNamespaceResources = v.bool('allow-cross-namespace-resources', false);
   const connections = v.data['max-worker-connections'];
   if (connections !== undefined) {
     const n = parseUint(connections, 10_000_000);

@@ -37,6 +37,7 @@ export function readProxySsl(
   origin: Origin,
   secrets: ReadonlyMap<string, SecretView>,
   issues: ConfigIssue[],
+  allowCrossNamespace = false,
 ): { ssl: ProxySslModel } | { denied: string } | null {
   const get = (name: string) => annotations[PREFIX + name];
   const sink = { origin, issues };
@@ -55,7 +56,8 @@ export function readProxySsl(
   const parts = ref.trim().split('/');
   if (parts.length !== 2 || parts.some((p) => p === ''))
     return deny(`${JSON.stringify(ref)} is not "namespace/name"`);
-  if (parts[0] !== ingress.namespace) return deny('cross namespace secrets are not supported');
+  if (parts[0] !== ingress.namespace && !allowCrossNamespace)
+    return deny('cross namespace secrets are not supported (allow-cross-namespace-resources is false)');
   const secret = secrets.get(ref.trim());
   if (secret === undefined) return deny(`Secret ${ref.trim()} is not in the manifests`);
   const ca = secret.data['ca.crt'];

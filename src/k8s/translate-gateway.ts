@@ -436,7 +436,11 @@ function readIngresses(
   const lookup = configMapLookup(input);
   for (const ing of served) {
     const self = { namespace: ing.meta.namespace, name: ing.meta.name };
-    proxySslOf.set(ing, readProxySsl(ing.meta.annotations, self, ing.origin, secrets, issues));
+    const crossNamespace = settings.allowCrossNamespaceResources;
+    proxySslOf.set(
+      ing,
+      readProxySsl(ing.meta.annotations, self, ing.origin, secrets, issues, crossNamespace),
+    );
     serverTlsOf.set(ing, readServerTlsAnnotations(ing.meta.annotations, ing.origin, issues));
     const nextUpstreamBase = settings.nextUpstream ?? DEFAULT_NEXT_UPSTREAM_POLICY;
     balancingOf.set(ing, parseBalancing(ing.meta.annotations, ing.origin, issues, nextUpstreamBase));

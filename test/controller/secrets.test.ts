@@ -195,3 +195,32 @@ describe('which Secrets the snapshot passes on', () => {
     );
   });
 });
+
+describe('allow-cross-namespace-resources: "true"', () => {
+  const cluster = webCluster(['--configmap=$(POD_NAMESPACE)/ingress-nginx-controller'], {
+    prepare: (api) => {
+      api.apply({
+        kind: 'ConfigMap',
+        metadata: { namespace: 'ingress-nginx', name: 'ingress-nginx-controller' },
+        data: { 'allow-cross-namespace-resources': 'true' },
+      });
+      api.apply(basicAuthSecret('shared', 'users'));
+      api.apply(
+        ingress('cross', 'cross.example.com', 'web', {
+          annotations: {
+            'nginx.ingress.kubernetes.io/auth-type': 'basic',
+            'nginx.ingress.kubernetes.io/auth-secret': 'shared/users',
+          },
+        }),
+      );
+    },
+  });
+  before(() => waitForHost(cluster.ctl, 'cross.example.com'));
+
+  it("the other namespace's Secret is read: 401 without the password, 200 with it", async () => {
+    const { httpPort } = cluster;
+    assert.equal((await get(httpPort, 'cross.example.com')).status, 401);
+    const answer = await get(httpPort, 'cross.example.com', '/', false, { authorization: ALICE });
+    assert.equal(answer.status, 200);
+  });
+});

@@ -284,3 +284,43 @@ test('limit-rate / limit-rate-after: KB per request, defaults from the ConfigMap
   assert.deepEqual(build({}, [cm]).loc.access?.bandwidth, { rateBytes: 5 * 1024, afterBytes: 0 });
   assert.equal(build({ 'limit-rate': '0' }, [cm]).loc.access, undefined, 'the annotation wins');
 });
+
+test('allow-cross-namespace-resources: another namespace is denied by default, read with "true"', () => {
+  const ca = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
+  const others: K8sObject[] = [
+    secret('pw', { auth: 'alice:{PLAIN}a' }, 'shared'),
+    secret('ca', { 'ca.crt': ca }, 'shared'),
+    {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: 'hdrs', namespace: 'shared' },
+      data: { 'X-Custom': '42' },
+    },
+  ];
+  const basic = { 'auth-type': 'basic', 'auth-secret': 'shared/pw' };
+  const external = { 'auth-url': 'http://auth.example/', 'auth-proxy-set-headers': 'shared/hdrs' };
+  const tls = { 'auth-tls-secret': 'shared/ca' };
+  // By default (false), as ingress-nginx: each reference denies.
+  assert.match(build(basic, others).loc.access?.denied?.reason ?? '', /another namespace/);
+  assert.match(build(external, others).loc.access?.denied?.reason ?? '', /another namespace/);
+  assert.match(
+    build(tls, others).t.gateway.virtualHosts[0]!.clientCertificate!.error ?? '',
+    /cross namespace secrets are not supported/,
+  );
+  const allowed = [controllerConfigMap({ 'allow-cross-namespace-resources': 'true' }), ...others];
+  const withBasic = build(basic, allowed);
+  assert.equal(withBasic.loc.access?.denied ?? null, null);
+  assert.deepEqual(
+    withBasic.loc.access?.basicAuth?.users.map((u) => u.user),
+    ['alice'],
+  );
+  assert.deepEqual(build(external, allowed).loc.access?.externalAuth?.proxySetHeaders, { 'X-Custom': '42' });
+  const cc = build(tls, allowed).t.gateway.virtualHosts[0]!.clientCertificate!;
+  assert.deepEqual([cc.error, cc.caPem, cc.secret], [null, ca, 'shared/ca']);
+  // proxy-ssl-secret likewise (a backend CA of another namespace).
+  const proxySsl = { 'backend-protocol': 'HTTPS', 'proxy-ssl-secret': 'shared/ca' };
+  assert.match(build(proxySsl, others).loc.access?.denied?.reason ?? '', /cross namespace/);
+  const upstreamCa = build(proxySsl, allowed).loc;
+  assert.equal(upstreamCa.access?.denied ?? null, null);
+  assert.equal(upstreamCa.proxySsl?.caPem, ca);
+});
