@@ -8,6 +8,7 @@ import type { DecisionSink } from '../gateway/exchange.ts';
 import type { LineSink } from '../gateway/line-sink.ts';
 import { createGatewayMetrics } from '../gateway/metrics.ts';
 import { type ServedGateway, servedMetrics } from '../workers/gateway-primary.ts';
+import { controllerZone } from './zone.ts';
 import { reviewAdmission } from './admission.ts';
 import { type BackoffPolicy, DEFAULT_BACKOFF, realScheduler, type Scheduler } from './backoff.ts';
 import { createDebouncer } from './debounce.ts';
@@ -235,6 +236,21 @@ function wireCore(
   return { serving, informers, debouncer };
 }
 
+/** --enable-topology-aware-routing: our node's zone, logged either way (null: hints are not used). */
+async function topologyZone(
+  o: ControllerOptions,
+  client: KubeClient,
+  log: (line: string) => void,
+): Promise<string | null> {
+  const found = await controllerZone(client, o.podNamespace, o.podName);
+  if (found.zone === null) {
+    log(`warning: topology-aware routing: no zone (${found.why}); every ready endpoint is used`);
+    return null;
+  }
+  log(`topology-aware routing: zone ${found.zone} (node ${found.node}) for Services that ask for it`);
+  return found.zone;
+}
+
 /**
  * As ingress-nginx after nginx's graceful quit: the gateway drains (bounded by the ConfigMap's
  * worker-shutdown-timeout), the exit waits --post-shutdown-grace-period, then the webhook and /healthz close.
@@ -271,6 +287,7 @@ async function runController(
       'listing IngressClasses is forbidden (403): spec.ingressClassName is ignored, the kubernetes.io/ingress.class annotation (and --watch-ingress-without-class) select the Ingresses served, as ingress-nginx does without that permission',
     );
   }
+  if (o.enableTopologyAwareRouting) snapOptions.zone = await topologyZone(o, client, log);
   const tcp = createTcpRunner({ host: o.bindAddress, registry: metrics.registry, log });
   let shuttingDown = false;
   let leader = o.disableLeaderElection;

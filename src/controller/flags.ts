@@ -99,7 +99,7 @@ const ROWS: readonly FlagRow[] = [
   ['dynamic-configuration-retries',   'int',      '15',                         'no effect',   NO_LUA],
   ['internal-logger-address',         'string',   '127.0.0.1:11514',            'no effect',   NO_NGINX],
   ['deep-inspect',                    'bool',     'true',                       'no effect',   'keepip never renders annotations into a configuration file'],
-  ['enable-topology-aware-routing',   'bool',     'false',                      'no effect',   'not implemented: every ready endpoint is used'],
+  ['enable-topology-aware-routing',   'bool',     'false',                      'implemented', "Services with topology-mode Auto or trafficDistribution PreferClose: the endpoints hinted for the zone of the controller's node"],
   ['maxmind-license-key',             'string',   '',                           'no effect',   'no GeoIP'],
   ['maxmind-edition-ids',             'string',   'GeoLite2-City,GeoLite2-ASN', 'no effect',   'no GeoIP'],
   ['maxmind-mirror',                  'string',   '',                           'no effect',   'no GeoIP'],
@@ -161,6 +161,8 @@ export interface ControllerOptions {
   disableCatchAll: boolean;
   /** --disable-svc-external-name: ExternalName Services have no endpoint (503). */
   disableServiceExternalName: boolean;
+  /** --enable-topology-aware-routing: zone hints of EndpointSlices count (src/controller/zone.ts). */
+  enableTopologyAwareRouting: boolean;
   /** --annotations-prefix, checked to be a DNS subdomain. */
   annotationsPrefix: string;
   /** --enable-ssl-passthrough: the ssl-passthrough annotation takes effect. */
@@ -410,6 +412,7 @@ function buildOptions(
     defaultBackendService: ref('default-backend-service'),
     disableCatchAll: bool('disable-catch-all'),
     disableServiceExternalName: bool('disable-svc-external-name'),
+    enableTopologyAwareRouting: bool('enable-topology-aware-routing'),
     annotationsPrefix: annotationsPrefixFlag(text('annotations-prefix'), errors),
     enableSslPassthrough: bool('enable-ssl-passthrough'),
     httpPort: int('http-port', 0, 65535),

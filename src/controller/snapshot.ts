@@ -42,6 +42,8 @@ export interface SnapshotOptions extends ClassOptions {
   disableCatchAll?: boolean;
   /** --disable-svc-external-name: ExternalName Services have no endpoint (503). */
   disableServiceExternalName?: boolean;
+  /** --enable-topology-aware-routing: the zone of the controller's node (null: unknown or off). */
+  zone?: string | null;
   /** --watch-namespace ("" or absent: all): the admission webhook reviews only this namespace's Ingresses. */
   watchNamespace?: string;
 }
@@ -245,6 +247,7 @@ export function buildClusterTopology(objects: ClusterObjects, o: SnapshotOptions
     ...(o.configMap ? { configMap: o.configMap } : {}),
     enableSslPassthrough: o.enableSslPassthrough === true,
     disableServiceExternalName: o.disableServiceExternalName === true,
+    zone: o.zone ?? null,
   });
   const defaultCertificate = defaultCertificateOf(o.defaultSslCertificate, objects.secrets);
   if (defaultCertificate === undefined) return topology;

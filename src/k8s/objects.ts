@@ -89,12 +89,16 @@ export interface ServiceView extends View {
   loadBalancerClass: string | null;
   loadBalancerSourceRanges: string[];
   statusIngress: LoadBalancerIngressView[];
+  /** spec.trafficDistribution (PreferClose: topology-aware routing); null when absent. */
+  trafficDistribution: string | null;
 }
 
 export interface EndpointAddressView {
   address: string;
   ready: boolean;
   nodeName: string | null;
+  /** An EndpointSlice endpoint's hints.forZones names; null without hints (and for Endpoints). */
+  forZones?: string[] | null;
   field: string;
 }
 
@@ -348,6 +352,7 @@ export function readService(object: ManifestObject, issues: ConfigIssue[]): Serv
     loadBalancerClass: r.string(['spec', 'loadBalancerClass']),
     loadBalancerSourceRanges: sourceRanges,
     statusIngress,
+    trafficDistribution: r.string(['spec', 'trafficDistribution']),
   };
 }
 
@@ -397,6 +402,14 @@ export function readEndpointSlice(object: ManifestObject, issues: ConfigIssue[])
     // A nil ready condition means "unknown", which consumers treat as ready.
     const ready = r.boolean(['endpoints', i, 'conditions', 'ready']) ?? true;
     const nodeName = r.string(['endpoints', i, 'nodeName']);
+    const hints =
+      r.get(['endpoints', i, 'hints']) === undefined ? null : r.list(['endpoints', i, 'hints', 'forZones']);
+    const forZones =
+      hints === null
+        ? null
+        : hints
+            .map((_z, k) => r.string(['endpoints', i, 'hints', 'forZones', k, 'name']))
+            .filter((name): name is string => name !== null);
     r.list(['endpoints', i, 'addresses']).forEach((__, j) => {
       const address = r.string(['endpoints', i, 'addresses', j]);
       if (address !== null)
@@ -404,6 +417,7 @@ export function readEndpointSlice(object: ManifestObject, issues: ConfigIssue[])
           address,
           ready,
           nodeName,
+          forZones,
           field: formatFieldPath(['endpoints', i, 'addresses', j]),
         });
     });

@@ -30,6 +30,33 @@ export function translateNodes(nodes: readonly NodeView[], issues: ConfigIssue[]
 export interface ServiceOptions {
   /** --disable-svc-external-name: ExternalName Services get no member (503). */
   disableServiceExternalName?: boolean;
+  /**
+   * --enable-topology-aware-routing: the zone of the controller's node. A Service that asks for it
+   * (topology-mode Auto, trafficDistribution PreferClose) keeps the endpoints hinted for this zone.
+   */
+  zone?: string | null;
+}
+
+/**
+ * The zone whose hints count for `svc`, as ingress-nginx's getIngressPodZone: the controller's, when the
+ * Service has `service.kubernetes.io/topology-mode: Auto` or `trafficDistribution: PreferClose`.
+ */
+function zoneForHints(svc: ServiceView, zone: string | null | undefined): string | null {
+  if (zone === null || zone === undefined || zone === '') return null;
+  const mode = svc.meta.annotations['service.kubernetes.io/topology-mode'];
+  if (mode !== undefined && mode.toLowerCase() === 'auto') return zone;
+  return svc.trafficDistribution === 'PreferClose' ? zone : null;
+}
+
+/**
+ * Whether a slice's endpoints are picked by their zone hints, as ingress-nginx decides per slice: every
+ * endpoint has hints, and with PreferClose at least one of them is for `zone`.
+ */
+function usesHints(slice: EndpointSliceView, zone: string | null, preferClose: boolean): boolean {
+  if (zone === null) return false;
+  if (slice.endpoints.some((e) => e.forZones === null || e.forZones === undefined || e.forZones.length === 0))
+    return false;
+  return !preferClose || slice.endpoints.some((e) => e.forZones?.includes(zone) === true);
 }
 
 export function translateServices(
@@ -61,7 +88,11 @@ export function translateServices(
       (e) => e.meta.namespace === svc.meta.namespace && e.meta.name === svc.meta.name,
     );
     // EndpointSlices are what kube-proxy reads today; Endpoints only when a Service has no slice.
-    const byPort = mine.length > 0 ? fromSlices(mine, issues) : fromEndpoints(legacy, issues);
+    const hinted = {
+      zone: zoneForHints(svc, options.zone),
+      preferClose: svc.trafficDistribution === 'PreferClose',
+    };
+    const byPort = mine.length > 0 ? fromSlices(mine, issues, hinted) : fromEndpoints(legacy, issues);
     out.push({
       ref: { namespace: svc.meta.namespace, name: svc.meta.name },
       origin: svc.origin,
@@ -135,6 +166,7 @@ function fromEndpoints(
 function fromSlices(
   list: readonly EndpointSliceView[],
   issues: ConfigIssue[],
+  hinted: { zone: string | null; preferClose: boolean },
 ): Record<string, EndpointModel[]> {
   const out: Record<string, EndpointModel[]> = {};
   for (const slice of [...list].sort((a, b) => compare(a.meta.name, b.meta.name))) {
@@ -148,8 +180,10 @@ function fromSlices(
       });
       continue;
     }
+    const byZone = usesHints(slice, hinted.zone, hinted.preferClose);
     for (const port of slice.ports) {
       for (const e of slice.endpoints) {
+        if (byZone && e.forZones?.includes(hinted.zone as string) !== true) continue;
         const address = endpointAddress(e.address, slice, e.field, issues);
         if (address === null) continue;
         add(out, port.name, { address, port: port.port, ready: e.ready, nodeName: e.nodeName });

@@ -202,3 +202,64 @@ spec:
   const missing = t.issues.filter((i) => i.code === 'SERVICE_PORT_NOT_FOUND').map((i) => i.origin?.name);
   assert.deepEqual(missing, ['i-name']);
 });
+
+/** A Service (with `extra` in its spec and annotations) and one slice of three endpoints in zones a, b and none. */
+function zoned(options: {
+  annotations?: string;
+  spec?: string;
+  hints?: [string | null, string | null, string | null];
+}) {
+  const [a, b, c] = options.hints ?? ['zone-a', 'zone-b', 'zone-a'];
+  const hint = (zone: string | null) => (zone === null ? '' : `, hints: {forZones: [{name: ${zone}}]}`);
+  return `apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: shop, annotations: {${options.annotations ?? ''}}}
+spec:
+  ${options.spec ?? 'type: ClusterIP'}
+  ports:
+    - {name: http, port: 80, targetPort: 8080}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: web-abc
+  namespace: shop
+  labels: {kubernetes.io/service-name: web}
+addressType: IPv4
+ports:
+  - {name: http, port: 8080}
+endpoints:
+  - {addresses: ["10.3.0.1"]${hint(a)}}
+  - {addresses: ["10.3.0.2"]${hint(b)}}
+  - {addresses: ["10.3.0.3"]${hint(c)}}
+`;
+}
+
+const addresses = (yaml: string, zone?: string) =>
+  topologyOf(yaml, zone === undefined ? {} : { zone }).services[0]!.endpoints.http!.map((e) => e.address);
+
+test("--enable-topology-aware-routing: a Service that asks for it keeps the endpoints hinted for the controller's zone", () => {
+  const all = ['10.3.0.1', '10.3.0.2', '10.3.0.3'];
+  const auto = zoned({ annotations: 'service.kubernetes.io/topology-mode: Auto' });
+  const preferClose = zoned({ spec: 'trafficDistribution: PreferClose' });
+  // Without the flag (no zone), or a Service that does not ask: every endpoint.
+  assert.deepEqual(addresses(auto), all);
+  assert.deepEqual(addresses(zoned({}), 'zone-a'), all);
+  // topology-mode auto (any case) or PreferClose: the zone's endpoints.
+  assert.deepEqual(addresses(auto, 'zone-a'), ['10.3.0.1', '10.3.0.3']);
+  assert.deepEqual(addresses(zoned({ annotations: 'service.kubernetes.io/topology-mode: auto' }), 'zone-b'), [
+    '10.3.0.2',
+  ]);
+  assert.deepEqual(addresses(preferClose, 'zone-a'), ['10.3.0.1', '10.3.0.3']);
+  // An endpoint without hints: the slice is not picked by zone (as ingress-nginx).
+  assert.deepEqual(
+    addresses(
+      zoned({ annotations: 'service.kubernetes.io/topology-mode: Auto', hints: ['zone-a', null, 'zone-a'] }),
+      'zone-a',
+    ),
+    all,
+  );
+  // No endpoint for the zone: PreferClose falls back to every endpoint; Auto keeps the hints (none).
+  assert.deepEqual(addresses(preferClose, 'zone-c'), all);
+  assert.equal(topologyOf(auto, { zone: 'zone-c' }).services[0]!.endpoints.http, undefined);
+});
