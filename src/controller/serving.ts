@@ -89,6 +89,7 @@ function reportSnapshot(deps: ServingDeps, running: ServedGateway, topology: Top
     trustedCidrs: settings.trustedCidrs,
     headerTimeoutMs: settings.proxyProtocolHeaderTimeoutMs,
     idleTimeoutMs: settings.proxyStreamTimeoutMs,
+    drainMs: settings.workerShutdownTimeoutMs,
   });
 }
 

@@ -16,6 +16,8 @@ export interface DecodeSettings {
   headerTimeoutMs: number;
   /** proxy-stream-timeout: a connection with no byte either way for this long is closed. */
   idleTimeoutMs: number;
+  /** worker-shutdown-timeout: how long connections to an endpoint that left may carry on. */
+  drainMs: number;
 }
 
 export interface DecodingListener {

@@ -6,6 +6,7 @@
 import { lookup as dnsLookup } from 'node:dns/promises';
 import net from 'node:net';
 import type { Registry } from 'prom-client';
+import { LONGEST_TIMER_MS } from '../config/duration.ts';
 import { startLoadBalancer } from '../lb/balancer.ts';
 import { type DecodeSettings, startDecodingListener } from './tcp-decode.ts';
 import type { TcpServicePlan } from './tcp-services.ts';
@@ -68,9 +69,9 @@ const serviceOf = (p: TcpServicePlan) => `${p.service.namespace}/${p.service.nam
 /**
  * How long open connections to a target that left (an endpoint gone, the entry moved to another
  * Service) may carry on: nginx's stream balancer never cuts them on a peer change, and a reload's
- * old worker keeps them for worker-shutdown-timeout (default 240 s).
+ * old worker keeps them for worker-shutdown-timeout (the ConfigMap's, 240 s by default).
  */
-const DRAIN_MS = 240_000;
+const drainOf = (settings: DecodeSettings) => Math.min(settings.drainMs, LONGEST_TIMER_MS);
 
 async function open(
   plan: TcpServicePlan,
@@ -105,7 +106,7 @@ async function open(
     preserveClientIp: false,
     algorithm: 'round-robin',
     healthCheck: null,
-    deregistrationDelayMs: DRAIN_MS,
+    deregistrationDelayMs: drainOf(settings),
     // proxy-stream-timeout, as the `:PROXY` entries, not the L4 engine's NLB default (350 s).
     idleTimeoutMs: settings.idleTimeoutMs,
     registry: deps.registry,
@@ -117,8 +118,12 @@ async function open(
     service: serviceOf(plan),
     address: lb.address,
     update(next, nextSettings) {
+      // The new delays first: the targets this change removes drain for the new worker-shutdown-timeout.
+      lb.setFlowTimeouts({
+        idleTimeoutMs: nextSettings.idleTimeoutMs,
+        deregistrationDelayMs: drainOf(nextSettings),
+      });
       lb.setTargets(next.targets);
-      lb.setIdleTimeout(nextSettings.idleTimeoutMs);
     },
     close: () => lb.close(),
   };

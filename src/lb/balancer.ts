@@ -57,8 +57,11 @@ export interface RunningLb {
   registry: Registry;
   /** Replaces the registered targets; removed ones drain for deregistrationDelayMs. */
   setTargets(targets: TargetAddress[]): void;
-  /** The idle timeout of the flows accepted from now on (open ones keep theirs, as over an nginx reload). */
-  setIdleTimeout(ms: number): void;
+  /**
+   * The idle timeout of the flows accepted from now on (open ones keep theirs, as over an nginx reload)
+   * and the deregistration delay of the targets removed from now on.
+   */
+  setFlowTimeouts(timeouts: { idleTimeoutMs: number; deregistrationDelayMs: number }): void;
   /** With healthChecks 'follow': a target's health as the process running the checks judged it. */
   setHealth(target: string, health: HealthState): void;
   targetHealth(): TargetHealthView[];
@@ -139,8 +142,9 @@ export async function startLoadBalancer(input: LbRuntimeConfig): Promise<Running
       for (const flow of ctx.flows) flow.abort();
       unregister();
     });
-  const setIdleTimeout = (ms: number) => {
-    ctx.idleTimeoutMs = ms;
+  const setFlowTimeouts = (t: { idleTimeoutMs: number; deregistrationDelayMs: number }) => {
+    ctx.idleTimeoutMs = t.idleTimeoutMs;
+    group.setDeregistrationDelay(t.deregistrationDelayMs);
   };
   return runningLb({
     address,
@@ -150,7 +154,7 @@ export async function startLoadBalancer(input: LbRuntimeConfig): Promise<Running
     group,
     stats,
     flows: ctx.flows,
-    setIdleTimeout,
+    setFlowTimeouts,
     close,
   });
 }
@@ -283,7 +287,7 @@ function runningLb(parts: {
   group: TargetGroup;
   stats: LbStats;
   flows: ReadonlySet<Flow>;
-  setIdleTimeout(ms: number): void;
+  setFlowTimeouts(t: { idleTimeoutMs: number; deregistrationDelayMs: number }): void;
   close(): Promise<void>;
 }): RunningLb {
   const { config, group, stats } = parts;
@@ -298,7 +302,7 @@ function runningLb(parts: {
       if (!errors.ok) throw new LbConfigInvalid(errors.errors);
       group.setTargets(normalised);
     },
-    setIdleTimeout: parts.setIdleTimeout,
+    setFlowTimeouts: parts.setFlowTimeouts,
     setHealth: (target, health) => group.setHealth(target, health),
     targetHealth() {
       const rotation = new Set(group.candidates());

@@ -49,6 +49,8 @@ export interface TargetGroup {
   setHealth(key: string, health: HealthState): void;
   flowStarted(entry: TargetEntry, flow: { abort(): void }): void;
   flowEnded(entry: TargetEntry, flow: { abort(): void }): void;
+  /** The deregistration delay of the targets removed from now on. */
+  setDeregistrationDelay(ms: number): void;
   /** Stops checks and timers (flows are the caller's to close). */
   close(): void;
 }
@@ -60,7 +62,7 @@ export function targetKey(target: { host: string; port: number }): string {
 
 /** A group's registered targets and what it offers the selection policy. */
 interface GroupState {
-  readonly options: TargetGroupOptions;
+  options: TargetGroupOptions;
   readonly byKey: Map<string, TargetEntry>;
   /** The candidates: the healthy targets, or all registered ones while failing open. */
   offered: TargetEntry[];
@@ -74,6 +76,9 @@ export function createTargetGroup(options: TargetGroupOptions): TargetGroup {
     candidates: () => state.offered,
     entries: () => [...byKey.values()],
     failingOpen: () => state.open,
+    setDeregistrationDelay(ms) {
+      state.options = { ...state.options, deregistrationDelayMs: ms };
+    },
     setTargets(targets) {
       const wanted = new Map(targets.map((t) => [targetKey(t), t]));
       for (const entry of byKey.values()) {

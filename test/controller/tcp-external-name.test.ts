@@ -109,7 +109,12 @@ test('the runner resolves a name target before the L4 engine connects; an unreso
     encode: false,
     targets: [{ host, port: backend.port }],
   });
-  const settings = { trustedCidrs: ['127.0.0.0/8'], headerTimeoutMs: 5000, idleTimeoutMs: 600_000 };
+  const settings = {
+    trustedCidrs: ['127.0.0.0/8'],
+    headerTimeoutMs: 5000,
+    idleTimeoutMs: 600_000,
+    drainMs: 240_000,
+  };
   await runner.apply([entry(0, 'dns.example.test')], settings);
   const [listener] = runner.listeners();
   assert.equal(await ping(listener!.actualPort), 'pong ping\n');

@@ -33,6 +33,7 @@ async function idleRunner(t: TestContext, decode: boolean, idleTimeoutMs: number
     trustedCidrs: ['127.0.0.0/8'],
     headerTimeoutMs: 5000,
     idleTimeoutMs: idle,
+    drainMs: 240_000,
   });
   await runner.apply([plan], settings(idleTimeoutMs));
   const port = runner.listeners()[0]!.actualPort;
