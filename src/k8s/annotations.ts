@@ -327,6 +327,14 @@ interface ConfigMapReader {
   bool(key: string, fallback: boolean): boolean;
   /** Whole seconds in [min, MAX_TIMEOUT_SECONDS], as milliseconds. */
   seconds(key: string, fallbackMs: number, min?: number): number;
+  /** A whole number in [min, max]; `kept` names the fallback in the warning. */
+  whole(
+    key: string,
+    fallback: number,
+    rule: { min?: number; max: number; expected: string; kept: string },
+  ): number;
+  /** An nginx time (240s, 5m, 1h 30m) of at least `minMs`, as milliseconds. */
+  time(key: string, fallbackMs: number, kept: string, minMs?: number): number;
   /** A CIDR list; an invalid one is an error and fails closed (the model says so). */
   list(key: string): SourceRangeModel | null;
   /** A header name, trimmed; null when absent or invalid. */
@@ -358,6 +366,15 @@ function configMapReader(data: Readonly<Record<string, string>>, sink: Sink): Co
     field,
     invalid,
     bool: (key, fallback) => readBool(source, key, fallback),
+    whole: (key, fallback, rule) => readWhole(source, key, fallback, rule),
+    time(key, fallbackMs, kept, minMs = 0) {
+      const text = data[key];
+      if (text === undefined) return fallbackMs;
+      const ms = parseNginxTimeMs(text);
+      if (ms !== null && ms >= minMs) return ms;
+      invalid(key, text, `an nginx time${minMs > 0 ? ' above 0' : ''} (240s, 5m)`, kept);
+      return fallbackMs;
+    },
     seconds(key, fallbackMs, min = 0) {
       const expected = `a whole number of seconds (${min}-${MAX_TIMEOUT_SECONDS})`;
       const rule = { min, max: MAX_TIMEOUT_SECONDS, expected, kept: `${fallbackMs / 1000}` };
@@ -470,44 +487,36 @@ function readProxyLimitKeys(v: ConfigMapReader, s: GatewaySettings): void {
   s.keepAliveTimeoutMs = v.seconds('keep-alive', s.keepAliveTimeoutMs);
   readLargeClientHeaderBuffers(v, s);
   readUpstreamKeepalive(v, s);
-  s.workerShutdownTimeoutMs = nginxTime(v, 'worker-shutdown-timeout', s.workerShutdownTimeoutMs, '240s');
-  s.proxyStreamTimeoutMs = nginxTime(v, 'proxy-stream-timeout', s.proxyStreamTimeoutMs, '600s', 1);
+  readProcessLimits(v, s);
   s.allowCrossNamespaceResources = v.bool('allow-cross-namespace-resources', false);
-  const connections = v.data['max-worker-connections'];
-  if (connections !== undefined) {
-    const n = parseUint(connections, 10_000_000);
-    if (n === null) v.invalid('max-worker-connections', connections, 'a whole number (0: no limit)', '16384');
-    else s.maxWorkerConnections = n;
-  }
-}
-
-/** A key holding an nginx time (240s, 5m, 1h 30m) of at least `minMs`; anything else keeps `fallbackMs`. */
-function nginxTime(v: ConfigMapReader, key: string, fallbackMs: number, kept: string, minMs = 0): number {
-  const text = v.data[key];
-  if (text === undefined) return fallbackMs;
-  const ms = parseNginxTimeMs(text);
-  if (ms !== null && ms >= minMs) return ms;
-  v.invalid(key, text, `an nginx time${minMs > 0 ? ' above 0' : ''} (240s, 5m)`, kept);
-  return fallbackMs;
 }
 
 /** upstream-keepalive-connections, -timeout, -requests, -time: how backend connections are reused. */
 function readUpstreamKeepalive(v: ConfigMapReader, s: GatewaySettings): void {
-  const keepalive = v.data['upstream-keepalive-connections'];
-  if (keepalive !== undefined) {
-    const n = parseUint(keepalive, 1_000_000);
-    if (n === null) v.invalid('upstream-keepalive-connections', keepalive, 'a whole number', '320');
-    else s.upstreamKeepaliveConnections = n;
-  }
+  s.upstreamKeepaliveConnections = v.whole('upstream-keepalive-connections', s.upstreamKeepaliveConnections, {
+    max: 1_000_000,
+    expected: 'a whole number',
+    kept: '320',
+  });
   s.upstreamKeepaliveTimeoutMs = v.seconds('upstream-keepalive-timeout', s.upstreamKeepaliveTimeoutMs, 1);
-  const requests = v.data['upstream-keepalive-requests'];
-  if (requests !== undefined) {
-    const n = parseUint(requests, 1_000_000_000);
-    if (n === null || n === 0)
-      v.invalid('upstream-keepalive-requests', requests, 'a whole number from 1', '10000');
-    else s.upstreamKeepaliveRequests = n;
-  }
-  s.upstreamKeepaliveTimeMs = nginxTime(v, 'upstream-keepalive-time', s.upstreamKeepaliveTimeMs, '1h', 1);
+  s.upstreamKeepaliveRequests = v.whole('upstream-keepalive-requests', s.upstreamKeepaliveRequests, {
+    min: 1,
+    max: 1_000_000_000,
+    expected: 'a whole number from 1',
+    kept: '10000',
+  });
+  s.upstreamKeepaliveTimeMs = v.time('upstream-keepalive-time', s.upstreamKeepaliveTimeMs, '1h', 1);
+}
+
+/** worker-shutdown-timeout, max-worker-connections (per process), proxy-stream-timeout (tcp-services). */
+function readProcessLimits(v: ConfigMapReader, s: GatewaySettings): void {
+  s.workerShutdownTimeoutMs = v.time('worker-shutdown-timeout', s.workerShutdownTimeoutMs, '240s');
+  s.maxWorkerConnections = v.whole('max-worker-connections', s.maxWorkerConnections, {
+    max: 10_000_000,
+    expected: 'a whole number (0: no limit)',
+    kept: '16384',
+  });
+  s.proxyStreamTimeoutMs = v.time('proxy-stream-timeout', s.proxyStreamTimeoutMs, '600s', 1);
 }
 
 /** large-client-header-buffers "<count> <size>" (nginx: 4 8k): 1-64 buffers of 1 KiB to 1 MiB. */
