@@ -64,7 +64,7 @@ export interface GatewayOptions {
   lingeringTimeMs?: number;
   /** nginx lingering_timeout; default 5 s. */
   lingeringTimeoutMs?: number;
-  /** How long close() waits for in-flight requests; default 10 s. */
+  /** How long close() waits for in-flight requests; default the ConfigMap's worker-shutdown-timeout (240 s). */
   drainTimeoutMs?: number;
   /** Resolves the host name of an ExternalName member per new upstream connection, and syslog-host; default node's dns.lookup. */
   lookup?: LookupFunction;

@@ -248,6 +248,8 @@ async function startGatewayComponent(
     accessLog: componentSink(options.log, 'gateway'),
     errorLog: componentSink(options.log, 'gateway'),
     ...(options.decisions ? { decisions: options.decisions } : {}),
+    // A local chain stops within 10 s (Ctrl-C), not the ConfigMap's worker-shutdown-timeout (240 s).
+    drainTimeoutMs: 10_000,
     upstreamAddress: (address, port) => {
       const mapped = ports.actual({ host: address, port });
       return { address: mapped.host, port: mapped.port };
