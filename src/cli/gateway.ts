@@ -413,7 +413,6 @@ function handleSignals(
   };
 }
 
-/** The start-up lines: the configuration, the listeners, the access log, the snapshot's warnings. */
 const ESCAPING_NAMES: Record<LogEscape, string> = {
   default: '',
   json: ', JSON escaping',
@@ -426,6 +425,7 @@ function logDestination(options: CliOptions, syslog: SyslogTarget | undefined): 
   return `syslog udp://${host}:${syslog.port} (enable-syslog; the error log too)`;
 }
 
+/** The start-up lines: the configuration, the listeners, the access log, the snapshot's warnings. */
 function reportStartup(options: CliOptions, running: Served, report: (event: GatewayEvent) => void): void {
   const snap = running.snapshot();
   report({

@@ -5,8 +5,8 @@
 // regex work for the common all-ASCII values. Escaping follows nginx's `log_format escape=`:
 //   default: `"`, `\`, bytes < 0x20 and bytes >= 0x7f become `\xHH` (upper-case hex);
 //   json:    `"` and `\` are backslash-escaped, \n \r \t \b \f by name, other bytes < 0x20 as \u00HH;
-//   none:    values are written as they are, except control bytes (< 0x20, 0x7f) as `\xHH`: nginx
-//            writes those too, so a decoded $remote_user with a line feed would forge a log line.
+//   none:    values are written as they are, except control bytes (< 0x20, 0x7f) as `\xHH`, which
+//            nginx writes raw: a decoded $remote_user with a line feed would forge a second line.
 // A variable that has no value is written as `-` (default, none) or as nothing (json), as nginx
 // does; a variable whose value is the empty string is written as nothing (`[]` for
 // $proxy_alternative_upstream_name in the seed's lines).
@@ -255,12 +255,17 @@ export function escapeLogJson(s: string): string {
 }
 
 function escapeLogNone(s: string): string {
-  if (!CONTROL_BYTE.test(s)) return bytesToText(s);
-  return bytesToText(s.replace(CONTROL_BYTES, (c) => DEFAULT_ESCAPES[c.charCodeAt(0)]!));
+  return bytesToText(escapeControlBytes(s));
 }
 
 const CONTROL_BYTE = /[\x00-\x1f\x7f]/;
 const CONTROL_BYTES = /[\x00-\x1f\x7f]/g;
+
+/** Control bytes (< 0x20, 0x7f) as `\xHH`, the rest as it is: one line of text stays one line. */
+export function escapeControlBytes(text: string): string {
+  if (!CONTROL_BYTE.test(text)) return text;
+  return text.replace(CONTROL_BYTES, (c) => DEFAULT_ESCAPES[c.charCodeAt(0)]!);
+}
 
 // ---------------------------------------------------------------------------------------------
 // Time

@@ -1,6 +1,6 @@
 // The gateway's error log: nginx's error log line shape (`2025/03/19 10:01:03 [error] 31#31: *1393 …`)
 // so that existing log searches keep working, written through a buffered sink (stderr by default).
-import { formatErrorLogPrefix } from './access-log.ts';
+import { escapeControlBytes, formatErrorLogPrefix } from './access-log.ts';
 import { DEFAULT_ERROR_LOG_LEVEL, NGINX_LOG_LEVELS } from '../config/log-levels.ts';
 import type { NginxLogLevel } from '../config/model.ts';
 import type { LineSink } from './line-sink.ts';
@@ -27,18 +27,8 @@ export function createErrorLog(
   };
 }
 
-const CONTROL = /[\x00-\x1f\x7f]/;
-
 /** Control bytes as \xHH so a request cannot write extra log lines. */
-export function logSafe(text: string): string {
-  if (!CONTROL.test(text)) return text;
-  let out = '';
-  for (let i = 0; i < text.length; i++) {
-    const code = text.charCodeAt(i);
-    out += code < 0x20 || code === 0x7f ? `\\x${code.toString(16).toUpperCase().padStart(2, '0')}` : text[i];
-  }
-  return out;
-}
+export const logSafe = escapeControlBytes;
 
 /** nginx's request context suffix: `, client: …, server: …, request: "…", upstream: "…", host: "…"`. */
 export function requestContext(input: {
