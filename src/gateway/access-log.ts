@@ -589,18 +589,8 @@ export function compileLogFormat(format: string, options: { escape: LogEscape })
 // ---------------------------------------------------------------------------------------------
 // Error log
 
-// nginx writes these fields unescaped; control bytes are still escaped so that a request cannot
-// forge extra log lines (Node's parser already refuses most of them).
-const CONTROL = /[\x00-\x1f\x7f]/;
-function errorLogText(s: string): string {
-  if (!CONTROL.test(s)) return s;
-  let out = '';
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    out += c < 0x20 || c === 0x7f ? DEFAULT_ESCAPES[c] : s[i];
-  }
-  return out;
-}
+// nginx writes these fields unescaped; control bytes are still escaped (escapeControlBytes) so that a
+// request cannot forge extra log lines (Node's parser already refuses most of them).
 
 /**
  * The text nginx logs for a denied client:
@@ -615,10 +605,10 @@ export function formatForbiddenLine(input: {
   referrer?: string | null;
 }): string {
   let line =
-    `access forbidden by rule, client: ${errorLogText(input.client)}, server: ${errorLogText(input.server)}, ` +
-    `request: "${errorLogText(input.request)}", host: "${errorLogText(input.host)}"`;
+    `access forbidden by rule, client: ${escapeControlBytes(input.client)}, server: ${escapeControlBytes(input.server)}, ` +
+    `request: "${escapeControlBytes(input.request)}", host: "${escapeControlBytes(input.host)}"`;
   if (input.referrer !== undefined && input.referrer !== null && input.referrer !== '') {
-    line += `, referrer: "${errorLogText(input.referrer)}"`;
+    line += `, referrer: "${escapeControlBytes(input.referrer)}"`;
   }
   return line;
 }

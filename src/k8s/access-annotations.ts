@@ -25,6 +25,7 @@ import { ALPHANUMERIC_CHARS, BASIC_CHARS, URL_IS_VALID } from './validators.ts';
 import {
   annotationIssue,
   annotationSource,
+  configMapSource,
   readBool,
   readWhole,
   type ScalarSource,
@@ -562,7 +563,7 @@ export function applyAccessSettings(
   settings: GatewaySettings,
   sink: SettingsSink,
 ): void {
-  const keys: ScalarSource = { get: (key) => data[key], invalid: (...report) => sink.invalid(...report) };
+  const keys = configMapSource(data, (...report) => sink.invalid(...report));
   settings.limitReqStatusCode = readWhole(keys, 'limit-req-status-code', 503, STATUS_CODE);
   settings.limitConnStatusCode = readWhole(keys, 'limit-conn-status-code', 503, STATUS_CODE);
   settings.noAuthLocations = data['no-auth-locations'] ?? DEFAULT_NO_AUTH_LOCATIONS;

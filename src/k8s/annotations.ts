@@ -39,7 +39,7 @@ import { parseNginxTimeMs } from '../config/duration.ts';
 import { applySyslogSettings, SYSLOG_CONFIGMAP_KEYS } from './syslog-settings.ts';
 import { isNginxLogLevel, NGINX_LOG_LEVELS } from '../config/log-levels.ts';
 import { TRAFFIC_ANNOTATIONS, TRAFFIC_CONFIGMAP_KEYS } from './traffic-annotations.ts';
-import { readBool, readWhole, type ScalarSource } from './scalar-readers.ts';
+import { configMapSource, readBool, readWhole, type ScalarSource } from './scalar-readers.ts';
 import { parseConfigMapSourceRange, resolveAccessRules } from './source-range.ts';
 import { isHeaderName, parseGoBool, parseGoDurationMs, parseNginxSize, parseUint } from './values.ts';
 
@@ -359,7 +359,7 @@ function configMapReader(data: Readonly<Record<string, string>>, sink: Sink): Co
       field(key),
       `${JSON.stringify(value)} is not ${expected}; using the default ${kept}`,
     );
-  const source: ScalarSource = { get: (key) => data[key], invalid };
+  const source = configMapSource(data, invalid);
   return {
     data,
     sink,
