@@ -10,6 +10,7 @@ import type { K8sIssueCode } from '../k8s/errors.ts';
 import type { ClientPath } from './client-path.ts';
 import type { Http2Settings } from './http2.ts';
 import type { ServerSettings } from './server-settings.ts';
+import type { StreamSettings } from './stream.ts';
 
 /** Where an object came from, so every error and warning can name the file, the document and the field. */
 export interface Origin {
@@ -218,6 +219,8 @@ export interface GatewaySettings {
   noAuthLocations?: string;
   /** use-http2, http2-max-*, keep-alive-requests (src/k8s/http2-settings.ts); absent: the defaults of src/config/http2.ts. */
   http2?: Http2Settings;
+  /** log-format-stream, disable-stream-access-log, proxy-stream-next-upstream*: tcp-services (src/config/stream.ts); absent: the defaults. */
+  stream?: StreamSettings;
   /** keep-alive-requests (nginx keepalive_requests): requests per HTTP/1.1 connection, then it closes (1000). */
   keepAliveRequests?: number;
   /** hsts*, force-ssl-redirect, no-tls-redirect-locations, block-*, skip-access-log-urls; absent: the defaults of src/config/server-settings.ts. */

@@ -5,7 +5,7 @@
 import { hostname } from 'node:os';
 import { Gauge, type Registry } from 'prom-client';
 import type { DecisionSink } from '../gateway/exchange.ts';
-import type { LineSink } from '../gateway/line-sink.ts';
+import { createLineSink, type LineSink } from '../gateway/line-sink.ts';
 import { createGatewayMetrics } from '../gateway/metrics.ts';
 import { type ServedGateway, servedMetrics } from '../workers/gateway-primary.ts';
 import { controllerZone } from './zone.ts';
@@ -270,6 +270,18 @@ async function stopServing(
   await edges.health.close();
 }
 
+/** The tcp-services runner; its connection lines go with the access log (stdout unless a sink was handed over). */
+function tcpServices(o: ControllerOptions, deps: ControllerDeps, registry: Registry) {
+  const streamLog = deps.accessLog ?? createLineSink(process.stdout);
+  const tcp = createTcpRunner({
+    host: o.bindAddress,
+    registry,
+    log: deps.log,
+    accessLog: (line) => streamLog.write(line),
+  });
+  return { tcp, streamLog };
+}
+
 async function runController(
   o: ControllerOptions,
   deps: ControllerDeps,
@@ -288,7 +300,7 @@ async function runController(
     );
   }
   if (o.enableTopologyAwareRouting) snapOptions.zone = await topologyZone(o, client, log);
-  const tcp = createTcpRunner({ host: o.bindAddress, registry: metrics.registry, log });
+  const { tcp, streamLog } = tcpServices(o, deps, metrics.registry);
   let shuttingDown = false;
   let leader = o.disableLeaderElection;
   const duties = createLeaderDuties(o, client, identity, scheduler, log, () => leader);
@@ -346,6 +358,7 @@ async function runController(
     informers.stop();
     await election?.stop();
     await tcp.close();
+    await streamLog.flush();
     await stopServing(o, serving, edges, log);
     log('stopped');
   };

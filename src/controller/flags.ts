@@ -40,7 +40,7 @@ const ROWS: readonly FlagRow[] = [
   ['watch-namespace',                 'string',   '',                           'implemented', 'watch one namespace ("" = all)'],
   ['watch-namespace-selector',        'string',   '',                           'implemented', 'watch only namespaces with these labels (not with --watch-namespace: a usage error, as ingress-nginx)'],
   ['configmap',                       'string',   '',                           'implemented', 'the controller ConfigMap, namespace/name'],
-  ['tcp-services-configmap',          'string',   '',                           'implemented', 'TCP services served by the L4 engine, namespace/name'],
+  ['tcp-services-configmap',          'string',   '',                           'implemented', "TCP services (nginx's stream proxy: next endpoint on a failed connect, a connection log), namespace/name"],
   ['udp-services-configmap',          'string',   '',                           'no effect',   'keepip has no UDP proxy; its entries are reported by name'],
   ['publish-service',                 'string',   '',                           'implemented', 'Ingress status from this Service, namespace/name'],
   ['publish-status-address',          'list',     '',                           'implemented', 'Ingress status from these addresses (comma-separated; not with --publish-service: a usage error, as ingress-nginx)'],

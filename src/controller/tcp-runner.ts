@@ -1,5 +1,5 @@
-// Runs the tcp-services plan: one listener per entry on keepip's L4 engine (src/lb: the balancer, or
-// its flows behind the PROXY reader for `:PROXY` entries), targets re-registered on every snapshot,
+// Runs the tcp-services plan: one listener per entry (src/controller/tcp-proxy.ts, nginx's stream
+// proxy), targets re-registered on every snapshot,
 // listeners opened and closed as entries come and go. An ExternalName entry's target is a host name:
 // the L4 engine connects to addresses, so names are resolved here, as tcp_udp_balancer.lua resolves
 // ExternalName endpoints on its backend sync: on every apply and every RESOLVE_INTERVAL_MS after.
@@ -7,12 +7,11 @@ import { lookup as dnsLookup } from 'node:dns/promises';
 import net from 'node:net';
 import type { Registry } from 'prom-client';
 import { LONGEST_TIMER_MS } from '../config/duration.ts';
-import { startLoadBalancer } from '../lb/balancer.ts';
-import { type DecodeSettings, startDecodingListener } from './tcp-decode.ts';
+import { startTcpProxy, type TcpServiceSettings } from './tcp-proxy.ts';
 import type { TcpServicePlan } from './tcp-services.ts';
 
 export interface TcpRunner {
-  apply(plans: readonly TcpServicePlan[], settings: DecodeSettings): Promise<void>;
+  apply(plans: readonly TcpServicePlan[], settings: TcpServiceSettings): Promise<void>;
   listeners(): { port: number; address: string; actualPort: number }[];
   close(): Promise<void>;
 }
@@ -22,7 +21,7 @@ interface Listener {
   /** `namespace/name:port` it forwards to, for the log. */
   service: string;
   address: { address: string; port: number };
-  update(plan: TcpServicePlan, settings: DecodeSettings): void;
+  update(plan: TcpServicePlan, settings: TcpServiceSettings): void;
   close(): Promise<void>;
 }
 
@@ -65,84 +64,64 @@ async function resolvePlan(
 // port keeps listening and open connections carry on, as over an nginx reload.
 const signature = (p: TcpServicePlan) => `${p.decode}:${p.encode}`;
 const serviceOf = (p: TcpServicePlan) => `${p.service.namespace}/${p.service.name}:${p.servicePort}`;
+/** ingress-nginx's name of the stream upstream ($proxy_upstream_name). */
+const upstreamNameOf = (p: TcpServicePlan) => `tcp-${p.service.namespace}-${p.service.name}-${p.servicePort}`;
 
 /**
  * How long open connections to a target that left (an endpoint gone, the entry moved to another
  * Service) may carry on: nginx's stream balancer never cuts them on a peer change, and a reload's
  * old worker keeps them for worker-shutdown-timeout (the ConfigMap's, 240 s by default).
  */
-const drainOf = (settings: DecodeSettings) => Math.min(settings.drainMs, LONGEST_TIMER_MS);
+const bounded = (settings: TcpServiceSettings): TcpServiceSettings => ({
+  ...settings,
+  drainMs: Math.min(settings.drainMs, LONGEST_TIMER_MS),
+});
 
-async function open(
-  plan: TcpServicePlan,
-  settings: DecodeSettings,
-  deps: { host: string; registry: Registry; log: (line: string) => void },
-): Promise<Listener> {
-  if (plan.decode) {
-    const decoding = await startDecodingListener({
-      host: deps.host,
-      port: plan.port,
-      targets: plan.targets,
-      encode: plan.encode,
-      settings,
-      log: deps.log,
-    });
-    return {
-      signature: signature(plan),
-      service: serviceOf(plan),
-      address: decoding.address,
-      update(next, nextSettings) {
-        decoding.setTargets(next.targets);
-        decoding.setSettings(nextSettings);
-      },
-      close: () => decoding.close(),
-    };
-  }
-  const lb = await startLoadBalancer({
-    listen: { host: deps.host, port: plan.port },
+async function open(plan: TcpServicePlan, settings: TcpServiceSettings, deps: RunnerDeps): Promise<Listener> {
+  const proxy = await startTcpProxy({
+    host: deps.host,
+    port: plan.port,
+    decode: plan.decode,
+    encode: plan.encode,
+    upstreamName: upstreamNameOf(plan),
     targets: plan.targets,
-    proxyProtocol: plan.encode ? 'v1' : null,
-    sourceAddress: null,
-    preserveClientIp: false,
-    algorithm: 'round-robin',
-    healthCheck: null,
-    deregistrationDelayMs: drainOf(settings),
-    // proxy-stream-timeout, as the `:PROXY` entries, not the L4 engine's NLB default (350 s).
-    idleTimeoutMs: settings.idleTimeoutMs,
+    settings: bounded(settings),
     registry: deps.registry,
-    name: `tcp-services-${plan.port}`,
     log: deps.log,
+    accessLog: deps.accessLog,
   });
   return {
     signature: signature(plan),
     service: serviceOf(plan),
-    address: lb.address,
+    address: proxy.address,
     update(next, nextSettings) {
-      // The new delays first: the targets this change removes drain for the new worker-shutdown-timeout.
-      lb.setFlowTimeouts({
-        idleTimeoutMs: nextSettings.idleTimeoutMs,
-        deregistrationDelayMs: drainOf(nextSettings),
-      });
-      lb.setTargets(next.targets);
+      // The new settings first: the targets this change removes drain for the new worker-shutdown-timeout.
+      proxy.setSettings(bounded(nextSettings));
+      proxy.setTargets(next.targets, upstreamNameOf(next));
     },
-    close: () => lb.close(),
+    close: () => proxy.close(),
   };
 }
 
-export function createTcpRunner(deps: {
+interface RunnerDeps {
   host: string;
   registry: Registry;
+  /** Error and state lines. */
   log: (line: string) => void;
+  /** The connection log of every entry (log-format-stream). */
+  accessLog: (line: string) => void;
   /** Resolves ExternalName targets; default the system resolver (dns.lookup). */
   lookup?: TcpLookup;
-}): TcpRunner {
+}
+
+export function createTcpRunner(deps: RunnerDeps): TcpRunner {
   const running = new Map<number, Listener>();
   const lookup = deps.lookup ?? systemLookup;
-  let last: { plans: readonly TcpServicePlan[]; settings: DecodeSettings } | null = null;
+  let last: { plans: readonly TcpServicePlan[]; settings: TcpServiceSettings } | null = null;
   let queue: Promise<void> = Promise.resolve();
   let closed = false;
   // One apply at a time: two would open the same port twice.
-  const enqueue = (plans: readonly TcpServicePlan[], settings: DecodeSettings) => {
+  const enqueue = (plans: readonly TcpServicePlan[], settings: TcpServiceSettings) => {
     last = { plans, settings };
     queue = queue
       .then(async () => {
@@ -178,8 +157,8 @@ export function createTcpRunner(deps: {
 async function applyResolved(
   running: Map<number, Listener>,
   plans: readonly TcpServicePlan[],
-  settings: DecodeSettings,
-  deps: { host: string; registry: Registry; log: (line: string) => void },
+  settings: TcpServiceSettings,
+  deps: RunnerDeps,
 ): Promise<void> {
   const wanted = new Map(plans.map((p) => [p.port, p]));
   for (const [port, listener] of running) {

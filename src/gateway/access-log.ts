@@ -331,12 +331,17 @@ function perSecondCache(format: (ms: number) => string): (ms: number) => string 
 // ---------------------------------------------------------------------------------------------
 // Variables
 
-type Getter = (v: AccessLogVars) => string | null;
-interface VariableSpec {
-  get: Getter;
+/** How one variable of a log format is read from the values of a line (`V`: a request's, a stream session's). */
+export interface LogVariable<V> {
+  get: (v: V) => string | null;
   /** The value is known to need no escaping (numbers, times, generated ids). */
   safe: boolean;
 }
+
+/** The variable a name stands for, or null when the format's kind of line does not have it. */
+export type LogVariableLookup<V> = (name: string) => LogVariable<V> | null;
+
+type VariableSpec = LogVariable<AccessLogVars>;
 
 /** Seconds with 3 decimals from milliseconds, as nginx prints $request_time. */
 export function formatMsAsSeconds(ms: number): string {
@@ -527,25 +532,42 @@ function tokenize(format: string): Token[] {
  * `-` (nothing in JSON mode) where nginx would refuse the format; RUNTIME reports them at start-up.
  */
 export function describeLogFormat(format: string): { variables: string[]; unknown: string[] } {
+  return describeFormat(format, lookupVariable);
+}
+
+/** describeLogFormat for any kind of line. */
+export function describeFormat<V>(
+  format: string,
+  lookup: LogVariableLookup<V>,
+): { variables: string[]; unknown: string[] } {
   const variables: string[] = [];
   const unknown: string[] = [];
   for (const t of tokenize(format)) {
     if (!('variable' in t)) continue;
     if (!variables.includes(t.variable)) variables.push(t.variable);
-    if (lookupVariable(t.variable) === null && !unknown.includes(t.variable)) unknown.push(t.variable);
+    if (lookup(t.variable) === null && !unknown.includes(t.variable)) unknown.push(t.variable);
   }
   return { variables, unknown };
 }
 
-const UNKNOWN_VARIABLE: VariableSpec = { get: () => null, safe: true };
+const UNKNOWN_VARIABLE: LogVariable<unknown> = { get: () => null, safe: true };
 
 /** Compiles a log format once; the returned function formats one line (without the newline). */
 export function compileLogFormat(format: string, options: { escape: LogEscape }): AccessLogFormatter {
+  return compileFormat(format, options.escape, lookupVariable);
+}
+
+/** compileLogFormat for any kind of line: the variables are `lookup`'s. */
+export function compileFormat<V>(
+  format: string,
+  escaping: LogEscape,
+  lookup: LogVariableLookup<V>,
+): (v: V) => string {
   const escapeValue =
-    options.escape === 'json' ? escapeLogJson : options.escape === 'none' ? escapeLogNone : escapeLogDefault;
-  const missing = options.escape === 'json' ? '' : '-';
+    escaping === 'json' ? escapeLogJson : escaping === 'none' ? escapeLogNone : escapeLogDefault;
+  const missing = escaping === 'json' ? '' : '-';
   const prefixes: string[] = [];
-  const specs: VariableSpec[] = [];
+  const specs: LogVariable<V>[] = [];
   let pending = '';
   for (const t of tokenize(format)) {
     if ('literal' in t) {
@@ -553,7 +575,7 @@ export function compileLogFormat(format: string, options: { escape: LogEscape })
       continue;
     }
     prefixes.push(pending);
-    specs.push(lookupVariable(t.variable) ?? UNKNOWN_VARIABLE);
+    specs.push(lookup(t.variable) ?? UNKNOWN_VARIABLE);
     pending = '';
   }
   const tail = pending;

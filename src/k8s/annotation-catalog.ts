@@ -864,6 +864,23 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
     note: "nginx's stream proxy_timeout for tcp-services: a connection with no byte either way for this long is closed (an SSH session left idle, say). An nginx time above 0; anything else is 600s, with a warning. A change applies to the connections opened after it, as over an nginx reload",
   },
   {
+    names: ['log-format-stream', 'disable-stream-access-log'],
+    status: 'implemented',
+    values:
+      '`[$remote_addr] [$time_local] $protocol $status $bytes_sent $bytes_received $session_time`, false',
+    note: "one line per tcp-services connection when it ends, in the controller's access log (stdout), as nginx's stream access_log: `$status` 200, 400 (a `:PROXY` entry's header refused), 502 (no endpoint answered). Variables: nginx's stream ones (`$remote_addr` `$remote_port` `$server_addr` `$server_port` `$protocol` `$status` `$bytes_sent` `$bytes_received` `$session_time` `$upstream_addr` `$upstream_bytes_sent` `$upstream_bytes_received` `$upstream_connect_time` `$proxy_protocol_addr` `$proxy_protocol_port` `$realip_remote_addr` `$realip_remote_port` `$time_local` `$time_iso8601` `$msec` `$connection` `$pid` `$hostname`) and `$proxy_upstream_name` (`tcp-<namespace>-<service>-<port>`); an unknown one is `-`, with a warning. For a `:PROXY` entry `$remote_addr` is the client the trusted header names (ingress-nginx needs enable-real-ip for that). `disable-stream-access-log` or `disable-access-log`: no line",
+  },
+  {
+    names: [
+      'proxy-stream-next-upstream',
+      'proxy-stream-next-upstream-tries',
+      'proxy-stream-next-upstream-timeout',
+    ],
+    status: 'implemented',
+    values: 'true, 3, 600s',
+    note: "nginx's stream proxy_next_upstream for tcp-services: a connect to an endpoint that fails (refused, unreachable, 60 s without an answer) is retried on the next endpoint round robin, up to `-tries` attempts in all, none started once `-timeout` has passed since the connection came (0: no limit); the client's bytes wait, and it is closed only when every attempt failed. `false`: one attempt. Tries `0` (nginx: no limit) tries each endpoint once",
+  },
+  {
     names: ['worker-shutdown-timeout'],
     status: 'implemented',
     values: '240s',
@@ -1187,17 +1204,9 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
     note: 'where nginx writes its logs: keepip writes the access log where `--access-log` says and the error log to stderr',
   },
   {
-    names: [
-      'log-format-stream',
-      'stream-access-log-path',
-      'disable-stream-access-log',
-      'proxy-stream-next-upstream',
-      'proxy-stream-next-upstream-timeout',
-      'proxy-stream-next-upstream-tries',
-      'proxy-stream-responses',
-    ],
+    names: ['stream-access-log-path', 'proxy-stream-responses'],
     status: 'no-effect',
-    note: "nginx's stream (TCP/UDP services) module: keepip's tcp-services forwarding has its own settings (docs/controller.md)",
+    note: "where nginx's stream module writes its connection log, and how many UDP answers it waits for: keepip writes the tcp-services lines with the controller's access log (stdout) and has no UDP proxy",
   },
   {
     names: ['enable-auth-access-log'],

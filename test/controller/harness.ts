@@ -123,6 +123,8 @@ export function seedWeb(api: FakeApiServer, backendPort: number): void {
 export interface TestController {
   running: RunningController;
   lines: string[];
+  /** The access log (HTTP requests and tcp-services connections), line by line; waitFor sees each. */
+  accessLines: string[];
   waitForLine(pattern: RegExp, timeoutMs?: number): Promise<string>;
   /** Resolves when `check()` holds, checked now and after every log line (reloads log one). */
   waitFor(check: () => boolean, what: string, timeoutMs?: number): Promise<void>;
@@ -157,18 +159,34 @@ export async function startTestController(
     for (const w of [...waiters]) w();
   };
   const quiet = createLineSink(new Writable({ write: (_c, _e, cb) => cb() }));
+  const accessLines: string[] = [];
+  const access = createLineSink(
+    new Writable({
+      write: (chunk: Buffer, _e, cb) => {
+        accessLines.push(
+          ...chunk
+            .toString()
+            .split('\n')
+            .filter((l) => l !== ''),
+        );
+        for (const w of [...waiters]) w();
+        cb();
+      },
+    }),
+  );
   const running = await startController(parsed.options, {
     env: {},
     log,
     backoff: { initialMs: 20, maxMs: 200 },
     debounce: { quietMs: 20, maxDelayMs: 200 },
-    accessLog: quiet,
+    accessLog: access,
     errorLog: quiet,
   });
   let from = 0;
   return {
     running,
     lines,
+    accessLines,
     mark: () => {
       from = lines.length;
       return from;

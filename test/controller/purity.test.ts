@@ -1,6 +1,6 @@
 // The controller's decisions stay pure: no module among them reaches a socket, a file or a process,
 // directly or through what it imports (the I/O lives in kube-client, election, status-writer,
-// event-recorder, servers, serving, tcp-runner, tcp-decode and controller).
+// event-recorder, servers, serving, tcp-runner, tcp-proxy and controller).
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
@@ -20,6 +20,7 @@ const PURE = [
   'resources.ts',
   'snapshot.ts',
   'status.ts',
+  'stream-log.ts',
   'tcp-services.ts',
 ].map((f) => `src/controller/${f}`);
 const IO =

@@ -30,7 +30,7 @@ test('an unused Secret or an unchanged object is no reload; a real change still 
   const lines: string[] = [];
   const log = (line: string) => lines.push(line);
   const quiet = createLineSink(new Writable({ write: (_c, _e, cb) => cb() }));
-  const tcp = createTcpRunner({ host: '127.0.0.1', registry: new Registry(), log });
+  const tcp = createTcpRunner({ host: '127.0.0.1', accessLog: () => {}, registry: new Registry(), log });
   const serving = createServing({
     options: parsed.options,
     snapshotOptions: DEFAULT_SNAPSHOT_OPTIONS,

@@ -88,6 +88,7 @@ test('the runner resolves a name target before the L4 engine connects; an unreso
   const names: Record<string, string[]> = { 'dns.example.test': ['127.0.0.1'] };
   const runner = createTcpRunner({
     host: '127.0.0.1',
+    accessLog: () => {},
     registry: new Registry(),
     log: (line) => lines.push(line),
     lookup: async (host) => {

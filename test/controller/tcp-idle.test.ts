@@ -6,14 +6,19 @@
 import assert from 'node:assert/strict';
 import { type TestContext, test } from 'node:test';
 import { Registry } from 'prom-client';
-import type { DecodeSettings } from '../../src/controller/tcp-decode.ts';
+import type { TcpServiceSettings } from '../../src/controller/tcp-proxy.ts';
 import { createTcpRunner } from '../../src/controller/tcp-runner.ts';
 import { client, startEcho } from '../helpers/line-echo.ts';
 
 /** A runner with one entry to an echo backend, on timers the test moves (sockets stay real). */
 async function idleRunner(t: TestContext, decode: boolean, idleTimeoutMs: number) {
   const a = await startEcho('a');
-  const runner = createTcpRunner({ host: '127.0.0.1', registry: new Registry(), log: () => {} });
+  const runner = createTcpRunner({
+    host: '127.0.0.1',
+    accessLog: () => {},
+    registry: new Registry(),
+    log: () => {},
+  });
   t.after(async () => {
     t.mock.timers.reset();
     await runner.close();
@@ -29,7 +34,7 @@ async function idleRunner(t: TestContext, decode: boolean, idleTimeoutMs: number
     encode: false,
     targets: [{ host: '127.0.0.1', port: a.port }],
   };
-  const settings = (idle: number): DecodeSettings => ({
+  const settings = (idle: number): TcpServiceSettings => ({
     trustedCidrs: ['127.0.0.0/8'],
     headerTimeoutMs: 5000,
     idleTimeoutMs: idle,

@@ -14,7 +14,12 @@ test('an endpoint change or another Service leaves open connections alone and th
   const b = await startEcho('b');
   const c = await startEcho('c');
   const lines: string[] = [];
-  const runner = createTcpRunner({ host: '127.0.0.1', registry: new Registry(), log: (l) => lines.push(l) });
+  const runner = createTcpRunner({
+    host: '127.0.0.1',
+    accessLog: () => {},
+    registry: new Registry(),
+    log: (l) => lines.push(l),
+  });
   t.after(async () => {
     await runner.close();
     await Promise.all([a.close(), b.close(), c.close()]);
@@ -50,56 +55,60 @@ test('an endpoint change or another Service leaves open connections alone and th
   for (const s of [first, second, third]) s.close();
 });
 
-test("connections to an endpoint that left are closed after the ConfigMap's worker-shutdown-timeout", async (t) => {
-  const a = await startEcho('a');
-  const b = await startEcho('b');
-  const lines: string[] = [];
-  let heard: (() => void) | null = null;
-  const runner = createTcpRunner({
-    host: '127.0.0.1',
-    registry: new Registry(),
-    log: (l) => {
-      lines.push(l);
-      heard?.();
-    },
+for (const decode of [false, true]) {
+  test(`${decode ? 'a `:PROXY` entry: ' : ''}connections to an endpoint that left are closed after the ConfigMap's worker-shutdown-timeout`, async (t) => {
+    const a = await startEcho('a');
+    const b = await startEcho('b');
+    const lines: string[] = [];
+    let heard: (() => void) | null = null;
+    const runner = createTcpRunner({
+      host: '127.0.0.1',
+      accessLog: () => {},
+      registry: new Registry(),
+      log: (l) => {
+        lines.push(l);
+        heard?.();
+      },
+    });
+    t.after(async () => {
+      await runner.close();
+      await Promise.all([a.close(), b.close()]);
+    });
+    const plan = (port: number): TcpServicePlan => ({
+      port: 0,
+      service: { namespace: 'db', name: 'pg' },
+      servicePort: '5432',
+      decode,
+      encode: false,
+      targets: [{ host: '127.0.0.1', port }],
+    });
+    const settings = (drainMs: number) => ({
+      trustedCidrs: ['127.0.0.0/8'],
+      headerTimeoutMs: 5000,
+      idleTimeoutMs: 600_000,
+      drainMs,
+    });
+    await runner.apply([plan(a.port)], settings(240_000));
+    const listening = runner.listeners()[0]!.actualPort;
+    const open = client(listening);
+    const header = decode ? 'PROXY TCP4 198.51.100.7 10.0.0.1 40000 5432\r\n' : '';
+    assert.equal(await open.ask(`${header}one`), 'a one\n');
+    // worker-shutdown-timeout changes to 300 ms with the same snapshot that drops the endpoint.
+    await runner.apply([plan(b.port)], settings(300));
+    assert.equal(await open.ask('two'), 'a two\n');
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no drain in 15 s:\n${lines.join('\n')}`)), 15_000);
+      heard = () => {
+        if (!lines.some((l) => /worker-shutdown-timeout over, closing 1 connection/.test(l))) return;
+        clearTimeout(timer);
+        resolve();
+      };
+      heard();
+    });
+    assert.equal(await open.ask('three'), '(closed)');
+    assert.ok(
+      lines.some((l) => /may finish within 300 ms/.test(l)),
+      lines.join('\n'),
+    );
   });
-  t.after(async () => {
-    await runner.close();
-    await Promise.all([a.close(), b.close()]);
-  });
-  const plan = (port: number): TcpServicePlan => ({
-    port: 0,
-    service: { namespace: 'db', name: 'pg' },
-    servicePort: '5432',
-    decode: false,
-    encode: false,
-    targets: [{ host: '127.0.0.1', port }],
-  });
-  const settings = (drainMs: number) => ({
-    trustedCidrs: [],
-    headerTimeoutMs: 5000,
-    idleTimeoutMs: 600_000,
-    drainMs,
-  });
-  await runner.apply([plan(a.port)], settings(240_000));
-  const listening = runner.listeners()[0]!.actualPort;
-  const open = client(listening);
-  assert.equal(await open.ask('one'), 'a one\n');
-  // worker-shutdown-timeout changes to 300 ms with the same snapshot that drops the endpoint.
-  await runner.apply([plan(b.port)], settings(300));
-  assert.equal(await open.ask('two'), 'a two\n');
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no drain in 15 s:\n${lines.join('\n')}`)), 15_000);
-    heard = () => {
-      if (!lines.some((l) => /deregistration delay over, closing 1 flow/.test(l))) return;
-      clearTimeout(timer);
-      resolve();
-    };
-    heard();
-  });
-  assert.equal(await open.ask('three'), '(closed)');
-  assert.ok(
-    lines.some((l) => /may finish within 300 ms/.test(l)),
-    lines.join('\n'),
-  );
-});
+}

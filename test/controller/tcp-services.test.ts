@@ -1,7 +1,8 @@
 // --tcp-services-configmap on keepip's L4 engine: an entry with `::PROXY` sends a PROXY header with
 // the client's own address to the backend (Gitea's SSH keeps the client IP); `:PROXY:PROXY` reads the
 // load balancer's header and passes the client it names on; UDP entries and unusable entries are
-// reported by name. Also: /healthz stays 500 until the first complete sync.
+// reported by name. Connections go on past an endpoint that refuses and are logged in the ConfigMap's
+// log-format-stream. Also: /healthz stays 500 until the first complete sync.
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, describe, it } from 'node:test';
@@ -24,7 +25,11 @@ function sshService(port: number): Obj[] {
         labels: { 'kubernetes.io/service-name': 'gitea-ssh' },
       },
       addressType: 'IPv4',
-      endpoints: [{ addresses: ['127.0.0.1'], conditions: { ready: true } }],
+      // 127.0.0.2 refuses (the backend listens on 127.0.0.1 only): proxy-stream-next-upstream goes on.
+      endpoints: [
+        { addresses: ['127.0.0.2'], conditions: { ready: true } },
+        { addresses: ['127.0.0.1'], conditions: { ready: true } },
+      ],
       ports: [{ name: 'ssh', port }],
     },
   ];
@@ -72,6 +77,7 @@ describe('tcp-services and readiness', () => {
     [
       '--disable-leader-election',
       '--update-status=false',
+      '--configmap=ingress-nginx/ingress-nginx-controller',
       '--tcp-services-configmap=ingress-nginx/tcp-services',
       '--udp-services-configmap=ingress-nginx/udp-services',
     ],
@@ -89,6 +95,11 @@ describe('tcp-services and readiness', () => {
             [String(decodePort)]: 'gitea/gitea-ssh:ssh:PROXY:PROXY',
             '23': 'gitea/nope:22',
           },
+        });
+        api.apply({
+          kind: 'ConfigMap',
+          metadata: { namespace: 'ingress-nginx', name: 'ingress-nginx-controller' },
+          data: { 'log-format-stream': '$remote_addr $status "$upstream_addr" $proxy_upstream_name' },
         });
         api.apply({
           kind: 'ConfigMap',
@@ -125,6 +136,15 @@ describe('tcp-services and readiness', () => {
     assert.match(
       first,
       new RegExp(`^PROXY TCP4 127\\.0\\.0\\.7 127\\.0\\.0\\.1 \\d+ ${tcpPort}\\r\\nhello\\n$`),
+    );
+    // The connection log in the ConfigMap's log-format-stream, the refusing endpoint tried on the way.
+    await ctl.waitFor(() => ctl.accessLines.some((l) => l.startsWith('127.0.0.7 ')), 'a tcp-services line');
+    const line = ctl.accessLines.find((l) => l.startsWith('127.0.0.7 '))!;
+    assert.match(
+      line,
+      new RegExp(
+        `^127\\.0\\.0\\.7 200 "(127\\.0\\.0\\.2:${ssh.port}, )?127\\.0\\.0\\.1:${ssh.port}" tcp-gitea-gitea-ssh-22$`,
+      ),
     );
   });
 

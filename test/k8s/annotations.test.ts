@@ -409,6 +409,46 @@ test('worker-shutdown-timeout and proxy-stream-timeout are nginx times; bad ones
   );
 });
 
+test('the stream keys: log-format-stream, disable-(stream-)access-log, proxy-stream-next-upstream, -tries, -timeout', () => {
+  // All at their defaults: nothing set (the defaults of src/config/stream.ts apply).
+  assert.equal(settings({}).s.stream, undefined);
+  assert.equal(
+    settings({ 'proxy-stream-next-upstream': 'true', 'log-format-stream': ' ' }).s.stream,
+    undefined,
+  );
+  const set = settings({
+    'log-format-stream': '$remote_addr $upstream_addr',
+    'proxy-stream-next-upstream': 'false',
+    'proxy-stream-next-upstream-tries': '5',
+    'proxy-stream-next-upstream-timeout': '1m',
+  });
+  assert.deepEqual(set.s.stream, {
+    logFormat: '$remote_addr $upstream_addr',
+    nextUpstream: false,
+    nextUpstreamTries: 5,
+    nextUpstreamTimeoutMs: 60_000,
+  });
+  assert.deepEqual(set.issues, []);
+  // Either disable key turns the connection log off; disable-http-access-log does not.
+  assert.equal(settings({ 'disable-stream-access-log': 'true' }).s.stream?.logFormat, null);
+  assert.equal(settings({ 'disable-access-log': 'true' }).s.stream?.logFormat, null);
+  assert.equal(settings({ 'disable-http-access-log': 'true' }).s.stream, undefined);
+  assert.equal(settings({ 'proxy-stream-next-upstream-timeout': '0' }).s.stream?.nextUpstreamTimeoutMs, 0);
+  const bad = settings({
+    'proxy-stream-next-upstream': 'maybe',
+    'proxy-stream-next-upstream-tries': '-1',
+    'proxy-stream-next-upstream-timeout': 'soon',
+    'disable-stream-access-log': 'yes',
+  });
+  assert.equal(bad.s.stream, undefined);
+  assert.deepEqual(bad.issues.map((i) => i.field).sort(), [
+    'data["disable-stream-access-log"]',
+    'data["proxy-stream-next-upstream"]',
+    'data["proxy-stream-next-upstream-timeout"]',
+    'data["proxy-stream-next-upstream-tries"]',
+  ]);
+});
+
 test('max-worker-connections: a whole number, 0 for no limit; anything else keeps 16384', () => {
   assert.equal(settings({}).s.maxWorkerConnections, 16_384);
   assert.equal(settings({ 'max-worker-connections': '0' }).s.maxWorkerConnections, 0);

@@ -1,0 +1,228 @@
+// tcp-services as nginx's stream module serves them for ingress-nginx: a failed connect goes on to the
+// next endpoint (proxy-stream-next-upstream, -tries, -timeout), and every connection leaves one line
+// in the connection log (log-format-stream) when it ends: 200, 400 for a refused PROXY header, 502
+// when no endpoint answered.
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { type TestContext, test } from 'node:test';
+import { Registry } from 'prom-client';
+import { DEFAULT_STREAM_SETTINGS, type StreamSettings } from '../../src/config/stream.ts';
+import { mayTryNext } from '../../src/controller/tcp-proxy.ts';
+import { createTcpRunner } from '../../src/controller/tcp-runner.ts';
+import type { TcpServicePlan } from '../../src/controller/tcp-services.ts';
+import { startEcho } from '../helpers/line-echo.ts';
+import { freePort } from '../helpers/net.ts';
+
+/** Lines that can be waited on: the connection log, or the error and state lines. */
+function collector() {
+  const lines: string[] = [];
+  const waiters = new Set<() => void>();
+  return {
+    lines,
+    push(line: string) {
+      lines.push(line);
+      for (const w of [...waiters]) w();
+    },
+    /** The first line from `from` on that matches. */
+    wait(pattern: RegExp, from = 0): Promise<string> {
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => {
+          waiters.delete(check);
+          reject(new Error(`no line ${pattern} in 20 s:\n${lines.join('\n')}`));
+        }, 20_000);
+        const check = () => {
+          const hit = lines.slice(from).find((l) => pattern.test(l));
+          if (hit === undefined) return;
+          waiters.delete(check);
+          clearTimeout(timer);
+          resolve(hit);
+        };
+        waiters.add(check);
+        check();
+      });
+    },
+  };
+}
+
+const FORMAT =
+  '$remote_addr:$remote_port $realip_remote_addr $proxy_protocol_addr $server_port $protocol $status ' +
+  '$bytes_sent $bytes_received "$upstream_addr" "$upstream_connect_time" "$upstream_bytes_sent" ' +
+  '"$upstream_bytes_received" $proxy_upstream_name $session_time $nginx_version';
+
+async function runner(
+  t: TestContext,
+  options: { targets: number[]; decode?: boolean; encode?: boolean; stream?: Partial<StreamSettings> },
+) {
+  const access = collector();
+  const log = collector();
+  const registry = new Registry();
+  const tcp = createTcpRunner({
+    host: '127.0.0.1',
+    registry,
+    log: log.push,
+    accessLog: access.push,
+  });
+  t.after(() => tcp.close());
+  const plan: TcpServicePlan = {
+    port: 0,
+    service: { namespace: 'gitea', name: 'gitea-ssh' },
+    servicePort: '22',
+    decode: options.decode ?? false,
+    encode: options.encode ?? false,
+    targets: options.targets.map((port) => ({ host: '127.0.0.1', port })),
+  };
+  await tcp.apply([plan], {
+    trustedCidrs: ['127.0.0.0/8'],
+    headerTimeoutMs: 5000,
+    idleTimeoutMs: 600_000,
+    drainMs: 240_000,
+    stream: { ...DEFAULT_STREAM_SETTINGS, logFormat: FORMAT, ...options.stream },
+  });
+  return { port: tcp.listeners()[0]!.actualPort, access, log, registry };
+}
+
+/** Resolves once the listener's metrics count `n` connections ended (checked on every turn, 20 s at most). */
+async function flowsEnded(registry: Registry, n: number): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const metric = await registry.getSingleMetric('keepip_lb_flows_ended_total')?.get();
+    const total = (metric?.values ?? []).reduce((sum, v) => sum + v.value, 0);
+    if (total >= n) return;
+    if (Date.now() > deadline) throw new Error(`${total} of ${n} connections ended within 20 s`);
+    await new Promise((r) => setImmediate(r));
+  }
+}
+
+/** Sends `text` from `from`, half-closes, and resolves with all it got back (or `(reset)`). */
+function exchange(port: number, from: string, text: string): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host: '127.0.0.1', port, localAddress: from });
+    let got = '';
+    socket.on('connect', () => socket.end(text));
+    socket.on('data', (c) => (got += c));
+    socket.on('end', () => resolve(got));
+    socket.on('error', () => resolve(got === '' ? '(reset)' : got));
+  });
+}
+
+async function echo(t: TestContext, name: string) {
+  const server = await startEcho(name);
+  t.after(() => server.close());
+  return server.port;
+}
+
+test('a refused connect goes on to the next endpoint; the line names both, the failed one with "-"', async (t) => {
+  const refusing = await freePort();
+  const good = await echo(t, 'b');
+  const { port, access, log } = await runner(t, { targets: [refusing, good] });
+  assert.equal(await exchange(port, '127.0.0.21', 'hi\n'), 'b hi\n');
+  const line = await access.wait(/ 200 /);
+  const m = line.match(
+    /^127\.0\.0\.21:(\d+) 127\.0\.0\.21 - (\d+) TCP 200 5 3 "([^"]*)" "([^"]*)" "([^"]*)" "([^"]*)" (\S+) (\d+\.\d{3}) -$/,
+  );
+  assert.ok(m, line);
+  assert.equal(Number(m[2]), port);
+  assert.equal(m[3], `127.0.0.1:${refusing}, 127.0.0.1:${good}`);
+  assert.match(m[4]!, /^-, \d+\.\d{3}$/);
+  assert.equal(m[5], '0, 3');
+  assert.equal(m[6], '0, 5');
+  assert.equal(m[7], 'tcp-gitea-gitea-ssh-22');
+  assert.match(
+    await log.wait(/connect\(\) failed/),
+    new RegExp(
+      `^tcp-services 0: connect\\(\\) failed \\(ECONNREFUSED\\) while connecting to upstream, client: 127\\.0\\.0\\.21, upstream: "127\\.0\\.0\\.1:${refusing}", trying the next$`,
+    ),
+  );
+});
+
+test('proxy-stream-next-upstream off: one attempt, the client is closed and logged 502; the next connection takes the next endpoint', async (t) => {
+  const refusing = await freePort();
+  const good = await echo(t, 'b');
+  const { port, access, log } = await runner(t, {
+    targets: [refusing, good],
+    stream: { nextUpstream: false },
+  });
+  assert.equal(await exchange(port, '127.0.0.22', 'hi\n'), '(reset)');
+  const failed = await access.wait(/ 502 /);
+  assert.match(failed, new RegExp(`TCP 502 0 0 "127\\.0\\.0\\.1:${refusing}" "-" "0" "0" `));
+  assert.doesNotMatch((await log.wait(/connect\(\) failed/)) ?? '', /trying the next/);
+  assert.equal(await exchange(port, '127.0.0.22', 'again\n'), 'b again\n');
+  await access.wait(/ 200 /);
+});
+
+test('proxy-stream-next-upstream-tries bounds the attempts (3 by default); 0 tries each endpoint once', async (t) => {
+  const refusing = [await freePort(), await freePort(), await freePort()];
+  const good = await echo(t, 'd');
+  const three = await runner(t, { targets: [...refusing, good] });
+  assert.equal(await exchange(three.port, '127.0.0.23', 'hi\n'), '(reset)');
+  const line = await three.access.wait(/ 502 /);
+  assert.match(line, new RegExp(`"${refusing.map((p) => `127\\.0\\.0\\.1:${p}`).join(', ')}" "-, -, -"`));
+
+  const each = await runner(t, { targets: [...refusing, good], stream: { nextUpstreamTries: 0 } });
+  assert.equal(await exchange(each.port, '127.0.0.23', 'hi\n'), 'd hi\n');
+  assert.match(await each.access.wait(/ 200 /), /"-, -, -, \d+\.\d{3}"/);
+});
+
+test('no endpoint at all: the client is reset and logged 502, with "no live upstreams"', async (t) => {
+  const { port, access, log } = await runner(t, { targets: [] });
+  assert.equal(await exchange(port, '127.0.0.24', 'hi\n'), '(reset)');
+  assert.match(await access.wait(/ 502 /), /^127\.0\.0\.24:\d+ .* TCP 502 0 0 "-" "-" "-" "-" /);
+  assert.match(await log.wait(/no live upstreams/), /client: 127\.0\.0\.24$/);
+});
+
+test('a :PROXY entry logs the client its header names, the load balancer as $realip_remote_addr, 400 for a refused header', async (t) => {
+  const good = await echo(t, 'a');
+  const { port, access } = await runner(t, { targets: [good], decode: true });
+  const header = 'PROXY TCP4 198.51.100.7 10.0.0.1 40000 22\r\n';
+  assert.equal(await exchange(port, '127.0.0.25', `${header}hi\n`), 'a hi\n');
+  assert.match(
+    await access.wait(/ 200 /),
+    /^198\.51\.100\.7:40000 127\.0\.0\.25 198\.51\.100\.7 \d+ TCP 200 5 3 /,
+  );
+  // No header: closed before any endpoint is tried.
+  assert.equal(await exchange(port, '127.0.0.26', 'SSH-2.0-client\r\n'), '');
+  assert.match(await access.wait(/ 400 /), /^127\.0\.0\.26:\d+ 127\.0\.0\.26 - \d+ TCP 400 0 0 "-" /);
+});
+
+test("the default log-format-stream is ingress-nginx's; a null format (disable-stream-access-log) writes nothing", async (t) => {
+  const good = await echo(t, 'a');
+  const plain = await runner(t, {
+    targets: [good],
+    stream: { logFormat: DEFAULT_STREAM_SETTINGS.logFormat },
+  });
+  assert.equal(await exchange(plain.port, '127.0.0.27', 'hi\n'), 'a hi\n');
+  assert.match(
+    await plain.access.wait(/TCP/),
+    /^\[127\.0\.0\.27\] \[\d{2}\/[A-Z][a-z]{2}\/\d{4}:\d{2}:\d{2}:\d{2} [+-]\d{4}\] TCP 200 5 3 \d+\.\d{3}$/,
+  );
+
+  const off = await runner(t, { targets: [good], stream: { logFormat: null } });
+  assert.equal(await exchange(off.port, '127.0.0.27', 'hi\n'), 'a hi\n');
+  // A line is written when the connection has ended on both sides, as the metrics count it.
+  await flowsEnded(off.registry, 1);
+  assert.deepEqual(off.access.lines, []);
+});
+
+test('an unknown variable in log-format-stream is reported once and written as -', async (t) => {
+  const good = await echo(t, 'a');
+  const { log } = await runner(t, { targets: [good] });
+  assert.match(
+    await log.wait(/log-format-stream/),
+    /^warning: tcp-services 0: log-format-stream: unknown variable\(s\) \$nginx_version are written as -$/,
+  );
+});
+
+test('the next attempt is allowed while tries and the timeout last', () => {
+  const s = (over: Partial<StreamSettings>): StreamSettings => ({ ...DEFAULT_STREAM_SETTINGS, ...over });
+  // 3 tries in all: after the 2nd failure one more, after the 3rd none.
+  assert.equal(mayTryNext(s({}), { made: 2, endpoints: 5, elapsedMs: 10 }), true);
+  assert.equal(mayTryNext(s({}), { made: 3, endpoints: 5, elapsedMs: 10 }), false);
+  // The timeout: none started once 600 s have passed; 0 is no limit.
+  assert.equal(mayTryNext(s({}), { made: 1, endpoints: 5, elapsedMs: 600_000 }), false);
+  assert.equal(mayTryNext(s({}), { made: 1, endpoints: 5, elapsedMs: 599_999 }), true);
+  assert.equal(mayTryNext(s({ nextUpstreamTimeoutMs: 0 }), { made: 1, endpoints: 5, elapsedMs: 9e9 }), true);
+  // Off: never; tries 0: each endpoint once.
+  assert.equal(mayTryNext(s({ nextUpstream: false }), { made: 1, endpoints: 5, elapsedMs: 0 }), false);
+  assert.equal(mayTryNext(s({ nextUpstreamTries: 0 }), { made: 4, endpoints: 5, elapsedMs: 0 }), true);
+  assert.equal(mayTryNext(s({ nextUpstreamTries: 0 }), { made: 5, endpoints: 5, elapsedMs: 0 }), false);
+});
