@@ -8,7 +8,7 @@ export interface StreamSettings {
   logFormat: string | null;
   /** proxy-stream-next-upstream: after a failed connect, try the next endpoint (default on). */
   nextUpstream: boolean;
-  /** proxy-stream-next-upstream-tries: attempts in all, the first included (3); 0: each endpoint once. */
+  /** proxy-stream-next-upstream-tries: attempts in all, the first included, each endpoint once at most (3); 0: each endpoint once. */
   nextUpstreamTries: number;
   /** proxy-stream-next-upstream-timeout: no next attempt once this long has passed (600 s); 0: no limit. */
   nextUpstreamTimeoutMs: number;

@@ -258,8 +258,8 @@ function headerFor(
 }
 
 /**
- * Whether a failed connect is followed by another: proxy-stream-next-upstream-tries attempts in all
- * (0: each endpoint once, where nginx would go round until the timeout), none started once
+ * Whether a failed connect is followed by another: proxy-stream-next-upstream-tries attempts in all,
+ * never the same endpoint twice (0: each endpoint once; nginx would go round again), none started once
  * proxy-stream-next-upstream-timeout has passed since the connection came (0: no limit), none when off.
  */
 export function mayTryNext(
@@ -267,7 +267,8 @@ export function mayTryNext(
   so: { made: number; endpoints: number; elapsedMs: number },
 ): boolean {
   if (!stream.nextUpstream) return false;
-  const tries = stream.nextUpstreamTries === 0 ? so.endpoints : stream.nextUpstreamTries;
+  const tries =
+    stream.nextUpstreamTries === 0 ? so.endpoints : Math.min(stream.nextUpstreamTries, so.endpoints);
   const timeout = stream.nextUpstreamTimeoutMs;
   return so.made < tries && (timeout === 0 || so.elapsedMs < timeout);
 }

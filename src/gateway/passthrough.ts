@@ -6,8 +6,9 @@
 // (block-cidrs, denylist, allowlist; invalid lists fail closed): a refused client is closed before a
 // byte reaches the backend. Endpoints are taken round robin (the location's upstream cursor), the next
 // one when a connection cannot be made. One access log line per connection, stream-style.
-import net from 'node:net';
+import type net from 'node:net';
 import type { LocationModel } from '../config/model.ts';
+import { type DialTarget, dialInTurn } from '../lb/dial.ts';
 import { relayConnected } from '../lb/flow.ts';
 import { type AccessDecision, type AccessPolicy, compileAccessPolicy } from '../net/access-policy.ts';
 import { formatHostPort } from '../net/host-port.ts';
@@ -164,50 +165,48 @@ interface Dialing {
 
 /** Connects to the next endpoint; on failure the one after it, until each was tried once. */
 function dial(ctx: PassthroughContext, snap: GatewaySnapshot, d: Dialing): void {
-  const { member } = d.rotation.take();
-  d.s.upstreams.push(member.hostPort);
-  const upstream = net.connect({
-    host: member.address,
-    port: member.port,
-    allowHalfOpen: true,
-    noDelay: true,
-    lookup: member.lookup,
-  });
-  const timer = setTimeout(
-    () => upstream.destroy(Object.assign(new Error('connect timed out'), { code: 'ETIMEDOUT' })),
-    member.connectTimeoutMs,
-  );
   const clientGone = () => {
-    clearTimeout(timer);
-    upstream.destroy();
+    dialing.cancel();
     if (d.s.status === 0) d.s.status = 499;
     logSession(ctx, snap, d.s);
   };
   d.client.once('close', clientGone);
-  upstream.once('connect', () => {
-    clearTimeout(timer);
-    d.client.off('close', clientGone);
-    d.s.status = 200;
-    pipe(ctx, snap, d.client, upstream, d.hello, d.s);
-  });
-  upstream.once('error', (error: NodeJS.ErrnoException) => {
-    clearTimeout(timer);
-    if (!upstream.connecting && d.s.status === 200) return; // pipe() owns it now
-    d.client.off('close', clientGone);
-    const why =
-      error.code === 'ETIMEDOUT' ? 'upstream timed out' : `connect() failed (${error.code ?? error.message})`;
-    ctx.errorLog.write(
-      'error',
-      d.info.id,
-      `${why} while connecting to upstream for ssl-passthrough${errorContext(d.info, d.s)}, upstream: "${member.hostPort}"`,
-    );
-    if (d.client.destroyed) clientGone();
-    else if (d.rotation.mayTakeNext()) dial(ctx, snap, d);
-    else {
+  const dialing = dialInTurn<DialTarget & { hostPort: string }>({
+    next() {
+      const { member } = d.rotation.take();
+      d.s.upstreams.push(member.hostPort);
+      return {
+        host: member.address,
+        port: member.port,
+        connectTimeoutMs: member.connectTimeoutMs,
+        lookup: member.lookup,
+        hostPort: member.hostPort,
+      };
+    },
+    retry(target, error) {
+      const why =
+        error.code === 'ETIMEDOUT'
+          ? 'upstream timed out'
+          : `connect() failed (${error.code ?? error.message})`;
+      ctx.errorLog.write(
+        'error',
+        d.info.id,
+        `${why} while connecting to upstream for ssl-passthrough${errorContext(d.info, d.s)}, upstream: "${target.hostPort}"`,
+      );
+      return !d.client.destroyed && d.rotation.mayTakeNext();
+    },
+    connected(upstream) {
+      d.client.off('close', clientGone);
+      d.s.status = 200;
+      pipe(ctx, snap, d.client, upstream, d.hello, d.s);
+    },
+    gaveUp() {
+      d.client.off('close', clientGone);
+      if (d.client.destroyed) return clientGone();
       d.s.status = 502;
       logSession(ctx, snap, d.s);
       d.client.destroy();
-    }
+    },
   });
 }
 

@@ -878,7 +878,7 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
     ],
     status: 'implemented',
     values: 'true, 3, 600s',
-    note: "nginx's stream proxy_next_upstream for tcp-services: a connect to an endpoint that fails (refused, unreachable, 60 s without an answer) is retried on the next endpoint round robin, up to `-tries` attempts in all, none started once `-timeout` has passed since the connection came (0: no limit); the client's bytes wait, and it is closed only when every attempt failed. `false`: one attempt. Tries `0` (nginx: no limit) tries each endpoint once",
+    note: "nginx's stream proxy_next_upstream for tcp-services: a connect to an endpoint that fails (refused, unreachable, 60 s without an answer) is retried on the next endpoint round robin, up to `-tries` attempts in all and never the same endpoint twice for one connection (nginx may come back to one), none started once `-timeout` has passed since the connection came (0: no limit); the client's bytes wait, and it is closed only when every attempt failed. `false`: one attempt. Tries `0` (nginx: no limit) is each endpoint once",
   },
   {
     names: ['worker-shutdown-timeout'],

@@ -217,6 +217,8 @@ test('the next attempt is allowed while tries and the timeout last', () => {
   // 3 tries in all: after the 2nd failure one more, after the 3rd none.
   assert.equal(mayTryNext(s({}), { made: 2, endpoints: 5, elapsedMs: 10 }), true);
   assert.equal(mayTryNext(s({}), { made: 3, endpoints: 5, elapsedMs: 10 }), false);
+  // Never the same endpoint twice: 2 endpoints, 2 attempts.
+  assert.equal(mayTryNext(s({}), { made: 2, endpoints: 2, elapsedMs: 10 }), false);
   // The timeout: none started once 600 s have passed; 0 is no limit.
   assert.equal(mayTryNext(s({}), { made: 1, endpoints: 5, elapsedMs: 600_000 }), false);
   assert.equal(mayTryNext(s({}), { made: 1, endpoints: 5, elapsedMs: 599_999 }), true);
