@@ -90,6 +90,7 @@ function reportSnapshot(deps: ServingDeps, running: ServedGateway, topology: Top
     headerTimeoutMs: settings.proxyProtocolHeaderTimeoutMs,
     idleTimeoutMs: settings.proxyStreamTimeoutMs,
     drainMs: settings.workerShutdownTimeoutMs,
+    maxConnections: settings.maxWorkerConnections,
     ...(settings.stream === undefined ? {} : { stream: settings.stream }),
   });
 }

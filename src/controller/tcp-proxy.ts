@@ -36,6 +36,15 @@ export interface TcpServiceSettings {
   drainMs: number;
   /** log-format-stream, proxy-stream-next-upstream*; absent: ingress-nginx's defaults. */
   stream?: StreamSettings;
+  /** max-worker-connections: tcp-services connections this process holds at most, all entries together; 0: no limit. */
+  maxConnections?: number;
+}
+
+/** The connections of every entry of a process, against max-worker-connections (nginx's worker_connections). */
+export interface ConnectionBudget {
+  open: number;
+  /** When the last "not enough" alert was written: at most one a second. */
+  lastAlertMs: number;
 }
 
 export interface TcpEndpoint {
@@ -59,6 +68,8 @@ export interface TcpProxyOptions {
   log: (line: string) => void;
   /** The connection log (one line per connection). */
   accessLog: (line: string) => void;
+  /** Shared by the entries of one process. */
+  budget: ConnectionBudget;
 }
 
 export interface TcpProxy {
@@ -192,8 +203,9 @@ function newSession(state: ProxyState, socket: net.Socket): StreamSession {
   };
 }
 
-/** The connection's log line, once, when it ends. */
+/** The connection's end (every path comes here once): its log line, and its place in the budget. */
 function logSession(state: ProxyState, session: StreamSession): void {
+  state.options.budget.open--;
   session.endedMs = Date.now();
   if (state.format !== null) state.options.accessLog(state.format(session));
 }
@@ -201,6 +213,8 @@ function logSession(state: ProxyState, session: StreamSession): void {
 /** One client connection: its PROXY header (`:PROXY`), then the dial. */
 async function accept(state: ProxyState, socket: net.Socket): Promise<void> {
   socket.on('error', () => {});
+  if (overBudget(state, socket)) return;
+  state.options.budget.open++;
   const session = newSession(state, socket);
   const port = state.options.port;
   // What a `::PROXY` header names as the destination: the decoded one for `:PROXY:PROXY`.
@@ -241,6 +255,27 @@ async function accept(state: ProxyState, socket: net.Socket): Promise<void> {
     return;
   }
   dial(state, socket, session, header);
+}
+
+/**
+ * max-worker-connections: a connection accepted while the process holds that many is closed at once,
+ * counted and alerted (at most once a second), as nginx does when it has no free connection.
+ */
+function overBudget(state: ProxyState, socket: net.Socket): boolean {
+  const limit = state.settings.maxConnections ?? 0;
+  const { budget } = state.options;
+  if (limit === 0 || budget.open < limit) return false;
+  const peer = formatHostPort(foldMappedIpv4(socket.remoteAddress ?? '?'), socket.remotePort ?? 0);
+  socket.destroy();
+  bump(state.stats.flowsRejected, 'max_connections');
+  const now = Date.now();
+  if (now - budget.lastAlertMs >= 1000) {
+    budget.lastAlertMs = now;
+    state.options.log(
+      `alert: ${limit} worker_connections are not enough, tcp-services ${state.options.port} connection from ${peer} closed`,
+    );
+  }
+  return true;
 }
 
 /** The PROXY v1 header for `::PROXY` (null without it); undefined when the addresses cannot be encoded. */

@@ -7,7 +7,7 @@ import { lookup as dnsLookup } from 'node:dns/promises';
 import net from 'node:net';
 import type { Registry } from 'prom-client';
 import { LONGEST_TIMER_MS } from '../config/duration.ts';
-import { startTcpProxy, type TcpServiceSettings } from './tcp-proxy.ts';
+import { type ConnectionBudget, startTcpProxy, type TcpServiceSettings } from './tcp-proxy.ts';
 import type { TcpServicePlan } from './tcp-services.ts';
 
 export interface TcpRunner {
@@ -77,7 +77,11 @@ const bounded = (settings: TcpServiceSettings): TcpServiceSettings => ({
   drainMs: Math.min(settings.drainMs, LONGEST_TIMER_MS),
 });
 
-async function open(plan: TcpServicePlan, settings: TcpServiceSettings, deps: RunnerDeps): Promise<Listener> {
+async function open(
+  plan: TcpServicePlan,
+  settings: TcpServiceSettings,
+  deps: RunnerContext,
+): Promise<Listener> {
   const proxy = await startTcpProxy({
     host: deps.host,
     port: plan.port,
@@ -89,6 +93,7 @@ async function open(plan: TcpServicePlan, settings: TcpServiceSettings, deps: Ru
     registry: deps.registry,
     log: deps.log,
     accessLog: deps.accessLog,
+    budget: deps.budget,
   });
   return {
     signature: signature(plan),
@@ -114,7 +119,13 @@ interface RunnerDeps {
   lookup?: TcpLookup;
 }
 
-export function createTcpRunner(deps: RunnerDeps): TcpRunner {
+/** The runner's own part: the connections of all its entries, against max-worker-connections. */
+interface RunnerContext extends RunnerDeps {
+  budget: ConnectionBudget;
+}
+
+export function createTcpRunner(options: RunnerDeps): TcpRunner {
+  const deps: RunnerContext = { ...options, budget: { open: 0, lastAlertMs: 0 } };
   const running = new Map<number, Listener>();
   const lookup = deps.lookup ?? systemLookup;
   let last: { plans: readonly TcpServicePlan[]; settings: TcpServiceSettings } | null = null;
@@ -158,7 +169,7 @@ async function applyResolved(
   running: Map<number, Listener>,
   plans: readonly TcpServicePlan[],
   settings: TcpServiceSettings,
-  deps: RunnerDeps,
+  deps: RunnerContext,
 ): Promise<void> {
   const wanted = new Map(plans.map((p) => [p.port, p]));
   for (const [port, listener] of running) {

@@ -855,7 +855,7 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
     names: ['max-worker-connections'],
     status: 'implemented',
     values: '16384',
-    note: 'nginx\'s worker_connections: the client connections one process (each of worker-processes) holds at most; one more is closed at once, counted in `keepip_gateway_connections_closed_total{reason="max_connections"}`, with an alert line `16384 worker_connections are not enough` (at most one a second). nginx counts its backend connections in the same budget; keepip counts client connections only. `0` is no limit (nginx would take max-worker-open-files)',
+    note: 'nginx\'s worker_connections: the client connections one process (each of worker-processes) holds at most; one more is closed at once, counted in `keepip_gateway_connections_closed_total{reason="max_connections"}`, with an alert line `16384 worker_connections are not enough` (at most one a second). tcp-services connections have a budget of the same size in the controller\'s process (`alert: … worker_connections are not enough, tcp-services <port> connection from … closed`, `keepip_lb_flows_rejected_total{reason="max_connections"}`). nginx counts its backend connections in the same budget; keepip counts client connections only. `0` is no limit (nginx would take max-worker-open-files)',
   },
   {
     names: ['proxy-stream-timeout'],

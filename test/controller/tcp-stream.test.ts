@@ -10,7 +10,7 @@ import { DEFAULT_STREAM_SETTINGS, type StreamSettings } from '../../src/config/s
 import { mayTryNext } from '../../src/controller/tcp-proxy.ts';
 import { createTcpRunner } from '../../src/controller/tcp-runner.ts';
 import type { TcpServicePlan } from '../../src/controller/tcp-services.ts';
-import { startEcho } from '../helpers/line-echo.ts';
+import { client, startEcho } from '../helpers/line-echo.ts';
 import { freePort } from '../helpers/net.ts';
 
 /** Lines that can be waited on: the connection log, or the error and state lines. */
@@ -51,7 +51,13 @@ const FORMAT =
 
 async function runner(
   t: TestContext,
-  options: { targets: number[]; decode?: boolean; encode?: boolean; stream?: Partial<StreamSettings> },
+  options: {
+    targets: number[];
+    decode?: boolean;
+    encode?: boolean;
+    stream?: Partial<StreamSettings>;
+    maxConnections?: number;
+  },
 ) {
   const access = collector();
   const log = collector();
@@ -76,6 +82,7 @@ async function runner(
     headerTimeoutMs: 5000,
     idleTimeoutMs: 600_000,
     drainMs: 240_000,
+    maxConnections: options.maxConnections ?? 0,
     stream: { ...DEFAULT_STREAM_SETTINGS, logFormat: FORMAT, ...options.stream },
   });
   return { port: tcp.listeners()[0]!.actualPort, access, log, registry };
@@ -227,4 +234,19 @@ test('the next attempt is allowed while tries and the timeout last', () => {
   assert.equal(mayTryNext(s({ nextUpstream: false }), { made: 1, endpoints: 5, elapsedMs: 0 }), false);
   assert.equal(mayTryNext(s({ nextUpstreamTries: 0 }), { made: 4, endpoints: 5, elapsedMs: 0 }), true);
   assert.equal(mayTryNext(s({ nextUpstreamTries: 0 }), { made: 5, endpoints: 5, elapsedMs: 0 }), false);
+});
+
+test('max-worker-connections bounds the connections of all entries: one more is closed at once and alerted', async (t) => {
+  const good = await echo(t, 'a');
+  const { port, log, registry } = await runner(t, { targets: [good], maxConnections: 1 });
+  const held = client(port);
+  assert.equal(await held.ask('one'), 'a one\n');
+  assert.notEqual(await exchange(port, '127.0.0.28', 'hi\n'), 'a hi\n');
+  assert.match(
+    await log.wait(/worker_connections/),
+    /^alert: 1 worker_connections are not enough, tcp-services 0 connection from 127\.0\.0\.28:\d+ closed$/,
+  );
+  held.close();
+  await flowsEnded(registry, 1);
+  assert.equal(await exchange(port, '127.0.0.28', 'again\n'), 'a again\n');
 });
