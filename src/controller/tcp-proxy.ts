@@ -11,7 +11,7 @@ import { hostname } from 'node:os';
 import type { Registry } from 'prom-client';
 import { DEFAULT_STREAM_SETTINGS, type StreamSettings } from '../config/stream.ts';
 import { type DialTarget, dialInTurn } from '../lb/dial.ts';
-import { type FlowEndReason, relayConnected } from '../lb/flow.ts';
+import { type FlowEndReason, type PreparedRelay, prepareRelay } from '../lb/flow.ts';
 import { emptyLbStats, registerLbMetrics } from '../lb/metrics.ts';
 import { createHeaderBuilder } from '../lb/proxy-header.ts';
 import { resetSocket } from '../lb/socket-reset.ts';
@@ -313,6 +313,8 @@ function dial(state: ProxyState, client: net.Socket, session: StreamSession, hea
   const { stream } = state;
   const port = state.options.port;
   const endpoints = state.targets.length;
+  // Bytes go through the flow's own buffers ('node' reads after a PROXY header: its rest was put back).
+  const prepared = prepareRelay(client);
   const stop = () => {
     dialing.cancel();
     client.destroy();
@@ -320,12 +322,14 @@ function dial(state: ProxyState, client: net.Socket, session: StreamSession, hea
   const clientGone = () => {
     state.pending.delete(stop);
     dialing.cancel();
+    prepared.release();
     session.status = 499;
     logSession(state, session);
   };
   state.pending.add(stop);
   client.once('close', clientGone);
   const dialing = dialInTurn<DialTarget & { key: string }>({
+    onread: prepared.onread,
     next() {
       const target = state.targets[state.cursor++ % Math.max(1, state.targets.length)];
       if (target === undefined) return null;
@@ -347,7 +351,7 @@ function dial(state: ProxyState, client: net.Socket, session: StreamSession, hea
       const attempt = session.attempts.at(-1)!;
       attempt.connectMs = connectMs;
       session.status = 200;
-      relay(state, { client, upstream, endpoint: target.key, header, session, attempt });
+      relay(state, { prepared, upstream, endpoint: target.key, header, session, attempt });
     },
     gaveUp() {
       client.off('close', clientGone);
@@ -357,6 +361,7 @@ function dial(state: ProxyState, client: net.Socket, session: StreamSession, hea
           `tcp-services ${port}: no live upstreams while connecting to upstream, client: ${session.remoteAddr}`,
         );
       bump(state.stats.flowsRejected, session.attempts.length === 0 ? 'no-target' : 'connect-failed');
+      prepared.release();
       resetSocket(client);
       session.status = 502;
       logSession(state, session);
@@ -365,7 +370,7 @@ function dial(state: ProxyState, client: net.Socket, session: StreamSession, hea
 }
 
 interface Connected {
-  client: net.Socket;
+  prepared: PreparedRelay;
   upstream: net.Socket;
   endpoint: string;
   header: Buffer | null;
@@ -381,21 +386,13 @@ function relay(state: ProxyState, c: Connected): void {
     c.attempt.bytesSent += c.header.length;
     stats.proxyHeadersSent.v1++;
   }
-  const relayed: Relayed = {
-    endpoint: c.endpoint,
-    abort() {
-      resetSocket(c.client);
-      resetSocket(c.upstream);
-    },
-  };
-  state.open.add(relayed);
   stats.flowsActive++;
   stats.flowsTotal++;
-  stats.clientReads.node++;
+  const clientReads = state.options.decode ? 'node' : 'own';
+  stats.clientReads[clientReads]++;
   const counters = { bytesToTarget: 0, bytesToClient: 0 };
-  relayConnected({
-    client: c.client,
-    target: c.upstream,
+  const flow = c.prepared.start(c.upstream, {
+    clientReads,
     idleTimeoutMs: state.settings.idleTimeoutMs,
     counters,
     onEnd(reason: FlowEndReason) {
@@ -411,6 +408,8 @@ function relay(state: ProxyState, c: Connected): void {
       logSession(state, c.session);
     },
   });
+  const relayed: Relayed = { endpoint: c.endpoint, abort: flow.abort };
+  state.open.add(relayed);
 }
 
 /**

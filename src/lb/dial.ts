@@ -12,6 +12,8 @@ export interface DialTarget {
 }
 
 export interface DialSpec<T extends DialTarget> {
+  /** Where every attempt reads (net.connect's `onread`: the flow's own buffer); default Node's. */
+  onread?: net.OnReadOpts;
   /** The target of the next attempt; null when there is none (gaveUp follows). */
   next(): T | null;
   /** After a failed attempt (refused, unreachable, timed out: code ETIMEDOUT): whether to make another. */
@@ -43,6 +45,7 @@ export function dialInTurn<T extends DialTarget>(spec: DialSpec<T>): Dialing {
       allowHalfOpen: true,
       noDelay: true,
       ...(target.lookup === undefined ? {} : { lookup: target.lookup }),
+      ...(spec.onread === undefined ? {} : { onread: spec.onread }),
     });
     current = socket;
     timer = setTimeout(

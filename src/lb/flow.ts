@@ -259,6 +259,87 @@ export function relayConnected(spec: RelaySpec): void {
 }
 
 /**
+ * A flow whose upstream is dialled elsewhere (tcp-services tries endpoints in turn), on the flow's own
+ * read buffers as startFlow: `onread` goes into every attempt's net.connect, and once one connects,
+ * start() relays as startFlow does. The client reads into its own buffer too ('own') unless bytes were
+ * put back into its stream (after a PROXY header: 'node', Node's 'data' events). release() when no
+ * attempt connected.
+ */
+export interface PreparedRelay {
+  readonly onread: OnRead;
+  start(target: net.Socket, spec: PreparedRelaySpec): { abort(): void };
+  release(): void;
+}
+
+export interface PreparedRelaySpec {
+  clientReads: 'own' | 'node';
+  idleTimeoutMs: number;
+  counters: FlowCounters;
+  onEnd(reason: FlowEndReason): void;
+}
+
+export function prepareRelay(client: net.Socket): PreparedRelay {
+  const idle: Deadline = { active: false, since: 0, expire: () => {} };
+  let upstream: net.Socket | null = null;
+  let clientSocket = client;
+  const counters: FlowCounters = { bytesToTarget: 0, bytesToClient: 0 };
+  const downstream = ownBufferPump(
+    () => clientSocket,
+    (n) => {
+      counters.bytesToClient += n;
+    },
+    () => upstream!,
+    idle,
+  );
+  return {
+    onread: downstream,
+    release: () => downstream.release(),
+    start(target, spec) {
+      upstream = target;
+      const pumps: Pump[] = [downstream];
+      const toTarget = (n: number) => {
+        counters.bytesToTarget += n;
+      };
+      const pump =
+        spec.clientReads === 'own'
+          ? ownBufferPump(
+              () => target,
+              toTarget,
+              () => clientSocket,
+              idle,
+            )
+          : null;
+      const adopted = pump === null ? null : adoptWithOwnBuffer(client, pump);
+      if (adopted !== null) {
+        clientSocket = adopted;
+        pumps.push(pump!);
+      } else {
+        pump?.release();
+        relayData(client, target, idle, toTarget);
+      }
+      const end = flowEnd(clientSocket, target);
+      idle.expire = () => end.resetBoth('idle');
+      const idleWheel = deadlineWheel(spec.idleTimeoutMs);
+      idleWheel.add(idle);
+      target.on('error', () => {
+        end.finish('target-reset');
+        resetSocket(clientSocket);
+      });
+      passOnEndsAndResets(clientSocket, target, end.finish);
+      passOnCloses(clientSocket, target, () => {
+        idleWheel.delete(idle);
+        for (const p of pumps) p.release();
+        spec.counters.bytesToTarget += counters.bytesToTarget;
+        spec.counters.bytesToClient += counters.bytesToClient;
+        spec.onEnd(end.reason());
+      });
+      clientSocket.resume();
+      return { abort: () => end.resetBoth('aborted') };
+    },
+  };
+}
+
+/**
  * Why a flow ended: the first reason given wins (the resets that follow an idle timeout or an abort
  * do not rename it), 'closed' when none was; and the reset of both sides that such an end makes.
  */

@@ -3,6 +3,7 @@
 // in the connection log (log-format-stream) when it ends: 200, 400 for a refused PROXY header, 502
 // when no endpoint answered.
 import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { type TestContext, test } from 'node:test';
 import { Registry } from 'prom-client';
@@ -250,3 +251,35 @@ test('max-worker-connections bounds the connections of all entries: one more is 
   await flowsEnded(registry, 1);
   assert.equal(await exchange(port, '127.0.0.28', 'again\n'), 'a again\n');
 });
+
+/** A backend that answers each connection with the SHA-256 of all it read, once the client half-closes. */
+async function hasher(t: TestContext): Promise<number> {
+  const server = net.createServer((socket) => {
+    const hash = createHash('sha256');
+    socket.on('data', (c) => hash.update(c));
+    socket.on('end', () => socket.end(hash.digest('hex')));
+    socket.on('error', () => {});
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  return (server.address() as net.AddressInfo).port;
+}
+
+for (const decode of [false, true]) {
+  test(`${decode ? 'a :PROXY entry' : 'an entry'}: 8 MiB arrive whole and in order, and the line counts every byte`, async (t) => {
+    const backend = await hasher(t);
+    const { port, access } = await runner(t, { targets: [backend], decode });
+    const body = randomBytes(8 * 1024 * 1024);
+    const header = decode ? 'PROXY TCP4 198.51.100.7 10.0.0.1 40000 22\r\n' : '';
+    const answer = await new Promise<string>((resolve, reject) => {
+      const socket = net.connect({ host: '127.0.0.1', port, localAddress: '127.0.0.29' });
+      let got = '';
+      socket.on('connect', () => socket.end(Buffer.concat([Buffer.from(header), body])));
+      socket.on('data', (c) => (got += c));
+      socket.on('end', () => resolve(got));
+      socket.on('error', reject);
+    });
+    assert.equal(answer, createHash('sha256').update(body).digest('hex'));
+    assert.match(await access.wait(/ 200 /), new RegExp(` TCP 200 64 ${body.length} `));
+  });
+}
