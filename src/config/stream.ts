@@ -1,7 +1,8 @@
-// tcp-services as nginx's stream module serves them in ingress-nginx: the connection log
-// (log-format-stream, disable-stream-access-log) and the next endpoint after a failed connect
-// (proxy-stream-next-upstream, -tries, -timeout). Parsed in src/k8s/stream-settings.ts; served by
-// src/controller/tcp-proxy.ts. The defaults are ingress-nginx's.
+// tcp- and udp-services as nginx's stream module serves them in ingress-nginx: the connection log
+// (log-format-stream, disable-stream-access-log), the next endpoint after a failed connect
+// (proxy-stream-next-upstream, -tries, -timeout) and the answers a UDP datagram expects
+// (proxy-stream-responses). Parsed in src/k8s/stream-settings.ts; served by src/controller/tcp-proxy.ts
+// and udp-proxy.ts. The defaults are ingress-nginx's.
 
 export interface StreamSettings {
   /** log-format-stream; null when disable-access-log or disable-stream-access-log is on. */
@@ -12,6 +13,8 @@ export interface StreamSettings {
   nextUpstreamTries: number;
   /** proxy-stream-next-upstream-timeout: no next attempt once this long has passed (600 s); 0: no limit. */
   nextUpstreamTimeoutMs: number;
+  /** proxy-stream-responses: datagrams a UDP session expects back for each one it forwards (1); 0: none. */
+  responses: number;
 }
 
 /** ingress-nginx's default log-format-stream, exactly. */
@@ -23,4 +26,5 @@ export const DEFAULT_STREAM_SETTINGS: StreamSettings = {
   nextUpstream: true,
   nextUpstreamTries: 3,
   nextUpstreamTimeoutMs: 600_000,
+  responses: 1,
 };

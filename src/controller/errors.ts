@@ -72,10 +72,17 @@ export const CONTROLLER_CODES = {
       'an entry of the TCP services ConfigMap is not "port": "namespace/service:port[:PROXY][:PROXY]", takes one of the controller\'s own ports, or names a Service port that does not exist; that entry is not served',
     fix: 'correct the entry the message names (data["port"])',
   },
-  UDP_SERVICE_UNSUPPORTED: {
+  UDP_SERVICE_INVALID: {
     kind: 'error',
-    summary: 'an entry of the UDP services ConfigMap: keepip has no UDP proxy, so it is not served',
-    fix: 'remove the entry, and serve UDP with another proxy',
+    summary:
+      'an entry of the UDP services ConfigMap is not "port": "namespace/service:port", takes one of the controller\'s own ports, or names a Service UDP port that does not exist; that entry is not served',
+    fix: 'correct the entry the message names (data["port"])',
+  },
+  UDP_SERVICE_PROXY_IGNORED: {
+    kind: 'error',
+    summary:
+      'an entry of the UDP services ConfigMap has PROXY fields: PROXY protocol is for TCP, so the entry is served without it, as ingress-nginx serves it',
+    fix: 'remove the :PROXY fields from the UDP entry',
   },
 } as const satisfies CodeTable;
 

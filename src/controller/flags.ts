@@ -41,7 +41,7 @@ const ROWS: readonly FlagRow[] = [
   ['watch-namespace-selector',        'string',   '',                           'implemented', 'watch only namespaces with these labels (not with --watch-namespace: a usage error, as ingress-nginx)'],
   ['configmap',                       'string',   '',                           'implemented', 'the controller ConfigMap, namespace/name'],
   ['tcp-services-configmap',          'string',   '',                           'implemented', "TCP services (nginx's stream proxy: next endpoint on a failed connect, a connection log), namespace/name"],
-  ['udp-services-configmap',          'string',   '',                           'no effect',   'keepip has no UDP proxy; its entries are reported by name'],
+  ['udp-services-configmap',          'string',   '',                           'implemented', "UDP services (nginx's stream proxy: a session per client, proxy-stream-responses), namespace/name"],
   ['publish-service',                 'string',   '',                           'implemented', 'Ingress status from this Service, namespace/name'],
   ['publish-status-address',          'list',     '',                           'implemented', 'Ingress status from these addresses (comma-separated; not with --publish-service: a usage error, as ingress-nginx)'],
   ['update-status',                   'bool',     'true',                       'implemented', 'write status.loadBalancer of served Ingresses (leader only)'],

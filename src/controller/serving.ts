@@ -29,7 +29,7 @@ import {
   type SnapshotOptions,
 } from './snapshot.ts';
 import type { TcpRunner } from './tcp-runner.ts';
-import { planTcpServices, udpProblems } from './tcp-services.ts';
+import { planTcpServices } from './tcp-services.ts';
 
 export interface Serving {
   /** Builds a snapshot from the current objects and serves it (starting the gateway the first time). */
@@ -77,15 +77,12 @@ function reportSnapshot(deps: ServingDeps, running: ServedGateway, topology: Top
   if (first) for (const e of listenerEvents(running)) log(e.message);
   for (const e of snapshotEvents(snap)) log(`${e.level}: ${e.message}`);
   const objects = deps.objects();
-  const plan = planTcpServices(configMapNamed(objects, o.tcpServicesConfigMap), topology, [
-    o.httpPort,
-    o.httpsPort,
-    o.healthzPort,
-  ]);
-  for (const p of [...plan.problems, ...udpProblems(configMapNamed(objects, o.udpServicesConfigMap))])
-    log(`warning: ${p.message} [${p.code}]`);
+  const reserved = [o.httpPort, o.httpsPort, o.healthzPort];
+  const tcp = planTcpServices(configMapNamed(objects, o.tcpServicesConfigMap), topology, reserved);
+  const udp = planTcpServices(configMapNamed(objects, o.udpServicesConfigMap), topology, reserved, 'UDP');
+  for (const p of [...tcp.problems, ...udp.problems]) log(`warning: ${p.message} [${p.code}]`);
   const { settings } = topology.gateway;
-  void deps.tcp.apply(plan.plans, {
+  void deps.tcp.apply([...tcp.plans, ...udp.plans], {
     trustedCidrs: settings.trustedCidrs,
     headerTimeoutMs: settings.proxyProtocolHeaderTimeoutMs,
     idleTimeoutMs: settings.proxyStreamTimeoutMs,

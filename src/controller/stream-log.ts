@@ -21,8 +21,9 @@ export interface StreamAttempt {
   bytesReceived: number;
 }
 
-/** What one tcp-services connection did, when it ends. */
+/** What one tcp-services connection (or udp-services session) did, when it ends. */
 export interface StreamSession {
+  protocol: 'TCP' | 'UDP';
   /** The client: the PROXY header's for a `:PROXY` entry, else the TCP peer. */
   remoteAddr: string;
   remotePort: number;
@@ -73,7 +74,7 @@ const VARIABLES: Readonly<Record<string, StreamVariable>> = {
   },
   server_addr: { get: (s) => s.serverAddr, safe: false },
   server_port: number((s) => s.serverPort),
-  protocol: { get: () => 'TCP', safe: true },
+  protocol: { get: (s) => s.protocol, safe: true },
   status: number((s) => s.status),
   bytes_sent: number((s) => s.bytesSent),
   bytes_received: number((s) => s.bytesReceived),

@@ -7,8 +7,6 @@
 // worker-shutdown-timeout, as a reload's old nginx worker keeps them, then they are closed.
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
-import { hostname } from 'node:os';
-import type { Registry } from 'prom-client';
 import { DEFAULT_STREAM_SETTINGS, type StreamSettings } from '../config/stream.ts';
 import { type DialTarget, dialInTurn } from '../lb/dial.ts';
 import { type FlowEndReason, type PreparedRelay, prepareRelay } from '../lb/flow.ts';
@@ -20,69 +18,27 @@ import { formatHostPort } from '../net/host-port.ts';
 import { foldMappedIpv4 } from '../net/ip.ts';
 import { readProxyHeader } from '../proxy-protocol/reader.ts';
 import {
-  compileStreamLogFormat,
-  type StreamAttempt,
-  type StreamSession,
-  unknownStreamVariables,
-} from './stream-log.ts';
+  blankSession,
+  bump,
+  type EntryLog,
+  type EntryOptions,
+  type EntryProxy,
+  entryLog,
+  overBudget,
+  type TcpEndpoint,
+  type TcpServiceSettings,
+} from './stream-entry.ts';
+import type { StreamAttempt, StreamSession } from './stream-log.ts';
 
-/** The ConfigMap settings a tcp-services listener follows across reloads. */
-export interface TcpServiceSettings {
-  trustedCidrs: readonly string[];
-  headerTimeoutMs: number;
-  /** proxy-stream-timeout: a connection with no byte either way for this long is closed. */
-  idleTimeoutMs: number;
-  /** worker-shutdown-timeout: how long connections to an endpoint that left may carry on. */
-  drainMs: number;
-  /** log-format-stream, proxy-stream-next-upstream*; absent: ingress-nginx's defaults. */
-  stream?: StreamSettings;
-  /** max-worker-connections: tcp-services connections this process holds at most, all entries together; 0: no limit. */
-  maxConnections?: number;
-}
-
-/** The connections of every entry of a process, against max-worker-connections (nginx's worker_connections). */
-export interface ConnectionBudget {
-  open: number;
-  /** When the last "not enough" alert was written: at most one a second. */
-  lastAlertMs: number;
-}
-
-export interface TcpEndpoint {
-  host: string;
-  port: number;
-}
-
-export interface TcpProxyOptions {
-  host: string;
-  port: number;
+export interface TcpProxyOptions extends EntryOptions {
   /** `:PROXY`: clients send a PROXY header first. */
   decode: boolean;
   /** `::PROXY`: a PROXY v1 header goes to the backend. */
   encode: boolean;
-  /** `tcp-<namespace>-<service>-<port>` ($proxy_upstream_name). */
-  upstreamName: string;
-  targets: readonly TcpEndpoint[];
-  settings: TcpServiceSettings;
-  registry: Registry;
-  /** Error and state lines. */
-  log: (line: string) => void;
-  /** The connection log (one line per connection). */
-  accessLog: (line: string) => void;
-  /** Shared by the entries of one process. */
-  budget: ConnectionBudget;
-}
-
-export interface TcpProxy {
-  address: net.AddressInfo;
-  setTargets(targets: readonly TcpEndpoint[], upstreamName: string): void;
-  setSettings(settings: TcpServiceSettings): void;
-  close(): Promise<void>;
 }
 
 /** nginx's stream proxy_connect_timeout, which ingress-nginx leaves at its default. */
 const CONNECT_TIMEOUT_MS = 60_000;
-const HOSTNAME = hostname();
-let connectionSerial = 0;
 
 /** An open connection to an endpoint: its key, and how to close it (drain over, shutdown). */
 interface Relayed {
@@ -90,7 +46,7 @@ interface Relayed {
   abort(): void;
 }
 
-export async function startTcpProxy(options: TcpProxyOptions): Promise<TcpProxy> {
+export async function startTcpProxy(options: TcpProxyOptions): Promise<EntryProxy> {
   const state = proxyState(options);
   const server = net.createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true }, (socket) => {
     void accept(state, socket);
@@ -132,7 +88,7 @@ interface ProxyState {
   settings: TcpServiceSettings;
   stream: StreamSettings;
   trusted: ReturnType<typeof CidrSet.build>;
-  format: ((session: StreamSession) => string) | null;
+  log: EntryLog;
   header: ReturnType<typeof createHeaderBuilder> | null;
   stats: ReturnType<typeof emptyLbStats>;
   /** Connections being read or dialled: each entry closes its client. */
@@ -151,71 +107,49 @@ function proxyState(options: TcpProxyOptions): ProxyState {
     settings: options.settings,
     stream: DEFAULT_STREAM_SETTINGS,
     trusted: CidrSet.build([]),
-    format: null,
+    log: entryLog({ ...options, protocol: 'TCP' }),
     header: options.encode ? createHeaderBuilder('v1', {}, () => randomBytes(16)) : null,
     stats: emptyLbStats(),
     pending: new Set(),
     open: new Set(),
     draining: new Map(),
   };
-  applySettings(state, options.settings, true);
+  applySettings(state, options.settings);
   return state;
 }
 
-function applySettings(state: ProxyState, settings: TcpServiceSettings, first = false): void {
-  const stream = settings.stream ?? DEFAULT_STREAM_SETTINGS;
-  if (first || stream.logFormat !== state.stream.logFormat) {
-    state.format = stream.logFormat === null ? null : compileStreamLogFormat(stream.logFormat);
-    const unknown = stream.logFormat === null ? [] : unknownStreamVariables(stream.logFormat);
-    if (unknown.length > 0)
-      state.options.log(
-        `warning: tcp-services ${state.options.port}: log-format-stream: unknown variable(s) ${unknown.map((u) => `$${u}`).join(', ')} are written as -`,
-      );
-  }
+function applySettings(state: ProxyState, settings: TcpServiceSettings): void {
+  state.log.apply(settings);
   state.settings = settings;
-  state.stream = stream;
+  state.stream = settings.stream ?? DEFAULT_STREAM_SETTINGS;
   // An invalid proxy-real-ip-cidr trusts nobody, as in the gateway.
   state.trusted = CidrSet.build([...settings.trustedCidrs]);
-}
-
-function newSession(state: ProxyState, socket: net.Socket): StreamSession {
-  const peerAddr = foldMappedIpv4(socket.remoteAddress ?? '');
-  const peerPort = socket.remotePort ?? 0;
-  return {
-    remoteAddr: peerAddr,
-    remotePort: peerPort,
-    peerAddr,
-    peerPort,
-    proxyProtocolAddr: null,
-    proxyProtocolPort: null,
-    serverAddr: foldMappedIpv4(socket.localAddress ?? ''),
-    serverPort: socket.localPort ?? 0,
-    status: 0,
-    bytesSent: 0,
-    bytesReceived: 0,
-    attempts: [],
-    startedMs: Date.now(),
-    endedMs: 0,
-    connection: ++connectionSerial,
-    upstreamName: state.upstreamName,
-    hostname: HOSTNAME,
-    pid: process.pid,
-  };
 }
 
 /** The connection's end (every path comes here once): its log line, and its place in the budget. */
 function logSession(state: ProxyState, session: StreamSession): void {
   state.options.budget.open--;
   session.endedMs = Date.now();
-  if (state.format !== null) state.options.accessLog(state.format(session));
+  state.log.write(session);
 }
 
 /** One client connection: its PROXY header (`:PROXY`), then the dial. */
 async function accept(state: ProxyState, socket: net.Socket): Promise<void> {
   socket.on('error', () => {});
-  if (overBudget(state, socket)) return;
+  const peer = { address: foldMappedIpv4(socket.remoteAddress ?? ''), port: socket.remotePort ?? 0 };
+  const limit = state.settings.maxConnections ?? 0;
+  if (
+    overBudget(
+      { ...state.options, protocol: 'TCP', stats: state.stats, limit },
+      formatHostPort(peer.address, peer.port),
+    )
+  ) {
+    socket.destroy();
+    return;
+  }
   state.options.budget.open++;
-  const session = newSession(state, socket);
+  const local = { address: foldMappedIpv4(socket.localAddress ?? ''), port: socket.localPort ?? 0 };
+  const session = blankSession('TCP', state.upstreamName, peer, local);
   const port = state.options.port;
   // What a `::PROXY` header names as the destination: the decoded one for `:PROXY:PROXY`.
   let destination = { address: session.serverAddr, port: session.serverPort };
@@ -255,27 +189,6 @@ async function accept(state: ProxyState, socket: net.Socket): Promise<void> {
     return;
   }
   dial(state, socket, session, header);
-}
-
-/**
- * max-worker-connections: a connection accepted while the process holds that many is closed at once,
- * counted and alerted (at most once a second), as nginx does when it has no free connection.
- */
-function overBudget(state: ProxyState, socket: net.Socket): boolean {
-  const limit = state.settings.maxConnections ?? 0;
-  const { budget } = state.options;
-  if (limit === 0 || budget.open < limit) return false;
-  const peer = formatHostPort(foldMappedIpv4(socket.remoteAddress ?? '?'), socket.remotePort ?? 0);
-  socket.destroy();
-  bump(state.stats.flowsRejected, 'max_connections');
-  const now = Date.now();
-  if (now - budget.lastAlertMs >= 1000) {
-    budget.lastAlertMs = now;
-    state.options.log(
-      `alert: ${limit} worker_connections are not enough, tcp-services ${state.options.port} connection from ${peer} closed`,
-    );
-  }
-  return true;
 }
 
 /** The PROXY v1 header for `::PROXY` (null without it); undefined when the addresses cannot be encoded. */
@@ -444,8 +357,4 @@ function drainLeavers(state: ProxyState): void {
     timer.unref();
     state.draining.set(endpoint, timer);
   }
-}
-
-function bump(record: Record<string, number>, key: string): void {
-  record[key] = (record[key] ?? 0) + 1;
 }

@@ -1,22 +1,26 @@
-// Runs the tcp-services plan: one listener per entry (src/controller/tcp-proxy.ts, nginx's stream
-// proxy), targets re-registered on every snapshot,
-// listeners opened and closed as entries come and go. An ExternalName entry's target is a host name:
-// the L4 engine connects to addresses, so names are resolved here, as tcp_udp_balancer.lua resolves
+// Runs the tcp- and udp-services plans: one listener per entry (src/controller/tcp-proxy.ts and
+// udp-proxy.ts, nginx's stream proxy), targets re-registered on every snapshot, listeners opened and
+// closed as entries come and go. An ExternalName entry's target is a host name: the proxies
+// connect to addresses, so names are resolved here, as tcp_udp_balancer.lua resolves
 // ExternalName endpoints on its backend sync: on every apply and every RESOLVE_INTERVAL_MS after.
 import { lookup as dnsLookup } from 'node:dns/promises';
 import net from 'node:net';
 import type { Registry } from 'prom-client';
 import { LONGEST_TIMER_MS } from '../config/duration.ts';
-import { type ConnectionBudget, startTcpProxy, type TcpServiceSettings } from './tcp-proxy.ts';
-import type { TcpServicePlan } from './tcp-services.ts';
+import { type ConnectionBudget, entryLabel, type TcpServiceSettings } from './stream-entry.ts';
+import { startTcpProxy } from './tcp-proxy.ts';
+import type { StreamProtocol, TcpServicePlan } from './tcp-services.ts';
+import { startUdpProxy } from './udp-proxy.ts';
 
 export interface TcpRunner {
   apply(plans: readonly TcpServicePlan[], settings: TcpServiceSettings): Promise<void>;
-  listeners(): { port: number; address: string; actualPort: number }[];
+  listeners(): { protocol: StreamProtocol; port: number; address: string; actualPort: number }[];
   close(): Promise<void>;
 }
 
 interface Listener {
+  protocol: StreamProtocol;
+  port: number;
   signature: string;
   /** `namespace/name:port` it forwards to, for the log. */
   service: string;
@@ -53,7 +57,7 @@ async function resolvePlan(
     } catch (error) {
       const e = error as NodeJS.ErrnoException;
       log(
-        `tcp-services ${plan.port}: ${plan.service.namespace}/${plan.service.name}: ${target.host} could not be resolved (${e.code ?? e.message})`,
+        `${entryLabel({ protocol: plan.protocol ?? 'TCP', port: plan.port })}: ${plan.service.namespace}/${plan.service.name}: ${target.host} could not be resolved (${e.code ?? e.message})`,
       );
     }
   }
@@ -64,8 +68,12 @@ async function resolvePlan(
 // port keeps listening and open connections carry on, as over an nginx reload.
 const signature = (p: TcpServicePlan) => `${p.decode}:${p.encode}`;
 const serviceOf = (p: TcpServicePlan) => `${p.service.namespace}/${p.service.name}:${p.servicePort}`;
-/** ingress-nginx's name of the stream upstream ($proxy_upstream_name). */
-const upstreamNameOf = (p: TcpServicePlan) => `tcp-${p.service.namespace}-${p.service.name}-${p.servicePort}`;
+const protocolOf = (p: TcpServicePlan): StreamProtocol => p.protocol ?? 'TCP';
+/** ingress-nginx's name of the stream upstream ($proxy_upstream_name): `tcp-gitea-gitea-ssh-22`. */
+const upstreamNameOf = (p: TcpServicePlan) =>
+  `${protocolOf(p).toLowerCase()}-${p.service.namespace}-${p.service.name}-${p.servicePort}`;
+/** Where an entry is kept: TCP and UDP entries may share a port number (DNS on 53). */
+const keyOf = (p: { protocol?: StreamProtocol; port: number }) => `${p.protocol ?? 'TCP'}/${p.port}`;
 
 /**
  * How long open connections to a target that left (an endpoint gone, the entry moved to another
@@ -82,11 +90,9 @@ async function open(
   settings: TcpServiceSettings,
   deps: RunnerContext,
 ): Promise<Listener> {
-  const proxy = await startTcpProxy({
+  const common = {
     host: deps.host,
     port: plan.port,
-    decode: plan.decode,
-    encode: plan.encode,
     upstreamName: upstreamNameOf(plan),
     targets: plan.targets,
     settings: bounded(settings),
@@ -94,8 +100,14 @@ async function open(
     log: deps.log,
     accessLog: deps.accessLog,
     budget: deps.budget,
-  });
+  };
+  const proxy =
+    protocolOf(plan) === 'UDP'
+      ? await startUdpProxy(common)
+      : await startTcpProxy({ ...common, decode: plan.decode, encode: plan.encode });
   return {
+    protocol: protocolOf(plan),
+    port: plan.port,
     signature: signature(plan),
     service: serviceOf(plan),
     address: proxy.address,
@@ -126,7 +138,7 @@ interface RunnerContext extends RunnerDeps {
 
 export function createTcpRunner(options: RunnerDeps): TcpRunner {
   const deps: RunnerContext = { ...options, budget: { open: 0, lastAlertMs: 0 } };
-  const running = new Map<number, Listener>();
+  const running = new Map<string, Listener>();
   const lookup = deps.lookup ?? systemLookup;
   let last: { plans: readonly TcpServicePlan[]; settings: TcpServiceSettings } | null = null;
   let queue: Promise<void> = Promise.resolve();
@@ -153,7 +165,12 @@ export function createTcpRunner(options: RunnerDeps): TcpRunner {
   return {
     apply: enqueue,
     listeners: () =>
-      [...running].map(([port, l]) => ({ port, address: l.address.address, actualPort: l.address.port })),
+      [...running.values()].map((l) => ({
+        protocol: l.protocol,
+        port: l.port,
+        address: l.address.address,
+        actualPort: l.address.port,
+      })),
     async close() {
       closed = true;
       clearInterval(refresh);
@@ -166,40 +183,41 @@ export function createTcpRunner(options: RunnerDeps): TcpRunner {
 
 /** Closes listeners whose entry went or changed, updates the others' targets, opens the new ones. */
 async function applyResolved(
-  running: Map<number, Listener>,
+  running: Map<string, Listener>,
   plans: readonly TcpServicePlan[],
   settings: TcpServiceSettings,
   deps: RunnerContext,
 ): Promise<void> {
-  const wanted = new Map(plans.map((p) => [p.port, p]));
-  for (const [port, listener] of running) {
-    const plan = wanted.get(port);
+  const wanted = new Map(plans.map((p) => [keyOf(p), p]));
+  for (const [key, listener] of running) {
+    const plan = wanted.get(key);
     if (plan && signature(plan) === listener.signature) continue;
-    running.delete(port);
+    running.delete(key);
     await listener.close();
-    deps.log(`tcp-services ${port}: stopped`);
+    deps.log(`${entryLabel(listener)}: stopped`);
   }
-  for (const [port, plan] of wanted) {
-    const existing = running.get(port);
+  for (const [key, plan] of wanted) {
+    const label = entryLabel({ protocol: protocolOf(plan), port: plan.port });
+    const existing = running.get(key);
     if (existing) {
       if (existing.service !== serviceOf(plan)) {
         existing.service = serviceOf(plan);
-        deps.log(`tcp-services ${port}: now -> ${existing.service} (${plan.targets.length} endpoints)`);
+        deps.log(`${label}: now -> ${existing.service} (${plan.targets.length} endpoints)`);
       }
       existing.update(plan, settings);
       continue;
     }
     try {
       const listener = await open(plan, settings, deps);
-      running.set(port, listener);
+      running.set(key, listener);
       const proxy = [plan.decode ? 'reads PROXY from clients' : '', plan.encode ? 'sends PROXY v1' : '']
         .filter((s) => s !== '')
         .join(', ');
       deps.log(
-        `tcp-services ${port}: listening ${listener.address.address}:${listener.address.port} -> ${serviceOf(plan)} (${plan.targets.length} endpoints${proxy ? `, ${proxy}` : ''})`,
+        `${label}: listening ${listener.address.address}:${listener.address.port} -> ${serviceOf(plan)} (${plan.targets.length} endpoints${proxy ? `, ${proxy}` : ''})`,
       );
     } catch (error) {
-      deps.log(`tcp-services ${port}: cannot listen (${(error as Error).message})`);
+      deps.log(`${label}: cannot listen (${(error as Error).message})`);
     }
   }
 }

@@ -1,12 +1,16 @@
-// --tcp-services-configmap entries as ingress-nginx reads them — `"22": "gitea/gitea-ssh:22"`, with
-// `:PROXY` (expect a PROXY header from the client) and `::PROXY` (send one to the backend) — turned
-// into L4 listeners with their current targets from the topology's endpoints (an ExternalName
-// Service's target is its name, which the runner resolves). Pure.
+// --tcp-services-configmap and --udp-services-configmap entries as ingress-nginx reads them —
+// `"22": "gitea/gitea-ssh:22"`, with `:PROXY` (expect a PROXY header from the client) and `::PROXY`
+// (send one to the backend) for TCP — turned into listeners with their current targets from the
+// topology's endpoints (an ExternalName Service's target is its name, which the runner resolves). Pure.
 import { externalNamePort } from '../config/lookup.ts';
 import type { Topology } from '../config/model.ts';
 import type { KubeObject } from './resources.ts';
 
+export type StreamProtocol = 'TCP' | 'UDP';
+
 export interface TcpServicePlan {
+  /** TCP (tcp-services; the default) or UDP (udp-services). */
+  protocol?: StreamProtocol;
   port: number;
   service: { namespace: string; name: string };
   servicePort: string;
@@ -18,7 +22,7 @@ export interface TcpServicePlan {
 }
 
 export interface TcpServiceProblem {
-  code: 'TCP_SERVICE_INVALID' | 'UDP_SERVICE_UNSUPPORTED';
+  code: 'TCP_SERVICE_INVALID' | 'UDP_SERVICE_INVALID' | 'UDP_SERVICE_PROXY_IGNORED';
   message: string;
 }
 
@@ -26,11 +30,15 @@ export interface TcpServiceProblem {
 const ENTRY =
   /^([a-z0-9]([-a-z0-9]*[a-z0-9])?)\/([a-z0-9]([-.a-z0-9]*[a-z0-9])?):([A-Za-z0-9-]+)(?::([Pp][Rr][Oo][Xx][Yy])?(?::([Pp][Rr][Oo][Xx][Yy]))?)?$/;
 
-function targetsFor(topology: Topology, namespace: string, name: string, port: string) {
+function targetsFor(
+  topology: Topology,
+  protocol: StreamProtocol,
+  { namespace, name, port }: { namespace: string; name: string; port: string },
+) {
   const svc = topology.services.find((s) => s.ref.namespace === namespace && s.ref.name === name);
   if (!svc) return null;
-  // A TCP port only: a Service often has the same number over UDP (DNS), as ingress-nginx matches it.
-  const spec = svc.ports.find((p) => p.protocol === 'TCP' && (String(p.port) === port || p.name === port));
+  // The entry's protocol only: a Service often has the same number over both (DNS), as ingress-nginx matches it.
+  const spec = svc.ports.find((p) => p.protocol === protocol && (String(p.port) === port || p.name === port));
   if (!spec) return null;
   if (svc.type === 'ExternalName') {
     // ingress-nginx's one endpoint: the name on the port's targetPort; the runner resolves it.
@@ -46,6 +54,7 @@ export function planTcpServices(
   configMap: KubeObject | undefined,
   topology: Topology,
   reserved: readonly number[],
+  protocol: StreamProtocol = 'TCP',
 ): { plans: TcpServicePlan[]; problems: TcpServiceProblem[] } {
   const plans: TcpServicePlan[] = [];
   const problems: TcpServiceProblem[] = [];
@@ -54,7 +63,10 @@ export function planTcpServices(
   for (const [key, value] of Object.entries(data).sort(([a], [b]) => Number(a) - Number(b))) {
     const port = Number(key);
     const invalid = (why: string) =>
-      problems.push({ code: 'TCP_SERVICE_INVALID', message: `${where} data["${key}"]: ${why}; not served` });
+      problems.push({
+        code: protocol === 'TCP' ? 'TCP_SERVICE_INVALID' : 'UDP_SERVICE_INVALID',
+        message: `${where} data["${key}"]: ${why}; not served`,
+      });
     if (!/^\d{1,5}$/.test(key) || port < 1 || port > 65535) {
       invalid('the key must be a port number 1-65535');
       continue;
@@ -69,28 +81,26 @@ export function planTcpServices(
       continue;
     }
     const [namespace, name, servicePort] = [m[1]!, m[3]!, m[5]!];
-    const targets = targetsFor(topology, namespace, name, servicePort);
+    const targets = targetsFor(topology, protocol, { namespace, name, port: servicePort });
     if (targets === null) {
-      invalid(`Service ${namespace}/${name} with TCP port ${servicePort} does not exist`);
+      invalid(`Service ${namespace}/${name} with ${protocol} port ${servicePort} does not exist`);
       continue;
     }
+    const proxy = m[6] !== undefined || m[7] !== undefined;
+    if (protocol === 'UDP' && proxy)
+      problems.push({
+        code: 'UDP_SERVICE_PROXY_IGNORED',
+        message: `${where} data["${key}"]: PROXY applies to TCP entries only; served without it, as ingress-nginx`,
+      });
     plans.push({
+      protocol,
       port,
       service: { namespace, name },
       servicePort,
-      decode: m[6] !== undefined,
-      encode: m[7] !== undefined,
+      decode: protocol === 'TCP' && m[6] !== undefined,
+      encode: protocol === 'TCP' && m[7] !== undefined,
       targets,
     });
   }
   return { plans, problems };
-}
-
-/** Every UDP entry is reported by name: keepip has no UDP proxy. */
-export function udpProblems(configMap: KubeObject | undefined): TcpServiceProblem[] {
-  const data = (configMap?.data ?? {}) as Record<string, unknown>;
-  return Object.entries(data).map(([key, value]) => ({
-    code: 'UDP_SERVICE_UNSUPPORTED',
-    message: `UDP service ${key} -> ${String(value)} (ConfigMap ${configMap?.metadata?.namespace}/${configMap?.metadata?.name}) is not served: keepip has no UDP proxy`,
-  }));
 }

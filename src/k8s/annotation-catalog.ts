@@ -868,7 +868,13 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
     status: 'implemented',
     values:
       '`[$remote_addr] [$time_local] $protocol $status $bytes_sent $bytes_received $session_time`, false',
-    note: "one line per tcp-services connection when it ends, in the controller's access log (stdout), as nginx's stream access_log: `$status` 200, 400 (a `:PROXY` entry's header refused), 502 (no endpoint answered). Variables: nginx's stream ones (`$remote_addr` `$remote_port` `$server_addr` `$server_port` `$protocol` `$status` `$bytes_sent` `$bytes_received` `$session_time` `$upstream_addr` `$upstream_bytes_sent` `$upstream_bytes_received` `$upstream_connect_time` `$proxy_protocol_addr` `$proxy_protocol_port` `$realip_remote_addr` `$realip_remote_port` `$time_local` `$time_iso8601` `$msec` `$connection` `$pid` `$hostname`) and `$proxy_upstream_name` (`tcp-<namespace>-<service>-<port>`); an unknown one is `-`, with a warning. For a `:PROXY` entry `$remote_addr` is the client the trusted header names (ingress-nginx needs enable-real-ip for that). `disable-stream-access-log` or `disable-access-log`: no line",
+    note: "one line per tcp-services connection (udp-services session, `$protocol` UDP) when it ends, in the controller's access log (stdout), as nginx's stream access_log: `$status` 200, 400 (a `:PROXY` entry's header refused), 502 (no endpoint answered). Variables: nginx's stream ones (`$remote_addr` `$remote_port` `$server_addr` `$server_port` `$protocol` `$status` `$bytes_sent` `$bytes_received` `$session_time` `$upstream_addr` `$upstream_bytes_sent` `$upstream_bytes_received` `$upstream_connect_time` `$proxy_protocol_addr` `$proxy_protocol_port` `$realip_remote_addr` `$realip_remote_port` `$time_local` `$time_iso8601` `$msec` `$connection` `$pid` `$hostname`) and `$proxy_upstream_name` (`tcp-<namespace>-<service>-<port>`); an unknown one is `-`, with a warning. For a `:PROXY` entry `$remote_addr` is the client the trusted header names (ingress-nginx needs enable-real-ip for that). `disable-stream-access-log` or `disable-access-log`: no line",
+  },
+  {
+    names: ['proxy-stream-responses'],
+    status: 'implemented',
+    values: '1',
+    note: "nginx's stream proxy_responses for udp-services: a session (the datagrams of one client address and port, to one endpoint) ends once it got this many answers for each datagram it forwarded (1: a DNS query and its answer); `0`: once the datagram left. Else it ends idle for proxy-stream-timeout, or when the endpoint refuses (ICMP: logged 502)",
   },
   {
     names: [
@@ -1204,9 +1210,9 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
     note: 'where nginx writes its logs: keepip writes the access log where `--access-log` says and the error log to stderr',
   },
   {
-    names: ['stream-access-log-path', 'proxy-stream-responses'],
+    names: ['stream-access-log-path'],
     status: 'no-effect',
-    note: "where nginx's stream module writes its connection log, and how many UDP answers it waits for: keepip writes the tcp-services lines with the controller's access log (stdout) and has no UDP proxy",
+    note: "where nginx's stream module writes its connection log: keepip writes the tcp- and udp-services lines with the controller's access log (stdout)",
   },
   {
     names: ['enable-auth-access-log'],

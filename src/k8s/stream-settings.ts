@@ -1,6 +1,7 @@
 // The controller ConfigMap keys of nginx's stream module, which serves ingress-nginx's tcp-services:
 // the connection log (log-format-stream; off with disable-access-log or disable-stream-access-log,
-// as the template's `access_log off`) and proxy-stream-next-upstream, -tries and -timeout.
+// as the template's `access_log off`), proxy-stream-next-upstream, -tries and -timeout, and
+// proxy-stream-responses (UDP).
 import { parseNginxTimeMs } from '../config/duration.ts';
 import type { GatewaySettings } from '../config/model.ts';
 import { DEFAULT_STREAM_SETTINGS } from '../config/stream.ts';
@@ -12,6 +13,7 @@ export const STREAM_CONFIGMAP_KEYS: readonly string[] = [
   'proxy-stream-next-upstream',
   'proxy-stream-next-upstream-tries',
   'proxy-stream-next-upstream-timeout',
+  'proxy-stream-responses',
 ];
 
 export interface StreamSettingsSink {
@@ -40,6 +42,11 @@ export function applyStreamSettings(
       kept: '3',
     }),
     nextUpstreamTimeoutMs: d.nextUpstreamTimeoutMs,
+    responses: readWhole(source, 'proxy-stream-responses', d.responses, {
+      max: 1_000_000,
+      expected: 'a whole number of datagrams (0: none)',
+      kept: '1',
+    }),
   };
   const timeout = source.get('proxy-stream-next-upstream-timeout');
   if (timeout !== undefined) {

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { type TestContext, test } from 'node:test';
 import { Registry } from 'prom-client';
-import type { TcpServiceSettings } from '../../src/controller/tcp-proxy.ts';
+import type { TcpServiceSettings } from '../../src/controller/stream-entry.ts';
 import { createTcpRunner } from '../../src/controller/tcp-runner.ts';
 import { client, startEcho } from '../helpers/line-echo.ts';
 

@@ -1,6 +1,6 @@
 // --tcp-services-configmap on keepip's L4 engine: an entry with `::PROXY` sends a PROXY header with
 // the client's own address to the backend (Gitea's SSH keeps the client IP); `:PROXY:PROXY` reads the
-// load balancer's header and passes the client it names on; UDP entries and unusable entries are
+// load balancer's header and passes the client it names on; unusable TCP and UDP entries are
 // reported by name. Connections go on past an endpoint that refuses and are logged in the ConfigMap's
 // log-format-stream. Also: /healthz stays 500 until the first complete sync.
 import assert from 'node:assert/strict';
@@ -148,10 +148,10 @@ describe('tcp-services and readiness', () => {
     );
   });
 
-  it('reports UDP entries and unusable entries by name', async () => {
+  it('reports unusable TCP and UDP entries by name', async () => {
     const { ctl } = cluster;
     await ctl.waitForLine(
-      /UDP service 53 -> kube-system\/dns:53 .* is not served: keepip has no UDP proxy \[UDP_SERVICE_UNSUPPORTED\]/,
+      /ConfigMap ingress-nginx\/udp-services data\["53"\]: Service kube-system\/dns with UDP port 53 does not exist; not served \[UDP_SERVICE_INVALID\]/,
     );
     await ctl.waitForLine(
       /data\["23"\]: Service gitea\/nope with TCP port 22 does not exist; not served \[TCP_SERVICE_INVALID\]/,

@@ -12,38 +12,8 @@ import { mayTryNext } from '../../src/controller/tcp-proxy.ts';
 import { createTcpRunner } from '../../src/controller/tcp-runner.ts';
 import type { TcpServicePlan } from '../../src/controller/tcp-services.ts';
 import { client, startEcho } from '../helpers/line-echo.ts';
+import { lineCollector } from '../helpers/lines.ts';
 import { freePort } from '../helpers/net.ts';
-
-/** Lines that can be waited on: the connection log, or the error and state lines. */
-function collector() {
-  const lines: string[] = [];
-  const waiters = new Set<() => void>();
-  return {
-    lines,
-    push(line: string) {
-      lines.push(line);
-      for (const w of [...waiters]) w();
-    },
-    /** The first line from `from` on that matches. */
-    wait(pattern: RegExp, from = 0): Promise<string> {
-      return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => {
-          waiters.delete(check);
-          reject(new Error(`no line ${pattern} in 20 s:\n${lines.join('\n')}`));
-        }, 20_000);
-        const check = () => {
-          const hit = lines.slice(from).find((l) => pattern.test(l));
-          if (hit === undefined) return;
-          waiters.delete(check);
-          clearTimeout(timer);
-          resolve(hit);
-        };
-        waiters.add(check);
-        check();
-      });
-    },
-  };
-}
 
 const FORMAT =
   '$remote_addr:$remote_port $realip_remote_addr $proxy_protocol_addr $server_port $protocol $status ' +
@@ -60,8 +30,8 @@ async function runner(
     maxConnections?: number;
   },
 ) {
-  const access = collector();
-  const log = collector();
+  const access = lineCollector();
+  const log = lineCollector();
   const registry = new Registry();
   const tcp = createTcpRunner({
     host: '127.0.0.1',
@@ -124,7 +94,7 @@ test('a refused connect goes on to the next endpoint; the line names both, the f
   const good = await echo(t, 'b');
   const { port, access, log } = await runner(t, { targets: [refusing, good] });
   assert.equal(await exchange(port, '127.0.0.21', 'hi\n'), 'b hi\n');
-  const line = await access.wait(/ 200 /);
+  const line = (await access.wait(/ 200 /))[0]!;
   const m = line.match(
     /^127\.0\.0\.21:(\d+) 127\.0\.0\.21 - (\d+) TCP 200 5 3 "([^"]*)" "([^"]*)" "([^"]*)" "([^"]*)" (\S+) (\d+\.\d{3}) -$/,
   );
@@ -136,7 +106,7 @@ test('a refused connect goes on to the next endpoint; the line names both, the f
   assert.equal(m[6], '0, 5');
   assert.equal(m[7], 'tcp-gitea-gitea-ssh-22');
   assert.match(
-    await log.wait(/connect\(\) failed/),
+    (await log.wait(/connect\(\) failed/))[0]!,
     new RegExp(
       `^tcp-services 0: connect\\(\\) failed \\(ECONNREFUSED\\) while connecting to upstream, client: 127\\.0\\.0\\.21, upstream: "127\\.0\\.0\\.1:${refusing}", trying the next$`,
     ),
@@ -151,9 +121,9 @@ test('proxy-stream-next-upstream off: one attempt, the client is closed and logg
     stream: { nextUpstream: false },
   });
   assert.equal(await exchange(port, '127.0.0.22', 'hi\n'), '(reset)');
-  const failed = await access.wait(/ 502 /);
+  const failed = (await access.wait(/ 502 /))[0]!;
   assert.match(failed, new RegExp(`TCP 502 0 0 "127\\.0\\.0\\.1:${refusing}" "-" "0" "0" `));
-  assert.doesNotMatch((await log.wait(/connect\(\) failed/)) ?? '', /trying the next/);
+  assert.doesNotMatch((await log.wait(/connect\(\) failed/))[0]!, /trying the next/);
   assert.equal(await exchange(port, '127.0.0.22', 'again\n'), 'b again\n');
   await access.wait(/ 200 /);
 });
@@ -163,19 +133,19 @@ test('proxy-stream-next-upstream-tries bounds the attempts (3 by default); 0 tri
   const good = await echo(t, 'd');
   const three = await runner(t, { targets: [...refusing, good] });
   assert.equal(await exchange(three.port, '127.0.0.23', 'hi\n'), '(reset)');
-  const line = await three.access.wait(/ 502 /);
+  const line = (await three.access.wait(/ 502 /))[0]!;
   assert.match(line, new RegExp(`"${refusing.map((p) => `127\\.0\\.0\\.1:${p}`).join(', ')}" "-, -, -"`));
 
   const each = await runner(t, { targets: [...refusing, good], stream: { nextUpstreamTries: 0 } });
   assert.equal(await exchange(each.port, '127.0.0.23', 'hi\n'), 'd hi\n');
-  assert.match(await each.access.wait(/ 200 /), /"-, -, -, \d+\.\d{3}"/);
+  assert.match((await each.access.wait(/ 200 /))[0]!, /"-, -, -, \d+\.\d{3}"/);
 });
 
 test('no endpoint at all: the client is reset and logged 502, with "no live upstreams"', async (t) => {
   const { port, access, log } = await runner(t, { targets: [] });
   assert.equal(await exchange(port, '127.0.0.24', 'hi\n'), '(reset)');
-  assert.match(await access.wait(/ 502 /), /^127\.0\.0\.24:\d+ .* TCP 502 0 0 "-" "-" "-" "-" /);
-  assert.match(await log.wait(/no live upstreams/), /client: 127\.0\.0\.24$/);
+  assert.match((await access.wait(/ 502 /))[0]!, /^127\.0\.0\.24:\d+ .* TCP 502 0 0 "-" "-" "-" "-" /);
+  assert.match((await log.wait(/no live upstreams/))[0]!, /client: 127\.0\.0\.24$/);
 });
 
 test('a :PROXY entry logs the client its header names, the load balancer as $realip_remote_addr, 400 for a refused header', async (t) => {
@@ -184,12 +154,12 @@ test('a :PROXY entry logs the client its header names, the load balancer as $rea
   const header = 'PROXY TCP4 198.51.100.7 10.0.0.1 40000 22\r\n';
   assert.equal(await exchange(port, '127.0.0.25', `${header}hi\n`), 'a hi\n');
   assert.match(
-    await access.wait(/ 200 /),
+    (await access.wait(/ 200 /))[0]!,
     /^198\.51\.100\.7:40000 127\.0\.0\.25 198\.51\.100\.7 \d+ TCP 200 5 3 /,
   );
   // No header: closed before any endpoint is tried.
   assert.equal(await exchange(port, '127.0.0.26', 'SSH-2.0-client\r\n'), '');
-  assert.match(await access.wait(/ 400 /), /^127\.0\.0\.26:\d+ 127\.0\.0\.26 - \d+ TCP 400 0 0 "-" /);
+  assert.match((await access.wait(/ 400 /))[0]!, /^127\.0\.0\.26:\d+ 127\.0\.0\.26 - \d+ TCP 400 0 0 "-" /);
 });
 
 test("the default log-format-stream is ingress-nginx's; a null format (disable-stream-access-log) writes nothing", async (t) => {
@@ -200,7 +170,7 @@ test("the default log-format-stream is ingress-nginx's; a null format (disable-s
   });
   assert.equal(await exchange(plain.port, '127.0.0.27', 'hi\n'), 'a hi\n');
   assert.match(
-    await plain.access.wait(/TCP/),
+    (await plain.access.wait(/TCP/))[0]!,
     /^\[127\.0\.0\.27\] \[\d{2}\/[A-Z][a-z]{2}\/\d{4}:\d{2}:\d{2}:\d{2} [+-]\d{4}\] TCP 200 5 3 \d+\.\d{3}$/,
   );
 
@@ -215,7 +185,7 @@ test('an unknown variable in log-format-stream is reported once and written as -
   const good = await echo(t, 'a');
   const { log } = await runner(t, { targets: [good] });
   assert.match(
-    await log.wait(/log-format-stream/),
+    (await log.wait(/log-format-stream/))[0]!,
     /^warning: tcp-services 0: log-format-stream: unknown variable\(s\) \$nginx_version are written as -$/,
   );
 });
@@ -244,7 +214,7 @@ test('max-worker-connections bounds the connections of all entries: one more is 
   assert.equal(await held.ask('one'), 'a one\n');
   assert.notEqual(await exchange(port, '127.0.0.28', 'hi\n'), 'a hi\n');
   assert.match(
-    await log.wait(/worker_connections/),
+    (await log.wait(/worker_connections/))[0]!,
     /^alert: 1 worker_connections are not enough, tcp-services 0 connection from 127\.0\.0\.28:\d+ closed$/,
   );
   held.close();
@@ -280,6 +250,6 @@ for (const decode of [false, true]) {
       socket.on('error', reject);
     });
     assert.equal(answer, createHash('sha256').update(body).digest('hex'));
-    assert.match(await access.wait(/ 200 /), new RegExp(` TCP 200 64 ${body.length} `));
+    assert.match((await access.wait(/ 200 /))[0]!, new RegExp(` TCP 200 64 ${body.length} `));
   });
 }

@@ -421,12 +421,14 @@ test('the stream keys: log-format-stream, disable-(stream-)access-log, proxy-str
     'proxy-stream-next-upstream': 'false',
     'proxy-stream-next-upstream-tries': '5',
     'proxy-stream-next-upstream-timeout': '1m',
+    'proxy-stream-responses': '2',
   });
   assert.deepEqual(set.s.stream, {
     logFormat: '$remote_addr $upstream_addr',
     nextUpstream: false,
     nextUpstreamTries: 5,
     nextUpstreamTimeoutMs: 60_000,
+    responses: 2,
   });
   assert.deepEqual(set.issues, []);
   // Either disable key turns the connection log off; disable-http-access-log does not.
@@ -439,6 +441,7 @@ test('the stream keys: log-format-stream, disable-(stream-)access-log, proxy-str
     'proxy-stream-next-upstream-tries': '-1',
     'proxy-stream-next-upstream-timeout': 'soon',
     'disable-stream-access-log': 'yes',
+    'proxy-stream-responses': 'one',
   });
   assert.equal(bad.s.stream, undefined);
   assert.deepEqual(bad.issues.map((i) => i.field).sort(), [
@@ -446,6 +449,7 @@ test('the stream keys: log-format-stream, disable-(stream-)access-log, proxy-str
     'data["proxy-stream-next-upstream"]',
     'data["proxy-stream-next-upstream-timeout"]',
     'data["proxy-stream-next-upstream-tries"]',
+    'data["proxy-stream-responses"]',
   ]);
 });
 
