@@ -4,6 +4,7 @@
 // reported by name. Connections go on past an endpoint that refuses and are logged in the ConfigMap's
 // log-format-stream. Also: /healthz stays 500 until the first complete sync.
 import assert from 'node:assert/strict';
+import dgram from 'node:dgram';
 import net from 'node:net';
 import { after, describe, it } from 'node:test';
 import type { Obj } from '../fixtures/fake-apiserver.ts';
@@ -69,10 +70,35 @@ function exchange(port: number, from: string, prefix = ''): Promise<string> {
   });
 }
 
+/** A UDP Service gitea/dns (53/UDP) whose one endpoint answers each datagram with `dns <datagram>`. */
+async function startUdpDns(): Promise<{ port: number; objects: Obj[]; close(): Promise<void> }> {
+  const socket = dgram.createSocket('udp4');
+  socket.on('message', (msg, from) => socket.send(`dns ${msg}`, from.port, from.address));
+  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
+  const port = socket.address().port;
+  const objects: Obj[] = [
+    {
+      kind: 'Service',
+      metadata: { namespace: 'gitea', name: 'dns' },
+      spec: { ports: [{ name: 'dns', port: 53, targetPort: 'dns', protocol: 'UDP' }] },
+    },
+    {
+      kind: 'EndpointSlice',
+      metadata: { namespace: 'gitea', name: 'dns-1', labels: { 'kubernetes.io/service-name': 'dns' } },
+      addressType: 'IPv4',
+      endpoints: [{ addresses: ['127.0.0.1'], conditions: { ready: true } }],
+      ports: [{ name: 'dns', port, protocol: 'UDP' }],
+    },
+  ];
+  return { port, objects, close: () => new Promise((resolve) => socket.close(() => resolve())) };
+}
+
 describe('tcp-services and readiness', () => {
   let ssh: Awaited<ReturnType<typeof startSshBackend>>;
+  let dns: Awaited<ReturnType<typeof startUdpDns>>;
   let tcpPort: number;
   let decodePort = 0;
+  let udpPort = 0;
   const cluster = webCluster(
     [
       '--disable-leader-election',
@@ -85,6 +111,9 @@ describe('tcp-services and readiness', () => {
       prepare: async (api) => {
         ssh = await startSshBackend();
         for (const o of sshService(ssh.port)) api.apply(o);
+        dns = await startUdpDns();
+        for (const o of dns.objects) api.apply(o);
+        udpPort = await freePort();
         tcpPort = await freePort();
         decodePort = await freePort();
         api.apply({
@@ -104,7 +133,7 @@ describe('tcp-services and readiness', () => {
         api.apply({
           kind: 'ConfigMap',
           metadata: { namespace: 'ingress-nginx', name: 'udp-services' },
-          data: { '53': 'kube-system/dns:53' },
+          data: { '53': 'kube-system/dns:53', [String(udpPort)]: 'gitea/dns:53' },
         });
         api.setDown(true);
       },
@@ -113,6 +142,7 @@ describe('tcp-services and readiness', () => {
   );
   after(async () => {
     await ssh?.close();
+    await dns?.close();
   });
 
   it('/healthz is 500 until the first complete sync, then 200', async () => {
@@ -177,5 +207,25 @@ describe('tcp-services and readiness', () => {
       new RegExp(`tcp-services ${decodePort}: PROXY header refused from 127\\.0\\.0\\.8`),
     );
     assert.equal(ssh.received.length, before + 1);
+  });
+
+  it("serves a udp-services entry: a datagram from the client, the endpoint's answer back, one UDP line", async () => {
+    const { ctl } = cluster;
+    // Listening since the first sync (before the previous test's mark).
+    const listening = new RegExp(`^udp-services ${udpPort}: listening .* -> gitea/dns:53 \\(1 endpoints\\)$`);
+    await ctl.waitFor(() => ctl.lines.some((l) => listening.test(l)), 'the udp-services listener');
+    const client = dgram.createSocket('udp4');
+    await new Promise<void>((resolve) => client.bind(0, '127.0.0.9', resolve));
+    const answer = await new Promise<string>((resolve) => {
+      client.once('message', (msg) => resolve(msg.toString()));
+      client.send('query', udpPort, '127.0.0.1');
+    });
+    client.close();
+    assert.equal(answer, 'dns query');
+    await ctl.waitFor(() => ctl.accessLines.some((l) => l.startsWith('127.0.0.9 ')), 'a udp-services line');
+    assert.equal(
+      ctl.accessLines.find((l) => l.startsWith('127.0.0.9 ')),
+      `127.0.0.9 200 "127.0.0.1:${dns.port}" udp-gitea-dns-53`,
+    );
   });
 });
