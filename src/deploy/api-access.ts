@@ -55,7 +55,7 @@ export const API_ACCESS: readonly ApiAccess[] = [
     resource: RESOURCES.configMap,
     verbs: ['list', 'watch'],
     scope: 'watched',
-    why: '--configmap and --tcp-services-configmap, each by name',
+    why: '--configmap, --tcp-services-configmap and --udp-services-configmap, each by name',
   },
   {
     resource: RESOURCES.namespace,

@@ -1,7 +1,7 @@
 // The controller container's arguments, flag for flag as the chart's _params.tpl writes them for
 // /nginx-ingress-controller, after keepip's `controller` command: a Deployment rendered here and one
 // rendered by the chart differ in the image and the first argument only. Pure.
-import type { RenderContext } from './context.ts';
+import { type RenderContext, STREAM_KEYS } from './context.ts';
 
 /** `$(POD_NAMESPACE)`: the kubelet expands it from the container's env. */
 export const POD_NAMESPACE_REF = '$(POD_NAMESPACE)';
@@ -87,9 +87,10 @@ export function controllerArgs(ctx: RenderContext): string[] {
     args.push(`--ingress-class=${v.str('controller.ingressClass')}`);
   const configNs = v.str('controller.configMapNamespace') || POD_NAMESPACE_REF;
   args.push(`--configmap=${configNs}/${names.controller}`);
-  if (Object.keys(v.map('tcp')).length > 0) {
-    const tcpNs = v.str('controller.tcp.configMapNamespace') || POD_NAMESPACE_REF;
-    args.push(`--tcp-services-configmap=${tcpNs}/${names.fullname}-tcp`);
+  for (const key of STREAM_KEYS) {
+    if (Object.keys(v.map(key)).length === 0) continue;
+    const ns = v.str(`controller.${key}.configMapNamespace`) || POD_NAMESPACE_REF;
+    args.push(`--${key}-services-configmap=${ns}/${names.fullname}-${key}`);
   }
   args.push(...scopeArgs(ctx));
   args.push(...flagArgs(ctx));

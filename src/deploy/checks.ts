@@ -76,6 +76,7 @@ const FLAG_VALUES: Readonly<Record<string, string>> = {
   'publish-service': 'controller.publishService.pathOverride',
   configmap: 'controller.configMapNamespace',
   'tcp-services-configmap': 'controller.tcp.configMapNamespace',
+  'udp-services-configmap': 'controller.udp.configMapNamespace',
 };
 
 const flagName = (arg: string): string => /^--?([A-Za-z0-9_-]+)/.exec(arg)?.[1] ?? '';

@@ -1,6 +1,6 @@
 // The controller ConfigMap (controller.config, values as strings as the chart quotes them) and the
-// tcp-services ConfigMap. Pure.
-import { controllerLabels, type K8sObject, meta, type RenderContext } from './context.ts';
+// tcp-services and udp-services ConfigMaps. Pure.
+import { controllerLabels, type K8sObject, meta, type RenderContext, STREAM_KEYS } from './context.ts';
 import { scalarText } from './read.ts';
 import { tplEach } from './tpl.ts';
 
@@ -18,7 +18,7 @@ function stringData(ctx: RenderContext, path: string): Record<string, string> {
       });
     } else data[key] = text;
   }
-  // The chart renders both through tpl (controller.config value by value, tcp as a whole).
+  // The chart renders them through tpl (controller.config value by value, tcp and udp as a whole).
   return tplEach(ctx, path, data);
 }
 
@@ -35,16 +35,17 @@ export function renderConfigMaps(ctx: RenderContext): K8sObject[] {
       data: stringData(ctx, 'controller.config'),
     },
   ];
-  const tcp = stringData(ctx, 'tcp');
-  if (Object.keys(tcp).length > 0) {
+  for (const key of STREAM_KEYS) {
+    const data = stringData(ctx, key);
+    if (Object.keys(data).length === 0) continue;
     out.push({
       apiVersion: 'v1',
       kind: 'ConfigMap',
-      metadata: meta(ctx, `${names.fullname}-tcp`, {
+      metadata: meta(ctx, `${names.fullname}-${key}`, {
         labels: controllerLabels(ctx),
-        annotations: v.strings('controller.tcp.annotations'),
+        annotations: v.strings(`controller.${key}.annotations`),
       }),
-      data: tcp,
+      data,
     });
   }
   return out;

@@ -42,6 +42,13 @@ export interface RenderContext {
 
 export const CONTROLLER_COMPONENT = { 'app.kubernetes.io/component': 'controller' };
 
+/**
+ * The chart's `tcp` and `udp` values (services by port number), in the chart's order: each gives a
+ * `<fullname>-<key>` ConfigMap, `--<key>-services-configmap`, and container and Service ports.
+ */
+export const STREAM_KEYS = ['tcp', 'udp'] as const;
+export type StreamKey = (typeof STREAM_KEYS)[number];
+
 /** metadata with the chart's labels (+ component and extra labels) and optional annotations. */
 export function meta(
   ctx: RenderContext,

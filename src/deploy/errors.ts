@@ -26,7 +26,7 @@ export const DEPLOY_CODES = {
   },
   DEPLOY_VALUES_IGNORED: {
     kind: 'issue',
-    summary: 'a chart value is set but keepip renders nothing from it (no nginx, no UDP, …)',
+    summary: 'a chart value is set but keepip renders nothing from it (no nginx, no default backend, …)',
     fix: 'read the reason in the warning; remove the key, or keep it knowing it has no effect',
   },
   DEPLOY_VALUES_UNKNOWN_KEY: {

@@ -10,6 +10,7 @@ import {
   meta,
   type RenderContext,
   type RenderOptions,
+  STREAM_KEYS,
   type WebhookCertificate,
 } from './context.ts';
 import type { DeployProblem } from './errors.ts';
@@ -74,9 +75,11 @@ function structuralProblems(ctx: RenderContext): DeployProblem[] {
         invalid(`${path}.${label}`, `"${value}": the ${kind}'s selector needs ${label}=${want}`);
     }
   }
-  for (const port of Object.keys(v.map('tcp'))) {
-    if (!/^\d+$/.test(port) || Number(port) < 1 || Number(port) > 65535)
-      invalid(`tcp.${port}`, 'is not a port number');
+  for (const key of STREAM_KEYS) {
+    for (const port of Object.keys(v.map(key))) {
+      if (!/^\d+$/.test(port) || Number(port) < 1 || Number(port) > 65535)
+        invalid(`${key}.${port}`, 'is not a port number');
+    }
   }
   return out;
 }

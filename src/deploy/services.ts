@@ -6,6 +6,8 @@ import {
   type K8sObject,
   meta,
   type RenderContext,
+  STREAM_KEYS,
+  type StreamKey,
   setIf,
 } from './context.ts';
 import { isTruthy, scalarText } from './read.ts';
@@ -26,16 +28,31 @@ export function intOrString(value: unknown): number | string {
   return /^\d+$/.test(text) ? Number(text) : text;
 }
 
-function tcpPortName(ctx: RenderContext, port: string): string {
-  const prefix = ctx.v.str('portNamePrefix');
-  return `${prefix ? `${prefix}-` : ''}${port}-tcp`;
+/** The port of a `tcp` or `udp` values entry, named as the chart names it. */
+export interface StreamPort {
+  /** Which values map it is in. */
+  values: StreamKey;
+  /** The port as written in the values (the key of its nodePort too). */
+  key: string;
+  port: number;
+  name: string;
+  protocol: 'TCP' | 'UDP';
 }
 
-/** The tcp values' ports, sorted as Go templates range over map keys. */
-export function tcpPorts(ctx: RenderContext): { port: number; name: string }[] {
-  return Object.keys(ctx.v.map('tcp'))
-    .sort()
-    .map((port) => ({ port: Number(port), name: tcpPortName(ctx, port) }));
+/** The tcp values' ports, then the udp ones, each sorted as Go templates range over map keys. */
+export function streamPorts(ctx: RenderContext): StreamPort[] {
+  const prefix = ctx.v.str('portNamePrefix');
+  return STREAM_KEYS.flatMap((values) =>
+    Object.keys(ctx.v.map(values))
+      .sort()
+      .map((key) => ({
+        values,
+        key,
+        port: Number(key),
+        name: `${prefix ? `${prefix}-` : ''}${key}-${values}`,
+        protocol: values === 'tcp' ? ('TCP' as const) : ('UDP' as const),
+      })),
+  );
 }
 
 function servicePorts(ctx: RenderContext, prefix: string, internal: boolean): ServicePort[] {
@@ -61,10 +78,10 @@ function servicePorts(ctx: RenderContext, prefix: string, internal: boolean): Se
     if (setNodePorts && isTruthy(nodePort)) port.nodePort = Number(intOrString(nodePort));
     ports.push(port);
   }
-  const tcpNodePorts = v.map(`${prefix}.nodePorts.tcp`);
-  for (const { port, name } of tcpPorts(ctx)) {
-    const p: ServicePort = { name, port, protocol: 'TCP', targetPort: name };
-    const nodePort = tcpNodePorts[String(port)];
+  const nodePorts = { tcp: v.map(`${prefix}.nodePorts.tcp`), udp: v.map(`${prefix}.nodePorts.udp`) };
+  for (const { values, key, port, name, protocol } of streamPorts(ctx)) {
+    const p: ServicePort = { name, port, protocol, targetPort: name };
+    const nodePort = nodePorts[values][key];
     if (isTruthy(nodePort)) p.nodePort = Number(intOrString(nodePort));
     ports.push(p);
   }

@@ -1,6 +1,6 @@
 // Helm's `tpl` on the values the chart renders through it (affinity, topologySpreadConstraints,
-// hostAliases, extraInitContainers, the controller Services' annotations, controller.config, tcp). The
-// chart's values.yaml documents templates there ('{{ include "ingress-nginx.name" . }}',
+// hostAliases, extraInitContainers, the controller Services' annotations, controller.config, tcp,
+// udp). The chart's values.yaml documents templates there ('{{ include "ingress-nginx.name" . }}',
 // '{{ .Release.Name }}'), so values files hold them: keepip evaluates the release's names and namespace
 // as Helm does, and any other template is a DEPLOY_VALUES_TEMPLATE error naming the key, never text
 // passed on (a label selector holding "{{" is refused by the API server, or selects nothing). Pure.

@@ -23,7 +23,6 @@ const NO_NGINX = 'keepip runs no nginx process';
 const IMAGE = 'the image is keepip’s (`--image`)';
 const CERTGEN =
   'keepip renders the webhook certificate itself (or with cert-manager); no kube-webhook-certgen Jobs';
-const NO_UDP = 'keepip has no UDP proxy';
 const NO_BACKEND = 'keepip answers unmatched requests itself (404); it deploys no default backend';
 
 function serviceKeys(prefix: string, what: string): Record<string, KeyInfo> {
@@ -54,7 +53,7 @@ function serviceKeys(prefix: string, what: string): Record<string, KeyInfo> {
     [`${prefix}.nodePorts.http`]: r('nodePort of the http port (NodePort/LoadBalancer)'),
     [`${prefix}.nodePorts.https`]: r('nodePort of the https port (NodePort/LoadBalancer)'),
     [`${prefix}.nodePorts.tcp`]: rm('nodePorts of the `tcp` ports'),
-    [`${prefix}.nodePorts.udp`]: igm(NO_UDP),
+    [`${prefix}.nodePorts.udp`]: rm('nodePorts of the `udp` ports'),
   };
   return keys;
 }
@@ -89,8 +88,8 @@ const TOP: Record<string, KeyInfo> = {
   'serviceAccount.annotations': rm('its annotations (e.g. eks.amazonaws.com/role-arn)'),
   imagePullSecrets: rm('pod spec.imagePullSecrets'),
   tcp: rm('the tcp-services ConfigMap, its Service and container ports, `--tcp-services-configmap`'),
-  udp: igm(NO_UDP),
-  portNamePrefix: r('prefix of the tcp port names'),
+  udp: rm('the udp-services ConfigMap, its Service and container ports, `--udp-services-configmap`'),
+  portNamePrefix: r('prefix of the tcp and udp port names'),
   dhParam: ig('keepip’s TLS uses ECDHE only; no Diffie-Hellman parameters'),
   defaultBackend: igm(NO_BACKEND),
 };
@@ -136,7 +135,7 @@ const CONTROLLER: Record<string, KeyInfo> = {
   'controller.electionTTL': r('`--election-ttl`'),
   'controller.allowSnippetAnnotations': ig('keepip never runs snippets'),
   'controller.hostNetwork': r('pod hostNetwork'),
-  'controller.hostPort.enabled': r('hostPort on the http/https/tcp container ports'),
+  'controller.hostPort.enabled': r('hostPort on the http/https/tcp/udp container ports'),
   'controller.hostPort.ports.http': r('hostPort of `http`'),
   'controller.hostPort.ports.https': r('hostPort of `https`'),
   'controller.networkPolicy.enabled': ig('keepip renders no NetworkPolicy'),
@@ -165,8 +164,8 @@ const CONTROLLER: Record<string, KeyInfo> = {
   'controller.configMapNamespace': r('namespace in `--configmap`'),
   'controller.tcp.configMapNamespace': r('namespace in `--tcp-services-configmap`'),
   'controller.tcp.annotations': rm('annotations of the tcp-services ConfigMap'),
-  'controller.udp.configMapNamespace': ig(NO_UDP),
-  'controller.udp.annotations': igm(NO_UDP),
+  'controller.udp.configMapNamespace': r('namespace in `--udp-services-configmap`'),
+  'controller.udp.annotations': rm('annotations of the udp-services ConfigMap'),
   'controller.maxmindLicenseKey': ig('keepip has no GeoIP'),
   'controller.extraArgs': rm('more controller flags (flags keepip does not implement are reported)'),
   'controller.extraEnvs': rm('more container env'),

@@ -11,7 +11,7 @@ import {
   setIf,
 } from './context.ts';
 import { scalarText } from './read.ts';
-import { tcpPorts } from './services.ts';
+import { streamPorts } from './services.ts';
 import { tpl } from './tpl.ts';
 
 /** The only capability keepip's container keeps, and why. */
@@ -72,8 +72,8 @@ function containerPorts(ctx: RenderContext): Record<string, unknown>[] {
       protocol: 'TCP',
     });
   }
-  for (const { port, name } of tcpPorts(ctx)) {
-    ports.push({ name, containerPort: port, protocol: 'TCP', ...(hostPort ? { hostPort: port } : {}) });
+  for (const { port, name, protocol } of streamPorts(ctx)) {
+    ports.push({ name, containerPort: port, protocol, ...(hostPort ? { hostPort: port } : {}) });
   }
   return ports;
 }

@@ -3,8 +3,8 @@
 // of each other (cluster.ts: label values, selectors reaching the pods, named ports, references, the
 // controller's arguments), under the default release name and another one. The chart renders some
 // values through `tpl` (affinity, topologySpreadConstraints, hostAliases, extraInitContainers, the
-// controller Service annotations, controller.config, tcp): the templates its own values.yaml documents
-// are evaluated as Helm does, any other is an error naming the key, never passed on as text.
+// controller Service annotations, controller.config, tcp, udp): the templates its own values.yaml
+// documents are evaluated as Helm does, any other is an error naming the key, never passed on as text.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -83,6 +83,20 @@ describe('keepip manifests as a cluster takes them', () => {
     assert.match(problems, /Service ingress-nginx-controller: selects no rendered pods/);
     assert.match(problems, /keepip controller refuses its args: .*--http-port/);
   });
+
+  it('a tcp and a udp entry on one port number are two ports, told apart by protocol and name', async () => {
+    const dns = 'kube-system/kube-dns:53';
+    const objects = await renderOk({ tcp: { '53': dns }, udp: { '53': dns } });
+    assert.deepEqual(clusterProblems(objects), []);
+    const broken = structuredClone(objects);
+    const service = broken.find((o) => o.kind === 'Service') as Json;
+    service.spec.ports.find((p: Json) => p.name === '53-udp').protocol = 'TCP';
+    service.spec.ports.push({ ...service.spec.ports[0] });
+    const problems = clusterProblems(broken).join('\n');
+    assert.match(problems, /Service ingress-nginx-controller: port 53\/TCP twice/);
+    assert.match(problems, /Service ingress-nginx-controller: name http twice/);
+    assert.match(problems, /targetPort 53-udp is no TCP container port of ingress-nginx-controller/);
+  });
 });
 
 describe('values the chart renders through tpl', () => {
@@ -111,7 +125,7 @@ describe('values the chart renders through tpl', () => {
     }
   });
 
-  it('Service annotations, controller.config and tcp: the release name and namespace filled in', async () => {
+  it('Service annotations, controller.config, tcp and udp: the release name and namespace filled in', async () => {
     const objects = await render(
       {
         namespaceOverride: 'edge-system',
@@ -135,6 +149,7 @@ describe('values the chart renders through tpl', () => {
           ],
         },
         tcp: { '2222': '{{ .Release.Namespace }}/gitea-ssh:22' },
+        udp: { '53': '{{ .Release.Namespace }}/dns:53' },
       },
       'keepip',
       'platform',
@@ -158,6 +173,7 @@ describe('values the chart renders through tpl', () => {
       'http://auth.edge-system.svc/',
     );
     assert.deepEqual(by('ConfigMap', 'keepip-ingress-nginx-tcp').data, { '2222': 'platform/gitea-ssh:22' });
+    assert.deepEqual(by('ConfigMap', 'keepip-ingress-nginx-udp').data, { '53': 'platform/dns:53' });
     assert.deepEqual(workload(objects.objects).spec.template.spec.hostAliases[0].hostnames, [
       'keepip-ingress-nginx-controller.local',
     ]);

@@ -1,8 +1,9 @@
 // What the API server checks beyond the OpenAPI schemas (schema.ts), and what the objects of one install
 // must agree on, for a set of rendered objects: names, label keys and values (metadata, selectors,
 // affinity), a workload's selector matching its pod template, Service and ServiceMonitor selectors
-// reaching the pods and Services they mean, container port names (IANA service names), every named
-// targetPort, volume and RBAC reference resolving, and the controller's arguments parsing as
+// reaching the pods and Services they mean, container port names (IANA service names), Service ports
+// distinct by name and by port and protocol, every named targetPort (of the same protocol), volume and
+// RBAC reference resolving, and the controller's arguments parsing as
 // `keepip controller` parses them at start-up.
 import { parseControllerFlags } from '../../src/controller/flags.ts';
 import type { K8sObject } from '../../src/deploy/context.ts';
@@ -135,13 +136,23 @@ function serviceProblems(s: K8sObject, pods: K8sObject[]): string[] {
   const targets = pods.filter((w) => selects(spec.selector, (w.spec as Json).template.metadata.labels));
   if (targets.length === 0) out.push(`${where}: selects no rendered pods`);
   const nodePorts = spec.type === 'NodePort' || spec.type === 'LoadBalancer';
+  const seen = new Set<string>();
   for (const p of spec.ports as Json[]) {
+    const protocol = p.protocol ?? 'TCP';
+    // The API server refuses a second port with the same name, or the same port and protocol.
+    for (const key of [`name ${p.name}`, `port ${p.port}/${protocol}`]) {
+      if (seen.has(key)) out.push(`${where}: ${key} twice`);
+      seen.add(key);
+    }
     if (p.nodePort !== undefined && !nodePorts) out.push(`${where}: nodePort on a ${spec.type} Service`);
     if (typeof p.targetPort !== 'string') continue;
     for (const w of targets) {
+      // A named targetPort is the container port of that name and the Service port's protocol.
       const ports = (w.spec as Json).template.spec.containers.flatMap((c: Json) => c.ports ?? []);
-      if (!ports.some((cp: Json) => cp.name === p.targetPort))
-        out.push(`${where}: targetPort ${p.targetPort} is no container port of ${w.metadata.name}`);
+      if (!ports.some((cp: Json) => cp.name === p.targetPort && (cp.protocol ?? 'TCP') === protocol))
+        out.push(
+          `${where}: targetPort ${p.targetPort} is no ${protocol} container port of ${w.metadata.name}`,
+        );
     }
   }
   return out;

@@ -53,7 +53,10 @@ function find(objects: readonly K8sObject[], kind: string, name?: string): K8sOb
   return found;
 }
 
-type Container = { args: string[]; ports: { name: string; containerPort: number; hostPort?: number }[] };
+type Container = {
+  args: string[];
+  ports: { name: string; containerPort: number; protocol: string; hostPort?: number }[];
+};
 const container = (objects: readonly K8sObject[]): Container =>
   (find(objects, objects.some((o) => o.kind === 'DaemonSet') ? 'DaemonSet' : 'Deployment').spec as Json)
     .template.spec.containers[0];
@@ -249,6 +252,7 @@ describe('keepip manifests: what the chart would render', () => {
       '--ingress-class=edge',
       '--configmap=$(POD_NAMESPACE)/edge-controller',
       '--tcp-services-configmap=$(POD_NAMESPACE)/edge-tcp',
+      '--udp-services-configmap=$(POD_NAMESPACE)/edge-udp',
       '--validating-webhook=:8443',
       '--validating-webhook-certificate=/usr/local/certificates/cert',
       '--validating-webhook-key=/usr/local/certificates/key',
@@ -259,18 +263,38 @@ describe('keepip manifests: what the chart would render', () => {
       '--update-status-on-shutdown=false',
     ]);
     assert.deepEqual(
-      c.ports.map((p) => `${p.name}:${p.containerPort}`),
-      ['http:80', 'https:443', 'metrics:10254', 'webhook:8443', '22-tcp:22', '5432-tcp:5432'],
+      c.ports.map((p) => `${p.name}:${p.containerPort}/${p.protocol}`),
+      [
+        'http:80/TCP',
+        'https:443/TCP',
+        'metrics:10254/TCP',
+        'webhook:8443/TCP',
+        '22-tcp:22/TCP',
+        '53-tcp:53/TCP',
+        '5432-tcp:5432/TCP',
+        '53-udp:53/UDP',
+      ],
     );
     const service = find(objects, 'Service', 'edge-controller').spec as Json;
+    const servicePorts = (s: Json) =>
+      s.ports.map((p: Json) => [p.name, p.port, p.protocol, p.targetPort, p.nodePort]);
+    assert.deepEqual(servicePorts(service), [
+      ['http', 80, 'TCP', 'http', undefined],
+      ['https', 443, 'TCP', 'https', undefined],
+      ['22-tcp', 22, 'TCP', '22-tcp', 30022],
+      ['53-tcp', 53, 'TCP', '53-tcp', undefined],
+      ['5432-tcp', 5432, 'TCP', '5432-tcp', undefined],
+      ['53-udp', 53, 'UDP', '53-udp', 30053],
+    ]);
     assert.deepEqual(
-      service.ports.map((p: Json) => [p.name, p.port, p.targetPort, p.nodePort]),
+      servicePorts(find(objects, 'Service', 'edge-controller-internal').spec).slice(2),
       [
-        ['http', 80, 'http', undefined],
-        ['https', 443, 'https', undefined],
-        ['22-tcp', 22, '22-tcp', 30022],
-        ['5432-tcp', 5432, '5432-tcp', undefined],
+        ['22-tcp', 22, 'TCP', '22-tcp', undefined],
+        ['53-tcp', 53, 'TCP', '53-tcp', undefined],
+        ['5432-tcp', 5432, 'TCP', '5432-tcp', undefined],
+        ['53-udp', 53, 'UDP', '53-udp', 31053],
       ],
+      'the internal Service: its own nodePorts',
     );
     assert.equal(service.externalTrafficPolicy, 'Local');
     assert.equal(service.loadBalancerClass, 'service.k8s.aws/nlb');
@@ -283,8 +307,10 @@ describe('keepip manifests: what the chart would render', () => {
     );
     assert.deepEqual(find(objects, 'ConfigMap', 'edge-tcp').data, {
       '22': 'gitea/gitea-ssh:22::PROXY',
+      '53': 'kube-system/kube-dns:53',
       '5432': 'db/postgres:5432',
     });
+    assert.deepEqual(find(objects, 'ConfigMap', 'edge-udp').data, { '53': 'kube-system/kube-dns:53' });
     assert.deepEqual(find(objects, 'ConfigMap', 'edge-controller').data, {
       'enable-ocsp': 'true',
       'proxy-body-size': '16m',
@@ -331,6 +357,86 @@ describe('keepip manifests: what the chart would render', () => {
     assert.equal(
       (find(objects, 'ServiceAccount').metadata.annotations as Json)?.['eks.amazonaws.com/role-arn'],
       'arn:aws:iam::111122223333:role/edge',
+    );
+  });
+
+  it('udp as the chart renders tcp: its ConfigMap, argument, container and Service ports (protocol UDP, nodePorts)', async () => {
+    const dns = 'kube-system/kube-dns:53';
+    const { objects, problems } = await render({
+      portNamePrefix: 'ext',
+      tcp: { '53': dns },
+      udp: { '53': dns, '123': 'kube-system/ntp:123' },
+      controller: {
+        hostPort: { enabled: true },
+        tcp: { configMapNamespace: 'streams' },
+        udp: { configMapNamespace: 'streams', annotations: { 'example.com/owner': 'dns' } },
+        service: {
+          type: 'NodePort',
+          nodePorts: { tcp: { '53': 30053 }, udp: { '53': 31053 } },
+          internal: {
+            enabled: true,
+            annotations: { 'example.com/internal': 'true' },
+            nodePorts: { udp: { '123': 31123 } },
+          },
+        },
+      },
+    });
+    assert.deepEqual(problems, [], 'every udp key is rendered: no warning');
+    const c = container(objects);
+    assert.deepEqual(
+      c.args.filter((a) => a.includes('-services-configmap=')),
+      [
+        '--tcp-services-configmap=streams/ingress-nginx-tcp',
+        '--udp-services-configmap=streams/ingress-nginx-udp',
+      ],
+    );
+    assert.deepEqual(
+      c.ports.slice(3).map((p) => [p.name, p.containerPort, p.protocol, p.hostPort]),
+      [
+        ['ext-53-tcp', 53, 'TCP', 53],
+        ['ext-123-udp', 123, 'UDP', 123],
+        ['ext-53-udp', 53, 'UDP', 53],
+      ],
+      "after http, https and webhook; udp after tcp, each in Go's key order; hostPort as the chart",
+    );
+    const udp = find(objects, 'ConfigMap', 'ingress-nginx-udp');
+    assert.deepEqual(udp.data, { '123': 'kube-system/ntp:123', '53': dns });
+    assert.deepEqual(udp.metadata.annotations, { 'example.com/owner': 'dns' });
+    assert.equal(udp.metadata.namespace, 'ingress-nginx', 'in the release namespace, as the chart');
+    const ports = (name: string) =>
+      (find(objects, 'Service', name).spec as Json).ports
+        .slice(2)
+        .map((p: Json) => [p.name, p.port, p.protocol, p.targetPort, p.nodePort]);
+    assert.deepEqual(ports('ingress-nginx-controller'), [
+      ['ext-53-tcp', 53, 'TCP', 'ext-53-tcp', 30053],
+      ['ext-123-udp', 123, 'UDP', 'ext-123-udp', undefined],
+      ['ext-53-udp', 53, 'UDP', 'ext-53-udp', 31053],
+    ]);
+    assert.deepEqual(ports('ingress-nginx-controller-internal'), [
+      ['ext-53-tcp', 53, 'TCP', 'ext-53-tcp', undefined],
+      ['ext-123-udp', 123, 'UDP', 'ext-123-udp', 31123],
+      ['ext-53-udp', 53, 'UDP', 'ext-53-udp', undefined],
+    ]);
+    assert.ok(
+      objects.every((o) => schemaViolation(o) === ''),
+      'valid against the Kubernetes schemas',
+    );
+    const bad = await renderManifests({ udp: { dns: dns, '65536': dns } }, { ...OPTIONS });
+    assert.deepEqual(bad.objects, []);
+    assert.deepEqual(
+      bad.problems.map((p) => [p.code, p.message]),
+      [
+        ['DEPLOY_VALUES_INVALID', 'udp.65536: is not a port number'],
+        ['DEPLOY_VALUES_INVALID', 'udp.dns: is not a port number'],
+      ],
+    );
+    const refused = await renderManifests(
+      { udp: { '53': dns }, controller: { udp: { configMapNamespace: 'a/b' } } },
+      { ...OPTIONS },
+    );
+    assert.deepEqual(
+      refused.problems.map((p) => [p.code, p.key]),
+      [['DEPLOY_CONTROLLER_ARGS_INVALID', 'controller.udp.configMapNamespace']],
     );
   });
 
@@ -451,7 +557,6 @@ describe('keepip manifests: nothing dropped silently', () => {
       'DEPLOY_VALUES_IGNORED controller.enableMimalloc',
       'DEPLOY_VALUES_IGNORED controller.image.chroot',
       'DEPLOY_VALUES_IGNORED controller.metrics.prometheusRule',
-      'DEPLOY_VALUES_IGNORED udp',
       'DEPLOY_VALUES_UNKNOWN_KEY controller.somethingNew',
     ]);
   });

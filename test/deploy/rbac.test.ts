@@ -1,7 +1,8 @@
 // The RBAC keepip manifests renders, against what keepip controller really asks of the API server: the
 // controller runs against the fake API server (leader election, status from its pod's node, events,
-// a ConfigMap by name), and every request it sends must be allowed by the rendered ClusterRole or the
-// Role of its namespace. The rules themselves come from API_ACCESS, one rule per line.
+// the controller, tcp-services and udp-services ConfigMaps by name), and every request it sends must be
+// allowed by the rendered ClusterRole or the Role of its namespace. The rules themselves come from
+// API_ACCESS, one rule per line.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { API_ACCESS, apiGroup } from '../../src/deploy/api-access.ts';
@@ -15,6 +16,9 @@ import {
   startTestController,
   type TestController,
 } from '../controller/harness.ts';
+
+// biome-ignore lint/suspicious/noExplicitAny: rendered objects are read as plain JSON
+type Json = any;
 
 interface Rule {
   apiGroups: string[];
@@ -60,12 +64,18 @@ describe('RBAC: the rendered rules against the running controller', () => {
   let web: Backend;
   let controller: TestController | null = null;
   let objects: K8sObject[] = [];
+  /** The rendered --tcp-services-configmap and --udp-services-configmap, in the pod's namespace. */
+  let streamArgs: string[] = [];
 
   before(async () => {
     ({ objects } = await renderManifests(
-      {},
+      { tcp: { '2222': 'default/web:80' }, udp: { '5353': 'default/dns:53' } },
       { release: 'ingress-nginx', namespace: 'ingress-nginx', image: 'x', version: '0' },
     ));
+    const args: string[] = (find(objects, 'Deployment').spec as Json).template.spec.containers[0].args;
+    streamArgs = args
+      .filter((a) => /^--(tcp|udp)-services-configmap=/.test(a))
+      .map((a) => a.replace('$(POD_NAMESPACE)', 'ingress-nginx'));
     api = await startFakeApiServer();
     web = await startBackend('web');
     seedWeb(api, web.port);
@@ -84,14 +94,17 @@ describe('RBAC: the rendered rules against the running controller', () => {
       metadata: { name: 'node-0' },
       status: { addresses: [{ type: 'InternalIP', address: '10.9.0.1' }] },
     });
-    api.apply({
-      kind: 'ConfigMap',
-      metadata: { namespace: 'ingress-nginx', name: 'ingress-nginx-controller' },
-      data: {},
-    });
+    for (const name of ['ingress-nginx-controller', 'ingress-nginx-tcp', 'ingress-nginx-udp']) {
+      // The tcp and udp ones empty: the test is about the requests, not the ports they open.
+      api.apply({ kind: 'ConfigMap', metadata: { namespace: 'ingress-nginx', name }, data: {} });
+    }
     controller = await startTestController(
       api,
-      ['--election-id=ingress-nginx-leader', '--configmap=ingress-nginx/ingress-nginx-controller'],
+      [
+        '--election-id=ingress-nginx-leader',
+        '--configmap=ingress-nginx/ingress-nginx-controller',
+        ...streamArgs,
+      ],
       { POD_NAME: 'ctl-0' },
     );
     // Leader, then the status from the pod's node: the Lease, the pod, the node and the status PUT.
@@ -120,6 +133,15 @@ describe('RBAC: the rendered rules against the running controller', () => {
       calls.some((c) => c.resource === 'ingresses/status' && c.verb === 'update'),
       'it wrote the status',
     );
+    assert.deepEqual(streamArgs, [
+      '--tcp-services-configmap=ingress-nginx/ingress-nginx-tcp',
+      '--udp-services-configmap=ingress-nginx/ingress-nginx-udp',
+    ]);
+    const configMapsRead = api.requests
+      .filter((r) => r.path === '/api/v1/namespaces/ingress-nginx/configmaps')
+      .map((r) => r.query.get('fieldSelector'));
+    for (const name of ['ingress-nginx-controller', 'ingress-nginx-tcp', 'ingress-nginx-udp'])
+      assert.ok(configMapsRead.includes(`metadata.name=${name}`), `it read the ConfigMap ${name}`);
     const denied = calls.filter(
       (c) => !allows(clusterRules, c) && !(c.namespace === ownNamespace && allows(roleRules, c)),
     );
