@@ -9,6 +9,7 @@ import type { GatewayIssueCode } from '../gateway/errors.ts';
 import type { K8sIssueCode } from '../k8s/errors.ts';
 import type { ClientPath } from './client-path.ts';
 import type { Http2Settings } from './http2.ts';
+import type { RequestMetricsSettings } from './request-metrics.ts';
 import type { ServerSettings } from './server-settings.ts';
 import type { StreamSettings } from './stream.ts';
 
@@ -679,6 +680,8 @@ export interface GatewayModel {
    * their own. Absent: the generated one. Part of the snapshot, so a renewed Secret is a reload.
    */
   defaultCertificate?: DefaultCertificateModel;
+  /** The controller's request metrics flags (src/config/request-metrics.ts); absent: ingress-nginx's defaults, no controller labels. */
+  requestMetrics?: RequestMetricsSettings;
 }
 
 export type DefaultCertificateModel = Pick<TlsCertificateModel, 'secret' | 'certPem' | 'keyPem'>;

@@ -68,6 +68,7 @@ export function snapshotOptions(o: ControllerOptions): SnapshotOptions {
     disableCatchAll: o.disableCatchAll,
     disableServiceExternalName: o.disableServiceExternalName,
     watchNamespace: o.watchNamespace,
+    requestMetrics: o.requestMetrics,
   };
 }
 

@@ -2,8 +2,10 @@
 // `--flag=value` and `--flag value`, so a Deployment keeps its container args when the image changes.
 // Flags keepip does not implement are accepted and reported by name with the reason; anything else is
 // a usage error. Pure: argv and the environment in, options and warnings out.
+import type { RequestMetricsSettings } from '../config/request-metrics.ts';
 import { annotationsPrefixProblem, DEFAULT_ANNOTATIONS_PREFIX } from '../k8s/annotation-prefix.ts';
 import { parseWorkerCount } from '../workers/count.ts';
+import { requestMetricsFlags } from './metrics-flags.ts';
 
 export type FlagKind = 'string' | 'bool' | 'int' | 'duration' | 'float' | 'list';
 
@@ -26,7 +28,7 @@ type FlagRow = readonly [name: string, kind: FlagKind, defaultText: string, stat
 
 const NO_NGINX = 'keepip runs no nginx process';
 const NO_LUA = 'keepip has no Lua/dynamic configuration endpoint';
-const METRICS = "keepip's metrics are its own (docs/gateway.md), not nginx's histograms";
+const METRICS = 'native histograms are not exported (prom-client has none); the classic buckets are';
 
 // biome-ignore format: a table, one flag a row
 const ROWS: readonly FlagRow[] = [
@@ -81,16 +83,16 @@ const ROWS: readonly FlagRow[] = [
   ['annotations-prefix',              'string',   DEFAULT_ANNOTATIONS_PREFIX,   'implemented', 'Ingress annotations are read under `<prefix>/` (and those under nginx.ingress.kubernetes.io/ then ignored)'],
   ['enable-annotation-validation',    'bool',     'true',                       'no effect',   'keepip always validates annotations'],
   ['enable-ssl-chain-completion',     'bool',     'false',                      'no effect',   'certificates are served as the Secret holds them'],
-  ['metrics-per-host',                'bool',     'true',                       'no effect',   METRICS],
-  ['metrics-per-undefined-host',      'bool',     'false',                      'no effect',   METRICS],
-  ['report-status-classes',           'bool',     'false',                      'no effect',   METRICS],
-  ['time-buckets',                    'list',     '',                           'no effect',   METRICS],
-  ['length-buckets',                  'list',     '',                           'no effect',   METRICS],
-  ['size-buckets',                    'list',     '',                           'no effect',   METRICS],
+  ['metrics-per-host',                'bool',     'true',                       'implemented', 'a `host` label on nginx_ingress_controller_* request metrics; hosts no Ingress names are left out'],
+  ['metrics-per-undefined-host',      'bool',     'false',                      'implemented', 'request metrics for hosts no Ingress names too (needs --metrics-per-host)'],
+  ['report-status-classes',           'bool',     'false',                      'implemented', 'the `status` label of request metrics as 2xx, 4xx…'],
+  ['time-buckets',                    'list',     '',                           'implemented', 'buckets (seconds) of request_duration_seconds and response_duration_seconds; default Prometheus\'s'],
+  ['length-buckets',                  'list',     '',                           'implemented', 'buckets (bytes) of request_size and response_size; default 10, 20 … 100'],
+  ['size-buckets',                    'list',     '',                           'implemented', 'buckets (bytes) of bytes_sent; default 10, 100 … 10^7'],
   ['bucket-factor',                   'float',    '0',                          'no effect',   METRICS],
   ['max-buckets',                     'int',      '100',                        'no effect',   METRICS],
-  ['exclude-socket-metrics',          'list',     '',                           'no effect',   METRICS],
-  ['monitor-max-batch-size',          'int',      '10000',                      'no effect',   METRICS],
+  ['exclude-socket-metrics',          'list',     '',                           'implemented', 'request metrics neither counted nor exported (names with or without nginx_ingress_controller_)'],
+  ['monitor-max-batch-size',          'int',      '10000',                      'no effect',   'requests are counted in the serving process: no batches sent to a collector'],
   ['default-server-port',             'int',      '8181',                       'no effect',   'the catch-all is served on the HTTP/HTTPS ports'],
   ['disable-catch-all',               'bool',     'false',                      'implemented', 'Ingresses with a spec.defaultBackend are ignored (not served, no status or events) and refused by the admission webhook'],
   ['disable-full-test',               'bool',     'false',                      'no effect',   'the webhook always checks the Ingress against the whole set'],
@@ -186,6 +188,8 @@ export interface ControllerOptions {
   bindAddress: string;
   podNamespace: string;
   podName: string | null;
+  /** --metrics-per-host and the other request metrics flags, with the controller's labels. */
+  requestMetrics: RequestMetricsSettings;
 }
 
 export type ParsedFlags =
@@ -432,6 +436,12 @@ function buildOptions(
     bindAddress: text('bind-address'),
     podNamespace,
     podName: env.POD_NAME ?? null,
+    requestMetrics: requestMetricsFlags(
+      v,
+      env,
+      { controllerClass: text('controller-class'), podNamespace },
+      errors,
+    ),
   };
   return options;
 }

@@ -4,6 +4,7 @@
 // served Ingresses (spec.tls, and auth-secret, auth-tls-secret, proxy-ssl-secret in their own
 // namespace) or --default-ssl-certificate reference. Pure.
 import type { DefaultCertificateModel, Topology } from '../config/model.ts';
+import type { RequestMetricsSettings } from '../config/request-metrics.ts';
 import { DEFAULT_ANNOTATIONS_PREFIX, foldAnnotationsPrefix } from '../k8s/annotation-prefix.ts';
 import { type ClassOptions, isOurIngress, LEGACY_CLASS_ANNOTATION } from '../k8s/ingress-class.ts';
 import type { ManifestObject } from '../k8s/objects.ts';
@@ -44,6 +45,8 @@ export interface SnapshotOptions extends ClassOptions {
   disableServiceExternalName?: boolean;
   /** --enable-topology-aware-routing: the zone of the controller's node (null: unknown or off). */
   zone?: string | null;
+  /** --metrics-per-host and the other request metrics flags (absent: ingress-nginx's defaults). */
+  requestMetrics?: RequestMetricsSettings;
   /** --watch-namespace ("" or absent: all): the admission webhook reviews only this namespace's Ingresses. */
   watchNamespace?: string;
 }
@@ -250,6 +253,10 @@ export function buildClusterTopology(objects: ClusterObjects, o: SnapshotOptions
     zone: o.zone ?? null,
   });
   const defaultCertificate = defaultCertificateOf(o.defaultSslCertificate, objects.secrets);
-  if (defaultCertificate === undefined) return topology;
-  return { ...topology, gateway: { ...topology.gateway, defaultCertificate } };
+  const gateway = {
+    ...topology.gateway,
+    ...(defaultCertificate === undefined ? {} : { defaultCertificate }),
+    ...(o.requestMetrics === undefined ? {} : { requestMetrics: o.requestMetrics }),
+  };
+  return { ...topology, gateway };
 }

@@ -173,14 +173,14 @@ function snapshotSlot(
     });
   const first = build(options.version ?? 1, options.topology);
   if (!first.ok) throw new GatewayStartError(first.error);
-  metrics.reload('applied', first.snapshot.version);
+  metrics.reload('applied', first.snapshot.version, first.snapshot.topology);
   connections.idle.limits = keepaliveLimitsOf(first.snapshot.settings);
   const slot: SnapshotSlot = {
     current: first.snapshot,
     prepare(topology: Topology, nextVersion = slot.current.version + 1): PrepareResult {
       const next = build(nextVersion, topology);
       if (!next.ok) {
-        metrics.reload('rejected', slot.current.version);
+        metrics.reload('rejected', slot.current.version, slot.current.topology);
         return { ok: false, version: slot.current.version, error: next.error };
       }
       const swap = () => {
@@ -188,7 +188,7 @@ function snapshotSlot(
         slot.current = next.snapshot;
         connections.idle.limits = keepaliveLimitsOf(next.snapshot.settings);
         previous.retire();
-        metrics.reload('applied', nextVersion);
+        metrics.reload('applied', nextVersion, next.snapshot.topology);
       };
       return { ok: true, prepared: preparedReload(next.snapshot, swap) };
     },

@@ -21,19 +21,19 @@ type SplayedValue = Omit<ExportedValue, 'sharedLabels'>;
 export class HistogramChild {
   readonly labels: Labels;
   readonly counts: Float64Array;
-  readonly #bounds: readonly number[];
+  readonly bounds: readonly number[];
   sum = 0;
   count = 0;
 
   constructor(labels: Labels, bounds: readonly number[]) {
     this.labels = labels;
-    this.#bounds = bounds;
+    this.bounds = bounds;
     this.counts = new Float64Array(bounds.length);
   }
 
   observe(value: number): void {
     if (!Number.isFinite(value)) return;
-    const bounds = this.#bounds;
+    const bounds = this.bounds;
     for (let i = 0; i < bounds.length; i++) {
       if (value <= (bounds[i] as number)) {
         this.counts[i] = (this.counts[i] as number) + 1;
@@ -82,42 +82,90 @@ export class FastHistogram {
     this.#children = new Map();
   }
 
-  /** prom-client's text shape: buckets carry `le`, the child's label is shared. */
-  getForPromString(): {
-    name: string;
-    help: string;
-    type: string;
-    values: ExportedValue[];
-    aggregator: string;
-  } {
-    const values: ExportedValue[] = [];
-    const bucket = `${this.name}_bucket`;
-    for (const child of this.#children.values()) {
-      let cumulative = 0;
-      for (let i = 0; i < this.#bounds.length; i++) {
-        cumulative += child.counts[i] as number;
-        const le = this.#bounds[i] as number;
-        values.push({ labels: { le }, sharedLabels: child.labels, value: cumulative, metricName: bucket });
-      }
-      values.push(
-        { labels: { le: '+Inf' }, sharedLabels: child.labels, value: child.count, metricName: bucket },
-        { labels: {}, sharedLabels: child.labels, value: child.sum, metricName: `${this.name}_sum` },
-        { labels: {}, sharedLabels: child.labels, value: child.count, metricName: `${this.name}_count` },
-      );
-    }
-    return { name: this.name, help: this.help, type: this.type, values, aggregator: this.aggregator };
+  getForPromString(): PromShape<ExportedValue> {
+    return histogramShape(this, this.#children.values());
   }
 
-  /** prom-client's JSON shape: each value's labels with the shared ones merged in (its splayLabels). */
-  get(): Omit<ReturnType<FastHistogram['getForPromString']>, 'values'> & { values: SplayedValue[] } {
-    const { values, ...data } = this.getForPromString();
-    return {
-      ...data,
-      values: values.map(({ labels, sharedLabels, value, metricName }) => ({
-        labels: { ...labels, ...sharedLabels },
-        value,
-        metricName,
-      })),
-    };
+  get(): PromShape<SplayedValue> {
+    return splayed(this.getForPromString());
+  }
+}
+
+interface PromShape<V> {
+  name: string;
+  help: string;
+  type: string;
+  values: V[];
+  aggregator: string;
+}
+
+/** prom-client's text shape of a histogram: buckets carry `le`, the child's labels are shared. */
+function histogramShape(
+  family: { name: string; help: string },
+  children: Iterable<HistogramChild>,
+): PromShape<ExportedValue> {
+  const values: ExportedValue[] = [];
+  const bucket = `${family.name}_bucket`;
+  for (const child of children) {
+    // A child nothing was observed on is not a series yet (as a Prometheus client creates it on observe).
+    if (child.count === 0) continue;
+    let cumulative = 0;
+    for (let i = 0; i < child.bounds.length; i++) {
+      cumulative += child.counts[i] as number;
+      const le = child.bounds[i] as number;
+      values.push({ labels: { le }, sharedLabels: child.labels, value: cumulative, metricName: bucket });
+    }
+    values.push(
+      { labels: { le: '+Inf' }, sharedLabels: child.labels, value: child.count, metricName: bucket },
+      { labels: {}, sharedLabels: child.labels, value: child.sum, metricName: `${family.name}_sum` },
+      { labels: {}, sharedLabels: child.labels, value: child.count, metricName: `${family.name}_count` },
+    );
+  }
+  return { name: family.name, help: family.help, type: 'histogram', values, aggregator: 'sum' };
+}
+
+/** prom-client's JSON shape: each value's labels with the shared ones merged in (its splayLabels). */
+function splayed(shape: PromShape<ExportedValue>): PromShape<SplayedValue> {
+  return {
+    ...shape,
+    values: shape.values.map(({ labels, sharedLabels, value, metricName }) => ({
+      labels: { ...labels, ...sharedLabels },
+      value,
+      metricName,
+    })),
+  };
+}
+
+/**
+ * A histogram whose children live elsewhere (one per label combination, kept by their owner): read
+ * through `children` when the registry is read.
+ */
+export class HistogramFamily {
+  readonly name: string;
+  readonly help: string;
+  readonly type = 'histogram';
+  readonly aggregator = 'sum';
+  readonly #children: () => Iterable<HistogramChild>;
+
+  constructor(options: {
+    name: string;
+    help: string;
+    children: () => Iterable<HistogramChild>;
+    registers: Registry[];
+  }) {
+    this.name = options.name;
+    this.help = options.help;
+    this.#children = options.children;
+    for (const registry of options.registers) registry.registerMetric(this as unknown as Metric);
+  }
+
+  reset(): void {}
+
+  getForPromString(): PromShape<ExportedValue> {
+    return histogramShape(this, this.#children());
+  }
+
+  get(): PromShape<SplayedValue> {
+    return splayed(this.getForPromString());
   }
 }

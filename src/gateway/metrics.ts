@@ -2,11 +2,16 @@
 // way (it hashes the label values on every call): request counters in plain tallies flushed when the
 // registry is read, upstream durations in histogram.ts.
 import { Counter, Gauge, Registry } from 'prom-client';
+import type { Topology } from '../config/model.ts';
 import { CONNECTION_CLOSE_REASONS, type ConnectionCloseReason } from './client-timeouts.ts';
 import { FastHistogram } from './histogram.ts';
+import { createReloadMetrics } from './reload-metrics.ts';
+import { createRequestMetrics, type RequestMetrics } from './request-metrics.ts';
 
 export interface GatewayMetrics {
   registry: Registry;
+  /** ingress-nginx's per-request metrics (nginx_ingress_controller_*), src/gateway/request-metrics.ts. */
+  ingressNginx: RequestMetrics;
   /**
    * One request answered (any status, proxied or not). `ingress` is "namespace/name" or "" when none
    * matched; `protocol` (`HTTP/1.1`, `HTTP/2.0`…; '' when unknown) also counts it by protocol.
@@ -18,7 +23,8 @@ export interface GatewayMetrics {
   proxyHeader(result: 'accepted' | 'rejected' | 'unexpected', reason: string): void;
   /** Seconds from dispatch to the end of the upstream response. */
   upstreamDuration(upstream: string, seconds: number): void;
-  reload(result: 'applied' | 'rejected', version: number): void;
+  /** `served`: the configuration served after it (the new one, or the one kept), for ingress-nginx's reload metrics. */
+  reload(result: 'applied' | 'rejected', version: number, served?: Topology): void;
   /** A deadline made the gateway close a client connection (client-timeouts.ts). */
   connectionClosed(reason: ConnectionCloseReason): void;
   /** Buffered request bodies now (request-body-buffer.ts): bytes in memory, temporary files and their bytes. */
@@ -184,9 +190,11 @@ export function createGatewayMetrics(registry: Registry = new Registry()): Gatew
   }
   for (const where of ['memory', 'file']) m.bodiesBuffered.labels(where).inc(0);
   const requestTallies: RequestTallies = new Map();
+  const reloads = createReloadMetrics(registry);
   const protocolTallies = new Map<string, Tally>();
   return {
     registry,
+    ingressNginx: createRequestMetrics(registry),
     request(ingress, host, status, protocol = '') {
       // Bounded: the engines only produce HTTP/1.0, HTTP/1.1 and HTTP/2.0.
       if (protocol !== '')
@@ -203,9 +211,10 @@ export function createGatewayMetrics(registry: Registry = new Registry()): Gatew
     upstreamDuration(name, seconds) {
       m.upstream.child(name).observe(seconds);
     },
-    reload(result, applied) {
+    reload(result, applied, served) {
       m.reloads.labels(result).inc();
       if (result === 'applied') m.version.set(applied);
+      if (served !== undefined) reloads.reload(result, served);
     },
     connectionClosed(reason) {
       closeChildren.get(reason)?.inc();

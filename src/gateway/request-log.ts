@@ -9,7 +9,7 @@ import type { Exchange, GatewayRequest, HandlerContext, UpstreamAttempt } from '
 import type { ProxyFailure } from './proxy.ts';
 import { recordResponseTime } from './balance.ts';
 import { newRequestId } from './request-id.ts';
-import { requestEnded } from './snapshot.ts';
+import { type GatewaySnapshot, requestEnded } from './snapshot.ts';
 
 /** The client as logs show it: '' (unknown, e.g. after a malformed forwarded header) is `-`. */
 export function shownClient(client: string): string {
@@ -154,10 +154,40 @@ export function completeExchange(
     status,
     req.httpVersion === '2.0' ? 'HTTP/2.0' : req.httpVersion === '1.0' ? 'HTTP/1.0' : 'HTTP/1.1',
   );
+  recordIngressNginxMetrics(ctx, snap, route, vars);
   const decisions = ctx.decisions;
   if (decisions !== undefined) decisions.record(ex, req, status);
   ctx.active.count -= 1;
   requestEnded(snap);
+}
+
+/** nginx_ingress_controller_requests and its histograms, from the access log line's values. */
+function recordIngressNginxMetrics(
+  ctx: HandlerContext,
+  snap: GatewaySnapshot,
+  route: Exchange['route'],
+  vars: AccessLogVars,
+): void {
+  const upstream = vars.upstreamResponseTimeMs;
+  ctx.metrics.ingressNginx.record(snap.topology.gateway.requestMetrics, {
+    location: route?.location ?? null,
+    host: vars.serverName,
+    // Rules without a host are served by the default server `_`, which no Ingress names.
+    hostDefined: route !== null && vars.serverName !== '_',
+    method: vars.requestMethod,
+    status: vars.status,
+    canary: vars.proxyAlternativeUpstreamName,
+    requestSeconds: vars.requestTimeMs / 1000,
+    // Several attempts: the last one's time, the answer the client got.
+    upstreamSeconds:
+      upstream === null
+        ? null
+        : typeof upstream === 'number'
+          ? upstream / 1000
+          : Number(upstream.split(', ').at(-1)),
+    requestLength: vars.requestLength,
+    bytesSent: vars.bytesSent,
+  });
 }
 
 /** The access log line and metrics for a request that never reached the pipeline. */

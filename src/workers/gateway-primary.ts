@@ -81,7 +81,16 @@ export function servedMetrics(gateway: () => ServedGateway | null, own: Registry
 }
 
 /** Metrics counted once per pod by the primary; the workers' copies are left out of the sum. */
-const PRIMARY_OWNED = new Set(['keepip_gateway_config_reloads_total', 'keepip_gateway_config_version']);
+const PRIMARY_OWNED = new Set([
+  'keepip_gateway_config_reloads_total',
+  'keepip_gateway_config_version',
+  // ingress-nginx's reload metrics (src/gateway/reload-metrics.ts).
+  'nginx_ingress_controller_config_hash',
+  'nginx_ingress_controller_config_last_reload_successful',
+  'nginx_ingress_controller_config_last_reload_successful_timestamp_seconds',
+  'nginx_ingress_controller_success',
+  'nginx_ingress_controller_errors',
+]);
 
 /** What the primary serves: the committed configuration, and how to check the next one. */
 interface PrimaryState {
@@ -163,7 +172,7 @@ function checkFirst(options: WorkerGatewayOptions): PrimaryState {
   const first = check(options.topology, 1);
   if (!first.ok) throw new GatewayStartError(first.error);
   const metrics = options.metrics ?? createGatewayMetrics();
-  metrics.reload('applied', 1);
+  metrics.reload('applied', 1, options.topology);
   const { topology } = options;
   return { version: 1, topology, current: first.snapshot, metrics, connections, check, draining: false };
 }
@@ -227,7 +236,7 @@ async function reload(state: PrimaryState, pool: WorkerPool, next: Topology): Pr
   const { metrics, version } = state;
   const checked = state.check(next, version + 1);
   if (!checked.ok) {
-    metrics.reload('rejected', version);
+    metrics.reload('rejected', version, state.topology);
     return { ok: false, version, error: checked.error };
   }
   const call: PrepareCall = { topology: next, version: version + 1 };
@@ -236,7 +245,7 @@ async function reload(state: PrimaryState, pool: WorkerPool, next: Topology): Pr
   if (refused !== undefined) {
     await pool.broadcast('abort', { version: call.version });
     checked.snapshot.retire();
-    metrics.reload('rejected', version);
+    metrics.reload('rejected', version, state.topology);
     const why = refused.ok ? (refused.value as { message: string }).message : refused.message;
     const message = `worker ${refused.slot} (pid ${refused.pid}) could not prepare it: ${why}`;
     return { ok: false, version, error: { code: 'WORKER_RELOAD_ABORTED', message, issues: [] } };
@@ -246,7 +255,7 @@ async function reload(state: PrimaryState, pool: WorkerPool, next: Topology): Pr
   state.topology = next;
   state.current.retire();
   state.current = checked.snapshot;
-  metrics.reload('applied', state.version);
+  metrics.reload('applied', state.version, state.topology);
   return { ok: true, version: state.version, snapshot: state.current };
 }
 

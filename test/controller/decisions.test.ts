@@ -114,6 +114,50 @@ describe('flags', () => {
     assert.match(bad.error, /--annotations-prefix: .* is not a DNS subdomain/);
   });
 
+  it('the request metrics flags: labels from the Pod, buckets, status classes, exclusions, usage errors', () => {
+    const def = parseControllerFlags([], { POD_NAMESPACE: 'ingress-nginx', POD_NAME: 'ctl-0' });
+    assert.ok(def.ok === true);
+    assert.deepEqual(
+      [def.options.requestMetrics.controllerNamespace, def.options.requestMetrics.controllerPod],
+      ['ingress-nginx', 'ctl-0'],
+    );
+    assert.equal(def.options.requestMetrics.controllerClass, 'k8s.io/ingress-nginx');
+    assert.deepEqual(
+      def.options.requestMetrics.timeBuckets,
+      [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    );
+    assert.equal(def.options.requestMetrics.perHost, true);
+    const set = parseControllerFlags(
+      [
+        '--metrics-per-host=false',
+        '--report-status-classes',
+        '--time-buckets=0.1,0.5,2',
+        '--size-buckets=100,1000',
+        '--exclude-socket-metrics=nginx_ingress_controller_bytes_sent,request_size',
+      ],
+      {},
+    );
+    assert.ok(set.ok === true);
+    const m = set.options.requestMetrics;
+    assert.deepEqual(
+      [m.perHost, m.statusClasses, m.timeBuckets, m.sizeBuckets, m.exclude],
+      [false, true, [0.1, 0.5, 2], [100, 1000], ['nginx_ingress_controller_bytes_sent', 'request_size']],
+    );
+    assert.ok(
+      !set.warnings.some((w) => /metrics-per-host|time-buckets|exclude-socket/.test(w)),
+      'no "no effect" warning',
+    );
+    const unordered = parseControllerFlags(['--time-buckets=1,0.5'], {});
+    assert.ok(unordered.ok === false);
+    assert.match(
+      unordered.error,
+      /--time-buckets: "1,0.5" is not a comma-separated list of increasing numbers/,
+    );
+    const pair = parseControllerFlags(['--metrics-per-host=false', '--metrics-per-undefined-host'], {});
+    assert.ok(pair.ok === false);
+    assert.match(pair.error, /--metrics-per-undefined-host=true must be passed with --metrics-per-host=true/);
+  });
+
   it("has ingress-nginx's defaults", () => {
     const p = parseControllerFlags([], {});
     assert.ok(p.ok === true);

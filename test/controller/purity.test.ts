@@ -16,6 +16,7 @@ const PURE = [
   'flags.ts',
   'latest-only.ts',
   'leader.ts',
+  'metrics-flags.ts',
   'reflector.ts',
   'resources.ts',
   'snapshot.ts',

@@ -69,6 +69,13 @@ describe('keepip controller with workers', () => {
         'the workers count every request',
       );
       assert.equal(metricSum(text, 'keepip_gateway_requests_total'), first.length + second.length);
+      // ingress-nginx's own request counter, summed over the workers too, with the controller's labels
+      // (POD_NAMESPACE is not set here: default).
+      assert.equal(metricSum(text, 'nginx_ingress_controller_requests'), first.length + second.length);
+      assert.match(
+        text,
+        /nginx_ingress_controller_requests\{[^}]*controller_namespace="default"[^}]*controller_class="k8s\.io\/ingress-nginx"/,
+      );
       assert.equal(metricSum(text, 'keepip_workers'), 2);
       assert.equal(metricSum(text, 'keepip_controller_synced'), 1);
       assert.equal(metricSum(text, 'keepip_gateway_config_version'), 2);

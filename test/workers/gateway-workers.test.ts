@@ -113,8 +113,19 @@ describe('keepip gateway --workers', () => {
       const text = await scrape('127.0.0.1', gw.metricsPort);
       assert.equal(metricSum(text, 'keepip_gateway_config_version'), 2);
       assert.equal(metricSum(text, 'keepip_gateway_config_reloads_total', { result: 'rejected' }), 1);
+      // ingress-nginx's reload metrics (its NGINXConfigFailed alert reads the first), once per pod.
+      assert.equal(metricSum(text, 'nginx_ingress_controller_config_last_reload_successful'), 0);
+      assert.equal(metricSum(text, 'nginx_ingress_controller_errors'), 1);
+      assert.equal(metricSum(text, 'nginx_ingress_controller_success'), 2);
       dir.write('web.yaml', manifests('v3'));
       await gw.running.waitFor(/reloaded: config v3 from/);
+      const applied = await scrape('127.0.0.1', gw.metricsPort);
+      assert.equal(metricSum(applied, 'nginx_ingress_controller_config_last_reload_successful'), 1);
+      assert.equal(metricSum(applied, 'nginx_ingress_controller_success'), 3);
+      assert.ok(
+        metricSum(applied, 'nginx_ingress_controller_config_last_reload_successful_timestamp_seconds') >
+          1.7e9,
+      );
     });
 
     test('a killed worker is logged and replaced by one serving the latest configuration', async () => {
