@@ -4,6 +4,7 @@
 // resource is being served; during an API outage the last good snapshot keeps serving.
 import { hostname } from 'node:os';
 import { Gauge, type Registry } from 'prom-client';
+import type { Topology } from '../config/model.ts';
 import type { DecisionSink } from '../gateway/exchange.ts';
 import { createLineSink, type LineSink } from '../gateway/line-sink.ts';
 import { createGatewayMetrics } from '../gateway/metrics.ts';
@@ -24,6 +25,7 @@ import { type SmallServer, startHealthServer, startWebhookServer } from './serve
 import { createServing, type Serving } from './serving.ts';
 import { ourIngresses, type SnapshotOptions } from './snapshot.ts';
 import { createStatusWriter } from './status-writer.ts';
+import { createNginxControllerMetrics } from './nginx-metrics.ts';
 import { createTcpRunner } from './tcp-runner.ts';
 
 export interface ControllerDeps {
@@ -72,12 +74,31 @@ export function snapshotOptions(o: ControllerOptions): SnapshotOptions {
   };
 }
 
-function controllerGauges(registry: Registry) {
+/** The controller's own gauges (keepip's and ingress-nginx's), moved by what the controller sees. */
+function controllerGauges(registry: Registry, o: ControllerOptions) {
   const gauge = (name: string, help: string) => new Gauge({ name, help, registers: [registry] });
+  const synced = gauge(
+    'keepip_controller_synced',
+    '1 once the first complete list of every resource is served',
+  );
+  const connected = gauge(
+    'keepip_controller_api_connected',
+    '1 while every list/watch to the API server works',
+  );
+  const leader = gauge('keepip_controller_leader', '1 while this replica holds the leader Lease');
+  const nginx = createNginxControllerMetrics(registry, o);
   return {
-    synced: gauge('keepip_controller_synced', '1 once the first complete list of every resource is served'),
-    connected: gauge('keepip_controller_api_connected', '1 while every list/watch to the API server works'),
-    leader: gauge('keepip_controller_leader', '1 while this replica holds the leader Lease'),
+    /** A snapshot is served (`topology` is it, when the gateway runs). */
+    served(topology: Topology | undefined) {
+      synced.set(1);
+      if (topology !== undefined) nginx.certificates(topology);
+    },
+    connected: (isConnected: boolean) => connected.set(isConnected ? 1 : 0),
+    /** `elected`: whether a Lease is held for it (false: no election, --disable-leader-election). */
+    leading(isLeader: boolean, elected = true) {
+      leader.set(isLeader ? 1 : 0);
+      if (elected) nginx.leading(isLeader);
+    },
   };
 }
 
@@ -291,7 +312,7 @@ async function runController(
   const scheduler = deps.scheduler ?? realScheduler;
   const log = deps.log;
   const metrics = createGatewayMetrics();
-  const gauges = controllerGauges(metrics.registry);
+  const gauges = controllerGauges(metrics.registry, o);
   const identity = o.podName ?? `${hostname()}-${process.pid}`;
   const snapOptions = snapshotOptions(o);
   if (!(await ingressClassesListable(client))) {
@@ -314,10 +335,10 @@ async function runController(
     tcp,
     snapOptions,
     onServed: () => {
-      gauges.synced.set(1);
+      gauges.served(serving.gateway()?.snapshot().topology);
       leaderDuties();
     },
-    onChange: (connected) => gauges.connected.set(connected ? 1 : 0),
+    onChange: gauges.connected,
   });
   const edges = await startEdges(
     o,
@@ -335,10 +356,10 @@ async function runController(
 
   const election = startElection(o, client, identity, scheduler, log, (leading) => {
     leader = leading;
-    gauges.leader.set(leading ? 1 : 0);
+    gauges.leading(leading);
     if (leading) leaderDuties();
   });
-  if (election === null) gauges.leader.set(1);
+  if (election === null) gauges.leading(true, false);
 
   // Nodes and the publish-service change without touching an Ingress: re-check the status regularly.
   const periodic = () => {

@@ -2,6 +2,7 @@
 // Event naming the annotation), deduplicated Events, the validating webhook (AdmissionReview v1 over
 // TLS with the doctor's message), and the status cleared on shutdown with --update-status-on-shutdown.
 import assert from 'node:assert/strict';
+import { X509Certificate } from 'node:crypto';
 import { describe, it } from 'node:test';
 import type { Obj } from '../fixtures/fake-apiserver.ts';
 import {
@@ -35,6 +36,7 @@ async function postReview(port: number, body: Obj): Promise<Obj> {
 }
 
 describe('TLS, fail-closed ranges, events, admission, status on shutdown', () => {
+  let webSecret: Obj;
   const cluster = webCluster(
     async () => [
       '--election-ttl=2s',
@@ -44,7 +46,8 @@ describe('TLS, fail-closed ranges, events, admission, status on shutdown', () =>
     ],
     {
       prepare: async (api) => {
-        api.apply(await tlsSecret('web-tls', 'web.example.com'));
+        webSecret = await tlsSecret('web-tls', 'web.example.com');
+        api.apply(webSecret);
         api.apply(await tlsSecret('fallback', 'keepip-test-default'));
         api.apply(
           ingress('web', 'web.example.com', 'web', {
@@ -60,6 +63,31 @@ describe('TLS, fail-closed ranges, events, admission, status on shutdown', () =>
     assert.equal(await peerCertificate(httpsPort, 'web.example.com'), 'web.example.com');
     assert.equal(await peerCertificate(httpsPort, 'other.example.com'), 'keepip-test-default');
     assert.equal((await get(httpsPort, 'web.example.com', '/s', true)).body, 'web /s\n');
+  });
+
+  it("exports ingress-nginx's certificate metrics (the chart's expiry alert) and leader_election_status", async () => {
+    const { ctl } = cluster;
+    await ctl.waitFor(() => ctl.running.leading(), 'leading');
+    const text = await (await fetch(`http://127.0.0.1:${ctl.running.healthzAddress!.port}/metrics`)).text();
+    const cert = new X509Certificate(Buffer.from(webSecret.data['tls.crt'], 'base64').toString('utf8'));
+    const serial = BigInt(`0x${cert.serialNumber}`).toString();
+    const labels = `namespace="default",class="k8s.io/ingress-nginx",host="web.example.com",secret_name="web-tls",identifier="-${serial}"`;
+    assert.ok(
+      text.includes(
+        `nginx_ingress_controller_ssl_expire_time_seconds{${labels}} ${Math.floor(Date.parse(cert.validTo) / 1000)}`,
+      ),
+      text,
+    );
+    assert.match(
+      text,
+      new RegExp(
+        `nginx_ingress_controller_ssl_certificate_info\\{${labels.replace(/[./]/g, '\\$&')},issuer_organization="",issuer_common_name="web\\.example\\.com",serial_number="${serial}",public_key_algorithm="ECDSA"\\} 1`,
+      ),
+    );
+    assert.match(
+      text,
+      /nginx_ingress_controller_leader_election_status\{controller_namespace="ingress-nginx",controller_class="k8s\.io\/ingress-nginx",controller_pod="[^"]*",name="ingress-nginx-leader"\} 1/,
+    );
   });
 
   it('picks up a rotated Secret', async () => {

@@ -1,0 +1,69 @@
+// The certificate facts behind ingress-nginx's ssl_expire_time_seconds and ssl_certificate_info, as
+// Go's crypto/x509 names them: expiry in seconds, the serial in decimal, the issuer's O and CN, the
+// key algorithm; and the gauges redone per snapshot, so a host that went leaves no series.
+import assert from 'node:assert/strict';
+import { X509Certificate } from 'node:crypto';
+import { test } from 'node:test';
+import { Registry } from 'prom-client';
+import { generate } from 'selfsigned';
+import type { Topology } from '../../src/config/model.ts';
+import { certificateFacts, createNginxControllerMetrics } from '../../src/controller/nginx-metrics.ts';
+
+async function rsaCertificate(): Promise<string> {
+  const made = await generate(
+    [
+      { name: 'commonName', value: 'Example Issuing CA' },
+      { name: 'organizationName', value: 'Example Org' },
+    ],
+    { keySize: 2048, algorithm: 'sha256' },
+  );
+  return made.cert;
+}
+
+test('facts of an RSA certificate: expiry, decimal serial, issuer O and CN, RSA', async () => {
+  const pem = await rsaCertificate();
+  const cert = new X509Certificate(pem);
+  const facts = certificateFacts(pem);
+  assert.ok(facts !== null);
+  assert.equal(facts.expiresSeconds, Math.floor(Date.parse(cert.validTo) / 1000));
+  assert.equal(facts.serialNumber, BigInt(`0x${cert.serialNumber}`).toString());
+  assert.equal(facts.identifier, `-${facts.serialNumber}`);
+  assert.deepEqual(
+    [facts.issuerOrganization, facts.issuerCommonName, facts.publicKeyAlgorithm],
+    ['Example Org', 'Example Issuing CA', 'RSA'],
+  );
+  assert.equal(certificateFacts('not a certificate'), null);
+});
+
+test('the gauges follow the snapshot: a host that went has no series left', async () => {
+  const pem = await rsaCertificate();
+  const registry = new Registry();
+  const metrics = createNginxControllerMetrics(registry, {
+    controllerClass: 'k8s.io/ingress-nginx',
+    podNamespace: 'ingress-nginx',
+    podName: 'ctl-0',
+    electionId: 'ingress-nginx-leader',
+  });
+  const vhost = (host: string) => ({
+    host,
+    tls: { secret: { namespace: 'web', name: `${host}-tls` }, hosts: [host], certPem: pem, keyPem: '' },
+  });
+  const topology = (...hosts: string[]) =>
+    ({ gateway: { virtualHosts: [...hosts.map(vhost), { host: '', tls: null }] } }) as unknown as Topology;
+  metrics.certificates(topology('a.example.com', 'b.example.com'));
+  let text = await registry.metrics();
+  assert.match(
+    text,
+    /ssl_expire_time_seconds\{namespace="web",class="k8s.io\/ingress-nginx",host="a.example.com",secret_name="a.example.com-tls"/,
+  );
+  assert.match(text, /ssl_expire_time_seconds\{[^}]*host="b.example.com"/);
+  metrics.certificates(topology('a.example.com'));
+  text = await registry.metrics();
+  assert.doesNotMatch(text, /host="b.example.com"/);
+  assert.match(text, /ssl_certificate_info\{[^}]*host="a.example.com"[^}]*public_key_algorithm="RSA"\} 1/);
+  metrics.leading(false);
+  assert.match(
+    await registry.metrics(),
+    /leader_election_status\{controller_namespace="ingress-nginx",controller_class="k8s.io\/ingress-nginx",controller_pod="ctl-0",name="ingress-nginx-leader"\} 0/,
+  );
+});
