@@ -19,9 +19,10 @@ import type { DecisionSink } from './exchange.ts';
 import { createRequestHandler } from './handler.ts';
 import { createLineSink, type LineSink } from './line-sink.ts';
 import { Mirrors } from './mirror-sender.ts';
+import { registerProcessMetrics } from './process-metrics.ts';
 import { createGatewayMetrics, type GatewayMetrics } from './metrics.ts';
 import { boundRegexBacktracking } from '../regex-engine.ts';
-import { type ListenerSpec, type RunningListeners, startListeners } from './server.ts';
+import { type ListenerContext, type ListenerSpec, type RunningListeners, startListeners } from './server.ts';
 import { BodyBuffers } from './request-body-buffer.ts';
 import { buildSnapshot, type GatewaySnapshot, type SnapshotError, type SnapshotOptions } from './snapshot.ts';
 import { generateDefaultCertificate, type KeyPair } from './tls.ts';
@@ -245,6 +246,21 @@ function logSinks(options: GatewayOptions, slot: SnapshotSlot): SyslogRouting & 
   return { ...routing, errorLog: createErrorLog(routing.error, level) };
 }
 
+/** The listeners; when one cannot bind, what was started is undone (`undo`) and the error thrown. */
+async function listenOrUndo(
+  options: GatewayOptions,
+  ctx: Omit<ListenerContext, 'defaultCertificate'>,
+  undo: () => Promise<void>,
+): Promise<RunningListeners> {
+  try {
+    const defaultCertificate = options.defaultCertificate ?? (await generateDefaultCertificate());
+    return await startListeners(listenerSpecs(options), { ...ctx, defaultCertificate });
+  } catch (error) {
+    await undo();
+    throw error;
+  }
+}
+
 export async function startGateway(options: GatewayOptions): Promise<RunningGateway> {
   if (!options.http && !options.https) throw new TypeError('startGateway: give http and/or https');
   // Every way of serving (CLI, workers, controller, up, programmatic) passes here before a client is read.
@@ -277,23 +293,21 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     }),
     mirrors,
   });
-  let listeners: RunningListeners;
-  try {
-    const defaultCertificate = options.defaultCertificate ?? (await generateDefaultCertificate());
-    listeners = await startListeners(listenerSpecs(options), {
-      current,
-      handler,
-      metrics,
-      errorLog,
-      accessLog,
-      defaultCertificate,
-    });
-  } catch (error) {
-    slot.current.retire();
-    logs.close();
-    await connections.closeAll(0);
-    throw error;
-  }
+  const listeners = await listenOrUndo(
+    options,
+    { current, handler, metrics, errorLog, accessLog },
+    async () => {
+      slot.current.retire();
+      logs.close();
+      await connections.closeAll(0);
+    },
+  );
+  registerProcessMetrics(metrics.registry, {
+    counts: metrics.serving,
+    open: () => listeners.openConnections(),
+    inflight: () => active.count,
+    labels: () => slot.current.topology.gateway.requestMetrics,
+  });
   const metricsServer = await startMetricsOrUndo(
     options,
     metrics,

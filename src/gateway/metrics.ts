@@ -5,6 +5,7 @@ import { Counter, Gauge, Registry } from 'prom-client';
 import type { Topology } from '../config/model.ts';
 import { CONNECTION_CLOSE_REASONS, type ConnectionCloseReason } from './client-timeouts.ts';
 import { FastHistogram } from './histogram.ts';
+import type { ServingCounts } from './process-metrics.ts';
 import { createReloadMetrics } from './reload-metrics.ts';
 import { createRequestMetrics, type RequestMetrics } from './request-metrics.ts';
 
@@ -12,6 +13,8 @@ export interface GatewayMetrics {
   registry: Registry;
   /** ingress-nginx's per-request metrics (nginx_ingress_controller_*), src/gateway/request-metrics.ts. */
   ingressNginx: RequestMetrics;
+  /** Connections accepted and handled, requests: for nginx_process_* (src/gateway/process-metrics.ts). */
+  serving: ServingCounts;
   /**
    * One request answered (any status, proxied or not). `ingress` is "namespace/name" or "" when none
    * matched; `protocol` (`HTTP/1.1`, `HTTP/2.0`…; '' when unknown) also counts it by protocol.
@@ -191,11 +194,14 @@ export function createGatewayMetrics(registry: Registry = new Registry()): Gatew
   for (const where of ['memory', 'file']) m.bodiesBuffered.labels(where).inc(0);
   const requestTallies: RequestTallies = new Map();
   const reloads = createReloadMetrics(registry);
+  const serving: ServingCounts = { accepted: 0, handled: 0, requests: 0 };
   const protocolTallies = new Map<string, Tally>();
   return {
     registry,
     ingressNginx: createRequestMetrics(registry),
+    serving,
     request(ingress, host, status, protocol = '') {
+      serving.requests += 1;
       // Bounded: the engines only produce HTTP/1.0, HTTP/1.1 and HTTP/2.0.
       if (protocol !== '')
         labelTally(protocolTallies, tallies.byProtocol, m.byProtocol, protocol).pending += 1;

@@ -65,6 +65,8 @@ export interface RunningListeners {
   closeIdle(): void;
   /** Destroys every connection. */
   destroyAll(): void;
+  /** Client connections open now. */
+  openConnections(): number;
 }
 
 /** First byte of a TLS record carrying a handshake (0x16), or of an SSLv2-style hello (0x80). */
@@ -480,8 +482,11 @@ export async function startListeners(
     sides.h1.serve(socket, timeouts);
   };
   const overLimit = connectionLimit(ctx);
+  const counts = ctx.metrics.serving;
   const onConnection = (kind: ListenerKind, socket: net.Socket) => {
+    counts.accepted += 1;
     if (overLimit(sockets.size, socket)) return;
+    counts.handled += 1;
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
     socket.on('error', () => socket.destroy());
@@ -505,6 +510,7 @@ export async function startListeners(
       plainH1.closeIdle();
       h2.closeIdle();
     },
+    openConnections: () => sockets.size,
     destroyAll() {
       for (const socket of sockets) socket.destroy();
       h1.destroyAll();

@@ -72,6 +72,12 @@ describe('keepip controller with workers', () => {
       // ingress-nginx's own request counter, summed over the workers too, with the controller's labels
       // (POD_NAMESPACE is not set here: default).
       assert.equal(metricSum(text, 'nginx_ingress_controller_requests'), first.length + second.length);
+      // The nginx process metrics: one per worker (not the primary), requests summed.
+      assert.equal(metricSum(text, 'nginx_ingress_controller_nginx_process_num_procs'), 2);
+      assert.equal(
+        metricSum(text, 'nginx_ingress_controller_nginx_process_requests_total'),
+        first.length + second.length,
+      );
       assert.match(
         text,
         /nginx_ingress_controller_requests\{[^}]*controller_namespace="default"[^}]*controller_class="k8s\.io\/ingress-nginx"/,

@@ -1,0 +1,72 @@
+// ingress-nginx's nginx process metrics from the serving process, as its Grafana dashboard reads them:
+// connections by state (a keep-alive connection between requests is waiting, one with a request in
+// flight writing), connections accepted and handled, requests, CPU, memory, start time.
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import { after, before, test } from 'node:test';
+import { createGatewayMetrics } from '../../src/gateway/metrics.ts';
+import { request, startTestGateway, type TestGateway } from '../fixtures/gateway/harness.ts';
+import { ingress, serviceWithEndpoints, topologyOf } from '../fixtures/gateway/manifests.ts';
+import { type HeldBackend, startHeldBackend } from '../helpers/held-backend.ts';
+
+let backend: HeldBackend;
+let gw: TestGateway;
+const metrics = createGatewayMetrics();
+
+before(async () => {
+  backend = await startHeldBackend({ hold: (url) => url.includes('hold') });
+  const objects = [
+    ...serviceWithEndpoints({ name: 'web', ports: [backend.port] }),
+    ingress({
+      name: 'web',
+      host: 'web.example.com',
+      paths: [{ path: '/', service: 'web', port: 80 }],
+    }),
+  ];
+  gw = await startTestGateway(topologyOf(objects), { metrics });
+});
+
+after(async () => {
+  backend.release();
+  await gw.close();
+  await backend.close();
+});
+
+/** The value of a series whose name and labels start as given. */
+async function value(series: string): Promise<number> {
+  const text = await metrics.registry.metrics();
+  const line = text.split('\n').find((l) => l.startsWith(series));
+  assert.ok(line !== undefined, `no ${series} in:\n${text}`);
+  return Number(line.slice(line.lastIndexOf(' ') + 1));
+}
+
+const state = (s: string) =>
+  `nginx_ingress_controller_nginx_process_connections{controller_namespace="",controller_class="",controller_pod="",state="${s}"}`;
+
+test('a keep-alive connection between requests is active and waiting; with a request in flight, writing', async () => {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  const first = await request(gw.httpPort, { host: 'web.example.com', path: '/a', agent });
+  assert.equal(first.status, 200);
+  assert.deepEqual(
+    [await value(state('active')), await value(state('waiting')), await value(state('writing'))],
+    [1, 1, 0],
+  );
+  const held = request(gw.httpPort, { host: 'web.example.com', path: '/hold', agent });
+  await backend.arrived(/hold/);
+  assert.deepEqual([await value(state('active')), await value(state('writing'))], [1, 1]);
+  backend.release();
+  assert.equal((await held).status, 200);
+  agent.destroy();
+  assert.equal(await value('nginx_ingress_controller_nginx_process_requests_total{'), 2);
+  assert.equal(
+    await value(
+      'nginx_ingress_controller_nginx_process_connections_total{controller_namespace="",controller_class="",controller_pod="",state="accepted"}',
+    ),
+    1,
+  );
+  assert.equal(await value('nginx_ingress_controller_nginx_process_num_procs{'), 1);
+  assert.ok((await value('nginx_ingress_controller_nginx_process_cpu_seconds_total{')) > 0);
+  assert.ok((await value('nginx_ingress_controller_nginx_process_resident_memory_bytes{')) > 10_000_000);
+  const started = await value('nginx_ingress_controller_nginx_process_oldest_start_time_seconds{');
+  assert.ok(started <= Date.now() / 1000 && started > Date.now() / 1000 - 3600, String(started));
+});
