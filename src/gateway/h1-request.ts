@@ -111,7 +111,7 @@ for (let c = 0x61; c <= 0x7a; c++) AUTHORITY[c] = 1;
 // The request methods llhttp parses (node:http's METHODS). nginx takes any upper-case token, but the
 // edge must not pass what node:http refuses (test/gateway/h1-parser-differential.test.ts); CONNECT is
 // refused further down.
-const METHODS = new Set([
+export const METHODS: ReadonlySet<string> = new Set([
   'ACL',
   'BIND',
   'CHECKOUT',

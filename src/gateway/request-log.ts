@@ -3,6 +3,7 @@
 // plain HTTP on the HTTPS port) and the error log line of an upstream failure.
 import { parseBasicCredentials } from './access/basic-auth.ts';
 import { type AccessLogVars, createAccessLogVars } from './access-log.ts';
+import { METHODS } from './h1-request.ts';
 import type { ConnectionInfo } from './connection.ts';
 import { requestContext } from './error-log.ts';
 import type { Exchange, GatewayRequest, HandlerContext, UpstreamAttempt } from './exchange.ts';
@@ -174,7 +175,8 @@ function recordIngressNginxMetrics(
     host: vars.serverName,
     // Rules without a host are served by the default server `_`, which no Ingress names.
     hostDefined: route !== null && vars.serverName !== '_',
-    method: vars.requestMethod,
+    // HTTP/2 takes any upper-case token: one series per invented method would grow without bound.
+    method: METHODS.has(vars.requestMethod) ? vars.requestMethod : 'OTHER',
     status: vars.status,
     canary: vars.proxyAlternativeUpstreamName,
     requestSeconds: vars.requestTimeMs / 1000,

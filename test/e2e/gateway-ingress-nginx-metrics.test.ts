@@ -1,8 +1,10 @@
-// ingress-nginx's nginx process metrics from the serving process, as its Grafana dashboard reads them:
-// connections by state (a keep-alive connection between requests is waiting, one with a request in
-// flight writing), connections accepted and handled, requests, CPU, memory, start time.
+// ingress-nginx's metrics from a serving gateway: the nginx process metrics as its Grafana dashboard
+// reads them (connections by state: a keep-alive connection between requests is waiting, one with a
+// request in flight writing; connections accepted and handled, requests, CPU, memory, start time), and
+// request metrics whose `method` label an HTTP/2 client cannot multiply.
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import http2 from 'node:http2';
 import { after, before, test } from 'node:test';
 import { createGatewayMetrics } from '../../src/gateway/metrics.ts';
 import { request, startTestGateway, type TestGateway } from '../fixtures/gateway/harness.ts';
@@ -69,4 +71,28 @@ test('a keep-alive connection between requests is active and waiting; with a req
   assert.ok((await value('nginx_ingress_controller_nginx_process_resident_memory_bytes{')) > 10_000_000);
   const started = await value('nginx_ingress_controller_nginx_process_oldest_start_time_seconds{');
   assert.ok(started <= Date.now() / 1000 && started > Date.now() / 1000 - 3600, String(started));
+});
+
+test('an invented HTTP/2 method is counted as OTHER: a client cannot make one series per method', async () => {
+  const session = http2.connect(`http://127.0.0.1:${gw.httpPort}`);
+  try {
+    for (const method of ['BREW', 'WHEN', 'GET']) {
+      await new Promise<void>((resolve, reject) => {
+        const stream = session.request({ ':method': method, ':path': '/m', ':authority': 'web.example.com' });
+        stream.on('response', () => {});
+        stream.resume();
+        stream.on('end', () => resolve());
+        stream.on('error', reject);
+        stream.end();
+      });
+    }
+  } finally {
+    session.close();
+  }
+  const text = await metrics.registry.metrics();
+  const methods = [...text.matchAll(/^nginx_ingress_controller_requests\{[^}]*method="([^"]+)"/gm)].map(
+    (m) => m[1],
+  );
+  assert.ok(methods.includes('OTHER'), text);
+  assert.ok(!methods.includes('BREW') && !methods.includes('WHEN'), text);
 });
