@@ -26,6 +26,7 @@ import { type ClientTimeouts, clientTimeoutsOf } from './client-timeouts.ts';
 import { type CompiledRoutes, compileRoutes } from './router.ts';
 import { buildCertificateStore, type CertificateStore } from './tls.ts';
 import type { BalancedUpstream, ConnectionRegistry, PoolSpec, UpstreamMember } from './upstream.ts';
+import { keepaliveLimitsOf } from './upstream-keepalive.ts';
 
 /** Error codes that ingress-nginx also tolerates: the object or location is served in a safe degraded way. */
 const CONTAINED_ERRORS = new Set([
@@ -261,6 +262,7 @@ function upstreamsOf(topology: Topology, options: SnapshotOptions) {
       const target = options.upstreamAddress?.(named.address, named.port) ?? named;
       const spec: PoolSpec = { protocol, address: target.address, port: target.port, connectTimeoutMs };
       if (withTls !== undefined) spec.tls = withTls;
+      if (protocol === 'HTTPS') spec.keepalive = keepaliveLimitsOf(topology.gateway.settings);
       acquired.push(spec);
       members.push(options.connections.acquire(spec));
     }

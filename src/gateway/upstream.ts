@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import { lookup as dnsLookup } from 'node:dns';
 import type { LookupFunction } from 'node:net';
-import { IdleConnections } from './upstream-keepalive.ts';
+import { IdleConnections, type KeepaliveLimits } from './upstream-keepalive.ts';
 import { checkServerIdentity, type PeerCertificate } from 'node:tls';
 import type { Readable } from 'node:stream';
 import { buildConnector, type Dispatcher, Pool } from 'undici';
@@ -23,6 +23,8 @@ export interface PoolSpec {
   connectTimeoutMs: number;
   /** proxy-ssl-* of an HTTPS backend; absent: ingress-nginx's defaults (no verification, no SNI). */
   tls?: ProxySslModel;
+  /** upstream-keepalive-* of an HTTPS backend (its undici pool's); absent: 60 s idle, no request limit. */
+  keepalive?: KeepaliveLimits;
 }
 
 export interface UpstreamMember {
@@ -57,7 +59,10 @@ export function firstMember(upstream: BalancedUpstream): number {
 
 function poolKey(spec: PoolSpec): string {
   const tls = spec.tls === undefined ? '' : `|${tlsKey(spec.tls)}`;
-  return `${spec.protocol}|${formatHostPort(spec.address, spec.port)}|${spec.connectTimeoutMs}${tls}`;
+  const k = spec.keepalive;
+  // Other keep-alive limits, other pools: an undici pool's are fixed when it is made.
+  const keepalive = k === undefined ? '' : `|${k.maxIdle > 0}:${k.idleTimeoutMs}:${k.maxRequests}`;
+  return `${spec.protocol}|${formatHostPort(spec.address, spec.port)}|${spec.connectTimeoutMs}${tls}${keepalive}`;
 }
 
 /** Pools with other TLS settings (proxy-ssl-*) are other pools. */
@@ -123,20 +128,34 @@ function withSni(
   return (options, callback) => connector({ ...options, servername: servername as string }, callback);
 }
 
+/**
+ * upstream-keepalive-* as an undici pool takes them: the idle timeout (also the cap on what a
+ * backend's Keep-Alive header asks for), requests per connection, and none kept (one request a
+ * connection) for upstream-keepalive-connections 0. undici has no count of idle connections over
+ * all backends and no lifetime limit: those two stay HTTP-only.
+ */
+function undiciKeepalive(k: KeepaliveLimits | undefined) {
+  if (k === undefined) return { keepAliveTimeout: 60_000, keepAliveMaxTimeout: 600_000 };
+  return {
+    keepAliveTimeout: k.idleTimeoutMs,
+    keepAliveMaxTimeout: k.idleTimeoutMs,
+    maxRequestsPerClient: k.maxIdle === 0 ? 1 : k.maxRequests,
+  };
+}
+
 function httpsPool(
   scheme: string,
   hostPort: string,
-  connectTimeoutMs: number,
-  tls: ProxySslModel | undefined,
+  spec: PoolSpec,
   lookup: LookupFunction,
 ): UpstreamDispatcher {
+  const { connectTimeoutMs, tls } = spec;
   return undiciDispatcher(
     new Pool(`${scheme}://${hostPort}`, {
       // Unlimited concurrent connections like nginx; keep-alive reuse comes from the pool's idle clients.
       connections: null,
       pipelining: 1,
-      keepAliveTimeout: 60_000,
-      keepAliveMaxTimeout: 600_000,
+      ...undiciKeepalive(spec.keepalive),
       // Per-request headersTimeout/bodyTimeout (proxy-read-timeout) are given at dispatch time.
       headersTimeout: 0,
       bodyTimeout: 0,
@@ -182,7 +201,7 @@ export class ConnectionRegistry {
     // gRPC backends: HTTP/2 sessions, multiplexed (h2-client.ts); error log lines say grpc:// as nginx's.
     const pool =
       spec.protocol === 'HTTPS'
-        ? httpsPool(scheme, hostPort, connectTimeoutMs, spec.tls, lookup)
+        ? httpsPool(scheme, hostPort, spec, lookup)
         : spec.protocol === 'GRPC' || spec.protocol === 'GRPCS'
           ? new H2Pool({ address, port, tls: spec.protocol === 'GRPCS', connectTimeoutMs, lookup })
           : new H1Pool({ address, port, connectTimeoutMs, lookup, idle: this.idle });

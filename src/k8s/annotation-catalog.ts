@@ -896,13 +896,13 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
     names: ['upstream-keepalive-connections'],
     status: 'implemented',
     values: '320',
-    note: "idle HTTP backend connections kept per process over all backends (ingress-nginx's one `upstream_balancer`), the least recently used closed beyond it; `0`: every backend connection closes after its response",
+    note: "idle HTTP backend connections kept per process over all backends (ingress-nginx's one `upstream_balancer`), the least recently used closed beyond it; `0`: every backend connection closes after its response (HTTPS backends too; their pools have no count over all backends, so only `0` applies to them)",
   },
   {
     names: ['upstream-keepalive-timeout', 'upstream-keepalive-requests', 'upstream-keepalive-time'],
     status: 'implemented',
     values: '60, 10000, 1h',
-    note: "nginx's keepalive_timeout (whole seconds an idle backend connection is kept), keepalive_requests (requests one connection serves, then it closes) and keepalive_time (an nginx time: after it, a connection closes once its current response ends), for HTTP backends. A reload applies to connections as they next go idle. HTTPS and gRPC backends keep 60 s idle and no request or time limit",
+    note: "nginx's keepalive_timeout (whole seconds an idle backend connection is kept), keepalive_requests (requests one connection serves, then it closes) and keepalive_time (an nginx time: after it, a connection closes once its current response ends), for HTTP backends. A reload applies to connections as they next go idle. HTTPS backends follow the timeout and the requests (a change makes new connection pools; the old ones close when idle), not keepalive_time; gRPC backends keep their HTTP/2 sessions 60 s idle with no request or time limit",
   },
   {
     names: ['worker-processes'],

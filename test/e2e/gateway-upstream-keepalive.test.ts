@@ -4,9 +4,11 @@
 // those counts (no sleep), except for keepalive_time, which needs that much time to have passed.
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import https from 'node:https';
+import type { AddressInfo, Socket } from 'node:net';
 import { afterEach, describe, test } from 'node:test';
-import { request, startTestGateway, type TestGateway } from '../fixtures/gateway/harness.ts';
+import type { KeyPair } from '../../src/gateway/tls.ts';
+import { request, startTestGateway, type TestGateway, testCertificate } from '../fixtures/gateway/harness.ts';
 import {
   controllerConfigMap,
   ingress,
@@ -23,15 +25,18 @@ interface CountingBackend {
   close(): Promise<void>;
 }
 
-/** Answers each request at once; with `holdUntil` n, holds the first ones until n are in flight. */
-async function countingBackend(holdUntil = 0): Promise<CountingBackend> {
+/**
+ * Answers each request at once; with `holdUntil` n, holds the first ones until n are in flight. With
+ * `tls`, an HTTPS backend.
+ */
+async function countingBackend(holdUntil = 0, tls?: KeyPair): Promise<CountingBackend> {
   const waiters = new Set<() => void>();
   const wake = () => {
     for (const waiter of [...waiters]) waiter();
   };
   const held: http.ServerResponse[] = [];
   let holding = holdUntil > 0;
-  const server = http.createServer((req, res) => {
+  const handler = (req: http.IncomingMessage, res: http.ServerResponse) => {
     req.resume();
     req.on('end', () => {
       held.push(res);
@@ -39,7 +44,10 @@ async function countingBackend(holdUntil = 0): Promise<CountingBackend> {
       if (!holding) for (const r of held.splice(0)) r.end('ok');
       wake();
     });
-  });
+  };
+  const server = tls === undefined ? http.createServer(handler) : https.createServer(tls, handler);
+  // The backend keeps idle connections longer than any test: only the gateway's limits close them.
+  server.keepAliveTimeout = 120_000;
   const backend: CountingBackend = {
     port: 0,
     opened: 0,
@@ -64,7 +72,8 @@ async function countingBackend(holdUntil = 0): Promise<CountingBackend> {
       return new Promise((resolve) => server.close(() => resolve()));
     },
   };
-  server.on('connection', (socket) => {
+  // The TCP connections (for HTTPS, before the handshake).
+  server.on('connection', (socket: Socket) => {
     backend.opened += 1;
     socket.on('close', () => {
       backend.closed += 1;
@@ -157,5 +166,61 @@ describe('upstream keep-alive (upstream-keepalive-*)', () => {
     await get(gw);
     await backend.until(() => backend.closed === 1, 'the reused connection closed');
     assert.equal(backend.opened, 1);
+  });
+});
+
+describe('upstream keep-alive to HTTPS backends (backend-protocol: HTTPS)', () => {
+  let backend: CountingBackend | undefined;
+  let gw: TestGateway | undefined;
+  const start = async (data: Record<string, string>) => {
+    backend = await countingBackend(0, await testCertificate());
+    gw = await startTestGateway(
+      topologyOf([
+        controllerConfigMap(data),
+        ...serviceWithEndpoints({ name: 'web', ports: [backend.port] }),
+        ingress({
+          name: 'web',
+          host: 'web.example.com',
+          annotations: { 'backend-protocol': 'HTTPS' },
+          paths: [{ path: '/', service: 'web', port: 80 }],
+        }),
+      ]),
+    );
+    return { backend, gw };
+  };
+  const get = async (gateway: TestGateway) => {
+    assert.equal((await request(gateway.httpPort, { host: 'web.example.com' })).status, 200);
+  };
+  afterEach(async () => {
+    await gw?.close();
+    await backend?.close();
+  });
+
+  test('by default one TLS connection serves request after request', async () => {
+    const { backend, gw } = await start({});
+    for (let i = 0; i < 4; i++) await get(gw);
+    assert.deepEqual([backend.opened, backend.closed], [1, 0]);
+  });
+
+  test('upstream-keepalive-requests 2: a connection closes after its second response', async () => {
+    const { backend, gw } = await start({ 'upstream-keepalive-requests': '2' });
+    for (let i = 0; i < 5; i++) await get(gw);
+    await backend.until(() => backend.closed === 2, 'two connections closed');
+    assert.equal(backend.opened, 3);
+  });
+
+  test('upstream-keepalive-connections 0: every connection closes after its response', async () => {
+    const { backend, gw } = await start({ 'upstream-keepalive-connections': '0' });
+    for (let i = 0; i < 3; i++) await get(gw);
+    await backend.until(() => backend.closed === 3, 'three connections closed');
+    assert.equal(backend.opened, 3);
+  });
+
+  test('upstream-keepalive-timeout 1: an idle connection is closed after a second', async () => {
+    const { backend, gw } = await start({ 'upstream-keepalive-timeout': '1' });
+    await get(gw);
+    await backend.until(() => backend.closed === 1, 'the idle connection closed');
+    await get(gw);
+    assert.equal(backend.opened, 2);
   });
 });
