@@ -86,48 +86,77 @@ async function countingBackend(holdUntil = 0, tls?: KeyPair): Promise<CountingBa
   return backend;
 }
 
-describe('upstream keep-alive (upstream-keepalive-*)', () => {
-  let backend: CountingBackend | undefined;
-  let gw: TestGateway | undefined;
+/** A gateway in front of a counting backend (HTTPS with backend-protocol: HTTPS), reloadable. */
+function keepaliveFixture(protocol: 'HTTP' | 'HTTPS') {
+  const state: { backend?: CountingBackend; gw?: TestGateway } = {};
   const start = async (data: Record<string, string>, holdUntil = 0) => {
-    backend = await countingBackend(holdUntil);
+    const tls = protocol === 'HTTPS' ? await testCertificate() : undefined;
+    const backend = await countingBackend(holdUntil, tls);
+    state.backend = backend;
+    const annotations: Record<string, string> = protocol === 'HTTPS' ? { 'backend-protocol': 'HTTPS' } : {};
     const topology = (values: Record<string, string>) =>
       topologyOf([
         controllerConfigMap(values),
-        ...serviceWithEndpoints({ name: 'web', ports: [backend!.port] }),
-        ingress({ name: 'web', host: 'web.example.com', paths: [{ path: '/', service: 'web', port: 80 }] }),
+        ...serviceWithEndpoints({ name: 'web', ports: [backend.port] }),
+        ingress({
+          name: 'web',
+          host: 'web.example.com',
+          annotations,
+          paths: [{ path: '/', service: 'web', port: 80 }],
+        }),
       ]);
-    gw = await startTestGateway(topology(data));
-    return { backend, gw, reload: (values: Record<string, string>) => gw!.gateway.reload(topology(values)) };
-  };
-  const get = async (gateway: TestGateway) => {
-    assert.equal((await request(gateway.httpPort, { host: 'web.example.com' })).status, 200);
+    const gw = await startTestGateway(topology(data));
+    state.gw = gw;
+    return { backend, gw, reload: (values: Record<string, string>) => gw.gateway.reload(topology(values)) };
   };
   afterEach(async () => {
-    await gw?.close();
-    await backend?.close();
+    await state.gw?.close();
+    await state.backend?.close();
   });
+  return start;
+}
 
-  test('by default one connection serves request after request', async () => {
-    const { backend, gw } = await start({});
-    for (let i = 0; i < 5; i++) await get(gw);
-    assert.equal(backend.opened, 1);
-    assert.equal(backend.closed, 0);
-  });
+const get = async (gateway: TestGateway) => {
+  assert.equal((await request(gateway.httpPort, { host: 'web.example.com' })).status, 200);
+};
 
-  test('upstream-keepalive-requests 2: a connection closes after its second response', async () => {
-    const { backend, gw } = await start({ 'upstream-keepalive-requests': '2' });
-    for (let i = 0; i < 5; i++) await get(gw);
-    await backend.until(() => backend.closed === 2, 'two connections closed');
-    assert.equal(backend.opened, 3);
-  });
+// What HTTP and HTTPS backends share; HTTPS pools (undici) have no count over all backends and no lifetime.
+for (const protocol of ['HTTP', 'HTTPS'] as const) {
+  describe(`upstream keep-alive to ${protocol} backends (upstream-keepalive-*)`, () => {
+    const start = keepaliveFixture(protocol);
 
-  test('upstream-keepalive-connections 0: every connection closes after its response', async () => {
-    const { backend, gw } = await start({ 'upstream-keepalive-connections': '0' });
-    for (let i = 0; i < 3; i++) await get(gw);
-    await backend.until(() => backend.closed === 3, 'three connections closed');
-    assert.equal(backend.opened, 3);
+    test('by default one connection serves request after request', async () => {
+      const { backend, gw } = await start({});
+      for (let i = 0; i < 5; i++) await get(gw);
+      assert.deepEqual([backend.opened, backend.closed], [1, 0]);
+    });
+
+    test('upstream-keepalive-requests 2: a connection closes after its second response', async () => {
+      const { backend, gw } = await start({ 'upstream-keepalive-requests': '2' });
+      for (let i = 0; i < 5; i++) await get(gw);
+      await backend.until(() => backend.closed === 2, 'two connections closed');
+      assert.equal(backend.opened, 3);
+    });
+
+    test('upstream-keepalive-connections 0: every connection closes after its response', async () => {
+      const { backend, gw } = await start({ 'upstream-keepalive-connections': '0' });
+      for (let i = 0; i < 3; i++) await get(gw);
+      await backend.until(() => backend.closed === 3, 'three connections closed');
+      assert.equal(backend.opened, 3);
+    });
+
+    test('upstream-keepalive-timeout 1: an idle connection is closed after a second', async () => {
+      const { backend, gw } = await start({ 'upstream-keepalive-timeout': '1' });
+      await get(gw);
+      await backend.until(() => backend.closed === 1, 'the idle connection closed');
+      await get(gw);
+      assert.equal(backend.opened, 2);
+    });
   });
+}
+
+describe('upstream keep-alive to HTTP backends: the count over all backends, the lifetime, a reload', () => {
+  const start = keepaliveFixture('HTTP');
 
   test('upstream-keepalive-connections 2: of four idle connections, two are closed', async () => {
     const { backend, gw } = await start({ 'upstream-keepalive-connections': '2' }, 4);
@@ -138,14 +167,6 @@ describe('upstream keep-alive (upstream-keepalive-*)', () => {
     // The two kept serve the next requests.
     await Promise.all([get(gw), get(gw)]);
     assert.equal(backend.opened, 4);
-  });
-
-  test('upstream-keepalive-timeout 1: an idle connection is closed after a second', async () => {
-    const { backend, gw } = await start({ 'upstream-keepalive-timeout': '1' });
-    await get(gw);
-    await backend.until(() => backend.closed === 1, 'the idle connection closed');
-    await get(gw);
-    assert.equal(backend.opened, 2);
   });
 
   test('upstream-keepalive-time 1s: a connection older than that closes after its response', async () => {
@@ -166,61 +187,5 @@ describe('upstream keep-alive (upstream-keepalive-*)', () => {
     await get(gw);
     await backend.until(() => backend.closed === 1, 'the reused connection closed');
     assert.equal(backend.opened, 1);
-  });
-});
-
-describe('upstream keep-alive to HTTPS backends (backend-protocol: HTTPS)', () => {
-  let backend: CountingBackend | undefined;
-  let gw: TestGateway | undefined;
-  const start = async (data: Record<string, string>) => {
-    backend = await countingBackend(0, await testCertificate());
-    gw = await startTestGateway(
-      topologyOf([
-        controllerConfigMap(data),
-        ...serviceWithEndpoints({ name: 'web', ports: [backend.port] }),
-        ingress({
-          name: 'web',
-          host: 'web.example.com',
-          annotations: { 'backend-protocol': 'HTTPS' },
-          paths: [{ path: '/', service: 'web', port: 80 }],
-        }),
-      ]),
-    );
-    return { backend, gw };
-  };
-  const get = async (gateway: TestGateway) => {
-    assert.equal((await request(gateway.httpPort, { host: 'web.example.com' })).status, 200);
-  };
-  afterEach(async () => {
-    await gw?.close();
-    await backend?.close();
-  });
-
-  test('by default one TLS connection serves request after request', async () => {
-    const { backend, gw } = await start({});
-    for (let i = 0; i < 4; i++) await get(gw);
-    assert.deepEqual([backend.opened, backend.closed], [1, 0]);
-  });
-
-  test('upstream-keepalive-requests 2: a connection closes after its second response', async () => {
-    const { backend, gw } = await start({ 'upstream-keepalive-requests': '2' });
-    for (let i = 0; i < 5; i++) await get(gw);
-    await backend.until(() => backend.closed === 2, 'two connections closed');
-    assert.equal(backend.opened, 3);
-  });
-
-  test('upstream-keepalive-connections 0: every connection closes after its response', async () => {
-    const { backend, gw } = await start({ 'upstream-keepalive-connections': '0' });
-    for (let i = 0; i < 3; i++) await get(gw);
-    await backend.until(() => backend.closed === 3, 'three connections closed');
-    assert.equal(backend.opened, 3);
-  });
-
-  test('upstream-keepalive-timeout 1: an idle connection is closed after a second', async () => {
-    const { backend, gw } = await start({ 'upstream-keepalive-timeout': '1' });
-    await get(gw);
-    await backend.until(() => backend.closed === 1, 'the idle connection closed');
-    await get(gw);
-    assert.equal(backend.opened, 2);
   });
 });
