@@ -91,7 +91,7 @@ function controllerGauges(registry: Registry, o: ControllerOptions) {
     /** A snapshot is served (`topology` is it, when the gateway runs). */
     served(topology: Topology | undefined) {
       synced.set(1);
-      if (topology !== undefined) nginx.certificates(topology);
+      if (topology !== undefined) nginx.served(topology);
     },
     connected: (isConnected: boolean) => connected.set(isConnected ? 1 : 0),
     /** `elected`: whether a Lease is held for it (false: no election, --disable-leader-election). */
