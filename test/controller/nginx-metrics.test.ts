@@ -10,6 +10,18 @@ import type { Topology } from '../../src/config/model.ts';
 import { certificateFacts, createNginxControllerMetrics } from '../../src/controller/nginx-metrics.ts';
 import { topologyOf } from '../k8s/helpers.ts';
 
+/** The metrics of a controller Pod ctl-0 in ingress-nginx, with a fresh registry. */
+function controllerMetrics() {
+  const registry = new Registry();
+  const metrics = createNginxControllerMetrics(registry, {
+    controllerClass: 'k8s.io/ingress-nginx',
+    podNamespace: 'ingress-nginx',
+    podName: 'ctl-0',
+    electionId: 'ingress-nginx-leader',
+  });
+  return { registry, metrics };
+}
+
 async function rsaCertificate(): Promise<string> {
   const made = await generate(
     [
@@ -38,13 +50,7 @@ test('facts of an RSA certificate: expiry, decimal serial, issuer O and CN, RSA'
 
 test('the gauges follow the snapshot: a host that went has no series left', async () => {
   const pem = await rsaCertificate();
-  const registry = new Registry();
-  const metrics = createNginxControllerMetrics(registry, {
-    controllerClass: 'k8s.io/ingress-nginx',
-    podNamespace: 'ingress-nginx',
-    podName: 'ctl-0',
-    electionId: 'ingress-nginx-leader',
-  });
+  const { registry, metrics } = controllerMetrics();
   const vhost = (host: string) => ({
     host,
     locations: [],
@@ -83,13 +89,7 @@ spec:
 `;
 
 test('orphan_ingress: 1 for a missing Service (no-service) or one without a ready endpoint (no-endpoint)', async () => {
-  const registry = new Registry();
-  const metrics = createNginxControllerMetrics(registry, {
-    controllerClass: 'k8s.io/ingress-nginx',
-    podNamespace: 'ingress-nginx',
-    podName: 'ctl-0',
-    electionId: 'ingress-nginx-leader',
-  });
+  const { registry, metrics } = controllerMetrics();
   const services = `apiVersion: v1
 kind: Service
 metadata: {name: idle, namespace: shop}
