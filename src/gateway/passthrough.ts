@@ -9,7 +9,7 @@
 import type net from 'node:net';
 import type { LocationModel } from '../config/model.ts';
 import { type DialTarget, dialInTurn } from '../lb/dial.ts';
-import { relayConnected } from '../lb/flow.ts';
+import { type PreparedRelay, prepareRelay } from '../lb/flow.ts';
 import { type AccessDecision, type AccessPolicy, compileAccessPolicy } from '../net/access-policy.ts';
 import { formatHostPort } from '../net/host-port.ts';
 import { formatMsAsSeconds, formatTimeLocal } from './access-log.ts';
@@ -165,13 +165,17 @@ interface Dialing {
 
 /** Connects to the next endpoint; on failure the one after it, until each was tried once. */
 function dial(ctx: PassthroughContext, snap: GatewaySnapshot, d: Dialing): void {
+  // The endpoint's bytes are read into the flow's own buffer; the client's as Node reads them.
+  const prepared = prepareRelay(d.client);
   const clientGone = () => {
     dialing.cancel();
+    prepared.release();
     if (d.s.status === 0) d.s.status = 499;
     logSession(ctx, snap, d.s);
   };
   d.client.once('close', clientGone);
   const dialing = dialInTurn<DialTarget & { hostPort: string }>({
+    onread: prepared.onread,
     next() {
       const { member } = d.rotation.take();
       d.s.upstreams.push(member.hostPort);
@@ -198,11 +202,12 @@ function dial(ctx: PassthroughContext, snap: GatewaySnapshot, d: Dialing): void 
     connected(upstream) {
       d.client.off('close', clientGone);
       d.s.status = 200;
-      pipe(ctx, snap, d.client, upstream, d.hello, d.s);
+      pipe(ctx, snap, prepared, upstream, d.hello, d.s);
     },
     gaveUp() {
       d.client.off('close', clientGone);
       if (d.client.destroyed) return clientGone();
+      prepared.release();
       d.s.status = 502;
       logSession(ctx, snap, d.s);
       d.client.destroy();
@@ -219,16 +224,16 @@ function dial(ctx: PassthroughContext, snap: GatewaySnapshot, d: Dialing): void 
 function pipe(
   ctx: PassthroughContext,
   snap: GatewaySnapshot,
-  client: net.Socket,
+  prepared: PreparedRelay,
   upstream: net.Socket,
   hello: Buffer,
   s: Session,
 ): void {
   upstream.write(hello);
   const counters = { bytesToTarget: 0, bytesToClient: 0 };
-  relayConnected({
-    client,
-    target: upstream,
+  prepared.start(upstream, {
+    // The client socket went through the ClientHello reader: Node's own reads keep what it put back.
+    clientReads: 'node',
     idleTimeoutMs: PASSTHROUGH_IDLE_TIMEOUT_MS,
     counters,
     onEnd: () => {

@@ -219,48 +219,9 @@ export function startFlow(spec: FlowSpec): Flow {
   return flow;
 }
 
-/** Two sockets already connected to each other's peers, relayed as a flow's data phase. */
-export interface RelaySpec {
-  client: net.Socket;
-  target: net.Socket;
-  idleTimeoutMs: number;
-  counters: FlowCounters;
-  onEnd(reason: FlowEndReason): void;
-}
-
 /**
- * The data phase of a flow for a connection made elsewhere (ssl-passthrough dials its endpoints
- * itself, the next one after a refusal): Node's 'data' events both ways with backpressure, and the
- * flow's half-closes, resets, idle deadline (no read on either side) and end, once both sides closed.
- */
-export function relayConnected(spec: RelaySpec): void {
-  const { client, target, counters } = spec;
-  const end = flowEnd(client, target);
-  const idle: Deadline = { active: false, since: 0, expire: () => end.resetBoth('idle') };
-  relayData(client, target, idle, (n) => {
-    counters.bytesToTarget += n;
-  });
-  relayData(target, client, idle, (n) => {
-    counters.bytesToClient += n;
-  });
-  const idleWheel = deadlineWheel(spec.idleTimeoutMs);
-  idleWheel.add(idle);
-  target.on('error', () => {
-    end.finish('target-reset');
-    resetSocket(client);
-  });
-  passOnEndsAndResets(client, target, end.finish);
-  passOnCloses(client, target, () => {
-    idleWheel.delete(idle);
-    spec.onEnd(end.reason());
-  });
-  client.resume();
-  target.resume();
-}
-
-/**
- * A flow whose upstream is dialled elsewhere (tcp-services tries endpoints in turn), on the flow's own
- * read buffers as startFlow: `onread` goes into every attempt's net.connect, and once one connects,
+ * A flow whose upstream is dialled elsewhere (tcp-services and ssl-passthrough try endpoints in turn),
+ * on the flow's own read buffers as startFlow: `onread` goes into every attempt's net.connect, and once one connects,
  * start() relays as startFlow does. The client reads into its own buffer too ('own') unless bytes were
  * put back into its stream (after a PROXY header: 'node', Node's 'data' events). release() when no
  * attempt connected.
