@@ -1,6 +1,6 @@
 // `keepip controller` as a library: watch the cluster, serve what it says through the gateway, and
 // (as the elected leader) write Ingress status and Events; answer admission reviews; run
-// tcp-services on the L4 engine. /healthz turns ready only once the first complete list of every
+// tcp- and udp-services (nginx's stream proxy). /healthz turns ready only once the first complete list of every
 // resource is being served; during an API outage the last good snapshot keeps serving.
 import { hostname } from 'node:os';
 import { Gauge, type Registry } from 'prom-client';

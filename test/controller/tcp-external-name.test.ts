@@ -2,7 +2,7 @@
 // test/e2e/tcpudp/tcp.go "should expose an ExternalName TCP service" (port 5353 -> an ExternalName
 // Service with targetPort 53; a DNS query through the controller answers): the entry's one target is
 // the externalName on the port's targetPort, resolved by the runner (tcp_udp_balancer.lua resolves
-// ExternalName endpoints to their addresses) before it reaches the L4 engine, which connects to IPs.
+// ExternalName endpoints to their addresses) before the stream proxy, which connects to IPs.
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, test } from 'node:test';
@@ -82,7 +82,7 @@ function ping(port: number): Promise<string> {
   });
 }
 
-test('the runner resolves a name target before the L4 engine connects; an unresolvable name is logged', async () => {
+test('the runner resolves a name target before the stream proxy connects; an unresolvable name is logged', async () => {
   const backend = await startPong();
   const lines: string[] = [];
   const names: Record<string, string[]> = { 'dns.example.test': ['127.0.0.1'] };
@@ -126,7 +126,7 @@ test('the runner resolves a name target before the L4 engine connects; an unreso
     lines.join('\n'),
     /tcp-services 0: dns\/google: nowhere\.example\.test could not be resolved \(ENOTFOUND\)/,
   );
-  // No target left: the L4 engine resets the connection.
+  // No target left: the stream proxy resets the connection.
   assert.equal(await ping(runner.listeners()[0]!.actualPort).catch(() => ''), '');
 });
 

@@ -1,6 +1,6 @@
 // tcp-services connections idle out as nginx's stream proxy_timeout (the ConfigMap's
-// proxy-stream-timeout, 600 s by default), for entries with and without `:PROXY` alike; the L4 engine's
-// own default is an NLB's 350 s. A new value applies to the connections opened after it, as over an
+// proxy-stream-timeout, 600 s by default), for entries with and without `:PROXY` alike (not an NLB's
+// 350 s, which keepip's L4 engine used to apply here). A new value applies to the connections opened after it, as over an
 // nginx reload. Its own file: the idle deadlines are shared per length across the process and must
 // start on mocked timers.
 import assert from 'node:assert/strict';
@@ -66,7 +66,7 @@ for (const decode of [false, true]) {
     const { connect, idle } = await idleRunner(t, decode, 600_000);
     const conn = connect();
     assert.equal(await conn.ask('one'), 'a one\n');
-    // 9 idle minutes (past the L4 engine's own 350 s default): still open.
+    // 9 idle minutes (past an NLB's 350 s idle timeout): still open.
     idle(9 * 60);
     assert.equal(await conn.ask('two'), 'a two\n');
     // 10 idle minutes and a check period: closed.

@@ -1,4 +1,4 @@
-// --tcp-services-configmap on keepip's L4 engine: an entry with `::PROXY` sends a PROXY header with
+// --tcp-services-configmap on keepip's stream proxy: an entry with `::PROXY` sends a PROXY header with
 // the client's own address to the backend (Gitea's SSH keeps the client IP); `:PROXY:PROXY` reads the
 // load balancer's header and passes the client it names on; unusable TCP and UDP entries are
 // reported by name. Connections go on past an endpoint that refuses and are logged in the ConfigMap's
