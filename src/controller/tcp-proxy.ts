@@ -308,12 +308,12 @@ function relay(state: ProxyState, c: Connected): void {
     clientReads,
     idleTimeoutMs: state.settings.idleTimeoutMs,
     counters,
+    // keepip_lb_bytes_total moves while a long SSH session runs, not only when it ends.
+    totals: stats,
     onEnd(reason: FlowEndReason) {
       state.open.delete(relayed);
       stats.flowsActive--;
       bump(stats.flowsEnded, reason);
-      stats.bytesToTarget += counters.bytesToTarget;
-      stats.bytesToClient += counters.bytesToClient;
       c.session.bytesReceived = counters.bytesToTarget;
       c.session.bytesSent = counters.bytesToClient;
       c.attempt.bytesSent += counters.bytesToTarget;

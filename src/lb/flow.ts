@@ -235,7 +235,10 @@ export interface PreparedRelay {
 export interface PreparedRelaySpec {
   clientReads: 'own' | 'node';
   idleTimeoutMs: number;
+  /** This flow's bytes, complete when onEnd runs. */
   counters: FlowCounters;
+  /** Counted into as bytes go (a listener's metrics), not only at the end. */
+  totals?: FlowCounters;
   onEnd(reason: FlowEndReason): void;
 }
 
@@ -244,10 +247,13 @@ export function prepareRelay(client: net.Socket): PreparedRelay {
   let upstream: net.Socket | null = null;
   let clientSocket = client;
   const counters: FlowCounters = { bytesToTarget: 0, bytesToClient: 0 };
+  // No byte is read before start(): the attempts read only once connected.
+  let totals: FlowCounters = { bytesToTarget: 0, bytesToClient: 0 };
   const downstream = ownBufferPump(
     () => clientSocket,
     (n) => {
       counters.bytesToClient += n;
+      totals.bytesToClient += n;
     },
     () => upstream!,
     idle,
@@ -257,9 +263,11 @@ export function prepareRelay(client: net.Socket): PreparedRelay {
     release: () => downstream.release(),
     start(target, spec) {
       upstream = target;
+      if (spec.totals !== undefined) totals = spec.totals;
       const pumps: Pump[] = [downstream];
       const toTarget = (n: number) => {
         counters.bytesToTarget += n;
+        totals.bytesToTarget += n;
       };
       const pump =
         spec.clientReads === 'own'

@@ -253,3 +253,17 @@ for (const decode of [false, true]) {
     assert.match((await access.wait(/ 200 /))[0]!, new RegExp(` TCP 200 64 ${body.length} `));
   });
 }
+
+test("keepip_lb_bytes_total counts a connection's bytes while it is open, not only when it ends", async (t) => {
+  const good = await echo(t, 'a');
+  const { port, registry } = await runner(t, { targets: [good] });
+  const open = client(port);
+  assert.equal(await open.ask('one'), 'a one\n');
+  const bytes = async (direction: string) => {
+    const metric = await registry.getSingleMetric('keepip_lb_bytes_total')?.get();
+    return metric?.values.find((v) => v.labels.direction === direction)?.value ?? 0;
+  };
+  // 'one\n' went to the echo and 'a one\n' came back; the connection is still open.
+  assert.deepEqual([await bytes('to_target'), await bytes('to_client')], [4, 6]);
+  open.close();
+});
