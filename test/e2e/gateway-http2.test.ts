@@ -12,6 +12,7 @@ import {
   ingress,
   serviceWithEndpoints,
   topologyOf,
+  webApp,
 } from '../fixtures/gateway/manifests.ts';
 import { connectH2, h2Request } from '../helpers/h2-client.ts';
 import { connectRawH2, FLAG, FRAME, frame, headerBlock, requestFields } from '../helpers/h2-raw.ts';
@@ -42,8 +43,7 @@ describe('gateway HTTP/2 on the TLS listener', () => {
       topologyOf([
         // Refused streams are nginx's info lines: shown only from error-log-level info.
         controllerConfigMap({ 'error-log-level': 'info' }),
-        ...serviceWithEndpoints({ name: 'web', ports: [backend.address.port] }),
-        ingress({ name: 'web', host: 'web.example.com', paths: [{ path: '/', service: 'web', port: 80 }] }),
+        ...webApp(backend.address.port),
         ingress({
           name: 'admin',
           host: 'web.example.com',
@@ -358,11 +358,7 @@ describe('gateway HTTP/2 settings from the ConfigMap', () => {
   });
 
   const topology = (data: Record<string, string>) =>
-    topologyOf([
-      controllerConfigMap(data),
-      ...serviceWithEndpoints({ name: 'web', ports: [backend.address.port] }),
-      ingress({ name: 'web', host: 'web.example.com', paths: [{ path: '/', service: 'web', port: 80 }] }),
-    ]);
+    topologyOf([controllerConfigMap(data), ...webApp(backend.address.port)]);
 
   test('the HTTP port: HTTP/2 with prior knowledge beside HTTP/1.1, as nginx with `http2 on`; not with use-http2 "false"', async () => {
     const curl = requireBinary('curl');

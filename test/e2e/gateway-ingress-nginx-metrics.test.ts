@@ -8,7 +8,7 @@ import http2 from 'node:http2';
 import { after, before, test } from 'node:test';
 import { createGatewayMetrics } from '../../src/gateway/metrics.ts';
 import { request, startTestGateway, type TestGateway } from '../fixtures/gateway/harness.ts';
-import { ingress, serviceWithEndpoints, topologyOf } from '../fixtures/gateway/manifests.ts';
+import { topologyOf, webApp } from '../fixtures/gateway/manifests.ts';
 import { type HeldBackend, startHeldBackend } from '../helpers/held-backend.ts';
 
 let backend: HeldBackend;
@@ -17,14 +17,7 @@ const metrics = createGatewayMetrics();
 
 before(async () => {
   backend = await startHeldBackend({ hold: (url) => url.includes('hold') });
-  const objects = [
-    ...serviceWithEndpoints({ name: 'web', ports: [backend.port] }),
-    ingress({
-      name: 'web',
-      host: 'web.example.com',
-      paths: [{ path: '/', service: 'web', port: 80 }],
-    }),
-  ];
+  const objects = [...webApp(backend.port)];
   gw = await startTestGateway(topologyOf(objects), { metrics });
 });
 

@@ -6,12 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { type RunningWhoami, startWhoami } from '../../src/whoami/server.ts';
 import { request, startTestGateway, type TestGateway } from '../fixtures/gateway/harness.ts';
-import {
-  controllerConfigMap,
-  ingress,
-  serviceWithEndpoints,
-  topologyOf,
-} from '../fixtures/gateway/manifests.ts';
+import { controllerConfigMap, topologyOf, webApp } from '../fixtures/gateway/manifests.ts';
 
 // A quote, a backslash and é as the UTF-8 bytes a client sends (Node writes the string as latin1).
 const USER_AGENT = 'a"b\\\xc3\xa9';
@@ -22,8 +17,7 @@ function gatewayWith(escaping: Record<string, string>): Promise<TestGateway> {
   return startTestGateway(
     topologyOf([
       controllerConfigMap({ 'log-format-upstream': 'ua=$http_user_agent user=$remote_user', ...escaping }),
-      ...serviceWithEndpoints({ name: 'web', ports: [backend.address.port] }),
-      ingress({ name: 'web', host: 'web.example.com', paths: [{ path: '/', service: 'web', port: 80 }] }),
+      ...webApp(backend.address.port),
     ]),
   );
 }

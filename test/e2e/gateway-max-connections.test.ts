@@ -5,12 +5,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { type RunningWhoami, startWhoami } from '../../src/whoami/server.ts';
 import { startTestGateway, type TestGateway } from '../fixtures/gateway/harness.ts';
-import {
-  controllerConfigMap,
-  ingress,
-  serviceWithEndpoints,
-  topologyOf,
-} from '../fixtures/gateway/manifests.ts';
+import { controllerConfigMap, topologyOf, webApp } from '../fixtures/gateway/manifests.ts';
 import { metricSum } from '../helpers/metrics.ts';
 import { completeResponses, openRaw } from '../helpers/net.ts';
 
@@ -40,11 +35,7 @@ describe('max-worker-connections', () => {
   before(async () => {
     backend = await startWhoami({ host: '127.0.0.1', port: 0 });
     gw = await startTestGateway(
-      topologyOf([
-        controllerConfigMap({ 'max-worker-connections': '2' }),
-        ...serviceWithEndpoints({ name: 'web', ports: [backend.address.port] }),
-        ingress({ name: 'web', host: 'web.example.com', paths: [{ path: '/', service: 'web', port: 80 }] }),
-      ]),
+      topologyOf([controllerConfigMap({ 'max-worker-connections': '2' }), ...webApp(backend.address.port)]),
     );
   });
   after(async () => {

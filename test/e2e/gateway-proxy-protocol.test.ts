@@ -14,6 +14,7 @@ import {
   ingress,
   serviceWithEndpoints,
   topologyOf,
+  webApp,
 } from '../fixtures/gateway/manifests.ts';
 import { rawExchange } from '../helpers/net.ts';
 
@@ -268,12 +269,7 @@ describe('gateway without use-proxy-protocol', () => {
 
   before(async () => {
     backend = await startWhoami({ host: '127.0.0.1', port: 0 });
-    gw = await startTestGateway(
-      topologyOf([
-        ...serviceWithEndpoints({ name: 'web', ports: [backend.address.port] }),
-        ingress({ name: 'web', host: 'web.example.com', paths: [{ path: '/', service: 'web', port: 80 }] }),
-      ]),
-    );
+    gw = await startTestGateway(topologyOf([...webApp(backend.address.port)]));
   });
 
   after(async () => {

@@ -11,12 +11,7 @@ import { after, before, describe, test } from 'node:test';
 import type { Topology } from '../../src/config/model.ts';
 import { type RunningWhoami, startWhoami } from '../../src/whoami/server.ts';
 import { request, startTestGateway, type TestGateway } from '../fixtures/gateway/harness.ts';
-import {
-  controllerConfigMap,
-  ingress,
-  serviceWithEndpoints,
-  topologyOf,
-} from '../fixtures/gateway/manifests.ts';
+import { controllerConfigMap, ingress, topologyOf, webApp } from '../fixtures/gateway/manifests.ts';
 
 interface Receiver {
   port: number;
@@ -61,8 +56,7 @@ describe('enable-syslog: both logs to a syslog server over UDP', () => {
   const topology = (data: Record<string, string>): Topology =>
     topologyOf([
       controllerConfigMap({ 'log-format-upstream': '$remote_addr "$request" $status', ...data }),
-      ...serviceWithEndpoints({ name: 'web', ports: [backend.address.port] }),
-      ingress({ name: 'web', host: 'web.example.com', paths: [{ path: '/', service: 'web', port: 80 }] }),
+      ...webApp(backend.address.port),
       ingress({
         name: 'closed',
         host: 'closed.example.com',

@@ -8,12 +8,7 @@ import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { type RunningWhoami, startWhoami } from '../../src/whoami/server.ts';
 import { startTestGateway, type TestGateway } from '../fixtures/gateway/harness.ts';
-import {
-  controllerConfigMap,
-  ingress,
-  serviceWithEndpoints,
-  topologyOf,
-} from '../fixtures/gateway/manifests.ts';
+import { controllerConfigMap, topologyOf, webApp } from '../fixtures/gateway/manifests.ts';
 import { exchange } from '../lb/helpers.ts';
 import { startHaproxy } from '../helpers/haproxy.ts';
 import { startNginx } from '../helpers/nginx.ts';
@@ -116,8 +111,7 @@ describe('HAProxy send-proxy / send-proxy-v2 into keepip gateway on [::1]', () =
           'log-format-upstream':
             '$remote_addr $remote_port pp=$proxy_protocol_addr:$proxy_protocol_port peer=$realip_remote_addr "$request" $status',
         }),
-        ...serviceWithEndpoints({ name: 'web', ports: [backend.address.port] }),
-        ingress({ name: 'web', host: 'web.example.com', paths: [{ path: '/', service: 'web', port: 80 }] }),
+        ...webApp(backend.address.port),
       ]),
       { http: { host: '::1', port: 0 }, https: null },
     );

@@ -9,13 +9,7 @@ import http from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { type RunningWhoami, startWhoami } from '../../src/whoami/server.ts';
-import {
-  controllerConfigMap,
-  ingress,
-  manifestDir,
-  serviceWithEndpoints,
-  toYaml,
-} from '../fixtures/gateway/manifests.ts';
+import { controllerConfigMap, manifestDir, toYaml, webApp } from '../fixtures/gateway/manifests.ts';
 import { metricSum, scrapeUntil } from '../helpers/metrics.ts';
 import { startWorkersGateway } from './helpers.ts';
 
@@ -86,8 +80,7 @@ describe('access log of two workers under load', () => {
       'web.yaml',
       toYaml([
         controllerConfigMap({ 'log-format-upstream': '$pid $status L "$request" "$http_user_agent"' }),
-        ...serviceWithEndpoints({ name: 'web', ports: [backend.address.port] }),
-        ingress({ name: 'web', host: 'web.example.com', paths: [{ path: '/', service: 'web', port: 80 }] }),
+        ...webApp(backend.address.port),
       ]),
     );
   });

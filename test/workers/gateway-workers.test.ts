@@ -6,13 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { type RunningWhoami, startWhoami } from '../../src/whoami/server.ts';
 import { request } from '../fixtures/gateway/harness.ts';
-import {
-  controllerConfigMap,
-  ingress,
-  manifestDir,
-  serviceWithEndpoints,
-  toYaml,
-} from '../fixtures/gateway/manifests.ts';
+import { controllerConfigMap, manifestDir, toYaml, webApp } from '../fixtures/gateway/manifests.ts';
 import { startHeldBackend } from '../helpers/held-backend.ts';
 import { metricSum, scrape, scrapeUntil } from '../helpers/metrics.ts';
 import { runKeepip } from '../helpers/process.ts';
@@ -46,11 +40,7 @@ describe('keepip gateway --workers', () => {
   });
 
   const manifests = (marker: string, port = backend.address.port) =>
-    toYaml([
-      controllerConfigMap({ 'log-format-upstream': workerLogFormat(marker) }),
-      ...serviceWithEndpoints({ name: 'web', ports: [port] }),
-      ingress({ name: 'web', host: 'web.example.com', paths: [{ path: '/', service: 'web', port: 80 }] }),
-    ]);
+    toYaml([controllerConfigMap({ 'log-format-upstream': workerLogFormat(marker) }), ...webApp(port)]);
 
   test('--workers takes a count or auto; 0, words and --dashboard with workers are usage errors', async () => {
     const file = dir.write('usage.yaml', manifests('m'));
@@ -153,8 +143,7 @@ describe('keepip gateway --workers', () => {
       'configmap-count.yaml',
       toYaml([
         controllerConfigMap({ 'worker-processes': '2', 'log-format-upstream': workerLogFormat('cm') }),
-        ...serviceWithEndpoints({ name: 'web', ports: [backend.address.port] }),
-        ingress({ name: 'web', host: 'web.example.com', paths: [{ path: '/', service: 'web', port: 80 }] }),
+        ...webApp(backend.address.port),
       ]),
     );
     const gw = await startWorkersGateway(file);
