@@ -27,8 +27,23 @@ export function createReloadMetrics(registry: Registry): ReloadMetrics {
     new Gauge({ name: `${PREFIX}${name}`, help, labelNames: LABELS, registers: [registry] });
   const counter = (name: string, help: string) =>
     new Counter({ name: `${PREFIX}${name}`, help, labelNames: LABELS, registers: [registry] });
+  // The hash serialises the whole configuration: done when /metrics is read, once per configuration,
+  // not on every reload of every worker (whose copy the primary's replaces anyway).
+  let applied: { topology: Topology; labels: Record<(typeof LABELS)[number], string> } | null = null;
+  let hashed: Topology | null = null;
   const m = {
-    hash: gauge('config_hash', 'Running configuration hash actually running'),
+    hash: new Gauge({
+      name: `${PREFIX}config_hash`,
+      help: 'Running configuration hash actually running',
+      labelNames: LABELS,
+      registers: [registry],
+      collect() {
+        if (applied === null || applied.topology === hashed) return;
+        hashed = applied.topology;
+        this.reset();
+        this.set(applied.labels, configHash(applied.topology));
+      },
+    }),
     successful: gauge(
       'config_last_reload_successful',
       'Whether the last configuration reload attempt was successful',
@@ -56,7 +71,7 @@ export function createReloadMetrics(registry: Registry): ReloadMetrics {
       m.successful.set(labels, 1);
       m.successTime.set(labels, Math.floor(Date.now() / 1000));
       m.success.inc(labels);
-      m.hash.set(labels, configHash(served));
+      applied = { topology: served, labels };
     },
   };
 }
