@@ -35,12 +35,11 @@ import { ROUTE_ANNOTATIONS, ROUTE_CONFIGMAP_KEYS } from './route-annotations.ts'
 import { readServerTlsConfigMap, SERVER_TLS_ANNOTATIONS, SERVER_TLS_CONFIGMAP_KEYS } from './server-tls.ts';
 import { applyTlsSessionSettings, TLS_SESSION_CONFIGMAP_KEYS } from './tls-sessions.ts';
 import { applyCompressionSettings, COMPRESSION_CONFIGMAP_KEYS } from './compression-settings.ts';
-import { parseNginxTimeMs } from '../config/duration.ts';
 import { applyStreamSettings, STREAM_CONFIGMAP_KEYS } from './stream-settings.ts';
 import { applySyslogSettings, SYSLOG_CONFIGMAP_KEYS } from './syslog-settings.ts';
 import { isNginxLogLevel, NGINX_LOG_LEVELS } from '../config/log-levels.ts';
 import { TRAFFIC_ANNOTATIONS, TRAFFIC_CONFIGMAP_KEYS } from './traffic-annotations.ts';
-import { configMapSource, readBool, readWhole, type ScalarSource } from './scalar-readers.ts';
+import { configMapSource, readBool, readNginxTime, readWhole, type ScalarSource } from './scalar-readers.ts';
 import { parseConfigMapSourceRange, resolveAccessRules } from './source-range.ts';
 import { isHeaderName, parseGoBool, parseGoDurationMs, parseNginxSize, parseUint } from './values.ts';
 
@@ -371,14 +370,7 @@ function configMapReader(data: Readonly<Record<string, string>>, sink: Sink): Co
     invalid,
     bool: (key, fallback) => readBool(source, key, fallback),
     whole: (key, fallback, rule) => readWhole(source, key, fallback, rule),
-    time(key, fallbackMs, kept, minMs = 0) {
-      const text = data[key];
-      if (text === undefined) return fallbackMs;
-      const ms = parseNginxTimeMs(text);
-      if (ms !== null && ms >= minMs) return ms;
-      invalid(key, text, `an nginx time${minMs > 0 ? ' above 0' : ''} (240s, 5m)`, kept);
-      return fallbackMs;
-    },
+    time: (key, fallbackMs, kept, minMs = 0) => readNginxTime(source, key, fallbackMs, { kept, minMs }),
     seconds(key, fallbackMs, min = 0) {
       const expected = `a whole number of seconds (${min}-${MAX_TIMEOUT_SECONDS})`;
       const rule = { min, max: MAX_TIMEOUT_SECONDS, expected, kept: `${fallbackMs / 1000}` };

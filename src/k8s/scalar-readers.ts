@@ -4,6 +4,7 @@
 // applies silently; malformed, it applies too and the value is reported with what was expected and
 // what applies instead. The words of a report are the source's (`invalid`), so ConfigMap keys and
 // annotations keep their own message shapes; the parsers are values.ts's.
+import { parseNginxTimeMs } from '../config/duration.ts';
 import type { ConfigIssue, Origin } from '../config/model.ts';
 import { annotationField } from './field-path.ts';
 import { describeOrigin } from './reader.ts';
@@ -94,6 +95,27 @@ export function readBool<F extends boolean | null>(
   const kept = wording.kept ?? (fallback === null ? 'the default' : String(fallback));
   source.invalid(key, value, wording.expected ?? 'a boolean', kept);
   return fallback;
+}
+
+/** An nginx time (240s, 5m, 1h 30m) of at least `minMs` (default 0), as milliseconds. */
+export function readNginxTime(
+  source: ScalarSource,
+  key: string,
+  fallbackMs: number,
+  rule: { kept: string; minMs?: number; expected?: string },
+): number {
+  const value = source.get(key);
+  if (value === undefined) return fallbackMs;
+  const ms = parseNginxTimeMs(value);
+  const minMs = rule.minMs ?? 0;
+  if (ms !== null && ms >= minMs) return ms;
+  source.invalid(
+    key,
+    value,
+    rule.expected ?? `an nginx time${minMs > 0 ? ' above 0' : ''} (240s, 5m)`,
+    rule.kept,
+  );
+  return fallbackMs;
 }
 
 /** A whole number in [min, max] (no sign, no fraction); the wording names the range and the fallback. */

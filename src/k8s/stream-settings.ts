@@ -2,10 +2,9 @@
 // the connection log (log-format-stream; off with disable-access-log or disable-stream-access-log,
 // as the template's `access_log off`), proxy-stream-next-upstream, -tries and -timeout, and
 // proxy-stream-responses (UDP).
-import { parseNginxTimeMs } from '../config/duration.ts';
 import type { GatewaySettings } from '../config/model.ts';
 import { DEFAULT_STREAM_SETTINGS } from '../config/stream.ts';
-import { configMapSource, readBool, readWhole } from './scalar-readers.ts';
+import { configMapSource, readBool, readNginxTime, readWhole } from './scalar-readers.ts';
 
 export const STREAM_CONFIGMAP_KEYS: readonly string[] = [
   'log-format-stream',
@@ -41,19 +40,20 @@ export function applyStreamSettings(
       expected: 'a whole number (0: each endpoint once)',
       kept: '3',
     }),
-    nextUpstreamTimeoutMs: d.nextUpstreamTimeoutMs,
+    nextUpstreamTimeoutMs: readNginxTime(
+      source,
+      'proxy-stream-next-upstream-timeout',
+      d.nextUpstreamTimeoutMs,
+      {
+        kept: '600s',
+        expected: 'an nginx time (600s, 1m; 0: no limit)',
+      },
+    ),
     responses: readWhole(source, 'proxy-stream-responses', d.responses, {
       max: 1_000_000,
       expected: 'a whole number of datagrams (0: none)',
       kept: '1',
     }),
   };
-  const timeout = source.get('proxy-stream-next-upstream-timeout');
-  if (timeout !== undefined) {
-    const ms = parseNginxTimeMs(timeout);
-    const expected = 'an nginx time (600s, 1m; 0: no limit)';
-    if (ms === null) sink.invalid('proxy-stream-next-upstream-timeout', timeout, expected, '600s');
-    else stream.nextUpstreamTimeoutMs = ms;
-  }
   if (Object.entries(stream).some(([k, v]) => d[k as keyof typeof d] !== v)) settings.stream = stream;
 }
