@@ -4,10 +4,10 @@ import type { Topology } from '../config/model.ts';
 import { CLIENT_PATHS, isClientPath } from '../config/client-path.ts';
 import { diagnose, type DiagnoseOptions } from '../doctor/diagnose.ts';
 import { type ProbeResult, runProbes } from '../doctor/probe.ts';
-import { type PassthroughFlags, passthroughFlagsOf } from '../doctor/passthrough.ts';
+import { type DoctorInputOptions, type DoctorInputs, doctorInputs } from '../doctor/inputs.ts';
 import { explainProbe, type ProbeExplanation } from '../doctor/probe-explain.ts';
 import { renderJson, renderText } from '../doctor/report.ts';
-import { buildTopology, loadManifests } from '../k8s/index.ts';
+import { loadManifests } from '../k8s/index.ts';
 import { canonicalIp } from '../net/ip.ts';
 import { parseCommandArgs, usageError } from './args.ts';
 import type { Command } from './main.ts';
@@ -31,7 +31,11 @@ manifest change that fixes it.
   --forwarded-for LIST   an X-Forwarded-For value the client sends itself (spoofing check)
   --lb NS/NAME           the LoadBalancer Service to diagnose (default: the controller's)
   --ingress-class NAME   default nginx
-  --configmap NS/NAME    default ingress-nginx/ingress-nginx-controller
+  --configmap NS/NAME    the controller's ConfigMap (default: the --configmap of the controller behind
+                         the LB in the manifests, else ingress-nginx/ingress-nginx-controller)
+  --tcp-services-configmap NS/NAME, --udp-services-configmap NS/NAME
+                         the controller's tcp-/udp-services (default: its args in the manifests); the
+                         doctor checks each entry's PROXY setting and LB port against the LB
   --enable-ssl-passthrough
                          the controller runs with --enable-ssl-passthrough (default: as the controller's
                          Deployment/DaemonSet args in the manifests say; without one, unknown: the
@@ -47,27 +51,15 @@ the backend with its own address; 1 otherwise; 2 usage error.
 
 const USAGE = { command: 'doctor', help: HELP };
 
-/**
- * The manifests' topology, built with --enable-ssl-passthrough as the doctor's flag says, else for each
- * Ingress as the args of the controller that serves its class say.
- */
+/** The manifests as the doctor reads them (doctor/inputs.ts); a message when they cannot be read. */
 async function loadTopology(
   files: readonly string[],
-  options: { ingressClass?: string; configMap?: string; enableSslPassthrough: boolean },
-): Promise<{ ok: true; topology: Topology; passthrough: PassthroughFlags } | { ok: false; message: string }> {
+  options: DoctorInputOptions,
+): Promise<({ ok: true } & DoctorInputs) | { ok: false; message: string }> {
   const loaded = await loadManifests(files);
   const errors = loaded.issues.filter((i) => i.severity === 'error');
   if (errors.length > 0) return { ok: false, message: errors.map((e) => e.message).join('\n') };
-  const { enableSslPassthrough, ...rest } = options;
-  const given = { enabled: true, source: 'the doctor was given --enable-ssl-passthrough' };
-  const passthrough: PassthroughFlags = enableSslPassthrough
-    ? () => given
-    : passthroughFlagsOf(loaded.objects);
-  const topology = buildTopology(loaded.objects, {
-    ...rest,
-    enableSslPassthrough: (ingress) => passthrough(ingress).enabled === true,
-  });
-  return { ok: true, topology, passthrough };
+  return { ok: true, ...doctorInputs(loaded.objects, options) };
 }
 
 function parse(args: string[]) {
@@ -86,6 +78,8 @@ function parse(args: string[]) {
       lb: { type: 'string' },
       'ingress-class': { type: 'string' },
       configmap: { type: 'string' },
+      'tcp-services-configmap': { type: 'string' },
+      'udp-services-configmap': { type: 'string' },
       'enable-ssl-passthrough': { type: 'boolean' },
       probe: { type: 'string' },
       from: { type: 'string', multiple: true },
@@ -138,6 +132,13 @@ export const command: Command = {
       loaded = await loadTopology(files, {
         ...(values['ingress-class'] !== undefined ? { ingressClass: values['ingress-class'] } : {}),
         ...(values.configmap !== undefined ? { configMap: values.configmap } : {}),
+        ...(values.lb !== undefined ? { loadBalancer: values.lb } : {}),
+        ...(values['tcp-services-configmap'] !== undefined
+          ? { tcpServices: values['tcp-services-configmap'] }
+          : {}),
+        ...(values['udp-services-configmap'] !== undefined
+          ? { udpServices: values['udp-services-configmap'] }
+          : {}),
         enableSslPassthrough: values['enable-ssl-passthrough'] === true,
       });
       if (!loaded.ok) {
@@ -147,12 +148,15 @@ export const command: Command = {
     }
     const base: DiagnoseOptions = {
       ...(values.lb !== undefined ? { loadBalancer: values.lb } : {}),
+      ...(values.lb === undefined && loaded?.ok && loaded.loadBalancer !== null
+        ? { loadBalancer: loaded.loadBalancer }
+        : {}),
       ...(values.via !== undefined && isClientPath(values.via) ? { via: values.via } : {}),
       ...(values.host !== undefined ? { host: values.host } : {}),
       ...(values.path !== undefined ? { path: values.path } : {}),
       ...(values.scheme === 'http' || values.scheme === 'https' ? { scheme: values.scheme } : {}),
       ...(values['forwarded-for'] !== undefined ? { forwardedFor: values['forwarded-for'] } : {}),
-      ...(loaded?.ok ? { sslPassthrough: loaded.passthrough } : {}),
+      ...(loaded?.ok ? { sslPassthrough: loaded.passthrough, streamServices: loaded.streamServices } : {}),
     };
 
     if (values.probe !== undefined) {

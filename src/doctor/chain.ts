@@ -18,6 +18,7 @@ import {
   type PassthroughHost,
   passthroughHosts,
 } from './passthrough.ts';
+import { NO_STREAM_SERVICES, type StreamServices, type StreamServicesOf } from './stream-services.ts';
 import type { ClientPath } from './types.ts';
 
 export interface ChainOptions {
@@ -30,6 +31,8 @@ export interface ChainOptions {
    * the controller that serves its class: passthroughFlagsOf); default: from the model.
    */
   sslPassthrough?: PassthroughFlag | PassthroughFlags;
+  /** tcp-services and udp-services of the controller behind the LB (streamServicesOf); default: none known. */
+  streamServices?: StreamServicesOf;
 }
 
 export type ViaSource = 'option' | 'annotation' | 'vpc-endpoint' | 'default';
@@ -54,6 +57,8 @@ export interface Chain {
   passthroughFlags: PassthroughFlags;
   /** Hosts that ask for ssl-passthrough, and what each gets (passthrough.ts). */
   passthrough: readonly PassthroughHost[];
+  /** The controller's tcp-services and udp-services entries and the LB port of each. */
+  streamServices: StreamServices;
 }
 
 export type ChainResult =
@@ -128,6 +133,7 @@ export function buildChain(topology: Topology, options: ChainOptions = {}): Chai
     chain: {
       passthroughFlags,
       passthrough: passthroughHosts(topology, passthroughFlags),
+      streamServices: options.streamServices?.(lb) ?? NO_STREAM_SERVICES,
       topology,
       via,
       viaSource,

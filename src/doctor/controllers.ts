@@ -14,6 +14,7 @@ import {
 import type { ManifestObject } from '../k8s/objects.ts';
 import { DEFAULT_INGRESS_CLASS, INGRESS_NGINX_CONTROLLER } from '../k8s/translate-gateway.ts';
 import { parseGoBool } from '../k8s/values.ts';
+import { expandEnv } from '../controller/flags.ts';
 
 export interface ControllerWorkload {
   kind: string;
@@ -23,6 +24,22 @@ export interface ControllerWorkload {
   classes: ClassOptions;
   /** --enable-ssl-passthrough as its args set it. */
   sslPassthrough: boolean;
+  /** The pod template's labels: a Service whose selector they satisfy sends to this controller. */
+  podLabels: Readonly<Record<string, string>>;
+  /** The controller container's ports (a Service's named targetPort resolves through them). */
+  containerPorts: readonly ContainerPort[];
+  /**
+   * --configmap, --tcp-services-configmap and --udp-services-configmap as the pod sees them: $(VAR)
+   * expanded from the container's env as the kubelet does (metadata.namespace from the downward API);
+   * null when not given.
+   */
+  configMaps: { configMap: string | null; tcpServices: string | null; udpServices: string | null };
+}
+
+export interface ContainerPort {
+  name: string | null;
+  containerPort: number;
+  protocol: string;
 }
 
 /**
@@ -44,14 +61,53 @@ const rec = (v: unknown): Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
 const str = (v: unknown): string | null => (typeof v === 'string' ? v : null);
 
-function containerArgs(raw: Readonly<Record<string, unknown>>): string[][] {
-  const spec = (raw.spec as { template?: { spec?: { containers?: unknown } } } | undefined)?.template?.spec;
-  const containers = Array.isArray(spec?.containers) ? (spec.containers as unknown[]) : [];
-  return containers.map((c) => {
-    const { command, args } = (c ?? {}) as { command?: unknown; args?: unknown };
-    const list = [...(Array.isArray(command) ? command : []), ...(Array.isArray(args) ? args : [])];
-    return list.filter((a): a is string => typeof a === 'string');
+interface Container {
+  args: string[];
+  env: Record<string, string>;
+  ports: ContainerPort[];
+}
+
+const podSpec = (raw: Readonly<Record<string, unknown>>): Record<string, unknown> =>
+  rec(rec(rec(raw.spec).template).spec);
+
+/** The container's env as the kubelet expands $(VAR) with it: literal values and the pod's namespace. */
+function containerEnv(container: Record<string, unknown>, namespace: string): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const entry of Array.isArray(container.env) ? container.env : []) {
+    const { name, value, valueFrom } = rec(entry);
+    if (typeof name !== 'string') continue;
+    if (typeof value === 'string') env[name] = value;
+    else if (rec(rec(valueFrom).fieldRef).fieldPath === 'metadata.namespace') env[name] = namespace;
+  }
+  return env;
+}
+
+function containerPorts(container: Record<string, unknown>): ContainerPort[] {
+  const ports = Array.isArray(container.ports) ? container.ports : [];
+  return ports.flatMap((p) => {
+    const { name, containerPort, protocol } = rec(p);
+    if (typeof containerPort !== 'number') return [];
+    return [{ name: str(name), containerPort, protocol: str(protocol) ?? 'TCP' }];
   });
+}
+
+function containers(raw: Readonly<Record<string, unknown>>, namespace: string): Container[] {
+  const list = podSpec(raw).containers;
+  return (Array.isArray(list) ? list : []).map((item) => {
+    const c = rec(item);
+    const words = [...(Array.isArray(c.command) ? c.command : []), ...(Array.isArray(c.args) ? c.args : [])];
+    return {
+      args: words.filter((a): a is string => typeof a === 'string'),
+      env: containerEnv(c, namespace),
+      ports: containerPorts(c),
+    };
+  });
+}
+
+function stringRecord(value: unknown): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(rec(value)).filter((e): e is [string, string] => typeof e[1] === 'string'),
+  );
 }
 
 /** The flag's last value in the args (the last one wins, as Go's flag package); a bare boolean is "true". */
@@ -77,9 +133,16 @@ export function controllerWorkloads(objects: readonly ManifestObject[]): Control
   const found: ControllerWorkload[] = [];
   for (const object of objects) {
     if (!CONTROLLER_KINDS.has(object.kind)) continue;
-    const args = containerArgs(object.raw).find((list) => list.some((a) => CONTROLLER_ARG.test(a)));
-    if (args === undefined) continue;
     const { kind, namespace, name } = object.origin;
+    const container = containers(object.raw, namespace).find((c) =>
+      c.args.some((a) => CONTROLLER_ARG.test(a)),
+    );
+    if (container === undefined) continue;
+    const { args, env } = container;
+    const ref = (flag: string): string | null => {
+      const value = flagValue(args, flag, false);
+      return value === null || value === '' ? null : expandEnv(value, env);
+    };
     found.push({
       kind,
       namespace,
@@ -91,6 +154,13 @@ export function controllerWorkloads(objects: readonly ManifestObject[]): Control
         ingressClassByName: boolFlag(args, 'ingress-class-by-name'),
       },
       sslPassthrough: boolFlag(args, 'enable-ssl-passthrough'),
+      podLabels: stringRecord(rec(rec(rec(rec(object.raw).spec).template).metadata).labels),
+      containerPorts: container.ports,
+      configMaps: {
+        configMap: ref('configmap'),
+        tcpServices: ref('tcp-services-configmap'),
+        udpServices: ref('udp-services-configmap'),
+      },
     });
   }
   return found;

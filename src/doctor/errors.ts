@@ -109,6 +109,18 @@ export const DOCTOR_CODES = {
       'TLS to a passthrough host reaches its backend unread: the backend sees the gateway pod, not the client (G10); keepip checks the "/" path\'s lists at connection time',
     fix: 'address rules on the "/" path\'s Ingress; terminate TLS in keepip if the backend needs the client address',
   },
+  TCP_SERVICE_PROXY_PROTOCOL_MISMATCH: {
+    kind: 'finding',
+    summary:
+      "a tcp-services entry disagrees with the LB's PROXY switch (every port): without :PROXY its backend gets the header as data (sshd refuses it); with :PROXY behind an LB that sends none, every connection is refused",
+    fix: ':PROXY on the entry, or PROXY end to end (without an LB switch: the entry without :PROXY)',
+  },
+  STREAM_SERVICE_NOT_EXPOSED: {
+    kind: 'finding',
+    summary:
+      'a tcp-services or udp-services port has no port on the LB Service: clients outside the cluster cannot reach it',
+    fix: 'a port on the LB Service to the entry port',
+  },
 } as const satisfies CodeTable;
 
 export type DoctorCode = keyof typeof DOCTOR_CODES;

@@ -11,6 +11,7 @@ import type {
 } from '../config/model.ts';
 import { type Chain, gatewayPeers, hostCidr } from './chain.ts';
 import { annotate, patchConfigMap, patchService } from './fix.ts';
+import { entryValue, type StreamEntry } from './stream-services.ts';
 import type { Fix, FixPatch } from './types.ts';
 
 const AWS_PROXY = 'service.beta.kubernetes.io/aws-load-balancer-proxy-protocol';
@@ -136,6 +137,12 @@ export function proxyProtocolPlan(chain: Chain, options: ProxyPlanOptions = {}):
     steps.push('turn client-IP preservation off so that only the LB connects to the gateway');
   }
   if (Object.keys(annotations).length > 0) patches.push(annotate('Service', lb.service, annotations));
+  // The switch covers every port: SSH and other tcp-services entries must read the header too.
+  const streams = after.proxyProtocol === null ? null : tcpServicesProxyPatch(chain, true);
+  if (streams !== null) {
+    patches.push(streams.patch);
+    steps.push(`read it on the tcp-services entries it carries (${streams.ports.join(', ')}: …:PROXY)`);
+  }
   // Instance targets with Local: the gateway would see clients directly (no narrow trust possible), and
   // PROXY health checks to healthCheckNodePort fail (A7). Cluster fixes both.
   if (
@@ -173,6 +180,24 @@ export function proxyProtocolPlan(chain: Chain, options: ProxyPlanOptions = {}):
   if (Object.keys(data).length > 0) patches.push(patchConfigMap(configMapRef(chain.topology), data));
   if (patches.length === 0) return null;
   return { summary: `${capitalise(steps.join(', '))}.`, patches };
+}
+
+/** The tcp-services entries the LB carries whose `:PROXY` differs from `decode`. */
+export function entriesToSwitch(chain: Chain, decode: boolean): StreamEntry[] {
+  const set = chain.streamServices.tcp;
+  return set === null ? [] : set.entries.filter((e) => e.lbPort !== null && e.decode !== decode);
+}
+
+/** Sets `:PROXY` on (or off) for those entries; null when none differs. */
+export function tcpServicesProxyPatch(
+  chain: Chain,
+  decode: boolean,
+): { patch: FixPatch; ports: number[] } | null {
+  const set = chain.streamServices.tcp;
+  const entries = entriesToSwitch(chain, decode);
+  if (set === null || entries.length === 0) return null;
+  const data = Object.fromEntries(entries.map((e) => [String(e.port), entryValue(e, decode)]));
+  return { patch: patchConfigMap(set.configMap, data), ports: entries.map((e) => e.port) };
 }
 
 export function capitalise(text: string): string {

@@ -9,6 +9,7 @@ import { type DiagnoseOptions, diagnose } from '../../src/doctor/diagnose.ts';
 import { applyPatches } from '../../src/doctor/fix.ts';
 import type { DoctorReport, FixPatch, Outcome } from '../../src/doctor/types.ts';
 import { buildTopology, loadManifests, type ManifestObject } from '../../src/k8s/index.ts';
+import { manifestObject } from '../helpers/manifest-object.ts';
 
 const fixtures = fileURLToPath(new URL('../fixtures/doctor/', import.meta.url));
 const seed = fileURLToPath(new URL('../../examples/seed/', import.meta.url));
@@ -33,27 +34,11 @@ const hopsOf = (report: DoctorReport) => Object.fromEntries(report.hops.map((h) 
 const idsOf = (report: DoctorReport) => report.findings.map((f) => `${f.id}:${f.severity}`).sort();
 const errorsOf = (report: DoctorReport) => report.findings.filter((f) => f.severity === 'error');
 
-function makeObject(raw: Record<string, unknown>): ManifestObject {
-  const metadata = raw.metadata as { namespace: string; name: string };
-  return {
-    apiVersion: String(raw.apiVersion),
-    kind: String(raw.kind),
-    origin: {
-      file: '(doctor fix)',
-      document: 1,
-      kind: String(raw.kind),
-      namespace: metadata.namespace,
-      name: metadata.name,
-    },
-    raw,
-  };
-}
-
 /** Applies the fixes of every error finding to the objects and rebuilds the topology. */
 function applyErrorFixes(objects: ManifestObject[], report: DoctorReport): Topology {
   const patches: FixPatch[] = errorsOf(report).flatMap((f) => f.fix?.patches ?? []);
   assert.ok(patches.length > 0, 'every error finding here comes with a fix');
-  const applied = applyPatches(objects, patches, makeObject);
+  const applied = applyPatches(objects, patches, (raw) => manifestObject(raw));
   assert.ok(applied.ok, applied.ok ? '' : applied.error.message);
   return buildTopology(applied.objects);
 }

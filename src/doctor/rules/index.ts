@@ -15,6 +15,8 @@ import { rule as proxyProtocolTrustsEveryone } from './proxy-protocol-trusts-eve
 import { rule as sslPassthroughBackendSeesGateway } from './ssl-passthrough-backend-sees-gateway.ts';
 import { rule as sslPassthroughFlagUnknown } from './ssl-passthrough-flag-unknown.ts';
 import { rule as sslPassthroughNotEnabled } from './ssl-passthrough-not-enabled.ts';
+import { rule as streamServiceNotExposed } from './stream-service-not-exposed.ts';
+import { rule as tcpServiceProxyProtocolMismatch } from './tcp-service-proxy-protocol-mismatch.ts';
 import type { Rule } from './types.ts';
 
 export type { Rule, RuleContext } from './types.ts';
@@ -36,4 +38,6 @@ export const RULES: readonly Rule[] = [
   sslPassthroughNotEnabled,
   sslPassthroughFlagUnknown,
   sslPassthroughBackendSeesGateway,
+  tcpServiceProxyProtocolMismatch,
+  streamServiceNotExposed,
 ];
