@@ -9,9 +9,11 @@ export type Verb = 'get' | 'list' | 'watch' | 'create' | 'update' | 'patch';
 /**
  * - `watched`: in every namespace the controller watches (all, or `--watch-namespace`);
  * - `own`: in the controller's own namespace (its pods, its Lease);
- * - `cluster`: a cluster-scoped resource.
+ * - `cluster`: a cluster-scoped resource;
+ * - `named`: objects a flag names by namespace/name, in the namespaces those flags name (rbac.ts
+ *   `namedNamespaces`): with --watch-namespace they often lie outside the watched one.
  */
-export type AccessScope = 'watched' | 'own' | 'cluster';
+export type AccessScope = 'watched' | 'own' | 'cluster' | 'named';
 
 export interface ApiAccess {
   resource: ResourceType;
@@ -54,8 +56,14 @@ export const API_ACCESS: readonly ApiAccess[] = [
   {
     resource: RESOURCES.configMap,
     verbs: ['list', 'watch'],
-    scope: 'watched',
+    scope: 'named',
     why: '--configmap, --tcp-services-configmap and --udp-services-configmap, each by name',
+  },
+  {
+    resource: RESOURCES.secret,
+    verbs: ['list', 'watch'],
+    scope: 'named',
+    why: '--default-ssl-certificate, by name, when it is outside the watched namespace',
   },
   {
     resource: RESOURCES.namespace,

@@ -9,13 +9,7 @@ import { API_ACCESS, apiGroup } from '../../src/deploy/api-access.ts';
 import type { K8sObject } from '../../src/deploy/context.ts';
 import { renderManifests } from '../../src/deploy/render.ts';
 import { type FakeApiServer, type SeenRequest, startFakeApiServer } from '../fixtures/fake-apiserver.ts';
-import {
-  type Backend,
-  seedWeb,
-  startBackend,
-  startTestController,
-  type TestController,
-} from '../controller/harness.ts';
+import { seedWeb, startBackend, startTestController } from '../controller/harness.ts';
 
 // biome-ignore lint/suspicious/noExplicitAny: rendered objects are read as plain JSON
 type Json = any;
@@ -59,10 +53,48 @@ function allows(rules: readonly Rule[], call: ApiCall): boolean {
   );
 }
 
+/** The fake API server with the web app, the controller's pod and node and its ConfigMaps (empty: the
+ * test is about the requests, not the ports they open), and the controller on `args`, once it has
+ * taken the Lease and written the status from its pod's node. */
+async function runController(args: string[], configMaps: readonly string[]) {
+  const api = await startFakeApiServer();
+  const web = await startBackend('web');
+  seedWeb(api, web.port);
+  api.apply({
+    kind: 'Pod',
+    metadata: {
+      namespace: 'ingress-nginx',
+      name: 'ctl-0',
+      labels: { 'app.kubernetes.io/name': 'ingress-nginx' },
+    },
+    spec: { nodeName: 'node-0' },
+    status: { phase: 'Running', conditions: [{ type: 'Ready', status: 'True' }] },
+  });
+  api.apply({
+    kind: 'Node',
+    metadata: { name: 'node-0' },
+    status: { addresses: [{ type: 'InternalIP', address: '10.9.0.1' }] },
+  });
+  for (const name of configMaps)
+    api.apply({ kind: 'ConfigMap', metadata: { namespace: 'ingress-nginx', name }, data: {} });
+  const controller = await startTestController(api, args, { POD_NAME: 'ctl-0' });
+  await api.waitUntil(
+    () => api.get('Ingress', 'default', 'web')?.status?.loadBalancer?.ingress?.length === 1,
+    20_000,
+  );
+  return {
+    api,
+    async close() {
+      await controller.close();
+      await api.close();
+      await web.close();
+    },
+  };
+}
+
 describe('RBAC: the rendered rules against the running controller', () => {
+  let running: Awaited<ReturnType<typeof runController>> | null = null;
   let api: FakeApiServer;
-  let web: Backend;
-  let controller: TestController | null = null;
   let objects: K8sObject[] = [];
   /** The rendered --tcp-services-configmap and --udp-services-configmap, in the pod's namespace. */
   let streamArgs: string[] = [];
@@ -76,49 +108,18 @@ describe('RBAC: the rendered rules against the running controller', () => {
     streamArgs = args
       .filter((a) => /^--(tcp|udp)-services-configmap=/.test(a))
       .map((a) => a.replace('$(POD_NAMESPACE)', 'ingress-nginx'));
-    api = await startFakeApiServer();
-    web = await startBackend('web');
-    seedWeb(api, web.port);
-    api.apply({
-      kind: 'Pod',
-      metadata: {
-        namespace: 'ingress-nginx',
-        name: 'ctl-0',
-        labels: { 'app.kubernetes.io/name': 'ingress-nginx' },
-      },
-      spec: { nodeName: 'node-0' },
-      status: { phase: 'Running', conditions: [{ type: 'Ready', status: 'True' }] },
-    });
-    api.apply({
-      kind: 'Node',
-      metadata: { name: 'node-0' },
-      status: { addresses: [{ type: 'InternalIP', address: '10.9.0.1' }] },
-    });
-    for (const name of ['ingress-nginx-controller', 'ingress-nginx-tcp', 'ingress-nginx-udp']) {
-      // The tcp and udp ones empty: the test is about the requests, not the ports they open.
-      api.apply({ kind: 'ConfigMap', metadata: { namespace: 'ingress-nginx', name }, data: {} });
-    }
-    controller = await startTestController(
-      api,
+    running = await runController(
       [
         '--election-id=ingress-nginx-leader',
         '--configmap=ingress-nginx/ingress-nginx-controller',
         ...streamArgs,
       ],
-      { POD_NAME: 'ctl-0' },
+      ['ingress-nginx-controller', 'ingress-nginx-tcp', 'ingress-nginx-udp'],
     );
-    // Leader, then the status from the pod's node: the Lease, the pod, the node and the status PUT.
-    await api.waitUntil(
-      () => api.get('Ingress', 'default', 'web')?.status?.loadBalancer?.ingress?.length === 1,
-      20_000,
-    );
+    api = running.api;
   });
 
-  after(async () => {
-    await controller?.close();
-    await api?.close();
-    await web?.close();
-  });
+  after(() => running?.close());
 
   it('allows every request the controller sent, in the namespace it sent it to', () => {
     const clusterRules = find(objects, 'ClusterRole').rules as Rule[];
@@ -156,7 +157,10 @@ describe('RBAC: the rendered rules against the running controller', () => {
       ...(find(objects, 'ClusterRole').rules as Rule[]),
       ...(find(objects, 'Role').rules as Rule[]),
     ];
-    const expected = API_ACCESS.filter((a) => a.resource.plural !== 'namespaces').map((a) => ({
+    // Watching every namespace, the named Secret line (the default certificate) is the watched one's.
+    const expected = API_ACCESS.filter(
+      (a) => a.resource.plural !== 'namespaces' && !(a.scope === 'named' && a.resource.plural === 'secrets'),
+    ).map((a) => ({
       apiGroups: [apiGroup(a.resource)],
       resources: [a.subresource ? `${a.resource.plural}/${a.subresource}` : a.resource.plural],
       verbs: [...a.verbs],
@@ -165,6 +169,67 @@ describe('RBAC: the rendered rules against the running controller', () => {
     assert.deepEqual(
       rules.map((r) => JSON.stringify(r)).sort(),
       expected.map((r) => JSON.stringify(r)).sort(),
+    );
+  });
+});
+
+describe('RBAC scoped to another namespace than the release: the ConfigMaps and default certificate at home are readable', () => {
+  // controller.scope.namespace "default" (where the apps are), release in "ingress-nginx": its ConfigMaps
+  // and the default certificate stay in the release namespace, outside the watched one.
+  let running: Awaited<ReturnType<typeof runController>> | null = null;
+  let api: FakeApiServer;
+  let objects: K8sObject[] = [];
+
+  before(async () => {
+    ({ objects } = await renderManifests(
+      {
+        controller: {
+          scope: { enabled: true, namespace: 'default' },
+          extraArgs: { 'default-ssl-certificate': 'ingress-nginx/default-tls' },
+        },
+        tcp: { '2222': 'default/web:80' },
+        rbac: { scope: true },
+      },
+      { release: 'ingress-nginx', namespace: 'ingress-nginx', image: 'x', version: '0' },
+    ));
+    const rendered: string[] = (find(objects, 'Deployment').spec as Json).template.spec.containers[0].args;
+    const args = rendered.filter((a) =>
+      /^--(election-id|configmap|tcp-services-configmap|watch-namespace|default-ssl-certificate)=/.test(a),
+    );
+    running = await runController(args, ['ingress-nginx-controller', 'ingress-nginx-tcp']);
+    api = running.api;
+  });
+
+  after(() => running?.close());
+
+  it('allows every request by the ClusterRole or a Role in the namespace it went to', () => {
+    const clusterRules = find(objects, 'ClusterRole').rules as Rule[];
+    const roles = objects.filter((o) => o.kind === 'Role');
+    const rulesIn = (ns: string) =>
+      roles.filter((r) => r.metadata.namespace === ns).flatMap((r) => r.rules as Rule[]);
+    const calls = api.requests.map(apiCall);
+    for (const [resource, name] of [
+      ['configmaps', 'ingress-nginx-controller'],
+      ['configmaps', 'ingress-nginx-tcp'],
+      ['secrets', 'default-tls'],
+    ])
+      assert.ok(
+        api.requests.some(
+          (r) =>
+            r.path === `/api/v1/namespaces/ingress-nginx/${resource}` &&
+            r.query.get('fieldSelector') === `metadata.name=${name}`,
+        ),
+        `it read ${resource} ${name} in ingress-nginx`,
+      );
+    const denied = calls.filter((c) => !allows(clusterRules, c) && !allows(rulesIn(c.namespace), c));
+    assert.deepEqual(
+      [...new Set(denied.map((c) => `${c.verb} ${c.group}/${c.resource} ${c.namespace}/${c.name}`))],
+      [],
+    );
+    // Nothing beyond: no Secret or ConfigMap rule reaches a namespace the controller does not read.
+    assert.deepEqual(roles.map((r) => r.metadata.namespace).sort(), ['default', 'ingress-nginx']);
+    assert.ok(
+      !clusterRules.some((r) => r.resources.includes('secrets') || r.resources.includes('configmaps')),
     );
   });
 });
