@@ -45,6 +45,8 @@ const PURE_FILES = [
   'src/gateway/error-pages.ts',
   'src/gateway/client-hello.ts',
   'src/gateway/held-bytes.ts',
+  'src/gateway/trace-context.ts',
+  'src/gateway/otlp-encode.ts',
   'src/gateway/cookies.ts',
   'src/lb/config.ts',
   'src/lb/manifest.ts',

@@ -276,6 +276,8 @@ export interface GatewaySettings {
   errorLogLevel?: NginxLogLevel;
   /** enable-syslog, syslog-host, syslog-port: both logs to this syslog server over UDP; absent: stdout/stderr. */
   syslog?: SyslogTarget;
+  /** enable-opentelemetry, otlp-collector-*, otel-*: spans of requests (src/k8s/tracing-settings.ts); absent: the defaults. */
+  tracing?: TracingSettings;
   /** ssl-reject-handshake: a TLS handshake for a name no host has (or without one) is refused. */
   sslRejectHandshake?: boolean;
   /** worker-processes: `auto` or a count of serving processes; absent when the ConfigMap does not say (src/workers/). */
@@ -312,6 +314,34 @@ export interface MirrorModel {
   host: string;
   /** mirror-request-body: the body goes to the mirror too (on, the default). */
   requestBody: boolean;
+}
+
+export type TraceSampler = 'AlwaysOn' | 'AlwaysOff' | 'TraceIdRatioBased';
+
+/** The controller ConfigMap's OpenTelemetry keys, as ingress-nginx writes them into its module's config. */
+export interface TracingSettings {
+  /** enable-opentelemetry: every location traces unless its Ingress says otherwise. */
+  enabled: boolean;
+  /** opentelemetry-trust-incoming-span: a request's traceparent is the span's parent. */
+  trustIncomingSpan: boolean;
+  /** opentelemetry-operation-name: the span name; '' names it after the location. */
+  operationName: string;
+  /** otlp-collector-host / -port: where spans go over OTLP/gRPC; null host: nowhere (context is still propagated). */
+  collector: { host: string; port: number } | null;
+  serviceName: string;
+  sampler: TraceSampler;
+  samplerRatio: number;
+  samplerParentBased: boolean;
+  maxQueueSize: number;
+  scheduleDelayMs: number;
+  maxExportBatchSize: number;
+}
+
+/** An Ingress's enable-opentelemetry (only when set), with its trust and operation name when given. */
+export interface LocationTracing {
+  enabled: boolean;
+  trustIncomingSpan?: boolean;
+  operationName?: string;
 }
 
 export interface LocationModel {
@@ -357,6 +387,8 @@ export interface LocationModel {
   customHeaders?: Readonly<Record<string, string>>;
   /** enable-access-log: "false" (only then set): this location's requests get no access log line. */
   accessLog?: false;
+  /** enable-opentelemetry and its two companions on the Ingress; absent: the ConfigMap decides. */
+  tracing?: LocationTracing;
   /** A canary Ingress's backend for the same host and path (src/k8s/traffic-annotations.ts); absent: none. */
   canary?: CanaryModel;
   /** Sticky sessions of the location's upstream (the Ingresses that proxy to it with affinity: cookie). */

@@ -2,6 +2,7 @@
 // request, what it does with a response, the entry points an HTTP server side calls, and the exchange
 // that one request carries from its start to its access log line.
 import type { IncomingHttpHeaders } from 'node:http';
+import type { TracingSettings } from '../config/model.ts';
 import type { Duplex } from 'node:stream';
 import type { AccessState } from './access/state.ts';
 import type { ClientIp } from '../net/client-ip.ts';
@@ -13,6 +14,7 @@ import type { BodyBuffers } from './request-body-buffer.ts';
 import type { Mirrors } from './mirror-sender.ts';
 import type { MatchedRoute } from './router.ts';
 import type { GatewaySnapshot } from './snapshot.ts';
+import type { SpanContext } from './trace-context.ts';
 import type { BalancedUpstream } from './upstream.ts';
 
 /** What the pipeline reads from a request. */
@@ -94,6 +96,30 @@ export interface HandlerContext {
   bodyBuffers?: BodyBuffers | undefined;
   /** mirror-target's copies in flight (mirror-sender.ts); absent: one set made for this context. */
   mirrors?: Mirrors | undefined;
+  /** OpenTelemetry spans of the locations that trace (tracing.ts); absent: none. */
+  tracing?: Tracing | undefined;
+}
+
+/** A request's OpenTelemetry span while it runs (tracing.ts). */
+export interface RequestSpan {
+  context: SpanContext;
+  /** '' when the span starts a trace. */
+  parentSpanId: string;
+  name: string;
+  startNanos: bigint;
+  /** The settings of the request's snapshot, and its version: where the span goes when it ends. */
+  settings: TracingSettings;
+  version: number;
+}
+
+/** OpenTelemetry spans of the locations that trace (tracing.ts). */
+export interface Tracing {
+  /** The request's span context as `traceparent`/`tracestate` for the backend (when its location traces). */
+  inject(ex: Exchange, req: GatewayRequest, headers: Record<string, string | string[]>): void;
+  /** Ends the request's span, if it has one (started now when none was needed before). */
+  finish(ex: Exchange, req: GatewayRequest, status: number): void;
+  /** Exports what is queued and stops. */
+  close(): Promise<void>;
 }
 
 /**
@@ -180,6 +206,8 @@ export interface Exchange {
   setCookie: string | null;
   /** Headers every response to this request carries, replacing the backend's (add-headers, custom-headers, enable-cors); null: none. */
   responseHeaders: Readonly<Record<string, string>> | null;
+  /** The request's OpenTelemetry span: undefined until asked for, null when its location does not trace. */
+  span: RequestSpan | null | undefined;
 }
 
 const NO_ATTEMPTS: UpstreamAttempt[] = [];
@@ -219,5 +247,6 @@ export function beginExchange(
     setCookie: null,
     ewmaUpstream: null,
     responseHeaders: null,
+    span: undefined,
   };
 }

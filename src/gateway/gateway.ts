@@ -14,6 +14,7 @@ import { formatErrorLogPrefix } from './access-log.ts';
 import { DEFAULT_ERROR_LOG_LEVEL } from '../config/log-levels.ts';
 import { createErrorLog, type ErrorLog } from './error-log.ts';
 import { createSyslogRouting, type SyslogRouting } from './syslog.ts';
+import { createTracing } from './tracing.ts';
 import { keepaliveLimitsOf } from './upstream-keepalive.ts';
 import type { DecisionSink } from './exchange.ts';
 import { createRequestHandler } from './handler.ts';
@@ -261,6 +262,15 @@ async function listenOrUndo(
   }
 }
 
+/** Where buffered request bodies go (proxy-request-buffering), counted in the gateway's metrics. */
+function bodyBuffersFor(options: GatewayOptions, metrics: GatewayMetrics): BodyBuffers {
+  return new BodyBuffers({
+    tempDir: options.tempDir,
+    memoryBytes: options.requestBodyMemoryBytes,
+    observer: metrics,
+  });
+}
+
 export async function startGateway(options: GatewayOptions): Promise<RunningGateway> {
   if (!options.http && !options.https) throw new TypeError('startGateway: give http and/or https');
   // Every way of serving (CLI, workers, controller, up, programmatic) passes here before a client is read.
@@ -278,19 +288,17 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     errorLog,
     maxInFlight: options.mirrorMaxInFlight,
   });
+  const tracing = createTracing(errorLog);
   const handler = createRequestHandler({
     current,
     metrics,
+    tracing,
     accessLog,
     errorLog,
     isDraining: () => draining,
     active,
     decisions: options.decisions,
-    bodyBuffers: new BodyBuffers({
-      tempDir: options.tempDir,
-      memoryBytes: options.requestBodyMemoryBytes,
-      observer: metrics,
-    }),
+    bodyBuffers: bodyBuffersFor(options, metrics),
     mirrors,
   });
   const listeners = await listenOrUndo(
@@ -342,6 +350,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
         slot.current.retire();
         await connections.closeAll(500);
         mirrors.close();
+        await tracing.close();
         await metricsServer?.close();
         await accessLog.flush();
         await errorSink.flush();

@@ -49,6 +49,7 @@ export type { HandlerContext, RequestHandler } from './exchange.ts';
  * empty X-Forwarded-For (a computed full chain is kept).
  */
 function upstreamHeaders(
+  ctx: HandlerContext,
   req: GatewayRequest,
   ex: Exchange,
   admitted: Admitted,
@@ -86,6 +87,8 @@ function upstreamHeaders(
       else headers[name] = value;
     }
   }
+  // enable-opentelemetry: the backend continues the gateway's span.
+  ctx.tracing?.inject(ex, req, headers);
   return headers;
 }
 
@@ -144,7 +147,7 @@ function forward(
   compressed: CompressedResponse | null = null,
 ): void {
   const { location } = admitted;
-  const headers = upstreamHeaders(req, ex, admitted);
+  const headers = upstreamHeaders(ctx, req, ex, admitted);
   // 100-continue is the engine's business, and hop-by-hop headers are never copied; deleting only
   // when present keeps the object in fast mode.
   if (headers.expect !== undefined) delete headers.expect;
@@ -207,7 +210,7 @@ function tunnel(
   head: Buffer,
   admitted: Admitted,
 ): void {
-  const headers = upstreamHeaders(req, ex, admitted);
+  const headers = upstreamHeaders(ctx, req, ex, admitted);
   // As ingress-nginx: `Upgrade $http_upgrade` and `Connection $connection_upgrade`. A request offering
   // h2c never gets here (the HTTP/1.1 parser reads it as an ordinary one); upstreamUpgrade is the
   // second lock: such a request would go as a plain one, its answer then the close.
@@ -255,7 +258,7 @@ function withoutEndpoints(
     forward(ctx, ex, req, res, { ...admitted, upstream: own, extraHeaders }, limit);
   } else if (
     !replacesOwnAnswer(ex, location, 503) ||
-    !serveFromErrorBackend(ctx, ex, req, res, upstreamHeaders(req, ex, admitted), 503)
+    !serveFromErrorBackend(ctx, ex, req, res, upstreamHeaders(ctx, req, ex, admitted), 503)
   )
     answer(ctx, ex, req, res, 503, null);
 }
@@ -282,7 +285,7 @@ function answerOwn(
   if (by !== undefined && !isGrpcRequest(req.headers) && replacesRefusal(ex, by, status)) {
     const location = by;
     const headersTrusted = ex.clientIp?.headersTrusted ?? false;
-    const base = upstreamHeaders(req, ex, {
+    const base = upstreamHeaders(ctx, req, ex, {
       location,
       upstream: null,
       upstreamPath: '/',

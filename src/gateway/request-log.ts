@@ -156,6 +156,7 @@ export function completeExchange(
     req.httpVersion === '2.0' ? 'HTTP/2.0' : req.httpVersion === '1.0' ? 'HTTP/1.0' : 'HTTP/1.1',
   );
   recordIngressNginxMetrics(ctx, snap, route, vars);
+  ctx.tracing?.finish(ex, req, status);
   const decisions = ctx.decisions;
   if (decisions !== undefined) decisions.record(ex, req, status);
   ctx.active.count -= 1;

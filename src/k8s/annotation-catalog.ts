@@ -600,11 +600,22 @@ export const ANNOTATION_CATALOG: readonly CatalogEntry[] = [
     instead: 'a WAF in front of the load balancer or beside the backend',
   },
   {
-    names: ['enable-opentelemetry', 'opentelemetry-trust-incoming-span', 'opentelemetry-operation-name'],
-    status: 'refused',
-    note: 'keepip emits no OpenTelemetry spans',
-    instead:
-      'the backend continues the trace: `traceparent`/`tracestate` pass through unchanged, and X-Request-ID ties the access log line to it',
+    names: ['enable-opentelemetry'],
+    status: 'implemented',
+    values: 'a Go boolean; unset: the ConfigMap decides',
+    note: '"true": the Ingress\'s locations trace (an OpenTelemetry SERVER span per request, exported with the ConfigMap\'s otlp-collector-* and otel-* settings; the backend gets the span as `traceparent`/`tracestate`); "false": they do not, and the client\'s `traceparent` reaches the backend as sent. The two below are read only with "true", as ingress-nginx\'s parser',
+  },
+  {
+    names: ['opentelemetry-trust-incoming-span'],
+    status: 'implemented',
+    values: 'a Go boolean; default the ConfigMap key of that name (true)',
+    note: "whether the request's W3C `traceparent` (and `tracestate`) is the span's parent; false starts a new trace at the gateway",
+  },
+  {
+    names: ['opentelemetry-operation-name'],
+    status: 'implemented',
+    values: "letters, digits, `_` and `-` (ingress-nginx's validator); anything else is ignored, warned",
+    note: "the span's name; default the ConfigMap key of that name, else the Ingress path as written (nginx's module names the span after the nginx location ingress-nginx renders for the path)",
   },
   {
     names: ['mirror-target'],
@@ -1257,20 +1268,36 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
     instead: 'a WAF in front of the load balancer or beside the backend',
   },
   {
+    names: ['enable-opentelemetry', 'opentelemetry-trust-incoming-span', 'opentelemetry-operation-name'],
+    status: 'implemented',
+    values: 'false, true, none',
+    note: "OpenTelemetry for every location (an Ingress's enable-opentelemetry overrides it): one SERVER span per request as ingress-nginx's nginx module makes it (attributes http.method, http.flavor, http.target, http.host, http.server_name, http.status_code, http.scheme; instrumentation scope `nginx`), started when the request arrives, also for requests an access rule refuses; its parent the request's `traceparent` when trusted; the backend gets the span's `traceparent`/`tracestate` (also when not sampled, with flags 00). The span's name: opentelemetry-operation-name, else the Ingress path",
+  },
+  {
+    names: ['otlp-collector-host', 'otlp-collector-port'],
+    status: 'implemented',
+    values: 'none, 4317',
+    note: "where spans go, over OTLP/gRPC without TLS (the collector's 4317), as ingress-nginx's module. An IP address or a DNS name; without one (or an invalid one, warned) spans are made and propagated but not exported. Export failures are an error log line at most once a minute",
+  },
+  {
+    names: ['otel-service-name', 'otel-sampler', 'otel-sampler-ratio', 'otel-sampler-parent-based'],
+    status: 'implemented',
+    values: 'nginx, AlwaysOn, 0.01, true',
+    note: "the resource's `service.name`; the sampler: AlwaysOn, AlwaysOff or TraceIdRatioBased with the ratio (0 to 1), inside a parent-based sampler unless otel-sampler-parent-based is false (then a sampled parent does not force sampling). Invalid values keep the default, warned",
+  },
+  {
+    names: ['otel-max-queuesize', 'otel-schedule-delay-millis', 'otel-max-export-batch-size'],
+    status: 'implemented',
+    values: '2048, 5000, 512',
+    note: 'the batch span processor: spans queued at most (more are dropped), milliseconds between exports, spans per export (at most the queue size). A change of any exporter setting makes a new exporter at the next request; the old one exports what it holds and stops',
+  },
+  {
+    names: ['opentelemetry-config'],
+    status: 'no-effect',
+    note: "the path of the configuration file ingress-nginx writes for its nginx module: keepip reads the ConfigMap's otel-* keys themselves",
+  },
+  {
     names: [
-      'enable-opentelemetry',
-      'opentelemetry-config',
-      'opentelemetry-operation-name',
-      'opentelemetry-trust-incoming-span',
-      'otlp-collector-host',
-      'otlp-collector-port',
-      'otel-service-name',
-      'otel-sampler',
-      'otel-sampler-parent-based',
-      'otel-sampler-ratio',
-      'otel-max-queuesize',
-      'otel-schedule-delay-millis',
-      'otel-max-export-batch-size',
       'jaeger-collector-host',
       'jaeger-collector-port',
       'jaeger-endpoint',
@@ -1287,9 +1314,8 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
       'jaeger-tracer-baggage-header-prefix',
     ],
     status: 'refused',
-    note: 'keepip emits no traces (OpenTelemetry, Jaeger)',
-    instead:
-      'the backend continues the trace: `traceparent`/`tracestate` pass through unchanged, and X-Request-ID ties the access log line to it',
+    note: 'the Jaeger tracer (removed from ingress-nginx in 1.10 with OpenTracing): keepip exports OpenTelemetry only',
+    instead: 'enable-opentelemetry with otlp-collector-host (Jaeger accepts OTLP on 4317)',
   },
 ];
 

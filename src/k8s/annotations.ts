@@ -37,6 +37,7 @@ import { applyTlsSessionSettings, TLS_SESSION_CONFIGMAP_KEYS } from './tls-sessi
 import { applyCompressionSettings, COMPRESSION_CONFIGMAP_KEYS } from './compression-settings.ts';
 import { applyStreamSettings, STREAM_CONFIGMAP_KEYS } from './stream-settings.ts';
 import { applySyslogSettings, SYSLOG_CONFIGMAP_KEYS } from './syslog-settings.ts';
+import { applyTracingSettings, TRACING_CONFIGMAP_KEYS } from './tracing-settings.ts';
 import { isNginxLogLevel, NGINX_LOG_LEVELS } from '../config/log-levels.ts';
 import { TRAFFIC_ANNOTATIONS, TRAFFIC_CONFIGMAP_KEYS } from './traffic-annotations.ts';
 import { configMapSource, readBool, readNginxTime, readWhole, type ScalarSource } from './scalar-readers.ts';
@@ -136,6 +137,8 @@ export const SUPPORTED_CONFIGMAP_KEYS: readonly string[] = [
   ...COMPRESSION_CONFIGMAP_KEYS,
   // enable-syslog, syslog-host, syslog-port: src/k8s/syslog-settings.ts.
   ...SYSLOG_CONFIGMAP_KEYS,
+  // enable-opentelemetry, otlp-collector-*, otel-*: src/k8s/tracing-settings.ts.
+  ...TRACING_CONFIGMAP_KEYS,
   // log-format-stream, disable-stream-access-log, proxy-stream-next-upstream*: src/k8s/stream-settings.ts.
   ...STREAM_CONFIGMAP_KEYS,
   // proxy-request-buffering, client-body-buffer-size: src/k8s/body-buffering.ts.
@@ -296,6 +299,7 @@ export function parseControllerConfigMap(
   if (v.bool('ssl-reject-handshake', false)) s.sslRejectHandshake = true;
   applyCompressionSettings(data, s, { invalid: v.invalid });
   applySyslogSettings(data, s, { invalid: v.invalid });
+  applyTracingSettings(data, s, { invalid: v.invalid });
   applyStreamSettings(data, s, { invalid: v.invalid });
   applyBodyBufferingSettings(data, s, { invalid: v.invalid });
   s.server = readServerSettings(data, {

@@ -3,9 +3,10 @@
 // and cors-*. Values are validated as ingress-nginx 1.15 validates them (internal/ingress/annotations/
 // redirect, alias, cors); a value it refuses drops that annotation's effect (or takes its default),
 // with an INVALID_ANNOTATION_VALUE warning.
-import type { ConfigIssue, CorsModel, Origin, RedirectModel } from '../config/model.ts';
+import type { ConfigIssue, CorsModel, LocationTracing, Origin, RedirectModel } from '../config/model.ts';
 import { ALPHANUMERIC_CHARS, IS_VALID_REGEX, URL_IS_VALID } from './validators.ts';
-import { annotationSource, readBool, warnAnnotation } from './scalar-readers.ts';
+import { annotationSource, readBool, type ScalarSource, warnAnnotation } from './scalar-readers.ts';
+import { OPERATION_NAME } from './tracing-settings.ts';
 import { parseGoBool } from './values.ts';
 
 const PREFIX = 'nginx.ingress.kubernetes.io/';
@@ -30,6 +31,9 @@ export const ROUTE_ANNOTATIONS: readonly string[] = [
   // Read with the ConfigMap it names: src/k8s/header-settings.ts.
   'custom-headers',
   'enable-access-log',
+  'enable-opentelemetry',
+  'opentelemetry-trust-incoming-span',
+  'opentelemetry-operation-name',
   'preserve-trailing-slash',
   'use-port-in-redirects',
   'relative-redirects',
@@ -199,6 +203,8 @@ export interface RouteAnnotations {
   xForwardedPrefix: string | null;
   /** enable-access-log: false turns the access log off for the Ingress's locations. */
   accessLog: boolean;
+  /** enable-opentelemetry (with its trust and operation name); null: not set, the ConfigMap decides. */
+  tracing: LocationTracing | null;
   /** preserve-trailing-slash / use-port-in-redirects; null: the ConfigMap's. */
   preserveTrailingSlash: boolean | null;
   usePortInRedirects: boolean | null;
@@ -367,6 +373,24 @@ function readHttpErrors(input: RouteInput): readonly number[] | null {
   return codes;
 }
 
+/**
+ * enable-opentelemetry as ingress-nginx's parser reads it: unset or malformed, the others are not read
+ * (the ConfigMap decides); "false", tracing is off for the Ingress; "true", with the trust and name given.
+ */
+function readTracing(input: RouteInput, values: ScalarSource): LocationTracing | null {
+  const enabled = readBool(values, 'enable-opentelemetry', null, { kept: 'the ConfigMap decides' });
+  if (enabled !== true) return enabled === null ? null : { enabled };
+  const trust = readBool(values, 'opentelemetry-trust-incoming-span', null, {
+    kept: 'the ConfigMap decides',
+  });
+  const name = checked(input, 'opentelemetry-operation-name', OPERATION_NAME, 'letters, digits, "_" and "-"');
+  return {
+    enabled,
+    ...(trust !== null ? { trustIncomingSpan: trust } : {}),
+    ...(name !== null && name !== '' ? { operationName: name } : {}),
+  };
+}
+
 /** Reads the route annotations of one Ingress. */
 export function parseRouteAnnotations(input: RouteInput): RouteAnnotations {
   const values = annotationSource(input.annotations, input);
@@ -395,6 +419,7 @@ export function parseRouteAnnotations(input: RouteInput): RouteAnnotations {
       'a path of [-._~a-zA-Z0-9/:$]',
     ),
     accessLog: readBool(values, 'enable-access-log', true, { kept: 'true applies' }),
+    tracing: readTracing(input, values),
     preserveTrailingSlash: optionalBool('preserve-trailing-slash'),
     defaultBackend: checked(input, 'default-backend', /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'a Service name'),
     customHttpErrors: readHttpErrors(input),

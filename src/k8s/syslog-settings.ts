@@ -4,23 +4,13 @@
 // is neither an IP address nor a DNS name keeps the logs where they were, with a warning (nginx would
 // refuse the configuration).
 import type { GatewaySettings } from '../config/model.ts';
-import { canonicalIp } from '../net/ip.ts';
 import { configMapSource, readBool, readWhole } from './scalar-readers.ts';
-import { isDnsSubdomain } from './values.ts';
+import { serverHost } from './values.ts';
 
 export const SYSLOG_CONFIGMAP_KEYS: readonly string[] = ['enable-syslog', 'syslog-host', 'syslog-port'];
 
 export interface SyslogSettingsSink {
   invalid(key: string, value: string, expected: string, kept: string): void;
-}
-
-/** An IP address (IPv6 with or without brackets) or a DNS name, as written; null for anything else. */
-function syslogHost(text: string): string | null {
-  const unbracketed = text.startsWith('[') && text.endsWith(']') ? text.slice(1, -1) : text;
-  const ip = canonicalIp(unbracketed);
-  if (ip !== null) return ip;
-  const name = text.toLowerCase().replace(/\.$/, '');
-  return isDnsSubdomain(name) ? name : null;
 }
 
 /** Reads the syslog keys into `settings.syslog` when enable-syslog is on and the host is usable. */
@@ -38,7 +28,7 @@ export function applySyslogSettings(
     kept: '514',
   });
   const raw = source.get('syslog-host')?.trim() ?? '';
-  const host = syslogHost(raw);
+  const host = serverHost(raw);
   if (host === null) {
     const kept = 'none, so the logs stay on stdout and stderr';
     sink.invalid('syslog-host', raw, 'an IP address or a DNS name (enable-syslog is on)', kept);

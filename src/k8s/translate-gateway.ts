@@ -672,7 +672,7 @@ function location(
     'proxy-ssl-secret',
   );
   const route = b.routeOf.get(ing)!;
-  const { redirect, cors, upstreamVhost, xForwardedPrefix, accessLog } = route;
+  const { redirect, cors, upstreamVhost, xForwardedPrefix, accessLog, tracing } = route;
   return {
     ...(access ? { access } : {}),
     ...(redirect !== null ? { redirect: relativeOrNot(redirect, route, b.settings) } : {}),
@@ -681,6 +681,7 @@ function location(
     ...(xForwardedPrefix !== null ? { xForwardedPrefix } : {}),
     ...(custom !== null && 'headers' in custom ? { customHeaders: custom.headers } : {}),
     ...(accessLog ? {} : { accessLog: false as const }),
+    ...(tracing !== null ? { tracing } : {}),
     ...redirectOptions(route, b.settings),
     ...balancingFor(b.balancingOf.get(ing) ?? null, b.settings),
     ...errorPages(b, ing, route),

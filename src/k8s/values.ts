@@ -1,5 +1,6 @@
 // Value syntaxes ingress-nginx accepts in annotations and ConfigMap keys (Go's strconv and time
 // parsers), re-implemented strictly. Every function returns null for a value it does not accept.
+import { canonicalIp } from '../net/ip.ts';
 
 /** Go's strconv.ParseBool, which ingress-nginx uses for annotations and (weakly typed) ConfigMap keys. */
 export function parseGoBool(text: string): boolean | null {
@@ -75,4 +76,16 @@ const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0
 /** A DNS-1123 subdomain, as Kubernetes validates names and annotation prefixes: at most 253 characters. */
 export function isDnsSubdomain(text: string): boolean {
   return text.length > 0 && text.length <= 253 && DNS_SUBDOMAIN.test(text);
+}
+
+/**
+ * A server a ConfigMap key names (syslog-host, otlp-collector-host): an IP address (IPv6 with or
+ * without brackets), canonical, or a DNS name, lower-cased without a trailing dot; null for anything else.
+ */
+export function serverHost(text: string): string | null {
+  const unbracketed = text.startsWith('[') && text.endsWith(']') ? text.slice(1, -1) : text;
+  const ip = canonicalIp(unbracketed);
+  if (ip !== null) return ip;
+  const name = text.toLowerCase().replace(/\.$/, '');
+  return isDnsSubdomain(name) ? name : null;
 }
