@@ -110,6 +110,9 @@ export function createSpanExporter(settings: Settings, onError: (message: string
       if (closed) return;
       if (queue.length >= settings.maxQueueSize) {
         dropped++;
+        onError(
+          `${dropped} spans dropped so far: the queue is full (otel-max-queuesize ${settings.maxQueueSize})`,
+        );
         return;
       }
       queue.push(span);
