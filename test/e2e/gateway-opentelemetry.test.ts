@@ -15,6 +15,7 @@ import {
   webApp,
 } from '../fixtures/gateway/manifests.ts';
 import { type OtlpReceiver, startOtlpReceiver } from '../fixtures/otlp/receiver.ts';
+import { h2Request } from '../helpers/h2-client.ts';
 
 const TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
 const PARENT = '00f067aa0ba902b7';
@@ -143,6 +144,25 @@ describe('enable-opentelemetry: spans to an OTLP/gRPC collector, context to the 
     const span = collector.spans.find((s) => s.spanId === parsed[2]);
     assert.equal(span?.name, 'checkout_api');
     assert.equal(span?.parentSpanId, '');
+  });
+
+  test('over HTTP/2 (TLS, ALPN h2): http.flavor 2.0, http.scheme https, the same context to the backend', async () => {
+    const before = collector.spans.length;
+    const reply = await h2Request({
+      port: gw.httpsPort,
+      host: 'web.example.com',
+      path: '/h2',
+      headers: { accept: 'application/json', traceparent: TRACEPARENT },
+    });
+    assert.equal(reply.status, 200);
+    const sent = W3C.exec(JSON.parse(reply.body.toString()).headers.traceparent ?? '');
+    assert.equal(sent?.[1], TRACE);
+    await collector.waitForSpans(before + 1);
+    const span = collector.spans.find((s) => s.spanId === sent?.[2]);
+    assert.equal(span?.attributes['http.flavor'], '2.0');
+    assert.equal(span?.attributes['http.scheme'], 'https');
+    assert.equal(span?.attributes['http.target'], '/h2');
+    assert.equal(span?.parentSpanId, PARENT);
   });
 
   test('a request the allowlist refuses is traced with its 403', async () => {
