@@ -189,13 +189,19 @@ export const K8S_CODES = {
   CONFIGMAP_KEY_REFUSED: {
     kind: 'issue',
     summary:
-      'an ingress-nginx ConfigMap key keepip does not honour (snippets, ModSecurity, tracing, allow-snippet-annotations other than "false", or not implemented yet)',
+      'an ingress-nginx ConfigMap key keepip does not honour (snippets, ModSecurity, Jaeger tracing, allow-snippet-annotations other than "false", or not implemented yet)',
     fix: 'follow "the keepip way" in the message where there is one; see docs/ingress-nginx-compat.md',
   },
   INVALID_ANNOTATION_VALUE: {
     kind: 'issue',
     summary: 'a supported annotation has a value of the wrong form; it is ignored and the default applies',
     fix: 'use the form the message names (e.g. "true", a number, a duration)',
+  },
+  TRACING_NOT_EXPORTED: {
+    kind: 'issue',
+    summary:
+      'locations trace (enable-opentelemetry) but the ConfigMap names no otlp-collector-host: spans are propagated to backends, never exported',
+    fix: 'set otlp-collector-host (and otlp-collector-port, default 4317) in the controller ConfigMap',
   },
   INVALID_CONFIGMAP_VALUE: {
     kind: 'issue',

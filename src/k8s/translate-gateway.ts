@@ -400,6 +400,7 @@ export function translateGateway(
     issues,
   });
   mergeAffinity(b.hosts, (l) => readings.affinityOf.get(`${l.ingress.namespace}/${l.ingress.name}`) ?? null);
+  warnUnexportedTraces(b);
   return {
     ingressClass,
     settings,
@@ -412,6 +413,29 @@ export function translateGateway(
         'ingress-nginx',
     ),
   };
+}
+
+/** Locations trace (their Ingress's enable-opentelemetry, else the ConfigMap's) with no collector to send to. */
+function warnUnexportedTraces(b: GatewayBuild): void {
+  const tracing = b.settings.tracing;
+  if (tracing?.collector != null) return;
+  const traced = [...b.hosts.values()].some((host) =>
+    host.locations.some((l) => l.tracing?.enabled ?? tracing?.enabled ?? false),
+  );
+  if (!traced) return;
+  const ref = b.settings.configMap;
+  const configMap = b.input.configMaps.find(
+    (c) => c.meta.namespace === ref?.namespace && c.meta.name === ref?.name,
+  );
+  const origin = configMap?.origin ?? null;
+  issue(
+    b.issues,
+    'warning',
+    'TRACING_NOT_EXPORTED',
+    origin,
+    origin === null ? null : 'data.otlp-collector-host',
+    'locations trace (enable-opentelemetry) but no otlp-collector-host is set: their spans go to no collector (backends still get traceparent)',
+  );
 }
 
 /** The annotations of every served Ingress: ingress-nginx's, access, route, custom headers. */

@@ -100,12 +100,24 @@ function locations(configMap: Record<string, string>, annotations: Record<string
 }
 
 test('which location traces: the Ingress overrides the ConfigMap both ways; trust and name follow ingress-nginx', () => {
+  const collector = { 'otlp-collector-host': 'otel.observability.svc' };
   assert.deepEqual(locations({}, {}), { api: null, web: null, issues: [] });
-  assert.deepEqual(locations({ 'enable-opentelemetry': 'true' }, {}), {
+  assert.deepEqual(locations({ 'enable-opentelemetry': 'true', ...collector }, {}), {
     api: { name: '/api', trustIncomingSpan: true },
     web: { name: '/', trustIncomingSpan: true },
     issues: [],
   });
+  // Tracing with no collector: a warning that spans go nowhere.
+  for (const [configMap, annotations] of [
+    [{ 'enable-opentelemetry': 'true' }, {}],
+    [{}, { 'enable-opentelemetry': 'true' }],
+  ] as const) {
+    const { issues } = locations(configMap, annotations);
+    assert.deepEqual(
+      issues.map((i) => i.code),
+      ['TRACING_NOT_EXPORTED'],
+    );
+  }
   assert.equal(locations({ 'enable-opentelemetry': 'true' }, { 'enable-opentelemetry': 'false' }).api, null);
   const on = locations(
     { 'opentelemetry-operation-name': 'edge', 'opentelemetry-trust-incoming-span': 'false' },
