@@ -730,6 +730,12 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
     note: "both logs to a syslog server over UDP instead of stdout and stderr, as nginx's `syslog:server=`: one datagram per line, `<PRI>Mmm dd hh:mm:ss hostname nginx: line` (facility local7; severity info for access lines, the line's level for error lines; the tag `nginx`, so existing filters match). The host is an IP address or a DNS name (resolved once per change); an invalid one keeps the logs on stdout/stderr with a warning, one that does not resolve with an error line there. A reload turns it on, off or elsewhere. Lines are not retried: UDP, as nginx",
   },
   {
+    names: ['access-log-params'],
+    status: 'implemented',
+    values: 'none',
+    note: "nginx's access_log parameters. `buffer=<size>` and `flush=<time>` ask for fewer, larger writes, which keepip's access log makes already (one write per event-loop turn, whole lines, never held longer than that turn, where nginx holds them up to flush=): accepted as they are. `gzip[=level]` and `if=` are warned (INVALID_CONFIGMAP_VALUE) and ignored: lines are written uncompressed, all of them",
+  },
+  {
     names: ['error-log-level'],
     status: 'implemented',
     values: 'notice',
@@ -1111,12 +1117,6 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
     note: 'requests whose URI as sent (arguments included) equals an entry (case-insensitive) or matches a `~` / `~*` regular expression are not access-logged',
   },
   // --- Not implemented yet: observable behaviour keepip does not have.
-  {
-    names: ['access-log-params'],
-    status: 'refused',
-    note: `${NOT_YET}: nginx's access_log parameters (buffer=, flush=, gzip) do not apply; keepip writes whole lines in batches`,
-    instead: '`--access-log FILE` (or stdout) for where the lines go',
-  },
   {
     names: ['limit-conn-zone-variable'],
     status: 'refused',

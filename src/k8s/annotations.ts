@@ -43,6 +43,7 @@ import { TRAFFIC_ANNOTATIONS, TRAFFIC_CONFIGMAP_KEYS } from './traffic-annotatio
 import { configMapSource, readBool, readNginxTime, readWhole, type ScalarSource } from './scalar-readers.ts';
 import { parseConfigMapSourceRange, resolveAccessRules } from './source-range.ts';
 import { isHeaderName, parseGoBool, parseGoDurationMs, parseNginxSize, parseUint } from './values.ts';
+import { parseNginxTimeMs } from '../config/duration.ts';
 
 export const NGINX_ANNOTATION_PREFIX = 'nginx.ingress.kubernetes.io/';
 
@@ -94,6 +95,7 @@ export const SUPPORTED_CONFIGMAP_KEYS: readonly string[] = [
   'http-redirect-code',
   'log-format-upstream',
   'log-format-escape-json',
+  'access-log-params',
   'log-format-escape-none',
   'error-log-level',
   'proxy-body-size',
@@ -281,6 +283,7 @@ export function parseControllerConfigMap(
   s.logFormatEscapeJson = v.bool('log-format-escape-json', s.logFormatEscapeJson);
   s.logFormatEscapeNone = v.bool('log-format-escape-none', s.logFormatEscapeNone);
   readErrorLogLevel(v, s);
+  readAccessLogParams(v);
   s.serviceUpstream = v.bool('service-upstream', false);
   s.enableAccessLogForDefaultBackend = v.bool('enable-access-log-for-default-backend', false);
   if (!v.bool('strict-validate-path-type', true)) s.strictValidatePathType = false;
@@ -349,6 +352,29 @@ interface ConfigMapReader {
 }
 
 /** error-log-level: one of nginx's eight levels; anything else keeps notice, with a warning. */
+/**
+ * access-log-params, nginx's access_log parameters: buffer= and flush= ask for fewer writes, which
+ * keepip's access log already makes (one write per event-loop turn, lines never held longer), so they
+ * are accepted as they are; gzip and if= change what is written and are warned and ignored.
+ */
+function readAccessLogParams(v: ConfigMapReader): void {
+  const text = v.data['access-log-params']?.trim();
+  if (text === undefined || text === '') return;
+  for (const param of text.split(/\s+/)) {
+    const [name, value] = [param.split('=')[0]!, param.slice(param.indexOf('=') + 1)];
+    const valid =
+      (name === 'buffer' && param.includes('=') && parseNginxSize(value) !== null) ||
+      (name === 'flush' && param.includes('=') && parseNginxTimeMs(value) !== null);
+    if (!valid)
+      v.invalid(
+        'access-log-params',
+        param,
+        'buffer=<size> or flush=<time> (keepip writes the access log in batches already; gzip and if= are not supported)',
+        'of none: the parameter is ignored, lines are written uncompressed',
+      );
+  }
+}
+
 function readErrorLogLevel(v: ConfigMapReader, s: GatewaySettings): void {
   const level = v.data['error-log-level']?.trim();
   if (level === undefined || level === '') return;
