@@ -208,6 +208,11 @@ export interface GatewaySettings {
   upstreamKeepaliveTimeoutMs: number;
   upstreamKeepaliveRequests: number;
   upstreamKeepaliveTimeMs: number;
+  /**
+   * limit-conn-zone-variable: what rate and connection limits key on, a template of nginx request
+   * variables (`$http_x_api_key`); absent: the resolved client address (`$binary_remote_addr`).
+   */
+  limitKey?: string;
   /** limit-req-status-code / limit-conn-status-code (503 by default): the answer of a rate or connection limit. */
   limitReqStatusCode?: number;
   limitConnStatusCode?: number;

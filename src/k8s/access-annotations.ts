@@ -4,6 +4,7 @@
 // (auth-tls-*). Values are validated as ingress-nginx 1.12-1.15 validates them. Where ingress-nginx
 // denies the location (a missing Secret, an invalid auth-url…), keepip does too: the location answers
 // 503 (ACCESS_CONFIG_DENIED), never serving unprotected what was meant to be protected.
+import { isRequestVariable, variablesOf } from '../config/nginx-variables.ts';
 import { backtrackingRisk } from '../config/regex-backtracking.ts';
 import type {
   BasicAuthModel,
@@ -79,6 +80,7 @@ export const ACCESS_CONFIGMAP_KEYS: readonly string[] = [
   'limit-rate',
   'limit-rate-after',
   'limit-req-status-code',
+  'limit-conn-zone-variable',
   'limit-conn-status-code',
   'global-auth-url',
   'global-auth-method',
@@ -558,6 +560,36 @@ export interface SettingsSink {
 const STATUS_CODE = { min: 400, max: 599, expected: 'an HTTP status code from 400 to 599', kept: '503' };
 
 /** limit-*-status-code, global-auth-* and no-auth-locations into `settings`. */
+/**
+ * limit-conn-zone-variable, the key of every limit zone (ingress-nginx's `$limit_<id>` map): the
+ * client address ($binary_remote_addr, the default, or $remote_addr) leaves the default; other nginx
+ * request variables key on what they expand to. A variable keepip cannot expand would make every
+ * key empty, and nginx does not limit empty keys: refused (warned), the client address stays.
+ */
+function readLimitKey(
+  data: Readonly<Record<string, string>>,
+  settings: GatewaySettings,
+  sink: SettingsSink,
+): void {
+  const text = data['limit-conn-zone-variable']?.trim();
+  if (text === undefined || text === '') return;
+  const template = text.replace(
+    /\$(?:\{binary_remote_addr\}|binary_remote_addr(?![A-Za-z0-9_]))/g,
+    () => '$remote_addr',
+  );
+  const names = variablesOf(template);
+  if (names.length === 0 || !names.every(isRequestVariable)) {
+    sink.invalid(
+      'limit-conn-zone-variable',
+      text,
+      'nginx request variables keepip expands ($binary_remote_addr, $remote_addr, $http_<name>, $cookie_<name>, $arg_<name>, $host, $server_name…)',
+      '$binary_remote_addr',
+    );
+    return;
+  }
+  if (template !== '$remote_addr') settings.limitKey = template;
+}
+
 export function applyAccessSettings(
   data: Readonly<Record<string, string>>,
   settings: GatewaySettings,
@@ -566,6 +598,7 @@ export function applyAccessSettings(
   const keys = configMapSource(data, (...report) => sink.invalid(...report));
   settings.limitReqStatusCode = readWhole(keys, 'limit-req-status-code', 503, STATUS_CODE);
   settings.limitConnStatusCode = readWhole(keys, 'limit-conn-status-code', 503, STATUS_CODE);
+  readLimitKey(data, settings, sink);
   settings.noAuthLocations = data['no-auth-locations'] ?? DEFAULT_NO_AUTH_LOCATIONS;
   for (const [key, field] of [
     ['limit-rate', 'limitRateKb'],

@@ -371,13 +371,13 @@ export const ANNOTATION_CATALOG: readonly CatalogEntry[] = [
     names: ['limit-rps', 'limit-rpm'],
     status: 'implemented',
     values: 'whole numbers',
-    note: "nginx's `limit_req` with `nodelay`: a leaky bucket per client address, rate N per second (per minute), burst N × `limit-burst-multiplier`, so burst + 1 requests pass at once. Both may be set (both apply). Refused: ConfigMap `limit-req-status-code` (503)",
+    note: "nginx's `limit_req` with `nodelay`: a leaky bucket per client address (or per limit-conn-zone-variable's value), rate N per second (per minute), burst N × `limit-burst-multiplier`, so burst + 1 requests pass at once. Both may be set (both apply). Refused: ConfigMap `limit-req-status-code` (503)",
   },
   {
     names: ['limit-connections'],
     status: 'implemented',
     values: 'whole number',
-    note: "nginx's `limit_conn`: requests in progress per client address; one more is refused with `limit-conn-status-code` (503). Held until the response ends",
+    note: "nginx's `limit_conn`: requests in progress per client address (or per limit-conn-zone-variable's value); one more is refused with `limit-conn-status-code` (503). Held until the response ends",
   },
   {
     names: ['limit-rate', 'limit-rate-after'],
@@ -728,6 +728,12 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
     status: 'implemented',
     values: 'false, none, 514',
     note: "both logs to a syslog server over UDP instead of stdout and stderr, as nginx's `syslog:server=`: one datagram per line, `<PRI>Mmm dd hh:mm:ss hostname nginx: line` (facility local7; severity info for access lines, the line's level for error lines; the tag `nginx`, so existing filters match). The host is an IP address or a DNS name (resolved once per change); an invalid one keeps the logs on stdout/stderr with a warning, one that does not resolve with an error line there. A reload turns it on, off or elsewhere. Lines are not retried: UDP, as nginx",
+  },
+  {
+    names: ['limit-conn-zone-variable'],
+    status: 'implemented',
+    values: '$binary_remote_addr',
+    note: "what every rate and connection limit (limit-rps, limit-rpm, limit-connections) keys on, as ingress-nginx's `$limit_<id>` map: the resolved client address by default (`$binary_remote_addr` or `$remote_addr`), or nginx request variables (`$http_x_api_key`, `$cookie_session`, `$host`, `$server_name`, combinations): one bucket per value. A request whose key is empty (the header missing) is not limited, as nginx; limit-whitelist still exempts by address. Keys over 64 characters are kept as their SHA-256. A variable keepip does not expand is warned and the client address stays (nginx would refuse the configuration; an empty key would turn limits off)",
   },
   {
     names: ['access-log-params'],
@@ -1117,11 +1123,6 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
     note: 'requests whose URI as sent (arguments included) equals an entry (case-insensitive) or matches a `~` / `~*` regular expression are not access-logged',
   },
   // --- Not implemented yet: observable behaviour keepip does not have.
-  {
-    names: ['limit-conn-zone-variable'],
-    status: 'refused',
-    note: `${NOT_YET}: connection limits are keyed on the client address`,
-  },
   {
     names: ['use-gzip'],
     status: 'implemented',

@@ -12,18 +12,22 @@ import type { Rule, RuleContext } from './types.ts';
 /** A documentation address (RFC 5737) standing for "any client" when the doctor runs without --client. */
 const PROBE_CLIENT = '203.0.113.7';
 
-/** What on this location keys on the client address, by annotation; empty when nothing does. */
-export function addressKeyedAnnotations(location: LocationModel): string[] {
+/**
+ * What on this location keys on the client address, by annotation; empty when nothing does. The
+ * limits do unless limit-conn-zone-variable keys them on something without $remote_addr.
+ */
+export function addressKeyedAnnotations(location: LocationModel, limitKey?: string): string[] {
   const access = location.access;
   if (access === undefined) return [];
   const out: string[] = [];
   const rl = access.rateLimit;
-  if (rl !== null) {
+  const limitsByAddress = limitKey === undefined || /\$\{?remote_addr\b/.test(limitKey);
+  if (rl !== null && limitsByAddress) {
     if (rl.rps > 0) out.push('limit-rps');
     if (rl.rpm > 0) out.push('limit-rpm');
     if (rl.connections > 0) out.push('limit-connections');
-    if (rl.exempt !== null) out.push('limit-whitelist');
   }
+  if (rl !== null && rl.exempt !== null) out.push('limit-whitelist');
   if (access.satisfy === 'any' && location.allow !== null) out.push('satisfy any (with the allowlist)');
   if (access.externalAuth !== null)
     out.push(access.externalAuth.global ? 'global-auth-url (X-Real-IP)' : 'auth-url (X-Real-IP)');
@@ -73,7 +77,7 @@ export const rule: Rule = {
     const seen = new Set<string>();
     for (const vhost of topology.gateway.virtualHosts) {
       for (const location of vhost.locations) {
-        const keyed = addressKeyedAnnotations(location);
+        const keyed = addressKeyedAnnotations(location, topology.gateway.settings.limitKey);
         const key = `${location.ingress.namespace}/${location.ingress.name}`;
         if (keyed.length === 0 || seen.has(key)) continue;
         seen.add(key);

@@ -9,6 +9,7 @@
 //   A final 401 with auth-signin becomes a 302 to the sign-in URL (nginx's error_page 401).
 // The caller gets true (admitted now), false (answered), or 'pending' (basic auth's hash or the auth
 // subrequest is running): then it is resumed through `resume` or answered through `respond`.
+import { createHash } from 'node:crypto';
 import type { LocationAccessModel } from '../../config/model.ts';
 import type { AccessDecision } from '../../net/access-policy.ts';
 import { CidrSet } from '../../net/cidr-set.ts';
@@ -158,8 +159,10 @@ function stateOf(ex: Exchange): AccessState {
  */
 function enforceLimits(call: AccessCall, runtime: AccessRuntime, c: CompiledAccess): boolean | 'pending' {
   if (call.model.rateLimit === null || (c.limits.length === 0 && c.connection === null)) return true;
-  const key = call.ex.client === '' ? '-' : call.ex.client;
   if (c.exempt !== null && call.ex.client !== '' && c.exempt.has(call.ex.client)) return true;
+  const key = limitKey(call);
+  // nginx does not account a request whose key is empty (a header the key names is missing).
+  if (key === '') return true;
   const shared = runtime.shared;
   if (shared === null) {
     const verdict = checkLimits(runtime.limiter, c.limits, c.connection, key, performance.now());
@@ -171,6 +174,17 @@ function enforceLimits(call: AccessCall, runtime: AccessRuntime, c: CompiledAcce
     if (afterLimits(call, runtime, c) === true) call.resume();
   });
   return 'pending';
+}
+
+/** Keys longer than this are kept as their SHA-256: a zone holds at most 65,536 of them. */
+const MAX_KEY_LENGTH = 64;
+
+/** What the limits key on: the client address, or limit-conn-zone-variable expanded for the request. */
+function limitKey(call: AccessCall): string {
+  const template = call.ex.snap.settings.limitKey;
+  if (template === undefined) return call.ex.client === '' ? '-' : call.ex.client;
+  const key = expandVariables(template, call.vars);
+  return key.length <= MAX_KEY_LENGTH ? key : `#${createHash('sha256').update(key).digest('base64')}`;
 }
 
 function releaseOf(limiter: LimiterStore, zone: string, key: string): () => void {

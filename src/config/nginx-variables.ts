@@ -1,0 +1,31 @@
+// The nginx request variables keepip expands in values ingress-nginx lets carry them (auth-url,
+// auth-cache-key, limit-conn-zone-variable…): their names, so a reader can refuse a name the gateway
+// would expand to "" (src/gateway/access/nginx-vars.ts expands them). Pure.
+
+/** Variables by name; `http_`, `cookie_` and `arg_` take any suffix. */
+const NAMES = new Set([
+  'scheme',
+  'pass_access_scheme',
+  'http_host',
+  'best_http_host',
+  'host',
+  'request_uri',
+  'escaped_request_uri',
+  'uri',
+  'args',
+  'query_string',
+  'is_args',
+  'request_method',
+  'remote_addr',
+  'remote_user',
+  'server_name',
+]);
+
+export function isRequestVariable(name: string): boolean {
+  return NAMES.has(name) || /^(http|cookie|arg)_[A-Za-z0-9_]+$/.test(name);
+}
+
+/** The `$name` / `${name}` references of a template, in order. */
+export function variablesOf(template: string): string[] {
+  return [...template.matchAll(/\$(?:\{([A-Za-z0-9_]+)\}|([A-Za-z0-9_]+))/g)].map((m) => m[1] ?? m[2] ?? '');
+}
