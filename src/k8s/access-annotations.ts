@@ -559,7 +559,6 @@ export interface SettingsSink {
 
 const STATUS_CODE = { min: 400, max: 599, expected: 'an HTTP status code from 400 to 599', kept: '503' };
 
-/** limit-*-status-code, global-auth-* and no-auth-locations into `settings`. */
 /**
  * limit-conn-zone-variable, the key of every limit zone (ingress-nginx's `$limit_<id>` map): the
  * client address ($binary_remote_addr, the default, or $remote_addr) leaves the default; other nginx
@@ -590,6 +589,7 @@ function readLimitKey(
   if (template !== '$remote_addr') settings.limitKey = template;
 }
 
+/** limit-*-status-code, limit-conn-zone-variable, global-auth-* and no-auth-locations into `settings`. */
 export function applyAccessSettings(
   data: Readonly<Record<string, string>>,
   settings: GatewaySettings,
