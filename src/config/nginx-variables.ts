@@ -3,7 +3,7 @@
 // would expand to "" (src/gateway/access/nginx-vars.ts expands them). Pure.
 
 /** Variables by name; `http_`, `cookie_` and `arg_` take any suffix. */
-const NAMES = new Set([
+export const REQUEST_VARIABLE_NAMES: ReadonlySet<string> = new Set([
   'scheme',
   'pass_access_scheme',
   'http_host',
@@ -22,7 +22,7 @@ const NAMES = new Set([
 ]);
 
 export function isRequestVariable(name: string): boolean {
-  return NAMES.has(name) || /^(http|cookie|arg)_[A-Za-z0-9_]+$/.test(name);
+  return REQUEST_VARIABLE_NAMES.has(name) || /^(http|cookie|arg)_[A-Za-z0-9_]+$/.test(name);
 }
 
 /** The `$name` / `${name}` references of a template, in order. */
