@@ -68,7 +68,7 @@ describe('max-worker-connections', () => {
       const next = await openRaw({ host: '127.0.0.1', port: gw.httpPort, localAddress: '127.0.0.94' });
       next.socket.write(REQUEST);
       const raw = await next.until((bytes) => completeResponses(bytes) >= 1).catch(() => null);
-      admitted = raw !== null && raw.toString('latin1').startsWith('HTTP/1.1 200 ');
+      admitted = raw?.toString('latin1').startsWith('HTTP/1.1 200 ') === true;
       next.destroy();
     }
     assert.ok(admitted, 'a connection was let in after one left');
