@@ -25,7 +25,10 @@ export function isRequestVariable(name: string): boolean {
   return REQUEST_VARIABLE_NAMES.has(name) || /^(http|cookie|arg)_[A-Za-z0-9_]+$/.test(name);
 }
 
+/** One `$name` or `${name}` reference: the braced name in group 1, the bare one in group 2. */
+export const VARIABLE_REFERENCE = /\$(?:\{([A-Za-z0-9_]+)\}|([A-Za-z0-9_]+))/g;
+
 /** The `$name` / `${name}` references of a template, in order. */
 export function variablesOf(template: string): string[] {
-  return [...template.matchAll(/\$(?:\{([A-Za-z0-9_]+)\}|([A-Za-z0-9_]+))/g)].map((m) => m[1] ?? m[2] ?? '');
+  return [...template.matchAll(VARIABLE_REFERENCE)].map((m) => m[1] ?? m[2] ?? '');
 }

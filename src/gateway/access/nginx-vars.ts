@@ -2,6 +2,7 @@
 // auth-proxy-set-headers values use ($host, $request_uri, $escaped_request_uri, $http_<name>…),
 // expanded per request. A variable keepip does not know expands to "" (nginx would refuse to load).
 // Pure.
+import { VARIABLE_REFERENCE } from '../../config/nginx-variables.ts';
 import { nginxCookie } from '../cookies.ts';
 import { headerText } from '../header-value.ts';
 
@@ -102,8 +103,7 @@ export function variable(vars: RequestVars, name: string): string {
 /** Expands `$name` and `${name}` in `template`. */
 export function expandVariables(template: string, vars: RequestVars): string {
   if (!template.includes('$')) return template;
-  return template.replace(
-    /\$(?:\{([A-Za-z0-9_]+)\}|([A-Za-z0-9_]+))/g,
-    (_m, braced: string | undefined, bare: string | undefined) => variable(vars, braced ?? bare ?? ''),
+  return template.replace(VARIABLE_REFERENCE, (_m, braced: string | undefined, bare: string | undefined) =>
+    variable(vars, braced ?? bare ?? ''),
   );
 }
