@@ -70,7 +70,8 @@ function startSpan(
 }
 
 export function createTracing(errorLog: ErrorLog): Tracing {
-  let exporter: { key: string; version: number; value: SpanExporter } | null = null;
+  let exporter: { key: string; version: number; settings: TracingSettings; value: SpanExporter } | null =
+    null;
   let lastError = 0;
   // Export failures (a collector down) reach the error log at most once a minute.
   const onError = (message: string) => {
@@ -82,6 +83,8 @@ export function createTracing(errorLog: ErrorLog): Tracing {
   const exporterFor = (span: RequestSpan): SpanExporter | null => {
     if (exporter !== null && span.version < exporter.version) return exporter.value;
     const t = span.settings;
+    // The same snapshot's settings: the exporter made for them (the key is computed once per reload).
+    if (exporter?.settings === t) return exporter.value;
     const key = exporterKey(t);
     if (key === null || t.collector === null) return null;
     if (exporter?.key !== key) {
@@ -90,10 +93,12 @@ export function createTracing(errorLog: ErrorLog): Tracing {
       exporter = {
         key,
         version: span.version,
+        settings: t,
         value: createSpanExporter({ ...t, collector: t.collector }, onError),
       };
     }
     exporter.version = Math.max(exporter.version, span.version);
+    exporter.settings = t;
     return exporter.value;
   };
   const spanOf = (ex: Exchange, req: GatewayRequest): RequestSpan | null => {
