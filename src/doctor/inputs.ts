@@ -49,7 +49,9 @@ export function doctorInputs(
   let topology = build(options.configMap);
   const lb = selectLoadBalancer(topology, options.loadBalancer) ?? null;
   const own = controllerBehind(controllerWorkloads(objects), lb)?.configMaps.configMap;
-  if (options.configMap === undefined && own != null) topology = build(own);
+  const used = topology.gateway.settings.configMap;
+  const same = used !== null && own === `${used.namespace}/${used.name}`;
+  if (options.configMap === undefined && own != null && !same) topology = build(own);
   const streams = {
     ...(options.tcpServices !== undefined ? { tcp: options.tcpServices } : {}),
     ...(options.udpServices !== undefined ? { udp: options.udpServices } : {}),
