@@ -86,7 +86,7 @@ const ROWS: readonly FlagRow[] = [
   ['metrics-per-host',                'bool',     'true',                       'implemented', 'a `host` label on nginx_ingress_controller_* request metrics; hosts no Ingress names are left out'],
   ['metrics-per-undefined-host',      'bool',     'false',                      'implemented', 'request metrics for hosts no Ingress names too (needs --metrics-per-host)'],
   ['report-status-classes',           'bool',     'false',                      'implemented', 'the `status` label of request metrics as 2xx, 4xx…'],
-  ['time-buckets',                    'list',     '',                           'implemented', 'buckets (seconds) of request_duration_seconds and response_duration_seconds; default Prometheus\'s'],
+  ['time-buckets',                    'list',     '',                           'implemented', 'buckets (seconds) of request_, response_, connect_ and header_duration_seconds; default Prometheus\'s'],
   ['length-buckets',                  'list',     '',                           'implemented', 'buckets (bytes) of request_size and response_size; default 10, 20 … 100'],
   ['size-buckets',                    'list',     '',                           'implemented', 'buckets (bytes) of bytes_sent; default 10, 100 … 10^7'],
   ['bucket-factor',                   'float',    '0',                          'no effect',   METRICS],

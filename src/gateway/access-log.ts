@@ -15,6 +15,14 @@
 // 0x80-0xFF are treated as bytes; chars above 0xFF are encoded as UTF-8 first.
 import { nginxCookie } from './cookies.ts';
 
+/** What a log line reads of a TLS connection ($ssl_*): a node:tls TLSSocket has it. */
+export interface TlsFacts {
+  getProtocol(): string | null;
+  getCipher(): { name: string } | null | undefined;
+  isSessionReused(): boolean;
+  readonly servername?: string | false | null;
+}
+
 /** Header values as Node's IncomingHttpHeaders carries them (lower-case names). */
 export type HeaderBag = Readonly<Record<string, string | string[] | number | undefined>>;
 
@@ -77,6 +85,9 @@ export interface AccessLogVars {
   upstreamResponseLength: number | string | null;
   /** $upstream_response_time: milliseconds (logged as seconds with 3 decimals), or a preformatted list. */
   upstreamResponseTimeMs: number | string | null;
+  /** $upstream_connect_time and $upstream_header_time, as upstreamResponseTimeMs. */
+  upstreamConnectTimeMs: number | string | null;
+  upstreamHeaderTimeMs: number | string | null;
   /** $upstream_status: a number, or a `, `-joined list after retries. */
   upstreamStatus: number | string | null;
   /** $req_id: the incoming X-Request-ID or the generated id. */
@@ -88,6 +99,15 @@ export interface AccessLogVars {
   ingressName: string | null;
   serviceName: string | null;
   servicePort: string | number | null;
+  /** $connection: the connection's serial number; $connection_requests: its requests so far, this one included. */
+  connection: number | null;
+  connectionRequests: number | null;
+  /** $hostname: the machine's (the pod's) host name. */
+  hostname: string;
+  /** $location_path: the Ingress path of the location that served the request (ingress-nginx's). */
+  locationPath: string | null;
+  /** The TLS connection of an HTTPS request ($ssl_protocol, $ssl_cipher…); null over plain HTTP. */
+  tls: TlsFacts | null;
   /** $uri: the normalised path; null to use the path part of requestUri. */
   uri: string | null;
   /** $args: the query string; null to take it from requestUri. */
@@ -125,6 +145,8 @@ export function createAccessLogVars(): AccessLogVars {
     upstreamAddr: null,
     upstreamResponseLength: null,
     upstreamResponseTimeMs: null,
+    upstreamConnectTimeMs: null,
+    upstreamHeaderTimeMs: null,
     upstreamStatus: null,
     reqId: '',
     requestId: null,
@@ -132,6 +154,11 @@ export function createAccessLogVars(): AccessLogVars {
     ingressName: null,
     serviceName: null,
     servicePort: null,
+    connection: null,
+    connectionRequests: null,
+    hostname: '',
+    locationPath: null,
+    tls: null,
     uri: null,
     args: null,
   };
@@ -438,13 +465,9 @@ const VARIABLES: Readonly<Record<string, VariableSpec>> = {
     get: (v) => (v.upstreamResponseLength === null ? null : `${v.upstreamResponseLength}`),
     safe: false,
   },
-  upstream_response_time: {
-    get: (v) => {
-      const t = v.upstreamResponseTimeMs;
-      return t === null ? null : typeof t === 'number' ? formatMsAsSeconds(t) : t;
-    },
-    safe: false,
-  },
+  upstream_response_time: { get: (v) => upstreamTime(v.upstreamResponseTimeMs), safe: false },
+  upstream_connect_time: { get: (v) => upstreamTime(v.upstreamConnectTimeMs), safe: false },
+  upstream_header_time: { get: (v) => upstreamTime(v.upstreamHeaderTimeMs), safe: false },
   upstream_status: {
     get: (v) => (v.upstreamStatus === null ? null : `${v.upstreamStatus}`),
     safe: false,
@@ -456,7 +479,33 @@ const VARIABLES: Readonly<Record<string, VariableSpec>> = {
   ingress_name: { get: (v) => v.ingressName, safe: false },
   service_name: { get: (v) => v.serviceName, safe: false },
   service_port: { get: (v) => (v.servicePort === null ? null : `${v.servicePort}`), safe: false },
+  location_path: { get: (v) => v.locationPath, safe: false },
+  connection: { get: (v) => numOrNull(v.connection), safe: true },
+  connection_requests: { get: (v) => numOrNull(v.connectionRequests), safe: true },
+  hostname: { get: (v) => v.hostname, safe: false },
+  proxy_add_x_forwarded_for: {
+    get: (v) => {
+      const forwarded = headerValue(v.headers, 'x-forwarded-for');
+      return forwarded === null ? v.remoteAddr : `${forwarded}, ${v.remoteAddr}`;
+    },
+    safe: false,
+  },
+  ssl_protocol: { get: (v) => v.tls?.getProtocol() ?? null, safe: false },
+  ssl_cipher: { get: (v) => v.tls?.getCipher()?.name ?? null, safe: false },
+  ssl_server_name: { get: (v) => v.tls?.servername || null, safe: false },
+  ssl_session_reused: {
+    get: (v) => (v.tls === null ? null : v.tls.isSessionReused() ? 'r' : '.'),
+    safe: true,
+  },
 };
+
+/** The names of the variables a format may use besides the `http_`, `sent_http_`, `cookie_`, `arg_` families. */
+export const LOG_VARIABLE_NAMES: readonly string[] = [...Object.keys(VARIABLES), 'content_length', 'content_type'];
+
+/** An upstream time: milliseconds as seconds with 3 decimals, or a list already formatted. */
+function upstreamTime(t: number | string | null): string | null {
+  return t === null ? null : typeof t === 'number' ? formatMsAsSeconds(t) : t;
+}
 
 const NAME_CHAR = /[A-Za-z0-9_]/;
 

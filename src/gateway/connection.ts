@@ -23,6 +23,8 @@ export interface ConnectionInfo {
    * it is bound: X-Forwarded-Port names it 443, as ingress-nginx's $pass_port does.
    */
   httpsPort: number | null;
+  /** Requests begun on the connection so far ($connection_requests); HTTP/2 streams count each. */
+  requests: number;
 }
 
 const kConnection = Symbol('keepip.gateway.connection');

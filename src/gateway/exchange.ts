@@ -155,7 +155,10 @@ export type ProxyFailureCode =
   | 'CLIENT_BODY_BUFFER_FAILED'
   | 'CLIENT_CLOSED';
 
-/** One try of one upstream endpoint: $upstream_addr, $upstream_status, $upstream_response_time. */
+/**
+ * One try of one upstream endpoint: $upstream_addr, $upstream_status, $upstream_connect_time,
+ * $upstream_header_time, $upstream_response_time.
+ */
 export interface UpstreamAttempt {
   /** The member's "address:port" (a name for an ExternalName member). */
   hostPort: string;
@@ -165,7 +168,17 @@ export interface UpstreamAttempt {
    */
   addr: string | null;
   status: number | null;
+  /** From the attempt's start to its end (the response's last byte, or the failure). */
   seconds: number;
+  /** Until the connection was up (0 on a kept-alive one); null when it never was (nginx then logs `seconds`). */
+  connectSeconds: number | null;
+  /** Until the response head arrived; null without one (nginx then logs `seconds`). */
+  headerSeconds: number | null;
+}
+
+/** A new attempt at `hostPort`, every field present (one shape for all). */
+export function newUpstreamAttempt(hostPort: string): UpstreamAttempt {
+  return { hostPort, addr: null, status: null, seconds: 0, connectSeconds: null, headerSeconds: null };
 }
 
 /** What one request carries from its start to its access log line. */
@@ -221,6 +234,7 @@ export function beginExchange(
 ): Exchange {
   snap.inflight += 1;
   ctx.active.count += 1;
+  conn.requests += 1;
   return {
     snap,
     conn,

@@ -7,7 +7,7 @@
 // proxy-read-timeout, proxy-send-timeout and grpc-timeout, RESOURCE_EXHAUSTED for proxy-body-size.
 // A request that is not gRPC (an HTTP/1.1 client, curl) gets the gateway's usual error pages.
 import { LONGEST_TIMER_MS } from '../config/duration.ts';
-import type { GatewayRequest, GatewayResponse } from './exchange.ts';
+import { type GatewayRequest, type GatewayResponse, newUpstreamAttempt } from './exchange.ts';
 import type { UpstreamController, UpstreamHandler } from './h1-client.ts';
 import type { H2DispatchOptions } from './h2-client.ts';
 import { h2Response } from './h2-stream.ts';
@@ -91,7 +91,7 @@ class GrpcExchange implements UpstreamHandler {
     const { member } = this.#rotation.take();
     this.#member = member;
     this.#startedAt = performance.now();
-    this.#outcome.attempts.push({ hostPort: member.hostPort, addr: null, status: null, seconds: 0 });
+    this.#outcome.attempts.push(newUpstreamAttempt(member.hostPort));
     const { request } = this;
     const options: H2DispatchOptions = {
       method: request.method,
@@ -188,6 +188,9 @@ class GrpcExchange implements UpstreamHandler {
   onRequestStart(controller: UpstreamController): void {
     this.#controller = controller;
     if (this.#finished) controller.abort(new Error('call already ended'));
+    // The HTTP/2 pool starts a stream once its session is up: that is the connect time.
+    const attempt = this.#outcome.attempts[this.#outcome.attempts.length - 1];
+    if (attempt !== undefined) attempt.connectSeconds = (performance.now() - this.#startedAt) / 1000;
   }
 
   onResponseStart(
@@ -201,6 +204,8 @@ class GrpcExchange implements UpstreamHandler {
     }
     this.#responseStarted = true;
     this.#recordAttempt(statusCode);
+    const answered = this.#outcome.attempts[this.#outcome.attempts.length - 1];
+    if (answered !== undefined) answered.headerSeconds = answered.seconds;
     const out: Record<string, string | string[]> = {};
     for (const name in headers) {
       const value = headers[name];

@@ -32,6 +32,11 @@ export const DNS_FAILURE_CODES: ReadonlySet<string> = new Set([
 export interface UpstreamController {
   /** "ip:port" the connection reached, once connected (a name member's resolved address); else null. */
   readonly peer?: string | null;
+  /**
+   * performance.now() when the connection the request went out on was up; null while it connects.
+   * Absent for clients that start the request only once connected (undici, the HTTP/2 pool).
+   */
+  readonly connectedAt?: number | null;
   abort(reason: Error): void;
   pause(): void;
   resume(): void;
@@ -187,6 +192,10 @@ class H1Request implements UpstreamController {
     return this.#conn?.peer ?? null;
   }
 
+  get connectedAt(): number | null {
+    return this.#conn?.connectedAt ?? null;
+  }
+
   abort(reason: Error): void {
     if (this.settled) return;
     this.#conn?.abortRequest(this, reason);
@@ -207,6 +216,8 @@ class H1Connection {
   #connected = false;
   /** "ip:port" reached, set on connect. */
   peer: string | null = null;
+  /** performance.now() at connect: $upstream_connect_time of the request that waited for it. */
+  connectedAt: number | null = null;
   #request: H1Request | null = null;
   /** Bytes of a response head not complete yet. */
   #pending: Buffer | null = null;
@@ -234,6 +245,7 @@ class H1Connection {
     this.#setTimeout(options.connectTimeoutMs);
     socket.once('connect', () => {
       this.#connected = true;
+      this.connectedAt = performance.now();
       if (socket.remoteAddress !== undefined)
         this.peer = formatHostPort(socket.remoteAddress, socket.remotePort ?? options.port);
       const request = this.#request;

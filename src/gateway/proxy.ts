@@ -4,7 +4,13 @@
 // what the access log and the error log need ($upstream_addr, $upstream_status, times, the failure).
 import { DNS_FAILURE_CODES, type UpstreamController, type UpstreamHandler } from './h1-client.ts';
 import { fieldsToHeaders } from './h1-response.ts';
-import type { GatewayRequest, GatewayResponse, ProxyFailureCode, UpstreamAttempt } from './exchange.ts';
+import {
+  type GatewayRequest,
+  type GatewayResponse,
+  newUpstreamAttempt,
+  type ProxyFailureCode,
+  type UpstreamAttempt,
+} from './exchange.ts';
 import type { NextUpstreamModel } from '../config/model.ts';
 import { DEFAULT_NEXT_UPSTREAM, EndpointRotation, retryOnFailure, retryOnStatus } from './next-upstream.ts';
 import type { BalancedUpstream, UpstreamMember } from './upstream.ts';
@@ -244,7 +250,9 @@ class ProxyExchange implements UpstreamHandler {
     this.request.onAttempt?.(index);
     this.#member = member;
     this.#started = performance.now();
-    this.#outcome.attempts.push({ hostPort: member.hostPort, addr: null, status: null, seconds: 0 });
+    // The previous attempt's controller must not answer for this one (its peer, its connect time).
+    this.#controller = null;
+    this.#outcome.attempts.push(newUpstreamAttempt(member.hostPort));
     const { request } = this;
     member.pool.dispatch(
       {
@@ -322,14 +330,21 @@ class ProxyExchange implements UpstreamHandler {
     return this.#member === null ? null : `${this.#member.url}${this.request.path}`;
   }
 
-  #recordAttempt(status: number | null): void {
+  /** The attempt's status and time; `answered`: a response head came (its time is $upstream_header_time). */
+  #recordAttempt(status: number | null, answered: boolean): void {
     const attempt = this.#outcome.attempts[this.#outcome.attempts.length - 1];
     if (attempt !== undefined) {
       // $upstream_addr is the address connected to, as nginx's (an ExternalName member's resolved IP).
-      const peer = this.#controller?.peer;
+      const controller = this.#controller;
+      const peer = controller?.peer;
       if (peer) attempt.addr = peer;
       attempt.status = status;
       attempt.seconds = (performance.now() - this.#started) / 1000;
+      if (answered) attempt.headerSeconds = attempt.seconds;
+      const connectedAt = controller?.connectedAt;
+      // A kept-alive connection was up before the attempt: 0, as nginx's for a cached connection.
+      if (typeof connectedAt === 'number' && attempt.connectSeconds === null)
+        attempt.connectSeconds = Math.max(0, connectedAt - this.#started) / 1000;
     }
   }
 
@@ -344,6 +359,11 @@ class ProxyExchange implements UpstreamHandler {
 
   onRequestStart(controller: UpstreamController): void {
     this.#controller = controller;
+    // Clients without connectedAt start a request once its connection is up: that is the connect time.
+    if (controller.connectedAt === undefined) {
+      const attempt = this.#outcome.attempts[this.#outcome.attempts.length - 1];
+      if (attempt !== undefined) attempt.connectSeconds = (performance.now() - this.#started) / 1000;
+    }
   }
 
   /** Whether the answer goes to the client: not when it is skipped for the next endpoint or intercepted. */
@@ -354,7 +374,7 @@ class ProxyExchange implements UpstreamHandler {
     }
     if (this.#mayTryNext() && retryOnStatus(this.#policy, statusCode, this.request.method)) {
       // proxy-next-upstream http_<status>: this answer is dropped and the next endpoint asked.
-      this.#recordAttempt(statusCode);
+      this.#recordAttempt(statusCode, true);
       this.#skipped ??= new WeakSet();
       this.#skipped.add(controller);
       controller.abort(new Error('answer skipped for the next upstream'));
@@ -363,7 +383,7 @@ class ProxyExchange implements UpstreamHandler {
     }
     if (this.request.interceptStatuses?.includes(statusCode)) {
       // proxy_intercept_errors: the error backend answers instead (custom-errors.ts).
-      this.#recordAttempt(statusCode);
+      this.#recordAttempt(statusCode, true);
       this.#skipped ??= new WeakSet();
       this.#skipped.add(controller);
       controller.abort(new Error('answer intercepted for custom-http-errors'));
@@ -372,7 +392,7 @@ class ProxyExchange implements UpstreamHandler {
       return false;
     }
     this.#responseStarted = true;
-    this.#recordAttempt(statusCode);
+    this.#recordAttempt(statusCode, true);
     const res = this.#res;
     res.statusCode = statusCode;
     return true;
@@ -446,7 +466,7 @@ class ProxyExchange implements UpstreamHandler {
       verdict.code === 'CLIENT_BODY_TOO_LARGE' ||
       verdict.code === 'CLIENT_BODY_TIMEOUT' ||
       verdict.code === 'CLIENT_BODY_INVALID';
-    if (!this.#responseStarted) this.#recordAttempt(clientSide ? null : verdict.status);
+    if (!this.#responseStarted) this.#recordAttempt(clientSide ? null : verdict.status, false);
     this.#outcome.failures.push({
       code: verdict.code,
       message: verdict.message,

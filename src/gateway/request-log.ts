@@ -1,8 +1,9 @@
 // The end of every request: one access log line in the snapshot's format, the request metrics, and
 // the in-flight counters released. Also the lines for what never became a request (a refused head,
 // plain HTTP on the HTTPS port) and the error log line of an upstream failure.
+import { hostname } from 'node:os';
 import { parseBasicCredentials } from './access/basic-auth.ts';
-import { type AccessLogVars, createAccessLogVars } from './access-log.ts';
+import { type AccessLogVars, createAccessLogVars, type TlsFacts } from './access-log.ts';
 import { METHODS } from './h1-request.ts';
 import type { ConnectionInfo } from './connection.ts';
 import { requestContext } from './error-log.ts';
@@ -11,6 +12,8 @@ import type { ProxyFailure } from './proxy.ts';
 import { recordResponseTime } from './balance.ts';
 import { newRequestId } from './request-id.ts';
 import { type GatewaySnapshot, requestEnded } from './snapshot.ts';
+
+const HOSTNAME = hostname();
 
 /** The client as logs show it: '' (unknown, e.g. after a malformed forwarded header) is `-`. */
 export function shownClient(client: string): string {
@@ -55,7 +58,11 @@ function headerLength(req: GatewayRequest): number {
   return length + 2;
 }
 
-/** $upstream_addr, $upstream_status, $upstream_response_time and _length, and the upstream metric. */
+/**
+ * $upstream_addr, $upstream_status, $upstream_{connect,header,response}_time, $upstream_response_length,
+ * and the upstream metric. A connect or header time the attempt never reached is its whole time, as
+ * nginx prints it (ngx_http_upstream_response_time_variable).
+ */
 function setUpstreamVars(ctx: HandlerContext, ex: Exchange, vars: AccessLogVars): void {
   const attempts = ex.attempts;
   if (attempts.length === 0) return;
@@ -65,10 +72,14 @@ function setUpstreamVars(ctx: HandlerContext, ex: Exchange, vars: AccessLogVars)
     vars.upstreamAddr = first.addr ?? first.hostPort;
     vars.upstreamStatus = first.status === null ? '-' : first.status;
     vars.upstreamResponseTimeMs = first.seconds * 1000;
+    vars.upstreamConnectTimeMs = (first.connectSeconds ?? first.seconds) * 1000;
+    vars.upstreamHeaderTimeMs = (first.headerSeconds ?? first.seconds) * 1000;
   } else {
     vars.upstreamAddr = attempts.map((a) => a.addr ?? a.hostPort).join(', ');
     vars.upstreamStatus = attempts.map((a) => (a.status === null ? '-' : String(a.status))).join(', ');
     vars.upstreamResponseTimeMs = attempts.map((a) => a.seconds.toFixed(3)).join(', ');
+    vars.upstreamConnectTimeMs = attempts.map((a) => (a.connectSeconds ?? a.seconds).toFixed(3)).join(', ');
+    vars.upstreamHeaderTimeMs = attempts.map((a) => (a.headerSeconds ?? a.seconds).toFixed(3)).join(', ');
   }
   vars.upstreamResponseLength = ex.upstreamBytes;
   for (const attempt of attempts) ctx.metrics.upstreamDuration(ex.upstreamName ?? '', attempt.seconds);
@@ -90,6 +101,14 @@ function setConnectionVars(vars: AccessLogVars, conn: ConnectionInfo): void {
   vars.scheme = conn.scheme;
   vars.serverAddr = conn.serverAddress;
   vars.serverPort = conn.serverPort;
+  vars.connection = conn.id;
+  vars.connectionRequests = conn.requests;
+  vars.hostname = HOSTNAME;
+}
+
+/** The TLS socket under a request for $ssl_* (an HTTP/2 request's is its session's); null over plain HTTP. */
+function tlsOf(socket: unknown): TlsFacts | null {
+  return typeof (socket as Partial<TlsFacts>).getProtocol === 'function' ? (socket as TlsFacts) : null;
 }
 
 /**
@@ -116,6 +135,7 @@ export function completeExchange(
   vars.timeMs = Date.now();
   vars.request = ex.requestLine;
   vars.remoteUser = remoteUserOf(req.headers.authorization);
+  if (conn.scheme === 'https') vars.tls = tlsOf(req.socket);
   if (ex.access !== null) {
     // The limit-connections slot is held until the request ends, as nginx's limit_conn.
     ex.access.release?.();
@@ -141,6 +161,7 @@ export function completeExchange(
     const location = route.location;
     vars.namespace = location.ingress.namespace;
     vars.ingressName = location.ingress.name;
+    vars.locationPath = location.path;
     if (location.backend !== null) {
       vars.serviceName = location.backend.service.name;
       vars.servicePort = location.backend.port;
@@ -155,7 +176,7 @@ export function completeExchange(
     status,
     req.httpVersion === '2.0' ? 'HTTP/2.0' : req.httpVersion === '1.0' ? 'HTTP/1.0' : 'HTTP/1.1',
   );
-  recordIngressNginxMetrics(ctx, snap, route, vars);
+  recordIngressNginxMetrics(ctx, snap, route, vars, ex.attempts.at(-1) ?? null);
   ctx.tracing?.finish(ex, req, status);
   const decisions = ctx.decisions;
   if (decisions !== undefined) decisions.record(ex, req, status);
@@ -163,14 +184,17 @@ export function completeExchange(
   requestEnded(snap);
 }
 
-/** nginx_ingress_controller_requests and its histograms, from the access log line's values. */
+/**
+ * nginx_ingress_controller_requests and its histograms, from the access log line's values; the
+ * upstream times are the last attempt's, the answer the client got.
+ */
 function recordIngressNginxMetrics(
   ctx: HandlerContext,
   snap: GatewaySnapshot,
   route: Exchange['route'],
   vars: AccessLogVars,
+  last: UpstreamAttempt | null,
 ): void {
-  const upstream = vars.upstreamResponseTimeMs;
   ctx.metrics.ingressNginx.record(snap.topology.gateway.requestMetrics, {
     location: route?.location ?? null,
     host: vars.serverName,
@@ -181,13 +205,9 @@ function recordIngressNginxMetrics(
     status: vars.status,
     canary: vars.proxyAlternativeUpstreamName,
     requestSeconds: vars.requestTimeMs / 1000,
-    // Several attempts: the last one's time, the answer the client got.
-    upstreamSeconds:
-      upstream === null
-        ? null
-        : typeof upstream === 'number'
-          ? upstream / 1000
-          : Number(upstream.split(', ').at(-1)),
+    upstreamSeconds: last === null ? null : last.seconds,
+    connectSeconds: last === null ? null : (last.connectSeconds ?? last.seconds),
+    headerSeconds: last === null ? null : (last.headerSeconds ?? last.seconds),
     requestLength: vars.requestLength,
     bytesSent: vars.bytesSent,
   });
@@ -204,6 +224,7 @@ export function logBareRequest(
 ): void {
   const vars = createAccessLogVars();
   setConnectionVars(vars, conn);
+  vars.connectionRequests = conn.requests + 1; // a request that began no exchange, counted as nginx does
   vars.remoteAddr = conn.proxySource ?? conn.peerAddress;
   vars.timeMs = Date.now();
   vars.request = request;

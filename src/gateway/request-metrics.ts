@@ -1,8 +1,9 @@
 // ingress-nginx's per-request metrics, by the names its Grafana dashboards and alert rules read:
-// nginx_ingress_controller_requests and the histograms request_duration_seconds,
-// response_duration_seconds, request_size, response_size and bytes_sent, labelled status, method,
-// path (the Ingress path as written), namespace, ingress, service, canary, host (with metrics-per-host)
-// and the controller's namespace, class and pod. On the data path a request is a map lookup and a
+// nginx_ingress_controller_requests and the histograms connect_duration_seconds,
+// header_duration_seconds, request_duration_seconds, response_duration_seconds, request_size,
+// response_size and bytes_sent, labelled status, method, path (the Ingress path as written),
+// namespace, ingress, service, canary, host (with metrics-per-host) and the controller's namespace,
+// class and pod. On the data path a request is a map lookup and a
 // few additions: each label combination's series is found by its location and a short key, and
 // prom-client reads the counts when the registry is read.
 import { Counter, type Registry } from 'prom-client';
@@ -39,6 +40,9 @@ export interface RequestSample {
   requestSeconds: number;
   /** The backend's response time ($upstream_response_time); null without a backend answer. */
   upstreamSeconds: number | null;
+  /** $upstream_connect_time and $upstream_header_time; null without a backend attempt. */
+  connectSeconds: number | null;
+  headerSeconds: number | null;
   requestLength: number;
   bytesSent: number;
 }
@@ -48,6 +52,8 @@ export interface RequestMetrics {
 }
 
 type HistogramName =
+  | 'connect_duration_seconds'
+  | 'header_duration_seconds'
   | 'request_duration_seconds'
   | 'response_duration_seconds'
   | 'request_size'
@@ -55,6 +61,16 @@ type HistogramName =
   | 'bytes_sent';
 
 const HISTOGRAMS: readonly { name: HistogramName; help: string; buckets: 'time' | 'length' | 'size' }[] = [
+  {
+    name: 'connect_duration_seconds',
+    help: 'The time spent on establishing a connection with the upstream server',
+    buckets: 'time',
+  },
+  {
+    name: 'header_duration_seconds',
+    help: 'The time spent on receiving first header from the upstream server',
+    buckets: 'time',
+  },
   { name: 'request_duration_seconds', help: 'The request processing time in seconds', buckets: 'time' },
   {
     name: 'response_duration_seconds',
@@ -145,6 +161,8 @@ export function createRequestMetrics(registry: Registry): RequestMetrics {
       series.pending += 1;
       const h = series.histograms;
       h.request_duration_seconds?.observe(sample.requestSeconds);
+      if (sample.connectSeconds !== null) h.connect_duration_seconds?.observe(sample.connectSeconds);
+      if (sample.headerSeconds !== null) h.header_duration_seconds?.observe(sample.headerSeconds);
       if (sample.upstreamSeconds !== null) h.response_duration_seconds?.observe(sample.upstreamSeconds);
       h.request_size?.observe(sample.requestLength);
       h.response_size?.observe(sample.bytesSent);

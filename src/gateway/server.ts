@@ -347,6 +347,7 @@ function connectionInfoOf(
     serverPort: socket.localPort ?? 0,
     scheme: kind,
     httpsPort: kind === 'https' ? (socket.localPort ?? null) : httpsPort,
+    requests: 0,
   };
 }
 

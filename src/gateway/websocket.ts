@@ -12,6 +12,7 @@ import tls from 'node:tls';
 import { formatHostPort } from '../net/host-port.ts';
 import { markUpgradeSwitched } from './h1-server.ts';
 import { offersH2c } from './h1-request.ts';
+import { newUpstreamAttempt } from './exchange.ts';
 import { classifyUpstreamError, type ProxyFailure, type UpstreamAttempt } from './proxy.ts';
 import { DEFAULT_NEXT_UPSTREAM, EndpointRotation, retryOnFailure } from './next-upstream.ts';
 import { UpgradeAnswer } from './upgrade-answer.ts';
@@ -137,7 +138,7 @@ class UpgradeExchange {
 
   #attempt(): void {
     const { member } = this.#rotation.take();
-    const record: UpstreamAttempt = { hostPort: member.hostPort, addr: null, status: null, seconds: 0 };
+    const record = newUpstreamAttempt(member.hostPort);
     this.#outcome.attempts.push(record);
     const socket =
       member.protocol === 'HTTPS'
@@ -170,6 +171,7 @@ class UpgradeExchange {
   #onConnect(attempt: Attempt): void {
     const { socket } = attempt;
     attempt.connected = true;
+    attempt.record.connectSeconds = (performance.now() - attempt.started) / 1000;
     clearTimeout(attempt.connectTimer);
     if (socket.remoteAddress !== undefined)
       attempt.record.addr = formatHostPort(socket.remoteAddress, socket.remotePort ?? attempt.member.port);
@@ -205,9 +207,11 @@ class UpgradeExchange {
     }
   };
 
-  #recordStatus(attempt: Attempt, status: number): void {
+  /** `answered`: the backend's answer head came (101 or a refusal): its time is $upstream_header_time. */
+  #recordStatus(attempt: Attempt, status: number, answered: boolean): void {
     attempt.record.status = status;
     attempt.record.seconds = (performance.now() - attempt.started) / 1000;
+    if (answered) attempt.record.headerSeconds = attempt.record.seconds;
     this.#outcome.status = status;
   }
 
@@ -215,7 +219,7 @@ class UpgradeExchange {
   #tunnel(attempt: Attempt): void {
     const { socket } = attempt;
     const client = this.#client;
-    this.#recordStatus(attempt, 101);
+    this.#recordStatus(attempt, 101, true);
     markUpgradeSwitched(client);
     socket.on('data', (chunk: Buffer) => {
       this.#outcome.bytesToClient += chunk.length;
@@ -231,7 +235,7 @@ class UpgradeExchange {
    * upstream on this connection, and both ends close (the client gets the lingering deadlines).
    */
   #refused(attempt: Attempt, status: number): void {
-    this.#recordStatus(attempt, status);
+    this.#recordStatus(attempt, status, true);
     attempt.socket.destroy(); // #onClose ends the client and finishes
   }
 
@@ -243,7 +247,7 @@ class UpgradeExchange {
       message: `${message} while reading response header from upstream`,
       upstreamUrl: `${member.url}${this.#request.path}`,
     });
-    this.#recordStatus(attempt, 502);
+    this.#recordStatus(attempt, 502, false);
     if (this.#outcome.bytesToClient === 0) {
       this.#outcome.answeredByGateway = true;
       this.#client.off('close', this.#onClientGone);

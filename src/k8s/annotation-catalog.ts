@@ -715,7 +715,8 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
     names: ['log-format-upstream'],
     status: 'implemented',
     values: "ingress-nginx's default line (below)",
-    note: 'access log format',
+    note:
+      "the access log line, in nginx's log_format syntax. Variables: `$remote_addr` `$the_real_ip` `$remote_port` `$realip_remote_addr` `$proxy_protocol_addr` `$proxy_protocol_port` `$remote_user` `$time_local` `$time_iso8601` `$msec` `$request` `$request_method` `$request_uri` `$uri` `$document_uri` `$args` `$query_string` `$is_args` `$server_protocol` `$scheme` `$https` `$status` `$body_bytes_sent` `$bytes_sent` `$request_length` `$request_time` `$host` `$server_name` `$server_addr` `$server_port` `$proxy_upstream_name` `$proxy_alternative_upstream_name` `$upstream_addr` `$upstream_response_length` `$upstream_response_time` `$upstream_connect_time` `$upstream_header_time` `$upstream_status` `$req_id` `$pid` `$request_id` `$namespace` `$ingress_name` `$service_name` `$service_port` `$location_path` `$connection` `$connection_requests` `$hostname` `$proxy_add_x_forwarded_for` `$ssl_protocol` `$ssl_cipher` `$ssl_server_name` `$ssl_session_reused` `$content_length` `$content_type`, and `$http_<name>`, `$sent_http_<name>`, `$cookie_<name>`, `$arg_<name>`. An unknown one is `-` (nothing with log-format-escape-json), with a warning, where nginx would refuse the format",
   },
   {
     names: ['log-format-escape-json'],

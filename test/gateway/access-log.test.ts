@@ -15,7 +15,9 @@ const {
   formatMsAsSeconds,
   formatTimeIso8601,
   formatTimeLocal,
+  LOG_VARIABLE_NAMES,
 } = await import('../../src/gateway/access-log.ts');
+const { CONFIGMAP_CATALOG } = await import('../../src/k8s/annotation-catalog.ts');
 type AccessLogVars = import('../../src/gateway/access-log.ts').AccessLogVars;
 
 const UA =
@@ -241,6 +243,48 @@ describe('variables', () => {
       unknown: ['foo', 'bar'],
     });
     assert.deepEqual(describeLogFormat(DEFAULT_LOG_FORMAT_UPSTREAM).unknown, []);
+  });
+
+  it('the connection, TLS and upstream variables custom formats use', () => {
+    const w = seedVars();
+    w.remoteAddr = '198.51.100.7';
+    w.connection = 1393;
+    w.connectionRequests = 4;
+    w.hostname = 'ingress-nginx-controller-abc';
+    w.locationPath = '/api';
+    w.headers = { 'x-forwarded-for': ['1.1.1.1', '2.2.2.2'] };
+    w.upstreamConnectTimeMs = 0;
+    w.upstreamHeaderTimeMs = 12.4;
+    w.tls = {
+      getProtocol: () => 'TLSv1.3',
+      getCipher: () => ({ name: 'TLS_AES_128_GCM_SHA256' }),
+      isSessionReused: () => true,
+      servername: 'gitea.example.com',
+    };
+    const format =
+      '$connection $connection_requests $hostname $location_path [$proxy_add_x_forwarded_for] ' +
+      '$upstream_connect_time $upstream_header_time $ssl_protocol $ssl_cipher $ssl_server_name $ssl_session_reused';
+    assert.equal(
+      compileLogFormat(format, { escape: 'default' })(w),
+      '1393 4 ingress-nginx-controller-abc /api [1.1.1.1, 2.2.2.2, 198.51.100.7] 0.000 0.012 TLSv1.3 ' +
+        'TLS_AES_128_GCM_SHA256 gitea.example.com r',
+    );
+    // Over plain HTTP and without a client header: no TLS values, the forwarded list is the client.
+    w.tls = null;
+    w.headers = {};
+    assert.equal(
+      compileLogFormat('[$proxy_add_x_forwarded_for] $ssl_protocol $ssl_cipher $ssl_session_reused', {
+        escape: 'default',
+      })(w),
+      '[198.51.100.7] - - -',
+    );
+  });
+
+  it("the ConfigMap catalog's log-format-upstream entry names exactly the variables keepip knows", () => {
+    const note = CONFIGMAP_CATALOG.find((entry) => entry.names.includes('log-format-upstream'))?.note ?? '';
+    const named = [...note.matchAll(/`\$([a-z_0-9]+)`/g)].map((m) => m[1] as string);
+    assert.deepEqual([...named].sort(), [...LOG_VARIABLE_NAMES].sort());
+    assert.deepEqual(describeLogFormat(named.map((name) => `$${name}`).join(' ')).unknown, []);
   });
 });
 

@@ -24,6 +24,8 @@ const sample = (over: Partial<RequestSample> = {}): RequestSample => ({
   canary: '',
   requestSeconds: 0.02,
   upstreamSeconds: 0.015,
+  connectSeconds: 0,
+  headerSeconds: 0.012,
   requestLength: 75,
   bytesSent: 5000,
   ...over,
@@ -68,6 +70,20 @@ test('nginx_ingress_controller_requests and the histograms, with ingress-nginx l
   );
   assert.ok(text.includes(`nginx_ingress_controller_request_duration_seconds_count{${LABELS}} 2`), text);
   assert.ok(text.includes(`nginx_ingress_controller_response_duration_seconds_count{${LABELS}} 2`), text);
+  // connect_duration_seconds and header_duration_seconds: the time buckets, one observation per request.
+  assert.ok(
+    text.includes(`nginx_ingress_controller_connect_duration_seconds_bucket{le="0.005",${LABELS}} 2`),
+    text,
+  );
+  assert.ok(
+    text.includes(`nginx_ingress_controller_header_duration_seconds_bucket{le="0.01",${LABELS}} 0`),
+    text,
+  );
+  assert.ok(
+    text.includes(`nginx_ingress_controller_header_duration_seconds_bucket{le="0.025",${LABELS}} 2`),
+    text,
+  );
+  assert.ok(text.includes(`nginx_ingress_controller_header_duration_seconds_sum{${LABELS}} 0.024`), text);
   // request_size: 10, 20 … 100 (75 bytes); response_size the same buckets; bytes_sent 10 … 10^7.
   assert.ok(text.includes(`nginx_ingress_controller_request_size_bucket{le="70",${LABELS}} 0`), text);
   assert.ok(text.includes(`nginx_ingress_controller_request_size_bucket{le="80",${LABELS}} 2`), text);
@@ -76,11 +92,18 @@ test('nginx_ingress_controller_requests and the histograms, with ingress-nginx l
   assert.ok(text.includes(`nginx_ingress_controller_bytes_sent_sum{${LABELS}} 10000`), text);
 });
 
-test('a request without a backend answer is not a response_duration_seconds observation', async () => {
-  const text = await scrape((m) => m.record(CONTROLLER, sample({ upstreamSeconds: null, status: 403 })));
+test('a request without a backend attempt is no upstream time observation', async () => {
+  const text = await scrape((m) =>
+    m.record(
+      CONTROLLER,
+      sample({ upstreamSeconds: null, connectSeconds: null, headerSeconds: null, status: 403 }),
+    ),
+  );
   const labels = LABELS.replace('status="200"', 'status="403"');
   assert.ok(text.includes(`nginx_ingress_controller_requests{${labels}} 1`), text);
   assert.ok(!text.includes('nginx_ingress_controller_response_duration_seconds_count'), text);
+  assert.ok(!text.includes('nginx_ingress_controller_connect_duration_seconds_count'), text);
+  assert.ok(!text.includes('nginx_ingress_controller_header_duration_seconds_count'), text);
 });
 
 test('hosts no Ingress names are left out, unless --metrics-per-undefined-host; without --metrics-per-host no host label', async () => {
