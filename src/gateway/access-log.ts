@@ -23,6 +23,11 @@ export interface TlsFacts {
   readonly servername?: string | false | null;
 }
 
+/** A response's head as written ($sent_http_<name>): several values joined with ", ", null without. */
+export interface SentHeaders {
+  sentHeader?(name: string): string | null;
+}
+
 /** Header values as Node's IncomingHttpHeaders carries them (lower-case names). */
 export type HeaderBag = Readonly<Record<string, string | string[] | number | undefined>>;
 
@@ -64,8 +69,8 @@ export interface AccessLogVars {
   requestTimeMs: number;
   /** Request headers for $http_<name>, $cookie_<name>. */
   headers: HeaderBag;
-  /** Response headers for $sent_http_<name>; null when not kept. */
-  responseHeaders: HeaderBag | null;
+  /** The response, for $sent_http_<name>; null when there is none to read (an upgrade, a refused head). */
+  response: SentHeaders | null;
   /** $host: the normalised host name (lower case, no port). */
   host: string;
   /** $scheme: `http` or `https`. */
@@ -134,7 +139,7 @@ export function createAccessLogVars(): AccessLogVars {
     requestLength: 0,
     requestTimeMs: 0,
     headers: {},
-    responseHeaders: null,
+    response: null,
     host: '',
     scheme: 'http',
     serverName: '_',
@@ -500,7 +505,11 @@ const VARIABLES: Readonly<Record<string, VariableSpec>> = {
 };
 
 /** The names of the variables a format may use besides the `http_`, `sent_http_`, `cookie_`, `arg_` families. */
-export const LOG_VARIABLE_NAMES: readonly string[] = [...Object.keys(VARIABLES), 'content_length', 'content_type'];
+export const LOG_VARIABLE_NAMES: readonly string[] = [
+  ...Object.keys(VARIABLES),
+  'content_length',
+  'content_type',
+];
 
 /** An upstream time: milliseconds as seconds with 3 decimals, or a list already formatted. */
 function upstreamTime(t: number | string | null): string | null {
@@ -518,7 +527,7 @@ function lookupVariable(name: string): VariableSpec | null {
   }
   if (name.startsWith('sent_http_') && name.length > 10) {
     const header = name.slice(10).toLowerCase().replaceAll('_', '-');
-    return { get: (v) => headerValue(v.responseHeaders, header), safe: false };
+    return { get: (v) => v.response?.sentHeader?.(header) ?? null, safe: false };
   }
   if (name.startsWith('arg_') && name.length > 4) {
     const arg = name.slice(4).toLowerCase();

@@ -50,6 +50,8 @@ export interface GatewayResponse {
    * writeHead for one response hides it (hideHeadFields), so every head goes through the wrapper.
    */
   writeHeadFields?: ((statusCode: number, fields: readonly string[]) => unknown) | undefined;
+  /** What the written head carried under a lower-case name ($sent_http_<name>); null without it. */
+  sentHeader?(name: string): string | null;
   write(chunk: Buffer): boolean;
   end(chunk?: Buffer): unknown;
   destroy(): unknown;
@@ -221,6 +223,8 @@ export interface Exchange {
   responseHeaders: Readonly<Record<string, string>> | null;
   /** The request's OpenTelemetry span: undefined until asked for, null when its location does not trace. */
   span: RequestSpan | null | undefined;
+  /** The response, for the log line's $sent_http_<name>; null for an upgrade (its answer is the backend's bytes). */
+  res: GatewayResponse | null;
 }
 
 const NO_ATTEMPTS: UpstreamAttempt[] = [];
@@ -229,6 +233,7 @@ const NO_ATTEMPTS: UpstreamAttempt[] = [];
 export function beginExchange(
   ctx: HandlerContext,
   req: GatewayRequest,
+  res: GatewayResponse | null,
   snap: GatewaySnapshot,
   conn: ConnectionInfo,
 ): Exchange {
@@ -262,5 +267,6 @@ export function beginExchange(
     ewmaUpstream: null,
     responseHeaders: null,
     span: undefined,
+    res,
   };
 }

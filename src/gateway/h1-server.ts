@@ -183,6 +183,28 @@ class H1Request implements GatewayRequest {
 }
 
 /** A response written straight to the socket: the head goes out with the first body bytes. */
+/** The values a head written from `object` or `fields` carried under the lower-case `name`. */
+function sentValue(
+  object: Readonly<Record<string, string | number | string[]>> | null,
+  fields: readonly string[] | null,
+  name: string,
+): string | null {
+  const values: string[] = [];
+  if (fields !== null)
+    for (let i = 0; i < fields.length; i += 2) {
+      const value = fields[i + 1] as string;
+      if (fields[i] === name && !UNSAFE_VALUE.test(value)) values.push(value);
+    }
+  if (object !== null)
+    for (const key in object) {
+      const value = object[key];
+      if (value === undefined || key.toLowerCase() !== name) continue;
+      for (const item of Array.isArray(value) ? value : [String(value)])
+        if (!UNSAFE_VALUE.test(item)) values.push(item);
+    }
+  return values.length === 0 ? null : values.join(', ');
+}
+
 class H1Response implements GatewayResponse {
   statusCode = 200;
   /** '' until set: the standard reason phrase for the status is used then. */
@@ -197,6 +219,9 @@ class H1Response implements GatewayResponse {
   #noBody = false;
   #pendingHead: string | null = null;
   #closeListeners: (() => void)[] | null = null;
+  /** What the head was written from, kept for $sent_http_<name>: a header object or flat fields. */
+  #sentObject: Readonly<Record<string, string | number | string[]>> | null = null;
+  #sentFields: readonly string[] | null = null;
 
   constructor(conn: H1Connection, head: RequestHead, closeAfter: boolean) {
     this.#conn = conn;
@@ -213,6 +238,7 @@ class H1Response implements GatewayResponse {
     if (this.headersSent) return this;
     const headers = typeof messageOrHeaders === 'string' ? maybeHeaders : messageOrHeaders;
     if (typeof messageOrHeaders === 'string') this.statusMessage = messageOrHeaders;
+    this.#sentObject = headers ?? null;
     let out = this.#statusLine(statusCode);
     let hasLength = false;
     let hasDate = false;
@@ -246,6 +272,7 @@ class H1Response implements GatewayResponse {
    */
   writeHeadFields(statusCode: number, fields: readonly string[]): this {
     if (this.headersSent) return this;
+    this.#sentFields = fields;
     let out = this.#statusLine(statusCode);
     let hasLength = false;
     let hasDate = false;
@@ -263,6 +290,14 @@ class H1Response implements GatewayResponse {
     }
     this.#endHead(out, hasLength, hasDate);
     return this;
+  }
+
+  /** $sent_http_<name>: what the head carried under `name` (several joined with ", "); null without it. */
+  sentHeader(name: string): string | null {
+    if (!this.headersSent) return null;
+    if (name === 'transfer-encoding') return this.#chunked ? 'chunked' : null;
+    if (name === 'connection') return this.shouldKeepAlive ? 'keep-alive' : 'close';
+    return sentValue(this.#sentObject, this.#sentFields, name);
   }
 
   #statusLine(statusCode: number): string {

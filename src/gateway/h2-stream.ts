@@ -161,6 +161,8 @@ export class H2Response implements GatewayResponse {
   readonly #stream: ServerHttp2Stream;
   readonly #request: H2Request;
   #pending: Headers | null = null;
+  /** The head as sent, for $sent_http_<name>. */
+  #sent: Headers | null = null;
   #noBody = false;
   #trailers: Record<string, string | string[]> | null = null;
   #waitForTrailers = false;
@@ -214,8 +216,16 @@ export class H2Response implements GatewayResponse {
     const length = out['content-length'];
     this.#remaining = length === undefined || this.#noBody ? -1 : Number(length);
     this.#pending = out;
+    this.#sent = out;
     this.headersSent = true;
     return this;
+  }
+
+  /** $sent_http_<name>: what the head carried under the lower-case `name`; null without it. */
+  sentHeader(name: string): string | null {
+    const value = name.startsWith(':') ? undefined : this.#sent?.[name];
+    if (value === undefined) return null;
+    return Array.isArray(value) ? value.join(', ') : String(value);
   }
 
   #flush(endStream: boolean): void {

@@ -308,7 +308,7 @@ function handleRequest(ctx: HandlerContext, req: GatewayRequest, res: GatewayRes
     res.writeHead(500).end();
     return;
   }
-  const ex = beginExchange(ctx, req, ctx.current(), conn);
+  const ex = beginExchange(ctx, req, res, ctx.current(), conn);
   const proceed = (admitted: Admitted): void => {
     // A declared body over the limit was answered 413 by admission (nginx's find-config phase);
     // a streamed one is measured against the same limit while it is read.
@@ -350,7 +350,7 @@ function handleUpgrade(ctx: HandlerContext, req: GatewayRequest, socket: Duplex,
     socket.destroy();
     return;
   }
-  const ex = beginExchange(ctx, req, ctx.current(), conn);
+  const ex = beginExchange(ctx, req, null, ctx.current(), conn);
   const proceed = (admitted: Admitted): void => {
     if (!hasEndpoints(admitted))
       answerRaw(ctx, ex, req, socket, admitted.location?.defaultBackendRoot === true ? 404 : 503, null);

@@ -136,6 +136,7 @@ export function completeExchange(
   vars.request = ex.requestLine;
   vars.remoteUser = remoteUserOf(req.headers.authorization);
   if (conn.scheme === 'https') vars.tls = tlsOf(req.socket);
+  vars.response = ex.res;
   if (ex.access !== null) {
     // The limit-connections slot is held until the request ends, as nginx's limit_conn.
     ex.access.release?.();

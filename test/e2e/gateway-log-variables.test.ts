@@ -21,7 +21,7 @@ import { requireBinary, runCommand } from '../helpers/process.ts';
 const FORMAT =
   'uri=$request_uri conn=$connection n=$connection_requests xff="$proxy_add_x_forwarded_for" ' +
   'loc=$location_path host=$hostname proto=$ssl_protocol cipher=$ssl_cipher sni=$ssl_server_name ' +
-  'reused=$ssl_session_reused';
+  'reused=$ssl_session_reused ct="$sent_http_content_type" sc=$sent_http_connection';
 
 type Fields = Record<string, string>;
 
@@ -128,6 +128,26 @@ describe('log variables', () => {
     assert.equal(two.proto, 'TLSv1.3');
     assert.equal(two.cipher, 'TLS_CHACHA20_POLY1305_SHA256');
     assert.equal(two.sni, 'web.example.com');
+  });
+
+  test('$sent_http_<name>: the head the client got, from the backend or from the gateway', async () => {
+    const proxied = await request(gw.httpPort, { host: 'web.example.com', path: '/api/sent' });
+    assert.equal(proxied.status, 200);
+    const fields = await lineOf(gw, '/api/sent');
+    assert.equal(fields.ct, proxied.headers['content-type']);
+    assert.equal(fields.sc, proxied.headers.connection);
+    // The gateway's own answer (no Ingress path): its error page's head.
+    const own = await request(gw.httpPort, { host: 'web.example.com', path: '/elsewhere' });
+    assert.equal(own.status, 404);
+    assert.equal((await lineOf(gw, '/elsewhere')).ct, own.headers['content-type']);
+    // HTTP/2 (node:http2's response): the same backend's content type.
+    const h2 = await runCommand(curl, [
+      ...['-sk', '--http2', '--resolve', `web.example.com:${gw.httpsPort}:127.0.0.1`],
+      ...['-o', '/dev/null', '-w', '%{http_version} %{content_type}'],
+      `https://web.example.com:${gw.httpsPort}/api/sent-h2`,
+    ]);
+    assert.equal(h2.stdout, `2 ${proxied.headers['content-type']}`, h2.stderr);
+    assert.equal((await lineOf(gw, '/api/sent-h2')).ct, proxied.headers['content-type']);
   });
 
   test('$ssl_session_reused: r when openssl resumes its TLS 1.2 session', async () => {

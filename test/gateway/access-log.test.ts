@@ -199,7 +199,7 @@ describe('variables', () => {
   v.bytesSent = 63800;
   v.requestId = 'ffffffffffffffffffffffffffffffff';
   v.headers = { 'user-agent': UA, cookie: 'a=1; sid=xyz', 'x-forwarded-for': ['1.1.1.1', '2.2.2.2'] };
-  v.responseHeaders = { 'content-type': 'text/css' };
+  v.response = { sentHeader: (name) => (name === 'content-type' ? 'text/css' : null) };
   const cases: Array<[string, string]> = [
     ['$remote_port', '51234'],
     ['$realip_remote_addr', '10.a.b.c'],
