@@ -466,8 +466,12 @@ function passOnEndsAndResets(
   target: net.Socket,
   finish: (reason: FlowEndReason) => void,
 ): void {
-  client.on('end', () => passOnEnd(target));
-  target.on('end', () => passOnEnd(client));
+  // A FIN read before the relay started (a PROXY header and the FIN in one read) was emitted with
+  // nobody listening: pass it on now, or the other side waits for it until the idle timeout.
+  if (client.readableEnded) passOnEnd(target);
+  else client.on('end', () => passOnEnd(target));
+  if (target.readableEnded) passOnEnd(client);
+  else target.on('end', () => passOnEnd(client));
   client.on('error', () => {
     finish('client-reset');
     resetSocket(target);
