@@ -41,7 +41,12 @@ function exportOnce(connect: () => http2.ClientHttp2Session, message: Buffer): P
     }
     let status: string | null = null;
     let detail = '';
-    const timer = setTimeout(() => stream.close(http2.constants.NGHTTP2_CANCEL), EXPORT_TIMEOUT_MS);
+    // destroy(), not close(): a stream whose session is still connecting (a collector that drops
+    // SYNs) would wait for the connect before closing, and the deadline would never end the export.
+    const timer = setTimeout(
+      () => stream.destroy(new Error(`no answer within ${EXPORT_TIMEOUT_MS / 1000} s`)),
+      EXPORT_TIMEOUT_MS,
+    );
     stream.on('response', (headers) => {
       if (headers['grpc-status'] !== undefined) status = String(headers['grpc-status']);
     });
@@ -123,7 +128,8 @@ export function createSpanExporter(settings: Settings, onError: (message: string
       clearInterval(timer);
       await exporting;
       await flush();
-      session?.close();
+      // Everything is exported or lost by now: nothing to wait for (close() would wait for a connect).
+      session?.destroy();
     },
     get dropped() {
       return dropped;
