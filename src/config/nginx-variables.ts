@@ -17,6 +17,7 @@ export const REQUEST_VARIABLE_NAMES: ReadonlySet<string> = new Set([
   'is_args',
   'request_method',
   'remote_addr',
+  'binary_remote_addr',
   'remote_user',
   'server_name',
 ]);

@@ -570,23 +570,20 @@ function readLimitKey(
   settings: GatewaySettings,
   sink: SettingsSink,
 ): void {
-  const text = data['limit-conn-zone-variable']?.trim();
-  if (text === undefined || text === '') return;
-  const template = text.replace(
-    /\$(?:\{binary_remote_addr\}|binary_remote_addr(?![A-Za-z0-9_]))/g,
-    () => '$remote_addr',
-  );
+  const template = data['limit-conn-zone-variable']?.trim();
+  if (template === undefined || template === '') return;
   const names = variablesOf(template);
   if (names.length === 0 || !names.every(isRequestVariable)) {
     sink.invalid(
       'limit-conn-zone-variable',
-      text,
+      template,
       'nginx request variables keepip expands ($binary_remote_addr, $remote_addr, $http_<name>, $cookie_<name>, $arg_<name>, $host, $server_name…)',
       '$binary_remote_addr',
     );
     return;
   }
-  if (template !== '$remote_addr') settings.limitKey = template;
+  // The address alone is the default key, whichever way it is written.
+  if (!/^\$(\{(binary_)?remote_addr\}|(binary_)?remote_addr)$/.test(template)) settings.limitKey = template;
 }
 
 /** limit-*-status-code, limit-conn-zone-variable, global-auth-* and no-auth-locations into `settings`. */

@@ -17,7 +17,7 @@ test('the client address (the default, written either way) leaves the default ke
 
 test('request variables key the limits; unknown ones are warned and the address stays', () => {
   assert.deepEqual(read('$http_x_api_key'), { key: '$http_x_api_key', issues: [], unsupported: [] });
-  assert.equal(read('$binary_remote_addr$http_x_user').key, '$remote_addr$http_x_user');
+  assert.equal(read('$binary_remote_addr$http_x_user').key, '$binary_remote_addr$http_x_user');
   // biome-ignore lint/suspicious/noTemplateCurlyInString: nginx's ${name} form
   assert.equal(read('${cookie_session}:${server_name}').key, '${cookie_session}:${server_name}');
   for (const value of [

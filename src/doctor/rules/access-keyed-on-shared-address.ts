@@ -21,7 +21,7 @@ export function addressKeyedAnnotations(location: LocationModel, limitKey?: stri
   if (access === undefined) return [];
   const out: string[] = [];
   const rl = access.rateLimit;
-  const limitsByAddress = limitKey === undefined || /\$\{?remote_addr\b/.test(limitKey);
+  const limitsByAddress = limitKey === undefined || /\$\{?(binary_)?remote_addr\b/.test(limitKey);
   if (rl !== null && limitsByAddress) {
     if (rl.rps > 0) out.push('limit-rps');
     if (rl.rpm > 0) out.push('limit-rpm');

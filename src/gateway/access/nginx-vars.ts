@@ -3,6 +3,7 @@
 // expanded per request. A variable keepip does not know expands to "" (nginx would refuse to load).
 // Pure.
 import { VARIABLE_REFERENCE } from '../../config/nginx-variables.ts';
+import { parseIp } from '../../net/ip.ts';
 import { nginxCookie } from '../cookies.ts';
 import { headerText } from '../header-value.ts';
 
@@ -61,6 +62,18 @@ function arg(vars: RequestVars, name: string): string {
   return '';
 }
 
+/**
+ * $binary_remote_addr as text of a fixed length per family, as nginx's 4 or 16 bytes: `x` and 8 hex
+ * digits for IPv4, 32 hex digits for IPv6. No form is the start of another, so a key that begins
+ * with it (`$binary_remote_addr$http_x_api_key`) cannot be spelled by another address and a header.
+ */
+function fixedLengthAddress(text: string): string {
+  const ip = parseIp(text);
+  if (ip === null) return '';
+  const hex = (word: number) => (word >>> 0).toString(16).padStart(8, '0');
+  return ip.family === 4 ? `x${hex(ip.w0)}` : `${hex(ip.w0)}${hex(ip.w1)}${hex(ip.w2)}${hex(ip.w3)}`;
+}
+
 /** The value of one variable (name without `$`). */
 export function variable(vars: RequestVars, name: string): string {
   const q = vars.requestUri.indexOf('?');
@@ -89,6 +102,8 @@ export function variable(vars: RequestVars, name: string): string {
       return vars.method;
     case 'remote_addr':
       return vars.remoteAddr;
+    case 'binary_remote_addr':
+      return fixedLengthAddress(vars.remoteAddr);
     case 'remote_user':
       return vars.remoteUser;
     case 'server_name':

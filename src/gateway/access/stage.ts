@@ -179,12 +179,17 @@ function enforceLimits(call: AccessCall, runtime: AccessRuntime, c: CompiledAcce
 /** Keys longer than this are kept as their SHA-256: a zone holds at most 65,536 of them. */
 const MAX_KEY_LENGTH = 64;
 
-/** What the limits key on: the client address, or limit-conn-zone-variable expanded for the request. */
+/**
+ * What the limits key on: the client address, or limit-conn-zone-variable expanded for the request
+ * ('' when it expands to nothing). An expanded key is kept as `=key`, or `#` and its SHA-256 when
+ * long: a client cannot send the text that names another's hashed key.
+ */
 function limitKey(call: AccessCall): string {
   const template = call.ex.snap.settings.limitKey;
   if (template === undefined) return call.ex.client === '' ? '-' : call.ex.client;
   const key = expandVariables(template, call.vars);
-  return key.length <= MAX_KEY_LENGTH ? key : `#${createHash('sha256').update(key).digest('base64')}`;
+  if (key === '') return '';
+  return key.length <= MAX_KEY_LENGTH ? `=${key}` : `#${createHash('sha256').update(key).digest('base64')}`;
 }
 
 function releaseOf(limiter: LimiterStore, zone: string, key: string): () => void {
