@@ -113,6 +113,8 @@ export interface AccessLogVars {
   locationPath: string | null;
   /** The TLS connection of an HTTPS request ($ssl_protocol, $ssl_cipher…); null over plain HTTP. */
   tls: TlsFacts | null;
+  /** The client certificate a host with auth-tls checked ($ssl_client_*); null elsewhere (NONE over TLS). */
+  clientCertificate: { verify: string; subjectDn: string; issuerDn: string } | null;
   /** $uri: the normalised path; null to use the path part of requestUri. */
   uri: string | null;
   /** $args: the query string; null to take it from requestUri. */
@@ -164,6 +166,7 @@ export function createAccessLogVars(): AccessLogVars {
     hostname: '',
     locationPath: null,
     tls: null,
+    clientCertificate: null,
     uri: null,
     args: null,
   };
@@ -498,6 +501,12 @@ const VARIABLES: Readonly<Record<string, VariableSpec>> = {
   ssl_protocol: { get: (v) => v.tls?.getProtocol() ?? null, safe: false },
   ssl_cipher: { get: (v) => v.tls?.getCipher()?.name ?? null, safe: false },
   ssl_server_name: { get: (v) => v.tls?.servername || null, safe: false },
+  ssl_client_verify: {
+    get: (v) => (v.tls === null ? null : (v.clientCertificate?.verify ?? 'NONE')),
+    safe: false,
+  },
+  ssl_client_s_dn: { get: (v) => v.clientCertificate?.subjectDn || null, safe: false },
+  ssl_client_i_dn: { get: (v) => v.clientCertificate?.issuerDn || null, safe: false },
   ssl_session_reused: {
     get: (v) => (v.tls === null ? null : v.tls.isSessionReused() ? 'r' : '.'),
     safe: true,

@@ -76,6 +76,7 @@ function clientCertificateStage(
   const model = vhost.clientCertificate ?? null;
   if (model === null) return null;
   const view = clientCertificateView(req.socket, model);
+  ex.clientCertificate = view;
   const check = misdirected(req.socket, ex.rawHost, model)
     ? ({
         ok: false,

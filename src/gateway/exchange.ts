@@ -4,6 +4,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { TracingSettings } from '../config/model.ts';
 import type { Duplex } from 'node:stream';
+import type { ClientCertificateView } from './access/client-cert.ts';
 import type { AccessState } from './access/state.ts';
 import type { ClientIp } from '../net/client-ip.ts';
 import type { ConnectionInfo } from './connection.ts';
@@ -225,6 +226,8 @@ export interface Exchange {
   span: RequestSpan | null | undefined;
   /** The response, for the log line's $sent_http_<name>; null for an upgrade (its answer is the backend's bytes). */
   res: GatewayResponse | null;
+  /** The client certificate as auth-tls checked it ($ssl_client_verify, _s_dn, _i_dn); null on hosts without auth-tls. */
+  clientCertificate: ClientCertificateView | null;
 }
 
 const NO_ATTEMPTS: UpstreamAttempt[] = [];
@@ -268,5 +271,6 @@ export function beginExchange(
     responseHeaders: null,
     span: undefined,
     res,
+    clientCertificate: null,
   };
 }

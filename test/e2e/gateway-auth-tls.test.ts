@@ -184,7 +184,11 @@ describe('client certificates (auth-tls-*)', () => {
     gw = await startTestGateway(
       topologyOf([
         // A refused client certificate is nginx's info level: shown only from error-log-level info.
-        controllerConfigMap({ 'error-log-level': 'info' }),
+        controllerConfigMap({
+          'error-log-level': 'info',
+          'log-format-upstream':
+            '$host "$request" $status verify=$ssl_client_verify s_dn="$ssl_client_s_dn" i_dn="$ssl_client_i_dn" mark=$http_x_mark',
+        }),
         ...serviceWithEndpoints({ name: 'echo', ports: [backend.address.port] }),
         secret,
         host('plain', {}),
@@ -269,6 +273,23 @@ describe('client certificates (auth-tls-*)', () => {
     const reply = await get(gw.httpsPort, 'noca.foo.com', stranger);
     assert.equal(reply.status, 200);
     assert.match(echoHeaders(reply)['ssl-client-verify']!, /^FAILED:/);
+  });
+
+  test("the log line's $ssl_client_verify, $ssl_client_s_dn, $ssl_client_i_dn, as the backend's ssl-client-* headers", async () => {
+    const logged = async (host: string, cert: { key: string; cert: string } | null, mark: string) => {
+      await get(gw.httpsPort, host, cert, host, { 'x-mark': mark });
+      const line = await gw.access.waitFor(new RegExp(` mark=${mark}$`));
+      return / verify=(\S+) s_dn="([^"]*)" i_dn="([^"]*)" /.exec(line)?.slice(1);
+    };
+    assert.deepEqual(await logged('on.foo.com', client, 'ok'), ['SUCCESS', 'CN=authtls,O=Acme Co', 'CN=ca']);
+    assert.deepEqual(await logged('optional.foo.com', null, 'none'), ['NONE', '-', '-']);
+    const foreign = await logged('noca.foo.com', stranger, 'stranger');
+    assert.match(foreign?.[0] ?? '', /^FAILED:/);
+    assert.equal(foreign?.[2], 'CN=other-ca');
+    // Refused (400) requests are logged with what refused them.
+    assert.match((await logged('on.foo.com', stranger, 'refused'))?.[0] ?? '', /^FAILED:/);
+    // A TLS host without auth-tls asks for no certificate: NONE, as nginx's.
+    assert.deepEqual(await logged('plain.foo.com', null, 'plain'), ['NONE', '-', '-']);
   });
 
   test('verify-client off: no certificate asked, 200', async () => {
