@@ -1,7 +1,10 @@
 // The Kubernetes API at the edge: @kubernetes/client-node loads the kubeconfig (a file, $KUBECONFIG,
-// or the in-cluster service account) and authenticates requests; its Watch streams watch events.
+// or the in-cluster service account) and authenticates requests. Watch streams are read here, line by
+// line, as client-go reads them: a line that is not JSON or one over 16 MiB ends the stream with an
+// error (the reflector resumes from the last resourceVersion, so the event comes again), where
+// client-node's Watch drops the first without a word and buffers the second without bound.
 // Everything else here turns HTTP outcomes into values (`ApiResult`) for the pure modules above.
-import { HttpMethod, KubeConfig, RequestContext, Watch } from '@kubernetes/client-node';
+import { HttpMethod, KubeConfig, RequestContext } from '@kubernetes/client-node';
 import { type Dispatcher, fetch } from 'undici';
 import type { ApiError, ApiResult, ListPage, ListWatcher, WatchEnd, WatchHandlers } from './reflector.ts';
 import type { KubeObject } from './resources.ts';
@@ -83,29 +86,37 @@ function statusError(method: string, path: string, status: number, body: unknown
 
 type Request = KubeClient['request'];
 
-/** Requests with client-node's authentication (tokens are re-read as they rotate) over one pool. */
-function createRequester(kc: KubeConfig, server: string, requestTimeoutMs: number): Request {
+/** A request's headers with client-node's authentication, and the one connection pool for all. */
+type Authenticate = (
+  url: string,
+  method: keyof typeof METHODS,
+) => Promise<{ headers: Record<string, string>; dispatcher: Dispatcher | undefined }>;
+
+/** client-node's authentication per request (tokens are re-read as they rotate) over one pool. */
+function createAuthenticator(kc: KubeConfig): Authenticate {
   // One dispatcher (connection pool) for all requests; client-node builds a new one per call.
   let dispatcher: Dispatcher | undefined;
   let dispatcherReady = false;
-  const authenticate = async (url: string, method: keyof typeof METHODS) => {
+  return async (url, method) => {
     const ctx = new RequestContext(url, METHODS[method]);
     await kc.applySecurityAuthentication(ctx);
     if (!dispatcherReady) {
       dispatcher = ctx.getDispatcher() as Dispatcher | undefined;
       dispatcherReady = true;
     }
-    return ctx.getHeaders() as unknown as Record<string, string>;
+    return { headers: ctx.getHeaders() as unknown as Record<string, string>, dispatcher };
   };
+}
+
+function createRequester(authenticate: Authenticate, server: string, requestTimeoutMs: number): Request {
   return async (method, path, body, contentType) => {
     const url = `${server}${path}`;
     let response: Awaited<ReturnType<typeof fetch>>;
     let text: string;
     try {
-      const headers: Record<string, string> = {
-        ...(await authenticate(url, method)),
-        accept: 'application/json',
-      };
+      const auth = await authenticate(url, method);
+      const dispatcher = auth.dispatcher;
+      const headers: Record<string, string> = { ...auth.headers, accept: 'application/json' };
       if (body !== undefined) headers['content-type'] = contentType ?? 'application/json';
       response = await fetch(url, {
         method,
@@ -176,76 +187,174 @@ async function listPage(
   };
 }
 
-/** One watch stream through client-node's Watch, its outcomes as WatchHandlers calls. */
-function watchStream(
-  watcher: Watch,
-  path: string,
-  query: Record<string, string>,
-  resourceVersion: string,
-  handlers: WatchHandlers,
-): { stop(): void } {
-  let controller: AbortController | null = null;
+/** client-go's cap on one object: a watch line past it ends the stream. */
+const MAX_WATCH_LINE_BYTES = 16 * 1024 * 1024;
+
+interface WatchSpec {
+  authenticate: Authenticate;
+  server: string;
+  path: string;
+  query: Record<string, string>;
+  resourceVersion: string;
+  /** How long the stream may stay silent (and the server may take to answer). */
+  idleTimeoutMs: number;
+}
+
+/** One watch stream, its outcomes as WatchHandlers calls: `end` once, nothing after stop(). */
+function watchStream(spec: WatchSpec, handlers: WatchHandlers): { stop(): void } {
+  const abort = new AbortController();
   let ended = false;
   let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
   const end = (outcome: WatchEnd) => {
     if (ended) return;
     ended = true;
+    clearTimeout(timer);
+    abort.abort();
     if (!stopped) handlers.end(outcome);
   };
-  // client-go asks the server to end each watch after 5-10 minutes, so they spread out.
-  const timeoutSeconds = String(300 + Math.floor(Math.random() * 300));
-  watcher
-    .watch(
-      path,
-      // watch=true as client-go sends it (the API server also takes watch=1; servers written against
-      // client-go's traffic may take only this spelling).
-      { ...query, watch: 'true', resourceVersion, allowWatchBookmarks: 'true', timeoutSeconds },
-      (type: string, object: unknown) => {
-        if (!stopped && typeof object === 'object' && object !== null)
-          handlers.event({ type, object: object as KubeObject });
-      },
-      (error: unknown) => end(watchEnd(path, error)),
-    )
-    .then((c) => {
-      controller = c;
-      if (stopped) c.abort();
-      else if (!ended) handlers.open();
-    })
-    .catch((error: unknown) => end(watchEnd(path, error)));
+  const quiet = () => {
+    clearTimeout(timer);
+    timer = setTimeout(() => end({ kind: 'timeout' }), spec.idleTimeoutMs);
+    timer.unref();
+  };
+  quiet();
+  readWatch(spec, handlers, abort.signal, quiet).then(end, (error: unknown) =>
+    end(watchEnd(spec.path, error)),
+  );
   return {
     stop() {
       stopped = true;
-      controller?.abort();
+      end({ kind: 'closed' });
     },
   };
+}
+
+/** Reads the stream's lines into events until it ends; resolves with how it ended. */
+async function readWatch(
+  spec: WatchSpec,
+  handlers: WatchHandlers,
+  signal: AbortSignal,
+  heard: () => void,
+): Promise<WatchEnd> {
+  // client-go asks the server to end each watch after 5-10 minutes, so they spread out.
+  const timeoutSeconds = String(300 + Math.floor(Math.random() * 300));
+  // watch=true as client-go sends it (the API server also takes watch=1; servers written against
+  // client-go's traffic may take only this spelling).
+  const params = new URLSearchParams({
+    ...spec.query,
+    watch: 'true',
+    resourceVersion: spec.resourceVersion,
+    allowWatchBookmarks: 'true',
+    timeoutSeconds,
+  });
+  const url = `${spec.server}${spec.path}?${params}`;
+  const { headers, dispatcher } = await spec.authenticate(url, 'GET');
+  const response = await fetch(url, { headers, signal, ...(dispatcher ? { dispatcher } : {}) });
+  if (response.status !== 200) {
+    const text = await response.text().catch(() => '');
+    let body: unknown = null;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      body = null;
+    }
+    return { kind: 'error', error: statusError('GET', `${spec.path} (watch)`, response.status, body) };
+  }
+  handlers.open();
+  heard();
+  const lines = new LineSplitter(MAX_WATCH_LINE_BYTES);
+  for await (const chunk of response.body ?? []) {
+    heard();
+    for (const line of lines.push(chunk as Uint8Array)) {
+      const failure = deliver(spec.path, line, handlers);
+      if (failure !== null) return failure;
+    }
+    if (lines.overflowed) return badWatch(spec.path, "a line over 16 MiB (client-go's limit for an object)");
+  }
+  return { kind: 'closed' };
+}
+
+/** One line of the stream as an event; a line that is not a JSON event ends the stream. */
+function deliver(path: string, line: string, handlers: WatchHandlers): WatchEnd | null {
+  if (line.trim() === '') return null;
+  let event: { type?: unknown; object?: unknown };
+  try {
+    event = JSON.parse(line) as typeof event;
+  } catch {
+    return badWatch(path, 'an event that is not JSON (a malformed line)');
+  }
+  if (typeof event?.type !== 'string' || typeof event.object !== 'object' || event.object === null)
+    return badWatch(path, 'an event without a type and an object');
+  handlers.event({ type: event.type, object: event.object as KubeObject });
+  return null;
+}
+
+function badWatch(path: string, what: string): WatchEnd {
+  return {
+    kind: 'error',
+    error: {
+      code: 'KUBE_API_BAD_RESPONSE',
+      status: 200,
+      message: `GET ${path} (watch): ${what}; resuming from the last resourceVersion`,
+    },
+  };
+}
+
+/** Splits bytes into UTF-8 lines; past `limit` bytes without a newline it stops and says so. */
+class LineSplitter {
+  readonly #limit: number;
+  /** The bytes of a line not ended yet: kept as pieces, joined once (a long line costs its length once). */
+  #pending: Uint8Array[] = [];
+  #pendingBytes = 0;
+  overflowed = false;
+
+  constructor(limit: number) {
+    this.#limit = limit;
+  }
+
+  push(chunk: Uint8Array): string[] {
+    const lines: string[] = [];
+    let start = 0;
+    for (let nl = chunk.indexOf(10); nl !== -1; nl = chunk.indexOf(10, start)) {
+      this.#pending.push(chunk.subarray(start, nl));
+      lines.push(Buffer.concat(this.#pending).toString('utf8'));
+      this.#pending = [];
+      this.#pendingBytes = 0;
+      start = nl + 1;
+    }
+    if (start < chunk.length) {
+      this.#pending.push(chunk.subarray(start));
+      this.#pendingBytes += chunk.length - start;
+      if (this.#pendingBytes > this.#limit) this.overflowed = true;
+    }
+    return lines;
+  }
 }
 
 export function createKubeClient(kc: KubeConfig, requestTimeoutMs = 30_000): KubeClient {
   const cluster = kc.getCurrentCluster();
   if (!cluster) throw new Error('the kubeconfig has no current cluster');
   const server = cluster.server.replace(/\/+$/, '');
-  const request = createRequester(kc, server, requestTimeoutMs);
-  const watcher = new Watch(kc);
+  const authenticate = createAuthenticator(kc);
+  const request = createRequester(authenticate, server, requestTimeoutMs);
   return {
     server,
     request,
     listWatcher: (path, query) => ({
       list: (continueToken, paged = true) => listPage(request, path, query, continueToken, paged),
-      watch: (resourceVersion, handlers) => watchStream(watcher, path, query, resourceVersion, handlers),
+      watch: (resourceVersion, handlers) =>
+        watchStream(
+          { authenticate, server, path, query, resourceVersion, idleTimeoutMs: requestTimeoutMs },
+          handlers,
+        ),
     }),
   };
 }
 
 function watchEnd(path: string, error: unknown): WatchEnd {
   if (error === null || error === undefined) return { kind: 'closed' };
-  const e = error as { name?: string; statusCode?: number; message?: string; cause?: { code?: string } };
-  if (e.name === 'TimeoutError') return { kind: 'timeout' };
-  if (typeof e.statusCode === 'number') {
-    return {
-      kind: 'error',
-      error: statusError('GET', `${path} (watch)`, e.statusCode, { message: e.message }),
-    };
-  }
+  const e = error as { name?: string; message?: string; cause?: { code?: string } };
   if (e.name === 'AbortError') return { kind: 'closed' };
   return {
     kind: 'error',
