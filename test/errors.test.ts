@@ -10,6 +10,7 @@ import { describe, it } from 'node:test';
 import type { ConfigIssueCode } from '../src/config/model.ts';
 import type {
   CatchAllRefusal,
+  MalformedRefusal,
   OverlapRefusal,
   NotSyncedRefusal,
   PrefixRefusal,
@@ -19,6 +20,7 @@ import type {
 import type { ControllerCode } from '../src/controller/errors.ts';
 import type { ApiError } from '../src/controller/reflector.ts';
 import type { WebhookRefusal } from '../src/controller/servers.ts';
+import type { SnapshotFailure } from '../src/controller/serving.ts';
 import type { TcpServiceProblem } from '../src/controller/tcp-services.ts';
 import type { applyPatches } from '../src/doctor/fix.ts';
 import type { DoctorCode } from '../src/doctor/errors.ts';
@@ -76,9 +78,11 @@ export type ModuleUnionsMatchTheirTables = [
       | RegexRefusal['code']
       | CatchAllRefusal['code']
       | OverlapRefusal['code']
+      | MalformedRefusal['code']
       | PrefixRefusal['code']
       | NotSyncedRefusal['code']
       | WebhookRefusal['code']
+      | SnapshotFailure['code']
       | TcpServiceProblem['code']
     >
   >,

@@ -5,8 +5,9 @@
 // proof: overlapping alternatives under one repeat (`(a|a)*`) and runs like `.*.*.*x` are not found.
 // Those are bounded at run time instead, by V8's linear-time fallback (src/regex-engine.ts), which
 // takes the gateway's regexes because they are compiled without the `i` flag (caseless-regex.ts). It
-// does not take backreferences, lookarounds or large counted repeats: there this scan is the only
-// guard. Kept first for all, since it explains its refusal and the fallback is V8's, experimental. Pure.
+// does not take backreferences or lookarounds: in such a regex this scan is the only guard, so it
+// also refuses any group repeated without bound (`(a|a)*\1`) and a second unbounded run of `.`.
+// Kept first for all, since it explains its refusal and the fallback is V8's, experimental. Pure.
 
 interface Group {
   start: number;
@@ -68,12 +69,53 @@ export function nestedQuantifier(source: string): string | null {
   return null;
 }
 
+/** A backreference or a lookaround: V8's linear-time fallback does not take such a regex. */
+const OUTSIDE_LINEAR_ENGINE = /\\[1-9]|\\k<|\(\?<?[=!]/;
+
+/**
+ * For a regex the linear-time fallback cannot take, what could still backtrack without bound: a
+ * group repeated without bound (`(a|a)*\1`, `((?=a)a|a)*`), or two unbounded runs of any character
+ * (`(?=x).*.*y`); null otherwise. A single run after a lookahead (`^/(?!api).*`) stays linear.
+ */
+function unboundedWithoutFallback(source: string): string | null {
+  const opens: number[] = [];
+  let dotRuns = 0;
+  let i = 0;
+  while (i < source.length) {
+    const c = source[i]!;
+    let atomStart = i;
+    if (c === '(') {
+      opens.push(i);
+      i++;
+      continue;
+    }
+    if (c === '\\') i += 2;
+    else if (c === '[') i = classEnd(source, i);
+    else if (c === ')') {
+      atomStart = opens.pop() ?? 0;
+      i++;
+    } else i++;
+    const q = quantifierAt(source, i);
+    if (q !== null && q.max === Number.POSITIVE_INFINITY) {
+      const atom = source.slice(atomStart, i + q.text.length);
+      if (c === ')') return atom;
+      if (c === '.' && ++dotRuns > 1) return atom;
+    }
+    i += q?.text.length ?? 0;
+  }
+  return null;
+}
+
 /**
  * Why `source` must not be matched against what clients send, or null: the text every refusal of a
  * nested unbounded repeat carries (the gateway's compile, the translation, the admission webhook).
  */
 export function backtrackingRisk(source: string): string | null {
   const nested = nestedQuantifier(source);
-  if (nested === null) return null;
-  return `repeats ${JSON.stringify(nested)}, a group that itself repeats without bound: one request can keep the gateway's regex engine busy for minutes (it has no match limit, unlike nginx's PCRE)`;
+  if (nested !== null)
+    return `repeats ${JSON.stringify(nested)}, a group that itself repeats without bound: one request can keep the gateway's regex engine busy for minutes (it has no match limit, unlike nginx's PCRE)`;
+  if (!OUTSIDE_LINEAR_ENGINE.test(source)) return null;
+  const run = unboundedWithoutFallback(source);
+  if (run === null) return null;
+  return `repeats ${JSON.stringify(run)} without bound in a regex with a backreference or a lookaround, which the gateway's linear-time regex engine cannot take: one request could keep the backtracking engine busy for minutes (it has no match limit, unlike nginx's PCRE)`;
 }

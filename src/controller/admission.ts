@@ -3,8 +3,8 @@
 // `kubectl apply` says at once what the gateway would otherwise fail closed on (503) or drop. The
 // Ingress is translated together with everything the controller serves now, as the gateway would
 // see it after the apply. Pure.
-import { describeOrigin } from '../config/issue-text.ts';
-import type { ConfigIssue, Origin, Topology } from '../config/model.ts';
+import { describeOrigin, issueMessage } from '../config/issue-text.ts';
+import type { ConfigIssue, LocationModel, Origin, Topology } from '../config/model.ts';
 import { compileIngressRegex } from '../gateway/rewrite.ts';
 import { DEFAULT_ANNOTATIONS_PREFIX, foldAnnotationsPrefix } from '../k8s/annotation-prefix.ts';
 import { annotationField } from '../k8s/field-path.ts';
@@ -198,6 +198,18 @@ export interface OverlapRefusal {
 
 type PathSpec = { path?: string; pathType?: string; backend?: { service?: unknown } };
 
+/** The first location of another Ingress per host, path and pathType: one pass, not one per path. */
+function locationsOfOthers(topology: Topology, ns: string, name: string): Map<string, LocationModel> {
+  const byKey = new Map<string, LocationModel>();
+  for (const vhost of topology.gateway.virtualHosts)
+    for (const l of vhost.locations) {
+      if (l.defaultBackendRoot === true || (l.ingress.namespace === ns && l.ingress.name === name)) continue;
+      const key = `${vhost.host}\u0000${l.path}\u0000${l.pathType}`;
+      if (!byKey.has(key)) byKey.set(key, l);
+    }
+  return byKey;
+}
+
 /**
  * ingress-nginx's checkOverlap: a path of the candidate whose host, path and pathType a location of
  * another Ingress holds (it came first and wins the merge, so the candidate's path would not be
@@ -211,20 +223,14 @@ function overlapRefusals(topology: Topology, candidate: KubeObject, o: SnapshotO
   const origin = describeOrigin(at);
   const spec = (candidate.spec ?? {}) as { rules?: { host?: string; http?: { paths?: PathSpec[] } }[] };
   const lines: string[] = [];
+  const holders = locationsOfOthers(topology, ns, name);
   (spec.rules ?? []).forEach((rule, r) => {
     const host = (rule.host ?? '').toLowerCase();
-    const vhost = topology.gateway.virtualHosts.find((v) => v.host === host);
     (rule.http?.paths ?? []).forEach((p, i) => {
-      if (vhost === undefined || p.backend?.service === undefined) return;
+      if (p.backend?.service === undefined) return;
       const path = p.path === undefined || p.path === '' ? '/' : p.path;
       const pathType = p.pathType ?? 'ImplementationSpecific';
-      const holder = vhost.locations.find(
-        (l) =>
-          l.defaultBackendRoot !== true &&
-          l.path === path &&
-          l.pathType === pathType &&
-          !(l.ingress.namespace === ns && l.ingress.name === name),
-      );
+      const holder = holders.get(`${host}\u0000${path}\u0000${pathType}`);
       if (holder === undefined) return;
       const refusal: OverlapRefusal = {
         code: 'ADMISSION_PATH_OVERLAP',
@@ -238,7 +244,7 @@ function overlapRefusals(topology: Topology, candidate: KubeObject, o: SnapshotO
 
 /** The doctor prints configuration issues as `severity CODE: message`. */
 export function doctorLine(issue: ConfigIssue): string {
-  return `${issue.severity} ${issue.code}: ${issue.message}`;
+  return `${issue.severity} ${issue.code}: ${issueMessage(issue)}`;
 }
 
 /**
@@ -246,6 +252,43 @@ export function doctorLine(issue: ConfigIssue): string {
  * removal, would keep it from ever going), of another class, or outside --watch-namespace (another
  * controller's) is not reviewed.
  */
+/** An Ingress whose fields have types no API server would send: refused before any translation. */
+export interface MalformedRefusal {
+  code: 'ADMISSION_MALFORMED_INGRESS';
+  line: string;
+}
+
+const isRecord = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** The first field of `candidate` whose type the Ingress schema forbids, among those read here; null when none. */
+function malformedField(candidate: KubeObject): string | null {
+  const meta: unknown = candidate.metadata ?? {};
+  if (!isRecord(meta)) return 'metadata';
+  for (const key of ['name', 'namespace'] as const)
+    if (meta[key] !== undefined && typeof meta[key] !== 'string') return `metadata.${key}`;
+  for (const key of ['annotations', 'labels'] as const) {
+    const map = meta[key];
+    if (map === undefined) continue;
+    if (!isRecord(map)) return `metadata.${key}`;
+    for (const [name, value] of Object.entries(map))
+      if (typeof value !== 'string') return `metadata.${key}[${JSON.stringify(name.slice(0, 100))}]`;
+  }
+  const spec: unknown = candidate.spec ?? {};
+  if (!isRecord(spec)) return 'spec';
+  const rules = spec.rules ?? [];
+  if (!Array.isArray(rules)) return 'spec.rules';
+  for (const [r, rule] of rules.entries()) {
+    if (!isRecord(rule)) return `spec.rules[${r}]`;
+    if (rule.host !== undefined && typeof rule.host !== 'string') return `spec.rules[${r}].host`;
+    if (rule.http === undefined) continue;
+    if (!isRecord(rule.http) || !Array.isArray(rule.http.paths ?? [])) return `spec.rules[${r}].http.paths`;
+    for (const [i, path] of ((rule.http.paths ?? []) as unknown[]).entries())
+      if (!isRecord(path)) return `spec.rules[${r}].http.paths[${i}]`;
+  }
+  return null;
+}
+
 function underReview(candidate: KubeObject, current: ClusterObjects, options: SnapshotOptions): boolean {
   if (candidate.metadata?.deletionTimestamp) return false;
   const watched = options.watchNamespace ?? '';
@@ -258,6 +301,14 @@ export function verdictFor(
   current: ClusterObjects,
   options: SnapshotOptions,
 ): AdmissionVerdict {
+  const malformed = malformedField(candidate);
+  if (malformed !== null) {
+    const refusal: MalformedRefusal = {
+      code: 'ADMISSION_MALFORMED_INGRESS',
+      line: `${malformed} has a type the Ingress schema does not allow`,
+    };
+    return { allowed: false, message: `error ${refusal.code}: ${refusal.line}`, warnings: [] };
+  }
   if (!underReview(candidate, current, options)) return { allowed: true, message: '', warnings: [] };
   const catchAll = catchAllRefusal(candidate, options);
   if (catchAll !== null) return { allowed: false, message: catchAll, warnings: [] };

@@ -1,6 +1,8 @@
 // The codes src/controller/ reports: talking to the Kubernetes API server (ApiError, src/controller/
-// reflector.ts), reviewing admissions (ReviewOutcome, RegexRefusal, CatchAllRefusal, OverlapRefusal, PrefixRefusal and NotSyncedRefusal, src/controller/admission.ts;
-// WebhookRefusal, src/controller/servers.ts) and reading the TCP/UDP services ConfigMaps
+// reflector.ts), reviewing admissions (ReviewOutcome, RegexRefusal, CatchAllRefusal, OverlapRefusal,
+// MalformedRefusal, PrefixRefusal and NotSyncedRefusal, src/controller/admission.ts; WebhookRefusal,
+// src/controller/servers.ts), building the served configuration (SnapshotFailure,
+// src/controller/serving.ts) and reading the TCP/UDP services ConfigMaps
 // (TcpServiceProblem, src/controller/tcp-services.ts). src/errors.ts merges this table into the
 // registry behind docs/errors.md; test/errors.test.ts holds those unions equal to it.
 import type { CodeTable } from '../error-table.ts';
@@ -24,11 +26,29 @@ export const CONTROLLER_CODES = {
     summary: `the Kubernetes API server answered with something other than the expected JSON (not JSON, a list without items, watches that close without events); ${RETRIED}`,
     fix: 'check what sits between the controller and the API server (a proxy answering in its place)',
   },
+  CONTROLLER_SNAPSHOT_FAILED: {
+    kind: 'error',
+    summary:
+      "building the configuration from the cluster's objects failed (a bug, or an object with a type no API server stores); the running configuration stays served, and the next change is tried afresh",
+    fix: 'report the logged message; find the object changed last (kubectl get events) and correct or remove it',
+  },
   ADMISSION_BAD_REVIEW: {
     kind: 'error',
     summary:
       'the admission webhook was sent a body that is not an admission.k8s.io/v1 AdmissionReview with request.uid (answered 400, as ingress-nginx); nothing is reviewed',
     fix: 'register the webhook with admissionReviewVersions ["v1"], and let only the API server call it',
+  },
+  ADMISSION_REVIEW_FAILED: {
+    kind: 'error',
+    summary:
+      "the admission webhook failed while reviewing a body (a bug, or an object no API server would send); it is answered 500 and the controller goes on serving; with the chart's failurePolicy Fail the apply is refused",
+    fix: 'let only the API server call the webhook; report the logged message if the API server sent it',
+  },
+  ADMISSION_MALFORMED_INGRESS: {
+    kind: 'error',
+    summary:
+      'the admission webhook was sent an Ingress whose fields have the wrong types (spec.rules not a list, a host that is not a string, an annotation value that is not a string…); the API server never sends one, so it is refused without being translated',
+    fix: 'let only the API server call the webhook',
   },
   ADMISSION_BODY_TOO_LARGE: {
     kind: 'error',
@@ -39,7 +59,7 @@ export const CONTROLLER_CODES = {
   ADMISSION_REGEX_BACKTRACKS: {
     kind: 'error',
     summary:
-      "the admission webhook refused an Ingress whose `~` server-alias, canary-by-header-pattern or auth-tls-match-cn repeats a group that itself repeats without bound (`(a+)+`, `(.*)*`): one request could keep the regex engine busy for minutes, which has no match limit (nginx's PCRE has one); the gateway never matches such a regex either (a use-regex path is refused as ROUTE_REGEX_BACKTRACKS)",
+      "the admission webhook refused an Ingress whose `~` server-alias, canary-by-header-pattern or auth-tls-match-cn repeats a group that itself repeats without bound (`(a+)+`, `(.*)*`), or has a backreference or a lookaround and repeats a group without bound (`(a|a)*\\1`): one request could keep the regex engine busy for minutes, which has no match limit (nginx's PCRE has one); the gateway never matches such a regex either (a use-regex path is refused as ROUTE_REGEX_BACKTRACKS)",
     fix: 'match the same with a single repeat (a character class, e.g. `[a-z0-9/]*`, instead of a repeated group of repeats)',
   },
   ADMISSION_CATCH_ALL_DISABLED: {

@@ -2,6 +2,7 @@
 // in; Warnings naming the annotation for annotation and source-range problems), deduplicated: one
 // Event object per (object, type, reason, message), its name derived from that key so every replica
 // names it the same, its count raised instead of a new object each time. Pure.
+import { issueMessage } from '../config/issue-text.ts';
 import { createHash } from 'node:crypto';
 import type { ConfigIssue } from '../config/model.ts';
 import type { KubeObject } from './resources.ts';
@@ -61,7 +62,7 @@ export function ingressEvents(
     const reason = WARNING_REASONS[issue.code];
     if (!reason || issue.origin?.kind !== 'Ingress') continue;
     if (issue.origin.namespace !== who.namespace || issue.origin.name !== who.name) continue;
-    out.push({ involved: who, type: 'Warning', reason, message: `${issue.message} [${issue.code}]` });
+    out.push({ involved: who, type: 'Warning', reason, message: `${issueMessage(issue)} [${issue.code}]` });
   }
   return out;
 }

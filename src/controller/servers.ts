@@ -59,11 +59,17 @@ export function startHealthServer(options: {
 /** ingress-nginx's limit: the API server's 3 MB request bodies, times 3 (an UPDATE carries two objects). */
 export const MAX_REVIEW_BYTES = 9 * 1024 * 1024;
 
-/** A body the webhook does not read. */
+/** A body the webhook does not read, or could not review. */
 export interface WebhookRefusal {
-  code: 'ADMISSION_BODY_TOO_LARGE';
+  code: 'ADMISSION_BODY_TOO_LARGE' | 'ADMISSION_REVIEW_FAILED';
   message: string;
 }
+
+/**
+ * The webhook's deadlines (ingress-nginx: 10 s for the headers) and connection cap: the API server
+ * sends small reviews over few connections; anyone else holds at most this much.
+ */
+const WEBHOOK_LIMITS = { headersTimeout: 10_000, requestTimeout: 30_000, maxConnections: 64 };
 
 function tooLarge(res: http.ServerResponse, log: (line: string) => void): void {
   const refusal: WebhookRefusal = {
@@ -77,14 +83,35 @@ function tooLarge(res: http.ServerResponse, log: (line: string) => void): void {
     .end(`${refusal.code}: ${refusal.message}\n`);
 }
 
+type Review = (
+  body: unknown,
+) => { ok: true; response: KubeObject } | { ok: false; code: string; message: string };
+
+/** The body parsed and reviewed; a review that throws is a coded failure, never the process's end. */
+function reviewBody(bytes: Buffer, review: Review): ReturnType<Review> {
+  let body: unknown;
+  try {
+    body = JSON.parse(bytes.toString('utf8'));
+  } catch {
+    return { ok: false, code: 'ADMISSION_BAD_REVIEW', message: 'the body is not JSON' };
+  }
+  try {
+    return review(body);
+  } catch (error) {
+    const refusal: WebhookRefusal = {
+      code: 'ADMISSION_REVIEW_FAILED',
+      message: `the review failed: ${String((error as Error)?.message ?? error).slice(0, 200)}`,
+    };
+    return { ok: false, ...refusal };
+  }
+}
+
 export function startWebhookServer(options: {
   host: string;
   port: number;
   certFile: string;
   keyFile: string;
-  review: (
-    body: unknown,
-  ) => { ok: true; response: KubeObject } | { ok: false; code: string; message: string };
+  review: Review;
   log: (line: string) => void;
 }): Promise<SmallServer> {
   const server = https.createServer(
@@ -107,22 +134,19 @@ export function startWebhookServer(options: {
       });
       req.on('end', () => {
         if (res.headersSent) return;
-        let body: unknown;
-        try {
-          body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
-        } catch {
-          res.writeHead(400, { 'content-type': 'text/plain' }).end('body is not JSON\n');
-          return;
-        }
-        const outcome = options.review(body);
+        const outcome = reviewBody(Buffer.concat(chunks), options.review);
         if (!outcome.ok) {
           options.log(`admission: bad request (${outcome.code}: ${outcome.message})`);
-          res.writeHead(400, { 'content-type': 'text/plain' }).end(`${outcome.code}: ${outcome.message}\n`);
+          const status = outcome.code === 'ADMISSION_REVIEW_FAILED' ? 500 : 400;
+          res
+            .writeHead(status, { 'content-type': 'text/plain' })
+            .end(`${outcome.code}: ${outcome.message}\n`);
           return;
         }
         res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(outcome.response));
       });
     },
   );
+  Object.assign(server, WEBHOOK_LIMITS);
   return listen(server, options.host, options.port);
 }

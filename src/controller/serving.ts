@@ -2,7 +2,7 @@
 // every later debounced change becomes one atomic snapshot swap, and each snapshot's tcp-services plan
 // is applied. What it serves and why goes to the log, as `keepip gateway` prints it.
 import { describeIssue } from '../config/issue-text.ts';
-import type { Topology } from '../config/model.ts';
+import type { ConfigIssue, Topology } from '../config/model.ts';
 import {
   describeConfig,
   GatewayStartError,
@@ -31,6 +31,19 @@ import {
 import type { TcpRunner } from './tcp-runner.ts';
 import { planTcpServices } from './tcp-services.ts';
 
+/** Issues listed after a rejected configuration: the first few, then a count (a bad slice can hold 10,000). */
+const LISTED_ISSUES = 20;
+
+function logIssues(log: (line: string) => void, issues: readonly ConfigIssue[]): void {
+  for (const issue of issues.slice(0, LISTED_ISSUES)) log(`error: ${describeIssue(issue)}`);
+  if (issues.length > LISTED_ISSUES) log(`error: … and ${issues.length - LISTED_ISSUES} more issues`);
+}
+
+/** A snapshot the controller could not build at all (it threw): the running one stays. */
+export interface SnapshotFailure {
+  code: 'CONTROLLER_SNAPSHOT_FAILED';
+  message: string;
+}
 export interface Serving {
   /** Builds a snapshot from the current objects and serves it (starting the gateway the first time). */
   flush(): void;
@@ -137,6 +150,29 @@ async function startServed(deps: ServingDeps, topology: Topology): Promise<Serve
   return served;
 }
 
+/**
+ * One flush, or its failure as a line: an object that breaks the translation (a bug, or a type no
+ * API server stores) must not end the controller, which would meet it again at every restart.
+ */
+function flushSafely(
+  flush: () => void,
+  log: (line: string) => void,
+  current: () => ServedGateway | null,
+): void {
+  try {
+    flush();
+  } catch (error) {
+    const failure: SnapshotFailure = {
+      code: 'CONTROLLER_SNAPSHOT_FAILED',
+      message: String((error as Error)?.message ?? error).slice(0, 300),
+    };
+    const gateway = current();
+    const version = gateway === null ? 'none yet' : `v${gateway.snapshot().version}`;
+    log(`error: reload rejected (${failure.code}: ${failure.message}); still serving config ${version}`);
+    if (gateway !== null && 'endLimiterHold' in gateway) gateway.endLimiterHold();
+  }
+}
+
 export function createServing(deps: ServingDeps): Serving {
   const { options: o, log } = deps;
   let gateway: ServedGateway | null = null;
@@ -166,7 +202,7 @@ export function createServing(deps: ServingDeps): Serving {
         return;
       }
       log(`error: cannot serve the cluster's configuration yet (${error.message}); waiting for a change`);
-      for (const issue of error.issues) log(`error: ${describeIssue(issue)}`);
+      logIssues(log, error.issues);
       return;
     }
     served = key;
@@ -177,7 +213,11 @@ export function createServing(deps: ServingDeps): Serving {
 
   const applied = (result: ReloadResult | WorkerReloadResult, topology: Topology, key: string) => {
     if (!result.ok) {
-      log(`error: reload rejected (${result.error.message}); still serving config v${result.version}`);
+      log(
+        `error: reload rejected (${result.error.code}: ${result.error.message}); still serving config v${result.version}`,
+      );
+      // What blocked it, object and field.
+      logIssues(log, result.error.issues);
       return;
     }
     if (gateway === null) return;
@@ -186,33 +226,35 @@ export function createServing(deps: ServingDeps): Serving {
     deps.onServed(false);
   };
 
+  const flushOnce = () => {
+    if (stopped) return;
+    // Building the topology blocks this thread: with workers, their limiter checks wait meanwhile
+    // (the reload that follows ends the hold).
+    const workers = gateway !== null && 'holdLimiter' in gateway ? gateway : null;
+    workers?.holdLimiter();
+    const objects = deps.objects();
+    const topology = buildClusterTopology(objects, deps.snapshotOptions);
+    const key = servedKey(topology, objects, o);
+    if (gateway === null) {
+      if (!starting) void start(topology, key);
+      return;
+    }
+    // Nothing served would change (a Secret no Ingress uses, an object rewritten as it was): no
+    // reload, as ingress-nginx skips one when the configuration equals the running one.
+    if (key === served) {
+      workers?.endLimiterHold();
+      // The leader's duties still see the new objects (an Ingress's Sync Event on any update).
+      deps.onServed(false);
+      return;
+    }
+    // With workers a reload resolves once every worker swapped (src/workers/gateway-primary.ts).
+    const reloaded = gateway.reload(topology);
+    if (reloaded instanceof Promise) void reloaded.then((result) => applied(result, topology, key));
+    else applied(reloaded, topology, key);
+  };
+
   return {
-    flush() {
-      if (stopped) return;
-      // Building the topology blocks this thread: with workers, their limiter checks wait meanwhile
-      // (the reload that follows ends the hold).
-      const workers = gateway !== null && 'holdLimiter' in gateway ? gateway : null;
-      workers?.holdLimiter();
-      const objects = deps.objects();
-      const topology = buildClusterTopology(objects, deps.snapshotOptions);
-      const key = servedKey(topology, objects, o);
-      if (gateway === null) {
-        if (!starting) void start(topology, key);
-        return;
-      }
-      // Nothing served would change (a Secret no Ingress uses, an object rewritten as it was): no
-      // reload, as ingress-nginx skips one when the configuration equals the running one.
-      if (key === served) {
-        workers?.endLimiterHold();
-        // The leader's duties still see the new objects (an Ingress's Sync Event on any update).
-        deps.onServed(false);
-        return;
-      }
-      // With workers a reload resolves once every worker swapped (src/workers/gateway-primary.ts).
-      const reloaded = gateway.reload(topology);
-      if (reloaded instanceof Promise) void reloaded.then((result) => applied(result, topology, key));
-      else applied(reloaded, topology, key);
-    },
+    flush: () => flushSafely(flushOnce, log, () => gateway),
     gateway: () => gateway,
     ready,
     failed,

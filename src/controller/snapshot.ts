@@ -126,7 +126,8 @@ function annotationSecret(
   value: string | undefined,
   crossNamespace: boolean,
 ): string | null {
-  const parts = (value ?? '').trim().split('/');
+  // The API server only stores strings; anything else names no Secret.
+  const parts = (typeof value === 'string' ? value : '').trim().split('/');
   if (parts.length > 2 || parts.some((p) => p === '')) return null;
   if (parts.length === 2 && parts[0] !== namespace) return crossNamespace ? `${parts[0]}/${parts[1]}` : null;
   return `${namespace}/${parts[parts.length - 1]}`;
