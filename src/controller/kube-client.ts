@@ -261,12 +261,15 @@ async function readWatch(
     }
     return { kind: 'error', error: statusError('GET', `${spec.path} (watch)`, response.status, body) };
   }
+  // Stopped meanwhile: nothing more reaches the handlers (the lines of a chunk read before included).
+  if (signal.aborted) return { kind: 'closed' };
   handlers.open();
   heard();
   const lines = new LineSplitter(MAX_WATCH_LINE_BYTES);
   for await (const chunk of response.body ?? []) {
     heard();
     for (const line of lines.push(chunk as Uint8Array)) {
+      if (signal.aborted) return { kind: 'closed' };
       const failure = deliver(spec.path, line, handlers);
       if (failure !== null) return failure;
     }
