@@ -71,6 +71,8 @@ export interface AccessLogVars {
   headers: HeaderBag;
   /** The response, for $sent_http_<name>; null when there is none to read (an upgrade, a refused head). */
   response: SentHeaders | null;
+  /** The last backend answer's head, for $upstream_http_<name>; null without one. */
+  upstreamHead: SentHeaders | null;
   /** $host: the normalised host name (lower case, no port). */
   host: string;
   /** $scheme: `http` or `https`. */
@@ -142,6 +144,7 @@ export function createAccessLogVars(): AccessLogVars {
     requestTimeMs: 0,
     headers: {},
     response: null,
+    upstreamHead: null,
     host: '',
     scheme: 'http',
     serverName: '_',
@@ -537,6 +540,10 @@ function lookupVariable(name: string): VariableSpec | null {
   if (name.startsWith('sent_http_') && name.length > 10) {
     const header = name.slice(10).toLowerCase().replaceAll('_', '-');
     return { get: (v) => v.response?.sentHeader?.(header) ?? null, safe: false };
+  }
+  if (name.startsWith('upstream_http_') && name.length > 14) {
+    const header = name.slice(14).toLowerCase().replaceAll('_', '-');
+    return { get: (v) => v.upstreamHead?.sentHeader?.(header) ?? null, safe: false };
   }
   if (name.startsWith('arg_') && name.length > 4) {
     const arg = name.slice(4).toLowerCase();

@@ -115,6 +115,7 @@ export function serveFromErrorBackend(
   proxyRequest(req, res, request, (outcome: ProxyOutcome) => {
     ex.attempts = [...earlier, ...outcome.attempts];
     ex.upstreamBytes = outcome.upstreamBytes;
+    ex.upstreamHead = outcome.upstreamHead ?? null;
     for (const f of outcome.failures) if (f.code !== 'CLIENT_CLOSED') logUpstreamFailure(ctx, ex, f);
     if (outcome.answeredByGateway) answer(ctx, ex, req, res, outcome.status, null);
     else completeExchange(ctx, ex, req, outcome.status, outcome.bodyBytesSent);

@@ -13,6 +13,7 @@ import type { H2DispatchOptions } from './h2-client.ts';
 import { h2Response } from './h2-stream.ts';
 import { GRPC_STATUS, grpcAnswerHeaders, isGrpcRequest, parseGrpcTimeout } from './grpc-status.ts';
 import {
+  BackendHead,
   classifyUpstreamError,
   type ProxyFailureCode,
   type ProxyOutcome,
@@ -203,6 +204,7 @@ class GrpcExchange implements UpstreamHandler {
       return;
     }
     this.#responseStarted = true;
+    this.#outcome.upstreamHead = new BackendHead(null, headers);
     this.#recordAttempt(statusCode);
     const answered = this.#outcome.attempts[this.#outcome.attempts.length - 1];
     if (answered !== undefined) answered.headerSeconds = answered.seconds;

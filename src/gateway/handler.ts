@@ -182,6 +182,7 @@ function forward(
     ex.attempts = outcome.attempts;
     ex.upstreamBytes = outcome.upstreamBytes;
     ex.bodyBytes = outcome.requestBodyBytes;
+    ex.upstreamHead = outcome.upstreamHead ?? null;
     for (const f of outcome.failures) if (f.code !== 'CLIENT_CLOSED') logUpstreamFailure(ctx, ex, f);
     // custom-http-errors: the backend's listed status, or the gateway's own, from the error backend.
     const replaced = outcome.intercepted ?? (outcome.answeredByGateway ? outcome.status : 0);

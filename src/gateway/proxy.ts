@@ -71,6 +71,33 @@ export interface ProxyOutcome {
   answeredByGateway: boolean;
   /** A status of `interceptStatuses` the backend answered: nothing was sent, the caller answers. */
   intercepted?: number;
+  /** The head of the last backend answer as it came ($upstream_http_<name>); absent without one. */
+  upstreamHead?: BackendHead;
+}
+
+/** A backend's response head as received, read by name ($upstream_http_<name>, several joined with ", "). */
+export class BackendHead {
+  readonly #fields: readonly string[] | null;
+  readonly #headers: Readonly<Record<string, string | string[] | undefined>> | null;
+
+  constructor(
+    fields: readonly string[] | null,
+    headers: Readonly<Record<string, string | string[] | undefined>> | null,
+  ) {
+    this.#fields = fields;
+    this.#headers = headers;
+  }
+
+  sentHeader(name: string): string | null {
+    if (this.#headers !== null) {
+      const value = this.#headers[name];
+      return value === undefined ? null : Array.isArray(value) ? value.join(', ') : value;
+    }
+    const fields = this.#fields ?? [];
+    const values: string[] = [];
+    for (let i = 0; i < fields.length; i += 2) if (fields[i] === name) values.push(fields[i + 1] as string);
+    return values.length === 0 ? null : values.join(', ');
+  }
 }
 
 class BodyTooLargeError extends Error {
@@ -404,6 +431,7 @@ class ProxyExchange implements UpstreamHandler {
     headers: Record<string, string | string[] | undefined>,
     statusMessage?: string,
   ): void {
+    this.#outcome.upstreamHead = new BackendHead(null, headers);
     if (!this.#takeResponse(controller, statusCode)) return;
     const res = this.#res;
     const out: Record<string, string | string[]> = {};
@@ -424,6 +452,7 @@ class ProxyExchange implements UpstreamHandler {
     fields: readonly string[],
     statusMessage: string,
   ): void {
+    this.#outcome.upstreamHead = new BackendHead(fields, null);
     if (!this.#takeResponse(controller, statusCode)) return;
     const res = this.#res;
     const out: string[] = [];

@@ -137,6 +137,7 @@ export function completeExchange(
   vars.remoteUser = remoteUserOf(req.headers.authorization);
   if (conn.scheme === 'https') vars.tls = tlsOf(req.socket);
   vars.response = ex.res;
+  vars.upstreamHead = ex.upstreamHead;
   vars.clientCertificate = ex.clientCertificate;
   if (ex.access !== null) {
     // The limit-connections slot is held until the request ends, as nginx's limit_conn.

@@ -168,3 +168,56 @@ describe('log variables', () => {
     assert.equal((await lineOf(gw, '/api/resumed')).reused, 'r');
   });
 });
+
+describe('$upstream_http_<name>', () => {
+  let backend: http.Server;
+  let gw: TestGateway;
+
+  before(async () => {
+    backend = http.createServer((_req, res) => {
+      res.writeHead(200, {
+        'x-cache-status': 'HIT',
+        'set-cookie': ['a=1', 'b=2'],
+        'content-type': 'text/plain',
+      });
+      res.end('cached');
+    });
+    await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
+    const port = (backend.address() as { port: number }).port;
+    gw = await startTestGateway(
+      topologyOf([
+        controllerConfigMap({
+          'log-format-upstream':
+            'uri=$request_uri up="$upstream_http_x_cache_status" sent="$sent_http_x_cache_status" cookies="$upstream_http_set_cookie"',
+          // Hidden from the client, still the backend's: $upstream_http_ reads what the backend sent.
+          'hide-headers': 'X-Cache-Status',
+          'enable-access-log-for-default-backend': 'true',
+        }),
+        ...serviceWithEndpoints({ name: 'cache', ports: [port] }),
+        ingress({
+          name: 'cache',
+          host: 'cache.example.com',
+          paths: [{ path: '/', service: 'cache', port: 80 }],
+        }),
+      ]),
+    );
+  });
+  after(async () => {
+    await gw.close();
+    backend.closeAllConnections();
+    await new Promise((resolve) => backend.close(resolve));
+  });
+
+  test("the backend's head as it came, headers the client does not get included", async () => {
+    const reply = await request(gw.httpPort, { host: 'cache.example.com', path: '/page' });
+    assert.equal(reply.status, 200);
+    assert.equal(reply.headers['x-cache-status'], undefined);
+    const fields = await lineOf(gw, '/page');
+    assert.equal(fields.up, 'HIT');
+    assert.equal(fields.sent, '-');
+    assert.equal(fields.cookies, 'a=1, b=2');
+    // A request the gateway answers itself has no backend head.
+    await request(gw.httpPort, { host: 'unknown.example.com', path: '/none' });
+    assert.equal((await lineOf(gw, '/none')).up, '-');
+  });
+});
