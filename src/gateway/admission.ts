@@ -125,6 +125,7 @@ function resolveClient(ex: Exchange, req: GatewayRequest) {
   ex.reqId = requestIdFor(req.headers, ex.snap.routes.filters.server.generateRequestId);
   const target = parseRequestTarget(req.url ?? '/');
   if (target.error === null) ex.uri = target.uri;
+  ex.requestUri = target.raw;
   ex.rawHost = routingHost(target, req.headers.host ?? '');
   const view = forwardedView({
     incoming: req.headers,
@@ -272,7 +273,8 @@ export function requestVars(ex: Exchange, req: GatewayRequest, scheme: 'http' | 
     passAccessScheme: scheme,
     httpHost: ex.rawHost,
     host: ex.host,
-    requestUri: req.url ?? '/',
+    // Origin form: an absolute-form target must not tell an auth service another path than routing saw.
+    requestUri: ex.requestUri,
     ...(ex.uri === null ? {} : { uri: ex.uri }),
     method: req.method ?? 'GET',
     remoteAddr: ex.client,
@@ -530,7 +532,7 @@ export function admit(
   const { snap } = ex;
   const { filters } = snap.routes;
   // skip-access-log-urls, block-user-agents, block-referers: nginx's http and server level.
-  if (filters.skipsLog(req.url ?? '')) ex.accessLog = false;
+  if (filters.skipsLog(ex.requestUri)) ex.accessLog = false;
   const refusal = filters.refusal(req.headers['user-agent'], req.headers.referer);
   if (refusal !== 0) {
     refuseByServerFilter(ctx, ex, decision, refusal, respond);

@@ -70,7 +70,7 @@ export function errorBackendHeaders(
     'x-request-id': ex.reqId,
   };
   if (intercepted) {
-    headers['x-original-uri'] = req.url ?? '/';
+    headers['x-original-uri'] = ex.requestUri;
     headers['x-forwarded-for'] = ex.client;
   }
   // nginx's proxy_set_header sends no field whose value is empty ($http_accept absent, no Ingress…).

@@ -194,6 +194,11 @@ export interface Exchange {
   requestLine: string;
   /** nginx's $uri: the decoded, normalised path routing used; after a rewrite-target, the rewritten one. */
   uri: string | null;
+  /**
+   * nginx's $request_uri: the target's path and query as received, in origin form (`/admin` for
+   * `GET http://host/admin`); '' before the target is read.
+   */
+  requestUri: string;
   /** The host the request is routed and forwarded by, as received (Host header or absolute-form authority). */
   rawHost: string;
   /** $host: normalised host name. */
@@ -253,6 +258,7 @@ export function beginExchange(
     client: conn.peerAddress,
     requestLine: '',
     uri: null,
+    requestUri: '',
     rawHost: '',
     host: '',
     serverName: '_',

@@ -145,6 +145,19 @@ function expectsPayload(method: string): boolean {
   );
 }
 
+/** Fields this client writes itself or never passes on (nginx's proxy module clears the same). */
+const NOT_COPIED: ReadonlySet<string> = new Set([
+  'host',
+  'content-length',
+  'connection',
+  'transfer-encoding',
+  'te',
+  'keep-alive',
+  'proxy-connection',
+  'upgrade',
+  'trailer',
+]);
+
 /** Request head up to (not including) the framing header and the final CRLF; null when a value is unsafe. */
 function requestHead(options: UpstreamDispatchOptions, keepAlive: boolean): string | null {
   const { method, path, headers } = options;
@@ -153,8 +166,10 @@ function requestHead(options: UpstreamDispatchOptions, keepAlive: boolean): stri
   if (typeof host !== 'string' || INVALID_VALUE.test(host)) return null;
   let head = `${method} ${path} HTTP/${options.httpVersion ?? '1.1'}\r\nhost: ${host}\r\nconnection: ${keepAlive ? 'keep-alive' : 'close'}\r\n`;
   for (const name in headers) {
-    // connection: only its keep-alive or close (connection-proxy-header), written above.
-    if (name === 'host' || name === 'content-length' || name === 'connection') continue;
+    // connection: only its keep-alive or close (connection-proxy-header), written above; the body's
+    // framing is this client's; other hop-by-hop fields never go on, whoever set them (an auth
+    // service's Transfer-Encoding next to the Content-Length would be request smuggling), as nginx.
+    if (NOT_COPIED.has(name)) continue;
     const value = headers[name] as string | string[];
     if (typeof value === 'string') {
       if (INVALID_VALUE.test(value)) return null;

@@ -68,7 +68,7 @@ function upstreamHeaders(
     proxyProtocolAddress: conn.proxySource,
     proxyDestinationPort: conn.proxyDestinationPort,
     httpsPort: conn.httpsPort,
-    requestUri: req.url ?? '',
+    requestUri: ex.requestUri,
     method: req.method ?? '',
     serverName: ex.serverName,
   });

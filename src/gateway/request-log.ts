@@ -145,7 +145,7 @@ export function completeExchange(
     ex.access.release = null;
   }
   vars.requestMethod = req.method ?? '';
-  vars.requestUri = req.url ?? '';
+  vars.requestUri = ex.requestUri !== '' ? ex.requestUri : (req.url ?? '');
   vars.uri = ex.uri;
   vars.serverProtocol = protocolOf(req.httpVersion);
   vars.status = status;

@@ -131,7 +131,7 @@ export function createTracing(errorLog: ErrorLog): Tracing {
         attributes: [
           ['http.method', req.method ?? ''],
           ['http.flavor', FLAVORS[req.httpVersion] ?? ''],
-          ['http.target', req.url ?? ''],
+          ['http.target', ex.requestUri !== '' ? ex.requestUri : (req.url ?? '')],
           ['http.host', ex.rawHost],
           ...(ex.serverName !== '_' ? [['http.server_name', ex.serverName] as const] : []),
           ['http.status_code', status],

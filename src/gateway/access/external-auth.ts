@@ -43,6 +43,12 @@ const NOT_PASSED = new Set([
   'host',
   'x-forwarded-proto',
   'proxy',
+  // Set by the gateway for backends or not at all (upstream-headers.ts): a client's would be a
+  // forgery to the auth service too.
+  'x-scheme',
+  'x-forwarded-scheme',
+  'x-original-forwarded-for',
+  'x-original-forwarded-host',
 ]);
 
 // As for backends (upstream-headers.ts): headers that tell another URL or host are passed to the auth
@@ -159,15 +165,17 @@ export function sendSubrequest(
     timeout: timeoutMs,
   });
   req.on('response', (res) => {
+    // Decided on the status and headers, as nginx's auth_request: a body that trickles must not
+    // hold the client. It is still read (for the connection's reuse), within the same deadline.
+    finish({ status: res.statusCode ?? 0, headers: res.headers, failure: null });
     let size = 0;
+    const deadline = setTimeout(() => res.destroy(), timeoutMs);
     res.on('data', (chunk: Buffer) => {
       size += chunk.length;
       if (size > MAX_AUTH_BODY) res.destroy();
     });
-    const answer = { status: res.statusCode ?? 0, headers: res.headers, failure: null };
-    res.on('end', () => finish(answer));
-    res.on('close', () => finish(answer));
-    res.on('error', () => finish(answer));
+    res.on('close', () => clearTimeout(deadline));
+    res.on('error', () => {});
   });
   req.on('timeout', () => req.destroy(new Error(`auth request timed out after ${timeoutMs} ms`)));
   req.on('error', (error) => finish({ status: 0, headers: {}, failure: error.message }));

@@ -271,11 +271,16 @@ function runBasic(call: AccessCall, runtime: AccessRuntime, next: (failure: Fail
   });
 }
 
+/**
+ * The auth cache's key for the request: its SHA-256, as ingress-nginx keeps a hash of the key (a key
+ * of 8 KB tokens would otherwise hold 8 KB per entry); null without auth-cache-key.
+ */
 function authCacheKey(call: AccessCall): string | null {
   const ext = call.model.externalAuth!;
   if (ext.cacheKey === null) return null;
   const loc = call.ex.route?.location;
-  return `${call.ex.serverName}\u0000${loc?.path ?? ''}\u0000${loc?.pathType ?? ''}\u0000${expandVariables(ext.cacheKey, call.vars)}`;
+  const key = `${call.ex.serverName}\u0000${loc?.path ?? ''}\u0000${loc?.pathType ?? ''}\u0000${expandVariables(ext.cacheKey, call.vars)}`;
+  return createHash('sha256').update(key).digest('base64');
 }
 
 function runExternal(
