@@ -309,11 +309,13 @@ export const VALUES_KEYS: Readonly<Record<string, KeyInfo>> = {
  * `undefined` for a path the chart does not have.
  */
 export function keyInfo(path: string): KeyInfo | undefined {
-  const own = VALUES_KEYS[path];
+  // Own keys only: `__proto__`, `constructor` or `toString` are unknown keys, not Object.prototype's.
+  const at = (key: string) => (Object.hasOwn(VALUES_KEYS, key) ? VALUES_KEYS[key] : undefined);
+  const own = at(path);
   if (own !== undefined) return own;
   const parts = path.split('.');
   for (let i = parts.length - 1; i > 0; i--) {
-    const above = VALUES_KEYS[parts.slice(0, i).join('.')];
+    const above = at(parts.slice(0, i).join('.'));
     if (above !== undefined) return above.map ? above : undefined;
   }
   return undefined;

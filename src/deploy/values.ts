@@ -15,12 +15,17 @@ export function isMap(value: unknown): value is Values {
 export function mergeValues(defaults: Values, user: Values): Values {
   const out: Values = { ...defaults };
   for (const [key, value] of Object.entries(user)) {
-    const base = out[key];
+    const base = Object.hasOwn(out, key) ? out[key] : undefined;
     if (value === null) delete out[key];
-    else if (isMap(value) && isMap(base)) out[key] = mergeValues(base, value);
-    else out[key] = value;
+    else if (isMap(value) && isMap(base)) setOwn(out, key, mergeValues(base, value));
+    else setOwn(out, key, value);
   }
   return out;
+}
+
+/** out[key] = value as an own property: a values file's `__proto__` key is data, never a prototype. */
+function setOwn(out: Values, key: string, value: unknown): void {
+  Object.defineProperty(out, key, { value, writable: true, enumerable: true, configurable: true });
 }
 
 /** The value at a dotted path of the defaults, or undefined. */

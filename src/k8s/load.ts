@@ -1,9 +1,10 @@
 // Reading manifest files: files and directories (recursively), multi-document YAML, JSON, and List
 // objects flattened. Each object remembers where it came from so every later issue can name the file,
 // the document and the field. This is the I/O edge; parseManifestText is pure.
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { open, readdir, stat } from 'node:fs/promises';
 import { extname, join } from 'node:path';
-import { parseAllDocuments } from 'yaml';
+import { LineCounter, parseAllDocuments } from 'yaml';
+import { firstDuplicateKey } from '../config/yaml-keys.ts';
 import type { ConfigIssue, Origin } from '../config/model.ts';
 import { formatFieldPath, type PathSegment } from './field-path.ts';
 import type { ManifestObject } from './objects.ts';
@@ -26,6 +27,27 @@ const MAX_ALIAS_COUNT = 100;
 /** Lists inside lists are legal but rare; the cap keeps a hostile file from recursing forever. */
 const MAX_LIST_DEPTH = 8;
 
+/**
+ * A file's text, or null once it passes `max` bytes: the size stat gives is not enough (a device
+ * such as /dev/zero has none and never ends).
+ */
+async function readCapped(file: string, max: number): Promise<string | null> {
+  const handle = await open(file, 'r');
+  try {
+    const chunks: Buffer[] = [];
+    let total = 0;
+    for (;;) {
+      const { bytesRead, buffer } = await handle.read(Buffer.allocUnsafe(64 * 1024), 0, 64 * 1024, null);
+      if (bytesRead === 0) return Buffer.concat(chunks, total).toString('utf8');
+      total += bytesRead;
+      if (total > max) return null;
+      chunks.push(buffer.subarray(0, bytesRead));
+    }
+  } finally {
+    await handle.close();
+  }
+}
+
 export async function loadManifests(paths: readonly string[]): Promise<LoadResult> {
   const result: LoadResult = { objects: [], issues: [] };
   const files: string[] = [];
@@ -37,17 +59,18 @@ export async function loadManifests(paths: readonly string[]): Promise<LoadResul
     let text: string;
     try {
       const info = await stat(file);
-      if (info.size > MAX_MANIFEST_BYTES) {
+      const capped = info.size > MAX_MANIFEST_BYTES ? null : await readCapped(file, MAX_MANIFEST_BYTES);
+      if (capped === null) {
         result.issues.push(
           fileIssue(
             'MANIFEST_TOO_LARGE',
             file,
-            `${file}: ${info.size} bytes, more than the ${MAX_MANIFEST_BYTES} allowed for a manifest file`,
+            `${file}: more than the ${MAX_MANIFEST_BYTES} bytes allowed for a manifest file`,
           ),
         );
         continue;
       }
-      text = await readFile(file, 'utf8');
+      text = capped;
     } catch (err) {
       result.issues.push(
         fileIssue('MANIFEST_READ_ERROR', file, `${file}: cannot read: ${(err as Error).message}`),
@@ -100,8 +123,16 @@ async function collectFiles(
 export function parseManifestText(text: string, fileName: string): LoadResult {
   const result: LoadResult = { objects: [], issues: [] };
   let documents: ReturnType<typeof parseAllDocuments>;
+  // Duplicate keys are checked by firstDuplicateKey, in one pass (the library's check is quadratic).
+  const lineCounter = new LineCounter();
   try {
-    documents = parseAllDocuments(text, { uniqueKeys: true, prettyErrors: true, strict: true, merge: true });
+    documents = parseAllDocuments(text, {
+      uniqueKeys: false,
+      prettyErrors: true,
+      strict: true,
+      merge: true,
+      lineCounter,
+    });
   } catch (err) {
     result.issues.push(fileIssue('MANIFEST_YAML_ERROR', fileName, `${fileName}: ${(err as Error).message}`));
     return result;
@@ -119,6 +150,16 @@ export function parseManifestText(text: string, fileName: string): LoadResult {
         severity: 'error',
         code: 'MANIFEST_YAML_ERROR',
         message: `${where}: invalid YAML${at}: ${firstLine(first.message)}`,
+        origin: anonymousOrigin(fileName, document),
+      });
+      return;
+    }
+    const duplicate = firstDuplicateKey(doc, lineCounter);
+    if (duplicate !== null) {
+      result.issues.push({
+        severity: 'error',
+        code: 'MANIFEST_YAML_ERROR',
+        message: `${where}: invalid YAML (line ${duplicate.line}, column ${duplicate.col}): Map keys must be unique (${JSON.stringify(duplicate.key.slice(0, 100))} twice)`,
         origin: anonymousOrigin(fileName, document),
       });
       return;

@@ -131,6 +131,8 @@ export function runCommand(
         resolve({ code, stdout, stderr });
       },
     );
+    // A child may stop reading before the input ends (a size cap): its exit is the result, not EPIPE.
+    child.stdin?.on('error', () => {});
     if (options.input !== undefined) child.stdin?.end(options.input);
     else child.stdin?.end();
   });
