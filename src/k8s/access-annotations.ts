@@ -360,6 +360,14 @@ export function buildExternalAuth(
   };
 }
 
+/** Variables that tell one client from another (the Host header does not). */
+const CLIENT_VARIABLE = /^((http_(?!host$)|cookie_|arg_).+|remote_user|remote_addr|binary_remote_addr)$/;
+
+/** Whether a cache key tells clients apart: a request header, cookie, argument, user or address. */
+function keyNamesTheClient(key: string): boolean {
+  return variablesOf(key).some((name) => CLIENT_VARIABLE.test(name));
+}
+
 function readExternalAuth(r: Reader): ExternalAuthModel | null {
   const url = r.get('auth-url');
   if (url === undefined) return null;
@@ -380,6 +388,14 @@ function readExternalAuth(r: Reader): ExternalAuthModel | null {
     false,
   );
   if (model === null) return null;
+  if (model.cacheKey !== null && !keyNamesTheClient(model.cacheKey))
+    annotationIssue(
+      r.input,
+      'warning',
+      'AUTH_CACHE_SHARED',
+      'auth-cache-key',
+      `${JSON.stringify(model.cacheKey.slice(0, 200))} names nothing of the client: one cached auth answer serves every client of the location (the first client's 200 admits the next unchecked); put the credentials in the key, e.g. "$remote_user$http_authorization"`,
+    );
   const mapName = r.get('auth-proxy-set-headers');
   if (mapName === undefined || mapName === '') return model;
   const ref = namespacedRef(r, 'auth-proxy-set-headers', mapName);

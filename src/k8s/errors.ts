@@ -197,6 +197,12 @@ export const K8S_CODES = {
     summary: 'a supported annotation has a value of the wrong form; it is ignored and the default applies',
     fix: 'use the form the message names (e.g. "true", a number, a duration)',
   },
+  AUTH_CACHE_SHARED: {
+    kind: 'issue',
+    summary:
+      "auth-cache-key names nothing of the client (no $http_authorization, $http_cookie, $cookie_<name>, $remote_user, $remote_addr…): one cached auth answer serves every client of the location, as nginx does, so the first client's 200 lets the next one in unchecked",
+    fix: 'put the credentials the auth service reads in the key, e.g. auth-cache-key: "$remote_user$http_authorization"',
+  },
   TRACING_NOT_EXPORTED: {
     kind: 'issue',
     summary:

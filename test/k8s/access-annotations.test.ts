@@ -170,6 +170,15 @@ test('auth-url and companions', () => {
   });
 });
 
+test('an auth-cache-key that names nothing of the client is a warning (AUTH_CACHE_SHARED); one with credentials is not', () => {
+  const auth = (key: string) =>
+    codes(build({ 'auth-url': 'http://auth.example/check', 'auth-cache-key': key }).t);
+  for (const key of ['$host', '$request_uri', '$host$http_host', 'static'])
+    assert.ok(auth(key).includes('warning:AUTH_CACHE_SHARED'), key);
+  for (const key of ['$remote_user$http_authorization', '$cookie_session', '$http_x_api_key', '$remote_addr'])
+    assert.ok(!auth(key).includes('warning:AUTH_CACHE_SHARED'), key);
+});
+
 test('external auth that cannot be configured denies the location', () => {
   const cases: [Record<string, string>, RegExp][] = [
     [{ 'auth-url': 'https://invalid..auth.url' }, /could not parse auth-url: invalid url host/],
