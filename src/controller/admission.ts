@@ -8,6 +8,7 @@ import type { ConfigIssue, LocationModel, Origin, Topology } from '../config/mod
 import { compileIngressRegex } from '../gateway/rewrite.ts';
 import { DEFAULT_ANNOTATIONS_PREFIX, foldAnnotationsPrefix } from '../k8s/annotation-prefix.ts';
 import { annotationField } from '../k8s/field-path.ts';
+import { isRecord } from '../k8s/reader.ts';
 import { parseCanary } from '../k8s/traffic-annotations.ts';
 import { backtrackingRisk } from '../config/regex-backtracking.ts';
 import type { KubeObject } from './resources.ts';
@@ -257,9 +258,6 @@ export interface MalformedRefusal {
   code: 'ADMISSION_MALFORMED_INGRESS';
   line: string;
 }
-
-const isRecord = (v: unknown): v is Record<string, unknown> =>
-  typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** The first field of `candidate` whose type the Ingress schema forbids, among those read here; null when none. */
 function malformedField(candidate: KubeObject): string | null {

@@ -11,6 +11,7 @@
 import { maxHeaderSize } from 'node:http';
 import net, { type LookupFunction } from 'node:net';
 import { formatHostPort } from '../net/host-port.ts';
+import { HOP_BY_HOP_FIELDS } from './hop-by-hop.ts';
 import {
   type BodyFraming,
   ChunkedDecoder,
@@ -146,17 +147,7 @@ function expectsPayload(method: string): boolean {
 }
 
 /** Fields this client writes itself or never passes on (nginx's proxy module clears the same). */
-const NOT_COPIED: ReadonlySet<string> = new Set([
-  'host',
-  'content-length',
-  'connection',
-  'transfer-encoding',
-  'te',
-  'keep-alive',
-  'proxy-connection',
-  'upgrade',
-  'trailer',
-]);
+const NOT_COPIED: ReadonlySet<string> = new Set([...HOP_BY_HOP_FIELDS, 'host', 'content-length']);
 
 /** Request head up to (not including) the framing header and the final CRLF; null when a value is unsafe. */
 function requestHead(options: UpstreamDispatchOptions, keepAlive: boolean): string | null {

@@ -14,6 +14,7 @@ import http from 'node:http';
 import https from 'node:https';
 import type { ExternalAuthModel } from '../../config/model.ts';
 import { parseNginxTimeMs } from '../../config/duration.ts';
+import { HOP_BY_HOP_FIELDS } from '../hop-by-hop.ts';
 import { parseHttpTime } from '../http-time.ts';
 import { expandVariables, type RequestVars } from './nginx-vars.ts';
 
@@ -31,13 +32,7 @@ export type ExternalAuthOutcome =
   | { kind: 'error'; status: 500; detail: string; cookies: string[] };
 
 const NOT_PASSED = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
+  ...HOP_BY_HOP_FIELDS,
   'expect',
   'content-length',
   'host',
