@@ -11,6 +11,7 @@ import { type ClientTimeouts, type ConnectionCloseReason, sweepPeriodMs } from '
 import type { GatewayRequest, GatewayResponse, H1Handler } from './exchange.ts';
 import { type RequestHead, type RequestParseError, RequestParser } from './h1-request.ts';
 import { setBorrowedReader } from './borrowed-reads.ts';
+import { headValue, UNSAFE_VALUE } from './header-value.ts';
 import { HeldBytes } from './held-bytes.ts';
 import { batchWritesThisTurn, flushBatchedWrites } from './write-batch.ts';
 
@@ -33,7 +34,6 @@ export interface H1Server {
 /** Pipelined bytes held while a response is in progress before reading from the socket pauses. */
 const PIPELINE_HOLD_BYTES = 64 * 1024;
 const CONTINUE = Buffer.from('HTTP/1.1 100 Continue\r\n\r\n', 'latin1');
-const UNSAFE_VALUE = /[\r\n\0]/;
 /** A first body piece up to this size goes out in one buffer with the response head. */
 const COALESCE_BYTES = 16 * 1024;
 
@@ -183,28 +183,6 @@ class H1Request implements GatewayRequest {
 }
 
 /** A response written straight to the socket: the head goes out with the first body bytes. */
-/** The values a head written from `object` or `fields` carried under the lower-case `name`. */
-function sentValue(
-  object: Readonly<Record<string, string | number | string[]>> | null,
-  fields: readonly string[] | null,
-  name: string,
-): string | null {
-  const values: string[] = [];
-  if (fields !== null)
-    for (let i = 0; i < fields.length; i += 2) {
-      const value = fields[i + 1] as string;
-      if (fields[i] === name && !UNSAFE_VALUE.test(value)) values.push(value);
-    }
-  if (object !== null)
-    for (const key in object) {
-      const value = object[key];
-      if (value === undefined || key.toLowerCase() !== name) continue;
-      for (const item of Array.isArray(value) ? value : [String(value)])
-        if (!UNSAFE_VALUE.test(item)) values.push(item);
-    }
-  return values.length === 0 ? null : values.join(', ');
-}
-
 class H1Response implements GatewayResponse {
   statusCode = 200;
   /** '' until set: the standard reason phrase for the status is used then. */
@@ -297,7 +275,7 @@ class H1Response implements GatewayResponse {
     if (!this.headersSent) return null;
     if (name === 'transfer-encoding') return this.#chunked ? 'chunked' : null;
     if (name === 'connection') return this.shouldKeepAlive ? 'keep-alive' : 'close';
-    return sentValue(this.#sentObject, this.#sentFields, name);
+    return headValue(this.#sentObject, this.#sentFields, name);
   }
 
   #statusLine(statusCode: number): string {

@@ -6,6 +6,7 @@
 import http2, { type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import type net from 'node:net';
 import type { GatewayRequest, GatewayResponse } from './exchange.ts';
+import { headValue } from './header-value.ts';
 
 const { NGHTTP2_NO_ERROR, NGHTTP2_INTERNAL_ERROR } = http2.constants;
 
@@ -223,9 +224,7 @@ export class H2Response implements GatewayResponse {
 
   /** $sent_http_<name>: what the head carried under the lower-case `name`; null without it. */
   sentHeader(name: string): string | null {
-    const value = name.startsWith(':') ? undefined : this.#sent?.[name];
-    if (value === undefined) return null;
-    return Array.isArray(value) ? value.join(', ') : String(value);
+    return name.startsWith(':') ? null : headValue(this.#sent, null, name);
   }
 
   #flush(endStream: boolean): void {

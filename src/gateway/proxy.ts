@@ -4,6 +4,7 @@
 // what the access log and the error log need ($upstream_addr, $upstream_status, times, the failure).
 import { DNS_FAILURE_CODES, type UpstreamController, type UpstreamHandler } from './h1-client.ts';
 import { fieldsToHeaders } from './h1-response.ts';
+import { headValue } from './header-value.ts';
 import {
   type GatewayRequest,
   type GatewayResponse,
@@ -89,14 +90,7 @@ export class BackendHead {
   }
 
   sentHeader(name: string): string | null {
-    if (this.#headers !== null) {
-      const value = this.#headers[name];
-      return value === undefined ? null : Array.isArray(value) ? value.join(', ') : value;
-    }
-    const fields = this.#fields ?? [];
-    const values: string[] = [];
-    for (let i = 0; i < fields.length; i += 2) if (fields[i] === name) values.push(fields[i + 1] as string);
-    return values.length === 0 ? null : values.join(', ');
+    return headValue(this.#headers, this.#fields, name);
   }
 }
 
