@@ -58,6 +58,15 @@ function headerLength(req: GatewayRequest): number {
   return length + 2;
 }
 
+/** $upstream_connect_time and $upstream_header_time of an attempt: one it never reached is its whole time, as nginx prints it. */
+function connectSecondsOf(a: UpstreamAttempt): number {
+  return a.connectSeconds ?? a.seconds;
+}
+
+function headerSecondsOf(a: UpstreamAttempt): number {
+  return a.headerSeconds ?? a.seconds;
+}
+
 /**
  * $upstream_addr, $upstream_status, $upstream_{connect,header,response}_time, $upstream_response_length,
  * and the upstream metric. A connect or header time the attempt never reached is its whole time, as
@@ -72,14 +81,14 @@ function setUpstreamVars(ctx: HandlerContext, ex: Exchange, vars: AccessLogVars)
     vars.upstreamAddr = first.addr ?? first.hostPort;
     vars.upstreamStatus = first.status === null ? '-' : first.status;
     vars.upstreamResponseTimeMs = first.seconds * 1000;
-    vars.upstreamConnectTimeMs = (first.connectSeconds ?? first.seconds) * 1000;
-    vars.upstreamHeaderTimeMs = (first.headerSeconds ?? first.seconds) * 1000;
+    vars.upstreamConnectTimeMs = connectSecondsOf(first) * 1000;
+    vars.upstreamHeaderTimeMs = headerSecondsOf(first) * 1000;
   } else {
     vars.upstreamAddr = attempts.map((a) => a.addr ?? a.hostPort).join(', ');
     vars.upstreamStatus = attempts.map((a) => (a.status === null ? '-' : String(a.status))).join(', ');
     vars.upstreamResponseTimeMs = attempts.map((a) => a.seconds.toFixed(3)).join(', ');
-    vars.upstreamConnectTimeMs = attempts.map((a) => (a.connectSeconds ?? a.seconds).toFixed(3)).join(', ');
-    vars.upstreamHeaderTimeMs = attempts.map((a) => (a.headerSeconds ?? a.seconds).toFixed(3)).join(', ');
+    vars.upstreamConnectTimeMs = attempts.map((a) => connectSecondsOf(a).toFixed(3)).join(', ');
+    vars.upstreamHeaderTimeMs = attempts.map((a) => headerSecondsOf(a).toFixed(3)).join(', ');
   }
   vars.upstreamResponseLength = ex.upstreamBytes;
   for (const attempt of attempts) ctx.metrics.upstreamDuration(ex.upstreamName ?? '', attempt.seconds);
@@ -209,8 +218,8 @@ function recordIngressNginxMetrics(
     canary: vars.proxyAlternativeUpstreamName,
     requestSeconds: vars.requestTimeMs / 1000,
     upstreamSeconds: last === null ? null : last.seconds,
-    connectSeconds: last === null ? null : (last.connectSeconds ?? last.seconds),
-    headerSeconds: last === null ? null : (last.headerSeconds ?? last.seconds),
+    connectSeconds: last === null ? null : connectSecondsOf(last),
+    headerSeconds: last === null ? null : headerSecondsOf(last),
     requestLength: vars.requestLength,
     bytesSent: vars.bytesSent,
   });

@@ -176,6 +176,11 @@ function enforceLimits(call: AccessCall, runtime: AccessRuntime, c: CompiledAcce
   return 'pending';
 }
 
+/** A key kept by its SHA-256 (base64): a fixed size whatever the client sent. */
+function digestOf(key: string): string {
+  return createHash('sha256').update(key).digest('base64');
+}
+
 /** Keys longer than this are kept as their SHA-256: a zone holds at most 65,536 of them. */
 const MAX_KEY_LENGTH = 64;
 
@@ -189,7 +194,7 @@ function limitKey(call: AccessCall): string {
   if (template === undefined) return call.ex.client === '' ? '-' : call.ex.client;
   const key = expandVariables(template, call.vars);
   if (key === '') return '';
-  return key.length <= MAX_KEY_LENGTH ? `=${key}` : `#${createHash('sha256').update(key).digest('base64')}`;
+  return key.length <= MAX_KEY_LENGTH ? `=${key}` : `#${digestOf(key)}`;
 }
 
 function releaseOf(limiter: LimiterStore, zone: string, key: string): () => void {
@@ -280,7 +285,7 @@ function authCacheKey(call: AccessCall): string | null {
   if (ext.cacheKey === null) return null;
   const loc = call.ex.route?.location;
   const key = `${call.ex.serverName}\u0000${loc?.path ?? ''}\u0000${loc?.pathType ?? ''}\u0000${expandVariables(ext.cacheKey, call.vars)}`;
-  return createHash('sha256').update(key).digest('base64');
+  return digestOf(key);
 }
 
 function runExternal(
