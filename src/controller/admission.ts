@@ -18,6 +18,7 @@ import {
   type ClusterObjects,
   isCatchAll,
   isOurIngress,
+  ourIngresses,
   type SnapshotOptions,
 } from './snapshot.ts';
 
@@ -34,6 +35,30 @@ export interface AdmissionVerdict {
   warnings: string[];
   /** The status of a refusal: 400 BadRequest, or 503 while the cluster has not been read. */
   status?: { code: number; reason: string };
+  /** What ingress-nginx's admission metrics report, for an Ingress of ours that was checked. */
+  check?: AdmissionCheck;
+}
+
+/**
+ * One check of an Ingress this controller serves, as ingress-nginx's admission metrics and
+ * check_success/check_errors counters see it. `ingresses`: the Ingresses translated together (ours,
+ * the candidate included); `configBytes`: their size as JSON (keepip renders no nginx.conf).
+ */
+export interface AdmissionCheck {
+  namespace: string;
+  name: string;
+  allowed: boolean;
+  ingresses: number;
+  renderSeconds: number;
+  testSeconds: number;
+  configBytes: number;
+  roundtripSeconds: number;
+}
+
+/** The clock a review is timed by (milliseconds) and who hears of each check; none in pure tests. */
+export interface AdmissionObserver {
+  now(): number;
+  checked(check: AdmissionCheck): void;
 }
 
 /** A review that came before the first complete list of the cluster: nothing to check against yet. */
@@ -298,7 +323,9 @@ export function verdictFor(
   candidate: KubeObject,
   current: ClusterObjects,
   options: SnapshotOptions,
+  now: () => number = () => 0,
 ): AdmissionVerdict {
+  const started = now();
   const malformed = malformedField(candidate);
   if (malformed !== null) {
     const refusal: MalformedRefusal = {
@@ -308,23 +335,22 @@ export function verdictFor(
     return { allowed: false, message: `error ${refusal.code}: ${refusal.line}`, warnings: [] };
   }
   if (!underReview(candidate, current, options)) return { allowed: true, message: '', warnings: [] };
-  const catchAll = catchAllRefusal(candidate, options);
-  if (catchAll !== null) return { allowed: false, message: catchAll, warnings: [] };
-  const prefixed = prefixRefusals(candidate, options);
-  if (prefixed.length > 0) return { allowed: false, message: prefixed.join('\n'), warnings: [] };
   const ns = candidate.metadata?.namespace ?? 'default';
   const name = candidate.metadata?.name ?? '';
+  const refusedEarly = catchAllRefusal(candidate, options) ?? prefixRefusals(candidate, options).join('\n');
+  if (refusedEarly !== '')
+    return { allowed: false, message: refusedEarly, warnings: [], check: refusedCheck(ns, name) };
   const others = current.ingresses.filter(
     (i) => !(i.metadata?.namespace === ns && i.metadata?.name === name),
   );
-  const topology = buildClusterTopology(
-    {
-      ...current,
-      ingresses: [...others, { ...candidate, metadata: { ...candidate.metadata, namespace: ns } }],
-      namespaces: null,
-    },
-    options,
-  );
+  const cluster = {
+    ...current,
+    ingresses: [...others, { ...candidate, metadata: { ...candidate.metadata, namespace: ns } }],
+    namespaces: null,
+  };
+  const rendering = now();
+  const topology = buildClusterTopology(cluster, options);
+  const testing = now();
   const mine = topology.issues.filter(
     (i) => i.origin?.kind === 'Ingress' && i.origin.namespace === ns && i.origin.name === name,
   );
@@ -335,8 +361,34 @@ export function verdictFor(
     ...overlapRefusals(topology, candidate, options),
     ...regexRefusals(topology, candidate, options),
   ];
-  if (lines.length === 0) return { allowed: true, message: '', warnings };
-  return { allowed: false, message: lines.join('\n'), warnings };
+  const tested = ourIngresses(cluster, options);
+  const done = now();
+  const check: AdmissionCheck = {
+    namespace: ns,
+    name,
+    allowed: lines.length === 0,
+    ingresses: tested.length,
+    renderSeconds: (testing - rendering) / 1000,
+    testSeconds: (done - testing) / 1000,
+    configBytes: Buffer.byteLength(JSON.stringify(tested)),
+    roundtripSeconds: (done - started) / 1000,
+  };
+  if (lines.length === 0) return { allowed: true, message: '', warnings, check };
+  return { allowed: false, message: lines.join('\n'), warnings, check };
+}
+
+/** A refusal before the translation: counted as a failed check, with nothing rendered or tested. */
+function refusedCheck(namespace: string, name: string): AdmissionCheck {
+  return {
+    namespace,
+    name,
+    allowed: false,
+    ingresses: 0,
+    renderSeconds: 0,
+    testSeconds: 0,
+    configBytes: 0,
+    roundtripSeconds: 0,
+  };
 }
 
 export type ReviewOutcome =
@@ -351,6 +403,7 @@ export function reviewAdmission(
   body: unknown,
   current: ClusterObjects | null,
   options: SnapshotOptions,
+  observer?: AdmissionObserver,
 ): ReviewOutcome {
   const review = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
   const request = (review.request ?? null) as Record<string, unknown> | null;
@@ -389,7 +442,9 @@ export function reviewAdmission(
             },
             current,
             options,
+            observer?.now,
           );
+    if (verdict.check !== undefined) observer?.checked(verdict.check);
   }
   return {
     ok: true,

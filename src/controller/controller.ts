@@ -10,7 +10,8 @@ import { createLineSink, type LineSink } from '../gateway/line-sink.ts';
 import { createGatewayMetrics } from '../gateway/metrics.ts';
 import { type ServedGateway, servedMetrics } from '../workers/gateway-primary.ts';
 import { controllerZone } from './zone.ts';
-import { reviewAdmission } from './admission.ts';
+import { type AdmissionCheck, reviewAdmission } from './admission.ts';
+import { createAdmissionMetrics } from './admission-metrics.ts';
 import { type BackoffPolicy, DEFAULT_BACKOFF, realScheduler, type Scheduler } from './backoff.ts';
 import { createDebouncer } from './debounce.ts';
 import { createElection, type Election } from './election.ts';
@@ -173,17 +174,36 @@ async function startEdges(
   );
   let webhook: SmallServer | null = null;
   if (o.validatingWebhook) {
+    const observer = admissionObserver(registry, o, log);
     webhook = await startWebhookServer({
       host: o.validatingWebhook.host,
       port: o.validatingWebhook.port,
       certFile: o.validatingWebhookCertificate!,
       keyFile: o.validatingWebhookKey!,
-      review: (body) => reviewAdmission(body, informers.synced() ? informers.objects() : null, snapOptions),
+      review: (body) =>
+        reviewAdmission(body, informers.synced() ? informers.objects() : null, snapOptions, observer),
       log,
     });
     log(`validating webhook https://${webhook.address.address}:${webhook.address.port}`);
   }
   return { health, webhook };
+}
+
+/** Each check of an Ingress of ours: counted and timed in ingress-nginx's metrics, and logged as it does. */
+function admissionObserver(registry: Registry, o: ControllerOptions, log: (line: string) => void) {
+  const record = createAdmissionMetrics(registry, o);
+  return {
+    now: () => performance.now(),
+    checked(check: AdmissionCheck) {
+      record(check);
+      log(
+        `admission: Ingress ${check.namespace}/${check.name} ${check.allowed ? 'allowed' : 'denied'}` +
+          (check.ingresses === 0
+            ? ''
+            : ` (${check.ingresses} Ingresses translated in ${check.renderSeconds.toFixed(3)} s, checked in ${check.testSeconds.toFixed(3)} s)`),
+      );
+    },
+  };
 }
 
 /** The Lease loop, unless --disable-leader-election; `changed` hears each start and stop of leading. */

@@ -182,7 +182,7 @@ describe('TLS, fail-closed ranges, events, admission, status on shutdown', () =>
   });
 
   it('the webhook refuses what would fail closed, with the doctor message, and allows the rest', async () => {
-    const { ctl } = cluster;
+    const { api, ctl } = cluster;
     const port = ctl.running.webhookAddress!.port;
     const bad = ingress('bad', 'bad.example.com', 'web', {
       annotations: { 'nginx.ingress.kubernetes.io/allowlist-source-range': '300.1.1.1/8' },
@@ -209,6 +209,33 @@ describe('TLS, fail-closed ranges, events, admission, status on shutdown', () =>
     assert.match(allowed.response.warnings[0], /^warning INVALID_ANNOTATION_VALUE: .*ssl-redirect/);
     const otherClass = { ...bad, spec: { ...bad.spec, ingressClassName: 'other' } };
     assert.equal((await postReview(port, review(otherClass, 'u-other'))).response.allowed, true);
+    // ingress-nginx's admission metrics: a check per Ingress of ours (not the other class's), and the
+    // last passing check's figures (the Ingresses in the cluster and good, translated together).
+    const translated = api.list('Ingress').length + 1;
+    const text = await (await fetch(`http://127.0.0.1:${ctl.running.healthzAddress!.port}/metrics`)).text();
+    const of = (ns: string, name: string) =>
+      `{controller_namespace="ingress-nginx",controller_class="k8s.io/ingress-nginx",controller_pod="",namespace="${ns}",ingress="${name}"}`;
+    assert.ok(text.includes(`nginx_ingress_controller_check_errors${of('default', 'bad')} 1`), text);
+    assert.ok(text.includes(`nginx_ingress_controller_check_errors${of('default', 'rw')} 1`), text);
+    assert.ok(text.includes(`nginx_ingress_controller_check_success${of('default', 'good')} 1`), text);
+    assert.ok(!/check_(success|errors)\{[^}]*ingress="bad"\} 2/.test(text), 'the other class is not checked');
+    for (const gauge of ['tested_ingresses', 'render_ingresses'])
+      assert.ok(
+        new RegExp(`^nginx_ingress_controller_admission_${gauge}\\{[^}]*\\} ${translated}$`, 'm').test(text),
+        gauge,
+      );
+    const size = Number(/^nginx_ingress_controller_admission_config_size\{[^}]*\} (\d+)$/m.exec(text)?.[1]);
+    assert.ok(size > 200, `config size ${size}`);
+    const roundtrip = Number(
+      /^nginx_ingress_controller_admission_roundtrip_duration\{[^}]*\} (\S+)$/m.exec(text)?.[1],
+    );
+    assert.ok(roundtrip > 0 && roundtrip < 30, `roundtrip ${roundtrip}`);
+    assert.ok(
+      ctl.lines.some((l) =>
+        /^admission: Ingress default\/good allowed \(\d+ Ingresses translated in /.test(l),
+      ),
+    );
+    assert.ok(ctl.lines.some((l) => /^admission: Ingress default\/bad denied \(/.test(l)));
   });
 
   it('clears the status on shutdown when it is the only controller (--update-status-on-shutdown)', async () => {
