@@ -313,6 +313,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
   registerProcessMetrics(metrics.registry, {
     counts: metrics.serving,
     open: () => listeners.openConnections(),
+    reading: () => listeners.readingConnections(),
     inflight: () => active.count,
     labels: () => slot.current.topology.gateway.requestMetrics,
   });

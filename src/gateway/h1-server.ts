@@ -29,6 +29,8 @@ export interface H1Server {
   closeIdle(): void;
   /** Destroys every connection and stops the sweep. */
   destroyAll(): void;
+  /** Connections with part of a request head read (counted when asked: nothing on the hot path). */
+  readingHeads(): number;
 }
 
 /** Pipelined bytes held while a response is in progress before reading from the socket pauses. */
@@ -868,6 +870,11 @@ class H1Connection {
     return this.phase === PHASE_IDLE || (this.phase === PHASE_HEAD && !this.#parser.holdsPartial);
   }
 
+  /** Part of a request head has come and the rest has not: nginx's `reading` connection state. */
+  isReadingHead(): boolean {
+    return this.phase === PHASE_HEAD && this.#parser.holdsPartial;
+  }
+
   #onEnd = (): void => {
     // A client that half-closes abandons what is in flight.
     if (this.#response !== null && !this.#response.writableFinished) {
@@ -939,6 +946,11 @@ export function createH1Server(handler: H1Handler, options: H1ServerOptions): H1
       for (const conn of state.connections) conn.socket.destroy();
       if (sweep !== null) clearInterval(sweep);
       sweep = null;
+    },
+    readingHeads() {
+      let reading = 0;
+      for (const conn of state.connections) if (conn.isReadingHead()) reading += 1;
+      return reading;
     },
   };
 }

@@ -20,6 +20,8 @@ export interface ServingSources {
   counts: ServingCounts;
   /** Client connections open now. */
   open(): number;
+  /** Of those, connections with part of a request head read. */
+  reading(): number;
   /** Requests being served now. */
   inflight(): number;
   /** The controller's labels (the served snapshot's). */
@@ -91,10 +93,12 @@ export function registerProcessMetrics(registry: Registry, sources: ServingSourc
     () => {
       const open = holder.sources.open();
       const writing = Math.min(open, holder.sources.inflight());
+      const reading = Math.min(open - writing, holder.sources.reading());
       return [
         [{ state: 'active' }, open],
+        [{ state: 'reading' }, reading],
         [{ state: 'writing' }, writing],
-        [{ state: 'waiting' }, open - writing],
+        [{ state: 'waiting' }, open - writing - reading],
       ];
     },
   );

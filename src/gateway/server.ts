@@ -67,6 +67,8 @@ export interface RunningListeners {
   destroyAll(): void;
   /** Client connections open now. */
   openConnections(): number;
+  /** Of those, HTTP/1.1 connections with part of a request head read (nginx's `reading`). */
+  readingConnections(): number;
 }
 
 /** First byte of a TLS record carrying a handshake (0x16), or of an SSLv2-style hello (0x80). */
@@ -512,6 +514,7 @@ export async function startListeners(
       h2.closeIdle();
     },
     openConnections: () => sockets.size,
+    readingConnections: () => h1.readingHeads() + plainH1.readingHeads(),
     destroyAll() {
       for (const socket of sockets) socket.destroy();
       h1.destroyAll();

@@ -10,6 +10,7 @@ import { createGatewayMetrics } from '../../src/gateway/metrics.ts';
 import { request, startTestGateway, type TestGateway } from '../fixtures/gateway/harness.ts';
 import { topologyOf, webApp } from '../fixtures/gateway/manifests.ts';
 import { type HeldBackend, startHeldBackend } from '../helpers/held-backend.ts';
+import { completeResponses, openRaw } from '../helpers/net.ts';
 
 let backend: HeldBackend;
 let gw: TestGateway;
@@ -88,4 +89,31 @@ test('an invented HTTP/2 method is counted as OTHER: a client cannot make one se
   );
   assert.ok(methods.includes('OTHER'), text);
   assert.ok(!methods.includes('BREW') && !methods.includes('WHEN'), text);
+});
+
+/** Reads the metric until it is `expected` (the gateway has read what was sent); bounded. */
+async function settles(series: string, expected: number): Promise<void> {
+  const deadline = Date.now() + 15_000;
+  while ((await value(series)) !== expected) {
+    assert.ok(Date.now() < deadline, `${series} never became ${expected}`);
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}
+
+test('a connection with part of a request head read is reading, as nginx counts it; a silent one waiting', async () => {
+  const silent = await openRaw({ host: '127.0.0.1', port: gw.httpPort });
+  const slow = await openRaw({ host: '127.0.0.1', port: gw.httpPort });
+  try {
+    await settles(state('active'), 2);
+    assert.deepEqual([await value(state('reading')), await value(state('waiting'))], [0, 2]);
+    slow.socket.write('GET /slow HTTP/1.1\r\nHost: web.exa');
+    await settles(state('reading'), 1);
+    assert.deepEqual([await value(state('waiting')), await value(state('writing'))], [1, 0]);
+    slow.socket.write('mple.com\r\n\r\n');
+    await slow.until((raw) => completeResponses(raw) === 1);
+    assert.deepEqual([await value(state('reading')), await value(state('waiting'))], [0, 2]);
+  } finally {
+    silent.destroy();
+    slow.destroy();
+  }
 });
