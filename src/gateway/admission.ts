@@ -61,7 +61,7 @@ export interface Admitted {
   firstMember?: number;
   /** affinity with session-cookie-change-on-failure: told each member tried. */
   onAttempt?: (index: number) => void;
-  /** Headers for the upstream request beyond the usual (default-backend's X-Code 503…). */
+  /** Headers for the upstream request beyond the usual (default-backend's X-Code 503…); '' removes one. */
   extraHeaders?: Record<string, string>;
 }
 

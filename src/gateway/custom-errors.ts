@@ -51,7 +51,7 @@ export function replacesRefusal(ex: Exchange, location: LocationModel, status: n
   return replacesOwnAnswer(ex, location, status);
 }
 
-/** The headers ingress-nginx sets towards an error backend (its CUSTOM_ERRORS locations). */
+/** The headers ingress-nginx sets towards an error backend (its CUSTOM_ERRORS locations); '' for one not sent. */
 export function errorBackendHeaders(
   ex: Exchange,
   req: GatewayRequest,
@@ -73,9 +73,22 @@ export function errorBackendHeaders(
     headers['x-original-uri'] = ex.requestUri;
     headers['x-forwarded-for'] = ex.client;
   }
-  // nginx's proxy_set_header sends no field whose value is empty ($http_accept absent, no Ingress…).
-  for (const name in headers) if (headers[name] === '') delete headers[name];
   return headers;
+}
+
+/**
+ * nginx's proxy_set_header over the client's fields: each named field replaces the client's, and one
+ * whose value is empty ($http_accept absent, no Ingress…) is not sent at all, not even the client's.
+ */
+export function setProxyHeaders(
+  headers: Record<string, string | string[]>,
+  fields: Record<string, string>,
+): void {
+  for (const name in fields) {
+    const value = fields[name]!;
+    if (value === '') delete headers[name];
+    else headers[name] = value;
+  }
 }
 
 /**
@@ -97,7 +110,8 @@ export function serveFromErrorBackend(
   const settings = ex.snap.settings;
   const earlier = ex.attempts;
   ex.upstreamName = upstream.name;
-  const headers = { ...base, ...errorBackendHeaders(ex, req, code, true) };
+  const headers = { ...base };
+  setProxyHeaders(headers, errorBackendHeaders(ex, req, code, true));
   delete headers['content-length'];
   delete headers['transfer-encoding'];
   const request = {

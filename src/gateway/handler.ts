@@ -33,6 +33,7 @@ import { completeExchange, logBareRequest, logUpstreamFailure, requestLineOf } f
 import { applyLocationHeaders, buildUpstreamHeaders } from './upstream-headers.ts';
 import {
   errorBackendHeaders,
+  setProxyHeaders,
   interceptedStatuses,
   replacesOwnAnswer,
   replacesRefusal,
@@ -73,7 +74,7 @@ function upstreamHeaders(
     serverName: ex.serverName,
   });
   applyLocationHeaders(headers, admitted.location, admitted.forwardedPrefix);
-  if (admitted.extraHeaders !== undefined) Object.assign(headers, admitted.extraHeaders);
+  if (admitted.extraHeaders !== undefined) setProxyHeaders(headers, admitted.extraHeaders);
   if (ex.client === '') {
     if (headers['x-real-ip'] === '') delete headers['x-real-ip'];
     if (headers['x-forwarded-for'] === '') delete headers['x-forwarded-for'];
