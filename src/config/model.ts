@@ -665,6 +665,8 @@ export interface ClientCertificateModel {
   secret: string;
   /** PEM of ca.crt; null with `error` set. */
   caPem: string | null;
+  /** PEM of the Secret's ca.crl (nginx's ssl_crl): revoked client certificates are refused; null: none. */
+  crlPem: string | null;
   verifyClient: 'on' | 'off' | 'optional' | 'optional_no_ca';
   verifyDepth: number;
   errorPage: string | null;

@@ -21,6 +21,7 @@ export function secretValues(topology: Topology): string[] {
     pem(vhost.tls?.certPem);
     pem(vhost.tls?.keyPem);
     pem(vhost.clientCertificate?.caPem);
+    pem(vhost.clientCertificate?.crlPem);
     for (const location of vhost.locations) {
       pem(location.proxySsl?.caPem);
       pem(location.proxySsl?.certPem);

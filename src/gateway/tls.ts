@@ -148,10 +148,13 @@ export function serverContext(
   options: SecureContextOptions & { cert: string; key: string },
   session: SessionOptions,
 ): SecureContext {
+  // A session is its server certificate's, CA's and CRL's: a new CRL does not resume a revoked one's.
   const id = createHash('sha256')
     .update(options.cert)
     .update('\0')
-    .update(String(options.ca ?? ''));
+    .update(String(options.ca ?? ''))
+    .update('\0')
+    .update(String(options.crl ?? ''));
   return tls.createSecureContext({
     ...options,
     sessionTimeout: session.sessionTimeout,
@@ -237,13 +240,25 @@ interface HostCertificate extends KeyPair {
   context: SecureContext;
 }
 
+/** A host's client CA and CRL, and their hash (one initial context per distinct pair). */
+interface ClientCa {
+  id: string;
+  pem: string;
+  crl: string | null;
+}
+
 /** The client CA of every host that verifies client certificates, by name (a handshake's session id context). */
-function clientCaByName(virtualHosts: readonly VirtualHostModel[]): Map<string, { id: string; pem: string }> {
-  const byName = new Map<string, { id: string; pem: string }>();
+function clientCaByName(virtualHosts: readonly VirtualHostModel[]): Map<string, ClientCa> {
+  const byName = new Map<string, ClientCa>();
   for (const vhost of virtualHosts) {
     const model = vhost.clientCertificate ?? null;
     if (model === null || model.caPem === null || model.verifyClient === 'off' || vhost.host === '') continue;
-    const entry = { id: createHash('sha256').update(model.caPem).digest('hex'), pem: model.caPem };
+    const id = createHash('sha256')
+      .update(model.caPem)
+      .update('\0')
+      .update(model.crlPem ?? '')
+      .digest('hex');
+    const entry = { id, pem: model.caPem, crl: model.crlPem };
     for (const name of [vhost.host.toLowerCase(), ...otherNames(vhost)])
       if (!byName.has(name)) byName.set(name, entry);
   }
@@ -373,7 +388,12 @@ export function buildCertificateStore(
       if (context === undefined) {
         try {
           const options = { key: pair.key, cert: pair.cert, ...checked.value };
-          context = serverContext(ca === undefined ? options : { ...options, ca: ca.pem }, session);
+          context = serverContext(
+            ca === undefined
+              ? options
+              : { ...options, ca: ca.pem, ...(ca.crl === null ? {} : { crl: ca.crl }) },
+            session,
+          );
         } catch {
           context = null; // a certificate that loaded alone would not fail here; fail closed anyway
         }

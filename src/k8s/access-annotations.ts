@@ -418,6 +418,7 @@ function readClientCertificate(r: Reader): ClientCertificateModel | null {
     ingress: r.input.ingress,
     secret: secretName,
     caPem: null,
+    crlPem: null,
     verifyClient: 'on',
     verifyDepth: 1,
     errorPage: null,
@@ -470,7 +471,11 @@ function readClientCertificate(r: Reader): ClientCertificateModel | null {
   const ca = secret.data['ca.crt'];
   if (ca === undefined || !/-----BEGIN CERTIFICATE-----/.test(ca))
     return fail(`Secret ${ref} has no PEM certificate in ca.crt`);
-  return { ...base, secret: ref, caPem: ca };
+  // ingress-nginx writes ca.crl as ssl_crl; one nginx could not load fails its reload, here the host.
+  const crl = secret.data['ca.crl'];
+  if (crl !== undefined && !/-----BEGIN X509 CRL-----/.test(crl))
+    return fail(`Secret ${ref} has no PEM CRL in ca.crl`);
+  return { ...base, secret: ref, caPem: ca, crlPem: crl ?? null };
 }
 
 function matchCnOrError(r: Reader, cn: string, base: ClientCertificateModel): string | null {

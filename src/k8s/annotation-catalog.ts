@@ -493,20 +493,20 @@ export const ANNOTATION_CATALOG: readonly CatalogEntry[] = [
     names: ['auth-tls-secret'],
     status: 'implemented',
     values:
-      '`namespace/name` (same namespace; another with allow-cross-namespace-resources) with PEM `ca.crt`',
-    note: "per host (the first Ingress of the host that sets it): clients that send the host's name by SNI are asked for a certificate verified against the CA; an unusable Secret: 403 for every request to the host",
+      '`namespace/name` (same namespace; another with allow-cross-namespace-resources) with PEM `ca.crt`, and optionally a PEM CRL in `ca.crl`',
+    note: "per host (the first Ingress of the host that sets it): clients that send the host's name by SNI are asked for a certificate verified against the CA; with `ca.crl`, a revoked certificate is refused (400) and, as nginx's ssl_crl, every CA of the chain needs its CRL there; an unusable Secret (no PEM certificate in ca.crt, a ca.crl that is not a PEM CRL): 403 for every request to the host",
   },
   {
     names: ['auth-tls-verify-client'],
     status: 'implemented',
     values: '`on` (default), `off`, `optional`, `optional_no_ca`',
-    note: '`on`: no certificate 400, one that does not verify 400; `optional`: none passes (ssl-client-verify NONE); `optional_no_ca`: an unverified one passes (FAILED:…); `off`: none is asked for',
+    note: "`on`: no certificate 400, one that does not verify 400; `optional`: none passes (ssl-client-verify NONE); `optional_no_ca`: one whose issuer is unknown or untrusted passes (FAILED:…), an expired, revoked or badly signed one is 400 as nginx's; `off`: none is asked for",
   },
   {
     names: ['auth-tls-verify-depth'],
     status: 'implemented',
-    values: 'whole number, default 1',
-    note: 'longest chain from the client certificate to the CA',
+    values: 'whole number, default 1 (0 is 1, as ingress-nginx)',
+    note: "how many intermediate CAs may stand between the client certificate and the CA, as OpenSSL's verify depth: 1 takes a certificate signed by the CA or by one intermediate the client sends",
   },
   {
     names: ['auth-tls-error-page'],

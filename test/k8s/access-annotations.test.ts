@@ -272,6 +272,20 @@ test('auth-tls-*: per host, defaults on / depth 1; a missing Secret is the host 
   assert.ok(codes(missing.t).includes('warning:INVALID_ANNOTATION_VALUE'));
 });
 
+test("auth-tls-secret's ca.crl is the host's CRL; one that is not a PEM CRL is the host error (403)", () => {
+  const ca = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
+  const crl = '-----BEGIN X509 CRL-----\nMIIB\n-----END X509 CRL-----\n';
+  const withCrl = build({ 'auth-tls-secret': 'default/ca' }, [secret('ca', { 'ca.crt': ca, 'ca.crl': crl })]);
+  const cc = withCrl.t.gateway.virtualHosts[0]!.clientCertificate!;
+  assert.deepEqual([cc.crlPem, cc.error], [crl, null]);
+  const without = build({ 'auth-tls-secret': 'default/ca' }, [secret('ca', { 'ca.crt': ca })]);
+  assert.equal(without.t.gateway.virtualHosts[0]!.clientCertificate!.crlPem, null);
+  const bad = build({ 'auth-tls-secret': 'default/ca' }, [
+    secret('ca', { 'ca.crt': ca, 'ca.crl': 'revoked: 1' }),
+  ]);
+  assert.match(bad.t.gateway.virtualHosts[0]!.clientCertificate!.error ?? '', /no PEM CRL in ca\.crl/);
+});
+
 test('auth-tls-match-cn that can backtrack without bound refuses every certificate (the host error), with a warning', () => {
   const ca = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
   const nested = build({ 'auth-tls-secret': 'default/ca', 'auth-tls-match-cn': 'CN=(a+)+$' }, [

@@ -35,7 +35,10 @@ function contextFor(
   if (contexts.has(model)) return contexts.get(model) ?? null;
   let context: tls.SecureContext | null = null;
   try {
-    context = serverContext({ key: keyPair.key, cert: keyPair.cert, ca: model.caPem ?? undefined }, session);
+    context = serverContext(
+      { key: keyPair.key, cert: keyPair.cert, ca: model.caPem ?? undefined, crl: model.crlPem ?? undefined },
+      session,
+    );
   } catch {
     context = null;
   }
@@ -110,7 +113,9 @@ export function clientCertificateView(socket: unknown, model: ClientCertificateM
   if (x509 === undefined) return none;
   const error = (socket as TlsSocketInternals)._handle?.verifyError?.() ?? null;
   let verify = error === null ? 'SUCCESS' : `FAILED:${error.code ?? error.message}`;
-  if (error === null && chainLength(socket) - 1 > model.verifyDepth)
+  // OpenSSL's depth counts the CAs between the client's certificate and the trust anchor: depth 1
+  // takes a leaf, one intermediate and the root.
+  if (error === null && chainLength(socket) - 2 > model.verifyDepth)
     verify = 'FAILED:certificate chain too long';
   return {
     verify,
@@ -139,6 +144,22 @@ export function misdirected(socket: unknown, rawHost: string, model: ClientCerti
   return normalizeHost(servername) !== normalizeHost(rawHost);
 }
 
+/**
+ * What optional_no_ca lets through, as nginx's ngx_ssl_verify_error_optional: a certificate whose
+ * issuer is unknown or untrusted. Expired, revoked or badly signed certificates are refused still.
+ */
+const ISSUER_ERRORS = new Set([
+  'FAILED:DEPTH_ZERO_SELF_SIGNED_CERT',
+  'FAILED:SELF_SIGNED_CERT_IN_CHAIN',
+  'FAILED:UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'FAILED:UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'FAILED:CERT_UNTRUSTED',
+]);
+
+function forgiven(model: ClientCertificateModel, verify: string): boolean {
+  return model.verifyClient === 'optional_no_ca' && ISSUER_ERRORS.has(verify);
+}
+
 /** The per-request decision (see the module comment). `https` false: plain HTTP, where nginx verifies nothing. */
 export function checkClientCertificate(
   model: ClientCertificateModel,
@@ -150,7 +171,7 @@ export function checkClientCertificate(
     const page = model.errorPage;
     if (model.verifyClient === 'on' && !view.present)
       return { ok: false, status: 400, reason: 'client sent no required SSL certificate', location: page };
-    if (view.present && view.verify !== 'SUCCESS' && model.verifyClient !== 'optional_no_ca')
+    if (view.present && view.verify !== 'SUCCESS' && !forgiven(model, view.verify))
       return {
         ok: false,
         status: 400,
