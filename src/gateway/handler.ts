@@ -248,9 +248,14 @@ function withoutEndpoints(
   limit: number,
 ): void {
   const location = admitted.location;
-  // A host's default-backend root without a default backend: the default server's own answer.
+  // A host's default-backend root without a default backend: the default server's own 404, which
+  // the location's custom-http-errors take, as nginx intercepts the default backend's.
   if (location?.defaultBackendRoot === true && admitted.upstream === null) {
-    answer(ctx, ex, req, res, 404, null);
+    if (
+      !replacesOwnAnswer(ex, location, 404) ||
+      !serveFromErrorBackend(ctx, ex, req, res, upstreamHeaders(ctx, req, ex, admitted), 404)
+    )
+      answer(ctx, ex, req, res, 404, null);
     return;
   }
   const own = location === null ? undefined : ex.snap.errorUpstreamFor(location);

@@ -273,6 +273,10 @@ function upstreamsOf(topology: Topology, options: SnapshotOptions) {
   };
   for (const vhost of topology.gateway.virtualHosts) {
     for (const l of vhost.locations) {
+      // default-backend: spoken to in plain HTTP, as ingress-nginx's custom default backend; also
+      // where the location has no backend of its own (a host's root, a Service not found).
+      if (l.defaultBackend !== undefined)
+        byDefaultBackend.set(l, upstreamOf(l.defaultBackend, 'HTTP', l.proxyConnectTimeoutMs, false));
       if (l.backend === null) continue;
       byLocation.set(
         l,
@@ -284,9 +288,6 @@ function upstreamsOf(topology: Topology, options: SnapshotOptions) {
           l,
           upstreamOf(l.backend, 'HTTPS', l.proxyConnectTimeoutMs, l.serviceUpstream, l.proxySsl),
         );
-      // default-backend: spoken to in plain HTTP, as ingress-nginx's custom default backend.
-      if (l.defaultBackend !== undefined)
-        byDefaultBackend.set(l, upstreamOf(l.defaultBackend, 'HTTP', l.proxyConnectTimeoutMs, false));
       // canary: the alternative backend, spoken to as the main one (src/gateway/canary.ts).
       if (l.canary !== undefined)
         byCanary.set(

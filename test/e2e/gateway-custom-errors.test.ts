@@ -54,6 +54,7 @@ describe('default-backend, custom-http-errors', () => {
         },
         controllerConfigMap({ 'custom-http-errors': '418' }),
         ing('default-backend', 'invalid', { 'default-backend': 'echo' }),
+        ing('no-service', 'not-there', { 'default-backend': 'echo' }),
         ing('intercept', 'httpbin', { 'custom-http-errors': '404,503', 'default-backend': 'echo' }),
         ing('no-intercept', 'httpbin', {
           'custom-http-errors': '404',
@@ -107,6 +108,12 @@ describe('default-backend, custom-http-errors', () => {
     assert.equal(echo.headers['x-service-name'], 'invalid');
     assert.equal(echo.headers['x-request-id'], 'abcdef0123456789abcdef0123456789');
     await gw.access.waitFor(/\[custom-default-backend-default-echo\]/);
+    // A Service that is not there has no endpoints either (ingress-nginx's upstream without any).
+    const missing = echoOf(await get('no-service'));
+    assert.deepEqual(
+      [missing.name, missing.headers['x-code'], missing.headers['x-service-name']],
+      ['error-backend', '503', 'not-there'],
+    );
   });
 
   test('custom-http-errors: a listed status from the backend is answered by the error backend', async () => {
@@ -174,5 +181,47 @@ describe('default-backend, custom-http-errors', () => {
     const reply = await get('global', '/status/418');
     assert.equal(echoOf(reply).name, 'catch-all');
     assert.equal(echoOf(reply).headers['x-code'], '418');
+  });
+});
+
+// ingress-nginx gives a host none of whose rules covers "/" a root location with the creating
+// Ingress's annotations (createServers, locationApplyAnnotations) in front of the default backend,
+// whose 404 its custom-http-errors then intercept. Without a catch-all here, keepip answers that 404.
+describe('custom-http-errors on the root of a host without a "/" rule', () => {
+  let errors: RunningWhoami;
+  let gw: TestGateway;
+
+  before(async () => {
+    errors = await startWhoami({ host: '127.0.0.1', port: 0, name: 'error-backend' });
+    const apiOnly = (name: string, annotations: Record<string, string>): K8sObject =>
+      ingress({ name, host: name, annotations, paths: [{ path: '/api', service: 'echo', port: 80 }] });
+    gw = await startTestGateway(
+      topologyOf([
+        ...serviceWithEndpoints({ name: 'echo', ports: [errors.address.port] }),
+        apiOnly('root-404', { 'custom-http-errors': '404', 'default-backend': 'echo' }),
+        apiOnly('root-plain', {}),
+      ]),
+    );
+  });
+
+  after(async () => {
+    await gw.close();
+    await errors.close();
+  });
+
+  test('a path no rule names: its 404 goes to the error backend when listed, else the own 404 page', async () => {
+    const reply = await request(gw.httpPort, {
+      host: 'root-404',
+      path: '/elsewhere?q=1',
+      headers: { accept: 'application/json' },
+    });
+    assert.equal(reply.status, 200);
+    const echo = echoOf(reply);
+    assert.equal(echo.headers['x-code'], '404');
+    assert.equal(echo.headers['x-original-uri'], '/elsewhere?q=1');
+    assert.equal(echo.headers['x-ingress-name'], 'root-404');
+    const plain = await request(gw.httpPort, { host: 'root-plain', path: '/elsewhere' });
+    assert.equal(plain.status, 404);
+    assert.match(plain.body, /404 Not Found/);
   });
 });
