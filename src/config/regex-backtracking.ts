@@ -5,8 +5,9 @@
 // proof: overlapping alternatives under one repeat (`(a|a)*`) and runs like `.*.*.*x` are not found.
 // Those are bounded at run time instead, by V8's linear-time fallback (src/regex-engine.ts), which
 // takes the gateway's regexes because they are compiled without the `i` flag (caseless-regex.ts). It
-// does not take backreferences or lookarounds: in such a regex this scan is the only guard, so it
-// also refuses any group repeated without bound (`(a|a)*\1`) and a second unbounded run of `.`.
+// does not take backreferences, lookarounds or counted repeats needing more than 16 copies of their
+// body: in such a regex this scan is the only guard, so it also refuses any group repeated without
+// bound (`(a|a)*\1`), a second unbounded run of `.`, and a counted group with a choice inside (`(a|aa){40}`).
 // Kept first for all, since it explains its refusal and the fallback is V8's, experimental. Pure.
 
 interface Group {
@@ -106,6 +107,73 @@ function unboundedWithoutFallback(source: string): string | null {
   return null;
 }
 
+/** V8's linear-time engine copies a counted repeat's body; past this many copies it refuses the regex. */
+const LINEAR_ENGINE_MAX_COPIES = 16;
+
+interface CountedGroup {
+  start: number;
+  /** The most copies anything inside needs (nested counts multiply). */
+  copies: number;
+  /** A choice or a repeat inside: counted copies of it can match one input in many ways. */
+  choices: boolean;
+}
+
+/**
+ * What a regex's counted repeats do to V8's linear-time fallback: `beyond`, the first repeat whose
+ * copies (nested counts multiplied; `{n,}` counts n) pass 16, so that the whole regex is left to the
+ * backtracking engine (`[0-9]{17}` beside `.*.*.*x` took 5 s on 3 KB, `a{17}(a|a)*x` a minute on 47
+ * bytes); `ambiguous`, the first group with a choice or a repeat inside that a count repeats
+ * (`(a|aa){40}`: 2^40 ways to fail), harmless only while the fallback can take the regex.
+ */
+function countedRepeats(source: string): { beyond: string | null; ambiguous: string | null } {
+  const stack: CountedGroup[] = [{ start: 0, copies: 1, choices: false }];
+  let beyond: string | null = null;
+  let ambiguous: string | null = null;
+  let i = 0;
+  while (i < source.length) {
+    const c = source[i]!;
+    if (c === '(') {
+      stack.push({ start: i, copies: 1, choices: false });
+      i++;
+      continue;
+    }
+    let atom: CountedGroup = { start: i, copies: 1, choices: false };
+    if (c === '|') stack[stack.length - 1]!.choices = true;
+    if (c === '\\') i += 2;
+    else if (c === '[') i = classEnd(source, i);
+    else if (c === ')' && stack.length > 1) {
+      atom = stack.pop()!;
+      i++;
+    } else i++;
+    const q = quantifierAt(source, i);
+    const end = i + (q?.text.length ?? 0);
+    const parent = stack[stack.length - 1]!;
+    if (q !== null) {
+      parent.choices = true;
+      if (q.text.startsWith('{')) {
+        const count = Number.isFinite(q.max) ? q.max : Number(/^\{(\d+)/.exec(q.text)![1]);
+        const copies = atom.copies * count;
+        if (copies > LINEAR_ENGINE_MAX_COPIES) beyond ??= source.slice(atom.start, end);
+        if (c === ')' && atom.choices && q.max > 1) ambiguous ??= source.slice(atom.start, end);
+        atom.copies = copies;
+      }
+    }
+    if (atom.choices && c === ')') parent.choices = true;
+    parent.copies = Math.max(parent.copies, atom.copies);
+    i = end;
+  }
+  return { beyond, ambiguous };
+}
+
+/** Why the linear-time fallback cannot take `source`, or null when it can. */
+function outsideLinearEngine(source: string): string | null {
+  if (OUTSIDE_LINEAR_ENGINE.test(source)) return 'a backreference or a lookaround';
+  const { beyond } = countedRepeats(source);
+  return beyond === null
+    ? null
+    : `a counted repeat of more than ${LINEAR_ENGINE_MAX_COPIES} (${JSON.stringify(beyond)})`;
+}
+
 /**
  * Why `source` must not be matched against what clients send, or null: the text every refusal of a
  * nested unbounded repeat carries (the gateway's compile, the translation, the admission webhook).
@@ -114,8 +182,9 @@ export function backtrackingRisk(source: string): string | null {
   const nested = nestedQuantifier(source);
   if (nested !== null)
     return `repeats ${JSON.stringify(nested)}, a group that itself repeats without bound: one request can keep the gateway's regex engine busy for minutes (it has no match limit, unlike nginx's PCRE)`;
-  if (!OUTSIDE_LINEAR_ENGINE.test(source)) return null;
-  const run = unboundedWithoutFallback(source);
+  const outside = outsideLinearEngine(source);
+  if (outside === null) return null;
+  const run = unboundedWithoutFallback(source) ?? countedRepeats(source).ambiguous;
   if (run === null) return null;
-  return `repeats ${JSON.stringify(run)} without bound in a regex with a backreference or a lookaround, which the gateway's linear-time regex engine cannot take: one request could keep the backtracking engine busy for minutes (it has no match limit, unlike nginx's PCRE)`;
+  return `repeats ${JSON.stringify(run)} in a regex with ${outside}, which the gateway's linear-time regex engine cannot take: one request could keep the backtracking engine busy for minutes (it has no match limit, unlike nginx's PCRE)`;
 }

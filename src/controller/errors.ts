@@ -59,7 +59,7 @@ export const CONTROLLER_CODES = {
   ADMISSION_REGEX_BACKTRACKS: {
     kind: 'error',
     summary:
-      "the admission webhook refused an Ingress whose `~` server-alias, canary-by-header-pattern or auth-tls-match-cn repeats a group that itself repeats without bound (`(a+)+`, `(.*)*`), or has a backreference or a lookaround and repeats a group without bound (`(a|a)*\\1`): one request could keep the regex engine busy for minutes, which has no match limit (nginx's PCRE has one); the gateway never matches such a regex either (a use-regex path is refused as ROUTE_REGEX_BACKTRACKS)",
+      "the admission webhook refused an Ingress whose `~` server-alias, canary-by-header-pattern or auth-tls-match-cn repeats a group that itself repeats without bound (`(a+)+`, `(.*)*`), or has a backreference, a lookaround or a counted repeat of more than 16 and repeats a group without bound (`(a|a)*\\1`) or by a count with a choice inside (`(a|aa){40}`): one request could keep the regex engine busy for minutes, which has no match limit (nginx's PCRE has one); the gateway never matches such a regex either (a use-regex path is refused as ROUTE_REGEX_BACKTRACKS)",
     fix: 'match the same with a single repeat (a character class, e.g. `[a-z0-9/]*`, instead of a repeated group of repeats)',
   },
   ADMISSION_CATCH_ALL_DISABLED: {

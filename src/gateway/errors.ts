@@ -17,7 +17,7 @@ export const GATEWAY_CODES = {
   ROUTE_REGEX_BACKTRACKS: {
     kind: 'issue',
     summary:
-      'an Ingress regex (use-regex path, rewrite-target, ~ server-alias) repeats a group that itself repeats without bound, or, with a backreference or a lookaround (which the linear-time fallback engine cannot take), repeats any group without bound or has two unbounded runs of `.`; JavaScript has no match limit, so it is never matched: a path fails closed with 503, an alias is ignored',
+      'an Ingress regex (use-regex path, rewrite-target, ~ server-alias) repeats a group that itself repeats without bound, or, with a backreference, a lookaround or a counted repeat of more than 16 (which the linear-time fallback engine cannot take), repeats any group without bound, has two unbounded runs of `.` or repeats a group with a choice inside by a count (`(a|aa){40}`); JavaScript has no match limit, so it is never matched: a path fails closed with 503, an alias is ignored',
     fix: 'match the same with a single repeat (e.g. "[a-z0-9/]*" instead of "([a-z]+/?)*")',
   },
   ROUTE_INVALID_REWRITE_TARGET: {

@@ -216,7 +216,7 @@ export const ANNOTATION_CATALOG: readonly CatalogEntry[] = [
     names: ['canary'],
     status: 'implemented',
     values: 'Go boolean',
-    note: "`true`: the Ingress makes no locations of its own; each of its paths lends its backend to the main Ingress's location with the same host, path and pathType and another Service (else `CANARY_NOT_MERGED`, not served). As in ingress-nginx the canary belongs to the main upstream: every location proxying to that Service has it, and the first canary of an upstream wins. The access log's `$proxy_alternative_upstream_name` names the canary when it served the request",
+    note: "`true`: the Ingress makes no locations of its own; each of its paths lends its backend to the main Ingress's location with the same host, path and pathType and another Service (else `CANARY_NOT_MERGED`, not served). As in ingress-nginx the canary belongs to the main upstream: every location proxying to that Service has it, and the first canary of an upstream wins. The access log's `$proxy_alternative_upstream_name` names the canary when it served the request. A canary's own access annotations (allowlist, auth, limits) are ignored, as in ingress-nginx: the main Ingress's apply, and `CANARY_ACCESS_IGNORED` says so",
   },
   {
     names: ['canary-by-header', 'canary-by-header-value', 'canary-by-header-pattern'],

@@ -163,6 +163,12 @@ export const K8S_CODES = {
       'a path of a canary Ingress (canary: "true") has no main Ingress with the same host, path and pathType and another Service; that canary path is not served',
     fix: 'give the canary the host, path and pathType of the main Ingress it shadows, and a Service of its own',
   },
+  CANARY_ACCESS_IGNORED: {
+    kind: 'issue',
+    summary:
+      'a canary Ingress (canary: "true") carries access annotations (allowlist, denylist, auth, limits); as in ingress-nginx, a canary takes the main Ingress\'s and its own are ignored, so they protect nothing',
+    fix: 'put the access annotations on the main Ingress (they cover the canary too), and remove them from the canary',
+  },
   ANNOTATION_NO_EFFECT: {
     kind: 'issue',
     summary:

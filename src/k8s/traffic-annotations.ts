@@ -19,7 +19,13 @@ import type {
 import type { IngressPathView, IngressView } from './objects.ts';
 import { describeOrigin } from './reader.ts';
 import { BASIC_CHARS, IS_VALID_REGEX } from './validators.ts';
-import { annotationIssue, annotationSource, readBool, warnAnnotation } from './scalar-readers.ts';
+import {
+  annotationIssue,
+  annotationSource,
+  type IssueSink,
+  readBool,
+  warnAnnotation,
+} from './scalar-readers.ts';
 import { parseGoBool } from './values.ts';
 
 const PREFIX = 'nginx.ingress.kubernetes.io/';
@@ -254,6 +260,7 @@ export function parseCanary(
     weightTotal: int('canary-weight-total', 100),
   };
   if (enabled === true) {
+    accessIgnored(annotations, sink);
     // As written: ingress-nginx's validator is case-sensitive and the balancer compares the raw value.
     const behavior = get('affinity-canary-behavior');
     if (behavior !== undefined && behavior !== '' && behavior !== 'sticky' && behavior !== 'legacy')
@@ -277,6 +284,32 @@ export function parseCanary(
       'canary-* annotations are configured but canary is not "true"; they have no effect',
     );
   return null;
+}
+
+/** Access annotations a canary Ingress does not apply (the main Ingress's location serves it). */
+const ACCESS_ANNOTATIONS = [
+  'allowlist-source-range',
+  'whitelist-source-range',
+  'denylist-source-range',
+  'auth-type',
+  'auth-url',
+  'auth-tls-secret',
+  'limit-rps',
+  'limit-rpm',
+  'limit-connections',
+  'satisfy',
+];
+
+/** A canary's own access annotations protect nothing: said once, naming them. */
+function accessIgnored(annotations: Readonly<Record<string, string>>, sink: IssueSink): void {
+  const present = ACCESS_ANNOTATIONS.filter((name) => annotations[PREFIX + name] !== undefined);
+  if (present.length === 0) return;
+  sink.issues.push({
+    severity: 'warning',
+    code: 'CANARY_ACCESS_IGNORED',
+    message: `${describeOrigin(sink.origin)}: canary Ingress with ${present.join(', ')}: a canary is served by the main Ingress's locations and takes their access rules; its own are ignored (as in ingress-nginx)`,
+    origin: sink.origin,
+  });
 }
 
 const URL_CHARS = /^[-._~a-zA-Z0-9/:,?&=]*$/;
