@@ -76,7 +76,10 @@ find "$root/usr/share/doc" -type f ! -name copyright -delete
 find "$root/usr/share/doc" -type l -delete
 ${DROP.map((p) => `rm -rf "$root/${p}"`).join('\n')}
 install -D -m 0755 ${JSON.stringify(node)} "$root/usr/local/bin/node"
+# Every binary on the way to node: under no_new_privs (allowPrivilegeEscalation: false) an exec keeps
+# only what the previous one held and its file grants, so tini needs the capability too.
 setcap cap_net_bind_service=+ep "$root/usr/local/bin/node"
+setcap cap_net_bind_service=+ep "$root/usr/bin/tini"
 printf 'root:x:0:0:root:/root:/usr/sbin/nologin\\n${u.name}:x:${u.uid}:${u.gid}:keepip:/nonexistent:/usr/sbin/nologin\\n' > "$root/etc/passwd"
 printf 'root:x:0:\\n${u.name}:x:${u.gid}:\\n' > "$root/etc/group"
 `;

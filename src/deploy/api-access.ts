@@ -88,7 +88,7 @@ export const API_ACCESS: readonly ApiAccess[] = [
   { resource: RESOURCES.lease, verbs: ['create'], scope: 'own', why: 'creating the election Lease' },
   {
     resource: RESOURCES.event,
-    verbs: ['get', 'create', 'patch'],
+    verbs: ['create', 'patch'],
     scope: 'watched',
     why: 'Events on Ingresses (deduplicated by patching the count)',
   },

@@ -13,7 +13,7 @@ interface PolicyRule {
   resourceNames?: string[];
 }
 
-function rule(access: ApiAccess, electionId: string): PolicyRule {
+function rule(access: ApiAccess, electionId: string, names?: readonly string[]): PolicyRule {
   const resource = access.subresource
     ? `${access.resource.plural}/${access.subresource}`
     : access.resource.plural;
@@ -23,6 +23,8 @@ function rule(access: ApiAccess, electionId: string): PolicyRule {
     verbs: [...access.verbs],
   };
   if (access.onlyElectionLease) out.resourceNames = [electionId];
+  // A named object is listed and watched with fieldSelector metadata.name, which RBAC checks as its name.
+  if (names !== undefined) out.resourceNames = [...names];
   return out;
 }
 
@@ -75,14 +77,21 @@ const NAMING_FLAGS: Readonly<Record<string, RegExp>> = {
   secrets: /^--default-ssl-certificate=/,
 };
 
-/** Where the objects a `named` line reads live: the ConfigMaps' namespaces, the default certificate's. */
-export function namedNamespaces(ctx: RenderContext, access: ApiAccess): string[] {
+/** The objects a `named` line reads, by namespace: the ConfigMaps' names, the default certificate's. */
+export function namedObjects(ctx: RenderContext, access: ApiAccess): Map<string, string[]> {
+  const byNamespace = new Map<string, string[]>();
   const flag = NAMING_FLAGS[access.resource.plural];
-  if (flag === undefined) return [];
-  const refs = controllerArgs(ctx)
-    .filter((a) => flag.test(a))
-    .map((a) => a.slice(a.indexOf('=') + 1));
-  return [...new Set(refs.map((r) => namespaceOf(ctx, r)).filter((n) => n !== null))];
+  if (flag === undefined) return byNamespace;
+  for (const arg of controllerArgs(ctx).filter((a) => flag.test(a))) {
+    const ref = arg.slice(arg.indexOf('=') + 1);
+    const ns = namespaceOf(ctx, ref);
+    const name = ref.slice(ref.indexOf('/') + 1);
+    if (ns === null || name === '' || name.includes('$')) continue;
+    const names = byNamespace.get(ns) ?? [];
+    if (!names.includes(name)) names.push(name);
+    byNamespace.set(ns, names);
+  }
+  return byNamespace;
 }
 
 /** A `named` line a `watched` one already grants (same resource, its verbs). */
@@ -99,47 +108,53 @@ function coveredByWatched(access: ApiAccess): boolean {
 /** The Roles' rules by namespace: own lines at home, watched ones in the watched namespace, named ones where they point. */
 function roleRules(
   ctx: RenderContext,
-  watched: string,
-  rulesFor: (lines: readonly ApiAccess[]) => PolicyRule[],
+  watched: string | null,
   lines: readonly ApiAccess[],
 ): Map<string, PolicyRule[]> {
-  const byNamespace = new Map<string, ApiAccess[]>();
-  const add = (namespace: string, access: ApiAccess) => {
-    const list = byNamespace.get(namespace) ?? [];
-    if (!list.includes(access)) list.push(access);
-    byNamespace.set(namespace, list);
-  };
+  const byNamespace = new Map<string, PolicyRule[]>();
+  const add = (namespace: string, rule: PolicyRule) =>
+    byNamespace.set(namespace, [...(byNamespace.get(namespace) ?? []), rule]);
+  const electionId = ctx.names.electionId;
   for (const access of lines) {
-    if (access.scope === 'own') add(ctx.names.namespace, access);
-    else if (access.scope === 'watched') add(watched, access);
-    else if (access.scope === 'named') {
-      for (const ns of namedNamespaces(ctx, access))
-        if (!(ns === watched && coveredByWatched(access))) add(ns, access);
-    }
+    if (access.scope === 'own') add(ctx.names.namespace, rule(access, electionId));
+    else if (access.scope === 'watched' && watched !== null) add(watched, rule(access, electionId));
+    else if (access.scope === 'named' && !coveredByWatched(access))
+      for (const [ns, names] of namedObjects(ctx, access)) add(ns, rule(access, electionId, names));
+    else if (access.scope === 'named')
+      for (const [ns, names] of namedObjects(ctx, access))
+        if (watched !== null && ns !== watched) add(ns, rule(access, electionId, names));
   }
   // Home first, as before; its Role exists even with nothing in it besides its own lines.
   const ordered = [ctx.names.namespace, ...[...byNamespace.keys()].filter((n) => n !== ctx.names.namespace)];
-  return new Map(ordered.map((ns) => [ns, rulesFor(byNamespace.get(ns) ?? [])]));
+  return new Map(ordered.map((ns) => [ns, byNamespace.get(ns) ?? []]));
+}
+
+/** `--update-status=false`: the controller never writes an Ingress status, so it is not granted. */
+function writesStatus(ctx: RenderContext): boolean {
+  return !controllerArgs(ctx).includes('--update-status=false');
 }
 
 export function renderRbac(ctx: RenderContext): K8sObject[] {
   if (!ctx.v.bool('rbac.create')) return [];
-  const electionId = ctx.names.electionId;
   const watched = watchedNamespace(ctx);
   const selector = ctx.v.str('controller.scope.namespaceSelector') !== '' && watched === null;
-  const lines = API_ACCESS.filter((a) => a.resource.plural !== 'namespaces' || selector);
-  const rulesFor = (chosen: readonly ApiAccess[]) => chosen.map((a) => rule(a, electionId));
+  const lines = API_ACCESS.filter(
+    (a) =>
+      (a.resource.plural !== 'namespaces' || selector) && (a.subresource !== 'status' || writesStatus(ctx)),
+  );
   // rbac.scope asks for no ClusterRole; IngressClasses and Nodes are cluster-scoped, so the controller
   // still gets a ClusterRole for those alone. Watching every namespace, the ClusterRole holds the
-  // watched lines and the named ones they do not already grant.
-  const cluster = lines.filter(
-    (a) =>
-      a.scope === 'cluster' ||
-      (watched === null && (a.scope === 'watched' || (a.scope === 'named' && !coveredByWatched(a)))),
-  );
-  const objects: K8sObject[] = [...role(ctx, 'ClusterRole', null, rulesFor(cluster))];
-  const namespaced = watched === null ? lines.filter((a) => a.scope === 'own') : lines;
-  for (const [namespace, rules] of roleRules(ctx, watched ?? ctx.names.namespace, rulesFor, namespaced))
+  // watched lines; named objects always get a Role where they live, limited to their names.
+  const cluster = lines.filter((a) => a.scope === 'cluster' || (watched === null && a.scope === 'watched'));
+  const objects: K8sObject[] = [
+    ...role(
+      ctx,
+      'ClusterRole',
+      null,
+      cluster.map((a) => rule(a, ctx.names.electionId)),
+    ),
+  ];
+  for (const [namespace, rules] of roleRules(ctx, watched, lines))
     objects.push(...role(ctx, 'Role', namespace, rules));
   return objects;
 }

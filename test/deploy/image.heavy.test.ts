@@ -134,8 +134,9 @@ describe('the keepip image (npm run image)', { timeout: 600_000 }, () => {
     assert.match(config.Labels?.[INPUTS_LABEL] ?? '', /^[0-9a-f]{64}$/);
   });
 
-  it('gives node the NET_BIND_SERVICE file capability and nothing else; the user is 101', () => {
-    assert.match(sh('getcap', [join(rootfs, 'usr/local/bin/node')]), /cap_net_bind_service=ep$/);
+  it('gives tini and node (each exec on the way) the NET_BIND_SERVICE file capability and nothing else; the user is 101', () => {
+    for (const binary of ['usr/bin/tini', 'usr/local/bin/node'])
+      assert.match(sh('getcap', [join(rootfs, binary)]), /cap_net_bind_service=ep$/, binary);
     assert.match(
       readFileSync(join(rootfs, 'etc/passwd'), 'utf8'),
       new RegExp(`^${IMAGE_USER.name}:x:101:101:`, 'm'),

@@ -29,7 +29,10 @@ interface ApiCall {
   verb: string;
 }
 
-/** A request as RBAC sees it: API group, resource[/subresource], namespace, name and verb. */
+/**
+ * A request as RBAC sees it: API group, resource[/subresource], namespace, name and verb; a list or
+ * watch with fieldSelector metadata.name=X is authorized as X, as the API server does.
+ */
 function apiCall(r: SeenRequest): ApiCall {
   const m =
     /^\/(?:api\/v1|apis\/([a-z0-9.-]+)\/v1)(?:\/namespaces\/([^/]+))?\/([a-z]+)(?:\/([^/]+))?(?:\/(status))?$/.exec(
@@ -40,7 +43,14 @@ function apiCall(r: SeenRequest): ApiCall {
   const watch = r.query.get('watch') === '1' || r.query.get('watch') === 'true';
   const verbs: Record<string, string> = { POST: 'create', PUT: 'update', PATCH: 'patch', DELETE: 'delete' };
   const verb = r.method === 'GET' ? (name ? 'get' : watch ? 'watch' : 'list') : (verbs[r.method] ?? r.method);
-  return { group, resource: sub ? `${plural}/${sub}` : plural!, namespace, name, verb };
+  const selected = /^metadata\.name=([^,]+)$/.exec(r.query.get('fieldSelector') ?? '')?.[1];
+  return {
+    group,
+    resource: sub ? `${plural}/${sub}` : plural!,
+    namespace,
+    name: name || (selected ?? ''),
+    verb,
+  };
 }
 
 function allows(rules: readonly Rule[], call: ApiCall): boolean {
@@ -157,7 +167,8 @@ describe('RBAC: the rendered rules against the running controller', () => {
       ...(find(objects, 'ClusterRole').rules as Rule[]),
       ...(find(objects, 'Role').rules as Rule[]),
     ];
-    // Watching every namespace, the named Secret line (the default certificate) is the watched one's.
+    // Watching every namespace, the named Secret line (the default certificate) is the watched one's;
+    // the named ConfigMaps are granted by name, in their namespace.
     const expected = API_ACCESS.filter(
       (a) => a.resource.plural !== 'namespaces' && !(a.scope === 'named' && a.resource.plural === 'secrets'),
     ).map((a) => ({
@@ -165,6 +176,9 @@ describe('RBAC: the rendered rules against the running controller', () => {
       resources: [a.subresource ? `${a.resource.plural}/${a.subresource}` : a.resource.plural],
       verbs: [...a.verbs],
       ...(a.onlyElectionLease ? { resourceNames: ['ingress-nginx-leader'] } : {}),
+      ...(a.scope === 'named'
+        ? { resourceNames: ['ingress-nginx-controller', 'ingress-nginx-tcp', 'ingress-nginx-udp'] }
+        : {}),
     }));
     assert.deepEqual(
       rules.map((r) => JSON.stringify(r)).sort(),
