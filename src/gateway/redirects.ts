@@ -35,9 +35,15 @@ export function httpsRedirectLocation(
   return `https://${hostWithoutPort(rawHost)}${port}${uri}`;
 }
 
-/** The Location of an app-root redirect: `$scheme://$http_host<app-root>` (port kept). */
+/**
+ * The Location of an app-root redirect: `$scheme://$http_host<app-root>`, a numeric port kept. nginx
+ * echoes the Host whole; one whose "port" is not digits (`x.example:@evil.com`) would name another
+ * host to a browser (and to a cache in front), so such a port is left out.
+ */
 export function appRootLocation(scheme: string, rawHost: string, appRoot: string): string {
-  return `${scheme}://${rawHost}${appRoot}`;
+  const name = hostWithoutPort(rawHost);
+  const port = rawHost.slice(name.length);
+  return `${scheme}://${name}${/^:[0-9]*$/.test(port) ? port : ''}${appRoot}`;
 }
 
 /**

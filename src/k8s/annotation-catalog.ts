@@ -106,7 +106,7 @@ export const ANNOTATION_CATALOG: readonly CatalogEntry[] = [
     names: ['app-root'],
     status: 'implemented',
     values: 'absolute path of `[-._~a-zA-Z0-9/:]`',
-    note: "`/` answers 302 to it. A `$` (an nginx variable in ingress-nginx's `return`) is refused with a warning",
+    note: "`/` answers 302 to `$scheme://$http_host` and it. A `$` (an nginx variable in ingress-nginx's `return`) is refused with a warning. A Host whose port is not digits (`x.example:@evil.com`) has its port left out of the Location, where nginx echoes it (a browser would go to evil.com)",
   },
   {
     names: ['service-upstream'],

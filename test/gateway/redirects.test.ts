@@ -2,7 +2,7 @@
 // absolute_redirect for `return 301 /path`, and the https redirect's.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { absoluteLocation, httpsRedirectLocation } from '../../src/gateway/redirects.ts';
+import { absoluteLocation, appRootLocation, httpsRedirectLocation } from '../../src/gateway/redirects.ts';
 
 const plain = { scheme: 'http', rawHost: 'rr.foo.com:8080', serverName: 'rr.foo.com', serverPort: 8080 };
 
@@ -36,4 +36,13 @@ test('the https redirect drops a final / unless preserve-trailing-slash, names 4
     httpsRedirectLocation('a.example', '/x', { usePortInRedirects: true }),
     'https://a.example:443/x',
   );
+});
+
+test('app-root: $scheme://$http_host<app-root>, a numeric port kept; a Host whose port is not digits names no other host', () => {
+  assert.equal(appRootLocation('http', 'x.example:8080', '/app'), 'http://x.example:8080/app');
+  assert.equal(appRootLocation('https', 'X.Example', '/app'), 'https://X.Example/app');
+  assert.equal(appRootLocation('http', '[::1]:8080', '/app'), 'http://[::1]:8080/app');
+  // A browser reads `x.example:@evil.com` as user `x.example` at evil.com.
+  for (const host of ['x.example:@evil.com', 'x.example:443@evil.com', 'x.example:a b'])
+    assert.equal(appRootLocation('http', host, '/app'), 'http://x.example/app', host);
 });
