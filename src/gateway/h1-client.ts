@@ -565,8 +565,11 @@ class H1Connection {
       !this.#pool.closing &&
       this.usable &&
       keepalive.keeps(this.#served, this.#openedAt, Date.now());
-    if (reusable) this.#setTimeout(keepalive.limits.idleTimeoutMs);
-    else this.#destroy();
+    if (reusable) {
+      this.#setTimeout(keepalive.limits.idleTimeoutMs);
+      // A client slow to take the response paused reading (pauseReading); the next request must be read.
+      this.socket.resume();
+    } else this.#destroy();
     request.handler.onResponseEnd?.(request, EMPTY_TRAILERS);
     if (reusable && this.usable) this.#pool.release(this);
   }

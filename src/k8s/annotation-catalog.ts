@@ -383,7 +383,7 @@ export const ANNOTATION_CATALOG: readonly CatalogEntry[] = [
     names: ['limit-rate', 'limit-rate-after'],
     status: 'implemented',
     values: 'whole numbers of KB',
-    note: "nginx's `limit_rate` / `limit_rate_after` on the response, per request: after `limit-rate-after` KB, at most `limit-rate` KB a second (by backpressure on the backend; nothing is buffered). Defaults: the ConfigMap keys of the same names",
+    note: "nginx's `limit_rate` / `limit_rate_after` on the response, per request, by its write filter's budget: after `limit-rate-after` KB, `limit-rate` KB for each second since the first byte plus one; a chunk past it goes out in pieces as the budget grows (backpressure on the backend: nothing is buffered beyond the chunk read). Defaults: the ConfigMap keys of the same names",
   },
   {
     names: ['limit-burst-multiplier'],

@@ -343,3 +343,40 @@ test('close() lets the request in flight finish, then closes; later dispatches f
   assert.equal(pool.connections, 0);
   assert.equal((await request(pool)).error?.code, 'UPSTREAM_CLOSED');
 });
+
+test('a response paused by a slow client and ended in the same read leaves a pooled connection that reads the next answer', async () => {
+  const b = await backend((socket) => ok(socket));
+  const pool = poolFor(b);
+  // As the proxy does when the client's socket is full: pause on the last data of the response.
+  const paused = await new Promise<Result>((resolve) => {
+    const result: Result = { status: null, headers: {}, body: '', error: null, starts: 0 };
+    pool.dispatch(
+      {
+        method: 'GET',
+        path: '/slow-client',
+        headers: { host: 'app.test' },
+        body: null,
+        headersTimeout: 5_000,
+        bodyTimeout: 5_000,
+      },
+      {
+        onResponseStart(_c, status) {
+          result.status = status;
+        },
+        onResponseData(controller, chunk) {
+          result.body += chunk.toString('latin1');
+          controller.pause();
+        },
+        onResponseEnd: () => resolve(result),
+        onResponseError(_c, error) {
+          result.error = error;
+          resolve(result);
+        },
+      },
+    );
+  });
+  assert.deepEqual([paused.status, paused.body, paused.error], [200, 'ok', null]);
+  const next = await request(pool, { path: '/next', headersTimeout: 5_000 });
+  assert.deepEqual([next.status, next.body, next.error], [200, 'ok', null]);
+  assert.equal(b.accepted, 1, 'the same connection, reused');
+});
