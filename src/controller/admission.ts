@@ -370,11 +370,20 @@ export function verdictFor(
     ingresses: tested.length,
     renderSeconds: (testing - rendering) / 1000,
     testSeconds: (done - testing) / 1000,
-    configBytes: Buffer.byteLength(JSON.stringify(tested)),
+    configBytes: jsonBytes(tested),
     roundtripSeconds: (done - started) / 1000,
   };
   if (lines.length === 0) return { allowed: true, message: '', warnings, check };
   return { allowed: false, message: lines.join('\n'), warnings, check };
+}
+
+/** The size of `value` as JSON; 0 when it cannot be written (nested deeper than the stack allows). */
+function jsonBytes(value: unknown): number {
+  try {
+    return Buffer.byteLength(JSON.stringify(value));
+  } catch {
+    return 0;
+  }
 }
 
 /** A refusal before the translation: counted as a failed check, with nothing rendered or tested. */

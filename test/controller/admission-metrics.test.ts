@@ -84,6 +84,20 @@ describe('admission metrics', () => {
     assert.ok(check!.configBytes > 2 * JSON.stringify(ingress('api', '/api')).length - 50);
   });
 
+  it('an Ingress nested deeper than JSON can be written in a field keepip ignores is still checked (size 0)', () => {
+    let deep: unknown = [];
+    for (let i = 0; i < 100_000; i++) deep = [deep];
+    const candidate = ingress('deep', '/deep');
+    (candidate.spec as Record<string, unknown>).extra = deep;
+    const seen = observer();
+    const outcome = reviewAdmission(review(candidate), cluster, options, seen);
+    assert.equal(outcome.ok && (outcome.response.response as { allowed: boolean }).allowed, true);
+    assert.deepEqual(
+      seen.checks.map((c) => [c.name, c.allowed, c.configBytes]),
+      [['deep', true, 0]],
+    );
+  });
+
   it('hears of a refusal as a failed check, and of nothing for another class or a DELETE', () => {
     const seen = observer();
     reviewAdmission(
