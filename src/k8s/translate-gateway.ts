@@ -404,7 +404,7 @@ export function translateGateway(
   return {
     ingressClass,
     settings,
-    virtualHosts: virtualHosts(b),
+    virtualHosts: encryptPassthroughUpstreams(virtualHosts(b)),
     defaultBackend: b.defaultBackend,
     controllerServices: controllerServices(
       input.services,
@@ -786,6 +786,28 @@ function virtualHosts(b: GatewayBuild): VirtualHostModel[] {
         ...serverTlsFor(h, own, b),
       };
     });
+}
+
+/**
+ * As ingress-nginx marks the upstream of a passthrough host's "/" (SSLPassthrough) and then proxies
+ * every location of that upstream, on any host, in https:// (grpcs:// for gRPC): the backend speaks
+ * TLS, and an HTTP request that names the host (port 80, or another host's TLS) must not reach it in
+ * cleartext.
+ */
+function encryptPassthroughUpstreams(hosts: VirtualHostModel[]): VirtualHostModel[] {
+  const tlsOnly = new Set<string>();
+  for (const h of hosts)
+    if (h.sslPassthrough === true)
+      for (const l of h.locations)
+        if (l.path === '/' && l.backend !== null) tlsOnly.add(l.backend.upstreamName);
+  if (tlsOnly.size === 0) return hosts;
+  const encrypted = (l: LocationModel): LocationModel => {
+    if (l.backend === null || !tlsOnly.has(l.backend.upstreamName)) return l;
+    const { autoHttp: _auto, ...rest } = l;
+    const grpc = l.backendProtocol === 'GRPC' || l.backendProtocol === 'GRPCS';
+    return { ...rest, backendProtocol: grpc ? 'GRPCS' : 'HTTPS' };
+  };
+  return hosts.map((h) => ({ ...h, locations: h.locations.map(encrypted) }));
 }
 
 /**
