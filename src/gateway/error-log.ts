@@ -9,7 +9,7 @@ import type { LineSink } from './line-sink.ts';
 export type ErrorLevel = 'alert' | 'error' | 'warn' | 'notice' | 'info';
 
 export interface ErrorLog {
-  /** One line: the nginx prefix for `connectionId`, then `message`; dropped below the log level. */
+  /** One line: the nginx prefix for `connectionId`, then `message` (control bytes as \xHH); dropped below the log level. */
   write(level: ErrorLevel, connectionId: number | null, message: string): void;
 }
 
@@ -22,7 +22,8 @@ export function createErrorLog(
   return {
     write(level, connectionId, message) {
       if (NGINX_LOG_LEVELS[level] > NGINX_LOG_LEVELS[threshold()]) return;
-      sink.write(formatErrorLogPrefix(Date.now(), pid, connectionId, level) + message);
+      // Every message, whatever quotes a client's bytes in it (a Basic user name…): one line each.
+      sink.write(formatErrorLogPrefix(Date.now(), pid, connectionId, level) + escapeControlBytes(message));
     },
   };
 }
