@@ -80,6 +80,8 @@ interface Attempt {
   started: number;
   connected: boolean;
   connectTimer: NodeJS.Timeout;
+  /** The backend's answer as read so far (null before the connect). */
+  answer: UpgradeAnswer | null;
 }
 
 /** One upgrade request on its way through one or more endpoints. */
@@ -156,6 +158,7 @@ class UpgradeExchange {
       record,
       started: performance.now(),
       connected: false,
+      answer: null,
       connectTimer: setTimeout(() => {
         socket.destroy(Object.assign(new Error('connect timeout'), { code: 'UPSTREAM_CONNECT_TIMEOUT' }));
       }, member.connectTimeoutMs),
@@ -186,6 +189,7 @@ class UpgradeExchange {
     socket.write(this.#headText);
     const offered = this.#request.headers.upgrade !== undefined;
     const answer = new UpgradeAnswer(this.#request.method, maxHeaderSize, offered);
+    attempt.answer = answer;
     const onData = (chunk: Buffer) => {
       const step = answer.feed(chunk, this.#toClient);
       if (step.kind === 'more') return;
@@ -289,6 +293,9 @@ class UpgradeExchange {
     clearTimeout(attempt.connectTimer);
     if (this.#upstream !== attempt.socket) return;
     if (this.#outcome.bytesToClient > 0) {
+      // A refusal the backend ended by closing (no length): its status is the head's.
+      const status = attempt.answer?.status ?? 0;
+      if (this.#outcome.status === 0 && status > 0) this.#recordStatus(attempt, status, true);
       this.#client.end();
       this.#finish(this.#outcome.status);
     } else if (!this.#finished && attempt.connected && this.#outcome.failures.length === 0) {

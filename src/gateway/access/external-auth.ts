@@ -172,8 +172,18 @@ export function sendSubrequest(
     res.on('close', () => clearTimeout(deadline));
     res.on('error', () => {});
   });
+  // A 101 comes as 'upgrade' (without a listener Node drops the socket and says nothing more): an
+  // unexpected status, as nginx's "auth request unexpected status: 101".
+  req.on('upgrade', (res, socket) => {
+    socket.destroy();
+    finish({ status: res.statusCode ?? 101, headers: res.headers, failure: null });
+  });
   req.on('timeout', () => req.destroy(new Error(`auth request timed out after ${timeoutMs} ms`)));
   req.on('error', (error) => finish({ status: 0, headers: {}, failure: error.message }));
+  // Whatever else ends the request without an answer still ends the wait.
+  req.on('close', () =>
+    finish({ status: 0, headers: {}, failure: 'the auth request closed without an answer' }),
+  );
   req.end();
 }
 
