@@ -33,6 +33,7 @@ import {
   isErrorCode,
 } from '../src/errors.ts';
 import type { GatewayCode, GatewayIssueCode } from '../src/gateway/errors.ts';
+import type { RequestFailure } from '../src/gateway/handler.ts';
 import type { RequestParseErrorCode } from '../src/gateway/h1-request.ts';
 import type { H2Code } from '../src/gateway/h2-server.ts';
 import type { ProxyFailureCode } from '../src/gateway/proxy.ts';
@@ -98,6 +99,7 @@ export type ModuleUnionsMatchTheirTables = [
       | BadRequestCode
       | H2Code
       | ClientHelloErrorCode
+      | RequestFailure['code']
     >
   >,
   Holds<Same<LbCode, LbConfigError['code'] | PlanProblem['code'] | LbConfigInvalid['code']>>,

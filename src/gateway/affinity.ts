@@ -95,9 +95,15 @@ function sameSiteNoneCompatible(userAgent: string | undefined): boolean {
   );
 }
 
-/** nginx's cookie_time: `Thu, 18-Nov-10 11:27:35 GMT`, the year in four digits after 2037. */
-function cookieTime(ms: number): string {
-  const d = new Date(ms);
+/** The latest time a cookie date is written for: 9999-12-31T23:59:59Z (four-digit years). */
+const LAST_COOKIE_TIME_MS = 253_402_300_799_000;
+
+/**
+ * nginx's cookie_time: `Thu, 18-Nov-10 11:27:35 GMT`, the year in four digits after 2037. A time
+ * outside 1970..9999 (a session-cookie-expires of 10^13 s) is written as the nearest end of it.
+ */
+export function cookieTime(ms: number): string {
+  const d = new Date(Math.min(Math.max(ms, 0), LAST_COOKIE_TIME_MS));
   const [day, date, month, year, time] = d.toUTCString().split(' ');
   const shown = d.getUTCFullYear() > 2037 ? year : year!.slice(2);
   return `${day} ${date}-${month}-${shown} ${time} GMT`;

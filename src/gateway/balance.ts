@@ -33,20 +33,13 @@ function rendezvous(key: string, candidates: readonly string[]): number {
   return best;
 }
 
-/** ingress-nginx's chashsubset layout: endpoints in groups of `size`, the last one padded from the start. */
-function subsets(members: readonly UpstreamMember[], size: number): number[][] {
-  const count = Math.ceil(members.length / size);
-  const groups: number[][] = [];
-  let k = 0;
-  for (let i = 0; i < count; i++) {
-    const group: number[] = [];
-    for (let j = 0; j < size; j++) group.push(k++ % members.length);
-    groups.push(group);
-  }
-  return groups;
-}
-
-/** The member index for a hash key; -1 for an upstream without members. */
+/**
+ * The member index for a hash key; -1 for an upstream without members. With a subset size, as
+ * ingress-nginx's chashsubset: endpoints laid out in groups of `size` (the last one padded from the
+ * start, so a size above the count repeats members), the key picks a group by rendezvous and the
+ * request a random slot of it. The slot's member is computed, not the groups built: their layout is
+ * `(group × size + slot) mod count`, so a subset size of 999,999 costs no more than 3.
+ */
 export function hashChoice(
   upstream: BalancedUpstream,
   hashBy: UpstreamHashByModel,
@@ -55,20 +48,18 @@ export function hashChoice(
 ): number {
   const members = upstream.members;
   if (members.length === 0) return -1;
-  if (hashBy.subsetSize === null)
+  const size = hashBy.subsetSize;
+  if (size === null)
     return rendezvous(
       key,
       members.map((m) => m.hostPort),
     );
-  const groups = subsets(members, hashBy.subsetSize);
-  const group =
-    groups[
-      rendezvous(
-        key,
-        groups.map((_, i) => `set${i + 1}`),
-      )
-    ]!;
-  return group[Math.floor(random() * group.length)]!;
+  const groups = Math.ceil(members.length / size);
+  const group = rendezvous(
+    key,
+    Array.from({ length: groups }, (_, i) => `set${i + 1}`),
+  );
+  return (group * size + Math.floor(random() * size)) % members.length;
 }
 
 const DECAY_MS = 10_000;

@@ -8,6 +8,12 @@ const CLIENT_REQUEST_FIX =
   'the client (or a proxy in front) sends a malformed or ambiguous request; fix the client — keepip never guesses';
 
 export const GATEWAY_CODES = {
+  GATEWAY_REQUEST_FAILED: {
+    kind: 'error',
+    summary:
+      'handling a request threw (a keepip bug): that client got a 500 (or its connection was closed) and the gateway went on serving the others; the error log line [alert] carries the stack',
+    fix: 'report it with the error log line; the Ingress annotations of the host involved help reproduce it',
+  },
   ROUTE_INVALID_REGEX: {
     kind: 'issue',
     summary:

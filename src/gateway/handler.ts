@@ -325,7 +325,8 @@ function handleRequest(ctx: HandlerContext, req: GatewayRequest, res: GatewayRes
     if (!hasEndpoints(admitted)) withoutEndpoints(ctx, ex, req, res, admitted, limit);
     else {
       addAuthCookies(ex, res);
-      if (needsResponseWrapper(ex)) addResponseHeaders(ex, res);
+      // A session that may move on a retry (change-on-failure) gets its cookie when the head is written.
+      if (needsResponseWrapper(ex) || admitted.onAttempt !== undefined) addResponseHeaders(ex, res);
       // limit-rate / limit-rate-after: the response to this client, per request (access/bandwidth.ts).
       const bandwidth = admitted.location?.access?.bandwidth;
       if (bandwidth) throttleResponse(res, bandwidth);
@@ -428,9 +429,34 @@ function answerRefusedRequest(
   logBareRequest(ctx, conn, request, status, body.length, req.headers);
 }
 
+/** A request whose handling threw: a keepip bug, answered 500 instead of ending every client's process. */
+export interface RequestFailure {
+  code: 'GATEWAY_REQUEST_FAILED';
+  message: string;
+}
+
+function requestFailed(ctx: HandlerContext, req: GatewayRequest, res: GatewayResponse, error: unknown): void {
+  const failure: RequestFailure = {
+    code: 'GATEWAY_REQUEST_FAILED',
+    message: String((error as Error)?.stack ?? error),
+  };
+  ctx.errorLog.write('alert', connectionOf(req.socket)?.id ?? null, `${failure.code}: ${failure.message}`);
+  if (res.headersSent) res.destroy();
+  else
+    res
+      .writeHead(500, { 'content-type': 'text/plain', connection: 'close' })
+      .end(Buffer.from('500 Internal Server Error\n'));
+}
+
 export function createRequestHandler(ctx: HandlerContext): RequestHandler {
   return {
-    onRequest: (req, res) => handleRequest(ctx, req, res),
+    onRequest: (req, res) => {
+      try {
+        handleRequest(ctx, req, res);
+      } catch (error) {
+        requestFailed(ctx, req, res, error);
+      }
+    },
     onUpgrade: (req, socket, head) => handleUpgrade(ctx, req, socket, head),
     onClientError: (error, socket) => handleClientError(ctx, error, socket),
     onPlainHttpOnHttps: (req, res) => answerPlainHttpOnHttps(ctx, req, res),

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { test } from 'node:test';
 import type { AffinityModel } from '../../src/config/model.ts';
-import { affinitizedTo, affinityCookie, stickyChoice } from '../../src/gateway/affinity.ts';
+import { affinitizedTo, affinityCookie, cookieTime, stickyChoice } from '../../src/gateway/affinity.ts';
 import type { BalancedUpstream, UpstreamMember } from '../../src/gateway/upstream.ts';
 
 const md5 = (t: string) => createHash('md5').update(t).digest('hex');
@@ -86,4 +86,11 @@ test('the session cookie is read as lua-resty-cookie reads it: exact name, the l
   assert.equal(affinitizedTo(affinity, upstream, `Route=${second}`), false);
   assert.equal(affinitizedTo(affinity, upstream, `flag; route=${second}`), false);
   assert.equal(affinitizedTo(affinity, upstream, `a=1, route=${second}`), true);
+});
+
+test('a cookie date outside 1970..9999 (session-cookie-expires of 10^13 s) is written as the nearest end, never a throw', () => {
+  assert.equal(cookieTime(Date.parse('2010-11-18T11:27:35Z')), 'Thu, 18-Nov-10 11:27:35 GMT');
+  assert.equal(cookieTime(Date.parse('2040-01-02T03:04:05Z')), 'Mon, 02-Jan-2040 03:04:05 GMT');
+  assert.equal(cookieTime(Date.now() + 9_999_999_999_999 * 1000), 'Fri, 31-Dec-9999 23:59:59 GMT');
+  assert.equal(cookieTime(Date.now() - 9_999_999_999_999 * 1000), 'Thu, 01-Jan-70 00:00:00 GMT');
 });

@@ -43,3 +43,25 @@ test('ewma: the better of two at random, by decayed average response time', () =
   // Far later the averages have decayed towards 0 alike: the first drawn wins a tie.
   assert.equal(ewmaChoice(upstreamOf(1), 0), 0);
 });
+
+test("upstream-hash-by-subset: each slot of a group is ingress-nginx's layout (groups of size, padded from the start), for any size", () => {
+  for (let n = 1; n <= 7; n++) {
+    for (const size of [1, 2, 3, 5, 9, 999_999]) {
+      const upstream = upstreamOf(n);
+      // ingress-nginx's build_subset_map, written out: group g holds (g × size + j) mod n, j < size.
+      const groups = Math.ceil(n / size);
+      for (const key of ['a', 'b', '/k1', '/k2']) {
+        const slots = new Set<number>();
+        for (const slot of [0, 1, 2, size - 1].filter((j) => j < size)) {
+          const pick = hashChoice(upstream, { by: '', subsetSize: size }, key, () => (slot + 0.5) / size);
+          slots.add(pick);
+          const expectedFromSomeGroup = Array.from({ length: groups }, (_, g) => (g * size + slot) % n);
+          assert.ok(expectedFromSomeGroup.includes(pick), `n=${n} size=${size} slot=${slot}`);
+        }
+        // One key stays in one group: its picks are that group's members only.
+        const picks = [...slots];
+        assert.ok(picks.length <= Math.min(size, n));
+      }
+    }
+  }
+});

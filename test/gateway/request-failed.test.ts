@@ -1,0 +1,47 @@
+// A request whose handling throws (a keepip bug, such as the far session-cookie-expires date that once
+// threw while writing Set-Cookie) is answered 500 and logged [alert] GATEWAY_REQUEST_FAILED with the
+// stack, instead of ending the process for every client. The handler is driven with a context whose
+// snapshot read throws.
+import assert from 'node:assert/strict';
+import { PassThrough } from 'node:stream';
+import { test } from 'node:test';
+import { attachConnection } from '../../src/gateway/connection.ts';
+import type { GatewayRequest, GatewayResponse, HandlerContext } from '../../src/gateway/exchange.ts';
+import { createRequestHandler } from '../../src/gateway/handler.ts';
+
+test('a handler that throws answers 500 and logs the stack; headers already sent: the connection is closed', () => {
+  const lines: string[] = [];
+  const ctx = {
+    current: () => {
+      throw new Error('snapshot exploded');
+    },
+    errorLog: {
+      write: (level: string, id: number | null, message: string) => lines.push(`${level} ${id} ${message}`),
+    },
+  } as unknown as HandlerContext;
+  const handler = createRequestHandler(ctx);
+  for (const headersSent of [false, true]) {
+    const socket = new PassThrough();
+    attachConnection(socket, { id: 7 } as never);
+    const answered: unknown[] = [];
+    const res = {
+      headersSent,
+      writeHead(status: number) {
+        answered.push(status);
+        return res;
+      },
+      end(body?: Buffer) {
+        answered.push(body?.toString());
+        return res;
+      },
+      destroy() {
+        answered.push('destroyed');
+      },
+    } as unknown as GatewayResponse;
+    const req = { socket, headers: {}, method: 'GET', url: '/' } as unknown as GatewayRequest;
+    assert.doesNotThrow(() => handler.onRequest(req, res));
+    assert.deepEqual(answered, headersSent ? ['destroyed'] : [500, '500 Internal Server Error\n']);
+  }
+  assert.equal(lines.length, 2);
+  assert.match(lines[0]!, /^alert 7 GATEWAY_REQUEST_FAILED: Error: snapshot exploded\n\s+at /);
+});
