@@ -435,12 +435,17 @@ export interface RequestFailure {
   message: string;
 }
 
-function requestFailed(ctx: HandlerContext, req: GatewayRequest, res: GatewayResponse, error: unknown): void {
+/** Logs a request whose handling threw (a keepip bug), with its stack. */
+function logRequestFailure(ctx: HandlerContext, req: GatewayRequest, error: unknown): void {
   const failure: RequestFailure = {
     code: 'GATEWAY_REQUEST_FAILED',
     message: String((error as Error)?.stack ?? error),
   };
   ctx.errorLog.write('alert', connectionOf(req.socket)?.id ?? null, `${failure.code}: ${failure.message}`);
+}
+
+function requestFailed(ctx: HandlerContext, req: GatewayRequest, res: GatewayResponse, error: unknown): void {
+  logRequestFailure(ctx, req, error);
   if (res.headersSent) res.destroy();
   else
     res
@@ -457,7 +462,14 @@ export function createRequestHandler(ctx: HandlerContext): RequestHandler {
         requestFailed(ctx, req, res, error);
       }
     },
-    onUpgrade: (req, socket, head) => handleUpgrade(ctx, req, socket, head),
+    onUpgrade: (req, socket, head) => {
+      try {
+        handleUpgrade(ctx, req, socket, head);
+      } catch (error) {
+        logRequestFailure(ctx, req, error);
+        socket.destroy();
+      }
+    },
     onClientError: (error, socket) => handleClientError(ctx, error, socket),
     onPlainHttpOnHttps: (req, res) => answerPlainHttpOnHttps(ctx, req, res),
     onRefusedRequest: (req, res, status, reason) => answerRefusedRequest(ctx, req, res, status, reason),

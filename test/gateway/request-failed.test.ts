@@ -45,3 +45,22 @@ test('a handler that throws answers 500 and logs the stack; headers already sent
   assert.equal(lines.length, 2);
   assert.match(lines[0]!, /^alert 7 GATEWAY_REQUEST_FAILED: Error: snapshot exploded\n\s+at /);
 });
+
+test('an upgrade whose handling throws closes that connection and logs the stack', () => {
+  const lines: string[] = [];
+  const ctx = {
+    current: () => {
+      throw new Error('snapshot exploded');
+    },
+    errorLog: {
+      write: (level: string, _id: number | null, message: string) => lines.push(`${level} ${message}`),
+    },
+  } as unknown as HandlerContext;
+  const socket = new PassThrough();
+  attachConnection(socket, { id: 8 } as never);
+  const tunnel = new PassThrough();
+  const req = { socket, headers: {}, method: 'GET', url: '/' } as unknown as GatewayRequest;
+  assert.doesNotThrow(() => createRequestHandler(ctx).onUpgrade(req, tunnel, Buffer.alloc(0)));
+  assert.equal(tunnel.destroyed, true);
+  assert.match(lines[0]!, /^alert GATEWAY_REQUEST_FAILED: Error: snapshot exploded/);
+});
