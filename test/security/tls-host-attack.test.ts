@@ -336,6 +336,7 @@ function topology(pki: Pki, tapPort: number) {
     authSecret('authy', pki.server, { 'ca.crt': pki.otherCa }),
     host('plain', 'authx', {}),
     host('on', 'authx', { 'auth-tls-secret': x }),
+    host('plainok', 'authx', { 'auth-tls-secret': x, 'ssl-redirect': 'false' }),
     host('ony', 'authy', { 'auth-tls-secret': 'default/authy' }),
     host('pass', 'authx', {
       'auth-tls-secret': x,
@@ -578,6 +579,28 @@ describe('TLS, client certificates and SNI versus Host', () => {
     const https = await once(gw.httpsPort, 'plain.tls.test', { lines: ['X-Forwarded-Proto: http'] });
     assert.equal(https.status, 200);
     assert.match(https.head, /\r\nstrict-transport-security: max-age=\d+/i);
+  });
+
+  it('plain HTTP to an auth-tls host without ssl-redirect: the backend gets no ssl-client-* at all (nginx: empty, not sent)', async () => {
+    const plain = await rawExchange({
+      host: '127.0.0.1',
+      port: gw.httpPort,
+      payload: req('plainok.tls.test', [
+        'x-mark: plain-noredirect',
+        'ssl-client-verify: SUCCESS',
+        'ssl-client-subject-dn: CN=admin',
+        'Connection: close',
+      ]),
+    });
+    assert.match(plain.received.toString('latin1'), /^HTTP\/1\.1 200 /);
+    const head = upstreamHeads(tap, 'plain-noredirect')[0] ?? '';
+    for (const name of [
+      'ssl-client-verify',
+      'ssl-client-subject-dn',
+      'ssl-client-issuer-dn',
+      'ssl-client-cert',
+    ])
+      assert.deepEqual(headerValues(head, name), [], name);
   });
 
   it('optional refuses a certificate that does not verify (another CA, expired): 400 as nginx; a good one passes', async () => {

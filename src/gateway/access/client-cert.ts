@@ -186,8 +186,9 @@ export function checkClientCertificate(
       reason: 'client certificate unauthorized (auth-tls-match-cn)',
       location: null,
     };
+  // Over plain HTTP nginx's $ssl_client_verify is empty, so the header is not sent ('' removes it).
   const headers: Record<string, string> = {
-    'ssl-client-verify': view.verify,
+    'ssl-client-verify': https ? view.verify : '',
     'ssl-client-subject-dn': view.subjectDn,
     'ssl-client-issuer-dn': view.issuerDn,
   };
