@@ -208,10 +208,13 @@ class GrpcExchange implements UpstreamHandler {
     this.#recordAttempt(statusCode);
     const answered = this.#outcome.attempts[this.#outcome.attempts.length - 1];
     if (answered !== undefined) answered.headerSeconds = answered.seconds;
+    // As nginx's grpc module hides Date, Server, X-Pad and X-Accel-* by default (and the ConfigMap's
+    // hide-headers, which keepip applies to every proxied answer).
     const out: Record<string, string | string[]> = {};
+    const hidden = this.request.hiddenResponseHeaders;
     for (const name in headers) {
       const value = headers[name];
-      if (value !== undefined) out[name] = value;
+      if (value !== undefined && !hidden.has(name)) out[name] = value;
     }
     // Trailers may follow the body: the client's stream must wait for them.
     h2Response(this.#res)?.expectTrailers();

@@ -11,7 +11,7 @@ import { type ClientTimeouts, type ConnectionCloseReason, sweepPeriodMs } from '
 import type { GatewayRequest, GatewayResponse, H1Handler } from './exchange.ts';
 import { type RequestHead, type RequestParseError, RequestParser } from './h1-request.ts';
 import { setBorrowedReader } from './borrowed-reads.ts';
-import { headValue, UNSAFE_VALUE } from './header-value.ts';
+import { headValue, lengthRefused, UNSAFE_VALUE } from './header-value.ts';
 import { HeldBytes } from './held-bytes.ts';
 import { batchWritesThisTurn, flushBatchedWrites } from './write-batch.ts';
 
@@ -232,8 +232,10 @@ class H1Response implements GatewayResponse {
           continue;
         }
         if (lower === 'transfer-encoding') continue;
-        if (lower === 'content-length') hasLength = true;
-        else if (lower === 'date') hasDate = true;
+        if (lower === 'content-length') {
+          if (lengthRefused(statusCode, value)) continue;
+          hasLength = true;
+        } else if (lower === 'date') hasDate = true;
         if (Array.isArray(value)) {
           for (const item of value) if (!UNSAFE_VALUE.test(item)) out += `${name}: ${item}\r\n`;
         } else {
@@ -259,8 +261,10 @@ class H1Response implements GatewayResponse {
     for (let i = 0; i < fields.length; i += 2) {
       const name = fields[i] as string;
       const value = fields[i + 1] as string;
-      if (name === 'content-length') hasLength = true;
-      else if (name === 'date') hasDate = true;
+      if (name === 'content-length') {
+        if (lengthRefused(statusCode, value)) continue;
+        hasLength = true;
+      } else if (name === 'date') hasDate = true;
       else if (name === 'transfer-encoding') continue;
       else if (name === 'connection') {
         if (value.toLowerCase() === 'close') this.shouldKeepAlive = false;

@@ -6,7 +6,7 @@
 import http2, { type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import type net from 'node:net';
 import type { GatewayRequest, GatewayResponse } from './exchange.ts';
-import { headValue } from './header-value.ts';
+import { headValue, lengthRefused } from './header-value.ts';
 
 const { NGHTTP2_NO_ERROR, NGHTTP2_INTERNAL_ERROR } = http2.constants;
 
@@ -210,6 +210,8 @@ export class H2Response implements GatewayResponse {
         if (value === undefined) continue;
         const lower = name.toLowerCase();
         if (CONNECTION_SPECIFIC.has(lower)) continue;
+        // A 204's length other than 0 would make HTTP/2 clients refuse the stream (nginx drops it).
+        if (lower === 'content-length' && lengthRefused(statusCode, value)) continue;
         out[lower] = value;
       }
     }

@@ -37,3 +37,12 @@ export function headValue(
     }
   return values.length === 0 ? null : values.join(', ');
 }
+
+/**
+ * A Content-Length a head of this status must not carry: a backend's on a 204 or 1xx is dropped, as
+ * nginx's header filter does; `0` on a 204 stays (the CORS preflight's, which HTTP/2 clients accept).
+ */
+export function lengthRefused(statusCode: number, value: string | number | readonly string[]): boolean {
+  if (statusCode >= 200 && statusCode !== 204) return false;
+  return statusCode < 200 || String(value) !== '0';
+}

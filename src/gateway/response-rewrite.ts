@@ -36,7 +36,9 @@ function redirected(value: string, from: string, to: string): string {
 function cookie(value: string, rw: CompiledResponseRewrite): string {
   return value
     .split(';')
-    .map((part) => {
+    .map((part, i) => {
+      // The first pair is the cookie's own name=value, never an attribute (nginx starts at the second).
+      if (i === 0) return part;
       const eq = part.indexOf('=');
       if (eq < 0) return part;
       const name = part.slice(0, eq).trim().toLowerCase();
@@ -62,8 +64,10 @@ export function rewriteResponseHeaders(
 ): void {
   if (rw.redirect !== null) {
     for (const name of ['location', 'refresh']) {
+      // Several of one: the first counts, as nginx (since 1.23) ignores a duplicate of these.
       const value = headers[name];
-      if (typeof value === 'string') headers[name] = redirected(value, rw.redirect.from, rw.redirect.to);
+      const first = Array.isArray(value) ? value[0] : value;
+      if (typeof first === 'string') headers[name] = redirected(first, rw.redirect.from, rw.redirect.to);
     }
   }
   if (rw.cookieDomain === null && rw.cookiePath === null) return;

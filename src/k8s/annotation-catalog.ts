@@ -995,7 +995,7 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
     names: ['add-headers'],
     status: 'implemented',
     values: 'none',
-    note: "`namespace/name` (or `name` in the controller's namespace) of a ConfigMap whose keys and values are headers on every response, the gateway's own included (before custom-headers and CORS, which win); values as written. A missing ConfigMap or a key that is not a header name: warning, none",
+    note: "`namespace/name` (or `name` in the controller's namespace) of a ConfigMap whose keys and values are headers on every response, the gateway's own included (before custom-headers and CORS, which win); values as written. A missing ConfigMap, a key that is not a header name or a value with a control byte (HTAB aside): warning, none",
   },
   {
     names: ['proxy-set-headers'],

@@ -46,11 +46,14 @@ function refOf(text: string, namespace: string): ObjectRef | null {
   return null;
 }
 
+/** A control byte no field value may carry (HTAB aside): HTTP/2 peers refuse the whole answer for one. */
+const NOT_FIELD_VALUE = /[\x00-\x08\x0a-\x1f\x7f]/;
+
 /** A header map from a ConfigMap, names lower-cased; null when the names or values are not headers. */
 function headerMap(data: Readonly<Record<string, string>>): Record<string, string> | null {
   const out: Record<string, string> = {};
   for (const [name, value] of Object.entries(data)) {
-    if (!HEADER_NAME.test(name) || /[\r\n]/.test(value)) return null;
+    if (!HEADER_NAME.test(name) || NOT_FIELD_VALUE.test(value)) return null;
     out[name.toLowerCase()] = value;
   }
   return out;
