@@ -61,8 +61,11 @@ export interface H2Server {
   destroyAll(): void;
 }
 
-/** How long a connection closed for abuse lingers after its GOAWAY (see #close). */
+/** How long a connection closed for abuse or idleness (or a stalled write) lingers before it is destroyed (see #close). */
 const ABUSE_LINGER_MS = 1_000;
+
+/** The most a request's header list counts towards the frame-flood allowance (a large real head). */
+const HEAD_CREDIT_BYTES = 8 * 1024;
 
 /** How often every connection's frame-flood rule is checked: a flood is cut within this. */
 const FLOOD_SWEEP_MS = 100;
@@ -340,8 +343,11 @@ class H2ServerState implements H2Server {
       this.#responses.set(stream, res);
       conn.live.add(res);
       const size = headerListSize(req);
-      conn.guard.payloadBytes += size.total;
       const refused = refusal(req, conn.settings, size);
+      // nginx credits a request's header block by its wire bytes, and only a request it processes.
+      // The decoded size can be thousands of times the wire's (HPACK references): a refused stream
+      // earns nothing, a served one at most HEAD_CREDIT_BYTES, so headers cannot buy a frame flood.
+      if (refused === null) conn.guard.payloadBytes += Math.min(size.total, HEAD_CREDIT_BYTES);
       if (refused !== null) this.#handler.onRefusedRequest(req, res, refused.status, refused.reason);
       else this.#handler.onRequest(req, res);
     }
@@ -390,6 +396,12 @@ class H2ServerState implements H2Server {
     // Graceful: GOAWAY with the last stream taken; the streams in flight finish (each bounded by its
     // body and send deadlines), then the session closes itself.
     conn.session.close();
+    // Idle means no stream in flight: a header block left unfinished would hold the graceful close
+    // open for ever (nghttp2 counts its stream as taken), so the connection ends after a linger.
+    if (reason === 'idle') {
+      const { session } = conn;
+      setTimeout(() => session.destroy(), ABUSE_LINGER_MS).unref();
+    }
   }
 
   #startSweep(period: number): void {
@@ -403,7 +415,7 @@ class H2ServerState implements H2Server {
   #check(): void {
     const now = performance.now();
     for (const conn of this.#conns) {
-      if (conn.active === 0 && conn.deadline !== 0 && now >= conn.deadline) {
+      if (conn.active === 0 && conn.deadline !== 0 && now >= conn.deadline && !conn.closing) {
         this.#options.onDeadline(conn.guard.streams === 0 ? 'header_timeout' : 'keepalive_timeout');
         this.#close(conn, 'idle', null);
       }
@@ -422,6 +434,14 @@ class H2ServerState implements H2Server {
       conn.live.delete(res);
       this.#options.onDeadline('send_timeout');
       res.destroy();
+      // A client that reads nothing at all cannot even be sent the reset, and the stream never
+      // closes: as nginx's timed-out write event, the whole connection ends then (its other streams
+      // and their backends with it).
+      const stream = res.request.stream;
+      const { session } = conn;
+      setTimeout(() => {
+        if (!stream.destroyed) session.destroy();
+      }, ABUSE_LINGER_MS).unref();
       return;
     }
     const req = res.request;
