@@ -200,7 +200,7 @@ function parseServerName(data: Uint8Array): string | { error: ClientHelloError }
     const type = names.uint(1);
     const name = names.vector(2);
     if (name === null) return malformed('a server_name entry runs past its list');
-    if (type !== 0) continue; // other name types: none is defined; skipped as OpenSSL does
+    if (type !== 0) continue; // other name types (none is defined): skipped, as Go's crypto/tls does
     if (host !== null) return malformed('two host_name entries in server_name');
     if (name.length === 0 || name.length > 255) return malformed(`a host_name of ${name.length} bytes`);
     for (const byte of name)
