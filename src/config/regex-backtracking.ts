@@ -10,12 +10,6 @@
 // bound (`(a|a)*\1`), a second unbounded run of `.`, and a counted group with a choice inside (`(a|aa){40}`).
 // Kept first for all, since it explains its refusal and the fallback is V8's, experimental. Pure.
 
-interface Group {
-  start: number;
-  /** Something inside repeats without bound. */
-  unbounded: boolean;
-}
-
 /** The quantifier at `i`: its text and how many times it repeats at most, or null when none is there. */
 function quantifierAt(source: string, i: number): { text: string; max: number } | null {
   const c = source[i];
@@ -42,32 +36,65 @@ function classEnd(source: string, i: number): number {
   return j + 1;
 }
 
-/** The first nested unbounded repeat in `source` (the group with its quantifier), or null. */
-export function nestedQuantifier(source: string): string | null {
-  const stack: Group[] = [{ start: 0, unbounded: false }];
+/** One atom of a regex source (a group, a class, an escape or a character) and its quantifier. */
+interface Atom<G> {
+  /** The atom's first character (`)` for a group, whose state is then `group`). */
+  char: string;
+  start: number;
+  /** Just past the quantifier (or the atom, without one). */
+  end: number;
+  group: G | null;
+  quantifier: { text: string; max: number } | null;
+  /** The state of the innermost group around the atom (the top level's outside any). */
+  parent: G;
+}
+
+/**
+ * Walks `source` atom by atom, the one tokenizer of the scans below: `open` makes the state of each
+ * group (and of the top level), `visit` sees each atom once its quantifier is read and may stop the
+ * walk with a finding.
+ */
+function walkAtoms<G>(source: string, open: () => G, visit: (atom: Atom<G>) => string | null): string | null {
+  const stack: { state: G; start: number }[] = [{ state: open(), start: 0 }];
   let i = 0;
   while (i < source.length) {
-    const c = source[i]!;
-    let atom: Group = { start: i, unbounded: false };
-    if (c === '(') {
-      stack.push({ start: i, unbounded: false });
+    const char = source[i]!;
+    if (char === '(') {
+      stack.push({ state: open(), start: i });
       i++;
       continue;
     }
-    if (c === '\\') i += 2;
-    else if (c === '[') i = classEnd(source, i);
-    else if (c === ')' && stack.length > 1) {
-      atom = stack.pop()!;
+    let start = i;
+    let group: G | null = null;
+    if (char === '\\') i += 2;
+    else if (char === '[') i = classEnd(source, i);
+    else if (char === ')' && stack.length > 1) {
+      const closed = stack.pop()!;
+      [group, start] = [closed.state, closed.start];
       i++;
     } else i++;
-    const q = quantifierAt(source, i);
-    const end = i + (q?.text.length ?? 0);
-    if (q !== null && q.max > 1 && atom.unbounded) return source.slice(atom.start, end);
-    const parent = stack[stack.length - 1]!;
-    if (atom.unbounded || (q !== null && q.max === Number.POSITIVE_INFINITY)) parent.unbounded = true;
+    const quantifier = quantifierAt(source, i);
+    const end = i + (quantifier?.text.length ?? 0);
+    const found = visit({ char, start, end, group, quantifier, parent: stack[stack.length - 1]!.state });
+    if (found !== null) return found;
     i = end;
   }
   return null;
+}
+
+/** The first nested unbounded repeat in `source` (the group with its quantifier), or null. */
+export function nestedQuantifier(source: string): string | null {
+  // A group's state: something inside repeats without bound.
+  return walkAtoms(
+    source,
+    () => ({ unbounded: false }),
+    (a) => {
+      const unbounded = a.group?.unbounded === true;
+      if (a.quantifier !== null && a.quantifier.max > 1 && unbounded) return source.slice(a.start, a.end);
+      if (unbounded || a.quantifier?.max === Number.POSITIVE_INFINITY) a.parent.unbounded = true;
+      return null;
+    },
+  );
 }
 
 /** A backreference or a lookaround: V8's linear-time fallback does not take such a regex. */
@@ -79,39 +106,22 @@ const OUTSIDE_LINEAR_ENGINE = /\\[1-9]|\\k<|\(\?<?[=!]/;
  * (`(?=x).*.*y`); null otherwise. A single run after a lookahead (`^/(?!api).*`) stays linear.
  */
 function unboundedWithoutFallback(source: string): string | null {
-  const opens: number[] = [];
   let dotRuns = 0;
-  let i = 0;
-  while (i < source.length) {
-    const c = source[i]!;
-    let atomStart = i;
-    if (c === '(') {
-      opens.push(i);
-      i++;
-      continue;
-    }
-    if (c === '\\') i += 2;
-    else if (c === '[') i = classEnd(source, i);
-    else if (c === ')') {
-      atomStart = opens.pop() ?? 0;
-      i++;
-    } else i++;
-    const q = quantifierAt(source, i);
-    if (q !== null && q.max === Number.POSITIVE_INFINITY) {
-      const atom = source.slice(atomStart, i + q.text.length);
-      if (c === ')') return atom;
-      if (c === '.' && ++dotRuns > 1) return atom;
-    }
-    i += q?.text.length ?? 0;
-  }
-  return null;
+  return walkAtoms(
+    source,
+    () => null,
+    (a) => {
+      if (a.quantifier?.max !== Number.POSITIVE_INFINITY) return null;
+      if (a.char === ')' || (a.char === '.' && ++dotRuns > 1)) return source.slice(a.start, a.end);
+      return null;
+    },
+  );
 }
 
 /** V8's linear-time engine copies a counted repeat's body; past this many copies it refuses the regex. */
 const LINEAR_ENGINE_MAX_COPIES = 16;
 
 interface CountedGroup {
-  start: number;
   /** The most copies anything inside needs (nested counts multiply). */
   copies: number;
   /** A choice or a repeat inside: counted copies of it can match one input in many ways. */
@@ -126,42 +136,29 @@ interface CountedGroup {
  * (`(a|aa){40}`: 2^40 ways to fail), harmless only while the fallback can take the regex.
  */
 function countedRepeats(source: string): { beyond: string | null; ambiguous: string | null } {
-  const stack: CountedGroup[] = [{ start: 0, copies: 1, choices: false }];
   let beyond: string | null = null;
   let ambiguous: string | null = null;
-  let i = 0;
-  while (i < source.length) {
-    const c = source[i]!;
-    if (c === '(') {
-      stack.push({ start: i, copies: 1, choices: false });
-      i++;
-      continue;
-    }
-    let atom: CountedGroup = { start: i, copies: 1, choices: false };
-    if (c === '|') stack[stack.length - 1]!.choices = true;
-    if (c === '\\') i += 2;
-    else if (c === '[') i = classEnd(source, i);
-    else if (c === ')' && stack.length > 1) {
-      atom = stack.pop()!;
-      i++;
-    } else i++;
-    const q = quantifierAt(source, i);
-    const end = i + (q?.text.length ?? 0);
-    const parent = stack[stack.length - 1]!;
-    if (q !== null) {
-      parent.choices = true;
-      if (q.text.startsWith('{')) {
-        const count = Number.isFinite(q.max) ? q.max : Number(/^\{(\d+)/.exec(q.text)![1]);
-        const copies = atom.copies * count;
-        if (copies > LINEAR_ENGINE_MAX_COPIES) beyond ??= source.slice(atom.start, end);
-        if (c === ')' && atom.choices && q.max > 1) ambiguous ??= source.slice(atom.start, end);
-        atom.copies = copies;
+  walkAtoms<CountedGroup>(
+    source,
+    () => ({ copies: 1, choices: false }),
+    (a) => {
+      const atom = a.group ?? { copies: 1, choices: false };
+      if (a.char === '|') a.parent.choices = true;
+      const q = a.quantifier;
+      if (q !== null) {
+        a.parent.choices = true;
+        if (q.text.startsWith('{')) {
+          const count = Number.isFinite(q.max) ? q.max : Number(/^\{(\d+)/.exec(q.text)![1]);
+          atom.copies *= count;
+          if (atom.copies > LINEAR_ENGINE_MAX_COPIES) beyond ??= source.slice(a.start, a.end);
+          if (a.group !== null && atom.choices && q.max > 1) ambiguous ??= source.slice(a.start, a.end);
+        }
       }
-    }
-    if (atom.choices && c === ')') parent.choices = true;
-    parent.copies = Math.max(parent.copies, atom.copies);
-    i = end;
-  }
+      if (a.group !== null && atom.choices) a.parent.choices = true;
+      a.parent.copies = Math.max(a.parent.copies, atom.copies);
+      return null;
+    },
+  );
   return { beyond, ambiguous };
 }
 
