@@ -450,6 +450,8 @@ export function snapshotEvents(snap: GatewaySnapshot): GatewayEvent[] {
   const { settings } = snap;
   const named = new Map<string, Set<string>>();
   for (const issue of snap.topology.issues) {
+    // The translation warned of the ConfigMap's trust; --trusted-proxies replaced it (see below).
+    if (issue.code === 'TRUSTS_EVERYONE' && snap.trustSource === 'flag') continue;
     if (NAME_LINES[issue.code] !== undefined) {
       const name = /"([^"]+)"/.exec(issue.message)?.[1] ?? issue.field ?? issue.message;
       const object =

@@ -90,6 +90,9 @@ const NOT_COPIED: ReadonlySet<string> = new Set([
   'http2-settings',
   // httpoxy (CVE-2016-5385): a backend's CGI would read it as HTTP_PROXY, its outgoing proxy.
   'proxy',
+  // ingress-nginx overwrites it with the client it resolved (PROXY + use-forwarded-headers); keepip
+  // resolves the client itself and has no such header: a client's own would pass as the resolved one.
+  'x-forwarded-for-proxy-protocol',
   // The gateway's own (nginx's proxy_set_header), set by it or not at all: a client's would be a forgery.
   'host',
   'x-request-id',

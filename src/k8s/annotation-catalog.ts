@@ -666,7 +666,7 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
     names: ['proxy-real-ip-cidr'],
     status: 'implemented',
     values: '0.0.0.0/0',
-    note: 'peers trusted for the PROXY header and forwarded headers. Invalid value: error `INVALID_TRUSTED_CIDR` and **nobody** is trusted',
+    note: 'peers trusted for the PROXY header and forwarded headers. The default 0.0.0.0/0 applies only when the key is absent: present but empty, **nobody** is trusted (ingress-nginx then writes no `set_real_ip_from`). Invalid value: error `INVALID_TRUSTED_CIDR` and **nobody** is trusted',
   },
   {
     names: ['use-forwarded-headers'],
@@ -1234,7 +1234,7 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
   {
     names: ['forwarded-for-proxy-protocol-header'],
     status: 'no-effect',
-    note: 'the name of an internal header nginx uses between its own listeners; keepip has none',
+    note: "the name of an internal header nginx uses between its own listeners; keepip has none, and never passes a client's `X-Forwarded-For-Proxy-Protocol` on (ingress-nginx overwrites it with use-proxy-protocol and use-forwarded-headers)",
   },
   {
     names: ['relative-redirects'],

@@ -468,7 +468,14 @@ function readClientAddressKeys(v: ConfigMapReader, s: GatewaySettings): void {
 /** proxy-real-ip-cidr; an invalid list fails closed: no peer is trusted. */
 function readTrustedCidrs(v: ConfigMapReader, s: GatewaySettings): void {
   const realIp = v.data['proxy-real-ip-cidr'];
-  if (realIp === undefined || realIp.trim() === '') return;
+  if (realIp === undefined) return;
+  // Present but empty: no peer is trusted, as ingress-nginx writes no set_real_ip_from then (only
+  // an absent key means its 0.0.0.0/0 default).
+  if (realIp.trim() === '') {
+    s.trustedCidrsDefaulted = false;
+    s.trustedCidrs = [];
+    return;
+  }
   const parsed = parseConfigMapSourceRange(realIp);
   s.trustedCidrsDefaulted = false;
   if (parsed?.valid) {
