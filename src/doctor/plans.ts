@@ -9,6 +9,7 @@ import type {
   ProxyProtocolVersion,
   Topology,
 } from '../config/model.ts';
+import { coversEveryAddress } from '../net/cidr.ts';
 import { type Chain, gatewayPeers, hostCidr } from './chain.ts';
 import { annotate, patchConfigMap, patchService } from './fix.ts';
 import { entryValue, type StreamEntry } from './stream-services.ts';
@@ -69,10 +70,6 @@ export function configMapRef(topology: Topology): ObjectRef {
   );
 }
 
-export function trustsEveryone(cidrs: readonly string[]): boolean {
-  return cidrs.some((c) => c.endsWith('/0'));
-}
-
 /** Rewrites an AWS target-group-attributes value with preserve_client_ip off, keeping the other attributes. */
 export function withPreservationOff(current: string | undefined): string {
   const kept = (current ?? '')
@@ -93,7 +90,7 @@ export function withPreservationOff(current: string | undefined): string {
  */
 export function trustedCidrsFor(chain: Chain, peers: readonly string[]): string[] | null {
   const settings = chain.topology.gateway.settings;
-  const everyone = trustsEveryone(settings.trustedCidrs);
+  const everyone = coversEveryAddress(settings.trustedCidrs);
   const missing = peers.filter((p) => everyone || !chain.trusted.has(p));
   if (missing.length === 0) return null;
   const base = everyone ? [] : [...settings.trustedCidrs];

@@ -3,6 +3,7 @@
 // serving), and drains on `close()`. `keepip gateway` wraps it with files, signals and start-up lines;
 // `keepip up` runs it in-process.
 import type { AddressInfo, LookupFunction } from 'node:net';
+import { coversEveryAddress } from '../net/cidr.ts';
 import type { HostPort } from '../net/host-port.ts';
 import { formatHostPort } from '../net/host-port.ts';
 import { readsForwardedHeader } from '../net/client-ip.ts';
@@ -391,10 +392,6 @@ export interface GatewayEvent {
   [field: string]: unknown;
 }
 
-function trustsEveryone(cidrs: readonly string[]): boolean {
-  return cidrs.some((cidr) => cidr.endsWith('/0'));
-}
-
 function trustText(snap: GatewaySnapshot): string {
   const list = snap.trustedCidrs.length === 0 ? 'nobody' : snap.trustedCidrs.join(',');
   const source =
@@ -486,7 +483,7 @@ export function snapshotEvents(snap: GatewaySnapshot): GatewayEvent[] {
     if (names !== undefined)
       events.push({ level, event, message: `${words}: ${[...names].join(', ')}`, names: [...names] });
   }
-  if (trustsEveryone(snap.trustedCidrs)) {
+  if (coversEveryAddress(snap.trustedCidrs)) {
     if (settings.useProxyProtocol) {
       events.push({
         level: 'warning',

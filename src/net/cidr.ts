@@ -96,3 +96,33 @@ export function cidrContains(cidr: Cidr, ip: IpAddress): boolean {
     ((ip.w3 ^ a.w3) & wordMask(p, 3)) === 0
   );
 }
+
+/** The first address of `cidr` and one past its last, as integers of its family's width. */
+function span(cidr: Cidr): [bigint, bigint] {
+  const a = cidr.address;
+  const bits = a.family === 4 ? 32 : 128;
+  const words = a.family === 4 ? [a.w0] : [a.w0, a.w1, a.w2, a.w3];
+  const start = words.reduce((n, w) => (n << 32n) | BigInt(w >>> 0), 0n);
+  return [start, start + (1n << BigInt(bits - cidr.prefix))];
+}
+
+/**
+ * Whether `cidrs` together hold every IPv4 address or every IPv6 address: a list that trusts
+ * everyone without a `/0` (`0.0.0.0/1,128.0.0.0/1`) counts. Entries that do not parse count for none.
+ */
+export function coversEveryAddress(cidrs: readonly string[]): boolean {
+  for (const family of [4, 6] as const) {
+    const spans = cidrs
+      .map(parseCidr)
+      .filter((r) => r.ok && r.cidr.address.family === family)
+      .map((r) => span((r as { ok: true; cidr: Cidr }).cidr))
+      .sort((x, y) => (x[0] < y[0] ? -1 : x[0] > y[0] ? 1 : 0));
+    let covered = 0n;
+    for (const [start, end] of spans) {
+      if (start > covered) break;
+      if (end > covered) covered = end;
+    }
+    if (covered === 1n << BigInt(family === 4 ? 32 : 128)) return true;
+  }
+  return false;
+}

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { cidrContains, formatCidr, parseCidr } from '../../src/net/cidr.ts';
+import { cidrContains, coversEveryAddress, formatCidr, parseCidr } from '../../src/net/cidr.ts';
 import { parseIp } from '../../src/net/ip.ts';
 
 function normalised(text: string): string {
@@ -72,4 +72,25 @@ test('cidrContains respects family and prefix boundaries', () => {
   const all = parseCidr('0.0.0.0/0');
   assert.ok(all.ok);
   assert.equal(cidrContains(all.cidr, parseIp('::1')!), false);
+});
+
+test('coversEveryAddress: a /0, or prefixes that together hold a whole family, trust everyone; gaps do not', () => {
+  for (const everyone of [
+    ['0.0.0.0/0'],
+    ['::/0'],
+    ['0.0.0.0/1', '128.0.0.0/1'],
+    ['10.0.0.0/8', '128.0.0.0/1', '0.0.0.0/2', '64.0.0.0/2'],
+    ['::/1', '8000::/1', '10.0.0.0/8'],
+    ['::ffff:0.0.0.0/96'],
+  ])
+    assert.equal(coversEveryAddress(everyone), true, everyone.join(','));
+  for (const some of [
+    [],
+    ['10.0.0.0/8'],
+    ['0.0.0.0/1', '128.0.0.0/2'],
+    ['0.0.0.0/1', '192.0.0.0/2', '128.0.0.0/3'],
+    ['::/1'],
+    ['0.0.0.0/1', 'bogus', '128.0.0.0/33'],
+  ])
+    assert.equal(coversEveryAddress(some), false, some.join(','));
 });

@@ -1,8 +1,9 @@
 // PEER_NOT_TRUSTED: PROXY on both ends, but the address the header arrives from is outside
 // proxy-real-ip-cidr (e.g. narrowed to the NLB subnets while kube-proxy SNATs to node IPs, G5).
 // keepip closes such connections (invariant I2); ingress-nginx ignores the header and answers 403 (G1).
+import { coversEveryAddress } from '../../net/cidr.ts';
 import { gatewayPeers, passesLoadBalancer } from '../chain.ts';
-import { proxyProtocolPlan, trustsEveryone } from '../plans.ts';
+import { proxyProtocolPlan } from '../plans.ts';
 import { configMapSubject } from './common.ts';
 import type { Rule } from './types.ts';
 
@@ -14,7 +15,7 @@ export const rule: Rule = {
     const { chain } = context;
     const lb = chain.lb;
     if (!settings.useProxyProtocol || lb === null || lb.proxyProtocol === null) return [];
-    if (trustsEveryone(settings.trustedCidrs)) return [];
+    if (coversEveryAddress(settings.trustedCidrs)) return [];
     const client = context.simulation?.client ?? null;
     const external = passesLoadBalancer(chain) ? chain : { ...chain, via: 'direct' as const };
     const peers = gatewayPeers(external, client);

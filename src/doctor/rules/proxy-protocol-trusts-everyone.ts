@@ -1,8 +1,9 @@
 // PROXY_PROTOCOL_TRUSTS_EVERYONE: use-proxy-protocol with proxy-real-ip-cidr 0.0.0.0/0 (the default):
 // anything that reaches the pod or a NodePort directly can write its own header (G7).
+import { coversEveryAddress } from '../../net/cidr.ts';
 import { type GatewayPeers, gatewayPeers, hostCidr } from '../chain.ts';
 import { patchConfigMap } from '../fix.ts';
-import { proxyProtocolPlan, trustsEveryone } from '../plans.ts';
+import { proxyProtocolPlan } from '../plans.ts';
 import { accessSeverity, configMapSubject } from './common.ts';
 import type { Rule } from './types.ts';
 
@@ -11,7 +12,7 @@ export const rule: Rule = {
   severity: 'error',
   check(topology, context) {
     const settings = topology.gateway.settings;
-    if (!settings.useProxyProtocol || !trustsEveryone(settings.trustedCidrs)) return [];
+    if (!settings.useProxyProtocol || !coversEveryAddress(settings.trustedCidrs)) return [];
     const { chain } = context;
     const peers: GatewayPeers = gatewayPeers({
       ...chain,
