@@ -1,4 +1,5 @@
-// A raw HTTP/2 client for abuse tests: frames written by hand over a TLS socket (ALPN h2), so a test
+// A raw HTTP/2 client for abuse tests: frames written by hand over a TLS socket (ALPN h2) or plain TCP
+// (h2c prior knowledge), so a test
 // can send what no well-behaved library would (a flood of HEADERS+RST_STREAM, endless CONTINUATION,
 // SETTINGS and PING floods, oversized header blocks) and read back the frames the server answers with.
 // Header blocks are HPACK literals without indexing and without Huffman coding (RFC 7541 §6.2.2): valid
@@ -42,7 +43,7 @@ export const SETTING = {
   MAX_HEADER_LIST_SIZE: 0x6,
 } as const;
 
-const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
+export const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 
 export interface Frame {
   type: number;
@@ -123,7 +124,7 @@ export function rstPayload(code: number): Buffer {
 }
 
 export interface RawH2 {
-  readonly socket: tls.TLSSocket;
+  readonly socket: net.Socket;
   readonly frames: Frame[];
   /** Set once the server closed (or reset) the connection. */
   readonly closed: boolean;
@@ -148,10 +149,16 @@ export interface RawH2Options {
   settings?: readonly (readonly [number, number])[];
   /** Frames sent with the preface in one write, before the server's SETTINGS can have been acknowledged. */
   firstFlight?: Buffer;
+  /** h2c prior knowledge over plain TCP (the HTTP port) instead of TLS with ALPN h2. */
+  plain?: boolean;
+  /** Acknowledge the server's SETTINGS (default true). */
+  ack?: boolean;
+  /** Bytes to open with instead of the preface, our SETTINGS and firstFlight. */
+  opening?: Buffer;
 }
 
-/** Connects with ALPN h2, sends the preface and SETTINGS, ACKs the server's SETTINGS, answers nothing else. */
-export function connectRawH2(options: RawH2Options): Promise<RawH2> {
+/** The connected socket: TLS with ALPN h2, or plain TCP for h2c. */
+function connectSocket(options: RawH2Options): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
     const tcp = net.connect({
       host: options.host ?? '127.0.0.1',
@@ -159,121 +166,129 @@ export function connectRawH2(options: RawH2Options): Promise<RawH2> {
       localAddress: options.from ?? '127.0.0.1',
     });
     tcp.on('error', () => {});
+    if (options.plain === true) {
+      tcp.once('connect', () => resolve(tcp));
+      tcp.once('error', reject);
+      return;
+    }
     const socket = tls.connect({
       socket: tcp,
       servername: options.servername ?? 'localhost',
       ALPNProtocols: ['h2'],
       rejectUnauthorized: false,
     });
-    const frames: Frame[] = [];
-    const waiters = new Set<() => void>();
-    let buffered: Buffer = Buffer.alloc(0);
-    let closed = false;
-    const notify = () => {
-      for (const waiter of [...waiters]) waiter();
-    };
-    socket.on('data', (chunk: Buffer) => {
-      buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);
-      while (buffered.length >= 9) {
-        const length = buffered.readUIntBE(0, 3);
-        if (buffered.length < 9 + length) break;
-        const f: Frame = {
-          type: buffered[3] as number,
-          flags: buffered[4] as number,
-          streamId: buffered.readUInt32BE(5) & 0x7fffffff,
-          payload: Buffer.from(buffered.subarray(9, 9 + length)),
-        };
-        buffered = buffered.subarray(9 + length);
-        frames.push(f);
-        if (f.type === FRAME.SETTINGS && (f.flags & FLAG.ACK) === 0 && !socket.destroyed)
-          socket.write(frame(FRAME.SETTINGS, FLAG.ACK, 0));
-      }
-      notify();
-    });
-    const onGone = () => {
-      closed = true;
-      notify();
-    };
-    socket.on('close', onGone);
-    socket.on('end', onGone);
-    socket.on('error', onGone);
     socket.once('secureConnect', () => {
-      if (socket.alpnProtocol !== 'h2') {
-        socket.destroy();
-        reject(new Error(`server did not select h2 (ALPN: ${socket.alpnProtocol})`));
-        return;
-      }
-      socket.write(
-        Buffer.concat([
-          PREFACE,
-          frame(FRAME.SETTINGS, 0, 0, settingsPayload(options.settings ?? [])),
-          options.firstFlight ?? Buffer.alloc(0),
-        ]),
-      );
-      resolve(raw);
+      if (socket.alpnProtocol === 'h2') return resolve(socket);
+      socket.destroy();
+      reject(new Error(`server did not select h2 (ALPN: ${socket.alpnProtocol})`));
     });
     socket.once('error', reject);
-    const raw: RawH2 = {
-      socket,
-      frames,
-      get closed() {
-        return closed;
-      },
-      write: (bytes) => (socket.destroyed ? false : socket.write(bytes)),
-      send: (bytes) =>
-        new Promise<void>((done) => {
-          if (socket.destroyed || closed) return done();
-          if (socket.write(bytes)) return done();
-          const finish = () => {
-            socket.off('drain', finish);
-            socket.off('close', finish);
-            done();
-          };
-          socket.once('drain', finish);
-          socket.once('close', finish);
-        }),
-      waitFrame(match, timeoutMs = 15_000) {
-        return new Promise((done, fail) => {
-          const check = () => {
-            const found = frames.find(match);
-            if (found !== undefined) {
-              waiters.delete(check);
-              clearTimeout(timer);
-              done(found);
-            } else if (closed) {
-              waiters.delete(check);
-              clearTimeout(timer);
-              fail(new Error(`connection closed without the frame; got types ${describe(frames)}`));
-            }
-          };
-          const timer = setTimeout(() => {
-            waiters.delete(check);
-            fail(new Error(`no matching frame within ${timeoutMs} ms; got types ${describe(frames)}`));
-          }, timeoutMs);
-          waiters.add(check);
-          check();
-        });
-      },
-      waitClosed(timeoutMs = 15_000) {
-        return new Promise((done, fail) => {
-          const check = () => {
-            if (!closed) return;
-            waiters.delete(check);
-            clearTimeout(timer);
-            done();
-          };
-          const timer = setTimeout(() => {
-            waiters.delete(check);
-            fail(new Error(`connection still open after ${timeoutMs} ms; got types ${describe(frames)}`));
-          }, timeoutMs);
-          waiters.add(check);
-          check();
-        });
-      },
-      goaway: () => frames.find((f) => f.type === FRAME.GOAWAY),
-      close: () => socket.destroy(),
-    };
   });
+}
+
+/**
+ * Connects (ALPN h2, or h2c with `plain`), sends the preface and SETTINGS (or `opening`), ACKs the
+ * server's SETTINGS unless `ack` is false, answers nothing else.
+ */
+export async function connectRawH2(options: RawH2Options): Promise<RawH2> {
+  const socket = await connectSocket(options);
+  const frames: Frame[] = [];
+  const waiters = new Set<() => void>();
+  let buffered: Buffer = Buffer.alloc(0);
+  let closed = false;
+  const notify = () => {
+    for (const waiter of [...waiters]) waiter();
+  };
+  socket.on('data', (chunk: Buffer) => {
+    buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);
+    while (buffered.length >= 9) {
+      const length = buffered.readUIntBE(0, 3);
+      if (buffered.length < 9 + length) break;
+      const f: Frame = {
+        type: buffered[3] as number,
+        flags: buffered[4] as number,
+        streamId: buffered.readUInt32BE(5) & 0x7fffffff,
+        payload: Buffer.from(buffered.subarray(9, 9 + length)),
+      };
+      buffered = buffered.subarray(9 + length);
+      frames.push(f);
+      const ack = options.ack ?? true;
+      if (ack && f.type === FRAME.SETTINGS && (f.flags & FLAG.ACK) === 0 && !socket.destroyed)
+        socket.write(frame(FRAME.SETTINGS, FLAG.ACK, 0));
+    }
+    notify();
+  });
+  const onGone = () => {
+    closed = true;
+    notify();
+  };
+  socket.on('close', onGone);
+  socket.on('end', onGone);
+  socket.on('error', onGone);
+  socket.write(
+    options.opening ??
+      Buffer.concat([
+        PREFACE,
+        frame(FRAME.SETTINGS, 0, 0, settingsPayload(options.settings ?? [])),
+        options.firstFlight ?? Buffer.alloc(0),
+      ]),
+  );
+  /** Resolves with `check`'s first defined answer, rechecked on every frame and on the close. */
+  const until = <T>(what: string, timeoutMs: number, check: () => T | undefined): Promise<T> =>
+    new Promise((done, fail) => {
+      const run = () => {
+        let found: T | undefined;
+        try {
+          found = check();
+        } catch (error) {
+          waiters.delete(run);
+          clearTimeout(timer);
+          fail(error);
+          return;
+        }
+        if (found === undefined) return;
+        waiters.delete(run);
+        clearTimeout(timer);
+        done(found);
+      };
+      const timer = setTimeout(() => {
+        waiters.delete(run);
+        fail(new Error(`${what} within ${timeoutMs} ms; got types ${describe(frames)}`));
+      }, timeoutMs);
+      waiters.add(run);
+      run();
+    });
+  return {
+    socket,
+    frames,
+    get closed() {
+      return closed;
+    },
+    write: (bytes) => (socket.destroyed ? false : socket.write(bytes)),
+    send: (bytes) =>
+      new Promise<void>((done) => {
+        if (socket.destroyed || closed) return done();
+        if (socket.write(bytes)) return done();
+        const finish = () => {
+          socket.off('drain', finish);
+          socket.off('close', finish);
+          done();
+        };
+        socket.once('drain', finish);
+        socket.once('close', finish);
+      }),
+    waitFrame: (match, timeoutMs = 15_000) =>
+      until('no matching frame', timeoutMs, () => {
+        const found = frames.find(match);
+        if (found === undefined && closed)
+          throw new Error(`connection closed without the frame; got types ${describe(frames)}`);
+        return found;
+      }),
+    waitClosed: (timeoutMs = 15_000) =>
+      until('connection still open', timeoutMs, () => (closed ? true : undefined)).then(() => {}),
+    goaway: () => frames.find((f) => f.type === FRAME.GOAWAY),
+    close: () => socket.destroy(),
+  };
 }
 
 function describe(frames: readonly Frame[]): string {

@@ -12,7 +12,6 @@ import { EventEmitter } from 'node:events';
 import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
-import tls from 'node:tls';
 import { after, before, describe, it } from 'node:test';
 import { startTestGateway, type TestGateway } from '../fixtures/gateway/harness.ts';
 import {
@@ -23,6 +22,7 @@ import {
 } from '../fixtures/gateway/manifests.ts';
 import { h2Request } from '../helpers/h2-client.ts';
 import {
+  connectRawH2,
   FLAG,
   FRAME,
   type Frame,
@@ -30,164 +30,29 @@ import {
   goawayCode,
   H2_ERROR,
   headerBlock,
+  PREFACE,
+  type RawH2,
   requestFields,
   rstPayload,
   SETTING,
-  settingsPayload,
 } from '../helpers/h2-raw.ts';
 
 const HOST = 'flood.example';
-const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 
-// ---------------------------------------------------------------------------------------------------
-// A raw HTTP/2 peer over TLS or plain TCP, which may leave the server's SETTINGS unacknowledged.
+/** A raw HTTP/2 peer over TLS or plain TCP (h2-raw.ts), which may leave the server's SETTINGS unacknowledged. */
+type Wire = RawH2;
 
-interface Wire {
-  readonly socket: net.Socket;
-  readonly frames: Frame[];
-  readonly closed: boolean;
-  /** Writes, waiting for the socket to take the bytes. */
-  send(bytes: Buffer): Promise<void>;
-  waitFrame(match: (f: Frame) => boolean, timeoutMs?: number): Promise<Frame>;
-  waitClosed(timeoutMs?: number): Promise<void>;
-  goaway(): Frame | undefined;
-  close(): void;
-}
-
-interface WireOptions {
+function openWire(options: {
   port: number;
   from: string;
   /** TLS with ALPN h2 (the HTTPS port) or h2c prior knowledge (the HTTP port). */
   secure: boolean;
-  /** Acknowledge the server's SETTINGS (default true). */
   ack?: boolean;
   settings?: readonly (readonly [number, number])[];
-  /** Bytes to open with instead of the preface and our SETTINGS. */
   opening?: Buffer;
-}
-
-function connectSocket(options: WireOptions): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    const tcp = net.connect({ host: '127.0.0.1', port: options.port, localAddress: options.from });
-    tcp.on('error', () => {});
-    if (!options.secure) {
-      tcp.once('connect', () => resolve(tcp));
-      tcp.once('error', reject);
-      return;
-    }
-    const socket = tls.connect({
-      socket: tcp,
-      servername: HOST,
-      ALPNProtocols: ['h2'],
-      rejectUnauthorized: false,
-    });
-    socket.once('secureConnect', () =>
-      socket.alpnProtocol === 'h2' ? resolve(socket) : reject(new Error('no h2 in ALPN')),
-    );
-    socket.once('error', reject);
-  });
-}
-
-function waiter<T>(
-  waiters: Set<() => void>,
-  what: string,
-  timeoutMs: number,
-  check: () => T | undefined,
-): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const run = () => {
-      let found: T | undefined;
-      try {
-        found = check();
-      } catch (error) {
-        waiters.delete(run);
-        clearTimeout(timer);
-        reject(error);
-        return;
-      }
-      if (found === undefined) return;
-      waiters.delete(run);
-      clearTimeout(timer);
-      resolve(found);
-    };
-    const timer = setTimeout(() => {
-      waiters.delete(run);
-      reject(new Error(`${what} within ${timeoutMs} ms`));
-    }, timeoutMs);
-    waiters.add(run);
-    run();
-  });
-}
-
-async function openWire(options: WireOptions): Promise<Wire> {
-  const socket = await connectSocket(options);
-  const frames: Frame[] = [];
-  const waiters = new Set<() => void>();
-  let buffered: Buffer = Buffer.alloc(0);
-  let closed = false;
-  const notify = () => {
-    for (const w of [...waiters]) w();
-  };
-  socket.on('data', (chunk: Buffer) => {
-    buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);
-    while (buffered.length >= 9 && buffered.length >= 9 + buffered.readUIntBE(0, 3)) {
-      const length = buffered.readUIntBE(0, 3);
-      const f: Frame = {
-        type: buffered[3] as number,
-        flags: buffered[4] as number,
-        streamId: buffered.readUInt32BE(5) & 0x7fffffff,
-        payload: Buffer.from(buffered.subarray(9, 9 + length)),
-      };
-      buffered = buffered.subarray(9 + length);
-      frames.push(f);
-      const ack = options.ack ?? true;
-      if (ack && f.type === FRAME.SETTINGS && (f.flags & FLAG.ACK) === 0 && !socket.destroyed)
-        socket.write(frame(FRAME.SETTINGS, FLAG.ACK, 0));
-    }
-    notify();
-  });
-  const gone = () => {
-    closed = true;
-    notify();
-  };
-  socket.on('close', gone);
-  socket.on('end', gone);
-  socket.on('error', gone);
-  socket.write(
-    options.opening ??
-      Buffer.concat([PREFACE, frame(FRAME.SETTINGS, 0, 0, settingsPayload(options.settings ?? []))]),
-  );
-  const kinds = () => frames.map((f) => f.type).join(',') || 'none';
-  return {
-    socket,
-    frames,
-    get closed() {
-      return closed;
-    },
-    send: (bytes) =>
-      new Promise<void>((done) => {
-        if (socket.destroyed || closed || socket.write(bytes)) return done();
-        const finish = () => {
-          socket.off('drain', finish);
-          socket.off('close', finish);
-          done();
-        };
-        socket.once('drain', finish);
-        socket.once('close', finish);
-      }),
-    waitFrame: (match, timeoutMs = 10_000) =>
-      waiter(waiters, 'no matching frame', timeoutMs, () => {
-        const found = frames.find(match);
-        if (found === undefined && closed) throw new Error(`closed without the frame (got ${kinds()})`);
-        return found;
-      }),
-    waitClosed: (timeoutMs = 10_000) =>
-      waiter(waiters, `still open (got ${kinds()})`, timeoutMs, () => (closed ? true : undefined)).then(
-        () => {},
-      ),
-    goaway: () => frames.find((f) => f.type === FRAME.GOAWAY),
-    close: () => socket.destroy(),
-  };
+}): Promise<Wire> {
+  const { secure, ...rest } = options;
+  return connectRawH2({ ...rest, servername: HOST, plain: !secure });
 }
 
 // ---------------------------------------------------------------------------------------------------
