@@ -231,6 +231,8 @@ export interface Exchange {
   span: RequestSpan | null | undefined;
   /** The response, for the log line's $sent_http_<name>; null for an upgrade (its answer is the backend's bytes). */
   res: GatewayResponse | null;
+  /** True once completeExchange() ran: a request is logged, counted and released once. */
+  ended: boolean;
   /** The last backend answer's head as it came ($upstream_http_<name>); null without one. */
   upstreamHead: { sentHeader(name: string): string | null } | null;
   /** The client certificate as auth-tls checked it ($ssl_client_verify, _s_dn, _i_dn); null on hosts without auth-tls. */
@@ -279,6 +281,7 @@ export function beginExchange(
     responseHeaders: null,
     span: undefined,
     res,
+    ended: false,
     upstreamHead: null,
     clientCertificate: null,
   };

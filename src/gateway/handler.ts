@@ -308,14 +308,7 @@ function answerOwn(
 }
 
 /** A request: admission, then the upstream stage (possibly after an async access stage). */
-function handleRequest(ctx: HandlerContext, req: GatewayRequest, res: GatewayResponse): void {
-  const conn = connectionOf(req.socket);
-  if (conn === undefined) {
-    // Only sockets our listeners accepted reach this server; anything else is a programming error.
-    res.writeHead(500).end();
-    return;
-  }
-  const ex = beginExchange(ctx, req, res, ctx.current(), conn);
+function handleRequest(ctx: HandlerContext, ex: Exchange, req: GatewayRequest, res: GatewayResponse): void {
   const proceed = (admitted: Admitted): void => {
     // A declared body over the limit was answered 413 by admission (nginx's find-config phase);
     // a streamed one is measured against the same limit while it is read.
@@ -351,14 +344,13 @@ function handleRequest(ctx: HandlerContext, req: GatewayRequest, res: GatewayRes
 }
 
 /** An upgrade request: admission, then the tunnel. */
-function handleUpgrade(ctx: HandlerContext, req: GatewayRequest, socket: Duplex, head: Buffer): void {
-  const conn = connectionOf(req.socket);
-  socket.on('error', () => socket.destroy());
-  if (conn === undefined) {
-    socket.destroy();
-    return;
-  }
-  const ex = beginExchange(ctx, req, null, ctx.current(), conn);
+function handleUpgrade(
+  ctx: HandlerContext,
+  ex: Exchange,
+  req: GatewayRequest,
+  socket: Duplex,
+  head: Buffer,
+): void {
   const proceed = (admitted: Admitted): void => {
     if (!hasEndpoints(admitted))
       answerRaw(ctx, ex, req, socket, admitted.location?.defaultBackendRoot === true ? 404 : 503, null);
@@ -444,32 +436,73 @@ function logRequestFailure(ctx: HandlerContext, req: GatewayRequest, error: unkn
   ctx.errorLog.write('alert', connectionOf(req.socket)?.id ?? null, `${failure.code}: ${failure.message}`);
 }
 
-function requestFailed(ctx: HandlerContext, req: GatewayRequest, res: GatewayResponse, error: unknown): void {
+/** Answers a request whose handling threw, and ends its exchange (logged 500, released) when it had begun. */
+function requestFailed(
+  ctx: HandlerContext,
+  ex: Exchange | null,
+  req: GatewayRequest,
+  res: GatewayResponse,
+  error: unknown,
+): void {
   logRequestFailure(ctx, req, error);
   if (res.headersSent) res.destroy();
   else
     res
       .writeHead(500, { 'content-type': 'text/plain', connection: 'close' })
       .end(Buffer.from('500 Internal Server Error\n'));
+  endFailedExchange(ctx, ex, req);
+}
+
+/** Ends the exchange of a request whose handling threw (logged 500), when it had begun. */
+function endFailedExchange(ctx: HandlerContext, ex: Exchange | null, req: GatewayRequest): void {
+  if (ex === null) return;
+  try {
+    completeExchange(ctx, ex, req, 500, 0);
+  } catch {
+    // The same bug may throw again while logging; the counters were released all the same.
+  }
+}
+
+/** Begins the exchange of a request and handles it; a throw is answered 500 instead of ending the process. */
+function onRequest(ctx: HandlerContext, req: GatewayRequest, res: GatewayResponse): void {
+  let ex: Exchange | null = null;
+  try {
+    const conn = connectionOf(req.socket);
+    if (conn === undefined) {
+      // Only sockets our listeners accepted reach this server; anything else is a programming error.
+      res.writeHead(500).end();
+      return;
+    }
+    ex = beginExchange(ctx, req, res, ctx.current(), conn);
+    handleRequest(ctx, ex, req, res);
+  } catch (error) {
+    requestFailed(ctx, ex, req, res, error);
+  }
+}
+
+/** Begins the exchange of an upgrade request and handles it; a throw closes that connection only. */
+function onUpgrade(ctx: HandlerContext, req: GatewayRequest, socket: Duplex, head: Buffer): void {
+  let ex: Exchange | null = null;
+  socket.on('error', () => socket.destroy());
+  try {
+    const conn = connectionOf(req.socket);
+    if (conn === undefined) {
+      socket.destroy();
+      return;
+    }
+    ex = beginExchange(ctx, req, null, ctx.current(), conn);
+    handleUpgrade(ctx, ex, req, socket, head);
+  } catch (error) {
+    logRequestFailure(ctx, req, error);
+    socket.destroy();
+    endFailedExchange(ctx, ex, req);
+  }
 }
 
 export function createRequestHandler(ctx: HandlerContext): RequestHandler {
   return {
-    onRequest: (req, res) => {
-      try {
-        handleRequest(ctx, req, res);
-      } catch (error) {
-        requestFailed(ctx, req, res, error);
-      }
-    },
-    onUpgrade: (req, socket, head) => {
-      try {
-        handleUpgrade(ctx, req, socket, head);
-      } catch (error) {
-        logRequestFailure(ctx, req, error);
-        socket.destroy();
-      }
-    },
+    onRequest: (req, res) => onRequest(ctx, req, res),
+    onUpgrade: (req, socket, head) => onUpgrade(ctx, req, socket, head),
     onClientError: (error, socket) => handleClientError(ctx, error, socket),
     onPlainHttpOnHttps: (req, res) => answerPlainHttpOnHttps(ctx, req, res),
     onRefusedRequest: (req, res, status, reason) => answerRefusedRequest(ctx, req, res, status, reason),

@@ -129,8 +129,29 @@ function remoteUserOf(authorization: string | string[] | undefined): string | nu
   return parseBasicCredentials(authorization)?.user || null;
 }
 
-/** Ends an exchange: the access log line, the metrics, and the in-flight counters released. */
+/**
+ * Ends an exchange once: the access log line, the metrics, and the in-flight counters released (also
+ * when recording throws, so a drain never waits on a request that is gone).
+ */
 export function completeExchange(
+  ctx: HandlerContext,
+  ex: Exchange,
+  req: GatewayRequest,
+  status: number,
+  bodyBytesSent: number,
+): void {
+  if (ex.ended) return;
+  ex.ended = true;
+  try {
+    recordExchange(ctx, ex, req, status, bodyBytesSent);
+  } finally {
+    ctx.active.count -= 1;
+    requestEnded(ex.snap);
+  }
+}
+
+/** The access log line, metrics, trace and decision of an ending exchange. */
+function recordExchange(
   ctx: HandlerContext,
   ex: Exchange,
   req: GatewayRequest,
@@ -192,8 +213,6 @@ export function completeExchange(
   ctx.tracing?.finish(ex, req, status);
   const decisions = ctx.decisions;
   if (decisions !== undefined) decisions.record(ex, req, status);
-  ctx.active.count -= 1;
-  requestEnded(snap);
 }
 
 /**

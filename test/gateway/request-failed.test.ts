@@ -64,3 +64,32 @@ test('an upgrade whose handling throws closes that connection and logs the stack
   assert.equal(tunnel.destroyed, true);
   assert.match(lines[0]!, /^alert GATEWAY_REQUEST_FAILED: Error: snapshot exploded/);
 });
+
+test('a request or upgrade that throws after its exchange began is ended: no request stays counted in flight', () => {
+  const snapshot = { inflight: 0, retired: false, retire: () => {} };
+  const ctx = {
+    current: () => snapshot,
+    active: { count: 0 },
+    // The handling reaches admission, which this bare context cannot serve: a throw past beginExchange.
+    errorLog: { write: () => {} },
+  } as unknown as HandlerContext;
+  const handler = createRequestHandler(ctx);
+  const socket = new PassThrough();
+  attachConnection(socket, { id: 9, requests: 0 } as never);
+  const req = {
+    socket,
+    headers: {},
+    method: 'GET',
+    url: '/',
+    httpVersion: '1.1',
+  } as unknown as GatewayRequest;
+  const res = {
+    headersSent: false,
+    writeHead: () => res,
+    end: () => res,
+  } as unknown as GatewayResponse;
+  assert.doesNotThrow(() => handler.onRequest(req, res));
+  assert.deepEqual([snapshot.inflight, ctx.active.count], [0, 0]);
+  assert.doesNotThrow(() => handler.onUpgrade(req, new PassThrough(), Buffer.alloc(0)));
+  assert.deepEqual([snapshot.inflight, ctx.active.count], [0, 0]);
+});
