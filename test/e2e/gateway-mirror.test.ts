@@ -15,6 +15,7 @@ import { type HeldBackend, startHeldBackend } from '../helpers/held-backend.ts';
 import { metricSum } from '../helpers/metrics.ts';
 import { requireBinary, runCommand } from '../helpers/process.ts';
 import { certificateFor } from '../fixtures/gateway/certificates.ts';
+import { freePort } from '../helpers/net.ts';
 
 interface Copy {
   method: string;
@@ -79,15 +80,6 @@ async function mirrorBackend(
       });
     },
   };
-}
-
-/** A port nothing listens on (a listener opened and closed). */
-async function closedPort(): Promise<number> {
-  const server = http.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as AddressInfo).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 /** The app at `port` behind one Ingress per entry: host `<name>.test`, path /, the entry's annotations. */
@@ -235,7 +227,7 @@ describe('mirror-target over sockets', () => {
 
   test('a mirror that never answers or refuses connections changes nothing for the client; failures are counted and logged', async () => {
     const silent = await mirrorFor(true);
-    const refused = await closedPort();
+    const refused = await freePort();
     const gw = await gatewayFor(
       mirrored(app.port, {
         silent: { 'mirror-target': `http://127.0.0.1:${silent.port}$request_uri` },

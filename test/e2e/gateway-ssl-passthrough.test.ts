@@ -23,7 +23,7 @@ import {
   tlsSecret,
   topologyOf,
 } from '../fixtures/gateway/manifests.ts';
-import { openRaw } from '../helpers/net.ts';
+import { freePort, openRaw } from '../helpers/net.ts';
 import { requireBinary, runCommand } from '../helpers/process.ts';
 
 const fixture = (name: string) =>
@@ -66,15 +66,6 @@ function tlsThroughProxy(
     });
     raw.on('error', reject);
   });
-}
-
-/** A port nothing listens on (bound, then closed): connecting to it is refused. */
-async function deadPort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 function passIngress(
@@ -145,7 +136,7 @@ describe('ssl-passthrough', () => {
     const backendPort = (backend.address() as AddressInfo).port;
     // A dead endpoint first: round robin starts there, and the next one is tried.
     gw = await startTestGateway(
-      topologyOf(objects([await deadPort(), backendPort]), { enableSslPassthrough: true }),
+      topologyOf(objects([await freePort(), backendPort]), { enableSslPassthrough: true }),
     );
     viaProxy = await startTestGateway(
       topologyOf(

@@ -15,7 +15,7 @@ import {
   serviceWithEndpoints,
   topologyOf,
 } from '../fixtures/gateway/manifests.ts';
-import { openRaw, rawExchange } from '../helpers/net.ts';
+import { freePort, openRaw, rawExchange } from '../helpers/net.ts';
 import { startTap, type Tap } from './helpers.ts';
 
 interface Seen {
@@ -206,15 +206,6 @@ function answersIn(raw: Buffer): Answer[] {
   }
 }
 
-/** A port nothing listens on: one a server held a moment ago on 127.0.0.1. */
-async function closedPort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as AddressInfo).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
 /** A request that, if ever parsed from a body, reaches the app as /smuggled. */
 const SMUGGLED = 'GET /smuggled HTTP/1.1\r\nHost: errors.test\r\n\r\n';
 /** The honest request pipelined after the one under test. */
@@ -247,7 +238,7 @@ async function startPeers(): Promise<Peers> {
     auth: await startRecorder((_s, res) => json(res, 401, { name: 'auth' })),
     raw: await startRawUpstream(),
     tap: await startTap(app.port),
-    downPort: await closedPort(),
+    downPort: await freePort(),
   };
 }
 

@@ -21,7 +21,7 @@ import {
   topologyOf,
 } from '../fixtures/gateway/manifests.ts';
 import { type LineCollector, lineCollector } from '../helpers/lines.ts';
-import { openRaw } from '../helpers/net.ts';
+import { freePort, openRaw } from '../helpers/net.ts';
 import { exchange } from './helpers.ts';
 
 /** A backend that records every connection's bytes; HTTP gets a 200 naming it, anything else `got:<n>` at EOF. */
@@ -83,15 +83,6 @@ async function startRecorder(name: string): Promise<Recorder> {
 
 /** The bytes of connection `index` a recorder got. */
 const bytesOf = (r: Recorder, index: number) => Buffer.concat(r.connections[index] ?? []);
-
-/** A port nothing listens on (bound, then closed): connecting to it is refused. */
-async function deadPort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 // ---- ClientHellos built by hand -------------------------------------------------------------------
 
@@ -166,7 +157,7 @@ async function objects(b: Backends): Promise<K8sObject[]> {
     ...serviceWithEndpoints({ name: 'pass-svc', ports: [b.pass.port], servicePort: 443 }),
     ...serviceWithEndpoints({ name: 'guard-svc', ports: [b.guard.port], servicePort: 443 }),
     ...serviceWithEndpoints({ name: 'term-svc', ports: [b.term.port] }),
-    ...serviceWithEndpoints({ name: 'dead-svc', ports: [await deadPort()], servicePort: 443 }),
+    ...serviceWithEndpoints({ name: 'dead-svc', ports: [await freePort()], servicePort: 443 }),
     ...serviceWithEndpoints({ name: 'empty-svc', ports: [], servicePort: 443 }),
     passIngress('pass', 'pass.example.com', 'pass-svc'),
     passIngress('guarded', 'a.example.com', 'guard-svc', { 'whitelist-source-range': `${GUARD_CLIENT}/32` }),
