@@ -8,7 +8,7 @@ import type { Duplex } from 'node:stream';
 import type { LocationModel } from '../config/model.ts';
 import { throttleResponse } from './access/bandwidth.ts';
 import { COOKIE_STATUSES } from './access/state.ts';
-import { type Admitted, admit, PENDING } from './admission.ts';
+import { type Admitted, admit, PENDING, type Respond } from './admission.ts';
 import { answer, answerRaw, grpcAnswer, rawErrorResponse } from './answers.ts';
 import { bodyProxy } from './buffered-proxy.ts';
 import { type CompressedResponse, compressResponse } from './compression.ts';
@@ -309,38 +309,55 @@ function answerOwn(
 
 /** A request: admission, then the upstream stage (possibly after an async access stage). */
 function handleRequest(ctx: HandlerContext, ex: Exchange, req: GatewayRequest, res: GatewayResponse): void {
+  // The access stage may call these later, from an auth answer or a timer, outside onRequest's catch.
   const proceed = (admitted: Admitted): void => {
-    // A declared body over the limit was answered 413 by admission (nginx's find-config phase);
-    // a streamed one is measured against the same limit while it is read.
-    const limit = admitted.location?.proxyBodySizeBytes ?? ex.snap.settings.proxyBodySizeBytes;
-    // ingress-nginx answers 503 for a backend without endpoints (or without a Service), unless the
-    // location names a default-backend, or lists 503 in custom-http-errors (custom-errors.ts).
-    if (!hasEndpoints(admitted)) withoutEndpoints(ctx, ex, req, res, admitted, limit);
-    else {
-      addAuthCookies(ex, res);
-      // A session that may move on a retry (change-on-failure) gets its cookie when the head is written.
-      if (needsResponseWrapper(ex) || admitted.onAttempt !== undefined) addResponseHeaders(ex, res);
-      // limit-rate / limit-rate-after: the response to this client, per request (access/bandwidth.ts).
-      const bandwidth = admitted.location?.access?.bandwidth;
-      if (bandwidth) throttleResponse(res, bandwidth);
-      // use-gzip / enable-brotli: inside the rate limit, which counts the bytes the client gets. gRPC
-      // has its own message compression (and trailers a re-encoded body would lose).
-      const compression = ex.snap.settings.compression;
-      const compressed =
-        compression === undefined || isGrpcRequest(req.headers)
-          ? null
-          : compressResponse(res, req, compression);
-      forward(ctx, ex, req, res, admitted, limit, compressed);
+    try {
+      toUpstream(ctx, ex, req, res, admitted);
+    } catch (error) {
+      requestFailed(ctx, ex, req, res, error);
     }
   };
-  const admitted = admit(
-    ctx,
-    ex,
-    req,
-    (status, headers, by) => answerOwn(ctx, ex, req, res, status, headers, by),
-    proceed,
-  );
+  const respond: Respond = (status, headers, by) => {
+    try {
+      answerOwn(ctx, ex, req, res, status, headers, by);
+    } catch (error) {
+      requestFailed(ctx, ex, req, res, error);
+    }
+  };
+  const admitted = admit(ctx, ex, req, respond, proceed);
   if (admitted !== null && admitted !== PENDING) proceed(admitted);
+}
+
+/** An admitted request to its upstream: body limit, response headers, rate limit, compression, forward. */
+function toUpstream(
+  ctx: HandlerContext,
+  ex: Exchange,
+  req: GatewayRequest,
+  res: GatewayResponse,
+  admitted: Admitted,
+): void {
+  // A declared body over the limit was answered 413 by admission (nginx's find-config phase);
+  // a streamed one is measured against the same limit while it is read.
+  const limit = admitted.location?.proxyBodySizeBytes ?? ex.snap.settings.proxyBodySizeBytes;
+  // ingress-nginx answers 503 for a backend without endpoints (or without a Service), unless the
+  // location names a default-backend, or lists 503 in custom-http-errors (custom-errors.ts).
+  if (!hasEndpoints(admitted)) withoutEndpoints(ctx, ex, req, res, admitted, limit);
+  else {
+    addAuthCookies(ex, res);
+    // A session that may move on a retry (change-on-failure) gets its cookie when the head is written.
+    if (needsResponseWrapper(ex) || admitted.onAttempt !== undefined) addResponseHeaders(ex, res);
+    // limit-rate / limit-rate-after: the response to this client, per request (access/bandwidth.ts).
+    const bandwidth = admitted.location?.access?.bandwidth;
+    if (bandwidth) throttleResponse(res, bandwidth);
+    // use-gzip / enable-brotli: inside the rate limit, which counts the bytes the client gets. gRPC
+    // has its own message compression (and trailers a re-encoded body would lose).
+    const compression = ex.snap.settings.compression;
+    const compressed =
+      compression === undefined || isGrpcRequest(req.headers)
+        ? null
+        : compressResponse(res, req, compression);
+    forward(ctx, ex, req, res, admitted, limit, compressed);
+  }
 }
 
 /** An upgrade request: admission, then the tunnel. */
@@ -351,18 +368,24 @@ function handleUpgrade(
   socket: Duplex,
   head: Buffer,
 ): void {
+  // As for requests, these may run later, outside onUpgrade's catch: a throw closes this connection only.
   const proceed = (admitted: Admitted): void => {
-    if (!hasEndpoints(admitted))
-      answerRaw(ctx, ex, req, socket, admitted.location?.defaultBackendRoot === true ? 404 : 503, null);
-    else tunnel(ctx, ex, req, socket, head, admitted);
+    try {
+      if (!hasEndpoints(admitted))
+        answerRaw(ctx, ex, req, socket, admitted.location?.defaultBackendRoot === true ? 404 : 503, null);
+      else tunnel(ctx, ex, req, socket, head, admitted);
+    } catch (error) {
+      upgradeFailed(ctx, ex, req, socket, error);
+    }
   };
-  const admitted = admit(
-    ctx,
-    ex,
-    req,
-    (status, headers) => answerRaw(ctx, ex, req, socket, status, headers),
-    proceed,
-  );
+  const respond: Respond = (status, headers) => {
+    try {
+      answerRaw(ctx, ex, req, socket, status, headers);
+    } catch (error) {
+      upgradeFailed(ctx, ex, req, socket, error);
+    }
+  };
+  const admitted = admit(ctx, ex, req, respond, proceed);
   if (admitted !== null && admitted !== PENDING) proceed(admitted);
 }
 
@@ -493,10 +516,21 @@ function onUpgrade(ctx: HandlerContext, req: GatewayRequest, socket: Duplex, hea
     ex = beginExchange(ctx, req, null, ctx.current(), conn);
     handleUpgrade(ctx, ex, req, socket, head);
   } catch (error) {
-    logRequestFailure(ctx, req, error);
-    socket.destroy();
-    endFailedExchange(ctx, ex, req);
+    upgradeFailed(ctx, ex, req, socket, error);
   }
+}
+
+/** Closes an upgrade whose handling threw, and ends its exchange (logged 500) when it had begun. */
+function upgradeFailed(
+  ctx: HandlerContext,
+  ex: Exchange | null,
+  req: GatewayRequest,
+  socket: Duplex,
+  error: unknown,
+): void {
+  logRequestFailure(ctx, req, error);
+  socket.destroy();
+  endFailedExchange(ctx, ex, req);
 }
 
 export function createRequestHandler(ctx: HandlerContext): RequestHandler {
