@@ -24,6 +24,16 @@ export const DOCTOR_CODES = {
     summary: '--probe: the connection was closed without any answer (a gateway waiting for a PROXY header)',
     fix: 'see PROXY_PROTOCOL_EXPECTED_NOT_SENT and PEER_NOT_TRUSTED',
   },
+  UNEXPECTED_UPGRADE: {
+    kind: 'outcome',
+    summary: '--probe: the target answered 101 Switching Protocols to a plain GET (it is not keepip whoami)',
+    fix: 'point --probe at a chain whose backend is keepip whoami',
+  },
+  RESPONSE_TOO_LARGE: {
+    kind: 'outcome',
+    summary: "--probe: the answer's body passed 1 MiB (a whoami answer is a few hundred bytes); the probe stopped reading",
+    fix: 'point --probe at a chain whose backend is keepip whoami',
+  },
   CLIENT_IP_LOST_AT_LB: {
     kind: 'finding',
     summary: 'the load balancer connects from its own address and sends no PROXY header: backends see the LB',

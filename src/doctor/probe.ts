@@ -15,7 +15,16 @@ export interface ProbeOptions {
   from: readonly string[];
   /** Host header to send instead of the URL's. */
   host?: string;
+  /** The whole probe's deadline, from the request to the answer's last byte (default 5 s). */
   timeoutMs?: number;
+}
+
+/** whoami answers are small: a longer body is a target that is not whoami (or one that never stops). */
+const MAX_BODY_BYTES = 1024 * 1024;
+
+/** A probe that ended without a whoami answer; `code` is its error. */
+function failed(code: string, status: number | null = null): Omit<ProbeResult, 'from'> {
+  return { status, error: code, backendSaw: null, source: null, matches: null };
 }
 
 interface WhoamiEcho {
@@ -54,9 +63,12 @@ function probeOne(url: URL, from: string | null, options: ProbeOptions): Promise
   return new Promise((resolve) => {
     let settled = false;
     let local: string | null = from;
+    let answered = false;
     const done = (result: Omit<ProbeResult, 'from'>) => {
       if (settled) return;
       settled = true;
+      clearTimeout(deadline);
+      req.destroy();
       resolve({ from: local, ...result });
     };
     const req = client.request(
@@ -69,55 +81,63 @@ function probeOne(url: URL, from: string | null, options: ProbeOptions): Promise
         ...(url.protocol === 'https:' ? { rejectUnauthorized: false } : {}),
       },
       (res) => {
-        const chunks: Buffer[] = [];
-        let size = 0;
-        res.on('data', (chunk: Buffer) => {
-          size += chunk.length;
-          if (size <= 1024 * 1024) chunks.push(chunk); // whoami answers are small; cap what we keep
-        });
-        res.on('end', () => {
-          const status = res.statusCode ?? null;
-          const json = String(res.headers['content-type'] ?? '').includes('application/json');
-          const view =
-            status !== null && status < 300 && json
-              ? backendView(Buffer.concat(chunks).toString('utf8'))
-              : { backendSaw: null, source: null };
-          done({
-            status,
-            error: null,
-            ...view,
-            matches: view.backendSaw === null ? null : view.backendSaw === local,
-          });
-        });
-        res.on('error', (err: NodeJS.ErrnoException) =>
-          done({
-            status: res.statusCode ?? null,
-            error: err.code ?? 'EPROBE',
-            backendSaw: null,
-            source: null,
-            matches: null,
-          }),
-        );
+        answered = true;
+        readAnswer(res, () => local, done);
       },
     );
+    // One deadline for the whole probe: a target that trickles bytes (or endless 1xx answers) resets
+    // an idle timeout for ever.
+    const deadline = setTimeout(() => done(failed('ETIMEDOUT')), options.timeoutMs ?? 5_000);
     req.on('socket', (socket) => {
       socket.on('connect', () => {
         local = canonicalIp((socket.address() as AddressInfo).address ?? '') ?? local;
       });
     });
-    req.setTimeout(options.timeoutMs ?? 5_000, () => {
-      req.destroy(Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' }));
-    });
+    // A 101 nobody asked for: Node hands over the socket and emits no response, end or error.
+    req.on('upgrade', (res) => done(failed('UNEXPECTED_UPGRADE', res.statusCode ?? null)));
     req.on('error', (err: NodeJS.ErrnoException) => {
       // A socket closed without any response is what a gateway that wants a PROXY header does (G3).
       const code =
         err.code === 'ECONNRESET' && err.message === 'socket hang up'
           ? 'CLOSED_WITHOUT_RESPONSE'
           : (err.code ?? 'EPROBE');
-      done({ status: null, error: code, backendSaw: null, source: null, matches: null });
+      done(failed(code));
+    });
+    // Anything else that ends the request without an answer (no event above) still ends the probe;
+    // once an answer has begun, its own events (and close) end it.
+    req.on('close', () => {
+      if (!answered) done(failed('CLOSED_WITHOUT_RESPONSE'));
     });
     req.end();
   });
+}
+
+/** Reads a whoami answer (at most MAX_BODY_BYTES) and what its backend saw. */
+function readAnswer(
+  res: http.IncomingMessage,
+  localAddress: () => string | null,
+  done: (result: Omit<ProbeResult, 'from'>) => void,
+): void {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  res.on('data', (chunk: Buffer) => {
+    size += chunk.length;
+    if (size > MAX_BODY_BYTES) done(failed('RESPONSE_TOO_LARGE', res.statusCode ?? null));
+    else chunks.push(chunk);
+  });
+  res.on('end', () => {
+    const status = res.statusCode ?? null;
+    const json = String(res.headers['content-type'] ?? '').includes('application/json');
+    const view =
+      status !== null && status < 300 && json
+        ? backendView(Buffer.concat(chunks).toString('utf8'))
+        : { backendSaw: null, source: null };
+    const matches = view.backendSaw === null ? null : view.backendSaw === localAddress();
+    done({ status, error: null, ...view, matches });
+  });
+  res.on('error', (err: NodeJS.ErrnoException) => done(failed(err.code ?? 'EPROBE', res.statusCode ?? null)));
+  // A body cut short without an error event still ends the probe (after 'end' or 'error' this is a no-op).
+  res.on('close', () => done(failed('ECONNRESET', res.statusCode ?? null)));
 }
 
 /** Probes sequentially (one connection at a time keeps the chain's logs readable). */
