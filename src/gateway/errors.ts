@@ -88,6 +88,12 @@ export const GATEWAY_CODES = {
     summary: 'the request line is not `METHOD SP target SP HTTP/1.x` (400)',
     fix: CLIENT_REQUEST_FIX,
   },
+  H1_TRACE: {
+    kind: 'outcome',
+    summary:
+      'a TRACE request: answered 405 as nginx, never passed on (a backend that echoes it would show HttpOnly cookies and the gateway\'s headers)',
+    fix: 'nothing on the gateway; TRACE is not served',
+  },
   H1_BAD_METHOD: {
     kind: 'error',
     summary:
@@ -262,6 +268,12 @@ export const GATEWAY_CODES = {
     kind: 'outcome',
     summary: 'a CONNECT request (or WebSocket over HTTP/2, RFC 8441) on an HTTP/2 connection: refused (400)',
     fix: 'use WebSocket over HTTP/1.1 (the TLS listener offers http/1.1 in ALPN)',
+  },
+  H2_TRACE: {
+    kind: 'outcome',
+    summary:
+      'an HTTP/2 TRACE request: answered 405 as nginx, never passed on (a backend that echoes it would show HttpOnly cookies and the gateway\'s headers)',
+    fix: 'nothing on the gateway; TRACE is not served',
   },
   H2_BAD_METHOD: {
     kind: 'outcome',

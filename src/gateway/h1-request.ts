@@ -14,6 +14,7 @@
 export type RequestParseErrorCode =
   | 'H1_BAD_REQUEST_LINE'
   | 'H1_BAD_METHOD'
+  | 'H1_TRACE'
   | 'H1_BAD_TARGET'
   | 'H1_BAD_VERSION'
   | 'H1_UNSUPPORTED_VERSION'
@@ -33,7 +34,7 @@ export type RequestParseErrorCode =
 export interface RequestParseError {
   code: RequestParseErrorCode;
   /** What the client gets before the connection closes. */
-  status: 400 | 414 | 431 | 501 | 505;
+  status: 400 | 405 | 414 | 431 | 501 | 505;
   message: string;
 }
 
@@ -393,6 +394,9 @@ function targetFormError(url: string, method: string): Failure | null {
     }
   }
   if (method === 'CONNECT') return fail('H1_BAD_METHOD', 400, 'CONNECT is not served') as Failure;
+  // As nginx, whatever the configuration: a backend that echoes TRACE would show the client the
+  // HttpOnly cookies and the headers the gateway adds (cross-site tracing).
+  if (method === 'TRACE') return fail('H1_TRACE', 405, 'client sent TRACE method') as Failure;
   return null;
 }
 

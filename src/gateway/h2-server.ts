@@ -123,6 +123,7 @@ export type H2Code =
   | 'H2_HEADER_LIST_TOO_LARGE'
   | 'H2_CONNECT'
   | 'H2_BAD_METHOD'
+  | 'H2_TRACE'
   | 'H2_RAPID_RESET'
   | 'H2_CONTROL_FLOOD'
   | 'H2_FRAME_FLOOD'
@@ -165,6 +166,8 @@ function refusal(
     return { status: 400, reason: coded('H2_CONNECT', 'client sent CONNECT over HTTP/2', '') };
   if (!nginxMethod(req.method))
     return { status: 400, reason: coded('H2_BAD_METHOD', 'client sent invalid method', '') };
+  // As nginx (and H1_TRACE): never passed on for a backend to echo.
+  if (req.method === 'TRACE') return { status: 405, reason: coded('H2_TRACE', 'client sent TRACE method', '') };
   if (size.largestField > settings.maxFieldSize)
     return {
       status: 431,

@@ -149,9 +149,6 @@ function forward(
 ): void {
   const { location } = admitted;
   const headers = upstreamHeaders(ctx, req, ex, admitted);
-  // 100-continue is the engine's business, and hop-by-hop headers are never copied; deleting only
-  // when present keeps the object in fast mode.
-  if (headers.expect !== undefined) delete headers.expect;
   if (ctx.isDraining()) res.shouldKeepAlive = false;
   const settings = ex.snap.settings;
   const request = {

@@ -88,6 +88,9 @@ const NOT_COPIED: ReadonlySet<string> = new Set([
   ...HOP_BY_HOP_FIELDS,
   // The h2c upgrade's settings (RFC 7540 3.2.1): connection-specific, meaningless on the backend's hop.
   'http2-settings',
+  // The gateway answers the client's expectation itself (nginx's proxy module clears Expect on every
+  // proxied request, upgrades and error pages included).
+  'expect',
   // httpoxy (CVE-2016-5385): a backend's CGI would read it as HTTP_PROXY, its outgoing proxy.
   'proxy',
   // ingress-nginx overwrites it with the client it resolved (PROXY + use-forwarded-headers); keepip

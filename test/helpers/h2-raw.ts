@@ -306,3 +306,20 @@ export function goawayCode(f: Frame): number {
 export function rstCode(f: Frame): number {
   return f.payload.readUInt32BE(0);
 }
+
+/** `:status` of a response HEADERS block written by nghttp2 (an indexed field or a literal). */
+export function responseStatus(block: Buffer): number {
+  const indexed: Record<number, number> = {
+    136: 200,
+    137: 204,
+    138: 206,
+    139: 304,
+    140: 400,
+    141: 404,
+    142: 500,
+  };
+  const first = block[0] as number;
+  if (indexed[first] !== undefined) return indexed[first];
+  // Literal with the :status name (index 8..14), value of 3 plain digits.
+  return Number(block.subarray(2, 5).toString('latin1'));
+}
