@@ -21,6 +21,17 @@ export function parseBasicCredentials(header: string | string[] | undefined): Cr
   return { user: decoded.subarray(0, colon).toString('latin1'), password: decoded.subarray(colon + 1) };
 }
 
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** A user name read byte per character (latin1) as the UTF-8 text it encodes; null when it is not UTF-8. */
+function utf8Name(latin1: string): string | null {
+  try {
+    return strictUtf8.decode(Buffer.from(latin1, 'latin1'));
+  } catch {
+    return null;
+  }
+}
+
 /** nginx's challenge: the realm quoted as written (auth-realm admits no quote). */
 export function basicChallenge(realm: string): string {
   return `Basic realm="${realm}"`;
@@ -52,7 +63,9 @@ export function checkBasicAuth(
     return;
   }
   const { user, password } = credentials;
-  const entry = model.users.find((e) => e.user === user);
+  // The Secret's names are UTF-8 text, the header's bytes: matched byte for byte, as nginx.
+  const name = utf8Name(user);
+  const entry = name === null ? undefined : model.users.find((e) => e.user === name);
   if (entry === undefined) {
     const refused: BasicAuthOutcome = {
       ok: false,

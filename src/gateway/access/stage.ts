@@ -136,7 +136,8 @@ interface Failure {
   cookies: string[];
 }
 
-function logLine(call: AccessCall, level: 'error' | 'info', message: string): void {
+/** An access refusal's error-log line, at error as nginx writes its access-phase refusals. */
+function logError(call: AccessCall, message: string): void {
   const { ex } = call;
   const context = {
     client: shownClient(ex.client),
@@ -144,7 +145,7 @@ function logLine(call: AccessCall, level: 'error' | 'info', message: string): vo
     request: ex.requestLine,
     host: ex.rawHost,
   };
-  call.ctx.errorLog.write(level, ex.conn.id, message + requestContext(context));
+  call.ctx.errorLog.write('error', ex.conn.id, message + requestContext(context));
 }
 
 function stateOf(ex: Exchange): AccessState {
@@ -216,20 +217,19 @@ function limitAnswer(
   if (verdict === 'requests') {
     const which = rl.rps > 0 ? 'limit-rps' : 'limit-rpm';
     call.ctx.metrics.denial(which);
-    logLine(call, 'error', `limiting requests by zone "${rl.zone}" (nginx.ingress.kubernetes.io/${which})`);
+    logError(call, `limiting requests by zone "${rl.zone}" (nginx.ingress.kubernetes.io/${which})`);
     call.respond(settings.limitReqStatusCode ?? 503, null);
   } else if (verdict === 'connections') {
     call.ctx.metrics.denial('limit-connections');
-    logLine(
+    logError(
       call,
-      'error',
       `limiting connections by zone "${rl.zone}" (nginx.ingress.kubernetes.io/limit-connections)`,
     );
     call.respond(settings.limitConnStatusCode ?? 503, null);
   } else {
     // No answer from the shared store: refused, never let through unlimited.
     call.ctx.metrics.denial('limiter-unavailable');
-    logLine(call, 'error', `limits of zone "${rl.zone}" not checked: ${verdict.message} [${verdict.code}]`);
+    logError(call, `limits of zone "${rl.zone}" not checked: ${verdict.message} [${verdict.code}]`);
     call.respond(503, null);
   }
   return false;
@@ -239,7 +239,8 @@ function limitAnswer(
 function refuse(call: AccessCall, failure: Failure): void {
   const { model } = call;
   call.ctx.metrics.denial(failure.rule);
-  if (failure.log !== null) logLine(call, failure.status === 401 ? 'info' : 'error', failure.log);
+  // nginx's auth_basic writes an unknown user and a password mismatch at error (what fail2ban reads).
+  if (failure.log !== null) logError(call, failure.log);
   const ext = model.externalAuth;
   const signin = failure.status === 401 && ext !== null ? signinLocation(ext, call.vars) : null;
   const headers: Record<string, string | string[]> = {};
@@ -348,9 +349,8 @@ export function enforceAccess(call: AccessCall): boolean | 'pending' {
   const { model } = call;
   if (model.denied !== null) {
     call.ctx.metrics.denial('access-denied');
-    logLine(
+    logError(
       call,
-      'error',
       `location denied by its annotations (${model.denied.annotation}: ${model.denied.reason}): failing closed`,
     );
     call.respond(503, null);
