@@ -2,7 +2,8 @@
 // (ngx_http_gzip_filter_module and ngx_http_gzip_ok, with ingress-nginx's gzip_proxied any,
 // gzip_vary on, gzip_http_version 1.1): only 200, 403 and 404; only the types listed (text/html
 // always); not below the minimum length when the backend says its length; not when the backend
-// already encoded it; not for HEAD (nor 204/304, which have no body). `Vary: Accept-Encoding` goes on
+// already encoded it; not 204/304, which have no body (HEAD gets the head a GET gets, without the
+// body). `Vary: Accept-Encoding` goes on
 // every response of a compressible type, compressed or not. Brotli, when on and accepted, comes first,
 // as the brotli module runs before gzip. Each piece the backend sends is flushed at once (ingress-nginx
 // proxies with buffering off, and nginx flushes gzip then), with backpressure both ways.
@@ -42,8 +43,11 @@ export function acceptsCoding(acceptEncoding: string | undefined, coding: string
   for (const item of acceptEncoding.toLowerCase().split(',')) {
     const [name, ...params] = item.split(';').map((part) => part.trim());
     if (name !== coding) continue;
-    const q = params.find((p) => p.startsWith('q='));
-    return q === undefined || quantity(q.slice(2)) > 0;
+    // nginx takes a bare coding, or one whose first parameter is `q=` with a quantity above 0; any
+    // other parameter (`level=1`, `q`, `q =0`) declines it rather than guessing.
+    const first = params[0];
+    if (first === undefined || (first === '' && params.length === 1)) return true;
+    return first.startsWith('q=') && quantity(first.slice(2)) > 0;
   }
   return false;
 }
@@ -56,7 +60,7 @@ export function chooseEncoding(
   headers: Headers,
 ): { encoding: Encoding | null; vary: boolean } {
   const none = { encoding: null, vary: false };
-  if (req.method === 'HEAD' || !COMPRESSIBLE_STATUSES.has(status)) return none;
+  if (!COMPRESSIBLE_STATUSES.has(status)) return none;
   if ((headerText(headers['content-encoding']) ?? '') !== '') return none;
   const brotli = takes(model.brotli, headers);
   const gzip = takes(model.gzip, headers);
@@ -166,7 +170,9 @@ class ResponseCompressor implements CompressedResponse {
     if (choice.encoding !== null) {
       const length = Number(headerText(headers['content-length']) ?? -1);
       encodedHead(headers, choice.encoding);
-      this.#start(choice.encoding, Number.isSafeInteger(length) ? length : -1);
+      // HEAD gets the head a GET would (nginx's gzip header filter runs before HEAD drops the body).
+      if (this.#req.method !== 'HEAD')
+        this.#start(choice.encoding, Number.isSafeInteger(length) ? length : -1);
     }
     return this.#inner.writeHead(status, headers);
   }

@@ -10,12 +10,13 @@
 //   nginx's `error_page <code> = @…`.
 // The error backend is the location's default-backend, else the catch-all default backend; without
 // either the original answer stands (ingress-nginx would send its own 404).
+import type { CompressedResponse } from './compression.ts';
 import type { LocationModel } from '../config/model.ts';
 import { answer } from './answers.ts';
 import type { Exchange, GatewayRequest, GatewayResponse, HandlerContext } from './exchange.ts';
 import { headerText } from './header-value.ts';
 import { type ProxyOutcome, proxyRequest } from './proxy.ts';
-import { completeExchange, logUpstreamFailure } from './request-log.ts';
+import { completeWhenSent, logUpstreamFailure } from './request-log.ts';
 import type { BalancedUpstream } from './upstream.ts';
 
 /** The error backend of a location: its default-backend, else the catch-all one; null without endpoints. */
@@ -104,6 +105,7 @@ export function serveFromErrorBackend(
   base: Record<string, string | string[]>,
   code: number,
   location: LocationModel | null = ex.route?.location ?? null,
+  compressed: CompressedResponse | null = null,
 ): boolean {
   const upstream = errorUpstreamOf(ex, location);
   if (upstream === null) return false;
@@ -132,7 +134,7 @@ export function serveFromErrorBackend(
     ex.upstreamHead = outcome.upstreamHead ?? null;
     for (const f of outcome.failures) if (f.code !== 'CLIENT_CLOSED') logUpstreamFailure(ctx, ex, f);
     if (outcome.answeredByGateway) answer(ctx, ex, req, res, outcome.status, null);
-    else completeExchange(ctx, ex, req, outcome.status, outcome.bodyBytesSent);
+    else completeWhenSent(ctx, ex, req, compressed, outcome.status, outcome.bodyBytesSent);
   });
   return true;
 }

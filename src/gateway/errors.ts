@@ -91,7 +91,7 @@ export const GATEWAY_CODES = {
   H1_TRACE: {
     kind: 'outcome',
     summary:
-      'a TRACE request: answered 405 as nginx, never passed on (a backend that echoes it would show HttpOnly cookies and the gateway\'s headers)',
+      "a TRACE request: answered 405 as nginx, never passed on (a backend that echoes it would show HttpOnly cookies and the gateway's headers)",
     fix: 'nothing on the gateway; TRACE is not served',
   },
   H1_BAD_METHOD: {
@@ -272,7 +272,7 @@ export const GATEWAY_CODES = {
   H2_TRACE: {
     kind: 'outcome',
     summary:
-      'an HTTP/2 TRACE request: answered 405 as nginx, never passed on (a backend that echoes it would show HttpOnly cookies and the gateway\'s headers)',
+      "an HTTP/2 TRACE request: answered 405 as nginx, never passed on (a backend that echoes it would show HttpOnly cookies and the gateway's headers)",
     fix: 'nothing on the gateway; TRACE is not served',
   },
   H2_BAD_METHOD: {

@@ -167,7 +167,8 @@ function refusal(
   if (!nginxMethod(req.method))
     return { status: 400, reason: coded('H2_BAD_METHOD', 'client sent invalid method', '') };
   // As nginx (and H1_TRACE): never passed on for a backend to echo.
-  if (req.method === 'TRACE') return { status: 405, reason: coded('H2_TRACE', 'client sent TRACE method', '') };
+  if (req.method === 'TRACE')
+    return { status: 405, reason: coded('H2_TRACE', 'client sent TRACE method', '') };
   if (size.largestField > settings.maxFieldSize)
     return {
       status: 431,

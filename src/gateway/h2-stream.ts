@@ -8,7 +8,9 @@ import type net from 'node:net';
 import type { GatewayRequest, GatewayResponse } from './exchange.ts';
 import { headValue, lengthRefused } from './header-value.ts';
 
-const { NGHTTP2_NO_ERROR, NGHTTP2_INTERNAL_ERROR } = http2.constants;
+const { NGHTTP2_NO_ERROR } = http2.constants;
+/** The error a stream the gateway resets is destroyed with (Node sends RST_STREAM INTERNAL_ERROR for it). */
+const RESET_BY_GATEWAY = new Error('stream reset by the gateway');
 
 type Headers = Record<string, string | number | string[]>;
 
@@ -329,7 +331,10 @@ export class H2Response implements GatewayResponse {
 
   destroy(): this {
     this.resetByGateway = true;
-    if (!this.#stream.destroyed) this.#stream.close(NGHTTP2_INTERNAL_ERROR);
+    // Not close(code): on a stream whose writable side is open it ends it first, and the data already
+    // queued can then go out with END_STREAM before the RST_STREAM, so a client would take a cut-off
+    // answer for a whole one. destroy(error) resets it with INTERNAL_ERROR and sends no END_STREAM.
+    if (!this.#stream.destroyed) this.#stream.destroy(RESET_BY_GATEWAY);
     return this;
   }
 

@@ -29,7 +29,13 @@ import { proxyGrpc } from './grpc-proxy.ts';
 import { mirrorRequest } from './mirror.ts';
 import { isGrpcRequest } from './grpc-status.ts';
 import type { ProxyOutcome } from './proxy.ts';
-import { completeExchange, logBareRequest, logUpstreamFailure, requestLineOf } from './request-log.ts';
+import {
+  completeExchange,
+  completeWhenSent,
+  logBareRequest,
+  logUpstreamFailure,
+  requestLineOf,
+} from './request-log.ts';
 import { applyLocationHeaders, buildUpstreamHeaders } from './upstream-headers.ts';
 import {
   errorBackendHeaders,
@@ -185,18 +191,14 @@ function forward(
     // custom-http-errors: the backend's listed status, or the gateway's own, from the error backend.
     const replaced = outcome.intercepted ?? (outcome.answeredByGateway ? outcome.status : 0);
     if (replaced !== 0 && (outcome.intercepted !== undefined || replacesOwnAnswer(ex, location, replaced))) {
-      if (serveFromErrorBackend(ctx, ex, req, res, headers, replaced)) return;
+      const errorLocation = ex.route?.location ?? null;
+      if (serveFromErrorBackend(ctx, ex, req, res, headers, replaced, errorLocation, compressed)) return;
     }
     if (outcome.answeredByGateway) {
       answer(ctx, ex, req, res, outcome.status, null);
       return;
     }
-    // A compressed body is logged once it is out, with the bytes the client got ($body_bytes_sent).
-    if (compressed === null) completeExchange(ctx, ex, req, outcome.status, outcome.bodyBytesSent);
-    else
-      compressed.whenSent(outcome.bodyBytesSent, (bytes) =>
-        completeExchange(ctx, ex, req, outcome.status, bytes),
-      );
+    completeWhenSent(ctx, ex, req, compressed, outcome.status, outcome.bodyBytesSent);
   });
 }
 

@@ -1,6 +1,7 @@
 // The end of every request: one access log line in the snapshot's format, the request metrics, and
 // the in-flight counters released. Also the lines for what never became a request (a refused head,
 // plain HTTP on the HTTPS port) and the error log line of an upstream failure.
+import type { CompressedResponse } from './compression.ts';
 import { hostname } from 'node:os';
 import { parseBasicCredentials } from './access/basic-auth.ts';
 import { type AccessLogVars, createAccessLogVars, type TlsFacts } from './access-log.ts';
@@ -127,6 +128,19 @@ function tlsOf(socket: unknown): TlsFacts | null {
 function remoteUserOf(authorization: string | string[] | undefined): string | null {
   if (authorization === undefined) return null;
   return parseBasicCredentials(authorization)?.user || null;
+}
+
+/** Ends an exchange once its body is out: a compressed one with the bytes the client got ($body_bytes_sent). */
+export function completeWhenSent(
+  ctx: HandlerContext,
+  ex: Exchange,
+  req: GatewayRequest,
+  compressed: CompressedResponse | null,
+  status: number,
+  bodyBytesSent: number,
+): void {
+  if (compressed === null) completeExchange(ctx, ex, req, status, bodyBytesSent);
+  else compressed.whenSent(bodyBytesSent, (bytes) => completeExchange(ctx, ex, req, status, bytes));
 }
 
 /**

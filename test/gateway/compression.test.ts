@@ -48,6 +48,11 @@ test('Accept-Encoding as nginx reads it: the token, then q above 0 with at most 
   assert.equal(acceptsCoding('x-gzip', 'gzip'), false);
   assert.equal(acceptsCoding('br;q=0.5, gzip;q=0', 'br'), true);
   assert.equal(acceptsCoding(undefined, 'gzip'), false);
+  // A parameter other than `q=` first declines the coding, as nginx: never taken for acceptance.
+  for (const refused of ['gzip;q =0', 'gzip; level=1', 'gzip;q', 'br;q =0'])
+    assert.equal(acceptsCoding(refused, refused.slice(0, refused.indexOf(';'))), false, refused);
+  assert.equal(acceptsCoding('gzip;', 'gzip'), true);
+  assert.equal(acceptsCoding('gzip ; Q=0.5', 'gzip'), true);
 });
 
 test('the decision: status, type (text/html always), declared length, existing encoding, HEAD, HTTP/1.0', () => {
@@ -74,9 +79,10 @@ test('the decision: status, type (text/html always), declared length, existing e
     vary: false,
   });
   assert.deepEqual(choose(502, { 'content-type': 'text/html' }), { encoding: null, vary: false });
+  // HEAD: the head a GET gets (nginx's gzip header filter runs before HEAD drops the body).
   assert.deepEqual(choose(200, { 'content-type': 'text/html' }, { ...req, method: 'HEAD' }), {
-    encoding: null,
-    vary: false,
+    encoding: 'gzip',
+    vary: true,
   });
   assert.deepEqual(choose(200, { 'content-type': 'text/html' }, { ...req, httpVersion: '1.0' }), {
     encoding: null,
