@@ -1127,7 +1127,7 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
     names: ['use-gzip'],
     status: 'implemented',
     values: 'false',
-    note: 'gzip for responses of status 200, 403 and 404 whose type gzip-types lists (text/html always) and whose Content-Length, when the backend sends one, is at least gzip-min-length, to HTTP/1.1 and HTTP/2 clients whose Accept-Encoding takes gzip (q > 0), unless the backend already encoded it or gzip-disable matches the User-Agent; as nginx: Content-Length and Accept-Ranges dropped, a strong ETag made weak, `Vary: Accept-Encoding` on every response of a compressible type, HEAD/204/304 untouched, each piece the backend sends flushed at once (ingress-nginx streams: proxy-buffering off). `$body_bytes_sent` counts the compressed bytes',
+    note: 'gzip for responses of status 200, 403 and 404 whose type gzip-types lists (text/html always) and whose Content-Length, when the backend sends one, is at least gzip-min-length, to HTTP/1.1 and HTTP/2 clients whose Accept-Encoding takes gzip (no parameter, or a first parameter q= above 0), unless the backend already encoded it or gzip-disable matches the User-Agent; as nginx: Content-Length and Accept-Ranges dropped, a strong ETag made weak, `Vary: Accept-Encoding` on every response of a compressible type, a HEAD answered with the head a GET gets, 204/304 untouched, each piece the backend sends flushed at once (ingress-nginx streams: proxy-buffering off). `$body_bytes_sent` counts the compressed bytes',
   },
   {
     names: ['gzip-level', 'gzip-min-length', 'gzip-types'],
