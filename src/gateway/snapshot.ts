@@ -25,7 +25,13 @@ import {
 import { type ClientTimeouts, clientTimeoutsOf } from './client-timeouts.ts';
 import { type CompiledRoutes, compileRoutes } from './router.ts';
 import { buildCertificateStore, type CertificateStore } from './tls.ts';
-import type { BalancedUpstream, ConnectionRegistry, PoolSpec, UpstreamMember } from './upstream.ts';
+import {
+  type BalancedUpstream,
+  type ConnectionRegistry,
+  type PoolSpec,
+  tlsKey,
+  type UpstreamMember,
+} from './upstream.ts';
 import { keepaliveLimitsOf } from './upstream-keepalive.ts';
 
 /** Error codes that ingress-nginx also tolerates: the object or location is served in a safe degraded way. */
@@ -249,7 +255,7 @@ function upstreamsOf(topology: Topology, options: SnapshotOptions) {
   ): BalancedUpstream => {
     // proxy-ssl-*: only HTTPS backends speak TLS with these settings; other settings, other pools.
     const withTls = protocol === 'HTTPS' ? tls : undefined;
-    const key = `${backend.upstreamName}|${protocol}|${connectTimeoutMs}|${serviceUpstream}|${withTls === undefined ? '' : JSON.stringify([withTls.secret, withTls.verify, withTls.name, withTls.serverName, withTls.protocols, withTls.ciphers])}`;
+    const key = `${backend.upstreamName}|${protocol}|${connectTimeoutMs}|${serviceUpstream}|${withTls === undefined ? '' : tlsKey(withTls)}`;
     const existing = balanced.get(key);
     if (existing !== undefined) return existing;
     let cursor = cursors.get(backend.upstreamName);
@@ -288,11 +294,18 @@ function upstreamsOf(topology: Topology, options: SnapshotOptions) {
           l,
           upstreamOf(l.backend, 'HTTPS', l.proxyConnectTimeoutMs, l.serviceUpstream, l.proxySsl),
         );
-      // canary: the alternative backend, spoken to as the main one (src/gateway/canary.ts).
+      // canary: the alternative backend, spoken to as the main one, its proxy-ssl-* included (as
+      // ingress-nginx's balancer picks it inside the main location): src/gateway/canary.ts.
       if (l.canary !== undefined)
         byCanary.set(
           l,
-          upstreamOf(l.canary.backend, l.backendProtocol, l.proxyConnectTimeoutMs, l.serviceUpstream),
+          upstreamOf(
+            l.canary.backend,
+            l.backendProtocol,
+            l.proxyConnectTimeoutMs,
+            l.serviceUpstream,
+            l.proxySsl,
+          ),
         );
     }
   }

@@ -8,11 +8,18 @@ import { createHash } from 'node:crypto';
 import { lookup as dnsLookup } from 'node:dns';
 import type { LookupFunction } from 'node:net';
 import { IdleConnections, type KeepaliveLimits } from './upstream-keepalive.ts';
-import { checkServerIdentity, type PeerCertificate } from 'node:tls';
+import tls, {
+  type ConnectionOptions,
+  checkServerIdentity,
+  type DetailedPeerCertificate,
+  type PeerCertificate,
+  type SecureVersion,
+} from 'node:tls';
 import type { Readable } from 'node:stream';
-import { buildConnector, type Dispatcher, Pool } from 'undici';
+import { type buildConnector, type Dispatcher, Pool } from 'undici';
 import type { LocationModel, ProxySslModel } from '../config/model.ts';
 import { formatHostPort } from '../net/host-port.ts';
+import { exceedsVerifyDepth } from './certificate-chain.ts';
 import { H1Pool, type UpstreamDispatcher } from './h1-client.ts';
 import { H2Pool } from './h2-client.ts';
 
@@ -39,6 +46,8 @@ export interface UpstreamMember {
   readonly url: string;
   /** Resolves a name member (ExternalName) at each new connection; an IP member never calls it. */
   readonly lookup: LookupFunction;
+  /** proxy-ssl-* of an HTTPS member (upstreamTlsOptions), for connections outside its pool (upgrades). */
+  readonly tls: ProxySslModel | undefined;
 }
 
 /** One backend as a location sees it: members in round-robin order, sharing the cursor of their upstream name. */
@@ -65,8 +74,8 @@ function poolKey(spec: PoolSpec): string {
   return `${spec.protocol}|${formatHostPort(spec.address, spec.port)}|${spec.connectTimeoutMs}${tls}${keepalive}`;
 }
 
-/** Pools with other TLS settings (proxy-ssl-*) are other pools. */
-function tlsKey(tls: ProxySslModel): string {
+/** Pools (and balanced upstreams) with other TLS settings (proxy-ssl-*, every field) are other ones. */
+export function tlsKey(tls: ProxySslModel): string {
   const digest = createHash('sha256');
   for (const part of [
     tls.caPem,
@@ -77,27 +86,34 @@ function tlsKey(tls: ProxySslModel): string {
     ...tls.protocols,
   ])
     digest.update(part).update('\0');
-  return `${tls.verify}|${tls.serverName}|${digest.digest('hex').slice(0, 16)}`;
+  return `${tls.verify}|${tls.verifyDepth}|${tls.serverName}|${digest.digest('hex').slice(0, 16)}`;
 }
 
 /**
- * proxy-ssl-* as connect options: the CA to verify against (proxy-ssl-verify on, the name
- * proxy-ssl-name or nginx's default `upstream_balancer`), the client certificate, SNI only with
- * proxy-ssl-server-name on, the TLS versions and ciphers.
+ * proxy-ssl-* as tls.connect options, for every TLS connection to a backend (the HTTPS pools and
+ * upgrades): the CA to verify against (proxy-ssl-verify on, the name proxy-ssl-name or nginx's
+ * default `upstream_balancer`, the chain within proxy-ssl-verify-depth), the client certificate, SNI
+ * only with proxy-ssl-server-name on, the TLS versions and ciphers.
  */
-function tlsConnectOptions(tls: ProxySslModel | undefined): Record<string, unknown> {
+export function upstreamTlsOptions(tls: ProxySslModel | undefined): ConnectionOptions {
   // ingress-nginx's default: no verification (proxy_ssl_verify off) and no SNI.
   if (tls === undefined) return { rejectUnauthorized: false };
   const name = tls.name ?? 'upstream_balancer';
-  const versions = [...tls.protocols].sort();
+  const versions = [...tls.protocols].sort() as SecureVersion[];
+  const identity = (_host: string, cert: PeerCertificate): Error | undefined =>
+    checkServerIdentity(name, cert) ??
+    (exceedsVerifyDepth(cert as DetailedPeerCertificate, tls.verifyDepth)
+      ? new Error(`upstream certificate chain longer than proxy-ssl-verify-depth ${tls.verifyDepth}`)
+      : undefined);
   return {
     rejectUnauthorized: tls.verify,
     ca: tls.caPem,
     ...(tls.certPem !== null && tls.keyPem !== null ? { cert: tls.certPem, key: tls.keyPem } : {}),
-    checkServerIdentity: (_host: string, cert: PeerCertificate) => checkServerIdentity(name, cert),
+    checkServerIdentity: identity,
     minVersion: versions[0],
     maxVersion: versions[versions.length - 1],
     ciphers: tls.ciphers,
+    ...(tls.serverName ? { servername: name } : {}),
   };
 }
 
@@ -117,15 +133,42 @@ function undiciDispatcher(pool: Pool): UpstreamDispatcher {
 }
 
 /**
- * SNI as nginx's proxy_ssl_server_name: none by default (undici would send the request's Host), the
- * proxy-ssl-name (else `upstream_balancer`) with proxy-ssl-server-name on.
+ * The HTTPS pool's connector: tls.connect with upstreamTlsOptions, so SNI is sent only as nginx's
+ * proxy_ssl_server_name says (undici's own connector falls back to the pool's host name), one TLS
+ * session kept for resumption (a pool has one host; the session of a failed connection is dropped).
  */
-function withSni(
-  connector: buildConnector.connector,
-  tls: ProxySslModel | undefined,
-): buildConnector.connector {
-  const servername = tls?.serverName === true ? (tls.name ?? 'upstream_balancer') : null;
-  return (options, callback) => connector({ ...options, servername: servername as string }, callback);
+function tlsConnector(spec: PoolSpec, lookup: LookupFunction): buildConnector.connector {
+  const options = upstreamTlsOptions(spec.tls);
+  let session: Buffer | undefined;
+  return (target, callback) => {
+    const socket = tls.connect({
+      ...options,
+      host: target.hostname,
+      port: Number(target.port) || 443,
+      lookup,
+      session,
+      ALPNProtocols: ['http/1.1'],
+    });
+    socket.setNoDelay(true);
+    socket.setKeepAlive(true, 60_000);
+    socket.on('session', (ticket: Buffer) => {
+      session = ticket;
+    });
+    const timer = setTimeout(() => {
+      socket.destroy(Object.assign(new Error('Connect Timeout Error'), { code: 'UND_ERR_CONNECT_TIMEOUT' }));
+    }, spec.connectTimeoutMs);
+    socket
+      .once('secureConnect', () => {
+        clearTimeout(timer);
+        callback(null, socket);
+      })
+      .once('error', (error) => {
+        clearTimeout(timer);
+        session = undefined;
+        callback(error, null);
+      });
+    return socket;
+  };
 }
 
 /**
@@ -149,7 +192,6 @@ function httpsPool(
   spec: PoolSpec,
   lookup: LookupFunction,
 ): UpstreamDispatcher {
-  const { connectTimeoutMs, tls } = spec;
   return undiciDispatcher(
     new Pool(`${scheme}://${hostPort}`, {
       // Unlimited concurrent connections like nginx; keep-alive reuse comes from the pool's idle clients.
@@ -159,14 +201,7 @@ function httpsPool(
       // Per-request headersTimeout/bodyTimeout (proxy-read-timeout) are given at dispatch time.
       headersTimeout: 0,
       bodyTimeout: 0,
-      connect: withSni(
-        buildConnector({
-          timeout: connectTimeoutMs,
-          lookup,
-          ...tlsConnectOptions(tls),
-        } as buildConnector.BuildOptions),
-        tls,
-      ),
+      connect: tlsConnector(spec, lookup),
     }),
   );
 }
@@ -214,6 +249,7 @@ export class ConnectionRegistry {
       pool,
       url: `${scheme}://${hostPort}`,
       lookup,
+      tls: spec.tls,
     };
     this.#pools.set(key, { pool, refs: 1, member });
     return member;

@@ -16,7 +16,7 @@ import { newUpstreamAttempt } from './exchange.ts';
 import { classifyUpstreamError, type ProxyFailure, type UpstreamAttempt } from './proxy.ts';
 import { DEFAULT_NEXT_UPSTREAM, EndpointRotation, retryOnFailure } from './next-upstream.ts';
 import { UpgradeAnswer } from './upgrade-answer.ts';
-import type { BalancedUpstream, UpstreamMember } from './upstream.ts';
+import { type BalancedUpstream, type UpstreamMember, upstreamTlsOptions } from './upstream.ts';
 
 export interface UpgradeRequest {
   upstream: BalancedUpstream;
@@ -144,10 +144,11 @@ class UpgradeExchange {
     this.#outcome.attempts.push(record);
     const socket =
       member.protocol === 'HTTPS'
-        ? tls.connect({
+        ? // The location's proxy-ssl-* as for its other requests: verification, client certificate, SNI.
+          tls.connect({
+            ...upstreamTlsOptions(member.tls),
             host: member.address,
             port: member.port,
-            rejectUnauthorized: false,
             lookup: member.lookup,
           })
         : net.connect({ host: member.address, port: member.port, lookup: member.lookup });

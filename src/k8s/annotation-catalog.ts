@@ -352,7 +352,7 @@ export const ANNOTATION_CATALOG: readonly CatalogEntry[] = [
     names: ['proxy-ssl-verify', 'proxy-ssl-verify-depth'],
     status: 'implemented',
     values: '`on` / `off` (default); whole number (default 1)',
-    note: "verify the backend's certificate (a failure is 502). The depth is accepted; Node verifies the whole chain to the CA whatever its length",
+    note: "verify the backend's certificate (a failure is 502), with at most `depth` CAs between it and the trust anchor, as OpenSSL counts (depth 1: one intermediate). The same settings apply to WebSocket upgrades and to a canary's backend, as ingress-nginx's location does",
   },
   {
     names: ['proxy-ssl-name', 'proxy-ssl-server-name'],

@@ -10,6 +10,7 @@
 //   ssl-client-subject-dn, ssl-client-issuer-dn and, with auth-tls-pass-certificate-to-upstream,
 //   ssl-client-cert (the PEM, URL-escaped).
 // Node has no public per-SNI verify mode: the TLS wrap's setVerifyMode and verifyError are used.
+import { exceedsVerifyDepth } from '../certificate-chain.ts';
 import type { X509Certificate } from 'node:crypto';
 import tls from 'node:tls';
 import type { ClientCertificateModel, VirtualHostModel } from '../../config/model.ts';
@@ -89,17 +90,6 @@ export interface ClientCertificateView {
   present: boolean;
 }
 
-/** Certificates in the verified chain (leaf included), to check auth-tls-verify-depth. */
-function chainLength(socket: tls.TLSSocket): number {
-  let cert = socket.getPeerCertificate(true) as tls.DetailedPeerCertificate;
-  const seen = new Set<string>();
-  while (cert !== undefined && cert.fingerprint256 !== undefined && !seen.has(cert.fingerprint256)) {
-    seen.add(cert.fingerprint256);
-    cert = cert.issuerCertificate;
-  }
-  return seen.size;
-}
-
 /** What the connection's client certificate is, for the checks and the ssl-client-* headers. */
 export function clientCertificateView(socket: unknown, model: ClientCertificateModel): ClientCertificateView {
   const none = { verify: 'NONE', subjectDn: '', issuerDn: '', pem: null, present: false };
@@ -113,9 +103,8 @@ export function clientCertificateView(socket: unknown, model: ClientCertificateM
   if (x509 === undefined) return none;
   const error = (socket as TlsSocketInternals)._handle?.verifyError?.() ?? null;
   let verify = error === null ? 'SUCCESS' : `FAILED:${error.code ?? error.message}`;
-  // OpenSSL's depth counts the CAs between the client's certificate and the trust anchor: depth 1
-  // takes a leaf, one intermediate and the root.
-  if (error === null && chainLength(socket) - 2 > model.verifyDepth)
+  const chain = socket.getPeerCertificate(true) as tls.DetailedPeerCertificate;
+  if (error === null && exceedsVerifyDepth(chain, model.verifyDepth))
     verify = 'FAILED:certificate chain too long';
   return {
     verify,
