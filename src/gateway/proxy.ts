@@ -335,15 +335,18 @@ class ProxyExchange implements UpstreamHandler {
     if (this.#finished) return;
     // The client went away before the response ended: stop the upstream request (nginx logs 499).
     if (!this.#res.writableFinished) {
-      this.#controller?.abort(
-        Object.assign(new Error('client closed the connection'), { code: 'CLIENT_CLOSED' }),
-      );
       this.#outcome.failures.push({
         code: 'CLIENT_CLOSED',
         message: 'client prematurely closed connection',
         upstreamUrl: this.#upstreamUrl(),
       });
+      if (!this.#responseStarted) this.#recordAttempt(null, false);
+      // Finished before the abort, whose error callback would otherwise read it as the backend's
+      // failure: a 502, and with proxy-next-upstream the same request sent to the next endpoint.
       this.#finish(499);
+      this.#controller?.abort(
+        Object.assign(new Error('client closed the connection'), { code: 'CLIENT_CLOSED' }),
+      );
     }
   };
 
