@@ -1,6 +1,7 @@
 // `keepip lb`: the L4 load balancer in an AWS NLB's role, configured by flags or by a Service of type
 // LoadBalancer in manifests (-f). Start-up lines say what listens where with which settings; SIGHUP
-// re-reads the manifests and re-registers targets (removed ones drain); SIGINT/SIGTERM stop cleanly.
+// re-reads the manifests, applies the source ranges and re-registers targets (removed ones drain);
+// SIGINT/SIGTERM stop cleanly.
 // Only the argument parsing is loaded up front; the engine, the manifest reader and prom-client are
 // imported once the arguments are known to be good, so usage errors and --help answer quickly.
 import type { AddressInfo } from 'node:net';
@@ -16,7 +17,7 @@ import {
   type TargetAddress,
   validateLbConfig,
 } from '../lb/config.ts';
-import type { RunningLb } from '../lb/balancer.ts';
+import type { RunningLb, SourceRangesResult } from '../lb/balancer.ts';
 import type { LbListenerPlan } from '../lb/manifest.ts';
 import { formatHostPort, type HostPort, parseHostPort } from '../net/host-port.ts';
 import { availableCores } from '../workers/cores.ts';
@@ -61,7 +62,8 @@ Options (in manifest mode they override what the annotations say):
       --workers N|auto           processes sharing the listening ports (default 1; auto: one per core)
   -h, --help                     this help
 Durations: 500ms, 10s, 5m, or plain seconds.
-Signals: SIGHUP re-reads the manifests and re-registers targets; SIGINT/SIGTERM stop and exit 0.
+Signals: SIGHUP re-reads the manifests, applies loadBalancerSourceRanges to new connections and
+         re-registers targets; SIGINT/SIGTERM stop and exit 0.
 Exit codes: 0 stopped cleanly, 1 configuration or listen error, 2 usage error.
 `;
 
@@ -265,11 +267,21 @@ function untilStopped(reload: () => Promise<void>): Promise<void> {
   });
 }
 
-/** SIGHUP in manifest mode: each listener's targets read again (removed ones drain); --target pins them. */
+/** What a SIGHUP changes in a running listener (one process's RunningLb, or every worker's). */
+interface Reloadable {
+  name: string;
+  setTargets(targets: TargetAddress[]): void | Promise<void>;
+  setAllowedSources(ranges: readonly string[]): SourceRangesResult | Promise<SourceRangesResult>;
+}
+
+/**
+ * SIGHUP in manifest mode: each listener's loadBalancerSourceRanges and targets read again (removed
+ * targets drain; --target pins them). An invalid range anywhere changes nothing anywhere.
+ */
 async function reloadTargets(
   values: Values,
   plans: LbListenerPlan[] | null,
-  running: { name: string; setTargets(targets: TargetAddress[]): void | Promise<void> }[],
+  running: Reloadable[],
 ): Promise<void> {
   if (plans === null || values.filename === undefined) {
     out('SIGHUP: nothing to reload in flags mode');
@@ -277,31 +289,72 @@ async function reloadTargets(
   }
   const topology = await readTopology(values.filename, values.service);
   if (topology === null) {
-    err('reload: the manifests have errors; keeping the running targets');
+    err('reload: the manifests have errors; keeping the running targets and source ranges');
     return;
+  }
+  const found = plans.map((plan) => {
+    const model = topology.loadBalancers.find((m) => m.id === plan.model.id);
+    const port = model?.ports.find((p) => p.port === plan.port.port && p.protocol === 'TCP');
+    return model === undefined || port === undefined ? null : { model, port };
+  });
+  // Checked before anything changes: an invalid list never opens, nor half-applies, the door.
+  for (const [i, plan] of plans.entries()) {
+    const ranges = found[i]?.model.loadBalancerSourceRanges ?? [];
+    const checked = validateLbConfig({ ...plan.config, allowedSources: ranges });
+    const bad = checked.ok ? undefined : checked.errors.find((e) => e.code === 'LB_BAD_SOURCE_RANGE');
+    if (bad !== undefined) {
+      err(
+        `reload: ${running[i]!.name}: ${bad.message} [${bad.code}]; keeping the running targets and source ranges`,
+      );
+      return;
+    }
   }
   const { targetsForPort } = await import('../lb/manifest.ts');
   for (const [i, plan] of plans.entries()) {
-    const model = topology.loadBalancers.find((m) => m.id === plan.model.id);
-    const port = model?.ports.find((p) => p.port === plan.port.port && p.protocol === 'TCP');
-    if (model === undefined || port === undefined) {
+    const at = found[i];
+    if (at === null || at === undefined) {
       err(
         `reload: ${plan.model.id} port ${plan.port.port} is gone from the manifests; restart keepip lb to remove it`,
       );
       continue;
     }
+    const lb = running[i]!;
+    if (!(await reloadSourceRanges(lb, plans, i, at.model.loadBalancerSourceRanges))) continue;
     if (values.target !== undefined) continue; // --target pins the targets
-    const found = targetsForPort(topology, model, port);
-    if (found.targets.length === 0) {
-      err(`reload: ${model.id} port ${port.port}: ${found.from}; keeping the running targets`);
+    const targets = targetsForPort(topology, at.model, at.port);
+    if (targets.targets.length === 0) {
+      err(`reload: ${at.model.id} port ${at.port.port}: ${targets.from}; keeping the running targets`);
       continue;
     }
-    await running[i]!.setTargets(found.targets);
+    await lb.setTargets(targets.targets);
     out(
-      `reload: ${running[i]!.name} targets ${found.targets.map((t) => formatHostPort(t.host, t.port)).join(', ')}`,
+      `reload: ${lb.name} targets ${targets.targets.map((t) => formatHostPort(t.host, t.port)).join(', ')}`,
     );
   }
 }
+
+/** A listener's new source ranges, for the connections it accepts from now on; false when refused. */
+async function reloadSourceRanges(
+  lb: Reloadable,
+  plans: LbListenerPlan[],
+  index: number,
+  ranges: readonly string[],
+): Promise<boolean> {
+  const plan = plans[index]!;
+  const before = plan.config.allowedSources ?? [];
+  const applied = await lb.setAllowedSources(ranges);
+  if (!applied.ok) {
+    const { message, code } = applied.error;
+    err(`reload: ${lb.name}: ${message} [${code}]; keeping its running targets and source ranges`);
+    return false;
+  }
+  plans[index] = { ...plan, config: { ...plan.config, allowedSources: [...ranges] } };
+  if (before.join(',') !== ranges.join(',')) out(`reload: ${lb.name} source ranges ${rangesText(ranges)}`);
+  return true;
+}
+
+const rangesText = (ranges: readonly string[] | undefined) =>
+  ranges === undefined || ranges.length === 0 ? 'none (every client)' : ranges.join(', ');
 
 function describe(
   lb: Pick<RunningLb, 'address' | 'name'>,
@@ -312,6 +365,7 @@ function describe(
   out(`listening on ${where} (${lb.name})`);
   const targets = config.targets.map((t) => formatHostPort(t.host, t.port)).join(', ');
   out(`  targets: ${targets}${plan === undefined ? '' : ` (${plan.targetsFrom})`}`);
+  if ((config.allowedSources ?? []).length > 0) out(`  source ranges: ${rangesText(config.allowedSources)}`);
   const tlvs = config.tlvs ?? {};
   const tlvNames = [
     tlvs.uniqueId ? 'UNIQUE_ID' : '',

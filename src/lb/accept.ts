@@ -27,8 +27,11 @@ export interface ListenerContext {
   readonly stats: LbStats;
   readonly group: TargetGroup;
   readonly policy: SelectionPolicy;
-  /** loadBalancerSourceRanges, the security group in front of an NLB; null: everyone. */
-  readonly allowedSources: CidrSet | null;
+  /**
+   * loadBalancerSourceRanges, the security group in front of an NLB; null: everyone. Read as each
+   * connection arrives: a reload swaps the whole set, so a connection meets the old list or the new.
+   */
+  allowedSources: CidrSet | null;
   readonly header: HeaderBuilder | null;
   /** Canonical; null lets the kernel choose. */
   readonly sourceAddress: string | null;

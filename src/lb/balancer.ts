@@ -62,6 +62,11 @@ export interface RunningLb {
    * and the deregistration delay of the targets removed from now on.
    */
   setFlowTimeouts(timeouts: { idleTimeoutMs: number; deregistrationDelayMs: number }): void;
+  /**
+   * loadBalancerSourceRanges for the connections accepted from now on (empty: everyone), as an NLB
+   * applies a changed security group; open flows keep going. An invalid list changes nothing.
+   */
+  setAllowedSources(ranges: readonly string[]): SourceRangesResult;
   /** With healthChecks 'follow': a target's health as the process running the checks judged it. */
   setHealth(target: string, health: HealthState): void;
   targetHealth(): TargetHealthView[];
@@ -86,6 +91,8 @@ export class LbConfigInvalid extends Error {
     this.errors = errors;
   }
 }
+
+export type SourceRangesResult = { ok: true } | { ok: false; error: LbConfigError };
 
 /** Upstream connect attempts that take longer than this fail (the client gets a reset). */
 const CONNECT_TIMEOUT_MS = 10_000;
@@ -146,6 +153,13 @@ export async function startLoadBalancer(input: LbRuntimeConfig): Promise<Running
     ctx.idleTimeoutMs = t.idleTimeoutMs;
     group.setDeregistrationDelay(t.deregistrationDelayMs);
   };
+  const setAllowedSources = (ranges: readonly string[]): SourceRangesResult => {
+    const built = sourceSet(ranges);
+    if (!built.ok) return built;
+    // One assignment: the next connection meets the whole new list.
+    ctx.allowedSources = built.set;
+    return { ok: true };
+  };
   return runningLb({
     address,
     name,
@@ -155,6 +169,7 @@ export async function startLoadBalancer(input: LbRuntimeConfig): Promise<Running
     stats,
     flows: ctx.flows,
     setFlowTimeouts,
+    setAllowedSources,
     close,
   });
 }
@@ -258,10 +273,7 @@ function listenerContext(
     ...parts,
     policy: createSelectionPolicy(config.algorithm),
     // Validated above, so the build cannot fail.
-    allowedSources:
-      config.allowedSources !== undefined && config.allowedSources.length > 0
-        ? (CidrSet.build(config.allowedSources) as { ok: true; set: CidrSet }).set
-        : null,
+    allowedSources: (sourceSet(config.allowedSources ?? []) as { ok: true; set: CidrSet | null }).set,
     sourceAddress,
     preserveClientIp: config.preserveClientIp,
     isLocalAddress: (address) => isLoopbackAddress(address) || localAddresses.has(address),
@@ -278,6 +290,19 @@ function listenerContext(
   };
 }
 
+/** The set of loadBalancerSourceRanges (null: everyone), or LB_BAD_SOURCE_RANGE: never an open door. */
+function sourceSet(
+  ranges: readonly string[],
+): { ok: true; set: CidrSet | null } | { ok: false; error: LbConfigError } {
+  if (ranges.length === 0) return { ok: true, set: null };
+  const built = CidrSet.build(ranges);
+  if (built.ok) return { ok: true, set: built.set };
+  return {
+    ok: false,
+    error: { code: 'LB_BAD_SOURCE_RANGE', message: `allowed source range: ${built.error.message}` },
+  };
+}
+
 /** The handle `startLoadBalancer` returns. */
 function runningLb(parts: {
   address: AddressInfo;
@@ -288,6 +313,7 @@ function runningLb(parts: {
   stats: LbStats;
   flows: ReadonlySet<Flow>;
   setFlowTimeouts(t: { idleTimeoutMs: number; deregistrationDelayMs: number }): void;
+  setAllowedSources(ranges: readonly string[]): SourceRangesResult;
   close(): Promise<void>;
 }): RunningLb {
   const { config, group, stats } = parts;
@@ -303,6 +329,7 @@ function runningLb(parts: {
       group.setTargets(normalised);
     },
     setFlowTimeouts: parts.setFlowTimeouts,
+    setAllowedSources: parts.setAllowedSources,
     setHealth: (target, health) => group.setHealth(target, health),
     targetHealth() {
       const rotation = new Set(group.candidates());

@@ -51,7 +51,10 @@ export type WorkerReloadResult =
 
 export interface WorkerGateway extends Omit<RunningGateway, 'reload' | 'prepare'> {
   readonly workers: number;
-  /** The workers' metrics summed, with the primary's registry (what `/metrics` serves). */
+  /**
+   * The workers' metrics summed, with the primary's registry (what `/metrics` serves); a replaced
+   * worker's counters stay in the sum (metrics.ts, retainMonotonic).
+   */
   readonly metricsSource: MetricsSource;
   /** The workers' process ids, by slot. */
   pids(): number[];

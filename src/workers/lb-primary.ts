@@ -1,15 +1,16 @@
 // `keepip lb --workers N`: the primary's side. The listeners' configs are planned and checked once,
 // here, and handed to every worker; each worker listens on every port (SO_REUSEPORT, the port picked
-// here when it is 0) and forwards the flows it accepts. SIGHUP's new targets go to every worker (and
-// to a worker restarted later). The health checks run here, once for the pod (lb-health.ts), each
-// change handed to every worker; one /metrics sums the workers and the checks.
+// here when it is 0) and forwards the flows it accepts. SIGHUP's new targets and source ranges go to
+// every worker (and to a worker restarted later). The health checks run here, once for the pod
+// (lb-health.ts), each change handed to every worker; one /metrics sums the workers and the checks
+// (a replaced worker's counters kept, metrics.ts).
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
-import { type TargetAddress, validateLbConfig } from '../lb/balancer.ts';
-import type { LbListenerConfig, LbWorkerInit, SetTargetsCall } from './lb-worker.ts';
+import { type SourceRangesResult, type TargetAddress, validateLbConfig } from '../lb/balancer.ts';
+import type { LbListenerConfig, LbWorkerInit, SetAllowedSourcesCall, SetTargetsCall } from './lb-worker.ts';
 import { type HealthUpdate, type LbHealth, startLbHealth } from './lb-health.ts';
 import { aggregatedMetrics, type MetricsSource, registerPoolMetrics } from './metrics.ts';
-import { createWorkerPool, type PoolEvent } from './pool.ts';
+import { createWorkerPool, type PoolEvent, type WorkerPool } from './pool.ts';
 import { type ReservedPort, reservePort } from './ports.ts';
 
 export interface LbWorkersOptions {
@@ -26,6 +27,11 @@ export interface LbWorkerListener {
   name: string;
   /** Every worker's targets for this listener (removed ones drain in each); resolves once all took them. */
   setTargets(targets: TargetAddress[]): Promise<void>;
+  /**
+   * Every worker's loadBalancerSourceRanges for this listener (empty: everyone), for the connections
+   * each accepts from then on; resolves once all took them. An invalid list changes nothing anywhere.
+   */
+  setAllowedSources(ranges: readonly string[]): Promise<SourceRangesResult>;
 }
 
 export interface LbWorkers {
@@ -90,6 +96,7 @@ export async function startLbWorkers(options: LbWorkersOptions): Promise<LbWorke
         return pool.broadcast('setTargets', call);
       });
     },
+    setAllowedSources: (ranges: readonly string[]) => setAllowedSources(pool, configs, index, ranges),
   }));
   return {
     workers: options.workers,
@@ -105,4 +112,27 @@ export async function startLbWorkers(options: LbWorkersOptions): Promise<LbWorke
       await pool.stop();
     },
   };
+}
+
+/** Checked here first (an invalid list reaches no worker), kept for restarts, then sent to every worker. */
+async function setAllowedSources(
+  pool: WorkerPool,
+  configs: LbListenerConfig[],
+  index: number,
+  ranges: readonly string[],
+): Promise<SourceRangesResult> {
+  const checked = validateLbConfig({ ...configs[index]!, allowedSources: ranges });
+  if (!checked.ok) {
+    const error = checked.errors.find((e) => e.code === 'LB_BAD_SOURCE_RANGE') ?? checked.errors[0]!;
+    return { ok: false, error };
+  }
+  // Workers restarted later start with these ranges.
+  configs[index] = { ...configs[index]!, allowedSources: [...ranges] };
+  const call: SetAllowedSourcesCall = { index, ranges: [...ranges] };
+  const answers = await pool.exclusive(() => pool.broadcast('setAllowedSources', call));
+  const refused = answers.find((a) => (!a.ok && !a.gone) || (a.ok && !(a.value as SourceRangesResult).ok));
+  if (refused === undefined) return { ok: true };
+  const why = refused.ok ? (refused.value as { error: { message: string } }).error.message : refused.message;
+  const message = `worker ${refused.slot} (pid ${refused.pid}) could not take the source ranges: ${why}`;
+  return { ok: false, error: { code: 'LB_BAD_SOURCE_RANGE', message } };
 }

@@ -1,8 +1,8 @@
 // An lb worker: every listener of `keepip lb` on ports it shares with the other workers
 // (SO_REUSEPORT), each flow handled whole in the worker whose listener accepted it. It runs no
 // health checks: the primary runs them once for all (lb-health.ts) and hands in each change, so every
-// worker keeps the same targets in rotation. It takes new targets from the primary (SIGHUP) and
-// answers the primary's metrics calls. Its log lines name the worker.
+// worker keeps the same targets in rotation. It takes new targets and source ranges from the primary
+// (SIGHUP) and answers the primary's metrics calls. Its log lines name the worker.
 import { Registry } from 'prom-client';
 import {
   type LbRuntimeConfig,
@@ -28,6 +28,12 @@ export interface SetTargetsCall {
   targets: TargetAddress[];
 }
 
+export interface SetAllowedSourcesCall {
+  index: number;
+  /** loadBalancerSourceRanges; empty: everyone. */
+  ranges: string[];
+}
+
 export async function serve(init: LbWorkerInit, slot: number): Promise<ServedRole> {
   const registry = new Registry();
   const log = (line: string) => process.stdout.write(`keepip lb: worker ${slot}: ${line}\n`);
@@ -51,6 +57,10 @@ export async function serve(init: LbWorkerInit, slot: number): Promise<ServedRol
         const { index, targets } = arg as SetTargetsCall;
         running[index]?.setTargets(targets);
         return null;
+      },
+      setAllowedSources(arg) {
+        const { index, ranges } = arg as SetAllowedSourcesCall;
+        return running[index]?.setAllowedSources(ranges) ?? { ok: true };
       },
       setHealth(arg) {
         setHealth(arg as HealthUpdate);

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { runKeepip, startKeepip } from '../helpers/process.ts';
 import { exchange, startTarget, type TestTarget } from './helpers.ts';
+import { nlbManifest } from '../helpers/nlb-manifest.ts';
 
 const stops: (() => Promise<unknown>)[] = [];
 after(async () => {
@@ -108,28 +109,13 @@ test('manifest mode: targets from the endpoints, warnings for unknown annotation
   const b = await namedTarget('b');
   const dir = mkdtempSync(join(tmpdir(), 'keepip-lb-cli-'));
   stops.push(async () => rmSync(dir, { recursive: true, force: true }));
-  const manifest = (endpointPort: number) => `
-apiVersion: v1
-kind: Service
-metadata:
-  name: edge
-  namespace: web
-  annotations:
-    service.beta.kubernetes.io/aws-load-balancer-type: external
-    service.beta.kubernetes.io/aws-load-balancer-nlb-target-type: ip
-    service.beta.kubernetes.io/aws-load-balancer-proxy-protocl: "*"
-    keepip.dev/lb-source-address: 127.0.11.3
-spec:
-  type: LoadBalancer
-  ports: [{ name: tcp, port: 7000, targetPort: 7000, protocol: TCP }]
----
-apiVersion: v1
-kind: Endpoints
-metadata: { name: edge, namespace: web }
-subsets:
-  - addresses: [{ ip: 127.0.0.1 }]
-    ports: [{ name: tcp, port: ${endpointPort} }]
-`;
+  const manifest = (endpointPort: number) =>
+    nlbManifest(endpointPort, {
+      annotations: [
+        'service.beta.kubernetes.io/aws-load-balancer-proxy-protocl: "*"',
+        'keepip.dev/lb-source-address: 127.0.11.3',
+      ],
+    });
   const file = join(dir, 'service.yaml');
   writeFileSync(file, manifest(a.port));
   const lb = startKeepip(['lb', '-f', file, '--listen', '127.0.0.1:0']);

@@ -15,16 +15,8 @@ import {
   untilEveryWorkerServed,
   type WorkersGateway,
   workerLogFormat,
+  alive,
 } from './helpers.ts';
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 describe('keepip gateway --workers', () => {
   let backend: RunningWhoami;

@@ -130,3 +130,13 @@ export async function untilEveryWorkerServed(
   }
   throw new Error(`not every worker of ${pids.join(', ')} served; lines:\n${JSON.stringify(served)}`);
 }
+
+/** Whether a process with `pid` exists (signal 0 checks without sending anything). */
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

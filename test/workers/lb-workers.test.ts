@@ -10,6 +10,7 @@ import { after, test } from 'node:test';
 import { metricSum, scrape, scrapeUntil } from '../helpers/metrics.ts';
 import { runKeepip, startKeepip } from '../helpers/process.ts';
 import { exchange, startTarget, type TestTarget } from '../lb/helpers.ts';
+import { nlbManifest } from '../helpers/nlb-manifest.ts';
 
 const stops: (() => Promise<unknown>)[] = [];
 after(async () => {
@@ -34,27 +35,6 @@ function socketCount(pid: number): number {
   }).length;
 }
 
-const manifest = (endpointPort: number) => `
-apiVersion: v1
-kind: Service
-metadata:
-  name: edge
-  namespace: web
-  annotations:
-    service.beta.kubernetes.io/aws-load-balancer-type: external
-    service.beta.kubernetes.io/aws-load-balancer-nlb-target-type: ip
-spec:
-  type: LoadBalancer
-  ports: [{ name: tcp, port: 7000, targetPort: 7000, protocol: TCP }]
----
-apiVersion: v1
-kind: Endpoints
-metadata: { name: edge, namespace: web }
-subsets:
-  - addresses: [{ ip: 127.0.0.1 }]
-    ports: [{ name: tcp, port: ${endpointPort} }]
-`;
-
 test('--workers takes a count or auto; anything else is a usage error', async () => {
   const result = await runKeepip(['lb', '--listen', '127.0.0.1:0', '--target', '127.0.0.1:1', '--workers=0']);
   assert.equal(result.code, 2);
@@ -68,7 +48,7 @@ test('two workers share the port, sum their metrics, take SIGHUP targets, surviv
   const dir = mkdtempSync(join(tmpdir(), 'keepip-lb-workers-'));
   stops.push(async () => rmSync(dir, { recursive: true, force: true }));
   const file = join(dir, 'service.yaml');
-  writeFileSync(file, manifest(held.port));
+  writeFileSync(file, nlbManifest(held.port));
   const lb = startKeepip([
     'lb',
     '-f',
@@ -106,7 +86,7 @@ test('two workers share the port, sum their metrics, take SIGHUP targets, surviv
   assert.equal(metricSum(text, 'keepip_lb_target_healthy'), 1, 'healthy for every worker: 1, not 2');
   for (const client of clients) client.destroy();
 
-  writeFileSync(file, manifest(b.port));
+  writeFileSync(file, nlbManifest(b.port));
   lb.child.kill('SIGHUP');
   await lb.waitFor(/reload: web\/edge targets 127\.0\.0\.1:\d+/);
   // Every worker forwards to the new target from the reload line on (20 fresh connections, both workers).
