@@ -10,6 +10,7 @@ import { DEFAULT_ANNOTATIONS_PREFIX, foldAnnotationsPrefix } from '../k8s/annota
 import { annotationField } from '../k8s/field-path.ts';
 import { isRecord } from '../k8s/reader.ts';
 import { parseCanary } from '../k8s/traffic-annotations.ts';
+import { nginxLocationPath } from '../k8s/translate-gateway.ts';
 import { backtrackingRisk } from '../config/regex-backtracking.ts';
 import type { KubeObject } from './resources.ts';
 import {
@@ -224,14 +225,33 @@ export interface OverlapRefusal {
 
 type PathSpec = { path?: string; pathType?: string; backend?: { service?: unknown } };
 
-/** The first location of another Ingress per host, path and pathType: one pass, not one per path. */
-function locationsOfOthers(topology: Topology, ns: string, name: string): Map<string, LocationModel> {
-  const byKey = new Map<string, LocationModel>();
+/** A location of another Ingress under one nginx location path; `exactCopy`: the `= /path` twin of a Prefix. */
+interface Holder {
+  location: LocationModel;
+  exactCopy: boolean;
+}
+
+/**
+ * The locations of other Ingresses per host and nginx location path, as ingress-nginx's
+ * ingressForHostPath reads them after updateServerLocations: a Prefix path (not `/`, not a regex) is
+ * `/path/` and its exact twin `/path`; the pathType is not compared. One pass, not one per path.
+ */
+function locationsOfOthers(topology: Topology, ns: string, name: string): Map<string, Holder[]> {
+  const byKey = new Map<string, Holder[]>();
+  const add = (key: string, holder: Holder) => {
+    const list = byKey.get(key);
+    if (list === undefined) byKey.set(key, [holder]);
+    else list.push(holder);
+  };
   for (const vhost of topology.gateway.virtualHosts)
     for (const l of vhost.locations) {
       if (l.defaultBackendRoot === true || (l.ingress.namespace === ns && l.ingress.name === name)) continue;
-      const key = `${vhost.host}\u0000${l.path}\u0000${l.pathType}`;
-      if (!byKey.has(key)) byKey.set(key, l);
+      const prefix = l.regex === null && l.pathType === 'Prefix' && l.path !== '/';
+      add(`${vhost.host}\u0000${prefix ? nginxLocationPath(l.path, 'Prefix') : l.path}`, {
+        location: l,
+        exactCopy: false,
+      });
+      if (prefix) add(`${vhost.host}\u0000${l.path}`, { location: l, exactCopy: true });
     }
   return byKey;
 }
@@ -256,11 +276,14 @@ function overlapRefusals(topology: Topology, candidate: KubeObject, o: SnapshotO
       if (p.backend?.service === undefined) return;
       const path = p.path === undefined || p.path === '' ? '/' : p.path;
       const pathType = p.pathType ?? 'ImplementationSpecific';
-      const holder = holders.get(`${host}\u0000${path}\u0000${pathType}`);
+      // The candidate's own Exact path takes the place of a Prefix's exact twin (updateServerLocations).
+      const holder = holders
+        .get(`${host}\u0000${path}`)
+        ?.find((h) => !(h.exactCopy && pathType === 'Exact'))?.location;
       if (holder === undefined) return;
       const refusal: OverlapRefusal = {
         code: 'ADMISSION_PATH_OVERLAP',
-        line: `${origin} spec.rules[${r}].http.paths[${i}]: host ${JSON.stringify(host)} and path ${JSON.stringify(path)} (${pathType}) is already defined in Ingress ${holder.ingress.namespace}/${holder.ingress.name}, which comes first; this path would not be served`,
+        line: `${origin} spec.rules[${r}].http.paths[${i}]: host ${JSON.stringify(host)} and path ${JSON.stringify(path)} (${pathType}) is already defined in Ingress ${holder.ingress.namespace}/${holder.ingress.name} (its ${holder.pathType} path ${JSON.stringify(holder.path)}); this path would not be served`,
       };
       lines.push(`error ${refusal.code}: ${refusal.line}`);
     });
@@ -345,7 +368,12 @@ export function verdictFor(
   );
   const cluster = {
     ...current,
-    ingresses: [...others, { ...candidate, metadata: { ...candidate.metadata, namespace: ns } }],
+    // As ingress-nginx's CheckIngress, the candidate merges last whatever its age: an update of an
+    // older Ingress never takes another's host and path through the webhook.
+    ingresses: [
+      ...others,
+      { ...candidate, metadata: { ...candidate.metadata, namespace: ns, creationTimestamp: undefined } },
+    ],
     namespaces: null,
   };
   const rendering = now();

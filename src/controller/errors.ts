@@ -77,7 +77,7 @@ export const CONTROLLER_CODES = {
   ADMISSION_PATH_OVERLAP: {
     kind: 'error',
     summary:
-      "the admission webhook refused an Ingress with a host, path and pathType another served Ingress already defines, as ingress-nginx's checkOverlap does: the older one keeps the path, so this one's path would not be served (a canary is allowed: it adds no path of its own)",
+      "the admission webhook refused an Ingress with a host and path whose nginx location another served Ingress already defines (a Prefix /admin is /admin/ and /admin; the pathType is not compared), as ingress-nginx's checkOverlap does: the other keeps the path, so this one's path would not be served (a canary is allowed: it adds no path of its own)",
     fix: 'serve the path from one Ingress, or make the second one a canary (`canary: "true"` and its rule)',
   },
   ADMISSION_NOT_SYNCED: {

@@ -255,7 +255,9 @@ function upstreamsOf(topology: Topology, options: SnapshotOptions) {
   ): BalancedUpstream => {
     // proxy-ssl-*: only HTTPS backends speak TLS with these settings; other settings, other pools.
     const withTls = protocol === 'HTTPS' ? tls : undefined;
-    const key = `${backend.upstreamName}|${protocol}|${connectTimeoutMs}|${serviceUpstream}|${withTls === undefined ? '' : tlsKey(withTls)}`;
+    // Keyed by the Service itself: two Services can share an upstream name (shop/api-v1 and
+    // shop-api/v1 are both shop-api-v1-80), and neither may get the other's endpoints.
+    const key = `${backend.service.namespace}/${backend.service.name}:${backend.port}|${protocol}|${connectTimeoutMs}|${serviceUpstream}|${withTls === undefined ? '' : tlsKey(withTls)}`;
     const existing = balanced.get(key);
     if (existing !== undefined) return existing;
     let cursor = cursors.get(backend.upstreamName);

@@ -101,7 +101,7 @@ export const K8S_CODES = {
   DUPLICATE_PATH: {
     kind: 'issue',
     summary:
-      'the same host, path and pathType is defined twice; the older Ingress wins (equal times: the later namespace/name, as ingress-nginx)',
+      'the same host, path and pathType is defined twice (a Prefix `/admin` and `/admin/` are one nginx location); the older Ingress wins (equal times: the later namespace/name, as ingress-nginx)',
     fix: 'remove one of the two paths',
   },
   DUPLICATE_DEFAULT_BACKEND: {

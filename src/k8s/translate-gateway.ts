@@ -633,7 +633,7 @@ function addPath(b: GatewayBuild, ing: IngressView, build: HostBuild, p: Ingress
   // Compiling the regex (nginx PCRE → JavaScript) is the router's job: it fails an
   // uncompilable location closed, and the doctor uses the same router.
   const regex = b.regexHosts.has(build.host) ? path : null;
-  const key = `${path}\u0000${p.pathType}`;
+  const key = `${regex === null ? nginxLocationPath(path, p.pathType) : path}\u0000${p.pathType}`;
   const first = build.keys.get(key);
   if (first) {
     issue(
@@ -648,6 +648,15 @@ function addPath(b: GatewayBuild, ing: IngressView, build: HostBuild, p: Ingress
   }
   build.keys.set(key, ing.origin);
   build.locations.push(location(b, ing, path, p.pathType, regex, backendRef(b, ing, p.backend), build.host));
+}
+
+/**
+ * The path of the nginx location a path becomes on a host without regexes, as ingress-nginx's
+ * updateServerLocations writes it: a Prefix path ends in `/` (`/admin` and `/admin/` are one
+ * location, so a second one never takes the first's requests).
+ */
+export function nginxLocationPath(path: string, pathType: string): string {
+  return pathType === 'Prefix' && !path.endsWith('/') ? `${path}/` : path;
 }
 
 function isValidPath(b: GatewayBuild, ing: IngressView, p: IngressPathView, path: string): boolean {
@@ -834,11 +843,12 @@ function serverTlsFor(
 }
 
 /**
- * The host's certificate, as ingress-nginx's extractTLSSecretName looks in the host's own Ingresses
- * (merge order): the first usable Secret of a spec.tls entry that lists the host, else a Secret of
- * theirs whose certificate names it (an entry without hosts, or listing others); else none (the
- * default certificate). A listed Secret whose certificate does not name the host is not usable for
- * it: ingress-nginx's createServers checks it with VerifyHostname and serves the default instead.
+ * The host's certificate, as ingress-nginx's createServers picks it: the first of the host's own
+ * Ingresses (merge order) with a TLS section decides, and a later one is never asked (another
+ * tenant's Ingress cannot serve its certificate for a host whose first Secret is missing). In that
+ * Ingress, as extractTLSSecretName: the spec.tls entry that lists the host, else an entry whose
+ * certificate names it; null (the default certificate) when the Secret is missing, unusable, or its
+ * certificate does not name the host (VerifyHostname).
  */
 function certificateFor(
   b: GatewayBuild,
@@ -846,32 +856,38 @@ function certificateFor(
   host: string,
   own: readonly IngressView[],
 ): TlsCertificateModel | null {
-  for (const ing of own) {
-    for (const t of ing.tls) {
-      if (!t.hosts.some((h) => tlsCovers(h, host))) continue;
-      if (t.secretName === null || t.secretName === '') continue;
-      const secret = secrets.get(`${ing.meta.namespace}/${t.secretName}`);
-      const cert = readTlsSecret(secret, ing, t.field, t.secretName, t.hosts, b.issues);
-      if (cert === null) continue;
-      if (certificateCovers(cert.certPem, host)) return cert;
-      issue(
-        b.issues,
-        'warning',
-        'TLS_SECRET_HOST_MISMATCH',
-        ing.origin,
-        `${t.field}.secretName`,
-        `the certificate of Secret ${ing.meta.namespace}/${t.secretName} does not name ${host} (neither a subjectAltName nor, without DNS names, the CN); ${host} uses the default certificate`,
-      );
-    }
-  }
-  for (const ing of own) {
-    for (const t of ing.tls) {
-      if (t.secretName === null || t.secretName === '' || t.hosts.some((h) => tlsCovers(h, host))) continue;
-      // Not reported here: an entry is reported for the hosts it lists.
-      const secret = secrets.get(`${ing.meta.namespace}/${t.secretName}`);
-      const cert = readTlsSecret(secret, ing, t.field, t.secretName, t.hosts, []);
-      if (cert && certificateCovers(cert.certPem, host)) return cert;
-    }
+  const first = own.find((ing) => ing.tls.length > 0);
+  if (first === undefined) return null;
+  const listed = first.tls.find((t) => t.hosts.some((h) => tlsCovers(h, host)));
+  if (listed === undefined) return certificateNaming(secrets, host, first);
+  if (listed.secretName === null || listed.secretName === '') return null;
+  const secret = secrets.get(`${first.meta.namespace}/${listed.secretName}`);
+  const cert = readTlsSecret(secret, first, listed.field, listed.secretName, listed.hosts, b.issues);
+  if (cert === null) return null;
+  if (certificateCovers(cert.certPem, host)) return cert;
+  issue(
+    b.issues,
+    'warning',
+    'TLS_SECRET_HOST_MISMATCH',
+    first.origin,
+    `${listed.field}.secretName`,
+    `the certificate of Secret ${first.meta.namespace}/${listed.secretName} does not name ${host} (neither a subjectAltName nor, without DNS names, the CN); ${host} uses the default certificate`,
+  );
+  return null;
+}
+
+/** A certificate of `ing`'s spec.tls entries (none listing the host) that names the host; null: none. */
+function certificateNaming(
+  secrets: ReadonlyMap<string, SecretView>,
+  host: string,
+  ing: IngressView,
+): TlsCertificateModel | null {
+  for (const t of ing.tls) {
+    if (t.secretName === null || t.secretName === '') continue;
+    // Not reported here: an entry is reported for the hosts it lists.
+    const secret = secrets.get(`${ing.meta.namespace}/${t.secretName}`);
+    const cert = readTlsSecret(secret, ing, t.field, t.secretName, t.hosts, []);
+    if (cert && certificateCovers(cert.certPem, host)) return cert;
   }
   return null;
 }

@@ -1,7 +1,9 @@
 // The webhook and overlapping paths (ingress-nginx test/e2e/admission/admission.go, checkOverlap): an
 // Ingress whose host and path another served Ingress already defines is refused, in any of its
 // rules, unless it is a canary (a canary adds no location of its own). The older Ingress keeps the
-// path, so without the refusal the new one's path would silently not be served. Pure.
+// path, so without the refusal the new one's path would silently not be served; the candidate is
+// checked as the newest (ingress-nginx's CheckIngress appends it), so an update of an older Ingress
+// cannot take a path either. Paths compare as nginx locations (a Prefix /admin is /admin/). Pure.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { verdictFor } from '../../src/controller/admission.ts';
@@ -86,12 +88,29 @@ describe('admission of overlapping host and paths', () => {
     assert.equal(verdictFor(canary, cluster, options).allowed, true);
     assert.equal(verdictFor(first, cluster, options).allowed, true);
     assert.equal(verdictFor(ingress('other', ['/other'], LATER), cluster, options).allowed, true);
-    // Another pathType is another location: both are served.
-    assert.equal(verdictFor(ingress('exact', ['/'], LATER, {}, 'Exact'), cluster, options).allowed, true);
   });
 
-  it('allows an older Ingress that takes the path over (an update), as ingress-nginx', () => {
+  it('compares nginx location paths, as ingress-nginx after updateServerLocations: the pathType is not compared', () => {
+    const cluster = {
+      ...EMPTY_CLUSTER,
+      ingresses: [ingress('first-ingress', ['/'], FIRST), ingress('admin', ['/admin'], FIRST)],
+    };
+    const allowed = (paths: string[], pathType: string) =>
+      verdictFor(ingress('second-ingress', paths, LATER, {}, pathType), cluster, options).allowed;
+    // An Exact `/` is the location `/` the Prefix `/` already is.
+    assert.equal(allowed(['/'], 'Exact'), false);
+    // Prefix /admin is `location /admin/` and its exact twin `= /admin`.
+    assert.equal(allowed(['/admin/'], 'Prefix'), false);
+    assert.equal(allowed(['/admin'], 'ImplementationSpecific'), false);
+    // An Exact /admin takes the twin's place: ingress-nginx writes no `= /admin` for the Prefix then.
+    assert.equal(allowed(['/admin'], 'Exact'), true);
+    assert.equal(allowed(['/admin/x'], 'Prefix'), true);
+  });
+
+  it("refuses an Ingress whose update would take another's path by its age: the candidate merges last, as ingress-nginx", () => {
     const cluster = { ...EMPTY_CLUSTER, ingresses: [ingress('newer', ['/'], LATER)] };
-    assert.equal(verdictFor(ingress('older', ['/'], FIRST), cluster, options).allowed, true);
+    const verdict = verdictFor(ingress('older', ['/'], FIRST), cluster, options);
+    assert.equal(verdict.allowed, false);
+    assert.match(verdict.message, /already defined in Ingress admission\/newer/);
   });
 });

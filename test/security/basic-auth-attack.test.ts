@@ -9,8 +9,6 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
-import type net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -26,6 +24,7 @@ import { connectRawH2, FLAG, FRAME, frame, headerBlock, requestFields } from '..
 import { rawExchange } from '../helpers/net.ts';
 import { type RunningNginx, startNginx } from '../helpers/nginx.ts';
 import { requireBinary, runCommand } from '../helpers/process.ts';
+import { startNamedBackends } from './helpers.ts';
 
 const P = 'pass1234XYZ';
 /** In the allowlist 127.0.0.60/30 of the satisfy hosts. */
@@ -34,35 +33,8 @@ const ALLOWED = '127.0.0.60';
 const DENIED = '127.0.0.61';
 const STRANGER = '127.0.0.70';
 
-interface Seen {
-  backend: string;
-  url: string;
-  headers: http.IncomingHttpHeaders;
-  rawHeaders: string[];
-}
-
-/** Backends that answer 200 with their own name (x-backend) and record every request they serve. */
-async function startBackends(names: readonly string[]) {
-  const seen: Seen[] = [];
-  const servers = new Map<string, http.Server>();
-  for (const name of names) {
-    const server = http.createServer((req, res) => {
-      seen.push({ backend: name, url: req.url ?? '', headers: req.headers, rawHeaders: req.rawHeaders });
-      res.writeHead(200, { 'content-type': 'text/plain', 'x-backend': name }).end(`${name} ${req.url}`);
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    servers.set(name, server);
-  }
-  return {
-    seen,
-    port: (name: string) => ((servers.get(name) as http.Server).address() as net.AddressInfo).port,
-    async close() {
-      for (const server of servers.values()) {
-        server.closeAllConnections();
-        await new Promise<void>((resolve) => server.close(() => resolve()));
-      }
-    },
-  };
+function startBackends(names: readonly string[]) {
+  return startNamedBackends(names);
 }
 
 interface Answer {

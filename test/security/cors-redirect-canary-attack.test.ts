@@ -4,8 +4,6 @@
 // (raw and encoded) through a regex rewrite towards a path another Ingress protects, and a canary
 // header sent by a client that the main Ingress refuses. Each row says what ingress-nginx does.
 import assert from 'node:assert/strict';
-import http from 'node:http';
-import type net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { startTestGateway, type TestGateway } from '../fixtures/gateway/harness.ts';
 import {
@@ -19,40 +17,13 @@ import {
 } from '../fixtures/gateway/manifests.ts';
 import { rawExchange } from '../helpers/net.ts';
 import { type Running, startKeepip } from '../helpers/process.ts';
+import { startNamedBackends } from './helpers.ts';
 
 const ALLOWED = '127.0.0.60';
 const STRANGER = '127.0.0.61';
 
-interface Seen {
-  backend: string;
-  url: string;
-  method: string;
-  headers: http.IncomingHttpHeaders;
-}
-
-/** Backends that answer 200 with their own name (x-backend) and record every request they serve. */
-async function startBackends(names: readonly string[]) {
-  const seen: Seen[] = [];
-  const servers = new Map<string, http.Server>();
-  for (const name of names) {
-    const server = http.createServer((req, res) => {
-      seen.push({ backend: name, url: req.url ?? '', method: req.method ?? '', headers: req.headers });
-      res.writeHead(name === 'auth' ? 401 : 200, { 'content-type': 'text/plain', 'x-backend': name });
-      res.end(`${name} ${req.url}`);
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    servers.set(name, server);
-  }
-  return {
-    seen,
-    port: (name: string) => ((servers.get(name) as http.Server).address() as net.AddressInfo).port,
-    async close() {
-      for (const server of servers.values()) {
-        server.closeAllConnections();
-        await new Promise<void>((resolve) => server.close(() => resolve()));
-      }
-    },
-  };
+function startBackends(names: readonly string[]) {
+  return startNamedBackends(names, (name) => (name === 'auth' ? 401 : 200));
 }
 
 interface Answer {

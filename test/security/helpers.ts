@@ -2,6 +2,7 @@
 // translator, an in-process gateway on 127.0.0.1:0, a tap that records every byte the gateway sends
 // upstream, raw HTTP exchanges (with or without a PROXY header) and metric reads.
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import net from 'node:net';
 import type { Topology } from '../../src/config/model.ts';
 import { type GatewayOptions, type RunningGateway, startGateway } from '../../src/gateway/gateway.ts';
@@ -188,4 +189,58 @@ export async function counterValue(
   assert.ok(metric, `no metric ${name}`);
   const series = metric.values.find((v) => Object.entries(labels).every(([k, l]) => v.labels[k] === l));
   return series?.value ?? 0;
+}
+
+/** A request one of startNamedBackends' backends served. */
+export interface SeenRequest {
+  backend: string;
+  url: string;
+  method: string;
+  headers: http.IncomingHttpHeaders;
+  rawHeaders: string[];
+}
+
+export interface NamedBackends {
+  /** Every request served, in order, with the name of the backend that served it. */
+  seen: SeenRequest[];
+  port(name: string): number;
+  close(): Promise<void>;
+}
+
+/**
+ * One HTTP backend per name on 127.0.0.1:0, answering with its name in x-backend and `<name> <url>`
+ * as the body; `status` picks the answer's status (default 200).
+ */
+export async function startNamedBackends(
+  names: readonly string[],
+  status: (name: string, url: string) => number = () => 200,
+): Promise<NamedBackends> {
+  const seen: SeenRequest[] = [];
+  const servers = new Map<string, http.Server>();
+  for (const name of names) {
+    const server = http.createServer((req, res) => {
+      const url = req.url ?? '';
+      seen.push({
+        backend: name,
+        url,
+        method: req.method ?? '',
+        headers: req.headers,
+        rawHeaders: req.rawHeaders,
+      });
+      res.writeHead(status(name, url), { 'content-type': 'text/plain', 'x-backend': name });
+      res.end(`${name} ${url}`);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    servers.set(name, server);
+  }
+  return {
+    seen,
+    port: (name) => ((servers.get(name) as http.Server).address() as net.AddressInfo).port,
+    async close() {
+      for (const server of servers.values()) {
+        server.closeAllConnections();
+        await new Promise<void>((resolve) => server.close(() => resolve()));
+      }
+    },
+  };
 }
