@@ -31,7 +31,8 @@ export const DOCTOR_CODES = {
   },
   RESPONSE_TOO_LARGE: {
     kind: 'outcome',
-    summary: "--probe: the answer's body passed 1 MiB (a whoami answer is a few hundred bytes); the probe stopped reading",
+    summary:
+      "--probe: the answer's body passed 1 MiB (a whoami answer is a few hundred bytes); the probe stopped reading",
     fix: 'point --probe at a chain whose backend is keepip whoami',
   },
   CLIENT_IP_LOST_AT_LB: {

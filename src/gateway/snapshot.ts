@@ -234,7 +234,16 @@ export function accessLogEscape(
 }
 
 /**
- * The snapshot's upstreams: one per (upstream name, protocol, connect timeout, service-upstream), their
+ * Keyed by the Service itself, not its upstream name: two Services can share one (shop/api-v1 and
+ * shop-api/v1 are both shop-api-v1-80), and neither may get the other's endpoints.
+ */
+function balancedKey(backend: BackendRef, settings: string, tls: ProxySslModel | undefined): string {
+  const tlsPart = tls === undefined ? '' : tlsKey(tls);
+  return `${backend.service.namespace}/${backend.service.name}:${backend.port}|${settings}|${tlsPart}`;
+}
+
+/**
+ * The snapshot's upstreams: one per (Service and port, protocol, connect timeout, service-upstream), their
  * members acquired from the shared connection registry (and listed in `acquired`, to release on retire).
  */
 function upstreamsOf(topology: Topology, options: SnapshotOptions) {
@@ -255,9 +264,7 @@ function upstreamsOf(topology: Topology, options: SnapshotOptions) {
   ): BalancedUpstream => {
     // proxy-ssl-*: only HTTPS backends speak TLS with these settings; other settings, other pools.
     const withTls = protocol === 'HTTPS' ? tls : undefined;
-    // Keyed by the Service itself: two Services can share an upstream name (shop/api-v1 and
-    // shop-api/v1 are both shop-api-v1-80), and neither may get the other's endpoints.
-    const key = `${backend.service.namespace}/${backend.service.name}:${backend.port}|${protocol}|${connectTimeoutMs}|${serviceUpstream}|${withTls === undefined ? '' : tlsKey(withTls)}`;
+    const key = balancedKey(backend, `${protocol}|${connectTimeoutMs}|${serviceUpstream}`, withTls);
     const existing = balanced.get(key);
     if (existing !== undefined) return existing;
     let cursor = cursors.get(backend.upstreamName);
