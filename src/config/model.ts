@@ -99,6 +99,11 @@ export interface LoadBalancerModel {
   proxyProtocol: ProxyProtocolVersion | null;
   /** Whether targets see the client's address (AWS preserve_client_ip.enabled and its defaults). */
   preserveClientIp: boolean;
+  /**
+   * Whether a target that turns unhealthy has its open flows reset (AWS
+   * target_health_state.unhealthy.connection_termination.enabled); absent: true, the NLB's default.
+   */
+  unhealthyConnectionTermination?: boolean;
   /** The address clients connect to (status.loadBalancer.ingress[0].ip, else a documented default). */
   listenAddress: string;
   /** The LB's own private address: what a target sees when the client IP is not preserved. */

@@ -48,6 +48,9 @@ export function translateLoadBalancer(svc: ServiceView, n: number, issues: Confi
     targetType: settings.targetType,
     proxyProtocol: settings.proxyProtocol,
     preserveClientIp: settings.preserveClientIp,
+    ...(settings.unhealthyConnectionTermination === undefined
+      ? {}
+      : { unhealthyConnectionTermination: settings.unhealthyConnectionTermination }),
     listenAddress,
     sourceAddress: keepip.sourceAddress,
     ports: svc.ports,

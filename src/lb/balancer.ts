@@ -240,6 +240,7 @@ function createCheckedGroup(
   const group = createTargetGroup({
     thresholds: healthCheck ?? { healthyThreshold: 1, unhealthyThreshold: 1 },
     deregistrationDelayMs,
+    terminateUnhealthy: config.unhealthyConnectionTermination !== false,
     log,
     ...(onHealthChange === undefined ? {} : { onHealthChange }),
     startChecks:

@@ -48,6 +48,11 @@ export interface LbRuntimeConfig {
   /** How long a removed target keeps its existing flows before they are closed (NLB default: 300 s). */
   deregistrationDelayMs?: number;
   /**
+   * Reset the open flows of a target that turns unhealthy, unless every target is (failing open): the
+   * NLB's target_health_state.unhealthy.connection_termination, on by default. Default true.
+   */
+  unhealthyConnectionTermination?: boolean;
+  /**
    * How a flow reads: 'raw' (default) on bare libuv handles, 'own' on Sockets reading into the
    * flow's own buffer, 'node' with Node's fresh buffer per read. Each falls back to the next by
    * itself where Node does not allow it; the choice exists for measuring and diagnosing, not for
@@ -184,6 +189,7 @@ export function lbConfigFromModel(
         : {},
     sourceAddress: model.sourceAddress,
     preserveClientIp: model.preserveClientIp,
+    ...(model.unhealthyConnectionTermination === false ? { unhealthyConnectionTermination: false } : {}),
     allowedSources: model.loadBalancerSourceRanges,
     algorithm: 'flow-hash',
     healthCheck: model.healthCheck,

@@ -29,6 +29,8 @@ export interface TargetEntry extends SelectableTarget {
 export interface TargetGroupOptions {
   thresholds: Thresholds;
   deregistrationDelayMs: number;
+  /** Reset the open flows of a target that turns unhealthy while others are healthy (an NLB's default). */
+  terminateUnhealthy: boolean;
   /** Starts periodic checks of a target; returns the function that stops them. null: no checks. */
   startChecks: ((entry: TargetEntry) => () => void) | null;
   log: (line: string) => void;
@@ -99,6 +101,7 @@ export function createTargetGroup(options: TargetGroupOptions): TargetGroup {
           : `target ${entry.key} unhealthy after ${thresholds.unhealthyThreshold} failed check(s): ${next.state.lastError}`,
       );
       refresh(state);
+      terminateIfUnhealthy(state, entry);
       options.onHealthChange?.(entry);
     },
     setHealth(key, health) {
@@ -106,6 +109,7 @@ export function createTargetGroup(options: TargetGroupOptions): TargetGroup {
       if (entry === undefined || entry.draining) return;
       entry.health = health;
       refresh(state);
+      terminateIfUnhealthy(state, entry);
     },
     flowStarted(entry, flow) {
       entry.activeFlows++;
@@ -126,6 +130,17 @@ export function createTargetGroup(options: TargetGroupOptions): TargetGroup {
       }
     },
   };
+}
+
+/**
+ * An NLB resets the client connections of a target that turns unhealthy (connection termination, on
+ * by default), unless it is failing open: then every target serves, this one too.
+ */
+function terminateIfUnhealthy(state: GroupState, entry: TargetEntry): void {
+  if (!state.options.terminateUnhealthy || state.open || entry.health.status !== 'unhealthy') return;
+  if (entry.flows.size === 0) return;
+  state.options.log(`target ${entry.key} unhealthy: resetting its ${entry.flows.size} open flow(s)`);
+  for (const flow of [...entry.flows]) flow.abort();
 }
 
 /** Offers the healthy targets; when none is healthy, all of them (fail open), saying when that starts and ends. */

@@ -146,6 +146,15 @@ test('AWS preserve_client_ip.enabled explicit beats the target-type default', ()
     },
   });
   assert.equal(off.model.preserveClientIp, false);
+  // Connection termination of unhealthy targets: on unless the attribute turns it off.
+  assert.equal(on.model.unhealthyConnectionTermination, undefined);
+  const keep = lb({
+    annotations: {
+      [`${AWS}type`]: 'external',
+      [`${AWS}target-group-attributes`]: 'target_health_state.unhealthy.connection_termination.enabled=false',
+    },
+  });
+  assert.equal(keep.model.unhealthyConnectionTermination, false);
   const bad = lb({
     annotations: {
       [`${AWS}type`]: 'external',

@@ -57,6 +57,12 @@ function nlbSettings(ctx: LbContext, awsController: boolean): ProviderSettings {
   const attrs = parseStringMap(ctx, tgKey);
   const ppAttr = attributeBool(ctx, attrs, 'proxy_protocol_v2.enabled', tgKey);
   const preserveAttr = attributeBool(ctx, attrs, 'preserve_client_ip.enabled', tgKey);
+  const terminate = attributeBool(
+    ctx,
+    attrs,
+    'target_health_state.unhealthy.connection_termination.enabled',
+    tgKey,
+  );
   const proxyProtocol = nlbProxyProtocol(ctx, ppAttr);
   // Rule A1: instance targets preserve the client address by default, ip targets (TCP/TLS) do not.
   const preserveClientIp = preserveAttr ?? targetType === 'instance';
@@ -64,7 +70,14 @@ function nlbSettings(ctx: LbContext, awsController: boolean): ProviderSettings {
     targetType === 'instance' && ctx.svc.externalTrafficPolicy === 'Local'
       ? localHealthCheck(ctx.svc)
       : defaultTcpHealthCheck();
-  return { scheme, targetType, proxyProtocol, preserveClientIp, healthCheck: awsHealthCheck(ctx, defaults) };
+  return {
+    scheme,
+    targetType,
+    proxyProtocol,
+    preserveClientIp,
+    healthCheck: awsHealthCheck(ctx, defaults),
+    ...(terminate === null ? {} : { unhealthyConnectionTermination: terminate }),
+  };
 }
 
 /** `nlb-target-type` (instance or ip); type nlb-ip means ip and cannot be contradicted. */

@@ -52,6 +52,8 @@ export interface ProviderSettings {
   proxyProtocol: ProxyProtocolVersion | null;
   preserveClientIp: boolean;
   healthCheck: HealthCheckModel;
+  /** LoadBalancerModel's; absent: true. */
+  unhealthyConnectionTermination?: boolean;
 }
 
 /** A provider whose settings are a PROXY switch and an internal flag (every one but AWS). */
