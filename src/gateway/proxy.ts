@@ -13,6 +13,7 @@ import {
   type UpstreamAttempt,
 } from './exchange.ts';
 import type { NextUpstreamModel } from '../config/model.ts';
+import { formatHostPort } from '../net/host-port.ts';
 import { DEFAULT_NEXT_UPSTREAM, EndpointRotation, retryOnFailure, retryOnStatus } from './next-upstream.ts';
 import type { BalancedUpstream, UpstreamMember } from './upstream.ts';
 
@@ -354,6 +355,19 @@ class ProxyExchange implements UpstreamHandler {
     return this.#member === null ? null : `${this.#member.url}${this.request.path}`;
   }
 
+  /**
+   * A connection refused (or timed out) before any peer: the address tried, from the error, for
+   * $upstream_addr, as nginx logs it; an ExternalName member's name says nothing of where it pointed.
+   */
+  #noteRefusedAddress(error: Error & { address?: unknown; port?: unknown }): void {
+    const attempt = this.#outcome.attempts[this.#outcome.attempts.length - 1];
+    if (attempt === undefined || attempt.addr !== null || typeof error.address !== 'string') return;
+    attempt.addr = formatHostPort(
+      error.address,
+      typeof error.port === 'number' ? error.port : this.#member!.port,
+    );
+  }
+
   /** The attempt's status and time; `answered`: a response head came (its time is $upstream_header_time). */
   #recordAttempt(status: number | null, answered: boolean): void {
     const attempt = this.#outcome.attempts[this.#outcome.attempts.length - 1];
@@ -492,7 +506,10 @@ class ProxyExchange implements UpstreamHandler {
       verdict.code === 'CLIENT_BODY_TOO_LARGE' ||
       verdict.code === 'CLIENT_BODY_TIMEOUT' ||
       verdict.code === 'CLIENT_BODY_INVALID';
-    if (!this.#responseStarted) this.#recordAttempt(clientSide ? null : verdict.status, false);
+    if (!this.#responseStarted) {
+      this.#noteRefusedAddress(error);
+      this.#recordAttempt(clientSide ? null : verdict.status, false);
+    }
     this.#outcome.failures.push({
       code: verdict.code,
       message: verdict.message,

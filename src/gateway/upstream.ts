@@ -211,6 +211,18 @@ export interface RegistryOptions {
   lookup?: LookupFunction;
 }
 
+/**
+ * A lookup that answers one address, the first, also when Node asks for all of them (autoSelectFamily
+ * tries each in turn): a DNS answer of a thousand addresses is one connection attempt, not a scan of
+ * them; a retry (proxy-next-upstream) looks the name up again.
+ */
+function firstAddressOnly(lookup: LookupFunction): LookupFunction {
+  return (hostname, options, callback) =>
+    lookup(hostname, options, (error, address, family) =>
+      callback(error, Array.isArray(address) ? address.slice(0, 1) : address, family),
+    );
+}
+
 export class ConnectionRegistry {
   readonly #pools = new Map<string, { pool: UpstreamDispatcher; refs: number; member: UpstreamMember }>();
   readonly #lookup: LookupFunction;
@@ -218,7 +230,7 @@ export class ConnectionRegistry {
   readonly idle = new IdleConnections();
 
   constructor(options: RegistryOptions = {}) {
-    this.#lookup = options.lookup ?? dnsLookup;
+    this.#lookup = firstAddressOnly(options.lookup ?? dnsLookup);
   }
 
   /** The member for `spec`, creating its pool on first use; pair every acquire with a release. */

@@ -304,7 +304,7 @@ export const K8S_CODES = {
   EXTERNAL_NAME_REFUSED: {
     kind: 'issue',
     summary:
-      'an ExternalName Service names localhost, a loopback or unspecified address (0.0.0.0, ::) or an invalid DNS name; it has no endpoint (503)',
+      'an ExternalName Service names localhost, a loopback or unspecified address (0.0.0.0, ::), an IPv4 address in a numeric form other than dotted decimal (127.1, 2130706433) or an invalid DNS name; it has no endpoint (503)',
     fix: 'set spec.externalName to a DNS-1123 name or a non-loopback IP address',
   },
   EXTERNAL_NAME_DISABLED: {

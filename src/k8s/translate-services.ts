@@ -132,10 +132,23 @@ function externalNameOf(svc: ServiceView, options: ServiceOptions, issues: Confi
     );
   const raw = svc.externalName ?? '';
   const ip = canonicalIp(raw);
-  if (raw === 'localhost' || (ip !== null && (isLoopbackAddress(ip) || ip === '0.0.0.0' || ip === '::')))
+  const name = raw.endsWith('.') ? raw.slice(0, -1) : raw;
+  const lower = name.toLowerCase();
+  if (
+    lower === 'localhost' ||
+    lower.endsWith('.localhost') ||
+    (ip !== null && (isLoopbackAddress(ip) || ip === '0.0.0.0' || ip === '::'))
+  )
     return refuse('EXTERNAL_NAME_REFUSED', `${JSON.stringify(raw)} is a loopback or unspecified address`);
   if (ip !== null) return ip;
-  const name = raw.endsWith('.') ? raw.slice(0, -1) : raw;
+  // getaddrinfo reads `127.1`, `2130706433`, `0x7f000001` or `0` as IPv4 addresses (inet_aton), where
+  // the cluster DNS ingress-nginx asks finds no such name: never a name, and never a way past the
+  // loopback refusal above.
+  if (NUMERIC_ADDRESS.test(lower))
+    return refuse(
+      'EXTERNAL_NAME_REFUSED',
+      `${JSON.stringify(raw)} is an IPv4 address in a form other than dotted decimal`,
+    );
   if (!isDnsSubdomain(name))
     return refuse(
       'EXTERNAL_NAME_REFUSED',
@@ -143,6 +156,9 @@ function externalNameOf(svc: ServiceView, options: ServiceOptions, issues: Confi
     );
   return name;
 }
+
+/** One to four labels of digits or 0x-hex: what inet_aton takes for an IPv4 address. */
+const NUMERIC_ADDRESS = /^(?:0x[0-9a-f]*|[0-9]+)(?:\.(?:0x[0-9a-f]*|[0-9]+)){0,3}$/;
 
 function fromEndpoints(
   list: readonly EndpointsView[],
