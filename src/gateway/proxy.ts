@@ -344,7 +344,8 @@ class ProxyExchange implements UpstreamHandler {
       if (!this.#responseStarted) this.#recordAttempt(null, false);
       // Finished before the abort, whose error callback would otherwise read it as the backend's
       // failure: a 502, and with proxy-next-upstream the same request sent to the next endpoint.
-      this.#finish(499);
+      // nginx's 499 is for a client gone before the response head; after it, the status sent.
+      this.#finish(this.#res.headersSent ? this.#res.statusCode : 499);
       this.#controller?.abort(
         Object.assign(new Error('client closed the connection'), { code: 'CLIENT_CLOSED' }),
       );
