@@ -83,6 +83,8 @@ export interface SubrequestInput {
 export function buildSubrequest(input: SubrequestInput): {
   method: string;
   url: URL | null;
+  /** The request target sent, as expanded (subrequestTarget). */
+  path: string;
   headers: Record<string, string | string[]>;
 } {
   const { model, vars } = input;
@@ -93,12 +95,8 @@ export function buildSubrequest(input: SubrequestInput): {
     if (!input.trustedHop && FROM_TRUSTED_HOPS_ONLY.has(name)) continue;
     headers[name] = value;
   }
-  let url: URL | null = null;
-  try {
-    url = new URL(expandVariables(model.url, vars));
-  } catch {
-    url = null;
-  }
+  const target = subrequestTarget(expandVariables(model.url, vars));
+  const url = target?.url ?? null;
   headers.host = url?.hostname ?? '';
   if (input.requestId !== '') headers['x-request-id'] = input.requestId;
   if (model.method !== null) {
@@ -124,7 +122,31 @@ export function buildSubrequest(input: SubrequestInput): {
     if (expanded === '') delete headers[name.toLowerCase()];
     else headers[name.toLowerCase()] = expanded;
   }
-  return { method: model.method ?? 'GET', url, headers };
+  return { method: model.method ?? 'GET', url, path: target?.path ?? '/', headers };
+}
+
+/** A host name or [IPv6], and a port of digits: what nginx's ngx_parse_url takes for an authority. */
+const AUTHORITY = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(?::[0-9]{1,5})?$/;
+
+/**
+ * The expanded auth-url as nginx's proxy_pass reads it: the authority up to the first `/` or `?`,
+ * refused unless a plain host and a port of digits (a client's Host `a:@evil:80` in `$http_host` must
+ * never pick the auth server: nginx fails it as an invalid port), and the rest sent as it is, never
+ * resolved as a URL would be (`\..\` or `%2e%2e` in `$request_uri` must not climb out of the path);
+ * bytes a request line cannot carry are percent-encoded. Null: not an http(s) URL nginx would take.
+ */
+export function subrequestTarget(text: string): { url: URL; path: string } | null {
+  const m = /^(https?):\/\/([^/?]*)(.*)$/is.exec(text);
+  if (m === null || !AUTHORITY.test(m[2]!)) return null;
+  let url: URL;
+  try {
+    url = new URL(`${m[1]!.toLowerCase()}://${m[2]}/`);
+  } catch {
+    return null;
+  }
+  const rest = m[3]!;
+  const path = rest.startsWith('/') ? rest : `/${rest}`;
+  return { url, path: path.replace(/[^\x21-\x7e]/gu, (c) => encodeURIComponent(c)) };
 }
 
 const agents = {
@@ -137,7 +159,7 @@ const MAX_AUTH_BODY = 64 * 1024;
 
 /** Sends the subrequest; `done` gets the answer, or status 0 with `failure` when none came. */
 export function sendSubrequest(
-  request: { method: string; url: URL | null; headers: Record<string, string | string[]> },
+  request: { method: string; url: URL | null; path: string; headers: Record<string, string | string[]> },
   timeoutMs: number,
   done: (answer: AuthAnswer) => void,
 ): void {
@@ -153,12 +175,21 @@ export function sendSubrequest(
     done(answer);
   };
   const client = url.protocol === 'https:' ? https : http;
-  const req = client.request(url, {
-    method: request.method,
-    headers: request.headers,
-    agent: url.protocol === 'https:' ? agents.https : agents.http,
-    timeout: timeoutMs,
-  });
+  let req: http.ClientRequest;
+  try {
+    req = client.request(url, {
+      method: request.method,
+      path: request.path,
+      headers: request.headers,
+      agent: url.protocol === 'https:' ? agents.https : agents.http,
+      timeout: timeoutMs,
+    });
+  } catch (error) {
+    // A header value Node refuses (a CR/LF expanded into auth-proxy-set-headers): no auth request,
+    // the client's 500 as nginx's for a failed subrequest, never an alert with a stack.
+    finish({ status: 0, headers: {}, failure: (error as Error).message });
+    return;
+  }
   req.on('response', (res) => {
     // Decided on the status and headers, as nginx's auth_request: a body that trickles must not
     // hold the client. It is still read (for the connection's reuse), within the same deadline.
