@@ -10,7 +10,9 @@ An echo backend: every request is answered with what it received (remote address
 host, path, headers, body size and SHA-256). JSON with "Accept: application/json" or ?format=json,
 text otherwise. GET /health answers 200; ?wait=250ms delays the answer (at most 30s; 2s, or a plain
 number of seconds). A request with
-"Upgrade: websocket" on any path becomes a WebSocket that echoes every text and binary message.
+"Upgrade: websocket" on any path becomes a WebSocket that echoes every text and binary message (up to
+1 MiB each; a larger one closes it with 1009). A request's head must arrive within 10s, the whole
+request within 60s.
 
 Options:
   --listen ADDR:PORT   where to listen (default 127.0.0.1:8080; port 0 picks a free port)

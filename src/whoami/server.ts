@@ -35,7 +35,10 @@ const BAD_REQUEST = 'HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-le
 export async function startWhoami(options: WhoamiOptions): Promise<RunningWhoami> {
   const identity: Identity = { name: options.name ?? 'whoami', hostname: hostname() };
   const timers = new Set<NodeJS.Timeout>();
-  const server = http.createServer((req, res) => handleRequest(identity, timers, req, res));
+  // Deadlines of a service anyone may reach: a head within 10 s, a whole request within 60 s.
+  const server = http.createServer({ headersTimeout: 10_000, requestTimeout: 60_000 }, (req, res) =>
+    handleRequest(identity, timers, req, res),
+  );
   server.on('clientError', (_error, socket: Socket) => {
     if (socket.writable) socket.end(BAD_REQUEST);
     else socket.destroy();
@@ -149,9 +152,12 @@ function answer(
   res.end(payload);
 }
 
-/** WebSocket echo on any path: text stays text, binary stays binary. */
+const MAX_WEBSOCKET_MESSAGE = 1024 * 1024;
+
+/** WebSocket echo on any path: text stays text, binary stays binary; a message over 1 MiB closes it (1009). */
 function echoWebSockets(server: http.Server): WebSocketServer {
-  const wss = new WebSocketServer({ noServer: true });
+  // An echo needs no 100 MiB messages (ws's default), each held whole and sent back.
+  const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_WEBSOCKET_MESSAGE });
   server.on('upgrade', (req: http.IncomingMessage, socket: Socket, head: Buffer) => {
     socket.on('error', () => socket.destroy());
     if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket') {

@@ -170,6 +170,22 @@ test('WebSocket echo: text stays text, binary stays binary, on any path', async 
   assert.deepEqual([...(received[1]?.data ?? [])], [0, 1, 2, 255]);
 });
 
+test('a WebSocket message of 1 MiB is echoed; a larger one closes the socket with 1009 (message too big)', async () => {
+  const ws = new WebSocket(`ws://127.0.0.1:${port}/`);
+  await new Promise<void>((resolve, reject) => {
+    ws.once('open', () => resolve());
+    ws.once('error', reject);
+  });
+  const echoed = new Promise<number>((resolve) =>
+    ws.once('message', (data) => resolve((data as Buffer).length)),
+  );
+  ws.send(Buffer.alloc(1024 * 1024, 1), { binary: true });
+  assert.equal(await echoed, 1024 * 1024);
+  const closed = new Promise<number>((resolve) => ws.once('close', (code) => resolve(code)));
+  ws.send(Buffer.alloc(1024 * 1024 + 1, 1), { binary: true });
+  assert.equal(await closed, 1009);
+});
+
 test('the global WebSocket client gets its messages back too', async () => {
   const ws = new globalThis.WebSocket(`ws://127.0.0.1:${port}/`);
   const echoed = await new Promise<string>((resolve, reject) => {
