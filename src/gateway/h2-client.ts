@@ -190,6 +190,14 @@ class H2Exchange implements UpstreamController {
 
   #onEnd(): void {
     if (this.#settled) return;
+    const ended = this.#stream;
+    // A backend connection that closed (even with a clean FIN) ends its open streams too, already
+    // destroyed with a reset code: a cut answer, never a complete one (nginx: "upstream prematurely
+    // closed connection").
+    if (ended !== null && (ended.destroyed || (ended.rstCode ?? 0) !== 0)) {
+      this.fail(closedBeforeEnd(ended.rstCode, this.#started));
+      return;
+    }
     this.#settled = true;
     this.#clearTimers();
     // The answer is complete while the request body is still going out (a backend that answered first):
@@ -313,7 +321,14 @@ export class H2Pool implements UpstreamDispatcher {
   #counted(pooled: PooledSession, handler: UpstreamHandler): UpstreamHandler {
     const release = () => {
       pooled.active -= 1;
-      if (pooled.active > 0 || pooled.closing || pooled.idleTimer !== null) return;
+      if (pooled.active > 0) return;
+      // A session that takes no new stream (GOAWAY, a backend's SETTINGS_MAX_CONCURRENT_STREAMS 0)
+      // is closed once its last stream ends, not kept for the idle timeout: one per call otherwise.
+      if (pooled.closing) {
+        if (!pooled.session.destroyed && !pooled.session.closed) pooled.session.close();
+        return;
+      }
+      if (pooled.idleTimer !== null) return;
       pooled.idleTimer = setTimeout(() => {
         pooled.closing = true;
         pooled.session.close();
@@ -389,6 +404,11 @@ export class H2Pool implements UpstreamDispatcher {
     });
     session.on('goaway', () => {
       pooled.closing = true;
+    });
+    session.on('remoteSettings', (settings: http2.Settings) => {
+      if (settings.maxConcurrentStreams !== 0) return;
+      pooled.closing = true;
+      if (pooled.active === 0 && !session.closed) session.close();
     });
     session.on('error', (error: ErrorWithCode) => {
       clearTimeout(timer);

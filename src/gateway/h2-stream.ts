@@ -256,16 +256,15 @@ export class H2Response implements GatewayResponse {
   #sendTrailers = (): void => {
     const stream = this.#stream;
     if (stream.destroyed) return;
-    const trailers = this.#trailers;
-    if (trailers === null) stream.close(NGHTTP2_NO_ERROR);
-    else {
-      this.#request.socket.bytesWritten += 9 + estimateHeaderBytes(trailers);
-      try {
-        stream.sendTrailers(trailers);
-      } catch {
-        this.destroy();
-        return;
-      }
+    // No trailers came (a gRPC backend that ended without them): node sends an empty DATA frame with
+    // END_STREAM for empty ones, as nginx ends the stream; close() here sent nothing and left it open.
+    const trailers = this.#trailers ?? {};
+    this.#request.socket.bytesWritten += 9 + estimateHeaderBytes(trailers);
+    try {
+      stream.sendTrailers(trailers);
+    } catch {
+      this.destroy();
+      return;
     }
     // The trailers go out once this callback returns (node:http2 sends them from the send under way); a
     // reset submitted now would overtake them and the client would lose grpc-status. So on the next turn.
