@@ -29,6 +29,11 @@ export interface GatewayRequest {
   readonly complete: boolean;
   /** Discards the rest of the body. */
   resume(): unknown;
+  /**
+   * The body limit (proxy-body-size): a chunked body whose chunk sizes announce more fails at once
+   * with CLIENT_BODY_TOO_LARGE, before its bytes come (HTTP/1.1; nginx answers 413 on the size line).
+   */
+  limitBody?(bytes: number): void;
   [Symbol.asyncIterator](): AsyncIterator<Buffer>;
 }
 

@@ -614,6 +614,8 @@ export class RequestParser {
   #headStart = 0;
   #lineStart = 0;
   #remaining = 0;
+  /** The chunked body bytes the current request's chunk-size lines have announced so far. */
+  announced = 0;
 
   constructor(options: RequestParserOptions) {
     this.#maxHeaderBytes = options.maxHeaderBytes;
@@ -762,6 +764,7 @@ export class RequestParser {
       this.#remaining = head.contentLength;
     } else if (head.framing === 'chunked') {
       this.#state = enum_CHUNK_SIZE;
+      this.announced = 0;
     } else {
       this.#state = enum_END;
     }
@@ -801,6 +804,7 @@ export class RequestParser {
     }
     this.#state = enum_CHUNK_DATA;
     this.#remaining = size;
+    this.announced += size;
     return this.#continue(input, offset);
   }
 

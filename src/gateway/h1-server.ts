@@ -136,6 +136,23 @@ class H1Request implements GatewayRequest {
     }
   }
 
+  #bodyLimit = 0;
+
+  limitBody(bytes: number): void {
+    this.#bodyLimit = bytes;
+    this.checkAnnounced(this.#conn.announcedBody);
+  }
+
+  /** A chunked body announced past the limit fails now, as nginx's 413 on the chunk-size line. */
+  checkAnnounced(announced: number): void {
+    if (this.#bodyLimit <= 0 || announced <= this.#bodyLimit || this.complete || this.#error !== null) return;
+    const error = coded(
+      'CLIENT_BODY_TOO_LARGE',
+      `client intended to send too large chunked body: ${announced} bytes`,
+    );
+    this.fail(Object.assign(error, { announced }));
+  }
+
   /** The pipeline waits for body bytes the client has not sent yet (client_body_timeout runs). */
   get awaitingBody(): boolean {
     return (
@@ -483,6 +500,11 @@ class H1Connection {
    */
   readonly #borrowed: boolean;
 
+  /** The chunked body bytes the current request has announced (H1Request.checkAnnounced). */
+  get announcedBody(): number {
+    return this.#parser.announced;
+  }
+
   constructor(socket: net.Socket, server: ServerState, timeouts: ClientTimeouts) {
     this.socket = socket;
     this.timeouts = timeouts;
@@ -539,7 +561,10 @@ class H1Connection {
     for (;;) {
       const step = parser.execute(input, offset);
       offset += parser.consumed;
-      if (step.kind === 'more') break;
+      if (step.kind === 'more') {
+        this.#request?.checkAnnounced(parser.announced);
+        break;
+      }
       if (step.kind === 'body') {
         this.#request?.push(this.#borrowed ? Buffer.from(step.chunk) : step.chunk);
         continue;

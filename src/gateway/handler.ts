@@ -338,6 +338,7 @@ function toUpstream(
   // A declared body over the limit was answered 413 by admission (nginx's find-config phase);
   // a streamed one is measured against the same limit while it is read.
   const limit = admitted.location?.proxyBodySizeBytes ?? ex.snap.settings.proxyBodySizeBytes;
+  if (limit > 0) req.limitBody?.(limit);
   // ingress-nginx answers 503 for a backend without endpoints (or without a Service), unless the
   // location names a default-backend, or lists 503 in custom-http-errors (custom-errors.ts).
   if (!hasEndpoints(admitted)) withoutEndpoints(ctx, ex, req, res, admitted, limit);

@@ -274,11 +274,16 @@ function nextOrClosed(
 }
 
 /**
- * A failed read of the client's body: the engines' client_body_timeout or broken framing, else the
- * client went away.
+ * A failed read of the client's body: the engines' client_body_timeout, broken framing or an announced
+ * size over the limit, else the client went away.
  */
 function sourceFailure(error: ErrorWithCode, received: number): BodyReadFailure {
   if (error.code === 'CLIENT_BODY_TIMEOUT') return { code: 'CLIENT_BODY_TIMEOUT', received };
+  // Chunk sizes that announce more than the limit (h1-server.ts): refused before the bytes come.
+  if (error.code === 'CLIENT_BODY_TOO_LARGE') {
+    const announced = (error as { announced?: unknown }).announced;
+    return { code: 'CLIENT_BODY_TOO_LARGE', received: typeof announced === 'number' ? announced : received };
+  }
   if (error.code === 'CLIENT_BODY_INVALID')
     return { code: 'CLIENT_BODY_INVALID', received, message: error.message };
   return { code: 'CLIENT_CLOSED', received };

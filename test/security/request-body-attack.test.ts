@@ -278,6 +278,10 @@ describe('buffered request bodies under attack', () => {
       serviceYaml('stall', backends.stall.port),
       multiServiceYaml('hold', [backends.hold1.port, backends.hold2.port]),
       ingressYaml('exact', '/exact', 'app', { 'proxy-body-size': '1024' }),
+      ingressYaml('streamed', '/streamed', 'app', {
+        'proxy-body-size': '1024',
+        'proxy-request-buffering': 'off',
+      }),
       ingressYaml('bad-size', '/bad-size', 'app', { 'proxy-body-size': '-1' }),
       ingressYaml('bad-buffer', '/bad-buffer', 'app', {
         'proxy-body-size': '64k',
@@ -363,6 +367,27 @@ describe('buffered request bodies under attack', () => {
       assert.equal(statusOf(reply), 400, size);
     }
     assert.equal(backends.app!.started.filter((u) => u.includes('/hex-')).length, 0);
+    await allReleased(gw, tempDir);
+  });
+
+  test('a chunk-size line that announces more than proxy-body-size is 413 at once, before its data (as nginx), buffered or not', async () => {
+    // nginx 1.22: "client intended to send too large chunked body: 0+4503599627370495 bytes", 413 on the
+    // size line itself; only 100 bytes of the chunk follow here, and the connection stays open.
+    for (const path of ['/exact/announce', '/exact/announce-line-only']) {
+      const data = path.endsWith('only') ? '' : 'x'.repeat(100);
+      const reply = await ask(
+        gw.port,
+        `${head('POST', path, 'Transfer-Encoding: chunked\r\n')}fffffffffffff\r\n${data}`,
+      );
+      assert.equal(statusOf(reply), 413, path);
+    }
+    // A total over the limit across chunks, each under it: 413 when the size line passes the limit.
+    const second = `${head('POST', '/exact/announce-two', 'Transfer-Encoding: chunked\r\n')}200\r\n${'y'.repeat(512)}\r\n201\r\n`;
+    assert.equal(statusOf(await ask(gw.port, second)), 413);
+    assert.equal(backends.app!.started.filter((u) => u.includes('/announce')).length, 0);
+    // Streamed (proxy-request-buffering off): the same 413, the announced bytes never sent upstream.
+    const streamed = `${head('POST', '/streamed/big', 'Transfer-Encoding: chunked\r\n')}fffffffffffff\r\n`;
+    assert.equal(statusOf(await ask(gw.port, streamed)), 413);
     await allReleased(gw, tempDir);
   });
 
