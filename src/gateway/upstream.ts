@@ -157,16 +157,17 @@ function tlsConnector(spec: PoolSpec, lookup: LookupFunction): buildConnector.co
     const timer = setTimeout(() => {
       socket.destroy(Object.assign(new Error('Connect Timeout Error'), { code: 'UND_ERR_CONNECT_TIMEOUT' }));
     }, spec.connectTimeoutMs);
-    socket
-      .once('secureConnect', () => {
-        clearTimeout(timer);
-        callback(null, socket);
-      })
-      .once('error', (error) => {
-        clearTimeout(timer);
-        session = undefined;
-        callback(error, null);
-      });
+    // The callback is undici's once: an error after the handshake is the pool's to see, not this one's.
+    const failed = (error: Error) => {
+      clearTimeout(timer);
+      session = undefined;
+      callback(error, null);
+    };
+    socket.once('error', failed).once('secureConnect', () => {
+      clearTimeout(timer);
+      socket.off('error', failed);
+      callback(null, socket);
+    });
     return socket;
   };
 }
