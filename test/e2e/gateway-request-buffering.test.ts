@@ -6,7 +6,7 @@
 // no exit leaves behind; a retry sends the body again. With off the backend sees the request at once.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -18,6 +18,8 @@ import { ingress, serviceWithEndpoints, topologyOf } from '../fixtures/gateway/m
 import { connectH2 } from '../helpers/h2-client.ts';
 import { completeResponses, freePort, openRaw, splitResponse } from '../helpers/net.ts';
 import { requireBinary, runCommand } from '../helpers/process.ts';
+import { openFilesIn, pollUntil } from '../helpers/descriptors.ts';
+import { registrySum } from '../helpers/metrics.ts';
 
 interface Seen {
   method: string;
@@ -114,35 +116,6 @@ function descriptorsInto(dir: string): string[] {
   return openFilesIn(dir).map((f) => f.target);
 }
 
-function openFilesIn(dir: string): { target: string; mode: number }[] {
-  const found: { target: string; mode: number }[] = [];
-  for (const fd of readdirSync('/proc/self/fd')) {
-    try {
-      const target = readlinkSync(`/proc/self/fd/${fd}`);
-      // stat through /proc follows the descriptor to the (unlinked) file itself.
-      if (target.startsWith(`${dir}/`))
-        found.push({ target, mode: statSync(`/proc/self/fd/${fd}`).mode & 0o777 });
-    } catch {
-      // closed between the listing and the read
-    }
-  }
-  return found;
-}
-
-/** Polls a condition that a signal makes true soon (a counter, a descriptor closing); fails after 20 s. */
-async function until(what: string, ready: () => boolean | Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + 20_000;
-  while (!(await ready())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
-
-async function gauge(gw: TestGateway, name: string): Promise<number> {
-  const metric = await gw.gateway.metrics.registry.getSingleMetric(name)?.get();
-  return metric?.values.reduce((sum, v) => sum + v.value, 0) ?? 0;
-}
-
 /** Host `<name>.example` → Service `name` with these endpoints, with the annotations. */
 function hostTo(name: string, ports: number[], annotations: Record<string, string> = {}) {
   return [
@@ -229,9 +202,10 @@ describe('proxy-request-buffering', () => {
     conn.socket.write(head('POST', '/slow', 'on.example', 'Content-Length: 2000\r\n'));
     conn.socket.write(body.subarray(0, 1000));
     // The signal: the gateway holds the 1000 bytes it read (in memory: 1000 < 8k).
-    await until(
+    await pollUntil(
       'the gateway has read half the body',
-      async () => (await gauge(gw, 'keepip_gateway_request_body_buffer_bytes')) >= 1000,
+      async () =>
+        (await registrySum(gw.gateway.metrics.registry, 'keepip_gateway_request_body_buffer_bytes')) >= 1000,
     );
     assert.equal(backend.connections, 0, 'no connection to the backend while the body is incomplete');
     assert.deepEqual(backend.started, []);
@@ -249,9 +223,10 @@ describe('proxy-request-buffering', () => {
       },
     ]);
     conn.destroy();
-    await until(
+    await pollUntil(
       'the memory is freed',
-      async () => (await gauge(gw, 'keepip_gateway_request_body_buffer_bytes')) === 0,
+      async () =>
+        (await registrySum(gw.gateway.metrics.registry, 'keepip_gateway_request_body_buffer_bytes')) === 0,
     );
   });
 
@@ -287,7 +262,7 @@ describe('proxy-request-buffering', () => {
       [{ target: `${path} (deleted)`, mode: 0o600 }],
       'the data lives on in the open descriptor',
     );
-    assert.equal(await gauge(gw, 'keepip_gateway_request_body_temp_files'), 1);
+    assert.equal(await registrySum(gw.gateway.metrics.registry, 'keepip_gateway_request_body_temp_files'), 1);
     assert.equal(backend.connections, 0);
     conn.socket.write(body.subarray(32 * 1024));
     assert.equal(statusOf(await conn.until(completeResponse)), 200);
@@ -296,8 +271,8 @@ describe('proxy-request-buffering', () => {
       backend.seen.map((s) => [s.contentLength, s.transferEncoding, s.sha]),
       [[String(body.length), null, sha(body)]],
     );
-    await until('the temporary file is closed', () => descriptorsInto(tempDir).length === 0);
-    assert.equal(await gauge(gw, 'keepip_gateway_request_body_temp_files'), 0);
+    await pollUntil('the temporary file is closed', () => descriptorsInto(tempDir).length === 0);
+    assert.equal(await registrySum(gw.gateway.metrics.registry, 'keepip_gateway_request_body_temp_files'), 0);
     const buffered = await gw.gateway.metrics.registry
       .getSingleMetric('keepip_gateway_request_bodies_buffered_total')
       ?.get();
@@ -313,7 +288,7 @@ describe('proxy-request-buffering', () => {
     conn.destroy();
     const line = await gw.access.waitFor(/"POST \/abort HTTP\/1\.1" 400 /);
     assert.match(line, / - - - - [0-9a-f]{32}$/, 'no upstream in the log line');
-    await until('the temporary file is closed', () => descriptorsInto(tempDir).length === 0);
+    await pollUntil('the temporary file is closed', () => descriptorsInto(tempDir).length === 0);
     assert.equal(backends.abort!.connections, 0);
     assert.deepEqual(readdirSync(tempDir), []);
   });
@@ -329,7 +304,7 @@ describe('proxy-request-buffering', () => {
     assert.match(splitResponse(raw).head, /connection: close/i);
     conn.destroy();
     await gw.errors.waitFor(/client intended to send too large chunked body: 12288 bytes.*"POST \/big/);
-    await until('the temporary file is closed', () => descriptorsInto(tempDir).length === 0);
+    await pollUntil('the temporary file is closed', () => descriptorsInto(tempDir).length === 0);
     assert.equal(backends.limit!.connections, 0);
   });
 
@@ -357,9 +332,10 @@ describe('proxy-request-buffering', () => {
     const conn = await openRaw({ host: '127.0.0.1', port: gw.httpPort });
     conn.socket.write(keptAliveHead('/bad', 'badchunk.example'));
     conn.socket.write('5\r\nhello\r\n');
-    await until(
+    await pollUntil(
       'the gateway has read the first chunk',
-      async () => (await gauge(gw, 'keepip_gateway_request_body_buffer_bytes')) >= 5,
+      async () =>
+        (await registrySum(gw.gateway.metrics.registry, 'keepip_gateway_request_body_buffer_bytes')) >= 5,
     );
     // A chunk size that is not hex, then a request that must not be served from this connection.
     conn.socket.write('zz\r\nabc\r\n0\r\n\r\nGET /after HTTP/1.1\r\nHost: badchunk.example\r\n\r\n');
@@ -370,9 +346,10 @@ describe('proxy-request-buffering', () => {
     assert.match(splitResponse(raw).head, /connection: close/i);
     await gw.errors.waitFor(/client sent invalid chunked body \(H1_BAD_CHUNK: .*"POST \/bad HTTP\/1\.1"/);
     await gw.access.waitFor(/"POST \/bad HTTP\/1\.1" 400 /);
-    await until(
+    await pollUntil(
       'the memory is freed',
-      async () => (await gauge(gw, 'keepip_gateway_request_body_buffer_bytes')) === 0,
+      async () =>
+        (await registrySum(gw.gateway.metrics.registry, 'keepip_gateway_request_body_buffer_bytes')) === 0,
     );
     assert.equal(backends.badchunk!.connections, 0);
   });
@@ -393,7 +370,7 @@ describe('proxy-request-buffering', () => {
       /client sent invalid chunked body \(H1_BAD_CHUNK: .*"POST \/stream-bad HTTP\/1\.1"/,
     );
     await gw.access.waitFor(/"POST \/stream-bad HTTP\/1\.1" 400 /);
-    await until('the backend saw its request cut', () => backend.aborted.includes('/stream-bad'));
+    await pollUntil('the backend saw its request cut', () => backend.aborted.includes('/stream-bad'));
     assert.deepEqual(backend.seen, []);
   });
 
@@ -413,9 +390,11 @@ describe('proxy-request-buffering', () => {
         stream.on('error', reject);
       });
       stream.write(Buffer.alloc(3000, 0x64));
-      await until(
+      await pollUntil(
         'the gateway has read the first part',
-        async () => (await gauge(gw, 'keepip_gateway_request_body_buffer_bytes')) >= 3000,
+        async () =>
+          (await registrySum(gw.gateway.metrics.registry, 'keepip_gateway_request_body_buffer_bytes')) >=
+          3000,
       );
       assert.equal(backend.connections, 0);
       stream.end(Buffer.alloc(1000, 0x65));
@@ -455,7 +434,7 @@ describe('proxy-request-buffering', () => {
       const seen = backends.curl!.seen.find((s) => s.url === url);
       assert.deepEqual([seen?.contentLength, seen?.transferEncoding, seen?.bytes, seen?.sha], want, url);
     }
-    await until('every temporary file is closed', () => descriptorsInto(tempDir).length === 0);
+    await pollUntil('every temporary file is closed', () => descriptorsInto(tempDir).length === 0);
   });
 
   test('a buffered POST goes to the next endpoint when the first refuses the connection', async () => {
@@ -536,11 +515,14 @@ describe('proxy-request-buffering under a flood of uploads', () => {
     });
     // Every first half read: what memory holds plus what files hold is all of it.
     const held = async () =>
-      (await gauge(gw, 'keepip_gateway_request_body_buffer_bytes')) +
-      (await gauge(gw, 'keepip_gateway_request_body_temp_file_bytes'));
-    await until('every first half is held', async () => (await held()) === clients * half);
+      (await registrySum(gw.gateway.metrics.registry, 'keepip_gateway_request_body_buffer_bytes')) +
+      (await registrySum(gw.gateway.metrics.registry, 'keepip_gateway_request_body_temp_file_bytes'));
+    await pollUntil('every first half is held', async () => (await held()) === clients * half);
     assert.ok(peak <= cap, `memory peaked at ${peak}, over the cap ${cap}`);
-    assert.ok((await gauge(gw, 'keepip_gateway_request_body_temp_files')) >= clients - cap / half);
+    assert.ok(
+      (await registrySum(gw.gateway.metrics.registry, 'keepip_gateway_request_body_temp_files')) >=
+        clients - cap / half,
+    );
     assert.equal(backend.connections, 0);
     for (const [i, conn] of conns.entries()) conn.socket.write(Buffer.alloc(half, i));
     const statuses = await Promise.all(
@@ -554,7 +536,7 @@ describe('proxy-request-buffering under a flood of uploads', () => {
       assert.equal(seen.sha, sha(Buffer.alloc(2 * half, i)), seen.url);
     }
     assert.ok(peak <= cap, `memory peaked at ${peak}, over the cap ${cap}`);
-    await until(
+    await pollUntil(
       'memory and files are all released',
       async () => (await held()) === 0 && descriptorsInto(tempDir).length === 0,
     );
@@ -595,9 +577,10 @@ describe("proxy-request-buffering: the client's deadline and an unusable tempora
     await gw.errors.waitFor(
       /client timed out \(110: Connection timed out\) while reading client request body.*"POST \/stall/,
     );
-    await until(
+    await pollUntil(
       'the memory is freed',
-      async () => (await gauge(gw, 'keepip_gateway_request_body_buffer_bytes')) === 0,
+      async () =>
+        (await registrySum(gw.gateway.metrics.registry, 'keepip_gateway_request_body_buffer_bytes')) === 0,
     );
     assert.equal(backend.connections, 0);
   });

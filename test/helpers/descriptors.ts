@@ -1,7 +1,7 @@
 // This process's file descriptors, from /proc (Linux): how many are open, and which of its TCP sockets
 // are accepted connections of a local listener (a gateway's client sockets, as opposed to the test's
 // own client sockets connected to it). Tests wait on these counts with a bounded deadline.
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 
 /** Entries of /proc/self/fd. */
 export function openDescriptors(): number {
@@ -70,6 +70,31 @@ export async function waitForCount(
     const value = read();
     if (accept(value)) return value;
     if (performance.now() > deadline) throw new Error(`${what}: still ${value} after ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/** This process's descriptors on files in `dir` (unlinked ones too), with each file's mode bits. */
+export function openFilesIn(dir: string): { target: string; mode: number }[] {
+  const found: { target: string; mode: number }[] = [];
+  for (const fd of readdirSync('/proc/self/fd')) {
+    try {
+      const target = readlinkSync(`/proc/self/fd/${fd}`);
+      // stat through /proc follows the descriptor to the (unlinked) file itself.
+      if (target.startsWith(`${dir}/`))
+        found.push({ target, mode: statSync(`/proc/self/fd/${fd}`).mode & 0o777 });
+    } catch {
+      // closed between the listing and the read
+    }
+  }
+  return found;
+}
+
+/** Polls a condition that a signal makes true soon (a counter, a descriptor closing); fails after 20 s. */
+export async function pollUntil(what: string, ready: () => boolean | Promise<boolean>): Promise<void> {
+  const deadline = performance.now() + 20_000;
+  while (!(await ready())) {
+    if (performance.now() > deadline) throw new Error(`timed out waiting until ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }

@@ -1,6 +1,7 @@
 // Prometheus text from a running process's /metrics, read the way a user's scraper would: tests use
 // counters as signals ("three health checks have run") instead of sleeping and hoping they did.
 import http from 'node:http';
+import type { Registry } from 'prom-client';
 
 /** GET http://host:port/metrics as text. */
 export function scrape(host: string, port: number): Promise<string> {
@@ -52,4 +53,10 @@ export async function scrapeUntil(
     if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}; last scrape:\n${text}`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
+}
+
+/** The sum of every series of `name` in an in-process registry (0 when it has none). */
+export async function registrySum(registry: Registry, name: string): Promise<number> {
+  const metric = await registry.getSingleMetric(name)?.get();
+  return metric?.values.reduce((sum, v) => sum + v.value, 0) ?? 0;
 }

@@ -8,7 +8,7 @@
 // gateway runs in-process, its files are unlinked) and what the backends received.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readdirSync, readlinkSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
@@ -25,6 +25,8 @@ import {
   startSecurityGateway,
   topologyFromYaml,
 } from './helpers.ts';
+import { openFilesIn, pollUntil } from '../helpers/descriptors.ts';
+import { registrySum } from '../helpers/metrics.ts';
 
 const sha = (data: Buffer): string => createHash('sha256').update(data).digest('hex');
 
@@ -128,47 +130,18 @@ ${subsets.join('\n')}
 ---`;
 }
 
-/** This process's descriptors on files in `dir` (the gateway's temporary files, unlinked or not). */
-function openFilesIn(dir: string): { target: string; mode: number }[] {
-  const found: { target: string; mode: number }[] = [];
-  for (const fd of readdirSync('/proc/self/fd')) {
-    try {
-      const target = readlinkSync(`/proc/self/fd/${fd}`);
-      if (target.startsWith(`${dir}/`))
-        found.push({ target, mode: statSync(`/proc/self/fd/${fd}`).mode & 0o777 });
-    } catch {
-      // closed between the listing and the read
-    }
-  }
-  return found;
-}
-
-/** Polls a condition that a signal (a counter, a descriptor closing) makes true; fails after 20 s. */
-async function until(what: string, ready: () => boolean | Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + 20_000;
-  while (!(await ready())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
-
-async function gauge(gw: SecurityGateway, name: string): Promise<number> {
-  const metric = await gw.gateway.metrics.registry.getSingleMetric(name)?.get();
-  return metric?.values.reduce((sum, v) => sum + v.value, 0) ?? 0;
-}
-
 /** The three body gauges: bytes in memory, temporary files open, bytes in them. */
 async function held(gw: SecurityGateway): Promise<[number, number, number]> {
   return [
-    await gauge(gw, 'keepip_gateway_request_body_buffer_bytes'),
-    await gauge(gw, 'keepip_gateway_request_body_temp_files'),
-    await gauge(gw, 'keepip_gateway_request_body_temp_file_bytes'),
+    await registrySum(gw.gateway.metrics.registry, 'keepip_gateway_request_body_buffer_bytes'),
+    await registrySum(gw.gateway.metrics.registry, 'keepip_gateway_request_body_temp_files'),
+    await registrySum(gw.gateway.metrics.registry, 'keepip_gateway_request_body_temp_file_bytes'),
   ];
 }
 
 /** Nothing held: the gauges back to zero and no descriptor left on the temporary directory. */
 async function allReleased(gw: SecurityGateway, dir: string): Promise<void> {
-  await until(
+  await pollUntil(
     'every buffered body is released',
     async () => (await held(gw)).every((v) => v === 0) && openFilesIn(dir).length === 0,
   );
@@ -528,13 +501,15 @@ describe('buffered request bodies under attack', () => {
     const conn = await openRaw({ host: '127.0.0.1', port: gw.port });
     conn.socket.write(head('POST', '/stall/abort', `Content-Length: ${size}\r\n`));
     conn.socket.write(Buffer.alloc(size, 0x63));
-    await until('the backend has the request head', () => backends.stall!.started.includes('/stall/abort'));
+    await pollUntil('the backend has the request head', () =>
+      backends.stall!.started.includes('/stall/abort'),
+    );
     assert.equal((await held(gw))[1], 1, 'the body waits in its file while it is replayed');
     conn.destroy();
     await allReleased(gw, tempDir);
     // Now the backend reads: it must find the body cut short, never a complete request.
     backends.stall!.resume('/stall/abort');
-    await until('the backend read to the end of what it got', () =>
+    await pollUntil('the backend read to the end of what it got', () =>
       [...backends.stall!.aborted, ...backends.stall!.seen.map((s) => s.url)].includes('/stall/abort'),
     );
     assert.deepEqual(backends.stall!.aborted, ['/stall/abort']);
@@ -592,7 +567,7 @@ describe('buffered request bodies under attack', () => {
     ] as const) {
       const conn = await openRaw({ host: '127.0.0.1', port: gw.port });
       conn.socket.write(`${head('PUT', path, `Content-Length: ${size}\r\n`)}${'p'.repeat(size)}`);
-      await until(`a backend has ${path} whole`, () =>
+      await pollUntil(`a backend has ${path} whole`, () =>
         [...backends.hold1!.seen, ...backends.hold2!.seen].some((s) => s.url === path),
       );
       conn.destroy();
@@ -612,7 +587,7 @@ describe('buffered request bodies under attack', () => {
   test('a client that leaves while the backend works on its POST is logged 499, not a 502 blamed on the backend', async () => {
     const conn = await openRaw({ host: '127.0.0.1', port: gw.port });
     conn.socket.write(`${head('POST', '/hold/post', 'Content-Length: 4096\r\n')}${'q'.repeat(4096)}`);
-    await until('a backend has the POST whole', () =>
+    await pollUntil('a backend has the POST whole', () =>
       [...backends.hold1!.seen, ...backends.hold2!.seen].some((s) => s.url === '/hold/post'),
     );
     conn.destroy();
@@ -660,7 +635,7 @@ describe('buffered request bodies: client-body-timeout', () => {
     // Ten single bytes, each sent once the previous one is in the file (the gateway read it).
     for (let i = 1; i <= 10; i += 1) {
       conn.socket.write('t');
-      await until(`byte ${i} is in the file`, async () => (await held(gw))[2] === 2048 + i);
+      await pollUntil(`byte ${i} is in the file`, async () => (await held(gw))[2] === 2048 + i);
     }
     assert.deepEqual(
       openFilesIn(tempDir).map((f) => [f.target.endsWith(' (deleted)'), f.mode]),
