@@ -3,27 +3,14 @@
 // deregistration delay, and the Prometheus metrics.
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import { Registry } from 'prom-client';
 import type { HealthCheckModel } from '../../src/config/model.ts';
 import type { RunningLb } from '../../src/lb/balancer.ts';
 import { createSelectionPolicy } from '../../src/lb/selection.ts';
-import { echo, exchange, startTarget, startTestLb, type TestTarget, until } from './helpers.ts';
+import { echo, exchange, type TestTarget, until, lbTestScope } from './helpers.ts';
 
-const cleanup: (() => Promise<unknown>)[] = [];
-after(async () => {
-  for (const fn of cleanup.reverse()) await fn();
-});
-async function target(options: Parameters<typeof startTarget>[0] = { behave: echo }): Promise<TestTarget> {
-  const t = await startTarget(options);
-  cleanup.push(() => t.close());
-  return t;
-}
-async function lb(overrides: Parameters<typeof startTestLb>[0]): Promise<RunningLb> {
-  const running = await startTestLb(overrides);
-  cleanup.push(() => running.close());
-  return running;
-}
+const { cleanup, target, lb } = lbTestScope();
 
 const fastCheck = (over: Partial<HealthCheckModel> = {}): HealthCheckModel => ({
   protocol: 'tcp',

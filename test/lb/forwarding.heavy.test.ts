@@ -6,23 +6,10 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import net from 'node:net';
-import { after, test } from 'node:test';
-import { echo, sha256, startTarget, startTestLb, type TestTarget, until } from './helpers.ts';
+import { test } from 'node:test';
+import { echo, sha256, until, lbTestScope } from './helpers.ts';
 
-const cleanup: (() => Promise<unknown>)[] = [];
-after(async () => {
-  for (const fn of cleanup.reverse()) await fn();
-});
-async function target(options: Parameters<typeof startTarget>[0]): Promise<TestTarget> {
-  const t = await startTarget(options);
-  cleanup.push(() => t.close());
-  return t;
-}
-async function lb(overrides: Parameters<typeof startTestLb>[0]) {
-  const running = await startTestLb(overrides);
-  cleanup.push(() => running.close());
-  return running;
-}
+const { target, lb } = lbTestScope();
 
 const MIB = 1024 * 1024;
 const BULK_BYTES = 256 * MIB;

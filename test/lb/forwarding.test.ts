@@ -3,24 +3,11 @@
 // backpressure are in forwarding.heavy.test.ts (`npm run test:heavy`).
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import { freePort } from '../helpers/net.ts';
-import { exchange, startTarget, startTestLb, type TestTarget, until } from './helpers.ts';
+import { exchange, until, lbTestScope } from './helpers.ts';
 
-const cleanup: (() => Promise<unknown>)[] = [];
-after(async () => {
-  for (const fn of cleanup.reverse()) await fn();
-});
-async function target(options: Parameters<typeof startTarget>[0]): Promise<TestTarget> {
-  const t = await startTarget(options);
-  cleanup.push(() => t.close());
-  return t;
-}
-async function lb(overrides: Parameters<typeof startTestLb>[0]) {
-  const running = await startTestLb(overrides);
-  cleanup.push(() => running.close());
-  return running;
-}
+const { cleanup, target, lb } = lbTestScope();
 
 test('half-close: the target answers after the client has finished sending, and vice versa', async () => {
   const t = await target({

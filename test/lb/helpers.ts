@@ -2,6 +2,7 @@
 // defaults, and bounded waiting.
 import { createHash } from 'node:crypto';
 import net from 'node:net';
+import { after } from 'node:test';
 import { type LbRuntimeConfig, type RunningLb, startLoadBalancer } from '../../src/lb/balancer.ts';
 import { parseProxyHeader } from '../../src/proxy-protocol/index.ts';
 import type { ProxyHeader } from '../../src/proxy-protocol/types.ts';
@@ -154,4 +155,28 @@ export async function until(condition: () => boolean, what: string, timeoutMs = 
     if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
+}
+
+/**
+ * A test file's targets and balancers, closed after its tests (in reverse order, with whatever else is
+ * pushed on `cleanup`); a target echoes unless told otherwise.
+ */
+export function lbTestScope() {
+  const cleanup: (() => Promise<unknown>)[] = [];
+  after(async () => {
+    for (const fn of cleanup.reverse()) await fn();
+  });
+  return {
+    cleanup,
+    async target(options: Parameters<typeof startTarget>[0] = { behave: echo }): Promise<TestTarget> {
+      const t = await startTarget(options);
+      cleanup.push(() => t.close());
+      return t;
+    },
+    async lb(overrides: Parameters<typeof startTestLb>[0]): Promise<RunningLb> {
+      const running = await startTestLb(overrides);
+      cleanup.push(() => running.close());
+      return running;
+    },
+  };
 }

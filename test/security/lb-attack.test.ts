@@ -4,25 +4,11 @@
 // header per connection are covered by test/lb/*.test.ts and invariants.test.ts.)
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import type { HealthCheckModel } from '../../src/config/model.ts';
-import type { RunningLb } from '../../src/lb/balancer.ts';
-import { echo, exchange, startTarget, startTestLb, type TestTarget, until } from '../lb/helpers.ts';
+import { echo, exchange, type TestTarget, until, lbTestScope } from '../lb/helpers.ts';
 
-const cleanup: (() => Promise<unknown>)[] = [];
-after(async () => {
-  for (const fn of cleanup.reverse()) await fn();
-});
-async function target(options: Parameters<typeof startTarget>[0]): Promise<TestTarget> {
-  const t = await startTarget(options);
-  cleanup.push(() => t.close());
-  return t;
-}
-async function lb(overrides: Parameters<typeof startTestLb>[0]): Promise<RunningLb> {
-  const running = await startTestLb(overrides);
-  cleanup.push(() => running.close());
-  return running;
-}
+const { target, lb } = lbTestScope();
 
 /** The source address a PROXY header named (an inet endpoint), or undefined. */
 function sourceAddress(header: { source?: unknown } | null | undefined): string | undefined {

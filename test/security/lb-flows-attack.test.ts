@@ -9,28 +9,15 @@
 // idle timeout and resets, a target that stops reading, and SIGHUP reloads.
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import type { HealthCheckModel } from '../../src/config/model.ts';
 import { blockingIssues } from '../../src/gateway/snapshot.ts';
 import type { RunningLb } from '../../src/lb/balancer.ts';
 import { startHaproxy } from '../helpers/haproxy.ts';
 import { topologyFromYaml } from './helpers.ts';
-import { echo, exchange, startTarget, startTestLb, type TestTarget, until } from '../lb/helpers.ts';
+import { echo, exchange, type TestTarget, until, lbTestScope } from '../lb/helpers.ts';
 
-const cleanup: (() => Promise<unknown>)[] = [];
-after(async () => {
-  for (const fn of cleanup.reverse()) await fn();
-});
-async function target(options: Parameters<typeof startTarget>[0]): Promise<TestTarget> {
-  const t = await startTarget(options);
-  cleanup.push(() => t.close());
-  return t;
-}
-async function lb(overrides: Parameters<typeof startTestLb>[0]): Promise<RunningLb> {
-  const running = await startTestLb(overrides);
-  cleanup.push(() => running.close());
-  return running;
-}
+const { cleanup, target, lb } = lbTestScope();
 
 const MIB = 1024 * 1024;
 
