@@ -756,6 +756,8 @@ export class RequestParser {
     const step = parseHead(buf, start, found, found, this.#maxLineBytes);
     if (step.kind !== 'head') return this.#error(step);
     const head = step.head;
+    // Per request: the last chunked body's count must not meet the next request's limit.
+    this.announced = 0;
     if (head.upgrade) {
       // The rest of the connection is a tunnel (or more requests, if the upstream refuses): not ours to parse.
       this.#state = enum_FAILED;
@@ -764,7 +766,6 @@ export class RequestParser {
       this.#remaining = head.contentLength;
     } else if (head.framing === 'chunked') {
       this.#state = enum_CHUNK_SIZE;
-      this.announced = 0;
     } else {
       this.#state = enum_END;
     }

@@ -489,3 +489,23 @@ describe('large-client-header-buffers: one line of a head fits one buffer', () =
     assert.equal(parseWith(`GET / HTTP/1.1\r\n${many}\r\n`), '431 H1_HEADER_TOO_LARGE');
   });
 });
+
+it('the announced chunked body size counts per request: chunk sizes add up, the next head starts again at 0', () => {
+  const parser = new RequestParser({ maxHeaderBytes: MAX });
+  const seen: number[] = [];
+  const wire = Buffer.from(
+    'POST /a HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n10\r\n0123456789abcdef\r\n20\r\n' +
+      `${'x'.repeat(32)}\r\n0\r\n\r\nPOST /b HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nab`,
+    'latin1',
+  );
+  let offset = 0;
+  for (let guard = 0; guard < 1_000; guard++) {
+    const step = parser.execute(wire, offset);
+    offset += parser.consumed;
+    if (step.kind === 'head' || step.kind === 'end') seen.push(parser.announced);
+    if (step.kind === 'more' || step.kind === 'error') break;
+  }
+  // The first head, its end (16 + 32 announced), the second head (0 again).
+  assert.deepEqual(seen, [0, 48, 0]);
+  assert.equal(parser.announced, 0);
+});
