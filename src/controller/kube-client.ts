@@ -74,14 +74,35 @@ const METHODS = {
 } as const;
 
 /** A request's failure as a value; the message names the request and the API's own reason. */
-function statusError(method: string, path: string, status: number, body: unknown): ApiError {
+function statusError(
+  method: string,
+  path: string,
+  status: number,
+  body: unknown,
+  retryAfter: string | null = null,
+): ApiError {
   const b = (body ?? {}) as { message?: unknown; reason?: unknown };
   const detail = typeof b.message === 'string' ? b.message : typeof b.reason === 'string' ? b.reason : '';
-  return {
+  const error: ApiError = {
     code: 'KUBE_API_STATUS',
     status,
     message: `${method} ${path}: HTTP ${status}${detail ? ` (${detail})` : ''}`,
   };
+  const waitMs = retryAfterMs(status, retryAfter);
+  if (waitMs !== null) error.retryAfterMs = waitMs;
+  return error;
+}
+
+/** The longest Retry-After honoured: a server that asks for more is asked again after this. */
+const MAX_RETRY_AFTER_MS = 5 * 60_000;
+
+/**
+ * The wait a 429 or 503 asks for in seconds (API Priority and Fairness sends it), as client-go honours
+ * it; null without one.
+ */
+function retryAfterMs(status: number, header: string | null): number | null {
+  if ((status !== 429 && status !== 503) || header === null || !/^\s*\d{1,6}\s*$/.test(header)) return null;
+  return Math.min(Number(header) * 1000, MAX_RETRY_AFTER_MS);
 }
 
 type Request = KubeClient['request'];
@@ -134,18 +155,25 @@ function createRequester(authenticate: Authenticate, server: string, requestTime
         error: { code: 'KUBE_API_UNREACHABLE', status: null, message: `${method} ${path}: ${why}` },
       };
     }
-    return decodeResponse(method, path, response.status, text);
+    return decodeResponse(method, path, response.status, text, response.headers.get('retry-after'));
   };
 }
 
-function decodeResponse(method: string, path: string, status: number, text: string): ApiResult<KubeObject> {
+function decodeResponse(
+  method: string,
+  path: string,
+  status: number,
+  text: string,
+  retryAfter: string | null = null,
+): ApiResult<KubeObject> {
   let parsed: unknown = null;
   try {
     parsed = text === '' ? {} : JSON.parse(text);
   } catch {
     parsed = null;
   }
-  if (status < 200 || status > 299) return { ok: false, error: statusError(method, path, status, parsed) };
+  if (status < 200 || status > 299)
+    return { ok: false, error: statusError(method, path, status, parsed, retryAfter) };
   if (parsed === null || typeof parsed !== 'object') {
     return {
       ok: false,
@@ -259,7 +287,11 @@ async function readWatch(
     } catch {
       body = null;
     }
-    return { kind: 'error', error: statusError('GET', `${spec.path} (watch)`, response.status, body) };
+    const retryAfter = response.headers.get('retry-after');
+    return {
+      kind: 'error',
+      error: statusError('GET', `${spec.path} (watch)`, response.status, body, retryAfter),
+    };
   }
   // Stopped meanwhile: nothing more reaches the handlers (the lines of a chunk read before included).
   if (signal.aborted) return { kind: 'closed' };

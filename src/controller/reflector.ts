@@ -11,6 +11,8 @@ export interface ApiError {
   /** HTTP status (or a Status object's code), null when no answer came. */
   status: number | null;
   message: string;
+  /** A 429's or 503's Retry-After: no retry before it (at most 5 minutes). */
+  retryAfterMs?: number;
 }
 
 export type ApiResult<T> = { ok: true; value: T } | { ok: false; error: ApiError };
@@ -102,7 +104,8 @@ function retry(s: State, what: () => void, error: ApiError): void {
     s.log(`${s.options.name}: ${error.message}; keeping the last good objects, retrying with backoff`);
   s.connected = false;
   s.lastError = error;
-  const delay = backoffDelay(s.options.backoff, s.failures, s.options.scheduler.random);
+  const backoff = backoffDelay(s.options.backoff, s.failures, s.options.scheduler.random);
+  const delay = Math.max(backoff, error.retryAfterMs ?? 0);
   s.failures++;
   s.timer = s.options.scheduler.setTimeout(() => {
     s.timer = null;
@@ -145,7 +148,9 @@ async function runList(s: State, paged = true): Promise<void> {
   s.store = new Map(items.map((item) => [objectKey(item), item]));
   s.resourceVersion = page.resourceVersion;
   s.synced = true;
-  recovered(s);
+  // A list alone does not start backoff over: a watch that then fails at once (410 on every attempt)
+  // would relist at the first step's pace for ever; an event or a lasting stream resets it.
+  recovered(s, false);
   s.options.onChange();
   runWatch(s, true);
 }
