@@ -25,6 +25,43 @@ const CONNECTION_SPECIFIC = new Set([
   'host',
 ]);
 
+/** Fields node:http2 takes once only (its kSingleValueHeaders; host is dropped before, as connection-specific). */
+const SINGLE_VALUE = new Set([
+  'access-control-allow-credentials',
+  'access-control-max-age',
+  'access-control-request-method',
+  'age',
+  'authorization',
+  'content-encoding',
+  'content-language',
+  'content-length',
+  'content-location',
+  'content-md5',
+  'content-range',
+  'content-type',
+  'date',
+  'dnt',
+  'etag',
+  'expires',
+  'from',
+  'if-match',
+  'if-modified-since',
+  'if-none-match',
+  'if-range',
+  'if-unmodified-since',
+  'last-modified',
+  'location',
+  'max-forwards',
+  'proxy-authorization',
+  'range',
+  'referer',
+  'retry-after',
+  'tk',
+  'upgrade-insecure-requests',
+  'user-agent',
+  'x-content-type-options',
+]);
+
 /**
  * The client's socket as one stream sees it: the TLS socket (certificates, SNI, connection info), or the
  * plain one of a prior-knowledge connection, with this stream's bytes.
@@ -214,7 +251,9 @@ export class H2Response implements GatewayResponse {
         if (CONNECTION_SPECIFIC.has(lower)) continue;
         // A 204's length other than 0 would make HTTP/2 clients refuse the stream (nginx drops it).
         if (lower === 'content-length' && lengthRefused(statusCode, value)) continue;
-        out[lower] = value;
+        // node:http2 refuses a repeat of these (and would reset the stream): the first, as nginx keeps
+        // the first Content-Type, ETag, Last-Modified or Location a backend repeats.
+        out[lower] = Array.isArray(value) && SINGLE_VALUE.has(lower) ? (value[0] as string) : value;
       }
     }
     if (statusCode === 204 || statusCode === 304) this.#noBody = true;
