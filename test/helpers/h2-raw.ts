@@ -123,6 +123,19 @@ export function rstPayload(code: number): Buffer {
   return out;
 }
 
+/** The whole frame at the start of `bytes` (its payload copied), or null while it is incomplete. */
+export function nextFrame(bytes: Buffer): Frame | null {
+  if (bytes.length < 9) return null;
+  const length = bytes.readUIntBE(0, 3);
+  if (bytes.length < 9 + length) return null;
+  return {
+    type: bytes[3] as number,
+    flags: bytes[4] as number,
+    streamId: bytes.readUInt32BE(5) & 0x7fffffff,
+    payload: Buffer.from(bytes.subarray(9, 9 + length)),
+  };
+}
+
 export interface RawH2 {
   readonly socket: net.Socket;
   readonly frames: Frame[];
@@ -201,16 +214,8 @@ export async function connectRawH2(options: RawH2Options): Promise<RawH2> {
   };
   socket.on('data', (chunk: Buffer) => {
     buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);
-    while (buffered.length >= 9) {
-      const length = buffered.readUIntBE(0, 3);
-      if (buffered.length < 9 + length) break;
-      const f: Frame = {
-        type: buffered[3] as number,
-        flags: buffered[4] as number,
-        streamId: buffered.readUInt32BE(5) & 0x7fffffff,
-        payload: Buffer.from(buffered.subarray(9, 9 + length)),
-      };
-      buffered = buffered.subarray(9 + length);
+    for (let f = nextFrame(buffered); f !== null; f = nextFrame(buffered)) {
+      buffered = buffered.subarray(9 + f.payload.length);
       frames.push(f);
       const ack = options.ack ?? true;
       if (ack && f.type === FRAME.SETTINGS && (f.flags & FLAG.ACK) === 0 && !socket.destroyed)

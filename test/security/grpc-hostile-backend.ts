@@ -15,6 +15,7 @@ import {
   type Frame,
   frame,
   headerBlock,
+  nextFrame,
   PREFACE,
   SETTING,
   settingsPayload,
@@ -209,16 +210,8 @@ function serve(socket: net.Socket, options: RawBackendOptions, emitter: EventEmi
       buffered = buffered.subarray(PREFACE.length);
       prefaced = true;
     }
-    while (buffered.length >= 9) {
-      const length = buffered.readUIntBE(0, 3);
-      if (buffered.length < 9 + length) break;
-      const f: Frame = {
-        type: buffered[3] as number,
-        flags: buffered[4] as number,
-        streamId: buffered.readUInt32BE(5) & 0x7fffffff,
-        payload: Buffer.from(buffered.subarray(9, 9 + length)),
-      };
-      buffered = buffered.subarray(9 + length);
+    for (let f = nextFrame(buffered); f !== null; f = nextFrame(buffered)) {
+      buffered = buffered.subarray(9 + f.payload.length);
       conn.frames.push(f);
       if (account(conn, f, initialWindow, options.pong ?? true)) {
         const stream = conn.streams.get(f.streamId);
