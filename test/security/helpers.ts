@@ -30,8 +30,11 @@ export function configMapYaml(data: Record<string, string>): string {
   ].join('\n');
 }
 
-/** A Service on port 80 whose one endpoint is 127.0.0.1:`port`. */
-export function serviceYaml(name: string, port: number): string {
+/** A Service on port 80 whose endpoints are 127.0.0.1 at `port` (each of them, round robin from the first). */
+export function serviceYaml(name: string, port: number | readonly number[]): string {
+  const subsets = [port]
+    .flat()
+    .map((p) => `  - addresses: [{ip: 127.0.0.1}]\n    ports: [{name: http, port: ${p}}]`);
   return `apiVersion: v1
 kind: Service
 metadata: {name: ${name}, namespace: default}
@@ -42,8 +45,7 @@ apiVersion: v1
 kind: Endpoints
 metadata: {name: ${name}, namespace: default}
 subsets:
-  - addresses: [{ip: 127.0.0.1}]
-    ports: [{name: http, port: ${port}}]
+${subsets.join('\n')}
 ---`;
 }
 

@@ -113,23 +113,6 @@ async function startBackend(mode: Mode): Promise<Backend> {
   return backend;
 }
 
-/** A Service on port 80 whose endpoints are 127.0.0.1 at each of `ports` (round robin from the first). */
-function multiServiceYaml(name: string, ports: number[]): string {
-  const subsets = ports.map((p) => `  - addresses: [{ip: 127.0.0.1}]\n    ports: [{name: http, port: ${p}}]`);
-  return `apiVersion: v1
-kind: Service
-metadata: {name: ${name}, namespace: default}
-spec:
-  ports: [{name: http, port: 80, targetPort: http}]
----
-apiVersion: v1
-kind: Endpoints
-metadata: {name: ${name}, namespace: default}
-subsets:
-${subsets.join('\n')}
----`;
-}
-
 /** The three body gauges: bytes in memory, temporary files open, bytes in them. */
 async function held(gw: SecurityGateway): Promise<[number, number, number]> {
   return [
@@ -247,9 +230,9 @@ describe('buffered request bodies under attack', () => {
     const yaml = [
       configMapYaml({ 'proxy-body-size': '1k' }),
       serviceYaml('app', backends.app.port),
-      multiServiceYaml('retry', [backends.closer1.port, backends.closer2.port]),
+      serviceYaml('retry', [backends.closer1.port, backends.closer2.port]),
       serviceYaml('stall', backends.stall.port),
-      multiServiceYaml('hold', [backends.hold1.port, backends.hold2.port]),
+      serviceYaml('hold', [backends.hold1.port, backends.hold2.port]),
       ingressYaml('exact', '/exact', 'app', { 'proxy-body-size': '1024' }),
       ingressYaml('streamed', '/streamed', 'app', {
         'proxy-body-size': '1024',
