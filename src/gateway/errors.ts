@@ -209,6 +209,12 @@ export const GATEWAY_CODES = {
     summary: 'two Host headers (400)',
     fix: CLIENT_REQUEST_FIX,
   },
+  H1_DUPLICATE_HEADER: {
+    kind: 'error',
+    summary:
+      'a field nginx takes once only (Authorization, Expect, Content-Range, If-Match, If-None-Match, If-Modified-Since, If-Unmodified-Since, If-Range) sent twice, as nginx (400)',
+    fix: CLIENT_REQUEST_FIX,
+  },
   H1_BAD_CHUNK: {
     kind: 'error',
     summary:
@@ -274,6 +280,12 @@ export const GATEWAY_CODES = {
     summary:
       "an HTTP/2 TRACE request: answered 405 as nginx, never passed on (a backend that echoes it would show HttpOnly cookies and the gateway's headers)",
     fix: 'nothing on the gateway; TRACE is not served',
+  },
+  H2_DUPLICATE_HEADER: {
+    kind: 'outcome',
+    summary:
+      'an HTTP/2 request with a field nginx takes once only (Authorization, Expect, Content-Range, If-*) sent twice: refused (400) as nginx, never passed on',
+    fix: 'nothing on the gateway; the client sends one value per such field',
   },
   H2_BAD_METHOD: {
     kind: 'outcome',

@@ -11,6 +11,8 @@
 // it `maxLineBytes` (the gateway: large-client-header-buffers, nginx's "4 8k" by default): beyond
 // them, 431, or 414 for a request line.
 
+import { ONCE_ONLY_FIELDS } from './unique-fields.ts';
+
 export type RequestParseErrorCode =
   | 'H1_BAD_REQUEST_LINE'
   | 'H1_BAD_METHOD'
@@ -29,6 +31,7 @@ export type RequestParseErrorCode =
   | 'H1_CONTENT_LENGTH_WITH_TRANSFER_ENCODING'
   | 'H1_UNSUPPORTED_TRANSFER_ENCODING'
   | 'H1_DUPLICATE_HOST'
+  | 'H1_DUPLICATE_HEADER'
   | 'H1_BAD_CHUNK';
 
 export interface RequestParseError {
@@ -445,6 +448,9 @@ interface HeaderFields {
 
 /** Notes a field that framing or the connection depends on; a failure for a repeated or invalid one. */
 function noteField(fields: HeaderFields, name: string, value: string): Failure | null {
+  if (ONCE_ONLY_FIELDS.has(name) && Object.hasOwn(fields.headers, name)) {
+    return fail('H1_DUPLICATE_HEADER', 400, `duplicate ${name} header`) as Failure;
+  }
   switch (name) {
     case 'content-length':
       if (!isDigits(value)) return fail('H1_BAD_CONTENT_LENGTH', 400, 'invalid Content-Length') as Failure;

@@ -30,6 +30,7 @@ import type { ErrorLog } from './error-log.ts';
 import type { GatewayRequest, GatewayResponse } from './exchange.ts';
 import { type Http2AbuseKind, Http2Guard } from './h2-guard.ts';
 import { H2Request, H2Response } from './h2-stream.ts';
+import { repeatedOnceOnlyField } from './unique-fields.ts';
 
 const { NGHTTP2_ENHANCE_YOUR_CALM, NGHTTP2_CANCEL } = http2.constants;
 
@@ -124,6 +125,7 @@ export type H2Code =
   | 'H2_CONNECT'
   | 'H2_BAD_METHOD'
   | 'H2_TRACE'
+  | 'H2_DUPLICATE_HEADER'
   | 'H2_RAPID_RESET'
   | 'H2_CONTROL_FLOOD'
   | 'H2_FRAME_FLOOD'
@@ -169,6 +171,11 @@ function refusal(
   // As nginx (and H1_TRACE): never passed on for a backend to echo.
   if (req.method === 'TRACE')
     return { status: 405, reason: coded('H2_TRACE', 'client sent TRACE method', '') };
+  const repeated = repeatedOnceOnlyField(req.rawHeaders);
+  if (repeated !== null) {
+    const reason = `client sent duplicate header line: "${repeated}"`;
+    return { status: 400, reason: coded('H2_DUPLICATE_HEADER', reason, '') };
+  }
   if (size.largestField > settings.maxFieldSize)
     return {
       status: 431,

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
 import { RequestParser } from '../../src/gateway/h1-request.ts';
+import { ONCE_ONLY_FIELDS } from '../../src/gateway/unique-fields.ts';
 import { type LlhttpPeer, type LlhttpResult, startLlhttpPeer } from '../helpers/llhttp-peer.ts';
 
 const MAX_HEADER_BYTES = 16_384; // node:http's maxHeaderSize, the gateway's limit
@@ -265,6 +266,12 @@ const STRICTER: Stricter[] = [
     code: 'H1_DUPLICATE_HOST',
     reason: 'a second Host header is refused (RFC 9112 3.2: 400); llhttp passes both',
     applies: (r) => headerValues(r, 'host').length > 1,
+  },
+  {
+    code: 'H1_DUPLICATE_HEADER',
+    reason:
+      'a field nginx takes once only (Expect, Authorization, If-*) sent twice is a 400, as nginx; llhttp passes both',
+    applies: (r) => [...ONCE_ONLY_FIELDS].some((name) => headerValues(r, name).length > 1),
   },
   {
     code: 'H1_UNSUPPORTED_TRANSFER_ENCODING',

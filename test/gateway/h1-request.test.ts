@@ -174,6 +174,24 @@ describe('h1-request: rejections and the status the client gets', () => {
     ],
     ['two Host headers', 'GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n', 'H1_DUPLICATE_HOST', 400],
     [
+      'two Authorization lines (the gateway, an auth service and the backend could read different ones)',
+      'GET / HTTP/1.1\r\nHost: a\r\nAuthorization: Basic YTpi\r\nauthorization: Basic Yzpk\r\n\r\n',
+      'H1_DUPLICATE_HEADER',
+      400,
+    ],
+    [
+      'two Expect lines',
+      'POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n',
+      'H1_DUPLICATE_HEADER',
+      400,
+    ],
+    [
+      'two If-None-Match lines',
+      'GET / HTTP/1.1\r\nHost: a\r\nIf-None-Match: "a"\r\nIf-None-Match: "b"\r\n\r\n',
+      'H1_DUPLICATE_HEADER',
+      400,
+    ],
+    [
       'chunk size not hex',
       'POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n',
       'H1_BAD_CHUNK',

@@ -378,6 +378,15 @@ describe('Expect and TRACE: what nginx answers itself never goes upstream', () =
     assert.equal(tap.saw('/trace'), false, 'TRACE went upstream');
     assert.equal(status, 405);
   });
+
+  test('two Authorization lines are a 400, as nginx answers them, and never reach the backend (HTTP/1.1)', async () => {
+    // With two, the gateway's check, an auth-url service and the backend could each read a different one.
+    const twice = (path: string) =>
+      `GET ${path} HTTP/1.1\r\nHost: ${HOST}\r\nAuthorization: Basic YTpi\r\nAuthorization: Bearer x\r\nConnection: close\r\n`;
+    assert.equal(finalStatus(await send(twice('/auth-twice-nginx'), '', nginx.ports[0])), 400);
+    assert.equal(finalStatus(await send(twice('/auth-twice'))), 400);
+    assert.equal(tap.saw('/auth-twice'), false, 'the request went upstream');
+  });
 });
 
 describe('what keepip adds: proxy-set-headers, upstream-vhost, request trailers', () => {
@@ -522,5 +531,19 @@ describe('HTTP/2 clients downgraded to an HTTP/1.1 backend', () => {
     const answer = await h2Send(requestFields(HOST, '/h2/trace', 'TRACE', [['cookie', 'session=s']]));
     assert.equal(tap.saw('/h2/trace'), false, 'TRACE went upstream');
     assert.deepEqual(answer, { status: 405 });
+  });
+
+  test('two authorization fields over HTTP/2 are a 400, as nginx answers them, and never reach the backend', async () => {
+    const fieldsTwice: [string, string][] = [
+      ['authorization', 'Basic YTpi'],
+      ['authorization', 'Bearer x'],
+    ];
+    const answer = await h2Send(requestFields(HOST, '/h2/auth-twice', 'GET', fieldsTwice));
+    assert.equal(tap.saw('/h2/auth-twice'), false, 'the request went upstream');
+    assert.deepEqual(answer, { status: 400 });
+    // One is passed on as usual.
+    const once = await h2Send(requestFields(HOST, '/h2/auth-once', 'GET', [['authorization', 'Bearer x']]));
+    assert.deepEqual(once, { status: 200 });
+    assert.deepEqual(fields(headFor(tap, '/h2/auth-once'), 'authorization'), ['Bearer x']);
   });
 });
