@@ -443,6 +443,9 @@ class ProxyExchange implements UpstreamHandler {
     headers: Record<string, string | string[] | undefined>,
     statusMessage?: string,
   ): void {
+    // undici passes informational answers (102, 103) here too: they come before the final answer, which
+    // is the one to send (nginx passes none on; taken as final, the real answer would be dropped).
+    if (statusCode < 200 && statusCode !== 101) return;
     this.#outcome.upstreamHead = new BackendHead(null, headers);
     if (!this.#takeResponse(controller, statusCode)) return;
     const res = this.#res;
