@@ -70,7 +70,11 @@ export interface DecisionLogOptions {
   flushMs?: number;
   /** Seconds of per-route counters kept for the charts (default 60). */
   seconds?: number;
-  /** Distinct denied addresses counted (default 10,000); later ones go to `otherDenied`. */
+  /**
+   * Denied addresses tracked at most (default 10,000). When the table is full a new address takes the
+   * place of the least denied one (Space-Saving, see DeniedTable): memory stays bounded and a heavy
+   * hitter that comes late still gets in.
+   */
   maxDeniedAddresses?: number;
   /** The clock (tests). */
   now?: () => number;
@@ -82,6 +86,19 @@ export interface SecondBucket {
   routes: Map<string, { requests: number; denials: number }>;
 }
 
+/**
+ * One denied address. `count` denials surely came from it (a lower bound); it may have had up to
+ * `count + error`: `error` is what the address inherited when it took the place of an evicted one in a
+ * full table (0 when it got a free slot: then `count` is exact for as long as it stays in the table).
+ */
+export interface DeniedCount {
+  address: string;
+  count: number;
+  error: number;
+  /** When it was last denied (ms). */
+  last: number;
+}
+
 export interface DecisionLog {
   /** The sink to hand to the gateway (GatewayOptions.decisions). */
   readonly sink: { record(ex: Exchange, req: GatewayRequest, status: number): void };
@@ -90,12 +107,17 @@ export interface DecisionLog {
   find(id: number): DecisionRecord | undefined;
   /** Per-second counters, oldest first (only seconds that saw a request). */
   seconds(): SecondBucket[];
-  topDenied(limit: number): { address: string; count: number; last: number }[];
+  /** The most denied addresses, most surely denied first (see DeniedCount). */
+  topDenied(limit: number): DeniedCount[];
   readonly counters: {
     seen: number;
     kept: number;
     sampledOut: number;
     denied: number;
+    /**
+     * Denials no longer attributed to an address: the surely-counted denials (`count`) of the addresses
+     * the denied table evicted. `denied` = the `count`s of every address still tracked + `otherDenied`.
+     */
     otherDenied: number;
     failures: number;
   };
@@ -172,13 +194,149 @@ function toRecord(
 
 type Counters = DecisionLog['counters'];
 
-/** The exact counts behind the charts: per second and route, and denied addresses. */
+/** One tracked address: `count` over-counts by at most `error`. Linked in its bucket, newest first. */
+interface DeniedEntry {
+  address: string;
+  count: number;
+  error: number;
+  last: number;
+  bucket: DeniedBucket;
+  newer: DeniedEntry | null;
+  older: DeniedEntry | null;
+}
+
+/** The entries of one count, in a list of buckets by increasing count. */
+interface DeniedBucket {
+  count: number;
+  newest: DeniedEntry | null;
+  oldest: DeniedEntry | null;
+  lower: DeniedBucket | null;
+  higher: DeniedBucket | null;
+}
+
+/**
+ * The most denied addresses in bounded memory: Space-Saving (Metwally, Agrawal and El Abbadi, "Efficient
+ * computation of frequent and top-k elements in data streams", 2005). At most `max` addresses are
+ * tracked; a new one arriving at a full table takes the place of the entry with the smallest count
+ * (the least recently denied of those), starting from that count + 1 with `error` = that count. So an
+ * address denied more than (denials / max) times is always in the table, one that entered a full table
+ * shows its own denials exactly as `count - error`, and one that got a free slot and was never evicted is
+ * counted exactly. The entries sit in the paper's "stream summary": a list of buckets by count, each a
+ * list of its entries, most recently moved in first. A denial moves one entry to the next bucket: a Map
+ * lookup and a few pointer writes, O(1), never a scan; an eviction reuses the evicted entry.
+ */
+class DeniedTable {
+  private readonly byAddress = new Map<string, DeniedEntry>();
+  /** The bucket of the smallest count. */
+  private least: DeniedBucket | null = null;
+  /** One emptied bucket kept for the next new count (most moves empty one bucket and start one). */
+  private spare: DeniedBucket | null = null;
+
+  private readonly max: number;
+  private readonly counters: Counters;
+
+  constructor(max: number, counters: Counters) {
+    this.max = max;
+    this.counters = counters;
+  }
+
+  count(address: string, time: number): void {
+    const entry = this.byAddress.get(address);
+    if (entry !== undefined) {
+      entry.last = time;
+      this.bump(entry);
+    } else if (this.byAddress.size < this.max) {
+      const bucket = this.least !== null && this.least.count === 1 ? this.least : this.bucketAfter(null, 1);
+      const fresh: DeniedEntry = {
+        address,
+        count: 1,
+        error: 0,
+        last: time,
+        bucket,
+        newer: null,
+        older: null,
+      };
+      this.byAddress.set(address, fresh);
+      this.push(bucket, fresh);
+    } else if (this.least === null) this.counters.otherDenied += 1;
+    else {
+      const evicted = this.least.oldest!;
+      this.byAddress.delete(evicted.address);
+      this.counters.otherDenied += evicted.count - evicted.error;
+      evicted.address = address;
+      evicted.error = evicted.count;
+      evicted.last = time;
+      this.byAddress.set(address, evicted);
+      this.bump(evicted);
+    }
+  }
+
+  /** The `limit` most surely denied (largest `count - error`), then by upper bound, then most recent. */
+  top(limit: number): DeniedCount[] {
+    return [...this.byAddress.values()]
+      .map((e) => ({ address: e.address, count: e.count - e.error, error: e.error, last: e.last }))
+      .sort((a, b) => b.count - a.count || b.error - a.error || b.last - a.last)
+      .slice(0, limit);
+  }
+
+  /** One more denial of a tracked entry: to the bucket of count + 1. */
+  private bump(entry: DeniedEntry): void {
+    const from = entry.bucket;
+    entry.count += 1;
+    const to =
+      from.higher !== null && from.higher.count === entry.count
+        ? from.higher
+        : this.bucketAfter(from, entry.count);
+    this.unlink(entry);
+    this.push(to, entry);
+  }
+
+  /** A new, empty bucket of `count` right above `below` (null: the lowest). */
+  private bucketAfter(below: DeniedBucket | null, count: number): DeniedBucket {
+    const bucket = this.spare ?? { count, newest: null, oldest: null, lower: null, higher: null };
+    this.spare = null;
+    bucket.count = count;
+    bucket.lower = below;
+    bucket.higher = below === null ? this.least : below.higher;
+    if (bucket.higher !== null) bucket.higher.lower = bucket;
+    if (below === null) this.least = bucket;
+    else below.higher = bucket;
+    return bucket;
+  }
+
+  private push(bucket: DeniedBucket, entry: DeniedEntry): void {
+    entry.bucket = bucket;
+    entry.newer = null;
+    entry.older = bucket.newest;
+    if (bucket.newest !== null) bucket.newest.newer = entry;
+    else bucket.oldest = entry;
+    bucket.newest = entry;
+  }
+
+  /** Takes an entry out of its bucket, and the bucket out of the list when it empties. */
+  private unlink(entry: DeniedEntry): void {
+    const bucket = entry.bucket;
+    if (entry.newer !== null) entry.newer.older = entry.older;
+    else bucket.newest = entry.older;
+    if (entry.older !== null) entry.older.newer = entry.newer;
+    else bucket.oldest = entry.newer;
+    if (bucket.newest !== null) return;
+    if (bucket.lower !== null) bucket.lower.higher = bucket.higher;
+    else this.least = bucket.higher;
+    if (bucket.higher !== null) bucket.higher.lower = bucket.lower;
+    bucket.lower = null;
+    bucket.higher = null;
+    this.spare = bucket;
+  }
+}
+
+/** The counts behind the charts: exact per second and route; the most denied addresses (bounded). */
 function createTallies(secondsKept: number, maxDenied: number, counters: Counters) {
   // Keyed by the location object: no string is built per request (seconds() names them).
   type Bucket = { second: number; routes: Map<LocationModel | null, { requests: number; denials: number }> };
   const buckets: Bucket[] = [];
   let bucket: Bucket | null = null;
-  const denied = new Map<string, { count: number; last: number }>();
+  const denied = new DeniedTable(maxDenied, counters);
   return {
     buckets,
     denied,
@@ -203,12 +361,7 @@ function createTallies(secondsKept: number, maxDenied: number, counters: Counter
     },
     countDenied(address: string, time: number): void {
       counters.denied += 1;
-      const entry = denied.get(address);
-      if (entry !== undefined) {
-        entry.count += 1;
-        entry.last = time;
-      } else if (denied.size < maxDenied) denied.set(address, { count: 1, last: time });
-      else counters.otherDenied += 1;
+      denied.count(address, time);
     },
   };
 }
@@ -328,12 +481,7 @@ export function createDecisionLog(options: DecisionLogOptions = {}): DecisionLog
         }
         return { second: b.second, routes };
       }),
-    topDenied(limit) {
-      return [...tallies.denied.entries()]
-        .map(([address, e]) => ({ address, count: e.count, last: e.last }))
-        .sort((a, b) => b.count - a.count || b.last - a.last)
-        .slice(0, limit);
-    },
+    topDenied: (limit) => tallies.denied.top(limit),
     counters,
     capacity,
     subscribe: fanOut.subscribe,

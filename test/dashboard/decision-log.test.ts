@@ -1,5 +1,6 @@
 // The decision log on its own: the ring keeps the newest records, sampling keeps a budget per second
-// for allowed and denied requests apart while the counters stay exact, and record() never throws.
+// for allowed and denied requests apart while the counters stay exact, record() never throws, and the
+// denied-address table (Space-Saving) stays bounded while a late heavy hitter still reaches its top.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { createDecisionLog } from '../../src/dashboard/decision-log.ts';
@@ -41,6 +42,15 @@ function exchange(client: string, denied: boolean): Exchange {
 
 const req = { method: 'GET', url: '/', headers: {} } as unknown as GatewayRequest;
 
+/** Records one denial of `client` (one exchange object, its client changed: no allocation per call). */
+function denier(log: ReturnType<typeof createDecisionLog>): (client: string) => void {
+  const ex = exchange('', true) as { client: string };
+  return (client) => {
+    ex.client = client;
+    log.sink.record(ex as unknown as Exchange, req, 403);
+  };
+}
+
 describe('decision log', () => {
   test('the ring keeps the newest `capacity` records, in order', () => {
     let now = 0;
@@ -80,6 +90,104 @@ describe('decision log', () => {
     const log = createDecisionLog();
     assert.doesNotThrow(() => log.sink.record({} as Exchange, req, 200));
     assert.equal(log.counters.failures, 1);
+  });
+
+  test('denied table: a heavy hitter arriving after the table is full reaches the top', () => {
+    const log = createDecisionLog({ maxDeniedAddresses: 100 });
+    const deny = denier(log);
+    for (let i = 0; i < 5_000; i += 1) deny(`100.64.${i >> 8}.${i & 255}`);
+    for (let i = 0; i < 60; i += 1) deny('192.0.2.66');
+    const [top] = log.topDenied(10);
+    assert.equal(top?.address, '192.0.2.66');
+    // It took the place of an entry denied `error` times: its own 60 denials are counted exactly.
+    assert.equal(top?.count, 60);
+    assert.ok(top !== undefined && top.error > 0, 'it entered a full table');
+    assert.equal(log.counters.denied, 5_060);
+  });
+
+  test('denied table: a full table evicts the least denied address, the least recently denied of those', () => {
+    let now = 0;
+    const log = createDecisionLog({ maxDeniedAddresses: 3, now: () => (now += 1) });
+    const deny = denier(log);
+    for (const address of ['10.0.0.1', '10.0.0.2', '10.0.0.2', '10.0.0.3', '10.0.0.4']) deny(address);
+    // 10.0.0.4 took the place of 10.0.0.1 (1 denial, like 10.0.0.3, but longer ago), inheriting its 1 as
+    // `error`; among equal counts the one that may have had more comes first.
+    assert.deepEqual(
+      log.topDenied(10).map((t) => [t.address, t.count, t.error]),
+      [
+        ['10.0.0.2', 2, 0],
+        ['10.0.0.4', 1, 1],
+        ['10.0.0.3', 1, 0],
+      ],
+    );
+    assert.equal(log.counters.otherDenied, 1);
+  });
+
+  test('denied table: never more addresses than its cap, and every denial is accounted for', () => {
+    const log = createDecisionLog({ maxDeniedAddresses: 100 });
+    const deny = denier(log);
+    for (let i = 0; i < 20_000; i += 1) {
+      deny(`100.64.${(i % 3_000) >> 8}.${i & 255}`);
+      if (i % 997 === 0) {
+        const all = log.topDenied(Number.MAX_SAFE_INTEGER);
+        assert.ok(all.length <= 100, `${all.length} addresses`);
+        const counted = all.reduce((sum, t) => sum + t.count, 0);
+        assert.equal(counted + log.counters.otherDenied, log.counters.denied);
+      }
+    }
+    assert.equal(log.topDenied(Number.MAX_SAFE_INTEGER).length, 100);
+  });
+
+  test('denied table: counts are bounds of the truth, exact for an entry never evicted', () => {
+    const log = createDecisionLog({ maxDeniedAddresses: 50 });
+    const record = denier(log);
+    const truth = new Map<string, number>();
+    const deny = (address: string) => {
+      truth.set(address, (truth.get(address) ?? 0) + 1);
+      record(address);
+    };
+    let seed = 7;
+    const next = () => {
+      seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31;
+      return seed / 2 ** 31;
+    };
+    for (let i = 0; i < 30_000; i += 1) {
+      // Skewed: a few addresses are denied often, most rarely; one early, steady client is never evicted.
+      deny(`10.9.0.${Math.floor(400 * next() ** 4)}`);
+      if (i % 20 === 0) deny('192.0.2.1');
+    }
+    const all = log.topDenied(Number.MAX_SAFE_INTEGER);
+    for (const t of all) {
+      const real = truth.get(t.address) ?? 0;
+      assert.ok(
+        t.count <= real && real <= t.count + t.error,
+        `${t.address}: ${real} vs ${t.count}+${t.error}`,
+      );
+      // An error of 0 means it got a free slot and was never evicted since (a return inherits an error).
+      if (t.error === 0) assert.equal(t.count, real, t.address);
+    }
+    const steady = all.find((t) => t.address === '192.0.2.1');
+    assert.deepEqual(steady && [steady.count, steady.error], [truth.get('192.0.2.1'), 0]);
+    // Space-Saving's guarantee: every address denied more than denied / cap times is tracked.
+    for (const [address, real] of truth)
+      if (real > log.counters.denied / 50)
+        assert.ok(
+          all.some((t) => t.address === address),
+          address,
+        );
+  });
+
+  test('denied table: the cost per denial stays bounded (1,000,000 distinct addresses, default cap)', () => {
+    const log = createDecisionLog({ keepDeniedPerSecond: 1, now: () => 5_000 });
+    const deny = denier(log);
+    for (let i = 0; i < 1_000_000; i += 1) {
+      deny(`10.${i >> 16}.${(i >> 8) & 255}.${i & 255}`);
+      if (i % 5 === 0) deny('192.0.2.66');
+    }
+    assert.equal(log.counters.denied, 1_200_000);
+    assert.equal(log.topDenied(Number.MAX_SAFE_INTEGER).length, 10_000);
+    const [top] = log.topDenied(1);
+    assert.deepEqual(top && [top.address, top.count, top.error], ['192.0.2.66', 200_000, 0]);
   });
 
   test('subscribers get new records in batches from the timer', async () => {

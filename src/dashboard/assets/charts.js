@@ -92,10 +92,12 @@ function drawDenied(stats) {
   const max = Math.max(1, ...top.map((t) => t.count));
   top.forEach((t, i) => {
     const y = 4 + i * 21;
-    const w = ((W - 260) * t.count) / max;
+    const w = ((W - 350) * t.count) / max; // room for the label
     root.append(svg('text', { x: 0, y: y + 12 }, t.address));
     root.append(svg('rect', { class: 'bar-deny', x: 250, y, width: Math.max(w, 1), height: 14 }));
-    root.append(svg('text', { class: 'small', x: 254 + Math.max(w, 1), y: y + 11 }, String(t.count)));
+    // count is sure; an address that took an evicted one's place may have had up to count + error.
+    const label = t.error > 0 ? `≥ ${t.count} (≤ ${t.count + t.error})` : String(t.count);
+    root.append(svg('text', { class: 'small', x: 254 + Math.max(w, 1), y: y + 11 }, label));
   });
   if (top.length === 0) root.append(svg('text', { class: 'small', x: 2, y: 20 }, 'nobody denied yet'));
 }
