@@ -451,7 +451,7 @@ export const ANNOTATION_CATALOG: readonly CatalogEntry[] = [
     names: ['auth-cache-key', 'auth-cache-duration'],
     status: 'implemented',
     values: 'variables; `"200 202 401 5m"` (default), comma-separated',
-    note: "answers cached per host, location and key, for the listed statuses and times (a time alone: 200 301 302). As nginx's proxy cache, the answer's own X-Accel-Expires, then Cache-Control s-maxage/max-age, then Expires set the time, for any status; Set-Cookie, `Vary: *`, Cache-Control no-store/no-cache/private, max-age=0, X-Accel-Expires: 0 and an Expires in the past keep it out. An answer unused for 30 minutes is dropped (the zone's inactive=30m). At most 10,000 entries per gateway, kept by the key's SHA-256. A key that names nothing of the client (no `$http_authorization`, `$cookie_<name>`, `$remote_user`, `$remote_addr`…) shares one answer among all clients, as nginx does: a warning, AUTH_CACHE_SHARED",
+    note: "answers cached per host, location, auth-url (with its method: ingress-nginx's key has neither, so after a change of auth-url it could serve the old service's answer) and key, for the listed statuses and times (a time alone: 200 301 302). As nginx's proxy cache, the answer's own X-Accel-Expires, then Cache-Control s-maxage/max-age, then Expires set the time, for any status; Set-Cookie, `Vary: *`, Cache-Control no-store/no-cache/private, max-age=0, X-Accel-Expires: 0 and an Expires in the past keep it out. An answer unused for 30 minutes is dropped (the zone's inactive=30m). At most 10,000 entries per gateway, kept by the key's SHA-256. A key that names nothing of the client (no `$http_authorization`, `$cookie_<name>`, `$remote_user`, `$remote_addr`…) shares one answer among all clients, as nginx does: a warning, AUTH_CACHE_SHARED",
   },
   {
     names: ['auth-proxy-set-headers'],
@@ -475,7 +475,7 @@ export const ANNOTATION_CATALOG: readonly CatalogEntry[] = [
     ],
     status: 'implemented',
     values: 'accepted',
-    note: 'connections to the auth service are always kept alive',
+    note: "connections to the auth service are kept alive (up to 64 idle per service, each closed after 60 s idle), except when a variable names the auth-url's host (`http://$http_host/auth`): those subrequests get a connection of their own, closed after the answer, so the names a client sends never hold connections open (ingress-nginx's auth-keepalive does not apply to them either)",
   },
   {
     names: ['enable-global-auth'],

@@ -86,6 +86,8 @@ export function buildSubrequest(input: SubrequestInput): {
   /** The request target sent, as expanded (subrequestTarget). */
   path: string;
   headers: Record<string, string | string[]>;
+  /** Whether its connection may be reused (fixedAuthority). */
+  keepAlive: boolean;
 } {
   const { model, vars } = input;
   const headers: Record<string, string | string[]> = {};
@@ -122,7 +124,8 @@ export function buildSubrequest(input: SubrequestInput): {
     if (expanded === '') delete headers[name.toLowerCase()];
     else headers[name.toLowerCase()] = expanded;
   }
-  return { method: model.method ?? 'GET', url, path: target?.path ?? '/', headers };
+  const keepAlive = fixedAuthority(model.url);
+  return { method: model.method ?? 'GET', url, path: target?.path ?? '/', headers, keepAlive };
 }
 
 /** A host name or [IPv6], and a port of digits: what nginx's ngx_parse_url takes for an authority. */
@@ -149,17 +152,47 @@ export function subrequestTarget(text: string): { url: URL; path: string } | nul
   return { url, path: path.replace(/[^\x21-\x7e]/gu, (c) => encodeURIComponent(c)) };
 }
 
+// Connections to an auth service are kept alive (where ingress-nginx needs auth-keepalive), up to 64
+// idle ones per service, each closed after 60 s idle (auth-keepalive-timeout's default).
+const IDLE_AUTH_CONNECTION_MS = 60_000;
 const agents = {
-  http: new http.Agent({ keepAlive: true, maxFreeSockets: 64 }),
+  http: new http.Agent({ keepAlive: true, maxFreeSockets: 64, timeout: IDLE_AUTH_CONNECTION_MS }),
   // nginx's proxy_ssl_verify is off by default, for auth-url as for backends.
-  https: new https.Agent({ keepAlive: true, maxFreeSockets: 64, rejectUnauthorized: false }),
+  https: new https.Agent({
+    keepAlive: true,
+    maxFreeSockets: 64,
+    timeout: IDLE_AUTH_CONNECTION_MS,
+    rejectUnauthorized: false,
+  }),
 };
+// Without reuse: a connection per subrequest, closed after it (Connection: close).
+const oneShot = {
+  http: new http.Agent({ keepAlive: false }),
+  https: new https.Agent({ keepAlive: false, rejectUnauthorized: false }),
+};
+
+/**
+ * Whether the auth-url's authority is fixed by the configuration. When a variable names the host
+ * (`$http_host`, `$host`…), every name a client sends would keep its own idle connection open (to a
+ * server the client may run, which never closes it): such subrequests are not kept alive, as
+ * ingress-nginx's auth-keepalive does not apply to them.
+ */
+export function fixedAuthority(urlTemplate: string): boolean {
+  const m = /^[a-z][a-z0-9+.-]*:\/\/([^/?]*)/i.exec(urlTemplate);
+  return m !== null && !m[1]!.includes('$');
+}
 
 const MAX_AUTH_BODY = 64 * 1024;
 
 /** Sends the subrequest; `done` gets the answer, or status 0 with `failure` when none came. */
 export function sendSubrequest(
-  request: { method: string; url: URL | null; path: string; headers: Record<string, string | string[]> },
+  request: {
+    method: string;
+    url: URL | null;
+    path: string;
+    headers: Record<string, string | string[]>;
+    keepAlive: boolean;
+  },
   timeoutMs: number,
   done: (answer: AuthAnswer) => void,
 ): void {
@@ -181,7 +214,7 @@ export function sendSubrequest(
       method: request.method,
       path: request.path,
       headers: request.headers,
-      agent: url.protocol === 'https:' ? agents.https : agents.http,
+      agent: (request.keepAlive ? agents : oneShot)[url.protocol === 'https:' ? 'https' : 'http'],
       timeout: timeoutMs,
     });
   } catch (error) {

@@ -279,13 +279,22 @@ function runBasic(call: AccessCall, runtime: AccessRuntime, next: (failure: Fail
 
 /**
  * The auth cache's key for the request: its SHA-256, as ingress-nginx keeps a hash of the key (a key
- * of 8 KB tokens would otherwise hold 8 KB per entry); null without auth-cache-key.
+ * of 8 KB tokens would otherwise hold 8 KB per entry); null without auth-cache-key. The auth-url and
+ * its method are part of it (ingress-nginx's key has neither): the cache outlives reloads, and an
+ * answer of the service a location used to ask must not stand for the one it asks now.
  */
 function authCacheKey(call: AccessCall): string | null {
   const ext = call.model.externalAuth!;
   if (ext.cacheKey === null) return null;
   const loc = call.ex.route?.location;
-  const key = `${call.ex.serverName}\u0000${loc?.path ?? ''}\u0000${loc?.pathType ?? ''}\u0000${expandVariables(ext.cacheKey, call.vars)}`;
+  const key = [
+    call.ex.serverName,
+    loc?.path ?? '',
+    loc?.pathType ?? '',
+    ext.method ?? '',
+    ext.url,
+    expandVariables(ext.cacheKey, call.vars),
+  ].join('\u0000');
   return digestOf(key);
 }
 
