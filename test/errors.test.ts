@@ -48,6 +48,7 @@ import type { LbCode } from '../src/lb/errors.ts';
 import type { PlanProblem } from '../src/lb/manifest.ts';
 import type { CidrErrorCode } from '../src/net/cidr.ts';
 import type { CidrSetBuildResult } from '../src/net/cidr-set.ts';
+import type { ClientCertificateCode } from '../src/gateway/access/client-cert.ts';
 import type { ClientHelloErrorCode } from '../src/gateway/client-hello.ts';
 import type { ClientIpErrorCode } from '../src/net/client-ip.ts';
 import type { NetCode } from '../src/net/errors.ts';
@@ -99,6 +100,7 @@ export type ModuleUnionsMatchTheirTables = [
       | BadRequestCode
       | H2Code
       | ClientHelloErrorCode
+      | ClientCertificateCode
       | RequestFailure['code']
     >
   >,

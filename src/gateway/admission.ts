@@ -6,7 +6,12 @@
 import type { LocationAccessModel, LocationModel } from '../config/model.ts';
 import type { AccessDecision } from '../net/access-policy.ts';
 import { parseBasicCredentials } from './access/basic-auth.ts';
-import { checkClientCertificate, clientCertificateView, misdirected } from './access/client-cert.ts';
+import {
+  checkClientCertificate,
+  clientCertificateView,
+  misdirected,
+  verifiedUnderOtherTrust,
+} from './access/client-cert.ts';
 import { expandVariables, type RequestVars } from './access/nginx-vars.ts';
 import { enforceAccess } from './access/stage.ts';
 import { formatForbiddenLine } from './access-log.ts';
@@ -77,7 +82,22 @@ function clientCertificateStage(
   if (model === null) return null;
   const view = clientCertificateView(req.socket, model);
   ex.clientCertificate = view;
-  const check = misdirected(req.socket, ex.rawHost, model)
+  // The handshake's verdict, against a CA or CRL a reload has replaced, says nothing now: a 421 on a
+  // connection that closes, so the client's next one meets the CA of now (nginx closes the old ones).
+  const wrongHost = misdirected(req.socket, ex.rawHost, model);
+  if (!wrongHost && verifiedUnderOtherTrust(req.socket, model)) {
+    const reason = 'client certificate was verified against the CA of a previous configuration';
+    const context = requestContext({
+      client: shownClient(ex.client),
+      server: ex.serverName,
+      request: ex.requestLine,
+      host: ex.rawHost,
+    });
+    ctx.errorLog.write('info', ex.conn.id, `${reason} (TLS_CLIENT_CA_CHANGED)${context}`);
+    respond(421, { connection: 'close' });
+    return false;
+  }
+  const check = wrongHost
     ? ({
         ok: false,
         status: 421,

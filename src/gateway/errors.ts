@@ -317,6 +317,12 @@ export const GATEWAY_CODES = {
       "nghttp2 ended an HTTP/2 connection: a protocol violation or one of its limits (CONTINUATION flood, invalid frames, streams past the client's acknowledged maximum)",
     fix: 'nothing on the gateway for an attack; for a real client, its HTTP/2 stack is at fault',
   },
+  TLS_CLIENT_CA_CHANGED: {
+    kind: 'outcome',
+    summary:
+      "a request on a connection whose client certificate was verified against a CA or CRL a reload has since replaced (auth-tls-secret): 421, and the connection closes, so the client's next one is verified against the CA of now",
+    fix: 'nothing: clients retry on a new connection; nginx closes the connections of the configuration before',
+  },
   TLS_HELLO_NOT_HANDSHAKE: {
     kind: 'outcome',
     summary:

@@ -46,6 +46,7 @@ import {
   serveFromErrorBackend,
 } from './custom-errors.ts';
 import { addResponseHeaders, needsResponseWrapper } from './response-headers.ts';
+import { holdTunnel } from './snapshot.ts';
 import { proxyUpgrade, type UpgradeOutcome, upstreamUpgrade } from './websocket.ts';
 
 export type { HandlerContext, RequestHandler } from './exchange.ts';
@@ -227,7 +228,13 @@ function tunnel(
     readTimeoutMs,
     nextUpstream: admitted.location?.nextUpstream,
   };
+  holdTunnel(ex.snap, socket);
   proxyUpgrade(socket, head, request, (outcome: UpgradeOutcome) => {
+    if (ex.snap.tunnelsClosedByReload) {
+      const after = `${ex.snap.settings.workerShutdownTimeoutMs / 1000}s`;
+      const why = `upgraded connection closed ${after} (worker-shutdown-timeout) after a reload replaced its configuration v${ex.snap.version}`;
+      ctx.errorLog.write('notice', ex.conn.id, why);
+    }
     ex.attempts = outcome.attempts;
     ex.upstreamBytes = outcome.bytesToClient;
     for (const f of outcome.failures) logUpstreamFailure(ctx, ex, f);

@@ -97,6 +97,14 @@ export interface GatewaySnapshot {
   readonly emptyUpstreams: readonly string[];
   /** Requests currently being served on this snapshot. */
   inflight: number;
+  /**
+   * Upgraded connections (WebSockets) admitted on this snapshot. Once it is retired, those still open
+   * are closed worker-shutdown-timeout later, as nginx's old workers close theirs: rules a reload
+   * tightened reach a tunnel within that bound.
+   */
+  readonly tunnels: Set<{ destroy(): void }>;
+  /** Set when the retirement closed the tunnels still open. */
+  readonly tunnelsClosedByReload: boolean;
   /** Releases the pooled connections this snapshot holds once it is retired and idle. */
   retire(): void;
   readonly retired: boolean;
@@ -380,10 +388,13 @@ export function buildSnapshot(
     defaultUpstream: upstreams.defaultUpstream,
     emptyUpstreams: upstreams.emptyUpstreams,
     inflight: 0,
+    tunnels: new Set(),
+    tunnelsClosedByReload: false,
     get retired() {
       return retired;
     },
     retire() {
+      if (!retired) closeTunnelsLater(snapshot);
       retired = true;
       if (released || snapshot.inflight > 0) return;
       released = true;
@@ -391,6 +402,34 @@ export function buildSnapshot(
     },
   };
   return { ok: true, snapshot };
+}
+
+const tunnelClosing = new WeakSet<GatewaySnapshot>();
+
+/** Once `snapshot` is retired: its tunnels still open after worker-shutdown-timeout are closed (once). */
+function closeTunnelsLater(snapshot: GatewaySnapshot): void {
+  if (snapshot.tunnels.size === 0 || tunnelClosing.has(snapshot)) return;
+  tunnelClosing.add(snapshot);
+  const timer = setTimeout(() => {
+    (snapshot as { tunnelsClosedByReload: boolean }).tunnelsClosedByReload = true;
+    for (const tunnel of snapshot.tunnels) tunnel.destroy();
+  }, snapshot.settings.workerShutdownTimeoutMs);
+  timer.unref();
+}
+
+/**
+ * An upgraded connection admitted on `snapshot`, held until it closes: one admitted after the
+ * snapshot's retirement (its access stage answered late) gets the same bound, and one admitted after
+ * that bound ran out is closed at once.
+ */
+export function holdTunnel(
+  snapshot: GatewaySnapshot,
+  socket: { destroy(): void; once(event: 'close', listener: () => void): unknown },
+): void {
+  snapshot.tunnels.add(socket);
+  socket.once('close', () => snapshot.tunnels.delete(socket));
+  if (snapshot.tunnelsClosedByReload) socket.destroy();
+  else if (snapshot.retired) closeTunnelsLater(snapshot);
 }
 
 /** Called when a request on `snapshot` ends: the last request on a retired snapshot releases its pools. */

@@ -27,6 +27,13 @@ type TlsSocketInternals = tls.TLSSocket & { _handle?: TlsHandle | null };
 
 const contexts = new WeakMap<ClientCertificateModel, tls.SecureContext | null>();
 
+/** The code of the refusal verifiedUnderOtherTrust leads to (registered in src/gateway/errors.ts). */
+export type ClientCertificateCode = 'TLS_CLIENT_CA_CHANGED';
+
+/** The settings a connection's handshake verified its client certificate under (a symbol: HTTP/2 streams see the socket through a view). */
+const VERIFIED_UNDER = Symbol('keepip.clientCertificateVerifiedUnder');
+type VerifiedSocket = { [VERIFIED_UNDER]?: ClientCertificateModel };
+
 /** The secure context of a host with a CA: its certificate (or the default one) and the CA to verify against. */
 function contextFor(
   model: ClientCertificateModel,
@@ -64,7 +71,20 @@ export function requestClientCertificate(
   const context = contextFor(model, own ? { key: own.keyPem, cert: own.certPem } : defaultKeyPair, session);
   if (context === null || typeof handle?.setVerifyMode !== 'function') return null;
   handle.setVerifyMode(true, false);
+  (socket as VerifiedSocket)[VERIFIED_UNDER] = model;
   return context;
+}
+
+/**
+ * Whether the connection's certificate was verified, in its handshake, against another CA or CRL than
+ * the host's now (a reload changed auth-tls-secret): its verdict no longer says anything. nginx closes
+ * the connections of the configuration before; here the request is answered 421 on a connection that
+ * then closes, and the client's next one is verified against the CA of now.
+ */
+export function verifiedUnderOtherTrust(socket: unknown, model: ClientCertificateModel): boolean {
+  const under = (socket as VerifiedSocket | null)?.[VERIFIED_UNDER];
+  if (under === undefined || under === model) return false;
+  return under.caPem !== model.caPem || under.crlPem !== model.crlPem;
 }
 
 /** nginx's $ssl_client_s_dn form (RFC 2253): most specific first, comma-separated, specials escaped. */
