@@ -17,6 +17,7 @@ import type { LbStats } from './metrics.ts';
 import type { HeaderBuilder } from './proxy-header.ts';
 import type { FlowKey, SelectionPolicy } from './selection.ts';
 import { startRawFlow } from './raw-flow.ts';
+import type { SourcePorts } from './source-ports.ts';
 import { resetSocket } from './socket-reset.ts';
 import { chooseSourceAddress, type SourceChoice } from './source-address.ts';
 import { socketName, type TcpBindings, type TcpHandle, tcpBindings } from './tcp-handle.ts';
@@ -37,6 +38,8 @@ export interface ListenerContext {
   readonly sourceAddress: string | null;
   readonly preserveClientIp: boolean;
   isLocalAddress(address: string): boolean;
+  /** Explicit source ports for connections from a chosen address (source-ports.ts). */
+  readonly sourcePorts: SourcePorts;
   /** Read as each flow starts: a change applies to the flows accepted after it. */
   idleTimeoutMs: number;
   readonly connectTimeoutMs: number;
@@ -150,6 +153,7 @@ function acceptRaw(
     clientPeer: { address: arrival.key.sourceAddress, port: arrival.key.sourcePort },
     target: { host: arrival.entry.host, port: arrival.entry.port },
     localAddress: source.localAddress,
+    sourcePorts: ctx.sourcePorts,
     header,
     idleTimeoutMs: ctx.idleTimeoutMs,
     connectTimeoutMs: ctx.connectTimeoutMs,

@@ -3,6 +3,7 @@
 // when preserved) and opened with a PROXY header when the group sends one.
 // provision (validate, normalise) -> serve (listen) -> close; `keepip up` starts several of these.
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import net, { type AddressInfo } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { Registry } from 'prom-client';
@@ -23,6 +24,7 @@ import type { HealthState, HealthStatus } from './health-state.ts';
 import { emptyLbStats, type LbStats, registerLbMetrics } from './metrics.ts';
 import { createHeaderBuilder, type HeaderBuilder, UNIQUE_ID_BYTES } from './proxy-header.ts';
 import { createSelectionPolicy } from './selection.ts';
+import { createSourcePorts, DEFAULT_PORT_RANGE, type PortRange, parsePortRange } from './source-ports.ts';
 import { createTargetGroup, type TargetEntry, type TargetGroup, targetKey } from './target-group.ts';
 
 export {
@@ -278,6 +280,7 @@ function listenerContext(
     sourceAddress,
     preserveClientIp: config.preserveClientIp,
     isLocalAddress: (address) => isLoopbackAddress(address) || localAddresses.has(address),
+    sourcePorts: config.sourcePorts ?? createSourcePorts(ephemeralPorts()),
     idleTimeoutMs,
     connectTimeoutMs: CONNECT_TIMEOUT_MS,
     clientReads: config.clientReads ?? 'raw',
@@ -370,6 +373,22 @@ function normaliseHost(host: string): string {
 }
 
 /** The addresses of this machine's interfaces: a client from one of them can be preserved too. */
+/** The kernel's ephemeral port range, where the lb picks explicit source ports (source-ports.ts). */
+function ephemeralPorts(): PortRange {
+  const read = (name: string) => {
+    try {
+      return readFileSync(`/proc/sys/net/ipv4/${name}`, 'utf8');
+    } catch {
+      return null;
+    }
+  };
+  const range = read('ip_local_port_range');
+  return (
+    (range === null ? null : parsePortRange(range, read('ip_local_reserved_ports') ?? '')) ??
+    DEFAULT_PORT_RANGE
+  );
+}
+
 function machineAddresses(): Set<string> {
   const result = new Set<string>();
   for (const list of Object.values(networkInterfaces())) {

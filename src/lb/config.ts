@@ -6,6 +6,7 @@ import type { HealthCheckModel, LoadBalancerModel, ServicePortModel } from '../c
 import { CidrSet } from '../net/cidr-set.ts';
 import { formatHostPort } from '../net/host-port.ts';
 import { canonicalIp } from '../net/ip.ts';
+import type { SourcePorts } from './source-ports.ts';
 
 export interface TargetAddress {
   host: string;
@@ -33,6 +34,11 @@ export interface LbRuntimeConfig {
   tlvs?: LbTlvOptions;
   /** The NLB's own address: connections to targets come from here (null: let the kernel choose). */
   sourceAddress: string | null;
+  /**
+   * Where the explicit source ports of connections from a chosen address come from (source-ports.ts).
+   * Default: a walk of the kernel's ephemeral range; tests give their own sequence.
+   */
+  sourcePorts?: SourcePorts;
   /** Connect from the client's own address when that address is local to this machine. */
   preserveClientIp: boolean;
   algorithm: LbAlgorithm;

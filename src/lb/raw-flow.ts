@@ -10,6 +10,7 @@
 import { constants } from 'node:os';
 import { getSystemErrorName } from 'node:util';
 import { type Deadline, deadlineWheel } from './deadlines.ts';
+import { MAX_PORT_TRIES, type SourcePorts } from './source-ports.ts';
 import type { Flow, FlowEndReason, FlowSettings } from './flow.ts';
 import {
   connectTo,
@@ -28,16 +29,21 @@ import {
 export interface RawFlowSpec extends FlowSettings {
   client: TcpHandle;
   clientPeer: { address: string; port: number };
+  /** Explicit source ports for `localAddress` (source-ports.ts); without it the kernel picks. */
+  sourcePorts?: SourcePorts;
 }
 
 /** libuv's code for the connect deadline (the negated errno, as libuv reports errors). */
 const UV_ETIMEDOUT = -constants.errno.ETIMEDOUT;
+/** An explicit source port that a listener holds, or whose four-tuple is taken: the next one is tried. */
+const PORT_CLASHES = new Set([-constants.errno.EADDRINUSE, -constants.errno.EADDRNOTAVAIL]);
 const BULK_READ = 32 * 1024;
 const OWN_BUFFER = 64 * 1024;
 
 /** One side of a flow: its handle and where its two directions stand. */
 interface Side {
-  readonly handle: TcpHandle;
+  /** The target's is replaced when a connect from an explicit source port clashes (#connect). */
+  handle: TcpHandle;
   readonly name: 'client' | 'target';
   /** Its FIN was read. */
   readEof: boolean;
@@ -85,6 +91,8 @@ class RawFlow {
   #ended = false;
   readonly #idle: Deadline;
   readonly #connectDeadline: Deadline;
+  /** Connects tried from an explicit source port. */
+  #portTries = 0;
 
   constructor(b: TcpBindings, spec: RawFlowSpec) {
     this.#b = b;
@@ -104,19 +112,39 @@ class RawFlow {
     spec.client.setNoDelay(true);
     deadlineWheel(spec.idleTimeoutMs).add(this.#idle);
     deadlineWheel(spec.connectTimeoutMs).add(this.#connectDeadline);
-    const error = connectTo(b, target.handle, spec.target, spec.localAddress, (status) =>
-      this.#onConnect(status),
+    this.#connect();
+  }
+
+  /** Connects the target handle, from the next explicit source port while there are tries left. */
+  #connect(): void {
+    const { localAddress, sourcePorts } = this.#spec;
+    const explicit =
+      localAddress !== undefined && sourcePorts !== undefined && this.#portTries < MAX_PORT_TRIES;
+    if (explicit) this.#portTries++;
+    const local =
+      localAddress === undefined
+        ? undefined
+        : { address: localAddress, port: explicit ? sourcePorts!.next(localAddress) : 0 };
+    const error = connectTo(this.#b, this.#target.handle, this.#spec.target, local, (status) =>
+      this.#onConnect(status, explicit),
     );
-    if (error < 0) queueMicrotask(() => this.#connectFailed(error));
+    if (error < 0) queueMicrotask(() => this.#onConnect(error, explicit));
   }
 
   #finish(reason: FlowEndReason): void {
     if (this.#endReason === 'closed') this.#endReason = reason;
   }
 
-  #onConnect(status: number): void {
+  #onConnect(status: number, explicitPort: boolean): void {
     const target = this.#target;
     if (target.closing) return; // timed out or aborted meanwhile
+    if (status < 0 && explicitPort && PORT_CLASHES.has(status)) {
+      // A new socket: a bound one cannot be bound again, and libuv keeps a bind's error on the handle.
+      target.handle.close();
+      target.handle = this.#b.newSocket();
+      this.#connect();
+      return;
+    }
     if (status < 0) {
       this.#connectFailed(status);
       return;

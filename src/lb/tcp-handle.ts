@@ -141,12 +141,13 @@ export function connectTo(
   b: TcpBindings,
   handle: TcpHandle,
   target: { host: string; port: number },
-  localAddress: string | undefined,
+  local: { address: string; port: number } | undefined,
   done: (status: number) => void,
 ): number {
   const v6 = target.host.includes(':');
-  if (localAddress !== undefined) {
-    const error = v6 ? handle.bind6(localAddress, 0, 0) : handle.bind(localAddress, 0);
+  if (local !== undefined) {
+    // libuv reports EADDRINUSE of a bind through the connect's callback, not here.
+    const error = v6 ? handle.bind6(local.address, local.port, 0) : handle.bind(local.address, local.port);
     if (error < 0) return error;
   }
   const req = b.newConnect();
