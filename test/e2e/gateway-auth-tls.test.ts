@@ -3,12 +3,9 @@
 // per host, chosen by SNI, over real TLS. Certificates are made by openssl for the test: a CA, a client
 // certificate it signed (CN=authtls), and one from another CA.
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http2 from 'node:http2';
 import https from 'node:https';
 import tls from 'node:tls';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { type RunningWhoami, startWhoami } from '../../src/whoami/server.ts';
 import { startTestGateway, type TestGateway } from '../fixtures/gateway/harness.ts';
@@ -19,7 +16,7 @@ import {
   serviceWithEndpoints,
   topologyOf,
 } from '../fixtures/gateway/manifests.ts';
-import { requireBinary, runCommand } from '../helpers/process.ts';
+import { makePki } from '../helpers/pki.ts';
 
 interface Pki {
   ca: string;
@@ -31,72 +28,26 @@ interface Pki {
   strangerCert: string;
 }
 
-async function makePki(): Promise<Pki> {
-  const openssl = requireBinary('openssl');
-  const dir = mkdtempSync(join(tmpdir(), 'keepip-authtls-'));
-  const run = async (...args: string[]) => {
-    const out = await runCommand(openssl, args);
-    assert.equal(out.code, 0, out.stderr);
+/** A CA, a server certificate and a client certificate (O=Acme Co, CN=authtls) it signed, one from another CA. */
+async function testPki(): Promise<Pki> {
+  const { certs } = await makePki({
+    certificates: [
+      { name: 'ca' },
+      { name: 'other-ca' },
+      { name: 'server', issuer: 'ca', subject: '/CN=authtls.foo.com' },
+      { name: 'client', issuer: 'ca', subject: '/O=Acme Co/CN=authtls' },
+      { name: 'stranger', issuer: 'other-ca', subject: '/CN=authtls' },
+    ],
+  });
+  return {
+    ca: certs.ca.cert,
+    serverKey: certs.server.key,
+    serverCert: certs.server.cert,
+    clientKey: certs.client.key,
+    clientCert: certs.client.cert,
+    strangerKey: certs.stranger.key,
+    strangerCert: certs.stranger.cert,
   };
-  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'];
-  try {
-    for (const ca of ['ca', 'other-ca'])
-      await run(
-        'req',
-        '-x509',
-        ...ec,
-        '-keyout',
-        `${dir}/${ca}.key`,
-        '-out',
-        `${dir}/${ca}.crt`,
-        '-subj',
-        `/CN=${ca}`,
-        '-days',
-        '2',
-      );
-    const sign = async (name: string, subject: string, ca: string) => {
-      await run(
-        'req',
-        ...ec,
-        '-keyout',
-        `${dir}/${name}.key`,
-        '-out',
-        `${dir}/${name}.csr`,
-        '-subj',
-        subject,
-      );
-      await run(
-        'x509',
-        '-req',
-        '-in',
-        `${dir}/${name}.csr`,
-        '-CA',
-        `${dir}/${ca}.crt`,
-        '-CAkey',
-        `${dir}/${ca}.key`,
-        '-CAcreateserial',
-        '-out',
-        `${dir}/${name}.crt`,
-        '-days',
-        '2',
-      );
-    };
-    await sign('server', '/CN=authtls.foo.com', 'ca');
-    await sign('client', '/O=Acme Co/CN=authtls', 'ca');
-    await sign('stranger', '/CN=authtls', 'other-ca');
-    const read = (file: string) => readFileSync(join(dir, file), 'utf8');
-    return {
-      ca: read('ca.crt'),
-      serverKey: read('server.key'),
-      serverCert: read('server.crt'),
-      clientKey: read('client.key'),
-      clientCert: read('client.crt'),
-      strangerKey: read('stranger.key'),
-      strangerCert: read('stranger.crt'),
-    };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
 }
 
 /** The Secret `default/authtls`: the server's certificate and key, and the CA clients are checked against. */
@@ -175,7 +126,7 @@ describe('client certificates (auth-tls-*)', () => {
   let stranger: { key: string; cert: string };
 
   before(async () => {
-    pki = await makePki();
+    pki = await testPki();
     client = { key: pki.clientKey, cert: pki.clientCert };
     stranger = { key: pki.strangerKey, cert: pki.strangerCert };
     backend = await startWhoami({ host: '127.0.0.1', port: 0, name: 'echo' });
@@ -427,7 +378,7 @@ function resumable(
 
 describe('client certificates with ssl-session-tickets', () => {
   test('a resumed session keeps its verified client; a session from a host without auth-tls does not resume there', async () => {
-    const pki = await makePki();
+    const pki = await testPki();
     const backend = await startWhoami({ host: '127.0.0.1', port: 0, name: 'echo' });
     const secret = authTlsSecret(pki);
     const gw = await startTestGateway(

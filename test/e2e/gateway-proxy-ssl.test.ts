@@ -3,16 +3,13 @@
 // proxy-ssl-server-name, the TLS versions (ingress-nginx's e2e test annotations/proxyssl.go checks the
 // nginx directives; these check what they do). Certificates are made by openssl for the test.
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { TLSSocket } from 'node:tls';
 import { request, startTestGateway, type TestGateway } from '../fixtures/gateway/harness.ts';
 import { ingress, type K8sObject, serviceWithEndpoints, topologyOf } from '../fixtures/gateway/manifests.ts';
-import { requireBinary, runCommand } from '../helpers/process.ts';
+import { makePki } from '../helpers/pki.ts';
 
 interface Pki {
   ca: string;
@@ -21,70 +18,25 @@ interface Pki {
 }
 
 /** A CA, a server certificate for backend.internal and a client certificate, all signed by the CA. */
-async function makePki(): Promise<Pki> {
-  const openssl = requireBinary('openssl');
-  const dir = mkdtempSync(join(tmpdir(), 'keepip-proxyssl-'));
-  const run = async (...args: string[]) => {
-    const out = await runCommand(openssl, args);
-    assert.equal(out.code, 0, out.stderr);
-  };
-  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'];
-  try {
-    await run(
-      'req',
-      '-x509',
-      ...ec,
-      '-keyout',
-      `${dir}/ca.key`,
-      '-out',
-      `${dir}/ca.crt`,
-      '-subj',
-      '/CN=test-ca',
-      '-days',
-      '2',
-    );
-    const sign = async (name: string, subject: string, san: string | null) => {
-      await run(
-        'req',
-        ...ec,
-        '-keyout',
-        `${dir}/${name}.key`,
-        '-out',
-        `${dir}/${name}.csr`,
-        '-subj',
-        subject,
-      );
-      const ext = join(dir, `${name}.ext`);
-      writeFileSync(ext, san === null ? 'basicConstraints=CA:FALSE\n' : `subjectAltName=${san}\n`);
-      await run(
-        'x509',
-        '-req',
-        '-in',
-        `${dir}/${name}.csr`,
-        '-CA',
-        `${dir}/ca.crt`,
-        '-CAkey',
-        `${dir}/ca.key`,
-        '-CAcreateserial',
-        '-out',
-        `${dir}/${name}.crt`,
-        '-days',
-        '2',
-        '-extfile',
-        ext,
-      );
-    };
-    await sign('server', '/CN=backend.internal', 'DNS:backend.internal');
-    await sign('client', '/CN=keepip-gateway', null);
-    const read = (file: string) => readFileSync(join(dir, file), 'utf8');
-    return {
-      ca: read('ca.crt'),
-      server: { key: read('server.key'), cert: read('server.crt') },
-      client: { key: read('client.key'), cert: read('client.crt') },
-    };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+async function testPki(): Promise<Pki> {
+  const { certs } = await makePki({
+    certificates: [
+      { name: 'ca', subject: '/CN=test-ca' },
+      {
+        name: 'server',
+        issuer: 'ca',
+        subject: '/CN=backend.internal',
+        extensions: 'subjectAltName=DNS:backend.internal\n',
+      },
+      {
+        name: 'client',
+        issuer: 'ca',
+        subject: '/CN=keepip-gateway',
+        extensions: 'basicConstraints=CA:FALSE\n',
+      },
+    ],
+  });
+  return { ca: certs.ca.cert, server: certs.server, client: certs.client };
 }
 
 describe('proxy-ssl-*', () => {
@@ -93,7 +45,7 @@ describe('proxy-ssl-*', () => {
   let gw: TestGateway;
 
   before(async () => {
-    pki = await makePki();
+    pki = await testPki();
     // Asks for a client certificate (not required, so the answer says whether one came).
     backend = https.createServer(
       {

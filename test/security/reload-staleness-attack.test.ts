@@ -14,7 +14,7 @@
 // turn a hang into a failure.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import http2 from 'node:http2';
 import https from 'node:https';
@@ -33,7 +33,8 @@ import {
 } from '../fixtures/gateway/manifests.ts';
 import { connectH2 } from '../helpers/h2-client.ts';
 import { type HeldBackend, startHeldBackend } from '../helpers/held-backend.ts';
-import { requireBinary, type Running, runCommand, startKeepip } from '../helpers/process.ts';
+import { makePki } from '../helpers/pki.ts';
+import { type Running, startKeepip } from '../helpers/process.ts';
 import { type NamedBackends, startNamedBackends } from './helpers.ts';
 
 /** Bound for what has no deadline of its own: a signal that never comes fails the test. */
@@ -366,71 +367,22 @@ interface Pki {
   server: { key: string; cert: string };
 }
 
-async function makePki(): Promise<Pki> {
-  const openssl = requireBinary('openssl');
-  const dir = mkdtempSync(join(tmpdir(), 'keepip-reload-pki-'));
-  const run = async (...args: string[]) => {
-    const out = await runCommand(openssl, args);
-    assert.equal(out.code, 0, out.stderr);
+async function testPki(): Promise<Pki> {
+  const { certs } = await makePki({
+    certificates: [
+      { name: 'ca1' },
+      { name: 'ca2' },
+      { name: 'client1', issuer: 'ca1' },
+      { name: 'client2', issuer: 'ca2' },
+    ],
+  });
+  return {
+    ca1: certs.ca1.cert,
+    ca2: certs.ca2.cert,
+    client1: certs.client1,
+    client2: certs.client2,
+    server: await certificateFor(['a.foo.test', 'b.foo.test']),
   };
-  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'];
-  try {
-    for (const ca of ['ca1', 'ca2'])
-      await run(
-        'req',
-        '-x509',
-        ...ec,
-        '-keyout',
-        `${dir}/${ca}.key`,
-        '-out',
-        `${dir}/${ca}.crt`,
-        '-subj',
-        `/CN=${ca}`,
-        '-days',
-        '2',
-      );
-    for (const [name, ca] of [
-      ['client1', 'ca1'],
-      ['client2', 'ca2'],
-    ] as const) {
-      await run(
-        'req',
-        ...ec,
-        '-keyout',
-        `${dir}/${name}.key`,
-        '-out',
-        `${dir}/${name}.csr`,
-        '-subj',
-        `/CN=${name}`,
-      );
-      await run(
-        'x509',
-        '-req',
-        '-in',
-        `${dir}/${name}.csr`,
-        '-CA',
-        `${dir}/${ca}.crt`,
-        '-CAkey',
-        `${dir}/${ca}.key`,
-        '-CAcreateserial',
-        '-out',
-        `${dir}/${name}.crt`,
-        '-days',
-        '2',
-      );
-    }
-    const read = (file: string) => readFileSync(join(dir, file), 'utf8');
-    const pair = (name: string) => ({ key: read(`${name}.key`), cert: read(`${name}.crt`) });
-    return {
-      ca1: read('ca1.crt'),
-      ca2: read('ca2.crt'),
-      client1: pair('client1'),
-      client2: pair('client2'),
-      server: await certificateFor(['a.foo.test', 'b.foo.test']),
-    };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
 }
 
 interface TlsAnswer {
@@ -563,7 +515,7 @@ describe('client certificates across a reload that changes auth-tls', () => {
   ];
 
   before(async () => {
-    pki = await makePki();
+    pki = await testPki();
     backends = await startNamedBackends(['web']);
     gw = await startGateway(config(pki.ca1));
   });

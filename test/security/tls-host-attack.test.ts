@@ -6,12 +6,9 @@
 // The reference is nginx (ngx_http_set_virtual_server's 421, ngx_http_process_request's 495/496,
 // ngx_ssl_verify_error_optional) with ingress-nginx's template (ssl_crl from the Secret's ca.crl).
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import tls from 'node:tls';
 import { startTestGateway, type TestGateway } from '../fixtures/gateway/harness.ts';
@@ -23,7 +20,7 @@ import {
   topologyOf,
 } from '../fixtures/gateway/manifests.ts';
 import { completeResponses, rawExchange } from '../helpers/net.ts';
-import { requireBinary, runCommand } from '../helpers/process.ts';
+import { makePki } from '../helpers/pki.ts';
 import { startTap, type Tap } from './helpers.ts';
 
 interface Pair {
@@ -48,122 +45,40 @@ interface Pki {
   deep: Pair;
 }
 
-const CA_CONFIG = `[ca]
-default_ca = d
-[d]
-database = DIR/index.txt
-new_certs_dir = DIR
-certificate = DIR/ca.crt
-private_key = DIR/ca.key
-serial = DIR/serial
-default_md = sha256
-policy = p
-default_crl_days = 2
-default_days = 2
-unique_subject = no
-[p]
-commonName = supplied
-`;
-
-/** A CA (with `openssl ca`, for the expired and revoked certificates and the CRL), another CA, leaves. */
-async function makePki(): Promise<Pki> {
-  const openssl = requireBinary('openssl');
-  const dir = mkdtempSync(join(tmpdir(), 'keepip-tls-attack-'));
-  const run = async (...args: string[]) => {
-    const out = await runCommand(openssl, args);
-    assert.equal(out.code, 0, `openssl ${args.join(' ')}: ${out.stderr}`);
+/** A CA (and its CRL, revoking one certificate), another CA, leaves, intermediates. */
+async function testPki(): Promise<Pki> {
+  const intermediate = 'basicConstraints=critical,CA:true\nkeyUsage=critical,keyCertSign,cRLSign\n';
+  const client = '/CN=client';
+  const { certs, chains, crls } = await makePki({
+    certificates: [
+      { name: 'ca' },
+      { name: 'other', subject: '/CN=other-ca' },
+      { name: 'server', subject: '/CN=server.tls.test' },
+      { name: 'client', issuer: 'ca' },
+      { name: 'evil', issuer: 'ca', subject: '/CN=admin.evil' },
+      { name: 'revoked', issuer: 'ca', subject: client, revoked: true },
+      { name: 'expired', issuer: 'ca', subject: client, dates: ['20200101000000Z', '20200102000000Z'] },
+      { name: 'stranger', issuer: 'other', subject: client },
+      { name: 'intermediate', issuer: 'ca', extensions: intermediate },
+      { name: 'intermediate2', issuer: 'intermediate', extensions: intermediate },
+      { name: 'chained', issuer: 'intermediate', subject: client },
+      { name: 'deep', issuer: 'intermediate2', subject: client },
+    ],
+    crls: ['ca'],
+  });
+  return {
+    ca: certs.ca.cert,
+    otherCa: certs.other.cert,
+    crl: crls.ca,
+    server: certs.server,
+    client: certs.client,
+    evilAdmin: certs.evil,
+    expired: certs.expired,
+    revoked: certs.revoked,
+    stranger: certs.stranger,
+    chained: { key: certs.chained.key, cert: chains.chained },
+    deep: { key: certs.deep.key, cert: chains.deep },
   };
-  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'];
-  const f = (name: string) => join(dir, name);
-  const selfSigned = (name: string, cn: string) =>
-    run(
-      'req',
-      '-x509',
-      ...ec,
-      '-keyout',
-      f(`${name}.key`),
-      '-out',
-      f(`${name}.crt`),
-      '-subj',
-      `/CN=${cn}`,
-      '-days',
-      '2',
-    );
-  const csr = (name: string, cn: string) =>
-    run('req', ...ec, '-keyout', f(`${name}.key`), '-out', f(`${name}.csr`), '-subj', `/CN=${cn}`);
-  const signByCa = (name: string, ...dates: string[]) =>
-    run(
-      'ca',
-      '-batch',
-      '-config',
-      f('ca.cnf'),
-      '-notext',
-      '-in',
-      f(`${name}.csr`),
-      '-out',
-      f(`${name}.crt`),
-      ...dates,
-    );
-  try {
-    writeFileSync(join(dir, 'ca.cnf'), CA_CONFIG.replaceAll('DIR', dir));
-    writeFileSync(join(dir, 'index.txt'), '');
-    writeFileSync(join(dir, 'serial'), '1000\n');
-    await selfSigned('ca', 'ca');
-    await selfSigned('other', 'other-ca');
-    await selfSigned('server', 'server.tls.test');
-    for (const [name, cn] of [
-      ['client', 'client'],
-      ['evil', 'admin.evil'],
-      ['expired', 'client'],
-      ['revoked', 'client'],
-      ['stranger', 'client'],
-      ['chained', 'client'],
-      ['deep', 'client'],
-    ] as const)
-      await csr(name, cn);
-    await signByCa('client');
-    await signByCa('evil');
-    await signByCa('revoked');
-    await signByCa('expired', '-startdate', '20200101000000Z', '-enddate', '20200102000000Z');
-    await run('ca', '-config', f('ca.cnf'), '-revoke', f('revoked.crt'));
-    await run('ca', '-config', f('ca.cnf'), '-gencrl', '-out', f('ca.crl'));
-    await run(
-      ...['x509', '-req', '-in', f('stranger.csr'), '-CA', f('other.crt'), '-CAkey', f('other.key')],
-      ...['-CAcreateserial', '-out', f('stranger.crt'), '-days', '2'],
-    );
-    writeFileSync(f('ext.cnf'), 'basicConstraints=critical,CA:true\nkeyUsage=critical,keyCertSign,cRLSign\n');
-    const signBy = (name: string, issuer: string, ...ext: string[]) =>
-      run(
-        ...['x509', '-req', '-in', f(`${name}.csr`), '-CA', f(`${issuer}.crt`), '-CAkey', f(`${issuer}.key`)],
-        ...['-CAcreateserial', '-out', f(`${name}.crt`), '-days', '2', ...ext],
-      );
-    await csr('intermediate', 'intermediate');
-    await csr('intermediate2', 'intermediate2');
-    await signBy('intermediate', 'ca', '-extfile', f('ext.cnf'));
-    await signBy('intermediate2', 'intermediate', '-extfile', f('ext.cnf'));
-    await signBy('chained', 'intermediate');
-    await signBy('deep', 'intermediate2');
-    const read = (file: string) => readFileSync(join(dir, file), 'utf8');
-    const pair = (name: string) => ({ key: read(`${name}.key`), cert: read(`${name}.crt`) });
-    return {
-      ca: read('ca.crt'),
-      otherCa: read('other.crt'),
-      crl: read('ca.crl'),
-      server: pair('server'),
-      client: pair('client'),
-      evilAdmin: pair('evil'),
-      expired: pair('expired'),
-      revoked: pair('revoked'),
-      stranger: pair('stranger'),
-      chained: { key: read('chained.key'), cert: read('chained.crt') + read('intermediate.crt') },
-      deep: {
-        key: read('deep.key'),
-        cert: read('deep.crt') + read('intermediate2.crt') + read('intermediate.crt'),
-      },
-    };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
 }
 
 /** A kubernetes.io/tls Secret with the server pair and the client CA (and CRL) of auth-tls-secret. */
@@ -416,7 +331,7 @@ describe('TLS, client certificates and SNI versus Host', () => {
   let gw: TestGateway;
 
   before(async () => {
-    pki = await makePki();
+    pki = await testPki();
     backend = await startBackend();
     tap = await startTap(backend.port);
     gw = await startTestGateway(topology(pki, tap.port));
@@ -678,7 +593,7 @@ describe('TLS sessions across hosts with different client CAs', () => {
   let gw: TestGateway;
 
   before(async () => {
-    pki = await makePki();
+    pki = await testPki();
     backend = await startBackend();
     tap = await startTap(backend.port);
     gw = await startTestGateway(topology(pki, tap.port));

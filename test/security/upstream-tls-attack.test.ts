@@ -10,18 +10,15 @@
 // by default) and OpenSSL's verify depth (intermediates counted, as `openssl verify -verify_depth`).
 import assert from 'node:assert/strict';
 import type { LookupAddress, LookupOptions } from 'node:dns';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import type http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo, LookupFunction } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { TLSSocket, TlsOptions } from 'node:tls';
 import { request, startTestGateway, type TestGateway } from '../fixtures/gateway/harness.ts';
 import { ingress, type K8sObject, serviceWithEndpoints, topologyOf } from '../fixtures/gateway/manifests.ts';
 import { rawExchange } from '../helpers/net.ts';
-import { requireBinary, runCommand } from '../helpers/process.ts';
+import { makePki } from '../helpers/pki.ts';
 
 interface Pem {
   key: string;
@@ -47,114 +44,46 @@ interface Pki {
 }
 
 const NAME = 'backend.internal';
-const EC = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'];
 const CA_EXT = 'basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n';
 const NOT_CA_EXT = 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,keyCertSign,digitalSignature\n';
 const leafExt = (name: string) => `basicConstraints=CA:FALSE\nsubjectAltName=DNS:${name}\n`;
 
-/** openssl in a temp dir: self-signed roots and certificates signed by them (optionally with fixed dates). */
-function opensslIn(dir: string) {
-  const bin = requireBinary('openssl');
-  const run = async (...args: string[]) => {
-    const out = await runCommand(bin, args);
-    assert.equal(out.code, 0, `openssl ${args.join(' ')}: ${out.stderr}`);
-  };
-  const path = (file: string) => join(dir, file);
-  const read = (file: string) => readFileSync(path(file), 'utf8');
-  writeFileSync(path('index.txt'), '');
-  writeFileSync(path('serial'), '1000\n');
-  writeFileSync(
-    path('ca.cnf'),
-    `[ca]\ndefault_ca=d\n[d]\ndatabase=${path('index.txt')}\nnew_certs_dir=${dir}\nserial=${path('serial')}\n` +
-      'default_md=sha256\npolicy=p\nunique_subject=no\n[p]\ncommonName=supplied\n',
-  );
+/** Self-signed roots and certificates signed by them (some with fixed dates, some under intermediates). */
+async function testPki(): Promise<Pki> {
+  const leaf = leafExt(NAME);
+  const { certs, chains } = await makePki({
+    certificates: [
+      { name: 'root' },
+      { name: 'evil-root' },
+      { name: 'self', subject: `/CN=${NAME}`, extensions: `subjectAltName=DNS:${NAME}` },
+      { name: 'client', issuer: 'root', extensions: 'basicConstraints=CA:FALSE\n' },
+      { name: 'good', issuer: 'root', extensions: leaf },
+      { name: 'other-ca', issuer: 'evil-root', extensions: leaf },
+      { name: 'expired', issuer: 'root', extensions: leaf, dates: ['20200101000000Z', '20200201000000Z'] },
+      { name: 'future', issuer: 'root', extensions: leaf, dates: ['20990101000000Z', '20991231000000Z'] },
+      { name: 'other-name', issuer: 'root', extensions: leafExt('other.internal') },
+      { name: 'not-ca', issuer: 'root', extensions: NOT_CA_EXT },
+      { name: 'via-not-ca', issuer: 'not-ca', extensions: leaf },
+      { name: 'i1', issuer: 'root', extensions: CA_EXT },
+      { name: 'i2', issuer: 'i1', extensions: CA_EXT },
+      { name: 'under-i1', issuer: 'i1', extensions: leaf },
+      { name: 'under-i2', issuer: 'i2', extensions: leaf },
+    ],
+  });
+  const pem = (name: keyof typeof certs): Pem => ({ key: certs[name].key, cert: chains[name] });
   return {
-    read,
-    async root(name: string, san?: string): Promise<void> {
-      const extra = san === undefined ? [] : ['-addext', `subjectAltName=DNS:${san}`];
-      await run(
-        'req',
-        '-x509',
-        ...EC,
-        '-keyout',
-        path(`${name}.key`),
-        '-out',
-        path(`${name}.crt`),
-        '-subj',
-        `/CN=${san ?? name}`,
-        '-days',
-        '2',
-        ...extra,
-      );
-    },
-    async sign(name: string, ext: string, issuer: string, dates?: [string, string]): Promise<void> {
-      const [key, csr, crt] = [path(`${name}.key`), path(`${name}.csr`), path(`${name}.crt`)];
-      writeFileSync(path(`${name}.ext`), ext);
-      await run('req', ...EC, '-keyout', key, '-out', csr, '-subj', `/CN=${name}`);
-      const ca = ['-extfile', path(`${name}.ext`), '-in', csr, '-out', crt];
-      const by = [path(`${issuer}.key`), path(`${issuer}.crt`)] as const;
-      if (dates === undefined)
-        await run('x509', '-req', ...ca, '-CA', by[1], '-CAkey', by[0], '-CAcreateserial', '-days', '2');
-      else
-        await run(
-          'ca',
-          '-config',
-          path('ca.cnf'),
-          '-batch',
-          '-notext',
-          '-startdate',
-          dates[0],
-          '-enddate',
-          dates[1],
-          ...ca,
-          '-keyfile',
-          by[0],
-          '-cert',
-          by[1],
-        );
-    },
+    root: certs.root.cert,
+    client: pem('client'),
+    good: pem('good'),
+    otherCa: pem('other-ca'),
+    selfSigned: pem('self'),
+    expired: pem('expired'),
+    future: pem('future'),
+    otherName: pem('other-name'),
+    viaNotCa: pem('via-not-ca'),
+    oneIntermediate: pem('under-i1'),
+    twoIntermediates: pem('under-i2'),
   };
-}
-
-async function makePki(): Promise<Pki> {
-  const dir = mkdtempSync(join(tmpdir(), 'keepip-upstream-tls-'));
-  try {
-    const o = opensslIn(dir);
-    await o.root('root');
-    await o.root('evil-root');
-    await o.root('self', NAME);
-    await o.sign('client', 'basicConstraints=CA:FALSE\n', 'root');
-    await o.sign('good', leafExt(NAME), 'root');
-    await o.sign('other-ca', leafExt(NAME), 'evil-root');
-    await o.sign('expired', leafExt(NAME), 'root', ['20200101000000Z', '20200201000000Z']);
-    await o.sign('future', leafExt(NAME), 'root', ['20990101000000Z', '20991231000000Z']);
-    await o.sign('other-name', leafExt('other.internal'), 'root');
-    await o.sign('not-ca', NOT_CA_EXT, 'root');
-    await o.sign('via-not-ca', leafExt(NAME), 'not-ca');
-    await o.sign('i1', CA_EXT, 'root');
-    await o.sign('i2', CA_EXT, 'i1');
-    await o.sign('under-i1', leafExt(NAME), 'i1');
-    await o.sign('under-i2', leafExt(NAME), 'i2');
-    const pem = (name: string, ...chain: string[]): Pem => ({
-      key: o.read(`${name}.key`),
-      cert: [name, ...chain].map((n) => o.read(`${n}.crt`)).join(''),
-    });
-    return {
-      root: o.read('root.crt'),
-      client: pem('client'),
-      good: pem('good'),
-      otherCa: pem('other-ca'),
-      selfSigned: pem('self'),
-      expired: pem('expired'),
-      future: pem('future'),
-      otherName: pem('other-name'),
-      viaNotCa: pem('via-not-ca', 'not-ca'),
-      oneIntermediate: pem('under-i1', 'i1'),
-      twoIntermediates: pem('under-i2', 'i2', 'i1'),
-    };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
 }
 
 /** What a backend saw of one request (or WebSocket upgrade) that reached it. */
@@ -400,7 +329,7 @@ describe('TLS to backends (proxy-ssl-*) against a man in the middle', () => {
   let gw: TestGateway;
 
   before(async () => {
-    pki = await makePki();
+    pki = await testPki();
     for (const name of BACKENDS) backends.set(name, await startBackend(pki, pki[name]));
     backends.set('tls13Only', await startBackend(pki, pki.good, { minVersion: 'TLSv1.3' }));
     backends.set(
