@@ -131,6 +131,12 @@ interface CompiledLocation {
   readonly route: MatchedRoute;
   /** For prefix matching: the path without a trailing `/` ('' for `/`). */
   readonly prefix: string;
+  /**
+   * The prefix matches as nginx's `location /p` does, any continuation (`/p`, `/p/x`, `/px`): an
+   * ImplementationSpecific path without a trailing `/`, which ingress-nginx writes as a plain location.
+   * Otherwise it matches whole segments only (`/p`, `/p/x`), as a Prefix path's `/p/` and `= /p`.
+   */
+  readonly stringPrefix: boolean;
   readonly regex: RegExp | null;
   readonly rewrite: CompiledRewrite | null;
   readonly httpsRedirect: boolean;
@@ -313,6 +319,7 @@ function compileLocation(
     model: location,
     route,
     prefix: path.length > 1 && path.endsWith('/') ? path.replace(/\/+$/, '') : path === '/' ? '' : path,
+    stringPrefix: regex === null && location.pathType === 'ImplementationSpecific' && !path.endsWith('/'),
     regex,
     rewrite,
     httpsRedirect: redirectsToHttps(location, vhost),
@@ -364,7 +371,10 @@ function compileVirtualHost(
     }
   }
   // Longest first; Array.prototype.sort is stable, so among equal paths the model's order holds.
-  prefixes.sort((a, b) => b.prefix.length - a.prefix.length);
+  // Longest first; at one length a segment prefix first (`/a/` in nginx's terms: longer than `/a`).
+  prefixes.sort(
+    (a, b) => b.prefix.length - a.prefix.length || Number(a.stringPrefix) - Number(b.stringPrefix),
+  );
   const foldedExact = new Map<string, CompiledLocation>();
   for (const [path, loc] of exact)
     if (!foldedExact.has(path.toLowerCase())) foldedExact.set(path.toLowerCase(), loc);
@@ -662,14 +672,16 @@ function findLocationFolded(vhost: CompiledVirtualHost, uri: string): CompiledLo
   if (exact !== undefined) return exact;
   for (const loc of vhost.regexes) if (loc.regex!.test(uri)) return loc;
   for (const { prefix, location } of vhost.foldedPrefixes) {
-    if (
-      prefix === '' ||
-      (uri.startsWith(prefix) && (uri.length === prefix.length || uri.charCodeAt(prefix.length) === 0x2f))
-    ) {
-      return location;
-    }
+    if (prefixMatches(location, prefix, uri)) return location;
   }
   return null;
+}
+
+/** Whether `uri` falls under the location's `prefix` (its own, or its case-folded one). */
+function prefixMatches(location: CompiledLocation, prefix: string, uri: string): boolean {
+  if (prefix === '') return true;
+  if (!uri.startsWith(prefix)) return false;
+  return location.stringPrefix || uri.length === prefix.length || uri.charCodeAt(prefix.length) === 0x2f;
 }
 
 /**
@@ -774,8 +786,7 @@ function findLocation(vhost: CompiledVirtualHost, uri: string): CompiledLocation
   }
   let prefix: CompiledLocation | null = null;
   for (const loc of vhost.prefixes) {
-    const p = loc.prefix;
-    if (p === '' || (uri.startsWith(p) && (uri.length === p.length || uri.charCodeAt(p.length) === 0x2f))) {
+    if (prefixMatches(loc, loc.prefix, uri)) {
       prefix = loc;
       break;
     }

@@ -150,9 +150,10 @@ describe('path priority (no regex)', () => {
       [req('example.com', '/docs'), 'redirect 301 /docs/'],
       [req('example.com', '/docs/a'), 'proxy default-docs-80 /docs/a'],
       [req('example.com', '/docsx'), 'proxy default-root-80 /docsx'],
-      // ImplementationSpecific without use-regex is a Prefix.
+      // ImplementationSpecific without use-regex is nginx's plain `location /impl` (ingress-nginx writes
+      // the path as it is): a string prefix, so /implx is under it too (a Prefix path would not be).
       [req('example.com', '/impl/x'), 'proxy default-impl-80 /impl/x'],
-      [req('example.com', '/implx'), 'proxy default-root-80 /implx'],
+      [req('example.com', '/implx'), 'proxy default-impl-80 /implx'],
       [req('example.com', '/'), 'proxy default-root-80 /'],
     ],
   );
