@@ -46,6 +46,7 @@ export type RegexResult = { ok: true; regex: RegExp } | { ok: false; error: Rout
 export function compileIngressRegex(source: string, anchored: boolean): RegexResult {
   let js = source.replaceAll('(?P<', '(?<');
   if (js.startsWith('(?i)')) js = js.slice(4);
+  js = withPcreLineRules(js);
   const risk = backtrackingRisk(js);
   if (risk !== null)
     return {
@@ -64,6 +65,39 @@ export function compileIngressRegex(source: string, anchored: boolean): RegexRes
       },
     };
   }
+}
+
+/**
+ * PCRE's `.` and `$` (nginx's regexes) where JavaScript's differ: PCRE's `.` matches anything but a
+ * line feed (JavaScript's also refuses CR, U+2028 and U+2029), and its `$` matches at the end or before
+ * a final line feed (JavaScript's at the end only). So `/admin%0A` is under `/admin(/|$)` and
+ * `/secret/%0D` under `/secret/.+` in nginx, and must be here: a path its location does not take goes
+ * to another one, without that location's allowlist. `.` becomes `[^\n]` and `$` `(?:\n?$)` (taking the
+ * final line feed where PCRE stops before it: the same matches, and no lookaround, which would keep
+ * V8's linear-time fallback away, src/regex-engine.ts). Escapes and classes are kept as written.
+ */
+export function withPcreLineRules(source: string): string {
+  let out = '';
+  let inClass = false;
+  for (let i = 0; i < source.length; i++) {
+    const c = source[i]!;
+    if (c === '\\') {
+      out += source.slice(i, i + 2);
+      i++;
+    } else if (inClass) {
+      if (c === ']') inClass = false;
+      out += c;
+    } else if (c === '[') {
+      inClass = true;
+      out += c;
+      // A `]` first in a class (or after `^`) is a member, not its end.
+      if (source[i + 1] === '^') out += source[++i];
+      if (source[i + 1] === ']') out += source[++i];
+    } else if (c === '.') out += '[^\\n]';
+    else if (c === '$') out += '(?:\\n?$)';
+    else out += c;
+  }
+  return out;
 }
 
 /** Splits a target into literals and `$N` captures; `$name` variables are not supported. */

@@ -359,6 +359,8 @@ interface GatewayBuild extends IngressReadings {
   defaultBackendOrigin: Origin | null;
   /** --enable-ssl-passthrough, for the controller that serves this Ingress. */
   passthroughEnabled: (ingress: ObjectRef) => boolean;
+  /** Locations of Ingresses without use-regex or a rewrite: on a regex host their Prefix paths split (regexHostLocations). */
+  plainLocations: WeakSet<LocationModel>;
 }
 
 function passthroughSwitch(option: GatewayOptions['enableSslPassthrough']): (ingress: ObjectRef) => boolean {
@@ -390,6 +392,7 @@ export function translateGateway(
     defaultBackend: null,
     defaultBackendOrigin: null,
     passthroughEnabled: passthroughSwitch(options.enableSslPassthrough),
+    plainLocations: new WeakSet(),
   };
   for (const ing of mains) addIngress(b, ing);
   addRootFallbacks(b);
@@ -499,16 +502,25 @@ function regexAndTlsHosts(
 ): { regexHosts: Set<string>; tlsHosts: Set<string> } {
   const regexHosts = new Set<string>();
   const tlsHosts = new Set<string>();
+  // ingress-nginx's enforceRegexModifier looks at the locations a host keeps: a path an older Ingress
+  // already has (same path and type) is dropped with its annotations, and the root location carries
+  // the annotations of the first Ingress with a Prefix `/`, else of the Ingress that created the host.
+  const taken = new Map<string, Set<string>>();
+  const root = new Map<string, IngressAnnotations>();
   for (const ing of served) {
     const a = annotations.get(ing)!;
-    // ingress-nginx's needsRewrite: a target equal to the path is no rewrite at all (the seed's
-    // `rewrite-target: /` on path `/`), so it neither rewrites nor turns the host into regexes.
     for (const rule of ing.rules) {
-      if (
-        a.useRegex ||
-        rule.paths.some((p) => a.rewriteTarget !== null && a.rewriteTarget !== (p.path || '/'))
-      ) {
-        regexHosts.add(rule.host);
+      const keys = taken.get(rule.host) ?? new Set<string>();
+      taken.set(rule.host, keys);
+      // The default server's root (rules without a host) exists before any Ingress: none of theirs.
+      if (!root.has(rule.host) && rule.host !== '') root.set(rule.host, a);
+      for (const p of rule.paths) {
+        const path = p.path || '/';
+        const key = `${path}\u0000${p.pathType}`;
+        if (p.backend === null || keys.has(key)) continue;
+        keys.add(key);
+        if (path === '/' && p.pathType === 'Prefix') root.set(rule.host, a);
+        if (regexLocation(a, path)) regexHosts.add(rule.host);
       }
     }
     // ingress-nginx's createServers: every rule host of an Ingress with a TLS section gets a
@@ -516,7 +528,16 @@ function regexAndTlsHosts(
     // by another Ingress does not.
     if (ing.tls.length > 0) for (const rule of ing.rules) if (rule.host !== '') tlsHosts.add(rule.host);
   }
+  for (const [host, a] of root) if (regexLocation(a, '/')) regexHosts.add(host);
   return { regexHosts, tlsHosts };
+}
+
+/**
+ * Whether a location makes its host's paths regexes: use-regex, or ingress-nginx's needsRewrite (a
+ * target equal to the path is no rewrite at all: the seed's `rewrite-target: /` on path `/`).
+ */
+function regexLocation(a: IngressAnnotations, path: string): boolean {
+  return a.useRegex || (a.rewriteTarget !== null && a.rewriteTarget !== path);
 }
 
 /**
@@ -647,7 +668,12 @@ function addPath(b: GatewayBuild, ing: IngressView, build: HostBuild, p: Ingress
     return;
   }
   build.keys.set(key, ing.origin);
-  build.locations.push(location(b, ing, path, p.pathType, regex, backendRef(b, ing, p.backend), build.host));
+  const made = location(b, ing, path, p.pathType, regex, backendRef(b, ing, p.backend), build.host);
+  if (!b.annotations.get(ing)!.useRegex && made.rewriteTarget === null) b.plainLocations.add(made);
+  // A Prefix `/` takes the place of ingress-nginx's root location, created first with the host: on a
+  // regex host it comes before an Exact `/` (every `/` being `~* ^/` there).
+  if (path === '/' && p.pathType === 'Prefix') build.locations.unshift(made);
+  else build.locations.push(made);
 }
 
 /**
@@ -760,7 +786,9 @@ function addRootFallbacks(b: GatewayBuild): void {
     const regex = b.regexHosts.has(build.host) ? '/' : null;
     const own = creator.defaultBackend === null ? null : backendRef(b, creator, creator.defaultBackend);
     const root = location(b, creator, '/', 'Prefix', regex, own, build.host);
-    build.locations.push(creator.defaultBackend === null ? { ...root, defaultBackendRoot: true } : root);
+    // First, as ingress-nginx creates it with the server: on a regex host (`~* ^/` for every `/`) it
+    // comes before an Exact `/`, which it then shadows, as there.
+    build.locations.unshift(creator.defaultBackend === null ? { ...root, defaultBackendRoot: true } : root);
   }
 }
 
@@ -789,7 +817,9 @@ function virtualHosts(b: GatewayBuild): VirtualHostModel[] {
       return {
         host: h.host,
         tls: hasTls(b, h.host) ? certificateFor(b, secrets, h.host, own) : null,
-        locations: sortLocations(h.locations, b.regexHosts.has(h.host)),
+        locations: b.regexHosts.has(h.host)
+          ? sortLocations(regexHostLocations(h.locations, b.plainLocations), true)
+          : sortLocations(h.locations, false),
         ...clientCertificateOf(h.host, own, b.accessOf),
         ...hostNames(h.host, b.hosts, own, b.routeOf),
         ...serverTlsFor(h, own, b),
@@ -1079,12 +1109,41 @@ function clientCertificateOf(
 
 /**
  * ingress-nginx priority. Plain hosts: Exact first, then longer paths first (nginx picks the longest
- * prefix anyway). Regex hosts: every path is a regex tried in order, sorted by path length, longest
- * first, as ingress-nginx writes them. Stable, so equal lengths keep merge order (oldest first).
+ * prefix anyway; equal lengths keep merge order). Regex hosts: every path is a regex tried in order, as
+ * ingress-nginx writes them after its two stable sorts: by the path's bytes, greater first, then by
+ * length, longest first (so among equal lengths `/app/admin/.*` comes before `/(api|app)/.*`).
  */
 export function sortLocations(locations: readonly LocationModel[], regexHost: boolean): LocationModel[] {
-  const rank = (l: LocationModel) => (regexHost || l.pathType !== 'Exact' ? 1 : 0);
+  if (regexHost) {
+    const key = (l: LocationModel) => l.regex ?? l.path;
+    return [...locations]
+      .sort((a, b) => (key(a) > key(b) ? -1 : key(a) < key(b) ? 1 : 0))
+      .sort((a, b) => key(b).length - key(a).length);
+  }
+  const rank = (l: LocationModel) => (l.pathType !== 'Exact' ? 1 : 0);
   return [...locations].sort((a, b) => rank(a) - rank(b) || b.path.length - a.path.length);
+}
+
+/**
+ * ingress-nginx's updateServerLocations on a regex host: a Prefix `/p` of an Ingress without use-regex
+ * or a rewrite is `~* ^/p/`, plus `~* ^/p` (its Exact copy) unless the host has an Exact `/p`. Each
+ * copy is the same location otherwise (its Ingress, annotations and rate-limit zone).
+ */
+function regexHostLocations(
+  locations: readonly LocationModel[],
+  plain: WeakSet<LocationModel>,
+): LocationModel[] {
+  const exact = new Set(locations.filter((l) => l.pathType === 'Exact').map((l) => l.path));
+  const out: LocationModel[] = [];
+  for (const l of locations) {
+    if (l.pathType !== 'Prefix' || l.path === '/' || l.path.endsWith('/') || !plain.has(l)) {
+      out.push(l);
+      continue;
+    }
+    out.push({ ...l, regex: `${l.path}/` });
+    if (!exact.has(l.path)) out.push({ ...l, regex: l.path });
+  }
+  return out;
 }
 
 function readTlsSecret(
