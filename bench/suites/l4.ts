@@ -50,6 +50,8 @@ interface System {
   source: Endpoint;
   /** null: this system is measured in bulk only. */
   banner: Endpoint | null;
+  /** "ok" kept open until the client closes (the client closes first); null: bulk only. */
+  reply: Endpoint | null;
   /** The proxy processes whose CPU counts (none for direct). */
   processes: Managed[];
 }
@@ -97,12 +99,14 @@ export const suite: BenchSuite = {
       const hSink = await viaHaproxy(target.sink, 'sink');
       const hSource = await viaHaproxy(target.source, 'source');
       const hBanner = await viaHaproxy(target.banner, 'banner', 'v2');
+      const hReply = await viaHaproxy(target.reply, 'reply', 'v2');
       systems.push({
         name: haproxyName,
         sink: hSink.at,
         source: hSource.at,
         banner: hBanner.at,
-        processes: [hSink.managed, hSource.managed, hBanner.managed],
+        reply: hReply.at,
+        processes: [hSink.managed, hSource.managed, hBanner.managed, hReply.managed],
       });
       // For reading the bulk numbers: HAProxy's default 16 KiB buffers against keepip's 64 KiB reads.
       const bigBuffers = `${haproxyName}, tune.bufsize 65536`;
@@ -133,6 +137,7 @@ export const suite: BenchSuite = {
         sink: bSink.at,
         source: bSource.at,
         banner: null,
+        reply: null,
         processes: [bSink.managed, bSource.managed],
       });
       let keepip: System | null = null;
@@ -140,12 +145,14 @@ export const suite: BenchSuite = {
         const kSink = await viaKeepip(target.sink, 'sink', null);
         const kSource = await viaKeepip(target.source, 'source', null);
         const kBanner = await viaKeepip(target.banner, 'banner', 'v2');
+        const kReply = await viaKeepip(target.reply, 'reply', 'v2');
         keepip = {
           name: 'keepip lb',
           sink: kSink.at,
           source: kSource.at,
           banner: kBanner.at,
-          processes: [kSink.managed, kSource.managed, kBanner.managed],
+          reply: kReply.at,
+          processes: [kSink.managed, kSource.managed, kBanner.managed, kReply.managed],
         };
         systems.push(keepip);
       } catch (error) {
@@ -217,52 +224,21 @@ export const suite: BenchSuite = {
         }
       }
 
-      // New connections per second: connect, read the target's banner, close; PROXY v2 from the proxies.
-      const rates = new Map<string, number[]>();
-      const cpuPerK = new Map<string, number[]>();
-      for (let round = 0; round < sizes.rounds; round++) {
-        for (const system of systems) {
-          if (system.banner === null) continue;
-          const pids = system.processes.flatMap((p) => p.pids());
-          const cpuBefore = cpuSeconds(pids);
-          const result = await runClient([
-            '--role',
-            'conns',
-            '--count',
-            String(sizes.connections),
-            '--concurrency',
-            String(sizes.concurrency),
-            '--port',
-            String(system.banner.port),
-            '--local',
-            `127.0.61.${round + 1}`,
-          ]);
-          const cpu = cpuSeconds(pids) - cpuBefore;
-          if (!result.ok) {
-            errors.push(`${system.name} connections round ${round + 1}: ${result.error}`);
-            continue;
-          }
-          push(rates, system.name, result.perSecond);
-          if (system.processes.length > 0) push(cpuPerK, system.name, (cpu / sizes.connections) * 1e6);
-          ctx.log(`l4 connections ${system.name}: ${result.perSecond.toFixed(0)}/s`);
+      // New connections per second, PROXY v2 from the proxies: connect, read "ok", then either the target
+      // closes (banner) or the client does (reply: the proxy's side towards the target is the one left in
+      // TIME_WAIT, on its source address).
+      for (const kind of ['banner', 'reply'] as const) {
+        const found = await measureConnections(systems, kind, sizes, errors, ctx.log);
+        measurements.push(...found.measurements);
+        const k = found.rates.get('keepip lb');
+        const h = found.rates.get(haproxyName);
+        if (k && h && k.length > 0 && h.length > 0) {
+          const label = kind === 'banner' ? '' : ', client closes first';
+          ratios.push({
+            label: `keepip lb / HAProxy new connections/s${label}`,
+            value: tidy(median(k) / median(h)),
+          });
         }
-      }
-      const scenario = `${sizes.connections} connections, ${sizes.concurrency} at a time, banner + close${' '}(proxies send PROXY v2)`;
-      for (const [system, values] of rates) {
-        measurements.push({ system, metric: 'connections/s', value: tidy(median(values)), case: scenario });
-      }
-      for (const [system, values] of cpuPerK) {
-        measurements.push({
-          system,
-          metric: 'proxy CPU µs/connection',
-          value: tidy(median(values)),
-          case: scenario,
-        });
-      }
-      const k = rates.get('keepip lb');
-      const h = rates.get(haproxyName);
-      if (k && h && k.length > 0 && h.length > 0) {
-        ratios.push({ label: 'keepip lb / HAProxy new connections/s', value: tidy(median(k) / median(h)) });
       }
       notes.push(
         'Client, target and proxies share the machine; the load processes are Node (onread into a reused buffer). Compare ratios, not absolute numbers.',
@@ -275,6 +251,62 @@ export const suite: BenchSuite = {
   },
 };
 
+/** Rounds of `sizes.connections` connections to each system's `kind` endpoint: rates and proxy CPU. */
+async function measureConnections(
+  systems: System[],
+  kind: 'banner' | 'reply',
+  sizes: Sizes,
+  errors: string[],
+  log: (line: string) => void,
+): Promise<{ rates: Map<string, number[]>; measurements: BenchMeasurement[] }> {
+  const rates = new Map<string, number[]>();
+  const cpuPerK = new Map<string, number[]>();
+  for (let round = 0; round < sizes.rounds; round++) {
+    for (const system of systems) {
+      const at = system[kind];
+      if (at === null) continue;
+      const pids = system.processes.flatMap((p) => p.pids());
+      const cpuBefore = cpuSeconds(pids);
+      const result = await runClient([
+        '--role',
+        'conns',
+        '--count',
+        String(sizes.connections),
+        '--concurrency',
+        String(sizes.concurrency),
+        '--port',
+        String(at.port),
+        '--local',
+        `127.0.${kind === 'banner' ? 61 : 62}.${round + 1}`,
+        ...(kind === 'reply' ? ['--client-closes'] : []),
+      ]);
+      const cpu = cpuSeconds(pids) - cpuBefore;
+      if (!result.ok) {
+        errors.push(`${system.name} connections (${kind}) round ${round + 1}: ${result.error}`);
+        continue;
+      }
+      push(rates, system.name, result.perSecond);
+      if (system.processes.length > 0) push(cpuPerK, system.name, (cpu / sizes.connections) * 1e6);
+      log(`l4 connections (${kind}) ${system.name}: ${result.perSecond.toFixed(0)}/s`);
+    }
+  }
+  const closing = kind === 'banner' ? 'banner + close' : '"ok", the client closes first';
+  const scenario = `${sizes.connections} connections, ${sizes.concurrency} at a time, ${closing} (proxies send PROXY v2)`;
+  const measurements: BenchMeasurement[] = [];
+  for (const [system, values] of rates) {
+    measurements.push({ system, metric: 'connections/s', value: tidy(median(values)), case: scenario });
+  }
+  for (const [system, values] of cpuPerK) {
+    measurements.push({
+      system,
+      metric: 'proxy CPU µs/connection',
+      value: tidy(median(values)),
+      case: scenario,
+    });
+  }
+  return { rates, measurements };
+}
+
 function push(map: Map<string, number[]>, key: string, value: number): void {
   const list = map.get(key) ?? [];
   list.push(value);
@@ -283,18 +315,23 @@ function push(map: Map<string, number[]>, key: string, value: number): void {
 
 async function startTargets(
   started: Started,
-): Promise<{ sink: Endpoint; source: Endpoint; banner: Endpoint }> {
-  const [sink, source, banner] = [await endpoint(), await endpoint(), await endpoint()];
+): Promise<{ sink: Endpoint; source: Endpoint; banner: Endpoint; reply: Endpoint }> {
+  const [sink, source, banner, reply] = [
+    await endpoint(),
+    await endpoint(),
+    await endpoint(),
+    await endpoint(),
+  ];
   started.add(
     await startProcess({
       name: 'l4 target',
       command: process.execPath,
-      args: [SELF, '--role', 'target', '--ports', `${sink.port},${source.port},${banner.port}`],
-      listening: [sink, source, banner],
+      args: [SELF, '--role', 'target', '--ports', `${sink.port},${source.port},${banner.port},${reply.port}`],
+      listening: [sink, source, banner, reply],
       openFiles: 16_384,
     }),
   );
-  return { sink, source, banner };
+  return { sink, source, banner, reply };
 }
 
 type ClientResult =
@@ -325,10 +362,13 @@ function runClient(args: string[]): Promise<ClientResult> {
 // ---------------------------------------------------------------------------------------------
 // Load processes
 
-/** sink: counts bytes until FIN, answers the count. source: sends the number of bytes asked for. banner: "ok" and close. */
+/**
+ * sink: counts bytes until FIN, answers the count. source: sends the number of bytes asked for. banner:
+ * "ok" and close. reply: "ok", then closes once the client has.
+ */
 function serveTargets(ports: number[]): void {
   const chunk = Buffer.alloc(CHUNK, 0x5a);
-  const [sinkPort, sourcePort, bannerPort] = ports;
+  const [sinkPort, sourcePort, bannerPort, replyPort] = ports;
   const sink = net.createServer({ allowHalfOpen: true }, (socket) => {
     let bytes = 0;
     socket.on('data', (data: Buffer) => {
@@ -361,6 +401,13 @@ function serveTargets(ports: number[]): void {
     socket.resume();
     socket.end('ok');
   });
+  const reply = net.createServer({ allowHalfOpen: true }, (socket) => {
+    socket.on('error', () => {});
+    socket.resume();
+    socket.on('end', () => socket.end());
+    socket.write('ok');
+  });
+  reply.listen(replyPort, '127.0.0.1');
   sink.listen(sinkPort, '127.0.0.1');
   source.listen(sourcePort, '127.0.0.1');
   banner.listen(bannerPort, '127.0.0.1', () => process.stdout.write('l4 targets ready\n'));
@@ -422,7 +469,13 @@ function bulkClient(port: number, direction: Direction, total: number, localAddr
   });
 }
 
-function connectionsClient(port: number, count: number, concurrency: number, localAddress: string): void {
+function connectionsClient(
+  port: number,
+  count: number,
+  concurrency: number,
+  localAddress: string,
+  clientCloses: boolean,
+): void {
   let started = 0;
   let done = 0;
   let failed = 0;
@@ -436,6 +489,7 @@ function connectionsClient(port: number, count: number, concurrency: number, loc
     socket.setEncoding('latin1');
     socket.on('data', (d: string) => {
       got += d;
+      if (clientCloses && got === 'ok') socket.end();
     });
     socket.on('error', (error) => {
       failed++;
@@ -483,6 +537,7 @@ if (process.argv[1] === SELF) {
       count: { type: 'string' },
       concurrency: { type: 'string' },
       local: { type: 'string' },
+      'client-closes': { type: 'boolean' },
     },
   });
   const local = values.local ?? '127.0.0.1';
@@ -495,7 +550,13 @@ if (process.argv[1] === SELF) {
       local,
     );
   } else if (values.role === 'conns') {
-    connectionsClient(Number(values.port), Number(values.count), Number(values.concurrency), local);
+    connectionsClient(
+      Number(values.port),
+      Number(values.count),
+      Number(values.concurrency),
+      local,
+      values['client-closes'] === true,
+    );
   } else {
     const tmpDir = mkdtempSync(join(tmpdir(), 'keepip-bench-l4-'));
     try {
