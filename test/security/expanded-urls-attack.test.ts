@@ -330,7 +330,9 @@ describe('URLs and hosts expanded from request data', () => {
       assert.ok(reply.status === 200 || reply.status === 502, `${target}: ${reply.status}`);
     }
     const seen = p.app.heads.slice(before);
-    assert.ok(seen.length >= 2);
+    // The LF case reaches the backend (the capture stops before the line feed, as PCRE's `.` does); a
+    // capture with a CR or a control byte makes a value the backend request cannot carry: 502, unsent.
+    assert.ok(seen.length >= 1);
     for (const head of seen) {
       assert.equal(field(head, 'x-injected'), undefined);
       assert.match(field(head, 'x-forwarded-prefix') ?? '', /^\/p\/[\x20-\x7e]*$/);

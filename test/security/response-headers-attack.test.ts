@@ -442,7 +442,9 @@ describe('response heads and added headers under attack', () => {
     ]) {
       const before = backend.heads.length;
       const a = await get(gw.httpPort, 'pf.test', target);
-      assert.ok(a.status === 200 || a.status === 400, `${target}: ${a.raw}`);
+      // 502: a capture with a CR (PCRE's `.` takes it, as nginx's) makes a header value the request to
+      // the backend cannot carry; it is refused, never sent.
+      assert.ok(a.status === 200 || a.status === 400 || a.status === 502, `${target}: ${a.raw}`);
       for (const head of backend.heads.slice(before)) assert.doesNotMatch(head, /\nX-Injected|\0/i, target);
     }
   });
