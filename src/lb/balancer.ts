@@ -24,7 +24,13 @@ import type { HealthState, HealthStatus } from './health-state.ts';
 import { emptyLbStats, type LbStats, registerLbMetrics } from './metrics.ts';
 import { createHeaderBuilder, type HeaderBuilder, UNIQUE_ID_BYTES } from './proxy-header.ts';
 import { createSelectionPolicy } from './selection.ts';
-import { createSourcePorts, DEFAULT_PORT_RANGE, type PortRange, parsePortRange } from './source-ports.ts';
+import {
+  createSourcePorts,
+  DEFAULT_PORT_RANGE,
+  type PortRange,
+  parsePortRange,
+  type SourcePorts,
+} from './source-ports.ts';
 import { createTargetGroup, type TargetEntry, type TargetGroup, targetKey } from './target-group.ts';
 
 export {
@@ -280,7 +286,7 @@ function listenerContext(
     sourceAddress,
     preserveClientIp: config.preserveClientIp,
     isLocalAddress: (address) => isLoopbackAddress(address) || localAddresses.has(address),
-    sourcePorts: config.sourcePorts ?? createSourcePorts(ephemeralPorts()),
+    sourcePorts: config.sourcePorts ?? processSourcePorts(),
     idleTimeoutMs,
     connectTimeoutMs: CONNECT_TIMEOUT_MS,
     clientReads: config.clientReads ?? 'raw',
@@ -373,8 +379,16 @@ function normaliseHost(host: string): string {
 }
 
 /** The addresses of this machine's interfaces: a client from one of them can be preserved too. */
+let shared: SourcePorts | null = null;
+
+/** One walk per process, shared by its listeners (two walking one address would meet each other's ports). */
+function processSourcePorts(): SourcePorts {
+  shared ??= createSourcePorts(ephemeralPorts());
+  return shared;
+}
+
 /** The kernel's ephemeral port range, where the lb picks explicit source ports (source-ports.ts). */
-function ephemeralPorts(): PortRange {
+export function ephemeralPorts(): PortRange {
   const read = (name: string) => {
     try {
       return readFileSync(`/proc/sys/net/ipv4/${name}`, 'utf8');

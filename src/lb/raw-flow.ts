@@ -13,6 +13,7 @@ import { type Deadline, deadlineWheel } from './deadlines.ts';
 import { MAX_PORT_TRIES, type SourcePorts } from './source-ports.ts';
 import type { Flow, FlowEndReason, FlowSettings } from './flow.ts';
 import {
+  bindTo,
   connectTo,
   readOffset,
   readResult,
@@ -35,8 +36,9 @@ export interface RawFlowSpec extends FlowSettings {
 
 /** libuv's code for the connect deadline (the negated errno, as libuv reports errors). */
 const UV_ETIMEDOUT = -constants.errno.ETIMEDOUT;
-/** An explicit source port that a listener holds, or whose four-tuple is taken: the next one is tried. */
-const PORT_CLASHES = new Set([-constants.errno.EADDRINUSE, -constants.errno.EADDRNOTAVAIL]);
+/** An explicit source port a listener holds (the bind's, reported by the connect) or whose four-tuple is taken. */
+const UV_EADDRINUSE = -constants.errno.EADDRINUSE;
+const UV_EADDRNOTAVAIL = -constants.errno.EADDRNOTAVAIL;
 const BULK_READ = 32 * 1024;
 const OWN_BUFFER = 64 * 1024;
 
@@ -117,28 +119,46 @@ class RawFlow {
 
   /** Connects the target handle, from the next explicit source port while there are tries left. */
   #connect(): void {
-    const { localAddress, sourcePorts } = this.#spec;
-    const explicit =
-      localAddress !== undefined && sourcePorts !== undefined && this.#portTries < MAX_PORT_TRIES;
-    if (explicit) this.#portTries++;
-    const local =
-      localAddress === undefined
-        ? undefined
-        : { address: localAddress, port: explicit ? sourcePorts!.next(localAddress) : 0 };
-    const error = connectTo(this.#b, this.#target.handle, this.#spec.target, local, (status) =>
-      this.#onConnect(status, explicit),
+    const { localAddress, target } = this.#spec;
+    const port = this.#nextPort();
+    if (localAddress !== undefined) {
+      // A bind refused here (an address the machine does not have) is final, not a clash.
+      const bound = bindTo(this.#target.handle, { address: localAddress, port });
+      if (bound < 0) {
+        queueMicrotask(() => this.#onConnect(bound, false));
+        return;
+      }
+    }
+    const explicit = port !== 0;
+    const error = connectTo(this.#b, this.#target.handle, target, (status) =>
+      this.#onConnect(status, explicit && status === UV_EADDRINUSE),
     );
-    if (error < 0) queueMicrotask(() => this.#onConnect(error, explicit));
+    // Synchronous EADDRNOTAVAIL from connect(): the four-tuple from this port is taken.
+    if (error < 0) queueMicrotask(() => this.#onConnect(error, explicit && error === UV_EADDRNOTAVAIL));
+  }
+
+  /**
+   * The next explicit source port, or 0 (the kernel's choice) without a source address or tries left.
+   * Never the target's own port on the target's own address: a connect to it from itself would succeed
+   * (TCP simultaneous open) and the client would read its own bytes back.
+   */
+  #nextPort(): number {
+    const { localAddress, sourcePorts, target } = this.#spec;
+    if (localAddress === undefined || sourcePorts === undefined || this.#portTries >= MAX_PORT_TRIES)
+      return 0;
+    this.#portTries++;
+    const port = sourcePorts.next(localAddress);
+    return port === target.port && localAddress === target.host ? sourcePorts.next(localAddress) : port;
   }
 
   #finish(reason: FlowEndReason): void {
     if (this.#endReason === 'closed') this.#endReason = reason;
   }
 
-  #onConnect(status: number, explicitPort: boolean): void {
+  #onConnect(status: number, portClash: boolean): void {
     const target = this.#target;
     if (target.closing) return; // timed out or aborted meanwhile
-    if (status < 0 && explicitPort && PORT_CLASHES.has(status)) {
+    if (status < 0 && portClash) {
       // A new socket: a bound one cannot be bound again, and libuv keeps a bind's error on the handle.
       target.handle.close();
       target.handle = this.#b.newSocket();

@@ -141,20 +141,24 @@ export function connectTo(
   b: TcpBindings,
   handle: TcpHandle,
   target: { host: string; port: number },
-  local: { address: string; port: number } | undefined,
   done: (status: number) => void,
 ): number {
   const v6 = target.host.includes(':');
-  if (local !== undefined) {
-    // libuv reports EADDRINUSE of a bind through the connect's callback, not here.
-    const error = v6 ? handle.bind6(local.address, local.port, 0) : handle.bind(local.address, local.port);
-    if (error < 0) return error;
-  }
   const req = b.newConnect();
   req.oncomplete = done;
   req.address = target.host;
   req.port = target.port;
   return v6 ? handle.connect6(req, target.host, target.port) : handle.connect(req, target.host, target.port);
+}
+
+/**
+ * Binds a handle before its connect. libuv reports an EADDRINUSE of the bind through the connect's
+ * callback, not here; what comes back here (EADDRNOTAVAIL: the address is not the machine's) is final.
+ */
+export function bindTo(handle: TcpHandle, local: { address: string; port: number }): number {
+  return local.address.includes(':')
+    ? handle.bind6(local.address, local.port, 0)
+    : handle.bind(local.address, local.port);
 }
 
 /** The peer's or the local address of a handle; null when the socket is already gone. */

@@ -66,7 +66,7 @@ export async function startLbWorkers(options: LbWorkersOptions): Promise<LbWorke
     size: options.workers,
     drainBoundMs: () => 10_000,
     log: options.log,
-    init: (): LbWorkerInit => ({ configs, health: health?.current() ?? [] }),
+    init: (): LbWorkerInit => ({ configs, health: health?.current() ?? [], workers: options.workers }),
   });
   let started: Awaited<ReturnType<typeof pool.start>>;
   try {

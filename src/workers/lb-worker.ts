@@ -5,11 +5,13 @@
 // (SIGHUP) and answers the primary's metrics calls. Its log lines name the worker.
 import { Registry } from 'prom-client';
 import {
+  ephemeralPorts,
   type LbRuntimeConfig,
   type RunningLb,
   startLoadBalancer,
   type TargetAddress,
 } from '../lb/balancer.ts';
+import { createSourcePorts, portSlice } from '../lb/source-ports.ts';
 import type { HealthUpdate } from './lb-health.ts';
 import type { ServedRole } from './protocol.ts';
 
@@ -21,6 +23,8 @@ export interface LbWorkerInit {
   configs: LbListenerConfig[];
   /** The targets' health as the primary's checks judge it now. */
   health: HealthUpdate[];
+  /** How many workers there are: each walks its own slice of the source ports (source-ports.ts). */
+  workers: number;
 }
 
 export interface SetTargetsCall {
@@ -38,11 +42,12 @@ export async function serve(init: LbWorkerInit, slot: number): Promise<ServedRol
   const registry = new Registry();
   const log = (line: string) => process.stdout.write(`keepip lb: worker ${slot}: ${line}\n`);
   const running: RunningLb[] = [];
+  // Slots are 1-based.
+  const sourcePorts = createSourcePorts(portSlice(ephemeralPorts(), slot - 1, init.workers));
   try {
     for (const config of init.configs) {
-      running.push(
-        await startLoadBalancer({ ...config, registry, log, reusePort: true, healthChecks: 'follow' }),
-      );
+      const settings = { ...config, registry, log, sourcePorts, reusePort: true };
+      running.push(await startLoadBalancer({ ...settings, healthChecks: 'follow' }));
     }
   } catch (error) {
     await Promise.all(running.map((lb) => lb.close()));

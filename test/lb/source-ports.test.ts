@@ -9,6 +9,7 @@ import {
   createSourcePorts,
   MAX_PORT_TRIES,
   parsePortRange,
+  portSlice,
   type SourcePorts,
 } from '../../src/lb/source-ports.ts';
 import { freePort } from '../helpers/net.ts';
@@ -17,18 +18,42 @@ import { echo, exchange, startTarget, startTestLb } from './helpers.ts';
 const SOURCE = '127.0.0.5';
 
 describe('the walk of the ephemeral range', () => {
-  test('ports come in order from a random start, wrap at the end, and skip the reserved ones', () => {
-    const ports = createSourcePorts({ low: 40000, high: 40004, reserved: new Set([40001]) }, () => 0.6);
-    const walked = Array.from({ length: 6 }, () => ports.next('10.0.0.1'));
-    assert.deepEqual(walked, [40003, 40004, 40000, 40002, 40003, 40004]);
+  test('odd ports in order from a random start, wrapping at the end, the reserved ones skipped', () => {
+    // Odd ones, as the kernel's bind(addr, 0): its connect() without a bind keeps the even half.
+    const ports = createSourcePorts({ low: 40000, high: 40010, reserved: new Set([40005]) }, () => 0.5);
+    const walked = Array.from({ length: 5 }, () => ports.next('10.0.0.1'));
+    assert.deepEqual(walked, [40007, 40009, 40001, 40003, 40007]);
   });
 
-  test('each address has its own cursor', () => {
+  test('each address has its own cursor; the least recently used one goes first when there are too many', () => {
     const ports = createSourcePorts({ low: 50000, high: 50099, reserved: new Set() }, () => 0);
-    assert.deepEqual(
-      [ports.next('a'), ports.next('a'), ports.next('b'), ports.next('a')],
-      [50000, 50001, 50000, 50002],
-    );
+    const walked = [ports.next('a'), ports.next('a'), ports.next('b'), ports.next('a')];
+    assert.deepEqual(walked, [50001, 50003, 50001, 50005]);
+    // 4,096 cursors at most: a busy address (used between the others) keeps its place in the walk.
+    for (let i = 0; i < 5000; i++) {
+      ports.next(`10.1.${i >> 8}.${i & 255}`);
+      if (i % 1000 === 0) ports.next('a');
+    }
+    assert.equal(ports.next('a'), 50001 + 2 * 8);
+  });
+
+  test('workers walk disjoint slices that cover the range', () => {
+    const range = { low: 32768, high: 60999, reserved: new Set<number>() };
+    const slices = [0, 1, 2].map((i) => portSlice(range, i, 3));
+    assert.equal(slices[0]!.low, range.low);
+    assert.equal(slices[2]!.high, range.high);
+    for (let i = 1; i < 3; i++) assert.equal(slices[i]!.low, slices[i - 1]!.high + 1);
+    assert.deepEqual(portSlice(range, 0, 1), range);
+    const seen = new Map<number, number>();
+    for (const [i, slice] of slices.entries()) {
+      const ports = createSourcePorts(slice, () => 0);
+      for (let n = 0; n < 100; n++) {
+        const port = ports.next('10.0.0.1');
+        assert.ok(port >= slice.low && port <= slice.high && port % 2 === 1, `${port} outside ${i}`);
+        assert.equal(seen.get(port) ?? i, i, `${port} given to two workers`);
+        seen.set(port, i);
+      }
+    }
   });
 
   test('a range with every port reserved still answers (the kernel then refuses, and the flow falls back)', () => {
