@@ -1,29 +1,19 @@
 // Line-echo TCP servers and clients for the tcp-services tests: which backend answered, and whether an
 // open connection still carries bytes.
 import net from 'node:net';
+import { listenTracked } from './net.ts';
 
 /** An echo server that prefixes what it sends back with its name. */
 export async function startEcho(name: string) {
-  const sockets = new Set<net.Socket>();
   const server = net.createServer((socket) => {
-    sockets.add(socket);
     let first = true;
     socket.on('data', (c) => {
       socket.write(first ? `${name} ${c}` : c);
       first = c.toString().endsWith('\n');
     });
     socket.on('error', () => {});
-    socket.on('close', () => sockets.delete(socket));
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    port: (server.address() as net.AddressInfo).port,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
-  };
+  return listenTracked(server);
 }
 
 /** A client connection that sends a line and waits for the answer (or the connection's end). */

@@ -270,3 +270,27 @@ export function splitResponse(raw: Buffer): { head: string; body: Buffer } {
   if (end < 0) throw new Error('response head not terminated');
   return { head: raw.subarray(0, end).toString('latin1'), body: raw.subarray(end + 4) };
 }
+
+/**
+ * Listens on `host`:0 and keeps the server's connections: `close()` destroys those still open, then
+ * closes the server (a test never waits for a peer to let go of a kept-alive or half-open connection).
+ */
+export async function listenTracked(
+  server: net.Server,
+  host = '127.0.0.1',
+): Promise<{ port: number; close(): Promise<void> }> {
+  const sockets = new Set<net.Socket>();
+  server.on('connection', (socket: net.Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
+  await new Promise<void>((resolve) => server.listen(0, host, resolve));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}

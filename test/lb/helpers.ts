@@ -6,6 +6,7 @@ import { after } from 'node:test';
 import { type LbRuntimeConfig, type RunningLb, startLoadBalancer } from '../../src/lb/balancer.ts';
 import { parseProxyHeader } from '../../src/proxy-protocol/index.ts';
 import type { ProxyHeader } from '../../src/proxy-protocol/types.ts';
+import { listenTracked } from '../helpers/net.ts';
 
 export interface Accepted {
   remoteAddress: string;
@@ -37,9 +38,7 @@ export async function startTarget(options: {
 }): Promise<TestTarget> {
   const host = options.host ?? '127.0.0.1';
   const accepted: Accepted[] = [];
-  const sockets = new Set<net.Socket>();
   const server = net.createServer({ allowHalfOpen: true }, (socket) => {
-    sockets.add(socket);
     socket.on('error', () => {});
     const chunks: Buffer[] = [];
     const entry: Accepted = {
@@ -51,7 +50,6 @@ export async function startTarget(options: {
       closed: new Promise((resolve) => socket.once('close', () => resolve())),
     };
     accepted.push(entry);
-    socket.once('close', () => sockets.delete(socket));
     const start = (rest: Buffer) => {
       if (options.record) {
         if (rest.length > 0) chunks.push(rest);
@@ -78,17 +76,8 @@ export async function startTarget(options: {
     };
     socket.on('data', onData);
   });
-  await new Promise<void>((resolve) => server.listen(0, host, resolve));
-  return {
-    host,
-    port: (server.address() as net.AddressInfo).port,
-    accepted,
-    close: () =>
-      new Promise((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
-  };
+  const { port, close } = await listenTracked(server, host);
+  return { host, port, accepted, close };
 }
 
 /** Echoes every byte back and passes the half-close on. */

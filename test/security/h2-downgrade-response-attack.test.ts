@@ -7,7 +7,7 @@
 // and sends lower-case names; its upstream parser refuses broken heads with 502.
 import assert from 'node:assert/strict';
 import http2 from 'node:http2';
-import net, { type AddressInfo } from 'node:net';
+import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { startTestGateway, type TestGateway } from '../fixtures/gateway/harness.ts';
 import {
@@ -16,6 +16,7 @@ import {
   serviceWithEndpoints,
   topologyOf,
 } from '../fixtures/gateway/manifests.ts';
+import { listenTracked } from '../helpers/net.ts';
 import { requireBinary, runCommand } from '../helpers/process.ts';
 
 const HOST = 'down.test';
@@ -78,12 +79,9 @@ interface RawBackend {
 
 async function startRawBackend(): Promise<RawBackend> {
   const heads: string[] = [];
-  const sockets = new Set<net.Socket>();
   const closes = new Map<string, Promise<void>>();
   const server = net.createServer((socket) => {
-    sockets.add(socket);
     const gone = new Promise<void>((resolve) => socket.once('close', () => resolve()));
-    socket.once('close', () => sockets.delete(socket));
     socket.on('error', () => {});
     let text = '';
     const onData = (chunk: Buffer) => {
@@ -103,16 +101,12 @@ async function startRawBackend(): Promise<RawBackend> {
     };
     socket.on('data', onData);
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port, close } = await listenTracked(server);
   return {
-    port: (server.address() as AddressInfo).port,
+    port,
     heads,
     closed: (path) => closes.get(path) ?? Promise.reject(new Error(`no request for ${path}`)),
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
+    close,
   };
 }
 

@@ -18,7 +18,7 @@ import {
   serviceWithEndpoints,
   topologyOf,
 } from '../fixtures/gateway/manifests.ts';
-import { rawExchange } from '../helpers/net.ts';
+import { listenTracked, rawExchange } from '../helpers/net.ts';
 import { requireBinary, runCommand } from '../helpers/process.ts';
 
 const html = (body: string) => `Content-Type: text/html\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
@@ -68,10 +68,7 @@ interface RawBackend {
 /** Answers each request with ANSWERS[path] (raw) and closes the connection. */
 async function startRawBackend(): Promise<RawBackend> {
   const heads: string[] = [];
-  const sockets = new Set<net.Socket>();
   const server = net.createServer((socket) => {
-    sockets.add(socket);
-    socket.once('close', () => sockets.delete(socket));
     socket.on('error', () => {});
     let text = '';
     socket.on('data', (chunk: Buffer) => {
@@ -86,16 +83,8 @@ async function startRawBackend(): Promise<RawBackend> {
       socket.end(answer ?? 'HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n', 'latin1');
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    port: (server.address() as AddressInfo).port,
-    heads,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
-  };
+  const { port, close } = await listenTracked(server);
+  return { port, heads, close };
 }
 
 interface Answer {

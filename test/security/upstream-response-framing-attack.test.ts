@@ -9,12 +9,12 @@
 // ("upstream sent more data than specified"), never caches one whose request body was not all sent,
 // and cuts the client connection when a body ends short ("upstream prematurely closed connection").
 import assert from 'node:assert/strict';
-import net, { type AddressInfo } from 'node:net';
+import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import tls from 'node:tls';
 import type { KeyPair } from '../../src/gateway/tls.ts';
 import { testCertificate } from '../fixtures/gateway/harness.ts';
-import { openRaw, rawExchange } from '../helpers/net.ts';
+import { listenTracked, openRaw, rawExchange } from '../helpers/net.ts';
 import {
   ingressYaml,
   type SecurityGateway,
@@ -156,7 +156,6 @@ const ANSWER_ON_HEAD = /^\/early/;
  */
 async function startBackend(scripts: Record<string, Answer> = {}, tlsPair?: KeyPair): Promise<Backend> {
   const seen: Seen[] = [];
-  const sockets = new Set<net.Socket>();
   const closes: Promise<void>[] = [];
   const late: string[] = [];
   const waiters = new Set<() => void>();
@@ -164,10 +163,8 @@ async function startBackend(scripts: Record<string, Answer> = {}, tlsPair?: KeyP
   const onConnection = (socket: net.Socket) => {
     const conn = accepted;
     accepted += 1;
-    sockets.add(socket);
     closes[conn] = new Promise<void>((resolve) => socket.once('close', () => resolve()));
     late[conn] = '';
-    socket.once('close', () => sockets.delete(socket));
     socket.on('error', () => {});
     let text = '';
     let index = 0;
@@ -204,9 +201,9 @@ async function startBackend(scripts: Record<string, Answer> = {}, tlsPair?: KeyP
     socket.on('data', onData);
   };
   const server = tlsPair ? tls.createServer(tlsPair, onConnection) : net.createServer(onConnection);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port, close } = await listenTracked(server);
   return {
-    port: (server.address() as AddressInfo).port,
+    port,
     seen,
     requestsFor: (path) => seen.filter((s) => s.path === path),
     sawRequest: (path) =>
@@ -222,11 +219,7 @@ async function startBackend(scripts: Record<string, Answer> = {}, tlsPair?: KeyP
       }),
     closed: (conn) => closes[conn] ?? Promise.reject(new Error(`no backend connection ${conn}`)),
     afterScript: (conn) => late[conn] ?? '',
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
+    close,
   };
 }
 
