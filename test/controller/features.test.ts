@@ -8,6 +8,7 @@ import type { Obj } from '../fixtures/fake-apiserver.ts';
 import {
   get,
   ingress,
+  ingressReview,
   peerCertificate,
   postWebhook,
   tlsSecret,
@@ -16,20 +17,8 @@ import {
   webhookFlags,
 } from './harness.ts';
 
-function review(object: Obj, uid = 'uid-1'): Obj {
-  return {
-    apiVersion: 'admission.k8s.io/v1',
-    kind: 'AdmissionReview',
-    request: {
-      uid,
-      kind: { group: 'networking.k8s.io', version: 'v1', kind: 'Ingress' },
-      operation: 'CREATE',
-      namespace: 'default',
-      name: object.metadata.name,
-      object,
-    },
-  };
-}
+const review = (object: Obj, uid = 'uid-1'): Obj =>
+  ingressReview(object, { uid, name: object.metadata.name });
 
 async function postReview(port: number, body: Obj): Promise<Obj> {
   return JSON.parse((await postWebhook(port, JSON.stringify(body))).body);

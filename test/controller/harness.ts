@@ -61,6 +61,25 @@ export const EMPTY_CLUSTER: ClusterObjects = {
   namespaces: null,
 };
 
+/**
+ * An AdmissionReview v1 of `object` as an Ingress: CREATE in namespace default, unless `request` says
+ * otherwise (uid, operation, namespace, name, or a field a test wants wrong).
+ */
+export function ingressReview(object: unknown, request: Obj = {}): Obj {
+  return {
+    apiVersion: 'admission.k8s.io/v1',
+    kind: 'AdmissionReview',
+    request: {
+      uid: 'uid-1',
+      kind: { group: 'networking.k8s.io', version: 'v1', kind: 'Ingress' },
+      operation: 'CREATE',
+      namespace: 'default',
+      object,
+      ...request,
+    },
+  };
+}
+
 export function ingressClass(): Obj {
   return { kind: 'IngressClass', metadata: { name: 'nginx' }, spec: { controller: 'k8s.io/ingress-nginx' } };
 }

@@ -17,6 +17,7 @@ import {
   type Backend,
   get,
   ingress,
+  ingressReview,
   postWebhook,
   seedWeb,
   startBackend,
@@ -229,18 +230,7 @@ function failReads(
 
 /** An AdmissionReview of `object` (CREATE in namespace default). */
 function review(object: Obj, uid: string): string {
-  return JSON.stringify({
-    apiVersion: 'admission.k8s.io/v1',
-    kind: 'AdmissionReview',
-    request: {
-      uid,
-      kind: { group: 'networking.k8s.io', version: 'v1', kind: 'Ingress' },
-      operation: 'CREATE',
-      namespace: 'default',
-      name: object.metadata.name,
-      object,
-    },
-  });
+  return JSON.stringify(ingressReview(object, { uid, name: object.metadata.name }));
 }
 
 const outageLine = /ingresses: .*keeping the last good objects, retrying with backoff/;

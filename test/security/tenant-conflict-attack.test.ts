@@ -11,7 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import tls from 'node:tls';
 import { reviewAdmission } from '../../src/controller/admission.ts';
 import type { ClusterObjects } from '../../src/controller/snapshot.ts';
-import { DEFAULT_SNAPSHOT_OPTIONS, EMPTY_CLUSTER, keyPair } from '../controller/harness.ts';
+import { DEFAULT_SNAPSHOT_OPTIONS, EMPTY_CLUSTER, ingressReview, keyPair } from '../controller/harness.ts';
 import { testCertificate } from '../fixtures/gateway/harness.ts';
 import {
   ingress,
@@ -428,21 +428,8 @@ describe('the admission webhook: tenant B claiming what A serves', () => {
 
   /** The webhook's answer to `operation` of `object` in team-b: allowed, and the refusal's message. */
   function review(object: K8sObject, operation: 'CREATE' | 'UPDATE'): { allowed: boolean; message: string } {
-    const outcome = reviewAdmission(
-      {
-        apiVersion: 'admission.k8s.io/v1',
-        kind: 'AdmissionReview',
-        request: {
-          uid: 'tenant-b',
-          kind: { group: 'networking.k8s.io', version: 'v1', kind: 'Ingress' },
-          operation,
-          namespace: B,
-          object,
-        },
-      },
-      cluster,
-      DEFAULT_SNAPSHOT_OPTIONS,
-    );
+    const request = { uid: 'tenant-b', operation, namespace: B };
+    const outcome = reviewAdmission(ingressReview(object, request), cluster, DEFAULT_SNAPSHOT_OPTIONS);
     assert.ok(outcome.ok);
     const response = outcome.response.response as { allowed: boolean; status?: { message: string } };
     return { allowed: response.allowed, message: response.status?.message ?? '' };

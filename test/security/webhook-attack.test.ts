@@ -19,6 +19,7 @@ import {
   DEFAULT_SNAPSHOT_OPTIONS,
   EMPTY_CLUSTER,
   ingress,
+  ingressReview,
   keyPair,
   postWebhook,
   seedWeb,
@@ -32,18 +33,7 @@ import { type Running, startKeepip } from '../helpers/process.ts';
 
 /** An AdmissionReview v1 (CREATE) carrying `object` as an Ingress. */
 function reviewOf(object: unknown, request: Obj = {}): Obj {
-  return {
-    apiVersion: 'admission.k8s.io/v1',
-    kind: 'AdmissionReview',
-    request: {
-      uid: 'attack-uid',
-      kind: { group: 'networking.k8s.io', version: 'v1', kind: 'Ingress' },
-      operation: 'CREATE',
-      namespace: 'default',
-      object,
-      ...request,
-    },
-  };
+  return ingressReview(object, { uid: 'attack-uid', ...request });
 }
 
 /** An Ingress of class nginx with `spec` (rules etc.) and `metadata` merged in. */
