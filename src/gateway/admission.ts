@@ -94,6 +94,7 @@ function clientCertificateStage(
       host: ex.rawHost,
     });
     ctx.errorLog.write('info', ex.conn.id, `${reason} (TLS_CLIENT_CA_CHANGED)${context}`);
+    req.endConnectionAfter?.();
     respond(421, { connection: 'close' });
     return false;
   }

@@ -34,6 +34,11 @@ export interface GatewayRequest {
    * with CLIENT_BODY_TOO_LARGE, before its bytes come (HTTP/1.1; nginx answers 413 on the size line).
    */
   limitBody?(bytes: number): void;
+  /**
+   * The connection ends after this request's answer. HTTP/1.1 says it in the answer (`connection:
+   * close`); an HTTP/2 session gets GOAWAY once the stream closes, the streams in flight finishing.
+   */
+  endConnectionAfter?(): void;
   [Symbol.asyncIterator](): AsyncIterator<Buffer>;
 }
 

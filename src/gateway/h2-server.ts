@@ -71,7 +71,7 @@ const HEAD_CREDIT_BYTES = 8 * 1024;
 /** How often every connection's frame-flood rule is checked: a flood is cut within this. */
 const FLOOD_SWEEP_MS = 100;
 
-type CloseReason = Http2AbuseKind | 'max-requests' | 'idle' | 'protocol-error' | 'drain';
+type CloseReason = Http2AbuseKind | 'max-requests' | 'idle' | 'protocol-error' | 'drain' | 'connection-close';
 
 interface PendingStream {
   stream: ServerHttp2Stream;
@@ -370,6 +370,7 @@ class H2ServerState implements H2Server {
     if (conn.active === 0) conn.deadline = performance.now() + conn.timeouts.keepAliveMs;
     const res = this.#responses.get(stream);
     if (res !== undefined) conn.live.delete(res);
+    if (res?.request.endsConnection === true && !conn.closing) this.#close(conn, 'connection-close', null);
     const premature = res === undefined || (!res.writableFinished && !res.resetByGateway);
     if (!premature || conn.closing || conn.session.destroyed || !conn.guard.streamReset()) return;
     const { prematureResets, streams } = conn.guard;

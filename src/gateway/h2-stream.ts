@@ -93,6 +93,8 @@ export class H2Request implements GatewayRequest {
   /** Counts every body chunk read or drained (the connection's flood accounting, h2-guard.ts). */
   readonly #payload: { payloadBytes: number };
   #draining = false;
+  /** The session ends gracefully (GOAWAY) once this stream closes (endConnectionAfter, h2-server.ts). */
+  endsConnection = false;
 
   constructor(
     stream: ServerHttp2Stream,
@@ -134,6 +136,10 @@ export class H2Request implements GatewayRequest {
 
   get complete(): boolean {
     return this.#ended;
+  }
+
+  endConnectionAfter(): void {
+    this.endsConnection = true;
   }
 
   resume(): this {
