@@ -26,6 +26,11 @@ export const CONTROLLER_CODES = {
     summary: `the Kubernetes API server answered with something other than the expected JSON (not JSON, a list without items, watches that close without events); ${RETRIED}`,
     fix: 'check what sits between the controller and the API server (a proxy answering in its place)',
   },
+  KUBE_LIST_CONTINUE_LOOP: {
+    kind: 'error',
+    summary: `a paged list did not end: the Kubernetes API server (or a proxy in front of it) handed back a continue token it had already given in the same list, or went on past 10,000 pages or 5,000,000 objects (more than any cluster stores of one resource); the list is given up rather than grown for ever; ${RETRIED}`,
+    fix: 'check what sits between the controller and the API server (a proxy or cache answering lists with a stale continue token), then the API server itself',
+  },
   CONTROLLER_SNAPSHOT_FAILED: {
     kind: 'error',
     summary:

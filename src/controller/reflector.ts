@@ -2,12 +2,14 @@
 // list (paged) → replace the store → watch from the list's resourceVersion with bookmarks. A stream
 // that ends is resumed from the last resourceVersion seen (events or bookmarks); `410 Gone` (as an
 // HTTP status or an ERROR event) relists; any other failure retries with jittered backoff while the
-// store keeps the last good objects. Pure: no sockets, no timers of its own.
+// store keeps the last good objects. A list that does not end (a continue token handed back twice, or
+// more pages or objects than any cluster holds) is such a failure too. Pure: no sockets, no timers of
+// its own.
 import { backoffDelay, type BackoffPolicy, type Scheduler } from './backoff.ts';
 import { type KubeObject, objectKey, resourceVersionOf } from './resources.ts';
 
 export interface ApiError {
-  code: 'KUBE_API_UNREACHABLE' | 'KUBE_API_STATUS' | 'KUBE_API_BAD_RESPONSE';
+  code: 'KUBE_API_UNREACHABLE' | 'KUBE_API_STATUS' | 'KUBE_API_BAD_RESPONSE' | 'KUBE_LIST_CONTINUE_LOOP';
   /** HTTP status (or a Status object's code), null when no answer came. */
   status: number | null;
   message: string;
@@ -122,16 +124,58 @@ function recovered(s: State, healthy = true): void {
   if (healthy) s.failures = 0;
 }
 
+/**
+ * The most one list may take before it is given up as a loop. kube-client asks for 500 objects a
+ * page, so 10,000 pages are 5,000,000 objects of one resource: far more than any cluster stores
+ * (Kubernetes' own limits for a cluster: 150,000 Pods). An API server, or a proxy in front of it, that
+ * hands out continue tokens past that would keep the list going, and growing, for ever.
+ */
+export const MAX_LIST_PAGES = 10_000;
+/** The same bound counted in objects, for a server that ignores `limit` and sends huge pages. */
+export const MAX_LIST_ITEMS = 5_000_000;
+
+/**
+ * Why a list that `page` (its `pageNumber`th, after `itemsSoFar` objects) would go on with must stop
+ * instead, or null. `tokens`: the continue tokens this list was given, each with the page that gave it.
+ */
+function endlessList(
+  tokens: ReadonlyMap<string, number>,
+  pageNumber: number,
+  itemsSoFar: number,
+  page: ListPage,
+): ApiError | null {
+  const next = page.continue;
+  const more = next !== null && next !== '';
+  const earlier = more ? tokens.get(next) : undefined;
+  let why: string | null = null;
+  if (earlier !== undefined)
+    why = `page ${pageNumber} of the list handed back the continue token of page ${earlier}`;
+  else if (itemsSoFar + page.items.length > MAX_LIST_ITEMS)
+    why = `the list went past ${MAX_LIST_ITEMS} objects (page ${pageNumber})`;
+  else if (more && pageNumber >= MAX_LIST_PAGES) why = `the list went on past ${MAX_LIST_PAGES} pages`;
+  if (why === null) return null;
+  const code = 'KUBE_LIST_CONTINUE_LOOP';
+  return {
+    code,
+    status: 200,
+    message: `${code}: ${why} (an API server, or a proxy in front of it, that pages without end); the list is given up`,
+  };
+}
+
 async function runList(s: State, paged = true): Promise<void> {
   const mine = ++s.generation;
   const items: KubeObject[] = [];
+  const tokens = new Map<string, number>();
+  let pages = 0;
   let token: string | null = null;
   let page: ListPage;
   do {
     const result = await s.options.transport.list(token, paged);
     if (s.stopped || mine !== s.generation) return;
-    if (!result.ok && token !== null && result.error.status === 410) {
+    if (!result.ok && paged && token !== null && result.error.status === 410) {
       // The continue token expired between pages: one full list at once, as client-go's pager does.
+      // (Only from a paged list: a full list that hands out tokens and then expires them is retried
+      // with backoff below, not listed again at once for ever.)
       s.log(`${s.options.name}: the list's continue token expired (410 Gone); listing everything at once`);
       void runList(s, false);
       return;
@@ -141,8 +185,16 @@ async function runList(s: State, paged = true): Promise<void> {
       return;
     }
     page = result.value;
-    items.push(...page.items);
+    pages++;
+    const loop = endlessList(tokens, pages, items.length, page);
+    if (loop !== null) {
+      retry(s, () => void runList(s), loop);
+      return;
+    }
+    // One by one: spreading a page of over 100,000 objects into push() overflows the call stack.
+    for (const item of page.items) items.push(item);
     token = page.continue;
+    if (token !== null && token !== '') tokens.set(token, pages);
   } while (token !== null && token !== '');
   s.lists++;
   s.store = new Map(items.map((item) => [objectKey(item), item]));
