@@ -7,6 +7,7 @@
 
 import { backtrackingRisk } from '../config/regex-backtracking.ts';
 import { caselessRegExp } from '../config/caseless-regex.ts';
+import { translatePcre } from './pcre-translate.ts';
 
 /** ingress-nginx's validation of rewrite-target values. */
 export const REWRITE_TARGET_PATTERN = /^\/?[-._~a-zA-Z0-9/:$]*$/;
@@ -39,14 +40,23 @@ export type RegexResult = { ok: true; regex: RegExp } | { ok: false; error: Rout
 
 /**
  * Compiles an ingress path regex (PCRE/RE2 syntax as ingress-nginx passes it to nginx) to a
- * case-insensitive JS RegExp, anchored at the start or not. `(?P<name>` becomes `(?<name>` and a
- * leading `(?i)` is dropped (the flag is always on); anything JS cannot compile is an error, and so
- * is a nested unbounded repeat (ROUTE_REGEX_BACKTRACKS: see src/config/regex-backtracking.ts).
+ * case-insensitive JS RegExp, anchored at the start or not. `(?P<name>` becomes `(?<name>`, a
+ * leading `(?i)` is dropped (the flag is always on), PCRE's meanings are spelled out (pcre-translate.ts);
+ * anything without a translation or that JS cannot compile is an error, and so is a nested unbounded repeat (ROUTE_REGEX_BACKTRACKS: see src/config/regex-backtracking.ts).
  */
 export function compileIngressRegex(source: string, anchored: boolean): RegexResult {
-  let js = source.replaceAll('(?P<', '(?<');
-  if (js.startsWith('(?i)')) js = js.slice(4);
-  js = withPcreLineRules(js);
+  let pcre = source.replaceAll('(?P<', '(?<');
+  if (pcre.startsWith('(?i)')) pcre = pcre.slice(4);
+  const translated = translatePcre(pcre);
+  if (!translated.ok)
+    return {
+      ok: false,
+      error: {
+        code: 'ROUTE_INVALID_REGEX',
+        message: `path ${JSON.stringify(source)} cannot be matched as nginx matches it: ${translated.message}`,
+      },
+    };
+  const js = translated.js;
   const risk = backtrackingRisk(js);
   if (risk !== null)
     return {
@@ -65,39 +75,6 @@ export function compileIngressRegex(source: string, anchored: boolean): RegexRes
       },
     };
   }
-}
-
-/**
- * PCRE's `.` and `$` (nginx's regexes) where JavaScript's differ: PCRE's `.` matches anything but a
- * line feed (JavaScript's also refuses CR, U+2028 and U+2029), and its `$` matches at the end or before
- * a final line feed (JavaScript's at the end only). So `/admin%0A` is under `/admin(/|$)` and
- * `/secret/%0D` under `/secret/.+` in nginx, and must be here: a path its location does not take goes
- * to another one, without that location's allowlist. `.` becomes `[^\n]` and `$` `(?:\n?$)` (taking the
- * final line feed where PCRE stops before it: the same matches, and no lookaround, which would keep
- * V8's linear-time fallback away, src/regex-engine.ts). Escapes and classes are kept as written.
- */
-export function withPcreLineRules(source: string): string {
-  let out = '';
-  let inClass = false;
-  for (let i = 0; i < source.length; i++) {
-    const c = source[i]!;
-    if (c === '\\') {
-      out += source.slice(i, i + 2);
-      i++;
-    } else if (inClass) {
-      if (c === ']') inClass = false;
-      out += c;
-    } else if (c === '[') {
-      inClass = true;
-      out += c;
-      // A `]` first in a class (or after `^`) is a member, not its end.
-      if (source[i + 1] === '^') out += source[++i];
-      if (source[i + 1] === ']') out += source[++i];
-    } else if (c === '.') out += '[^\\n]';
-    else if (c === '$') out += '(?:\\n?$)';
-    else out += c;
-  }
-  return out;
 }
 
 /** Splits a target into literals and `$N` captures; `$name` variables are not supported. */
