@@ -4,6 +4,7 @@
 // canary-by-cookie cookie (`always` / `never`), then canary-weight out of canary-weight-total.
 // Compiled once per snapshot; a request costs a header lookup or two and, with a weight, one random.
 import type { CanaryModel } from '../config/model.ts';
+import { pcreRegExp } from '../config/pcre-translate.ts';
 import { nginxCookie } from './cookies.ts';
 
 export interface CompiledCanary {
@@ -22,7 +23,8 @@ export function compileCanary(model: CanaryModel): CompiledCanary {
   let headerPattern: RegExp | null = null;
   if (model.headerPattern !== null) {
     try {
-      headerPattern = new RegExp(model.headerPattern);
+      // ingress-nginx matches it with ngx.re.match: PCRE.
+      headerPattern = pcreRegExp(model.headerPattern);
     } catch {
       headerPattern = null;
     }

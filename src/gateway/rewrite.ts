@@ -7,7 +7,7 @@
 
 import { backtrackingRisk } from '../config/regex-backtracking.ts';
 import { caselessRegExp } from '../config/caseless-regex.ts';
-import { translatePcre } from './pcre-translate.ts';
+import { translatePcre } from '../config/pcre-translate.ts';
 
 /** ingress-nginx's validation of rewrite-target values. */
 export const REWRITE_TARGET_PATTERN = /^\/?[-._~a-zA-Z0-9/:$]*$/;

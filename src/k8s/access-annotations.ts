@@ -5,6 +5,7 @@
 // denies the location (a missing Secret, an invalid auth-url…), keepip does too: the location answers
 // 503 (ACCESS_CONFIG_DENIED), never serving unprotected what was meant to be protected.
 import { isRequestVariable, variablesOf } from '../config/nginx-variables.ts';
+import { pcreRegExp } from '../config/pcre-translate.ts';
 import { backtrackingRisk } from '../config/regex-backtracking.ts';
 import type {
   BasicAuthModel,
@@ -494,7 +495,7 @@ function matchCnOrError(r: Reader, cn: string, base: ClientCertificateModel): st
     return null;
   }
   try {
-    new RegExp(cn);
+    pcreRegExp(cn); // nginx tests it with `!~`: PCRE
     return cn;
   } catch {
     r.warn(

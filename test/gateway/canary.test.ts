@@ -46,3 +46,12 @@ test('canary-by-cookie reads $cookie_<name> as nginx does: any case of the name,
   }
   assert.equal(routeToCanary(canary, { cookie: ['a=1', 'canary=always'] }), 'cookie', 'a second Cookie line');
 });
+
+test('canary-by-header-pattern is PCRE (ngx.re.match): POSIX classes and \\z as there; a pattern without a translation routes nothing', () => {
+  const canary = compileCanary({ ...base, header: 'X-Canary', headerPattern: '^v[[:digit:]]+\\z' });
+  assert.equal(routeToCanary(canary, { 'x-canary': 'v12' }), 'header');
+  assert.equal(routeToCanary(canary, { 'x-canary': 'v1z' }), null);
+  assert.equal(routeToCanary(canary, { 'x-canary': 'v:' }), null);
+  const untranslatable = compileCanary({ ...base, header: 'X-Canary', headerPattern: '\\Qv1\\E' });
+  assert.equal(routeToCanary(untranslatable, { 'x-canary': 'v1' }), null);
+});

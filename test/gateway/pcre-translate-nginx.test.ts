@@ -1,6 +1,6 @@
 // Ingress regex paths where PCRE and JavaScript read the same text differently, checked against real
 // nginx 1.22 (PCRE2) configured as ingress-nginx writes a regex location: `location ~* "^<path>"`. For
-// each pattern and path, keepip's compiled regex (compileIngressRegex, src/gateway/pcre-translate.ts)
+// each pattern and path, keepip's compiled regex (compileIngressRegex, src/config/pcre-translate.ts)
 // must match exactly when nginx's location takes the request. A pattern keepip cannot translate must be
 // refused (the location then fails closed), never compiled to other matches.
 import assert from 'node:assert/strict';
@@ -31,7 +31,9 @@ const CASES: readonly [string, readonly string[]][] = [
 const REFUSED = ['/x\\Qa.b\\E', '/x[[:^digit:]]', '/x\\R', '/x\\p{L}', '/x\\x{41}', '/x[[.a.]]'];
 
 function decodePath(path: string): string {
-  return path.replace(/%([0-9A-Fa-f]{2})/g, (_, hex: string) => String.fromCharCode(Number.parseInt(hex, 16)));
+  return path.replace(/%([0-9A-Fa-f]{2})/g, (_, hex: string) =>
+    String.fromCharCode(Number.parseInt(hex, 16)),
+  );
 }
 
 describe('Ingress regex paths: keepip matches as nginx 1.22 (PCRE) does', () => {

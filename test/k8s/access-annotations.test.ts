@@ -297,6 +297,20 @@ test('auth-tls-match-cn that can backtrack without bound refuses every certifica
   assert.ok(nested.t.issues.some((i) => /auth-tls-match-cn.*repeats "\(a\+\)\+"/.test(i.message)));
 });
 
+test('auth-tls-match-cn is PCRE (nginx `!~`): POSIX classes and \\z are kept; a construct without a translation refuses every certificate', () => {
+  const ca = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
+  const posix = build({ 'auth-tls-secret': 'default/ca', 'auth-tls-match-cn': 'CN=[[:alpha:]]+\\z' }, [
+    secret('ca', { 'ca.crt': ca }),
+  ]);
+  assert.equal(posix.t.gateway.virtualHosts[0]!.clientCertificate!.matchCn, 'CN=[[:alpha:]]+\\z');
+  const quoted = build({ 'auth-tls-secret': 'default/ca', 'auth-tls-match-cn': 'CN=\\Qadmin\\E' }, [
+    secret('ca', { 'ca.crt': ca }),
+  ]);
+  const cc = quoted.t.gateway.virtualHosts[0]!.clientCertificate!;
+  assert.equal(cc.matchCn, null);
+  assert.equal(cc.error, 'auth-tls-match-cn is invalid');
+});
+
 test('limit-rate / limit-rate-after: KB per request, defaults from the ConfigMap', () => {
   assert.deepEqual(build({ 'limit-rate': '100', 'limit-rate-after': '10' }).loc.access?.bandwidth, {
     rateBytes: 100 * 1024,

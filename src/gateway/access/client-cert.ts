@@ -14,6 +14,7 @@ import { exceedsVerifyDepth } from '../certificate-chain.ts';
 import type { X509Certificate } from 'node:crypto';
 import tls from 'node:tls';
 import type { ClientCertificateModel, VirtualHostModel } from '../../config/model.ts';
+import { pcreRegExp } from '../../config/pcre-translate.ts';
 import { normalizeHost } from '../host.ts';
 import { type SessionOptions, serverContext } from '../tls.ts';
 import { escapeUriComponent } from './nginx-vars.ts';
@@ -169,6 +170,18 @@ function forgiven(model: ClientCertificateModel, verify: string): boolean {
   return model.verifyClient === 'optional_no_ca' && ISSUER_ERRORS.has(verify);
 }
 
+/** auth-tls-match-cn compiled once per model (nginx tests `$ssl_client_s_dn !~ "<cn>"`: PCRE). */
+const matchCnRegExps = new WeakMap<ClientCertificateModel, RegExp>();
+
+function matchCnRegExp(model: ClientCertificateModel, cn: string): RegExp {
+  let regex = matchCnRegExps.get(model);
+  if (regex === undefined) {
+    regex = pcreRegExp(cn);
+    matchCnRegExps.set(model, regex);
+  }
+  return regex;
+}
+
 /** The per-request decision (see the module comment). `https` false: plain HTTP, where nginx verifies nothing. */
 export function checkClientCertificate(
   model: ClientCertificateModel,
@@ -188,7 +201,7 @@ export function checkClientCertificate(
         location: page,
       };
   }
-  if (model.matchCn !== null && !new RegExp(model.matchCn).test(view.subjectDn))
+  if (model.matchCn !== null && !matchCnRegExp(model, model.matchCn).test(view.subjectDn))
     return {
       ok: false,
       status: 403,

@@ -127,3 +127,13 @@ function hexEscape(source: string, at: number): Step | string {
   const digits = /^[0-9A-Fa-f]{0,2}/.exec(source.slice(at + 2, at + 4))![0];
   return { out: `\\x${digits.padStart(2, '0')}`, length: 2 + digits.length };
 }
+
+/**
+ * A RegExp that matches as PCRE matches `source` (an nginx `~` test, ngx.re.match): throws, as
+ * `new RegExp` does, when JavaScript cannot compile it or it has no faithful translation.
+ */
+export function pcreRegExp(source: string, flags = ''): RegExp {
+  const translated = translatePcre(source);
+  if (!translated.ok) throw new SyntaxError(`${JSON.stringify(source)}: ${translated.message}`);
+  return new RegExp(translated.js, flags);
+}
