@@ -15,7 +15,7 @@ import {
   serviceWithEndpoints,
   topologyOf,
 } from '../fixtures/gateway/manifests.ts';
-import { freePort, openRaw, rawExchange } from '../helpers/net.ts';
+import { freePort, listenTracked, openRaw, rawExchange } from '../helpers/net.ts';
 import { startTap, type Tap } from './helpers.ts';
 
 interface Seen {
@@ -154,11 +154,9 @@ interface RawUpstream {
 /** An upstream that answers each request head on a connection with RAW_ANSWERS[path], in order. */
 async function startRawUpstream(): Promise<RawUpstream> {
   const connections: string[][] = [];
-  const sockets = new Set<net.Socket>();
   const server = net.createServer((socket) => {
     const paths: string[] = [];
     connections.push(paths);
-    sockets.add(socket);
     let pending = '';
     socket.on('data', (chunk: Buffer) => {
       pending += chunk.toString('latin1');
@@ -170,18 +168,9 @@ async function startRawUpstream(): Promise<RawUpstream> {
       }
     });
     socket.on('error', () => {});
-    socket.on('close', () => sockets.delete(socket));
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    port: (server.address() as AddressInfo).port,
-    connections,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
-  };
+  const { port, close } = await listenTracked(server);
+  return { port, connections, close };
 }
 
 interface Answer {

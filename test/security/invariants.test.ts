@@ -12,6 +12,7 @@ import { encodeProxyHeader, parseProxyHeader, V2_SIGNATURE } from '../../src/pro
 import { type RunningWhoami, startWhoami } from '../../src/whoami/server.ts';
 import { echoOf, request } from '../fixtures/gateway/harness.ts';
 import { startHeldBackend } from '../helpers/held-backend.ts';
+import { listenTracked } from '../helpers/net.ts';
 import {
   configMapYaml,
   counterValue,
@@ -375,28 +376,17 @@ ${ingressYaml('open', '/default-list', 'app')}`,
 /** A raw TCP target that records every byte of every connection and answers "ok\n" to each line. */
 async function recordingTarget(): Promise<{ port: number; connections: Buffer[][]; close(): Promise<void> }> {
   const connections: Buffer[][] = [];
-  const sockets = new Set<net.Socket>();
   const server = net.createServer((socket) => {
     const chunks: Buffer[] = [];
     connections.push(chunks);
-    sockets.add(socket);
     socket.on('error', () => {});
-    socket.once('close', () => sockets.delete(socket));
     socket.on('data', (chunk: Buffer) => {
       chunks.push(chunk);
       for (const byte of chunk) if (byte === 0x0a) socket.write('ok\n');
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    port: (server.address() as net.AddressInfo).port,
-    connections,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
-  };
+  const { port, close } = await listenTracked(server);
+  return { port, connections, close };
 }
 
 /** From `from`: connect, send `lines` one at a time (each after the previous "ok"), then close. */

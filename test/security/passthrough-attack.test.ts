@@ -9,7 +9,7 @@
 // template (internal/ingress/controller/template/template.go: a passthrough backend's server block
 // proxies with https://).
 import assert from 'node:assert/strict';
-import net, { type AddressInfo } from 'node:net';
+import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import tls from 'node:tls';
 import { startTestGateway, type TestGateway } from '../fixtures/gateway/harness.ts';
@@ -21,7 +21,7 @@ import {
   topologyOf,
 } from '../fixtures/gateway/manifests.ts';
 import { type LineCollector, lineCollector } from '../helpers/lines.ts';
-import { freePort, openRaw } from '../helpers/net.ts';
+import { freePort, listenTracked, openRaw } from '../helpers/net.ts';
 import { exchange } from './helpers.ts';
 
 /** A backend that records every connection's bytes; HTTP gets a 200 naming it, anything else `got:<n>` at EOF. */
@@ -37,12 +37,9 @@ interface Recorder {
 async function startRecorder(name: string): Promise<Recorder> {
   const events = lineCollector();
   const connections: Buffer[][] = [];
-  const sockets = new Set<net.Socket>();
   const server = net.createServer({ allowHalfOpen: true }, (socket) => {
     const chunks: Buffer[] = [];
     connections.push(chunks);
-    sockets.add(socket);
-    socket.once('close', () => sockets.delete(socket));
     socket.on('error', (error: NodeJS.ErrnoException) => {
       events.push(`${name} ${error.code === 'ECONNRESET' ? 'reset' : 'error'}`);
       socket.destroy();
@@ -67,17 +64,13 @@ async function startRecorder(name: string): Promise<Recorder> {
       if (!answered) socket.end(`got:${got.length}`);
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port, close } = await listenTracked(server);
   return {
     name,
-    port: (server.address() as AddressInfo).port,
+    port,
     events,
     connections,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
+    close,
   };
 }
 

@@ -12,15 +12,14 @@ import { DEFAULT_STREAM_SETTINGS } from '../../src/config/stream.ts';
 import { createTcpRunner } from '../../src/controller/tcp-runner.ts';
 import type { TcpServicePlan } from '../../src/controller/tcp-services.ts';
 import { lineCollector } from '../helpers/lines.ts';
+import { listenTracked } from '../helpers/net.ts';
 
 const HEADER_TIMEOUT_MS = 500;
 
 /** A backend that records each connection: the bytes it got and whether the client half-closed; it answers `got:<bytes>` at EOF. */
 async function recordingBackend(t: TestContext) {
   const events = lineCollector();
-  const sockets = new Set<net.Socket>();
   const server = net.createServer({ allowHalfOpen: true }, (socket) => {
-    sockets.add(socket);
     let got = '';
     events.push('accepted');
     socket.on('data', (c: Buffer) => {
@@ -31,17 +30,10 @@ async function recordingBackend(t: TestContext) {
       socket.end(`got:${got}`);
     });
     socket.on('error', () => {});
-    socket.on('close', () => sockets.delete(socket));
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.after(
-    () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
-  );
-  return { port: (server.address() as net.AddressInfo).port, events };
+  const { port, close } = await listenTracked(server);
+  t.after(close);
+  return { port, events };
 }
 
 async function entry(

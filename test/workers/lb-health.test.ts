@@ -9,6 +9,7 @@ import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import net from 'node:net';
 import { after, test } from 'node:test';
 import { metricSum, scrape, scrapeUntil } from '../helpers/metrics.ts';
+import { listenTracked } from '../helpers/net.ts';
 import { startKeepip } from '../helpers/process.ts';
 import { exchange, until } from '../lb/helpers.ts';
 
@@ -49,11 +50,8 @@ interface Target {
 /** A target that answers `GET /healthz` with 200 or 503 and anything else with its name. */
 async function startTarget(name: string, pids: () => number[]): Promise<Target> {
   const target: Target = { port: 0, checks: [], flows: [], healthy: true };
-  const sockets = new Set<net.Socket>();
   const server = net.createServer((socket) => {
-    sockets.add(socket);
     socket.on('error', () => {});
-    socket.once('close', () => sockets.delete(socket));
     socket.once('data', (chunk: Buffer) => {
       // The peer is still connected: it waits for this answer.
       const owner = ownerOf(socket.remotePort ?? 0, target.port, pids()) ?? 0;
@@ -67,15 +65,9 @@ async function startTarget(name: string, pids: () => number[]): Promise<Target> 
       }
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  target.port = (server.address() as net.AddressInfo).port;
-  stops.push(
-    () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
-  );
+  const { port, close } = await listenTracked(server);
+  target.port = port;
+  stops.push(close);
   return target;
 }
 
