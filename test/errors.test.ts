@@ -39,7 +39,7 @@ import type { H2Code } from '../src/gateway/h2-server.ts';
 import type { ProxyFailureCode } from '../src/gateway/proxy.ts';
 import type { RequestTargetErrorCode } from '../src/gateway/request-target.ts';
 import type { RouteError } from '../src/gateway/rewrite.ts';
-import type { RouteDecision } from '../src/gateway/router.ts';
+import type { CaptureRefusal, RouteDecision } from '../src/gateway/router.ts';
 import type { SnapshotErrorCode } from '../src/gateway/snapshot.ts';
 import type { K8sCode } from '../src/k8s/errors.ts';
 import type { LbConfigInvalid } from '../src/lb/balancer.ts';
@@ -98,6 +98,7 @@ export type ModuleUnionsMatchTheirTables = [
       | RequestParseErrorCode
       | RequestTargetErrorCode
       | BadRequestCode
+      | CaptureRefusal['code']
       | H2Code
       | ClientHelloErrorCode
       | ClientCertificateCode

@@ -27,6 +27,7 @@ import { requestIdFor } from './request-id.ts';
 import { requestLineOf, shownClient } from './request-log.ts';
 import { parseRequestTarget } from './request-target.ts';
 import {
+  type CaptureRefusal,
   DEFAULT_SERVER_NAME,
   decideAccess,
   hostHeaderRefusal,
@@ -62,6 +63,8 @@ export interface Admitted {
   headersTrusted: boolean;
   /** x-forwarded-prefix of a rewriting location (RouteDecision); absent: none. */
   forwardedPrefix?: string | null;
+  /** A capture of the path x-forwarded-prefix cannot carry (RouteDecision): 400 instead of upstream. */
+  refusal?: CaptureRefusal | null;
   /** affinity: the session's member of `upstream`, tried first; absent: round robin. */
   firstMember?: number;
   /** affinity with session-cookie-change-on-failure: told each member tried. */
@@ -542,7 +545,6 @@ export function admit(
   // nginx's ignore_invalid_headers: headers named with `_` are dropped before anything reads them.
   if (!ex.snap.routes.filters.server.underscoresInHeaders) dropUnderscoreHeaders(req);
   const client = resolveClient(ex, req);
-  const { scheme, headersTrusted } = client;
   // add-headers (http level in nginx): every response, the gateway's own included.
   ex.responseHeaders = ex.snap.routes.addHeaders;
   const decision = route(ex, req, client);
@@ -615,9 +617,10 @@ export function admit(
     location: matched.location,
     upstream: matched.canary === null ? mainUpstream(ex, matched.location) : canaryOrMain(ex, req, matched),
     upstreamPath: decision.upstreamPath,
-    scheme,
-    headersTrusted,
+    scheme: client.scheme,
+    headersTrusted: client.headersTrusted,
     forwardedPrefix: decision.forwardedPrefix,
+    refusal: decision.refusal,
   };
   if (matched.location.affinity !== undefined) stickySession(ex, req, admitted, matched.canary);
   else if (matched.location.upstreamHashBy !== undefined || matched.location.loadBalance !== undefined)

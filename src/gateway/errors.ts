@@ -136,6 +136,12 @@ export const GATEWAY_CODES = {
     summary: 'an absolute-form target with an empty, userinfo-carrying (`user@`) or invalid authority (400)',
     fix: CLIENT_REQUEST_FIX,
   },
+  TARGET_CAPTURE_UNSENDABLE: {
+    kind: 'error',
+    summary:
+      'a rewrite capture of the decoded path that goes into x-forwarded-prefix holds a CR or another control character (`%0d`, `%01`…), which no request head to the backend can carry: 400 once the access rules passed, nothing sent (nginx would write the byte raw into the header)',
+    fix: CLIENT_REQUEST_FIX,
+  },
   HOST_MISSING: {
     kind: 'error',
     summary: 'an HTTP/1.1 request without a Host header (400, as nginx and RFC 9112 §3.2)',
@@ -230,6 +236,12 @@ export const GATEWAY_CODES = {
     kind: 'outcome',
     summary: 'another error talking to the backend (502); the error log has the details',
     fix: 'read the error log line for the request',
+  },
+  UPSTREAM_EXTRA_DATA: {
+    kind: 'outcome',
+    summary:
+      'the backend sent bytes beyond the framing of its answer (a body longer than its Content-Length, data after the last chunk, a body on a 204, 304 or HEAD answer): the answer is relayed as framed, the rest dropped and the connection closed, with a [warn] error log line in the words of nginx ("upstream sent more data than specified in "Content-Length" header", "upstream sent data after final chunk")',
+    fix: 'fix the framing of the backend (a Content-Length computed before the body was compressed or rewritten is the usual cause)',
   },
   CLIENT_BODY_TOO_LARGE: {
     kind: 'outcome',

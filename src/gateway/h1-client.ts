@@ -7,10 +7,12 @@
 //
 // A connection is reused only when its last response was framed unambiguously and read to its exact
 // end (h1-response.ts); anything else (extra bytes, a close-delimited body, an error, an abort)
-// destroys it. Bytes arriving while a connection is idle destroy it too.
+// destroys it. Bytes arriving while a connection is idle destroy it too. Extra bytes read with the
+// answer are told to the handler (onResponseExtra), for nginx's warning.
 import { maxHeaderSize } from 'node:http';
 import net, { type LookupFunction } from 'node:net';
 import { formatHostPort } from '../net/host-port.ts';
+import { UNSENDABLE_VALUE } from './header-value.ts';
 import { HOP_BY_HOP_FIELDS } from './hop-by-hop.ts';
 import {
   type BodyFraming,
@@ -63,6 +65,11 @@ export interface UpstreamHandler {
     statusMessage: string,
   ): void;
   onResponseData?(controller: UpstreamController, chunk: Buffer): void;
+  /**
+   * keepip's own client, just before onResponseEnd: bytes came with the answer beyond its `framing`
+   * (more body than its Content-Length, data after the last chunk); dropped, the connection closed.
+   */
+  onResponseExtra?(controller: UpstreamController, framing: BodyFraming['kind']): void;
   onResponseEnd?(
     controller: UpstreamController,
     trailers: Record<string, string | string[] | undefined>,
@@ -117,7 +124,6 @@ const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
 
 const EMPTY_TRAILERS: Record<string, string> = Object.freeze({}) as Record<string, string>;
 const HEAD_END = Buffer.from('\r\n\r\n', 'latin1');
-const INVALID_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
 const INVALID_TARGET = /[^\u0021-\u00ff]/;
 
 /** Bytes of a head looked for in a string first: most heads end within them (no Buffer search call). */
@@ -154,7 +160,7 @@ function requestHead(options: UpstreamDispatchOptions, keepAlive: boolean): stri
   const { method, path, headers } = options;
   if (path === '' || INVALID_TARGET.test(path)) return null;
   const host = headers.host;
-  if (typeof host !== 'string' || INVALID_VALUE.test(host)) return null;
+  if (typeof host !== 'string' || UNSENDABLE_VALUE.test(host)) return null;
   let head = `${method} ${path} HTTP/${options.httpVersion ?? '1.1'}\r\nhost: ${host}\r\nconnection: ${keepAlive ? 'keep-alive' : 'close'}\r\n`;
   for (const name in headers) {
     // connection: only its keep-alive or close (connection-proxy-header), written above; the body's
@@ -163,11 +169,11 @@ function requestHead(options: UpstreamDispatchOptions, keepAlive: boolean): stri
     if (NOT_COPIED.has(name)) continue;
     const value = headers[name] as string | string[];
     if (typeof value === 'string') {
-      if (INVALID_VALUE.test(value)) return null;
+      if (UNSENDABLE_VALUE.test(value)) return null;
       head += `${name}: ${value}\r\n`;
     } else {
       for (const item of value) {
-        if (INVALID_VALUE.test(item)) return null;
+        if (UNSENDABLE_VALUE.test(item)) return null;
         head += `${name}: ${item}\r\n`;
       }
     }
@@ -552,6 +558,7 @@ class H1Connection {
 
   /** The response ended; `extra` bytes followed it (a misbehaving upstream: never reuse the connection). */
   #complete(request: H1Request, extra: number): void {
+    const framing = (this.#framing as BodyFraming).kind;
     request.settled = true;
     this.#request = null;
     this.#framing = null;
@@ -570,6 +577,8 @@ class H1Connection {
       // A client slow to take the response paused reading (pauseReading); the next request must be read.
       this.socket.resume();
     } else this.#destroy();
+    // Relayed as framed, the rest dropped: nginx does the same, with a warning in its error log.
+    if (extra > 0) request.handler.onResponseExtra?.(request, framing);
     request.handler.onResponseEnd?.(request, EMPTY_TRAILERS);
     if (reusable && this.usable) this.#pool.release(this);
   }

@@ -35,7 +35,9 @@ import {
   logBareRequest,
   logUpstreamFailure,
   requestLineOf,
+  shownClient,
 } from './request-log.ts';
+import type { CaptureRefusal } from './router.ts';
 import { applyLocationHeaders, buildUpstreamHeaders } from './upstream-headers.ts';
 import {
   errorBackendHeaders,
@@ -334,6 +336,24 @@ function handleRequest(ctx: HandlerContext, ex: Exchange, req: GatewayRequest, r
   if (admitted !== null && admitted !== PENDING) proceed(admitted);
 }
 
+/**
+ * A capture of the client's path that x-forwarded-prefix cannot carry: the client's fault, so a 400 with
+ * the code, logged as the target's other refusals are (nginx would send the raw byte upstream).
+ */
+function logCaptureRefusal(ctx: HandlerContext, ex: Exchange, refusal: CaptureRefusal): void {
+  const context = requestContext({
+    client: shownClient(ex.client),
+    server: ex.serverName,
+    request: ex.requestLine,
+    host: ex.rawHost,
+  });
+  ctx.errorLog.write(
+    'info',
+    ex.conn.id,
+    `client sent invalid request (${refusal.code}: ${refusal.message})${context}`,
+  );
+}
+
 /** An admitted request to its upstream: body limit, response headers, rate limit, compression, forward. */
 function toUpstream(
   ctx: HandlerContext,
@@ -346,6 +366,13 @@ function toUpstream(
   // a streamed one is measured against the same limit while it is read.
   const limit = admitted.location?.proxyBodySizeBytes ?? ex.snap.settings.proxyBodySizeBytes;
   if (limit > 0) req.limitBody?.(limit);
+  // Refused after the access phase, where the request would have gone upstream; the location's
+  // custom-http-errors may take the 400 as they take its other refusals.
+  if (admitted.refusal != null) {
+    logCaptureRefusal(ctx, ex, admitted.refusal);
+    answerOwn(ctx, ex, req, res, 400, null, admitted.location ?? undefined);
+    return;
+  }
   // ingress-nginx answers 503 for a backend without endpoints (or without a Service), unless the
   // location names a default-backend, or lists 503 in custom-http-errors (custom-errors.ts).
   if (!hasEndpoints(admitted)) withoutEndpoints(ctx, ex, req, res, admitted, limit);
@@ -378,7 +405,10 @@ function handleUpgrade(
   // As for requests, these may run later, outside onUpgrade's catch: a throw closes this connection only.
   const proceed = (admitted: Admitted): void => {
     try {
-      if (!hasEndpoints(admitted))
+      if (admitted.refusal != null) {
+        logCaptureRefusal(ctx, ex, admitted.refusal);
+        answerRaw(ctx, ex, req, socket, 400, null);
+      } else if (!hasEndpoints(admitted))
         answerRaw(ctx, ex, req, socket, admitted.location?.defaultBackendRoot === true ? 404 : 503, null);
       else tunnel(ctx, ex, req, socket, head, admitted);
     } catch (error) {

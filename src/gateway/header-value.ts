@@ -13,6 +13,12 @@ export function headerText(value: string | number | readonly string[] | undefine
 export const UNSAFE_VALUE = /[\r\n\0]/;
 
 /**
+ * A value keepip's HTTP/1.1 client refuses to write towards a backend (RFC 9110 field-value: HT,
+ * visible ASCII, obs-text): the router checks a rewrite capture of the client's path against it too.
+ */
+export const UNSENDABLE_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
+
+/**
  * What a head carried under the lower-case `name` ($sent_http_<name>, $upstream_http_<name>): the
  * head as a header object (names in any case) or as flat lower-case fields, or both; several values
  * joined by ", "; null without the field.

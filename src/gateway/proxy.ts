@@ -3,7 +3,7 @@
 // the body size limit while the body streams, and backpressure in both directions. The outcome carries
 // what the access log and the error log need ($upstream_addr, $upstream_status, times, the failure).
 import { DNS_FAILURE_CODES, type UpstreamController, type UpstreamHandler } from './h1-client.ts';
-import { fieldsToHeaders } from './h1-response.ts';
+import { type BodyFraming, fieldsToHeaders } from './h1-response.ts';
 import { headValue } from './header-value.ts';
 import {
   type GatewayRequest,
@@ -55,6 +55,8 @@ export interface ProxyFailure {
   message: string;
   /** `http://10.0.0.1:80/path` as nginx prints `upstream: "…"`. */
   upstreamUrl: string | null;
+  /** The error log level; absent: error. `warn`: the answer was relayed all the same (extra bytes). */
+  level?: 'warn';
 }
 
 export interface ProxyOutcome {
@@ -67,7 +69,10 @@ export interface ProxyOutcome {
   bodyBytesSent: number;
   /** Request body bytes read from the client (for $request_length). */
   requestBodyBytes: number;
-  /** Set when a request failed (even if a later endpoint then answered, the last failure is kept for the log). */
+  /**
+   * Set when a request failed (even if a later endpoint then answered, the last failure is kept for the
+   * log); also a backend's misbehaviour the answer survived (level warn).
+   */
   failures: ProxyFailure[];
   /** True when the gateway must answer with its own error page (nothing was sent yet). */
   answeredByGateway: boolean;
@@ -489,6 +494,21 @@ class ProxyExchange implements UpstreamHandler {
       controller.pause();
       this.#res.once('drain', () => controller.resume());
     }
+  }
+
+  /** Bytes beyond the answer's framing (keepip's client dropped them): nginx's warning, worded as its. */
+  onResponseExtra(controller: UpstreamController, framing: BodyFraming['kind']): void {
+    if (this.#finished || this.#skipped?.has(controller)) return;
+    const what =
+      framing === 'chunked'
+        ? 'upstream sent data after final chunk'
+        : 'upstream sent more data than specified in "Content-Length" header';
+    this.#outcome.failures.push({
+      code: 'UPSTREAM_EXTRA_DATA',
+      message: `${what} while reading upstream`,
+      upstreamUrl: this.#upstreamUrl(),
+      level: 'warn',
+    });
   }
 
   onResponseEnd(controller: UpstreamController): void {

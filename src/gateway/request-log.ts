@@ -284,10 +284,10 @@ export function logBareRequest(
   ctx.metrics.request('', '_', status, / HTTP\/(1\.0|1\.1|2\.0)$/.exec(request)?.[0].slice(1) ?? '');
 }
 
-/** nginx's error log line for a failed upstream attempt. */
+/** nginx's error log line for a failed upstream attempt (or a warning about a backend's answer). */
 export function logUpstreamFailure(ctx: HandlerContext, ex: Exchange, failure: ProxyFailure): void {
   ctx.errorLog.write(
-    'error',
+    failure.level ?? 'error',
     ex.conn.id,
     failure.message +
       requestContext({

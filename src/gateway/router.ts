@@ -34,6 +34,7 @@ import { certificateCovers } from '../k8s/certificate-names.ts';
 import { type AccessDecision, type AccessPolicy, compileAccessPolicy } from '../net/access-policy.ts';
 import { type CompiledCanary, compileCanary } from './canary.ts';
 import { type CompiledCors, compileCors } from './cors.ts';
+import { UNSENDABLE_VALUE } from './header-value.ts';
 import { normalizeHost, wildcardSuffix } from './host.ts';
 import { appRootLocation, httpsRedirectLocation, redirectsToHttps } from './redirects.ts';
 import { compileServerFilters, type ServerFilters } from './server-filters.ts';
@@ -74,6 +75,20 @@ export interface MatchedRoute {
   responseRewrite: CompiledResponseRewrite | null;
 }
 
+/**
+ * A rewrite capture of the client's decoded path that no header value can carry (a CR, another control
+ * byte) went into x-forwarded-prefix: the request is answered 400 where it would have gone upstream.
+ */
+export interface CaptureRefusal {
+  code: 'TARGET_CAPTURE_UNSENDABLE';
+  message: string;
+}
+
+const CAPTURE_REFUSAL: CaptureRefusal = Object.freeze({
+  code: 'TARGET_CAPTURE_UNSENDABLE',
+  message: 'a rewrite capture of the path holds a control character, which x-forwarded-prefix cannot carry',
+});
+
 export type RouteDecision =
   | {
       kind: 'redirect';
@@ -101,8 +116,10 @@ export type RouteDecision =
        * but the backend, not nginx, decides what a path means.
        */
       guards: readonly MatchedRoute[];
-      /** x-forwarded-prefix of a location that rewrites, its `$N` filled in; null: none. */
+      /** x-forwarded-prefix of a location that rewrites, its `$N` filled in; null: none (or refused). */
       forwardedPrefix: string | null;
+      /** Set when a capture made x-forwarded-prefix unsendable: answered 400 after the access phase. */
+      refusal: CaptureRefusal | null;
     }
   | { kind: 'not-found'; serverName: string; backend: BackendRef | null }
   /** from-to-www-redirect: the other name's server answers a redirect to the host (no location). */
@@ -336,14 +353,26 @@ function prefixParts(value: string): (string | number)[] {
   return value.split(/\$(\d)/).map((part, i) => (i % 2 === 1 ? Number(part) : part));
 }
 
-/** The X-Forwarded-Prefix of a request to `loc`, captures from the rewrite's match of `uri`. */
-function forwardedPrefixOf(loc: CompiledLocation, uri: string): string | null {
+/**
+ * The X-Forwarded-Prefix of a request to `loc`, captures from the rewrite's match of `uri`. Only the
+ * captures are checked: the literal parts are the annotation's, validated at load.
+ */
+function forwardedPrefixOf(loc: CompiledLocation, uri: string): string | null | CaptureRefusal {
   const parts = loc.forwardedPrefix;
   if (parts === null) return null;
   if (parts.length === 1) return parts[0] as string;
   const m = loc.rewrite!.pattern.exec(uri);
   let out = '';
-  for (const part of parts) out += typeof part === 'string' ? part : (m?.[part] ?? '');
+  for (const part of parts) {
+    if (typeof part === 'string') {
+      out += part;
+      continue;
+    }
+    const captured = m?.[part] ?? '';
+    // The decoded path can hold a CR or another control byte; nginx would write it raw into the head.
+    if (UNSENDABLE_VALUE.test(captured)) return CAPTURE_REFUSAL;
+    out += captured;
+  }
   return out;
 }
 
@@ -914,12 +943,14 @@ export function routeTarget(routes: CompiledRoutes, request: RouteTargetRequest)
     const rewritten = applyRewrite(loc.rewrite, uri, target.args);
     if (rewritten !== null) upstreamPath = rewritten;
   }
+  const prefix = forwardedPrefixOf(loc, uri);
   return {
     kind: 'proxy',
     route: loc.route,
     upstreamPath,
     guards: guardsFor(vhost, uri, target.raw, loc),
-    forwardedPrefix: forwardedPrefixOf(loc, uri),
+    forwardedPrefix: typeof prefix === 'string' ? prefix : null,
+    refusal: typeof prefix === 'object' ? prefix : null,
   };
 }
 

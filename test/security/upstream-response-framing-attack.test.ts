@@ -48,6 +48,8 @@ const ends =
 const ANSWERS: Record<string, Answer> = {
   '/clean': `HTTP/1.1 200 OK\r\n${withLength('clean')}`,
   '/long-body': 'HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nfullPOISON',
+  '/length-5-body-10': 'HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhelloWORLD',
+  '/chunked-then-bytes': 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\nWORLD',
   '/second-response': `HTTP/1.1 200 OK\r\n${withLength('first')}${POISON}`,
   '/chunked-then-more': `HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nchunk\r\n0\r\n\r\n${POISON}`,
   '/cl-and-te': `HTTP/1.1 200 OK\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n${POISON}`,
@@ -363,6 +365,23 @@ describe('a hostile HTTP/1.1 backend and the upstream keep-alive pool: one clien
       assert.deepEqual([a.status, a.body, a.whole], [200, body, true], path);
       assert.doesNotMatch(a.raw, /POISON/, path);
       assert.equal(reused, false, `${path}: the connection that carried extra bytes went back into the pool`);
+    }
+  });
+
+  test('bytes beyond the framing (a body longer than its Content-Length, data after the last chunk): the framed answer only, and the [warn] line of nginx with the request context', async () => {
+    for (const [path, what] of [
+      ['/length-5-body-10', 'upstream sent more data than specified in "Content-Length" header'],
+      ['/chunked-then-bytes', 'upstream sent data after final chunk'],
+    ] as const) {
+      const { a, reused } = await twoClients(rig, path, `warn${path.replaceAll('/', '-')}`);
+      assert.deepEqual([a.status, a.body, a.whole], [200, 'hello', true], path);
+      assert.doesNotMatch(a.raw, /WORLD/, path);
+      assert.equal(reused, false, `${path}: the connection that carried extra bytes went back into the pool`);
+      // The line is written once the exchange ends, maybe after the client read its answer: waited for.
+      const line = await rig.gw.errors.waitFor(new RegExp(`request: "GET ${path} HTTP/1\\.1"`));
+      const context = `, client: ${CLIENT_A}, server: _, request: "GET ${path} HTTP/1.1", upstream: "http://127.0.0.1:${rig.backend.port}${path}", host: "framing.test"`;
+      assert.match(line, / \[warn\] \d+#\d+: \*\d+ /, line);
+      assert.ok(line.endsWith(`${what} while reading upstream${context}`), line);
     }
   });
 
