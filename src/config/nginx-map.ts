@@ -5,12 +5,13 @@
 
 import { backtrackingRisk } from './regex-backtracking.ts';
 import { caselessRegExp } from './caseless-regex.ts';
+import { translatePcre } from './pcre-translate.ts';
 
 export type MapEntry = { kind: 'exact'; lower: string } | { kind: 'regex'; regex: RegExp };
 
 export type MapEntryRead = { ok: true; entry: MapEntry } | { ok: false; error: string };
 
-/** nginx takes PCRE; JavaScript's RegExp reads the usual subset (an escaped space, `\/`, classes, …). */
+/** nginx takes PCRE: its meaning in JavaScript syntax (pcre-translate.ts), or an error. */
 export function readMapEntry(text: string): MapEntryRead {
   if (!text.startsWith('~')) return { ok: true, entry: { kind: 'exact', lower: text.toLowerCase() } };
   const caseless = text.startsWith('~*');
@@ -20,10 +21,14 @@ export function readMapEntry(text: string): MapEntryRead {
   // Matched against what clients send (User-Agent, Referer, the URI).
   const risk = backtrackingRisk(source);
   if (risk !== null) return { ok: false, error: `"${text}" ${risk}` };
+  // PCRE's meaning where JavaScript's differs, or refused (pcre-translate.ts).
+  const translated = translatePcre(source);
+  if (!translated.ok) return { ok: false, error: `"${text}": ${translated.message}` };
+  const js = translated.js;
   try {
     return {
       ok: true,
-      entry: { kind: 'regex', regex: caseless ? caselessRegExp(source) : new RegExp(source) },
+      entry: { kind: 'regex', regex: caseless ? caselessRegExp(js) : new RegExp(js) },
     };
   } catch (error) {
     return { ok: false, error: `"${text}": ${(error as Error).message}` };

@@ -30,6 +30,7 @@ import type {
   VirtualHostModel,
 } from '../config/model.ts';
 import { DEFAULT_SERVER_SETTINGS } from '../config/server-settings.ts';
+import { translatePcre } from '../config/pcre-translate.ts';
 import { certificateCovers } from '../k8s/certificate-names.ts';
 import { type AccessDecision, type AccessPolicy, compileAccessPolicy } from '../net/access-policy.ts';
 import { type CompiledCanary, compileCanary } from './canary.ts';
@@ -635,8 +636,11 @@ function aliasRegex(
   | { ok: false; code: 'ROUTE_INVALID_HOST' | 'ROUTE_REGEX_BACKTRACKS'; why: string } {
   const risk = backtrackingRisk(alias.slice(1));
   if (risk !== null) return { ok: false, code: 'ROUTE_REGEX_BACKTRACKS', why: risk };
+  // nginx's server_name regex is PCRE: its meaning, or refused (translatePcre).
+  const translated = translatePcre(alias.slice(1));
+  if (!translated.ok) return { ok: false, code: 'ROUTE_INVALID_HOST', why: translated.message };
   try {
-    return { ok: true, regex: caselessRegExp(alias.slice(1)) };
+    return { ok: true, regex: caselessRegExp(translated.js) };
   } catch {
     return { ok: false, code: 'ROUTE_INVALID_HOST', why: 'is not a regex' };
   }

@@ -261,6 +261,23 @@ describe('server-alias', () => {
     ]);
   });
 
+  it('a ~ alias is PCRE as nginx server_name reads it: POSIX classes and \\z; one without a translation is ignored (ROUTE_INVALID_HOST)', () => {
+    const y = ingress({
+      name: 'main',
+      host: 'main.example',
+      annotations: { [`${P}server-alias`]: '~^[[:alpha:]]+\\.pcre\\.example\\z, ~^\\Qq.example\\E' },
+    });
+    const routes = compileRoutes(topologyOf(y + service('svc')).gateway);
+    assert.deepEqual(
+      routes.issues.map((i) => i.code),
+      ['ROUTE_INVALID_HOST'],
+    );
+    const to = (host: string) => summary(routeRequest(routes, { host, path: '/', scheme: 'http' }));
+    assert.equal(to('abc.pcre.example'), 'proxy default-svc-80 / (main.example)');
+    assert.equal(to('a1.pcre.example'), '404 _');
+    assert.equal(to('q.example'), '404 _');
+  });
+
   it('a ~ alias that can backtrack without bound is ignored (ROUTE_REGEX_BACKTRACKS); a crafted Host does not hang', () => {
     const y = ingress({
       name: 'main',
