@@ -817,8 +817,10 @@ function virtualHosts(b: GatewayBuild): VirtualHostModel[] {
       return {
         host: h.host,
         tls: hasTls(b, h.host) ? certificateFor(b, secrets, h.host, own) : null,
+        // ingress-nginx sorts (getBackendServers), then expands plain Prefix paths in place
+        // (updateServerLocations): `/p` is sorted as `/p`, its `^/p/` and `^/p` copies where it lands.
         locations: b.regexHosts.has(h.host)
-          ? sortLocations(regexHostLocations(h.locations, b.plainLocations), true)
+          ? regexHostLocations(sortLocations(h.locations, true), b.plainLocations)
           : sortLocations(h.locations, false),
         ...clientCertificateOf(h.host, own, b.accessOf),
         ...hostNames(h.host, b.hosts, own, b.routeOf),
@@ -1125,9 +1127,10 @@ export function sortLocations(locations: readonly LocationModel[], regexHost: bo
 }
 
 /**
- * ingress-nginx's updateServerLocations on a regex host: a Prefix `/p` of an Ingress without use-regex
- * or a rewrite is `~* ^/p/`, plus `~* ^/p` (its Exact copy) unless the host has an Exact `/p`. Each
- * copy is the same location otherwise (its Ingress, annotations and rate-limit zone).
+ * ingress-nginx's updateServerLocations on a regex host, after its sort: a Prefix `/p` of an Ingress
+ * without use-regex or a rewrite is `~* ^/p/` where `/p` was sorted, followed by `~* ^/p` (its Exact
+ * copy) unless the host has an Exact `/p`. Each copy is the same location otherwise (its Ingress,
+ * annotations and rate-limit zone).
  */
 function regexHostLocations(
   locations: readonly LocationModel[],

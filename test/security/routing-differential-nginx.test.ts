@@ -136,10 +136,12 @@ function goGreater(a: string, b: string): boolean {
 
 /** The locations of the host's server block as ingress-nginx writes them, in order. */
 function ingressNginxLocations(c: Case): { enforceRegex: boolean; locations: NgxLocation[] } {
-  const locations = updateServerLocations(serverLocations(c));
-  // Two sort.SliceStable calls: by Path descending, then by len(Path) descending.
-  locations.sort((a, b) => (goGreater(a.path, b.path) ? -1 : goGreater(b.path, a.path) ? 1 : 0));
-  locations.sort((a, b) => b.path.length - a.path.length);
+  // getBackendServers' two sort.SliceStable calls (by Path descending, then by len(Path) descending),
+  // then getConfiguration's updateServerLocations, which expands a Prefix `/p` in place.
+  const sorted = serverLocations(c);
+  sorted.sort((a, b) => (goGreater(a.path, b.path) ? -1 : goGreater(b.path, a.path) ? 1 : 0));
+  sorted.sort((a, b) => b.path.length - a.path.length);
+  const locations = updateServerLocations(sorted);
   const enforceRegex = locations.some((l) => needsRewrite(l) || l.useRegex);
   return { enforceRegex, locations };
 }
@@ -547,12 +549,27 @@ const FIXED_CASES: { name: string; ingresses: Case; probes: Probe[] }[] = [
     probes: bothFrom(['/app/admin/users', '/app/x', '/api/admin/x']),
   },
   {
-    name: "regex host: a plain Ingress's Prefix /admin is `~* ^/admin/` (one longer) ahead of a same-length regex",
+    name: "regex host: a plain Ingress's Prefix /admin is sorted as /admin, then written `~* ^/admin/` and `~* ^/admin` there: a longer regex (/[a-z]+) is tried first",
     ingresses: [
       { useRegex: true, rewrite: null, paths: [{ path: '/[a-z]+', pathType: 'ImplementationSpecific' }] },
       { useRegex: false, rewrite: null, allow: true, paths: [{ path: '/admin', pathType: 'Prefix' }] },
     ],
     probes: bothFrom(['/admin/users', '/admin', '/adminx', '/public']),
+  },
+  {
+    // With the expansion sorted as one longer (keepip before), `^/z/` went ahead of the allowlisted
+    // `^/.+` and /z/x reached the public backend from a client ingress-nginx refuses.
+    name: 'regex host: an allowlisted /.+ is tried before a public plain Prefix /z (sorted as /z, two bytes)',
+    ingresses: [
+      {
+        useRegex: true,
+        rewrite: null,
+        allow: true,
+        paths: [{ path: '/.+', pathType: 'ImplementationSpecific' }],
+      },
+      { useRegex: false, rewrite: null, paths: [{ path: '/z', pathType: 'Prefix' }] },
+    ],
+    probes: bothFrom(['/z/x', '/z', '/y']),
   },
   {
     name: "regex host: an Exact / is shadowed by the host's root location (404 in ingress-nginx), it does not serve every path",
