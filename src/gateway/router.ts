@@ -30,6 +30,7 @@ import type {
   VirtualHostModel,
 } from '../config/model.ts';
 import { DEFAULT_SERVER_SETTINGS } from '../config/server-settings.ts';
+import { ingressNginxOrder } from '../config/location-order.ts';
 import { translatePcre } from '../config/pcre-translate.ts';
 import { certificateCovers } from '../k8s/certificate-names.ts';
 import { type AccessDecision, type AccessPolicy, compileAccessPolicy } from '../net/access-policy.ts';
@@ -386,9 +387,10 @@ function compileVirtualHost(
   const exact = new Map<string, CompiledLocation>();
   const prefixes: CompiledLocation[] = [];
   const regexes: CompiledLocation[] = [];
-  let appRoot: CompiledVirtualHost['appRoot'] = null;
+  const compiledOf = new Map<LocationModel, CompiledLocation>();
   for (const location of vhost.locations) {
     const compiled = compileLocation(model, vhost, serverName, location, issues);
+    compiledOf.set(location, compiled);
     if (compiled.regex !== null) {
       regexes.push(compiled);
     } else if (location.pathType === 'Exact') {
@@ -396,10 +398,12 @@ function compileVirtualHost(
     } else {
       prefixes.push(compiled);
     }
-    if (appRoot === null && location.appRoot !== null && location.appRoot !== '') {
-      appRoot = { path: location.appRoot, location: compiled };
-    }
   }
+  // ingress-nginx writes one `if ($uri = /)` per location with an app-root, in its own location order:
+  // the first of that order answers.
+  const rooted = ingressNginxOrder(vhost.locations).find((l) => l.appRoot !== null && l.appRoot !== '');
+  const appRoot: CompiledVirtualHost['appRoot'] =
+    rooted === undefined ? null : { path: rooted.appRoot!, location: compiledOf.get(rooted)! };
   // Longest first; Array.prototype.sort is stable, so among equal paths the model's order holds.
   // Longest first; at one length a segment prefix first (`/a/` in nginx's terms: longer than `/a`).
   prefixes.sort(

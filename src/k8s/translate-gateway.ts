@@ -1,5 +1,6 @@
 // The gateway part of the topology: controller settings from the ConfigMap, virtual hosts and
 // locations from the Ingresses of the served class, TLS certificates from Secrets.
+import { ingressNginxOrder } from '../config/location-order.ts';
 import type {
   AffinityModel,
   BackendRef,
@@ -1116,12 +1117,7 @@ function clientCertificateOf(
  * length, longest first (so among equal lengths `/app/admin/.*` comes before `/(api|app)/.*`).
  */
 export function sortLocations(locations: readonly LocationModel[], regexHost: boolean): LocationModel[] {
-  if (regexHost) {
-    const key = (l: LocationModel) => l.regex ?? l.path;
-    return [...locations]
-      .sort((a, b) => (key(a) > key(b) ? -1 : key(a) < key(b) ? 1 : 0))
-      .sort((a, b) => key(b).length - key(a).length);
-  }
+  if (regexHost) return ingressNginxOrder(locations);
   const rank = (l: LocationModel) => (l.pathType !== 'Exact' ? 1 : 0);
   return [...locations].sort((a, b) => rank(a) - rank(b) || b.path.length - a.path.length);
 }
