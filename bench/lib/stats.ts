@@ -15,8 +15,10 @@ export function tidy(value: number): number {
 }
 
 /**
- * Runs `fn` for every system in every round, interleaved (A, B, C, A, B, C, ...), so that a slow
- * phase of a shared machine hurts every system alike rather than one of them.
+ * Runs `fn` for every system in every round, interleaved and rotated (A, B, C, then B, C, A, then C, A,
+ * B, ...), so that a slow phase of a shared machine hurts every system alike rather than one of them,
+ * and no system is always measured in the same place of a round (always right after another one's load,
+ * or always last when the state a round leaves behind builds up: sockets in TIME_WAIT, caches).
  */
 export async function interleave<S, R>(
   rounds: number,
@@ -25,7 +27,10 @@ export async function interleave<S, R>(
 ): Promise<Map<S, R[]>> {
   const results = new Map<S, R[]>(systems.map((system) => [system, []]));
   for (let round = 0; round < rounds; round++) {
-    for (const system of systems) results.get(system)!.push(await fn(system, round));
+    for (let i = 0; i < systems.length; i++) {
+      const system = systems[(round + i) % systems.length]!;
+      results.get(system)!.push(await fn(system, round));
+    }
   }
   return results;
 }

@@ -20,7 +20,7 @@ import { haproxyTcpConfig, startHaproxy } from '../lib/haproxy.ts';
 import { startKeepipLb } from '../lib/keepip.ts';
 import { cpuSeconds } from '../lib/procfs.ts';
 import type { Endpoint } from '../lib/ports.ts';
-import { median, tidy } from '../lib/stats.ts';
+import { interleave, median, tidy } from '../lib/stats.ts';
 import { type Managed, startProcess } from '../lib/supervisor.ts';
 import { requireTool } from '../lib/tools.ts';
 import { endpoint, Started, versionOf } from '../lib/systems.ts';
@@ -159,12 +159,12 @@ export const suite: BenchSuite = {
         errors.push(`keepip lb did not start: ${(error as Error).message}`);
       }
 
-      // Bulk: one connection, interleaved rounds (direct, HAProxy, keepip, direct, ...).
+      // Bulk: one connection, interleaved and rotated rounds (direct, HAProxy, keepip, then HAProxy, ...).
       for (const direction of ['upload', 'download'] as const) {
         const mbps = new Map<string, number[]>();
         const cpuPerGiB = new Map<string, number[]>();
-        for (let round = 0; round < sizes.rounds; round++) {
-          for (const system of systems) {
+        await interleave(sizes.rounds, systems, async (system, round) => {
+          {
             const at = direction === 'upload' ? system.sink : system.source;
             const pids = system.processes.flatMap((p) => p.pids());
             const cpuBefore = cpuSeconds(pids);
@@ -183,14 +183,14 @@ export const suite: BenchSuite = {
             const cpu = cpuSeconds(pids) - cpuBefore;
             if (!result.ok) {
               errors.push(`${system.name} bulk ${direction} round ${round + 1}: ${result.error}`);
-              continue;
+              return;
             }
             push(mbps, system.name, result.mbps);
             if (system.processes.length > 0)
               push(cpuPerGiB, system.name, cpu / (sizes.bulkBytes / 1024 / MIB));
             ctx.log(`l4 bulk ${direction} ${system.name}: ${result.mbps.toFixed(0)} MB/s`);
           }
-        }
+        });
         const scenario = `bulk ${direction}, 1 connection, ${sizes.bulkBytes / MIB} MiB`;
         for (const [system, values] of mbps) {
           measurements.push({ system, metric: 'MB/s', value: tidy(median(values)), case: scenario });
@@ -261,10 +261,10 @@ async function measureConnections(
 ): Promise<{ rates: Map<string, number[]>; measurements: BenchMeasurement[] }> {
   const rates = new Map<string, number[]>();
   const cpuPerK = new Map<string, number[]>();
-  for (let round = 0; round < sizes.rounds; round++) {
-    for (const system of systems) {
-      const at = system[kind];
-      if (at === null) continue;
+  const measured = systems.filter((system) => system[kind] !== null);
+  await interleave(sizes.rounds, measured, async (system, round) => {
+    {
+      const at = system[kind]!;
       const pids = system.processes.flatMap((p) => p.pids());
       const cpuBefore = cpuSeconds(pids);
       const result = await runClient([
@@ -286,13 +286,13 @@ async function measureConnections(
       const cpu = cpuSeconds(pids) - cpuBefore;
       if (!result.ok) {
         errors.push(`${system.name} connections (${kind}) round ${round + 1}: ${result.error}`);
-        continue;
+        return;
       }
       push(rates, system.name, result.perSecond);
       if (system.processes.length > 0) push(cpuPerK, system.name, (cpu / sizes.connections) * 1e6);
       log(`l4 connections (${kind}) ${system.name}: ${result.perSecond.toFixed(0)}/s`);
     }
-  }
+  });
   const closing = kind === 'banner' ? 'banner + close' : '"ok", the client closes first';
   const scenario = `${sizes.connections} connections, ${sizes.concurrency} at a time, ${closing} (proxies send PROXY v2)`;
   const measurements: BenchMeasurement[] = [];
