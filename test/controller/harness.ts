@@ -1,6 +1,7 @@
 // Shared pieces of the controller tests: a backend that counts requests, cluster objects for the fake
-// API server, an in-process controller whose log lines can be waited on, and plain HTTP(S) requests.
-import { mkdtempSync, writeFileSync } from 'node:fs';
+// API server, an in-process controller whose log lines can be waited on, waits on events, a proxy in
+// front of the fake API server that answers some requests itself, and plain HTTP(S) requests.
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -139,6 +140,46 @@ export function seedWeb(api: FakeApiServer, backendPort: number): void {
   api.apply(ingress('web', 'web.example.com', 'web'));
 }
 
+/**
+ * Waits on state that events change: `until` checks now and at every `signal()`, which the code that
+ * records an event calls right after it (so a check sees the state that event left); deadlines are
+ * safety nets.
+ */
+export interface Waiters {
+  signal(): void;
+  /**
+   * Resolves with the first value of `check()` that is not undefined, checked now and at every signal;
+   * rejects with `failure()` after `timeoutMs`.
+   */
+  until<T>(check: () => T | undefined, timeoutMs: number, failure: () => string): Promise<T>;
+}
+
+export function createWaiters(): Waiters {
+  const pending = new Set<() => void>();
+  return {
+    signal() {
+      for (const w of [...pending]) w();
+    },
+    until(check, timeoutMs, failure) {
+      return new Promise((resolve, reject) => {
+        const attempt = () => {
+          const value = check();
+          if (value === undefined) return;
+          pending.delete(attempt);
+          clearTimeout(timer);
+          resolve(value);
+        };
+        const timer = setTimeout(() => {
+          pending.delete(attempt);
+          reject(new Error(failure()));
+        }, timeoutMs);
+        pending.add(attempt);
+        attempt();
+      });
+    },
+  };
+}
+
 export interface TestController {
   running: RunningController;
   lines: string[];
@@ -172,10 +213,10 @@ export async function startTestController(
   );
   if (parsed.ok !== true) throw new Error(`flags: ${JSON.stringify(parsed)}`);
   const lines: string[] = [];
-  const waiters = new Set<() => void>();
+  const waiters = createWaiters();
   const log = (line: string) => {
     lines.push(line);
-    for (const w of [...waiters]) w();
+    waiters.signal();
   };
   const quiet = createLineSink(new Writable({ write: (_c, _e, cb) => cb() }));
   const accessLines: string[] = [];
@@ -188,7 +229,7 @@ export async function startTestController(
             .split('\n')
             .filter((l) => l !== ''),
         );
-        for (const w of [...waiters]) w();
+        waiters.signal();
         cb();
       },
     }),
@@ -210,83 +251,71 @@ export async function startTestController(
       from = lines.length;
       return from;
     },
-    waitFor(check, what, timeoutMs = 20_000) {
-      return new Promise((resolve, reject) => {
-        const attempt = () => {
-          if (!check()) return;
-          waiters.delete(attempt);
-          clearTimeout(timer);
-          resolve();
-        };
-        const timer = setTimeout(() => {
-          waiters.delete(attempt);
-          reject(new Error(`${what}: not within ${timeoutMs} ms; lines:\n${lines.join('\n')}`));
-        }, timeoutMs);
-        waiters.add(attempt);
-        attempt();
-      });
+    async waitFor(check, what, timeoutMs = 20_000) {
+      await waiters.until(
+        () => (check() ? true : undefined),
+        timeoutMs,
+        () => `${what}: not within ${timeoutMs} ms; lines:\n${lines.join('\n')}`,
+      );
     },
     waitForLine(pattern, timeoutMs = 20_000) {
       const start = from;
-      return new Promise((resolve, reject) => {
-        const check = () => {
-          const hit = lines.slice(start).find((l) => pattern.test(l));
-          if (hit !== undefined) {
-            waiters.delete(check);
-            clearTimeout(timer);
-            resolve(hit);
-          }
-        };
-        const timer = setTimeout(() => {
-          waiters.delete(check);
-          reject(new Error(`no log line ${pattern} within ${timeoutMs} ms; lines:\n${lines.join('\n')}`));
-        }, timeoutMs);
-        waiters.add(check);
-        check();
-      });
+      return waiters.until(
+        () => lines.slice(start).find((l) => pattern.test(l)),
+        timeoutMs,
+        () => `no log line ${pattern} within ${timeoutMs} ms; lines:\n${lines.join('\n')}`,
+      );
     },
     close: () => running.close(),
   };
 }
 
 /** What webCluster starts: set in its before(), so read the fields in tests and hooks, not at collection. */
-export interface WebCluster {
+export interface WebCluster<P extends ApiProxy | null = null> {
   api: FakeApiServer;
   /** The backend of seedWeb's Service web. */
   web: Backend;
   ctl: TestController;
+  /** What `options.proxy` started, the controller's way to the API server; null without it. */
+  proxy: P;
   /** The gateway's ports once it serves; 0 with `awaitServing: false` (and httpsPort without HTTPS). */
   httpPort: number;
   httpsPort: number;
 }
 
-export interface WebClusterOptions {
+export interface WebClusterOptions<P extends ApiProxy | null = null> {
   /** The controller's environment, as startTestController takes it. */
   env?: Record<string, string>;
   /** Runs after seedWeb and before the controller starts: the test's own cluster objects. */
   prepare?: (api: FakeApiServer) => void | Promise<void>;
+  /** Runs after `prepare`: a proxy in front of the API server (startApiProxy) that the controller uses. */
+  proxy?: (api: FakeApiServer) => Promise<P>;
   /** Wait in before() until the gateway serves (default); false when the test starts with the API down. */
   awaitServing?: boolean;
 }
 
 /**
  * Call in a describe body: registers a before() that starts a fake API server seeded with seedWeb, its
- * backend and a controller with `flags` (a function for flags computed in before()), and an after()
- * that closes them. The describe's own after() hooks run after this one.
+ * backend, `options.proxy` if given, and a controller with `flags` (a function for flags computed in
+ * before()), and an after() that closes them. The describe's own after() hooks run after this one.
  */
-export function webCluster(
+export function webCluster<P extends ApiProxy | null = null>(
   flags: string[] | (() => string[] | Promise<string[]>),
-  options: WebClusterOptions = {},
-): WebCluster {
-  const cluster: Partial<WebCluster> = { httpPort: 0, httpsPort: 0 };
+  options: WebClusterOptions<P> = {},
+): WebCluster<P> {
+  const cluster: Partial<WebCluster<P>> = { httpPort: 0, httpsPort: 0 };
   before(async () => {
     const api = await startFakeApiServer();
     cluster.api = api;
     cluster.web = await startBackend('web');
     seedWeb(api, cluster.web.port);
     await options.prepare?.(api);
+    // P is null exactly when there is no options.proxy (its default).
+    const proxy = (options.proxy ? await options.proxy(api) : null) as P;
+    cluster.proxy = proxy;
     const args = typeof flags === 'function' ? await flags() : flags;
-    const ctl = await startTestController(api, args, options.env);
+    const target = proxy === null ? api : { ...api, kubeconfig: proxy.kubeconfig };
+    const ctl = await startTestController(target, args, options.env);
     cluster.ctl = ctl;
     if (options.awaitServing === false) return;
     const gateway = await ctl.running.serving();
@@ -295,10 +324,68 @@ export function webCluster(
   });
   after(async () => {
     await cluster.ctl?.close();
+    await cluster.proxy?.close();
     await cluster.api?.close();
     await cluster.web?.close();
   });
-  return cluster as WebCluster;
+  return cluster as WebCluster<P>;
+}
+
+/** Answers a request to the API proxy itself and returns true, or returns false to have it relayed. */
+export type ApiIntercept = (req: http.IncomingMessage, res: http.ServerResponse, url: URL) => boolean;
+
+export interface ApiProxy {
+  /** The API server's kubeconfig with the proxy as its server, in a fresh temporary directory. */
+  kubeconfig: string;
+  close(): Promise<void>;
+}
+
+/**
+ * An HTTP proxy on 127.0.0.1:0 in front of the fake API server `api`, for a controller that is to see
+ * another API server: `intercept` may answer any request itself; the others are relayed to `api` as
+ * they stream (watches too), and `onRelayed` sees the status of each relayed answer before it is sent.
+ */
+export async function startApiProxy(
+  api: Pick<FakeApiServer, 'port' | 'url' | 'kubeconfig'>,
+  intercept: ApiIntercept,
+  onRelayed: (req: http.IncomingMessage, status: number) => void = () => {},
+): Promise<ApiProxy> {
+  // The API server's own kubeconfig (its token), to point at the proxy.
+  const text = readFileSync(api.kubeconfig, 'utf8');
+  const serverLine = `server: ${api.url}\n`;
+  if (!text.includes(serverLine)) throw new Error(`no ${serverLine.trim()} in ${api.kubeconfig}`);
+  const server = http.createServer((req, res) => {
+    if (intercept(req, res, new URL(req.url ?? '/', 'http://proxy'))) return;
+    const upstream = http.request(
+      { host: '127.0.0.1', port: api.port, method: req.method, path: req.url, headers: req.headers },
+      (ures) => {
+        const status = ures.statusCode ?? 502;
+        onRelayed(req, status);
+        res.writeHead(status, ures.headers);
+        res.flushHeaders();
+        ures.pipe(res);
+        res.on('close', () => ures.destroy());
+      },
+    );
+    upstream.on('error', () => res.destroy());
+    req.pipe(upstream);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const dir = mkdtempSync(join(tmpdir(), 'keepip-api-proxy-'));
+  const kubeconfig = join(dir, 'kubeconfig');
+  const port = (server.address() as AddressInfo).port;
+  writeFileSync(kubeconfig, text.replace(serverLine, `server: http://127.0.0.1:${port}\n`));
+  return {
+    kubeconfig,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => {
+          rmSync(dir, { recursive: true, force: true });
+          resolve();
+        });
+      }),
+  };
 }
 
 /** The served snapshot has a virtual host `host` (or, with `present` false, no longer has it). */

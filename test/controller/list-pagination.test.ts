@@ -8,12 +8,8 @@
 // tokens and then expires them. Every wait is on a signal (a log line, a request, a scheduled retry);
 // the deadlines are safety nets.
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { describe, it } from 'node:test';
 import type { Scheduler } from '../../src/controller/backoff.ts';
 import {
   type ApiResult,
@@ -23,17 +19,8 @@ import {
   MAX_LIST_PAGES,
 } from '../../src/controller/reflector.ts';
 import type { KubeObject } from '../../src/controller/resources.ts';
-import { type FakeApiServer, type Obj, startFakeApiServer } from '../fixtures/fake-apiserver.ts';
-import {
-  type Backend,
-  healthz,
-  ingress,
-  seedWeb,
-  startBackend,
-  startTestController,
-  type TestController,
-  waitForHost,
-} from './harness.ts';
+import type { FakeApiServer, Obj } from '../fixtures/fake-apiserver.ts';
+import { createWaiters, healthz, ingress, startApiProxy, waitForHost, webCluster } from './harness.ts';
 
 const INGRESSES = '/apis/networking.k8s.io/v1/ingresses';
 
@@ -50,23 +37,6 @@ interface ListRequest {
 
 /** Pages past this in one list are a runaway (the controller before the fix): answered 500 to end it. */
 const RUNAWAY_PAGES = 50;
-
-function kubeconfigFor(port: number): string {
-  const file = join(mkdtempSync(join(tmpdir(), 'keepip-list-pages-')), 'kubeconfig');
-  writeFileSync(
-    file,
-    [
-      'apiVersion: v1',
-      'kind: Config',
-      `clusters:\n- name: p\n  cluster:\n    server: http://127.0.0.1:${port}`,
-      'users:\n- name: p\n  user:\n    token: keepip-test-token',
-      'contexts:\n- name: p\n  context:\n    cluster: p\n    user: p',
-      'current-context: p',
-      '',
-    ].join('\n'),
-  );
-  return file;
-}
 
 /** `pageSize` Ingresses from the fake API server's full list, paged as `paging` says. */
 async function ingressPage(
@@ -101,7 +71,7 @@ async function ingressPage(
  */
 async function startPagingProxy(api: FakeApiServer, pageSize: number) {
   const lists: ListRequest[] = [];
-  const waiters = new Set<() => void>();
+  const waiters = createWaiters();
   const proxy = {
     paging: 'pages' as Paging,
     lists,
@@ -117,24 +87,15 @@ async function startPagingProxy(api: FakeApiServer, pageSize: number) {
       return out;
     },
     /** Resolves when `check()` holds, checked now and after every LIST answered. */
-    waitUntil(check: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
-      return new Promise((resolve, reject) => {
-        const attempt = () => {
-          if (!check()) return;
-          waiters.delete(attempt);
-          clearTimeout(timer);
-          resolve();
-        };
-        const timer = setTimeout(() => {
-          waiters.delete(attempt);
-          reject(new Error(`${what}: not within ${timeoutMs} ms; lists: ${JSON.stringify(lists)}`));
-        }, timeoutMs);
-        waiters.add(attempt);
-        attempt();
-      });
+    async waitUntil(check: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
+      await waiters.until(
+        () => (check() ? true : undefined),
+        timeoutMs,
+        () => `${what}: not within ${timeoutMs} ms; lists: ${JSON.stringify(lists)}`,
+      );
     },
   };
-  const answer = async (url: URL, req: http.IncomingMessage, res: http.ServerResponse) => {
+  const answer = async (url: URL, req: IncomingMessage, res: ServerResponse) => {
     const entry: ListRequest = {
       continueToken: url.searchParams.get('continue'),
       limit: url.searchParams.get('limit'),
@@ -155,47 +116,21 @@ async function startPagingProxy(api: FakeApiServer, pageSize: number) {
     }
     entry.status = reply.status;
     res.writeHead(reply.status, { 'content-type': 'application/json' }).end(JSON.stringify(reply.body));
-    for (const w of [...waiters]) w();
+    waiters.signal();
   };
-  const server = http.createServer((req, res) => {
-    const url = new URL(req.url ?? '/', 'http://proxy');
-    const paged = url.searchParams.has('limit') && !url.searchParams.has('watch');
-    if (req.method === 'GET' && url.pathname === INGRESSES && paged) {
+  const relay = await startApiProxy(api, (req, res, url) => {
+    if (req.method !== 'GET' || url.pathname !== INGRESSES || url.searchParams.has('watch')) return false;
+    if (url.searchParams.has('limit')) {
       req.resume();
       answer(url, req, res).catch(() => res.destroy());
-      return;
+      return true;
     }
-    if (req.method === 'GET' && url.pathname === INGRESSES && !url.searchParams.has('watch'))
-      lists.push({ continueToken: null, limit: null, status: 200, at: Date.now() }); // a full list
-    const upstream = http.request(
-      { host: '127.0.0.1', port: api.port, method: req.method, path: req.url, headers: req.headers },
-      (ures) => {
-        res.writeHead(ures.statusCode ?? 502, ures.headers);
-        res.flushHeaders();
-        ures.pipe(res);
-        res.on('close', () => ures.destroy());
-      },
-    );
-    upstream.on('error', () => res.destroy());
-    req.pipe(upstream);
+    lists.push({ continueToken: null, limit: null, status: 200, at: Date.now() }); // a full list: relayed
+    return false;
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  proxy.kubeconfig = kubeconfigFor((server.address() as AddressInfo).port);
-  proxy.close = () =>
-    new Promise<void>((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    });
+  proxy.kubeconfig = relay.kubeconfig;
+  proxy.close = relay.close;
   return proxy;
-}
-
-type PagingProxy = Awaited<ReturnType<typeof startPagingProxy>>;
-
-interface PagedCluster {
-  api: FakeApiServer;
-  web: Backend;
-  proxy: PagingProxy;
-  ctl: TestController;
 }
 
 const HOSTS = ['web.example.com', 'shop.example.com', 'blog.example.com'];
@@ -204,28 +139,19 @@ const HOSTS = ['web.example.com', 'shop.example.com', 'blog.example.com'];
  * Call in a describe body: a fake API server with three Ingresses (HOSTS, one Service), a paging proxy
  * in front of it (one Ingress a page, `paging` from the start) and a controller behind the proxy.
  */
-function pagedCluster(paging: Paging): PagedCluster {
-  const c: Partial<PagedCluster> = {};
-  before(async () => {
-    c.api = await startFakeApiServer();
-    c.web = await startBackend('web');
-    seedWeb(c.api, c.web.port);
-    c.api.apply(ingress('shop', 'shop.example.com', 'web'));
-    c.api.apply(ingress('blog', 'blog.example.com', 'web'));
-    c.proxy = await startPagingProxy(c.api, 1);
-    c.proxy.paging = paging;
-    c.ctl = await startTestController({ ...c.api, kubeconfig: c.proxy.kubeconfig }, [
-      '--disable-leader-election',
-      '--update-status=false',
-    ]);
+function pagedCluster(paging: Paging) {
+  return webCluster(['--disable-leader-election', '--update-status=false'], {
+    prepare: (api) => {
+      api.apply(ingress('shop', 'shop.example.com', 'web'));
+      api.apply(ingress('blog', 'blog.example.com', 'web'));
+    },
+    proxy: async (api) => {
+      const proxy = await startPagingProxy(api, 1);
+      proxy.paging = paging;
+      return proxy;
+    },
+    awaitServing: false,
   });
-  after(async () => {
-    await c.ctl?.close();
-    await c.proxy?.close();
-    await c.api?.close();
-    await c.web?.close();
-  });
-  return c as PagedCluster;
 }
 
 describe('a LIST whose pages hand back the same continue token (behind a paging proxy)', () => {

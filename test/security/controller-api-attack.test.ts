@@ -7,23 +7,24 @@
 // serving, a leader that cannot renew stops writing, and no failure turns into a hot loop. A small
 // proxy in front of the fake API server (test/fixtures/fake-apiserver.ts) injects the faults.
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import type { IncomingMessage } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import {
+  type ApiIntercept,
   type Backend,
+  createWaiters,
   get,
   ingress,
   ingressReview,
   postWebhook,
   seedWeb,
+  startApiProxy,
   startBackend,
   startTestController,
   type TestController,
   waitForHost,
+  type WebCluster,
+  webCluster,
   webhookFlags,
 } from '../controller/harness.ts';
 import { type FakeApiServer, type Obj, startFakeApiServer } from '../fixtures/fake-apiserver.ts';
@@ -53,24 +54,6 @@ type Rule = (r: Omit<Seen, 'seq' | 'status' | 'faked' | 'at'>) => Fault | null;
 /** One sequence for every proxy, so requests of two controllers can be ordered. */
 let sequence = 0;
 
-function kubeconfigFor(port: number): string {
-  const dir = mkdtempSync(join(tmpdir(), 'keepip-api-attack-'));
-  const file = join(dir, 'kubeconfig');
-  writeFileSync(
-    file,
-    [
-      'apiVersion: v1',
-      'kind: Config',
-      `clusters:\n- name: p\n  cluster:\n    server: http://127.0.0.1:${port}`,
-      'users:\n- name: p\n  user:\n    token: keepip-test-token',
-      'contexts:\n- name: p\n  context:\n    cluster: p\n    user: p',
-      'current-context: p',
-      '',
-    ].join('\n'),
-  );
-  return file;
-}
-
 function failure(status: number, headers: Record<string, string> = {}): Fault {
   return {
     status,
@@ -88,7 +71,7 @@ function failure(status: number, headers: Record<string, string> = {}): Fault {
 /** A proxy in front of `api` whose `rule` may answer any request itself; it records every request. */
 async function startFaultProxy(api: FakeApiServer) {
   const seen: Seen[] = [];
-  const waiters = new Set<() => void>();
+  const waiters = createWaiters();
   const proxy = {
     seen,
     rule: null as Rule | null,
@@ -96,28 +79,19 @@ async function startFaultProxy(api: FakeApiServer) {
     close: async () => {},
     /** Resolves with the matching requests once there are `count` (checked on every request). */
     waitFor(match: (s: Seen) => boolean, count = 1, timeoutMs = 20_000): Promise<Seen[]> {
-      return new Promise((resolve, reject) => {
-        const check = () => {
+      return waiters.until(
+        () => {
           const hits = seen.filter(match);
-          if (hits.length < count) return;
-          waiters.delete(check);
-          clearTimeout(timer);
-          resolve(hits);
-        };
-        const timer = setTimeout(() => {
-          waiters.delete(check);
-          reject(new Error(`${seen.filter(match).length} of ${count} requests within ${timeoutMs} ms`));
-        }, timeoutMs);
-        waiters.add(check);
-        check();
-      });
+          return hits.length < count ? undefined : hits;
+        },
+        timeoutMs,
+        () => `${seen.filter(match).length} of ${count} requests within ${timeoutMs} ms`,
+      );
     },
   };
-  const notify = () => {
-    for (const w of [...waiters]) w();
-  };
-  const server = http.createServer((req, res) => {
-    const url = new URL(req.url ?? '/', 'http://proxy');
+  /** The entries of the requests being relayed, for their status. */
+  const relayed = new WeakMap<IncomingMessage, Seen>();
+  const intercept: ApiIntercept = (req, res, url) => {
     const plural =
       /^\/(?:api\/v1|apis\/[^/]+\/[^/]+)(?:\/namespaces\/[^/]+)?\/([a-z]+)/.exec(url.pathname)?.[1] ?? '';
     const watch = url.searchParams.get('watch') === 'true' || url.searchParams.get('watch') === '1';
@@ -125,35 +99,23 @@ async function startFaultProxy(api: FakeApiServer) {
     const fault = proxy.rule?.(info) ?? null;
     const entry: Seen = { ...info, seq: ++sequence, status: 0, faked: fault !== null, at: Date.now() };
     seen.push(entry);
-    notify();
-    if (fault !== null) {
-      req.resume();
-      entry.status = fault.status;
-      const headers = { 'content-type': 'application/json', ...fault.headers };
-      res.writeHead(fault.status, headers).end(JSON.stringify(fault.body ?? {}));
-      return;
+    waiters.signal();
+    if (fault === null) {
+      relayed.set(req, entry);
+      return false;
     }
-    const upstream = http.request(
-      { host: '127.0.0.1', port: api.port, method: req.method, path: req.url, headers: req.headers },
-      (ures) => {
-        entry.status = ures.statusCode ?? 502;
-        notify();
-        res.writeHead(entry.status, ures.headers);
-        res.flushHeaders();
-        ures.pipe(res);
-        res.on('close', () => ures.destroy());
-      },
-    );
-    upstream.on('error', () => res.destroy());
-    req.pipe(upstream);
+    req.resume();
+    entry.status = fault.status;
+    const headers = { 'content-type': 'application/json', ...fault.headers };
+    res.writeHead(fault.status, headers).end(JSON.stringify(fault.body ?? {}));
+    return true;
+  };
+  const relay = await startApiProxy(api, intercept, (req, status) => {
+    relayed.get(req)!.status = status;
+    waiters.signal();
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  proxy.kubeconfig = kubeconfigFor((server.address() as AddressInfo).port);
-  proxy.close = () =>
-    new Promise<void>((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    });
+  proxy.kubeconfig = relay.kubeconfig;
+  proxy.close = relay.close;
   return proxy;
 }
 
@@ -174,13 +136,7 @@ async function startBehindProxy(api: FakeApiServer, args: string[], env: Record<
 }
 
 /** What proxiedCluster starts: set in its before(), so read the fields in tests, not at collection. */
-interface ProxiedCluster {
-  api: FakeApiServer;
-  web: Backend;
-  proxy: FaultProxy;
-  ctl: TestController;
-  httpPort: number;
-}
+type ProxiedCluster = WebCluster<FaultProxy>;
 
 /**
  * Call in a describe body: a before() that starts a fake API server seeded with seedWeb (and
@@ -191,23 +147,13 @@ function proxiedCluster(
   flags: () => Promise<string[]>,
   prepare: (api: FakeApiServer, proxy: FaultProxy) => void = () => {},
 ): ProxiedCluster {
-  const c: Partial<ProxiedCluster> = {};
-  before(async () => {
-    c.api = await startFakeApiServer();
-    c.web = await startBackend('web');
-    seedWeb(c.api, c.web.port);
-    c.proxy = await startFaultProxy(c.api);
-    prepare(c.api, c.proxy);
-    c.ctl = await startTestController({ ...c.api, kubeconfig: c.proxy.kubeconfig }, await flags());
-    c.httpPort = (await c.ctl.running.serving()).httpAddress!.port;
+  return webCluster(flags, {
+    proxy: async (api) => {
+      const proxy = await startFaultProxy(api);
+      prepare(api, proxy);
+      return proxy;
+    },
   });
-  after(async () => {
-    await c.ctl?.close();
-    await c.proxy?.close();
-    await c.api?.close();
-    await c.web?.close();
-  });
-  return c as ProxiedCluster;
 }
 
 /** Every GET that `only` picks gets `fault` until `heal`; open streams are cut so the next ones fail. */
