@@ -21,25 +21,27 @@
 // are not compared, only the `if`s and the `return 204` that decide the answer.
 //
 // Generated cases are checked in one batch (one nginx, one keepip, one host per case); the first case
-// that differs is shrunk by fast-check against a single-host configuration. PHASES_SEED=<n> (or
-// `random`) explores other cases; the default seed is fixed.
+// that differs is shrunk by fast-check against a single-host configuration (the bench:
+// test/helpers/nginx-differential.ts). PHASES_SEED=<n> (or `random`) explores other cases; the default
+// seed is fixed.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { writeFileSync } from 'node:fs';
+import type http from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
-import { startTestGateway, type TestGateway } from '../fixtures/gateway/harness.ts';
-import { ingress, type K8sObject, serviceWithEndpoints, topologyOf } from '../fixtures/gateway/manifests.ts';
+import type { K8sObject } from '../fixtures/gateway/manifests.ts';
 import { openRaw } from '../helpers/net.ts';
-import { type RunningNginx, startNginx } from '../helpers/nginx.ts';
-import { requireBinary } from '../helpers/process.ts';
+import {
+  type CaseIngress,
+  casesTopology,
+  checkGenerated,
+  type Differential,
+  SINGLE_HOST,
+  startDifferential,
+} from '../helpers/nginx-differential.ts';
 
-/** The host of the single-case configuration (shrinking, the fixed cases). */
-const HOST = 'h.test';
 /** The allowlist's only address. */
 const ALLOWED = '127.0.0.50';
 /** An address the narrow denylist names. */
@@ -182,18 +184,6 @@ function nginxServer(c: Case, host: string, port: number, ports: ReadonlyMap<str
   ].join('\n');
 }
 
-/** A default server (404, and the generation probe) and one server per case. */
-function nginxHttp(cases: readonly Case[], hosts: readonly string[], bench: Bench, gen: number): string {
-  const port = bench.nginx.ports[0]!;
-  return [
-    `add_header X-Gen "${gen}" always;`,
-    `server { listen 127.0.0.1:${port} default_server; server_name _;`,
-    '    location / { return 404; }',
-    `    location = /__gen { return 200 "${gen}"; } }`,
-    ...cases.map((c, i) => nginxServer(c, hosts[i]!, port, bench.backends, bench.nginx.dir)),
-  ].join('\n');
-}
-
 // ---------------------------------------------------------------------------------------------
 // The same Ingresses for keepip.
 
@@ -216,30 +206,23 @@ function annotationsOf(ing: GenIngress): Record<string, string> {
   return a;
 }
 
-function keepipIngresses(c: Case, host: string, prefix: string): K8sObject[] {
-  return c.map((ing, i) =>
-    ingress({
-      name: `${prefix}ing${i}`,
-      host,
-      annotations: annotationsOf(ing),
-      createdAt: `2024-01-01T00:00:${String(i).padStart(2, '0')}Z`,
-      paths: [{ path: ing.path, pathType: ing.exact ? 'Exact' : 'Prefix', service: `svc-p${i}`, port: 80 }],
-    }),
-  );
+function keepipIngresses(c: Case): CaseIngress[] {
+  return c.map((ing, i) => ({
+    annotations: annotationsOf(ing),
+    paths: [{ path: ing.path, pathType: ing.exact ? 'Exact' : 'Prefix', service: `svc-p${i}`, port: 80 }],
+  }));
 }
 
 function htpasswd(): string {
   return `${USER}:{SHA}${createHash('sha1').update(PASSWORD).digest('base64')}\n`;
 }
 
+/** The Ingresses of the cases, a Service per backend but the default one, and the basic-auth Secret. */
 function keepipTopology(
   cases: readonly Case[],
   hosts: readonly string[],
-  ports: ReadonlyMap<string, number>,
+  backends: ReadonlyMap<string, number>,
 ) {
-  const services = [...ports]
-    .filter(([id]) => id !== 'def')
-    .flatMap(([id, port]) => serviceWithEndpoints({ name: `svc-${id}`, ports: [port] }));
   const users: K8sObject = {
     apiVersion: 'v1',
     kind: 'Secret',
@@ -247,11 +230,14 @@ function keepipTopology(
     type: 'Opaque',
     data: { auth: Buffer.from(htpasswd()).toString('base64') },
   };
-  return topologyOf([
-    users,
-    ...services,
-    ...cases.flatMap((c, i) => keepipIngresses(c, hosts[i]!, `c${i}-`)),
-  ]);
+  return casesTopology({
+    cases,
+    hosts,
+    backends,
+    ingressesOf: keepipIngresses,
+    objects: [users],
+    noService: ['def'],
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -386,16 +372,10 @@ async function send(port: number, probe: Probe, host: string): Promise<Outcome> 
 // ---------------------------------------------------------------------------------------------
 // The two servers under test.
 
-interface Bench {
-  nginx: RunningNginx;
-  gateway: TestGateway;
-  /** Backend id -> port: p0..p2 (the Ingresses' Services), def (default backend: 404), err (X-Code). */
-  backends: Map<string, number>;
-  servers: http.Server[];
-  gen: number;
+type Bench = Differential<Probe, Outcome> & {
   /** Every answer nginx gave in the generated batch (`kind`): the batch must exercise each feature. */
   seen: Set<string>;
-}
+};
 
 /** A backend that answers 200 with its id in X-Loc (def: 404 without; err: X-Code's status). */
 function backendHandler(id: string): http.RequestListener {
@@ -414,56 +394,13 @@ function backendHandler(id: string): http.RequestListener {
   };
 }
 
-async function startBackends(): Promise<{ ports: Map<string, number>; servers: http.Server[] }> {
-  const ports = new Map<string, number>();
-  const servers: http.Server[] = [];
-  for (const id of ['p0', 'p1', 'p2', 'def', 'err']) {
-    const server = http.createServer(backendHandler(id));
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    ports.set(id, (server.address() as AddressInfo).port);
-    servers.push(server);
-  }
-  return { ports, servers };
-}
-
-const BEGIN = '# BEGIN-CASES';
-const END = '# END-CASES';
-
-/** Swaps in the servers of `cases` (nginx -t, SIGHUP; keepip reload); resolves when both serve them. */
+/** Swaps in the cases, each on its host, for both servers (keepip reload); resolves when both serve them. */
 async function configure(bench: Bench, cases: readonly Case[], hosts: readonly string[]): Promise<void> {
-  const gen = ++bench.gen;
-  const ngx = bench.nginx;
-  const body = nginxHttp(cases, hosts, bench, gen);
-  const next = readFileSync(ngx.configPath, 'utf8').replace(
-    new RegExp(`${BEGIN}[\\s\\S]*${END}`),
-    `${BEGIN}\n${body}\n${END}`,
+  const { backends, nginx } = bench;
+  await bench.configure(
+    (port) => cases.map((c, i) => nginxServer(c, hosts[i]!, port, backends, nginx.dir)),
+    keepipTopology(cases, hosts, backends),
   );
-  const candidate = `${ngx.configPath}.next`;
-  writeFileSync(candidate, next);
-  const args = ['-t', '-q', '-p', ngx.dir, '-e', ngx.errorLogPath, '-c', candidate];
-  try {
-    execFileSync(requireBinary('nginx'), args, { stdio: 'pipe' });
-  } catch (error) {
-    throw new Error(`nginx refused the configuration:\n${(error as { stderr?: Buffer }).stderr}\n${body}`);
-  }
-  writeFileSync(ngx.configPath, next);
-  process.kill(ngx.pid, 'SIGHUP');
-  const reloaded = bench.gateway.gateway.reload(keepipTopology(cases, hosts, bench.backends));
-  assert.ok(reloaded.ok, `keepip refused the configuration: ${JSON.stringify(reloaded)}`);
-  const probe: Probe = { target: '/__gen', from: STRANGER, auth: false, method: 'GET' };
-  const deadline = Date.now() + 20_000;
-  while ((await send(ngx.ports[0]!, probe, 'probe.invalid')).gen !== String(gen)) {
-    if (Date.now() > deadline) throw new Error(`nginx never served generation ${gen}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
-
-/** nginx's answer from the current generation's workers (an old worker may still take a connection). */
-async function askNginx(bench: Bench, probe: Probe, host: string): Promise<Outcome> {
-  for (let attempt = 0; ; attempt++) {
-    const reply = await send(bench.nginx.ports[0]!, probe, host);
-    if (reply.gen === String(bench.gen) || attempt >= 50) return reply;
-  }
 }
 
 function describeCase(c: Case): string {
@@ -502,33 +439,22 @@ function documentedDifference(c: Case, probe: Probe, _ngx: Outcome, kip: Outcome
 }
 
 /** The probes on which nginx and keepip disagree, for the case served on `host`. */
-async function differences(bench: Bench, c: Case, host: string, probes = probesFor(c)): Promise<string[]> {
-  const out: string[] = [];
-  await Promise.all(
-    probes.map(async (probe) => {
-      const [ngx, kip] = await Promise.all([
-        askNginx(bench, probe, host),
-        send(bench.gateway.httpPort, probe, host),
-      ]);
-      bench.seen.add(ngx.kind);
-      // Both must answer: a request neither answers within the deadline is no agreement.
-      if (ngx.status === 0 || kip.status === 0) {
-        out.push(`${describeProbe(probe)}: no answer (nginx ${ngx.kind}, keepip ${kip.kind})`);
-        return;
-      }
-      if (ngx.kind === kip.kind || documentedDifference(c, probe, ngx, kip)) return;
-      const bypass = kip.backend !== null && kip.backend !== 'err' && ngx.backend !== kip.backend;
-      out.push(
-        `${describeProbe(probe)}: nginx ${ngx.kind}, keepip ${kip.kind}${bypass ? '  <-- keepip reached a backend nginx did not' : ''}`,
-      );
-    }),
-  );
-  return out.sort();
+function differences(bench: Bench, c: Case, host: string, probes = probesFor(c)): Promise<string[]> {
+  return bench.disagreements(probes, host, (probe, ngx, kip) => {
+    bench.seen.add(ngx.kind);
+    // Both must answer: a request neither answers within the deadline is no agreement.
+    if (ngx.status === 0 || kip.status === 0) {
+      return `${describeProbe(probe)}: no answer (nginx ${ngx.kind}, keepip ${kip.kind})`;
+    }
+    if (ngx.kind === kip.kind || documentedDifference(c, probe, ngx, kip)) return null;
+    const bypass = kip.backend !== null && kip.backend !== 'err' && ngx.backend !== kip.backend;
+    return `${describeProbe(probe)}: nginx ${ngx.kind}, keepip ${kip.kind}${bypass ? '  <-- keepip reached a backend nginx did not' : ''}`;
+  });
 }
 
 async function caseDifferences(bench: Bench, c: Case, probes = probesFor(c)): Promise<string[]> {
-  await configure(bench, [c], [HOST]);
-  return differences(bench, c, HOST, probes);
+  await configure(bench, [c], [SINGLE_HOST]);
+  return differences(bench, c, SINGLE_HOST, probes);
 }
 
 /** The batch is not vacuous: nginx gave each kind of answer the features make somewhere in it. */
@@ -560,32 +486,20 @@ function assertNoDifference(c: Case, diff: readonly string[]): void {
   assert.equal(diff.length, 0, `${describeCase(c)}\n${shown.join('\n')}`);
 }
 
-/** `runs` generated cases in one batch; the first that differs is shrunk and reported. */
-async function checkGenerated(bench: Bench, arb: fc.Arbitrary<Case>, runs: number): Promise<void> {
-  const chosen = process.env.PHASES_SEED;
-  const seed = chosen === 'random' ? Date.now() % 2 ** 31 : Number(chosen ?? 20261206);
-  const cases = fc.sample(arb, { numRuns: runs, seed });
-  const hosts = cases.map((_, i) => `c${i}.test`);
-  await configure(bench, cases, hosts);
-  let failing: Case | null = null;
-  for (let i = 0; i < cases.length && failing === null; i += 8) {
-    const batch = cases
-      .slice(i, i + 8)
-      .map((c, j) => differences(bench, c, hosts[i + j]!).then((d) => [c, d] as const));
-    for (const [c, d] of await Promise.all(batch)) if (failing === null && d.length > 0) failing = c;
-  }
-  if (failing === null) {
-    assertExercised(bench.seen);
-    return;
-  }
-  await fc.assert(
-    fc.asyncProperty(arb, async (c) => {
-      assertNoDifference(c, await caseDifferences(bench, c));
-    }),
-    // numRuns 1: the example alone, then its shrinking.
-    { examples: [[failing]], numRuns: 1, seed, interruptAfterTimeLimit: 15_000 },
-  );
-  assert.fail(`seed ${seed}: ${describeCase(failing)}\ndiffers, but did not when replayed`);
+/** `runs` generated cases in one batch (see checkGenerated), which must exercise every feature. */
+async function checkPhases(bench: Bench, arb: fc.Arbitrary<Case>, runs: number): Promise<void> {
+  await checkGenerated({
+    arb,
+    runs,
+    seedVariable: 'PHASES_SEED',
+    defaultSeed: 20261206,
+    configure: (cases, hosts) => configure(bench, cases, hosts),
+    differences: (c, host) => differences(bench, c, host),
+    assertAlone: async (c) => assertNoDifference(c, await caseDifferences(bench, c)),
+    describe: describeCase,
+    shrinkTimeLimitMs: 15_000,
+  });
+  assertExercised(bench.seen);
 }
 
 /** An Ingress without features on `path`; `features` override. */
@@ -640,30 +554,22 @@ const FIXED_CASES: { name: string; ingresses: Case; targets: string[] }[] = [
 ];
 
 describe('phases: keepip decides a request in the order ingress-nginx (real nginx 1.22) does', () => {
-  const bench = {} as Bench;
+  let bench: Bench;
 
   before(async () => {
-    const { ports, servers } = await startBackends();
-    bench.backends = ports;
-    bench.servers = servers;
-    bench.gen = 0;
-    bench.seen = new Set();
-    bench.nginx = await startNginx({
-      freePorts: 1,
-      http: (_dir, [port]) => `${BEGIN}\nserver { listen 127.0.0.1:${port} default_server; }\n${END}`,
-      waitFor: ([port]) => [{ host: '127.0.0.1', port: port! }],
+    const differential = await startDifferential({
+      // p0..p2: the Ingresses' Services; def: the default backend (404); err: X-Code's status.
+      ids: ['p0', 'p1', 'p2', 'def', 'err'],
+      handler: backendHandler,
+      send,
+      genProbe: { target: '/__gen', from: STRANGER, auth: false, method: 'GET' },
     });
+    bench = Object.assign(differential, { seen: new Set<string>() });
     writeFileSync(join(bench.nginx.dir, 'htpasswd'), htpasswd());
-    bench.gateway = await startTestGateway(topologyOf([]));
   });
 
   after(async () => {
-    await bench.gateway?.close();
-    await bench.nginx?.stop();
-    for (const server of bench.servers ?? []) {
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    }
+    await bench?.close();
   });
 
   for (const fixed of FIXED_CASES) {
@@ -681,6 +587,6 @@ describe('phases: keepip decides a request in the order ingress-nginx (real ngin
   // Ingresses of one host with different app-root values meet the difference of the first fixed case
   // above on every `/`: the generated cases give them one value, so that they check everything else.
   it('generated locations (allow/deny, basic auth, satisfy, redirects, CORS, body size, custom errors, app-root): the same answers', async () => {
-    await checkGenerated(bench, caseArb(['/app']), 40);
+    await checkPhases(bench, caseArb(['/app']), 40);
   });
 });

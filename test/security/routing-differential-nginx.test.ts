@@ -17,23 +17,21 @@
 // location (or both refuse: 400 and 404 count alike, as the brief of this review asks).
 //
 // Generated cases are checked in one batch (one nginx, one keepip, one host per case); the first case
-// that differs is then shrunk by fast-check against a single-host nginx reloaded per candidate.
-// ROUTING_SEED=<n> replays a run.
+// that differs is then shrunk by fast-check against a single-host nginx reloaded per candidate (the
+// bench: test/helpers/nginx-differential.ts). ROUTING_SEED=<n> replays a run.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
-import { startTestGateway, type TestGateway } from '../fixtures/gateway/harness.ts';
-import { ingress, type K8sObject, serviceWithEndpoints, topologyOf } from '../fixtures/gateway/manifests.ts';
 import { rawExchange } from '../helpers/net.ts';
-import { type RunningNginx, startNginx } from '../helpers/nginx.ts';
-import { requireBinary } from '../helpers/process.ts';
+import {
+  type CaseIngress,
+  casesTopology,
+  checkGenerated,
+  type Differential,
+  SINGLE_HOST,
+  startDifferential,
+} from '../helpers/nginx-differential.ts';
 
-/** The host of the single-case configuration (shrinking, the fixed cases). */
-const HOST = 'h.test';
 const MAX_IDS = 12;
 /** The only address the `allow` Ingresses admit; requests come from 127.0.0.1. */
 const ALLOWED = '127.0.0.50';
@@ -174,50 +172,16 @@ function nginxServer(c: Case, host: string, port: number, backends: ReadonlyMap<
   return [`server { listen 127.0.0.1:${port}; server_name ${host};`, ...blocks, '}'].join('\n');
 }
 
-/** A default server (404, and the generation probe) and one server per case. */
-function nginxHttp(
-  cases: readonly Case[],
-  hosts: readonly string[],
-  port: number,
-  backends: ReadonlyMap<string, number>,
-  gen: number,
-): string {
-  return [
-    `add_header X-Gen "${gen}" always;`,
-    `server { listen 127.0.0.1:${port} default_server; server_name _;`,
-    '    location / { return 404; }',
-    `    location = /__gen { return 200 "${gen}"; } }`,
-    ...cases.map((c, i) => nginxServer(c, hosts[i]!, port, backends)),
-  ].join('\n');
-}
-
-/** The same Ingresses for keepip on `host`, created one second apart (merge order). */
-function keepipIngresses(c: Case, host: string, prefix: string): K8sObject[] {
+/** The same Ingresses for keepip (one Service per path: path k overall is `svc-p<k>`). */
+function keepipIngresses(c: Case): CaseIngress[] {
   let k = 0;
-  return c.map((ing, i) => {
+  return c.map((ing) => {
     const annotations: Record<string, string> = {};
     if (ing.useRegex) annotations['use-regex'] = 'true';
     if (ing.rewrite !== null) annotations['rewrite-target'] = ing.rewrite;
     if (ing.allow) annotations['whitelist-source-range'] = `${ALLOWED}/32`;
-    return ingress({
-      name: `${prefix}ing${i}`,
-      host,
-      annotations,
-      createdAt: `2024-01-01T00:00:${String(i).padStart(2, '0')}Z`,
-      paths: ing.paths.map((p) => ({ ...p, service: `svc-p${k++}`, port: 80 })),
-    });
+    return { annotations, paths: ing.paths.map((p) => ({ ...p, service: `svc-p${k++}`, port: 80 })) };
   });
-}
-
-function keepipTopology(
-  cases: readonly Case[],
-  hosts: readonly string[],
-  backends: ReadonlyMap<string, number>,
-) {
-  const services = [...backends].flatMap(([id, port]) =>
-    serviceWithEndpoints({ name: `svc-${id}`, ports: [port] }),
-  );
-  return topologyOf([...services, ...cases.flatMap((c, i) => keepipIngresses(c, hosts[i]!, `c${i}-`))]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -366,69 +330,14 @@ async function send(port: number, probe: Probe, host: string): Promise<Outcome> 
 // ---------------------------------------------------------------------------------------------
 // The two servers under test.
 
-interface Bench {
-  nginx: RunningNginx;
-  gateway: TestGateway;
-  backends: Map<string, number>;
-  servers: http.Server[];
-  gen: number;
-}
+type Bench = Differential<Probe, Outcome>;
 
-async function startBackends(): Promise<{ ports: Map<string, number>; servers: http.Server[] }> {
-  const ports = new Map<string, number>();
-  const servers: http.Server[] = [];
-  for (let k = 0; k < MAX_IDS; k++) {
-    const id = `p${k}`;
-    const server = http.createServer((_req, res) => {
-      res.writeHead(200, { 'content-type': 'text/plain', 'content-length': id.length, 'x-loc': id });
-      res.end(id);
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    ports.set(id, (server.address() as AddressInfo).port);
-    servers.push(server);
-  }
-  return { ports, servers };
-}
-
-const BEGIN = '# BEGIN-CASES';
-const END = '# END-CASES';
-
-/** Swaps in the servers of `cases` (nginx -t, SIGHUP); resolves when the new workers answer. */
+/** Swaps in the cases, each on its host, for both servers; resolves when both serve them. */
 async function configure(bench: Bench, cases: readonly Case[], hosts: readonly string[]): Promise<void> {
-  const gen = ++bench.gen;
-  const ngx = bench.nginx;
-  const body = nginxHttp(cases, hosts, ngx.ports[0]!, bench.backends, gen);
-  const next = readFileSync(ngx.configPath, 'utf8').replace(
-    new RegExp(`${BEGIN}[\\s\\S]*${END}`),
-    `${BEGIN}\n${body}\n${END}`,
+  await bench.configure(
+    (port) => cases.map((c, i) => nginxServer(c, hosts[i]!, port, bench.backends)),
+    casesTopology({ cases, hosts, backends: bench.backends, ingressesOf: keepipIngresses }),
   );
-  const candidate = `${ngx.configPath}.next`;
-  writeFileSync(candidate, next);
-  const args = ['-t', '-q', '-p', ngx.dir, '-e', ngx.errorLogPath, '-c', candidate];
-  try {
-    execFileSync(requireBinary('nginx'), args, { stdio: 'pipe' });
-  } catch (error) {
-    throw new Error(
-      `nginx refused the generated configuration:\n${(error as { stderr?: Buffer }).stderr}\n${body}`,
-    );
-  }
-  writeFileSync(ngx.configPath, next);
-  process.kill(ngx.pid, 'SIGHUP');
-  const reloaded = bench.gateway.gateway.reload(keepipTopology(cases, hosts, bench.backends));
-  assert.ok(reloaded.ok, `keepip refused the configuration: ${JSON.stringify(reloaded)}`);
-  const deadline = Date.now() + 20_000;
-  while ((await send(ngx.ports[0]!, { target: '/__gen', host: 'probe.invalid' }, '')).gen !== String(gen)) {
-    if (Date.now() > deadline) throw new Error(`nginx never served generation ${gen}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
-
-/** nginx's answer from the current generation's workers (an old worker may still take a connection). */
-async function askNginx(bench: Bench, probe: Probe, host: string): Promise<Outcome> {
-  for (let attempt = 0; ; attempt++) {
-    const reply = await send(bench.nginx.ports[0]!, probe, host);
-    if (reply.gen === String(bench.gen) || attempt >= 50) return reply;
-  }
 }
 
 function describeCase(c: Case): string {
@@ -440,29 +349,18 @@ function describeCase(c: Case): string {
 }
 
 /** The probes on which nginx and keepip disagree, for the case served on `host`. */
-async function differences(bench: Bench, host: string, probes: readonly Probe[] = PROBES): Promise<string[]> {
-  const out: string[] = [];
-  await Promise.all(
-    probes.map(async (probe) => {
-      const [ngx, kip] = await Promise.all([
-        askNginx(bench, probe, host),
-        send(bench.gateway.httpPort, probe, host),
-      ]);
-      if (ngx.kind !== kip.kind) {
-        const request = rawRequest(probe, HOST).split('\r\n').slice(0, 2).join(' / ');
-        out.push(
-          `${request}${probe.from ? ` from ${probe.from}` : ''}: nginx ${ngx.kind} (${ngx.status}), keepip ${kip.kind} (${kip.status})`,
-        );
-      }
-    }),
-  );
-  return out.sort();
+function differences(bench: Bench, host: string, probes: readonly Probe[] = PROBES): Promise<string[]> {
+  return bench.disagreements(probes, host, (probe, ngx, kip) => {
+    if (ngx.kind === kip.kind) return null;
+    const request = rawRequest(probe, SINGLE_HOST).split('\r\n').slice(0, 2).join(' / ');
+    return `${request}${probe.from ? ` from ${probe.from}` : ''}: nginx ${ngx.kind} (${ngx.status}), keepip ${kip.kind} (${kip.status})`;
+  });
 }
 
-/** One case alone on HOST, both servers reconfigured; the disagreements. */
+/** One case alone on SINGLE_HOST, both servers reconfigured; the disagreements. */
 async function caseDifferences(bench: Bench, c: Case, probes: readonly Probe[] = PROBES): Promise<string[]> {
-  await configure(bench, [c], [HOST]);
-  return differences(bench, HOST, probes);
+  await configure(bench, [c], [SINGLE_HOST]);
+  return differences(bench, SINGLE_HOST, probes);
 }
 
 async function assertSameRoutes(bench: Bench, c: Case, probes: readonly Probe[]): Promise<void> {
@@ -471,40 +369,24 @@ async function assertSameRoutes(bench: Bench, c: Case, probes: readonly Probe[])
   assert.deepEqual(diff, [], `${describeCase(c)}\n${diff.join('\n')}`);
 }
 
-/**
- * `runs` cases of `arb` in one batch; when one differs, fast-check shrinks it (reloading per candidate)
- * and the assertion names the smallest case, every differing request and the seed.
- */
-async function checkGenerated(bench: Bench, arb: fc.Arbitrary<Case>, runs: number): Promise<void> {
-  // A fixed seed, so the suite is the same on every run; ROUTING_SEED=<n> (or `random`) explores others.
-  const chosen = process.env.ROUTING_SEED;
-  const seed = chosen === 'random' ? Date.now() % 2 ** 31 : Number(chosen ?? 20261205);
-  const cases = fc.sample(arb, { numRuns: runs, seed }).filter((c) => !nginxRefuses(c));
-  // Most cases survive the filter (nginx refuses only duplicate locations): the run is not vacuous.
-  assert.ok(
-    cases.length >= runs / 2,
-    `only ${cases.length} of ${runs} cases are configurations nginx accepts`,
-  );
-  const hosts = cases.map((_, i) => `c${i}.test`);
-  await configure(bench, cases, hosts);
-  let failing: Case | null = null;
-  for (let i = 0; i < cases.length && failing === null; i += 8) {
-    const batch = cases
-      .slice(i, i + 8)
-      .map((c, j) => differences(bench, hosts[i + j]!).then((d) => [c, d] as const));
-    for (const [c, d] of await Promise.all(batch)) if (failing === null && d.length > 0) failing = c;
-  }
-  if (failing === null) return;
-  await fc.assert(
-    fc.asyncProperty(arb, async (c) => {
-      fc.pre(!nginxRefuses(c));
+/** `runs` generated cases in one batch, but those nginx refuses (duplicate locations); see checkGenerated. */
+async function checkRouting(bench: Bench, arb: fc.Arbitrary<Case>, runs: number): Promise<void> {
+  await checkGenerated({
+    arb,
+    runs,
+    // A fixed seed, so the suite is the same on every run; ROUTING_SEED=<n> (or `random`) explores others.
+    seedVariable: 'ROUTING_SEED',
+    defaultSeed: 20261205,
+    accepts: (c) => !nginxRefuses(c),
+    configure: (cases, hosts) => configure(bench, cases, hosts),
+    differences: (_c, host) => differences(bench, host),
+    assertAlone: async (c) => {
       const diff = await caseDifferences(bench, c);
       assert.deepEqual(diff, [], `${describeCase(c)}\n${diff.join('\n')}`);
-    }),
-    // numRuns 1: the example alone, then its shrinking.
-    { examples: [[failing]], numRuns: 1, seed, interruptAfterTimeLimit: 20_000 },
-  );
-  assert.fail(`seed ${seed}: ${describeCase(failing)}\ndiffers, but did not when replayed`);
+    },
+    describe: describeCase,
+    shrinkTimeLimitMs: 20_000,
+  });
 }
 
 const stranger = (target: string): Probe => ({ target, host: '@' });
@@ -613,36 +495,26 @@ const FIXED_CASES: { name: string; ingresses: Case; probes: Probe[] }[] = [
 ];
 
 describe('routing: keepip picks the location ingress-nginx (real nginx 1.22) picks', () => {
-  const bench = {} as Bench;
+  let bench: Bench;
 
   before(async () => {
-    const { ports, servers } = await startBackends();
-    bench.backends = ports;
-    bench.servers = servers;
-    bench.gen = 0;
-    bench.nginx = await startNginx({
-      freePorts: 1,
-      http: (_dir, [port]) => `${BEGIN}\nserver { listen 127.0.0.1:${port} default_server; }\n${END}`,
-      waitFor: ([port]) => [{ host: '127.0.0.1', port: port! }],
+    bench = await startDifferential({
+      ids: Array.from({ length: MAX_IDS }, (_, k) => `p${k}`),
+      send,
+      genProbe: { target: '/__gen', host: '@' },
     });
-    bench.gateway = await startTestGateway(topologyOf([]));
   });
 
   after(async () => {
-    await bench.gateway?.close();
-    await bench.nginx?.stop();
-    for (const server of bench.servers ?? []) {
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    }
+    await bench?.close();
   });
 
   it('plain hosts (Exact and Prefix paths, generated): every attack spelling lands on the same location', async () => {
-    await checkGenerated(bench, plainCaseArb, 60);
+    await checkRouting(bench, plainCaseArb, 60);
   });
 
   it('any Ingresses of a host (ImplementationSpecific, use-regex, rewrite-target; generated): the same location', async () => {
-    await checkGenerated(bench, anyCaseArb, 60);
+    await checkRouting(bench, anyCaseArb, 60);
   });
 
   for (const fixed of FIXED_CASES) {
@@ -653,9 +525,9 @@ describe('routing: keepip picks the location ingress-nginx (real nginx 1.22) pic
 
   it('documented difference: a `#` in the target is 400 in keepip (nginx cuts the path there)', async () => {
     const c: Case = [{ useRegex: false, rewrite: null, paths: [{ path: '/a', pathType: 'Prefix' }] }];
-    await configure(bench, [c], [HOST]);
+    await configure(bench, [c], [SINGLE_HOST]);
     for (const target of ['/a#x', '/#/a', '/a/b#']) {
-      const reply = await send(bench.gateway.httpPort, stranger(target), HOST);
+      const reply = await bench.askKeepip(stranger(target), SINGLE_HOST);
       assert.equal(reply.status, 400, target);
     }
   });
