@@ -90,8 +90,11 @@ function unitText(code: number): string {
   return `\\u${code.toString(16).padStart(4, '0')}`;
 }
 
-/** The code units `i` adds to a member: the other case of each cased unit it holds. */
-function addedBy(item: ClassItem, into: Set<number>): void {
+/**
+ * The code units `i` adds to a member: the other case of each cased unit it holds (`asciiOnly`: of
+ * ASCII letters only, as PCRE's default tables fold).
+ */
+function addedBy(item: ClassItem, into: Set<number>, asciiOnly: boolean): void {
   if (item.kind === 'escape') return; // \d \w \s and their negations already hold both cases
   const [lo, hi] = item.kind === 'unit' ? [item.code, item.code] : [item.lo, item.hi];
   // ASCII letters: the intersection with A-Z gains a-z, and the other way round.
@@ -101,6 +104,7 @@ function addedBy(item: ClassItem, into: Set<number>): void {
   ] as const) {
     for (let c = Math.max(lo, from); c <= Math.min(hi, to); c++) into.add(c + shift);
   }
+  if (asciiOnly) return;
   for (let c = Math.max(lo, 128); c <= hi; c++) {
     for (const member of caseClass(c)) if (member < lo || member > hi) into.add(member);
   }
@@ -135,7 +139,7 @@ function readClassAtom(source: string, i: number): { item: ClassItem; end: numbe
 }
 
 /** The class that opens at `i`, its members closed under `i`, and where the source goes on. */
-function rewriteClass(source: string, i: number): { text: string; end: number } | null {
+function rewriteClass(source: string, i: number, asciiOnly: boolean): { text: string; end: number } | null {
   let j = i + 1;
   const negated = source[j] === '^';
   if (negated) j++;
@@ -161,7 +165,7 @@ function rewriteClass(source: string, i: number): { text: string; end: number } 
   }
   if (j >= source.length) return null; // unterminated
   const added = new Set<number>();
-  for (const item of items) addedBy(item, added);
+  for (const item of items) addedBy(item, added, asciiOnly);
   const body = items
     .map((item) =>
       item.kind === 'escape'
@@ -175,7 +179,8 @@ function rewriteClass(source: string, i: number): { text: string; end: number } 
 }
 
 /** A code unit outside a class: as written when `i` equates it with nothing else, else its class. */
-function unitAtom(code: number, written: string): string {
+function unitAtom(code: number, written: string, asciiOnly: boolean): string {
+  if (asciiOnly && code >= 128) return written;
   const members = caseClass(code);
   return members.length === 1 ? written : `[${members.map(unitText).join('')}]`;
 }
@@ -194,7 +199,7 @@ function groupOpening(source: string, i: number): string | null {
  * `source`, a pattern meant for the `i` flag (and no `u`), rewritten to match the same without it:
  * the same matches, at the same places, with the same captures. Null where that cannot be exact.
  */
-export function withoutIgnoreCase(source: string): string | null {
+export function withoutIgnoreCase(source: string, asciiOnly = false): string | null {
   let out = '';
   let i = 0;
   while (i < source.length) {
@@ -204,10 +209,10 @@ export function withoutIgnoreCase(source: string): string | null {
       if (read === null) return null;
       const { item } = read;
       const written = source.slice(i, read.end);
-      out += item.kind === 'unit' ? unitAtom(item.code, written) : written;
+      out += item.kind === 'unit' ? unitAtom(item.code, written, asciiOnly) : written;
       i = read.end;
     } else if (c === '[') {
-      const rewritten = rewriteClass(source, i);
+      const rewritten = rewriteClass(source, i, asciiOnly);
       if (rewritten === null) return null;
       out += rewritten.text;
       i = rewritten.end;
@@ -217,7 +222,7 @@ export function withoutIgnoreCase(source: string): string | null {
       out += opening;
       i += opening.length;
     } else {
-      out += unitAtom(source.charCodeAt(i), c);
+      out += unitAtom(source.charCodeAt(i), c, asciiOnly);
       i++;
     }
   }
@@ -238,4 +243,19 @@ export function caselessRegExp(source: string): RegExp {
   } catch {
     return withFlag; // not expected: the rewrite keeps the syntax it read
   }
+}
+
+/** Non-ASCII code units, written or escaped, in a pattern: what `i` would fold as PCRE's tables do not. */
+const NON_ASCII = /[\u0080-\uffff]|\\x[89a-fA-F]|\\u/;
+
+/**
+ * What nginx's `~*` matches (PCRE, default tables): case ignored for ASCII letters only (JavaScript's
+ * `i` also folds é and É, bytes 0xE9 and 0xC9 of a path). Throws where that cannot be written exactly.
+ */
+export function asciiCaselessRegExp(source: string): RegExp {
+  const withFlag = new RegExp(source, 'i');
+  const rewritten = withoutIgnoreCase(source, true);
+  if (rewritten !== null) return new RegExp(rewritten);
+  if (!NON_ASCII.test(source)) return withFlag; // `i` folds nothing else here
+  throw new SyntaxError('cannot ignore the case of ASCII letters only in this pattern');
 }

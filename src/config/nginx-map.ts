@@ -4,7 +4,7 @@
 // compares map strings ignoring case). Pure.
 
 import { backtrackingRisk } from './regex-backtracking.ts';
-import { caselessRegExp } from './caseless-regex.ts';
+import { asciiCaselessRegExp } from './caseless-regex.ts';
 import { translatePcre } from './pcre-translate.ts';
 
 export type MapEntry = { kind: 'exact'; lower: string } | { kind: 'regex'; regex: RegExp };
@@ -28,7 +28,7 @@ export function readMapEntry(text: string): MapEntryRead {
   try {
     return {
       ok: true,
-      entry: { kind: 'regex', regex: caseless ? caselessRegExp(js) : new RegExp(js) },
+      entry: { kind: 'regex', regex: caseless ? asciiCaselessRegExp(js) : new RegExp(js) },
     };
   } catch (error) {
     return { ok: false, error: `"${text}": ${(error as Error).message}` };

@@ -8,17 +8,27 @@
 // - a `]` first in a class is a member (`[]a]`, `[^]]`); JavaScript reads `[]` as an empty class and
 //   `[^]` as "any character": `\]`;
 // - POSIX classes (`[[:digit:]]`) become their ASCII ranges;
-// - `\A`, `\z`, `\Z`, `\h`, `\H`, `\s`, `\S` and `\x` with fewer than two digits get their PCRE meaning
-//   (JavaScript without `u` reads an unknown escape as the letter itself: `\z` would be a literal z).
-// What has no faithful rewrite here (`\Q…\E`, `\R`, `\K`, `\p{…}`, negated POSIX classes…) is an error:
-// the location then fails closed (503) rather than matching other paths than nginx's.
+// - `\A`, `\z`, `\Z`, `\h`, `\H`, `\s`, `\S`, `\v`, `\V`, `\c`, `\0` and `\x` with fewer than two digits
+//   get their PCRE meaning (JavaScript without `u` reads an unknown escape as the letter itself: `\z`
+//   would be a literal z);
+// - a character beyond ASCII is its UTF-8 bytes (nginx's PCRE runs without UTF on the path's bytes,
+//   which the gateway holds one character per byte); `(?P<name>` is `(?<name>`.
+// What has no faithful rewrite here (`\Q…\E`, `\R`, `\K`, `\p{…}`, backreferences, which PCRE fails
+// where the group did not match and JavaScript matches empty, negated POSIX classes, a quantified `$`…)
+// is an error: the location then fails closed (503) rather than matching other paths than nginx's.
 
 export type PcreTranslation = { ok: true; js: string } | { ok: false; message: string };
 
 /** PCRE's \s: ASCII white space only (JavaScript's also takes U+00A0, U+2028, U+FEFF…). */
 const SPACE = '\\t\\n\\v\\f\\r ';
+/** Everything but PCRE's \s, as a class body. */
+const NOT_SPACE = '\\x00-\\x08\\x0e-\\x1f\\x21-\\uffff';
 /** PCRE's \h (without UTF): tab, space and U+00A0. */
 const HORIZONTAL = '\\t \\xa0';
+/** Everything but PCRE's \h, as a class body. */
+const NOT_HORIZONTAL = '\\x00-\\x08\\x0a-\\x1f\\x21-\\x9f\\xa1-\\uffff';
+/** PCRE's \v: the vertical white space (JavaScript's \v is the vertical tab alone). */
+const VERTICAL = '\\n\\x0b\\f\\r\\x85';
 
 /** POSIX class bodies as PCRE defines them without UTF (the C locale). */
 const POSIX_CLASSES: Readonly<Record<string, string>> = {
@@ -39,12 +49,20 @@ const POSIX_CLASSES: Readonly<Record<string, string>> = {
 };
 
 /** Escapes that mean the same in both (outside a class; `b`/`B` are word boundaries there). */
-const SAME_OUTSIDE = new Set(['d', 'D', 'w', 'W', 'b', 'B', 'n', 'r', 't', 'f', 'v', 'c']);
-/**
- * The same inside a class (`\b` is a backspace in both). `\S` cannot be spelled as a range there; it
- * is kept, JavaScript's refusing the non-ASCII spaces PCRE's takes (U+00A0…).
- */
-const SAME_INSIDE = new Set(['d', 'D', 'w', 'W', 'S', 'b', 'n', 'r', 't', 'f', 'v', 'c']);
+const SAME_OUTSIDE = new Set(['d', 'D', 'w', 'W', 'b', 'B', 'n', 'r', 't', 'f']);
+/** The same inside a class (`\b` is a backspace in both). */
+const SAME_INSIDE = new Set(['d', 'D', 'w', 'W', 'b', 'n', 'r', 't', 'f']);
+/** Escapes whose PCRE meaning is a class: [outside a class, inside one (null: refused there)]. */
+const CLASS_ESCAPES: Readonly<Record<string, readonly [string, string | null]>> = {
+  s: [`[${SPACE}]`, SPACE],
+  S: [`[${NOT_SPACE}]`, NOT_SPACE],
+  h: [`[${HORIZONTAL}]`, HORIZONTAL],
+  H: [`[${NOT_HORIZONTAL}]`, NOT_HORIZONTAL],
+  v: [`[${VERTICAL}]`, VERTICAL],
+  V: [`[^${VERTICAL}]`, null],
+};
+/** Assertions, outside a class. */
+const ASSERTIONS: Readonly<Record<string, string>> = { A: '^', z: '$', Z: '(?:\\n?$)' };
 
 interface Step {
   out: string;
@@ -61,7 +79,7 @@ export function translatePcre(source: string): PcreTranslation {
     if (c === '\\') step = escapeSequence(source, i, inClass);
     else if (inClass) step = classMember(source, i);
     else if (c === '[') step = classStart(source, i);
-    else step = { out: c === '.' ? '[^\\n]' : c === '$' ? '(?:\\n?$)' : c, length: 1 };
+    else step = plain(source, i);
     if (typeof step === 'string') return { ok: false, message: step };
     if (!inClass && c === '[') inClass = true;
     else if (inClass && c === ']') inClass = false;
@@ -71,8 +89,42 @@ export function translatePcre(source: string): PcreTranslation {
   return { ok: true, js };
 }
 
+/** A character outside a class and not an escape. */
+function plain(source: string, at: number): Step | string {
+  const c = source[at]!;
+  if (c === '.') return { out: '[^\\n]', length: 1 };
+  if (c === '$') {
+    // PCRE refuses a quantifier after an assertion; JavaScript would repeat the group written for it.
+    if (/^[*+?]|^\{\d/.test(source.slice(at + 1))) return 'a quantifier cannot follow $';
+    if (!endsBranch(source, at + 1)) return 'only the end of a branch may follow $';
+    return { out: '(?:\\n?$)', length: 1 };
+  }
+  if (source.startsWith('(?P<', at)) return { out: '(?<', length: 4 };
+  return c.charCodeAt(0) < 0x80 ? { out: c, length: 1 } : utf8Bytes(source, at);
+}
+
+/**
+ * Whether the pattern's branch ends at `at`. `(?:\n?$)`, written for `$` and `\Z`, takes the final line
+ * feed PCRE's assertion stops before: the same matches only when nothing follows it in its branch (`/x$`,
+ * `(/|$)`); a next item could take that line feed in PCRE (`$\v`).
+ */
+function endsBranch(source: string, at: number): boolean {
+  const next = source[at];
+  return next === undefined || next === ')' || next === '|';
+}
+
+/** A character beyond ASCII as PCRE without UTF reads it: its UTF-8 bytes. */
+function utf8Bytes(source: string, at: number): Step {
+  const code = source.codePointAt(at)!;
+  const char = String.fromCodePoint(code);
+  const out = [...Buffer.from(char, 'utf8')].map((b) => `\\x${b.toString(16).padStart(2, '0')}`).join('');
+  return { out, length: char.length };
+}
+
 /** `[`, `[^`, and a `]` right after them, which PCRE takes as a member. */
-function classStart(source: string, at: number): Step {
+function classStart(source: string, at: number): Step | string {
+  if (/^\[:\^?[a-z]+:\]/.test(source.slice(at)))
+    return 'a POSIX class is only valid inside a class ([[:digit:]])';
   let out = '[';
   let length = 1;
   if (source[at + length] === '^') {
@@ -88,7 +140,9 @@ function classStart(source: string, at: number): Step {
 
 /** One character inside a class: a POSIX class (`[:name:]`) is expanded, anything else kept. */
 function classMember(source: string, at: number): Step | string {
-  if (source[at] !== '[') return { out: source[at]!, length: 1 };
+  const c = source[at]!;
+  if (c.charCodeAt(0) >= 0x80) return utf8Bytes(source, at);
+  if (c !== '[') return { out: c, length: 1 };
   const next = source[at + 1];
   if (next === '.' || next === '=') return 'POSIX collating elements ([. .], [= =]) are not supported';
   if (next !== ':') return { out: '\\[', length: 1 };
@@ -105,19 +159,22 @@ function classMember(source: string, at: number): Step | string {
 function escapeSequence(source: string, at: number, inClass: boolean): Step | string {
   const c = source[at + 1];
   if (c === undefined) return 'the pattern ends with a backslash';
+  if (c === '0') return octalEscape(source, at);
+  if (c >= '1' && c <= '9')
+    return 'backreferences are not supported (PCRE fails one to a group that did not match)';
+  if (c.charCodeAt(0) >= 0x80) return utf8Bytes(source, at + 1);
   if (!/[A-Za-z]/.test(c)) return { out: `\\${c}`, length: 2 };
   if ((inClass ? SAME_INSIDE : SAME_OUTSIDE).has(c)) return { out: `\\${c}`, length: 2 };
   if (c === 'x') return hexEscape(source, at);
-  if (c === 's') return { out: inClass ? SPACE : `[${SPACE}]`, length: 2 };
-  if (c === 'h') return { out: inClass ? HORIZONTAL : `[${HORIZONTAL}]`, length: 2 };
-  if (!inClass) {
-    if (c === 'S') return { out: `[^${SPACE}]`, length: 2 };
-    if (c === 'H') return { out: `[^${HORIZONTAL}]`, length: 2 };
-    if (c === 'A') return { out: '^', length: 2 };
-    if (c === 'z') return { out: '$', length: 2 };
-    if (c === 'Z') return { out: '(?:\\n?$)', length: 2 };
-    if (c === 'k' && source[at + 2] === '<') return { out: '\\k', length: 2 };
+  if (c === 'c') return controlEscape(source, at);
+  const asClass = CLASS_ESCAPES[c];
+  if (asClass !== undefined) {
+    const out = inClass ? asClass[1] : asClass[0];
+    if (out !== null) return { out, length: 2 };
   }
+  const assertion = inClass ? undefined : ASSERTIONS[c];
+  if (c === 'Z' && !inClass && !endsBranch(source, at + 2)) return 'only the end of a branch may follow \\Z';
+  if (assertion !== undefined) return { out: assertion, length: 2 };
   return `the PCRE escape \\${c} has no JavaScript translation here`;
 }
 
@@ -126,6 +183,22 @@ function hexEscape(source: string, at: number): Step | string {
   if (source[at + 2] === '{') return 'the PCRE escape \\x{…} is not supported';
   const digits = /^[0-9A-Fa-f]{0,2}/.exec(source.slice(at + 2, at + 4))![0];
   return { out: `\\x${digits.padStart(2, '0')}`, length: 2 + digits.length };
+}
+
+/** `\0` and up to two more octal digits: that byte. */
+function octalEscape(source: string, at: number): Step {
+  const digits = /^[0-7]{0,2}/.exec(source.slice(at + 2, at + 4))![0];
+  const value = digits === '' ? 0 : Number.parseInt(digits, 8);
+  return { out: `\\x${value.toString(16).padStart(2, '0')}`, length: 2 + digits.length };
+}
+
+/** `\cX`: the character X (upper-cased) with bit 0x40 flipped, as PCRE reads any ASCII X. */
+function controlEscape(source: string, at: number): Step | string {
+  const x = source[at + 2];
+  if (x === undefined || x.charCodeAt(0) >= 0x80)
+    return 'the PCRE escape \\c needs an ASCII character after it';
+  const value = x.toUpperCase().charCodeAt(0) ^ 0x40;
+  return { out: `\\x${value.toString(16).padStart(2, '0')}`, length: 3 };
 }
 
 /**

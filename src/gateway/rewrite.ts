@@ -6,7 +6,7 @@
 // A target starting with `http://` or `https://` makes nginx answer a 302 redirect instead.
 
 import { backtrackingRisk } from '../config/regex-backtracking.ts';
-import { caselessRegExp } from '../config/caseless-regex.ts';
+import { asciiCaselessRegExp } from '../config/caseless-regex.ts';
 import { translatePcre } from '../config/pcre-translate.ts';
 
 /** ingress-nginx's validation of rewrite-target values. */
@@ -40,13 +40,12 @@ export type RegexResult = { ok: true; regex: RegExp } | { ok: false; error: Rout
 
 /**
  * Compiles an ingress path regex (PCRE/RE2 syntax as ingress-nginx passes it to nginx) to a
- * case-insensitive JS RegExp, anchored at the start or not. `(?P<name>` becomes `(?<name>`, a
+ * JS RegExp ignoring the case of ASCII letters (nginx's `~*`), anchored at the start or not. A
  * leading `(?i)` is dropped (the flag is always on), PCRE's meanings are spelled out (pcre-translate.ts);
  * anything without a translation or that JS cannot compile is an error, and so is a nested unbounded repeat (ROUTE_REGEX_BACKTRACKS: see src/config/regex-backtracking.ts).
  */
 export function compileIngressRegex(source: string, anchored: boolean): RegexResult {
-  let pcre = source.replaceAll('(?P<', '(?<');
-  if (pcre.startsWith('(?i)')) pcre = pcre.slice(4);
+  const pcre = source.startsWith('(?i)') ? source.slice(4) : source;
   const translated = translatePcre(pcre);
   if (!translated.ok)
     return {
@@ -65,7 +64,7 @@ export function compileIngressRegex(source: string, anchored: boolean): RegexRes
     };
   try {
     // Anchoring by prefixing `^`, exactly as nginx's `~* "^<path>"` (so `^a|b` anchors only `a`).
-    return { ok: true, regex: caselessRegExp(anchored ? `^${js}` : js) };
+    return { ok: true, regex: asciiCaselessRegExp(anchored ? `^${js}` : js) };
   } catch (err) {
     return {
       ok: false,

@@ -18,7 +18,7 @@
 // (302), then ssl-redirect / force-ssl-redirect. server-alias names are more names of a host;
 // from-to-www-redirect's other name is a server of its own that only redirects.
 
-import { caselessRegExp } from '../config/caseless-regex.ts';
+import { asciiCaselessRegExp, caselessRegExp } from '../config/caseless-regex.ts';
 import { backtrackingRisk } from '../config/regex-backtracking.ts';
 import type {
   BackendRef,
@@ -644,7 +644,7 @@ function aliasRegex(
   const translated = translatePcre(alias.slice(1));
   if (!translated.ok) return { ok: false, code: 'ROUTE_INVALID_HOST', why: translated.message };
   try {
-    return { ok: true, regex: caselessRegExp(translated.js) };
+    return { ok: true, regex: asciiCaselessRegExp(translated.js) };
   } catch {
     return { ok: false, code: 'ROUTE_INVALID_HOST', why: 'is not a regex' };
   }

@@ -26,10 +26,30 @@ const CASES: readonly [string, readonly string[]][] = [
   ['/x\\x41$', ['/xA', '/xa', '/xx41']],
   ['/x\\x4$', ['/x%04', '/xx4', '/x4']],
   ['/x.y', ['/x%0Dy', '/x%0Ay', '/xzy']],
+  ['/x\\v', ['/x%0A', '/x%0B', '/x%85', '/xv']],
+  ['/x\\c1', ['/xq', '/xQ', '/x1']],
+  ['/x[\\S]$', ['/x%A0', '/xa', '/x%20']],
+  // Bytes, not characters: nginx's PCRE runs without UTF; é is C3 A9, and É (C9) is not é (E9) ignoring case.
+  ['/é$', ['/%C3%A9', '/%E9', '/%C3%89']],
+  ['/x[é]$', ['/x%C3', '/x%A9', '/x%E9']],
+  ['/x\\xe9$', ['/x%E9', '/x%C9']],
+  ['/x\\(?P<a', ['/xP%3Ca', '/x(P%3Ca', '/x%3Ca']],
 ];
 
 /** Patterns keepip refuses: their meaning in PCRE has no translation here. */
-const REFUSED = ['/x\\Qa.b\\E', '/x[[:^digit:]]', '/x\\R', '/x\\p{L}', '/x\\x{41}', '/x[[.a.]]'];
+const REFUSED = [
+  '/x\\Qa.b\\E',
+  '/x[[:^digit:]]',
+  '/x\\R',
+  '/x\\p{L}',
+  '/x\\x{41}',
+  '/x[[.a.]]',
+  // A backreference to a group that did not match fails in PCRE and matches empty in JavaScript.
+  '/x(a)?\\1y',
+  // `$` then something that could take the final line feed PCRE's `$` stops before.
+  '/x$\\v',
+  '/x${1,}',
+];
 
 function decodePath(path: string): string {
   return path.replace(/%([0-9A-Fa-f]{2})/g, (_, hex: string) =>
