@@ -201,7 +201,9 @@ export function checkClientCertificate(
         location: page,
       };
   }
-  if (model.matchCn !== null && !matchCnRegExp(model, model.matchCn).test(view.subjectDn))
+  // nginx tests the DN's UTF-8 bytes (its regexes run without UTF; pcre-translate.ts writes bytes).
+  const dnBytes = Buffer.from(view.subjectDn, 'utf8').toString('latin1');
+  if (model.matchCn !== null && !matchCnRegExp(model, model.matchCn).test(dnBytes))
     return {
       ok: false,
       status: 403,
