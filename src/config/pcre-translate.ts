@@ -162,7 +162,10 @@ function escapeSequence(source: string, at: number, inClass: boolean): Step | st
   if (c === '0') return octalEscape(source, at);
   if (c >= '1' && c <= '9')
     return 'backreferences are not supported (PCRE fails one to a group that did not match)';
-  if (c.charCodeAt(0) >= 0x80) return utf8Bytes(source, at + 1);
+  if (c.charCodeAt(0) >= 0x80) {
+    const bytes = utf8Bytes(source, at + 1); // `\é` is é
+    return { out: bytes.out, length: 1 + bytes.length };
+  }
   if (!/[A-Za-z]/.test(c)) return { out: `\\${c}`, length: 2 };
   if ((inClass ? SAME_INSIDE : SAME_OUTSIDE).has(c)) return { out: `\\${c}`, length: 2 };
   if (c === 'x') return hexEscape(source, at);

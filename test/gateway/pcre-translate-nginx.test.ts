@@ -32,6 +32,7 @@ const CASES: readonly [string, readonly string[]][] = [
   // Bytes, not characters: nginx's PCRE runs without UTF; é is C3 A9, and É (C9) is not é (E9) ignoring case.
   ['/é$', ['/%C3%A9', '/%E9', '/%C3%89']],
   ['/x[é]$', ['/x%C3', '/x%A9', '/x%E9']],
+  ['/x\\é$', ['/x%C3%A9', '/x%C3%A9%C3%A9', '/x%E9']],
   ['/x\\xe9$', ['/x%E9', '/x%C9']],
   ['/x\\(?P<a', ['/xP%3Ca', '/x(P%3Ca', '/x%3Ca']],
 ];
