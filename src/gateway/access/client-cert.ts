@@ -173,13 +173,14 @@ function forgiven(model: ClientCertificateModel, verify: string): boolean {
 /** auth-tls-match-cn compiled once per model (nginx tests `$ssl_client_s_dn !~ "<cn>"`: PCRE). */
 const matchCnRegExps = new WeakMap<ClientCertificateModel, RegExp>();
 
-function matchCnRegExp(model: ClientCertificateModel, cn: string): RegExp {
+function matchesCn(model: ClientCertificateModel, cn: string, subjectDn: string): boolean {
   let regex = matchCnRegExps.get(model);
   if (regex === undefined) {
     regex = pcreRegExp(cn);
     matchCnRegExps.set(model, regex);
   }
-  return regex;
+  // nginx tests the DN's UTF-8 bytes (its regexes run without UTF; pcre-translate.ts writes bytes).
+  return regex.test(Buffer.from(subjectDn, 'utf8').toString('latin1'));
 }
 
 /** The per-request decision (see the module comment). `https` false: plain HTTP, where nginx verifies nothing. */
@@ -201,9 +202,7 @@ export function checkClientCertificate(
         location: page,
       };
   }
-  // nginx tests the DN's UTF-8 bytes (its regexes run without UTF; pcre-translate.ts writes bytes).
-  const dnBytes = Buffer.from(view.subjectDn, 'utf8').toString('latin1');
-  if (model.matchCn !== null && !matchCnRegExp(model, model.matchCn).test(dnBytes))
+  if (model.matchCn !== null && !matchesCn(model, model.matchCn, view.subjectDn))
     return {
       ok: false,
       status: 403,
