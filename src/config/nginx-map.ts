@@ -4,8 +4,7 @@
 // compares map strings ignoring case). Pure.
 
 import { backtrackingRisk } from './regex-backtracking.ts';
-import { asciiCaselessRegExp } from './caseless-regex.ts';
-import { translatePcre } from './pcre-translate.ts';
+import { pcreRegExp } from './pcre-translate.ts';
 
 export type MapEntry = { kind: 'exact'; lower: string } | { kind: 'regex'; regex: RegExp };
 
@@ -21,15 +20,8 @@ export function readMapEntry(text: string): MapEntryRead {
   // Matched against what clients send (User-Agent, Referer, the URI).
   const risk = backtrackingRisk(source);
   if (risk !== null) return { ok: false, error: `"${text}" ${risk}` };
-  // PCRE's meaning where JavaScript's differs, or refused (pcre-translate.ts).
-  const translated = translatePcre(source);
-  if (!translated.ok) return { ok: false, error: `"${text}": ${translated.message}` };
-  const js = translated.js;
   try {
-    return {
-      ok: true,
-      entry: { kind: 'regex', regex: caseless ? asciiCaselessRegExp(js) : new RegExp(js) },
-    };
+    return { ok: true, entry: { kind: 'regex', regex: pcreRegExp(source, caseless) } };
   } catch (error) {
     return { ok: false, error: `"${text}": ${(error as Error).message}` };
   }

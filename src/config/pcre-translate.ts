@@ -17,6 +17,8 @@
 // where the group did not match and JavaScript matches empty, negated POSIX classes, a quantified `$`…)
 // is an error: the location then fails closed (503) rather than matching other paths than nginx's.
 
+import { asciiCaselessRegExp } from './caseless-regex.ts';
+
 export type PcreTranslation = { ok: true; js: string } | { ok: false; message: string };
 
 /** PCRE's \s: ASCII white space only (JavaScript's also takes U+00A0, U+2028, U+FEFF…). */
@@ -205,11 +207,12 @@ function controlEscape(source: string, at: number): Step | string {
 }
 
 /**
- * A RegExp that matches as PCRE matches `source` (an nginx `~` test, ngx.re.match): throws, as
- * `new RegExp` does, when JavaScript cannot compile it or it has no faithful translation.
+ * A RegExp that matches as PCRE matches `source` (an nginx `~` test, ngx.re.match; `caseless`: `~*`,
+ * ASCII letters only): throws, as `new RegExp` does, when JavaScript cannot compile it or it has no
+ * faithful translation (the error's message says why).
  */
-export function pcreRegExp(source: string, flags = ''): RegExp {
+export function pcreRegExp(source: string, caseless = false): RegExp {
   const translated = translatePcre(source);
-  if (!translated.ok) throw new SyntaxError(`${JSON.stringify(source)}: ${translated.message}`);
-  return new RegExp(translated.js, flags);
+  if (!translated.ok) throw new SyntaxError(translated.message);
+  return caseless ? asciiCaselessRegExp(translated.js) : new RegExp(translated.js);
 }
