@@ -24,7 +24,7 @@ import type { Exchange, GatewayRequest, HandlerContext } from './exchange.ts';
 import { normalizeHost } from './host.ts';
 import { absoluteLocation } from './redirects.ts';
 import { requestIdFor } from './request-id.ts';
-import { requestLineOf, shownClient } from './request-log.ts';
+import { logInvalidRequest, requestLineOf, shownClient } from './request-log.ts';
 import { parseRequestTarget } from './request-target.ts';
 import {
   type CaptureRefusal,
@@ -217,12 +217,7 @@ function refuseBadRequest(
   respond: Respond,
 ): void {
   ex.host = hostVariable('', '_');
-  ctx.errorLog.write(
-    'info',
-    ex.conn.id,
-    `client sent invalid request (${decision.code}: ${decision.message})` +
-      requestContext({ client: shownClient(ex.client), server: '_', request: ex.requestLine, host: '' }),
-  );
+  logInvalidRequest(ctx, ex, decision, { server: '_', host: '' });
   respond(400, null);
 }
 

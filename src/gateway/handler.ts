@@ -34,8 +34,8 @@ import {
   completeWhenSent,
   logBareRequest,
   logUpstreamFailure,
+  logInvalidRequest,
   requestLineOf,
-  shownClient,
 } from './request-log.ts';
 import type { CaptureRefusal } from './router.ts';
 import { applyLocationHeaders, buildUpstreamHeaders } from './upstream-headers.ts';
@@ -341,17 +341,7 @@ function handleRequest(ctx: HandlerContext, ex: Exchange, req: GatewayRequest, r
  * the code, logged as the target's other refusals are (nginx would send the raw byte upstream).
  */
 function logCaptureRefusal(ctx: HandlerContext, ex: Exchange, refusal: CaptureRefusal): void {
-  const context = requestContext({
-    client: shownClient(ex.client),
-    server: ex.serverName,
-    request: ex.requestLine,
-    host: ex.rawHost,
-  });
-  ctx.errorLog.write(
-    'info',
-    ex.conn.id,
-    `client sent invalid request (${refusal.code}: ${refusal.message})${context}`,
-  );
+  logInvalidRequest(ctx, ex, refusal, { server: ex.serverName, host: ex.rawHost });
 }
 
 /** An admitted request to its upstream: body limit, response headers, rate limit, compression, forward. */

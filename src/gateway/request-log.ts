@@ -258,6 +258,24 @@ function recordIngressNginxMetrics(
   });
 }
 
+/**
+ * nginx's `client sent invalid request` line for a request keepip refuses with a 400 and a code
+ * (`server` / `host`: where it got, `_` and '' before a server was chosen).
+ */
+export function logInvalidRequest(
+  ctx: HandlerContext,
+  ex: Exchange,
+  refusal: { code: string; message: string },
+  at: { server: string; host: string },
+): void {
+  const context = requestContext({ client: shownClient(ex.client), request: ex.requestLine, ...at });
+  ctx.errorLog.write(
+    'info',
+    ex.conn.id,
+    `client sent invalid request (${refusal.code}: ${refusal.message})${context}`,
+  );
+}
+
 /** The access log line and metrics for a request that never reached the pipeline. */
 export function logBareRequest(
   ctx: HandlerContext,
