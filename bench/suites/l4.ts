@@ -164,32 +164,29 @@ export const suite: BenchSuite = {
         const mbps = new Map<string, number[]>();
         const cpuPerGiB = new Map<string, number[]>();
         await interleave(sizes.rounds, systems, async (system, round) => {
-          {
-            const at = direction === 'upload' ? system.sink : system.source;
-            const pids = system.processes.flatMap((p) => p.pids());
-            const cpuBefore = cpuSeconds(pids);
-            const result = await runClient([
-              '--role',
-              'bulk',
-              '--direction',
-              direction,
-              '--bytes',
-              String(sizes.bulkBytes),
-              '--port',
-              String(at.port),
-              '--local',
-              `127.0.60.${round + 1}`,
-            ]);
-            const cpu = cpuSeconds(pids) - cpuBefore;
-            if (!result.ok) {
-              errors.push(`${system.name} bulk ${direction} round ${round + 1}: ${result.error}`);
-              return;
-            }
-            push(mbps, system.name, result.mbps);
-            if (system.processes.length > 0)
-              push(cpuPerGiB, system.name, cpu / (sizes.bulkBytes / 1024 / MIB));
-            ctx.log(`l4 bulk ${direction} ${system.name}: ${result.mbps.toFixed(0)} MB/s`);
+          const at = direction === 'upload' ? system.sink : system.source;
+          const pids = system.processes.flatMap((p) => p.pids());
+          const cpuBefore = cpuSeconds(pids);
+          const result = await runClient([
+            '--role',
+            'bulk',
+            '--direction',
+            direction,
+            '--bytes',
+            String(sizes.bulkBytes),
+            '--port',
+            String(at.port),
+            '--local',
+            `127.0.60.${round + 1}`,
+          ]);
+          const cpu = cpuSeconds(pids) - cpuBefore;
+          if (!result.ok) {
+            errors.push(`${system.name} bulk ${direction} round ${round + 1}: ${result.error}`);
+            return;
           }
+          push(mbps, system.name, result.mbps);
+          if (system.processes.length > 0) push(cpuPerGiB, system.name, cpu / (sizes.bulkBytes / 1024 / MIB));
+          ctx.log(`l4 bulk ${direction} ${system.name}: ${result.mbps.toFixed(0)} MB/s`);
         });
         const scenario = `bulk ${direction}, 1 connection, ${sizes.bulkBytes / MIB} MiB`;
         for (const [system, values] of mbps) {
@@ -263,35 +260,33 @@ async function measureConnections(
   const cpuPerK = new Map<string, number[]>();
   const measured = systems.filter((system) => system[kind] !== null);
   await interleave(sizes.rounds, measured, async (system, round) => {
-    {
-      const at = system[kind]!;
-      const pids = system.processes.flatMap((p) => p.pids());
-      const cpuBefore = cpuSeconds(pids);
-      const result = await runClient([
-        '--role',
-        'conns',
-        '--count',
-        String(sizes.connections),
-        '--concurrency',
-        String(sizes.concurrency),
-        '--port',
-        String(at.port),
-        // A client that closes first holds a TIME_WAIT per connection: bound to one address (port 0) it
-        // would itself slow down as they pile up (bind() scans for a port none holds) and fail in later
-        // rounds, whatever it measures; unbound, connect() picks by the four-tuple.
-        '--local',
-        kind === 'banner' ? `127.0.61.${round + 1}` : '',
-        ...(kind === 'reply' ? ['--client-closes'] : []),
-      ]);
-      const cpu = cpuSeconds(pids) - cpuBefore;
-      if (!result.ok) {
-        errors.push(`${system.name} connections (${kind}) round ${round + 1}: ${result.error}`);
-        return;
-      }
-      push(rates, system.name, result.perSecond);
-      if (system.processes.length > 0) push(cpuPerK, system.name, (cpu / sizes.connections) * 1e6);
-      log(`l4 connections (${kind}) ${system.name}: ${result.perSecond.toFixed(0)}/s`);
+    const at = system[kind]!;
+    const pids = system.processes.flatMap((p) => p.pids());
+    const cpuBefore = cpuSeconds(pids);
+    const result = await runClient([
+      '--role',
+      'conns',
+      '--count',
+      String(sizes.connections),
+      '--concurrency',
+      String(sizes.concurrency),
+      '--port',
+      String(at.port),
+      // A client that closes first holds a TIME_WAIT per connection: bound to one address (port 0) it
+      // would itself slow down as they pile up (bind() scans for a port none holds) and fail in later
+      // rounds, whatever it measures; unbound, connect() picks by the four-tuple.
+      '--local',
+      kind === 'banner' ? `127.0.61.${round + 1}` : '',
+      ...(kind === 'reply' ? ['--client-closes'] : []),
+    ]);
+    const cpu = cpuSeconds(pids) - cpuBefore;
+    if (!result.ok) {
+      errors.push(`${system.name} connections (${kind}) round ${round + 1}: ${result.error}`);
+      return;
     }
+    push(rates, system.name, result.perSecond);
+    if (system.processes.length > 0) push(cpuPerK, system.name, (cpu / sizes.connections) * 1e6);
+    log(`l4 connections (${kind}) ${system.name}: ${result.perSecond.toFixed(0)}/s`);
   });
   const closing = kind === 'banner' ? 'banner + close' : '"ok", the client closes first';
   const scenario = `${sizes.connections} connections, ${sizes.concurrency} at a time, ${closing} (proxies send PROXY v2)`;
