@@ -1,6 +1,7 @@
 // The keepip command line: one module per command under src/cli/, loaded on demand so that
 // `keepip pp decode` does not pay for the gateway's start-up.
 import { fileURLToPath } from 'node:url';
+import { reexecServingCommand } from './bounded-heap.ts';
 
 export interface Command {
   /** One line for the top-level help. */
@@ -79,6 +80,16 @@ export async function runCli(argv: string[]): Promise<number> {
   return command.run(rest);
 }
 
+/**
+ * The executable's entry (bin/keepip, or this file run directly): a serving command first re-runs the
+ * process with a bounded young generation (bounded-heap.ts). Tests call runCli, which never re-runs.
+ */
+export async function runExecutable(argv: string[]): Promise<number> {
+  const name = argv[0];
+  if (name !== undefined) reexecServingCommand(ALIASES[name] ?? name, argv);
+  return runCli(argv);
+}
+
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  process.exitCode = await runCli(process.argv.slice(2));
+  process.exitCode = await runExecutable(process.argv.slice(2));
 }

@@ -8,6 +8,7 @@ import { type ChildProcess, fork as forkProcess } from 'node:child_process';
 import type { Duplex } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import type { WorkersCode } from './errors.ts';
+import { boundedExecArgv } from './young-generation.ts';
 import {
   type CallMessage,
   CHANNEL_FD,
@@ -139,25 +140,10 @@ function send(member: Member, message: ToWorker): void {
   }
 }
 
-/**
- * A worker's young generation is bounded (semi-spaces of WORKER_SEMI_SPACE_MB, V8 lets them grow to
- * 32 MiB each here), unless the operator chose a size (a node flag or NODE_OPTIONS). Each worker has
- * its own: with 10,000 idle keep-alive connections over 2 workers the default took 100 MB of extra RSS
- * in all, 8 MiB 79 MB, at no CPU cost measurable in paired bench rounds (bench/README.md, issue 16).
- */
-export const WORKER_SEMI_SPACE_MB = 8;
-
-export function workerExecArgv(execArgv: readonly string[], nodeOptions: string | undefined): string[] {
-  const chosen = [...execArgv, ...(nodeOptions ?? '').split(/\s+/)].some((flag) =>
-    /^--max[-_]semi[-_]space[-_]size\b/.test(flag),
-  );
-  return chosen ? [...execArgv] : [...execArgv, `--max-semi-space-size=${WORKER_SEMI_SPACE_MB}`];
-}
-
 /** Forks a worker process into `slot`, with the second channel when the pool has one. */
 function fork(options: PoolOptions, slot: number): Member {
   const child = forkProcess(ENTRY, [], {
-    execArgv: workerExecArgv(process.execArgv, process.env.NODE_OPTIONS),
+    execArgv: boundedExecArgv(process.execArgv, process.env.NODE_OPTIONS),
     serialization: 'advanced',
     stdio: options.channel
       ? ['ignore', 'inherit', 'inherit', 'ipc', 'pipe']

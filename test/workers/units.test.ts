@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { cgroupCpuLimit, chooseWorkerCount, MAX_WORKERS, parseWorkerCount } from '../../src/workers/count.ts';
 import { controllerConfigMap, topologyOf } from '../fixtures/gateway/manifests.ts';
-import { restartDelayMs, WORKER_SEMI_SPACE_MB, workerExecArgv } from '../../src/workers/pool.ts';
+import { restartDelayMs } from '../../src/workers/pool.ts';
+import { boundedExecArgv, SEMI_SPACE_MB } from '../../src/workers/young-generation.ts';
 import { chunkEnd, createFileLineSink, PIPE_BUF } from '../../src/gateway/file-line-sink.ts';
 
 describe('parseWorkerCount', () => {
@@ -76,13 +77,16 @@ test('restartDelayMs: at once after a worker that ran a while, then doubling fro
   assert.deepEqual([0, 1, 2, 3, 7, 8, 20].map(restartDelayMs), [0, 100, 200, 400, 6_400, 10_000, 10_000]);
 });
 
-test('workerExecArgv: workers get a bounded young generation unless the operator chose one', () => {
-  const bound = `--max-semi-space-size=${WORKER_SEMI_SPACE_MB}`;
-  assert.deepEqual(workerExecArgv([], undefined), [bound]);
-  assert.deepEqual(workerExecArgv(['--enable-source-maps'], ''), ['--enable-source-maps', bound]);
-  assert.deepEqual(workerExecArgv(['--max-semi-space-size=32'], undefined), ['--max-semi-space-size=32']);
-  assert.deepEqual(workerExecArgv(['--max_semi_space_size', '2'], undefined), ['--max_semi_space_size', '2']);
-  assert.deepEqual(workerExecArgv([], '--max-old-space-size=512 --max-semi-space-size=16'), []);
+test('boundedExecArgv: serving processes get a bounded young generation unless the operator chose one', () => {
+  const bound = `--max-semi-space-size=${SEMI_SPACE_MB}`;
+  assert.deepEqual(boundedExecArgv([], undefined), [bound]);
+  assert.deepEqual(boundedExecArgv(['--enable-source-maps'], ''), ['--enable-source-maps', bound]);
+  assert.deepEqual(boundedExecArgv(['--max-semi-space-size=32'], undefined), ['--max-semi-space-size=32']);
+  assert.deepEqual(boundedExecArgv(['--max_semi_space_size', '2'], undefined), [
+    '--max_semi_space_size',
+    '2',
+  ]);
+  assert.deepEqual(boundedExecArgv([], '--max-old-space-size=512 --max-semi-space-size=16'), []);
 });
 
 describe('chunkEnd: a pipe write ends at a line end within PIPE_BUF bytes', () => {
