@@ -8,6 +8,14 @@ import { completeExchange } from './request-log.ts';
 
 const NO_BODY = Buffer.alloc(0);
 
+/**
+ * The gateway's own answers after which the connection closes, as nginx's special responses turn
+ * keep-alive off: a request it refused as bad (400), too big (413: the rest of the body is not read
+ * for another request), a target too long (414), its own failure (500) or an unknown method or coding
+ * (501). Nothing pipelined after such a request reaches a backend.
+ */
+const CLOSES_CONNECTION: ReadonlySet<number> = new Set([400, 413, 414, 500, 501]);
+
 /** The error page (or redirect) of `status` on `res`, then the log line. */
 export function answer(
   ctx: HandlerContext,
@@ -31,8 +39,7 @@ export function answer(
     ...extraHeaders,
     ...ex.responseHeaders,
   };
-  // After a 413 the rest of the body is not read for another request.
-  if (status === 413 || ctx.isDraining()) headers.connection = 'close';
+  if (CLOSES_CONNECTION.has(status) || ctx.isDraining()) headers.connection = 'close';
   res.writeHead(status, reasonPhrase(status), headers);
   res.end(req.method === 'HEAD' ? undefined : body);
   // Whatever body the client still sends is not ours to forward.

@@ -85,6 +85,7 @@ describe('h1-request: rejections and the status the client gets', () => {
     ['authority-form', 'CONNECT example.com:443 HTTP/1.1\r\n\r\n', 'H1_BAD_TARGET', 400],
     ['CONNECT with a path', 'CONNECT / HTTP/1.1\r\n\r\n', 'H1_BAD_METHOD', 400],
     ['asterisk-form for GET', 'GET * HTTP/1.1\r\n\r\n', 'H1_BAD_TARGET', 400],
+    ['asterisk-form for OPTIONS (nginx 1.22: 400)', 'OPTIONS * HTTP/1.1\r\n\r\n', 'H1_BAD_TARGET', 400],
     ['ftp absolute-form', 'GET ftp://x/ HTTP/1.1\r\n\r\n', 'H1_BAD_TARGET', 400],
     // Targets llhttp refuses (found by the llhttp differential test): raw UTF-8, bad authority octets.
     ['raw UTF-8 in the path', 'GET /caf\xc3\xa9 HTTP/1.1\r\n\r\n', 'H1_BAD_TARGET', 400],
@@ -110,6 +111,30 @@ describe('h1-request: rejections and the status the client gets', () => {
       400,
     ],
     ['Content-Length list', 'POST / HTTP/1.1\r\nContent-Length: 5, 5\r\n\r\n', 'H1_BAD_CONTENT_LENGTH', 400],
+    [
+      'a tab before Content-Length',
+      'POST / HTTP/1.1\r\nContent-Length:\t5\r\n\r\n',
+      'H1_BAD_CONTENT_LENGTH',
+      400,
+    ],
+    [
+      'a tab after Content-Length',
+      'POST / HTTP/1.1\r\nContent-Length: 5\t\r\n\r\n',
+      'H1_BAD_CONTENT_LENGTH',
+      400,
+    ],
+    [
+      'a tab before Transfer-Encoding (nginx 1.22: 501)',
+      'POST / HTTP/1.1\r\nTransfer-Encoding:\tchunked\r\n\r\n',
+      'H1_UNSUPPORTED_TRANSFER_ENCODING',
+      501,
+    ],
+    [
+      'a tab after Transfer-Encoding',
+      'POST / HTTP/1.1\r\nTransfer-Encoding: chunked\t\r\n\r\n',
+      'H1_UNSUPPORTED_TRANSFER_ENCODING',
+      501,
+    ],
     ['Content-Length hex', 'POST / HTTP/1.1\r\nContent-Length: 0x5\r\n\r\n', 'H1_BAD_CONTENT_LENGTH', 400],
     ['Content-Length empty', 'POST / HTTP/1.1\r\nContent-Length:\r\n\r\n', 'H1_BAD_CONTENT_LENGTH', 400],
     [
@@ -326,9 +351,9 @@ describe('h1-request: valid requests', () => {
     assert.equal(Object.getPrototypeOf(head.headers), Object.prototype);
   });
 
-  it('OPTIONS *, leading empty lines, HTTP/1.0 keep-alive and Connection: close', () => {
-    assert.deepEqual(summary(one('\r\n\r\nOPTIONS * HTTP/1.1\r\nConnection: close\r\n\r\n')), [
-      'head OPTIONS * 1.1 {"connection":"close"} none:0 ka=false',
+  it('leading empty lines, HTTP/1.0 keep-alive and Connection: close', () => {
+    assert.deepEqual(summary(one('\r\n\r\nOPTIONS / HTTP/1.1\r\nConnection: close\r\n\r\n')), [
+      'head OPTIONS / 1.1 {"connection":"close"} none:0 ka=false',
       'end',
     ]);
     assert.deepEqual(summary(one('GET / HTTP/1.0\r\n\r\n')), ['head GET / 1.0 {} none:0 ka=false', 'end']);
