@@ -267,12 +267,9 @@ export function interpretAnswer(model: ExternalAuthModel, answer: AuthAnswer): E
     return { kind: 'allow', upstreamHeaders, cookies };
   }
   if (answer.status === 401 || answer.status === 403) {
-    return {
-      kind: 'deny',
-      status: answer.status,
-      wwwAuthenticate: list(answer.headers['www-authenticate']),
-      cookies,
-    };
+    // auth_request copies the service's WWW-Authenticate onto a 401 only; a 403 goes out bare.
+    const wwwAuthenticate = answer.status === 401 ? list(answer.headers['www-authenticate']) : [];
+    return { kind: 'deny', status: answer.status, wwwAuthenticate, cookies };
   }
   const detail =
     answer.failure !== null
