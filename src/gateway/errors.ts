@@ -299,6 +299,12 @@ export const GATEWAY_CODES = {
       'an HTTP/2 request with a field nginx takes once only (Authorization, Expect, Content-Range, If-*) sent twice: refused (400) as nginx, never passed on',
     fix: 'nothing on the gateway; the client sends one value per such field',
   },
+  H2_HOST_CONFLICT: {
+    kind: 'outcome',
+    summary:
+      'an HTTP/2 request whose Host field differs from its :authority (RFC 9113 §8.3.1: malformed): refused (400) as nginx, never routed by either',
+    fix: 'nothing on the gateway; the client sends one authority (a Host field, if any, equal to :authority)',
+  },
   H2_BAD_METHOD: {
     kind: 'outcome',
     summary:

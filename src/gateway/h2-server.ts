@@ -126,6 +126,7 @@ export type H2Code =
   | 'H2_BAD_METHOD'
   | 'H2_TRACE'
   | 'H2_DUPLICATE_HEADER'
+  | 'H2_HOST_CONFLICT'
   | 'H2_RAPID_RESET'
   | 'H2_CONTROL_FLOOD'
   | 'H2_FRAME_FLOOD'
@@ -171,6 +172,10 @@ function refusal(
   // As nginx (and H1_TRACE): never passed on for a backend to echo.
   if (req.method === 'TRACE')
     return { status: 405, reason: coded('H2_TRACE', 'client sent TRACE method', '') };
+  if (req.hostConflict) {
+    const reason = 'client sent a Host header that differs from :authority';
+    return { status: 400, reason: coded('H2_HOST_CONFLICT', reason, '') };
+  }
   const repeated = repeatedOnceOnlyField(req.rawHeaders);
   if (repeated !== null) {
     const reason = `client sent duplicate header line: "${repeated}"`;

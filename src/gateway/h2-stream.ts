@@ -95,6 +95,8 @@ export class H2Request implements GatewayRequest {
   #draining = false;
   /** The session ends gracefully (GOAWAY) once this stream closes (endConnectionAfter, h2-server.ts). */
   endsConnection = false;
+  /** :authority and a Host field that says otherwise (RFC 9113 §8.3.1: malformed; refused in h2-server.ts). */
+  readonly hostConflict: boolean;
 
   constructor(
     stream: ServerHttp2Stream,
@@ -120,8 +122,12 @@ export class H2Request implements GatewayRequest {
       if (name.charCodeAt(0) === 0x3a || name === 'host') continue;
       headers[name] = incoming[name] as string | string[];
     }
-    // RFC 9113 §8.3.1: :authority wins over Host; route, log and forward by that one value.
-    const authority = incoming[':authority'] ?? incoming.host;
+    // RFC 9113 §8.3.1: :authority wins over Host; route, log and forward by that one value. A Host
+    // that names another is a request two readers would route apart: refused (nginx: 400).
+    const host = incoming.host;
+    this.hostConflict =
+      incoming[':authority'] !== undefined && host !== undefined && String(host) !== incoming[':authority'];
+    const authority = incoming[':authority'] ?? host;
     if (authority !== undefined) {
       headers.host = String(authority);
       raw.push('host', String(authority));
