@@ -11,7 +11,7 @@ import { type ClientTimeouts, type ConnectionCloseReason, sweepPeriodMs } from '
 import type { GatewayRequest, GatewayResponse, H1Handler } from './exchange.ts';
 import { type RequestHead, type RequestParseError, RequestParser } from './h1-request.ts';
 import { setBorrowedReader } from './borrowed-reads.ts';
-import { headValue, lengthRefused, UNSAFE_VALUE } from './header-value.ts';
+import { headValue, lengthRefused, UNSENDABLE_CHARS, UNSENDABLE_VALUE } from './header-value.ts';
 import { HeldBytes } from './held-bytes.ts';
 import { batchWritesThisTurn, flushBatchedWrites } from './write-batch.ts';
 
@@ -254,10 +254,10 @@ class H1Response implements GatewayResponse {
           hasLength = true;
         } else if (lower === 'date') hasDate = true;
         if (Array.isArray(value)) {
-          for (const item of value) if (!UNSAFE_VALUE.test(item)) out += `${name}: ${item}\r\n`;
+          for (const item of value) if (!UNSENDABLE_VALUE.test(item)) out += `${name}: ${item}\r\n`;
         } else {
           const text = typeof value === 'number' ? String(value) : value;
-          if (!UNSAFE_VALUE.test(text)) out += `${name}: ${text}\r\n`;
+          if (!UNSENDABLE_VALUE.test(text)) out += `${name}: ${text}\r\n`;
         }
       }
     }
@@ -287,7 +287,7 @@ class H1Response implements GatewayResponse {
         if (value.toLowerCase() === 'close') this.shouldKeepAlive = false;
         continue;
       }
-      if (!UNSAFE_VALUE.test(value)) out += `${name}: ${value}\r\n`;
+      if (!UNSENDABLE_VALUE.test(value)) out += `${name}: ${value}\r\n`;
     }
     this.#endHead(out, hasLength, hasDate);
     return this;
@@ -306,7 +306,7 @@ class H1Response implements GatewayResponse {
     const standard = STATUS_CODES[statusCode];
     if (this.statusMessage === '') this.statusMessage = standard ?? 'unknown';
     if (this.statusMessage === standard) return standardStatusLine(statusCode, standard);
-    return `HTTP/1.1 ${statusCode} ${this.statusMessage.replace(UNSAFE_VALUE, ' ')}\r\n`;
+    return `HTTP/1.1 ${statusCode} ${this.statusMessage.replace(UNSENDABLE_CHARS, ' ')}\r\n`;
   }
 
   /** Date, framing and connection fields after the given ones; the head waits for the first body bytes. */

@@ -9,14 +9,16 @@ export function headerText(value: string | number | readonly string[] | undefine
   return typeof value === 'number' ? String(value) : value.join(', ');
 }
 
-/** Bytes no head carries in a value (the engines skip such a field rather than write it). */
-export const UNSAFE_VALUE = /[\r\n\0]/;
-
 /**
- * A value keepip's HTTP/1.1 client refuses to write towards a backend (RFC 9110 field-value: HT,
- * visible ASCII, obs-text): the router checks a rewrite capture of the client's path against it too.
+ * A value no head keepip writes carries (RFC 9110 field-value: HT, visible ASCII, obs-text): CR, LF,
+ * NUL and the other controls, and any character beyond U+00FF, which a latin1 head would write as its
+ * low byte (U+010A as a line feed). The client side refuses such a request, the server side skips the
+ * field, and the router checks a rewrite capture of the client's path against it.
  */
 export const UNSENDABLE_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
+
+/** UNSENDABLE_VALUE for replacing every such character (a reason phrase's). */
+export const UNSENDABLE_CHARS = /[^\t\x20-\x7e\x80-\xff]/g;
 
 /**
  * What a head carried under the lower-case `name` ($sent_http_<name>, $upstream_http_<name>): the
@@ -32,14 +34,14 @@ export function headValue(
   if (fields !== null)
     for (let i = 0; i < fields.length; i += 2) {
       const value = fields[i + 1] as string;
-      if (fields[i] === name && !UNSAFE_VALUE.test(value)) values.push(value);
+      if (fields[i] === name && !UNSENDABLE_VALUE.test(value)) values.push(value);
     }
   if (object !== null)
     for (const key in object) {
       const value = object[key];
       if (value === undefined || key.toLowerCase() !== name) continue;
       for (const item of typeof value === 'object' ? value : [String(value)])
-        if (!UNSAFE_VALUE.test(item)) values.push(item);
+        if (!UNSENDABLE_VALUE.test(item)) values.push(item);
     }
   return values.length === 0 ? null : values.join(', ');
 }

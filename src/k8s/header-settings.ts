@@ -46,8 +46,12 @@ function refOf(text: string, namespace: string): ObjectRef | null {
   return null;
 }
 
-/** A control byte no field value may carry (HTAB aside): HTTP/2 peers refuse the whole answer for one. */
-const NOT_FIELD_VALUE = /[\x00-\x08\x0a-\x1f\x7f]/;
+/**
+ * What no field value may carry (RFC 9110 field-value: HTAB, visible ASCII, obs-text): a control byte
+ * (HTTP/2 peers refuse the whole answer for one) or a character beyond U+00FF, which a latin1 head
+ * would write as its low byte (U+010A as a line feed; the engines skip such a field).
+ */
+const NOT_FIELD_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
 
 /** A header map from a ConfigMap, names lower-cased; null when the names or values are not headers. */
 function headerMap(data: Readonly<Record<string, string>>): Record<string, string> | null {

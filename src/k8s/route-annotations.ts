@@ -296,9 +296,12 @@ const CORS_DEFAULT_HEADERS =
   'DNT,Keep-Alive,User-Agent,X-Requested-With,If-Modified-Since,Cache-Control,Content-Type,Range,Authorization';
 const CORS_DEFAULT_MAX_AGE = 1_728_000;
 const CORS_ORIGIN = /^([a-z]+:\/\/(\*\.)?[A-Za-z0-9\-.]*(:\d+)?|\*|null)?$/;
-const CORS_METHODS = /^([A-Za-z]+,?\s?)+$/;
+// ingress-nginx's regexes (cors/main.go) in Go, where `\s` is ASCII white space and CR/LF are refused
+// (MaliciousRegex): a space or a tab here. JavaScript's `\s` would take U+2028, U+200A…, characters
+// a latin1 head writes as their low byte (a line feed).
+const CORS_METHODS = /^([A-Za-z]+,?[\t ]?)+$/;
 const CORS_HEADERS = /^[A-Za-z0-9-_, ]*$/;
-const CORS_EXPOSE = /^(([A-Za-z0-9\-_]+|\*),?\s?)+$/;
+const CORS_EXPOSE = /^(([A-Za-z0-9\-_]+|\*),?[\t ]?)+$/;
 
 /** cors-allow-origin: `*` alone wins; entries ingress-nginx does not accept are skipped (warned). */
 function corsOrigins(input: RouteInput): string[] {

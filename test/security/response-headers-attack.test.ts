@@ -544,3 +544,49 @@ describe('add-headers from a ConfigMap with a control byte in a value', () => {
     );
   });
 });
+
+// A character beyond U+00FF in a header value: a latin1 head writes its low byte, so U+010A would go
+// out as a line feed and start a header of the value's choosing (found against ingress-nginx's CORS
+// validators, test/k8s/annotation-validation-ingress-nginx.test.ts).
+describe('add-headers and CORS values with characters beyond U+00FF', () => {
+  let backend: RawBackend;
+  let gw: TestGateway;
+
+  before(async () => {
+    backend = await startRawBackend();
+    gw = await startTestGateway(
+      topologyOf([
+        controllerConfigMap({ 'add-headers': 'ingress-nginx/response-headers' }),
+        {
+          apiVersion: 'v1',
+          kind: 'ConfigMap',
+          metadata: { name: 'response-headers', namespace: 'ingress-nginx' },
+          data: { 'X-Banner': 'a\u010aX-Injected-By-Config: 1' },
+        },
+        ...serviceWithEndpoints({ name: 'raw', ports: [backend.port] }),
+        ingress({
+          name: 'raw',
+          host: 'raw.test',
+          paths: [{ path: '/', service: 'raw', port: 80 }],
+          annotations: {
+            'nginx.ingress.kubernetes.io/enable-cors': 'true',
+            'nginx.ingress.kubernetes.io/cors-expose-headers': 'X-Foo,\u200aX-Injected-By-Cors: 1',
+          },
+        }),
+      ]),
+    );
+  });
+
+  after(async () => {
+    await gw.close();
+    await backend.close();
+  });
+
+  test('neither value reaches the wire as a line of its own (nor as any byte below 0x20)', async () => {
+    const h1 = await get(gw.httpPort, 'raw.test', '/plain', { Origin: 'https://app.test' });
+    assert.equal(h1.status, 200);
+    assert.match(h1.raw, /access-control-allow-origin/i, 'the CORS headers are sent');
+    assert.doesNotMatch(h1.raw, /X-Injected-By-(Config|Cors)/i, JSON.stringify(h1.raw));
+    assert.doesNotMatch(h1.raw, /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|[^\r]\n/, JSON.stringify(h1.raw));
+  });
+});
