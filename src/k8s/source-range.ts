@@ -118,7 +118,7 @@ export interface AccessRules {
 /**
  * Per-location allow/deny lists from an Ingress's annotations over the ConfigMap defaults:
  * - allowlist-source-range wins over whitelist-source-range; the legacy name is read only when the
- *   allowlist annotation is absent or blank;
+ *   allowlist annotation is absent or empty (white space alone is an invalid list: denied);
  * - an annotation replaces the ConfigMap default (no merge); without one the default applies;
  * - a present but blank annotation (with no non-blank alias) is an invalid value: fail closed.
  */
@@ -147,7 +147,9 @@ function pick(
     if (!Object.hasOwn(annotations, name)) continue;
     const value = annotations[name];
     if (typeof value !== 'string') continue;
-    if (trimGoSpace(value) !== '') return sourceRangeModel(value, 'annotation');
+    // As ingress-nginx's checkAnnotation: the next name only for an empty value. White space alone is
+    // a value, an invalid one (the location is denied), never a way to the legacy name's ranges.
+    if (value !== '') return sourceRangeModel(value, 'annotation');
     blank ??= value;
   }
   return blank === undefined ? fallback : sourceRangeModel(blank, 'annotation');

@@ -321,10 +321,12 @@ test("FCGI backends are refused with an error; AUTO_HTTP is HTTP with the client
   assert.deepEqual(auto.issues, []);
 });
 
-test('an empty allowlist annotation is invalid (fail closed); a blank allowlist falls back to the whitelist name', () => {
+test('an empty allowlist annotation is invalid (fail closed) unless the whitelist name has the list; a blank one is invalid', () => {
   assert.equal(annotations({ 'allowlist-source-range': '' }).parsed.allow?.valid, false);
-  const fallback = annotations({ 'allowlist-source-range': ' ', 'whitelist-source-range': '10.0.0.0/8' });
+  const fallback = annotations({ 'allowlist-source-range': '', 'whitelist-source-range': '10.0.0.0/8' });
   assert.deepEqual(fallback.parsed.allow?.valid && fallback.parsed.allow.cidrs, ['10.0.0.0/8']);
+  const blank = annotations({ 'allowlist-source-range': ' ', 'whitelist-source-range': '10.0.0.0/8' });
+  assert.equal(blank.parsed.allow?.valid, false);
   const bad = annotations({ 'denylist-source-range': '10.0.0.0/8"rm /tmp",11.0.0.0/8' });
   assert.equal(bad.parsed.deny?.valid, false);
   assert.equal(

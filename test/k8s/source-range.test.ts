@@ -79,11 +79,20 @@ test('allowlist wins over whitelist; an annotation replaces the ConfigMap defaul
     from: 'annotation',
   });
 
-  const blankAllow = resolveAccessRules(
-    { [`${P}allowlist-source-range`]: ' ', [`${P}whitelist-source-range`]: '11.0.0.0/8' },
+  // As ingress-nginx's checkAnnotation: only an empty value goes on to the legacy name; white space
+  // alone is an invalid list (the location is denied), never the legacy name's wider ranges.
+  const emptyAllow = resolveAccessRules(
+    { [`${P}allowlist-source-range`]: '', [`${P}whitelist-source-range`]: '11.0.0.0/8' },
     defaults,
   );
-  assert.equal(blankAllow.allow?.valid && blankAllow.allow.cidrs[0], '11.0.0.0/8');
+  assert.equal(emptyAllow.allow?.valid && emptyAllow.allow.cidrs[0], '11.0.0.0/8');
+  for (const blank of [' ', '\t', ' , ']) {
+    const blankAllow = resolveAccessRules(
+      { [`${P}allowlist-source-range`]: blank, [`${P}whitelist-source-range`]: '11.0.0.0/8' },
+      defaults,
+    );
+    assert.equal(blankAllow.allow?.valid, false, JSON.stringify(blank));
+  }
 
   const deny = resolveAccessRules({ [`${P}denylist-source-range`]: '18.0.0.0/8, 56.0.0.1' }, defaults);
   assert.deepEqual(deny.deny, {
