@@ -6,7 +6,7 @@
 //   of request_uri dropped (preserve-trailing-slash is off by default).
 
 import type { LocationModel, VirtualHostModel } from '../config/model.ts';
-import { hostWithoutPort } from './host.ts';
+import { hostWithoutPort, normalizeHost } from './host.ts';
 
 /**
  * Whether a location redirects plain HTTP to HTTPS: force-ssl-redirect always, ssl-redirect on a TLS
@@ -48,8 +48,8 @@ export function appRootLocation(scheme: string, rawHost: string, appRoot: string
 
 /**
  * nginx's absolute_redirect (on unless relative-redirects): a `return` Location that starts with `/`
- * becomes `$scheme://<host><location>`, host from the Host header without its port (the server name
- * when there is none: server_name_in_redirect off); the listener's port only with use-port-in-redirects
+ * becomes `$scheme://<host><location>`, host from the Host header as nginx validated it (lower case,
+ * without its port or a final dot; the server name when there is none: server_name_in_redirect off); the listener's port only with use-port-in-redirects
  * (port_in_redirect) and when it is not the scheme's own. Other Locations are sent as written.
  */
 export function absoluteLocation(
@@ -58,7 +58,10 @@ export function absoluteLocation(
   options: { relative?: boolean | undefined; usePortInRedirects?: boolean | undefined },
 ): string {
   if (options.relative === true || location.charCodeAt(0) !== 0x2f) return location;
-  const host = request.rawHost === '' ? request.serverName : hostWithoutPort(request.rawHost);
+  const host =
+    request.rawHost === ''
+      ? request.serverName
+      : (normalizeHost(request.rawHost) ?? hostWithoutPort(request.rawHost));
   const ownPort = request.scheme === 'https' ? 443 : 80;
   const port =
     options.usePortInRedirects === true && request.serverPort !== ownPort ? `:${request.serverPort}` : '';

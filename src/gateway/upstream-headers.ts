@@ -59,6 +59,8 @@ function single(v: string | string[] | undefined): string | undefined {
   return Array.isArray(v) ? v[0] : v;
 }
 
+const PORT_DIGITS = /^\d{1,5}$/;
+
 /** $pass_access_scheme, $best_http_host and $pass_port for one request (lua_ingress.rewrite). */
 export function forwardedView(input: ForwardedInput): ForwardedView {
   const { settings, incoming } = input;
@@ -71,8 +73,10 @@ export function forwardedView(input: ForwardedInput): ForwardedView {
   if (settings.useForwardedHeaders && input.headersTrusted) {
     const proto = single(incoming['x-forwarded-proto']);
     if (proto !== undefined && proto !== '') scheme = proto;
+    // A port is digits: `@evil.example` from even a trusted hop would make a redirect's Location
+    // (`http://host:@evil.example/`) open evil.example (ingress-nginx copies it as sent).
     const fport = single(incoming['x-forwarded-port']);
-    if (fport !== undefined && fport !== '') port = fport;
+    if (fport !== undefined && PORT_DIGITS.test(fport)) port = fport;
     const fhost = single(incoming['x-forwarded-host']);
     if (fhost !== undefined && fhost !== '') {
       const comma = fhost.indexOf(',');

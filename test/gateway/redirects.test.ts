@@ -11,6 +11,11 @@ test('a path becomes $scheme://host<path>: Host without its port, port_in_redire
   assert.equal(absoluteLocation('/new', { ...plain, scheme: 'https' }, {}), 'https://rr.foo.com/new');
   // No Host header (HTTP/1.0): the server name.
   assert.equal(absoluteLocation('/new', { ...plain, rawHost: '' }, {}), 'http://rr.foo.com/new');
+  // The host as nginx validated it (r->headers_in.server): lower case, no final dot.
+  assert.equal(
+    absoluteLocation('/new', { ...plain, rawHost: 'RR.Foo.COM.:8080' }, {}),
+    'http://rr.foo.com/new',
+  );
   // `//x` starts with `/` for nginx too.
   assert.equal(absoluteLocation('//x', plain, {}), 'http://rr.foo.com//x');
 });

@@ -237,6 +237,13 @@ describe('upstream headers', () => {
       { 'x-forwarded-port': '443' },
     ],
     [
+      'a trusted X-Forwarded-Port that is not digits is not believed (it would end up in a Location)',
+      { useForwardedHeaders: true },
+      true,
+      { incoming: { host: 'h', 'x-forwarded-port': '@evil.example' } },
+      { 'x-forwarded-port': '8080' },
+    ],
+    [
       'a custom forwarded-for-header feeds X-Original-Forwarded-For',
       { forwardedForHeader: 'CF-Connecting-IP' },
       true,
