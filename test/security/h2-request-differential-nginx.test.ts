@@ -35,6 +35,7 @@ import {
   rstCode,
 } from '../helpers/h2-raw.ts';
 import { type RunningNginx, startNginx } from '../helpers/nginx.ts';
+import { dechunk, framingOddities } from '../helpers/recorded-request.ts';
 import {
   configMapYaml,
   ingressYaml,
@@ -74,24 +75,6 @@ interface Recorder {
   close(): Promise<void>;
 }
 
-/** Decodes a chunked body at `at`; null while incomplete, 'bad' when it is not chunked at all. */
-function dechunk(buf: Buffer, at: number): { body: Buffer; end: number } | null | 'bad' {
-  const parts: Buffer[] = [];
-  for (;;) {
-    const eol = buf.indexOf('\r\n', at);
-    if (eol < 0) return null;
-    const size = Number.parseInt(buf.toString('latin1', at, eol).split(';')[0] ?? '', 16);
-    if (!Number.isSafeInteger(size)) return 'bad';
-    if (size === 0) {
-      const end = buf.indexOf('\r\n\r\n', eol - 2);
-      return end < 0 ? null : { body: Buffer.concat(parts), end: end + 4 };
-    }
-    if (buf.length < eol + 2 + size + 2) return null;
-    parts.push(buf.subarray(eol + 2, eol + 2 + size));
-    at = eol + 2 + size + 2;
-  }
-}
-
 const valuesOf = (fields: readonly [string, string][], name: string): string[] =>
   fields.filter(([n]) => n === name).map(([, v]) => v);
 
@@ -115,13 +98,7 @@ function upstreamRequest(buf: Buffer, closed: boolean): { request: Upstreamed; u
   if (head === null) return null;
   const lengths = valuesOf(head.fields, 'content-length');
   const codings = valuesOf(head.fields, 'transfer-encoding');
-  const odd = [
-    lengths.length > 1 ? 'two content-lengths' : '',
-    lengths.length > 0 && codings.length > 0 ? 'content-length with transfer-encoding' : '',
-    codings.some((c) => c.toLowerCase() !== 'chunked') ? `transfer-encoding ${codings.join(',')}` : '',
-  ]
-    .filter(Boolean)
-    .join('; ');
+  const odd = framingOddities(lengths, codings);
   const base = { method: head.method, target: head.target, fields: head.fields, odd };
   const rest = buf.subarray(head.used);
   if (codings.length > 0) {

@@ -23,6 +23,7 @@ import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
 import { type RunningNginx, startNginx } from '../helpers/nginx.ts';
+import { dechunk, framingOddities } from '../helpers/recorded-request.ts';
 import {
   configMapYaml,
   ingressYaml,
@@ -56,24 +57,6 @@ interface Recorder {
   close(): Promise<void>;
 }
 
-/** Decodes a chunked body at `at`; null while incomplete, 'bad' when it is not chunked at all. */
-function dechunk(buf: Buffer, at: number): { body: Buffer; end: number } | null | 'bad' {
-  const parts: Buffer[] = [];
-  for (;;) {
-    const eol = buf.indexOf('\r\n', at);
-    if (eol < 0) return null;
-    const size = Number.parseInt(buf.toString('latin1', at, eol).split(';')[0] ?? '', 16);
-    if (!Number.isSafeInteger(size)) return 'bad';
-    if (size === 0) {
-      const end = buf.indexOf('\r\n\r\n', eol - 2);
-      return end < 0 ? null : { body: Buffer.concat(parts), end: end + 4 };
-    }
-    if (buf.length < eol + 2 + size + 2) return null;
-    parts.push(buf.subarray(eol + 2, eol + 2 + size));
-    at = eol + 2 + size + 2;
-  }
-}
-
 /** One request at the start of `buf`: the request and its length, null while incomplete, 'bad'. */
 function upstreamRequest(buf: Buffer): { request: Upstreamed; ip: string; used: number } | null | 'bad' {
   const headEnd = buf.indexOf('\r\n\r\n');
@@ -85,13 +68,7 @@ function upstreamRequest(buf: Buffer): { request: Upstreamed; ip: string; used: 
     fields.filter((f) => f.toLowerCase().startsWith(`${name}:`)).map((f) => f.slice(name.length + 1).trim());
   const lengths = values('content-length');
   const codings = values('transfer-encoding');
-  const odd = [
-    lengths.length > 1 ? 'two content-lengths' : '',
-    lengths.length > 0 && codings.length > 0 ? 'content-length with transfer-encoding' : '',
-    codings.some((c) => c.toLowerCase() !== 'chunked') ? `transfer-encoding ${codings.join(',')}` : '',
-  ]
-    .filter(Boolean)
-    .join('; ');
+  const odd = framingOddities(lengths, codings);
   let body: Buffer = Buffer.alloc(0);
   let used = headEnd + 4;
   if (codings.length > 0) {
