@@ -49,8 +49,9 @@ export function appRootLocation(scheme: string, rawHost: string, appRoot: string
 /**
  * nginx's absolute_redirect (on unless relative-redirects): a `return` Location that starts with `/`
  * becomes `$scheme://<host><location>`, host from the Host header as nginx validated it (lower case,
- * without its port or a final dot; the server name when there is none: server_name_in_redirect off); the listener's port only with use-port-in-redirects
- * (port_in_redirect) and when it is not the scheme's own. Other Locations are sent as written.
+ * without its port or a final dot; the server name when there is none: server_name_in_redirect off);
+ * the listener's port only with use-port-in-redirects (port_in_redirect) and when it is not the
+ * scheme's own. Other Locations are sent as written.
  */
 export function absoluteLocation(
   location: string,

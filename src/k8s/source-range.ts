@@ -120,7 +120,7 @@ export interface AccessRules {
  * - allowlist-source-range wins over whitelist-source-range; the legacy name is read only when the
  *   allowlist annotation is absent or empty (white space alone is an invalid list: denied);
  * - an annotation replaces the ConfigMap default (no merge); without one the default applies;
- * - a present but blank annotation (with no non-blank alias) is an invalid value: fail closed.
+ * - a present but empty annotation (with no non-empty alias) is an invalid value: fail closed.
  */
 export function resolveAccessRules(
   annotations: Readonly<Record<string, string>>,
