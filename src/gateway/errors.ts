@@ -237,6 +237,12 @@ export const GATEWAY_CODES = {
     summary: 'another error talking to the backend (502); the error log has the details',
     fix: 'read the error log line for the request',
   },
+  UPSTREAM_INVALID_HEADER: {
+    kind: 'outcome',
+    summary:
+      "the backend's response head could not be read: invalid, ambiguous or over the size limit (502, nginx's \"upstream sent invalid header\" / \"too big header\"); the next endpoint is tried only when proxy-next-upstream lists invalid_header",
+    fix: 'fix the backend (its status line and header fields); the error log line names what was refused',
+  },
   UPSTREAM_EXTRA_DATA: {
     kind: 'outcome',
     summary:

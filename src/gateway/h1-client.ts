@@ -475,20 +475,20 @@ class H1Connection {
         const text = headText(buf, start);
         if (text === null) {
           if (buf.length - start > maxHeaderSize) {
-            this.#failRequest(request, codedError('UPSTREAM_ERROR', 'upstream sent too big header'), true);
+            this.#failRequest(request, codedError('UPSTREAM_INVALID_HEADER', 'upstream sent too big header'), true);
             return;
           }
           this.#pending = Buffer.from(buf.subarray(start));
           return;
         }
         if (text.length > maxHeaderSize) {
-          this.#failRequest(request, codedError('UPSTREAM_ERROR', 'upstream sent too big header'), true);
+          this.#failRequest(request, codedError('UPSTREAM_INVALID_HEADER', 'upstream sent too big header'), true);
           return;
         }
         const parsed = parseResponseFields(text, request.options.method);
         start += text.length + 4;
         if (!parsed.ok) {
-          this.#failRequest(request, codedError('UPSTREAM_ERROR', parsed.error.message), true);
+          this.#failRequest(request, codedError('UPSTREAM_INVALID_HEADER', parsed.error.message), true);
           return;
         }
         const { head } = parsed;

@@ -35,9 +35,9 @@ export function retryOnFailure(policy: NextUpstreamModel, code: ProxyFailureCode
     code === 'UPSTREAM_READ_TIMEOUT' ||
     code === 'UPSTREAM_SEND_TIMEOUT'
       ? c.includes('timeout')
-      : code === 'UPSTREAM_ERROR'
-        ? c.includes('invalid_header') || c.includes('error')
-        : code === 'UPSTREAM_CONNECT_REFUSED' || code === 'UPSTREAM_CLOSED'
+      : code === 'UPSTREAM_INVALID_HEADER'
+        ? c.includes('invalid_header') // nginx's NGX_HTTP_UPSTREAM_FT_INVALID_HEADER, not `error`
+        : code === 'UPSTREAM_CONNECT_REFUSED' || code === 'UPSTREAM_CLOSED' || code === 'UPSTREAM_ERROR'
           ? c.includes('error')
           : false;
   return wanted && allowsMethod(policy, method, !notSent(code));

@@ -188,8 +188,16 @@ export function classifyUpstreamError(
         message: `upstream prematurely closed connection ${phase}`,
         retryable: false,
       };
+    case 'UPSTREAM_INVALID_HEADER':
+      // keepip's HTTP/1.1 client: a response head it refuses to frame ("upstream sent invalid header"…).
+      return {
+        code: 'UPSTREAM_INVALID_HEADER',
+        status: 502,
+        message: `${error.message} ${phase}`,
+        retryable: false,
+      };
     case 'UPSTREAM_ERROR':
-      // keepip's HTTP/1.1 client: a response it refuses to frame ("upstream sent invalid header"…).
+      // keepip's HTTP/1.1 client: a request it cannot send, a body that breaks its framing.
       return { code: 'UPSTREAM_ERROR', status: 502, message: `${error.message} ${phase}`, retryable: false };
     default:
       return {

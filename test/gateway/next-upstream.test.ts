@@ -1,6 +1,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { EndpointRotation, EVERY_ENDPOINT_ONCE } from '../../src/gateway/next-upstream.ts';
+import {
+  DEFAULT_NEXT_UPSTREAM,
+  EndpointRotation,
+  EVERY_ENDPOINT_ONCE,
+  retryOnFailure,
+} from '../../src/gateway/next-upstream.ts';
 import type { BalancedUpstream, UpstreamMember } from '../../src/gateway/upstream.ts';
 
 const upstreamOf = (n: number, cursor = 0): BalancedUpstream => ({
@@ -56,4 +61,14 @@ test('rotation: proxy-next-upstream-timeout counts from the first try', () => {
   const firstAt = performance.now();
   while (performance.now() - firstAt < 3); // the clock is the signal: no timer, no sleep
   assert.equal(short.mayTakeNext(), false, 'the time limit has passed');
+});
+
+test('a response head that cannot be read goes on only under invalid_header, as nginx (not under error)', () => {
+  const withInvalid = { ...DEFAULT_NEXT_UPSTREAM, conditions: ['error', 'timeout', 'invalid_header'] };
+  assert.equal(retryOnFailure(DEFAULT_NEXT_UPSTREAM, 'UPSTREAM_INVALID_HEADER', 'GET'), false);
+  assert.equal(retryOnFailure(withInvalid, 'UPSTREAM_INVALID_HEADER', 'GET'), true);
+  assert.equal(retryOnFailure(withInvalid, 'UPSTREAM_INVALID_HEADER', 'POST'), false, 'sent: not idempotent');
+  // Other errors talking to the backend (a reset, a TLS failure) are nginx's `error`.
+  assert.equal(retryOnFailure(DEFAULT_NEXT_UPSTREAM, 'UPSTREAM_ERROR', 'GET'), true);
+  assert.equal(retryOnFailure(DEFAULT_NEXT_UPSTREAM, 'UPSTREAM_CLOSED', 'GET'), true);
 });
