@@ -309,7 +309,7 @@ export const ANNOTATION_CATALOG: readonly CatalogEntry[] = [
     status: 'implemented',
     values:
       "nginx's conditions (`error timeout` default, `invalid_header`, `http_500`… `http_429`, `non_idempotent`, `off`); whole number (default 3, 0: all); seconds (default 0: none)",
-    note: 'when a request goes on to the next endpoint, each tried once; `$upstream_addr` / `$upstream_status` list every try. a buffered body (`proxy-request-buffering: on`, the default) is sent again; with `off`, a request whose body has started to go out is not tried again; POST, LOCK and PATCH are tried again only when they never reached a backend, unless `non_idempotent`. WebSocket upgrades follow the same conditions, tries and timeout (as nginx: the upgrade is a proxied request); gRPC and ssl-passthrough try every endpoint once. Defaults: the ConfigMap keys',
+    note: 'when a request goes on to the next endpoint, each tried once; `$upstream_addr` / `$upstream_status` list every try. An answer whose head cannot be read (invalid, ambiguous or too big: `UPSTREAM_INVALID_HEADER`) is `invalid_header`, not `error`, as in nginx. A buffered body (`proxy-request-buffering: on`, the default) is sent again; with `off`, a request whose body has started to go out is not tried again; POST, LOCK and PATCH are tried again only when they never reached a backend, unless `non_idempotent`. WebSocket upgrades follow the same conditions, tries and timeout (as nginx: the upgrade is a proxied request); gRPC and ssl-passthrough try every endpoint once. Defaults: the ConfigMap keys',
   },
   {
     names: ['default-backend'],
