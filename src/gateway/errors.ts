@@ -126,6 +126,12 @@ export const GATEWAY_CODES = {
     summary: 'the path climbs above the root with `..` (raw or encoded) (400, as nginx)',
     fix: CLIENT_REQUEST_FIX,
   },
+  TARGET_BAD_ESCAPE: {
+    kind: 'error',
+    summary:
+      'a `%` in the path is not followed by two hex digits (`%zz`, `%2`, `%%32%65`, `%u002e`) (400, as nginx): a backend that decodes it leniently or twice would read another path than the one the rules were checked on',
+    fix: CLIENT_REQUEST_FIX,
+  },
   TARGET_BAD_FORM: {
     kind: 'error',
     summary: 'the target is neither origin-form, absolute-form with http/https, nor `*` (400)',
@@ -240,7 +246,7 @@ export const GATEWAY_CODES = {
   UPSTREAM_INVALID_HEADER: {
     kind: 'outcome',
     summary:
-      "the backend's response head could not be read: invalid, ambiguous or over the size limit (502, nginx's \"upstream sent invalid header\" / \"too big header\"); the next endpoint is tried only when proxy-next-upstream lists invalid_header",
+      'the backend\'s response head could not be read: invalid, ambiguous or over the size limit (502, nginx\'s "upstream sent invalid header" / "too big header"); the next endpoint is tried only when proxy-next-upstream lists invalid_header',
     fix: 'fix the backend (its status line and header fields); the error log line names what was refused',
   },
   UPSTREAM_EXTRA_DATA: {

@@ -475,14 +475,22 @@ class H1Connection {
         const text = headText(buf, start);
         if (text === null) {
           if (buf.length - start > maxHeaderSize) {
-            this.#failRequest(request, codedError('UPSTREAM_INVALID_HEADER', 'upstream sent too big header'), true);
+            this.#failRequest(
+              request,
+              codedError('UPSTREAM_INVALID_HEADER', 'upstream sent too big header'),
+              true,
+            );
             return;
           }
           this.#pending = Buffer.from(buf.subarray(start));
           return;
         }
         if (text.length > maxHeaderSize) {
-          this.#failRequest(request, codedError('UPSTREAM_INVALID_HEADER', 'upstream sent too big header'), true);
+          this.#failRequest(
+            request,
+            codedError('UPSTREAM_INVALID_HEADER', 'upstream sent too big header'),
+            true,
+          );
           return;
         }
         const parsed = parseResponseFields(text, request.options.method);

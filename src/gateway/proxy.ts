@@ -108,12 +108,43 @@ class SendTimeoutError extends Error {
   readonly code = 'UPSTREAM_SEND_TIMEOUT';
 }
 
+/** What an upstream failure means: its code, the status the client gets, nginx's words. */
+export interface UpstreamVerdict {
+  code: ProxyFailureCode;
+  status: 502 | 504 | 413 | 408 | 400;
+  message: string;
+  retryable: boolean;
+}
+
+/** The client's own failures while its body streamed upstream (h1-server.ts), or null. */
+function clientBodyVerdict(code: string, error: Error): UpstreamVerdict | null {
+  switch (code) {
+    case 'CLIENT_BODY_TOO_LARGE':
+      return { code: 'CLIENT_BODY_TOO_LARGE', status: 413, message: error.message, retryable: false };
+    case 'CLIENT_BODY_INVALID':
+      // The client's body broke its framing while streaming upstream (h1-server.ts): 400, as nginx.
+      return { code: 'CLIENT_BODY_INVALID', status: 400, message: error.message, retryable: false };
+    case 'CLIENT_BODY_TIMEOUT':
+      // client_body_timeout passed while the body was streaming upstream (h1-server.ts): 408, as nginx.
+      return {
+        code: 'CLIENT_BODY_TIMEOUT',
+        status: 408,
+        message: 'client timed out (110: Connection timed out) while reading client request body',
+        retryable: false,
+      };
+    default:
+      return null;
+  }
+}
+
 /** Maps an upstream client (keepip's, undici's) or socket error to nginx's wording and the status the client gets. */
 export function classifyUpstreamError(
   error: Error & { code?: string },
   responseStarted: boolean,
-): { code: ProxyFailureCode; status: 502 | 504 | 413 | 408 | 400; message: string; retryable: boolean } {
+): UpstreamVerdict {
   const code = error.code ?? '';
+  const byClient = clientBodyVerdict(code, error);
+  if (byClient !== null) return byClient;
   const phase = responseStarted ? 'while reading upstream' : 'while reading response header from upstream';
   if (DNS_FAILURE_CODES.has(code)) {
     // A connect failure, in nginx's resolver words.
@@ -163,19 +194,6 @@ export function classifyUpstreamError(
         code: 'UPSTREAM_SEND_TIMEOUT',
         status: 504,
         message: 'upstream timed out (110: Connection timed out) while sending request to upstream',
-        retryable: false,
-      };
-    case 'CLIENT_BODY_TOO_LARGE':
-      return { code: 'CLIENT_BODY_TOO_LARGE', status: 413, message: error.message, retryable: false };
-    case 'CLIENT_BODY_INVALID':
-      // The client's body broke its framing while streaming upstream (h1-server.ts): 400, as nginx.
-      return { code: 'CLIENT_BODY_INVALID', status: 400, message: error.message, retryable: false };
-    case 'CLIENT_BODY_TIMEOUT':
-      // client_body_timeout passed while the body was streaming upstream (h1-server.ts): 408, as nginx.
-      return {
-        code: 'CLIENT_BODY_TIMEOUT',
-        status: 408,
-        message: 'client timed out (110: Connection timed out) while reading client request body',
         retryable: false,
       };
     case 'UND_ERR_SOCKET':

@@ -6,7 +6,9 @@
 //
 // What the gateway refuses with 400 (docs/gateway.md, "What the gateway accepts in a target"): a
 // fragment (`#`, never part of a request target: a backend would cut the path there and read a
-// path the router never saw), a NUL (raw or `%00`, as nginx), `..` above the root (as nginx), an
+// path the router never saw), a NUL (raw or `%00`, as nginx), `..` above the root (as nginx), a `%`
+// in the path not followed by two hex digits (as nginx: `%%32%65` is `..` to a backend that decodes
+// twice, and the router would have read it otherwise), an
 // absolute-form target whose scheme is not http/https or whose authority is not a valid host, and
 // anything that is neither origin-form, absolute-form nor `*`.
 
@@ -14,6 +16,7 @@ export type RequestTargetErrorCode =
   | 'TARGET_FRAGMENT'
   | 'TARGET_NUL'
   | 'TARGET_ABOVE_ROOT'
+  | 'TARGET_BAD_ESCAPE'
   | 'TARGET_BAD_FORM'
   | 'TARGET_BAD_AUTHORITY';
 
@@ -53,6 +56,14 @@ function hexValue(c: number): number {
   if (c >= 0x61 && c <= 0x66) return c - 0x57;
   if (c >= 0x41 && c <= 0x46) return c - 0x37;
   return -1;
+}
+
+/** Whether a `%` of the path is not followed by two hex digits (nginx's parse_complex_uri: 400). */
+function hasMalformedEscape(path: string): boolean {
+  for (let i = path.indexOf('%'); i >= 0; i = path.indexOf('%', i + 1)) {
+    if (hexValue(path.charCodeAt(i + 1)) < 0 || hexValue(path.charCodeAt(i + 2)) < 0) return true;
+  }
+  return false;
 }
 
 /** Decodes %XX once (a decoded `%` is not decoded again); a malformed escape stays as text. */
@@ -131,6 +142,7 @@ const MESSAGES: Readonly<Record<RequestTargetErrorCode, string>> = {
   TARGET_FRAGMENT: 'a request target carries no fragment (#)',
   TARGET_NUL: 'the path holds a NUL once decoded',
   TARGET_ABOVE_ROOT: 'the path climbs above the root with ..',
+  TARGET_BAD_ESCAPE: 'a % in the path is not followed by two hex digits',
   TARGET_BAD_FORM: 'the target is neither origin-form, absolute-form (http/https) nor *',
   TARGET_BAD_AUTHORITY: 'the absolute-form target has no valid authority',
 };
@@ -148,6 +160,8 @@ export function parseRequestTarget(target: string): RequestTarget {
   }
   const q = raw.indexOf('?');
   const path = q < 0 ? raw : raw.slice(0, q);
+  if (hasMalformedEscape(path))
+    return refused(raw, authority, 'TARGET_BAD_ESCAPE', MESSAGES.TARGET_BAD_ESCAPE);
   const uri = normalizePath(path);
   if (uri === null) {
     const code = percentDecode(path).includes('\0') ? 'TARGET_NUL' : 'TARGET_ABOVE_ROOT';

@@ -215,7 +215,9 @@ export function applyLocationHeaders(
   if (location.upstreamVhost !== undefined) headers.host = location.upstreamVhost;
   // connection-proxy-header: the upstream client writes this value instead of its own keep-alive.
   if (location.connectionHeader !== undefined) headers.connection = location.connectionHeader;
-  if (forwardedPrefix != null) headers['x-forwarded-prefix'] = forwardedPrefix;
+  // As nginx's proxy_set_header: an empty value sends no such header, the client's own included.
+  if (forwardedPrefix === '') delete headers['x-forwarded-prefix'];
+  else if (forwardedPrefix != null) headers['x-forwarded-prefix'] = forwardedPrefix;
 }
 
 /**

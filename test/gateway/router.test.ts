@@ -235,7 +235,7 @@ describe('paths are matched on the normalised $uri (no allowlist bypass by encod
     [req('example.com', '/adm%69n?q=/admin'), 'proxy default-admin-80 /adm%69n?q=/admin'],
     [req('example.com', '/public/%2e%2e/admin'), 'proxy default-admin-80 /public/%2e%2e/admin'],
     [req('example.com', '/admin/..'), 'proxy default-public-80 /admin/..'],
-    [req('example.com', '/%zzadmin'), 'proxy default-public-80 /%zzadmin'],
+    [req('example.com', '/%zzadmin'), '400 TARGET_BAD_ESCAPE'],
   ]);
 
   const vectors: Array<[string, string | null]> = [

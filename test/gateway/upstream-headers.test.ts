@@ -3,7 +3,9 @@ import { describe, it } from 'node:test';
 import type { GatewaySettings } from '../../src/config/model.ts';
 import { newRequestId, requestIdFor } from '../../src/gateway/request-id.ts';
 import { defaultGatewaySettings } from '../../src/k8s/annotations.ts';
+import type { LocationModel } from '../../src/config/model.ts';
 import {
+  applyLocationHeaders,
   buildUpstreamHeaders,
   forwardedView,
   type IncomingHeaders,
@@ -293,5 +295,19 @@ describe('request ids', () => {
     assert.equal(requestIdFor({ 'x-request-id': 'abc-123' }), 'abc-123');
     assert.match(requestIdFor({}), /^[0-9a-f]{32}$/);
     assert.match(requestIdFor({ 'x-request-id': '' }), /^[0-9a-f]{32}$/);
+  });
+});
+
+describe('applyLocationHeaders: X-Forwarded-Prefix', () => {
+  const location = {} as LocationModel;
+  it("sets the location's value over a trusted hop's", () => {
+    const headers: Record<string, string> = { 'x-forwarded-prefix': '/from-hop' };
+    applyLocationHeaders(headers, location, '/api');
+    assert.equal(headers['x-forwarded-prefix'], '/api');
+  });
+  it('an empty value (its captures empty) sends none at all, as nginx drops an empty proxy_set_header', () => {
+    const headers: Record<string, string> = { 'x-forwarded-prefix': '/from-hop' };
+    applyLocationHeaders(headers, location, '');
+    assert.equal('x-forwarded-prefix' in headers, false);
   });
 });
