@@ -190,14 +190,14 @@ function readRateLimit(r: Reader): RateLimitModel | null {
   const rpm = readWhole(r.values, 'limit-rpm', null, WHOLE_NUMBER) ?? 0;
   const connections = readWhole(r.values, 'limit-connections', null, WHOLE_NUMBER) ?? 0;
   const multiplier = readWhole(r.values, 'limit-burst-multiplier', null, WHOLE_NUMBER);
-  const exemptRaw = r.get('limit-allowlist') ?? r.get('limit-whitelist');
+  // As ingress-nginx's checkAnnotation: the legacy name is read when the new one is absent or empty.
+  const allowlist = r.get('limit-allowlist');
+  const which = allowlist === undefined || allowlist === '' ? 'limit-whitelist' : 'limit-allowlist';
+  const exemptRaw = r.get(which) ?? allowlist;
   let exempt = null;
   if (exemptRaw !== undefined && trimGoSpace(exemptRaw) !== '') {
     exempt = sourceRangeModel(exemptRaw, 'annotation');
-    if (!exempt.valid) {
-      const which = r.get('limit-allowlist') !== undefined ? 'limit-allowlist' : 'limit-whitelist';
-      r.deny(which, exempt.error);
-    }
+    if (!exempt.valid) r.deny(which, exempt.error);
   }
   if (rps === 0 && rpm === 0 && connections === 0) return null;
   const { namespace, name } = r.input.ingress;

@@ -118,7 +118,10 @@ export function readNginxTime(
   return fallbackMs;
 }
 
-/** A whole number in [min, max] (no sign, no fraction); the wording names the range and the fallback. */
+/**
+ * A whole number in [min, max] (a leading `+` taken, as Go's strconv; no fraction); the wording names
+ * the range and the fallback.
+ */
 export function readWhole<F extends number | null>(
   source: ScalarSource,
   key: string,
@@ -127,7 +130,10 @@ export function readWhole<F extends number | null>(
 ): number | F {
   const value = source.get(key);
   if (value === undefined) return fallback;
-  const parsed = parseUint(value, rule.max);
+  // ingress-nginx reads these with Go's strconv (Atoi, ParseInt), which take a leading `+`: `"+2"`
+  // limits there as 2, and must not be dropped here as invalid (no limit at all).
+  const trimmed = value.trim();
+  const parsed = parseUint(trimmed.startsWith('+') ? trimmed.slice(1) : trimmed, rule.max);
   if (parsed !== null && parsed >= (rule.min ?? 0)) return parsed;
   source.invalid(key, value, rule.expected, rule.kept);
   return fallback;

@@ -65,6 +65,11 @@ test('limit-whitelist (or limit-allowlist): the exempt list; an invalid one deni
     '10.0.0.0/8',
     '192.168.1.1/32',
   ]);
+  // As ingress-nginx: an empty limit-allowlist goes on to the legacy name.
+  const empty = build({ 'limit-rps': '1', 'limit-allowlist': '', 'limit-whitelist': '10.0.0.0/8' });
+  assert.deepEqual(empty.loc.access?.rateLimit?.exempt?.valid && empty.loc.access.rateLimit.exempt.cidrs, [
+    '10.0.0.0/8',
+  ]);
   const bad = build({ 'limit-rps': '1', 'limit-allowlist': '10.0.0.0/33' });
   assert.equal(bad.loc.access?.denied?.annotation, 'nginx.ingress.kubernetes.io/limit-allowlist');
   assert.ok(codes(bad.t).includes('error:ACCESS_CONFIG_DENIED'));

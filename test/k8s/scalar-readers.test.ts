@@ -28,11 +28,25 @@ test('readBool: a malformed value is reported with what applies, and the fallbac
   assert.deepEqual(s.reports, ['a=yes: a boolean / true', 'b=on: a boolean ("true" or "false") / ignored']);
 });
 
-test('readWhole: a whole number within [min, max]; out of range or signed is reported', () => {
+test('readWhole: a whole number within [min, max] (a leading + as Go reads it); out of range, negative or a fraction is reported', () => {
   const rule = { min: 1, max: 10, expected: 'a whole number from 1 to 10', kept: '5' };
-  const s = source({ ok: ' 7 ', low: '0', high: '11', signed: '+3', frac: '2.5' });
+  const s = source({
+    ok: ' 7 ',
+    plus: '+3',
+    low: '0',
+    high: '11',
+    negative: '-3',
+    twice: '++3',
+    frac: '2.5',
+  });
   assert.equal(readWhole(s, 'ok', 5, rule), 7);
-  for (const key of ['low', 'high', 'signed', 'frac']) assert.equal(readWhole(s, key, null, rule), null);
+  assert.equal(
+    readWhole(s, 'plus', 5, rule),
+    3,
+    "strconv.Atoi('+3') is 3: limit-rpm '+2' limits in ingress-nginx",
+  );
+  for (const key of ['low', 'high', 'negative', 'twice', 'frac'])
+    assert.equal(readWhole(s, key, null, rule), null);
   assert.equal(readWhole(s, 'absent', 5, rule), 5);
-  assert.equal(s.reports.length, 4);
+  assert.equal(s.reports.length, 5);
 });
