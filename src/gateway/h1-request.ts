@@ -58,7 +58,10 @@ export interface RequestHead {
   contentLength: number;
   /** Whether the connection may carry another request after this one (HTTP/1.0 keep-alive, Connection: close). */
   keepAlive: boolean;
-  /** Connection: upgrade with an Upgrade header (a WebSocket handshake): the rest of the bytes are a tunnel. */
+  /**
+   * Connection: upgrade with an Upgrade header and no body (a WebSocket handshake): the rest of the
+   * bytes are a tunnel.
+   */
   upgrade: boolean;
   /** Expect: 100-continue (HTTP/1.1 only). */
   expectContinue: boolean;
@@ -602,8 +605,12 @@ function parseHead(buf: Buffer, start: number, end: number, headBytes: number, m
       framing,
       contentLength: fields.contentLength === -1 ? 0 : fields.contentLength,
       keepAlive,
+      // A request with a body is not a handshake (RFC 6455's is a GET): it is served as an ordinary
+      // request, its body framed and forwarded, so a backend that ignores the Upgrade and reads the
+      // body answers at once (holding the body for a 101 that never comes hung it until the timeout).
       upgrade:
         fields.upgrade &&
+        framing === 'none' &&
         connection !== '' &&
         hasToken(connection, 'upgrade') &&
         !offersH2c(fields.headers.upgrade),

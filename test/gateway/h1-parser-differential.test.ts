@@ -133,14 +133,26 @@ function offersH2cUpgrade(p: Parsed): boolean {
   return false;
 }
 
+/** The request announces a body (a Content-Length other than 0, or a Transfer-Encoding). */
+function announcesBody(p: Parsed): boolean {
+  for (let i = 0; i < p.rawHeaders.length; i += 2) {
+    const name = p.rawHeaders[i]?.toLowerCase();
+    if (name === 'transfer-encoding') return true;
+    if (name === 'content-length' && Number((p.rawHeaders[i + 1] ?? '').trim()) !== 0) return true;
+  }
+  return false;
+}
+
 /**
- * keepip's one intended difference: a request offering h2c is an ordinary request (no tunnel: h2c
- * smuggling, docs/gateway.md), where llhttp stops at it as at an upgrade. Everything before it must
- * agree, and its head; keepip then reads it (and what follows) as HTTP/1.1, which llhttp never does.
+ * keepip's intended differences: a request offering h2c (no tunnel: h2c smuggling, docs/gateway.md) or
+ * one with a body (not a handshake: its body is framed and forwarded, as nginx does) is an ordinary
+ * request, where llhttp stops at it as at an upgrade. Everything before it must agree, and its head;
+ * keepip then reads it (and what follows) as HTTP/1.1, which llhttp never does.
  */
-function agreeUpToH2c(k: Outcome, l: Outcome): boolean | null {
+function agreeUpToOrdinaryUpgrade(k: Outcome, l: Outcome): boolean | null {
   const last = l.requests[l.requests.length - 1];
-  if (l.end !== 'upgrade' || last === undefined || !offersH2cUpgrade(last)) return null;
+  if (l.end !== 'upgrade' || last === undefined) return null;
+  if (!offersH2cUpgrade(last) && !announcesBody(last)) return null;
   const at = l.requests.length - 1;
   const mine = k.requests[at];
   if (mine === undefined || mine.upgrade) return false;
@@ -149,8 +161,8 @@ function agreeUpToH2c(k: Outcome, l: Outcome): boolean | null {
 }
 
 function agree(k: Outcome, l: Outcome): boolean {
-  const h2c = agreeUpToH2c(k, l);
-  if (h2c !== null) return h2c;
+  const ordinary = agreeUpToOrdinaryUpgrade(k, l);
+  if (ordinary !== null) return ordinary;
   if (k.end !== l.end || k.requests.length !== l.requests.length) return false;
   return k.requests.every((request, i) => {
     const other = l.requests[i] as Parsed;
