@@ -8,9 +8,9 @@
 // fragment (`#`, never part of a request target: a backend would cut the path there and read a
 // path the router never saw), a NUL (raw or `%00`, as nginx), `..` above the root (as nginx), a `%`
 // in the path not followed by two hex digits (as nginx: `%%32%65` is `..` to a backend that decodes
-// twice, and the router would have read it otherwise), an
-// absolute-form target whose scheme is not http/https or whose authority is not a valid host, and
-// anything that is neither origin-form, absolute-form nor `*`.
+// twice, and the router would have read it otherwise), an absolute-form target whose scheme is not
+// http/https or whose authority is not a valid host, and anything that is neither origin-form,
+// absolute-form nor `*`.
 
 export type RequestTargetErrorCode =
   | 'TARGET_FRAGMENT'
