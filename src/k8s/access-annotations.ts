@@ -185,10 +185,23 @@ function namespacedRef(r: Reader, name: string, value: string): string | null {
   return `${namespace}/${parts[parts.length - 1]}`;
 }
 
+/**
+ * limit-rps, limit-rpm or limit-connections: 0 when absent or empty. A value that is not a whole number
+ * fails closed (the location is denied): ingress-nginx's validator refuses it and the Ingress is not
+ * served at all, where ignoring it would serve the Ingress without its limit.
+ */
+function readLimit(r: Reader, name: string): number {
+  const value = readWhole(r.values, name, null, WHOLE_NUMBER);
+  const raw = r.get(name);
+  if (value === null && raw !== undefined && raw !== '')
+    r.deny(name, `${JSON.stringify(raw)} is not a whole number: a limit that cannot be read is not dropped`);
+  return value ?? 0;
+}
+
 function readRateLimit(r: Reader): RateLimitModel | null {
-  const rps = readWhole(r.values, 'limit-rps', null, WHOLE_NUMBER) ?? 0;
-  const rpm = readWhole(r.values, 'limit-rpm', null, WHOLE_NUMBER) ?? 0;
-  const connections = readWhole(r.values, 'limit-connections', null, WHOLE_NUMBER) ?? 0;
+  const rps = readLimit(r, 'limit-rps');
+  const rpm = readLimit(r, 'limit-rpm');
+  const connections = readLimit(r, 'limit-connections');
   const multiplier = readWhole(r.values, 'limit-burst-multiplier', null, WHOLE_NUMBER);
   // As ingress-nginx's checkAnnotation: the legacy name is read when the new one is absent or empty.
   const allowlist = r.get('limit-allowlist');

@@ -371,13 +371,13 @@ export const ANNOTATION_CATALOG: readonly CatalogEntry[] = [
     names: ['limit-rps', 'limit-rpm'],
     status: 'implemented',
     values: 'whole numbers',
-    note: "nginx's `limit_req` with `nodelay`: a leaky bucket per client address (or per limit-conn-zone-variable's value), rate N per second (per minute), burst N × `limit-burst-multiplier`, so burst + 1 requests pass at once. Both may be set (both apply). Refused: ConfigMap `limit-req-status-code` (503)",
+    note: "nginx's `limit_req` with `nodelay`: a leaky bucket per client address (or per limit-conn-zone-variable's value), rate N per second (per minute), burst N × `limit-burst-multiplier`, so burst + 1 requests pass at once. Both may be set (both apply). Refused: ConfigMap `limit-req-status-code` (503). A value that is not a whole number (`1.5`) denies the Ingress's locations (503, `ACCESS_CONFIG_DENIED`): ingress-nginx serves no such Ingress, and dropping the limit would serve it unlimited",
   },
   {
     names: ['limit-connections'],
     status: 'implemented',
     values: 'whole number',
-    note: "nginx's `limit_conn`: requests in progress per client address (or per limit-conn-zone-variable's value); one more is refused with `limit-conn-status-code` (503). Held until the response ends",
+    note: "nginx's `limit_conn`: requests in progress per client address (or per limit-conn-zone-variable's value); one more is refused with `limit-conn-status-code` (503). Held until the response ends. A value that is not a whole number denies the Ingress's locations, as for limit-rps",
   },
   {
     names: ['limit-rate', 'limit-rate-after'],

@@ -53,10 +53,16 @@ test('limit-rps, limit-rpm, limit-connections, limit-burst-multiplier: a zone pe
   );
 });
 
-test('a limit that is not a whole number is a warning and ignored', () => {
-  const { t, loc } = build({ 'limit-rps': '1.5' });
-  assert.equal(loc.access, undefined);
-  assert.ok(codes(t).includes('warning:INVALID_ANNOTATION_VALUE'));
+test('a limit that is not a whole number fails closed: the location is denied (ingress-nginx serves no such Ingress)', () => {
+  for (const value of ['1.5', ' ', 'ten', '-1']) {
+    const { t, loc } = build({ 'limit-rps': value });
+    assert.equal(loc.access?.denied?.annotation, 'nginx.ingress.kubernetes.io/limit-rps', value);
+    assert.ok(codes(t).includes('error:ACCESS_CONFIG_DENIED'), value);
+  }
+  const connections = build({ 'limit-connections': '2x' });
+  assert.equal(connections.loc.access?.denied?.annotation, 'nginx.ingress.kubernetes.io/limit-connections');
+  // Empty is no limit, as ingress-nginx (it validates no empty value).
+  assert.equal(build({ 'limit-rpm': '' }).loc.access, undefined);
 });
 
 test('limit-whitelist (or limit-allowlist): the exempt list; an invalid one denies the location', () => {
