@@ -17,6 +17,7 @@ import { test } from 'node:test';
 import fc from 'fast-check';
 import { normalizePath } from '../../src/gateway/request-target.ts';
 import { compileIngressRegex } from '../../src/gateway/rewrite.ts';
+import { mapLimited } from '../helpers/concurrency.ts';
 import { rawExchange } from '../helpers/net.ts';
 import { startNginx } from '../helpers/nginx.ts';
 import { requireBinary } from '../helpers/process.ts';
@@ -303,20 +304,6 @@ type Verdict =
   | { kind: 'keepip-refuses'; code: string }
   | { kind: 'compared'; differences: string[]; unreachable: number };
 
-/** Runs up to `limit` promises at a time. */
-async function pool<T, R>(items: readonly T[], limit: number, run: (item: T) => Promise<R>): Promise<R[]> {
-  const results: R[] = new Array(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      results[i] = await run(items[i]!);
-    }
-  };
-  await Promise.all(Array.from({ length: limit }, worker));
-  return results;
-}
-
 async function nginxStatus(port: number, host: string, path: string): Promise<number> {
   const answer = await rawExchange({
     host: '127.0.0.1',
@@ -345,7 +332,7 @@ async function judge(cases: readonly Case[]): Promise<Verdict[]> {
   });
   try {
     const probes = live.flatMap((i) => cases[i]!.paths.map((path) => [i, path] as const));
-    await pool(probes, 16, async ([i, path]) => {
+    await mapLimited(probes, 16, async ([i, path]) => {
       const verdict = verdicts[i] as Extract<Verdict, { kind: 'compared' }>;
       const uri = normalizePath(path);
       const status = await nginxStatus(ngx.ports[0]!, `p${i}.test`, path);

@@ -34,6 +34,7 @@ import {
   headerBlock,
   rstCode,
 } from '../helpers/h2-raw.ts';
+import { mapLimited } from '../helpers/concurrency.ts';
 import { type RunningNginx, startNginx } from '../helpers/nginx.ts';
 import { dechunk, framingOddities } from '../helpers/recorded-request.ts';
 import {
@@ -492,16 +493,7 @@ async function runOne(
 
 /** Every probe through both proxies, CONCURRENCY at a time; judged once both backends are idle. */
 async function runAll(bench: Bench, all: readonly (readonly [string, Probe, boolean])[]): Promise<Result[]> {
-  const answered: Omit<Result, 'verdict'>[] = new Array(all.length);
-  let cursor = 0;
-  const worker = async () => {
-    while (cursor < all.length) {
-      const i = cursor++;
-      const [name, p, plain] = all[i]!;
-      answered[i] = await runOne(bench, name, p, plain);
-    }
-  };
-  await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+  const answered = await mapLimited(all, CONCURRENCY, ([name, p, plain]) => runOne(bench, name, p, plain));
   await Promise.all([bench.ngxBackend.idle(), bench.kipBackend.idle()]);
   return answered.map((r) => {
     const ngx = { answer: r.ngx.answer, upstream: r.ngx.upstream };

@@ -22,6 +22,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
+import { mapLimited } from '../helpers/concurrency.ts';
 import { type RunningNginx, startNginx } from '../helpers/nginx.ts';
 import { dechunk, framingOddities } from '../helpers/recorded-request.ts';
 import {
@@ -299,16 +300,7 @@ let nextIndex = 0;
 
 /** Every probe through both proxies, CONCURRENCY at a time, each from its own source address. */
 async function runAll(bench: Bench, all: readonly Buffer[]): Promise<Result[]> {
-  const results: Result[] = new Array(all.length);
-  let cursor = 0;
-  const worker = async () => {
-    while (cursor < all.length) {
-      const i = cursor++;
-      results[i] = await runOne(bench, all[i]!, nextIndex++);
-    }
-  };
-  await Promise.all(Array.from({ length: CONCURRENCY }, worker));
-  return results;
+  return mapLimited(all, CONCURRENCY, (bytes) => runOne(bench, bytes, nextIndex++));
 }
 
 const show = (r: Result): string =>
