@@ -499,25 +499,39 @@ describe('response heads and added headers under attack', () => {
   });
 });
 
+/** A gateway whose ConfigMap's add-headers names a ConfigMap of `headers`, one Ingress raw.test. */
+function addHeadersGateway(
+  backend: RawBackend,
+  headers: Record<string, string>,
+  annotations: Record<string, string> = {},
+): Promise<TestGateway> {
+  return startTestGateway(
+    topologyOf([
+      controllerConfigMap({ 'add-headers': 'ingress-nginx/response-headers' }),
+      {
+        apiVersion: 'v1',
+        kind: 'ConfigMap',
+        metadata: { name: 'response-headers', namespace: 'ingress-nginx' },
+        data: headers,
+      },
+      ...serviceWithEndpoints({ name: 'raw', ports: [backend.port] }),
+      ingress({
+        name: 'raw',
+        host: 'raw.test',
+        paths: [{ path: '/', service: 'raw', port: 80 }],
+        annotations,
+      }),
+    ]),
+  );
+}
+
 describe('add-headers from a ConfigMap with a control byte in a value', () => {
   let backend: RawBackend;
   let gw: TestGateway;
 
   before(async () => {
     backend = await startRawBackend();
-    gw = await startTestGateway(
-      topologyOf([
-        controllerConfigMap({ 'add-headers': 'ingress-nginx/response-headers' }),
-        {
-          apiVersion: 'v1',
-          kind: 'ConfigMap',
-          metadata: { name: 'response-headers', namespace: 'ingress-nginx' },
-          data: { 'X-Banner': 'a\x1b[31mb\x0bc', 'X-Ok': 'ok' },
-        },
-        ...serviceWithEndpoints({ name: 'raw', ports: [backend.port] }),
-        ingress({ name: 'raw', host: 'raw.test', paths: [{ path: '/', service: 'raw', port: 80 }] }),
-      ]),
-    );
+    gw = await addHeadersGateway(backend, { 'X-Banner': 'a\x1b[31mb\x0bc', 'X-Ok': 'ok' });
   });
 
   after(async () => {
@@ -554,26 +568,13 @@ describe('add-headers and CORS values with characters beyond U+00FF', () => {
 
   before(async () => {
     backend = await startRawBackend();
-    gw = await startTestGateway(
-      topologyOf([
-        controllerConfigMap({ 'add-headers': 'ingress-nginx/response-headers' }),
-        {
-          apiVersion: 'v1',
-          kind: 'ConfigMap',
-          metadata: { name: 'response-headers', namespace: 'ingress-nginx' },
-          data: { 'X-Banner': 'a\u010aX-Injected-By-Config: 1' },
-        },
-        ...serviceWithEndpoints({ name: 'raw', ports: [backend.port] }),
-        ingress({
-          name: 'raw',
-          host: 'raw.test',
-          paths: [{ path: '/', service: 'raw', port: 80 }],
-          annotations: {
-            'nginx.ingress.kubernetes.io/enable-cors': 'true',
-            'nginx.ingress.kubernetes.io/cors-expose-headers': 'X-Foo,\u200aX-Injected-By-Cors: 1',
-          },
-        }),
-      ]),
+    gw = await addHeadersGateway(
+      backend,
+      { 'X-Banner': 'a\u010aX-Injected-By-Config: 1' },
+      {
+        'nginx.ingress.kubernetes.io/enable-cors': 'true',
+        'nginx.ingress.kubernetes.io/cors-expose-headers': 'X-Foo,\u200aX-Injected-By-Cors: 1',
+      },
     );
   });
 
