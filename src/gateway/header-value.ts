@@ -2,6 +2,8 @@
 // Node hands a field as a string, a list (repeated fields, Set-Cookie) or, on our own response heads,
 // a number. Also what a head carried under a name, for the log's $sent_http_ and $upstream_http_.
 
+import { NOT_FIELD_VALUE, NOT_FIELD_VALUE_CHARS } from '../net/http-field.ts';
+
 /** The value as one string; undefined when the field is absent. */
 export function headerText(value: string | number | readonly string[] | undefined): string | undefined {
   if (value === undefined) return undefined;
@@ -10,15 +12,14 @@ export function headerText(value: string | number | readonly string[] | undefine
 }
 
 /**
- * A value no head keepip writes carries (RFC 9110 field-value: HT, visible ASCII, obs-text): CR, LF,
- * NUL and the other controls, and any character beyond U+00FF, which a latin1 head would write as its
- * low byte (U+010A as a line feed). The client side refuses such a request, the server side skips the
- * field, and the router checks a rewrite capture of the client's path against it.
+ * A value no head keepip writes carries (src/net/http-field.ts): the client side refuses such a
+ * request, the server side skips the field, and the router checks a rewrite capture of the client's
+ * path against it.
  */
-export const UNSENDABLE_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
+export const UNSENDABLE_VALUE = NOT_FIELD_VALUE;
 
 /** UNSENDABLE_VALUE for replacing every such character (a reason phrase's). */
-export const UNSENDABLE_CHARS = /[^\t\x20-\x7e\x80-\xff]/g;
+export const UNSENDABLE_CHARS = NOT_FIELD_VALUE_CHARS;
 
 /**
  * What a head carried under the lower-case `name` ($sent_http_<name>, $upstream_http_<name>): the

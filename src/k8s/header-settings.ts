@@ -4,6 +4,7 @@
 // locations), allowed only for the names global-allowed-response-headers lists.
 import type { ConfigIssue, GatewaySettings, ObjectRef, Origin } from '../config/model.ts';
 import { annotationField, formatFieldPath } from './field-path.ts';
+import { NOT_FIELD_VALUE } from '../net/http-field.ts';
 import type { ConfigMapView } from './objects.ts';
 import { describeOrigin } from './reader.ts';
 
@@ -47,13 +48,9 @@ function refOf(text: string, namespace: string): ObjectRef | null {
 }
 
 /**
- * What no field value may carry (RFC 9110 field-value: HTAB, visible ASCII, obs-text): a control byte
- * (HTTP/2 peers refuse the whole answer for one) or a character beyond U+00FF, which a latin1 head
- * would write as its low byte (U+010A as a line feed; the engines skip such a field).
+ * A header map from a ConfigMap, names lower-cased; null when the names or values are not headers
+ * (a control byte would make HTTP/2 peers refuse the whole answer; src/net/http-field.ts).
  */
-const NOT_FIELD_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
-
-/** A header map from a ConfigMap, names lower-cased; null when the names or values are not headers. */
 function headerMap(data: Readonly<Record<string, string>>): Record<string, string> | null {
   const out: Record<string, string> = {};
   for (const [name, value] of Object.entries(data)) {
