@@ -22,7 +22,7 @@ import type {
 import { hashScheme, parseAuthMap, parseHtpasswd } from './htpasswd.ts';
 import { isLocationInLocationList } from './location-list.ts';
 import type { ConfigMapView, SecretView } from './objects.ts';
-import { sourceRangeModel, trimGoSpace } from './source-range.ts';
+import { aliasedAnnotation, sourceRangeModel, trimGoSpace } from './source-range.ts';
 import { ALPHANUMERIC_CHARS, BASIC_CHARS, URL_IS_VALID } from './validators.ts';
 import {
   annotationIssue,
@@ -203,14 +203,14 @@ function readRateLimit(r: Reader): RateLimitModel | null {
   const rpm = readLimit(r, 'limit-rpm');
   const connections = readLimit(r, 'limit-connections');
   const multiplier = readWhole(r.values, 'limit-burst-multiplier', null, WHOLE_NUMBER);
-  // As ingress-nginx's checkAnnotation: the legacy name is read when the new one is absent or empty.
-  const allowlist = r.get('limit-allowlist');
-  const which = allowlist === undefined || allowlist === '' ? 'limit-whitelist' : 'limit-allowlist';
-  const exemptRaw = r.get(which) ?? allowlist;
+  const listed = aliasedAnnotation(r.input.annotations, [
+    `${PREFIX}limit-allowlist`,
+    `${PREFIX}limit-whitelist`,
+  ]);
   let exempt = null;
-  if (exemptRaw !== undefined && trimGoSpace(exemptRaw) !== '') {
-    exempt = sourceRangeModel(exemptRaw, 'annotation');
-    if (!exempt.valid) r.deny(which, exempt.error);
+  if (listed !== undefined && trimGoSpace(listed.value) !== '') {
+    exempt = sourceRangeModel(listed.value, 'annotation');
+    if (!exempt.valid) r.deny(listed.name.slice(PREFIX.length), exempt.error);
   }
   if (rps === 0 && rpm === 0 && connections === 0) return null;
   const { namespace, name } = r.input.ingress;

@@ -70,7 +70,7 @@ export const ANNOTATION_CATALOG: readonly CatalogEntry[] = [
     names: ['whitelist-source-range'],
     status: 'implemented',
     values: 'same',
-    note: 'legacy alias, read only when `allowlist-source-range` is absent or blank',
+    note: 'legacy alias, read only when `allowlist-source-range` is absent or empty (white space alone is an invalid list: the location is denied)',
   },
   {
     names: ['denylist-source-range'],
@@ -395,7 +395,7 @@ export const ANNOTATION_CATALOG: readonly CatalogEntry[] = [
     names: ['limit-whitelist', 'limit-allowlist'],
     status: 'implemented',
     values: 'CIDRs',
-    note: 'clients never limited. An invalid list denies the locations (503, `ACCESS_CONFIG_DENIED`)',
+    note: 'clients never limited; limit-whitelist is read when limit-allowlist is absent or empty. An invalid list denies the locations (503, `ACCESS_CONFIG_DENIED`)',
   },
   {
     names: ['auth-type'],

@@ -137,20 +137,32 @@ export function resolveAccessRules(
   };
 }
 
+/**
+ * An annotation read under its names in order, as ingress-nginx's checkAnnotation reads an alias:
+ * the next name only while the value is empty. White space alone is a value (an invalid one where a
+ * list is expected), never a way to a legacy name's. The first name's empty value when none has one;
+ * undefined when none is present.
+ */
+export function aliasedAnnotation(
+  annotations: Readonly<Record<string, string>>,
+  names: readonly string[],
+): { name: string; value: string } | undefined {
+  let empty: { name: string; value: string } | undefined;
+  for (const name of names) {
+    if (!Object.hasOwn(annotations, name)) continue;
+    const value = annotations[name];
+    if (typeof value !== 'string') continue;
+    if (value !== '') return { name, value };
+    empty ??= { name, value };
+  }
+  return empty;
+}
+
 function pick(
   annotations: Readonly<Record<string, string>>,
   names: readonly string[],
   fallback: SourceRangeModel | null,
 ): SourceRangeModel | null {
-  let blank: string | undefined;
-  for (const name of names) {
-    if (!Object.hasOwn(annotations, name)) continue;
-    const value = annotations[name];
-    if (typeof value !== 'string') continue;
-    // As ingress-nginx's checkAnnotation: the next name only for an empty value. White space alone is
-    // a value, an invalid one (the location is denied), never a way to the legacy name's ranges.
-    if (value !== '') return sourceRangeModel(value, 'annotation');
-    blank ??= value;
-  }
-  return blank === undefined ? fallback : sourceRangeModel(blank, 'annotation');
+  const found = aliasedAnnotation(annotations, names);
+  return found === undefined ? fallback : sourceRangeModel(found.value, 'annotation');
 }
