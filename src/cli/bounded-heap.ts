@@ -1,7 +1,7 @@
 // A serving command runs with a bounded young generation (src/workers/young-generation.ts), as its
 // workers do. V8 sizes the heap when the process starts, so the process replaces itself once with the
 // flag added (process.execve: same pid, same stdio), before it has opened anything.
-import { boundedExecArgv, semiSpaceChosen } from '../workers/young-generation.ts';
+import { SEMI_SPACE_FLAG, semiSpaceChosen } from '../workers/young-generation.ts';
 
 /** Commands that serve until stopped; a one-shot command is not worth a second start. */
 const SERVING = new Set(['gateway', 'controller', 'lb', 'up', 'demo']);
@@ -20,7 +20,7 @@ export function reexecServingCommand(command: string, argv: readonly string[]): 
   if (semiSpaceChosen(process.execArgv, process.env.NODE_OPTIONS)) return;
   const script = process.argv[1];
   if (script === undefined) return;
-  const flags = boundedExecArgv(process.execArgv, process.env.NODE_OPTIONS);
+  const flags = [...process.execArgv, SEMI_SPACE_FLAG];
   try {
     execve.call(process, process.execPath, [process.execPath, ...flags, script, ...argv], process.env);
   } catch {

@@ -6,6 +6,9 @@
 /** The semi-space size, in MiB, of every serving process (workers and the single process alike). */
 export const SEMI_SPACE_MB = 8;
 
+/** The node flag that bounds the young generation. */
+export const SEMI_SPACE_FLAG = `--max-semi-space-size=${SEMI_SPACE_MB}`;
+
 /** Whether the node flags or NODE_OPTIONS already set a semi-space size. */
 export function semiSpaceChosen(execArgv: readonly string[], nodeOptions: string | undefined): boolean {
   return [...execArgv, ...(nodeOptions ?? '').split(/\s+/)].some((flag) =>
@@ -15,7 +18,5 @@ export function semiSpaceChosen(execArgv: readonly string[], nodeOptions: string
 
 /** `execArgv` with the bounded semi-space size added, unless one is chosen. */
 export function boundedExecArgv(execArgv: readonly string[], nodeOptions: string | undefined): string[] {
-  return semiSpaceChosen(execArgv, nodeOptions)
-    ? [...execArgv]
-    : [...execArgv, `--max-semi-space-size=${SEMI_SPACE_MB}`];
+  return semiSpaceChosen(execArgv, nodeOptions) ? [...execArgv] : [...execArgv, SEMI_SPACE_FLAG];
 }
