@@ -419,8 +419,14 @@ export interface LocationModel {
   loadBalance?: 'ewma';
   /** proxy-next-upstream, -tries, -timeout (or the ConfigMap's); absent: ingress-nginx's defaults. */
   nextUpstream?: NextUpstreamModel;
-  /** default-backend: answers when the location has no endpoint, and the custom-http-errors. */
+  /** default-backend: answers when the location has no endpoint (and the errors, see errorsToDefaultBackend). */
   defaultBackend?: BackendRef;
+  /**
+   * The Ingress's own custom-http-errors beside default-backend: its error pages come from
+   * default-backend while it has endpoints (ingress-nginx's DefaultBackendUpstreamName). Absent: from
+   * the catch-all default backend, as the ConfigMap's codes' server-wide error_page sends them.
+   */
+  errorsToDefaultBackend?: true;
   /** custom-http-errors (or the ConfigMap's): these statuses are answered by the error backend. */
   customHttpErrors?: readonly number[];
   /** disable-proxy-intercept-errors: only the gateway's own errors go to the error backend. */

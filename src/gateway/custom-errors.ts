@@ -19,10 +19,13 @@ import { type ProxyOutcome, proxyRequest } from './proxy.ts';
 import { completeWhenSent, logUpstreamFailure } from './request-log.ts';
 import type { BalancedUpstream } from './upstream.ts';
 
-/** The error backend of a location: its default-backend, else the catch-all one; null without endpoints. */
+/**
+ * The error backend of a location: its default-backend for the Ingress's own codes while it has
+ * endpoints, else the catch-all one (as ingress-nginx's DefaultBackendUpstreamName); null without endpoints.
+ */
 export function errorUpstreamOf(ex: Exchange, location: LocationModel | null): BalancedUpstream | null {
-  const own = location === null ? undefined : ex.snap.errorUpstreamFor(location);
-  const upstream = own ?? ex.snap.defaultUpstream;
+  const own = location?.errorsToDefaultBackend === true ? ex.snap.errorUpstreamFor(location) : undefined;
+  const upstream = own !== undefined && own.members.length > 0 ? own : ex.snap.defaultUpstream;
   return upstream !== null && upstream.members.length > 0 ? upstream : null;
 }
 

@@ -315,13 +315,13 @@ export const ANNOTATION_CATALOG: readonly CatalogEntry[] = [
     names: ['default-backend'],
     status: 'implemented',
     values: "a Service of the Ingress's namespace (its first port)",
-    note: 'serves the requests of a location whose backend has no endpoint (the request as it is, plus X-Code 503, X-Format, X-Namespace, X-Ingress-Name, X-Service-Name, X-Service-Port, X-Request-ID; `$proxy_upstream_name` `custom-default-backend-<ns>-<name>`), and answers the `custom-http-errors`',
+    note: "serves the requests of a location whose backend has no endpoint (the request as it is, plus X-Code 503, X-Format, X-Namespace, X-Ingress-Name, X-Service-Name, X-Service-Port, X-Request-ID; `$proxy_upstream_name` `custom-default-backend-<ns>-<name>`), and answers the Ingress's own `custom-http-errors` while it has endpoints",
   },
   {
     names: ['custom-http-errors', 'disable-proxy-intercept-errors'],
     status: 'implemented',
     values: 'comma-separated 4xx/5xx codes (default: the ConfigMap key); Go boolean',
-    note: "an answer with a listed status (the backend's, unless disable-proxy-intercept-errors; the gateway's own 502/503/504; the location's refusals: allow/deny 403, auth 401 without auth-signin and 500, limits; not the 503 of a location its annotations deny, which has no error_page in ingress-nginx) is replaced by the error backend's answer to `/` (the method kept) with X-Code, X-Format, X-Original-URI, X-Namespace, X-Ingress-Name, X-Service-Name, X-Service-Port, X-Request-ID: the client gets the error backend's status. The error backend is `default-backend`, else the catch-all default backend; without either the original answer stands (ingress-nginx would send its own 404)",
+    note: "an answer with a listed status (the backend's, unless disable-proxy-intercept-errors; the gateway's own 502/503/504; the location's refusals: allow/deny 403, auth 401 without auth-signin and 500, limits; not the 503 of a location its annotations deny, which has no error_page in ingress-nginx) is replaced by the error backend's answer to `/` (the method kept) with X-Code, X-Format, X-Original-URI, X-Namespace, X-Ingress-Name, X-Service-Name, X-Service-Port, X-Request-ID: the client gets the error backend's status. The error backend is `default-backend` when the Ingress sets custom-http-errors itself and that Service has endpoints; else (the ConfigMap's codes, a host's root without a \"/\" rule) the catch-all default backend, as ingress-nginx; without one the original answer stands (ingress-nginx would send its own 404)",
   },
   {
     names: ['proxy-redirect-from', 'proxy-redirect-to'],

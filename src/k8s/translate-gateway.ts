@@ -789,7 +789,12 @@ function addRootFallbacks(b: GatewayBuild): void {
     const root = location(b, creator, '/', 'Prefix', regex, own, build.host);
     // First, as ingress-nginx creates it with the server: on a regex host (`~* ^/` for every `/`) it
     // comes before an Exact `/`, which it then shadows, as there.
-    build.locations.unshift(creator.defaultBackend === null ? { ...root, defaultBackendRoot: true } : root);
+    // The default backend's root keeps ingress-nginx's DefaultBackendUpstreamName: its errors go to
+    // the catch-all default backend, whatever the creator's default-backend.
+    const { errorsToDefaultBackend: _, ...catchAllErrors } = root;
+    build.locations.unshift(
+      creator.defaultBackend === null ? { ...catchAllErrors, defaultBackendRoot: true } : root,
+    );
   }
 }
 
@@ -925,16 +930,19 @@ function certificateNaming(
   return null;
 }
 
+type ErrorPages = Pick<
+  LocationModel,
+  'defaultBackend' | 'errorsToDefaultBackend' | 'customHttpErrors' | 'disableProxyInterceptErrors'
+>;
+
 /**
  * default-backend (the Service's first port, upstream `custom-default-backend-<ns>-<name>`, as
  * ingress-nginx names it), custom-http-errors and disable-proxy-intercept-errors (else the ConfigMap's).
+ * The error pages come from default-backend only for the Ingress's own codes: the ConfigMap's are
+ * ingress-nginx's server-wide error_page, towards the catch-all default backend.
  */
-function errorPages(
-  b: GatewayBuild,
-  ing: IngressView,
-  route: RouteAnnotations,
-): Pick<LocationModel, 'defaultBackend' | 'customHttpErrors' | 'disableProxyInterceptErrors'> {
-  const out: Pick<LocationModel, 'defaultBackend' | 'customHttpErrors' | 'disableProxyInterceptErrors'> = {};
+function errorPages(b: GatewayBuild, ing: IngressView, route: RouteAnnotations): ErrorPages {
+  const out: ErrorPages = {};
   const name = route.defaultBackend;
   if (name !== null) {
     const svc = b.services.get(`${ing.meta.namespace}/${name}`);
@@ -957,6 +965,8 @@ function errorPages(
   }
   const codes = route.customHttpErrors ?? b.settings.customHttpErrors;
   if (codes !== undefined && codes.length > 0) out.customHttpErrors = codes;
+  if (out.defaultBackend !== undefined && (route.customHttpErrors?.length ?? 0) > 0)
+    out.errorsToDefaultBackend = true;
   if (route.disableProxyInterceptErrors ?? b.settings.disableProxyInterceptErrors)
     out.disableProxyInterceptErrors = true;
   return out;

@@ -63,6 +63,11 @@ describe('default-backend, custom-http-errors', () => {
         }),
         ing('own-502', 'dead', { 'custom-http-errors': '502' }),
         ing('global', 'httpbin', {}),
+        ing('global-beside-own', 'httpbin', { 'default-backend': 'echo' }),
+        ing('own-without-endpoints', 'httpbin', {
+          'custom-http-errors': '404',
+          'default-backend': 'invalid',
+        }),
         ing('private', 'httpbin', {
           'allowlist-source-range': '127.0.0.2/32',
           'custom-http-errors': '403',
@@ -182,11 +187,20 @@ describe('default-backend, custom-http-errors', () => {
     assert.equal(echoOf(reply).name, 'catch-all');
     assert.equal(echoOf(reply).headers['x-code'], '418');
   });
+
+  // ingress-nginx sends an Ingress's errors to its default-backend only for its own codes, and only
+  // while that Service has endpoints (DefaultBackendUpstreamName); else to the catch-all.
+  test("the ConfigMap's codes, and a default-backend without endpoints, go to the catch-all", async () => {
+    const inherited = echoOf(await get('global-beside-own', '/status/418'));
+    assert.deepEqual([inherited.name, inherited.headers['x-code']], ['catch-all', '418']);
+    const emptyOwn = echoOf(await get('own-without-endpoints', '/status/404'));
+    assert.deepEqual([emptyOwn.name, emptyOwn.headers['x-code']], ['catch-all', '404']);
+  });
 });
 
 // ingress-nginx gives a host none of whose rules covers "/" a root location with the creating
-// Ingress's annotations (createServers, locationApplyAnnotations) in front of the default backend,
-// whose 404 its custom-http-errors then intercept. Without a catch-all here, keepip answers that 404.
+// Ingress's annotations (createServers, locationApplyAnnotations) in front of the default backend.
+// The catch-all case is in test/security/custom-errors-differential-nginx.test.ts (root.test).
 describe('custom-http-errors on the root of a host without a "/" rule', () => {
   let errors: RunningWhoami;
   let gw: TestGateway;
@@ -209,17 +223,13 @@ describe('custom-http-errors on the root of a host without a "/" rule', () => {
     await errors.close();
   });
 
-  test('a path no rule names: its 404 goes to the error backend when listed, else the own 404 page', async () => {
-    const reply = await request(gw.httpPort, {
-      host: 'root-404',
-      path: '/elsewhere?q=1',
-      headers: { accept: 'application/json' },
-    });
-    assert.equal(reply.status, 200);
-    const echo = echoOf(reply);
-    assert.equal(echo.headers['x-code'], '404');
-    assert.equal(echo.headers['x-original-uri'], '/elsewhere?q=1');
-    assert.equal(echo.headers['x-ingress-name'], 'root-404');
+  // That root's error_page names the catch-all (its DefaultBackendUpstreamName stays
+  // upstream-default-backend), not the creator's default-backend: without a catch-all, the own page.
+  test("a path no rule names: the own 404 page, not the creator's default-backend", async () => {
+    const reply = await request(gw.httpPort, { host: 'root-404', path: '/elsewhere?q=1' });
+    assert.equal(reply.status, 404);
+    assert.match(reply.body, /404 Not Found/);
+    assert.equal((await request(gw.httpPort, { host: 'root-404', path: '/api' })).status, 200);
     const plain = await request(gw.httpPort, { host: 'root-plain', path: '/elsewhere' });
     assert.equal(plain.status, 404);
     assert.match(plain.body, /404 Not Found/);
