@@ -22,7 +22,7 @@ import type {
 import { hashScheme, parseAuthMap, parseHtpasswd } from './htpasswd.ts';
 import { isLocationInLocationList } from './location-list.ts';
 import type { ConfigMapView, SecretView } from './objects.ts';
-import { aliasedAnnotation, sourceRangeModel, trimGoSpace } from './source-range.ts';
+import { aliasedAnnotation, sourceRangeModel } from './source-range.ts';
 import { ALPHANUMERIC_CHARS, BASIC_CHARS, URL_IS_VALID } from './validators.ts';
 import {
   annotationIssue,
@@ -33,7 +33,7 @@ import {
   type ScalarSource,
   warnAnnotation,
 } from './scalar-readers.ts';
-import { parseGoBool } from './values.ts';
+import { parseGoBool, trimGoSpace } from './values.ts';
 
 const PREFIX = 'nginx.ingress.kubernetes.io/';
 

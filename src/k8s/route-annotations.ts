@@ -7,7 +7,7 @@ import type { ConfigIssue, CorsModel, LocationTracing, Origin, RedirectModel } f
 import { ALPHANUMERIC_CHARS, IS_VALID_REGEX, URL_IS_VALID } from './validators.ts';
 import { annotationSource, readBool, type ScalarSource, warnAnnotation } from './scalar-readers.ts';
 import { OPERATION_NAME } from './tracing-settings.ts';
-import { parseGoBool } from './values.ts';
+import { goAnnotationString, parseGoBool } from './values.ts';
 
 const PREFIX = 'nginx.ingress.kubernetes.io/';
 
@@ -323,11 +323,16 @@ function corsOrigins(input: RouteInput): string[] {
   return origins;
 }
 
-/** A cors-* string with its validator: absent or invalid is the default (invalid is warned). */
+/**
+ * A cors-* string with its validator, as ingress-nginx checks it: the raw value without its spaces
+ * (ValidateRegex), then the value read with its lines trimmed (parseString) and checked again.
+ * Absent is the default; empty or invalid is the default too, warned.
+ */
 function corsString(input: RouteInput, name: string, valid: RegExp, fallback: string): string {
-  const v = input.annotations[PREFIX + name];
-  if (v === undefined) return fallback;
-  if (valid.test(v)) return v;
+  const raw = input.annotations[PREFIX + name];
+  if (raw === undefined) return fallback;
+  const v = goAnnotationString(raw);
+  if (v !== '' && valid.test(raw.replaceAll(' ', '')) && valid.test(v)) return v;
   warnAnnotation(input, name, `${JSON.stringify(v)} is not accepted; ${JSON.stringify(fallback)} applies`);
   return fallback;
 }

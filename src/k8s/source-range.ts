@@ -7,38 +7,13 @@
 import type { SourceRangeModel } from '../config/model.ts';
 import { formatCidr, parseCidr } from '../net/cidr.ts';
 import { formatIp } from '../net/ip.ts';
+import { trimGoSpace } from './values.ts';
 
 export const ANNOTATION_PREFIX = 'nginx.ingress.kubernetes.io/';
 
 export type SourceRangeResult =
   | { ok: true; cidrs: string[] }
   | { ok: false; error: { code: 'INVALID_SOURCE_RANGE'; message: string } };
-
-// Go's unicode.IsSpace, which strings.TrimSpace uses: ASCII space, \t \n \v \f \r, NEL, NBSP and the
-// Unicode space separators. (JavaScript's trim() also strips U+FEFF, which Go keeps.)
-function isGoSpace(c: number): boolean {
-  if (c <= 0x20) return c === 0x20 || (c >= 0x09 && c <= 0x0d);
-  if (c < 0x85) return false;
-  return (
-    c === 0x85 ||
-    c === 0xa0 ||
-    c === 0x1680 ||
-    (c >= 0x2000 && c <= 0x200a) ||
-    c === 0x2028 ||
-    c === 0x2029 ||
-    c === 0x202f ||
-    c === 0x205f ||
-    c === 0x3000
-  );
-}
-
-export function trimGoSpace(text: string): string {
-  let start = 0;
-  let end = text.length;
-  while (start < end && isGoSpace(text.charCodeAt(start))) start++;
-  while (end > start && isGoSpace(text.charCodeAt(end - 1))) end--;
-  return start === 0 && end === text.length ? text : text.slice(start, end);
-}
 
 function invalid(message: string): SourceRangeResult {
   return { ok: false, error: { code: 'INVALID_SOURCE_RANGE', message } };

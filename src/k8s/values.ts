@@ -4,7 +4,7 @@ import { canonicalIp } from '../net/ip.ts';
 
 /** Go's strconv.ParseBool, which ingress-nginx uses for annotations and (weakly typed) ConfigMap keys. */
 export function parseGoBool(text: string): boolean | null {
-  switch (text.trim()) {
+  switch (text) {
     case '1':
     case 't':
     case 'T':
@@ -22,6 +22,40 @@ export function parseGoBool(text: string): boolean | null {
     default:
       return null;
   }
+}
+
+// Go's unicode.IsSpace, which strings.TrimSpace uses: ASCII space, \t \n \v \f \r, NEL, NBSP and the
+// Unicode space separators. (JavaScript's trim() also strips U+FEFF, which Go keeps.)
+function isGoSpace(c: number): boolean {
+  if (c <= 0x20) return c === 0x20 || (c >= 0x09 && c <= 0x0d);
+  if (c < 0x85) return false;
+  return (
+    c === 0x85 ||
+    c === 0xa0 ||
+    c === 0x1680 ||
+    (c >= 0x2000 && c <= 0x200a) ||
+    c === 0x2028 ||
+    c === 0x2029 ||
+    c === 0x202f ||
+    c === 0x205f ||
+    c === 0x3000
+  );
+}
+
+export function trimGoSpace(text: string): string {
+  let start = 0;
+  let end = text.length;
+  while (start < end && isGoSpace(text.charCodeAt(start))) start++;
+  while (end > start && isGoSpace(text.charCodeAt(end - 1))) end--;
+  return start === 0 && end === text.length ? text : text.slice(start, end);
+}
+
+/**
+ * An annotation's string as ingress-nginx's parser reads it (parser.normalizeString): each line
+ * trimmed of Go's white space; the result "" is its invalid (empty) value.
+ */
+export function goAnnotationString(text: string): string {
+  return text.split('\n').map(trimGoSpace).join('\n');
 }
 
 /** A non-negative decimal integer no larger than max (no sign, no exponent, no fraction). */

@@ -236,7 +236,7 @@ const SPECS: Spec[] = [
     at: 'rewrite/main.go:68',
     values: ['true', 'True', 'TRUE', 'tRue', '1', 'yes'],
   },
-  { name: 'ssl-redirect', go: bool, at: 'rewrite/main.go:50', values: ['false', 'tRue'] },
+  { name: 'ssl-redirect', go: bool, at: 'rewrite/main.go:50', values: ['false', 'tRue', ' false', 'true\n'] },
   { name: 'force-ssl-redirect', go: bool, at: 'rewrite/main.go:62' },
   { name: 'preserve-trailing-slash', go: bool, at: 'rewrite/main.go:56' },
   {

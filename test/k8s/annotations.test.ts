@@ -23,7 +23,7 @@ const settings = configMapSettings;
 test('value syntaxes: Go booleans, Go durations, nginx sizes', () => {
   for (const t of ['1', 't', 'T', 'true', 'TRUE', 'True']) assert.equal(parseGoBool(t), true);
   for (const f of ['0', 'f', 'F', 'false', 'FALSE', 'False']) assert.equal(parseGoBool(f), false);
-  for (const bad of ['yes', 'on', '', 'tRuE']) assert.equal(parseGoBool(bad), null);
+  for (const bad of ['yes', 'on', '', 'tRuE', ' true', 'false\n']) assert.equal(parseGoBool(bad), null);
   assert.equal(parseGoDurationMs('5s'), 5000);
   assert.equal(parseGoDurationMs('1m30s'), 90_000);
   assert.equal(parseGoDurationMs('250ms'), 250);
