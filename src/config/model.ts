@@ -553,6 +553,11 @@ export interface CanaryModel {
   header: string | null;
   headerValue: string | null;
   headerPattern: string | null;
+  /**
+   * canary-by-header-pattern can backtrack without bound: it is never run, and a header matches it
+   * never (the cookie and the weight decide then, as after ingress-nginx's no-match).
+   */
+  headerPatternRefused?: true;
   /** canary-by-cookie: `always` / `never`. */
   cookie: string | null;
   /** canary-weight out of canary-weight-total (100 unless more). */

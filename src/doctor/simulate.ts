@@ -404,7 +404,8 @@ function canaryNote(route: MatchedRoute): string {
   const canary = route.location.canary;
   if (canary === undefined) return '';
   const when: string[] = [];
-  if (canary.header !== null) {
+  // A refused pattern is never run: no header takes the canary then.
+  if (canary.header !== null && canary.headerPatternRefused !== true) {
     const value =
       canary.headerValue ?? (canary.headerPattern !== null ? `~ ${canary.headerPattern}` : 'always');
     when.push(`header ${canary.header}: ${value}`);

@@ -7,13 +7,15 @@
 //   json:    `"` and `\` are backslash-escaped, \n \r \t \b \f by name, other bytes < 0x20 as \u00HH;
 //   none:    values are written as they are, except control bytes (< 0x20, 0x7f) as `\xHH`, which
 //            nginx writes raw: a decoded $remote_user with a line feed would forge a second line.
-// A variable that has no value is written as `-` (default, none) or as nothing (json), as nginx
+// A variable that has no value is written as `-` (default) or as nothing (json, none), as nginx
 // does; a variable whose value is the empty string is written as nothing (`[]` for
 // $proxy_alternative_upstream_name in the seed's lines).
 //
 // Strings from Node's HTTP parser are byte strings (latin1: one char per byte), so chars
 // 0x80-0xFF are treated as bytes; chars above 0xFF are encoded as UTF-8 first.
-import { nginxCookie } from './cookies.ts';
+import { type CookieRequest, nginxCookie, requestCookies } from './cookies.ts';
+import { newRequestId } from './request-id.ts';
+import { nginxArg } from './access/nginx-vars.ts';
 
 /** What a log line reads of a TLS connection ($ssl_*): a node:tls TLSSocket has it. */
 export interface TlsFacts {
@@ -51,12 +53,12 @@ export interface AccessLogVars {
   timeMs: number;
   /** $request: the request line as received; null to build it from method, URI and protocol. */
   request: string | null;
-  /** $request_method */
-  requestMethod: string;
-  /** $request_uri: the raw request-target as received, query included. */
-  requestUri: string;
-  /** $server_protocol, e.g. `HTTP/1.1`. */
-  serverProtocol: string;
+  /** $request_method; null: a refused request line without one. */
+  requestMethod: string | null;
+  /** $request_uri: the raw request-target as received, query included; null: none read. */
+  requestUri: string | null;
+  /** $server_protocol, e.g. `HTTP/1.1`; null: none read. */
+  serverProtocol: string | null;
   /** $status */
   status: number;
   /** $body_bytes_sent */
@@ -67,8 +69,10 @@ export interface AccessLogVars {
   requestLength: number;
   /** $request_time, in milliseconds (logged as seconds with 3 decimals). */
   requestTimeMs: number;
-  /** Request headers for $http_<name>, $cookie_<name>. */
+  /** Request headers for $http_<name>. */
   headers: HeaderBag;
+  /** The request, for its Cookie lines ($cookie_<name>, read when a format asks: requestCookies). */
+  cookieRequest: CookieRequest | null;
   /** The response, for $sent_http_<name>; null when there is none to read (an upgrade, a refused head). */
   response: SentHeaders | null;
   /** The last backend answer's head, for $upstream_http_<name>; null without one. */
@@ -99,7 +103,9 @@ export interface AccessLogVars {
   upstreamStatus: number | string | null;
   /** $req_id: the incoming X-Request-ID or the generated id. */
   reqId: string;
-  /** $request_id: the id keepip generated (null: same as reqId). */
+  /** Whether reqId is the id the gateway drew, which is then $request_id too. */
+  reqIdIsOwn: boolean;
+  /** $request_id when reqId is not the gateway's own: drawn when a line first needs it. */
   requestId: string | null;
   /** $namespace, $ingress_name, $service_name, $service_port of the matched location. */
   namespace: string | null;
@@ -117,10 +123,12 @@ export interface AccessLogVars {
   tls: TlsFacts | null;
   /** The client certificate a host with auth-tls checked ($ssl_client_*); null elsewhere (NONE over TLS). */
   clientCertificate: { verify: string; subjectDn: string; issuerDn: string } | null;
-  /** $uri: the normalised path; null to use the path part of requestUri. */
+  /** $uri: the decoded, normalised path; null: none (a request refused before its target was read). */
   uri: string | null;
   /** $args: the query string; null to take it from requestUri. */
   args: string | null;
+  /** A chunked request body read whole: its length, nginx's $content_length then; else null. */
+  chunkedBodyBytes: number | null;
 }
 
 /** A blank AccessLogVars with every field present (one hidden class for all requests). */
@@ -143,6 +151,7 @@ export function createAccessLogVars(): AccessLogVars {
     requestLength: 0,
     requestTimeMs: 0,
     headers: {},
+    cookieRequest: null,
     response: null,
     upstreamHead: null,
     host: '',
@@ -159,6 +168,7 @@ export function createAccessLogVars(): AccessLogVars {
     upstreamHeaderTimeMs: null,
     upstreamStatus: null,
     reqId: '',
+    reqIdIsOwn: false,
     requestId: null,
     namespace: null,
     ingressName: null,
@@ -172,6 +182,7 @@ export function createAccessLogVars(): AccessLogVars {
     clientCertificate: null,
     uri: null,
     args: null,
+    chunkedBodyBytes: null,
   };
 }
 
@@ -401,31 +412,25 @@ function headerValue(bag: HeaderBag | null, name: string): string | null {
   return v.join(', ');
 }
 
-/** $cookie_<name>: the Cookie lines as nginx scans them (not joined with `, `). */
-function cookieOf(raw: HeaderBag[string], name: string): string | null {
+/** $cookie_<name>: the Cookie lines as nginx scans them, one by one. */
+function cookieOf(v: AccessLogVars, name: string): string | null {
+  if (v.cookieRequest !== null) return nginxCookie(requestCookies(v.cookieRequest), name) ?? null;
+  const raw = v.headers.cookie;
   return nginxCookie(typeof raw === 'number' ? `${raw}` : raw, name) ?? null;
 }
 
-function pathOf(requestUri: string): string {
-  const q = requestUri.indexOf('?');
-  return q < 0 ? requestUri : requestUri.slice(0, q);
-}
-
+/** $args: null (nginx's not found) without a query, a bare `?` included. */
 function argsOf(v: AccessLogVars): string | null {
   if (v.args !== null) return v.args;
-  const q = v.requestUri.indexOf('?');
-  return q < 0 ? null : v.requestUri.slice(q + 1);
+  const uri = v.requestUri;
+  const q = uri === null ? -1 : uri.indexOf('?');
+  return uri === null || q < 0 || q === uri.length - 1 ? null : uri.slice(q + 1);
 }
 
-/** The value of `name` in a `a=1&b=2` string (nginx $arg_<name>: case-insensitive name). */
-function findArg(args: string | null, name: string): string | null {
-  if (args === null) return null;
-  for (const pair of args.split('&')) {
-    const eq = pair.indexOf('=');
-    const key = eq < 0 ? pair : pair.slice(0, eq);
-    if (key.toLowerCase() === name) return eq < 0 ? '' : pair.slice(eq + 1);
-  }
-  return null;
+function ownRequestId(v: AccessLogVars): string {
+  if (v.reqIdIsOwn) return v.reqId;
+  v.requestId ??= newRequestId();
+  return v.requestId;
 }
 
 const timeLocal = perSecondCache(formatTimeLocal);
@@ -452,8 +457,9 @@ const VARIABLES: Readonly<Record<string, VariableSpec>> = {
   },
   request_method: { get: (v) => v.requestMethod, safe: false },
   request_uri: { get: (v) => v.requestUri, safe: false },
-  uri: { get: (v) => v.uri ?? pathOf(v.requestUri), safe: false },
-  document_uri: { get: (v) => v.uri ?? pathOf(v.requestUri), safe: false },
+  // The decoded, normalised path; a request refused before it had one has none (nginx's `-`).
+  uri: { get: (v) => v.uri, safe: false },
+  document_uri: { get: (v) => v.uri, safe: false },
   args: { get: argsOf, safe: false },
   query_string: { get: argsOf, safe: false },
   is_args: { get: (v) => (argsOf(v) === null ? '' : '?'), safe: true },
@@ -485,7 +491,8 @@ const VARIABLES: Readonly<Record<string, VariableSpec>> = {
   },
   req_id: { get: (v) => v.reqId, safe: false },
   pid: { get: () => PID, safe: true },
-  request_id: { get: (v) => v.requestId ?? v.reqId, safe: false },
+  // nginx's $request_id is its own random id, never the client's X-Request-ID ($req_id's).
+  request_id: { get: ownRequestId, safe: true },
   namespace: { get: (v) => v.namespace, safe: false },
   ingress_name: { get: (v) => v.ingressName, safe: false },
   service_name: { get: (v) => v.serviceName, safe: false },
@@ -547,15 +554,22 @@ function lookupVariable(name: string): VariableSpec | null {
   }
   if (name.startsWith('arg_') && name.length > 4) {
     const arg = name.slice(4).toLowerCase();
-    return { get: (v) => findArg(argsOf(v), arg), safe: false };
+    return {
+      get: (v) => {
+        const args = argsOf(v);
+        return args === null ? null : nginxArg(args, arg);
+      },
+      safe: false,
+    };
   }
   if (name.startsWith('cookie_') && name.length > 7) {
     const cookie = name.slice(7);
-    return { get: (v) => cookieOf(v.headers.cookie, cookie), safe: false };
+    return { get: (v) => cookieOf(v, cookie), safe: false };
   }
-  if (name === 'content_length' || name === 'content_type') {
-    const header = name.replace('_', '-');
-    return { get: (v) => headerValue(v.headers, header), safe: false };
+  if (name === 'content_type') return { get: (v) => headerValue(v.headers, 'content-type'), safe: false };
+  if (name === 'content_length') {
+    const chunked = (v: AccessLogVars) => (v.chunkedBodyBytes === null ? null : `${v.chunkedBodyBytes}`);
+    return { get: (v) => headerValue(v.headers, 'content-length') ?? chunked(v), safe: false };
   }
   return null;
 }
@@ -639,7 +653,7 @@ export function compileFormat<V>(
 ): (v: V) => string {
   const escapeValue =
     escaping === 'json' ? escapeLogJson : escaping === 'none' ? escapeLogNone : escapeLogDefault;
-  const missing = escaping === 'json' ? '' : '-';
+  const missing = escaping === 'default' ? '-' : '';
   const prefixes: string[] = [];
   const specs: LogVariable<V>[] = [];
   let pending = '';

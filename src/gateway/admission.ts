@@ -18,6 +18,7 @@ import { formatForbiddenLine } from './access-log.ts';
 import { affinitizedTo, affinityCookie, memberKey, stickyChoice } from './affinity.ts';
 import { ewmaChoice, hashChoice } from './balance.ts';
 import { routeToCanary } from './canary.ts';
+import { requestCookies } from './cookies.ts';
 import { type CompiledCors, corsAnswer, PREFLIGHT_HEADERS } from './cors.ts';
 import { requestContext } from './error-log.ts';
 import type { Exchange, GatewayRequest, HandlerContext } from './exchange.ts';
@@ -300,6 +301,7 @@ export function requestVars(ex: Exchange, req: GatewayRequest, scheme: 'http' | 
     remoteUser: credentials?.user ?? '',
     serverName: ex.serverName,
     headers: req.headers,
+    cookies: requestCookies(req),
   };
 }
 
@@ -388,7 +390,7 @@ function canaryOrMain(ex: Exchange, req: GatewayRequest, matched: MatchedRoute):
   if (affinity !== undefined && main !== null && affinitizedTo(affinity, main, req.headers.cookie))
     toCanary = false;
   else if (sticky && affinitizedTo(affinity, alternative, req.headers.cookie)) toCanary = true;
-  else toCanary = routeToCanary(matched.canary, req.headers) !== null;
+  else toCanary = routeToCanary(matched.canary, req.headers, Math.random, requestCookies(req)) !== null;
   if (!toCanary) return main;
   ex.alternativeUpstreamName = alternative.name;
   return alternative;

@@ -5,7 +5,7 @@
 // Compiled once per snapshot; a request costs a header lookup or two and, with a weight, one random.
 import type { CanaryModel } from '../config/model.ts';
 import { pcreRegExp } from '../config/pcre-translate.ts';
-import { nginxCookie } from './cookies.ts';
+import { type CookieHeader, nginxCookie } from './cookies.ts';
 
 export interface CompiledCanary {
   readonly model: CanaryModel;
@@ -19,9 +19,13 @@ export interface CompiledCanary {
   readonly weightTotal: number;
 }
 
+/** A pattern no header matches: a refused canary-by-header-pattern. */
+const MATCHES_NOTHING = /(?!)/;
+
 export function compileCanary(model: CanaryModel): CompiledCanary {
   let headerPattern: RegExp | null = null;
-  if (model.headerPattern !== null) {
+  if (model.headerPatternRefused === true) headerPattern = MATCHES_NOTHING;
+  else if (model.headerPattern !== null) {
     try {
       // ingress-nginx matches it with ngx.re.match: PCRE.
       headerPattern = pcreRegExp(model.headerPattern);
@@ -50,6 +54,7 @@ export function routeToCanary(
   canary: CompiledCanary,
   headers: Readonly<Record<string, string | string[] | undefined>>,
   random: () => number = Math.random,
+  cookies: CookieHeader = headers.cookie,
 ): CanaryReason | null {
   if (canary.header !== null) {
     const raw = headers[canary.header];
@@ -66,7 +71,7 @@ export function routeToCanary(
   }
   if (canary.cookie !== null) {
     // ngx.var["cookie_" .. name]: nginx's $cookie_, name case-insensitive.
-    const value = nginxCookie(headers.cookie, canary.cookie);
+    const value = nginxCookie(cookies, canary.cookie);
     if (value === 'always') return 'cookie';
     if (value === 'never') return null;
   }

@@ -23,6 +23,29 @@ const EQUALS = 0x3d;
 const SEMICOLON = 0x3b;
 const COMMA = 0x2c;
 
+/** What requestCookies reads of a request. */
+export interface CookieRequest {
+  readonly httpVersion: string;
+  readonly rawHeaders: readonly string[];
+  readonly headers: { readonly cookie?: string | readonly string[] | undefined };
+}
+
+/**
+ * A request's Cookie lines as nginx holds them for $cookie_<name>: HTTP/1.x's one by one (the parser
+ * joins repeated lines with `; ` for everything else), HTTP/2's crumbs joined into one, as nginx joins them.
+ */
+export function requestCookies(req: CookieRequest): CookieHeader {
+  const joined = req.headers.cookie;
+  if (req.httpVersion === '2.0' || typeof joined !== 'string' || !joined.includes('; ')) return joined;
+  const lines: string[] = [];
+  const raw = req.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (name.length === 6 && name.toLowerCase() === 'cookie') lines.push(raw[i + 1]!);
+  }
+  return lines.length > 1 ? lines : joined;
+}
+
 /** nginx's $cookie_<name>: the value, '' when empty, undefined when nginx finds none. */
 export function nginxCookie(header: CookieHeader, name: string): string | undefined {
   if (header === undefined) return undefined;

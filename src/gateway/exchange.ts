@@ -27,6 +27,11 @@ export interface GatewayRequest {
   readonly rawHeaders: string[];
   readonly socket: Duplex & { readonly bytesWritten: number };
   readonly complete: boolean;
+  /**
+   * The bytes of this request read from the wire so far: its head as sent and its body with the
+   * chunk framing (nginx's $request_length); absent where the engine does not see them (HTTP/2).
+   */
+  readonly wireBytes?: number;
   /** Discards the rest of the body. */
   resume(): unknown;
   /**
@@ -49,6 +54,8 @@ export interface GatewayResponse {
   shouldKeepAlive: boolean;
   readonly headersSent: boolean;
   readonly writableFinished: boolean;
+  /** Bytes of chunk framing written around the body so far (HTTP/1.1): nginx's $body_bytes_sent counts them. */
+  readonly framingBytes?: number;
   writeHead(
     statusCode: number,
     statusMessage: string,

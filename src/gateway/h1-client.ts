@@ -40,6 +40,8 @@ export interface UpstreamController {
    * Absent for clients that start the request only once connected (undici, the HTTP/2 pool).
    */
   readonly connectedAt?: number | null;
+  /** Bytes of the answer's chunk framing read so far (keepip's own client): $upstream_response_length counts them. */
+  readonly framingBytes?: number;
   abort(reason: Error): void;
   pause(): void;
   resume(): void;
@@ -189,6 +191,7 @@ class H1Request implements UpstreamController {
   reused = false;
   settled = false;
   responseStarted = false;
+  framingBytes = 0;
   #conn: H1Connection | null = null;
 
   constructor(options: UpstreamDispatchOptions, handler: UpstreamHandler) {
@@ -545,12 +548,16 @@ class H1Connection {
       }
       case 'chunked': {
         const decoder = this.#chunked as ChunkedDecoder;
+        let dataBytes = 0;
         const result = decoder.feed(buf, start, (data) => {
+          dataBytes += data.length;
           if (!request.settled && this.#request === request) {
             handler.onResponseData?.(request, Buffer.from(data));
           }
         });
         if (request.settled || this.#request !== request) return;
+        const read = (result.ok && result.done ? result.rest : buf.length) - start;
+        request.framingBytes += read - dataBytes;
         if (!result.ok) {
           this.#failRequest(request, codedError('UPSTREAM_ERROR', result.error.message), true);
         } else if (result.done) {

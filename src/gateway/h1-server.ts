@@ -82,6 +82,7 @@ class H1Request implements GatewayRequest {
   readonly rawHeaders: string[];
   readonly socket: net.Socket;
   complete = false;
+  wireBytes: number;
   /** Body bytes are dropped (the response is already decided, or the consumer stopped). */
   discarding = false;
   readonly #conn: H1Connection;
@@ -99,6 +100,7 @@ class H1Request implements GatewayRequest {
     this.httpVersion = head.httpVersion;
     this.headers = head.headers as IncomingHttpHeaders;
     this.rawHeaders = head.rawHeaders;
+    this.wireBytes = head.headBytes;
     this.#continueDue = head.expectContinue && head.framing !== 'none';
   }
 
@@ -209,6 +211,7 @@ class H1Response implements GatewayResponse {
   shouldKeepAlive: boolean;
   headersSent = false;
   writableFinished = false;
+  framingBytes = 0;
   readonly #conn: H1Connection;
   readonly #head: boolean;
   readonly #http10: boolean;
@@ -360,7 +363,9 @@ class H1Response implements GatewayResponse {
     this.#flushHead();
     let ok: boolean;
     if (this.#chunked) {
-      socket.write(`${chunk.length.toString(16)}\r\n`, 'latin1');
+      const size = chunk.length.toString(16);
+      this.framingBytes += size.length + 4;
+      socket.write(`${size}\r\n`, 'latin1');
       socket.write(chunk);
       ok = socket.write('\r\n', 'latin1');
     } else ok = socket.write(chunk);
@@ -375,7 +380,10 @@ class H1Response implements GatewayResponse {
     socket.cork();
     if (chunk !== undefined && chunk.length > 0) this.write(chunk);
     else this.#flushHead();
-    if (this.#chunked) socket.write('0\r\n\r\n', 'latin1');
+    if (this.#chunked) {
+      this.framingBytes += 5;
+      socket.write('0\r\n\r\n', 'latin1');
+    }
     socket.uncork();
     this.writableFinished = true;
     this.#closeListeners = null;
@@ -561,6 +569,9 @@ class H1Connection {
     for (;;) {
       const step = parser.execute(input, offset);
       offset += parser.consumed;
+      // The body's bytes as read, framing included (the head's are counted by the request itself).
+      const reading = this.#request;
+      if (step.kind !== 'head' && reading !== null && !reading.complete) reading.wireBytes += parser.consumed;
       if (step.kind === 'more') {
         this.#request?.checkAnnounced(parser.announced);
         break;

@@ -542,6 +542,7 @@ class ProxyExchange implements UpstreamHandler {
     const attempt = this.#outcome.attempts[this.#outcome.attempts.length - 1];
     if (attempt !== undefined) attempt.seconds = (performance.now() - this.#started) / 1000;
     if (this.#finished) return;
+    this.#outcome.upstreamBytes += controller.framingBytes ?? 0;
     this.#res.end();
     this.#finish(this.#res.statusCode);
   }

@@ -26,8 +26,14 @@ export function requestIdFor(
   headers: Readonly<Record<string, string | string[] | undefined>>,
   generate = true,
 ): string {
+  return clientRequestId(headers) ?? (generate ? newRequestId() : '');
+}
+
+/** The non-empty X-Request-ID the client (or a proxy in front) sent; null: none. */
+export function clientRequestId(
+  headers: Readonly<Record<string, string | string[] | undefined>>,
+): string | null {
   const incoming = headers['x-request-id'];
-  if (typeof incoming === 'string' && incoming !== '') return incoming;
-  if (Array.isArray(incoming) && incoming[0] !== undefined && incoming[0] !== '') return incoming[0];
-  return generate ? newRequestId() : '';
+  const first = Array.isArray(incoming) ? incoming[0] : incoming;
+  return first === undefined || first === '' ? null : first;
 }

@@ -11,7 +11,7 @@ import { requestContext } from './error-log.ts';
 import type { Exchange, GatewayRequest, HandlerContext, UpstreamAttempt } from './exchange.ts';
 import type { ProxyFailure } from './proxy.ts';
 import { recordResponseTime } from './balance.ts';
-import { newRequestId } from './request-id.ts';
+import { clientRequestId, newRequestId } from './request-id.ts';
 import { type GatewaySnapshot, requestEnded } from './snapshot.ts';
 
 const HOSTNAME = hostname();
@@ -49,6 +49,29 @@ function ingressLabel(ingress: { namespace: string; name: string }): string {
 
 export function requestLineOf(req: GatewayRequest): string {
   return `${req.method ?? ''} ${req.url ?? ''} HTTP/${req.httpVersion}`;
+}
+
+const METHOD_TOKEN = /^[A-Z_-]+$/;
+const PROTOCOL = /^HTTP\/\d\.\d$/;
+
+/**
+ * The method, target and protocol of a request line keepip refused, as the client sent them; null
+ * for a part it cannot tell (all of them when the line does not start with a method), never a default.
+ */
+function requestLineParts(line: string): {
+  method: string | null;
+  target: string | null;
+  protocol: string | null;
+} {
+  const words = line.split(' ').filter((word) => word !== '');
+  if (!METHOD_TOKEN.test(words[0] ?? '')) return { method: null, target: null, protocol: null };
+  const protocol = words.length >= 3 && PROTOCOL.test(words.at(-1)!) ? words.at(-1)! : null;
+  const targetWords = words.slice(1, protocol === null ? undefined : -1);
+  return {
+    method: words[0]!,
+    target: targetWords.length === 0 ? null : targetWords.join(' '),
+    protocol,
+  };
 }
 
 /** Bytes of the request line and headers as received (nginx's $request_length without the body). */
@@ -193,16 +216,20 @@ function recordExchange(
   vars.uri = ex.uri;
   vars.serverProtocol = protocolOf(req.httpVersion);
   vars.status = status;
-  vars.bodyBytesSent = bodyBytesSent;
-  vars.bytesSent = Math.max(bodyBytesSent, req.socket.bytesWritten - ex.bytesBefore);
-  vars.requestLength = headerLength(req) + ex.bodyBytes;
+  vars.bodyBytesSent = bodyBytesSent + (ex.res?.framingBytes ?? 0);
+  vars.bytesSent = Math.max(vars.bodyBytesSent, req.socket.bytesWritten - ex.bytesBefore);
+  vars.requestLength = req.wireBytes ?? headerLength(req) + ex.bodyBytes;
+  // nginx sets a chunked body's length once it has read it whole ($content_length).
+  if (req.complete && req.headers['transfer-encoding'] !== undefined) vars.chunkedBodyBytes = ex.bodyBytes;
   vars.requestTimeMs = performance.now() - ex.startedAt;
   vars.headers = req.headers;
+  vars.cookieRequest = req;
   vars.host = ex.host;
   vars.serverName = ex.serverName;
   vars.proxyUpstreamName = ex.upstreamName;
   if (ex.alternativeUpstreamName !== null) vars.proxyAlternativeUpstreamName = ex.alternativeUpstreamName;
   vars.reqId = ex.reqId;
+  vars.reqIdIsOwn = ex.reqId !== '' && clientRequestId(req.headers) === null;
   setUpstreamVars(ctx, ex, vars);
   if (route !== null) {
     const location = route.location;
@@ -246,7 +273,7 @@ function recordIngressNginxMetrics(
     // Rules without a host are served by the default server `_`, which no Ingress names.
     hostDefined: route !== null && vars.serverName !== '_',
     // HTTP/2 takes any upper-case token: one series per invented method would grow without bound.
-    method: METHODS.has(vars.requestMethod) ? vars.requestMethod : 'OTHER',
+    method: vars.requestMethod !== null && METHODS.has(vars.requestMethod) ? vars.requestMethod : 'OTHER',
     status: vars.status,
     canary: vars.proxyAlternativeUpstreamName,
     requestSeconds: vars.requestTimeMs / 1000,
@@ -291,12 +318,17 @@ export function logBareRequest(
   vars.remoteAddr = conn.proxySource ?? conn.peerAddress;
   vars.timeMs = Date.now();
   vars.request = request;
+  const parts = requestLineParts(request);
+  vars.requestMethod = parts.method;
+  vars.requestUri = parts.target;
+  vars.serverProtocol = parts.protocol;
   vars.status = status;
   vars.bodyBytesSent = bodyBytes;
   vars.bytesSent = bodyBytes;
   vars.requestLength = request.length;
   vars.headers = headers;
   vars.reqId = newRequestId();
+  vars.reqIdIsOwn = true;
   const snap = ctx.current();
   if (snap.settings.disableAccessLog !== true) ctx.accessLog.write(snap.formatAccessLine(vars));
   ctx.metrics.request('', '_', status, / HTTP\/(1\.0|1\.1|2\.0)$/.exec(request)?.[0].slice(1) ?? '');

@@ -222,13 +222,13 @@ export const ANNOTATION_CATALOG: readonly CatalogEntry[] = [
     names: ['canary-by-header', 'canary-by-header-value', 'canary-by-header-pattern'],
     status: 'implemented',
     values: 'a header name; a value; a regex',
-    note: 'decided first: with a value, that exact value goes to the canary; else with a pattern, a match does (a pattern that does not compile: the main backend); else `always` goes to the canary and `never` to the main backend. Anything else falls through to the cookie and the weight',
+    note: 'decided first: with a value, that exact value goes to the canary; else with a pattern, a match does (a pattern that does not compile: the main backend; one that can backtrack without bound is never run and no header matches it); else `always` goes to the canary and `never` to the main backend. Anything else falls through to the cookie and the weight. Names and values are read with their surrounding spaces trimmed, as ingress-nginx reads them',
   },
   {
     names: ['canary-by-cookie'],
     status: 'implemented',
     values: 'a cookie name',
-    note: '`always` / `never` in that cookie, after the header',
+    note: "`always` / `never` in that cookie, after the header; each HTTP/1.1 Cookie line is read apart, as nginx's $cookie_. Without canary-by-cookie no cookie decides (ingress-nginx reads $cookie_ with an empty name there, so `Cookie: =always` picks its canary)",
   },
   {
     names: ['canary-weight', 'canary-weight-total'],
@@ -622,7 +622,7 @@ export const ANNOTATION_CATALOG: readonly CatalogEntry[] = [
     status: 'implemented',
     values:
       "an `http://` or `https://` URL whose host (and port) is written out, made of ingress-nginx's server-name characters; nginx variables (`$request_uri`, `$host`, `$scheme`, `$http_<name>`…) expanded per request",
-    note: "a copy of each proxied request of the Ingress's locations goes to this URL (its path: the expanded target; without one, the request's URI where nginx sends its internal `/_mirror-<uid>`; a target without variables gets the request's arguments appended, as `proxy_pass`); its answer is read and discarded. The copy carries the method, the headers the backend gets (the gateway's X-Forwarded-For / X-Real-IP, never a forged one from an untrusted client; nginx passes the client's own headers) with hop-by-hop fields removed and `Connection: close`. Unlike nginx, the client's answer never waits for the mirror: a failing or slow mirror is a rate-limited error log line and `keepip_gateway_mirror_requests_total{result}`. At most 256 copies in flight per process (beyond: dropped, counted); deadlines: the location's proxy-connect/send/read timeouts, their sum in all; HTTPS mirrors are not verified (nginx's `proxy_ssl_verify off`). A target nginx could not use (not http(s), no host, a variable in the host) is an INVALID_ANNOTATION_VALUE warning and no mirror; an expansion that changes the host is refused per request (counted `refused`). Not for gRPC or upgrades",
+    note: "a copy of each proxied request of the Ingress's locations goes to this URL (its path: the expanded target; without one, the request's URI where nginx sends its internal `/_mirror-<uid>`; a target without variables gets the request's arguments appended, as `proxy_pass`; `$uri` is the request's normalised path, where nginx's is `/_mirror-<uid>` inside the mirror location, and what a request line cannot carry in it, a space or a line feed, is percent-encoded); its answer is read and discarded. The copy carries the method, the headers the backend gets (the gateway's X-Forwarded-For / X-Real-IP, never a forged one from an untrusted client; nginx passes the client's own headers) with hop-by-hop fields removed and `Connection: close`. Unlike nginx, the client's answer never waits for the mirror: a failing or slow mirror is a rate-limited error log line and `keepip_gateway_mirror_requests_total{result}`. At most 256 copies in flight per process (beyond: dropped, counted); deadlines: the location's proxy-connect/send/read timeouts, their sum in all; HTTPS mirrors are not verified (nginx's `proxy_ssl_verify off`). A target nginx could not use (not http(s), no host, a variable in the host) is an INVALID_ANNOTATION_VALUE warning and no mirror; an expansion that changes the host is refused per request (counted `refused`). Not for gRPC or upgrades",
   },
   {
     names: ['mirror-host'],

@@ -7,7 +7,7 @@ import type { ConfigIssue, CorsModel, LocationTracing, Origin, RedirectModel } f
 import { ALPHANUMERIC_CHARS, IS_VALID_REGEX, URL_IS_VALID } from './validators.ts';
 import { annotationSource, readBool, type ScalarSource, warnAnnotation } from './scalar-readers.ts';
 import { OPERATION_NAME } from './tracing-settings.ts';
-import { goAnnotationString, parseGoBool } from './values.ts';
+import { goAnnotationString, parseGoBool, parseGoInt } from './values.ts';
 
 const PREFIX = 'nginx.ingress.kubernetes.io/';
 
@@ -236,7 +236,7 @@ const SERVER_NAME = IS_VALID_REGEX;
 function int(input: RouteInput, name: string): number | null | undefined {
   const v = input.annotations[PREFIX + name];
   if (v === undefined) return undefined;
-  return /^[+-]?[0-9]{1,9}$/.test(v) ? Number(v) : null;
+  return parseGoInt(v);
 }
 
 /**

@@ -26,7 +26,7 @@ import {
   readBool,
   warnAnnotation,
 } from './scalar-readers.ts';
-import { parseGoBool } from './values.ts';
+import { goAnnotationString, parseGoBool, parseGoInt } from './values.ts';
 
 const PREFIX = 'nginx.ingress.kubernetes.io/';
 
@@ -211,12 +211,19 @@ export type CanaryPolicy = Omit<CanaryModel, 'backend' | 'ingress'>;
 // ingress-nginx's validators: BasicCharsRegex for names and values, IsValidRegex for the pattern.
 const REGEX_CHARS = IS_VALID_REGEX;
 
-/** A header pattern is matched against what clients send: never one that can backtrack without bound. */
-function safePattern(sink: { origin: Origin; issues: ConfigIssue[] }, pattern: string | null): string | null {
+/**
+ * A header pattern is matched against what clients send: never one that can backtrack without bound.
+ * Refused, it still stands (ingress-nginx would run it): a header never matches it.
+ */
+function refusedPattern(sink: { origin: Origin; issues: ConfigIssue[] }, pattern: string | null): boolean {
   const risk = pattern === null ? null : backtrackingRisk(pattern);
-  if (risk === null) return pattern;
-  warnAnnotation(sink, 'canary-by-header-pattern', `${JSON.stringify(pattern)} ${risk}; ignored`);
-  return null;
+  if (risk === null) return false;
+  warnAnnotation(
+    sink,
+    'canary-by-header-pattern',
+    `${JSON.stringify(pattern)} ${risk}; never run: no header matches it`,
+  );
+  return true;
 }
 
 /**
@@ -231,19 +238,21 @@ export function parseCanary(
 ): CanaryPolicy | null {
   const sink = { origin, issues };
   const get = (name: string) => annotations[PREFIX + name];
-  // ingress-nginx removes spaces before checking names and values, not before checking the pattern.
+  // ingress-nginx removes spaces before checking names and values, not before checking the pattern;
+  // then it reads the value with its lines trimmed (an empty one is none).
   const text = (name: string, valid: RegExp, keepSpaces = false): string | null => {
     const v = get(name);
     if (v === undefined || v === '') return null;
-    if (valid.test(keepSpaces ? v : v.replaceAll(' ', ''))) return v;
+    const read = goAnnotationString(v);
+    if (read !== '' && valid.test(keepSpaces ? v : v.replaceAll(' ', ''))) return read;
     warnAnnotation(sink, name, `${JSON.stringify(v)} is not accepted; ignored`);
     return null;
   };
   const int = (name: string, fallback: number): number => {
     const v = get(name);
     if (v === undefined) return fallback;
-    // strconv.Atoi: no surrounding spaces.
-    if (/^[+-]?[0-9]{1,9}$/.test(v)) return Number(v);
+    const n = parseGoInt(v);
+    if (n !== null) return n;
     warnAnnotation(sink, name, `${JSON.stringify(v)} is not a whole number; ${fallback} applies`);
     return fallback;
   };
@@ -251,10 +260,12 @@ export function parseCanary(
   const enabled = enabledText === undefined ? false : parseGoBool(enabledText);
   if (enabled === null)
     warnAnnotation(sink, 'canary', `${JSON.stringify(enabledText)} is not a boolean; false applies`);
+  const headerPattern = text('canary-by-header-pattern', REGEX_CHARS, true);
   const policy: CanaryPolicy = {
     header: text('canary-by-header', BASIC_CHARS),
     headerValue: text('canary-by-header-value', BASIC_CHARS),
-    headerPattern: safePattern(sink, text('canary-by-header-pattern', REGEX_CHARS, true)),
+    headerPattern,
+    ...(refusedPattern(sink, headerPattern) ? { headerPatternRefused: true } : {}),
     cookie: text('canary-by-cookie', BASIC_CHARS),
     weight: int('canary-weight', 0),
     weightTotal: int('canary-weight-total', 100),

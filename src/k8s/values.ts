@@ -58,6 +58,20 @@ export function goAnnotationString(text: string): string {
   return text.split('\n').map(trimGoSpace).join('\n');
 }
 
+const INT64_DIGITS = /^[+-]?[0-9]+$/;
+const INT64_LIMIT = 2n ** 63n;
+
+/**
+ * Go's strconv.Atoi on a 64-bit platform: an optional sign and decimal digits (leading zeros too), no
+ * space; null outside int64. Beyond JavaScript's safe integers the value is clamped to them.
+ */
+export function parseGoInt(text: string): number | null {
+  if (!INT64_DIGITS.test(text)) return null;
+  const n = BigInt(text);
+  if (n >= INT64_LIMIT || n < -INT64_LIMIT) return null;
+  return Math.max(Number.MIN_SAFE_INTEGER, Math.min(Number.MAX_SAFE_INTEGER, Number(n)));
+}
+
 /** A non-negative decimal integer no larger than max (no sign, no exponent, no fraction). */
 export function parseUint(text: string, max = Number.MAX_SAFE_INTEGER): number | null {
   const t = text.trim();

@@ -15,6 +15,7 @@ import {
   topologyOf,
 } from '../fixtures/gateway/manifests.ts';
 import { h2Request } from '../helpers/h2-client.ts';
+import { rawExchange } from '../helpers/net.ts';
 import { requireBinary, runCommand } from '../helpers/process.ts';
 
 const ON = 'gzip.example.com';
@@ -149,9 +150,16 @@ describe('use-gzip, enable-brotli', () => {
     assert.equal(reply.headers['content-length'], undefined);
     assert.deepEqual(zlib.gunzipSync(reply.body), text(3000));
     assert.ok(reply.body.length < 1500, `${reply.body.length} bytes`);
-    // $body_bytes_sent is what the client got, after compression.
-    const line = await gw.access.waitFor(/"GET \/text\?size=3000 HTTP\/1\.1" 200 \d+ /);
-    assert.equal(Number(/" 200 (\d+) /.exec(line)?.[1]), reply.body.length);
+    // $body_bytes_sent is what the client got after the head: compressed, chunk framing included (nginx's).
+    const raw = await rawExchange({
+      host: '127.0.0.1',
+      port: gw.httpPort,
+      payload: `GET /text?size=2999 HTTP/1.1\r\nHost: ${ON}\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n`,
+    });
+    const afterHead = raw.received.length - (raw.received.indexOf('\r\n\r\n') + 4);
+    const line = await gw.access.waitFor(/"GET \/text\?size=2999 HTTP\/1\.1" 200 \d+ /);
+    assert.equal(Number(/" 200 (\d+) /.exec(line)?.[1]), afterHead);
+    assert.ok(afterHead > reply.body.length - 10 && afterHead < 1500, `${afterHead} bytes`);
   });
 
   test('curl --compressed reads it (an independent gzip decoder)', async () => {

@@ -35,6 +35,7 @@ function seedVars(): AccessLogVars {
   v.timeMs = Date.UTC(2025, 2, 19, 11, 0, 37, 412);
   v.requestMethod = 'GET';
   v.requestUri = '/assets/css/index.css?v=1.23.5';
+  v.uri = '/assets/css/index.css';
   v.serverProtocol = 'HTTP/1.1';
   v.status = 200;
   v.bodyBytesSent = 63593;
@@ -175,7 +176,7 @@ describe('escaping', () => {
   it('none writes values untouched, but control bytes as \\xHH (one line stays one line)', () => {
     const v = seedVars();
     v.headers = { 'user-agent': 'a"b\\\xc3\xa9' };
-    assert.equal(compileLogFormat('$http_user_agent|$remote_user', { escape: 'none' })(v), 'a"b\\é|-');
+    assert.equal(compileLogFormat('$http_user_agent|$remote_user', { escape: 'none' })(v), 'a"b\\é|');
     v.remoteUser = 'us\ner\r\x7f';
     assert.equal(compileLogFormat('$remote_user', { escape: 'none' })(v), 'us\\x0Aer\\x0D\\x7F');
   });

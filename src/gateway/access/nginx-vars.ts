@@ -4,7 +4,7 @@
 // Pure.
 import { VARIABLE_REFERENCE } from '../../config/nginx-variables.ts';
 import { parseIp } from '../../net/ip.ts';
-import { nginxCookie } from '../cookies.ts';
+import { type CookieHeader, nginxCookie } from '../cookies.ts';
 import { headerText } from '../header-value.ts';
 
 /** What a request offers to the variables. */
@@ -26,6 +26,8 @@ export interface RequestVars {
   remoteUser: string;
   serverName: string;
   headers: Readonly<Record<string, string | string[] | undefined>>;
+  /** The Cookie lines as nginx reads $cookie_<name> (cookies.ts requestCookies); absent: headers.cookie. */
+  cookies?: CookieHeader;
 }
 
 /** nginx's ngx_escape_uri(NGX_ESCAPE_URI_COMPONENT) / set_escape_uri: all but [A-Za-z0-9-._~] as %XX. */
@@ -53,13 +55,20 @@ function header(vars: RequestVars, name: string): string {
 /** nginx's ngx_http_arg: the first `name=` pair, the name compared case-insensitively. */
 function arg(vars: RequestVars, name: string): string {
   const q = vars.requestUri.indexOf('?');
-  if (q < 0) return '';
+  return q < 0 ? '' : (nginxArg(vars.requestUri.slice(q + 1), name) ?? '');
+}
+
+/**
+ * nginx's $arg_<name> (ngx_http_arg) in a query string: the first `name=` (case-insensitive) at its
+ * start or after `&`, up to the next `&`; a bare `name` without `=` is passed over. null: none.
+ */
+export function nginxArg(args: string, name: string): string | null {
   const wanted = name.toLowerCase();
-  for (const part of vars.requestUri.slice(q + 1).split('&')) {
+  for (const part of args.split('&')) {
     const eq = part.indexOf('=');
     if (eq >= 0 && part.slice(0, eq).toLowerCase() === wanted) return part.slice(eq + 1);
   }
-  return '';
+  return null;
 }
 
 /**
@@ -110,7 +119,8 @@ export function variable(vars: RequestVars, name: string): string {
       return vars.serverName;
   }
   if (name.startsWith('http_')) return header(vars, name.slice(5));
-  if (name.startsWith('cookie_')) return nginxCookie(vars.headers.cookie, name.slice(7)) ?? '';
+  if (name.startsWith('cookie_'))
+    return nginxCookie(vars.cookies ?? vars.headers.cookie, name.slice(7)) ?? '';
   if (name.startsWith('arg_')) return arg(vars, name.slice(4));
   return '';
 }
