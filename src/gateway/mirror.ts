@@ -20,6 +20,7 @@ import type { Exchange, GatewayRequest, HandlerContext } from './exchange.ts';
 import { HOP_BY_HOP_FIELDS } from './hop-by-hop.ts';
 import { type MirrorBody, type MirrorCall, Mirrors } from './mirror-sender.ts';
 import { shownClient } from './request-log.ts';
+import { escapeUnsendable } from './rewrite.ts';
 
 const byContext = new WeakMap<HandlerContext, Mirrors>();
 
@@ -44,7 +45,8 @@ export function mirrorPath(model: MirrorModel, expanded: string, requestUri: str
   if (rest === '') return requestUri;
   const path = next === '?' ? `/${rest}` : rest;
   // Without variables nginx appends the request's arguments to the target's URI (proxy_pass with a URI).
-  if (model.target.includes('$')) return path;
+  // With them ($uri is decoded), what a request line cannot carry is escaped: the copy is always sent.
+  if (model.target.includes('$')) return escapeUnsendable(path);
   const q = requestUri.indexOf('?');
   if (q < 0) return path;
   return `${path}${path.includes('?') ? '&' : '?'}${requestUri.slice(q + 1)}`;

@@ -138,15 +138,31 @@ const ESCAPE_IN_PATH = new Uint8Array(256);
 for (let b = 0; b <= 0x20; b++) ESCAPE_IN_PATH[b] = 1;
 for (let b = 0x7f; b < 256; b++) ESCAPE_IN_PATH[b] = 1;
 for (const ch of '"#%<>?\\^`{|}') ESCAPE_IN_PATH[ch.charCodeAt(0)] = 1;
+// Bytes no request-target may carry at all: a target made of variables keeps its `%`, `?` and `#`.
+const UNSENDABLE_IN_TARGET = new Uint8Array(256);
+for (let b = 0; b <= 0x20; b++) UNSENDABLE_IN_TARGET[b] = 1;
+for (let b = 0x7f; b < 256; b++) UNSENDABLE_IN_TARGET[b] = 1;
 const HEX = '0123456789ABCDEF';
 
 /** Percent-encodes a decoded path (a byte string) for the upstream request line. */
 export function escapePath(path: string): string {
+  return escapeBytes(path, ESCAPE_IN_PATH);
+}
+
+/**
+ * Percent-encodes what a request line cannot carry (controls, space, DEL, non-ASCII) in a target
+ * expanded from variables ($uri is decoded), leaving its escapes and query as they are.
+ */
+export function escapeUnsendable(target: string): string {
+  return escapeBytes(target, UNSENDABLE_IN_TARGET);
+}
+
+function escapeBytes(path: string, escaped: Uint8Array): string {
   let out = '';
   let start = 0;
   for (let i = 0; i < path.length; i++) {
     const c = path.charCodeAt(i);
-    if (c < 256 && ESCAPE_IN_PATH[c] === 0) continue;
+    if (c < 256 && escaped[c] === 0) continue;
     out += path.slice(start, i);
     if (c < 256) {
       out += `%${HEX[c >> 4]}${HEX[c & 15]}`;
