@@ -364,7 +364,9 @@ export function parseAffinity(
       'affinity-mode',
       `${JSON.stringify(mode)} is not balanced or persistent; balanced applies`,
     );
-  const sameSite = get('session-cookie-samesite');
+  // ValidateOptions trims it, and parseString passes it on trimmed: " Strict " is Strict there.
+  const sameSiteText = get('session-cookie-samesite');
+  const sameSite = sameSiteText === undefined ? undefined : goAnnotationString(sameSiteText);
   const validSameSite = sameSite !== undefined && ['none', 'lax', 'strict'].includes(sameSite.toLowerCase());
   if (sameSite !== undefined && sameSite !== '' && !validSameSite)
     warnAnnotation(
