@@ -26,7 +26,8 @@ export function answer(
   extraHeaders: Record<string, string | string[]> | null,
 ): void {
   if (isGrpcRequest(req.headers)) {
-    grpcAnswer(res, status, extraHeaders);
+    // The location's and the server's headers (HSTS…) as on any answer of the gateway's own.
+    grpcAnswer(res, status, { ...extraHeaders, ...ex.responseHeaders });
     if (!req.complete) req.resume();
     completeExchange(ctx, ex, req, status, 0);
     return;

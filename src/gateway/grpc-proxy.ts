@@ -238,10 +238,12 @@ class GrpcExchange implements UpstreamHandler {
     this.#recordAttempt(null);
     if (this.#finished) return;
     const relayed: Record<string, string | string[]> = {};
+    // The hidden fields stay hidden in the trailers too (nginx's grpc module filters both).
+    const hidden = this.request.hiddenResponseHeaders;
     let any = false;
     for (const name in trailers) {
       const value = trailers[name];
-      if (value === undefined) continue;
+      if (value === undefined || hidden.has(name)) continue;
       relayed[name] = value;
       any = true;
     }
