@@ -20,6 +20,10 @@ export const REQUEST_VARIABLE_NAMES: ReadonlySet<string> = new Set([
   'binary_remote_addr',
   'remote_user',
   'server_name',
+  'server_port',
+  'realip_remote_addr',
+  'proxy_protocol_addr',
+  'proxy_add_x_forwarded_for',
 ]);
 
 export function isRequestVariable(name: string): boolean {

@@ -161,6 +161,7 @@ function resolveClient(ex: Exchange, req: GatewayRequest) {
     host: ex.rawHost,
     proxyDestinationPort: conn.proxyDestinationPort,
   });
+  ex.bestHost = view.host;
   return {
     target,
     scheme: view.routeScheme,
@@ -302,6 +303,10 @@ export function requestVars(ex: Exchange, req: GatewayRequest, scheme: 'http' | 
     serverName: ex.serverName,
     headers: req.headers,
     cookies: requestCookies(req),
+    bestHttpHost: ex.bestHost,
+    peerAddress: ex.conn.peerAddress,
+    proxyProtocolAddr: ex.conn.proxySource ?? '',
+    serverPort: `${ex.conn.serverPort}`,
   };
 }
 

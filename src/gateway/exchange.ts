@@ -220,6 +220,8 @@ export interface Exchange {
   requestUri: string;
   /** The host the request is routed and forwarded by, as received (Host header or absolute-form authority). */
   rawHost: string;
+  /** $best_http_host: the Host, or the trusted X-Forwarded-Host's first entry (use-forwarded-headers). */
+  bestHost: string;
   /** $host: normalised host name. */
   host: string;
   serverName: string;
@@ -281,6 +283,7 @@ export function beginExchange(
     uri: null,
     requestUri: '',
     rawHost: '',
+    bestHost: '',
     host: '',
     serverName: '_',
     reqId: '',

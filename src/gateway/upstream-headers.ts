@@ -185,6 +185,10 @@ function setConfiguredHeaders(
         remoteUser: '',
         serverName: input.serverName ?? '',
         headers: input.incoming,
+        bestHttpHost: view.host,
+        peerAddress: input.peerAddress ?? input.clientAddress,
+        proxyProtocolAddr: input.proxyProtocolAddress ?? '',
+        serverPort: `${input.serverPort}`,
       };
     }
     const value = vars === null || !template.includes('$') ? template : expandVariables(template, vars);

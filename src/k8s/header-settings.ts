@@ -3,6 +3,7 @@
 // naming another ConfigMap; and the custom-headers annotation (response headers of one Ingress's
 // locations), allowed only for the names global-allowed-response-headers lists.
 import type { ConfigIssue, GatewaySettings, ObjectRef, Origin } from '../config/model.ts';
+import { isRequestVariable, variablesOf } from '../config/nginx-variables.ts';
 import { annotationField, formatFieldPath } from './field-path.ts';
 import { NOT_FIELD_VALUE } from '../net/http-field.ts';
 import type { ConfigMapView } from './objects.ts';
@@ -61,6 +62,31 @@ function headerMap(data: Readonly<Record<string, string>>): Record<string, strin
 }
 
 /**
+ * proxy-set-headers values are nginx strings: a variable keepip does not expand would be "" (and an
+ * empty value sends no header), so each one is named at load rather than silently dropped.
+ */
+function warnUnexpandedVariables(
+  headers: Readonly<Record<string, string>>,
+  field: string,
+  origin: Origin | null,
+  issues: ConfigIssue[],
+): void {
+  for (const [name, value] of Object.entries(headers)) {
+    const unknown = variablesOf(value).filter((v) => !isRequestVariable(v));
+    if (unknown.length === 0) continue;
+    const listed = unknown.map((v) => `$${v}`).join(', ');
+    push(
+      issues,
+      origin,
+      field,
+      'warning',
+      'INVALID_CONFIGMAP_VALUE',
+      `${name}: ${listed} is not a variable keepip expands; it is sent as "" (no header when nothing else is left)`,
+    );
+  }
+}
+
+/**
  * add-headers, proxy-set-headers and global-allowed-response-headers into `settings`. A ConfigMap that
  * is missing or holds something that is not a header is a warning and adds nothing (ingress-nginx
  * logs it and goes on without).
@@ -96,6 +122,7 @@ export function applyHeaderSettings(
       );
       continue;
     }
+    if (target === 'proxySetHeaders') warnUnexpandedVariables(headers, field, origin, issues);
     if (Object.keys(headers).length > 0) settings[target] = Object.freeze(headers);
   }
   const allowed = data['global-allowed-response-headers'];

@@ -368,11 +368,11 @@ export function parseAffinity(
   const sameSiteText = get('session-cookie-samesite');
   const sameSite = sameSiteText === undefined ? undefined : goAnnotationString(sameSiteText);
   const validSameSite = sameSite !== undefined && ['none', 'lax', 'strict'].includes(sameSite.toLowerCase());
-  if (sameSite !== undefined && sameSite !== '' && !validSameSite)
+  if (sameSiteText !== undefined && sameSiteText !== '' && !validSameSite)
     warnAnnotation(
       sink,
       'session-cookie-samesite',
-      `${JSON.stringify(sameSite)} is not None, Lax or Strict; ignored`,
+      `${JSON.stringify(sameSiteText)} is not None, Lax or Strict; ignored`,
     );
   const path = text('session-cookie-path', URL_CHARS);
   if (path === null && parseGoBool(get('use-regex') ?? '') === true)

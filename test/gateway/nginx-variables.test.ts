@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { isRequestVariable, REQUEST_VARIABLE_NAMES } from '../../src/config/nginx-variables.ts';
 import { type RequestVars, variable } from '../../src/gateway/access/nginx-vars.ts';
+import { controllerConfigMap, topologyOf } from '../fixtures/gateway/manifests.ts';
 
 const vars: RequestVars = {
   scheme: 'https',
@@ -17,6 +18,9 @@ const vars: RequestVars = {
   remoteUser: 'alice',
   serverName: 'app.example.com',
   headers: { 'x-api-key': 'k1', cookie: 'session=s1' },
+  peerAddress: '10.0.0.2',
+  proxyProtocolAddr: '203.0.113.7',
+  serverPort: '443',
 };
 
 test('every accepted name expands to something for a request that has it; unknown names are not accepted', () => {
@@ -39,4 +43,39 @@ test('$binary_remote_addr: a fixed length per family (nginx: 4 or 16 bytes), no 
   // An IPv4-mapped address is the IPv4 client.
   assert.equal(variable({ ...vars, remoteAddr: '::ffff:203.0.113.7' }, 'binary_remote_addr'), 'xcb007107');
   assert.equal(variable({ ...vars, remoteAddr: '' }, 'binary_remote_addr'), '');
+});
+
+test('the variables proxy-set-headers values borrow from nginx expand as nginx expands them', () => {
+  const forwarded = {
+    ...vars,
+    headers: { 'x-forwarded-for': '198.51.100.1' },
+    bestHttpHost: 'public.example',
+  };
+  assert.equal(variable(forwarded, 'proxy_add_x_forwarded_for'), '198.51.100.1, 203.0.113.7');
+  assert.equal(variable(vars, 'proxy_add_x_forwarded_for'), '203.0.113.7');
+  // A client the walk could not resolve (keepip sends no X-Real-IP then): nothing is appended.
+  assert.equal(variable({ ...forwarded, remoteAddr: '' }, 'proxy_add_x_forwarded_for'), '198.51.100.1');
+  assert.equal(variable(forwarded, 'best_http_host'), 'public.example');
+  assert.equal(variable(vars, 'best_http_host'), 'app.example.com:8443');
+  assert.deepEqual(
+    ['realip_remote_addr', 'proxy_protocol_addr', 'server_port'].map((name) => variable(vars, name)),
+    ['10.0.0.2', '203.0.113.7', '443'],
+  );
+});
+
+test('proxy-set-headers: a variable keepip does not expand is named at load, not silently sent as ""', () => {
+  const topology = topologyOf([
+    controllerConfigMap({ 'proxy-set-headers': 'ingress-nginx/proxy-headers' }),
+    {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: 'proxy-headers', namespace: 'ingress-nginx' },
+      data: { 'X-Upstream': '$upstream_addr', 'X-Client': '$remote_addr' },
+    },
+  ]);
+  const warnings = topology.issues.filter((i) => i.message.includes('is not a variable keepip expands'));
+  assert.deepEqual(
+    warnings.map((i) => i.message.split(': ').slice(-2).join(': ').split(';')[0]),
+    ['x-upstream: $upstream_addr is not a variable keepip expands'],
+  );
 });

@@ -28,6 +28,13 @@ export interface RequestVars {
   headers: Readonly<Record<string, string | string[] | undefined>>;
   /** The Cookie lines as nginx reads $cookie_<name> (cookies.ts requestCookies); absent: headers.cookie. */
   cookies?: CookieHeader;
+  /** $best_http_host: the trusted X-Forwarded-Host's first entry, else the Host (absent: httpHost). */
+  bestHttpHost?: string;
+  /** $realip_remote_addr: the connection's peer (absent: remoteAddr). */
+  peerAddress?: string;
+  /** $proxy_protocol_addr ('' without a PROXY header) and $server_port. */
+  proxyProtocolAddr?: string;
+  serverPort?: string;
 }
 
 /** nginx's ngx_escape_uri(NGX_ESCAPE_URI_COMPONENT) / set_escape_uri: all but [A-Za-z0-9-._~] as %XX. */
@@ -92,8 +99,9 @@ export function variable(vars: RequestVars, name: string): string {
     case 'pass_access_scheme':
       return vars.passAccessScheme;
     case 'http_host':
-    case 'best_http_host':
       return vars.httpHost;
+    case 'best_http_host':
+      return vars.bestHttpHost ?? vars.httpHost;
     case 'host':
       return vars.host;
     case 'request_uri':
@@ -117,6 +125,19 @@ export function variable(vars: RequestVars, name: string): string {
       return vars.remoteUser;
     case 'server_name':
       return vars.serverName;
+    case 'server_port':
+      return vars.serverPort ?? '';
+    case 'realip_remote_addr':
+      return vars.peerAddress ?? vars.remoteAddr;
+    case 'proxy_protocol_addr':
+      return vars.proxyProtocolAddr ?? '';
+    case 'proxy_add_x_forwarded_for': {
+      // The client's chain and $remote_addr (none appended for a client the walk could not resolve).
+      const chain = header(vars, 'x_forwarded_for');
+      return chain === '' || vars.remoteAddr === ''
+        ? chain || vars.remoteAddr
+        : `${chain}, ${vars.remoteAddr}`;
+    }
   }
   if (name.startsWith('http_')) return header(vars, name.slice(5));
   if (name.startsWith('cookie_'))
