@@ -653,11 +653,7 @@ function probesFor(): Probe[] {
   return probes;
 }
 
-function differences(
-  bench: Bench,
-  host: string,
-  probes: readonly Probe[] = probesFor(),
-): Promise<string[]> {
+function differences(bench: Bench, host: string, probes: readonly Probe[] = probesFor()): Promise<string[]> {
   return bench.disagreements(probes, host, judgeOn(host));
 }
 
@@ -868,9 +864,7 @@ describe('custom-http-errors and default-backend: keepip against ingress-nginx (
 
     it('the ConfigMap custom-http-errors with the catch-all default backend, a default-backend root, 504s', async () => {
       const diff = await Promise.all(
-        FIXED.map(async (f) =>
-          (await differences(bench, f.host, f.probes)).map((x) => `${f.host} ${x}`),
-        ),
+        FIXED.map(async (f) => (await differences(bench, f.host, f.probes)).map((x) => `${f.host} ${x}`)),
       );
       assertNoDifference('hand-picked hosts', diff.flat());
     });
