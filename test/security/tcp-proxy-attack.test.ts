@@ -120,12 +120,11 @@ test('a partial header that never completes is closed at proxy-protocol-header-t
 test('a v2 header declaring 65535 bytes is refused at once (not buffered), by the 4 KB cap', async (t) => {
   const backend = await recordingBackend(t);
   const { port, log } = await entry(t, { target: backend.port });
-  const started = Date.now();
   await session(port, '127.0.52.1', v2(Buffer.alloc(0), 65535));
+  // Refused for its size, not at the header deadline (that refusal says `timeout`): no clock needed.
   await log.wait(
     /PROXY header refused from 127\.0\.52\.1 \(oversize: the header declares 65551 bytes, the cap is 4096\)/,
   );
-  assert.ok(Date.now() - started < HEADER_TIMEOUT_MS, 'refused before the header deadline');
   assert.deepEqual(backend.events.lines, []);
 });
 
