@@ -42,7 +42,14 @@ import { isNginxLogLevel, NGINX_LOG_LEVELS } from '../config/log-levels.ts';
 import { TRAFFIC_ANNOTATIONS, TRAFFIC_CONFIGMAP_KEYS } from './traffic-annotations.ts';
 import { configMapSource, readBool, readNginxTime, readWhole, type ScalarSource } from './scalar-readers.ts';
 import { parseConfigMapSourceRange, resolveAccessRules } from './source-range.ts';
-import { isHeaderName, parseGoBool, parseGoDurationMs, parseNginxSize, parseUint } from './values.ts';
+import {
+  isHeaderName,
+  parseGoBool,
+  parseGoDurationMs,
+  parseGoInt,
+  parseNginxSize,
+  parseUint,
+} from './values.ts';
 import { parseNginxTimeMs } from '../config/duration.ts';
 
 export const NGINX_ANNOTATION_PREFIX = 'nginx.ingress.kubernetes.io/';
@@ -496,7 +503,8 @@ function readTrustedCidrs(v: ConfigMapReader, s: GatewaySettings): void {
 function readRedirectCode(v: ConfigMapReader, s: GatewaySettings): void {
   const code = v.data['http-redirect-code'];
   if (code === undefined) return;
-  const n = parseUint(code, 999);
+  // strconv.Atoi (configmap.go): a sign taken, no white space.
+  const n = parseGoInt(code);
   if (n === 301 || n === 302 || n === 307 || n === 308) s.httpRedirectCode = n;
   else v.invalid('http-redirect-code', code, 'one of 301, 302, 307, 308', '308');
 }

@@ -15,6 +15,11 @@ const PREFIX = 'nginx.ingress.kubernetes.io/';
 /** Where values come from and where a malformed one is reported. */
 export interface ScalarSource {
   get(key: string): string | undefined;
+  /**
+   * Whole numbers as the controller ConfigMap's decoder reads them (mapstructure: strconv.ParseInt
+   * base 0, so `010` is octal 8 and no space is taken); absent: as an annotation's (strconv.Atoi).
+   */
+  readonly wholeAsParseInt?: true;
   /** `value` of `key` is not `expected`; `kept` says what applies instead. */
   invalid(key: string, value: string, expected: string, kept: string): void;
 }
@@ -72,7 +77,7 @@ export function configMapSource(
   const get = options.blankIsAbsent
     ? (key: string) => (data[key]?.trim() === '' ? undefined : data[key])
     : (key: string) => data[key];
-  return { get, invalid };
+  return { get, invalid, wholeAsParseInt: true };
 }
 
 /** What a report says: the expected form and what applies instead. */
@@ -118,6 +123,26 @@ export function readNginxTime(
   return fallbackMs;
 }
 
+function readAtoi(value: string, max: number): number | null {
+  const trimmed = value.trim();
+  return parseUint(trimmed.startsWith('+') ? trimmed.slice(1) : trimmed, max);
+}
+
+/**
+ * strconv.ParseInt(value, 0, 64) for the decimal and octal forms (a leading `0`: `010` is 8, `08` is
+ * an error), a leading `+` taken, no white space; Go's `0x`, `0b`, `0o` and `_` forms are refused.
+ */
+function parseConfigMapWhole(value: string, max: number): number | null {
+  const digits = value.startsWith('+') ? value.slice(1) : value;
+  if (!/^[0-9]{1,15}$/.test(digits)) return null;
+  if (digits.length > 1 && digits.startsWith('0')) {
+    if (!/^[0-7]+$/.test(digits)) return null;
+    const octal = Number.parseInt(digits, 8);
+    return octal <= max ? octal : null;
+  }
+  return parseUint(digits, max);
+}
+
 /**
  * A whole number in [min, max] (a leading `+` taken, as Go's strconv; no fraction); the wording names
  * the range and the fallback.
@@ -132,8 +157,7 @@ export function readWhole<F extends number | null>(
   if (value === undefined) return fallback;
   // ingress-nginx reads these with Go's strconv (Atoi, ParseInt), which take a leading `+`: `"+2"`
   // limits there as 2, and must not be dropped here as invalid (no limit at all).
-  const trimmed = value.trim();
-  const parsed = parseUint(trimmed.startsWith('+') ? trimmed.slice(1) : trimmed, rule.max);
+  const parsed = source.wholeAsParseInt ? parseConfigMapWhole(value, rule.max) : readAtoi(value, rule.max);
   if (parsed !== null && parsed >= (rule.min ?? 0)) return parsed;
   source.invalid(key, value, rule.expected, rule.kept);
   return fallback;

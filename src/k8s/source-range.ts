@@ -71,18 +71,28 @@ export function sourceRangeModel(raw: string, from: 'annotation' | 'configmap'):
 }
 
 /**
- * A ConfigMap list (whitelist-source-range, denylist-source-range, block-cidrs). Absent or blank means
- * "no list" (null), and empty entries are skipped, as ingress-nginx splits ConfigMap lists; a bad entry
- * makes the list invalid (fail closed), where nginx would have refused to load its configuration.
+ * A ConfigMap list (whitelist-source-range, denylist-source-range, block-cidrs, proxy-real-ip-cidr).
+ * Absent or empty means "no list" (null). Split as ingress-nginx's splitAndTrimSpace splits it: empty
+ * fields (`,,`) are dropped, then each is trimmed; a field of white space alone is then an empty entry,
+ * which nginx refuses to load (`allow ;`), as any bad entry: the list is invalid (fail closed).
  */
 export function parseConfigMapSourceRange(value: string | undefined): SourceRangeModel | null {
-  if (value === undefined || trimGoSpace(value) === '') return null;
+  if (value === undefined || value === '') return null;
   const entries = value
     .split(',')
-    .map(trimGoSpace)
-    .filter((entry) => entry !== '');
-  const model = sourceRangeModel(entries.join(','), 'configmap');
+    .filter((field) => field !== '')
+    .map(trimGoSpace);
+  if (entries.length === 0) return null;
+  const model = entries.includes('')
+    ? invalidConfigMapList(value)
+    : sourceRangeModel(entries.join(','), 'configmap');
   return model.valid ? model : { ...model, raw: value };
+}
+
+/** A ConfigMap list with an entry of white space alone (nginx would write `allow ;` and not load). */
+function invalidConfigMapList(value: string): SourceRangeModel {
+  const error = 'an entry is white space alone (ingress-nginx would write `allow ;`, which nginx refuses)';
+  return { valid: false, raw: value, error, from: 'configmap' };
 }
 
 export interface AccessRules {

@@ -16,11 +16,12 @@ test('defaults are ingress-nginx 1.12 ones: 60 s head, 60 s between body reads, 
 test('the keys are read in whole seconds and are not reported as unsupported', () => {
   const { s, issues } = parse({
     'client-header-timeout': '10',
-    'client-body-timeout': ' 20 ',
+    // mapstructure's strconv.ParseInt base 0: a leading 0 is octal, as ingress-nginx reads it.
+    'client-body-timeout': '020',
     'keep-alive': '0',
   });
   assert.equal(s.clientHeaderTimeoutMs, 10_000);
-  assert.equal(s.clientBodyTimeoutMs, 20_000);
+  assert.equal(s.clientBodyTimeoutMs, 16_000);
   assert.equal(s.keepAliveTimeoutMs, 0, 'keep-alive "0" disables keep-alive, as nginx');
   assert.deepEqual(issues, []);
   assert.deepEqual(s.unsupportedKeys, []);
@@ -30,6 +31,7 @@ test('an invalid value keeps the default and says so; a client deadline is never
   for (const [key, value, kept] of [
     ['client-header-timeout', '0', 60_000],
     ['client-header-timeout', '10s', 60_000],
+    ['client-header-timeout', ' 20 ', 60_000],
     ['client-body-timeout', '0', 60_000],
     ['client-body-timeout', '-1', 60_000],
     ['client-body-timeout', '86401', 60_000],

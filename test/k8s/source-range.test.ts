@@ -144,9 +144,12 @@ test('invalid or blank annotation values fail closed instead of falling back to 
   assert.match(model.error, /not a valid IP address or network/);
 });
 
-test('ConfigMap lists: blank means none, empty entries are skipped, a bad entry fails closed', () => {
+test('ConfigMap lists: empty means none, empty fields are skipped, a bad or blank entry fails closed', () => {
   assert.equal(parseConfigMapSourceRange(undefined), null);
-  assert.equal(parseConfigMapSourceRange('  '), null);
+  assert.equal(parseConfigMapSourceRange(''), null);
+  // splitAndTrimSpace keeps a field of spaces as an empty entry: nginx would not load `allow ;`.
+  for (const blank of ['  ', '10.0.0.0/8, ,192.168.1.0/24', ' ,10.0.0.0/8'])
+    assert.equal(parseConfigMapSourceRange(blank)?.valid, false, blank);
   assert.deepEqual(parseConfigMapSourceRange('10.0.0.0/8,, 1.2.3.4 ,'), {
     valid: true,
     cidrs: ['1.2.3.4/32', '10.0.0.0/8'],
