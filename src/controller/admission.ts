@@ -243,16 +243,23 @@ function locationsOfOthers(topology: Topology, ns: string, name: string): Map<st
     if (list === undefined) byKey.set(key, [holder]);
     else list.push(holder);
   };
-  for (const vhost of topology.gateway.virtualHosts)
+  for (const vhost of topology.gateway.virtualHosts) {
+    // On a regex host a plain Prefix (its own Ingress asks no regex) is split in two as on a plain host,
+    // `~* ^/path/` and its exact twin `~* ^/path`: keyed as a Prefix by the holder's own annotations.
+    const holderPath = (l: LocationModel) => `${l.ingress.namespace}/${l.ingress.name}\u0000${l.path}`;
+    const split = new Set(vhost.locations.filter((l) => l.regex === `${l.path}/`).map(holderPath));
     for (const l of vhost.locations) {
       if (l.defaultBackendRoot === true || (l.ingress.namespace === ns && l.ingress.name === name)) continue;
-      const prefix = l.regex === null && l.pathType === 'Prefix' && l.path !== '/';
+      if (l.regex === l.path && split.has(holderPath(l))) continue; // the twin: keyed with its Prefix
+      const plain = l.regex === null || l.regex === `${l.path}/`;
+      const prefix = plain && l.pathType === 'Prefix' && l.path !== '/';
       add(`${vhost.host}\u0000${prefix ? nginxLocationPath(l.path, 'Prefix') : l.path}`, {
         location: l,
         exactCopy: false,
       });
       if (prefix) add(`${vhost.host}\u0000${l.path}`, { location: l, exactCopy: true });
     }
+  }
   return byKey;
 }
 

@@ -977,7 +977,7 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
     names: ['strict-validate-path-type'],
     status: 'implemented',
     values: 'true',
-    note: "`true`: an Exact or Prefix path with other characters than `/[A-Za-z0-9-._~/]` is dropped (`INVALID_PATH`), as ingress-nginx's admission webhook refuses its Ingress. `false`: such paths are served, a regex with use-regex (see Routing)",
+    note: "`true`: an Exact or Prefix path with other characters than `/[A-Za-z0-9-._/]` is dropped (`INVALID_PATH`), as ingress-nginx's admission webhook refuses its Ingress. `false`: such paths are served, a regex with use-regex (see Routing)",
   },
   {
     names: ['enable-access-log-for-default-backend'],

@@ -90,7 +90,7 @@ export const K8S_CODES = {
   INVALID_PATH: {
     kind: 'issue',
     summary: 'an Ingress path is not valid for its pathType; the path is ignored',
-    fix: 'start paths with "/" and use only /[A-Za-z0-9-._~/]*, or pathType ImplementationSpecific for a regex (or the ConfigMap\'s strict-validate-path-type "false")',
+    fix: 'start paths with "/" and use only /[A-Za-z0-9-._/]*, or pathType ImplementationSpecific for a regex (or the ConfigMap\'s strict-validate-path-type "false")',
   },
   INVALID_PATH_REGEX: {
     kind: 'issue',

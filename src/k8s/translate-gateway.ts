@@ -305,8 +305,11 @@ export function selectIngresses(
 }
 
 const HOST = /^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
-/** Exact and Prefix paths as ingress-nginx 1.12 accepts them (strict-validate-path-type, on by default). */
-const STRICT_PATH = /^\/[A-Za-z0-9\-._~/]*$/;
+/**
+ * Exact and Prefix paths as ingress-nginx accepts them (strict-validate-path-type, on by default):
+ * inspector/rules.go's `(?i)^/[[:alnum:]._\-/]*$`, no `~`.
+ */
+const STRICT_PATH = /^\/[A-Za-z0-9\-._/]*$/;
 
 function tlsCovers(tlsHost: string, host: string): boolean {
   if (tlsHost === host) return true;
@@ -695,7 +698,7 @@ function isValidPath(b: GatewayBuild, ing: IngressView, p: IngressPathView, path
       'INVALID_PATH',
       ing.origin,
       `${p.field}.path`,
-      `${JSON.stringify(path)} is not a valid ${p.pathType} path (only /[A-Za-z0-9-._~/]*, as ingress-nginx validates it with strict-validate-path-type); path ignored. Use pathType ImplementationSpecific for a regex, or the ConfigMap's strict-validate-path-type "false"`,
+      `${JSON.stringify(path)} is not a valid ${p.pathType} path (only /[A-Za-z0-9-._/]*, as ingress-nginx validates it with strict-validate-path-type); path ignored. Use pathType ImplementationSpecific for a regex, or the ConfigMap's strict-validate-path-type "false"`,
     );
     return false;
   }
