@@ -8,7 +8,7 @@ import { parseNginxTimeMs } from '../config/duration.ts';
 import type { ConfigIssue, Origin } from '../config/model.ts';
 import { annotationField } from './field-path.ts';
 import { describeOrigin } from './reader.ts';
-import { parseGoBool, parseUint } from './values.ts';
+import { parseGoBool, parseGoUintBase0, parseUint } from './values.ts';
 
 const PREFIX = 'nginx.ingress.kubernetes.io/';
 
@@ -129,21 +129,6 @@ function readAtoi(value: string, max: number): number | null {
 }
 
 /**
- * strconv.ParseInt(value, 0, 64) for the decimal and octal forms (a leading `0`: `010` is 8, `08` is
- * an error), a leading `+` taken, no white space; Go's `0x`, `0b`, `0o` and `_` forms are refused.
- */
-function parseConfigMapWhole(value: string, max: number): number | null {
-  const digits = value.startsWith('+') ? value.slice(1) : value;
-  if (!/^[0-9]{1,15}$/.test(digits)) return null;
-  if (digits.length > 1 && digits.startsWith('0')) {
-    if (!/^[0-7]+$/.test(digits)) return null;
-    const octal = Number.parseInt(digits, 8);
-    return octal <= max ? octal : null;
-  }
-  return parseUint(digits, max);
-}
-
-/**
  * A whole number in [min, max] (a leading `+` taken, as Go's strconv; no fraction); the wording names
  * the range and the fallback.
  */
@@ -157,7 +142,7 @@ export function readWhole<F extends number | null>(
   if (value === undefined) return fallback;
   // ingress-nginx reads these with Go's strconv (Atoi, ParseInt), which take a leading `+`: `"+2"`
   // limits there as 2, and must not be dropped here as invalid (no limit at all).
-  const parsed = source.wholeAsParseInt ? parseConfigMapWhole(value, rule.max) : readAtoi(value, rule.max);
+  const parsed = source.wholeAsParseInt ? parseGoUintBase0(value, rule.max) : readAtoi(value, rule.max);
   if (parsed !== null && parsed >= (rule.min ?? 0)) return parsed;
   source.invalid(key, value, rule.expected, rule.kept);
   return fallback;

@@ -72,6 +72,22 @@ export function parseGoInt(text: string): number | null {
   return Math.max(Number.MIN_SAFE_INTEGER, Math.min(Number.MAX_SAFE_INTEGER, Number(n)));
 }
 
+/**
+ * strconv.ParseInt(text, 0, 64), as the controller ConfigMap's decoder reads whole numbers, for its
+ * decimal and octal forms (a leading `0`: `010` is 8, `08` is an error), a leading `+` taken, no white
+ * space, no sign below 0; Go's `0x`, `0b`, `0o` and `_` forms are refused. null when not, or over max.
+ */
+export function parseGoUintBase0(text: string, max = Number.MAX_SAFE_INTEGER): number | null {
+  const digits = text.startsWith('+') ? text.slice(1) : text;
+  if (!/^[0-9]{1,15}$/.test(digits)) return null;
+  if (digits.length > 1 && digits.startsWith('0')) {
+    if (!/^[0-7]+$/.test(digits)) return null;
+    const octal = Number.parseInt(digits, 8);
+    return octal <= max ? octal : null;
+  }
+  return parseUint(digits, max);
+}
+
 /** A non-negative decimal integer no larger than max (no sign, no exponent, no fraction). */
 export function parseUint(text: string, max = Number.MAX_SAFE_INTEGER): number | null {
   const t = text.trim();
