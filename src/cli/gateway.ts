@@ -269,12 +269,13 @@ export const command: Command = {
       await board?.close();
       await accessLog?.close();
     });
-    reportStartup(options, running, report);
+    // Watching before the start-up lines: a change made once `listening` is printed is never missed.
     const watcher = await watchConfig(options.paths, () => reload(options, running, report), {
       onError: (error) =>
         report({ level: 'error', event: 'reload-failed', message: (error as Error).message }),
     });
     lifetime.watching(watcher);
+    reportStartup(options, running, report);
     return lifetime.finished;
   },
 };
