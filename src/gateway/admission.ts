@@ -395,7 +395,11 @@ function canaryOrMain(ex: Exchange, req: GatewayRequest, matched: MatchedRoute):
   if (affinity !== undefined && main !== null && affinitizedTo(affinity, main, req.headers.cookie))
     toCanary = false;
   else if (sticky && affinitizedTo(affinity, alternative, req.headers.cookie)) toCanary = true;
-  else toCanary = routeToCanary(matched.canary, req.headers, Math.random, requestCookies(req)) !== null;
+  else {
+    // The Cookie lines are read apart only for a canary-by-cookie (a scan of the raw header list).
+    const cookies = matched.canary.cookie === null ? undefined : requestCookies(req);
+    toCanary = routeToCanary(matched.canary, req.headers, Math.random, cookies) !== null;
+  }
   if (!toCanary) return main;
   ex.alternativeUpstreamName = alternative.name;
   return alternative;
