@@ -294,6 +294,13 @@ export interface GatewaySettings {
   workerProcesses?: number | 'auto';
   /** ConfigMap keys present but not implemented: reported at start-up and on reload. */
   unsupportedKeys: readonly string[];
+  /**
+   * annotations-risk-level (ingress-nginx 1.12+, default High): an Ingress using an annotation of a
+   * higher risk is not served. Absent: the default.
+   */
+  annotationsRiskLevel?: 'Low' | 'Medium' | 'High' | 'Critical';
+  /** annotation-value-word-blocklist: an Ingress whose annotation value contains one is not served. */
+  annotationValueWordBlocklist?: readonly string[];
 }
 
 export type PathType = 'Exact' | 'Prefix' | 'ImplementationSpecific';

@@ -25,6 +25,9 @@ const WARNING_REASONS: Readonly<Record<string, string>> = {
   // An ingress-nginx annotation keepip does not honour (a snippet, ModSecurity, …): the Ingress's owner
   // sees it where they look, not only in the controller's log.
   ANNOTATION_REFUSED: 'AnnotationRefused',
+  // Over the ConfigMap's annotation limits: the whole Ingress is not served.
+  ANNOTATION_TOO_RISKY: 'RiskyAnnotations',
+  ANNOTATION_VALUE_BLOCKED: 'AnnotationValueBlocked',
   UNSUPPORTED_BACKEND_PROTOCOL: 'UnsupportedAnnotation',
   INVALID_PATH: 'InvalidPath',
   INVALID_HOST: 'InvalidHost',

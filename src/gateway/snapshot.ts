@@ -48,6 +48,9 @@ const CONTAINED_ERRORS = new Set([
   'INVALID_HOST',
   'INVALID_PATH',
   'INVALID_PATH_REGEX',
+  // An Ingress over the ConfigMap's annotation limits is not served; the others are.
+  'ANNOTATION_TOO_RISKY',
+  'ANNOTATION_VALUE_BLOCKED',
 ]);
 
 export type SnapshotErrorCode =

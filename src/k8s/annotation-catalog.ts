@@ -663,6 +663,18 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
     note: 'Go duration (`5s`, `500ms`, `1m`)',
   },
   {
+    names: ['annotations-risk-level'],
+    status: 'implemented',
+    values: 'High',
+    note: "`Critical`, `High`, `Medium` or `Low` (any case): an Ingress that uses an annotation rated above the level (ingress-nginx's rating of each, e.g. the snippets Critical; auth-url, server-alias, mirror-target, upstream-hash-by High; rewrite-target, whitelist-source-range Medium) is **not served at all** and the admission webhook refuses it (`ANNOTATION_TOO_RISKY`), as ingress-nginx 1.12+. Any other word is read as `Low`, as there (warned). At `Critical` the snippets pass this check and are still never run (`ANNOTATION_REFUSED`)",
+  },
+  {
+    names: ['annotation-value-word-blocklist'],
+    status: 'implemented',
+    values: '""',
+    note: "comma-separated words: an Ingress with an annotation (under the controller's prefix) whose value contains one is **not served at all** and refused at admission (`ANNOTATION_VALUE_BLOCKED`), as ingress-nginx. Words are trimmed; an empty entry (`a,,b`, a trailing comma) is contained in every value, so it blocks every Ingress with an annotation, as there",
+  },
+  {
     names: ['proxy-real-ip-cidr'],
     status: 'implemented',
     values: '0.0.0.0/0',
@@ -1173,11 +1185,6 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
     status: 'refused',
     note: 'keepip has no nginx status page',
     instead: '`--metrics` (Prometheus `/metrics` and `/healthz`)',
-  },
-  {
-    names: ['annotations-risk-level', 'annotation-value-word-blocklist'],
-    status: 'refused',
-    note: 'keepip validates every annotation value by its own syntax and never writes one into a configuration file, so there is no risk level to lower or word to block',
   },
   // --- nginx internals: nothing a client or backend observes changes.
   {

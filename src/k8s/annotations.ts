@@ -1,6 +1,7 @@
 // The ingress-nginx annotations and controller ConfigMap keys keepip implements, with their value
 // syntax and defaults (ingress-nginx 1.12). Anything else under the ingress-nginx prefix, or any other
 // ConfigMap key, is reported by name: never silently ignored.
+import { ANNOTATION_RISK_CONFIGMAP_KEYS, applyAnnotationRiskSettings } from './annotation-risk.ts';
 import type {
   ConfigIssue,
   GatewaySettings,
@@ -154,6 +155,8 @@ export const SUPPORTED_CONFIGMAP_KEYS: readonly string[] = [
   ...BODY_BUFFERING_KEYS,
   // hsts*, force-ssl-redirect, no-tls-redirect-locations, block-*, skip-access-log-urls: src/k8s/server-settings.ts.
   ...SERVER_SETTINGS_KEYS,
+  // annotations-risk-level, annotation-value-word-blocklist: src/k8s/annotation-risk.ts.
+  ...ANNOTATION_RISK_CONFIGMAP_KEYS,
 ];
 
 /** ingress-nginx's default log-format-upstream. */
@@ -312,6 +315,7 @@ export function parseControllerConfigMap(
   applyTracingSettings(data, s, { invalid: v.invalid });
   applyStreamSettings(data, s, { invalid: v.invalid });
   applyBodyBufferingSettings(data, s, { invalid: v.invalid });
+  applyAnnotationRiskSettings(data, s, { invalid: v.invalid });
   s.server = readServerSettings(data, {
     invalid: v.invalid,
     failClosed: (key, message) => push(v.sink, 'error', 'INVALID_CONFIGMAP_VALUE', v.field(key), message),

@@ -181,6 +181,18 @@ export const K8S_CODES = {
       'an ingress-nginx annotation keepip does not honour (snippets, ModSecurity, OpenTelemetry, mirroring, or not implemented yet); the Ingress is served without it',
     fix: 'follow "the keepip way" in the message where there is one; see docs/ingress-nginx-compat.md',
   },
+  ANNOTATION_TOO_RISKY: {
+    kind: 'issue',
+    summary:
+      "an Ingress uses an annotation whose risk (as ingress-nginx rates it: Low, Medium, High, Critical) is above the ConfigMap's annotations-risk-level (default High: the snippets are Critical); as ingress-nginx, the whole Ingress is not served and the admission webhook refuses it",
+    fix: 'remove the annotation, or raise annotations-risk-level in the controller ConfigMap if its authors may use it',
+  },
+  ANNOTATION_VALUE_BLOCKED: {
+    kind: 'issue',
+    summary:
+      "an annotation value contains a word of the ConfigMap's annotation-value-word-blocklist; as ingress-nginx, the whole Ingress is not served and the admission webhook refuses it",
+    fix: 'change the value, or the blocklist (an empty entry, as in "a,,b" or a trailing comma, blocks every annotated Ingress)',
+  },
   UNSUPPORTED_CONFIGMAP_KEY: {
     kind: 'issue',
     summary: 'a controller ConfigMap key ingress-nginx does not have either (a typo); it has no effect',

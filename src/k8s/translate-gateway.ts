@@ -20,6 +20,7 @@ import type {
 import { findServicePort } from '../config/lookup.ts';
 import { DEFAULT_SERVER_SETTINGS } from '../config/server-settings.ts';
 import { type IngressAccess, locationAccess, parseAccessAnnotations } from './access-annotations.ts';
+import { annotationPolicyRefusals } from './annotation-risk.ts';
 import { type IngressAnnotations, parseControllerConfigMap, parseIngressAnnotations } from './annotations.ts';
 import { annotationField, formatFieldPath } from './field-path.ts';
 import { DEFAULT_CLASS_ANNOTATION, defaultIngressClass, LEGACY_CLASS_ANNOTATION } from './ingress-class.ts';
@@ -304,6 +305,22 @@ export function selectIngresses(
   });
 }
 
+/**
+ * The served Ingresses that keep to the ConfigMap's annotations-risk-level and word blocklist; each
+ * one that does not is reported (an error the webhook refuses on) and left out whole, as ingress-nginx.
+ */
+function withinAnnotationPolicy(
+  served: readonly IngressView[],
+  settings: GatewaySettings,
+  issues: ConfigIssue[],
+): IngressView[] {
+  return served.filter((ing) => {
+    const refusals = annotationPolicyRefusals(ing.meta.annotations, settings);
+    for (const r of refusals) issue(issues, 'error', r.code, ing.origin, annotationField(r.key), r.message);
+    return refusals.length === 0;
+  });
+}
+
 const HOST = /^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 /**
  * Exact and Prefix paths as ingress-nginx accepts them (strict-validate-path-type, on by default):
@@ -380,7 +397,7 @@ export function translateGateway(
 ): GatewayModel {
   const ingressClass = options.ingressClass ?? DEFAULT_INGRESS_CLASS;
   const settings = translateGatewaySettings(input, options.configMap, issues);
-  const served = selectIngresses(input, ingressClass, issues);
+  const served = withinAnnotationPolicy(selectIngresses(input, ingressClass, issues), settings, issues);
   const readings = readIngresses(input, served, settings, issues);
   // Canary Ingresses only lend their backends to the main ones (as ingress-nginx: "marked as Canary, ignoring").
   const mains = served.filter((ing) => !readings.canaryOf.has(ing));

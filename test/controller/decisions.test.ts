@@ -418,15 +418,27 @@ describe('events', () => {
     assert.deepEqual(ingressEvents(bad, [], false), []);
   });
 
-  it('a refused annotation (a snippet) is a Warning naming it and the reason', () => {
+  it('a refused annotation (ModSecurity) is a Warning naming it and the reason', () => {
+    const modsecurity = ing('modsec', { 'nginx.ingress.kubernetes.io/enable-modsecurity': 'true' });
+    const topology = buildClusterTopology({ ...empty, ingresses: [modsecurity] }, options);
+    const warnings = ingressEvents(modsecurity, topology.issues, false);
+    assert.deepEqual(
+      warnings.map((e) => [e.type, e.reason]),
+      [['Warning', 'AnnotationRefused']],
+    );
+    assert.match(warnings[0]!.message, /enable-modsecurity.*\[ANNOTATION_REFUSED\]/);
+  });
+
+  it('a snippet (Critical) over the default risk level: a Warning on the Ingress, which is not served', () => {
     const snippet = ing('snip', { 'nginx.ingress.kubernetes.io/configuration-snippet': 'deny all;' });
     const topology = buildClusterTopology({ ...empty, ingresses: [snippet] }, options);
     const warnings = ingressEvents(snippet, topology.issues, false);
     assert.deepEqual(
       warnings.map((e) => [e.type, e.reason]),
-      [['Warning', 'AnnotationRefused']],
+      [['Warning', 'RiskyAnnotations']],
     );
-    assert.match(warnings[0]!.message, /configuration-snippet.*\[ANNOTATION_REFUSED\]/);
+    assert.match(warnings[0]!.message, /configuration-snippet.*Critical.*High.*\[ANNOTATION_TOO_RISKY\]/);
+    assert.equal(topology.gateway.virtualHosts.length, 0);
   });
 });
 

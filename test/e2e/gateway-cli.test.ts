@@ -79,7 +79,7 @@ describe('keepip gateway command line', () => {
       'warn.yaml',
       manifests(
         { 'use-proxy-protocol': 'true', 'use-forwarded-headers': 'true', 'worker-cpu-affinity': 'auto' },
-        { 'configuration-snippet': 'return 200;', 'allowlist-source-range': '10.0.0.0/8' },
+        { 'enable-modsecurity': 'true', 'allowlist-source-range': '10.0.0.0/8' },
       ),
     );
     const gateway = startKeepip(['gateway', '-f', file, '--http', '127.0.0.1:0', '--https', '127.0.0.1:0']);
@@ -92,7 +92,7 @@ describe('keepip gateway command line', () => {
       await gateway.waitFor(/warning: PROXY headers are accepted from every peer/);
       await gateway.waitFor(/warning: X-Forwarded-For is believed from every peer/);
       await gateway.waitFor(
-        /warning: refused annotations \(not honoured\): nginx\.ingress\.kubernetes\.io\/configuration-snippet \(Ingress default\/web\)/,
+        /warning: refused annotations \(not honoured\): nginx\.ingress\.kubernetes\.io\/enable-modsecurity \(Ingress default\/web\)/,
       );
       await gateway.waitFor(/keepip gateway: ConfigMap keys with no effect in keepip: worker-cpu-affinity/);
     } finally {

@@ -149,7 +149,9 @@ describe('annotation catalog', () => {
   it('no ingress-nginx annotation is unknown: each is read, or reported by its classification', () => {
     const annotations: Record<string, string> = {};
     for (const name of names(ANNOTATION_CATALOG)) annotations[P + name] = 'x';
-    const t = topologyOf(ingress({ name: 'all', annotations }) + service('svc'));
+    // At the Critical level no annotation keeps the Ingress from being served (annotation-risk.ts).
+    const critical = configMap({ 'annotations-risk-level': 'Critical' });
+    const t = topologyOf(critical + ingress({ name: 'all', annotations }) + service('svc'));
     const field = (n: string) => `metadata.annotations["${P}${n}"]`;
     const byCode = (code: string) => t.issues.filter((i) => i.code === code).map((i) => i.field);
     assert.deepEqual(byCode('UNSUPPORTED_ANNOTATION'), []);

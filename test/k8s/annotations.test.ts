@@ -336,15 +336,17 @@ test('an empty allowlist annotation is invalid (fail closed) unless the whitelis
 });
 
 test('unsupported nginx annotations are reported by name on served Ingresses only; other prefixes are left alone', () => {
+  // annotations-risk-level Critical: a snippet no longer keeps the Ingress from being served.
   const t = topologyOf(
-    ingress({
-      name: 'x',
-      annotations: {
-        [`${P}configuration-snippet`]: 'more_set_headers "X: y";',
-        [`${P}enable-modsecurity`]: 'true',
-        'example.com/whatever': 'x',
-      },
-    }) +
+    configMap({ 'annotations-risk-level': 'Critical' }) +
+      ingress({
+        name: 'x',
+        annotations: {
+          [`${P}configuration-snippet`]: 'more_set_headers "X: y";',
+          [`${P}enable-modsecurity`]: 'true',
+          'example.com/whatever': 'x',
+        },
+      }) +
       ingress({
         name: 'y',
         className: 'other',

@@ -627,9 +627,6 @@ const PHASES: readonly [string, Record<string, string>][] = [
  * docs/ingress-nginx-compat.md): listed by a test of their own, which also checks each is still met.
  */
 const GAPS: Readonly<Record<string, string>> = {
-  risk: 'annotations-risk-level is a refused ConfigMap key (warned at load): no annotation is refused for its risk',
-  blocklist:
-    'annotation-value-word-blocklist is a refused ConfigMap key (warned at load): keepip renders no nginx configuration a word could break out of',
   'path-type (canary)':
     'a canary makes no location: its path is only merged into a main location with the same path, which the check passed',
   'snippet (other prefix)':
