@@ -15,7 +15,7 @@
 // 0x80-0xFF are treated as bytes; chars above 0xFF are encoded as UTF-8 first.
 import { type CookieRequest, nginxCookie, requestCookies } from './cookies.ts';
 import { newRequestId } from './request-id.ts';
-import { nginxArg } from './access/nginx-vars.ts';
+import { nginxArg, proxyAddXForwardedFor } from './access/nginx-vars.ts';
 
 /** What a log line reads of a TLS connection ($ssl_*): a node:tls TLSSocket has it. */
 export interface TlsFacts {
@@ -502,10 +502,7 @@ const VARIABLES: Readonly<Record<string, VariableSpec>> = {
   connection_requests: { get: (v) => numOrNull(v.connectionRequests), safe: true },
   hostname: { get: (v) => v.hostname, safe: false },
   proxy_add_x_forwarded_for: {
-    get: (v) => {
-      const forwarded = headerValue(v.headers, 'x-forwarded-for');
-      return forwarded === null ? v.remoteAddr : `${forwarded}, ${v.remoteAddr}`;
-    },
+    get: (v) => proxyAddXForwardedFor(headerValue(v.headers, 'x-forwarded-for'), v.remoteAddr),
     safe: false,
   },
   ssl_protocol: { get: (v) => v.tls?.getProtocol() ?? null, safe: false },

@@ -279,6 +279,15 @@ describe('variables', () => {
       })(w),
       '[198.51.100.7] - - -',
     );
+    // The same composition as proxy-set-headers' (nginx-vars.ts): a client keepip could not resolve
+    // appends nothing, an empty line counts as nginx counts it.
+    const chain = compileLogFormat('[$proxy_add_x_forwarded_for]', { escape: 'default' });
+    w.headers = { 'x-forwarded-for': '1.1.1.1' };
+    w.remoteAddr = '';
+    assert.equal(chain(w), '[1.1.1.1]');
+    w.headers = { 'x-forwarded-for': '' };
+    w.remoteAddr = '198.51.100.7';
+    assert.equal(chain(w), '[, 198.51.100.7]');
   });
 
   it("the ConfigMap catalog's log-format-upstream entry names exactly the variables keepip knows", () => {

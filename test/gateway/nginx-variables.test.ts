@@ -55,6 +55,11 @@ test('the variables proxy-set-headers values borrow from nginx expand as nginx e
   assert.equal(variable(vars, 'proxy_add_x_forwarded_for'), '203.0.113.7');
   // A client the walk could not resolve (keepip sends no X-Real-IP then): nothing is appended.
   assert.equal(variable({ ...forwarded, remoteAddr: '' }, 'proxy_add_x_forwarded_for'), '198.51.100.1');
+  // An empty X-Forwarded-For line still counts, and several lines are joined (nginx 1.22: `[, 127.0.0.1]`, `[a, b, 127.0.0.1]`).
+  const empty = { ...vars, headers: { 'x-forwarded-for': '' } };
+  assert.equal(variable(empty, 'proxy_add_x_forwarded_for'), ', 203.0.113.7');
+  const lines = { ...vars, headers: { 'x-forwarded-for': ['a', 'b'] } };
+  assert.equal(variable(lines, 'proxy_add_x_forwarded_for'), 'a, b, 203.0.113.7');
   assert.equal(variable(forwarded, 'best_http_host'), 'public.example');
   assert.equal(variable(vars, 'best_http_host'), 'app.example.com:8443');
   assert.deepEqual(

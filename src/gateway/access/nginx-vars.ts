@@ -66,6 +66,16 @@ function arg(vars: RequestVars, name: string): string {
 }
 
 /**
+ * nginx's $proxy_add_x_forwarded_for: the client's X-Forwarded-For lines (`chain`, null when it sent
+ * none; an empty line counts, as nginx copies each line and its `, `), then $remote_addr. Nothing is
+ * appended for a client keepip could not resolve ('' $remote_addr), so no dangling `, `.
+ */
+export function proxyAddXForwardedFor(chain: string | null, remoteAddr: string): string {
+  if (chain === null) return remoteAddr;
+  return remoteAddr === '' ? chain : `${chain}, ${remoteAddr}`;
+}
+
+/**
  * nginx's $arg_<name> (ngx_http_arg) in a query string: the first `name=` (case-insensitive) at its
  * start or after `&`, up to the next `&`; a bare `name` without `=` is passed over. null: none.
  */
@@ -131,13 +141,8 @@ export function variable(vars: RequestVars, name: string): string {
       return vars.peerAddress ?? vars.remoteAddr;
     case 'proxy_protocol_addr':
       return vars.proxyProtocolAddr ?? '';
-    case 'proxy_add_x_forwarded_for': {
-      // The client's chain and $remote_addr (none appended for a client the walk could not resolve).
-      const chain = header(vars, 'x_forwarded_for');
-      return chain === '' || vars.remoteAddr === ''
-        ? chain || vars.remoteAddr
-        : `${chain}, ${vars.remoteAddr}`;
-    }
+    case 'proxy_add_x_forwarded_for':
+      return proxyAddXForwardedFor(headerText(vars.headers['x-forwarded-for']) ?? null, vars.remoteAddr);
   }
   if (name.startsWith('http_')) return header(vars, name.slice(5));
   if (name.startsWith('cookie_'))
