@@ -6,6 +6,7 @@ import type { ConfigIssue, ObjectRef, Origin, ProxySslModel } from '../config/mo
 import type { SecretView } from './objects.ts';
 import { annotationIssue, warnAnnotation } from './scalar-readers.ts';
 import { IS_VALID_REGEX as SERVER_NAME } from './validators.ts';
+import { parseGoInt } from './values.ts';
 
 const PREFIX = 'nginx.ingress.kubernetes.io/';
 
@@ -73,11 +74,7 @@ export function readProxySsl(
     warn(name, v, fallback);
     return fallback;
   };
-  const depthText = get('proxy-ssl-verify-depth');
-  const depth =
-    depthText !== undefined && /^[0-9]{1,3}$/.test(depthText.trim()) ? Number(depthText.trim()) : 1;
-  if (depthText !== undefined && depth === 1 && depthText.trim() !== '1')
-    warn('proxy-ssl-verify-depth', depthText, '1');
+  const depth = verifyDepth(get('proxy-ssl-verify-depth'), warn);
   const protocols = pick('proxy-ssl-protocols', PROTOCOLS, 'TLSv1.2')
     .split(' ')
     .filter((p) => p !== '');
@@ -96,4 +93,19 @@ export function readProxySsl(
       ciphers: pick('proxy-ssl-ciphers', CIPHERS, 'DEFAULT'),
     },
   };
+}
+
+/**
+ * proxy-ssl-verify-depth as ingress-nginx reads it: Go's Atoi (no space), 0 and a refused value are
+ * its default 1 (proxyssl/main.go:246-249); keepip refuses a negative depth or one over 999 too.
+ */
+function verifyDepth(
+  text: string | undefined,
+  warn: (name: string, value: string, kept: string) => void,
+): number {
+  if (text === undefined || text === '') return 1;
+  const n = parseGoInt(text);
+  if (n !== null && n >= 0 && n <= 999) return n === 0 ? 1 : n;
+  warn('proxy-ssl-verify-depth', text, '1');
+  return 1;
 }

@@ -8,7 +8,7 @@ import { parseNginxTimeMs } from '../config/duration.ts';
 import type { ConfigIssue, Origin } from '../config/model.ts';
 import { annotationField } from './field-path.ts';
 import { describeOrigin } from './reader.ts';
-import { parseGoBool, parseGoUintBase0, parseUint } from './values.ts';
+import { parseGoBool, parseGoInt, parseGoUintBase0 } from './values.ts';
 
 const PREFIX = 'nginx.ingress.kubernetes.io/';
 
@@ -123,9 +123,10 @@ export function readNginxTime(
   return fallbackMs;
 }
 
+/** An annotation's whole number as ingress-nginx's parser.ValidateInt and parseInt read it: Go's Atoi, no space. */
 function readAtoi(value: string, max: number): number | null {
-  const trimmed = value.trim();
-  return parseUint(trimmed.startsWith('+') ? trimmed.slice(1) : trimmed, max);
+  const n = parseGoInt(value);
+  return n !== null && n <= max ? n : null;
 }
 
 /**

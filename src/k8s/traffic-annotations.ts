@@ -77,12 +77,14 @@ const NEXT_UPSTREAM =
 
 /**
  * proxy-next-upstream (+ -tries, -timeout) from `get`, over `base` (ingress-nginx's defaults, or the
- * ConfigMap's for an Ingress); null when none of them is set. An invalid value keeps the base's.
+ * ConfigMap's for an Ingress); null when none of them is set. An invalid value keeps the base's. Whole
+ * numbers as `parseWhole` reads them: an annotation's as Go's Atoi, the ConfigMap passes its own reading.
  */
 export function readNextUpstream(
   get: (name: string) => string | undefined,
   base: NextUpstreamModel,
   warnAbout: (name: string, message: string) => void,
+  parseWhole: (text: string) => number | null = parseGoInt,
 ): NextUpstreamModel | null {
   const conditionsText = get('proxy-next-upstream');
   const triesText = get('proxy-next-upstream-tries');
@@ -99,7 +101,8 @@ export function readNextUpstream(
   }
   const whole = (name: string, text: string | undefined, fallback: number): number => {
     if (text === undefined) return fallback;
-    if (/^[0-9]{1,9}$/.test(text.trim())) return Number(text.trim());
+    const n = parseWhole(text);
+    if (n !== null && n >= 0 && n <= 999_999_999) return n;
     warnAbout(name, `${JSON.stringify(text)} is not a whole number; ${fallback} applies`);
     return fallback;
   };

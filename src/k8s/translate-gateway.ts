@@ -65,7 +65,7 @@ import type {
 } from './objects.ts';
 import { describeOrigin } from './reader.ts';
 import { compare } from './translate-services.ts';
-import { parseGoBool } from './values.ts';
+import { parseGoBool, parseGoUintBase0 } from './values.ts';
 
 export const INGRESS_NGINX_CONTROLLER = 'k8s.io/ingress-nginx';
 export const DEFAULT_INGRESS_CLASS = 'nginx';
@@ -207,7 +207,7 @@ function readNextUpstreamSettings(
   settings: GatewaySettings,
   warnAbout: (key: string, message: string) => void,
 ): void {
-  let policy = readNextUpstream((k) => data[k], DEFAULT_NEXT_UPSTREAM_POLICY, warnAbout);
+  let policy = readNextUpstream((k) => data[k], DEFAULT_NEXT_UPSTREAM_POLICY, warnAbout, parseGoUintBase0);
   const retry = data['retry-non-idempotent'];
   if (retry !== undefined && parseGoBool(retry) === true) {
     const base = policy ?? DEFAULT_NEXT_UPSTREAM_POLICY;

@@ -852,6 +852,9 @@ const ATTACK = [
   'a,b',
   'true',
   '5',
+  // A number with spaces: parser.ValidateInt (Go's Atoi) refuses it.
+  ' 5',
+  '5 ',
   'on',
   '*',
 ];
