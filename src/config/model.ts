@@ -744,6 +744,20 @@ export interface GatewayModel {
   defaultCertificate?: DefaultCertificateModel;
   /** The controller's request metrics flags (src/config/request-metrics.ts); absent: ingress-nginx's defaults, no controller labels. */
   requestMetrics?: RequestMetricsSettings;
+  /**
+   * Ingresses of the class left out whole by the ConfigMap's annotation limits (annotations-risk-level,
+   * annotation-value-word-blocklist), with the hosts they name: what explains a 404 there. Absent: none.
+   */
+  refusedIngresses?: readonly RefusedIngress[];
+}
+
+export interface RefusedIngress {
+  ingress: ObjectRef;
+  /** Their rules' hosts as written ('' for a rule without one). */
+  hosts: readonly string[];
+  /** The first reason: the code and the annotation it names. */
+  code: 'ANNOTATION_TOO_RISKY' | 'ANNOTATION_VALUE_BLOCKED';
+  annotation: string;
 }
 
 export type DefaultCertificateModel = Pick<TlsCertificateModel, 'secret' | 'certPem' | 'keyPem'>;

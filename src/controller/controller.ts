@@ -4,7 +4,7 @@
 // resource is being served; during an API outage the last good snapshot keeps serving.
 import { hostname } from 'node:os';
 import { Gauge, type Registry } from 'prom-client';
-import type { Topology } from '../config/model.ts';
+import type { GatewayModel, Topology } from '../config/model.ts';
 import type { DecisionSink } from '../gateway/exchange.ts';
 import { createLineSink, type LineSink } from '../gateway/line-sink.ts';
 import { createGatewayMetrics } from '../gateway/metrics.ts';
@@ -130,8 +130,10 @@ function createLeaderDuties(
       const gateway = serving.gateway();
       if (gateway === null) return;
       const ingresses = ourIngresses(informers.objects(), snapOptions);
-      if (o.updateStatus) statusSyncs.push(ingresses);
-      const { issues } = gateway.snapshot().topology;
+      const { issues, gateway: model } = gateway.snapshot().topology;
+      // An Ingress over the annotation limits is not served: no address for it, as ingress-nginx's
+      // status sync covers only the Ingresses its store took (what it has is left as it is).
+      if (o.updateStatus) statusSyncs.push(ingresses.filter((ing) => !isRefused(model, ing)));
       for (const ing of newVersions(ingresses, emitted)) {
         emitted.set(`${ing.metadata?.namespace ?? ''}/${ing.metadata?.name ?? ''}`, ingressFingerprint(ing));
         for (const e of ingressEvents(ing, issues, !o.disableSyncEvents)) recorder.emit(e);
@@ -418,4 +420,13 @@ async function runController(
     },
     failed: serving.failed,
   };
+}
+
+/** Whether the snapshot left `ing` out for the ConfigMap's annotation limits. */
+function isRefused(model: GatewayModel, ing: KubeObject): boolean {
+  const namespace = ing.metadata?.namespace ?? 'default';
+  const name = ing.metadata?.name ?? '';
+  return (model.refusedIngresses ?? []).some(
+    (r) => r.ingress.namespace === namespace && r.ingress.name === name,
+  );
 }

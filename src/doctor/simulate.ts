@@ -12,6 +12,7 @@ import {
 } from '../gateway/router.ts';
 import { traceAccess } from './access-trace.ts';
 import { passthroughHostFor } from './passthrough.ts';
+import { refusedIngressNote } from './refused-ingress.ts';
 import { passthroughEnd, plainHttpNote } from './simulate-passthrough.ts';
 import { CidrSet } from '../net/cidr-set.ts';
 import { canonicalIp } from '../net/ip.ts';
@@ -324,7 +325,7 @@ function endWithoutProxy(
     hops.push({
       name: 'route',
       sees: address,
-      detail: `no Ingress rule matches ${host}${path}: 404${unlogged}`,
+      detail: `no Ingress rule matches ${host}${path}: 404${unlogged}${refusedIngressNote(walk.chain.topology.gateway, host)}`,
     });
     return end(walk, 'not-found-404', 404, 'no-route', logged ? address : null);
   }

@@ -7,6 +7,7 @@ import type {
   ConfigIssue,
   GatewayModel,
   GatewaySettings,
+  RefusedIngress,
   LocationAccessModel,
   LocationModel,
   ObjectRef,
@@ -313,12 +314,23 @@ function withinAnnotationPolicy(
   served: readonly IngressView[],
   settings: GatewaySettings,
   issues: ConfigIssue[],
-): IngressView[] {
-  return served.filter((ing) => {
+): { admitted: IngressView[]; refused: RefusedIngress[] } {
+  const admitted: IngressView[] = [];
+  const refused: RefusedIngress[] = [];
+  for (const ing of served) {
     const refusals = annotationPolicyRefusals(ing.meta.annotations, settings);
     for (const r of refusals) issue(issues, 'error', r.code, ing.origin, annotationField(r.key), r.message);
-    return refusals.length === 0;
-  });
+    const first = refusals[0];
+    if (first === undefined) admitted.push(ing);
+    else
+      refused.push({
+        ingress: { namespace: ing.meta.namespace, name: ing.meta.name },
+        hosts: ing.rules.map((r) => r.host),
+        code: first.code,
+        annotation: first.key,
+      });
+  }
+  return { admitted, refused };
 }
 
 const HOST = /^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
@@ -397,7 +409,8 @@ export function translateGateway(
 ): GatewayModel {
   const ingressClass = options.ingressClass ?? DEFAULT_INGRESS_CLASS;
   const settings = translateGatewaySettings(input, options.configMap, issues);
-  const served = withinAnnotationPolicy(selectIngresses(input, ingressClass, issues), settings, issues);
+  const policy = withinAnnotationPolicy(selectIngresses(input, ingressClass, issues), settings, issues);
+  const served = policy.admitted;
   const readings = readIngresses(input, served, settings, issues);
   // Canary Ingresses only lend their backends to the main ones (as ingress-nginx: "marked as Canary, ignoring").
   const mains = served.filter((ing) => !readings.canaryOf.has(ing));
@@ -436,6 +449,7 @@ export function translateGateway(
         parseObjectRef(options.configMap ?? DEFAULT_CONFIGMAP)?.namespace ??
         'ingress-nginx',
     ),
+    ...(policy.refused.length > 0 ? { refusedIngresses: policy.refused } : {}),
   };
 }
 

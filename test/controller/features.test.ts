@@ -139,6 +139,29 @@ describe('TLS, fail-closed ranges, events, admission, status on shutdown', () =>
     assert.match(event.message, /INVALID_SOURCE_RANGE/);
   });
 
+  it('an Ingress with a snippet (Critical, over the default annotations-risk-level) is not served: 404, a Warning Event, no status address', async () => {
+    const { api, ctl, httpPort } = cluster;
+    ctl.mark();
+    api.apply(
+      ingress('snippet', 'snippet.example.com', 'web', {
+        annotations: { 'nginx.ingress.kubernetes.io/server-snippet': 'allow 10.0.0.0/8; deny all;' },
+      }),
+    );
+    api.apply(ingress('beside', 'beside.example.com', 'web'));
+    await waitForHost(ctl, 'beside.example.com');
+    assert.equal((await get(httpPort, 'snippet.example.com')).status, 404);
+    const event = await api.waitUntil(() =>
+      api.list('Event').find((e) => e.involvedObject.name === 'snippet' && e.type === 'Warning'),
+    );
+    assert.equal(event.reason, 'RiskyAnnotations');
+    assert.match(event.message, /server-snippet.*ANNOTATION_TOO_RISKY/);
+    // Every snapshot with `beside` has `snippet` too: once beside has its address, snippet was skipped.
+    await api.waitUntil(
+      () => api.get('Ingress', 'default', 'beside')?.status?.loadBalancer?.ingress?.length === 2,
+    );
+    assert.equal(api.get('Ingress', 'default', 'snippet')?.status?.loadBalancer?.ingress, undefined);
+  });
+
   it('writes one Sync Event per Ingress and raises its count on the next change', async () => {
     const { api } = cluster;
     const sync = await api.waitUntil(() =>

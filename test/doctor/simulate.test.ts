@@ -53,6 +53,33 @@ test('an unknown host is a 404 from the gateway, not access-logged (enable-acces
   assert.equal(logged.gatewayLogsAddress, '127.0.20.10');
 });
 
+test('a 404 on a host an Ingress names but the annotation limits left out says which Ingress and why', async () => {
+  const topology = await loadTopology([fixture('clean')]);
+  const refused = {
+    ...topology,
+    gateway: {
+      ...topology.gateway,
+      refusedIngresses: [
+        {
+          ingress: { namespace: 'team', name: 'snippety' },
+          hosts: ['*.example.org'],
+          code: 'ANNOTATION_TOO_RISKY' as const,
+          annotation: 'nginx.ingress.kubernetes.io/configuration-snippet',
+        },
+      ],
+    },
+  };
+  const sim = simulate(refused, { client: '127.0.20.10', host: 'app.example.org' });
+  assert.equal(sim.outcome, 'not-found-404');
+  assert.match(
+    sim.hops.at(-1)!.detail,
+    /Ingress team\/snippety names app\.example\.org but is not served \(ANNOTATION_TOO_RISKY: nginx\.ingress\.kubernetes\.io\/configuration-snippet/,
+  );
+  // A wildcard covers one label only, as ingress-nginx's server_name regex: no note for another host.
+  const deeper = simulate(refused, { client: '127.0.20.10', host: 'a.b.example.org' });
+  assert.doesNotMatch(deeper.hops.at(-1)!.detail, /snippety/);
+});
+
 test('A4: an IPv6 client of an IPv4 NLB is translated and loses its address even with preservation', async () => {
   const topology = withLb(await loadTopology([fixture('client-ip-lost-at-kube-proxy')]), {
     externalTrafficPolicy: 'Local',

@@ -58,6 +58,15 @@ describe('annotations-risk-level', () => {
     assert.deepEqual(r.hosts, ['plain.test']);
     assert.deepEqual(r.codes, ['error ANNOTATION_TOO_RISKY risky']);
     assert.deepEqual(r.fields, [`metadata.annotations["${P}configuration-snippet"]`]);
+    const refused = topologyOf(two(null, { [`${P}configuration-snippet`]: 'x' })).gateway.refusedIngresses;
+    assert.deepEqual(refused, [
+      {
+        ingress: { namespace: 'default', name: 'risky' },
+        hosts: ['risky.test'],
+        code: 'ANNOTATION_TOO_RISKY',
+        annotation: `${P}configuration-snippet`,
+      },
+    ]);
     // High annotations pass the default level.
     assert.deepEqual(servedHosts(two(null, { [`${P}auth-url`]: 'http://auth.test/' })).hosts, [
       'plain.test',
