@@ -297,7 +297,8 @@ class H1Connection {
 
   send(request: H1Request): void {
     this.#request = request;
-    this.#sending = false;
+    // A body to send: no read timeout until it is out, also when the connect comes first (#readTimeout).
+    this.#sending = request.options.body !== null;
     request.reused = this.#served > 0;
     request.attach(this);
     const { options } = request;

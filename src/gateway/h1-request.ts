@@ -666,6 +666,12 @@ export class RequestParser {
     return this.#pending !== null;
   }
 
+  /** The part of a request head held so far (after leading empty lines), or undefined: what a timed-out client sent. */
+  get heldHead(): Buffer | undefined {
+    if (this.#state !== enum_HEAD || this.#pending === null) return undefined;
+    return this.#pending.subarray(this.#headStart, this.#held);
+  }
+
   /** True between requests (the next byte starts a request line). */
   get betweenRequests(): boolean {
     return this.#state === enum_HEAD && this.#pending === null;

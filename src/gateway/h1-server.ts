@@ -900,7 +900,10 @@ class H1Connection {
   #expire(): void {
     if (this.phase === PHASE_HEAD && this.#parser.holdsPartial) {
       this.#server.closed('header_timeout');
-      this.#answerAndLinger(coded('ERR_HTTP_REQUEST_TIMEOUT', 'client header timeout'));
+      // What came of the head goes with it: nginx logs a timed-out request line as far as it got.
+      const partial = this.#parser.heldHead;
+      const error = coded('ERR_HTTP_REQUEST_TIMEOUT', 'client header timeout');
+      this.#answerAndLinger(partial === undefined ? error : Object.assign(error, { rawPacket: partial }));
       return;
     }
     this.#shut(this.phase === PHASE_IDLE ? 'keepalive_timeout' : 'header_timeout', false);

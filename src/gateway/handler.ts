@@ -429,8 +429,8 @@ function handleClientError(ctx: HandlerContext, error: ClientError, socket: Dupl
     error.statusCode ??
     (error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : error.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400);
   socket.end(rawErrorResponse(status));
-  if (status !== 408)
-    logBareRequest(ctx, conn, firstLine(error.rawPacket), status, errorPageBody(status).length, {});
+  // A header timeout is logged too (nginx: `"GET /ab" 408`): a slow-header client shows in the log.
+  logBareRequest(ctx, conn, firstLine(error.rawPacket), status, errorPageBody(status).length, {});
 }
 
 /** A plain HTTP request on the HTTPS listener: nginx's 400 "The plain HTTP request was sent to HTTPS port". */

@@ -252,6 +252,53 @@ test('timeouts: connect refused is ECONNREFUSED; no answer within headersTimeout
   assert.equal(refused.error?.code, 'ECONNREFUSED');
 });
 
+test('no read timeout while a streamed body is still going out on a new connection (proxy_read_timeout starts once it is sent)', async () => {
+  const b = await backend(() => {});
+  const pool = poolFor(b);
+  let release = (): void => {};
+  const held = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  async function* slowBody() {
+    yield Buffer.from('abc');
+    await held;
+  }
+  let controller: { abort(reason: Error): void } | null = null;
+  let error: (Error & { code?: string }) | null = null;
+  const settled = new Promise<void>((resolve) => {
+    pool.dispatch(
+      {
+        method: 'POST',
+        path: '/',
+        headers: { host: 'h', 'content-length': '6' },
+        body: slowBody(),
+        headersTimeout: 1,
+        bodyTimeout: 5_000,
+      },
+      {
+        onRequestStart: (c) => {
+          controller = c;
+        },
+        onResponseError: (_c, e) => {
+          error = e;
+          resolve();
+        },
+      },
+    );
+  });
+  // The backend has the head and the first bytes; a 1 ms read timer (the bug: armed at connect) would
+  // have fired by the time the next macrotasks have run, with the body still held by the client.
+  while (!(b.received[0] ?? '').endsWith('abc')) await new Promise((r) => setTimeout(r, 5));
+  await new Promise((r) => setTimeout(r, 50));
+  assert.equal(error, null, 'no UPSTREAM_READ_TIMEOUT while the body is being sent');
+  (controller as { abort(reason: Error): void } | null)?.abort(
+    Object.assign(new Error('done'), { code: 'TEST_DONE' }),
+  );
+  await settled;
+  release();
+  assert.equal((error as (Error & { code?: string }) | null)?.code, 'TEST_DONE');
+});
+
 test('request bodies: Content-Length as given, otherwise chunked; POST without a body sends content-length: 0', async () => {
   const b = await backend((socket) => ok(socket));
   const pool = poolFor(b);

@@ -296,11 +296,20 @@ describe('gateway deadlines: a connection never stays open because a client stal
     const keepAlive = await closes(gw.gateway, 'keepalive_timeout');
     const partial = await client(gw.httpPort, '127.0.0.49', `GET /app HTTP/1.1\r\nHost: ${HOST}\r\n`);
     assert.equal((await partial.head(T.clientHeaderTimeoutMs + SLACK_MS)).status, 408);
+    // Logged with the request line as far as it came, as nginx logs it: a slow-header client shows.
+    await gw.access.waitFor(/^127\.0\.0\.49 .*"GET \/app HTTP\/1\.1" 408 /);
     const idle = await client(gw.httpPort, '127.0.0.49', `GET /app HTTP/1.1\r\nHost: ${HOST}\r\n\r\n`);
     const answer = await idle.head(PROMPT_MS);
     assert.equal(answer.status, 200);
     const gone = await idle.serverGone(T.keepAliveTimeoutMs + SLACK_MS);
     assert.ok(gone - answer.at >= T.keepAliveTimeoutMs - 50, 'not before keepalive_timeout');
+    // An idle kept-alive connection closing is no request: no line for it (nginx writes none either).
+    assert.deepEqual(
+      gw.access.lines
+        .filter((l) => l.startsWith('127.0.0.49 '))
+        .map((l) => / (\d{3}) /.exec(l.split('"')[2] ?? '')?.[1]),
+      ['408', '200'],
+    );
     assert.equal(await closes(gw.gateway, 'header_timeout'), header + 1);
     assert.equal(await closes(gw.gateway, 'keepalive_timeout'), keepAlive + 1);
   });
