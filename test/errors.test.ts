@@ -36,6 +36,7 @@ import type { GatewayCode, GatewayIssueCode } from '../src/gateway/errors.ts';
 import type { RequestFailure } from '../src/gateway/handler.ts';
 import type { RequestParseErrorCode } from '../src/gateway/h1-request.ts';
 import type { H2Code } from '../src/gateway/h2-server.ts';
+import type { OcspErrorCode } from '../src/gateway/ocsp.ts';
 import type { ProxyFailureCode } from '../src/gateway/proxy.ts';
 import type { RequestTargetErrorCode } from '../src/gateway/request-target.ts';
 import type { RouteError } from '../src/gateway/rewrite.ts';
@@ -103,6 +104,7 @@ export type ModuleUnionsMatchTheirTables = [
       | ClientHelloErrorCode
       | ClientCertificateCode
       | RequestFailure['code']
+      | OcspErrorCode
     >
   >,
   Holds<Same<LbCode, LbConfigError['code'] | PlanProblem['code'] | LbConfigInvalid['code']>>,

@@ -290,6 +290,8 @@ export interface GatewaySettings {
   tracing?: TracingSettings;
   /** ssl-reject-handshake: a TLS handshake for a name no host has (or without one) is refused. */
   sslRejectHandshake?: boolean;
+  /** enable-ocsp: the certificate's OCSP response is stapled for clients that ask (src/gateway/ocsp-stapler.ts). */
+  enableOcsp?: boolean;
   /** worker-processes: `auto` or a count of serving processes; absent when the ConfigMap does not say (src/workers/). */
   workerProcesses?: number | 'auto';
   /** ConfigMap keys present but not implemented: reported at start-up and on reload. */

@@ -371,6 +371,59 @@ export const GATEWAY_CODES = {
       'a TLS ClientHello larger than 16 KiB or spread over more than 64 records: closed without reading more',
     fix: 'nothing on the gateway; real clients send hellos of a few KiB in one record',
   },
+  OCSP_NO_ISSUER: {
+    kind: 'error',
+    summary:
+      "enable-ocsp: the certificate's issuer is not in the Secret's chain, so no OCSP request can be made; nothing is stapled",
+    fix: 'put the intermediate certificate after the leaf in tls.crt (the full chain, as a CA hands it out)',
+  },
+  OCSP_NO_RESPONDER: {
+    kind: 'error',
+    summary:
+      'enable-ocsp: the certificate names no http(s) OCSP responder (Authority Information Access); nothing is stapled',
+    fix: 'nothing, if its CA runs no responder; turn enable-ocsp off to silence it',
+  },
+  OCSP_BAD_CERTIFICATE: {
+    kind: 'error',
+    summary: 'enable-ocsp: the certificate or its issuer cannot be read as X.509; nothing is stapled',
+    fix: 'check the Secret (tls.crt)',
+  },
+  OCSP_FETCH_FAILED: {
+    kind: 'error',
+    summary:
+      'enable-ocsp: the OCSP responder could not be reached, answered other than 200, sent more than 64 KiB or took longer than 4 s; retried a minute later, a response still current is stapled meanwhile',
+    fix: "check that the gateway can reach the responder's URL (egress, DNS, a proxy)",
+  },
+  OCSP_BAD_RESPONSE: {
+    kind: 'error',
+    summary:
+      'enable-ocsp: the responder answered with something that is no OCSP response about this certificate; not stapled',
+    fix: 'check the responder URL in the certificate; ask the CA',
+  },
+  OCSP_NOT_SUCCESSFUL: {
+    kind: 'error',
+    summary:
+      'enable-ocsp: the responder answered an OCSP error status (malformedRequest, internalError, tryLater, unauthorized…); not stapled',
+    fix: 'nothing on the gateway; it asks again a minute later',
+  },
+  OCSP_SIGNATURE_INVALID: {
+    kind: 'error',
+    summary:
+      'enable-ocsp: the response is not signed by the issuer or by a responder certificate the issuer signed for OCSP signing; never stapled (a forged status would be)',
+    fix: 'nothing on the gateway if someone forges answers; otherwise ask the CA',
+  },
+  OCSP_NOT_GOOD: {
+    kind: 'error',
+    summary:
+      'enable-ocsp: the responder says the certificate is revoked or unknown; nothing is stapled, as ingress-nginx',
+    fix: 'replace the certificate',
+  },
+  OCSP_NOT_CURRENT: {
+    kind: 'error',
+    summary:
+      "enable-ocsp: the response's thisUpdate is ahead or its nextUpdate past (5 minutes of leeway); not stapled",
+    fix: "check the gateway's clock, then the responder's",
+  },
 } as const satisfies CodeTable;
 
 export type GatewayCode = keyof typeof GATEWAY_CODES;

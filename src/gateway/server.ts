@@ -35,6 +35,7 @@ import type { GatewayMetrics } from './metrics.ts';
 import { passThrough, passthroughTarget } from './passthrough.ts';
 import type { GatewaySnapshot } from './snapshot.ts';
 import type { KeyPair } from './tls.ts';
+import { createOcspStapler } from './ocsp-stapler.ts';
 import { TlsSessionCache } from './tls-session-cache.ts';
 
 export type ListenerKind = 'http' | 'https';
@@ -105,7 +106,7 @@ function createServerSides(ctx: ListenerContext): ServerSides {
     plainH1: createH1Server(plainHandler, { closeAfterResponse: true, onDeadline }),
     h2: createH2Server(handler, { onDeadline, errorLog, registry: metrics.registry }),
     onDeadline,
-    sessionCache: new TlsSessionCache(() => ctx.current().settings.tlsSessions ?? DEFAULT_TLS_SESSIONS),
+    sessionCache: sessionCacheWithStapling(ctx),
     // `this` is the TLS socket: a host with auth-tls-* asks it for a client certificate (access/client-cert.ts).
     sniCallback(servername, callback) {
       const snap = ctx.current();
@@ -117,6 +118,20 @@ function createServerSides(ctx: ListenerContext): ServerSides {
       callback(null, withCa ?? own ?? certificates.fallbackContext(ctx.defaultCertificate));
     },
   };
+}
+
+/**
+ * The object Node's TLS sockets take as their server: TLS 1.2 sessions by id, and (enable-ocsp) the
+ * certificate status for a client that asks (ocsp-stapler.ts).
+ */
+function sessionCacheWithStapling(ctx: ListenerContext): TlsSessionCache {
+  const cache = new TlsSessionCache(() => ctx.current().settings.tlsSessions ?? DEFAULT_TLS_SESSIONS);
+  const stapler = createOcspStapler({
+    enabled: () => ctx.current().settings.enableOcsp === true,
+    log: (level, message) => ctx.errorLog.write(level, null, message),
+  });
+  cache.on('OCSPRequest', stapler.onOcspRequest);
+  return cache;
 }
 
 /**

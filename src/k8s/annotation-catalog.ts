@@ -779,6 +779,12 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
     note: 'the key exchange groups of every handshake, colon-separated OpenSSL names (`X25519:prime256v1:secp384r1`), for TLS 1.2 and 1.3. A value that is not such a list, or names OpenSSL refuses, is an error (`INVALID_TLS_SETTINGS`) and every handshake is refused',
   },
   {
+    names: ['enable-ocsp'],
+    status: 'implemented',
+    values: 'false',
+    note: "`true`: a TLS client that asks for the certificate status (status_request) gets the certificate's OCSP response stapled, as ingress-nginx's certificate.lua: the responder is the one the certificate's Authority Information Access names, the issuer must be in the Secret's tls.crt chain; a handshake never waits for the responder (the first ones after a start or a new certificate go without, while it is fetched within 4 s). A response is stapled only when it is successful, signed by the issuer or a responder it delegated to (OCSPSigning), `good` and current; until its nextUpdate (at most 3 days), fetched again from halfway there; a failure is an error log line with its code (`OCSP_*`) and a retry a minute later. No SNI: no staple",
+  },
+  {
     names: ['ssl-reject-handshake'],
     status: 'implemented',
     values: 'false',
@@ -1169,11 +1175,6 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
     status: 'implemented',
     values: 'none',
     note: "`namespace/name` of a Secret whose `dhparam.pem` holds DH parameters (`openssl dhparam 4096`): the DHE suites of ssl-ciphers (with an RSA certificate, TLS 1.2) become available, as nginx's ssl_dhparam. A missing Secret or key is a warning and no DHE suite is offered (as without the key); parameters OpenSSL refuses are `INVALID_TLS_SETTINGS` and every handshake is refused. The controller watches the Secret",
-  },
-  {
-    names: ['enable-ocsp'],
-    status: 'refused',
-    note: `${NOT_YET}: no OCSP response is stapled`,
   },
   {
     names: ['use-geoip', 'use-geoip2', 'geoip2-autoreload-in-minutes'],

@@ -130,6 +130,7 @@ export const SUPPORTED_CONFIGMAP_KEYS: readonly string[] = [
   'forwarded-host-header',
   'worker-processes',
   'ssl-reject-handshake',
+  'enable-ocsp',
   ...ACCESS_CONFIGMAP_KEYS,
   // add-headers, proxy-set-headers, global-allowed-response-headers: src/k8s/header-settings.ts.
   ...HEADER_CONFIGMAP_KEYS,
@@ -310,6 +311,7 @@ export function parseControllerConfigMap(
   if (serverTls !== undefined) s.serverTls = serverTls;
   applyTlsSessionSettings(data, s, { invalid: v.invalid });
   if (v.bool('ssl-reject-handshake', false)) s.sslRejectHandshake = true;
+  if (v.bool('enable-ocsp', false)) s.enableOcsp = true;
   applyCompressionSettings(data, s, { invalid: v.invalid });
   applySyslogSettings(data, s, { invalid: v.invalid });
   applyTracingSettings(data, s, { invalid: v.invalid });

@@ -312,9 +312,9 @@ describe('keepip manifests: what the chart would render', () => {
     });
     assert.deepEqual(find(objects, 'ConfigMap', 'edge-udp').data, { '53': 'kube-system/kube-dns:53' });
     assert.deepEqual(find(objects, 'ConfigMap', 'edge-controller').data, {
-      'enable-ocsp': 'true',
       'proxy-body-size': '16m',
       'proxy-real-ip-cidr': '10.0.0.0/16',
+      'use-geoip2': 'true',
       'use-proxy-protocol': 'true',
     });
     const deployment = find(objects, 'Deployment', 'edge-controller').spec as Json;
@@ -551,7 +551,7 @@ describe('keepip manifests: nothing dropped silently', () => {
       (m) => `${m[1]} ${m[2]}`,
     );
     assert.deepEqual(warned.sort(), [
-      'DEPLOY_CONFIG_WARNING controller.config.enable-ocsp',
+      'DEPLOY_CONFIG_WARNING controller.config.use-geoip2',
       'DEPLOY_UNSUPPORTED_FLAG controller.extraArgs.sync-period',
       'DEPLOY_VALUES_IGNORED controller.allowSnippetAnnotations',
       'DEPLOY_VALUES_IGNORED controller.enableMimalloc',

@@ -105,7 +105,7 @@ export function startKeepip(args: string[], options: { env?: NodeJS.ProcessEnv }
 /** Runs `bin/keepip` to completion. */
 export function runKeepip(
   args: string[],
-  options: { input?: string | Buffer; timeoutMs?: number } = {},
+  options: { input?: string | Buffer; timeoutMs?: number; cwd?: string } = {},
 ): Promise<{ code: number; stdout: string; stderr: string }> {
   return runCommand(process.execPath, [keepipBin, ...args], options);
 }
@@ -113,14 +113,14 @@ export function runKeepip(
 export function runCommand(
   command: string,
   args: string[],
-  options: { input?: string | Buffer; timeoutMs?: number } = {},
+  options: { input?: string | Buffer; timeoutMs?: number; cwd?: string } = {},
 ): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const child = execFile(
       command,
       args,
       {
-        cwd: repoRoot,
+        cwd: options.cwd ?? repoRoot,
         env: childEnv(),
         timeout: options.timeoutMs ?? 60_000,
         maxBuffer: 64 * 1024 * 1024,

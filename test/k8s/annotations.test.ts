@@ -173,7 +173,7 @@ test('PROXY or forwarded headers with the default proxy-real-ip-cidr are warned 
 test('refused and unknown ConfigMap keys are reported by name and listed in the settings', () => {
   const t = topologyOf(
     configMap({
-      'enable-ocsp': 'true',
+      'use-geoip2': 'true',
       'enable-modsecurity': 'true',
       'allow-snippet-annotations': 'true',
       'worker-cpu-affinity': 'auto',
@@ -183,17 +183,17 @@ test('refused and unknown ConfigMap keys are reported by name and listed in the 
   );
   // worker-cpu-affinity has no observable effect (info only), so it is not "unsupported".
   assert.deepEqual(t.gateway.settings.unsupportedKeys, [
-    'enable-ocsp',
+    'use-geoip2',
     'enable-modsecurity',
     'use-gzipp',
     'allow-snippet-annotations',
   ]);
-  const ocsp = t.issues.find((i) => i.code === 'CONFIGMAP_KEY_REFUSED' && i.field === 'data["enable-ocsp"]')!;
-  assert.equal(ocsp.severity, 'warning');
-  assert.equal(ocsp.origin!.kind, 'ConfigMap');
+  const geoip = t.issues.find((i) => i.code === 'CONFIGMAP_KEY_REFUSED' && i.field === 'data["use-geoip2"]')!;
+  assert.equal(geoip.severity, 'warning');
+  assert.equal(geoip.origin!.kind, 'ConfigMap');
   assert.match(
-    ocsp.message,
-    /test\.yaml, document 1 \(ConfigMap ingress-nginx\/ingress-nginx-controller\) data\["enable-ocsp"\]/,
+    geoip.message,
+    /test\.yaml, document 1 \(ConfigMap ingress-nginx\/ingress-nginx-controller\) data\["use-geoip2"\]/,
   );
   assert.equal(find(t.issues, 'CONFIGMAP_KEY_NO_EFFECT').severity, 'info');
   assert.match(find(t.issues, 'UNSUPPORTED_CONFIGMAP_KEY').message, /did you mean "use-gzip"\?/);
