@@ -56,6 +56,13 @@ export function createOcspStapler(options: OcspStaplerOptions): OcspStapler {
   const refresh = (entry: Entry, certificate: Buffer, issuer: Buffer | null): void => {
     entry.fetching = true;
     const task = fetchChecked(certificate, issuer, post, now)
+      // ocsp.ts answers with values; anything thrown still must not reach the process as a rejection.
+      .catch(
+        (error: Error): Fetched => ({
+          ok: false,
+          error: { code: 'OCSP_BAD_RESPONSE', message: error.message },
+        }),
+      )
       .then((result) => {
         const at = now();
         if (result.ok) {

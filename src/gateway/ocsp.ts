@@ -85,13 +85,17 @@ export async function ocspQuery(
       'OCSP_NO_RESPONDER',
       'the certificate names no OCSP responder (Authority Information Access)',
     );
-  const request = new pkijs.OCSPRequest();
-  await request.createForCertificate(
-    certificate.value,
-    { hashAlgorithm: 'SHA-1', issuerCertificate: issuer.value },
-    engine,
-  );
-  return { ok: true, value: { url, request: Buffer.from(request.toSchema(true).toBER()) } };
+  try {
+    const request = new pkijs.OCSPRequest();
+    await request.createForCertificate(
+      certificate.value,
+      { hashAlgorithm: 'SHA-1', issuerCertificate: issuer.value },
+      engine,
+    );
+    return { ok: true, value: { url, request: Buffer.from(request.toSchema(true).toBER()) } };
+  } catch (error) {
+    return fail('OCSP_BAD_CERTIFICATE', `no OCSP request can be made for it: ${(error as Error).message}`);
+  }
 }
 
 /** A response fit to staple: the DER as received, and until when (nextUpdate; null: none given). */
@@ -147,7 +151,12 @@ export async function checkOcspResponse(
   const single = basic.value.tbsResponseData.responses.find((r) =>
     r.certID.serialNumber.isEqual(certificate.value.serialNumber),
   );
-  const status = await basic.value.getCertificateStatus(certificate.value, issuer.value, engine);
+  let status: { isForCertificate: boolean; status: number };
+  try {
+    status = await basic.value.getCertificateStatus(certificate.value, issuer.value, engine);
+  } catch (error) {
+    return fail('OCSP_BAD_RESPONSE', `the response cannot be matched: ${(error as Error).message}`);
+  }
   if (single === undefined || !status.isForCertificate)
     return fail('OCSP_BAD_RESPONSE', 'the response is not about this certificate');
   if (status.status !== 0)
