@@ -97,6 +97,7 @@ function reportSnapshot(deps: ServingDeps, running: ServedGateway, topology: Top
   const { settings } = topology.gateway;
   void deps.tcp.apply([...tcp.plans, ...udp.plans], {
     trustedCidrs: settings.trustedCidrs,
+    enableRealIp: settings.enableRealIp,
     headerTimeoutMs: settings.proxyProtocolHeaderTimeoutMs,
     idleTimeoutMs: settings.proxyStreamTimeoutMs,
     drainMs: settings.workerShutdownTimeoutMs,

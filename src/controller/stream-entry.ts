@@ -10,6 +10,12 @@ import { compileStreamLogFormat, type StreamSession, unknownStreamVariables } fr
 /** The ConfigMap settings a tcp- or udp-services listener follows across reloads. */
 export interface TcpServiceSettings {
   trustedCidrs: readonly string[];
+  /**
+   * enable-real-ip: a `:PROXY` entry's header names the client only then (ingress-nginx writes the
+   * stream block's set_real_ip_from only with it); otherwise the TCP peer stays the client, in the log
+   * and in a `::PROXY` header. Absent: false.
+   */
+  enableRealIp?: boolean;
   headerTimeoutMs: number;
   /** proxy-stream-timeout: a connection (UDP: a session) with no byte either way for this long is closed. */
   idleTimeoutMs: number;

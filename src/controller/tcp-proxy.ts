@@ -173,13 +173,17 @@ async function accept(state: ProxyState, socket: net.Socket): Promise<void> {
       return;
     }
     const { info } = outcome;
-    session.remoteAddr = info.clientAddress;
-    session.remotePort = info.clientPort;
     if (info.fromHeader) {
       session.proxyProtocolAddr = info.clientAddress;
       session.proxyProtocolPort = info.clientPort;
+      // nginx's stream realip: the header is believed only with enable-real-ip (set_real_ip_from is
+      // in the stream block only then); else the peer stays the client, here and in `::PROXY`.
+      if (state.settings.enableRealIp === true) {
+        session.remoteAddr = info.clientAddress;
+        session.remotePort = info.clientPort;
+        destination = { address: info.destinationAddress, port: info.destinationPort };
+      }
     }
-    destination = { address: info.destinationAddress, port: info.destinationPort };
   }
   const header = headerFor(state, session, destination);
   if (header === undefined) {

@@ -126,6 +126,12 @@ export const DOCTOR_CODES = {
       "a tcp-services entry disagrees with the LB's PROXY switch (every port): without :PROXY its backend gets the header as data (sshd refuses it); with :PROXY behind an LB that sends none, every connection is refused",
     fix: ':PROXY on the entry, or PROXY end to end (without an LB switch: the entry without :PROXY)',
   },
+  TCP_SERVICE_CLIENT_NOT_BELIEVED: {
+    kind: 'finding',
+    summary:
+      "a tcp-services entry with :PROXY:PROXY while enable-real-ip is off: the load balancer's header is read but its client not believed (as ingress-nginx's stream block), so the backend's PROXY header names the load balancer",
+    fix: 'enable-real-ip: "true" in the controller ConfigMap, with proxy-real-ip-cidr the load balancer\'s addresses',
+  },
   STREAM_SERVICE_NOT_EXPOSED: {
     kind: 'finding',
     summary:

@@ -84,6 +84,7 @@ for (const decode of [false, true]) {
     });
     const settings = (drainMs: number) => ({
       trustedCidrs: ['127.0.0.0/8'],
+      enableRealIp: true,
       headerTimeoutMs: 5000,
       idleTimeoutMs: 600_000,
       drainMs,

@@ -128,7 +128,11 @@ describe('tcp-services and readiness', () => {
         api.apply({
           kind: 'ConfigMap',
           metadata: { namespace: 'ingress-nginx', name: 'ingress-nginx-controller' },
-          data: { 'log-format-stream': '$remote_addr $status "$upstream_addr" $proxy_upstream_name' },
+          // enable-real-ip: a :PROXY entry's header names the client (the stream block's set_real_ip_from).
+          data: {
+            'log-format-stream': '$remote_addr $status "$upstream_addr" $proxy_upstream_name',
+            'enable-real-ip': 'true',
+          },
         });
         api.apply({
           kind: 'ConfigMap',

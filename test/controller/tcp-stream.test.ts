@@ -28,6 +28,7 @@ async function runner(
     encode?: boolean;
     stream?: Partial<StreamSettings>;
     maxConnections?: number;
+    enableRealIp?: boolean;
   },
 ) {
   const access = lineCollector();
@@ -50,6 +51,7 @@ async function runner(
   };
   await tcp.apply([plan], {
     trustedCidrs: ['127.0.0.0/8'],
+    enableRealIp: options.enableRealIp ?? true,
     headerTimeoutMs: 5000,
     idleTimeoutMs: 600_000,
     drainMs: 240_000,
@@ -160,6 +162,25 @@ test('a :PROXY entry logs the client its header names, the load balancer as $rea
   // No header: closed before any endpoint is tried.
   assert.equal(await exchange(port, '127.0.0.26', 'SSH-2.0-client\r\n'), '');
   assert.match((await access.wait(/ 400 /))[0]!, /^127\.0\.0\.26:\d+ 127\.0\.0\.26 - \d+ TCP 400 0 0 "-" /);
+});
+
+test("without enable-real-ip a :PROXY header is read but not believed (as ingress-nginx's stream block): the peer stays the client, in the log and in ::PROXY", async (t) => {
+  const good = await echo(t, 'a');
+  const { port, access } = await runner(t, {
+    targets: [good],
+    decode: true,
+    encode: true,
+    enableRealIp: false,
+  });
+  const header = 'PROXY TCP4 198.51.100.8 10.0.0.1 40000 22\r\n';
+  const answer = await exchange(port, '127.0.0.27', `${header}hi\n`);
+  // The backend's header names the TCP peer and the listener, never the address the client wrote.
+  assert.match(answer, new RegExp(`^a PROXY TCP4 127\\.0\\.0\\.27 127\\.0\\.0\\.1 \\d+ ${port}\\r\\nhi\\n$`));
+  // $remote_addr the peer; $proxy_protocol_addr still what the header said (as nginx).
+  assert.match(
+    (await access.wait(/ 200 /))[0]!,
+    /^127\.0\.0\.27:\d+ 127\.0\.0\.27 198\.51\.100\.8 \d+ TCP 200 /,
+  );
 });
 
 test("the default log-format-stream is ingress-nginx's; a null format (disable-stream-access-log) writes nothing", async (t) => {

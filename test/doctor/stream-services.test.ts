@@ -118,6 +118,27 @@ test("the seed's fix (turn PROXY on at the LB) also makes the SSH entry read it,
   assert.ok(!ids(after).some((id) => id.endsWith(':error')), ids(after).join(' '));
 });
 
+test(":PROXY:PROXY without enable-real-ip: the backend's header would name the load balancer (as ingress-nginx); the fix turns enable-real-ip on", async () => {
+  const both = patched(await objects(), [patchConfigMap(tcpRef, { '22': 'gitea/gitea-ssh:22:PROXY:PROXY' })]);
+  const r = report(both);
+  const finding = r.findings.find((f) => f.id === 'TCP_SERVICE_CLIENT_NOT_BELIEVED');
+  assert.equal(finding?.severity, 'warning');
+  assert.match(finding!.message, /"22": "gitea\/gitea-ssh:22:PROXY:PROXY".*enable-real-ip is off/);
+  assert.deepEqual(finding!.fix!.patches, [
+    patchConfigMap(
+      { namespace: 'ingress', name: 'gitea-ingress-nginx-controller' },
+      { 'enable-real-ip': 'true' },
+    ),
+  ]);
+  const after = report(patched(both, finding!.fix!.patches));
+  assert.ok(!ids(after).includes('TCP_SERVICE_CLIENT_NOT_BELIEVED:warning'), ids(after).join(' '));
+  // An entry that only reads the header (no ::PROXY on) sends nothing on: no finding.
+  const decodeOnly = report(
+    patched(await objects(), [patchConfigMap(tcpRef, { '22': 'gitea/gitea-ssh:22:PROXY' })]),
+  );
+  assert.ok(!ids(decodeOnly).includes('TCP_SERVICE_CLIENT_NOT_BELIEVED:warning'));
+});
+
 test(':PROXY on an entry behind an LB that sends none: every connection refused; the fix is PROXY end to end, or dropping :PROXY where the LB has no switch', async () => {
   const noProxy = patched(await objects(), [
     annotate('Service', lbRef, { [AWS_PROXY]: null }),

@@ -59,6 +59,8 @@ async function entry(
   };
   await tcp.apply([plan], {
     trustedCidrs: options.trusted ?? ['127.0.0.0/8'],
+    // The load balancer's case: its header names the client (enable-real-ip, as ingress-nginx's stream).
+    enableRealIp: true,
     headerTimeoutMs: HEADER_TIMEOUT_MS,
     idleTimeoutMs: 600_000,
     drainMs: 240_000,

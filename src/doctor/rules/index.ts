@@ -16,6 +16,7 @@ import { rule as sslPassthroughBackendSeesGateway } from './ssl-passthrough-back
 import { rule as sslPassthroughFlagUnknown } from './ssl-passthrough-flag-unknown.ts';
 import { rule as sslPassthroughNotEnabled } from './ssl-passthrough-not-enabled.ts';
 import { rule as streamServiceNotExposed } from './stream-service-not-exposed.ts';
+import { rule as tcpServiceClientNotBelieved } from './tcp-service-client-not-believed.ts';
 import { rule as tcpServiceProxyProtocolMismatch } from './tcp-service-proxy-protocol-mismatch.ts';
 import type { Rule } from './types.ts';
 
@@ -39,5 +40,6 @@ export const RULES: readonly Rule[] = [
   sslPassthroughFlagUnknown,
   sslPassthroughBackendSeesGateway,
   tcpServiceProxyProtocolMismatch,
+  tcpServiceClientNotBelieved,
   streamServiceNotExposed,
 ];
