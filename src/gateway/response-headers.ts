@@ -2,6 +2,7 @@
 // (nginx's more_set_headers: add-headers, custom-headers, enable-cors), and a sticky session's
 // Set-Cookie beside the backend's. Only requests that have some pay for the wrapper.
 import { type Exchange, type GatewayResponse, hideHeadFields } from './exchange.ts';
+import { absoluteLocation } from './redirects.ts';
 import { rewriteResponseHeaders } from './response-rewrite.ts';
 
 type Headers = Record<string, string | number | string[]>;
@@ -30,7 +31,7 @@ export function addResponseHeaders(ex: Exchange, res: GatewayResponse): void {
     const out: Headers = {};
     for (const name in headers) if (extra[name.toLowerCase()] === undefined) out[name] = headers[name]!;
     // proxy-redirect-* / proxy-cookie-*: the backend's own Location, Refresh and Set-Cookie.
-    if (rewrite !== null) rewriteResponseHeaders(rewrite, out);
+    if (rewrite !== null) rewriteResponseHeaders(rewrite, out, (location) => absoluteOf(ex, location));
     Object.assign(out, extra);
     // Read when the head is written: a retry may have moved the session (change-on-failure).
     if (ex.setCookie !== null) {
@@ -41,4 +42,18 @@ export function addResponseHeaders(ex: Exchange, res: GatewayResponse): void {
     return typeof a === 'string' ? writeHead(status, a, out) : writeHeadPlain(status, out);
   };
   hideHeadFields(res);
+}
+
+/** A rewritten Location as nginx's absolute_redirect sends it (relative-redirects, use-port-in-redirects). */
+function absoluteOf(ex: Exchange, location: string): string {
+  const route = ex.route;
+  if (route === null) return location;
+  const { relativeRedirects, usePortInRedirects } = route.location;
+  const request = {
+    scheme: ex.conn.scheme,
+    rawHost: ex.rawHost,
+    serverName: route.serverName,
+    serverPort: ex.conn.serverPort,
+  };
+  return absoluteLocation(location, request, { relative: relativeRedirects, usePortInRedirects });
 }

@@ -17,20 +17,29 @@ export function compileResponseRewrite(location: LocationModel): CompiledRespons
     return null;
   return {
     redirect: proxyRedirect ?? null,
+    // nginx's proxy_cookie_domain drops one leading dot of both (the cookie's own is kept).
     cookieDomain:
       proxyCookieDomain === undefined
         ? null
-        : { ...proxyCookieDomain, from: proxyCookieDomain.from.toLowerCase() },
+        : {
+            from: withoutLeadingDot(proxyCookieDomain.from).toLowerCase(),
+            to: withoutLeadingDot(proxyCookieDomain.to),
+          },
     cookiePath: proxyCookiePath ?? null,
   };
 }
 
-function redirected(value: string, from: string, to: string): string {
+function withoutLeadingDot(name: string): string {
+  return name.startsWith('.') ? name.slice(1) : name;
+}
+
+/** The rewritten value, or null when `from` does not start it (nor its Refresh URL). */
+function redirected(value: string, from: string, to: string): string | null {
   if (value.startsWith(from)) return to + value.slice(from.length);
   // Refresh: `5; url=<URL>`.
   const m = /^(\s*\d+\s*;\s*url\s*=\s*)(.*)$/i.exec(value);
   if (m !== null && m[2]!.startsWith(from)) return m[1]! + to + m[2]!.slice(from.length);
-  return value;
+  return null;
 }
 
 function cookie(value: string, rw: CompiledResponseRewrite): string {
@@ -57,17 +66,25 @@ function cookie(value: string, rw: CompiledResponseRewrite): string {
     .join(';');
 }
 
-/** Rewrites Location, Refresh and Set-Cookie of a response head in place (lower-case names). */
+/**
+ * Rewrites Location, Refresh and Set-Cookie of a response head in place (lower-case names). A Location
+ * that was rewritten goes through `absolute` (nginx's absolute_redirect takes the rewritten Location as
+ * its own: one starting with `/` gets the scheme and host, so `//evil.test` never leaves as a
+ * protocol-relative URL); one that was not is relayed as the backend wrote it.
+ */
 export function rewriteResponseHeaders(
   rw: CompiledResponseRewrite,
   headers: Record<string, string | number | string[]>,
+  absolute: (location: string) => string,
 ): void {
   if (rw.redirect !== null) {
     for (const name of ['location', 'refresh']) {
       // Several of one: the first counts, as nginx (since 1.23) ignores a duplicate of these.
       const value = headers[name];
       const first = Array.isArray(value) ? value[0] : value;
-      if (typeof first === 'string') headers[name] = redirected(first, rw.redirect.from, rw.redirect.to);
+      if (typeof first !== 'string') continue;
+      const rewritten = redirected(first, rw.redirect.from, rw.redirect.to);
+      headers[name] = rewritten === null ? first : name === 'location' ? absolute(rewritten) : rewritten;
     }
   }
   if (rw.cookieDomain === null && rw.cookiePath === null) return;

@@ -327,13 +327,13 @@ export const ANNOTATION_CATALOG: readonly CatalogEntry[] = [
     names: ['proxy-redirect-from', 'proxy-redirect-to'],
     status: 'implemented',
     values: 'URLs of `[-._~a-zA-Z0-9/:,?&=]`; `off` (default) or `default`',
-    note: "nginx's `proxy_redirect from to`: the backend's Location (and Refresh) URL starting with `from` starts with `to` instead. `default` rewrites what nginx's own upstream name would carry, which no keepip backend sends: nothing. Each half alone defaults to its ConfigMap key (an invalid annotation half too), then the two are paired: a `from` in the Ingress with a `to` in the ConfigMap rewrites",
+    note: "nginx's `proxy_redirect from to`: the backend's Location (and Refresh) URL starting with `from` starts with `to` instead. `default` rewrites what nginx's own upstream name would carry, which no keepip backend sends: nothing. Each half alone defaults to its ConfigMap key (an invalid annotation half too), then the two are paired: a `from` in the Ingress with a `to` in the ConfigMap rewrites. A rewritten Location starting with `/` is made absolute on the request's scheme and host, as nginx's absolute_redirect (relative-redirects, use-port-in-redirects apply), so `//other.host` never leaves protocol-relative. nginx's regex form (`~…`) is not run: warned and ignored",
   },
   {
     names: ['proxy-cookie-domain', 'proxy-cookie-path'],
     status: 'implemented',
     values: '`off` (default) or `<from> <to>`',
-    note: "nginx's `proxy_cookie_domain` / `proxy_cookie_path`: in the backend's Set-Cookie, a Domain equal to `from` (case-insensitive, a leading dot kept) becomes `to`; a Path starting with `from` starts with `to`. Default: the ConfigMap keys",
+    note: "nginx's `proxy_cookie_domain` / `proxy_cookie_path`: in the backend's Set-Cookie, a Domain equal to `from` (case-insensitive; one leading dot of `from` and `to` dropped, the cookie's own kept, as nginx) becomes `to`; a Path starting with `from` starts with `to`. Default: the ConfigMap keys, which an invalid annotation leaves in force (as ingress-nginx); nginx's regex form (`~…`) is not run: warned and ignored",
   },
   {
     names: ['proxy-http-version'],

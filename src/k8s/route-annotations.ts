@@ -66,6 +66,8 @@ export const ROUTE_CONFIGMAP_KEYS: readonly string[] = [
 
 type Rewrite = { from: string; to: string };
 const URL_VALUE = /^[-._~a-zA-Z0-9/:,?&=]+$/;
+/** nginx's regex forms (`~`, `~*`): ingress-nginx's validators let them through; keepip does not run them. */
+const REGEX_FORM = /^~/;
 
 /** What readProxyRewrites found: each proxy-redirect half alone, as ingress-nginx defaults each. */
 export interface ProxyRewrites {
@@ -92,7 +94,9 @@ export function readProxyRewrites(
   ] as const) {
     const v = get(key);
     if (v === undefined) continue;
-    if ((keywords as readonly string[]).includes(v) || URL_VALUE.test(v)) out[field] = v;
+    if (key === 'proxy-redirect-from' && REGEX_FORM.test(v))
+      warnAbout(key, `${JSON.stringify(v)} is an nginx regex (~), which keepip does not run; ignored`);
+    else if ((keywords as readonly string[]).includes(v) || URL_VALUE.test(v)) out[field] = v;
     else
       warnAbout(
         key,
@@ -107,12 +111,14 @@ export function readProxyRewrites(
     if (v === undefined) continue;
     const parts = v.trim().split(/\s+/);
     if (v.trim() === 'off') out[field] = null;
-    else if (parts.length === 2 && parts.every((p) => URL_VALUE.test(p)))
+    else if (parts.length === 2 && !REGEX_FORM.test(parts[0]!) && parts.every((p) => URL_VALUE.test(p)))
       out[field] = { from: parts[0]!, to: parts[1]! };
-    else {
-      warnAbout(key, `${JSON.stringify(v)} is not "off" or "<from> <to>"; off applies`);
-      out[field] = null;
-    }
+    // Ignored, not off: an Ingress's invalid one leaves the ConfigMap's, as ingress-nginx's proxy parser.
+    else
+      warnAbout(
+        key,
+        `${JSON.stringify(v)} is not "off" or "<from> <to>" (an nginx regex ~ is not run); ignored`,
+      );
   }
   return out;
 }
