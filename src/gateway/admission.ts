@@ -191,6 +191,15 @@ function dropUnderscoreHeaders(req: GatewayRequest): void {
   for (const name in headers) if (name.includes('_')) delete headers[name];
 }
 
+/**
+ * ingress-nginx labels a request by $host and counts it when an Ingress names that host: the server
+ * name, or an exact server-alias named by the request; a wildcard instance or a regex alias goes under
+ * the server's own name (bounded: one series per configured name).
+ */
+function metricsHostOf(matched: MatchedRoute, host: string): string {
+  return matched.vhost.aliases?.includes(host) === true ? host : matched.serverName;
+}
+
 /** A location's redirect (permanent-/temporal-redirect, app-root, ssl-redirect), made absolute as nginx does. */
 function answerRedirect(
   ex: Exchange,
@@ -509,6 +518,8 @@ function noLocation(
   const { snap } = ex;
   ex.serverName = decision.serverName;
   ex.host = hostVariable(ex.rawHost, decision.serverName);
+  // The host's root or the catch-all's `/`: a location, counted.
+  ex.metricsHost = decision.serverName;
   const ownAnswer = snap.defaultUpstream === null || decision.backend === null;
   // ingress-nginx's own default backend (the `_` server's `/`) logs only when asked to.
   if (
@@ -594,6 +605,7 @@ export function admit(
   // location's `set`s never run for these answers (no upstream, ingress or service in the log line or
   // the metrics); its access_log, header filters and error_page do.
   if (matched.location.accessLog === false) ex.accessLog = false;
+  ex.metricsHost = metricsHostOf(matched, ex.host);
   if (bodyTooLarge(ctx, ex, req, matched.location)) {
     respond(413, null, matched.location);
     return null;

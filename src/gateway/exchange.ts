@@ -254,6 +254,12 @@ export interface Exchange {
   res: GatewayResponse | null;
   /** True once completeExchange() ran: a request is logged, counted and released once. */
   ended: boolean;
+  /**
+   * The host label of ingress-nginx's request metrics once a location was found (nginx's find-config:
+   * only a location runs log_by_lua, monitor.lua): the server name, or the exact server-alias the
+   * request named. null: answered before any location (a bad request, a server-level redirect), not counted.
+   */
+  metricsHost: string | null;
   /** The last backend answer's head as it came ($upstream_http_<name>); null without one. */
   upstreamHead: { sentHeader(name: string): string | null } | null;
   /** The client certificate as auth-tls checked it ($ssl_client_verify, _s_dn, _i_dn); null on hosts without auth-tls. */
@@ -304,6 +310,7 @@ export function beginExchange(
     span: undefined,
     res,
     ended: false,
+    metricsHost: null,
     upstreamHead: null,
     clientCertificate: null,
   };

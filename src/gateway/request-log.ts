@@ -250,7 +250,8 @@ function recordExchange(
     status,
     req.httpVersion === '2.0' ? 'HTTP/2.0' : req.httpVersion === '1.0' ? 'HTTP/1.0' : 'HTTP/1.1',
   );
-  recordIngressNginxMetrics(ctx, snap, route, vars, ex.attempts.at(-1) ?? null);
+  if (ex.metricsHost !== null)
+    recordIngressNginxMetrics(ctx, snap, route, vars, ex.metricsHost, ex.attempts.at(-1) ?? null);
   ctx.tracing?.finish(ex, req, status);
   const decisions = ctx.decisions;
   if (decisions !== undefined) decisions.record(ex, req, status);
@@ -265,13 +266,14 @@ function recordIngressNginxMetrics(
   snap: GatewaySnapshot,
   route: Exchange['route'],
   vars: AccessLogVars,
+  host: string,
   last: UpstreamAttempt | null,
 ): void {
   ctx.metrics.ingressNginx.record(snap.topology.gateway.requestMetrics, {
     location: route?.location ?? null,
-    host: vars.serverName,
+    host,
     // Rules without a host are served by the default server `_`, which no Ingress names.
-    hostDefined: route !== null && vars.serverName !== '_',
+    hostDefined: host !== '_',
     // HTTP/2 takes any upper-case token: one series per invented method would grow without bound.
     method: vars.requestMethod !== null && METHODS.has(vars.requestMethod) ? vars.requestMethod : 'OTHER',
     status: vars.status,
