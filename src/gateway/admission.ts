@@ -192,6 +192,32 @@ function dropUnderscoreHeaders(req: GatewayRequest): void {
 }
 
 /**
+ * nginx's find-config phase: the location is found, its limit checked, then its auto_redirect. The
+ * location's `set`s never run for these answers (no upstream, ingress or service in the log line or the
+ * metrics); its access_log, header filters, error_page and log_by_lua (the metrics) do. True: answered.
+ */
+function answeredAtFindConfig(
+  ctx: HandlerContext,
+  ex: Exchange,
+  req: GatewayRequest,
+  decision: RouteDecision & { route: MatchedRoute },
+  respond: Respond,
+): boolean {
+  const matched = decision.route;
+  if (matched.location.accessLog === false) ex.accessLog = false;
+  ex.metricsHost = metricsHostOf(matched, ex.host);
+  if (bodyTooLarge(ctx, ex, req, matched.location)) {
+    respond(413, null, matched.location);
+    return true;
+  }
+  if (decision.kind === 'redirect' && decision.phase === 'find-config') {
+    answerRedirect(ex, matched, decision.status, decision.location, respond);
+    return true;
+  }
+  return false;
+}
+
+/**
  * ingress-nginx labels a request by $host and counts it when an Ingress names that host: the server
  * name, or an exact server-alias named by the request; a wildcard instance or a regex alias goes under
  * the server's own name (bounded: one series per configured name).
@@ -601,19 +627,7 @@ export function admit(
     answerRedirect(ex, matched, decision.status, decision.location, respond);
     return null;
   }
-  // nginx's find-config phase: the location is found, its limit checked, then its auto_redirect. The
-  // location's `set`s never run for these answers (no upstream, ingress or service in the log line or
-  // the metrics); its access_log, header filters and error_page do.
-  if (matched.location.accessLog === false) ex.accessLog = false;
-  ex.metricsHost = metricsHostOf(matched, ex.host);
-  if (bodyTooLarge(ctx, ex, req, matched.location)) {
-    respond(413, null, matched.location);
-    return null;
-  }
-  if (decision.kind === 'redirect' && decision.phase === 'find-config') {
-    answerRedirect(ex, matched, decision.status, decision.location, respond);
-    return null;
-  }
+  if (answeredAtFindConfig(ctx, ex, req, decision, respond)) return null;
   ex.route = matched;
   ex.upstreamName = matched.upstreamName;
   // rewrite-target's `rewrite … break` changes $uri for the rest of the request (logs, auth-url).
