@@ -157,10 +157,14 @@ function differential<P, O extends Generated>(
 ): Differential<P, O> {
   const port = nginx.ports[0]!;
   let gen = 0;
+  // After a reload nginx's old workers still take new connections for a while (longer on a busy
+  // machine: a count of attempts ran out under two busy loops): ask again until the answer carries
+  // this generation, for at most 10 s, after which the stale answer is judged (and fails).
   const askNginx = async (probe: P, host: string) => {
-    for (let attempt = 0; ; attempt++) {
+    const deadline = Date.now() + 10_000;
+    for (;;) {
       const reply = await send(port, probe, host);
-      if (reply.gen === String(gen) || attempt >= 50) return reply;
+      if (reply.gen === String(gen) || Date.now() > deadline) return reply;
     }
   };
   const askKeepip = (probe: P, host: string) => send(gateway.httpPort, probe, host);
