@@ -70,7 +70,9 @@ export function createOcspStapler(options: OcspStaplerOptions): OcspStapler {
             result.nextUpdateMs ?? at + DEFAULT_LIFETIME_MS,
             at + DEFAULT_LIFETIME_MS,
           );
-          Object.assign(entry, { der: result.der, expiresAt, refreshAt: at + (expiresAt - at) / 2 });
+          // Halfway to expiry, never sooner than a failure's retry: no fetch per handshake.
+          const refreshAt = Math.max(at + (expiresAt - at) / 2, at + RETRY_AFTER_FAILURE_MS);
+          Object.assign(entry, { der: result.der, expiresAt, refreshAt });
           options.log(
             'info',
             `OCSP response for ${subjectOf(certificate)} stapled until ${new Date(expiresAt).toISOString()}`,

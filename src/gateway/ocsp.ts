@@ -3,7 +3,7 @@
 // request for the certificate (SHA-1 CertID, no nonce), and a response used only when it is a
 // successful response, signed by the issuer or a responder it delegated to, saying "good" for this
 // certificate now. ASN.1 and signatures by pkijs over Node's WebCrypto.
-import { webcrypto } from 'node:crypto';
+import { webcrypto, X509Certificate } from 'node:crypto';
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 
@@ -98,6 +98,28 @@ export async function ocspQuery(
   }
 }
 
+const OCSP_SIGNING = '1.3.6.1.5.5.7.3.9';
+
+/** The first embedded certificate the issuer signed directly for OCSP signing and valid now, if any. */
+function directDelegate(
+  embedded: readonly pkijs.Certificate[],
+  issuerDer: Buffer,
+  nowMs: number,
+): pkijs.Certificate[] {
+  const issuer = new X509Certificate(issuerDer);
+  for (const candidate of embedded.slice(0, 8)) {
+    try {
+      const x509 = new X509Certificate(Buffer.from(candidate.toSchema().toBER()));
+      const current = Date.parse(x509.validFrom) <= nowMs && nowMs <= Date.parse(x509.validTo);
+      const forOcsp = Array.isArray(x509.keyUsage) && x509.keyUsage.includes(OCSP_SIGNING);
+      if (current && forOcsp && x509.checkIssued(issuer) && x509.verify(issuer.publicKey)) return [candidate];
+    } catch {
+      // Not a certificate Node reads: never a delegate.
+    }
+  }
+  return [];
+}
+
 /** A response fit to staple: the DER as received, and until when (nextUpdate; null: none given). */
 export interface CheckedResponse {
   der: Buffer;
@@ -137,6 +159,11 @@ export async function checkOcspResponse(
   const issuer = parseCertificate(issuerDer, 'issuer certificate');
   if (!certificate.ok) return certificate;
   if (!issuer.ok) return issuer;
+  // pkijs would build a path through every certificate the response embeds, and two that issue each
+  // other send it round for ever: it only sees the issuer and at most one delegate the issuer signed
+  // itself for OCSP signing (RFC 6960 4.2.2.2), current. A response without certificates is the
+  // issuer's own (Let's Encrypt's): the issuer stands in the list for it.
+  basic.value.certs = [issuer.value, ...directDelegate(basic.value.certs ?? [], issuerDer, nowMs)];
   let signed = false;
   try {
     signed = await basic.value.verify({ trustedCerts: [issuer.value] }, engine);
@@ -166,7 +193,8 @@ export async function checkOcspResponse(
     );
   const thisUpdate = single.thisUpdate.getTime();
   const nextUpdate = single.nextUpdate?.getTime() ?? null;
-  if (thisUpdate > nowMs + CLOCK_SKEW_MS || (nextUpdate !== null && nextUpdate < nowMs - CLOCK_SKEW_MS))
+  // No leeway past nextUpdate: a response that is no longer current would be fetched again at once.
+  if (thisUpdate > nowMs + CLOCK_SKEW_MS || (nextUpdate !== null && nextUpdate <= nowMs))
     return fail(
       'OCSP_NOT_CURRENT',
       `the response is for ${single.thisUpdate.toISOString()}..${single.nextUpdate?.toISOString() ?? ''}, not now`,

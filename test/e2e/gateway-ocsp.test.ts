@@ -27,7 +27,16 @@ import { requireBinary, runCommand } from '../helpers/process.ts';
 const openssl = requireBinary('openssl');
 
 /** Each host's certificate names this responder path; the front answers each path its own way. */
-const CASES = ['good', 'revoked', 'rogue', 'delegate', 'delegate-no-eku', 'status500', 'garbage'] as const;
+const CASES = [
+  'good',
+  'no-certs',
+  'revoked',
+  'rogue',
+  'delegate',
+  'delegate-no-eku',
+  'status500',
+  'garbage',
+] as const;
 type Case = (typeof CASES)[number];
 
 async function run(dir: string, args: string[]): Promise<string> {
@@ -175,6 +184,8 @@ describe('enable-ocsp: stapling against OpenSSL', { concurrency: false }, () => 
           `${kind}-${n}.resp`,
           '-nmin',
           '60',
+          // The issuer's own response without its certificate (as Let's Encrypt's responders answer).
+          ...(kind === 'no-certs' ? ['-resp_no_certs'] : []),
         ]);
         res
           .writeHead(200, { 'content-type': 'application/ocsp-response' })
@@ -242,6 +253,12 @@ describe('enable-ocsp: stapling against OpenSSL', { concurrency: false }, () => 
     assert.equal(await stapled('good'), 'good');
     assert.equal(await stapled('good'), 'good');
     assert.equal(answered.get('good'), 1, 'fetched once, then served from the cache');
+  });
+
+  it("a response of the issuer that embeds no certificate (RFC 6960 allows it; Let's Encrypt sends them) is stapled", async () => {
+    await stapled('no-certs');
+    await gw.errors.waitFor(/OCSP response for CN=no-certs\.test stapled until/);
+    assert.equal(await stapled('no-certs'), 'good');
   });
 
   it("a response signed by the issuer's delegate (OCSPSigning) is stapled", async () => {
