@@ -421,9 +421,20 @@ describe('the dashboard under attack', () => {
             'main img, main script, main iframe, main object, main embed, main [onerror], main [onload], main [src]',
           ).length,
         })`);
+      // Polled from here with page.evaluate (DevTools' evaluate, which the page's CSP does not govern):
+      // page.waitForFunction compiles its predicate in the page, and the dashboard's CSP (no
+      // 'unsafe-eval') refuses that whenever the predicate is not true at once.
+      const until = async (expression: string, what: string) => {
+        const deadline = Date.now() + 15_000;
+        while ((await page.evaluate(expression)) !== true) {
+          if (Date.now() > deadline) throw new Error(`the page never showed ${what}`);
+          await new Promise((resolve) => setTimeout(resolve, 20));
+        }
+      };
       const shows = (text: string) =>
-        page.waitForFunction(
+        until(
           `document.querySelector('main')?.textContent?.includes(${JSON.stringify(text)}) === true`,
+          text,
         );
 
       await page.goto(`${s.board.url}#token=${TOKEN}`);
@@ -443,7 +454,7 @@ describe('the dashboard under attack', () => {
           s.board.url,
         ).href,
       );
-      await page.waitForFunction(`(document.querySelector('main')?.textContent ?? '').length > 50`);
+      await until(`(document.querySelector('main')?.textContent ?? '').length > 50`, 'the chain');
       assert.deepEqual(await markup(), { xss: null, injected: 0 }, 'Chain page');
       assert.deepEqual(problems, []);
     } finally {
