@@ -24,6 +24,8 @@ import {
   annotationSource,
   type IssueSink,
   readBool,
+  readWhole,
+  type ScalarSource,
   warnAnnotation,
 } from './scalar-readers.ts';
 import { goAnnotationString, parseGoBool, parseGoInt } from './values.ts';
@@ -76,40 +78,36 @@ const NEXT_UPSTREAM =
   /^((error|timeout|invalid_header|http_500|http_502|http_503|http_504|http_403|http_404|http_429|non_idempotent|off)\s?)+$/;
 
 /**
- * proxy-next-upstream (+ -tries, -timeout) from `get`, over `base` (ingress-nginx's defaults, or the
- * ConfigMap's for an Ingress); null when none of them is set. An invalid value keeps the base's. Whole
- * numbers as `parseWhole` reads them: an annotation's as Go's Atoi, the ConfigMap passes its own reading.
+ * proxy-next-upstream (+ -tries, -timeout) from `source` (an Ingress's annotations, or the ConfigMap:
+ * each source reads whole numbers as ingress-nginx does there), over `base` (ingress-nginx's defaults,
+ * or the ConfigMap's for an Ingress); null when none of them is set. An invalid value keeps the base's.
  */
-export function readNextUpstream(
-  get: (name: string) => string | undefined,
-  base: NextUpstreamModel,
-  warnAbout: (name: string, message: string) => void,
-  parseWhole: (text: string) => number | null = parseGoInt,
-): NextUpstreamModel | null {
-  const conditionsText = get('proxy-next-upstream');
-  const triesText = get('proxy-next-upstream-tries');
-  const timeoutText = get('proxy-next-upstream-timeout');
+export function readNextUpstream(source: ScalarSource, base: NextUpstreamModel): NextUpstreamModel | null {
+  const conditionsText = source.get('proxy-next-upstream');
+  const triesText = source.get('proxy-next-upstream-tries');
+  const timeoutText = source.get('proxy-next-upstream-timeout');
   if (conditionsText === undefined && triesText === undefined && timeoutText === undefined) return null;
   let conditions = base.conditions;
   if (conditionsText !== undefined) {
     if (NEXT_UPSTREAM.test(conditionsText.trim())) conditions = conditionsText.trim().split(/\s+/);
     else
-      warnAbout(
+      source.invalid(
         'proxy-next-upstream',
-        `${JSON.stringify(conditionsText)} is not nginx's proxy_next_upstream conditions; ${base.conditions.join(' ')} applies`,
+        conditionsText,
+        "nginx's proxy_next_upstream conditions",
+        `${base.conditions.join(' ')} applies`,
       );
   }
-  const whole = (name: string, text: string | undefined, fallback: number): number => {
-    if (text === undefined) return fallback;
-    const n = parseWhole(text);
-    if (n !== null && n >= 0 && n <= 999_999_999) return n;
-    warnAbout(name, `${JSON.stringify(text)} is not a whole number; ${fallback} applies`);
-    return fallback;
-  };
+  const whole = (name: string, fallback: number): number =>
+    readWhole(source, name, fallback, {
+      max: 999_999_999,
+      expected: 'a whole number',
+      kept: `${fallback} applies`,
+    });
   return {
     conditions,
-    tries: whole('proxy-next-upstream-tries', triesText, base.tries),
-    timeoutMs: whole('proxy-next-upstream-timeout', timeoutText, base.timeoutMs / 1000) * 1000,
+    tries: whole('proxy-next-upstream-tries', base.tries),
+    timeoutMs: whole('proxy-next-upstream-timeout', base.timeoutMs / 1000) * 1000,
   };
 }
 
@@ -204,7 +202,7 @@ export function parseBalancing(
   const get = (name: string) => annotations[PREFIX + name];
   const warnAbout = (name: string, message: string) => warnAnnotation({ origin, issues }, name, message);
   const balancing = readBalancing(get, warnAbout);
-  const nextUpstream = readNextUpstream(get, nextUpstreamBase, warnAbout);
+  const nextUpstream = readNextUpstream(annotationSource(annotations, { origin, issues }), nextUpstreamBase);
   return nextUpstream === null ? balancing : { ...balancing, nextUpstream };
 }
 

@@ -27,6 +27,7 @@ import { annotationField, formatFieldPath } from './field-path.ts';
 import { DEFAULT_CLASS_ANNOTATION, defaultIngressClass, LEGACY_CLASS_ANNOTATION } from './ingress-class.ts';
 import { isLocationInLocationList } from './location-list.ts';
 import { applyHeaderSettings, type ConfigMapLookup, readCustomHeaders } from './header-settings.ts';
+import { configMapSource } from './scalar-readers.ts';
 import { readProxySsl } from './proxy-ssl.ts';
 import { certificateCovers } from './certificate-names.ts';
 import {
@@ -66,7 +67,7 @@ import type {
 } from './objects.ts';
 import { describeOrigin } from './reader.ts';
 import { compare } from './translate-services.ts';
-import { parseGoBool, parseGoUintBase0 } from './values.ts';
+import { parseGoBool } from './values.ts';
 
 export const INGRESS_NGINX_CONTROLLER = 'k8s.io/ingress-nginx';
 export const DEFAULT_INGRESS_CLASS = 'nginx';
@@ -208,7 +209,10 @@ function readNextUpstreamSettings(
   settings: GatewaySettings,
   warnAbout: (key: string, message: string) => void,
 ): void {
-  let policy = readNextUpstream((k) => data[k], DEFAULT_NEXT_UPSTREAM_POLICY, warnAbout, parseGoUintBase0);
+  const source = configMapSource(data, (key, value, expected, kept) =>
+    warnAbout(key, `${JSON.stringify(value)} is not ${expected}; ${kept}`),
+  );
+  let policy = readNextUpstream(source, DEFAULT_NEXT_UPSTREAM_POLICY);
   const retry = data['retry-non-idempotent'];
   if (retry !== undefined && parseGoBool(retry) === true) {
     const base = policy ?? DEFAULT_NEXT_UPSTREAM_POLICY;
