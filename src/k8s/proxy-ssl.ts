@@ -4,9 +4,8 @@
 // ingress-nginx does. Defaults: verify off, depth 1, no SNI, TLSv1.2, ciphers DEFAULT.
 import type { ConfigIssue, ObjectRef, Origin, ProxySslModel } from '../config/model.ts';
 import type { SecretView } from './objects.ts';
-import { annotationIssue, warnAnnotation } from './scalar-readers.ts';
+import { annotationIssue, readWhole, type ScalarSource, warnAnnotation } from './scalar-readers.ts';
 import { IS_VALID_REGEX as SERVER_NAME } from './validators.ts';
-import { parseGoInt } from './values.ts';
 
 const PREFIX = 'nginx.ingress.kubernetes.io/';
 
@@ -74,7 +73,7 @@ export function readProxySsl(
     warn(name, v, fallback);
     return fallback;
   };
-  const depth = verifyDepth(get('proxy-ssl-verify-depth'), warn);
+  const depth = verifyDepth({ get, invalid: (name, v, _expected, kept) => warn(name, v, kept) });
   const protocols = pick('proxy-ssl-protocols', PROTOCOLS, 'TLSv1.2')
     .split(' ')
     .filter((p) => p !== '');
@@ -99,13 +98,10 @@ export function readProxySsl(
  * proxy-ssl-verify-depth as ingress-nginx reads it: Go's Atoi (no space), 0 and a refused value are
  * its default 1 (proxyssl/main.go:246-249); keepip refuses a negative depth or one over 999 too.
  */
-function verifyDepth(
-  text: string | undefined,
-  warn: (name: string, value: string, kept: string) => void,
-): number {
-  if (text === undefined || text === '') return 1;
-  const n = parseGoInt(text);
-  if (n !== null && n >= 0 && n <= 999) return n === 0 ? 1 : n;
-  warn('proxy-ssl-verify-depth', text, '1');
-  return 1;
+function verifyDepth(source: ScalarSource): number {
+  // An empty value is never validated there, and is the default without a word.
+  if (source.get('proxy-ssl-verify-depth') === '') return 1;
+  const rule = { max: 999, expected: 'a depth of 0-999', kept: '1' };
+  const n = readWhole(source, 'proxy-ssl-verify-depth', null, rule);
+  return n === null || n === 0 ? 1 : n;
 }
