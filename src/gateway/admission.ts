@@ -23,7 +23,7 @@ import { type CompiledCors, corsAnswer, PREFLIGHT_HEADERS } from './cors.ts';
 import { requestContext } from './error-log.ts';
 import type { Exchange, GatewayRequest, HandlerContext } from './exchange.ts';
 import { normalizeHost } from './host.ts';
-import { absoluteLocation } from './redirects.ts';
+import { absoluteFor } from './response-headers.ts';
 import { requestIdFor } from './request-id.ts';
 import { logInvalidRequest, requestLineOf, shownClient } from './request-log.ts';
 import { parseRequestTarget } from './request-target.ts';
@@ -234,16 +234,8 @@ function answerRedirect(
   location: string,
   respond: Respond,
 ): void {
-  const { conn } = ex;
-  const request = {
-    scheme: conn.scheme,
-    rawHost: ex.rawHost,
-    serverName: matched.serverName,
-    serverPort: conn.serverPort,
-  };
-  const { redirect, usePortInRedirects, relativeRedirects } = matched.location;
-  const relative = redirect?.relative ?? relativeRedirects;
-  respond(status, { location: absoluteLocation(location, request, { relative, usePortInRedirects }) });
+  const { redirect, relativeRedirects } = matched.location;
+  respond(status, { location: absoluteFor(ex, matched, location, redirect?.relative ?? relativeRedirects) });
 }
 
 /** A 400 for a target or host the gateway refuses, with the reason in the error log. */

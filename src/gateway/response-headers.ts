@@ -2,6 +2,7 @@
 // (nginx's more_set_headers: add-headers, custom-headers, enable-cors), and a sticky session's
 // Set-Cookie beside the backend's. Only requests that have some pay for the wrapper.
 import { type Exchange, type GatewayResponse, hideHeadFields } from './exchange.ts';
+import type { MatchedRoute } from './router.ts';
 import { absoluteLocation } from './redirects.ts';
 import { rewriteResponseHeaders } from './response-rewrite.ts';
 
@@ -31,7 +32,12 @@ export function addResponseHeaders(ex: Exchange, res: GatewayResponse): void {
     const out: Headers = {};
     for (const name in headers) if (extra[name.toLowerCase()] === undefined) out[name] = headers[name]!;
     // proxy-redirect-* / proxy-cookie-*: the backend's own Location, Refresh and Set-Cookie.
-    if (rewrite !== null) rewriteResponseHeaders(rewrite, out, (location) => absoluteOf(ex, location));
+    if (rewrite !== null)
+      rewriteResponseHeaders(rewrite, out, (location) =>
+        ex.route === null
+          ? location
+          : absoluteFor(ex, ex.route, location, ex.route.location.relativeRedirects),
+      );
     Object.assign(out, extra);
     // Read when the head is written: a retry may have moved the session (change-on-failure).
     if (ex.setCookie !== null) {
@@ -44,16 +50,24 @@ export function addResponseHeaders(ex: Exchange, res: GatewayResponse): void {
   hideHeadFields(res);
 }
 
-/** A rewritten Location as nginx's absolute_redirect sends it (relative-redirects, use-port-in-redirects). */
-function absoluteOf(ex: Exchange, location: string): string {
-  const route = ex.route;
-  if (route === null) return location;
-  const { relativeRedirects, usePortInRedirects } = route.location;
+/**
+ * `location` as nginx's absolute_redirect sends it from `route`'s server: one starting with `/` gets the
+ * scheme and host (the port with use-port-in-redirects), unless `relative` (relative-redirects).
+ */
+export function absoluteFor(
+  ex: Exchange,
+  route: MatchedRoute,
+  location: string,
+  relative: boolean | undefined,
+): string {
   const request = {
     scheme: ex.conn.scheme,
     rawHost: ex.rawHost,
     serverName: route.serverName,
     serverPort: ex.conn.serverPort,
   };
-  return absoluteLocation(location, request, { relative: relativeRedirects, usePortInRedirects });
+  return absoluteLocation(location, request, {
+    relative,
+    usePortInRedirects: route.location.usePortInRedirects,
+  });
 }
