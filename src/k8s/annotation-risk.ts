@@ -5,7 +5,6 @@
 // without the annotation could drop an access rule the author meant. Pure.
 import type { GatewaySettings } from '../config/model.ts';
 import { DEFAULT_ANNOTATIONS_PREFIX } from './annotation-prefix.ts';
-import type { ScalarSource } from './scalar-readers.ts';
 
 export const ANNOTATION_RISKS = ['Low', 'Medium', 'High', 'Critical'] as const;
 export type AnnotationRisk = (typeof ANNOTATION_RISKS)[number];
@@ -185,21 +184,23 @@ export function readWordBlocklist(value: string): string[] {
     .map((word) => word.trim());
 }
 
-/** Reads the two ConfigMap keys into the settings; an unknown level is reported and read as Low. */
+/**
+ * Reads the two ConfigMap keys into the settings; an unknown level is reported and read as Low (not
+ * the default High: Low is what ingress-nginx applies to it, so the warning says so).
+ */
 export function applyAnnotationRiskSettings(
   data: Readonly<Record<string, string>>,
   settings: GatewaySettings,
-  sink: Pick<ScalarSource, 'invalid'>,
+  warn: (key: string, message: string) => void,
 ): void {
   const level = data['annotations-risk-level'];
   if (level !== undefined) {
     const read = readRiskLevel(level);
     if (!read.known)
-      sink.invalid(
+      warn(
         'annotations-risk-level',
-        level,
-        'Critical, High, Medium or Low',
-        'Low, as ingress-nginx reads any other word: Ingresses with Medium or higher annotations are not served',
+        `${JSON.stringify(level)} is not Critical, High, Medium or Low; read as Low (not the default High), ` +
+          'as ingress-nginx reads any other word: Ingresses with Medium or higher annotations are not served',
       );
     settings.annotationsRiskLevel = read.level;
   }

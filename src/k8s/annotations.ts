@@ -317,7 +317,9 @@ export function parseControllerConfigMap(
   applyTracingSettings(data, s, { invalid: v.invalid });
   applyStreamSettings(data, s, { invalid: v.invalid });
   applyBodyBufferingSettings(data, s, { invalid: v.invalid });
-  applyAnnotationRiskSettings(data, s, { invalid: v.invalid });
+  applyAnnotationRiskSettings(data, s, (key, message) =>
+    push(v.sink, 'warning', 'INVALID_CONFIGMAP_VALUE', v.field(key), message),
+  );
   s.server = readServerSettings(data, {
     invalid: v.invalid,
     failClosed: (key, message) => push(v.sink, 'error', 'INVALID_CONFIGMAP_VALUE', v.field(key), message),

@@ -98,7 +98,10 @@ describe('annotations-risk-level', () => {
     assert.deepEqual(readRiskLevel('hihg'), { level: 'Low', known: false });
     const { s, issues } = configMapSettings({ 'annotations-risk-level': 'hihg' });
     assert.equal(s.annotationsRiskLevel, 'Low');
-    assert.match(issues.find((i) => i.code === 'INVALID_CONFIGMAP_VALUE')?.message ?? '', /"hihg".*Low/);
+    assert.match(
+      issues.find((i) => i.code === 'INVALID_CONFIGMAP_VALUE')?.message ?? '',
+      /"hihg".*read as Low \(not the default High\)/,
+    );
     const r = servedHosts(two({ 'annotations-risk-level': 'hihg' }, { [`${P}rewrite-target`]: '/' }));
     assert.deepEqual(r.hosts, ['plain.test']);
   });
