@@ -103,17 +103,21 @@ export function rfc2253(name: string): string {
 }
 
 export interface ClientCertificateView {
-  /** $ssl_client_verify: SUCCESS, NONE or FAILED:<reason>. */
+  /** $ssl_client_verify: SUCCESS, NONE or FAILED:<OpenSSL's reason text>, as nginx writes it. */
   verify: string;
+  /** OpenSSL's name of the verify error (UNABLE_TO_GET_ISSUER_CERT_LOCALLY…), null when verified. */
+  verifyCode: string | null;
   subjectDn: string;
   issuerDn: string;
   pem: string | null;
   present: boolean;
 }
 
+const NODE_HINT = '; if the root CA is installed locally';
+
 /** What the connection's client certificate is, for the checks and the ssl-client-* headers. */
 export function clientCertificateView(socket: unknown, model: ClientCertificateModel): ClientCertificateView {
-  const none = { verify: 'NONE', subjectDn: '', issuerDn: '', pem: null, present: false };
+  const none = { verify: 'NONE', verifyCode: null, subjectDn: '', issuerDn: '', pem: null, present: false };
   if (!(socket instanceof tls.TLSSocket)) return none;
   let x509: X509Certificate | undefined;
   try {
@@ -122,13 +126,19 @@ export function clientCertificateView(socket: unknown, model: ClientCertificateM
     x509 = undefined;
   }
   if (x509 === undefined) return none;
+  // Node's verifyError carries OpenSSL's X509_verify_cert_error_string as its message (the text
+  // nginx puts after FAILED:), Node 24 a hint about --use-system-ca after it, and the name as code.
   const error = (socket as TlsSocketInternals)._handle?.verifyError?.() ?? null;
-  let verify = error === null ? 'SUCCESS' : `FAILED:${error.code ?? error.message}`;
+  let verify = error === null ? 'SUCCESS' : `FAILED:${error.message.split(NODE_HINT)[0]}`;
+  let verifyCode = error === null ? null : (error.code ?? 'UNSPECIFIED');
   const chain = socket.getPeerCertificate(true) as tls.DetailedPeerCertificate;
-  if (error === null && exceedsVerifyDepth(chain, model.verifyDepth))
+  if (error === null && exceedsVerifyDepth(chain, model.verifyDepth)) {
     verify = 'FAILED:certificate chain too long';
+    verifyCode = 'CERT_CHAIN_TOO_LONG';
+  }
   return {
     verify,
+    verifyCode,
     subjectDn: rfc2253(x509.subject),
     issuerDn: rfc2253(x509.issuer),
     pem: x509.toString(),
@@ -159,15 +169,15 @@ export function misdirected(socket: unknown, rawHost: string, model: ClientCerti
  * issuer is unknown or untrusted. Expired, revoked or badly signed certificates are refused still.
  */
 const ISSUER_ERRORS = new Set([
-  'FAILED:DEPTH_ZERO_SELF_SIGNED_CERT',
-  'FAILED:SELF_SIGNED_CERT_IN_CHAIN',
-  'FAILED:UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
-  'FAILED:UNABLE_TO_VERIFY_LEAF_SIGNATURE',
-  'FAILED:CERT_UNTRUSTED',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'CERT_UNTRUSTED',
 ]);
 
-function forgiven(model: ClientCertificateModel, verify: string): boolean {
-  return model.verifyClient === 'optional_no_ca' && ISSUER_ERRORS.has(verify);
+function forgiven(model: ClientCertificateModel, verifyCode: string | null): boolean {
+  return model.verifyClient === 'optional_no_ca' && verifyCode !== null && ISSUER_ERRORS.has(verifyCode);
 }
 
 /** auth-tls-match-cn compiled once per model (nginx tests `$ssl_client_s_dn !~ "<cn>"`: PCRE). */
@@ -194,11 +204,12 @@ export function checkClientCertificate(
     const page = model.errorPage;
     if (model.verifyClient === 'on' && !view.present)
       return { ok: false, status: 400, reason: 'client sent no required SSL certificate', location: page };
-    if (view.present && view.verify !== 'SUCCESS' && !forgiven(model, view.verify))
+    if (view.present && view.verify !== 'SUCCESS' && !forgiven(model, view.verifyCode))
       return {
         ok: false,
         status: 400,
-        reason: `client SSL certificate verify error: (${view.verify})`,
+        // nginx writes (<number>:<text>); Node gives the error's name where OpenSSL its number.
+        reason: `client SSL certificate verify error: (${view.verifyCode}:${view.verify.slice('FAILED:'.length)})`,
         location: page,
       };
   }

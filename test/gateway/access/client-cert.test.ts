@@ -22,7 +22,14 @@ function matching(matchCn: string): ClientCertificateModel {
 
 /** Whether a verified certificate with this subject DN passes. */
 function passes(model: ClientCertificateModel, subjectDn: string): boolean {
-  const view = { verify: 'SUCCESS', subjectDn, issuerDn: 'CN=ca', pem: null, present: true };
+  const view = {
+    verify: 'SUCCESS',
+    verifyCode: null,
+    subjectDn,
+    issuerDn: 'CN=ca',
+    pem: null,
+    present: true,
+  };
   return checkClientCertificate(model, view, true).ok;
 }
 
