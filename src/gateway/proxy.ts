@@ -442,6 +442,21 @@ class ProxyExchange implements UpstreamHandler {
       controller.abort(new Error('client gone'));
       return false;
     }
+    if (statusCode > 599 && this.#req.httpVersion === '2.0') {
+      // HTTP/2 has no such status (RFC 9110 15: 100-599; node:http2 refuses it): a 502 the client
+      // can read, where relaying would reset the stream. HTTP/1.x clients get it relayed, as nginx's.
+      const error = Object.assign(
+        new Error(`upstream sent status ${statusCode}, which HTTP/2 cannot carry,`),
+        {
+          code: 'UPSTREAM_INVALID_HEADER',
+        },
+      );
+      this.#skipped ??= new WeakSet();
+      this.#skipped.add(controller);
+      controller.abort(error);
+      this.#fail(error);
+      return false;
+    }
     if (this.#mayTryNext() && retryOnStatus(this.#policy, statusCode, this.request.method)) {
       // proxy-next-upstream http_<status>: this answer is dropped and the next endpoint asked.
       this.#recordAttempt(statusCode, true);
@@ -549,6 +564,11 @@ class ProxyExchange implements UpstreamHandler {
 
   onResponseError(controller: UpstreamController, error: Error & { code?: string }): void {
     if (this.#skipped?.has(controller)) return;
+    this.#fail(error);
+  }
+
+  /** The attempt failed: the next endpoint when proxy-next-upstream allows, else the gateway's answer. */
+  #fail(error: Error & { code?: string }): void {
     this.disarmSendTimer();
     if (this.#finished) return;
     const verdict = classifyUpstreamError(error, this.#responseStarted);
