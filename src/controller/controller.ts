@@ -16,7 +16,7 @@ import { type BackoffPolicy, DEFAULT_BACKOFF, realScheduler, type Scheduler } fr
 import { createDebouncer } from './debounce.ts';
 import { createElection, type Election } from './election.ts';
 import { createEventRecorder } from './event-recorder.ts';
-import { ingressEvents, ingressFingerprint, newVersions } from './events.ts';
+import { type EmittedEvents, eventsToEmit, issuesByIngress } from './events.ts';
 import type { ControllerOptions } from './flags.ts';
 import { createInformers, type Informers, ingressClassesListable } from './informers.ts';
 import { createKubeClient, type KubeClient, loadKubeConfig } from './kube-client.ts';
@@ -120,24 +120,30 @@ function createLeaderDuties(
   log: (line: string) => void,
   leading: () => boolean,
 ) {
-  const emitted = new Map<string, string>();
+  const emitted: EmittedEvents = new Map();
   const recorder = createEventRecorder({ client, host: identity, now: scheduler.now, log, leading });
   const statusWriter = createStatusWriter({ client, options: o, log, leading });
   // A sync after every snapshot: coalesced, so a burst of snapshots costs one sync more, not a queue.
-  const statusSyncs = latestOnly((ingresses: KubeObject[]) => statusWriter.sync(ingresses));
+  const statusSyncs = latestOnly(({ served, refused }: { served: KubeObject[]; refused: KubeObject[] }) =>
+    statusWriter.sync(served, refused),
+  );
   return {
     run(informers: Informers, serving: Serving, snapOptions: SnapshotOptions) {
       const gateway = serving.gateway();
       if (gateway === null) return;
       const ingresses = ourIngresses(informers.objects(), snapOptions);
       const { issues, gateway: model } = gateway.snapshot().topology;
-      // An Ingress over the annotation limits is not served: no address for it, as ingress-nginx's
-      // status sync covers only the Ingresses its store took (what it has is left as it is).
-      if (o.updateStatus) statusSyncs.push(ingresses.filter((ing) => !isRefused(model, ing)));
-      for (const ing of newVersions(ingresses, emitted)) {
-        emitted.set(`${ing.metadata?.namespace ?? ''}/${ing.metadata?.name ?? ''}`, ingressFingerprint(ing));
-        for (const e of ingressEvents(ing, issues, !o.disableSyncEvents)) recorder.emit(e);
+      // An Ingress over the annotation limits is not served: no address for it, and one it had from
+      // when it was served (before the limits were lowered) is taken away, so nothing that reads the
+      // status (external-dns) keeps pointing at a host that answers 404. ingress-nginx keeps serving
+      // the version its store took before, so the address it keeps is still true there.
+      if (o.updateStatus) {
+        const refused = ingresses.filter((ing) => isRefused(model, ing));
+        statusSyncs.push({ served: ingresses.filter((ing) => !refused.includes(ing)), refused });
       }
+      const byIngress = issuesByIngress(issues);
+      for (const ing of ingresses)
+        for (const e of eventsToEmit(ing, byIngress, !o.disableSyncEvents, emitted)) recorder.emit(e);
     },
     /** Waits for writes in flight; clears the status when asked (the caller checks leadership). */
     async finish(informers: Informers, snapOptions: SnapshotOptions, clearStatus: boolean) {

@@ -102,13 +102,41 @@ export function ingressFingerprint(ing: KubeObject): string {
   return JSON.stringify([ing.spec ?? null, ing.metadata?.annotations ?? {}]);
 }
 
-/** Ingresses whose spec or annotations changed since their events were last emitted. */
-export function newVersions(
-  ingresses: readonly KubeObject[],
-  emitted: ReadonlyMap<string, string>,
-): KubeObject[] {
-  return ingresses.filter((ing) => {
-    const key = `${ing.metadata?.namespace ?? ''}/${ing.metadata?.name ?? ''}`;
-    return emitted.get(key) !== ingressFingerprint(ing);
-  });
+/** The issues about each Ingress, by namespace/name: one pass, so a sync over every Ingress stays linear. */
+export function issuesByIngress(issues: readonly ConfigIssue[]): Map<string, ConfigIssue[]> {
+  const out = new Map<string, ConfigIssue[]>();
+  for (const issue of issues) {
+    if (issue.origin?.kind !== 'Ingress') continue;
+    const key = `${issue.origin.namespace ?? ''}/${issue.origin.name ?? ''}`;
+    const list = out.get(key);
+    if (list === undefined) out.set(key, [issue]);
+    else list.push(issue);
+  }
+  return out;
+}
+
+/** Per Ingress (namespace/name): the version whose events went out, and the warnings they said. */
+export type EmittedEvents = Map<string, { version: string; warnings: string }>;
+
+/**
+ * The events to emit for `ing` now, and the state to remember: all of them (Sync and warnings) for a
+ * new version of the Ingress; for the same version, its warnings when they changed (a ConfigMap
+ * change, such as a lower annotations-risk-level, can refuse an Ingress nobody edited); else none.
+ */
+export function eventsToEmit(
+  ing: KubeObject,
+  issues: ReadonlyMap<string, readonly ConfigIssue[]>,
+  syncEvents: boolean,
+  emitted: EmittedEvents,
+): EventSpec[] {
+  const who = involved(ing);
+  const key = `${who.namespace}/${who.name}`;
+  const version = ingressFingerprint(ing);
+  const events = ingressEvents(ing, issues.get(key) ?? [], syncEvents);
+  const warningEvents = events.filter((e) => e.type === 'Warning');
+  const warnings = JSON.stringify(warningEvents.map((e) => [e.reason, e.message]));
+  const last = emitted.get(key);
+  if (last !== undefined && last.version === version && last.warnings === warnings) return [];
+  emitted.set(key, { version, warnings });
+  return last !== undefined && last.version === version ? warningEvents : events;
 }

@@ -18,8 +18,11 @@ import {
 } from './status.ts';
 
 export interface StatusWriter {
-  /** Brings every given Ingress to the desired status; resolves with the number written. */
-  sync(ingresses: readonly KubeObject[]): Promise<number>;
+  /**
+   * Brings every given Ingress to the desired status, and empties that of `withdrawn` (ours, but not
+   * served: over the annotation limits); resolves with the number written.
+   */
+  sync(ingresses: readonly KubeObject[], withdrawn?: readonly KubeObject[]): Promise<number>;
   /** Empties the status of the given Ingresses, unless other controller pods still run. */
   clear(ingresses: readonly KubeObject[]): Promise<number>;
 }
@@ -38,13 +41,14 @@ type WroteOver = Map<string, { rv: string; entries: string }>;
 export function createStatusWriter(deps: StatusDeps): StatusWriter {
   const wroteOver: WroteOver = new Map();
   return {
-    async sync(ingresses) {
+    async sync(ingresses, withdrawn = []) {
       const entries = await desiredEntries(deps);
       if (typeof entries === 'string') {
         deps.log(`${entries}; status left as it is`);
         return 0;
       }
-      return writeStatuses(deps, wroteOver, ingresses, entries);
+      const written = await writeStatuses(deps, wroteOver, ingresses, entries);
+      return written + (await writeStatuses(deps, wroteOver, withdrawn, []));
     },
     async clear(ingresses) {
       const pods = await controllerPods(deps);

@@ -5,6 +5,7 @@
 // without the annotation could drop an access rule the author meant. Pure.
 import type { GatewaySettings } from '../config/model.ts';
 import { DEFAULT_ANNOTATIONS_PREFIX } from './annotation-prefix.ts';
+import { trimGoSpace } from './values.ts';
 
 export const ANNOTATION_RISKS = ['Low', 'Medium', 'High', 'Critical'] as const;
 export type AnnotationRisk = (typeof ANNOTATION_RISKS)[number];
@@ -173,15 +174,12 @@ export function readRiskLevel(value: string): { level: AnnotationRisk; known: bo
 
 /**
  * The blocklist as ingress-nginx's admission splits it: the value trimmed, cut at commas, each word
- * trimmed. An empty word is kept: Go's strings.Contains finds it in every value, so it blocks every
+ * trimmed (Go's strings.TrimSpace: NEL is a space there, U+FEFF is not). An empty word is kept: Go's strings.Contains finds it in every value, so it blocks every
  * Ingress with an annotation (as there).
  */
 export function readWordBlocklist(value: string): string[] {
   if (value === '') return [];
-  return value
-    .trim()
-    .split(',')
-    .map((word) => word.trim());
+  return trimGoSpace(value).split(',').map(trimGoSpace);
 }
 
 /**
