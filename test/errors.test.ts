@@ -125,6 +125,13 @@ const NOT_CODES: Readonly<Record<string, string>> = {
   SSL_SIG_SCHEME: 'PROXY v2 SSL sub-TLV name',
   SSL_VERSION: 'PROXY v2 SSL sub-TLV name',
   UNIQUE_ID: 'PROXY v2 TLV name',
+  CERT_CHAIN_TOO_LONG:
+    "OpenSSL's X509_V_ERR_ name of a client certificate's verify error (src/gateway/access/client-cert.ts)",
+  CERT_UNTRUSTED: "OpenSSL's X509_V_ERR_ name",
+  DEPTH_ZERO_SELF_SIGNED_CERT: "OpenSSL's X509_V_ERR_ name",
+  SELF_SIGNED_CERT_IN_CHAIN: "OpenSSL's X509_V_ERR_ name",
+  UNABLE_TO_GET_ISSUER_CERT_LOCALLY: "OpenSSL's X509_V_ERR_ name",
+  UNABLE_TO_VERIFY_LEAF_SIGNATURE: "OpenSSL's X509_V_ERR_ name",
   UNIX_STREAM: 'PROXY v2 transport name',
   UNIX_DGRAM: 'PROXY v2 transport name',
   AUTO_HTTP: "an ingress-nginx backend-protocol value (the client's scheme towards the backend)",
