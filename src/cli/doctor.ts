@@ -3,11 +3,12 @@
 import type { Topology } from '../config/model.ts';
 import { CLIENT_PATHS, isClientPath } from '../config/client-path.ts';
 import { diagnose, type DiagnoseOptions } from '../doctor/diagnose.ts';
+import { diagnoseManifests, followFix } from '../doctor/follow-fix.ts';
 import { type ProbeResult, runProbes } from '../doctor/probe.ts';
 import { type DoctorInputOptions, type DoctorInputs, doctorInputs } from '../doctor/inputs.ts';
 import { explainProbe, type ProbeExplanation } from '../doctor/probe-explain.ts';
 import { renderJson, renderText } from '../doctor/report.ts';
-import { loadManifests } from '../k8s/index.ts';
+import { loadManifests, type ManifestObject } from '../k8s/index.ts';
 import { canonicalIp } from '../net/ip.ts';
 import { parseCommandArgs, usageError } from './args.ts';
 import type { Command } from './main.ts';
@@ -29,6 +30,8 @@ manifest change that fixes it.
   --via PATH             how the client reaches the LB: ${CLIENT_PATHS.join(' | ')}
                          (default: the LB Service's keepip.dev/client-path annotation, else direct)
   --forwarded-for LIST   an X-Forwarded-For value the client sends itself (spoofing check)
+  --proxy-header-for IP  the client starts its connection with a PROXY header of its own claiming IP
+                         (spoofing check: believed when nothing in front writes one)
   --lb NS/NAME           the LoadBalancer Service to diagnose (default: the controller's)
   --ingress-class NAME   default nginx
   --configmap NS/NAME    the controller's ConfigMap (default: the --configmap of the controller behind
@@ -55,11 +58,13 @@ const USAGE = { command: 'doctor', help: HELP };
 async function loadTopology(
   files: readonly string[],
   options: DoctorInputOptions,
-): Promise<({ ok: true } & DoctorInputs) | { ok: false; message: string }> {
+): Promise<
+  ({ ok: true; objects: readonly ManifestObject[] } & DoctorInputs) | { ok: false; message: string }
+> {
   const loaded = await loadManifests(files);
   const errors = loaded.issues.filter((i) => i.severity === 'error');
   if (errors.length > 0) return { ok: false, message: errors.map((e) => e.message).join('\n') };
-  return { ok: true, ...doctorInputs(loaded.objects, options) };
+  return { ok: true, objects: loaded.objects, ...doctorInputs(loaded.objects, options) };
 }
 
 function parse(args: string[]) {
@@ -75,6 +80,7 @@ function parse(args: string[]) {
       scheme: { type: 'string' },
       via: { type: 'string' },
       'forwarded-for': { type: 'string' },
+      'proxy-header-for': { type: 'string' },
       lb: { type: 'string' },
       'ingress-class': { type: 'string' },
       configmap: { type: 'string' },
@@ -110,6 +116,9 @@ export const command: Command = {
       if (canonical === null) return usageError(USAGE, `--client "${values.client}" is not an IP address`);
       client = canonical;
     }
+    const claimed = values['proxy-header-for'];
+    if (claimed !== undefined && canonicalIp(claimed) === null)
+      return usageError(USAGE, `--proxy-header-for "${claimed}" is not an IP address`);
     const from: string[] = [];
     for (const f of values.from ?? []) {
       const canonical = canonicalIp(f);
@@ -128,19 +137,20 @@ export const command: Command = {
     }
 
     let loaded: Awaited<ReturnType<typeof loadTopology>> | null = null;
+    const inputOptions: DoctorInputOptions = {
+      ...(values['ingress-class'] !== undefined ? { ingressClass: values['ingress-class'] } : {}),
+      ...(values.configmap !== undefined ? { configMap: values.configmap } : {}),
+      ...(values.lb !== undefined ? { loadBalancer: values.lb } : {}),
+      ...(values['tcp-services-configmap'] !== undefined
+        ? { tcpServices: values['tcp-services-configmap'] }
+        : {}),
+      ...(values['udp-services-configmap'] !== undefined
+        ? { udpServices: values['udp-services-configmap'] }
+        : {}),
+      enableSslPassthrough: values['enable-ssl-passthrough'] === true,
+    };
     if (files.length > 0) {
-      loaded = await loadTopology(files, {
-        ...(values['ingress-class'] !== undefined ? { ingressClass: values['ingress-class'] } : {}),
-        ...(values.configmap !== undefined ? { configMap: values.configmap } : {}),
-        ...(values.lb !== undefined ? { loadBalancer: values.lb } : {}),
-        ...(values['tcp-services-configmap'] !== undefined
-          ? { tcpServices: values['tcp-services-configmap'] }
-          : {}),
-        ...(values['udp-services-configmap'] !== undefined
-          ? { udpServices: values['udp-services-configmap'] }
-          : {}),
-        enableSslPassthrough: values['enable-ssl-passthrough'] === true,
-      });
+      loaded = await loadTopology(files, inputOptions);
       if (!loaded.ok) {
         process.stderr.write(`keepip doctor: cannot read the manifests:\n${loaded.message}\n`);
         return 1;
@@ -156,6 +166,7 @@ export const command: Command = {
       ...(values.path !== undefined ? { path: values.path } : {}),
       ...(values.scheme === 'http' || values.scheme === 'https' ? { scheme: values.scheme } : {}),
       ...(values['forwarded-for'] !== undefined ? { forwardedFor: values['forwarded-for'] } : {}),
+      ...(claimed !== undefined ? { proxyHeaderFor: claimed } : {}),
       ...(loaded?.ok ? { sslPassthrough: loaded.passthrough, streamServices: loaded.streamServices } : {}),
     };
 
@@ -170,16 +181,31 @@ export const command: Command = {
       );
     }
     if (!loaded?.ok) return usageError(USAGE, 'give manifests with -f');
-    const result = diagnose(loaded.topology, { ...base, ...(client !== undefined ? { client } : {}) });
-    if (!result.ok) {
-      process.stderr.write(`keepip doctor: ${result.error.code}: ${result.error.message}\n`);
-      return 1;
-    }
-    const report = result.report;
-    process.stdout.write(values.json ? renderJson(report) : renderText(report));
-    return report.exitCode;
+    const options = { ...base, ...(client !== undefined ? { client } : {}) };
+    return runDiagnosis(loaded, inputOptions, options, values.json === true);
   },
 };
+
+/** The doctor on the manifests, with what its fix reveals once applied; prints the report. */
+function runDiagnosis(
+  loaded: { objects: readonly ManifestObject[]; topology: Topology },
+  inputOptions: DoctorInputOptions,
+  options: DiagnoseOptions,
+  json: boolean,
+): number {
+  const result = diagnose(loaded.topology, options);
+  if (!result.ok) {
+    process.stderr.write(`keepip doctor: ${result.error.code}: ${result.error.message}\n`);
+    return 1;
+  }
+  const report = result.report;
+  report.afterFix = followFix(loaded.objects, report, (objects) => {
+    const again = diagnoseManifests(objects, inputOptions, options);
+    return again.ok ? again.report : null;
+  });
+  process.stdout.write(json ? renderJson(report) : renderText(report));
+  return report.exitCode;
+}
 
 async function runProbeMode(
   url: string,

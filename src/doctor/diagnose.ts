@@ -40,6 +40,7 @@ function simulate(chain: Chain, options: DiagnoseOptions): Simulated | null {
     ...(options.path !== undefined ? { path: options.path } : {}),
     ...(options.scheme !== undefined ? { scheme: options.scheme } : {}),
     ...(options.forwardedFor !== undefined ? { forwardedFor: options.forwardedFor } : {}),
+    ...(options.proxyHeaderFor !== undefined ? { proxyHeaderFor: options.proxyHeaderFor } : {}),
   });
 }
 

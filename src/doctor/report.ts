@@ -19,19 +19,25 @@ export function renderJson(report: DoctorReport): string {
     gatewayLogsAddress: sim?.gatewayLogsAddress ?? null,
     hops: report.hops.map((h) => ({ name: h.name, sees: h.sees, detail: h.detail })),
     audit: report.audit,
-    findings: report.findings.map((f) => ({
-      id: f.id,
-      severity: f.severity,
-      hops: f.hops,
-      message: f.message,
-      subject: f.subject ?? null,
-      fix: f.fix,
-    })),
+    findings: report.findings.map(findingJson),
+    // Findings the fixes above reveal once applied (follow-fix.ts), with their own fixes.
+    afterFix: (report.afterFix ?? []).map(findingJson),
     configIssues: report.configIssues,
     clientAnswer: report.clientAnswer ?? null,
     exitCode: report.exitCode,
   };
   return `${JSON.stringify(body, null, 2)}\n`;
+}
+
+function findingJson(f: Finding) {
+  return {
+    id: f.id,
+    severity: f.severity,
+    hops: f.hops,
+    message: f.message,
+    subject: f.subject ?? null,
+    fix: f.fix,
+  };
 }
 
 /** Wraps a paragraph at `width` columns, every line indented by `indent`. */
@@ -133,6 +139,21 @@ export function renderText(report: DoctorReport): string {
     const count = (s: string) => report.findings.filter((f) => f.severity === s).length;
     out.push(`Findings: ${count('error')} error(s), ${count('warning')} warning(s), ${count('info')} info`);
     for (const f of report.findings) {
+      out.push('');
+      out.push(renderFinding(f));
+    }
+  }
+  const afterFix = report.afterFix ?? [];
+  if (afterFix.length > 0) {
+    out.push('');
+    out.push(
+      wrap(
+        `Once those fixes are applied, ${afterFix.length} more finding(s) show, which the first ones hid: apply their fixes with them.`,
+        110,
+        '',
+      ),
+    );
+    for (const f of afterFix) {
       out.push('');
       out.push(renderFinding(f));
     }

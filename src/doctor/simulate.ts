@@ -34,6 +34,11 @@ export interface SimulateRequest {
   via?: ClientPath;
   /** A forwarded-for header value the client sends itself (to show whether it can be spoofed). */
   forwardedFor?: string;
+  /**
+   * An address the client claims in a PROXY header it writes itself at the start of its connection
+   * (to show whether a gateway that expects PROXY believes it when nothing in front writes one).
+   */
+  proxyHeaderFor?: string;
 }
 
 /** Simulates one request. Throws only on programmer mistakes (an invalid client address, a broken model). */
@@ -81,9 +86,11 @@ interface Walk {
   readonly hops: Hop[];
   /** The TCP peer the gateway sees. */
   peer: string;
-  /** The client a PROXY header names, when the LB sends one. */
+  /** The client a PROXY header names, when the LB sends one (or the client's own comes first). */
   proxySource: string | null;
   sentHeader: 'v1' | 'v2' | null;
+  /** The client's own PROXY header comes first on the connection (nothing in front wrote one). */
+  forgedHeaderFirst: boolean;
 }
 
 export function simulateOnChain(chain: Chain, request: SimulateRequest): Simulation {
@@ -102,6 +109,7 @@ export function simulateOnChain(chain: Chain, request: SimulateRequest): Simulat
     peer: client,
     proxySource: null,
     sentHeader: null,
+    forgedHeaderFirst: false,
   };
   const via = chain.via;
   walk.hops.push({ name: 'client', sees: client, detail: `connects over ${describeVia(via)}` });
@@ -115,7 +123,9 @@ export function simulateOnChain(chain: Chain, request: SimulateRequest): Simulat
   return (
     throughLoadBalancer(walk) ??
     toGatewayEndpoint(walk) ??
+    withClientProxyHeader(walk) ??
     throughProxyReader(walk) ??
+    afterClientProxyHeader(walk) ??
     throughPassthrough(walk) ??
     throughGateway(walk)
   );
@@ -224,6 +234,33 @@ function toGatewayEndpoint(walk: Walk): Simulation | null {
   return end(walk, 'unreachable', null, 'no-ready-endpoint', null);
 }
 
+/**
+ * A PROXY header the client writes itself (--proxy-header-for). The bytes pass an L4 hop unread: when
+ * nothing in front wrote a header, the client's is the first thing the gateway reads.
+ */
+function withClientProxyHeader(walk: Walk): null {
+  const claimed = walk.request.proxyHeaderFor;
+  if (claimed === undefined || walk.sentHeader !== null) return null;
+  const address = canonicalIp(claimed);
+  if (address === null) throw new Error(`DOCTOR_BAD_CLIENT: "${claimed}" is not an IP address`);
+  walk.sentHeader = 'v2';
+  walk.proxySource = address;
+  walk.forgedHeaderFirst = true;
+  return null;
+}
+
+/** The client's own PROXY header after the one the LB wrote: the gateway reads it as a request line. */
+function afterClientProxyHeader(walk: Walk): Simulation | null {
+  if (walk.request.proxyHeaderFor === undefined || walk.forgedHeaderFirst) return null;
+  walk.hops.push({
+    name: 'client-ip',
+    sees: walk.proxySource,
+    detail:
+      "the client's own PROXY header comes after the load balancer's, as the first bytes of the HTTP stream: not a request line, 400",
+  });
+  return end(walk, 'rejected-400', 400, 'client PROXY header after the LB header', null);
+}
+
 /** The gateway's PROXY reader and its trust check (G2, G3, G5). */
 function throughProxyReader(walk: Walk): Simulation | null {
   const { chain, hops, peer, sentHeader } = walk;
@@ -266,7 +303,9 @@ function throughProxyReader(walk: Walk): Simulation | null {
   hops.push({
     name: 'gateway',
     sees: peer,
-    detail: `accepts the PROXY ${sentHeader} header from trusted ${peer}: client ${walk.proxySource}`,
+    detail: walk.forgedHeaderFirst
+      ? `accepts the PROXY header the client wrote itself, as it comes from trusted ${peer} and nothing in front wrote one: client ${walk.proxySource}, whatever address the client claims (G3)`
+      : `accepts the PROXY ${sentHeader} header from trusted ${peer}: client ${walk.proxySource}`,
   });
   return null;
 }

@@ -134,6 +134,11 @@ export interface DoctorReport {
   simulation: Simulation | null;
   audit: AccessAudit[];
   findings: Finding[];
+  /**
+   * Findings (errors, warnings) that show once the error findings' fixes are applied (a fault the
+   * first ones hid), with their own fixes; set by follow-fix.ts when the manifests are at hand.
+   */
+  afterFix?: Finding[];
   /** Configuration problems the manifest reader reported (errors and warnings). */
   configIssues: { severity: Severity; code: string; message: string }[];
   /** client mode: the protocols offered and, for a gRPC route, the gRPC status the client reads (client-answer.ts). */

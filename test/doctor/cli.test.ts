@@ -1,5 +1,8 @@
 // `keepip doctor` end to end through bin/keepip: verdict first, JSON schema, exit codes, usage errors.
 import assert from 'node:assert/strict';
+import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { runKeepip } from '../helpers/process.ts';
 
@@ -121,4 +124,96 @@ test('unreadable manifests: exit 1 naming the file', async () => {
   const { code, stderr } = await runKeepip(['doctor', '-f', 'test/fixtures/doctor/does-not-exist']);
   assert.equal(code, 1);
   assert.match(stderr, /does-not-exist/);
+});
+
+/** The seed with an LB that sends PROXY v2 and a gateway that reads X-Forwarded-For from all of 127/8. */
+async function hiddenFaultManifests(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'keepip-doctor-'));
+  await cp(before, dir, { recursive: true });
+  const file = join(dir, 'ingress-nginx.yaml');
+  const text = (await readFile(file, 'utf8'))
+    .replace(
+      '  allow-snippet-annotations: "false"',
+      '  allow-snippet-annotations: "false"\n  use-forwarded-headers: "true"\n  proxy-real-ip-cidr: 127.0.0.0/8',
+    )
+    .replace(
+      '    service.beta.kubernetes.io/aws-load-balancer-type: external',
+      '    service.beta.kubernetes.io/aws-load-balancer-type: external\n    service.beta.kubernetes.io/aws-load-balancer-proxy-protocol: "*"',
+    );
+  await writeFile(file, text);
+  return dir;
+}
+
+test('a fault the first one hides (G2 400 before any X-Forwarded-For is read) is reported with its fix, as what the fix reveals', async () => {
+  const dir = await hiddenFaultManifests();
+  try {
+    const args = ['doctor', '-f', dir, '--client', '127.0.20.10', '--host', 'gitea.example.com'];
+    const text = await runKeepip(args);
+    assert.equal(text.code, 1);
+    assert.match(text.stdout, /x ERROR PROXY_PROTOCOL_SENT_NOT_EXPECTED/);
+    assert.match(
+      text.stdout,
+      /Once those fixes are applied, 1 more finding\(s\) show[\s\S]*x ERROR FORWARDED_HEADERS_SPOOFABLE/,
+    );
+    const json = JSON.parse((await runKeepip([...args, '--json'])).stdout);
+    assert.deepEqual(
+      json.findings.map((f: { id: string }) => f.id),
+      ['PROXY_PROTOCOL_SENT_NOT_EXPECTED'],
+    );
+    assert.deepEqual(
+      json.afterFix.map((f: { id: string; fix: { patches: { patch: unknown }[] } }) => [
+        f.id,
+        f.fix.patches[0]?.patch,
+      ]),
+      [['FORWARDED_HEADERS_SPOOFABLE', { data: { 'use-forwarded-headers': 'false' } }]],
+    );
+    const clean = JSON.parse(
+      (await runKeepip(['doctor', '-f', after, '--client', '127.0.20.10', '--json'])).stdout,
+    );
+    assert.deepEqual(clean.afterFix, []);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('--proxy-header-for: a PROXY header the client writes itself is believed where nothing in front writes one', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'keepip-doctor-'));
+  try {
+    await cp(after, dir, { recursive: true });
+    const file = join(dir, 'ingress-nginx.yaml');
+    // The gateway still expects PROXY from the NLB, but the NLB no longer sends it.
+    await writeFile(
+      file,
+      (await readFile(file, 'utf8')).replace(
+        /^ +service\.beta\.kubernetes\.io\/aws-load-balancer-proxy-protocol: .*\n/m,
+        '',
+      ),
+    );
+    const ask = (extra: string[]) =>
+      runKeepip([
+        'doctor',
+        '-f',
+        dir,
+        '--client',
+        '127.0.20.99',
+        '--host',
+        'gitea.example.com',
+        '--json',
+        ...extra,
+      ]);
+    const honest = JSON.parse((await ask([])).stdout);
+    assert.equal(honest.verdict, 'connection-closed');
+    assert.match(
+      honest.findings.find((f: { id: string }) => f.id === 'PROXY_PROTOCOL_EXPECTED_NOT_SENT').message,
+      /a PROXY header of its own is believed/,
+    );
+    const forged = JSON.parse((await ask(['--proxy-header-for', '127.0.20.10'])).stdout);
+    assert.equal(forged.status, 200, 'the allowlisted address, claimed by a stranger');
+    assert.equal(forged.gatewayLogsAddress, '127.0.20.10');
+    const bad = await ask(['--proxy-header-for', 'nope']);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /--proxy-header-for "nope" is not an IP address/);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });

@@ -19,11 +19,17 @@ export const rule: Rule = {
     if (!readsForwardedHeader(settings)) return [];
     const { chain } = context;
     const outside = { ...chain, via: chain.via === 'in-cluster' ? ('direct' as const) : chain.via };
-    // A client the LB lets in: inside loadBalancerSourceRanges when the LB has them.
+    // A client the LB lets in: inside loadBalancerSourceRanges when the LB has them; and the client
+    // the doctor was asked about, whose own address may be in proxy-real-ip-cidr (an internal LB
+    // that keeps client addresses, in front of a gateway trusting the whole network).
     const range = chain.lb?.loadBalancerSourceRanges[0];
-    const client = range === undefined ? OUTSIDER : range.slice(0, range.lastIndexOf('/'));
-    const probe = simulateOnChain(outside, { client, forwardedFor: FORGED });
-    if (probe.gatewayLogsAddress !== FORGED) return [];
+    const candidates = [range === undefined ? OUTSIDER : range.slice(0, range.lastIndexOf('/'))];
+    if (context.simulation !== null) candidates.push(context.simulation.client);
+    const spoofed = candidates
+      .map((client) => ({ client, probe: simulateOnChain(outside, { client, forwardedFor: FORGED }) }))
+      .find(({ probe }) => probe.gatewayLogsAddress === FORGED);
+    if (spoofed === undefined) return [];
+    const { client, probe } = spoofed;
     const peer = probe.hops.find((h) => h.name === 'gateway')?.sees ?? 'the peer';
     const keys = [
       settings.useForwardedHeaders ? 'use-forwarded-headers' : null,
