@@ -132,6 +132,11 @@ interface Failure {
   status: number;
   rule: string;
   log: string | null;
+  /**
+   * What the dashboard's record says of it: no user name (its list is not redacted, and whether a
+   * name exists is not for it to tell) and no auth URL (which may carry credentials).
+   */
+  detail: string;
   wwwAuthenticate: string[];
   cookies: string[];
 }
@@ -146,6 +151,14 @@ function logError(call: AccessCall, message: string): void {
     host: ex.rawHost,
   };
   call.ctx.errorLog.write('error', ex.conn.id, message + requestContext(context));
+}
+
+/**
+ * The verdict of a stage after the source lists (a limit, authentication): what the dashboard shows
+ * as the rule that let the request in or turned it away, in place of the source lists' verdict.
+ */
+function decidedBy(call: AccessCall, outcome: 'allow' | 'deny', rule: string, detail: string): void {
+  call.ex.verdict = { outcome, rule, entry: null, detail };
 }
 
 function stateOf(ex: Exchange): AccessState {
@@ -217,19 +230,22 @@ function limitAnswer(
   if (verdict === 'requests') {
     const which = rl.rps > 0 ? 'limit-rps' : 'limit-rpm';
     call.ctx.metrics.denial(which);
-    logError(call, `limiting requests by zone "${rl.zone}" (nginx.ingress.kubernetes.io/${which})`);
+    const line = `limiting requests by zone "${rl.zone}" (nginx.ingress.kubernetes.io/${which})`;
+    decidedBy(call, 'deny', which, line);
+    logError(call, line);
     call.respond(settings.limitReqStatusCode ?? 503, null);
   } else if (verdict === 'connections') {
     call.ctx.metrics.denial('limit-connections');
-    logError(
-      call,
-      `limiting connections by zone "${rl.zone}" (nginx.ingress.kubernetes.io/limit-connections)`,
-    );
+    const line = `limiting connections by zone "${rl.zone}" (nginx.ingress.kubernetes.io/limit-connections)`;
+    decidedBy(call, 'deny', 'limit-connections', line);
+    logError(call, line);
     call.respond(settings.limitConnStatusCode ?? 503, null);
   } else {
     // No answer from the shared store: refused, never let through unlimited.
     call.ctx.metrics.denial('limiter-unavailable');
-    logError(call, `limits of zone "${rl.zone}" not checked: ${verdict.message} [${verdict.code}]`);
+    const line = `limits of zone "${rl.zone}" not checked: ${verdict.message} [${verdict.code}]`;
+    decidedBy(call, 'deny', 'limiter-unavailable', line);
+    logError(call, line);
     call.respond(503, null);
   }
   return false;
@@ -239,6 +255,8 @@ function limitAnswer(
 function refuse(call: AccessCall, failure: Failure): void {
   const { model } = call;
   call.ctx.metrics.denial(failure.rule);
+  // A refusal by authentication names it; satisfy any's allowlist miss keeps the lists' own verdict.
+  if (failure.rule !== 'allowlist-miss') decidedBy(call, 'deny', failure.rule, failure.detail);
   // nginx's auth_basic writes an unknown user and a password mismatch at error (what fail2ban reads).
   if (failure.log !== null) logError(call, failure.log);
   const ext = model.externalAuth;
@@ -253,6 +271,23 @@ function refuse(call: AccessCall, failure: Failure): void {
   if (failure.wwwAuthenticate.length > 0) headers['www-authenticate'] = failure.wwwAuthenticate;
   if (ext?.alwaysSetCookie && failure.cookies.length > 0) headers['set-cookie'] = failure.cookies;
   call.respond(failure.status, Object.keys(headers).length > 0 ? headers : null);
+}
+
+/**
+ * Authentication let the request in where the source lists did not decide it: satisfy any after an
+ * allowlist miss, or no source-range rules at all; the record names the authentication then (an
+ * allowlist hit under satisfy all keeps its own verdict: both were needed).
+ */
+function nameAuthPass(call: AccessCall, ipRefused: boolean, rule: 'auth-basic' | 'auth-url'): void {
+  if (!ipRefused && call.verdict.rule !== 'no-rules') return;
+  decidedBy(
+    call,
+    'allow',
+    rule,
+    ipRefused
+      ? 'the allowlist missed; authentication passed (satisfy any)'
+      : 'no source-range rules; authentication passed',
+  );
 }
 
 function runBasic(call: AccessCall, runtime: AccessRuntime, next: (failure: Failure | null) => void): void {
@@ -271,6 +306,10 @@ function runBasic(call: AccessCall, runtime: AccessRuntime, next: (failure: Fail
       status: outcome.status,
       rule: 'auth-basic',
       log: outcome.user === null ? null : `${outcome.reason} (nginx.ingress.kubernetes.io/auth-type basic)`,
+      detail:
+        outcome.status === 401
+          ? 'basic authentication refused: no credentials, or ones the Secret does not accept'
+          : outcome.reason,
       wwwAuthenticate: challenge,
       cookies: [],
     });
@@ -323,6 +362,10 @@ function runExternal(
       status: outcome.status,
       rule: 'auth-url',
       log: outcome.kind === 'error' ? `${outcome.detail} (${annotation})` : null,
+      detail:
+        outcome.kind === 'deny'
+          ? `the auth service answered ${outcome.status} (${annotation})`
+          : `the auth request failed: ${outcome.status} (${annotation})`,
       wwwAuthenticate: outcome.kind === 'deny' ? outcome.wwwAuthenticate : [],
       cookies: outcome.cookies,
     };
@@ -412,12 +455,20 @@ function runAuth(
   const any = call.model.satisfy === 'any';
   let inCall = true;
   let result: boolean | 'pending' = 'pending';
-  const finish = (admitted: boolean) => {
+  const finish = (admitted: boolean, by?: 'auth-basic' | 'auth-url') => {
+    if (admitted && by !== undefined) nameAuthPass(call, ipRefused, by);
     if (inCall) result = admitted;
     else if (admitted) call.resume();
   };
   let recorded: Failure | null = ipRefused
-    ? { status: 403, rule: 'allowlist-miss', log: null, wwwAuthenticate: [], cookies: [] }
+    ? {
+        status: 403,
+        rule: 'allowlist-miss',
+        log: null,
+        detail: 'not in the allowlist',
+        wwwAuthenticate: [],
+        cookies: [],
+      }
     : null;
   const fail = (failure: Failure) => {
     refuse(call, failure);
@@ -434,14 +485,15 @@ function runAuth(
       };
   };
   const afterExternal = (failure: Failure | null) => {
-    if (failure === null) return finish(true);
+    // Passed by the auth service (after basic auth under satisfy all; without basic auth it ran alone).
+    if (failure === null) return finish(true, call.model.externalAuth !== null ? 'auth-url' : 'auth-basic');
     if (!any || (failure.status !== 401 && failure.status !== 403)) return fail(failure);
     record(failure);
     fail(recorded!);
   };
   runBasic(call, runtime, (failure) => {
     if (failure === null) {
-      if (any && call.model.basicAuth !== null) return finish(true);
+      if (any && call.model.basicAuth !== null) return finish(true, 'auth-basic');
       return runExternal(call, runtime, c, afterExternal);
     }
     if (!any || failure.status !== 401) return fail(failure);
