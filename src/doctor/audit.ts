@@ -68,10 +68,13 @@ export function auditAccess(chain: Chain): AccessAudit[] {
       listedClient === null ? null : simulateOnChain(chain, { client: listedClient, host, path, scheme });
     const other =
       otherClient === null ? null : simulateOnChain(chain, { client: otherClient, host, path, scheme });
-    const recognised = listed !== null && listed.gatewayLogsAddress === listedClient;
+    // Recognised: the listed client reaches the policy with its own address. A 400 before it (G2: a
+    // PROXY header not expected) logs an address too, but no list ever looks at it.
+    const seenByPolicy = listed?.outcome === 'rejected-400' ? null : (listed?.gatewayLogsAddress ?? null);
+    const recognised = listed !== null && seenByPolicy === listedClient;
     const seenInstead =
-      !recognised && listed?.gatewayLogsAddress && other?.gatewayLogsAddress === listed.gatewayLogsAddress
-        ? listed.gatewayLogsAddress
+      !recognised && seenByPolicy !== null && other?.gatewayLogsAddress === seenByPolicy
+        ? seenByPolicy
         : null;
     let note: string;
     if (!valid) {
@@ -80,7 +83,7 @@ export function auditAccess(chain: Chain): AccessAudit[] {
       note = 'the list is empty';
     } else if (recognised) {
       note = `listed clients are recognised: ${listedClient} -> ${describe(listed)}, ${otherClient} -> ${other ? describe(other) : '?'}`;
-    } else if (listed.gatewayLogsAddress === null) {
+    } else if (seenByPolicy === null) {
       note = `requests never reach the policy: ${listed.outcome} (${listed.decidedBy})`;
     } else if (seenInstead !== null) {
       const everyone = listed.outcome === 'allowed';

@@ -32,20 +32,32 @@ import { type RunningGateway, startGateway } from '../../src/gateway/gateway.ts'
 import { type ManifestObject, parseManifestText } from '../../src/k8s/index.ts';
 import { CidrSet } from '../../src/net/cidr-set.ts';
 import { encodeProxyHeader } from '../../src/proxy-protocol/index.ts';
-import { type RunningL4, startL4 } from '../../src/up/l4.ts';
-import { type Endpoint, type L4Component, planUp } from '../../src/up/plan.ts';
+import type { Endpoint } from '../../src/up/plan.ts';
 import { type RunningWhoami, startWhoami } from '../../src/whoami/server.ts';
 import { memorySink } from '../fixtures/gateway/harness.ts';
 import { mapLimited } from '../helpers/concurrency.ts';
+import {
+  assertNone,
+  backendManifests,
+  block,
+  type ChainCase,
+  controllerManifests,
+  describeChain,
+  GW,
+  LB,
+  phasesOf,
+  type LbKind,
+  type RunningChain,
+  sendsProxy,
+  startChain,
+  type TrustOption,
+  WHOAMI,
+} from '../helpers/doctor-chain.ts';
 import { manifestObject } from '../helpers/manifest-object.ts';
 import { decodeChunked, rawExchange, splitResponse } from '../helpers/net.ts';
 
 const A = '127.0.20.1';
 const B = '127.0.20.2';
-const LB = '127.0.10.1';
-const NODE = '127.0.1.1';
-const GW = '127.0.30.1';
-const WHOAMI = '127.0.40.11';
 const HOST = 'app.example.com';
 const RUNS = Number(process.env.DOCTOR_RUNS ?? 22);
 const DEFAULT_SEED = 20260411;
@@ -54,36 +66,15 @@ const DEFAULT_SEED = 20260411;
 // The configurations
 // ---------------------------------------------------------------------------------------------------
 
-/** nlb-*: AWS LB Controller NLB; elb: in-tree Classic ELB (PROXY v1); linode (v1 / none); generic (no switch). */
-type LbKind = 'nlb-ip' | 'nlb-ip-preserve' | 'nlb-instance' | 'elb' | 'linode' | 'generic';
-type TrustOption = 'lb' | 'node' | 'other' | 'everyone' | 'absent' | 'wide';
 type AllowOption = 'A' | 'LB' | 'both' | 'neither' | 'none';
 type DenyOption = 'B' | 'LB' | 'none';
 
-interface Case {
-  lb: LbKind;
-  /** The Service's PROXY switch (ignored for generic, which has none). */
-  proxy: boolean;
-  etp: 'Cluster' | 'Local';
-  /** keepip.dev/client-path: transit-gateway (the seed's path; AWS only) instead of direct. */
-  transit: boolean;
-  useProxyProtocol: boolean;
-  trust: TrustOption;
-  useForwardedHeaders: boolean;
+interface Case extends ChainCase {
   computeFull: boolean;
-  enableRealIp: boolean;
   allow: AllowOption;
   deny: DenyOption;
 }
 
-const TRUST: Record<TrustOption, string | null> = {
-  lb: `${LB}/32`,
-  node: `${NODE}/32`,
-  other: '127.0.30.0/24', // contains neither the LB nor the node
-  everyone: '0.0.0.0/0',
-  absent: null, // ingress-nginx's default: 0.0.0.0/0
-  wide: '127.0.0.0/8', // the LB, the node and every client (a "VPC CIDR")
-};
 const ALLOW: Record<AllowOption, string | null> = {
   A: `${A}/32`,
   LB: `${LB}/32`,
@@ -138,57 +129,9 @@ const FIXED: Case[] = [
   { ...plain, lb: 'generic', useProxyProtocol: true, trust: 'everyone', enableRealIp: true },
 ];
 
-const isAws = (c: Case) => c.lb.startsWith('nlb') || c.lb === 'elb';
-const sendsProxy = (c: Case) => c.proxy && c.lb !== 'generic';
-
 function describeCase(c: Case): string {
-  const lb = `${c.lb}${sendsProxy(c) ? (c.lb === 'elb' || c.lb === 'linode' ? '+pp1' : '+pp2') : ''}`;
-  const parts = [
-    `lb=${lb}`,
-    c.lb === 'nlb-ip' || c.lb === 'nlb-ip-preserve' ? null : `etp=${c.etp}`,
-    isAws(c) && c.transit ? 'via=transit-gateway' : null,
-    `use-proxy-protocol=${c.useProxyProtocol}`,
-    `proxy-real-ip-cidr=${TRUST[c.trust] ?? '(absent)'}`,
-    c.useForwardedHeaders ? 'use-forwarded-headers' : null,
-    c.computeFull ? 'compute-full-forwarded-for' : null,
-    c.enableRealIp ? 'enable-real-ip' : null,
-    `allow=${ALLOW[c.allow] ?? '-'}`,
-    `deny=${DENY[c.deny] ?? '-'}`,
-  ];
+  const parts = [...describeChain(c), `allow=${ALLOW[c.allow] ?? '-'}`, `deny=${DENY[c.deny] ?? '-'}`];
   return parts.filter((p) => p !== null).join(' ');
-}
-
-function lbAnnotations(c: Case): string[] {
-  const aws = 'service.beta.kubernetes.io/aws-load-balancer';
-  const out: string[] = [];
-  if (c.lb.startsWith('nlb')) {
-    out.push(`${aws}-type: "external"`, `${aws}-scheme: "internal"`);
-    out.push(`${aws}-nlb-target-type: "${c.lb === 'nlb-instance' ? 'instance' : 'ip'}"`);
-    if (c.lb === 'nlb-ip-preserve')
-      out.push(`${aws}-target-group-attributes: "preserve_client_ip.enabled=true"`);
-    if (c.proxy) out.push(`${aws}-proxy-protocol: "*"`);
-  } else if (c.lb === 'elb') {
-    out.push(`${aws}-internal: "true"`);
-    if (c.proxy) out.push(`${aws}-proxy-protocol: "*"`);
-  } else if (c.lb === 'linode') {
-    out.push(
-      `service.beta.kubernetes.io/linode-loadbalancer-default-proxy-protocol: "${c.proxy ? 'v1' : 'none'}"`,
-    );
-  }
-  if (isAws(c) && c.transit) out.push('keepip.dev/client-path: "transit-gateway"');
-  out.push(`keepip.dev/lb-source-address: "${LB}"`);
-  return out;
-}
-
-function configMapData(c: Case): string[] {
-  const data: string[] = [];
-  if (c.useProxyProtocol) data.push('use-proxy-protocol: "true"');
-  const trust = TRUST[c.trust];
-  if (trust !== null) data.push(`proxy-real-ip-cidr: "${trust}"`);
-  if (c.useForwardedHeaders) data.push('use-forwarded-headers: "true"');
-  if (c.computeFull) data.push('compute-full-forwarded-for: "true"');
-  if (c.enableRealIp) data.push('enable-real-ip: "true"');
-  return data;
 }
 
 function ingressAnnotations(c: Case): string[] {
@@ -200,44 +143,9 @@ function ingressAnnotations(c: Case): string[] {
   return out;
 }
 
-const block = (lines: readonly string[], indent: string) =>
-  lines.length === 0 ? ' {}' : `\n${lines.map((l) => `${indent}${l}`).join('\n')}`;
-
-/** The manifests: the controller's LB Service, its ConfigMap and pod, a node, and the protected app. */
+/** The manifests: the controller's half (test/helpers/doctor-chain.ts), the Ingress and the protected app. */
 function manifests(c: Case, whoamiPort: number): string {
-  return `apiVersion: v1
-kind: Service
-metadata:
-  name: ingress-nginx-controller
-  namespace: ingress-nginx
-  annotations:${block(lbAnnotations(c), '    ')}
-spec:
-  type: LoadBalancer
-  externalTrafficPolicy: ${c.etp}
-  selector: {app.kubernetes.io/name: ingress-nginx, app.kubernetes.io/component: controller}
-  ports: [{name: http, port: 80, targetPort: 80, nodePort: 30080}]
-status: {loadBalancer: {ingress: [{ip: ${LB}}]}}
----
-apiVersion: v1
-kind: ConfigMap
-metadata: {name: ingress-nginx-controller, namespace: ingress-nginx}
-data:${block(configMapData(c), '  ')}
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: ingress-nginx-controller-xyz12
-  namespace: ingress-nginx
-  labels: {kubernetes.io/service-name: ingress-nginx-controller}
-addressType: IPv4
-ports: [{name: http, port: 80}]
-endpoints: [{addresses: ["${GW}"], conditions: {ready: true}, nodeName: node-1}]
----
-apiVersion: v1
-kind: Node
-metadata: {name: node-1}
-status: {addresses: [{type: InternalIP, address: ${NODE}}]}
----
+  return `${controllerManifests(c)}---
 apiVersion: networking.k8s.io/v1
 kind: Ingress
 metadata:
@@ -252,24 +160,7 @@ spec:
         paths:
           - {path: /, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}
 ---
-apiVersion: v1
-kind: Service
-metadata: {name: web, namespace: app}
-spec:
-  type: ClusterIP
-  selector: {app: web}
-  ports: [{name: http, port: 80, targetPort: ${whoamiPort}}]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: web-abcde
-  namespace: app
-  labels: {kubernetes.io/service-name: web}
-addressType: IPv4
-ports: [{name: http, port: ${whoamiPort}}]
-endpoints: [{addresses: ["${WHOAMI}"], conditions: {ready: true}, nodeName: node-1}]
-`;
+${backendManifests(whoamiPort)}`;
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -402,46 +293,6 @@ async function send(entry: Endpoint, probe: Probe): Promise<Answer> {
   };
 }
 
-const endpointKey = (e: Endpoint) => `${e.host}:${e.port}`;
-
-interface RunningChain {
-  entry: Endpoint;
-  /** The PROXY version the running LB sends. */
-  lbSends: 'v1' | 'v2' | null;
-  close(): Promise<void>;
-}
-
-/** The LB (and NodePort hops) `keepip up` would run for the topology, in front of the one gateway. */
-async function startChain(topology: Topology, gatewayPort: number): Promise<RunningChain> {
-  const actual = new Map<string, Endpoint>([[`${GW}:80`, { host: GW, port: gatewayPort }]]);
-  const running: RunningL4[] = [];
-  const close = async () => {
-    for (const r of running.reverse()) await r.close();
-  };
-  let entry: Endpoint | null = null;
-  let lbSends: RunningChain['lbSends'] = null;
-  try {
-    for (const component of planUp(topology).components) {
-      if (component.kind !== 'node-port' && component.kind !== 'load-balancer') continue;
-      const l4: L4Component = component; // as `keepip up` runs it, on the port the system picks
-      const targets = l4.targets.map((t) => actual.get(endpointKey(t)) ?? t);
-      const started = await startL4(l4, { port: 0, targets, log: () => {} });
-      running.push(started);
-      const listen = { host: l4.listen.host, port: started.address.port };
-      actual.set(endpointKey(l4.listen), listen);
-      if (l4.kind === 'load-balancer') {
-        entry = listen;
-        lbSends = l4.model?.proxyProtocol ?? l4.proxyProtocol;
-      }
-    }
-  } catch (error) {
-    await close();
-    throw error;
-  }
-  assert.ok(entry !== null, 'the plan has a load balancer');
-  return { entry, lbSends, close };
-}
-
 interface Phase {
   doctor: Doctor;
   predicted: Record<Probe, Predicted>;
@@ -543,13 +394,6 @@ const findingsOf = (phase: Phase | null) =>
 /** The configuration, the fix applied and what the doctor says after it. */
 const fixed = (r: CaseResult) =>
   `${describeCase(r.c)} + fix {${r.fix.map((p) => JSON.stringify(p.patch)).join(' ')}} (the doctor then says: ${findingsOf(r.after)})`;
-
-function phasesOf(r: CaseResult): [string, Phase][] {
-  const out: [string, Phase][] = [];
-  if (r.before !== null) out.push(['before the fix', r.before]);
-  if (r.after !== null) out.push(['after the fix', r.after]);
-  return out;
-}
 
 /** A difference the docs state, with its reason; `met` counts the cases it excused. */
 interface Allowance {
@@ -654,14 +498,6 @@ function trustProblems(r: CaseResult): string[] {
   return out;
 }
 
-function assertNone(problems: readonly string[], what: string, seed: number): void {
-  assert.equal(
-    problems.length,
-    0,
-    `${problems.length} ${what} (DOCTOR_SEED=${seed}):\n${problems.slice(0, 8).join('\n')}`,
-  );
-}
-
 /** Configurations the doctor crashed on or answered nothing for, or the gateway refused. */
 function unanswered(results: readonly CaseResult[]): string[] {
   return results.filter((r) => r.failure !== null).map((r) => `${describeCase(r.c)}: ${r.failure}`);
@@ -732,37 +568,57 @@ describe('keepip doctor: the prediction against the real chain (keepip lb -> gat
 
   it('the doctor answers every configuration, and the LB runs what the manifests say', () => {
     assert.ok(results.length >= RUNS, 'every case ran');
-    assertNone(unanswered(results), 'configurations the doctor or the gateway could not take', seed);
-    assertNone(wrongLbs(results), 'load balancers that do not send what their annotation says', seed);
+    assertNone(
+      unanswered(results),
+      'configurations the doctor or the gateway could not take',
+      `DOCTOR_SEED=${seed}`,
+    );
+    assertNone(
+      wrongLbs(results),
+      'load balancers that do not send what their annotation says',
+      `DOCTOR_SEED=${seed}`,
+    );
   });
 
   it('honest clients A and B: the predicted status and backend address are the real ones', () => {
-    assertNone(mispredicted(results, ['A', 'B']), 'mispredicted honest requests', seed);
+    assertNone(mispredicted(results, ['A', 'B']), 'mispredicted honest requests', `DOCTOR_SEED=${seed}`);
   });
 
   it('B forging X-Forwarded-For or X-Real-IP naming A: the prediction is what the chain does', () => {
-    assertNone(mispredicted(results, ['B+xff', 'B+xri']), 'mispredicted forged-header requests', seed);
+    assertNone(
+      mispredicted(results, ['B+xff', 'B+xri']),
+      'mispredicted forged-header requests',
+      `DOCTOR_SEED=${seed}`,
+    );
   });
 
   it('B sending its own PROXY header (naming A) through the LB: the prediction is what the chain does', () => {
-    assertNone(mispredicted(results, ['B+pp1', 'B+pp2']), 'mispredicted forged-PROXY requests', seed);
+    assertNone(
+      mispredicted(results, ['B+pp1', 'B+pp2']),
+      'mispredicted forged-PROXY requests',
+      `DOCTOR_SEED=${seed}`,
+    );
   });
 
   it('where the chain lets A down or lets B in as A, the doctor reports an error with a fix', () => {
-    assertNone(silentDoctor(results), 'broken chains without an error finding and fix', seed);
+    assertNone(
+      silentDoctor(results),
+      'broken chains without an error finding and fix',
+      `DOCTOR_SEED=${seed}`,
+    );
   });
 
   it('after the fix: A and B are each answered as their own address says, and the backend sees it', () => {
     assert.ok(results.filter((r) => r.after !== null).length >= 5, 'the fixes were exercised');
-    assertNone(brokenFixes(results), 'fixes that do not work', seed);
+    assertNone(brokenFixes(results), 'fixes that do not work', `DOCTOR_SEED=${seed}`);
   });
 
   it('after the fix: no forged header or PROXY header gets B in, or in as A', () => {
-    assertNone(results.flatMap(unsafeAfter), 'forgeries the fixed chain lets through', seed);
+    assertNone(results.flatMap(unsafeAfter), 'forgeries the fixed chain lets through', `DOCTOR_SEED=${seed}`);
   });
 
   it('the fix never trusts 0.0.0.0/0 or a range holding the clients', () => {
-    assertNone(trust, 'fixes that trust too much', seed);
+    assertNone(trust, 'fixes that trust too much', `DOCTOR_SEED=${seed}`);
   });
 
   it('ALLOWED: each allowed difference has its reason and is met by some case', () => {
