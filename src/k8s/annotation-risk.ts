@@ -174,8 +174,8 @@ export function readRiskLevel(value: string): { level: AnnotationRisk; known: bo
 
 /**
  * The blocklist as ingress-nginx's admission splits it: the value trimmed, cut at commas, each word
- * trimmed (Go's strings.TrimSpace: NEL is a space there, U+FEFF is not). An empty word is kept: Go's strings.Contains finds it in every value, so it blocks every
- * Ingress with an annotation (as there).
+ * trimmed (Go's strings.TrimSpace: NEL is a space there, U+FEFF is not). An empty word is kept: Go's
+ * strings.Contains finds it in every value, so it blocks every Ingress with an annotation (as there).
  */
 export function readWordBlocklist(value: string): string[] {
   if (value === '') return [];
