@@ -137,3 +137,38 @@ async function startOnce(options: NginxOptions, ports: number[]): Promise<Runnin
     stop,
   };
 }
+
+/**
+ * The http-block text of an HTTP/2 front as ingress-nginx renders one: an upstream to the backend
+ * (keepalive 320), a TLS server with http2 and, for h2c with prior knowledge (as keepip's HTTP
+ * listener serves it), a plain http2 server, both with the same `location` text. `http` and `tls`
+ * are directives for the http block and the TLS server.
+ */
+export function h2FrontConfig(o: {
+  port: number;
+  plainPort: number;
+  backend: number;
+  certDir: string;
+  location: string;
+  http?: string;
+  tls?: string;
+}): string {
+  return `
+  ${o.http ?? ''}
+  map $http_upgrade $connection_upgrade { default upgrade; '' ''; }
+  upstream upstream_balancer { server 127.0.0.1:${o.backend}; keepalive 320; keepalive_requests 10000; }
+  server {
+    listen 127.0.0.1:${o.port} ssl http2 default_server;
+    server_name _;
+    ssl_certificate ${o.certDir}/tls.crt;
+    ssl_certificate_key ${o.certDir}/tls.key;
+    ${o.tls ?? ''}
+    ${o.location}
+  }
+  # h2c with prior knowledge, as keepip's HTTP listener also serves it.
+  server {
+    listen 127.0.0.1:${o.plainPort} http2 default_server;
+    server_name _;
+    ${o.location}
+  }`;
+}

@@ -35,7 +35,7 @@ import {
   rstCode,
 } from '../helpers/h2-raw.ts';
 import { mapLimited } from '../helpers/concurrency.ts';
-import { type RunningNginx, startNginx } from '../helpers/nginx.ts';
+import { type RunningNginx, startNginx, h2FrontConfig } from '../helpers/nginx.ts';
 import { dechunk, framingOddities } from '../helpers/recorded-request.ts';
 import {
   configMapYaml,
@@ -212,8 +212,7 @@ function nginxHttp(port: number, plainPort: number, backend: number, certDir: st
       proxy_http_version 1.1;
       proxy_pass http://upstream_balancer;
     }`;
-  return `
-  client_header_buffer_size 1k;
+  const http = `client_header_buffer_size 1k;
   large_client_header_buffers 4 8k;
   client_body_buffer_size 8k;
   http2_max_concurrent_streams 128;
@@ -222,22 +221,8 @@ function nginxHttp(port: number, plainPort: number, backend: number, certDir: st
   # Deadlines shortened so that a stream left waiting ends quickly (ingress-nginx: 60 s).
   client_header_timeout 5s;
   client_body_timeout 5s;
-  keepalive_timeout 5s;
-  map $http_upgrade $connection_upgrade { default upgrade; '' ''; }
-  upstream upstream_balancer { server 127.0.0.1:${backend}; keepalive 320; keepalive_requests 10000; }
-  server {
-    listen 127.0.0.1:${port} ssl http2 default_server;
-    server_name _;
-    ssl_certificate ${certDir}/tls.crt;
-    ssl_certificate_key ${certDir}/tls.key;
-    ${location}
-  }
-  # h2c with prior knowledge, as keepip's HTTP listener also serves it.
-  server {
-    listen 127.0.0.1:${plainPort} http2 default_server;
-    server_name _;
-    ${location}
-  }`;
+  keepalive_timeout 5s;`;
+  return h2FrontConfig({ port, plainPort, backend, certDir, location, http });
 }
 
 interface Bench {

@@ -24,7 +24,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { testCertificate } from '../fixtures/gateway/harness.ts';
 import { mapLimited } from '../helpers/concurrency.ts';
-import { type RunningNginx, startNginx } from '../helpers/nginx.ts';
+import { type RunningNginx, startNginx, h2FrontConfig } from '../helpers/nginx.ts';
 import { requireBinary, runCommand } from '../helpers/process.ts';
 import {
   configMapYaml,
@@ -213,27 +213,12 @@ function nginxHttp(port: number, plainPort: number, backend: number, certDir: st
       proxy_next_upstream error timeout;
       proxy_pass http://upstream_balancer;
     }`;
-  return `
-  http2_max_concurrent_streams 128;
-  keepalive_timeout 5s;
-  map $http_upgrade $connection_upgrade { default upgrade; '' ''; }
-  upstream upstream_balancer { server 127.0.0.1:${backend}; keepalive 320; keepalive_requests 10000; }
-  server {
-    listen 127.0.0.1:${port} ssl http2 default_server;
-    server_name _;
-    ssl_certificate ${certDir}/tls.crt;
-    ssl_certificate_key ${certDir}/tls.key;
-    # ingress-nginx sets HSTS on HTTPS answers from Lua (lua_ingress.lua, hsts: true by default); this
-    # nginx has no Lua, so add_header … always renders the equivalent.
-    add_header Strict-Transport-Security "max-age=31536000; includeSubDomains" always;
-    ${location}
-  }
-  # h2c with prior knowledge (keepip's HTTP listener serves it too): the second client's connections.
-  server {
-    listen 127.0.0.1:${plainPort} http2 default_server;
-    server_name _;
-    ${location}
-  }`;
+  const http = `http2_max_concurrent_streams 128;
+  keepalive_timeout 5s;`;
+  // ingress-nginx sets HSTS on HTTPS answers from Lua (lua_ingress.lua, hsts: true by default); this
+  // nginx has no Lua, so add_header … always renders the equivalent.
+  const tls = 'add_header Strict-Transport-Security "max-age=31536000; includeSubDomains" always;';
+  return h2FrontConfig({ port, plainPort, backend, certDir, location, http, tls });
 }
 
 interface Bench {
