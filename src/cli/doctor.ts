@@ -3,7 +3,7 @@
 import type { Topology } from '../config/model.ts';
 import { CLIENT_PATHS, isClientPath } from '../config/client-path.ts';
 import { diagnose, type DiagnoseOptions } from '../doctor/diagnose.ts';
-import { diagnoseManifests, followFix } from '../doctor/follow-fix.ts';
+import { addAfterFix } from '../doctor/follow-fix.ts';
 import { type ProbeResult, runProbes } from '../doctor/probe.ts';
 import { type DoctorInputOptions, type DoctorInputs, doctorInputs } from '../doctor/inputs.ts';
 import { explainProbe, type ProbeExplanation } from '../doctor/probe-explain.ts';
@@ -198,11 +198,7 @@ function runDiagnosis(
     process.stderr.write(`keepip doctor: ${result.error.code}: ${result.error.message}\n`);
     return 1;
   }
-  const report = result.report;
-  report.afterFix = followFix(loaded.objects, report, (objects) => {
-    const again = diagnoseManifests(objects, inputOptions, options);
-    return again.ok ? again.report : null;
-  });
+  const report = addAfterFix(loaded.objects, result.report, inputOptions, options);
   process.stdout.write(json ? renderJson(report) : renderText(report));
   return report.exitCode;
 }

@@ -26,9 +26,14 @@ export function patchedManifestObject(raw: Record<string, unknown>, file = '(doc
   };
 }
 
-/** The patches of the error findings, in order: what the doctor tells the user to apply. */
+/** The patches of the error findings, in order. */
 export function errorPatches(findings: readonly Finding[]): FixPatch[] {
   return findings.filter((f) => f.severity === 'error').flatMap((f) => f.fix?.patches ?? []);
+}
+
+/** What the doctor tells the user to apply: the error findings' patches, then those of `afterFix`. */
+export function patchesToApply(report: DoctorReport): FixPatch[] {
+  return [...errorPatches(report.findings), ...(report.afterFix ?? []).flatMap((f) => f.fix?.patches ?? [])];
 }
 
 /** The doctor on manifests as the CLI runs it: the inputs they give, then one diagnosis. */
@@ -74,4 +79,18 @@ export function followFix(
     patches = errorPatches(fresh);
   }
   return revealed;
+}
+
+/** Fills in the report's `afterFix` from the manifests, as `keepip doctor -f` reports it. */
+export function addAfterFix(
+  objects: readonly ManifestObject[],
+  report: DoctorReport,
+  inputOptions: DoctorInputOptions,
+  options: DiagnoseOptions,
+): DoctorReport {
+  report.afterFix = followFix(objects, report, (patched) => {
+    const again = diagnoseManifests(patched, inputOptions, options);
+    return again.ok ? again.report : null;
+  });
+  return report;
 }

@@ -7,7 +7,8 @@ import { fileURLToPath } from 'node:url';
 import type { Topology } from '../../src/config/model.ts';
 import { type DiagnoseOptions, diagnose } from '../../src/doctor/diagnose.ts';
 import { applyPatches } from '../../src/doctor/fix.ts';
-import type { DoctorReport, FixPatch, Outcome } from '../../src/doctor/types.ts';
+import { errorPatches } from '../../src/doctor/follow-fix.ts';
+import type { DoctorReport, Outcome } from '../../src/doctor/types.ts';
 import { buildTopology, loadManifests, type ManifestObject } from '../../src/k8s/index.ts';
 import { manifestObject } from '../helpers/manifest-object.ts';
 
@@ -36,7 +37,7 @@ const errorsOf = (report: DoctorReport) => report.findings.filter((f) => f.sever
 
 /** Applies the fixes of every error finding to the objects and rebuilds the topology. */
 function applyErrorFixes(objects: ManifestObject[], report: DoctorReport): Topology {
-  const patches: FixPatch[] = errorsOf(report).flatMap((f) => f.fix?.patches ?? []);
+  const patches = errorPatches(report.findings);
   assert.ok(patches.length > 0, 'every error finding here comes with a fix');
   const applied = applyPatches(objects, patches, (raw) => manifestObject(raw));
   assert.ok(applied.ok, applied.ok ? '' : applied.error.message);

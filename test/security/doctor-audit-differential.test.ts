@@ -30,12 +30,7 @@ import fc from 'fast-check';
 import type { Topology } from '../../src/config/model.ts';
 import { diagnose } from '../../src/doctor/diagnose.ts';
 import { applyPatches } from '../../src/doctor/fix.ts';
-import {
-  diagnoseManifests,
-  errorPatches,
-  followFix,
-  patchedManifestObject,
-} from '../../src/doctor/follow-fix.ts';
+import { addAfterFix, patchedManifestObject, patchesToApply } from '../../src/doctor/follow-fix.ts';
 import { doctorInputs } from '../../src/doctor/inputs.ts';
 import { backendView } from '../../src/doctor/probe.ts';
 import type { AccessAudit, DoctorReport, FixPatch, Outcome } from '../../src/doctor/types.ts';
@@ -285,7 +280,7 @@ interface Audited {
   report: DoctorReport;
 }
 
-/** `keepip doctor -f` without --client: doctorInputs, diagnose, then followFix (src/cli/doctor.ts runDiagnosis). */
+/** `keepip doctor -f` without --client: doctorInputs, diagnose, then addAfterFix (as src/cli/doctor.ts runDiagnosis). */
 function runAudit(objects: readonly ManifestObject[]): Audited | string {
   try {
     const inputs = doctorInputs(objects);
@@ -297,19 +292,10 @@ function runAudit(objects: readonly ManifestObject[]): Audited | string {
     if (!result.ok) return `doctor error ${result.error.code}: ${result.error.message}`;
     const report = result.report;
     if (report.mode !== 'audit') return `doctor answered in ${report.mode} mode without --client`;
-    report.afterFix = followFix(objects, report, (patched) => {
-      const again = diagnoseManifests(patched, {}, {});
-      return again.ok ? again.report : null;
-    });
-    return { topology: inputs.topology, report };
+    return { topology: inputs.topology, report: addAfterFix(objects, report, {}, {}) };
   } catch (error) {
     return `doctor crashed: ${(error as Error).stack ?? String(error)}`;
   }
-}
-
-/** What the user is told to apply: the error findings' patches, then those of what the fix reveals. */
-function fixOf(report: DoctorReport): FixPatch[] {
-  return [...errorPatches(report.findings), ...(report.afterFix ?? []).flatMap((f) => f.fix?.patches ?? [])];
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -533,7 +519,7 @@ async function runCase(bench: Bench, c: Case): Promise<CaseResult> {
   const before = await runPhase(bench, loaded.objects);
   if (typeof before === 'string') return { ...result, failure: before };
   result.before = before;
-  result.fix = fixOf(before.audited.report);
+  result.fix = patchesToApply(before.audited.report);
   if (result.fix.length === 0) return result;
   const patched = applyPatches(loaded.objects, result.fix, (raw) => patchedManifestObject(raw));
   if (!patched.ok) return { ...result, failure: `applyPatches: ${patched.error.message}` };

@@ -24,7 +24,7 @@ import fc from 'fast-check';
 import type { Topology } from '../../src/config/model.ts';
 import { type DiagnoseOptions, diagnose } from '../../src/doctor/diagnose.ts';
 import { applyPatches } from '../../src/doctor/fix.ts';
-import { diagnoseManifests, followFix } from '../../src/doctor/follow-fix.ts';
+import { addAfterFix, patchesToApply } from '../../src/doctor/follow-fix.ts';
 import { doctorInputs } from '../../src/doctor/inputs.ts';
 import { backendView } from '../../src/doctor/probe.ts';
 import type { DoctorReport, FixPatch } from '../../src/doctor/types.ts';
@@ -219,12 +219,8 @@ function consult(objects: readonly ManifestObject[]): Doctor | string {
     'B+pp': ask(B, { proxyHeaderFor: A }),
   };
   for (const r of Object.values(reports)) if (typeof r === 'string') return r;
-  const forA = reports.A as DoctorReport;
   // As `keepip doctor` reports it: what the fix reveals once applied, with its own fix.
-  forA.afterFix = followFix(objects, forA, (patched) => {
-    const again = diagnoseManifests(patched, {}, { host: HOST, client: A });
-    return again.ok ? again.report : null;
-  });
+  addAfterFix(objects, reports.A as DoctorReport, {}, { host: HOST, client: A });
   return { topology: inputs.topology, reports: reports as Doctor['reports'] };
 }
 
@@ -352,7 +348,7 @@ async function runCase(bench: Bench, c: Case): Promise<CaseResult> {
   if (typeof before === 'string') return { ...result, failure: before };
   result.before = before;
   const errors = errorsOf(before.doctor.reports.A);
-  result.fix = errors.flatMap((f) => f.fix?.patches ?? []);
+  result.fix = patchesToApply(before.doctor.reports.A);
   result.unfixed = errors.filter((f) => (f.fix?.patches ?? []).length === 0).map((f) => f.id);
   if (result.fix.length === 0) return result;
   const patched = applyPatches(loaded.objects, result.fix, (raw) => manifestObject(raw));
