@@ -39,6 +39,7 @@ import {
 } from '../fixtures/gateway/manifests.ts';
 import { type MemorySink, memorySink } from '../fixtures/gateway/harness.ts';
 import { mapLimited } from '../helpers/concurrency.ts';
+import { count, type Findings, note, show } from '../helpers/findings.ts';
 import {
   type NamedBackends,
   type SecurityGateway,
@@ -484,14 +485,6 @@ interface Truth {
   backend: { xRealIp: string | undefined } | null;
 }
 
-type Findings = Map<string, string[]>;
-
-function note(findings: Findings, kind: string, text: string): void {
-  const list = findings.get(kind) ?? [];
-  list.push(text);
-  findings.set(kind, list);
-}
-
 function describeSent(t: Truth): string {
   const { probe, conf } = t.sent;
   const loc = probe.loc < 0 ? 'no route' : JSON.stringify(conf.locs[probe.loc]);
@@ -710,21 +703,11 @@ async function compareTallies(bench: Bench, truths: Truth[], records: Json[], fi
         );
 }
 
-function show(findings: Findings, kinds: readonly string[]): string {
-  return kinds
-    .flatMap((kind) => (findings.get(kind) ?? []).slice(0, 4).map((text) => `  [${kind}] ${text}`))
-    .join('\n');
-}
-
-function count(findings: Findings, kinds: readonly string[]): number {
-  return kinds.reduce((n, kind) => n + (findings.get(kind)?.length ?? 0), 0);
-}
-
 describe(`the dashboard's decisions against the truth of each request (DASH_SEED=${SEED}, ${RUNS} runs)`, () => {
   let bench: Bench;
   const findings: Findings = new Map();
   const expect = (kinds: readonly string[], what: string) =>
-    assert.equal(count(findings, kinds), 0, `${what} (seed ${SEED}):\n${show(findings, kinds)}`);
+    assert.equal(count(findings, kinds), 0, `${what} (seed ${SEED}):\n${show(findings, kinds, 4)}`);
 
   before(async () => {
     bench = await startBench();

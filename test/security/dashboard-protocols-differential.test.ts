@@ -40,6 +40,7 @@ import {
 } from '../fixtures/gateway/manifests.ts';
 import { type EchoServer, plainEchoClient, startEchoServer, unary } from '../fixtures/grpc/echo.ts';
 import { mapLimited } from '../helpers/concurrency.ts';
+import { count, type Findings, note, show } from '../helpers/findings.ts';
 import { connectH2 } from '../helpers/h2-client.ts';
 import { openRaw, rawExchange } from '../helpers/net.ts';
 import {
@@ -481,14 +482,6 @@ function model(p: Probe): Ruling {
   }
 }
 
-type Findings = Map<string, string[]>;
-
-function note(findings: Findings, kind: string, text: string): void {
-  const list = findings.get(kind) ?? [];
-  list.push(text);
-  findings.set(kind, list);
-}
-
 function describeProbe(p: Probe): string {
   const grpc = p.grpcStatus === null ? '' : ` (grpc-status ${p.grpcStatus})`;
   const log = p.log === null ? 'not logged' : `logged ${p.log.addr} ${p.log.status}`;
@@ -621,16 +614,6 @@ async function compareTallies(bench: Bench, probes: Probe[], records: Json[], fi
   }
 }
 
-function show(findings: Findings, kinds: readonly string[]): string {
-  return kinds
-    .flatMap((kind) => (findings.get(kind) ?? []).slice(0, 6).map((text) => `  [${kind}] ${text}`))
-    .join('\n');
-}
-
-function count(findings: Findings, kinds: readonly string[]): number {
-  return kinds.reduce((n, kind) => n + (findings.get(kind)?.length ?? 0), 0);
-}
-
 /** Documented or deliberate differences, each with its reason; `met` counts the probes that showed it. */
 const ALLOWED = {
   'grpc-client-sees-200': {
@@ -658,7 +641,7 @@ describe("the dashboard's decisions over HTTP/2, gRPC, WebSocket and pipelined H
   const findings: Findings = new Map();
   let probes: Probe[] = [];
   const expect = (kinds: readonly string[], what: string) =>
-    assert.equal(count(findings, kinds), 0, `${what}:\n${show(findings, kinds)}`);
+    assert.equal(count(findings, kinds), 0, `${what}:\n${show(findings, kinds, 6)}`);
 
   before(async () => {
     bench = await startBench();
