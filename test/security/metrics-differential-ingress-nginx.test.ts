@@ -296,6 +296,16 @@ async function recorded(settings: RequestMetricsSettings): Promise<Map<string, n
   return out;
 }
 
+/** What keepip recorded under `s` for `probes` against the model of ingress-nginx. */
+async function fromModel(s: RequestMetricsSettings, probes: readonly Probe[]): Promise<string[]> {
+  return differences(probes, (p) => modelLabels(s, p), await recorded(s));
+}
+
+/** The same against the model with keepip's ALLOWED differences. */
+async function fromAllowed(s: RequestMetricsSettings, probes: readonly Probe[]): Promise<string[]> {
+  return differences(probes, (p) => allowedLabels(s, p), await recorded(s));
+}
+
 /** Differences between what `want` expects (per probe) and what keepip recorded, with an example probe. */
 function differences(probes: readonly Probe[], want: (p: Probe) => Labels | null, got: Map<string, number>) {
   const keys = probes.map((p) => {
@@ -366,8 +376,7 @@ describe('nginx_ingress_controller_requests against the ingress-nginx model', ()
         const want = modelAnswer(p).status;
         if (statuses[i] !== want) failures.push(`status ${statuses[i]}, model ${want}: ${JSON.stringify(p)}`);
       });
-      for (const d of differences(probes, (p) => allowedLabels(s, p), await recorded(s)))
-        failures.push(`${JSON.stringify(flags)} ${d}`);
+      for (const d of await fromAllowed(s, probes)) failures.push(`${JSON.stringify(flags)} ${d}`);
     }
     assert.deepEqual([...new Set(failures)], [], `METRICS_SEED=${SEED}`);
   });
@@ -383,10 +392,7 @@ describe('nginx_ingress_controller_requests against the ingress-nginx model', ()
       { host: 'rogue.test', target: '/open/z', method: 'GET', canary: false, body: 0 },
     ];
     assert.deepEqual(await run(probes), [200, 200, 200, 404, 403, 200]);
-    assert.deepEqual(
-      differences(probes, (p) => modelLabels(s, p), await recorded(s)),
-      [],
-    );
+    assert.deepEqual(await fromModel(s, probes), []);
   });
 });
 
@@ -398,10 +404,7 @@ describe('differences from the model', () => {
       { host: 'Alias.Example.com', target: '/api/b', method: 'GET', canary: false, body: 0 },
     ];
     assert.deepEqual(await run(probes), [200, 200]);
-    assert.deepEqual(
-      differences(probes, (p) => modelLabels(s, p), await recorded(s)),
-      [],
-    );
+    assert.deepEqual(await fromModel(s, probes), []);
   });
 
   test('a 413 (body over proxy-body-size) on a defined host is counted, as ingress-nginx', async () => {
@@ -411,10 +414,7 @@ describe('differences from the model', () => {
       { host: 'alias.example.com', target: '/api/up', method: 'PUT', canary: true, body: 100 },
     ];
     assert.deepEqual(await run(probes), [413, 413]);
-    assert.deepEqual(
-      differences(probes, (p) => modelLabels(s, p), await recorded(s)),
-      [],
-    );
+    assert.deepEqual(await fromModel(s, probes), []);
   });
 
   test(`ALLOWED: ${ALLOWED.wildcardLabelWithUndefinedHosts}, by default too (ingress-nginx drops it)`, async () => {
@@ -424,11 +424,8 @@ describe('differences from the model', () => {
       { host: 'w2.example.com', target: '/b', method: 'GET', canary: false, body: 0 },
     ];
     assert.deepEqual(await run(probes), [200, 200]);
-    assert.deepEqual(
-      differences(probes, (p) => allowedLabels(s, p), await recorded(s)),
-      [],
-    );
-    assert.ok(differences(probes, (p) => modelLabels(s, p), await recorded(s)).length > 0, 'met');
+    assert.deepEqual(await fromAllowed(s, probes), []);
+    assert.ok((await fromModel(s, probes)).length > 0, 'met');
   });
 
   test('a 400 refused before any location (bad Host) is never counted, as ingress-nginx (no log_by_lua)', async () => {
@@ -453,8 +450,8 @@ describe('differences from the model', () => {
       const s = configure(flags);
       const these = probes;
       assert.deepEqual(await run(these), [200, 404, 200, 200]);
-      const model = differences(these, (p) => modelLabels(s, p), await recorded(s));
-      const allowed = differences(these, (p) => allowedLabels(s, p), await recorded(s));
+      const model = await fromModel(s, these);
+      const allowed = await fromAllowed(s, these);
       assert.deepEqual(allowed, [], JSON.stringify(flags));
       assert.ok(model.length > 0, 'the allowed differences are met');
     }
