@@ -33,23 +33,28 @@ export function chainLoadBalancers(chain: RunningChain): LoadBalancerView[] {
 /**
  * Who a connection to the gateway carries, asked of the chain's L4 hops, hop after hop outwards (a
  * kube-proxy hop's client may be the cloud LB's connection): the address lost at the LB, found again.
+ * Each step needs a flow of the hop that connected from that address and port *to* the listener the
+ * connection arrived at (the gateway's, then that hop's own): a client that binds the port another
+ * flow leaves from, towards another hop, is not taken for that flow.
  */
 export function chainBehind(chain: RunningChain): BehindLookup {
-  return (address, port) => {
+  return (peer, listener) => {
     const hops: BehindHop[] = [];
-    let at = { address, port };
+    let from = peer;
+    let to = listener;
     for (let depth = 0; depth < 4; depth += 1) {
-      let found: BehindHop | null = null;
+      let found: { hop: BehindHop; listener: { address: string; port: number } } | null = null;
       for (const { component, running } of chain.loadBalancers()) {
-        const client = running.lb.clientBehind(at.address, at.port);
-        if (client !== null) {
-          found = { via: component.name, client: client.address, port: client.port };
-          break;
-        }
+        const client = running.lb.clientBehind(from, to);
+        if (client === null) continue;
+        const hop = { via: component.name, client: client.address, port: client.port };
+        found = { hop, listener: { address: running.address.address, port: running.address.port } };
+        break;
       }
       if (found === null) break;
-      hops.push(found);
-      at = { address: found.client, port: found.port };
+      hops.push(found.hop);
+      from = { address: found.hop.client, port: found.hop.port };
+      to = found.listener;
     }
     return hops.length === 0 ? null : hops;
   };

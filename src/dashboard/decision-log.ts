@@ -56,8 +56,11 @@ export interface BehindHop {
   readonly port: number;
 }
 
-/** Who is behind a connection from `address:port`, asked of the L4 hops that run in this process. */
-export type BehindLookup = (address: string, port: number) => readonly BehindHop[] | null;
+/** Who is behind a connection from `peer` to `listener`, asked of the L4 hops that run in this process. */
+export type BehindLookup = (
+  peer: { address: string; port: number },
+  listener: { address: string; port: number },
+) => readonly BehindHop[] | null;
 
 export interface DecisionLogOptions {
   /** Records kept (default 1000). */
@@ -188,7 +191,13 @@ function toRecord(
     durationMs: performance.now() - ex.startedAt,
     reqId: ex.reqId,
     configVersion: snap.version,
-    behind: behind === null ? null : behind(conn.peerAddress, conn.peerPort),
+    behind:
+      behind === null
+        ? null
+        : behind(
+            { address: conn.peerAddress, port: conn.peerPort },
+            { address: conn.serverAddress, port: conn.serverPort },
+          ),
   };
 }
 

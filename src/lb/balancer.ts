@@ -45,6 +45,12 @@ export {
 } from './config.ts';
 export type { LbStats } from './metrics.ts';
 
+/** One end of a TCP connection. */
+export interface Endpoint {
+  address: string;
+  port: number;
+}
+
 export interface TargetHealthView {
   /** "host:port" ("[v6]:port"). */
   target: string;
@@ -81,10 +87,11 @@ export interface RunningLb {
   /** True while no target is healthy and all of them get traffic anyway. */
   failingOpen(): boolean;
   /**
-   * The client of the open flow whose connection to a target leaves from `address:port`, or null.
-   * O(open flows), for tools (the dashboard of keepip up), never called on the data path.
+   * The client of the open flow whose connection leaves from `from` to the target `to`, or null. Both
+   * ends: a port alone names another flow when someone else binds the same address and port towards
+   * another destination. O(open flows), for tools (the dashboard of keepip up), never on the data path.
    */
-  clientBehind(address: string, port: number): { address: string; port: number } | null;
+  clientBehind(from: Endpoint, to: Endpoint): Endpoint | null;
   stats(): LbStats;
   /** Stops listening and health checks and resets the flows still open. */
   close(): Promise<void>;
@@ -355,10 +362,13 @@ function runningLb(parts: {
       }));
     },
     failingOpen: () => group.failingOpen(),
-    clientBehind(address, port) {
+    clientBehind(from, to) {
       for (const flow of parts.flows) {
+        if (flow.target.port !== to.port || canonicalIp(flow.target.host) !== canonicalIp(to.address))
+          continue;
         const out = flow.upstreamLocal();
-        if (out === null || out.port !== port || canonicalIp(out.address) !== address) continue;
+        if (out === null || out.port !== from.port || canonicalIp(out.address) !== canonicalIp(from.address))
+          continue;
         const client = canonicalIp(flow.clientPeer.address);
         return client === null ? null : { address: client, port: flow.clientPeer.port };
       }

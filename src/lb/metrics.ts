@@ -80,7 +80,7 @@ const byKey = (record: Record<string, number>, label: string): Series[] =>
 const COUNTERS: readonly CounterDefinition[] = [
   {
     name: 'keepip_lb_flows_total',
-    help: 'Client connections forwarded to a target',
+    help: 'Client connections sent to a target (a failed connect included)',
     labelNames: [],
     read: (s) => [[{}, s.flowsTotal]],
   },

@@ -37,6 +37,11 @@ export interface Seeded {
 export async function seededDashboard(variant = 'before', token: string | null = null): Promise<Seeded> {
   const dir = await mkdtemp(join(tmpdir(), 'keepip-dashboard-'));
   await cp(seed(variant), dir, { recursive: true });
+  return dashboardOnChain(dir, token);
+}
+
+/** keepip up on the manifests in `dir` (removed on close) with the dashboard, as `up --dashboard` wires it. */
+export async function dashboardOnChain(dir: string, token: string | null): Promise<Seeded> {
   const log = createDecisionLog();
   const chain = await startChain({
     paths: [dir],
