@@ -4,7 +4,6 @@
 import { FLAGS, parseControllerFlags } from '../controller/flags.ts';
 import { controllerSources } from '../dashboard/attach.ts';
 import { launchDashboard, prepareDashboard } from '../dashboard/flag.ts';
-import type { RunningGateway } from '../gateway/gateway.ts';
 import { usageError } from './args.ts';
 import type { Command } from './main.ts';
 
@@ -62,7 +61,7 @@ export const command: Command = {
       running = await startController(parsed.options, {
         env: process.env,
         log,
-        ...(dashboard.plan ? { decisions: dashboard.plan.log.sink } : {}),
+        ...(dashboard.plan ? { decisionLog: dashboard.plan.log } : {}),
       });
     } catch (error) {
       log(`error: ${(error as Error).message}`);
@@ -73,8 +72,7 @@ export const command: Command = {
       try {
         const launched = await launchDashboard(
           dashboard.plan,
-          // With --dashboard the gateway is one process (an in-process decision log; src/controller/serving.ts).
-          controllerSources(() => running.gateway() as RunningGateway | null),
+          controllerSources(() => running.gateway()),
         );
         board = launched.running;
         for (const line of launched.lines)

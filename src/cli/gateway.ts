@@ -169,9 +169,6 @@ function parseCli(argv: string[]): Parsed | number {
   const workersText = values.workers as string | undefined;
   const workers = parseWorkerCount(workersText ?? '1', availableCores());
   if (!workers.ok) return { ok: false, error: `--workers: ${workers.error} [${workers.code}]` };
-  if (workers.value > 1 && values.dashboard !== undefined) {
-    return { ok: false, error: '--dashboard needs --workers 1: the decision log lives in one process' };
-  }
   const configMap = values.configmap as string | undefined;
   if (configMap !== undefined && !/^[^/\s]+\/[^/\s]+$/.test(configMap)) {
     return { ok: false, error: `--configmap: "${configMap}" is not namespace/name` };
@@ -204,7 +201,7 @@ function parseCli(argv: string[]): Parsed | number {
 /** --dashboard: serves it once the gateway runs; null (and an error line) when it cannot listen. */
 async function serveDashboard(
   plan: DashboardPlan,
-  running: RunningGateway,
+  running: Served,
   report: (event: GatewayEvent) => void,
 ): Promise<RunningDashboard | null> {
   try {
@@ -254,10 +251,7 @@ export const command: Command = {
       await accessLog?.close();
       return 1;
     }
-    // --dashboard implies one process (parseCli).
-    const board = dashboard.plan
-      ? await serveDashboard(dashboard.plan, running as RunningGateway, report)
-      : null;
+    const board = dashboard.plan ? await serveDashboard(dashboard.plan, running, report) : null;
     if (dashboard.plan && board === null) {
       await running.close();
       await accessLog?.close();
@@ -289,9 +283,9 @@ async function startServing(
 ): Promise<Served | null> {
   try {
     const topology = await readTopology(options);
-    const workers = workerCount(options, topology, dashboard !== null, report);
+    const workers = workerCount(options, topology);
     // Workers open the access log themselves (each appends whole lines); this process's sink stays unused.
-    if (workers > 1) return await startWorkers(options, workers, topology, report);
+    if (workers > 1) return await startWorkers(options, workers, topology, dashboard, report);
     return await startGateway({
       topology,
       http: options.http,
@@ -321,26 +315,14 @@ async function startServing(
   }
 }
 
-/** --workers, else the ConfigMap's worker-processes, else 1; --dashboard keeps one process. */
-function workerCount(
-  options: CliOptions,
-  topology: Topology,
-  dashboard: boolean,
-  report: (event: GatewayEvent) => void,
-): number {
-  const chosen = chooseWorkerCount({
+/** --workers, else the ConfigMap's worker-processes, else 1. */
+function workerCount(options: CliOptions, topology: Topology): number {
+  return chooseWorkerCount({
     flag: options.workers,
     configMap: topology.gateway.settings.workerProcesses,
     fallback: 1,
     available: availableCores(),
-  });
-  if (!dashboard || chosen.value <= 1) return chosen.value;
-  report({
-    level: 'info',
-    event: 'workers',
-    message: `workers: 1, not ${chosen.value} (${chosen.from}): --dashboard needs one process`,
-  });
-  return 1;
+  }).value;
 }
 
 /** The primary and its workers; the same options as one process, the access log opened by each worker. */
@@ -348,6 +330,7 @@ function startWorkers(
   options: CliOptions,
   workers: number,
   topology: Topology,
+  dashboard: DashboardPlan | null,
   report: (event: GatewayEvent) => void,
 ): Promise<WorkerGateway> {
   return startGatewayWorkers({
@@ -361,6 +344,7 @@ function startWorkers(
     metricsListen: options.metrics,
     drainTimeoutMs: options.drainTimeoutMs,
     log: report,
+    ...(dashboard ? { decisionLog: dashboard.log } : {}),
   });
 }
 

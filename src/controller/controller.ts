@@ -5,7 +5,7 @@
 import { hostname } from 'node:os';
 import { Gauge, type Registry } from 'prom-client';
 import type { GatewayModel, Topology } from '../config/model.ts';
-import type { DecisionSink } from '../gateway/exchange.ts';
+import type { DecisionLog } from '../dashboard/decision-log.ts';
 import { createLineSink, type LineSink } from '../gateway/line-sink.ts';
 import { createGatewayMetrics } from '../gateway/metrics.ts';
 import { type ServedGateway, servedMetrics } from '../workers/gateway-primary.ts';
@@ -39,8 +39,8 @@ export interface ControllerDeps {
   debounce?: { quietMs: number; maxDelayMs: number };
   accessLog?: LineSink;
   errorLog?: LineSink;
-  /** Told of every finished request (--dashboard's decision log). */
-  decisions?: DecisionSink;
+  /** --dashboard's decision log: told of every finished request, by this process or its workers. */
+  decisionLog?: Pick<DecisionLog, 'sink' | 'ingest'>;
 }
 
 export interface RunningController {
@@ -262,7 +262,7 @@ function wireCore(
     log: deps.log,
     accessLog: deps.accessLog,
     errorLog: deps.errorLog,
-    decisions: deps.decisions,
+    decisionLog: deps.decisionLog,
     onServed: parts.onServed,
   });
   const debounce = deps.debounce ?? { quietMs: 100, maxDelayMs: 1000 };

@@ -11,7 +11,7 @@ import {
   snapshotEvents,
   startGateway,
 } from '../gateway/gateway.ts';
-import type { DecisionSink } from '../gateway/exchange.ts';
+import type { DecisionLog } from '../dashboard/decision-log.ts';
 import type { LineSink } from '../gateway/line-sink.ts';
 import type { GatewayMetrics } from '../gateway/metrics.ts';
 import { availableCores } from '../workers/cores.ts';
@@ -65,8 +65,8 @@ export interface ServingDeps {
   log: (line: string) => void;
   accessLog?: LineSink | undefined;
   errorLog?: LineSink | undefined;
-  /** Told of every finished request (the dashboard's decision log). */
-  decisions?: DecisionSink | undefined;
+  /** The dashboard's decision log: told of every finished request, by this process or its workers. */
+  decisionLog?: Pick<DecisionLog, 'sink' | 'ingest'> | undefined;
   /** After each snapshot is served (the first included), and after a change that needed no reload. */
   onServed: (first: boolean) => void;
 }
@@ -108,7 +108,8 @@ function reportSnapshot(deps: ServingDeps, running: ServedGateway, topology: Top
 
 /**
  * One process, or a primary and workers: --workers, else the ConfigMap's worker-processes, else auto
- * (ingress-nginx's worker_processes). Sinks handed over in-process (tests, --dashboard) need one process.
+ * (ingress-nginx's worker_processes). Log sinks handed over in-process (tests) need one process; the
+ * dashboard's decision log takes the workers' decisions (src/dashboard/decision-forwarder.ts).
  */
 async function startServed(deps: ServingDeps, topology: Topology): Promise<ServedGateway> {
   const { options: o, log } = deps;
@@ -124,18 +125,15 @@ async function startServed(deps: ServingDeps, topology: Topology): Promise<Serve
     fallback: 'auto',
     available: availableCores(),
   });
-  const inProcess =
-    deps.accessLog !== undefined || deps.errorLog !== undefined || deps.decisions !== undefined;
+  const inProcess = deps.accessLog !== undefined || deps.errorLog !== undefined;
   if (chosen.value <= 1 || inProcess) {
     if (chosen.value > 1)
-      log(
-        `workers: 1, not ${chosen.value} (${chosen.from}): an in-process log or dashboard needs one process`,
-      );
+      log(`workers: 1, not ${chosen.value} (${chosen.from}): an in-process log sink needs one process`);
     return startGateway({
       ...common,
       ...(deps.accessLog ? { accessLog: deps.accessLog } : {}),
       ...(deps.errorLog ? { errorLog: deps.errorLog } : {}),
-      ...(deps.decisions ? { decisions: deps.decisions } : {}),
+      ...(deps.decisionLog ? { decisions: deps.decisionLog.sink } : {}),
     });
   }
   const served = await startGatewayWorkers({
@@ -143,6 +141,7 @@ async function startServed(deps: ServingDeps, topology: Topology): Promise<Serve
     workers: chosen.value,
     accessLogPath: null,
     metricsListen: null,
+    ...(deps.decisionLog ? { decisionLog: deps.decisionLog } : {}),
     log: (event) => log(`${event.level === 'info' ? '' : `${event.level}: `}${event.message}`),
   });
   log(

@@ -7,7 +7,8 @@ import type { RunningChain } from '../up/run.ts';
 import type { BehindHop, BehindLookup } from './decision-log.ts';
 import type { DashboardSources, LoadBalancerView } from './sources.ts';
 
-export function gatewaySources(running: RunningGateway): DashboardSources {
+/** A gateway of one process, or a primary with workers (whose decisions reach the same log). */
+export function gatewaySources(running: Pick<RunningGateway, 'snapshot'>): DashboardSources {
   return { mode: 'gateway', snapshot: () => running.snapshot() };
 }
 
@@ -74,7 +75,7 @@ export function upSources(chain: RunningChain): DashboardSources {
  * The controller's sources: its gateway (null until the first complete sync) and, for the Chain page,
  * the model the gateway serves (the cluster's objects, translated).
  */
-export function controllerSources(gateway: () => RunningGateway | null): DashboardSources {
+export function controllerSources(gateway: () => Pick<RunningGateway, 'snapshot'> | null): DashboardSources {
   return {
     mode: 'controller',
     snapshot: () => gateway()?.snapshot() ?? null,

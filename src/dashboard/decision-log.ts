@@ -32,10 +32,10 @@ export interface DecisionRecord {
   readonly target: string;
   readonly host: string;
   readonly serverName: string;
-  readonly location: LocationModel | null;
+  readonly location: RecordLocation | null;
   readonly matchedBy: string | null;
   /** The location whose rules gave the verdict, when it is not the routed one (a guard, see router.ts). */
-  readonly decidedBy: LocationModel | null;
+  readonly decidedBy: RecordLocation | null;
   readonly blockCidrs: LocationModel['allow'];
   readonly upstream: string | null;
   readonly upstreamAddr: string | null;
@@ -47,6 +47,44 @@ export interface DecisionRecord {
   readonly configVersion: number;
   /** keepip up: who the L4 hops in front say this connection carries, outermost last (null: unknown). */
   readonly behind: readonly BehindHop[] | null;
+  /** With --workers: the slot of the worker that served it (null: this process served it). */
+  readonly worker: number | null;
+}
+
+/**
+ * What the dashboard shows of a location. In one process a record holds the LocationModel itself (a
+ * reference, nothing copied); a worker's record carries these fields copied (decision-forwarder.ts).
+ */
+export interface RecordLocation {
+  readonly ingress: { readonly namespace: string; readonly name: string };
+  readonly path: string;
+  readonly pathType: LocationModel['pathType'];
+  readonly allow: LocationModel['allow'];
+  readonly deny: LocationModel['deny'];
+  readonly backend: {
+    readonly service: { readonly namespace: string; readonly name: string };
+    readonly port: number | string;
+    readonly upstreamName: string;
+  } | null;
+}
+
+/**
+ * What a worker's decision forwarder sends its primary every flush (decision-forwarder.ts): the records
+ * it kept, and the exact counts of everything it saw since the last batch. DecisionLog.ingest adds it.
+ */
+export interface DecisionBatch {
+  worker: number;
+  /** Kept records, oldest first; their ids are the worker's (the primary's log gives its own). */
+  records: DecisionRecord[];
+  /** [second, route key (routeKey), requests, denials]. */
+  routes: [number, string, number, number][];
+  /** [address, denials, last denied (ms)]. */
+  denied: [string, number, number][];
+  /** Denials of addresses the batch had no room left to name (counted, not attributed). */
+  deniedUnnamed: number;
+  seen: number;
+  sampledOut: number;
+  failures: number;
 }
 
 /** One L4 hop of keepip up and the client of the flow that carried the connection. */
@@ -129,11 +167,13 @@ export interface DecisionLog {
   subscribe(listener: (batch: DecisionRecord[]) => void): () => void;
   /** keepip up: ask its L4 hops who a kept request's connection carries (O(open flows), kept records only). */
   setBehind(lookup: BehindLookup | null): void;
+  /** With --workers: adds a worker's batch (its counts exactly; its records under this log's budget). */
+  ingest(batch: DecisionBatch): void;
   close(): void;
 }
 
 /** The key the charts group a request by: its Ingress and path, or "_" when no rule matched. */
-export function routeKey(location: LocationModel | null): string {
+export function routeKey(location: RecordLocation | null): string {
   return location === null ? '_' : `${location.ingress.namespace}/${location.ingress.name} ${location.path}`;
 }
 
@@ -144,7 +184,8 @@ function headerValue(req: GatewayRequest, name: string): string | null {
   return text.length > 512 ? `${text.slice(0, 512)}…` : text;
 }
 
-function toRecord(
+/** The record of one finished request (references to the snapshot's frozen objects, and copies). */
+export function toRecord(
   id: number,
   time: number,
   ex: Exchange,
@@ -187,7 +228,7 @@ function toRecord(
     upstreamAddr: last?.addr ?? last?.hostPort ?? null,
     verdict,
     status,
-    denied: verdict !== null && verdict.outcome !== 'allow',
+    denied: isDenial(ex),
     durationMs: performance.now() - ex.startedAt,
     reqId: ex.reqId,
     configVersion: snap.version,
@@ -198,6 +239,34 @@ function toRecord(
             { address: conn.peerAddress, port: conn.peerPort },
             { address: conn.serverAddress, port: conn.serverPort },
           ),
+    worker: null,
+  };
+}
+
+/** Whether a denial of the access phase (a source list, a limit, authentication) ended the request. */
+export function isDenial(ex: Exchange): boolean {
+  return ex.verdict !== null && ex.verdict.outcome !== 'allow';
+}
+
+/**
+ * The keep budget: at most `keep` allowed and `keepDenied` denied records per second (by the clock
+ * second of `time`), apart, so that a flood of one never hides the other.
+ */
+export function createSampler(keep: number, keepDenied: number): (time: number, denied: boolean) => boolean {
+  let second = -1;
+  let kept = 0;
+  let keptDenied = 0;
+  return (time, denied) => {
+    const now = Math.floor(time / 1000);
+    if (now !== second) {
+      second = now;
+      kept = 0;
+      keptDenied = 0;
+    }
+    if (denied ? keptDenied >= keepDenied : kept >= keep) return false;
+    if (denied) keptDenied += 1;
+    else kept += 1;
+    return true;
   };
 }
 
@@ -252,7 +321,8 @@ class DeniedTable {
   count(address: string, time: number): void {
     const entry = this.byAddress.get(address);
     if (entry !== undefined) {
-      entry.last = time;
+      // Workers' batches may arrive out of order: the latest denial stays the last one.
+      if (time > entry.last) entry.last = time;
       this.bump(entry);
     } else if (this.byAddress.size < this.max) {
       const bucket = this.least !== null && this.least.count === 1 ? this.least : this.bucketAfter(null, 1);
@@ -339,38 +409,67 @@ class DeniedTable {
   }
 }
 
-/** The counts behind the charts: exact per second and route; the most denied addresses (bounded). */
-function createTallies(secondsKept: number, maxDenied: number, counters: Counters) {
-  // Keyed by the location object: no string is built per request (seconds() names them).
-  type Bucket = { second: number; routes: Map<LocationModel | null, { requests: number; denials: number }> };
-  const buckets: Bucket[] = [];
-  let bucket: Bucket | null = null;
-  const denied = new DeniedTable(maxDenied, counters);
+/** Requests and denials of one route in one second. */
+export interface RouteCount {
+  requests: number;
+  denials: number;
+}
+
+/** A second's routes, keyed by the location object (no string is built per request) or a worker's route key. */
+export interface RouteSecond {
+  second: number;
+  routes: Map<RecordLocation | string | null, RouteCount>;
+}
+
+/**
+ * Per-second, per-route counts: the last `secondsKept` seconds, oldest first. Counts usually land in
+ * the newest second; a worker's batch may name an earlier one, which is found (or put in its place)
+ * from the end, and one older than the window is dropped.
+ */
+export function createRouteSeconds(secondsKept: number) {
+  const buckets: RouteSecond[] = [];
+  const bucketOf = (second: number): RouteSecond | null => {
+    const newest = buckets[buckets.length - 1];
+    if (newest !== undefined && newest.second === second) return newest;
+    let at = buckets.length;
+    while (at > 0 && buckets[at - 1]!.second > second) at -= 1;
+    if (at > 0 && buckets[at - 1]!.second === second) return buckets[at - 1]!;
+    if (at === 0 && buckets.length >= secondsKept) return null;
+    const fresh: RouteSecond = { second, routes: new Map() };
+    buckets.splice(at, 0, fresh);
+    if (buckets.length > secondsKept) buckets.shift();
+    return fresh;
+  };
   return {
     buckets,
-    denied,
-    /** Counts one request; true when it starts a new second (the sampling budgets reset). */
-    count(time: number, key: LocationModel | null, isDenial: boolean): boolean {
-      const second = Math.floor(time / 1000);
-      let fresh = false;
-      if (bucket === null || bucket.second !== second) {
-        bucket = { second, routes: new Map() };
-        buckets.push(bucket);
-        if (buckets.length > secondsKept) buckets.shift();
-        fresh = true;
-      }
+    add(second: number, key: RecordLocation | string | null, requests: number, denials: number): void {
+      const bucket = bucketOf(second);
+      if (bucket === null) return;
       let counts = bucket.routes.get(key);
       if (counts === undefined) {
         counts = { requests: 0, denials: 0 };
         bucket.routes.set(key, counts);
       }
-      counts.requests += 1;
-      if (isDenial) counts.denials += 1;
-      return fresh;
+      counts.requests += requests;
+      counts.denials += denials;
     },
-    countDenied(address: string, time: number): void {
-      counters.denied += 1;
-      denied.count(address, time);
+  };
+}
+
+/** The counts behind the charts: exact per second and route; the most denied addresses (bounded). */
+function createTallies(secondsKept: number, maxDenied: number, counters: Counters) {
+  const routes = createRouteSeconds(secondsKept);
+  const denied = new DeniedTable(maxDenied, counters);
+  return {
+    buckets: routes.buckets,
+    denied,
+    count(time: number, key: RecordLocation | string | null, requests: number, denials: number): void {
+      routes.add(Math.floor(time / 1000), key, requests, denials);
+    },
+    /** `times` denials of `address`, the last at `time`. */
+    countDenied(address: string, time: number, times = 1): void {
+      counters.denied += times;
+      for (let i = 0; i < times; i += 1) denied.count(address, time);
     },
   };
 }
@@ -421,75 +520,124 @@ function createFanOut(
   };
 }
 
-export function createDecisionLog(options: DecisionLogOptions = {}): DecisionLog {
-  const capacity = Math.max(1, options.capacity ?? 1000);
-  const keepPerSecond = options.keepPerSecond ?? 100;
-  const keepDeniedPerSecond = options.keepDeniedPerSecond ?? 100;
-  const now = options.now ?? Date.now;
+const isCount = (n: unknown): n is number => Number.isSafeInteger(n) && (n as number) >= 0;
+
+/** A batch as a worker sends it: counts that are counts, before any of it is added (the counters stay sane). */
+function isBatch(batch: DecisionBatch): boolean {
+  const b = batch as Partial<DecisionBatch> | null;
+  return (
+    typeof b === 'object' &&
+    b !== null &&
+    [b.seen, b.sampledOut, b.failures, b.deniedUnnamed].every(isCount) &&
+    Array.isArray(b.records) &&
+    b.records.every((r) => typeof r === 'object' && r !== null && typeof r.time === 'number') &&
+    Array.isArray(b.routes) &&
+    b.routes.every(
+      (r) => Array.isArray(r) && isCount(r[0]) && typeof r[1] === 'string' && isCount(r[2]) && isCount(r[3]),
+    ) &&
+    Array.isArray(b.denied) &&
+    b.denied.every((d) => Array.isArray(d) && typeof d[0] === 'string' && isCount(d[1]) && isCount(d[2]))
+  );
+}
+
+/** The kept records: a ring of `capacity`, each under the id it was given here. */
+function createRing(capacity: number) {
   const ring: (DecisionRecord | undefined)[] = new Array(capacity);
   let nextId = 1;
+  return {
+    /** Keeps a record under the next id. */
+    keep(record: DecisionRecord): void {
+      const id = nextId++;
+      ring[id % capacity] = record.id === id ? record : { ...record, id };
+    },
+    nextId: () => nextId,
+    after(afterId: number): DecisionRecord[] {
+      const out: DecisionRecord[] = [];
+      for (let id = Math.max(afterId + 1, nextId - capacity); id < nextId; id += 1) {
+        const record = ring[id % capacity];
+        if (record !== undefined && record.id === id) out.push(record);
+      }
+      return out;
+    },
+    find(id: number): DecisionRecord | undefined {
+      const record = ring[id % capacity];
+      return record !== undefined && record.id === id ? record : undefined;
+    },
+  };
+}
+
+/** Per-second route counts named by route key (a location and a worker's key for it are one route). */
+function namedSeconds(buckets: readonly RouteSecond[]): SecondBucket[] {
+  return buckets.map((b) => {
+    const routes = new Map<string, { requests: number; denials: number }>();
+    for (const [location, counts] of b.routes) {
+      const key = typeof location === 'string' ? location : routeKey(location);
+      const sum = routes.get(key) ?? { requests: 0, denials: 0 };
+      routes.set(key, { requests: sum.requests + counts.requests, denials: sum.denials + counts.denials });
+    }
+    return { second: b.second, routes };
+  });
+}
+
+export function createDecisionLog(options: DecisionLogOptions = {}): DecisionLog {
+  const capacity = Math.max(1, options.capacity ?? 1000);
+  const now = options.now ?? Date.now;
+  const ring = createRing(capacity);
   const counters: Counters = { seen: 0, kept: 0, sampledOut: 0, denied: 0, otherDenied: 0, failures: 0 };
   const tallies = createTallies(options.seconds ?? 60, options.maxDeniedAddresses ?? 10_000, counters);
-  let keptThisSecond = 0;
-  let deniedKeptThisSecond = 0;
+  const admit = createSampler(options.keepPerSecond ?? 100, options.keepDeniedPerSecond ?? 100);
   let behind: BehindLookup | null = null;
+  const keep = (time: number, denied: boolean, record: () => DecisionRecord): void => {
+    if (!admit(time, denied)) {
+      counters.sampledOut += 1;
+      return;
+    }
+    ring.keep(record());
+    counters.kept += 1;
+  };
 
   const sink = {
     record(ex: Exchange, req: GatewayRequest, status: number): void {
       try {
         counters.seen += 1;
         const time = now();
-        const isDenial = ex.verdict !== null && ex.verdict.outcome !== 'allow';
-        if (tallies.count(time, ex.route?.location ?? null, isDenial)) {
-          keptThisSecond = 0;
-          deniedKeptThisSecond = 0;
-        }
-        if (isDenial) tallies.countDenied(ex.client === '' ? '-' : ex.client, time);
-        if (isDenial ? deniedKeptThisSecond >= keepDeniedPerSecond : keptThisSecond >= keepPerSecond) {
-          counters.sampledOut += 1;
-          return;
-        }
-        if (isDenial) deniedKeptThisSecond += 1;
-        else keptThisSecond += 1;
-        const id = nextId++;
-        ring[id % capacity] = toRecord(id, time, ex, req, status, behind);
-        counters.kept += 1;
+        const denied = isDenial(ex);
+        tallies.count(time, ex.route?.location ?? null, 1, denied ? 1 : 0);
+        if (denied) tallies.countDenied(ex.client === '' ? '-' : ex.client, time);
+        keep(time, denied, () => toRecord(ring.nextId(), time, ex, req, status, behind));
       } catch {
         counters.failures += 1;
       }
     },
   };
-
-  const records = (afterId = 0): DecisionRecord[] => {
-    const out: DecisionRecord[] = [];
-    for (let id = Math.max(afterId + 1, nextId - capacity); id < nextId; id += 1) {
-      const record = ring[id % capacity];
-      if (record !== undefined && record.id === id) out.push(record);
+  const ingest = (batch: DecisionBatch): void => {
+    if (!isBatch(batch)) {
+      counters.failures += 1;
+      return;
     }
-    return out;
+    try {
+      counters.seen += batch.seen;
+      counters.sampledOut += batch.sampledOut;
+      counters.failures += batch.failures;
+      for (const [second, route, requests, denials] of batch.routes)
+        tallies.count(second * 1000, route, requests, denials);
+      for (const [address, times, last] of batch.denied) tallies.countDenied(address, last, times);
+      counters.denied += batch.deniedUnnamed;
+      counters.otherDenied += batch.deniedUnnamed;
+      const time = now();
+      for (const record of batch.records) keep(time, record.denied, () => record);
+    } catch {
+      counters.failures += 1;
+    }
   };
-  const fanOut = createFanOut(records, () => nextId - 1, options.flushMs ?? 200, counters);
+  const fanOut = createFanOut(ring.after, () => ring.nextId() - 1, options.flushMs ?? 200, counters);
 
   return {
     sink,
-    records: () => records(0),
-    find(id) {
-      const record = ring[id % capacity];
-      return record !== undefined && record.id === id ? record : undefined;
-    },
-    seconds: () =>
-      tallies.buckets.map((b) => {
-        const routes = new Map<string, { requests: number; denials: number }>();
-        for (const [location, counts] of b.routes) {
-          const key = routeKey(location);
-          const sum = routes.get(key) ?? { requests: 0, denials: 0 };
-          routes.set(key, {
-            requests: sum.requests + counts.requests,
-            denials: sum.denials + counts.denials,
-          });
-        }
-        return { second: b.second, routes };
-      }),
+    ingest,
+    records: () => ring.after(0),
+    find: ring.find,
+    seconds: () => namedSeconds(tallies.buckets),
     topDenied: (limit) => tallies.denied.top(limit),
     counters,
     capacity,

@@ -2,9 +2,9 @@
 // trace (connection -> PROXY header -> client address -> route -> access rules -> answer) for one.
 // Only fields picked here leave the process: no request header but the forwarded-for one the resolver
 // reads, nothing from a Secret.
-import type { LocationModel, SourceRangeModel } from '../config/model.ts';
+import type { SourceRangeModel } from '../config/model.ts';
 import { formatHostPort } from '../net/host-port.ts';
-import type { DecisionRecord } from './decision-log.ts';
+import type { DecisionRecord, RecordLocation } from './decision-log.ts';
 
 export interface ListView {
   from: 'annotation' | 'configmap';
@@ -40,7 +40,7 @@ export function provenanceLabel(record: DecisionRecord): { kind: string; label: 
   }
 }
 
-function ingressOf(location: LocationModel | null): string | null {
+function ingressOf(location: RecordLocation | null): string | null {
   return location === null ? null : `${location.ingress.namespace}/${location.ingress.name}`;
 }
 
@@ -75,6 +75,8 @@ export interface DecisionSummary {
   durationMs: number;
   /** keepip up: the client the outermost L4 hop saw for this connection, when it is not `client`. */
   behind: { client: string; via: string } | null;
+  /** With --workers: the slot (1-based) of the worker that served it; null: one process. */
+  worker: number | null;
 }
 
 function outermost(record: DecisionRecord): { client: string; via: string } | null {
@@ -125,6 +127,7 @@ export function summarize(record: DecisionRecord): DecisionSummary {
     denied: record.denied,
     durationMs: Math.round(record.durationMs * 1000) / 1000,
     behind: outermost(record),
+    worker: record.worker,
   };
 }
 
@@ -230,7 +233,7 @@ export function traceOf(record: DecisionRecord): { summary: DecisionSummary; tra
   trace.push({
     step: 'answer',
     sees: null,
-    detail: `${record.status}${record.upstreamAddr ? ` from ${record.upstreamAddr}` : ' from the gateway'} in ${record.durationMs.toFixed(1)} ms (config v${record.configVersion}, request id ${record.reqId})`,
+    detail: `${record.status}${record.upstreamAddr ? ` from ${record.upstreamAddr}` : ' from the gateway'} in ${record.durationMs.toFixed(1)} ms (config v${record.configVersion}, request id ${record.reqId}${record.worker === null ? '' : `, worker ${record.worker}`})`,
   });
   return { summary: summarize(record), trace };
 }

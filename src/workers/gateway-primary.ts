@@ -5,6 +5,7 @@
 // in (commit); an invalid configuration is refused here before any worker sees it, and a worker that
 // cannot prepare aborts the reload everywhere. The workers share the listening ports (SO_REUSEPORT),
 // the primary serves one /metrics with their sum and owns the signals; it serves no traffic itself.
+// With the dashboard on, the decision log lives here and the workers send it their decisions.
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 import type { ConfigIssue, Topology } from '../config/model.ts';
@@ -19,7 +20,8 @@ import { buildSnapshot, type GatewaySnapshot, ownTicketKey } from '../gateway/sn
 import { generateDefaultCertificate, type KeyPair } from '../gateway/tls.ts';
 import { ConnectionRegistry } from '../gateway/upstream.ts';
 import { type MetricsServer, startMetricsServer } from '../observability/metrics-server.ts';
-import type { GatewayWorkerInit, PrepareCall } from './gateway-worker.ts';
+import type { DecisionBatch } from '../dashboard/decision-log.ts';
+import { DECISIONS_TOPIC, type GatewayWorkerInit, type PrepareCall } from './gateway-worker.ts';
 import { createLimiterHost, type LimiterHost } from './limiter-host.ts';
 import { MAX_HOLD_MS } from './limiter-wire.ts';
 import { DEFAULT_LIMITER_DEADLINE_MS } from './limiter-client.ts';
@@ -39,7 +41,12 @@ export interface WorkerGatewayOptions
   log(event: PoolEvent): void;
   /** How long a worker waits for the primary's limiter (limiter-client.ts); default 1 s. */
   limiterDeadlineMs?: number;
+  /** --dashboard: the decision log the workers' decisions go to (decision-forwarder.ts); absent: off. */
+  decisionLog?: { ingest(batch: DecisionBatch): void };
 }
+
+/** How often a worker sends its decisions to the primary's log (the dashboard's own refresh rate). */
+const DECISIONS_FLUSH_MS = 200;
 
 export type WorkerReloadResult =
   | ReloadResult
@@ -193,7 +200,15 @@ async function startPool(
   info: { http: AddressInfo | null; https: AddressInfo | null };
   limiter: LimiterHost;
 }> {
-  const { workers: size, accessLogPath, log, metricsListen, limiterDeadlineMs, ...shared } = options;
+  const {
+    workers: size,
+    accessLogPath,
+    log,
+    metricsListen,
+    limiterDeadlineMs,
+    decisionLog,
+    ...shared
+  } = options;
   const reserved = await reserveListeners(options);
   const listen = { http: reserved.http?.address ?? null, https: reserved.https?.address ?? null };
   const limiter = createLimiterHost();
@@ -205,6 +220,9 @@ async function startPool(
       (options.drainTimeoutMs ?? state.topology.gateway.settings.workerShutdownTimeoutMs) + 5_000,
     log,
     channel: (_slot, channel) => limiter.attach(channel),
+    onEvent: (_slot, topic, value) => {
+      if (topic === DECISIONS_TOPIC) decisionLog?.ingest(value as DecisionBatch);
+    },
     init: (): GatewayWorkerInit => ({
       options: {
         ...withoutLocal(shared),
@@ -217,6 +235,7 @@ async function startPool(
       },
       accessLogPath,
       limiter: { deadlineMs: limiterDeadlineMs ?? DEFAULT_LIMITER_DEADLINE_MS },
+      decisions: decisionLog === undefined ? null : { flushMs: DECISIONS_FLUSH_MS },
     }),
   });
   try {
@@ -266,7 +285,7 @@ async function reload(state: PrimaryState, pool: WorkerPool, next: Topology): Pr
 function withoutLocal(
   options: Omit<
     WorkerGatewayOptions,
-    'workers' | 'accessLogPath' | 'log' | 'metricsListen' | 'limiterDeadlineMs'
+    'workers' | 'accessLogPath' | 'log' | 'metricsListen' | 'limiterDeadlineMs' | 'decisionLog'
   >,
 ) {
   const { metrics: _metrics, ...rest } = options;

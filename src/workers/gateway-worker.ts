@@ -3,6 +3,7 @@
 // new snapshot, `commit` swaps it in, `abort` drops it. Its metrics are read by the primary, which
 // serves their sum; its access and error log lines go out whole (file-line-sink.ts). Its rate and
 // connection limits are counted by the primary (limiter-client.ts), so that the pod counts once.
+// With the dashboard on, it forwards its decisions to the primary's decision log (decision-forwarder.ts).
 import net from 'node:net';
 import type { Topology } from '../config/model.ts';
 import { useSharedLimiter } from '../gateway/access/stage.ts';
@@ -10,7 +11,8 @@ import { type GatewayOptions, type PreparedReload, startGateway } from '../gatew
 import { createGatewayMetrics } from '../gateway/metrics.ts';
 import { deepFreeze } from '../k8s/translate.ts';
 import { createLimiterClient } from './limiter-client.ts';
-import { CHANNEL_FD, type ServedRole } from './protocol.ts';
+import { CHANNEL_FD, type PostEvent, type ServedRole } from './protocol.ts';
+import { createDecisionForwarder } from '../dashboard/decision-forwarder.ts';
 import { createFileLineSink } from '../gateway/file-line-sink.ts';
 
 /** What a worker cannot be handed over IPC: sinks, registries, functions, the primary's own listeners. */
@@ -29,14 +31,19 @@ export interface GatewayWorkerInit {
   accessLogPath: string | null;
   /** The primary's limiter on CHANNEL_FD, and how long to wait for its verdicts. */
   limiter: { deadlineMs: number };
+  /** The dashboard is on: send decision batches (topic DECISIONS_TOPIC) this often; null: off. */
+  decisions: { flushMs: number } | null;
 }
+
+/** The event topic of the dashboard's decision batches (DecisionBatch). */
+export const DECISIONS_TOPIC = 'decisions';
 
 export interface PrepareCall {
   topology: Topology;
   version: number;
 }
 
-export async function serve(init: GatewayWorkerInit, _slot: number): Promise<ServedRole> {
+export async function serve(init: GatewayWorkerInit, slot: number, post: PostEvent): Promise<ServedRole> {
   const accessLog = createFileLineSink(
     init.accessLogPath === null ? { fd: 1 } : { path: init.accessLogPath },
   );
@@ -45,6 +52,14 @@ export async function serve(init: GatewayWorkerInit, _slot: number): Promise<Ser
   const channel = new net.Socket({ fd: CHANNEL_FD, readable: true, writable: true });
   const limiter = createLimiterClient(channel, init.limiter);
   useSharedLimiter(limiter);
+  const decisions =
+    init.decisions === null
+      ? null
+      : createDecisionForwarder({
+          worker: slot,
+          flushMs: init.decisions.flushMs,
+          send: (batch) => post(DECISIONS_TOPIC, batch),
+        });
   const running = await startGateway({
     ...init.options,
     // Cloned over IPC, so no longer frozen: the snapshot's promise of an immutable model holds again.
@@ -53,6 +68,7 @@ export async function serve(init: GatewayWorkerInit, _slot: number): Promise<Ser
     errorLog,
     metrics,
     reusePort: true,
+    ...(decisions === null ? {} : { decisions: decisions.sink }),
   });
   const prepared = new Map<number, PreparedReload>();
   const settle = (version: number, how: 'commit' | 'abort'): boolean => {
@@ -77,6 +93,7 @@ export async function serve(init: GatewayWorkerInit, _slot: number): Promise<Ser
     },
     async drain() {
       await running.close();
+      decisions?.close();
       limiter.close();
       await accessLog.close();
       await errorLog.close();

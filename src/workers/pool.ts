@@ -39,6 +39,8 @@ export interface PoolOptions {
    * here as it is forked; it closes when the worker exits.
    */
   channel?(slot: number, channel: Duplex): void;
+  /** A worker's own events (protocol.ts PostEvent); absent: ignored. */
+  onEvent?(slot: number, topic: string, value: unknown): void;
 }
 
 export type CallResult =
@@ -177,7 +179,8 @@ function launch(state: PoolState, slot: number): Promise<{ member: Member; info:
       } else if (message.kind === 'init-failed') {
         child.off('exit', onEarlyExit);
         reject(new Error(message.message));
-      } else answer(member, message);
+      } else if (message.kind === 'event') state.options.onEvent?.(slot, message.topic, message.value);
+      else answer(member, message);
     };
     const onEarlyExit = (code: number | null, signal: string | null) =>
       reject(new Error(`worker ${slot} exited before serving (${exitText(code, signal)})`));

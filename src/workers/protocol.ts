@@ -1,7 +1,8 @@
 // The messages between a primary and its workers (child processes with an IPC channel, serialized
 // with the structured clone algorithm). The primary starts a worker with `init` (its role and the
 // configuration it serves), then asks it things with `call` (prepare, commit, metrics, drain…); the
-// worker answers `ready` or `init-failed` once, then one `reply` per call.
+// worker answers `ready` or `init-failed` once, then one `reply` per call, and may post `event`s of
+// its own (the dashboard's decision batches) at any time after `ready`.
 
 export type WorkerRole = 'gateway' | 'lb';
 
@@ -32,7 +33,11 @@ export type FromWorker =
   | { kind: 'ready'; info: unknown }
   | { kind: 'init-failed'; message: string }
   | { kind: 'reply'; id: number; ok: true; value: unknown }
-  | { kind: 'reply'; id: number; ok: false; message: string };
+  | { kind: 'reply'; id: number; ok: false; message: string }
+  | { kind: 'event'; topic: string; value: unknown };
+
+/** How a worker's role posts an event to its primary (PoolOptions.onEvent receives it). */
+export type PostEvent = (topic: string, value: unknown) => void;
 
 /** What a worker's role module gives the entry point once it serves. */
 export interface ServedRole {
@@ -46,5 +51,5 @@ export interface ServedRole {
 
 export function isFromWorker(message: unknown): message is FromWorker {
   const kind = (message as { kind?: unknown } | null)?.kind;
-  return kind === 'ready' || kind === 'init-failed' || kind === 'reply';
+  return kind === 'ready' || kind === 'init-failed' || kind === 'reply' || kind === 'event';
 }

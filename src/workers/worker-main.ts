@@ -27,7 +27,8 @@ async function init(message: InitMessage): Promise<void> {
   try {
     const role =
       message.role === 'gateway' ? await import('./gateway-worker.ts') : await import('./lb-worker.ts');
-    served = await role.serve(message.payload as never, message.slot);
+    const post = (topic: string, value: unknown) => send({ kind: 'event', topic, value });
+    served = await role.serve(message.payload as never, message.slot, post);
     send({ kind: 'ready', info: served.info });
   } catch (error) {
     send({ kind: 'init-failed', message: (error as Error).message }, () => process.exit(1));

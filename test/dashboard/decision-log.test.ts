@@ -3,6 +3,8 @@
 // denied-address table (Space-Saving) stays bounded while a late heavy hitter still reaches its top.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import fc from 'fast-check';
+import { createDecisionForwarder } from '../../src/dashboard/decision-forwarder.ts';
 import { createDecisionLog } from '../../src/dashboard/decision-log.ts';
 import type { Exchange, GatewayRequest } from '../../src/gateway/exchange.ts';
 
@@ -207,5 +209,177 @@ describe('decision log', () => {
     off();
     log.close();
     assert.deepEqual(batches, [[1, 2]]);
+  });
+});
+
+/** A location as the snapshot holds it: more than the dashboard shows, a function among it (never cloned). */
+function location(name: string, path: string) {
+  return {
+    ingress: { namespace: 'shop', name },
+    path,
+    pathType: 'Prefix',
+    allow: { valid: true, cidrs: ['127.0.9.0/24'], raw: '127.0.9.0/24', from: 'annotation' },
+    deny: null,
+    backend: { service: { namespace: 'shop', name }, port: 80, upstreamName: `shop-${name}-80` },
+    rewriteTarget: null,
+    compiled: () => 'a snapshot object the IPC channel could not carry',
+  };
+}
+
+describe('decision log fed by workers (--workers with --dashboard)', () => {
+  const routes = [null, location('web', '/'), location('api', '/v1')];
+
+  /** One request of a generated stream: when, which route, from whom, denied or not. */
+  const stream = fc.array(
+    fc.record({
+      worker: fc.integer({ min: 1, max: 3 }),
+      dt: fc.integer({ min: 0, max: 700 }),
+      route: fc.integer({ min: 0, max: routes.length - 1 }),
+      client: fc.integer({ min: 1, max: 12 }),
+      denied: fc.boolean(),
+      flush: fc.boolean(),
+    }),
+    { maxLength: 300 },
+  );
+
+  test('the workers batches add up to what one process would count (charts, denied table, counters)', () => {
+    const seed = Number(process.env.KEEPIP_FC_SEED ?? 1206);
+    fc.assert(
+      fc.property(stream, (requests) => {
+        let now = 50_000;
+        const clock = () => now;
+        const single = createDecisionLog({ keepPerSecond: 1e9, keepDeniedPerSecond: 1e9, now: clock });
+        const primary = createDecisionLog({ keepPerSecond: 1e9, keepDeniedPerSecond: 1e9, now: clock });
+        // The IPC channel: a structured clone of each batch (what process.send with 'advanced' does).
+        const forwarders = [1, 2, 3].map((worker) =>
+          createDecisionForwarder({
+            worker,
+            flushMs: 3_600_000,
+            keepPerSecond: 1e9,
+            keepDeniedPerSecond: 1e9,
+            now: clock,
+            send: (batch) => primary.ingest(structuredClone(batch)),
+          }),
+        );
+        for (const r of requests) {
+          now += r.dt;
+          const ex = exchange(`127.0.8.${r.client}`, r.denied) as unknown as { route: unknown };
+          ex.route = routes[r.route] === null ? null : { location: routes[r.route], matchedBy: 'prefix' };
+          single.sink.record(ex as unknown as Exchange, req, r.denied ? 403 : 200);
+          forwarders[r.worker - 1]!.sink.record(ex as unknown as Exchange, req, r.denied ? 403 : 200);
+          if (r.flush) forwarders[r.worker - 1]!.flush();
+        }
+        for (const forwarder of forwarders) forwarder.close();
+        assert.deepEqual(primary.counters, single.counters);
+        assert.deepEqual(primary.seconds(), single.seconds());
+        assert.deepEqual(primary.topDenied(100), single.topDenied(100));
+        const shown = (log: typeof single) =>
+          log
+            .records()
+            .map((r) => `${r.time} ${r.client} ${r.status} ${r.location?.path ?? '-'} ${r.denied}`)
+            .sort();
+        assert.deepEqual(shown(primary), shown(single));
+        for (const record of primary.records()) {
+          assert.ok(record.worker !== null && record.worker >= 1 && record.worker <= 3);
+          assert.ok(
+            record.location === null || !('compiled' in record.location),
+            'only what is shown crossed',
+          );
+        }
+        assert.deepEqual(
+          primary.records().map((r) => r.id),
+          primary.records().map((_, i) => i + 1),
+          'the primary numbers the records itself',
+        );
+      }),
+      { seed, numRuns: Number(process.env.KEEPIP_FC_RUNS ?? 60) },
+    );
+  });
+
+  test('a batch for an earlier second lands in that second; one older than the window is dropped', () => {
+    let now = 100_000;
+    const primary = createDecisionLog({ seconds: 3, now: () => now });
+    const early = createDecisionForwarder({
+      worker: 1,
+      flushMs: 3_600_000,
+      now: () => now,
+      send: primary.ingest,
+    });
+    const late = createDecisionForwarder({
+      worker: 2,
+      flushMs: 3_600_000,
+      now: () => now,
+      send: primary.ingest,
+    });
+    early.sink.record(exchange('127.0.8.1', false), req, 200);
+    now = 102_500;
+    late.sink.record(exchange('127.0.8.2', false), req, 200);
+    late.flush();
+    early.flush();
+    assert.deepEqual(
+      primary.seconds().map((s) => [s.second, s.routes.get('_')?.requests]),
+      [
+        [100, 1],
+        [102, 1],
+      ],
+    );
+    now = 110_000;
+    late.sink.record(exchange('127.0.8.2', false), req, 200);
+    late.sink.record(exchange('127.0.8.3', false), req, 200);
+    now = 111_000;
+    late.sink.record(exchange('127.0.8.2', false), req, 200);
+    now = 112_000;
+    late.sink.record(exchange('127.0.8.2', false), req, 200);
+    late.flush();
+    early.sink.record(exchange('127.0.8.1', false), req, 200);
+    now = 100_000;
+    early.sink.record(exchange('127.0.8.1', false), req, 200);
+    early.flush();
+    assert.deepEqual(
+      primary.seconds().map((s) => [s.second, s.routes.get('_')?.requests]),
+      [
+        [110, 2],
+        [111, 1],
+        [112, 2],
+      ],
+      'the window keeps three seconds; second 100 came too late for it',
+    );
+    assert.equal(primary.counters.seen, 8, 'every request is still counted');
+    early.close();
+    late.close();
+  });
+
+  test('a batch names at most maxDeniedAddresses addresses; the rest are counted, not named', () => {
+    const primary = createDecisionLog({ keepDeniedPerSecond: 1, now: () => 7_000 });
+    const forwarder = createDecisionForwarder({
+      worker: 1,
+      flushMs: 3_600_000,
+      maxDeniedAddresses: 100,
+      now: () => 7_000,
+      send: primary.ingest,
+    });
+    for (let i = 0; i < 1_000; i += 1)
+      forwarder.sink.record(exchange(`10.0.${i >> 8}.${i & 255}`, true), req, 403);
+    for (let i = 0; i < 50; i += 1) forwarder.sink.record(exchange('10.0.0.7', true), req, 403);
+    forwarder.close();
+    assert.equal(primary.counters.denied, 1_050);
+    assert.equal(primary.counters.otherDenied, 900);
+    assert.equal(primary.topDenied(1_000).length, 100);
+    assert.deepEqual(
+      primary.topDenied(1).map((t) => [t.address, t.count]),
+      [['10.0.0.7', 51]],
+    );
+    assert.equal(primary.counters.kept, 1);
+    assert.equal(primary.counters.sampledOut, 1_049);
+  });
+
+  test('record() never throws and a batch that cannot be read is counted as a failure', () => {
+    const primary = createDecisionLog();
+    const forwarder = createDecisionForwarder({ worker: 1, flushMs: 3_600_000, send: primary.ingest });
+    forwarder.sink.record(null as unknown as Exchange, req, 200);
+    forwarder.close();
+    assert.equal(primary.counters.failures, 1);
+    primary.ingest({ records: 'nonsense' } as unknown as Parameters<typeof primary.ingest>[0]);
+    assert.equal(primary.counters.failures, 2);
   });
 });

@@ -137,7 +137,7 @@ async function startStack(): Promise<Stack> {
     debounce: { quietMs: 20, maxDelayMs: 200 },
     accessLog: quiet,
     errorLog: quiet,
-    decisions: log.sink,
+    decisionLog: log,
   });
   const gateway = await running.serving();
   const sources = controllerSources(() => running.gateway() as RunningGateway | null);

@@ -457,6 +457,7 @@ const DECISION_KEYS = [
   'target',
   'time',
   'upstream',
+  'worker',
 ].sort();
 
 /** The rules the limits stage names (src/gateway/access/stage.ts). */

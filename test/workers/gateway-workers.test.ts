@@ -1,22 +1,50 @@
 // keepip gateway --workers 2 as a user runs it: the workers share the port (each serves, named by
-// nginx's $pid in the access log), one /metrics sums them, a reload reaches every worker (an invalid
-// one none), a killed worker is replaced by one serving the latest configuration, and SIGTERM drains
-// every worker. Processes are real; every wait is on a line, a counter or the backend.
+// nginx's $pid in the access log), one /metrics sums them, one dashboard shows every worker's
+// decisions, a reload reaches every worker (an invalid one none), a killed worker is replaced by one
+// serving the latest configuration, and SIGTERM drains every worker. Processes are real; every wait is on a line, a counter or the backend.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { type RunningWhoami, startWhoami } from '../../src/whoami/server.ts';
 import { request } from '../fixtures/gateway/harness.ts';
-import { controllerConfigMap, manifestDir, toYaml, webApp } from '../fixtures/gateway/manifests.ts';
+import { controllerConfigMap, ingress, manifestDir, toYaml, webApp } from '../fixtures/gateway/manifests.ts';
 import { startHeldBackend } from '../helpers/held-backend.ts';
+import { pollUntil } from '../helpers/descriptors.ts';
 import { metricSum, scrape, scrapeUntil } from '../helpers/metrics.ts';
 import { runKeepip } from '../helpers/process.ts';
 import {
+  parseServed,
   startWorkersGateway,
   untilEveryWorkerServed,
   type WorkersGateway,
   workerLogFormat,
   alive,
 } from './helpers.ts';
+
+interface Decision {
+  id: number;
+  target: string;
+  status: number;
+  denied: boolean;
+  rule: string;
+  worker: number | null;
+}
+
+interface Stats {
+  counters: { seen: number; denied: number };
+  topDenied: { address: string; count: number }[];
+  seconds: { routes: Record<string, { requests: number; denials: number }> }[];
+}
+
+/** GETs a dashboard API until `done` holds of its JSON (the workers' batches come every 200 ms). */
+// biome-ignore lint/suspicious/noExplicitAny: the API's JSON, read field by field by the test
+async function dashboardUntil(board: URL, path: string, done: (body: any) => boolean): Promise<any> {
+  let body: unknown;
+  await pollUntil(`the dashboard's ${path} shows every request`, async () => {
+    body = await (await fetch(new URL(path, board))).json();
+    return done(body);
+  });
+  return body;
+}
 
 describe('keepip gateway --workers', () => {
   let backend: RunningWhoami;
@@ -32,9 +60,18 @@ describe('keepip gateway --workers', () => {
   });
 
   const manifests = (marker: string, port = backend.address.port) =>
-    toYaml([controllerConfigMap({ 'log-format-upstream': workerLogFormat(marker) }), ...webApp(port)]);
+    toYaml([
+      controllerConfigMap({ 'log-format-upstream': workerLogFormat(marker) }),
+      ...webApp(port),
+      ingress({
+        name: 'private',
+        host: 'private.example.com',
+        paths: [{ path: '/', service: 'web', port: 80 }],
+        annotations: { 'whitelist-source-range': '127.0.9.0/24' },
+      }),
+    ]);
 
-  test('--workers takes a count or auto; 0, words and --dashboard with workers are usage errors', async () => {
+  test('--workers takes a count or auto; 0 and words are usage errors', async () => {
     const file = dir.write('usage.yaml', manifests('m'));
     const help = await runKeepip(['gateway', '--help']);
     assert.match(help.stdout, /--workers <N\|auto>/);
@@ -43,18 +80,17 @@ describe('keepip gateway --workers', () => {
       assert.equal(result.code, 2, `--workers ${bad}`);
       assert.match(result.stderr, /--workers: .*\[WORKER_COUNT_INVALID\]/);
     }
-    const board = await runKeepip(['gateway', '-f', file, '--workers', '2', '--dashboard', '127.0.0.1:0']);
-    assert.equal(board.code, 2);
-    assert.match(board.stderr, /--dashboard needs --workers 1/);
   });
 
   describe('two workers on one port', () => {
     let gw: WorkersGateway;
     let file: string;
+    let board: URL;
 
     before(async () => {
       file = dir.write('web.yaml', manifests('v1'));
-      gw = await startWorkersGateway(file, ['--workers', '2']);
+      gw = await startWorkersGateway(file, ['--workers', '2', '--dashboard', '127.0.0.1:0']);
+      board = new URL((await gw.running.waitFor(/dashboard (http:\/\/127\.0\.0\.1:\d+\/)/))[1]!);
     });
     after(async () => {
       assert.equal(await gw.running.stop(), 0);
@@ -80,6 +116,67 @@ describe('keepip gateway --workers', () => {
       assert.equal(metricSum(text, 'keepip_gateway_config_reloads_total', { result: 'applied' }), 1);
       const health = await request(gw.metricsPort, { path: '/healthz' });
       assert.equal(health.status, 200);
+    });
+
+    test("the dashboard shows every worker's decisions, each once, named by the worker that served it", async () => {
+      const allowed = await untilEveryWorkerServed(gw, gw.pids, 'board');
+      const denied = await Promise.all(
+        Array.from({ length: 10 }, (_, i) =>
+          request(gw.port, { from: `127.0.8.${i + 1}`, host: 'private.example.com', path: `/board-no-${i}` }),
+        ),
+      );
+      const admitted = await Promise.all(
+        Array.from({ length: 6 }, (_, i) =>
+          request(gw.port, {
+            from: `127.0.9.${i + 1}`,
+            host: 'private.example.com',
+            path: `/board-yes-${i}`,
+          }),
+        ),
+      );
+      assert.ok(denied.every((r) => r.status === 403) && admitted.every((r) => r.status === 200));
+      const lines = (await gw.waitForLines(/ "GET \/board-/, allowed.length + 16)).map(parseServed);
+      // Every request the workers counted reaches the dashboard's counters (they arrive in batches).
+      const total = metricSum(await scrape('127.0.0.1', gw.metricsPort), 'keepip_gateway_requests_total');
+      const stats = await dashboardUntil(board, '/api/stats', (s: Stats) => s.counters.seen === total);
+      assert.equal(stats.counters.denied, 10);
+      assert.deepEqual(
+        stats.topDenied.map((d: { address: string; count: number }) => [d.address, d.count]).sort(),
+        denied.map((_, i) => [`127.0.8.${i + 1}`, 1]).sort(),
+      );
+      const routes = (route: string) =>
+        stats.seconds.reduce(
+          (sum: number[], s: Stats['seconds'][number]) => {
+            const r = s.routes[route] ?? { requests: 0, denials: 0 };
+            return [sum[0]! + r.requests, sum[1]! + r.denials];
+          },
+          [0, 0],
+        );
+      assert.deepEqual(routes('default/private /'), [16, 10]);
+      const { decisions } = await dashboardUntil(board, '/api/decisions?limit=1000', () => true);
+      const ours = (decisions as Decision[]).filter((d) => d.target.startsWith('/board-'));
+      assert.equal(ours.length, lines.length, 'one record per request');
+      const slotOfPid = new Map<number, number>();
+      for (const line of lines) {
+        const record = ours.filter((d) => d.target === line!.path);
+        assert.equal(record.length, 1, `${line!.path}: one record`);
+        const [one] = record as [Decision];
+        assert.equal(one.status, line!.status);
+        assert.equal(one.denied, line!.path.startsWith('/board-no-'));
+        if (one.denied) assert.equal(one.rule, 'allowlist-miss');
+        assert.ok(one.worker === 1 || one.worker === 2);
+        // The same worker (by the access log's $pid) is always named by the same slot, and each slot by one pid.
+        assert.equal(
+          slotOfPid.get(line!.pid) ?? one.worker,
+          one.worker,
+          `${line!.path}: the worker that served it`,
+        );
+        slotOfPid.set(line!.pid, one.worker);
+      }
+      assert.equal(new Set(slotOfPid.values()).size, slotOfPid.size);
+      assert.equal(slotOfPid.size, 2, 'both workers decided some');
+      const trace = await dashboardUntil(board, `/api/decisions/${ours[0]!.id}`, () => true);
+      assert.match(trace.trace.at(-1).detail, new RegExp(`worker ${ours[0]!.worker}\\)$`));
     });
 
     test('a reload reaches every worker; an invalid one reaches none', async () => {
@@ -126,6 +223,16 @@ describe('keepip gateway --workers', () => {
       const text = await scrape('127.0.0.1', gw.metricsPort);
       assert.equal(metricSum(text, 'keepip_worker_restarts_total', { worker: slot }), 1);
       assert.equal(metricSum(text, 'keepip_workers_serving'), 2);
+      // The replacement's decisions reach the dashboard too, under the slot it took over.
+      const fromReplacement = served.filter((s) => s.pid === replacement).map((s) => s.path);
+      const { decisions } = await dashboardUntil(
+        board,
+        '/api/decisions?limit=1000',
+        (d: { decisions: Decision[] }) =>
+          fromReplacement.every((path) => d.decisions.some((r) => r.target === path)),
+      );
+      for (const path of fromReplacement)
+        assert.equal((decisions as Decision[]).find((r) => r.target === path)?.worker, Number(slot));
       gw.pids = [survivor, replacement];
     });
   });
