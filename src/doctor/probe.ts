@@ -93,8 +93,12 @@ function probeOne(url: URL, from: string | null, options: ProbeOptions): Promise
         local = canonicalIp((socket.address() as AddressInfo).address ?? '') ?? local;
       });
     });
-    // A 101 nobody asked for: Node hands over the socket and emits no response, end or error.
-    req.on('upgrade', (res) => done(failed('UNEXPECTED_UPGRADE', res.statusCode ?? null)));
+    // A 101 nobody asked for: Node hands over the socket (no longer the request's to close: left
+    // open, the process would wait on the target for ever) and emits no response, end or error.
+    req.on('upgrade', (res, socket) => {
+      socket.destroy();
+      done(failed('UNEXPECTED_UPGRADE', res.statusCode ?? null));
+    });
     req.on('error', (err: NodeJS.ErrnoException) => {
       // A socket closed without any response is what a gateway that wants a PROXY header does (G3).
       const code =

@@ -115,6 +115,7 @@ export function runCommand(
   args: string[],
   options: { input?: string | Buffer; timeoutMs?: number; cwd?: string } = {},
 ): Promise<{ code: number; stdout: string; stderr: string }> {
+  const timeoutMs = options.timeoutMs ?? 60_000;
   return new Promise((resolve) => {
     const child = execFile(
       command,
@@ -122,13 +123,15 @@ export function runCommand(
       {
         cwd: options.cwd ?? repoRoot,
         env: childEnv(),
-        timeout: options.timeoutMs ?? 60_000,
+        timeout: timeoutMs,
         maxBuffer: 64 * 1024 * 1024,
         encoding: 'utf8',
       },
       (error, stdout, stderr) => {
-        const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
-        resolve({ code, stdout, stderr });
+        // Killed at the timeout: 124, as timeout(1) says, never an exit code the command could give.
+        if (error?.killed)
+          resolve({ code: 124, stdout, stderr: `${stderr}\n[killed after ${timeoutMs} ms]` });
+        else resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr });
       },
     );
     // A child may stop reading before the input ends (a size cap): its exit is the result, not EPIPE.

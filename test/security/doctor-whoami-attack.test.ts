@@ -263,6 +263,8 @@ describe('keepip doctor --probe against a target that answers 101', () => {
       ],
       { timeoutMs: 30_000 },
     );
+    // The target keeps the upgraded connection open: the doctor must close it and exit on its own
+    // (killed at runKeepip's timeout it reads 124).
     assert.equal(code, 1, `exit ${code}; stdout ${JSON.stringify(stdout)}; stderr ${stderr}`);
     const report = JSON.parse(stdout) as { probes: ProbeResult[] };
     assert.equal(report.probes.length, 2);
