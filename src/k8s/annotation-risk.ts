@@ -6,6 +6,7 @@
 import type { GatewaySettings } from '../config/model.ts';
 import { DEFAULT_ANNOTATIONS_PREFIX } from './annotation-prefix.ts';
 import { trimGoSpace } from './values.ts';
+import { wordFinder } from './word-search.ts';
 
 export const ANNOTATION_RISKS = ['Low', 'Medium', 'High', 'Critical'] as const;
 export type AnnotationRisk = (typeof ANNOTATION_RISKS)[number];
@@ -215,6 +216,7 @@ export interface AnnotationPolicyRefusal {
 }
 
 const PREFIX = `${DEFAULT_ANNOTATIONS_PREFIX}/`;
+const NO_WORDS: readonly string[] = [];
 
 /** The refusals of one Ingress's annotations (a custom prefix already folded), in key order. */
 export function annotationPolicyRefusals(
@@ -222,12 +224,12 @@ export function annotationPolicyRefusals(
   limits: Pick<GatewaySettings, 'annotationsRiskLevel' | 'annotationValueWordBlocklist'>,
 ): AnnotationPolicyRefusal[] {
   const max = ANNOTATION_RISKS.indexOf(limits.annotationsRiskLevel ?? DEFAULT_ANNOTATIONS_RISK_LEVEL);
-  const words = limits.annotationValueWordBlocklist ?? [];
+  const blocked = wordFinder(limits.annotationValueWordBlocklist ?? NO_WORDS);
   const refusals: AnnotationPolicyRefusal[] = [];
   for (const key of Object.keys(annotations).sort()) {
     if (!key.startsWith(PREFIX)) continue;
     const value = annotations[key] ?? '';
-    const word = words.find((w) => value.includes(w));
+    const word = blocked(value);
     if (word !== undefined) {
       const what =
         word === ''
