@@ -248,24 +248,30 @@ export function isDenial(ex: Exchange): boolean {
   return ex.verdict !== null && ex.verdict.outcome !== 'allow';
 }
 
+/** Seconds the keep budget remembers: workers' batches (every 200 ms) name a few seconds at once. */
+const BUDGET_SECONDS = 8;
+
 /**
- * The keep budget: at most `keep` allowed and `keepDenied` denied records per second (by the clock
- * second of `time`), apart, so that a flood of one never hides the other.
+ * The keep budget: at most `keep` allowed and `keepDenied` denied records per second (the clock
+ * second of each record's `time`), apart, so that a flood of one never hides the other. Each of the
+ * last BUDGET_SECONDS seconds has its own count, so records of one second arriving after the next
+ * one began (two workers' batches) still share their second's budget.
  */
 export function createSampler(keep: number, keepDenied: number): (time: number, denied: boolean) => boolean {
-  let second = -1;
-  let kept = 0;
-  let keptDenied = 0;
+  const slots = Array.from({ length: BUDGET_SECONDS }, () => ({ second: -1, kept: 0, keptDenied: 0 }));
   return (time, denied) => {
-    const now = Math.floor(time / 1000);
-    if (now !== second) {
-      second = now;
-      kept = 0;
-      keptDenied = 0;
+    const second = Math.floor(time / 1000);
+    const slot = slots[second % BUDGET_SECONDS]!;
+    // Another second in this slot: a newer one moves on; an older one (a record 8 s late, or the
+    // clock set back) starts over too, so that a clock step never stops the keeping.
+    if (slot.second !== second) {
+      slot.second = second;
+      slot.kept = 0;
+      slot.keptDenied = 0;
     }
-    if (denied ? keptDenied >= keepDenied : kept >= keep) return false;
-    if (denied) keptDenied += 1;
-    else kept += 1;
+    if (denied ? slot.keptDenied >= keepDenied : slot.kept >= keep) return false;
+    if (denied) slot.keptDenied += 1;
+    else slot.kept += 1;
     return true;
   };
 }
@@ -624,8 +630,7 @@ export function createDecisionLog(options: DecisionLogOptions = {}): DecisionLog
       for (const [address, times, last] of batch.denied) tallies.countDenied(address, last, times);
       counters.denied += batch.deniedUnnamed;
       counters.otherDenied += batch.deniedUnnamed;
-      const time = now();
-      for (const record of batch.records) keep(time, record.denied, () => record);
+      for (const record of batch.records) keep(record.time, record.denied, () => record);
     } catch {
       counters.failures += 1;
     }

@@ -214,26 +214,38 @@ export async function openRaw(options: {
   };
 }
 
+/** One complete HTTP/1.1 response read off raw bytes: its status, head and body (latin1). */
+export interface FramedResponse {
+  status: number;
+  head: string;
+  body: string;
+}
+
 /**
- * How many complete HTTP/1.1 responses `raw` holds, read in order: heads, then Content-Length bodies
+ * The complete HTTP/1.1 responses `raw` holds, read in order: heads, then Content-Length bodies
  * (1xx, 204 and 304 have none; not for answers to HEAD). Stops at the first incomplete or chunked one.
  */
-export function completeResponses(raw: Buffer): number {
+export function framedResponses(raw: Buffer): FramedResponse[] {
+  const out: FramedResponse[] = [];
   let at = 0;
-  let count = 0;
   for (;;) {
     const end = raw.indexOf('\r\n\r\n', at);
-    if (end < 0) return count;
+    if (end < 0) return out;
     const head = raw.subarray(at, end).toString('latin1');
     const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(head)?.[1] ?? Number.NaN);
     const length = /\r\ncontent-length: *(\d+)/i.exec(head);
     const bodyless = status < 200 || status === 204 || status === 304;
-    if (Number.isNaN(status) || (!bodyless && length === null)) return count;
+    if (Number.isNaN(status) || (!bodyless && length === null)) return out;
     const next = end + 4 + (bodyless ? 0 : Number(length?.[1]));
-    if (next > raw.length) return count;
+    if (next > raw.length) return out;
+    out.push({ status, head, body: raw.subarray(end + 4, next).toString('latin1') });
     at = next;
-    count += 1;
   }
+}
+
+/** How many complete HTTP/1.1 responses `raw` holds (framedResponses). */
+export function completeResponses(raw: Buffer): number {
+  return framedResponses(raw).length;
 }
 
 /**

@@ -15,7 +15,7 @@ import {
   serviceWithEndpoints,
   topologyOf,
 } from '../fixtures/gateway/manifests.ts';
-import { freePort, listenTracked, openRaw, rawExchange } from '../helpers/net.ts';
+import { framedResponses, freePort, listenTracked, openRaw, rawExchange } from '../helpers/net.ts';
 import { startTap, type Tap } from './helpers.ts';
 
 interface Seen {
@@ -173,27 +173,8 @@ async function startRawUpstream(): Promise<RawUpstream> {
   return { port, connections, close };
 }
 
-interface Answer {
-  status: number;
-  head: string;
-  body: string;
-}
-
 /** The complete Content-Length-framed responses at the start of `raw`, in order. */
-function answersIn(raw: Buffer): Answer[] {
-  const out: Answer[] = [];
-  let at = 0;
-  for (;;) {
-    const end = raw.indexOf('\r\n\r\n', at);
-    if (end < 0) return out;
-    const head = raw.subarray(at, end).toString('latin1');
-    const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(head)?.[1] ?? Number.NaN);
-    const length = Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? Number.NaN);
-    if (Number.isNaN(status) || Number.isNaN(length) || end + 4 + length > raw.length) return out;
-    out.push({ status, head, body: raw.subarray(end + 4, end + 4 + length).toString('latin1') });
-    at = end + 4 + length;
-  }
-}
+const answersIn = framedResponses;
 
 /** A request that, if ever parsed from a body, reaches the app as /smuggled. */
 const SMUGGLED = 'GET /smuggled HTTP/1.1\r\nHost: errors.test\r\n\r\n';
