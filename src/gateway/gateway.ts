@@ -227,6 +227,10 @@ async function drain(
     listeners.closeIdle();
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
+  // The last request may have ended since the previous pass: its connection is idle now, and its
+  // answer may still be held for this turn's write (write-batch.ts); closeIdle writes it, destroyAll
+  // alone would drop it (seen: a request in flight at SIGTERM answered with a bare close).
+  listeners.closeIdle();
   listeners.destroyAll();
 }
 

@@ -986,7 +986,10 @@ export function createH1Server(handler: H1Handler, options: H1ServerOptions): H1
       }
     },
     destroyAll() {
-      for (const conn of state.connections) conn.socket.destroy();
+      for (const conn of state.connections) {
+        flushBatchedWrites(conn.socket); // an answer finished this turn is still held
+        conn.socket.destroy();
+      }
       if (sweep !== null) clearInterval(sweep);
       sweep = null;
     },

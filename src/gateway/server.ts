@@ -531,10 +531,11 @@ export async function startListeners(
     openConnections: () => sockets.size,
     readingConnections: () => h1.readingHeads() + plainH1.readingHeads(),
     destroyAll() {
-      for (const socket of sockets) socket.destroy();
+      // The HTTP layers first: they write what a connection holds of an answer before destroying it.
       h1.destroyAll();
       plainH1.destroyAll();
       h2.destroyAll();
+      for (const socket of sockets) socket.destroy();
     },
   };
 }
