@@ -72,7 +72,10 @@ export const command: Command = {
       try {
         const launched = await launchDashboard(
           dashboard.plan,
-          controllerSources(() => running.gateway()),
+          controllerSources(
+            () => running.gateway(),
+            () => running.manifests(),
+          ),
         );
         board = launched.running;
         for (const line of launched.lines)

@@ -22,9 +22,10 @@ import { createInformers, type Informers, ingressClassesListable } from './infor
 import { createKubeClient, type KubeClient, loadKubeConfig } from './kube-client.ts';
 import { latestOnly } from './latest-only.ts';
 import type { KubeObject } from './resources.ts';
+import type { ManifestObject } from '../k8s/objects.ts';
 import { type SmallServer, startHealthServer, startWebhookServer } from './servers.ts';
 import { createServing, type Serving } from './serving.ts';
-import { ourIngresses, type SnapshotOptions } from './snapshot.ts';
+import { ourIngresses, type SnapshotOptions, snapshotObjects, topologyOfManifests } from './snapshot.ts';
 import { createStatusWriter } from './status-writer.ts';
 import { createNginxControllerMetrics } from './nginx-metrics.ts';
 import { createTcpRunner } from './tcp-runner.ts';
@@ -49,6 +50,14 @@ export interface RunningController {
   /** Resolves once the gateway serves the first complete sync. */
   serving(): Promise<ServedGateway>;
   gateway(): ServedGateway | null;
+  /**
+   * The objects the served model is translated from and the translation (the dashboard's Chain page
+   * applies the doctor's fix to them); null until the first complete sync.
+   */
+  manifests(): {
+    objects: readonly ManifestObject[];
+    translate(objects: readonly ManifestObject[]): Topology;
+  } | null;
   leading(): boolean;
   tcpListeners(): { port: number; address: string; actualPort: number }[];
   /** SIGTERM: healthz 500, grace period, status cleared (leader, --update-status-on-shutdown), Lease released, drain. */
@@ -388,7 +397,6 @@ async function runController(
     if (leading) leaderDuties();
   });
   if (election === null) gauges.leading(true, false);
-
   // Nodes and the publish-service change without touching an Ingress: re-check the status regularly.
   const periodic = () => {
     leaderDuties();
@@ -418,6 +426,7 @@ async function runController(
     webhookAddress: edges.webhook?.address ?? null,
     serving: () => serving.ready,
     gateway: () => serving.gateway(),
+    manifests: () => (serving.gateway() === null ? null : clusterManifests(informers, snapOptions)),
     leading: () => leader,
     tcpListeners: () => tcp.listeners(),
     close: () => {
@@ -425,6 +434,16 @@ async function runController(
       return closing;
     },
     failed: serving.failed,
+  };
+}
+
+/** The cluster's objects as the snapshot reads them, and their translation with this controller's options. */
+function clusterManifests(informers: Informers, snapOptions: SnapshotOptions) {
+  const objects = informers.objects();
+  return {
+    objects: snapshotObjects(objects, snapOptions),
+    translate: (patched: readonly ManifestObject[]) =>
+      topologyOfManifests(patched, objects.secrets, snapOptions),
   };
 }
 

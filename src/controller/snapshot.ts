@@ -245,7 +245,19 @@ export function defaultCertificateOf(
 }
 
 export function buildClusterTopology(objects: ClusterObjects, o: SnapshotOptions): Topology {
-  const topology = buildTopology(snapshotObjects(objects, o), {
+  return topologyOfManifests(snapshotObjects(objects, o), objects.secrets, o);
+}
+
+/**
+ * The model of the objects snapshotObjects picked (or those with a fix applied: the dashboard's Chain
+ * page), with the controller's own options; `secrets` holds --default-ssl-certificate's.
+ */
+export function topologyOfManifests(
+  manifests: readonly ManifestObject[],
+  secrets: readonly KubeObject[],
+  o: SnapshotOptions,
+): Topology {
+  const topology = buildTopology(manifests, {
     ingressClass: o.ingressClass,
     annotationsPrefix: o.annotationsPrefix,
     ...(o.configMap ? { configMap: o.configMap } : {}),
@@ -253,7 +265,7 @@ export function buildClusterTopology(objects: ClusterObjects, o: SnapshotOptions
     disableServiceExternalName: o.disableServiceExternalName === true,
     zone: o.zone ?? null,
   });
-  const defaultCertificate = defaultCertificateOf(o.defaultSslCertificate, objects.secrets);
+  const defaultCertificate = defaultCertificateOf(o.defaultSslCertificate, secrets);
   const gateway = {
     ...topology.gateway,
     ...(defaultCertificate === undefined ? {} : { defaultCertificate }),

@@ -107,12 +107,16 @@ function chain(sources: DashboardSources, query: URLSearchParams): ApiAnswer {
   const host = (query.get('host') ?? '').slice(0, 253);
   const path = (query.get('path') ?? '').slice(0, 2048);
   if (path !== '' && !path.startsWith('/')) return apiError(400, 'DASHBOARD_BAD_QUERY', 'path starts with /');
-  const result = chainReport(topology, {
-    client,
-    ...(host ? { host } : {}),
-    ...(path ? { path } : {}),
-    ...(via !== '' && isClientPath(via) ? { via } : {}),
-  });
+  const result = chainReport(
+    topology,
+    {
+      client,
+      ...(host ? { host } : {}),
+      ...(path ? { path } : {}),
+      ...(via !== '' && isClientPath(via) ? { via } : {}),
+    },
+    sources.manifests?.() ?? null,
+  );
   if (!result.ok) return apiError(422, 'DASHBOARD_CHAIN_FAILED', `${result.code}: ${result.message}`);
   return { status: 200, body: redactDeep(result.report, secretValues(topology)) };
 }

@@ -5,7 +5,7 @@ import type { RunningGateway } from '../gateway/gateway.ts';
 import { formatHostPort } from '../net/host-port.ts';
 import type { RunningChain } from '../up/run.ts';
 import type { BehindHop, BehindLookup } from './decision-log.ts';
-import type { DashboardSources, LoadBalancerView } from './sources.ts';
+import type { DashboardSources, LoadBalancerView, ManifestSource } from './sources.ts';
 
 /** A gateway of one process, or a primary with workers (whose decisions reach the same log). */
 export function gatewaySources(running: Pick<RunningGateway, 'snapshot'>): DashboardSources {
@@ -68,6 +68,7 @@ export function upSources(chain: RunningChain): DashboardSources {
     topology: () => chain.topology,
     loadBalancers: () => chainLoadBalancers(chain),
     behind: chainBehind(chain),
+    manifests: () => chain.manifests(),
   };
 }
 
@@ -75,10 +76,14 @@ export function upSources(chain: RunningChain): DashboardSources {
  * The controller's sources: its gateway (null until the first complete sync) and, for the Chain page,
  * the model the gateway serves (the cluster's objects, translated).
  */
-export function controllerSources(gateway: () => Pick<RunningGateway, 'snapshot'> | null): DashboardSources {
+export function controllerSources(
+  gateway: () => Pick<RunningGateway, 'snapshot'> | null,
+  manifests: () => ManifestSource | null,
+): DashboardSources {
   return {
     mode: 'controller',
     snapshot: () => gateway()?.snapshot() ?? null,
     topology: () => gateway()?.snapshot().topology ?? null,
+    manifests,
   };
 }

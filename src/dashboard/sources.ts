@@ -3,9 +3,11 @@
 // absent says so instead of showing stale or invented data.
 import type { Topology } from '../config/model.ts';
 import { diagnose } from '../doctor/diagnose.ts';
+import { followFix } from '../doctor/follow-fix.ts';
 import { renderJson } from '../doctor/report.ts';
 import type { ClientPath } from '../doctor/types.ts';
 import type { GatewaySnapshot } from '../gateway/snapshot.ts';
+import type { ManifestObject } from '../k8s/objects.ts';
 import type { LbStats, TargetHealthView } from '../lb/balancer.ts';
 import type { BehindLookup } from './decision-log.ts';
 
@@ -34,6 +36,18 @@ export interface DashboardSources {
   loadBalancers?: () => LoadBalancerView[];
   /** keepip up: who a connection to the gateway carries, from the L4 hops in front (see attach.ts). */
   behind?: BehindLookup;
+  /**
+   * The objects the model was translated from, and the translation: the Chain page applies the
+   * doctor's fix to them and reports what it reveals (`afterFix`, as `keepip doctor -f`). Absent or
+   * null: no afterFix.
+   */
+  manifests?: () => ManifestSource | null;
+}
+
+/** The manifests behind a model, and how the model is made from them. */
+export interface ManifestSource {
+  objects: readonly ManifestObject[];
+  translate(objects: readonly ManifestObject[]): Topology;
 }
 
 export interface ChainQuery {
@@ -43,17 +57,28 @@ export interface ChainQuery {
   via?: ClientPath;
 }
 
-/** The doctor's report (its JSON schema, docs/doctor.md) for one client on the current model. */
+/**
+ * The doctor's report (its JSON schema, docs/doctor.md) for one client on the current model; with
+ * the manifests behind it, `afterFix` too: what the doctor finds once its fix is applied to them.
+ */
 export function chainReport(
   topology: Topology,
   query: ChainQuery,
+  manifests: ManifestSource | null = null,
 ): { ok: true; report: unknown } | { ok: false; code: string; message: string } {
-  const result = diagnose(topology, {
+  const options = {
     client: query.client,
     ...(query.host ? { host: query.host } : {}),
     ...(query.path ? { path: query.path } : {}),
     ...(query.via ? { via: query.via } : {}),
-  });
+  };
+  const result = diagnose(topology, options);
   if (!result.ok) return { ok: false, code: result.error.code, message: result.error.message };
-  return { ok: true, report: JSON.parse(renderJson(result.report)) };
+  const report = result.report;
+  if (manifests !== null)
+    report.afterFix = followFix(manifests.objects, report, (patched) => {
+      const again = diagnose(manifests.translate(patched), options);
+      return again.ok ? again.report : null;
+    });
+  return { ok: true, report: JSON.parse(renderJson(report)) };
 }

@@ -10,7 +10,12 @@ import { type RunningGateway, snapshotEvents, startGateway } from '../gateway/ga
 import type { LineSink } from '../gateway/line-sink.ts';
 import { watchConfig } from '../gateway/reload.ts';
 import { blockingIssues } from '../gateway/snapshot.ts';
-import { loadTopology, type TopologyOptions } from '../k8s/index.ts';
+import {
+  buildTopology,
+  loadTopologyAndObjects,
+  type ManifestObject,
+  type TopologyOptions,
+} from '../k8s/index.ts';
 import { formatHostPort } from '../net/host-port.ts';
 import { type RunningWhoami, startWhoami } from '../whoami/server.ts';
 import { type RunningL4, startL4 } from './l4.ts';
@@ -43,6 +48,11 @@ export interface ReloadOutcome {
 export interface RunningChain {
   readonly plan: UpPlan;
   readonly topology: Topology;
+  /** The manifests the topology was translated from, and the translation (the dashboard's Chain page). */
+  manifests(): {
+    objects: readonly ManifestObject[];
+    translate(objects: readonly ManifestObject[]): Topology;
+  };
   /** Where a listener the manifests name (e.g. the LB's 127.0.10.1:80) actually listens. */
   actual(logical: Endpoint): Endpoint;
   /** Reads the manifests again and applies the difference; a bad change keeps the running chain. */
@@ -97,6 +107,7 @@ interface ChainState {
   readonly options: UpOptions;
   readonly topologyOptions: TopologyOptions;
   topology: Topology;
+  objects: readonly ManifestObject[];
   plan: UpPlan;
   readonly ports: PortMap;
   /** By component name, in start order. */
@@ -116,6 +127,7 @@ export async function startChain(options: UpOptions): Promise<RunningChain> {
     options,
     topologyOptions,
     topology: first.topology,
+    objects: first.objects,
     plan: planUp(first.topology),
     ports: createPortMap(options.ports),
     instances: new Map(),
@@ -138,6 +150,10 @@ export async function startChain(options: UpOptions): Promise<RunningChain> {
     get topology() {
       return state.topology;
     },
+    manifests: () => ({
+      objects: state.objects,
+      translate: (objects) => buildTopology(objects, topologyOptions),
+    }),
     actual: state.ports.actual,
     reload: reloads.reload,
     nextReload: reloads.nextReload,
@@ -159,11 +175,11 @@ export async function startChain(options: UpOptions): Promise<RunningChain> {
 async function loadRunnable(
   paths: string[],
   topologyOptions: TopologyOptions,
-): Promise<{ topology: Topology } | { error: string[] }> {
-  const topology = await loadTopology(paths, topologyOptions);
-  const blocking = blockingIssues(topology.issues);
+): Promise<{ topology: Topology; objects: readonly ManifestObject[] } | { error: string[] }> {
+  const loaded = await loadTopologyAndObjects(paths, topologyOptions);
+  const blocking = blockingIssues(loaded.topology.issues);
   if (blocking.length > 0) return { error: blocking.map(describeIssue) };
-  return { topology };
+  return loaded;
 }
 
 function createPortMap(mode: UpOptions['ports']): PortMap {
@@ -310,6 +326,7 @@ async function applyReload(state: ChainState): Promise<ReloadOutcome> {
   await startAll(state, nextPlan.components);
   for (const note of nextPlan.notes) options.log('up', note);
   state.topology = next.topology;
+  state.objects = next.objects;
   state.plan = nextPlan;
   return { ok: true, messages };
 }

@@ -4,7 +4,19 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { CONTENT_SECURITY_POLICY } from '../../src/dashboard/server.ts';
-import { ALLOWED, direct, getWithHost, kept, OTHER, type Seeded, seededDashboard, viaLb } from './helpers.ts';
+import { HIDDEN_FAULT, hiddenFaultManifests } from '../helpers/hidden-fault.ts';
+import { runKeepip } from '../helpers/process.ts';
+import {
+  ALLOWED,
+  dashboardOnChain,
+  direct,
+  getWithHost,
+  kept,
+  OTHER,
+  type Seeded,
+  seededDashboard,
+  viaLb,
+} from './helpers.ts';
 
 describe('dashboard API on the seed before the fix', () => {
   let s: Seeded;
@@ -226,5 +238,40 @@ describe('dashboard API with a token', () => {
     const info = new URL('/api/info', s.board.url).href;
     assert.equal(await getWithHost(info, 'dash.example', { authorization: `Bearer ${token}` }), 200);
     assert.equal(await getWithHost(info, 'dash.example'), 401);
+  });
+});
+
+describe('dashboard Chain page on manifests with a hidden fault', () => {
+  let s: Seeded;
+  let dir: string;
+  before(async () => {
+    dir = await hiddenFaultManifests();
+    s = await dashboardOnChain(dir, null);
+  });
+  after(() => s.close());
+
+  test('/api/chain reports what the fix reveals (afterFix), as keepip doctor -f does on the same files', async () => {
+    const query = 'client=127.0.20.10&host=gitea.example.com';
+    const { body } = await s.get(`/api/chain?${query}`);
+    const ids = (list: { id: string }[]) => list.map((f) => f.id);
+    const patches = (list: { id: string; fix: { patches: { patch: unknown }[] } }[]) =>
+      list.map((f) => [f.id, f.fix.patches[0]?.patch]);
+    assert.deepEqual(ids(body.findings), HIDDEN_FAULT.findings);
+    assert.deepEqual(patches(body.afterFix), HIDDEN_FAULT.afterFix);
+    const cli = await runKeepip([
+      'doctor',
+      '-f',
+      dir,
+      '--client',
+      '127.0.20.10',
+      '--host',
+      'gitea.example.com',
+      '--json',
+    ]);
+    const doctor = JSON.parse(cli.stdout);
+    assert.deepEqual(
+      [ids(body.findings), patches(body.afterFix)],
+      [ids(doctor.findings), patches(doctor.afterFix)],
+    );
   });
 });

@@ -4,6 +4,7 @@ import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { HIDDEN_FAULT, hiddenFaultManifests } from '../helpers/hidden-fault.ts';
 import { runKeepip } from '../helpers/process.ts';
 
 const before = 'examples/seed/before';
@@ -126,24 +127,6 @@ test('unreadable manifests: exit 1 naming the file', async () => {
   assert.match(stderr, /does-not-exist/);
 });
 
-/** The seed with an LB that sends PROXY v2 and a gateway that reads X-Forwarded-For from all of 127/8. */
-async function hiddenFaultManifests(): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'keepip-doctor-'));
-  await cp(before, dir, { recursive: true });
-  const file = join(dir, 'ingress-nginx.yaml');
-  const text = (await readFile(file, 'utf8'))
-    .replace(
-      '  allow-snippet-annotations: "false"',
-      '  allow-snippet-annotations: "false"\n  use-forwarded-headers: "true"\n  proxy-real-ip-cidr: 127.0.0.0/8',
-    )
-    .replace(
-      '    service.beta.kubernetes.io/aws-load-balancer-type: external',
-      '    service.beta.kubernetes.io/aws-load-balancer-type: external\n    service.beta.kubernetes.io/aws-load-balancer-proxy-protocol: "*"',
-    );
-  await writeFile(file, text);
-  return dir;
-}
-
 test('a fault the first one hides (G2 400 before any X-Forwarded-For is read) is reported with its fix, as what the fix reveals', async () => {
   const dir = await hiddenFaultManifests();
   try {
@@ -158,14 +141,14 @@ test('a fault the first one hides (G2 400 before any X-Forwarded-For is read) is
     const json = JSON.parse((await runKeepip([...args, '--json'])).stdout);
     assert.deepEqual(
       json.findings.map((f: { id: string }) => f.id),
-      ['PROXY_PROTOCOL_SENT_NOT_EXPECTED'],
+      HIDDEN_FAULT.findings,
     );
     assert.deepEqual(
       json.afterFix.map((f: { id: string; fix: { patches: { patch: unknown }[] } }) => [
         f.id,
         f.fix.patches[0]?.patch,
       ]),
-      [['FORWARDED_HEADERS_SPOOFABLE', { data: { 'use-forwarded-headers': 'false' } }]],
+      HIDDEN_FAULT.afterFix,
     );
     const clean = JSON.parse(
       (await runKeepip(['doctor', '-f', after, '--client', '127.0.20.10', '--json'])).stdout,

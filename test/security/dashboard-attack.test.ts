@@ -19,7 +19,6 @@ import { controllerSources } from '../../src/dashboard/attach.ts';
 import { createDecisionLog, type DecisionLog } from '../../src/dashboard/decision-log.ts';
 import { readDashboardToken } from '../../src/dashboard/flag.ts';
 import { type RunningDashboard, startDashboard } from '../../src/dashboard/server.ts';
-import type { RunningGateway } from '../../src/gateway/gateway.ts';
 import { createLineSink } from '../../src/gateway/line-sink.ts';
 import { type Backend, ingress, seedWeb, startBackend } from '../controller/harness.ts';
 import { type FakeApiServer, startFakeApiServer } from '../fixtures/fake-apiserver.ts';
@@ -140,7 +139,10 @@ async function startStack(): Promise<Stack> {
     decisionLog: log,
   });
   const gateway = await running.serving();
-  const sources = controllerSources(() => running.gateway() as RunningGateway | null);
+  const sources = controllerSources(
+    () => running.gateway(),
+    () => running.manifests(),
+  );
   const listen = { host: '127.0.0.1', port: 0 };
   const board = await startDashboard({ listen, token: TOKEN, decisions: log, sources });
   const open = await startDashboard({ listen, token: null, decisions: log, sources });

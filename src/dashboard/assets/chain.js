@@ -23,25 +23,37 @@ function render(report) {
       { id: 'hops' },
     ),
   );
-  for (const f of report.findings) {
-    const fix = f.fix
-      ? el(
-          'div',
-          {},
-          el('p', {}, `fix: ${f.fix.summary}`),
-          f.fix.patches.map((p) => el('pre', {}, p.kubectl)),
-        )
-      : null;
+  for (const f of report.findings) out.append(findingCard(f));
+  // What the fix reveals (one fault can hide another), as `keepip doctor -f` reports it.
+  const afterFix = report.afterFix ?? [];
+  if (afterFix.length > 0) {
     out.append(
       el(
-        'div',
-        { class: 'card' },
-        el('h3', {}, el('span', { class: `badge sev-${f.severity}` }, f.severity), ` ${f.id}`),
-        el('p', {}, f.message),
-        fix,
+        'p',
+        { class: 'verdict', id: 'chain-after-fix' },
+        `Once those fixes are applied, ${afterFix.length} more finding(s) show, which the first ones hid: apply their fixes with them.`,
       ),
     );
+    for (const f of afterFix) out.append(findingCard(f));
   }
+}
+
+function findingCard(f) {
+  const fix = f.fix
+    ? el(
+        'div',
+        {},
+        el('p', {}, `fix: ${f.fix.summary}`),
+        f.fix.patches.map((p) => el('pre', {}, p.kubectl)),
+      )
+    : null;
+  return el(
+    'div',
+    { class: 'card' },
+    el('h3', {}, el('span', { class: `badge sev-${f.severity}` }, f.severity), ` ${f.id}`),
+    el('p', {}, f.message),
+    fix,
+  );
 }
 
 async function walk() {
