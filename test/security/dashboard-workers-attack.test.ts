@@ -21,7 +21,11 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { createDecisionLog, type DecisionRecord } from '../../src/dashboard/decision-log.ts';
+import {
+  createDecisionLog,
+  type DecisionLog,
+  type DecisionRecord,
+} from '../../src/dashboard/decision-log.ts';
 import {
   controllerConfigMap,
   ingress,
@@ -53,14 +57,7 @@ const ALLOW_V1 = '127.0.9.0/24';
 const ALLOW_V2 = '127.0.7.0/24';
 const DENIED_STATUSES = new Set([401, 403, 503]);
 
-interface Counters {
-  seen: number;
-  kept: number;
-  sampledOut: number;
-  denied: number;
-  otherDenied: number;
-  failures: number;
-}
+type Counters = DecisionLog['counters'];
 
 interface Stats {
   counters: Counters;
