@@ -55,22 +55,36 @@ export interface AggregationRules {
   aggregators?: Readonly<Record<string, Aggregator>>;
 }
 
+/**
+ * How long a scrape waits for a worker's metrics: one whose event loop is wedged counts with its last
+ * values (retainMonotonic) instead of holding up the pod's /metrics (Prometheus times out at 10 s).
+ */
+export const WORKER_METRICS_DEADLINE_MS = 1_000;
+
 export function aggregatedMetrics(own: Registry, pool: WorkerPool, rules: AggregationRules): MetricsSource {
   let retained = NOTHING_RETAINED;
+  const scrape = async (): Promise<string> => {
+    const answers = await pool.broadcast('metrics', null, { deadlineMs: WORKER_METRICS_DEADLINE_MS });
+    const primary = withAggregators((await own.getMetricsAsJSON()) as unknown as MetricJson[], rules);
+    const live = new Set(pool.pids());
+    const scraped = retainMonotonic(
+      retained,
+      answers.map((a) => workerMetrics(a, rules)),
+      live,
+    );
+    retained = scraped.next;
+    return AggregatorRegistry.aggregate([primary, ...scraped.parts] as never).metrics();
+  };
+  // Scrapes that overlap (two Prometheus replicas, a scraper and a curl) share one: two holding the
+  // answer of a worker that exits meanwhile would each fold its last values into the retained total.
+  let inflight: Promise<string> | null = null;
   return {
     contentType: own.contentType,
-    async metrics() {
-      const answers = await pool.broadcast('metrics');
-      const primary = withAggregators((await own.getMetricsAsJSON()) as unknown as MetricJson[], rules);
-      // Synchronous from here: a concurrent scrape reads what this one retained.
-      const live = new Set(pool.pids());
-      const scraped = retainMonotonic(
-        retained,
-        answers.map((a) => workerMetrics(a, rules)),
-        live,
-      );
-      retained = scraped.next;
-      return AggregatorRegistry.aggregate([primary, ...scraped.parts] as never).metrics();
+    metrics() {
+      inflight ??= scrape().finally(() => {
+        inflight = null;
+      });
+      return inflight;
     },
   };
 }

@@ -50,8 +50,11 @@ export type CallResult =
 export interface WorkerPool {
   /** Forks every worker and waits until all serve; rejects (and stops them) when one cannot start. */
   start(): Promise<Array<{ slot: number; pid: number; info: unknown }>>;
-  /** Asks every serving worker; a worker that exits meanwhile answers `gone`. */
-  broadcast(method: string, arg?: unknown): Promise<CallResult[]>;
+  /**
+   * Asks every serving worker; a worker that exits meanwhile answers `gone`. With `deadlineMs`, one
+   * that has not answered by then counts as not answering (ok: false; a late reply is dropped).
+   */
+  broadcast(method: string, arg?: unknown, options?: { deadlineMs?: number }): Promise<CallResult[]>;
   /** Runs `task` after every earlier one (reloads and restarts never overlap). */
   exclusive<T>(task: () => Promise<T>): Promise<T>;
   /** Workers serving now. */
@@ -110,7 +113,8 @@ export function createWorkerPool(options: PoolOptions): WorkerPool {
   const serving = () => [...state.members.values()].filter((m) => m.serving);
   return {
     start: () => startAll(state),
-    broadcast: (method, arg = null) => Promise.all(serving().map((m) => call(state, m, method, arg))),
+    broadcast: (method, arg = null, options = {}) =>
+      Promise.all(serving().map((m) => call(state, m, method, arg, options.deadlineMs))),
     exclusive: (task) => exclusive(state, task),
     serving: () => serving().length,
     pids: () => [...state.members.values()].sort((a, b) => a.slot - b.slot).map((m) => m.pid),
@@ -125,10 +129,26 @@ function exclusive<T>(state: PoolState, task: () => Promise<T>): Promise<T> {
   return run;
 }
 
-function call(state: PoolState, member: Member, method: string, arg: unknown): Promise<CallResult> {
+function call(
+  state: PoolState,
+  member: Member,
+  method: string,
+  arg: unknown,
+  deadlineMs?: number,
+): Promise<CallResult> {
   return new Promise((resolve) => {
     const id = ++state.nextCall;
-    member.pending.set(id, resolve);
+    let timer: NodeJS.Timeout | null = null;
+    member.pending.set(id, (result) => {
+      if (timer !== null) clearTimeout(timer);
+      resolve(result);
+    });
+    if (deadlineMs !== undefined)
+      timer = setTimeout(() => {
+        member.pending.delete(id);
+        const message = `no answer to ${method} within ${deadlineMs} ms`;
+        resolve({ slot: member.slot, pid: member.pid, ok: false, message, gone: false });
+      }, deadlineMs);
     const message: CallMessage = { kind: 'call', id, method, arg };
     send(member, message);
   });
