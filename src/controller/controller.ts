@@ -25,7 +25,13 @@ import type { KubeObject } from './resources.ts';
 import type { ManifestObject } from '../k8s/objects.ts';
 import { type SmallServer, startHealthServer, startWebhookServer } from './servers.ts';
 import { createServing, type Serving } from './serving.ts';
-import { ourIngresses, type SnapshotOptions, snapshotObjects, topologyOfManifests } from './snapshot.ts';
+import {
+  type ClusterObjects,
+  ourIngresses,
+  type SnapshotOptions,
+  snapshotObjects,
+  topologyOfManifests,
+} from './snapshot.ts';
 import { createStatusWriter } from './status-writer.ts';
 import { createNginxControllerMetrics } from './nginx-metrics.ts';
 import { createTcpRunner } from './tcp-runner.ts';
@@ -426,7 +432,7 @@ async function runController(
     webhookAddress: edges.webhook?.address ?? null,
     serving: () => serving.ready,
     gateway: () => serving.gateway(),
-    manifests: () => (serving.gateway() === null ? null : clusterManifests(informers, snapOptions)),
+    manifests: () => clusterManifests(serving.servedObjects(), snapOptions),
     leading: () => leader,
     tcpListeners: () => tcp.listeners(),
     close: () => {
@@ -437,9 +443,9 @@ async function runController(
   };
 }
 
-/** The cluster's objects as the snapshot reads them, and their translation with this controller's options. */
-function clusterManifests(informers: Informers, snapOptions: SnapshotOptions) {
-  const objects = informers.objects();
+/** The served objects as the snapshot read them, and their translation with this controller's options. */
+function clusterManifests(objects: ClusterObjects | null, snapOptions: SnapshotOptions) {
+  if (objects === null) return null;
   return {
     objects: snapshotObjects(objects, snapOptions),
     translate: (patched: readonly ManifestObject[]) =>

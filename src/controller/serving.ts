@@ -48,6 +48,11 @@ export interface Serving {
   /** Builds a snapshot from the current objects and serves it (starting the gateway the first time). */
   flush(): void;
   gateway(): ServedGateway | null;
+  /**
+   * The cluster's objects the served snapshot was built from (not the informers' newer ones: a
+   * rejected or pending reload leaves the served model behind them); null until one is served.
+   */
+  servedObjects(): ClusterObjects | null;
   /** Resolves once the first snapshot is served. */
   readonly ready: Promise<ServedGateway>;
   /** Resolves when a listener cannot bind (the process should exit 1). */
@@ -178,18 +183,13 @@ export function createServing(deps: ServingDeps): Serving {
   let gateway: ServedGateway | null = null;
   let starting = false;
   let stopped = false;
-  let resolveReady: (g: ServedGateway) => void = () => {};
-  const ready = new Promise<ServedGateway>((resolve) => {
-    resolveReady = resolve;
-  });
-  let fail: (e: Error) => void = () => {};
-  const failed = new Promise<Error>((resolve) => {
-    fail = resolve;
-  });
+  const { promise: ready, resolve: resolveReady } = Promise.withResolvers<ServedGateway>();
+  const { promise: failed, resolve: fail } = Promise.withResolvers<Error>();
 
-  // What the last snapshot served was built from (servedKey); null until one is served.
+  // What the last snapshot served was built from (servedKey, and the objects); null until one is served.
   let served: string | null = null;
-  const start = async (topology: Topology, key: string) => {
+  let servedObjects: ClusterObjects | null = null;
+  const start = async (topology: Topology, key: string, objects: ClusterObjects) => {
     starting = true;
     try {
       // --default-ssl-certificate's Secret is in the topology (snapshot.ts): a renewal reloads.
@@ -206,12 +206,18 @@ export function createServing(deps: ServingDeps): Serving {
       return;
     }
     served = key;
+    servedObjects = objects;
     reportSnapshot(deps, gateway, topology, true);
     resolveReady(gateway);
     deps.onServed(true);
   };
 
-  const applied = (result: ReloadResult | WorkerReloadResult, topology: Topology, key: string) => {
+  const applied = (
+    result: ReloadResult | WorkerReloadResult,
+    topology: Topology,
+    key: string,
+    objects: ClusterObjects,
+  ) => {
     if (!result.ok) {
       log(
         `error: reload rejected (${result.error.code}: ${result.error.message}); still serving config v${result.version}`,
@@ -222,6 +228,7 @@ export function createServing(deps: ServingDeps): Serving {
     }
     if (gateway === null) return;
     served = key;
+    servedObjects = objects;
     reportSnapshot(deps, gateway, topology, false);
     deps.onServed(false);
   };
@@ -236,7 +243,7 @@ export function createServing(deps: ServingDeps): Serving {
     const topology = buildClusterTopology(objects, deps.snapshotOptions);
     const key = servedKey(topology, objects, o);
     if (gateway === null) {
-      if (!starting) void start(topology, key);
+      if (!starting) void start(topology, key, objects);
       return;
     }
     // Nothing served would change (a Secret no Ingress uses, an object rewritten as it was): no
@@ -249,13 +256,14 @@ export function createServing(deps: ServingDeps): Serving {
     }
     // With workers a reload resolves once every worker swapped (src/workers/gateway-primary.ts).
     const reloaded = gateway.reload(topology);
-    if (reloaded instanceof Promise) void reloaded.then((result) => applied(result, topology, key));
-    else applied(reloaded, topology, key);
+    if (reloaded instanceof Promise) void reloaded.then((result) => applied(result, topology, key, objects));
+    else applied(reloaded, topology, key, objects);
   };
 
   return {
     flush: () => flushSafely(flushOnce, log, () => gateway),
     gateway: () => gateway,
+    servedObjects: () => servedObjects,
     ready,
     failed,
     stop() {
