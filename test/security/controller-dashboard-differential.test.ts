@@ -37,6 +37,7 @@ import { HIDDEN_FAULT } from '../helpers/hidden-fault.ts';
 import { freePort } from '../helpers/net.ts';
 import { type Running, startKeepip } from '../helpers/process.ts';
 import { type StdoutLines, stdoutOf, workerPids } from '../workers/helpers.ts';
+import type { DecisionSummary } from '../../src/dashboard/decision-view.ts';
 
 const V1 = '127.0.9.0/24';
 const V2 = '127.0.7.0/24';
@@ -44,18 +45,8 @@ const BLOCKED = '127.0.66.0/24';
 const CM = { namespace: 'ingress-nginx', name: 'ingress-nginx-controller' };
 const logFormat = (marker: string) => `$pid $status $remote_addr ${marker} "$request"`;
 
-interface Decision {
-  id: number;
-  client: string;
-  host: string;
-  target: string;
-  status: number;
-  denied: boolean;
-  rule: string;
-  worker: number | null;
-  route: { ingress: string; path: string } | null;
-  lists: { allow: { raw: string } | null; block: { raw: string } | null };
-}
+/** A decision as /api/decisions lists it. */
+type Decision = DecisionSummary;
 
 interface Stats {
   counters: { seen: number; kept: number; sampledOut: number; denied: number; otherDenied: number };

@@ -44,6 +44,7 @@ import {
   startWorkersGateway,
   type WorkersGateway,
 } from '../workers/helpers.ts';
+import type { DecisionSummary } from '../../src/dashboard/decision-view.ts';
 
 const USER = 'zelda-secret-user';
 const PASSWORD = 'pw-canary-0451';
@@ -65,18 +66,8 @@ interface Stats {
   seconds: { second: number; routes: Record<string, { requests: number; denials: number }> }[];
 }
 
-interface Decision {
-  id: number;
-  time: string;
-  client: string;
-  host: string;
-  target: string;
-  status: number;
-  denied: boolean;
-  rule: string;
-  worker: number | null;
-  lists: { allow: { raw: string } | null };
-}
+/** A decision as /api/decisions lists it. */
+type Decision = DecisionSummary;
 
 // ---------------------------------------------------------------------------------------------------
 // The backend: answers at once, except /hold-… paths, held until the test releases them one by one.

@@ -19,15 +19,10 @@ import {
   workerLogFormat,
   alive,
 } from './helpers.ts';
+import type { DecisionSummary } from '../../src/dashboard/decision-view.ts';
 
-interface Decision {
-  id: number;
-  target: string;
-  status: number;
-  denied: boolean;
-  rule: string;
-  worker: number | null;
-}
+/** A decision as /api/decisions lists it. */
+type Decision = DecisionSummary;
 
 interface Stats {
   counters: { seen: number; denied: number };
