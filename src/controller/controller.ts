@@ -22,7 +22,7 @@ import { createInformers, type Informers, ingressClassesListable } from './infor
 import { createKubeClient, type KubeClient, loadKubeConfig } from './kube-client.ts';
 import { latestOnly } from './latest-only.ts';
 import type { KubeObject } from './resources.ts';
-import type { ManifestObject } from '../k8s/objects.ts';
+import type { ManifestSource } from '../k8s/index.ts';
 import { type SmallServer, startHealthServer, startWebhookServer } from './servers.ts';
 import { createServing, type Serving } from './serving.ts';
 import {
@@ -60,10 +60,7 @@ export interface RunningController {
    * The objects the served model is translated from and the translation (the dashboard's Chain page
    * applies the doctor's fix to them); null until the first complete sync.
    */
-  manifests(): {
-    objects: readonly ManifestObject[];
-    translate(objects: readonly ManifestObject[]): Topology;
-  } | null;
+  manifests(): ManifestSource | null;
   leading(): boolean;
   tcpListeners(): { port: number; address: string; actualPort: number }[];
   /** SIGTERM: healthz 500, grace period, status cleared (leader, --update-status-on-shutdown), Lease released, drain. */
@@ -444,12 +441,14 @@ async function runController(
 }
 
 /** The served objects as the snapshot read them, and their translation with this controller's options. */
-function clusterManifests(objects: ClusterObjects | null, snapOptions: SnapshotOptions) {
+function clusterManifests(
+  objects: ClusterObjects | null,
+  snapOptions: SnapshotOptions,
+): ManifestSource | null {
   if (objects === null) return null;
   return {
     objects: snapshotObjects(objects, snapOptions),
-    translate: (patched: readonly ManifestObject[]) =>
-      topologyOfManifests(patched, objects.secrets, snapOptions),
+    translate: (patched) => topologyOfManifests(patched, objects.secrets, snapOptions),
   };
 }
 

@@ -5,7 +5,8 @@ import type { RunningGateway } from '../gateway/gateway.ts';
 import { formatHostPort } from '../net/host-port.ts';
 import type { RunningChain } from '../up/run.ts';
 import type { BehindHop, BehindLookup } from './decision-log.ts';
-import type { DashboardSources, LoadBalancerView, ManifestSource } from './sources.ts';
+import type { ManifestSource } from '../k8s/index.ts';
+import type { DashboardSources, LoadBalancerView } from './sources.ts';
 
 /** A gateway of one process, or a primary with workers (whose decisions reach the same log). */
 export function gatewaySources(running: Pick<RunningGateway, 'snapshot'>): DashboardSources {

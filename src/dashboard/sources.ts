@@ -7,7 +7,7 @@ import { followFix } from '../doctor/follow-fix.ts';
 import { renderJson } from '../doctor/report.ts';
 import type { ClientPath } from '../doctor/types.ts';
 import type { GatewaySnapshot } from '../gateway/snapshot.ts';
-import type { ManifestObject } from '../k8s/objects.ts';
+import type { ManifestSource } from '../k8s/index.ts';
 import type { LbStats, TargetHealthView } from '../lb/balancer.ts';
 import type { BehindLookup } from './decision-log.ts';
 
@@ -42,12 +42,6 @@ export interface DashboardSources {
    * null: no afterFix.
    */
   manifests?: () => ManifestSource | null;
-}
-
-/** The manifests behind a model, and how the model is made from them. */
-export interface ManifestSource {
-  objects: readonly ManifestObject[];
-  translate(objects: readonly ManifestObject[]): Topology;
 }
 
 export interface ChainQuery {

@@ -12,6 +12,12 @@ export async function loadTopology(
   return (await loadTopologyAndObjects(paths, options)).topology;
 }
 
+/** Manifests behind a model, and how the model is made from them (a fix is applied to the objects). */
+export interface ManifestSource {
+  objects: readonly ManifestObject[];
+  translate(objects: readonly ManifestObject[]): Topology;
+}
+
 /** loadTopology, with the objects it was translated from (what a fix is applied to: the dashboard). */
 export async function loadTopologyAndObjects(
   paths: readonly string[],

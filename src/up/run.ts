@@ -14,6 +14,7 @@ import {
   buildTopology,
   loadTopologyAndObjects,
   type ManifestObject,
+  type ManifestSource,
   type TopologyOptions,
 } from '../k8s/index.ts';
 import { formatHostPort } from '../net/host-port.ts';
@@ -49,10 +50,7 @@ export interface RunningChain {
   readonly plan: UpPlan;
   readonly topology: Topology;
   /** The manifests the topology was translated from, and the translation (the dashboard's Chain page). */
-  manifests(): {
-    objects: readonly ManifestObject[];
-    translate(objects: readonly ManifestObject[]): Topology;
-  };
+  manifests(): ManifestSource;
   /** Where a listener the manifests name (e.g. the LB's 127.0.10.1:80) actually listens. */
   actual(logical: Endpoint): Endpoint;
   /** Reads the manifests again and applies the difference; a bad change keeps the running chain. */
