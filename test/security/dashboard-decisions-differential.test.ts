@@ -22,22 +22,20 @@
 // DASH_SEED=<n> (or `random`) and DASH_RUNS explore other cases; the default seed is fixed. Every wait
 // is on a signal (the access log line, the client's answer); deadlines only turn a hang into a failure.
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import http from 'node:http';
 import type net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
-import { gatewaySources } from '../../src/dashboard/attach.ts';
-import { createDecisionLog, type DecisionLog } from '../../src/dashboard/decision-log.ts';
-import { type RunningDashboard, startDashboard } from '../../src/dashboard/server.ts';
+import type { DecisionLog } from '../../src/dashboard/decision-log.ts';
+import type { RunningDashboard } from '../../src/dashboard/server.ts';
 import {
   controllerConfigMap,
-  type K8sObject,
+  basicAuthSecret,
   ingress,
   serviceWithEndpoints,
   topologyOf,
 } from '../fixtures/gateway/manifests.ts';
-import { type MemorySink, memorySink } from '../fixtures/gateway/harness.ts';
+import type { MemorySink } from '../fixtures/gateway/harness.ts';
 import { mapLimited } from '../helpers/concurrency.ts';
 import { count, type Findings, note, show } from '../helpers/findings.ts';
 import {
@@ -45,7 +43,8 @@ import {
   type SecurityGateway,
   exchange,
   startNamedBackends,
-  startSecurityGateway,
+  dashboardJson,
+  startDashboardGateway,
 } from './helpers.ts';
 
 const SEED = ((): number => {
@@ -71,7 +70,6 @@ const CM_ALLOW = '127.0.2.0/30,127.0.2.5/32';
 const CM_DENY = '127.0.2.6/32';
 const USER = 'alice';
 const PASSWORD = 'open sesame';
-const SHA = `{SHA}${createHash('sha1').update(PASSWORD).digest('base64')}`;
 
 type AllowKind = 'none' | 'valid' | 'invalid';
 interface Loc {
@@ -215,16 +213,6 @@ const HAND: Case[] = [
   },
 ];
 
-function secretObject(): K8sObject {
-  return {
-    apiVersion: 'v1',
-    kind: 'Secret',
-    metadata: { name: 'users', namespace: 'default' },
-    type: 'Opaque',
-    data: { auth: Buffer.from(`${USER}:${SHA}\n`).toString('base64') },
-  };
-}
-
 function annotationsOf(loc: Loc, authPort: number): Record<string, string> {
   const a: Record<string, string> = {};
   if (loc.allow === 'valid') a['whitelist-source-range'] = ALLOW;
@@ -252,7 +240,7 @@ function topologyOfConf(conf: Conf, backends: NamedBackends, authPort: number) {
   if (conf.cmDeny) data['denylist-source-range'] = CM_DENY;
   return topologyOf([
     controllerConfigMap(data),
-    secretObject(),
+    basicAuthSecret('users', { [USER]: PASSWORD }),
     ...conf.locs.flatMap((loc, i) => [
       ...serviceWithEndpoints({ name: `b${i}`, ports: [backends.port(`b${i}`)] }),
       ingress({
@@ -411,28 +399,15 @@ async function startBench(): Promise<Bench> {
   });
   await new Promise<void>((resolve) => auth.listen(0, '127.0.0.1', resolve));
   const authPort = (auth.address() as net.AddressInfo).port;
-  const log = createDecisionLog();
-  const access = memorySink();
   const first = topologyOfConf(HAND[0]!.conf, backends, authPort);
-  const gw = await startSecurityGateway(first, { decisions: log.sink, accessLog: access });
-  const board = await startDashboard({
-    listen: { host: '127.0.0.1', port: 0 },
-    token: null,
-    decisions: log,
-    sources: gatewaySources(gw.gateway),
-  });
-  return { gw, access, backends, auth, authPort, log, board };
+  const { gw, log, board } = await startDashboardGateway(first);
+  return { gw, access: gw.access, backends, auth, authPort, log, board };
 }
 
 // biome-ignore lint/suspicious/noExplicitAny: the API's JSON, read field by field below
 type Json = any;
 
-async function api(bench: Bench, path: string): Promise<Json> {
-  const response = await fetch(new URL(path, bench.board.url));
-  assert.equal(response.status, 200, path);
-  assert.match(response.headers.get('content-type') ?? '', /^application\/json/, path);
-  return JSON.parse(await response.text());
-}
+const api = (bench: Bench, path: string): Promise<Json> => dashboardJson(bench.board, path);
 
 // ---------------------------------------------------------------------------------------------------
 // The comparison

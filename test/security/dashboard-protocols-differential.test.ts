@@ -22,18 +22,16 @@
 // wait is on a signal (the access log line, the client's answer); deadlines only turn a hang into a
 // failure.
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { gatewaySources } from '../../src/dashboard/attach.ts';
-import { createDecisionLog, type DecisionLog } from '../../src/dashboard/decision-log.ts';
-import { type RunningDashboard, startDashboard } from '../../src/dashboard/server.ts';
-import { type MemorySink, memorySink } from '../fixtures/gateway/harness.ts';
+import type { DecisionLog } from '../../src/dashboard/decision-log.ts';
+import type { RunningDashboard } from '../../src/dashboard/server.ts';
+import type { MemorySink } from '../fixtures/gateway/harness.ts';
 import {
   controllerConfigMap,
-  type K8sObject,
+  basicAuthSecret,
   ingress,
   serviceWithEndpoints,
   topologyOf,
@@ -47,7 +45,8 @@ import {
   type NamedBackends,
   type SecurityGateway,
   startNamedBackends,
-  startSecurityGateway,
+  dashboardJson,
+  startDashboardGateway,
 } from './helpers.ts';
 
 const HOST = 'proto.test';
@@ -57,7 +56,6 @@ const GRPC_PATH = '/keepip.test.Echo/Unary';
 const ALLOW = '127.0.3.0/24';
 const USER = 'alice';
 const PASSWORD = 'open sesame';
-const SHA = `{SHA}${createHash('sha1').update(PASSWORD).digest('base64')}`;
 
 type Route = 'allow' | 'auth' | 'limit' | 'ws' | 'grpc' | 'none';
 type Via = 'h2-tls' | 'h2c' | 'grpc-h2c' | 'grpc-tls' | 'grpc-js' | 'ws' | 'h1-pipelined' | 'h1-keepalive';
@@ -80,16 +78,6 @@ interface Probe {
 // ---------------------------------------------------------------------------------------------------
 // The configuration
 
-function secretObject(): K8sObject {
-  return {
-    apiVersion: 'v1',
-    kind: 'Secret',
-    metadata: { name: 'users', namespace: 'default' },
-    type: 'Opaque',
-    data: { auth: Buffer.from(`${USER}:${SHA}\n`).toString('base64') },
-  };
-}
-
 function topology(backends: NamedBackends, wsPort: number, grpcPort: number) {
   const allow = { 'whitelist-source-range': ALLOW };
   return topologyOf([
@@ -97,7 +85,7 @@ function topology(backends: NamedBackends, wsPort: number, grpcPort: number) {
       'log-format-upstream': '$remote_addr|$status|$http_x_probe|$server_protocol',
       'enable-access-log-for-default-backend': 'true',
     }),
-    secretObject(),
+    basicAuthSecret('users', { [USER]: PASSWORD }),
     ...serviceWithEndpoints({ name: 'b-allow', ports: [backends.port('allow')] }),
     ...serviceWithEndpoints({ name: 'b-auth', ports: [backends.port('auth')] }),
     ...serviceWithEndpoints({ name: 'b-limit', ports: [backends.port('limit')] }),
@@ -166,30 +154,18 @@ async function startBench(): Promise<Bench> {
   const backends = await startNamedBackends(['allow', 'auth', 'limit']);
   const ws = await startWsBackend();
   const echo = await startEchoServer();
-  const log = createDecisionLog();
-  const access = memorySink();
-  const gw = await startSecurityGateway(
+  const { gw, log, board } = await startDashboardGateway(
     topology(backends, (ws.address() as net.AddressInfo).port, echo.port),
-    { decisions: log.sink, accessLog: access, https: { host: '127.0.0.1', port: 0 } },
+    { https: { host: '127.0.0.1', port: 0 } },
   );
-  const board = await startDashboard({
-    listen: { host: '127.0.0.1', port: 0 },
-    token: null,
-    decisions: log,
-    sources: gatewaySources(gw.gateway),
-  });
   const httpsPort = gw.gateway.httpsAddress?.port ?? 0;
-  return { gw, access, backends, ws, echo, log, board, httpsPort };
+  return { gw, access: gw.access, backends, ws, echo, log, board, httpsPort };
 }
 
 // biome-ignore lint/suspicious/noExplicitAny: the API's JSON, read field by field below
 type Json = any;
 
-async function api(bench: Bench, path: string): Promise<Json> {
-  const response = await fetch(new URL(path, bench.board.url));
-  assert.equal(response.status, 200, path);
-  return JSON.parse(await response.text());
-}
+const api = (bench: Bench, path: string): Promise<Json> => dashboardJson(bench.board, path);
 
 // ---------------------------------------------------------------------------------------------------
 // The requests

@@ -16,7 +16,6 @@
 //   a SIGTERM drain (the last batch of a drained worker reaches the dashboard while the pod still runs).
 // Every wait is on a signal: an answer, a log line, a counter, a pid gone.
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import net from 'node:net';
@@ -27,10 +26,12 @@ import {
   type DecisionRecord,
 } from '../../src/dashboard/decision-log.ts';
 import {
+  basicAuthSecret,
   controllerConfigMap,
   ingress,
   manifestDir,
   serviceWithEndpoints,
+  shaPassword,
   toYaml,
 } from '../fixtures/gateway/manifests.ts';
 import { mapLimited } from '../helpers/concurrency.ts';
@@ -48,7 +49,7 @@ import type { DecisionSummary } from '../../src/dashboard/decision-view.ts';
 
 const USER = 'zelda-secret-user';
 const PASSWORD = 'pw-canary-0451';
-const SHA = `{SHA}${createHash('sha1').update(PASSWORD).digest('base64')}`;
+const SHA = shaPassword(PASSWORD);
 const HEADER_CANARY = 'hdr-canary-7f3a';
 const COOKIE_CANARY = 'cookie-canary-91b2';
 const FLOOD = Number(process.env.KEEPIP_DASH_FLOOD ?? '10400');
@@ -127,13 +128,7 @@ function manifests(backendPort: number, version: 'v1' | 'v2'): string {
       // The flood's 403s would each write an error line ("access forbidden by rule").
       'error-log-level': 'crit',
     }),
-    {
-      apiVersion: 'v1',
-      kind: 'Secret',
-      metadata: { name: 'users', namespace: 'default' },
-      type: 'Opaque',
-      data: { auth: Buffer.from(`${USER}:${SHA}\n`).toString('base64') },
-    },
+    basicAuthSecret('users', { [USER]: PASSWORD }),
     ...serviceWithEndpoints({ name: 'web', ports: [backendPort] }),
     ingress({
       name: 'allow',

@@ -5,6 +5,9 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
 import type { Topology } from '../../src/config/model.ts';
+import { gatewaySources } from '../../src/dashboard/attach.ts';
+import { createDecisionLog, type DecisionLog } from '../../src/dashboard/decision-log.ts';
+import { type RunningDashboard, startDashboard } from '../../src/dashboard/server.ts';
 import { type GatewayOptions, type RunningGateway, startGateway } from '../../src/gateway/gateway.ts';
 import { parseManifestText } from '../../src/k8s/load.ts';
 import { buildTopology, deepFreeze } from '../../src/k8s/translate.ts';
@@ -100,6 +103,37 @@ export async function startSecurityGateway(
     ...options,
   });
   return { gateway, port: gateway.httpAddress?.port ?? 0, access, errors, close: () => gateway.close() };
+}
+
+export interface DashboardGateway {
+  gw: SecurityGateway;
+  log: DecisionLog;
+  board: RunningDashboard;
+}
+
+/** A security gateway with the dashboard on 127.0.0.1:0 (no token), its decision log fed as --dashboard feeds it. */
+export async function startDashboardGateway(
+  topology: Topology,
+  options: Partial<GatewayOptions> = {},
+): Promise<DashboardGateway> {
+  const log = createDecisionLog();
+  const gw = await startSecurityGateway(topology, { ...options, decisions: log.sink });
+  const board = await startDashboard({
+    listen: { host: '127.0.0.1', port: 0 },
+    token: null,
+    decisions: log,
+    sources: gatewaySources(gw.gateway),
+  });
+  return { gw, log, board };
+}
+
+/** A dashboard API answer: 200 and JSON, parsed. */
+// biome-ignore lint/suspicious/noExplicitAny: the API's JSON, read field by field by each test
+export async function dashboardJson(board: RunningDashboard, path: string): Promise<any> {
+  const response = await fetch(new URL(path, board.url));
+  assert.equal(response.status, 200, path);
+  assert.match(response.headers.get('content-type') ?? '', /^application\/json/, path);
+  return JSON.parse(await response.text());
 }
 
 export interface Tap {
