@@ -32,6 +32,7 @@ import { parseCidr } from '../net/cidr.ts';
 import { type HostPort, parseHostPort } from '../net/host-port.ts';
 import { availableCores } from '../workers/cores.ts';
 import { chooseWorkerCount, parseWorkerCount } from '../workers/count.ts';
+import { parseWatchdog } from '../workers/watchdog.ts';
 import { startGatewayWorkers, type WorkerGateway } from '../workers/gateway-primary.ts';
 import { parseCommandArgs, usageError } from './args.ts';
 import type { Command } from './main.ts';
@@ -65,6 +66,8 @@ Options:
       --json                 start-up and reload lines as JSON objects (stderr)
       --workers <N|auto>     serving processes sharing the ports (default: the ConfigMap's worker-processes,
                              else 1; auto: one per available core)
+      --worker-watchdog <D>  a worker that says nothing to the primary this long is killed and replaced
+                             (default 10s; at least 1s)
 ${DASHBOARD_USAGE}  -h, --help                 this help
 
 Signals: SIGHUP reloads the manifests (they are also watched); SIGTERM/SIGINT stop accepting, drain, exit 0.
@@ -92,6 +95,8 @@ interface CliOptions {
   dashboard: { dashboard?: string; 'dashboard-token-file'?: string };
   /** --workers, null when not given (then the ConfigMap's worker-processes, else 1). */
   workers: number | null;
+  /** --worker-watchdog (src/workers/watchdog.ts). */
+  watchdogMs: number;
 }
 
 /** One process (startGateway) or a primary with worker processes (src/workers/). */
@@ -131,6 +136,7 @@ function parseCli(argv: string[]): Parsed | number {
       'log-format': { type: 'string' },
       metrics: { type: 'string' },
       'drain-timeout': { type: 'string' },
+      'worker-watchdog': { type: 'string' },
       ...DASHBOARD_FLAG_OPTIONS,
       json: { type: 'boolean' },
       workers: { type: 'string' },
@@ -166,9 +172,8 @@ function parseCli(argv: string[]): Parsed | number {
   if (drainTimeoutMs === null) {
     return { ok: false, error: `--drain-timeout: "${drainText}" is not a duration (10, 10s, 500ms)` };
   }
-  const workersText = values.workers as string | undefined;
-  const workers = parseWorkerCount(workersText ?? '1', availableCores());
-  if (!workers.ok) return { ok: false, error: `--workers: ${workers.error} [${workers.code}]` };
+  const pool = poolFlags(values);
+  if (typeof pool === 'string') return { ok: false, error: pool };
   const configMap = values.configmap as string | undefined;
   if (configMap !== undefined && !/^[^/\s]+\/[^/\s]+$/.test(configMap)) {
     return { ok: false, error: `--configmap: "${configMap}" is not namespace/name` };
@@ -193,9 +198,21 @@ function parseCli(argv: string[]): Parsed | number {
         dashboard: values.dashboard as string | undefined,
         'dashboard-token-file': values['dashboard-token-file'] as string | undefined,
       },
-      workers: workersText === undefined ? null : workers.value,
+      ...pool,
     },
   };
+}
+
+/** --workers and --worker-watchdog, or what is wrong with them. */
+function poolFlags(
+  values: Readonly<Record<string, unknown>>,
+): Pick<CliOptions, 'workers' | 'watchdogMs'> | string {
+  const workersText = values.workers as string | undefined;
+  const workers = parseWorkerCount(workersText ?? '1', availableCores());
+  if (!workers.ok) return `--workers: ${workers.error} [${workers.code}]`;
+  const watchdog = parseWatchdog((values['worker-watchdog'] as string | undefined) ?? '10s');
+  if (!watchdog.ok) return `--worker-watchdog: ${watchdog.error} [${watchdog.code}]`;
+  return { workers: workersText === undefined ? null : workers.value, watchdogMs: watchdog.value };
 }
 
 /** --dashboard: serves it once the gateway runs; null (and an error line) when it cannot listen. */
@@ -343,6 +360,7 @@ function startWorkers(
     accessLogPath: options.accessLog,
     metricsListen: options.metrics,
     drainTimeoutMs: options.drainTimeoutMs,
+    watchdogMs: options.watchdogMs,
     log: report,
     ...(dashboard ? { decisionLog: dashboard.log } : {}),
   });

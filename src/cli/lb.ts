@@ -22,6 +22,7 @@ import type { LbListenerPlan } from '../lb/manifest.ts';
 import { formatHostPort, type HostPort, parseHostPort } from '../net/host-port.ts';
 import { availableCores } from '../workers/cores.ts';
 import { parseWorkerCount } from '../workers/count.ts';
+import { parseWatchdog } from '../workers/watchdog.ts';
 import { type ParsedArgs, parseCommandArgs, usageError } from './args.ts';
 import type { Command } from './main.ts';
 
@@ -60,6 +61,7 @@ Options (in manifest mode they override what the annotations say):
       --deregistration-delay D   removed targets keep their flows this long (default 300s)
       --metrics ADDR:PORT        serve Prometheus /metrics and /healthz
       --workers N|auto           processes sharing the listening ports (default 1; auto: one per core)
+      --worker-watchdog D        a worker silent this long is killed and replaced (default 10s; ≥ 1s)
   -h, --help                     this help
 Durations: 500ms, 10s, 5m, or plain seconds.
 Signals: SIGHUP re-reads the manifests, applies loadBalancerSourceRanges to new connections and
@@ -91,6 +93,7 @@ const OPTIONS = {
   'deregistration-delay': { type: 'string' },
   metrics: { type: 'string' },
   workers: { type: 'string' },
+  'worker-watchdog': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -117,45 +120,58 @@ interface Planned {
 export const command: Command = {
   summary: 'An L4 TCP load balancer in the role of an AWS NLB, with PROXY protocol',
   async run(argv) {
-    const values = parseValues(argv);
-    if (isExit(values)) return values.exit;
-    const workers = parseWorkerCount(values.workers ?? '1', availableCores());
-    if (!workers.ok) return usageError(USAGE, `--workers: ${workers.error} [${workers.code}]`);
-    const planned = await planListeners(values);
-    if (isExit(planned)) return planned.exit;
-    if (workers.value > 1) return runWorkers(values, planned, workers.value);
-    const [{ Registry }, { startLoadBalancer }, { startMetricsServer }] = await Promise.all([
-      import('prom-client'),
-      import('../lb/balancer.ts'),
-      import('../observability/metrics-server.ts'),
-    ]);
-    const registry = new Registry();
-    const running: RunningLb[] = [];
-    const stopAll = () => Promise.all(running.map((lb) => lb.close()));
-    for (const [i, config] of planned.configs.entries()) {
-      try {
-        running.push(await startLoadBalancer({ ...config, registry, log: out }));
-      } catch (error) {
-        err(
-          `cannot listen on ${formatHostPort(config.listen.host, config.listen.port)}: ${(error as Error).message}`,
-        );
-        await stopAll();
-        return 1;
-      }
-      describe(running[i]!, config, planned.plans?.[i]);
+    const signals = catchSignals();
+    try {
+      return await runLb(argv, signals);
+    } finally {
+      signals.release();
     }
-    const metrics = await serveMetrics(values.metrics, (at) => startMetricsServer({ ...at, registry }));
-    if (metrics !== null && isExit(metrics)) {
-      await stopAll();
-      return metrics.exit;
-    }
-    await untilStopped(() => reloadTargets(values, planned.plans, running));
-    await stopAll();
-    await metrics?.close();
-    out('stopped');
-    return 0;
   },
 };
+
+/** Plans the listeners and serves them (here, or in --workers processes) until SIGTERM or SIGINT. */
+async function runLb(argv: string[], signals: Signals): Promise<number> {
+  const values = parseValues(argv);
+  if (isExit(values)) return values.exit;
+  const workers = parseWorkerCount(values.workers ?? '1', availableCores());
+  if (!workers.ok) return usageError(USAGE, `--workers: ${workers.error} [${workers.code}]`);
+  const watchdog = parseWatchdog(values['worker-watchdog'] ?? '10s');
+  if (!watchdog.ok) return usageError(USAGE, `--worker-watchdog: ${watchdog.error} [${watchdog.code}]`);
+  const planned = await planListeners(values);
+  if (isExit(planned)) return planned.exit;
+  if (workers.value > 1)
+    return runWorkers(values, planned, signals, { workers: workers.value, watchdogMs: watchdog.value });
+  const [{ Registry }, { startLoadBalancer }, { startMetricsServer }] = await Promise.all([
+    import('prom-client'),
+    import('../lb/balancer.ts'),
+    import('../observability/metrics-server.ts'),
+  ]);
+  const registry = new Registry();
+  const running: RunningLb[] = [];
+  const stopAll = () => Promise.all(running.map((lb) => lb.close()));
+  for (const [i, config] of planned.configs.entries()) {
+    try {
+      running.push(await startLoadBalancer({ ...config, registry, log: out }));
+    } catch (error) {
+      err(
+        `cannot listen on ${formatHostPort(config.listen.host, config.listen.port)}: ${(error as Error).message}`,
+      );
+      await stopAll();
+      return 1;
+    }
+    describe(running[i]!, config, planned.plans?.[i]);
+  }
+  const metrics = await serveMetrics(values.metrics, (at) => startMetricsServer({ ...at, registry }));
+  if (metrics !== null && isExit(metrics)) {
+    await stopAll();
+    return metrics.exit;
+  }
+  await signals.untilStopped(() => reloadTargets(values, planned.plans, running));
+  await stopAll();
+  await metrics?.close();
+  out('stopped');
+  return 0;
+}
 
 function parseValues(argv: string[]): Values | Exit {
   const parsed = parseCommandArgs(USAGE, { args: argv, options: OPTIONS, strict: true, allowNegative: true });
@@ -210,7 +226,12 @@ async function serveMetrics<T extends { address: AddressInfo }>(
 }
 
 /** --workers N: the listeners in N processes (src/workers/lb-primary.ts); this process plans and signals. */
-async function runWorkers(values: Values, planned: Planned, workers: number): Promise<number> {
+async function runWorkers(
+  values: Values,
+  planned: Planned,
+  signals: Signals,
+  { workers, watchdogMs }: { workers: number; watchdogMs: number },
+): Promise<number> {
   const [{ Registry }, { startLbWorkers }, { startMetricsServer }] = await Promise.all([
     import('prom-client'),
     import('../workers/lb-primary.ts'),
@@ -220,6 +241,7 @@ async function runWorkers(values: Values, planned: Planned, workers: number): Pr
   try {
     pool = await startLbWorkers({
       workers,
+      watchdogMs,
       configs: planned.configs,
       log: (event) =>
         (event.level === 'info' ? out : err)(
@@ -242,29 +264,52 @@ async function runWorkers(values: Values, planned: Planned, workers: number): Pr
     await pool.close();
     return metrics.exit;
   }
-  await untilStopped(() => reloadTargets(values, planned.plans, pool.listeners));
+  await signals.untilStopped(() => reloadTargets(values, planned.plans, pool.listeners));
   await pool.close();
   await metrics?.close();
   out('stopped');
   return 0;
 }
 
-/** Resolves on SIGINT or SIGTERM; each SIGHUP runs `reload` (a failure is reported, not fatal). */
-function untilStopped(reload: () => Promise<void>): Promise<void> {
-  return new Promise<void>((resolve) => {
-    const onHup = () => {
-      void reload().catch((error: Error) => err(`reload failed: ${error.message}`));
-    };
-    const stop = () => {
+interface Signals {
+  /** Resolves on SIGINT or SIGTERM; each SIGHUP runs `reload` (a failure is reported, not fatal). */
+  untilStopped(reload: () => Promise<void>): Promise<void>;
+  release(): void;
+}
+
+/**
+ * The signals, caught from the command's first step: one that arrives while the listeners start is
+ * kept (a SIGHUP then reloads once serving, a SIGTERM stops at once) instead of ending the process
+ * by the default action, as `keepip gateway` keeps an early hangup.
+ */
+function catchSignals(): Signals {
+  let hangup = false;
+  let stopped = false;
+  let reload: (() => Promise<void>) | null = null;
+  let resolveStopped: () => void = () => {};
+  const onHup = () => {
+    if (reload === null) hangup = true;
+    else void reload().catch((error: Error) => err(`reload failed: ${error.message}`));
+  };
+  const stop = () => {
+    stopped = true;
+    resolveStopped();
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+  process.on('SIGHUP', onHup);
+  return {
+    untilStopped(next) {
+      reload = next;
+      if (hangup) onHup();
+      return stopped ? Promise.resolve() : new Promise((resolve) => (resolveStopped = resolve));
+    },
+    release() {
       process.off('SIGINT', stop);
       process.off('SIGTERM', stop);
       process.off('SIGHUP', onHup);
-      resolve();
-    };
-    process.on('SIGINT', stop);
-    process.on('SIGTERM', stop);
-    process.on('SIGHUP', onHup);
-  });
+    },
+  };
 }
 
 /** What a SIGHUP changes in a running listener (one process's RunningLb, or every worker's). */

@@ -5,6 +5,7 @@
 import type { RequestMetricsSettings } from '../config/request-metrics.ts';
 import { annotationsPrefixProblem, DEFAULT_ANNOTATIONS_PREFIX } from '../k8s/annotation-prefix.ts';
 import { parseWorkerCount } from '../workers/count.ts';
+import { DEFAULT_WATCHDOG_MS, parseWatchdog } from '../workers/watchdog.ts';
 import { requestMetricsFlags } from './metrics-flags.ts';
 
 export type FlagKind = 'string' | 'bool' | 'int' | 'duration' | 'float' | 'list';
@@ -66,6 +67,7 @@ const ROWS: readonly FlagRow[] = [
   ['enable-metrics',                  'bool',     'true',                       'implemented', 'serve /metrics on --healthz-port'],
   ['dashboard',                       'string',   '',                           'implemented', "keepip's own: serve the read-only dashboard at ADDR:PORT (docs/dashboard.md)"],
   ['workers',                         'string',   '',                           'implemented', "keepip's own: serving processes sharing the ports, N or auto (default: the ConfigMap's worker-processes, else auto)"],
+  ['worker-watchdog',                 'string',   '10s',                        'implemented', "keepip's own: a worker silent this long is killed and replaced (10s, 1500ms; at least 1s)"],
   ['shutdown-grace-period',           'int',      '0',                          'implemented', 'seconds to keep serving (healthz 500) after SIGTERM before draining'],
   ['post-shutdown-grace-period',      'int',      '10',                         'implemented', 'seconds to wait before exiting once in-flight requests are drained'],
   ['disable-sync-events',             'bool',     'false',                      'implemented', "do not create 'Sync' Events"],
@@ -182,6 +184,8 @@ export interface ControllerOptions {
   dashboard: string | null;
   /** keepip's own --workers N|auto; null: the ConfigMap's worker-processes, else auto (src/workers/count.ts). */
   workers: number | 'auto' | null;
+  /** keepip's own --worker-watchdog (src/workers/watchdog.ts). */
+  workerWatchdogMs: number;
   shutdownGracePeriodMs: number;
   postShutdownGracePeriodMs: number;
   disableSyncEvents: boolean;
@@ -430,6 +434,7 @@ function buildOptions(
     enableMetrics: bool('enable-metrics'),
     dashboard: optional('dashboard'),
     workers: workersFlag(optional('workers'), errors),
+    workerWatchdogMs: watchdogFlag(text('worker-watchdog'), errors),
     shutdownGracePeriodMs: int('shutdown-grace-period', 0, 86_400) * 1000,
     postShutdownGracePeriodMs: int('post-shutdown-grace-period', 0, 86_400) * 1000,
     disableSyncEvents: bool('disable-sync-events'),
@@ -444,6 +449,14 @@ function buildOptions(
     ),
   };
   return options;
+}
+
+/** --worker-watchdog: a duration of at least 1s. */
+function watchdogFlag(text: string, errors: string[]): number {
+  const parsed = parseWatchdog(text);
+  if (parsed.ok) return parsed.value;
+  errors.push(`--worker-watchdog: ${parsed.error} [${parsed.code}]`);
+  return DEFAULT_WATCHDOG_MS;
 }
 
 /** --workers: a count or auto; null when not given. */

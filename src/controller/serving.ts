@@ -144,6 +144,7 @@ async function startServed(deps: ServingDeps, topology: Topology): Promise<Serve
   const served = await startGatewayWorkers({
     ...common,
     workers: chosen.value,
+    watchdogMs: o.workerWatchdogMs,
     accessLogPath: null,
     metricsListen: null,
     ...(deps.decisionLog ? { decisionLog: deps.decisionLog } : {}),

@@ -20,6 +20,17 @@ export const WORKERS_CODES = {
       'a worker process exited while serving (a crash or a kill); the primary starts another in its place',
     fix: 'the connections it held were reset; look for its last error lines, and for a crash loop in keepip_worker_restarts_total',
   },
+  WORKER_WATCHDOG_INVALID: {
+    kind: 'error',
+    summary: '--worker-watchdog is not a duration from 1s to 24 days',
+    fix: 'write how long a worker may stay silent before it is replaced, e.g. 10s (the default)',
+  },
+  WORKER_UNRESPONSIVE: {
+    kind: 'outcome',
+    summary:
+      'a worker process said nothing to its primary for --worker-watchdog (default 10 s), or did not answer a configuration it was building within that and ten times the time the primary took to check it: it was killed, and another starts in its slot',
+    fix: "the worker was wedged (an endless loop, a stopped process, a starved CPU); the connections it held were reset; look at its last lines and at the node's load; raise --worker-watchdog if the node is only slow",
+  },
   WORKER_RELOAD_ABORTED: {
     kind: 'error',
     summary: 'a worker could not prepare a new configuration, so no worker switched to it',

@@ -27,6 +27,7 @@ import { MAX_HOLD_MS } from './limiter-wire.ts';
 import { DEFAULT_LIMITER_DEADLINE_MS } from './limiter-client.ts';
 import { aggregatedMetrics, type MetricsSource, registerPoolMetrics } from './metrics.ts';
 import { createWorkerPool, type PoolEvent, type WorkerPool } from './pool.ts';
+import { DEFAULT_WATCHDOG_MS } from './watchdog.ts';
 import { type ReservedPort, reservePort } from './ports.ts';
 
 export interface WorkerGatewayOptions
@@ -43,6 +44,8 @@ export interface WorkerGatewayOptions
   limiterDeadlineMs?: number;
   /** --dashboard: the decision log the workers' decisions go to (decision-forwarder.ts); absent: off. */
   decisionLog?: { ingest(batch: DecisionBatch): void };
+  /** --worker-watchdog: how long a worker may say nothing before it is replaced (default 10 s). */
+  watchdogMs?: number;
 }
 
 /** How often a worker sends its decisions to the primary's log (the dashboard's own refresh rate). */
@@ -110,8 +113,13 @@ interface PrimaryState {
   readonly metrics: GatewayMetrics;
   readonly connections: ConnectionRegistry;
   check(topology: Topology, version: number): ReturnType<typeof buildSnapshot>;
+  /** How long the last check took here: a worker's build of the same configuration takes about as long. */
+  readonly lastCheck: { ms: number };
   draining: boolean;
 }
+
+/** A worker building a configuration is given this many times the primary's own check of it. */
+const BUILD_ALLOWANCE_FACTOR = 10;
 
 export async function startGatewayWorkers(options: WorkerGatewayOptions): Promise<WorkerGateway> {
   if (!options.http && !options.https) throw new TypeError('startGatewayWorkers: give http and/or https');
@@ -172,19 +180,25 @@ export async function startGatewayWorkers(options: WorkerGatewayOptions): Promis
 /** The configuration loaded and checked once, here, with the same buildSnapshot the workers run. */
 function checkFirst(options: WorkerGatewayOptions): PrimaryState {
   const connections = new ConnectionRegistry();
-  const check = (topology: Topology, version: number) =>
-    buildSnapshot(topology, {
+  const lastCheck = { ms: 0 };
+  const check = (topology: Topology, version: number) => {
+    const started = performance.now();
+    const checked = buildSnapshot(topology, {
       version,
       trustedProxies: options.trustedProxies ?? null,
       logFormat: options.logFormat ?? 'text',
       connections,
     });
+    lastCheck.ms = performance.now() - started;
+    return checked;
+  };
   const first = check(options.topology, 1);
   if (!first.ok) throw new GatewayStartError(first.error);
   const metrics = options.metrics ?? createGatewayMetrics();
   metrics.reload('applied', 1, options.topology);
   const { topology } = options;
-  return { version: 1, topology, current: first.snapshot, metrics, connections, check, draining: false };
+  const current = first.snapshot;
+  return { version: 1, topology, current, metrics, connections, check, lastCheck, draining: false };
 }
 
 /**
@@ -207,6 +221,7 @@ async function startPool(
     metricsListen,
     limiterDeadlineMs,
     decisionLog,
+    watchdogMs,
     ...shared
   } = options;
   const reserved = await reserveListeners(options);
@@ -219,6 +234,8 @@ async function startPool(
     drainBoundMs: () =>
       (options.drainTimeoutMs ?? state.topology.gateway.settings.workerShutdownTimeoutMs) + 5_000,
     log,
+    watchdogMs: watchdogMs ?? DEFAULT_WATCHDOG_MS,
+    buildAllowanceMs: () => BUILD_ALLOWANCE_FACTOR * state.lastCheck.ms,
     channel: (_slot, channel) => limiter.attach(channel),
     onEvent: (_slot, topic, value) => {
       if (topic === DECISIONS_TOPIC) decisionLog?.ingest(value as DecisionBatch);
@@ -262,7 +279,9 @@ async function reload(state: PrimaryState, pool: WorkerPool, next: Topology): Pr
     return { ok: false, version, error: checked.error };
   }
   const call: PrepareCall = { topology: next, version: version + 1 };
-  const answers = await pool.broadcast('prepare', call);
+  // A worker wedged meanwhile is killed at the build's deadline (it answers `gone`, and its
+  // replacement starts on what this reload commits); only a worker's refusal aborts the reload.
+  const answers = await pool.broadcast('prepare', call, { builds: true });
   const refused = answers.find((a) => (!a.ok && !a.gone) || (a.ok && !(a.value as { ok: boolean }).ok));
   if (refused !== undefined) {
     await pool.broadcast('abort', { version: call.version });
@@ -285,7 +304,7 @@ async function reload(state: PrimaryState, pool: WorkerPool, next: Topology): Pr
 function withoutLocal(
   options: Omit<
     WorkerGatewayOptions,
-    'workers' | 'accessLogPath' | 'log' | 'metricsListen' | 'limiterDeadlineMs' | 'decisionLog'
+    'workers' | 'accessLogPath' | 'log' | 'metricsListen' | 'limiterDeadlineMs' | 'decisionLog' | 'watchdogMs'
   >,
 ) {
   const { metrics: _metrics, ...rest } = options;

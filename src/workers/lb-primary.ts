@@ -12,6 +12,7 @@ import { type HealthUpdate, type LbHealth, startLbHealth } from './lb-health.ts'
 import { aggregatedMetrics, type MetricsSource, registerPoolMetrics } from './metrics.ts';
 import { createWorkerPool, type PoolEvent, type WorkerPool } from './pool.ts';
 import { type ReservedPort, reservePort } from './ports.ts';
+import { DEFAULT_WATCHDOG_MS } from './watchdog.ts';
 
 export interface LbWorkersOptions {
   workers: number;
@@ -19,6 +20,8 @@ export interface LbWorkersOptions {
   configs: LbListenerConfig[];
   /** Worker exits and restarts. */
   log(event: PoolEvent): void;
+  /** --worker-watchdog: how long a worker may say nothing before it is replaced (default 10 s). */
+  watchdogMs?: number;
 }
 
 /** One listener as the command shows and drives it. */
@@ -66,6 +69,7 @@ export async function startLbWorkers(options: LbWorkersOptions): Promise<LbWorke
     size: options.workers,
     drainBoundMs: () => 10_000,
     log: options.log,
+    watchdogMs: options.watchdogMs ?? DEFAULT_WATCHDOG_MS,
     init: (): LbWorkerInit => ({ configs, health: health?.current() ?? [], workers: options.workers }),
   });
   let started: Awaited<ReturnType<typeof pool.start>>;

@@ -170,7 +170,10 @@ function valueKey(value: MetricValueJson): string {
   return JSON.stringify([value.metricName ?? '', labels.map(([k, v]) => [k, String(v)])]);
 }
 
-/** keepip_workers, keepip_workers_serving and keepip_worker_restarts_total{worker}, read from the pool. */
+/**
+ * keepip_workers, keepip_workers_serving, keepip_worker_restarts_total{worker} and
+ * keepip_worker_watchdog_kills_total{worker}, read from the pool.
+ */
 export function registerPoolMetrics(registry: Registry, pool: WorkerPool, size: number): void {
   if (registry.getSingleMetric('keepip_workers') !== undefined) return;
   new Gauge({
@@ -198,6 +201,16 @@ export function registerPoolMetrics(registry: Registry, pool: WorkerPool, size: 
       // The pool keeps the count; the counter shows it.
       this.reset();
       for (const [slot, count] of pool.restarts()) this.labels(String(slot)).inc(count);
+    },
+  });
+  new Counter({
+    name: 'keepip_worker_watchdog_kills_total',
+    help: 'Worker processes killed because they said nothing to the primary for --worker-watchdog, by worker slot',
+    labelNames: ['worker'] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [slot, count] of pool.watchdogKills()) this.labels(String(slot)).inc(count);
     },
   });
 }

@@ -1,6 +1,7 @@
 // A pool of worker processes (the primary's side of `--workers N`): forks them, hands each its
 // configuration, asks them things over IPC, restarts one that exits while serving (with a growing
-// delay when it keeps dying), runs reloads and restarts one at a time, and drains them all on stop.
+// delay when it keeps dying), kills and replaces one that has gone silent (watchdog.ts), runs reloads
+// and restarts one at a time, and drains them all on stop.
 // What a worker does is its role's business (gateway-worker.ts, lb-worker.ts); the pool only carries
 // messages. Workers inherit stdout and stderr, so their log lines go where the primary's go.
 import { LONGEST_TIMER_MS } from '../config/duration.ts';
@@ -8,6 +9,7 @@ import { type ChildProcess, fork as forkProcess } from 'node:child_process';
 import type { Duplex } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import type { WorkersCode } from './errors.ts';
+import { silenceOfTick, watchdogTickMs } from './watchdog.ts';
 import { boundedExecArgv } from './young-generation.ts';
 import {
   type CallMessage,
@@ -41,6 +43,24 @@ export interface PoolOptions {
   channel?(slot: number, channel: Duplex): void;
   /** A worker's own events (protocol.ts PostEvent); absent: ignored. */
   onEvent?(slot: number, topic: string, value: unknown): void;
+  /** How long a serving worker may say nothing before it is killed and replaced (watchdog.ts). */
+  watchdogMs: number;
+  /**
+   * Time beyond watchdogMs for a call that builds a configuration (a worker's start, a reload's
+   * `prepare`), which blocks that worker's loop for as long as the build takes: the primary's own
+   * estimate, read at each such call. Absent: none.
+   */
+  buildAllowanceMs?(): number;
+}
+
+export interface BroadcastOptions {
+  /** A worker that has not answered by then counts as not answering (ok: false; a late reply is dropped). */
+  deadlineMs?: number;
+  /**
+   * The call builds a configuration: the watchdog leaves each worker to it, and one that has not
+   * answered within watchdogMs plus the build allowance is killed as unresponsive (it answers `gone`).
+   */
+  builds?: boolean;
 }
 
 export type CallResult =
@@ -50,11 +70,8 @@ export type CallResult =
 export interface WorkerPool {
   /** Forks every worker and waits until all serve; rejects (and stops them) when one cannot start. */
   start(): Promise<Array<{ slot: number; pid: number; info: unknown }>>;
-  /**
-   * Asks every serving worker; a worker that exits meanwhile answers `gone`. With `deadlineMs`, one
-   * that has not answered by then counts as not answering (ok: false; a late reply is dropped).
-   */
-  broadcast(method: string, arg?: unknown, options?: { deadlineMs?: number }): Promise<CallResult[]>;
+  /** Asks every serving worker; a worker that exits (or is killed) meanwhile answers `gone`. */
+  broadcast(method: string, arg?: unknown, options?: BroadcastOptions): Promise<CallResult[]>;
   /** Runs `task` after every earlier one (reloads and restarts never overlap). */
   exclusive<T>(task: () => Promise<T>): Promise<T>;
   /** Workers serving now. */
@@ -62,6 +79,8 @@ export interface WorkerPool {
   pids(): number[];
   /** Restarts so far, by slot (1-based). */
   restarts(): ReadonlyMap<number, number>;
+  /** Workers the watchdog killed so far, by slot. */
+  watchdogKills(): ReadonlyMap<number, number>;
   /** Drains every worker (in parallel) and waits for them to exit. */
   stop(): Promise<void>;
 }
@@ -74,12 +93,21 @@ interface Member {
   startedAt: number;
   pending: Map<number, (result: CallResult) => void>;
   exited: Promise<void>;
+  /** The watchdog's count of how long nothing came from it; any message sets it back to 0. */
+  silentMs: number;
+  /** Calls that build a configuration in flight: the watchdog does not count meanwhile. */
+  building: number;
+  pinging: boolean;
+  /** Killed as unresponsive: no longer asked anything, its exit restarts the slot. */
+  killed: boolean;
 }
 
 const ENTRY = fileURLToPath(new URL('./worker-main.ts', import.meta.url));
 /** A worker that dies sooner than this after starting counts towards a crash loop. */
 const STABLE_MS = 1_000;
 const MAX_RESTART_DELAY_MS = 10_000;
+/** A start loads the program before it builds the configuration (seconds on a starved node). */
+const START_MARGIN_MS = 30_000;
 
 export function restartDelayMs(failuresInARow: number): number {
   return failuresInARow <= 0 ? 0 : Math.min(100 * 2 ** (failuresInARow - 1), MAX_RESTART_DELAY_MS);
@@ -92,9 +120,11 @@ interface PoolState {
   /** Short-lived starts in a row, by slot (the restart delay grows with them). */
   readonly failures: Map<number, number>;
   readonly restarts: Map<number, number>;
+  readonly watchdogKills: Map<number, number>;
   readonly timers: Set<NodeJS.Timeout>;
   nextCall: number;
   stopping: boolean;
+  watchdog: NodeJS.Timeout | null;
   /** The tail of the exclusive tasks (reloads, restarts). */
   queue: Promise<unknown>;
 }
@@ -105,20 +135,23 @@ export function createWorkerPool(options: PoolOptions): WorkerPool {
     members: new Map(),
     failures: new Map(),
     restarts: new Map(),
+    watchdogKills: new Map(),
     timers: new Set(),
     nextCall: 0,
     stopping: false,
+    watchdog: null,
     queue: Promise.resolve(),
   };
-  const serving = () => [...state.members.values()].filter((m) => m.serving);
+  const serving = () => [...state.members.values()].filter((m) => m.serving && !m.killed);
   return {
     start: () => startAll(state),
     broadcast: (method, arg = null, options = {}) =>
-      Promise.all(serving().map((m) => call(state, m, method, arg, options.deadlineMs))),
+      Promise.all(serving().map((m) => callWith(state, m, method, arg, options))),
     exclusive: (task) => exclusive(state, task),
     serving: () => serving().length,
     pids: () => [...state.members.values()].sort((a, b) => a.slot - b.slot).map((m) => m.pid),
     restarts: () => state.restarts,
+    watchdogKills: () => state.watchdogKills,
     stop: () => stopAll(state),
   };
 }
@@ -129,12 +162,35 @@ function exclusive<T>(state: PoolState, task: () => Promise<T>): Promise<T> {
   return run;
 }
 
+/** One broadcast's call to one worker, under the options' deadline or as a build. */
+async function callWith(
+  state: PoolState,
+  member: Member,
+  method: string,
+  arg: unknown,
+  options: BroadcastOptions,
+): Promise<CallResult> {
+  if (!options.builds) return call(state, member, method, arg, options.deadlineMs);
+  member.building++;
+  try {
+    return await call(state, member, method, arg, buildDeadlineMs(state.options), true);
+  } finally {
+    member.building--;
+  }
+}
+
+function buildDeadlineMs(options: PoolOptions): number {
+  return Math.min(options.watchdogMs + Math.ceil(options.buildAllowanceMs?.() ?? 0), LONGEST_TIMER_MS);
+}
+
+/** Asks one worker; with a deadline, no answer by then is ok: false (and the worker killed when `kill`). */
 function call(
   state: PoolState,
   member: Member,
   method: string,
   arg: unknown,
   deadlineMs?: number,
+  kill = false,
 ): Promise<CallResult> {
   return new Promise((resolve) => {
     const id = ++state.nextCall;
@@ -146,8 +202,9 @@ function call(
     if (deadlineMs !== undefined)
       timer = setTimeout(() => {
         member.pending.delete(id);
-        const message = `no answer to ${method} within ${deadlineMs} ms`;
-        resolve({ slot: member.slot, pid: member.pid, ok: false, message, gone: false });
+        const message = `did not answer ${method} within ${deadlineMs} ms`;
+        if (kill) killUnresponsive(state, member, message);
+        resolve({ slot: member.slot, pid: member.pid, ok: false, message, gone: kill });
       }, deadlineMs);
     const message: CallMessage = { kind: 'call', id, method, arg };
     send(member, message);
@@ -182,28 +239,45 @@ function fork(options: PoolOptions, slot: number): Member {
     startedAt: Date.now(),
     pending: new Map(),
     exited: new Promise((resolve) => child.once('exit', () => resolve())),
+    silentMs: 0,
+    building: 0,
+    pinging: false,
+    killed: false,
   };
 }
 
-/** Forks a worker into `slot`; resolves once it serves, rejects when it cannot. */
+/**
+ * Forks a worker into `slot`; resolves once it serves, rejects when it cannot. Its start loads the
+ * program and builds the configuration: one that has not started within a build's deadline and
+ * START_MARGIN_MS is killed.
+ */
 function launch(state: PoolState, slot: number): Promise<{ member: Member; info: unknown }> {
   const member = fork(state.options, slot);
   const { child } = member;
   return new Promise((resolve, reject) => {
+    const deadlineMs = buildDeadlineMs(state.options) + START_MARGIN_MS;
+    const settle = (error: Error | null, info?: unknown) => {
+      clearTimeout(startDeadline);
+      child.off('exit', onEarlyExit);
+      if (error !== null) reject(error);
+      else resolve({ member, info });
+    };
+    const startDeadline = setTimeout(() => {
+      child.kill('SIGKILL');
+      settle(new Error(`worker ${slot} did not start serving within ${deadlineMs} ms (killed)`));
+    }, deadlineMs);
     const onMessage = (message: unknown) => {
       if (!isFromWorker(message)) return;
+      member.silentMs = 0;
       if (message.kind === 'ready') {
-        child.off('exit', onEarlyExit);
         member.serving = true;
-        resolve({ member, info: message.info });
-      } else if (message.kind === 'init-failed') {
-        child.off('exit', onEarlyExit);
-        reject(new Error(message.message));
-      } else if (message.kind === 'event') state.options.onEvent?.(slot, message.topic, message.value);
+        settle(null, message.info);
+      } else if (message.kind === 'init-failed') settle(new Error(message.message));
+      else if (message.kind === 'event') state.options.onEvent?.(slot, message.topic, message.value);
       else answer(member, message);
     };
     const onEarlyExit = (code: number | null, signal: string | null) =>
-      reject(new Error(`worker ${slot} exited before serving (${exitText(code, signal)})`));
+      settle(new Error(`worker ${slot} exited before serving (${exitText(code, signal)})`));
     child.on('message', onMessage);
     child.once('exit', onEarlyExit);
     child.once('exit', (code, signal) => onExit(state, member, code, signal));
@@ -243,6 +317,54 @@ function onExit(state: PoolState, member: Member, code: number | null, signal: s
     pid: member.pid,
   });
   scheduleRestart(state, member.slot, Date.now() - member.startedAt);
+}
+
+/**
+ * Every tick: each serving worker not busy with a build is pinged (one ping at a time) and its
+ * silence counted; one silent for longer than watchdogMs is killed (its exit restarts the slot).
+ */
+function startWatchdog(state: PoolState): NodeJS.Timeout {
+  const { watchdogMs } = state.options;
+  const tickMs = watchdogTickMs(watchdogMs);
+  let last = performance.now();
+  const timer = setInterval(() => {
+    const now = performance.now();
+    const silence = silenceOfTick(now - last, tickMs);
+    last = now;
+    for (const member of state.members.values()) {
+      if (!member.serving || member.killed || member.building > 0) {
+        member.silentMs = 0;
+        continue;
+      }
+      member.silentMs += silence;
+      if (member.silentMs > watchdogMs) {
+        killUnresponsive(state, member, `said nothing for ${watchdogMs} ms`);
+      } else if (!member.pinging) {
+        member.pinging = true;
+        void call(state, member, 'ping', null).then(() => {
+          member.pinging = false;
+        });
+      }
+    }
+  }, tickMs);
+  timer.unref();
+  return timer;
+}
+
+/** A worker that stopped answering: killed (SIGKILL reaches a stopped process too) and logged. */
+function killUnresponsive(state: PoolState, member: Member, why: string): void {
+  if (member.killed || state.stopping) return;
+  member.killed = true;
+  state.watchdogKills.set(member.slot, (state.watchdogKills.get(member.slot) ?? 0) + 1);
+  state.options.log({
+    level: 'error',
+    event: 'worker-unresponsive',
+    code: 'WORKER_UNRESPONSIVE',
+    message: `worker ${member.slot} (pid ${member.pid}) ${why}: killing it [WORKER_UNRESPONSIVE]`,
+    slot: member.slot,
+    pid: member.pid,
+  });
+  member.child.kill('SIGKILL');
 }
 
 function scheduleRestart(state: PoolState, slot: number, livedMs: number): void {
@@ -312,6 +434,7 @@ async function startAll(state: PoolState): Promise<Array<{ slot: number; pid: nu
     await Promise.all([...state.members.values()].map((m) => drainOne(state, m)));
     throw (failed as PromiseRejectedResult).reason;
   }
+  state.watchdog = startWatchdog(state);
   return started.flatMap((r) =>
     r.status === 'fulfilled'
       ? [{ slot: r.value.member.slot, pid: r.value.member.pid, info: r.value.info }]
@@ -321,6 +444,7 @@ async function startAll(state: PoolState): Promise<Array<{ slot: number; pid: nu
 
 async function stopAll(state: PoolState): Promise<void> {
   state.stopping = true;
+  if (state.watchdog !== null) clearInterval(state.watchdog);
   for (const timer of state.timers) clearTimeout(timer);
   state.timers.clear();
   // A restart in progress finishes first, then drains (restart() checks `stopping`).

@@ -36,6 +36,11 @@ async function init(message: InitMessage): Promise<void> {
 }
 
 async function answer(message: CallMessage): Promise<void> {
+  // The pool's watchdog (watchdog.ts): answered here, so that only a wedged loop misses it.
+  if (message.method === 'ping') {
+    send({ kind: 'reply', id: message.id, ok: true, value: null });
+    return;
+  }
   if (message.method === 'drain') {
     await drain();
     send({ kind: 'reply', id: message.id, ok: true, value: null }, () => process.exit(0));

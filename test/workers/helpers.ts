@@ -131,6 +131,22 @@ export async function untilEveryWorkerServed(
   throw new Error(`not every worker of ${pids.join(', ')} served; lines:\n${JSON.stringify(served)}`);
 }
 
+/** `keepip lb -f file --listen 127.0.0.1:0 --workers 2` and `extra`, once it names its port and workers. */
+export async function startLbWorkers(
+  file: string,
+  extra: string[] = [],
+): Promise<{ lb: Running; port: number; pids: number[] }> {
+  const lb = startKeepip(['lb', '-f', file, '--listen', '127.0.0.1:0', '--workers', '2', ...extra]);
+  try {
+    const port = Number((await lb.waitFor(/listening on 127\.0\.0\.1:(\d+) \(web\/edge\)/))[1]);
+    const pids = (await lb.waitFor(/workers: 2 processes \(pids (\d+), (\d+)\)/)).slice(1, 3).map(Number);
+    return { lb, port, pids };
+  } catch (error) {
+    await lb.stop();
+    throw error;
+  }
+}
+
 /** Whether a process with `pid` exists (signal 0 checks without sending anything). */
 export function alive(pid: number): boolean {
   try {

@@ -8,9 +8,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { metricSum, scrape, scrapeUntil } from '../helpers/metrics.ts';
-import { runKeepip, startKeepip } from '../helpers/process.ts';
+import { runKeepip } from '../helpers/process.ts';
 import { exchange, startTarget, type TestTarget } from '../lb/helpers.ts';
 import { nlbManifest } from '../helpers/nlb-manifest.ts';
+import { startLbWorkers } from './helpers.ts';
 
 const stops: (() => Promise<unknown>)[] = [];
 after(async () => {
@@ -49,22 +50,8 @@ test('two workers share the port, sum their metrics, take SIGHUP targets, surviv
   stops.push(async () => rmSync(dir, { recursive: true, force: true }));
   const file = join(dir, 'service.yaml');
   writeFileSync(file, nlbManifest(held.port));
-  const lb = startKeepip([
-    'lb',
-    '-f',
-    file,
-    '--listen',
-    '127.0.0.1:0',
-    '--workers',
-    '2',
-    '--metrics',
-    '127.0.0.1:0',
-  ]);
+  const { lb, port, pids } = await startLbWorkers(file, ['--metrics', '127.0.0.1:0']);
   stops.push(() => lb.stop());
-  const port = Number((await lb.waitFor(/listening on 127\.0\.0\.1:(\d+) \(web\/edge\)/))[1]);
-  const pids = ((await lb.waitFor(/workers: 2 processes \(pids (\d+), (\d+)\)/)).slice(1, 3) as string[]).map(
-    Number,
-  );
   const metricsPort = Number((await lb.waitFor(/metrics on http:\/\/127\.0\.0\.1:(\d+)\/metrics/))[1]);
 
   // Hold 24 flows open: each worker's share shows as the sockets it holds (two per flow).
