@@ -582,17 +582,3 @@ describe('tcp-services plan', () => {
     assert.ok(problems.every((p) => p.code === 'TCP_SERVICE_INVALID'));
   });
 });
-
-describe('docs/controller.md', () => {
-  it('lists every flag with its default and status', async () => {
-    const { readFileSync } = await import('node:fs');
-    const doc = readFileSync(new URL('../../docs/controller.md', import.meta.url), 'utf8');
-    for (const flag of FLAGS) {
-      const row = doc.split('\n').find((l) => l.startsWith(`| \`--${flag.name}\` |`));
-      assert.ok(row, `--${flag.name} has a row`);
-      const defaultText = flag.default === '' ? '""' : `\`${flag.default}\``;
-      assert.ok(row.startsWith(`| \`--${flag.name}\` | ${defaultText} | `), `--${flag.name} default`);
-      assert.ok(row.includes(flag.implemented ? 'implemented' : 'no effect'), `--${flag.name} status`);
-    }
-  });
-});
