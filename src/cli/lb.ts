@@ -9,6 +9,7 @@ import { parseDurationMs } from '../config/duration.ts';
 import { describeIssue } from '../config/issue-text.ts';
 import type { HealthCheckModel, Topology } from '../config/model.ts';
 import {
+  DEFAULT_CONNECT_TIMEOUT_MS,
   DEFAULT_DEREGISTRATION_DELAY_MS,
   DEFAULT_IDLE_TIMEOUT_MS,
   LB_ALGORITHMS,
@@ -58,6 +59,8 @@ Options (in manifest mode they override what the annotations say):
       --healthy-threshold N      default 3
       --unhealthy-threshold N    default 3
       --idle-timeout D           reset flows idle this long (default 350s, as an NLB)
+      --connect-timeout D        a target that has not accepted within this long fails the flow
+                                 (default 10s, as an NLB)
       --deregistration-delay D   removed targets keep their flows this long (default 300s)
       --metrics ADDR:PORT        serve Prometheus /metrics and /healthz
       --workers N|auto           processes sharing the listening ports (default 1; auto: one per core)
@@ -90,6 +93,7 @@ const OPTIONS = {
   'healthy-threshold': { type: 'string' },
   'unhealthy-threshold': { type: 'string' },
   'idle-timeout': { type: 'string' },
+  'connect-timeout': { type: 'string' },
   'deregistration-delay': { type: 'string' },
   metrics: { type: 'string' },
   workers: { type: 'string' },
@@ -439,7 +443,7 @@ function describe(
         }; all unhealthy = fail open`,
   );
   out(
-    `  algorithm: ${config.algorithm}; idle timeout ${config.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS} ms; deregistration delay ${config.deregistrationDelayMs ?? DEFAULT_DEREGISTRATION_DELAY_MS} ms`,
+    `  algorithm: ${config.algorithm}; idle timeout ${config.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS} ms; connect timeout ${config.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS} ms; deregistration delay ${config.deregistrationDelayMs ?? DEFAULT_DEREGISTRATION_DELAY_MS} ms`,
   );
 }
 
@@ -493,6 +497,8 @@ function applyOverrides(config: LbRuntimeConfig, values: Values): LbRuntimeConfi
   next.healthCheck = healthCheckFrom(config.healthCheck, values);
   if (values['idle-timeout'] !== undefined)
     next.idleTimeoutMs = duration('--idle-timeout', values['idle-timeout']);
+  if (values['connect-timeout'] !== undefined)
+    next.connectTimeoutMs = duration('--connect-timeout', values['connect-timeout']);
   if (values['deregistration-delay'] !== undefined) {
     next.deregistrationDelayMs = duration('--deregistration-delay', values['deregistration-delay']);
   }

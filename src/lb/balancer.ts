@@ -10,6 +10,7 @@ import { Registry } from 'prom-client';
 import { CidrSet } from '../net/cidr-set.ts';
 import { addressFamily, canonicalIp, isLoopbackAddress } from '../net/ip.ts';
 import {
+  DEFAULT_CONNECT_TIMEOUT_MS,
   DEFAULT_DEREGISTRATION_DELAY_MS,
   DEFAULT_IDLE_TIMEOUT_MS,
   type LbConfigError,
@@ -34,6 +35,7 @@ import {
 import { createTargetGroup, type TargetEntry, type TargetGroup, targetKey } from './target-group.ts';
 
 export {
+  DEFAULT_CONNECT_TIMEOUT_MS,
   DEFAULT_DEREGISTRATION_DELAY_MS,
   DEFAULT_IDLE_TIMEOUT_MS,
   type LbAlgorithm,
@@ -109,8 +111,6 @@ export class LbConfigInvalid extends Error {
 
 export type SourceRangesResult = { ok: true } | { ok: false; error: LbConfigError };
 
-/** Upstream connect attempts that take longer than this fail (the client gets a reset). */
-const CONNECT_TIMEOUT_MS = 10_000;
 /** Repeated per-flow problems (connect failures, fallbacks) are logged at most this often per kind. */
 const LOG_REPEAT_MS = 10_000;
 
@@ -120,6 +120,7 @@ interface Provisioned {
   /** Canonical, or null. */
   sourceAddress: string | null;
   idleTimeoutMs: number;
+  connectTimeoutMs: number;
   deregistrationDelayMs: number;
 }
 
@@ -232,6 +233,7 @@ function provision(input: LbRuntimeConfig): Provisioned {
     config: { ...input, listen: { ...input.listen, host: normaliseHost(input.listen.host) } },
     sourceAddress: input.sourceAddress === null ? null : canonicalIp(input.sourceAddress),
     idleTimeoutMs: input.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
+    connectTimeoutMs: input.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
     deregistrationDelayMs: input.deregistrationDelayMs ?? DEFAULT_DEREGISTRATION_DELAY_MS,
   };
 }
@@ -280,7 +282,7 @@ function createCheckedGroup(
 }
 
 function listenerContext(
-  { config, sourceAddress, idleTimeoutMs }: Provisioned,
+  { config, sourceAddress, idleTimeoutMs, connectTimeoutMs }: Provisioned,
   parts: { stats: LbStats; group: TargetGroup; header: HeaderBuilder | null; log: (line: string) => void },
 ): ListenerContext {
   const localAddresses = machineAddresses();
@@ -295,7 +297,7 @@ function listenerContext(
     isLocalAddress: (address) => isLoopbackAddress(address) || localAddresses.has(address),
     sourcePorts: config.sourcePorts ?? processSourcePorts(),
     idleTimeoutMs,
-    connectTimeoutMs: CONNECT_TIMEOUT_MS,
+    connectTimeoutMs,
     clientReads: config.clientReads ?? 'raw',
     flows: new Set(),
     logRepeated(kind, line) {

@@ -49,8 +49,13 @@ export interface LbRuntimeConfig {
    * once and counted (flows rejected, reason source-range). Absent or empty: everyone.
    */
   allowedSources?: readonly string[];
-  /** A flow with no bytes either way for this long is reset (NLB: 350 s). */
+  /** A flow with no bytes either way for this long is reset (NLB: 350 s); counted once connected. */
   idleTimeoutMs?: number;
+  /**
+   * A target that has not accepted the connection within this long fails it (the client is reset,
+   * flows_rejected{connect-failed}); NLB: 10 s, HAProxy's `timeout connect`. Default 10 s.
+   */
+  connectTimeoutMs?: number;
   /** How long a removed target keeps its existing flows before they are closed (NLB default: 300 s). */
   deregistrationDelayMs?: number;
   /**
@@ -81,6 +86,8 @@ export interface LbRuntimeConfig {
 }
 
 export const DEFAULT_IDLE_TIMEOUT_MS = 350_000;
+/** A target that has not accepted within this long fails the connect, as an NLB's (10 s). */
+export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 export const DEFAULT_DEREGISTRATION_DELAY_MS = 300_000;
 
 export interface LbConfigError {
@@ -159,12 +166,15 @@ export function validateLbConfig(config: LbRuntimeConfig): LbConfigResult {
   for (const [name, value] of [
     ['idle timeout', config.idleTimeoutMs],
     ['deregistration delay', config.deregistrationDelayMs],
+    ['connect timeout', config.connectTimeoutMs],
   ] as const) {
-    // Timers fire at once past setTimeout's longest: such a delay would cut flows, not keep them.
-    if (value !== undefined && !(Number.isFinite(value) && value >= 0 && value <= LONGEST_TIMER_MS)) {
+    // Timers fire at once past setTimeout's longest: such a delay would cut flows, not keep them. A
+    // connect given no time at all would fail every flow.
+    const least = name === 'connect timeout' ? 1 : 0;
+    if (value !== undefined && !(Number.isFinite(value) && value >= least && value <= LONGEST_TIMER_MS)) {
       add(
         'LB_BAD_TIMEOUT',
-        `${name} ${String(value)} must be a number of milliseconds from 0 to ${LONGEST_TIMER_MS} (24.8 days)`,
+        `${name} ${String(value)} must be a number of milliseconds from ${least} to ${LONGEST_TIMER_MS} (24.8 days)`,
       );
     }
   }

@@ -203,10 +203,11 @@ export function startFlow(spec: FlowSpec): Flow {
     clientReads,
     abort: () => end.resetBoth('aborted'),
   };
-  // Idle in both directions for idleTimeoutMs (no read on either side): reset, as an NLB does.
+  // Idle in both directions for idleTimeoutMs (no read on either side): reset, as an NLB does;
+  // counted once connected (the connect has its own deadline, connectWithHeader).
   idle.expire = () => end.resetBoth('idle');
   const idleWheel = deadlineWheel(spec.idleTimeoutMs);
-  idleWheel.add(idle);
+  target.once('connect', () => idleWheel.add(idle));
   const connecting = connectWithHeader(spec, flow, end.finish);
   passOnEndsAndResets(client, target, end.finish);
   passOnCloses(client, target, () => {

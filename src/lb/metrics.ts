@@ -9,7 +9,10 @@ export interface LbStats {
   bytesToTarget: number;
   bytesToClient: number;
   proxyHeadersSent: { v1: number; v2: number };
-  /** Client connections closed without reaching a target, by reason (no-target, connect-failed, header). */
+  /**
+   * Client connections closed without reaching a target, by reason (no-target, connect-failed, header,
+   * source-range).
+   */
   flowsRejected: Record<string, number>;
   /** Flows ended, by reason (closed, idle, client-reset, target-reset, aborted, connect-failed). */
   flowsEnded: Record<string, number>;

@@ -112,7 +112,7 @@ class RawFlow {
       abort: () => this.#resetBoth('aborted'),
     };
     spec.client.setNoDelay(true);
-    deadlineWheel(spec.idleTimeoutMs).add(this.#idle);
+    // The connect has its own deadline; idleness is counted once there is a flow to be idle.
     deadlineWheel(spec.connectTimeoutMs).add(this.#connectDeadline);
     this.#connect();
   }
@@ -171,6 +171,7 @@ class RawFlow {
     }
     this.#connected = true;
     deadlineWheel(this.#spec.connectTimeoutMs).delete(this.#connectDeadline);
+    deadlineWheel(this.#spec.idleTimeoutMs).add(this.#idle);
     target.handle.setNoDelay(true);
     if (this.#spec.header !== null && !this.#write(target, this.#client, this.#spec.header)) return;
     this.#spec.onConnected(this.flow);
