@@ -98,6 +98,8 @@ interface Member {
   /** Calls that build a configuration in flight: the watchdog does not count meanwhile. */
   building: number;
   pinging: boolean;
+  /** Whether anything came from it yet: until then node itself is starting (START_MARGIN_MS more). */
+  heard: boolean;
   /** Killed as unresponsive: no longer asked anything, its exit restarts the slot. */
   killed: boolean;
 }
@@ -121,10 +123,14 @@ interface PoolState {
   readonly failures: Map<number, number>;
   readonly restarts: Map<number, number>;
   readonly watchdogKills: Map<number, number>;
+  /** Workers forked and not yet serving (or failed): watched too, and killed when the pool stops. */
+  readonly launching: Set<Member>;
   readonly timers: Set<NodeJS.Timeout>;
   nextCall: number;
   stopping: boolean;
   watchdog: NodeJS.Timeout | null;
+  /** Callers' exclusive tasks (reloads) queued or running: a start that never said anything then gets no margin. */
+  waiting: number;
   /** The tail of the exclusive tasks (reloads, restarts). */
   queue: Promise<unknown>;
 }
@@ -136,10 +142,12 @@ export function createWorkerPool(options: PoolOptions): WorkerPool {
     failures: new Map(),
     restarts: new Map(),
     watchdogKills: new Map(),
+    launching: new Set(),
     timers: new Set(),
     nextCall: 0,
     stopping: false,
     watchdog: null,
+    waiting: 0,
     queue: Promise.resolve(),
   };
   const serving = () => [...state.members.values()].filter((m) => m.serving && !m.killed);
@@ -147,7 +155,12 @@ export function createWorkerPool(options: PoolOptions): WorkerPool {
     start: () => startAll(state),
     broadcast: (method, arg = null, options = {}) =>
       Promise.all(serving().map((m) => callWith(state, m, method, arg, options))),
-    exclusive: (task) => exclusive(state, task),
+    exclusive: (task) => {
+      state.waiting++;
+      return exclusive(state, task).finally(() => {
+        state.waiting--;
+      });
+    },
     serving: () => serving().length,
     pids: () => [...state.members.values()].sort((a, b) => a.slot - b.slot).map((m) => m.pid),
     restarts: () => state.restarts,
@@ -242,6 +255,7 @@ function fork(options: PoolOptions, slot: number): Member {
     silentMs: 0,
     building: 0,
     pinging: false,
+    heard: false,
     killed: false,
   };
 }
@@ -254,10 +268,12 @@ function fork(options: PoolOptions, slot: number): Member {
 function launch(state: PoolState, slot: number): Promise<{ member: Member; info: unknown }> {
   const member = fork(state.options, slot);
   const { child } = member;
+  state.launching.add(member);
   return new Promise((resolve, reject) => {
     const deadlineMs = buildDeadlineMs(state.options) + START_MARGIN_MS;
     const settle = (error: Error | null, info?: unknown) => {
       clearTimeout(startDeadline);
+      state.launching.delete(member);
       child.off('exit', onEarlyExit);
       if (error !== null) reject(error);
       else resolve({ member, info });
@@ -269,6 +285,7 @@ function launch(state: PoolState, slot: number): Promise<{ member: Member; info:
     const onMessage = (message: unknown) => {
       if (!isFromWorker(message)) return;
       member.silentMs = 0;
+      member.heard = true;
       if (message.kind === 'ready') {
         member.serving = true;
         settle(null, message.info);
@@ -316,12 +333,17 @@ function onExit(state: PoolState, member: Member, code: number | null, signal: s
     slot: member.slot,
     pid: member.pid,
   });
-  scheduleRestart(state, member.slot, Date.now() - member.startedAt);
+  // A worker the watchdog killed counts as short-lived: one that wedges again at each start backs off.
+  scheduleRestart(state, member.slot, member.killed ? 0 : Date.now() - member.startedAt);
 }
 
 /**
  * Every tick: each serving worker not busy with a build is pinged (one ping at a time) and its
- * silence counted; one silent for longer than watchdogMs is killed (its exit restarts the slot).
+ * silence counted; one silent for longer than watchdogMs is killed (its exit restarts the slot). A
+ * starting worker answers pings too (worker-main.ts listens before it loads anything), except while
+ * it builds its configuration: it is allowed watchdogMs and the build allowance once it has said
+ * anything, and START_MARGIN_MS more before (node itself starting, seconds on a starved node) unless
+ * a reload waits for the start to end.
  */
 function startWatchdog(state: PoolState): NodeJS.Timeout {
   const { watchdogMs } = state.options;
@@ -332,28 +354,39 @@ function startWatchdog(state: PoolState): NodeJS.Timeout {
     const silence = silenceOfTick(now - last, tickMs);
     last = now;
     for (const member of state.members.values()) {
-      if (!member.serving || member.killed || member.building > 0) {
-        member.silentMs = 0;
-        continue;
-      }
-      member.silentMs += silence;
-      if (member.silentMs > watchdogMs) {
-        killUnresponsive(state, member, `said nothing for ${watchdogMs} ms`);
-      } else if (!member.pinging) {
-        member.pinging = true;
-        void call(state, member, 'ping', null).then(() => {
-          member.pinging = false;
-        });
-      }
+      const watched = member.serving && !member.killed && member.building === 0;
+      watch(state, member, watched ? silence : null, watchdogMs);
     }
+    const starting = buildDeadlineMs(state.options);
+    // Node starting gets a margin, unless a reload waits behind the start (restarts hold the queue).
+    const margin = state.waiting > 0 ? 0 : START_MARGIN_MS;
+    for (const member of state.launching)
+      watch(state, member, silence, starting + (member.heard ? 0 : margin));
   }, tickMs);
   timer.unref();
   return timer;
 }
 
+/** One tick for one worker: `silence` added (null: not watched now), killed past `allowedMs`, else pinged. */
+function watch(state: PoolState, member: Member, silence: number | null, allowedMs: number): void {
+  if (silence === null || member.killed) {
+    member.silentMs = 0;
+    return;
+  }
+  member.silentMs += silence;
+  if (member.silentMs > allowedMs) {
+    killUnresponsive(state, member, `said nothing for ${allowedMs} ms`);
+  } else if (!member.pinging) {
+    member.pinging = true;
+    void call(state, member, 'ping', null).then(() => {
+      member.pinging = false;
+    });
+  }
+}
+
 /** A worker that stopped answering: killed (SIGKILL reaches a stopped process too) and logged. */
 function killUnresponsive(state: PoolState, member: Member, why: string): void {
-  if (member.killed || state.stopping) return;
+  if (member.killed) return;
   member.killed = true;
   state.watchdogKills.set(member.slot, (state.watchdogKills.get(member.slot) ?? 0) + 1);
   state.options.log({
@@ -368,6 +401,7 @@ function killUnresponsive(state: PoolState, member: Member, why: string): void {
 }
 
 function scheduleRestart(state: PoolState, slot: number, livedMs: number): void {
+  if (state.stopping) return;
   const inARow = livedMs < STABLE_MS ? (state.failures.get(slot) ?? 0) + 1 : 0;
   state.failures.set(slot, inARow);
   const timer = setTimeout(() => {
@@ -396,6 +430,7 @@ async function restart(state: PoolState, slot: number): Promise<void> {
       pid: member.pid,
     });
   } catch (error) {
+    if (state.stopping) return; // killed by the stop, not a failure to report
     options.log({
       level: 'error',
       event: 'worker-start-failed',
@@ -420,6 +455,7 @@ async function drainOne(state: PoolState, member: Member): Promise<void> {
 
 /** Every slot forked at once; when one cannot start, the others are drained and the reason thrown. */
 async function startAll(state: PoolState): Promise<Array<{ slot: number; pid: number; info: unknown }>> {
+  state.watchdog = startWatchdog(state);
   const started = await Promise.allSettled(
     Array.from({ length: state.options.size }, (_, i) =>
       launch(state, i + 1).then((launched) => {
@@ -434,7 +470,6 @@ async function startAll(state: PoolState): Promise<Array<{ slot: number; pid: nu
     await Promise.all([...state.members.values()].map((m) => drainOne(state, m)));
     throw (failed as PromiseRejectedResult).reason;
   }
-  state.watchdog = startWatchdog(state);
   return started.flatMap((r) =>
     r.status === 'fulfilled'
       ? [{ slot: r.value.member.slot, pid: r.value.member.pid, info: r.value.info }]
@@ -442,14 +477,20 @@ async function startAll(state: PoolState): Promise<Array<{ slot: number; pid: nu
   );
 }
 
+/**
+ * Every serving worker drains at once, each under its bound (a wedged one is killed at it), and a
+ * starting one is killed (it serves nothing yet), without waiting for the task in progress: a reload
+ * waiting on a worker would hold the stop. That task then ends as its workers answer `gone`.
+ */
 async function stopAll(state: PoolState): Promise<void> {
   state.stopping = true;
   if (state.watchdog !== null) clearInterval(state.watchdog);
   for (const timer of state.timers) clearTimeout(timer);
   state.timers.clear();
-  // A restart in progress finishes first, then drains (restart() checks `stopping`).
-  await exclusive(state, async () => {});
+  for (const member of state.launching) member.child.kill('SIGKILL');
   await Promise.all([...state.members.values()].map((m) => drainOne(state, m)));
+  // A restart that started meanwhile drains what it started (restart() checks `stopping`).
+  await exclusive(state, async () => {});
 }
 
 function exitText(code: number | null, signal: string | null): string {
