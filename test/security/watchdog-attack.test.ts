@@ -71,15 +71,14 @@ import { controllerConfigMap, ingress, manifestDir, toYaml, webApp } from '../fi
 import { type HeldBackend, startHeldBackend } from '../helpers/held-backend.ts';
 import { metricSum, scrape } from '../helpers/metrics.ts';
 import { framedResponses, openRaw } from '../helpers/net.ts';
-import { type Running, startKeepip } from '../helpers/process.ts';
+import type { Running } from '../helpers/process.ts';
 import {
   alive,
   parseServed,
-  stdoutOf,
+  startWorkersGateway,
   untilEveryWorkerServed,
   type WorkersGateway,
   workerLogFormat,
-  workerPids,
 } from '../workers/helpers.ts';
 
 /** How long the pings may go unanswered in the gateways that are wedged on purpose. */
@@ -137,22 +136,13 @@ async function startPod(yaml: (marker: string) => string, extra: string[]): Prom
   const file = dir.write('pod.yaml', yaml('v1'));
   const preload = dir.write('preload.mjs', PRELOAD);
   const claim = join(dir.dir, 'claim');
-  const running = startKeepip(
-    ['gateway', '-f', file, '--http', '127.0.0.1:0', '--metrics', '127.0.0.1:0', '--workers', '2', ...extra],
-    {
-      env: {
-        NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --import=${preload}`.trim(),
-        KEEPIP_WATCHDOG_CLAIM: claim,
-      },
-    },
-  );
-  const stdout = stdoutOf(running);
+  const env = {
+    NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --import=${preload}`.trim(),
+    KEEPIP_WATCHDOG_CLAIM: claim,
+  };
   try {
-    const port = Number((await running.waitFor(/listening http 127\.0\.0\.1:(\d+)/))[1]);
-    const metricsPort = Number((await running.waitFor(/metrics http:\/\/127\.0\.0\.1:(\d+)\/metrics/))[1]);
-    return { running, port, metricsPort, pids: await workerPids(running), dir, claim, ...stdout };
+    return { ...(await startWorkersGateway(file, ['--workers', '2', ...extra], { env })), dir, claim };
   } catch (error) {
-    await reap(running, dir.dir);
     dir.remove();
     throw error;
   }

@@ -61,17 +61,15 @@ export async function workerPids(running: Running): Promise<number[]> {
   return text.split(', ').map(Number);
 }
 
-export async function startWorkersGateway(file: string, extra: string[] = []): Promise<WorkersGateway> {
-  const running = startKeepip([
-    'gateway',
-    '-f',
-    file,
-    '--http',
-    '127.0.0.1:0',
-    '--metrics',
-    '127.0.0.1:0',
-    ...extra,
-  ]);
+export async function startWorkersGateway(
+  file: string,
+  extra: string[] = [],
+  options: { env?: NodeJS.ProcessEnv } = {},
+): Promise<WorkersGateway> {
+  const running = startKeepip(
+    ['gateway', '-f', file, '--http', '127.0.0.1:0', '--metrics', '127.0.0.1:0', ...extra],
+    options,
+  );
   const stdout = stdoutOf(running);
   try {
     const port = Number((await running.waitFor(/listening http 127\.0\.0\.1:(\d+)/))[1]);
