@@ -455,7 +455,8 @@ async function drainOne(state: PoolState, member: Member): Promise<void> {
 
 /** Every slot forked at once; when one cannot start, the others are drained and the reason thrown. */
 async function startAll(state: PoolState): Promise<Array<{ slot: number; pid: number; info: unknown }>> {
-  state.watchdog = startWatchdog(state);
+  const watchdog = startWatchdog(state);
+  state.watchdog = watchdog;
   const started = await Promise.allSettled(
     Array.from({ length: state.options.size }, (_, i) =>
       launch(state, i + 1).then((launched) => {
@@ -467,6 +468,7 @@ async function startAll(state: PoolState): Promise<Array<{ slot: number; pid: nu
   const failed = started.find((r) => r.status === 'rejected');
   if (failed !== undefined) {
     state.stopping = true;
+    clearInterval(watchdog);
     await Promise.all([...state.members.values()].map((m) => drainOne(state, m)));
     throw (failed as PromiseRejectedResult).reason;
   }
