@@ -220,6 +220,27 @@ async function chainOf(b: Bench, client: string, host: string): Promise<Chain> {
   return apiGet<Chain>(b, `/api/chain?client=${client}&host=${host}`);
 }
 
+/**
+ * The Chain page's verdict for each client on allow.example.com equals the status a real request from
+ * it gets (`expected`, 200 or 403); the requests are tagged `tag` and waited for in the access log.
+ */
+async function chainIsWhatClientsGet(
+  b: Bench,
+  tag: string,
+  expected: Record<string, 200 | 403>,
+): Promise<void> {
+  for (const [from, status] of Object.entries(expected)) {
+    const chain = await chainOf(b, from, 'allow.example.com');
+    assert.equal(await send(b.port, from, 'allow.example.com', `/${tag}-${from}`), status);
+    assert.deepEqual(
+      [chain.verdict, chain.status],
+      [status === 200 ? 'allowed' : 'denied-403', status],
+      from,
+    );
+  }
+  await servedLines(b, tag, Object.keys(expected).length);
+}
+
 interface Routes {
   configVersion: number;
   blockCidrs: { raw: string } | null;
@@ -474,19 +495,7 @@ describe('keepip controller --dashboard --workers=2, against what happened', () 
   });
 
   test('Chain before the change: the verdict a real client got', async () => {
-    for (const [from, status] of [
-      ['127.0.9.5', 200],
-      ['127.0.7.5', 403],
-    ] as const) {
-      const chain = await chainOf(b, from, 'allow.example.com');
-      assert.equal(await send(b.port, from, 'allow.example.com', `/c1-${from}`), status);
-      assert.deepEqual(
-        [chain.verdict, chain.status],
-        [status === 200 ? 'allowed' : 'denied-403', status],
-        from,
-      );
-    }
-    await servedLines(b, 'c1', 2);
+    await chainIsWhatClientsGet(b, 'c1', { '127.0.9.5': 200, '127.0.7.5': 403 });
     seen += 2;
   });
 
@@ -519,19 +528,7 @@ describe('keepip controller --dashboard --workers=2, against what happened', () 
     const allow = r.hosts.find((h) => h.host === 'allow.example.com');
     assert.equal(allow?.locations[0]?.allow?.raw, V2, '/api/routes shows the new allowlist');
     // The Chain page walks the served model: what a real client gets now.
-    for (const [from, status] of [
-      ['127.0.9.5', 403],
-      ['127.0.7.5', 200],
-    ] as const) {
-      const chain = await chainOf(b, from, 'allow.example.com');
-      assert.equal(await send(b.port, from, 'allow.example.com', `/c2-${from}`), status);
-      assert.deepEqual(
-        [chain.verdict, chain.status],
-        [status === 200 ? 'allowed' : 'denied-403', status],
-        from,
-      );
-    }
-    await servedLines(b, 'c2', 2);
+    await chainIsWhatClientsGet(b, 'c2', { '127.0.9.5': 403, '127.0.7.5': 200 });
     seen += 2;
   });
 
