@@ -20,6 +20,7 @@ import {
 } from '../lb/config.ts';
 import type { RunningLb, SourceRangesResult } from '../lb/balancer.ts';
 import type { LbListenerPlan } from '../lb/manifest.ts';
+import { CidrSet } from '../net/cidr-set.ts';
 import { formatHostPort, type HostPort, parseHostPort } from '../net/host-port.ts';
 import { availableCores } from '../workers/cores.ts';
 import { parseWorkerCount } from '../workers/count.ts';
@@ -48,6 +49,8 @@ Options (in manifest mode they override what the annotations say):
       --crc32c                   CRC32C TLV over the header (v2)
       --vpc-endpoint-id ID       AWS TLV 0xEA with this VPC endpoint id: PrivateLink emulation (v2)
       --source-address IP        connect to targets from this address: the NLB's own (default: kernel's choice)
+      --source-ranges CIDR,...   only clients in these ranges may connect; others are reset
+                                 (loadBalancerSourceRanges; in manifest mode it pins them over SIGHUP)
       --preserve-client-ip       connect from the client's own address when it is local to this machine
                                  (127.x, ::1); other clients fall back to --source-address, logged
       --no-preserve-client-ip    turn preservation off (manifest mode)
@@ -84,6 +87,7 @@ const OPTIONS = {
   crc32c: { type: 'boolean' },
   'vpc-endpoint-id': { type: 'string' },
   'source-address': { type: 'string' },
+  'source-ranges': { type: 'string', multiple: true },
   'preserve-client-ip': { type: 'boolean' },
   algorithm: { type: 'string' },
   'health-check': { type: 'string' },
@@ -346,9 +350,12 @@ async function reloadTargets(
     const port = model?.ports.find((p) => p.port === plan.port.port && p.protocol === 'TCP');
     return model === undefined || port === undefined ? null : { model, port };
   });
+  // --source-ranges pins every listener's list over the manifests'.
+  const pinned = sourceRangesFlag(values);
+  const rangesOf = (i: number) => pinned ?? found[i]?.model.loadBalancerSourceRanges ?? [];
   // Checked before anything changes: an invalid list never opens, nor half-applies, the door.
   for (const [i, plan] of plans.entries()) {
-    const ranges = found[i]?.model.loadBalancerSourceRanges ?? [];
+    const ranges = rangesOf(i);
     const checked = validateLbConfig({ ...plan.config, allowedSources: ranges });
     const bad = checked.ok ? undefined : checked.errors.find((e) => e.code === 'LB_BAD_SOURCE_RANGE');
     if (bad !== undefined) {
@@ -368,7 +375,7 @@ async function reloadTargets(
       continue;
     }
     const lb = running[i]!;
-    if (!(await reloadSourceRanges(lb, plans, i, at.model.loadBalancerSourceRanges))) continue;
+    if (!(await reloadSourceRanges(lb, plans, i, rangesOf(i)))) continue;
     if (values.target !== undefined) continue; // --target pins the targets
     const targets = targetsForPort(topology, at.model, at.port);
     if (targets.targets.length === 0) {
@@ -487,6 +494,8 @@ function applyOverrides(config: LbRuntimeConfig, values: Values): LbRuntimeConfi
     if (values['vpc-endpoint-id'] === undefined) delete next.tlvs.awsVpcEndpointId;
   }
   if (values['source-address'] !== undefined) next.sourceAddress = values['source-address'];
+  const ranges = sourceRangesFlag(values);
+  if (ranges !== null) next.allowedSources = ranges;
   if (values['preserve-client-ip'] !== undefined) next.preserveClientIp = values['preserve-client-ip'];
   if (values.algorithm !== undefined) {
     if (!LB_ALGORITHMS.includes(values.algorithm as LbAlgorithm)) {
@@ -603,6 +612,21 @@ async function readTopology(paths: string[], service: string | undefined): Promi
     err(`${issue.severity}: ${describeIssue(issue)}`);
   }
   return fatal ? null : topology;
+}
+
+/**
+ * --source-ranges (repeatable, comma-separated): null when not given. An empty entry is a usage error
+ * rather than "everyone": a list that lost its entries must not open the door.
+ */
+function sourceRangesFlag(values: Values): string[] | null {
+  const given = values['source-ranges'];
+  if (given === undefined) return null;
+  const ranges = given.flatMap((text) => text.split(',')).map((entry) => entry.trim());
+  if (ranges.some((entry) => entry === ''))
+    throw new UsageError('--source-ranges: an empty entry (give CIDRs or IPs, e.g. 10.0.0.0/8,192.0.2.7)');
+  const built = CidrSet.build(ranges);
+  if (!built.ok) throw new UsageError(`--source-ranges: ${built.error.message} [LB_BAD_SOURCE_RANGE]`);
+  return ranges;
 }
 
 function hostPort(flag: string, text: string): HostPort {

@@ -27,6 +27,7 @@ test('keepip lb --help documents the flags and exits 0', async () => {
     '--target',
     '--proxy-protocol',
     '--source-address',
+    '--source-ranges',
     '--preserve-client-ip',
     '--health-check',
     '--algorithm',
@@ -55,6 +56,15 @@ test('usage errors exit 2 with a message', async () => {
       /needs --health-check/,
     ],
     [['lb', '--listen', '127.0.0.1:0', '--target', '127.0.0.1:1', '--crc32c'], /LB_TLVS_NEED_V2/],
+    [
+      ['lb', '--listen', '127.0.0.1:0', '--target', '127.0.0.1:1', '--source-ranges', '10.0.0.0/8,'],
+      /--source-ranges: an empty entry/,
+    ],
+    [
+      ['lb', '--listen', '127.0.0.1:0', '--target', '127.0.0.1:1', '--source-ranges', '10.0.0.0/33'],
+      /--source-ranges: .*\[LB_BAD_SOURCE_RANGE\]/,
+    ],
+    [['lb', '--listen', '127.0.0.1:0', '--target', '127.0.0.1:1', '--source-ranges', ''], /an empty entry/],
     [['lb', '--frobnicate'], /Unknown option/],
   ];
   const results = await Promise.all(cases.map(([args]) => runKeepip(args)));

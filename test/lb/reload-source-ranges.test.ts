@@ -117,3 +117,49 @@ test('keepip lb -f (one process): SIGHUP applies changed loadBalancerSourceRange
   assert.equal(await flow(port, '127.0.22.9'), 'hi');
   assert.doesNotMatch(lb.output(), /reload: web\/edge source ranges 127\.0\.22\.3/);
 });
+
+test('keepip lb --source-ranges: flags mode admits only those clients; with -f it pins the list over SIGHUP', async (t) => {
+  const target: TestTarget = await startTarget({ behave: echo });
+  const dir = mkdtempSync(join(tmpdir(), 'keepip-lb-ranges-'));
+  const file = join(dir, 'edge.yaml');
+  writeFileSync(file, nlbManifest(target.port, { ranges: ['127.0.24.2/32'] }));
+  const flags = startKeepip([
+    'lb',
+    '--listen',
+    '127.0.0.1:0',
+    '--target',
+    `${target.host}:${target.port}`,
+    '--source-ranges',
+    '127.0.23.0/30, 127.0.23.9',
+    '--source-ranges',
+    '127.0.23.16/28',
+  ]);
+  const pinned = startKeepip(['lb', '-f', file, '--listen', '127.0.0.1:0', '--source-ranges', '127.0.24.5']);
+  t.after(async () => {
+    await Promise.all([flags.stop(), pinned.stop()]);
+    await target.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const flagsPort = Number((await flags.waitFor(/listening on 127\.0\.0\.1:(\d+)/))[1]);
+  await flags.waitFor(/ {2}source ranges: 127\.0\.23\.0\/30, 127\.0\.23\.9, 127\.0\.23\.16\/28\n/);
+  await flags.waitFor(/algorithm: flow-hash/);
+  const reached = target.accepted.length;
+  for (const inside of ['127.0.23.1', '127.0.23.3', '127.0.23.9', '127.0.23.31'])
+    assert.equal(await flow(flagsPort, inside), 'hi', inside);
+  for (const outside of ['127.0.23.4', '127.0.23.8', '127.0.23.32', '127.0.24.2'])
+    assert.equal(await flow(flagsPort, outside), 'reset', outside);
+  assert.equal(target.accepted.length, reached + 4, 'refused clients never reached the target');
+
+  const pinnedPort = Number((await pinned.waitFor(/listening on 127\.0\.0\.1:(\d+) \(web\/edge\)/))[1]);
+  await pinned.waitFor(/ {2}source ranges: 127\.0\.24\.5\n/);
+  await pinned.waitFor(/algorithm: flow-hash/);
+  assert.equal(await flow(pinnedPort, '127.0.24.5'), 'hi', 'the flag wins over the manifest');
+  assert.equal(await flow(pinnedPort, '127.0.24.2'), 'reset', "the manifest's range is replaced");
+  // The manifest opens to everyone: the pinned list stays, and no source-range change is logged.
+  writeFileSync(file, nlbManifest(target.port, { ranges: [] }));
+  pinned.child.kill('SIGHUP');
+  await pinned.waitFor(nth('reload: web/edge targets', 1));
+  assert.equal(await flow(pinnedPort, '127.0.24.2'), 'reset', 'SIGHUP kept the pinned list');
+  assert.equal(await flow(pinnedPort, '127.0.24.5'), 'hi');
+  assert.doesNotMatch(pinned.output(), /reload: web\/edge source ranges/);
+});
