@@ -4,7 +4,12 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { BasicAuthModel } from '../../src/config/model.ts';
-import { type BasicAuthOutcome, checkBasicAuth, type Verifier } from '../../src/gateway/access/basic-auth.ts';
+import {
+  type BasicAuthOutcome,
+  checkBasicAuth,
+  parseBasicCredentials,
+  type Verifier,
+} from '../../src/gateway/access/basic-auth.ts';
 
 const model: BasicAuthModel = {
   realm: 'r',
@@ -66,4 +71,28 @@ test('no credentials, or a Secret without hashes: 401 without hash work', () => 
   assert.equal((outcome as BasicAuthOutcome | null)?.ok, false);
   assert.equal(check({ ...model, users: [] }, 'alice', 'pw', verifier).ok, false);
   assert.deepEqual(verifier.calls, []);
+});
+
+test("parseBasicCredentials reads the header as nginx's ngx_http_auth_basic_user (the same $remote_user)", () => {
+  const user = (header: string) => parseBasicCredentials(header)?.user ?? null;
+  const b64 = (text: string) => Buffer.from(text).toString('base64');
+  assert.equal(user(`Basic ${b64('alice:pw')}`), 'alice');
+  assert.equal(user(`bAsIc    ${b64('alice:pw')}`), 'alice', 'any case, several spaces');
+  assert.equal(user(`Basic ${b64('alice:x')}`), 'alice', 'padded');
+  assert.equal(user('Basic YWxpY2U6eA'), 'alice', 'unpadded');
+  assert.equal(user('Basic YWxpY2U6eA==junk'), 'alice', 'what follows the first = is ignored');
+  assert.equal(user('Basic YWxpY2U6eA= ='), 'alice');
+  assert.equal(parseBasicCredentials('Basic YWxpY2U6cHc=junk')?.password.toString(), 'pw');
+  for (const header of [
+    'Basic YWxpY2U6eHh4Q', // 4n+1 characters: nginx's decoder refuses it
+    'Basic YWxp-2U6eA', // not the standard alphabet
+    'Basic YWxp Y2U6eA',
+    `Basic ${b64(':pw')}`, // an empty user
+    `Basic ${b64('alice')}`, // no colon
+    'Basic',
+    'Basic ',
+    'Basic\tYWxpY2U6eA',
+    `Bearer ${b64('alice:pw')}`,
+  ])
+    assert.equal(parseBasicCredentials(header), null, header);
 });

@@ -31,6 +31,7 @@ import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
 import { controllerConfigMap, type K8sObject } from '../fixtures/gateway/manifests.ts';
 import { openRaw } from '../helpers/net.ts';
+import { ingressNginxAuthLocation } from '../helpers/nginx-auth.ts';
 import {
   type CaseIngress,
   casesTopology,
@@ -193,41 +194,19 @@ function buildAuthSignURL(signin: string, param: string | null): string {
 const AUTH_LOCATION = `/_external-auth-${Buffer.from('/').toString('base64url')}-Prefix`;
 
 function authLocation(c: Case, authPort: number): string {
-  const lines = [
-    'internal;',
-    'proxy_intercept_errors off;',
-    'proxy_pass_request_body off;',
-    'proxy_set_header Content-Length "";',
-    'proxy_set_header X-Forwarded-Proto "";',
-    'proxy_set_header X-Request-ID $request_id;',
-  ];
-  if (c.method !== null)
-    lines.push(
-      `proxy_method ${c.method};`,
-      'proxy_set_header X-Original-URI $request_uri;',
-      'proxy_set_header X-Scheme $pass_access_scheme;',
-    );
-  lines.push(
-    'proxy_set_header Host 127.0.0.1;',
-    'proxy_set_header X-Original-URL $scheme://$http_host$request_uri;',
-    'proxy_set_header X-Original-Method $request_method;',
-    'proxy_set_header X-Sent-From "nginx-ingress-controller";',
-    'proxy_set_header X-Real-IP $remote_addr;',
-    'proxy_set_header X-Forwarded-For $remote_addr;',
-    `proxy_set_header X-Auth-Request-Redirect ${c.requestRedirect ? 'https://app.test/after?x=1' : '$request_uri'};`,
-    'proxy_buffering off;',
-    'proxy_ssl_server_name on;',
-    'proxy_pass_request_headers on;',
-    'client_max_body_size 1m;',
-  );
-  if (c.proxySetHeaders)
-    lines.push(
-      ...Object.entries(PROXY_SET_HEADERS)
-        .map(([k, v]) => `proxy_set_header "${k}" "${v}";`)
-        .sort(),
-    );
-  lines.push('proxy_http_version 1.1;', `set $target "${authUrl(c, authPort)}";`, 'proxy_pass $target;');
-  return `  location = ${AUTH_LOCATION} {\n    ${lines.join('\n    ')}\n  }`;
+  return ingressNginxAuthLocation({
+    path: AUTH_LOCATION,
+    authUrl: authUrl(c, authPort),
+    method: c.method,
+    ...(c.requestRedirect ? { requestRedirect: 'https://app.test/after?x=1' } : {}),
+    ...(c.proxySetHeaders
+      ? {
+          proxySetHeaders: Object.entries(PROXY_SET_HEADERS)
+            .map(([k, v]) => [k, v] as const)
+            .sort(),
+        }
+      : {}),
+  });
 }
 
 function signinName(c: Case): string {

@@ -275,8 +275,9 @@ function headerRows(): Row[] {
     row('no space after the scheme', [`Authorization: Basic${g}`], 401),
     row('no padding', [`Authorization: Basic ${g.slice(0, -1)}`], 200),
     row('one padding character too many', [`Authorization: Basic ${g}=`], 200),
-    row('bytes after the padding (nginx stops at "=")', [`Authorization: Basic ${g}x`], 401, 200),
-    row('a second challenge after a comma', [`Authorization: Basic ${g}, Basic eHg=`], 401, 200),
+    // nginx's decoder stops at the first "=": the same user for $remote_user and the auth cache's key.
+    row('bytes after the padding (nginx stops at "=")', [`Authorization: Basic ${g}x`], 200),
+    row('a second challenge after a comma', [`Authorization: Basic ${g}, Basic eHg=`], 200),
     row('another scheme (Bearer)', [`Authorization: Bearer ${g}`], 401),
     row('another scheme (Digest)', [`Authorization: Digest ${g}`], 401),
     row('"+" and "/" in the base64', [`Authorization: Basic ${slash}`], 200),

@@ -22,6 +22,11 @@ export interface AuthAnswer {
   status: number;
   /** Lower-case names; Set-Cookie as a list. */
   headers: Record<string, string | string[] | undefined>;
+  /**
+   * Every header line apart, by lower-case name (Node's headersDistinct): the cache reads each
+   * Cache-Control, Vary and X-Accel-Expires line as nginx does, never Node's lines joined with ", ".
+   */
+  lines: Record<string, string[] | undefined>;
   /** Why the subrequest failed (connection refused, timeout…), for the error log. */
   failure: string | null;
 }
@@ -198,7 +203,7 @@ export function sendSubrequest(
 ): void {
   const { url } = request;
   if (url === null || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
-    done({ status: 0, headers: {}, failure: 'auth-url does not expand to an http(s) URL' });
+    done({ status: 0, headers: {}, lines: {}, failure: 'auth-url does not expand to an http(s) URL' });
     return;
   }
   let finished = false;
@@ -220,13 +225,13 @@ export function sendSubrequest(
   } catch (error) {
     // A header value Node refuses (a CR/LF expanded into auth-proxy-set-headers): no auth request,
     // the client's 500 as nginx's for a failed subrequest, never an alert with a stack.
-    finish({ status: 0, headers: {}, failure: (error as Error).message });
+    finish({ status: 0, headers: {}, lines: {}, failure: (error as Error).message });
     return;
   }
   req.on('response', (res) => {
     // Decided on the status and headers, as nginx's auth_request: a body that trickles must not
     // hold the client. It is still read (for the connection's reuse), within the same deadline.
-    finish({ status: res.statusCode ?? 0, headers: res.headers, failure: null });
+    finish({ status: res.statusCode ?? 0, headers: res.headers, lines: res.headersDistinct, failure: null });
     let size = 0;
     const deadline = setTimeout(() => res.destroy(), timeoutMs);
     res.on('data', (chunk: Buffer) => {
@@ -240,13 +245,18 @@ export function sendSubrequest(
   // unexpected status, as nginx's "auth request unexpected status: 101".
   req.on('upgrade', (res, socket) => {
     socket.destroy();
-    finish({ status: res.statusCode ?? 101, headers: res.headers, failure: null });
+    finish({
+      status: res.statusCode ?? 101,
+      headers: res.headers,
+      lines: res.headersDistinct,
+      failure: null,
+    });
   });
   req.on('timeout', () => req.destroy(new Error(`auth request timed out after ${timeoutMs} ms`)));
-  req.on('error', (error) => finish({ status: 0, headers: {}, failure: error.message }));
+  req.on('error', (error) => finish({ status: 0, headers: {}, lines: {}, failure: error.message }));
   // Whatever else ends the request without an answer still ends the wait.
   req.on('close', () =>
-    finish({ status: 0, headers: {}, failure: 'the auth request closed without an answer' }),
+    finish({ status: 0, headers: {}, lines: {}, failure: 'the auth request closed without an answer' }),
   );
   req.end();
 }
@@ -321,18 +331,20 @@ export function cacheTimes(durations: readonly string[]): Map<number, number> {
  * How long nginx's proxy cache keeps this answer, in ms (0: not stored), as ingress-nginx's auth
  * location has it (no proxy_ignore_headers): the answer's own X-Accel-Expires, then Cache-Control
  * s-maxage / max-age, then Expires set the time for any status; without them the status's time from
- * auth-cache-duration. Set-Cookie, `Vary: *`, Cache-Control no-cache / no-store / private, max-age=0,
- * an Expires in the past or not a date, and X-Accel-Expires: 0 keep it out.
+ * auth-cache-duration. Set-Cookie, `Vary: *` (or a Vary too long to key), Cache-Control no-cache /
+ * no-store / private, max-age=0, an Expires in the past or not a date, and X-Accel-Expires: 0 keep it
+ * out. Each header line is read apart, in order, as nginx does: a second Cache-Control line saying
+ * max-age=0 keeps the answer out whatever the first said; the first X-Accel-Expires and Expires count.
  */
 export function authCacheTtl(
   answer: AuthAnswer,
   statusTimes: ReadonlyMap<number, number>,
   nowMs: number,
 ): number {
-  const h = answer.headers;
-  if (answer.failure !== null || h['set-cookie'] !== undefined) return 0;
-  if (list(h.vary).some((v) => v.trim() === '*')) return 0;
-  const accel = first(h['x-accel-expires']);
+  const h = answer.lines;
+  if (answer.failure !== null || (h['set-cookie'] ?? []).length > 0) return 0;
+  if (varyNames(answer) === null) return 0;
+  const accel = h['x-accel-expires']?.[0];
   if (accel !== undefined) {
     // X-Accel-Expires wins over the other two in whatever order they come; an invalid one is ignored.
     const absolute = accel.startsWith('@');
@@ -341,7 +353,7 @@ export function authCacheTtl(
     if (n !== null && n > 0) return Math.max(absolute ? n * 1000 - nowMs : n * 1000, 0);
   }
   let validUntil: number | null = null;
-  for (const control of list(h['cache-control'])) {
+  for (const control of h['cache-control'] ?? []) {
     const lower = control.toLowerCase();
     if (lower.includes('no-cache') || lower.includes('no-store') || lower.includes('private')) return 0;
     const at = lower.indexOf('s-maxage=');
@@ -352,7 +364,7 @@ export function authCacheTtl(
     validUntil = nowMs + seconds * 1000;
   }
   if (validUntil === null) {
-    const expires = first(h.expires);
+    const expires = h.expires?.[0];
     if (expires !== undefined) {
       const at = parseHttpTime(expires);
       if (at === null || at < nowMs) return 0;
@@ -362,8 +374,29 @@ export function authCacheTtl(
   return validUntil !== null ? Math.max(validUntil - nowMs, 0) : (statusTimes.get(answer.status) ?? 0);
 }
 
-function first(value: string | string[] | undefined): string | undefined {
-  return Array.isArray(value) ? value[0] : value;
+// nginx's NGX_HTTP_CACHE_VARY_LEN: a longer Vary line is not stored.
+const LONGEST_VARY = 128;
+
+/**
+ * The request header names an answer's Vary lines list (lower case), by which a cached answer holds
+ * for one variant of the request only; null when nothing may be stored (`*`, or a line too long).
+ */
+export function varyNames(answer: AuthAnswer): string[] | null {
+  const names: string[] = [];
+  for (const line of answer.lines.vary ?? []) {
+    if (line.length > LONGEST_VARY) return null;
+    for (const item of line.split(',')) {
+      const name = item.trim().toLowerCase();
+      if (name === '*') return null;
+      if (name !== '' && !names.includes(name)) names.push(name);
+    }
+  }
+  return names.sort();
+}
+
+/** The values the named headers had in a request: the variant a cached answer was given for. */
+function variantOf(names: readonly string[], headers: RequestHeaders): string {
+  return JSON.stringify(names.map((name) => headers[name] ?? null));
 }
 
 /** nginx's ngx_atoi: digits only, at least one. */
@@ -379,17 +412,27 @@ function deltaSeconds(text: string): number | null {
 
 const AUTH_CACHE_INACTIVE_MS = 30 * 60_000;
 
-/** A bounded cache of auth answers. */
+type RequestHeaders = Readonly<Record<string, string | string[] | undefined>>;
+
+/**
+ * A bounded cache of auth answers. An answer with a Vary holds only for requests whose named headers
+ * (as the auth service got them) equal those of the request that fetched it, as nginx's cache keeps a
+ * variant; another variant is a miss, and its answer replaces the entry.
+ */
 export class AuthAnswerCache {
-  readonly #entries = new Map<string, { answer: AuthAnswer; expires: number; used: number }>();
+  readonly #entries = new Map<
+    string,
+    { answer: AuthAnswer; expires: number; used: number; vary: string[]; variant: string }
+  >();
   readonly maxEntries: number;
   constructor(maxEntries = 10_000) {
     this.maxEntries = maxEntries;
   }
 
-  get(key: string, nowMs: number): AuthAnswer | null {
+  get(key: string, nowMs: number, request: RequestHeaders): AuthAnswer | null {
     const hit = this.#entries.get(key);
     if (hit === undefined) return null;
+    if (hit.vary.length > 0 && variantOf(hit.vary, request) !== hit.variant) return null;
     // ingress-nginx's auth cache zone has inactive=30m: an answer not used for 30 minutes is dropped,
     // however long its own time.
     if (hit.expires <= nowMs || nowMs - hit.used > AUTH_CACHE_INACTIVE_MS) {
@@ -400,9 +443,12 @@ export class AuthAnswerCache {
     return hit.answer;
   }
 
-  put(key: string, answer: AuthAnswer, ttlMs: number, nowMs: number): void {
+  put(key: string, answer: AuthAnswer, ttlMs: number, nowMs: number, request: RequestHeaders): void {
+    const vary = varyNames(answer);
     this.#entries.delete(key);
-    this.#entries.set(key, { answer, expires: nowMs + ttlMs, used: nowMs });
+    if (vary === null) return;
+    const variant = variantOf(vary, request);
+    this.#entries.set(key, { answer, expires: nowMs + ttlMs, used: nowMs, vary, variant });
     if (this.#entries.size > this.maxEntries) {
       const oldest = this.#entries.keys().next().value;
       if (oldest !== undefined) this.#entries.delete(oldest);

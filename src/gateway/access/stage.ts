@@ -371,13 +371,7 @@ function runExternal(
     };
     next(failure);
   };
-  const key = authCacheKey(call);
-  const now = Date.now();
-  const cached = key === null ? null : runtime.authCache.get(key, now);
-  if (cached !== null) {
-    onOutcome(interpretAnswer(ext, cached));
-    return;
-  }
+  // Built before the cache is asked: an answer that varies holds for what the auth service got.
   const sub = buildSubrequest({
     model: ext,
     vars: call.vars,
@@ -386,11 +380,18 @@ function runExternal(
     trustedHop: call.trustedHop,
     clientCertHeaders: call.clientCertHeaders,
   });
+  const key = authCacheKey(call);
+  const now = Date.now();
+  const cached = key === null ? null : runtime.authCache.get(key, now, sub.headers);
+  if (cached !== null) {
+    onOutcome(interpretAnswer(ext, cached));
+    return;
+  }
   sendSubrequest(sub, call.timeouts.connectMs + call.timeouts.readMs, (answer) => {
     if (key !== null && c.cacheTimes !== null) {
       const now = Date.now();
       const ttl = authCacheTtl(answer, c.cacheTimes, now);
-      if (ttl > 0) runtime.authCache.put(key, answer, ttl, now);
+      if (ttl > 0) runtime.authCache.put(key, answer, ttl, now, sub.headers);
     }
     onOutcome(interpretAnswer(ext, answer));
   });

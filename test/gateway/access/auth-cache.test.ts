@@ -13,9 +13,13 @@ import { parseHttpTime } from '../../../src/gateway/http-time.ts';
 
 const NOW = Date.UTC(2026, 11, 4, 12, 0, 0);
 const TIMES = cacheTimes(['200 202 401 30m']);
+/** An answer whose header lines are `headers` (a list: that many lines of the name). */
 const answer = (status: number, headers: AuthAnswer['headers'] = {}): AuthAnswer => ({
   status,
   headers,
+  lines: Object.fromEntries(
+    Object.entries(headers).map(([name, value]) => [name, typeof value === 'string' ? [value] : value]),
+  ),
   failure: null,
 });
 const ttl = (status: number, headers: AuthAnswer['headers'] = {}) =>
@@ -26,7 +30,7 @@ describe('authCacheTtl: the time an auth answer is kept', () => {
     assert.equal(ttl(200), 30 * 60_000);
     assert.equal(ttl(401), 30 * 60_000);
     assert.equal(ttl(403), 0);
-    assert.equal(authCacheTtl({ status: 200, headers: {}, failure: 'refused' }, TIMES, NOW), 0);
+    assert.equal(authCacheTtl({ status: 200, headers: {}, lines: {}, failure: 'refused' }, TIMES, NOW), 0);
   });
 
   it('Cache-Control max-age / s-maxage set the time for any status, s-maxage first', () => {
@@ -77,23 +81,48 @@ describe('authCacheTtl: the time an auth answer is kept', () => {
   it('Set-Cookie or Vary: * keep any answer out', () => {
     assert.equal(ttl(200, { 'set-cookie': ['a=b'], 'x-accel-expires': '20' }), 0);
     assert.equal(ttl(200, { vary: '*' }), 0);
+    assert.equal(ttl(200, { vary: ['accept', '*'] }), 0, 'a * on a second line');
+    assert.equal(ttl(200, { vary: 'cookie, *' }), 0, 'a * in a list');
+    assert.equal(ttl(200, { vary: `x-${'a'.repeat(130)}` }), 0, 'longer than nginx keys (128)');
     assert.equal(ttl(200, { vary: 'accept-encoding' }), 30 * 60_000);
+  });
+
+  it('each line apart, as nginx reads them (never the lines joined): the later max-age=0 keeps it out', () => {
+    assert.equal(ttl(200, { 'cache-control': ['max-age=600', 'max-age=0'] }), 0);
+    assert.equal(ttl(200, { 'cache-control': ['max-age=600', 'no-store'] }), 0);
+    assert.equal(ttl(200, { 'cache-control': ['max-age=0', 'max-age=600'] }), 0);
+    assert.equal(ttl(200, { 'x-accel-expires': ['0', '600'], 'cache-control': 'max-age=60' }), 0);
+    assert.equal(ttl(403, { 'x-accel-expires': ['0', '600'] }), 0, 'the first line decides');
   });
 });
 
 describe('AuthAnswerCache', () => {
   it('an answer not used for 30 minutes is dropped, however long its own time (inactive=30m)', () => {
     const cache = new AuthAnswerCache();
-    cache.put('k', answer(200), 24 * 3_600_000, NOW);
-    assert.notEqual(cache.get('k', NOW + 29 * 60_000), null, 'used at 29 minutes');
-    assert.notEqual(cache.get('k', NOW + 58 * 60_000), null, '29 minutes after its last use');
-    assert.equal(cache.get('k', NOW + 89 * 60_000), null, '31 minutes after its last use');
+    cache.put('k', answer(200), 24 * 3_600_000, NOW, {});
+    assert.notEqual(cache.get('k', NOW + 29 * 60_000, {}), null, 'used at 29 minutes');
+    assert.notEqual(cache.get('k', NOW + 58 * 60_000, {}), null, '29 minutes after its last use');
+    assert.equal(cache.get('k', NOW + 89 * 60_000, {}), null, '31 minutes after its last use');
   });
 
   it('an answer past its time is gone', () => {
     const cache = new AuthAnswerCache();
-    cache.put('k', answer(200), 60_000, NOW);
-    assert.equal(cache.get('k', NOW + 60_000), null);
+    cache.put('k', answer(200), 60_000, NOW, {});
+    assert.equal(cache.get('k', NOW + 60_000, {}), null);
+  });
+
+  it('an answer with Vary holds only for requests with the same values of the named headers', () => {
+    const cache = new AuthAnswerCache();
+    const carol = { cookie: 'x=carol', authorization: 'Bearer c' };
+    cache.put('k', answer(200, { vary: ['Cookie', 'authorization'] }), 60_000, NOW, carol);
+    assert.notEqual(cache.get('k', NOW, { ...carol, accept: 'a/b' }), null, 'same variant, other headers');
+    assert.equal(cache.get('k', NOW, {}), null, 'without the headers: a miss');
+    assert.equal(cache.get('k', NOW, { ...carol, cookie: 'x=mallory' }), null, 'another cookie: a miss');
+    assert.equal(cache.get('k', NOW, { cookie: 'x=carol' }), null, 'one of the two missing: a miss');
+    // The other variant's answer replaces the entry; the first variant then misses.
+    cache.put('k', answer(401, { vary: 'cookie' }), 60_000, NOW, {});
+    assert.equal(cache.get('k', NOW, {})?.status, 401);
+    assert.equal(cache.get('k', NOW, carol), null);
   });
 });
 
