@@ -200,7 +200,9 @@ function parseServerName(data: Uint8Array): string | { error: ClientHelloError }
     const type = names.uint(1);
     const name = names.vector(2);
     if (name === null) return malformed('a server_name entry runs past its list');
-    if (type !== 0) continue; // other name types (none is defined): skipped, as Go's crypto/tls does
+    // No other name type is defined. Refused, as OpenSSL (the terminating side) refuses it: skipping it
+    // as Go's crypto/tls does would route by one entry where nginx's ssl_preread reads none.
+    if (type !== 0) return malformed(`a server_name entry of type ${type}, not host_name`);
     if (host !== null) return malformed('two host_name entries in server_name');
     if (name.length === 0 || name.length > 255) return malformed(`a host_name of ${name.length} bytes`);
     for (const byte of name)
