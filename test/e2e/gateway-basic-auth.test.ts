@@ -6,18 +6,13 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { type RunningWhoami, startWhoami } from '../../src/whoami/server.ts';
 import { echoOf, request, startTestGateway, type TestGateway } from '../fixtures/gateway/harness.ts';
-import { ingress, serviceWithEndpoints, topologyOf } from '../fixtures/gateway/manifests.ts';
+import {
+  ingress,
+  serviceWithEndpoints,
+  topologyOf,
+  opaqueSecret as secret,
+} from '../fixtures/gateway/manifests.ts';
 import { requireBinary, runCommand } from '../helpers/process.ts';
-
-function secret(name: string, data: Record<string, string>): Record<string, unknown> {
-  return {
-    apiVersion: 'v1',
-    kind: 'Secret',
-    metadata: { name, namespace: 'default' },
-    type: 'Opaque',
-    data: Object.fromEntries(Object.entries(data).map(([k, v]) => [k, Buffer.from(v).toString('base64')])),
-  };
-}
 
 async function htpasswd(flag: string, user: string, password: string): Promise<string> {
   const out = await runCommand(requireBinary('htpasswd'), ['-nb', flag, user, password]);

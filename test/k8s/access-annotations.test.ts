@@ -12,11 +12,8 @@ import {
   type K8sObject,
   serviceWithEndpoints,
   topologyOf,
+  opaqueSecret as secret,
 } from '../fixtures/gateway/manifests.ts';
-
-function secret(name: string, data: Record<string, string>, namespace = 'default'): K8sObject {
-  return { apiVersion: 'v1', kind: 'Secret', metadata: { name, namespace }, stringData: data };
-}
 
 function build(
   annotations: Record<string, string>,

@@ -23,7 +23,13 @@ import { isIP } from 'node:net';
 import { test } from 'node:test';
 import type { ConfigIssue, LocationModel, Topology } from '../../src/config/model.ts';
 import { SUPPORTED_ANNOTATIONS } from '../../src/k8s/annotations.ts';
-import { ingress, type K8sObject, serviceWithEndpoints, topologyOf } from '../fixtures/gateway/manifests.ts';
+import {
+  ingress,
+  type K8sObject,
+  serviceWithEndpoints,
+  topologyOf,
+  opaqueSecret as secret,
+} from '../fixtures/gateway/manifests.ts';
 
 const PREFIX = 'nginx.ingress.kubernetes.io/';
 
@@ -865,9 +871,6 @@ const ATTACK = [
 const PEM = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
 const BCRYPT = 'foo:$2y$05$abcdefghijklmnopqrstuu5S/4bMgXQ1cRwEI3Sk1bJ8k8UmtlM0C';
 
-function secret(name: string, data: Record<string, string>): K8sObject {
-  return { apiVersion: 'v1', kind: 'Secret', metadata: { name, namespace: 'default' }, stringData: data };
-}
 function configMap(name: string, data: Record<string, string>): K8sObject {
   return { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace: 'default' }, data };
 }

@@ -19,6 +19,7 @@ import {
   type K8sObject,
   serviceWithEndpoints,
   topologyOf,
+  opaqueSecret as secret,
 } from '../fixtures/gateway/manifests.ts';
 import {
   connectRawH2,
@@ -74,16 +75,6 @@ async function send(port: number, from: string, host: string, path: string, line
 function basic(credentials: string | Buffer): string {
   const bytes = typeof credentials === 'string' ? Buffer.from(credentials, 'latin1') : credentials;
   return `Authorization: Basic ${bytes.toString('base64')}`;
-}
-
-function secret(name: string, data: Record<string, string | Buffer>, namespace = 'default'): K8sObject {
-  return {
-    apiVersion: 'v1',
-    kind: 'Secret',
-    metadata: { name, namespace },
-    type: 'Opaque',
-    data: Object.fromEntries(Object.entries(data).map(([k, v]) => [k, Buffer.from(v).toString('base64')])),
-  };
 }
 
 async function tool(name: string, args: string[]): Promise<string> {

@@ -30,6 +30,7 @@ import {
   type K8sObject,
   serviceWithEndpoints,
   toYaml,
+  opaqueSecret as secret,
 } from '../fixtures/gateway/manifests.ts';
 import { connectH2 } from '../helpers/h2-client.ts';
 import { type HeldBackend, startHeldBackend } from '../helpers/held-backend.ts';
@@ -129,16 +130,6 @@ const HOST = 'app.test';
 
 function app(annotations: Record<string, string> = {}, host = HOST, name = 'app'): K8sObject {
   return ingress({ name, host, paths: [{ path: '/', service: 'web', port: 80 }], annotations });
-}
-
-function secret(name: string, data: Record<string, string>, type = 'Opaque'): K8sObject {
-  return {
-    apiVersion: 'v1',
-    kind: 'Secret',
-    metadata: { name, namespace: 'default' },
-    type,
-    data: Object.fromEntries(Object.entries(data).map(([k, v]) => [k, Buffer.from(v).toString('base64')])),
-  };
 }
 
 /** An htpasswd line in nginx's {SHA} form. */
@@ -502,6 +493,7 @@ describe('client certificates across a reload that changes auth-tls', () => {
     secret(
       'tls',
       { 'tls.crt': pki.server.cert, 'tls.key': pki.server.key, ...(ca === null ? {} : { 'ca.crt': ca }) },
+      'default',
       'kubernetes.io/tls',
     ),
     ingress({

@@ -20,6 +20,7 @@ import {
   serviceWithEndpoints,
   tlsSecret,
   toYaml,
+  opaqueSecret,
 } from '../fixtures/gateway/manifests.ts';
 import { rawExchange } from '../helpers/net.ts';
 import {
@@ -106,12 +107,6 @@ function fingerprintOf(certPem: string): string {
 }
 
 /** A Secret with string data (base64-encoded here). */
-function secret(namespace: string, name: string, data: Record<string, string>): K8sObject {
-  const encoded = Object.fromEntries(
-    Object.entries(data).map(([k, v]) => [k, Buffer.from(v).toString('base64')]),
-  );
-  return { apiVersion: 'v1', kind: 'Secret', metadata: { namespace, name }, data: encoded };
-}
 
 /** An Ingress of `namespace` for `host`, created at `createdAt`. */
 function tenantIngress(
@@ -157,7 +152,7 @@ function plainObjects(backends: Backends): K8sObject[] {
     ...svc(B, 'b-web', 'b-web'),
     ...svc('shop', 'api-v1', 'shop'),
     ...svc('shop-api', 'v1', 'shopapi'),
-    secret(A, 'a-basic', { auth: HTPASSWD }),
+    opaqueSecret('a-basic', { auth: HTPASSWD }, A),
     // Same host and path: the older Ingress (A) keeps it, annotations included.
     tenantIngress(A, 'a-same', 'same.example', [to('a-web')], OLD, allowOnly),
     tenantIngress(B, 'b-same', 'same.example', [to('b-web')], NEW, {
@@ -358,8 +353,8 @@ describe('tenant B against tenant A over TLS (certificates and client certificat
       tlsSecret('a-cert', pair('a').cert, pair('a').key, A),
       tlsSecret('b-cert', pair('b').cert, pair('b').key, B),
       tlsSecret('b-cert2', pair('b2').cert, pair('b2').key, B),
-      secret(A, 'a-ca', { 'ca.crt': pair('ca').cert }),
-      secret(B, 'b-ca', { 'ca.crt': pair('ca').cert }),
+      opaqueSecret('a-ca', { 'ca.crt': pair('ca').cert }, A),
+      opaqueSecret('b-ca', { 'ca.crt': pair('ca').cert }, B),
       tenantIngress(A, 'a-tls', 'tls-a.example', [to('a-web')], OLD, {}, 'a-cert'),
       tenantIngress(B, 'b-tls', 'tls-a.example', [to('b-web', '/b')], NEW, {}, 'b-cert'),
       // A's Secret is not there yet (cert-manager has not issued it).

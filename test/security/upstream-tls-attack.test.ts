@@ -16,7 +16,13 @@ import type { AddressInfo, LookupFunction } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import type { TLSSocket, TlsOptions } from 'node:tls';
 import { request, startTestGateway, type TestGateway } from '../fixtures/gateway/harness.ts';
-import { ingress, type K8sObject, serviceWithEndpoints, topologyOf } from '../fixtures/gateway/manifests.ts';
+import {
+  ingress,
+  type K8sObject,
+  serviceWithEndpoints,
+  topologyOf,
+  opaqueSecret as secret,
+} from '../fixtures/gateway/manifests.ts';
 import { rawExchange } from '../helpers/net.ts';
 import { makePki } from '../helpers/pki.ts';
 
@@ -169,16 +175,6 @@ const SECRET = 'default/upstream-ca';
 const HTTPS = { 'backend-protocol': 'HTTPS' };
 const VERIFIED = { ...HTTPS, 'proxy-ssl-secret': SECRET, 'proxy-ssl-verify': 'on', 'proxy-ssl-name': NAME };
 const COOKIE = 'session=victim-session-token';
-
-function secret(name: string, data: Record<string, string>, namespace = 'default'): K8sObject {
-  return {
-    apiVersion: 'v1',
-    kind: 'Secret',
-    metadata: { name, namespace },
-    type: 'Opaque',
-    stringData: data,
-  };
-}
 
 /** One Ingress (named after its host) sending `host`/ to Service `service` port 443. */
 function hostIngress(host: string, service: string, annotations: Record<string, string>): K8sObject {
