@@ -238,6 +238,11 @@ export interface GatewaySettings {
   server?: ServerSettings;
   /** service-upstream: the default of the annotation (false). */
   serviceUpstream?: boolean;
+  /**
+   * proxy-ssl-location-only: proxy-ssl-* apply only to the Ingress's own locations (true), not also as
+   * the server's to the host's other locations (false, ingress-nginx's default).
+   */
+  proxySslLocationOnly?: boolean;
   /** enable-access-log-for-default-backend: log what the controller's own default backend answers (false). */
   enableAccessLogForDefaultBackend?: boolean;
   /** strict-validate-path-type: Exact and Prefix paths limited to ingress-nginx's characters (absent: true). */

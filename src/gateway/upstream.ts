@@ -6,7 +6,7 @@
 // snapshot that named it retires.
 import { createHash } from 'node:crypto';
 import { lookup as dnsLookup } from 'node:dns';
-import type { LookupFunction } from 'node:net';
+import { isIP, type LookupFunction } from 'node:net';
 import { IdleConnections, type KeepaliveLimits } from './upstream-keepalive.ts';
 import tls, {
   type ConnectionOptions,
@@ -100,8 +100,13 @@ export function upstreamTlsOptions(tls: ProxySslModel | undefined): ConnectionOp
   if (tls === undefined) return { rejectUnauthorized: false };
   const name = tls.name ?? 'upstream_balancer';
   const versions = [...tls.protocols].sort() as SecureVersion[];
+  // nginx checks the name with X509_check_host, host names as written: an IP address never matches
+  // (Node's check would take an IP SAN), nor a name with a final dot (Node drops the dot).
+  const literalName = isIP(name) !== 0 || name.endsWith('.');
   const identity = (_host: string, cert: PeerCertificate): Error | undefined =>
-    checkServerIdentity(name, cert) ??
+    (literalName
+      ? new Error(`proxy-ssl-name ${name} is not a host name a certificate can match`)
+      : checkServerIdentity(name, cert)) ??
     (exceedsVerifyDepth(cert as DetailedPeerCertificate, tls.verifyDepth)
       ? new Error(`upstream certificate chain longer than proxy-ssl-verify-depth ${tls.verifyDepth}`)
       : undefined);
@@ -113,7 +118,8 @@ export function upstreamTlsOptions(tls: ProxySslModel | undefined): ConnectionOp
     minVersion: versions[0],
     maxVersion: versions[versions.length - 1],
     ciphers: tls.ciphers,
-    ...(tls.serverName ? { servername: name } : {}),
+    // As nginx, no SNI for an IP address (RFC 6066 allows only host names there).
+    ...(tls.serverName && isIP(name) === 0 ? { servername: name } : {}),
   };
 }
 

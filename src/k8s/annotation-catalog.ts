@@ -346,7 +346,7 @@ export const ANNOTATION_CATALOG: readonly CatalogEntry[] = [
     status: 'implemented',
     values:
       '`namespace/name` (same namespace; another with allow-cross-namespace-resources) with PEM `ca.crt`, and `tls.crt` / `tls.key` for a client certificate',
-    note: "TLS towards an HTTPS backend (`backend-protocol: HTTPS`): the client certificate is presented, and with `proxy-ssl-verify: on` the backend's certificate must chain to ca.crt and name proxy-ssl-name. Nothing else of proxy-ssl-* applies without it; a Secret that is missing, in another namespace (without allow-cross-namespace-resources) or without ca.crt denies the locations (503, `ACCESS_CONFIG_DENIED`)",
+    note: "TLS towards an HTTPS backend (`backend-protocol: HTTPS`): the client certificate is presented, and with `proxy-ssl-verify: on` the backend's certificate must chain to ca.crt and name proxy-ssl-name. Nothing else of proxy-ssl-* applies without it; a Secret that is missing, in another namespace (without allow-cross-namespace-resources) or without ca.crt denies the locations (503, `ACCESS_CONFIG_DENIED`). The host's first Ingress with a usable Secret gives its proxy-ssl-* to the host's other HTTPS locations too (see the ConfigMap's proxy-ssl-location-only). Values are read trimmed, as ingress-nginx's parser (`\" on\"` is on)",
   },
   {
     names: ['proxy-ssl-verify', 'proxy-ssl-verify-depth'],
@@ -358,13 +358,13 @@ export const ANNOTATION_CATALOG: readonly CatalogEntry[] = [
     names: ['proxy-ssl-name', 'proxy-ssl-server-name'],
     status: 'implemented',
     values: "a server name (default nginx's `upstream_balancer`); `on` / `off` (default)",
-    note: "the name the backend's certificate is verified against, and sent by SNI only with proxy-ssl-server-name on (by default no SNI, as nginx)",
+    note: "the name the backend's certificate is verified against, and sent by SNI only with proxy-ssl-server-name on (by default no SNI, as nginx). As nginx's X509_check_host: an IP address or a name with a final dot matches no certificate (and an IP is never sent by SNI). Taken literally: a `$variable` is not expanded (nginx would let the client's Host or header choose the name verified), so it matches nothing: 502",
   },
   {
     names: ['proxy-ssl-protocols', 'proxy-ssl-ciphers'],
     status: 'implemented',
     values: '`TLSv1.2` (default), `TLSv1.3`, or both; an OpenSSL cipher list (default `DEFAULT`)',
-    note: 'the TLS versions and ciphers offered to the backend',
+    note: 'the TLS versions and ciphers offered to the backend. `TLS_*` names in the cipher list restrict the TLS 1.3 suites too (nginx leaves those at their defaults)',
   },
   // --- Implemented: limits, basic and external auth, satisfy, client certificates (access-annotations.ts).
   {
@@ -992,6 +992,12 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
     note: 'the default of the `service-upstream` annotation',
   },
   {
+    names: ['proxy-ssl-location-only'],
+    status: 'implemented',
+    values: 'false',
+    note: "`false`: as ingress-nginx's server block, the proxy-ssl-* of a host's first Ingress (merge order) with a usable proxy-ssl-secret apply to every HTTPS location of the host: the other Ingresses' locations without their own take them all, and one with its own takes the server's proxy-ssl-name (when it has none) and client certificate (when its Secret has none); `true`: each Ingress's proxy-ssl-* apply to its own locations only",
+  },
+  {
     names: ['strict-validate-path-type'],
     status: 'implemented',
     values: 'true',
@@ -1213,7 +1219,6 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
       'proxy-max-temp-file-size',
       'client-header-buffer-size',
       'ssl-buffer-size',
-      'proxy-ssl-location-only',
       'default-type',
     ],
     status: 'no-effect',

@@ -125,6 +125,7 @@ export const SUPPORTED_CONFIGMAP_KEYS: readonly string[] = [
   // keepip never runs snippets, so "false" is exactly its behaviour; "true" is reported.
   'allow-snippet-annotations',
   'service-upstream',
+  'proxy-ssl-location-only',
   'enable-access-log-for-default-backend',
   'strict-validate-path-type',
   'forwarded-host-header',
@@ -296,6 +297,7 @@ export function parseControllerConfigMap(
   readErrorLogLevel(v, s);
   readAccessLogParams(v);
   s.serviceUpstream = v.bool('service-upstream', false);
+  if (v.bool('proxy-ssl-location-only', false)) s.proxySslLocationOnly = true;
   s.enableAccessLogForDefaultBackend = v.bool('enable-access-log-for-default-backend', false);
   if (!v.bool('strict-validate-path-type', true)) s.strictValidatePathType = false;
   const hostHeader = v.headerName('forwarded-host-header', 'X-Forwarded-Host');

@@ -6,6 +6,7 @@ import type { ConfigIssue, ObjectRef, Origin, ProxySslModel } from '../config/mo
 import type { SecretView } from './objects.ts';
 import { annotationIssue, readWhole, type ScalarSource, warnAnnotation } from './scalar-readers.ts';
 import { IS_VALID_REGEX as SERVER_NAME } from './validators.ts';
+import { goAnnotationString } from './values.ts';
 
 const PREFIX = 'nginx.ingress.kubernetes.io/';
 
@@ -66,11 +67,14 @@ export function readProxySsl(
   const key = secret.data['tls.key'];
   const warn = (name: string, v: string, kept: string) =>
     warnAnnotation(sink, name, `${JSON.stringify(v)} is not accepted; ${kept} applies`);
+  // Read as ingress-nginx's parser: each line trimmed (normalizeString), so " on" is on; an empty value
+  // is the default, white space alone a refused one.
   const pick = (name: string, valid: RegExp, fallback: string): string => {
-    const v = get(name);
-    if (v === undefined || v === '') return fallback;
-    if (valid.test(v)) return v;
-    warn(name, v, fallback);
+    const given = get(name);
+    if (given === undefined || given === '') return fallback;
+    const v = goAnnotationString(given);
+    if (v !== '' && valid.test(v)) return v;
+    warn(name, given, fallback);
     return fallback;
   };
   const depth = verifyDepth({ get, invalid: (name, v, _expected, kept) => warn(name, v, kept) });

@@ -14,6 +14,7 @@ import type {
   NextUpstreamModel,
   Origin,
   PathType,
+  ProxySslModel,
   RedirectModel,
   TlsCertificateModel,
   VirtualHostModel,
@@ -863,14 +864,54 @@ function virtualHosts(b: GatewayBuild): VirtualHostModel[] {
         tls: hasTls(b, h.host) ? certificateFor(b, secrets, h.host, own) : null,
         // ingress-nginx sorts (getBackendServers), then expands plain Prefix paths in place
         // (updateServerLocations): `/p` is sorted as `/p`, its `^/p/` and `^/p` copies where it lands.
-        locations: b.regexHosts.has(h.host)
-          ? regexHostLocations(sortLocations(h.locations, true), b.plainLocations)
-          : sortLocations(h.locations, false),
+        locations: withServerProxySsl(
+          b.regexHosts.has(h.host)
+            ? regexHostLocations(sortLocations(h.locations, true), b.plainLocations)
+            : sortLocations(h.locations, false),
+          own,
+          b,
+        ),
         ...clientCertificateOf(h.host, own, b.accessOf),
         ...hostNames(h.host, b.hosts, own, b.routeOf),
         ...serverTlsFor(h, own, b),
       };
     });
+}
+
+/**
+ * proxy-ssl-* as ingress-nginx's server block carries them (createServers, nginx.tmpl): the first of the
+ * host's Ingresses (merge order) with a usable proxy-ssl-secret gives the server its proxy_ssl_* lines,
+ * and nginx lets every location inherit each line it does not write itself. A location without
+ * proxy-ssl-* of its own takes them all (its HTTPS backend is verified, with the server's client
+ * certificate); one with its own writes all but proxy_ssl_name (when it has none) and the client
+ * certificate (when its Secret has none). The server writes proxy_ssl_name / _server_name only with a
+ * name. ConfigMap proxy-ssl-location-only: none of this.
+ */
+function withServerProxySsl(
+  locations: LocationModel[],
+  own: readonly IngressView[],
+  b: GatewayBuild,
+): LocationModel[] {
+  if (b.settings.proxySslLocationOnly === true) return locations;
+  let server: ProxySslModel | null = null;
+  for (const ing of own) {
+    const read = b.proxySslOf.get(ing) ?? null;
+    if (read !== null && 'ssl' in read) {
+      server = read.ssl;
+      break;
+    }
+  }
+  if (server === null) return locations;
+  const inherited: ProxySslModel = { ...server, serverName: server.name !== null && server.serverName };
+  return locations.map((l) => {
+    if (l.proxySsl === undefined) return { ...l, proxySsl: inherited };
+    const mine = l.proxySsl;
+    const client = mine.certPem !== null ? mine : server;
+    return {
+      ...l,
+      proxySsl: { ...mine, name: mine.name ?? server.name, certPem: client.certPem, keyPem: client.keyPem },
+    };
+  });
 }
 
 /**
