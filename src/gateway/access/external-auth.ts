@@ -381,7 +381,7 @@ const LONGEST_VARY = 128;
  * The request header names an answer's Vary lines list (lower case), by which a cached answer holds
  * for one variant of the request only; null when nothing may be stored (`*`, or a line too long).
  */
-export function varyNames(answer: AuthAnswer): string[] | null {
+function varyNames(answer: AuthAnswer): string[] | null {
   const names: string[] = [];
   for (const line of answer.lines.vary ?? []) {
     if (line.length > LONGEST_VARY) return null;
