@@ -580,8 +580,9 @@ export function admit(
   // nginx's ignore_invalid_headers: headers named with `_` are dropped before anything reads them.
   if (!ex.snap.routes.filters.server.underscoresInHeaders) dropUnderscoreHeaders(req);
   const client = resolveClient(ex, req);
-  // add-headers (http level in nginx): every response, the gateway's own included.
-  ex.responseHeaders = ex.snap.routes.addHeaders;
+  // add-headers (http level in nginx): every response, the gateway's own included; over TLS with hsts.
+  const { routes } = ex.snap;
+  ex.responseHeaders = ex.conn.scheme === 'https' ? routes.httpsAddHeaders : routes.addHeaders;
   const decision = route(ex, req, client);
   if (decision.kind === 'bad-request') {
     refuseBadRequest(ctx, ex, decision, respond);

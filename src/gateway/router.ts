@@ -204,6 +204,8 @@ export interface CompiledRoutes {
   readonly hostRedirects: ReadonlyMap<string, string>;
   /** add-headers: on every response, the gateway's own included; null when none. */
   readonly addHeaders: Readonly<Record<string, string>> | null;
+  /** The same for requests that came over TLS: with Strict-Transport-Security (hsts). */
+  readonly httpsAddHeaders: Readonly<Record<string, string>> | null;
   /** block-user-agents, block-referers, skip-access-log-urls. */
   readonly filters: ServerFilters;
   /** The default server `_`: the rules without a host. */
@@ -248,6 +250,17 @@ function addHeadersOf(settings: GatewaySettings): Readonly<Record<string, string
   const server = settings.server ?? DEFAULT_SERVER_SETTINGS;
   if (!server.serverTokens || server.allowBackendServerHeader) return settings.addHeaders ?? null;
   return Object.freeze({ ...settings.addHeaders, server: 'keepip' });
+}
+
+/**
+ * The headers of answers no location gives (the default server's 404, a 400, a server-level refusal):
+ * add-headers, and over TLS hsts, which ingress-nginx's default server `_` sends on its answers too.
+ */
+function serverHeadersOf(settings: GatewaySettings): Pick<CompiledRoutes, 'addHeaders' | 'httpsAddHeaders'> {
+  const addHeaders = addHeadersOf(settings);
+  const hsts = (settings.server ?? DEFAULT_SERVER_SETTINGS).hsts;
+  if (hsts === null) return { addHeaders, httpsAddHeaders: addHeaders };
+  return { addHeaders, httpsAddHeaders: Object.freeze({ ...addHeaders, 'strict-transport-security': hsts }) };
 }
 
 /**
@@ -564,7 +577,7 @@ export function compileRoutes(model: GatewayModel): CompiledRoutes {
     exactHosts,
     wildcardHosts,
     ...names,
-    addHeaders: addHeadersOf(model.settings),
+    ...serverHeadersOf(model.settings),
     filters: compileServerFilters(model.settings.server ?? DEFAULT_SERVER_SETTINGS),
     defaultServer,
     defaultBackend: model.defaultBackend,

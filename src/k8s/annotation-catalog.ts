@@ -800,7 +800,7 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
     names: ['ssl-session-timeout'],
     status: 'implemented',
     values: '10m',
-    note: 'how long a session may be resumed: the ticket lifetime (an nginx time, 1s to 7d). A bad value keeps 10m with a warning',
+    note: "how long a session may be resumed: the ticket lifetime (an nginx time, 1s to 7d). A bad value keeps 10m with a warning. With ssl-session-cache false it has no effect: ingress-nginx writes it only beside the cache, so tickets live nginx's default 5m",
   },
   {
     names: ['ssl-session-ticket-key'],
@@ -824,7 +824,7 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
     names: ['ssl-ciphers'],
     status: 'implemented',
     values: "ingress-nginx's Mozilla intermediate list",
-    note: 'the TLS 1.2 (and older) suites of every TLS host without its own `ssl-ciphers` annotation, and of the default certificate; TLS 1.3 suites stay the defaults unless `TLS_*` names are listed. Invalid (syntax, or OpenSSL refuses it): an error (`INVALID_TLS_SETTINGS`) and those handshakes are refused',
+    note: "the TLS 1.2 (and older) suites of every TLS host without its own `ssl-ciphers` annotation, and of the default certificate; TLS 1.3 suites stay the defaults unless `TLS_*` names are listed. Invalid (syntax, or OpenSSL refuses it): an error (`INVALID_TLS_SETTINGS`) and those handshakes are refused. Empty: nginx's own default `HIGH:!aNULL:!MD5` with the client's order, as ingress-nginx then writes neither ssl_ciphers nor ssl_prefer_server_ciphers",
   },
   {
     names: ['large-client-header-buffers'],

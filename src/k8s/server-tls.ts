@@ -47,6 +47,9 @@ const VERSIONS: readonly string[] = ['TLSv1', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3'];
 /** nginx accepts them; OpenSSL 3 has neither, so they add nothing. */
 const UNAVAILABLE: readonly string[] = ['SSLv2', 'SSLv3'];
 
+/** nginx's ssl_ciphers default, where no ssl_ciphers line is written. */
+const NGINX_DEFAULT_CIPHERS = 'HIGH:!aNULL:!MD5';
+
 export function defaultServerTls(): ServerTlsModel {
   return { ciphers: DEFAULT_SSL_CIPHERS, protocols: DEFAULT_SSL_PROTOCOLS, preferServerCiphers: true };
 }
@@ -118,7 +121,11 @@ export function readServerTlsConfigMap(
   if (ciphersText === undefined && protocolsText === undefined && curvesText === undefined) return undefined;
   const model: ServerTlsModel = defaultServerTls();
   const field = (key: string) => formatFieldPath(['data', key]);
-  if (ciphersText !== undefined) {
+  if (ciphersText !== undefined && ciphersText.trim() === '') {
+    // ingress-nginx then writes neither ssl_ciphers nor ssl_prefer_server_ciphers: nginx's own defaults.
+    model.ciphers = NGINX_DEFAULT_CIPHERS;
+    model.preferServerCiphers = false;
+  } else if (ciphersText !== undefined) {
     const read = readCiphers(ciphersText, reporter(origin, field('ssl-ciphers'), issues));
     if ('ciphers' in read) model.ciphers = read.ciphers;
     else model.invalidCiphers = `ConfigMap ssl-ciphers: ${read.invalid}`;

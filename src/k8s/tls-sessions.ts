@@ -31,6 +31,9 @@ const MAX_CACHE_BYTES = 1024 * 1024 * 1024;
 /** Node's TLS takes 48-byte ticket keys (AES-128); ingress-nginx also takes 80-byte (AES-256) ones. */
 export const TICKET_KEY_BYTES = 48;
 
+/** nginx's own ssl_session_timeout (5m), where ingress-nginx writes none. */
+const NGINX_SESSION_TIMEOUT_SECONDS = 300;
+
 /** More than a week would keep a session (and its key material) resumable for longer than anyone asks. */
 const MAX_TIMEOUT_SECONDS = 7 * 24 * 3600;
 
@@ -78,11 +81,17 @@ export function applyTlsSessionSettings(
 ): void {
   if (!TLS_SESSION_CONFIGMAP_KEYS.some((key) => data[key] !== undefined)) return;
   const source = configMapSource(data, (...report) => sink.invalid(...report));
+  const tickets = readBool(source, 'ssl-session-tickets', DEFAULT_TLS_SESSIONS.tickets);
+  const timeoutSeconds = readTimeout(data['ssl-session-timeout'], sink);
+  const ticketKey = readTicketKey(data['ssl-session-ticket-key'], sink);
+  const cache = readBool(source, 'ssl-session-cache', DEFAULT_TLS_SESSIONS.cache);
   settings.tlsSessions = {
-    tickets: readBool(source, 'ssl-session-tickets', DEFAULT_TLS_SESSIONS.tickets),
-    timeoutSeconds: readTimeout(data['ssl-session-timeout'], sink),
-    ticketKey: readTicketKey(data['ssl-session-ticket-key'], sink),
-    cache: readBool(source, 'ssl-session-cache', DEFAULT_TLS_SESSIONS.cache),
+    tickets,
+    // ingress-nginx writes ssl_session_timeout only beside ssl_session_cache: without the cache, tickets
+    // live nginx's default 5m whatever ssl-session-timeout says.
+    timeoutSeconds: cache ? timeoutSeconds : NGINX_SESSION_TIMEOUT_SECONDS,
+    ticketKey,
+    cache,
     cacheSizeBytes: readCacheSize(data['ssl-session-cache-size'], sink),
   };
 }

@@ -43,6 +43,17 @@ test('ConfigMap ssl-ciphers and ssl-protocols; SSLv3 is skipped with a warning',
   assert.match(warning?.message ?? '', /SSLv3 cannot be offered/);
 });
 
+test("an empty ConfigMap ssl-ciphers is nginx's own default (ingress-nginx writes no ssl_ciphers then), not an outage", () => {
+  const { settings, topology } = translate([controllerConfigMap({ 'ssl-ciphers': ' ' })]);
+  assert.deepEqual(settings.serverTls, {
+    ciphers: 'HIGH:!aNULL:!MD5',
+    protocols: ['TLSv1.2', 'TLSv1.3'],
+    preferServerCiphers: false,
+  });
+  assert.deepEqual(topology.issues, []);
+  assert.equal(serverTlsOptions(settings.serverTls!).ok, true);
+});
+
 test('an unknown version or a cipher list of the wrong form is an error and fails closed', () => {
   const { settings, topology } = translate([
     controllerConfigMap({ 'ssl-ciphers': 'HIGH;!aNULL', 'ssl-protocols': 'TLSv1.2 TLSv1.4' }),

@@ -31,13 +31,16 @@ test('every key is read; none is reported unsupported', () => {
   });
   assert.deepEqual(sessions, {
     tickets: true,
-    timeoutSeconds: 3600,
+    // Without the cache ingress-nginx writes no ssl_session_timeout: nginx's 5m.
+    timeoutSeconds: 300,
     ticketKey: key,
     cache: false,
     cacheSizeBytes: 1024 * 1024,
   });
   assert.deepEqual(unsupported, []);
   assert.deepEqual(issues, []);
+  const cached = parse({ 'ssl-session-tickets': 'true', 'ssl-session-timeout': '1h' }).sessions;
+  assert.equal(cached?.timeoutSeconds, 3600, 'with the cache (the default) ssl-session-timeout counts');
 });
 
 test('bad values keep the defaults with a warning naming the key; a bad ticket key is not repeated', () => {
