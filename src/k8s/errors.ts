@@ -347,6 +347,12 @@ export const K8S_CODES = {
       'ssl-passthrough is set but keepip terminates TLS for the host: passthrough is not enabled (--enable-ssl-passthrough), or the host has no "/" path with a backend (ingress-nginx ignores it the same way)',
     fix: 'start the gateway or controller with --enable-ssl-passthrough, and give the host a "/" path whose Service speaks TLS',
   },
+  PROXY_SSL_NOT_FOR_GRPC: {
+    kind: 'issue',
+    summary:
+      "proxy-ssl-* on an Ingress whose backend-protocol is GRPC or GRPCS: nothing of it applies (ingress-nginx's grpc_pass takes no proxy_ssl_* either), so a GRPCS backend is not verified and gets no client certificate",
+    fix: 'verify gRPC backends another way (a mesh, or a backend that is reached only inside the cluster), or remove the annotations',
+  },
 } as const satisfies CodeTable;
 
 export type K8sCode = keyof typeof K8S_CODES;

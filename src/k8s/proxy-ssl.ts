@@ -82,6 +82,15 @@ export function readProxySsl(
     .split(' ')
     .filter((p) => p !== '');
   const name = pick('proxy-ssl-name', SERVER_NAME, '');
+  const protocol = (get('backend-protocol') ?? '').trim().toUpperCase();
+  if (protocol === 'GRPC' || protocol === 'GRPCS')
+    annotationIssue(
+      sink,
+      'warning',
+      'PROXY_SSL_NOT_FOR_GRPC',
+      'proxy-ssl-secret',
+      `backend-protocol ${protocol}: proxy-ssl-* do not apply to gRPC backends (as ingress-nginx's grpc_pass): the backend is not verified and gets no client certificate`,
+    );
   return {
     ssl: {
       secret: ref.trim(),

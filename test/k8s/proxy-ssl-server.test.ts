@@ -123,3 +123,31 @@ test("another host's Ingress never lends its proxy-ssl-*", () => {
   const b = t.gateway.virtualHosts.find((h) => h.host === 'b.example')!;
   assert.equal(b.locations.find((l) => l.path === '/')!.proxySsl, undefined);
 });
+
+test('proxy-ssl-* on a gRPC Ingress: a warning that nothing of it applies (nor in ingress-nginx)', () => {
+  const t = topologyOf([
+    ...serviceWithEndpoints({ name: 'web', ports: [8443] }),
+    ...SECRETS,
+    ingress({
+      name: 'g',
+      host: 'g.example',
+      paths: [{ path: '/', service: 'web', port: 80 }],
+      annotations: { ...verifying, 'backend-protocol': ' grpcs' },
+    }),
+  ]);
+  const warned = t.issues.filter((i) => i.code === 'PROXY_SSL_NOT_FOR_GRPC');
+  assert.equal(warned.length, 1);
+  assert.equal(warned[0]!.severity, 'warning');
+  assert.match(warned[0]!.message, /backend-protocol GRPCS: proxy-ssl-\* do not apply to gRPC backends/);
+  const https = topologyOf([
+    ...serviceWithEndpoints({ name: 'web', ports: [8443] }),
+    ...SECRETS,
+    ingress({
+      name: 'h',
+      host: 'h.example',
+      paths: [{ path: '/', service: 'web', port: 80 }],
+      annotations: { ...verifying, 'backend-protocol': 'HTTPS' },
+    }),
+  ]);
+  assert.equal(https.issues.filter((i) => i.code === 'PROXY_SSL_NOT_FOR_GRPC').length, 0);
+});
