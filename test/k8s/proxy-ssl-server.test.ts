@@ -8,7 +8,6 @@ import type { LocationModel } from '../../src/config/model.ts';
 import {
   controllerConfigMap,
   ingress,
-  type K8sObject,
   serviceWithEndpoints,
   topologyOf,
   opaqueSecret as secret,

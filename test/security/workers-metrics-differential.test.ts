@@ -34,7 +34,6 @@
 // depend on how fast the bench runs, so both gateways refuse as many requests of each source.
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
 import { Counter, Registry } from 'prom-client';
