@@ -37,6 +37,7 @@ import type { RequestFailure } from '../src/gateway/handler.ts';
 import type { RequestParseErrorCode } from '../src/gateway/h1-request.ts';
 import type { H2Code } from '../src/gateway/h2-server.ts';
 import type { OcspErrorCode } from '../src/gateway/ocsp.ts';
+import type { ReopenFailure } from '../src/gateway/line-sink.ts';
 import type { ProxyFailureCode } from '../src/gateway/proxy.ts';
 import type { RequestTargetErrorCode } from '../src/gateway/request-target.ts';
 import type { RouteError } from '../src/gateway/rewrite.ts';
@@ -105,6 +106,7 @@ export type ModuleUnionsMatchTheirTables = [
       | ClientCertificateCode
       | RequestFailure['code']
       | OcspErrorCode
+      | ReopenFailure['code']
     >
   >,
   Holds<Same<LbCode, LbConfigError['code'] | PlanProblem['code'] | LbConfigInvalid['code']>>,

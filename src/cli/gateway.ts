@@ -23,7 +23,7 @@ import {
   startGateway,
 } from '../gateway/gateway.ts';
 import { createFileLineSink } from '../gateway/file-line-sink.ts';
-import type { LineSink } from '../gateway/line-sink.ts';
+import type { LineSink, ReopenFailure } from '../gateway/line-sink.ts';
 import { type ConfigWatcher, watchConfig } from '../gateway/reload.ts';
 import { loadTopology } from '../k8s/index.ts';
 import type { LogEscape } from '../gateway/access-log.ts';
@@ -70,7 +70,8 @@ Options:
                              (default 10s; at least 1s)
 ${DASHBOARD_USAGE}  -h, --help                 this help
 
-Signals: SIGHUP reloads the manifests (they are also watched); SIGTERM/SIGINT stop accepting, drain, exit 0.
+Signals: SIGHUP reloads the manifests (they are also watched); SIGUSR1 reopens the --access-log file
+         (after logrotate moved it); SIGTERM/SIGINT stop accepting, drain, exit 0.
 Exit codes: 0 stopped cleanly, 1 the configuration cannot be served or a listener cannot bind, 2 usage error.
 `;
 
@@ -275,10 +276,13 @@ export const command: Command = {
       return 1;
     }
     // Signals first: a SIGTERM that arrives while the start-up lines are printed must still drain.
-    const lifetime = handleSignals(report, async () => {
-      await running.close();
-      await board?.close();
-      await accessLog?.close();
+    const lifetime = handleSignals(report, {
+      drain: async () => {
+        await running.close();
+        await board?.close();
+        await accessLog?.close();
+      },
+      reopen: () => reopenAccessLog(options.accessLog, running, accessLog, report),
     });
     // Watching before the start-up lines: a change made once `listening` is printed is never missed.
     const watcher = await watchConfig(options.paths, () => reload(options, running, report), {
@@ -367,13 +371,48 @@ function startWorkers(
 }
 
 /**
- * SIGHUP reloads (once the watcher exists: a hangup before that is kept for it); SIGTERM and SIGINT
- * stop accepting and drain, then `finished` resolves with exit code 0.
+ * SIGUSR1, as nginx's: the --access-log file is opened again by its path (after logrotate moved it);
+ * lines queued before go to the file they were written for. A path that cannot be opened keeps the
+ * file it had.
+ */
+async function reopenAccessLog(
+  path: string | null,
+  running: Served,
+  accessLog: LineSink | undefined,
+  report: (event: GatewayEvent) => void,
+): Promise<void> {
+  if (path === null) {
+    report({ level: 'info', event: 'log-reopen', message: 'SIGUSR1: no --access-log file to reopen' });
+    return;
+  }
+  let failed: string[] = [];
+  if ('reopenLogs' in running) failed = (await running.reopenLogs()).failed;
+  else {
+    const result = await accessLog?.reopen?.();
+    if (result?.ok === false) failed = [result.message];
+  }
+  if (failed.length === 0) {
+    report({ level: 'info', event: 'log-reopen', message: `SIGUSR1: access log ${path} reopened` });
+    return;
+  }
+  const why = failed.join('; ');
+  report({
+    level: 'error',
+    event: 'log-reopen-failed',
+    message: `SIGUSR1: cannot reopen ${path} (${why}); writing on to the file it had [ACCESS_LOG_REOPEN_FAILED]`,
+    code: 'ACCESS_LOG_REOPEN_FAILED' satisfies ReopenFailure['code'],
+  });
+}
+
+/**
+ * SIGHUP reloads (once the watcher exists: a hangup before that is kept for it); SIGUSR1 reopens the
+ * access log; SIGTERM and SIGINT stop accepting and drain, then `finished` resolves with exit code 0.
  */
 function handleSignals(
   report: (event: GatewayEvent) => void,
-  drain: () => Promise<void>,
+  actions: { drain: () => Promise<void>; reopen: () => Promise<void> },
 ): { finished: Promise<number>; watching(watcher: ConfigWatcher): void } {
+  const { drain, reopen } = actions;
   let watcher: ConfigWatcher | null = null;
   let hangupPending = false;
   let stopped = false;
@@ -385,9 +424,11 @@ function handleSignals(
     if (watcher === null) hangupPending = true;
     else watcher.trigger();
   };
+  const onReopen = () => void reopen();
   const stop = (signal: string) => {
     stopped = true;
     process.off('SIGHUP', onHangup);
+    process.off('SIGUSR1', onReopen);
     process.off('SIGTERM', onTerm);
     process.off('SIGINT', onInt);
     watcher?.close();
@@ -404,6 +445,8 @@ function handleSignals(
   const onTerm = () => stop('SIGTERM');
   const onInt = () => stop('SIGINT');
   process.on('SIGHUP', onHangup);
+  // A listener also keeps SIGUSR1 from opening Node's inspector on a gateway.
+  process.on('SIGUSR1', onReopen);
   process.on('SIGTERM', onTerm);
   process.on('SIGINT', onInt);
   return {

@@ -53,6 +53,12 @@ export const GATEWAY_CODES = {
       'the configuration has errors the gateway cannot contain; it does not start, and a reload keeps the running config',
     fix: 'fix the issues listed with the error (each names file, object and field)',
   },
+  ACCESS_LOG_REOPEN_FAILED: {
+    kind: 'error',
+    summary:
+      'SIGUSR1 could not open the --access-log path again (its directory is gone or not writable); the gateway writes on to the file it had',
+    fix: 'make the path writable (logrotate: create the new file with the right owner, or use copytruncate), then send SIGUSR1 again',
+  },
   GATEWAY_TRUSTED_CIDRS_INVALID: {
     kind: 'error',
     summary: '--trusted-proxies or proxy-real-ip-cidr is not a valid CIDR list; the config is refused',

@@ -12,7 +12,7 @@
 //     full, so its writes go through the thread pool (fs.write), one at a time, never blocking the
 //     event loop.
 import { closeSync, fstatSync, openSync, write, writeSync } from 'node:fs';
-import type { LineSink } from './line-sink.ts';
+import type { LineSink, ReopenResult } from './line-sink.ts';
 
 /** POSIX PIPE_BUF on Linux: writes up to this size to a pipe are never interleaved with others. */
 export const PIPE_BUF = 4096;
@@ -22,9 +22,29 @@ const NEWLINE = 0x0a;
 export type LogTarget = { path: string } | { fd: number };
 
 export function createFileLineSink(target: LogTarget): LineSink {
-  const ownsFd = 'path' in target;
-  const fd = 'path' in target ? openSync(target.path, 'a') : target.fd;
-  const whole = fstatSync(fd).isFile();
+  if ('fd' in target) return sinkOn(target.fd, false);
+  const { path } = target;
+  const sink = sinkOn(openSync(path, 'a'), true);
+  sink.reopen = async (): Promise<ReopenResult> => {
+    // What was queued before goes to the file it was written for (nginx flushes, then reopens).
+    await sink.flush();
+    let next: number;
+    try {
+      next = openSync(path, 'a');
+    } catch (error) {
+      return { ok: false, code: 'ACCESS_LOG_REOPEN_FAILED', message: (error as Error).message };
+    }
+    const old = sink.replaceFd(next);
+    closeSync(old ?? next);
+    return { ok: true };
+  };
+  return sink;
+}
+
+/** A sink writing to `fd` (closed with the sink when it `owns` it). */
+function sinkOn(initialFd: number, owns: boolean): LineSink & { replaceFd(next: number): number | null } {
+  let fd = initialFd;
+  let whole = fstatSync(fd).isFile();
   let pending: string[] = [];
   let pendingChars = 0;
   let scheduled = false;
@@ -32,12 +52,10 @@ export function createFileLineSink(target: LogTarget): LineSink {
   let broken = false;
   let closed = false;
   let dropped = 0;
-  let idle: (() => void)[] = [];
+  const idle: (() => void)[] = [];
 
   const settle = (): void => {
-    const waiting = idle;
-    idle = [];
-    for (const resolve of waiting) resolve();
+    for (const resolve of idle.splice(0)) resolve();
   };
 
   const pump = (): void => {
@@ -84,11 +102,7 @@ export function createFileLineSink(target: LogTarget): LineSink {
 
   /** A regular file: written at once, as nginx writes its access log (the page cache takes it). */
   const writeWhole = (bytes: Buffer, offset: number): void => {
-    try {
-      while (offset < bytes.length) offset += writeSync(fd, bytes, offset, bytes.length - offset);
-    } catch {
-      broken = true;
-    }
+    if (!writeAll(fd, bytes, offset)) broken = true;
     writing = false;
     settle();
   };
@@ -115,12 +129,29 @@ export function createFileLineSink(target: LogTarget): LineSink {
     async close() {
       await this.flush();
       closed = true;
-      if (ownsFd) closeSync(fd);
+      if (owns) closeSync(fd);
+    },
+    /** Writes go to `next` (a file that broke is written again); the old fd, null once closed. */
+    replaceFd(next) {
+      if (closed) return null;
+      const old = fd;
+      [fd, whole, broken] = [next, fstatSync(next).isFile(), false];
+      return old;
     },
     get dropped() {
       return dropped;
     },
   };
+}
+
+/** Writes bytes[offset..] to a file with blocking writes; false when the file refused them. */
+function writeAll(fd: number, bytes: Buffer, offset: number): boolean {
+  try {
+    for (let at = offset; at < bytes.length; ) at += writeSync(fd, bytes, at, bytes.length - at);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** Where the chunk starting at `offset` ends: after the last line end within PIPE_BUF bytes. */

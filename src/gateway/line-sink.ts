@@ -11,7 +11,16 @@ export interface LineSink {
   close(): Promise<void>;
   /** Lines dropped because the stream could not keep up (buffer above the cap). */
   readonly dropped: number;
+  /**
+   * A sink that opened a file by its path: writes what is queued to the file it has, then opens the
+   * path again (nginx's reopen on SIGUSR1, after logrotate moved the file). When the path cannot be
+   * opened it keeps the file it had.
+   */
+  reopen?(): Promise<ReopenResult>;
 }
+
+export type ReopenFailure = { ok: false; code: 'ACCESS_LOG_REOPEN_FAILED'; message: string };
+export type ReopenResult = { ok: true } | ReopenFailure;
 
 const MAX_PENDING_BYTES = 16 * 1024 * 1024;
 

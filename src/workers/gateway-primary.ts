@@ -15,6 +15,7 @@ import {
   type ReloadResult,
   type RunningGateway,
 } from '../gateway/gateway.ts';
+import type { ReopenResult } from '../gateway/line-sink.ts';
 import { createGatewayMetrics, type GatewayMetrics } from '../gateway/metrics.ts';
 import { buildSnapshot, type GatewaySnapshot, ownTicketKey } from '../gateway/snapshot.ts';
 import { generateDefaultCertificate, type KeyPair } from '../gateway/tls.ts';
@@ -68,6 +69,8 @@ export interface WorkerGateway extends Omit<RunningGateway, 'reload' | 'prepare'
   readonly metricsSource: MetricsSource;
   /** The workers' process ids, by slot. */
   pids(): number[];
+  /** SIGUSR1: every worker reopens its --access-log file; the workers that could not, with why. */
+  reopenLogs(): Promise<{ workers: number; failed: string[] }>;
   /** Resolves once every worker serves the new version (or none does); ends any limiter hold. */
   reload(topology: Topology): Promise<WorkerReloadResult>;
   /**
@@ -151,6 +154,20 @@ export async function startGatewayWorkers(options: WorkerGatewayOptions): Promis
     metricsSource,
     workers: options.workers,
     pids: () => pool.pids(),
+    async reopenLogs() {
+      const answers = await pool.broadcast('reopenLogs');
+      const failed: string[] = [];
+      for (const a of answers) {
+        // A worker gone meanwhile: its replacement opens the path afresh.
+        if (!a.ok) {
+          if (!a.gone) failed.push(`worker ${a.slot}: ${a.message}`);
+          continue;
+        }
+        const result = a.value as ReopenResult | null;
+        if (result?.ok === false) failed.push(`worker ${a.slot}: ${result.message}`);
+      }
+      return { workers: answers.length, failed };
+    },
     snapshot: () => state.current,
     reload: (next) =>
       pool.exclusive(async () => {

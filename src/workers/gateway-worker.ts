@@ -90,6 +90,7 @@ export async function serve(init: GatewayWorkerInit, slot: number, post: PostEve
       commit: (arg) => settle((arg as { version: number }).version, 'commit'),
       abort: (arg) => settle((arg as { version: number }).version, 'abort'),
       metrics: () => metrics.registry.getMetricsAsJSON(),
+      reopenLogs: () => accessLog.reopen?.(),
     },
     async drain() {
       await running.close();

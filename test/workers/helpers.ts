@@ -2,6 +2,7 @@
 // ports and the workers' pids, the access log (stdout, kept apart from stderr) parsed into lines, and
 // requests sent on fresh connections until every worker has served (each new connection lands on a
 // worker chosen by the kernel's SO_REUSEPORT hash, so a few tries reach them all).
+import { readFileSync } from 'node:fs';
 import { request } from '../fixtures/gateway/harness.ts';
 import { type Running, startKeepip } from '../helpers/process.ts';
 
@@ -153,4 +154,30 @@ export function alive(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/** The lines of a log file (--access-log), read again until they are there, as StdoutLines. */
+export function fileLines(path: string): StdoutLines {
+  const lines = () => {
+    try {
+      return readFileSync(path, 'utf8').split('\n').slice(0, -1);
+    } catch {
+      return [];
+    }
+  };
+  return {
+    stdoutLines: lines,
+    async waitForLines(pattern, count, timeoutMs = 30_000) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const found = lines().filter((line) => pattern.test(line));
+        if (found.length >= count) return found;
+        if (Date.now() > deadline)
+          throw new Error(
+            `timed out waiting for ${count} lines ${pattern} in ${path}:\n${lines().join('\n')}`,
+          );
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    },
+  };
 }
