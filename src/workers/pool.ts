@@ -98,8 +98,6 @@ interface Member {
   /** Calls that build a configuration in flight: the watchdog does not count meanwhile. */
   building: number;
   pinging: boolean;
-  /** Whether anything came from it yet: until then node itself is starting (START_MARGIN_MS more). */
-  heard: boolean;
   /** Killed as unresponsive: no longer asked anything, its exit restarts the slot. */
   killed: boolean;
 }
@@ -255,7 +253,6 @@ function fork(options: PoolOptions, slot: number): Member {
     silentMs: 0,
     building: 0,
     pinging: false,
-    heard: false,
     killed: false,
   };
 }
@@ -285,7 +282,6 @@ function launch(state: PoolState, slot: number): Promise<{ member: Member; info:
     const onMessage = (message: unknown) => {
       if (!isFromWorker(message)) return;
       member.silentMs = 0;
-      member.heard = true;
       if (message.kind === 'ready') {
         member.serving = true;
         settle(null, message.info);
@@ -341,9 +337,9 @@ function onExit(state: PoolState, member: Member, code: number | null, signal: s
  * Every tick: each serving worker not busy with a build is pinged (one ping at a time) and its
  * silence counted; one silent for longer than watchdogMs is killed (its exit restarts the slot). A
  * starting worker answers pings too (worker-main.ts listens before it loads anything), except while
- * it builds its configuration: it is allowed watchdogMs and the build allowance once it has said
- * anything, and START_MARGIN_MS more before (node itself starting, seconds on a starved node) unless
- * a reload waits for the start to end.
+ * node evaluates keepip's modules and the worker builds its configuration: until it serves it is
+ * allowed watchdogMs and the build allowance, and START_MARGIN_MS more (seconds on a starved node)
+ * unless a reload waits for the start to end.
  */
 function startWatchdog(state: PoolState): NodeJS.Timeout {
   const { watchdogMs } = state.options;
@@ -357,11 +353,11 @@ function startWatchdog(state: PoolState): NodeJS.Timeout {
       const watched = member.serving && !member.killed && member.building === 0;
       watch(state, member, watched ? silence : null, watchdogMs);
     }
-    const starting = buildDeadlineMs(state.options);
-    // Node starting gets a margin, unless a reload waits behind the start (restarts hold the queue).
-    const margin = state.waiting > 0 ? 0 : START_MARGIN_MS;
-    for (const member of state.launching)
-      watch(state, member, silence, starting + (member.heard ? 0 : margin));
+    // A start gets a margin, unless a reload waits behind it (restarts hold the queue). Having answered
+    // a ping is no sign the rest is quick: evaluating the modules blocks the worker's loop for seconds
+    // on a starved node (a 1 s watchdog killed such starts under a loaded test run).
+    const starting = buildDeadlineMs(state.options) + (state.waiting > 0 ? 0 : START_MARGIN_MS);
+    for (const member of state.launching) watch(state, member, silence, starting);
   }, tickMs);
   timer.unref();
   return timer;
