@@ -38,6 +38,7 @@ import type { RequestParseErrorCode } from '../src/gateway/h1-request.ts';
 import type { H2Code } from '../src/gateway/h2-server.ts';
 import type { OcspErrorCode } from '../src/gateway/ocsp.ts';
 import type { ReopenFailure } from '../src/gateway/line-sink.ts';
+import type { UpstreamTlsProblem } from '../src/gateway/upstream.ts';
 import type { ProxyFailureCode } from '../src/gateway/proxy.ts';
 import type { RequestTargetErrorCode } from '../src/gateway/request-target.ts';
 import type { RouteError } from '../src/gateway/rewrite.ts';
@@ -107,6 +108,7 @@ export type ModuleUnionsMatchTheirTables = [
       | RequestFailure['code']
       | OcspErrorCode
       | ReopenFailure['code']
+      | UpstreamTlsProblem['code']
     >
   >,
   Holds<Same<LbCode, LbConfigError['code'] | PlanProblem['code'] | LbConfigInvalid['code']>>,

@@ -53,6 +53,12 @@ export const GATEWAY_CODES = {
       'the configuration has errors the gateway cannot contain; it does not start, and a reload keeps the running config',
     fix: 'fix the issues listed with the error (each names file, object and field)',
   },
+  UPSTREAM_TLS_SETTINGS_INVALID: {
+    kind: 'error',
+    summary:
+      'proxy-ssl-protocols or proxy-ssl-ciphers is a value OpenSSL refuses (no cipher it knows, a version that is not one): every request to those HTTPS backends fails (502); said when the configuration loads',
+    fix: 'write TLSv1.2 and/or TLSv1.3 separated by a space, and an OpenSSL cipher list (e.g. ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256)',
+  },
   ACCESS_LOG_REOPEN_FAILED: {
     kind: 'error',
     summary:

@@ -525,6 +525,14 @@ export function snapshotEvents(snap: GatewaySnapshot): GatewayEvent[] {
       message: `certificate of Secret ${problem.secret} for ${forWhom} cannot be used (${problem.message}): ${served} certificate is served`,
     });
   }
+  for (const problem of snap.upstreamTlsProblems) {
+    events.push({
+      level: 'error',
+      event: 'upstream-tls-settings',
+      message: `proxy-ssl-protocols / proxy-ssl-ciphers with Secret ${problem.secret} cannot be used (${problem.message}): requests to those HTTPS backends fail (502)`,
+      code: problem.code,
+    });
+  }
   for (const problem of snap.certificates.settingsProblems) {
     events.push({
       level: 'error',

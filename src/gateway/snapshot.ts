@@ -31,6 +31,8 @@ import {
   type PoolSpec,
   tlsKey,
   type UpstreamMember,
+  type UpstreamTlsProblem,
+  upstreamTlsProblem,
 } from './upstream.ts';
 import { keepaliveLimitsOf } from './upstream-keepalive.ts';
 
@@ -98,6 +100,8 @@ export interface GatewaySnapshot {
   readonly defaultUpstream: BalancedUpstream | null;
   /** Upstream names with no ready endpoint, for the start-up line. */
   readonly emptyUpstreams: readonly string[];
+  /** proxy-ssl-* settings OpenSSL refuses (every request to those backends fails: 502), for the log. */
+  readonly upstreamTlsProblems: readonly UpstreamTlsProblem[];
   /** Requests currently being served on this snapshot. */
   inflight: number;
   /**
@@ -244,6 +248,18 @@ export function accessLogEscape(
   return settings.logFormatEscapeJson ? 'json' : 'default';
 }
 
+/** proxy-ssl-protocols / -ciphers OpenSSL refuses, each distinct setting checked once per snapshot. */
+function upstreamTlsChecker(): { check(tls: ProxySslModel): void; found(): UpstreamTlsProblem[] } {
+  const checked = new Map<string, UpstreamTlsProblem | null>();
+  return {
+    check(tls) {
+      const settings = `${tls.secret}|${tls.protocols.join(' ')}|${tls.ciphers}`;
+      if (!checked.has(settings)) checked.set(settings, upstreamTlsProblem(tls));
+    },
+    found: () => [...checked.values()].filter((p) => p !== null),
+  };
+}
+
 /**
  * Keyed by the Service itself, not its upstream name: two Services can share one (shop/api-v1 and
  * shop-api/v1 are both shop-api-v1-80), and neither may get the other's endpoints.
@@ -266,6 +282,7 @@ function upstreamsOf(topology: Topology, options: SnapshotOptions) {
   const byDefaultBackend = new Map<LocationModel, BalancedUpstream>();
   const byAutoHttps = new Map<LocationModel, BalancedUpstream>();
   const empty = new Set<string>();
+  const tlsProblems = upstreamTlsChecker();
   const upstreamOf = (
     backend: BackendRef,
     protocol: LocationModel['backendProtocol'],
@@ -275,14 +292,12 @@ function upstreamsOf(topology: Topology, options: SnapshotOptions) {
   ): BalancedUpstream => {
     // proxy-ssl-*: only HTTPS backends speak TLS with these settings; other settings, other pools.
     const withTls = protocol === 'HTTPS' ? tls : undefined;
+    if (withTls !== undefined) tlsProblems.check(withTls);
     const key = balancedKey(backend, `${protocol}|${connectTimeoutMs}|${serviceUpstream}`, withTls);
     const existing = balanced.get(key);
     if (existing !== undefined) return existing;
-    let cursor = cursors.get(backend.upstreamName);
-    if (cursor === undefined) {
-      cursor = { value: 0 };
-      cursors.set(backend.upstreamName, cursor);
-    }
+    const cursor = cursors.get(backend.upstreamName) ?? { value: 0 }; // shared by its pools
+    cursors.set(backend.upstreamName, cursor);
     const members: UpstreamMember[] = [];
     for (const named of resolveBackendTargets(topology.services, backend, serviceUpstream)) {
       const target = options.upstreamAddress?.(named.address, named.port) ?? named;
@@ -342,6 +357,7 @@ function upstreamsOf(topology: Topology, options: SnapshotOptions) {
     byAutoHttps,
     defaultUpstream,
     emptyUpstreams: [...empty].sort(),
+    upstreamTlsProblems: tlsProblems.found(),
   };
 }
 
@@ -390,6 +406,7 @@ export function buildSnapshot(
     httpsUpstreamFor: (location) => upstreams.byAutoHttps.get(location),
     defaultUpstream: upstreams.defaultUpstream,
     emptyUpstreams: upstreams.emptyUpstreams,
+    upstreamTlsProblems: upstreams.upstreamTlsProblems,
     inflight: 0,
     tunnels: new Set(),
     tunnelsClosedByReload: false,

@@ -123,6 +123,27 @@ export function upstreamTlsOptions(tls: ProxySslModel | undefined): ConnectionOp
   };
 }
 
+export interface UpstreamTlsProblem {
+  code: 'UPSTREAM_TLS_SETTINGS_INVALID';
+  /** The proxy-ssl-secret the settings came with. */
+  secret: string;
+  message: string;
+}
+
+/**
+ * OpenSSL's verdict on proxy-ssl-protocols / -ciphers (null: usable), so that a list nothing can use
+ * is said when the configuration loads, not only as a 502 per request.
+ */
+export function upstreamTlsProblem(model: ProxySslModel): UpstreamTlsProblem | null {
+  const { minVersion, maxVersion, ciphers } = upstreamTlsOptions(model);
+  try {
+    tls.createSecureContext({ minVersion, maxVersion, ciphers });
+    return null;
+  } catch (error) {
+    return { code: 'UPSTREAM_TLS_SETTINGS_INVALID', secret: model.secret, message: (error as Error).message };
+  }
+}
+
 /** undici's Pool behind the dispatcher interface (HTTPS backends). */
 function undiciDispatcher(pool: Pool): UpstreamDispatcher {
   return {

@@ -364,7 +364,7 @@ export const ANNOTATION_CATALOG: readonly CatalogEntry[] = [
     names: ['proxy-ssl-protocols', 'proxy-ssl-ciphers'],
     status: 'implemented',
     values: '`TLSv1.2` (default), `TLSv1.3`, or both; an OpenSSL cipher list (default `DEFAULT`)',
-    note: 'the TLS versions and ciphers offered to the backend. `TLS_*` names in the cipher list restrict the TLS 1.3 suites too (nginx leaves those at their defaults)',
+    note: 'the TLS versions and ciphers offered to the backend. `TLS_*` names in the cipher list restrict the TLS 1.3 suites too (nginx leaves those at their defaults). Values OpenSSL refuses (no cipher it knows, `TLSv1.2TLSv1.3`) fail every request to the backend (502), said when the configuration loads (`UPSTREAM_TLS_SETTINGS_INVALID`), where nginx would refuse the whole configuration',
   },
   // --- Implemented: limits, basic and external auth, satisfy, client certificates (access-annotations.ts).
   {

@@ -12,6 +12,7 @@ import {
   controllerConfigMap,
   ingress,
   type K8sObject,
+  opaqueSecret,
   serviceWithEndpoints,
   topologyOf,
 } from '../fixtures/gateway/manifests.ts';
@@ -183,6 +184,42 @@ describe('upstream targets', () => {
     assert.ok(snapshotEvents(result.snapshot).some((event) => event.event === 'no-endpoints'));
     result.snapshot.retire();
   });
+});
+
+test('proxy-ssl-protocols / -ciphers OpenSSL refuses are said at load time (UPSTREAM_TLS_SETTINGS_INVALID), once per setting', () => {
+  const ca = opaqueSecret('ca', {
+    'ca.crt': '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n',
+  });
+  const https = (name: string, annotations: Record<string, string>) =>
+    ingress({
+      name,
+      host: `${name}.example.com`,
+      paths: [{ path: '/', service: 'web', port: 80 }],
+      annotations: { 'backend-protocol': 'HTTPS', 'proxy-ssl-secret': 'default/ca', ...annotations },
+    });
+  const result = build([
+    ...serviceWithEndpoints({ name: 'web', ports: [9443] }),
+    ca,
+    https('ciphers', { 'proxy-ssl-ciphers': 'NO-SUCH-CIPHER' }),
+    https('ciphers-too', { 'proxy-ssl-ciphers': 'NO-SUCH-CIPHER' }),
+    https('versions', { 'proxy-ssl-protocols': 'TLSv1.2TLSv1.3' }),
+    https('fine', { 'proxy-ssl-ciphers': 'ECDHE-ECDSA-AES128-GCM-SHA256', 'proxy-ssl-protocols': 'TLSv1.3' }),
+  ]);
+  assert.ok(result.ok);
+  const events = snapshotEvents(result.snapshot).filter((e) => e.event === 'upstream-tls-settings');
+  assert.deepEqual(
+    events.map((e) => [e.level, e.code]),
+    [
+      ['error', 'UPSTREAM_TLS_SETTINGS_INVALID'],
+      ['error', 'UPSTREAM_TLS_SETTINGS_INVALID'],
+    ],
+  );
+  assert.match(
+    events[0]!.message,
+    /Secret default\/ca cannot be used \(.*no cipher match.*\): requests to those HTTPS backends fail \(502\)/,
+  );
+  assert.match(events[1]!.message, /"TLSv1\.2TLSv1\.3" is not a valid/);
+  result.snapshot.retire();
 });
 
 test('a retired snapshot releases its pooled connections only after its last request', () => {
