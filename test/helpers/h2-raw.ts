@@ -312,19 +312,28 @@ export function rstCode(f: Frame): number {
   return f.payload.readUInt32BE(0);
 }
 
-/** `:status` of a response HEADERS block written by nghttp2 (an indexed field or a literal). */
+/**
+ * `:status` of a response HEADERS block (nghttp2's or nginx's): an indexed field, or a literal whose
+ * value may be Huffman-coded.
+ */
 export function responseStatus(block: Buffer): number {
-  const indexed: Record<number, number> = {
-    136: 200,
-    137: 204,
-    138: 206,
-    139: 304,
-    140: 400,
-    141: 404,
-    142: 500,
-  };
   const first = block[0] as number;
-  if (indexed[first] !== undefined) return indexed[first];
-  // Literal with the :status name (index 8..14), value of 3 plain digits.
-  return Number(block.subarray(2, 5).toString('latin1'));
+  if (first >= 0x88 && first <= 0x8e) return [200, 204, 206, 304, 400, 404, 500][first - 0x88]!;
+  const length = (block[1] as number) & 0x7f;
+  const value = block.subarray(2, 2 + length);
+  if (((block[1] as number) & 0x80) === 0) return Number(value.toString('latin1'));
+  // Huffman digits (RFC 7541 Appendix B): 0-2 are 5 bits (00000-00010), 3-9 are 6 bits (011001-011111).
+  const bits = [...value].map((b) => b.toString(2).padStart(8, '0')).join('');
+  let digits = '';
+  for (let at = 0; digits.length < 3 && at < bits.length; ) {
+    const five = Number.parseInt(bits.slice(at, at + 5), 2);
+    if (five <= 2) {
+      digits += String(five);
+      at += 5;
+    } else {
+      digits += String(Number.parseInt(bits.slice(at, at + 6), 2) - 0b011001 + 3);
+      at += 6;
+    }
+  }
+  return Number(digits);
 }

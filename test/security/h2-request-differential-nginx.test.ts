@@ -32,6 +32,7 @@ import {
   frame,
   goawayCode,
   headerBlock,
+  responseStatus,
   rstCode,
 } from '../helpers/h2-raw.ts';
 import { mapLimited } from '../helpers/concurrency.ts';
@@ -295,29 +296,6 @@ function probeFrames(p: Probe): Buffer {
   return Buffer.concat(out);
 }
 
-/** `:status` of a response header block (an indexed field, or a literal whose value may be Huffman-coded). */
-function statusOf(block: Buffer): number {
-  const first = block[0] as number;
-  if (first >= 0x88 && first <= 0x8e) return [200, 204, 206, 304, 400, 404, 500][first - 0x88]!;
-  const length = (block[1] as number) & 0x7f;
-  const value = block.subarray(2, 2 + length);
-  if (((block[1] as number) & 0x80) === 0) return Number(value.toString('latin1'));
-  // Huffman digits (RFC 7541 Appendix B): 0-2 are 5 bits (00000-00010), 3-9 are 6 bits (011001-011111).
-  const bits = [...value].map((b) => b.toString(2).padStart(8, '0')).join('');
-  let digits = '';
-  for (let at = 0; digits.length < 3 && at < bits.length; ) {
-    const five = Number.parseInt(bits.slice(at, at + 5), 2);
-    if (five <= 2) {
-      digits += String(five);
-      at += 5;
-    } else {
-      digits += String(Number.parseInt(bits.slice(at, at + 6), 2) - 0b011001 + 3);
-      at += 6;
-    }
-  }
-  return Number(digits);
-}
-
 /** What the client got for stream 1: a status, RST_STREAM, GOAWAY, a close, or nothing in time. */
 type Answer = { status: number } | { reset: number } | { goaway: number } | { closed: true } | { hang: true };
 
@@ -339,7 +317,7 @@ async function ask(port: number, from: string, p: Probe, plain: boolean): Promis
   try {
     const end = await raw.waitFrame(endsStream, SAFETY_MS).catch(() => null);
     const head = raw.frames.find((f) => f.streamId === 1 && f.type === FRAME.HEADERS);
-    if (head !== undefined) return { status: statusOf(head.payload) };
+    if (head !== undefined) return { status: responseStatus(head.payload) };
     if (end?.type === FRAME.RST_STREAM) return { reset: rstCode(end) };
     const goaway = raw.goaway();
     if (goaway !== undefined) return { goaway: goawayCode(goaway) };
