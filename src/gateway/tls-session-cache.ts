@@ -6,7 +6,21 @@
 // workers a client resumes when the kernel hands it to the same worker (nginx shares its cache).
 // Node looks sessions up by the TLS 1.2 session id only: TLS 1.3 clients resume by tickets alone.
 import { EventEmitter } from 'node:events';
+import * as asn1js from 'asn1js';
 import type { TlsSessionModel } from '../config/model.ts';
+
+/**
+ * Whether an OpenSSL session (SSL_SESSION_ASN1, a SEQUENCE) holds the client's certificate ([3] peer):
+ * such a session is not kept, as a resumed one would bring the certificate without the chain it was
+ * verified with (auth-tls-verify-depth could not be checked again). Unreadable data is not kept either.
+ */
+function carriesPeerCertificate(data: Buffer): boolean {
+  const parsed = asn1js.fromBER(new Uint8Array(data));
+  if (parsed.offset === -1 || !(parsed.result instanceof asn1js.Sequence)) return true;
+  return parsed.result.valueBlock.value.some(
+    (field) => field.idBlock.tagClass === 3 && field.idBlock.tagNumber === 3,
+  );
+}
 
 interface Entry {
   data: Buffer;
@@ -40,7 +54,7 @@ export class TlsSessionCache extends EventEmitter {
 
   store(id: Buffer, data: Buffer): void {
     const model = this.#model();
-    if (!model.cache || data.length > model.cacheSizeBytes) return;
+    if (!model.cache || data.length > model.cacheSizeBytes || carriesPeerCertificate(data)) return;
     const key = id.toString('hex');
     this.#drop(key);
     this.#entries.set(key, { data, expiresAt: this.#now() + model.timeoutSeconds * 1000 });

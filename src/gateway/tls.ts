@@ -155,13 +155,27 @@ export function serverContext(
     .update(String(options.ca ?? ''))
     .update('\0')
     .update(String(options.crl ?? ''));
+  // A context that asks for client certificates issues no tickets (and its sessions are not cached:
+  // tls-session-cache.ts): a resumed session brings the client's certificate without the chain it was
+  // verified with, so auth-tls-verify-depth could not be checked again.
+  const asksForCertificates = options.ca !== undefined;
   return tls.createSecureContext({
     ...options,
+    ...(typeof options.crl === 'string' ? { crl: crlBlocks(options.crl) } : {}),
     sessionTimeout: session.sessionTimeout,
-    ...(session.ticketKeys === undefined ? {} : { ticketKeys: session.ticketKeys }),
-    secureOptions: (options.secureOptions ?? 0) | session.noTicket,
+    ...(session.ticketKeys === undefined || asksForCertificates ? {} : { ticketKeys: session.ticketKeys }),
+    secureOptions:
+      (options.secureOptions ?? 0) | (asksForCertificates ? constants.SSL_OP_NO_TICKET : session.noTicket),
     sessionIdContext: id.digest('hex').slice(0, 32),
   });
+}
+
+/**
+ * The CRLs of a PEM text, one block each: OpenSSL, through Node, reads only the first CRL of a string,
+ * so a ca.crl with the root's and an intermediate's lists refused every client under the intermediate.
+ */
+export function crlBlocks(pem: string): string[] {
+  return pem.match(/-----BEGIN X509 CRL-----[\s\S]*?-----END X509 CRL-----/g) ?? [pem];
 }
 
 /**

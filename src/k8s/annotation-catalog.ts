@@ -494,7 +494,7 @@ export const ANNOTATION_CATALOG: readonly CatalogEntry[] = [
     status: 'implemented',
     values:
       '`namespace/name` (same namespace; another with allow-cross-namespace-resources) with PEM `ca.crt`, and optionally a PEM CRL in `ca.crl`',
-    note: "per host (the first Ingress of the host that sets it): clients that send the host's name by SNI are asked for a certificate verified against the CA; with `ca.crl`, a revoked certificate is refused (400) and, as nginx's ssl_crl, every CA of the chain needs its CRL there; an unusable Secret (no PEM certificate in ca.crt, a ca.crl that is not a PEM CRL): 403 for every request to the host",
+    note: "per host (the first Ingress of the host that sets it): clients that send the host's name by SNI are asked for a certificate verified against the CA; with `ca.crl`, a revoked certificate is refused (400) and, as nginx's ssl_crl, every CA of the chain needs its CRL there (one PEM block each, all read); sessions that carry a client certificate are never resumed (a full handshake each time: a resumed session would bring the certificate without its chain); an unusable Secret (no PEM certificate in ca.crt, a ca.crl that is not a PEM CRL): 403 for every request to the host",
   },
   {
     names: ['auth-tls-verify-client'],
@@ -506,7 +506,7 @@ export const ANNOTATION_CATALOG: readonly CatalogEntry[] = [
     names: ['auth-tls-verify-depth'],
     status: 'implemented',
     values: 'whole number, default 1 (0 is 1, as ingress-nginx)',
-    note: "how many intermediate CAs may stand between the client certificate and the CA, as OpenSSL's verify depth: 1 takes a certificate signed by the CA or by one intermediate the client sends",
+    note: "how many intermediate CAs may stand between the client certificate and the CA, as OpenSSL's verify depth: 1 takes a certificate signed by the CA or by one intermediate the client sends. Each link of the chain counted must verify (signature, dates): a chain whose certificates cannot be linked that way (a decoy named as an intermediate) is refused (400) even where OpenSSL found a path through others",
   },
   {
     names: ['auth-tls-error-page'],

@@ -8,7 +8,20 @@ import { TlsSessionCache } from '../../src/gateway/tls-session-cache.ts';
 import { DEFAULT_TLS_SESSIONS } from '../../src/k8s/tls-sessions.ts';
 
 const id = (n: number) => Buffer.from([n]);
-const data = (size: number) => Buffer.alloc(size, 1);
+
+/** A DER length field. */
+const derLength = (n: number) =>
+  n < 0x80 ? Buffer.from([n]) : n < 0x100 ? Buffer.from([0x81, n]) : Buffer.from([0x82, n >> 8, n & 0xff]);
+
+/** Session data of exactly `size` bytes: a DER SEQUENCE (as OpenSSL's is) holding an OCTET STRING. */
+function data(size: number): Buffer {
+  for (let n = size; n >= 0; n--) {
+    const octets = Buffer.concat([Buffer.from([0x04]), derLength(n), Buffer.alloc(n, 1)]);
+    const whole = Buffer.concat([Buffer.from([0x30]), derLength(octets.length), octets]);
+    if (whole.length === size) return whole;
+  }
+  throw new Error(`no DER of ${size} bytes`);
+}
 
 test('bounded by bytes: the least recently used go first', () => {
   const model: TlsSessionModel = { ...DEFAULT_TLS_SESSIONS, cacheSizeBytes: 3000 };
@@ -59,4 +72,17 @@ test("Node's server events: newSession stores, resumeSession answers", () => {
     answer = session;
   });
   assert.deepEqual(answer, data(10));
+});
+
+test('a session that holds the client certificate ([3] peer) or is not DER is not kept', () => {
+  const cache = new TlsSessionCache(() => DEFAULT_TLS_SESSIONS);
+  const peer = Buffer.from([0xa3, 0x02, 0x30, 0x00]); // [3] { SEQUENCE {} }
+  const withPeer = Buffer.concat([Buffer.from([0x30, 3 + peer.length, 0x02, 0x01, 0x01]), peer]);
+  cache.store(id(1), withPeer);
+  assert.equal(cache.lookup(id(1)), null, 'a resumed one would skip auth-tls-verify-depth');
+  cache.store(id(2), Buffer.from('not a session'));
+  assert.equal(cache.lookup(id(2)), null);
+  cache.store(id(3), data(50));
+  assert.ok(cache.lookup(id(3)) !== null, 'the control');
+  assert.equal(cache.bytes, 50);
 });

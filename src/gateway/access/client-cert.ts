@@ -17,6 +17,7 @@ import type { ClientCertificateModel, VirtualHostModel } from '../../config/mode
 import { pcreRegExp } from '../../config/pcre-translate.ts';
 import { normalizeHost } from '../host.ts';
 import { type SessionOptions, serverContext } from '../tls.ts';
+import { certificateNames } from './distinguished-name.ts';
 import { escapeUriComponent } from './nginx-vars.ts';
 
 interface TlsHandle {
@@ -88,20 +89,6 @@ export function verifiedUnderOtherTrust(socket: unknown, model: ClientCertificat
   return under.caPem !== model.caPem || under.crlPem !== model.crlPem;
 }
 
-/** nginx's $ssl_client_s_dn form (RFC 2253): most specific first, comma-separated, specials escaped. */
-export function rfc2253(name: string): string {
-  return name
-    .split('\n')
-    .filter((part) => part !== '')
-    .reverse()
-    .map((part) => {
-      const eq = part.indexOf('=');
-      const value = part.slice(eq + 1).replace(/([,+"\\<>;])/g, '\\$1');
-      return `${part.slice(0, eq)}=${value}`;
-    })
-    .join(',');
-}
-
 export interface ClientCertificateView {
   /** $ssl_client_verify: SUCCESS, NONE or FAILED:<OpenSSL's reason text>, as nginx writes it. */
   verify: string;
@@ -136,11 +123,13 @@ export function clientCertificateView(socket: unknown, model: ClientCertificateM
     verify = 'FAILED:certificate chain too long';
     verifyCode = 'CERT_CHAIN_TOO_LONG';
   }
+  // nginx's $ssl_client_s_dn / _i_dn, from the DER; a certificate OpenSSL verified is always readable.
+  const names = certificateNames(new Uint8Array(x509.raw)) ?? { subject: '', issuer: '' };
   return {
     verify,
     verifyCode,
-    subjectDn: rfc2253(x509.subject),
-    issuerDn: rfc2253(x509.issuer),
+    subjectDn: names.subject,
+    issuerDn: names.issuer,
     pem: x509.toString(),
     present: true,
   };
