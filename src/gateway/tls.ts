@@ -174,7 +174,7 @@ export function serverContext(
  * The CRLs of a PEM text, one block each: OpenSSL, through Node, reads only the first CRL of a string,
  * so a ca.crl with the root's and an intermediate's lists refused every client under the intermediate.
  */
-export function crlBlocks(pem: string): string[] {
+function crlBlocks(pem: string): string[] {
   return pem.match(/-----BEGIN X509 CRL-----[\s\S]*?-----END X509 CRL-----/g) ?? [pem];
 }
 
