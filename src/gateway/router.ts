@@ -252,15 +252,22 @@ function addHeadersOf(settings: GatewaySettings): Readonly<Record<string, string
   return Object.freeze({ ...settings.addHeaders, server: 'keepip' });
 }
 
+/** The same headers over TLS: with hsts (Strict-Transport-Security) when it is on, else themselves. */
+function withHsts(
+  settings: GatewaySettings,
+  headers: Readonly<Record<string, string>> | null,
+): Readonly<Record<string, string>> | null {
+  const hsts = (settings.server ?? DEFAULT_SERVER_SETTINGS).hsts;
+  return hsts === null ? headers : Object.freeze({ ...headers, 'strict-transport-security': hsts });
+}
+
 /**
  * The headers of answers no location gives (the default server's 404, a 400, a server-level refusal):
  * add-headers, and over TLS hsts, which ingress-nginx's default server `_` sends on its answers too.
  */
 function serverHeadersOf(settings: GatewaySettings): Pick<CompiledRoutes, 'addHeaders' | 'httpsAddHeaders'> {
   const addHeaders = addHeadersOf(settings);
-  const hsts = (settings.server ?? DEFAULT_SERVER_SETTINGS).hsts;
-  if (hsts === null) return { addHeaders, httpsAddHeaders: addHeaders };
-  return { addHeaders, httpsAddHeaders: Object.freeze({ ...addHeaders, 'strict-transport-security': hsts }) };
+  return { addHeaders, httpsAddHeaders: withHsts(settings, addHeaders) };
 }
 
 /**
@@ -278,10 +285,7 @@ function responseHeadersOf(
     location.customHeaders === undefined
       ? addHeadersOf(settings)
       : Object.freeze({ ...addHeadersOf(settings), ...location.customHeaders });
-  const hsts = (settings.server ?? DEFAULT_SERVER_SETTINGS).hsts;
-  if (hsts === null) return { responseHeaders, httpsResponseHeaders: responseHeaders };
-  const httpsResponseHeaders = Object.freeze({ ...responseHeaders, 'strict-transport-security': hsts });
-  return { responseHeaders, httpsResponseHeaders };
+  return { responseHeaders, httpsResponseHeaders: withHsts(settings, responseHeaders) };
 }
 
 function compileLocation(
