@@ -6,7 +6,7 @@ import type { ConfigIssue, ObjectRef, Origin, ProxySslModel } from '../config/mo
 import type { SecretView } from './objects.ts';
 import { annotationIssue, readWhole, type ScalarSource, warnAnnotation } from './scalar-readers.ts';
 import { IS_VALID_REGEX as SERVER_NAME } from './validators.ts';
-import { goAnnotationString } from './values.ts';
+import { goAnnotationString, isPem } from './values.ts';
 
 const PREFIX = 'nginx.ingress.kubernetes.io/';
 
@@ -24,10 +24,6 @@ export const PROXY_SSL_ANNOTATIONS: readonly string[] = [
 const ON_OFF = /^(on|off)$/;
 const PROTOCOLS = /^(TLSv1\.2|TLSv1\.3| )*$/;
 const CIPHERS = /^[A-Za-z0-9+:_\-!]*$/;
-
-function isPem(text: string | undefined, label: string): text is string {
-  return text !== undefined && new RegExp(`-----BEGIN [A-Z ]*${label}-----`).test(text);
-}
 
 /**
  * The proxy-ssl-* of one Ingress: the model, a denial (the reason), or null without proxy-ssl-secret.

@@ -68,7 +68,7 @@ import type {
 } from './objects.ts';
 import { describeOrigin } from './reader.ts';
 import { compare } from './translate-services.ts';
-import { parseGoBool } from './values.ts';
+import { isPem, parseGoBool } from './values.ts';
 
 export const INGRESS_NGINX_CONTROLLER = 'k8s.io/ingress-nginx';
 export const DEFAULT_INGRESS_CLASS = 'nginx';
@@ -1277,10 +1277,6 @@ function readTlsSecret(
     certPem: secret.data['tls.crt']!,
     keyPem: secret.data['tls.key']!,
   };
-}
-
-function isPem(text: string | undefined, label: string): boolean {
-  return text !== undefined && new RegExp(`-----BEGIN [A-Z ]*${label}-----`).test(text);
 }
 
 /**

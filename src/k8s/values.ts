@@ -50,6 +50,11 @@ export function trimGoSpace(text: string): string {
   return start === 0 && end === text.length ? text : text.slice(start, end);
 }
 
+/** Whether a Secret's value holds a PEM block of this label (`CERTIFICATE`, `PRIVATE KEY`, …). */
+export function isPem(text: string | undefined, label: string): text is string {
+  return text !== undefined && new RegExp(`-----BEGIN [A-Z ]*${label}-----`).test(text);
+}
+
 /**
  * An annotation's string as ingress-nginx's parser reads it (parser.normalizeString): each line
  * trimmed of Go's white space; the result "" is its invalid (empty) value.
