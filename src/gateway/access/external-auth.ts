@@ -429,10 +429,11 @@ export class AuthAnswerCache {
     this.maxEntries = maxEntries;
   }
 
-  get(key: string, nowMs: number, request: RequestHeaders): AuthAnswer | null {
+  /** `request`: the headers the auth service would get, asked for only when the answer varies. */
+  get(key: string, nowMs: number, request: () => RequestHeaders): AuthAnswer | null {
     const hit = this.#entries.get(key);
     if (hit === undefined) return null;
-    if (hit.vary.length > 0 && variantOf(hit.vary, request) !== hit.variant) return null;
+    if (hit.vary.length > 0 && variantOf(hit.vary, request()) !== hit.variant) return null;
     // ingress-nginx's auth cache zone has inactive=30m: an answer not used for 30 minutes is dropped,
     // however long its own time.
     if (hit.expires <= nowMs || nowMs - hit.used > AUTH_CACHE_INACTIVE_MS) {

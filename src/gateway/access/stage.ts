@@ -371,22 +371,26 @@ function runExternal(
     };
     next(failure);
   };
-  // Built before the cache is asked: an answer that varies holds for what the auth service got.
-  const sub = buildSubrequest({
-    model: ext,
-    vars: call.vars,
-    forwardedFor: call.forwardedFor,
-    requestId: call.ex.reqId,
-    trustedHop: call.trustedHop,
-    clientCertHeaders: call.clientCertHeaders,
-  });
+  // Built once, when needed: for the request itself, or for a cached answer that varies (it holds for
+  // what the auth service got); a plain cache hit builds nothing.
+  let built: ReturnType<typeof buildSubrequest> | null = null;
+  const subrequest = () =>
+    (built ??= buildSubrequest({
+      model: ext,
+      vars: call.vars,
+      forwardedFor: call.forwardedFor,
+      requestId: call.ex.reqId,
+      trustedHop: call.trustedHop,
+      clientCertHeaders: call.clientCertHeaders,
+    }));
   const key = authCacheKey(call);
   const now = Date.now();
-  const cached = key === null ? null : runtime.authCache.get(key, now, sub.headers);
+  const cached = key === null ? null : runtime.authCache.get(key, now, () => subrequest().headers);
   if (cached !== null) {
     onOutcome(interpretAnswer(ext, cached));
     return;
   }
+  const sub = subrequest();
   sendSubrequest(sub, call.timeouts.connectMs + call.timeouts.readMs, (answer) => {
     if (key !== null && c.cacheTimes !== null) {
       const now = Date.now();
