@@ -250,14 +250,21 @@ function dispatchHello(
 }
 
 /**
+ * nginx's info line for a client that closes before `readFirstBytes` decided: the TLS listener's (a
+ * ClientHello cut short); null for the plain listener, where HTTP/1.1's own idle close says nothing either.
+ */
+type FirstBytesPhase = 'SSL handshaking' | null;
+
+/**
  * Reads a new connection's first bytes until `decide` knows where they go: it returns what to do then
  * (reading stops first), or null to wait for more. A client that says nothing, or not enough, is dropped
  * after the header timeout.
  */
 function readFirstBytes(
+  ctx: ListenerContext,
   sides: ServerSides,
   socket: net.Socket,
-  timeouts: ClientTimeouts,
+  conn: { info: ConnectionInfo; timeouts: ClientTimeouts; phase: FirstBytesPhase },
   decide: (bytes: Buffer) => (() => void) | null,
 ): void {
   const held = new HeldBytes();
@@ -282,11 +289,19 @@ function readFirstBytes(
     stop();
     next();
   };
-  const onGone = () => socket.destroy();
+  const onGone = () => {
+    if (conn.phase !== null)
+      ctx.errorLog.write(
+        'info',
+        conn.info.id,
+        `client closed connection while ${conn.phase}${connectionContext(conn.info)}`,
+      );
+    socket.destroy();
+  };
   const timer = setTimeout(() => {
     sides.onDeadline('header_timeout');
-    onGone();
-  }, timeouts.headerMs);
+    socket.destroy();
+  }, conn.timeouts.headerMs);
   const onClose = () => clearTimeout(timer);
   socket.once('close', onClose);
   socket.on('readable', onReadable);
@@ -305,7 +320,7 @@ function serveHttpsListener(
   info: ConnectionInfo,
   timeouts: ClientTimeouts,
 ): void {
-  readFirstBytes(sides, socket, timeouts, (bytes) => {
+  readFirstBytes(ctx, sides, socket, { info, timeouts, phase: 'SSL handshaking' }, (bytes) => {
     if (!looksLikeTls(bytes[0] as number))
       return () => {
         socket.unshift(bytes);
@@ -334,7 +349,7 @@ function servePlainListener(
   info: ConnectionInfo,
   timeouts: ClientTimeouts,
 ): void {
-  readFirstBytes(sides, socket, timeouts, (bytes) => {
+  readFirstBytes(ctx, sides, socket, { info, timeouts, phase: null }, (bytes) => {
     const n = Math.min(bytes.length, H2_PREFACE.length);
     const h2 = bytes.subarray(0, n).equals(H2_PREFACE.subarray(0, n));
     if (h2 && n < H2_PREFACE.length) return null;

@@ -459,7 +459,7 @@ describe('ssl-passthrough behind a PROXY-protocol load balancer (127.0.0.1 trust
   });
 });
 
-describe('ssl-passthrough with max-worker-connections 2, client-header-timeout 2 s, and ConfigMap source rules', () => {
+describe('ssl-passthrough with max-worker-connections 2, client-header-timeout 2 s, error-log-level info, and ConfigMap source rules', () => {
   let b: Backends;
   let gw: TestGateway;
 
@@ -473,6 +473,7 @@ describe('ssl-passthrough with max-worker-connections 2, client-header-timeout 2
       'max-worker-connections': '2',
       'whitelist-source-range': '127.0.5.0/24',
       'block-cidrs': '127.0.5.9/32',
+      'error-log-level': 'info',
     });
     gw = await startTestGateway(
       topologyOf([...(await objects(b)), settings], { enableSslPassthrough: true }),
@@ -515,6 +516,18 @@ describe('ssl-passthrough with max-worker-connections 2, client-header-timeout 2
         new RegExp(`^\\[${from.replaceAll('.', '\\.')}\\] .* TCP 403 0 .* default/pass$`),
       );
     }
+    assert.equal(b.pass.connections.length, before);
+  });
+
+  it("a ClientHello cut short by the client's FIN leaves nginx's info line naming the client; nothing dialled", async () => {
+    const before = b.pass.connections.length;
+    const hello = helloFor('pass.example.com');
+    const cut = await rawSession(gw.httpsPort, '127.0.5.5', hello.subarray(0, hello.length - 3), true);
+    await cut.whenClosed(15_000);
+    await gw.errors.waitFor(
+      /\[info\] \d+#\d+: \*\d+ client closed connection while SSL handshaking, client: 127\.0\.5\.5, server: /,
+    );
+    assert.equal(cut.received().length, 0);
     assert.equal(b.pass.connections.length, before);
   });
 });
