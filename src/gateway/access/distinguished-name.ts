@@ -7,38 +7,7 @@
 // with its value as `#` and the DER in hex; values converted to UTF-8, then `,+"\<>;` escaped with `\`,
 // a leading `#` or space and a trailing space too, control bytes and bytes above 0x7f as `\XX`.
 import * as asn1js from 'asn1js';
-
-/** OpenSSL's short names (objects.txt) of the attributes certificates carry. */
-const SHORT_NAMES: Readonly<Record<string, string>> = {
-  '2.5.4.3': 'CN',
-  '2.5.4.4': 'SN',
-  '2.5.4.5': 'serialNumber',
-  '2.5.4.6': 'C',
-  '2.5.4.7': 'L',
-  '2.5.4.8': 'ST',
-  '2.5.4.9': 'street',
-  '2.5.4.10': 'O',
-  '2.5.4.11': 'OU',
-  '2.5.4.12': 'title',
-  '2.5.4.13': 'description',
-  '2.5.4.15': 'businessCategory',
-  '2.5.4.17': 'postalCode',
-  '2.5.4.41': 'name',
-  '2.5.4.42': 'GN',
-  '2.5.4.43': 'initials',
-  '2.5.4.44': 'generationQualifier',
-  '2.5.4.46': 'dnQualifier',
-  '2.5.4.65': 'pseudonym',
-  '2.5.4.72': 'role',
-  '2.5.4.97': 'organizationIdentifier',
-  '0.9.2342.19200300.100.1.1': 'UID',
-  '0.9.2342.19200300.100.1.25': 'DC',
-  '1.2.840.113549.1.9.1': 'emailAddress',
-  '1.2.840.113549.1.9.2': 'unstructuredName',
-  '1.3.6.1.4.1.311.60.2.1.1': 'jurisdictionL',
-  '1.3.6.1.4.1.311.60.2.1.2': 'jurisdictionST',
-  '1.3.6.1.4.1.311.60.2.1.3': 'jurisdictionC',
-};
+import { ATTRIBUTE_SHORT_NAMES } from './attribute-short-names.ts';
 
 /** Universal tags of the string types OpenSSL prints as text, with how their bytes are characters. */
 const STRING_TYPES: Readonly<Record<number, 'utf8' | 'latin1' | 'ucs2' | 'ucs4'>> = {
@@ -83,7 +52,7 @@ function rfc2253(name: asn1js.Sequence): string {
 function attribute(pair: asn1js.Sequence): string {
   const [type, value] = pair.valueBlock?.value ?? [];
   const oid = type instanceof asn1js.ObjectIdentifier ? type.valueBlock.toString() : '';
-  const short = SHORT_NAMES[oid];
+  const short = ATTRIBUTE_SHORT_NAMES[oid];
   const kind =
     value !== undefined && value.idBlock.tagClass === 1 ? STRING_TYPES[value.idBlock.tagNumber] : undefined;
   // Unknown attributes, and values that are not strings, are dumped (XN_FLAG_DUMP_UNKNOWN_FIELDS).
