@@ -74,7 +74,14 @@ describe('subject and issuer DNs as OpenSSL prints them (XN_FLAG_RFC2253)', () =
   it("knows exactly the short names this machine's OpenSSL has in the attribute arcs", () => {
     const theirs = opensslShortNames();
     assert.ok(Object.keys(theirs).length > 100, 'openssl list -objects gave the attribute arcs');
-    assert.deepEqual({ ...ATTRIBUTE_SHORT_NAMES }, theirs);
+    for (const [oid, short] of Object.entries(ATTRIBUTE_SHORT_NAMES)) assert.equal(theirs[oid], short, oid);
+    // The table is OpenSSL 3.0's (Debian 12, as nginx here); a later OpenSSL may know more names.
+    const version = execFileSync(openssl, ['version'], { encoding: 'utf8' });
+    if (/^OpenSSL 3\.0\./.test(version))
+      assert.deepEqual(
+        Object.keys(theirs).filter((oid) => ATTRIBUTE_SHORT_NAMES[oid] === undefined),
+        [],
+      );
   });
 
   const subjects = [
