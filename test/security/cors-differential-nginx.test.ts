@@ -377,8 +377,8 @@ const ALLOWED: Allowed[] = [
   {
     name: 'several Origin lines',
     reason:
-      "nginx 1.22's $http_origin is the first Origin line, so ingress-nginx echoes it; keepip grants " +
-      'nothing to a request with several Origin lines (stricter: a browser sends one)',
+      "docs/ingress-nginx-compat.md difference 15: nginx 1.22's $http_origin is the first Origin line, so " +
+      'ingress-nginx echoes it; keepip reads the lines joined and grants nothing (stricter: a browser sends one)',
     applies: (cfg, probe, ngx, kip) =>
       cfg.origins[0] !== '*' && probe.origins.length > 1 && granted(corsOf(ngx)) && keepipRefused(probe, kip),
   },

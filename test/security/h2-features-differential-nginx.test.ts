@@ -461,7 +461,7 @@ const fieldValues = (e: Echo | null, name: string): string[] =>
 const ALLOWED = {
   twoOrigins: {
     seen: 'a preflight with two origin fields, the first an allowed origin: nginx 1.22 reads the first ($http_origin) and answers 204 with it; keepip reads the fields joined with ", " (node:http2), matches no allowed origin and passes the OPTIONS to the backend without Access-Control-* (stricter: it grants nothing nginx does not)',
-    doc: 'not documented; stricter than nginx (an allowed origin is granted only when it is the one Origin the client sent)',
+    doc: 'docs/ingress-nginx-compat.md difference 15 (two Origin fields are read joined and match no allowed origin)',
   },
   duplicateHost: {
     seen: 'two host fields (with or without :authority): nginx answers 400 ("client sent duplicate host header"), keepip resets the stream / sends no status (refused either way, never routed)',
