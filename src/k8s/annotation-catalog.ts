@@ -1102,7 +1102,7 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
     names: ['hsts', 'hsts-include-subdomains', 'hsts-max-age', 'hsts-preload'],
     status: 'implemented',
     values: 'true, true, 31536000, false',
-    note: "`Strict-Transport-Security: max-age=…[; includeSubDomains][; preload]` on every answer to an HTTPS request, replacing the backend's; hosts served with the default certificate included, as ingress-nginx's header filter does (its certificate check in lua_ingress.lua tests a function without calling it)",
+    note: "`Strict-Transport-Security: max-age=…[; includeSubDomains][; preload]` on every answer to an HTTPS request, replacing the backend's; hosts served with the default certificate included, as ingress-nginx's header filter does (its certificate check in lua_ingress.lua tests a function without calling it). An `hsts-max-age` that is not a whole number is warned and 31536000 applies (ingress-nginx writes it as given, `max-age=1y`, a header browsers ignore)",
   },
   {
     names: ['block-user-agents', 'block-referers'],
