@@ -3,6 +3,7 @@
 // kept-alive connection, so every ambiguous case is an error (the connection is then closed, never
 // reused): Content-Length together with Transfer-Encoding, duplicate or malformed Content-Length, any
 // transfer coding other than exactly "chunked", obs-fold, whitespace before a colon, bare CR or LF.
+import { isOws, trimOws } from '../net/http-field.ts';
 import { parseStatusLine } from '../net/http-status-line.ts';
 
 /** Why a response was refused; code is always UPSTREAM_ERROR (502), reason tells the cases apart. */
@@ -123,18 +124,6 @@ function tokenEnd(text: string, start: number, end: number): number {
     i += 1;
   }
   return i;
-}
-
-function isOws(c: number): boolean {
-  return c === 0x20 || c === 0x09;
-}
-
-function trimOws(value: string): string {
-  let start = 0;
-  let end = value.length;
-  while (start < end && isOws(value.charCodeAt(start))) start += 1;
-  while (end > start && isOws(value.charCodeAt(end - 1))) end -= 1;
-  return start === 0 && end === value.length ? value : value.slice(start, end);
 }
 
 function hasToken(value: string, token: string): boolean {

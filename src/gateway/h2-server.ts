@@ -261,6 +261,11 @@ class H2ServerState implements H2Server {
       },
       // Cookies arrive one crumb per field in HTTP/2: the list size, not the count, is the limit.
       maxHeaderListPairs: Math.ceil(settings.maxHeaderListSize / 32) + 8,
+      // With the default (true) nghttp2 drops a field whose value starts or ends with white space, without
+      // a word: `user-agent: " BadBot"` passed block-user-agents, and a trusted proxy's X-Forwarded-For
+      // so written left the proxy's own address to the access rules. Kept, and trimmed as HTTP/1.1's
+      // optional white space is (h2-stream.ts); nginx keeps such a value too.
+      strictFieldWhitespaceValidation: false,
     });
     server.on('session', (session: Http2Session) => {
       const taken = this.#incoming;

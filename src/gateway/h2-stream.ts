@@ -5,6 +5,7 @@
 // becomes the one Host the request is routed, logged and forwarded by.
 import http2, { type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import type net from 'node:net';
+import { trimOws } from '../net/http-field.ts';
 import type { GatewayRequest, GatewayResponse } from './exchange.ts';
 import { headValue, lengthRefused } from './header-value.ts';
 
@@ -116,15 +117,18 @@ export class H2Request implements GatewayRequest {
     for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
       const name = rawHeaders[i] as string;
       if (name.charCodeAt(0) === 0x3a /* : */ || name === 'host') continue;
-      raw.push(name, rawHeaders[i + 1] as string);
+      // HTTP/2 forbids white space around a value (RFC 9113 §8.2.1); nghttp2 is told to keep such a
+      // field (h2-server.ts), and it is read as HTTP/1.1's optional white space is.
+      raw.push(name, trimOws(rawHeaders[i + 1] as string));
     }
     for (const name in incoming) {
       if (name.charCodeAt(0) === 0x3a || name === 'host') continue;
-      headers[name] = incoming[name] as string | string[];
+      const value = incoming[name] as string | string[];
+      headers[name] = typeof value === 'string' ? trimOws(value) : value.map(trimOws);
     }
     // RFC 9113 §8.3.1: :authority wins over Host; route, log and forward by that one value. A Host
     // that names another is a request two readers would route apart: refused (nginx: 400).
-    const host = incoming.host;
+    const host = incoming.host === undefined ? undefined : trimOws(String(incoming.host));
     this.hostConflict =
       incoming[':authority'] !== undefined && host !== undefined && String(host) !== incoming[':authority'];
     const authority = incoming[':authority'] ?? host;
