@@ -9,7 +9,7 @@
 // proxies with buffering off, and nginx flushes gzip then), with backpressure both ways.
 import zlib from 'node:zlib';
 import type { CompressionCodecModel, CompressionModel } from '../config/model.ts';
-import { compileMap, type MapMatcher } from '../config/nginx-map.ts';
+import { compileMap, type MapMatcher, readMapKey } from '../config/nginx-map.ts';
 import { type GatewayRequest, type GatewayResponse, hideHeadFields } from './exchange.ts';
 import { headerText } from './header-value.ts';
 
@@ -77,7 +77,7 @@ export function chooseEncoding(
 function disabledFor(model: CompressionModel): MapMatcher {
   let matcher = disableMatchers.get(model);
   if (matcher === undefined) {
-    matcher = compileMap(model.disable);
+    matcher = compileMap(model.disable, readMapKey);
     disableMatchers.set(model, matcher);
   }
   return matcher;

@@ -42,14 +42,9 @@ export function compileServerFilters(server: ServerSettings): ServerFilters {
     hiddenResponseHeaders: hiddenResponseHeaders(server),
     refusal(userAgent, referer) {
       if (failClosed) return 503;
-      if (agents !== null) {
-        const ua = first(userAgent);
-        if (ua !== undefined && agents.matches(ua)) return 403;
-      }
-      if (referers !== null) {
-        const ref = first(referer);
-        if (ref !== undefined && referers.matches(ref)) return 403;
-      }
+      // An absent field is nginx's empty $http_user_agent: an entry `""` blocks clients without one.
+      if (agents?.matches(first(userAgent) ?? '') === true) return 403;
+      if (referers?.matches(first(referer) ?? '') === true) return 403;
       return 0;
     },
     skipsLog(requestUri) {

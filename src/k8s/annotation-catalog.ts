@@ -983,7 +983,7 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
     names: ['no-auth-locations'],
     status: 'implemented',
     values: '`/.well-known/acme-challenge`',
-    note: 'comma-separated path prefixes where basic and external auth do not apply',
+    note: 'comma-separated prefixes of Ingress paths where basic and external auth do not apply; each entry loses the spaces around it and nothing else, as ingress-nginx\'s `strings.Trim(item, " ")`: an entry after a line break (a YAML `|` block) keeps it and exempts nothing',
   },
   {
     names: ['service-upstream'],
@@ -1096,7 +1096,7 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
     names: ['no-tls-redirect-locations'],
     status: 'implemented',
     values: '`/.well-known/acme-challenge`',
-    note: 'comma-separated path prefixes: a location whose Ingress path starts with one is never redirected to HTTPS (neither ssl- nor force-ssl-redirect), so ACME HTTP-01 challenges are answered over HTTP',
+    note: 'comma-separated path prefixes: a location whose Ingress path starts with one is never redirected to HTTPS (neither ssl- nor force-ssl-redirect), so ACME HTTP-01 challenges are answered over HTTP; entries are trimmed of spaces only, as no-auth-locations',
   },
   {
     names: ['hsts', 'hsts-include-subdomains', 'hsts-max-age', 'hsts-preload'],
@@ -1108,7 +1108,7 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
     names: ['block-user-agents', 'block-referers'],
     status: 'implemented',
     values: 'comma-separated nginx `map` entries',
-    note: '403 in every server, before redirects and access rules, when the first User-Agent (Referer) header equals an entry (case-insensitive) or matches a `~` / `~*` regular expression; an entry that is not a usable regular expression is an error and every request answers 503 until it is fixed (nginx would not load it)',
+    note: '403 in every server, before redirects and access rules, when the first User-Agent (Referer) header equals an entry (ASCII letters without case, bytes as sent: a UTF-8 entry matches the client\'s UTF-8) or matches a `~` / `~*` regular expression (never run on an empty value). Each entry is read as nginx reads ingress-nginx\'s line `<entry> 1;`: `"Bad Bot"` and `\'~*evil agent\'` are one entry with a space, `\\"`, `\\\\` and `\\t` are escapes, a leading `\\` is dropped (`\\~x` is the string `~x`), `""` blocks requests without the header (an absent header is the empty value), an entry starting with `#` is a comment. An entry nginx would not load (a space outside quotes, an unclosed quote, `;`, `{`, `default`, `include`, or a regular expression that is not usable) is an error and every request answers 503 until it is fixed; the same entry twice is taken once (nginx refuses it). A value\'s white space around it is not part of it, over HTTP/2 too (nginx keeps a trailing tab and HTTP/2 spaces): `~\\t$` matches nothing',
   },
   {
     names: ['enable-underscores-in-headers', 'ignore-invalid-headers'],
@@ -1144,7 +1144,7 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
     names: ['skip-access-log-urls'],
     status: 'implemented',
     values: 'comma-separated nginx `map` entries',
-    note: 'requests whose URI as sent (arguments included) equals an entry (case-insensitive) or matches a `~` / `~*` regular expression are not access-logged',
+    note: 'requests whose URI as sent (arguments included) equals an entry (case-insensitive) or matches a `~` / `~*` regular expression are not access-logged; entries are read as block-user-agents reads them, and one nginx would not load is left out with a warning',
   },
   // --- Not implemented yet: observable behaviour keepip does not have.
   {

@@ -4,7 +4,7 @@
 // brotli-min-length, brotli-types. Defaults are ingress-nginx's (both off). Bad values keep the
 // default with a warning, as every other key; an unusable gzip-disable pattern is left out.
 import type { CompressionCodecModel, CompressionModel, GatewaySettings } from '../config/model.ts';
-import { readMapEntry } from '../config/nginx-map.ts';
+import { readMapKey } from '../config/nginx-map.ts';
 import { configMapSource, readBool, readWhole, type ScalarSource } from './scalar-readers.ts';
 
 export const COMPRESSION_CONFIGMAP_KEYS: readonly string[] = [
@@ -44,7 +44,7 @@ function disablePatterns(text: string | undefined, sink: CompressionSink): strin
   for (const word of (text ?? '').trim().split(/\s+/)) {
     if (word === '') continue;
     const entry = word.toLowerCase() === 'msie6' ? MSIE6 : `~*${word}`;
-    if (readMapEntry(entry).ok) out.push(entry);
+    if (readMapKey(entry).ok) out.push(entry);
     else
       sink.invalid(
         'gzip-disable',

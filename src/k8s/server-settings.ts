@@ -111,7 +111,8 @@ export function readServerSettings(
   const settings: ServerSettings = {
     hsts: hstsValue(source),
     forceSslRedirect: readBool(source, 'force-ssl-redirect', d.forceSslRedirect),
-    noTlsRedirectLocations: list(data, 'no-tls-redirect-locations') ?? d.noTlsRedirectLocations,
+    // As written: isLocationInLocationList trims each entry as ingress-nginx does (spaces only).
+    noTlsRedirectLocations: data['no-tls-redirect-locations']?.split(',') ?? d.noTlsRedirectLocations,
     blockUserAgents: agents.entries,
     blockReferers: referers.entries,
     skipAccessLogUrls: skipList(data, sink),
