@@ -24,9 +24,24 @@ function takes(codec: CompressionCodecModel | null, headers: Headers): boolean {
   if (codec === null) return false;
   const length = headerText(headers['content-length']);
   if (length !== undefined && Number(length) < codec.minLength) return false;
-  const type = (headerText(headers['content-type']) ?? '').split(';')[0]!.trim().toLowerCase();
-  if (type === '') return false;
-  return type === 'text/html' || codec.types.includes(type) || codec.types.includes('*');
+  if (codec.types.includes('*')) return true;
+  const type = mimeType(headerText(headers['content-type']) ?? '');
+  return type === 'text/html' || codec.types.includes(type);
+}
+
+/**
+ * The type gzip_types compares, as nginx's ngx_http_upstream_copy_content_type sets it apart: the value
+ * before a `;` that spaces and `charset=` follow, else the whole value (`text/plain; format=flowed` is
+ * no `text/plain`), lower-cased.
+ */
+function mimeType(contentType: string): string {
+  for (let at = contentType.indexOf(';'); at !== -1; at = contentType.indexOf(';', at + 1)) {
+    let p = at + 1;
+    while (contentType.charCodeAt(p) === 0x20) p++;
+    if (contentType.slice(p, p + 8).toLowerCase() === 'charset=')
+      return contentType.slice(0, at).toLowerCase();
+  }
+  return contentType.toLowerCase();
 }
 
 /** nginx's ngx_http_gzip_quantity: `q=` 0 to 1 with at most three decimals; 0 when not a quantity. */

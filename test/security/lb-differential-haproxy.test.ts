@@ -62,6 +62,7 @@ import { metricSum, scrape, scrapeUntil } from '../helpers/metrics.ts';
 import { freePort, listenTracked } from '../helpers/net.ts';
 import { nlbManifest } from '../helpers/nlb-manifest.ts';
 import { repoRoot, type Running, startKeepip } from '../helpers/process.ts';
+import { seededRandom } from '../helpers/seeded-random.ts';
 
 const SEED = Number(process.env.LB_HAPROXY_SEED ?? 20_261_207);
 const MIB = 1024 * 1024;
@@ -608,21 +609,9 @@ function documentedLabelValues(): Map<string, Map<string, Set<string>>> {
 // ---------------------------------------------------------------------------------------------------
 // Bulk: seeded payloads and the kernel's zero-window probe as the "stopped reading" signal.
 
-/** mulberry32: a small seeded PRNG. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
-
 /** Chunk `i` of a seeded stream: one of 16 random CHUNK-byte blocks, its first 4 bytes the index. */
 function chunker(seed: number): (i: number) => Buffer {
-  const random = prng(seed);
+  const random = seededRandom(seed);
   const blocks = Array.from({ length: 16 }, () => {
     const block = Buffer.alloc(CHUNK);
     for (let j = 0; j < block.length; j += 4) block.writeUInt32LE(Math.floor(random() * 2 ** 32), j);
