@@ -37,3 +37,11 @@ export const VARIABLE_REFERENCE = /\$(?:\{([A-Za-z0-9_]+)\}|([A-Za-z0-9_]+))/g;
 export function variablesOf(template: string): string[] {
   return [...template.matchAll(VARIABLE_REFERENCE)].map((m) => m[1] ?? m[2] ?? '');
 }
+
+/** Variables that tell clients apart: a request header (not Host), cookie, argument, user or address. */
+const CLIENT_VARIABLE = /^((http_(?!host$)|cookie_|arg_).+|remote_user|remote_addr|binary_remote_addr)$/;
+
+/** The variables of `template` that tell clients apart (an auth-cache-key's credentials), in order. */
+export function clientVariablesOf(template: string): string[] {
+  return variablesOf(template).filter((name) => CLIENT_VARIABLE.test(name));
+}

@@ -4,7 +4,7 @@
 // (auth-tls-*). Values are validated as ingress-nginx 1.12-1.15 validates them. Where ingress-nginx
 // denies the location (a missing Secret, an invalid auth-url…), keepip does too: the location answers
 // 503 (ACCESS_CONFIG_DENIED), never serving unprotected what was meant to be protected.
-import { isRequestVariable, variablesOf } from '../config/nginx-variables.ts';
+import { clientVariablesOf, isRequestVariable, variablesOf } from '../config/nginx-variables.ts';
 import { pcreRegExp } from '../config/pcre-translate.ts';
 import { backtrackingRisk } from '../config/regex-backtracking.ts';
 import type {
@@ -375,12 +375,6 @@ export function buildExternalAuth(
 }
 
 /** Variables that tell one client from another (the Host header does not). */
-const CLIENT_VARIABLE = /^((http_(?!host$)|cookie_|arg_).+|remote_user|remote_addr|binary_remote_addr)$/;
-
-/** Whether a cache key tells clients apart: a request header, cookie, argument, user or address. */
-function keyNamesTheClient(key: string): boolean {
-  return variablesOf(key).some((name) => CLIENT_VARIABLE.test(name));
-}
 
 function readExternalAuth(r: Reader): ExternalAuthModel | null {
   const url = r.get('auth-url');
@@ -402,7 +396,7 @@ function readExternalAuth(r: Reader): ExternalAuthModel | null {
     false,
   );
   if (model === null) return null;
-  if (model.cacheKey !== null && !keyNamesTheClient(model.cacheKey))
+  if (model.cacheKey !== null && clientVariablesOf(model.cacheKey).length === 0)
     annotationIssue(
       r.input,
       'warning',

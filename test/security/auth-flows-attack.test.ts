@@ -196,6 +196,11 @@ describe('external auth and custom-http-errors under attack', () => {
       route('te', { 'auth-url': `${a}/te`, 'auth-response-headers': 'Transfer-Encoding' }, 'capture'),
       route('cache-host', { 'auth-url': `${a}/token`, 'auth-cache-key': '$host' }),
       route('cache-cred', { 'auth-url': `${a}/token`, 'auth-cache-key': '$http_authorization' }),
+      route('cache-cookie', {
+        'auth-url': `${a}/token`,
+        'auth-cache-key': '$cookie_session',
+        'auth-response-headers': 'X-Auth-User',
+      }),
       route('errors', { 'custom-http-errors': '500,401', 'default-backend': 'error-pages' }, 'leaky'),
     ];
     gw = await startTestGateway(topologyOf(objects));
@@ -447,6 +452,35 @@ describe('external auth and custom-http-errors under attack', () => {
     assert.equal(good2.status, 200);
     const mallory = await request(gw.httpPort, { from: '127.0.0.35', host: 'cache-cred', headers: json });
     assert.equal(mallory.status, 401);
+  });
+
+  test('auth-cache-key $cookie_session: an allow given without the cookie (on a header the key leaves out) is not kept for the next client without one; nginx keeps it under the empty key', async () => {
+    const alice = await request(gw.httpPort, {
+      from: '127.0.0.36',
+      host: 'cache-cookie',
+      headers: { ...json, authorization: 'Bearer good' },
+    });
+    assert.equal(alice.status, 200);
+    const calls = auth.seen.length;
+    const mallory = await request(gw.httpPort, { from: '127.0.0.37', host: 'cache-cookie', headers: json });
+    assert.equal(mallory.status, 401, "mallory rode on alice's allow");
+    assert.equal(auth.seen.length, calls + 1, 'the auth service was asked for mallory');
+    // A key with its credential is still cached: the same session is answered without asking again.
+    const withSession = { ...json, cookie: 'session=s1' };
+    const first = await request(gw.httpPort, {
+      from: '127.0.0.38',
+      host: 'cache-cookie',
+      headers: { ...withSession, authorization: 'Bearer good' },
+    });
+    assert.equal(first.status, 200);
+    const cached = auth.seen.length;
+    const again = await request(gw.httpPort, {
+      from: '127.0.0.38',
+      host: 'cache-cookie',
+      headers: withSession,
+    });
+    assert.equal(again.status, 200);
+    assert.equal(auth.seen.length, cached, 'answered from the cache');
   });
 
   test("custom-http-errors: the backend's body, headers and cookie never reach the client", async () => {

@@ -11,6 +11,7 @@
 // subrequest is running): then it is resumed through `resume` or answered through `respond`.
 import { createHash } from 'node:crypto';
 import type { LocationAccessModel } from '../../config/model.ts';
+import { clientVariablesOf } from '../../config/nginx-variables.ts';
 import type { AccessDecision } from '../../net/access-policy.ts';
 import { CidrSet } from '../../net/cidr-set.ts';
 import { requestContext } from '../error-log.ts';
@@ -81,6 +82,8 @@ interface CompiledAccess {
   connection: ConnectionLimit | null;
   exempt: CidrSet | null;
   cacheTimes: Map<number, number> | null;
+  /** auth-cache-key's variables that tell clients apart, as `${name}` (empty: the key names none). */
+  cacheClientVariables: readonly string[];
 }
 
 const compiled = new WeakMap<LocationAccessModel, CompiledAccess>();
@@ -105,7 +108,13 @@ function compile(model: LocationAccessModel): CompiledAccess {
   }
   const ext = model.externalAuth;
   const connection = rl !== null && rl.connections > 0 ? { zone: rl.zone, limit: rl.connections } : null;
-  c = { limits, connection, exempt, cacheTimes: ext?.cacheKey ? cacheTimes(ext.cacheDurations) : null };
+  c = {
+    limits,
+    connection,
+    exempt,
+    cacheTimes: ext?.cacheKey ? cacheTimes(ext.cacheDurations) : null,
+    cacheClientVariables: ext?.cacheKey ? clientVariablesOf(ext.cacheKey).map((name) => `\${${name}}`) : [],
+  };
   compiled.set(model, c);
   return c;
 }
@@ -320,11 +329,19 @@ function runBasic(call: AccessCall, runtime: AccessRuntime, next: (failure: Fail
  * The auth cache's key for the request: its SHA-256, as ingress-nginx keeps a hash of the key (a key
  * of 8 KB tokens would otherwise hold 8 KB per entry); null without auth-cache-key. The auth-url and
  * its method are part of it (ingress-nginx's key has neither): the cache outlives reloads, and an
- * answer of the service a location used to ask must not stand for the one it asks now.
+ * answer of the service a location used to ask must not stand for the one it asks now. Null too when
+ * every credential the key names is empty for this request (nginx caches it under the empty key): an
+ * allow the auth service gave on something else (a header the key leaves out, a cookie `$cookie_`
+ * cannot read) would admit every client without credentials, as the first one's identity.
  */
-function authCacheKey(call: AccessCall): string | null {
+function authCacheKey(call: AccessCall, c: CompiledAccess): string | null {
   const ext = call.model.externalAuth!;
   if (ext.cacheKey === null) return null;
+  if (
+    c.cacheClientVariables.length > 0 &&
+    c.cacheClientVariables.every((v) => expandVariables(v, call.vars) === '')
+  )
+    return null;
   const loc = call.ex.route?.location;
   const key = [
     call.ex.serverName,
@@ -383,7 +400,7 @@ function runExternal(
       trustedHop: call.trustedHop,
       clientCertHeaders: call.clientCertHeaders,
     }));
-  const key = authCacheKey(call);
+  const key = authCacheKey(call, c);
   const now = Date.now();
   const cached = key === null ? null : runtime.authCache.get(key, now, () => subrequest().headers);
   if (cached !== null) {
