@@ -23,8 +23,40 @@ import {
   type SnapshotOptions,
 } from './snapshot.ts';
 
-/** Annotations a refused value of which is refused at admission (their fallback would change routing). */
-const REFUSED_INVALID_ANNOTATIONS = ['rewrite-target', 'app-root'];
+/**
+ * Annotations an invalid value of which is refused at admission: rewrite-target and app-root (their
+ * fallback would change routing), and those whose ingress-nginx parser hands the validation error up,
+ * so that its webhook refuses the Ingress (internal/ingress/annotations/*: redirect, alias,
+ * upstreamvhost, xforwardedprefix, connection, upstreamhashby, loadbalancing, defaultbackend,
+ * customhttperrors, clientbodybuffersize, sslpassthrough, auth, authtls, opentelemetry).
+ */
+const REFUSED_INVALID_ANNOTATIONS = [
+  'rewrite-target',
+  'app-root',
+  'permanent-redirect',
+  'permanent-redirect-code',
+  'temporal-redirect',
+  'temporal-redirect-code',
+  'relative-redirects',
+  'from-to-www-redirect',
+  'server-alias',
+  'upstream-vhost',
+  'x-forwarded-prefix',
+  'connection-proxy-header',
+  'upstream-hash-by',
+  'upstream-hash-by-subset',
+  'upstream-hash-by-subset-size',
+  'load-balance',
+  'default-backend',
+  'custom-http-errors',
+  'client-body-buffer-size',
+  'ssl-passthrough',
+  'auth-realm',
+  'auth-tls-error-page',
+  'auth-tls-pass-certificate-to-upstream',
+  'auth-tls-match-cn',
+  'opentelemetry-operation-name',
+];
 /** keepip never runs snippets: an Ingress asking for one is refused, as ingress-nginx does with allow-snippet-annotations off. */
 const SNIPPET = /-snippet"\]$/;
 
@@ -88,7 +120,8 @@ function notSyncedVerdict(): AdmissionVerdict {
 /**
  * Every error about the Ingress is something the gateway fails closed on (503) or drops (a bad path
  * or host, an invalid list, a refused backend protocol or access configuration); a refused rewrite or
- * app-root would route differently than asked; a snippet is never run.
+ * app-root would route differently than asked; the other REFUSED_INVALID_ANNOTATIONS ingress-nginx's
+ * webhook refuses; a snippet is never run.
  */
 function refuses(issue: ConfigIssue): boolean {
   if (issue.severity === 'error') return true;

@@ -34,6 +34,7 @@ import {
   warnAnnotation,
 } from './scalar-readers.ts';
 import { parseGoBool, trimGoSpace } from './values.ts';
+import { NGINX_AUTHORITY } from '../net/host-port.ts';
 
 const PREFIX = 'nginx.ingress.kubernetes.io/';
 
@@ -202,7 +203,15 @@ function readRateLimit(r: Reader): RateLimitModel | null {
   const rps = readLimit(r, 'limit-rps');
   const rpm = readLimit(r, 'limit-rpm');
   const connections = readLimit(r, 'limit-connections');
-  const multiplier = readWhole(r.values, 'limit-burst-multiplier', null, WHOLE_NUMBER);
+  // An unreadable multiplier (`1.5`) is the narrowest burst, 1 × the limit: ingress-nginx's default 5
+  // would let through more than the author asked for.
+  const multiplier =
+    r.get('limit-burst-multiplier') === undefined
+      ? 0
+      : readWhole(r.values, 'limit-burst-multiplier', -1, {
+          ...WHOLE_NUMBER,
+          kept: '1 applies (fails closed; ingress-nginx takes 5)',
+        });
   const listed = aliasedAnnotation(r.input.annotations, [
     `${PREFIX}limit-allowlist`,
     `${PREFIX}limit-whitelist`,
@@ -219,7 +228,7 @@ function readRateLimit(r: Reader): RateLimitModel | null {
     rps,
     rpm,
     connections,
-    burstMultiplier: multiplier === null || multiplier === 0 ? DEFAULT_BURST_MULTIPLIER : multiplier,
+    burstMultiplier: multiplier === -1 ? 1 : multiplier === 0 ? DEFAULT_BURST_MULTIPLIER : multiplier,
     exempt,
   };
 }
@@ -292,6 +301,8 @@ export function authUrlProblem(url: string): string | null {
   if (m === null) return /^[a-zA-Z][a-zA-Z0-9+.-]*:/.test(url) ? 'url host is empty' : 'url scheme is empty';
   if (m[2] === '') return 'url host is empty';
   if (m[2]!.includes('..')) return 'invalid url host';
+  // A host named by a variable is checked per request (external-auth.ts); a fixed one now, as Go's url.Parse.
+  if (!m[2]!.includes('$') && !NGINX_AUTHORITY.test(m[2]!)) return `invalid url host ${JSON.stringify(m[2])}`;
   if (!/^https?$/i.test(m[1]!)) return `scheme ${m[1]} is not http or https`;
   return null;
 }

@@ -179,13 +179,13 @@ export const ANNOTATION_CATALOG: readonly CatalogEntry[] = [
     names: ['cors-allow-methods', 'cors-allow-headers', 'cors-expose-headers'],
     status: 'implemented',
     values: 'comma-separated methods (letters) / header names / header names or `*`',
-    note: 'defaults `GET, PUT, POST, DELETE, PATCH, OPTIONS` / `DNT,Keep-Alive,User-Agent,X-Requested-With,If-Modified-Since,Cache-Control,Content-Type,Range,Authorization` / none; an invalid value takes the default, with a warning',
+    note: 'defaults `GET, PUT, POST, DELETE, PATCH, OPTIONS` / `DNT,Keep-Alive,User-Agent,X-Requested-With,If-Modified-Since,Cache-Control,Content-Type,Range,Authorization` / none; an empty value takes the default, with a warning. An unreadable cors-allow-methods or cors-allow-headers (`GET;POST`) allows no origin, with a warning: ingress-nginx takes its default, every method and Authorization among the headers, wider than the author wrote (fails closed). An unreadable cors-expose-headers exposes none',
   },
   {
     names: ['cors-allow-credentials', 'cors-max-age'],
     status: 'implemented',
     values: 'Go boolean (default true); seconds (default 1728000)',
-    note: 'Access-Control-Allow-Credentials `true` (absent when false) and Access-Control-Max-Age',
+    note: 'Access-Control-Allow-Credentials `true` (absent when false) and Access-Control-Max-Age. A cors-allow-credentials that is not a Go boolean is false, with a warning (ingress-nginx takes true: fails closed); an invalid max-age keeps the default',
   },
   {
     names: ['upstream-vhost'],
@@ -389,7 +389,7 @@ export const ANNOTATION_CATALOG: readonly CatalogEntry[] = [
     names: ['limit-burst-multiplier'],
     status: 'implemented',
     values: 'whole number',
-    note: 'default 5 (0 or invalid: 5)',
+    note: 'default 5 (0: 5); a value that is not a whole number (`1.5`) is 1, with a warning (ingress-nginx takes 5, a wider burst than the author wrote: fails closed)',
   },
   {
     names: ['limit-whitelist', 'limit-allowlist'],

@@ -270,7 +270,12 @@ function readRedirect(
   max: number,
 ): RedirectModel | null | undefined {
   const url = redirectUrl(input, `${kind}-redirect`, kind === 'temporal');
-  if (url === undefined || url === null) return url;
+  if (url === undefined || url === null) {
+    // ingress-nginx reads permanent-redirect-code even without a redirect, and refuses the Ingress for it.
+    if (kind === 'permanent' && int(input, `${kind}-redirect-code`) === null)
+      warnAnnotation(input, `${kind}-redirect-code`, 'is not a whole number');
+    return url;
+  }
   const code = int(input, `${kind}-redirect-code`);
   if (code === null) {
     // ingress-nginx returns the parse error: the Ingress gets no redirect at all.
@@ -332,33 +337,57 @@ function corsOrigins(input: RouteInput): string[] {
 /**
  * A cors-* string with its validator, as ingress-nginx checks it: the raw value without its spaces
  * (ValidateRegex), then the value read with its lines trimmed (parseString) and checked again.
- * Absent is the default; empty or invalid is the default too, warned.
+ * Absent is the default, empty too (warned); invalid is null (warned: `invalid` says what applies).
  */
-function corsString(input: RouteInput, name: string, valid: RegExp, fallback: string): string {
+function corsString(
+  input: RouteInput,
+  name: string,
+  check: { valid: RegExp; fallback: string; invalid: string },
+): string | null {
   const raw = input.annotations[PREFIX + name];
-  if (raw === undefined) return fallback;
+  if (raw === undefined) return check.fallback;
   const v = goAnnotationString(raw);
-  if (v !== '' && valid.test(raw.replaceAll(' ', '')) && valid.test(v)) return v;
-  warnAnnotation(input, name, `${JSON.stringify(v)} is not accepted; ${JSON.stringify(fallback)} applies`);
-  return fallback;
+  if (v !== '' && check.valid.test(raw.replaceAll(' ', '')) && check.valid.test(v)) return v;
+  // Nothing written is the default, as in ingress-nginx; something unreadable is what `invalid` says.
+  const empty = v === '';
+  const applies = empty ? `${JSON.stringify(check.fallback)} applies` : check.invalid;
+  warnAnnotation(input, name, `${JSON.stringify(v)} is not accepted; ${applies}`);
+  return empty ? check.fallback : null;
 }
 
+/**
+ * enable-cors and its cors-* values. An invalid value fails closed where ingress-nginx's default would
+ * grant more than the author wrote (its default methods, request headers or credentials): allow-methods
+ * or allow-headers that cannot be read allow no origin, allow-credentials is false.
+ */
 function readCors(input: RouteInput): CorsModel | null {
   const values = annotationSource(input.annotations, input);
   if (!readBool(values, 'enable-cors', false, { kept: 'CORS is off' })) return null;
   const credentials = input.annotations[`${PREFIX}cors-allow-credentials`];
   const allowCredentials = credentials === undefined ? true : parseGoBool(credentials);
   if (allowCredentials === null)
-    warnAnnotation(input, 'cors-allow-credentials', 'is not a boolean; true applies');
+    warnAnnotation(input, 'cors-allow-credentials', 'is not a boolean; false applies (fails closed)');
   const age = int(input, 'cors-max-age');
   if (age === null)
     warnAnnotation(input, 'cors-max-age', `is not a whole number; ${CORS_DEFAULT_MAX_AGE} applies`);
+  const closed = 'no origin is allowed (fails closed)';
+  const methods = corsString(input, 'cors-allow-methods', {
+    valid: CORS_METHODS,
+    fallback: CORS_DEFAULT_METHODS,
+    invalid: closed,
+  });
+  const headers = corsString(input, 'cors-allow-headers', {
+    valid: CORS_HEADERS,
+    fallback: CORS_DEFAULT_HEADERS,
+    invalid: closed,
+  });
   return {
-    allowOrigin: corsOrigins(input),
-    allowMethods: corsString(input, 'cors-allow-methods', CORS_METHODS, CORS_DEFAULT_METHODS),
-    allowHeaders: corsString(input, 'cors-allow-headers', CORS_HEADERS, CORS_DEFAULT_HEADERS),
-    allowCredentials: allowCredentials ?? true,
-    exposeHeaders: corsString(input, 'cors-expose-headers', CORS_EXPOSE, ''),
+    allowOrigin: methods === null || headers === null ? [] : corsOrigins(input),
+    allowMethods: methods ?? '',
+    allowHeaders: headers ?? '',
+    allowCredentials: allowCredentials ?? false,
+    exposeHeaders:
+      corsString(input, 'cors-expose-headers', { valid: CORS_EXPOSE, fallback: '', invalid: 'none' }) ?? '',
     maxAge: age ?? CORS_DEFAULT_MAX_AGE,
   };
 }

@@ -47,3 +47,6 @@ export function isIpv6Host(host: string): boolean {
 
 /** The zone characters node:net's isIPv6 accepts. */
 const ZONE = /^[0-9a-zA-Z\-.:]+$/;
+
+/** A host name or [IPv6], and a port of digits: what nginx's ngx_parse_url takes for an authority. */
+export const NGINX_AUTHORITY = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(?::[0-9]{1,5})?$/;

@@ -546,3 +546,48 @@ export async function tlsSecret(
     },
   };
 }
+
+/** The webhook's answer to one AdmissionReview: status, verdict, denial message and warnings. */
+export interface AdmissionAnswer {
+  status: number;
+  allowed: boolean | null;
+  message: string;
+  warnings: string[];
+}
+
+/** POSTs one AdmissionReview (JSON text) to the webhook on 127.0.0.1:`port`. */
+export function postReview(agent: https.Agent, port: number, body: string): Promise<AdmissionAnswer> {
+  return new Promise((resolve, reject) => {
+    const req = https.request(
+      {
+        host: '127.0.0.1',
+        port,
+        method: 'POST',
+        path: '/networking/v1/ingresses',
+        agent,
+        headers: { 'content-type': 'application/json' },
+      },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => (text += chunk));
+        res.on('end', () => {
+          let review: Obj | null = null;
+          try {
+            review = JSON.parse(text) as Obj;
+          } catch {}
+          const response = review?.response as Obj | undefined;
+          resolve({
+            status: res.statusCode ?? 0,
+            allowed: typeof response?.allowed === 'boolean' ? response.allowed : null,
+            message: String(response?.status?.message ?? ''),
+            warnings: Array.isArray(response?.warnings) ? response.warnings.map(String) : [],
+          });
+        });
+      },
+    );
+    req.setTimeout(20_000, () => req.destroy(new Error('no answer within 20 s')));
+    req.on('error', reject);
+    req.end(body);
+  });
+}

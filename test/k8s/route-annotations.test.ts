@@ -31,11 +31,10 @@ test('enable-cors: ingress-nginx defaults; off unless a Go boolean true', () => 
   });
 });
 
-test('cors-*: invalid values take the default (warned); invalid origins are skipped; * wins', () => {
+test('cors-*: invalid values fail closed where the default grants more (warned); invalid origins are skipped; * wins', () => {
   const { parsed, issues } = parse({
     'enable-cors': 'true',
     'cors-allow-origin': 'https://a.example, bad origin, null, https://*.b.example:8443',
-    'cors-allow-methods': 'GET;DELETE',
     'cors-allow-headers': 'X-A, X_B',
     'cors-allow-credentials': 'nope',
     'cors-expose-headers': '*, X-C',
@@ -44,10 +43,25 @@ test('cors-*: invalid values take the default (warned); invalid origins are skip
   assert.deepEqual(parsed.cors?.allowOrigin, ['https://a.example', 'null', 'https://*.b.example:8443']);
   assert.equal(parsed.cors?.allowMethods, 'GET, PUT, POST, DELETE, PATCH, OPTIONS');
   assert.equal(parsed.cors?.allowHeaders, 'X-A, X_B');
-  assert.equal(parsed.cors?.allowCredentials, true);
+  assert.equal(parsed.cors?.allowCredentials, false, 'an unreadable boolean is false, not the default true');
   assert.equal(parsed.cors?.exposeHeaders, '*, X-C');
   assert.equal(parsed.cors?.maxAge, 1728000);
-  assert.equal(issues.length, 4);
+  assert.equal(issues.length, 3);
+  // Methods or headers that cannot be read allow no origin: the default would grant every method.
+  const unreadables: Record<string, string>[] = [
+    { 'cors-allow-methods': 'GET;DELETE' },
+    { 'cors-allow-headers': 'X-A;X-B' },
+  ];
+  for (const unreadable of unreadables) {
+    const closed = parse({ 'enable-cors': 'true', ...unreadable });
+    assert.deepEqual(closed.parsed.cors?.allowOrigin, []);
+    assert.match(closed.issues[0]?.message ?? '', /no origin is allowed \(fails closed\)/);
+  }
+  // Nothing written is the default, as in ingress-nginx.
+  assert.equal(
+    parse({ 'enable-cors': 'true', 'cors-allow-methods': ' ' }).parsed.cors?.allowMethods,
+    'GET, PUT, POST, DELETE, PATCH, OPTIONS',
+  );
   assert.deepEqual(
     parse({ 'enable-cors': 'true', 'cors-allow-origin': 'https://a.example, *' }).parsed.cors?.allowOrigin,
     ['*'],

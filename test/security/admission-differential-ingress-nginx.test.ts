@@ -15,7 +15,7 @@ import assert from 'node:assert/strict';
 import https from 'node:https';
 import { after, describe, it } from 'node:test';
 import fc from 'fast-check';
-import { webCluster, webhookFlags } from '../controller/harness.ts';
+import { type AdmissionAnswer, postReview, webCluster, webhookFlags } from '../controller/harness.ts';
 import type { Obj } from '../fixtures/fake-apiserver.ts';
 import { mapLimited } from '../helpers/concurrency.ts';
 
@@ -499,44 +499,6 @@ function stricterReasons(c: Case, message: string): AllowedReason[] | null {
 
 // ---- the bench: one controller, its webhook, one ConfigMap per phase --------------------------------
 
-interface Answer {
-  status: number;
-  allowed: boolean | null;
-  message: string;
-}
-
-function post(agent: https.Agent, port: number, body: string): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const req = https.request(
-      {
-        host: '127.0.0.1',
-        port,
-        method: 'POST',
-        path: '/networking/v1/ingresses',
-        agent,
-        headers: { 'content-type': 'application/json' },
-      },
-      (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (chunk: string) => (text += chunk));
-        res.on('end', () => {
-          let review: Obj | null = null;
-          try {
-            review = JSON.parse(text) as Obj;
-          } catch {}
-          const response = review?.response as Obj | undefined;
-          const allowed = typeof response?.allowed === 'boolean' ? response.allowed : null;
-          resolve({ status: res.statusCode ?? 0, allowed, message: String(response?.status?.message ?? '') });
-        });
-      },
-    );
-    req.setTimeout(20_000, () => req.destroy(new Error('no answer within 20 s')));
-    req.on('error', reject);
-    req.end(body);
-  });
-}
-
 const SEED = ((): number => {
   const chosen = process.env.ADMISSION_SEED;
   return chosen === 'random' ? Date.now() % 2 ** 31 : Number(chosen ?? 20260321);
@@ -568,7 +530,7 @@ interface Outcome {
 /** Compares keepip's answer to each case with the model's under the ConfigMap `data`, into `out`. */
 function compare(
   cases: readonly Case[],
-  answers: readonly Answer[],
+  answers: readonly AdmissionAnswer[],
   data: Record<string, string>,
   out: Outcome,
 ): string[] {
@@ -727,7 +689,7 @@ describe('admission webhook decisions against ingress-nginx (model), over HTTPS 
       const cases = [...fc.sample(caseArb, { numRuns: RUNS, seed: SEED + phase }), ...HAND];
       const port = cluster.ctl.running.webhookAddress!.port;
       const answers = await mapLimited(cases, 8, (c, i) =>
-        post(agent, port, JSON.stringify(reviewOf(c, `uid-${phase}-${i}`))),
+        postReview(agent, port, JSON.stringify(reviewOf(c, `uid-${phase}-${i}`))),
       );
       const unexplained = compare(cases, answers, data, outcome);
       assert.deepEqual(
@@ -763,7 +725,7 @@ describe('admission webhook decisions against ingress-nginx (model), over HTTPS 
   it('malformed AdmissionReview bodies get no allowed: true (ingress-nginx: 400 from its decoder, server.go:86-91)', async () => {
     const port = cluster.ctl.running.webhookAddress!.port;
     const bodies = malformedBodies();
-    const answers = await mapLimited(bodies, 8, (body) => post(agent, port, body));
+    const answers = await mapLimited(bodies, 8, (body) => postReview(agent, port, body));
     answers.forEach((a, i) => {
       assert.notEqual(a.allowed, true, `body ${i} (${bodies[i]!.slice(0, 80)}) was allowed`);
       if (a.status === 200) assert.notEqual(a.message, '', `body ${i} denied without a message`);

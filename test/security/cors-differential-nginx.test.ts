@@ -353,8 +353,39 @@ function keepipRefused(probe: Probe, kip: Outcome): boolean {
   );
 }
 
+/** A value written but unreadable for ingress-nginx's validator (its default applies there). */
+function unreadable(v: string | undefined, regex: RegExp): boolean {
+  return v !== undefined && v.trim() !== '' && goChecked(v, regex, '\u0000') === '\u0000';
+}
+
+/** `o` without its Access-Control-Allow-Credentials. */
+function withoutCredentials(o: Outcome): Outcome {
+  const headers = new Map(o.headers);
+  headers.delete('access-control-allow-credentials');
+  return { ...o, headers };
+}
+
 /** keepip stricter than ingress-nginx, or documented in docs/ingress-nginx-compat.md. */
 const ALLOWED: Allowed[] = [
+  {
+    name: 'unreadable methods or headers allow no origin',
+    reason:
+      'docs/ingress-nginx-compat.md (cors-*): a cors-allow-methods or cors-allow-headers value that cannot be read allows no origin (fails closed); ingress-nginx grants its defaults, every method and Authorization among the headers',
+    applies: (_cfg, probe, ngx, kip, c) =>
+      (unreadable(c.methods, GO_METHODS) || unreadable(c.headers, GO_HEADERS)) &&
+      granted(corsOf(ngx)) &&
+      keepipRefused(probe, kip),
+  },
+  {
+    name: 'unreadable credentials are false',
+    reason:
+      'docs/ingress-nginx-compat.md (cors-*): a cors-allow-credentials that is not a boolean is false (fails closed); ingress-nginx takes its default, true',
+    applies: (_cfg, _probe, ngx, kip, c) =>
+      c.credentials !== undefined &&
+      goBool(c.credentials) === null &&
+      !sameOutcome(ngx, kip) &&
+      sameOutcome(withoutCredentials(ngx), kip),
+  },
   {
     name: 'origin matched whole',
     reason:
@@ -659,6 +690,17 @@ describe('CORS: keepip answers as ingress-nginx (real nginx 1.22) does', () => {
       { origin: 'https://a.example.com', headers: '  ', methods: '' },
     ];
     for (const c of cases) assertNoDifference(c, await caseDifferences(bench, c, ['https://a.example.com']));
+  });
+
+  it('unreadable cors-allow-methods / -headers allow no origin, an unreadable cors-allow-credentials is false (fail closed; ingress-nginx takes its wider defaults)', async () => {
+    const cases: Case[] = [
+      { origin: 'https://a.example.com', methods: 'GET;POST' },
+      { origin: 'https://a.example.com', headers: 'X-A;X-B' },
+      { origin: 'https://a.example.com', credentials: 'yes' },
+    ];
+    for (const c of cases) assertNoDifference(c, await caseDifferences(bench, c, ['https://a.example.com']));
+    assert.ok(bench.met.has('unreadable methods or headers allow no origin'), [...bench.met].join(', '));
+    assert.ok(bench.met.has('unreadable credentials are false'), [...bench.met].join(', '));
   });
 
   it('regex metacharacters in cors-allow-origin: `.` is a dot; `+`, `?` make ingress-nginx refuse the value', async () => {

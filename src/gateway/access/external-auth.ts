@@ -14,6 +14,7 @@ import http from 'node:http';
 import https from 'node:https';
 import type { ExternalAuthModel } from '../../config/model.ts';
 import { parseNginxTimeMs } from '../../config/duration.ts';
+import { NGINX_AUTHORITY } from '../../net/host-port.ts';
 import { HOP_BY_HOP_FIELDS } from '../hop-by-hop.ts';
 import { parseHttpTime } from '../http-time.ts';
 import { expandVariables, type RequestVars } from './nginx-vars.ts';
@@ -133,9 +134,6 @@ export function buildSubrequest(input: SubrequestInput): {
   return { method: model.method ?? 'GET', url, path: target?.path ?? '/', headers, keepAlive };
 }
 
-/** A host name or [IPv6], and a port of digits: what nginx's ngx_parse_url takes for an authority. */
-const AUTHORITY = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(?::[0-9]{1,5})?$/;
-
 /**
  * The expanded auth-url as nginx's proxy_pass reads it: the authority up to the first `/` or `?`,
  * refused unless a plain host and a port of digits (a client's Host `a:@evil:80` in `$http_host` must
@@ -145,7 +143,7 @@ const AUTHORITY = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(?::[0-9]{1,5})?$/;
  */
 export function subrequestTarget(text: string): { url: URL; path: string } | null {
   const m = /^(https?):\/\/([^/?]*)(.*)$/is.exec(text);
-  if (m === null || !AUTHORITY.test(m[2]!)) return null;
+  if (m === null || !NGINX_AUTHORITY.test(m[2]!)) return null;
   let url: URL;
   try {
     url = new URL(`${m[1]!.toLowerCase()}://${m[2]}/`);
