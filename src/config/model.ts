@@ -672,8 +672,20 @@ export interface ExternalAuthModel {
   /** auth-proxy-set-headers: headers (from a ConfigMap) sent to the auth service. */
   proxySetHeaders: Readonly<Record<string, string>>;
   alwaysSetCookie: boolean;
+  /** auth-keepalive, when the Ingress sets it (else keepip's own pool: 64 idle, 60 s, no request limit). */
+  keepalive?: AuthKeepaliveModel;
   /** True when it comes from the ConfigMap's global-auth-url. */
   global: boolean;
+}
+
+/** auth-keepalive and its companions: the connections kept to the auth service, as nginx's upstream keepalive. */
+export interface AuthKeepaliveModel {
+  /** auth-keepalive: idle connections kept. */
+  connections: number;
+  /** auth-keepalive-requests: subrequests one connection carries before it is closed. */
+  requests: number;
+  /** auth-keepalive-timeout: how long an idle connection is kept. */
+  timeoutMs: number;
 }
 
 export interface LocationAccessModel {

@@ -8,6 +8,7 @@ import { clientVariablesOf, isRequestVariable, variablesOf } from '../config/ngi
 import { pcreRegExp } from '../config/pcre-translate.ts';
 import { backtrackingRisk } from '../config/regex-backtracking.ts';
 import type {
+  AuthKeepaliveModel,
   BasicAuthModel,
   ClientCertificateModel,
   ConfigIssue,
@@ -62,7 +63,7 @@ export const ACCESS_ANNOTATIONS: readonly string[] = [
   'auth-cache-duration',
   'auth-proxy-set-headers',
   'auth-always-set-cookie',
-  // auth-keepalive*: accepted (keepip keeps connections to the auth service alive anyway).
+  // auth-keepalive* (share-vars changes nothing keepip's subrequest shows: its variables are the client's).
   'auth-keepalive',
   'auth-keepalive-share-vars',
   'auth-keepalive-requests',
@@ -387,6 +388,29 @@ export function buildExternalAuth(
 
 /** Variables that tell one client from another (the Host header does not). */
 
+/**
+ * auth-keepalive (idle connections, default 0: not set), -requests (1000) and -timeout (60 s), as
+ * ingress-nginx reads them: off when a variable names the auth-url's host, or a count is not above 0.
+ */
+function readAuthKeepalive(r: Reader, url: string): AuthKeepaliveModel | null {
+  const connections = readWhole(r.values, 'auth-keepalive', 0, { ...WHOLE_NUMBER, kept: 'not set' });
+  const requests = readWhole(r.values, 'auth-keepalive-requests', 1000, {
+    ...WHOLE_NUMBER,
+    kept: '1000 applies',
+  });
+  const timeout = readWhole(r.values, 'auth-keepalive-timeout', 60, { ...WHOLE_NUMBER, kept: '60 applies' });
+  if (connections <= 0) return null;
+  const hostPart = /^[a-z][a-z0-9+.-]*:\/\/([^/?]*)/i.exec(url)?.[1] ?? '$';
+  if (hostPart.includes('$') || requests <= 0 || timeout <= 0) {
+    r.warn(
+      'auth-keepalive',
+      `${connections} does not apply: a variable names the auth-url's host, or a count is 0`,
+    );
+    return null;
+  }
+  return { connections, requests, timeoutMs: timeout * 1000 };
+}
+
 function readExternalAuth(r: Reader): ExternalAuthModel | null {
   const url = r.get('auth-url');
   if (url === undefined) return null;
@@ -407,6 +431,8 @@ function readExternalAuth(r: Reader): ExternalAuthModel | null {
     false,
   );
   if (model === null) return null;
+  const keepalive = readAuthKeepalive(r, model.url);
+  if (keepalive !== null) model.keepalive = keepalive;
   if (model.cacheKey !== null && clientVariablesOf(model.cacheKey).length === 0)
     annotationIssue(
       r.input,

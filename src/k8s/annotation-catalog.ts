@@ -474,8 +474,8 @@ export const ANNOTATION_CATALOG: readonly CatalogEntry[] = [
       'auth-keepalive-timeout',
     ],
     status: 'implemented',
-    values: 'accepted',
-    note: "connections to the auth service are kept alive (up to 64 idle per service, each closed after 60 s idle), except when a variable names the auth-url's host (`http://$http_host/auth`): those subrequests get a connection of their own, closed after the answer, so the names a client sends never hold connections open (ingress-nginx's auth-keepalive does not apply to them either)",
+    values: 'whole numbers: 0 (not set), 1000, 60 seconds; share-vars accepted',
+    note: "with auth-keepalive N: N idle connections kept to the auth service, each closed after auth-keepalive-requests subrequests or auth-keepalive-timeout seconds idle, as nginx's upstream keepalive (ingress-nginx also ignores it under its default use-http2 true; keepip does not). A subrequest sent on a kept connection the service had just closed is sent again on another (nginx's retry of a cached connection). Without auth-keepalive, connections to the auth service are kept alive (up to 64 idle per service, each closed after 60 s idle; ingress-nginx opens one per check). auth-keepalive-share-vars changes nothing keepip's subrequest shows. Keep-alive never applies when a variable names the auth-url's host (`http://$http_host/auth`): those subrequests get a connection of their own, closed after the answer, so the names a client sends never hold connections open (ingress-nginx's auth-keepalive does not apply to them either)",
   },
   {
     names: ['enable-global-auth'],
@@ -943,7 +943,7 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
     names: ['upstream-keepalive-timeout', 'upstream-keepalive-requests', 'upstream-keepalive-time'],
     status: 'implemented',
     values: '60, 10000, 1h',
-    note: "nginx's keepalive_timeout (whole seconds an idle backend connection is kept), keepalive_requests (requests one connection serves, then it closes) and keepalive_time (an nginx time: after it, a connection closes once its current response ends), for HTTP backends. A reload applies to connections as they next go idle. HTTPS backends follow the timeout and the requests (a change makes new connection pools; the old ones close when idle), not keepalive_time; gRPC backends keep their HTTP/2 sessions 60 s idle with no request or time limit",
+    note: "nginx's keepalive_timeout (whole seconds an idle backend connection is kept), keepalive_requests (requests one connection serves, then it closes) and keepalive_time (an nginx time: after it, a connection closes once its current response ends), for HTTP backends. A reload applies to connections as they next go idle. HTTPS backends follow the timeout and the requests (a change makes new connection pools; the old ones close when idle), not keepalive_time; gRPC backends keep their HTTP/2 sessions 60 s idle with no request or time limit. A HEAD goes out with `Connection: close` on a connection of its own (nginx keeps the connection): a backend that wrongly sends a body after its HEAD answer could otherwise have those bytes read as the next request's answer",
   },
   {
     names: ['worker-processes'],

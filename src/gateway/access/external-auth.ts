@@ -12,11 +12,12 @@
 // Cache-Control or Expires gives (authCacheTtl).
 import http from 'node:http';
 import https from 'node:https';
-import type { ExternalAuthModel } from '../../config/model.ts';
+import type { AuthKeepaliveModel, ExternalAuthModel } from '../../config/model.ts';
 import { parseNginxTimeMs } from '../../config/duration.ts';
 import { NGINX_AUTHORITY } from '../../net/host-port.ts';
 import { HOP_BY_HOP_FIELDS } from '../hop-by-hop.ts';
 import { parseHttpTime } from '../http-time.ts';
+import { authAgent } from './auth-connections.ts';
 import { expandVariables, type RequestVars } from './nginx-vars.ts';
 
 export interface AuthAnswer {
@@ -94,6 +95,8 @@ export function buildSubrequest(input: SubrequestInput): {
   headers: Record<string, string | string[]>;
   /** Whether its connection may be reused (fixedAuthority). */
   keepAlive: boolean;
+  /** auth-keepalive's pool, when the Ingress sets it. */
+  keepalive?: AuthKeepaliveModel;
 } {
   const { model, vars } = input;
   const headers: Record<string, string | string[]> = {};
@@ -131,7 +134,8 @@ export function buildSubrequest(input: SubrequestInput): {
     else headers[name.toLowerCase()] = expanded;
   }
   const keepAlive = fixedAuthority(model.url);
-  return { method: model.method ?? 'GET', url, path: target?.path ?? '/', headers, keepAlive };
+  const sub = { method: model.method ?? 'GET', url, path: target?.path ?? '/', headers, keepAlive };
+  return model.keepalive === undefined ? sub : { ...sub, keepalive: model.keepalive };
 }
 
 /**
@@ -155,25 +159,6 @@ export function subrequestTarget(text: string): { url: URL; path: string } | nul
   return { url, path: path.replace(/[^\x21-\x7e]/gu, (c) => encodeURIComponent(c)) };
 }
 
-// Connections to an auth service are kept alive (where ingress-nginx needs auth-keepalive), up to 64
-// idle ones per service, each closed after 60 s idle (auth-keepalive-timeout's default).
-const IDLE_AUTH_CONNECTION_MS = 60_000;
-const agents = {
-  http: new http.Agent({ keepAlive: true, maxFreeSockets: 64, timeout: IDLE_AUTH_CONNECTION_MS }),
-  // nginx's proxy_ssl_verify is off by default, for auth-url as for backends.
-  https: new https.Agent({
-    keepAlive: true,
-    maxFreeSockets: 64,
-    timeout: IDLE_AUTH_CONNECTION_MS,
-    rejectUnauthorized: false,
-  }),
-};
-// Without reuse: a connection per subrequest, closed after it (Connection: close).
-const oneShot = {
-  http: new http.Agent({ keepAlive: false }),
-  https: new https.Agent({ keepAlive: false, rejectUnauthorized: false }),
-};
-
 /**
  * Whether the auth-url's authority is fixed by the configuration. When a variable names the host
  * (`$http_host`, `$host`…), every name a client sends would keep its own idle connection open (to a
@@ -189,13 +174,7 @@ const MAX_AUTH_BODY = 64 * 1024;
 
 /** Sends the subrequest; `done` gets the answer, or status 0 with `failure` when none came. */
 export function sendSubrequest(
-  request: {
-    method: string;
-    url: URL | null;
-    path: string;
-    headers: Record<string, string | string[]>;
-    keepAlive: boolean;
-  },
+  request: Subrequest,
   timeoutMs: number,
   done: (answer: AuthAnswer) => void,
 ): void {
@@ -205,11 +184,41 @@ export function sendSubrequest(
     return;
   }
   let finished = false;
-  const finish = (answer: AuthAnswer) => {
+  sendAttempt(request, url, timeoutMs, 0, (answer) => {
     if (finished) return;
     finished = true;
     done(answer);
-  };
+  });
+}
+
+/** A subrequest as sendSubrequest takes it. */
+interface Subrequest {
+  method: string;
+  url: URL | null;
+  path: string;
+  headers: Record<string, string | string[]>;
+  keepAlive: boolean;
+  keepalive?: AuthKeepaliveModel;
+}
+
+/**
+ * Times a subrequest is sent again after a kept connection the auth service had closed failed it
+ * before any answer (nginx retries a cached upstream connection that fails, ngx_http_upstream_next):
+ * a service that closes idle connections sooner than keepip would otherwise cost a client a 500.
+ */
+const STALE_CONNECTION_RETRIES = 2;
+
+function isStaleConnection(req: http.ClientRequest, error: NodeJS.ErrnoException): boolean {
+  return req.reusedSocket && (error.code === 'ECONNRESET' || error.code === 'EPIPE');
+}
+
+function sendAttempt(
+  request: Subrequest,
+  url: URL,
+  timeoutMs: number,
+  retries: number,
+  finish: (answer: AuthAnswer) => void,
+): void {
   const client = url.protocol === 'https:' ? https : http;
   let req: http.ClientRequest;
   try {
@@ -217,7 +226,7 @@ export function sendSubrequest(
       method: request.method,
       path: request.path,
       headers: request.headers,
-      agent: (request.keepAlive ? agents : oneShot)[url.protocol === 'https:' ? 'https' : 'http'],
+      agent: authAgent(url.protocol as 'http:' | 'https:', request.keepAlive ? request.keepalive : null),
       timeout: timeoutMs,
     });
   } catch (error) {
@@ -226,22 +235,16 @@ export function sendSubrequest(
     finish({ status: 0, headers: {}, lines: {}, failure: (error as Error).message });
     return;
   }
+  let answered = false;
+  let retried = false;
   req.on('response', (res) => {
-    // Decided on the status and headers, as nginx's auth_request: a body that trickles must not
-    // hold the client. It is still read (for the connection's reuse), within the same deadline.
-    finish({ status: res.statusCode ?? 0, headers: res.headers, lines: res.headersDistinct, failure: null });
-    let size = 0;
-    const deadline = setTimeout(() => res.destroy(), timeoutMs);
-    res.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > MAX_AUTH_BODY) res.destroy();
-    });
-    res.on('close', () => clearTimeout(deadline));
-    res.on('error', () => {});
+    answered = true;
+    readAnswer(res, timeoutMs, finish);
   });
   // A 101 comes as 'upgrade' (without a listener Node drops the socket and says nothing more): an
   // unexpected status, as nginx's "auth request unexpected status: 101".
   req.on('upgrade', (res, socket) => {
+    answered = true;
     socket.destroy();
     finish({
       status: res.statusCode ?? 101,
@@ -251,12 +254,40 @@ export function sendSubrequest(
     });
   });
   req.on('timeout', () => req.destroy(new Error(`auth request timed out after ${timeoutMs} ms`)));
-  req.on('error', (error) => finish({ status: 0, headers: {}, lines: {}, failure: error.message }));
+  req.on('error', (error: NodeJS.ErrnoException) => {
+    if (!answered && retries < STALE_CONNECTION_RETRIES && isStaleConnection(req, error)) {
+      retried = true;
+      sendAttempt(request, url, timeoutMs, retries + 1, finish);
+      return;
+    }
+    finish({ status: 0, headers: {}, lines: {}, failure: error.message });
+  });
   // Whatever else ends the request without an answer still ends the wait.
-  req.on('close', () =>
-    finish({ status: 0, headers: {}, lines: {}, failure: 'the auth request closed without an answer' }),
-  );
+  req.on('close', () => {
+    if (!retried)
+      finish({ status: 0, headers: {}, lines: {}, failure: 'the auth request closed without an answer' });
+  });
   req.end();
+}
+
+/**
+ * Decided on the status and headers, as nginx's auth_request: a body that trickles must not hold the
+ * client. It is still read (for the connection's reuse), within the same deadline.
+ */
+function readAnswer(
+  res: http.IncomingMessage,
+  timeoutMs: number,
+  finish: (answer: AuthAnswer) => void,
+): void {
+  finish({ status: res.statusCode ?? 0, headers: res.headers, lines: res.headersDistinct, failure: null });
+  let size = 0;
+  const deadline = setTimeout(() => res.destroy(), timeoutMs);
+  res.on('data', (chunk: Buffer) => {
+    size += chunk.length;
+    if (size > MAX_AUTH_BODY) res.destroy();
+  });
+  res.on('close', () => clearTimeout(deadline));
+  res.on('error', () => {});
 }
 
 function list(value: string | string[] | undefined): string[] {
