@@ -45,3 +45,14 @@ const CLIENT_VARIABLE = /^((http_(?!host$)|cookie_|arg_).+|remote_user|remote_ad
 export function clientVariablesOf(template: string): string[] {
   return variablesOf(template).filter((name) => CLIENT_VARIABLE.test(name));
 }
+
+/**
+ * Whether a URL template's authority is fixed by the configuration (auth-url). When a variable names
+ * the host (`$http_host`, `$host`…), every name a client sends would keep its own idle connection open
+ * (to a server the client may run, which never closes it): such subrequests are not kept alive, as
+ * ingress-nginx's auth-keepalive does not apply to them.
+ */
+export function fixedAuthority(urlTemplate: string): boolean {
+  const m = /^[a-z][a-z0-9+.-]*:\/\/([^/?]*)/i.exec(urlTemplate);
+  return m !== null && !m[1]!.includes('$');
+}

@@ -4,7 +4,12 @@
 // (auth-tls-*). Values are validated as ingress-nginx 1.12-1.15 validates them. Where ingress-nginx
 // denies the location (a missing Secret, an invalid auth-url…), keepip does too: the location answers
 // 503 (ACCESS_CONFIG_DENIED), never serving unprotected what was meant to be protected.
-import { clientVariablesOf, isRequestVariable, variablesOf } from '../config/nginx-variables.ts';
+import {
+  clientVariablesOf,
+  fixedAuthority,
+  isRequestVariable,
+  variablesOf,
+} from '../config/nginx-variables.ts';
 import { pcreRegExp } from '../config/pcre-translate.ts';
 import { backtrackingRisk } from '../config/regex-backtracking.ts';
 import type {
@@ -399,9 +404,10 @@ function readAuthKeepalive(r: Reader, url: string): AuthKeepaliveModel | null {
     kept: '1000 applies',
   });
   const timeout = readWhole(r.values, 'auth-keepalive-timeout', 60, { ...WHOLE_NUMBER, kept: '60 applies' });
+  // Read for its warning only: keepip's subrequest variables are the client request's either way.
+  readBool(r.values, 'auth-keepalive-share-vars', false, { kept: 'false applies' });
   if (connections <= 0) return null;
-  const hostPart = /^[a-z][a-z0-9+.-]*:\/\/([^/?]*)/i.exec(url)?.[1] ?? '$';
-  if (hostPart.includes('$') || requests <= 0 || timeout <= 0) {
+  if (!fixedAuthority(url) || requests <= 0 || timeout <= 0) {
     r.warn(
       'auth-keepalive',
       `${connections} does not apply: a variable names the auth-url's host, or a count is 0`,

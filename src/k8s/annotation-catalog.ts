@@ -474,7 +474,7 @@ export const ANNOTATION_CATALOG: readonly CatalogEntry[] = [
       'auth-keepalive-timeout',
     ],
     status: 'implemented',
-    values: 'whole numbers: 0 (not set), 1000, 60 seconds; share-vars accepted',
+    values: 'whole numbers: 0 (not set), 1000, 60 seconds; share-vars a Go boolean',
     note: "with auth-keepalive N: N idle connections kept to the auth service, each closed after auth-keepalive-requests subrequests or auth-keepalive-timeout seconds idle, as nginx's upstream keepalive (ingress-nginx also ignores it under its default use-http2 true; keepip does not). A subrequest sent on a kept connection the service had just closed is sent again on another (nginx's retry of a cached connection). Without auth-keepalive, connections to the auth service are kept alive (up to 64 idle per service, each closed after 60 s idle; ingress-nginx opens one per check). auth-keepalive-share-vars changes nothing keepip's subrequest shows. Keep-alive never applies when a variable names the auth-url's host (`http://$http_host/auth`): those subrequests get a connection of their own, closed after the answer, so the names a client sends never hold connections open (ingress-nginx's auth-keepalive does not apply to them either)",
   },
   {

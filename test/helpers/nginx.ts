@@ -61,6 +61,26 @@ export function startNginx(options: NginxOptions): Promise<RunningNginx> {
   );
 }
 
+/**
+ * Resolves once nginx's master has bound every listener and started its workers (its notice line
+ * "start worker process"). Something listening on the ports is not enough: another program may hold
+ * one of them while nginx retries its bind() for a few seconds and then exits. A failed bind() is
+ * thrown as a port clash (withFreePorts then starts again on other ports).
+ */
+async function waitForOwnListeners(errorLogPath: string, running: Running, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const log = existsSync(errorLogPath) ? readFileSync(errorLogPath, 'utf8') : '';
+    const clash = /bind\(\) to \S+ failed \(98: Address already in use\)/.exec(log);
+    if (clash !== null) throw new Error(`Address already in use: ${clash[0]}`);
+    if (/start worker process/.test(log)) return;
+    if (running.child.exitCode !== null || running.child.signalCode !== null)
+      throw new Error(`exited before starting its workers; output:\n${running.output()}`);
+    if (Date.now() > deadline) throw new Error(`no worker started after ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
 async function startOnce(options: NginxOptions, ports: number[]): Promise<RunningNginx> {
   const binary = requireBinary('nginx');
   const dir = mkdtempSync(join(tmpdir(), 'keepip-nginx-'));
@@ -105,6 +125,7 @@ async function startOnce(options: NginxOptions, ports: number[]): Promise<Runnin
   try {
     const endpoints = typeof options.waitFor === 'function' ? options.waitFor(ports) : options.waitFor;
     await waitForListening(endpoints, running, options.timeoutMs ?? 30_000);
+    await waitForOwnListeners(errorLogPath, running, options.timeoutMs ?? 30_000);
   } catch (error) {
     const log = existsSync(errorLogPath) ? readFileSync(errorLogPath, 'utf8') : '';
     await stop();

@@ -1086,11 +1086,6 @@ const ALLOWED: Readonly<Record<string, Allowed>> = {
 
 /** Admitted invalid values keepip takes without a warning, and why that is harmless. */
 const SILENT: Readonly<Record<string, string>> = {
-  'auth-keepalive':
-    'keepip keeps auth connections alive whatever the value (catalog: "accepted"); ingress-nginx falls back to its default without a word (authreq/main.go:363-367, klog V(3))',
-  'auth-keepalive-share-vars': 'as auth-keepalive (authreq/main.go:380-384)',
-  'auth-keepalive-requests': 'as auth-keepalive (authreq/main.go:386-390)',
-  'auth-keepalive-timeout': 'as auth-keepalive (authreq/main.go:396-400)',
   'affinity-canary-behavior':
     'read only on a canary (this Ingress is none); ingress-nginx drops the value without a word too (sessionaffinity/main.go:276-279)',
 };

@@ -640,13 +640,11 @@ function nginxHttp(ports: ReadonlyMap<string, number>, listen: readonly number[]
     `server { listen 127.0.0.1:${listen[0]}; server_name ${MAIN};`,
     // lua_ingress.rewrite()'s variable, which the auth location of auth-method sends as X-Scheme.
     '  set $pass_access_scheme $scheme;',
-    `  location = /__probe { return 200 "${PROBE}"; }`,
     ...LOCATIONS.map((l) => nginxLocation(l, ports)),
     '}',
     ...FRONT_NAMES.map(
       (f, i) =>
         `server { listen 127.0.0.1:${listen[i + 1]}; server_name ${CLIENT}; ${FRONTS[f].nginx}\n` +
-        `  location = /__probe { return 200 "${PROBE}"; }\n` +
         `  location / {\n    ${proxyLines(upstreamOf(`front-${f}`)).join('\n    ')}\n  }\n}`,
     ),
   ].join('\n');
@@ -1224,33 +1222,13 @@ async function recordersFor(name: Side['name']): Promise<Record<string, Recorder
 
 const json = (value: unknown) => JSON.stringify(value);
 
-/** What this run's nginx answers at /__probe on each port, so that no other program's listener is taken for it. */
-const PROBE = `keepalive-${process.pid}`;
-
-/**
- * nginx on its ports, each of which answers PROBE. startNginx is satisfied once every port is in
- * LISTEN state, which another program's listener on a port it picked also is (nginx then retries its
- * bind, and exits): such a start is stopped and made again on new ports.
- */
-async function startOwnNginx(ports: ReadonlyMap<string, number>): Promise<RunningNginx> {
-  for (let attempt = 1; ; attempt++) {
-    const started = await startNginx({
-      freePorts: 1 + FRONT_NAMES.length,
-      http: (_dir, listen) => nginxHttp(ports, listen),
-      waitFor: (listen) => listen.map((port) => ({ host: '127.0.0.1', port })),
-    });
-    const probes = await Promise.all(
-      started.ports.map((port, i) =>
-        converse(port, '127.0.9.1', [{ target: '/__probe', host: i === 0 ? MAIN : CLIENT }]).then(
-          (c) => c.responses[0]?.body,
-          (error: Error) => error.message,
-        ),
-      ),
-    );
-    if (probes.every((body) => body === PROBE)) return started;
-    await started.stop();
-    if (attempt === 3) throw new Error(`nginx's ports answered ${json(probes)}, not ${PROBE}`);
-  }
+/** nginx on its ports (startNginx waits until its own workers started: another program's listener is no start). */
+function startOwnNginx(ports: ReadonlyMap<string, number>): Promise<RunningNginx> {
+  return startNginx({
+    freePorts: 1 + FRONT_NAMES.length,
+    http: (_dir, listen) => nginxHttp(ports, listen),
+    waitFor: (listen) => listen.map((port) => ({ host: '127.0.0.1', port })),
+  });
 }
 
 describe('keep-alive to backends, to the auth service and to clients, against nginx 1.22', () => {

@@ -13,6 +13,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import type { AuthKeepaliveModel, ExternalAuthModel } from '../../config/model.ts';
+import { fixedAuthority } from '../../config/nginx-variables.ts';
 import { parseNginxTimeMs } from '../../config/duration.ts';
 import { NGINX_AUTHORITY } from '../../net/host-port.ts';
 import { HOP_BY_HOP_FIELDS } from '../hop-by-hop.ts';
@@ -157,17 +158,6 @@ export function subrequestTarget(text: string): { url: URL; path: string } | nul
   const rest = m[3]!;
   const path = rest.startsWith('/') ? rest : `/${rest}`;
   return { url, path: path.replace(/[^\x21-\x7e]/gu, (c) => encodeURIComponent(c)) };
-}
-
-/**
- * Whether the auth-url's authority is fixed by the configuration. When a variable names the host
- * (`$http_host`, `$host`…), every name a client sends would keep its own idle connection open (to a
- * server the client may run, which never closes it): such subrequests are not kept alive, as
- * ingress-nginx's auth-keepalive does not apply to them.
- */
-export function fixedAuthority(urlTemplate: string): boolean {
-  const m = /^[a-z][a-z0-9+.-]*:\/\/([^/?]*)/i.exec(urlTemplate);
-  return m !== null && !m[1]!.includes('$');
 }
 
 const MAX_AUTH_BODY = 64 * 1024;
