@@ -167,7 +167,8 @@ export const GATEWAY_CODES = {
   },
   HOST_INVALID: {
     kind: 'error',
-    summary: 'the Host header is not a valid host name (`/`, `..`, a leading dot, spaces…) (400, as nginx)',
+    summary:
+      'the Host header is not a valid host name (`/`, `..`, a leading dot, spaces…) (400, as nginx), or its port is not digits (`app.example:@evil.example`: nginx serves it)',
     fix: CLIENT_REQUEST_FIX,
   },
   H1_UNSUPPORTED_VERSION: {

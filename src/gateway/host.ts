@@ -55,11 +55,16 @@ function normalizeHostSlow(raw: string): string | null {
   return host.toLowerCase();
 }
 
-// nginx cuts the host at `:` without reading the port; only what it refuses anywhere is refused.
+/**
+ * A port is digits (RFC 9110 §4.2.1: `port = *DIGIT`). nginx cuts the host at `:` without reading the
+ * port, so `Host: app.example:@evil.example` is app.example there, and $http_host carries the rest into
+ * a sign-in `rd=http://app.example:@evil.example/…` (a URL whose host is evil.example) and to the
+ * backend: keepip refuses it (400).
+ */
 function isPortText(s: string): boolean {
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i);
-    if (c === 0 || c === 0x2f) return false;
+    if (c < 0x30 || c > 0x39) return false;
   }
   return true;
 }

@@ -829,6 +829,13 @@ const ALLOWED: readonly Allowed[] = [
       'keepip stricter: it compares no-auth-locations with the Ingress path as written (`/open`), ingress-nginx with the normalised `location /open/` (Path "/open/"), which an entry `/open/` exempts; keepip asks auth there (an entry `/open` exempts both in both)',
   },
   {
+    probe: 'h1 g / Host with a userinfo-like port',
+    nginx: `302 backend=- auth=/global[POST x-original-url=http://g.test:@evil.example/ x-original-uri=/ x-auth-request-redirect=${REQUEST_REDIRECT}] location=${SIGNIN}?rd=http://g.test:@evil.example%2F`,
+    keepip: '400 backend=- auth=-',
+    reason:
+      'docs/gateway.md (refusals): "a Host whose port is not digits (`app.example:@evil.example`) | 400": nginx serves it, and the sign-in rd it builds is a URL whose host is evil.example (an open redirect for a login service that checks the prefix)',
+  },
+  {
     probe: 'h1 g //.well-known/acme-challenge/tok',
     nginx: '200 backend=acme auth=-',
     keepip: signedOut('g.test', '//.well-known/acme-challenge/tok'),

@@ -554,11 +554,13 @@ const ALLOWED: Record<string, Allowed> = {
       return s.ufh && p.from === TRUSTED && values.some((v) => !/^\d+$/.test(v));
     },
   },
-  'app-root-junk-port': {
+  'host-port-not-digits': {
     reason:
-      'app-root: nginx echoes $http_host whole (`Host: h:@evil.test` -> `http://h:@evil.test/app`, evil.test to ' +
-      'a browser); keepip leaves out a port that is not digits (docs/ingress-nginx-compat.md, app-root row)',
-    applies: (_s, c, p, ngx) => c.appRoot && p.form === 'junkport' && ngx.location?.endsWith('/app') === true,
+      'docs/gateway.md (refusals): "a Host whose port is not digits (`app.example:@evil.example`) | 400": nginx cuts ' +
+      'the host at `:` and serves it, and its $http_host carries the rest into Locations (app-root echoes ' +
+      '`http://h:@evil.test/app`, evil.test to a browser) and to the backend',
+    applies: (_s, _c, p, _ngx, kip) =>
+      (p.form === 'junkport' || p.form === 'portat') && kip.status === 400 && !kip.backend,
   },
 };
 
