@@ -106,7 +106,7 @@ export const ANNOTATION_CATALOG: readonly CatalogEntry[] = [
     names: ['app-root'],
     status: 'implemented',
     values: 'absolute path of `[-._~a-zA-Z0-9/:]`',
-    note: "`/` answers 302 to `$scheme://$http_host` and it. A `$` (an nginx variable in ingress-nginx's `return`) is refused with a warning. A Host whose port is not digits (`x.example:@evil.com`) has its port left out of the Location, where nginx echoes it (a browser would go to evil.com)",
+    note: "`/` answers 302 to `$scheme://$http_host` and it. A `$` (an nginx variable in ingress-nginx's `return`) is refused with a warning. A Host whose port is not digits (`x.example:@evil.com`) is refused (400) before it, where nginx echoes it into the Location (a browser would go to evil.com)",
   },
   {
     names: ['service-upstream'],
@@ -421,7 +421,7 @@ export const ANNOTATION_CATALOG: readonly CatalogEntry[] = [
     status: 'implemented',
     values:
       'http(s) URL, nginx variables allowed (`$host`, `$request_uri`, `$escaped_request_uri`, `$http_*`, `$cookie_*`, `$arg_*`…)',
-    note: "nginx's `auth_request`: a GET (or `auth-method`) with the client's headers and no body, plus Host (the URL's host), X-Original-URL, X-Original-Method, X-Sent-From, X-Real-IP, X-Forwarded-For, X-Auth-Request-Redirect, X-Request-ID (and X-Original-URI, X-Scheme with `auth-method`). 2xx admits; 401 (with the service's WWW-Authenticate) and 403 are passed on; any other status, a refused connection or a timeout (the location's connect + read timeouts) is 500. A URL that is not http(s) with a host, or has `..` in the host, denies the location (503). As nginx's proxy_pass, the expanded URL's authority must be a host and a port of digits (a client's Host in `$http_host` with `@` or junk after `:` never picks the auth server: 500), and its path is sent as expanded, never resolved (`\\..\\` or `%2e%2e` from `$request_uri` stay in it)",
+    note: "nginx's `auth_request`: a GET (or `auth-method`) with the client's headers and no body, plus Host (the URL's host), X-Original-URL, X-Original-Method, X-Sent-From, X-Real-IP, X-Forwarded-For, X-Auth-Request-Redirect, X-Request-ID (and X-Original-URI, X-Scheme with `auth-method`). 2xx admits; 401 (with the service's WWW-Authenticate) and 403 are passed on; any other status, a refused connection or a timeout (the location's connect + read timeouts) is 500. A URL that is not http(s) with a host, or has `..` in the host, denies the location (503). As nginx's proxy_pass, the expanded URL's authority must be a host and a port of digits (a client's Host with `@` or junk after `:` is refused before, 400: it never picks the auth server), and its path is sent as expanded, never resolved (`\\..\\` or `%2e%2e` from `$request_uri` stay in it)",
   },
   {
     names: ['auth-method'],
