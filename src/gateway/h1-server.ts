@@ -445,6 +445,11 @@ function coded(code: string, message: string): CodedError {
   return Object.assign(new Error(message), { code });
 }
 
+/** A request body the client left before its end (FIN or reset): nginx's "client prematurely closed connection", 400. */
+function clientClosed(): CodedError {
+  return coded('CLIENT_CLOSED', 'client prematurely closed connection');
+}
+
 /** A body's framing error (a bad chunk, bad trailers) as the pipeline's 400 outcome. */
 function invalidBody(error: RequestParseError): CodedError {
   return coded('CLIENT_BODY_INVALID', `client sent invalid chunked body (${error.code}: ${error.message})`);
@@ -919,9 +924,9 @@ class H1Connection {
   }
 
   #onEnd = (): void => {
-    // A client that half-closes abandons what is in flight.
+    // A client that half-closes abandons what is in flight (a body still coming is cut: nginx's 400).
     if (this.#response !== null && !this.#response.writableFinished) {
-      this.#request?.fail(coded('ECONNRESET', 'aborted'));
+      this.#request?.fail(clientClosed());
       flushBatchedWrites(this.socket);
       this.socket.destroy();
       return;
@@ -934,7 +939,7 @@ class H1Connection {
     this.phase = PHASE_DONE;
     this.#server.connections.delete(this);
     this.#held.clear();
-    this.#request?.fail(coded('ECONNRESET', 'aborted'));
+    this.#request?.fail(clientClosed());
     const response = this.#response;
     if (response !== null && !response.writableFinished) response.closed();
   };

@@ -124,6 +124,9 @@ function clientBodyVerdict(code: string, error: Error): UpstreamVerdict | null {
     case 'CLIENT_BODY_INVALID':
       // The client's body broke its framing while streaming upstream (h1-server.ts): 400, as nginx.
       return { code: 'CLIENT_BODY_INVALID', status: 400, message: error.message, retryable: false };
+    case 'CLIENT_CLOSED':
+      // The client left while its body was streaming upstream: 400, as nginx logs it (no upstream status).
+      return { code: 'CLIENT_CLOSED', status: 400, message: error.message, retryable: false };
     case 'CLIENT_BODY_TIMEOUT':
       // client_body_timeout passed while the body was streaming upstream (h1-server.ts): 408, as nginx.
       return {
@@ -375,8 +378,10 @@ class ProxyExchange implements UpstreamHandler {
       if (!this.#responseStarted) this.#recordAttempt(null, false);
       // Finished before the abort, whose error callback would otherwise read it as the backend's
       // failure: a 502, and with proxy-next-upstream the same request sent to the next endpoint.
-      // nginx's 499 is for a client gone before the response head; after it, the status sent.
-      this.#finish(this.#res.headersSent ? this.#res.statusCode : 499);
+      // nginx's 499 is for a client gone before the response head (400 while its body was still
+      // coming: "client prematurely closed connection"); after it, the status sent.
+      const gone = this.#req.complete ? 499 : 400;
+      this.#finish(this.#res.headersSent ? this.#res.statusCode : gone);
       this.#controller?.abort(
         Object.assign(new Error('client closed the connection'), { code: 'CLIENT_CLOSED' }),
       );
@@ -576,7 +581,8 @@ class ProxyExchange implements UpstreamHandler {
     const clientSide =
       verdict.code === 'CLIENT_BODY_TOO_LARGE' ||
       verdict.code === 'CLIENT_BODY_TIMEOUT' ||
-      verdict.code === 'CLIENT_BODY_INVALID';
+      verdict.code === 'CLIENT_BODY_INVALID' ||
+      verdict.code === 'CLIENT_CLOSED';
     if (!this.#responseStarted) {
       this.#noteRefusedAddress(error);
       this.#recordAttempt(clientSide ? null : verdict.status, false);
