@@ -119,7 +119,10 @@ export function clientCertificateView(socket: unknown, model: ClientCertificateM
   let verify = error === null ? 'SUCCESS' : `FAILED:${error.message.split(NODE_HINT)[0]}`;
   let verifyCode = error === null ? null : (error.code ?? 'UNSPECIFIED');
   const chain = socket.getPeerCertificate(true) as tls.DetailedPeerCertificate;
-  if (error === null && exceedsVerifyDepth(chain, model.verifyDepth)) {
+  // The depth is the handshake's (the SNI host's settings verified the chain), not the requested host's:
+  // a stream coalesced onto another host must carry the verdict its connection got, as nginx's does.
+  const verifiedUnder = (socket as VerifiedSocket)[VERIFIED_UNDER] ?? model;
+  if (error === null && exceedsVerifyDepth(chain, verifiedUnder.verifyDepth)) {
     verify = 'FAILED:certificate chain too long';
     verifyCode = 'CERT_CHAIN_TOO_LONG';
   }
