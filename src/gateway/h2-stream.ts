@@ -141,7 +141,13 @@ export class H2Request implements GatewayRequest {
     if (!this.#ended && headers['content-length'] === undefined) headers['transfer-encoding'] = 'chunked';
     this.headers = headers;
     this.rawHeaders = raw;
-    if (!this.#ended) stream.once('end', () => (this.#ended = true));
+    if (!this.#ended) {
+      // A reset (RST_STREAM, even NO_ERROR) ends the readable side too ('aborted', then 'end'): that
+      // body did not end, and the request is not complete (a client gone mid-body: nginx's 400).
+      let aborted = false;
+      stream.once('aborted', () => (aborted = true));
+      stream.once('end', () => (this.#ended = !aborted));
+    }
   }
 
   get complete(): boolean {
