@@ -49,7 +49,6 @@
 // presented as whole. Nothing else found: no cut body, CL≠DATA request or body over the limit reached a
 // backend as whole, and no log line blamed a backend for the client.
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import {
   connectRawH2,
@@ -74,6 +73,7 @@ import {
   startSecurityGateway,
   topologyFromYaml,
 } from './helpers.ts';
+import { type Recorder, type Seen, startBodyRecorder } from '../helpers/body-recorder.ts';
 
 /** proxy-body-size of every location, in bytes. */
 const LIMIT = 2048;
@@ -86,217 +86,6 @@ const BODY_TIMEOUT_S = 3;
 const LOG_WAIT_MS = Number(process.env.H2BODY_LOG_WAIT_MS ?? 6_000);
 const LOG_FORMAT = '$http_x_probe $status $upstream_status';
 const AUTHORITY = 'h.test';
-
-// ---------------------------------------------------------------------------------------------
-// The recording backend (the minimum of request-body-differential-nginx.test.ts's)
-
-interface Seen {
-  target: string;
-  lengths: string[];
-  codings: string[];
-  body: Buffer;
-  trailers: string[];
-  whole: boolean;
-  cut: boolean;
-}
-
-interface Recorder {
-  port: number;
-  /** Requests by x-probe ('?' without one). */
-  seen: Map<string, Seen[]>;
-  unparsable: string[];
-  waitHead(probe: string): Promise<boolean>;
-  /** Until the request of `probe` is whole (true) or SAFETY_MS passed. */
-  waitWhole(probe: string): Promise<boolean>;
-  /** Until every request of `probe` is whole or cut. */
-  waitSettled(probe: string): Promise<boolean>;
-  /** Answers the held (/hold/) request of `probe`. */
-  release(probe: string): void;
-  close(): Promise<void>;
-}
-
-const fieldValues = (fields: readonly string[], name: string): string[] =>
-  fields.filter((f) => f.toLowerCase().startsWith(`${name}:`)).map((f) => f.slice(name.length + 1).trim());
-
-async function startRecorder(): Promise<Recorder> {
-  const seen = new Map<string, Seen[]>();
-  const unparsable: string[] = [];
-  const sockets = new Set<net.Socket>();
-  const waiters = new Set<() => void>();
-  const held = new Map<string, () => void>();
-  const released = new Set<string>();
-  const changed = () => {
-    for (const w of [...waiters]) w();
-  };
-  const server = net.createServer((socket) => {
-    sockets.add(socket);
-    socket.on('error', () => {});
-    let buf = Buffer.alloc(0);
-    let current: Seen | null = null;
-    let probe = '?';
-    let remaining = 0;
-    let chunkLeft = -1;
-    let inTrailers = false;
-    const answer = () => {
-      if (!socket.destroyed) socket.write('HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\ndone');
-    };
-    const finish = () => {
-      if (current === null) return;
-      current.whole = true;
-      const id = probe;
-      if (current.target.includes('/hold/') && !released.has(id)) held.set(id, answer);
-      else answer();
-      current = null;
-      changed();
-    };
-    const bad = (why: string) => {
-      unparsable.push(`${why}: ${JSON.stringify(buf.toString('latin1').slice(0, 200))}`);
-      if (current !== null) current.cut = true;
-      current = null;
-      socket.destroy();
-      changed();
-    };
-    const step = (): boolean => {
-      if (current === null) {
-        const end = buf.indexOf('\r\n\r\n');
-        if (end < 0) return false;
-        const [line = '', ...fields] = buf.toString('latin1', 0, end).split('\r\n');
-        buf = buf.subarray(end + 4);
-        probe = fieldValues(fields, 'x-probe')[0] ?? '?';
-        const request: Seen = {
-          target: line.split(' ')[1] ?? '',
-          lengths: fieldValues(fields, 'content-length'),
-          codings: fieldValues(fields, 'transfer-encoding'),
-          body: Buffer.alloc(0),
-          trailers: [],
-          whole: false,
-          cut: false,
-        };
-        seen.set(probe, [...(seen.get(probe) ?? []), request]);
-        current = request;
-        chunkLeft = -1;
-        inTrailers = false;
-        if (request.lengths.length > 1 || (request.lengths.length > 0 && request.codings.length > 0)) {
-          bad('ambiguous framing');
-          return false;
-        }
-        if (request.codings.length > 0) {
-          if (request.codings.join(',').toLowerCase() !== 'chunked') {
-            bad('transfer-coding');
-            return false;
-          }
-          remaining = -1;
-        } else {
-          if (!/^\d+$/.test(request.lengths[0] ?? '0')) {
-            bad('content-length');
-            return false;
-          }
-          remaining = Number(request.lengths[0] ?? '0');
-        }
-        changed();
-        if (remaining === 0) finish();
-        return true;
-      }
-      const request = current;
-      if (remaining >= 0) {
-        const take = Math.min(remaining, buf.length);
-        if (take === 0) return false;
-        request.body = Buffer.concat([request.body, buf.subarray(0, take)]);
-        buf = buf.subarray(take);
-        remaining -= take;
-        changed();
-        if (remaining === 0) finish();
-        return true;
-      }
-      if (inTrailers) {
-        const eol = buf.indexOf('\r\n');
-        if (eol < 0) return false;
-        const line = buf.toString('latin1', 0, eol);
-        buf = buf.subarray(eol + 2);
-        if (line === '') finish();
-        else request.trailers.push(line);
-        return true;
-      }
-      if (chunkLeft < 0) {
-        const eol = buf.indexOf('\r\n');
-        if (eol < 0) return false;
-        const line = buf.toString('latin1', 0, eol);
-        const m = /^([0-9a-fA-F]{1,15})(;.*)?$/.exec(line);
-        if (m === null) {
-          bad(`chunk size line ${JSON.stringify(line)}`);
-          return false;
-        }
-        buf = buf.subarray(eol + 2);
-        const size = Number.parseInt(m[1]!, 16);
-        if (size === 0) inTrailers = true;
-        else chunkLeft = size;
-        return true;
-      }
-      if (chunkLeft > 0) {
-        const take = Math.min(chunkLeft, buf.length);
-        if (take === 0) return false;
-        request.body = Buffer.concat([request.body, buf.subarray(0, take)]);
-        buf = buf.subarray(take);
-        chunkLeft -= take;
-        changed();
-        return true;
-      }
-      if (buf.length < 2) return false;
-      if (buf[0] !== 0x0d || buf[1] !== 0x0a) {
-        bad('chunk data longer than its size');
-        return false;
-      }
-      buf = buf.subarray(2);
-      chunkLeft = -1;
-      return true;
-    };
-    socket.on('data', (chunk: Buffer) => {
-      buf = Buffer.concat([buf, chunk]);
-      while (!socket.destroyed && step()) {}
-    });
-    socket.once('close', () => {
-      sockets.delete(socket);
-      if (current !== null) current.cut = true;
-      current = null;
-      changed();
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const until = (test: () => boolean): Promise<boolean> =>
-    new Promise((resolve) => {
-      const check = () => {
-        if (!test()) return;
-        waiters.delete(check);
-        clearTimeout(timer);
-        resolve(true);
-      };
-      const timer = setTimeout(() => {
-        waiters.delete(check);
-        resolve(false);
-      }, SAFETY_MS);
-      waiters.add(check);
-      check();
-    });
-  return {
-    port: (server.address() as net.AddressInfo).port,
-    seen,
-    unparsable,
-    waitHead: (probe) => until(() => (seen.get(probe) ?? []).length > 0),
-    waitWhole: (probe) => until(() => (seen.get(probe) ?? []).some((s) => s.whole)),
-    waitSettled: (probe) => until(() => (seen.get(probe) ?? []).every((s) => s.whole || s.cut)),
-    release(probe) {
-      released.add(probe);
-      const answer = held.get(probe);
-      held.delete(probe);
-      answer?.();
-    },
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
-  };
-}
 
 // ---------------------------------------------------------------------------------------------
 // The two proxies
@@ -357,7 +146,7 @@ interface Bench {
 }
 
 async function startBench(): Promise<Bench> {
-  const recorder = await startRecorder();
+  const recorder = await startBodyRecorder('x-probe', SAFETY_MS);
   let nginx: RunningNginx | undefined;
   try {
     nginx = await startNginx({
