@@ -74,6 +74,7 @@ import {
   topologyFromYaml,
 } from './helpers.ts';
 import { type Recorder, type Seen, startBodyRecorder } from '../helpers/body-recorder.ts';
+import { nginxBodyLocation } from '../helpers/nginx-body-location.ts';
 
 /** proxy-body-size of every location, in bytes. */
 const LIMIT = 2048;
@@ -89,32 +90,6 @@ const AUTHORITY = 'h.test';
 
 // ---------------------------------------------------------------------------------------------
 // The two proxies
-
-function nginxLocation(path: string, extra: string): string {
-  return `
-    location ${path} {
-      set $best_http_host $http_host;
-      client_max_body_size ${LIMIT};
-      ${extra}
-      proxy_set_header Host $best_http_host;
-      proxy_set_header Upgrade $http_upgrade;
-      proxy_set_header Connection $connection_upgrade;
-      proxy_set_header X-Real-IP $remote_addr;
-      proxy_set_header X-Forwarded-For $remote_addr;
-      proxy_set_header X-Forwarded-Host $best_http_host;
-      proxy_set_header Proxy "";
-      proxy_connect_timeout 5s;
-      proxy_send_timeout 60s;
-      proxy_read_timeout 60s;
-      proxy_buffering off;
-      proxy_buffer_size 4k;
-      proxy_buffers 4 4k;
-      proxy_http_version 1.1;
-      proxy_next_upstream error timeout;
-      proxy_next_upstream_tries 3;
-      proxy_pass http://upstream_balancer;
-    }`;
-}
 
 function nginxHttp(dir: string, port: number, backend: number): string {
   return `
@@ -134,8 +109,8 @@ function nginxHttp(dir: string, port: number, backend: number): string {
   server {
     listen 127.0.0.1:${port} http2 default_server;
     server_name _;
-    ${nginxLocation('/buf/', 'client_body_buffer_size 1k; proxy_request_buffering on;')}
-    ${nginxLocation('/stream/', 'proxy_request_buffering off;')}
+    ${nginxBodyLocation('/buf/', 'client_body_buffer_size 1k; proxy_request_buffering on;', LIMIT)}
+    ${nginxBodyLocation('/stream/', 'proxy_request_buffering off;', LIMIT)}
   }`;
 }
 
