@@ -6,6 +6,7 @@ import { controllerSources } from '../dashboard/attach.ts';
 import { launchDashboard, prepareDashboard } from '../dashboard/flag.ts';
 import { usageError } from './args.ts';
 import type { Command } from './main.ts';
+import { catchSignals } from './signals.ts';
 
 function usage(): string {
   const implemented = FLAGS.filter((f) => f.implemented);
@@ -86,27 +87,12 @@ export const command: Command = {
         return 1;
       }
     }
-    return new Promise<number>((resolve) => {
-      let stopping = false;
-      const stop = (signal: string) => {
-        if (stopping) return;
-        stopping = true;
-        log(`${signal}: stopping`);
-        void running
-          .close()
-          .then(() => board?.close())
-          .then(() => resolve(0));
-      };
-      process.on('SIGTERM', () => stop('SIGTERM'));
-      process.on('SIGINT', () => stop('SIGINT'));
-      void running.failed.then(() => {
-        if (stopping) return;
-        stopping = true;
-        void running
-          .close()
-          .then(() => board?.close())
-          .then(() => resolve(1));
-      });
-    });
+    const signals = catchSignals();
+    const stoppedBy = await Promise.race([signals.stopped, running.failed.then(() => null)]);
+    if (stoppedBy !== null) log(`${stoppedBy}: stopping`);
+    await running.close();
+    await board?.close();
+    signals.release();
+    return stoppedBy === null ? 1 : 0;
   },
 };

@@ -36,6 +36,7 @@ import { parseWatchdog } from '../workers/watchdog.ts';
 import { startGatewayWorkers, type WorkerGateway } from '../workers/gateway-primary.ts';
 import { parseCommandArgs, usageError } from './args.ts';
 import type { Command } from './main.ts';
+import { catchSignals } from './signals.ts';
 
 export { type GatewayOptions, type RunningGateway, startGateway } from '../gateway/gateway.ts';
 
@@ -412,49 +413,31 @@ function handleSignals(
   report: (event: GatewayEvent) => void,
   actions: { drain: () => Promise<void>; reopen: () => Promise<void> },
 ): { finished: Promise<number>; watching(watcher: ConfigWatcher): void } {
-  const { drain, reopen } = actions;
+  const signals = catchSignals({ hangups: true });
+  const onReopen = () => void actions.reopen();
+  // A listener also keeps SIGUSR1 from opening Node's inspector on a gateway.
+  process.on('SIGUSR1', onReopen);
   let watcher: ConfigWatcher | null = null;
-  let hangupPending = false;
-  let stopped = false;
-  let finish: (code: number) => void = () => {};
-  const finished = new Promise<number>((resolve) => {
-    finish = resolve;
-  });
-  const onHangup = () => {
-    if (watcher === null) hangupPending = true;
-    else watcher.trigger();
-  };
-  const onReopen = () => void reopen();
-  const stop = (signal: string) => {
-    stopped = true;
-    process.off('SIGHUP', onHangup);
+  let stopping = false;
+  const finished = signals.stopped.then(async (signal) => {
+    stopping = true;
     process.off('SIGUSR1', onReopen);
-    process.off('SIGTERM', onTerm);
-    process.off('SIGINT', onInt);
     watcher?.close();
     report({
       level: 'info',
       event: 'draining',
       message: `${signal}: stopped accepting, draining in-flight requests`,
     });
-    void drain().then(() => {
-      report({ level: 'info', event: 'stopped', message: 'stopped' });
-      finish(0);
-    });
-  };
-  const onTerm = () => stop('SIGTERM');
-  const onInt = () => stop('SIGINT');
-  process.on('SIGHUP', onHangup);
-  // A listener also keeps SIGUSR1 from opening Node's inspector on a gateway.
-  process.on('SIGUSR1', onReopen);
-  process.on('SIGTERM', onTerm);
-  process.on('SIGINT', onInt);
+    await actions.drain();
+    report({ level: 'info', event: 'stopped', message: 'stopped' });
+    return 0;
+  });
   return {
     finished,
     watching(next) {
       watcher = next;
-      if (stopped) next.close();
-      else if (hangupPending) next.trigger();
+      if (stopping) next.close();
+      else signals.onHangup(() => next.trigger());
     },
   };
 }

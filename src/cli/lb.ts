@@ -27,6 +27,7 @@ import { parseWorkerCount } from '../workers/count.ts';
 import { parseWatchdog } from '../workers/watchdog.ts';
 import { type ParsedArgs, parseCommandArgs, usageError } from './args.ts';
 import type { Command } from './main.ts';
+import { type CaughtSignals, catchSignals } from './signals.ts';
 
 const HELP = `Usage: keepip lb --listen ADDR:PORT --target ADDR:PORT... [options]
        keepip lb -f <file|dir>... [--service NS/NAME] [options]
@@ -128,7 +129,7 @@ interface Planned {
 export const command: Command = {
   summary: 'An L4 TCP load balancer in the role of an AWS NLB, with PROXY protocol',
   async run(argv) {
-    const signals = catchSignals();
+    const signals = catchSignals({ hangups: true });
     try {
       return await runLb(argv, signals);
     } finally {
@@ -138,7 +139,7 @@ export const command: Command = {
 };
 
 /** Plans the listeners and serves them (here, or in --workers processes) until SIGTERM or SIGINT. */
-async function runLb(argv: string[], signals: Signals): Promise<number> {
+async function runLb(argv: string[], signals: CaughtSignals): Promise<number> {
   const values = parseValues(argv);
   if (isExit(values)) return values.exit;
   const workers = parseWorkerCount(values.workers ?? '1', availableCores());
@@ -174,7 +175,7 @@ async function runLb(argv: string[], signals: Signals): Promise<number> {
     await stopAll();
     return metrics.exit;
   }
-  await signals.untilStopped(() => reloadTargets(values, planned.plans, running));
+  await untilStopped(signals, () => reloadTargets(values, planned.plans, running));
   await stopAll();
   await metrics?.close();
   out('stopped');
@@ -237,7 +238,7 @@ async function serveMetrics<T extends { address: AddressInfo }>(
 async function runWorkers(
   values: Values,
   planned: Planned,
-  signals: Signals,
+  signals: CaughtSignals,
   { workers, watchdogMs }: { workers: number; watchdogMs: number },
 ): Promise<number> {
   const [{ Registry }, { startLbWorkers }, { startMetricsServer }] = await Promise.all([
@@ -272,52 +273,17 @@ async function runWorkers(
     await pool.close();
     return metrics.exit;
   }
-  await signals.untilStopped(() => reloadTargets(values, planned.plans, pool.listeners));
+  await untilStopped(signals, () => reloadTargets(values, planned.plans, pool.listeners));
   await pool.close();
   await metrics?.close();
   out('stopped');
   return 0;
 }
 
-interface Signals {
-  /** Resolves on SIGINT or SIGTERM; each SIGHUP runs `reload` (a failure is reported, not fatal). */
-  untilStopped(reload: () => Promise<void>): Promise<void>;
-  release(): void;
-}
-
-/**
- * The signals, caught from the command's first step: one that arrives while the listeners start is
- * kept (a SIGHUP then reloads once serving, a SIGTERM stops at once) instead of ending the process
- * by the default action, as `keepip gateway` keeps an early hangup.
- */
-function catchSignals(): Signals {
-  let hangup = false;
-  let stopped = false;
-  let reload: (() => Promise<void>) | null = null;
-  let resolveStopped: () => void = () => {};
-  const onHup = () => {
-    if (reload === null) hangup = true;
-    else void reload().catch((error: Error) => err(`reload failed: ${error.message}`));
-  };
-  const stop = () => {
-    stopped = true;
-    resolveStopped();
-  };
-  process.on('SIGINT', stop);
-  process.on('SIGTERM', stop);
-  process.on('SIGHUP', onHup);
-  return {
-    untilStopped(next) {
-      reload = next;
-      if (hangup) onHup();
-      return stopped ? Promise.resolve() : new Promise((resolve) => (resolveStopped = resolve));
-    },
-    release() {
-      process.off('SIGINT', stop);
-      process.off('SIGTERM', stop);
-      process.off('SIGHUP', onHup);
-    },
-  };
+/** Serves until SIGINT or SIGTERM; each SIGHUP runs `reload` (a failure is reported, not fatal). */
+async function untilStopped(signals: CaughtSignals, reload: () => Promise<void>): Promise<void> {
+  signals.onHangup(() => void reload().catch((error: Error) => err(`reload failed: ${error.message}`)));
+  await signals.stopped;
 }
 
 /** What a SIGHUP changes in a running listener (one process's RunningLb, or every worker's). */

@@ -13,6 +13,7 @@ import type { RunningDashboard } from '../dashboard/server.ts';
 import { type RunningChain, startChain, UpError } from '../up/run.ts';
 import { parseCommandArgs, usageError } from './args.ts';
 import type { Command } from './main.ts';
+import { catchSignals } from './signals.ts';
 
 const HELP = `Usage: keepip up -f <file|dir>... [options]
 
@@ -58,7 +59,13 @@ export const command: Command = {
     const log = createPrefixedLog((text) => process.stdout.write(text));
     // Signals are handled from the start: a test (or a user) reacts to the start-up lines at once, and
     // a signal that arrived before its handler would kill the process without closing anything.
-    const signals = watchStopSignals(log);
+    const signals = catchSignals({
+      hangups: true,
+      onSecondStop: () => {
+        log('up', 'second signal: exiting without waiting');
+        process.exit(130);
+      },
+    });
     let chain: RunningChain;
     try {
       chain = await startChain({
@@ -82,15 +89,13 @@ export const command: Command = {
       signals.release();
       return 1;
     }
-    const onHangup = () => void chain.reload();
-    process.on('SIGHUP', onHangup);
+    signals.onHangup(() => void chain.reload());
     log('up', `the chain is running (${chain.plan.components.length} components); Ctrl-C stops it`);
     await signals.stopped;
     log('up', 'stopping');
     await board?.close();
     dashboard.plan?.log.close();
     await chain.close();
-    process.off('SIGHUP', onHangup);
     signals.release();
     log('up', 'stopped');
     return 0;
@@ -117,35 +122,6 @@ function parseValues(argv: string[]) {
   if (!values.filename || values.filename.length === 0)
     return usageError(USAGE, 'give the manifests with -f <file|dir>');
   return { ...values, filename: values.filename };
-}
-
-/** The first SIGINT/SIGTERM resolves `stopped`; a second one exits at once (130). */
-function watchStopSignals(log: (component: string, line: string) => void): {
-  stopped: Promise<void>;
-  release(): void;
-} {
-  let stopRequested: () => void = () => {};
-  const stopped = new Promise<void>((resolve) => {
-    stopRequested = resolve;
-  });
-  let signals = 0;
-  const onSignal = () => {
-    signals += 1;
-    if (signals === 1) stopRequested();
-    else {
-      log('up', 'second signal: exiting without waiting');
-      process.exit(130);
-    }
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  return {
-    stopped,
-    release() {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
-    },
-  };
 }
 
 /** --dashboard beside the chain; undefined (and an error line) when it cannot listen. */

@@ -3,6 +3,7 @@ import { startWhoami } from '../whoami/server.ts';
 import { formatHostPort, parseHostPort } from '../net/host-port.ts';
 import { parseCommandArgs } from './args.ts';
 import type { Command } from './main.ts';
+import { catchSignals } from './signals.ts';
 
 const HELP = `Usage: keepip whoami [--listen ADDR:PORT] [--name NAME]
 
@@ -52,17 +53,9 @@ export const command: Command = {
     }
     const { address, port } = running.address;
     // Handlers first: whoever reads the start-up line may signal at once.
-    const stopped = new Promise<void>((resolve) => {
-      const stop = () => {
-        process.off('SIGINT', stop);
-        process.off('SIGTERM', stop);
-        resolve();
-      };
-      process.on('SIGINT', stop);
-      process.on('SIGTERM', stop);
-    });
+    const signals = catchSignals();
     process.stdout.write(`keepip whoami: listening on http://${formatHostPort(address, port)}\n`);
-    await stopped;
+    await signals.stopped;
     await running.close();
     return 0;
   },
