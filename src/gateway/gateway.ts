@@ -27,7 +27,7 @@ import { boundRegexBacktracking } from '../regex-engine.ts';
 import { type ListenerContext, type ListenerSpec, type RunningListeners, startListeners } from './server.ts';
 import { BodyBuffers } from './request-body-buffer.ts';
 import { buildSnapshot, type GatewaySnapshot, type SnapshotError, type SnapshotOptions } from './snapshot.ts';
-import { generateDefaultCertificate, type KeyPair } from './tls.ts';
+import { type KeyPair, listenerDefaultCertificate } from './tls.ts';
 import { ConnectionRegistry } from './upstream.ts';
 
 export interface GatewayOptions {
@@ -259,7 +259,7 @@ async function listenOrUndo(
   undo: () => Promise<void>,
 ): Promise<RunningListeners> {
   try {
-    const defaultCertificate = options.defaultCertificate ?? (await generateDefaultCertificate());
+    const defaultCertificate = await listenerDefaultCertificate(options);
     return await startListeners(listenerSpecs(options), { ...ctx, defaultCertificate });
   } catch (error) {
     await undo();

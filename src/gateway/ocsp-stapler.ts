@@ -6,7 +6,7 @@
 // fetched again from halfway there; a failed fetch is retried after a minute, not on every handshake.
 import { createHash, X509Certificate } from 'node:crypto';
 import type { ErrorLevel } from './error-log.ts';
-import { checkOcspResponse, type OcspError, ocspQuery } from './ocsp.ts';
+import type { OcspError } from './ocsp.ts';
 
 /** ingress-nginx's lua-resty-http timeouts for the responder: connect 1 s, send 1 s, read 2 s. */
 const FETCH_DEADLINE_MS = 4_000;
@@ -120,6 +120,8 @@ async function fetchChecked(
   post: (url: string, body: Buffer) => Promise<Buffer>,
   now: () => number,
 ): Promise<Fetched> {
+  // Loaded on the first fetch: pkijs costs every gateway start ~80 ms, and only enable-ocsp needs it.
+  const { checkOcspResponse, ocspQuery } = await import('./ocsp.ts');
   const query = await ocspQuery(certificate, issuer);
   if (!query.ok) return query;
   let body: Buffer;

@@ -55,7 +55,8 @@ export interface ListenerContext {
   errorLog: ErrorLog;
   /** The access log: passthrough connections get a line each (passthrough.ts). */
   accessLog: LineSink;
-  defaultCertificate: KeyPair;
+  /** The TLS listener's fallback pair; null when there is no TLS listener (startListeners checks). */
+  defaultCertificate: KeyPair | null;
 }
 
 export interface RunningListeners {
@@ -93,6 +94,12 @@ interface ServerSides {
   ): void;
 }
 
+/** The fallback pair of a TLS listener (startListeners starts none without one). */
+function fakeCertificate(ctx: ListenerContext): KeyPair {
+  if (ctx.defaultCertificate === null) throw new TypeError('a TLS listener without a default certificate');
+  return ctx.defaultCertificate;
+}
+
 function createServerSides(ctx: ListenerContext): ServerSides {
   const { handler, metrics, errorLog } = ctx;
   const onDeadline = (reason: ConnectionCloseReason) => metrics.connectionClosed(reason);
@@ -112,10 +119,10 @@ function createServerSides(ctx: ListenerContext): ServerSides {
       const snap = ctx.current();
       const vhost = hostForServerName(snap.routes, servername);
       const { certificates } = snap;
-      const pair = certificates.defaultPair ?? ctx.defaultCertificate;
+      const pair = certificates.defaultPair ?? fakeCertificate(ctx);
       const withCa = requestClientCertificate(this, vhost, pair, certificates.session);
       const own = certificates.lookup(servername) ?? certificates.defaultContext;
-      callback(null, withCa ?? own ?? certificates.fallbackContext(ctx.defaultCertificate));
+      callback(null, withCa ?? own ?? certificates.fallbackContext(fakeCertificate(ctx)));
     },
   };
 }
@@ -235,7 +242,7 @@ function dispatchHello(
     return;
   }
   socket.unshift(bytes);
-  const context = snap.certificates.initialContext(hello.serverName, ctx.defaultCertificate);
+  const context = snap.certificates.initialContext(hello.serverName, fakeCertificate(ctx));
   if (context === null) {
     const name = hello.serverName === null ? 'a client without SNI' : `"${hello.serverName}"`;
     ctx.errorLog.write(
@@ -497,6 +504,8 @@ export async function startListeners(
   specs: readonly ListenerSpec[],
   ctx: ListenerContext,
 ): Promise<RunningListeners> {
+  if (ctx.defaultCertificate === null && specs.some((spec) => spec.kind === 'https'))
+    throw new TypeError('startListeners: an https listener needs defaultCertificate');
   const sides = createServerSides(ctx);
   const sockets = new Set<net.Socket>();
   // Filled as each listener binds, so connections on the first one already know the HTTPS port.

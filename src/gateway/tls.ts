@@ -10,7 +10,6 @@
 // the handshake (null), never fall back to the defaults.
 import { constants, createHash } from 'node:crypto';
 import tls, { type SecureContext, type SecureContextOptions } from 'node:tls';
-import { generate } from 'selfsigned';
 import type {
   DefaultCertificateModel,
   ServerTlsModel,
@@ -39,6 +38,9 @@ export async function generateDefaultCertificate(): Promise<KeyPair> {
     { name: 'organizationName', value: 'Acme Co' },
     { name: 'commonName', value: DEFAULT_CERTIFICATE_CN },
   ];
+  // Loaded here: the x509 library costs a start ~130 ms, and only a TLS listener without
+  // --default-ssl-certificate needs it.
+  const { generate } = await import('selfsigned');
   const result = await generate(subject, {
     keyType: 'ec',
     curve: 'P-256',
@@ -52,6 +54,18 @@ export async function generateDefaultCertificate(): Promise<KeyPair> {
     ],
   });
   return { key: result.private, cert: result.cert };
+}
+
+/**
+ * The pair a TLS listener falls back on: --default-ssl-certificate's, else a generated fake one; null
+ * without a TLS listener (a plain-HTTP gateway never pays for the x509 library and a key).
+ */
+export async function listenerDefaultCertificate(options: {
+  https?: unknown;
+  defaultCertificate?: KeyPair;
+}): Promise<KeyPair | null> {
+  if (options.https === undefined || options.https === null) return null;
+  return options.defaultCertificate ?? (await generateDefaultCertificate());
 }
 
 export interface CertificateProblem {

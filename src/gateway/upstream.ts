@@ -16,11 +16,17 @@ import tls, {
   type SecureVersion,
 } from 'node:tls';
 import type { Readable } from 'node:stream';
-import { type buildConnector, type Dispatcher, Pool } from 'undici';
+import type { buildConnector, Dispatcher, Pool } from 'undici';
 import type { LocationModel, ProxySslModel } from '../config/model.ts';
 import { formatHostPort } from '../net/host-port.ts';
 import { exceedsVerifyDepth } from './certificate-chain.ts';
-import { H1Pool, type UpstreamDispatcher } from './h1-client.ts';
+import {
+  H1Pool,
+  type UpstreamController,
+  type UpstreamDispatcher,
+  type UpstreamDispatchOptions,
+  type UpstreamHandler,
+} from './h1-client.ts';
 import { H2Pool } from './h2-client.ts';
 
 export interface PoolSpec {
@@ -144,18 +150,41 @@ export function upstreamTlsProblem(model: ProxySslModel): UpstreamTlsProblem | n
   }
 }
 
-/** undici's Pool behind the dispatcher interface (HTTPS backends). */
-function undiciDispatcher(pool: Pool): UpstreamDispatcher {
+/** undici, loaded with the first HTTPS pool: it costs every start ~150 ms, and only HTTPS backends use it. */
+let undici: Promise<typeof import('undici')> | undefined;
+
+/** What a request that never went out is told: there is no connection to abort, pause or resume. */
+const NO_CONNECTION: UpstreamController = { abort() {}, pause() {}, resume() {} };
+
+function dispatchTo(pool: Pool, options: UpstreamDispatchOptions, handler: UpstreamHandler): void {
+  // undici streams async iterables (its types only list Readable).
+  pool.dispatch(
+    { ...options, body: options.body as unknown as Readable | null },
+    handler as unknown as Dispatcher.DispatchHandler,
+  );
+}
+
+/** undici's Pool behind the dispatcher interface (HTTPS backends), once undici is loaded. */
+function undiciDispatcher(created: Promise<Pool>): UpstreamDispatcher {
+  let pool: Pool | null = null;
+  created.then(
+    (ready) => {
+      pool = ready;
+    },
+    () => {},
+  );
+  const whenCreated = (use: (ready: Pool) => Promise<void>) => created.then(use, () => {});
   return {
     dispatch(options, handler) {
-      // undici streams async iterables (its types only list Readable).
-      pool.dispatch(
-        { ...options, body: options.body as unknown as Readable | null },
-        handler as unknown as Dispatcher.DispatchHandler,
-      );
+      if (pool !== null) dispatchTo(pool, options, handler);
+      else
+        created.then(
+          (ready) => dispatchTo(ready, options, handler),
+          (error: Error) => handler.onResponseError?.(NO_CONNECTION, error),
+        );
     },
-    close: () => pool.close(),
-    destroy: () => pool.destroy(),
+    close: () => whenCreated((ready) => ready.close()),
+    destroy: () => whenCreated((ready) => ready.destroy()),
   };
 }
 
@@ -220,18 +249,21 @@ function httpsPool(
   spec: PoolSpec,
   lookup: LookupFunction,
 ): UpstreamDispatcher {
-  return undiciDispatcher(
-    new Pool(`${scheme}://${hostPort}`, {
-      // Unlimited concurrent connections like nginx; keep-alive reuse comes from the pool's idle clients.
-      connections: null,
-      pipelining: 1,
-      ...undiciKeepalive(spec.keepalive),
-      // Per-request headersTimeout/bodyTimeout (proxy-read-timeout) are given at dispatch time.
-      headersTimeout: 0,
-      bodyTimeout: 0,
-      connect: tlsConnector(spec, lookup),
-    }),
+  undici ??= import('undici');
+  const created = undici.then(
+    ({ Pool }) =>
+      new Pool(`${scheme}://${hostPort}`, {
+        // Unlimited concurrent connections like nginx; keep-alive reuse comes from the pool's idle clients.
+        connections: null,
+        pipelining: 1,
+        ...undiciKeepalive(spec.keepalive),
+        // Per-request headersTimeout/bodyTimeout (proxy-read-timeout) are given at dispatch time.
+        headersTimeout: 0,
+        bodyTimeout: 0,
+        connect: tlsConnector(spec, lookup),
+      }),
   );
+  return undiciDispatcher(created);
 }
 
 export interface RegistryOptions {

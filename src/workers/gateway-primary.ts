@@ -18,7 +18,7 @@ import {
 import type { ReopenResult } from '../gateway/line-sink.ts';
 import { createGatewayMetrics, type GatewayMetrics } from '../gateway/metrics.ts';
 import { buildSnapshot, type GatewaySnapshot, ownTicketKey } from '../gateway/snapshot.ts';
-import { generateDefaultCertificate, type KeyPair } from '../gateway/tls.ts';
+import { type KeyPair, listenerDefaultCertificate } from '../gateway/tls.ts';
 import { ConnectionRegistry } from '../gateway/upstream.ts';
 import { type MetricsServer, startMetricsServer } from '../observability/metrics-server.ts';
 import type { DecisionBatch } from '../dashboard/decision-log.ts';
@@ -127,7 +127,7 @@ const BUILD_ALLOWANCE_FACTOR = 10;
 export async function startGatewayWorkers(options: WorkerGatewayOptions): Promise<WorkerGateway> {
   if (!options.http && !options.https) throw new TypeError('startGatewayWorkers: give http and/or https');
   const state = checkFirst(options);
-  const defaultCertificate = options.defaultCertificate ?? (await generateDefaultCertificate());
+  const defaultCertificate = await listenerDefaultCertificate(options);
   const { pool, info, limiter } = await startPool(options, state, defaultCertificate);
   const { metrics } = state;
   registerPoolMetrics(metrics.registry, pool, options.workers);
@@ -225,7 +225,7 @@ function checkFirst(options: WorkerGatewayOptions): PrimaryState {
 async function startPool(
   options: WorkerGatewayOptions,
   state: PrimaryState,
-  defaultCertificate: KeyPair,
+  defaultCertificate: KeyPair | null,
 ): Promise<{
   pool: WorkerPool;
   info: { http: AddressInfo | null; https: AddressInfo | null };
@@ -262,7 +262,7 @@ async function startPool(
         ...withoutLocal(shared),
         topology: state.topology,
         version: state.version,
-        defaultCertificate,
+        ...(defaultCertificate !== null ? { defaultCertificate } : {}),
         // One ticket key for every worker (restarted ones too): a ticket any of them issued is read by all.
         ticketKey: ownTicketKey().toString('base64'),
         ...listen,
