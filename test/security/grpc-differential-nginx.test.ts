@@ -688,6 +688,8 @@ interface Allowed {
   id: string;
   reason: string;
   matches(d: Difference): boolean;
+  /** Why the runs may not meet it (a race either side of which is safe); absent: they must. */
+  mayNotOccur?: string;
 }
 
 const sent = (p: Probe, name: string) => p.fields.some(([n]) => n === name);
@@ -735,6 +737,9 @@ const ALLOWED: readonly Allowed[] = [
       'gRPC calls always stream (docs/gateway.md, "Request handling"; compat proxy-request-buffering): keepip opens ' +
       "the backend's stream at once and resets it when the body passes proxy-body-size, so the backend never gets a " +
       'whole call; nginx read the first 64 KiB window before connecting and answered 413 first',
+    mayNotOccur:
+      "on a busy machine keepip may read past the limit before the backend's stream is open: then the backend sees " +
+      'nothing, as with nginx, and there is no difference to allow (seen in a full-suite run beside three helpers)',
     matches: (d) =>
       d.what === 'reached' &&
       d.results.nginx.reply.status === 413 &&
@@ -1291,7 +1296,7 @@ describe('gRPC (backend-protocol GRPC) through keepip and through nginx 1.22 as 
       return;
     }
     assert.deepEqual(
-      ALLOWED.map((a) => a.id).filter((id) => !met.has(id)),
+      ALLOWED.filter((a) => a.mayNotOccur === undefined && !met.has(a.id)).map((a) => a.id),
       [],
     );
   });
