@@ -74,7 +74,11 @@ const IO_BUILTINS = new Set([
   'child_process',
   'cluster',
   'worker_threads',
+  // createRequire loads code from disk (src/node-http.ts).
+  'module',
 ]);
+/** The one module that loads node:http's values (an ESM import of it loads Node's bundled undici). */
+const NODE_HTTP = 'src/node-http.ts';
 /** Packages that do network I/O. */
 const IO_PACKAGES = new Set(['undici', 'ws']);
 
@@ -206,6 +210,15 @@ function findViolations(graph: Map<string, Edge[]>): Map<string, string> {
       }
     }
   }
+  for (const edges of graph.values()) {
+    for (const edge of edges) {
+      if (ioModule(edge.to) !== 'http' || edge.ref.typeOnly || edge.from === NODE_HTTP) continue;
+      found.set(
+        `http: ${edge.from} imports node:http`,
+        `import it from ${NODE_HTTP}: an ESM import of node:http loads Node's bundled undici`,
+      );
+    }
+  }
   for (const file of graph.keys()) {
     if (!isPure(file)) continue;
     for (const [io, path] of ioReachedFrom(graph, file)) {
@@ -302,10 +315,16 @@ describe('architecture: the dependency rules', () => {
     add('src/config/model.ts', 'src/cli/main.ts');
     add('src/lb/selection.ts', 'node:fs/promises');
     add('src/net/ip.ts', 'os');
+    const http = { from: 'src/gateway/proxy.ts', to: 'node:http' };
+    graph.set(http.from, [
+      ...(graph.get(http.from) ?? []),
+      { ...http, ref: { specifier: http.to, typeOnly: false, dynamic: false } },
+    ]);
     const found = findViolations(graph);
     assert.ok(found.has('cycle: src/net/cidr.ts <-> src/net/ip.ts'));
     assert.ok(found.has('cli: src/config/model.ts -> src/cli/main.ts'));
     assert.ok(found.has('io: src/lb/selection.ts reaches fs'));
+    assert.ok(found.has('http: src/gateway/proxy.ts imports node:http'));
     assert.equal(
       found.get('io: src/net/cidr-set.ts reaches os'),
       'src/net/cidr-set.ts -> src/net/ip.ts -> os',

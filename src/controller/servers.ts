@@ -1,7 +1,8 @@
 // The controller's two small HTTP edges: --healthz-port (/healthz, and /metrics as ingress-nginx
 // serves them there) and the validating webhook (AdmissionReview v1 over TLS).
 import { readFileSync } from 'node:fs';
-import http from 'node:http';
+import type { Server, ServerResponse } from 'node:http';
+import http from '../node-http.ts';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
@@ -12,7 +13,7 @@ export interface SmallServer {
   close(): Promise<void>;
 }
 
-async function listen(server: http.Server | https.Server, host: string, port: number): Promise<SmallServer> {
+async function listen(server: Server | https.Server, host: string, port: number): Promise<SmallServer> {
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => resolve());
@@ -71,7 +72,7 @@ export interface WebhookRefusal {
  */
 const WEBHOOK_LIMITS = { headersTimeout: 10_000, requestTimeout: 30_000, maxConnections: 64 };
 
-function tooLarge(res: http.ServerResponse, log: (line: string) => void): void {
+function tooLarge(res: ServerResponse, log: (line: string) => void): void {
   const refusal: WebhookRefusal = {
     code: 'ADMISSION_BODY_TOO_LARGE',
     message: `the body is larger than ${MAX_REVIEW_BYTES} bytes; nothing is reviewed`,

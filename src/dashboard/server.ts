@@ -6,7 +6,8 @@
 // one, only requests whose Host is an IP address or localhost are answered (no DNS rebinding).
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import http from '../node-http.ts';
 import type { AddressInfo } from 'node:net';
 import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -242,7 +243,7 @@ export async function startDashboard(options: DashboardOptions): Promise<Running
   };
   const { streams } = ctx;
   options.decisions.setBehind(options.sources.behind ?? null);
-  const server = createServer({ requestTimeout: 30_000, headersTimeout: 10_000 }, (req, res) => {
+  const server = http.createServer({ requestTimeout: 30_000, headersTimeout: 10_000 }, (req, res) => {
     try {
       handle(ctx, req, res);
     } catch (error) {

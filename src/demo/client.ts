@@ -1,6 +1,6 @@
 // The demo's HTTP client: one request from a chosen local source address (playing a client IP on
 // loopback), and the curl command that does the same by hand.
-import http from 'node:http';
+import http from '../node-http.ts';
 
 export interface DemoRequest {
   /** Where to connect (the LB listener, or the gateway pod directly). */

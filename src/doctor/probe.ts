@@ -1,6 +1,7 @@
 // `keepip doctor --probe`: the socket edge. Sends one request per local source address to a chain whose
 // backend is keepip whoami and reads back the address that reached the backend.
-import http from 'node:http';
+import type { IncomingMessage } from 'node:http';
+import http from '../node-http.ts';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { canonicalIp } from '../net/ip.ts';
@@ -118,7 +119,7 @@ function probeOne(url: URL, from: string | null, options: ProbeOptions): Promise
 
 /** Reads a whoami answer (at most MAX_BODY_BYTES) and what its backend saw. */
 function readAnswer(
-  res: http.IncomingMessage,
+  res: IncomingMessage,
   localAddress: () => string | null,
   done: (result: Omit<ProbeResult, 'from'>) => void,
 ): void {

@@ -9,7 +9,7 @@
 // end (h1-response.ts); anything else (extra bytes, a close-delimited body, an error, an abort)
 // destroys it. Bytes arriving while a connection is idle destroy it too. Extra bytes read with the
 // answer are told to the handler (onResponseExtra), for nginx's warning.
-import { maxHeaderSize } from 'node:http';
+import http from '../node-http.ts';
 import net, { type LookupFunction } from 'node:net';
 import { formatHostPort } from '../net/host-port.ts';
 import { UNSENDABLE_VALUE } from './header-value.ts';
@@ -478,7 +478,7 @@ class H1Connection {
       for (;;) {
         const text = headText(buf, start);
         if (text === null) {
-          if (buf.length - start > maxHeaderSize) {
+          if (buf.length - start > http.maxHeaderSize) {
             this.#failRequest(
               request,
               codedError('UPSTREAM_INVALID_HEADER', 'upstream sent too big header'),
@@ -489,7 +489,7 @@ class H1Connection {
           this.#pending = Buffer.from(buf.subarray(start));
           return;
         }
-        if (text.length > maxHeaderSize) {
+        if (text.length > http.maxHeaderSize) {
           this.#failRequest(
             request,
             codedError('UPSTREAM_INVALID_HEADER', 'upstream sent too big header'),

@@ -5,7 +5,8 @@
 // (client-timeouts.ts: header, body, keep-alive, send, lingering). Requests on a connection are handled
 // one at a time, in order: pipelined bytes wait (bounded) until the response before them is complete
 // and taken by the client.
-import { type IncomingHttpHeaders, STATUS_CODES } from 'node:http';
+import type { IncomingHttpHeaders } from 'node:http';
+import http from '../node-http.ts';
 import type net from 'node:net';
 import { type ClientTimeouts, type ConnectionCloseReason, sweepPeriodMs } from './client-timeouts.ts';
 import type { GatewayRequest, GatewayResponse, H1Handler } from './exchange.ts';
@@ -306,7 +307,7 @@ class H1Response implements GatewayResponse {
 
   #statusLine(statusCode: number): string {
     this.statusCode = statusCode;
-    const standard = STATUS_CODES[statusCode];
+    const standard = http.STATUS_CODES[statusCode];
     if (this.statusMessage === '') this.statusMessage = standard ?? 'unknown';
     if (this.statusMessage === standard) return standardStatusLine(statusCode, standard);
     return `HTTP/1.1 ${statusCode} ${this.statusMessage.replace(UNSENDABLE_CHARS, ' ')}\r\n`;

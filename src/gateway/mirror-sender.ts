@@ -1,7 +1,8 @@
 // The sending side of mirror-target (mirror.ts is the request stage): the copies one gateway process
 // has in flight, their bound, their deadlines, their counter (keepip_gateway_mirror_requests_total
 // {result}) and their rate-limited error log lines. A copy's answer is read and thrown away.
-import http from 'node:http';
+import type { ClientRequest } from 'node:http';
+import http from '../node-http.ts';
 import https from 'node:https';
 import { Counter, type Registry } from 'prom-client';
 import type { MirrorModel } from '../config/model.ts';
@@ -46,7 +47,7 @@ const METRIC = 'keepip_gateway_mirror_requests_total';
 export class Mirrors {
   readonly maxInFlight: number;
   inFlight = 0;
-  readonly #requests = new Set<http.ClientRequest>();
+  readonly #requests = new Set<ClientRequest>();
   readonly #counter: Counter<'result'>;
   readonly #errorLog: ErrorLog;
   #loggedAt = Number.NEGATIVE_INFINITY;
@@ -131,10 +132,10 @@ function mirrorContext(call: MirrorCall): string {
 function startCopy(
   call: MirrorCall,
   finish: (result: MirrorResult, reason: string | null) => void,
-): http.ClientRequest | null {
+): ClientRequest | null {
   const { model } = call;
   const total = call.connectTimeoutMs + call.sendTimeoutMs + call.readTimeoutMs;
-  let req: http.ClientRequest;
+  let req: ClientRequest;
   try {
     const options = {
       host: model.hostname,
@@ -196,7 +197,7 @@ function sniName(hostname: string): string | undefined {
 }
 
 /** The body, with backpressure, then the end of the request; `done` once the body is not read any more. */
-function writeBody(req: http.ClientRequest, body: MirrorBody | null, done: () => void): void {
+function writeBody(req: ClientRequest, body: MirrorBody | null, done: () => void): void {
   if (body === null || body.length === 0) {
     req.end();
     done();

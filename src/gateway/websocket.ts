@@ -5,7 +5,7 @@
 // framed it, then both connections close (the client side within the lingering deadlines of
 // h1-server.ts), so a refused upgrade never leaves a socket half-open.
 import type { NextUpstreamModel } from '../config/model.ts';
-import { maxHeaderSize } from 'node:http';
+import http from '../node-http.ts';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
@@ -189,7 +189,7 @@ class UpgradeExchange {
     // if it refuses (anything but 101), they would be a request the gateway never routed or checked.
     socket.write(this.#headText);
     const offered = this.#request.headers.upgrade !== undefined;
-    const answer = new UpgradeAnswer(this.#request.method, maxHeaderSize, offered);
+    const answer = new UpgradeAnswer(this.#request.method, http.maxHeaderSize, offered);
     attempt.answer = answer;
     const onData = (chunk: Buffer) => {
       const step = answer.feed(chunk, this.#toClient);

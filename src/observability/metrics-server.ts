@@ -1,5 +1,5 @@
 // The metrics and health edge shared by every runtime: GET /metrics (Prometheus text) and GET /healthz.
-import http from 'node:http';
+import http from '../node-http.ts';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 

@@ -1,7 +1,8 @@
 // The whoami backend's socket edge: an HTTP server that answers every request with what it received
 // (see echo.ts for the shape), GET /health, ?wait= delays, and a WebSocket echo on any path.
 import { createHash } from 'node:crypto';
-import http from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import http from '../node-http.ts';
 import type { AddressInfo, Socket } from 'node:net';
 import { hostname } from 'node:os';
 import { WebSocketServer } from 'ws';
@@ -19,7 +20,7 @@ export interface RunningWhoami {
   close(): Promise<void>;
 }
 
-function hasBody(req: http.IncomingMessage): boolean {
+function hasBody(req: IncomingMessage): boolean {
   const length = req.headers['content-length'];
   return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
 }
@@ -73,8 +74,8 @@ export async function startWhoami(options: WhoamiOptions): Promise<RunningWhoami
 function handleRequest(
   identity: Identity,
   timers: Set<NodeJS.Timeout>,
-  req: http.IncomingMessage,
-  res: http.ServerResponse,
+  req: IncomingMessage,
+  res: ServerResponse,
 ): void {
   const url = req.url ?? '/';
   const queryAt = url.indexOf('?');
@@ -109,8 +110,8 @@ function handleRequest(
 
 /** Reads the body to its end, hashing it as it streams, so large uploads cost no memory. */
 function readBody(
-  req: http.IncomingMessage,
-  res: http.ServerResponse,
+  req: IncomingMessage,
+  res: ServerResponse,
   done: (body: WhoamiBody | undefined) => void,
 ): void {
   const hash = hasBody(req) ? createHash('sha256') : null;
@@ -125,8 +126,8 @@ function readBody(
 
 function answer(
   identity: Identity,
-  req: http.IncomingMessage,
-  res: http.ServerResponse,
+  req: IncomingMessage,
+  res: ServerResponse,
   body: WhoamiBody | undefined,
 ): void {
   const socket = req.socket;
@@ -155,10 +156,10 @@ function answer(
 const MAX_WEBSOCKET_MESSAGE = 1024 * 1024;
 
 /** WebSocket echo on any path: text stays text, binary stays binary; a message over 1 MiB closes it (1009). */
-function echoWebSockets(server: http.Server): WebSocketServer {
+function echoWebSockets(server: Server): WebSocketServer {
   // An echo needs no 100 MiB messages (ws's default), each held whole and sent back.
   const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_WEBSOCKET_MESSAGE });
-  server.on('upgrade', (req: http.IncomingMessage, socket: Socket, head: Buffer) => {
+  server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
     socket.on('error', () => socket.destroy());
     if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket') {
       socket.end(BAD_REQUEST);

@@ -1,7 +1,7 @@
 // The harness's moving parts against real processes on 127.0.0.0/8: the supervisor, the baselines
 // (naive proxy, nginx, HAProxy -> nginx with PROXY v2), the idle-connection client, probes and wrk.
 import assert from 'node:assert/strict';
-import http from 'node:http';
+import http from '../../src/node-http.ts';
 import type { AddressInfo } from 'node:net';
 import { after, test } from 'node:test';
 import { BACKEND_BODY, BENCH_HOST } from '../../bench/lib/backend.ts';

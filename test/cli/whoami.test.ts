@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import http from 'node:http';
+import http from '../../src/node-http.ts';
 import { test } from 'node:test';
 import type { WhoamiEcho } from '../../src/whoami/echo.ts';
 import { runKeepip, startKeepip } from '../helpers/process.ts';

@@ -2,7 +2,8 @@
 // API server, an in-process controller whose log lines can be waited on, waits on events, a proxy in
 // front of the fake API server that answers some requests itself, and plain HTTP(S) requests.
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import http from '../../src/node-http.ts';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -332,7 +333,7 @@ export function webCluster<P extends ApiProxy | null = null>(
 }
 
 /** Answers a request to the API proxy itself and returns true, or returns false to have it relayed. */
-export type ApiIntercept = (req: http.IncomingMessage, res: http.ServerResponse, url: URL) => boolean;
+export type ApiIntercept = (req: IncomingMessage, res: ServerResponse, url: URL) => boolean;
 
 export interface ApiProxy {
   /** The API server's kubeconfig with the proxy as its server, in a fresh temporary directory. */
@@ -348,7 +349,7 @@ export interface ApiProxy {
 export async function startApiProxy(
   api: Pick<FakeApiServer, 'port' | 'url' | 'kubeconfig'>,
   intercept: ApiIntercept,
-  onRelayed: (req: http.IncomingMessage, status: number) => void = () => {},
+  onRelayed: (req: IncomingMessage, status: number) => void = () => {},
 ): Promise<ApiProxy> {
   // The API server's own kubeconfig (its token), to point at the proxy.
   const text = readFileSync(api.kubeconfig, 'utf8');

@@ -1,7 +1,7 @@
 // A seed chain (keepip up, in-process, free ports) with the dashboard on 127.0.0.1:0, and the two
 // requests the dashboard is about: one let through, one turned away.
 import { cp, mkdtemp, rm } from 'node:fs/promises';
-import { request } from 'node:http';
+import http from '../../src/node-http.ts';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -106,7 +106,7 @@ export function getWithHost(
   headers: Record<string, string> = {},
 ): Promise<number> {
   return new Promise((resolve, reject) => {
-    const req = request(url, { headers: { ...headers, host } }, (res) => {
+    const req = http.request(url, { headers: { ...headers, host } }, (res) => {
       res.resume();
       resolve(res.statusCode ?? 0);
     });

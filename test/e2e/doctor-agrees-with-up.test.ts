@@ -14,7 +14,7 @@
 // marker, everything it logged for the earlier request is in the log before it.
 import assert from 'node:assert/strict';
 import { cp, mkdtemp, readdir, rm } from 'node:fs/promises';
-import http from 'node:http';
+import http from '../../src/node-http.ts';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';

@@ -2,7 +2,8 @@
 // that came over TLS reaches the backend in HTTPS and a plain one in HTTP (the backend here answers
 // both on one port, telling which it got).
 import assert from 'node:assert/strict';
-import http from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import http from '../../src/node-http.ts';
 import https from 'node:https';
 import net, { type AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
@@ -20,7 +21,7 @@ describe('backend-protocol AUTO_HTTP', () => {
       curve: 'P-256',
       algorithm: 'sha256',
     });
-    const answer = (scheme: string) => (_req: http.IncomingMessage, res: http.ServerResponse) =>
+    const answer = (scheme: string) => (_req: IncomingMessage, res: ServerResponse) =>
       res.writeHead(200, { 'content-type': 'text/plain' }).end(scheme);
     const plain = http.createServer(answer('http'));
     const secure = https.createServer({ key: made.private, cert: made.cert }, answer('https'));

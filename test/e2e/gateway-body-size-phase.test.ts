@@ -5,7 +5,8 @@
 // permanent-redirect, ssl-redirect) and before its access phase (allow/deny, auth-url). The 413 is
 // the location's answer, so its custom-http-errors send it to the error backend.
 import assert from 'node:assert/strict';
-import http from 'node:http';
+import type { Server } from 'node:http';
+import http from '../../src/node-http.ts';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { type RunningWhoami, startWhoami } from '../../src/whoami/server.ts';
@@ -19,7 +20,7 @@ import {
 } from '../fixtures/gateway/manifests.ts';
 
 /** An HTTP server that counts what reached it and answers 200. */
-async function countingServer(): Promise<{ server: http.Server; port: number; hits: () => number }> {
+async function countingServer(): Promise<{ server: Server; port: number; hits: () => number }> {
   let hits = 0;
   const server = http.createServer((req, res) => {
     hits += 1;

@@ -5,7 +5,7 @@
 // a pipelined request held while the one before it is answered. Bytes are compared by SHA-256 end to end.
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import http from 'node:http';
+import http from '../../src/node-http.ts';
 import type net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';

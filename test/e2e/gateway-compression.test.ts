@@ -3,7 +3,8 @@
 // not, the head nginx sends with it, and bodies that decode to what the backend sent — checked by
 // curl --compressed and Node's zlib, over HTTP/1.1 and HTTP/2.
 import assert from 'node:assert/strict';
-import http from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage, Server, ServerResponse } from 'node:http';
+import http from '../../src/node-http.ts';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import zlib from 'node:zlib';
@@ -30,7 +31,7 @@ function text(size: number): Buffer {
 }
 
 /** /text?size=N (text/plain), /png, /encoded (already gzip), /etag, /weak, /status/N, /stream?size=N (chunked, in pieces). */
-function backendHandler(req: http.IncomingMessage, res: http.ServerResponse): void {
+function backendHandler(req: IncomingMessage, res: ServerResponse): void {
   const url = new URL(req.url ?? '/', 'http://backend');
   const size = Number(url.searchParams.get('size') ?? '1000');
   const path = url.pathname;
@@ -78,7 +79,7 @@ function backendHandler(req: http.IncomingMessage, res: http.ServerResponse): vo
 
 interface RawReply {
   status: number;
-  headers: http.IncomingHttpHeaders;
+  headers: IncomingHttpHeaders;
   body: Buffer;
 }
 
@@ -114,7 +115,7 @@ function fetchRaw(
 }
 
 describe('use-gzip, enable-brotli', () => {
-  let backend: http.Server;
+  let backend: Server;
   let gw: TestGateway;
   const gzip = { 'accept-encoding': 'gzip, deflate' };
 

@@ -2,7 +2,8 @@
 // from ingress-nginx's e2e tests test/e2e/annotations/default_backend.go, customhttperrors.go and
 // disableproxyintercepterrors.go (release 1.15): an error backend that echoes what it got.
 import assert from 'node:assert/strict';
-import http from 'node:http';
+import type { Server } from 'node:http';
+import http from '../../src/node-http.ts';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { type RunningWhoami, startWhoami } from '../../src/whoami/server.ts';
@@ -19,7 +20,7 @@ import { freePort } from '../helpers/net.ts';
 describe('default-backend, custom-http-errors', () => {
   let errors: RunningWhoami;
   let catchAll: RunningWhoami;
-  let statusBackend: http.Server;
+  let statusBackend: Server;
   let gw: TestGateway;
 
   before(async () => {

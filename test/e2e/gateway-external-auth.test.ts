@@ -4,7 +4,8 @@
 // the auth cookie, the answer cache, an invalid auth-url, global auth with its exemptions, satisfy any,
 // and the oauth2-proxy pattern from the first 302 to the signed-in request.
 import assert from 'node:assert/strict';
-import http from 'node:http';
+import type { IncomingHttpHeaders, Server } from 'node:http';
+import http from '../../src/node-http.ts';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { type RunningWhoami, startWhoami } from '../../src/whoami/server.ts';
@@ -20,13 +21,13 @@ import { requireBinary, runCommand } from '../helpers/process.ts';
 
 /** The auth service: httpbun-like routes plus an oauth2-proxy-like /oauth2/*. */
 function startAuthServer(): Promise<{
-  server: http.Server;
+  server: Server;
   port: number;
-  seen: http.IncomingHttpHeaders[];
+  seen: IncomingHttpHeaders[];
   calls: () => number;
   setDown(down: boolean): void;
 }> {
-  const seen: http.IncomingHttpHeaders[] = [];
+  const seen: IncomingHttpHeaders[] = [];
   let down = false;
   const server = http.createServer((req, res) => {
     seen.push({ ...req.headers, ':method': req.method, ':path': req.url });
@@ -78,7 +79,7 @@ function startAuthServer(): Promise<{
 }
 
 /** A backend that answers 503 on /error and 200 elsewhere (the cookie tests' nginx). */
-function startErrorBackend(): Promise<{ server: http.Server; port: number }> {
+function startErrorBackend(): Promise<{ server: Server; port: number }> {
   const server = http.createServer((req, res) => {
     res.writeHead(req.url?.startsWith('/error') ? 503 : 200, { 'content-type': 'text/plain' }).end('ok');
   });

@@ -4,7 +4,8 @@
 // exercised on a gateway of their own with short deadlines, asserted to fire within a generous bound;
 // the other tests run with the default deadlines, so a busy machine cannot make one fire early there.
 import assert from 'node:assert/strict';
-import http from 'node:http';
+import type { IncomingHttpHeaders } from 'node:http';
+import http from '../../src/node-http.ts';
 import type net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { startTestGateway, type TestGateway } from '../fixtures/gateway/harness.ts';
@@ -14,7 +15,7 @@ import { completeResponses, decodeChunked, openRaw, rawExchange, splitResponse }
 interface Seen {
   method: string;
   url: string;
-  headers: http.IncomingHttpHeaders;
+  headers: IncomingHttpHeaders;
   body: string;
 }
 

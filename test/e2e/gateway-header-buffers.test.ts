@@ -4,7 +4,8 @@
 // connection takes them from the snapshot it was accepted under).
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import http from 'node:http';
+import type { Server } from 'node:http';
+import http from '../../src/node-http.ts';
 import type { AddressInfo } from 'node:net';
 import { startTestGateway, type TestGateway } from '../fixtures/gateway/harness.ts';
 import {
@@ -28,7 +29,7 @@ async function statusOf(port: number, payload: string): Promise<string> {
 
 describe('large-client-header-buffers (HTTP/1)', () => {
   // A backend that takes heads as large as the gateway may pass on (node:http's own cap is 16 KiB).
-  let backend: http.Server;
+  let backend: Server;
   let gw: TestGateway;
   let small: TestGateway;
 

@@ -4,7 +4,8 @@
 // when it merely overstays: SETTINGS_MAX_CONCURRENT_STREAMS, the idle and header deadlines, and the
 // per-stream send and body deadlines.
 import assert from 'node:assert/strict';
-import http from 'node:http';
+import type { Server } from 'node:http';
+import http from '../../src/node-http.ts';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { startTestGateway, type TestGateway } from '../fixtures/gateway/harness.ts';
@@ -35,7 +36,7 @@ const HOST = 'web.example.com';
 const UPLOAD_HOST = 'upload.example.com';
 
 /** A backend that counts what reaches it and answers `size` bytes. */
-async function countingBackend(): Promise<{ server: http.Server; port: number; hits: () => number }> {
+async function countingBackend(): Promise<{ server: Server; port: number; hits: () => number }> {
   let hits = 0;
   const server = http.createServer((req, res) => {
     hits += 1;

@@ -3,7 +3,7 @@
 // request in flight writing; connections accepted and handled, requests, CPU, memory, start time), and
 // request metrics whose `method` label an HTTP/2 client cannot multiply.
 import assert from 'node:assert/strict';
-import http from 'node:http';
+import http from '../../src/node-http.ts';
 import http2 from 'node:http2';
 import { after, before, test } from 'node:test';
 import { createGatewayMetrics } from '../../src/gateway/metrics.ts';

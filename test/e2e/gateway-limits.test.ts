@@ -5,7 +5,8 @@
 // limits key on the resolved client address. Deterministic: the held backend keeps requests in flight
 // until released; the request limit uses limit-rpm, whose bucket leaks one request a minute.
 import assert from 'node:assert/strict';
-import http from 'node:http';
+import type { Server } from 'node:http';
+import http from '../../src/node-http.ts';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { request, startTestGateway, type TestGateway } from '../fixtures/gateway/harness.ts';
@@ -20,7 +21,7 @@ import { until } from '../lb/helpers.ts';
 
 describe('rate and connection limits', () => {
   let backend: HeldBackend;
-  let big: http.Server;
+  let big: Server;
   let gw: TestGateway;
 
   before(async () => {

@@ -5,7 +5,8 @@
 // ($ssl_protocol, $ssl_cipher, $ssl_server_name, $ssl_session_reused) checked against what curl and
 // openssl negotiated, over HTTP/1.1 and HTTP/2.
 import assert from 'node:assert/strict';
-import http from 'node:http';
+import type { Server } from 'node:http';
+import http from '../../src/node-http.ts';
 import { hostname } from 'node:os';
 import { after, before, describe, test } from 'node:test';
 import { type RunningWhoami, startWhoami } from '../../src/whoami/server.ts';
@@ -170,7 +171,7 @@ describe('log variables', () => {
 });
 
 describe('$upstream_http_<name>', () => {
-  let backend: http.Server;
+  let backend: Server;
   let gw: TestGateway;
 
   before(async () => {

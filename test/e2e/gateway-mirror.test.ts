@@ -4,7 +4,8 @@
 // gateway's forwarded headers), that the client's answer is the main backend's whatever the mirror does
 // (never answers, refuses connections), the in-flight bound, and that an invalid target has no effect.
 import assert from 'node:assert/strict';
-import http from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import http from '../../src/node-http.ts';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
@@ -20,7 +21,7 @@ import { freePort } from '../helpers/net.ts';
 interface Copy {
   method: string;
   url: string;
-  headers: http.IncomingHttpHeaders;
+  headers: IncomingHttpHeaders;
   body: string;
 }
 
@@ -38,7 +39,7 @@ async function mirrorBackend(
 ): Promise<MirrorBackend> {
   const copies: Copy[] = [];
   const waiters = new Set<() => void>();
-  const onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
+  const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {

@@ -3,7 +3,8 @@
 // ingress-nginx's e2e tests (annotations/proxy.go "should build proxy next upstream",
 // settings/proxy_next_upstream.go) check the nginx directives; these check what they do.
 import assert from 'node:assert/strict';
-import http from 'node:http';
+import type { Server } from 'node:http';
+import http from '../../src/node-http.ts';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { type RunningWhoami, startWhoami } from '../../src/whoami/server.ts';
@@ -13,7 +14,7 @@ import { freePort } from '../helpers/net.ts';
 
 describe('proxy-next-upstream', () => {
   let good: RunningWhoami;
-  let bad: http.Server;
+  let bad: Server;
   let badHits = 0;
   let gw: TestGateway;
 

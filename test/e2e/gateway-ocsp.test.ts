@@ -7,7 +7,8 @@
 // responder having answered).
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
+import type { ServerResponse } from 'node:http';
+import http from '../../src/node-http.ts';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -161,7 +162,7 @@ describe('enable-ocsp: stapling against OpenSSL', { concurrency: false }, () => 
         ),
       );
     });
-    const answer = async (kind: Case, body: Buffer, res: http.ServerResponse) => {
+    const answer = async (kind: Case, body: Buffer, res: ServerResponse) => {
       const n = (answered.get(kind) ?? 0) + 1;
       if (kind === 'status500') res.writeHead(500).end();
       else if (kind === 'garbage') res.writeHead(200).end('not an OCSP response');

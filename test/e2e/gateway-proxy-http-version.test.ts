@@ -1,7 +1,8 @@
 // proxy-http-version over real sockets: what the backend receives (ingress-nginx's e2e test
 // annotations/proxy.go "should change the default proxy HTTP version" checks the directive).
 import assert from 'node:assert/strict';
-import http from 'node:http';
+import type { Server } from 'node:http';
+import http from '../../src/node-http.ts';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { request, startTestGateway, type TestGateway } from '../fixtures/gateway/harness.ts';
@@ -9,7 +10,7 @@ import { ingress, serviceWithEndpoints, topologyOf } from '../fixtures/gateway/m
 import { decodeChunked, rawExchange, splitResponse } from '../helpers/net.ts';
 
 describe('proxy-http-version', () => {
-  let backend: http.Server;
+  let backend: Server;
   let gw: TestGateway;
 
   before(async () => {

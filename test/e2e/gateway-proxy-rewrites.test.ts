@@ -3,7 +3,8 @@
 // set proxy_redirect to …" and "should setup proxy cookies", check the directives; these check what
 // the directives do, as nginx documents proxy_redirect, proxy_cookie_domain and proxy_cookie_path).
 import assert from 'node:assert/strict';
-import http from 'node:http';
+import type { Server } from 'node:http';
+import http from '../../src/node-http.ts';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { request, startTestGateway, type TestGateway } from '../fixtures/gateway/harness.ts';
@@ -15,7 +16,7 @@ import {
 } from '../fixtures/gateway/manifests.ts';
 
 describe('proxy-redirect-*, proxy-cookie-*', () => {
-  let backend: http.Server;
+  let backend: Server;
   let gw: TestGateway;
 
   before(async () => {

@@ -7,7 +7,7 @@
 // a broken gateway and are generous enough for a busy machine.
 import assert from 'node:assert/strict';
 import { renameSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
+import http from '../../src/node-http.ts';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { request } from '../fixtures/gateway/harness.ts';

@@ -2,7 +2,7 @@
 // denied IPs; whoami backends echo what reached them. Routing, access rules (403 + error log line, fail
 // closed 503), redirects, rewrites, 404/413/502/503/504, upstream headers, keep-alive, access log, metrics.
 import assert from 'node:assert/strict';
-import http from 'node:http';
+import http from '../../src/node-http.ts';
 import { after, before, describe, test } from 'node:test';
 import { type RunningWhoami, startWhoami } from '../../src/whoami/server.ts';
 import { echoOf, request, startTestGateway, type TestGateway } from '../fixtures/gateway/harness.ts';

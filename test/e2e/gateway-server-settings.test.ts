@@ -5,7 +5,8 @@
 // while a list is unusable), no-tls-redirect-locations keeping ACME challenges on HTTP,
 // force-ssl-redirect from the ConfigMap, and skip-access-log-urls.
 import assert from 'node:assert/strict';
-import http, { type Server } from 'node:http';
+import type { Server } from 'node:http';
+import http from '../../src/node-http.ts';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { type RunningWhoami, startWhoami } from '../../src/whoami/server.ts';

@@ -3,7 +3,8 @@
 // upstream block. The backend counts the connections it accepts and sees closed; the test waits on
 // those counts (no sleep), except for keepalive_time, which needs that much time to have passed.
 import assert from 'node:assert/strict';
-import http from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import http from '../../src/node-http.ts';
 import https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { afterEach, describe, test } from 'node:test';
@@ -34,9 +35,9 @@ async function countingBackend(holdUntil = 0, tls?: KeyPair): Promise<CountingBa
   const wake = () => {
     for (const waiter of [...waiters]) waiter();
   };
-  const held: http.ServerResponse[] = [];
+  const held: ServerResponse[] = [];
   let holding = holdUntil > 0;
-  const handler = (req: http.IncomingMessage, res: http.ServerResponse) => {
+  const handler = (req: IncomingMessage, res: ServerResponse) => {
     req.resume();
     req.on('end', () => {
       held.push(res);

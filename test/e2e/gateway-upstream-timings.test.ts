@@ -4,7 +4,8 @@
 // connected shows its whole time, as nginx prints it. Times are checked by lower bounds and by their
 // order (connect ≤ header ≤ response), never by how fast the machine is.
 import assert from 'node:assert/strict';
-import http from 'node:http';
+import type { RequestListener, Server } from 'node:http';
+import http from '../../src/node-http.ts';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
@@ -36,7 +37,7 @@ async function timesOf(
 }
 
 describe('upstream connect and header times', () => {
-  let backend: http.Server;
+  let backend: Server;
   let secure: https.Server;
   let gw: TestGateway;
   /** Answers held by the backend until the test lets them go. */
@@ -51,7 +52,7 @@ describe('upstream connect and header times', () => {
     });
 
   before(async () => {
-    const answer: http.RequestListener = (req, res) => {
+    const answer: RequestListener = (req, res) => {
       const url = req.url ?? '/';
       req.resume();
       if (url.startsWith('/late-head')) {

@@ -2,7 +2,8 @@
 // target as sent, which is $request_uri), and after a rewrite-target the rewritten path, as nginx's
 // `rewrite … break` leaves it; in log-format-upstream and in an auth-url.
 import assert from 'node:assert/strict';
-import http from 'node:http';
+import type { Server } from 'node:http';
+import http from '../../src/node-http.ts';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { type RunningWhoami, startWhoami } from '../../src/whoami/server.ts';
@@ -16,7 +17,7 @@ import {
 
 describe('$uri', () => {
   let backend: RunningWhoami;
-  let auth: http.Server;
+  let auth: Server;
   const askedFor: string[] = [];
   let gw: TestGateway;
 

@@ -1,7 +1,8 @@
 // WebSocket through the gateway: the upgrade passes the same pipeline (client IP, route, access rules),
 // then bytes flow both ways; a denied client gets 403 on the upgrade; a dead backend 502.
 import assert from 'node:assert/strict';
-import http from 'node:http';
+import type { Server } from 'node:http';
+import http from '../../src/node-http.ts';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { WebSocket, WebSocketServer } from 'ws';
@@ -44,7 +45,7 @@ function open(url: string, options: { localAddress?: string; host?: string } = {
 }
 
 describe('gateway WebSocket', () => {
-  let server: http.Server;
+  let server: Server;
   let wss: WebSocketServer;
   let gw: TestGateway;
 

@@ -4,7 +4,7 @@
 // every client is the NLB's 127.0.10.1 and shares one — what ACCESS_KEYED_ON_SHARED_ADDRESS warns about.
 import assert from 'node:assert/strict';
 import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import http from 'node:http';
+import http from '../../src/node-http.ts';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';

@@ -1,7 +1,7 @@
 // The upstream pool and the forwarding step on real sockets: round robin, the next endpoint when one
 // refuses, 502/504 mapping, the body limit while a chunked body streams, keep-alive reuse.
 import assert from 'node:assert/strict';
-import http from 'node:http';
+import http from '../../src/node-http.ts';
 import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
 import { type ProxyOutcome, type ProxyRequest, proxyRequest } from '../../src/gateway/proxy.ts';

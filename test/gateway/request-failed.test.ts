@@ -4,7 +4,7 @@
 // later (after an auth answer). The handler is driven with a context whose snapshot read throws, and a
 // real gateway with a throwing log sink.
 import assert from 'node:assert/strict';
-import http from 'node:http';
+import http from '../../src/node-http.ts';
 import type { AddressInfo } from 'node:net';
 import { PassThrough } from 'node:stream';
 import { test } from 'node:test';

@@ -6,7 +6,7 @@
 //   const pending = request(gw.httpPort, { path: '/?hold' });
 //   await backend.arrived(/hold/);   // in flight now
 //   ...reload...; backend.release(); (await pending).status === 200
-import http from 'node:http';
+import http from '../../src/node-http.ts';
 import type { AddressInfo } from 'node:net';
 import { collectHeaders } from '../../src/whoami/echo.ts';
 

@@ -3,7 +3,8 @@
 // the client writes the bytes and half-closes, the server parses them (and the EOF), then closes; the
 // result is read once the server-side socket and every request it produced have emitted 'close', so
 // nothing depends on timing or on how TCP splits the bytes.
-import http from 'node:http';
+import type { IncomingMessage } from 'node:http';
+import http from '../../src/node-http.ts';
 import net from 'node:net';
 
 export interface LlhttpRequest {
@@ -44,7 +45,7 @@ function track(connections: Map<number, Connection>, socket: net.Socket): void {
 
 function record(
   connections: Map<number, Connection>,
-  req: http.IncomingMessage,
+  req: IncomingMessage,
   kind: LlhttpRequest['kind'],
 ): void {
   const connection = connections.get(req.socket.remotePort ?? 0);
@@ -79,13 +80,13 @@ export async function startLlhttpPeer(): Promise<LlhttpPeer> {
   const connections = new Map<number, Connection>();
   const server = http.createServer({ requireHostHeader: false, maxHeaderSize: 16_384 });
   server.on('connection', (socket: net.Socket) => track(connections, socket));
-  server.on('request', (req: http.IncomingMessage) => record(connections, req, 'request'));
-  server.on('checkExpectation', (req: http.IncomingMessage) => record(connections, req, 'expect'));
-  server.on('upgrade', (req: http.IncomingMessage, socket: net.Socket) => {
+  server.on('request', (req: IncomingMessage) => record(connections, req, 'request'));
+  server.on('checkExpectation', (req: IncomingMessage) => record(connections, req, 'expect'));
+  server.on('upgrade', (req: IncomingMessage, socket: net.Socket) => {
     record(connections, req, 'upgrade');
     socket.destroy();
   });
-  server.on('connect', (req: http.IncomingMessage, socket: net.Socket) => {
+  server.on('connect', (req: IncomingMessage, socket: net.Socket) => {
     record(connections, req, 'connect');
     socket.destroy();
   });

@@ -1,6 +1,6 @@
 // Prometheus text from a running process's /metrics, read the way a user's scraper would: tests use
 // counters as signals ("three health checks have run") instead of sleeping and hoping they did.
-import http from 'node:http';
+import http from '../../src/node-http.ts';
 import type { Registry } from 'prom-client';
 
 /** GET http://host:port/metrics as text. */

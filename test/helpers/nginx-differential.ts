@@ -8,7 +8,8 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
+import type { RequestListener, Server } from 'node:http';
+import http from '../../src/node-http.ts';
 import type { AddressInfo } from 'node:net';
 import fc from 'fast-check';
 import type { Topology } from '../../src/config/model.ts';
@@ -35,7 +36,7 @@ export interface Generated {
 }
 
 /** A backend's handler: 200 with its id as the body and in X-Loc. */
-export function idHandler(id: string): http.RequestListener {
+export function idHandler(id: string): RequestListener {
   return (_req, res) => {
     res.writeHead(200, { 'content-type': 'text/plain', 'content-length': id.length, 'x-loc': id });
     res.end(id);
@@ -47,9 +48,9 @@ interface Backends {
   close(): Promise<void>;
 }
 
-async function startBackends(ids: readonly string[], handler: (id: string) => http.RequestListener) {
+async function startBackends(ids: readonly string[], handler: (id: string) => RequestListener) {
   const ports = new Map<string, number>();
-  const servers: http.Server[] = [];
+  const servers: Server[] = [];
   const close = async () => {
     for (const server of servers) {
       server.closeAllConnections();
@@ -99,7 +100,7 @@ export interface DifferentialOptions<P, O extends Generated> {
   /** The backends' ids; `backends` maps each to its port. */
   ids: readonly string[];
   /** Each backend's handler (default: idHandler). */
-  handler?: (id: string) => http.RequestListener;
+  handler?: (id: string) => RequestListener;
   /** Sends `probe` for `host` to 127.0.0.1:`port`; the answer. */
   send(port: number, probe: P, host: string): Promise<O>;
   /** The probe of nginx's `/__gen` (sent for the host `probe.invalid`). */

@@ -2,7 +2,7 @@
 // is not served at all (and refused at admission, test/security/admission-differential-ingress-nginx),
 // as ingress-nginx 1.12+ does; the other Ingresses are served as before.
 import assert from 'node:assert/strict';
-import http from 'node:http';
+import http from '../../src/node-http.ts';
 import { after, before, describe, it } from 'node:test';
 import {
   ANNOTATION_RISK,

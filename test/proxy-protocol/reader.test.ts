@@ -2,7 +2,8 @@
 // application's bytes after the header (hashed, in order), in front of net, http, https and tls.
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import http from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import http from '../../src/node-http.ts';
 import https from 'node:https';
 import net from 'node:net';
 import { before, test } from 'node:test';
@@ -309,7 +310,7 @@ function readAll(stream: NodeJS.ReadableStream): Promise<string> {
 }
 
 /** An http(s) handler that answers with the PROXY info and the hash of the request body. */
-function echoInfo(req: http.IncomingMessage, res: http.ServerResponse): void {
+function echoInfo(req: IncomingMessage, res: ServerResponse): void {
   const hash = createHash('sha256');
   req.on('data', (c: Buffer) => hash.update(c));
   req.on('end', () => {

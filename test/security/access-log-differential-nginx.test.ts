@@ -28,7 +28,8 @@
 // explores others; LOGVARS_RUNS sets how many).
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import http from 'node:http';
+import type { OutgoingHttpHeaders } from 'node:http';
+import http from '../../src/node-http.ts';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
 import { startTestGateway, type TestGateway } from '../fixtures/gateway/harness.ts';
@@ -198,7 +199,7 @@ async function startBackend(): Promise<{ port: number; close(): Promise<void> }>
     req.on('end', () => {
       const status = Number(req.headers['x-want-status'] ?? 200);
       const body = 'x'.repeat(Number(req.headers['x-want-len'] ?? 3));
-      const headers: http.OutgoingHttpHeaders = { 'content-type': 'text/plain' };
+      const headers: OutgoingHttpHeaders = { 'content-type': 'text/plain' };
       if (req.headers['x-want-chunked'] === undefined) headers['content-length'] = body.length;
       res.writeHead(status, headers);
       res.end(status === 204 || status === 304 ? undefined : body);

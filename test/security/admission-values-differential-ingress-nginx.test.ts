@@ -54,7 +54,8 @@
 // default (bandwidth, not who gets in).
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import http from 'node:http';
+import type { IncomingHttpHeaders } from 'node:http';
+import http from '../../src/node-http.ts';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
@@ -91,7 +92,7 @@ interface Seen {
 /** A client's answer (status and head) to a request on the case's host. */
 interface WireAnswer {
   status: number;
-  headers: http.IncomingHttpHeaders;
+  headers: IncomingHttpHeaders;
 }
 
 interface AccessCheck {

@@ -7,7 +7,8 @@
 // test/gateway/affinity.test.ts, balance.test.ts and test/e2e/gateway-affinity.test.ts.)
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import http from 'node:http';
+import type { Server } from 'node:http';
+import http from '../../src/node-http.ts';
 import type net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { ingress, type K8sObject, serviceWithEndpoints, topologyOf } from '../fixtures/gateway/manifests.ts';
@@ -28,7 +29,7 @@ interface Backends {
 
 /** Backends that answer 200 (or `status`) at once with their own name in x-backend. */
 async function startBackends(names: readonly string[], status: Record<string, number> = {}) {
-  const servers = new Map<string, http.Server>();
+  const servers = new Map<string, Server>();
   const accepted = new Map<string, number>();
   for (const name of names) {
     const server = http.createServer((req, res) => {

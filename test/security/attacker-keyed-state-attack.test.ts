@@ -8,7 +8,7 @@
 // keep-alive connection, HTTP/2 streams, distinct SNI names and 127.x sources; every wait is on an
 // answer or a connection event.
 import assert from 'node:assert/strict';
-import http from 'node:http';
+import http from '../../src/node-http.ts';
 import type net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { createDecisionLog } from '../../src/dashboard/decision-log.ts';

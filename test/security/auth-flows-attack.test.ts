@@ -3,7 +3,8 @@
 // the sign-in redirect, auth services that never answer, answer slowly or answer big, the answer cache,
 // and what an intercepted error shows the client or the error backend.
 import assert from 'node:assert/strict';
-import http from 'node:http';
+import type { IncomingHttpHeaders, Server } from 'node:http';
+import http from '../../src/node-http.ts';
 import http2 from 'node:http2';
 import net, { type AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
@@ -26,7 +27,7 @@ async function raw(port: number, data: string): Promise<{ text: string }> {
 
 interface Seen {
   path: string;
-  headers: http.IncomingHttpHeaders;
+  headers: IncomingHttpHeaders;
 }
 
 /** The auth service: records every subrequest; routes pick the answer. */
@@ -74,7 +75,7 @@ function startAuth() {
     res.writeHead(404).end();
   });
   return new Promise<{
-    server: http.Server;
+    server: Server;
     port: number;
     seen: Seen[];
     next(): Promise<void>;
@@ -118,7 +119,7 @@ function startLeakyBackend() {
       .writeHead(500, { 'x-secret': 's3cr3t', 'set-cookie': 'session=s3cr3t', 'content-type': 'text/plain' })
       .end('SECRET-BODY');
   });
-  return new Promise<{ server: http.Server; port: number }>((resolve) =>
+  return new Promise<{ server: Server; port: number }>((resolve) =>
     server.listen(0, '127.0.0.1', () => resolve({ server, port: (server.address() as AddressInfo).port })),
   );
 }

@@ -5,7 +5,14 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
-import http from 'node:http';
+import type {
+  IncomingMessage,
+  OutgoingHttpHeaders,
+  RequestListener,
+  Server,
+  ServerResponse,
+} from 'node:http';
+import http from '../../src/node-http.ts';
 import { type default as http2, constants as http2Constants } from 'node:http2';
 import net, { type AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
@@ -56,7 +63,7 @@ interface Backend {
 }
 
 /** Writes NOISE until `budget` bytes or the gateway goes; the record is pushed at once. */
-function flood(res: http.ServerResponse, budget: number, b: Backend): void {
+function flood(res: ServerResponse, budget: number, b: Backend): void {
   let closed = (): void => {};
   const record: Flood = { flushed: 0, finished: false, closed: new Promise((r) => (closed = r)) };
   b.floods.push(record);
@@ -79,19 +86,19 @@ function flood(res: http.ServerResponse, budget: number, b: Backend): void {
 }
 
 /** Sends half of a `size`-byte body, then cuts the connection once those bytes are out. */
-function cut(res: http.ServerResponse, declared: boolean, size = 200_000): void {
-  const head: http.OutgoingHttpHeaders = { 'content-type': 'text/plain' };
+function cut(res: ServerResponse, declared: boolean, size = 200_000): void {
+  const head: OutgoingHttpHeaders = { 'content-type': 'text/plain' };
   if (declared) head['content-length'] = size;
   res.writeHead(200, head);
   res.write(text(size / 2), () => res.socket?.destroy());
 }
 
 /** Answers one backend request by its path (the return value means nothing). */
-function route(req: http.IncomingMessage, res: http.ServerResponse, b: Backend, body: Buffer): unknown {
+function route(req: IncomingMessage, res: ServerResponse, b: Backend, body: Buffer): unknown {
   const url = new URL(req.url ?? '/', 'http://backend');
   const q = (name: string) => url.searchParams.get(name) ?? '';
   const size = Number(q('size') || '5000');
-  const send = (status: number, head: http.OutgoingHttpHeaders, payload: Buffer) =>
+  const send = (status: number, head: OutgoingHttpHeaders, payload: Buffer) =>
     res.writeHead(status, { ...head, 'content-length': payload.length }).end(payload);
   switch (url.pathname) {
     case '/ct':
@@ -128,7 +135,7 @@ function route(req: http.IncomingMessage, res: http.ServerResponse, b: Backend, 
   }
 }
 
-async function listen(handler: http.RequestListener): Promise<http.Server> {
+async function listen(handler: RequestListener): Promise<Server> {
   const server = http.createServer(handler);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return server;
@@ -157,7 +164,7 @@ async function startBackend(): Promise<Backend> {
 }
 
 /** The error backend (default-backend of custom-http-errors): a 3000-byte HTML page with X-Code's status. */
-async function startErrorPages(): Promise<http.Server> {
+async function startErrorPages(): Promise<Server> {
   return listen((req, res) => {
     const page = text(3000);
     res.writeHead(Number(req.headers['x-code'] ?? 500), {
@@ -306,7 +313,7 @@ async function nginxReference(port: number): Promise<RunningNginx> {
 
 describe('response compression under attack', () => {
   let backend: Backend;
-  let errorPages: http.Server;
+  let errorPages: Server;
   let gw: TestGateway;
   let ngx: RunningNginx;
 

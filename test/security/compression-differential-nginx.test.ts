@@ -45,7 +45,8 @@
 // COMPRESSION_DIFF_SEED changes the bodies' words and the drip's piece sizes;
 // COMPRESSION_DIFF_DUMP=1 prints every probe's difference.
 import assert from 'node:assert/strict';
-import http from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import http from '../../src/node-http.ts';
 import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
@@ -127,7 +128,7 @@ const FIELDS: readonly [string, string][] = [
   ['cr', 'content-range'],
 ];
 
-function drip(res: http.ServerResponse, body: Buffer, n: number): void {
+function drip(res: ServerResponse, body: Buffer, n: number): void {
   const random = seededRandom(SEED ^ n);
   let at = 0;
   const next = (): void => {
@@ -141,7 +142,7 @@ function drip(res: http.ServerResponse, body: Buffer, n: number): void {
   next();
 }
 
-function answer(req: http.IncomingMessage, res: http.ServerResponse): void {
+function answer(req: IncomingMessage, res: ServerResponse): void {
   const q = new URL(req.url ?? '/', 'http://b').searchParams;
   const spec = specOf(req.url ?? '/');
   const body = backendBytes(spec);
@@ -751,7 +752,7 @@ function allowedFor(p: Probe): Allowed | undefined {
 // ---------------------------------------------------------------------------------------------
 
 describe('response compression against nginx 1.22 as ingress-nginx renders use-gzip (and keepip brotli)', () => {
-  let backend: http.Server | undefined;
+  let backend: Server | undefined;
   let bench: Bench | undefined;
   const sessions: http2.ClientHttp2Session[] = [];
 

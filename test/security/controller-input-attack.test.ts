@@ -8,7 +8,8 @@
 // wait is on a signal (a log line, a served host, a request the proxy saw, a process exit).
 import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
+import type { ServerResponse } from 'node:http';
+import http from '../../src/node-http.ts';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -174,7 +175,7 @@ describe('hostile objects from the API server (in-process controller)', () => {
 /** A watch response the proxy passes on, line by line. */
 interface Tap {
   plural: string;
-  res: http.ServerResponse;
+  res: ServerResponse;
   closed: boolean;
 }
 

@@ -7,7 +7,8 @@
 // Every wait is on a signal (an answer, a log line, text in the DOM).
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
+import type { IncomingHttpHeaders } from 'node:http';
+import http from '../../src/node-http.ts';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -34,7 +35,7 @@ const LIST_PAYLOAD = '10.0.0.0/8,<svg onload=window.__xss=4>';
 
 interface Answer {
   status: number;
-  headers: http.IncomingHttpHeaders;
+  headers: IncomingHttpHeaders;
   body: string;
 }
 

@@ -22,7 +22,8 @@
 // DASH_SEED=<n> (or `random`) and DASH_RUNS explore other cases; the default seed is fixed. Every wait
 // is on a signal (the access log line, the client's answer); deadlines only turn a hang into a failure.
 import assert from 'node:assert/strict';
-import http from 'node:http';
+import type { Server } from 'node:http';
+import http from '../../src/node-http.ts';
 import type net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
@@ -385,7 +386,7 @@ interface Bench {
   gw: SecurityGateway;
   access: MemorySink;
   backends: NamedBackends;
-  auth: http.Server;
+  auth: Server;
   authPort: number;
   log: DecisionLog;
   board: RunningDashboard;

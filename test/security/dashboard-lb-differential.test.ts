@@ -34,7 +34,7 @@
 // leave rotation, and checks that new flows then avoid it.
 import assert from 'node:assert/strict';
 import { mkdtemp, writeFile } from 'node:fs/promises';
-import http from 'node:http';
+import http from '../../src/node-http.ts';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

@@ -22,7 +22,8 @@
 // wait is on a signal (the access log line, the client's answer); deadlines only turn a hang into a
 // failure.
 import assert from 'node:assert/strict';
-import http from 'node:http';
+import type { IncomingMessage, Server } from 'node:http';
+import http from '../../src/node-http.ts';
 import http2 from 'node:http2';
 import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
@@ -131,7 +132,7 @@ interface Bench {
   gw: SecurityGateway;
   access: MemorySink;
   backends: NamedBackends;
-  ws: http.Server;
+  ws: Server;
   echo: EchoServer;
   log: DecisionLog;
   board: RunningDashboard;
@@ -139,9 +140,9 @@ interface Bench {
 }
 
 /** A WebSocket-capable backend: 101 on any upgrade, then it holds the tunnel until the client leaves. */
-async function startWsBackend(): Promise<http.Server> {
+async function startWsBackend(): Promise<Server> {
   const server = http.createServer((_req, res) => res.end('not an upgrade'));
-  server.on('upgrade', (_req: http.IncomingMessage, socket: net.Socket) => {
+  server.on('upgrade', (_req: IncomingMessage, socket: net.Socket) => {
     socket.on('error', () => {});
     socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n');
     socket.on('end', () => socket.end());

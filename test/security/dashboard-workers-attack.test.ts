@@ -16,7 +16,7 @@
 //   a SIGTERM drain (the last batch of a drained worker reaches the dashboard while the pod still runs).
 // Every wait is on a signal: an answer, a log line, a counter, a pid gone.
 import assert from 'node:assert/strict';
-import http from 'node:http';
+import http from '../../src/node-http.ts';
 import type { AddressInfo } from 'node:net';
 import net from 'node:net';
 import { after, before, describe, test } from 'node:test';

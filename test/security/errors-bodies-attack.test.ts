@@ -4,7 +4,8 @@
 // an answer the gateway gave before reading the body (413, 403, 401, an intercepted error), and
 // backends whose answers are framed ambiguously or carry more bytes than they declare.
 import assert from 'node:assert/strict';
-import http from 'node:http';
+import type { IncomingHttpHeaders, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import http from '../../src/node-http.ts';
 import net, { type AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { startTestGateway, type TestGateway } from '../fixtures/gateway/harness.ts';
@@ -21,7 +22,7 @@ import { startTap, type Tap } from './helpers.ts';
 interface Seen {
   method: string;
   url: string;
-  headers: http.IncomingHttpHeaders;
+  headers: IncomingHttpHeaders;
   body: Buffer;
   /** The body ended as its framing says (false: the connection went away mid-body). */
   complete: boolean;
@@ -38,7 +39,7 @@ interface Recorder {
 }
 
 /** An HTTP backend that records every request (its body whole, or cut) and answers through `answer`. */
-async function startRecorder(answer: (s: Seen, res: http.ServerResponse) => void): Promise<Recorder> {
+async function startRecorder(answer: (s: Seen, res: ServerResponse) => void): Promise<Recorder> {
   const seen: Seen[] = [];
   const heads: string[] = [];
   const waiters = new Set<() => void>();
@@ -107,19 +108,14 @@ async function startRecorder(answer: (s: Seen, res: http.ServerResponse) => void
   };
 }
 
-function json(
-  res: http.ServerResponse,
-  status: number,
-  value: unknown,
-  headers: http.OutgoingHttpHeaders = {},
-) {
+function json(res: ServerResponse, status: number, value: unknown, headers: OutgoingHttpHeaders = {}) {
   const body = Buffer.from(JSON.stringify(value));
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': body.length, ...headers });
   res.end(body);
 }
 
 /** The application: /500… answers 500 with a secret and a cookie, anything else a 200 echo. */
-function appAnswer(s: Seen, res: http.ServerResponse): void {
+function appAnswer(s: Seen, res: ServerResponse): void {
   if (s.url.startsWith('/500')) {
     res.writeHead(500, { 'set-cookie': 'session=s3cr3t', 'x-secret': 's3cr3t', 'content-length': 11 });
     res.end('SECRET-BODY');

@@ -84,7 +84,8 @@
 // an entry naming it (`~\t$`) matches only in nginx.
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
-import http from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage, RequestListener, Server } from 'node:http';
+import http from '../../src/node-http.ts';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -175,18 +176,18 @@ type BackendId = (typeof BACKEND_IDS)[number];
 
 interface Seen {
   id: string;
-  headers: http.IncomingHttpHeaders;
+  headers: IncomingHttpHeaders;
 }
 const backendSeen = new Map<string, Seen>();
 /** X-Probe -> the auth-url path asked (`/global`, `/own`) with the method and the fields compared. */
 const authSeen = new Map<string, string>();
 
-function probeIdOf(req: http.IncomingMessage): string {
+function probeIdOf(req: IncomingMessage): string {
   const value = req.headers['x-probe'];
   return Array.isArray(value) ? (value[0] ?? '') : (value ?? '');
 }
 
-function backendHandler(id: BackendId): http.RequestListener {
+function backendHandler(id: BackendId): RequestListener {
   return (req, res) => {
     backendSeen.set(probeIdOf(req), { id, headers: req.headers });
     // The default backend answers 404, as ingress-nginx's does.
@@ -196,7 +197,7 @@ function backendHandler(id: BackendId): http.RequestListener {
 }
 
 /** The auth service: 200 with X-Auth-User (never X-Auth-Email) for `Bearer good` or the session cookie, else 401. */
-const authHandler: http.RequestListener = (req, res) => {
+const authHandler: RequestListener = (req, res) => {
   const h = req.headers;
   const fields = [
     req.method,
@@ -213,7 +214,7 @@ const authHandler: http.RequestListener = (req, res) => {
   res.end();
 };
 
-async function listen(handler: http.RequestListener): Promise<{ server: http.Server; port: number }> {
+async function listen(handler: RequestListener): Promise<{ server: Server; port: number }> {
   const server = http.createServer(handler);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return { server, port: (server.address() as AddressInfo).port };
@@ -684,7 +685,7 @@ function ppObjects(backends: ReadonlyMap<BackendId, number>): K8sObject[] {
 }
 
 async function startBench(signinTargets: readonly string[]): Promise<Bench> {
-  const servers: http.Server[] = [];
+  const servers: Server[] = [];
   const started: { close(): Promise<unknown> }[] = [];
   const close = async () => {
     for (const s of started.reverse()) await s.close();

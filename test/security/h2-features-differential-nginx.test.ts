@@ -28,7 +28,8 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
+import type { IncomingMessage, RequestListener, Server, ServerResponse } from 'node:http';
+import http from '../../src/node-http.ts';
 import http2 from 'node:http2';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -88,20 +89,20 @@ const pairs = (raw: string[]): [string, string][] => {
 };
 
 async function startBackends(): Promise<Backends> {
-  const servers: http.Server[] = [];
+  const servers: Server[] = [];
   const ports: Record<string, number> = {};
   const authSeen = new Map<string, Echo>();
-  const parked: http.ServerResponse[] = [];
+  const parked: ServerResponse[] = [];
   const heldIds = new Set<string>();
   const waiters = new Map<string, () => void>();
-  const echo = (id: string, req: http.IncomingMessage): Echo => ({
+  const echo = (id: string, req: IncomingMessage): Echo => ({
     id,
     method: req.method ?? '',
     url: req.url ?? '',
     fields: pairs(req.rawHeaders),
   });
   const handler =
-    (id: string): http.RequestListener =>
+    (id: string): RequestListener =>
     (req, res) => {
       req.resume();
       req.on('end', () => {

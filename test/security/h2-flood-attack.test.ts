@@ -9,7 +9,8 @@
 // Frames are written by hand (test/helpers/h2-raw.ts) over TLS (ALPN h2) or plain TCP (h2c).
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
-import http from 'node:http';
+import type { ServerResponse } from 'node:http';
+import http from '../../src/node-http.ts';
 import http2 from 'node:http2';
 import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
@@ -75,7 +76,7 @@ async function startBackend() {
   const changed = new EventEmitter();
   const stats: BackendStats = { hits: 0, open: 0, flushed: 0, finished: 0, stalled: 0, aborted: 0 };
   const chunk = Buffer.alloc(64 * 1024, 0x62);
-  const big = async (res: http.ServerResponse, size: number) => {
+  const big = async (res: ServerResponse, size: number) => {
     res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': size });
     let stalled = false;
     for (let sent = 0; sent < size && !res.destroyed; sent += chunk.length) {

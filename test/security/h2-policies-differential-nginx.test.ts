@@ -52,7 +52,8 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
+import type { IncomingHttpHeaders, RequestListener, Server, ServerResponse } from 'node:http';
+import http from '../../src/node-http.ts';
 import http2 from 'node:http2';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -102,7 +103,7 @@ interface Seen {
   backend: string;
   method: string;
   url: string;
-  headers: http.IncomingHttpHeaders;
+  headers: IncomingHttpHeaders;
   bodyBytes: number;
 }
 
@@ -122,7 +123,7 @@ const ALICE_TOKEN = 'alice-token';
 const BOB_TOKEN = 'bob-token';
 
 /** The auth service's reading: Bearer alice/bob, else the first `session=` of the Cookie split at `;`. */
-function authIdentity(headers: http.IncomingHttpHeaders): 'alice' | 'bob' | null {
+function authIdentity(headers: IncomingHttpHeaders): 'alice' | 'bob' | null {
   if (headers.authorization === 'Bearer alice') return 'alice';
   if (headers.authorization === 'Bearer bob') return 'bob';
   if (headers.authorization !== undefined) return null;
@@ -135,7 +136,7 @@ function authIdentity(headers: http.IncomingHttpHeaders): 'alice' | 'bob' | null
   return null;
 }
 
-function backendHandler(id: keyof Backends['ports'], b: HoldState): http.RequestListener {
+function backendHandler(id: keyof Backends['ports'], b: HoldState): RequestListener {
   return (req, res) => {
     let bytes = 0;
     req.on('data', (chunk: Buffer) => {
@@ -213,14 +214,14 @@ function backendHandler(id: keyof Backends['ports'], b: HoldState): http.Request
 
 interface HoldState {
   seen: Map<string, Seen[]>;
-  parked: [string, http.ServerResponse][];
+  parked: [string, ServerResponse][];
   heldIds: Set<string>;
   waiters: Map<string, () => void>;
 }
 
 async function startBackends(): Promise<Backends> {
   const state: HoldState = { seen: new Map(), parked: [], heldIds: new Set(), waiters: new Map() };
-  const servers: http.Server[] = [];
+  const servers: Server[] = [];
   const ports = { app: 0, err: 0, dead: 0, auth: 0 };
   for (const id of Object.keys(ports) as (keyof typeof ports)[]) {
     const server = http.createServer(backendHandler(id, state));
@@ -229,7 +230,7 @@ async function startBackends(): Promise<Backends> {
     ports[id] = (server.address() as net.AddressInfo).port;
   }
   const release = (prefix: string) => {
-    const keep: [string, http.ServerResponse][] = [];
+    const keep: [string, ServerResponse][] = [];
     for (const [id, res] of state.parked) {
       if (!id.startsWith(prefix)) {
         keep.push([id, res]);

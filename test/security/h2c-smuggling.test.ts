@@ -8,7 +8,8 @@
 // WebSocket upgrades are unchanged (control).
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import http from 'node:http';
+import type { IncomingMessage } from 'node:http';
+import http from '../../src/node-http.ts';
 import http2 from 'node:http2';
 import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
@@ -38,7 +39,7 @@ async function h2cBackend() {
     });
     req.on('end', () => res.end(`public ${req.url}${body === '' ? '' : ` body=${body}`}`));
   });
-  server.on('upgrade', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
+  server.on('upgrade', (req: IncomingMessage, socket: net.Socket, head: Buffer) => {
     const protocol = String(req.headers.upgrade);
     seen.push(`upgrade ${req.url} ${protocol}`);
     socket.write(`HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${protocol}\r\n\r\n`);

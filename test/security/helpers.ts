@@ -2,7 +2,8 @@
 // translator, an in-process gateway on 127.0.0.1:0, a tap that records every byte the gateway sends
 // upstream, raw HTTP exchanges (with or without a PROXY header) and metric reads.
 import assert from 'node:assert/strict';
-import http from 'node:http';
+import type { IncomingHttpHeaders, Server } from 'node:http';
+import http from '../../src/node-http.ts';
 import net from 'node:net';
 import type { Topology } from '../../src/config/model.ts';
 import { gatewaySources } from '../../src/dashboard/attach.ts';
@@ -232,7 +233,7 @@ export interface SeenRequest {
   backend: string;
   url: string;
   method: string;
-  headers: http.IncomingHttpHeaders;
+  headers: IncomingHttpHeaders;
   rawHeaders: string[];
 }
 
@@ -252,7 +253,7 @@ export async function startNamedBackends(
   status: (name: string, url: string) => number = () => 200,
 ): Promise<NamedBackends> {
   const seen: SeenRequest[] = [];
-  const servers = new Map<string, http.Server>();
+  const servers = new Map<string, Server>();
   for (const name of names) {
     const server = http.createServer((req, res) => {
       const url = req.url ?? '';
@@ -271,7 +272,7 @@ export async function startNamedBackends(
   }
   return {
     seen,
-    port: (name) => ((servers.get(name) as http.Server).address() as net.AddressInfo).port,
+    port: (name) => ((servers.get(name) as Server).address() as net.AddressInfo).port,
     async close() {
       for (const server of servers.values()) {
         server.closeAllConnections();

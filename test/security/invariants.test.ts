@@ -4,7 +4,8 @@
 // Client addresses are played by binding to distinct 127.x addresses, or carried in PROXY headers and
 // X-Forwarded-For (203.0.113.0/24, documentation addresses that never leave the test).
 import assert from 'node:assert/strict';
-import http from 'node:http';
+import type { Agent } from 'node:http';
+import http from '../../src/node-http.ts';
 import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { type RunningLb, startLoadBalancer } from '../../src/lb/balancer.ts';
@@ -56,7 +57,7 @@ const jsonRequest = (port: number, options: Parameters<typeof request>[1] = {}) 
   request(port, { ...options, headers: { accept: 'application/json', ...options.headers } });
 
 /** Destroys a keep-alive agent's sockets and waits until each is closed, before its peer goes away. */
-async function closeAgent(agent: http.Agent): Promise<void> {
+async function closeAgent(agent: Agent): Promise<void> {
   const sockets = [...Object.values(agent.freeSockets), ...Object.values(agent.sockets)].flat();
   const closed = sockets.map((s) =>
     s && !s.closed ? new Promise((resolve) => s.once('close', resolve)) : null,

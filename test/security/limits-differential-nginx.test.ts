@@ -26,7 +26,8 @@
 // Not compared: limit-burst-multiplier 0 with limit-rpm/-rps, which ingress-nginx renders as `burst=0`,
 // a configuration nginx 1.22 refuses ("invalid burst value"); keepip reads 0 as the default 5.
 import assert from 'node:assert/strict';
-import http from 'node:http';
+import type { ServerResponse } from 'node:http';
+import http from '../../src/node-http.ts';
 import type { AddressInfo } from 'node:net';
 import { after, describe, test } from 'node:test';
 import fc from 'fast-check';
@@ -249,9 +250,9 @@ interface Holder {
 async function startHolder(): Promise<Holder> {
   const seen = new Set<string>();
   const waiting = new Map<string, () => void>();
-  const held: http.ServerResponse[] = [];
+  const held: ServerResponse[] = [];
   let released = false;
-  const answer = (res: http.ServerResponse) => res.writeHead(200, { 'content-length': 2 }).end('ok');
+  const answer = (res: ServerResponse) => res.writeHead(200, { 'content-length': 2 }).end('ok');
   const server = http.createServer((req, res) => {
     const path = req.url ?? '/';
     req.resume();

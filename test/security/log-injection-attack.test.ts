@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import dgram from 'node:dgram';
-import http from 'node:http';
+import http from '../../src/node-http.ts';
 import type net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import type { Topology } from '../../src/config/model.ts';

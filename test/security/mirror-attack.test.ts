@@ -3,7 +3,8 @@
 // the in-flight bound against a slow mirror and targets that expand off their host are covered by
 // test/e2e/gateway-mirror.test.ts.)
 import assert from 'node:assert/strict';
-import http from 'node:http';
+import type { Server } from 'node:http';
+import http from '../../src/node-http.ts';
 import net, { type AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { request, startTestGateway, type TestGateway } from '../fixtures/gateway/harness.ts';
@@ -22,7 +23,7 @@ function rawRequest(port: number, text: string): Promise<string> {
 
 describe('mirror-target under attack', () => {
   let app: HeldBackend;
-  let mirror: http.Server;
+  let mirror: Server;
   let gw: TestGateway;
   const copies: { url: string; host: string; bytes: number }[] = [];
 

@@ -18,7 +18,8 @@
 import assert from 'node:assert/strict';
 import { createPrivateKey, webcrypto } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
+import type { ServerResponse } from 'node:http';
+import http from '../../src/node-http.ts';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -306,7 +307,7 @@ function deferred<T>(): { promise: Promise<T>; resolve(value: T): void } {
 }
 
 /** Writes `total` bytes as fast as the peer reads them (Infinity: without end), until it hangs up. */
-function pump(res: http.ServerResponse, total: number): void {
+function pump(res: ServerResponse, total: number): void {
   const chunk = Buffer.alloc(16 * 1024, 0x30);
   let sent = 0;
   const more = (): void => {
@@ -323,7 +324,7 @@ function pump(res: http.ServerResponse, total: number): void {
 }
 
 /** `write` every 100 ms until the peer hangs up. */
-function drip(res: http.ServerResponse, write: () => void): void {
+function drip(res: ServerResponse, write: () => void): void {
   const timer = setInterval(write, 100);
   res.on('close', () => clearInterval(timer));
 }
@@ -342,13 +343,13 @@ interface Responder {
   close(): Promise<void>;
 }
 
-type Route = (res: http.ServerResponse, body: Buffer) => void;
+type Route = (res: ServerResponse, body: Buffer) => void;
 
 /** The paths that answer their own way (the others answer their prepared response); `base` for redirects. */
 function hostileRoutes(dir: string, base: () => string): Record<string, Route> {
   let n = 0;
   /** OpenSSL's responder on the request as received (the `shared` path: each certificate its answer). */
-  const sign = async (res: http.ServerResponse, body: Buffer) => {
+  const sign = async (res: ServerResponse, body: Buffer) => {
     const name = `dynamic-${++n}`;
     writeFileSync(join(dir, `${name}.req`), body);
     await run(dir, [

@@ -68,7 +68,7 @@
 // configured, lower-case name). The terminating side's 400 pages differ only in the signature line.
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
+import http from '../../src/node-http.ts';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

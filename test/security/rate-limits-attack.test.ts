@@ -14,7 +14,8 @@
 // line of the request that held them (written as the slot is released), never on time.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import http from 'node:http';
+import type { Server, ServerResponse } from 'node:http';
+import http from '../../src/node-http.ts';
 import http2 from 'node:http2';
 import net, { type AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
@@ -75,7 +76,7 @@ function signal() {
 }
 
 /** /stream: STREAM_OFFER bytes, written only as fast as the socket drains (counted in `count`). */
-function pump(res: http.ServerResponse, count: (n: number) => number): void {
+function pump(res: ServerResponse, count: (n: number) => number): void {
   const chunk = Buffer.alloc(1024 * 1024, 0x61);
   res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': STREAM_OFFER });
   const more = () => {
@@ -94,7 +95,7 @@ function pump(res: http.ServerResponse, count: (n: number) => number): void {
 /** The backend: holds /hold*, streams /stream, sends RANDOM on /random, else echoes the body length. */
 async function startHolder(): Promise<Holder> {
   const seen: string[] = [];
-  const held = new Map<string, http.ServerResponse>();
+  const held = new Map<string, ServerResponse>();
   const arrivals = signal();
   let streamed = 0;
   const server = http.createServer((req, res) => {
@@ -147,13 +148,13 @@ async function startResetter(): Promise<net.Server> {
 }
 
 /** An auth service that refuses everyone with 401. */
-async function startRefusingAuth(): Promise<http.Server> {
+async function startRefusingAuth(): Promise<Server> {
   const server = http.createServer((_req, res) => res.writeHead(401).end());
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return server;
 }
 
-const portOf = (server: net.Server | http.Server) => (server.address() as AddressInfo).port;
+const portOf = (server: net.Server | Server) => (server.address() as AddressInfo).port;
 const escapeRegExp = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 let holder: Holder;
@@ -161,7 +162,7 @@ let holder: Holder;
 const sinks: Record<'upload' | 'rate' | 'stream', Holder | null> = { upload: null, rate: null, stream: null };
 let whoami: RunningWhoami;
 let resetter: net.Server;
-let auth: http.Server;
+let auth: Server;
 const gateways: TestGateway[] = [];
 
 before(async () => {

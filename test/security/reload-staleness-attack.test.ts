@@ -15,7 +15,8 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
+import type { Agent, IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import http from '../../src/node-http.ts';
 import http2 from 'node:http2';
 import https from 'node:https';
 import net, { type AddressInfo } from 'node:net';
@@ -145,12 +146,12 @@ interface Answer {
   body: string;
   /** The request went on a connection an earlier request of this client used. */
   reused: boolean;
-  headers: http.IncomingHttpHeaders;
+  headers: IncomingHttpHeaders;
 }
 
 /** One request through `agent` (keep-alive: a kept connection is reused), plain or TLS. */
 function send(
-  agent: http.Agent,
+  agent: Agent,
   port: number,
   options: { from?: string; host?: string; headers?: Record<string, string>; tls?: tls.ConnectionOptions },
 ): Promise<Answer> {
@@ -163,7 +164,7 @@ function send(
       headers: { host: options.host ?? HOST, ...options.headers },
       agent,
     };
-    const onResponse = (res: http.IncomingMessage) => {
+    const onResponse = (res: IncomingMessage) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () =>
@@ -186,7 +187,7 @@ function send(
 }
 
 /** A keep-alive client of one connection at a time: every request after the first reuses it. */
-function keptAgent(secure = false): http.Agent {
+function keptAgent(secure = false): Agent {
   const options = { keepAlive: true, maxSockets: 1, keepAliveMsecs: 60_000 };
   return secure ? new https.Agent(options) : new http.Agent(options);
 }
@@ -651,7 +652,7 @@ async function startEchoUpgradeBackend(): Promise<{
 }> {
   const open = new Set<net.Socket>();
   const server = http.createServer((_req, res) => res.end('no upgrade'));
-  server.on('upgrade', (_req: http.IncomingMessage, socket: net.Socket) => {
+  server.on('upgrade', (_req: IncomingMessage, socket: net.Socket) => {
     open.add(socket);
     socket.once('close', () => open.delete(socket));
     socket.on('error', () => socket.destroy());

@@ -18,7 +18,7 @@
 // closes after every 400/413/414/500/501.
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
-import http from 'node:http';
+import http from '../../src/node-http.ts';
 import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';

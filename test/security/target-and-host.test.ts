@@ -3,7 +3,8 @@
 // and must never reach a protected backend; the controls from the allowlisted address show the same
 // requests do get through when they should (so a test cannot pass by refusing everything).
 import assert from 'node:assert/strict';
-import http from 'node:http';
+import type { IncomingHttpHeaders, Server } from 'node:http';
+import http from '../../src/node-http.ts';
 import type net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { encodeProxyHeader } from '../../src/proxy-protocol/index.ts';
@@ -24,13 +25,13 @@ const LB = '127.0.0.52';
 interface Seen {
   backend: string;
   url: string;
-  headers: http.IncomingHttpHeaders;
+  headers: IncomingHttpHeaders;
 }
 
 /** Backends that answer 200 with their own name and record every request they serve. */
 async function startBackends(names: readonly string[]) {
   const seen: Seen[] = [];
-  const servers = new Map<string, http.Server>();
+  const servers = new Map<string, Server>();
   for (const name of names) {
     const server = http.createServer((req, res) => {
       seen.push({ backend: name, url: req.url ?? '', headers: req.headers });
@@ -42,7 +43,7 @@ async function startBackends(names: readonly string[]) {
   }
   return {
     seen,
-    port: (name: string) => ((servers.get(name) as http.Server).address() as net.AddressInfo).port,
+    port: (name: string) => ((servers.get(name) as Server).address() as net.AddressInfo).port,
     async close() {
       for (const server of servers.values()) {
         server.closeAllConnections();

@@ -6,7 +6,7 @@
 // The reference is nginx (ngx_http_set_virtual_server's 421, ngx_http_process_request's 495/496,
 // ngx_ssl_verify_error_optional) with ingress-nginx's template (ssl_crl from the Secret's ca.crl).
 import assert from 'node:assert/strict';
-import http from 'node:http';
+import http from '../../src/node-http.ts';
 import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';

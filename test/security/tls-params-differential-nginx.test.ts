@@ -44,7 +44,8 @@
 // when the docs are silent); each ALLOWED entry must still be seen (the table cannot rot).
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
+import type { Server as HttpServer } from 'node:http';
+import http from '../../src/node-http.ts';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -418,7 +419,7 @@ async function material(): Promise<Material> {
 /** The backend: 200 `ok`; on /sts it sends its own Strict-Transport-Security (replaced over TLS). */
 const BACKEND_STS = 'max-age=5; backend';
 
-async function startBackend(): Promise<http.Server> {
+async function startBackend(): Promise<HttpServer> {
   const server = http.createServer((req, res) => {
     const headers: Record<string, string> = { 'content-type': 'text/plain', 'content-length': '3' };
     if (req.url === '/sts') headers['strict-transport-security'] = BACKEND_STS;
@@ -1160,7 +1161,7 @@ function judge(x: Case): Verdict | null {
 
 interface Bench {
   m: Material;
-  backend: http.Server;
+  backend: HttpServer;
   gateway: TestGateway;
   verdicts: Verdict[];
   /** How often nginx answered each way (the run is not vacuous). */

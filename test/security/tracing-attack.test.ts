@@ -4,7 +4,7 @@
 // view. The collector is the test OTLP/gRPC receiver (its own .proto decoder).
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
-import http from 'node:http';
+import http from '../../src/node-http.ts';
 import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { request, startTestGateway, type TestGateway } from '../fixtures/gateway/harness.ts';

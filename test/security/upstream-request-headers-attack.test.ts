@@ -7,7 +7,7 @@
 // (rootfs/etc/nginx/template/nginx.tmpl) on nginx 1.22, run here beside keepip: its proxy module also
 // clears Expect, TE, Keep-Alive and Upgrade, and nginx answers TRACE with 405 itself.
 import assert from 'node:assert/strict';
-import http from 'node:http';
+import http from '../../src/node-http.ts';
 import type net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import {

@@ -63,7 +63,7 @@
 //     stopped worker from a busy one sooner.
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
+import http from '../../src/node-http.ts';
 import net from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';

@@ -33,7 +33,7 @@
 // limit-rpm stands for the rate limits (limit-rps): with a refill of one a minute the refusals do not
 // depend on how fast the bench runs, so both gateways refuse as many requests of each source.
 import assert from 'node:assert/strict';
-import http from 'node:http';
+import http from '../../src/node-http.ts';
 import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
 import { Counter, Registry } from 'prom-client';

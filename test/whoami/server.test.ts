@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import http from 'node:http';
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+import http from '../../src/node-http.ts';
 import net from 'node:net';
 import { after, before, test } from 'node:test';
 import WebSocket from 'ws';
@@ -18,14 +19,14 @@ after(() => whoami.close());
 
 interface Reply {
   status: number;
-  headers: http.IncomingHttpHeaders;
+  headers: IncomingHttpHeaders;
   body: Buffer;
 }
 
 function request(options: {
   path?: string;
   method?: string;
-  headers?: http.OutgoingHttpHeaders;
+  headers?: OutgoingHttpHeaders;
   localAddress?: string;
   body?: Buffer;
 }): Promise<Reply> {

@@ -5,7 +5,7 @@
 // User-Agent, so a line spliced from two requests cannot pass.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import http from 'node:http';
+import http from '../../src/node-http.ts';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { type RunningWhoami, startWhoami } from '../../src/whoami/server.ts';

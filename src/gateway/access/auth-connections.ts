@@ -3,7 +3,8 @@
 // subrequests), where ingress-nginx opens one per check; with it, as nginx's upstream `keepalive N;
 // keepalive_requests R; keepalive_timeout T;`: N idle connections, each closed after R subrequests or T
 // idle. A subrequest whose auth-url host comes from a variable gets a connection of its own.
-import http from 'node:http';
+import type { Agent } from 'node:http';
+import http from '../../node-http.ts';
 import https from 'node:https';
 import type { Socket } from 'node:net';
 import type { AuthKeepaliveModel } from '../../config/model.ts';
@@ -14,7 +15,7 @@ const DEFAULT_POOL: AuthKeepaliveModel = {
   timeoutMs: 60_000,
 };
 
-type AuthAgent = http.Agent | https.Agent;
+type AuthAgent = Agent | https.Agent;
 
 /** Counts the subrequests of each connection and closes it after `maxRequests` (keepSocketAlive). */
 function withRequestLimit<A extends AuthAgent>(agent: A, maxRequests: number): A {

@@ -10,7 +10,8 @@
 // auth-cache-key caches answers per (server, location, key) for the statuses and times of
 // auth-cache-duration, as proxy_cache_valid would, or for the time the answer's own X-Accel-Expires,
 // Cache-Control or Expires gives (authCacheTtl).
-import http from 'node:http';
+import type { ClientRequest, IncomingMessage } from 'node:http';
+import http from '../../node-http.ts';
 import https from 'node:https';
 import type { AuthKeepaliveModel, ExternalAuthModel } from '../../config/model.ts';
 import { fixedAuthority } from '../../config/nginx-variables.ts';
@@ -198,7 +199,7 @@ interface Subrequest {
  */
 const STALE_CONNECTION_RETRIES = 2;
 
-function isStaleConnection(req: http.ClientRequest, error: NodeJS.ErrnoException): boolean {
+function isStaleConnection(req: ClientRequest, error: NodeJS.ErrnoException): boolean {
   return req.reusedSocket && (error.code === 'ECONNRESET' || error.code === 'EPIPE');
 }
 
@@ -210,7 +211,7 @@ function sendAttempt(
   finish: (answer: AuthAnswer) => void,
 ): void {
   const client = url.protocol === 'https:' ? https : http;
-  let req: http.ClientRequest;
+  let req: ClientRequest;
   try {
     req = client.request(url, {
       method: request.method,
@@ -264,11 +265,7 @@ function sendAttempt(
  * Decided on the status and headers, as nginx's auth_request: a body that trickles must not hold the
  * client. It is still read (for the connection's reuse), within the same deadline.
  */
-function readAnswer(
-  res: http.IncomingMessage,
-  timeoutMs: number,
-  finish: (answer: AuthAnswer) => void,
-): void {
+function readAnswer(res: IncomingMessage, timeoutMs: number, finish: (answer: AuthAnswer) => void): void {
   finish({ status: res.statusCode ?? 0, headers: res.headers, lines: res.headersDistinct, failure: null });
   let size = 0;
   const deadline = setTimeout(() => res.destroy(), timeoutMs);
