@@ -1,5 +1,5 @@
-// HTTP/2 on the TLS listener: what the controller ConfigMap says (use-http2, http2-max-*,
-// keep-alive-requests; parsed in src/k8s/http2-settings.ts) and the limits keepip adds against abuse.
+// HTTP/2 on the TLS listener: what the controller ConfigMap says (use-http2, http2-max-concurrent-streams,
+// http2-max-requests, keep-alive-requests, large-client-header-buffers; parsed in src/k8s/http2-settings.ts) and the limits keepip adds against abuse.
 // The idle timeout is the listener's keep-alive timeout, as nginx's keepalive_timeout covers both.
 // The defaults are ingress-nginx 1.12's, and nginx's where ingress-nginx leaves nginx's in place.
 
@@ -8,9 +8,9 @@ export interface Http2Settings {
   enabled: boolean;
   /** http2-max-concurrent-streams: SETTINGS_MAX_CONCURRENT_STREAMS (default 128). */
   maxConcurrentStreams: number;
-  /** http2-max-field-size: one header field, name and value, decoded (default 8 KiB: large-client-header-buffers' 8k). */
+  /** One header field, name and value, decoded, :path included: one large-client-header-buffers buffer (8 KiB). */
   maxFieldSize: number;
-  /** http2-max-header-size: the whole decoded header list (default 32 KiB: 4 × 8k). */
+  /** The whole decoded header list: every large-client-header-buffers buffer (4 × 8k), 1 MiB at most. */
   maxHeaderListSize: number;
   /** keep-alive-requests (or the deprecated http2-max-requests when set): streams per connection, then GOAWAY (default 1000). */
   maxRequests: number;

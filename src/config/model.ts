@@ -196,6 +196,11 @@ export interface GatewaySettings {
    * buffer (`sizeBytes`), the whole head `count` of them. Absent: the default, 4 x 8 KiB.
    */
   largeClientHeaderBuffers?: { count: number; sizeBytes: number };
+  /**
+   * client-header-buffer-size (nginx, 1k): the buffer a head is read into first; a line that fits it
+   * needs no large buffer, and the head may take it beside the large ones. Absent: 1 KiB.
+   */
+  clientHeaderBufferBytes?: number;
   /** client-body-timeout (nginx client_body_timeout): the longest wait between two reads of a request body. Default 60 s. */
   clientBodyTimeoutMs: number;
   /** keep-alive (nginx keepalive_timeout): idle time allowed between two requests; 0 disables keep-alive. Default 75 s. */

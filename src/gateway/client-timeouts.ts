@@ -20,9 +20,12 @@ export interface ClientTimeouts {
   lingeringTimeoutMs: number;
   /** keepalive_requests (keep-alive-requests): the answer to this many-th request on a connection closes it. */
   keepAliveRequests: number;
-  /** large_client_header_buffers (large-client-header-buffers): one request head at most, all buffers. */
+  /** One request head at most: the first buffer and every large one (nginx's most, however lines pack). */
   maxHeadBytes: number;
-  /** One line of a request head at most: one buffer (longer: 414 for the request line, 431 for a header). */
+  /**
+   * One line of a request head at most: one large buffer, or the first buffer when it is larger (a
+   * line that fits there needs no large one). Longer: 414 for the request line, 431 for a header.
+   */
   maxHeadLineBytes: number;
 }
 
@@ -34,6 +37,8 @@ export const LINGERING_TIMEOUT_MS = 5_000;
 export const KEEP_ALIVE_REQUESTS = 1000;
 /** ingress-nginx's large-client-header-buffers default, "4 8k". */
 export const LARGE_CLIENT_HEADER_BUFFERS = Object.freeze({ count: 4, sizeBytes: 8 * 1024 });
+/** ingress-nginx's client-header-buffer-size default, 1k. */
+export const CLIENT_HEADER_BUFFER_BYTES = 1024;
 
 /** Why the gateway closed a connection on its own (keepip_gateway_connections_closed_total{reason}). */
 export type ConnectionCloseReason =
@@ -61,6 +66,7 @@ export function clientTimeoutsOf(
   overrides: Partial<ClientTimeouts> = {},
 ): ClientTimeouts {
   const buffers = settings.largeClientHeaderBuffers ?? LARGE_CLIENT_HEADER_BUFFERS;
+  const first = settings.clientHeaderBufferBytes ?? CLIENT_HEADER_BUFFER_BYTES;
   return {
     headerMs: overrides.headerMs ?? settings.clientHeaderTimeoutMs,
     bodyMs: overrides.bodyMs ?? settings.clientBodyTimeoutMs,
@@ -69,8 +75,8 @@ export function clientTimeoutsOf(
     lingeringTimeMs: overrides.lingeringTimeMs ?? LINGERING_TIME_MS,
     lingeringTimeoutMs: overrides.lingeringTimeoutMs ?? LINGERING_TIMEOUT_MS,
     keepAliveRequests: overrides.keepAliveRequests ?? settings.keepAliveRequests ?? KEEP_ALIVE_REQUESTS,
-    maxHeadBytes: overrides.maxHeadBytes ?? buffers.count * buffers.sizeBytes,
-    maxHeadLineBytes: overrides.maxHeadLineBytes ?? buffers.sizeBytes,
+    maxHeadBytes: overrides.maxHeadBytes ?? first + buffers.count * buffers.sizeBytes,
+    maxHeadLineBytes: overrides.maxHeadLineBytes ?? Math.max(first, buffers.sizeBytes),
   };
 }
 

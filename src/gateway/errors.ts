@@ -299,13 +299,14 @@ export const GATEWAY_CODES = {
   H2_HEADER_FIELD_TOO_LARGE: {
     kind: 'outcome',
     summary:
-      'an HTTP/2 request header field (name and value, decoded) is larger than http2-max-field-size (431)',
-    fix: 'send smaller headers (large cookies, tokens) or raise http2-max-field-size',
+      'an HTTP/2 request header field (name and value, decoded; :path included) is larger than one large-client-header-buffers buffer (431)',
+    fix: 'send smaller headers (large cookies, tokens) or raise large-client-header-buffers',
   },
   H2_HEADER_LIST_TOO_LARGE: {
     kind: 'outcome',
-    summary: 'an HTTP/2 request header list (decoded) is larger than http2-max-header-size (431)',
-    fix: 'send fewer or smaller headers or raise http2-max-header-size',
+    summary:
+      'an HTTP/2 request header list (decoded) is larger than all the large-client-header-buffers (431)',
+    fix: 'send fewer or smaller headers or raise large-client-header-buffers',
   },
   H2_CONNECT: {
     kind: 'outcome',

@@ -148,9 +148,11 @@ function nginxMethod(method: string): boolean {
 /** The decoded header list's size (RFC 9113 §6.5.2) and its largest field (name and value). */
 function headerListSize(req: H2Request): { total: number; largestField: number } {
   const raw = req.rawHeaders;
-  // Each field counts its name, its value and 32 octets (pseudo-headers included).
-  let total = req.method.length + req.url.length + 7 + 32 * 3;
-  let largestField = 0;
+  // Each field counts its name, its value and 32 octets (pseudo-headers included); :path is a field as
+  // any other (nginx holds it to one buffer: a long URL is no way around the field limit).
+  const path = req.url.length + 5;
+  let total = req.method.length + path + 2 + 32 * 3;
+  let largestField = path;
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const field = (raw[i] as string).length + (raw[i + 1] as string).length;
     if (field > largestField) largestField = field;
@@ -187,7 +189,7 @@ function refusal(
       reason: coded(
         'H2_HEADER_FIELD_TOO_LARGE',
         'client sent too large header field',
-        'http2-max-field-size',
+        'large-client-header-buffers',
       ),
     };
   if (size.total > settings.maxHeaderListSize)
@@ -196,7 +198,7 @@ function refusal(
       reason: coded(
         'H2_HEADER_LIST_TOO_LARGE',
         'client sent too large request headers',
-        'http2-max-header-size',
+        'large-client-header-buffers',
       ),
     };
   return null;

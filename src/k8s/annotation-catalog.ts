@@ -830,7 +830,13 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
     names: ['large-client-header-buffers'],
     status: 'implemented',
     values: '4 8k',
-    note: 'HTTP/1: a request line longer than one buffer is 414, a header line longer than one buffer or a head larger than all of them 431 (nginx answers 414 and 400). HTTP/2 has its own `http2-max-field-size` / `http2-max-header-size`',
+    note: 'HTTP/1: a request line longer than one buffer (or than `client-header-buffer-size` when that is larger) is 414, such a header line or a head larger than all the buffers and the first one 431 (nginx answers 414 and 400). HTTP/2, as nginx ≥ 1.19.7: a decoded field (`:path` included) larger than one buffer or a decoded list larger than all of them (1 MiB at most) is 431',
+  },
+  {
+    names: ['client-header-buffer-size'],
+    status: 'implemented',
+    values: '1k',
+    note: 'the first buffer of a request head: a line up to its size needs no large buffer, and the whole head may take it beside the `large-client-header-buffers` (as nginx). A size from 1k to 1m; anything else keeps 1k, with a warning',
   },
   {
     names: ['client-header-timeout'],
@@ -876,9 +882,8 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
   },
   {
     names: ['http2-max-field-size', 'http2-max-header-size'],
-    status: 'implemented',
-    values: '8k, 32k',
-    note: 'one decoded header field / the whole decoded header list over it: 431 (nginx: `large-client-header-buffers` 4 8k); the list size is also SETTINGS_MAX_HEADER_LIST_SIZE',
+    status: 'no-effect',
+    note: "obsolete since nginx 1.19.7, which ingress-nginx's nginx ignores (with a warning): the HTTP/2 field and list limits are `large-client-header-buffers`' (one buffer, all of them), the list size also SETTINGS_MAX_HEADER_LIST_SIZE",
   },
   {
     names: ['keep-alive-requests', 'http2-max-requests'],
@@ -1217,7 +1222,6 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
       'proxy-buffers-number',
       'proxy-busy-buffers-size',
       'proxy-max-temp-file-size',
-      'client-header-buffer-size',
       'ssl-buffer-size',
       'default-type',
     ],

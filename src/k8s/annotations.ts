@@ -112,6 +112,7 @@ export const SUPPORTED_CONFIGMAP_KEYS: readonly string[] = [
   'proxy-send-timeout',
   'client-header-timeout',
   'large-client-header-buffers',
+  'client-header-buffer-size',
   'client-body-timeout',
   'keep-alive',
   'upstream-keepalive-connections',
@@ -536,7 +537,7 @@ function readProxyLimitKeys(v: ConfigMapReader, s: GatewaySettings): void {
   s.clientHeaderTimeoutMs = v.seconds('client-header-timeout', s.clientHeaderTimeoutMs, 1);
   s.clientBodyTimeoutMs = v.seconds('client-body-timeout', s.clientBodyTimeoutMs, 1);
   s.keepAliveTimeoutMs = v.seconds('keep-alive', s.keepAliveTimeoutMs);
-  readLargeClientHeaderBuffers(v, s);
+  readHeaderBuffers(v, s);
   readUpstreamKeepalive(v, s);
   readProcessLimits(v, s);
   s.allowCrossNamespaceResources = v.bool('allow-cross-namespace-resources', false);
@@ -570,7 +571,20 @@ function readProcessLimits(v: ConfigMapReader, s: GatewaySettings): void {
   s.proxyStreamTimeoutMs = v.time('proxy-stream-timeout', s.proxyStreamTimeoutMs, '600s', 1);
 }
 
-/** large-client-header-buffers "<count> <size>" (nginx: 4 8k): 1-64 buffers of 1 KiB to 1 MiB. */
+/**
+ * large-client-header-buffers "<count> <size>" (nginx: 4 8k): 1-64 buffers of 1 KiB to 1 MiB; and
+ * client-header-buffer-size (nginx: 1k), the first buffer, 1 KiB to 1 MiB.
+ */
+function readHeaderBuffers(v: ConfigMapReader, s: GatewaySettings): void {
+  readLargeClientHeaderBuffers(v, s);
+  const first = v.data['client-header-buffer-size'];
+  if (first === undefined) return;
+  const bytes = parseNginxSize(first.trim());
+  if (bytes === null || bytes < 1024 || bytes > 1 << 20)
+    v.invalid('client-header-buffer-size', first, 'a size from 1k to 1m, such as "1k"', '1k');
+  else s.clientHeaderBufferBytes = bytes;
+}
+
 function readLargeClientHeaderBuffers(v: ConfigMapReader, s: GatewaySettings): void {
   const text = v.data['large-client-header-buffers'];
   if (text === undefined) return;

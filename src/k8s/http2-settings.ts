@@ -1,17 +1,16 @@
 // The controller ConfigMap keys for HTTP/2 to clients: use-http2, http2-max-concurrent-streams,
-// http2-max-field-size, http2-max-header-size, http2-max-requests (the last three deprecated in
-// ingress-nginx but still read by it) and keep-alive-requests, which nginx ≥ 1.19.7 applies to HTTP/2
-// connections as well as HTTP/1.1 ones (settings.keepAliveRequests, for src/gateway/h1-server.ts). Bad values keep the default with a warning, as every other key.
+// http2-max-requests (deprecated in ingress-nginx but still read by it) and keep-alive-requests, which
+// nginx ≥ 1.19.7 applies to HTTP/2 connections as well as HTTP/1.1 ones (settings.keepAliveRequests, for
+// src/gateway/h1-server.ts). Bad values keep the default with a warning, as every other key. The field
+// and list limits are large-client-header-buffers', as nginx ≥ 1.19.7 takes them (its http2_max_field_size
+// and http2_max_header_size, which ingress-nginx still renders from http2-max-*, are obsolete and ignored).
 import { DEFAULT_HTTP2_SETTINGS, type Http2Settings } from '../config/http2.ts';
 import type { GatewaySettings } from '../config/model.ts';
 import { configMapSource, readBool, readWhole, type ScalarSource } from './scalar-readers.ts';
-import { parseNginxSize } from './values.ts';
 
 export const HTTP2_CONFIGMAP_KEYS: readonly string[] = [
   'use-http2',
   'http2-max-concurrent-streams',
-  'http2-max-field-size',
-  'http2-max-header-size',
   'http2-max-requests',
   'keep-alive-requests',
 ];
@@ -20,7 +19,7 @@ export interface Http2SettingsSink {
   invalid(key: string, value: string, expected: string, kept: string): void;
 }
 
-/** HPACK and node:http2 carry header lists up to 2^24; more than 1 MiB is a mistake, not a setting. */
+/** HPACK and node:http2 carry header lists up to 2^24; keepip holds one decoded list to 1 MiB whatever the buffers. */
 const MAX_HEADER_BYTES = 1024 * 1024;
 
 function whole(
@@ -34,27 +33,18 @@ function whole(
   return readWhole(source, key, fallback, { min, max, expected, kept: String(fallback) });
 }
 
-function size(
-  data: Readonly<Record<string, string>>,
-  key: string,
-  fallback: number,
-  sink: Http2SettingsSink,
-): number {
-  const v = data[key];
-  if (v === undefined || v.trim() === '') return fallback;
-  const n = parseNginxSize(v);
-  if (n !== null && n >= 1024 && n <= MAX_HEADER_BYTES) return n;
-  sink.invalid(key, v, 'a size from 1k to 1m such as "16k"', `${fallback / 1024}k`);
-  return fallback;
-}
-
-/** Reads the HTTP/2 keys of the controller ConfigMap into `settings.http2`. */
+/**
+ * Reads the HTTP/2 keys of the controller ConfigMap into `settings.http2`; after
+ * large-client-header-buffers (settings.largeClientHeaderBuffers): a field may take one buffer, the
+ * list all of them.
+ */
 export function applyHttp2Settings(
   data: Readonly<Record<string, string>>,
   settings: GatewaySettings,
   sink: Http2SettingsSink,
 ): void {
   const d = DEFAULT_HTTP2_SETTINGS;
+  const buffers = settings.largeClientHeaderBuffers;
   const invalid: ScalarSource['invalid'] = (...report) => sink.invalid(...report);
   const keys = configMapSource(data, invalid);
   // A blank number is none (the default applies, silently); a blank use-http2 is not a boolean.
@@ -65,8 +55,11 @@ export function applyHttp2Settings(
   const http2Settings: Http2Settings = {
     enabled,
     maxConcurrentStreams: whole(numbers, 'http2-max-concurrent-streams', d.maxConcurrentStreams, [1, 65_535]),
-    maxFieldSize: size(data, 'http2-max-field-size', d.maxFieldSize, sink),
-    maxHeaderListSize: size(data, 'http2-max-header-size', d.maxHeaderListSize, sink),
+    maxFieldSize: buffers?.sizeBytes ?? d.maxFieldSize,
+    maxHeaderListSize: Math.min(
+      buffers ? buffers.count * buffers.sizeBytes : d.maxHeaderListSize,
+      MAX_HEADER_BYTES,
+    ),
     // "0" is ingress-nginx's default for http2-max-requests: not set.
     maxRequests:
       data['http2-max-requests']?.trim() === '0'

@@ -15,22 +15,35 @@ test('defaults: HTTP/2 on, 128 streams, 8k fields, 32k lists, 1000 requests per 
   assert.deepEqual(issues, []);
 });
 
-test('every key is read, none reported as unsupported', () => {
+test('every key is read, none reported as unsupported; the field and list limits are large-client-header-buffers', () => {
   const { http2, issues } = parse({
     'use-http2': 'false',
     'http2-max-concurrent-streams': '64',
-    'http2-max-field-size': '16k',
-    'http2-max-header-size': '64k',
+    'large-client-header-buffers': '8 16k',
     'keep-alive-requests': '500',
   });
   assert.deepEqual(http2, {
     enabled: false,
     maxConcurrentStreams: 64,
     maxFieldSize: 16 * 1024,
-    maxHeaderListSize: 64 * 1024,
+    maxHeaderListSize: 128 * 1024,
     maxRequests: 500,
   });
   assert.deepEqual(issues, []);
+  // One decoded list is held to 1 MiB whatever the buffers (64 x 1m would be 64 MiB).
+  assert.equal(parse({ 'large-client-header-buffers': '64 1m' }).http2.maxHeaderListSize, 1024 * 1024);
+});
+
+test('http2-max-field-size and http2-max-header-size change nothing (obsolete since nginx 1.19.7), and say so', () => {
+  const { http2, issues } = parse({ 'http2-max-field-size': '64k', 'http2-max-header-size': '512k' });
+  assert.deepEqual(http2, DEFAULT_HTTP2_SETTINGS);
+  assert.deepEqual(
+    issues.map((i) => [i.code, i.field]),
+    [
+      ['CONFIGMAP_KEY_NO_EFFECT', 'data["http2-max-field-size"]'],
+      ['CONFIGMAP_KEY_NO_EFFECT', 'data["http2-max-header-size"]'],
+    ],
+  );
 });
 
 test('http2-max-requests wins over keep-alive-requests when set; "0" (its default) means unset', () => {
@@ -42,7 +55,6 @@ test('bad values keep the default with a warning naming the key', () => {
   const { http2, issues } = parse({
     'use-http2': 'maybe',
     'http2-max-concurrent-streams': '0',
-    'http2-max-header-size': '10g',
     'keep-alive-requests': '-1',
   });
   assert.deepEqual(http2, DEFAULT_HTTP2_SETTINGS);
@@ -52,7 +64,6 @@ test('bad values keep the default with a warning naming the key', () => {
       ['INVALID_CONFIGMAP_VALUE', 'data["use-http2"]'],
       ['INVALID_CONFIGMAP_VALUE', 'data["keep-alive-requests"]'],
       ['INVALID_CONFIGMAP_VALUE', 'data["http2-max-concurrent-streams"]'],
-      ['INVALID_CONFIGMAP_VALUE', 'data["http2-max-header-size"]'],
     ],
   );
 });
