@@ -41,7 +41,6 @@ const PURE_FILES = [
   'src/gateway/host.ts',
   'src/gateway/request-target.ts',
   'src/gateway/upstream-headers.ts',
-  'src/gateway/hop-by-hop.ts',
   'src/gateway/error-pages.ts',
   'src/gateway/client-hello.ts',
   'src/gateway/held-bytes.ts',

@@ -115,6 +115,10 @@ export function serveFromErrorBackend(
   const settings = ex.snap.settings;
   const earlier = ex.attempts;
   ex.upstreamName = upstream.name;
+  // ingress-nginx's error location is the server's (@custom_…): add-headers and hsts reach its answer,
+  // the location's custom-headers and CORS headers do not.
+  const { routes } = ex.snap;
+  ex.responseHeaders = ex.conn.scheme === 'https' ? routes.httpsAddHeaders : routes.addHeaders;
   const headers = { ...base };
   setProxyHeaders(headers, errorBackendHeaders(ex, req, code, true));
   delete headers['content-length'];

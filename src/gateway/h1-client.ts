@@ -13,7 +13,7 @@ import http from '../node-http.ts';
 import net, { type LookupFunction } from 'node:net';
 import { formatHostPort } from '../net/host-port.ts';
 import { UNSENDABLE_VALUE } from './header-value.ts';
-import { HOP_BY_HOP_FIELDS } from './hop-by-hop.ts';
+import { HOP_BY_HOP_FIELDS } from '../net/hop-by-hop.ts';
 import {
   type BodyFraming,
   ChunkedDecoder,

@@ -17,7 +17,7 @@ import { requestVars } from './admission.ts';
 import { expandVariables } from './access/nginx-vars.ts';
 import { logSafe, requestContext } from './error-log.ts';
 import type { Exchange, GatewayRequest, HandlerContext } from './exchange.ts';
-import { HOP_BY_HOP_FIELDS } from './hop-by-hop.ts';
+import { HOP_BY_HOP_FIELDS } from '../net/hop-by-hop.ts';
 import { type MirrorBody, type MirrorCall, Mirrors } from './mirror-sender.ts';
 import { shownClient } from './request-log.ts';
 import { escapeUnsendable } from './rewrite.ts';

@@ -19,7 +19,6 @@ export function needsResponseWrapper(ex: Exchange): boolean {
 
 /** Wraps `res.writeHead` for this one response so that `ex`'s headers are set on whatever head is written. */
 export function addResponseHeaders(ex: Exchange, res: GatewayResponse): void {
-  const extra = ex.responseHeaders ?? {};
   const rewrite = ex.route?.responseRewrite ?? null;
   const writeHead = res.writeHead.bind(res) as (
     status: number,
@@ -29,6 +28,8 @@ export function addResponseHeaders(ex: Exchange, res: GatewayResponse): void {
   const writeHeadPlain = res.writeHead.bind(res) as (status: number, headers: Headers) => GatewayResponse;
   (res as { writeHead: unknown }).writeHead = (status: number, a?: unknown, b?: unknown) => {
     const headers = ((typeof a === 'string' ? b : a) ?? {}) as Headers;
+    // Read when the head is written: an error page from the error backend has the server's (custom-errors.ts).
+    const extra = ex.responseHeaders ?? {};
     const out: Headers = {};
     for (const name in headers) if (extra[name.toLowerCase()] === undefined) out[name] = headers[name]!;
     // proxy-redirect-* / proxy-cookie-*: the backend's own Location, Refresh and Set-Cookie.

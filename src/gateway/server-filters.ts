@@ -6,7 +6,7 @@
 // (hiddenResponseHeaders). Pure.
 import { compileMap, type MapMatcher } from '../config/nginx-map.ts';
 import type { ServerSettings } from '../config/server-settings.ts';
-import { HOP_BY_HOP_FIELDS } from './hop-by-hop.ts';
+import { HOP_BY_HOP_FIELDS } from '../net/hop-by-hop.ts';
 
 type HeaderValue = string | string[] | undefined;
 

@@ -21,7 +21,7 @@
 
 import type { GatewaySettings, LocationModel } from '../config/model.ts';
 import { expandVariables, type RequestVars } from './access/nginx-vars.ts';
-import { HOP_BY_HOP_FIELDS } from './hop-by-hop.ts';
+import { HOP_BY_HOP_FIELDS } from '../net/hop-by-hop.ts';
 
 export type IncomingHeaders = Readonly<Record<string, string | string[] | undefined>>;
 

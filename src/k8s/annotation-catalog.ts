@@ -203,7 +203,7 @@ export const ANNOTATION_CATALOG: readonly CatalogEntry[] = [
     names: ['custom-headers'],
     status: 'implemented',
     values: 'ConfigMap `name` or `namespace/name` (same namespace)',
-    note: "its keys and values are response headers of the Ingress's locations, on every response (the gateway's own included), replacing the backend's; values are sent as written. Only names the ConfigMap key `global-allowed-response-headers` lists are allowed: another name, a missing ConfigMap or an invalid name or value denies the locations (503, `ACCESS_CONFIG_DENIED`), as ingress-nginx does",
+    note: "its keys and values are response headers of the Ingress's locations, on every response (the gateway's own included, not an error page from the error backend: nginx's error location is the server's), replacing the backend's; values are sent as written. Content-Length and hop-by-hop fields (Connection, Transfer-Encoding…) are left out, with a warning (nginx sends them and breaks the answer's framing). Only names the ConfigMap key `global-allowed-response-headers` lists are allowed: another name, a missing ConfigMap or an invalid name or value denies the locations (503, `ACCESS_CONFIG_DENIED`), as ingress-nginx does",
   },
   {
     names: ['enable-access-log'],
@@ -1024,13 +1024,13 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
     names: ['add-headers'],
     status: 'implemented',
     values: 'none',
-    note: "`namespace/name` (or `name` in the controller's namespace) of a ConfigMap whose keys and values are headers on every response, the gateway's own included (before custom-headers and CORS, which win); values as written. A missing ConfigMap, a key that is not a header name or a value with a control byte (HTAB aside): warning, none",
+    note: "`namespace/name` (or `name` in the controller's namespace) of a ConfigMap whose keys and values are headers on every response, the gateway's own included (before custom-headers and CORS, which win); values as written (their UTF-8 bytes, as nginx). Content-Length and hop-by-hop fields (Connection, Transfer-Encoding…) are left out, with a warning (nginx sends them and breaks the answer's framing). A missing ConfigMap, a key that is not a header name or a value with a control byte (HTAB aside): warning, none",
   },
   {
     names: ['proxy-set-headers'],
     status: 'implemented',
     values: 'none',
-    note: 'a ConfigMap as for add-headers whose headers are sent to every backend after keepip\'s own (they win); nginx variables in values (`$remote_addr`, `$http_*`, `$request_uri`, `$best_http_host`, `$proxy_add_x_forwarded_for`, `$realip_remote_addr`, `$server_port`…) are expanded as nginx expands them, an empty result sends none; a variable keepip does not expand is a warning at load (`INVALID_CONFIGMAP_VALUE`) and reads as ""',
+    note: 'a ConfigMap as for add-headers (Content-Length and hop-by-hop fields left out, with a warning) whose headers are sent to every backend after keepip\'s own (they win); nginx variables in values (`$remote_addr`, `$http_*`, `$request_uri`, `$best_http_host`, `$proxy_add_x_forwarded_for`, `$realip_remote_addr`, `$server_port`…) are expanded as nginx expands them, an empty result sends none; a variable keepip does not expand is a warning at load (`INVALID_CONFIGMAP_VALUE`) and reads as ""',
   },
   {
     names: ['global-allowed-response-headers'],

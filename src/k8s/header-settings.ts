@@ -5,6 +5,7 @@
 import type { ConfigIssue, GatewaySettings, ObjectRef, Origin } from '../config/model.ts';
 import { isRequestVariable, variablesOf } from '../config/nginx-variables.ts';
 import { annotationField, formatFieldPath } from './field-path.ts';
+import { HOP_BY_HOP_FIELDS } from '../net/hop-by-hop.ts';
 import { NOT_FIELD_VALUE } from '../net/http-field.ts';
 import type { ConfigMapView } from './objects.ts';
 import { describeOrigin } from './reader.ts';
@@ -49,16 +50,60 @@ function refOf(text: string, namespace: string): ObjectRef | null {
 }
 
 /**
- * A header map from a ConfigMap, names lower-cased; null when the names or values are not headers
- * (a control byte would make HTTP/2 peers refuse the whole answer; src/net/http-field.ts).
+ * Fields that frame a message or belong to one connection: set from a ConfigMap, they would break
+ * every answer (a Content-Length that is not the body's) or request. nginx sends them as written;
+ * keepip leaves them out, with a warning.
  */
-function headerMap(data: Readonly<Record<string, string>>): Record<string, string> | null {
-  const out: Record<string, string> = {};
+function framesTheMessage(name: string): boolean {
+  const lower = name.toLowerCase();
+  return lower === 'content-length' || HOP_BY_HOP_FIELDS.has(lower);
+}
+
+/**
+ * A value as nginx sends it: the ConfigMap's UTF-8 bytes, one character per byte (the gateway writes
+ * heads as latin1), so `é` goes out as C3 A9, never as the single byte E9.
+ */
+function wireValue(value: string): string {
+  return Buffer.from(value, 'utf8').toString('latin1');
+}
+
+type HeaderMap = { headers: Record<string, string>; framing: string[] } | { invalid: string };
+
+/**
+ * A header map from a ConfigMap, names lower-cased, values as their bytes; framing fields left out
+ * (named in `framing`); invalid when a name is not a header name or a value holds a control byte (it
+ * would make HTTP/2 peers refuse the whole answer; src/net/http-field.ts).
+ */
+function headerMap(data: Readonly<Record<string, string>>): HeaderMap {
+  const headers: Record<string, string> = {};
+  const framing: string[] = [];
   for (const [name, value] of Object.entries(data)) {
-    if (!HEADER_NAME.test(name) || NOT_FIELD_VALUE.test(value)) return null;
-    out[name.toLowerCase()] = value;
+    if (!HEADER_NAME.test(name)) return { invalid: `${JSON.stringify(name)} is not a header name` };
+    const wire = wireValue(value);
+    if (NOT_FIELD_VALUE.test(wire))
+      return { invalid: `the value of ${name} holds a control character (CR, LF, NUL…)` };
+    if (framesTheMessage(name)) framing.push(name);
+    else headers[name.toLowerCase()] = wire;
   }
-  return out;
+  return { headers, framing };
+}
+
+/** The warning for framing fields a header ConfigMap names (they are left out). */
+function warnFraming(
+  framing: readonly string[],
+  field: string,
+  origin: Origin | null,
+  issues: ConfigIssue[],
+) {
+  for (const name of framing)
+    push(
+      issues,
+      origin,
+      field,
+      'warning',
+      'INVALID_CONFIGMAP_VALUE',
+      `${name} frames the message or belongs to one connection: not set (nginx would send it and break the message)`,
+    );
 }
 
 /**
@@ -108,10 +153,9 @@ export function applyHeaderSettings(
     const field = formatFieldPath(['data', key]);
     const ref = refOf(value, namespace);
     const cm = ref === null ? undefined : lookup(ref.namespace, ref.name);
-    const headers = cm === undefined ? null : headerMap(cm.data);
-    if (headers === null) {
-      const why =
-        cm === undefined ? 'names no ConfigMap in the manifests' : 'holds a key that is not a header name';
+    const read = cm === undefined ? null : headerMap(cm.data);
+    if (read === null || 'invalid' in read) {
+      const why = read === null ? 'names no ConfigMap in the manifests' : read.invalid;
       push(
         issues,
         origin,
@@ -122,6 +166,8 @@ export function applyHeaderSettings(
       );
       continue;
     }
+    const { headers, framing } = read;
+    warnFraming(framing, field, origin, issues);
     if (target === 'proxySetHeaders') warnUnexpandedVariables(headers, field, origin, issues);
     if (Object.keys(headers).length > 0) settings[target] = Object.freeze(headers);
   }
@@ -175,7 +221,8 @@ export function readCustomHeaders(
       return deny(
         `header ${name} is not allowed: list it in the ConfigMap key global-allowed-response-headers`,
       );
-    headers[name.toLowerCase()] = v;
+    if (framesTheMessage(name)) warnFraming([name], annotationField(key), origin, issues);
+    else headers[name.toLowerCase()] = v;
   }
   return { headers: Object.freeze(headers) };
 }

@@ -5,7 +5,7 @@ import http from '../../src/node-http.ts';
 import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
 import { type ProxyOutcome, type ProxyRequest, proxyRequest } from '../../src/gateway/proxy.ts';
-import { HOP_BY_HOP_FIELDS } from '../../src/gateway/hop-by-hop.ts';
+import { HOP_BY_HOP_FIELDS } from '../../src/net/hop-by-hop.ts';
 import { type BalancedUpstream, ConnectionRegistry, type PoolSpec } from '../../src/gateway/upstream.ts';
 import { type RunningWhoami, startWhoami } from '../../src/whoami/server.ts';
 import { freePort } from '../helpers/net.ts';

@@ -17,7 +17,7 @@ import type { AuthKeepaliveModel, ExternalAuthModel } from '../../config/model.t
 import { fixedAuthority } from '../../config/nginx-variables.ts';
 import { parseNginxTimeMs } from '../../config/duration.ts';
 import { NGINX_AUTHORITY } from '../../net/host-port.ts';
-import { HOP_BY_HOP_FIELDS } from '../hop-by-hop.ts';
+import { HOP_BY_HOP_FIELDS } from '../../net/hop-by-hop.ts';
 import { parseHttpTime } from '../http-time.ts';
 import { authAgent } from './auth-connections.ts';
 import { expandVariables, type RequestVars } from './nginx-vars.ts';
