@@ -176,12 +176,19 @@ function undiciDispatcher(created: Promise<Pool>): UpstreamDispatcher {
   const whenCreated = (use: (ready: Pool) => Promise<void>) => created.then(use, () => {});
   return {
     dispatch(options, handler) {
-      if (pool !== null) dispatchTo(pool, options, handler);
-      else
-        created.then(
-          (ready) => dispatchTo(ready, options, handler),
-          (error: Error) => handler.onResponseError?.(NO_CONNECTION, error),
-        );
+      if (pool !== null) {
+        dispatchTo(pool, options, handler);
+        return;
+      }
+      // The first requests wait for undici; what would have thrown to the caller is the handler's error.
+      const failed = (error: Error) => handler.onResponseError?.(NO_CONNECTION, error);
+      created.then((ready) => {
+        try {
+          dispatchTo(ready, options, handler);
+        } catch (error) {
+          failed(error as Error);
+        }
+      }, failed);
     },
     close: () => whenCreated((ready) => ready.close()),
     destroy: () => whenCreated((ready) => ready.destroy()),
