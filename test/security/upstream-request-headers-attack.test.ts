@@ -431,7 +431,7 @@ describe('what keepip adds: proxy-set-headers, upstream-vhost, request trailers'
   });
 });
 
-type H2Answer = { status: number } | { refused: 'reset' | 'goaway' };
+type H2Answer = { status: number } | { refused: 'reset' | 'goaway' | 'closed' };
 
 /** One stream on a fresh TLS connection from CLIENT: HEADERS, then DATA frames and a trailer block if given. */
 async function h2Send(
@@ -450,12 +450,20 @@ async function h2Send(
   }
   if (trailers.length > 0)
     await raw.send(frame(FRAME.HEADERS, FLAG.END_HEADERS | FLAG.END_STREAM, 1, headerBlock(trailers)));
-  const f = await raw.waitFrame(
-    (x) =>
-      ((x.type === FRAME.HEADERS || x.type === FRAME.RST_STREAM) && x.streamId === 1) ||
-      x.type === FRAME.GOAWAY,
-  );
+  const f = await raw
+    .waitFrame(
+      (x) =>
+        ((x.type === FRAME.HEADERS || x.type === FRAME.RST_STREAM) && x.streamId === 1) ||
+        x.type === FRAME.GOAWAY,
+    )
+    // A connection error (GOAWAY) the server closes after: on a busy machine the close can reach the
+    // client as a reset that discards the GOAWAY still unread (seen once beside two busy loops).
+    .catch((error: Error) => {
+      if (!/connection closed without the frame/.test(error.message)) throw error;
+      return null;
+    });
   raw.close();
+  if (f === null) return { refused: 'closed' };
   if (f.type === FRAME.HEADERS) return { status: responseStatus(f.payload) };
   return { refused: f.type === FRAME.RST_STREAM ? 'reset' : 'goaway' };
 }
