@@ -41,6 +41,7 @@ const PURE_FILES = [
   'src/gateway/host.ts',
   'src/gateway/request-target.ts',
   'src/gateway/upstream-headers.ts',
+  'src/gateway/access/basic-credentials.ts',
   'src/gateway/error-pages.ts',
   'src/gateway/client-hello.ts',
   'src/gateway/held-bytes.ts',

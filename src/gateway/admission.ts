@@ -5,7 +5,7 @@
 // Each stage either fills in the exchange or answers through `respond` and stops the request.
 import type { LocationAccessModel, LocationModel } from '../config/model.ts';
 import type { AccessDecision } from '../net/access-policy.ts';
-import { parseBasicCredentials } from './access/basic-auth.ts';
+import { parseBasicCredentials } from './access/basic-credentials.ts';
 import {
   checkClientCertificate,
   clientCertificateView,

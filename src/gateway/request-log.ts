@@ -3,7 +3,7 @@
 // plain HTTP on the HTTPS port) and the error log line of an upstream failure.
 import type { CompressedResponse } from './compression.ts';
 import { hostname } from 'node:os';
-import { parseBasicCredentials } from './access/basic-auth.ts';
+import { parseBasicCredentials } from './access/basic-credentials.ts';
 import { type AccessLogVars, createAccessLogVars, type TlsFacts } from './access-log.ts';
 import { METHODS } from './h1-request.ts';
 import type { ConnectionInfo } from './connection.ts';

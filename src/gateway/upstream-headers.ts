@@ -19,6 +19,7 @@
 // same hop whose X-Forwarded-For is believed (ingress-nginx takes them from anyone once
 // use-forwarded-headers is on). Behind a PROXY load balancer that hop is the PROXY header's client.
 
+import { parseBasicCredentials } from './access/basic-credentials.ts';
 import type { GatewaySettings, LocationModel } from '../config/model.ts';
 import { expandVariables, type RequestVars } from './access/nginx-vars.ts';
 import { HOP_BY_HOP_FIELDS } from '../net/hop-by-hop.ts';
@@ -182,7 +183,9 @@ function setConfiguredHeaders(
         requestUri: input.requestUri ?? '',
         method: input.method ?? '',
         remoteAddr: input.clientAddress,
-        remoteUser: '',
+        // $remote_user: the Basic user the client sent, as nginx reads it (verified where auth-type
+        // basic guards the location; a client's own elsewhere, as there).
+        remoteUser: parseBasicCredentials(input.incoming.authorization)?.user ?? '',
         serverName: input.serverName ?? '',
         headers: input.incoming,
         bestHttpHost: view.host,

@@ -1030,7 +1030,7 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
     names: ['proxy-set-headers'],
     status: 'implemented',
     values: 'none',
-    note: 'a ConfigMap as for add-headers (Content-Length and hop-by-hop fields left out, with a warning) whose headers are sent to every backend after keepip\'s own (they win); nginx variables in values (`$remote_addr`, `$http_*`, `$request_uri`, `$best_http_host`, `$proxy_add_x_forwarded_for`, `$realip_remote_addr`, `$server_port`…) are expanded as nginx expands them, an empty result sends none; a variable keepip does not expand is a warning at load (`INVALID_CONFIGMAP_VALUE`) and reads as ""',
+    note: 'a ConfigMap as for add-headers (Content-Length and hop-by-hop fields left out, with a warning) whose headers are sent to every backend after keepip\'s own (they win); nginx variables in values (`$remote_addr`, `$http_*`, `$request_uri`, `$best_http_host`, `$proxy_add_x_forwarded_for`, `$realip_remote_addr`, `$server_port`, `$remote_user`…) are expanded as nginx expands them (`$remote_user`: the Basic user the client sent, verified only where auth-type basic guards the location, so a backend that trusts `X-WEBAUTH-USER: $remote_user` must be reachable only through such a location), an empty result sends none; a variable keepip does not expand is a warning at load (`INVALID_CONFIGMAP_VALUE`) and reads as ""',
   },
   {
     names: ['global-allowed-response-headers'],

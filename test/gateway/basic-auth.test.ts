@@ -4,12 +4,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { BasicAuthModel } from '../../src/config/model.ts';
-import {
-  type BasicAuthOutcome,
-  checkBasicAuth,
-  parseBasicCredentials,
-  type Verifier,
-} from '../../src/gateway/access/basic-auth.ts';
+import { type BasicAuthOutcome, checkBasicAuth, type Verifier } from '../../src/gateway/access/basic-auth.ts';
+import { parseBasicCredentials } from '../../src/gateway/access/basic-credentials.ts';
 
 const model: BasicAuthModel = {
   realm: 'r',

@@ -2,32 +2,8 @@
 // the first entry of the user file with that name, its hash checked (password-verifier.ts). Missing
 // or wrong credentials are 401 with `WWW-Authenticate: Basic realm="<auth-realm>"`.
 import type { BasicAuthModel } from '../../config/model.ts';
+import { type Credentials, parseBasicCredentials } from './basic-credentials.ts';
 import type { VerifyResult } from './password-verifier.ts';
-
-export interface Credentials {
-  user: string;
-  password: Buffer;
-}
-
-/**
- * The Basic credentials of an Authorization header; null when absent or malformed. Read as nginx's
- * ngx_http_auth_basic_user (so $remote_user, the auth cache's key and the htpasswd check agree with
- * it): `Basic` in any case and spaces, then base64 up to the first `=` (what follows is ignored), of
- * the standard alphabet and not 4n+1 characters long, then a user before the first colon, not empty.
- */
-export function parseBasicCredentials(header: string | string[] | undefined): Credentials | null {
-  const value = Array.isArray(header) ? header[0] : header;
-  if (value === undefined || value.slice(0, 6).toLowerCase() !== 'basic ') return null;
-  let start = 6;
-  while (value[start] === ' ') start++;
-  const padding = value.indexOf('=', start);
-  const encoded = value.slice(start, padding < 0 ? value.replace(/[ \t]+$/, '').length : padding);
-  if (!/^[A-Za-z0-9+/]*$/.test(encoded) || encoded.length % 4 === 1) return null;
-  const decoded = Buffer.from(encoded, 'base64');
-  const colon = decoded.indexOf(0x3a);
-  if (colon <= 0) return null;
-  return { user: decoded.subarray(0, colon).toString('latin1'), password: decoded.subarray(colon + 1) };
-}
 
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
 
