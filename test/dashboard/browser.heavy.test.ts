@@ -9,20 +9,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { type BrowserContext, chromium, type Locator, type Page } from 'playwright-core';
+import { CHROMIUM_ARGS } from '../helpers/chromium.ts';
 import { send } from '../../src/demo/client.ts';
 import { requireBinary, type Running, startKeepip } from '../helpers/process.ts';
 import { ALLOWED, HOST, OTHER, seed } from './helpers.ts';
-
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 
 /** The text as rendered (what a person sees), not the DOM's textContent. */
 function shown(locator: Locator): Promise<string> {
@@ -68,7 +58,7 @@ describe('the dashboard in headless chromium (keepip up on the seed before the f
     browser = await chromium.launchPersistentContext(profile, {
       executablePath,
       headless: true,
-      args: CHROMIUM_ARGS,
+      args: [...CHROMIUM_ARGS],
       viewport: { width: 1280, height: 800 },
     });
     page = await browser.newPage();

@@ -48,6 +48,7 @@ import {
   tlsSecret,
   topologyOf,
 } from '../fixtures/gateway/manifests.ts';
+import { CHROMIUM_ARGS } from '../helpers/chromium.ts';
 import { makePki } from '../helpers/pki.ts';
 import { requireBinary } from '../helpers/process.ts';
 
@@ -426,13 +427,7 @@ describe('a real browser (chromium) through keepip: CORS, cookies, HSTS, redirec
       executablePath,
       headless: true,
       args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
+        ...CHROMIUM_ARGS,
         `--host-resolver-rules=${rules.join(', ')}`,
         `--ignore-certificate-errors-spki-list=${spkiHash(pki.certs.leaf.cert)}`,
       ],
