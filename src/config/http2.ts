@@ -3,6 +3,8 @@
 // The idle timeout is the listener's keep-alive timeout, as nginx's keepalive_timeout covers both.
 // The defaults are ingress-nginx 1.12's, and nginx's where ingress-nginx leaves nginx's in place.
 
+import { LARGE_CLIENT_HEADER_BUFFERS } from './header-buffers.ts';
+
 export interface Http2Settings {
   /** use-http2: offer `h2` in ALPN on the TLS listener (default true). */
   enabled: boolean;
@@ -39,8 +41,8 @@ export interface Http2AbuseLimits {
 export const DEFAULT_HTTP2_SETTINGS: Readonly<Http2Settings> = Object.freeze({
   enabled: true,
   maxConcurrentStreams: 128,
-  maxFieldSize: 8 * 1024,
-  maxHeaderListSize: 32 * 1024,
+  maxFieldSize: LARGE_CLIENT_HEADER_BUFFERS.sizeBytes,
+  maxHeaderListSize: LARGE_CLIENT_HEADER_BUFFERS.count * LARGE_CLIENT_HEADER_BUFFERS.sizeBytes,
   maxRequests: 1000,
 });
 

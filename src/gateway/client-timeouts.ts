@@ -3,6 +3,7 @@
 // keepalive_timeout come from the ConfigMap (client-header-timeout, client-body-timeout, keep-alive);
 // send_timeout, lingering_time and lingering_timeout are nginx's defaults, which ingress-nginx does
 // not expose. GatewayOptions can override each (tests use a few hundred milliseconds).
+import { CLIENT_HEADER_BUFFER_BYTES, LARGE_CLIENT_HEADER_BUFFERS } from '../config/header-buffers.ts';
 import type { GatewaySettings } from '../config/model.ts';
 
 export interface ClientTimeouts {
@@ -35,10 +36,6 @@ export const LINGERING_TIME_MS = 30_000;
 export const LINGERING_TIMEOUT_MS = 5_000;
 /** ingress-nginx's keep-alive-requests default (nginx's keepalive_requests). */
 export const KEEP_ALIVE_REQUESTS = 1000;
-/** ingress-nginx's large-client-header-buffers default, "4 8k". */
-export const LARGE_CLIENT_HEADER_BUFFERS = Object.freeze({ count: 4, sizeBytes: 8 * 1024 });
-/** ingress-nginx's client-header-buffer-size default, 1k. */
-export const CLIENT_HEADER_BUFFER_BYTES = 1024;
 
 /** Why the gateway closed a connection on its own (keepip_gateway_connections_closed_total{reason}). */
 export type ConnectionCloseReason =

@@ -4,6 +4,7 @@
 // src/gateway/h1-server.ts). Bad values keep the default with a warning, as every other key. The field
 // and list limits are large-client-header-buffers', as nginx ≥ 1.19.7 takes them (its http2_max_field_size
 // and http2_max_header_size, which ingress-nginx still renders from http2-max-*, are obsolete and ignored).
+import { LARGE_CLIENT_HEADER_BUFFERS } from '../config/header-buffers.ts';
 import { DEFAULT_HTTP2_SETTINGS, type Http2Settings } from '../config/http2.ts';
 import type { GatewaySettings } from '../config/model.ts';
 import { configMapSource, readBool, readWhole, type ScalarSource } from './scalar-readers.ts';
@@ -44,7 +45,7 @@ export function applyHttp2Settings(
   sink: Http2SettingsSink,
 ): void {
   const d = DEFAULT_HTTP2_SETTINGS;
-  const buffers = settings.largeClientHeaderBuffers;
+  const buffers = settings.largeClientHeaderBuffers ?? LARGE_CLIENT_HEADER_BUFFERS;
   const invalid: ScalarSource['invalid'] = (...report) => sink.invalid(...report);
   const keys = configMapSource(data, invalid);
   // A blank number is none (the default applies, silently); a blank use-http2 is not a boolean.
@@ -55,11 +56,8 @@ export function applyHttp2Settings(
   const http2Settings: Http2Settings = {
     enabled,
     maxConcurrentStreams: whole(numbers, 'http2-max-concurrent-streams', d.maxConcurrentStreams, [1, 65_535]),
-    maxFieldSize: buffers?.sizeBytes ?? d.maxFieldSize,
-    maxHeaderListSize: Math.min(
-      buffers ? buffers.count * buffers.sizeBytes : d.maxHeaderListSize,
-      MAX_HEADER_BYTES,
-    ),
+    maxFieldSize: buffers.sizeBytes,
+    maxHeaderListSize: Math.min(buffers.count * buffers.sizeBytes, MAX_HEADER_BYTES),
     // "0" is ingress-nginx's default for http2-max-requests: not set.
     maxRequests:
       data['http2-max-requests']?.trim() === '0'
