@@ -23,7 +23,7 @@ import { type CompiledCors, corsAnswer, PREFLIGHT_HEADERS } from './cors.ts';
 import { requestContext } from './error-log.ts';
 import type { Exchange, GatewayRequest, HandlerContext } from './exchange.ts';
 import { normalizeHost } from './host.ts';
-import { absoluteFor } from './response-headers.ts';
+import { absoluteFor, serverResponseHeaders } from './response-headers.ts';
 import { requestIdFor } from './request-id.ts';
 import { logInvalidRequest, requestLineOf, shownClient } from './request-log.ts';
 import { parseRequestTarget } from './request-target.ts';
@@ -581,8 +581,7 @@ export function admit(
   if (!ex.snap.routes.filters.server.underscoresInHeaders) dropUnderscoreHeaders(req);
   const client = resolveClient(ex, req);
   // add-headers (http level in nginx): every response, the gateway's own included; over TLS with hsts.
-  const { routes } = ex.snap;
-  ex.responseHeaders = ex.conn.scheme === 'https' ? routes.httpsAddHeaders : routes.addHeaders;
+  ex.responseHeaders = serverResponseHeaders(ex);
   const decision = route(ex, req, client);
   if (decision.kind === 'bad-request') {
     refuseBadRequest(ctx, ex, decision, respond);

@@ -16,6 +16,7 @@ import { answer } from './answers.ts';
 import type { Exchange, GatewayRequest, GatewayResponse, HandlerContext } from './exchange.ts';
 import { headerText } from './header-value.ts';
 import { type ProxyOutcome, proxyRequest } from './proxy.ts';
+import { serverResponseHeaders } from './response-headers.ts';
 import { completeWhenSent, logUpstreamFailure } from './request-log.ts';
 import type { BalancedUpstream } from './upstream.ts';
 
@@ -117,8 +118,7 @@ export function serveFromErrorBackend(
   ex.upstreamName = upstream.name;
   // ingress-nginx's error location is the server's (@custom_…): add-headers and hsts reach its answer,
   // the location's custom-headers and CORS headers do not.
-  const { routes } = ex.snap;
-  ex.responseHeaders = ex.conn.scheme === 'https' ? routes.httpsAddHeaders : routes.addHeaders;
+  ex.responseHeaders = serverResponseHeaders(ex);
   const headers = { ...base };
   setProxyHeaders(headers, errorBackendHeaders(ex, req, code, true));
   delete headers['content-length'];

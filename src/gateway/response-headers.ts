@@ -8,6 +8,15 @@ import { rewriteResponseHeaders } from './response-rewrite.ts';
 
 type Headers = Record<string, string | number | string[]>;
 
+/**
+ * The server's own headers for `ex`'s answer (nginx's http level): add-headers, over TLS with hsts.
+ * Every answer starts with them; a location's replace them once it is matched.
+ */
+export function serverResponseHeaders(ex: Exchange): Readonly<Record<string, string>> | null {
+  const { routes } = ex.snap;
+  return ex.conn.scheme === 'https' ? routes.httpsAddHeaders : routes.addHeaders;
+}
+
 /** Whether the response to `ex` needs the wrapper (most do not). */
 export function needsResponseWrapper(ex: Exchange): boolean {
   return (
