@@ -260,16 +260,20 @@ export interface GeneratedCheck<C> {
   shrinkTimeLimitMs: number;
 }
 
-/** The first case of the batch (checked 8 hosts at a time) that shows a difference. */
-async function firstDiffering<C>(check: GeneratedCheck<C>, cases: readonly C[]): Promise<C | null> {
+/** The first case of the batch (checked 8 hosts at a time) that shows a difference, and its differences. */
+async function firstDiffering<C>(
+  check: GeneratedCheck<C>,
+  cases: readonly C[],
+): Promise<{ c: C; differences: string[] } | null> {
   const hosts = cases.map((_, i) => `c${i}.test`);
   await check.configure(cases, hosts);
-  let failing: C | null = null;
+  let failing: { c: C; differences: string[] } | null = null;
   for (let i = 0; i < cases.length && failing === null; i += 8) {
     const batch = cases
       .slice(i, i + 8)
       .map((c, j) => check.differences(c, hosts[i + j]!).then((d) => [c, d] as const));
-    for (const [c, d] of await Promise.all(batch)) if (failing === null && d.length > 0) failing = c;
+    for (const [c, d] of await Promise.all(batch))
+      if (failing === null && d.length > 0) failing = { c, differences: d };
   }
   return failing;
 }
@@ -291,8 +295,9 @@ export async function checkGenerated<C>(check: GeneratedCheck<C>): Promise<void>
       `only ${cases.length} of ${runs} cases are configurations nginx accepts`,
     );
   }
-  const failing = await firstDiffering(check, cases);
-  if (failing === null) return;
+  const first = await firstDiffering(check, cases);
+  if (first === null) return;
+  const failing = first.c;
   await fc.assert(
     fc.asyncProperty(arb, async (c) => {
       if (accepts !== undefined) fc.pre(accepts(c));
@@ -301,5 +306,8 @@ export async function checkGenerated<C>(check: GeneratedCheck<C>): Promise<void>
     // numRuns 1: the example alone, then its shrinking.
     { examples: [[failing]], numRuns: 1, seed, interruptAfterTimeLimit: check.shrinkTimeLimitMs },
   );
-  assert.fail(`seed ${seed}: ${check.describe(failing)}\ndiffers, but did not when replayed`);
+  assert.fail(
+    `seed ${seed}: ${check.describe(failing)}\ndiffers, but did not when replayed; in the batch:\n` +
+      first.differences.join('\n'),
+  );
 }
