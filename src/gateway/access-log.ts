@@ -650,7 +650,26 @@ export function compileFormat<V>(
 ): (v: V) => string {
   const escapeValue =
     escaping === 'json' ? escapeLogJson : escaping === 'none' ? escapeLogNone : escapeLogDefault;
-  const missing = escaping === 'default' ? '-' : '';
+  return compileWith(format, escapeValue, escaping === 'default' ? '-' : '', lookup);
+}
+
+/**
+ * A value written with the access log's variables outside a log line (an add-headers value): each
+ * variable's value through `escapeValue`; a variable without a value, or unknown, is "".
+ */
+export function compileValueTemplate(
+  template: string,
+  escapeValue: (value: string) => string,
+): AccessLogFormatter {
+  return compileWith(template, escapeValue, '', lookupVariable);
+}
+
+function compileWith<V>(
+  format: string,
+  escapeValue: (value: string) => string,
+  missing: string,
+  lookup: LogVariableLookup<V>,
+): (v: V) => string {
   const prefixes: string[] = [];
   const specs: LogVariable<V>[] = [];
   let pending = '';

@@ -5,6 +5,7 @@ import { errorPageBody, HTML_CONTENT_TYPE, reasonPhrase } from './error-pages.ts
 import type { Exchange, GatewayRequest, GatewayResponse, HandlerContext } from './exchange.ts';
 import { grpcAnswerHeaders, grpcStatusForHttp, isGrpcRequest } from './grpc-status.ts';
 import { completeExchange } from './request-log.ts';
+import { answerHeaders } from './response-headers.ts';
 
 const NO_BODY = Buffer.alloc(0);
 
@@ -27,7 +28,7 @@ export function answer(
 ): void {
   if (isGrpcRequest(req.headers)) {
     // The location's and the server's headers (HSTS…) as on any answer of the gateway's own.
-    grpcAnswer(res, status, { ...extraHeaders, ...ex.responseHeaders });
+    grpcAnswer(res, status, { ...extraHeaders, ...answerHeaders(ex, req, status) });
     if (!req.complete) req.resume();
     completeExchange(ctx, ex, req, status, 0);
     return;
@@ -38,7 +39,7 @@ export function answer(
     'content-type': HTML_CONTENT_TYPE,
     'content-length': body.length,
     ...extraHeaders,
-    ...ex.responseHeaders,
+    ...answerHeaders(ex, req, status),
   };
   if (CLOSES_CONNECTION.has(status) || ctx.isDraining()) headers.connection = 'close';
   res.writeHead(status, reasonPhrase(status), headers);

@@ -12,7 +12,13 @@ import { DEFAULT_CLIENT_BODY_BUFFER_BYTES } from '../k8s/body-buffering.ts';
 import { requestContext } from './error-log.ts';
 import type { Exchange, GatewayRequest, GatewayResponse, HandlerContext } from './exchange.ts';
 import { shareWithMirror } from './mirror.ts';
-import { classifyUpstreamError, type ProxyOutcome, type ProxyRequest, proxyRequest } from './proxy.ts';
+import {
+  classifyUpstreamError,
+  newProxyOutcome,
+  type ProxyOutcome,
+  type ProxyRequest,
+  proxyRequest,
+} from './proxy.ts';
 import { shownClient } from './request-log.ts';
 import { type BodyReadFailure, defaultBodyBuffers, readWholeBody } from './request-body-buffer.ts';
 
@@ -95,15 +101,9 @@ function context(ex: Exchange): string {
 
 /** The outcome of a body that could not be read whole: no upstream was tried. */
 function failedRead(failure: BodyReadFailure, clientGone: boolean): ProxyOutcome {
-  const outcome: ProxyOutcome = {
-    status: 400,
-    attempts: [],
-    upstreamBytes: 0,
-    bodyBytesSent: 0,
-    requestBodyBytes: failure.received,
-    failures: [],
-    answeredByGateway: false,
-  };
+  const outcome = newProxyOutcome();
+  outcome.status = 400;
+  outcome.requestBodyBytes = failure.received;
   if (failure.code === 'CLIENT_CLOSED' || clientGone) {
     // Nothing can be answered; the access log line says 400, as nginx's does for this case.
     outcome.failures.push({

@@ -226,9 +226,13 @@ export interface Exchange {
   host: string;
   serverName: string;
   reqId: string;
+  /** $request_id when reqId is the client's: drawn once, when a header template or the log first asks. */
+  requestId: string | null;
   route: MatchedRoute | null;
   upstreamName: string | null;
   attempts: UpstreamAttempt[];
+  /** The proxy's outcome while it fills it (attempts, the backend's head), for a head written meanwhile. */
+  proxying: { readonly attempts: UpstreamAttempt[]; readonly upstreamHead?: Exchange['upstreamHead'] } | null;
   upstreamBytes: number | null;
   bodyBytes: number;
   /** How the client address was found (socket, PROXY header, a forwarded header's entry); null before admission. */
@@ -293,9 +297,11 @@ export function beginExchange(
     host: '',
     serverName: '_',
     reqId: '',
+    requestId: null,
     route: null,
     upstreamName: null,
     attempts: NO_ATTEMPTS,
+    proxying: null,
     upstreamBytes: null,
     bodyBytes: 0,
     clientIp: null,

@@ -12,6 +12,7 @@ import { describeIssue } from '../config/issue-text.ts';
 import { type MetricsServer, startMetricsServer } from '../observability/metrics-server.ts';
 import type { ClientTimeouts } from './client-timeouts.ts';
 import { formatErrorLogPrefix } from './access-log.ts';
+import { unknownVariablesOf } from './header-templates.ts';
 import { DEFAULT_ERROR_LOG_LEVEL } from '../config/log-levels.ts';
 import { createErrorLog, type ErrorLog } from './error-log.ts';
 import { createSyslogRouting, type SyslogRouting } from './syslog.ts';
@@ -541,13 +542,24 @@ export function snapshotEvents(snap: GatewaySnapshot): GatewayEvent[] {
       code: 'INVALID_TLS_SETTINGS',
     });
   }
-  for (const variable of snap.unknownLogVariables) {
-    events.push({
-      level: 'warning',
-      event: 'log-format',
-      message: `log format variable $${variable} is unknown to keepip and logs as "-"`,
-    });
-  }
+  events.push(...unknownVariableEvents(snap));
+  return events;
+}
+
+/** The variables the log format and add-headers values name that keepip does not know. */
+function unknownVariableEvents(snap: GatewaySnapshot): GatewayEvent[] {
+  const events: GatewayEvent[] = snap.unknownLogVariables.map((variable) => ({
+    level: 'warning',
+    event: 'log-format',
+    message: `log format variable $${variable} is unknown to keepip and logs as "-"`,
+  }));
+  for (const { name, template } of snap.routes.addHeaderTemplates ?? [])
+    for (const variable of unknownVariablesOf(template))
+      events.push({
+        level: 'warning',
+        event: 'add-headers',
+        message: `add-headers ${name}: variable $${variable} is unknown to keepip and expands to "" (nginx would refuse to load it)`,
+      });
   return events;
 }
 

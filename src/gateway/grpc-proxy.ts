@@ -15,6 +15,7 @@ import { GRPC_STATUS, grpcAnswerHeaders, isGrpcRequest, parseGrpcTimeout } from 
 import {
   BackendHead,
   classifyUpstreamError,
+  newProxyOutcome,
   type ProxyFailureCode,
   type ProxyOutcome,
   type ProxyRequest,
@@ -44,15 +45,7 @@ class GrpcExchange implements UpstreamHandler {
   readonly #res: GatewayResponse;
   readonly #grpc: boolean;
   readonly #done: (outcome: ProxyOutcome) => void;
-  readonly #outcome: ProxyOutcome = {
-    status: 0,
-    attempts: [],
-    upstreamBytes: 0,
-    bodyBytesSent: 0,
-    requestBodyBytes: 0,
-    failures: [],
-    answeredByGateway: false,
-  };
+  readonly #outcome: ProxyOutcome;
   #controller: UpstreamController | null = null;
   #member: UpstreamMember | null = null;
   readonly #rotation: EndpointRotation;
@@ -71,6 +64,7 @@ class GrpcExchange implements UpstreamHandler {
     this.#req = req;
     this.#res = res;
     this.#done = done;
+    this.#outcome = request.outcome ?? newProxyOutcome();
     this.#grpc = isGrpcRequest(req.headers);
     // gRPC servers expect TE: trailers (a hop-by-hop header, so the pipeline dropped the client's).
     this.request = this.#grpc ? { ...request, headers: { ...request.headers, te: 'trailers' } } : request;

@@ -28,7 +28,7 @@ import {
 import { proxyGrpc } from './grpc-proxy.ts';
 import { mirrorRequest } from './mirror.ts';
 import { isGrpcRequest } from './grpc-status.ts';
-import type { ProxyOutcome } from './proxy.ts';
+import { newProxyOutcome, type ProxyOutcome } from './proxy.ts';
 import {
   completeExchange,
   completeWhenSent,
@@ -176,7 +176,10 @@ function forward(
     nextUpstream: location?.nextUpstream,
     interceptStatuses: interceptedStatuses(ex, location),
     httpVersion: location?.proxyHttpVersion,
+    outcome: newProxyOutcome(),
   };
+  // A head written while proxying (add-headers' $upstream_addr…) reads the attempts so far.
+  ex.proxying = request.outcome;
   // gRPC backends over HTTP/2, with trailers, deadlines and gRPC statuses (grpc-proxy.ts).
   const protocol = admitted.upstream?.members[0]?.protocol;
   // proxy-request-buffering: the body read whole before the backend, or streamed (buffered-proxy.ts).
@@ -186,6 +189,7 @@ function forward(
   if (location?.mirror !== undefined && proxy !== proxyGrpc)
     mirrorRequest(ctx, ex, req, location, headers, request.hasBody);
   proxy(req, res, request, (outcome: ProxyOutcome) => {
+    ex.proxying = null;
     ex.attempts = outcome.attempts;
     ex.upstreamBytes = outcome.upstreamBytes;
     ex.bodyBytes = outcome.requestBodyBytes;
@@ -307,7 +311,7 @@ function answerOwn(
       scheme: ex.conn.scheme,
       headersTrusted,
     });
-    if (needsResponseWrapper(ex)) addResponseHeaders(ex, res);
+    if (needsResponseWrapper(ex)) addResponseHeaders(ex, req, res);
     // The rest of a body over the limit is not read for another request (answers.ts answer).
     if (status === 413) res.shouldKeepAlive = false;
     if (serveFromErrorBackend(ctx, ex, req, res, base, status, location)) return;
@@ -369,7 +373,7 @@ function toUpstream(
   else {
     addAuthCookies(ex, res);
     // A session that may move on a retry (change-on-failure) gets its cookie when the head is written.
-    if (needsResponseWrapper(ex) || admitted.onAttempt !== undefined) addResponseHeaders(ex, res);
+    if (needsResponseWrapper(ex) || admitted.onAttempt !== undefined) addResponseHeaders(ex, req, res);
     // limit-rate / limit-rate-after: the response to this client, per request (access/bandwidth.ts).
     const bandwidth = admitted.location?.access?.bandwidth;
     if (bandwidth) throttleResponse(res, bandwidth);

@@ -43,6 +43,8 @@ export interface ProxyRequest {
   httpVersion?: '1.0';
   /** proxy-request-buffering on: the body read whole (buffered-proxy.ts), sent from its start on every try. */
   replayBody?: () => AsyncIterable<Buffer>;
+  /** The outcome to fill (the caller's, read while the answer is written); default: a new one. */
+  outcome?: ProxyOutcome;
 }
 
 export type { UpstreamAttempt };
@@ -80,6 +82,19 @@ export interface ProxyOutcome {
   intercepted?: number;
   /** The head of the last backend answer as it came ($upstream_http_<name>); absent without one. */
   upstreamHead?: BackendHead;
+}
+
+/** An outcome before any attempt: nothing sent, nothing read. */
+export function newProxyOutcome(): ProxyOutcome {
+  return {
+    status: 0,
+    attempts: [],
+    upstreamBytes: 0,
+    bodyBytesSent: 0,
+    requestBodyBytes: 0,
+    failures: [],
+    answeredByGateway: false,
+  };
 }
 
 /** A backend's response head as received, read by name ($upstream_http_<name>, several joined with ", "). */
@@ -285,15 +300,7 @@ class ProxyExchange implements UpstreamHandler {
     this.request = request;
     this.#done = done;
     this.#rotation = new EndpointRotation(request.upstream, this.#policy, request.firstMember);
-    this.#outcome = {
-      status: 0,
-      attempts: [],
-      upstreamBytes: 0,
-      bodyBytesSent: 0,
-      requestBodyBytes: 0,
-      failures: [],
-      answeredByGateway: false,
-    };
+    this.#outcome = request.outcome ?? newProxyOutcome();
   }
 
   start(): void {

@@ -92,12 +92,15 @@ function headerSecondsOf(a: UpstreamAttempt): number {
 }
 
 /**
- * $upstream_addr, $upstream_status, $upstream_{connect,header,response}_time, $upstream_response_length,
- * and the upstream metric. A connect or header time the attempt never reached is its whole time, as
+ * $upstream_addr, $upstream_status, $upstream_{connect,header,response}_time and
+ * $upstream_response_length. A connect or header time the attempt never reached is its whole time, as
  * nginx prints it (ngx_http_upstream_response_time_variable).
  */
-function setUpstreamVars(ctx: HandlerContext, ex: Exchange, vars: AccessLogVars): void {
-  const attempts = ex.attempts;
+function setUpstreamVars(
+  attempts: readonly UpstreamAttempt[],
+  upstreamBytes: number | null,
+  vars: AccessLogVars,
+): void {
   if (attempts.length === 0) return;
   const first = attempts[0] as UpstreamAttempt;
   if (attempts.length === 1) {
@@ -114,9 +117,17 @@ function setUpstreamVars(ctx: HandlerContext, ex: Exchange, vars: AccessLogVars)
     vars.upstreamConnectTimeMs = attempts.map((a) => connectSecondsOf(a).toFixed(3)).join(', ');
     vars.upstreamHeaderTimeMs = attempts.map((a) => headerSecondsOf(a).toFixed(3)).join(', ');
   }
-  vars.upstreamResponseLength = ex.upstreamBytes;
+  vars.upstreamResponseLength = upstreamBytes;
+}
+
+/**
+ * The upstream metric of each attempt, and with load-balance ewma the response times of those that
+ * got an answer, fed to their endpoint's average.
+ */
+function recordAttempts(ctx: HandlerContext, ex: Exchange): void {
+  const attempts = ex.attempts;
+  if (attempts.length === 0) return;
   for (const attempt of attempts) ctx.metrics.upstreamDuration(ex.upstreamName ?? '', attempt.seconds);
-  // load-balance ewma: the attempts that got an answer feed their endpoint's average.
   const ewma = ex.ewmaUpstream;
   if (ewma !== null) {
     const now = performance.now();
@@ -187,15 +198,17 @@ export function completeExchange(
   }
 }
 
-/** The access log line, metrics, trace and decision of an ending exchange. */
-function recordExchange(
-  ctx: HandlerContext,
+/**
+ * The variables of `ex`'s access log line, as they stand when `status` and `bodyBytesSent` are known:
+ * at the end of the exchange, or when its head is written (add-headers values: header-templates.ts).
+ */
+export function exchangeVars(
   ex: Exchange,
   req: GatewayRequest,
   status: number,
   bodyBytesSent: number,
-): void {
-  const { snap, conn, route } = ex;
+): AccessLogVars {
+  const { conn, route } = ex;
   const vars = createAccessLogVars();
   setConnectionVars(vars, conn);
   vars.remoteAddr = shownClient(ex.client);
@@ -204,13 +217,10 @@ function recordExchange(
   vars.remoteUser = remoteUserOf(req.headers.authorization);
   if (conn.scheme === 'https') vars.tls = tlsOf(req.socket);
   vars.response = ex.res;
-  vars.upstreamHead = ex.upstreamHead;
+  // While the proxy runs (a head written now), its outcome so far.
+  const live = ex.proxying;
+  vars.upstreamHead = live === null ? ex.upstreamHead : (live.upstreamHead ?? null);
   vars.clientCertificate = ex.clientCertificate;
-  if (ex.access !== null) {
-    // The limit-connections slot is held until the request ends, as nginx's limit_conn.
-    ex.access.release?.();
-    ex.access.release = null;
-  }
   vars.requestMethod = req.method ?? '';
   vars.requestUri = ex.requestUri !== '' ? ex.requestUri : (req.url ?? '');
   vars.uri = ex.uri;
@@ -230,7 +240,8 @@ function recordExchange(
   if (ex.alternativeUpstreamName !== null) vars.proxyAlternativeUpstreamName = ex.alternativeUpstreamName;
   vars.reqId = ex.reqId;
   vars.reqIdIsOwn = ex.reqId !== '' && clientRequestId(req.headers) === null;
-  setUpstreamVars(ctx, ex, vars);
+  vars.requestId = ex.requestId;
+  setUpstreamVars(live === null ? ex.attempts : live.attempts, ex.upstreamBytes, vars);
   if (route !== null) {
     const location = route.location;
     vars.namespace = location.ingress.namespace;
@@ -241,6 +252,25 @@ function recordExchange(
       vars.servicePort = location.backend.port;
     }
   }
+  return vars;
+}
+
+/** The access log line, metrics, trace and decision of an ending exchange. */
+function recordExchange(
+  ctx: HandlerContext,
+  ex: Exchange,
+  req: GatewayRequest,
+  status: number,
+  bodyBytesSent: number,
+): void {
+  const { snap, route } = ex;
+  if (ex.access !== null) {
+    // The limit-connections slot is held until the request ends, as nginx's limit_conn.
+    ex.access.release?.();
+    ex.access.release = null;
+  }
+  const vars = exchangeVars(ex, req, status, bodyBytesSent);
+  recordAttempts(ctx, ex);
   // enable-access-log "false" on the location, disable-access-log in the ConfigMap: no line.
   if (ex.accessLog && route?.location.accessLog !== false && snap.settings.disableAccessLog !== true)
     ctx.accessLog.write(snap.formatAccessLine(vars));

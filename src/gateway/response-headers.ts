@@ -1,9 +1,11 @@
 // Headers a location adds to every response it gives, replacing the backend's own of the same name
 // (nginx's more_set_headers: add-headers, custom-headers, enable-cors), and a sticky session's
 // Set-Cookie beside the backend's. Only requests that have some pay for the wrapper.
-import { type Exchange, type GatewayResponse, hideHeadFields } from './exchange.ts';
+import { type Exchange, type GatewayRequest, type GatewayResponse, hideHeadFields } from './exchange.ts';
+import { applyHeaderTemplates } from './header-templates.ts';
 import type { MatchedRoute } from './router.ts';
 import { absoluteLocation } from './redirects.ts';
+import { exchangeVars } from './request-log.ts';
 import { rewriteResponseHeaders } from './response-rewrite.ts';
 
 type Headers = Record<string, string | number | string[]>;
@@ -17,6 +19,26 @@ export function serverResponseHeaders(ex: Exchange): Readonly<Record<string, str
   return ex.conn.scheme === 'https' ? routes.httpsAddHeaders : routes.addHeaders;
 }
 
+/**
+ * `ex`'s headers for an answer of `status` written now: the fixed ones, over the add-headers values
+ * that name variables, expanded (with the server's add-headers, as ex.responseHeaders carries them).
+ */
+export function answerHeaders(
+  ex: Exchange,
+  req: GatewayRequest,
+  status: number,
+): Readonly<Record<string, string>> | null {
+  const fixed = ex.responseHeaders;
+  const templates = ex.snap.routes.addHeaderTemplates;
+  if (fixed === null || templates === null) return fixed;
+  const vars = exchangeVars(ex, req, status, 0);
+  const out: Record<string, string> = {};
+  applyHeaderTemplates(templates, vars, out);
+  // One $request_id for the head and the log line.
+  ex.requestId = vars.requestId;
+  return Object.assign(out, fixed);
+}
+
 /** Whether the response to `ex` needs the wrapper (most do not). */
 export function needsResponseWrapper(ex: Exchange): boolean {
   return (
@@ -27,7 +49,7 @@ export function needsResponseWrapper(ex: Exchange): boolean {
 }
 
 /** Wraps `res.writeHead` for this one response so that `ex`'s headers are set on whatever head is written. */
-export function addResponseHeaders(ex: Exchange, res: GatewayResponse): void {
+export function addResponseHeaders(ex: Exchange, req: GatewayRequest, res: GatewayResponse): void {
   const rewrite = ex.route?.responseRewrite ?? null;
   const writeHead = res.writeHead.bind(res) as (
     status: number,
@@ -38,9 +60,14 @@ export function addResponseHeaders(ex: Exchange, res: GatewayResponse): void {
   (res as { writeHead: unknown }).writeHead = (status: number, a?: unknown, b?: unknown) => {
     const headers = ((typeof a === 'string' ? b : a) ?? {}) as Headers;
     // Read when the head is written: an error page from the error backend has the server's (custom-errors.ts).
-    const extra = ex.responseHeaders ?? {};
+    const extra = answerHeaders(ex, req, status) ?? {};
+    // A template that expands to "" still removes the backend's field, as more_set_headers does.
+    const templates = ex.responseHeaders === null ? null : ex.snap.routes.addHeaderTemplates;
     const out: Headers = {};
-    for (const name in headers) if (extra[name.toLowerCase()] === undefined) out[name] = headers[name]!;
+    for (const name in headers) {
+      const lower = name.toLowerCase();
+      if (extra[lower] === undefined && !templates?.some((t) => t.name === lower)) out[name] = headers[name]!;
+    }
     // proxy-redirect-* / proxy-cookie-*: the backend's own Location, Refresh and Set-Cookie.
     if (rewrite !== null)
       rewriteResponseHeaders(rewrite, out, (location) =>

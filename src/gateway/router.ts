@@ -40,6 +40,7 @@ import { UNSENDABLE_VALUE } from './header-value.ts';
 import { normalizeHost, wildcardSuffix } from './host.ts';
 import { appRootLocation, httpsRedirectLocation, redirectsToHttps } from './redirects.ts';
 import { compileServerFilters, type ServerFilters } from './server-filters.ts';
+import { compileHeaderTemplate, type HeaderTemplate, namesVariables } from './header-templates.ts';
 import {
   normalizePath,
   parseRequestTarget,
@@ -202,8 +203,13 @@ export interface CompiledRoutes {
   readonly regexHosts: readonly { readonly regex: RegExp; readonly vhost: CompiledVirtualHost }[];
   /** from-to-www-redirect: the other name -> the host it redirects to. */
   readonly hostRedirects: ReadonlyMap<string, string>;
-  /** add-headers: on every response, the gateway's own included; null when none. */
+  /**
+   * add-headers: on every response, the gateway's own included; null when none. Values naming
+   * variables are in addHeaderTemplates instead (an empty object here then marks add-headers present).
+   */
   readonly addHeaders: Readonly<Record<string, string>> | null;
+  /** add-headers whose values name variables, expanded when each head is written; null when none. */
+  readonly addHeaderTemplates: readonly HeaderTemplate[] | null;
   /** The same for requests that came over TLS: with Strict-Transport-Security (hsts). */
   readonly httpsAddHeaders: Readonly<Record<string, string>> | null;
   /** block-user-agents, block-referers, skip-access-log-urls. */
@@ -248,8 +254,26 @@ function escapeRegex(s: string): string {
  */
 function addHeadersOf(settings: GatewaySettings): Readonly<Record<string, string>> | null {
   const server = settings.server ?? DEFAULT_SERVER_SETTINGS;
-  if (!server.serverTokens || server.allowBackendServerHeader) return settings.addHeaders ?? null;
-  return Object.freeze({ ...settings.addHeaders, server: 'keepip' });
+  const fixed = fixedAddHeaders(settings.addHeaders);
+  if (!server.serverTokens || server.allowBackendServerHeader) return fixed;
+  return Object.freeze({ ...fixed, server: 'keepip' });
+}
+
+/** add-headers without the values that name variables (those are templates). */
+function fixedAddHeaders(
+  headers: Readonly<Record<string, string>> | undefined,
+): Readonly<Record<string, string>> | null {
+  if (headers === undefined) return null;
+  const fixed: Record<string, string> = {};
+  for (const [name, value] of Object.entries(headers)) if (!namesVariables(value)) fixed[name] = value;
+  return Object.freeze(fixed);
+}
+
+function addHeaderTemplatesOf(settings: GatewaySettings): readonly HeaderTemplate[] | null {
+  const templates = Object.entries(settings.addHeaders ?? {})
+    .filter(([, value]) => namesVariables(value))
+    .map(([name, value]) => compileHeaderTemplate(name, value));
+  return templates.length === 0 ? null : templates;
 }
 
 /** The same headers over TLS: with hsts (Strict-Transport-Security) when it is on, else themselves. */
@@ -265,9 +289,15 @@ function withHsts(
  * The headers of answers no location gives (the default server's 404, a 400, a server-level refusal):
  * add-headers, and over TLS hsts, which ingress-nginx's default server `_` sends on its answers too.
  */
-function serverHeadersOf(settings: GatewaySettings): Pick<CompiledRoutes, 'addHeaders' | 'httpsAddHeaders'> {
+function serverHeadersOf(
+  settings: GatewaySettings,
+): Pick<CompiledRoutes, 'addHeaders' | 'httpsAddHeaders' | 'addHeaderTemplates'> {
   const addHeaders = addHeadersOf(settings);
-  return { addHeaders, httpsAddHeaders: withHsts(settings, addHeaders) };
+  return {
+    addHeaders,
+    httpsAddHeaders: withHsts(settings, addHeaders),
+    addHeaderTemplates: addHeaderTemplatesOf(settings),
+  };
 }
 
 /**

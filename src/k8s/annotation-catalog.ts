@@ -1024,7 +1024,7 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
     names: ['add-headers'],
     status: 'implemented',
     values: 'none',
-    note: "`namespace/name` (or `name` in the controller's namespace) of a ConfigMap whose keys and values are headers on every response, the gateway's own included (before custom-headers and CORS, which win); values as written (their UTF-8 bytes, as nginx). Content-Length and hop-by-hop fields (Connection, Transfer-Encoding…) are left out, with a warning (nginx sends them and breaks the answer's framing). A missing ConfigMap, a key that is not a header name or a value with a control byte (HTAB aside): warning, none",
+    note: "`namespace/name` (or `name` in the controller's namespace) of a ConfigMap whose keys and values are headers on every response, the gateway's own included (before custom-headers and CORS, which win); values as their UTF-8 bytes, as nginx, with nginx variables (`$req_id`, `$host`, `$status`, `$upstream_addr`, `$http_*`…: those of log-format-upstream) expanded when each head is written (empty: the field is removed; an unknown variable is \"\" with a warning at start-up, where nginx refuses to load). Content-Length and hop-by-hop fields (Connection, Transfer-Encoding…) are left out, with a warning (nginx sends them and breaks the answer's framing). A missing ConfigMap, a key that is not a header name or a value with a control byte (HTAB aside): warning, none",
   },
   {
     names: ['proxy-set-headers'],

@@ -29,8 +29,10 @@
 //     missing ConfigMap or an invalid name or value denies the locations (503, `ACCESS_CONFIG_DENIED`),
 //     as ingress-nginx does"
 //   add-headers: "a ConfigMap whose keys and values are headers on every response, the gateway's own
-//     included (before custom-headers and CORS, which win); values as written. A missing ConfigMap, a
-//     key that is not a header name or a value with a control byte (HTAB aside): warning, none"
+//     included (before custom-headers and CORS, which win); values as their UTF-8 bytes, as nginx, with
+//     nginx variables … expanded when each head is written (empty: the field is removed …). A missing
+//     ConfigMap, a key that is not a header name or a value with a control byte (HTAB aside): warning,
+//     none"
 //   hide-headers: "comma-separated header names a backend's response never passes on, beside nginx's
 //     own (Date, Server, X-Pad, X-Accel-*), which keepip hides too"
 //   server-tokens, allow-backend-server-header: "without server-tokens no answer has a Server header
@@ -39,8 +41,8 @@
 //   hsts: "`Strict-Transport-Security: max-age=…[; includeSubDomains][; preload]` on every answer to an
 //     HTTPS request, replacing the backend's"
 //   difference 16: "keepip sends `add-headers`, then `custom-headers`, then the CORS headers (a later one
-//     wins for the same name). Values are sent as written (nginx would expand variables in `add-headers`
-//     values)."
+//     wins for the same name)"; "a control byte in a variable's value (a `%0D%0A` decoded into `$uri`)
+//     goes out as `\xHH` where nginx would write it raw and split the head""
 //   README: "no value beyond U+00FF is ever written into a head, where its low byte could be a line feed"
 //
 // One raw backend answers `/a/<name>` with ANSWERS[name] (its own Server, X-Powered-By twice, X-Pad,
@@ -66,6 +68,9 @@
 //     nginx sends the ConfigMap's UTF-8 bytes ("values as written").
 //   - one add-headers value beyond U+00FF made keepip drop the whole add-headers map (X-Frame-Options
 //     too), with a warning that named another reason.
+//   - add-headers values with variables ($req_id, $host, $status…) went out as written; nginx expands
+//     them (the template does not escape their `$`, unlike custom-headers'), an empty one removing the
+//     field. Now expanded, on the main profile's every probe (X-Add-Var) and the vars profile's.
 // RESPHDR_DUMP=1 prints both sides of every probe.
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
@@ -274,6 +279,7 @@ const MAIN: Profile = {
     'X-Shared': 'from-add',
     'X-Frame-Options': 'SAMEORIGIN',
     'X-Add-Quote': `say "hi", 'twice' \\ back`,
+    'X-Add-Var': 'h=$host s=$status m=$request_method',
   },
   hosts: [
     { host: 'plain.test' },
@@ -347,6 +353,19 @@ const PROFILES: Profile[] = [
     id: 'crlf',
     data: {},
     add: { 'X-Frame-Options': 'DENY', 'X-Split': 'a\r\nSet-Cookie: injected=1' },
+    hosts: [{ host: 'plain.test' }],
+  },
+  {
+    id: 'vars',
+    data: {},
+    add: {
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: nginx's ${name} form, expanded by both
+      'X-Vars': 'u=$request_uri a=$arg_q p=$http_x_probe sch=$scheme b=${host}x c=$cookie_c',
+      'X-Rid': '$req_id',
+      // Empty for these probes: the backend's X-Custom is removed, none is sent.
+      'X-Custom': '$http_x_absent',
+      'X-Uri': '$uri',
+    },
     hosts: [{ host: 'plain.test' }],
   },
   {
@@ -779,14 +798,6 @@ const ALLOWED: Allowed[] = [
     apply: (n, k) => [without(n, /^server: /), k],
   },
   {
-    id: 'add-headers values are not expanded',
-    probes: ['tokens ok', 'tokens no server', 'tokens 404'],
-    why: 'the template does not escape `$` in add-headers values, so nginx expands $host; keepip sends the value as written',
-    doc: 'docs/ingress-nginx-compat.md, difference 16: "Values are sent as written (nginx would expand variables in `add-headers` values)."',
-    seen: (n, k) => has(k, 'x-var: host=$host') && n.fields.some((f) => /^x-var: host=[a-z]+\.test$/.test(f)),
-    apply: (n, k) => [replace(n, /^x-var: /, 'x-var: <value>'), replace(k, /^x-var: /, 'x-var: <value>')],
-  },
-  {
     id: 'custom-headers by a bare name',
     probes: ['bare name'],
     why: "ingress-nginx's store finds a ConfigMap by its `namespace/name` key only: a bare name is not found and the location is denied (503); keepip reads it in the Ingress's namespace and serves its headers",
@@ -847,6 +858,24 @@ const ALLOWED: Allowed[] = [
       has(n, 'set-cookie: injected=1') &&
       !k.fields.some((f) => /^(x-split|x-frame-options): |^set-cookie: injected/.test(f)),
     apply: (n, k) => [without(n, /^(x-split: a|set-cookie: injected=1|x-frame-options: DENY)$/), k],
+  },
+  {
+    id: 'a drawn $req_id',
+    probes: ['vars ok', 'vars 404'],
+    why: 'without an X-Request-ID each draws its own 32 hex digits for $req_id; the field is there on both',
+    seen: (n, k) => [n, k].every((s) => s.fields.some((f) => /^x-rid: [0-9a-f]{32}$/.test(f))),
+    apply: (n, k) => [replace(n, /^x-rid: /, 'x-rid: <drawn>'), replace(k, /^x-rid: /, 'x-rid: <drawn>')],
+  },
+  {
+    id: 'CR LF decoded into $uri',
+    probes: ['vars crlf uri'],
+    why: 'nginx writes the decoded `%0D%0A` of $uri raw, splitting the head (X-Injected: 1 becomes a field of its own, response splitting); keepip writes each control byte as \\xHH',
+    doc: 'docs/ingress-nginx-compat.md, difference 16: "a control byte in a variable\'s value (a `%0D%0A` decoded into `$uri`) goes out as `\\xHH` where nginx would write it raw and split the head"',
+    seen: (n, k) =>
+      has(n, 'x-injected: 1') &&
+      has(k, 'x-uri: /a/ok\\x0D\\x0AX-Injected: 1') &&
+      !k.fields.some((f) => f.startsWith('x-injected')),
+    apply: (_n, k) => [k, k],
   },
   {
     id: 'Content-Type on the preflight 204',
@@ -1023,6 +1052,18 @@ const PROBES = {
     get(`${profile} 404`, profile, 'unknown.test', '/', own),
   ]),
   crlf: pair('crlf'),
+  vars: [
+    ...pair('vars'),
+    get('vars request', 'vars', 'plain.test', '/a/ok?q=1&r=2', {
+      headers: { 'X-Probe': 'p1', 'X-Request-ID': 'rid-1', Cookie: 'c=v; d=w' },
+    }),
+    get('vars HEAD', 'vars', 'plain.test', '/a/ok?q=', { method: 'HEAD', headers: { 'X-Request-ID': 'r2' } }),
+    get('vars backend 404', 'vars', 'plain.test', '/a/s404', { headers: { 'X-Request-ID': 'r3' } }),
+    get('vars utf8 uri', 'vars', 'plain.test', '/a/ok/caf%C3%A9', { headers: { 'X-Request-ID': 'r4' } }),
+    get('vars crlf uri', 'vars', 'plain.test', '/a/ok%0D%0AX-Injected:%201', {
+      headers: { 'X-Request-ID': 'r5' },
+    }),
+  ],
   latin1: pair('latin1'),
   beyond: pair('beyond'),
   h2: [
@@ -1079,6 +1120,9 @@ describe('response headers (add-headers, custom-headers, hide-headers, server-to
     check(PROBES.tokens));
 
   it('an add-headers value with CR LF is never a line of its own', () => check(PROBES.crlf));
+
+  it("add-headers values with variables ($host, $status, $request_uri, $arg_, $http_, $cookie_, braced, $req_id, $uri) expanded when the head is written, an empty one removing the backend's field, as nginx (found here, fixed: they went out as written)", () =>
+    check(PROBES.vars));
 
   it('an add-headers value with é reaches the client as its UTF-8 bytes, as nginx sends it (found here, fixed: it went out as the byte 0xE9)', () =>
     check(PROBES.latin1));
