@@ -1,6 +1,9 @@
 // The reflectors the controller runs, one per resource and scope, and the cluster view they give:
 // Ingresses, IngressClasses, Services, EndpointSlices, Secrets (every type but Helm releases, by field
-// selector), the two ConfigMaps by name, and Namespaces when --watch-namespace-selector is set.
+// selector), ConfigMaps (every one but Helm 2 releases, by label selector, as ingress-nginx's store:
+// add-headers, proxy-set-headers, custom-headers and auth-proxy-set-headers name them), the controller
+// and tcp-/udp-services ConfigMaps by name (they may lie outside the watched namespace), and
+// Namespaces when --watch-namespace-selector is set.
 import type { BackoffPolicy, Scheduler } from './backoff.ts';
 import type { ControllerOptions } from './flags.ts';
 import type { KubeClient } from './kube-client.ts';
@@ -63,6 +66,13 @@ function specs(o: ControllerOptions, ingressClasses: boolean): Spec[] {
       type: RESOURCES.secret,
       namespace: ns,
       query: { fieldSelector: 'type!=helm.sh/release.v1' },
+    },
+    // The snapshot passes on only those the configuration names (snapshot.ts referencedConfigMaps).
+    {
+      name: 'configmaps',
+      type: RESOURCES.configMap,
+      namespace: ns,
+      query: { labelSelector: 'OWNER!=TILLER' },
     },
   ];
   for (const [name, ref] of [
@@ -140,11 +150,27 @@ export function createInformers(deps: {
       services: items('services'),
       endpointSlices: items('endpointslices'),
       secrets: [...items('secrets'), ...items('default-ssl-certificate')],
-      configMaps: [...items('configmap'), ...items('tcp-services'), ...items('udp-services')],
+      configMaps: uniqueObjects([
+        ...items('configmap'),
+        ...items('tcp-services'),
+        ...items('udp-services'),
+        ...items('configmaps'),
+      ]),
       namespaces: reflectors.has('namespaces')
         ? new Set(items('namespaces').map((n) => n.metadata?.name ?? ''))
         : null,
     }),
     statuses: () => Object.fromEntries([...reflectors].map(([name, r]) => [name, r.status()])),
   };
+}
+
+/** Each object once (namespace/name), the first seen: a named ConfigMap is also in the watched namespace's list. */
+function uniqueObjects(objects: readonly KubeObject[]): KubeObject[] {
+  const seen = new Set<string>();
+  return objects.filter((o) => {
+    const key = `${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
 }

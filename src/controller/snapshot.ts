@@ -116,12 +116,18 @@ function inScope(objects: ClusterObjects, object: KubeObject): boolean {
 /** The annotations that name a Secret as `name` or `namespace/name` (ingress-nginx's store reads the same). */
 const SECRET_ANNOTATIONS = ['auth-secret', 'auth-tls-secret', 'proxy-ssl-secret'];
 
+/** The annotations that name a ConfigMap the same way (ingress-nginx's store watches ConfigMaps for them). */
+const CONFIGMAP_ANNOTATIONS = ['custom-headers', 'auth-proxy-set-headers'];
+
+/** The controller ConfigMap keys that name a ConfigMap (`name` in the controller's namespace, or `namespace/name`). */
+const CONFIGMAP_SETTINGS = ['add-headers', 'proxy-set-headers'];
+
 /**
- * `namespace/name` of the Secret an annotation names, only when it is in the Ingress's own namespace
- * or `crossNamespace` (allow-cross-namespace-resources) says another one may be read: otherwise another
- * namespace's Secret never reaches the translation (which refuses the reference anyway).
+ * `namespace/name` of the Secret or ConfigMap an annotation names, only when it is in the Ingress's
+ * own namespace or `crossNamespace` (allow-cross-namespace-resources) says another one may be read:
+ * otherwise another namespace's object never reaches the translation (which refuses the reference).
  */
-function annotationSecret(
+function annotationObject(
   namespace: string,
   value: string | undefined,
   crossNamespace: boolean,
@@ -131,6 +137,36 @@ function annotationSecret(
   if (parts.length > 2 || parts.some((p) => p === '')) return null;
   if (parts.length === 2 && parts[0] !== namespace) return crossNamespace ? `${parts[0]}/${parts[1]}` : null;
   return `${namespace}/${parts[parts.length - 1]}`;
+}
+
+/**
+ * The ConfigMaps the translation reads: the controller's, those its add-headers and proxy-set-headers name, and those served Ingresses' custom-headers and
+ * auth-proxy-set-headers name. The others (every ConfigMap of the watched namespaces is listed, as
+ * ingress-nginx's store does) never reach it, so a change to them serves nothing new.
+ */
+function referencedConfigMaps(
+  ingresses: readonly KubeObject[],
+  o: SnapshotOptions,
+  settings: Readonly<Record<string, unknown>>,
+  crossNamespace: boolean,
+): Set<string> {
+  const controller = o.configMap ?? DEFAULT_CONFIGMAP;
+  const keys = new Set([controller]);
+  const controllerNamespace = controller.split('/')[0] ?? '';
+  for (const name of CONFIGMAP_SETTINGS) {
+    const key = annotationObject(controllerNamespace, str(settings[name]) ?? undefined, true);
+    if (key !== null) keys.add(key);
+  }
+  for (const ing of ingresses) {
+    const namespace = ing.metadata?.namespace ?? 'default';
+    const annotations = foldAnnotationsPrefix(ing.metadata?.annotations ?? {}, o.annotationsPrefix);
+    for (const name of CONFIGMAP_ANNOTATIONS) {
+      const value = annotations[`${DEFAULT_ANNOTATIONS_PREFIX}/${name}`];
+      const key = annotationObject(namespace, value, crossNamespace);
+      if (key !== null) keys.add(key);
+    }
+  }
+  return keys;
 }
 
 function referencedSecrets(
@@ -149,7 +185,7 @@ function referencedSecrets(
     }
     const annotations = foldAnnotationsPrefix(ing.metadata?.annotations ?? {}, o.annotationsPrefix);
     for (const name of SECRET_ANNOTATIONS) {
-      const key = annotationSecret(
+      const key = annotationObject(
         namespace,
         annotations[`${DEFAULT_ANNOTATIONS_PREFIX}/${name}`],
         crossNamespace,
@@ -197,6 +233,7 @@ export function snapshotObjects(objects: ClusterObjects, o: SnapshotOptions): Ma
   const settings = rec(controllerConfigMap?.data);
   const crossNamespace = parseGoBool(str(settings['allow-cross-namespace-resources']) ?? '') === true;
   const secrets = referencedSecrets(ingresses, o, crossNamespace);
+  const configMaps = referencedConfigMaps(ingresses, o, settings, crossNamespace);
   // The controller ConfigMap's ssl-dh-param names a Secret too.
   const dhParam = str(settings['ssl-dh-param'])?.trim();
   if (dhParam) secrets.add(dhParam);
@@ -208,7 +245,12 @@ export function snapshotObjects(objects: ClusterObjects, o: SnapshotOptions): Ma
   const of = (type: ResourceType, list: readonly KubeObject[]) =>
     [...list].sort(byKey).map((raw) => toManifestObject(type, raw));
   return [
-    ...of(RESOURCES.configMap, objects.configMaps),
+    ...of(
+      RESOURCES.configMap,
+      objects.configMaps.filter((c) =>
+        configMaps.has(`${c.metadata?.namespace ?? ''}/${c.metadata?.name ?? ''}`),
+      ),
+    ),
     ...of(
       RESOURCES.service,
       objects.services.filter((s) => inScope(objects, s)),

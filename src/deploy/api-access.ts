@@ -56,6 +56,12 @@ export const API_ACCESS: readonly ApiAccess[] = [
   {
     resource: RESOURCES.configMap,
     verbs: ['list', 'watch'],
+    scope: 'watched',
+    why: 'the ConfigMaps add-headers, proxy-set-headers, custom-headers and auth-proxy-set-headers name (every one but Helm 2 releases, OWNER!=TILLER)',
+  },
+  {
+    resource: RESOURCES.configMap,
+    verbs: ['list', 'watch'],
     scope: 'named',
     why: '--configmap, --tcp-services-configmap and --udp-services-configmap, each by name',
   },

@@ -2,7 +2,7 @@
 // API server, an in-process controller whose log lines can be waited on, waits on events, a proxy in
 // front of the fake API server that answers some requests itself, and plain HTTP(S) requests.
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import http from '../../src/node-http.ts';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -427,6 +427,7 @@ export function waitForEndpoint(
 export interface Answer {
   status: number;
   body: string;
+  headers: IncomingHttpHeaders;
 }
 
 export function get(
@@ -450,7 +451,7 @@ export function get(
         let body = '';
         res.setEncoding('utf8');
         res.on('data', (c: string) => (body += c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body, headers: res.headers }));
       },
     );
     request.on('error', reject);
@@ -498,7 +499,7 @@ export function postWebhook(
         let text = '';
         res.setEncoding('utf8');
         res.on('data', (c: string) => (text += c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text, headers: res.headers }));
       },
     );
     req.on('error', reject);

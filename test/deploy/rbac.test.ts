@@ -167,19 +167,16 @@ describe('RBAC: the rendered rules against the running controller', () => {
       ...(find(objects, 'ClusterRole').rules as Rule[]),
       ...(find(objects, 'Role').rules as Rule[]),
     ];
-    // Watching every namespace, the named Secret line (the default certificate) is the watched one's;
-    // the named ConfigMaps are granted by name, in their namespace.
-    const expected = API_ACCESS.filter(
-      (a) => a.resource.plural !== 'namespaces' && !(a.scope === 'named' && a.resource.plural === 'secrets'),
-    ).map((a) => ({
-      apiGroups: [apiGroup(a.resource)],
-      resources: [a.subresource ? `${a.resource.plural}/${a.subresource}` : a.resource.plural],
-      verbs: [...a.verbs],
-      ...(a.onlyElectionLease ? { resourceNames: ['ingress-nginx-leader'] } : {}),
-      ...(a.scope === 'named'
-        ? { resourceNames: ['ingress-nginx-controller', 'ingress-nginx-tcp', 'ingress-nginx-udp'] }
-        : {}),
-    }));
+    // Watching every namespace, the named lines (the default certificate, the controller and tcp-/udp-
+    // services ConfigMaps) are the watched ones'.
+    const expected = API_ACCESS.filter((a) => a.resource.plural !== 'namespaces' && a.scope !== 'named').map(
+      (a) => ({
+        apiGroups: [apiGroup(a.resource)],
+        resources: [a.subresource ? `${a.resource.plural}/${a.subresource}` : a.resource.plural],
+        verbs: [...a.verbs],
+        ...(a.onlyElectionLease ? { resourceNames: ['ingress-nginx-leader'] } : {}),
+      }),
+    );
     assert.deepEqual(
       rules.map((r) => JSON.stringify(r)).sort(),
       expected.map((r) => JSON.stringify(r)).sort(),
