@@ -5,6 +5,7 @@ import { FLAGS, parseControllerFlags } from '../controller/flags.ts';
 import { buildTopology } from '../k8s/translate.ts';
 import { controllerArgs } from './args.ts';
 import type { K8sObject, RenderContext } from './context.ts';
+import { HEADER_MAPS } from './config-maps.ts';
 import type { DeployProblem } from './errors.ts';
 
 export function checkExtraArgs(ctx: RenderContext): DeployProblem[] {
@@ -115,23 +116,35 @@ export function checkControllerArgs(ctx: RenderContext): DeployProblem[] {
 }
 
 /**
- * The gateway's verdict on the controller ConfigMap, as warnings keyed by controller.config.<key>:
- * refused and unknown keys, invalid values, and keys accepted without effect.
+ * The gateway's verdict on the controller ConfigMap (the first of `configMaps`, read beside the others:
+ * the header maps it names), as warnings keyed by controller.config.<key>: refused and unknown keys,
+ * invalid values, and keys accepted without effect; those of a header map the chart named are keyed
+ * by its values key (controller.addHeaders, controller.proxySetHeaders).
  */
-export function checkConfig(configMap: K8sObject): DeployProblem[] {
-  const { name, namespace = '' } = configMap.metadata;
-  const origin = { file: 'values', document: 1, kind: 'ConfigMap', namespace, name };
-  const topology = buildTopology([{ apiVersion: 'v1', kind: 'ConfigMap', origin, raw: configMap }], {
-    configMap: `${namespace}/${name}`,
-  });
+export function checkConfig(configMaps: readonly K8sObject[]): DeployProblem[] {
+  const controller = configMaps[0]!;
+  const { name, namespace = '' } = controller.metadata;
+  const objects = configMaps.map((raw, i) => ({
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    origin: { file: 'values', document: i + 1, kind: 'ConfigMap', namespace, name: raw.metadata.name },
+    raw,
+  }));
+  const topology = buildTopology(objects, { configMap: `${namespace}/${name}` });
+  const data = (controller.data ?? {}) as Record<string, string>;
+  const valuesKeyOf = (dataKey: string | undefined): string => {
+    const map = HEADER_MAPS.find((m) => m.key === dataKey);
+    const generated = map !== undefined && data[map.key] === `${namespace}/${configMapName(configMaps, map)}`;
+    if (generated) return map.values;
+    return dataKey === undefined ? 'controller.config' : `controller.config.${dataKey}`;
+  };
   const problems: DeployProblem[] = [];
   for (const issue of topology.issues) {
     // A key the values set that keepip accepts without effect is only information to the gateway;
     // here it is a value the user asked for and will not get, so it is named too.
     const noEffect = issue.code === 'CONFIGMAP_KEY_NO_EFFECT';
     if (issue.origin?.kind !== 'ConfigMap' || (issue.severity === 'info' && !noEffect)) continue;
-    const dataKey = /data\["([^"]+)"\]/.exec(issue.field ?? '')?.[1];
-    const key = dataKey === undefined ? 'controller.config' : `controller.config.${dataKey}`;
+    const key = valuesKeyOf(/data\["([^"]+)"\]/.exec(issue.field ?? '')?.[1]);
     // The translation's message starts with where (file, document, object, field): the key says it here.
     const field = issue.field ?? '';
     const at = field === '' ? -1 : issue.message.indexOf(`${field}: `);
@@ -144,4 +157,9 @@ export function checkConfig(configMap: K8sObject): DeployProblem[] {
     });
   }
   return problems;
+}
+
+/** The name of the ConfigMap rendered for `map` (`<fullname>-<suffix>`), or null when none was. */
+function configMapName(configMaps: readonly K8sObject[], map: (typeof HEADER_MAPS)[number]): string | null {
+  return configMaps.find((cm) => cm.metadata.name.endsWith(`-${map.suffix}`))?.metadata.name ?? null;
 }

@@ -148,7 +148,7 @@ export async function renderManifests(user: Values, options: RenderOptions): Pro
     ...renderWebhook(ctx),
     ...renderServiceMonitor(ctx),
   ];
-  problems.push(...checkConfig(configMaps[0]!), ...v.problems, ...nameProblems(objects));
+  problems.push(...checkConfig(configMaps), ...v.problems, ...nameProblems(objects));
   const failed = problems.some((p) => p.severity === 'error');
   const result: RenderResult = { objects: failed ? [] : objects, problems };
   if (ctx.options.webhookCertificate !== undefined)

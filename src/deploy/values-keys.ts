@@ -120,8 +120,12 @@ const CONTROLLER: Record<string, KeyInfo> = {
   'controller.containerPort': rm('container ports, one per key (http, https)'),
   'controller.config': rm('the controller ConfigMap data (keys keepip does not implement are reported)'),
   'controller.configAnnotations': rm('annotations of the controller ConfigMap'),
-  'controller.proxySetHeaders': igm('keepip does not implement the proxy-set-headers ConfigMap'),
-  'controller.addHeaders': igm('keepip does not implement the add-headers ConfigMap'),
+  'controller.proxySetHeaders': rm(
+    'the ConfigMap `<fullname>-custom-proxy-headers`, named by the controller ConfigMap key proxy-set-headers',
+  ),
+  'controller.addHeaders': rm(
+    'the ConfigMap `<fullname>-custom-add-headers`, named by the controller ConfigMap key add-headers',
+  ),
   'controller.dnsConfig': rm('pod dnsConfig'),
   'controller.hostAliases': rm('pod hostAliases'),
   'controller.hostname': rm('pod hostname'),

@@ -543,6 +543,45 @@ describe('keepip manifests: the webhook certificate', () => {
   });
 });
 
+describe('keepip manifests: controller.addHeaders and controller.proxySetHeaders', () => {
+  it('render their ConfigMaps as the chart does, named by the controller ConfigMap, and the gateway reads them', async () => {
+    const { objects, problems } = await render({
+      controller: {
+        addHeaders: { 'X-Frame-Options': 'DENY', 'X-Request-Id': '$req_id' },
+        proxySetHeaders: { 'X-Team': 'edge' },
+      },
+    } as Values);
+    const add = find(objects, 'ConfigMap', 'ingress-nginx-custom-add-headers');
+    assert.equal(add.metadata.namespace, 'ingress-nginx');
+    assert.deepEqual(add.data, { 'X-Frame-Options': 'DENY', 'X-Request-Id': '$req_id' });
+    assert.deepEqual(find(objects, 'ConfigMap', 'ingress-nginx-custom-proxy-headers').data, {
+      'X-Team': 'edge',
+    });
+    const controller = find(objects, 'ConfigMap', 'ingress-nginx-controller').data as Record<string, string>;
+    assert.equal(controller['add-headers'], 'ingress-nginx/ingress-nginx-custom-add-headers');
+    assert.equal(controller['proxy-set-headers'], 'ingress-nginx/ingress-nginx-custom-proxy-headers');
+    assert.deepEqual(problems, []);
+    for (const o of objects.filter((x) => x.kind === 'ConfigMap')) assert.equal(schemaViolation(o), '');
+  });
+
+  it('what the gateway would leave out is a warning keyed by the values key; none without entries', async () => {
+    const { problems } = await render({
+      controller: {
+        addHeaders: { Connection: 'close' },
+        proxySetHeaders: { 'X-Start': 't=$no_such_variable' },
+      },
+    } as Values);
+    assert.deepEqual(
+      problems.map((p) => `${p.code} ${p.key}`),
+      ['DEPLOY_CONFIG_WARNING controller.addHeaders', 'DEPLOY_CONFIG_WARNING controller.proxySetHeaders'],
+    );
+    const plain = await render({});
+    assert.equal(plain.objects.filter((o) => o.kind === 'ConfigMap').length, 1);
+    const data = find(plain.objects, 'ConfigMap', 'ingress-nginx-controller').data as Record<string, string>;
+    assert.equal(data['add-headers'], undefined);
+  });
+});
+
 describe('keepip manifests: nothing dropped silently', () => {
   it('names every key it ignores or does not know, and nothing the chart default already says', async () => {
     const out = await runKeepip(['manifests', '--values', join(FIXTURES, 'kitchen-sink.yaml')]);
