@@ -1,5 +1,7 @@
-// The Prometheus Operator ServiceMonitor for the metrics Service (controller.metrics.serviceMonitor).
-// Pure.
+// The Prometheus Operator ServiceMonitor for the metrics Service (controller.metrics.serviceMonitor)
+// and PrometheusRule (controller.metrics.prometheusRule): keepip exports the metrics the chart's
+// example alerts read (nginx_ingress_controller_config_last_reload_successful, _ssl_expire_time_seconds,
+// _requests). Pure.
 import { controllerSelector, type K8sObject, meta, type RenderContext, setIf } from './context.ts';
 
 export function renderServiceMonitor(ctx: RenderContext): K8sObject[] {
@@ -43,4 +45,19 @@ export function renderServiceMonitor(ctx: RenderContext): K8sObject[] {
   });
   metadata.namespace = v.str(`${prefix}.namespace`) || names.namespace;
   return [{ apiVersion: 'monitoring.coreos.com/v1', kind: 'ServiceMonitor', metadata, spec }];
+}
+
+/** controller.metrics.prometheusRule as the chart renders it: the rules as written, in one group. */
+export function renderPrometheusRule(ctx: RenderContext): K8sObject[] {
+  const { v, names } = ctx;
+  const prefix = 'controller.metrics.prometheusRule';
+  if (!v.bool('controller.metrics.enabled') || !v.bool(`${prefix}.enabled`)) return [];
+  const metadata = meta(ctx, names.controller, {
+    labels: { 'app.kubernetes.io/component': 'controller', ...v.strings(`${prefix}.additionalLabels`) },
+    annotations: v.strings(`${prefix}.annotations`),
+  });
+  metadata.namespace = v.str(`${prefix}.namespace`) || names.namespace;
+  const rules = v.list(`${prefix}.rules`);
+  const spec = rules.length === 0 ? {} : { groups: [{ name: names.name, rules }] };
+  return [{ apiVersion: 'monitoring.coreos.com/v1', kind: 'PrometheusRule', metadata, spec }];
 }

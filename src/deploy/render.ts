@@ -15,7 +15,7 @@ import {
 } from './context.ts';
 import type { DeployProblem } from './errors.ts';
 import { renderIngressClasses } from './ingress-class.ts';
-import { renderServiceMonitor } from './monitoring.ts';
+import { renderPrometheusRule, renderServiceMonitor } from './monitoring.ts';
 import { deriveNames } from './names.ts';
 import { renderRbac } from './rbac.ts';
 import { valuesReader } from './read.ts';
@@ -147,6 +147,7 @@ export async function renderManifests(user: Values, options: RenderOptions): Pro
     ...renderIngressClasses(ctx),
     ...renderWebhook(ctx),
     ...renderServiceMonitor(ctx),
+    ...renderPrometheusRule(ctx),
   ];
   problems.push(...checkConfig(configMaps), ...v.problems, ...nameProblems(objects));
   const failed = problems.some((p) => p.severity === 'error');

@@ -295,7 +295,13 @@ const METRICS: Record<string, KeyInfo> = {
   'controller.metrics.serviceMonitor.labelValueLengthLimit': r('labelValueLengthLimit'),
   'controller.metrics.serviceMonitor.sampleLimit': r('sampleLimit'),
   'controller.metrics.serviceMonitor.targetLimit': r('targetLimit'),
-  'controller.metrics.prometheusRule': igm("the chart's rules query nginx metrics keepip does not export"),
+  'controller.metrics.prometheusRule.enabled': r(
+    'a monitoring.coreos.com/v1 PrometheusRule (with controller.metrics.enabled): keepip exports the nginx_ingress_controller_* metrics the chart’s example alerts read',
+  ),
+  'controller.metrics.prometheusRule.additionalLabels': rm('its labels'),
+  'controller.metrics.prometheusRule.annotations': rm('its annotations'),
+  'controller.metrics.prometheusRule.namespace': r('its namespace'),
+  'controller.metrics.prometheusRule.rules': rm('the rules of its one group, as written'),
 };
 
 /** Every chart value keepip knows, by dotted path. */

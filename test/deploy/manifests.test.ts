@@ -12,7 +12,11 @@ import { after, describe, it } from 'node:test';
 import { parse, parseAllDocuments } from 'yaml';
 import type { Values } from '../../src/deploy/chart-defaults.ts';
 import type { K8sObject } from '../../src/deploy/context.ts';
+import { Registry } from 'prom-client';
+import { createNginxControllerMetrics } from '../../src/controller/nginx-metrics.ts';
 import { renderManifests } from '../../src/deploy/render.ts';
+import { createReloadMetrics } from '../../src/gateway/reload-metrics.ts';
+import { createRequestMetrics } from '../../src/gateway/request-metrics.ts';
 import { repoRoot, runKeepip } from '../helpers/process.ts';
 import { schemaViolation } from './schema.ts';
 
@@ -579,6 +583,76 @@ describe('keepip manifests: controller.addHeaders and controller.proxySetHeaders
     assert.equal(plain.objects.filter((o) => o.kind === 'ConfigMap').length, 1);
     const data = find(plain.objects, 'ConfigMap', 'ingress-nginx-controller').data as Record<string, string>;
     assert.equal(data['add-headers'], undefined);
+  });
+});
+
+describe('keepip manifests: controller.metrics.prometheusRule', () => {
+  // The chart's example alerts (values.yaml, commented out there).
+  const rules = [
+    {
+      alert: 'NGINXConfigFailed',
+      expr: 'count(nginx_ingress_controller_config_last_reload_successful == 0) > 0',
+      for: '1s',
+      labels: { severity: 'critical' },
+    },
+    {
+      alert: 'NGINXCertificateExpiry',
+      expr: '(avg(nginx_ingress_controller_ssl_expire_time_seconds{host!="_"}) by (host) - time()) < 604800',
+      for: '1s',
+    },
+    {
+      alert: 'NGINXTooMany500s',
+      expr: '100 * ( sum( nginx_ingress_controller_requests{status=~"5.+"} ) / sum(nginx_ingress_controller_requests) ) > 5',
+      for: '1m',
+    },
+  ];
+
+  it("renders the chart's PrometheusRule: the rules as written in one group, its labels and namespace", async () => {
+    const { objects, problems } = await render({
+      controller: {
+        metrics: {
+          enabled: true,
+          prometheusRule: {
+            enabled: true,
+            additionalLabels: { release: 'prometheus' },
+            namespace: 'monitoring',
+            rules,
+          },
+        },
+      },
+    } as Values);
+    assert.deepEqual(problems, []);
+    const rule = find(objects, 'PrometheusRule', 'ingress-nginx-controller');
+    assert.equal(rule.metadata.namespace, 'monitoring');
+    assert.equal((rule.metadata.labels as Json).release, 'prometheus');
+    assert.equal((rule.metadata.labels as Json)['app.kubernetes.io/component'], 'controller');
+    assert.deepEqual(rule.spec, { groups: [{ name: 'ingress-nginx', rules }] });
+    assert.equal(schemaViolation(rule), '');
+    // Not without metrics, as the chart.
+    const off = await render({
+      controller: { metrics: { prometheusRule: { enabled: true, rules } } },
+    } as Values);
+    assert.equal(off.objects.filter((o) => o.kind === 'PrometheusRule').length, 0);
+  });
+
+  it('the metrics those alerts read are ones keepip exports', async () => {
+    const registry = new Registry();
+    createReloadMetrics(registry);
+    createRequestMetrics(registry);
+    createNginxControllerMetrics(registry, {
+      controllerClass: 'k8s.io/ingress-nginx',
+      podNamespace: 'ingress-nginx',
+      podName: null,
+      electionId: 'x',
+    });
+    const exported = new Set((await registry.getMetricsAsJSON()).map((m) => m.name));
+    const read = rules.flatMap((r) =>
+      [...r.expr.matchAll(/nginx_ingress_controller_[a-z_]+/g)].map((m) => m[0]),
+    );
+    assert.deepEqual(
+      read.filter((name) => !exported.has(name)),
+      [],
+    );
   });
 });
 

@@ -2,7 +2,10 @@
 // kubernetes-models packages (core API, Prometheus Operator, cert-manager): each object goes through
 // the model class of its apiVersion/kind, whose validate() throws on a schema violation.
 import { Certificate, Issuer } from '@kubernetes-models/cert-manager/cert-manager.io/v1';
-import { ServiceMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1';
+import {
+  PrometheusRule,
+  ServiceMonitor,
+} from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1';
 import { ValidatingWebhookConfiguration } from 'kubernetes-models/admissionregistration.k8s.io/v1';
 import { DaemonSet, Deployment } from 'kubernetes-models/apps/v1';
 import { HorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2';
@@ -36,6 +39,7 @@ const MODELS: Record<string, Model> = {
   'networking.k8s.io/v1/Ingress': Ingress,
   'admissionregistration.k8s.io/v1/ValidatingWebhookConfiguration': ValidatingWebhookConfiguration,
   'monitoring.coreos.com/v1/ServiceMonitor': ServiceMonitor,
+  'monitoring.coreos.com/v1/PrometheusRule': PrometheusRule,
   'cert-manager.io/v1/Issuer': Issuer,
   'cert-manager.io/v1/Certificate': Certificate,
 };

@@ -28,6 +28,7 @@ const UNSET_IN_DEFAULTS = new Set([
   'controller.service.internal.allocateLoadBalancerNodePorts',
   'controller.service.internal.healthCheckNodePort',
   'controller.admissionWebhooks.timeoutSeconds',
+  'controller.metrics.prometheusRule.namespace',
   'controller.admissionWebhooks.service.clusterIP',
   'controller.admissionWebhooks.service.loadBalancerIP',
   'controller.admissionWebhooks.certManager.issuerRef',
