@@ -24,10 +24,22 @@ export const REQUEST_VARIABLE_NAMES: ReadonlySet<string> = new Set([
   'realip_remote_addr',
   'proxy_protocol_addr',
   'proxy_add_x_forwarded_for',
+  'req_id',
+  'msec',
+  'time_iso8601',
+  'time_local',
 ]);
 
 export function isRequestVariable(name: string): boolean {
   return REQUEST_VARIABLE_NAMES.has(name) || /^(http|cookie|arg)_[A-Za-z0-9_]+$/.test(name);
+}
+
+/** Variables new on every request (the time, a request id): a limit keyed on one never counts twice. */
+const EVERY_REQUEST_ITS_OWN: ReadonlySet<string> = new Set(['req_id', 'msec', 'time_iso8601', 'time_local']);
+
+/** A variable a limit may key on: one keepip expands that two requests can share. */
+export function isKeyVariable(name: string): boolean {
+  return isRequestVariable(name) && !EVERY_REQUEST_ITS_OWN.has(name);
 }
 
 /** One `$name` or `${name}` reference: the braced name in group 1, the bare one in group 2. */

@@ -334,6 +334,7 @@ export function requestVars(ex: Exchange, req: GatewayRequest, scheme: 'http' | 
     peerAddress: ex.conn.peerAddress,
     proxyProtocolAddr: ex.conn.proxySource ?? '',
     serverPort: `${ex.conn.serverPort}`,
+    reqId: ex.reqId,
   };
 }
 

@@ -192,6 +192,7 @@ function setConfiguredHeaders(
         peerAddress: input.peerAddress ?? input.clientAddress,
         proxyProtocolAddr: input.proxyProtocolAddress ?? '',
         serverPort: `${input.serverPort}`,
+        reqId: input.requestId,
       };
     }
     const value = vars === null || !template.includes('$') ? template : expandVariables(template, vars);

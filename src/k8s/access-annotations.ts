@@ -4,12 +4,7 @@
 // (auth-tls-*). Values are validated as ingress-nginx 1.12-1.15 validates them. Where ingress-nginx
 // denies the location (a missing Secret, an invalid auth-url…), keepip does too: the location answers
 // 503 (ACCESS_CONFIG_DENIED), never serving unprotected what was meant to be protected.
-import {
-  clientVariablesOf,
-  fixedAuthority,
-  isRequestVariable,
-  variablesOf,
-} from '../config/nginx-variables.ts';
+import { clientVariablesOf, fixedAuthority, isKeyVariable, variablesOf } from '../config/nginx-variables.ts';
 import { pcreRegExp } from '../config/pcre-translate.ts';
 import { backtrackingRisk } from '../config/regex-backtracking.ts';
 import type {
@@ -635,7 +630,8 @@ const STATUS_CODE = { min: 400, max: 599, expected: 'an HTTP status code from 40
  * limit-conn-zone-variable, the key of every limit zone (ingress-nginx's `$limit_<id>` map): the
  * client address ($binary_remote_addr, the default, or $remote_addr) leaves the default; other nginx
  * request variables key on what they expand to. A variable keepip cannot expand would make every
- * key empty, and nginx does not limit empty keys: refused (warned), the client address stays.
+ * key empty, and nginx does not limit empty keys; one new on every request ($msec, $req_id, which the
+ * client sets) would count every request alone: both refused (warned), the client address stays.
  */
 function readLimitKey(
   data: Readonly<Record<string, string>>,
@@ -645,7 +641,7 @@ function readLimitKey(
   const template = data['limit-conn-zone-variable']?.trim();
   if (template === undefined || template === '') return;
   const names = variablesOf(template);
-  if (names.length === 0 || !names.every(isRequestVariable)) {
+  if (names.length === 0 || !names.every(isKeyVariable)) {
     sink.invalid(
       'limit-conn-zone-variable',
       template,

@@ -520,7 +520,13 @@ describe('custom-headers (customheaders.go), add-headers and proxy-set-headers (
         ),
         configMap(
           'proxy-headers',
-          { 'X-Custom': 'from-the-gateway', 'X-Client': '$remote_addr $request_method' },
+          {
+            'X-Custom': 'from-the-gateway',
+            'X-Client': '$remote_addr $request_method',
+            // biome-ignore lint/suspicious/noTemplateCurlyInString: nginx's ${name} form (New Relic's)
+            'X-Request-Start': 't=${msec}',
+            'X-Correlation-Id': '$req_id',
+          },
           'ingress-nginx',
         ),
         configMap('custom-headers', { 'My-Custom-Header': '42', 'My-Custom-Header-Dollar': '$remote_addr' }),
@@ -589,5 +595,16 @@ describe('custom-headers (customheaders.go), add-headers and proxy-set-headers (
     );
     assert.equal(echo.headers['x-custom'], 'from-the-gateway');
     assert.equal(echo.headers['x-client'], '127.0.0.7 GET');
+  });
+
+  test('proxy-set-headers: $msec is the time the request went out, $req_id the X-Request-ID the backend gets', async () => {
+    const before = Date.now();
+    const echo = echoOf(await request(gw.httpPort, { host: 'custom-headers-none', headers: json }));
+    const start = /^t=(\d+)\.(\d{3})$/.exec(echo.headers['x-request-start'] ?? '');
+    assert.ok(start, `X-Request-Start: ${echo.headers['x-request-start']}`);
+    const ms = Number(start[1]) * 1000 + Number(start[2]);
+    assert.ok(ms >= before && ms <= Date.now(), `${ms} not within the request`);
+    assert.match(echo.headers['x-correlation-id'] ?? '', /^[0-9a-f]{32}$/);
+    assert.equal(echo.headers['x-correlation-id'], echo.headers['x-request-id']);
   });
 });

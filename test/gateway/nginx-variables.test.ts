@@ -21,6 +21,7 @@ const vars: RequestVars = {
   peerAddress: '10.0.0.2',
   proxyProtocolAddr: '203.0.113.7',
   serverPort: '443',
+  reqId: 'b3a1f0e2c4d5e6f708192a3b4c5d6e7f',
 };
 
 test('every accepted name expands to something for a request that has it; unknown names are not accepted', () => {
@@ -31,6 +32,18 @@ test('every accepted name expands to something for a request that has it; unknow
   for (const name of ['http_x_api_key', 'cookie_session', 'arg_x']) assert.ok(isRequestVariable(name));
   for (const name of ['upstream_addr', 'request_id', 'geoip2_country_code', 'http_'])
     assert.ok(!isRequestVariable(name), name);
+});
+
+test('$req_id and the time ($msec, $time_iso8601, $time_local) as nginx prints them, at the expansion', () => {
+  assert.equal(variable(vars, 'req_id'), 'b3a1f0e2c4d5e6f708192a3b4c5d6e7f');
+  const before = Date.now();
+  const msec = variable(vars, 'msec');
+  const after = Date.now();
+  assert.match(msec, /^\d+\.\d{3}$/);
+  const ms = Number(msec.replace('.', ''));
+  assert.ok(ms >= before && ms <= after, `${msec} not within [${before}, ${after}]`);
+  assert.match(variable(vars, 'time_iso8601'), /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d$/);
+  assert.match(variable(vars, 'time_local'), /^\d\d\/[A-Z][a-z]{2}\/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}$/);
 });
 
 test('$binary_remote_addr: a fixed length per family (nginx: 4 or 16 bytes), no form the start of another', () => {
@@ -75,7 +88,8 @@ test('proxy-set-headers: a variable keepip does not expand is named at load, not
       apiVersion: 'v1',
       kind: 'ConfigMap',
       metadata: { name: 'proxy-headers', namespace: 'ingress-nginx' },
-      data: { 'X-Upstream': '$upstream_addr', 'X-Client': '$remote_addr' },
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: nginx's ${name} form
+      data: { 'X-Upstream': '$upstream_addr', 'X-Client': '$remote_addr', 'X-Request-Start': 't=${msec}' },
     },
   ]);
   const warnings = topology.issues.filter((i) => i.message.includes('is not a variable keepip expands'));

@@ -25,6 +25,10 @@ test('request variables key the limits; unknown ones are warned and the address 
     'static-text',
     '$geoip2_country_code',
     '$http_x_api_key$jwt_claim_sub',
+    // New on every request: each would be counted alone ($req_id is even the client's to choose).
+    '$msec',
+    '$req_id',
+    '$binary_remote_addr$time_iso8601',
   ]) {
     const { key, issues } = read(value);
     assert.equal(key, undefined, value);

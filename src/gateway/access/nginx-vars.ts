@@ -4,6 +4,7 @@
 // Pure.
 import { VARIABLE_REFERENCE } from '../../config/nginx-variables.ts';
 import { parseIp } from '../../net/ip.ts';
+import { formatMsAsSeconds, formatTimeIso8601, formatTimeLocal } from '../access-log.ts';
 import { type CookieHeader, nginxCookie } from '../cookies.ts';
 import { headerText } from '../header-value.ts';
 
@@ -35,6 +36,8 @@ export interface RequestVars {
   /** $proxy_protocol_addr ('' without a PROXY header) and $server_port. */
   proxyProtocolAddr?: string;
   serverPort?: string;
+  /** $req_id: the client's X-Request-ID or the gateway's drawn id (absent: ""). */
+  reqId?: string;
 }
 
 /** nginx's ngx_escape_uri(NGX_ESCAPE_URI_COMPONENT) / set_escape_uri: all but [A-Za-z0-9-._~] as %XX. */
@@ -143,6 +146,16 @@ export function variable(vars: RequestVars, name: string): string {
       return vars.proxyProtocolAddr ?? '';
     case 'proxy_add_x_forwarded_for':
       return proxyAddXForwardedFor(headerText(vars.headers['x-forwarded-for']) ?? null, vars.remoteAddr);
+    case 'req_id':
+      return vars.reqId ?? '';
+    // The time of the expansion (nginx's cached time of the request's event): New Relic's request
+    // queueing reads `X-Request-Start: t=${msec}`.
+    case 'msec':
+      return formatMsAsSeconds(Date.now());
+    case 'time_iso8601':
+      return formatTimeIso8601(Date.now());
+    case 'time_local':
+      return formatTimeLocal(Date.now());
   }
   if (name.startsWith('http_')) return header(vars, name.slice(5));
   if (name.startsWith('cookie_'))
