@@ -48,6 +48,8 @@ const PURE_FILES = [
   'src/gateway/trace-context.ts',
   'src/gateway/otlp-encode.ts',
   'src/gateway/cookies.ts',
+  'src/gateway/nginx-time.ts',
+  'src/gateway/header-templates.ts',
   'src/lb/config.ts',
   'src/lb/manifest.ts',
   'src/lb/selection.ts',

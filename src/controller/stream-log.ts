@@ -2,14 +2,8 @@
 // log-format-stream: one line per connection when it ends, the variables of nginx's stream modules
 // (core, upstream, proxy_protocol, realip) and ingress-nginx's $proxy_upstream_name. Pure: the
 // session's values come from src/controller/tcp-proxy.ts.
-import {
-  compileFormat,
-  describeFormat,
-  formatMsAsSeconds,
-  formatTimeIso8601,
-  formatTimeLocal,
-  type LogVariable,
-} from '../gateway/access-log.ts';
+import { compileFormat, describeFormat, type LogVariable } from '../gateway/access-log.ts';
+import { formatMsAsSeconds, formatTimeIso8601, formatTimeLocal } from '../gateway/nginx-time.ts';
 
 /** One connection to an endpoint, in the order tried. */
 export interface StreamAttempt {

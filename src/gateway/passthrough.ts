@@ -12,7 +12,7 @@ import { type DialTarget, dialInTurn } from '../lb/dial.ts';
 import { type PreparedRelay, prepareRelay } from '../lb/flow.ts';
 import { type AccessDecision, type AccessPolicy, compileAccessPolicy } from '../net/access-policy.ts';
 import { formatHostPort } from '../net/host-port.ts';
-import { formatMsAsSeconds, formatTimeLocal } from './access-log.ts';
+import { formatMsAsSeconds, formatTimeLocal } from './nginx-time.ts';
 import type { ConnectionInfo } from './connection.ts';
 import { type ErrorLog, logSafe } from './error-log.ts';
 import type { LineSink } from './line-sink.ts';

@@ -12,11 +12,11 @@ const {
   escapeLogJson,
   formatErrorLogPrefix,
   formatForbiddenLine,
-  formatMsAsSeconds,
-  formatTimeIso8601,
-  formatTimeLocal,
   LOG_VARIABLE_NAMES,
 } = await import('../../src/gateway/access-log.ts');
+const { formatMsAsSeconds, formatTimeIso8601, formatTimeLocal } = await import(
+  '../../src/gateway/nginx-time.ts'
+);
 const { CONFIGMAP_CATALOG } = await import('../../src/k8s/annotation-catalog.ts');
 type AccessLogVars = import('../../src/gateway/access-log.ts').AccessLogVars;
 

@@ -4,7 +4,7 @@
 // Pure.
 import { VARIABLE_REFERENCE } from '../../config/nginx-variables.ts';
 import { parseIp } from '../../net/ip.ts';
-import { formatMsAsSeconds, formatTimeIso8601, formatTimeLocal } from '../access-log.ts';
+import { formatMsAsSeconds, formatTimeIso8601, formatTimeLocal } from '../nginx-time.ts';
 import { type CookieHeader, nginxCookie } from '../cookies.ts';
 import { headerText } from '../header-value.ts';
 
