@@ -669,7 +669,6 @@ describe('keepip manifests: nothing dropped silently', () => {
       'DEPLOY_VALUES_IGNORED controller.allowSnippetAnnotations',
       'DEPLOY_VALUES_IGNORED controller.enableMimalloc',
       'DEPLOY_VALUES_IGNORED controller.image.chroot',
-      'DEPLOY_VALUES_IGNORED controller.metrics.prometheusRule',
       'DEPLOY_VALUES_UNKNOWN_KEY controller.somethingNew',
     ]);
   });
