@@ -17,6 +17,14 @@ const NO_BODY = Buffer.alloc(0);
  */
 const CLOSES_CONNECTION: ReadonlySet<number> = new Set([400, 413, 414, 500, 501]);
 
+/**
+ * Whether the connection closes after an answer to `status`, the gateway's own or the error backend's
+ * in its place (nginx clears keep-alive for these before error_page runs).
+ */
+export function closesConnection(status: number): boolean {
+  return CLOSES_CONNECTION.has(status);
+}
+
 /** The error page (or redirect) of `status` on `res`, then the log line. */
 export function answer(
   ctx: HandlerContext,
@@ -41,7 +49,7 @@ export function answer(
     ...extraHeaders,
     ...answerHeaders(ex, req, status),
   };
-  if (CLOSES_CONNECTION.has(status) || ctx.isDraining()) headers.connection = 'close';
+  if (closesConnection(status) || ctx.isDraining()) headers.connection = 'close';
   res.writeHead(status, reasonPhrase(status), headers);
   res.end(req.method === 'HEAD' ? undefined : body);
   // Whatever body the client still sends is not ours to forward.

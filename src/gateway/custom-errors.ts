@@ -12,7 +12,7 @@
 // either the original answer stands (ingress-nginx would send its own 404).
 import type { CompressedResponse } from './compression.ts';
 import type { LocationModel } from '../config/model.ts';
-import { answer } from './answers.ts';
+import { answer, closesConnection } from './answers.ts';
 import type { Exchange, GatewayRequest, GatewayResponse, HandlerContext } from './exchange.ts';
 import { headerText } from './header-value.ts';
 import { type ProxyOutcome, proxyRequest } from './proxy.ts';
@@ -135,6 +135,8 @@ export function serveFromErrorBackend(
     hasBody: false,
   };
   if (!req.complete) req.resume();
+  // An intercepted 400, 500 or 501 (a backend's or the gateway's own) ends the connection, as nginx's.
+  if (closesConnection(code)) res.shouldKeepAlive = false;
   proxyRequest(req, res, request, (outcome: ProxyOutcome) => {
     ex.attempts = [...earlier, ...outcome.attempts];
     ex.upstreamBytes = outcome.upstreamBytes;

@@ -27,6 +27,9 @@
 // backend answering a listed status is passed on once), nginx's own 403/413/429/502/503/504 go through
 // error_page too, and a default-backend serving a Service without endpoints gets the client's
 // X-Original-URI as it is (the template does not set it there).
+// Found here and fixed: after an error page in place of a 400, 500 or 501 (a backend's intercepted,
+// or the gateway's own) nginx closes the connection (ngx_http_special_response_handler clears
+// r->keepalive for those codes before error_page runs); keepip served the next pipelined request.
 //
 // Generated cases (fast-check, fixed seed; ERRORS_SEED=<n> or `random` explores, ERRORS_RUNS=<n> sets
 // their number), one host each, and hand-picked ones (the ConfigMap's custom-http-errors with the
@@ -475,14 +478,6 @@ const ALLOWED = {
       "phase), so nginx sends no Host at all; keepip sends the client's (the X-Namespace… are left out as nginx's)",
     met: 0,
   },
-  keepAlive: {
-    reason:
-      'keep-alive after an error page: nginx closes the connection after an intercepted 400/413/500/501 ' +
-      '(ngx_http_special_response_handler clears r->keepalive for those codes before error_page runs); ' +
-      'keepip serves the next request when the first one was read whole (413 closes in both). The ' +
-      "pipelined request is answered correctly, which checks the first answer's framing",
-    met: 0,
-  },
   args: {
     reason:
       "the error backend's path is `/` without the client's arguments: nginx's `rewrite (.*) / break;` keeps " +
@@ -549,11 +544,7 @@ function weaknesses(ngx: Outcome, kip: Outcome): string[] {
 
 /** keepip's outcome with the ALLOWED differences from nginx's set aside. */
 function normalise(ngx: Outcome, kip: Outcome, host: string): { reply: string; views: string[] } {
-  let reply = kip.reply;
-  if (/next=none/.test(ngx.reply) && !/next=none/.test(reply)) {
-    reply = reply.replace(/next=\d+/, 'next=none');
-    ALLOWED.keepAlive.met++;
-  }
+  const reply = kip.reply;
   const views = kip.views.map((view, i) => {
     const theirs = ngx.views[i] ?? '';
     let mine = view;
@@ -815,7 +806,7 @@ describe('custom-http-errors and default-backend: keepip against ingress-nginx (
     if (process.env.ERRORS_SEED === undefined) {
       assertExercised();
       // Each ALLOWED entry of the generated cases describes what the batch met, not a guess.
-      for (const key of ['body', 'host', 'keepAlive', 'args'] as const)
+      for (const key of ['body', 'host', 'args'] as const)
         assert.ok(ALLOWED[key].met > 0, `ALLOWED.${key} never met: ${ALLOWED[key].reason}`);
     }
   });
