@@ -93,14 +93,18 @@ export function ourIngresses(
   );
 }
 
-/** Our Ingresses, with the class made explicit so the translation serves exactly these. */
+/**
+ * Our Ingresses, with the class made explicit so the translation serves exactly these. The legacy
+ * annotation stays beside a spec.ingressClassName that already named our class, so the translation
+ * still warns of the two disagreeing (CONFLICTING_INGRESS_CLASS), as `keepip gateway` does.
+ */
 export function servedIngresses(
   objects: ClusterObjects,
   o: ClassOptions & { disableCatchAll?: boolean | undefined },
 ): KubeObject[] {
   return ourIngresses(objects, o).map((ing) => {
     const annotations = { ...(ing.metadata?.annotations ?? {}) };
-    delete annotations[LEGACY_CLASS_ANNOTATION];
+    if (rec(ing.spec).ingressClassName !== o.ingressClass) delete annotations[LEGACY_CLASS_ANNOTATION];
     return {
       ...ing,
       metadata: { ...ing.metadata, annotations },
