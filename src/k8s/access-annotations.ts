@@ -434,14 +434,8 @@ function readExternalAuth(r: Reader): ExternalAuthModel | null {
   if (model === null) return null;
   const keepalive = readAuthKeepalive(r, model.url);
   if (keepalive !== null) model.keepalive = keepalive;
-  if (model.cacheKey !== null && clientVariablesOf(model.cacheKey).length === 0)
-    annotationIssue(
-      r.input,
-      'warning',
-      'AUTH_CACHE_SHARED',
-      'auth-cache-key',
-      `${JSON.stringify(model.cacheKey.slice(0, 200))} names nothing of the client: one cached auth answer serves every client of the location (the first client's 200 admits the next unchecked); put the credentials in the key, e.g. "$remote_user$http_authorization"`,
-    );
+  const shared = sharedCacheKey(model.cacheKey, 'the location');
+  if (shared !== null) annotationIssue(r.input, 'warning', 'AUTH_CACHE_SHARED', 'auth-cache-key', shared);
   const mapName = r.get('auth-proxy-set-headers');
   if (mapName === undefined || mapName === '') return model;
   const ref = namespacedRef(r, 'auth-proxy-set-headers', mapName);
@@ -622,6 +616,17 @@ export function locationAccess(
 export interface SettingsSink {
   invalid(key: string, value: string, expected: string, kept: string): void;
   error(key: string, message: string): void;
+  /** A value that works, but not as its author likely meant (AUTH_CACHE_SHARED). */
+  warning(key: string, code: 'AUTH_CACHE_SHARED', message: string): void;
+}
+
+/**
+ * Why an auth cache key that names nothing of the client shares one answer among all of `whose`
+ * clients; null when it names some (or there is no cache).
+ */
+function sharedCacheKey(cacheKey: string | null, whose: string): string | null {
+  if (cacheKey === null || clientVariablesOf(cacheKey).length > 0) return null;
+  return `${JSON.stringify(cacheKey.slice(0, 200))} names nothing of the client: one cached auth answer serves every client of ${whose} (the first client's 200 admits the next unchecked); put the credentials in the key, e.g. "$remote_user$http_authorization"`;
 }
 
 const STATUS_CODE = { min: 400, max: 599, expected: 'an HTTP status code from 400 to 599', kept: '503' };
@@ -700,6 +705,8 @@ export function applyAccessSettings(
   );
   // An unusable global auth fails closed (ingress-nginx would drop it and serve unprotected).
   settings.globalAuth = failed ? { ...UNUSABLE_GLOBAL_AUTH } : model;
+  const shared = failed ? null : sharedCacheKey(model?.cacheKey ?? null, 'every location global auth covers');
+  if (shared !== null) sink.warning('global-auth-cache-key', 'AUTH_CACHE_SHARED', shared);
 }
 
 /** Stands for a global-auth-url that cannot be used: locations it covers are denied. */

@@ -308,6 +308,7 @@ export function parseControllerConfigMap(
   applyAccessSettings(data, s, {
     invalid: v.invalid,
     error: (key, message) => push(v.sink, 'error', 'ACCESS_CONFIG_DENIED', v.field(key), message),
+    warning: (key, code, message) => push(v.sink, 'warning', code, v.field(key), message),
   });
   applyHttp2Settings(data, s, { invalid: v.invalid });
   const serverTls = readServerTlsConfigMap(data, origin, issues);
