@@ -317,6 +317,12 @@ export interface GatewaySettings {
 
 export type PathType = 'Exact' | 'Prefix' | 'ImplementationSpecific';
 
+/**
+ * ingress-nginx's $proxy_upstream_name of the default server's backend: --default-backend-service's,
+ * or the 404 of a location without one.
+ */
+export const DEFAULT_UPSTREAM_NAME = 'upstream-default-backend';
+
 export interface BackendRef {
   service: ObjectRef;
   /** Service port by number or name. */

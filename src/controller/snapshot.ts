@@ -200,29 +200,6 @@ function referencedSecrets(
   return keys;
 }
 
-/** --default-backend-service as ingress-nginx uses it: the catch-all when no Ingress sets one. */
-function defaultBackendIngress(
-  objects: ClusterObjects,
-  ingresses: readonly KubeObject[],
-  o: SnapshotOptions,
-): KubeObject | null {
-  if (!o.defaultBackendService) return null;
-  const hasCatchAll = ingresses.some((ing) => {
-    const spec = rec(ing.spec);
-    return spec.defaultBackend !== undefined && (!Array.isArray(spec.rules) || spec.rules.length === 0);
-  });
-  if (hasCatchAll) return null;
-  const [namespace, name] = o.defaultBackendService.split('/') as [string, string];
-  const svc = objects.services.find((s) => s.metadata?.namespace === namespace && s.metadata?.name === name);
-  const ports = rec(svc?.spec).ports;
-  const first = Array.isArray(ports) ? rec(ports[0]) : {};
-  const port = typeof first.port === 'number' ? { number: first.port } : { number: 80 };
-  return {
-    metadata: { namespace, name: `${name}-default-backend`, creationTimestamp: '9999-12-31T00:00:00Z' },
-    spec: { ingressClassName: o.ingressClass, defaultBackend: { service: { name, port } } },
-  };
-}
-
 /** The ConfigMap `ref` (`namespace/name`) names, if the cluster has it. */
 export function configMapNamed(objects: ClusterObjects, ref: string | null): KubeObject | undefined {
   return objects.configMaps.find((c) => `${c.metadata?.namespace}/${c.metadata?.name}` === ref);
@@ -231,8 +208,6 @@ export function configMapNamed(objects: ClusterObjects, ref: string | null): Kub
 /** Every object the translation reads, in a stable order (namespace/name within each kind). */
 export function snapshotObjects(objects: ClusterObjects, o: SnapshotOptions): ManifestObject[] {
   const ingresses = servedIngresses(objects, o);
-  const fallback = defaultBackendIngress(objects, ingresses, o);
-  if (fallback) ingresses.push(fallback);
   const controllerConfigMap = configMapNamed(objects, o.configMap ?? DEFAULT_CONFIGMAP);
   const settings = rec(controllerConfigMap?.data);
   const crossNamespace = parseGoBool(str(settings['allow-cross-namespace-resources']) ?? '') === true;
@@ -310,6 +285,7 @@ export function topologyOfManifests(
     enableSslPassthrough: o.enableSslPassthrough === true,
     disableServiceExternalName: o.disableServiceExternalName === true,
     zone: o.zone ?? null,
+    ...(o.defaultBackendService ? { defaultBackendService: o.defaultBackendService } : {}),
   });
   const defaultCertificate = defaultCertificateOf(o.defaultSslCertificate, secrets);
   const gateway = {

@@ -415,6 +415,8 @@ const VARIABLES: Readonly<Record<string, VariableSpec>> = {
   server_addr: { get: (v) => v.serverAddr, safe: false },
   server_port: { get: (v) => numOrNull(v.serverPort), safe: true },
   proxy_upstream_name: { get: (v) => v.proxyUpstreamName, safe: false },
+  // ingress-nginx sets it in every location: `set $proxy_host $proxy_upstream_name;`.
+  proxy_host: { get: (v) => v.proxyUpstreamName, safe: false },
   proxy_alternative_upstream_name: { get: (v) => v.proxyAlternativeUpstreamName, safe: false },
   upstream_addr: { get: (v) => v.upstreamAddr, safe: false },
   upstream_response_length: {

@@ -3,7 +3,7 @@
 // answers (block lists, from-to-www, app-root) -> the location found: its body size limit (413) and
 // trailing-slash 301 -> its CORS and redirects -> its access rules.
 // Each stage either fills in the exchange or answers through `respond` and stops the request.
-import type { LocationAccessModel, LocationModel } from '../config/model.ts';
+import { DEFAULT_UPSTREAM_NAME, type LocationAccessModel, type LocationModel } from '../config/model.ts';
 import type { AccessDecision } from '../net/access-policy.ts';
 import { parseBasicCredentials } from './access/basic-credentials.ts';
 import {
@@ -12,7 +12,7 @@ import {
   misdirected,
   verifiedUnderOtherTrust,
 } from './access/client-cert.ts';
-import { expandVariables, type RequestVars } from './access/nginx-vars.ts';
+import { expandVariables, locationVarsOf, type RequestVars } from './access/nginx-vars.ts';
 import { enforceAccess } from './access/stage.ts';
 import { formatForbiddenLine } from './access-log.ts';
 import { affinitizedTo, affinityCookie, memberKey, stickyChoice } from './affinity.ts';
@@ -335,6 +335,7 @@ export function requestVars(ex: Exchange, req: GatewayRequest, scheme: 'http' | 
     proxyProtocolAddr: ex.conn.proxySource ?? '',
     serverPort: `${ex.conn.serverPort}`,
     reqId: ex.reqId,
+    ...(ex.route === null ? {} : { location: locationVarsOf(ex.route.location) }),
   };
 }
 
@@ -540,9 +541,11 @@ function noLocation(
   // The host's root or the catch-all's `/`: a location, counted.
   ex.metricsHost = decision.serverName;
   const ownAnswer = snap.defaultUpstream === null || decision.backend === null;
-  // ingress-nginx's own default backend (the `_` server's `/`) logs only when asked to.
+  // ingress-nginx's own default backend (the `_` server's `/`: its 404, or --default-backend-service's
+  // upstream-default-backend; not a catch-all Ingress's) logs only when asked to.
+  const builtIn = ownAnswer || snap.defaultUpstream.name === DEFAULT_UPSTREAM_NAME;
   if (
-    ownAnswer &&
+    builtIn &&
     decision.serverName === DEFAULT_SERVER_NAME &&
     snap.settings.enableAccessLogForDefaultBackend !== true
   )

@@ -558,7 +558,7 @@ function unknownVariableEvents(snap: GatewaySnapshot): GatewayEvent[] {
       events.push({
         level: 'warning',
         event: 'add-headers',
-        message: `add-headers ${name}: variable $${variable} is unknown to keepip and expands to "" (nginx would refuse to load it)`,
+        message: `add-headers ${name}: variable $${variable} is not one keepip expands; it expands to ""`,
       });
   return events;
 }

@@ -29,6 +29,7 @@ import type {
   SourceRangeModel,
   VirtualHostModel,
 } from '../config/model.ts';
+import { DEFAULT_UPSTREAM_NAME } from '../config/model.ts';
 import { DEFAULT_SERVER_SETTINGS } from '../config/server-settings.ts';
 import { ingressNginxOrder } from '../config/location-order.ts';
 import { translatePcre } from '../config/pcre-translate.ts';
@@ -50,8 +51,6 @@ import {
 import { type CompiledResponseRewrite, compileResponseRewrite } from './response-rewrite.ts';
 import { applyRewrite, type CompiledRewrite, compileIngressRegex, compileRewrite } from './rewrite.ts';
 
-/** ingress-nginx's $proxy_upstream_name for the default backend and the 404 server. */
-export const DEFAULT_UPSTREAM_NAME = 'upstream-default-backend';
 /** nginx's $server_name of the default server (rules without a host). */
 export const DEFAULT_SERVER_NAME = '_';
 

@@ -21,7 +21,7 @@
 
 import { parseBasicCredentials } from './access/basic-credentials.ts';
 import type { GatewaySettings, LocationModel } from '../config/model.ts';
-import { expandVariables, type RequestVars } from './access/nginx-vars.ts';
+import { expandVariables, type LocationVars, type RequestVars } from './access/nginx-vars.ts';
 import { HOP_BY_HOP_FIELDS } from '../net/hop-by-hop.ts';
 
 export type IncomingHeaders = Readonly<Record<string, string | string[] | undefined>>;
@@ -149,6 +149,8 @@ export interface UpstreamHeadersInput extends ForwardedInput {
   clientAddress: string;
   /** $req_id: see requestIdFor() in request-id.ts. */
   requestId: string;
+  /** $namespace, $service_name… of the location, for proxy-set-headers values. */
+  location?: LocationVars;
   /** The socket peer ($realip_remote_addr), appended by compute-full-forwarded-for. */
   peerAddress?: string;
   /** The source of an accepted PROXY header ($proxy_protocol_addr). */
@@ -193,6 +195,7 @@ function setConfiguredHeaders(
         proxyProtocolAddr: input.proxyProtocolAddress ?? '',
         serverPort: `${input.serverPort}`,
         reqId: input.requestId,
+        ...(input.location === undefined ? {} : { location: input.location }),
       };
     }
     const value = vars === null || !template.includes('$') ? template : expandVariables(template, vars);

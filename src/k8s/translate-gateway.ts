@@ -1,6 +1,7 @@
 // The gateway part of the topology: controller settings from the ConfigMap, virtual hosts and
 // locations from the Ingresses of the served class, TLS certificates from Secrets.
 import { ingressNginxOrder } from '../config/location-order.ts';
+import { DEFAULT_UPSTREAM_NAME } from '../config/model.ts';
 import type {
   AffinityModel,
   BackendRef,
@@ -90,6 +91,11 @@ export interface GatewayOptions {
    * Per Ingress when the manifests hold several controllers (the doctor: the one serving its class decides).
    */
   enableSslPassthrough?: boolean | ((ingress: ObjectRef) => boolean);
+  /**
+   * --default-backend-service (`namespace/name`, the controller): the default server's backend when no
+   * Ingress is a catch-all, as ingress-nginx's `upstream-default-backend`.
+   */
+  defaultBackendService?: string;
 }
 
 function issue(
@@ -434,6 +440,8 @@ export function translateGateway(
     plainLocations: new WeakSet(),
   };
   for (const ing of mains) addIngress(b, ing);
+  if (b.defaultBackend === null && options.defaultBackendService)
+    b.defaultBackend = flagDefaultBackend(b, options.defaultBackendService);
   addRootFallbacks(b);
   mergeCanaries({
     canaries: readings.canaryOf,
@@ -642,6 +650,27 @@ function backendRef(
     port,
     upstreamName: `${ing.meta.namespace}-${name}-${port}`,
   };
+}
+
+/**
+ * --default-backend-service's backend: the Service's first port (80 without one), named as
+ * ingress-nginx names it; a Service that is not there is a warning and a 503, as for an Ingress's.
+ */
+function flagDefaultBackend(b: GatewayBuild, ref: string): BackendRef | null {
+  const parsed = parseObjectRef(ref);
+  if (parsed === null) return null;
+  const svc = b.services.get(`${parsed.namespace}/${parsed.name}`);
+  if (svc === undefined)
+    issue(
+      b.issues,
+      'warning',
+      'SERVICE_NOT_FOUND',
+      null,
+      null,
+      `--default-backend-service ${ref}: the Service is not there; requests for unknown hosts answer 503 until it exists`,
+    );
+  const port = svc?.ports[0]?.port ?? 80;
+  return { service: parsed, port, upstreamName: DEFAULT_UPSTREAM_NAME };
 }
 
 /** An Ingress's default backend (the first one wins) and its rules. */

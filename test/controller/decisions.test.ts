@@ -280,7 +280,12 @@ describe('which Ingresses are ours (ingress-nginx class rules)', () => {
       topology.gateway.virtualHosts.map((v) => v.host),
       ['mine.example.com'],
     );
-    assert.equal(topology.gateway.defaultBackend?.upstreamName, 'default-fallback-8080');
+    // Named as ingress-nginx names it ($proxy_upstream_name), on the Service's first port.
+    assert.deepEqual(topology.gateway.defaultBackend, {
+      service: { namespace: 'default', name: 'fallback' },
+      port: 8080,
+      upstreamName: 'upstream-default-backend',
+    });
   });
 
   it('--disable-catch-all: an Ingress with spec.defaultBackend is not ours at all, rules or not (disable_catch_all.go)', () => {
@@ -315,7 +320,7 @@ describe('which Ingresses are ours (ingress-nginx class rules)', () => {
       ...disabled,
       defaultBackendService: 'default/fallback',
     });
-    assert.equal(fallback.gateway.defaultBackend?.upstreamName, 'default-fallback-8080');
+    assert.equal(fallback.gateway.defaultBackend?.upstreamName, 'upstream-default-backend');
   });
 
   it('the topology holds only our Ingresses, and only the Secrets they reference', () => {

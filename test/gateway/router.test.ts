@@ -10,12 +10,12 @@ import type {
   SourceRangeModel,
   VirtualHostModel,
 } from '../../src/config/model.ts';
+import { DEFAULT_UPSTREAM_NAME } from '../../src/config/model.ts';
 import { hostWithoutPort, normalizeHost, wildcardSuffix } from '../../src/gateway/host.ts';
 import { normalizePath, parseRequestTarget } from '../../src/gateway/request-target.ts';
 import { defaultGatewaySettings } from '../../src/k8s/annotations.ts';
 import {
   compileRoutes,
-  DEFAULT_UPSTREAM_NAME,
   type RouteDecision,
   type RouteRequest,
   routeRequest,

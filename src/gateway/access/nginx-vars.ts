@@ -2,6 +2,7 @@
 // auth-proxy-set-headers values use ($host, $request_uri, $escaped_request_uri, $http_<name>…),
 // expanded per request. A variable keepip does not know expands to "" (nginx would refuse to load).
 // Pure.
+import type { LocationModel } from '../../config/model.ts';
 import { VARIABLE_REFERENCE } from '../../config/nginx-variables.ts';
 import { parseIp } from '../../net/ip.ts';
 import { formatMsAsSeconds, formatTimeIso8601, formatTimeLocal } from '../nginx-time.ts';
@@ -38,6 +39,30 @@ export interface RequestVars {
   serverPort?: string;
   /** $req_id: the client's X-Request-ID or the gateway's drawn id (absent: ""). */
   reqId?: string;
+  /** The location's Ingress and Service, as ingress-nginx sets them in every location (absent: ""). */
+  location?: LocationVars;
+}
+
+/** The location variables of `location`; undefined without one. */
+export function locationVarsOf(location: LocationModel | null | undefined): LocationVars | undefined {
+  if (location == null) return undefined;
+  const backend = location.backend;
+  return {
+    namespace: location.ingress.namespace,
+    ingressName: location.ingress.name,
+    serviceName: backend?.service.name ?? '',
+    servicePort: backend === null ? '' : `${backend.port}`,
+    path: location.path,
+  };
+}
+
+/** $namespace, $ingress_name, $service_name, $service_port, $location_path. */
+export interface LocationVars {
+  namespace: string;
+  ingressName: string;
+  serviceName: string;
+  servicePort: string;
+  path: string;
 }
 
 /** nginx's ngx_escape_uri(NGX_ESCAPE_URI_COMPONENT) / set_escape_uri: all but [A-Za-z0-9-._~] as %XX. */
@@ -148,6 +173,16 @@ export function variable(vars: RequestVars, name: string): string {
       return proxyAddXForwardedFor(headerText(vars.headers['x-forwarded-for']) ?? null, vars.remoteAddr);
     case 'req_id':
       return vars.reqId ?? '';
+    case 'namespace':
+      return vars.location?.namespace ?? '';
+    case 'ingress_name':
+      return vars.location?.ingressName ?? '';
+    case 'service_name':
+      return vars.location?.serviceName ?? '';
+    case 'service_port':
+      return vars.location?.servicePort ?? '';
+    case 'location_path':
+      return vars.location?.path ?? '';
     // The time of the expansion (nginx's cached time of the request's event): New Relic's request
     // queueing reads `X-Request-Start: t=${msec}`.
     case 'msec':
