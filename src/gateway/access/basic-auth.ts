@@ -2,7 +2,7 @@
 // the first entry of the user file with that name, its hash checked (password-verifier.ts). Missing
 // or wrong credentials are 401 with `WWW-Authenticate: Basic realm="<auth-realm>"`.
 import type { BasicAuthModel } from '../../config/model.ts';
-import { type Credentials, parseBasicCredentials } from './basic-credentials.ts';
+import { parseBasicCredentials } from './basic-credentials.ts';
 import type { VerifyResult } from './password-verifier.ts';
 
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
