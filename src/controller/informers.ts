@@ -164,7 +164,7 @@ export function createInformers(deps: {
   };
 }
 
-/** Each object once (namespace/name), the first seen: a named ConfigMap is also in the watched namespace's list. */
+/** Each object once (namespace/name), the first seen: a named ConfigMap is in the watched list too. */
 function uniqueObjects(objects: readonly KubeObject[]): KubeObject[] {
   const seen = new Set<string>();
   return objects.filter((o) => {

@@ -123,7 +123,7 @@ const SECRET_ANNOTATIONS = ['auth-secret', 'auth-tls-secret', 'proxy-ssl-secret'
 /** The annotations that name a ConfigMap the same way (ingress-nginx's store watches ConfigMaps for them). */
 const CONFIGMAP_ANNOTATIONS = ['custom-headers', 'auth-proxy-set-headers'];
 
-/** The controller ConfigMap keys that name a ConfigMap (`name` in the controller's namespace, or `namespace/name`). */
+/** The controller ConfigMap keys that name a ConfigMap (`name`: in the controller's namespace). */
 const CONFIGMAP_SETTINGS = ['add-headers', 'proxy-set-headers'];
 
 /**
@@ -144,9 +144,10 @@ function annotationObject(
 }
 
 /**
- * The ConfigMaps the translation reads: the controller's, those its add-headers and proxy-set-headers name, and those served Ingresses' custom-headers and
- * auth-proxy-set-headers name. The others (every ConfigMap of the watched namespaces is listed, as
- * ingress-nginx's store does) never reach it, so a change to them serves nothing new.
+ * The ConfigMaps the translation reads: the controller's, those its add-headers and proxy-set-headers
+ * name, and those served Ingresses' custom-headers and auth-proxy-set-headers name. The others (every
+ * ConfigMap of the watched namespaces is listed, as ingress-nginx's store does) never reach it, so a
+ * change to them serves nothing new.
  */
 function referencedConfigMaps(
   ingresses: readonly KubeObject[],
