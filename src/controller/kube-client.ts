@@ -48,8 +48,12 @@ export function loadKubeConfig(source: KubeConfigSource, env: NodeJS.ProcessEnv)
       'no API server: give --kubeconfig or --apiserver-host, set $KUBECONFIG, or run in a cluster',
     );
   if (source.apiserverHost !== null && (source.kubeconfig !== null || env.KUBECONFIG)) {
+    // --certificate-authority replaces the kubeconfig's CA for that server, as ingress-nginx's client.
+    const ca = source.certificateAuthority;
+    const withCa = (c: KubeConfig['clusters'][number]) =>
+      ca ? { ...c, caFile: ca, caData: undefined, skipTLSVerify: false } : c;
     kc.loadFromOptions({
-      clusters: kc.clusters.map((c) => ({ ...c, server: source.apiserverHost! })),
+      clusters: kc.clusters.map((c) => withCa({ ...c, server: source.apiserverHost! })),
       contexts: kc.contexts,
       users: kc.users,
       currentContext: kc.currentContext,
