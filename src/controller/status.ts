@@ -55,7 +55,10 @@ export function serviceAddresses(service: KubeObject): LbIngressEntry[] {
 export function nodeAddress(node: KubeObject, internalOnly: boolean): string | null {
   const addresses = list(rec(node.status).addresses).map(rec);
   const find = (type: string) =>
-    addresses.find((a) => a.type === type && typeof a.address === 'string')?.address as string | undefined;
+    // An empty entry is no address: the next one is taken, as ingress-nginx's GetNodeIPs skips it.
+    addresses.find((a) => a.type === type && typeof a.address === 'string' && a.address !== '')?.address as
+      | string
+      | undefined;
   return (internalOnly ? find('InternalIP') : (find('ExternalIP') ?? find('InternalIP'))) ?? null;
 }
 
