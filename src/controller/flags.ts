@@ -51,7 +51,7 @@ const ROWS: readonly FlagRow[] = [
   ['update-status-on-shutdown',       'bool',     'true',                       'implemented', 'clear the status on shutdown when no other controller pod runs'],
   ['status-update-interval',          'int',      '60',                         'implemented', 'seconds between status checks (minimum 5)'],
   ['report-node-internal-ip-address', 'bool',     'false',                      'implemented', 'status from nodes: InternalIP instead of ExternalIP'],
-  ['election-id',                     'string',   'ingress-nginx-leader',       'implemented', 'name of the coordination.k8s.io/v1 Lease'],
+  ['election-id',                     'string',   'ingress-controller-leader',  'implemented', 'name of the coordination.k8s.io/v1 Lease'],
   ['election-ttl',                    'duration', '',                           'implemented', "lease duration (renew deadline ttl/2, retry ttl/4 as ingress-nginx); unset: client-go's 15s/10s/2s"],
   ['disable-leader-election',         'bool',     'false',                      'implemented', 'act as the leader without a Lease'],
   ['default-ssl-certificate',         'string',   '',                           'implemented', 'Secret for TLS clients without a matching SNI name, namespace/name'],
@@ -64,7 +64,7 @@ const ROWS: readonly FlagRow[] = [
   ['validating-webhook',              'string',   '',                           'implemented', 'admission webhook address, [host]:port'],
   ['validating-webhook-certificate',  'string',   '',                           'implemented', 'PEM certificate file of the webhook'],
   ['validating-webhook-key',          'string',   '',                           'implemented', 'PEM key file of the webhook'],
-  ['enable-metrics',                  'bool',     'true',                       'implemented', 'serve /metrics on --healthz-port'],
+  ['enable-metrics',                  'bool',     'false',                      'implemented', 'serve /metrics on --healthz-port'],
   ['dashboard',                       'string',   '',                           'implemented', "keepip's own: serve the read-only dashboard at ADDR:PORT (docs/dashboard.md)"],
   ['workers',                         'string',   '',                           'implemented', "keepip's own: serving processes sharing the ports, N or auto (default: the ConfigMap's worker-processes, else auto)"],
   ['worker-watchdog',                 'string',   '10s',                        'implemented', "keepip's own: a worker silent this long is killed and replaced (10s, 1500ms; at least 1s)"],
@@ -361,6 +361,9 @@ export function parseControllerFlags(
   }
   if (v.bool('version')) return { ok: 'version' };
   const options = buildOptions(v, env, errors);
+  const interval = v.int('status-update-interval', -(2 ** 31), 2 ** 31 - 1);
+  if (interval < 5)
+    warnings.push(`--status-update-interval ${interval} is too low: 5 seconds instead, as ingress-nginx`);
   exclusive(options, errors);
   if (options.validatingWebhook && (!options.validatingWebhookCertificate || !options.validatingWebhookKey))
     errors.push('--validating-webhook needs --validating-webhook-certificate and --validating-webhook-key');
@@ -411,7 +414,9 @@ function buildOptions(
       .filter((s) => s !== ''),
     updateStatus: bool('update-status'),
     updateStatusOnShutdown: bool('update-status-on-shutdown'),
-    statusUpdateIntervalMs: Math.max(5, int('status-update-interval', 1, 86_400)) * 1000,
+    // ingress-nginx takes any integer and raises one below 5 to 5 (warned in parseControllerFlags).
+    statusUpdateIntervalMs:
+      Math.min(Math.max(5, int('status-update-interval', -(2 ** 31), 2 ** 31 - 1)), 86_400) * 1000,
     reportNodeInternalIp: bool('report-node-internal-ip-address'),
     electionId: text('election-id'),
     lease,

@@ -175,7 +175,20 @@ describe('flags', () => {
         o.enableMetrics,
         o.bindAddress,
       ],
-      ['nginx', 'k8s.io/ingress-nginx', 'ingress-nginx-leader', 80, 443, 10254, true, true, true, '0.0.0.0'],
+      // pkg/flags/flags.go: election-id "ingress-controller-leader", enable-metrics false (the chart
+      // passes both: <fullname>-leader and controller.metrics.enabled).
+      [
+        'nginx',
+        'k8s.io/ingress-nginx',
+        'ingress-controller-leader',
+        80,
+        443,
+        10254,
+        true,
+        true,
+        false,
+        '0.0.0.0',
+      ],
     );
     assert.equal(o.podNamespace, 'default');
   });

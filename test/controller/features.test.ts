@@ -31,6 +31,7 @@ describe('TLS, fail-closed ranges, events, admission, status on shutdown', () =>
       '--election-ttl=2s',
       '--publish-status-address=192.0.2.10,lb.example.com',
       '--default-ssl-certificate=default/fallback',
+      '--enable-metrics=true',
       ...(await webhookFlags()),
     ],
     {
@@ -75,7 +76,7 @@ describe('TLS, fail-closed ranges, events, admission, status on shutdown', () =>
     );
     assert.match(
       text,
-      /nginx_ingress_controller_leader_election_status\{controller_namespace="ingress-nginx",controller_class="k8s\.io\/ingress-nginx",controller_pod="[^"]*",name="ingress-nginx-leader"\} 1/,
+      /nginx_ingress_controller_leader_election_status\{controller_namespace="ingress-nginx",controller_class="k8s\.io\/ingress-nginx",controller_pod="[^"]*",name="ingress-controller-leader"\} 1/,
     );
   });
 
