@@ -616,8 +616,8 @@ export function locationAccess(
 export interface SettingsSink {
   invalid(key: string, value: string, expected: string, kept: string): void;
   error(key: string, message: string): void;
-  /** A value that works, but not as its author likely meant (AUTH_CACHE_SHARED). */
-  warning(key: string, code: 'AUTH_CACHE_SHARED', message: string): void;
+  /** A warning worded whole: a value refused with its reason, or one that works but not as meant. */
+  warning(key: string, code: 'AUTH_CACHE_SHARED' | 'INVALID_CONFIGMAP_VALUE', message: string): void;
 }
 
 /**
@@ -688,7 +688,8 @@ export function applyAccessSettings(
       url: url.trim(),
       method: data['global-auth-method'] || undefined,
       signin: data['global-auth-signin'] || undefined,
-      signinRedirectParam: data['global-auth-signin-redirect-param'] || undefined,
+      // ingress-nginx trims this one (configmap.go), not the others.
+      signinRedirectParam: data['global-auth-signin-redirect-param']?.trim() || undefined,
       responseHeaders: data['global-auth-response-headers'],
       requestRedirect: data['global-auth-request-redirect'] || undefined,
       cacheKey: data['global-auth-cache-key'] || undefined,
@@ -700,7 +701,7 @@ export function applyAccessSettings(
       sink.error(`global-auth-${key}`, `${reason}; every location global auth covers answers 503`);
       return null;
     },
-    (key, message) => sink.invalid(`global-auth-${key}`, data[`global-auth-${key}`] ?? '', 'valid', message),
+    (key, message) => sink.warning(`global-auth-${key}`, 'INVALID_CONFIGMAP_VALUE', message),
     true,
   );
   // An unusable global auth fails closed (ingress-nginx would drop it and serve unprotected).
