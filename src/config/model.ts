@@ -278,6 +278,8 @@ export interface GatewaySettings {
   disableProxyInterceptErrors?: boolean;
   /** proxy-next-upstream, -tries, -timeout and retry-non-idempotent: defaults of the annotations. */
   nextUpstream?: NextUpstreamModel;
+  /** retry-non-idempotent "true": `non_idempotent` joins every location's conditions, its own too. */
+  retryNonIdempotent?: boolean;
   /** load-balance, upstream-hash-by (+ -subset, -subset-size): defaults of the annotations. */
   loadBalance?: 'round_robin' | 'ewma';
   upstreamHashBy?: UpstreamHashByModel;

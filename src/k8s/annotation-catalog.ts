@@ -1066,7 +1066,7 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
     ],
     status: 'implemented',
     values: 'error timeout; 3; 0; false',
-    note: 'defaults of the annotations; `retry-non-idempotent: "true"` adds `non_idempotent`',
+    note: "defaults of the annotations; `retry-non-idempotent: \"true\"` adds `non_idempotent` to every location's conditions, those of an Ingress's own proxy-next-upstream too (as ingress-nginx's buildNextUpstream)",
   },
   {
     names: ['custom-http-errors', 'disable-proxy-intercept-errors'],

@@ -222,11 +222,17 @@ function readNextUpstreamSettings(
   let policy = readNextUpstream(source, DEFAULT_NEXT_UPSTREAM_POLICY);
   const retry = data['retry-non-idempotent'];
   if (retry !== undefined && parseGoBool(retry) === true) {
-    const base = policy ?? DEFAULT_NEXT_UPSTREAM_POLICY;
-    policy = { ...base, conditions: [...base.conditions, 'non_idempotent'] };
+    settings.retryNonIdempotent = true;
+    policy = withNonIdempotent(policy ?? DEFAULT_NEXT_UPSTREAM_POLICY);
   } else if (retry !== undefined && parseGoBool(retry) === null)
     warnAbout('retry-non-idempotent', `${JSON.stringify(retry)} is not a boolean; false applies`);
   if (policy !== null) settings.nextUpstream = policy;
+}
+
+/** `policy` with `non_idempotent` among its conditions (once), as ingress-nginx's buildNextUpstream. */
+function withNonIdempotent(policy: NextUpstreamModel): NextUpstreamModel {
+  if (policy.conditions.includes('non_idempotent')) return policy;
+  return { ...policy, conditions: [...policy.conditions, 'non_idempotent'] };
 }
 
 /** ingress-nginx's defaults: proxy-next-upstream "error timeout", tries 3, no time limit. */
@@ -518,7 +524,11 @@ function readIngresses(
     );
     serverTlsOf.set(ing, readServerTlsAnnotations(ing.meta.annotations, ing.origin, issues));
     const nextUpstreamBase = settings.nextUpstream ?? DEFAULT_NEXT_UPSTREAM_POLICY;
-    balancingOf.set(ing, parseBalancing(ing.meta.annotations, ing.origin, issues, nextUpstreamBase));
+    const balancing = parseBalancing(ing.meta.annotations, ing.origin, issues, nextUpstreamBase);
+    // retry-non-idempotent reaches a location's own proxy-next-upstream too (buildNextUpstream).
+    if (settings.retryNonIdempotent === true && balancing.nextUpstream !== undefined)
+      balancing.nextUpstream = withNonIdempotent(balancing.nextUpstream);
+    balancingOf.set(ing, balancing);
     const affinity = parseAffinity(ing.meta.annotations, ing.origin, issues);
     if (affinity !== null) affinityOf.set(`${ing.meta.namespace}/${ing.meta.name}`, affinity);
     const canary = parseCanary(ing.meta.annotations, ing.origin, issues);
