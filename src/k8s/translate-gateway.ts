@@ -186,7 +186,8 @@ export function translateGatewaySettings(
   }
   if (rewrites.proxyRedirectFrom !== undefined) settings.proxyRedirectFrom = rewrites.proxyRedirectFrom;
   if (rewrites.proxyRedirectTo !== undefined) settings.proxyRedirectTo = rewrites.proxyRedirectTo;
-  const version = cm.data['proxy-http-version'];
+  // Written into `proxy_http_version {{ … }};` by ingress-nginx's template: spaces around it are nothing.
+  const version = cm.data['proxy-http-version']?.trim();
   if (version === '1.0' || version === '1.1') settings.proxyHttpVersion = version;
   else if (version !== undefined)
     issue(

@@ -583,6 +583,21 @@ test('http-redirect-code read as strconv.Atoi then 301/302/307/308 (configmap.go
   assert.deepEqual(grouped(failures), []);
 });
 
+// proxy-http-version: written as it is into `proxy_http_version {{ … }};`, which nginx reads as one
+// word: spaces around it are nothing; "1.0" and "1.1" are the only values nginx takes.
+test('proxy-http-version as nginx reads the rendered directive (spaces around it are nothing)', () => {
+  const cases: [string, '1.0' | '1.1' | undefined][] = [
+    ['1.0', '1.0'],
+    [' 1.0', '1.0'],
+    ['1.0 ', '1.0'],
+    ['1.1', '1.1'],
+    ['2', undefined],
+    ['1.0.0', undefined],
+  ];
+  for (const [value, expected] of cases)
+    assert.equal(load({ 'proxy-http-version': value }).s.proxyHttpVersion, expected, JSON.stringify(value));
+});
+
 // ---------------------------------------------------------------------------------------------
 // proxy-body-size: a string written to client_max_body_size; nginx's ngx_parse_offset takes digits
 // and one of k K m M g G (no b); anything else and nginx refuses the configuration.
