@@ -262,7 +262,7 @@ const SPECS: Spec[] = [
     name: 'proxy-body-size',
     go: regex(GO.SizeRegex, true),
     at: 'proxy/main.go:109',
-    values: ['8m', '8M', '1 m', '0', '1g', '1t', '-1', '8mb', '1.5m'],
+    values: ['8m', '8M', '1 m', '0', ' 0', '5g ', '1g', '1t', '-1', '8mb', '1.5m'],
   },
   { name: 'proxy-connect-timeout', go: int, at: 'proxy/main.go:59', values: ['5', '-1', '5s', '+5', '1.5'] },
   { name: 'proxy-read-timeout', go: int, at: 'proxy/main.go:71' },
