@@ -44,6 +44,7 @@ describe('keepip controller with workers', () => {
       '--configmap=ingress-nginx/ingress-nginx-controller',
       '--disable-leader-election',
       '--post-shutdown-grace-period=0',
+      '--enable-metrics=true',
     ]);
     const stdout = stdoutOf(ctl);
     try {
