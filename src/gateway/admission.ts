@@ -12,7 +12,7 @@ import {
   misdirected,
   verifiedUnderOtherTrust,
 } from './access/client-cert.ts';
-import { expandVariables, locationVarsOf, type RequestVars } from './access/nginx-vars.ts';
+import { expandVariables, type RequestVars } from './access/nginx-vars.ts';
 import { enforceAccess } from './access/stage.ts';
 import { formatForbiddenLine } from './access-log.ts';
 import { affinitizedTo, affinityCookie, memberKey, stickyChoice } from './affinity.ts';
@@ -335,7 +335,7 @@ export function requestVars(ex: Exchange, req: GatewayRequest, scheme: 'http' | 
     proxyProtocolAddr: ex.conn.proxySource ?? '',
     serverPort: `${ex.conn.serverPort}`,
     reqId: ex.reqId,
-    ...(ex.route === null ? {} : { location: locationVarsOf(ex.route.location) }),
+    location: ex.route?.location ?? null,
   };
 }
 

@@ -7,7 +7,6 @@
 import type { Duplex } from 'node:stream';
 import type { LocationModel } from '../config/model.ts';
 import { throttleResponse } from './access/bandwidth.ts';
-import { locationVarsOf } from './access/nginx-vars.ts';
 import { COOKIE_STATUSES } from './access/state.ts';
 import { type Admitted, admit, PENDING, type Respond } from './admission.ts';
 import { answer, answerRaw, grpcAnswer, rawErrorResponse } from './answers.ts';
@@ -82,7 +81,7 @@ function upstreamHeaders(
     requestUri: ex.requestUri,
     method: req.method ?? '',
     serverName: ex.serverName,
-    location: locationVarsOf(admitted.location),
+    location: admitted.location,
   });
   applyLocationHeaders(headers, admitted.location, admitted.forwardedPrefix);
   if (admitted.extraHeaders !== undefined) setProxyHeaders(headers, admitted.extraHeaders);

@@ -150,7 +150,7 @@ export interface UpstreamHeadersInput extends ForwardedInput {
   /** $req_id: see requestIdFor() in request-id.ts. */
   requestId: string;
   /** $namespace, $service_name… of the location, for proxy-set-headers values. */
-  location?: LocationVars;
+  location?: LocationVars | null;
   /** The socket peer ($realip_remote_addr), appended by compute-full-forwarded-for. */
   peerAddress?: string;
   /** The source of an accepted PROXY header ($proxy_protocol_addr). */
@@ -195,7 +195,7 @@ function setConfiguredHeaders(
         proxyProtocolAddr: input.proxyProtocolAddress ?? '',
         serverPort: `${input.serverPort}`,
         reqId: input.requestId,
-        ...(input.location === undefined ? {} : { location: input.location }),
+        location: input.location ?? null,
       };
     }
     const value = vars === null || !template.includes('$') ? template : expandVariables(template, vars);

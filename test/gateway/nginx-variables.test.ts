@@ -22,7 +22,11 @@ const vars: RequestVars = {
   proxyProtocolAddr: '203.0.113.7',
   serverPort: '443',
   reqId: 'b3a1f0e2c4d5e6f708192a3b4c5d6e7f',
-  location: { namespace: 'shop', ingressName: 'web', serviceName: 'api', servicePort: '8080', path: '/api' },
+  location: {
+    ingress: { namespace: 'shop', name: 'web' },
+    backend: { service: { namespace: 'shop', name: 'api' }, port: 8080, upstreamName: 'shop-api-8080' },
+    path: '/api',
+  },
 };
 
 test('every accepted name expands to something for a request that has it; unknown names are not accepted', () => {

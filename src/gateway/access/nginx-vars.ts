@@ -39,31 +39,15 @@ export interface RequestVars {
   serverPort?: string;
   /** $req_id: the client's X-Request-ID or the gateway's drawn id (absent: ""). */
   reqId?: string;
-  /** The location's Ingress and Service, as ingress-nginx sets them in every location (absent: ""). */
-  location?: LocationVars;
+  /**
+   * The location, for $namespace, $ingress_name, $service_name, $service_port and $location_path, as
+   * ingress-nginx sets them in every location (absent: "").
+   */
+  location?: LocationVars | null;
 }
 
-/** The location variables of `location`; undefined without one. */
-export function locationVarsOf(location: LocationModel | null | undefined): LocationVars | undefined {
-  if (location == null) return undefined;
-  const backend = location.backend;
-  return {
-    namespace: location.ingress.namespace,
-    ingressName: location.ingress.name,
-    serviceName: backend?.service.name ?? '',
-    servicePort: backend === null ? '' : `${backend.port}`,
-    path: location.path,
-  };
-}
-
-/** $namespace, $ingress_name, $service_name, $service_port, $location_path. */
-export interface LocationVars {
-  namespace: string;
-  ingressName: string;
-  serviceName: string;
-  servicePort: string;
-  path: string;
-}
+/** What the location variables read of a location. */
+export type LocationVars = Pick<LocationModel, 'ingress' | 'backend' | 'path'>;
 
 /** nginx's ngx_escape_uri(NGX_ESCAPE_URI_COMPONENT) / set_escape_uri: all but [A-Za-z0-9-._~] as %XX. */
 export function escapeUriComponent(text: string): string {
@@ -174,13 +158,15 @@ export function variable(vars: RequestVars, name: string): string {
     case 'req_id':
       return vars.reqId ?? '';
     case 'namespace':
-      return vars.location?.namespace ?? '';
+      return vars.location?.ingress.namespace ?? '';
     case 'ingress_name':
-      return vars.location?.ingressName ?? '';
+      return vars.location?.ingress.name ?? '';
     case 'service_name':
-      return vars.location?.serviceName ?? '';
-    case 'service_port':
-      return vars.location?.servicePort ?? '';
+      return vars.location?.backend?.service.name ?? '';
+    case 'service_port': {
+      const backend = vars.location?.backend;
+      return backend == null ? '' : `${backend.port}`;
+    }
     case 'location_path':
       return vars.location?.path ?? '';
     // The time of the expansion (nginx's cached time of the request's event): New Relic's request
