@@ -252,11 +252,20 @@ function escapeRegex(s: string): string {
  * more_clear_headers Server); with allow-backend-server-header too, the backend's passes instead.
  */
 function addHeadersOf(settings: GatewaySettings): Readonly<Record<string, string>> | null {
+  // Every location of a snapshot asks: made once per settings (splitting reads each value).
+  const known = ADD_HEADERS.get(settings);
+  if (known !== undefined) return known;
   const server = settings.server ?? DEFAULT_SERVER_SETTINGS;
   const fixed = fixedAddHeaders(settings.addHeaders);
-  if (!server.serverTokens || server.allowBackendServerHeader) return fixed;
-  return Object.freeze({ ...fixed, server: 'keepip' });
+  const headers =
+    !server.serverTokens || server.allowBackendServerHeader
+      ? fixed
+      : Object.freeze({ ...fixed, server: 'keepip' });
+  ADD_HEADERS.set(settings, headers);
+  return headers;
 }
+
+const ADD_HEADERS = new WeakMap<GatewaySettings, Readonly<Record<string, string>> | null>();
 
 /** add-headers without the values that name variables (those are templates). */
 function fixedAddHeaders(
