@@ -360,10 +360,7 @@ export function parseControllerFlags(
       errors.push(`--${name}: "${v.text(name)}" is not a duration`);
   }
   if (v.bool('version')) return { ok: 'version' };
-  const options = buildOptions(v, env, errors);
-  const interval = v.int('status-update-interval', -(2 ** 31), 2 ** 31 - 1);
-  if (interval < 5)
-    warnings.push(`--status-update-interval ${interval} is too low: 5 seconds instead, as ingress-nginx`);
+  const options = buildOptions(v, env, errors, warnings);
   exclusive(options, errors);
   if (options.validatingWebhook && (!options.validatingWebhookCertificate || !options.validatingWebhookKey))
     errors.push('--validating-webhook needs --validating-webhook-certificate and --validating-webhook-key');
@@ -385,10 +382,18 @@ function annotationsPrefixFlag(prefix: string, errors: string[]): string {
   return prefix;
 }
 
+/** ingress-nginx takes any integer and raises one below 5 to 5, with a warning. As milliseconds. */
+function statusInterval(seconds: number, warnings: string[]): number {
+  if (seconds < 5)
+    warnings.push(`--status-update-interval ${seconds} is too low: 5 seconds instead, as ingress-nginx`);
+  return Math.min(Math.max(5, seconds), 86_400) * 1000;
+}
+
 function buildOptions(
   v: ValueReader,
   env: Readonly<Record<string, string | undefined>>,
   errors: string[],
+  warnings: string[],
 ): ControllerOptions {
   const { text, optional, bool, int, ref } = v;
   const podNamespace = env.POD_NAMESPACE ?? 'default';
@@ -414,9 +419,7 @@ function buildOptions(
       .filter((s) => s !== ''),
     updateStatus: bool('update-status'),
     updateStatusOnShutdown: bool('update-status-on-shutdown'),
-    // ingress-nginx takes any integer and raises one below 5 to 5 (warned in parseControllerFlags).
-    statusUpdateIntervalMs:
-      Math.min(Math.max(5, int('status-update-interval', -(2 ** 31), 2 ** 31 - 1)), 86_400) * 1000,
+    statusUpdateIntervalMs: statusInterval(int('status-update-interval', -(2 ** 31), 2 ** 31 - 1), warnings),
     reportNodeInternalIp: bool('report-node-internal-ip-address'),
     electionId: text('election-id'),
     lease,
