@@ -43,7 +43,6 @@ import { generate } from 'selfsigned';
 import { FLAGS, parseControllerFlags } from '../../src/controller/flags.ts';
 import { createKubeClient, loadKubeConfig } from '../../src/controller/kube-client.ts';
 import { nodeAddress } from '../../src/controller/status.ts';
-import http from '../../src/node-http.ts';
 import type { FakeApiServer, Obj } from '../fixtures/fake-apiserver.ts';
 import { scrapeUntil } from '../helpers/metrics.ts';
 import { runKeepip } from '../helpers/process.ts';
@@ -53,6 +52,7 @@ import {
   healthz,
   ingress,
   ingressClass,
+  relayToApi,
   service,
   waitForHost,
   webCluster,
@@ -187,17 +187,7 @@ async function startTlsApi(api: FakeApiServer): Promise<TlsApi> {
     (req: IncomingMessage, res: ServerResponse) => {
       state.relayed++;
       const headers = { ...req.headers, authorization: req.headers.authorization ?? `Bearer ${token}` };
-      const upstream = http.request(
-        { host: '127.0.0.1', port: api.port, method: req.method, path: req.url, headers },
-        (ures) => {
-          res.writeHead(ures.statusCode ?? 502, ures.headers);
-          res.flushHeaders();
-          ures.pipe(res);
-          res.on('close', () => ures.destroy());
-        },
-      );
-      upstream.on('error', () => res.destroy());
-      req.pipe(upstream);
+      relayToApi(api.port, req, res, headers);
     },
   );
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

@@ -342,6 +342,32 @@ export interface ApiProxy {
 }
 
 /**
+ * `req` relayed to the fake API server on `port` with `headers`, its answer streamed back as it comes
+ * (watches too); `onStatus` sees the status before it is sent.
+ */
+export function relayToApi(
+  port: number,
+  req: IncomingMessage,
+  res: ServerResponse,
+  headers: IncomingHttpHeaders,
+  onStatus: (status: number) => void = () => {},
+): void {
+  const upstream = http.request(
+    { host: '127.0.0.1', port, method: req.method, path: req.url, headers },
+    (ures) => {
+      const status = ures.statusCode ?? 502;
+      onStatus(status);
+      res.writeHead(status, ures.headers);
+      res.flushHeaders();
+      ures.pipe(res);
+      res.on('close', () => ures.destroy());
+    },
+  );
+  upstream.on('error', () => res.destroy());
+  req.pipe(upstream);
+}
+
+/**
  * An HTTP proxy on 127.0.0.1:0 in front of the fake API server `api`, for a controller that is to see
  * another API server: `intercept` may answer any request itself; the others are relayed to `api` as
  * they stream (watches too), and `onRelayed` sees the status of each relayed answer before it is sent.
@@ -357,19 +383,7 @@ export async function startApiProxy(
   if (!text.includes(serverLine)) throw new Error(`no ${serverLine.trim()} in ${api.kubeconfig}`);
   const server = http.createServer((req, res) => {
     if (intercept(req, res, new URL(req.url ?? '/', 'http://proxy'))) return;
-    const upstream = http.request(
-      { host: '127.0.0.1', port: api.port, method: req.method, path: req.url, headers: req.headers },
-      (ures) => {
-        const status = ures.statusCode ?? 502;
-        onRelayed(req, status);
-        res.writeHead(status, ures.headers);
-        res.flushHeaders();
-        ures.pipe(res);
-        res.on('close', () => ures.destroy());
-      },
-    );
-    upstream.on('error', () => res.destroy());
-    req.pipe(upstream);
+    relayToApi(api.port, req, res, req.headers, (status) => onRelayed(req, status));
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const dir = mkdtempSync(join(tmpdir(), 'keepip-api-proxy-'));
