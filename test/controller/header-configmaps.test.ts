@@ -9,6 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { before, describe, it } from 'node:test';
 import http from '../../src/node-http.ts';
 import { snapshotObjects } from '../../src/controller/snapshot.ts';
+import { configMap } from '../fixtures/gateway/manifests.ts';
 import {
   DEFAULT_SNAPSHOT_OPTIONS,
   EMPTY_CLUSTER,
@@ -19,11 +20,7 @@ import {
   webCluster,
 } from './harness.ts';
 
-function configMap(namespace: string, name: string, data: Record<string, string>) {
-  return { kind: 'ConfigMap', metadata: { namespace, name }, data };
-}
-
-const CONTROLLER = configMap('ingress-nginx', 'ingress-nginx-controller', {
+const CONTROLLER = configMap('ingress-nginx-controller', 'ingress-nginx', {
   'add-headers': 'ingress-nginx/add',
   'proxy-set-headers': 'proxy',
   'global-allowed-response-headers': 'X-Custom',
@@ -43,9 +40,9 @@ describe('ConfigMaps named by add-headers, proxy-set-headers and custom-headers,
   const cluster = webCluster(['--configmap=$(POD_NAMESPACE)/ingress-nginx-controller'], {
     prepare: (api) => {
       api.apply(CONTROLLER);
-      api.apply(configMap('ingress-nginx', 'add', { 'X-Add': 'added $status' }));
-      api.apply(configMap('ingress-nginx', 'proxy', { 'X-Proxy-Set': 'from-proxy-set-headers' }));
-      api.apply(configMap('default', 'custom', { 'X-Custom': 'v1' }));
+      api.apply(configMap('add', 'ingress-nginx', { 'X-Add': 'added $status' }));
+      api.apply(configMap('proxy', 'ingress-nginx', { 'X-Proxy-Set': 'from-proxy-set-headers' }));
+      api.apply(configMap('custom', 'default', { 'X-Custom': 'v1' }));
       api.apply(service('echo'));
       api.apply(endpointSlice('echo', '127.0.0.1', echoPort));
       api.apply(ingress('echo', 'echo.example.com', 'echo', { annotations: annotations('custom') }));
@@ -65,7 +62,7 @@ describe('ConfigMaps named by add-headers, proxy-set-headers and custom-headers,
   it('a change to a named ConfigMap reloads with its new data', async () => {
     const { api, ctl, httpPort } = cluster;
     ctl.mark();
-    api.apply(configMap('default', 'custom', { 'X-Custom': 'v2' }));
+    api.apply(configMap('custom', 'default', { 'X-Custom': 'v2' }));
     await ctl.waitForLine(/^reloaded: config v\d+/);
     assert.equal((await get(httpPort, 'echo.example.com')).headers['x-custom'], 'v2');
   });
@@ -89,13 +86,13 @@ describe('the ConfigMaps a snapshot passes on', () => {
       },
     ],
     configMaps: [
-      configMap('ingress-nginx', 'ingress-nginx-controller', { 'add-headers': 'add', ...settings }),
-      configMap('ingress-nginx', 'add', { 'X-A': 'a' }),
-      configMap('default', 'custom', { 'X-C': 'c' }),
-      configMap('team-b', 'custom', { 'X-C': 'b' }),
-      configMap('default', 'auth-headers', { 'X-Auth': 'a' }),
-      configMap('default', 'kube-root-ca.crt', { 'ca.crt': 'unrelated' }),
-      configMap('other', 'leader-lock', { holder: 'someone' }),
+      configMap('ingress-nginx-controller', 'ingress-nginx', { 'add-headers': 'add', ...settings }),
+      configMap('add', 'ingress-nginx', { 'X-A': 'a' }),
+      configMap('custom', 'default', { 'X-C': 'c' }),
+      configMap('custom', 'team-b', { 'X-C': 'b' }),
+      configMap('auth-headers', 'default', { 'X-Auth': 'a' }),
+      configMap('kube-root-ca.crt', 'default', { 'ca.crt': 'unrelated' }),
+      configMap('leader-lock', 'other', { holder: 'someone' }),
     ],
   });
   const options = { ...DEFAULT_SNAPSHOT_OPTIONS, configMap: 'ingress-nginx/ingress-nginx-controller' };

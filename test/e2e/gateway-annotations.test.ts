@@ -16,6 +16,7 @@ import {
   type TestGateway,
 } from '../fixtures/gateway/harness.ts';
 import {
+  configMap,
   controllerConfigMap,
   ingress,
   type K8sObject,
@@ -493,13 +494,6 @@ describe('custom-headers (customheaders.go), add-headers and proxy-set-headers (
   let backend: RunningWhoami;
   let gw: TestGateway;
 
-  const configMap = (name: string, data: Record<string, string>, namespace = 'default'): K8sObject => ({
-    apiVersion: 'v1',
-    kind: 'ConfigMap',
-    metadata: { name, namespace },
-    data,
-  });
-
   before(async () => {
     backend = await startWhoami({ host: '127.0.0.1', port: 0, name: 'echo' });
     const echo = (name: string, annotations: Record<string, string> = {}): K8sObject =>
@@ -513,24 +507,22 @@ describe('custom-headers (customheaders.go), add-headers and proxy-set-headers (
           'proxy-set-headers': 'ingress-nginx/proxy-headers',
           'disable-access-log': 'true',
         }),
-        configMap(
-          'add-headers-configmap',
-          { 'X-First': 'Prepare for trouble!', 'X-Second': 'And make it double!' },
-          'ingress-nginx',
-        ),
-        configMap(
-          'proxy-headers',
-          {
-            'X-Custom': 'from-the-gateway',
-            'X-Client': '$remote_addr $request_method',
-            // biome-ignore lint/suspicious/noTemplateCurlyInString: nginx's ${name} form (New Relic's)
-            'X-Request-Start': 't=${msec}',
-            'X-Correlation-Id': '$req_id',
-          },
-          'ingress-nginx',
-        ),
-        configMap('custom-headers', { 'My-Custom-Header': '42', 'My-Custom-Header-Dollar': '$remote_addr' }),
-        configMap('not-allowed', { 'X-Not-Listed': '1' }),
+        configMap('add-headers-configmap', 'ingress-nginx', {
+          'X-First': 'Prepare for trouble!',
+          'X-Second': 'And make it double!',
+        }),
+        configMap('proxy-headers', 'ingress-nginx', {
+          'X-Custom': 'from-the-gateway',
+          'X-Client': '$remote_addr $request_method',
+          // biome-ignore lint/suspicious/noTemplateCurlyInString: nginx's ${name} form (New Relic's)
+          'X-Request-Start': 't=${msec}',
+          'X-Correlation-Id': '$req_id',
+        }),
+        configMap('custom-headers', 'default', {
+          'My-Custom-Header': '42',
+          'My-Custom-Header-Dollar': '$remote_addr',
+        }),
+        configMap('not-allowed', 'default', { 'X-Not-Listed': '1' }),
         echo('custom-headers-none'),
         echo('custom-headers-missing', { 'custom-headers': 'default/nothing-here' }),
         echo('custom-headers', { 'custom-headers': 'default/custom-headers' }),

@@ -108,6 +108,7 @@ import type { Obj } from '../fixtures/fake-apiserver.ts';
 import { certificateFor } from '../fixtures/gateway/certificates.ts';
 import { type Reply, request, startTestGateway, type TestGateway } from '../fixtures/gateway/harness.ts';
 import {
+  configMap,
   basicAuthSecret,
   controllerConfigMap,
   ingress,
@@ -185,10 +186,6 @@ interface Echo {
   headers: Record<string, string>;
 }
 const echoOf = (reply: Reply): Echo => JSON.parse(reply.body) as Echo;
-
-function configMap(name: string, namespace: string, data: Record<string, string>): K8sObject {
-  return { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace }, data };
-}
 
 /** An Ingress of one host and path to `service` port 80 (framework.NewSingleIngress). */
 function single(

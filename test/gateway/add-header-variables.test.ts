@@ -11,6 +11,7 @@ import http from '../../src/node-http.ts';
 import { snapshotEvents } from '../../src/gateway/gateway.ts';
 import { request, startTestGateway, type TestGateway } from '../fixtures/gateway/harness.ts';
 import {
+  configMap,
   controllerConfigMap,
   ingress,
   serviceWithEndpoints,
@@ -45,12 +46,7 @@ describe('add-headers values with variables', () => {
         'add-headers': 'ingress-nginx/add',
         'log-format-upstream': 'rid=$request_id req_id=$req_id status=$status',
       }),
-      {
-        apiVersion: 'v1',
-        kind: 'ConfigMap',
-        metadata: { name: 'add', namespace: 'ingress-nginx' },
-        data: ADD_HEADERS,
-      },
+      configMap('add', 'ingress-nginx', ADD_HEADERS),
       ...serviceWithEndpoints({ name: 'app', ports: [backendPort] }),
       // No endpoint listens on port 1: a 502.
       ...serviceWithEndpoints({ name: 'down', ports: [1] }),

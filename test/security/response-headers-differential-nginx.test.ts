@@ -81,6 +81,7 @@ import tls from 'node:tls';
 import { after, before, describe, it } from 'node:test';
 import { startTestGateway, type TestGateway, testCertificate } from '../fixtures/gateway/harness.ts';
 import {
+  configMap,
   controllerConfigMap,
   ingress,
   type K8sObject,
@@ -534,10 +535,6 @@ function nginxHttp(dir: string, ports: number[], raw: number, err: number): stri
 
 // ---------------------------------------------------------------------------------------------
 // keepip's configuration: the same ConfigMaps and Ingresses.
-
-function configMap(name: string, namespace: string, data: Record<string, string>): K8sObject {
-  return { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace }, data };
-}
 
 function keepipObjects(p: Profile, raw: number, err: number): K8sObject[] {
   const data = { ...p.data, ...(p.add ? { 'add-headers': `ingress-nginx/add-${p.id}` } : {}) };
