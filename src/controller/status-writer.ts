@@ -10,6 +10,7 @@ import { type KubeObject, RESOURCES, resourcePath } from './resources.ts';
 import {
   currentStatus,
   desiredStatus,
+  isPodAlive,
   isPodReady,
   type LbIngressEntry,
   nodeAddress,
@@ -52,7 +53,7 @@ export function createStatusWriter(deps: StatusDeps): StatusWriter {
     },
     async clear(ingresses) {
       const pods = await controllerPods(deps);
-      const others = (pods ?? []).filter((p) => p.metadata?.name !== deps.options.podName);
+      const others = (pods ?? []).filter((p) => p.metadata?.name !== deps.options.podName && isPodAlive(p));
       if (pods === null) {
         deps.log('cannot list the controller pods: status kept on shutdown');
         return 0;
@@ -97,8 +98,8 @@ async function desiredEntries(deps: StatusDeps): Promise<LbIngressEntry[] | stri
 
 /** The addresses of the nodes our ready replicas run on (null: the pods could not be read). */
 async function controllerNodeAddresses(deps: StatusDeps): Promise<string[] | null> {
-  const pods = await controllerPods(deps);
-  if (pods === null) return null;
+  const pods = (await controllerPods(deps))?.filter(isPodReady);
+  if (pods === undefined) return null;
   const addresses: string[] = [];
   for (const nodeName of new Set(pods.map((p) => (p.spec as { nodeName?: string } | undefined)?.nodeName))) {
     if (!nodeName) continue;
@@ -115,7 +116,7 @@ async function controllerNodeAddresses(deps: StatusDeps): Promise<string[] | nul
  */
 const REVISION_LABELS = new Set(['pod-template-hash', 'controller-revision-hash', 'pod-template-generation']);
 
-/** Ready pods with the labels of our own pod (ingress-nginx's way of finding its replicas). */
+/** The pods with the labels of our own pod, in any state (ingress-nginx's way of finding its replicas). */
 async function controllerPods({ client, options }: StatusDeps): Promise<KubeObject[] | null> {
   if (options.podName === null) return [];
   const self = await client.request(
@@ -128,14 +129,14 @@ async function controllerPods({ client, options }: StatusDeps): Promise<KubeObje
     .filter(([k]) => !REVISION_LABELS.has(k))
     .map(([k, v]) => `${k}=${v}`)
     .join(',');
-  if (selector === '') return [self.value].filter(isPodReady);
+  if (selector === '') return [self.value];
   const pods = await client.request(
     'GET',
     `${resourcePath(RESOURCES.pod, options.podNamespace)}?${new URLSearchParams({ labelSelector: selector })}`,
   );
   if (!pods.ok) return null;
   const items = Array.isArray(pods.value.items) ? (pods.value.items as KubeObject[]) : [];
-  return items.filter(isPodReady);
+  return items;
 }
 
 /** `fresh`: the caller read these objects just now (shutdown), so the cache's view is not consulted. */

@@ -62,9 +62,23 @@ export function nodeAddress(node: KubeObject, internalOnly: boolean): string | n
   return (internalOnly ? find('InternalIP') : (find('ExternalIP') ?? find('InternalIP'))) ?? null;
 }
 
+/** Running and Ready: the pods whose nodes the status names (ingress-nginx's runningAddresses). */
 export function isPodReady(pod: KubeObject): boolean {
-  const conditions = list(rec(pod.status).conditions).map(rec);
-  return conditions.some((c) => c.type === 'Ready' && c.status === 'True');
+  const status = rec(pod.status);
+  if (status.phase !== 'Running') return false;
+  return list(status.conditions)
+    .map(rec)
+    .some((c) => c.type === 'Ready' && c.status === 'True');
+}
+
+/**
+ * Not finished: a pod still starting counts as a replica on shutdown (ingress-nginx counts every pod
+ * of the controller, so a rolling update's pending replica keeps the status); an evicted or completed
+ * one does not (ingress-nginx would keep the status for as long as it is listed).
+ */
+export function isPodAlive(pod: KubeObject): boolean {
+  const phase = rec(pod.status).phase;
+  return phase !== 'Succeeded' && phase !== 'Failed';
 }
 
 export interface StatusSources {

@@ -16,7 +16,7 @@ function pod(name: string, node: string): Obj {
       labels: { 'app.kubernetes.io/name': 'ingress-nginx', 'pod-template-hash': name },
     },
     spec: { nodeName: node },
-    status: { conditions: [{ type: 'Ready', status: 'True' }] },
+    status: { phase: 'Running', conditions: [{ type: 'Ready', status: 'True' }] },
   };
 }
 

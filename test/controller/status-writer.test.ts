@@ -88,26 +88,35 @@ describe('status on shutdown: other replicas (ingress-nginx isRunningMultiplePod
     'controller-revision-hash': `rev${generation}`,
     'pod-template-generation': generation,
   });
-  const pod = (name: string, generation: string): KubeObject => ({
+  const pod = (name: string, generation: string, phase = 'Running', ready = true): KubeObject => ({
     metadata: { namespace: 'ingress-nginx', name, labels: labels(generation) },
     spec: { nodeName: name },
-    status: { phase: 'Running', conditions: [{ type: 'Ready', status: 'True' }] },
+    status: { phase, conditions: [{ type: 'Ready', status: ready ? 'True' : 'False' }] },
   });
 
   /** A scripted API holding `pods`, answering a labelSelector as the API server does. */
   function podsClient(pods: KubeObject[]) {
     const puts: string[] = [];
+    const bodies: KubeObject[] = [];
     const client: KubeClient = {
       server: 'scripted',
       listWatcher: () => {
         throw new Error('not used');
       },
-      async request(method, path) {
+      async request(method, path, body) {
         if (method === 'PUT') {
           puts.push(path);
+          bodies.push(body as KubeObject);
           return { ok: true, value: {} };
         }
         const [base, query] = path.split('?') as [string, string | undefined];
+        if (base.includes('/nodes/')) {
+          const name = base.split('/').pop()!;
+          return {
+            ok: true,
+            value: { status: { addresses: [{ type: 'InternalIP', address: `10.0.0.${name.length}` }] } },
+          };
+        }
         if (base.endsWith('/pods')) {
           const selector = new URLSearchParams(query ?? '').get('labelSelector') ?? '';
           const wanted = selector.split(',').map((kv) => kv.split('=') as [string, string]);
@@ -123,7 +132,7 @@ describe('status on shutdown: other replicas (ingress-nginx isRunningMultiplePod
         return { ok: true, value: shown };
       },
     };
-    return { client, puts };
+    return { client, puts, bodies };
   }
 
   const daemonSetWriter = (client: KubeClient) => {
@@ -143,6 +152,42 @@ describe('status on shutdown: other replicas (ingress-nginx isRunningMultiplePod
 
   it('the last controller pod clears it', async () => {
     const api = podsClient([pod('old', '1')]);
+    assert.equal(await daemonSetWriter(api.client).clear([ingress('a')]), 1);
+  });
+
+  it('a replica still starting (Pending, not Ready) keeps the status: a rolling update must not blank it', async () => {
+    const api = podsClient([pod('old', '1'), pod('new', '2', 'Pending', false)]);
+    assert.equal(await daemonSetWriter(api.client).clear([ingress('a')]), 0);
+    assert.deepEqual(api.puts, []);
+  });
+
+  it('the status from nodes names those of Running and Ready pods only (ingress-nginx runningAddresses)', async () => {
+    const api = podsClient([
+      pod('old', '1'), // node "old": 10.0.0.3
+      pod('starting', '2', 'Running', false),
+      pod('stale-ready', '2', 'Succeeded'),
+      pod('scheduled', '2', 'Pending'),
+      pod('newest', '3'), // node "newest": 10.0.0.6
+    ]);
+    const parsed = parseControllerFlags([], { POD_NAMESPACE: 'ingress-nginx', POD_NAME: 'old' });
+    if (parsed.ok !== true) throw new Error('flags');
+    const w = createStatusWriter({
+      client: api.client,
+      options: parsed.options,
+      log: () => {},
+      leading: () => true,
+    });
+    assert.equal(await w.sync([ingress('a')]), 1);
+    const written = api.bodies[0]?.status as { loadBalancer: { ingress: unknown[] } };
+    assert.deepEqual(written.loadBalancer.ingress, [{ ip: '10.0.0.3' }, { ip: '10.0.0.6' }]);
+  });
+
+  it('an evicted or completed pod left in the list is no replica: the last running one clears', async () => {
+    const api = podsClient([
+      pod('old', '1'),
+      pod('evicted', '1', 'Failed', false),
+      pod('done', '2', 'Succeeded'),
+    ]);
     assert.equal(await daemonSetWriter(api.client).clear([ingress('a')]), 1);
   });
 });
