@@ -6,6 +6,7 @@ import http from '../node-http.ts';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
+import { healthAnswer } from './healthz.ts';
 import type { KubeObject } from './resources.ts';
 
 export interface SmallServer {
@@ -39,14 +40,19 @@ export function startHealthServer(options: {
   registry: Pick<Registry, 'metrics' | 'contentType'> | null;
 }): Promise<SmallServer> {
   const server = http.createServer(async (req, res) => {
-    const path = (req.url ?? '/').split('?')[0];
+    const [path = '/', search = ''] = (req.url ?? '/').split('?', 2);
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { allow: 'GET, HEAD' }).end();
-    } else if (path === options.healthPath || path === '/healthz') {
-      const reason = options.unhealthy();
-      const note = options.note();
-      const body = reason === null ? `ok${note ? ` (${note})` : ''}\n` : `${reason}\n`;
-      res.writeHead(reason === null ? 200 : 500, { 'content-type': 'text/plain' }).end(body);
+      return;
+    }
+    const state = { unhealthy: options.unhealthy(), note: options.note() };
+    const query = new URLSearchParams(search);
+    // /healthz answers too, whatever --health-check-path says (keepip has always served it).
+    const health =
+      healthAnswer(options.healthPath, path, query, state) ?? healthAnswer('/healthz', path, query, state);
+    if (health !== null) {
+      const headers = { 'content-type': 'text/plain; charset=utf-8', 'x-content-type-options': 'nosniff' };
+      res.writeHead(health.status, headers).end(health.body);
     } else if (path === '/metrics' && options.registry !== null) {
       const body = await options.registry.metrics();
       res.writeHead(200, { 'content-type': options.registry.contentType }).end(body);

@@ -361,6 +361,17 @@ describe('controller flags no other test runs', { concurrency: true }, () => {
       );
       assert.deepEqual(await getAt('127.0.0.2', address.port, '/ready'), { status: 200, body: 'ok\n' });
       assert.equal((await getAt('127.0.0.2', address.port, '/healthz')).status, 200);
+      // Kubernetes' healthz handler, as ingress-nginx installs it: one path per check, ?verbose lists them.
+      assert.deepEqual(await getAt('127.0.0.2', address.port, '/ready/ping'), { status: 200, body: 'ok\n' });
+      assert.deepEqual(await getAt('127.0.0.2', address.port, '/ready/nginx-ingress-controller'), {
+        status: 200,
+        body: 'ok\n',
+      });
+      assert.deepEqual(await getAt('127.0.0.2', address.port, '/ready?verbose'), {
+        status: 200,
+        body: '[+]ping ok\n[+]nginx-ingress-controller ok\nready check passed\n',
+      });
+      assert.equal((await getAt('127.0.0.2', address.port, '/ready/other')).status, 404);
       allowedSeen.add('healthzAlias');
     });
 

@@ -9,7 +9,7 @@ import net from 'node:net';
 import { after, describe, it } from 'node:test';
 import type { Obj } from '../fixtures/fake-apiserver.ts';
 import { freePort } from '../helpers/net.ts';
-import { healthz, webCluster } from './harness.ts';
+import { get, healthz, webCluster } from './harness.ts';
 
 function sshService(port: number): Obj[] {
   return [
@@ -155,6 +155,16 @@ describe('tcp-services and readiness', () => {
     const before = await healthz(ctl.running.healthzAddress!.port);
     assert.equal(before.status, 500);
     assert.match(before.body, /waiting for the first complete sync/);
+    const check = await get(
+      ctl.running.healthzAddress!.port,
+      'localhost',
+      '/healthz/nginx-ingress-controller',
+    );
+    assert.deepEqual(
+      [check.status, check.body],
+      [500, 'internal server error: not ready: waiting for the first complete sync\n'],
+    );
+    assert.equal((await get(ctl.running.healthzAddress!.port, 'localhost', '/healthz/ping')).status, 200);
     assert.equal(ctl.running.gateway(), null);
     api.setDown(false);
     await ctl.running.serving();
