@@ -55,7 +55,10 @@ export function formatTraceparent(context: SpanContext): string {
   return `00-${context.traceId}-${context.spanId}-${context.sampled ? '01' : '00'}`;
 }
 
-/** TraceIdRatioBased: the trace id's last 8 bytes, as a number below 2^64, against ratio * 2^64. */
+/**
+ * TraceIdRatioBased: the trace id's last 8 bytes, as a number below 2^64, against ratio * 2^64 (the
+ * Go and Java SDKs' reading; opentelemetry-cpp, ingress-nginx's, reads the first 8 bytes).
+ */
 function underRatio(traceId: string, ratio: number): boolean {
   if (ratio >= 1) return true;
   if (ratio <= 0) return false;
