@@ -158,9 +158,7 @@ export const command: Command = {
     }
     const base: DiagnoseOptions = {
       ...(values.lb !== undefined ? { loadBalancer: values.lb } : {}),
-      ...(values.lb === undefined && loaded?.ok && loaded.loadBalancer !== null
-        ? { loadBalancer: loaded.loadBalancer }
-        : {}),
+      ...(loaded?.ok && loaded.loadBalancer !== null ? { defaultLoadBalancer: loaded.loadBalancer } : {}),
       ...(values.via !== undefined && isClientPath(values.via) ? { via: values.via } : {}),
       ...(values.host !== undefined ? { host: values.host } : {}),
       ...(values.path !== undefined ? { path: values.path } : {}),

@@ -113,6 +113,8 @@ export interface LoadBalancerModel {
   healthCheckNodePort: number | null;
   healthCheck: HealthCheckModel;
   loadBalancerSourceRanges: readonly string[];
+  /** Entries of the source ranges that are not CIDRs (left out above): such an LB is never set up. */
+  invalidSourceRanges?: readonly string[];
   /** PrivateLink emulation: when set, PROXY v2 headers carry the AWS VPC endpoint id TLV (0xEA). */
   vpcEndpointId: string | null;
   /** True when the status carries a hostname or ipMode: Proxy (in-cluster clients then go through the LB). */

@@ -13,6 +13,11 @@ import type { DoctorReport, Finding, Severity } from './types.ts';
 export interface DiagnoseOptions extends Omit<ChainOptions, 'via'>, Partial<Omit<SimulateRequest, 'client'>> {
   /** Simulate this client; without it, audit every allow/deny list. */
   client?: string;
+  /**
+   * The LB to diagnose when `loadBalancer` is not given (the one the controller was found behind);
+   * unlike `loadBalancer`, the audit still looks at the controller's other LoadBalancer Services.
+   */
+  defaultLoadBalancer?: string;
 }
 
 export type DiagnoseResult =
@@ -55,6 +60,38 @@ function findingsOf(topology: Topology, chain: Chain, simulation: Simulated | nu
   };
   const findings: Finding[] = RULES.flatMap((rule) => rule.check(topology, context));
   return findings.sort((a, b) => RANK[a.severity] - RANK[b.severity]);
+}
+
+/**
+ * The audit of the controller's other LoadBalancer Services (the chart's internal one beside the
+ * external): their findings that the chosen LB's do not already say, each naming its LB. A client
+ * reaches the controller through any of them, so a broken one is an error of the whole audit.
+ */
+function otherLoadBalancerFindings(topology: Topology, primary: Chain, options: DiagnoseOptions): Finding[] {
+  const seen = new Set(findingsOf(topology, primary, null).map(findingKey));
+  const others = topology.loadBalancers.filter(
+    (lb) =>
+      lb.id !== primary.lb?.id &&
+      topology.gateway.controllerServices.some(
+        (ref) => ref.namespace === lb.service.namespace && ref.name === lb.service.name,
+      ),
+  );
+  const findings: Finding[] = [];
+  for (const lb of others) {
+    const built = buildChain(topology, { ...options, loadBalancer: lb.id });
+    if (!built.ok) continue;
+    for (const finding of findingsOf(topology, built.chain, null)) {
+      const key = findingKey(finding);
+      if (seen.has(key)) continue;
+      seen.add(key);
+      findings.push({ ...finding, loadBalancer: lb.id, message: `Through ${lb.id}: ${finding.message}` });
+    }
+  }
+  return findings.sort((a, b) => RANK[a.severity] - RANK[b.severity]);
+}
+
+function findingKey(finding: Finding): string {
+  return JSON.stringify([finding.id, finding.message, finding.subject ?? null]);
 }
 
 /** Client mode: the simulated client's outcome decides the verdict and the exit code. */
@@ -110,7 +147,11 @@ function auditReport(common: Common): DoctorReport {
 }
 
 export function diagnose(topology: Topology, options: DiagnoseOptions = {}): DiagnoseResult {
-  const built = buildChain(topology, options);
+  const chosen = options.loadBalancer ?? options.defaultLoadBalancer;
+  const built = buildChain(topology, {
+    ...options,
+    ...(chosen !== undefined ? { loadBalancer: chosen } : {}),
+  });
   if (!built.ok) return built;
   const chain = built.chain;
   const simulation = simulate(chain, options);
@@ -118,7 +159,10 @@ export function diagnose(topology: Topology, options: DiagnoseOptions = {}): Dia
     via: chain.via,
     loadBalancer: chain.lb?.id ?? null,
     audit: simulation === null ? auditAccess(chain) : [],
-    findings: findingsOf(topology, chain, simulation),
+    findings:
+      simulation === null && options.loadBalancer === undefined
+        ? [...findingsOf(topology, chain, null), ...otherLoadBalancerFindings(topology, chain, options)]
+        : findingsOf(topology, chain, simulation),
     configIssues: topology.issues
       .filter((i) => i.severity !== 'info')
       .map((i) => ({ severity: i.severity, code: i.code, message: i.message })),

@@ -45,9 +45,7 @@ export function diagnoseManifests(
   const inputs = doctorInputs(objects, inputOptions);
   return diagnose(inputs.topology, {
     ...options,
-    ...(options.loadBalancer === undefined && inputs.loadBalancer !== null
-      ? { loadBalancer: inputs.loadBalancer }
-      : {}),
+    ...(inputs.loadBalancer !== null ? { defaultLoadBalancer: inputs.loadBalancer } : {}),
     sslPassthrough: inputs.passthrough,
     streamServices: inputs.streamServices,
   });

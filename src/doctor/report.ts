@@ -36,6 +36,7 @@ function findingJson(f: Finding) {
     hops: f.hops,
     message: f.message,
     subject: f.subject ?? null,
+    loadBalancer: f.loadBalancer ?? null,
     fix: f.fix,
   };
 }

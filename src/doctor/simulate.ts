@@ -166,6 +166,15 @@ function throughLoadBalancer(walk: Walk): Simulation | null {
     });
     return null;
   }
+  if ((lb.invalidSourceRanges ?? []).length > 0) {
+    const bad = (lb.invalidSourceRanges ?? []).map((entry) => JSON.stringify(entry)).join(', ');
+    hops.push({
+      name: 'load-balancer',
+      sees: null,
+      detail: `is never set up: loadBalancerSourceRanges has ${bad}, not a CIDR (keepip lb refuses to start; a cloud controller cannot create it), so nobody connects`,
+    });
+    return end(walk, 'unreachable', null, 'loadBalancerSourceRanges', null);
+  }
   if (!inList(lb.loadBalancerSourceRanges, client)) {
     hops.push({
       name: 'load-balancer',

@@ -82,6 +82,8 @@ export interface Finding {
   /** The object the finding is about (an Ingress, the LB Service, the ConfigMap). */
   subject?: { kind: string; namespace: string; name: string };
   origin?: Origin;
+  /** In the audit, a finding of another of the controller's LoadBalancer Services than the report's. */
+  loadBalancer?: string;
 }
 
 /** Per Ingress location with an allow or deny list: can a listed client be recognised at all? */

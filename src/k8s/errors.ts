@@ -273,7 +273,7 @@ export const K8S_CODES = {
   INVALID_LB_SOURCE_RANGE: {
     kind: 'issue',
     summary:
-      'loadBalancerSourceRanges (or its annotation) has an entry that is not a CIDR; it is dropped, and with none left the LB is open',
+      'loadBalancerSourceRanges (or its annotation) has an entry that is not a CIDR: keepip lb, up and gateway -f refuse the manifests (the API server or a cloud controller would not set up such a load balancer)',
     fix: 'keep only valid CIDRs',
   },
   LB_HEALTHCHECK_HTTPS_AS_HTTP: {

@@ -39,6 +39,7 @@ export function translateLoadBalancer(svc: ServiceView, n: number, issues: Confi
   const slot = loopbackSlot(ctx, n);
   const listenAddress = statusAddress(ctx, defaultListenAddress(slot));
   const keepip = readKeepipAnnotations(ctx, defaultSourceAddress(slot));
+  const ranges = sourceRanges(ctx);
   return {
     id: `${svc.meta.namespace}/${svc.meta.name}`,
     service: { namespace: svc.meta.namespace, name: svc.meta.name },
@@ -57,7 +58,8 @@ export function translateLoadBalancer(svc: ServiceView, n: number, issues: Confi
     externalTrafficPolicy: svc.externalTrafficPolicy,
     healthCheckNodePort: svc.healthCheckNodePort,
     healthCheck: settings.healthCheck,
-    loadBalancerSourceRanges: sourceRanges(ctx),
+    loadBalancerSourceRanges: ranges.cidrs,
+    ...(ranges.invalid.length > 0 ? { invalidSourceRanges: ranges.invalid } : {}),
     vpcEndpointId: keepip.vpcEndpointId,
     statusHasHostnameOrProxyMode: svc.statusIngress.some(
       (s) => (s.hostname ?? '') !== '' || s.ipMode === 'Proxy',

@@ -1,8 +1,8 @@
 // INVALID_SOURCE_RANGE: an allow, deny or block list with a bad entry is rejected whole and the location
 // fails closed: 503 for everyone (G9). The fix keeps the valid entries.
-import type { ConfigIssue, LocationModel, SourceRangeModel } from '../../config/model.ts';
+import type { ConfigIssue, LocationModel, SourceRangeModel, Topology } from '../../config/model.ts';
 import { parseSourceRange } from '../../k8s/source-range.ts';
-import { annotate, patchConfigMap } from '../fix.ts';
+import { annotate, patchConfigMap, patchService } from '../fix.ts';
 import type { Finding } from '../types.ts';
 import type { Rule } from './types.ts';
 
@@ -113,6 +113,49 @@ export const rule: Rule = {
         subject: { kind: 'ConfigMap', ...context.configMap },
       });
     }
+    findings.push(...loadBalancerFindings(topology));
     return findings;
   },
 };
+
+const LB_ANNOTATION = 'service.beta.kubernetes.io/load-balancer-source-ranges';
+
+/** An LB whose source ranges have an entry that is not a CIDR is never set up: nobody reaches it. */
+function loadBalancerFindings(topology: Topology): Finding[] {
+  return topology.loadBalancers.flatMap((lb) => {
+    const invalid = lb.invalidSourceRanges ?? [];
+    if (invalid.length === 0) return [];
+    // The issue names the field the entry came from: the spec, or the older annotation.
+    const fromAnnotation = topology.issues.some(
+      (i) =>
+        i.code === 'INVALID_LB_SOURCE_RANGE' &&
+        i.origin?.kind === 'Service' &&
+        i.origin.namespace === lb.service.namespace &&
+        i.origin.name === lb.service.name &&
+        (i.field ?? '').includes(LB_ANNOTATION),
+    );
+    const where = fromAnnotation ? `annotation ${LB_ANNOTATION}` : 'spec.loadBalancerSourceRanges';
+    const valid = lb.loadBalancerSourceRanges;
+    const patch = fromAnnotation
+      ? annotate('Service', lb.service, { [LB_ANNOTATION]: valid.join(',') })
+      : patchService(lb.service, { loadBalancerSourceRanges: valid });
+    return [
+      {
+        id: 'INVALID_SOURCE_RANGE',
+        severity: 'error',
+        hops: ['load-balancer'],
+        message: `The ${where} of Service ${lb.id} has ${invalid.map((e) => JSON.stringify(e)).join(', ')}, not a CIDR. The API server refuses such a spec, a cloud controller cannot create the load balancer from the annotation, and keepip lb and keepip up refuse to start (INVALID_LB_SOURCE_RANGE): nobody reaches this load balancer.`,
+        // With no valid entry left, dropping the list would open the LB to everyone: no automatic fix.
+        fix:
+          valid.length > 0
+            ? {
+                summary: `Keep only the valid entries: ${valid.join(',')} (add back the intended ones, corrected).`,
+                patches: [patch],
+              }
+            : null,
+        subject: { kind: 'Service', ...lb.service },
+        origin: lb.origin,
+      } satisfies Finding,
+    ];
+  });
+}
