@@ -92,10 +92,15 @@ export function socketStrategy(input: ClientIpInput, trusted: CidrSet): ClientIp
   return { address: formatIp(ip), provenance: { kind: 'socket' }, peerTrusted, headersTrusted: peerTrusted };
 }
 
-/** The PROXY header's source, when the peer that sent it is trusted. */
+/**
+ * The PROXY header's source, when the peer that sent it is trusted. A header without one (LOCAL,
+ * UNKNOWN, UNSPEC, UNIX) keeps the peer as the client, and nobody vouches for the request's forwarded
+ * headers: ingress-nginx's $proxy_protocol_addr is then empty, so its forwarded-for reading falls back
+ * to that empty address and realip keeps the peer.
+ */
 export const proxyProtocolStrategy: ClientIpStrategy = (input, current, trusted) => {
-  if (!current.peerTrusted || current.provenance.kind !== 'socket' || input.proxySource === null)
-    return current;
+  if (!current.peerTrusted || current.provenance.kind !== 'socket') return current;
+  if (input.proxySource === null) return { ...current, headersTrusted: false };
   const address = canonicalIp(input.proxySource);
   if (address === null) {
     return {
@@ -176,11 +181,16 @@ function entriesBefore(value: string, position: number): number {
   return count;
 }
 
+/** Whether a forwarded header may refine `current`: its sender is trusted, and so is the address settled so far. */
+function readsOn(current: ClientIp, trusted: CidrSet): boolean {
+  return current.address !== '' && current.headersTrusted && trusted.has(current.address);
+}
+
 /** Walks an X-Forwarded-For-style list (the configured header name) right to left. */
 export function forwardedForStrategy(headerName: string): ClientIpStrategy {
   const lowerName = headerName.toLowerCase();
   return (input, current, trusted) => {
-    if (current.address === '' || !trusted.has(current.address)) return current;
+    if (!readsOn(current, trusted)) return current;
     const value = headerValue(input.headers, lowerName);
     if (value === undefined) return current;
     let end = value.length;
@@ -371,7 +381,7 @@ function isNodePort(node: string, start: number): boolean {
 export function forwardedRfc7239Strategy(headerName = 'Forwarded'): ClientIpStrategy {
   const lowerName = headerName.toLowerCase();
   return (input, current, trusted) => {
-    if (current.address === '' || !trusted.has(current.address)) return current;
+    if (!readsOn(current, trusted)) return current;
     const value = headerValue(input.headers, lowerName);
     if (value === undefined) return current;
     const elements = parseForwardedHeader(value);

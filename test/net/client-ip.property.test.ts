@@ -505,8 +505,10 @@ function reference(c: Case): Answer {
     };
   }
   // Forwarded header: only when the address settled so far is trusted (the v1.13 rule falls out), and
-  // never with PROXY unless use-forwarded-headers (nginx's real_ip_header proxy_protocol).
+  // never with PROXY unless use-forwarded-headers (nginx's real_ip_header proxy_protocol); nor after a
+  // PROXY header without a source (LOCAL, UNKNOWN): ingress-nginx's $proxy_protocol_addr is then empty.
   if (!readsHeader(c) || !isTrusted(trusted, settled)) return answer;
+  if (c.useProxyProtocol && c.proxySource === null) return answer;
   const header = effectiveHeader(c);
   if (header.toLowerCase() === 'forwarded') {
     return c.forwarded === null ? answer : walkForwarded(c.forwarded, trusted, peerTrusted);

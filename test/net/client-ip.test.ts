@@ -250,3 +250,19 @@ test('strategies compose by hand: socket, then PROXY, then an RFC 7239 walk unde
     headersTrusted: true,
   });
 });
+
+test('a PROXY header without a source (LOCAL, UNKNOWN) keeps the peer and trusts none of its forwarded headers', () => {
+  const resolver = createClientIpResolver({ ...base, useProxyProtocol: true, useForwardedHeaders: true });
+  const forged = { 'x-forwarded-for': '203.0.113.7', forwarded: 'for=203.0.113.8' };
+  const local = resolver.resolve({ peerAddress: '172.16.0.1', proxySource: null, headers: forged });
+  assert.deepEqual(local, {
+    address: '172.16.0.1',
+    provenance: { kind: 'socket' },
+    peerTrusted: true,
+    headersTrusted: false,
+  });
+  // The same load balancer with a source: its client's header is walked as before.
+  const carried = resolver.resolve({ peerAddress: '172.16.0.1', proxySource: '172.16.0.9', headers: forged });
+  assert.equal(carried.address, '203.0.113.7');
+  assert.equal(carried.headersTrusted, true);
+});
