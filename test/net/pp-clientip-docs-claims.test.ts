@@ -198,7 +198,7 @@ const ALLOWED = {
     seen: 'allowlist "  " (spaces) + whitelist "198.51.100.1": the allowlist is invalid, every client gets 503',
     reason:
       'fails closed, as ingress-nginx reads an alias only while the value is empty ("" reads the ' +
-      'whitelist: checked too); "blank" in the doc should say "empty"',
+      'whitelist: checked too); the doc now says "empty" and that white space alone is an invalid value',
   },
   'udp-family-over-tcp': {
     claim:
