@@ -412,7 +412,9 @@ function describe(
       : `  health check: ${hc.protocol}${hc.protocol === 'http' ? ` ${hc.path}` : ''} on ${
           hc.port === 'traffic-port' ? 'the traffic port' : `port ${hc.port}`
         } every ${hc.intervalMs} ms, timeout ${hc.timeoutMs} ms, healthy after ${hc.healthyThreshold}, unhealthy after ${hc.unhealthyThreshold}${
-          config.proxyProtocol === null ? '' : ', each opened with a PROXY LOCAL header'
+          config.proxyProtocol === null
+            ? ''
+            : `, each opened with a PROXY ${config.proxyProtocol === 'v1' ? 'UNKNOWN' : 'LOCAL'} header`
         }; all unhealthy = fail open`,
   );
   out(

@@ -148,15 +148,18 @@ function refresh(state: GroupState): void {
   const registered = [...state.byKey.values()].filter((e) => !e.draining);
   const healthy = registered.filter((e) => e.health.status === 'healthy');
   const nowOpen = registered.length > 0 && healthy.length === 0;
+  const ends = !nowOpen && state.open;
   if (nowOpen && !state.open) {
     state.options.log(
       `all ${registered.length} target(s) unhealthy: failing open, traffic goes to all of them`,
     );
-  } else if (!nowOpen && state.open) {
+  } else if (ends) {
     state.options.log('a target is healthy again: fail-open ends');
   }
   state.open = nowOpen;
   state.offered = nowOpen ? registered : healthy;
+  // The flows the unhealthy targets were given while failing open go as if they had just turned unhealthy.
+  if (ends) for (const entry of registered) terminateIfUnhealthy(state, entry);
 }
 
 /** Adds a target, or takes a draining one back into service (its flows untouched, its health anew). */
