@@ -5,7 +5,7 @@ import { canonicalIp } from '../net/ip.ts';
 import type { DecisionLog, DecisionRecord } from './decision-log.ts';
 import { summarize, traceOf } from './decision-view.ts';
 import type { DashboardCode } from './errors.ts';
-import { redactDeep, secretValues } from './redact.ts';
+import { redactAround, redactDeep, secretValues } from './redact.ts';
 import { routesView } from './routes-view.ts';
 import { chainReport, type DashboardSources } from './sources.ts';
 
@@ -122,6 +122,9 @@ function chain(sources: DashboardSources, query: URLSearchParams): ApiAnswer {
 }
 
 /** Answers GET /api/<path> (the stream is the server's). */
+/** What the client wrote, kept in a record as sent (cut to size): never scrubbed, or the scrub is an oracle. */
+const CLIENT_WRITTEN: readonly (keyof DecisionRecord)[] = ['target', 'host', 'forwardedFor', 'method'];
+
 export function answerApi(
   path: string,
   query: URLSearchParams,
@@ -156,7 +159,7 @@ export function answerApi(
     const snap = sources.snapshot();
     return {
       status: 200,
-      body: redactDeep(traceOf(record), snap === null ? [] : secretValues(snap.topology)),
+      body: redactAround(record, CLIENT_WRITTEN, traceOf, snap === null ? [] : secretValues(snap.topology)),
     };
   }
   if (path === '/api/stats') return stats(log);

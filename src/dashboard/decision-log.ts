@@ -7,7 +7,7 @@
 // request path.
 import type { LocationModel } from '../config/model.ts';
 import type { Exchange, ExchangeVerdict, GatewayRequest } from '../gateway/exchange.ts';
-import type { ClientIp } from '../net/client-ip.ts';
+import { type ClientIp, readsForwardedHeader } from '../net/client-ip.ts';
 
 /** One finished request as the dashboard keeps it: copies and references to frozen config, no headers but one. */
 export interface DecisionRecord {
@@ -25,6 +25,10 @@ export interface DecisionRecord {
   /** The forwarded-for header's value as received (only the header the resolver reads), cut to 512 chars. */
   readonly forwardedFor: string | null;
   readonly forwardedForHeader: string;
+  /** Whether the settings read the forwarded-for header at all (use-forwarded-headers, or enable-real-ip without PROXY). */
+  readonly readsForwardedFor: boolean;
+  /** use-forwarded-headers: X-Forwarded-Host/-Proto/-Port are believed from a trusted hop. */
+  readonly useForwardedHeaders: boolean;
   readonly trustedCidrs: readonly string[];
   readonly trustSource: string;
   readonly useProxyProtocol: boolean;
@@ -210,6 +214,8 @@ export function toRecord(
     clientIp: ex.clientIp,
     forwardedFor: headerValue(req, forwardedForHeader.toLowerCase()),
     forwardedForHeader,
+    readsForwardedFor: readsForwardedHeader(snap.settings),
+    useForwardedHeaders: snap.settings.useForwardedHeaders,
     trustedCidrs: snap.trustedCidrs,
     trustSource: snap.trustSource,
     useProxyProtocol: snap.settings.useProxyProtocol,

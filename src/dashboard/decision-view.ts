@@ -159,12 +159,22 @@ function clientStep(record: DecisionRecord): TraceStep {
   const trusted = `trusted peers ${record.trustedCidrs.join(', ') || 'nobody'} (${record.trustSource})`;
   const ip = record.clientIp;
   const parts = [`taken from the ${from.label}`];
+  const header = record.forwardedForHeader;
+  let walked = false;
   if (ip !== null) {
     parts.push(`the TCP peer is ${ip.peerTrusted ? '' : 'not '}trusted`);
-    parts.push(`forwarded headers are ${ip.headersTrusted ? 'believed' : 'not believed'} from this hop`);
+    walked = record.readsForwardedFor && ip.headersTrusted;
+    parts.push(
+      !record.readsForwardedFor
+        ? `${header} is not read (these settings take the client from the connection)`
+        : `${header} is ${walked ? 'read' : 'not believed'} from this hop`,
+    );
+    const others = record.useForwardedHeaders && ip.headersTrusted;
+    parts.push(`X-Forwarded-Host/-Proto/-Port are ${others ? '' : 'not '}believed`);
     if (ip.error) parts.push(`${ip.error.code}: ${ip.error.message}`);
   }
-  if (record.forwardedFor !== null) parts.push(`${record.forwardedForHeader}: ${record.forwardedFor}`);
+  if (record.forwardedFor !== null)
+    parts.push(`${header}: ${record.forwardedFor}${walked ? '' : ' (as sent, not used)'}`);
   parts.push(trusted);
   return {
     step: 'client-address',

@@ -44,15 +44,27 @@ export async function readDashboardToken(
       return { ok: false, error: `--dashboard-token-file: ${(error as Error).message}` };
     }
     const token = text.split(/\r?\n/)[0]?.trim() ?? '';
-    if (token.length < 16)
-      return { ok: false, error: '--dashboard-token-file: the token must be at least 16 characters' };
+    const problem = tokenProblem(token);
+    if (problem !== null) return { ok: false, error: `--dashboard-token-file: the token ${problem}` };
     return { ok: true, token };
   }
   const fromEnv = env.KEEPIP_DASHBOARD_TOKEN?.trim();
   if (fromEnv === undefined || fromEnv === '') return { ok: true, token: null };
-  if (fromEnv.length < 16)
-    return { ok: false, error: 'KEEPIP_DASHBOARD_TOKEN must be at least 16 characters' };
+  const problem = tokenProblem(fromEnv);
+  if (problem !== null) return { ok: false, error: `KEEPIP_DASHBOARD_TOKEN ${problem}` };
   return { ok: true, token: fromEnv };
+}
+
+/**
+ * Why a token cannot serve, or null: too short to resist guessing, or with a character that
+ * `Authorization: Bearer <token>` cannot carry as one word (a space, a control byte, non-ASCII), so
+ * that no request could ever match it.
+ */
+function tokenProblem(token: string): string | null {
+  if (token.length < 16) return 'must be at least 16 characters';
+  if (!/^[\x21-\x7e]+$/.test(token))
+    return 'must be printable ASCII without spaces (it is sent as "Authorization: Bearer <token>")';
+  return null;
 }
 
 /** The start-up lines: where it listens, and a warning when others can reach it without a token. */

@@ -62,3 +62,36 @@ export function redactDeep(value: unknown, secrets: readonly string[]): unknown 
     );
   return value;
 }
+
+/** Marks stand in for the client's text while the rest is blanked: private-use characters no Secret holds. */
+const MARK = /\uE000(\d+)\uE001/g;
+
+/**
+ * `render(record)` with the secrets blanked out of what the configuration put in it, never out of
+ * what the client wrote (`fields`, shown as sent): blanking a client's text where it equals a Secret
+ * value would tell anyone who can send a request and read the dashboard that the guess was right.
+ * Each word of a field is marked apart, so list-shaped values (a forwarded-for header) keep their commas.
+ */
+export function redactAround<T extends object>(
+  record: T,
+  fields: readonly (keyof T)[],
+  render: (record: T) => unknown,
+  secrets: readonly string[],
+): unknown {
+  const originals: string[] = [];
+  const mark = (word: string) => `\uE000${originals.push(word) - 1}\uE001`;
+  const masked = { ...record };
+  for (const field of fields) {
+    const value = record[field];
+    if (typeof value === 'string') masked[field] = value.replace(/[^, ]+/g, mark) as T[keyof T];
+  }
+  return restore(redactDeep(render(masked), secrets), originals);
+}
+
+function restore(value: unknown, originals: readonly string[]): unknown {
+  if (typeof value === 'string') return value.replace(MARK, (_, i: string) => originals[Number(i)] ?? '');
+  if (Array.isArray(value)) return value.map((v) => restore(v, originals));
+  if (value !== null && typeof value === 'object')
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, restore(v, originals)]));
+  return value;
+}

@@ -151,18 +151,32 @@ interface Context {
   version: string;
 }
 
-/** GET /api/decisions/stream: the kept records that match, then each new batch from the log's timer. */
-function serveStream(ctx: Context, req: IncomingMessage, res: ServerResponse, query: URLSearchParams) {
+const STREAM_HEADERS = {
+  ...SECURITY_HEADERS,
+  'content-type': 'text/event-stream',
+  'cache-control': 'no-store',
+};
+/** Kept records sent first on a new stream: the latest that match. */
+const STREAM_BACKLOG = 200;
+
+/**
+ * GET /api/decisions/stream: the kept records that match, then each new batch from the log's timer.
+ * HEAD: the head a GET gets, and no stream.
+ */
+function serveStream(
+  ctx: Context,
+  req: IncomingMessage,
+  res: ServerResponse,
+  query: URLSearchParams,
+  head: boolean,
+) {
   const { log, streams } = ctx;
   const filter = parseFilter(query);
-  if ('body' in filter) return sendJson(res, filter, false);
+  if ('body' in filter) return sendJson(res, filter, head);
+  if (head) return res.writeHead(200, STREAM_HEADERS).end();
   if (streams.size >= ctx.maxStreams)
     return sendJson(res, apiError(503, 'DASHBOARD_TOO_MANY_STREAMS', 'too many live streams'), false);
-  res.writeHead(200, {
-    ...SECURITY_HEADERS,
-    'content-type': 'text/event-stream',
-    'cache-control': 'no-store',
-  });
+  res.writeHead(200, STREAM_HEADERS);
   streams.add(res);
   let lagging = false;
   const write = (records: DecisionRecord[]) => {
@@ -180,7 +194,12 @@ function serveStream(ctx: Context, req: IncomingMessage, res: ServerResponse, qu
     }
   };
   res.write('retry: 2000\n\n');
-  write(log.records().slice(-200));
+  write(
+    log
+      .records()
+      .filter((r) => matches(r, filter))
+      .slice(-STREAM_BACKLOG),
+  );
   const unsubscribe = log.subscribe(write);
   const heartbeat = setInterval(() => res.write(': keep-alive\n\n'), 15_000);
   heartbeat.unref();
@@ -217,7 +236,7 @@ function handle(ctx: Context, req: IncomingMessage, res: ServerResponse) {
         head,
       );
     }
-    if (path === '/api/decisions/stream' && !head) return serveStream(ctx, req, res, url.searchParams);
+    if (path === '/api/decisions/stream') return serveStream(ctx, req, res, url.searchParams, head);
     return sendJson(res, answerApi(path, url.searchParams, ctx.log, ctx.sources, ctx.version), head);
   }
   const asset = path.startsWith('/assets/')

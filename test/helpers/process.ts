@@ -105,7 +105,7 @@ export function startKeepip(args: string[], options: { env?: NodeJS.ProcessEnv }
 /** Runs `bin/keepip` to completion. */
 export function runKeepip(
   args: string[],
-  options: { input?: string | Buffer; timeoutMs?: number; cwd?: string } = {},
+  options: { input?: string | Buffer; timeoutMs?: number; cwd?: string; env?: NodeJS.ProcessEnv } = {},
 ): Promise<{ code: number; stdout: string; stderr: string }> {
   return runCommand(process.execPath, [keepipBin, ...args], options);
 }
@@ -113,7 +113,7 @@ export function runKeepip(
 export function runCommand(
   command: string,
   args: string[],
-  options: { input?: string | Buffer; timeoutMs?: number; cwd?: string } = {},
+  options: { input?: string | Buffer; timeoutMs?: number; cwd?: string; env?: NodeJS.ProcessEnv } = {},
 ): Promise<{ code: number; stdout: string; stderr: string }> {
   const timeoutMs = options.timeoutMs ?? 60_000;
   return new Promise((resolve) => {
@@ -122,7 +122,7 @@ export function runCommand(
       args,
       {
         cwd: options.cwd ?? repoRoot,
-        env: childEnv(),
+        env: childEnv(options.env),
         timeout: timeoutMs,
         maxBuffer: 64 * 1024 * 1024,
         encoding: 'utf8',
