@@ -14,6 +14,12 @@ export const DASHBOARD_CODES = {
       'a dashboard without a token answers only requests whose Host is an IP address or localhost (421), so another site cannot read it through DNS rebinding',
     fix: 'open it by address (http://127.0.0.1:PORT/), or give the dashboard a token to use a name',
   },
+  DASHBOARD_CROSS_SITE: {
+    kind: 'error',
+    summary:
+      "an API request another site's page made (Sec-Fetch-Site cross-site or same-site, or an Origin that is not the dashboard's) (403): it could hold the live streams or read nothing else",
+    fix: 'open the dashboard itself (its own pages call the API); tools such as curl send neither header',
+  },
   DASHBOARD_METHOD_NOT_ALLOWED: {
     kind: 'error',
     summary: 'the dashboard is read-only: only GET and HEAD (405)',

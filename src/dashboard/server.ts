@@ -212,7 +212,24 @@ function serveStream(
   res.on('close', end);
 }
 
-/** One request: method and Host checks, then the API (token first) or a static page. */
+/**
+ * A request another site's page made: a browser says so in Sec-Fetch-Site, or in an Origin that is not
+ * the Host asked for. Refused on the API, so that no page the operator has open elsewhere holds the
+ * live streams (a dashboard without a token answers any page on an IP-literal Host).
+ */
+function crossSite(req: IncomingMessage): boolean {
+  const site = req.headers['sec-fetch-site'];
+  if (site === 'cross-site' || site === 'same-site') return true;
+  const origin = req.headers.origin;
+  if (origin === undefined) return false;
+  try {
+    return new URL(origin).host !== (req.headers.host ?? '').toLowerCase();
+  } catch {
+    return true;
+  }
+}
+
+/** One request: method and Host checks, then the API (cross-site refused, token next) or a static page. */
 function handle(ctx: Context, req: IncomingMessage, res: ServerResponse) {
   const head = req.method === 'HEAD';
   if (req.method !== 'GET' && !head) {
@@ -228,6 +245,12 @@ function handle(ctx: Context, req: IncomingMessage, res: ServerResponse) {
   const url = new URL(req.url ?? '/', 'http://dashboard.invalid');
   const path = url.pathname;
   if (path === '/api' || path.startsWith('/api/')) {
+    if (crossSite(req))
+      return sendJson(
+        res,
+        apiError(403, 'DASHBOARD_CROSS_SITE', "the dashboard's API answers its own pages only"),
+        head,
+      );
     if (!ctx.authorized(req.headers.authorization)) {
       res.setHeader('www-authenticate', 'Bearer realm="keepip dashboard"');
       return sendJson(

@@ -390,6 +390,41 @@ describe('docs/dashboard.md against keepip gateway --dashboard 0', () => {
     }
   });
 
+  test("another site's page cannot call the API (403 DASHBOARD_CROSS_SITE): it cannot hold the live streams", async () => {
+    const port = s.board;
+    const own = `http://127.0.0.1:${port}`;
+    const refusedBy: Record<string, string>[] = [
+      { 'sec-fetch-site': 'cross-site' },
+      { 'sec-fetch-site': 'same-site' }, // another port of this machine is the same site
+      { origin: 'http://evil.example' },
+      { origin: `http://127.0.0.1:${port + 1}` },
+      { origin: 'null' },
+    ];
+    for (const headers of refusedBy)
+      for (const path of ['/api/decisions', '/api/decisions/stream']) {
+        const answer = await dash(port, path, { headers });
+        assert.equal(answer.status, 403, `${path} ${JSON.stringify(headers)}`);
+        assert.equal(JSON.parse(answer.body).error.code, 'DASHBOARD_CROSS_SITE');
+      }
+    // The dashboard's own pages, a typed URL and tools without the headers are served.
+    const served: Record<string, string>[] = [
+      { 'sec-fetch-site': 'same-origin', origin: own },
+      { 'sec-fetch-site': 'none' },
+      {},
+    ];
+    for (const headers of served)
+      assert.equal((await dash(port, '/api/info', { headers })).status, 200, JSON.stringify(headers));
+    // The pages hold no data: a link from another site still opens them.
+    assert.equal((await dash(port, '/', { headers: { 'sec-fetch-site': 'cross-site' } })).status, 200);
+    // Sixteen refused stream requests took no place: sixteen own streams still open.
+    const streams: Stream[] = [];
+    try {
+      for (let i = 0; i < 16; i += 1) streams.push(await servedStream(port, '/api/decisions/stream'));
+    } finally {
+      for (const stream of streams) stream.close();
+    }
+  });
+
   test('start-up: a bare port is 127.0.0.1 and port 0 picks one, said by the line; no warning on loopback', async () => {
     assert.doesNotMatch(s.open.output(), /warning: the dashboard listens/);
     assert.doesNotMatch(s.token.output(), /warning: the dashboard listens/);
