@@ -448,7 +448,7 @@ function applyOverrides(config: LbRuntimeConfig, values: Values): LbRuntimeConfi
   const pp = values['proxy-protocol'];
   if (pp !== undefined) {
     if (pp !== 'v1' && pp !== 'v2' && pp !== 'none') {
-      throw new UsageError(`--proxy-protocol "${pp}" is not v1, v2 or none`);
+      throw new UsageError(`--proxy-protocol "${pp}" is not v1, v2 or none [LB_BAD_PROXY_PROTOCOL]`);
     }
     next.proxyProtocol = pp === 'none' ? null : pp;
   }
@@ -467,7 +467,9 @@ function applyOverrides(config: LbRuntimeConfig, values: Values): LbRuntimeConfi
   if (values['preserve-client-ip'] !== undefined) next.preserveClientIp = values['preserve-client-ip'];
   if (values.algorithm !== undefined) {
     if (!LB_ALGORITHMS.includes(values.algorithm as LbAlgorithm)) {
-      throw new UsageError(`--algorithm "${values.algorithm}" is not one of ${LB_ALGORITHMS.join(', ')}`);
+      throw new UsageError(
+        `--algorithm "${values.algorithm}" is not one of ${LB_ALGORITHMS.join(', ')} [LB_BAD_ALGORITHM]`,
+      );
     }
     next.algorithm = values.algorithm as LbAlgorithm;
   }

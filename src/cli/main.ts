@@ -85,6 +85,10 @@ export async function runCli(argv: string[]): Promise<number> {
  * process with a bounded young generation (bounded-heap.ts). Tests call runCli, which never re-runs.
  */
 export async function runExecutable(argv: string[]): Promise<number> {
+  // Without a SIGUSR1 listener Node opens its inspector on 127.0.0.1:9229 when the signal comes (a
+  // `kill -USR1` meant for the gateway's log reopen, sent to a controller or an lb), and any local
+  // process could then run code in keepip. This one stays for the whole run; commands add their own.
+  process.on('SIGUSR1', () => {});
   const name = argv[0];
   if (name !== undefined) reexecServingCommand(ALIASES[name] ?? name, argv);
   return runCli(argv);

@@ -347,6 +347,14 @@ export interface MalformedRefusal {
   line: string;
 }
 
+function malformedVerdict(field: string): AdmissionVerdict {
+  const refusal: MalformedRefusal = {
+    code: 'ADMISSION_MALFORMED_INGRESS',
+    line: `${field} has a type the Ingress schema does not allow`,
+  };
+  return { allowed: false, message: `error ${refusal.code}: ${refusal.line}`, warnings: [] };
+}
+
 /** The first field of `candidate` whose type the Ingress schema forbids, among those read here; null when none. */
 function malformedField(candidate: KubeObject): string | null {
   const meta: unknown = candidate.metadata ?? {};
@@ -390,13 +398,7 @@ export function verdictFor(
 ): AdmissionVerdict {
   const started = now();
   const malformed = malformedField(candidate);
-  if (malformed !== null) {
-    const refusal: MalformedRefusal = {
-      code: 'ADMISSION_MALFORMED_INGRESS',
-      line: `${malformed} has a type the Ingress schema does not allow`,
-    };
-    return { allowed: false, message: `error ${refusal.code}: ${refusal.line}`, warnings: [] };
-  }
+  if (malformed !== null) return malformedVerdict(malformed);
   if (!underReview(candidate, current, options)) return { allowed: true, message: '', warnings: [] };
   const ns = candidate.metadata?.namespace ?? 'default';
   const name = candidate.metadata?.name ?? '';
@@ -498,23 +500,22 @@ export function reviewAdmission(
     };
   }
   const kind = (request.kind ?? {}) as Record<string, unknown>;
-  const object = request.object as KubeObject | undefined;
+  const object: unknown = request.object;
   let verdict: AdmissionVerdict = { allowed: true, message: '', warnings: [] };
-  if (
-    kind.kind === 'Ingress' &&
-    request.operation !== 'DELETE' &&
-    typeof object === 'object' &&
-    object !== null
-  ) {
+  if (kind.kind === 'Ingress' && request.operation !== 'DELETE' && !isRecord(object)) {
+    // A CREATE or UPDATE always carries the object: a string, a number, a list or nothing is no
+    // Ingress (ingress-nginx refuses what it cannot decode too).
+    verdict = malformedVerdict('request.object');
+  } else if (kind.kind === 'Ingress' && request.operation !== 'DELETE' && isRecord(object)) {
     verdict =
       current === null
         ? notSyncedVerdict()
         : verdictFor(
             {
-              ...object,
+              ...(object as KubeObject),
               metadata: {
-                ...object.metadata,
-                namespace: object.metadata?.namespace ?? (request.namespace as string),
+                ...(object as KubeObject).metadata,
+                namespace: (object as KubeObject).metadata?.namespace ?? (request.namespace as string),
               },
             },
             current,

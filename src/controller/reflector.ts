@@ -102,8 +102,10 @@ interface State {
 const SHORT_WATCH_MS = 1000;
 
 function retry(s: State, what: () => void, error: ApiError): void {
-  if (s.connected || s.lastError === null)
-    s.log(`${s.options.name}: ${error.message}; keeping the last good objects, retrying with backoff`);
+  if (s.connected || s.lastError === null) {
+    const said = error.message.startsWith(error.code) ? error.message : `${error.code}: ${error.message}`;
+    s.log(`${s.options.name}: ${said}; keeping the last good objects, retrying with backoff`);
+  }
   s.connected = false;
   s.lastError = error;
   const backoff = backoffDelay(s.options.backoff, s.failures, s.options.scheduler.random);

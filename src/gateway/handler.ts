@@ -434,8 +434,23 @@ function handleClientError(ctx: HandlerContext, error: ClientError, socket: Dupl
     error.statusCode ??
     (error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : error.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400);
   socket.end(rawErrorResponse(status));
+  const request = firstLine(error.rawPacket);
+  // The parser's refusal by its code, as the router's are (nginx logs them at info too).
+  if (error.code?.startsWith('H1_')) {
+    const context = requestContext({
+      client: conn.proxySource ?? conn.peerAddress,
+      server: '_',
+      request,
+      host: '',
+    });
+    ctx.errorLog.write(
+      'info',
+      conn.id,
+      `client sent invalid request (${error.code}: ${error.message})${context}`,
+    );
+  }
   // A header timeout is logged too (nginx: `"GET /ab" 408`): a slow-header client shows in the log.
-  logBareRequest(ctx, conn, firstLine(error.rawPacket), status, errorPageBody(status).length, {});
+  logBareRequest(ctx, conn, request, status, errorPageBody(status).length, {});
 }
 
 /** A plain HTTP request on the HTTPS listener: nginx's 400 "The plain HTTP request was sent to HTTPS port". */

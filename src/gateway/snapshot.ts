@@ -49,7 +49,6 @@ const CONTAINED_ERRORS = new Set([
   // A rule or path that cannot be routed is skipped; its requests get 404 like any unknown path.
   'INVALID_HOST',
   'INVALID_PATH',
-  'INVALID_PATH_REGEX',
   // An Ingress over the ConfigMap's annotation limits is not served; the others are.
   'ANNOTATION_TOO_RISKY',
   'ANNOTATION_VALUE_BLOCKED',

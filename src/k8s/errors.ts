@@ -56,7 +56,7 @@ export const K8S_CODES = {
   },
   DUPLICATE_OBJECT: {
     kind: 'issue',
-    summary: 'the same kind/namespace/name appears twice; the later one is ignored',
+    summary: 'the same kind/namespace/name appears twice; the later definition wins, as with kubectl apply',
     fix: 'remove the duplicate',
   },
   INGRESS_NOT_SERVED: {
@@ -91,12 +91,6 @@ export const K8S_CODES = {
     kind: 'issue',
     summary: 'an Ingress path is not valid for its pathType; the path is ignored',
     fix: 'start paths with "/" and use only /[A-Za-z0-9-._/]*, or pathType ImplementationSpecific for a regex (or the ConfigMap\'s strict-validate-path-type "false")',
-  },
-  INVALID_PATH_REGEX: {
-    kind: 'issue',
-    summary:
-      'a path regex cannot be compiled; the gateway contains it (that path is not routed) instead of refusing the config',
-    fix: 'correct the regular expression',
   },
   DUPLICATE_PATH: {
     kind: 'issue',

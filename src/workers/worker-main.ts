@@ -5,7 +5,9 @@
 // closes) the worker drains and exits on its own.
 import type { CallMessage, FromWorker, InitMessage, ServedRole, ToWorker } from './protocol.ts';
 
-for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => {});
+// SIGUSR1 too: without a listener Node opens its inspector on 127.0.0.1:9229, where any local process
+// could run code in the worker (a `kill -USR1` to the process group for a log reopen reaches it).
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGUSR1'] as const) process.on(signal, () => {});
 
 let served: ServedRole | null = null;
 let draining: Promise<void> | null = null;

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { parseHostPort } from '../../src/net/host-port.ts';
-import { runKeepip } from '../helpers/process.ts';
+import { runCommand, runKeepip, startKeepip } from '../helpers/process.ts';
 
 test('keepip --help lists every command and exits 0', async () => {
   const { code, stdout } = await runKeepip(['--help']);
@@ -41,4 +41,37 @@ test('ADDR:PORT arguments: IPv4, bracketed IPv6, default host, and clear errors'
   assert.equal(parseHostPort('::1:80').ok, false);
   assert.equal(parseHostPort('010.0.0.1:80').ok, false);
   assert.equal(parseHostPort('example.com:80').ok, false);
+});
+
+test('SIGUSR1 never opens the Node inspector: keepip and its workers keep a listener for it', async () => {
+  // Without one, `kill -USR1` (the gateway's log reopen, sent to an lb or a controller by mistake)
+  // opens a debugger on 127.0.0.1:9229 that any local process can attach to and run code through.
+  const main = new URL('../../src/cli/main.ts', import.meta.url).href;
+  const worker = new URL('../../src/workers/worker-main.ts', import.meta.url).href;
+  const script = [
+    `const { runExecutable } = await import(${JSON.stringify(main)});`,
+    `await runExecutable(['--version']);`,
+    `const afterMain = process.listenerCount('SIGUSR1');`,
+    `process.removeAllListeners('SIGUSR1');`,
+    `await import(${JSON.stringify(worker)});`,
+    `console.log(afterMain, process.listenerCount('SIGUSR1'));`,
+    `process.disconnect?.();`,
+  ].join('\n');
+  const run = await runCommand(process.execPath, ['--input-type=module', '-e', script]);
+  assert.equal(run.code, 0, run.stderr);
+  assert.match(run.stdout, /^keepip \S+\n1 1\n$/);
+});
+
+test('an lb sent SIGUSR1 goes on serving, opens no inspector, and stops cleanly on SIGTERM', async () => {
+  const lb = startKeepip(['lb', '--listen', '127.0.0.1:0', '--target', '127.0.0.1:9']);
+  try {
+    await lb.waitFor(/listening on 127\.0\.0\.1:\d+/);
+    lb.child.kill('SIGUSR1');
+    // A signal the lb answers with a line: when it is there, the SIGUSR1 sent before it was handled.
+    lb.child.kill('SIGHUP');
+    await lb.waitFor(/SIGHUP: nothing to reload in flags mode/);
+  } finally {
+    assert.equal(await lb.stop(), 0);
+  }
+  assert.doesNotMatch(lb.output(), /Debugger listening/);
 });
