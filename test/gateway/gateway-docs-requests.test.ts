@@ -87,8 +87,8 @@
 //                                                          test/security/syslog-differential-nginx.test.ts
 //   deliberate: server-tokens `Server: keepip` ............ test/security/response-headers-differential-nginx.test.ts
 //   deliberate: timeouts `0` refused, SSLv3 skipped ........ this file
-//   deliberate: no-path 404 without ssl-redirect ........... this file (ALLOWED: not what is seen)
-//   deliberate: forwarded headers from outside refused ...... this file (ALLOWED: ignored, not refused)
+//   deliberate: no-path request gets the host's / location . this file (ALLOWED: the doc said 404)
+//   deliberate: forwarded headers from outside ignored ...... this file (ALLOWED: the doc said refused)
 //   deliberate: header names in lower case .................. this file
 //
 // Two gateway processes (each shared by its describe's tests), two raw backends, an auth service; no
@@ -257,7 +257,7 @@ const ALLOWED = {
     reason:
       "what ingress-nginx does (controller.go gives a host's default `/` location the first Ingress's " +
       'annotations: locationApplyAnnotations(loc, anns)); redirecting to HTTPS leaks nothing. The doc ' +
-      'sentence is wrong, not the behaviour (reported as a doc finding)',
+      'sentence was wrong, not the behaviour; it now says so (checked here so that it stays true)',
   },
   'forwarded-from-outside-ignored': {
     claim:
@@ -268,7 +268,7 @@ const ALLOWED = {
       'ignoring is safe (the client is the TCP peer, X-Original-Forwarded-For carries the value as received, ' +
       'as ingress-nginx 1.15) and is what "Forwarded headers ... are believed only when the hop ... is ' +
       'trusted" says; the PROXY half of the sentence is kept (test/e2e/gateway-proxy-protocol.test.ts). ' +
-      'The doc sentence overstates (reported as a doc finding)',
+      'The doc sentence overstated; it now says they are ignored (checked here so that it stays true)',
   },
 } as const;
 
@@ -455,7 +455,7 @@ describe('gateway.md request claims, one gateway (use-forwarded-headers on, erro
     });
   });
 
-  test('FINDING: a target or method the HTTP/1.1 parser refuses (H1_BAD_TARGET, H1_BAD_METHOD) is 400 with no error log line naming its code', async () => {
+  test('a target or method the HTTP/1.1 parser refuses (H1_BAD_TARGET, H1_BAD_METHOD) is 400 with an error log line naming its code (found here, fixed)', async () => {
     const lines = await refusals(parserRows.map((r) => r.head));
     const missing = parserRows
       .filter((row, i) => !row.codes.some((code) => (lines[i] ?? '').includes(`(${code}: `)))
