@@ -293,6 +293,8 @@ function wireCore(
       parts.onChange(informers.connected());
       if (informers.synced()) debouncer.trigger();
     },
+    // The outage shows in keepip_controller_api_connected at once, not at the next change.
+    onDisconnect: () => parts.onChange(false),
     log: deps.log,
   });
   return { serving, informers, debouncer };

@@ -117,6 +117,8 @@ export function createInformers(deps: {
   scheduler: Scheduler;
   backoff: BackoffPolicy;
   onChange: () => void;
+  /** A reflector lost the API server (informers.connected() is false now). */
+  onDisconnect?: () => void;
   log: (line: string) => void;
 }): Informers {
   const reflectors = new Map<string, Reflector>();
@@ -129,6 +131,7 @@ export function createInformers(deps: {
         scheduler: deps.scheduler,
         backoff: deps.backoff,
         onChange: deps.onChange,
+        ...(deps.onDisconnect ? { onDisconnect: deps.onDisconnect } : {}),
         log: deps.log,
       }),
     );

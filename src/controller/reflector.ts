@@ -73,6 +73,8 @@ export interface ReflectorOptions {
   backoff: BackoffPolicy;
   /** After every change of the store (a relist counts as one). */
   onChange: () => void;
+  /** When a connected reflector loses the API server (the store is unchanged: no onChange). */
+  onDisconnect?: () => void;
   /** A line for the operator: relists, outages, recoveries. */
   log?: (line: string) => void;
 }
@@ -106,7 +108,9 @@ function retry(s: State, what: () => void, error: ApiError): void {
     const said = error.message.startsWith(error.code) ? error.message : `${error.code}: ${error.message}`;
     s.log(`${s.options.name}: ${said}; keeping the last good objects, retrying with backoff`);
   }
+  const wasConnected = s.connected;
   s.connected = false;
+  if (wasConnected) s.options.onDisconnect?.();
   s.lastError = error;
   const backoff = backoffDelay(s.options.backoff, s.failures, s.options.scheduler.random);
   const delay = Math.max(backoff, error.retryAfterMs ?? 0);

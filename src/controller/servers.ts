@@ -5,6 +5,7 @@ import type { Server, ServerResponse } from 'node:http';
 import http from '../node-http.ts';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import type { Registry } from 'prom-client';
 import { healthAnswer } from './healthz.ts';
 import type { KubeObject } from './resources.ts';
@@ -76,7 +77,27 @@ export interface WebhookRefusal {
  * The webhook's deadlines (ingress-nginx: 10 s for the headers) and connection cap: the API server
  * sends small reviews over few connections; anyone else holds at most this much.
  */
-const WEBHOOK_LIMITS = { headersTimeout: 10_000, requestTimeout: 30_000, maxConnections: 64 };
+const WEBHOOK_LIMITS = { headersTimeout: 10_000, requestTimeout: 30_000, maxConnections: 1024 };
+/**
+ * Connections that finished TLS, at most: counted after the handshake, so that sockets that never
+ * speak TLS (cut after WEBHOOK_HANDSHAKE_MS, as Go's ReadHeaderTimeout covers ingress-nginx's
+ * handshake) cannot take the places the API server's reviews need.
+ */
+const WEBHOOK_MAX_SECURE = 64;
+const WEBHOOK_HANDSHAKE_MS = 10_000;
+
+/** Beyond WEBHOOK_MAX_SECURE connections past their handshake, a new one is closed at once. */
+function capSecureConnections(server: https.Server): void {
+  const open = new Set<TLSSocket>();
+  server.on('secureConnection', (socket) => {
+    if (open.size >= WEBHOOK_MAX_SECURE) {
+      socket.destroy();
+      return;
+    }
+    open.add(socket);
+    socket.once('close', () => open.delete(socket));
+  });
+}
 
 function tooLarge(res: ServerResponse, log: (line: string) => void): void {
   const refusal: WebhookRefusal = {
@@ -122,7 +143,11 @@ export function startWebhookServer(options: {
   log: (line: string) => void;
 }): Promise<SmallServer> {
   const server = https.createServer(
-    { cert: readFileSync(options.certFile), key: readFileSync(options.keyFile) },
+    {
+      cert: readFileSync(options.certFile),
+      key: readFileSync(options.keyFile),
+      handshakeTimeout: WEBHOOK_HANDSHAKE_MS,
+    },
     (req, res) => {
       if (req.method !== 'POST') {
         res.writeHead(405, { allow: 'POST' }).end();
@@ -155,5 +180,6 @@ export function startWebhookServer(options: {
     },
   );
   Object.assign(server, WEBHOOK_LIMITS);
+  capSecureConnections(server);
   return listen(server, options.host, options.port);
 }

@@ -179,24 +179,70 @@ function flushSafely(
   }
 }
 
+/** What createServing keeps between flushes. */
+interface ServingState {
+  gateway: ServedGateway | null;
+  starting: boolean;
+  /** A change that came while the first gateway was starting: flushed again once it is up (or failed). */
+  changedWhileStarting: boolean;
+  stopped: boolean;
+  /** What the last snapshot served was built from (servedKey, and the objects); null until one is served. */
+  served: string | null;
+  servedObjects: ClusterObjects | null;
+}
+
+/** A reload's result: the served state moves on, or the rejection is logged with what blocked it. */
+function applied(
+  deps: ServingDeps,
+  state: ServingState,
+  result: ReloadResult | WorkerReloadResult,
+  built: { topology: Topology; key: string; objects: ClusterObjects },
+): void {
+  const { log } = deps;
+  if (!result.ok) {
+    log(
+      `error: reload rejected (${result.error.code}: ${result.error.message}); still serving config v${result.version}`,
+    );
+    // What blocked it, object and field.
+    logIssues(log, result.error.issues);
+    return;
+  }
+  if (state.gateway === null) return;
+  state.served = built.key;
+  state.servedObjects = built.objects;
+  reportSnapshot(deps, state.gateway, built.topology, false);
+  deps.onServed(false);
+}
+
 export function createServing(deps: ServingDeps): Serving {
   const { options: o, log } = deps;
-  let gateway: ServedGateway | null = null;
-  let starting = false;
-  let stopped = false;
+  const state: ServingState = {
+    gateway: null,
+    starting: false,
+    changedWhileStarting: false,
+    stopped: false,
+    served: null,
+    servedObjects: null,
+  };
   const { promise: ready, resolve: resolveReady } = Promise.withResolvers<ServedGateway>();
   const { promise: failed, resolve: fail } = Promise.withResolvers<Error>();
+  const flush = () => flushSafely(flushOnce, log, () => state.gateway);
+  // The objects may have changed while the start ran (a worker pool takes a second or more): an
+  // allowlist tightened then must not wait for the next change to be served.
+  const flushChangesWhileStarting = () => {
+    if (!state.changedWhileStarting) return;
+    state.changedWhileStarting = false;
+    flush();
+  };
 
-  // What the last snapshot served was built from (servedKey, and the objects); null until one is served.
-  let served: string | null = null;
-  let servedObjects: ClusterObjects | null = null;
   const start = async (topology: Topology, key: string, objects: ClusterObjects) => {
-    starting = true;
+    state.starting = true;
+    state.changedWhileStarting = false;
     try {
       // --default-ssl-certificate's Secret is in the topology (snapshot.ts): a renewal reloads.
-      gateway = await startServed(deps, topology);
+      state.gateway = await startServed(deps, topology);
     } catch (error) {
-      starting = false;
+      state.starting = false;
       if (!(error instanceof GatewayStartError)) {
         log(`error: ${(error as Error).message}`);
         fail(error as Error);
@@ -204,38 +250,20 @@ export function createServing(deps: ServingDeps): Serving {
       }
       log(`error: cannot serve the cluster's configuration yet (${error.message}); waiting for a change`);
       logIssues(log, error.issues);
+      flushChangesWhileStarting();
       return;
     }
-    served = key;
-    servedObjects = objects;
-    reportSnapshot(deps, gateway, topology, true);
-    resolveReady(gateway);
+    state.served = key;
+    state.servedObjects = objects;
+    reportSnapshot(deps, state.gateway, topology, true);
+    resolveReady(state.gateway);
     deps.onServed(true);
-  };
-
-  const applied = (
-    result: ReloadResult | WorkerReloadResult,
-    topology: Topology,
-    key: string,
-    objects: ClusterObjects,
-  ) => {
-    if (!result.ok) {
-      log(
-        `error: reload rejected (${result.error.code}: ${result.error.message}); still serving config v${result.version}`,
-      );
-      // What blocked it, object and field.
-      logIssues(log, result.error.issues);
-      return;
-    }
-    if (gateway === null) return;
-    served = key;
-    servedObjects = objects;
-    reportSnapshot(deps, gateway, topology, false);
-    deps.onServed(false);
+    flushChangesWhileStarting();
   };
 
   const flushOnce = () => {
-    if (stopped) return;
+    if (state.stopped) return;
+    const { gateway } = state;
     // Building the topology blocks this thread: with workers, their limiter checks wait meanwhile
     // (the reload that follows ends the hold).
     const workers = gateway !== null && 'holdLimiter' in gateway ? gateway : null;
@@ -244,31 +272,33 @@ export function createServing(deps: ServingDeps): Serving {
     const topology = buildClusterTopology(objects, deps.snapshotOptions);
     const key = servedKey(topology, objects, o);
     if (gateway === null) {
-      if (!starting) void start(topology, key, objects);
+      if (state.starting) state.changedWhileStarting = true;
+      else void start(topology, key, objects);
       return;
     }
     // Nothing served would change (a Secret no Ingress uses, an object rewritten as it was): no
     // reload, as ingress-nginx skips one when the configuration equals the running one.
-    if (key === served) {
+    if (key === state.served) {
       workers?.endLimiterHold();
       // The leader's duties still see the new objects (an Ingress's Sync Event on any update).
       deps.onServed(false);
       return;
     }
     // With workers a reload resolves once every worker swapped (src/workers/gateway-primary.ts).
+    const built = { topology, key, objects };
     const reloaded = gateway.reload(topology);
-    if (reloaded instanceof Promise) void reloaded.then((result) => applied(result, topology, key, objects));
-    else applied(reloaded, topology, key, objects);
+    if (reloaded instanceof Promise) void reloaded.then((result) => applied(deps, state, result, built));
+    else applied(deps, state, reloaded, built);
   };
 
   return {
-    flush: () => flushSafely(flushOnce, log, () => gateway),
-    gateway: () => gateway,
-    servedObjects: () => servedObjects,
+    flush,
+    gateway: () => state.gateway,
+    servedObjects: () => state.servedObjects,
     ready,
     failed,
     stop() {
-      stopped = true;
+      state.stopped = true;
     },
   };
 }

@@ -287,6 +287,32 @@ describe('the webhook server under attack (in-process, real TLS sockets)', () =>
     }
   });
 
+  it('holds at most 64 connections past their TLS handshake: the 65th is closed; one closing frees its place', async () => {
+    const held: tls.TLSSocket[] = [];
+    try {
+      for (let i = 0; i < 64; i++) {
+        const socket = await tlsConnect(port);
+        socket.on('error', () => {});
+        held.push(socket);
+      }
+      const extra = await tlsConnect(port);
+      extra.on('error', () => {});
+      // Closed by the server right after its handshake, before a byte of HTTP.
+      await new Promise((resolve) => extra.once('close', resolve));
+      const freed = held.shift()!;
+      const gone = new Promise((resolve) => freed.once('close', resolve));
+      freed.destroy();
+      await gone;
+      // The server hears the close on its own side too: retried until it has (bounded).
+      let answer: { status: number } | null = null;
+      for (let attempt = 0; attempt < 50 && answer === null; attempt++)
+        answer = await postWebhook(port, valid).catch(() => null);
+      assert.equal(answer?.status, 200);
+    } finally {
+      for (const socket of held) socket.destroy();
+    }
+  });
+
   it('has deadlines as tight as the API server needs (headers 10 s as ingress-nginx, a whole review 30 s)', () => {
     // The server object is not exported: find it among the process's handles by its port.
     const handles = (process as unknown as { _getActiveHandles(): unknown[] })._getActiveHandles();
