@@ -76,8 +76,12 @@ export async function watchConfig(
           return;
         }
         if (file === null || MANIFEST_EXTENSIONS.has(extname(file))) schedule();
-        // A new subdirectory may hold manifests too.
-        if (file !== null && extname(file) === '') void addTree(join(directory, file));
+        // A new subdirectory may hold manifests too, some of them already there when its watcher starts
+        // (a folder moved in, a checkout): read once it is watched.
+        if (file !== null && extname(file) === '')
+          void addTree(join(directory, file)).then((isDirectory) => {
+            if (isDirectory) schedule();
+          });
       });
       watcher.on('error', () => {
         watcher.close();
@@ -88,16 +92,18 @@ export async function watchConfig(
       options.onError?.(error);
     }
   };
-  const addTree = async (directory: string): Promise<void> => {
-    if (closed) return;
+  /** Watches `directory` and the directories below it; false when it is not one (or is gone). */
+  const addTree = async (directory: string): Promise<boolean> => {
+    if (closed) return false;
     let entries: Dirent[];
     try {
       entries = await readdir(directory, { withFileTypes: true });
     } catch {
-      return; // not a directory (or gone)
+      return false;
     }
     watchDirectory(directory, null);
     for (const entry of entries) if (entry.isDirectory()) await addTree(join(directory, entry.name));
+    return true;
   };
 
   for (const path of paths) {
