@@ -72,6 +72,12 @@ export const API_ACCESS: readonly ApiAccess[] = [
     why: '--default-ssl-certificate, by name, when it is outside the watched namespace',
   },
   {
+    resource: RESOURCES.service,
+    verbs: ['get'],
+    scope: 'named',
+    why: '--publish-service, by name, when it is outside the watched namespace (its addresses are the status)',
+  },
+  {
     resource: RESOURCES.namespace,
     verbs: ['list', 'watch'],
     scope: 'cluster',

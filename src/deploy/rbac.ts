@@ -75,6 +75,7 @@ function namespaceOf(ctx: RenderContext, ref: string): string | null {
 const NAMING_FLAGS: Readonly<Record<string, RegExp>> = {
   configmaps: /^--(configmap|tcp-services-configmap|udp-services-configmap)=/,
   secrets: /^--default-ssl-certificate=/,
+  services: /^--publish-service=/,
 };
 
 /** The objects a `named` line reads, by namespace: the ConfigMaps' names, the default certificate's. */

@@ -55,8 +55,16 @@ export function checkWebhookCertificate(
     if (!cert.verify(ca.publicKey)) return 'the certificate is not signed by the CA';
     if (!cert.checkPrivateKey(createPrivateKey(c.key))) return 'the key does not belong to the certificate';
     if (cert.checkHost(dnsName) === undefined) return `the certificate does not name ${dnsName}`;
-    if (new Date(cert.validTo).getTime() <= now.getTime())
-      return `the certificate expired on ${cert.validTo}`;
+    // The API server verifies the chain as TLS does: both certificates in their validity, a CA that is one.
+    if (!ca.ca) return 'the CA certificate is not a CA (basicConstraints CA:FALSE or absent)';
+    for (const [what, x509] of [
+      ['the certificate', cert],
+      ['the CA certificate', ca],
+    ] as const) {
+      if (new Date(x509.validTo).getTime() <= now.getTime()) return `${what} expired on ${x509.validTo}`;
+      if (new Date(x509.validFrom).getTime() > now.getTime())
+        return `${what} is not valid before ${x509.validFrom}`;
+    }
     return null;
   } catch (err) {
     return `not a PEM certificate and key: ${(err as Error).message}`;

@@ -50,12 +50,14 @@ async function readCapped(file: string, max: number): Promise<string | null> {
 
 export async function loadManifests(paths: readonly string[]): Promise<LoadResult> {
   const result: LoadResult = { objects: [], issues: [] };
-  const files: string[] = [];
-  for (const path of paths) await collectFiles(path, true, files, result.issues);
+  const files: FoundFile[] = [];
+  const walk: Walk = { files, directories: new Set(), issues: result.issues };
+  for (const path of paths) await collectFiles(path, true, walk);
+  // The same file under two names (`d` and `d/./x.yaml`, a link) is read once.
   const seen = new Set<string>();
-  for (const file of files) {
-    if (seen.has(file)) continue;
-    seen.add(file);
+  for (const { path: file, identity } of files) {
+    if (seen.has(identity)) continue;
+    seen.add(identity);
     let text: string;
     try {
       const info = await stat(file);
@@ -84,12 +86,21 @@ export async function loadManifests(paths: readonly string[]): Promise<LoadResul
   return result;
 }
 
-async function collectFiles(
-  path: string,
-  explicit: boolean,
-  out: string[],
-  issues: ConfigIssue[],
-): Promise<void> {
+interface FoundFile {
+  path: string;
+  /** Device and inode: one file whatever its name. */
+  identity: string;
+}
+
+interface Walk {
+  files: FoundFile[];
+  /** Directories already walked (device and inode): a link back to an ancestor is not walked again. */
+  directories: Set<string>;
+  issues: ConfigIssue[];
+}
+
+async function collectFiles(path: string, explicit: boolean, walk: Walk): Promise<void> {
+  const { issues } = walk;
   let info: Awaited<ReturnType<typeof stat>>;
   try {
     info = await stat(path);
@@ -97,7 +108,10 @@ async function collectFiles(
     issues.push(fileIssue('MANIFEST_READ_ERROR', path, `${path}: cannot read: ${(err as Error).message}`));
     return;
   }
+  const identity = `${info.dev}:${info.ino}`;
   if (info.isDirectory()) {
+    if (walk.directories.has(identity)) return;
+    walk.directories.add(identity);
     let entries: string[];
     try {
       entries = await readdir(path);
@@ -111,12 +125,14 @@ async function collectFiles(
     entries.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
     for (const entry of entries) {
       if (entry.startsWith('.')) continue;
-      await collectFiles(join(path, entry), false, out, issues);
+      await collectFiles(join(path, entry), false, walk);
     }
     return;
   }
-  // A file named on the command line is read whatever its extension; inside directories only manifests.
-  if (explicit || MANIFEST_EXTENSIONS.has(extname(path).toLowerCase())) out.push(path);
+  // A file named on the command line is read whatever it is (`-f <(kubectl get …)` is a pipe); inside
+  // directories only regular manifest files: a FIFO named x.yaml would wait for a writer for ever.
+  if (explicit || (info.isFile() && MANIFEST_EXTENSIONS.has(extname(path).toLowerCase())))
+    walk.files.push({ path, identity });
 }
 
 /** Parses one file's text. `fileName` is only used to name the origin in objects and issues. */
