@@ -12,6 +12,7 @@ import {
   startGateway,
 } from '../gateway/gateway.ts';
 import type { DecisionLog } from '../dashboard/decision-log.ts';
+import { parseDashboardAddress } from '../dashboard/flag.ts';
 import type { LineSink } from '../gateway/line-sink.ts';
 import type { GatewayMetrics } from '../gateway/metrics.ts';
 import { availableCores } from '../workers/cores.ts';
@@ -85,6 +86,19 @@ function servedKey(topology: Topology, objects: ClusterObjects, o: ControllerOpt
   return JSON.stringify([topology, data(o.tcpServicesConfigMap), data(o.udpServicesConfigMap)]);
 }
 
+/**
+ * The controller's own ports, which no tcp-/udp-services entry may take: ingress-nginx's (HTTP, HTTPS,
+ * health) and, unlike it, the webhook's and the dashboard's (a stream listener there would fail to bind,
+ * or take the port first at a restart).
+ */
+export function reservedPorts(o: ControllerOptions): number[] {
+  const ports = [o.httpPort, o.httpsPort, o.healthzPort];
+  if (o.validatingWebhook !== null) ports.push(o.validatingWebhook.port);
+  const dashboard = o.dashboard === null ? null : parseDashboardAddress(o.dashboard);
+  if (dashboard?.ok) ports.push(dashboard.value.port);
+  return ports.filter((port) => port > 0);
+}
+
 /** The config line, listeners, warnings, and the tcp-services plan of a snapshot just served. */
 function reportSnapshot(deps: ServingDeps, running: ServedGateway, topology: Topology, first: boolean): void {
   const { options: o, log } = deps;
@@ -95,7 +109,7 @@ function reportSnapshot(deps: ServingDeps, running: ServedGateway, topology: Top
   if (first) for (const e of listenerEvents(running)) log(e.message);
   for (const e of snapshotEvents(snap)) log(`${e.level}: ${e.message}`);
   const objects = deps.objects();
-  const reserved = [o.httpPort, o.httpsPort, o.healthzPort];
+  const reserved = reservedPorts(o);
   const tcp = planTcpServices(configMapNamed(objects, o.tcpServicesConfigMap), topology, reserved);
   const udp = planTcpServices(configMapNamed(objects, o.udpServicesConfigMap), topology, reserved, 'UDP');
   for (const p of [...tcp.problems, ...udp.problems]) log(`warning: ${p.message} [${p.code}]`);

@@ -72,7 +72,7 @@ export function planTcpServices(
       continue;
     }
     if (reserved.includes(port)) {
-      invalid(`port ${port} is the controller's own HTTP/HTTPS/health port`);
+      invalid(`port ${port} is one of the controller's own ports (HTTP, HTTPS, health, webhook, dashboard)`);
       continue;
     }
     const m = typeof value === 'string' ? ENTRY.exec(value.trim()) : null;

@@ -5,6 +5,7 @@ import { describe, it } from 'node:test';
 import { reviewAdmission, verdictFor } from '../../src/controller/admission.ts';
 import { eventName, ingressEvents } from '../../src/controller/events.ts';
 import { expandEnv, FLAGS, parseControllerFlags, parseGoDuration } from '../../src/controller/flags.ts';
+import { reservedPorts } from '../../src/controller/serving.ts';
 import {
   type ClusterObjects,
   isOurIngress,
@@ -599,4 +600,21 @@ describe('tcp-services plan', () => {
     assert.equal(problems.length, 3);
     assert.ok(problems.every((p) => p.code === 'TCP_SERVICE_INVALID'));
   });
+});
+
+it('tcp-services may not take the webhook or dashboard port either (beside HTTP, HTTPS, health)', () => {
+  const parsed = parseControllerFlags(
+    [
+      '--validating-webhook=:8443',
+      '--validating-webhook-certificate=/c',
+      '--validating-webhook-key=/k',
+      '--dashboard=127.0.0.1:9090',
+    ],
+    {},
+  );
+  assert.ok(parsed.ok === true);
+  assert.deepEqual(reservedPorts(parsed.options), [80, 443, 10254, 8443, 9090]);
+  const bare = parseControllerFlags(['--dashboard=9191', '--http-port=8080'], {});
+  assert.ok(bare.ok === true);
+  assert.deepEqual(reservedPorts(bare.options), [8080, 443, 10254, 9191]);
 });
