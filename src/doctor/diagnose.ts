@@ -125,23 +125,27 @@ function auditReport(common: Common): DoctorReport {
   const { findings, audit } = common;
   const errors = findings.filter((f) => f.severity === 'error').length;
   const warnings = findings.filter((f) => f.severity === 'warning').length;
+  // A manifest error is a problem too: what keepip refuses, or a location that fails closed.
+  const manifestErrors = common.configIssues.filter((i) => i.severity === 'error').length;
   const unrecognised = audit.filter((a) => !a.recognised).length;
   const parts = [
     `${errors} error${errors === 1 ? '' : 's'}`,
     `${warnings} warning${warnings === 1 ? '' : 's'}`,
+    ...(manifestErrors > 0 ? [`${manifestErrors} manifest error${manifestErrors === 1 ? '' : 's'}`] : []),
     audit.length > 0
       ? `${audit.length - unrecognised} of ${audit.length} access lists recognise their clients`
       : 'no access lists',
   ];
+  const problems = errors + manifestErrors > 0;
   return {
     mode: 'audit',
-    verdict: errors > 0 ? 'problems' : 'ok',
+    verdict: problems ? 'problems' : 'ok',
     summary: parts.join(', '),
     status: null,
     decidedBy: null,
     hops: [],
     simulation: null,
-    exitCode: errors > 0 ? 1 : 0,
+    exitCode: problems ? 1 : 0,
     ...common,
   };
 }

@@ -200,3 +200,38 @@ test('--proxy-header-for: a PROXY header the client writes itself is believed wh
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('without --client: a manifest error (a location that fails closed) is a problem too, exit 1', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'keepip-doctor-manifest-error-'));
+  try {
+    await cp('test/fixtures/doctor/clean', dir, { recursive: true });
+    const broken = `---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: broken
+  namespace: app
+  annotations:
+    nginx.ingress.kubernetes.io/limit-rps: "1.5"
+spec:
+  ingressClassName: nginx
+  rules:
+    - host: broken.example.com
+      http:
+        paths:
+          - {path: /, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}
+`;
+    await writeFile(join(dir, 'broken.yaml'), broken);
+    const clean = await runKeepip(['doctor', '-f', 'test/fixtures/doctor/clean', '--json']);
+    assert.equal(clean.code, 0, 'the fixture alone is clean');
+    const { code, stdout } = await runKeepip(['doctor', '-f', dir, '--json']);
+    const report = JSON.parse(stdout);
+    assert.equal(code, 1);
+    assert.equal(report.verdict, 'problems');
+    assert.deepEqual(report.findings, []);
+    assert.match(report.summary, /1 manifest error/);
+    assert.ok(report.configIssues.some((i: { code: string }) => i.code === 'ACCESS_CONFIG_DENIED'));
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
