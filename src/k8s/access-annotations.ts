@@ -193,7 +193,13 @@ function namespacedRef(r: Reader, name: string, value: string): string | null {
  * served at all, where ignoring it would serve the Ingress without its limit.
  */
 function readLimit(r: Reader, name: string): number {
-  const value = readWhole(r.values, name, null, WHOLE_NUMBER);
+  // The refusal below is the one issue: no warning that the value is "ignored" beside it.
+  const quiet: ScalarSource = {
+    get: (key) => r.values.get(key),
+    ...(r.values.wholeAsParseInt ? { wholeAsParseInt: true } : {}),
+    invalid: () => {},
+  };
+  const value = readWhole(quiet, name, null, WHOLE_NUMBER);
   const raw = r.get(name);
   if (value === null && raw !== undefined && raw !== '')
     r.deny(name, `${JSON.stringify(raw)} is not a whole number: a limit that cannot be read is not dropped`);
