@@ -181,11 +181,15 @@ export function routeKey(location: RecordLocation | null): string {
   return location === null ? '_' : `${location.ingress.namespace}/${location.ingress.name} ${location.path}`;
 }
 
+/** Client-written text kept in a record: the first 512 characters, and … when there were more. */
+function cut(text: string): string {
+  return text.length > 512 ? `${text.slice(0, 512)}…` : text;
+}
+
 function headerValue(req: GatewayRequest, name: string): string | null {
   const value = req.headers[name];
   if (value === undefined) return null;
-  const text = Array.isArray(value) ? value.join(', ') : value;
-  return text.length > 512 ? `${text.slice(0, 512)}…` : text;
+  return cut(Array.isArray(value) ? value.join(', ') : value);
 }
 
 /** The record of one finished request (references to the snapshot's frozen objects, and copies). */
@@ -221,7 +225,8 @@ export function toRecord(
     useProxyProtocol: snap.settings.useProxyProtocol,
     method: req.method ?? '',
     target: (req.url ?? '').slice(0, 2048),
-    host: ex.host,
+    // A name is at most 253 characters: a longer Host is the client's filler, held 1,000 times over.
+    host: cut(ex.host),
     serverName: ex.serverName,
     location: route?.location ?? null,
     matchedBy: route?.matchedBy ?? null,
