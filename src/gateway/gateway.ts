@@ -447,10 +447,32 @@ const NAME_LINES: Readonly<Record<string, readonly [string, GatewayEvent['level'
 };
 
 /** The issues and warnings of a snapshot worth a line: unsupported names, trust-everyone, contained errors. */
+/**
+ * One line per issue said: the same issue found twice (a location's path compiled for each of its
+ * readings, a rewrite read by two steps) is one line, at the more severe of its levels.
+ */
+function distinctIssueLines() {
+  const lines = new Map<string, GatewayEvent>();
+  return {
+    add(
+      issue: { severity: 'error' | 'warning' | 'info'; code: string } & Parameters<typeof describeIssue>[0],
+    ) {
+      const message = describeIssue(issue);
+      const key = `${issue.code}\u0000${message}`;
+      const known = lines.get(key);
+      if (known === undefined)
+        lines.set(key, { level: issue.severity, event: 'config-issue', message, code: issue.code });
+      else if (issue.severity === 'error') known.level = 'error';
+    },
+    events: () => [...lines.values()],
+  };
+}
+
 export function snapshotEvents(snap: GatewaySnapshot): GatewayEvent[] {
   const events: GatewayEvent[] = [];
   const { settings } = snap;
   const named = new Map<string, Set<string>>();
+  const issueLines = distinctIssueLines();
   for (const issue of snap.topology.issues) {
     // The translation warned of the ConfigMap's trust; --trusted-proxies replaced it (see below).
     if (issue.code === 'TRUSTS_EVERYONE' && snap.trustSource === 'flag') continue;
@@ -464,25 +486,13 @@ export function snapshotEvents(snap: GatewaySnapshot): GatewayEvent[] {
       names.add(`${name}${object}`);
       named.set(issue.code, names);
     } else if (issue.severity !== 'info') {
-      events.push({
-        level: issue.severity,
-        event: 'config-issue',
-        message: describeIssue(issue),
-        code: issue.code,
-      });
+      issueLines.add(issue);
     }
   }
   // What compiling the routes found (ROUTE_INVALID_REGEX: that location answers 503; duplicate or
   // unmatchable hosts; unusable rewrite targets), by code like the manifests' own issues.
-  for (const issue of snap.routes.issues) {
-    if (issue.severity === 'info') continue;
-    events.push({
-      level: issue.severity,
-      event: 'config-issue',
-      message: describeIssue(issue),
-      code: issue.code,
-    });
-  }
+  for (const issue of snap.routes.issues) if (issue.severity !== 'info') issueLines.add(issue);
+  events.push(...issueLines.events());
   for (const [code, [event, level, words]] of Object.entries(NAME_LINES)) {
     const names = named.get(code);
     if (names !== undefined)
