@@ -15,10 +15,21 @@ export interface ReloadMetrics {
   reload(result: 'applied' | 'rejected', served: Topology): void;
 }
 
+/**
+ * Where each object was read from (an Origin: file and document), and the issues that quote it: not
+ * what is served, so the same objects from other files, or in another order, hash alike. (A mirror's
+ * `origin` is a served string: kept.)
+ */
+function servedOnly(key: string, value: unknown): unknown {
+  if (key === 'issues') return undefined;
+  if ((key === 'origin' || key === 'ingressOrigin') && typeof value === 'object') return undefined;
+  return value;
+}
+
 /** A 52-bit hash of what is served (not the per-pod metrics labels), exact in a float64 gauge. */
 export function configHash(topology: Topology): number {
   const { requestMetrics: _perPod, ...gateway } = topology.gateway;
-  const text = JSON.stringify({ ...topology, gateway });
+  const text = JSON.stringify({ ...topology, gateway }, servedOnly);
   return Number.parseInt(createHash('sha256').update(text).digest('hex').slice(0, 13), 16);
 }
 

@@ -276,7 +276,8 @@ function recordExchange(
     ctx.accessLog.write(snap.formatAccessLine(vars));
   ctx.metrics.request(
     route === null ? '' : ingressLabel(route.location.ingress),
-    route === null ? '_' : ex.serverName,
+    // The matched server even when no location answered (app-root, block-user-agents); `_` is the default.
+    ex.serverName,
     status,
     req.httpVersion === '2.0' ? 'HTTP/2.0' : req.httpVersion === '1.0' ? 'HTTP/1.0' : 'HTTP/1.1',
   );
@@ -309,7 +310,8 @@ function recordIngressNginxMetrics(
     status: vars.status,
     canary: vars.proxyAlternativeUpstreamName,
     requestSeconds: vars.requestTimeMs / 1000,
-    upstreamSeconds: last === null ? null : last.seconds,
+    // No backend answer (refused, reset, timed out before a head): no response time.
+    upstreamSeconds: last === null || last.headerSeconds === null ? null : last.seconds,
     connectSeconds: last === null ? null : connectSecondsOf(last),
     headerSeconds: last === null ? null : headerSecondsOf(last),
     requestLength: vars.requestLength,
