@@ -450,7 +450,9 @@ function handleClientError(ctx: HandlerContext, error: ClientError, socket: Dupl
     );
   }
   // A header timeout is logged too (nginx: `"GET /ab" 408`): a slow-header client shows in the log.
-  logBareRequest(ctx, conn, request, status, errorPageBody(status).length, {});
+  // $request_length: the bytes read when it was refused (nginx counts up to the refused line).
+  const length = error.rawPacket?.length ?? request.length;
+  logBareRequest(ctx, conn, request, status, errorPageBody(status).length, {}, length);
 }
 
 /** A plain HTTP request on the HTTPS listener: nginx's 400 "The plain HTTP request was sent to HTTPS port". */

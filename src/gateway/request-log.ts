@@ -345,6 +345,8 @@ export function logBareRequest(
   status: number,
   bodyBytes: number,
   headers: Record<string, string | string[] | undefined>,
+  /** The bytes read of it ($request_length), when more than its request line. */
+  requestLength: number = request.length,
 ): void {
   const vars = createAccessLogVars();
   setConnectionVars(vars, conn);
@@ -359,7 +361,7 @@ export function logBareRequest(
   vars.status = status;
   vars.bodyBytesSent = bodyBytes;
   vars.bytesSent = bodyBytes;
-  vars.requestLength = request.length;
+  vars.requestLength = requestLength;
   vars.headers = headers;
   vars.reqId = newRequestId();
   vars.reqIdIsOwn = true;

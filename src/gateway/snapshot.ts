@@ -42,7 +42,7 @@ const CONTAINED_ERRORS = new Set([
   'INVALID_SOURCE_RANGE',
   // Unusable auth or limit annotations fail closed: 503 (auth-tls: 403) for that location or host.
   'ACCESS_CONFIG_DENIED',
-  // GRPC/FCGI backends: the location has no backend and answers 503.
+  // FCGI backends: the location has no backend and answers 503 (gRPC is proxied over HTTP/2).
   'UNSUPPORTED_BACKEND_PROTOCOL',
   // ssl-ciphers / ssl-protocols that cannot be used: the handshakes they apply to are refused.
   'INVALID_TLS_SETTINGS',

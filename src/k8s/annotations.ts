@@ -508,7 +508,7 @@ function readTrustedCidrs(v: ConfigMapReader, s: GatewaySettings): void {
     'error',
     'INVALID_TRUSTED_CIDR',
     v.field('proxy-real-ip-cidr'),
-    `${why}; keepip trusts no peer (PROXY headers and forwarded headers are refused)`,
+    `${why}; a configuration with it is not served (the gateway does not start; a reload keeps the trust it had, as nginx refuses the configuration), and the doctor reads it as trusting no peer`,
   );
 }
 

@@ -235,7 +235,7 @@ export const K8S_CODES = {
   INVALID_TRUSTED_CIDR: {
     kind: 'issue',
     summary:
-      'proxy-real-ip-cidr has a bad entry; keepip trusts no peer, so PROXY and forwarded headers are refused',
+      'proxy-real-ip-cidr has a bad entry; the configuration is not served: the gateway does not start, a reload keeps the trust it had (as nginx refuses it), never trusting everyone',
     fix: "set proxy-real-ip-cidr to valid CIDRs of the load balancer's addresses",
   },
   TRUSTS_EVERYONE: {
