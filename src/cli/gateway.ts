@@ -233,6 +233,17 @@ async function serveDashboard(
   }
 }
 
+/** A sink whose close runs once, however many of the command's paths end it. */
+function closingOnce(sink: LineSink): LineSink {
+  const close = sink.close.bind(sink);
+  let closing: Promise<void> | null = null;
+  sink.close = () => {
+    closing ??= close();
+    return closing;
+  };
+  return sink;
+}
+
 function createReporter(json: boolean): (event: GatewayEvent) => void {
   return (event) => {
     if (json) {
@@ -240,7 +251,10 @@ function createReporter(json: boolean): (event: GatewayEvent) => void {
       return;
     }
     const level = event.level === 'info' ? '' : `${event.level}: `;
-    process.stderr.write(`keepip gateway: ${level}${event.message}\n`);
+    // A coded event says its code, as the others' lines do (`… [WORKER_RELOAD_ABORTED]`).
+    const code =
+      typeof event.code === 'string' && !event.message.includes(event.code) ? ` [${event.code}]` : '';
+    process.stderr.write(`keepip gateway: ${level}${event.message}${code}\n`);
   };
 }
 
@@ -264,7 +278,7 @@ export const command: Command = {
     if (!dashboard.ok) return usageError(USAGE, dashboard.error);
     const report = createReporter(options.json);
     const accessLog =
-      options.accessLog === null ? undefined : createFileLineSink({ path: options.accessLog });
+      options.accessLog === null ? undefined : closingOnce(createFileLineSink({ path: options.accessLog }));
     const running = await startServing(options, dashboard.plan, accessLog, report);
     if (running === null) {
       await accessLog?.close();
@@ -306,8 +320,13 @@ async function startServing(
   try {
     const topology = await readTopology(options);
     const workers = workerCount(options, topology);
-    // Workers open the access log themselves (each appends whole lines); this process's sink stays unused.
-    if (workers > 1) return await startWorkers(options, workers, topology, dashboard, report);
+    // Workers open the access log themselves (each appends whole lines): this process's sink, opened
+    // to find an unwritable path at once, is closed, so that no rotated file stays held open here.
+    if (workers > 1) {
+      const served = await startWorkers(options, workers, topology, dashboard, report);
+      await accessLog?.close();
+      return served;
+    }
     return await startGateway({
       topology,
       http: options.http,

@@ -343,7 +343,12 @@ function readWorkerProcesses(v: ConfigMapReader, s: GatewaySettings): void {
   }
   const n = parseUint(text, 1024);
   if (n === null || n < 1)
-    v.invalid('worker-processes', text, 'auto or a number of processes (1-1024)', 'auto');
+    v.invalid(
+      'worker-processes',
+      text,
+      'auto or a number of processes (1-1024)',
+      'of the command (keepip gateway: 1 process; keepip controller: auto, one per core)',
+    );
   else s.workerProcesses = n;
 }
 
