@@ -2,6 +2,7 @@
 // LoadBalancer Service, kube-proxy's NodePort hop, the gateway for the Ingresses, whoami for backends
 // nothing else serves — as one log stream, prefixed per component. Ctrl-C stops everything.
 import { upSources } from '../dashboard/attach.ts';
+import { escapeControlBytes } from '../gateway/access-log.ts';
 import {
   DASHBOARD_FLAG_OPTIONS,
   DASHBOARD_USAGE,
@@ -45,7 +46,8 @@ export function createPrefixedLog(write: (text: string) => void): (component: st
   let width = 8;
   return (component, line) => {
     width = Math.max(width, Math.min(component.length, 32));
-    write(`${component.padEnd(width)} | ${line}\n`);
+    // Names come from the manifests: a newline in one must not write a line that another component seems to.
+    write(`${escapeControlBytes(component).padEnd(width)} | ${escapeControlBytes(line)}\n`);
   };
 }
 

@@ -107,6 +107,8 @@ export function planUp(topology: Topology): UpPlan {
     }
   }
   components.push(...loadBalancers);
+  distinctNames(components);
+  notes.push(...unreachableClusterIps(topology));
   for (const component of components) {
     const host =
       component.kind === 'gateway' ? (component.http ?? component.https)!.host : component.listen.host;
@@ -115,6 +117,44 @@ export function planUp(topology: Topology): UpPlan {
     }
   }
   return { components, notes };
+}
+
+/**
+ * One name per component: it prefixes the component's lines, and a second one of a name would not
+ * start. Where two share one, the Service's namespace is added (`lb/a/edge:7000`, `lb/b/edge:7000`),
+ * then the address (a Service's second endpoint: `whoami/pair@127.0.81.13:3000`).
+ */
+function distinctNames(components: Component[]): void {
+  const clashing = () => {
+    const seen = new Map<string, Component[]>();
+    for (const c of components) seen.set(c.name, [...(seen.get(c.name) ?? []), c]);
+    return [...seen.values()].filter((group) => group.length > 1);
+  };
+  for (const group of clashing()) {
+    const services = group.flatMap((c) => (c.kind === 'gateway' ? [] : [c.service]));
+    if (new Set(services.map((ref) => ref.namespace)).size < 2) continue;
+    for (const c of group)
+      if (c.kind !== 'gateway') c.name = c.name.replace(`/${c.service.name}`, `/${refName(c.service)}`);
+  }
+  for (const group of clashing())
+    for (const c of group.slice(1))
+      if (c.kind !== 'gateway') c.name = `${c.name}@${formatHostPort(c.listen.host, c.listen.port)}`;
+}
+
+/** Backends reached through a ClusterIP (service-upstream) that keepip up cannot run off loopback. */
+function unreachableClusterIps(topology: Topology): string[] {
+  const notes = new Set<string>();
+  for (const vhost of topology.gateway.virtualHosts)
+    for (const location of vhost.locations) {
+      const ref = location.backend?.service;
+      if (!location.serviceUpstream || ref === undefined) continue;
+      const clusterIP = findService(topology.services, ref)?.clusterIP ?? null;
+      if (clusterIP !== null && !isLoopbackAddress(clusterIP))
+        notes.add(
+          `Service ${refName(ref)}: ClusterIP ${clusterIP} is outside 127.0.0.0/8, so keepip up runs no kube-proxy hop there; requests sent to it (service-upstream) fail`,
+        );
+    }
+  return [...notes];
 }
 
 /** The gateway: the pods behind the controller Service(s), else DEFAULT_GATEWAY_ADDRESS:80. */
@@ -261,12 +301,18 @@ function planNodePorts(
   nodePort: number,
 ): L4Component[] {
   const local = lb.externalTrafficPolicy === 'Local';
+  // Without ready endpoints kube-proxy rejects the connection; the controller's own Service is the
+  // exception, as the gateway then runs at its default address (planGateway).
+  const controller = topology.gateway.controllerServices.some(
+    (ref) => ref.namespace === lb.service.namespace && ref.name === lb.service.name,
+  );
+  const fallback = controller ? [{ host: DEFAULT_GATEWAY_ADDRESS, port: fallbackTargetPort(port) }] : [];
   return topology.nodes.map((node) => ({
     kind: 'node-port',
     name: `kube-proxy/${node.name}:${nodePort}`,
     service: lb.service,
     listen: { host: node.address, port: nodePort },
-    targets: pods.length > 0 ? pods : [{ host: DEFAULT_GATEWAY_ADDRESS, port: fallbackTargetPort(port) }],
+    targets: pods.length > 0 ? pods : fallback,
     sourceAddress: local ? null : node.address,
     preserveClientIp: local,
     proxyProtocol: null,

@@ -310,23 +310,41 @@ async function applyReload(state: ChainState): Promise<ReloadOutcome> {
       messages: ['the change is invalid; the running chain keeps its configuration', ...next.error],
     };
   }
+  const previous: Runnable = { topology: state.topology, objects: state.objects, plan: state.plan };
   const nextPlan = planUp(next.topology);
-  const messages = await stopChanged(state, nextPlan);
-  if (state.gateway !== null) {
-    const result = state.gateway.reload(next.topology);
-    if (!result.ok) {
-      messages.push(`gateway kept its configuration: ${result.error.message}`);
-      return { ok: false, messages };
-    }
-    messages.push(`gateway reloaded (configuration version ${result.version})`);
-    for (const event of snapshotEvents(result.snapshot)) options.log('gateway', event.message);
+  const messages: string[] = [];
+  try {
+    await switchTo(state, { topology: next.topology, objects: next.objects, plan: nextPlan }, messages);
+  } catch (error) {
+    // A hop that cannot start (its address taken, or not on this machine): the chain it replaced comes
+    // back, rather than a chain without it.
+    messages.push(`reload failed: ${(error as Error).message}; the running chain keeps its configuration`);
+    await switchTo(state, previous, []);
+    return { ok: false, messages };
   }
-  await startAll(state, nextPlan.components);
   for (const note of nextPlan.notes) options.log('up', note);
-  state.topology = next.topology;
-  state.objects = next.objects;
-  state.plan = nextPlan;
   return { ok: true, messages };
+}
+
+interface Runnable {
+  topology: Topology;
+  objects: readonly ManifestObject[];
+  plan: UpPlan;
+}
+
+/** Stops what `target` drops or changes, reloads the gateway (or restarts it on new listeners), starts the rest. */
+async function switchTo(state: ChainState, target: Runnable, messages: string[]): Promise<void> {
+  messages.push(...(await stopChanged(state, target.plan)));
+  state.topology = target.topology;
+  state.objects = target.objects;
+  state.plan = target.plan;
+  if (state.gateway !== null) {
+    const result = state.gateway.reload(target.topology);
+    if (!result.ok) throw new Error(`the gateway refused the configuration: ${result.error.message}`);
+    messages.push(`gateway reloaded (configuration version ${result.version})`);
+    for (const event of snapshotEvents(result.snapshot)) state.options.log('gateway', event.message);
+  }
+  await startAll(state, target.plan.components);
 }
 
 /** Stops, outside in, what the next plan drops or changes (the gateway reloads in place instead). */
@@ -336,12 +354,21 @@ async function stopChanged(state: ChainState, nextPlan: UpPlan): Promise<string[
   for (const [name, instance] of [...state.instances.entries()].reverse()) {
     const component = wanted.get(name);
     if (component !== undefined && JSON.stringify(component) === instance.signature) continue;
-    if (instance.component.kind === 'gateway' && component !== undefined) continue; // reloads in place
+    // The gateway reloads in place, unless its pods moved: then it listens anew.
+    if (component?.kind === 'gateway' && sameListeners(component, instance.component)) continue;
     await instance.close();
     state.instances.delete(name);
+    if (instance.component.kind === 'gateway') state.gateway = null;
     messages.push(component === undefined ? `stopped ${name}` : `restarted ${name}`);
   }
   return messages;
+}
+
+function sameListeners(next: GatewayComponent, running: Component): boolean {
+  return (
+    running.kind === 'gateway' &&
+    JSON.stringify([next.http, next.https]) === JSON.stringify([running.http, running.https])
+  );
 }
 
 function describeL4(component: L4Component, actual: (e: Endpoint) => Endpoint): string {
