@@ -274,10 +274,15 @@ async function applyFix(demo: Demo): Promise<void> {
   const mark = captured.lines.length;
   const reloaded = chain.nextReload();
   await cp(join(SEED_DIR, 'after', 'ingress-nginx.yaml'), join(demo.manifests, 'ingress-nginx.yaml'));
+  // A watcher that missed the copy gets 5 s, then the reload is asked for; the timer never holds the exit.
+  let fallback: NodeJS.Timeout | undefined;
   const outcome = await Promise.race([
     reloaded,
-    new Promise<null>((resolve) => setTimeout(() => resolve(null), 5_000)),
+    new Promise<null>((resolve) => {
+      fallback = setTimeout(() => resolve(null), 5_000);
+    }),
   ]);
+  clearTimeout(fallback);
   const applied = outcome ?? (await chain.reload());
   for (const line of captured.lines.slice(mark)) io.print(`  ${line}\n`);
   record(
