@@ -305,7 +305,7 @@ function throughProxyReader(walk: Walk): Simulation | null {
     hops.push({
       name: 'gateway',
       sees: peer,
-      detail: `reads a PROXY ${sentHeader} header from ${peer}, which is outside proxy-real-ip-cidr ${settings.trustedCidrs.join(', ')}: connection closed (keepip; ingress-nginx would ignore the header, G5)`,
+      detail: `reads a PROXY ${sentHeader} header from ${peer}, which is outside proxy-real-ip-cidr ${settings.trustedCidrs.join(', ') || '(empty or invalid: no peer is trusted)'}: connection closed (keepip; ingress-nginx would ignore the header, G5)`,
     });
     return end(walk, 'connection-closed', null, 'G5 untrusted peer', null);
   }
