@@ -53,6 +53,7 @@ import { renderManifests } from '../../src/deploy/render.ts';
 import { loadManifests } from '../../src/k8s/load.ts';
 import { FLAGS } from '../../src/controller/flags.ts';
 import { type FakeApiServer, type SeenRequest, startFakeApiServer } from '../fixtures/fake-apiserver.ts';
+import { allows, apiCall, type Rule } from '../helpers/rbac.ts';
 import { type Running, runKeepip, startKeepip } from '../helpers/process.ts';
 
 // biome-ignore lint/suspicious/noExplicitAny: rendered objects are read as plain JSON in the assertions
@@ -171,50 +172,6 @@ const ingressReview = (object: Json): Json => ({
 // ---------------------------------------------------------------------------------------------------
 // RBAC as the API server evaluates it: a list or watch with fieldSelector metadata.name=X is authorized
 // as a request for X.
-
-interface Rule {
-  apiGroups: string[];
-  resources: string[];
-  verbs: string[];
-  resourceNames?: string[];
-}
-
-interface ApiCall {
-  group: string;
-  resource: string;
-  namespace: string;
-  name: string;
-  verb: string;
-}
-
-function apiCall(r: SeenRequest): ApiCall {
-  const m =
-    /^\/(?:api\/v1|apis\/([a-z0-9.-]+)\/v1)(?:\/namespaces\/([^/]+))?\/([a-z]+)(?:\/([^/]+))?(?:\/(status))?$/.exec(
-      r.path,
-    );
-  assert.ok(m, `not an API path: ${r.path}`);
-  const [, group = '', namespace = '', plural, name = '', sub] = m;
-  const watch = r.query.get('watch') === '1' || r.query.get('watch') === 'true';
-  const verbs: Record<string, string> = { POST: 'create', PUT: 'update', PATCH: 'patch', DELETE: 'delete' };
-  const verb = r.method === 'GET' ? (name ? 'get' : watch ? 'watch' : 'list') : (verbs[r.method] ?? r.method);
-  const selected = /^metadata\.name=([^,]+)$/.exec(r.query.get('fieldSelector') ?? '')?.[1];
-  return {
-    group,
-    resource: sub ? `${plural}/${sub}` : plural!,
-    namespace,
-    name: name || (selected ?? ''),
-    verb,
-  };
-}
-
-const allows = (rules: readonly Rule[], c: ApiCall) =>
-  rules.some(
-    (r) =>
-      r.apiGroups.includes(c.group) &&
-      r.resources.includes(c.resource) &&
-      r.verbs.includes(c.verb) &&
-      (r.resourceNames === undefined || r.resourceNames.includes(c.name)),
-  );
 
 /** The requests the rendered ClusterRole and the Roles (each in its namespace) refuse, deduplicated. */
 function refused(docs: Json[], requests: readonly SeenRequest[]): string[] {

@@ -8,60 +8,12 @@ import { after, before, describe, it } from 'node:test';
 import { API_ACCESS, apiGroup } from '../../src/deploy/api-access.ts';
 import type { K8sObject } from '../../src/deploy/context.ts';
 import { renderManifests } from '../../src/deploy/render.ts';
-import { type FakeApiServer, type SeenRequest, startFakeApiServer } from '../fixtures/fake-apiserver.ts';
+import { type FakeApiServer, startFakeApiServer } from '../fixtures/fake-apiserver.ts';
+import { allows, apiCall, type Rule } from '../helpers/rbac.ts';
 import { seedWeb, startBackend, startTestController } from '../controller/harness.ts';
 
 // biome-ignore lint/suspicious/noExplicitAny: rendered objects are read as plain JSON
 type Json = any;
-
-interface Rule {
-  apiGroups: string[];
-  resources: string[];
-  verbs: string[];
-  resourceNames?: string[];
-}
-
-interface ApiCall {
-  group: string;
-  resource: string;
-  namespace: string;
-  name: string;
-  verb: string;
-}
-
-/**
- * A request as RBAC sees it: API group, resource[/subresource], namespace, name and verb; a list or
- * watch with fieldSelector metadata.name=X is authorized as X, as the API server does.
- */
-function apiCall(r: SeenRequest): ApiCall {
-  const m =
-    /^\/(?:api\/v1|apis\/([a-z0-9.-]+)\/v1)(?:\/namespaces\/([^/]+))?\/([a-z]+)(?:\/([^/]+))?(?:\/(status))?$/.exec(
-      r.path,
-    );
-  assert.ok(m, `not an API path: ${r.path}`);
-  const [, group = '', namespace = '', plural, name = '', sub] = m;
-  const watch = r.query.get('watch') === '1' || r.query.get('watch') === 'true';
-  const verbs: Record<string, string> = { POST: 'create', PUT: 'update', PATCH: 'patch', DELETE: 'delete' };
-  const verb = r.method === 'GET' ? (name ? 'get' : watch ? 'watch' : 'list') : (verbs[r.method] ?? r.method);
-  const selected = /^metadata\.name=([^,]+)$/.exec(r.query.get('fieldSelector') ?? '')?.[1];
-  return {
-    group,
-    resource: sub ? `${plural}/${sub}` : plural!,
-    namespace,
-    name: name || (selected ?? ''),
-    verb,
-  };
-}
-
-function allows(rules: readonly Rule[], call: ApiCall): boolean {
-  return rules.some(
-    (rule) =>
-      rule.apiGroups.includes(call.group) &&
-      rule.resources.includes(call.resource) &&
-      rule.verbs.includes(call.verb) &&
-      (rule.resourceNames === undefined || rule.resourceNames.includes(call.name)),
-  );
-}
 
 /** The fake API server with the web app, the controller's pod and node and its ConfigMaps (empty: the
  * test is about the requests, not the ports they open), and the controller on `args`, once it has
