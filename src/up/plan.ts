@@ -10,6 +10,7 @@
 //   ClusterIP hops (clusterIP:port -> endpoints, address kept), for `service-upstream` and in-cluster calls
 //   whoami on every backend endpoint that nothing else serves
 import type {
+  EndpointModel,
   LoadBalancerModel,
   ObjectRef,
   ServiceModel,
@@ -259,13 +260,14 @@ function planLbPort(
   port: ServicePortModel,
   nodePorts: { next: number },
   notes: string[],
-): { lb: L4Component; nodePorts: L4Component[] } {
-  const pods = service ? readyEndpoints(service, port).map((e) => ({ host: e.address, port: e.port })) : [];
+): { lb: L4Component; nodePorts: (L4Component | WhoamiComponent)[] } {
+  const ready = service ? readyEndpoints(service, port) : [];
+  const pods = ready.map((e) => ({ host: e.address, port: e.port }));
   if (pods.length === 0) {
     notes.push(`${lb.id} port ${port.port}: no ready endpoints; the LB has no healthy target`);
   }
   const hops =
-    lb.targetType === 'ip' ? [] : planNodePorts(topology, lb, port, pods, port.nodePort ?? nodePorts.next++);
+    lb.targetType === 'ip' ? [] : planNodePorts(topology, lb, port, ready, port.nodePort ?? nodePorts.next++);
   // A4, an AWS rule: across a VPN, a transit gateway or PrivateLink the targets see the LB's own
   // address whatever the preservation attribute says. On loopback the client is local, so say it
   // here. The path is the doctor's: the annotation, else PrivateLink for a VPC endpoint.
@@ -283,7 +285,10 @@ function planLbPort(
       name: `lb/${lb.service.name}:${port.port}`,
       service: lb.service,
       listen: { host: lb.listenAddress, port: port.port },
-      targets: lb.targetType === 'ip' ? pods : hops.map((hop) => hop.listen),
+      targets:
+        lb.targetType === 'ip'
+          ? pods
+          : hops.filter((hop) => hop.kind === 'node-port').map((hop) => hop.listen),
       sourceAddress: lb.sourceAddress,
       preserveClientIp: lb.preserveClientIp && !viaTranslation,
       proxyProtocol: lb.proxyProtocol,
@@ -292,14 +297,18 @@ function planLbPort(
   };
 }
 
-/** kube-proxy on every node's NodePort: SNAT to the node under Cluster, the client kept under Local. */
+/**
+ * kube-proxy on every node's NodePort: SNAT to the node under Cluster, the client kept under Local,
+ * where a node sends only to the pods on itself and answers the LB's health check on
+ * healthCheckNodePort only while it has one (K2, A7: nodes without one fail it and get nothing).
+ */
 function planNodePorts(
   topology: Topology,
   lb: LoadBalancerModel,
   port: ServicePortModel,
-  pods: Endpoint[],
+  ready: readonly EndpointModel[],
   nodePort: number,
-): L4Component[] {
+): (L4Component | WhoamiComponent)[] {
   const local = lb.externalTrafficPolicy === 'Local';
   // Without ready endpoints kube-proxy rejects the connection; the controller's own Service is the
   // exception, as the gateway then runs at its default address (planGateway).
@@ -307,15 +316,32 @@ function planNodePorts(
     (ref) => ref.namespace === lb.service.namespace && ref.name === lb.service.name,
   );
   const fallback = controller ? [{ host: DEFAULT_GATEWAY_ADDRESS, port: fallbackTargetPort(port) }] : [];
-  return topology.nodes.map((node) => ({
-    kind: 'node-port',
-    name: `kube-proxy/${node.name}:${nodePort}`,
-    service: lb.service,
-    listen: { host: node.address, port: nodePort },
-    targets: pods.length > 0 ? pods : fallback,
-    sourceAddress: local ? null : node.address,
-    preserveClientIp: local,
-    proxyProtocol: null,
-    model: null,
-  }));
+  return topology.nodes.flatMap((node) => {
+    // An endpoint whose node the manifests do not say is taken as on every node.
+    const on = local ? ready.filter((e) => e.nodeName === null || e.nodeName === node.name) : ready;
+    const pods = on.map((e) => ({ host: e.address, port: e.port }));
+    const hop: L4Component = {
+      kind: 'node-port',
+      name: `kube-proxy/${node.name}:${nodePort}`,
+      service: lb.service,
+      listen: { host: node.address, port: nodePort },
+      targets: pods.length > 0 ? pods : ready.length > 0 ? [] : fallback,
+      sourceAddress: local ? null : node.address,
+      preserveClientIp: local,
+      proxyProtocol: null,
+      model: null,
+    };
+    const checked = local && lb.healthCheckNodePort !== null && pods.length > 0;
+    const health: WhoamiComponent[] = checked
+      ? [
+          {
+            kind: 'whoami',
+            name: `kube-proxy/${node.name}:${lb.healthCheckNodePort} (health)`,
+            service: lb.service,
+            listen: { host: node.address, port: lb.healthCheckNodePort! },
+          },
+        ]
+      : [];
+    return [hop, ...health];
+  });
 }
