@@ -24,7 +24,7 @@ import { type ClientHello, type ClientHelloError, readClientHello } from './clie
 import type { ClientTimeouts, ConnectionCloseReason } from './client-timeouts.ts';
 import { acceptWithBorrowedReads } from './borrowed-reads.ts';
 import { attachConnection, type ConnectionInfo } from './connection.ts';
-import type { ErrorLog } from './error-log.ts';
+import { brokenHeaderText, type ErrorLog } from './error-log.ts';
 import { createH1Server, type H1Server } from './h1-server.ts';
 import { HeldBytes } from './held-bytes.ts';
 import { createH2Server, type H2Server, serveByAlpn } from './h2-server.ts';
@@ -391,11 +391,14 @@ function connectionInfoOf(
 }
 
 /** nginx's error log line for a refused PROXY header. */
-function proxyRejectText(event: { reason: string; peer: string; detail: string }): string {
+function proxyRejectText(event: { reason: string; peer: string; detail: string; head?: Uint8Array }): string {
   if (event.reason === 'untrusted') {
     return `PROXY protocol peer ${event.peer} is not a trusted proxy (proxy-real-ip-cidr), connection closed`;
   }
   if (event.reason === 'timeout') return `broken header: "" while reading PROXY protocol (${event.detail})`;
+  // nginx quotes what it read: `broken header: "GET / HTTP/1.1\x0D\x0A…"` (a load balancer not sending PROXY).
+  if (event.head !== undefined)
+    return `broken header: "${brokenHeaderText(event.head)}" while reading PROXY protocol (${event.detail})`;
   return `broken header while reading PROXY protocol (${event.reason}: ${event.detail})`;
 }
 

@@ -30,6 +30,8 @@ export interface RejectEvent {
   detail: string;
   /** The codec's error for 'malformed'. */
   error?: PpError;
+  /** For 'malformed': the first bytes read (at most 64), which nginx quotes in its `broken header` line. */
+  head?: Uint8Array;
 }
 
 export interface AcceptEvent {
@@ -135,10 +137,10 @@ export function readProxyHeader(socket: net.Socket, options: ProxyReaderOptions)
   const maxHeaderBytes = options.maxHeaderBytes ?? DEFAULT_MAX_HEADER_BYTES;
   const peer = foldMappedIpv4(socket.remoteAddress ?? '');
 
-  const reject = (reason: RejectReason, detail: string, error?: PpError): ReadOutcome => {
+  const reject = (reason: RejectReason, detail: string, error?: PpError, head?: Uint8Array): ReadOutcome => {
     socket.destroy();
     if (options.stats) options.stats.closed[reason]++;
-    options.onReject?.({ reason, peer, detail, ...(error ? { error } : {}) });
+    options.onReject?.({ reason, peer, detail, ...(error ? { error } : {}), ...(head ? { head } : {}) });
     return error ? { ok: false, reason, detail, error } : { ok: false, reason, detail };
   };
 
@@ -166,7 +168,7 @@ export function readProxyHeader(socket: net.Socket, options: ProxyReaderOptions)
       resolve(outcome());
     };
     const fail = (reason: RejectReason, detail: string, error?: PpError) =>
-      finish(() => reject(reason, detail, error));
+      finish(() => reject(reason, detail, error, error ? buffered.subarray(0, 64) : undefined));
 
     const onReadable = () => {
       let chunk: Buffer | null;

@@ -167,7 +167,10 @@ describe('gateway with use-proxy-protocol', () => {
     });
     assert.equal(reply.closedByServer, true);
     assert.equal(reply.received.length, 0);
-    await gw.errors.waitFor(/broken header .*while reading PROXY protocol.*client: 127\.0\.0\.10/);
+    // nginx's words, with what was read quoted (nginx: `broken header: "GET / HTTP/1.1" while …`).
+    await gw.errors.waitFor(
+      /broken header: "GET \/no-header HTTP\/1\.1\\x0D\\x0AHost: [^"]*" while reading PROXY protocol.*client: 127\.0\.0\.10/,
+    );
     assert.match(await gw.gateway.metrics.registry.metrics(), /reason="malformed"\} [1-9]/);
   });
 

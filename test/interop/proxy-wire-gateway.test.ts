@@ -248,7 +248,7 @@ describe('HAProxy send-proxy-v2 with crc32c,authority,unique-id,ssl into keepip 
     const reply = await curl(ports.tlsTap, true, '127.0.0.77', '/damaged');
     assert.equal(reply.status, '000', reply.body); // closed without a response
     await gw.errors.waitFor(
-      /broken header while reading PROXY protocol \(malformed: PP_V2_CRC32C_MISMATCH: .*\), client: 127\.0\.0\.1,/,
+      /broken header: "\\x0D\\x0A\\x0D\\x0A\\x00\\x0D\\x0AQUIT\\x0A[^"]*" while reading PROXY protocol \(PP_V2_CRC32C_MISMATCH: .*\), client: 127\.0\.0\.1,/,
     );
     assert.equal(await proxyHeaders('rejected', 'malformed'), rejected + 1);
     assert.ok(!gw.access.lines.some((line) => line.includes('/damaged')), 'no request was read');

@@ -787,7 +787,7 @@ describe('keepip gateway with use-proxy-protocol and use-forwarded-headers (one 
   async function refusedWith(from: string): Promise<string> {
     const match = await gateway.waitFor(
       new RegExp(
-        `broken header while reading PROXY protocol \\(malformed: (PP_[A-Z0-9_]+):[^\\n]*client: ${literal(from)},`,
+        `broken header: "[^"\\n]*" while reading PROXY protocol \\((PP_[A-Z0-9_]+):[^\\n]*client: ${literal(from)},`,
       ),
     );
     return match[1]!;

@@ -170,7 +170,7 @@ async function assertRow(gateways: Gateways, tap: Tap, row: Attempt, index: numb
     const line =
       row.wire === 'untrusted-proxy-peer'
         ? `PROXY protocol peer ${transport(row.peer).from} is not a trusted proxy`
-        : 'broken header while reading PROXY protocol';
+        : 'while reading PROXY protocol';
     assert.ok(
       r.errorLines.some((l) => l.includes(line)),
       `${what}: no "${line}" in ${JSON.stringify(r.errorLines)}`,
