@@ -106,7 +106,7 @@ async function attempt(run: Run): Promise<void> {
     announce(run);
     return;
   }
-  const step = decideElection(run.state, current, deps.identity, deps.timings, now);
+  const step = decideElection(run.state, current, deps.identity, deps.timings, now, deps.scheduler.now());
   if (step.action === 'wait') {
     run.state = step.state;
     if (step.holder !== run.lastHolder) deps.log(`the leader is ${step.holder}`);

@@ -66,6 +66,9 @@ export function decideElection(
   identity: string,
   timings: LeaseTimings,
   nowMs: number,
+  /** When the read came back: a changed record is observed then (client-go's setObservedRecord), so
+   * a slow answer never shortens another holder's claim. Default: nowMs. */
+  readAtMs: number = nowMs,
 ): ElectionStep {
   const seconds = Math.max(1, Math.round(timings.durationMs / 1000));
   const now = microTime(nowMs);
@@ -81,7 +84,7 @@ export function decideElection(
   }
   const current = read.spec;
   let next = state;
-  if (!sameRecord(state.observed, current)) next = { ...state, observed: current, observedAtMs: nowMs };
+  if (!sameRecord(state.observed, current)) next = { ...state, observed: current, observedAtMs: readAtMs };
   const held = current.holderIdentity !== '' && current.holderIdentity !== identity;
   // The holder's own leaseDurationSeconds bounds its claim, measured from when we saw it change.
   const durationMs = Math.max(1, current.leaseDurationSeconds) * 1000;

@@ -52,7 +52,9 @@ export function createStatusWriter(deps: StatusDeps): StatusWriter {
       return written + (await writeStatuses(deps, wroteOver, withdrawn, []));
     },
     async clear(ingresses) {
-      const pods = await controllerPods(deps);
+      const found = await controllerPods(deps);
+      // Its own pod unknown (no POD_NAME, or 404): it counts as the only replica.
+      const pods = found === UNKNOWN_POD ? [] : found;
       const others = (pods ?? []).filter((p) => p.metadata?.name !== deps.options.podName && isPodAlive(p));
       if (pods === null) {
         deps.log('cannot list the controller pods: status kept on shutdown');
@@ -92,14 +94,23 @@ async function desiredEntries(deps: StatusDeps): Promise<LbIngressEntry[] | stri
     return desiredStatus({ publishStatusAddress: [], publishService: svc.value, nodeAddresses: [] });
   }
   const addresses = await controllerNodeAddresses(deps);
-  if (addresses === null) return UNREACHABLE;
+  if (typeof addresses === 'string') return addresses;
   return desiredStatus({ publishStatusAddress: [], publishService: undefined, nodeAddresses: addresses });
 }
 
-/** The addresses of the nodes our ready replicas run on (null: the pods could not be read). */
-async function controllerNodeAddresses(deps: StatusDeps): Promise<string[] | null> {
-  const pods = (await controllerPods(deps))?.filter(isPodReady);
-  if (pods === undefined) return null;
+/**
+ * The addresses of the nodes our ready replicas run on; a reason when there is none to write (the pods
+ * could not be read, or our own pod is unknown: ingress-nginx does not run without it, and an empty
+ * status would make external-dns delete every record).
+ */
+async function controllerNodeAddresses(deps: StatusDeps): Promise<string[] | string> {
+  const found = await controllerPods(deps);
+  if (found === null) return UNREACHABLE;
+  if (found === UNKNOWN_POD)
+    return deps.options.podName === null
+      ? 'no POD_NAME, so no node of the controller is known'
+      : `the controller pod ${deps.options.podNamespace}/${deps.options.podName} is unknown to the API`;
+  const pods = found.filter(isPodReady);
   const addresses: string[] = [];
   for (const nodeName of new Set(pods.map((p) => (p.spec as { nodeName?: string } | undefined)?.nodeName))) {
     if (!nodeName) continue;
@@ -116,14 +127,23 @@ async function controllerNodeAddresses(deps: StatusDeps): Promise<string[] | nul
  */
 const REVISION_LABELS = new Set(['pod-template-hash', 'controller-revision-hash', 'pod-template-generation']);
 
-/** The pods with the labels of our own pod, in any state (ingress-nginx's way of finding its replicas). */
-async function controllerPods({ client, options }: StatusDeps): Promise<KubeObject[] | null> {
-  if (options.podName === null) return [];
+/** No POD_NAME, or no such pod (404). */
+const UNKNOWN_POD = 'unknown-pod';
+
+/**
+ * The pods with the labels of our own pod, in any state (ingress-nginx's way of finding its replicas);
+ * null when they could not be read.
+ */
+async function controllerPods({
+  client,
+  options,
+}: StatusDeps): Promise<KubeObject[] | typeof UNKNOWN_POD | null> {
+  if (options.podName === null) return UNKNOWN_POD;
   const self = await client.request(
     'GET',
     resourcePath(RESOURCES.pod, options.podNamespace, options.podName),
   );
-  if (!self.ok) return null;
+  if (!self.ok) return self.error.status === 404 ? UNKNOWN_POD : null;
   const labels = self.value.metadata?.labels ?? {};
   const selector = Object.entries(labels)
     .filter(([k]) => !REVISION_LABELS.has(k))

@@ -18,6 +18,14 @@ function entry(address: string): LbIngressEntry {
   return ip !== null ? { ip } : { hostname: address };
 }
 
+/** A status entry's ip and hostname, each kept when set (an NLB's may carry both); null when neither. */
+function statusEntry(r: Record<string, unknown>): LbIngressEntry | null {
+  const ip = typeof r.ip === 'string' && r.ip !== '' ? r.ip : null;
+  const hostname = typeof r.hostname === 'string' && r.hostname !== '' ? r.hostname : null;
+  if (ip === null && hostname === null) return null;
+  return { ...(ip !== null ? { ip } : {}), ...(hostname !== null ? { hostname } : {}) };
+}
+
 function sortEntries(entries: LbIngressEntry[]): LbIngressEntry[] {
   const seen = new Set<string>();
   const key = (e: LbIngressEntry) => e.ip ?? e.hostname ?? '';
@@ -43,9 +51,9 @@ export function serviceAddresses(service: KubeObject): LbIngressEntry[] {
     return externalIPs.length > 0 ? sortEntries(externalIPs.map(entry)) : ofCluster;
   const out: LbIngressEntry[] = [];
   for (const item of list(rec(rec(service.status).loadBalancer).ingress)) {
-    const r = rec(item);
-    if (typeof r.ip === 'string') out.push({ ip: canonicalIp(r.ip) ?? r.ip });
-    else if (typeof r.hostname === 'string') out.push({ hostname: r.hostname });
+    const found = statusEntry(rec(item));
+    if (found !== null)
+      out.push({ ...found, ...(found.ip ? { ip: canonicalIp(found.ip) ?? found.ip } : {}) });
   }
   for (const ip of externalIPs) out.push(entry(ip));
   return sortEntries(out);
@@ -99,9 +107,8 @@ export function desiredStatus(sources: StatusSources): LbIngressEntry[] {
 export function currentStatus(ingress: KubeObject): LbIngressEntry[] {
   const out: LbIngressEntry[] = [];
   for (const item of list(rec(rec(ingress.status).loadBalancer).ingress)) {
-    const r = rec(item);
-    if (typeof r.ip === 'string') out.push({ ip: r.ip });
-    else if (typeof r.hostname === 'string') out.push({ hostname: r.hostname });
+    const found = statusEntry(rec(item));
+    if (found !== null) out.push(found);
   }
   return sortEntries(out);
 }
