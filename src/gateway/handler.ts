@@ -9,7 +9,7 @@ import type { LocationModel } from '../config/model.ts';
 import { throttleResponse } from './access/bandwidth.ts';
 import { COOKIE_STATUSES } from './access/state.ts';
 import { type Admitted, admit, PENDING, type Respond } from './admission.ts';
-import { answer, answerRaw, grpcAnswer, rawErrorResponse } from './answers.ts';
+import { answer, answerRaw, rawErrorResponse } from './answers.ts';
 import { bodyProxy } from './buffered-proxy.ts';
 import { type CompressedResponse, compressResponse } from './compression.ts';
 import { connectionOf } from './connection.ts';
@@ -478,13 +478,14 @@ function answerRefusedRequest(
   reason: string,
 ): void {
   const conn = connectionOf(req.socket);
+  // Refused before any location, as nginx refuses it: its error page, a gRPC client's too (which
+  // reads the HTTP status, 400 as INTERNAL); its head used to go out with no body after it.
   const body = errorPageBody(status);
   res.writeHead(status, reasonPhrase(status), {
     'content-type': HTML_CONTENT_TYPE,
     'content-length': body.length,
   });
-  if (isGrpcRequest(req.headers)) grpcAnswer(res, status, null);
-  else res.end(req.method === 'HEAD' ? undefined : body);
+  res.end(req.method === 'HEAD' ? undefined : body);
   if (conn === undefined) return;
   const request = requestLineOf(req);
   const host = typeof req.headers.host === 'string' ? req.headers.host : '';
