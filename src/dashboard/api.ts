@@ -121,10 +121,10 @@ function chain(sources: DashboardSources, query: URLSearchParams): ApiAnswer {
   return { status: 200, body: redactDeep(result.report, secretValues(topology)) };
 }
 
-/** Answers GET /api/<path> (the stream is the server's). */
 /** What the client wrote, kept in a record as sent (cut to size): never scrubbed, or the scrub is an oracle. */
 const CLIENT_WRITTEN: readonly (keyof DecisionRecord)[] = ['target', 'host', 'forwardedFor', 'method'];
 
+/** Answers GET /api/<path> (the stream is the server's). */
 export function answerApi(
   path: string,
   query: URLSearchParams,
