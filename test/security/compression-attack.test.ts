@@ -316,14 +316,17 @@ describe('response compression under attack', () => {
   let errorPages: Server;
   let gw: TestGateway;
   let ngx: RunningNginx;
+  let down: net.Server | undefined;
 
   before(async () => {
     backend = await startBackend();
     errorPages = await startErrorPages();
     ngx = await nginxReference(backend.port);
-    const closed = await listen(() => {});
-    const downPort = (closed.address() as AddressInfo).port;
-    await new Promise<void>((resolve) => closed.close(() => resolve()));
+    // A backend that is down: it resets every connection. It stays bound for the whole test, so that
+    // the kernel cannot give its port to another test's server, which would answer in its place.
+    down = net.createServer((socket) => socket.resetAndDestroy());
+    await new Promise<void>((resolve) => down!.listen(0, '127.0.0.1', resolve));
+    const downPort = (down.address() as AddressInfo).port;
     gw = await startTestGateway(
       topologyOf([
         controllerConfigMap({
@@ -778,5 +781,6 @@ describe('response compression under attack', () => {
     await backend?.close();
     errorPages?.closeAllConnections();
     await new Promise<void>((resolve) => (errorPages ? errorPages.close(() => resolve()) : resolve()));
+    await new Promise<void>((resolve) => (down ? down.close(() => resolve()) : resolve()));
   });
 });
