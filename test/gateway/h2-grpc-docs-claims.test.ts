@@ -562,11 +562,7 @@ describe('docs/gateway.md HTTP/2 and gRPC claims, one gateway (error-log-level i
         frame(FRAME.HEADERS, FLAG.END_HEADERS, 1, headerBlock(requestFields(WEB, '/upload', 'POST'))),
       );
       const empty = frame(FRAME.DATA, 0, 1);
-      const emptySent = await flood(
-        emptyData,
-        () => Buffer.concat(Array.from({ length: 100 }, () => empty)),
-        200,
-      );
+      await flood(emptyData, () => Buffer.concat(Array.from({ length: 100 }, () => empty)), 200);
       const pri = Buffer.alloc(5);
       const prioritySent = await flood(
         priority,
@@ -578,7 +574,8 @@ describe('docs/gateway.md HTTP/2 and gRPC claims, one gateway (error-log-level i
       );
       await emptyData.waitClosed(10_000);
       await priority.waitClosed(10_000);
-      assert.ok(emptySent < 200 || emptyData.goaway() !== undefined, 'the empty-DATA flood was cut');
+      // The cut is what the gateway says (below) and the close above: how much of the 20,000 frames the
+      // kernel took first, and whether the GOAWAY beat the reset, depend on segment timing.
       assert.ok(prioritySent < 10_000, `the PRIORITY flood was cut (${prioritySent * 100} frames sent)`);
       await gw.waitFor(
         /\(H2_PROTOCOL_ERROR: ERR_HTTP2_TOO_MANY_INVALID_FRAMES\), closing HTTP\/2 connection, client: 127\.0\.3\.5/,
