@@ -411,7 +411,7 @@ describe('docs/controller.md claims', { concurrency: true }, () => {
           .topology.gateway.virtualHosts.map((v) => v.host)
           .sort();
       // Safe: the change is served without waiting for another one (a reload follows the start).
-      const deadline = Date.now() + 2_000;
+      const deadline = Date.now() + 20_000; // bounds a controller that never serves it
       while (!hosts().includes('added.example.com') && Date.now() < deadline)
         await new Promise<void>((resolve) => {
           signal = resolve;
