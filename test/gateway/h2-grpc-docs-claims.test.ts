@@ -131,7 +131,7 @@ import {
 } from '../helpers/h2-raw.ts';
 import { metricSum, scrapeUntil } from '../helpers/metrics.ts';
 import { freePort, listenTracked, rawExchange } from '../helpers/net.ts';
-import { type Running, startKeepip } from '../helpers/process.ts';
+import { type Running, startGatewayOnFreePorts } from '../helpers/process.ts';
 import http from '../../src/node-http.ts';
 
 // ---------------------------------------------------------------------------------------------------
@@ -317,27 +317,6 @@ async function grpcCall(
   }
 }
 
-/** Starts `keepip gateway` on a manifest file: the process and its ports. */
-async function startGateway(
-  file: string,
-): Promise<{ gw: Running; http: number; https: number; metrics: number }> {
-  const gw = startKeepip([
-    'gateway',
-    '-f',
-    file,
-    '--http',
-    '127.0.0.1:0',
-    '--https',
-    '127.0.0.1:0',
-    '--metrics',
-    '127.0.0.1:0',
-  ]);
-  const httpPort = Number((await gw.waitFor(/listening http 127\.0\.0\.1:(\d+)/))[1]);
-  const httpsPort = Number((await gw.waitFor(/listening https 127\.0\.0\.1:(\d+)/))[1]);
-  const metrics = Number((await gw.waitFor(/metrics http:\/\/127\.0\.0\.1:(\d+)\/metrics/))[1]);
-  return { gw, http: httpPort, https: httpsPort, metrics };
-}
-
 const CLOSED = 'keepip_gateway_http2_connections_closed_total';
 
 /** Sends `unit(i)` up to `max` times (respecting backpressure) until the server sends GOAWAY or closes. */
@@ -422,7 +401,7 @@ describe('docs/gateway.md HTTP/2 and gRPC claims, one gateway (error-log-level i
       grpcIngress('rpm', RPM, 'rec', { 'limit-rpm': '1', 'limit-burst-multiplier': '1' }),
     ];
     dir = manifestDir();
-    const started = await startGateway(dir.write('all.yaml', toYaml(objects)));
+    const started = await startGatewayOnFreePorts(dir.write('all.yaml', toYaml(objects)));
     gw = started.gw;
     port = started.http;
     httpsPort = started.https;

@@ -102,6 +102,26 @@ export function startKeepip(args: string[], options: { env?: NodeJS.ProcessEnv }
   return start(process.execPath, [keepipBin, ...args], options);
 }
 
+/**
+ * `keepip gateway -f file` on free HTTP, HTTPS and metrics ports of 127.0.0.1, with the ports its
+ * start-up lines name; stopped again if it never says them.
+ */
+export async function startGatewayOnFreePorts(
+  file: string,
+): Promise<{ gw: Running; http: number; https: number; metrics: number }> {
+  const free = '127.0.0.1:0';
+  const gw = startKeepip(['gateway', '-f', file, '--http', free, '--https', free, '--metrics', free]);
+  try {
+    const http = Number((await gw.waitFor(/listening http 127\.0\.0\.1:(\d+)/))[1]);
+    const https = Number((await gw.waitFor(/listening https 127\.0\.0\.1:(\d+)/))[1]);
+    const metrics = Number((await gw.waitFor(/metrics http:\/\/127\.0\.0\.1:(\d+)\/metrics/))[1]);
+    return { gw, http, https, metrics };
+  } catch (error) {
+    await gw.stop();
+    throw error;
+  }
+}
+
 /** Runs `bin/keepip` to completion. */
 export function runKeepip(
   args: string[],

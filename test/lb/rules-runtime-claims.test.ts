@@ -75,7 +75,7 @@ import { encodeProxyHeader } from '../../src/proxy-protocol/index.ts';
 import { type RunningWhoami, startWhoami } from '../../src/whoami/server.ts';
 import { metricSum, scrape, scrapeUntil } from '../helpers/metrics.ts';
 import { rawExchange } from '../helpers/net.ts';
-import { type Running, startKeepip } from '../helpers/process.ts';
+import { type Running, startGatewayOnFreePorts, startKeepip } from '../helpers/process.ts';
 import { seededRandom } from '../helpers/seeded-random.ts';
 import { exchange, startTarget, type TestTarget } from './helpers.ts';
 
@@ -131,25 +131,11 @@ async function startLb(args: string[]): Promise<{ lb: Running; port: number; met
   return { lb, port, metrics };
 }
 
-/** `keepip gateway -f file` on free HTTP, HTTPS and metrics ports. */
-async function startGateway(
-  file: string,
-): Promise<{ gw: Running; http: number; https: number; metrics: number }> {
-  const gw = keepip([
-    'gateway',
-    '-f',
-    file,
-    '--http',
-    '127.0.0.1:0',
-    '--https',
-    '127.0.0.1:0',
-    '--metrics',
-    '127.0.0.1:0',
-  ]);
-  const http = Number((await gw.waitFor(/listening http 127\.0\.0\.1:(\d+)/))[1]);
-  const https = Number((await gw.waitFor(/listening https 127\.0\.0\.1:(\d+)/))[1]);
-  const metrics = Number((await gw.waitFor(/metrics http:\/\/127\.0\.0\.1:(\d+)\/metrics/))[1]);
-  return { gw, http, https, metrics };
+/** `keepip gateway -f file` on free HTTP, HTTPS and metrics ports, stopped after the file. */
+async function startGateway(file: string): ReturnType<typeof startGatewayOnFreePorts> {
+  const started = await startGatewayOnFreePorts(file);
+  cleanup.push(() => started.gw.stop());
+  return started;
 }
 
 /** An Ingress on web.example.com allowing only ALLOWLISTED, a host-less /ping for health checks. */
