@@ -85,7 +85,7 @@ import {
   toYaml,
 } from '../fixtures/gateway/manifests.ts';
 import { connectH2 } from '../helpers/h2-client.ts';
-import { rawExchange } from '../helpers/net.ts';
+import { rawExchange, refusingPort } from '../helpers/net.ts';
 import { type Running, repoRoot, runKeepip, startKeepip } from '../helpers/process.ts';
 import {
   ingress as ingress2,
@@ -155,15 +155,6 @@ async function overlongBackend(): Promise<Counting> {
       server.close(() => resolve());
     });
   return state;
-}
-
-/** A port nothing listens on (bound, then closed: connections to it are refused). */
-async function closedPort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 /** One Ingress rule: `host` with one path to Service `service` (namespace default) port `port`. */
@@ -281,7 +272,7 @@ describe('keepip gateway: issues at start-up, refused requests, the dashboard', 
       namedBackend('fallback'),
       overlongBackend(),
     ]);
-    const refused = await closedPort();
+    const refused = await refusingPort();
     const otherCert = await certificateFor('other.example.com');
     const objects: K8sObject[] = [
       // MANIFEST_FIELD_NOT_STRING: a boolean where Kubernetes stores strings.

@@ -13,7 +13,7 @@ import { createTcpRunner } from '../../src/controller/tcp-runner.ts';
 import type { TcpServicePlan } from '../../src/controller/tcp-services.ts';
 import { client, startEcho } from '../helpers/line-echo.ts';
 import { lineCollector } from '../helpers/lines.ts';
-import { freePort } from '../helpers/net.ts';
+import { refusingPort } from '../helpers/net.ts';
 
 const FORMAT =
   '$remote_addr:$remote_port $realip_remote_addr $proxy_protocol_addr $server_port $protocol $status ' +
@@ -92,7 +92,7 @@ async function echo(t: TestContext, name: string) {
 }
 
 test('a refused connect goes on to the next endpoint; the line names both, the failed one with "-"', async (t) => {
-  const refusing = await freePort();
+  const refusing = await refusingPort();
   const good = await echo(t, 'b');
   const { port, access, log } = await runner(t, { targets: [refusing, good] });
   assert.equal(await exchange(port, '127.0.0.21', 'hi\n'), 'b hi\n');
@@ -116,7 +116,7 @@ test('a refused connect goes on to the next endpoint; the line names both, the f
 });
 
 test('proxy-stream-next-upstream off: one attempt, the client is closed and logged 502; the next connection takes the next endpoint', async (t) => {
-  const refusing = await freePort();
+  const refusing = await refusingPort();
   const good = await echo(t, 'b');
   const { port, access, log } = await runner(t, {
     targets: [refusing, good],
@@ -131,7 +131,7 @@ test('proxy-stream-next-upstream off: one attempt, the client is closed and logg
 });
 
 test('proxy-stream-next-upstream-tries bounds the attempts (3 by default); 0 tries each endpoint once', async (t) => {
-  const refusing = [await freePort(), await freePort(), await freePort()];
+  const refusing = [await refusingPort(), await refusingPort(), await refusingPort()];
   const good = await echo(t, 'd');
   const three = await runner(t, { targets: [...refusing, good] });
   assert.equal(await exchange(three.port, '127.0.0.23', 'hi\n'), '(reset)');

@@ -14,7 +14,7 @@ import {
   serviceWithEndpoints,
   topologyOf,
 } from '../fixtures/gateway/manifests.ts';
-import { freePort } from '../helpers/net.ts';
+import { refusingPort } from '../helpers/net.ts';
 
 const json = { accept: 'application/json' };
 
@@ -60,7 +60,7 @@ describe('divergences from ingress-nginx, fixed', () => {
   });
 
   test('ConfigMap service-upstream: the Service address instead of the endpoints; the annotation overrides it', async () => {
-    const refused = await freePort();
+    const refused = await refusingPort();
     const objects = [
       // The endpoints refuse connections; the "ClusterIP" 127.0.0.1:<backend> answers.
       ...serviceWithEndpoints({

@@ -15,7 +15,7 @@ import {
   serviceWithEndpoints,
   topologyOf,
 } from '../fixtures/gateway/manifests.ts';
-import { freePort } from '../helpers/net.ts';
+import { refusingPort } from '../helpers/net.ts';
 
 describe('default-backend, custom-http-errors', () => {
   let errors: RunningWhoami;
@@ -33,7 +33,7 @@ describe('default-backend, custom-http-errors', () => {
     });
     await new Promise<void>((resolve) => statusBackend.listen(0, '127.0.0.1', resolve));
     const statusPort = (statusBackend.address() as AddressInfo).port;
-    const refused = await freePort();
+    const refused = await refusingPort();
     const ing = (name: string, service: string, annotations: Record<string, string>): K8sObject =>
       ingress({ name, host: name, annotations, paths: [{ path: '/', service, port: 80 }] });
     gw = await startTestGateway(

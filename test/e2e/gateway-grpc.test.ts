@@ -25,7 +25,7 @@ import {
   unary,
 } from '../fixtures/grpc/echo.ts';
 import { connectH2 } from '../helpers/h2-client.ts';
-import { freePort } from '../helpers/net.ts';
+import { refusingPort } from '../helpers/net.ts';
 
 const GRPC = 'grpc.example.com';
 const GRPCS = 'grpcs.example.com';
@@ -129,7 +129,7 @@ describe('gateway gRPC backends', () => {
     secure = await startEchoServer(pair);
     rootCert = pair.cert;
     raw = await startTrailersBackend();
-    const down = await freePort();
+    const down = await refusingPort();
     gw = await startTestGateway(
       topologyOf([
         // Compression of every type on: gRPC answers must pass as they are (their own compression, trailers).

@@ -16,7 +16,7 @@ import { type HeldBackend, startHeldBackend } from '../helpers/held-backend.ts';
 import { metricSum } from '../helpers/metrics.ts';
 import { requireBinary, runCommand } from '../helpers/process.ts';
 import { certificateFor } from '../fixtures/gateway/certificates.ts';
-import { freePort } from '../helpers/net.ts';
+import { refusingPort } from '../helpers/net.ts';
 
 interface Copy {
   method: string;
@@ -228,7 +228,7 @@ describe('mirror-target over sockets', () => {
 
   test('a mirror that never answers or refuses connections changes nothing for the client; failures are counted and logged', async () => {
     const silent = await mirrorFor(true);
-    const refused = await freePort();
+    const refused = await refusingPort();
     const gw = await gatewayFor(
       mirrored(app.port, {
         silent: { 'mirror-target': `http://127.0.0.1:${silent.port}$request_uri` },

@@ -10,7 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import { type RunningWhoami, startWhoami } from '../../src/whoami/server.ts';
 import { echoOf, request, startTestGateway, type TestGateway } from '../fixtures/gateway/harness.ts';
 import { ingress, serviceWithEndpoints, topologyOf } from '../fixtures/gateway/manifests.ts';
-import { freePort } from '../helpers/net.ts';
+import { refusingPort } from '../helpers/net.ts';
 
 describe('proxy-next-upstream', () => {
   let good: RunningWhoami;
@@ -28,9 +28,8 @@ describe('proxy-next-upstream', () => {
     });
     await new Promise<void>((resolve) => bad.listen(0, '127.0.0.1', resolve));
     const badPort = (bad.address() as AddressInfo).port;
-    const refused = await freePort();
-    let refusedToo = await freePort();
-    while (refusedToo === refused) refusedToo = await freePort();
+    const refused = await refusingPort();
+    const refusedToo = await refusingPort();
     // Round robin starts at the first endpoint listed: the bad one.
     const svc = (name: string, ports: number[]) => serviceWithEndpoints({ name, ports });
     const ing = (name: string, annotations: Record<string, string>) =>

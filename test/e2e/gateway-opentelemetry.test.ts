@@ -16,6 +16,7 @@ import {
 } from '../fixtures/gateway/manifests.ts';
 import { type OtlpReceiver, startOtlpReceiver } from '../fixtures/otlp/receiver.ts';
 import { h2Request } from '../helpers/h2-client.ts';
+import { refusingPort } from '../helpers/net.ts';
 
 const TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
 const PARENT = '00f067aa0ba902b7';
@@ -216,9 +217,7 @@ describe('otel-sampler AlwaysOff: nothing exported, the context still goes on (u
 describe('the collector: unreachable, then another by a reload', () => {
   test('requests are answered while the collector is down (one error line); a reload sends spans to the new one', async () => {
     const backend = await startWhoami({ host: '127.0.0.1', port: 0 });
-    const closed = await startOtlpReceiver();
-    const downPort = closed.port;
-    await closed.close();
+    const downPort = await refusingPort();
     const collector = await startOtlpReceiver();
     const topology = (port: number) =>
       topologyOf([

@@ -16,7 +16,7 @@ import { createGatewayMetrics } from '../../src/gateway/metrics.ts';
 import { request, startTestGateway, type TestGateway } from '../fixtures/gateway/harness.ts';
 import { ingress, serviceWithEndpoints, topologyOf } from '../fixtures/gateway/manifests.ts';
 import { connectH2 } from '../helpers/h2-client.ts';
-import { completeResponses, freePort, openRaw, splitResponse } from '../helpers/net.ts';
+import { completeResponses, openRaw, refusingPort, splitResponse } from '../helpers/net.ts';
 import { requireBinary, runCommand } from '../helpers/process.ts';
 import { openFilesIn, pollUntil } from '../helpers/descriptors.ts';
 import { registrySum } from '../helpers/metrics.ts';
@@ -161,7 +161,7 @@ describe('proxy-request-buffering', () => {
       backends[name] = await recordingBackend();
     }
     backends.closer = await recordingBackend({ closeAfterBody: true });
-    refused = await freePort();
+    refused = await refusingPort();
     const route = (name: string, annotations: Record<string, string> = {}, ports?: number[]) =>
       hostTo(name, ports ?? [backends[name]!.port], annotations);
     gw = await startTestGateway(

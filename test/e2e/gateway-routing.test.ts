@@ -7,7 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import { type RunningWhoami, startWhoami } from '../../src/whoami/server.ts';
 import { echoOf, request, startTestGateway, type TestGateway } from '../fixtures/gateway/harness.ts';
 import { ingress, serviceWithEndpoints, topologyOf } from '../fixtures/gateway/manifests.ts';
-import { freePort } from '../helpers/net.ts';
+import { refusingPort } from '../helpers/net.ts';
 import { requireBinary, runCommand } from '../helpers/process.ts';
 
 describe('gateway routing and access', () => {
@@ -18,7 +18,7 @@ describe('gateway routing and access', () => {
   before(async () => {
     a = await startWhoami({ host: '127.0.0.1', port: 0, name: 'a' });
     b = await startWhoami({ host: '127.0.0.1', port: 0, name: 'b' });
-    const refused = await freePort();
+    const refused = await refusingPort();
     const objects = [
       ...serviceWithEndpoints({ name: 'svc-a', ports: [a.address.port] }),
       ...serviceWithEndpoints({ name: 'svc-ab', ports: [a.address.port, b.address.port] }),

@@ -23,7 +23,7 @@ import {
   tlsSecret,
   topologyOf,
 } from '../fixtures/gateway/manifests.ts';
-import { freePort, openRaw } from '../helpers/net.ts';
+import { openRaw, refusingPort } from '../helpers/net.ts';
 import { requireBinary, runCommand } from '../helpers/process.ts';
 
 const fixture = (name: string) =>
@@ -136,7 +136,7 @@ describe('ssl-passthrough', () => {
     const backendPort = (backend.address() as AddressInfo).port;
     // A dead endpoint first: round robin starts there, and the next one is tried.
     gw = await startTestGateway(
-      topologyOf(objects([await freePort(), backendPort]), { enableSslPassthrough: true }),
+      topologyOf(objects([await refusingPort(), backendPort]), { enableSslPassthrough: true }),
     );
     viaProxy = await startTestGateway(
       topologyOf(

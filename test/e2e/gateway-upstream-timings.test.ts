@@ -18,7 +18,7 @@ import {
   topologyOf,
 } from '../fixtures/gateway/manifests.ts';
 import { metricSum } from '../helpers/metrics.ts';
-import { freePort } from '../helpers/net.ts';
+import { refusingPort } from '../helpers/net.ts';
 
 const FORMAT =
   'uri=$request_uri c=$upstream_connect_time h=$upstream_header_time r=$upstream_response_time s=$upstream_status';
@@ -72,7 +72,7 @@ describe('upstream connect and header times', () => {
     await new Promise<void>((resolve) => secure.listen(0, '127.0.0.1', resolve));
     const port = (backend.address() as AddressInfo).port;
     const securePort = (secure.address() as AddressInfo).port;
-    const refused = await freePort();
+    const refused = await refusingPort();
     gw = await startTestGateway(
       topologyOf([
         controllerConfigMap({ 'log-format-upstream': FORMAT }),

@@ -8,7 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import { WebSocket, WebSocketServer } from 'ws';
 import { startTestGateway, type TestGateway } from '../fixtures/gateway/harness.ts';
 import { ingress, serviceWithEndpoints, topologyOf } from '../fixtures/gateway/manifests.ts';
-import { freePort } from '../helpers/net.ts';
+import { refusingPort } from '../helpers/net.ts';
 
 /** A client whose messages are queued from the start (the backend speaks first, in the 101's segment). */
 interface Client {
@@ -62,11 +62,14 @@ describe('gateway WebSocket', () => {
     gw = await startTestGateway(
       topologyOf([
         ...serviceWithEndpoints({ name: 'ws', ports: [port] }),
-        ...serviceWithEndpoints({ name: 'dead', ports: [await freePort()] }),
+        ...serviceWithEndpoints({ name: 'dead', ports: [await refusingPort()] }),
         // Round robin starts at the first endpoint: refused ones, then the live backend.
-        ...serviceWithEndpoints({ name: 'retry', ports: [await freePort(), port] }),
-        ...serviceWithEndpoints({ name: 'retry-off', ports: [await freePort(), port] }),
-        ...serviceWithEndpoints({ name: 'retry-tries', ports: [await freePort(), await freePort(), port] }),
+        ...serviceWithEndpoints({ name: 'retry', ports: [await refusingPort(), port] }),
+        ...serviceWithEndpoints({ name: 'retry-off', ports: [await refusingPort(), port] }),
+        ...serviceWithEndpoints({
+          name: 'retry-tries',
+          ports: [await refusingPort(), await refusingPort(), port],
+        }),
         ingress({
           name: 'ws',
           host: 'ws.example.com',

@@ -106,7 +106,7 @@ import {
   toYaml,
 } from '../fixtures/gateway/manifests.ts';
 import { metricSum, scrapeUntil } from '../helpers/metrics.ts';
-import { freePort, listenTracked, rawExchange } from '../helpers/net.ts';
+import { listenTracked, rawExchange, refusingPort } from '../helpers/net.ts';
 import { type Running, startKeepip } from '../helpers/process.ts';
 import { dechunk } from '../helpers/recorded-request.ts';
 
@@ -308,7 +308,7 @@ describe('gateway.md request claims, one gateway (use-forwarded-headers on, erro
   before(async () => {
     backend = await startRawBackend();
     auth = await startHopByHopAuth();
-    const refused = await freePort();
+    const refused = await refusingPort();
     dir = manifestDir();
     objects = [
       controllerConfigMap({

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, test } from 'node:test';
 import { H1Pool, type UpstreamDispatchOptions, type UpstreamHandler } from '../../src/gateway/h1-client.ts';
-import { freePort } from '../helpers/net.ts';
+import { refusingPort } from '../helpers/net.ts';
 
 interface Backend {
   port: number;
@@ -246,9 +246,8 @@ test('timeouts: connect refused is ECONNREFUSED; no answer within headersTimeout
   const silent = await backend(() => {});
   const slow = await request(poolFor(silent), { headersTimeout: 100 });
   assert.equal(slow.error?.code, 'UPSTREAM_READ_TIMEOUT');
-  // A port nothing listens on: freePort() takes it below the ephemeral range, so no port-0 listener
-  // elsewhere can be handed it meanwhile.
-  const refused = await request(poolFor({ port: await freePort() } as Backend));
+  // A port nothing listens on (held, so that no other test's listener can be handed it meanwhile).
+  const refused = await request(poolFor({ port: await refusingPort() } as Backend));
   assert.equal(refused.error?.code, 'ECONNREFUSED');
 });
 

@@ -130,7 +130,7 @@ import {
   rstPayload,
 } from '../helpers/h2-raw.ts';
 import { metricSum, scrapeUntil } from '../helpers/metrics.ts';
-import { freePort, listenTracked, rawExchange } from '../helpers/net.ts';
+import { listenTracked, rawExchange, refusingPort } from '../helpers/net.ts';
 import { type Running, startGatewayOnFreePorts } from '../helpers/process.ts';
 import http from '../../src/node-http.ts';
 
@@ -372,7 +372,7 @@ describe('docs/gateway.md HTTP/2 and gRPC claims, one gateway (error-log-level i
       startWebBackend(),
       startGrpcRecorder(null),
       startGrpcRecorder(pair),
-      freePort(),
+      refusingPort(),
     ]);
     const grpcIngress = (
       name: string,

@@ -123,7 +123,7 @@ import {
 } from '../fixtures/gateway/manifests.ts';
 import { type HeldBackend, startHeldBackend } from '../helpers/held-backend.ts';
 import { metricSum, scrape, scrapeUntil } from '../helpers/metrics.ts';
-import { completeResponses, freePort, openRaw, type RawConnection, rawExchange } from '../helpers/net.ts';
+import { completeResponses, openRaw, rawExchange, refusingPort, type RawConnection } from '../helpers/net.ts';
 import { type Running, startKeepip } from '../helpers/process.ts';
 
 // ---------------------------------------------------------------------------------------------------
@@ -239,7 +239,7 @@ describe('docs/gateway.md: Metrics and ingress-nginx metrics', { concurrency: tr
     await new Promise<void>((resolve) => authService.listen(0, H, resolve));
     const authPort = (authService.address() as AddressInfo).port;
     // Two endpoints nothing listens on: every request to retry.test makes one attempt per endpoint.
-    dead = [await freePort(), await freePort()];
+    dead = [await refusingPort(), await refusingPort()];
     const objects: K8sObject[] = [
       controllerConfigMap({ 'block-cidrs': '127.0.9.0/24', 'block-user-agents': 'BadBot/1.0' }),
       ...serviceWithEndpoints({ name: 'web', ports: [backend.port] }),

@@ -8,7 +8,7 @@ import { type ProxyOutcome, type ProxyRequest, proxyRequest } from '../../src/ga
 import { HOP_BY_HOP_FIELDS } from '../../src/net/hop-by-hop.ts';
 import { type BalancedUpstream, ConnectionRegistry, type PoolSpec } from '../../src/gateway/upstream.ts';
 import { type RunningWhoami, startWhoami } from '../../src/whoami/server.ts';
-import { freePort } from '../helpers/net.ts';
+import { refusingPort } from '../helpers/net.ts';
 
 const registry = new ConnectionRegistry();
 const backends: RunningWhoami[] = [];
@@ -17,7 +17,7 @@ let refusedPort = 0;
 before(async () => {
   backends.push(await startWhoami({ host: '127.0.0.1', port: 0, name: 'a' }));
   backends.push(await startWhoami({ host: '127.0.0.1', port: 0, name: 'b' }));
-  refusedPort = await freePort();
+  refusedPort = await refusingPort();
 });
 
 after(async () => {

@@ -37,6 +37,33 @@ function canListen(host: string, port: number): Promise<boolean> {
   });
 }
 
+/**
+ * A port that refuses every TCP connection (on any 127.x address) until this test process exits: the
+ * port of our own end of a connection we keep open. No listener can bind it while we hold it (the
+ * kernel refuses that bind, and never hands it to a port-0 listener), so a "backend that is down" can
+ * never turn into another test's server, as a port freed after a listen can.
+ */
+export async function refusingPort(): Promise<number> {
+  const server = net.createServer((accepted) => {
+    accepted.on('error', () => {});
+    accepted.unref();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  const held = net.connect({ host: '127.0.0.1', port });
+  held.on('error', () => {});
+  await new Promise<void>((resolve, reject) => {
+    held.once('connect', resolve);
+    held.once('error', reject);
+  });
+  held.unref();
+  const own = held.localPort;
+  // The accepted end stays open too (it is ours); the listening socket is no longer needed.
+  server.close();
+  if (own === undefined) throw new Error('refusingPort: the held connection has no local port');
+  return own;
+}
+
 /** Whether a start failed because a port it was given is taken ("Address already in use"). */
 export function isPortClash(error: unknown): boolean {
   const text = error instanceof Error ? error.message : String(error);

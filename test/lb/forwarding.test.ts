@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { test } from 'node:test';
-import { freePort } from '../helpers/net.ts';
+import { refusingPort } from '../helpers/net.ts';
 import { exchange, until, lbTestScope } from './helpers.ts';
 
 const { cleanup, target, lb } = lbTestScope();
@@ -138,8 +138,8 @@ test('a client reset is passed on to the target as a reset', async () => {
 });
 
 test('a target that refuses the connection makes the client see a reset, counted', async () => {
-  // Nothing listens there: freePort() takes it below the ephemeral range, out of reach of port-0 listeners.
-  const port = await freePort();
+  // Nothing listens there, and nothing can while the test runs (refusingPort holds it).
+  const port = await refusingPort();
   const balancer = await lb({ targets: [{ host: '127.0.0.1', port }] });
   const outcome = await new Promise<string>((resolve) => {
     const s = net.connect({ host: '127.0.0.1', port: balancer.address.port });

@@ -20,7 +20,7 @@ import {
   portSlice,
   type SourcePorts,
 } from '../../src/lb/source-ports.ts';
-import { freePort } from '../helpers/net.ts';
+import { refusingPort } from '../helpers/net.ts';
 import { echo, exchange, startTarget, startTestLb, type TestTarget, until } from './helpers.ts';
 
 const openFds = () => readdirSync('/proc/self/fd').length;
@@ -277,7 +277,7 @@ describe('ports a local process squats on the source address', () => {
 describe('targets that refuse or do not exist: a failed connect is not a clash', () => {
   test('a refused target: one explicit port per flow, the client reset, counted once each', async () => {
     const source = '127.0.74.1';
-    const port = await freePort('127.0.74.2');
+    const port = await refusingPort();
     const ports = counting(createSourcePorts(RANGE));
     const running = await lb({
       targets: [{ host: '127.0.74.2', port }],

@@ -12,7 +12,7 @@ import http from '../../src/node-http.ts';
 import type net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { ingress, type K8sObject, serviceWithEndpoints, topologyOf } from '../fixtures/gateway/manifests.ts';
-import { freePort, rawExchange } from '../helpers/net.ts';
+import { rawExchange, refusingPort } from '../helpers/net.ts';
 import { type SecurityGateway, startSecurityGateway } from './helpers.ts';
 
 const md5 = (text: string) => createHash('md5').update(text).digest('hex');
@@ -371,7 +371,7 @@ describe('a sticky client whose endpoint goes away or fails', () => {
 
   before(async () => {
     backends = await startBackends(['a', 'b', 'c']);
-    dead = await freePort();
+    dead = await refusingPort();
     gw = await startSecurityGateway(
       topologyOf(objects([dead, backends.port('a'), backends.port('b'), backends.port('c')])),
     );

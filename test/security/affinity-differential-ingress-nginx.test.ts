@@ -35,7 +35,7 @@ import tls from 'node:tls';
 import fc from 'fast-check';
 import { ingress, type K8sObject, serviceWithEndpoints, topologyOf } from '../fixtures/gateway/manifests.ts';
 import { mapLimited } from '../helpers/concurrency.ts';
-import { freePort } from '../helpers/net.ts';
+import { refusingPort } from '../helpers/net.ts';
 import {
   type NamedBackends,
   type SecurityGateway,
@@ -898,7 +898,7 @@ function failoverObjects(dead: number, port: (n: string) => number): K8sObject[]
 
 async function startBench(): Promise<Bench> {
   const backends = await startNamedBackends([...MEMBERS, 'ghost', 'decoy']);
-  const dead = await freePort();
+  const dead = await refusingPort();
   const generated = fc.sample(caseArb, { seed: SEED, numRuns: RUNS });
   const cases = [...fixedCases(), ...generated];
   const objects = [

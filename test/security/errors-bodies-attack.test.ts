@@ -16,7 +16,7 @@ import {
   serviceWithEndpoints,
   topologyOf,
 } from '../fixtures/gateway/manifests.ts';
-import { framedResponses, freePort, listenTracked, openRaw, rawExchange } from '../helpers/net.ts';
+import { framedResponses, listenTracked, openRaw, rawExchange, refusingPort } from '../helpers/net.ts';
 import { startTap, type Tap } from './helpers.ts';
 
 interface Seen {
@@ -204,7 +204,7 @@ async function startPeers(): Promise<Peers> {
     auth: await startRecorder((_s, res) => json(res, 401, { name: 'auth' })),
     raw: await startRawUpstream(),
     tap: await startTap(app.port),
-    downPort: await freePort(),
+    downPort: await refusingPort(),
   };
 }
 

@@ -55,7 +55,7 @@ import {
   responseStatus,
   rstCode,
 } from '../helpers/h2-raw.ts';
-import { freePort } from '../helpers/net.ts';
+import { refusingPort } from '../helpers/net.ts';
 import { type RunningNginx, startNginx } from '../helpers/nginx.ts';
 
 const RUNS = 16;
@@ -398,7 +398,7 @@ async function startBench(): Promise<Bench> {
   for (const name of ['svc', 'svcs', 'reset', 'close', 'hang'] as const)
     backends.set(name, await startBackend(name));
   const ports = new Map<string, number>([...backends].map(([n, b]) => [n, b.port]));
-  ports.set('down', await freePort());
+  ports.set('down', await refusingPort());
   const pair = await testCertificate();
   const nginx = await startNginx({
     freePorts: 2,

@@ -59,7 +59,7 @@ import { parseProxyHeader } from '../../src/proxy-protocol/index.ts';
 import type { InetEndpoint, ProxyHeader } from '../../src/proxy-protocol/types.ts';
 import { type RunningHaproxy, startHaproxy } from '../helpers/haproxy.ts';
 import { metricSum, scrape, scrapeUntil } from '../helpers/metrics.ts';
-import { freePort, listenTracked } from '../helpers/net.ts';
+import { listenTracked, refusingPort } from '../helpers/net.ts';
 import { nlbManifest } from '../helpers/nlb-manifest.ts';
 import { repoRoot, type Running, startKeepip } from '../helpers/process.ts';
 import { seededRandom } from '../helpers/seeded-random.ts';
@@ -423,7 +423,7 @@ function keep<T>(stops: (() => Promise<unknown>)[], stop: (started: T) => Promis
 async function setUp(stops: (() => Promise<unknown>)[]): Promise<Setup> {
   const target = await startRecordingTarget();
   stops.push(() => target.close());
-  const closed = await freePort();
+  const closed = await refusingPort();
   const dir = mkdtempSync(join(tmpdir(), 'keepip-lb-haproxy-'));
   stops.push(async () => rmSync(dir, { recursive: true, force: true }));
   const manifest = join(dir, 'edge.yaml');

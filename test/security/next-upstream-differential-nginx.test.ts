@@ -31,7 +31,7 @@ import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { freePort, listenTracked } from '../helpers/net.ts';
+import { listenTracked, refusingPort } from '../helpers/net.ts';
 import { type RunningNginx, startNginx } from '../helpers/nginx.ts';
 import {
   ingressYaml,
@@ -194,7 +194,7 @@ function behave(bench: Bench, b: Behaviour, k: number, socket: net.Socket, path:
 
 /** A raw backend for endpoint `k` behaving as `b`; its port (a closed one for `refuse`). */
 async function startEndpoint(bench: Bench, b: Behaviour, k: number, closers: (() => Promise<void>)[]) {
-  if (b === 'refuse') return freePort();
+  if (b === 'refuse') return refusingPort();
   const server = net.createServer((socket) => {
     socket.on('error', () => {});
     let buf = '';

@@ -21,7 +21,7 @@ import {
   topologyOf,
 } from '../fixtures/gateway/manifests.ts';
 import { type LineCollector, lineCollector } from '../helpers/lines.ts';
-import { freePort, listenTracked, openRaw } from '../helpers/net.ts';
+import { listenTracked, openRaw, refusingPort } from '../helpers/net.ts';
 import { exchange } from './helpers.ts';
 
 /** A backend that records every connection's bytes; HTTP gets a 200 naming it, anything else `got:<n>` at EOF. */
@@ -150,7 +150,7 @@ async function objects(b: Backends): Promise<K8sObject[]> {
     ...serviceWithEndpoints({ name: 'pass-svc', ports: [b.pass.port], servicePort: 443 }),
     ...serviceWithEndpoints({ name: 'guard-svc', ports: [b.guard.port], servicePort: 443 }),
     ...serviceWithEndpoints({ name: 'term-svc', ports: [b.term.port] }),
-    ...serviceWithEndpoints({ name: 'dead-svc', ports: [await freePort()], servicePort: 443 }),
+    ...serviceWithEndpoints({ name: 'dead-svc', ports: [await refusingPort()], servicePort: 443 }),
     ...serviceWithEndpoints({ name: 'empty-svc', ports: [], servicePort: 443 }),
     // The recorder never answers TLS: a request fronted to this host (proxied with https://, as
     // ingress-nginx does) waits out the upstream handshake, bounded by proxy-connect-timeout.
