@@ -86,8 +86,9 @@ export function decideElection(
   let next = state;
   if (!sameRecord(state.observed, current)) next = { ...state, observed: current, observedAtMs: readAtMs };
   const held = current.holderIdentity !== '' && current.holderIdentity !== identity;
-  // The holder's own leaseDurationSeconds bounds its claim, measured from when we saw it change.
-  const durationMs = Math.max(1, current.leaseDurationSeconds) * 1000;
+  // The holder's own leaseDurationSeconds bounds its claim, measured from when we saw it change. A
+  // missing, zero or negative duration is no claim at all (client-go's isLeaseValid: expired).
+  const durationMs = current.leaseDurationSeconds * 1000;
   const heldByOther = held && next.observedAtMs + durationMs > nowMs;
   if (heldByOther)
     return { action: 'wait', state: { ...next, leading: false }, holder: current.holderIdentity };

@@ -73,6 +73,34 @@ describe('leader election decisions (client-go semantics)', () => {
     assert.equal(take.spec.leaseTransitions, 4);
   });
 
+  it('a holder whose Lease has no, a zero or a negative duration has no claim: taken at once (client-go isLeaseValid)', () => {
+    for (const leaseDurationSeconds of [0, -5]) {
+      const read = held('other');
+      if (!read.exists) throw new Error('unreachable');
+      const step = decideElection(
+        INITIAL_ELECTION,
+        { ...read, spec: { ...read.spec, leaseDurationSeconds } },
+        'me',
+        timings,
+        1_000,
+      );
+      assert.equal(step.action, 'update', `duration ${leaseDurationSeconds}`);
+    }
+    // A Lease without the field reads as 0 (readLeaseSpec), the same.
+    const missing = decideElection(
+      INITIAL_ELECTION,
+      {
+        exists: true,
+        resourceVersion: '2',
+        spec: readLeaseSpec({ holderIdentity: 'other', renewTime: 'r' }),
+      },
+      'me',
+      timings,
+      1_000,
+    );
+    assert.equal(missing.action, 'update');
+  });
+
   it('renews its own Lease keeping acquireTime and transitions', () => {
     const step = decideElection(INITIAL_ELECTION, held('me'), 'me', timings, 5000);
     assert.equal(step.action, 'update');
