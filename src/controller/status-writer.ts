@@ -5,7 +5,7 @@
 // it never overwrites what the new leader writes.
 import type { ControllerOptions } from './flags.ts';
 import type { KubeClient } from './kube-client.ts';
-import type { ApiResult } from './reflector.ts';
+import type { ApiError, ApiResult } from './reflector.ts';
 import { type KubeObject, RESOURCES, resourcePath } from './resources.ts';
 import {
   currentStatus,
@@ -55,11 +55,11 @@ export function createStatusWriter(deps: StatusDeps): StatusWriter {
       const found = await controllerPods(deps);
       // Its own pod unknown (no POD_NAME, or 404): it counts as the only replica.
       const pods = found === UNKNOWN_POD ? [] : found;
-      const others = (pods ?? []).filter((p) => p.metadata?.name !== deps.options.podName && isPodAlive(p));
-      if (pods === null) {
-        deps.log('cannot list the controller pods: status kept on shutdown');
+      if (!Array.isArray(pods)) {
+        deps.log(`cannot list the controller pods (${pods.code}: ${pods.message}): status kept on shutdown`);
         return 0;
       }
+      const others = pods.filter((p) => p.metadata?.name !== deps.options.podName && isPodAlive(p));
       if (others.length > 0) {
         deps.log('other controller pods are running: status kept on shutdown');
         return 0;
@@ -69,7 +69,10 @@ export function createStatusWriter(deps: StatusDeps): StatusWriter {
   };
 }
 
-const UNREACHABLE = 'cannot read the status sources (API unreachable)';
+/** Why the sources could not be read, with the API error's code (an outage, or RBAC's 403). */
+function unreadable(error: ApiError): string {
+  return `cannot read the status sources (${error.code}: ${error.message})`;
+}
 
 /**
  * The status the options ask for: --publish-status-address, the --publish-service's, or our nodes';
@@ -90,7 +93,7 @@ async function desiredEntries(deps: StatusDeps): Promise<LbIngressEntry[] | stri
     // A missing Service (a typo, a re-install) must not blank every Ingress: external-dns would
     // delete their records.
     if (!svc.ok && svc.error.status === 404) return `--publish-service ${ns}/${name} not found`;
-    if (!svc.ok) return UNREACHABLE;
+    if (!svc.ok) return unreadable(svc.error);
     return desiredStatus({ publishStatusAddress: [], publishService: svc.value, nodeAddresses: [] });
   }
   const addresses = await controllerNodeAddresses(deps);
@@ -105,11 +108,11 @@ async function desiredEntries(deps: StatusDeps): Promise<LbIngressEntry[] | stri
  */
 async function controllerNodeAddresses(deps: StatusDeps): Promise<string[] | string> {
   const found = await controllerPods(deps);
-  if (found === null) return UNREACHABLE;
   if (found === UNKNOWN_POD)
     return deps.options.podName === null
       ? 'no POD_NAME, so no node of the controller is known'
       : `the controller pod ${deps.options.podNamespace}/${deps.options.podName} is unknown to the API`;
+  if (!Array.isArray(found)) return unreadable(found);
   const pods = found.filter(isPodReady);
   const addresses: string[] = [];
   for (const nodeName of new Set(pods.map((p) => (p.spec as { nodeName?: string } | undefined)?.nodeName))) {
@@ -132,18 +135,18 @@ const UNKNOWN_POD = 'unknown-pod';
 
 /**
  * The pods with the labels of our own pod, in any state (ingress-nginx's way of finding its replicas);
- * null when they could not be read.
+ * the API's error when they could not be read.
  */
 async function controllerPods({
   client,
   options,
-}: StatusDeps): Promise<KubeObject[] | typeof UNKNOWN_POD | null> {
+}: StatusDeps): Promise<KubeObject[] | typeof UNKNOWN_POD | ApiError> {
   if (options.podName === null) return UNKNOWN_POD;
   const self = await client.request(
     'GET',
     resourcePath(RESOURCES.pod, options.podNamespace, options.podName),
   );
-  if (!self.ok) return self.error.status === 404 ? UNKNOWN_POD : null;
+  if (!self.ok) return self.error.status === 404 ? UNKNOWN_POD : self.error;
   const labels = self.value.metadata?.labels ?? {};
   const selector = Object.entries(labels)
     .filter(([k]) => !REVISION_LABELS.has(k))
@@ -154,7 +157,7 @@ async function controllerPods({
     'GET',
     `${resourcePath(RESOURCES.pod, options.podNamespace)}?${new URLSearchParams({ labelSelector: selector })}`,
   );
-  if (!pods.ok) return null;
+  if (!pods.ok) return pods.error;
   const items = Array.isArray(pods.value.items) ? (pods.value.items as KubeObject[]) : [];
   return items;
 }

@@ -193,38 +193,53 @@ describe('status on shutdown: other replicas (ingress-nginx isRunningMultiplePod
 });
 
 describe('status from a --publish-service that does not exist', () => {
-  it('leaves the status as it is (ingress-nginx: an error, no update), saying why', async () => {
-    const puts: string[] = [];
-    const lines: string[] = [];
-    const client: KubeClient = {
-      server: 'scripted',
-      listWatcher: () => {
-        throw new Error('not used');
-      },
-      async request(method, path) {
-        if (method === 'PUT') {
-          puts.push(path);
-          return { ok: true, value: {} };
-        }
-        return { ok: false, error: { code: 'KUBE_API_STATUS', status: 404, message: 'not found' } };
-      },
-    };
-    const parsed = parseControllerFlags(['--publish-service=ingress-nginx/missing'], {});
-    if (parsed.ok !== true) throw new Error('flags');
-    const shown = {
-      ...ingress('a'),
-      status: { loadBalancer: { ingress: [{ ip: '192.0.2.10' }] } },
-    };
-    const w = createStatusWriter({
-      client,
-      options: parsed.options,
-      log: (l) => lines.push(l),
-      leading: () => true,
+  for (const [status, message, line] of [
+    [404, 'not found', /--publish-service ingress-nginx\/missing not found; status left as it is/],
+    // RBAC's answer is an answer: the line says so with its code, not "unreachable".
+    [
+      403,
+      'GET /api/v1/namespaces/ingress-nginx/services/missing: HTTP 403 (services is forbidden)',
+      /^cannot read the status sources \(KUBE_API_STATUS: GET \S+: HTTP 403 \(services is forbidden\)\); status left as it is$/,
+    ],
+  ] as const) {
+    it(`leaves the status as it is on a ${status} (ingress-nginx: an error, no update), saying why`, async () => {
+      await leavesStatusOn(status, message, line);
     });
-    assert.equal(await w.sync([shown]), 0);
-    assert.deepEqual(puts, []);
-    assert.ok(
-      lines.some((l) => /--publish-service ingress-nginx\/missing not found; status left as it is/.test(l)),
-    );
-  });
+  }
 });
+
+async function leavesStatusOn(status: number, message: string, line: RegExp): Promise<void> {
+  const puts: string[] = [];
+  const lines: string[] = [];
+  const client: KubeClient = {
+    server: 'scripted',
+    listWatcher: () => {
+      throw new Error('not used');
+    },
+    async request(method, path) {
+      if (method === 'PUT') {
+        puts.push(path);
+        return { ok: true, value: {} };
+      }
+      return { ok: false, error: { code: 'KUBE_API_STATUS', status, message } };
+    },
+  };
+  const parsed = parseControllerFlags(['--publish-service=ingress-nginx/missing'], {});
+  if (parsed.ok !== true) throw new Error('flags');
+  const shown = {
+    ...ingress('a'),
+    status: { loadBalancer: { ingress: [{ ip: '192.0.2.10' }] } },
+  };
+  const w = createStatusWriter({
+    client,
+    options: parsed.options,
+    log: (l) => lines.push(l),
+    leading: () => true,
+  });
+  assert.equal(await w.sync([shown]), 0);
+  assert.deepEqual(puts, []);
+  assert.ok(
+    lines.some((l) => line.test(l)),
+    lines.join('\n'),
+  );
+}
