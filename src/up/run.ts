@@ -332,36 +332,61 @@ interface Runnable {
   plan: UpPlan;
 }
 
-/** Stops what `target` drops or changes, reloads the gateway (or restarts it on new listeners), starts the rest. */
+/**
+ * Switches the running chain to `target` without a moment where the gateway routes to a hop that is not
+ * there: hops it changes restart first (on the same address), its new backends start before the
+ * gateway routes to them, and the hops it drops stop only once the gateway no longer does.
+ */
 async function switchTo(state: ChainState, target: Runnable, messages: string[]): Promise<void> {
-  messages.push(...(await stopChanged(state, target.plan)));
+  messages.push(...(await stopChanged(state, target.plan, 'changed')));
   state.topology = target.topology;
   state.objects = target.objects;
   state.plan = target.plan;
+  const components = target.plan.components;
+  const gatewayAt = components.findIndex((c) => c.kind === 'gateway');
+  await startAll(state, gatewayAt < 0 ? [] : components.slice(0, gatewayAt));
   if (state.gateway !== null) {
     const result = state.gateway.reload(target.topology);
     if (!result.ok) throw new Error(`the gateway refused the configuration: ${result.error.message}`);
     messages.push(`gateway reloaded (configuration version ${result.version})`);
     for (const event of snapshotEvents(result.snapshot)) state.options.log('gateway', event.message);
   }
-  await startAll(state, target.plan.components);
+  await startAll(state, components);
+  messages.push(...(await stopChanged(state, target.plan, 'dropped')));
 }
 
-/** Stops, outside in, what the next plan drops or changes (the gateway reloads in place instead). */
-async function stopChanged(state: ChainState, nextPlan: UpPlan): Promise<string[]> {
+/**
+ * Stops, outside in, the hops the next plan changes (`changed`: they restart; a dropped hop whose
+ * address a new one takes counts, it must free it first) or drops (`dropped`). The gateway reloads in
+ * place instead, unless its pods moved: then it listens anew.
+ */
+async function stopChanged(
+  state: ChainState,
+  nextPlan: UpPlan,
+  which: 'changed' | 'dropped',
+): Promise<string[]> {
   const messages: string[] = [];
   const wanted = new Map(nextPlan.components.map((c) => [c.name, c]));
+  const addresses = new Set(nextPlan.components.flatMap(listenKeys));
   for (const [name, instance] of [...state.instances.entries()].reverse()) {
     const component = wanted.get(name);
     if (component !== undefined && JSON.stringify(component) === instance.signature) continue;
-    // The gateway reloads in place, unless its pods moved: then it listens anew.
     if (component?.kind === 'gateway' && sameListeners(component, instance.component)) continue;
+    const freesAnAddress = listenKeys(instance.component).some((k) => addresses.has(k));
+    const stopNow = which === 'changed' ? component !== undefined || freesAnAddress : component === undefined;
+    if (!stopNow) continue;
     await instance.close();
     state.instances.delete(name);
     if (instance.component.kind === 'gateway') state.gateway = null;
     messages.push(component === undefined ? `stopped ${name}` : `restarted ${name}`);
   }
   return messages;
+}
+
+/** The logical addresses a component listens on. */
+function listenKeys(component: Component): string[] {
+  if (component.kind !== 'gateway') return [key(component.listen)];
+  return [component.http, component.https].flatMap((e) => (e ? [key(e)] : []));
 }
 
 function sameListeners(next: GatewayComponent, running: Component): boolean {
