@@ -46,7 +46,15 @@ export interface ObjectRef {
 
 /** A parsed allow or deny list. An invalid value fails closed: the location answers 503 to everyone. */
 export type SourceRangeModel =
-  | { valid: true; cidrs: readonly string[]; raw: string; from: 'annotation' | 'configmap' }
+  | {
+      valid: true;
+      cidrs: readonly string[];
+      raw: string;
+      from: 'annotation' | 'configmap';
+      /** No entry can match a client (a ConfigMap list of IPv4-mapped entries, as nginx reads them):
+       * the list still restricts, to nobody, where an empty one restricts nothing. */
+      matchesNobody?: true;
+    }
   | { valid: false; raw: string; error: string; from: 'annotation' | 'configmap' };
 
 // ---------------------------------------------------------------------------------------------

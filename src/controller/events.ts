@@ -21,6 +21,8 @@ export const COMPONENT = 'nginx-ingress-controller';
 const WARNING_REASONS: Readonly<Record<string, string>> = {
   INVALID_SOURCE_RANGE: 'AnnotationParsingFailed',
   INVALID_ANNOTATION_VALUE: 'AnnotationParsingFailed',
+  // An IPv4-mapped allowlist entry: `::ffff:0:0/96` admits every IPv4 client (keepip's own reason).
+  SOURCE_RANGE_MAPPED_ENTRY: 'MappedSourceRange',
   UNSUPPORTED_ANNOTATION: 'UnsupportedAnnotation',
   // An ingress-nginx annotation keepip does not honour (a snippet, ModSecurity, …): the Ingress's owner
   // sees it where they look, not only in the controller's log.

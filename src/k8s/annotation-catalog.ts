@@ -678,7 +678,7 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
     names: ['proxy-real-ip-cidr'],
     status: 'implemented',
     values: '0.0.0.0/0',
-    note: 'peers trusted for the PROXY header and forwarded headers. The default 0.0.0.0/0 applies only when the key is absent: present but empty, **nobody** is trusted (ingress-nginx then writes no `set_real_ip_from`). Invalid value: error `INVALID_TRUSTED_CIDR` and **nobody** is trusted',
+    note: 'peers trusted for the PROXY header and forwarded headers. The default 0.0.0.0/0 applies only when the key is absent: present but empty, **nobody** is trusted (ingress-nginx then writes no `set_real_ip_from`). Invalid value: error `INVALID_TRUSTED_CIDR`: the configuration is not served (the gateway does not start, a reload keeps the trust it had), as nginx refuses it. An IPv4-mapped entry (`::ffff:…`) trusts no IPv4 peer, as nginx reads it (warning `SOURCE_RANGE_MAPPED_ENTRY`)',
   },
   {
     names: ['use-forwarded-headers'],
@@ -708,7 +708,7 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
     names: ['whitelist-source-range', 'denylist-source-range'],
     status: 'implemented',
     values: 'none',
-    note: 'defaults for locations without the annotation. Empty entries are skipped (ingress-nginx splits ConfigMap lists); a bad entry fails closed',
+    note: 'defaults for locations without the annotation. Empty entries are skipped (ingress-nginx splits ConfigMap lists); a bad entry fails closed. An IPv4-mapped entry (`::ffff:…`) admits nobody in `whitelist-source-range`, as nginx reads it, and denies its IPv4 range in `denylist-source-range` (stricter than nginx); warning `SOURCE_RANGE_MAPPED_ENTRY`',
   },
   {
     names: ['block-cidrs'],

@@ -42,7 +42,7 @@ import { applyTracingSettings, TRACING_CONFIGMAP_KEYS } from './tracing-settings
 import { isNginxLogLevel, NGINX_LOG_LEVELS } from '../config/log-levels.ts';
 import { TRAFFIC_ANNOTATIONS, TRAFFIC_CONFIGMAP_KEYS } from './traffic-annotations.ts';
 import { configMapSource, readBool, readNginxTime, readWhole, type ScalarSource } from './scalar-readers.ts';
-import { parseConfigMapSourceRange, resolveAccessRules } from './source-range.ts';
+import { mappedEntries, parseConfigMapSourceRange, resolveAccessRules } from './source-range.ts';
 import {
   isHeaderName,
   parseGoBool,
@@ -285,7 +285,7 @@ export function parseControllerConfigMap(
   const v = configMapReader(data, { origin, issues });
   const unsupported = reportUnreadKeys(v);
   readClientAddressKeys(v, s);
-  s.defaultAllow = v.list('whitelist-source-range');
+  s.defaultAllow = v.list('whitelist-source-range', 'as-nginx');
   s.defaultDeny = v.list('denylist-source-range');
   s.blockCidrs = v.list('block-cidrs');
   s.sslRedirect = v.bool('ssl-redirect', s.sslRedirect);
@@ -370,7 +370,8 @@ interface ConfigMapReader {
   /** An nginx time (240s, 5m, 1h 30m) of at least `minMs`, as milliseconds. */
   time(key: string, fallbackMs: number, kept: string, minMs?: number): number;
   /** A CIDR list; an invalid one is an error and fails closed (the model says so). */
-  list(key: string): SourceRangeModel | null;
+  /** `as-nginx`: IPv4-mapped entries match nobody, as nginx reads them (allow and trust lists). */
+  list(key: string, mapped?: 'fold' | 'as-nginx'): SourceRangeModel | null;
   /** A header name, trimmed; null when absent or invalid. */
   headerName(key: string, kept: string): string | null;
 }
@@ -431,12 +432,13 @@ function configMapReader(data: Readonly<Record<string, string>>, sink: Sink): Co
       const n = readWhole(source, key, null, rule);
       return n === null ? fallbackMs : n * 1000;
     },
-    list(key) {
-      const model = parseConfigMapSourceRange(data[key]);
+    list(key, mapped = 'fold') {
+      const model = parseConfigMapSourceRange(data[key], mapped);
       if (model !== null && !model.valid) {
         const message = `${model.error}; fails closed: every location it applies to answers 503`;
         push(sink, 'error', 'INVALID_SOURCE_RANGE', field(key), message);
       }
+      if (model?.valid) warnMappedEntries(sink, field(key), model.raw, mapped);
       return model;
     },
     headerName(key, kept) {
@@ -500,9 +502,10 @@ function readTrustedCidrs(v: ConfigMapReader, s: GatewaySettings): void {
     s.trustedCidrs = [];
     return;
   }
-  const parsed = parseConfigMapSourceRange(realIp);
+  const parsed = parseConfigMapSourceRange(realIp, 'as-nginx');
   s.trustedCidrsDefaulted = false;
   if (parsed?.valid) {
+    warnMappedEntries(v.sink, v.field('proxy-real-ip-cidr'), realIp, 'as-nginx');
     s.trustedCidrs = parsed.cidrs;
     return;
   }
@@ -605,6 +608,31 @@ function readLargeClientHeaderBuffers(v: ConfigMapReader, s: GatewaySettings): v
       '4 8k',
     );
   else s.largeClientHeaderBuffers = { count, sizeBytes: size };
+}
+
+/**
+ * One warning per IPv4-mapped entry of a list (SOURCE_RANGE_MAPPED_ENTRY), saying what it does: in a
+ * ConfigMap allow or trust list nothing (nginx's reading); in a ConfigMap deny list, or an annotation
+ * (ingress-nginx's Go prints it as IPv4), the IPv4 range. An annotation's single address is left alone:
+ * it is that address either way.
+ */
+function warnMappedEntries(
+  sink: Sink,
+  field: string,
+  raw: string,
+  mapped: 'fold' | 'as-nginx' | 'annotation',
+): void {
+  for (const { entry, ipv4 } of mappedEntries(raw)) {
+    if (mapped === 'annotation' && ipv4.endsWith('/32')) continue;
+    const every = ipv4 === '0.0.0.0/0' ? ': every IPv4 client' : '';
+    const message =
+      mapped === 'as-nginx'
+        ? `"${entry}" is IPv6 as nginx reads a ConfigMap list (ingress-nginx passes it as written): it matches no IPv4 client, so it lets nobody in; write ${ipv4} if that range is meant`
+        : mapped === 'fold'
+          ? `"${entry}" is read as the IPv4 range ${ipv4}${every} (nginx, which ingress-nginx passes the ConfigMap list to as written, would match no IPv4 client with it: keepip denies more, never less); write ${ipv4}`
+          : `"${entry}" is the IPv4 range ${ipv4}${every}, as ingress-nginx reads it (Go prints an IPv4-mapped prefix as IPv4); write ${ipv4} to say so`;
+    push(sink, 'warning', 'SOURCE_RANGE_MAPPED_ENTRY', field, message);
+  }
 }
 
 /** The default proxy-real-ip-cidr (0.0.0.0/0) with anything that reads a client address from a peer. */
@@ -759,21 +787,23 @@ function accessRules(a: AnnotationReader, settings: GatewaySettings): ReturnType
     ['allow', access.allow],
     ['deny', access.deny],
   ] as const) {
-    if (model && !model.valid && model.from === 'annotation') {
-      const key =
-        which === 'deny'
-          ? 'denylist-source-range'
-          : a.get('allowlist-source-range') !== undefined && a.get('allowlist-source-range')!.trim() !== ''
-            ? 'allowlist-source-range'
-            : 'whitelist-source-range';
+    if (model?.from !== 'annotation') continue;
+    const key =
+      which === 'deny'
+        ? 'denylist-source-range'
+        : a.get('allowlist-source-range') !== undefined && a.get('allowlist-source-range')!.trim() !== ''
+          ? 'allowlist-source-range'
+          : 'whitelist-source-range';
+    const field = annotationField(NGINX_ANNOTATION_PREFIX + key);
+    if (model.valid) warnMappedEntries(a.sink, field, model.raw, 'annotation');
+    else
       push(
         a.sink,
         'error',
         'INVALID_SOURCE_RANGE',
-        annotationField(NGINX_ANNOTATION_PREFIX + key),
+        field,
         `${model.error}; the Ingress is served but its locations fail closed: 503 for everyone`,
       );
-    }
   }
   return access;
 }

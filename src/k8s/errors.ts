@@ -232,6 +232,12 @@ export const K8S_CODES = {
       'an allow/deny annotation or ConfigMap list has a bad entry: it fails closed, 503 for everyone on the locations it covers (also a doctor finding id)',
     fix: 'keep only valid CIDRs or bare IPs, comma-separated, in the annotation or ConfigMap key (no zone ids, no leading zeros)',
   },
+  SOURCE_RANGE_MAPPED_ENTRY: {
+    kind: 'issue',
+    summary:
+      'a source-range list has an IPv4-mapped IPv6 entry (::ffff:…): in an annotation it is the IPv4 range Go prints (::ffff:0:0/96 is 0.0.0.0/0, every IPv4 client), as ingress-nginx; in the ConfigMap it is what nginx makes of it: whitelist-source-range and proxy-real-ip-cidr match no IPv4 client with it, denylist-source-range and block-cidrs deny its IPv4 range (stricter than nginx)',
+    fix: 'write the IPv4 range the warning names (or drop the entry)',
+  },
   INVALID_TRUSTED_CIDR: {
     kind: 'issue',
     summary:

@@ -48,6 +48,24 @@ export function parseSourceRange(value: string): SourceRangeResult {
   return { ok: true, cidrs: [...seen].sort(compareStrings) };
 }
 
+/**
+ * The entries of a list written as IPv4-mapped IPv6 (`::ffff:10.0.0.0/104`, `::ffff:10.0.0.1`), each
+ * with the IPv4 range Go prints for it (10.0.0.0/8). An annotation's entries pass through Go's
+ * ParseCIDR in ingress-nginx, so they are that IPv4 range (`::ffff:0:0/96` is 0.0.0.0/0: every IPv4
+ * client); a ConfigMap list reaches nginx as written, where such an entry is IPv6 and matches no IPv4
+ * client. Either way its spelling hides what it does: the readers warn about each.
+ */
+export function mappedEntries(value: string): { entry: string; ipv4: string }[] {
+  const found: { entry: string; ipv4: string }[] = [];
+  for (const part of value.split(',')) {
+    const entry = trimGoSpace(part);
+    if (!entry.includes(':')) continue;
+    const parsed = parseCidr(entry);
+    if (parsed.ok && parsed.cidr.address.family === 4) found.push({ entry, ipv4: formatCidr(parsed.cidr) });
+  }
+  return found;
+}
+
 function compareStrings(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
@@ -76,7 +94,10 @@ export function sourceRangeModel(raw: string, from: 'annotation' | 'configmap'):
  * fields (`,,`) are dropped, then each is trimmed; a field of white space alone is then an empty entry,
  * which nginx refuses to load (`allow ;`), as any bad entry: the list is invalid (fail closed).
  */
-export function parseConfigMapSourceRange(value: string | undefined): SourceRangeModel | null {
+export function parseConfigMapSourceRange(
+  value: string | undefined,
+  mapped: 'fold' | 'as-nginx' = 'fold',
+): SourceRangeModel | null {
   if (value === undefined || value === '') return null;
   const entries = value
     .split(',')
@@ -86,7 +107,22 @@ export function parseConfigMapSourceRange(value: string | undefined): SourceRang
   const model = entries.includes('')
     ? invalidConfigMapList(value)
     : sourceRangeModel(entries.join(','), 'configmap');
-  return model.valid ? model : { ...model, raw: value };
+  if (!model.valid) return { ...model, raw: value };
+  return mapped === 'as-nginx' ? withoutMappedEntries(model, entries, value) : model;
+}
+
+/**
+ * `mapped: 'as-nginx'`: nginx reads an IPv4-mapped entry (`allow ::ffff:0:0/96;`, `set_real_ip_from
+ * ::ffff:10.0.0.1;`) as IPv6, which no IPv4 client matches: such entries match nobody here either.
+ * For an allow or trust list that is the safe reading too (the folded one could admit every IPv4
+ * client); a list left with nothing else still restricts (`matchesNobody`).
+ */
+function withoutMappedEntries(model: SourceRangeModel, entries: string[], raw: string): SourceRangeModel {
+  const ignored = new Set(mappedEntries(entries.join(',')).map((m) => m.entry));
+  if (ignored.size === 0) return model;
+  const kept = entries.filter((e) => !ignored.has(e));
+  if (kept.length === 0) return { valid: true, cidrs: [], raw, from: 'configmap', matchesNobody: true };
+  return { ...sourceRangeModel(kept.join(','), 'configmap'), raw };
 }
 
 /** A ConfigMap list with an entry of white space alone (nginx would write `allow ;` and not load). */

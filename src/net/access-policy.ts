@@ -61,7 +61,7 @@ function compileList(model: SourceRangeModel | null): Compiled {
   let compiled: Compiled;
   if (!model.valid) {
     compiled = fail(model.error);
-  } else if (model.cidrs.length === 0) {
+  } else if (model.cidrs.length === 0 && model.matchesNobody !== true) {
     // An empty list renders no nginx allow/deny lines: no restriction.
     compiled = ok(null);
   } else {

@@ -140,6 +140,24 @@ describe('TLS, fail-closed ranges, events, admission, status on shutdown', () =>
     assert.match(event.message, /INVALID_SOURCE_RANGE/);
   });
 
+  it('an IPv4-mapped allowlist entry is served as ingress-nginx reads it (every IPv4 client) with a Warning Event naming the range', async () => {
+    const { api, ctl, httpPort } = cluster;
+    ctl.mark();
+    api.apply(
+      ingress('mapped', 'mapped.example.com', 'web', {
+        annotations: { 'nginx.ingress.kubernetes.io/allowlist-source-range': '::ffff:0:0/96' },
+      }),
+    );
+    await waitForHost(ctl, 'mapped.example.com');
+    assert.equal((await get(httpPort, 'mapped.example.com')).status, 200);
+    const event = await api.waitUntil(() =>
+      api.list('Event').find((e) => e.involvedObject.name === 'mapped' && e.type === 'Warning'),
+    );
+    assert.equal(event.reason, 'MappedSourceRange');
+    assert.match(event.message, /SOURCE_RANGE_MAPPED_ENTRY/);
+    assert.match(event.message, /0\.0\.0\.0\/0: every IPv4 client/);
+  });
+
   it('an Ingress with a snippet (Critical, over the default annotations-risk-level) is not served: 404, a Warning Event, no status address', async () => {
     const { api, ctl, httpPort } = cluster;
     ctl.mark();

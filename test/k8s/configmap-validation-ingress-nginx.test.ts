@@ -81,12 +81,22 @@ function nginxCidr(entry: string): { family: 'ipv4' | 'ipv6'; address: string; p
   return { family: family === 4 ? 'ipv4' : 'ipv6', address, prefix };
 }
 
-/** What nginx makes of a written list: the addresses, or null when nginx -t fails (config refused). */
+/** The IPv4-mapped IPv6 space (::ffff:0:0/96), by Node's own parser. */
+const MAPPED = new BlockList();
+MAPPED.addSubnet('::ffff:0:0', 96, 'ipv6');
+
+/**
+ * What nginx makes of a written list: the addresses, or null when nginx -t fails (config refused). An
+ * IPv4-mapped entry (`allow ::ffff:10.0.0.1;`) is an IPv6 rule, and nginx matches an IPv4 client
+ * (ingress-nginx listens on IPv4 and IPv6 sockets apart; a mapped client is turned into IPv4 when there
+ * are IPv4 rules) against IPv4 rules only: it matches no client, which Node's BlockList would fold.
+ */
 function nginxList(entries: readonly string[]): BlockList | null {
   const list = new BlockList();
   for (const entry of entries) {
     const cidr = nginxCidr(entry);
     if (cidr === null) return null;
+    if (cidr.family === 'ipv6' && MAPPED.check(cidr.address, 'ipv6')) continue;
     list.addSubnet(cidr.address, cidr.prefix, cidr.family);
   }
   return list;
@@ -739,8 +749,20 @@ function allowVerdict(keepip: ReturnType<typeof keepipList>, go: ReturnType<type
   };
 }
 
+/** Whether a written list has an IPv4-mapped entry (keepip denies its IPv4 range, nginx no one). */
+function hasMappedEntry(value: string): boolean {
+  return splitAndTrimSpace(value).some((entry) => {
+    const cidr = nginxCidr(entry);
+    return cidr !== null && cidr.family === 'ipv6' && MAPPED.check(cidr.address, 'ipv6');
+  });
+}
+
 /** A deny list (denylist-source-range, block-cidrs): open when keepip denies fewer addresses. */
-function denyVerdict(keepip: ReturnType<typeof keepipList>, go: ReturnType<typeof goList>): Verdict {
+function denyVerdict(
+  keepip: ReturnType<typeof keepipList>,
+  go: ReturnType<typeof goList>,
+  value = '',
+): Verdict {
   if (JSON.stringify(keepip) === JSON.stringify(go)) return { kind: 'equal' };
   if (go === 'refused')
     return keepip === 'closed'
@@ -755,6 +777,11 @@ function denyVerdict(keepip: ReturnType<typeof keepipList>, go: ReturnType<typeo
   const kIps = keepip === 'none' ? [] : keepip;
   if (goIps.some((ip) => !kIps.includes(ip)))
     return { kind: 'finding', why: `keepip denies ${JSON.stringify(kIps)}, nginx ${JSON.stringify(goIps)}` };
+  if (hasMappedEntry(value))
+    return {
+      kind: 'allowed',
+      why: 'an IPv4-mapped deny entry denies its IPv4 range in keepip, no one in nginx (docs/client-ip.md): stricter',
+    };
   return {
     kind: 'compat',
     why: `keepip ${JSON.stringify(keepip)}, nginx ${JSON.stringify(go)}`,
@@ -771,7 +798,7 @@ test('whitelist-source-range, denylist-source-range, block-cidrs: never more ope
       'block-cidrs': value,
     });
     const go = goList(value);
-    const cases: [string, SourceRangeModel | null, typeof allowVerdict][] = [
+    const cases: [string, SourceRangeModel | null, typeof denyVerdict][] = [
       ['whitelist-source-range', s.defaultAllow, allowVerdict],
       ['denylist-source-range', s.defaultDeny, denyVerdict],
       ['block-cidrs', s.blockCidrs, denyVerdict],
@@ -779,7 +806,7 @@ test('whitelist-source-range, denylist-source-range, block-cidrs: never more ope
     for (const [key, model, verdictOf] of cases) {
       const keepip = keepipList(model);
       try {
-        check({ key, value, keepip, go, verdict: verdictOf(keepip, go) });
+        check({ key, value, keepip, go, verdict: verdictOf(keepip, go, value) });
       } catch (e) {
         failures.push((e as Error).message.split('\n')[0]!);
       }

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { SourceRangeModel } from '../../src/config/model.ts';
 import {
+  mappedEntries,
   parseConfigMapSourceRange,
   parseSourceRange,
   resolveAccessRules,
@@ -159,4 +160,34 @@ test('ConfigMap lists: empty means none, empty fields are skipped, a bad or blan
   const bad = parseConfigMapSourceRange('10.0.0.0/8, 300.0.0.0/8');
   assert.equal(bad?.valid, false);
   assert.equal(bad?.raw, '10.0.0.0/8, 300.0.0.0/8');
+});
+
+test('IPv4-mapped entries: what Go prints for each, and a ConfigMap allow/trust list reads them as nginx does (matching nobody)', () => {
+  assert.deepEqual(mappedEntries('10.0.0.0/8, ::ffff:0:0/96 ,::ffff:10.0.0.1,::/0,::ffff:0:0/80'), [
+    { entry: '::ffff:0:0/96', ipv4: '0.0.0.0/0' },
+    { entry: '::ffff:10.0.0.1', ipv4: '10.0.0.1/32' },
+  ]);
+  // Folded (annotations, and the ConfigMap's deny lists): the IPv4 range.
+  assert.deepEqual(parseConfigMapSourceRange('::ffff:0:0/96'), {
+    valid: true,
+    cidrs: ['0.0.0.0/0'],
+    raw: '::ffff:0:0/96',
+    from: 'configmap',
+  });
+  // As nginx (whitelist-source-range, proxy-real-ip-cidr): dropped; alone, the list matches nobody.
+  assert.deepEqual(parseConfigMapSourceRange('::ffff:0:0/96', 'as-nginx'), {
+    valid: true,
+    cidrs: [],
+    raw: '::ffff:0:0/96',
+    from: 'configmap',
+    matchesNobody: true,
+  });
+  assert.deepEqual(parseConfigMapSourceRange('10.0.0.0/8, ::ffff:0:0/96,::ffff:192.0.2.1', 'as-nginx'), {
+    valid: true,
+    cidrs: ['10.0.0.0/8'],
+    raw: '10.0.0.0/8, ::ffff:0:0/96,::ffff:192.0.2.1',
+    from: 'configmap',
+  });
+  // A bad entry still fails the whole list closed.
+  assert.equal(parseConfigMapSourceRange('::ffff:0:0/96, nope', 'as-nginx')?.valid, false);
 });

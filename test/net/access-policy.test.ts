@@ -93,6 +93,24 @@ test('no rules allows with rule no-rules; deny-only lists report the list consul
   assert.equal(blockOnly.decide('11.0.0.1').rule, 'block-cidrs');
 });
 
+test('a list that matches nobody (IPv4-mapped ConfigMap entries, as nginx) restricts to nobody, unlike an empty one', () => {
+  const nobody: SourceRangeModel = {
+    valid: true,
+    cidrs: [],
+    raw: '::ffff:0:0/96',
+    from: 'configmap',
+    matchesNobody: true,
+  };
+  const policy = compileAccessPolicy({ block: null, deny: null, allow: nobody });
+  assert.equal(policy.hasRules, true);
+  for (const client of ['127.0.0.1', '10.0.0.1', '::1'])
+    assert.equal(policy.decide(client).outcome, 'deny', client);
+  assert.equal(
+    compileAccessPolicy({ block: null, deny: nobody, allow: null }).decide('10.0.0.1').outcome,
+    'allow',
+  );
+});
+
 test('invalid rules fail closed for everyone, with a distinct outcome and the reason', () => {
   for (const rules of [
     { block: null, deny: null, allow: model('ww') },
