@@ -884,7 +884,9 @@ describe('docs/controller.md: Leader election and Ingress status', { concurrency
       await ctl.close();
       assert.ok(
         ctl.lines.some((l) =>
-          /^cannot list the controller pods \(KUBE_API_STATUS: .+HTTP 503.+\): status kept on shutdown$/.test(l),
+          /^cannot list the controller pods \(KUBE_API_STATUS: .+HTTP 503.+\): status kept on shutdown$/.test(
+            l,
+          ),
         ),
         ctl.lines.join('\n'),
       );
