@@ -24,7 +24,7 @@ export interface StatusWriter {
    * served: over the annotation limits); resolves with the number written.
    */
   sync(ingresses: readonly KubeObject[], withdrawn?: readonly KubeObject[]): Promise<number>;
-  /** Empties the status of the given Ingresses, unless other controller pods still run. */
+  /** Empties the status of the given Ingresses, unless it has several addresses or other controller pods still run. */
   clear(ingresses: readonly KubeObject[]): Promise<number>;
 }
 
@@ -52,6 +52,17 @@ export function createStatusWriter(deps: StatusDeps): StatusWriter {
       return written + (await writeStatuses(deps, wroteOver, withdrawn, []));
     },
     async clear(ingresses) {
+      // ingress-nginx's Shutdown: addresses it cannot read, or more than one, are left to the next
+      // leader (several addresses are several nodes' pods, or an LB that outlives this replica).
+      const entries = await desiredEntries(deps);
+      if (typeof entries === 'string') {
+        deps.log(`${entries}: status kept on shutdown`);
+        return 0;
+      }
+      if (entries.length > 1) {
+        deps.log(`the status has ${entries.length} addresses: kept on shutdown for the next leader`);
+        return 0;
+      }
       const found = await controllerPods(deps);
       // Its own pod unknown (no POD_NAME, or 404): it counts as the only replica.
       const pods = found === UNKNOWN_POD ? [] : found;

@@ -269,11 +269,15 @@ describe('TLS, fail-closed ranges, events, admission, status on shutdown', () =>
     assert.ok(ctl.lines.some((l) => /^admission: Ingress default\/bad denied \(/.test(l)));
   });
 
-  it('clears the status on shutdown when it is the only controller (--update-status-on-shutdown)', async () => {
+  it('the only controller keeps a status of two addresses on shutdown, for the next leader (as ingress-nginx)', async () => {
     const { api, ctl } = cluster;
     await ctl.close();
     assert.ok(ctl.lines.includes('released the Lease'));
-    assert.deepEqual(api.get('Ingress', 'default', 'web')!.status.loadBalancer.ingress, []);
+    assert.ok(ctl.lines.includes('the status has 2 addresses: kept on shutdown for the next leader'));
+    assert.deepEqual(api.get('Ingress', 'default', 'web')!.status.loadBalancer.ingress, [
+      { ip: '192.0.2.10' },
+      { hostname: 'lb.example.com' },
+    ]);
   });
 });
 

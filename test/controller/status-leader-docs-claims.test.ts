@@ -741,17 +741,32 @@ describe('docs/controller.md: Leader election and Ingress status', { concurrency
       assert.deepEqual(statusOf(api, 'foreign'), foreignStatus);
     });
 
-    it("c2e: on shutdown, its own pod unknown to the API (404) counts as the only replica: ours emptied, the other class's not", async () => {
+    it('c2e: on shutdown, a status of five addresses is left for the next leader (ingress-nginx Shutdown: more than one)', async () => {
       const { api, ctl } = cluster;
+      const before = ['web', 'fresh', 'later', 'foreign'].map((name) => [name, statusOf(api, name)]);
       await ctl.close();
       assert.ok(ctl.lines.includes('stopped'), ctl.lines.join('\n'));
-      assert.deepEqual(statusPuts(api, 'foreign'), []);
-      assert.deepEqual(statusOf(api, 'foreign'), foreignStatus);
+      assert.ok(ctl.lines.includes('the status has 5 addresses: kept on shutdown for the next leader'));
       assert.deepEqual(
-        ['web', 'fresh', 'later'].map((name) => [name, statusOf(api, name)]),
-        ['web', 'fresh', 'later'].map((name) => [name, []]),
-        `lines: ${ctl.lines.filter((l) => /status|pods/.test(l)).join(' | ')}`,
+        ['web', 'fresh', 'later', 'foreign'].map((name) => [name, statusOf(api, name)]),
+        before,
       );
+      assert.deepEqual(statusPuts(api, 'foreign'), []);
+    });
+  });
+
+  describe('--publish-status-address of one address, its own pod unknown (404): emptied on shutdown', {
+    concurrency: false,
+  }, () => {
+    const cluster = webCluster(['--disable-leader-election', '--publish-status-address=192.0.2.77'], {
+      env: { POD_NAME: 'ctl-gone' },
+    });
+
+    it('c2f: its own pod unknown to the API counts as the only replica: ours emptied', async () => {
+      const { api, ctl } = cluster;
+      await ctl.waitForLine(/^status of Ingress default\/web: 192\.0\.2\.77$/);
+      await ctl.close();
+      assert.deepEqual(statusOf(api, 'web'), [], ctl.lines.filter((l) => /status|pods/.test(l)).join(' | '));
     });
   });
 

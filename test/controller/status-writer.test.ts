@@ -190,6 +190,35 @@ describe('status on shutdown: other replicas (ingress-nginx isRunningMultiplePod
     ]);
     assert.equal(await daemonSetWriter(api.client).clear([ingress('a')]), 1);
   });
+
+  it('a status of several addresses, or addresses that cannot be read, is left for the next leader (ingress-nginx Shutdown)', async () => {
+    const shutdown = async (args: string[], env: Record<string, string>) => {
+      const api = podsClient([pod('old', '1')]);
+      const lines: string[] = [];
+      const parsed = parseControllerFlags(args, { POD_NAMESPACE: 'ingress-nginx', ...env });
+      if (parsed.ok !== true) throw new Error('flags');
+      const w = createStatusWriter({
+        client: api.client,
+        options: parsed.options,
+        log: (l) => lines.push(l),
+        leading: () => true,
+      });
+      return { written: await w.clear([ingress('a')]), puts: api.puts, lines };
+    };
+    const two = await shutdown(['--publish-status-address=192.0.2.10,lb.example.com'], { POD_NAME: 'old' });
+    assert.deepEqual([two.written, two.puts], [0, []]);
+    assert.deepEqual(two.lines, ['the status has 2 addresses: kept on shutdown for the next leader']);
+    // The nodes of our pods, without POD_NAME: none known, so nothing to decide on: kept.
+    const unknown = await shutdown([], {});
+    assert.deepEqual([unknown.written, unknown.puts], [0, []]);
+    assert.match(
+      unknown.lines.join('\n'),
+      /^no POD_NAME, so no node of the controller is known: status kept on shutdown$/,
+    );
+    // One address, the last pod: emptied.
+    const one = await shutdown(['--publish-status-address=192.0.2.10'], { POD_NAME: 'old' });
+    assert.equal(one.written, 1);
+  });
 });
 
 describe('status from a --publish-service that does not exist', () => {
