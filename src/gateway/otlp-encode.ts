@@ -13,10 +13,17 @@ export interface FinishedSpan {
   name: string;
   startNanos: bigint;
   endNanos: bigint;
-  attributes: readonly (readonly [string, AttributeValue])[];
+  attributes: readonly SpanAttribute[];
+  /** Span.status: ERROR when true, else OK (as the nginx module sets it). */
+  error: boolean;
 }
 
+export type SpanAttribute = readonly [string, AttributeValue];
+
 const SPAN_KIND_SERVER = 2;
+/** Status.code: STATUS_CODE_OK, STATUS_CODE_ERROR. */
+const STATUS_OK = 1;
+const STATUS_ERROR = 2;
 /** Span.flags: the W3C trace flags in its low byte; only sampled spans are exported. */
 const SAMPLED = 1;
 
@@ -64,7 +71,7 @@ function keyValue(field: number, key: string, value: AttributeValue): Field {
   return messageField(field, [stringField(1, key), bytesField(2, any)]);
 }
 
-const attributes = (field: number, list: readonly (readonly [string, AttributeValue])[]): Field[] =>
+const attributes = (field: number, list: readonly SpanAttribute[]): Field[] =>
   list.map(([key, value]) => keyValue(field, key, value));
 
 function span(s: FinishedSpan): Field {
@@ -80,6 +87,8 @@ function span(s: FinishedSpan): Field {
     fixed64Field(7, s.startNanos),
     fixed64Field(8, s.endNanos),
     ...attributes(9, s.attributes),
+    // Status { code = 3 }
+    messageField(15, [Buffer.concat([tag(3, 0), varint(s.error ? STATUS_ERROR : STATUS_OK)])]),
     fixed32Field(16, SAMPLED),
   );
   return messageField(2, parts);

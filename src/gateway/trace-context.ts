@@ -56,13 +56,13 @@ export function formatTraceparent(context: SpanContext): string {
 }
 
 /**
- * TraceIdRatioBased: the trace id's last 8 bytes, as a number below 2^64, against ratio * 2^64 (the
- * Go and Java SDKs' reading; opentelemetry-cpp, ingress-nginx's, reads the first 8 bytes).
+ * TraceIdRatioBased as Go's SDK decides it, bit for bit: the trace id's last 8 bytes shifted right by
+ * one, below uint64(ratio * 2^63) (opentelemetry-cpp, ingress-nginx's, reads the first 8 bytes).
  */
 function underRatio(traceId: string, ratio: number): boolean {
   if (ratio >= 1) return true;
   if (ratio <= 0) return false;
-  return BigInt(`0x${traceId.slice(16)}`) < BigInt(Math.floor(ratio * 2 ** 53)) << 11n;
+  return BigInt(`0x${traceId.slice(16)}`) >> 1n < BigInt(Math.trunc(ratio * 2 ** 63));
 }
 
 /** Whether a new span of trace `traceId` is sampled: ingress-nginx's otel-sampler, parent-based or not. */

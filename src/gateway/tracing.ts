@@ -11,6 +11,7 @@ import type { GatewaySettings, LocationModel, TracingSettings } from '../config/
 import { TRACING_DEFAULTS } from '../k8s/tracing-settings.ts';
 import type { ErrorLog } from './error-log.ts';
 import type { Exchange, GatewayRequest, RequestSpan, Tracing } from './exchange.ts';
+import type { SpanAttribute } from './otlp-encode.ts';
 import { createSpanExporter, type SpanExporter } from './otlp-exporter.ts';
 import { formatTraceparent, parseTraceparent, sampled } from './trace-context.ts';
 
@@ -69,9 +70,38 @@ function startSpan(
   };
 }
 
+/**
+ * The nginx module's attributes (opentelemetry-cpp-contrib at ingress-nginx's commit): the request's,
+ * the User-Agent when sent, and its default script attributes $server_port, $remote_addr (the client
+ * keepip settled on) and $remote_port.
+ */
+function spanAttributes(ex: Exchange, req: GatewayRequest, status: number): SpanAttribute[] {
+  const { conn } = ex;
+  const userAgent = req.headers['user-agent'];
+  return [
+    ['http.method', req.method ?? ''],
+    ['http.flavor', FLAVORS[req.httpVersion] ?? ''],
+    ['http.target', ex.requestUri !== '' ? ex.requestUri : (req.url ?? '')],
+    ['http.host', ex.rawHost],
+    ...(ex.serverName !== '_' ? [['http.server_name', ex.serverName] as const] : []),
+    ...(typeof userAgent === 'string' ? [['http.user_agent', userAgent] as const] : []),
+    ['http.status_code', status],
+    ['http.scheme', conn.scheme],
+    ['net.host.port', conn.serverPort],
+    ['net.peer.ip', ex.client],
+    ['net.peer.port', conn.proxyPort ?? conn.peerPort],
+  ];
+}
+
 export function createTracing(errorLog: ErrorLog): Tracing {
-  let exporter: { key: string; version: number; settings: TracingSettings; value: SpanExporter } | null =
-    null;
+  let exporter: { key: string; settings: TracingSettings; value: SpanExporter } | null = null;
+  // Exporters a reload replaced, still sending what they hold: close() waits for them too.
+  const retiring = new Set<Promise<void>>();
+  const retire = (old: SpanExporter | undefined): void => {
+    if (old === undefined) return;
+    const done: Promise<void> = old.close().finally(() => retiring.delete(done));
+    retiring.add(done);
+  };
   let lastError = 0;
   // Export failures (a collector down) reach the error log at most once a minute.
   const onError = (message: string) => {
@@ -79,25 +109,27 @@ export function createTracing(errorLog: ErrorLog): Tracing {
     lastError = Date.now();
     errorLog.write('error', null, `opentelemetry: ${message}`);
   };
-  // A request of an older configuration that ends after a reload uses the current exporter.
+  // The newest configuration a span finished under: a request of an older one that ends after a
+  // reload uses the current exporter (none when the reload removed the collector).
+  let newest = -1;
   const exporterFor = (span: RequestSpan): SpanExporter | null => {
-    if (exporter !== null && span.version < exporter.version) return exporter.value;
+    if (span.version < newest) return exporter?.value ?? null;
+    newest = span.version;
     const t = span.settings;
     // The same snapshot's settings: the exporter made for them (the key is computed once per reload).
     if (exporter?.settings === t) return exporter.value;
     const key = exporterKey(t);
-    if (key === null || t.collector === null) return null;
+    if (key === null || t.collector === null) {
+      // The collector was removed: the last one sends what it holds, then stops.
+      retire(exporter?.value);
+      exporter = null;
+      return null;
+    }
     if (exporter?.key !== key) {
       // A changed configuration: the previous exporter sends what it holds, then stops.
-      void exporter?.value.close();
-      exporter = {
-        key,
-        version: span.version,
-        settings: t,
-        value: createSpanExporter({ ...t, collector: t.collector }, onError),
-      };
+      retire(exporter?.value);
+      exporter = { key, settings: t, value: createSpanExporter({ ...t, collector: t.collector }, onError) };
     }
-    exporter.version = Math.max(exporter.version, span.version);
     exporter.settings = t;
     return exporter.value;
   };
@@ -128,20 +160,15 @@ export function createTracing(errorLog: ErrorLog): Tracing {
         name: span.name,
         startNanos: span.startNanos,
         endNanos: BigInt(Math.round((performance.timeOrigin + performance.now()) * 1e6)),
-        attributes: [
-          ['http.method', req.method ?? ''],
-          ['http.flavor', FLAVORS[req.httpVersion] ?? ''],
-          ['http.target', ex.requestUri !== '' ? ex.requestUri : (req.url ?? '')],
-          ['http.host', ex.rawHost],
-          ...(ex.serverName !== '_' ? [['http.server_name', ex.serverName] as const] : []),
-          ['http.status_code', status],
-          ['http.scheme', ex.conn.scheme],
-        ],
+        attributes: spanAttributes(ex, req, status),
+        // The module's: ERROR from 500 on, OK below.
+        error: status >= 500,
       });
     },
     async close() {
-      await exporter?.value.close();
+      const last = exporter?.value.close();
       exporter = null;
+      await Promise.all([last, ...retiring]);
     },
   };
 }

@@ -114,7 +114,12 @@ describe('enable-opentelemetry: spans to an OTLP/gRPC collector, context to the 
       'http.server_name': 'web.example.com',
       'http.status_code': 200,
       'http.scheme': 'http',
+      // The module's default script attributes: $server_port, $remote_addr, $remote_port.
+      'net.host.port': gw.httpPort,
+      'net.peer.ip': '127.0.0.1',
+      'net.peer.port': span.attributes['net.peer.port'],
     });
+    assert.ok(Number(span.attributes['net.peer.port']) > 0);
     assert.ok(span.startMs <= span.endMs && Math.abs(span.startMs - Date.now()) < 60_000);
   });
 

@@ -20,6 +20,7 @@ function span(i: number): FinishedSpan {
       ['http.method', 'GET'],
       ['http.status_code', 200 + i],
     ],
+    error: false,
   };
 }
 
