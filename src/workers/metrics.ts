@@ -6,9 +6,10 @@
 // Counters never go backwards when a worker is replaced: the primary keeps the monotonic values
 // (counters, histogram buckets/sum/count, summary sum/count) each worker last reported, and when the
 // worker is gone folds them into a total added to every later sum (retainMonotonic). Gauges are the
-// live workers' only. What a worker counted after the last scrape it answered is lost with it (a
-// SIGKILLed worker cannot report): exactly what Prometheus loses when one process dies between two
-// scrapes, at no cost on the data path and no IPC while nobody scrapes.
+// live workers' only. A worker that drains hands its final values with its drain answer; what a
+// crashed or SIGKILLed worker counted after the last scrape it answered is lost with it: exactly what
+// Prometheus loses when one process dies between two scrapes, at no cost on the data path and no IPC
+// while nobody scrapes.
 import { type Aggregator, AggregatorRegistry, Counter, Gauge, type Registry } from 'prom-client';
 import type { CallResult, WorkerPool } from './pool.ts';
 
@@ -64,7 +65,11 @@ export const WORKER_METRICS_DEADLINE_MS = 1_000;
 export function aggregatedMetrics(own: Registry, pool: WorkerPool, rules: AggregationRules): MetricsSource {
   let retained = NOTHING_RETAINED;
   const scrape = async (): Promise<string> => {
-    const answers = await pool.broadcast('metrics', null, { deadlineMs: WORKER_METRICS_DEADLINE_MS });
+    // The drained workers' last words after the live answers: a worker's final values win.
+    const answers = [
+      ...(await pool.broadcast('metrics', null, { deadlineMs: WORKER_METRICS_DEADLINE_MS })),
+      ...pool.takeLastWords(),
+    ];
     const primary = withAggregators((await own.getMetricsAsJSON()) as unknown as MetricJson[], rules);
     const live = new Set(pool.pids());
     const scraped = retainMonotonic(

@@ -83,6 +83,8 @@ export interface WorkerPool {
   watchdogKills(): ReadonlyMap<number, number>;
   /** Drains every worker (in parallel) and waits for them to exit. */
   stop(): Promise<void>;
+  /** What drained workers answered last (their final metrics), each handed out once. */
+  takeLastWords(): CallResult[];
 }
 
 interface Member {
@@ -131,6 +133,8 @@ interface PoolState {
   waiting: number;
   /** The tail of the exclusive tasks (reloads, restarts). */
   queue: Promise<unknown>;
+  /** Drain answers that carry a value, until takeLastWords() hands them out. */
+  lastWords: CallResult[];
 }
 
 export function createWorkerPool(options: PoolOptions): WorkerPool {
@@ -147,6 +151,7 @@ export function createWorkerPool(options: PoolOptions): WorkerPool {
     watchdog: null,
     waiting: 0,
     queue: Promise.resolve(),
+    lastWords: [],
   };
   const serving = () => [...state.members.values()].filter((m) => m.serving && !m.killed);
   return {
@@ -164,6 +169,7 @@ export function createWorkerPool(options: PoolOptions): WorkerPool {
     restarts: () => state.restarts,
     watchdogKills: () => state.watchdogKills,
     stop: () => stopAll(state),
+    takeLastWords: () => state.lastWords.splice(0),
   };
 }
 
@@ -443,7 +449,9 @@ async function drainOne(state: PoolState, member: Member): Promise<void> {
   const bound = Math.min(state.options.drainBoundMs(), LONGEST_TIMER_MS);
   const timer = setTimeout(() => member.child.kill('SIGKILL'), bound);
   if (member.child.exitCode === null && member.child.signalCode === null) {
-    await call(state, member, 'drain', null);
+    // A worker's drain answer is what it counted last: its metrics after its last request.
+    const answer = await call(state, member, 'drain', null);
+    if (answer.ok && answer.value !== null && answer.value !== undefined) state.lastWords.push(answer);
   }
   await member.exited;
   clearTimeout(timer);

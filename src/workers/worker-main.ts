@@ -25,6 +25,15 @@ function drain(): Promise<void> {
   return draining;
 }
 
+/** The served role's metrics after its drain; null when it has none or they cannot be read. */
+async function finalMetrics(): Promise<unknown> {
+  try {
+    return (await served?.methods.metrics?.(null)) ?? null;
+  } catch {
+    return null;
+  }
+}
+
 async function init(message: InitMessage): Promise<void> {
   try {
     const role =
@@ -45,7 +54,9 @@ async function answer(message: CallMessage): Promise<void> {
   }
   if (message.method === 'drain') {
     await drain();
-    send({ kind: 'reply', id: message.id, ok: true, value: null }, () => process.exit(0));
+    // The answer carries what it counted last, so that the pod's /metrics keeps it after this exit.
+    const last = await finalMetrics();
+    send({ kind: 'reply', id: message.id, ok: true, value: last }, () => process.exit(0));
     return;
   }
   const method = served?.methods[message.method];

@@ -665,6 +665,7 @@ describe('retainMonotonic with scrapes in flight', () => {
         return answers;
       },
       pids: () => [...members.keys()],
+      takeLastWords: () => [],
     } as Partial<WorkerPool> as WorkerPool;
     const source = aggregatedMetrics(new Registry(), pool, { primaryOwned: new Set() });
     members.get(1)!.requests.inc(10);

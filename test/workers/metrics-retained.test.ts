@@ -191,6 +191,7 @@ function fakePool(workers: Map<number, Worker>): WorkerPool {
         ),
       ),
     pids: () => [...workers.keys()],
+    takeLastWords: () => [],
   } as Partial<WorkerPool> as WorkerPool;
 }
 
@@ -220,4 +221,29 @@ test('aggregatedMetrics: /metrics never goes backwards as workers are replaced, 
     workers.delete(oldest as number);
     workers.set(100 + round, workerRegistry());
   }
+});
+
+test("aggregatedMetrics: a worker's drain answer (its last words) counts what it did after the last scrape", async () => {
+  const workers = new Map([
+    [1, workerRegistry()],
+    [2, workerRegistry()],
+  ]);
+  const lastWords: CallResult[] = [];
+  const pool = {
+    ...fakePool(workers),
+    takeLastWords: () => lastWords.splice(0),
+  } as WorkerPool;
+  const source = aggregatedMetrics(new Registry(), pool, { primaryOwned: new Set() });
+  workers.get(1)!.requests.inc({ code: '200' }, 2);
+  workers.get(2)!.requests.inc({ code: '200' }, 3);
+  assert.equal(metricSum(await source.metrics(), 'requests_total'), 5);
+  // Worker 2 serves 4 more, drains (its answer carries its final values) and exits before any scrape.
+  const leaving = workers.get(2)!;
+  leaving.requests.inc({ code: '200' }, 4);
+  lastWords.push({ slot: 2, pid: 2, ok: true, value: await json(leaving) });
+  workers.delete(2);
+  assert.equal(metricSum(await source.metrics(), 'requests_total'), 9, 'nothing it counted is lost');
+  // Handed out once: the next scrape folds it in once, not twice.
+  workers.get(1)!.requests.inc({ code: '200' }, 1);
+  assert.equal(metricSum(await source.metrics(), 'requests_total'), 10);
 });
