@@ -232,7 +232,9 @@ function dial(state: ProxyState, client: net.Socket, session: StreamSession, hea
   const endpoints = state.targets.length;
   // Bytes go through the flow's own buffers ('node' reads after a PROXY header: its rest was put back).
   const prepared = prepareRelay(client);
+  let stopping = false;
   const stop = () => {
+    stopping = true;
     dialing.cancel();
     client.destroy();
   };
@@ -240,7 +242,8 @@ function dial(state: ProxyState, client: net.Socket, session: StreamSession, hea
     state.pending.delete(stop);
     dialing.cancel();
     prepared.release();
-    session.status = 499;
+    // 499: the client left; 503: the controller stopped before an endpoint answered (not the client).
+    session.status = stopping ? 503 : 499;
     logSession(state, session);
   };
   state.pending.add(stop);

@@ -11,6 +11,7 @@ import { DEFAULT_STREAM_SETTINGS, type StreamSettings } from '../../src/config/s
 import { mayTryNext } from '../../src/controller/tcp-proxy.ts';
 import { createTcpRunner } from '../../src/controller/tcp-runner.ts';
 import type { TcpServicePlan } from '../../src/controller/tcp-services.ts';
+import { dialling, startBlackhole } from '../helpers/blackhole.ts';
 import { client, startEcho } from '../helpers/line-echo.ts';
 import { lineCollector } from '../helpers/lines.ts';
 import { refusingPort } from '../helpers/net.ts';
@@ -58,7 +59,7 @@ async function runner(
     maxConnections: options.maxConnections ?? 0,
     stream: { ...DEFAULT_STREAM_SETTINGS, logFormat: FORMAT, ...options.stream },
   });
-  return { port: tcp.listeners()[0]!.actualPort, access, log, registry };
+  return { port: tcp.listeners()[0]!.actualPort, access, log, registry, tcp };
 }
 
 /** Resolves once the listener's metrics count `n` connections ended (checked on every turn, 20 s at most). */
@@ -113,6 +114,24 @@ test('a refused connect goes on to the next endpoint; the line names both, the f
       `^tcp-services 0: connect\\(\\) failed \\(ECONNREFUSED\\) while connecting to upstream, client: 127\\.0\\.0\\.21, upstream: "127\\.0\\.0\\.1:${refusing}", trying the next$`,
     ),
   );
+});
+
+test('a connection still being dialled when the listeners stop is logged 503, not as a client that left (499)', async (t) => {
+  const hole = await startBlackhole();
+  t.after(() => hole.close());
+  const { port, access, tcp } = await runner(t, { targets: [hole.port] });
+  const c = net.connect({ host: '127.0.0.1', port, localAddress: '127.0.0.29' });
+  c.on('error', () => {});
+  await new Promise((resolve) => c.once('connect', resolve));
+  c.write('hi\n');
+  // The dial is under way (SYN_SENT to the endpoint that never answers); bounded.
+  for (const deadline = Date.now() + 20_000; !dialling(hole.port); ) {
+    assert.ok(Date.now() < deadline, 'the dial to the endpoint started');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  await tcp.close();
+  assert.match((await access.wait(/ TCP \d{3} /))[0]!, /^127\.0\.0\.29:\d+ 127\.0\.0\.29 - \d+ TCP 503 0 0 /);
+  c.destroy();
 });
 
 test('proxy-stream-next-upstream off: one attempt, the client is closed and logged 502; the next connection takes the next endpoint', async (t) => {

@@ -6,7 +6,7 @@
 // (/proc/self/fd). Where the walk needs a known start, the lb gets the real walk (createSourcePorts over
 // the kernel's range) with a chosen "random" start: any start is one the random one can take.
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import net, { type AddressInfo } from 'node:net';
 import { after, describe, test } from 'node:test';
@@ -20,6 +20,7 @@ import {
   portSlice,
   type SourcePorts,
 } from '../../src/lb/source-ports.ts';
+import { startBlackhole } from '../helpers/blackhole.ts';
 import { refusingPort } from '../helpers/net.ts';
 import { echo, exchange, startTarget, startTestLb, type TestTarget, until } from './helpers.ts';
 
@@ -154,26 +155,9 @@ async function settled(running: RunningLb, fds: number): Promise<void> {
 
 /** A target on `host` that never accepts: its backlog is full, so a connect to it hangs (SYNs dropped). */
 async function hangingTarget(host: string): Promise<number> {
-  const code = [
-    'import socket, sys',
-    's = socket.socket()',
-    `s.bind(("${host}", 0))`,
-    's.listen(0)',
-    'print(s.getsockname()[1], flush=True)',
-    'sys.stdin.read()',
-  ].join('\n');
-  const child: ChildProcess = spawn('python3', ['-c', code], { stdio: ['pipe', 'pipe', 'inherit'] });
-  const port = await new Promise<number>((resolve) =>
-    child.stdout!.once('data', (d: Buffer) => resolve(Number(d.toString().trim()))),
-  );
-  const filler = net.connect({ host, port });
-  filler.on('error', () => {});
-  await new Promise((resolve) => filler.once('connect', resolve));
-  scope.push(async () => {
-    filler.destroy();
-    child.kill();
-  });
-  return port;
+  const hole = await startBlackhole(host);
+  scope.push(async () => hole.close());
+  return hole.port;
 }
 
 describe('preserved clients from many addresses', () => {
