@@ -5,7 +5,7 @@
 import { hostname } from 'node:os';
 import { Gauge, type Registry } from 'prom-client';
 import type { GatewayModel, Topology } from '../config/model.ts';
-import type { DecisionLog } from '../dashboard/decision-log.ts';
+import type { DecisionLog } from '../gateway/decision-log.ts';
 import { createLineSink, type LineSink } from '../gateway/line-sink.ts';
 import { createGatewayMetrics } from '../gateway/metrics.ts';
 import { type ServedGateway, servedMetrics } from '../workers/gateway-primary.ts';

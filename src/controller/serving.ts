@@ -11,10 +11,10 @@ import {
   snapshotEvents,
   startGateway,
 } from '../gateway/gateway.ts';
-import type { DecisionLog } from '../dashboard/decision-log.ts';
-import { parseDashboardAddress } from '../dashboard/flag.ts';
+import type { DecisionLog } from '../gateway/decision-log.ts';
 import type { LineSink } from '../gateway/line-sink.ts';
 import type { GatewayMetrics } from '../gateway/metrics.ts';
+import { parseListenAddress } from '../net/host-port.ts';
 import { availableCores } from '../workers/cores.ts';
 import { chooseWorkerCount } from '../workers/count.ts';
 import {
@@ -94,7 +94,7 @@ function servedKey(topology: Topology, objects: ClusterObjects, o: ControllerOpt
 export function reservedPorts(o: ControllerOptions): number[] {
   const ports = [o.httpPort, o.httpsPort, o.healthzPort];
   if (o.validatingWebhook !== null) ports.push(o.validatingWebhook.port);
-  const dashboard = o.dashboard === null ? null : parseDashboardAddress(o.dashboard);
+  const dashboard = o.dashboard === null ? null : parseListenAddress(o.dashboard);
   if (dashboard?.ok) ports.push(dashboard.value.port);
   return ports.filter((port) => port > 0);
 }
@@ -128,7 +128,7 @@ function reportSnapshot(deps: ServingDeps, running: ServedGateway, topology: Top
 /**
  * One process, or a primary and workers: --workers, else the ConfigMap's worker-processes, else auto
  * (ingress-nginx's worker_processes). Log sinks handed over in-process (tests) need one process; the
- * dashboard's decision log takes the workers' decisions (src/dashboard/decision-forwarder.ts).
+ * dashboard's decision log takes the workers' decisions (src/gateway/decision-forwarder.ts).
  */
 async function startServed(deps: ServingDeps, topology: Topology): Promise<ServedGateway> {
   const { options: o, log } = deps;

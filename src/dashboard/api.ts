@@ -2,7 +2,7 @@
 // sources. Each handler returns a status and a JSON value; the server does the HTTP.
 import { isClientPath } from '../config/client-path.ts';
 import { canonicalIp } from '../net/ip.ts';
-import type { DecisionLog, DecisionRecord } from './decision-log.ts';
+import type { DecisionLog, DecisionRecord } from '../gateway/decision-log.ts';
 import { summarize, traceOf } from './decision-view.ts';
 import type { DashboardCode } from './errors.ts';
 import { redactAround, redactDeep, secretValues } from './redact.ts';

@@ -4,7 +4,7 @@
 import type { RunningGateway } from '../gateway/gateway.ts';
 import { formatHostPort } from '../net/host-port.ts';
 import type { RunningChain } from '../up/run.ts';
-import type { BehindHop, BehindLookup } from './decision-log.ts';
+import type { BehindHop, BehindLookup } from '../gateway/decision-log.ts';
 import type { ManifestSource } from '../k8s/index.ts';
 import type { DashboardSources, LoadBalancerView } from './sources.ts';
 

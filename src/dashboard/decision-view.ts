@@ -4,7 +4,7 @@
 // reads, nothing from a Secret.
 import type { SourceRangeModel } from '../config/model.ts';
 import { formatHostPort } from '../net/host-port.ts';
-import type { DecisionRecord, RecordLocation } from './decision-log.ts';
+import type { DecisionRecord, RecordLocation } from '../gateway/decision-log.ts';
 
 export interface ListView {
   from: 'annotation' | 'configmap';

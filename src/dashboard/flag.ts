@@ -3,9 +3,9 @@
 // other users can see), and say where it listens (with a warning when it is reachable from other
 // machines without a token).
 import { readFile } from 'node:fs/promises';
-import { type HostPort, parseHostPort } from '../net/host-port.ts';
+import { type HostPort, parseListenAddress } from '../net/host-port.ts';
 import { isLoopbackAddress } from '../net/ip.ts';
-import { createDecisionLog, type DecisionLog } from './decision-log.ts';
+import { createDecisionLog, type DecisionLog } from '../gateway/decision-log.ts';
 import { type RunningDashboard, startDashboard } from './server.ts';
 import type { DashboardSources } from './sources.ts';
 
@@ -21,13 +21,7 @@ export const DASHBOARD_USAGE = `      --dashboard <ADDR:PORT>
 export function parseDashboardAddress(
   text: string,
 ): { ok: true; value: HostPort } | { ok: false; error: string } {
-  if (/^\d{1,5}$/.test(text)) {
-    const port = Number(text);
-    return port <= 65535
-      ? { ok: true, value: { host: '127.0.0.1', port } }
-      : { ok: false, error: `--dashboard: bad port ${text}` };
-  }
-  const parsed = parseHostPort(text);
+  const parsed = parseListenAddress(text);
   return parsed.ok ? parsed : { ok: false, error: `--dashboard: ${parsed.error}` };
 }
 

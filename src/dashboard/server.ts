@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { type HostPort, formatHostPort, parseHostPort } from '../net/host-port.ts';
 import { canonicalIp } from '../net/ip.ts';
 import { type ApiAnswer, answerApi, apiError, matches, parseFilter, type DecisionFilter } from './api.ts';
-import type { DecisionLog, DecisionRecord } from './decision-log.ts';
+import type { DecisionLog, DecisionRecord } from '../gateway/decision-log.ts';
 import { summarize } from './decision-view.ts';
 import type { DashboardSources } from './sources.ts';
 

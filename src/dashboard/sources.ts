@@ -9,7 +9,7 @@ import type { ClientPath } from '../doctor/types.ts';
 import type { GatewaySnapshot } from '../gateway/snapshot.ts';
 import type { ManifestSource } from '../k8s/index.ts';
 import type { LbStats, TargetHealthView } from '../lb/balancer.ts';
-import type { BehindLookup } from './decision-log.ts';
+import type { BehindLookup } from '../gateway/decision-log.ts';
 
 /** One L4 hop as the Load balancer page shows it. */
 export interface LoadBalancerView {

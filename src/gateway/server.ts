@@ -1,6 +1,6 @@
 // The listeners. Each --http/--https address is a net.Server of ours; every accepted connection goes
 // through the same steps before a request is parsed:
-//   PROXY header (only when use-proxy-protocol is on, only from trusted peers; never guessed)
+//   PROXY header (only when use-proxy-protocol is on, only from trusted peers; never guessed: I1, I2)
 //   -> for the HTTPS listener: the whole TLS ClientHello is read first (client-hello.ts, bounded, within
 //      the header timeout), then TLS starts with the context of its server name (certificate and
 //      ssl-protocols / ssl-ciphers: tls.ts), the SNI callback picking the certificate as before (or

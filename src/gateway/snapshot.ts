@@ -1,7 +1,7 @@
 // A runtime snapshot: everything the gateway needs to answer requests, compiled once from a Topology
 // and never changed afterwards. A reload builds a new one and swaps it in; a request keeps the
 // snapshot it started with until it ends. A topology that cannot be served safely is rejected here,
-// with the issue that made it so, and the previous snapshot keeps serving.
+// with the issue that made it so, and the previous snapshot keeps serving (invariant I7).
 import { randomBytes } from 'node:crypto';
 import type {
   BackendRef,

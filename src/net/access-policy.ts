@@ -1,4 +1,5 @@
-// Source-IP access policy of one location: block-cidrs, then the deny list, then the allow list.
+// Source-IP access policy of one location (invariant I5): block-cidrs, then the deny list, then the
+// allow list.
 // - deny beats allow; block-cidrs always apply (nginx drops them on locations with their own rules:
 //   a deliberate difference, see docs/client-ip.md);
 // - any invalid list makes the whole policy fail closed: everyone gets 'fail-closed' (HTTP 503);

@@ -1,5 +1,6 @@
-// Who is the client? Composable strategies, each refining the previous answer (traefik's pkg/ip idea:
-// the strategy decides the address, the CidrSet decides trust, the access policy combines them):
+// Who is the client? (Invariants I2, I3.) Composable strategies, each refining the previous answer
+// (traefik's pkg/ip idea: the strategy decides the address, the CidrSet decides trust, the access
+// policy combines them):
 //
 //   socket  ->  PROXY header (use-proxy-protocol)  ->  forwarded header walk (use-forwarded-headers or
 //   enable-real-ip; X-Forwarded-For-style lists, or RFC 7239 Forwarded when that is the header name)

@@ -12,6 +12,17 @@ export interface HostPort {
 /** The error is the message alone: every caller is a command line that prints it after the flag. */
 export type HostPortResult = Result<HostPort, string>;
 
+/** A listen address as a flag takes it: `ADDR:PORT`, or a bare `PORT` meaning 127.0.0.1:PORT. */
+export function parseListenAddress(text: string): HostPortResult {
+  if (/^\d{1,5}$/.test(text)) {
+    const port = Number(text);
+    return port <= 65535
+      ? { ok: true, value: { host: '127.0.0.1', port } }
+      : { ok: false, error: `bad port ${text}` };
+  }
+  return parseHostPort(text);
+}
+
 /** Parses `host:port`, `[v6]:port` or `:port` (host defaults to `defaultHost`). Port 0 means "any free port". */
 export function parseHostPort(text: string, defaultHost = '127.0.0.1'): HostPortResult {
   const match = /^(?:\[([^\]]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(text.trim());

@@ -5,7 +5,7 @@
 // RFC 4291 text with at most one "::", 1-4 hex digits per group and an optional trailing dotted quad;
 // no zone ids ("fe80::1%eth0"), no brackets, no whitespace, no ports.
 // IPv4-mapped IPv6 (::ffff:a.b.c.d, in any spelling) folds to the IPv4 address everywhere, so a client
-// cannot dodge an IPv4 rule by writing its address in IPv6 form.
+// cannot dodge an IPv4 rule by writing its address in IPv6 form (invariant I4).
 
 /**
  * An IP address as plain words. IPv4: `w0` holds the address, w1..w3 are 0. IPv6: w0..w3 are the four

@@ -21,7 +21,7 @@ import { buildSnapshot, type GatewaySnapshot, ownTicketKey } from '../gateway/sn
 import { type KeyPair, listenerDefaultCertificate } from '../gateway/tls.ts';
 import { ConnectionRegistry } from '../gateway/upstream.ts';
 import { type MetricsServer, startMetricsServer } from '../observability/metrics-server.ts';
-import type { DecisionBatch } from '../dashboard/decision-log.ts';
+import type { DecisionBatch } from '../gateway/decision-log.ts';
 import { DECISIONS_TOPIC, type GatewayWorkerInit, type PrepareCall } from './gateway-worker.ts';
 import { createLimiterHost, type LimiterHost } from './limiter-host.ts';
 import { MAX_HOLD_MS } from './limiter-wire.ts';

@@ -12,7 +12,7 @@ import { createGatewayMetrics } from '../gateway/metrics.ts';
 import { deepFreeze } from '../k8s/translate.ts';
 import { createLimiterClient } from './limiter-client.ts';
 import { CHANNEL_FD, type PostEvent, type ServedRole } from './protocol.ts';
-import { createDecisionForwarder } from '../dashboard/decision-forwarder.ts';
+import { createDecisionForwarder } from '../gateway/decision-forwarder.ts';
 import { createFileLineSink } from '../gateway/file-line-sink.ts';
 
 /** What a worker cannot be handed over IPC: sinks, registries, functions, the primary's own listeners. */

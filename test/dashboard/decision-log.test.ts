@@ -4,8 +4,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
-import { createDecisionForwarder } from '../../src/dashboard/decision-forwarder.ts';
-import { createDecisionLog } from '../../src/dashboard/decision-log.ts';
+import { createDecisionForwarder } from '../../src/gateway/decision-forwarder.ts';
+import { createDecisionLog } from '../../src/gateway/decision-log.ts';
 import type { Exchange, GatewayRequest } from '../../src/gateway/exchange.ts';
 
 const DENY = { outcome: 'deny', rule: 'allowlist-miss', entry: null, detail: 'not in the allowlist' };

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { upSources } from '../../src/dashboard/attach.ts';
-import { createDecisionLog, type DecisionLog } from '../../src/dashboard/decision-log.ts';
+import { createDecisionLog, type DecisionLog } from '../../src/gateway/decision-log.ts';
 import { type RunningDashboard, startDashboard } from '../../src/dashboard/server.ts';
 import { type DemoResponse, send } from '../../src/demo/client.ts';
 import { type RunningChain, startChain } from '../../src/up/run.ts';

@@ -7,7 +7,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { createDecisionLog, type DecisionLog } from '../../src/dashboard/decision-log.ts';
+import { createDecisionLog, type DecisionLog } from '../../src/gateway/decision-log.ts';
 import { redactDeep, secretValues } from '../../src/dashboard/redact.ts';
 import { type RunningDashboard, startDashboard } from '../../src/dashboard/server.ts';
 import { type RunningGateway, startGateway } from '../../src/gateway/gateway.ts';

@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import http from '../../src/node-http.ts';
 import type net from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { createDecisionLog } from '../../src/dashboard/decision-log.ts';
+import { createDecisionLog } from '../../src/gateway/decision-log.ts';
 import { type RunningWhoami, startWhoami } from '../../src/whoami/server.ts';
 import { startTestGateway, type TestGateway } from '../fixtures/gateway/harness.ts';
 import {

@@ -17,7 +17,7 @@ import { after, before, describe, it } from 'node:test';
 import { type RunningController, startController } from '../../src/controller/controller.ts';
 import { parseControllerFlags } from '../../src/controller/flags.ts';
 import { controllerSources } from '../../src/dashboard/attach.ts';
-import { createDecisionLog, type DecisionLog } from '../../src/dashboard/decision-log.ts';
+import { createDecisionLog, type DecisionLog } from '../../src/gateway/decision-log.ts';
 import { readDashboardToken } from '../../src/dashboard/flag.ts';
 import { type RunningDashboard, startDashboard } from '../../src/dashboard/server.ts';
 import { createLineSink } from '../../src/gateway/line-sink.ts';

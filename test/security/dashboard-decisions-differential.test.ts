@@ -27,7 +27,7 @@ import http from '../../src/node-http.ts';
 import type net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
-import type { DecisionLog } from '../../src/dashboard/decision-log.ts';
+import type { DecisionLog } from '../../src/gateway/decision-log.ts';
 import type { RunningDashboard } from '../../src/dashboard/server.ts';
 import {
   controllerConfigMap,

@@ -27,7 +27,7 @@ import http from '../../src/node-http.ts';
 import http2 from 'node:http2';
 import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import type { DecisionLog } from '../../src/dashboard/decision-log.ts';
+import type { DecisionLog } from '../../src/gateway/decision-log.ts';
 import type { RunningDashboard } from '../../src/dashboard/server.ts';
 import type { MemorySink } from '../fixtures/gateway/harness.ts';
 import {

@@ -20,11 +20,7 @@ import http from '../../src/node-http.ts';
 import type { AddressInfo } from 'node:net';
 import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import {
-  createDecisionLog,
-  type DecisionLog,
-  type DecisionRecord,
-} from '../../src/dashboard/decision-log.ts';
+import { createDecisionLog, type DecisionLog, type DecisionRecord } from '../../src/gateway/decision-log.ts';
 import {
   basicAuthSecret,
   controllerConfigMap,

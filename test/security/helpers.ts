@@ -7,7 +7,7 @@ import http from '../../src/node-http.ts';
 import net from 'node:net';
 import type { Topology } from '../../src/config/model.ts';
 import { gatewaySources } from '../../src/dashboard/attach.ts';
-import { createDecisionLog, type DecisionLog } from '../../src/dashboard/decision-log.ts';
+import { createDecisionLog, type DecisionLog } from '../../src/gateway/decision-log.ts';
 import { type RunningDashboard, startDashboard } from '../../src/dashboard/server.ts';
 import { type GatewayOptions, type RunningGateway, startGateway } from '../../src/gateway/gateway.ts';
 import { parseManifestText } from '../../src/k8s/load.ts';

@@ -6,7 +6,7 @@
 // counters behind the charts stay exact. Subscribers (the SSE streams) are fed from a timer, off the
 // request path.
 import type { LocationModel } from '../config/model.ts';
-import type { Exchange, ExchangeVerdict, GatewayRequest } from '../gateway/exchange.ts';
+import type { Exchange, ExchangeVerdict, GatewayRequest } from './exchange.ts';
 import { type ClientIp, readsForwardedHeader } from '../net/client-ip.ts';
 
 /** One finished request as the dashboard keeps it: copies and references to frozen config, no headers but one. */

@@ -5,7 +5,7 @@
 // the exact counts since the last batch. Like the log's own sink, record() only counts and copies:
 // it never throws, never waits, and what it holds between flushes is bounded.
 import type { LocationModel } from '../config/model.ts';
-import type { Exchange, GatewayRequest } from '../gateway/exchange.ts';
+import type { Exchange, GatewayRequest } from './exchange.ts';
 import {
   createRouteSeconds,
   createSampler,
