@@ -17,7 +17,16 @@ const suitesDir = fileURLToPath(new URL('./suites/', import.meta.url));
 const resultsDir = fileURLToPath(new URL('./results/', import.meta.url));
 
 /** The order of a full run: cheap in-process suites first, the many-connection one last. */
-export const SUITE_ORDER = ['pp', 'acl-lookup', 'acl-nginx', 'gateway', 'chain', 'l4', 'idle'] as const;
+export const SUITE_ORDER = [
+  'pp',
+  'acl-lookup',
+  'acl-nginx',
+  'gateway',
+  'http2',
+  'chain',
+  'l4',
+  'idle',
+] as const;
 
 /** Names that select several suites: the "acl" is the lookup micro-benchmark plus nginx's list. */
 export const SUITE_GROUPS: Record<string, readonly string[]> = {

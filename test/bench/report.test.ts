@@ -41,7 +41,7 @@ test('suite selection: groups expand, canonical order, unknown names refused, ab
   assert.ok(all.ok);
   if (all.ok) {
     assert.deepEqual(all.names, ['pp', 'acl-nginx', 'gateway', 'chain', 'idle']);
-    assert.deepEqual(all.missing, ['acl-lookup', 'l4']);
+    assert.deepEqual(all.missing, ['acl-lookup', 'http2', 'l4']);
   }
   const unknown = selectSuites(['gatewya'], available);
   assert.equal(unknown.ok, false);
