@@ -30,11 +30,28 @@ function normaliseEntry(entry: string): string | null {
   return entry.includes('/') ? formatCidr(parsed.cidr) : formatIp(parsed.cidr.address);
 }
 
+const ALL_ONES = '255.255.255.255';
+
+/**
+ * Whether nginx refuses the line ingress-nginx writes for this entry: its address parser reads
+ * 255.255.255.255 as INADDR_NONE (invalid), also inside `::ffff:`. An annotation is written as Go
+ * prints it (`normalised`); a ConfigMap list as written. nginx then refuses the whole configuration,
+ * so the list is invalid here: it fails closed.
+ */
+function nginxRefuses(entry: string, normalised: string, from: 'annotation' | 'configmap'): boolean {
+  if (from === 'annotation') return normalised === ALL_ONES || normalised === `${ALL_ONES}/32`;
+  const address = entry.split('/')[0]!;
+  return address === ALL_ONES || address.toLowerCase().endsWith(`:${ALL_ONES}`);
+}
+
 /**
  * Parses an annotation value. `10.0.0.0/24` -> ["10.0.0.0/24"]; `192.0.0.1, 192.0.1.0/24` ->
  * ["192.0.0.1","192.0.1.0/24"]; an empty value, an empty entry or any bad entry -> INVALID_SOURCE_RANGE.
  */
-export function parseSourceRange(value: string): SourceRangeResult {
+export function parseSourceRange(
+  value: string,
+  from: 'annotation' | 'configmap' = 'annotation',
+): SourceRangeResult {
   if (trimGoSpace(value) === '') return invalid('the value is empty: it must list at least one CIDR or IP');
   const seen = new Set<string>();
   const parts = value.split(',');
@@ -43,6 +60,8 @@ export function parseSourceRange(value: string): SourceRangeResult {
     if (entry === '') return invalid(`entry ${i + 1} of ${parts.length} is empty`);
     const normalised = normaliseEntry(entry);
     if (normalised === null) return invalid(`${show(entry)} is not a valid IP address or network`);
+    if (nginxRefuses(entry, normalised, from))
+      return invalid(`${show(entry)}: nginx reads ${ALL_ONES} as no address and refuses the list`);
     seen.add(normalised);
   }
   return { ok: true, cidrs: [...seen].sort(compareStrings) };
@@ -83,7 +102,7 @@ function toModelCidrs(cidrs: readonly string[]): string[] {
 
 /** Turns one annotation or ConfigMap value into a SourceRangeModel (valid, or invalid and failing closed). */
 export function sourceRangeModel(raw: string, from: 'annotation' | 'configmap'): SourceRangeModel {
-  const parsed = parseSourceRange(raw);
+  const parsed = parseSourceRange(raw, from);
   if (!parsed.ok) return { valid: false, raw, error: parsed.error.message, from };
   return { valid: true, cidrs: toModelCidrs(parsed.cidrs), raw, from };
 }

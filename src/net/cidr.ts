@@ -64,15 +64,17 @@ export function parseCidr(text: string): CidrResult {
   const bits = address.family === 4 ? 32 : 128;
   if (slash < 0) return { ok: true, cidr: makeCidr(address, bits) };
   const lengthText = text.slice(slash + 1);
-  // Decimal digits only; leading zeros ("/08") are accepted as Go's net.ParseCIDR accepts them.
-  if (lengthText.length === 0 || lengthText.length > 3) {
-    return fail('CIDR_BAD_PREFIX', `"${text}" has an invalid prefix length`);
-  }
+  // Decimal digits only; leading zeros ("/08", "/0008") are accepted as Go's net.ParseCIDR (dtoi)
+  // accepts them, and nginx's ngx_atoi too.
+  if (lengthText.length === 0) return fail('CIDR_BAD_PREFIX', `"${text}" has an invalid prefix length`);
   let prefix = 0;
   for (let i = 0; i < lengthText.length; i++) {
     const c = lengthText.charCodeAt(i);
     if (c < 48 || c > 57) return fail('CIDR_BAD_PREFIX', `"${text}" has an invalid prefix length`);
     prefix = prefix * 10 + (c - 48);
+    if (prefix > 128) {
+      return fail('CIDR_BAD_PREFIX', `"${text}": prefix length ${lengthText} is larger than ${bits}`);
+    }
   }
   if (prefix > bits) {
     return fail('CIDR_BAD_PREFIX', `"${text}": prefix length ${prefix} is larger than ${bits}`);

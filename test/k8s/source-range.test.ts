@@ -191,3 +191,15 @@ test('IPv4-mapped entries: what Go prints for each, and a ConfigMap allow/trust 
   // A bad entry still fails the whole list closed.
   assert.equal(parseConfigMapSourceRange('::ffff:0:0/96, nope', 'as-nginx')?.valid, false);
 });
+
+test('255.255.255.255, which nginx reads as no address, makes a list invalid where ingress-nginx writes it so', () => {
+  // Annotations are written as Go prints them: the all-ones address alone (or /32) is refused.
+  for (const value of ['255.255.255.255', '10.0.0.0/8, 255.255.255.255/32', '::ffff:255.255.255.255'])
+    assert.equal(parseSourceRange(value).ok, false, value);
+  // Go prints 255.255.255.255/8 as 255.0.0.0/8, which nginx takes.
+  assert.deepEqual(parseSourceRange('255.255.255.255/8'), { ok: true, cidrs: ['255.0.0.0/8'] });
+  // ConfigMap lists reach nginx as written: any prefix on that address is refused.
+  for (const value of ['255.255.255.255/8', '127.0.0.0/8, ::ffff:255.255.255.255'])
+    assert.equal(parseConfigMapSourceRange(value)?.valid, false, value);
+  assert.equal(parseConfigMapSourceRange('255.255.255.254')?.valid, true);
+});

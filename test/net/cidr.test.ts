@@ -35,6 +35,18 @@ test('mapped IPv6 CIDRs with prefix >= 96 fold to IPv4 prefix - 96; shorter ones
   );
 });
 
+test('the prefix length takes any number of leading zeros, as Go (dtoi) and nginx (ngx_atoi) read it', () => {
+  for (const [input, want] of [
+    ['10.0.0.0/0008', '10.0.0.0/8'],
+    ['10.1.2.3/00000024', '10.1.2.0/24'],
+    ['::/000', '::/0'],
+  ] as const) {
+    const result = parseCidr(input);
+    assert.ok(result.ok, input);
+    if (result.ok) assert.equal(formatCidr(result.cidr), want, input);
+  }
+});
+
 test('invalid CIDRs carry stable codes', () => {
   const cases: [string, string][] = [
     ['', 'CIDR_EMPTY'],
@@ -44,7 +56,8 @@ test('invalid CIDRs carry stable codes', () => {
     ['10.0.0.0/-1', 'CIDR_BAD_PREFIX'],
     ['10.0.0.0/ 8', 'CIDR_BAD_PREFIX'],
     ['10.0.0.0/8 ', 'CIDR_BAD_PREFIX'],
-    ['10.0.0.0/0008', 'CIDR_BAD_PREFIX'],
+    ['10.0.0.0/000033', 'CIDR_BAD_PREFIX'],
+    ['10.0.0.0/99999999999', 'CIDR_BAD_PREFIX'],
     ['10.0.0.0/255.0.0.0', 'CIDR_BAD_PREFIX'],
     ['010.0.0.0/8', 'CIDR_BAD_ADDRESS'],
     [' 10.0.0.0/8', 'CIDR_BAD_ADDRESS'],
