@@ -77,9 +77,9 @@
 //   deadlines (header, keep-alive, body, send) .................. test/e2e/gateway-http2-abuse.test.ts:262-326
 //   error log lines with their codes ............................ test/e2e/gateway-http2-abuse.test.ts, gateway-http2.test.ts
 //   closed_total rapid-reset / frame-flood ...................... test/e2e/gateway-http2-abuse.test.ts:132,213
-//   closed_total control-flood, protocol-error, max-requests,
-//     idle (a real process) ..................................... this file
-//   closed_total drain, connection-close ........................ none (see the report)
+//   closed_total control-flood, protocol-error (a real process) .. this file
+//   closed_total max-requests, idle, drain, connection-close .... test/e2e/lifecycle-left-claims.test.ts
+//     (real processes, one and two workers)
 //   gRPC unary/streaming, trailers, empty body, early end ....... test/e2e/gateway-grpc.test.ts:201-288
 //   gRPC sessions multiplexed, at most 100 streams, resets ...... test/e2e/gateway-grpc.test.ts:407,
 //                                                                test/security/grpc-reset-fanout.test.ts:144,163
