@@ -101,29 +101,41 @@ export function parseUint(text: string, max = Number.MAX_SAFE_INTEGER): number |
   return n <= max ? n : null;
 }
 
-const DURATION_UNITS_MS: Readonly<Record<string, number>> = {
-  ns: 1e-6,
-  us: 1e-3,
-  µs: 1e-3,
-  ms: 1,
-  s: 1000,
-  m: 60_000,
-  h: 3_600_000,
+/** Nanoseconds per unit, as Go's time package names them. */
+const DURATION_UNITS_NS: Readonly<Record<string, bigint>> = {
+  ns: 1n,
+  us: 1_000n,
+  µs: 1_000n,
+  ms: 1_000_000n,
+  s: 1_000_000_000n,
+  m: 60_000_000_000n,
+  h: 3_600_000_000_000n,
 };
 
-/** Go's time.ParseDuration ("5s", "1m30s", "500ms"), non-negative only, in milliseconds (rounded). */
+/** A Duration's bound: int64 nanoseconds (time.ParseDuration refuses more). */
+const MAX_GO_DURATION_NS = (1n << 63n) - 1n;
+
+/**
+ * Go's time.ParseDuration ("5s", "1m30s", "500ms"), non-negative only, in milliseconds (rounded). As
+ * ingress-nginx passes the value: untrimmed (" 5s" is an error there, so the default stays), and a
+ * value past int64 nanoseconds is an error (whole parts counted exactly, fractions as Go: in floats).
+ */
 export function parseGoDurationMs(text: string): number | null {
-  const t = text.trim();
-  if (t === '0') return 0;
-  const re = /([0-9]+(?:\.[0-9]+)?|\.[0-9]+)(ns|us|µs|ms|s|m|h)/gy;
-  let total = 0;
+  if (text === '0') return 0;
+  const re = /([0-9]*)(?:\.([0-9]*))?(ns|us|µs|ms|s|m|h)/gy;
+  let totalNs = 0n;
   let consumed = 0;
-  for (let match = re.exec(t); match !== null; match = re.exec(t)) {
-    total += Number(match[1]) * (DURATION_UNITS_MS[match[2]!] ?? 0);
+  for (let match = re.exec(text); match !== null; match = re.exec(text)) {
+    const [, whole = '', fraction = '', unit = ''] = match;
+    if (whole === '' && fraction === '') return null;
+    const unitNs = DURATION_UNITS_NS[unit]!;
+    totalNs += BigInt(whole || '0') * unitNs;
+    if (fraction !== '') totalNs += BigInt(Math.trunc(Number(`0.${fraction}`) * Number(unitNs)));
+    if (totalNs > MAX_GO_DURATION_NS) return null;
     consumed = re.lastIndex;
   }
-  if (consumed === 0 || consumed !== t.length) return null;
-  return Math.round(total);
+  if (consumed === 0 || consumed !== text.length) return null;
+  return Math.round(Number(totalNs) / 1e6);
 }
 
 /** nginx size syntax as ingress-nginx validates proxy-body-size: ^\d+[bkmg]?$, case-insensitive. */

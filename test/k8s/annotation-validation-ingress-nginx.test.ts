@@ -46,7 +46,8 @@ const GO = {
   /** validators.go:55 */
   IsValidRegex: new RegExp(`^[/${ALNUM}${REGEX_CHARS}]*$`),
   /** validators.go:58 `^(?i)\d+[bkmg]?$` */
-  SizeRegex: /^\d+[bkmg]?$/i,
+  // (?i) in Go folds Unicode: the Kelvin sign U+212A is a k (the u flag does that in JS).
+  SizeRegex: /^\d+[bkmg]?$/iu,
   /** validators.go:65 */
   URLIsValidRegex: new RegExp(`^[${ALNUM}${URL_CHARS}]*$`),
   /** validators.go:68 */
@@ -93,7 +94,7 @@ const options =
 const bool: Validator = (s) =>
   ['1', 't', 'T', 'TRUE', 'true', 'True', '0', 'f', 'F', 'FALSE', 'false', 'False'].includes(s);
 /** validators.go:167-170 ValidateInt (strconv.Atoi, 64-bit). */
-const int: Validator = (s) => /^[+-]?\d+$/.test(s) && Math.abs(Number(s)) < 2 ** 63;
+const int: Validator = (s) => /^[+-]?\d+$/.test(s) && BigInt(s) >= -(2n ** 63n) && BigInt(s) < 2n ** 63n;
 /** validators.go:100-106 ValidateServerName. */
 const serverName: Validator = (s) => GO.IsValidRegex.test(goTrim(s));
 /** validators.go:89-96 ValidateArrayOfServerName. */

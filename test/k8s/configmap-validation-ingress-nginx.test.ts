@@ -61,12 +61,16 @@ export function goParseInt0(value: string): bigint | null {
   return n >= 2n ** 63n || n < -(2n ** 63n) ? null : n;
 }
 
+/** Go's unicode.IsSpace at either end of a string (JS's \s also takes U+FEFF, Go's does not; Go's takes U+0085). */
+const GO_SPACE_EDGES =
+  /^[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+|[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+$/g;
+
 /** configmap.go:496 splitAndTrimSpace. */
 function splitAndTrimSpace(value: string): string[] {
   return value
     .split(',')
     .filter((field) => field !== '')
-    .map((field) => field.replace(/^[\s\u0085\u00a0]+|[\s\u0085\u00a0]+$/g, ''));
+    .map((field) => field.replace(GO_SPACE_EDGES, ''));
 }
 
 /** nginx's ngx_ptocidr (allow, deny, set_real_ip_from): an address, or address/prefix with host bits masked. */
