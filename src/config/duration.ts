@@ -22,7 +22,9 @@ const NGINX_UNIT_MS: Readonly<Record<string, number>> = {
   M: 2_592_000_000,
   y: 31_536_000_000,
 };
-const NGINX_TIME = /^(?:\d+(?:ms|s|m|h|d|w|M|y)?\s*)+$/;
+// Groups of a number and a unit, or a number then blanks or the end: the same language as
+// `(\d+unit?\s*)+`, without its exponential backtracking in JavaScript (digits split between groups).
+const NGINX_TIME = /^(?:\d+(?:ms|s|m|h|d|w|M|y)\s*|\d+(?:\s+|$))+$/;
 const NGINX_TIME_PART = /(\d+)(ms|s|m|h|d|w|M|y)?/g;
 
 /**

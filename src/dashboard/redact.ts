@@ -44,7 +44,8 @@ export function secretValues(topology: Topology): string[] {
 }
 
 /** user:password@ in any URL, wherever it is quoted (an issue about an invalid auth-url quotes it). */
-const USERINFO = /\b([a-z][a-z0-9+.-]*:\/\/)[^/@\s"'\\]+@/gi;
+// The scheme bounded (RFC 3986 schemes are short): unbounded, a long run of letters made it quadratic.
+const USERINFO = /\b([a-z][a-z0-9+.-]{0,31}:\/\/)[^/@\s"'\\]+@/gi;
 
 function redactText(text: string, secrets: readonly string[]): string {
   let out = text.includes('@') ? text.replace(USERINFO, `$1${REDACTED}@`) : text;

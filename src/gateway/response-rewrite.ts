@@ -37,7 +37,8 @@ function withoutLeadingDot(name: string): string {
 function redirected(value: string, from: string, to: string): string | null {
   if (value.startsWith(from)) return to + value.slice(from.length);
   // Refresh: `5; url=<URL>`.
-  const m = /^(\s*\d+\s*;\s*url\s*=\s*)(.*)$/i.exec(value);
+  // `=[ \t]*` then the rest whole: `\s*(.*)$` split blanks two ways (quadratic backtracking).
+  const m = /^(\s*\d+\s*;\s*url\s*=[ \t]*)([\s\S]*)$/i.exec(value);
   if (m !== null && m[2]!.startsWith(from)) return m[1]! + to + m[2]!.slice(from.length);
   return null;
 }

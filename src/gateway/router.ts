@@ -392,7 +392,7 @@ function compileLocation(
   return {
     model: location,
     route,
-    prefix: path.length > 1 && path.endsWith('/') ? path.replace(/\/+$/, '') : path === '/' ? '' : path,
+    prefix: path.length > 1 && path.endsWith('/') ? withoutTrailingSlashes(path) : path === '/' ? '' : path,
     stringPrefix: regex === null && location.pathType === 'ImplementationSpecific' && !path.endsWith('/'),
     regex,
     rewrite,
@@ -1039,4 +1039,11 @@ export function decideAccess(
     if (other.outcome !== 'allow') return { verdict: other, decidedBy: guard };
   }
   return { verdict, decidedBy: route };
+}
+
+/** `path` without its trailing slashes; a loop: `/\/+$/` is quadratic in a run of slashes before the end. */
+export function withoutTrailingSlashes(path: string): string {
+  let end = path.length;
+  while (end > 0 && path[end - 1] === '/') end--;
+  return path.slice(0, end);
 }

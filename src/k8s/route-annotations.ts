@@ -309,10 +309,13 @@ const CORS_DEFAULT_MAX_AGE = 1_728_000;
 const CORS_ORIGIN = /^([a-z]+:\/\/(\*\.)?[A-Za-z0-9\-.]*(:\d+)?|\*|null)?$/;
 // ingress-nginx's regexes (cors/main.go) in Go, where `\s` is ASCII white space and CR/LF are refused
 // (MaliciousRegex): a space or a tab here. JavaScript's `\s` would take U+2028, U+200A…, characters
-// a latin1 head writes as their low byte (a line feed).
-const CORS_METHODS = /^([A-Za-z]+,?[\t ]?)+$/;
+// a latin1 head writes as their low byte (a line feed). Go's `^([A-Za-z]+,?\s?)+$` runs in linear time
+// (RE2); written so in JavaScript it backtracks exponentially (30 letters and a `!`: seconds, an Ingress
+// could hang every translation). The same languages, unambiguous: a word, then (separator word)*, then
+// an optional separator (test/security/regex-redos.test.ts checks every pattern of src/).
+const CORS_METHODS = /^[A-Za-z]+(?:(?:,[\t ]?|[\t ])[A-Za-z]+)*,?[\t ]?$/;
 const CORS_HEADERS = /^[A-Za-z0-9-_, ]*$/;
-const CORS_EXPOSE = /^(([A-Za-z0-9\-_]+|\*),?[\t ]?)+$/;
+const CORS_EXPOSE = /^[A-Za-z0-9\-_*]+(?:(?:,[\t ]?|[\t ])[A-Za-z0-9\-_*]+)*(?:,[\t ]?|[\t ])?$/;
 
 /** cors-allow-origin: `*` alone wins; entries ingress-nginx does not accept are skipped (warned). */
 function corsOrigins(input: RouteInput): string[] {
