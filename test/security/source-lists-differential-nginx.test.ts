@@ -81,6 +81,15 @@ import {
 } from '../fixtures/gateway/manifests.ts';
 import { mapLimited } from '../helpers/concurrency.ts';
 import { count, type Findings, note, show } from '../helpers/findings.ts';
+import {
+  goIpString,
+  goParseAddr,
+  goParseCidr,
+  goParseIPNets,
+  goTrimSpace,
+  masked,
+  splitAndTrimSpace,
+} from '../helpers/go-net.ts';
 import { type RunningNginx, startNginx } from '../helpers/nginx.ts';
 import { childEnv, requireBinary } from '../helpers/process.ts';
 
@@ -94,181 +103,6 @@ const SOURCES = ['127.0.0.1', '127.0.0.2', '127.0.1.7', '127.1.2.3', '127.128.0.
 const RESOLVER_ENV = { RES_OPTIONS: 'timeout:1 attempts:1' };
 const PROBES_AT_ONCE = 12;
 
-// ---------------------------------------------------------------------------------------------
-// Go, transcribed: strings.TrimSpace, netip.ParseAddr (net.ParseIP, net.ParseCIDR), IP.String(),
-// IPNet.String(), internal/net.ParseIPNets.
-
-const GO_SPACE = '\\t\\n\\v\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000';
-const GO_TRIM = new RegExp(`^[${GO_SPACE}]+|[${GO_SPACE}]+$`, 'g');
-function goTrimSpace(s: string): string {
-  return s.replace(GO_TRIM, '');
-}
-
-/** netip parseIPv4Fields: four decimal fields, no leading zero, none empty. */
-function goIPv4Fields(s: string): number[] | null {
-  const fields: number[] = [];
-  let value = 0;
-  let digits = 0;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c >= 48 && c <= 57) {
-      if (digits === 1 && value === 0) return null;
-      value = value * 10 + (c - 48);
-      digits++;
-      if (value > 255) return null;
-    } else if (s[i] === '.') {
-      if (i === 0 || i === s.length - 1 || s[i - 1] === '.' || fields.length === 3) return null;
-      fields.push(value);
-      value = 0;
-      digits = 0;
-    } else return null;
-  }
-  if (fields.length < 3) return null;
-  return [...fields, value];
-}
-
-const hexDigit = (c: string) => '0123456789abcdef'.indexOf(c.toLowerCase());
-
-/** One hex group of netip parseIPv6: its value and length, null when it has more than four digits. */
-function goHexGroup(s: string): { value: number; length: number } | null {
-  let length = 0;
-  let value = 0;
-  for (; length < s.length; length++) {
-    const d = /[0-9a-fA-F]/.test(s[length]!) ? hexDigit(s[length]!) : -1;
-    if (d < 0) break;
-    value = value * 16 + d;
-    if (length > 3) return null;
-  }
-  return { value, length };
-}
-
-/** netip parseIPv6 (a zone is refused: net.ParseIP and net.ParseCIDR refuse one). */
-function goIPv6(input: string): number[] | null {
-  if (input.includes('%')) return null;
-  let s = input;
-  const ip = new Array<number>(16).fill(0);
-  let ellipsis = -1;
-  if (s.startsWith('::')) {
-    ellipsis = 0;
-    s = s.slice(2);
-    if (s === '') return ip;
-  }
-  let i = 0;
-  while (i < 16) {
-    const group = goHexGroup(s);
-    if (group === null || group.length === 0) return null;
-    if (s[group.length] === '.') {
-      if ((ellipsis < 0 && i !== 12) || i + 4 > 16) return null;
-      const v4 = goIPv4Fields(s);
-      if (v4 === null) return null;
-      ip.splice(i, 4, ...v4);
-      s = '';
-      i += 4;
-      break;
-    }
-    ip[i] = group.value >> 8;
-    ip[i + 1] = group.value & 0xff;
-    i += 2;
-    s = s.slice(group.length);
-    if (s === '') break;
-    if (s[0] !== ':' || s.length === 1) return null;
-    s = s.slice(1);
-    if (s[0] === ':') {
-      if (ellipsis >= 0) return null;
-      ellipsis = i;
-      s = s.slice(1);
-      if (s === '') break;
-    }
-  }
-  if (s !== '') return null;
-  if (i < 16) {
-    if (ellipsis < 0) return null;
-    const n = 16 - i;
-    for (let j = i - 1; j >= ellipsis; j--) ip[j + n] = ip[j]!;
-    ip.fill(0, ellipsis, ellipsis + n);
-  } else if (ellipsis >= 0) return null;
-  return ip;
-}
-
-/** netip.ParseAddr without a zone: the 16 bytes, and whether it was written as IPv4. */
-function goParseAddr(s: string): { bytes: number[]; is4: boolean } | null {
-  for (const c of s) {
-    if (c === '.') {
-      const v4 = goIPv4Fields(s);
-      return v4 && { bytes: [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, ...v4], is4: true };
-    }
-    if (c === ':') {
-      const v6 = goIPv6(s);
-      return v6 && { bytes: v6, is4: false };
-    }
-    if (c === '%') return null;
-  }
-  return null;
-}
-
-const isMapped = (b: readonly number[]) =>
-  b.slice(0, 10).every((x) => x === 0) && b[10] === 0xff && b[11] === 0xff;
-
-/** net.IP.String(): a mapped address as IPv4, else RFC 5952 (the first longest run of 2+ zero groups). */
-function goIpString(b: readonly number[]): string {
-  if (isMapped(b)) return b.slice(12).join('.');
-  const groups = Array.from({ length: 8 }, (_, k) => (b[2 * k]! << 8) | b[2 * k + 1]!);
-  let [start, end] = [-1, -1];
-  for (let i = 0; i < 8; i++) {
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i >= 2 && j - i > end - start) [start, end] = [i, j];
-  }
-  let out = '';
-  for (let i = 0; i < 8; i++) {
-    if (i === start) {
-      out += '::';
-      i = end;
-      if (i >= 8) break;
-    } else if (i > 0) out += ':';
-    out += groups[i]!.toString(16);
-  }
-  return out;
-}
-
-function masked(bytes: readonly number[], bits: number): number[] {
-  return bytes.map((x, i) => {
-    const keep = Math.max(0, Math.min(8, bits - 8 * i));
-    return x & ((0xff << (8 - keep)) & 0xff);
-  });
-}
-
-/** net.ParseCIDR then IPNet.String(); null when it does not parse (dtoi: digits, leading zeros too). */
-function goParseCidr(s: string): string | null {
-  const slash = s.indexOf('/');
-  if (slash < 0) return null;
-  const address = goParseAddr(s.slice(0, slash));
-  const mask = s.slice(slash + 1);
-  if (address === null || !/^[0-9]+$/.test(mask) || Number(mask) >= 0xffffff) return null;
-  const n = Number(mask);
-  if (address.is4) return n > 32 ? null : `${masked(address.bytes.slice(12), n).join('.')}/${n}`;
-  if (n > 128) return null;
-  const network = masked(address.bytes, n);
-  return isMapped(network) ? `${network.slice(12).join('.')}/${n - 96}` : `${goIpString(network)}/${n}`;
-}
-
-/** internal/net.ParseIPNets over a comma-split value: the rendered entries (sorted), null on an error. */
-function goParseIPNets(value: string): string[] | null {
-  const out = new Set<string>();
-  for (const part of value.split(',')) {
-    const spec = goTrimSpace(part);
-    const network = goParseCidr(spec);
-    if (network !== null) {
-      out.add(network);
-      continue;
-    }
-    const ip = goParseAddr(spec);
-    if (ip === null) return null;
-    out.add(goIpString(ip.bytes));
-  }
-  return [...out].sort();
-}
-
 /** An address as Go prints it (mapped folded to IPv4), for comparing nginx's $remote_addr with keepip's. */
 function canonical(address: string): string {
   const parsed = goParseAddr(address);
@@ -277,14 +111,6 @@ function canonical(address: string): string {
 
 // ---------------------------------------------------------------------------------------------
 // ingress-nginx, transcribed: how a round (a ConfigMap and its Ingresses) becomes nginx lines.
-
-/** configmap.go:496 splitAndTrimSpace. */
-function splitAndTrimSpace(value: string): string[] {
-  return value
-    .split(',')
-    .filter((field) => field !== '')
-    .map(goTrimSpace);
-}
 
 interface HostLists {
   /** The annotations, by short name; absent keys are absent annotations. */
