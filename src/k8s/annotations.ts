@@ -367,7 +367,7 @@ interface ConfigMapReader {
     fallback: number,
     rule: { min?: number; max: number; expected: string; kept: string },
   ): number;
-  /** An nginx time (240s, 5m, 1h 30m) of at least `minMs`, as milliseconds. */
+  /** An nginx time (240s, 5m, 1h30m) of at least `minMs`, as milliseconds. */
   time(key: string, fallbackMs: number, kept: string, minMs?: number): number;
   /** A CIDR list; an invalid one is an error and fails closed (the model says so). */
   /** `as-nginx`: IPv4-mapped entries match nobody, as nginx reads them (allow and trust lists). */

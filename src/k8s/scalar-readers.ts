@@ -102,7 +102,7 @@ export function readBool<F extends boolean | null>(
   return fallback;
 }
 
-/** An nginx time (240s, 5m, 1h 30m) of at least `minMs` (default 0), as milliseconds. */
+/** An nginx time (240s, 5m, 1h30m: parseNginxTimeMs) of at least `minMs` (default 0), as milliseconds. */
 export function readNginxTime(
   source: ScalarSource,
   key: string,

@@ -83,7 +83,7 @@ test('every supported ConfigMap key is read', () => {
     'upstream-keepalive-connections': '0',
     'upstream-keepalive-timeout': '5',
     'upstream-keepalive-requests': '100',
-    'upstream-keepalive-time': '1h 30m',
+    'upstream-keepalive-time': '1h30m',
     'allow-snippet-annotations': 'false',
   });
   assert.deepEqual(issues, []);
@@ -402,7 +402,7 @@ test('bad upstream keep-alive values warn by key and keep the defaults (60 s, 10
 });
 
 test('worker-shutdown-timeout and proxy-stream-timeout are nginx times; bad ones keep 240s and 600s', () => {
-  const good = settings({ 'worker-shutdown-timeout': '5m', 'proxy-stream-timeout': '1h 30m' });
+  const good = settings({ 'worker-shutdown-timeout': '5m', 'proxy-stream-timeout': '1h30m' });
   assert.deepEqual([good.s.workerShutdownTimeoutMs, good.s.proxyStreamTimeoutMs], [300_000, 5_400_000]);
   assert.deepEqual(good.issues, []);
   const bad = settings({ 'worker-shutdown-timeout': 'soon', 'proxy-stream-timeout': '0' });
@@ -411,6 +411,16 @@ test('worker-shutdown-timeout and proxy-stream-timeout are nginx times; bad ones
     bad.issues.map((i) => i.field),
     ['data["worker-shutdown-timeout"]', 'data["proxy-stream-timeout"]'],
   );
+  // What nginx refuses as ingress-nginx writes it (unquoted: `1h 30m` is two arguments; units out
+  // of order; a year where nginx reads milliseconds) is refused, not a longer deadline.
+  for (const value of ['1h 30m', '30m1h', '1y', '1M']) {
+    const refused = settings({ 'worker-shutdown-timeout': value, 'proxy-stream-timeout': value });
+    assert.deepEqual(
+      [refused.s.workerShutdownTimeoutMs, refused.s.proxyStreamTimeoutMs, refused.issues.length],
+      [240_000, 600_000, 2],
+      value,
+    );
+  }
 });
 
 test('the stream keys: log-format-stream, disable-(stream-)access-log, proxy-stream-next-upstream, -tries, -timeout', () => {

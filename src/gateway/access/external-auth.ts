@@ -334,8 +334,9 @@ export function cacheTimes(durations: readonly string[]): Map<number, number> {
   for (const entry of durations) {
     const parts = entry.split(' ').filter((p) => p !== '');
     const time = parts[parts.length - 1] ?? '';
-    // auth-cache-duration's times carry a unit (parseCacheDurations); nginx reads them with ngx_parse_time.
-    const ms = /^\d+$/.test(time) ? null : parseNginxTimeMs(time);
+    // auth-cache-duration's times carry a unit (parseCacheDurations); nginx reads them as whole
+    // seconds (proxy_cache_valid: ngx_parse_time(value, 1)) and refuses ms: such a time caches nothing.
+    const ms = /^\d+$/.test(time) ? null : parseNginxTimeMs(time, true);
     if (ms === null) continue;
     const codes = parts.slice(0, -1).map(Number);
     for (const code of codes.length === 0 ? [200, 301, 302] : codes) if (!out.has(code)) out.set(code, ms);
