@@ -130,7 +130,7 @@ export const ANNOTATION_CATALOG: readonly CatalogEntry[] = [
     names: ['proxy-connect-timeout', 'proxy-read-timeout', 'proxy-send-timeout'],
     status: 'implemented',
     values: 'whole seconds',
-    note: 'defaults: the ConfigMap\'s, 5s / 60s / 60s. `"30s"` is not accepted (ingress-nginx reads an integer)',
+    note: 'defaults: the ConfigMap\'s, 5s / 60s / 60s. `"30s"` is not accepted (ingress-nginx reads an integer). `0` is no wait, as in nginx (its timer of 0 expires at once: 504), never no deadline; here it is 1 ms, the shortest timer Node has',
   },
   // --- Implemented: redirects and names (route-annotations.ts).
   {
@@ -770,7 +770,7 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
     names: ['proxy-connect-timeout', 'proxy-read-timeout', 'proxy-send-timeout'],
     status: 'implemented',
     values: '5, 60, 60',
-    note: 'whole seconds',
+    note: 'whole seconds; `0` is no wait (504), as the annotation',
   },
   {
     names: ['ssl-ecdh-curve'],

@@ -208,6 +208,15 @@ export function defaultGatewaySettings(configMap: ObjectRef | null = null): Gate
 /** Timeouts are whole seconds in ingress-nginx; a day is far beyond any sane proxy timeout. */
 const MAX_TIMEOUT_SECONDS = 86_400;
 
+/** Node's shortest timer (setTimeout's 0 is 1 ms): a backend deadline of 0 s. */
+export const BACKEND_DEADLINE_AT_ONCE_MS = 1;
+
+/**
+ * proxy-connect/read/send-timeout in ms: 0 s is nginx's timer of 0, which expires at once (504),
+ * never "no deadline" (what a timer of 0 is to a Node socket).
+ */
+const backendDeadlineMs = (ms: number) => (ms === 0 ? BACKEND_DEADLINE_AT_ONCE_MS : ms);
+
 interface Sink {
   origin: Origin | null;
   issues: ConfigIssue[];
@@ -538,9 +547,9 @@ function readProxyLimitKeys(v: ConfigMapReader, s: GatewaySettings): void {
       v.invalid('proxy-body-size', body, 'a size such as "8m" (digits and an optional b, k, m or g)', '1m');
     else s.proxyBodySizeBytes = n;
   }
-  s.proxyConnectTimeoutMs = v.seconds('proxy-connect-timeout', s.proxyConnectTimeoutMs);
-  s.proxyReadTimeoutMs = v.seconds('proxy-read-timeout', s.proxyReadTimeoutMs);
-  s.proxySendTimeoutMs = v.seconds('proxy-send-timeout', s.proxySendTimeoutMs);
+  s.proxyConnectTimeoutMs = backendDeadlineMs(v.seconds('proxy-connect-timeout', s.proxyConnectTimeoutMs));
+  s.proxyReadTimeoutMs = backendDeadlineMs(v.seconds('proxy-read-timeout', s.proxyReadTimeoutMs));
+  s.proxySendTimeoutMs = backendDeadlineMs(v.seconds('proxy-send-timeout', s.proxySendTimeoutMs));
   // Client-side deadlines: never 0 (a state without a deadline is a connection that never ends);
   // keep-alive 0 is nginx's "no keep-alive".
   s.clientHeaderTimeoutMs = v.seconds('client-header-timeout', s.clientHeaderTimeoutMs, 1);
@@ -705,9 +714,11 @@ export function parseIngressAnnotations(
     backendRefused: backend.refused,
     ...(backend.autoHttp ? { autoHttp: true as const } : {}),
     proxyBodySizeBytes,
-    proxyConnectTimeoutMs: a.seconds('proxy-connect-timeout', settings.proxyConnectTimeoutMs),
-    proxyReadTimeoutMs: a.seconds('proxy-read-timeout', settings.proxyReadTimeoutMs),
-    proxySendTimeoutMs: a.seconds('proxy-send-timeout', settings.proxySendTimeoutMs),
+    proxyConnectTimeoutMs: backendDeadlineMs(
+      a.seconds('proxy-connect-timeout', settings.proxyConnectTimeoutMs),
+    ),
+    proxyReadTimeoutMs: backendDeadlineMs(a.seconds('proxy-read-timeout', settings.proxyReadTimeoutMs)),
+    proxySendTimeoutMs: backendDeadlineMs(a.seconds('proxy-send-timeout', settings.proxySendTimeoutMs)),
     bodyBuffering: bodyBufferingFor(
       readBodyBuffering(
         a.get,

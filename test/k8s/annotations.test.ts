@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { ConfigIssue } from '../../src/config/model.ts';
 import {
+  BACKEND_DEADLINE_AT_ONCE_MS,
   DEFAULT_LOG_FORMAT_UPSTREAM,
   defaultGatewaySettings,
   parseIngressAnnotations,
@@ -249,6 +250,25 @@ test('every supported annotation is read', () => {
     [parsed.proxyConnectTimeoutMs, parsed.proxyReadTimeoutMs, parsed.proxySendTimeoutMs],
     [1000, 2000, 3000],
   );
+});
+
+test("a backend deadline of 0 (ConfigMap or annotation) is no wait, as nginx's timer of 0, never none", () => {
+  const cm = settings({ 'proxy-connect-timeout': '0', 'proxy-read-timeout': '0', 'proxy-send-timeout': '0' });
+  assert.deepEqual(cm.issues, []);
+  assert.deepEqual(
+    [cm.s.proxyConnectTimeoutMs, cm.s.proxyReadTimeoutMs, cm.s.proxySendTimeoutMs],
+    [BACKEND_DEADLINE_AT_ONCE_MS, BACKEND_DEADLINE_AT_ONCE_MS, BACKEND_DEADLINE_AT_ONCE_MS],
+  );
+  const { parsed } = annotations({
+    'proxy-connect-timeout': '0',
+    'proxy-read-timeout': '0',
+    'proxy-send-timeout': '0',
+  });
+  assert.deepEqual(
+    [parsed.proxyConnectTimeoutMs, parsed.proxyReadTimeoutMs, parsed.proxySendTimeoutMs],
+    [BACKEND_DEADLINE_AT_ONCE_MS, BACKEND_DEADLINE_AT_ONCE_MS, BACKEND_DEADLINE_AT_ONCE_MS],
+  );
+  assert.ok(BACKEND_DEADLINE_AT_ONCE_MS > 0);
 });
 
 test('annotation defaults: nothing set means ConfigMap values and no rules', () => {

@@ -109,6 +109,7 @@ import type {
   Topology,
   VirtualHostModel,
 } from '../../src/config/model.ts';
+import { BACKEND_DEADLINE_AT_ONCE_MS } from '../../src/k8s/annotations.ts';
 import http from '../../src/node-http.ts';
 import { request, startTestGateway, type TestGateway } from '../fixtures/gateway/harness.ts';
 import {
@@ -744,11 +745,11 @@ function cmBool(
 /** 0 is no limit (nginx: proxy_next_upstream_tries / _timeout 0, limit_rate 0…). */
 const zeroIsNoLimit = (n: number | null) => (n === 0 ? NO_LIMIT : n);
 /**
- * keepip's backend deadlines of 0 are none: the connect and read timers are socket.setTimeout(0)
- * (src/gateway/h1-client.ts:260, 291), the send timer is not set (src/gateway/proxy.ts:354). nginx's
- * 0 expires at once (504: checked end to end below).
+ * keepip's backend deadline "at once" (Node's shortest timer, 1 ms) is nginx's 0, which expires at
+ * once (504: checked end to end below). A 0 in keepip's settings would be none (socket.setTimeout(0)
+ * turns the timer off): session 28's FINDING backend-deadline-zero.
  */
-const keepipDeadline = (ms: number) => (ms === 0 ? NO_LIMIT : ms);
+const keepipDeadline = (ms: number) => (ms === BACKEND_DEADLINE_AT_ONCE_MS ? 0 : ms === 0 ? NO_LIMIT : ms);
 const noLimitIfZero = (n: number | undefined) => (n === undefined || n === 0 ? NO_LIMIT : n);
 
 const SPECS: Spec[] = [
@@ -2411,6 +2412,8 @@ const FINDING_GROUPS: FindingGroup[] = [
       'proxy-connect/read/send-timeout "0" (ConfigMap and annotation): nginx answers 504 at once (its timer of 0 expires), keepip waits without a deadline',
     cause:
       'src/k8s/annotations.ts seconds() takes 0 (range 0-86400); the gateway reads 0 as no timer: src/gateway/h1-client.ts:260, 291 (socket.setTimeout(0) disables it), src/gateway/proxy.ts:354 (sendTimeoutMs <= 0: no send timer)',
+    fixed:
+      "session 29: src/k8s/annotations.ts backendDeadlineMs reads 0 s as Node's shortest timer (1 ms), for the ConfigMap keys and the annotations: a backend that never answers is 504 at once, as in nginx",
   },
   {
     id: 'zero-bytes-no-limit',
@@ -2846,11 +2849,23 @@ const E2E: E2eCase[] = [
     probe: (t) => statusOf(t, { path: '/hang' }),
   },
   {
-    name: 'annotation proxy-read-timeout "0": a backend that never answers (2 s at most)',
+    name: 'annotation proxy-read-timeout "0": a backend that never answers (5 s at most)',
     annotations: { 'proxy-read-timeout': '0' },
     location: ['proxy_read_timeout 0s;'],
-    probe: (t) => answerWithin(t, '/hang', 2000),
-    finding: "more-open-than-nginx: nginx's 0 is 504 at once; keepip's is no deadline",
+    probe: (t) => answerWithin(t, '/hang', 5000),
+  },
+  {
+    name: 'proxy-send-timeout "0", proxy-read-timeout "0": a backend that never answers (5 s at most)',
+    configMap: { 'proxy-send-timeout': '0', 'proxy-read-timeout': '0' },
+    location: ['proxy_send_timeout 0s;', 'proxy_read_timeout 0s;'],
+    probe: (t) => answerWithin(t, '/hang', 5000),
+  },
+  {
+    name: 'proxy-connect-timeout "0": a backend that never accepts (5 s at most)',
+    configMap: { 'proxy-connect-timeout': '0' },
+    location: ['proxy_connect_timeout 0s;'],
+    blackhole: true,
+    probe: (t) => answerWithin(t, '/', 5000),
   },
   {
     name: 'proxy-read-timeout "1": a backend that never answers',
