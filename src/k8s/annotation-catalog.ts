@@ -123,8 +123,8 @@ export const ANNOTATION_CATALOG: readonly CatalogEntry[] = [
   {
     names: ['proxy-body-size'],
     status: 'implemented',
-    values: '`^\\d+[bkmg]?$`, case-insensitive',
-    note: "request body limit (413); `0` means no limit. Default: the ConfigMap's, 1m",
+    values: '`^\\d+[kmg]?$`, case-insensitive',
+    note: "request body limit (413); `0` means no limit. Default: the ConfigMap's, 1m. As in ingress-nginx, a value its validator takes but its template does not write (`8b`, `0b`, `1 m`) is nginx's own 1m, and one the validator refuses (a tab or line break around it) keeps the ConfigMap's; both with a warning",
   },
   {
     names: ['proxy-connect-timeout', 'proxy-read-timeout', 'proxy-send-timeout'],
@@ -555,7 +555,8 @@ export const ANNOTATION_CATALOG: readonly CatalogEntry[] = [
   {
     names: ['client-body-buffer-size'],
     status: 'implemented',
-    values: "digits and an optional `k` or `m` (default: the ConfigMap's, `8k`)",
+    values:
+      "digits and an optional `k` or `m`, spaces around it (default: the ConfigMap's, `8k`; a tab or line break around it is refused, as ingress-nginx's validator)",
     note: 'how much of a buffered body stays in memory; the rest goes to a temporary file (0600, unlinked as soon as it is opened). Memory for bodies is also capped across all requests: past the cap, bodies go to files',
   },
   // --- nginx internals: nothing a client or backend observes changes.
@@ -765,7 +766,12 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
     values: 'false',
     note: "no escaping in the access log (wins over log-format-escape-json, as ingress-nginx's template); unlike nginx, control bytes (< 0x20, 0x7f) are still written as `\\xHH`, so a value (a decoded Basic user) cannot break a line in two",
   },
-  { names: ['proxy-body-size'], status: 'implemented', values: '1m', note: 'as the annotation' },
+  {
+    names: ['proxy-body-size'],
+    status: 'implemented',
+    values: '1m',
+    note: "as the annotation; a value ingress-nginx's template does not write (`8b`, `0b`, `1 m`) is nginx's own 1m, with a warning",
+  },
   {
     names: ['proxy-connect-timeout', 'proxy-read-timeout', 'proxy-send-timeout'],
     status: 'implemented',

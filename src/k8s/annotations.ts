@@ -48,7 +48,9 @@ import {
   parseGoBool,
   parseGoDurationMs,
   parseGoInt,
+  isIngressNginxAnnotationSize,
   parseNginxSize,
+  parseWrittenBodySize,
   parseUint,
 } from './values.ts';
 import { parseNginxTimeMs } from '../config/duration.ts';
@@ -186,7 +188,7 @@ export function defaultGatewaySettings(configMap: ObjectRef | null = null): Gate
     logFormatUpstream: DEFAULT_LOG_FORMAT_UPSTREAM,
     logFormatEscapeJson: false,
     logFormatEscapeNone: false,
-    proxyBodySizeBytes: 1024 * 1024,
+    proxyBodySizeBytes: NGINX_DEFAULT_BODY_SIZE,
     proxyConnectTimeoutMs: 5_000,
     proxyReadTimeoutMs: 60_000,
     proxySendTimeoutMs: 60_000,
@@ -204,6 +206,9 @@ export function defaultGatewaySettings(configMap: ObjectRef | null = null): Gate
     unsupportedKeys: [],
   };
 }
+
+/** nginx's own client_max_body_size (1m): ingress-nginx's default, and where it writes none. */
+const NGINX_DEFAULT_BODY_SIZE = 1024 ** 2;
 
 /** Timeouts are whole seconds in ingress-nginx; a day is far beyond any sane proxy timeout. */
 const MAX_TIMEOUT_SECONDS = 86_400;
@@ -542,10 +547,9 @@ function readRedirectCode(v: ConfigMapReader, s: GatewaySettings): void {
 function readProxyLimitKeys(v: ConfigMapReader, s: GatewaySettings): void {
   const body = v.data['proxy-body-size'];
   if (body !== undefined) {
-    const n = parseNginxSize(body);
-    if (n === null)
-      v.invalid('proxy-body-size', body, 'a size such as "8m" (digits and an optional b, k, m or g)', '1m');
-    else s.proxyBodySizeBytes = n;
+    const n = parseWrittenBodySize(body);
+    if (typeof n === 'number') s.proxyBodySizeBytes = n;
+    else v.invalid('proxy-body-size', body, BODY_SIZE_TEXT, "nginx's own 1m");
   }
   s.proxyConnectTimeoutMs = backendDeadlineMs(v.seconds('proxy-connect-timeout', s.proxyConnectTimeoutMs));
   s.proxyReadTimeoutMs = backendDeadlineMs(v.seconds('proxy-read-timeout', s.proxyReadTimeoutMs));
@@ -724,6 +728,8 @@ export function parseIngressAnnotations(
         a.get,
         { invalid: a.invalid },
         { buffering: 'the ConfigMap value', size: 'the ConfigMap value' },
+        // ingress-nginx's SizeRegex (spaces removed): a tab or line break is refused, the ConfigMap's applies.
+        isIngressNginxAnnotationSize,
       ),
       settings,
     ),
@@ -848,16 +854,23 @@ function backendProtocol(a: AnnotationReader): {
   return { protocol: 'HTTP', refused: false };
 }
 
+/** What ingress-nginx writes as client_max_body_size (parseWrittenBodySize). */
+const BODY_SIZE_TEXT =
+  'a size ingress-nginx writes as client_max_body_size, such as "8m" (digits and an optional k, m or g; 0: no limit)';
+
+/**
+ * The annotation as ingress-nginx has it: refused by its validator (a tab, a letter), the
+ * ConfigMap's size applies; taken but not written by its template ("0b", "1 m"), nginx's own 1m.
+ */
 function proxyBodySize(a: AnnotationReader, fallback: number): number {
   const body = a.get('proxy-body-size');
   if (body === undefined) return fallback;
-  const n = parseNginxSize(body);
-  if (n !== null) return n;
-  a.invalid(
-    'proxy-body-size',
-    body,
-    'a size such as "8m" (digits and an optional b, k, m or g)',
-    'the ConfigMap value',
-  );
-  return fallback;
+  const n = isIngressNginxAnnotationSize(body) ? parseWrittenBodySize(body) : null;
+  if (typeof n === 'number') return n;
+  if (n === null) {
+    a.invalid('proxy-body-size', body, BODY_SIZE_TEXT, 'the ConfigMap value');
+    return fallback;
+  }
+  a.invalid('proxy-body-size', body, BODY_SIZE_TEXT, "nginx's own 1m (ingress-nginx writes no line for it)");
+  return NGINX_DEFAULT_BODY_SIZE;
 }

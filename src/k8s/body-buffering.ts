@@ -39,11 +39,15 @@ export function parseBufferSize(text: string): number | null {
   return bytes <= MAX_BUFFER_BYTES ? bytes : null;
 }
 
-/** Reads both keys through `get` (annotation values or ConfigMap data); `kept` names what applies instead. */
+/**
+ * Reads both keys through `get` (annotation values or ConfigMap data); `kept` names what applies
+ * instead. `validSize`: an annotation's validator, which sees the value before it is trimmed.
+ */
 export function readBodyBuffering(
   get: (key: string) => string | undefined,
   sink: BodyBufferingSink,
   kept: { buffering: string; size: string },
+  validSize: (raw: string) => boolean = () => true,
 ): BodyBuffering {
   const out: BodyBuffering = {};
   const mode = get('proxy-request-buffering');
@@ -54,7 +58,7 @@ export function readBodyBuffering(
   }
   const size = get('client-body-buffer-size');
   if (size !== undefined) {
-    const bytes = parseBufferSize(size);
+    const bytes = validSize(size) ? parseBufferSize(size) : null;
     if (bytes !== null) out.clientBodyBufferBytes = bytes;
     else
       sink.invalid(

@@ -147,6 +147,24 @@ export function parseNginxSize(text: string): number | null {
   return Number.isSafeInteger(bytes) ? bytes : null;
 }
 
+/**
+ * An annotation's size as ingress-nginx's validator takes it: parser.ValidateRegex(SizeRegex, true)
+ * removes spaces (nothing else: a tab or line break is refused) and wants digits and an optional
+ * b, k, m or g, any case. The value itself keeps its spaces.
+ */
+export function isIngressNginxAnnotationSize(raw: string): boolean {
+  return /^[0-9]+[bkmg]?$/i.test(raw.replaceAll(' ', ''));
+}
+
+/**
+ * client_max_body_size as ingress-nginx's template writes it: only for what isValidByteSize takes
+ * (trimmed, digits and an optional k, m or g: an nginx offset); 'unwritten' for the rest: no line,
+ * nginx's own 1m applies ("0b", "8b", "1 m"). Null for a size too large to hold.
+ */
+export function parseWrittenBodySize(text: string): number | 'unwritten' | null {
+  return /^[0-9]+[kmg]?$/i.test(text.trim()) ? parseNginxSize(text) : 'unwritten';
+}
+
 /** An HTTP header field name (RFC 9110 token). */
 export function isHeaderName(text: string): boolean {
   return /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(text);

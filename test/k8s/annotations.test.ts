@@ -13,10 +13,10 @@ import { codes, configMap, configMapSettings, find, ingress, topologyOf } from '
 const P = 'nginx.ingress.kubernetes.io/';
 const ORIGIN = { file: 'f.yaml', document: 1, kind: 'Ingress', namespace: 'ns', name: 'ing' };
 
-function annotations(values: Record<string, string>) {
+function annotations(values: Record<string, string>, base = defaultGatewaySettings()) {
   const issues: ConfigIssue[] = [];
   const prefixed = Object.fromEntries(Object.entries(values).map(([k, v]) => [P + k, v]));
-  return { parsed: parseIngressAnnotations(prefixed, defaultGatewaySettings(), ORIGIN, issues), issues };
+  return { parsed: parseIngressAnnotations(prefixed, base, ORIGIN, issues), issues };
 }
 
 const settings = configMapSettings;
@@ -284,6 +284,25 @@ test('annotation defaults: nothing set means ConfigMap values and no rules', () 
   assert.equal(parsed.backendProtocol, 'HTTP');
   assert.equal(parsed.proxyBodySizeBytes, 1024 ** 2);
   assert.equal(parsed.proxyConnectTimeoutMs, 5000);
+});
+
+test('proxy-body-size as ingress-nginx has it: its validator first (spaces removed), then what its template writes', () => {
+  const read = (annotation: string, configMapValue = '2m') => {
+    const { s } = settings({ 'proxy-body-size': configMapValue });
+    const { parsed, issues } = annotations({ 'proxy-body-size': annotation }, s);
+    return [parsed.proxyBodySizeBytes, issues.length];
+  };
+  assert.deepEqual(read(' 8k '), [8192, 0]);
+  assert.deepEqual(read('0'), [0, 0]);
+  // Taken by the validator, not written by the template: nginx's own 1m, not the ConfigMap's 2m.
+  for (const unwritten of ['0b', '8b', '1 m']) assert.deepEqual(read(unwritten), [1024 ** 2, 1], unwritten);
+  // Refused by the validator (a tab, a line break): the ConfigMap's.
+  for (const refused of ['2m\t', '\n1k', '1.5m']) assert.deepEqual(read(refused, '1k'), [1024, 1], refused);
+  // The ConfigMap's own: what the template would not write is nginx's 1m, with a warning.
+  for (const value of ['0b', '8b', '1 m']) {
+    const { s, issues } = settings({ 'proxy-body-size': value });
+    assert.deepEqual([s.proxyBodySizeBytes, issues.length], [1024 ** 2, 1], value);
+  }
 });
 
 test('bad annotation values are ignored with a warning naming the annotation', () => {

@@ -2247,15 +2247,8 @@ const ALLOWED: Row[] = [
       'README: "an unreadable CORS or burst value takes the narrow reading, never ingress-nginx\'s wider default": 1 × the limit (warned) where ingress-nginx takes 5, or refuses the configuration for a burst of 0 or less',
     example: { key: 'annotation limit-burst-multiplier', value: '1.5', nginx: '10', keepip: '2 reported' },
   },
-  {
-    id: 'bytes-suffix',
-    kinds: ['stricter-silently'],
-    keys: ['proxy-body-size', 'annotation proxy-body-size'],
-    when: (j) => /^[0-9]+b$/i.test(trimmed(j)),
-    reason:
-      'documented: proxy-body-size "`^\\d+[bkmg]?$`, case-insensitive" (8b is 8 bytes); ingress-nginx\'s template writes no client_max_body_size for it (isValidByteSize has no b) and nginx\'s own 1m applies: keepip is stricter',
-    example: { key: 'proxy-body-size', value: '8b', nginx: '1048576', keepip: '8' },
-  },
+  // bytes-suffix (proxy-body-size "8b" was 8 bytes, silently): since session 29 nginx's own 1m with a
+  // warning, as the template writes no line for it.
   {
     id: 'range',
     kinds: ['stricter-reported', 'differs-reported'],
@@ -2350,14 +2343,8 @@ const COMPAT: Row[] = [
       'nginx sets no shutdown timer for `worker_shutdown_timeout 0`: old workers wait for every connection; keepip drains for 0 ms',
     example: { key: 'worker-shutdown-timeout', value: '0', nginx: 'no limit', keepip: '0' },
   },
-  {
-    id: 'validator-whitespace-stricter',
-    kinds: ['stricter-silently'],
-    keys: ['annotation proxy-body-size', 'annotation client-body-buffer-size'],
-    reason:
-      "the smaller side of the FINDING more-open-than-nginx on these annotations: ingress-nginx's SizeRegex removes spaces only, so a tab or line break around the size is refused (the ConfigMap's applies); keepip trims it and takes the size silently",
-    example: { key: 'annotation proxy-body-size', value: '\t1k', nginx: '2097152', keepip: '1024' },
-  },
+  // validator-whitespace-stricter (an annotation size with a tab around it taken, trimmed): since
+  // session 29 refused as ingress-nginx's validator refuses it, the ConfigMap's applies.
 ];
 
 function rowOf(table: readonly Row[], j: Judged): Row | undefined {
@@ -2423,6 +2410,8 @@ const FINDING_GROUPS: FindingGroup[] = [
       'proxy-body-size "0b" (ConfigMap and annotation): ingress-nginx writes no client_max_body_size (isValidByteSize has no b), so nginx\'s 1m applies; keepip reads 0 bytes, its "no limit": a body of any size',
     cause:
       'src/k8s/values.ts:130 parseNginxSize takes a b suffix, and 0 is "no limit" (src/k8s/annotations.ts readProxyLimitKeys / proxyBodySize); ingress-nginx\'s template only writes sizes isValidByteSize takes (^\\d+[kKmMgG]?$)',
+    fixed:
+      "session 29: src/k8s/values.ts parseWrittenBodySize: what isValidByteSize would not write ('0b', '8b', '1 m') is nginx's own 1m, with a warning",
   },
   {
     id: 'size-annotation-whitespace',
@@ -2432,6 +2421,8 @@ const FINDING_GROUPS: FindingGroup[] = [
       'annotation proxy-body-size / client-body-buffer-size: "1 m" writes no line in ingress-nginx (nginx applies its own 1m) where keepip warns and applies the ConfigMap\'s (larger) size; a tab or line break around the size ("445M\\t") is refused by ingress-nginx\'s validator (the ConfigMap\'s size applies) where keepip trims it and applies the size, silently',
     cause:
       "src/k8s/annotations.ts proxyBodySize and src/k8s/body-buffering.ts parseBufferSize: parseNginxSize / SIZE after trim() (src/k8s/values.ts:130) of every white space, where parser.ValidateRegex(SizeRegex, true) removes spaces only, and the template writes client_max_body_size / client_body_buffer_size only when isValidByteSize takes the trimmed value (else no line: nginx's 1m, not the ConfigMap's)",
+    fixed:
+      "session 29: the annotations go through ingress-nginx's validator first (isIngressNginxAnnotationSize: spaces removed, nothing else), then proxy-body-size through what the template writes (parseWrittenBodySize: else nginx's own 1m)",
   },
   {
     id: 'keep-alive-requests-zero',
@@ -2774,7 +2765,6 @@ const E2E: E2eCase[] = [
     // isValidByteSize refuses "0b": no line, nginx's 1m.
     location: [],
     probe: (t) => statusOf(t, { method: 'POST', body: big(1_500_000) }),
-    finding: 'more-open-than-nginx: nginx applies its 1m; keepip reads 0 bytes, no limit',
   },
   {
     name: 'annotation proxy-body-size "1 m" over the ConfigMap\'s 2m: 1.5 MB',
@@ -2783,7 +2773,14 @@ const E2E: E2eCase[] = [
     // SizeRegex takes "1m" (spaces removed); isValidByteSize refuses "1 m": no line, nginx's 1m.
     location: [],
     probe: (t) => statusOf(t, { method: 'POST', body: big(1_500_000) }),
-    finding: 'more-open-than-nginx: keepip warns and applies the ConfigMap 2m where nginx applies its 1m',
+  },
+  {
+    name: 'annotation proxy-body-size "2m\\t" over the ConfigMap\'s 1k: 1500 bytes',
+    configMap: { 'proxy-body-size': '1k' },
+    annotations: { 'proxy-body-size': '2m\t' },
+    // SizeRegex refuses the tab (spaces only are removed): the ConfigMap's 1k is the location's.
+    location: ['client_max_body_size 1k;'],
+    probe: (t) => statusOf(t, { method: 'POST', body: big(1500) }),
   },
   {
     name: 'keep-alive-requests "2"',
