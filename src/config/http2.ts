@@ -14,7 +14,7 @@ export interface Http2Settings {
   maxFieldSize: number;
   /** The whole decoded header list: every large-client-header-buffers buffer (4 × 8k), 1 MiB at most. */
   maxHeaderListSize: number;
-  /** keep-alive-requests (or the deprecated http2-max-requests when set): streams per connection, then GOAWAY (default 1000). */
+  /** keep-alive-requests (or a lower http2-max-requests): streams per connection, then GOAWAY (default 1000). */
   maxRequests: number;
 }
 

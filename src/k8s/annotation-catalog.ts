@@ -895,7 +895,7 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
     names: ['keep-alive-requests', 'http2-max-requests'],
     status: 'implemented',
     values: '1000, 0 (keep-alive-requests applies)',
-    note: 'requests per connection: on HTTP/1.1 the answer to the last one says `connection: close` and the connection closes (nginx keepalive_requests); on HTTP/2 streams, then GOAWAY (the streams in flight finish)',
+    note: "requests per connection: on HTTP/1.1 the answer to the last one says `connection: close` and the connection closes (nginx keepalive_requests; `0`: after the first); on HTTP/2 streams, then GOAWAY (the streams in flight finish). http2-max-requests is obsolete in ingress-nginx's nginx, which ends HTTP/2 connections after keep-alive-requests whatever it says; keepip honours it when it is lower, never when higher",
   },
   {
     names: ['allow-cross-namespace-resources'],

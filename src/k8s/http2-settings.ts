@@ -1,5 +1,5 @@
 // The controller ConfigMap keys for HTTP/2 to clients: use-http2, http2-max-concurrent-streams,
-// http2-max-requests (deprecated in ingress-nginx but still read by it) and keep-alive-requests, which
+// http2-max-requests (deprecated in ingress-nginx; obsolete in its nginx) and keep-alive-requests, which
 // nginx ≥ 1.19.7 applies to HTTP/2 connections as well as HTTP/1.1 ones (settings.keepAliveRequests, for
 // src/gateway/h1-server.ts). Bad values keep the default with a warning, as every other key. The field
 // and list limits are large-client-header-buffers', as nginx ≥ 1.19.7 takes them (its http2_max_field_size
@@ -35,6 +35,21 @@ function whole(
 }
 
 /**
+ * Streams per HTTP/2 connection. nginx ≥ 1.19.7 ignores http2_max_requests (obsolete: keepalive_requests
+ * ends HTTP/2 connections too); ingress-nginx's documentation still describes it as the limit. keepip
+ * honours a lower one, never a higher one: a client never gets more streams than in nginx. "0" is
+ * ingress-nginx's default: not set.
+ */
+function http2MaxRequests(
+  numbers: ScalarSource,
+  data: Readonly<Record<string, string>>,
+  keepAliveRequests: number,
+): number {
+  if (data['http2-max-requests']?.trim() === '0') return keepAliveRequests;
+  return Math.min(whole(numbers, 'http2-max-requests', keepAliveRequests, [1, 1_000_000]), keepAliveRequests);
+}
+
+/**
  * Reads the HTTP/2 keys of the controller ConfigMap into `settings.http2`; after
  * large-client-header-buffers (settings.largeClientHeaderBuffers): a field may take one buffer, the
  * list all of them.
@@ -51,18 +66,14 @@ export function applyHttp2Settings(
   // A blank number is none (the default applies, silently); a blank use-http2 is not a boolean.
   const numbers = configMapSource(data, invalid, { blankIsAbsent: true });
   const enabled = readBool(keys, 'use-http2', d.enabled);
-  // nginx's keepalive_requests covers HTTP/2 since 1.19.7; the older http2_max_requests wins when set.
-  const keepAliveRequests = whole(numbers, 'keep-alive-requests', d.maxRequests, [1, 1_000_000]);
+  // nginx's keepalive_requests covers HTTP/2 since 1.19.7 (0: every connection ends after one request).
+  const keepAliveRequests = whole(numbers, 'keep-alive-requests', d.maxRequests, [0, 1_000_000]);
   const http2Settings: Http2Settings = {
     enabled,
     maxConcurrentStreams: whole(numbers, 'http2-max-concurrent-streams', d.maxConcurrentStreams, [1, 65_535]),
     maxFieldSize: buffers.sizeBytes,
     maxHeaderListSize: Math.min(buffers.count * buffers.sizeBytes, MAX_HEADER_BYTES),
-    // "0" is ingress-nginx's default for http2-max-requests: not set.
-    maxRequests:
-      data['http2-max-requests']?.trim() === '0'
-        ? keepAliveRequests
-        : whole(numbers, 'http2-max-requests', keepAliveRequests, [1, 1_000_000]),
+    maxRequests: http2MaxRequests(numbers, data, keepAliveRequests),
   };
   settings.http2 = http2Settings;
   settings.keepAliveRequests = keepAliveRequests;

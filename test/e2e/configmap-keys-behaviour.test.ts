@@ -104,7 +104,7 @@ const ALLOWED = {
   http2MaxRequests: {
     key: 'http2-max-requests',
     reason:
-      "ingress-nginx renders `http2_max_requests`, which nginx >= 1.19.7 (every nginx ingress-nginx 1.12+ ships) ignores as obsolete (keepalive_requests applies). keepip honours it, as ingress-nginx's configmap.md describes it: a lower per-connection limit costs a client a new connection, nothing more",
+      "ingress-nginx renders `http2_max_requests`, which nginx >= 1.19.7 (every nginx ingress-nginx 1.12+ ships) ignores as obsolete (keepalive_requests applies). keepip honours a lower one, as ingress-nginx's configmap.md describes it (never a higher one: scalar-values-differential-nginx): a lower per-connection limit costs a client a new connection, nothing more",
   },
   relativeRedirectsAnnotationOff: {
     key: 'relative-redirects',

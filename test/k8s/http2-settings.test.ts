@@ -46,9 +46,19 @@ test('http2-max-field-size and http2-max-header-size change nothing (obsolete si
   );
 });
 
-test('http2-max-requests wins over keep-alive-requests when set; "0" (its default) means unset', () => {
+test('http2-max-requests below keep-alive-requests is the HTTP/2 limit, never above it (obsolete in nginx); "0" (its default) means unset', () => {
   assert.equal(parse({ 'keep-alive-requests': '500', 'http2-max-requests': '20' }).http2.maxRequests, 20);
   assert.equal(parse({ 'keep-alive-requests': '500', 'http2-max-requests': '0' }).http2.maxRequests, 500);
+  // nginx ends an HTTP/2 connection after keepalive_requests whatever http2_max_requests says.
+  assert.equal(parse({ 'keep-alive-requests': '2', 'http2-max-requests': '5' }).http2.maxRequests, 2);
+  assert.equal(parse({ 'http2-max-requests': '5000' }).http2.maxRequests, 1000);
+});
+
+test('keep-alive-requests "0" is nginx\'s keepalive_requests 0: each connection ends after its first request', () => {
+  const { s, issues } = configMapSettings({ 'keep-alive-requests': '0' });
+  assert.deepEqual(issues, []);
+  assert.equal(s.keepAliveRequests, 0);
+  assert.equal(http2SettingsOf(s).maxRequests, 0);
 });
 
 test('bad values keep the default with a warning naming the key', () => {
