@@ -5,6 +5,7 @@
 // not expose. GatewayOptions can override each (tests use a few hundred milliseconds).
 import { CLIENT_HEADER_BUFFER_BYTES, LARGE_CLIENT_HEADER_BUFFERS } from '../config/header-buffers.ts';
 import type { GatewaySettings } from '../config/model.ts';
+import type { HeadBuffers } from './h1-head-buffers.ts';
 
 export interface ClientTimeouts {
   /** client_header_timeout: a request head must arrive within this time. */
@@ -24,10 +25,10 @@ export interface ClientTimeouts {
   /** One request head at most: the first buffer and every large one (nginx's most, however lines pack). */
   maxHeadBytes: number;
   /**
-   * One line of a request head at most: one large buffer, or the first buffer when it is larger (a
-   * line that fits there needs no large one). Longer: 414 for the request line, 431 for a header.
+   * client-header-buffer-size and large-client-header-buffers: a head fits as it fits in nginx's
+   * buffers (src/gateway/h1-head-buffers.ts). Else 414 for the request line, 431 for a header.
    */
-  maxHeadLineBytes: number;
+  headBuffers: HeadBuffers;
 }
 
 /** nginx's defaults for what ingress-nginx leaves alone; the ConfigMap defaults are in annotations.ts. */
@@ -73,7 +74,7 @@ export function clientTimeoutsOf(
     lingeringTimeoutMs: overrides.lingeringTimeoutMs ?? LINGERING_TIMEOUT_MS,
     keepAliveRequests: overrides.keepAliveRequests ?? settings.keepAliveRequests ?? KEEP_ALIVE_REQUESTS,
     maxHeadBytes: overrides.maxHeadBytes ?? first + buffers.count * buffers.sizeBytes,
-    maxHeadLineBytes: overrides.maxHeadLineBytes ?? Math.max(first, buffers.sizeBytes),
+    headBuffers: overrides.headBuffers ?? { firstBytes: first, ...buffers },
   };
 }
 

@@ -8,9 +8,11 @@
 //   - Transfer-Encoding exactly `chunked` (anything else 501), strict chunk sizes, bounded extensions,
 //     trailers validated as headers and dropped (keepip re-frames every body it sends upstream).
 // One head (request line + headers, or trailers) may take at most `maxHeaderBytes`, and one line of
-// it `maxLineBytes` (the gateway: large-client-header-buffers, nginx's "4 8k" by default): beyond
-// them, 431, or 414 for a request line.
+// it `maxLineBytes`; the gateway gives `headBuffers` instead (client-header-buffer-size and
+// large-client-header-buffers, nginx's "1k" and "4 8k" by default), a head then fitting as it fits in
+// nginx's buffers (h1-head-buffers.ts): beyond them, 431, or 414 for a request line.
 
+import { type HeadBuffers, type HeadOverflow, headOverflow } from './h1-head-buffers.ts';
 import { ONCE_ONLY_FIELDS } from './unique-fields.ts';
 
 export type RequestParseErrorCode =
@@ -79,9 +81,17 @@ export type ParseStep =
 export interface RequestParserOptions {
   /** Cap on one head (request line and headers) and on the trailer section. */
   maxHeaderBytes: number;
-  /** Cap on one line of a head, CRLF included (nginx: one large-client-header-buffers buffer); absent: none. */
+  /** Cap on one line of a head, CRLF included; absent: none. */
   maxLineBytes?: number;
+  /** nginx's header buffers: a head must fit in them as nginx packs it (h1-head-buffers.ts). */
+  headBuffers?: HeadBuffers;
 }
+
+const OVERFLOWS: Readonly<Record<HeadOverflow, Parameters<typeof fail>>> = {
+  'request-line': ['H1_REQUEST_LINE_TOO_LONG', 414, 'request line too long'],
+  'header-line': ['H1_HEADER_TOO_LARGE', 431, 'request header field too large'],
+  buffers: ['H1_HEADER_TOO_LARGE', 431, 'request header too large'],
+};
 
 const MORE: ParseStep = Object.freeze({ kind: 'more' }) as ParseStep;
 const END: ParseStep = Object.freeze({ kind: 'end' }) as ParseStep;
@@ -641,6 +651,7 @@ export class RequestParser {
   consumed = 0;
   readonly #maxHeaderBytes: number;
   readonly #maxLineBytes: number;
+  readonly #headBuffers: HeadBuffers | undefined;
   #state = enum_HEAD;
   /**
    * Partial head / chunk line / trailers carried between execute() calls: bytes [0, #held) of
@@ -659,6 +670,7 @@ export class RequestParser {
   constructor(options: RequestParserOptions) {
     this.#maxHeaderBytes = options.maxHeaderBytes;
     this.#maxLineBytes = options.maxLineBytes ?? Number.POSITIVE_INFINITY;
+    this.#headBuffers = options.headBuffers;
   }
 
   /** True while part of a head, chunk line or trailer section is held between calls. */
@@ -777,6 +789,12 @@ export class RequestParser {
     }
   }
 
+  /** A head past the size cap, once: the line that overflows nginx's buffers first decides (414 for the request line). */
+  #tooLarge(buf: Buffer, start: number, end: number): ParseStep {
+    const overflow = this.#headBuffers && headOverflow(buf, start, end, this.#headBuffers);
+    return fail(...OVERFLOWS[overflow || 'buffers']);
+  }
+
   #head(input: Buffer, offset: number): ParseStep {
     const held = this.#held;
     const buf = this.#join(input, offset);
@@ -787,17 +805,15 @@ export class RequestParser {
     const found = this.#findHeadEnd(buf, start);
     if (typeof found !== 'number') return this.#error(found);
     if (found === -1) {
-      if (buf.length > this.#maxHeaderBytes) {
-        return this.#error(fail('H1_HEADER_TOO_LARGE', 431, 'request header too large'));
-      }
+      if (buf.length > this.#maxHeaderBytes) return this.#error(this.#tooLarge(buf, start, buf.length));
       this.#headStart = start;
       return this.#hold(buf, input, offset);
     }
-    if (found > this.#maxHeaderBytes) {
-      return this.#error(fail('H1_HEADER_TOO_LARGE', 431, 'request header too large'));
-    }
+    if (found > this.#maxHeaderBytes) return this.#error(this.#tooLarge(buf, start, found));
     this.#release();
     this.consumed = found - held;
+    const overflow = this.#headBuffers && headOverflow(buf, start, found, this.#headBuffers);
+    if (overflow) return this.#error(fail(...OVERFLOWS[overflow]));
     const step = parseHead(buf, start, found, found, this.#maxLineBytes);
     if (step.kind !== 'head') return this.#error(step);
     const head = step.head;

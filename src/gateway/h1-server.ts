@@ -526,7 +526,7 @@ class H1Connection {
     // The head limits are the snapshot's at accept time (large-client-header-buffers), as the deadlines.
     this.#parser = new RequestParser({
       maxHeaderBytes: timeouts.maxHeadBytes,
-      maxLineBytes: timeouts.maxHeadLineBytes,
+      headBuffers: timeouts.headBuffers,
     });
     this.deadline = performance.now() + timeouts.headerMs;
     this.#borrowed = setBorrowedReader(socket, this.#onData);

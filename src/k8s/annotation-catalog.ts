@@ -836,13 +836,13 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
     names: ['large-client-header-buffers'],
     status: 'implemented',
     values: '4 8k',
-    note: 'HTTP/1: a request line longer than one buffer (or than `client-header-buffer-size` when that is larger) is 414, such a header line or a head larger than all the buffers and the first one 431 (nginx answers 414 and 400). HTTP/2, as nginx ≥ 1.19.7: a decoded field (`:path` included) larger than one buffer or a decoded list larger than all of them (1 MiB at most) is 431',
+    note: "HTTP/1: a head must fit as nginx packs it: read into the `client-header-buffer-size` buffer, a line that does not fit there moves, with the lines after it, into one of these buffers, at most their count; a line that moves must fit in one. Else a request line is 414, a header 431 (nginx answers 414 and 400). A count 1-64 and a size 512-1m (nginx's least, connection_pool_size); anything else keeps 4 8k, with a warning. HTTP/2, as nginx ≥ 1.19.7: a decoded field (`:path` included) larger than one buffer or a decoded list larger than all of them (1 MiB at most) is 431",
   },
   {
     names: ['client-header-buffer-size'],
     status: 'implemented',
     values: '1k',
-    note: 'the first buffer of a request head: a line up to its size needs no large buffer, and the whole head may take it beside the `large-client-header-buffers` (as nginx). A size from 1k to 1m; anything else keeps 1k, with a warning',
+    note: 'the first buffer of a request head: a line that lies whole in it needs no large buffer, and the whole head may take it beside the `large-client-header-buffers` (as nginx). A size from 1k to 1m; anything else keeps 1k, with a warning',
   },
   {
     names: ['client-header-timeout'],

@@ -613,11 +613,12 @@ function readLargeClientHeaderBuffers(v: ConfigMapReader, s: GatewaySettings): v
   const [countText, sizeText, extra] = text.trim().split(/\s+/);
   const count = countText === undefined ? null : parseUint(countText, 64);
   const size = sizeText === undefined ? null : parseNginxSize(sizeText);
-  if (extra !== undefined || count === null || count < 1 || size === null || size < 1024 || size > 1 << 20)
+  // nginx's least size is connection_pool_size (512 on 64-bit systems).
+  if (extra !== undefined || count === null || count < 1 || size === null || size < 512 || size > 1 << 20)
     v.invalid(
       'large-client-header-buffers',
       text,
-      'a count (1-64) and a size (1k-1m), such as "4 8k"',
+      'a count (1-64) and a size (512-1m), such as "4 8k"',
       '4 8k',
     );
   else s.largeClientHeaderBuffers = { count, sizeBytes: size };

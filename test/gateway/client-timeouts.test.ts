@@ -31,7 +31,7 @@ test('defaults: the ConfigMap defaults, then nginx send_timeout 60 s, lingering_
     keepAliveRequests: 1000,
     // The first buffer (client-header-buffer-size 1k) beside 4 x 8k, as nginx can fill them all.
     maxHeadBytes: 33_792,
-    maxHeadLineBytes: 8_192,
+    headBuffers: { firstBytes: 1024, count: 4, sizeBytes: 8_192 },
   });
   assert.equal(SEND_TIMEOUT_MS, 60_000);
   assert.equal(LINGERING_TIME_MS, 30_000);

@@ -2451,6 +2451,8 @@ const FINDING_GROUPS: FindingGroup[] = [
     title:
       'large-client-header-buffers "4 512": nginx takes buffers of 512 bytes (at least connection_pool_size); keepip refuses a size under 1k with a warning and applies 4 8k',
     cause: 'src/k8s/annotations.ts readLargeClientHeaderBuffers: size < 1024 refused',
+    fixed:
+      'session 29: sizes from 512 (connection_pool_size) are taken, and a head fits as nginx packs it into its buffers (src/gateway/h1-head-buffers.ts; header-buffers-differential-nginx sends random heads to both)',
   },
 ];
 
@@ -2896,7 +2898,6 @@ const E2E: E2eCase[] = [
       const s = await statusOf(t, { headers: { 'x-a': 'a'.repeat(600), 'x-b': 'b'.repeat(600) } });
       return ['400', '431'].includes(s) ? 'refused' : s;
     },
-    finding: 'more-open-than-nginx: nginx takes 512-byte buffers; keepip warns and applies 4 8k',
   },
   {
     name: 'limit-req-status-code "429", limit-rpm "1", limit-burst-multiplier "1": three requests',
