@@ -2,6 +2,8 @@
 // "1h", or a plain number, which is seconds, as nginx reads one (`proxy_read_timeout 60`) and as
 // `keepip lb` and `keepip gateway` document. (Annotations carry Go durations: src/k8s/values.ts.)
 
+import { nginxArguments } from './nginx-token.ts';
+
 const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/;
 const UNIT_MS: Readonly<Record<string, number>> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
@@ -76,29 +78,17 @@ export function ngxParseTime(text: string, isSec: boolean): bigint | null {
   return total + value;
 }
 
-/** The blanks of nginx's configuration lexer: they end an argument. */
-const NGINX_BLANK = /[ \t\r\n]/;
-const isNginxBlank = (c: string | undefined) => c === ' ' || c === '\t' || c === '\r' || c === '\n';
-
-/** `text` without the blanks around it (nginx's lexer skips them), and nothing else (not JavaScript's trim). */
-function withoutNginxBlanksAround(text: string): string {
-  let [start, end] = [0, text.length];
-  while (start < end && isNginxBlank(text[start])) start++;
-  while (end > start && isNginxBlank(text[end - 1])) end--;
-  return text.slice(start, end);
-}
-
 /**
  * A time as the one unquoted argument ingress-nginx writes for a ConfigMap key (`proxy_timeout
- * {{ $cfg.ProxyStreamTimeout }};`), in milliseconds: blanks around are skipped as nginx's lexer
- * does; a blank inside ("1h 30m") makes two arguments, which nginx refuses, and so is null; the
+ * {{ $cfg.ProxyStreamTimeout }};`), in milliseconds, read as nginx's lexer reads it (nginxArguments):
+ * a blank inside ("1h 30m") makes two arguments, which nginx refuses, and so is null; the
  * rest is ngx_parse_time's ("10m", "600", "1h30m"; not "30m1h", nor y or M where nginx reads
  * milliseconds). `seconds`: directives of whole seconds (ssl_session_timeout) refuse ms, take y.
  */
 export function parseNginxTimeMs(text: string, seconds = false): number | null {
-  const word = withoutNginxBlanksAround(text);
-  if (NGINX_BLANK.test(word)) return null;
-  const parsed = ngxParseTime(word, seconds);
+  const words = nginxArguments(text);
+  if (words?.length !== 1) return null;
+  const parsed = ngxParseTime(words[0]!, seconds);
   if (parsed === null) return null;
   const ms = Number(parsed) * (seconds ? 1000 : 1);
   return Number.isSafeInteger(ms) ? ms : null;

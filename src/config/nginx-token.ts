@@ -101,3 +101,13 @@ function bareWord(text: string, start: number): { text: string; end: number } {
   }
   return { text: resolveEscapes(text.slice(start, Math.min(i, text.length))), end: Math.min(i, text.length) };
 }
+
+/**
+ * The arguments nginx reads from `text` pasted unquoted after a directive's name and before its `;`
+ * (ingress-nginx's `name {{ value }};`): blanks separate them, quotes join them. Null when the text
+ * is more than arguments (a `;`, a `{`, a `#` or an unclosed quote in it).
+ */
+export function nginxArguments(text: string): string[] | null {
+  const read = readDirective(`name ${text}\n;`);
+  return read.kind === 'directive' && read.rest === '' ? read.words.slice(1) : null;
+}

@@ -818,7 +818,7 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
     names: ['ssl-session-cache', 'ssl-session-cache-size'],
     status: 'implemented',
     values: 'true, 10m',
-    note: "TLS sessions kept by the gateway for ssl-session-timeout, at most ssl-session-cache-size bytes of them (least recently used dropped), so a TLS 1.2 client resumes with its session id. One cache per worker process (nginx's is shared by its workers). Node's TLS looks sessions up by the TLS 1.2 session id only, so TLS 1.3 clients resume by tickets (ssl-session-tickets) alone",
+    note: "TLS sessions kept by the gateway for ssl-session-timeout, at most ssl-session-cache-size bytes of them (least recently used dropped), so a TLS 1.2 client resumes with its session id. One cache per worker process (nginx's is shared by its workers). Node's TLS looks sessions up by the TLS 1.2 session id only, so TLS 1.3 clients resume by tickets (ssl-session-tickets) alone. The size as nginx reads it: k or m (no b, no g), 32k (nginx's least) to 1024m; anything else keeps 10m, with a warning",
   },
   {
     names: ['ssl-protocols'],
@@ -842,7 +842,7 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
     names: ['client-header-buffer-size'],
     status: 'implemented',
     values: '1k',
-    note: 'the first buffer of a request head: a line that lies whole in it needs no large buffer, and the whole head may take it beside the `large-client-header-buffers` (as nginx). A size from 1k to 1m; anything else keeps 1k, with a warning',
+    note: 'the first buffer of a request head: a line that lies whole in it needs no large buffer, and the whole head may take it beside the `large-client-header-buffers` (as nginx). A size from 1k to 1m (k or m, as nginx reads it: no b, no g); anything else keeps 1k, with a warning',
   },
   {
     names: ['client-header-timeout'],

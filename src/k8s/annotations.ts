@@ -49,11 +49,13 @@ import {
   parseGoDurationMs,
   parseGoInt,
   isIngressNginxAnnotationSize,
+  parseNginxBufferSize,
   parseNginxSize,
   parseWrittenBodySize,
   parseUint,
 } from './values.ts';
 import { parseNginxTimeMs } from '../config/duration.ts';
+import { nginxArguments } from '../config/nginx-token.ts';
 
 export const NGINX_ANNOTATION_PREFIX = 'nginx.ingress.kubernetes.io/';
 
@@ -402,7 +404,7 @@ function readAccessLogParams(v: ConfigMapReader): void {
   for (const param of text.split(/\s+/)) {
     const [name, value] = [param.split('=')[0]!, param.slice(param.indexOf('=') + 1)];
     const valid =
-      (name === 'buffer' && param.includes('=') && parseNginxSize(value) !== null) ||
+      (name === 'buffer' && param.includes('=') && parseNginxBufferSize(value) !== null) ||
       (name === 'flush' && param.includes('=') && parseNginxTimeMs(value) !== null);
     if (!valid)
       v.invalid(
@@ -594,14 +596,16 @@ function readProcessLimits(v: ConfigMapReader, s: GatewaySettings): void {
 }
 
 /**
- * large-client-header-buffers "<count> <size>" (nginx: 4 8k): 1-64 buffers of 1 KiB to 1 MiB; and
- * client-header-buffer-size (nginx: 1k), the first buffer, 1 KiB to 1 MiB.
+ * large-client-header-buffers "<count> <size>" (nginx: 4 8k): 1-64 buffers of 512 bytes to 1 MiB; and
+ * client-header-buffer-size (nginx: 1k), the first buffer, 1 KiB to 1 MiB. Both as nginx reads the
+ * arguments ingress-nginx writes (ngx_parse_size: no b, no g).
  */
 function readHeaderBuffers(v: ConfigMapReader, s: GatewaySettings): void {
   readLargeClientHeaderBuffers(v, s);
   const first = v.data['client-header-buffer-size'];
   if (first === undefined) return;
-  const bytes = parseNginxSize(first.trim());
+  const words = nginxArguments(first);
+  const bytes = words?.length === 1 ? parseNginxBufferSize(words[0]!) : null;
   if (bytes === null || bytes < 1024 || bytes > 1 << 20)
     v.invalid('client-header-buffer-size', first, 'a size from 1k to 1m, such as "1k"', '1k');
   else s.clientHeaderBufferBytes = bytes;
@@ -610,9 +614,9 @@ function readHeaderBuffers(v: ConfigMapReader, s: GatewaySettings): void {
 function readLargeClientHeaderBuffers(v: ConfigMapReader, s: GatewaySettings): void {
   const text = v.data['large-client-header-buffers'];
   if (text === undefined) return;
-  const [countText, sizeText, extra] = text.trim().split(/\s+/);
+  const [countText, sizeText, extra] = nginxArguments(text) ?? [];
   const count = countText === undefined ? null : parseUint(countText, 64);
-  const size = sizeText === undefined ? null : parseNginxSize(sizeText);
+  const size = sizeText === undefined ? null : parseNginxBufferSize(sizeText);
   // nginx's least size is connection_pool_size (512 on 64-bit systems).
   if (extra !== undefined || count === null || count < 1 || size === null || size < 512 || size > 1 << 20)
     v.invalid(

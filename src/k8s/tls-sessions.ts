@@ -6,8 +6,9 @@
 // logs and ignores a ticket key of the wrong size.
 import type { GatewaySettings, TlsSessionModel } from '../config/model.ts';
 import { parseNginxTimeMs } from '../config/duration.ts';
+import { nginxArguments } from '../config/nginx-token.ts';
 import { configMapSource, readBool } from './scalar-readers.ts';
-import { parseNginxSize } from './values.ts';
+import { parseNginxBufferSize } from './values.ts';
 
 export const TLS_SESSION_CONFIGMAP_KEYS: readonly string[] = [
   'ssl-session-tickets',
@@ -27,6 +28,8 @@ export const DEFAULT_TLS_SESSIONS: Readonly<TlsSessionModel> = Object.freeze({
 
 /** More than 1 GiB of sessions is a mistake, not a setting. */
 const MAX_CACHE_BYTES = 1024 * 1024 * 1024;
+/** nginx's least shared session cache: 8 pages of 4 KiB. */
+const MIN_CACHE_BYTES = 32 * 1024;
 
 /** Node's TLS takes 48-byte ticket keys (AES-128); ingress-nginx also takes 80-byte (AES-256) ones. */
 export const TICKET_KEY_BYTES = 48;
@@ -50,12 +53,18 @@ function readTimeout(text: string | undefined, sink: TlsSessionsSink): number {
   return fallback;
 }
 
+/**
+ * ingress-nginx writes `ssl_session_cache shared:SSL:{{ size }};`: one argument (a blank before the
+ * size makes two), a size ngx_parse_size reads (k or m, no b, no g), at least 8 pages of 4 KiB (nginx:
+ * "session cache is too small").
+ */
 function readCacheSize(text: string | undefined, sink: TlsSessionsSink): number {
   const fallback = DEFAULT_TLS_SESSIONS.cacheSizeBytes;
   if (text === undefined || text.trim() === '') return fallback;
-  const bytes = parseNginxSize(text.trim());
-  if (bytes !== null && bytes >= 1024 && bytes <= MAX_CACHE_BYTES) return bytes;
-  sink.invalid('ssl-session-cache-size', text, 'a size from 1k to 1g such as "10m"', '10m');
+  const words = nginxArguments(`shared:SSL:${text}`);
+  const bytes = words?.length === 1 ? parseNginxBufferSize(words[0]!.slice('shared:SSL:'.length)) : null;
+  if (bytes !== null && bytes >= MIN_CACHE_BYTES && bytes <= MAX_CACHE_BYTES) return bytes;
+  sink.invalid('ssl-session-cache-size', text, 'a size from 32k to 1024m such as "10m"', '10m');
   return fallback;
 }
 

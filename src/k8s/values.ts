@@ -147,6 +147,13 @@ export function parseNginxSize(text: string): number | null {
   return Number.isSafeInteger(bytes) ? bytes : null;
 }
 
+/** ngx_parse_size, for buffer and cache sizes: digits and an optional k or m, any case (no b, no g). */
+export function parseNginxBufferSize(word: string): number | null {
+  const m = /^([0-9]{1,12})([km]?)$/i.exec(word);
+  if (m === null) return null;
+  return Number(m[1]) * (m[2] === '' ? 1 : m[2]!.toLowerCase() === 'k' ? 1024 : 1024 ** 2);
+}
+
 /**
  * An annotation's size as ingress-nginx's validator takes it: parser.ValidateRegex(SizeRegex, true)
  * removes spaces (nothing else: a tab or line break is refused) and wants digits and an optional

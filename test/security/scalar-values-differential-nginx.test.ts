@@ -2264,28 +2264,9 @@ const COMPAT: Row[] = [
   // Fixed in session 29 (parseNginxTimeMs is ngx_parse_time on the one argument, blanks as nginx's
   // lexer): unicode-space (`5s\u00a0` taken after JavaScript's trim) and time-syntax-neutral (the
   // FINDING time-syntax's values on upstream-keepalive-time, or no longer than the default).
-  {
-    id: 'session-cache-size',
-    kinds: ['refused-served-silently'],
-    keys: ['ssl-session-cache-size'],
-    reason:
-      'nginx refuses a cache under 8 pages (32k), a g unit (ngx_parse_size has k and m only) and a leading space (`shared:SSL: 8m` is two arguments); keepip takes 1k-1g, g and trims (src/k8s/tls-sessions.ts readCacheSize), silently',
-    example: { key: 'ssl-session-cache-size', value: '1g', nginx: 'refused', keepip: '1073741824' },
-  },
-  {
-    id: 'b-unit',
-    kinds: ['refused-served-silently'],
-    keys: ['large-client-header-buffers', 'client-header-buffer-size', 'ssl-session-cache-size'],
-    when: (j) => /[0-9]b/i.test(j.c.value),
-    reason:
-      "ngx_parse_size has no b unit: nginx refuses `large_client_header_buffers 4 1024b;`; keepip's parseNginxSize (src/k8s/values.ts:130) takes it, silently (never larger than the default here)",
-    example: {
-      key: 'large-client-header-buffers',
-      value: '4 1024b',
-      nginx: 'refused',
-      keepip: '4 × 1024',
-    },
-  },
+  // Fixed in session 29 (sizes as ngx_parse_size reads the arguments nginx's lexer makes: src/k8s/
+  // values.ts parseNginxBufferSize, src/config/nginx-token.ts nginxArguments): session-cache-size (under
+  // 32k, a g unit, a leading space were taken silently) and b-unit (`4 1024b` was 4 × 1024).
   {
     id: 'burst-zero',
     kinds: ['refused-served-silently'],
