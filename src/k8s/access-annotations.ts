@@ -192,7 +192,10 @@ function namespacedRef(r: Reader, name: string, value: string): string | null {
  * fails closed (the location is denied): ingress-nginx's validator refuses it and the Ingress is not
  * served at all, where ignoring it would serve the Ingress without its limit.
  */
-function readLimit(r: Reader, name: string): number {
+/** nginx's limit_conn takes at most 65535 connections per key ("connection limit must be less 65536"). */
+const MAX_CONNECTION_LIMIT = 65_535;
+
+function readLimit(r: Reader, name: string, max = WHOLE_NUMBER.max): number {
   // The refusal below is the one issue: no warning that the value is "ignored" beside it.
   const quiet: ScalarSource = {
     get: (key) => r.values.get(key),
@@ -203,20 +206,27 @@ function readLimit(r: Reader, name: string): number {
   const raw = r.get(name);
   if (value === null && raw !== undefined && raw !== '')
     r.deny(name, `${JSON.stringify(raw)} is not a whole number: a limit that cannot be read is not dropped`);
+  if (value !== null && value > max)
+    r.deny(
+      name,
+      `${value} is above ${max}, the most nginx takes: a limit that cannot be applied is not dropped`,
+    );
   return value ?? 0;
 }
 
 function readRateLimit(r: Reader): RateLimitModel | null {
   const rps = readLimit(r, 'limit-rps');
   const rpm = readLimit(r, 'limit-rpm');
-  const connections = readLimit(r, 'limit-connections');
-  // An unreadable multiplier (`1.5`) is the narrowest burst, 1 × the limit: ingress-nginx's default 5
-  // would let through more than the author asked for.
+  const connections = readLimit(r, 'limit-connections', MAX_CONNECTION_LIMIT);
+  // An unreadable multiplier (`1.5`), or 0 (nginx refuses `burst=0`), is the narrowest burst, 1 × the
+  // limit: ingress-nginx's default 5 would let through more than the author asked for.
   const multiplier =
     r.get('limit-burst-multiplier') === undefined
       ? 0
       : readWhole(r.values, 'limit-burst-multiplier', -1, {
           ...WHOLE_NUMBER,
+          min: 1,
+          expected: 'a whole number above 0',
           kept: '1 applies (fails closed; ingress-nginx takes 5)',
         });
   const listed = aliasedAnnotation(r.input.annotations, [

@@ -338,7 +338,7 @@ export const ANNOTATION_CATALOG: readonly CatalogEntry[] = [
   {
     names: ['proxy-http-version'],
     status: 'implemented',
-    values: '`1.1` (default), `1.0`',
+    values: '`1.1` (default), `1.0` (blanks around it trimmed, as ingress-nginx)',
     note: '1.0: plain-HTTP backends get HTTP/1.0 requests with `Connection: close`, and a body of unknown length is read whole first and sent with its Content-Length (nginx buffers it too). HTTPS backends are spoken to in HTTP/1.1. Default: the ConfigMap key',
   },
   {
@@ -377,7 +377,7 @@ export const ANNOTATION_CATALOG: readonly CatalogEntry[] = [
     names: ['limit-connections'],
     status: 'implemented',
     values: 'whole number',
-    note: "nginx's `limit_conn`: requests in progress per client address (or per limit-conn-zone-variable's value); one more is refused with `limit-conn-status-code` (503). Held until the response ends. A value that is not a whole number denies the Ingress's locations, as for limit-rps",
+    note: "nginx's `limit_conn`: requests in progress per client address (or per limit-conn-zone-variable's value); one more is refused with `limit-conn-status-code` (503). Held until the response ends. A value that is not a whole number, or above 65535 (nginx refuses `limit_conn` past it), denies the Ingress's locations, as for limit-rps",
   },
   {
     names: ['limit-rate', 'limit-rate-after'],
@@ -389,7 +389,7 @@ export const ANNOTATION_CATALOG: readonly CatalogEntry[] = [
     names: ['limit-burst-multiplier'],
     status: 'implemented',
     values: 'whole number',
-    note: 'default 5 (0: 5); a value that is not a whole number (`1.5`) is 1, with a warning (ingress-nginx takes 5, a wider burst than the author wrote: fails closed)',
+    note: 'default 5; a value that is not a whole number above 0 (`1.5`, or `0`, which makes nginx refuse `burst=0`) is 1, with a warning (ingress-nginx takes 5, or keeps its previous configuration: fails closed)',
   },
   {
     names: ['limit-whitelist', 'limit-allowlist'],
@@ -549,7 +549,8 @@ export const ANNOTATION_CATALOG: readonly CatalogEntry[] = [
   {
     names: ['proxy-request-buffering'],
     status: 'implemented',
-    values: "`on` or `off` (default: the ConfigMap's, `on`)",
+    values:
+      "`on` or `off`, blanks around it trimmed, case kept as ingress-nginx's validator (default: the ConfigMap's, `on`; the ConfigMap's own is read without case, as nginx)",
     note: '`on`: the whole request body is read before the backend is contacted, then sent with `Content-Length` (a chunked or HTTP/2 body too), and sent again to the next endpoint on a retry; a client that stalls mid-body never reaches the backend. `off`: the body streams as it arrives. gRPC and upgrades always stream',
   },
   {
@@ -926,7 +927,7 @@ export const CONFIGMAP_CATALOG: readonly CatalogEntry[] = [
     names: ['proxy-stream-responses'],
     status: 'implemented',
     values: '1',
-    note: "nginx's stream proxy_responses for udp-services: a session (the datagrams of one client address and port, to one endpoint) ends once it got this many answers for each datagram it forwarded (1: a DNS query and its answer); `0`: once the datagram left. Else it ends idle for proxy-stream-timeout, or when the endpoint refuses (ICMP: logged 502)",
+    note: "nginx's stream proxy_responses for udp-services: a session (the datagrams of one client address and port, to one endpoint) ends once it got this many answers for each datagram it forwarded (1: a DNS query and its answer); `0`: once the datagram left. Read as ingress-nginx reads it (strconv.Atoi: `010` is 10). Else it ends idle for proxy-stream-timeout, or when the endpoint refuses (ICMP: logged 502)",
   },
   {
     names: [

@@ -50,7 +50,6 @@ import {
   parseGoInt,
   isIngressNginxAnnotationSize,
   parseNginxBufferSize,
-  parseNginxSize,
   parseWrittenBodySize,
   parseUint,
 } from './values.ts';
@@ -733,8 +732,7 @@ export function parseIngressAnnotations(
         a.get,
         { invalid: a.invalid },
         { buffering: 'the ConfigMap value', size: 'the ConfigMap value' },
-        // ingress-nginx's SizeRegex (spaces removed): a tab or line break is refused, the ConfigMap's applies.
-        isIngressNginxAnnotationSize,
+        'annotation',
       ),
       settings,
     ),

@@ -8,6 +8,8 @@
 //                            only for such a size (isValidByteSize), so "1b" or "1g" leaves the default.
 // A bad value is a warning and the default (the ConfigMap's, for an annotation) applies.
 import type { GatewaySettings, LocationModel } from '../config/model.ts';
+import { nginxArguments } from '../config/nginx-token.ts';
+import { isIngressNginxAnnotationSize, trimGoSpace } from './values.ts';
 
 export const BODY_BUFFERING_KEYS: readonly string[] = ['proxy-request-buffering', 'client-body-buffer-size'];
 
@@ -40,25 +42,39 @@ export function parseBufferSize(text: string): number | null {
 }
 
 /**
- * Reads both keys through `get` (annotation values or ConfigMap data); `kept` names what applies
- * instead. `validSize`: an annotation's validator, which sees the value before it is trimmed.
+ * proxy-request-buffering as ingress-nginx has it: an annotation through ValidateOptions (trimmed,
+ * with case: "Off" is refused); the ConfigMap's written as it is, nginx reading on/off without case.
+ */
+function bufferingMode(raw: string, from: 'annotation' | 'configmap'): 'on' | 'off' | null {
+  const words = from === 'annotation' ? [trimGoSpace(raw)] : nginxArguments(raw);
+  const value = words?.length === 1 ? words[0]! : '';
+  const mode = from === 'annotation' ? value : value.toLowerCase();
+  return mode === 'on' || mode === 'off' ? mode : null;
+}
+
+/**
+ * Reads both keys through `get`, from an Ingress's annotations or the ConfigMap's data (which
+ * ingress-nginx reads differently: its annotation validators see the raw value); `kept` names what
+ * applies instead.
  */
 export function readBodyBuffering(
   get: (key: string) => string | undefined,
   sink: BodyBufferingSink,
   kept: { buffering: string; size: string },
-  validSize: (raw: string) => boolean = () => true,
+  from: 'annotation' | 'configmap',
 ): BodyBuffering {
   const out: BodyBuffering = {};
-  const mode = get('proxy-request-buffering');
-  if (mode !== undefined) {
-    const value = mode.trim();
-    if (value === 'on' || value === 'off') out.requestBuffering = value === 'on';
-    else sink.invalid('proxy-request-buffering', mode, '"on" or "off"', kept.buffering);
+  const raw = get('proxy-request-buffering');
+  if (raw !== undefined) {
+    const mode = bufferingMode(raw, from);
+    if (mode !== null) out.requestBuffering = mode === 'on';
+    else sink.invalid('proxy-request-buffering', raw, '"on" or "off"', kept.buffering);
   }
   const size = get('client-body-buffer-size');
   if (size !== undefined) {
-    const bytes = validSize(size) ? parseBufferSize(size) : null;
+    // ingress-nginx's SizeRegex (spaces removed): a tab or line break is refused, the ConfigMap's applies.
+    const valid = from === 'configmap' || isIngressNginxAnnotationSize(size);
+    const bytes = valid ? parseBufferSize(size) : null;
     if (bytes !== null) out.clientBodyBufferBytes = bytes;
     else
       sink.invalid(
@@ -77,7 +93,7 @@ export function applyBodyBufferingSettings(
   settings: GatewaySettings,
   sink: BodyBufferingSink,
 ): void {
-  const read = readBodyBuffering((key) => data[key], sink, { buffering: 'on', size: '8k' });
+  const read = readBodyBuffering((key) => data[key], sink, { buffering: 'on', size: '8k' }, 'configmap');
   if (read.requestBuffering !== undefined) settings.requestBuffering = read.requestBuffering;
   if (read.clientBodyBufferBytes !== undefined) settings.clientBodyBufferBytes = read.clientBodyBufferBytes;
 }

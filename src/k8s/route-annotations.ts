@@ -7,7 +7,7 @@ import type { ConfigIssue, CorsModel, LocationTracing, Origin, RedirectModel } f
 import { ALPHANUMERIC_CHARS, IS_VALID_REGEX, URL_IS_VALID } from './validators.ts';
 import { annotationSource, readBool, type ScalarSource, warnAnnotation } from './scalar-readers.ts';
 import { OPERATION_NAME } from './tracing-settings.ts';
-import { goAnnotationString, parseGoBool, parseGoInt } from './values.ts';
+import { goAnnotationString, parseGoBool, parseGoInt, trimGoSpace } from './values.ts';
 
 const PREFIX = 'nginx.ingress.kubernetes.io/';
 
@@ -398,11 +398,18 @@ function readCors(input: RouteInput): CorsModel | null {
 const PREFIX_WITH_CAPTURES = new RegExp(`^/?[${ALNUM}/$]*$`);
 
 /** A string annotation with ingress-nginx's validator; '' or absent is none, invalid is none (warned). */
-function checked(input: RouteInput, name: string, valid: RegExp, what: string): string | null {
-  const v = input.annotations[PREFIX + name];
-  if (v === undefined || v === '') return null;
+function checked(
+  input: RouteInput,
+  name: string,
+  valid: RegExp,
+  what: string,
+  normalize: (raw: string) => string = (raw) => raw,
+): string | null {
+  const raw = input.annotations[PREFIX + name];
+  if (raw === undefined || raw === '') return null;
+  const v = normalize(raw);
   if (valid.test(v)) return v;
-  warnAnnotation(input, name, `${JSON.stringify(v)} is not ${what}; ignored`);
+  warnAnnotation(input, name, `${JSON.stringify(raw)} is not ${what}; ignored`);
   return null;
 }
 
@@ -470,7 +477,11 @@ export function parseRouteAnnotations(input: RouteInput): RouteAnnotations {
     defaultBackend: checked(input, 'default-backend', /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'a Service name'),
     customHttpErrors: readHttpErrors(input),
     disableProxyInterceptErrors: optionalBool('disable-proxy-intercept-errors'),
-    proxyHttpVersion: checked(input, 'proxy-http-version', /^1\.[01]$/, '1.0 or 1.1') as '1.0' | '1.1' | null,
+    // ValidateOptions trims, and so does the value ingress-nginx writes (normalizeString).
+    proxyHttpVersion: checked(input, 'proxy-http-version', /^1\.[01]$/, '1.0 or 1.1', trimGoSpace) as
+      | '1.0'
+      | '1.1'
+      | null,
     rewrites: readProxyRewrites(
       (name) => input.annotations[PREFIX + name],
       (name, message) => warnAnnotation(input, name, message),

@@ -49,11 +49,17 @@ export function applyStreamSettings(
         expected: 'an nginx time (600s, 1m; 0: no limit)',
       },
     ),
-    responses: readWhole(source, 'proxy-stream-responses', d.responses, {
-      max: 1_000_000,
-      expected: 'a whole number of datagrams (0: none)',
-      kept: '1',
-    }),
+    // ingress-nginx reads this key with strconv.Atoi (010 is 10), not as its mapstructure keys.
+    responses: readWhole(
+      { get: source.get, invalid: source.invalid },
+      'proxy-stream-responses',
+      d.responses,
+      {
+        max: 1_000_000,
+        expected: 'a whole number of datagrams (0: none)',
+        kept: '1',
+      },
+    ),
   };
   if (Object.entries(stream).some(([k, v]) => d[k as keyof typeof d] !== v)) settings.stream = stream;
 }

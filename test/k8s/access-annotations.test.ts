@@ -60,6 +60,16 @@ test('a limit that is not a whole number fails closed: the location is denied (i
   assert.equal(connections.loc.access?.denied?.annotation, 'nginx.ingress.kubernetes.io/limit-connections');
   // Empty is no limit, as ingress-nginx (it validates no empty value).
   assert.equal(build({ 'limit-rpm': '' }).loc.access, undefined);
+  // nginx refuses limit_conn past 65535: a limit that cannot be applied is not dropped either.
+  assert.equal(build({ 'limit-connections': '65535' }).loc.access?.rateLimit?.connections, 65535);
+  const huge = build({ 'limit-connections': '65536' });
+  assert.equal(huge.loc.access?.denied?.annotation, 'nginx.ingress.kubernetes.io/limit-connections');
+});
+
+test('limit-burst-multiplier 0 (nginx refuses burst=0) is the narrow 1, with a warning, not the default 5', () => {
+  const { t, loc } = build({ 'limit-rps': '1', 'limit-burst-multiplier': '0' });
+  assert.equal(loc.access?.rateLimit?.burstMultiplier, 1);
+  assert.equal(codes(t).filter((c) => c.startsWith('warning:')).length, 1);
 });
 
 test('limit-whitelist (or limit-allowlist): the exempt list; an invalid one denies the location', () => {

@@ -2236,7 +2236,7 @@ const ALLOWED: Row[] = [
     kinds: ['denied-what-nginx-serves'],
     keys: ['annotation limit-rps', 'annotation limit-rpm', 'annotation limit-connections'],
     reason:
-      'a limit keepip cannot apply (negative, or above 10^9) denies the locations (503), as docs/ingress-nginx-compat.md has it for one that is not a whole number; ingress-nginx drops a negative limit (the Ingress served unlimited) and takes a huge one: keepip is the closed one',
+      "a limit keepip cannot apply (negative, above 10^9, or limit-connections above nginx's 65535) denies the locations (503), as docs/ingress-nginx-compat.md has it for one that is not a whole number; ingress-nginx drops a negative limit (the Ingress served unlimited) and takes a huge one: keepip is the closed one",
     example: { key: 'annotation limit-rps', value: '-5', nginx: 'no limit', keepip: 'denied' },
   },
   {
@@ -2267,22 +2267,9 @@ const COMPAT: Row[] = [
   // Fixed in session 29 (sizes as ngx_parse_size reads the arguments nginx's lexer makes: src/k8s/
   // values.ts parseNginxBufferSize, src/config/nginx-token.ts nginxArguments): session-cache-size (under
   // 32k, a g unit, a leading space were taken silently) and b-unit (`4 1024b` was 4 × 1024).
-  {
-    id: 'burst-zero',
-    kinds: ['refused-served-silently'],
-    keys: ['annotation limit-burst-multiplier'],
-    reason:
-      'limit-burst-multiplier 0: nginx refuses `burst=0` (ingress-nginx keeps its previous configuration); keepip reads 0 as "not set" and applies 5 silently (src/k8s/access-annotations.ts readRateLimit), where its narrow reading (1) would be the consistent answer',
-    example: { key: 'annotation limit-burst-multiplier', value: '0', nginx: 'refused', keepip: '10' },
-  },
-  {
-    id: 'conn-limit-range',
-    kinds: ['refused-served-silently'],
-    keys: ['annotation limit-connections'],
-    reason:
-      'nginx refuses `limit_conn <zone> 1000000;` (at most 65535); keepip applies it silently (readLimit takes up to 10^9) instead of denying, as it does for other limits it cannot apply',
-    example: { key: 'annotation limit-connections', value: '1000000', nginx: 'refused', keepip: '1000000' },
-  },
+  // Fixed in session 29 (src/k8s/access-annotations.ts): burst-zero (limit-burst-multiplier 0 was 5,
+  // silently: now the narrow 1 with a warning, the ALLOWED row burst-narrow) and conn-limit-range
+  // (limit-connections above 65535 applied: now the locations are denied, as limit-fails-closed).
   {
     id: 'http2-max-requests-obsolete',
     kinds: ['stricter-silently'],
@@ -2291,31 +2278,9 @@ const COMPAT: Row[] = [
       'nginx 1.22 warns `http2_max_requests` obsolete and ignores it (keepalive_requests, 1000, ends HTTP/2 connections); keepip applies it: fewer requests per connection here (the FINDING is the larger side)',
     example: { key: 'http2-max-requests', value: '5', nginx: '1000', keepip: '5' },
   },
-  {
-    id: 'stream-responses-atoi',
-    kinds: ['differs-silently', 'differs-reported'],
-    keys: ['proxy-stream-responses'],
-    when: (j) => /^\+?0[0-9]/.test(trimmed(j)),
-    reason:
-      'ingress-nginx reads proxy-stream-responses with strconv.Atoi (configmap.go:356-364): 010 is 10 and 08 is 8; keepip reads it as the mapstructure keys, ParseInt base 0 (src/k8s/stream-settings.ts): 010 is 8, 08 refused',
-    example: { key: 'proxy-stream-responses', value: '010', nginx: '10', keepip: '8' },
-  },
-  {
-    id: 'http-version-trimmed',
-    kinds: ['differs-reported'],
-    keys: ['annotation proxy-http-version'],
-    reason:
-      'ingress-nginx\'s ValidateOptions and normalizeString trim the annotation: " 1.0" is 1.0; keepip refuses it untrimmed (src/k8s/route-annotations.ts:470) and keeps 1.1, with a warning',
-    example: { key: 'annotation proxy-http-version', value: ' 1.0', nginx: '10', keepip: '11 reported' },
-  },
-  {
-    id: 'flag-case',
-    kinds: ['differs-reported'],
-    keys: ['proxy-request-buffering'],
-    reason:
-      'the ConfigMap value is written as it is and nginx reads on/off without case (`proxy_request_buffering Off;` is off); keepip compares with case (src/k8s/body-buffering.ts) and keeps on, with a warning',
-    example: { key: 'proxy-request-buffering', value: 'Off', nginx: '0', keepip: '1 reported' },
-  },
+  // Fixed in session 29: stream-responses-atoi (proxy-stream-responses with strconv.Atoi, 010 is 10),
+  // http-version-trimmed (the annotation trimmed as ValidateOptions), flag-case (the ConfigMap's
+  // proxy-request-buffering read on/off without case, as nginx).
   {
     id: 'shutdown-zero',
     kinds: ['stricter-silently'],
