@@ -74,6 +74,12 @@ export class UpError extends Error {
 
 const key = (e: Endpoint): string => formatHostPort(e.host, e.port);
 
+/** A balancer's line in the chain's log: it names its listener first, which the log names already. */
+export function l4Line(component: string, line: string): string {
+  const own = `${component}: `;
+  return line.startsWith(own) ? line.slice(own.length) : line;
+}
+
 /** A LineSink that hands each line to the chain's log with the component's name. */
 function componentSink(log: UpOptions['log'], component: string): LineSink {
   return {
@@ -242,7 +248,7 @@ async function startComponent(state: ChainState, component: Component): Promise<
   const l4: RunningL4 = await startL4(component, {
     port: ports.bindPort(component.listen),
     targets: component.targets.map(ports.actual),
-    log: (line) => options.log(component.name, line),
+    log: (line) => options.log(component.name, l4Line(component.name, line)),
   });
   ports.remember(component.listen, l4.address);
   options.log(component.name, describeL4(component, ports.actual));
