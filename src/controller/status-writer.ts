@@ -54,7 +54,9 @@ export function createStatusWriter(deps: StatusDeps): StatusWriter {
     async clear(ingresses) {
       // ingress-nginx's Shutdown: addresses it cannot read, or more than one, are left to the next
       // leader (several addresses are several nodes' pods, or an LB that outlives this replica).
-      const entries = await desiredEntries(deps);
+      // The controller pods are read once: for the nodes' addresses and for the other replicas.
+      const found = await controllerPods(deps);
+      const entries = await desiredEntries(deps, found);
       if (typeof entries === 'string') {
         deps.log(`${entries}: status kept on shutdown`);
         return 0;
@@ -63,7 +65,6 @@ export function createStatusWriter(deps: StatusDeps): StatusWriter {
         deps.log(`the status has ${entries.length} addresses: kept on shutdown for the next leader`);
         return 0;
       }
-      const found = await controllerPods(deps);
       // Its own pod unknown (no POD_NAME, or 404): it counts as the only replica.
       const pods = found === UNKNOWN_POD ? [] : found;
       if (!Array.isArray(pods)) {
@@ -89,7 +90,7 @@ function unreadable(error: ApiError): string {
  * The status the options ask for: --publish-status-address, the --publish-service's, or our nodes';
  * or why there is none to write (ingress-nginx's sync then fails and changes nothing).
  */
-async function desiredEntries(deps: StatusDeps): Promise<LbIngressEntry[] | string> {
+async function desiredEntries(deps: StatusDeps, pods?: ControllerPods): Promise<LbIngressEntry[] | string> {
   const { client, options } = deps;
   if (options.publishStatusAddress.length > 0) {
     return desiredStatus({
@@ -107,7 +108,7 @@ async function desiredEntries(deps: StatusDeps): Promise<LbIngressEntry[] | stri
     if (!svc.ok) return unreadable(svc.error);
     return desiredStatus({ publishStatusAddress: [], publishService: svc.value, nodeAddresses: [] });
   }
-  const addresses = await controllerNodeAddresses(deps);
+  const addresses = await controllerNodeAddresses(deps, pods ?? (await controllerPods(deps)));
   if (typeof addresses === 'string') return addresses;
   return desiredStatus({ publishStatusAddress: [], publishService: undefined, nodeAddresses: addresses });
 }
@@ -117,8 +118,7 @@ async function desiredEntries(deps: StatusDeps): Promise<LbIngressEntry[] | stri
  * could not be read, or our own pod is unknown: ingress-nginx does not run without it, and an empty
  * status would make external-dns delete every record).
  */
-async function controllerNodeAddresses(deps: StatusDeps): Promise<string[] | string> {
-  const found = await controllerPods(deps);
+async function controllerNodeAddresses(deps: StatusDeps, found: ControllerPods): Promise<string[] | string> {
   if (found === UNKNOWN_POD)
     return deps.options.podName === null
       ? 'no POD_NAME, so no node of the controller is known'
@@ -144,14 +144,13 @@ const REVISION_LABELS = new Set(['pod-template-hash', 'controller-revision-hash'
 /** No POD_NAME, or no such pod (404). */
 const UNKNOWN_POD = 'unknown-pod';
 
+type ControllerPods = KubeObject[] | typeof UNKNOWN_POD | ApiError;
+
 /**
  * The pods with the labels of our own pod, in any state (ingress-nginx's way of finding its replicas);
  * the API's error when they could not be read.
  */
-async function controllerPods({
-  client,
-  options,
-}: StatusDeps): Promise<KubeObject[] | typeof UNKNOWN_POD | ApiError> {
+async function controllerPods({ client, options }: StatusDeps): Promise<ControllerPods> {
   if (options.podName === null) return UNKNOWN_POD;
   const self = await client.request(
     'GET',

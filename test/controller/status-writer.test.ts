@@ -98,12 +98,14 @@ describe('status on shutdown: other replicas (ingress-nginx isRunningMultiplePod
   function podsClient(pods: KubeObject[]) {
     const puts: string[] = [];
     const bodies: KubeObject[] = [];
+    const gets: string[] = [];
     const client: KubeClient = {
       server: 'scripted',
       listWatcher: () => {
         throw new Error('not used');
       },
       async request(method, path, body) {
+        if (method === 'GET') gets.push(path);
         if (method === 'PUT') {
           puts.push(path);
           bodies.push(body as KubeObject);
@@ -132,7 +134,7 @@ describe('status on shutdown: other replicas (ingress-nginx isRunningMultiplePod
         return { ok: true, value: shown };
       },
     };
-    return { client, puts, bodies };
+    return { client, puts, bodies, gets };
   }
 
   const daemonSetWriter = (client: KubeClient) => {
@@ -150,9 +152,12 @@ describe('status on shutdown: other replicas (ingress-nginx isRunningMultiplePod
     assert.deepEqual(api.puts, []);
   });
 
-  it('the last controller pod clears it', async () => {
+  it('the last controller pod clears it, reading the controller pods once', async () => {
     const api = podsClient([pod('old', '1')]);
     assert.equal(await daemonSetWriter(api.client).clear([ingress('a')]), 1);
+    // Its own pod, the pods with its labels, its node, the Ingress again before the write.
+    const pods = api.gets.filter((p) => p.includes('/pods'));
+    assert.equal(pods.length, 2, api.gets.join('\n'));
   });
 
   it('a replica still starting (Pending, not Ready) keeps the status: a rolling update must not blank it', async () => {
