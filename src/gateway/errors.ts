@@ -200,12 +200,13 @@ export const GATEWAY_CODES = {
   H1_HEADER_TOO_LARGE: {
     kind: 'error',
     summary:
-      'the request head (or the trailers) is larger than the header size limit, or one header line larger than a large-client-header-buffers buffer (431)',
+      'the request head (or the trailers) does not fit the header buffers as nginx packs it: larger than all of them, a header line that does not fit client-header-buffer-size and is larger than a large-client-header-buffers buffer, or more lines moving than there are buffers (431)',
     fix: 'send smaller headers (large cookies, tokens) or raise large-client-header-buffers',
   },
   H1_REQUEST_LINE_TOO_LONG: {
     kind: 'error',
-    summary: 'the request line is longer than one large-client-header-buffers buffer (414)',
+    summary:
+      'the request line does not fit: longer than client-header-buffer-size (where it starts) and than one large-client-header-buffers buffer (414)',
     fix: 'shorten the URL (query strings) or raise large-client-header-buffers',
   },
   H1_BAD_CONTENT_LENGTH: {
