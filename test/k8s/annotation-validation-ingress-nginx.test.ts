@@ -3,8 +3,9 @@
 // Every annotation keepip implements is fed the same values: ingress-nginx's e2e and unit test values,
 // and attack values (nginx variables, `;`, braces, quotes, CR/LF, `#`, spaces, `..`, unicode, a very
 // long value, whitespace). Each value goes to keepip (the real loader and buildTopology) and to a
-// transcription of the validator ingress-nginx runs on that annotation, copied below as data with its
-// place in the mirror (git --git-dir=/work/.mirror/kubernetes+ingress-nginx/repo show HEAD:<path>,
+// transcription of the validator ingress-nginx runs on that annotation (from
+// test/helpers/go-annotation-validators.ts, or below), named in the table below with its place in the
+// mirror (git --git-dir=/work/.mirror/kubernetes+ingress-nginx/repo show HEAD:<path>,
 // HEAD dbb11b92ddb77bee9c35e462479129354c84f939).
 //
 // ingress-nginx (parser/validators.go:207-251, checkAnnotation): an empty value is never validated; a
@@ -19,7 +20,6 @@
 //     in ingress-nginx: where ingress-nginx denies the location, keepip denies it too;
 //   - no value with CR or LF reaches the model (ingress-nginx's MaliciousRegex, validators.go:84).
 import assert from 'node:assert/strict';
-import { isIP } from 'node:net';
 import { test } from 'node:test';
 import type { ConfigIssue, LocationModel, Topology } from '../../src/config/model.ts';
 import { SUPPORTED_ANNOTATIONS } from '../../src/k8s/annotations.ts';
@@ -30,73 +30,26 @@ import {
   topologyOf,
   opaqueSecret as secret,
 } from '../fixtures/gateway/manifests.ts';
+import { bool, cidrs, GO, int, regex, V, type Validator } from '../helpers/go-annotation-validators.ts';
+import { goTrimSpace } from '../helpers/go-net.ts';
 
 const PREFIX = 'nginx.ingress.kubernetes.io/';
 
 // ---------------------------------------------------------------------------------------------
-// ingress-nginx's validators, transcribed (internal/ingress/annotations/parser/validators.go).
+// ingress-nginx's validators, transcribed (internal/ingress/annotations/parser/validators.go; its
+// patterns, ValidateRegex, ValidateBool, ValidateInt, ValidateCIDRs and the per-annotation V are in
+// test/helpers/go-annotation-validators.ts).
 
-/** validators.go:45 alphaNumericChars, :46 extendedAlphaNumeric, :47 regexEnabledChars, :48 urlEnabledChars. */
-const ALNUM = String.raw`\-\.\_\~a-zA-Z0-9\/:`;
-const EXTENDED = `${ALNUM}, `;
-const REGEX_CHARS = String.raw`\^\$\[\]\(\)\{\}\*\+\?\|&=\\`;
-const URL_CHARS = String.raw`,:\?&=`;
-
-const GO = {
-  /** validators.go:55 */
-  IsValidRegex: new RegExp(`^[/${ALNUM}${REGEX_CHARS}]*$`),
-  /** validators.go:58 `^(?i)\d+[bkmg]?$` */
-  // (?i) in Go folds Unicode: the Kelvin sign U+212A is a k (the u flag does that in JS).
-  SizeRegex: /^\d+[bkmg]?$/iu,
-  /** validators.go:65 */
-  URLIsValidRegex: new RegExp(`^[${ALNUM}${URL_CHARS}]*$`),
-  /** validators.go:68 */
-  BasicCharsRegex: new RegExp(`^[/${ALNUM}]*$`),
-  /** validators.go:70 */
-  ExtendedCharsRegex: new RegExp(`^[/${EXTENDED}]*$`),
-  /** validators.go:72 */
-  CharsWithSpace: new RegExp(`^[/${ALNUM} ]*$`),
-  /** validators.go:74 */
-  NGINXVariable: /^[A-Za-z0-9\-_${}]*$/,
-  /** validators.go:77 */
-  RegexPathWithCapture: new RegExp(`^/?[${ALNUM}\\/\\$]*$`),
-  /** validators.go:79 */
-  HeadersVariable: /^[A-Za-z0-9-_, ]*$/,
-  /** validators.go:82 */
-  URLWithNginxVariableRegex: new RegExp(`^[${EXTENDED}${URL_CHARS}$]*$`),
-};
-/** validators.go:84 MaliciousRegex. */
-const MALICIOUS = /\r|\n/;
-/** RE2's `\s` (perl class): [\t\n\f\r ], not JavaScript's. */
-const S = '[\\t\\n\\f\\r ]';
-/** Go's strings.TrimSpace (unicode.IsSpace). */
-const GO_SPACE = '[\\t\\n\\v\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]';
-const goTrim = (s: string) => s.replace(new RegExp(`^${GO_SPACE}+|${GO_SPACE}+$`, 'g'), '');
-
-type Validator = (value: string) => boolean;
-
-/** validators.go:111-125 ValidateRegex. */
-const regex =
-  (re: RegExp, removeSpace: boolean): Validator =>
-  (s) => {
-    const v = removeSpace ? s.replaceAll(' ', '') : s;
-    return re.test(v) && !MALICIOUS.test(v);
-  };
 /** validators.go:143-158 ValidateOptions. */
 const options =
   (list: string[], caseSensitive: boolean, trimSpace: boolean): Validator =>
   (s) => {
-    let v = trimSpace ? goTrim(s) : s;
+    let v = trimSpace ? goTrimSpace(s) : s;
     if (!caseSensitive) v = v.toLowerCase();
     return list.includes(v);
   };
-/** validators.go:161-164 ValidateBool (strconv.ParseBool). */
-const bool: Validator = (s) =>
-  ['1', 't', 'T', 'TRUE', 'true', 'True', '0', 'f', 'F', 'FALSE', 'false', 'False'].includes(s);
-/** validators.go:167-170 ValidateInt (strconv.Atoi, 64-bit). */
-const int: Validator = (s) => /^[+-]?\d+$/.test(s) && BigInt(s) >= -(2n ** 63n) && BigInt(s) < 2n ** 63n;
 /** validators.go:100-106 ValidateServerName. */
-const serverName: Validator = (s) => GO.IsValidRegex.test(goTrim(s));
+const serverName: Validator = (s) => GO.IsValidRegex.test(goTrimSpace(s));
 /** validators.go:89-96 ValidateArrayOfServerName. */
 const serverNames: Validator = (s) => s.split(',').every(serverName);
 /** validators.go:192-198 ValidateServiceName (DNS-1035 label). */
@@ -110,72 +63,6 @@ const commonName: Validator = (s) => {
   } catch {
     return false;
   }
-};
-
-/** Go's net.ParseIP: no zone, no leading zeros (node's isIP agrees on both, but accepts a zone). */
-const goIp = (s: string) => !s.includes('%') && isIP(s) !== 0;
-/** Go's net.ParseCIDR: the mask is decimal digits (leading zeros allowed) up to the address's bits. */
-function goCidr(s: string): boolean {
-  const slash = s.indexOf('/');
-  if (slash < 0) return false;
-  const address = s.slice(0, slash);
-  const mask = s.slice(slash + 1);
-  return goIp(address) && /^\d+$/.test(mask) && Number(mask) <= (isIP(address) === 4 ? 32 : 128);
-}
-/** validators.go:173-176 ValidateCIDRs = internal/net/ipnet.go:32-81 ParseCIDRs ("" is no list). */
-const cidrs: Validator = (s) =>
-  s === '' ||
-  s.split(',').every((e) => {
-    const t = goTrim(e);
-    return goCidr(t) || goIp(t);
-  });
-
-/** Per-annotation validators (internal/ingress/annotations/<pkg>/main.go:line of the Validator). */
-const V = {
-  /** cors/main.go:46 corsOriginRegexValidator */
-  corsOrigin: regex(/^((((([a-z]+:\/\/)?(\*\.)?[A-Za-z0-9\-.]*(:\d+)?,?)|null)+)|\*)?$/, true),
-  /** cors/main.go:51 corsMethodsRegex */
-  corsMethods: regex(new RegExp(`^([A-Za-z]+,?${S}?)+$`), true),
-  /** cors/main.go:54 corsExposeHeadersRegex */
-  corsExpose: regex(new RegExp(`^(([A-Za-z0-9\\-\\_]+|\\*),?${S}?)+$`), true),
-  /** authreq/main.go:255 methodsRegex */
-  authMethod: regex(/^(GET|HEAD|POST|PUT|PATCH|DELETE|CONNECT|OPTIONS|TRACE)$/, true),
-  /** auth/main.go:45 authTypeRegex (unanchored) */
-  authType: regex(/basic|digest/, true),
-  /** auth/main.go:46 authSecretTypeRegex (unanchored) */
-  authSecretType: regex(/auth-file|auth-map/, true),
-  /** authtls/main.go:44 authVerifyClientRegex */
-  verifyClient: regex(/^(on|off|optional|optional_no_ca)$/, true),
-  /** authtls/main.go:45 redirectRegex */
-  tlsErrorPage: regex(
-    /^(@[A-Za-z0-9_-]+|((https?:\/\/)?[A-Za-z0-9\-.]+(:\d+)?)?(\/[A-Za-z0-9\-_.]+)*\/?)$/,
-    true,
-  ),
-  /** connection/main.go:32 */
-  connection: regex(/^(close|keep-alive)$/, true),
-  /** proxy/main.go:51 validUpstreamAnnotation */
-  nextUpstream: regex(
-    new RegExp(
-      `^((error|timeout|invalid_header|http_500|http_502|http_503|http_504|http_403|http_404|http_429|non_idempotent|off)${S}?)+$`,
-    ),
-    false,
-  ),
-  /** proxy/main.go:49-52 cookieDomainRegex */
-  cookieDomain: regex(new RegExp(`^(off|[${ALNUM}]+${S}+[${ALNUM}]+)$`), false),
-  /** upstreamhashby/main.go:36-37 hashByRegex */
-  hashBy: regex(/^[A-Za-z0-9\-_${}]*$/, true),
-  /** customhttperrors/main.go:36 arrayOfHTTPErrors */
-  httpErrors: regex(/^(?:[4,5]\d{2},?)*$/, true),
-  /** proxyssl/main.go:42-44 */
-  onOff: regex(/^(on|off)$/, true),
-  sslProtocols: regex(/^(TLSv1\.2|TLSv1\.3| )*$/, true),
-  proxySslCiphers: regex(/^[A-Za-z0-9+:_\-!]*$/, true),
-  /** sslcipher/main.go:36 regexValidSSLCipher */
-  sslCiphers: regex(/^(?:(?:[A-Za-z0-9!:+\-_])*(?:@STRENGTH)*(?:@SECLEVEL=[0-5])*(?:@STRENGTH)*)*$/, true),
-  /** sessionaffinity/main.go:154 affinityCookieExpiresRegex (unanchored alternation) */
-  cookieExpires: (removeSpace: boolean) => regex(/(^0|-?[1-9]\d*$)/, removeSpace),
-  /** opentelemetry/main.go:35 regexOperationName */
-  operationName: regex(/^[A-Za-z0-9_-]*$/, true),
 };
 
 // ---------------------------------------------------------------------------------------------

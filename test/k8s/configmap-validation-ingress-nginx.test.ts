@@ -30,49 +30,15 @@ import fc from 'fast-check';
 import type { GatewaySettings, SourceRangeModel, Topology } from '../../src/config/model.ts';
 import { BACKEND_DEADLINE_AT_ONCE_MS } from '../../src/k8s/annotations.ts';
 import { controllerConfigMap, topologyOf } from '../fixtures/gateway/manifests.ts';
+import { goBool, goParseInt0 } from '../helpers/go-configmap.ts';
+import { splitAndTrimSpace } from '../helpers/go-net.ts';
 
 const SEED = Number(process.env.CONFIGMAP_SEED ?? 20240611);
 const RUNS = Number(process.env.CONFIGMAP_RUNS ?? 40);
 
 // ---------------------------------------------------------------------------------------------
-// The Go side, transcribed.
-
-/** mapstructure v1.5.0 decodeBool with WeaklyTypedInput: strconv.ParseBool, "" is false, else the default. */
-function goBool(value: string, fallback: boolean): boolean {
-  const parsed = { 1: true, t: true, T: true, TRUE: true, true: true, True: true }[value];
-  if (parsed) return true;
-  if (['0', 'f', 'F', 'FALSE', 'false', 'False', ''].includes(value)) return false;
-  return fallback;
-}
-
-/** strconv.ParseInt(s, 0, 64) as mapstructure v1.5.0 decodeInt calls it ("" is "0"); null on error. */
-export function goParseInt0(value: string): bigint | null {
-  const text = value === '' ? '0' : value;
-  const m = /^([+-]?)(0[xX]|0[bB]|0[oO]|0(?=.))?(.+)$/.exec(text);
-  if (!m) return null;
-  const [, sign, prefix = '', body] = m;
-  const radix = prefix === '' ? 10 : /x/i.test(prefix) ? 16 : /b/i.test(prefix) ? 2 : 8;
-  const digit = { 2: '[01]', 8: '[0-7]', 10: '[0-9]', 16: '[0-9a-fA-F]' }[radix];
-  // underscoreOK: underscores only between digits, or right after a base prefix.
-  const shape = new RegExp(`^${prefix === '' ? '' : '_?'}${digit}+(_${digit}+)*$`);
-  if (!shape.test(body!)) return null;
-  const digits = body!.replaceAll('_', '');
-  const magnitude = [...digits].reduce((n, c) => n * BigInt(radix) + BigInt(Number.parseInt(c, 16)), 0n);
-  const n = sign === '-' ? -magnitude : magnitude;
-  return n >= 2n ** 63n || n < -(2n ** 63n) ? null : n;
-}
-
-/** Go's unicode.IsSpace at either end of a string (JS's \s also takes U+FEFF, Go's does not; Go's takes U+0085). */
-const GO_SPACE_EDGES =
-  /^[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+|[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+$/g;
-
-/** configmap.go:496 splitAndTrimSpace. */
-function splitAndTrimSpace(value: string): string[] {
-  return value
-    .split(',')
-    .filter((field) => field !== '')
-    .map((field) => field.replace(GO_SPACE_EDGES, ''));
-}
+// The Go side, transcribed (goBool, goParseInt0: test/helpers/go-configmap.ts; splitAndTrimSpace:
+// test/helpers/go-net.ts).
 
 /** nginx's ngx_ptocidr (allow, deny, set_real_ip_from): an address, or address/prefix with host bits masked. */
 function nginxCidr(entry: string): { family: 'ipv4' | 'ipv6'; address: string; prefix: number } | null {

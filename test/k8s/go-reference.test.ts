@@ -35,8 +35,10 @@
 // test asserts Go's answer and fails. Other differences are compatibility differences: asserted equal
 // too, unless the ALLOWED table below names them with the reason (docs state them, or keepip is
 // stricter); every ALLOWED row must still be seen, so the table cannot rot. The transcriptions are
-// copied here (other test files cannot be imported without running their tests) and each copy is
-// checked to equal the original's source text; source-lists' lives in test/helpers/go-net.ts, imported.
+// imported from the helpers those tests import them from, so what is checked here is what they run:
+// test/helpers/go-net.ts (source-lists; its goTrimSpace and splitAndTrimSpace serve the other two
+// too), test/helpers/go-configmap.ts (configmap-validation) and test/helpers/go-annotation-validators.ts
+// (annotation-validation).
 //
 // Found here, fixed: parseGoDurationMs (proxy-protocol-header-timeout) trimmed white space Go refuses
 // (" 60s" was 60 s where ingress-nginx keeps its 5 s default), took values past int64 nanoseconds, and
@@ -45,7 +47,6 @@
 // its SizeRegex missed the Kelvin sign Go's (?i) folds to k.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { isIP } from 'node:net';
 import { test } from 'node:test';
 import { formatCidr, parseCidr } from '../../src/net/cidr.ts';
 import { canonicalIp, formatIp, parseIp } from '../../src/net/ip.ts';
@@ -58,12 +59,24 @@ import {
   trimGoSpace,
 } from '../../src/k8s/values.ts';
 import {
+  bool as avBool,
+  int as avInt,
+  cidrs,
+  GO,
+  goCidr,
+  goIp,
+  MALICIOUS,
+  V,
+  type Validator,
+} from '../helpers/go-annotation-validators.ts';
+import { goBool, goParseInt0 } from '../helpers/go-configmap.ts';
+import {
   goIpString,
   goParseAddr,
   goParseCidr,
   goParseIPNets,
   goTrimSpace,
-  splitAndTrimSpace as slSplitAndTrimSpace,
+  splitAndTrimSpace,
 } from '../helpers/go-net.ts';
 
 // ---------------------------------------------------------------------------------------------
@@ -105,166 +118,6 @@ interface Vectors {
 
 const VECTORS_URL = new URL('../fixtures/go-reference/vectors.json', import.meta.url);
 const VECTORS = JSON.parse(readFileSync(VECTORS_URL, 'utf8')) as Vectors;
-
-// ---------------------------------------------------------------------------------------------
-// The transcriptions, copied. Each block is checked against its original by `declaration` below
-// (the original's text with the renames applied must equal the copy's).
-
-type Validator = (value: string) => boolean;
-
-// test/k8s/configmap-validation-ingress-nginx.test.ts (renamed: goBool → cmGoBool, goParseInt0 →
-// cmGoParseInt0, splitAndTrimSpace → cmSplitAndTrimSpace).
-function cmGoBool(value: string, fallback: boolean): boolean {
-  const parsed = { 1: true, t: true, T: true, TRUE: true, true: true, True: true }[value];
-  if (parsed) return true;
-  if (['0', 'f', 'F', 'FALSE', 'false', 'False', ''].includes(value)) return false;
-  return fallback;
-}
-
-function cmGoParseInt0(value: string): bigint | null {
-  const text = value === '' ? '0' : value;
-  const m = /^([+-]?)(0[xX]|0[bB]|0[oO]|0(?=.))?(.+)$/.exec(text);
-  if (!m) return null;
-  const [, sign, prefix = '', body] = m;
-  const radix = prefix === '' ? 10 : /x/i.test(prefix) ? 16 : /b/i.test(prefix) ? 2 : 8;
-  const digit = { 2: '[01]', 8: '[0-7]', 10: '[0-9]', 16: '[0-9a-fA-F]' }[radix];
-  // underscoreOK: underscores only between digits, or right after a base prefix.
-  const shape = new RegExp(`^${prefix === '' ? '' : '_?'}${digit}+(_${digit}+)*$`);
-  if (!shape.test(body!)) return null;
-  const digits = body!.replaceAll('_', '');
-  const magnitude = [...digits].reduce((n, c) => n * BigInt(radix) + BigInt(Number.parseInt(c, 16)), 0n);
-  const n = sign === '-' ? -magnitude : magnitude;
-  return n >= 2n ** 63n || n < -(2n ** 63n) ? null : n;
-}
-
-const CM_GO_SPACE_EDGES =
-  /^[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+|[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+$/g;
-
-function cmSplitAndTrimSpace(value: string): string[] {
-  return value
-    .split(',')
-    .filter((field) => field !== '')
-    .map((field) => field.replace(CM_GO_SPACE_EDGES, ''));
-}
-
-// test/k8s/annotation-validation-ingress-nginx.test.ts (renamed: GO_SPACE → AV_GO_SPACE, bool → avBool,
-// int → avInt).
-const ALNUM = String.raw`\-\.\_\~a-zA-Z0-9\/:`;
-
-const EXTENDED = `${ALNUM}, `;
-
-const REGEX_CHARS = String.raw`\^\$\[\]\(\)\{\}\*\+\?\|&=\\`;
-
-const URL_CHARS = String.raw`,:\?&=`;
-
-const GO = {
-  /** validators.go:55 */
-  IsValidRegex: new RegExp(`^[/${ALNUM}${REGEX_CHARS}]*$`),
-  /** validators.go:58 `^(?i)\d+[bkmg]?$` */
-  // (?i) in Go folds Unicode: the Kelvin sign U+212A is a k (the u flag does that in JS).
-  SizeRegex: /^\d+[bkmg]?$/iu,
-  /** validators.go:65 */
-  URLIsValidRegex: new RegExp(`^[${ALNUM}${URL_CHARS}]*$`),
-  /** validators.go:68 */
-  BasicCharsRegex: new RegExp(`^[/${ALNUM}]*$`),
-  /** validators.go:70 */
-  ExtendedCharsRegex: new RegExp(`^[/${EXTENDED}]*$`),
-  /** validators.go:72 */
-  CharsWithSpace: new RegExp(`^[/${ALNUM} ]*$`),
-  /** validators.go:74 */
-  NGINXVariable: /^[A-Za-z0-9\-_${}]*$/,
-  /** validators.go:77 */
-  RegexPathWithCapture: new RegExp(`^/?[${ALNUM}\\/\\$]*$`),
-  /** validators.go:79 */
-  HeadersVariable: /^[A-Za-z0-9-_, ]*$/,
-  /** validators.go:82 */
-  URLWithNginxVariableRegex: new RegExp(`^[${EXTENDED}${URL_CHARS}$]*$`),
-};
-
-const MALICIOUS = /\r|\n/;
-
-const S = '[\\t\\n\\f\\r ]';
-
-const AV_GO_SPACE =
-  '[\\t\\n\\v\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]';
-
-const goTrim = (s: string) => s.replace(new RegExp(`^${AV_GO_SPACE}+|${AV_GO_SPACE}+$`, 'g'), '');
-
-const regex =
-  (re: RegExp, removeSpace: boolean): Validator =>
-  (s) => {
-    const v = removeSpace ? s.replaceAll(' ', '') : s;
-    return re.test(v) && !MALICIOUS.test(v);
-  };
-
-const avBool: Validator = (s) =>
-  ['1', 't', 'T', 'TRUE', 'true', 'True', '0', 'f', 'F', 'FALSE', 'false', 'False'].includes(s);
-
-const avInt: Validator = (s) => /^[+-]?\d+$/.test(s) && BigInt(s) >= -(2n ** 63n) && BigInt(s) < 2n ** 63n;
-
-const goIp = (s: string) => !s.includes('%') && isIP(s) !== 0;
-
-function goCidr(s: string): boolean {
-  const slash = s.indexOf('/');
-  if (slash < 0) return false;
-  const address = s.slice(0, slash);
-  const mask = s.slice(slash + 1);
-  return goIp(address) && /^\d+$/.test(mask) && Number(mask) <= (isIP(address) === 4 ? 32 : 128);
-}
-
-const cidrs: Validator = (s) =>
-  s === '' ||
-  s.split(',').every((e) => {
-    const t = goTrim(e);
-    return goCidr(t) || goIp(t);
-  });
-
-const V = {
-  /** cors/main.go:46 corsOriginRegexValidator */
-  corsOrigin: regex(/^((((([a-z]+:\/\/)?(\*\.)?[A-Za-z0-9\-.]*(:\d+)?,?)|null)+)|\*)?$/, true),
-  /** cors/main.go:51 corsMethodsRegex */
-  corsMethods: regex(new RegExp(`^([A-Za-z]+,?${S}?)+$`), true),
-  /** cors/main.go:54 corsExposeHeadersRegex */
-  corsExpose: regex(new RegExp(`^(([A-Za-z0-9\\-\\_]+|\\*),?${S}?)+$`), true),
-  /** authreq/main.go:255 methodsRegex */
-  authMethod: regex(/^(GET|HEAD|POST|PUT|PATCH|DELETE|CONNECT|OPTIONS|TRACE)$/, true),
-  /** auth/main.go:45 authTypeRegex (unanchored) */
-  authType: regex(/basic|digest/, true),
-  /** auth/main.go:46 authSecretTypeRegex (unanchored) */
-  authSecretType: regex(/auth-file|auth-map/, true),
-  /** authtls/main.go:44 authVerifyClientRegex */
-  verifyClient: regex(/^(on|off|optional|optional_no_ca)$/, true),
-  /** authtls/main.go:45 redirectRegex */
-  tlsErrorPage: regex(
-    /^(@[A-Za-z0-9_-]+|((https?:\/\/)?[A-Za-z0-9\-.]+(:\d+)?)?(\/[A-Za-z0-9\-_.]+)*\/?)$/,
-    true,
-  ),
-  /** connection/main.go:32 */
-  connection: regex(/^(close|keep-alive)$/, true),
-  /** proxy/main.go:51 validUpstreamAnnotation */
-  nextUpstream: regex(
-    new RegExp(
-      `^((error|timeout|invalid_header|http_500|http_502|http_503|http_504|http_403|http_404|http_429|non_idempotent|off)${S}?)+$`,
-    ),
-    false,
-  ),
-  /** proxy/main.go:49-52 cookieDomainRegex */
-  cookieDomain: regex(new RegExp(`^(off|[${ALNUM}]+${S}+[${ALNUM}]+)$`), false),
-  /** upstreamhashby/main.go:36-37 hashByRegex */
-  hashBy: regex(/^[A-Za-z0-9\-_${}]*$/, true),
-  /** customhttperrors/main.go:36 arrayOfHTTPErrors */
-  httpErrors: regex(/^(?:[4,5]\d{2},?)*$/, true),
-  /** proxyssl/main.go:42-44 */
-  onOff: regex(/^(on|off)$/, true),
-  sslProtocols: regex(/^(TLSv1\.2|TLSv1\.3| )*$/, true),
-  proxySslCiphers: regex(/^[A-Za-z0-9+:_\-!]*$/, true),
-  /** sslcipher/main.go:36 regexValidSSLCipher */
-  sslCiphers: regex(/^(?:(?:[A-Za-z0-9!:+\-_])*(?:@STRENGTH)*(?:@SECLEVEL=[0-5])*(?:@STRENGTH)*)*$/, true),
-  /** sessionaffinity/main.go:154 affinityCookieExpiresRegex (unanchored alternation) */
-  cookieExpires: (removeSpace: boolean) => regex(/(^0|-?[1-9]\d*$)/, removeSpace),
-  /** opentelemetry/main.go:35 regexOperationName */
-  operationName: regex(/^[A-Za-z0-9_-]*$/, true),
-};
 
 // ---------------------------------------------------------------------------------------------
 // Differences, and the ones allowed.
@@ -563,7 +416,8 @@ test('parseGoDurationMs = time.ParseDuration (in whole milliseconds)', () => {
 });
 
 // ---------------------------------------------------------------------------------------------
-// The transcriptions other tests use as their model of Go.
+// The transcriptions other tests use as their model of Go (test/helpers/go-configmap.ts, go-net.ts,
+// go-annotation-validators.ts).
 
 test('configmap-validation-ingress-nginx: goBool, goParseInt0, splitAndTrimSpace', () => {
   const diffs = [
@@ -571,8 +425,8 @@ test('configmap-validation-ingress-nginx: goBool, goParseInt0, splitAndTrimSpace
       'configmap-validation goBool',
       VECTORS.bool,
       (s) => {
-        const t = cmGoBool(s, true);
-        return t === cmGoBool(s, false) ? t : null;
+        const t = goBool(s, true);
+        return t === goBool(s, false) ? t : null;
       },
       (g) => g,
     ),
@@ -580,13 +434,13 @@ test('configmap-validation-ingress-nginx: goBool, goParseInt0, splitAndTrimSpace
       'configmap-validation goParseInt0',
       VECTORS.int,
       (s) => {
-        const n = cmGoParseInt0(s);
+        const n = goParseInt0(s);
         return n === null ? null : String(n);
       },
       (g) => intValue(g[0]),
     ),
-    ...differences('configmap-validation splitAndTrimSpace', VECTORS.fields, cmSplitAndTrimSpace, (g) => g),
   ];
+  // Its splitAndTrimSpace is go-net's, checked in the source-lists test below.
   for (const d of diffs) if (d.reader.endsWith('goParseInt0') && d.go === null) d.go = { err: 'syntax' };
   assertNone(diffs);
 });
@@ -605,7 +459,7 @@ test('source-lists-differential-nginx: goTrimSpace, goParseAddr/goIpString, goPa
     ),
     ...differences('source-lists goParseCidr', VECTORS.cidr, goParseCidr, (g) => g[2]),
     ...differences('source-lists goParseIPNets', VECTORS.list, goParseIPNets, (g) => g),
-    ...differences('source-lists splitAndTrimSpace', VECTORS.fields, slSplitAndTrimSpace, (g) => g),
+    ...differences('source-lists splitAndTrimSpace', VECTORS.fields, splitAndTrimSpace, (g) => g),
   ];
   assertNone(diffs, wider);
 });
@@ -645,8 +499,8 @@ const V_PATTERNS: [keyof typeof V | 'cookieExpires(true)' | 'cookieExpires(false
 
 test('annotation-validation-ingress-nginx: goTrim, goIp, goCidr, cidrs, bool, int, its Go patterns and validators', () => {
   const inputs = VECTORS.regex.inputs;
+  // Its goTrim is go-net's goTrimSpace, checked in the source-lists test above.
   const diffs = [
-    ...differences('annotation-validation goTrim', VECTORS.trim, goTrim, (g) => g),
     ...differences('annotation-validation goIp', VECTORS.ip, goIp, (g) => g[2] !== null),
     ...differences('annotation-validation goCidr', VECTORS.cidr, goCidr, (g) => g[2] !== null),
     ...differences('annotation-validation cidrs', VECTORS.list, cidrs, (g) => g !== null),
@@ -684,76 +538,7 @@ test('annotation-validation-ingress-nginx: goTrim, goIp, goCidr, cidrs, bool, in
 });
 
 // ---------------------------------------------------------------------------------------------
-// The copies still are the originals, and the ALLOWED table is still what is seen.
-
-/** A top-level declaration's text: from `function NAME`/`const NAME` to the next top-level line. */
-function declaration(source: string, name: string): string | null {
-  const lines = source.split('\n');
-  const start = lines.findIndex((l) => new RegExp(`^(export )?(function|const) ${name}\\b`).test(l));
-  if (start < 0) return null;
-  let end = start + 1;
-  while (end < lines.length && !/^[^\s})\]]/.test(lines[end]!)) end++;
-  while (end > start + 1 && lines[end - 1]!.trim() === '') end--;
-  return lines
-    .slice(start, end)
-    .join('\n')
-    .replace(/^export /, '');
-}
-
-const COPIES: { file: string; names: string[]; renames: Record<string, string> }[] = [
-  {
-    file: 'configmap-validation-ingress-nginx.test.ts',
-    names: ['goBool', 'goParseInt0', 'GO_SPACE_EDGES', 'splitAndTrimSpace'],
-    renames: {
-      goBool: 'cmGoBool',
-      goParseInt0: 'cmGoParseInt0',
-      GO_SPACE_EDGES: 'CM_GO_SPACE_EDGES',
-      splitAndTrimSpace: 'cmSplitAndTrimSpace',
-    },
-  },
-  {
-    file: 'annotation-validation-ingress-nginx.test.ts',
-    names: [
-      'ALNUM',
-      'EXTENDED',
-      'REGEX_CHARS',
-      'URL_CHARS',
-      'GO',
-      'MALICIOUS',
-      'S',
-      'GO_SPACE',
-      'goTrim',
-      'regex',
-      'bool',
-      'int',
-      'goIp',
-      'goCidr',
-      'cidrs',
-      'V',
-    ],
-    renames: { GO_SPACE: 'AV_GO_SPACE', bool: 'avBool', int: 'avInt' },
-  },
-];
-
-test('each copied transcription still equals its original (renames applied)', () => {
-  const mine = readFileSync(new URL(import.meta.url), 'utf8');
-  for (const { file, names, renames } of COPIES) {
-    const original = readFileSync(new URL(file, import.meta.url), 'utf8');
-    for (const name of names) {
-      let text = declaration(original, name);
-      assert.ok(text !== null, `${file}: ${name} is no longer declared at the top level`);
-      for (const [from, to] of Object.entries(renames))
-        text = text.replace(new RegExp(`\\b${from}\\b`, 'g'), to);
-      // White space runs compared as one space: the formatter may wrap a renamed (longer) line.
-      const copy = declaration(mine, renames[name] ?? name);
-      assert.equal(
-        copy?.replace(/\s+/g, ' '),
-        text.replace(/\s+/g, ' '),
-        `${file}: ${name} changed; copy it again`,
-      );
-    }
-  }
-});
+// The ALLOWED table is still what is seen.
 
 test('every ALLOWED difference is still seen', () => {
   const unseen = ALLOWED.filter((a) => !allowedSeen.has(a)).map((a) => `${a.reader} ${a.id}`);
