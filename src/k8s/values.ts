@@ -160,7 +160,8 @@ export function parseNginxBufferSize(word: string): number | null {
  * b, k, m or g, any case. The value itself keeps its spaces.
  */
 export function isIngressNginxAnnotationSize(raw: string): boolean {
-  return /^[0-9]+[bkmg]?$/i.test(raw.replaceAll(' ', ''));
+  // Go's (?i) folds Unicode: the Kelvin sign (U+212A) is a k there, as with JavaScript's u flag.
+  return /^[0-9]+[bkmg]?$/iu.test(raw.replaceAll(' ', ''));
 }
 
 /**

@@ -52,6 +52,7 @@ import { formatCidr, parseCidr } from '../../src/net/cidr.ts';
 import { canonicalIp, formatIp, parseIp } from '../../src/net/ip.ts';
 import { parseSourceRange } from '../../src/k8s/source-range.ts';
 import {
+  isIngressNginxAnnotationSize,
   parseGoBool,
   parseGoDurationMs,
   parseGoInt,
@@ -359,6 +360,19 @@ test('trimGoSpace = strings.TrimSpace', () => {
 
 test('parseGoBool = strconv.ParseBool', () => {
   assertNone(differences('parseGoBool', VECTORS.bool, parseGoBool, (g) => g));
+});
+
+test('isIngressNginxAnnotationSize = parser.ValidateRegex(SizeRegex, true): spaces removed, (?i) as Go folds it (found here, fixed: the Kelvin sign)', () => {
+  const p = VECTORS.regex.patterns.find((x) => x.name === 'SizeRegex');
+  assert.ok(p, 'SizeRegex in the vectors');
+  const diffs: Difference[] = [];
+  VECTORS.regex.inputs.forEach((input, i) => {
+    const k = isIngressNginxAnnotationSize(input);
+    if (k !== (p.matchNoSpace[i] === '1'))
+      diffs.push({ reader: 'isIngressNginxAnnotationSize', input, keepip: k, go: !k });
+  });
+  assertNone(diffs);
+  assert.equal(isIngressNginxAnnotationSize('8\u212a'), true, 'Go folds the Kelvin sign to k');
 });
 
 test('parseGoInt = strconv.Atoi', () => {
