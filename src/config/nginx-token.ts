@@ -108,6 +108,7 @@ function bareWord(text: string, start: number): { text: string; end: number } {
  * is more than arguments (a `;`, a `{`, a `#` or an unclosed quote in it).
  */
 export function nginxArguments(text: string): string[] | null {
-  const read = readDirective(`name ${text}\n;`);
+  // The `;` on the same line, as the template writes it: a `#` in the value comments it out.
+  const read = readDirective(`name ${text};`);
   return read.kind === 'directive' && read.rest === '' ? read.words.slice(1) : null;
 }

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { compileMap, readMapEntry } from '../../src/config/nginx-map.ts';
-import { readDirective } from '../../src/config/nginx-token.ts';
+import { nginxArguments, readDirective } from '../../src/config/nginx-token.ts';
 
 test('words: quotes, escapes, comments and the end of a directive', () => {
   assert.deepEqual(readDirective('a "b c" \'d;e\' 1;'), {
@@ -60,4 +60,16 @@ test('matching: bytes, ASCII letters without case, an absent value is "", no reg
   assert.ok(map.matches(latin1('xéBOT')), '~* is caseless in ASCII');
   assert.ok(!map.matches(latin1('xÉBOT')), 'and only in ASCII, as PCRE without UTF');
   assert.ok(!compileMap(['~^$']).matches(''), "nginx's map runs no regex on an empty value");
+});
+
+test('arguments: a value pasted unquoted before `;` (ingress-nginx `name {{ value }};`), as nginx reads it', () => {
+  assert.deepEqual(nginxArguments(' 5s\t'), ['5s']);
+  assert.deepEqual(nginxArguments('1h 30m'), ['1h', '30m']);
+  assert.deepEqual(nginxArguments('"1h 30m"'), ['1h 30m']);
+  assert.deepEqual(nginxArguments(''), []);
+  // \v is no blank to nginx: part of the word.
+  assert.deepEqual(nginxArguments('\v5s'), ['\v5s']);
+  // More than arguments: nginx would read another directive, a block, or comment out the `;`.
+  for (const value of ['5s; worker_processes 8', '5s {', '5s #note', '"5s'])
+    assert.equal(nginxArguments(value), null, value);
 });

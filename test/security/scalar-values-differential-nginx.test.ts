@@ -177,8 +177,11 @@ function goBool(value: string): boolean | null {
 }
 
 const normalizeString = (value: string) => value.split('\n').map(goTrimSpace).join('\n');
-/** validators.go:58 `^(?i)\d+[bkmg]?$`, with ValidateRegex's removeSpace and MaliciousRegex. */
-const sizeValidator = (v: string) => /^\d+[bkmg]?$/i.test(v.replaceAll(' ', '')) && !/[\r\n]/.test(v);
+/**
+ * validators.go:58 `^(?i)\d+[bkmg]?$`, with ValidateRegex's removeSpace and MaliciousRegex; Go's (?i)
+ * folds the Kelvin sign to k (the u flag: go-reference holds it against Go).
+ */
+const sizeValidator = (v: string) => /^\d+[bkmg]?$/iu.test(v.replaceAll(' ', '')) && !/[\r\n]/.test(v);
 /** template.go:1014-1038. */
 function isValidByteSize(value: string, isOffset: boolean): boolean {
   const s = goTrimSpace(value);
@@ -290,9 +293,11 @@ function ngxParseTime(text: string, isSec: boolean): bigint | null {
 /** ngx_parse_size (k, m) and ngx_parse_offset (k, m, g). */
 function ngxParseSize(text: string, units: 'km' | 'kmg'): bigint | null {
   if (text === '') return null;
+  // nginx compares bytes: K or k, M or m (G or g); not the Kelvin sign, which toLowerCase makes a k.
   const last = text[text.length - 1]!;
-  const scale = { k: 1024n, m: 1024n ** 2n, g: 1024n ** 3n }[last.toLowerCase()];
-  const digits = scale !== undefined && units.includes(last.toLowerCase()) ? text.slice(0, -1) : text;
+  const unit = /^[KkMmGg]$/.test(last) ? last.toLowerCase() : '';
+  const scale = { k: 1024n, m: 1024n ** 2n, g: 1024n ** 3n }[unit];
+  const digits = scale !== undefined && units.includes(unit) ? text.slice(0, -1) : text;
   const s = digits === text ? 1n : scale!;
   const n = ngxAtoi(digits);
   if (n === null || n > NGX_MAX / s) return null;
@@ -481,6 +486,8 @@ const SIZE_VALUES = [
   // a tab around it (ingress-nginx's validator removes spaces only); no bytes, with a unit
   '\t1k',
   '0b',
+  // the Kelvin sign: a k to Go's (?i), not to the template's isValidByteSize nor to nginx
+  '8\u212a',
   // sizes of each unit, nginx's edges
   '1K',
   '16k',
@@ -2464,6 +2471,7 @@ const MODEL_DISAGREEMENTS = [
   'configmap-validation-ingress-nginx.test.ts:615-621 nginxSize "8 m": refused, nginx 1048576 (no line)',
   'configmap-validation-ingress-nginx.test.ts:615-621 nginxSize "8b": refused, nginx 1048576 (no line)',
   'configmap-validation-ingress-nginx.test.ts:615-621 nginxSize "8mb": refused, nginx 1048576 (no line)',
+  'configmap-validation-ingress-nginx.test.ts:615-621 nginxSize "8\u212a": refused, nginx 1048576 (no line)',
   // …and a size past off_t is refused by nginx, where the model computes bytes.
   'configmap-validation-ingress-nginx.test.ts:615-621 nginxSize "99999999999999g": 1.0737418239999893e+23, nginx refuses',
 ];
