@@ -137,7 +137,7 @@ function hostVariable(rawHost: string, serverName: string): string {
 }
 
 /** Stage 1: the client address, the request line, and one host for routing, logs and the backend. */
-function resolveClient(ex: Exchange, req: GatewayRequest) {
+export function resolveClient(ex: Exchange, req: GatewayRequest) {
   const { snap, conn } = ex;
   const resolved = snap.resolveClientIp({
     peerAddress: conn.peerAddress,

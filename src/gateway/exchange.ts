@@ -95,6 +95,8 @@ export interface RequestHandler {
   onPlainHttpOnHttps(req: GatewayRequest, res: GatewayResponse): void;
   /** An HTTP/2 stream refused before the pipeline (431: headers over http2-max-*, 400: CONNECT): its answer and log lines. */
   onRefusedRequest(req: GatewayRequest, res: GatewayResponse, status: number, reason: string): void;
+  /** An HTTP/2 stream the client reset in the read that brought it: not routed, its 499 access line. */
+  onResetRequest(req: GatewayRequest): void;
 }
 
 /** The entry points an HTTP/1.1 server side calls (the plain-HTTP-on-HTTPS server gives its own onRequest). */

@@ -39,6 +39,8 @@ export interface H2Handler {
   onRequest(req: GatewayRequest, res: GatewayResponse): void;
   /** A stream refused before the pipeline (431, CONNECT): the answer, its access and error log lines. */
   onRefusedRequest(req: GatewayRequest, res: GatewayResponse, status: number, reason: string): void;
+  /** A stream the client reset in the read that brought it: never routed, logged 499 as nginx logs it. */
+  onResetRequest?(req: GatewayRequest): void;
 }
 
 export interface H2ServerOptions {
@@ -360,8 +362,13 @@ class H2ServerState implements H2Server {
     const batch = conn.pending;
     conn.pending = [];
     for (const { stream, headers, raw } of batch) {
-      if (stream.destroyed || stream.closed) continue;
       const req = new H2Request(stream, headers, raw, conn.socket, conn.guard);
+      // Reset meanwhile: no routing, no backend (rapid reset costs nothing more); nginx had begun it
+      // and logs a 499, and so is it logged here (an attacker's requests do not vanish from the log).
+      if (stream.destroyed || stream.closed) {
+        this.#handler.onResetRequest?.(req);
+        continue;
+      }
       const res = new H2Response(stream, req);
       this.#responses.set(stream, res);
       conn.live.add(res);

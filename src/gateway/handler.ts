@@ -8,7 +8,7 @@ import type { Duplex } from 'node:stream';
 import type { LocationModel } from '../config/model.ts';
 import { throttleResponse } from './access/bandwidth.ts';
 import { COOKIE_STATUSES } from './access/state.ts';
-import { type Admitted, admit, PENDING, type Respond } from './admission.ts';
+import { type Admitted, admit, PENDING, type Respond, resolveClient } from './admission.ts';
 import { answer, answerRaw, rawErrorResponse } from './answers.ts';
 import { bodyProxy } from './buffered-proxy.ts';
 import { type CompressedResponse, compressResponse } from './compression.ts';
@@ -494,6 +494,22 @@ function answerRefusedRequest(
   logBareRequest(ctx, conn, request, status, body.length, req.headers);
 }
 
+/**
+ * An HTTP/2 stream reset by the client before it was routed: an exchange that ends at once, 499
+ * (nginx's for it), with the client and request line of the access phase's first stage and no route:
+ * its access line, metrics and the dashboard's record agree.
+ */
+function logResetRequest(ctx: HandlerContext, req: GatewayRequest): void {
+  const conn = connectionOf(req.socket);
+  if (conn === undefined) return;
+  const ex = beginExchange(ctx, req, null, ctx.current(), conn);
+  try {
+    resolveClient(ex, req);
+  } finally {
+    completeExchange(ctx, ex, req, 499, 0);
+  }
+}
+
 /** A request whose handling threw: a keepip bug, answered 500 instead of ending every client's process. */
 export interface RequestFailure {
   code: 'GATEWAY_REQUEST_FAILED';
@@ -590,5 +606,6 @@ export function createRequestHandler(ctx: HandlerContext): RequestHandler {
     onClientError: (error, socket) => handleClientError(ctx, error, socket),
     onPlainHttpOnHttps: (req, res) => answerPlainHttpOnHttps(ctx, req, res),
     onRefusedRequest: (req, res, status, reason) => answerRefusedRequest(ctx, req, res, status, reason),
+    onResetRequest: (req) => logResetRequest(ctx, req),
   };
 }

@@ -133,6 +133,40 @@ describe('gateway HTTP/2 abuse', () => {
     await servedMeanwhile(gw, '127.0.0.42');
   });
 
+  test('a stream reset in the read that opened it reaches no backend and is logged 499, as nginx logs it', async () => {
+    const before = backend.hits();
+    const from = gw.access.lines.length;
+    const pair = (id: number, path: string) => [
+      frame(FRAME.HEADERS, FLAG.END_HEADERS | FLAG.END_STREAM, id, headerBlock(requestFields(HOST, path))),
+      frame(FRAME.RST_STREAM, 0, id, rstPayload(H2_ERROR.CANCEL)),
+    ];
+    const served = frame(
+      FRAME.HEADERS,
+      FLAG.END_HEADERS | FLAG.END_STREAM,
+      5,
+      headerBlock(requestFields(HOST, '/after')),
+    );
+    // One write: the two resets arrive in the read that opens their streams.
+    const raw = await connectRawH2({
+      port: gw.httpsPort,
+      from: '127.0.0.47',
+      firstFlight: Buffer.concat([...pair(1, '/reset-one'), ...pair(3, '/reset-two'), served]),
+    });
+    try {
+      await raw.waitFrame((f) => f.type === FRAME.HEADERS && f.streamId === 5);
+    } finally {
+      raw.close();
+    }
+    assert.ok(await gw.access.untilCount(from + 3), 'three access lines');
+    const lines = gw.access.lines.slice(from);
+    for (const path of ['/reset-one', '/reset-two'])
+      assert.ok(
+        lines.some((l) => l.startsWith('127.0.0.47 ') && l.includes(`"GET ${path} HTTP/2.0" 499 `)),
+        `${path} logged 499:\n${lines.join('\n')}`,
+      );
+    assert.equal(backend.hits() - before, 1, 'only /after reached the backend');
+  });
+
   test('CONTINUATION flood (CVE-2024-27316 family): the connection is closed, others served', async () => {
     const raw = await connectRawH2({ port: gw.httpsPort, from: '127.0.0.43' });
     await raw.send(frame(FRAME.HEADERS, FLAG.END_STREAM, 1, headerBlock(requestFields(HOST, '/c'))));

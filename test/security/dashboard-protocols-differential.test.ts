@@ -500,6 +500,12 @@ function checkTruth(p: Probe, findings: Findings): void {
   if (!model(p).statuses.includes(p.status)) note(findings, 'model', where);
 }
 
+/** A cancelled probe whose one record has no route: its stream was reset before it was routed. */
+function resetBeforeRouting(p: Probe, records: Json[]): boolean {
+  const mine = recordsOf(p, records);
+  return mine.length === 1 && mine[0]!.route === null && p.log?.status === 499;
+}
+
 function recordsOf(p: Probe, records: Json[]): Json[] {
   if (p.route === 'grpc') return records.filter((d) => d.target === GRPC_PATH && d.peer === p.from);
   return records.filter((d) => typeof d.target === 'string' && d.target.includes(`/${p.token}`));
@@ -572,7 +578,9 @@ async function compareTallies(bench: Bench, probes: Probe[], records: Json[], fi
   const sent = new Map<string, number>();
   for (const p of probes) {
     if (p.log === null) continue;
-    const key = p.route === 'none' ? '_' : `default/${p.route} ${p.route === 'grpc' ? '/' : `/${p.route}`}`;
+    // A stream reset in the read that opened it is logged (499) but never routed: no route's.
+    const unrouted = p.route === 'none' || (p.extra === 'cancel' && resetBeforeRouting(p, records));
+    const key = unrouted ? '_' : `default/${p.route} ${p.route === 'grpc' ? '/' : `/${p.route}`}`;
     sent.set(key, (sent.get(key) ?? 0) + 1);
   }
   const kept = new Map<string, number>();
