@@ -505,9 +505,11 @@ function logResetRequest(ctx: HandlerContext, req: GatewayRequest): void {
   const ex = beginExchange(ctx, req, null, ctx.current(), conn);
   try {
     resolveClient(ex, req);
-  } finally {
-    completeExchange(ctx, ex, req, 499, 0);
+  } catch (error) {
+    // A keepip bug: logged, and the line still written (with the connection's address).
+    logRequestFailure(ctx, req, error);
   }
+  completeExchange(ctx, ex, req, 499, 0);
 }
 
 /** A request whose handling threw: a keepip bug, answered 500 instead of ending every client's process. */
