@@ -1,13 +1,17 @@
 // ingress-nginx's annotation validators, transcribed: internal/ingress/annotations/parser/validators.go
-// (its character classes and patterns, ValidateRegex, ValidateBool, ValidateInt, ValidateCIDRs) and
-// the per-annotation Validators of internal/ingress/annotations/<pkg>/main.go (V), with Go's
-// net.ParseIP / ParseCIDR as ValidateCIDRs needs them (Node's isIP, a zone refused); strings.TrimSpace
-// is goTrimSpace of test/helpers/go-net.ts. Places are in the mirror
+// (its character classes and patterns, ValidateRegex, ValidateOptions, ValidateBool, ValidateInt,
+// ValidateCIDRs), the parser's normalizeString and its strconv.ParseBool / Atoi reads (parser/main.go)
+// and the per-annotation Validators of internal/ingress/annotations/<pkg>/main.go (V, their patterns
+// PATTERN), with Go's net.ParseIP / ParseCIDR as ValidateCIDRs needs them (Node's isIP, a zone
+// refused); strings.TrimSpace is goTrimSpace of test/helpers/go-net.ts. Places are in the mirror
 // (git --git-dir=/work/.mirror/kubernetes+ingress-nginx/repo show HEAD:<path>, HEAD
-// dbb11b92ddb77bee9c35e462479129354c84f939). Shared by
-// test/k8s/annotation-validation-ingress-nginx.test.ts and test/k8s/go-reference.test.ts, which holds
-// them against Go's own answers (test/fixtures/go-reference/vectors.json).
+// dbb11b92ddb77bee9c35e462479129354c84f939). Shared by test/k8s/annotation-validation-ingress-nginx.test.ts,
+// the test/security differentials (affinity, canary, cors, scalar-values) and
+// test/k8s/go-reference.test.ts, which holds the patterns, validators, ParseBool and Atoi against Go's own
+// answers (test/fixtures/go-reference/vectors.json); ValidateOptions and normalizeString are built on
+// goTrimSpace, held there too.
 import { isIP } from 'node:net';
+import { goBool } from './go-configmap.ts';
 import { goTrimSpace } from './go-net.ts';
 
 /** validators.go:45 alphaNumericChars, :46 extendedAlphaNumeric, :47 regexEnabledChars, :48 urlEnabledChars. */
@@ -53,12 +57,26 @@ export const regex =
     const v = removeSpace ? s.replaceAll(' ', '') : s;
     return re.test(v) && !MALICIOUS.test(v);
   };
+/** validators.go:143-158 ValidateOptions. */
+export const options =
+  (list: readonly string[], caseSensitive: boolean, trimSpace: boolean): Validator =>
+  (s) => {
+    let v = trimSpace ? goTrimSpace(s) : s;
+    if (!caseSensitive) v = v.toLowerCase();
+    return list.includes(v);
+  };
+/** parser/main.go:228-235 normalizeString (what parseString hands on): each line trimmed. */
+export const normalizeString = (s: string): string => s.split('\n').map(goTrimSpace).join('\n');
 /** validators.go:161-164 ValidateBool (strconv.ParseBool). */
 export const bool: Validator = (s) =>
   ['1', 't', 'T', 'TRUE', 'true', 'True', '0', 'f', 'F', 'FALSE', 'false', 'False'].includes(s);
 /** validators.go:167-170 ValidateInt (strconv.Atoi, 64-bit). */
 export const int: Validator = (s) =>
   /^[+-]?\d+$/.test(s) && BigInt(s) >= -(2n ** 63n) && BigInt(s) < 2n ** 63n;
+/** strconv.ParseBool, as GetBoolAnnotation reads a value (parser/main.go parseBool): null on an error. */
+export const parseBool = (s: string): boolean | null => (bool(s) ? goBool(s, false) : null);
+/** strconv.Atoi, as GetIntAnnotation reads a value (parser/main.go parseInt): null on an error. */
+export const atoi = (s: string): bigint | null => (int(s) ? BigInt(s) : null);
 /** Go's net.ParseIP: no zone, no leading zeros (node's isIP agrees on both, but accepts a zone). */
 export const goIp = (s: string) => !s.includes('%') && isIP(s) !== 0;
 /** Go's net.ParseCIDR: the mask is decimal digits (leading zeros allowed) up to the address's bits. */
@@ -77,14 +95,26 @@ export const cidrs: Validator = (s) =>
     return goCidr(t) || goIp(t);
   });
 
+/** Per-annotation patterns their parsers also test on the parsed value (the Validators of V use them). */
+export const PATTERN = {
+  /** cors/main.go:46 corsOriginRegexValidator */
+  corsOrigin: /^((((([a-z]+:\/\/)?(\*\.)?[A-Za-z0-9\-.]*(:\d+)?,?)|null)+)|\*)?$/,
+  /** cors/main.go:51 corsMethodsRegex */
+  corsMethods: new RegExp(`^([A-Za-z]+,?${S}?)+$`),
+  /** cors/main.go:54 corsExposeHeadersRegex */
+  corsExpose: new RegExp(`^(([A-Za-z0-9\\-\\_]+|\\*),?${S}?)+$`),
+  /** sessionaffinity/main.go:154 affinityCookieExpiresRegex (unanchored alternation) */
+  cookieExpires: /(^0|-?[1-9]\d*$)/,
+};
+
 /** Per-annotation validators (internal/ingress/annotations/<pkg>/main.go:line of the Validator). */
 export const V = {
   /** cors/main.go:46 corsOriginRegexValidator */
-  corsOrigin: regex(/^((((([a-z]+:\/\/)?(\*\.)?[A-Za-z0-9\-.]*(:\d+)?,?)|null)+)|\*)?$/, true),
+  corsOrigin: regex(PATTERN.corsOrigin, true),
   /** cors/main.go:51 corsMethodsRegex */
-  corsMethods: regex(new RegExp(`^([A-Za-z]+,?${S}?)+$`), true),
+  corsMethods: regex(PATTERN.corsMethods, true),
   /** cors/main.go:54 corsExposeHeadersRegex */
-  corsExpose: regex(new RegExp(`^(([A-Za-z0-9\\-\\_]+|\\*),?${S}?)+$`), true),
+  corsExpose: regex(PATTERN.corsExpose, true),
   /** authreq/main.go:255 methodsRegex */
   authMethod: regex(/^(GET|HEAD|POST|PUT|PATCH|DELETE|CONNECT|OPTIONS|TRACE)$/, true),
   /** auth/main.go:45 authTypeRegex (unanchored) */
@@ -120,7 +150,7 @@ export const V = {
   /** sslcipher/main.go:36 regexValidSSLCipher */
   sslCiphers: regex(/^(?:(?:[A-Za-z0-9!:+\-_])*(?:@STRENGTH)*(?:@SECLEVEL=[0-5])*(?:@STRENGTH)*)*$/, true),
   /** sessionaffinity/main.go:154 affinityCookieExpiresRegex (unanchored alternation) */
-  cookieExpires: (removeSpace: boolean) => regex(/(^0|-?[1-9]\d*$)/, removeSpace),
+  cookieExpires: (removeSpace: boolean) => regex(PATTERN.cookieExpires, removeSpace),
   /** opentelemetry/main.go:35 regexOperationName */
   operationName: regex(/^[A-Za-z0-9_-]*$/, true),
 };

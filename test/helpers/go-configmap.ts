@@ -3,8 +3,9 @@
 // mapstructure's decodeBool uses it, and strconv.ParseInt(s, 0, 64) (base 0) as its decodeInt calls it.
 // configmap.go's splitAndTrimSpace (strings.FieldsFunc on `,`, then TrimSpace with Go's unicode.IsSpace)
 // is splitAndTrimSpace in test/helpers/go-net.ts. Shared by
-// test/k8s/configmap-validation-ingress-nginx.test.ts and test/k8s/go-reference.test.ts, which holds
-// them against Go's own answers (test/fixtures/go-reference/vectors.json).
+// test/k8s/configmap-validation-ingress-nginx.test.ts, test/security/scalar-values-differential-nginx.test.ts,
+// test/helpers/go-annotation-validators.ts and test/k8s/go-reference.test.ts, which holds them against
+// Go's own answers (test/fixtures/go-reference/vectors.json).
 
 /** mapstructure v1.5.0 decodeBool with WeaklyTypedInput: strconv.ParseBool, "" is false, else the default. */
 export function goBool(value: string, fallback: boolean): boolean {

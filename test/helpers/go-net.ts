@@ -1,8 +1,9 @@
 // Go, transcribed: strings.TrimSpace, netip.ParseAddr (net.ParseIP, net.ParseCIDR), IP.String(),
 // IPNet.String(), internal/net.ParseIPNets, configmap.go's splitAndTrimSpace. Shared by
 // test/security/source-lists-differential-nginx.test.ts, test/k8s/configmap-validation-ingress-nginx.test.ts,
-// test/helpers/go-annotation-validators.ts and test/k8s/go-reference.test.ts, which holds it against
-// Go's own answers (test/fixtures/go-reference/vectors.json).
+// test/helpers/go-annotation-validators.ts, the test/security differentials (annotation-risk-attack,
+// cors, scalar-values) and test/k8s/go-reference.test.ts, which holds it against Go's own answers
+// (test/fixtures/go-reference/vectors.json).
 
 /** Go's unicode.IsSpace (JavaScript's \s also takes U+FEFF, Go's does not; Go's takes U+0085). */
 const GO_SPACE = '\\t\\n\\v\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000';

@@ -30,24 +30,25 @@ import {
   topologyOf,
   opaqueSecret as secret,
 } from '../fixtures/gateway/manifests.ts';
-import { bool, cidrs, GO, int, regex, V, type Validator } from '../helpers/go-annotation-validators.ts';
+import {
+  bool,
+  cidrs,
+  GO,
+  int,
+  options,
+  regex,
+  V,
+  type Validator,
+} from '../helpers/go-annotation-validators.ts';
 import { goTrimSpace } from '../helpers/go-net.ts';
 
 const PREFIX = 'nginx.ingress.kubernetes.io/';
 
 // ---------------------------------------------------------------------------------------------
 // ingress-nginx's validators, transcribed (internal/ingress/annotations/parser/validators.go; its
-// patterns, ValidateRegex, ValidateBool, ValidateInt, ValidateCIDRs and the per-annotation V are in
-// test/helpers/go-annotation-validators.ts).
+// patterns, ValidateRegex, ValidateOptions, ValidateBool, ValidateInt, ValidateCIDRs and the
+// per-annotation V are in test/helpers/go-annotation-validators.ts).
 
-/** validators.go:143-158 ValidateOptions. */
-const options =
-  (list: string[], caseSensitive: boolean, trimSpace: boolean): Validator =>
-  (s) => {
-    let v = trimSpace ? goTrimSpace(s) : s;
-    if (!caseSensitive) v = v.toLowerCase();
-    return list.includes(v);
-  };
 /** validators.go:100-106 ValidateServerName. */
 const serverName: Validator = (s) => GO.IsValidRegex.test(goTrimSpace(s));
 /** validators.go:89-96 ValidateArrayOfServerName. */

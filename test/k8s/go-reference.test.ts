@@ -60,6 +60,7 @@ import {
   trimGoSpace,
 } from '../../src/k8s/values.ts';
 import {
+  atoi,
   bool as avBool,
   int as avInt,
   cidrs,
@@ -67,6 +68,7 @@ import {
   goCidr,
   goIp,
   MALICIOUS,
+  parseBool,
   V,
   type Validator,
 } from '../helpers/go-annotation-validators.ts';
@@ -279,6 +281,11 @@ function differences<T>(
 
 const IP_ANSWERS = new Map(VECTORS.ip);
 const intValue = (a: IntAnswer) => (typeof a === 'string' ? a : null);
+/** A transcription's whole number as the vectors write it (decimal), null on an error. */
+const intText = (read: (s: string) => bigint | null) => (s: string) => {
+  const n = read(s);
+  return n === null ? null : String(n);
+};
 const goMs = (ns: string | null) => (ns === null ? null : Math.round(Number(ns) / 1e6));
 
 // ---------------------------------------------------------------------------------------------
@@ -444,14 +451,8 @@ test('configmap-validation-ingress-nginx: goBool, goParseInt0, splitAndTrimSpace
       },
       (g) => g,
     ),
-    ...differences(
-      'configmap-validation goParseInt0',
-      VECTORS.int,
-      (s) => {
-        const n = goParseInt0(s);
-        return n === null ? null : String(n);
-      },
-      (g) => intValue(g[0]),
+    ...differences('configmap-validation goParseInt0', VECTORS.int, intText(goParseInt0), (g) =>
+      intValue(g[0]),
     ),
   ];
   // Its splitAndTrimSpace is go-net's, checked in the source-lists test below.
@@ -511,7 +512,7 @@ const V_PATTERNS: [keyof typeof V | 'cookieExpires(true)' | 'cookieExpires(false
   ['operationName', 'operationName', true],
 ];
 
-test('annotation-validation-ingress-nginx: goTrim, goIp, goCidr, cidrs, bool, int, its Go patterns and validators', () => {
+test('annotation-validation-ingress-nginx: goTrim, goIp, goCidr, cidrs, bool, int, parseBool, atoi, its Go patterns and validators', () => {
   const inputs = VECTORS.regex.inputs;
   // Its goTrim is go-net's goTrimSpace, checked in the source-lists test above.
   const diffs = [
@@ -520,6 +521,8 @@ test('annotation-validation-ingress-nginx: goTrim, goIp, goCidr, cidrs, bool, in
     ...differences('annotation-validation cidrs', VECTORS.list, cidrs, (g) => g !== null),
     ...differences('annotation-validation bool', VECTORS.bool, avBool, (g) => g !== null),
     ...differences('annotation-validation int', VECTORS.int, avInt, (g) => typeof g[1] === 'string'),
+    ...differences('annotation-validation parseBool', VECTORS.bool, parseBool, (g) => g),
+    ...differences('annotation-validation atoi', VECTORS.int, intText(atoi), (g) => intValue(g[1])),
   ];
   const patterns: [string, RegExp][] = [...Object.entries(GO), ['MaliciousRegex', MALICIOUS]];
   for (const [name, re] of patterns) {

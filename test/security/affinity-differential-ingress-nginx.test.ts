@@ -35,6 +35,16 @@ import tls from 'node:tls';
 import fc from 'fast-check';
 import { ingress, type K8sObject, serviceWithEndpoints, topologyOf } from '../fixtures/gateway/manifests.ts';
 import { mapLimited } from '../helpers/concurrency.ts';
+import {
+  GO,
+  normalizeString,
+  options,
+  PATTERN,
+  parseBool,
+  regex,
+  V,
+  type Validator,
+} from '../helpers/go-annotation-validators.ts';
 import { refusingPort } from '../helpers/net.ts';
 import {
   type NamedBackends,
@@ -55,39 +65,11 @@ const md5 = (text: string) => createHash('md5').update(text).digest('hex');
 // ---------------------------------------------------------------------------------------------
 // ingress-nginx's annotation parser (Go).
 
-/** parser/validators.go:45-68: URLIsValidRegex and BasicCharsRegex (alphaNumericChars `-._~a-zA-Z0-9/:`). */
-const URL_IS_VALID = /^[-._~a-zA-Z0-9/:,?&=]*$/;
-const BASIC_CHARS = /^[/\-._~a-zA-Z0-9:]*$/;
-/** sessionaffinity/main.go:154, as written: `^0` is a prefix test and `-?[1-9]\d*$` a suffix test. */
-const EXPIRES_RE = /(^0|-?[1-9]\d*$)/;
-/** validators.go:83 MaliciousRegex. */
-const MALICIOUS = /\r|\n/;
-
-/** strings.TrimSpace (unicode.IsSpace). */
-const goTrim = (s: string) => s.replace(/^[\t\n\v\f\r \u0085\u00a0]+|[\t\n\v\f\r \u0085\u00a0]+$/g, '');
-/** parser/main.go:228-235 normalizeString: each line trimmed. */
-const normalizeString = (s: string) => s.split('\n').map(goTrim).join('\n');
-
-type Validator = (s: string) => boolean;
-/** validators.go:111-126 ValidateRegex: spaces removed first when asked, then the regex and no CR / LF. */
-const validateRegex =
-  (re: RegExp, removeSpace: boolean): Validator =>
-  (s) => {
-    const v = removeSpace ? s.replaceAll(' ', '') : s;
-    return re.test(v) && !MALICIOUS.test(v);
-  };
-/** validators.go:143-158 ValidateOptions(options, caseSensitive, trimSpace = true). */
-const validateOptions =
-  (options: readonly string[], caseSensitive: boolean): Validator =>
-  (s) =>
-    options.includes(caseSensitive ? goTrim(s) : goTrim(s).toLowerCase());
-
-/** strconv.ParseBool. */
-function goParseBool(s: string): boolean | null {
-  if (['1', 't', 'T', 'TRUE', 'true', 'True'].includes(s)) return true;
-  if (['0', 'f', 'F', 'FALSE', 'false', 'False'].includes(s)) return false;
-  return null;
-}
+// From test/helpers/go-annotation-validators.ts: parser/validators.go's URLIsValidRegex, BasicCharsRegex,
+// ValidateRegex, ValidateOptions and ValidateBool, parser/main.go's normalizeString and strconv.ParseBool,
+// sessionaffinity/main.go:154 affinityCookieExpiresRegex; strings.TrimSpace (unicode.IsSpace: U+0085 and
+// U+3000 are spaces, U+FEFF is not) is go-net's goTrimSpace. test/k8s/go-reference.test.ts holds the
+// patterns, ParseBool and TrimSpace against Go's own answers.
 
 /** The session-cookie-* annotations of a case, as written (null: absent). */
 interface Annotations {
@@ -159,7 +141,7 @@ function getString(raw: string | null, valid: Validator, untrimmedRefused = fals
 }
 
 /** GetBoolAnnotation: ValidateBool then strconv.ParseBool of the raw value; an error is false. */
-const getBool = (raw: string | null) => (raw === null ? false : (goParseBool(raw) ?? false));
+const getBool = (raw: string | null) => (raw === null ? false : (parseBool(raw) ?? false));
 
 const SECONDS_STRICT = /^(0|-?[1-9]\d*)$/;
 
@@ -168,18 +150,18 @@ function parseAnnotations(a: Annotations, k: Knobs): Parsed {
   const spaces = k['untrimmed-refused'] === true;
   const seconds = (raw: string | null, removeSpace: boolean) => {
     if (k['seconds-strict'] && raw !== null && !SECONDS_STRICT.test(raw)) return '';
-    const v = getString(raw, validateRegex(EXPIRES_RE, removeSpace), spaces);
-    return EXPIRES_RE.test(v) ? v : '';
+    const v = getString(raw, V.cookieExpires(removeSpace), spaces);
+    return PATTERN.cookieExpires.test(v) ? v : '';
   };
   return {
-    persistent: getString(a.mode, validateOptions(['balanced', 'persistent'], true), spaces) === 'persistent',
-    name: getString(a.name, validateRegex(BASIC_CHARS, true), spaces) || 'INGRESSCOOKIE',
+    persistent: getString(a.mode, options(['balanced', 'persistent'], true, true), spaces) === 'persistent',
+    name: getString(a.name, regex(GO.BasicCharsRegex, true), spaces) || 'INGRESSCOOKIE',
     expires: seconds(a.expires, true),
     maxAge: seconds(a.maxAge, false),
-    path: getString(a.path, validateRegex(URL_IS_VALID, true), spaces),
-    domain: getString(a.domain, validateRegex(BASIC_CHARS, true), spaces),
+    path: getString(a.path, regex(GO.URLIsValidRegex, true), spaces),
+    domain: getString(a.domain, regex(GO.BasicCharsRegex, true), spaces),
     // Not under untrimmed-refused: a SameSite keepip drops where ingress-nginx trims it is judged a loss.
-    sameSite: getString(a.sameSite, validateOptions(['none', 'lax', 'strict'], false)),
+    sameSite: getString(a.sameSite, options(['none', 'lax', 'strict'], false, true)),
     secure: getBool(a.secure),
     conditional: getBool(a.conditional),
     changeOnFailure: getBool(a.changeOnFailure),
@@ -565,6 +547,28 @@ function fixedCases(): Case[] {
       location: 2,
       probes: probes(['none', 'leadingBar', 'doubleBar', 'quoted'], UA_CHROME_OLD),
     },
+    // Go's white space around what the parser trims (ValidateOptions, normalizeString): the mode, SameSite,
+    // and max-age / expires (their unanchored check passes "<space>60"). U+0085 and U+3000 are trimmed
+    // there, U+FEFF is not (JavaScript's \s misses U+0085 and takes U+FEFF).
+    {
+      a: { ...NO_ANNOTATIONS, mode: '\u0085persistent', sameSite: '\u3000Strict', maxAge: '\u300060' },
+      location: 0,
+      probes: probes(['none', 'hex'], UA_MODERN),
+    },
+    {
+      a: { ...NO_ANNOTATIONS, mode: 'persistent\u3000', sameSite: 'Lax\u0085', maxAge: '\u008560' },
+      location: 1,
+      probes: probes(['none', 'hex']),
+    },
+    {
+      a: { ...NO_ANNOTATIONS, mode: '\ufeffpersistent', sameSite: '\ufeffStrict', maxAge: '60\ufeff' },
+      location: 0,
+      probes: probes(['none', 'hex'], UA_MODERN),
+    },
+    { a: { ...NO_ANNOTATIONS, expires: '\u300060' }, location: 0, probes: probes(['none']) },
+    { a: { ...NO_ANNOTATIONS, expires: '\u008560' }, location: 0, probes: probes(['none']) },
+    // Go keeps U+FEFF: Lua's tonumber("\u{feff}60") is nil and the request fails (500) there.
+    { a: { ...NO_ANNOTATIONS, expires: '\ufeff60' }, location: 0, probes: probes(['none']) },
   ];
 }
 

@@ -61,6 +61,7 @@ import {
   topologyOf,
 } from '../fixtures/gateway/manifests.ts';
 import { mapLimited } from '../helpers/concurrency.ts';
+import { atoi, GO, normalizeString, parseBool, regex } from '../helpers/go-annotation-validators.ts';
 import { rawExchange } from '../helpers/net.ts';
 import { type NamedBackends, startNamedBackends } from './helpers.ts';
 
@@ -81,48 +82,30 @@ interface Policy {
   weightTotal: number;
 }
 
-const ALNUM = String.raw`\-\.\_\~a-zA-Z0-9\/:`;
-const BASIC_CHARS = new RegExp(`^[/${ALNUM}]*$`);
-const IS_VALID_REGEX = new RegExp(String.raw`^[/${ALNUM}\^\$\[\]\(\)\{\}\*\+\?\|&=\\]*$`);
-
-/** strconv.ParseBool. */
-function goParseBool(v: string): boolean | null {
-  if (['1', 't', 'T', 'TRUE', 'true', 'True'].includes(v)) return true;
-  if (['0', 'f', 'F', 'FALSE', 'false', 'False'].includes(v)) return false;
-  return null;
-}
-
-/** strconv.Atoi on 64 bits: a sign, decimal digits, nothing else. */
-function goAtoi(v: string): number | null {
-  if (!/^[+-]?[0-9]+$/.test(v)) return null;
-  const n = BigInt(v);
-  if (n > 9_223_372_036_854_775_807n || n < -9_223_372_036_854_775_808n) return null;
-  return Number(n);
-}
+// From test/helpers/go-annotation-validators.ts: BasicCharsRegex, IsValidRegex, ValidateRegex,
+// normalizeString, strconv.ParseBool and Atoi (strings.TrimSpace: go-net's goTrimSpace, Go's
+// unicode.IsSpace: U+0085 and U+3000 are spaces, U+FEFF is not), held against Go's own answers by
+// test/k8s/go-reference.test.ts.
 
 /** GetStringAnnotation with ValidateRegex(regex, removeSpace): '' when unset, empty or invalid. */
-function goString(v: string | undefined, regex: RegExp, removeSpace: boolean): string {
+function goString(v: string | undefined, re: RegExp, removeSpace: boolean): string {
   if (v === undefined || v === '') return '';
-  const checked = removeSpace ? v.replaceAll(' ', '') : v;
-  if (!regex.test(checked) || /\r|\n/.test(checked)) return '';
-  // normalizeString: strings.TrimSpace on each line.
-  return v
-    .split('\n')
-    .map((l) => l.replace(/^[\s\u0085\u00a0]+|[\s\u0085\u00a0]+$/g, ''))
-    .join('\n');
+  return regex(re, removeSpace)(v) ? normalizeString(v) : '';
 }
 
 /** canary/main.go Parse: the policy of an enabled canary, null when `canary` is not true. */
 function modelPolicy(a: Readonly<Record<string, string>>): Policy | null {
   const canary = a.canary;
-  if (canary === undefined || goParseBool(canary) !== true) return null;
-  const int = (v: string | undefined, fallback: number) =>
-    v === undefined ? fallback : (goAtoi(v) ?? fallback);
+  if (canary === undefined || parseBool(canary) !== true) return null;
+  const int = (v: string | undefined, fallback: number) => {
+    const n = v === undefined ? null : atoi(v);
+    return n === null ? fallback : Number(n);
+  };
   return {
-    header: goString(a['canary-by-header'], BASIC_CHARS, true),
-    headerValue: goString(a['canary-by-header-value'], BASIC_CHARS, true),
-    headerPattern: goString(a['canary-by-header-pattern'], IS_VALID_REGEX, false),
-    cookie: goString(a['canary-by-cookie'], BASIC_CHARS, true),
+    header: goString(a['canary-by-header'], GO.BasicCharsRegex, true),
+    headerValue: goString(a['canary-by-header-value'], GO.BasicCharsRegex, true),
+    headerPattern: goString(a['canary-by-header-pattern'], GO.IsValidRegex, false),
+    cookie: goString(a['canary-by-cookie'], GO.BasicCharsRegex, true),
     weight: int(a['canary-weight'], 0),
     weightTotal: int(a['canary-weight-total'], 100),
   };
@@ -377,6 +360,20 @@ const FIXED: Array<Case & { name: string }> = [
     name: 'spaces around canary-by-header-value are trimmed, as ingress-nginx reads it',
     annotations: { canary: 'true', 'canary-by-header': 'X-Canary', 'canary-by-header-value': ' v2 ' },
     probes: [{ lines: [['X-Canary', 'v2']] }, { lines: [['X-Canary', 'always']] }],
+  },
+  {
+    name: "Go's white space (U+3000, U+0085) or U+FEFF around canary-by-header, -value, -cookie fails BasicCharsRegex: ignored, as ingress-nginx",
+    annotations: {
+      canary: 'true',
+      'canary-by-header': '\u3000X-Canary',
+      'canary-by-header-value': '\ufeffv2',
+      'canary-by-cookie': 'canary\u0085',
+    },
+    probes: [
+      { lines: [['X-Canary', 'always']] },
+      { lines: [['X-Canary', 'v2']] },
+      { lines: [['Cookie', 'canary=always']] },
+    ],
   },
   {
     name: 'weight 0 never reaches the canary whatever the header case; the cookie still does',

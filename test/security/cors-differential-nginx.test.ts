@@ -37,6 +37,17 @@ import type http from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
 import { mapLimited } from '../helpers/concurrency.ts';
+import {
+  atoi,
+  GO,
+  normalizeString,
+  PATTERN,
+  parseBool,
+  regex,
+  V,
+  type Validator,
+} from '../helpers/go-annotation-validators.ts';
+import { goTrimSpace } from '../helpers/go-net.ts';
 import { rawExchange } from '../helpers/net.ts';
 import {
   casesTopology,
@@ -60,14 +71,18 @@ interface Case {
 
 // ---------------------------------------------------------------------------------------------
 // ingress-nginx: internal/ingress/annotations/cors/main.go Parse, and parser.ValidateRegex /
-// parseString (normalizeString: TrimSpace; empty is an error). Go's `\s` is [\t\n\f\r ].
+// parseString (normalizeString: TrimSpace; empty is an error). Its Validators (corsOriginRegexValidator,
+// corsMethodsRegex, corsExposeHeadersRegex, parser.HeadersVariable; Go's `\s` is [\t\n\f\r ]),
+// normalizeString, strconv.ParseBool and Atoi are test/helpers/go-annotation-validators.ts's, and
+// strings.TrimSpace (unicode.IsSpace) go-net's goTrimSpace: test/k8s/go-reference.test.ts holds them
+// against Go's own answers.
 
-const GO_ORIGIN_VALIDATOR = /^((((([a-z]+:\/\/)?(\*\.)?[A-Za-z0-9\-.]*(:\d+)?,?)|null)+)|\*)?$/;
+/** cors/main.go:48 corsOriginRegex: one entry, as Parse checks it after the split. */
 const GO_ORIGIN = /^([a-z]+:\/\/(\*\.)?[A-Za-z0-9\-.]*(:\d+)?|\*|null)?$/;
-const GO_METHODS = /^([A-Za-z]+,?[\t\n\f\r ]?)+$/;
-const GO_HEADERS = /^[A-Za-z0-9-_, ]*$/; // parser.HeadersVariable
-const GO_EXPOSE = /^(([A-Za-z0-9\-_]+|\*),?[\t\n\f\r ]?)+$/;
-const MALICIOUS = /\r|\n/;
+/** cors-allow-headers: validated by ValidateRegex(HeadersVariable, true), then HeadersVariable again. */
+const HEADERS: CorsString = { validator: regex(GO.HeadersVariable, true), pattern: GO.HeadersVariable };
+const METHODS: CorsString = { validator: V.corsMethods, pattern: PATTERN.corsMethods };
+const EXPOSE: CorsString = { validator: V.corsExpose, pattern: PATTERN.corsExpose };
 const DEFAULT_METHODS = 'GET, PUT, POST, DELETE, PATCH, OPTIONS';
 const DEFAULT_HEADERS =
   'DNT,Keep-Alive,User-Agent,X-Requested-With,If-Modified-Since,Cache-Control,Content-Type,Range,Authorization';
@@ -84,34 +99,36 @@ interface NgxCors {
   wholeRefused: boolean;
 }
 
-/** GetStringAnnotation with ValidateRegex(regex, true): the trimmed value, or null (an error). */
-function goString(v: string | undefined, validator: RegExp): string | null {
+/** A cors-* string: its annotation Validator, and the pattern Parse tests the value with again. */
+interface CorsString {
+  validator: Validator;
+  pattern: RegExp;
+}
+
+/** GetStringAnnotation: the normalized value, or null (an error: refused by the validator, or empty). */
+function goString(v: string | undefined, validator: Validator): string | null {
   if (v === undefined) return null;
-  const spaceless = v.replaceAll(' ', '');
-  if (!validator.test(spaceless) || MALICIOUS.test(spaceless)) return null;
-  const s = v.trim();
+  if (v !== '' && !validator(v)) return null;
+  const s = normalizeString(v);
   return s === '' ? null : s;
 }
 
 /** Parse's value of a regex-checked string: the annotation when both checks pass, else `fallback`. */
-function goChecked(v: string | undefined, regex: RegExp, fallback: string): string {
-  const s = goString(v, regex);
-  return s !== null && regex.test(s) ? s : fallback;
+function goChecked(v: string | undefined, c: CorsString, fallback: string): string {
+  const s = goString(v, c.validator);
+  return s !== null && c.pattern.test(s) ? s : fallback;
 }
 
-function goBool(v: string | undefined): boolean | null {
-  if (v === undefined) return null;
-  if (['1', 't', 'T', 'TRUE', 'true', 'True'].includes(v)) return true;
-  if (['0', 'f', 'F', 'FALSE', 'false', 'False'].includes(v)) return false;
-  return null;
-}
+/** GetBoolAnnotation: ValidateBool, then strconv.ParseBool; null when absent or refused. */
+const goBool = (v: string | undefined): boolean | null => (v === undefined ? null : parseBool(v));
 
 function goOrigins(v: string | undefined): { origins: string[]; wholeRefused: boolean } {
-  const value = goString(v, GO_ORIGIN_VALIDATOR);
-  if (value === null) return { origins: ['*'], wholeRefused: v !== undefined && v.trim() !== '' };
+  const value = goString(v, V.corsOrigin);
+  if (value === null)
+    return { origins: ['*'], wholeRefused: v !== undefined && v !== '' && !V.corsOrigin(v) };
   const origins: string[] = [];
   for (const raw of value.split(',')) {
-    const origin = raw.trim();
+    const origin = goTrimSpace(raw);
     if (origin === '') continue;
     if (origin === '*') return { origins: ['*'], wholeRefused: false };
     if (GO_ORIGIN.test(origin)) origins.push(origin);
@@ -120,14 +137,14 @@ function goOrigins(v: string | undefined): { origins: string[]; wholeRefused: bo
 }
 
 function ingressNginxCors(c: Case): NgxCors {
-  const age = c.maxAge !== undefined && /^[+-]?[0-9]+$/.test(c.maxAge) ? Number(c.maxAge) : null;
+  const age = c.maxAge === undefined ? null : atoi(c.maxAge);
   return {
     ...goOrigins(c.origin),
-    methods: goChecked(c.methods, GO_METHODS, DEFAULT_METHODS),
-    headers: goChecked(c.headers, GO_HEADERS, DEFAULT_HEADERS),
+    methods: goChecked(c.methods, METHODS, DEFAULT_METHODS),
+    headers: goChecked(c.headers, HEADERS, DEFAULT_HEADERS),
     credentials: goBool(c.credentials) ?? true,
-    expose: goChecked(c.expose, GO_EXPOSE, ''),
-    maxAge: age ?? DEFAULT_MAX_AGE,
+    expose: goChecked(c.expose, EXPOSE, ''),
+    maxAge: age === null ? DEFAULT_MAX_AGE : Number(age),
   };
 }
 
@@ -354,8 +371,8 @@ function keepipRefused(probe: Probe, kip: Outcome): boolean {
 }
 
 /** A value written but unreadable for ingress-nginx's validator (its default applies there). */
-function unreadable(v: string | undefined, regex: RegExp): boolean {
-  return v !== undefined && v.trim() !== '' && goChecked(v, regex, '\u0000') === '\u0000';
+function unreadable(v: string | undefined, c: CorsString): boolean {
+  return v !== undefined && goTrimSpace(v) !== '' && goChecked(v, c, '\u0000') === '\u0000';
 }
 
 /** `o` without its Access-Control-Allow-Credentials. */
@@ -372,7 +389,7 @@ const ALLOWED: Allowed[] = [
     reason:
       'docs/ingress-nginx-compat.md (cors-*): a cors-allow-methods or cors-allow-headers value that cannot be read allows no origin (fails closed); ingress-nginx grants its defaults, every method and Authorization among the headers',
     applies: (_cfg, probe, ngx, kip, c) =>
-      (unreadable(c.methods, GO_METHODS) || unreadable(c.headers, GO_HEADERS)) &&
+      (unreadable(c.methods, METHODS) || unreadable(c.headers, HEADERS)) &&
       granted(corsOf(ngx)) &&
       keepipRefused(probe, kip),
   },
@@ -688,6 +705,18 @@ describe('CORS: keepip answers as ingress-nginx (real nginx 1.22) does', () => {
     const cases: Case[] = [
       { origin: 'https://a.example.com', headers: '', methods: ' GET, POST ', expose: ' X-Total ' },
       { origin: 'https://a.example.com', headers: '  ', methods: '' },
+      // Go's white space (U+3000, U+0085) and U+FEFF are no characters the validators take: refused.
+      {
+        origin: '\u3000https://a.example.com,https://b.example.com\u0085',
+        expose: '\ufeffX-Total',
+        credentials: '\u3000false',
+      },
+      {
+        origin: 'https://a.example.com',
+        methods: '\u0085GET',
+        headers: '\ufeffX-Custom',
+        expose: 'X-A\u3000',
+      },
     ];
     for (const c of cases) assertNoDifference(c, await caseDifferences(bench, c, ['https://a.example.com']));
   });
