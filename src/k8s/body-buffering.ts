@@ -32,9 +32,16 @@ export interface BodyBufferingSink {
   invalid(key: string, value: string, expected: string, kept: string): void;
 }
 
-/** client-body-buffer-size as nginx reads it for this directive; null when ingress-nginx would not write it. */
-export function parseBufferSize(text: string): number | null {
-  const m = SIZE.exec(text.trim());
+/**
+ * client-body-buffer-size as nginx reads it for this directive; null when ingress-nginx would not
+ * write it or nginx would refuse it. The ConfigMap's is written as it is (nginx's lexer splits it: one
+ * word); an annotation's as ingress-nginx normalized it (Go's TrimSpace), then written only when
+ * isValidByteSize takes it.
+ */
+export function parseBufferSize(text: string, from: 'annotation' | 'configmap'): number | null {
+  const words = from === 'configmap' ? nginxArguments(text) : [trimGoSpace(text)];
+  if (words?.length !== 1) return null;
+  const m = SIZE.exec(words[0]!);
   if (m === null) return null;
   const unit = m[2] === '' ? 1 : m[2]!.toLowerCase() === 'k' ? 1024 : 1024 ** 2;
   const bytes = Number(m[1]) * unit;
@@ -74,7 +81,7 @@ export function readBodyBuffering(
   if (size !== undefined) {
     // ingress-nginx's SizeRegex (spaces removed): a tab or line break is refused, the ConfigMap's applies.
     const valid = from === 'configmap' || isIngressNginxAnnotationSize(size);
-    const bytes = valid ? parseBufferSize(size) : null;
+    const bytes = valid ? parseBufferSize(size, from) : null;
     if (bytes !== null) out.clientBodyBufferBytes = bytes;
     else
       sink.invalid(

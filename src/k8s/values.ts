@@ -1,6 +1,7 @@
 // Value syntaxes ingress-nginx accepts in annotations and ConfigMap keys (Go's strconv and time
 // parsers), re-implemented strictly. Every function returns null for a value it does not accept.
 import { canonicalIp } from '../net/ip.ts';
+import { nginxArguments } from '../config/nginx-token.ts';
 
 /** Go's strconv.ParseBool, which ingress-nginx uses for annotations and (weakly typed) ConfigMap keys. */
 export function parseGoBool(text: string): boolean | null {
@@ -138,11 +139,11 @@ export function parseGoDurationMs(text: string): number | null {
   return Math.round(Number(totalNs) / 1e6);
 }
 
-/** nginx size syntax as ingress-nginx validates proxy-body-size: ^\d+[bkmg]?$, case-insensitive. */
-export function parseNginxSize(text: string): number | null {
-  const m = /^([0-9]{1,12})([bkmg]?)$/i.exec(text.trim());
+/** ngx_parse_offset on one word (client_max_body_size): digits and an optional k, m or g, any case. */
+function parseNginxOffset(word: string): number | null {
+  const m = /^([0-9]{1,12})([kmg]?)$/i.exec(word);
   if (!m) return null;
-  const scale: Record<string, number> = { '': 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 };
+  const scale: Record<string, number> = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 };
   const bytes = Number(m[1]) * (scale[m[2]!.toLowerCase()] ?? 1);
   return Number.isSafeInteger(bytes) ? bytes : null;
 }
@@ -166,11 +167,15 @@ export function isIngressNginxAnnotationSize(raw: string): boolean {
 
 /**
  * client_max_body_size as ingress-nginx's template writes it: only for what isValidByteSize takes
- * (trimmed, digits and an optional k, m or g: an nginx offset); 'unwritten' for the rest: no line,
- * nginx's own 1m applies ("0b", "8b", "1 m"). Null for a size too large to hold.
+ * (Go's TrimSpace, then digits and an optional k, m or g: an nginx offset); 'unwritten' for the rest:
+ * no line, nginx's own 1m applies ("0b", "8b", "1 m", a U+FEFF Go does not trim). The value is written
+ * as it is: null when nginx would refuse it (a U+3000 around it, which Go trims and nginx's lexer
+ * does not), or a size too large to hold.
  */
 export function parseWrittenBodySize(text: string): number | 'unwritten' | null {
-  return /^[0-9]+[kmg]?$/i.test(text.trim()) ? parseNginxSize(text) : 'unwritten';
+  if (!/^[0-9]+[kmg]?$/i.test(trimGoSpace(text))) return 'unwritten';
+  const words = nginxArguments(text);
+  return words?.length === 1 ? parseNginxOffset(words[0]!) : null;
 }
 
 /** An HTTP header field name (RFC 9110 token). */

@@ -7,7 +7,7 @@ import {
   defaultGatewaySettings,
   parseIngressAnnotations,
 } from '../../src/k8s/annotations.ts';
-import { parseGoBool, parseGoDurationMs, parseNginxSize } from '../../src/k8s/values.ts';
+import { parseGoBool, parseGoDurationMs, parseWrittenBodySize } from '../../src/k8s/values.ts';
 import { codes, configMap, configMapSettings, find, ingress, topologyOf } from './helpers.ts';
 
 const P = 'nginx.ingress.kubernetes.io/';
@@ -30,13 +30,18 @@ test('value syntaxes: Go booleans, Go durations, nginx sizes', () => {
   assert.equal(parseGoDurationMs('250ms'), 250);
   assert.equal(parseGoDurationMs('1.5s'), 1500);
   for (const bad of ['5', 's', '5 s', '-5s', '5x']) assert.equal(parseGoDurationMs(bad), null);
-  assert.equal(parseNginxSize('0'), 0);
-  assert.equal(parseNginxSize('100'), 100);
-  assert.equal(parseNginxSize('8k'), 8192);
-  assert.equal(parseNginxSize('8K'), 8192);
-  assert.equal(parseNginxSize('1m'), 1024 ** 2);
-  assert.equal(parseNginxSize('2G'), 2 * 1024 ** 3);
-  for (const bad of ['1.5m', '1mb', 'm', '', '-1', '1 m']) assert.equal(parseNginxSize(bad), null);
+  // client_max_body_size as ingress-nginx writes it (isValidByteSize after Go's TrimSpace), and as
+  // nginx then reads the value written as it is.
+  assert.equal(parseWrittenBodySize('0'), 0);
+  assert.equal(parseWrittenBodySize('100'), 100);
+  assert.equal(parseWrittenBodySize('8k'), 8192);
+  assert.equal(parseWrittenBodySize('8K'), 8192);
+  assert.equal(parseWrittenBodySize(' 1m\t'), 1024 ** 2);
+  assert.equal(parseWrittenBodySize('2G'), 2 * 1024 ** 3);
+  for (const unwritten of ['1.5m', '1mb', 'm', '', '-1', '1 m', '8b', '\ufeff8m'])
+    assert.equal(parseWrittenBodySize(unwritten), 'unwritten', JSON.stringify(unwritten));
+  // Go trims U+3000, nginx's lexer does not: written, and refused by nginx.
+  assert.equal(parseWrittenBodySize('\u30008m'), null);
 });
 
 test('ConfigMap defaults are ingress-nginx 1.12 defaults', () => {

@@ -22,15 +22,21 @@ const buffering = (l: LocationModel) => ({
 });
 
 test('sizes as the ingress-nginx template writes client_body_buffer_size: digits and k, K, m or M', () => {
-  assert.equal(parseBufferSize('1000'), 1000);
-  assert.equal(parseBufferSize('1k'), 1024);
-  assert.equal(parseBufferSize('1K'), 1024);
-  assert.equal(parseBufferSize('1m'), 1024 * 1024);
-  assert.equal(parseBufferSize(' 16k '), 16 * 1024);
-  assert.equal(parseBufferSize('0'), 0);
-  for (const bad of ['1b', '1g', '1G', '', 'k', '-1k', '1.5k', '8 k', '2048m']) {
-    assert.equal(parseBufferSize(bad), null, bad);
+  for (const from of ['annotation', 'configmap'] as const) {
+    assert.equal(parseBufferSize('1000', from), 1000);
+    assert.equal(parseBufferSize('1k', from), 1024);
+    assert.equal(parseBufferSize('1K', from), 1024);
+    assert.equal(parseBufferSize('1m', from), 1024 * 1024);
+    assert.equal(parseBufferSize(' 16k ', from), 16 * 1024);
+    assert.equal(parseBufferSize('0', from), 0);
+    for (const bad of ['1b', '1g', '1G', '', 'k', '-1k', '1.5k', '8 k', '2048m', '\ufeff8k']) {
+      assert.equal(parseBufferSize(bad, from), null, bad);
+    }
   }
+  // The ConfigMap's is written as it is: U+3000 is no blank to nginx (refused); an annotation's was
+  // trimmed by ingress-nginx (Go's TrimSpace) before it is written.
+  assert.equal(parseBufferSize('\u30008k', 'configmap'), null);
+  assert.equal(parseBufferSize('\u30008k', 'annotation'), 8192);
 });
 
 test('defaults: buffering on, 8k; a location says nothing of them', () => {

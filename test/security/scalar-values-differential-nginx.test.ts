@@ -123,6 +123,9 @@ import {
 import { type Blackhole, startBlackhole } from '../helpers/blackhole.ts';
 import { mapLimited } from '../helpers/concurrency.ts';
 import { count, type Findings, note, show } from '../helpers/findings.ts';
+import { atoi, GO, int, normalizeString, options, regex } from '../helpers/go-annotation-validators.ts';
+import { goBool, goParseInt0 } from '../helpers/go-configmap.ts';
+import { goTrimSpace } from '../helpers/go-net.ts';
 import { framedResponses, listenTracked, openRaw } from '../helpers/net.ts';
 import { type RunningNginx, startNginx } from '../helpers/nginx.ts';
 import { requireBinary } from '../helpers/process.ts';
@@ -134,54 +137,19 @@ const STREAM_MODULE = '/usr/lib/nginx/modules/ngx_stream_module.so';
 const PREFIX = 'nginx.ingress.kubernetes.io/';
 
 // ---------------------------------------------------------------------------------------------
-// Go, transcribed: strings.TrimSpace, strconv.ParseInt / Atoi / ParseBool, parser.normalizeString,
-// the annotation validators (validators.go:58 SizeRegex, :84 MaliciousRegex, :143 ValidateOptions,
-// :167 ValidateInt) and the template's isValidByteSize (template.go:1014-1038).
+// Go: strings.TrimSpace (go-net's goTrimSpace), mapstructure's strconv.ParseInt(s, 0, 64) and
+// ParseBool (go-configmap's goParseInt0, goBool), strconv.Atoi, parser.normalizeString and the annotation
+// validators (validators.go:58 SizeRegex with ValidateRegex's removeSpace and :84 MaliciousRegex, :143
+// ValidateOptions, :167 ValidateInt) of go-annotation-validators (test/helpers/; go-reference holds them
+// against Go's own answers); the template's isValidByteSize (template.go:1014-1038) transcribed here.
 
-const GO_SPACE = '\\t\\n\\v\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000';
-const GO_TRIM = new RegExp(`^[${GO_SPACE}]+|[${GO_SPACE}]+$`, 'g');
-const goTrimSpace = (s: string) => s.replace(GO_TRIM, '');
-
-const INT64_MAX = 2n ** 63n - 1n;
-
-/** strconv.ParseInt(s, 0, 64) as mapstructure's decodeInt calls it ("" is "0"); null on an error. */
-function goParseInt0(value: string): bigint | null {
-  const text = value === '' ? '0' : value;
-  const m = /^([+-]?)(0[xX]|0[bB]|0[oO]|0(?=.))?(.+)$/.exec(text);
-  if (!m) return null;
-  const [, sign, prefix = '', body = ''] = m;
-  const radix = prefix === '' ? 10 : /x/i.test(prefix) ? 16 : /b/i.test(prefix) ? 2 : 8;
-  const digit = { 2: '[01]', 8: '[0-7]', 10: '[0-9]', 16: '[0-9a-fA-F]' }[radix];
-  // underscoreOK: underscores only between digits, or right after a base prefix.
-  if (!new RegExp(`^${prefix === '' ? '' : '_?'}${digit}+(_${digit}+)*$`).test(body)) return null;
-  const magnitude = [...body.replaceAll('_', '')].reduce(
-    (n, c) => n * BigInt(radix) + BigInt(Number.parseInt(c, 16)),
-    0n,
-  );
-  const n = sign === '-' ? -magnitude : magnitude;
-  return n > INT64_MAX || n < -INT64_MAX - 1n ? null : n;
+/** go-configmap's goBool (mapstructure's decodeBool: ParseBool, "" false), null where the default stays. */
+function decodeBool(value: string): boolean | null {
+  const b = goBool(value, true);
+  return b === goBool(value, false) ? b : null;
 }
 
-/** strconv.Atoi on a 64-bit platform: a sign and decimal digits, leading zeros too; null on an error. */
-function goAtoi(value: string): bigint | null {
-  if (!/^[+-]?[0-9]+$/.test(value)) return null;
-  const n = BigInt(value);
-  return n > INT64_MAX || n < -INT64_MAX - 1n ? null : n;
-}
-
-/** strconv.ParseBool; mapstructure's decodeBool reads "" as false. */
-function goBool(value: string): boolean | null {
-  if (['1', 't', 'T', 'TRUE', 'true', 'True'].includes(value)) return true;
-  if (['0', 'f', 'F', 'FALSE', 'false', 'False', ''].includes(value)) return false;
-  return null;
-}
-
-const normalizeString = (value: string) => value.split('\n').map(goTrimSpace).join('\n');
-/**
- * validators.go:58 `^(?i)\d+[bkmg]?$`, with ValidateRegex's removeSpace and MaliciousRegex; Go's (?i)
- * folds the Kelvin sign to k (the u flag: go-reference holds it against Go).
- */
-const sizeValidator = (v: string) => /^\d+[bkmg]?$/iu.test(v.replaceAll(' ', '')) && !/[\r\n]/.test(v);
+const sizeValidator = regex(GO.SizeRegex, true);
 /** template.go:1014-1038. */
 function isValidByteSize(value: string, isOffset: boolean): boolean {
   const s = goTrimSpace(value);
@@ -208,8 +176,8 @@ const cmInt = (value: string): GoRead => {
 const cmString = (value: string): GoRead => token(value);
 /** An annotation read by GetIntAnnotation (ValidateInt, then Atoi); `refused` is its ValidationError. */
 function annInt(value: string, refused: GoRead = DEFAULT): GoRead {
-  if (value !== '' && goAtoi(value) === null) return refused;
-  const n = goAtoi(value);
+  if (value !== '' && !int(value)) return refused;
+  const n = atoi(value);
   return n === null ? DEFAULT : token(n);
 }
 
@@ -576,7 +544,13 @@ const genSize = fc
 
 const intValues = () => [...INT_VALUES, ...generated(genInt, 1)];
 const timeValues = () => [...TIME_VALUES, ...generated(genTime, 2)];
-const sizeValues = () => [...SIZE_VALUES, ...generated(genSize, 3)];
+/**
+ * Go's white space around a size (isValidByteSize and normalizeString trim unicode.IsSpace: U+0085 and
+ * U+3000, not U+FEFF; JavaScript's trim() misses U+0085 and takes U+FEFF). Not in SIZE_VALUES
+ * (configmap-validation's list, whose nginxSize model MODEL_DISAGREEMENTS holds to nginx).
+ */
+const GO_SPACE_SIZES = ['\u30008m', '8m\u0085', '\ufeff8m'];
+const sizeValues = () => [...SIZE_VALUES, ...GO_SPACE_SIZES, ...generated(genSize, 3)];
 const bufferValues = () => [
   ...BUFFER_VALUES,
   ...generated(
@@ -738,7 +712,7 @@ function cmBool(
     where,
     values: () => BOOL_VALUES,
     go: (v) => {
-      const b = goBool(v);
+      const b = decodeBool(v);
       return b === null ? DEFAULT : token(b ? 'on' : 'off');
     },
     defaultToken: goDefault ? 'on' : 'off',
@@ -1238,7 +1212,7 @@ const SPECS: Spec[] = [
     where: 'nginx.tmpl:818 `proxy_responses {{ }};`, configmap.go:356-364 strconv.Atoi',
     values: intValues,
     go: (v) => {
-      const n = goAtoi(v);
+      const n = atoi(v);
       return n === null ? DEFAULT : token(n);
     },
     defaultToken: '1',
@@ -1547,10 +1521,23 @@ const SPECS: Spec[] = [
     key: 'proxy-http-version',
     source: 'annotation',
     where: 'nginx.tmpl:1347, proxy/main.go:159 ValidateOptions(1.0, 1.1; trimmed)',
-    values: words_(['1.1', '1.0', ' 1.0', '1.0 ', '2', '1.0.0', '', '1', 'HTTP/1.0', '1.10']),
+    values: words_([
+      '1.1',
+      '1.0',
+      ' 1.0',
+      '1.0 ',
+      '2',
+      '1.0.0',
+      '',
+      '1',
+      'HTTP/1.0',
+      '1.10',
+      '\u30001.0',
+      '1.0\u0085',
+      '\ufeff1.0',
+    ]),
     go: (v) => {
-      const t = goTrimSpace(v);
-      if (v !== '' && t !== '1.0' && t !== '1.1') return DEFAULT;
+      if (v !== '' && !options(['1.0', '1.1'], true, true)(v)) return DEFAULT;
       const n = normalizeString(v);
       return n === '' ? DEFAULT : token(n);
     },
@@ -1564,10 +1551,22 @@ const SPECS: Spec[] = [
     key: 'proxy-request-buffering',
     source: 'annotation',
     where: 'nginx.tmpl:1346, proxy/main.go:135 ValidateOptions(on, off; trimmed)',
-    values: words_(['on', 'off', 'ON', 'Off', ' off', 'off ', '', 'yes', '1']),
+    values: words_([
+      'on',
+      'off',
+      'ON',
+      'Off',
+      ' off',
+      'off ',
+      '',
+      'yes',
+      '1',
+      '\u3000off',
+      'off\u0085',
+      '\ufeffoff',
+    ]),
     go: (v) => {
-      const t = goTrimSpace(v);
-      if (v !== '' && t !== 'on' && t !== 'off') return DEFAULT;
+      if (v !== '' && !options(['on', 'off'], true, true)(v)) return DEFAULT;
       const n = normalizeString(v);
       return n === '' ? DEFAULT : token(n);
     },
