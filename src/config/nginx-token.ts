@@ -112,3 +112,9 @@ export function nginxArguments(text: string): string[] | null {
   const read = readDirective(`name ${text};`);
   return read.kind === 'directive' && read.rest === '' ? read.words.slice(1) : null;
 }
+
+/** The one argument nginx reads from `text` (nginxArguments), or null when it reads none or several. */
+export function nginxArgument(text: string): string | null {
+  const words = nginxArguments(text);
+  return words?.length === 1 ? words[0]! : null;
+}

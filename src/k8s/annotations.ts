@@ -54,7 +54,7 @@ import {
   parseUint,
 } from './values.ts';
 import { parseNginxTimeMs } from '../config/duration.ts';
-import { nginxArguments } from '../config/nginx-token.ts';
+import { nginxArgument, nginxArguments } from '../config/nginx-token.ts';
 
 export const NGINX_ANNOTATION_PREFIX = 'nginx.ingress.kubernetes.io/';
 
@@ -208,6 +208,9 @@ export function defaultGatewaySettings(configMap: ObjectRef | null = null): Gate
   };
 }
 
+/** A whole number as nginx's ngx_atoi reads one word: digits only. */
+const DIGITS = /^[0-9]+$/;
+
 /** nginx's own client_max_body_size (1m): ingress-nginx's default, and where it writes none. */
 const NGINX_DEFAULT_BODY_SIZE = 1024 ** 2;
 
@@ -352,11 +355,13 @@ export function parseControllerConfigMap(
 function readWorkerProcesses(v: ConfigMapReader, s: GatewaySettings): void {
   const text = v.data['worker-processes'];
   if (text === undefined) return;
-  if (text.trim() === 'auto') {
+  // Written as it is (`worker_processes {{ }};`): the one argument nginx's lexer reads.
+  const word = nginxArgument(text) ?? '';
+  if (word === 'auto') {
     s.workerProcesses = 'auto';
     return;
   }
-  const n = parseUint(text, 1024);
+  const n = DIGITS.test(word) ? parseUint(word, 1024) : null;
   if (n === null || n < 1)
     v.invalid(
       'worker-processes',
@@ -416,8 +421,9 @@ function readAccessLogParams(v: ConfigMapReader): void {
 }
 
 function readErrorLogLevel(v: ConfigMapReader, s: GatewaySettings): void {
-  const level = v.data['error-log-level']?.trim();
-  if (level === undefined || level === '') return;
+  const text = v.data['error-log-level'];
+  if (text === undefined || text.trim() === '') return;
+  const level = nginxArgument(text) ?? text;
   if (isNginxLogLevel(level)) s.errorLogLevel = level;
   else v.invalid('error-log-level', level, `one of ${Object.keys(NGINX_LOG_LEVELS).join(', ')}`, 'notice');
 }
@@ -614,7 +620,7 @@ function readLargeClientHeaderBuffers(v: ConfigMapReader, s: GatewaySettings): v
   const text = v.data['large-client-header-buffers'];
   if (text === undefined) return;
   const [countText, sizeText, extra] = nginxArguments(text) ?? [];
-  const count = countText === undefined ? null : parseUint(countText, 64);
+  const count = countText !== undefined && DIGITS.test(countText) ? parseUint(countText, 64) : null;
   const size = sizeText === undefined ? null : parseNginxBufferSize(sizeText);
   // nginx's least size is connection_pool_size (512 on 64-bit systems).
   if (extra !== undefined || count === null || count < 1 || size === null || size < 512 || size > 1 << 20)

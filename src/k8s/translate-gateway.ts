@@ -21,6 +21,7 @@ import type {
   VirtualHostModel,
 } from '../config/model.ts';
 import { findServicePort } from '../config/lookup.ts';
+import { nginxArgument } from '../config/nginx-token.ts';
 import { DEFAULT_SERVER_SETTINGS } from '../config/server-settings.ts';
 import { type IngressAccess, locationAccess, parseAccessAnnotations } from './access-annotations.ts';
 import { annotationPolicyRefusals } from './annotation-risk.ts';
@@ -186,8 +187,9 @@ export function translateGatewaySettings(
   }
   if (rewrites.proxyRedirectFrom !== undefined) settings.proxyRedirectFrom = rewrites.proxyRedirectFrom;
   if (rewrites.proxyRedirectTo !== undefined) settings.proxyRedirectTo = rewrites.proxyRedirectTo;
-  // Written into `proxy_http_version {{ … }};` by ingress-nginx's template: spaces around it are nothing.
-  const version = cm.data['proxy-http-version']?.trim();
+  // Written into `proxy_http_version {{ … }};` by ingress-nginx's template: read as nginx's lexer reads it.
+  const raw = cm.data['proxy-http-version'];
+  const version = raw === undefined ? undefined : (nginxArgument(raw) ?? raw);
   if (version === '1.0' || version === '1.1') settings.proxyHttpVersion = version;
   else if (version !== undefined)
     issue(

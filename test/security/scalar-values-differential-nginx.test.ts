@@ -1625,10 +1625,18 @@ interface Case {
   token: string | null;
 }
 
+/**
+ * Around every key's default value, the white space where Go's TrimSpace, nginx's lexer and
+ * JavaScript's trim() part ways: U+3000 (Go and JavaScript trim it, nginx does not), U+FEFF (only
+ * JavaScript trims it), U+0085 (only Go trims it).
+ */
+const unicodeSpaced = (spec: Spec) =>
+  spec.defaultToken === '' ? [] : ['\u3000', '\ufeff', '\u0085'].map((c) => `${c}${spec.defaultToken}`);
+
 function casesOf(specs: readonly Spec[]): Case[] {
   const out: Case[] = [];
   for (const spec of specs) {
-    for (const value of new Set(spec.values())) {
+    for (const value of new Set([...spec.values(), ...unicodeSpaced(spec)])) {
       const go = spec.go(value);
       const t = go.kind === 'token' ? go.token : go.kind === 'default' ? spec.defaultToken : null;
       out.push({
