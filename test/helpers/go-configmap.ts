@@ -31,3 +31,29 @@ export function goParseInt0(value: string): bigint | null {
   const n = sign === '-' ? -magnitude : magnitude;
   return n >= 2n ** 63n || n < -(2n ** 63n) ? null : n;
 }
+
+/**
+ * Integer values of a ConfigMap key in each form mapstructure's ParseInt base 0 reads apart (signs,
+ * prefixes, underscores, blanks, units, int64 edges): configmap-validation's and scalar-values' list.
+ */
+export const INT_VALUES = [
+  '30',
+  ' 500',
+  '+5',
+  '05',
+  '010',
+  '08',
+  '0x10',
+  '1_0',
+  '5s',
+  '',
+  '  ',
+  ' 5',
+  '5 ',
+  '-5',
+  '0',
+  '99999999999',
+  '9223372036854775808',
+  '3.5',
+  '1e3',
+];

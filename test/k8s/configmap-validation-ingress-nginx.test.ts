@@ -30,7 +30,7 @@ import fc from 'fast-check';
 import type { GatewaySettings, SourceRangeModel, Topology } from '../../src/config/model.ts';
 import { BACKEND_DEADLINE_AT_ONCE_MS } from '../../src/k8s/annotations.ts';
 import { controllerConfigMap, topologyOf } from '../fixtures/gateway/manifests.ts';
-import { goBool, goParseInt0 } from '../helpers/go-configmap.ts';
+import { goBool, goParseInt0, INT_VALUES } from '../helpers/go-configmap.ts';
 import { splitAndTrimSpace } from '../helpers/go-net.ts';
 
 const SEED = Number(process.env.CONFIGMAP_SEED ?? 20240611);
@@ -442,28 +442,6 @@ const INT_KEYS: readonly IntKey[] = [
     nginxMin: 0,
     read: (s) => s.http2?.maxConcurrentStreams ?? 128,
   },
-];
-
-const INT_VALUES = [
-  '30',
-  ' 500',
-  '+5',
-  '05',
-  '010',
-  '08',
-  '0x10',
-  '1_0',
-  '5s',
-  '',
-  '  ',
-  ' 5',
-  '5 ',
-  '-5',
-  '0',
-  '99999999999',
-  '9223372036854775808',
-  '3.5',
-  '1e3',
 ];
 
 function goIntValue(k: IntKey, value: string): number {

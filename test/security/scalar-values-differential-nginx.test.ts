@@ -124,7 +124,7 @@ import { type Blackhole, startBlackhole } from '../helpers/blackhole.ts';
 import { mapLimited } from '../helpers/concurrency.ts';
 import { count, type Findings, note, show } from '../helpers/findings.ts';
 import { atoi, GO, int, normalizeString, options, regex } from '../helpers/go-annotation-validators.ts';
-import { goBool, goParseInt0 } from '../helpers/go-configmap.ts';
+import { INT_VALUES as CONFIGMAP_INT_VALUES, goBool, goParseInt0 } from '../helpers/go-configmap.ts';
 import { goTrimSpace } from '../helpers/go-net.ts';
 import { framedResponses, listenTracked, openRaw } from '../helpers/net.ts';
 import { type RunningNginx, startNginx } from '../helpers/nginx.ts';
@@ -368,26 +368,8 @@ const s = (v: KeepipView) => v.settings;
 // INT_VALUES and proxy-body-size list, annotation-validation's proxy-connect-timeout and proxy-body-size
 // values), then values of each form, then generated ones.
 const INT_VALUES = [
-  // test/k8s/configmap-validation-ingress-nginx.test.ts INT_VALUES
-  '30',
-  ' 500',
-  '+5',
-  '05',
-  '010',
-  '08',
-  '0x10',
-  '1_0',
-  '5s',
-  '',
-  '  ',
-  ' 5',
-  '5 ',
-  '-5',
-  '0',
-  '99999999999',
-  '9223372036854775808',
-  '3.5',
-  '1e3',
+  // test/k8s/configmap-validation-ingress-nginx.test.ts's (test/helpers/go-configmap.ts)
+  ...CONFIGMAP_INT_VALUES,
   // test/k8s/annotation-validation-ingress-nginx.test.ts proxy-connect-timeout
   '5',
   '-1',
