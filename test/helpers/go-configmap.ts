@@ -57,3 +57,24 @@ export const INT_VALUES = [
   '3.5',
   '1e3',
 ];
+
+/** Boolean values in the forms ParseBool takes, refuses or would take trimmed: both tests' list. */
+export const BOOL_VALUES = [
+  'true',
+  'false',
+  'True',
+  'TRUE',
+  'T',
+  't',
+  '1',
+  '0',
+  'F',
+  'no',
+  'yes',
+  'on',
+  ' true',
+  'true ',
+  '',
+  '  ',
+  'tRuE',
+];

@@ -30,7 +30,7 @@ import fc from 'fast-check';
 import type { GatewaySettings, SourceRangeModel, Topology } from '../../src/config/model.ts';
 import { BACKEND_DEADLINE_AT_ONCE_MS } from '../../src/k8s/annotations.ts';
 import { controllerConfigMap, topologyOf } from '../fixtures/gateway/manifests.ts';
-import { goBool, goParseInt0, INT_VALUES } from '../helpers/go-configmap.ts';
+import { BOOL_VALUES, goBool, goParseInt0, INT_VALUES } from '../helpers/go-configmap.ts';
 import { splitAndTrimSpace } from '../helpers/go-net.ts';
 
 const SEED = Number(process.env.CONFIGMAP_SEED ?? 20240611);
@@ -294,26 +294,6 @@ const BOOL_KEYS: readonly BoolKey[] = [
     lean: 'true-opens',
     read: () => false,
   },
-];
-
-const BOOL_VALUES = [
-  'true',
-  'false',
-  'True',
-  'TRUE',
-  'T',
-  't',
-  '1',
-  '0',
-  'F',
-  'no',
-  'yes',
-  'on',
-  ' true',
-  'true ',
-  '',
-  '  ',
-  'tRuE',
 ];
 
 function boolVerdict(k: BoolKey, value: string, keepip: boolean, go: boolean, warned: boolean): Verdict {

@@ -124,7 +124,12 @@ import { type Blackhole, startBlackhole } from '../helpers/blackhole.ts';
 import { mapLimited } from '../helpers/concurrency.ts';
 import { count, type Findings, note, show } from '../helpers/findings.ts';
 import { atoi, GO, int, normalizeString, options, regex } from '../helpers/go-annotation-validators.ts';
-import { INT_VALUES as CONFIGMAP_INT_VALUES, goBool, goParseInt0 } from '../helpers/go-configmap.ts';
+import {
+  BOOL_VALUES,
+  INT_VALUES as CONFIGMAP_INT_VALUES,
+  goBool,
+  goParseInt0,
+} from '../helpers/go-configmap.ts';
 import { goTrimSpace } from '../helpers/go-net.ts';
 import { framedResponses, listenTracked, openRaw } from '../helpers/net.ts';
 import { type RunningNginx, startNginx } from '../helpers/nginx.ts';
@@ -652,27 +657,6 @@ function annSeconds(key: string, directive: string, read: (l: LocationModel) => 
     family: 'msec',
   };
 }
-
-/** configmap-validation-ingress-nginx.test.ts BOOL_VALUES. */
-const BOOL_VALUES = [
-  'true',
-  'false',
-  'True',
-  'TRUE',
-  'T',
-  't',
-  '1',
-  '0',
-  'F',
-  'no',
-  'yes',
-  'on',
-  ' true',
-  'true ',
-  '',
-  '  ',
-  'tRuE',
-];
 
 /**
  * A ConfigMap bool (mapstructure: ParseBool, "" false, else the default) written `on`/`off`: a line
