@@ -192,11 +192,27 @@ export function parseManifestText(text: string, fileName: string): LoadResult {
       });
       return;
     }
-    // An empty document (a trailing `---`, a file of comments) is not an error.
-    if (value === null || value === undefined) return;
-    addObject(value, fileName, document, [], 0, result);
+    addDocument(value, fileName, document, result);
   });
   return result;
+}
+
+/**
+ * The objects of documents already parsed (JSON values, one per document), checked as the documents
+ * of a manifest file are: the loader's rules without the YAML text.
+ */
+export function manifestObjectsOf(documents: readonly unknown[], fileName: string): LoadResult {
+  const result: LoadResult = { objects: [], issues: [] };
+  documents.forEach((value, index) => {
+    addDocument(value, fileName, index + 1, result);
+  });
+  return result;
+}
+
+function addDocument(value: unknown, fileName: string, document: number, result: LoadResult): void {
+  // An empty document (a trailing `---`, a file of comments) is not an error.
+  if (value === null || value === undefined) return;
+  addObject(value, fileName, document, [], 0, result);
 }
 
 function addObject(

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { loadManifests, parseManifestText } from '../../src/k8s/load.ts';
+import { loadManifests, manifestObjectsOf, parseManifestText } from '../../src/k8s/load.ts';
 
 const FIXTURES = join(import.meta.dirname, '../fixtures/manifests');
 
@@ -120,4 +120,29 @@ test('unknown kinds are kept by the loader (translation decides)', () => {
     namespace: 'x',
     name: 'd',
   });
+});
+
+test('already-parsed documents (manifestObjectsOf) give the objects and issues their YAML text gives', () => {
+  const documents = [
+    { apiVersion: 'v1', kind: 'Service', metadata: { name: 'web', namespace: 'shop' } },
+    null,
+    {
+      apiVersion: 'v1',
+      kind: 'List',
+      items: [{ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'c' } }, 'not an object'],
+    },
+    { kind: 'Service', metadata: {} },
+  ];
+  const text = documents.map((d) => (d === null ? '' : JSON.stringify(d))).join('\n---\n');
+  const fromText = parseManifestText(text, 'f.yaml');
+  const fromValues = manifestObjectsOf(documents, 'f.yaml');
+  assert.deepEqual(fromValues, fromText);
+  assert.deepEqual(
+    fromValues.objects.map((o) => `${o.kind} ${o.origin.namespace}/${o.origin.name}#${o.origin.document}`),
+    ['Service shop/web#1', 'ConfigMap default/c#3'],
+  );
+  assert.deepEqual(
+    fromValues.issues.map((i) => i.code),
+    ['MANIFEST_NOT_AN_OBJECT', 'MANIFEST_MISSING_FIELD', 'MANIFEST_MISSING_FIELD'],
+  );
 });
