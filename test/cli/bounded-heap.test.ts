@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { SEMI_SPACE_MB } from '../../src/workers/young-generation.ts';
-import { startKeepip } from '../helpers/process.ts';
+import { keepipBin, start } from '../helpers/process.ts';
 
 const MANIFEST = `apiVersion: v1
 kind: Service
@@ -23,7 +23,10 @@ function cmdline(pid: number): string[] {
 }
 
 async function gatewayArgs(file: string, env?: NodeJS.ProcessEnv): Promise<string[]> {
-  const gateway = startKeepip(['gateway', '-f', file, '--http', '127.0.0.1:0'], { env });
+  // Not startKeepip: it passes the flag itself.
+  const gateway = start(process.execPath, [keepipBin, 'gateway', '-f', file, '--http', '127.0.0.1:0'], {
+    env,
+  });
   try {
     await gateway.waitFor(/keepip gateway: listening http 127\.0\.0\.1:\d+/);
     return cmdline(gateway.child.pid as number);

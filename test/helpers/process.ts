@@ -3,6 +3,7 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { SEMI_SPACE_FLAG } from '../../src/workers/young-generation.ts';
 
 export const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 export const keepipBin = fileURLToPath(new URL('../../bin/keepip', import.meta.url));
@@ -97,9 +98,13 @@ export function start(
   };
 }
 
-/** Starts `bin/keepip` with the same Node that runs the tests. */
+/**
+ * Starts `bin/keepip` with the same Node that runs the tests, and the young-generation flag a serving
+ * command would re-run itself with (src/cli/bounded-heap.ts): the same process, without starting Node
+ * twice. test/cli/bounded-heap.test.ts starts it without the flag, to see the re-run.
+ */
 export function startKeepip(args: string[], options: { env?: NodeJS.ProcessEnv } = {}): Running {
-  return start(process.execPath, [keepipBin, ...args], options);
+  return start(process.execPath, [SEMI_SPACE_FLAG, keepipBin, ...args], options);
 }
 
 /**
