@@ -765,7 +765,8 @@ class H1Connection {
     const quiet =
       (request === null || request.complete) && this.#held.length === 0 && !this.#parser.holdsPartial;
     this.#enterLinger();
-    request?.fail(coded('ECONNRESET', 'connection closing'));
+    // Built only for a body still being read: an Error (its stack) per closed connection is not free.
+    if (request !== null && !request.complete) request.fail(coded('ECONNRESET', 'connection closing'));
     this.socket.once('finish', quiet ? this.#destroy : this.#startLingering);
     this.socket.end();
     this.socket.resume();
