@@ -50,7 +50,7 @@ import { makePki, type Pem } from '../helpers/pki.ts';
 const TRUSTED = '127.0.0.70';
 /** Not in proxy-real-ip-cidr (ingress-nginx's Lua believes it all the same). */
 const UNTRUSTED = '127.0.0.71';
-const RUNS = 14;
+const RUNS = 10;
 const REDIRECT_URL = 'https://r.test/moved';
 
 interface Redirect {

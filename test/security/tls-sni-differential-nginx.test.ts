@@ -65,7 +65,7 @@ interface Config {
 const ERROR_PAGE = 'https://err.tls.test/denied';
 const SEED_VARIABLE = 'TLSDIFF_SEED';
 const DEFAULT_SEED = 20_260_301;
-const CONFIGS = 20;
+const CONFIGS = 14;
 const PROBES_PER_CONFIG = 48;
 
 /** The host of a slot as the Ingress names it. */
