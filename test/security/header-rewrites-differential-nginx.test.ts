@@ -40,6 +40,7 @@ import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
 import { mapLimited } from '../helpers/concurrency.ts';
+import { normalizeString } from '../helpers/go-annotation-validators.ts';
 import { decodeChunked, listenTracked, openRaw } from '../helpers/net.ts';
 import { type RunningNginx, startNginx } from '../helpers/nginx.ts';
 import {
@@ -180,13 +181,7 @@ function validates(value: string, regex: RegExp, removeSpace: boolean): boolean 
 /** GetStringAnnotation: the (per line trimmed) annotation when it validates, else the ConfigMap's. */
 function annotationOr(loc: Loc, name: string, valid: (v: string) => boolean): string {
   const raw = loc.annotations[name];
-  const v =
-    raw === undefined
-      ? ''
-      : raw
-          .split('\n')
-          .map((line) => line.trim())
-          .join('\n');
+  const v = raw === undefined ? '' : normalizeString(raw);
   if (v !== '' && valid(raw!)) return v;
   return CONFIG_MAP[name] ?? DEFAULTS[name]!;
 }

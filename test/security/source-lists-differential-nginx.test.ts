@@ -90,6 +90,7 @@ import {
   masked,
   splitAndTrimSpace,
 } from '../helpers/go-net.ts';
+import { normalizeString } from '../helpers/go-annotation-validators.ts';
 import { type RunningNginx, startNginx } from '../helpers/nginx.ts';
 import { childEnv, requireBinary } from '../helpers/process.ts';
 
@@ -135,9 +136,6 @@ interface Round {
 }
 
 type AnnotationRead = { kind: 'missing' } | { kind: 'denied' } | { kind: 'list'; entries: string[] };
-
-/** parser.normalizeString: each line trimmed. */
-const normalizeString = (value: string) => value.split('\n').map(goTrimSpace).join('\n');
 
 /**
  * ipallowlist / ipdenylist Parse over parser.checkAnnotation: `names` in alias order; the next name is

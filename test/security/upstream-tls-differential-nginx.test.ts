@@ -80,6 +80,7 @@ import {
   opaqueSecret as secret,
 } from '../fixtures/gateway/manifests.ts';
 import { mapLimited } from '../helpers/concurrency.ts';
+import { goTrimSpace } from '../helpers/go-net.ts';
 import { type RunningNginx, startNginx } from '../helpers/nginx.ts';
 import type { Pem } from '../helpers/pki.ts';
 
@@ -582,7 +583,7 @@ const SERVER_NAME = /^[/\-._~a-zA-Z0-9:^$[\](){}*+?|&=\\]*$/;
 function goString(ing: IngressSpec, key: SslKey, valid: (raw: string) => boolean): string | null {
   const raw = ing.ssl[key];
   if (raw === undefined || (raw !== '' && !valid(raw))) return null;
-  const value = raw.trim();
+  const value = goTrimSpace(raw);
   return value === '' ? null : value;
 }
 
@@ -592,7 +593,7 @@ const withoutSpaces = (re: RegExp) => (raw: string) => re.test(raw.replaceAll(' 
 function sortProtocols(value: string): string {
   const list = value
     .split(' ')
-    .map((p) => p.trim())
+    .map(goTrimSpace)
     .filter((p) => p !== '' && PROTOCOLS.test(p));
   return list.length === 0 ? 'TLSv1.2' : list.sort().join(' ');
 }
@@ -618,7 +619,7 @@ function nginxLocation(ing: IngressSpec, alt: boolean, files: Files): NginxLocat
       protocols: protocols === null ? 'TLSv1.2' : sortProtocols(protocols),
       verify: onOff('proxy-ssl-verify'),
       depth: depth === 0 ? 1 : depth,
-      name: goString(ing, 'proxy-ssl-name', (raw) => SERVER_NAME.test(raw.trim())) ?? '',
+      name: goString(ing, 'proxy-ssl-name', (raw) => SERVER_NAME.test(goTrimSpace(raw))) ?? '',
       serverName: onOff('proxy-ssl-server-name'),
     },
   };
@@ -989,7 +990,7 @@ function causeOf(c: Case, j: number, files: Files): Cause | null {
   const keys: SslKey[] = ['proxy-ssl-verify', 'proxy-ssl-name', 'proxy-ssl-server-name', 'proxy-ssl-ciphers'];
   const padded = keys.some((key) => {
     const v = ing.ssl[key];
-    return v !== undefined && v.trim() !== '' && v.trim() !== v;
+    return v !== undefined && goTrimSpace(v) !== '' && goTrimSpace(v) !== v;
   });
   if (padded && ing.secret !== 'none') return 'untrimmed';
   const name = own.denied || own.ssl === null ? '' : own.ssl.name;
