@@ -474,7 +474,8 @@ describe('keepip lb against docs/lb.md', { concurrency: true }, () => {
     });
 
     test('SIGINT stops it with exit code 0', async () => {
-      const exited = once(lb.child, 'exit') as Promise<[number | null, string | null]>;
+      // 'close', not 'exit': the last lines may still be in the pipe when the process has exited.
+      const exited = once(lb.child, 'close') as Promise<[number | null, string | null]>;
       lb.child.kill('SIGINT');
       const [code, signal] = await exited;
       assert.deepEqual({ code, signal }, { code: 0, signal: null });

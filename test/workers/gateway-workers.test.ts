@@ -257,7 +257,8 @@ describe('keepip gateway --workers', () => {
     // A drain bound past setTimeout's longest (34 days): the primary must still wait, not kill at once.
     const gw = await startWorkersGateway(file, ['--workers', '2', '--drain-timeout', '3000000']);
     try {
-      const exited = new Promise<number | null>((resolve) => gw.running.child.once('exit', resolve));
+      // 'close': exited, and its last lines read from the pipe.
+      const exited = new Promise<number | null>((resolve) => gw.running.child.once('close', resolve));
       const pending = request(gw.port, { host: 'web.example.com', path: '/hold' });
       await held.arrived(/hold/);
       gw.running.child.kill('SIGTERM');
