@@ -30,11 +30,7 @@ describe('keepip controller (process)', () => {
     const nowhere = startKeepip(['controller', '--http-port=0'], {
       env: { KUBECONFIG: '', KUBERNETES_SERVICE_HOST: '', HOME: '/nonexistent' },
     });
-    const exitCode = await new Promise((resolve) => {
-      if (nowhere.child.exitCode !== null) resolve(nowhere.child.exitCode);
-      else nowhere.child.once('exit', (code) => resolve(code));
-    });
-    assert.equal(exitCode, 1);
+    assert.equal(await nowhere.exited(), 1);
     assert.match(nowhere.output(), /no API server: give --kubeconfig/);
     const help = await runKeepip(['controller', '--help']);
     assert.equal(help.code, 0);

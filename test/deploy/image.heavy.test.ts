@@ -208,11 +208,7 @@ describe('the keepip image (npm run image)', { timeout: 600_000 }, () => {
       assert.match(readFileSync(`/proc/${init}/cmdline`, 'utf8'), /^\/usr\/bin\/tini\0/);
       process.kill(init, 'SIGTERM');
       await gateway.waitFor(/stopped/, 30_000);
-      const exit = await new Promise((resolve) => {
-        if (gateway!.child.exitCode !== null) resolve(gateway!.child.exitCode);
-        else gateway!.child.once('exit', (code) => resolve(code));
-      });
-      assert.equal(exit, 0, gateway.output());
+      assert.equal(await gateway.exited(), 0, gateway.output());
       assert.match(gateway.output(), /SIGTERM: stopped accepting, draining/);
     } finally {
       await gateway?.stop();

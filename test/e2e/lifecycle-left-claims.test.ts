@@ -606,9 +606,7 @@ async function drainScenario(
     else await c.shut();
   }
   const tag = `/hold-drain-${gw.workers}`;
-  const exited = new Promise<number | string | null>((resolve) =>
-    gw.run.child.once('exit', (code, sig) => resolve(code ?? sig)),
-  );
+  const exited = gw.run.exited();
   try {
     placed.held.socket.write(`GET ${tag} HTTP/1.1\r\nHost: ${WEB}\r\n\r\n`);
     await backend.arrived(new RegExp(`^${escaped(tag)}$`));

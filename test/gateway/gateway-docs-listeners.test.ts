@@ -159,14 +159,6 @@ function portOf(running: Running, kind: 'http' | 'https'): Promise<number> {
     .then((match) => Number(match[1]));
 }
 
-/** Resolves with the exit code or signal of a process already told to stop (no SIGTERM of ours). */
-function exitOf(running: Running): Promise<number | string | null> {
-  const { child } = running;
-  if (child.exitCode !== null || child.signalCode !== null)
-    return Promise.resolve(child.exitCode ?? child.signalCode);
-  return new Promise((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal)));
-}
-
 /** GET on a fresh connection from `from`, the status or the error code when none came. */
 function plainGet(port: number, host: string, from: string, path = '/'): Promise<number | string> {
   return new Promise((resolve) => {
@@ -491,7 +483,7 @@ describe('docs/gateway.md: flags, start-up lines, listeners, reload and shutdown
       try {
         const outcome = await Promise.race([
           gateway.waitFor(/access log to /).then(() => 'listening' as const),
-          exitOf(gateway).then(() => 'exited' as const),
+          gateway.exited().then(() => 'exited' as const),
         ]);
         const out = gateway.output();
         if (outcome === 'listening') {
@@ -502,7 +494,7 @@ describe('docs/gateway.md: flags, start-up lines, listeners, reload and shutdown
           );
         } else {
           // Someone else holds one of them on this machine: the exit names the default it tried.
-          assert.equal(await exitOf(gateway), 1);
+          assert.equal(await gateway.exited(), 1);
           assert.match(out, /127\.0\.0\.1:(8080|8443)/);
         }
       } finally {
@@ -598,7 +590,7 @@ describe('docs/gateway.md: flags, start-up lines, listeners, reload and shutdown
         assert.equal(inflight.closed(), false, 'the in-flight request is still being waited for');
         gateway.child.kill('SIGTERM');
         assert.equal(
-          await exitOf(gateway),
+          await gateway.exited(),
           'SIGTERM',
           'a second SIGTERM ends the process by its default action',
         );
@@ -642,7 +634,7 @@ describe('docs/gateway.md: flags, start-up lines, listeners, reload and shutdown
         );
         assert.equal(conn.closed(), false, 'the request in flight was cut');
         gateway.child.kill('SIGTERM');
-        assert.equal(await exitOf(gateway), 'SIGTERM');
+        assert.equal(await gateway.exited(), 'SIGTERM');
       } finally {
         conn?.destroy();
         if (gateway.child.exitCode === null && gateway.child.signalCode === null)
@@ -672,7 +664,7 @@ describe('docs/gateway.md: flags, start-up lines, listeners, reload and shutdown
         await gateway.waitFor(/SIGINT: stopped accepting, draining/);
         gateway.child.kill('SIGHUP');
         // The backend never answers: only the drain bound ends this.
-        assert.equal(await exitOf(gateway), 0);
+        assert.equal(await gateway.exited(), 0);
         await conn.whenClosed();
         assert.equal(statusOf(conn.received()), 0, 'no answer invented for the cut request');
         assert.doesNotMatch(gateway.output(), /reloaded|reload rejected/, 'a SIGHUP while draining reloaded');

@@ -19,15 +19,26 @@ export function childEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
 }
 
 const STOP_GRACE_MS = 30_000;
+/**
+ * After exit, how long the rest of the output may take to arrive: 'close' comes once stdout and stderr
+ * are read to their end, but a grandchild that inherited them (a worker outliving its primary) would
+ * hold them open; then the pipes are closed by us, so `exited()` stays bounded.
+ */
+const OUTPUT_DRAIN_MS = 10_000;
 
 export interface Running {
   child: ChildProcess;
   /** stdout and stderr so far, interleaved as received. */
   output(): string;
-  /** Resolves when the output matches `pattern`; rejects on exit or after `timeoutMs`. */
+  /** Resolves when the output matches `pattern`; rejects once it ended without it, or after `timeoutMs`. */
   waitFor(pattern: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
   /**
-   * Sends SIGTERM and resolves with the exit code or signal. SIGKILL only after STOP_GRACE_MS: a bound
+   * Resolves with the exit code or signal once the process has exited and its last output has been read
+   * ('exit' alone can come before the last lines are read from the pipes). Sends no signal.
+   */
+  exited(): Promise<number | string | null>;
+  /**
+   * Sends SIGTERM and resolves as `exited()` does. SIGKILL only after STOP_GRACE_MS: a bound
    * against a hang, not a timing expectation (a primary draining two workers on a loaded machine has
    * been seen to take more than 3 s, and a test asserting exit code 0 then read 'SIGKILL').
    */
@@ -45,6 +56,7 @@ export function start(
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let text = '';
+  let ended = false;
   const listeners = new Set<() => void>();
   const onData = (chunk: Buffer) => {
     text += chunk.toString('utf8');
@@ -52,8 +64,20 @@ export function start(
   };
   child.stdout?.on('data', onData);
   child.stderr?.on('data', onData);
-  const exited = new Promise<number | string | null>((resolve) => {
+  const exitCode = new Promise<number | string | null>((resolve) => {
     child.once('exit', (code, signal) => resolve(code ?? signal));
+  });
+  const closed = new Promise<void>((resolve) => child.once('close', () => resolve()));
+  const exited = exitCode.then(async (code) => {
+    const drain = setTimeout(() => {
+      child.stdout?.destroy();
+      child.stderr?.destroy();
+    }, OUTPUT_DRAIN_MS);
+    await closed;
+    clearTimeout(drain);
+    ended = true;
+    for (const listener of listeners) listener();
+    return code;
   });
   return {
     child,
@@ -65,26 +89,24 @@ export function start(
           if (match) {
             cleanup();
             resolve(match);
+          } else if (ended) {
+            cleanup();
+            reject(new Error(`${command} exited before printing ${pattern}; output:\n${text}`));
           }
         };
         const timer = setTimeout(() => {
           cleanup();
           reject(new Error(`timed out waiting for ${pattern} from ${command}; output so far:\n${text}`));
         }, timeoutMs);
-        const onExit = () => {
-          cleanup();
-          reject(new Error(`${command} exited before printing ${pattern}; output:\n${text}`));
-        };
         const cleanup = () => {
           clearTimeout(timer);
           listeners.delete(check);
-          child.off('exit', onExit);
         };
         listeners.add(check);
-        child.once('exit', onExit);
         check();
       });
     },
+    exited: () => exited,
     async stop() {
       if (child.exitCode === null && child.signalCode === null) {
         child.kill('SIGTERM');

@@ -227,22 +227,20 @@ async function reap(running: Running, dir: string): Promise<number | string | nu
   return result;
 }
 
-/** Resolves with the exit code (or signal) once the primary exits, or with 'still running' after `ms`. */
-function exitWithin(running: Running, ms: number): Promise<number | string | null> {
-  const child = running.child;
-  if (child.exitCode !== null || child.signalCode !== null)
-    return Promise.resolve(child.exitCode ?? child.signalCode);
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => {
-      child.off('exit', onExit);
-      resolve('still running');
-    }, ms);
-    const onExit = (code: number | null, signal: string | null) => {
-      clearTimeout(timer);
-      resolve(code ?? signal);
-    };
-    child.once('exit', onExit);
+/**
+ * Resolves with the exit code (or signal) once the primary exited and its output was read, or with
+ * 'still running' after `ms`.
+ */
+async function exitWithin(running: Running, ms: number): Promise<number | string | null> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<string>((resolve) => {
+    timer = setTimeout(() => resolve('still running'), ms);
   });
+  try {
+    return await Promise.race([running.exited(), late]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** Polls `ready` every 20 ms; fails after `timeoutMs` (a bound against a hang, not a window). */

@@ -238,11 +238,6 @@ async function lineAfter(
   }
 }
 
-const exited = (running: Running): Promise<number | string | null> =>
-  running.child.exitCode !== null || running.child.signalCode !== null
-    ? Promise.resolve(running.child.exitCode ?? running.child.signalCode)
-    : new Promise((resolve) => running.child.once('exit', (code, signal) => resolve(code ?? signal)));
-
 /** A pod that records every connection's source address and bytes. */
 interface Pod {
   host: string;
@@ -654,7 +649,7 @@ describe('docs/up.md, README and --help claims of keepip up / demo / whoami', { 
 
     test('Ctrl-C (SIGINT) stops everything: exit 0 after "stopped"', async () => {
       up.child.kill('SIGINT');
-      assert.equal(await exited(up), 0, up.output());
+      assert.equal(await up.exited(), 0, up.output());
       assert.match(up.output(), /^up +\| stopped$/m);
     });
   });
@@ -814,7 +809,7 @@ describe('docs/up.md, README and --help claims of keepip up / demo / whoami', { 
         assert.equal(await accepts(whoami.host, whoami.port, '127.0.20.43'), true, 'the backend still runs');
         assert.doesNotMatch(up.output().slice(mark), /\| stopped$/m);
         up.child.kill('SIGTERM');
-        assert.equal(await exited(up), 130, up.output());
+        assert.equal(await up.exited(), 130, up.output());
         assert.match(up.output().slice(mark), /^up +\| second signal: exiting without waiting$/m);
       } finally {
         held.destroy();
@@ -1059,7 +1054,7 @@ describe('docs/up.md, README and --help claims of keepip up / demo / whoami', { 
       const defaulted = startKeepip(['whoami']);
       try {
         const code = await Promise.race([
-          exited(defaulted),
+          defaulted.exited(),
           defaulted.waitFor(/listening on http:\/\/127\.0\.0\.1:8080$/m, 30_000).then(() => 'listening'),
         ]);
         if (code === 'listening') return;

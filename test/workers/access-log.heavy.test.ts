@@ -103,9 +103,8 @@ describe('access log of two workers under load', () => {
           (t) => metricSum(t, 'keepip_gateway_requests_total') >= REQUESTS,
           'every request is counted',
         );
-        const exited = new Promise((resolve) => gw.running.child.once('exit', resolve));
         gw.running.child.kill('SIGTERM');
-        assert.equal(await exited, 0);
+        assert.equal(await gw.running.exited(), 0);
         const lines =
           extra.length === 0 ? gw.stdoutLines() : readFileSync(path, 'utf8').split('\n').slice(0, -1);
         checkLines(lines, gw.pids);

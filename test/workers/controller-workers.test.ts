@@ -92,9 +92,8 @@ describe('keepip controller with workers', () => {
       assert.equal(ingressCalls.filter((r) => r.query.get('watch') === 'true').length, 1);
       assert.equal(ingressCalls.filter((r) => r.query.get('watch') !== 'true').length, 1);
 
-      const exited = new Promise((resolve) => ctl.child.once('exit', resolve));
       ctl.child.kill('SIGTERM');
-      assert.equal(await exited, 0);
+      assert.equal(await ctl.exited(), 0);
       for (const pid of pids) assert.throws(() => process.kill(pid, 0), `worker ${pid} exited`);
     } finally {
       await ctl.stop();

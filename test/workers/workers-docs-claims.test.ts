@@ -575,11 +575,8 @@ describe('docs: workers (gateway, lb, controller)', { concurrency: true }, () =>
     });
 
     test('W7: SIGINT stops the primary and every worker, exit code 0', async () => {
-      const exited = new Promise<number | string | null>((resolve) =>
-        lb.child.once('exit', (code, sig) => resolve(code ?? sig)),
-      );
       lb.child.kill('SIGINT');
-      assert.equal(await exited, 0);
+      assert.equal(await lb.exited(), 0);
       for (const pid of pids) await until(() => gone(pid), `worker ${pid} exited`);
     });
   });
