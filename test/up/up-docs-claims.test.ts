@@ -1120,7 +1120,8 @@ describe('docs/up.md, README and --help claims of keepip up / demo / whoami', { 
         child.stderr?.on('data', (chunk: Buffer) => {
           text += chunk.toString('utf8');
         });
-        child.once('exit', () => {
+        // 'close', not 'exit': the last lines may still be in the pipe when the process exits.
+        child.once('close', () => {
           clearTimeout(timer);
           resolve(text);
         });
