@@ -18,7 +18,9 @@
 //
 // Generated cases are checked in one batch (one nginx, one keepip, one host per case); the first case
 // that differs is then shrunk by fast-check against a single-host nginx reloaded per candidate (the
-// bench: test/helpers/nginx-differential.ts). ROUTING_SEED=<n> replays a run.
+// bench: test/helpers/nginx-differential.ts). ROUTING_SEED=<n> replays a run. The last test checks that
+// each generated test's nginx answers showed every routing feature of its list (FEATURES), so that a
+// smaller or reseeded run cannot stop exercising one unnoticed.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
@@ -244,6 +246,7 @@ const TARGETS = [
   '/ab',
   '/a/b',
   '/a/b/',
+  '/a/b/c',
   '/A',
   '/A/B',
   '/b',
@@ -328,6 +331,146 @@ async function send(port: number, probe: Probe, host: string): Promise<Outcome> 
 }
 
 // ---------------------------------------------------------------------------------------------
+// What nginx's answers show the generated cases exercised: each generated test must meet every
+// feature of its list (FEATURES), so that fewer runs cannot silently stop checking one of them.
+
+/** A target nginx matches as written (no escape, dot segment, `//`, query): the model names its location. */
+const PLAIN_TARGET = /^(\/[A-Za-z][A-Za-z.]*)*\/?$/;
+
+interface Match {
+  loc: NgxLocation;
+  /** nginx's auto_redirect: `/p` answered with a 301 to `/p/`, the name of a proxied location. */
+  redirect: boolean;
+}
+
+function matches(l: NgxLocation, regex: boolean, target: string): boolean {
+  if (regex) return new RegExp(`^${l.path}`, 'i').test(target);
+  return l.pathType === 'Exact' ? l.path === target : target.startsWith(l.path);
+}
+
+/**
+ * The location nginx takes for a PLAIN_TARGET (ngx_http_core_find_location): on a regex host the first
+ * `~*` that matches; else the `=`, or the longest prefix, or auto_redirect when no location is named
+ * the target itself but one is named the target and `/`.
+ */
+function matchOf(locations: readonly NgxLocation[], regex: boolean, target: string): Match | undefined {
+  const found = locations.filter((l) => matches(l, regex, target));
+  if (regex) return found[0] && { loc: found[0], redirect: false };
+  const exact = found.find((l) => l.pathType === 'Exact');
+  if (exact !== undefined) return { loc: exact, redirect: false };
+  const longest = found.sort((a, b) => b.path.length - a.path.length)[0];
+  const slash = locations.find((l) => l.path === `${target}/` && l.id !== null);
+  if (longest?.path !== target && slash !== undefined) return { loc: slash, redirect: true };
+  return longest && { loc: longest, redirect: false };
+}
+
+/** The Outcome.kind of a match. */
+function kindOf(m: Match | undefined, target: string): string | undefined {
+  if (m === undefined) return undefined;
+  if (m.redirect) return `redirect ${target}/`;
+  return m.loc.id === null ? 'refused' : `loc ${m.loc.id}`;
+}
+
+/** What the answer of a plain host (no regex) shows; `gen` is the generated path of the location. */
+function plainFeatures(c: Case, m: Match, gen: GenPath, others: readonly NgxLocation[]): string[] {
+  const served =
+    gen.pathType === 'ImplementationSpecific'
+      ? 'an ImplementationSpecific `location /p`'
+      : gen.pathType === 'Exact'
+        ? 'an Exact path (`= /p`)'
+        : m.loc.path === '/'
+          ? 'a Prefix / (the root location it took over)'
+          : `a Prefix path's ${m.loc.pathType === 'Exact' ? '`= /p`' : '`/p/`'}`;
+  const out = [`plain host: ${served}`];
+  const twin = c.some((ing) => ing.paths.some((p) => p.path === gen.path && p.pathType === 'Prefix'));
+  if (gen.pathType === 'Exact' && twin) {
+    out.push('plain host: an Exact /p beside a Prefix /p (no `= /p` twin)');
+  }
+  if (others.some((l) => l.pathType !== 'Exact')) {
+    out.push(
+      m.loc.pathType === 'Exact'
+        ? 'plain host: `=` before a matching prefix location'
+        : 'plain host: the longest of several matching prefix locations',
+    );
+  }
+  return out;
+}
+
+/** What the answer of a regex host (`~*` locations) shows. */
+function regexFeatures(c: Case, m: Match, gen: GenPath, others: readonly NgxLocation[], target: string) {
+  const out = [`regex host: a${gen.pathType === 'Prefix' ? '' : 'n'} ${gen.pathType} path`];
+  if (gen.pathType === 'Exact' && target !== gen.path) {
+    out.push('regex host: an Exact /p taking a longer path (`~* ^/p`)');
+  }
+  if (!new RegExp(`^${m.loc.path}`).test(target)) out.push('regex host: a case-insensitive match (`~*`)');
+  if (others.length > 0) out.push('regex host: the first of several matching locations');
+  const { locations } = ingressNginxLocations(c);
+  if (kindOf(matchOf(locations, false, target), target) !== `loc ${m.loc.id}`) {
+    const cause = locations.some((l) => l.useRegex) ? 'use-regex' : 'rewrite-target alone';
+    out.push(`regex host (${cause}): an answer a plain host would not give`);
+  }
+  return out;
+}
+
+/** The features nginx's answer to `probe` shows for case `c`, when the model explains the answer. */
+function featuresOf(c: Case, probe: Probe, ngx: Outcome): string[] {
+  const { target } = probe;
+  if (probe.host !== '@' || probe.from !== undefined || !PLAIN_TARGET.test(target)) return [];
+  const { enforceRegex, locations } = ingressNginxLocations(c);
+  const m = matchOf(locations, enforceRegex, target);
+  // Only what nginx did: an answer the model does not explain shows nothing.
+  if (m === undefined || kindOf(m, target) !== ngx.kind) return [];
+  const mode = enforceRegex ? 'regex host' : 'plain host';
+  if (m.redirect) return [`${mode}: auto_redirect (301 from /p to /p/)`];
+  if (m.loc.id === null) return [`${mode}: the default backend (404, no path matched)`];
+  const k = Number(m.loc.id.slice(1));
+  const paths = c.flatMap((ing) => ing.paths);
+  const gen = paths[k]!;
+  const others = locations.filter(
+    (l) => l.id !== null && l.id !== m.loc.id && l.path !== '/' && matches(l, enforceRegex, target),
+  );
+  const out = enforceRegex ? regexFeatures(c, m, gen, others, target) : plainFeatures(c, m, gen, others);
+  // Merge order: a later rule with the same path and type is dropped, the first one answers.
+  if (paths.slice(k + 1).some((p) => p.path === gen.path && p.pathType === gen.pathType)) {
+    out.push(`${mode}: the first of two rules with the same path and type`);
+  }
+  return out;
+}
+
+/**
+ * Every feature each generated test must have shown in nginx's answers (featuresOf). Met by every seed
+ * tried (the longest of several prefix locations thanks to the /a/b/c target: /a/b/ usually has a
+ * `= /a/b/` twin that answers it); left out as too rare for 45 runs (the last test's diagnostic shows it
+ * when met): in `any`, the hosts with neither use-regex nor a rewrite (about 1 in 20).
+ */
+const FEATURES: Record<'plain' | 'any', string[]> = {
+  plain: [
+    'plain host: the default backend (404, no path matched)',
+    'plain host: an Exact path (`= /p`)',
+    "plain host: a Prefix path's `= /p`",
+    "plain host: a Prefix path's `/p/`",
+    'plain host: a Prefix / (the root location it took over)',
+    'plain host: an Exact /p beside a Prefix /p (no `= /p` twin)',
+    'plain host: `=` before a matching prefix location',
+    'plain host: the longest of several matching prefix locations',
+    'plain host: auto_redirect (301 from /p to /p/)',
+    'plain host: the first of two rules with the same path and type',
+  ],
+  any: [
+    'regex host: the default backend (404, no path matched)',
+    'regex host: an ImplementationSpecific path',
+    'regex host: a Prefix path',
+    'regex host: an Exact path',
+    'regex host: an Exact /p taking a longer path (`~* ^/p`)',
+    'regex host: a case-insensitive match (`~*`)',
+    'regex host: the first of several matching locations',
+    'regex host (use-regex): an answer a plain host would not give',
+    'regex host (rewrite-target alone): an answer a plain host would not give',
+    'regex host: the first of two rules with the same path and type',
+  ],
+};
+
+// ---------------------------------------------------------------------------------------------
 // The two servers under test.
 
 type Bench = Differential<Probe, Outcome>;
@@ -348,9 +491,17 @@ function describeCase(c: Case): string {
   return `Ingresses (merge order; path k -> backend p<k>):\n${ingresses}\ningress-nginx's locations, in order:\n${rendered}`;
 }
 
-/** The probes on which nginx and keepip disagree, for the case served on `host`. */
-function differences(bench: Bench, host: string, probes: readonly Probe[] = PROBES): Promise<string[]> {
+/** The probes on which nginx and keepip disagree, for the case served on `host`; `seen` counts featuresOf. */
+function differences(
+  bench: Bench,
+  host: string,
+  probes: readonly Probe[] = PROBES,
+  seen?: { c: Case; features: Map<string, number> },
+): Promise<string[]> {
   return bench.disagreements(probes, host, (probe, ngx, kip) => {
+    if (seen !== undefined) {
+      for (const f of featuresOf(seen.c, probe, ngx)) seen.features.set(f, (seen.features.get(f) ?? 0) + 1);
+    }
     if (ngx.kind === kip.kind) return null;
     const request = rawRequest(probe, SINGLE_HOST).split('\r\n').slice(0, 2).join(' / ');
     return `${request}${probe.from ? ` from ${probe.from}` : ''}: nginx ${ngx.kind} (${ngx.status}), keepip ${kip.kind} (${kip.status})`;
@@ -369,8 +520,16 @@ async function assertSameRoutes(bench: Bench, c: Case, probes: readonly Probe[])
   assert.deepEqual(diff, [], `${describeCase(c)}\n${diff.join('\n')}`);
 }
 
-/** `runs` generated cases in one batch, but those nginx refuses (duplicate locations); see checkGenerated. */
-async function checkRouting(bench: Bench, arb: fc.Arbitrary<Case>, runs: number): Promise<void> {
+/**
+ * `runs` generated cases in one batch, but those nginx refuses (duplicate locations); see checkGenerated.
+ * `features` counts what nginx's answers in the batch showed (featuresOf).
+ */
+async function checkRouting(
+  bench: Bench,
+  arb: fc.Arbitrary<Case>,
+  runs: number,
+  features: Map<string, number>,
+): Promise<void> {
   await checkGenerated({
     arb,
     runs,
@@ -379,7 +538,7 @@ async function checkRouting(bench: Bench, arb: fc.Arbitrary<Case>, runs: number)
     defaultSeed: 20261205,
     accepts: (c) => !nginxRefuses(c),
     configure: (cases, hosts) => configure(bench, cases, hosts),
-    differences: (_c, host) => differences(bench, host),
+    differences: (c, host) => differences(bench, host, PROBES, { c, features }),
     assertAlone: async (c) => {
       const diff = await caseDifferences(bench, c);
       assert.deepEqual(diff, [], `${describeCase(c)}\n${diff.join('\n')}`);
@@ -509,12 +668,14 @@ describe('routing: keepip picks the location ingress-nginx (real nginx 1.22) pic
     await bench?.close();
   });
 
+  const seen = { plain: new Map<string, number>(), any: new Map<string, number>() };
+
   it('plain hosts (Exact and Prefix paths, generated): every attack spelling lands on the same location', async () => {
-    await checkRouting(bench, plainCaseArb, 45);
+    await checkRouting(bench, plainCaseArb, 45, seen.plain);
   });
 
   it('any Ingresses of a host (ImplementationSpecific, use-regex, rewrite-target; generated): the same location', async () => {
-    await checkRouting(bench, anyCaseArb, 45);
+    await checkRouting(bench, anyCaseArb, 45, seen.any);
   });
 
   for (const fixed of FIXED_CASES) {
@@ -530,5 +691,20 @@ describe('routing: keepip picks the location ingress-nginx (real nginx 1.22) pic
       const reply = await bench.askKeepip(stranger(target), SINGLE_HOST);
       assert.equal(reply.status, 400, target);
     }
+  });
+
+  it('the generated runs exercised every feature of their lists (FEATURES)', (t) => {
+    const missing: string[] = [];
+    for (const test of ['plain', 'any'] as const) {
+      // How many answers showed each feature: how close to missing one a run was.
+      t.diagnostic(`${test}: ${[...seen[test]].map(([feature, n]) => `${feature} (${n})`).join('; ')}`);
+      missing.push(...FEATURES[test].filter((f) => !seen[test].has(f)).map((f) => `${test}: ${f}`));
+    }
+    const shown = (test: 'plain' | 'any') => [...seen[test].keys()].join('; ') || 'nothing';
+    assert.deepEqual(
+      missing,
+      [],
+      `nginx's answers never showed these; they showed, plain: ${shown('plain')}. any: ${shown('any')}`,
+    );
   });
 });
