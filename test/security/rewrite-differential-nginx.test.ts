@@ -431,6 +431,88 @@ function explained(probe: Probe, ngx: Outcome, kip: Outcome, seen: Map<string, n
 }
 
 // ---------------------------------------------------------------------------------------------
+// The features the runs must show. The generated cases are few for the time they take (70): a
+// behaviour only rarer cases reach could go unchecked unnoticed. Each is read from what nginx answered
+// (not from what the cases asked for), and the last test asserts that every one was met. The rarest,
+// a rewritten path without a leading `/` (a `$1`/`$2` target whose capture is a bare word), is missed
+// by about one REWRITE_SEED in ten: such a seed fails that test, not the comparison.
+
+/** The probes only the host's root location serves. */
+const ROOT_PROBES = ['/', '//?x=1', '/%2F'];
+
+/** The x-forwarded-prefix values whose captures are all empty, or that have none (`/p`). */
+const CAPTURELESS = new Set(PREFIXES.map((p) => p.replace(/\$\d+/g, '')));
+
+/** What the client asked for; an absolute-form target without its `http://<host>`, as nginx passes it. */
+function asked(probe: Probe): string {
+  return probe.target.replace(/^http:\/\/@/, '');
+}
+
+/** What a rewritten target that starts with `/` shows. */
+function rewrittenFeatures(probe: Probe, target: string): string[] {
+  const out = ['a rewritten path'];
+  const [path = '', query] = target.split('?');
+  // The rewrite runs on the decoded $uri: a captured `a%2Fb` reaches the backend as `a/b`.
+  if (/a%2fb/i.test(asked(probe).split('?')[0]!) && path.includes('a/b'))
+    out.push('a captured %2F sent as `/`');
+  // No target has a `%`: an escape in a rewritten path is nginx re-escaping a decoded capture.
+  if (/%[0-9A-F]{2}/.test(path)) out.push('a capture re-escaped');
+  // No kept target has a `?`: a query there is the client's, appended.
+  if (query !== undefined) out.push("the client's query kept");
+  return out;
+}
+
+/** What nginx's answer to `probe` shows, for the check that the runs exercised every feature. */
+function featuresOf(probe: Probe, o: Outcome): string[] {
+  const out: string[] = [];
+  const sent = asked(probe);
+  if (o.status === 400) out.push('a path refused (400)');
+  if (o.status === 404 && o.target === null) out.push('the default backend');
+  const appRoot = o.status === 302 && /^http:\/\/[^/]+\/app$/.test(o.location ?? '');
+  if (appRoot) out.push('app-root');
+  else if (o.status === 302) out.push('a rewrite to a redirect');
+  if (o.status === 500) out.push('an empty rewritten path');
+  // The root location carries the Ingress's rewrite too: its redirect or its empty path shows it.
+  if (ROOT_PROBES.includes(sent) && (o.status === 500 || (o.status === 302 && !appRoot))) {
+    out.push("the root location's rewrite");
+  }
+  const prefix = o.prefixes.join();
+  if (prefix === FORGED_PREFIX) out.push("the client's X-Forwarded-Prefix");
+  else if (prefix !== '') {
+    out.push('x-forwarded-prefix');
+    if (!CAPTURELESS.has(prefix)) out.push('x-forwarded-prefix with a capture');
+  }
+  if (o.status !== 200 || o.target === null) return out;
+  // The stems only a regex location serves (enforceRegexModifier): `^/app` and `^/a.b/` as regexes.
+  if (/^\/(apple|axb)/.test(sent)) out.push('a plain path read as a regex');
+  if (o.target === sent) return [...out, 'a path proxied as sent'];
+  if (/^\/(API|APP|Bar)/.test(sent)) out.push('a case-insensitive rewrite');
+  if (!o.target.startsWith('/')) return [...out, 'a rewritten path without a leading `/`'];
+  return [...out, ...rewrittenFeatures(probe, o.target)];
+}
+
+/** Every feature the generated runs must have shown in nginx's answers. */
+const FEATURES = [
+  'a path proxied as sent',
+  'a rewritten path',
+  'a case-insensitive rewrite',
+  'a captured %2F sent as `/`',
+  'a capture re-escaped',
+  "the client's query kept",
+  'a rewritten path without a leading `/`',
+  'an empty rewritten path',
+  'a rewrite to a redirect',
+  "the root location's rewrite",
+  'x-forwarded-prefix',
+  'x-forwarded-prefix with a capture',
+  "the client's X-Forwarded-Prefix",
+  'app-root',
+  'a plain path read as a regex',
+  'the default backend',
+  'a path refused (400)',
+];
+
+// ---------------------------------------------------------------------------------------------
 // The two servers under test.
 
 type Bench = Differential<Probe, Outcome> & {
@@ -438,7 +520,8 @@ type Bench = Differential<Probe, Outcome> & {
   closeEcho(): Promise<void>;
   /** The allowed differences met, by name. */
   allowedSeen: Map<string, number>;
-  /** nginx's answers in the generated batch, `status` and whether a rewrite happened. */
+  /** featuresOf nginx's answers, with how many showed each. */
+  featuresSeen: Map<string, number>;
 };
 
 async function configure(bench: Bench, cases: readonly Case[], hosts: readonly string[]): Promise<void> {
@@ -460,6 +543,8 @@ function describeProbe(probe: Probe): string {
 /** The probes on which nginx and keepip disagree beyond the ALLOWED differences. */
 function differences(bench: Bench, host: string, probes: readonly Probe[]): Promise<string[]> {
   return bench.disagreements(probes, host, (probe, ngx, kip) => {
+    for (const feature of featuresOf(probe, ngx))
+      bench.featuresSeen.set(feature, (bench.featuresSeen.get(feature) ?? 0) + 1);
     const [n, k] = [kindOf(ngx), kindOf(kip)];
     if (n === k || kindOf(explained(probe, ngx, kip, bench.allowedSeen)) === k) return null;
     return `${describeProbe(probe)}: nginx ${n}; keepip ${k}`;
@@ -500,6 +585,7 @@ async function startBench(): Promise<Bench> {
       echoPort: echo.port,
       closeEcho: echo.close,
       allowedSeen: new Map<string, number>(),
+      featuresSeen: new Map<string, number>(),
     });
   } catch (error) {
     await echo.close();
@@ -587,5 +673,17 @@ describe('rewrite-target: the backend gets the request line ingress-nginx (real 
     await configure(bench, [c], [SINGLE_HOST]);
     const targets = ['/app/a%zz', '/app/a%2', '/app/%%32%65%%32%65/admin', '/app/%u002e%u002e/admin'];
     await assertLikeNginx(bench, targets, (ngx) => ngx.status === 400);
+  });
+
+  it('the generated runs exercised every feature, read from what nginx answered (the features met are listed)', (t) => {
+    t.diagnostic(`features met (nginx answers): ${JSON.stringify([...bench.featuresSeen])}`);
+    const missing = FEATURES.filter((feature) => !bench.featuresSeen.has(feature));
+    const seed = process.env.REWRITE_SEED ?? 'the default';
+    assert.deepEqual(
+      missing,
+      [],
+      `nginx never answered with these in the generated runs (seed ${seed}): ${missing.join(', ')}; ` +
+        `it answered with: ${[...bench.featuresSeen.keys()].join(', ')}`,
+    );
   });
 });
