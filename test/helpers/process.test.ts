@@ -36,3 +36,15 @@ test('waitFor rejects once the process ended without the pattern, naming what it
     /exited before printing \/never printed\/;.*only this/s,
   );
 });
+
+test('exited() is bounded when a grandchild holds the pipes after the process exited', async () => {
+  // The shell exits at once; the sleep it leaves behind keeps stdout open (no 'close' until it ends).
+  const child = start('/bin/sh', ['-c', 'sleep 60 & echo "orphan $!"'], { outputDrainMs: 200 });
+  try {
+    assert.equal(await child.exited(), 0);
+    assert.match(child.output(), /^orphan \d+\n$/);
+  } finally {
+    const orphan = Number(child.output().match(/orphan (\d+)/)?.[1]);
+    if (orphan > 0) process.kill(orphan, 'SIGKILL');
+  }
+});

@@ -2,6 +2,7 @@
 // stopped by `stop()` (tests call it in `after`/`t.after`), so no test leaves a server behind.
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import type { Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { SEMI_SPACE_FLAG } from '../../src/workers/young-generation.ts';
 
@@ -22,7 +23,7 @@ const STOP_GRACE_MS = 30_000;
 /**
  * After exit, how long the rest of the output may take to arrive: 'close' comes once stdout and stderr
  * are read to their end, but a grandchild that inherited them (a worker outliving its primary) would
- * hold them open; then the pipes are closed by us, so `exited()` stays bounded.
+ * hold them open; then `exited()` resolves without the 'close' (what comes later is still read).
  */
 const OUTPUT_DRAIN_MS = 10_000;
 
@@ -48,7 +49,7 @@ export interface Running {
 export function start(
   command: string,
   args: string[],
-  options: { cwd?: string; env?: NodeJS.ProcessEnv } = {},
+  options: { cwd?: string; env?: NodeJS.ProcessEnv; outputDrainMs?: number } = {},
 ): Running {
   const child = spawn(command, args, {
     cwd: options.cwd ?? repoRoot,
@@ -69,11 +70,16 @@ export function start(
   });
   const closed = new Promise<void>((resolve) => child.once('close', () => resolve()));
   const exited = exitCode.then(async (code) => {
-    const drain = setTimeout(() => {
-      child.stdout?.destroy();
-      child.stderr?.destroy();
-    }, OUTPUT_DRAIN_MS);
-    await closed;
+    let drain: NodeJS.Timeout | undefined;
+    const late = new Promise<void>((resolve) => {
+      drain = setTimeout(() => {
+        // Still open: a grandchild holds them. Read on whatever it writes, without keeping this process alive.
+        (child.stdout as Socket | null)?.unref();
+        (child.stderr as Socket | null)?.unref();
+        resolve();
+      }, options.outputDrainMs ?? OUTPUT_DRAIN_MS);
+    });
+    await Promise.race([closed, late]);
     clearTimeout(drain);
     ended = true;
     for (const listener of listeners) listener();
