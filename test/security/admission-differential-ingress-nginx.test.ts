@@ -18,6 +18,7 @@ import fc from 'fast-check';
 import { type AdmissionAnswer, postReview, webCluster, webhookFlags } from '../controller/harness.ts';
 import type { Obj } from '../fixtures/fake-apiserver.ts';
 import { mapLimited } from '../helpers/concurrency.ts';
+import { parseBool } from '../helpers/go-annotation-validators.ts';
 
 const PREFIX = 'nginx.ingress.kubernetes.io';
 const CONFIGMAP = { namespace: 'ingress-nginx', name: 'adm-cm' };
@@ -149,9 +150,7 @@ function earlyRefusal(ing: Ing, cfg: AdmissionConfig): Refusal | null {
 function canaryOf(ing: Ing): 'missing' | 'invalid' | boolean {
   const v = ing.annotations[`${PREFIX}/canary`];
   if (v === undefined) return 'missing';
-  if (['1', 't', 'T', 'TRUE', 'true', 'True'].includes(v)) return true;
-  if (['0', 'f', 'F', 'FALSE', 'false', 'False'].includes(v)) return false;
-  return 'invalid';
+  return parseBool(v) ?? 'invalid';
 }
 
 interface Loc {
