@@ -55,7 +55,7 @@
 // | settings/log-format.go (the three escapings of a present value) | test/e2e/gateway-log-escaping.test.ts:51, :55, :60                 |
 // | settings/server_tokens.go                     | test/e2e/gateway-server-settings.test.ts:345                        |
 // | settings/limit_rate.go (ConfigMap limit-rate) | test/k8s/access-annotations.test.ts:322 (ConfigMap default), test/e2e/gateway-limits.test.ts:112 (the throttle on sockets) |
-// | settings/proxy_{connect,read}_timeout.go (invalid values) | test/k8s/configmap-validation-ingress-nginx.test.ts:536 (INT_KEYS; not proxy-send-timeout) |
+// | settings/proxy_{connect,read}_timeout.go (invalid values) | test/k8s/configmap-validation-ingress-nginx.test.ts INT_KEYS (not proxy-send-timeout) |
 // | settings/enable_real_ip.go ("false": X-Original-Forwarded-*) | test/e2e/gateway-compat-divergences.test.ts:121                 |
 // | settings/global_options.go (worker_rlimit_nofile, worker_processes 11) | nginx internals; worker-processes 11: test/workers/units.test.ts:48 |
 // | defaultbackend/with_hosts.go                  | test/e2e/gateway-ingress-paths.test.ts:135 (only-backend)           |

@@ -2404,7 +2404,7 @@ const MODEL_INT_KEYS = [
   'http2-max-concurrent-streams',
 ];
 
-/** configmap-validation-ingress-nginx.test.ts:615 nginxSize, copied. */
+/** configmap-validation-ingress-nginx.test.ts nginxSize, copied. */
 function modelNginxSize(value: string): number | 'refused' {
   const w = value.trim().split(/\s+/);
   if (w.length !== 1 || w[0] === '') return 'refused';
@@ -2424,29 +2424,29 @@ const MODEL_DISAGREEMENTS = [
     'proxy-read-timeout',
   ].map(
     (key) =>
-      `configmap-validation-ingress-nginx.test.ts:399-471 ${key} nginxMin 0 "9223372036854775807": nginx refuses`,
+      `configmap-validation-ingress-nginx.test.ts INT_KEYS ${key} nginxMin 0 "9223372036854775807": nginx refuses`,
   ),
   // …and nginx -t cannot allocate a connection cache that large.
-  'configmap-validation-ingress-nginx.test.ts:399-471 upstream-keepalive-connections nginxMin 0 "99999999999": nginx refuses',
-  'configmap-validation-ingress-nginx.test.ts:399-471 upstream-keepalive-connections nginxMin 0 "9223372036854775807": nginx refuses',
+  'configmap-validation-ingress-nginx.test.ts INT_KEYS upstream-keepalive-connections nginxMin 0 "99999999999": nginx refuses',
+  'configmap-validation-ingress-nginx.test.ts INT_KEYS upstream-keepalive-connections nginxMin 0 "9223372036854775807": nginx refuses',
   // …and a negative count is no line at all (`{{ if gt … 0 }}`), not a refused configuration.
-  'configmap-validation-ingress-nginx.test.ts:399-471 upstream-keepalive-connections nginxMin 0 "-1": nginx takes (no line)',
-  'configmap-validation-ingress-nginx.test.ts:399-471 upstream-keepalive-connections nginxMin 0 "-5": nginx takes (no line)',
+  'configmap-validation-ingress-nginx.test.ts INT_KEYS upstream-keepalive-connections nginxMin 0 "-1": nginx takes (no line)',
+  'configmap-validation-ingress-nginx.test.ts INT_KEYS upstream-keepalive-connections nginxMin 0 "-5": nginx takes (no line)',
   // max-worker-connections 0 (and "" and -0) is written as 3/4 of the open-file limit, which nginx takes.
   // nginxSize: a size isValidByteSize refuses is no line (nginx's 1m), not a refused configuration…
-  'configmap-validation-ingress-nginx.test.ts:615-621 nginxSize "": refused, nginx 1048576 (no line)',
-  'configmap-validation-ingress-nginx.test.ts:615-621 nginxSize "+8m": refused, nginx 1048576 (no line)',
-  'configmap-validation-ingress-nginx.test.ts:615-621 nginxSize "0b": refused, nginx 1048576 (no line)',
-  'configmap-validation-ingress-nginx.test.ts:615-621 nginxSize "-1": refused, nginx 1048576 (no line)',
-  'configmap-validation-ingress-nginx.test.ts:615-621 nginxSize "1 m": refused, nginx 1048576 (no line)',
-  'configmap-validation-ingress-nginx.test.ts:615-621 nginxSize "1.5m": refused, nginx 1048576 (no line)',
-  'configmap-validation-ingress-nginx.test.ts:615-621 nginxSize "1t": refused, nginx 1048576 (no line)',
-  'configmap-validation-ingress-nginx.test.ts:615-621 nginxSize "8 m": refused, nginx 1048576 (no line)',
-  'configmap-validation-ingress-nginx.test.ts:615-621 nginxSize "8b": refused, nginx 1048576 (no line)',
-  'configmap-validation-ingress-nginx.test.ts:615-621 nginxSize "8mb": refused, nginx 1048576 (no line)',
-  'configmap-validation-ingress-nginx.test.ts:615-621 nginxSize "8\u212a": refused, nginx 1048576 (no line)',
+  'configmap-validation-ingress-nginx.test.ts nginxSize "": refused, nginx 1048576 (no line)',
+  'configmap-validation-ingress-nginx.test.ts nginxSize "+8m": refused, nginx 1048576 (no line)',
+  'configmap-validation-ingress-nginx.test.ts nginxSize "0b": refused, nginx 1048576 (no line)',
+  'configmap-validation-ingress-nginx.test.ts nginxSize "-1": refused, nginx 1048576 (no line)',
+  'configmap-validation-ingress-nginx.test.ts nginxSize "1 m": refused, nginx 1048576 (no line)',
+  'configmap-validation-ingress-nginx.test.ts nginxSize "1.5m": refused, nginx 1048576 (no line)',
+  'configmap-validation-ingress-nginx.test.ts nginxSize "1t": refused, nginx 1048576 (no line)',
+  'configmap-validation-ingress-nginx.test.ts nginxSize "8 m": refused, nginx 1048576 (no line)',
+  'configmap-validation-ingress-nginx.test.ts nginxSize "8b": refused, nginx 1048576 (no line)',
+  'configmap-validation-ingress-nginx.test.ts nginxSize "8mb": refused, nginx 1048576 (no line)',
+  'configmap-validation-ingress-nginx.test.ts nginxSize "8\u212a": refused, nginx 1048576 (no line)',
   // …and a size past off_t is refused by nginx, where the model computes bytes.
-  'configmap-validation-ingress-nginx.test.ts:615-621 nginxSize "99999999999999g": 1.0737418239999893e+23, nginx refuses',
+  'configmap-validation-ingress-nginx.test.ts nginxSize "99999999999999g": 1.0737418239999893e+23, nginx refuses',
 ];
 
 function modelDisagreements(judged: readonly Judged[]): string[] {
@@ -2462,7 +2462,7 @@ function modelDisagreements(judged: readonly Judged[]): string[] {
       if (key === 'max-worker-connections' && goParseInt0(j.c.value) === 0n) continue;
       if (model !== nginx)
         out.add(
-          `configmap-validation-ingress-nginx.test.ts:399-471 ${key} nginxMin 0 ${JSON.stringify(j.c.value)}: nginx ${nginx ? `takes${j.nginx.kind === 'applies' && !j.nginx.line ? ' (no line)' : ''}` : 'refuses'}`,
+          `configmap-validation-ingress-nginx.test.ts INT_KEYS ${key} nginxMin 0 ${JSON.stringify(j.c.value)}: nginx ${nginx ? `takes${j.nginx.kind === 'applies' && !j.nginx.line ? ' (no line)' : ''}` : 'refuses'}`,
         );
     }
     if (key === 'proxy-body-size' && SIZE_VALUES.includes(j.c.value)) {
@@ -2471,7 +2471,7 @@ function modelDisagreements(judged: readonly Judged[]): string[] {
       const modelValue = model === 0 ? NO_LIMIT : model;
       if (modelValue !== nginx && !(model === 'refused' && nginx === 'refused'))
         out.add(
-          `configmap-validation-ingress-nginx.test.ts:615-621 nginxSize ${JSON.stringify(j.c.value)}: ${model}, nginx ${nginx === 'refused' ? 'refuses' : `${nginx}${j.nginx.kind === 'applies' && !j.nginx.line ? ' (no line)' : ''}`}`,
+          `configmap-validation-ingress-nginx.test.ts nginxSize ${JSON.stringify(j.c.value)}: ${model}, nginx ${nginx === 'refused' ? 'refuses' : `${nginx}${j.nginx.kind === 'applies' && !j.nginx.line ? ' (no line)' : ''}`}`,
         );
     }
   }
