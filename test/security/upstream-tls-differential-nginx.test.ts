@@ -990,7 +990,8 @@ function causeOf(c: Case, j: number, files: Files): Cause | null {
   const keys: SslKey[] = ['proxy-ssl-verify', 'proxy-ssl-name', 'proxy-ssl-server-name', 'proxy-ssl-ciphers'];
   const padded = keys.some((key) => {
     const v = ing.ssl[key];
-    return v !== undefined && goTrimSpace(v) !== '' && goTrimSpace(v) !== v;
+    const trimmed = v === undefined ? '' : goTrimSpace(v);
+    return trimmed !== '' && trimmed !== v;
   });
   if (padded && ing.secret !== 'none') return 'untrimmed';
   const name = own.denied || own.ssl === null ? '' : own.ssl.name;

@@ -257,15 +257,13 @@ describe('keepip gateway --workers', () => {
     // A drain bound past setTimeout's longest (34 days): the primary must still wait, not kill at once.
     const gw = await startWorkersGateway(file, ['--workers', '2', '--drain-timeout', '3000000']);
     try {
-      // 'close': exited, and its last lines read from the pipe.
-      const exited = new Promise<number | null>((resolve) => gw.running.child.once('close', resolve));
       const pending = request(gw.port, { host: 'web.example.com', path: '/hold' });
       await held.arrived(/hold/);
       gw.running.child.kill('SIGTERM');
       await gw.running.waitFor(/SIGTERM: stopped accepting, draining/);
       held.release();
       assert.equal((await pending).status, 200);
-      assert.equal(await exited, 0);
+      assert.equal(await gw.running.exited(), 0);
       assert.match(gw.running.output(), /keepip gateway: stopped/);
       for (const pid of gw.pids) assert.ok(!alive(pid), `worker ${pid} exited`);
       await gw.waitForLines(/^\d+ 200 d "GET \/hold HTTP\/1\.1"$/, 1);

@@ -92,10 +92,8 @@ test('two workers share the port, sum their metrics, take SIGHUP targets, surviv
   const restarted = await scrape('127.0.0.1', metricsPort);
   assert.equal(metricSum(restarted, 'keepip_worker_restarts_total'), 1);
 
-  // 'close': exited, and its last lines read from the pipe.
-  const exited = new Promise((resolve) => lb.child.once('close', resolve));
   lb.child.kill('SIGTERM');
-  assert.equal(await exited, 0);
+  assert.equal(await lb.exited(), 0);
   assert.match(lb.output(), /keepip lb: stopped/);
   for (const pid of [pids[1]!, replacement])
     assert.throws(() => process.kill(pid, 0), `worker ${pid} exited`);
