@@ -292,6 +292,7 @@ export const command: Command = {
     }
     // Signals first: a SIGTERM that arrives while the start-up lines are printed must still drain.
     const lifetime = handleSignals(report, {
+      stopAccepting: () => running.stopAccepting(),
       drain: async () => {
         await running.close();
         await board?.close();
@@ -426,11 +427,12 @@ async function reopenAccessLog(
 
 /**
  * SIGHUP reloads (once the watcher exists: a hangup before that is kept for it); SIGUSR1 reopens the
- * access log; SIGTERM and SIGINT stop accepting and drain, then `finished` resolves with exit code 0.
+ * access log; SIGTERM and SIGINT stop accepting (every worker's listeners closed before the line says
+ * so) and drain, then `finished` resolves with exit code 0.
  */
 function handleSignals(
   report: (event: GatewayEvent) => void,
-  actions: { drain: () => Promise<void>; reopen: () => Promise<void> },
+  actions: { stopAccepting: () => Promise<void>; drain: () => Promise<void>; reopen: () => Promise<void> },
 ): { finished: Promise<number>; watching(watcher: ConfigWatcher): void } {
   const signals = catchSignals({ hangups: true });
   const onReopen = () => void actions.reopen();
@@ -442,12 +444,17 @@ function handleSignals(
     stopping = true;
     process.off('SIGUSR1', onReopen);
     watcher?.close();
+    report({ level: 'info', event: 'stopping', message: `${signal}: stopping, closing the listeners` });
+    // The drain starts at once (its bound counts from the signal); the line waits until no listener is left.
+    const listenersClosed = actions.stopAccepting();
+    const drained = actions.drain();
+    await listenersClosed.catch(() => {});
     report({
       level: 'info',
       event: 'draining',
       message: `${signal}: stopped accepting, draining in-flight requests`,
     });
-    await actions.drain();
+    await drained;
     report({ level: 'info', event: 'stopped', message: 'stopped' });
     return 0;
   });

@@ -117,6 +117,8 @@ export interface RunningGateway {
   reload(topology: Topology): ReloadResult;
   /** reload() in two phases: build and check now (`version` default: the next), swap on commit(). */
   prepare(topology: Topology, version?: number): PrepareResult;
+  /** Closes the listeners (new connections are refused once it resolves) and marks the gateway draining. */
+  stopAccepting(): Promise<void>;
   /** Stops accepting, lets in-flight requests finish (bounded by drainTimeoutMs, else the ConfigMap's worker-shutdown-timeout), then closes everything. */
   close(): Promise<void>;
 }
@@ -215,6 +217,22 @@ async function startMetricsOrUndo(
     await undo();
     throw error;
   }
+}
+
+/** The process's serving gauges (connections open and reading, requests in flight), read at each scrape. */
+function registerServingMetrics(
+  metrics: GatewayMetrics,
+  listeners: RunningListeners,
+  active: { count: number },
+  slot: SnapshotSlot,
+): void {
+  registerProcessMetrics(metrics.registry, {
+    counts: metrics.serving,
+    open: () => listeners.openConnections(),
+    reading: () => listeners.readingConnections(),
+    inflight: () => active.count,
+    labels: () => slot.current.topology.gateway.requestMetrics,
+  });
 }
 
 /** Waits (bounded) for requests in flight to end, closing connections as they fall idle. */
@@ -316,13 +334,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
       await connections.closeAll(0);
     },
   );
-  registerProcessMetrics(metrics.registry, {
-    counts: metrics.serving,
-    open: () => listeners.openConnections(),
-    reading: () => listeners.readingConnections(),
-    inflight: () => active.count,
-    labels: () => slot.current.topology.gateway.requestMetrics,
-  });
+  registerServingMetrics(metrics, listeners, active, slot);
   const metricsServer = await startMetricsOrUndo(
     options,
     metrics,
@@ -335,6 +347,10 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     },
   );
   let closing: Promise<void> | null = null;
+  const stopAccepting = async () => {
+    draining = true;
+    await listeners.stopAccepting(); // again (close after stopAccepting): a no-op
+  };
   return {
     httpAddress: listeners.addresses.http,
     httpsAddress: listeners.addresses.https,
@@ -348,10 +364,10 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
       return { ok: true, version: slot.current.version, snapshot: slot.current };
     },
     prepare: (topology, nextVersion) => slot.prepare(topology, nextVersion),
+    stopAccepting,
     close() {
       closing ??= (async () => {
-        draining = true;
-        await listeners.stopAccepting();
+        await stopAccepting();
         const bound = options.drainTimeoutMs ?? slot.current.settings.workerShutdownTimeoutMs;
         await drain(listeners, active, bound);
         slot.current.retire();

@@ -181,6 +181,10 @@ export async function startGatewayWorkers(options: WorkerGatewayOptions): Promis
       }),
     holdLimiter: () => limiter.hold(MAX_HOLD_MS),
     endLimiterHold: () => limiter.hold(0),
+    stopAccepting() {
+      state.draining = true;
+      return pool.stopAccepting();
+    },
     close() {
       closing ??= (async () => {
         state.draining = true;

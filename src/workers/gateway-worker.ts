@@ -92,6 +92,7 @@ export async function serve(init: GatewayWorkerInit, slot: number, post: PostEve
       metrics: () => metrics.registry.getMetricsAsJSON(),
       reopenLogs: () => accessLog.reopen?.(),
     },
+    stopAccepting: () => running.stopAccepting(),
     async drain() {
       await running.close();
       decisions?.close();

@@ -81,6 +81,11 @@ export interface WorkerPool {
   restarts(): ReadonlyMap<number, number>;
   /** Workers the watchdog killed so far, by slot. */
   watchdogKills(): ReadonlyMap<number, number>;
+  /**
+   * The first step of a stop (stop() follows at once): no restart from now on, and every serving
+   * worker closes its listeners; resolves once each has answered that they are closed, or exited.
+   */
+  stopAccepting(): Promise<void>;
   /** Drains every worker (in parallel) and waits for them to exit. */
   stop(): Promise<void>;
   /** What drained workers answered last (their final metrics), each handed out once. */
@@ -168,6 +173,7 @@ export function createWorkerPool(options: PoolOptions): WorkerPool {
     pids: () => [...state.members.values()].sort((a, b) => a.slot - b.slot).map((m) => m.pid),
     restarts: () => state.restarts,
     watchdogKills: () => state.watchdogKills,
+    stopAccepting: () => stopAcceptingAll(state),
     stop: () => stopAll(state),
     takeLastWords: () => state.lastWords.splice(0),
   };
@@ -489,14 +495,29 @@ async function startAll(state: PoolState): Promise<Array<{ slot: number; pid: nu
  * waiting on a worker would hold the stop. That task then ends as its workers answer `gone`.
  */
 async function stopAll(state: PoolState): Promise<void> {
-  state.stopping = true;
+  endRestarts(state);
   if (state.watchdog !== null) clearInterval(state.watchdog);
-  for (const timer of state.timers) clearTimeout(timer);
-  state.timers.clear();
-  for (const member of state.launching) member.child.kill('SIGKILL');
   await Promise.all([...state.members.values()].map((m) => drainOne(state, m)));
   // A restart that started meanwhile drains what it started (restart() checks `stopping`).
   await exclusive(state, async () => {});
+}
+
+/** No restart from now on: the pending ones are cancelled and a starting worker killed (it serves nothing yet). */
+function endRestarts(state: PoolState): void {
+  state.stopping = true;
+  for (const timer of state.timers) clearTimeout(timer);
+  state.timers.clear();
+  for (const member of state.launching) member.child.kill('SIGKILL');
+}
+
+/**
+ * Every serving worker closes its listeners, in parallel. No deadline of its own: a worker that does
+ * not answer is killed at the drain bound (stop() runs beside this), and its exit answers `gone`.
+ */
+async function stopAcceptingAll(state: PoolState): Promise<void> {
+  endRestarts(state);
+  const asked = [...state.members.values()].filter((m) => m.serving && !m.killed);
+  await Promise.all(asked.map((m) => call(state, m, 'stop-accepting', null)));
 }
 
 function exitText(code: number | null, signal: string | null): string {

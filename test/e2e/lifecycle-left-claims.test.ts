@@ -111,7 +111,7 @@ import http from '../../src/node-http.ts';
 import { type FakeApiServer, type Obj, startFakeApiServer } from '../fixtures/fake-apiserver.ts';
 import { dialling, startBlackhole } from '../helpers/blackhole.ts';
 import { metricSum, scrape, scrapeUntil } from '../helpers/metrics.ts';
-import { framedResponses, freePort, openRaw, type RawConnection } from '../helpers/net.ts';
+import { connectOutcome, framedResponses, freePort, openRaw, type RawConnection } from '../helpers/net.ts';
 import { makePki, type Pem } from '../helpers/pki.ts';
 import { type Running, startKeepip } from '../helpers/process.ts';
 
@@ -217,18 +217,6 @@ async function until(what: string, check: () => boolean, ms = WAIT_MS): Promise<
     if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms`);
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
-}
-
-/** A connect attempt from `from`: 'connected' or the error code (ECONNREFUSED once nobody listens). */
-function tryConnect(port: number, from: string): Promise<string> {
-  return new Promise((resolve) => {
-    const socket = net.connect({ host: '127.0.0.1', port, localAddress: from });
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve('connected');
-    });
-    socket.once('error', (error: NodeJS.ErrnoException) => resolve(error.code ?? 'error'));
-  });
 }
 
 /** GET /healthz on a fresh connection: its status. */
@@ -619,7 +607,11 @@ async function drainScenario(
       await within(session.closed, 'the idle session closed by the drain');
     }
     for (const [i, port] of [gw.http, gw.https].entries())
-      assert.equal(await tryConnect(port, from(200 + i)), 'ECONNREFUSED', `a new connection to ${port}`);
+      assert.equal(
+        await connectOutcome('127.0.0.1', port, { localAddress: from(200 + i) }),
+        'ECONNREFUSED',
+        `a new connection to ${port}`,
+      );
     assert.equal(await healthz(gw.metrics), 503, '/healthz while draining');
     assert.equal(placed.held.closed(), false, 'the request in flight was cut');
     // A worker without the request in flight is done: it has exited (the pod's sum must still hold its count).

@@ -2,18 +2,7 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { test } from 'node:test';
-import { refusingPort } from './net.ts';
-
-function connectOutcome(host: string, port: number): Promise<string> {
-  return new Promise((resolve) => {
-    const socket = net.connect({ host, port });
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve('connected');
-    });
-    socket.once('error', (error: NodeJS.ErrnoException) => resolve(error.code ?? error.message));
-  });
-}
+import { connectOutcome, refusingPort } from './net.ts';
 
 function listenOutcome(host: string, port: number): Promise<string> {
   return new Promise((resolve) => {

@@ -94,18 +94,34 @@ export async function withFreePorts<T>(
   }
 }
 
+/**
+ * One connect attempt to host:port (from `localAddress` when given): 'connected' (then closed), the
+ * error's code ('ECONNREFUSED' once nobody listens), or 'timeout' after `timeoutMs`.
+ */
+export function connectOutcome(
+  host: string,
+  port: number,
+  options: { localAddress?: string; timeoutMs?: number } = {},
+): Promise<string> {
+  return new Promise((resolve) => {
+    const { localAddress, timeoutMs = 10_000 } = options;
+    const socket = net.connect({ host, port, ...(localAddress === undefined ? {} : { localAddress }) });
+    const settle = (outcome: string) => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(outcome);
+    };
+    const timer = setTimeout(() => settle('timeout'), timeoutMs);
+    socket.once('connect', () => settle('connected'));
+    socket.once('error', (error: NodeJS.ErrnoException) => settle(error.code ?? error.message));
+  });
+}
+
 /** Resolves once something accepts TCP connections on host:port, or rejects after `timeoutMs`. */
 export async function waitForPort(host: string, port: number, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const socket = net.connect({ host, port });
-      socket.once('connect', () => {
-        socket.destroy();
-        resolve(true);
-      });
-      socket.once('error', () => resolve(false));
-    });
+    const ok = (await connectOutcome(host, port, { timeoutMs })) === 'connected';
     if (ok) return;
     if (Date.now() > deadline) throw new Error(`nothing listens on ${host}:${port} after ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 50));

@@ -8,6 +8,7 @@ import { type RunningWhoami, startWhoami } from '../../src/whoami/server.ts';
 import { request } from '../fixtures/gateway/harness.ts';
 import { controllerConfigMap, ingress, manifestDir, toYaml, webApp } from '../fixtures/gateway/manifests.ts';
 import { startHeldBackend } from '../helpers/held-backend.ts';
+import { connectOutcome } from '../helpers/net.ts';
 import { pollUntil } from '../helpers/descriptors.ts';
 import { metricSum, scrape, scrapeUntil } from '../helpers/metrics.ts';
 import { runKeepip } from '../helpers/process.ts';
@@ -251,7 +252,7 @@ describe('keepip gateway --workers', () => {
     }
   });
 
-  test('SIGTERM drains every worker: a request in flight completes, then all processes exit 0', async () => {
+  test('SIGTERM drains every worker: the line comes once no worker accepts, a request in flight completes, then all processes exit 0', async () => {
     const held = await startHeldBackend({ hold: (url) => url.includes('hold') });
     const file = dir.write('drain.yaml', manifests('d', held.port));
     // A drain bound past setTimeout's longest (34 days): the primary must still wait, not kill at once.
@@ -261,6 +262,8 @@ describe('keepip gateway --workers', () => {
       await held.arrived(/hold/);
       gw.running.child.kill('SIGTERM');
       await gw.running.waitFor(/SIGTERM: stopped accepting, draining/);
+      // Every worker closed its listener before the line said so: a new connection is refused, not served.
+      assert.equal(await connectOutcome('127.0.0.1', gw.port), 'ECONNREFUSED');
       held.release();
       assert.equal((await pending).status, 200);
       assert.equal(await gw.running.exited(), 0);
