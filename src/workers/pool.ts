@@ -516,8 +516,12 @@ function endRestarts(state: PoolState): void {
  */
 async function stopAcceptingAll(state: PoolState): Promise<void> {
   endRestarts(state);
-  const asked = [...state.members.values()].filter((m) => m.serving && !m.killed);
-  await Promise.all(asked.map((m) => call(state, m, 'stop-accepting', null)));
+  const members = [...state.members.values()];
+  await Promise.all([
+    ...members.filter((m) => m.serving && !m.killed).map((m) => call(state, m, 'stop-accepting', null)),
+    // One killed a moment ago (the watchdog, or a start endRestarts ended) holds its listener until it is gone.
+    ...[...members.filter((m) => m.killed), ...state.launching].map((m) => m.exited),
+  ]);
 }
 
 function exitText(code: number | null, signal: string | null): string {
