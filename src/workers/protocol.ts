@@ -1,8 +1,8 @@
 // The messages between a primary and its workers (child processes with an IPC channel, serialized
 // with the structured clone algorithm). The primary starts a worker with `init` (its role and the
-// configuration it serves), then asks it things with `call` (prepare, commit, metrics, stop-accepting, drain…); the
-// worker answers `ready` or `init-failed` once, then one `reply` per call, and may post `event`s of
-// its own (the dashboard's decision batches) at any time after `ready`.
+// configuration it serves), then asks it things with `call` (prepare, commit, metrics, stop-accepting,
+// drain…); the worker answers `ready` or `init-failed` once, then one `reply` per call, and may post
+// `event`s of its own (the dashboard's decision batches) at any time after `ready`.
 
 export type WorkerRole = 'gateway' | 'lb';
 
