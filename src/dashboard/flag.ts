@@ -6,7 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { type HostPort, parseListenAddress } from '../net/host-port.ts';
 import { isLoopbackAddress } from '../net/ip.ts';
 import { createDecisionLog, type DecisionLog } from '../gateway/decision-log.ts';
-import { type RunningDashboard, startDashboard } from './server.ts';
+import type { RunningDashboard } from './server.ts';
 import type { DashboardSources } from './sources.ts';
 
 export const DASHBOARD_USAGE = `      --dashboard <ADDR:PORT>
@@ -115,6 +115,8 @@ export async function launchDashboard(
   plan: DashboardPlan,
   sources: DashboardSources,
 ): Promise<{ running: RunningDashboard; lines: { level: 'info' | 'warning'; message: string }[] }> {
+  // Loaded when a dashboard is asked for: with the doctor it needs, 45 modules every gateway start read.
+  const { startDashboard } = await import('./server.ts');
   const running = await startDashboard({
     listen: plan.listen,
     token: plan.token,
