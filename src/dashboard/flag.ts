@@ -115,7 +115,7 @@ export async function launchDashboard(
   plan: DashboardPlan,
   sources: DashboardSources,
 ): Promise<{ running: RunningDashboard; lines: { level: 'info' | 'warning'; message: string }[] }> {
-  // Loaded when a dashboard is asked for: with the doctor it needs, 45 modules every gateway start read.
+  // Loaded when a dashboard is asked for: with the doctor it needs, 47 modules every gateway start read.
   const { startDashboard } = await import('./server.ts');
   const running = await startDashboard({
     listen: plan.listen,
