@@ -91,8 +91,9 @@ export async function serve(init: GatewayWorkerInit, slot: number, post: PostEve
       abort: (arg) => settle((arg as { version: number }).version, 'abort'),
       metrics: () => metrics.registry.getMetricsAsJSON(),
       reopenLogs: () => accessLog.reopen?.(),
+      // The first step of a stop, answered once the listeners are closed (drain follows).
+      stopAccepting: () => running.stopAccepting(),
     },
-    stopAccepting: () => running.stopAccepting(),
     async drain() {
       await running.close();
       decisions?.close();

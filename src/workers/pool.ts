@@ -518,7 +518,7 @@ async function stopAcceptingAll(state: PoolState): Promise<void> {
   endRestarts(state);
   const members = [...state.members.values()];
   await Promise.all([
-    ...members.filter((m) => m.serving && !m.killed).map((m) => call(state, m, 'stop-accepting', null)),
+    ...members.filter((m) => m.serving && !m.killed).map((m) => call(state, m, 'stopAccepting', null)),
     // One killed a moment ago (the watchdog, or a start endRestarts ended) holds its listener until it is gone.
     ...[...members.filter((m) => m.killed), ...state.launching].map((m) => m.exited),
   ]);

@@ -1,6 +1,6 @@
 // The messages between a primary and its workers (child processes with an IPC channel, serialized
 // with the structured clone algorithm). The primary starts a worker with `init` (its role and the
-// configuration it serves), then asks it things with `call` (prepare, commit, metrics, stop-accepting,
+// configuration it serves), then asks it things with `call` (prepare, commit, metrics, stopAccepting,
 // drain…); the worker answers `ready` or `init-failed` once, then one `reply` per call, and may post
 // `event`s of its own (the dashboard's decision batches) at any time after `ready`.
 
@@ -45,8 +45,6 @@ export interface ServedRole {
   info: unknown;
   /** The calls it answers, by method name. */
   methods: Readonly<Record<string, (arg: unknown) => unknown>>;
-  /** Closes its listeners, answered once they are closed: the first step of a stop, before drain. */
-  stopAccepting?(): Promise<void>;
   /** Stops accepting, finishes what is in flight, flushes its logs. */
   drain(): Promise<void>;
 }

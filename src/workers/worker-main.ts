@@ -52,11 +52,6 @@ async function answer(message: CallMessage): Promise<void> {
     send({ kind: 'reply', id: message.id, ok: true, value: null });
     return;
   }
-  if (message.method === 'stop-accepting') {
-    await served?.stopAccepting?.().catch(() => {});
-    send({ kind: 'reply', id: message.id, ok: true, value: null });
-    return;
-  }
   if (message.method === 'drain') {
     await drain();
     // The answer carries what it counted last, so that the pod's /metrics keeps it after this exit.
