@@ -490,14 +490,16 @@ async function startAll(state: PoolState): Promise<Array<{ slot: number; pid: nu
 }
 
 /**
- * Every serving worker drains at once, each under its bound (a wedged one is killed at it), and a
- * starting one is killed (it serves nothing yet), without waiting for the task in progress: a reload
- * waiting on a worker would hold the stop. That task then ends as its workers answer `gone`.
+ * Every serving worker drains at once, each under its bound, and a starting one is killed (it serves
+ * nothing yet), without waiting for the task in progress: a reload waiting on a worker would hold the
+ * stop. That task then ends as its workers answer `gone`. The watchdog watches until the last has
+ * exited: a draining worker still answers pings, so a wedged one is killed at the watchdog's bound
+ * rather than held until the drain bound (minutes with worker-shutdown-timeout's default).
  */
 async function stopAll(state: PoolState): Promise<void> {
   endRestarts(state);
-  if (state.watchdog !== null) clearInterval(state.watchdog);
   await Promise.all([...state.members.values()].map((m) => drainOne(state, m)));
+  if (state.watchdog !== null) clearInterval(state.watchdog);
   // A restart that started meanwhile drains what it started (restart() checks `stopping`).
   await exclusive(state, async () => {});
 }

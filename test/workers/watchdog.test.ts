@@ -140,6 +140,57 @@ describe(`keepip gateway --workers 2 --worker-watchdog ${WATCHDOG}`, () => {
   });
 });
 
+test('keepip gateway --workers 2: SIGTERM with a stopped worker ends at the watchdog, not at a 10-minute drain bound', async () => {
+  const backend = await startWhoami({ host: '127.0.0.1', port: 0 });
+  const dir = manifestDir();
+  const file = dir.write('web.yaml', toYaml(webApp(backend.address.port)));
+  const gw = await startWorkersGateway(file, [
+    '--workers',
+    '2',
+    '--worker-watchdog',
+    WATCHDOG,
+    '--drain-timeout',
+    '10m',
+  ]);
+  const [victim, other] = gw.pids as [number, number];
+  try {
+    process.kill(victim, 'SIGSTOP');
+    gw.running.child.kill('SIGTERM');
+    // Without the watchdog during the stop, the stopped worker held the stop (and the line below)
+    // until the drain bound killed it: 10 minutes here, 245 s with worker-shutdown-timeout's default.
+    const code = await Promise.race([
+      gw.running.exited(),
+      new Promise<string>((resolve) => setTimeout(() => resolve('still running after 60 s'), 60_000).unref()),
+    ]);
+    assert.equal(code, 0, gw.running.output());
+    const output = gw.running.output();
+    const order = [
+      output.indexOf('SIGTERM: stopping, closing the listeners'),
+      output.search(
+        new RegExp(`\\(pid ${victim}\\) said nothing for \\d+ ms: killing it \\[WORKER_UNRESPONSIVE\\]`),
+      ),
+      output.indexOf('SIGTERM: stopped accepting, draining in-flight requests'),
+      output.lastIndexOf('stopped'),
+    ];
+    assert.ok(
+      order.every((at) => at >= 0),
+      output,
+    );
+    assert.deepEqual(
+      [...order].sort((a, b) => a - b),
+      order,
+      `stopping, the kill, stopped accepting, stopped:\n${output}`,
+    );
+    assert.doesNotMatch(output, /WORKER_EXITED|serving again/, 'no restart during the stop');
+    assert.ok(!alive(victim) && !alive(other), 'no worker is left behind');
+  } finally {
+    for (const pid of gw.pids) if (alive(pid)) process.kill(pid, 'SIGCONT');
+    await gw.running.stop();
+    await backend.close();
+    dir.remove();
+  }
+});
+
 test('keepip lb --workers 2: a SIGHUP that meets a stopped worker completes; the replacement takes the targets', async () => {
   const a = await startTarget({ behave: (socket) => socket.end('a') });
   const b = await startTarget({ behave: (socket) => socket.end('b') });
