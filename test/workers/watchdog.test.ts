@@ -170,7 +170,7 @@ test('keepip gateway --workers 2: SIGTERM with a stopped worker ends at the watc
         new RegExp(`\\(pid ${victim}\\) said nothing for \\d+ ms: killing it \\[WORKER_UNRESPONSIVE\\]`),
       ),
       output.indexOf('SIGTERM: stopped accepting, draining in-flight requests'),
-      output.lastIndexOf('stopped'),
+      output.search(/: stopped$/m),
     ];
     assert.ok(
       order.every((at) => at >= 0),
