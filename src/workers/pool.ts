@@ -478,8 +478,8 @@ async function startAll(state: PoolState): Promise<Array<{ slot: number; pid: nu
   const failed = started.find((r) => r.status === 'rejected');
   if (failed !== undefined) {
     state.stopping = true;
-    clearInterval(watchdog);
     await Promise.all([...state.members.values()].map((m) => drainOne(state, m)));
+    clearInterval(watchdog); // after the drains, as in stopAll: a wedged one is killed at the watchdog's bound
     throw (failed as PromiseRejectedResult).reason;
   }
   return started.flatMap((r) =>
