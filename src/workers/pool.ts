@@ -514,7 +514,8 @@ function endRestarts(state: PoolState): void {
 
 /**
  * Every serving worker closes its listeners, in parallel. No deadline of its own: a worker that does
- * not answer is killed at the drain bound (stop() runs beside this), and its exit answers `gone`.
+ * not answer is killed by the watchdog, or at the latest at the drain bound (stop() runs beside this),
+ * and its exit answers `gone`.
  */
 async function stopAcceptingAll(state: PoolState): Promise<void> {
   endRestarts(state);
