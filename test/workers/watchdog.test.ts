@@ -10,9 +10,11 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { type RunningWhoami, startWhoami } from '../../src/whoami/server.ts';
 import { parseWatchdog, silenceOfTick, watchdogTickMs } from '../../src/workers/watchdog.ts';
+import { request } from '../fixtures/gateway/harness.ts';
 import { controllerConfigMap, manifestDir, toYaml, webApp } from '../fixtures/gateway/manifests.ts';
 import { metricSum, scrape } from '../helpers/metrics.ts';
 import { nlbManifest } from '../helpers/nlb-manifest.ts';
+import { startHeldBackend } from '../helpers/held-backend.ts';
 import { runKeepip } from '../helpers/process.ts';
 import { exchange, startTarget } from '../lb/helpers.ts';
 import {
@@ -187,6 +189,37 @@ test('keepip gateway --workers 2: SIGTERM with a stopped worker ends at the watc
     for (const pid of gw.pids) if (alive(pid)) process.kill(pid, 'SIGCONT');
     await gw.running.stop();
     await backend.close();
+    dir.remove();
+  }
+});
+
+test('keepip gateway --workers 2: a drain longer than the watchdog is not a wedge; the held request completes, nobody is killed', async () => {
+  const held = await startHeldBackend({ hold: (url) => url.includes('hold') });
+  const dir = manifestDir();
+  const file = dir.write('web.yaml', toYaml(webApp(held.port)));
+  const gw = await startWorkersGateway(file, [
+    '--workers',
+    '2',
+    '--worker-watchdog',
+    WATCHDOG,
+    '--drain-timeout',
+    '10m',
+  ]);
+  try {
+    const pending = request(gw.port, { host: 'web.example.com', path: '/hold' });
+    await held.arrived(/hold/);
+    gw.running.child.kill('SIGTERM');
+    await gw.running.waitFor(/SIGTERM: stopped accepting, draining/);
+    // Twice the watchdog's bound while one worker drains a request it cannot finish yet: it answers the
+    // primary's pings meanwhile, so it is not taken for wedged (the watchdog now runs during the stop).
+    await new Promise((resolve) => setTimeout(resolve, 4_000));
+    held.release();
+    assert.equal((await pending).status, 200);
+    assert.equal(await gw.running.exited(), 0);
+    assert.doesNotMatch(gw.running.output(), /WORKER_UNRESPONSIVE/);
+  } finally {
+    await gw.running.stop();
+    await held.close();
     dir.remove();
   }
 });
