@@ -27,6 +27,8 @@ import {
 } from './helpers.ts';
 
 const WATCHDOG = '2s';
+/** Two workers whose drain bound (10 minutes) no test waits for: the watchdog's 2 s is what acts. */
+const TWO_WORKERS_LONG_DRAIN = ['--workers', '2', '--worker-watchdog', WATCHDOG, '--drain-timeout', '10m'];
 
 test('parseWatchdog, the tick and the silence a tick may add', () => {
   assert.deepEqual(parseWatchdog('10s'), { ok: true, value: 10_000 });
@@ -146,14 +148,7 @@ test('keepip gateway --workers 2: SIGTERM with a stopped worker ends at the watc
   const backend = await startWhoami({ host: '127.0.0.1', port: 0 });
   const dir = manifestDir();
   const file = dir.write('web.yaml', toYaml(webApp(backend.address.port)));
-  const gw = await startWorkersGateway(file, [
-    '--workers',
-    '2',
-    '--worker-watchdog',
-    WATCHDOG,
-    '--drain-timeout',
-    '10m',
-  ]);
+  const gw = await startWorkersGateway(file, TWO_WORKERS_LONG_DRAIN);
   const [victim, other] = gw.pids as [number, number];
   try {
     process.kill(victim, 'SIGSTOP');
@@ -197,14 +192,7 @@ test('keepip gateway --workers 2: a drain longer than the watchdog is not a wedg
   const held = await startHeldBackend({ hold: (url) => url.includes('hold') });
   const dir = manifestDir();
   const file = dir.write('web.yaml', toYaml(webApp(held.port)));
-  const gw = await startWorkersGateway(file, [
-    '--workers',
-    '2',
-    '--worker-watchdog',
-    WATCHDOG,
-    '--drain-timeout',
-    '10m',
-  ]);
+  const gw = await startWorkersGateway(file, TWO_WORKERS_LONG_DRAIN);
   try {
     const pending = request(gw.port, { host: 'web.example.com', path: '/hold' });
     await held.arrived(/hold/);
