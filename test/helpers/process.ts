@@ -127,6 +127,22 @@ export function start(
 }
 
 /**
+ * Resolves with the exit code (or signal) once the process exited and its output was read, or with
+ * 'still running' after `ms`.
+ */
+export async function exitWithin(running: Running, ms: number): Promise<number | string | null> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<string>((resolve) => {
+    timer = setTimeout(() => resolve('still running'), ms);
+  });
+  try {
+    return await Promise.race([running.exited(), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
  * Starts `bin/keepip` with the same Node that runs the tests, and the young-generation flag a serving
  * command would re-run itself with (src/cli/bounded-heap.ts): the same process, without starting Node
  * twice. test/cli/bounded-heap.test.ts starts it without the flag, to see the re-run.

@@ -71,7 +71,7 @@ import { controllerConfigMap, ingress, manifestDir, toYaml, webApp } from '../fi
 import { type HeldBackend, startHeldBackend } from '../helpers/held-backend.ts';
 import { metricSum, scrape } from '../helpers/metrics.ts';
 import { framedResponses, openRaw } from '../helpers/net.ts';
-import type { Running } from '../helpers/process.ts';
+import { exitWithin, type Running } from '../helpers/process.ts';
 import {
   alive,
   parseServed,
@@ -225,22 +225,6 @@ async function reap(running: Running, dir: string): Promise<number | string | nu
   const result = await running.stop();
   for (const pid of workerPidsSeen(running, dir)) if (!gone(pid) && isWorker(pid)) signal(pid, 'SIGKILL');
   return result;
-}
-
-/**
- * Resolves with the exit code (or signal) once the primary exited and its output was read, or with
- * 'still running' after `ms`.
- */
-async function exitWithin(running: Running, ms: number): Promise<number | string | null> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<string>((resolve) => {
-    timer = setTimeout(() => resolve('still running'), ms);
-  });
-  try {
-    return await Promise.race([running.exited(), late]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /** Polls `ready` every 20 ms; fails after `timeoutMs` (a bound against a hang, not a window). */

@@ -15,7 +15,7 @@ import { controllerConfigMap, manifestDir, toYaml, webApp } from '../fixtures/ga
 import { metricSum, scrape } from '../helpers/metrics.ts';
 import { nlbManifest } from '../helpers/nlb-manifest.ts';
 import { startHeldBackend } from '../helpers/held-backend.ts';
-import { runKeepip } from '../helpers/process.ts';
+import { exitWithin, runKeepip } from '../helpers/process.ts';
 import { exchange, startTarget } from '../lb/helpers.ts';
 import {
   alive,
@@ -155,11 +155,7 @@ test('keepip gateway --workers 2: SIGTERM with a stopped worker ends at the watc
     gw.running.child.kill('SIGTERM');
     // Without the watchdog during the stop, the stopped worker held the stop (and the line below)
     // until the drain bound killed it: 10 minutes here, 245 s with worker-shutdown-timeout's default.
-    const code = await Promise.race([
-      gw.running.exited(),
-      new Promise<string>((resolve) => setTimeout(() => resolve('still running after 60 s'), 60_000).unref()),
-    ]);
-    assert.equal(code, 0, gw.running.output());
+    assert.equal(await exitWithin(gw.running, 60_000), 0, gw.running.output());
     const output = gw.running.output();
     const order = [
       output.indexOf('SIGTERM: stopping, closing the listeners'),
