@@ -1,12 +1,15 @@
 // Socket helpers for tests: free ports, waiting for listeners, raw exchanges from a chosen source address.
+import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
+import { createInterface } from 'node:readline';
 
 /**
  * A port nothing listens on at `host` right now, for programs that cannot listen on port 0 (HAProxy,
  * nginx) and for "connection refused" targets. It is taken below the kernel's ephemeral range, so no
  * port-0 listener and no outgoing connection can grab it between this check and its use; only another
- * freePort() caller can, and the launchers retry on a new port when that happens (withFreePorts).
+ * freePort() or refusingPort() caller can, and the launchers retry on a new port when that happens
+ * (withFreePorts).
  */
 export async function freePort(host = '127.0.0.1'): Promise<number> {
   const [low, high] = belowEphemeralRange();
@@ -38,30 +41,113 @@ function canListen(host: string, port: number): Promise<boolean> {
 }
 
 /**
- * A port that refuses every TCP connection (on any 127.x address) until this test process exits: the
- * port of our own end of a connection we keep open. No listener can bind it while we hold it (the
- * kernel refuses that bind, and never hands it to a port-0 listener), so a "backend that is down" can
- * never turn into another test's server, as a port freed after a listen can.
+ * A port that refuses every TCP connection (on any 127.x address) until this test process exits, and
+ * that no listener can take meanwhile, so a "backend that is down" never turns into another test's
+ * server, as a port freed after a listen can.
+ *
+ * It is held by a socket bound to 0.0.0.0 that never listens, in a small Perl process (Perl is part of
+ * every Debian system) that lives as long as our stdin. Node cannot make that socket: libuv sets
+ * SO_REUSEADDR on every bind, and a listener with SO_REUSEADDR may share a port with a non-listening
+ * socket that has it too. Without it, the kernel refuses every other bind of the port. The port is
+ * taken below the ephemeral range (as freePort's are), so no port-0 listener, no connection's source
+ * port and no walk of keepip lb's over that range can meet it. That is why it is no longer the local
+ * end of a connection we keep open: Linux reuses such a port as the source of a new connection to
+ * another peer, and a connection to that very port could then get it and connect to itself (seen,
+ * about once in 12,000 connects).
  */
 export async function refusingPort(): Promise<number> {
-  const server = net.createServer((accepted) => {
-    accepted.on('error', () => {});
-    accepted.unref();
+  return await portHolder().next();
+}
+
+/** Reads a line per port wanted; answers with a port it now holds, bound without SO_REUSEADDR. */
+const HOLD_PORTS_PERL = `
+use Socket;
+$| = 1;
+my ($low, $high) = @ARGV;
+my @held;
+while (<STDIN>) {
+  my $port;
+  for my $try (1 .. 100) {
+    socket(my $socket, PF_INET, SOCK_STREAM, 0) or die "socket: $!\n";
+    my $candidate = $low + int(rand($high - $low + 1));
+    if (bind($socket, pack_sockaddr_in($candidate, INADDR_ANY))) {
+      push @held, $socket;
+      $port = $candidate;
+      last;
+    }
+    die "bind: $!\n" unless $!{EADDRINUSE};
+  }
+  defined $port or die "no free port between $low and $high after 100 tries\n";
+  print "$port\n";
+}
+`;
+
+interface PortHolder {
+  next(): Promise<number>;
+}
+
+let holder: PortHolder | undefined;
+
+/** The one Perl process of this test process, started on first use; it exits when our stdin closes. */
+function portHolder(): PortHolder {
+  if (holder !== undefined) return holder;
+  const [low, high] = belowEphemeralRange();
+  const child = spawn('perl', ['-e', HOLD_PORTS_PERL, String(low), String(high)], {
+    stdio: ['pipe', 'pipe', 'pipe'],
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  const held = net.connect({ host: '127.0.0.1', port });
-  held.on('error', () => {});
-  await new Promise<void>((resolve, reject) => {
-    held.once('connect', resolve);
-    held.once('error', reject);
+  const waiting: Array<{ resolve: (port: number) => void; reject: (error: Error) => void }> = [];
+  let stderr = '';
+  let failure: Error | undefined;
+  const failAll = (error: Error) => {
+    failure ??= error;
+    for (const request of waiting.splice(0)) request.reject(failure);
+  };
+  // Not a reason to keep the test process alive, except while an answer is awaited.
+  const pipes = [child.stdout, child.stderr] as net.Socket[];
+  const settleRefs = () => {
+    for (const pipe of pipes)
+      if (waiting.length > 0) pipe.ref();
+      else pipe.unref();
+  };
+  child.unref();
+  child.stdin.on('error', () => {});
+  child.stderr.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
   });
-  held.unref();
-  const own = held.localPort;
-  // The accepted end stays open too (it is ours); the listening socket is no longer needed.
-  server.close();
-  if (own === undefined) throw new Error('refusingPort: the held connection has no local port');
-  return own;
+  child.on('error', (error) => failAll(new Error(`refusingPort: cannot run perl: ${error.message}`)));
+  child.on('exit', (code) =>
+    failAll(new Error(`refusingPort: the perl port holder exited (${code}): ${stderr.trim()}`)),
+  );
+  createInterface({ input: child.stdout }).on('line', (line) => {
+    const port = Number(line);
+    if (Number.isInteger(port) && port > 0 && port < 65_536) waiting.shift()?.resolve(port);
+    else failAll(new Error(`refusingPort: the perl port holder said ${JSON.stringify(line)}`));
+    settleRefs();
+  });
+  holder = {
+    next: () =>
+      new Promise<number>((resolve, reject) => {
+        if (failure !== undefined) return reject(failure);
+        const timer = setTimeout(
+          () => failAll(new Error('refusingPort: no port from perl after 10 s')),
+          10_000,
+        );
+        waiting.push({
+          resolve: (port) => {
+            clearTimeout(timer);
+            resolve(port);
+          },
+          reject: (error) => {
+            clearTimeout(timer);
+            reject(error);
+          },
+        });
+        settleRefs();
+        child.stdin.write('\n');
+      }),
+  };
+  settleRefs();
+  return holder;
 }
 
 /** Whether a start failed because a port it was given is taken ("Address already in use"). */
