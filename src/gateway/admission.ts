@@ -174,7 +174,7 @@ export function resolveClient(ex: Exchange, req: GatewayRequest) {
 /** Stage 2: the route, from the Host header's checks and the parsed target. */
 function route(ex: Exchange, req: GatewayRequest, client: ReturnType<typeof resolveClient>): RouteDecision {
   return (
-    hostHeaderRefusal(req.headers.host, req.httpVersion) ??
+    hostHeaderRefusal(req.headers.host, req.httpVersion, client.target.authority !== null) ??
     routeTarget(ex.snap.routes, {
       host: ex.rawHost,
       target: client.target,

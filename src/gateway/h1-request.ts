@@ -67,8 +67,6 @@ export interface RequestHead {
   upgrade: boolean;
   /** Expect: 100-continue (HTTP/1.1 only). */
   expectContinue: boolean;
-  /** An Expect header other than 100-continue (answered 417, as node:http does; HTTP/1.1 only). */
-  expectUnsupported: boolean;
 }
 
 export type ParseStep =
@@ -599,7 +597,9 @@ function parseHead(buf: Buffer, start: number, end: number, headBytes: number, m
   const framing = framingOf(fields, line.httpVersion);
   if (typeof framing !== 'string') return framing;
   const { connection } = fields;
-  // RFC 9110 10.1.1: an expectation in an HTTP/1.0 request is ignored (no 100 Continue, no 417), as nginx.
+  // RFC 9110 10.1.1: an expectation in an HTTP/1.0 request is ignored (no 100 Continue), as nginx. Any
+  // other than exactly 100-continue is ignored too, as nginx does (ngx_http_test_expect) where node:http
+  // answers 417; Expect is never passed on (upstream-headers).
   const expect = line.httpVersion === '1.1' ? fields.expect : null;
   const keepAlive =
     line.httpVersion === '1.1' ? !hasToken(connection, 'close') : hasToken(connection, 'keep-alive');
@@ -625,7 +625,6 @@ function parseHead(buf: Buffer, start: number, end: number, headBytes: number, m
         hasToken(connection, 'upgrade') &&
         !offersH2c(fields.headers.upgrade),
       expectContinue: expect === '100-continue',
-      expectUnsupported: expect !== null && expect !== '100-continue',
     },
   };
 }

@@ -644,10 +644,6 @@ class H1Connection {
       this.#upgrade(request, Buffer.from(input.subarray(offset)));
       return true;
     }
-    if (head.expectUnsupported) {
-      this.#fail({ code: 'H1_BAD_HEADER', status: 400, message: 'unsupported expectation' }, undefined, 417);
-      return true;
-    }
     const response = new H1Response(this, head, this.closing());
     this.#request = request;
     this.#response = response;

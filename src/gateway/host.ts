@@ -44,9 +44,10 @@ function normalizeHostSlow(raw: string): string | null {
     if (!isPortText(host.slice(colon + 1))) return null;
     host = host.slice(0, colon);
   }
+  // `..` anywhere, a trailing one included (`a.example..`), before the one trailing dot is dropped.
+  if (host.charCodeAt(0) === 0x2e || host.includes('..')) return null;
   if (host.endsWith('.')) host = host.slice(0, -1);
   if (host === '') return null;
-  if (host.charCodeAt(0) === 0x2e || host.includes('..')) return null;
   for (let i = 0; i < host.length; i++) {
     const c = host.charCodeAt(i);
     // nginx refuses `/` and NUL; whitespace, `\`, `@` and other delimiters have no place in a name.

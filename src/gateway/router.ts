@@ -923,9 +923,15 @@ export function routingHost(target: RequestTarget, hostHeader: string): string {
 
 /**
  * nginx's checks of the Host header itself: an HTTP/1.1 request must carry one (RFC 9112 §3.2), and an
- * empty one is invalid. Null when the header is fine (its value is checked by routeTarget).
+ * empty one is invalid. Null when the header is fine. routeTarget checks the value it routes by; with an
+ * absolute-form target that is the target's authority, and the header is checked here, as nginx
+ * validates it whatever the target (a `Host: h test` beside `GET http://a.example/` is 400 there).
  */
-export function hostHeaderRefusal(host: string | undefined, httpVersion: string): RouteDecision | null {
+export function hostHeaderRefusal(
+  host: string | undefined,
+  httpVersion: string,
+  absoluteForm = false,
+): RouteDecision | null {
   if (host === undefined) {
     return httpVersion === '1.0'
       ? null
@@ -935,7 +941,7 @@ export function hostHeaderRefusal(host: string | undefined, httpVersion: string)
           message: 'client sent HTTP/1.1 request without "Host" header',
         };
   }
-  return host === ''
+  return host === '' || (absoluteForm && normalizeHost(host) === null)
     ? { kind: 'bad-request', code: 'HOST_INVALID', message: 'client sent invalid host header' }
     : null;
 }
