@@ -448,6 +448,38 @@ interface RequestLine {
   lineEnd: number;
 }
 
+/** Every prefix of a method in METHODS ('' included): what a partial request line may start with. */
+const METHOD_PREFIXES: ReadonlySet<string> = new Set(
+  [...METHODS].flatMap((method) => Array.from({ length: method.length + 1 }, (_, n) => method.slice(0, n))),
+);
+const LONGEST_METHOD = Math.max(...[...METHODS].map((method) => method.length));
+
+/**
+ * The refusal of a partial head whose method is already wrong (`a`, `0`, `GETX`, `get `), at once, as
+ * nginx refuses the first byte that no method can have, rather than holding the connection until the
+ * header deadline. Null while the bytes so far may still begin a request line parseRequestLine takes.
+ * Looks at most at LONGEST_METHOD + 1 bytes, so a client that dribbles its head pays nothing per read.
+ */
+function partialMethodRefusal(buf: Buffer, start: number): Failure | null {
+  const end = Math.min(buf.length, start + LONGEST_METHOD + 1);
+  let i = start;
+  while (i < end && TOKEN[buf[i] as number] === 1) i++;
+  if (i === buf.length) {
+    // The bytes so far are all of the method: fine while some method starts with them.
+    return METHOD_PREFIXES.has(buf.toString('latin1', start, i))
+      ? null
+      : (fail('H1_BAD_METHOD', 400, 'invalid method') as Failure);
+  }
+  // A lone CR may begin the CRLF of an empty line before the request line (skipped, RFC 9112 2.2).
+  if (i === start && buf[i] === CR && i + 1 === buf.length) return null;
+  if (i === start || buf[i] !== 0x20) {
+    return fail(buf[i] === CR ? 'H1_BARE_CR' : 'H1_BAD_METHOD', 400, 'invalid method') as Failure;
+  }
+  return METHODS.has(methodAt(buf, start, i))
+    ? null
+    : (fail('H1_BAD_METHOD', 400, 'unknown method') as Failure);
+}
+
 /** Request line: METHOD SP target SP HTTP/1.x */
 function parseRequestLine(buf: Buffer, start: number): RequestLine | Failure {
   const lineEnd = buf.indexOf(LF, start) - 1;
@@ -805,6 +837,8 @@ export class RequestParser {
     if (typeof found !== 'number') return this.#error(found);
     if (found === -1) {
       if (buf.length > this.#maxHeaderBytes) return this.#error(this.#tooLarge(buf, start, buf.length));
+      const refused = partialMethodRefusal(buf, start);
+      if (refused !== null) return this.#error(refused);
       this.#headStart = start;
       return this.#hold(buf, input, offset);
     }

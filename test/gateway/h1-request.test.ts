@@ -325,6 +325,55 @@ describe('h1-request: rejections and the status the client gets', () => {
   });
 });
 
+describe('h1-request: a partial head whose method no request can have', () => {
+  it('is refused at once, as nginx refuses the first such byte, not held until the header deadline', () => {
+    for (const [partial, code] of [
+      ['a', 'H1_BAD_METHOD'],
+      ['0', 'H1_BAD_METHOD'],
+      ['\r\n0b0', 'H1_BAD_METHOD'],
+      ['GETX', 'H1_BAD_METHOD'],
+      ['get ', 'H1_BAD_METHOD'],
+      ['FOO /', 'H1_BAD_METHOD'],
+      ['UNSUBSCRIBEX', 'H1_BAD_METHOD'],
+      ['GE\t', 'H1_BAD_METHOD'],
+      ['\r\r', 'H1_BARE_CR'],
+      ['GET\r', 'H1_BARE_CR'],
+    ] as const) {
+      assert.deepEqual(
+        parse([Buffer.from(partial, 'latin1')]),
+        [{ kind: 'error', code, status: 400 }],
+        partial,
+      );
+    }
+  });
+
+  it('what may still begin a request line waits for more bytes', () => {
+    for (const partial of [
+      'G',
+      'GE',
+      'GET',
+      'GET ',
+      'M-SEA',
+      'UNSUBSCRIBE',
+      '\r',
+      '\r\n',
+      '\r\n\r',
+      '\r\nPO',
+      'GET /x HTTP/1.',
+    ]) {
+      assert.deepEqual(parse([Buffer.from(partial, 'latin1')]), [], JSON.stringify(partial));
+    }
+  });
+
+  it('after a pipelined request: the request is served, the bad byte after it refused at once', () => {
+    const events = parse([Buffer.from('PUT /p HTTP/1.1\r\nContent-Length: 0\r\nHost: h\r\n\r\na', 'latin1')]);
+    assert.deepEqual(
+      events.map((e) => e.kind),
+      ['head', 'end', 'error'],
+    );
+  });
+});
+
 describe('h1-request: valid requests', () => {
   it('absolute-form, empty values, many headers, node-style combining', () => {
     const many = Array.from({ length: 100 }, (_, i) => `X-${i}: ${i}\r\n`).join('');
