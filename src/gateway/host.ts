@@ -57,6 +57,20 @@ function normalizeHostSlow(raw: string): string | null {
 }
 
 /**
+ * Whether nginx refuses a Host header (ngx_http_validate_host): a dot after a dot, `/`, a control
+ * character or a space, or nothing left once one trailing dot is dropped. Only what nginx refuses: for
+ * a header keepip neither routes nor forwards by (beside an absolute-form target), where normalizeHost's
+ * stricter refusals (`@`, `\`, a port that is not digits) would turn away requests nginx serves.
+ */
+export function nginxRefusesHost(raw: string): boolean {
+  for (let i = 0; i < raw.length; i++) {
+    const c = raw.charCodeAt(i);
+    if (c <= 0x20 || c === 0x7f || c === 0x2f || (c === 0x2e && raw.charCodeAt(i - 1) === 0x2e)) return true;
+  }
+  return raw === '' || raw === '.';
+}
+
+/**
  * A port is digits (RFC 9110 §4.2.1: `port = *DIGIT`). nginx cuts the host at `:` without reading the
  * port, so `Host: app.example:@evil.example` is app.example there, and $http_host carries the rest into
  * a sign-in `rd=http://app.example:@evil.example/…` (a URL whose host is evil.example) and to the

@@ -38,7 +38,7 @@ import { type AccessDecision, type AccessPolicy, compileAccessPolicy } from '../
 import { type CompiledCanary, compileCanary } from './canary.ts';
 import { type CompiledCors, compileCors } from './cors.ts';
 import { UNSENDABLE_VALUE } from './header-value.ts';
-import { normalizeHost, wildcardSuffix } from './host.ts';
+import { nginxRefusesHost, normalizeHost, wildcardSuffix } from './host.ts';
 import { appRootLocation, httpsRedirectLocation, redirectsToHttps } from './redirects.ts';
 import { compileServerFilters, type ServerFilters } from './server-filters.ts';
 import { compileHeaderTemplate, type HeaderTemplate, namesVariables } from './header-templates.ts';
@@ -924,8 +924,8 @@ export function routingHost(target: RequestTarget, hostHeader: string): string {
 /**
  * nginx's checks of the Host header itself: an HTTP/1.1 request must carry one (RFC 9112 §3.2), and an
  * empty one is invalid. Null when the header is fine. routeTarget checks the value it routes by; with an
- * absolute-form target that is the target's authority, and the header is checked here, as nginx
- * validates it whatever the target (a `Host: h test` beside `GET http://a.example/` is 400 there).
+ * absolute-form target that is the target's authority, and the header is checked here as nginx checks
+ * it whatever the target (`Host: h test` beside `GET http://a.example/` is 400 there; `Host: a@b` is not).
  */
 export function hostHeaderRefusal(
   host: string | undefined,
@@ -941,7 +941,7 @@ export function hostHeaderRefusal(
           message: 'client sent HTTP/1.1 request without "Host" header',
         };
   }
-  return host === '' || (absoluteForm && normalizeHost(host) === null)
+  return host === '' || (absoluteForm && nginxRefusesHost(host))
     ? { kind: 'bad-request', code: 'HOST_INVALID', message: 'client sent invalid host header' }
     : null;
 }

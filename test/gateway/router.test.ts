@@ -11,7 +11,7 @@ import type {
   VirtualHostModel,
 } from '../../src/config/model.ts';
 import { DEFAULT_UPSTREAM_NAME } from '../../src/config/model.ts';
-import { hostWithoutPort, normalizeHost, wildcardSuffix } from '../../src/gateway/host.ts';
+import { hostWithoutPort, nginxRefusesHost, normalizeHost, wildcardSuffix } from '../../src/gateway/host.ts';
 import { normalizePath, parseRequestTarget } from '../../src/gateway/request-target.ts';
 import { defaultGatewaySettings } from '../../src/k8s/annotations.ts';
 import {
@@ -367,6 +367,25 @@ describe('hosts', () => {
     it(`normalizeHost ${JSON.stringify(input)} -> ${JSON.stringify(expected)}`, () =>
       assert.equal(normalizeHost(input), expected));
   }
+
+  it("nginx's own Host refusals (checked beside an absolute-form target), as nginx 1.22 answers them", () => {
+    // Checked against nginx 1.22.1: these are 400 there, whatever the request target.
+    for (const refused of ['h test', 'a..b', 'a.example..', 'evil.example/x', 'a\tb', 'a\u007fb', '', '.'])
+      assert.equal(nginxRefusesHost(refused), true, JSON.stringify(refused));
+    // And these 200 (keepip's normalizeHost refuses some of them where it routes by the header).
+    for (const served of [
+      'a.example',
+      'a@b',
+      '@evil',
+      'a\\b',
+      'a%b',
+      'a,b',
+      'x:@evil',
+      'a.example.',
+      '[::1]:80',
+    ])
+      assert.equal(nginxRefusesHost(served), false, JSON.stringify(served));
+  });
 
   it('wildcard suffixes and redirect hosts', () => {
     assert.equal(wildcardSuffix('a.example.com'), 'example.com');
