@@ -330,6 +330,12 @@ export interface GatewaySettings {
 export type PathType = 'Exact' | 'Prefix' | 'ImplementationSpecific';
 
 /**
+ * How a path is served: ingress-nginx serves an ImplementationSpecific path, and one without a pathType,
+ * as Prefix (SetDefaultNGINXPathType runs on every Ingress before a location is made).
+ */
+export type ServedPathType = Exclude<PathType, 'ImplementationSpecific'>;
+
+/**
  * ingress-nginx's $proxy_upstream_name of the default server's backend: --default-backend-service's,
  * or the 404 of a location without one.
  */
@@ -397,7 +403,7 @@ export interface LocationModel {
   /** Ingress creationTimestamp, ISO string or null: older Ingresses win merges. */
   createdAt: string | null;
   path: string;
-  pathType: PathType;
+  pathType: ServedPathType;
   /** Set when use-regex (or a rewrite on the host) makes this path a case-insensitive regex anchored at the start. */
   regex: string | null;
   backend: BackendRef | null;

@@ -5,9 +5,9 @@
 // (the rules without a host), else the default backend (404 unless one is configured).
 // Paths, with nginx's location algorithm over the normalised $uri:
 //   1. an Exact path equal to $uri wins;
-//   2. the longest element-wise Prefix match is remembered (Prefix and ImplementationSpecific
-//      without regex: `/foo` matches `/foo`, `/foo/`, `/foo/bar`, not `/foobar`; `/foo/` would match
-//      `/foo`, but auto_redirect answers that first);
+//   2. the longest element-wise Prefix match is remembered (Prefix without regex, which is also what
+//      an ImplementationSpecific path is: `/foo` matches `/foo`, `/foo/`, `/foo/bar`, not `/foobar`;
+//      `/foo/` would match `/foo`, but auto_redirect answers that first);
 //   3. regex locations (use-regex, or a rewrite on the host) are tried in model order,
 //      case-insensitive and anchored at the start; the first match wins;
 //   4. else the remembered prefix; else the host's catch-all, which is the default backend.
@@ -150,12 +150,6 @@ interface CompiledLocation {
   readonly route: MatchedRoute;
   /** For prefix matching: the path without a trailing `/` ('' for `/`). */
   readonly prefix: string;
-  /**
-   * The prefix matches as nginx's `location /p` does, any continuation (`/p`, `/p/x`, `/px`): an
-   * ImplementationSpecific path without a trailing `/`, which ingress-nginx writes as a plain location.
-   * Otherwise it matches whole segments only (`/p`, `/p/x`), as a Prefix path's `/p/` and `= /p`.
-   */
-  readonly stringPrefix: boolean;
   readonly regex: RegExp | null;
   readonly rewrite: CompiledRewrite | null;
   readonly httpsRedirect: boolean;
@@ -393,7 +387,6 @@ function compileLocation(
     model: location,
     route,
     prefix: path.length > 1 && path.endsWith('/') ? withoutTrailingSlashes(path) : path === '/' ? '' : path,
-    stringPrefix: regex === null && location.pathType === 'ImplementationSpecific' && !path.endsWith('/'),
     regex,
     rewrite,
     httpsRedirect: redirectsToHttps(location, vhost),
@@ -460,10 +453,7 @@ function compileVirtualHost(
   const appRoot: CompiledVirtualHost['appRoot'] =
     rooted === undefined ? null : { path: rooted.appRoot!, location: compiledOf.get(rooted)! };
   // Longest first; Array.prototype.sort is stable, so among equal paths the model's order holds.
-  // Longest first; at one length a segment prefix first (`/a/` in nginx's terms: longer than `/a`).
-  prefixes.sort(
-    (a, b) => b.prefix.length - a.prefix.length || Number(a.stringPrefix) - Number(b.stringPrefix),
-  );
+  prefixes.sort((a, b) => b.prefix.length - a.prefix.length);
   const foldedExact = new Map<string, CompiledLocation>();
   for (const [path, loc] of exact)
     if (!foldedExact.has(path.toLowerCase())) foldedExact.set(path.toLowerCase(), loc);
@@ -491,7 +481,7 @@ function compileVirtualHost(
 /**
  * nginx's auto_redirect as ingress-nginx's locations give it (updateServerLocations): a Prefix path `P`
  * other than `/` is `location P/` plus `location = P` (the copy's name as written: `/foo/` for `/foo/`;
- * none when an Exact `P` exists), an Exact path `= P`, an ImplementationSpecific one `location P`. A
+ * none when an Exact `P` exists), an Exact path `= P` (an ImplementationSpecific path is a Prefix one). A
  * proxying location whose name ends in `/` answers a $uri of that name without its `/` with a 301 to the
  * name, unless a location is named that $uri itself (an exact one, or a prefix one, which nginx finds
  * first). A denied location (`return 503`, no proxy_pass) has none; only hosts without regex locations.
@@ -773,7 +763,7 @@ function findLocationFolded(vhost: CompiledVirtualHost, uri: string): CompiledLo
 function prefixMatches(location: CompiledLocation, prefix: string, uri: string): boolean {
   if (prefix === '') return true;
   if (!uri.startsWith(prefix)) return false;
-  return location.stringPrefix || uri.length === prefix.length || uri.charCodeAt(prefix.length) === 0x2f;
+  return uri.length === prefix.length || uri.charCodeAt(prefix.length) === 0x2f;
 }
 
 /**

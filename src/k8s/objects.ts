@@ -1,7 +1,7 @@
 // Minimal typed views of the Kubernetes objects keepip reads. Manifests are untrusted: every field goes
 // through a FieldReader, so a wrong type becomes an issue naming the field and the view holds a safe
 // default instead.
-import type { ConfigIssue, Origin, PathType, ServicePortModel } from '../config/model.ts';
+import type { ConfigIssue, Origin, PathType, ServedPathType, ServicePortModel } from '../config/model.ts';
 import { formatFieldPath, type PathSegment } from './field-path.ts';
 import { createReader, type FieldReader, isRecord } from './reader.ts';
 
@@ -40,7 +40,13 @@ export interface IngressBackendView {
 
 export interface IngressPathView {
   path: string;
-  pathType: PathType;
+  /** As served: Exact, or Prefix for Prefix, ImplementationSpecific and none (ServedPathType). */
+  pathType: ServedPathType;
+  /**
+   * As written, null when the path has none: strict-validate-path-type spares ImplementationSpecific
+   * paths only (ingress-nginx's ValidatePathType checks a missing one too).
+   */
+  declaredPathType: PathType | null;
   backend: IngressBackendView | null;
   field: string;
 }
@@ -223,20 +229,23 @@ export function readIngress(object: ManifestObject, issues: ConfigIssue[]): Ingr
     r.list([...base, 'http', 'paths']).forEach((__, j) => {
       const p: PathSegment[] = [...base, 'http', 'paths', j];
       const rawType = r.string([...p, 'pathType']);
-      let pathType: PathType = 'ImplementationSpecific';
+      let declaredPathType: PathType | null = null;
       if (rawType !== null) {
-        if ((PATH_TYPES as readonly string[]).includes(rawType)) pathType = rawType as PathType;
-        else
+        if ((PATH_TYPES as readonly string[]).includes(rawType)) declaredPathType = rawType as PathType;
+        else {
+          declaredPathType = 'ImplementationSpecific';
           r.report(
             'error',
             'MANIFEST_INVALID_FIELD',
             [...p, 'pathType'],
             `unknown pathType "${rawType}" (Exact, Prefix or ImplementationSpecific); treated as ImplementationSpecific`,
           );
+        }
       }
       paths.push({
         path: r.string([...p, 'path']) ?? '',
-        pathType,
+        pathType: declaredPathType === 'Exact' ? 'Exact' : 'Prefix',
+        declaredPathType,
         backend: readBackend(r, [...p, 'backend']),
         field: formatFieldPath(p),
       });

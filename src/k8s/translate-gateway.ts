@@ -14,7 +14,7 @@ import type {
   ObjectRef,
   NextUpstreamModel,
   Origin,
-  PathType,
+  ServedPathType,
   ProxySslModel,
   RedirectModel,
   TlsCertificateModel,
@@ -769,14 +769,14 @@ export function nginxLocationPath(path: string, pathType: string): string {
 
 function isValidPath(b: GatewayBuild, ing: IngressView, p: IngressPathView, path: string): boolean {
   const strict = b.settings.strictValidatePathType !== false;
-  if (p.pathType !== 'ImplementationSpecific' && strict && !STRICT_PATH.test(path)) {
+  if (p.declaredPathType !== 'ImplementationSpecific' && strict && !STRICT_PATH.test(path)) {
     issue(
       b.issues,
       'error',
       'INVALID_PATH',
       ing.origin,
       `${p.field}.path`,
-      `${JSON.stringify(path)} is not a valid ${p.pathType} path (only /[A-Za-z0-9-._/]*, as ingress-nginx validates it with strict-validate-path-type); path ignored. Use pathType ImplementationSpecific for a regex, or the ConfigMap's strict-validate-path-type "false"`,
+      `${JSON.stringify(path)} is not a valid ${p.declaredPathType ?? 'Prefix (no pathType)'} path (only /[A-Za-z0-9-._/]*, as ingress-nginx validates it with strict-validate-path-type); path ignored. Use pathType ImplementationSpecific for a regex, or the ConfigMap's strict-validate-path-type "false"`,
     );
     return false;
   }
@@ -799,7 +799,7 @@ function location(
   b: GatewayBuild,
   ing: IngressView,
   path: string,
-  pathType: PathType,
+  pathType: ServedPathType,
   regex: string | null,
   backend: BackendRef | null,
   host: string,

@@ -6,7 +6,7 @@ import type {
   GatewayModel,
   GatewaySettings,
   LocationModel,
-  PathType,
+  ServedPathType,
   SourceRangeModel,
   VirtualHostModel,
 } from '../../src/config/model.ts';
@@ -34,7 +34,7 @@ function backend(service: string, port: number | string = 80, namespace = 'defau
 
 function loc(
   path: string,
-  pathType: PathType,
+  pathType: ServedPathType,
   service: string,
   over: Partial<LocationModel> = {},
 ): LocationModel {
@@ -70,7 +70,7 @@ function loc(
 
 /** A location whose path is a regex (use-regex on the host), as the translator marks it. */
 function rx(path: string, service: string, over: Partial<LocationModel> = {}): LocationModel {
-  return loc(path, 'ImplementationSpecific', service, { regex: path, ...over });
+  return loc(path, 'Prefix', service, { regex: path, ...over });
 }
 
 const TLS = { secret: { namespace: 'default', name: 'tls' }, hosts: [], certPem: 'x', keyPem: 'y' };
@@ -131,7 +131,6 @@ describe('path priority (no regex)', () => {
         loc('/foo/bar', 'Prefix', 'foo-bar'),
         loc('/foo', 'Prefix', 'prefix-foo'),
         loc('/docs/', 'Prefix', 'docs'),
-        loc('/impl', 'ImplementationSpecific', 'impl'),
         loc('/', 'Prefix', 'root'),
       ]),
     ]),
@@ -150,10 +149,6 @@ describe('path priority (no regex)', () => {
       [req('example.com', '/docs'), 'redirect 301 /docs/'],
       [req('example.com', '/docs/a'), 'proxy default-docs-80 /docs/a'],
       [req('example.com', '/docsx'), 'proxy default-root-80 /docsx'],
-      // ImplementationSpecific without use-regex is nginx's plain `location /impl` (ingress-nginx writes
-      // the path as it is): a string prefix, so /implx is under it too (a Prefix path would not be).
-      [req('example.com', '/impl/x'), 'proxy default-impl-80 /impl/x'],
-      [req('example.com', '/implx'), 'proxy default-impl-80 /implx'],
       [req('example.com', '/'), 'proxy default-root-80 /'],
     ],
   );
@@ -184,9 +179,7 @@ describe("nginx's auto_redirect: $uri + `/` names a proxying location, nothing i
         loc('/a/', 'Prefix', 'a'),
         loc('/b', 'Prefix', 'b'),
         loc('/c/', 'Exact', 'c'),
-        loc('/d/', 'ImplementationSpecific', 'd'),
-        loc('/e/', 'Prefix', 'e'),
-        loc('/e', 'ImplementationSpecific', 'e-impl'),
+        loc('/d/', 'Prefix', 'd'),
         loc('/f/', 'Prefix', 'f', {
           access: {
             rateLimit: null,
@@ -212,9 +205,6 @@ describe("nginx's auto_redirect: $uri + `/` names a proxying location, nothing i
       // An Exact `/c/` is a proxying location named `/c/` too.
       [req('example.com', '/c'), 'redirect 301 /c/'],
       [req('example.com', '/d'), 'redirect 301 /d/'],
-      // `location /e` (ImplementationSpecific) is found before the redirect of `/e/`: no redirect. (nginx
-      // proxies by `location /e`; keepip's equal prefixes `/e/` and `/e` go by model order: unchanged.)
-      [req('example.com', '/e'), 'proxy default-e-80 /e'],
       // A denied location (`return 503`, no proxy_pass) has no auto_redirect.
       [req('example.com', '/f'), 'proxy default-f-80 /f'],
       // Regex locations: none.

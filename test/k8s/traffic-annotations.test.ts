@@ -229,3 +229,19 @@ test('load-balance as written (case-sensitive ValidateOptions): "EWMA" is warned
   );
   assert.notEqual(t.gateway.virtualHosts[0]!.locations[0]!.loadBalance, 'ewma');
 });
+
+test('a canary path written ImplementationSpecific merges with the main Prefix path: both are Prefix there', () => {
+  // ingress-nginx compares the pathTypes after SetDefaultNGINXPathType (mergeAlternativeBackends).
+  const t = topologyOf(
+    ingress({ name: 'main', paths: [{ path: '/', service: 'web' }] }) +
+      ingress({
+        name: 'next',
+        annotations: { [`${P}canary`]: 'true', [`${P}canary-by-header`]: 'X-Canary' },
+        paths: [{ path: '/', pathType: 'ImplementationSpecific', service: 'web-next' }],
+      }) +
+      service('web') +
+      service('web-next'),
+  );
+  assert.equal(codes(t.issues).includes('CANARY_NOT_MERGED'), false);
+  assert.equal(t.gateway.virtualHosts[0]!.locations[0]!.canary?.backend.upstreamName, 'default-web-next-80');
+});

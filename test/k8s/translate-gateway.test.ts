@@ -121,7 +121,7 @@ test('priority: Exact before Prefix, longer paths first, ImplementationSpecific 
   const t = topologyOf(yaml);
   assert.deepEqual(
     t.gateway.virtualHosts[0]!.locations.map((l) => `${l.pathType}:${l.path}`),
-    ['Exact:/api', 'Exact:/z', 'Prefix:/api/v1', 'ImplementationSpecific:/api', 'Prefix:/'],
+    ['Exact:/api', 'Exact:/z', 'Prefix:/api/v1', 'Prefix:/api', 'Prefix:/'],
   );
   assert.ok(t.gateway.virtualHosts[0]!.locations.every((l) => l.regex === null));
 });
@@ -494,4 +494,56 @@ test("a host without a rule for / gets a root location with its creator's annota
       );
   assert.deepEqual(paths('a.test'), ['/app allowlisted', '/ root allowlisted']);
   assert.deepEqual(paths(''), ['/app allowlisted']);
+});
+
+test('ImplementationSpecific and a missing pathType are served as Prefix, as ingress-nginx (SetDefaultNGINXPathType)', () => {
+  const t = topologyOf(
+    ingress({ name: 'older', created: '2026-01-01T00:00:00Z', paths: [{ path: '/x', service: 'a' }] }) +
+      ingress({
+        name: 'newer',
+        created: '2026-02-01T00:00:00Z',
+        paths: [
+          // The same nginx location as the older Prefix /x: the older Ingress keeps it.
+          { path: '/x', pathType: 'ImplementationSpecific', service: 'b' },
+          { path: '/y', pathType: 'ImplementationSpecific', service: 'b' },
+        ],
+      }) +
+      service('a') +
+      service('b'),
+  );
+  const locations = t.gateway.virtualHosts[0]!.locations;
+  assert.deepEqual(
+    locations.filter((l) => !l.defaultBackendRoot).map((l) => `${l.pathType}:${l.path}:${l.ingress.name}`),
+    ['Prefix:/x:older', 'Prefix:/y:newer'],
+  );
+  assert.match(find(t.issues, 'DUPLICATE_PATH')!.message, /"\/x" \(Prefix\)/);
+});
+
+test('a path without a pathType is a Prefix path for strict-validate-path-type too; ImplementationSpecific alone may be a regex', () => {
+  // ingress-nginx's ValidatePathType spares only an ImplementationSpecific path (a missing one is checked).
+  const yaml = ingress({ name: 'x', paths: [{ path: '/placeholder' }] }).replace(
+    / {8}paths:\n[\s\S]*$/,
+    [
+      '        paths:',
+      '          - path: /plain',
+      '            backend: { service: { name: web, port: { number: 80 } } }',
+      '          - path: /re(.*)',
+      '            backend: { service: { name: web, port: { number: 80 } } }',
+      '          - path: /ok(.*)',
+      '            pathType: ImplementationSpecific',
+      '            backend: { service: { name: web, port: { number: 80 } } }',
+      '---',
+      '',
+    ].join('\n'),
+  );
+  const t = topologyOf(yaml + service('web'));
+  const paths = t.gateway.virtualHosts[0]!.locations.filter((l) => !l.defaultBackendRoot);
+  assert.deepEqual(
+    paths.map((l) => `${l.pathType}:${l.path}`),
+    ['Prefix:/ok(.*)', 'Prefix:/plain'],
+  );
+  assert.match(
+    find(t.issues, 'INVALID_PATH')!.message,
+    /"\/re\(\.\*\)" is not a valid Prefix \(no pathType\) path/,
+  );
 });

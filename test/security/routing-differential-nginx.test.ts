@@ -76,7 +76,10 @@ function annotationsOf(ing: GenIngress): Pick<NgxLocation, 'useRegex' | 'rewrite
   return { useRegex: ing.useRegex, rewrite: ing.rewrite, allow: ing.allow === true };
 }
 
-/** createServers + the path loop of getBackendServers, for one host. */
+/**
+ * createServers + the path loop of getBackendServers, for one host, on Ingresses SetDefaultNGINXPathType
+ * has seen: an ImplementationSpecific path is a Prefix one by then.
+ */
 function serverLocations(c: Case): NgxLocation[] {
   const root: NgxLocation = {
     path: '/',
@@ -91,11 +94,12 @@ function serverLocations(c: Case): NgxLocation[] {
     for (const p of ing.paths) {
       const id = `p${k++}`;
       const nginxPath = p.path === '' ? '/' : p.path;
+      const pathType: PathType = p.pathType === 'Exact' ? 'Exact' : 'Prefix';
       let add = true;
       for (const loc of locations) {
         if (loc.path !== nginxPath) continue;
         // "Same paths but different types are allowed": the loop stops at the first same path.
-        if (loc.pathType !== p.pathType) break;
+        if (loc.pathType !== pathType) break;
         add = false;
         if (loc.isDefBackend) Object.assign(loc, { id, isDefBackend: false, ...annotationsOf(ing) });
         break;
@@ -103,7 +107,7 @@ function serverLocations(c: Case): NgxLocation[] {
       if (add) {
         locations.push({
           path: nginxPath,
-          pathType: p.pathType,
+          pathType,
           id,
           isDefBackend: false,
           ...annotationsOf(ing),
@@ -374,13 +378,11 @@ function kindOf(m: Match | undefined, target: string): string | undefined {
 /** What the answer of a plain host (no regex) shows; `gen` is the generated path of the location. */
 function plainFeatures(c: Case, m: Match, gen: GenPath, others: readonly NgxLocation[]): string[] {
   const served =
-    gen.pathType === 'ImplementationSpecific'
-      ? 'an ImplementationSpecific `location /p`'
-      : gen.pathType === 'Exact'
-        ? 'an Exact path (`= /p`)'
-        : m.loc.path === '/'
-          ? 'a Prefix / (the root location it took over)'
-          : `a Prefix path's ${m.loc.pathType === 'Exact' ? '`= /p`' : '`/p/`'}`;
+    gen.pathType === 'Exact'
+      ? 'an Exact path (`= /p`)'
+      : m.loc.path === '/'
+        ? 'a Prefix / (the root location it took over)'
+        : `a Prefix path's ${m.loc.pathType === 'Exact' ? '`= /p`' : '`/p/`'}`;
   const out = [`plain host: ${served}`];
   const twin = c.some((ing) => ing.paths.some((p) => p.path === gen.path && p.pathType === 'Prefix'));
   if (gen.pathType === 'Exact' && twin) {
@@ -560,7 +562,7 @@ const bothFrom = (targets: readonly string[]): Probe[] => [...targets.map(strang
  */
 const FIXED_CASES: { name: string; ingresses: Case; probes: Probe[] }[] = [
   {
-    name: 'ImplementationSpecific /admin is nginx `location /admin`: /admin.php and /admin-panel stay behind its allowlist',
+    name: 'ImplementationSpecific /admin is a Prefix /admin there (SetDefaultNGINXPathType): /admin.php and /admin-panel are the public /',
     ingresses: [
       {
         useRegex: false,
@@ -571,6 +573,20 @@ const FIXED_CASES: { name: string; ingresses: Case; probes: Probe[] }[] = [
       { useRegex: false, rewrite: null, paths: [{ path: '/', pathType: 'Prefix' }] },
     ],
     probes: bothFrom(['/admin', '/admin/x', '/admin.php', '/admin-panel', '/adminx', '/admin%20']),
+  },
+  {
+    name: 'an ImplementationSpecific /x after an older Prefix /x is the same location there: the older one keeps it',
+    ingresses: [
+      { useRegex: false, rewrite: null, paths: [{ path: '/x', pathType: 'Prefix' }] },
+      {
+        useRegex: false,
+        rewrite: null,
+        allow: true,
+        paths: [{ path: '/x', pathType: 'ImplementationSpecific' }],
+      },
+      { useRegex: false, rewrite: null, paths: [{ path: '/', pathType: 'Prefix' }] },
+    ],
+    probes: bothFrom(['/x', '/x/', '/x/y', '/xy']),
   },
   {
     name: 'use-regex host: among paths of one length ingress-nginx tries the greater path first, not the older Ingress',
