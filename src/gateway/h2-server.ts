@@ -461,7 +461,10 @@ class H2ServerState implements H2Server {
   /** send_timeout: response bytes the client leaves untaken; client_body_timeout: a body that stalls. */
   #checkStream(conn: Conn, res: H2Response, now: number): void {
     const { timeouts } = conn;
-    if (res.blockedSince !== 0 && now - res.blockedSince >= timeouts.sendMs) {
+    const due = res.blockedSince !== 0 && now - res.blockedSince >= timeouts.sendMs;
+    // A tail the client took since the stream ended is no wait (H2Response.#watchTail).
+    if (due && !res.waitsForWindow()) res.blockedSince = 0;
+    else if (due) {
       conn.live.delete(res);
       this.#options.onDeadline('send_timeout');
       res.destroy();

@@ -232,7 +232,11 @@ export class H2Response implements GatewayResponse {
   #trailersDue = false;
   /** The gateway reset the stream itself (destroy()); a reset from the client is something else. */
   resetByGateway = false;
-  /** When a write was last refused for want of window (0: not blocked): send_timeout. */
+  /**
+   * Since when response bytes have waited for the client's window (0: none wait): send_timeout. Set when
+   * a write is refused, and when the stream is ended with bytes still queued (a small answer, or the
+   * last piece of a large one, is taken by node:http2 without a refusal and would wait for ever).
+   */
   blockedSince = 0;
   /** Body bytes still due by Content-Length (-1: unknown): the last piece ends the stream with it. */
   #remaining = -1;
@@ -354,6 +358,7 @@ export class H2Response implements GatewayResponse {
       // The last piece of a body of known length: DATA with END_STREAM at once, no empty frame after.
       this.#bodyDone = true;
       this.#stream.end(chunk);
+      this.#watchTail();
       return true;
     }
     if (this.#remaining > 0) this.#remaining = Math.max(0, this.#remaining - chunk.length);
@@ -365,9 +370,25 @@ export class H2Response implements GatewayResponse {
     return ok;
   }
 
+  /** 'drain': a stream ended with bytes still queued keeps waiting, from now on. */
   #unblocked = (): void => {
-    this.blockedSince = 0;
+    const stream = this.#stream;
+    this.blockedSince = stream.writableEnded && stream.writableLength > 0 ? performance.now() : 0;
   };
+
+  /**
+   * After the stream's end: the bytes still queued wait for the client's window too. No listener per
+   * stream: the sweep asks waitsForWindow() before it resets, so a tail sent meanwhile is let be.
+   */
+  #watchTail(): void {
+    if (this.blockedSince === 0 && this.#stream.writableLength > 0) this.blockedSince = performance.now();
+  }
+
+  /** Whether response bytes are still queued for the client (what blockedSince times). */
+  waitsForWindow(): boolean {
+    const stream = this.#stream;
+    return !stream.destroyed && stream.writableLength > 0;
+  }
 
   end(chunk?: Buffer): this {
     if (this.writableFinished) return this;
@@ -382,6 +403,7 @@ export class H2Response implements GatewayResponse {
       if (!stream.destroyed) {
         if (hasBody) this.#request.socket.bytesWritten += chunk.length + 9;
         stream.end(hasBody ? chunk : undefined);
+        this.#watchTail();
       }
     }
     // With trailers to come, the rest of the request body is refused after they are sent.

@@ -316,6 +316,39 @@ describe('gateway HTTP/2 abuse', () => {
     await gw.access.waitFor(/^127\.0\.0\.49 .*"GET \/big\?size=1000000 HTTP\/2\.0" /);
   });
 
+  test('send_timeout also holds a small answer, the last piece of a larger one and a page of the gateway', async () => {
+    // node:http2 takes these without refusing a write (under its 16 KiB mark, or with END_STREAM), so
+    // only the stream's end can start the clock: without it they waited for ever, holding the stream.
+    const raw = await connectRawH2({
+      port: gw.httpsPort,
+      from: '127.0.0.46',
+      settings: [[SETTING.INITIAL_WINDOW_SIZE, 0]],
+    });
+    const requests: [number, string, string][] = [
+      [1, HOST, '/big?size=556'],
+      [3, HOST, '/big?size=20000'],
+      [5, 'unknown.example', '/'],
+    ];
+    await raw.send(
+      Buffer.concat(
+        requests.map(([id, host, path]) =>
+          frame(
+            FRAME.HEADERS,
+            FLAG.END_HEADERS | FLAG.END_STREAM,
+            id,
+            headerBlock(requestFields(host, path)),
+          ),
+        ),
+      ),
+    );
+    for (const [id] of requests) {
+      const reset = await raw.waitFrame((f) => f.type === FRAME.RST_STREAM && f.streamId === id);
+      assert.notEqual(rstCode(reset), H2_ERROR.NO_ERROR, `stream ${id}`);
+    }
+    assert.equal(raw.closed, false);
+    raw.close();
+  });
+
   test('client_body_timeout per stream: a body that stalls is answered 408', async () => {
     const raw = await connectRawH2({ port: gw.httpsPort, from: '127.0.0.50' });
     await raw.send(
