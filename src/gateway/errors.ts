@@ -338,6 +338,12 @@ export const GATEWAY_CODES = {
       'an HTTP/2 request whose :method is not upper-case letters, _ and - (as nginx): refused (400), never passed on as a request line',
     fix: 'nothing on the gateway; the client sends a method no HTTP/1.1 backend would take as such',
   },
+  H2_BAD_PATH: {
+    kind: 'outcome',
+    summary:
+      'an HTTP/2 request whose :path does not start with `/` (an absolute URL or `*`, with a :scheme nghttp2 does not check): refused (400) as nginx, never routed by its host',
+    fix: 'nothing on the gateway; the client sends an origin-form :path',
+  },
   H2_RAPID_RESET: {
     kind: 'outcome',
     summary:

@@ -126,6 +126,7 @@ export type H2Code =
   | 'H2_HEADER_LIST_TOO_LARGE'
   | 'H2_CONNECT'
   | 'H2_BAD_METHOD'
+  | 'H2_BAD_PATH'
   | 'H2_TRACE'
   | 'H2_DUPLICATE_HEADER'
   | 'H2_HOST_CONFLICT'
@@ -173,6 +174,10 @@ function refusal(
     return { status: 400, reason: coded('H2_CONNECT', 'client sent CONNECT over HTTP/2', '') };
   if (!nginxMethod(req.method))
     return { status: 400, reason: coded('H2_BAD_METHOD', 'client sent invalid method', '') };
+  // nghttp2 checks :path only with an http or https :scheme; nginx takes an origin-form one alone, so an
+  // absolute URL naming another host than :authority is never routed by it.
+  if (req.url.charCodeAt(0) !== 0x2f)
+    return { status: 400, reason: coded('H2_BAD_PATH', 'client sent invalid :path header', '') };
   // As nginx (and H1_TRACE): never passed on for a backend to echo.
   if (req.method === 'TRACE')
     return { status: 405, reason: coded('H2_TRACE', 'client sent TRACE method', '') };

@@ -505,6 +505,12 @@ const CLASSICS: Record<string, Probe> = {
   ':path * with GET': { fields: [M('GET'), S(), A(), P('*')] },
   ':path * with OPTIONS': { fields: [M('OPTIONS'), S(), A(), P('*')] },
   'absolute :path on another host': get([], 'http://other.test/abs'),
+  // nghttp2 checks :path only for an http or https :scheme.
+  'absolute :path on another host, :scheme foo': {
+    fields: [M('GET'), S('foo'), A(), P('http://other.test/abs')],
+  },
+  ':path without a leading slash, :scheme foo': { fields: [M('GET'), S('foo'), A(), P('a/b')] },
+  ':path * with OPTIONS, :scheme foo': { fields: [M('OPTIONS'), S('foo'), A(), P('*')] },
   ':path with a space': get([], '/a b'),
   ':path with a fragment': get([], '/a#frag'),
   ':path with dot segments': get([], '/a/../../etc/passwd'),
