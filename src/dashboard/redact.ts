@@ -34,18 +34,26 @@ export function secretValues(topology: Topology): string[] {
       }
       for (const key of ['externalAuth'] as const) {
         const url = (access?.[key] as { url?: unknown } | null | undefined)?.url;
+        // The userinfo ends at the authority's last `@` (a password may hold one), the authority at `/?#`.
         const userinfo =
-          typeof url === 'string' ? /^[a-z][a-z0-9+.-]*:\/\/([^/@]*)@/i.exec(url)?.[1] : undefined;
-        if (userinfo) for (const part of [userinfo, ...userinfo.split(':')]) add(part);
+          typeof url === 'string' ? /^[a-z][a-z0-9+.-]*:\/\/([^/?#]*)@/i.exec(url)?.[1] : undefined;
+        if (userinfo) {
+          const colon = userinfo.indexOf(':');
+          const parts = colon < 0 ? [] : [userinfo.slice(0, colon), userinfo.slice(colon + 1)];
+          for (const part of [userinfo, ...parts, ...userinfo.split(/[:@]/)]) add(part);
+        }
       }
     }
   }
   return [...found].sort((a, b) => b.length - a.length);
 }
 
-/** user:password@ in any URL, wherever it is quoted (an issue about an invalid auth-url quotes it). */
+/**
+ * user:password@ in any URL, wherever it is quoted (an issue about an invalid auth-url quotes it), up to
+ * the authority's last `@`: a password may hold one (`user:p@ss@host`).
+ */
 // The scheme bounded (RFC 3986 schemes are short): unbounded, a long run of letters made it quadratic.
-const USERINFO = /\b([a-z][a-z0-9+.-]{0,31}:\/\/)[^/@\s"'\\]+@/gi;
+const USERINFO = /\b([a-z][a-z0-9+.-]{0,31}:\/\/)[^/?#\s"'\\]+@/gi;
 
 function redactText(text: string, secrets: readonly string[]): string {
   let out = text.includes('@') ? text.replace(USERINFO, `$1${REDACTED}@`) : text;

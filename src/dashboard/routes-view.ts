@@ -8,9 +8,9 @@ import type { BackendRef, LocationModel, Topology, VirtualHostModel } from '../c
 import type { GatewaySnapshot } from '../gateway/snapshot.ts';
 import { listView } from './decision-view.ts';
 
-/** A URL without user:password@ (auth-url may carry credentials). */
+/** A URL without user:password@ (auth-url may carry credentials; the password may hold an `@`). */
 export function withoutCredentials(url: string): string {
-  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/@]*@/i, '$1');
+  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i, '$1');
 }
 
 function backendView(

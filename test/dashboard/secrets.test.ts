@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { createDecisionLog, type DecisionLog } from '../../src/gateway/decision-log.ts';
 import { redactDeep, secretValues } from '../../src/dashboard/redact.ts';
+import { withoutCredentials } from '../../src/dashboard/routes-view.ts';
 import { type RunningDashboard, startDashboard } from '../../src/dashboard/server.ts';
 import { type RunningGateway, startGateway } from '../../src/gateway/gateway.ts';
 import { generateDefaultCertificate } from '../../src/gateway/tls.ts';
@@ -259,4 +260,18 @@ test("secretValues: --default-ssl-certificate's key is blanked too", async () =>
   const text = JSON.stringify(redactDeep({ leaked: pair.key }, secretValues(topology)));
   for (const line of pair.key.split('\n').filter((l) => l.length >= 16 && !l.startsWith('-----')))
     assert.ok(!text.includes(line), 'no line of the key survives');
+});
+
+test('credentials in a URL are blanked up to the last @ of its authority: a password may hold one', () => {
+  const quoted = 'auth-url "https://user:p@ss%27x@auth.example.net/check?next=a@b" is not a valid URL';
+  const shown = redactDeep({ message: quoted }, []) as { message: string };
+  assert.equal(
+    shown.message,
+    'auth-url "https://[redacted]@auth.example.net/check?next=a@b" is not a valid URL',
+  );
+  assert.equal(
+    withoutCredentials('https://user:p@ss@auth.example.net/check?next=a@b'),
+    'https://auth.example.net/check?next=a@b',
+  );
+  assert.equal(withoutCredentials('https://auth.example.net/a@b'), 'https://auth.example.net/a@b');
 });
