@@ -41,14 +41,18 @@ export function answer(
     completeExchange(ctx, ex, req, status, 0);
     return;
   }
-  // A 204 (a CORS preflight) has no body.
+  // A 204 (a CORS preflight) has no body, and no Content-Type: nginx's header filter drops it from every
+  // 204, the one ingress-nginx's preflight sets included. No Content-Length of ours either.
   const body = status === 204 ? NO_BODY : errorPageBody(status);
-  const headers: Record<string, string | number | string[]> = {
-    'content-type': HTML_CONTENT_TYPE,
-    'content-length': body.length,
-    ...extraHeaders,
-    ...answerHeaders(ex, req, status),
-  };
+  const headers: Record<string, string | number | string[]> =
+    status === 204
+      ? { ...extraHeaders, ...answerHeaders(ex, req, status) }
+      : {
+          'content-type': HTML_CONTENT_TYPE,
+          'content-length': body.length,
+          ...extraHeaders,
+          ...answerHeaders(ex, req, status),
+        };
   if (closesConnection(status) || ctx.isDraining()) headers.connection = 'close';
   res.writeHead(status, reasonPhrase(status), headers);
   res.end(req.method === 'HEAD' ? undefined : body);

@@ -2,9 +2,9 @@
 //   cors-allow-origin `*`: every request gets the CORS headers, Access-Control-Allow-Origin `*`;
 //   a list: only a request whose Origin matches one entry (case-insensitive; `*.` stands for one DNS
 //   label) gets them, Access-Control-Allow-Origin being that Origin;
-//   a preflight (OPTIONS) that gets them is answered 204 by the gateway (Content-Type
-//   `text/plain charset=UTF-8`, Content-Length 0) before redirects and access rules (nginx's rewrite
-//   phase); any other OPTIONS goes on like any request.
+//   a preflight (OPTIONS) that gets them is answered 204 by the gateway before redirects and access
+//   rules (nginx's rewrite phase), with the template's Content-Length 0 but not its Content-Type (nginx's
+//   header filter drops the type from a 204; headers-more's length stays); any other OPTIONS goes on.
 // The headers replace the backend's own of the same name (more_set_headers).
 import { caselessRegExp } from '../config/caseless-regex.ts';
 import type { CorsModel } from '../config/model.ts';
@@ -70,8 +70,5 @@ export function corsAnswer(
   return { headers, preflight: method === 'OPTIONS' };
 }
 
-/** The extra headers of the gateway's own 204 answer to a preflight. */
-export const PREFLIGHT_HEADERS: Readonly<Record<string, string>> = Object.freeze({
-  'content-type': 'text/plain charset=UTF-8',
-  'content-length': '0',
-});
+/** The extra header of the gateway's own 204 answer to a preflight, as ingress-nginx's answer has it. */
+export const PREFLIGHT_HEADERS: Readonly<Record<string, string>> = Object.freeze({ 'content-length': '0' });

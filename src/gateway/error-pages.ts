@@ -3,6 +3,7 @@
 // footer names keepip rather than impersonating nginx.
 
 const reasons: Readonly<Record<number, string>> = {
+  204: 'No Content',
   301: 'Moved Permanently',
   302: 'Found',
   303: 'See Other',

@@ -874,14 +874,6 @@ const ALLOWED: Allowed[] = [
       !k.fields.some((f) => f.startsWith('x-injected')),
     apply: (_n, k) => [k, k],
   },
-  {
-    id: 'Content-Type on the preflight 204',
-    probes: ['cors preflight'],
-    why: "both set `Content-Type: text/plain charset=UTF-8` on the preflight's 204 (the template's more_set_headers); nginx's header filter drops Content-Type from every 204, keepip sends it. A 204 has no body to type",
-    seen: (n, k) =>
-      has(k, 'content-type: text/plain charset=UTF-8') && !n.fields.some((f) => f.startsWith('content-type')),
-    apply: (n, k) => [n, without(k, /^content-type: /)],
-  },
 ];
 
 interface Bench {
