@@ -766,6 +766,29 @@ function prefixMatches(location: CompiledLocation, prefix: string, uri: string):
   return uri.length === prefix.length || uri.charCodeAt(prefix.length) === 0x2f;
 }
 
+/** A segment that ends in a dot, a space or a tab (decoded), before a `/` or at the end. */
+const TRAILING_DOT_OR_SPACE = /[. \t](?:\/|$)/;
+const TRIMMED: ReadonlySet<number> = new Set([0x2e, 0x20, 0x09]);
+
+/**
+ * The path as Windows file systems (IIS) and suffix-pattern matchers (Spring before 5.3) read it: each
+ * segment's trailing dots, spaces and tabs dropped, so `/admin.`, `/admin..` and `/admin%20` are
+ * `/admin` to them. A segment of dots alone is left as it is. Null when it is the same path.
+ */
+function trimmedSegmentsReading(uri: string): string | null {
+  if (!TRAILING_DOT_OR_SPACE.test(uri)) return null;
+  const segments = uri.split('/');
+  for (let i = 0; i < segments.length; i++) {
+    const segment = segments[i]!;
+    // Trimmed by hand: `[. \t]+$` backtracks over a long run of dots that a letter ends.
+    let end = segment.length;
+    while (end > 0 && TRIMMED.has(segment.charCodeAt(end - 1))) end--;
+    if (!/^\.*$/.test(segment)) segments[i] = segment.slice(0, end);
+  }
+  const reading = segments.join('/');
+  return reading === uri ? null : reading;
+}
+
 /**
  * The path as a lenient backend may read it: `\` as `/` (WHATWG URL, Windows servers) and path
  * parameters dropped (`/admin;x/y` is `/admin/y` to Tomcat and Spring). Null when it is the same path.
@@ -833,6 +856,8 @@ function readingsOf(uri: string, raw: string): string[] {
     add(network);
     add(lenientReading(network));
   }
+  // Trailing dots and spaces of a segment dropped (Windows and IIS, suffix-pattern matchers).
+  for (const reading of [...readings]) add(trimmedSegmentsReading(reading));
   // A trailing slash dropped (Express's default, Spring before 6): `/exact/` is `/exact` to them.
   for (const reading of [...readings]) {
     if (reading.length > 1 && reading.endsWith('/')) add(reading.slice(0, -1));

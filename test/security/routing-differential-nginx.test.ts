@@ -572,7 +572,8 @@ const FIXED_CASES: { name: string; ingresses: Case; probes: Probe[] }[] = [
       },
       { useRegex: false, rewrite: null, paths: [{ path: '/', pathType: 'Prefix' }] },
     ],
-    probes: bothFrom(['/admin', '/admin/x', '/admin.php', '/admin-panel', '/adminx', '/admin%20']),
+    // (`/admin%20` has another reading, `/admin` to IIS: held to both locations' rules, not compared.)
+    probes: bothFrom(['/admin', '/admin/x', '/admin.php', '/admin-panel', '/adminx']),
   },
   {
     name: 'an ImplementationSpecific /x after an older Prefix /x is the same location there: the older one keeps it',

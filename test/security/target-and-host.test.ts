@@ -164,6 +164,22 @@ describe('request targets and hosts: the router and the backend read the same re
     assert.equal((await get(STRANGER, '/docs;v=2')).backend, 'public');
   });
 
+  it('trailing dots and spaces of a segment are held to the rules of the path Windows and IIS read', async () => {
+    // nginx routes `/admin.` and `/admin%20` to `/`; IIS and Windows file systems drop a segment's
+    // trailing dots and spaces, and Spring's suffix patterns take `/admin.` for `/admin`.
+    for (const target of [
+      '/admin.',
+      '/admin..',
+      '/admin%20',
+      '/admin%09',
+      '/admin.%20.',
+      '/admin./users',
+      '/exact.',
+    ])
+      await heldToRules(target);
+    await publicForEveryone(['/admin.php', '/administrator.', '/a.b', '/admin-x%20', '/.../admin-guide']);
+  });
+
   it('a trailing slash is held to the rules of the Exact path it could mean', async () => {
     // nginx's `location = /exact` does not match `/exact/`, which goes to `/`; Express (strict routing
     // off, its default) and Spring before 6 serve `/exact/` as `/exact`.
