@@ -97,8 +97,18 @@ export function setProxyHeaders(
 }
 
 /**
+ * `/` and the request's arguments, as ingress-nginx's `rewrite (.*) / break;` in the error location
+ * leaves them (a replacement without `?` keeps the arguments; an empty query adds none).
+ */
+function errorBackendPath(requestUri: string): string {
+  const query = requestUri.indexOf('?');
+  return query < 0 || query === requestUri.length - 1 ? '/' : `/${requestUri.slice(query)}`;
+}
+
+/**
  * The error backend's answer to the request instead of `code` (nothing was sent to the client yet):
- * `/` with the method kept and no body, the headers `base` plus the X-Code set. `location`: whose
+ * `/` with the request's arguments and method kept and no body, the headers `base` plus the X-Code set.
+ * `location`: whose
  * default-backend serves (the matched one unless told). False without an error backend.
  */
 export function serveFromErrorBackend(
@@ -126,7 +136,7 @@ export function serveFromErrorBackend(
   const request = {
     upstream,
     method: req.method ?? 'GET',
-    path: '/',
+    path: errorBackendPath(ex.requestUri),
     headers,
     readTimeoutMs: location?.proxyReadTimeoutMs ?? settings.proxyReadTimeoutMs,
     sendTimeoutMs: location?.proxySendTimeoutMs ?? settings.proxySendTimeoutMs,

@@ -373,14 +373,14 @@ describe('URLs and hosts expanded from request data', () => {
     }
   });
 
-  test('custom-http-errors: an absolute-form target and a Host with `@` reach the error backend at `/` with the origin-form X-Original-URI', async () => {
+  test('custom-http-errors: an absolute-form target and a Host with `@` reach the error backend at `/` (with the arguments) and the origin-form X-Original-URI', async () => {
     const before = p.errors.heads.length;
     const evilBefore = p.evil.heads.length;
     const reply = await get('http://ce.test/x?y=1', 'ce.test:@evil.example');
     assert.equal(reply.status, 200);
     const seen = p.errors.heads.slice(before);
     assert.equal(seen.length, 1);
-    assert.equal(requestLine(seen[0]!), 'GET / HTTP/1.1');
+    assert.equal(requestLine(seen[0]!), 'GET /?y=1 HTTP/1.1');
     assert.equal(field(seen[0]!, 'x-original-uri'), '/x?y=1');
     assert.equal(field(seen[0]!, 'x-code'), '503');
     assert.equal(field(seen[0]!, 'x-namespace'), 'default');

@@ -756,10 +756,6 @@ const ALLOWED = {
     seen: "a POST whose answer is intercepted: nginx's error backend gets the client's body again (Content-Length and bytes), keepip's gets `/` without a body",
     doc: 'custom-errors-differential-nginx ALLOWED.body (over HTTP/1.1 the same); docs/ingress-nginx-compat.md custom-http-errors: "replaced by the error backend\'s answer to `/` (the method kept)": the error backend gets none of the client\'s form data (stricter)',
   },
-  args: {
-    seen: "the error backend's path: nginx's `rewrite (.*) / break;` keeps the client's arguments (`/?q=1`), keepip sends `/`",
-    doc: 'docs/ingress-nginx-compat.md custom-http-errors: "the error backend\'s answer to `/`" (the arguments stay in X-Original-URI on both; custom-errors-differential-nginx ALLOWED.args)',
-  },
   emptyLength: {
     seen: 'the error backend of a POST whose body nginx did not keep (a 413): nginx sends no Content-Length, keepip `Content-Length: 0`; neither sends a byte of the body',
     doc: 'docs/ingress-nginx-compat.md custom-http-errors: "the error backend\'s answer to `/` (the method kept)"; an explicit empty length on a POST means the same empty body',
@@ -866,11 +862,6 @@ function errorHeaders(p: ErrorProbe, probe: string, withLength: boolean): Record
 /** keepip's view with the ALLOWED differences from nginx's set aside; the entries used are added to `met`. */
 function normalise(ngx: string, kip: string, met: Set<keyof typeof ALLOWED>): string {
   let out = kip;
-  const ngxPath = / {2}err (\w+) (\/\S*) /.exec(ngx);
-  if (ngxPath !== null && ngxPath[2] !== '/' && out.includes(`  err ${ngxPath[1]} / `)) {
-    out = out.replace(`  err ${ngxPath[1]} / `, `  err ${ngxPath[1]} ${ngxPath[2]} `);
-    met.add('args');
-  }
   const ngxBody = /content-length=(\d+) x-request-id=(\w+) body=(\d+)$/m.exec(ngx);
   if (ngxBody !== null && ngxBody[3] !== '0') {
     const replaced = out.replace(
@@ -1053,7 +1044,7 @@ describe('error pages, rate limits and auth-cache keys over HTTP/2: keepip again
           );
       }
     assert.deepEqual(diffs, []);
-    assert.deepEqual([...met].sort(), ['acceptFields', 'args', 'postBody'], 'the ALLOWED entries still seen');
+    assert.deepEqual([...met].sort(), ['acceptFields', 'postBody'], 'the ALLOWED entries still seen');
   });
 
   it('curl --http2 (a non-Node client): the error page, its HEAD and its format as nginx', async () => {
@@ -1182,7 +1173,7 @@ describe('error pages, rate limits and auth-cache keys over HTTP/2: keepip again
     }
     // The application never saw the request (only the error backend did), and keepip's error backend
     // gets an empty POST with Content-Length: 0 where nginx's gets no length: each still seen.
-    assert.deepEqual([...met].sort(), ['args', 'emptyLength']);
+    assert.deepEqual([...met].sort(), ['emptyLength']);
   });
 
   it('limit-rpm counts every stream: one connection, h2c, several connections, HTTP/1.1 and h2 together, two sources, the allowlist', async () => {
