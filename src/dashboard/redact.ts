@@ -48,15 +48,33 @@ export function secretValues(topology: Topology): string[] {
   return [...found].sort((a, b) => b.length - a.length);
 }
 
+// The scheme bounded (RFC 3986 schemes are short): unbounded, a long run of letters made it quadratic.
+const SCHEME = /\b[a-z][a-z0-9+.-]{0,31}:\/\//gi;
+/** What ends a quoted URL's authority: `/ ? #`, a quote, a backslash, white space. */
+const AUTHORITY_END = /[/?#"'\\\s]/;
+
 /**
  * user:password@ in any URL, wherever it is quoted (an issue about an invalid auth-url quotes it), up to
- * the authority's last `@`: a password may hold one (`user:p@ss@host`).
+ * the authority's last `@`: a password may hold one (`user:p@ss@host`). Scanned by hand: a regex that
+ * lets `@` into the run before the last one backtracks.
  */
-// The scheme bounded (RFC 3986 schemes are short): unbounded, a long run of letters made it quadratic.
-const USERINFO = /\b([a-z][a-z0-9+.-]{0,31}:\/\/)[^/?#\s"'\\]+@/gi;
+function withoutUserinfo(text: string): string {
+  let out = '';
+  let from = 0;
+  for (const scheme of text.matchAll(SCHEME)) {
+    const start = scheme.index + scheme[0].length;
+    if (start < from) continue;
+    let at = -1;
+    for (let i = start; i < text.length && !AUTHORITY_END.test(text[i]!); i++) if (text[i] === '@') at = i;
+    if (at < 0) continue;
+    out += text.slice(from, start) + REDACTED;
+    from = at;
+  }
+  return out + text.slice(from);
+}
 
 function redactText(text: string, secrets: readonly string[]): string {
-  let out = text.includes('@') ? text.replace(USERINFO, `$1${REDACTED}@`) : text;
+  let out = text.includes('@') ? withoutUserinfo(text) : text;
   for (const secret of secrets) if (out.includes(secret)) out = out.split(secret).join(REDACTED);
   return out;
 }

@@ -275,3 +275,14 @@ test('credentials in a URL are blanked up to the last @ of its authority: a pass
   );
   assert.equal(withoutCredentials('https://auth.example.net/a@b'), 'https://auth.example.net/a@b');
 });
+
+test('blanking credentials reads a long hostile text once (a hang would end at the test timeout)', () => {
+  const many = 'a'.repeat(100_000);
+  const cases: [string, string][] = [
+    [`http://${'@'.repeat(200_000)}x`, 'http://[redacted]@x'],
+    [`http://${'a:'.repeat(100_000)}`, `http://${'a:'.repeat(100_000)}`],
+    ['a://'.repeat(50_000), 'a://'.repeat(50_000)],
+    [`${many} http://${'b@'.repeat(50_000)}/`, `${many} http://[redacted]@/`],
+  ];
+  for (const [text, expected] of cases) assert.equal(redactDeep(text, []), expected, text.slice(0, 20));
+});
