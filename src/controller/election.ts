@@ -125,9 +125,15 @@ async function readLease(run: Run): Promise<LeaseRead | null> {
   return { exists: true, ...run.lastRead };
 }
 
-/** Create or update the Lease with the resourceVersion read; a failure (409: someone else won) is a failed attempt. */
+/**
+ * Create or update the Lease with the resourceVersion read; a failure (409: someone else won) is a failed
+ * attempt. So is a write whose answer comes back after the renew deadline (client-go cancels such a
+ * renewal): a replica the watchdog stepped down meanwhile, or whose Lease others may soon take as
+ * expired, must not lead on it. The lease counts from when the write was sent, never from its answer.
+ */
 async function writeLease(run: Run, step: Exclude<ElectionStep, { action: 'wait' }>): Promise<void> {
   const { deps } = run;
+  const sentAt = deps.scheduler.now();
   const wrote =
     step.action === 'create'
       ? await deps.client.request(
@@ -140,14 +146,17 @@ async function writeLease(run: Run, step: Exclude<ElectionStep, { action: 'wait'
   if (wrote.ok)
     run.lastRead = { spec: step.spec, resourceVersion: wrote.value.metadata?.resourceVersion ?? '' };
   if (run.stopped) return;
-  if (!wrote.ok) {
+  const took = deps.scheduler.now() - sentAt;
+  if (wrote.ok && took >= deps.timings.renewDeadlineMs)
+    deps.log(`the Lease write took ${took} ms, past the renew deadline: not leading on it`);
+  if (!wrote.ok || took >= deps.timings.renewDeadlineMs) {
     run.state = failedAttempt(step.state, deps.timings, deps.scheduler.now());
     announce(run);
     return;
   }
-  run.state = wroteLease(step.spec, deps.scheduler.now());
+  run.state = wroteLease(step.spec, sentAt);
   run.lastHolder = deps.identity;
-  armWatchdog(run);
+  armWatchdog(run, deps.timings.renewDeadlineMs - took);
   announce(run);
 }
 
@@ -164,8 +173,8 @@ function leaseObject(deps: ElectionDeps, spec: LeaseSpec, resourceVersion: strin
   };
 }
 
-/** A leader that cannot renew within the renew deadline steps down. */
-function armWatchdog(run: Run): void {
+/** A leader that cannot renew within the renew deadline (from the last renewal's sending) steps down. */
+function armWatchdog(run: Run, delayMs: number): void {
   const { scheduler, timings } = run.deps;
   if (run.watchdog !== null) scheduler.clearTimeout(run.watchdog);
   run.watchdog = scheduler.setTimeout(() => {
@@ -175,7 +184,7 @@ function armWatchdog(run: Run): void {
       run.state = { ...run.state, leading: false };
       announce(run);
     }
-  }, timings.renewDeadlineMs);
+  }, delayMs);
 }
 
 /** Tells the controller when leadership starts and stops (once per change). */
