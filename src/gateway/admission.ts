@@ -142,6 +142,7 @@ export function resolveClient(ex: Exchange, req: GatewayRequest) {
   const resolved = snap.resolveClientIp({
     peerAddress: conn.peerAddress,
     proxySource: conn.proxySource,
+    proxied: conn.proxied,
     headers: req.headers,
   });
   ex.client = resolved.address;

@@ -11,6 +11,8 @@ export interface ConnectionInfo {
   peerPort: number;
   /** The client address and port from an accepted PROXY header; null without one (or LOCAL/UNKNOWN). */
   proxySource: string | null;
+  /** The connection began with a PROXY header the listener accepted (any command): its peer is a relay. */
+  proxied: boolean;
   proxyPort: number | null;
   /** The destination port of an accepted PROXY header (what the client connected to at the load balancer). */
   proxyDestinationPort: number | null;

@@ -380,6 +380,7 @@ function connectionInfoOf(
     peerAddress: canonicalIp(socket.remoteAddress ?? '') ?? socket.remoteAddress ?? '',
     peerPort: socket.remotePort ?? 0,
     proxySource: null,
+    proxied: false,
     proxyPort: null,
     proxyDestinationPort: null,
     serverAddress: canonicalIp(socket.localAddress ?? '') ?? socket.localAddress ?? '',
@@ -427,6 +428,7 @@ function readProxyThen(
     if (!outcome.ok) return;
     const { fromHeader, header, clientAddress } = outcome.info;
     metrics.proxyHeader('accepted', fromHeader ? 'ok' : `local-${header.protocol.toLowerCase()}`);
+    info.proxied = true;
     if (fromHeader) {
       info.proxySource = canonicalIp(clientAddress) ?? clientAddress;
       info.proxyPort = outcome.info.clientPort;

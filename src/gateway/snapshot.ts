@@ -81,6 +81,7 @@ export interface GatewaySnapshot {
   readonly resolveClientIp: (input: {
     peerAddress: string;
     proxySource: string | null;
+    proxied?: boolean;
     headers: Record<string, string | string[] | undefined>;
   }) => ClientIpResolution;
   readonly formatAccessLine: AccessLogFormatter;

@@ -25,7 +25,8 @@ export type ClientIpErrorCode =
   | 'CLIENT_IP_BAD_PEER'
   | 'CLIENT_IP_BAD_PROXY_SOURCE'
   | 'CLIENT_IP_MALFORMED_ENTRY'
-  | 'CLIENT_IP_MALFORMED_FORWARDED';
+  | 'CLIENT_IP_MALFORMED_FORWARDED'
+  | 'CLIENT_IP_UNTRUSTED_RELAY';
 
 export interface ClientIp {
   /**
@@ -53,6 +54,8 @@ export interface ClientIpInput {
   peerAddress: string;
   /** The PROXY header's source address when the listener accepted one (null for LOCAL/UNKNOWN or none). */
   proxySource: string | null;
+  /** The connection began with a PROXY header (any command), accepted under the configuration of then. */
+  proxied?: boolean;
   headers: RequestHeaders;
 }
 
@@ -470,8 +473,28 @@ export function createClientIpResolver(settings: ClientIpSettings): ClientIpReso
     strategies: names,
     resolve(input) {
       let result = socketStrategy(input, trusted);
+      if (input.proxied === true && (!settings.useProxyProtocol || !result.peerTrusted))
+        return relayNoLongerTrusted(input, result);
       for (const step of steps) result = step(input, result, trusted);
       return result;
+    },
+  };
+}
+
+/**
+ * A connection that began with a PROXY header, judged under a configuration (reloaded since) that no
+ * longer reads PROXY headers or trusts its peer. The peer is a relay, never the client: taking it for
+ * one would let every client of a load balancer inside an allowlist through. Unknown: every rule denies.
+ */
+function relayNoLongerTrusted(input: ClientIpInput, peer: ClientIp): ClientIp {
+  return {
+    address: '',
+    provenance: { kind: 'socket' },
+    peerTrusted: false,
+    headersTrusted: false,
+    error: {
+      code: 'CLIENT_IP_UNTRUSTED_RELAY',
+      message: `the connection from ${quote(peer.address || input.peerAddress)} began with a PROXY header the configuration no longer accepts (use-proxy-protocol or proxy-real-ip-cidr changed by a reload); its client is unknown`,
     },
   };
 }

@@ -36,6 +36,12 @@ export const NET_CODES = {
       'a trusted PROXY header carried a source that is not a valid address; the client is unknown and every access rule denies',
     fix: 'fix the sender of the PROXY header (the load balancer)',
   },
+  CLIENT_IP_UNTRUSTED_RELAY: {
+    kind: 'error',
+    summary:
+      'a connection that began with a PROXY header, after a reload that turned use-proxy-protocol off or stopped trusting its peer (proxy-real-ip-cidr): the peer is a relay, not the client; the client is unknown and every access rule denies',
+    fix: 'none needed: the client reconnects, and a new connection is judged by the new configuration alone',
+  },
   CLIENT_IP_MALFORMED_ENTRY: {
     kind: 'error',
     summary:

@@ -266,3 +266,21 @@ test('a PROXY header without a source (LOCAL, UNKNOWN) keeps the peer and trusts
   assert.equal(carried.address, '203.0.113.7');
   assert.equal(carried.headersTrusted, true);
 });
+
+test('a connection that began with a PROXY header, under settings that no longer accept it: the client is unknown', () => {
+  // After a reload: PROXY turned off, or the relay no longer trusted. Its address is never the client.
+  const lb = { peerAddress: '172.16.0.9', proxySource: '198.51.100.4', proxied: true };
+  for (const settings of [
+    { useProxyProtocol: false },
+    { useProxyProtocol: true, trusted: set('10.0.0.0/8') },
+  ] satisfies Partial<ClientIpSettings>[]) {
+    const r = resolve(settings, { ...lb, headers: { 'x-forwarded-for': '172.16.0.1' } });
+    assert.equal(r.address, '');
+    assert.equal(r.headersTrusted, false);
+    assert.equal(r.error?.code, 'CLIENT_IP_UNTRUSTED_RELAY');
+  }
+  // Still accepted: the PROXY source, as before the reload.
+  assert.equal(resolve({ useProxyProtocol: true }, lb).address, '198.51.100.4');
+  // A LOCAL header (no source) from a trusted relay keeps the relay, as nginx does.
+  assert.equal(resolve({ useProxyProtocol: true }, { ...lb, proxySource: null }).address, '172.16.0.9');
+});

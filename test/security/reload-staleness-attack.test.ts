@@ -339,11 +339,59 @@ describe('a kept PROXY-protocol connection after the trusted proxies narrowed', 
       await gw.apply(config('127.0.0.99/32'));
       const answer = await send(agent, gw.http, { from: '127.0.0.7' });
       assert.ok(answer.reused, 'the same connection');
-      assert.equal(answer.status, 403, 'the client is now the untrusted peer 127.0.0.7');
+      assert.equal(answer.status, 403, 'the client is unknown: the peer 127.0.0.7 is a relay');
     } finally {
       agent.destroy();
     }
   });
+});
+
+describe('a kept PROXY-protocol connection whose load balancer is inside the allowlist', () => {
+  // The README's own setup: an internal load balancer inside the allowlisted VPC range. After a reload
+  // that stops trusting it (or turns PROXY off), the connection's peer is still a relay: taking it for
+  // the client let every client of the load balancer through.
+  let backends: NamedBackends;
+  let gw: Gateway;
+  const config = (settings: Record<string, string>) => [
+    controllerConfigMap(settings),
+    ...serviceWithEndpoints({ name: 'web', ports: [backends.port('web')] }),
+    app({ 'whitelist-source-range': '127.0.0.8/32,10.7.7.7/32' }),
+  ];
+  const trusting = { 'use-proxy-protocol': 'true', 'proxy-real-ip-cidr': '127.0.0.8/32' };
+
+  before(async () => {
+    backends = await startNamedBackends(['web']);
+    gw = await startGateway(config(trusting));
+  });
+  after(async () => {
+    await gw.stop();
+    await backends.close();
+  });
+
+  for (const [change, settings] of [
+    [
+      'the load balancer no longer trusted',
+      { 'use-proxy-protocol': 'true', 'proxy-real-ip-cidr': '127.0.0.99/32' },
+    ],
+    ['use-proxy-protocol turned off', { 'proxy-real-ip-cidr': '127.0.0.8/32' }],
+  ] as const) {
+    test(`${change}: the next request on the kept connection is still refused, never judged as the load balancer's`, async () => {
+      await gw.apply(config(trusting));
+      const agent = new ProxyHeaderAgent('10.1.2.3');
+      try {
+        const refused = await send(agent, gw.http, { from: '127.0.0.8' });
+        assert.equal(refused.status, 403, 'the client 10.1.2.3 is outside the allowlist');
+        const seen = backends.seen.length;
+        await gw.apply(config(settings));
+        const answer = await send(agent, gw.http, { from: '127.0.0.8' });
+        assert.ok(answer.reused, 'the same connection');
+        assert.equal(answer.status, 403, 'the client is unknown, not the load balancer 127.0.0.8');
+        assert.equal(backends.seen.length, seen);
+      } finally {
+        agent.destroy();
+      }
+    });
+  }
 });
 
 // ---------------------------------------------------------------------------------------------------
