@@ -77,20 +77,25 @@ export interface ClientIpResolver {
   readonly strategies: readonly string[];
 }
 
+/** No client can be known from the connection itself: nothing trusted, every rule denies. */
+function unknownAtSocket(code: ClientIpErrorCode, message: string): ClientIp {
+  return {
+    address: '',
+    provenance: { kind: 'socket' },
+    peerTrusted: false,
+    headersTrusted: false,
+    error: { code, message },
+  };
+}
+
 /** The start of every chain: the TCP peer. */
 export function socketStrategy(input: ClientIpInput, trusted: CidrSet): ClientIp {
   const ip = parseIp(input.peerAddress);
   if (ip === null) {
-    return {
-      address: '',
-      provenance: { kind: 'socket' },
-      peerTrusted: false,
-      headersTrusted: false,
-      error: {
-        code: 'CLIENT_IP_BAD_PEER',
-        message: `peer address ${quote(input.peerAddress)} is not an IP address`,
-      },
-    };
+    return unknownAtSocket(
+      'CLIENT_IP_BAD_PEER',
+      `peer address ${quote(input.peerAddress)} is not an IP address`,
+    );
   }
   const peerTrusted = trusted.has(ip);
   return { address: formatIp(ip), provenance: { kind: 'socket' }, peerTrusted, headersTrusted: peerTrusted };
@@ -487,14 +492,8 @@ export function createClientIpResolver(settings: ClientIpSettings): ClientIpReso
  * one would let every client of a load balancer inside an allowlist through. Unknown: every rule denies.
  */
 function relayNoLongerTrusted(input: ClientIpInput, peer: ClientIp): ClientIp {
-  return {
-    address: '',
-    provenance: { kind: 'socket' },
-    peerTrusted: false,
-    headersTrusted: false,
-    error: {
-      code: 'CLIENT_IP_UNTRUSTED_RELAY',
-      message: `the connection from ${quote(peer.address || input.peerAddress)} began with a PROXY header the configuration no longer accepts (use-proxy-protocol or proxy-real-ip-cidr changed by a reload); its client is unknown`,
-    },
-  };
+  return unknownAtSocket(
+    'CLIENT_IP_UNTRUSTED_RELAY',
+    `the connection from ${quote(peer.address || input.peerAddress)} began with a PROXY header the configuration no longer accepts (use-proxy-protocol or proxy-real-ip-cidr changed by a reload); its client is unknown`,
+  );
 }
