@@ -97,8 +97,11 @@ export function getProxyInfo(socket: net.Socket | TLSSocket): ProxyInfo | undefi
 function infoFor(header: ProxyHeader, socket: net.Socket, peerAddress: string): ProxyInfo {
   const peerPort = socket.remotePort ?? 0;
   const { source, destination } = header;
+  // A datagram transport (UDP4, UDP6) on this TCP connection names no client of it: nginx ignores its
+  // addresses ("unsupported transport"), HAProxy refuses it; keepip keeps the peer, as for UNSPEC.
   if (
     header.command === 'PROXY' &&
+    (header.protocol === 'TCP4' || header.protocol === 'TCP6') &&
     source !== null &&
     destination !== null &&
     'address' in source &&

@@ -418,3 +418,29 @@ test('tls.Server: header and ClientHello in one segment; the secure socket carri
   });
   assert.equal(await readAll(secure), '203.0.113.7 2');
 });
+
+test('a PROXY header of a datagram transport (UDP4, UDP6) names no client of this TCP connection', async (t) => {
+  // nginx ignores its addresses ("unsupported transport"), HAProxy refuses the connection.
+  const { target, next } = recordingTarget();
+  const server = acceptProxyProtocol(target, options({ isTrusted: () => true }));
+  const port = await listen(server);
+  t.after(() => close(server));
+  for (const [protocol, source, destination] of [
+    ['UDP4', '192.0.2.10', '192.0.2.20'],
+    ['UDP6', '2001:db8::10', '2001:db8::20'],
+  ] as const) {
+    const received = next();
+    const socket = await connect(port, '127.0.0.3');
+    const header = encodeProxyHeader({
+      version: 2,
+      protocol,
+      source: { address: source, port: 4000 },
+      destination: { address: destination, port: 443 },
+    });
+    socket.end(Buffer.concat([header, Buffer.from('x')]));
+    const { data, info } = await received;
+    assert.equal(data.toString(), 'x', protocol);
+    assert.equal(info?.fromHeader, false, protocol);
+    assert.equal(info?.clientAddress, '127.0.0.3', protocol);
+  }
+});
