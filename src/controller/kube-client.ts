@@ -228,9 +228,20 @@ interface WatchSpec {
   path: string;
   query: Record<string, string>;
   resourceVersion: string;
-  /** How long the stream may stay silent (and the server may take to answer). */
-  idleTimeoutMs: number;
+  /** How long the server may take to answer the watch. */
+  answerTimeoutMs: number;
+  /** How long an answered stream may stay silent: longer than the API server's bookmark cadence. */
+  silenceTimeoutMs: number;
 }
+
+/**
+ * The silence an answered watch may keep: kube-apiserver's watch cache sends a BOOKMARK to every
+ * watcher about once a minute (defaultBookmarkFrequency) and keeps about 75 s of history. A shorter
+ * bound (this was the 30 s request timeout) cut a quiet resource's watch before any bookmark came, so
+ * it resumed from its list's resourceVersion each time and met 410 Gone (a full relist) once the
+ * history moved past it. Past this, the connection is taken for dead.
+ */
+const WATCH_SILENCE_MS = 150_000;
 
 /** One watch stream, its outcomes as WatchHandlers calls: `end` once, nothing after stop(). */
 function watchStream(spec: WatchSpec, handlers: WatchHandlers): { stop(): void } {
@@ -245,13 +256,18 @@ function watchStream(spec: WatchSpec, handlers: WatchHandlers): { stop(): void }
     abort.abort();
     if (!stopped) handlers.end(outcome);
   };
+  let limit = spec.answerTimeoutMs;
   const quiet = () => {
     clearTimeout(timer);
-    timer = setTimeout(() => end({ kind: 'timeout' }), spec.idleTimeoutMs);
+    timer = setTimeout(() => end({ kind: 'timeout' }), limit);
     timer.unref();
   };
+  const answered = () => {
+    limit = spec.silenceTimeoutMs;
+    quiet();
+  };
   quiet();
-  readWatch(spec, handlers, abort.signal, quiet).then(end, (error: unknown) =>
+  readWatch(spec, handlers, abort.signal, quiet, answered).then(end, (error: unknown) =>
     end(watchEnd(spec.path, error)),
   );
   return {
@@ -268,6 +284,7 @@ async function readWatch(
   handlers: WatchHandlers,
   signal: AbortSignal,
   heard: () => void,
+  answered: () => void,
 ): Promise<WatchEnd> {
   // client-go asks the server to end each watch after 5-10 minutes, so they spread out.
   const timeoutSeconds = String(300 + Math.floor(Math.random() * 300));
@@ -300,7 +317,7 @@ async function readWatch(
   // Stopped meanwhile: nothing more reaches the handlers (the lines of a chunk read before included).
   if (signal.aborted) return { kind: 'closed' };
   handlers.open();
-  heard();
+  answered();
   const lines = new LineSplitter(MAX_WATCH_LINE_BYTES);
   for await (const chunk of response.body ?? []) {
     heard();
@@ -384,7 +401,15 @@ export function createKubeClient(kc: KubeConfig, requestTimeoutMs = 30_000): Kub
       list: (continueToken, paged = true) => listPage(request, path, query, continueToken, paged),
       watch: (resourceVersion, handlers) =>
         watchStream(
-          { authenticate, server, path, query, resourceVersion, idleTimeoutMs: requestTimeoutMs },
+          {
+            authenticate,
+            server,
+            path,
+            query,
+            resourceVersion,
+            answerTimeoutMs: requestTimeoutMs,
+            silenceTimeoutMs: Math.max(requestTimeoutMs, WATCH_SILENCE_MS),
+          },
           handlers,
         ),
     }),
