@@ -10,6 +10,7 @@ import { type KubeObject, RESOURCES, resourcePath } from './resources.ts';
 import {
   currentStatus,
   desiredStatus,
+  isHeadless,
   isPodAlive,
   isPodReady,
   type LbIngressEntry,
@@ -106,6 +107,10 @@ async function desiredEntries(deps: StatusDeps, pods?: ControllerPods): Promise<
     // delete their records.
     if (!svc.ok && svc.error.status === 404) return `--publish-service ${ns}/${name} not found`;
     if (!svc.ok) return unreadable(svc.error);
+    // Nor a headless one: ingress-nginx writes its clusterIP "None", which the API server refuses, so
+    // the status stays; an empty one would blank every Ingress.
+    if (isHeadless(svc.value))
+      return `--publish-service ${ns}/${name} is headless (clusterIP None): no address`;
     return desiredStatus({ publishStatusAddress: [], publishService: svc.value, nodeAddresses: [] });
   }
   const addresses = await controllerNodeAddresses(deps, pods ?? (await controllerPods(deps)));

@@ -19,8 +19,8 @@
 //  S2 "1. `--publish-status-address` (comma-separated; IPs as `ip`, anything else as `hostname`)" -> c2a
 //  S3 "2. else the `--publish-service`'s addresses, by its type as ingress-nginx: a LoadBalancer its
 //     `status.loadBalancer.ingress` entries and `spec.externalIPs` (none while its address is pending); a
-//     NodePort its `spec.externalIPs`, else its `clusterIP`; a ClusterIP its `clusterIP` (a headless one:
-//     none); an ExternalName its `externalName`." -> c1a, c1d..c1g
+//     NodePort its `spec.externalIPs`, else its `clusterIP`; a ClusterIP its `clusterIP`; an ExternalName
+//     its `externalName`." -> c1a, c1d..c1g; "nor does a headless one" -> c1f
 //  S4 "A missing Service writes nothing (the status is left as it is, with a line `--publish-service
 //     NS/NAME not found; status left as it is`)" -> c1i; a Service that cannot be read -> c1h
 //  S5 "3. else the addresses of the nodes running Running and Ready controller pods (pods with the labels
@@ -93,11 +93,6 @@ const ALLOWED = {
     seen: '--publish-status-address listing 192.0.2.9 twice writes it once',
     ingressNginx: 'writes every comma-separated entry, duplicates included',
     reason: 'docs/controller.md: "The list is sorted and deduplicated"',
-  },
-  headlessNone: {
-    seen: 'a headless --publish-service (clusterIP None) writes an empty status',
-    ingressNginx: 'writes {ip: "None"}, which the API server refuses as an IP',
-    reason: 'docs/controller.md: "a ClusterIP its `clusterIP` (a headless one: none)"',
   },
   retry409: {
     seen: 'a status PUT answered 409 is retried once, over a GET of the Ingress',
@@ -593,12 +588,18 @@ describe('docs/controller.md: Leader election and Ingress status', { concurrency
       assert.deepEqual(await step(lb({ type: 'NodePort', clusterIP: '10.96.0.50' })), [{ ip: '10.96.0.50' }]);
     });
 
-    it('c1f: a ClusterIP: its clusterIP; a headless one: none (ALLOWED headlessNone)', async () => {
+    it('c1f: a ClusterIP: its clusterIP; a headless one: the status left as it is, with a line', async () => {
       assert.deepEqual(await step(lb({ type: 'ClusterIP', clusterIP: '10.96.0.51' })), [
         { ip: '10.96.0.51' },
       ]);
-      assert.deepEqual(await step(lb({ type: 'ClusterIP', clusterIP: 'None' })), []);
-      allowedSeen.add('headlessNone');
+      const { api, ctl } = cluster;
+      const from = ctl.lines.length;
+      api.apply(lb({ type: 'ClusterIP', clusterIP: 'None' }));
+      assert.match(
+        await lineAfter(ctl, from, /status left as it is$/),
+        /^--publish-service ingress-nginx\/lb is headless \(clusterIP None\): no address; /,
+      );
+      assert.deepEqual(statusOf(api, 'web'), [{ ip: '10.96.0.51' }]);
     });
 
     it('c1g: an ExternalName: its externalName', async () => {

@@ -237,12 +237,16 @@ describe('status from a --publish-service that does not exist', () => {
     ],
   ] as const) {
     it(`leaves the status as it is on a ${status} (ingress-nginx: an error, no update), saying why`, async () => {
-      await leavesStatusOn(status, message, line);
+      await leavesStatusOn({ ok: false, error: { code: 'KUBE_API_STATUS', status, message } }, line);
     });
   }
 });
 
-async function leavesStatusOn(status: number, message: string, line: RegExp): Promise<void> {
+/** The --publish-service ingress-nginx/missing read as `answer`: no status written, and a line matching `line`. */
+async function leavesStatusOn(
+  answer: Awaited<ReturnType<KubeClient['request']>>,
+  line: RegExp,
+): Promise<void> {
   const puts: string[] = [];
   const lines: string[] = [];
   const client: KubeClient = {
@@ -255,7 +259,7 @@ async function leavesStatusOn(status: number, message: string, line: RegExp): Pr
         puts.push(path);
         return { ok: true, value: {} };
       }
-      return { ok: false, error: { code: 'KUBE_API_STATUS', status, message } };
+      return answer;
     },
   };
   const parsed = parseControllerFlags(['--publish-service=ingress-nginx/missing'], {});
@@ -277,3 +281,11 @@ async function leavesStatusOn(status: number, message: string, line: RegExp): Pr
     lines.join('\n'),
   );
 }
+
+it('a headless --publish-service leaves the status as it is, where an empty one would blank every Ingress', async () => {
+  // ingress-nginx writes its clusterIP "None", which the API server refuses: the status stays there too.
+  await leavesStatusOn(
+    { ok: true, value: { kind: 'Service', spec: { type: 'ClusterIP', clusterIP: 'None' } } },
+    /^--publish-service ingress-nginx\/missing is headless \(clusterIP None\): no address; status left as it is$/,
+  );
+});
