@@ -26,7 +26,12 @@ export interface ApiAccess {
 }
 
 export const API_ACCESS: readonly ApiAccess[] = [
-  { resource: RESOURCES.ingress, verbs: ['list', 'watch'], scope: 'watched', why: 'the Ingresses it serves' },
+  {
+    resource: RESOURCES.ingress,
+    verbs: ['get', 'list', 'watch'],
+    scope: 'watched',
+    why: 'the Ingresses it serves; get: a fresh read before a status write retried after 409, and before the status is cleared on shutdown',
+  },
   {
     resource: RESOURCES.ingress,
     subresource: 'status',

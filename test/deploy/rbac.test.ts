@@ -44,10 +44,17 @@ async function runController(args: string[], configMaps: readonly string[]) {
     () => api.get('Ingress', 'default', 'web')?.status?.loadBalancer?.ingress?.length === 1,
     20_000,
   );
+  let stopped = false;
+  const stopController = async () => {
+    if (!stopped) await controller.close();
+    stopped = true;
+  };
   return {
     api,
+    /** Stops the controller alone (its shutdown: the status cleared), the API server kept for checks. */
+    stopController,
     async close() {
-      await controller.close();
+      await stopController();
       await api.close();
       await web.close();
     },
@@ -84,9 +91,6 @@ describe('RBAC: the rendered rules against the running controller', () => {
   after(() => running?.close());
 
   it('allows every request the controller sent, in the namespace it sent it to', () => {
-    const clusterRules = find(objects, 'ClusterRole').rules as Rule[];
-    const roleRules = find(objects, 'Role').rules as Rule[];
-    const ownNamespace = find(objects, 'Role').metadata.namespace;
     const calls = api.requests.map(apiCall);
     assert.ok(
       calls.some((c) => c.resource === 'leases' && c.verb === 'create'),
@@ -105,13 +109,7 @@ describe('RBAC: the rendered rules against the running controller', () => {
       .map((r) => r.query.get('fieldSelector'));
     for (const name of ['ingress-nginx-controller', 'ingress-nginx-tcp', 'ingress-nginx-udp'])
       assert.ok(configMapsRead.includes(`metadata.name=${name}`), `it read the ConfigMap ${name}`);
-    const denied = calls.filter(
-      (c) => !allows(clusterRules, c) && !(c.namespace === ownNamespace && allows(roleRules, c)),
-    );
-    assert.deepEqual(
-      [...new Set(denied.map((c) => `${c.verb} ${c.group}/${c.resource} ${c.namespace}/${c.name}`))],
-      [],
-    );
+    assert.deepEqual(deniedCalls(objects, api), []);
   });
 
   it('renders exactly one rule per API_ACCESS line, with its verbs', () => {
@@ -134,7 +132,28 @@ describe('RBAC: the rendered rules against the running controller', () => {
       expected.map((r) => JSON.stringify(r)).sort(),
     );
   });
+
+  it('allows the shutdown too: the last replica reads each Ingress again and clears its status', async () => {
+    await running!.stopController();
+    assert.deepEqual(api.get('Ingress', 'default', 'web')?.status?.loadBalancer?.ingress ?? [], []);
+    assert.ok(
+      api.requests.some((r) => r.method === 'GET' && r.path.endsWith('/ingresses/web')),
+      'it read the Ingress before clearing its status',
+    );
+    assert.deepEqual(deniedCalls(objects, api), []);
+  });
 });
+
+/** The requests the controller sent that the rendered ClusterRole and (in its namespace) Role refuse. */
+function deniedCalls(objects: K8sObject[], api: FakeApiServer): string[] {
+  const clusterRules = find(objects, 'ClusterRole').rules as Rule[];
+  const roleRules = find(objects, 'Role').rules as Rule[];
+  const ownNamespace = find(objects, 'Role').metadata.namespace;
+  const denied = api.requests
+    .map(apiCall)
+    .filter((c) => !allows(clusterRules, c) && !(c.namespace === ownNamespace && allows(roleRules, c)));
+  return [...new Set(denied.map((c) => `${c.verb} ${c.group}/${c.resource} ${c.namespace}/${c.name}`))];
+}
 
 describe('RBAC scoped to another namespace than the release: the ConfigMaps and default certificate at home are readable', () => {
   // controller.scope.namespace "default" (where the apps are), release in "ingress-nginx": its ConfigMaps
