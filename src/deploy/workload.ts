@@ -80,9 +80,19 @@ function containerPorts(ctx: RenderContext): Record<string, unknown>[] {
 
 function volumes(ctx: RenderContext): { mounts: unknown[]; volumes: unknown[] } {
   const { v, names } = ctx;
-  // A writable /tmp for anything that needs one; the root filesystem stays read-only.
-  const mounts: unknown[] = [{ name: 'tmp', mountPath: '/tmp' }];
-  const vols: unknown[] = [{ name: 'tmp', emptyDir: {} }];
+  const extraMounts = v.list('controller.extraVolumeMounts');
+  const extraVolumes = v.list('controller.extraVolumes');
+  // A writable /tmp for anything that needs one (the root filesystem stays read-only), unless the
+  // values mount one there already: two mounts at one path, or two volumes of one name, are refused by
+  // the API server.
+  const mounts: unknown[] = [];
+  const vols: unknown[] = [];
+  const field = (item: unknown, key: string) => (item as Record<string, unknown> | null)?.[key];
+  if (!extraMounts.some((m) => String(field(m, 'mountPath')).replace(/\/+$/, '') === '/tmp')) {
+    const name = extraVolumes.some((x) => field(x, 'name') === 'tmp') ? 'keepip-tmp' : 'tmp';
+    mounts.push({ name, mountPath: '/tmp' });
+    vols.push({ name, emptyDir: {} });
+  }
   if (v.bool('controller.admissionWebhooks.enabled')) {
     mounts.push({ name: 'webhook-cert', mountPath: WEBHOOK_CERT_DIR, readOnly: true });
     const secret: Record<string, unknown> = { secretName: names.admission };
@@ -94,8 +104,8 @@ function volumes(ctx: RenderContext): { mounts: unknown[]; volumes: unknown[] } 
     }
     vols.push({ name: 'webhook-cert', secret });
   }
-  mounts.push(...v.list('controller.extraVolumeMounts'));
-  vols.push(...v.list('controller.extraVolumes'));
+  mounts.push(...extraMounts);
+  vols.push(...extraVolumes);
   return { mounts, volumes: vols };
 }
 

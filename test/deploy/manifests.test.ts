@@ -506,6 +506,40 @@ describe('keepip manifests: what the chart would render', () => {
   });
 });
 
+describe('keepip manifests: the writable /tmp', () => {
+  const podOf = async (values: Values) =>
+    (find((await render(values)).objects, 'Deployment').spec as Json).template.spec;
+  const tmpMounts = (spec: Json) =>
+    spec.containers[0].volumeMounts.filter((m: Json) => m.mountPath === '/tmp').map((m: Json) => m.name);
+
+  it('is an emptyDir of its own unless the values mount one there; never two of a name or a path', async () => {
+    const own = await podOf({});
+    assert.deepEqual(tmpMounts(own), ['tmp']);
+    // Values that hardened ingress-nginx with their own /tmp: theirs alone (the API refused two).
+    const theirs = await podOf({
+      controller: {
+        extraVolumes: [{ name: 'tmp', emptyDir: {} }],
+        extraVolumeMounts: [{ name: 'tmp', mountPath: '/tmp' }],
+      },
+    });
+    assert.deepEqual(tmpMounts(theirs), ['tmp']);
+    // A volume of theirs named tmp mounted elsewhere: ours is renamed.
+    const elsewhere = await podOf({
+      controller: {
+        extraVolumes: [{ name: 'tmp', emptyDir: {} }],
+        extraVolumeMounts: [{ name: 'tmp', mountPath: '/scratch' }],
+      },
+    });
+    assert.deepEqual(tmpMounts(elsewhere), ['keepip-tmp']);
+    for (const spec of [own, theirs, elsewhere]) {
+      const names = spec.volumes.map((x: Json) => x.name);
+      const paths = spec.containers[0].volumeMounts.map((m: Json) => m.mountPath);
+      assert.equal(new Set(names).size, names.length, `volumes ${names}`);
+      assert.equal(new Set(paths).size, paths.length, `mounts ${paths}`);
+    }
+  });
+});
+
 describe('keepip manifests: the webhook certificate', () => {
   it('is signed by the CA in the caBundle and names the webhook Service', async () => {
     const { objects } = await render({});
