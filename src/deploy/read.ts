@@ -57,7 +57,9 @@ export function valuesReader(values: Values, defaults: Values): ValuesReader {
   };
   const typed = <T>(path: string, want: string, convert: (v: unknown) => T | null, zero: T): T => {
     const value = at(values, path);
-    if (value === undefined || value === null) return convert(at(defaults, path)) ?? zero;
+    // Absent from the merged values: absent from the chart too, or removed by the user's null (Helm's
+    // "deleting a default key"); the default must not come back.
+    if (value === undefined || value === null) return zero;
     const got = convert(value);
     if (got !== null) return got;
     invalid(path, value, want);

@@ -506,6 +506,23 @@ describe('keepip manifests: what the chart would render', () => {
   });
 });
 
+describe('keepip manifests: null removes a default, as Helm does', () => {
+  it('controller.livenessProbe, resources and nodeSelector set to null are not rendered', async () => {
+    const withDefaults = (find((await render({})).objects, 'Deployment').spec as Json).template.spec;
+    assert.ok(withDefaults.containers[0].livenessProbe, 'the chart has a livenessProbe by default');
+    assert.ok(withDefaults.containers[0].resources, 'and resources');
+    assert.ok(withDefaults.nodeSelector, 'and a nodeSelector');
+    const values = {
+      controller: { livenessProbe: null, resources: null, nodeSelector: null },
+    } as unknown as Values;
+    const spec = (find((await render(values)).objects, 'Deployment').spec as Json).template.spec;
+    assert.equal(spec.containers[0].livenessProbe, undefined);
+    assert.equal(spec.containers[0].resources, undefined);
+    assert.equal(spec.nodeSelector, undefined);
+    assert.ok(spec.containers[0].readinessProbe, 'what was not removed stays');
+  });
+});
+
 describe('keepip manifests: the writable /tmp', () => {
   const podOf = async (values: Values) =>
     (find((await render(values)).objects, 'Deployment').spec as Json).template.spec;
