@@ -754,13 +754,13 @@ function findLocationFolded(vhost: CompiledVirtualHost, uri: string): CompiledLo
   if (exact !== undefined) return exact;
   for (const loc of vhost.regexes) if (loc.regex!.test(uri)) return loc;
   for (const { prefix, location } of vhost.foldedPrefixes) {
-    if (prefixMatches(location, prefix, uri)) return location;
+    if (prefixMatches(prefix, uri)) return location;
   }
   return null;
 }
 
-/** Whether `uri` falls under the location's `prefix` (its own, or its case-folded one). */
-function prefixMatches(location: CompiledLocation, prefix: string, uri: string): boolean {
+/** Whether `uri` falls under a location's `prefix` (its own, or its case-folded one): whole segments. */
+function prefixMatches(prefix: string, uri: string): boolean {
   if (prefix === '') return true;
   if (!uri.startsWith(prefix)) return false;
   return uri.length === prefix.length || uri.charCodeAt(prefix.length) === 0x2f;
@@ -893,7 +893,7 @@ function findLocation(vhost: CompiledVirtualHost, uri: string): CompiledLocation
   }
   let prefix: CompiledLocation | null = null;
   for (const loc of vhost.prefixes) {
-    if (prefixMatches(loc, loc.prefix, uri)) {
+    if (prefixMatches(loc.prefix, uri)) {
       prefix = loc;
       break;
     }
