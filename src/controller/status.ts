@@ -34,17 +34,17 @@ function sortEntries(entries: LbIngressEntry[]): LbIngressEntry[] {
     .sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
 }
 
-/**
- * The publish-service's addresses by its type, as ingress-nginx's statusAddressFromService:
- * ExternalName its name; ClusterIP its cluster IP; NodePort its externalIPs, else its cluster IP;
- * LoadBalancer its status entries and externalIPs. A headless Service has no address.
- */
 /** A ClusterIP Service without a cluster IP (`clusterIP: None`). */
 export function isHeadless(service: KubeObject): boolean {
   const spec = rec(service.spec);
   return (spec.type === undefined || spec.type === 'ClusterIP') && spec.clusterIP === 'None';
 }
 
+/**
+ * The publish-service's addresses by its type, as ingress-nginx's statusAddressFromService:
+ * ExternalName its name; ClusterIP its cluster IP; NodePort its externalIPs, else its cluster IP;
+ * LoadBalancer its status entries and externalIPs. A headless Service has no address.
+ */
 export function serviceAddresses(service: KubeObject): LbIngressEntry[] {
   const spec = rec(service.spec);
   if (spec.type === 'ExternalName' && typeof spec.externalName === 'string')
