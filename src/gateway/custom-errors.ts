@@ -108,8 +108,7 @@ function errorBackendPath(requestUri: string): string {
 /**
  * The error backend's answer to the request instead of `code` (nothing was sent to the client yet):
  * `/` with the request's arguments and method kept and no body, the headers `base` plus the X-Code set.
- * `location`: whose
- * default-backend serves (the matched one unless told). False without an error backend.
+ * `location`: whose default-backend serves (the matched one unless told). False without an error backend.
  */
 export function serveFromErrorBackend(
   ctx: HandlerContext,
