@@ -41,7 +41,7 @@
 // - "`proxy-set-headers` | none | … nginx variables in values (`$remote_addr`, `$http_*`, …) are expanded
 //   as nginx expands them"; "`log-format-upstream` … Variables: … `$service_name` …".
 // - docs/gateway.md (client deadlines): "after an answer while the client may still send (a declared
-//   body left unread: 403, 404, 413, 417, a redirect, …) … the rest is read and dropped, then close; on a
+//   body left unread: 403, 404, 413, a redirect, …) … the rest is read and dropped, then close; on a
 //   kept-alive connection whose body ends in time, the next request follows".
 //
 // Covered by (already checked elsewhere; not repeated here):

@@ -21,7 +21,7 @@
 //   "Trailers and chunk extensions are validated and dropped: the upstream request is always re-framed
 //    by keepip." "`100 Continue` is sent only when the body is read (nginx's behaviour; a 413 goes out
 //    without it)"
-//   "after an answer while the client may still send (a declared body left unread: 403, 404, 413, 417,
+//   "after an answer while the client may still send (a declared body left unread: 403, 404, 413,
 //    a redirect, a 5xx, a backend that answered early; …) … the rest is read and dropped, then close;
 //    on a kept-alive connection whose body ends in time, the next request follows"
 //   "With `proxy-request-buffering: off`, a chunked body over `proxy-body-size` is cut at the limit and
