@@ -9,13 +9,17 @@ import { after, before, it } from 'node:test';
 import { createKubeClient, loadKubeConfig } from '../../src/controller/kube-client.ts';
 import type { WatchEnd, WatchEvent } from '../../src/controller/reflector.ts';
 
-/** A silent watch that answers at once and sends a BOOKMARK after 1 s (5 request timeouts); `/hang` never answers. */
+/**
+ * A watch that answers at once and stays silent, then sends a BOOKMARK after twice the request timeout;
+ * `/hang` never answers. The request timeout is 2 s, so that a busy machine still answers a watch in it.
+ */
+const REQUEST_TIMEOUT_MS = 2_000;
 const server = http.createServer((req, res) => {
   if (req.url?.startsWith('/hang')) return;
   res.writeHead(200, { 'content-type': 'application/json' });
   res.flushHeaders();
   const bookmark = { type: 'BOOKMARK', object: { kind: 'ConfigMap', metadata: { resourceVersion: '42' } } };
-  const timer = setTimeout(() => res.write(`${JSON.stringify(bookmark)}\n`), 1_000);
+  const timer = setTimeout(() => res.write(`${JSON.stringify(bookmark)}\n`), 2 * REQUEST_TIMEOUT_MS);
   res.on('close', () => clearTimeout(timer));
 });
 let client: ReturnType<typeof createKubeClient>;
@@ -24,7 +28,7 @@ before(async () => {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   const source = { kubeconfig: null, apiserverHost: `http://127.0.0.1:${port}`, certificateAuthority: null };
-  client = createKubeClient(loadKubeConfig(source, {}), 200);
+  client = createKubeClient(loadKubeConfig(source, {}), REQUEST_TIMEOUT_MS);
 });
 after(async () => {
   server.closeAllConnections();
