@@ -807,8 +807,10 @@ describe('docs/controller.md: Leader election and Ingress status', { concurrency
       metadata: { namespace: 'ingress-nginx', name: 'lb' },
       spec: { type: 'ClusterIP', clusterIP, ports: [{ name: 'http', port: 80, protocol: 'TCP' }] },
     });
+    // A 6 s lease (3 s renew deadline): the renewal counts from its sending (ddcf442), so with 2 s a
+    // loaded CI machine's slow Lease write made the leader step down mid-sync, and b3a saw extra syncs.
     const cluster = webCluster<ApiProxy>(
-      ['--election-ttl=2s', '--election-id=docs-b3', '--publish-service=ingress-nginx/lb'],
+      ['--election-ttl=6s', '--election-id=docs-b3', '--publish-service=ingress-nginx/lb'],
       {
         env: { POD_NAME: 'ctl-b3' },
         prepare: (api) => {
